@@ -1,0 +1,188 @@
+"""agent.sock: what a sandboxed agent may say to the daemon. It may ask, and read the state of
+its own run's requests; nothing else.
+
+The run is the socket's run (bound per run by the daemon), never anything in the payload. Every
+other op (approve, deny, decide, anything) is refused and recorded as `approval.refused_op`.
+
+Ops, as JSON-lines requests (console/protocol.py):
+
+    ask     {kind: exec|network|write|custom, subject | command, cwd?, title?, detail?}
+            -> {allow, decision: allow|deny, reason, provenance, request_id}
+    status  {request_id}  -> {request_id, state, kind, subject, summary, age, reason?, allow?}
+
+Requests on one connection may overlap (answers carry the request's id). A client must keep
+its side open until it has its answers: end of stream cancels the connection's open requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from console.approvals import EVENT_REFUSED_OP, Inbox, Outcome, check_request, printable
+from console.policy import Decision, Provenance
+from console.protocol import (
+    AGENT_MAX_LINE,
+    Failure,
+    ProtocolError,
+    encode,
+    error,
+    ok,
+    parse_request,
+    read_message,
+)
+
+log = logging.getLogger(__name__)
+
+PolicyEval = Callable[[str, str, str, str], Decision | Awaitable[Decision]]
+MAX_IN_FLIGHT = 64  # per connection; the inbox's per-run cap applies as well
+MAX_BAD_MESSAGES = 8
+
+
+async def handle_agent_connection(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    run_id: str,
+    profile: str,
+    inbox: Inbox,
+    policy_eval: PolicyEval,
+) -> None:
+    """Serve one connection on a run's agent.sock until it closes."""
+    write_lock = asyncio.Lock()
+    tasks: set[asyncio.Task[None]] = set()
+    bad = 0
+
+    async def send(message: dict[str, Any]) -> None:
+        async with write_lock:
+            writer.write(encode(message))
+            await writer.drain()
+
+    async def serve(req_id: Any, op: str, args: dict[str, Any]) -> None:
+        try:
+            result = await _dispatch(op, args, run_id, profile, inbox, policy_eval)
+            reply = ok(req_id, result)
+        except Failure as exc:
+            reply = error(req_id, exc)
+        except Exception as exc:  # never a traceback to the sandbox
+            log.exception("agent.sock op %s failed", op)
+            reply = error(req_id, Failure("internal", f"the daemon could not answer: {type(exc).__name__}"))
+        with contextlib.suppress(ConnectionError):
+            await send(reply)
+
+    try:
+        while True:
+            try:
+                msg = await read_message(reader, AGENT_MAX_LINE)
+                if msg is None:
+                    break
+                req_id, op, args = parse_request(msg)
+            except ProtocolError as exc:
+                bad += 1
+                await send(error(None, Failure("bad_message", str(exc))))
+                # An over-long line cannot be skipped safely; too many bad ones is not a client.
+                if "longer than" in str(exc) or bad >= MAX_BAD_MESSAGES:
+                    break
+                continue
+            if len(tasks) >= MAX_IN_FLIGHT:
+                await send(error(req_id, Failure("busy", f"more than {MAX_IN_FLIGHT} requests "
+                                                 "open on this connection")))
+                continue
+            task = asyncio.create_task(serve(req_id, op, args))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    except ConnectionError:
+        pass
+    finally:
+        for t in list(tasks):
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+async def _dispatch(op: str, args: dict[str, Any], run_id: str, profile: str,
+                    inbox: Inbox, policy_eval: PolicyEval) -> dict[str, Any]:
+    if op == "ask":
+        return await _ask(args, run_id, profile, inbox, policy_eval)
+    if op == "status":
+        return _status(args, run_id, inbox)
+    await inbox.record_refusal(EVENT_REFUSED_OP, run_id, {
+        "run_id": run_id, "profile": profile, "op": printable(op, 80),
+        "args": printable(repr(args), 400)})
+    raise Failure("refused_op", f'"{printable(op, 40)}" is not allowed on agent.sock: an agent can '
+                  "ask and read its own requests; only a person at the console decides")
+
+
+async def _ask(args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
+               policy_eval: PolicyEval) -> dict[str, Any]:
+    kind = args.get("kind", "exec")
+    subject = args.get("subject", args.get("command"))
+    title = args.get("title")
+    detail = args.get("detail") or {}
+    cwd = args.get("cwd")
+    if isinstance(detail, dict) and isinstance(cwd, str):
+        detail = {**detail, "cwd": cwd}
+    reason = check_request(kind, subject, title, detail)
+    if reason is not None:
+        return _answer(await inbox.refuse(run_id, profile, kind, subject, reason))
+    try:
+        decision = policy_eval(kind, subject, run_id, profile)
+        if inspect.isawaitable(decision):
+            decision = await decision
+    except Exception as exc:  # fail closed
+        log.exception("policy evaluation failed")
+        return _answer_parts(False, Provenance("error", detail=f"policy evaluation failed ({exc}); denied"), None)
+    if decision.action != "ask":
+        try:
+            await inbox.record_policy(run_id, profile, kind, subject, decision.action,
+                                      decision.provenance, detail)
+        except Exception as exc:
+            log.warning("recording a policy decision failed: %s", exc)
+            return _answer_parts(False, Provenance(
+                "error", detail=f"the decision could not be recorded ({exc}); refused"), None)
+        return _answer_parts(decision.allowed, decision.provenance, None)
+    outcome = await inbox.submit(run_id, profile, kind, subject, detail, decision.provenance,
+                                 title=title, grant_patterns=decision.asking or None)
+    return _answer(outcome)
+
+
+def _answer(outcome: Outcome) -> dict[str, Any]:
+    return _answer_parts(outcome.allow, outcome.provenance, outcome.request_id)
+
+
+def _answer_parts(allow: bool, prov: Provenance, request_id: str | None) -> dict[str, Any]:
+    return {"allow": allow, "decision": "allow" if allow else "deny", "reason": prov.describe(),
+            "provenance": prov.to_dict(), "request_id": request_id}
+
+
+def _status(args: dict[str, Any], run_id: str, inbox: Inbox) -> dict[str, Any]:
+    rid = args.get("request_id")
+    req = inbox.get(rid) if isinstance(rid, str) else None
+    if req is None or req.run_id != run_id:  # another run's request does not exist for this one
+        raise Failure("unknown_request", f'no request "{printable(str(rid), 40)}" from this run')
+    out: dict[str, Any] = {"request_id": req.id, "state": req.state, "kind": req.kind,
+                           "subject": req.subject, "summary": req.summary(), "age": req.age()}
+    if req.provenance is not None:
+        out["reason"] = req.provenance.describe()
+        out["allow"] = req.allowed
+    return out
+
+
+async def start_agent_server(
+    path: str | os.PathLike[str], run_id: str, profile: str, inbox: Inbox,
+    policy_eval: PolicyEval, mode: int = 0o600,
+) -> asyncio.AbstractServer:
+    """Bind a run's agent.sock with the reader bound the codec needs."""
+    server = await asyncio.start_unix_server(
+        lambda r, w: handle_agent_connection(r, w, run_id, profile, inbox, policy_eval),
+        path=os.fspath(path), limit=AGENT_MAX_LINE,
+    )
+    os.chmod(path, mode)
+    return server

@@ -1,0 +1,490 @@
+"""The approvals inbox: one queue of pending requests for all runs.
+
+No I/O of its own: security events go through the `record` callback, which must commit before
+returning (the store's writer). The order of things is the guarantee:
+
+- a request is recorded (`approval.requested`) before anyone can see or decide it; if recording
+  fails, the request is refused (fail closed);
+- a decision is recorded (`approval.decided`) before the waiter is released or a grant exists;
+  if recording fails, nothing is applied and the decider gets the error;
+- the first decision wins; later ones get "already decided by X at T";
+- an unanswered request is denied when the timeout runs out (provenance "timeout").
+
+Floods from inside a sandbox are bounded per run: pending requests, a request rate, and
+the size of each request. Refusals are recorded too, at most one burst per rate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from console.policy import Grant, GrantTable, Provenance, new_grant, parse_scope, rule_words
+from console.protocol import Failure
+
+log = logging.getLogger(__name__)
+
+KINDS = ("exec", "network", "write", "custom")
+SUBJECT_MAX_BYTES = 4 * 1024
+DETAIL_MAX_BYTES = 16 * 1024
+TITLE_MAX_CHARS = 200
+
+EVENT_REQUESTED = "approval.requested"
+EVENT_DECIDED = "approval.decided"
+EVENT_CANCELLED = "approval.cancelled"
+EVENT_REFUSED = "approval.refused"
+EVENT_REFUSED_OP = "approval.refused_op"
+EVENT_POLICY = "policy.decision"  # decided by rules or grants without a person
+
+RecordFn = Callable[[str, dict[str, Any]], Awaitable[Any]]
+
+_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def check_request(kind: str, subject: Any, title: Any, detail: Any) -> str | None:
+    """Why a request is refused before anything else, or None. Bounds keep a hostile agent
+    from filling the inbox, the store or a person's screen."""
+    if kind not in KINDS:
+        return f'unknown request kind "{str(kind)[:40]}": use {", ".join(KINDS)}'
+    if not isinstance(subject, str) or not subject.strip():
+        return "a request needs a subject (the command, host:port, path or title)"
+    if len(subject.encode("utf-8", "surrogatepass")) > SUBJECT_MAX_BYTES:
+        return f"the subject is longer than {SUBJECT_MAX_BYTES} bytes"
+    if title is not None and (not isinstance(title, str) or len(title) > TITLE_MAX_CHARS):
+        return f"the title must be text of at most {TITLE_MAX_CHARS} characters"
+    if detail is not None and not isinstance(detail, dict):
+        return "detail must be an object"
+    try:
+        size = len(json.dumps(detail or {}, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    except (TypeError, ValueError):
+        return "detail must be plain JSON"
+    if size > DETAIL_MAX_BYTES:
+        return f"detail is {size} bytes as JSON; at most {DETAIL_MAX_BYTES}"
+    return None
+
+
+def printable(text: str, limit: int = 120) -> str:
+    """One line, no control characters (terminal escapes from a sandbox stop here)."""
+    out = "".join(ch if ch.isprintable() else ("⏎" if ch == "\n" else "�") for ch in text)
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+@dataclass(eq=False)
+class Request:
+    id: str
+    run_id: str
+    profile: str
+    kind: str
+    subject: str
+    title: str
+    detail: dict[str, Any]
+    created_at: float
+    rule_provenance: Provenance | None = None
+    grant_patterns: tuple[str, ...] = ()
+    state: str = "recording"  # recording -> pending -> allowed | denied | timeout | cancelled
+    provenance: Provenance | None = None
+    decided_by: str | None = None
+    decided_at: float | None = None
+    scope: str | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    @property
+    def allowed(self) -> bool:
+        return self.state == "allowed"
+
+    def age(self, now: float | None = None) -> float:
+        return max(0.0, (time.time() if now is None else now) - self.created_at)
+
+    def summary(self, limit: int = 100) -> str:
+        text = self.title if self.title and self.title != self.subject else self.subject
+        return printable(f"{self.kind} {text}", limit)
+
+    def closed_message(self) -> str:
+        at = time.strftime("%H:%M:%S", time.localtime(self.decided_at or self.created_at))
+        if self.state in ("allowed", "denied") and self.decided_by:
+            verb = "allowed" if self.allowed else "denied"
+            return f"request {self.id} was already decided by {self.decided_by} at {at} ({verb})"
+        why = self.provenance.describe() if self.provenance else self.state
+        return f"request {self.id} was already closed at {at}: {why}"
+
+    def to_dict(self, now: float | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id, "run_id": self.run_id, "profile": self.profile, "kind": self.kind,
+            "subject": self.subject, "title": self.title, "detail": self.detail,
+            "summary": self.summary(), "created_at": self.created_at, "age": self.age(now),
+            "state": self.state,
+            "rule_provenance": self.rule_provenance.to_dict() if self.rule_provenance else None,
+            "provenance": self.provenance.to_dict() if self.provenance else None,
+            "decided_by": self.decided_by, "decided_at": self.decided_at, "scope": self.scope,
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    allow: bool
+    provenance: Provenance
+    request_id: str | None = None
+
+    @property
+    def reason(self) -> str:
+        return self.provenance.describe()
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    request_id: str
+    allow: bool
+    actor: str
+    scope: str
+    decided_at: float
+    provenance: Provenance
+    grants: tuple[Grant, ...] = ()
+    note: str = ""  # e.g. why a wider scope made no grant
+    also_decided: tuple[str, ...] = ()  # other pending requests the new grants answered
+
+
+@dataclass
+class _Window:
+    start: float = 0.0
+    count: int = 0
+    suppressed: int = 0
+
+
+class Inbox:
+    def __init__(
+        self,
+        record: RecordFn,
+        notify: Callable[[Request], None] | None = None,
+        timeout_s: float = 120.0,
+        *,
+        grants: GrantTable | None = None,
+        max_pending_per_run: int = 32,
+        max_rate_per_run: tuple[int, float] = (20, 10.0),
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[dict[str, Any]], None] | None = None,
+        keep_closed: int = 1000,
+    ) -> None:
+        self._record = record
+        self._notify = notify
+        self.timeout_s = timeout_s
+        self.grants = grants if grants is not None else GrantTable(clock)
+        self.max_pending_per_run = max_pending_per_run
+        self.max_rate_per_run = max_rate_per_run
+        self._clock = clock
+        self._listeners: list[Callable[[dict[str, Any]], None]] = [on_change] if on_change else []
+        self._keep_closed = keep_closed
+        self._open: dict[str, Request] = {}  # recording or pending
+        self._closed: OrderedDict[str, Request] = OrderedDict()
+        self._rates: dict[str, deque[float]] = {}
+        self._refusals: dict[str, _Window] = {}
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def pending(self, run_id: str | None = None) -> list[Request]:
+        """Pending requests, oldest first."""
+        reqs = [r for r in self._open.values() if r.state == "pending"]
+        reqs = [r for r in reqs if run_id is None or r.run_id == run_id]
+        return sorted(reqs, key=lambda r: r.created_at)
+
+    def get(self, request_id: str) -> Request | None:
+        req = self._open.get(request_id) or self._closed.get(request_id)
+        return None if req is None or req.state == "recording" else req
+
+    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """callback({"kind": "approval.requested" | "approval.resolved", "request": {...}}) on
+        every change; returns the function that unsubscribes."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    def _emit(self, kind: str, req: Request) -> None:
+        payload = {"kind": kind, "request": req.to_dict(self._clock())}
+        for cb in list(self._listeners):
+            try:
+                cb(payload)
+            except Exception:  # a broken subscriber must not break approvals
+                log.exception("approvals listener failed")
+
+    # --- asking ----------------------------------------------------------------------------
+
+    async def submit(
+        self, run_id: str, profile: str, kind: str, subject: str,
+        detail: dict[str, Any] | None = None, rule_provenance: Provenance | None = None, *,
+        title: str | None = None, grant_patterns: Sequence[str] | None = None,
+    ) -> Outcome:
+        """Ask a person; wait for the decision or the timeout. Never raises for a refusal."""
+        now = self._clock()
+        reason = check_request(kind, subject, title, detail)
+        if reason is None:
+            reason = self._over_limit(run_id, now)
+        if reason is not None:
+            return await self.refuse(run_id, profile, kind, subject, reason)
+        self._rates.setdefault(run_id, deque()).append(now)
+        req = Request(
+            id=self._new_id(), run_id=run_id, profile=profile, kind=kind, subject=subject,
+            title=title or printable(subject.split("\n", 1)[0], TITLE_MAX_CHARS),
+            detail=dict(detail or {}), created_at=now, rule_provenance=rule_provenance,
+            grant_patterns=tuple(grant_patterns) if grant_patterns is not None else (
+                () if kind == "exec" else (subject,)),
+        )
+        self._open[req.id] = req  # counted against the cap from here, invisible until recorded
+        try:
+            try:
+                await self._rec(EVENT_REQUESTED, self._record_data(req))
+            except Exception as exc:
+                log.warning("recording approval request failed: %s", exc)
+                self._close(req, "denied", Provenance(
+                    "error", detail=f"the request could not be recorded ({exc}); refused"), emit=False)
+                return self._outcome(req)
+            req.state = "pending"
+            self._emit("approval.requested", req)
+            if self._notify is not None:
+                try:
+                    self._notify(req)
+                except Exception:
+                    log.exception("approvals notify failed")
+            try:
+                await asyncio.wait_for(req.done.wait(), self.timeout_s)
+            except TimeoutError:
+                await self._time_out(req)
+        except asyncio.CancelledError:
+            # The asker went away (agent.sock closed): the prompt would answer no one.
+            await self._close_recorded(req, "cancelled", Provenance(
+                "cancelled", detail="the asking process went away"))
+            raise
+        return self._outcome(req)
+
+    async def refuse(self, run_id: str, profile: str, kind: str, subject: Any, reason: str) -> Outcome:
+        """Refuse without asking (bounds, limits): recorded, at most one burst per window."""
+        prov = Provenance("limit", detail=f"refused: {reason}")
+        await self.record_refusal(EVENT_REFUSED, run_id, {
+            "run_id": run_id, "profile": profile, "kind": str(kind)[:40],
+            "subject": printable(str(subject), 200), "provenance": prov.to_dict()})
+        return Outcome(False, prov, None)
+
+    def _over_limit(self, run_id: str, now: float) -> str | None:
+        open_n = sum(1 for r in self._open.values() if r.run_id == run_id)
+        if open_n >= self.max_pending_per_run:
+            return (f"this run already has {open_n} requests waiting (at most "
+                    f"{self.max_pending_per_run}); wait for answers first")
+        count, window = self.max_rate_per_run
+        times = self._rates.setdefault(run_id, deque())
+        while times and now - times[0] >= window:
+            times.popleft()
+        if len(times) >= count:
+            return f"more than {count} requests in {window:g}s from this run; slow down"
+        return None
+
+    async def record_refusal(self, event: str, run_id: str, data: dict[str, Any]) -> None:
+        """Record a refusal, throttled per run: the first `count` per window, then a count of
+        the suppressed ones in the next record (a flood must not flood the store)."""
+        now = self._clock()
+        count, window = self.max_rate_per_run
+        w = self._refusals.setdefault(run_id, _Window(now))
+        if now - w.start >= window:
+            w.start, w.count = now, 0
+        if w.count >= count:
+            w.suppressed += 1
+            return
+        w.count += 1
+        if w.suppressed:
+            data = {**data, "suppressed_before": w.suppressed}
+            w.suppressed = 0
+        try:
+            await self._rec(event, data)
+        except Exception as exc:  # already refused; nothing more to close
+            log.warning("recording a refusal failed: %s", exc)
+
+    async def record_policy(self, run_id: str, profile: str, kind: str, subject: str,
+                            action: str, provenance: Provenance, detail: dict[str, Any] | None = None) -> None:
+        """Record a decision rules or grants made without a person. Raises if recording fails:
+        the caller must then refuse (an allow nobody can audit is not given)."""
+        await self._rec(EVENT_POLICY, {
+            "actor": "policy", "run_id": run_id, "profile": profile, "kind": kind, "subject": subject,
+            "action": action, "provenance": provenance.to_dict(), "detail": detail or {}})
+
+    # --- deciding --------------------------------------------------------------------------
+
+    async def decide(
+        self, request_id: str, allow: bool, actor: str, scope: str = "once", *,
+        pattern: str | None = None,
+    ) -> DecisionResult:
+        """A person's answer. Raises Failure (unknown_request, already_decided, bad_scope,
+        bad_pattern, record_failed); nothing is applied when it raises."""
+        if not actor:
+            raise Failure("no_actor", "a decision needs the deciding person's user name")
+        try:
+            sc = parse_scope(scope)
+        except ValueError as exc:
+            raise Failure("bad_scope", str(exc)) from None
+        req = self.get(request_id)
+        if req is None:
+            raise Failure("unknown_request", f'no approval request "{printable(request_id, 40)}"',
+                          hint="`pilothouse approvals` lists the pending ones")
+        async with req.lock:  # a second decider waits here, then sees the first one's answer
+            if req.state != "pending":
+                raise Failure("already_decided", req.closed_message())
+            now = self._clock()
+            grants, note = self._grants_for(req, allow, actor, sc, pattern, now)
+            prov = Provenance("person", person=actor, scope=sc.kind,
+                              grant_id=grants[0].id if grants else None,
+                              expires_at=grants[0].expires_at if grants else None)
+            data = {**self._decision_data(req, allow, prov), "actor": actor, "scope": sc.kind,
+                    "grants": [g.to_dict() for g in grants]}
+            try:
+                await self._rec(EVENT_DECIDED, data)
+            except Exception as exc:
+                raise Failure("record_failed", f"the decision on {req.id} could not be recorded, "
+                              f"so it was not applied: {exc}",
+                              hint="check the store (`pilothouse doctor`), then decide again") from None
+            for g in grants:
+                self.grants.add(g)
+            req.decided_by, req.scope = actor, sc.kind
+            self._close(req, "allowed" if allow else "denied", prov, at=now)
+        also = await self._answer_pending_from_grants() if grants else ()
+        return DecisionResult(req.id, allow, actor, sc.kind, now, prov, tuple(grants), note, also)
+
+    def _grants_for(self, req: Request, allow: bool, actor: str, sc: Any,
+                    pattern: str | None, now: float) -> tuple[list[Grant], str]:
+        if sc.kind == "once":
+            return [], ""
+        patterns = [pattern] if pattern else list(req.grant_patterns)
+        if not patterns:
+            return [], f"scope {sc.kind} made no grant: the command could not be split into rules"
+        if req.kind == "exec":
+            for p in patterns:
+                try:
+                    rule_words(p)
+                except ValueError as exc:
+                    raise Failure("bad_pattern", f'pattern "{printable(p, 80)}": {exc}') from None
+        grants = [new_grant(req.kind, p, "allow" if allow else "deny", sc, run_id=req.run_id,
+                            profile=req.profile, decided_by=actor, now=now) for p in patterns]
+        return grants, ""
+
+    async def _answer_pending_from_grants(self) -> tuple[str, ...]:
+        """Pending requests that grants now answer are decided without asking again."""
+        answered = []
+        for req in self.pending():
+            if not req.grant_patterns:
+                continue
+            now = self._clock()
+            found = [self.grants.match(req.kind, p, req.run_id, req.profile, now, consume=False)
+                     for p in req.grant_patterns]
+            deny = next((g for g in found if g and g.effect == "deny"), None)
+            if deny is None and not all(g and g.effect == "allow" for g in found):
+                continue
+            g = deny or found[0]
+            assert g is not None
+            async with req.lock:
+                if req.state != "pending":
+                    continue
+                prov = g.provenance()
+                try:
+                    await self._rec(EVENT_DECIDED, {
+                        **self._decision_data(req, deny is None, prov), "actor": "policy"})
+                except Exception as exc:
+                    log.warning("recording a grant's decision failed: %s", exc)
+                    continue  # stays pending: a person can still answer it
+                self.grants.consume(g)
+                self._close(req, "denied" if deny else "allowed", prov, at=now)
+                answered.append(req.id)
+        return tuple(answered)
+
+    async def cancel_run(self, run_id: str, reason: str = "run ended") -> list[Request]:
+        """Close a run's pending requests (denied, provenance "cancelled"), drop its grants."""
+        closed = []
+        for req in [r for r in self._open.values() if r.run_id == run_id]:
+            if await self._close_recorded(req, "cancelled", Provenance("cancelled", detail=reason)):
+                closed.append(req)
+        self.grants.end_run(run_id)
+        self._rates.pop(run_id, None)
+        self._refusals.pop(run_id, None)
+        return closed
+
+    # --- internals ---------------------------------------------------------------------------
+
+    async def _rec(self, event: str, data: dict[str, Any]) -> Any:
+        """record(), with "actor" and a one-line "text" filled in for the history view."""
+        data = dict(data)
+        data.setdefault("actor", f"run:{data.get('run_id', '?')}")
+        data.setdefault("text", _event_text(event, data))
+        return await self._record(event, data)
+
+    async def _time_out(self, req: Request) -> None:
+        await self._close_recorded(req, "timeout", Provenance(
+            "timeout", detail=f"no answer within {self.timeout_s:g}s; denied"), event=EVENT_DECIDED)
+
+    async def _close_recorded(self, req: Request, state: str, prov: Provenance,
+                              event: str = EVENT_CANCELLED) -> bool:
+        """Deny-side closings: recorded first, but applied even if recording fails (a denial
+        is the safe side)."""
+        async with req.lock:
+            if req.state not in ("pending", "recording"):
+                return False
+            try:  # also when still "recording": that record may have landed
+                await self._rec(event, {**self._decision_data(req, False, prov), "actor": "daemon"})
+            except Exception as exc:
+                log.warning("recording %s of %s failed: %s", state, req.id, exc)
+            self._close(req, state, prov, emit=req.state == "pending")
+            return True
+
+    def _close(self, req: Request, state: str, prov: Provenance, *, at: float | None = None,
+               emit: bool = True) -> None:
+        req.state, req.provenance = state, prov
+        req.decided_at = self._clock() if at is None else at
+        self._open.pop(req.id, None)
+        self._closed[req.id] = req
+        while len(self._closed) > self._keep_closed:
+            self._closed.popitem(last=False)
+        req.done.set()
+        if emit:
+            self._emit("approval.resolved", req)
+
+    def _outcome(self, req: Request) -> Outcome:
+        prov = req.provenance or Provenance("error", detail="no decision")
+        return Outcome(req.allowed, prov, req.id if req.state != "recording" else None)
+
+    def _record_data(self, req: Request) -> dict[str, Any]:
+        data = req.to_dict(self._clock())
+        for k in ("summary", "age", "state", "provenance", "decided_by", "decided_at", "scope"):
+            data.pop(k)
+        return data
+
+    @staticmethod
+    def _decision_data(req: Request, allow: bool, prov: Provenance) -> dict[str, Any]:
+        return {"id": req.id, "run_id": req.run_id, "profile": req.profile, "kind": req.kind,
+                "subject": req.subject, "allow": allow, "provenance": prov.to_dict()}
+
+    def _new_id(self) -> str:
+        length = 4
+        while True:
+            for _ in range(20):
+                rid = "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+                if rid not in self._open and rid not in self._closed:
+                    return rid
+            length += 1
+
+
+def _event_text(event: str, data: dict[str, Any]) -> str:
+    what = printable(f"{data.get('kind', '')} {data.get('subject', '')}", 100)
+    rid = f" ({data['id']})" if data.get("id") else ""
+    prov = data.get("provenance") or {}
+    why = f": {prov.get('text')}" if prov.get("text") else ""
+    run = data.get("run_id", "?")
+    if event == EVENT_REQUESTED:
+        return f"run {run} asks: {what}{rid}"
+    if event in (EVENT_DECIDED, EVENT_POLICY):
+        allowed = data.get("allow", data.get("action") == "allow")
+        return f"{'allowed' if allowed else 'denied'} {what}{rid} for run {run}{why}"
+    if event == EVENT_CANCELLED:
+        return f"closed {what}{rid} for run {run}{why}"
+    if event == EVENT_REFUSED_OP:
+        return f"run {run} tried op {data.get('op')!r} on agent.sock: refused"
+    return f"refused {what} for run {run}{why}"

@@ -1,0 +1,457 @@
+"""`pilothouse`: the console (default), the daemon, and commands for people and scripts.
+
+Every listing command has --json. Expected failures print what happened, why and what to do,
+and exit non-zero without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from console import paths as paths_mod
+from console.client import Client, ClientError, dumps
+from console.config import ConfigError, parse_duration
+
+
+class Context:
+    def __init__(self, config: str | None) -> None:
+        if config:
+            os.environ["PILOTHOUSE_CONFIG"] = str(Path(config).expanduser().resolve())
+        self.paths = paths_mod.resolve()
+        self.config_file = Path(os.environ["PILOTHOUSE_CONFIG"]) if config else None
+
+    def client(self, autostart: bool = True) -> Client:
+        return Client(self.paths, autostart=autostart, config_file=self.config_file)
+
+
+def fail(message: str, hint: str = "", code: int = 1) -> None:
+    click.echo(f"pilothouse: {message}", err=True)
+    if hint:
+        for line in hint.splitlines():
+            click.echo(f"  {line}", err=True)
+    sys.exit(code)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into a message and an exit code, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ClientError as exc:
+            fail(exc.message, exc.hint)
+        except ConfigError as exc:
+            fail(f"bad config: {exc}", "fix the file and try again", code=2)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(0)
+
+    return wrapper
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    secs = max(0, int(time.time() - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs >= size:
+            return f"{secs // size}{unit}"
+    return f"{secs}s"
+
+
+def _clock(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))
+    click.echo(line.rstrip())
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _since(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return time.time() - parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", metavar="FILE", help="Config file (else PILOTHOUSE_CONFIG, else the user file).")
+@click.version_option("0.1.0", prog_name="pilothouse")
+@click.pass_context
+def main(ctx: click.Context, config: str | None) -> None:
+    """Pilothouse: a terminal control room for coding agents."""
+    ctx.obj = Context(config)
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(tui)
+
+
+# --- console and daemon ------------------------------------------------------------------------
+
+
+@main.command()
+@pass_ctx
+@friendly
+def tui(c: Context) -> None:
+    """Open the console (the default command)."""
+    from console.tui.app import run_app
+
+    run_app(c.paths, c.config_file)
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def daemon(ctx: click.Context) -> None:
+    """Run the daemon in the foreground (for systemd); `daemon stop` stops it."""
+    if ctx.invoked_subcommand is None:
+        from console.daemon import run_foreground
+
+        c: Context = ctx.obj
+        sys.exit(run_foreground(c.paths, c.config_file or c.paths.config_file))
+
+
+@daemon.command("stop")
+@pass_ctx
+@friendly
+def daemon_stop(c: Context) -> None:
+    """Stop the daemon: runs are stopped cleanly and the store is flushed."""
+    try:
+        client = c.client(autostart=False)
+    except ClientError as exc:
+        if exc.code == "no-daemon":
+            click.echo("the daemon is not running")
+            return
+        raise
+    with client:
+        pid = client.call("hello")["pid"]
+        client.call("daemon.stop")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    click.echo(f"daemon {pid} stopped" if not _alive(pid) else f"daemon {pid} is still stopping")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@friendly
+def status(c: Context, as_json: bool) -> None:
+    """Is the daemon up, and who am I to it."""
+    with c.client() as client:
+        info = client.call("hello")
+    if as_json:
+        click.echo(dumps(info))
+        return
+    click.echo(f"daemon {info['daemon']} pid {info['pid']} up {info['uptime_s']}s, "
+               f"you are {info['user']} ({info['role']})")
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+
+@main.command(context_settings={"ignore_unknown_options": False})
+@click.argument("profile")
+@click.argument("command", nargs=-1)
+@click.option("--workspace", "-w", metavar="DIR", help="Folder the agent works in (default: the profile's, else here).")
+@click.option("--wait", is_flag=True, help="Stream the output and exit with the agent's exit code.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@pass_ctx
+@friendly
+def run(c: Context, profile: str, command: tuple[str, ...], workspace: str | None, wait: bool, as_json: bool) -> None:
+    """Start PROFILE in its sandbox. `-- CMD ARGS...` replaces the profile's command."""
+    with c.client() as client:
+        record = client.call(
+            "run.start", profile=profile, command=list(command) or None,
+            workspace=workspace, cwd=os.getcwd(),
+        )
+        if not wait:
+            if as_json:
+                click.echo(dumps(record))
+            else:
+                click.echo(record["id"])
+                if record.get("unsandboxed"):
+                    click.echo("warning: this run is NOT sandboxed (profile says sandbox = \"none\")", err=True)
+            return
+        if not as_json:
+            click.echo(f"[pilothouse] run {record['id']} ({record['profile']} in {record['backend']})", err=True)
+        code = _follow(client, record["id"], quiet=as_json)
+        if as_json:
+            click.echo(dumps(client.call("run.get", run=record["id"])))
+    sys.exit(code)
+
+
+def _follow(client: Client, run_id: str, *, quiet: bool = False, tail: int = 0) -> int:
+    result: dict[str, Any] = {}
+    for kind, payload in client.stream("logs", run=run_id, follow=True, tail=tail):
+        if kind == "event" and payload.get("kind") == "run.output" and not quiet:
+            out = sys.stdout
+            for line in payload["lines"]:
+                out.write(line + "\n")
+            out.flush()
+        elif kind == "event" and payload.get("kind") == "bus.dropped":
+            click.echo(f"[pilothouse] {payload['count']} output events skipped (slow reader)", err=True)
+        elif kind == "result":
+            result = payload
+    if "exit_code" not in result:
+        result = client.call("run.get", run=run_id)
+    code = result.get("exit_code")
+    state = result.get("state")
+    if state in ("lost", "failed") and code is None:
+        return 1
+    if code is None:
+        return 0
+    return code if code >= 0 else 128 - code
+
+
+@main.command()
+@click.option("--all", "-a", "show_all", is_flag=True, help="Include ended runs.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@friendly
+def ps(c: Context, show_all: bool, as_json: bool) -> None:
+    """List runs."""
+    with c.client() as client:
+        runs = client.call("runs.list", all=show_all)
+    if as_json:
+        click.echo(dumps(runs))
+        return
+    if not runs:
+        click.echo("no runs" + ("" if show_all else " (ps --all shows ended ones)"))
+        return
+    rows = []
+    for r in runs:
+        stats = r.get("stats") or {}
+        mem = stats.get("rss_bytes")
+        backend = r["backend"] + (" (UNSANDBOXED)" if r.get("backend") == "none" else "")
+        rows.append([
+            r["id"], r["profile"], backend, r["state"], _ago(r.get("started_at")),
+            f"{stats['cpu_percent']:.0f}%" if stats.get("cpu_percent") is not None else "-",
+            f"{mem / 2**20:.0f}M" if mem else "-",
+            "-" if r.get("exit_code") is None else str(r["exit_code"]),
+            " ".join(r.get("command") or [])[:40],
+        ])
+    _table(rows, ["id", "profile", "backend", "state", "age", "cpu", "mem", "exit", "command"])
+
+
+@main.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the run ends.")
+@click.option("--tail", "-n", type=int, default=0, help="Only the last N lines.")
+@click.option("--search", "-s", metavar="TEXT", help="Only lines matching TEXT (full-text search).")
+@pass_ctx
+@friendly
+def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None) -> None:
+    """Print a run's output."""
+    with c.client() as client:
+        if follow and not search:
+            _follow(client, run_id, tail=tail)
+            return
+        for kind, payload in client.stream("logs", run=run_id, tail=tail, search=search):
+            if kind == "event" and payload.get("kind") == "run.output":
+                for line in payload["lines"]:
+                    click.echo(line)
+
+
+@main.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--kill", is_flag=True, help="SIGKILL at once instead of SIGTERM, then SIGKILL after 2s.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def stop(c: Context, run_id: str, kill: bool, as_json: bool) -> None:
+    """Stop a run."""
+    with c.client() as client:
+        record = client.call("run.stop", run=run_id, kill=kill)
+        final = client.call("run.get", run=run_id)
+    if as_json:
+        click.echo(dumps(final))
+    else:
+        click.echo(f"{record['id']}: {final.get('state')}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def profiles(c: Context, as_json: bool) -> None:
+    """List the profiles in force."""
+    with c.client() as client:
+        rows = client.call("profiles")
+    if as_json:
+        click.echo(dumps(rows))
+        return
+    _table([[p["name"], p["sandbox"], " ".join(p["command"])[:40], p["source"]] for p in rows],
+           ["profile", "sandbox", "command", "defined at"])
+
+
+# --- history and audit -------------------------------------------------------------------------
+
+
+def _history_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--run", "run_id", metavar="ID", help="Only this run."),
+        click.option("--kind", metavar="K", help="Event kind, or a prefix such as net. or approval."),
+        click.option("--search", metavar="TEXT", help="Full-text search."),
+        click.option("--since", metavar="AGE", help="Only newer than AGE, e.g. 2h, 30m, 7d."),
+        click.option("--decision", metavar="D", help="allow, deny or ask."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _filter_args(run_id: str | None, kind: str | None, search: str | None, since: str | None,
+                 decision: str | None) -> dict[str, Any]:
+    return {"run": run_id, "kind": kind, "search": search, "since": _since(since), "decision": decision}
+
+
+@main.command()
+@_history_filters
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def history(c: Context, run_id: str | None, kind: str | None, search: str | None, since: str | None,
+            decision: str | None, limit: int, as_json: bool) -> None:
+    """Search the recorded history, newest first."""
+    with c.client() as client:
+        rows = client.call("history", limit=limit, **_filter_args(run_id, kind, search, since, decision))
+    if as_json:
+        click.echo(dumps(rows))
+        return
+    if not rows:
+        click.echo("no events match")
+        return
+    _table([[str(r["id"]), _clock(r["ts"]), r.get("run_id") or "-", r["kind"], r.get("actor") or "-",
+             (r.get("text") or "")[:70]] for r in rows],
+           ["id", "time", "run", "kind", "by", "text"])
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@_history_filters
+@click.option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
+@pass_ctx
+@friendly
+def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: str | None,
+           since: str | None, decision: str | None, output: str | None) -> None:
+    """Export events, oldest first, as JSON lines or CSV."""
+    import csv
+
+    out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    fields = ["id", "ts", "run_id", "kind", "actor", "text", "data", "hash"]
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore") if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    total = 0
+    try:
+        with c.client() as client:
+            for kind_, payload in client.stream("export", **_filter_args(run_id, kind, search, since, decision)):
+                if kind_ != "event" or payload.get("kind") != "export.rows":
+                    continue
+                for row in payload["rows"]:
+                    total += 1
+                    if writer:
+                        writer.writerow({**row, "data": json.dumps(row.get("data"), ensure_ascii=False)})
+                    else:
+                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            out.close()
+    if output:
+        click.echo(f"{total} events written to {output}", err=True)
+
+
+@main.group()
+def audit() -> None:
+    """Check the tamper-evident history."""
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def audit_verify(c: Context, as_json: bool) -> None:
+    """Recompute the hash chain; report the first broken row."""
+    with c.client() as client:
+        result = client.call("audit.verify")
+    if as_json:
+        click.echo(dumps(result))
+    elif result["ok"]:
+        click.echo(f"ok: {result['checked']} events verified")
+    else:
+        click.echo(f"BROKEN at event {result['first_bad_id']}: {result['reason']} "
+                   f"({result['checked']} verified before it)")
+    sys.exit(0 if result["ok"] else 1)
+
+
+@main.command()
+@click.option("--older-than", "older_than", required=True, metavar="AGE", help="e.g. 30d")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def prune(c: Context, older_than: str, as_json: bool) -> None:
+    """Delete history older than AGE; a signed anchor keeps `audit verify` green."""
+    try:
+        seconds = parse_duration(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    with c.client() as client:
+        result = client.call("prune", older_than_s=seconds)
+    click.echo(dumps(result) if as_json else f"pruned {result['pruned']} events")
+
+
+# --- machine -----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def doctor(c: Context, as_json: bool) -> None:
+    """Check sandboxes, Docker, cgroups, NVML and disk; say how to fix what is missing."""
+    from console.sandbox.doctor import run_checks
+
+    findings = run_checks(c.paths)
+    if as_json:
+        click.echo(dumps([f.__dict__ if hasattr(f, "__dict__") else f for f in findings]))
+    else:
+        for f in findings:
+            click.echo(f"[{f.status:7}] {f.name}: {f.detail}")
+            if f.fix and f.status != "ok":
+                click.echo(f"          fix: {f.fix}")
+    sys.exit(1 if any(f.status == "error" for f in findings) else 0)
+
+
+if __name__ == "__main__":
+    main()

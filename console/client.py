@@ -1,0 +1,238 @@
+"""Operator client for the CLI (blocking) and the TUI (asyncio), over operator.sock.
+
+Both start the daemon detached when nobody answers, and wait until it does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from console import protocol
+from console.paths import Paths
+
+START_TIMEOUT_S = 20.0
+
+
+class ClientError(Exception):
+    """An error response, or a daemon that cannot be reached. Carries what a person needs."""
+
+    def __init__(self, code: str, message: str, hint: str = "", data: dict | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.hint, self.data = code, message, hint, data or {}
+
+    @classmethod
+    def from_wire(cls, err: dict[str, Any]) -> ClientError:
+        return cls(err.get("code", "error"), err.get("message", "unknown error"),
+                   err.get("hint", ""), err.get("data"))
+
+
+def _connect(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def start_daemon(paths: Paths, config_file: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start `pilothouse daemon` detached (own session), logging to the daemon log."""
+    paths.ensure()
+    env = dict(os.environ)
+    if config_file is not None:
+        env["PILOTHOUSE_CONFIG"] = str(config_file)
+    log = open(paths.daemon_log, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "console", "daemon"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True, env=env,
+        )
+    finally:
+        log.close()
+
+
+def _log_tail(paths: Paths, lines: int = 8) -> str:
+    try:
+        text = paths.daemon_log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(text[-lines:])
+
+
+def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = None) -> socket.socket:
+    try:
+        return _connect(paths.operator_sock)
+    except PermissionError:
+        raise ClientError(
+            "not-allowed", f"permission denied on {paths.operator_sock}",
+            "this daemon belongs to another user; ask them to add you to its [team] group",
+        ) from None
+    except (FileNotFoundError, ConnectionRefusedError):
+        if not autostart:
+            raise ClientError("no-daemon", "the Pilothouse daemon is not running",
+                              "start it with: pilothouse daemon (or run any command)") from None
+    proc = start_daemon(paths, config_file)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError, ConnectionRefusedError):
+            return _connect(paths.operator_sock)
+        code = proc.poll()
+        if code is not None and code != 3:  # 3: another daemon won the race; keep trying
+            raise ClientError(
+                "daemon-failed", f"the daemon exited at start (code {code})",
+                f"its log says:\n{_log_tail(paths)}",
+            )
+        time.sleep(0.05)
+    raise ClientError("daemon-timeout", f"the daemon did not answer within {START_TIMEOUT_S:.0f}s",
+                      f"see {paths.daemon_log}")
+
+
+class Client:
+    """Blocking client: one request at a time on one connection."""
+
+    def __init__(self, paths: Paths, *, autostart: bool = True, config_file: Path | None = None) -> None:
+        self.paths = paths
+        self.sock = connect(paths, autostart=autostart, config_file=config_file)
+        self.file = self.sock.makefile("rb")
+        self._ids = itertools.count(1)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+            self.sock.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _send(self, op: str, args: dict[str, Any]) -> int:
+        req_id = next(self._ids)
+        try:
+            self.sock.sendall(protocol.encode(protocol.request(req_id, op, args)))
+        except (BrokenPipeError, ConnectionResetError):
+            raise ClientError("disconnected", "the daemon closed the connection",
+                              f"see {self.paths.daemon_log}") from None
+        return req_id
+
+    def _read(self) -> dict[str, Any]:
+        line = self.file.readline(protocol.OPERATOR_MAX_LINE + 1)
+        if not line:
+            raise ClientError("disconnected", "the daemon closed the connection",
+                              f"see {self.paths.daemon_log}")
+        return protocol.decode(line)
+
+    def call(self, op: str, **args: Any) -> Any:
+        result = None
+        for kind, payload in self.stream(op, **args):
+            if kind == "result":
+                result = payload
+        return result
+
+    def stream(self, op: str, **args: Any) -> Iterator[tuple[str, Any]]:
+        """Yields ("event", event) for streamed events, then ("result", result)."""
+        req_id = self._send(op, args)
+        while True:
+            msg = self._read()
+            if "event" in msg:
+                yield "event", msg["event"]
+                continue
+            if msg.get("id") not in (req_id, None):
+                continue
+            if not msg.get("ok"):
+                raise ClientError.from_wire(msg.get("error", {}))
+            yield "result", msg.get("result")
+            return
+
+
+class AsyncClient:
+    """asyncio client for the TUI: requests and a subscription on one connection each."""
+
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._reader_task: asyncio.Task[None] | None = None
+
+    async def open(self, *, autostart: bool = True) -> None:
+        sock = await asyncio.to_thread(connect, self.paths, autostart=autostart)
+        self.reader, self.writer = await asyncio.open_unix_connection(
+            sock=sock, limit=protocol.OPERATOR_MAX_LINE
+        )
+        self._reader_task = asyncio.create_task(self._read_loop())
+
+    async def _read_loop(self) -> None:
+        assert self.reader is not None
+        try:
+            while True:
+                msg = await protocol.read_message(self.reader, protocol.OPERATOR_MAX_LINE)
+                if msg is None:
+                    break
+                if "event" in msg:
+                    await self._events.put(msg["event"])
+                    continue
+                fut = self._waiting.pop(msg.get("id"), None)
+                if fut is not None and not fut.done():
+                    if msg.get("ok"):
+                        fut.set_result(msg.get("result"))
+                    else:
+                        fut.set_exception(ClientError.from_wire(msg.get("error", {})))
+        finally:
+            err = ClientError("disconnected", "the daemon closed the connection")
+            for fut in self._waiting.values():
+                if not fut.done():
+                    fut.set_exception(err)
+            self._waiting.clear()
+            await self._events.put({"kind": "client.disconnected"})
+
+    async def call(self, op: str, **args: Any) -> Any:
+        if self.writer is None:
+            raise ClientError("disconnected", "not connected to the daemon")
+        req_id = next(self._ids)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[req_id] = fut
+        self.writer.write(protocol.encode(protocol.request(req_id, op, args)))
+        await self.writer.drain()
+        return await fut
+
+    async def subscribe(self, topics: list[str] | None = None) -> None:
+        """Start the event stream; events arrive through events()."""
+        if self.writer is None:
+            raise ClientError("disconnected", "not connected to the daemon")
+        req_id = next(self._ids)
+        self._waiting[req_id] = asyncio.get_running_loop().create_future()
+        self.writer.write(protocol.encode(protocol.request(req_id, "subscribe", {"topics": topics or ["*"]})))
+        await self.writer.drain()
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            yield await self._events.get()
+
+    async def close(self) -> None:
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)

@@ -1,0 +1,242 @@
+"""The daemon: owns runs, the store writer, the inbox and the gates, and serves operator.sock.
+
+One daemon per PILOTHOUSE_HOME, held by an flock on daemon.lock. SIGTERM stops the runs
+cleanly and flushes the store before exit. Blocking work (SQLite, docker SDK) runs in threads;
+the loop never waits on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import grp
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from console import config as config_mod
+from console import protocol
+from console.bus import Bus
+from console.paths import Paths
+from console.peers import Peer, identify
+from console.protocol import Failure, ProtocolError
+
+log = logging.getLogger("pilothouse.daemon")
+
+VERSION = "0.1.0"
+
+
+class DaemonRunning(Exception):
+    """Another daemon holds the lock for this PILOTHOUSE_HOME."""
+
+
+class Daemon:
+    def __init__(self, paths: Paths, config_file: Path | None) -> None:
+        self.paths = paths
+        self.config_file = config_file
+        self.cfg = config_mod.load(config_file)
+        self.bus = Bus()
+        self.started_at = time.time()
+        self._stop = asyncio.Event()
+        self._lock_fd: int | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self.writer: Any = None
+        self.runs: Any = None
+        self.services: Any = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def acquire_lock(self) -> None:
+        team = self.cfg.team.group is not None
+        self.paths.ensure(runtime_mode=0o750 if team else 0o700)
+        fd = os.open(self.paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DaemonRunning(
+                f"a Pilothouse daemon already runs for {self.paths.runtime_dir.parent}"
+            ) from None
+        self._lock_fd = fd
+        self.paths.pid_file.write_text(f"{os.getpid()}\n")
+
+    def reload_config(self) -> config_mod.Config:
+        self.cfg = config_mod.load(self.config_file)
+        return self.cfg
+
+    async def start(self) -> None:
+        from console.services import Services  # wiring of store, runs, inbox, gates
+
+        self.services = Services(self)
+        await self.services.start()
+        self.writer = self.services.writer
+        self.runs = self.services.runs
+        sock_path = self.paths.operator_sock
+        with contextlib.suppress(FileNotFoundError):
+            sock_path.unlink()  # stale from a crashed daemon; we hold the lock
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(
+                self._serve_connection, path=str(sock_path), limit=protocol.OPERATOR_MAX_LINE
+            )
+        finally:
+            os.umask(old_umask)
+        self._apply_team_permissions(sock_path)
+        log.info("daemon %s listening on %s", os.getpid(), sock_path)
+
+    def _apply_team_permissions(self, sock_path: Path) -> None:
+        group = self.cfg.team.group
+        if not group:
+            os.chmod(sock_path, 0o600)
+            return
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            log.error("team group %r does not exist; operator.sock stays private", group)
+            os.chmod(sock_path, 0o600)
+            return
+        for path, mode in ((self.paths.runtime_dir, 0o750), (sock_path, 0o660)):
+            os.chown(path, -1, gid)
+            os.chmod(path, mode)
+
+    async def serve_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(sig, self._stop.set)
+        await self._stop.wait()
+        await self.shutdown()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def shutdown(self) -> None:
+        log.info("daemon stopping")
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self.services is not None:
+            await self.services.stop()
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.operator_sock.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.pid_file.unlink()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+
+    # --- operator connections ------------------------------------------------------------------
+
+    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        sock: socket.socket = writer.get_extra_info("socket")
+        try:
+            peer = identify(sock, self.cfg.team)
+            if not peer.may_watch:
+                await self._refuse(writer, peer)
+                return
+            await self._session(reader, writer, peer)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._connections.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _refuse(self, writer: asyncio.StreamWriter, peer: Peer) -> None:
+        await self.services.record_security(
+            "operator.refused", actor=peer.user,
+            text=f"refused a connection from {peer.user} (uid {peer.uid}, pid {peer.pid})",
+            data={"uid": peer.uid, "pid": peer.pid},
+        )
+        failure = Failure(
+            "not-allowed",
+            f"user {peer.user} may not use this Pilothouse daemon",
+            "ask its owner to add you to the [team] group in the config",
+        )
+        writer.write(protocol.encode(protocol.error(None, failure)))
+        await writer.drain()
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
+
+        send_lock = asyncio.Lock()
+
+        async def send(message: dict[str, Any]) -> None:
+            async with send_lock:
+                writer.write(protocol.encode(message))
+                await writer.drain()
+
+        streams: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                try:
+                    msg = await protocol.read_message(reader, protocol.OPERATOR_MAX_LINE)
+                except ProtocolError as exc:
+                    await send(protocol.error(None, Failure("bad-message", str(exc))))
+                    return
+                if msg is None:
+                    return
+                try:
+                    req_id, op, args = protocol.parse_request(msg)
+                except ProtocolError as exc:
+                    await send(protocol.error(msg.get("id"), Failure("bad-request", str(exc))))
+                    continue
+                # Each request runs on its own so a long stream (logs -f) does not block others.
+                t = asyncio.create_task(self._one(send, peer, req_id, op, args))
+                streams.add(t)
+                t.add_done_callback(streams.discard)
+        finally:
+            for t in streams:
+                t.cancel()
+
+    async def _one(self, send: Any, peer: Peer, req_id: Any, op: str, args: dict[str, Any]) -> None:
+        from console.operator_ops import dispatch
+
+        try:
+            result = await dispatch(self, peer, op, args, send)
+            await send(protocol.ok(req_id, result))
+        except Failure as failure:
+            await send(protocol.error(req_id, failure))
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug: report it to the peer and the log, keep serving
+            log.exception("operation %s failed", op)
+            await send(protocol.error(req_id, Failure(
+                "internal", f"{op} failed inside the daemon: {exc.__class__.__name__}: {exc}",
+                f"see {self.paths.daemon_log}",
+            )))
+
+
+def run_foreground(paths: Paths, config_file: Path | None) -> int:
+    """`pilothouse daemon`: run until SIGTERM. Exit 0 on a clean stop."""
+    paths.ensure()
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        daemon = Daemon(paths, config_file)
+        daemon.acquire_lock()
+    except config_mod.ConfigError as exc:
+        print(f"pilothouse daemon: bad config: {exc}", file=sys.stderr)
+        return 2
+    except DaemonRunning as exc:
+        print(f"pilothouse daemon: {exc}", file=sys.stderr)
+        return 3
+
+    async def main() -> None:
+        await daemon.start()
+        await daemon.serve_forever()
+
+    asyncio.run(main())
+    return 0

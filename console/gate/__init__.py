@@ -1,0 +1,42 @@
+"""The network gate: the one way out of a sandbox (see DESIGN.md, Processes and Policy).
+
+- hosts.py   parse CONNECT and absolute-form targets, normalise hosts, classify addresses
+- rules.py   allow/deny patterns and the decision for one destination
+- proxy.py   the per-run forward proxy (CONNECT + absolute-form HTTP/1.1)
+- usage.py   token usage read from inference responses as they pass
+- http1.py, tls.py, splice.py   HTTP framing, ClientHello SNI, tunnel pumps
+"""
+
+from console.gate.hosts import (
+    BadTarget,
+    Target,
+    is_globally_routable,
+    normalise_host,
+    parse_absolute_url,
+    parse_connect_target,
+)
+from console.gate.proxy import Gate, GateLimits, NetAsk, Verdict, dial_address, system_resolver
+from console.gate.rules import BadPattern, NetMatch, NetworkRules, Pattern, parse_pattern
+from console.gate.usage import Usage, UsageMeter
+
+__all__ = [
+    "BadPattern",
+    "BadTarget",
+    "Gate",
+    "GateLimits",
+    "NetAsk",
+    "NetMatch",
+    "NetworkRules",
+    "Pattern",
+    "Target",
+    "Usage",
+    "UsageMeter",
+    "Verdict",
+    "dial_address",
+    "is_globally_routable",
+    "normalise_host",
+    "parse_absolute_url",
+    "parse_connect_target",
+    "parse_pattern",
+    "system_resolver",
+]

@@ -1,0 +1,125 @@
+"""Types and plumbing the gate's parts share: limits, the ask/verdict pair, resolving and
+dialling exactly one checked address, and the refusal a client is answered with."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from console.gate.hosts import IPAddress, Target
+from console.gate.splice import Activity
+
+__all__ = [
+    "Asker", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver", "Upstream",
+    "Verdict", "dial_address", "host_header", "ip_authority", "system_resolver", "READ_LIMIT",
+]
+
+READ_LIMIT = 64 * 1024
+REASONS = {400: "Bad Request", 403: "Forbidden", 431: "Request Header Fields Too Large",
+           502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+           505: "HTTP Version Not Supported"}
+
+
+@dataclass(frozen=True, slots=True)
+class GateLimits:
+    """Per-run limits. `max_tunnels` counts open upstream connections (tunnels and HTTP)."""
+
+    max_tunnels: int = 64
+    max_header_bytes: int = 64 * 1024
+    idle_timeout: float = 300.0
+    connect_timeout: float = 10.0
+    ask_timeout: float = 900.0  # a backstop; the daemon's approval_timeout normally answers first
+
+
+@dataclass(frozen=True, slots=True)
+class NetAsk:
+    """What the gate asks the daemon's inbox about one destination."""
+
+    run_id: str
+    host: str
+    port: int
+    addresses: tuple[str, ...]
+    method: str
+    target: str
+    reason: str
+    suggestion: str  # the allow pattern that would open exactly this destination
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The inbox's answer; `provenance` (who, which grant, timeout...) is recorded as is."""
+
+    allow: bool
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
+Dialer = Callable[[IPAddress, int, float],
+                  Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+Recorder = Callable[[str, dict[str, Any]], Awaitable[None] | None]
+Asker = Callable[[NetAsk], Awaitable[Verdict]]
+
+
+async def system_resolver(host: str, port: int) -> list[IPAddress]:
+    """The machine's resolver (getaddrinfo), addresses deduplicated in the order returned."""
+    infos = await asyncio.get_running_loop().getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    out: list[IPAddress] = []
+    for *_, sockaddr in infos:
+        ip = ipaddress.ip_address(sockaddr[0])
+        if ip not in out:
+            out.append(ip)
+    return out
+
+
+async def dial_address(ip: IPAddress, port: int, timeout: float
+                       ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to exactly `ip`: the socket is made here and given a numeric address, so no
+    second resolution can happen between the check and the dial."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        addr: tuple[Any, ...] = (str(ip), port) if ip.version == 4 else (str(ip), port, 0, 0)
+        await asyncio.wait_for(loop.sock_connect(sock, addr), timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return await asyncio.open_connection(sock=sock, limit=READ_LIMIT)
+    except BaseException:
+        sock.close()
+        raise
+
+
+class Refusal(Exception):
+    """An answer the gate gives instead of forwarding."""
+
+    def __init__(self, status: int, body: str, decision: str | None = None) -> None:
+        super().__init__(body)
+        self.status, self.body, self.decision = status, body, decision
+
+
+@dataclass(eq=False)
+class Upstream:
+    """One open upstream connection and its byte counters (a tunnel, or a keep-alive HTTP
+    connection reused while the client asks for the same target)."""
+
+    target: Target
+    address: IPAddress
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    act: Activity = field(default_factory=Activity)
+    started: float = field(default_factory=time.monotonic)
+
+
+def host_header(t: Target) -> str:
+    """The Host header for a target: written from the checked target, never copied."""
+    return t.host_text if t.port == 80 else t.authority
+
+
+def ip_authority(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"

@@ -1,0 +1,120 @@
+"""One absolute-form HTTP/1.1 exchange through an already-authorised upstream connection.
+
+The request is rewritten for the origin: origin-form path, Host from the checked target (the
+client's Host header is dropped, never trusted), hop-by-hop and Proxy-* headers removed,
+framing re-declared. The response comes back the same way, its body relayed as it arrives and
+copied to a usage meter when the endpoint is metered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from console.gate.common import Upstream, host_header
+from console.gate.hosts import Target
+from console.gate.http1 import (
+    Head,
+    HttpError,
+    body_framing,
+    filtered_headers,
+    parse_status_line,
+    read_head,
+    relay_chunked,
+    relay_exact,
+    relay_until_eof,
+    render,
+)
+from console.gate.usage import Usage, UsageMeter
+
+__all__ = ["Outcome", "exchange"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """`keep`: the client connection may carry another request; `upstream_keep`: the upstream
+    connection may be reused; `usage`: tokens when metered."""
+
+    keep: bool
+    upstream_keep: bool
+    status: int
+    usage: Usage | None
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: Head,
+                   up: Upstream, target: Target, path: str, framing: str, length: int, *,
+                   client_keep: bool, metered: bool, max_header_bytes: int) -> Outcome:
+    """Send one request upstream and relay its response; raises HttpError/OSError midway."""
+    method, version = req.start[0], req.start[2]
+    act = up.act
+    drop = frozenset({"accept-encoding", "expect"}) if metered else frozenset({"expect"})
+    headers = [("Host", host_header(target)), *filtered_headers(req, drop=drop)]
+    if metered:
+        headers.append(("Accept-Encoding", "identity"))  # so the meter can read the body
+    if framing == "length":
+        headers.append(("Content-Length", str(length)))
+    elif framing == "chunked":
+        headers.append(("Transfer-Encoding", "chunked"))
+    if "100-continue" in req.tokens("expect") and framing != "none":
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # answered here, not forwarded
+    head = render(f"{method} {path} HTTP/1.1", headers)
+    up.writer.write(head)
+    act.up += len(head)
+
+    def tap_up(data: bytes) -> None:
+        act.last = time.monotonic()
+        act.up += len(data)
+
+    if framing == "length":
+        await relay_exact(reader, up.writer, length, tap_up)
+    elif framing == "chunked":
+        await relay_chunked(reader, up.writer, tap_up)
+    await up.writer.drain()
+    while True:
+        lines = await read_head(up.reader, max_header_bytes)
+        if lines is None:
+            raise HttpError(502, "upstream closed the connection without a response")
+        resp = parse_status_line(lines)
+        status = int(resp.start[1])
+        if status == 101 or not 100 <= status < 200:
+            break
+        writer.write(render(f"HTTP/1.1 {status} {resp.start[2]}", filtered_headers(resp)))
+    if status == 101:
+        raise HttpError(502, "upstream switched protocols; use CONNECT for that")
+    rframing, rlength = body_framing(resp, request=False, status=status, method=method)
+    decode = rframing == "chunked" and version == "HTTP/1.0"
+    keep = client_keep and rframing != "eof"
+    upstream_keep = (rframing != "eof" and resp.start[0] == "HTTP/1.1"
+                     and "close" not in resp.tokens("connection"))
+    out = filtered_headers(resp)
+    if rframing == "length":
+        out.append(("Content-Length", str(rlength)))
+    elif rframing == "chunked" and not decode:
+        out.append(("Transfer-Encoding", "chunked"))
+    elif rframing == "none" and resp.get("content-length") is not None:
+        out.append(("Content-Length", resp.get("content-length") or "0"))
+    if not keep:
+        out.append(("Connection", "close"))
+    rhead = render(f"HTTP/1.1 {status} {resp.start[2]}", out)
+    writer.write(rhead)
+    act.down += len(rhead)
+    meter = None
+    if metered and (resp.get("content-encoding") or "identity").lower() == "identity":
+        meter = UsageMeter(resp.get("content-type") or "",
+                           chunked=rframing == "chunked" and not decode)
+
+    def tap_down(data: bytes) -> None:
+        act.last = time.monotonic()
+        act.down += len(data)
+        if meter is not None:
+            meter.feed(data)
+
+    if rframing == "length":
+        await relay_exact(up.reader, writer, rlength, tap_down)
+    elif rframing == "chunked":
+        await relay_chunked(up.reader, writer, tap_down, decode=decode)
+    elif rframing == "eof":
+        await relay_until_eof(up.reader, writer, tap_down)
+    await writer.drain()
+    return Outcome(keep, upstream_keep, status, meter.finish() if meter is not None else None)

@@ -1,0 +1,483 @@
+"""The gate: one HTTP forward proxy per run, the sandbox's only way out.
+
+Two request shapes are served: CONNECT host:port (a byte tunnel, used for TLS) and
+absolute-form HTTP/1.1 (`GET http://host/path`, plain HTTP with keep-alive). Each destination
+is decided on the request target alone, never on a Host header or anything inside the tunnel:
+
+    parse + normalise  ->  host rules (a denied name is never even looked up)
+    resolve once       ->  rules again with the addresses  ->  ask a person if they say "ask"
+    record the decision (fail closed)  ->  dial exactly the checked addresses, nothing else
+
+Inside a CONNECT tunnel the TLS ClientHello is read before it is forwarded; an SNI naming
+another host closes the tunnel. Requests to configured inference endpoints are metered (usage.py)
+as their responses pass. The class serves any StreamReader/StreamWriter pair, so the daemon's
+unix socket and the in-sandbox bridge both hand connections to `handle`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import ipaddress
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from console.gate.common import (
+    READ_LIMIT,
+    REASONS,
+    Asker,
+    Dialer,
+    GateLimits,
+    NetAsk,
+    Recorder,
+    Refusal,
+    Resolver,
+    Upstream,
+    Verdict,
+    dial_address,
+    ip_authority,
+    system_resolver,
+)
+from console.gate.forward import exchange
+from console.gate.hosts import (
+    BadTarget,
+    IPAddress,
+    Target,
+    normalise_host,
+    parse_absolute_url,
+    parse_connect_target,
+)
+from console.gate.http1 import Head, HttpError, body_framing, parse_request_line, read_head, render
+from console.gate.rules import NetMatch, NetworkRules
+from console.gate.splice import guarded, pump, splice
+from console.gate.tls import MAX_HELLO_BYTES, parse_client_hello
+
+__all__ = ["Gate", "GateLimits", "NetAsk", "Verdict", "dial_address", "system_resolver"]
+
+log = logging.getLogger(__name__)
+
+
+class _SniMismatch(Exception):
+    """The ClientHello names another host than the CONNECT target."""
+
+
+class Gate:
+    """The egress proxy of one run. See the module docstring for the decision path.
+
+    `rules` may be replaced on a live gate (config reload); each request reads it once.
+    `meter` lists (host, port) inference endpoints whose responses are metered for tokens.
+    `dial` exists so tests can route a checked address to a local server; it receives exactly
+    the address that was checked.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        rules: NetworkRules,
+        *,
+        ask: Asker | None,
+        record: Recorder,
+        resolver: Resolver = system_resolver,
+        limits: GateLimits = GateLimits(),  # noqa: B008 - frozen, shared safely
+        meter: Iterable[tuple[str, int]] = (),
+        profile: str | None = None,
+        dial: Dialer = dial_address,
+    ) -> None:
+        self.run_id = run_id
+        self.rules = rules
+        self.limits = limits
+        self.profile = profile or "NAME"
+        self._ask_fn = ask
+        self._record_fn = record
+        self._resolve = resolver
+        self._dial = dial
+        self.meter = {(self._meter_host(h), int(p)) for h, p in meter}
+        self._pending: dict[tuple[str, int], asyncio.Task[Verdict]] = {}
+        self._waiting: dict[tuple[str, int], int] = {}
+        self._servers: list[asyncio.Server] = []
+        self._conns: set[asyncio.Task[Any]] = set()
+        self.tunnels = 0
+
+    @staticmethod
+    def _meter_host(host: str) -> str:
+        try:
+            return ipaddress.ip_address(host.strip("[]")).compressed
+        except ValueError:
+            return normalise_host(host)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def serve_unix(self, path: str) -> asyncio.Server:
+        """Listen on the run's gate.sock (the caller owns the folder and its permissions)."""
+        server = await asyncio.start_unix_server(
+            self.handle, path=path, limit=max(READ_LIMIT, self.limits.max_header_bytes))
+        self._servers.append(server)
+        return server
+
+    async def close(self) -> None:
+        """Stop listening, deny pending asks, and end every connection."""
+        for server in self._servers:
+            server.close()
+        for task in list(self._pending.values()):
+            task.cancel()
+        for task in list(self._conns):
+            task.cancel()
+        await asyncio.gather(*self._conns, return_exceptions=True)
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        self._servers.clear()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one client connection until it closes or goes idle."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._conns.add(task)
+        upstream: list[Upstream | None] = [None]
+        try:
+            await self._serve(reader, writer, upstream)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        except Exception:  # a bug must end one connection, never the gate
+            log.exception("gate %s: connection failed", self.run_id)
+        finally:
+            if upstream[0] is not None:
+                await self._finish(upstream[0], "closed")
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            if task is not None:
+                self._conns.discard(task)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     upstream: list[Upstream | None]) -> None:
+        while True:
+            try:
+                lines = await asyncio.wait_for(
+                    read_head(reader, self.limits.max_header_bytes), self.limits.idle_timeout)
+                if lines is None:
+                    return
+                req = parse_request_line(lines)
+            except HttpError as exc:
+                await self._reject(writer, exc.status, exc.message, "", "")
+                return
+            if req.start[0] == "CONNECT":
+                if upstream[0] is not None:
+                    await self._finish(upstream[0], "closed")
+                    upstream[0] = None
+                await self._connect(reader, writer, req)
+                return
+            if not await self._http(reader, writer, req, upstream):
+                return
+
+    # -- records ------------------------------------------------------------------------------
+
+    async def _record(self, kind: str, payload: dict[str, Any]) -> None:
+        result = self._record_fn(kind, {"run_id": self.run_id, **payload})
+        if inspect.isawaitable(result):
+            await result
+
+    async def _record_quietly(self, kind: str, payload: dict[str, Any]) -> None:
+        try:
+            await self._record(kind, payload)
+        except Exception:
+            log.exception("gate %s: could not record %s", self.run_id, kind)
+
+    # -- answers ------------------------------------------------------------------------------
+
+    async def _respond(self, writer: asyncio.StreamWriter, r: Refusal) -> None:
+        body = (r.body.rstrip("\n") + "\n").encode()
+        headers = [("Content-Type", "text/plain; charset=utf-8"),
+                   ("Content-Length", str(len(body))), ("Connection", "close")]
+        if r.decision:
+            headers.append(("X-Pilothouse-Decision", r.decision))
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            writer.write(render(f"HTTP/1.1 {r.status} {REASONS.get(r.status, 'Error')}",
+                                headers) + body)
+            await writer.drain()
+
+    async def _reject(self, writer: asyncio.StreamWriter, status: int, reason: str,
+                      method: str, target: str) -> None:
+        """A malformed request: answered, recorded, never dialled."""
+        await self._record_quietly("net.rejected", {"method": method, "target": target[:2048],
+                                                    "status": status, "reason": reason})
+        await self._respond(writer, Refusal(status, f"Pilothouse gate: bad request: {reason}"))
+
+    def _denied(self, method: str, target: Target, m: NetMatch,
+                provenance: dict[str, Any] | None) -> Refusal:
+        where = f"[profiles.{self.profile}.network]"
+        suggestion = self.rules.suggestion(target.host, target.port)
+        if provenance is not None:
+            who = provenance.get("by") or provenance.get("decider") or "the inbox"
+            why = f"asked; denied by {who}"
+            fix = f'add "{suggestion}" to {where} allow, or approve it when asked'
+            tag = "deny; rule=asked"
+        elif m.basis == "rule":
+            src = f" ({m.source})" if m.source else ""
+            why = m.reason
+            fix = (f'the deny rule "{m.rule}"{src} wins over every allow rule; remove or narrow '
+                   f"it in {where} deny")
+            tag = f"deny; rule={m.rule}"
+        elif m.basis == "not-routable":
+            why = m.reason
+            named = ip_authority(m.address or target.host, target.port)
+            fix = (f'add "{named}" to {where} allow (only a rule naming the address opens a '
+                   "loopback, private or link-local destination)")
+            tag = "deny; rule=not-routable"
+        else:
+            why = m.reason
+            fix = (f'add "{suggestion}" to {where} allow, or set default = "ask" there to be '
+                   "asked")
+            tag = "deny; rule=default"
+        body = (f"Pilothouse gate: {method} {target.authority} denied for run {self.run_id}.\n"
+                f"Why: {why}.\nTo allow it: {fix}.")
+        return Refusal(403, body, tag)
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    async def _authorise(self, method: str, raw: str, target: Target) -> list[IPAddress]:
+        """Decide, record, and return the addresses that may be dialled; or raise Refusal."""
+        rules = self.rules
+        literal = target.ip
+        base = {"host": target.host, "port": target.port, "method": method,
+                "target": raw[:2048]}
+        if literal is None:
+            pre = rules.decide(target.host, target.port, None)
+            if pre.action == "deny":  # denied by name: never resolved, never leaks to DNS
+                await self._decided(base, pre, [], "deny", None)
+                raise self._denied(method, target, pre, None)
+            try:
+                addrs = await asyncio.wait_for(self._resolve(target.host, target.port),
+                                               self.limits.connect_timeout)
+            except (OSError, TimeoutError, ValueError) as exc:
+                addrs, error = [], f"{type(exc).__name__}: {exc}"
+            else:
+                error = "no addresses"
+            if not addrs:
+                await self._record_quietly("net.error", {**base, "stage": "resolve",
+                                                         "error": error})
+                raise Refusal(502, f"Pilothouse gate: could not resolve {target.host} ({error}).")
+        else:
+            addrs = [literal]
+        match = rules.decide(target.host, target.port, addrs)
+        action, provenance = match.action, None
+        if action == "ask":
+            verdict = await self._ask(NetAsk(
+                self.run_id, target.host, target.port, tuple(str(a) for a in addrs), method,
+                raw[:2048], match.reason, rules.suggestion(target.host, target.port)))
+            action, provenance = ("allow" if verdict.allow else "deny"), verdict.provenance
+        await self._decided(base, match, addrs, action, provenance)
+        if action != "allow":
+            raise self._denied(method, target, match, provenance)
+        return addrs
+
+    async def _decided(self, base: dict[str, Any], m: NetMatch, addrs: list[IPAddress],
+                       action: str, provenance: dict[str, Any] | None) -> None:
+        """Record a decision before it takes effect; if that fails, refuse (fail closed)."""
+        payload = {**base, "address": str(addrs[0]) if addrs else None,
+                   "addresses": [str(a) for a in addrs], "action": action, "rule": m.rule,
+                   "source": m.source, "reason": m.reason, "basis": m.basis,
+                   "asked": provenance is not None, "provenance": provenance}
+        try:
+            await self._record("net.decision", payload)
+        except Exception as exc:
+            log.error("gate %s: decision not recorded, refusing: %s", self.run_id, exc)
+            raise Refusal(503, "Pilothouse gate: the decision could not be recorded, so the "
+                                "connection is refused (fail closed). Check the daemon's store.",
+                           "deny; rule=unrecorded") from None
+
+    async def _ask(self, question: NetAsk) -> Verdict:
+        """Ask once per (host, port) at a time; concurrent connections share the answer."""
+        key = (question.host, question.port)
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._run_ask(question))
+            self._pending[key] = task
+            task.add_done_callback(
+                lambda t: self._pending.pop(key) if self._pending.get(key) is t else None)
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():  # the gate is closing: deny
+                return Verdict(False, {"by": "gate", "reason": "gate closed"})
+            raise
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+
+    def pending_asks(self) -> dict[tuple[str, int], int]:
+        """Destinations with a question open, and how many connections wait on each."""
+        return dict(self._waiting)
+
+    async def _run_ask(self, question: NetAsk) -> Verdict:
+        if self._ask_fn is None:
+            return Verdict(False, {"by": "gate", "reason": "no one to ask"})
+        try:
+            verdict = await asyncio.wait_for(self._ask_fn(question), self.limits.ask_timeout)
+        except TimeoutError:
+            return Verdict(False, {"by": "timeout", "after_s": self.limits.ask_timeout})
+        except Exception as exc:
+            log.warning("gate %s: ask failed, denying: %s", self.run_id, exc)
+            return Verdict(False, {"by": "gate", "reason": f"ask failed: {exc}"})
+        if not isinstance(verdict, Verdict):
+            return Verdict(False, {"by": "gate", "reason": "ask returned no Verdict"})
+        return verdict
+
+    # -- upstream connections -----------------------------------------------------------------
+
+    async def _open(self, addrs: list[IPAddress], target: Target) -> Upstream:
+        if self.tunnels >= self.limits.max_tunnels:
+            raise Refusal(503, f"Pilothouse gate: this run already has {self.tunnels} open "
+                                f"connections (limit {self.limits.max_tunnels}); close some.")
+        self.tunnels += 1
+        errors = []
+        for ip in addrs:
+            try:
+                reader, writer = await self._dial(ip, target.port, self.limits.connect_timeout)
+            except (OSError, TimeoutError) as exc:
+                errors.append(f"{ip}: {exc or type(exc).__name__}")
+                continue
+            return Upstream(target, ip, reader, writer)
+        self.tunnels -= 1
+        await self._record_quietly("net.error", {"host": target.host, "port": target.port,
+                                                 "stage": "dial", "error": "; ".join(errors)})
+        raise Refusal(502, f"Pilothouse gate: could not connect to {target.authority} "
+                            f"({'; '.join(errors)}).")
+
+    async def _finish(self, up: Upstream, how: str) -> None:
+        self.tunnels -= 1
+        up.writer.close()
+        with contextlib.suppress(Exception):
+            await up.writer.wait_closed()
+        await self._record_quietly("net.closed", {
+            "host": up.target.host, "port": up.target.port, "address": str(up.address),
+            "bytes_up": up.act.up, "bytes_down": up.act.down, "how": how,
+            "duration_s": round(time.monotonic() - up.started, 6)})
+
+    # -- CONNECT ------------------------------------------------------------------------------
+
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       req: Head) -> None:
+        raw = req.start[1]
+        try:
+            target = parse_connect_target(raw)
+        except BadTarget as exc:
+            await self._reject(writer, 400, exc.reason, "CONNECT", raw)
+            return
+        try:
+            addrs = await self._authorise("CONNECT", raw, target)
+            up = await self._open(addrs, target)
+        except Refusal as r:
+            await self._respond(writer, r)
+            return
+        how = "error"
+        try:
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await writer.drain()
+            how = await splice(self._client_to_upstream(reader, up, target),
+                               pump(up.reader, writer, up.act, up=False), up.act,
+                               self.limits.idle_timeout)
+        finally:
+            await self._finish(up, how)
+
+    async def _client_to_upstream(self, reader: asyncio.StreamReader, up: Upstream,
+                                  target: Target) -> None:
+        """Hold the client's first bytes until the ClientHello is whole, check its SNI, then
+        forward everything. Non-TLS tunnels pass untouched (server-first protocols too: the
+        other direction is already running)."""
+        buf = b""
+        while True:
+            data = await reader.read(MAX_HELLO_BYTES)
+            up.act.last = time.monotonic()
+            buf += data
+            hello = parse_client_hello(buf)
+            if hello.status != "need_more" or not data:
+                break
+        if hello.status == "malformed" or (hello.status == "ok" and hello.sni is not None
+                                           and not self._sni_matches(hello.sni, target)):
+            await self._record_quietly("net.sni_mismatch", {
+                "host": target.host, "port": target.port, "sni": (hello.sni or "")[:255],
+                "detail": hello.detail or "the TLS server name differs from the CONNECT target"})
+            raise _SniMismatch(hello.sni)
+        if buf:
+            up.act.up += len(buf)
+            up.writer.write(buf)
+            await up.writer.drain()
+        if data:
+            await pump(reader, up.writer, up.act, up=True)
+        elif up.writer.can_write_eof():
+            with contextlib.suppress(OSError, RuntimeError):
+                up.writer.write_eof()
+
+    @staticmethod
+    def _sni_matches(sni: str, target: Target) -> bool:
+        try:
+            return normalise_host(sni) == target.host
+        except BadTarget:
+            return False
+
+    # -- absolute-form HTTP -------------------------------------------------------------------
+
+    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    req: Head, upstream: list[Upstream | None]) -> bool:
+        """Forward one request; True when the client connection may carry another."""
+        method, raw, version = req.start
+        if not raw.lower().startswith("http://"):
+            reason = ("origin-form request: this is a proxy, send the absolute URL "
+                      "(http://host/path); for https use CONNECT (set HTTPS_PROXY)"
+                      if raw.startswith("/") or raw == "*" else
+                      "only http:// URLs are proxied; use CONNECT for TLS")
+            await self._reject(writer, 400, reason, method, raw)
+            return False
+        try:
+            target, path = parse_absolute_url(raw)
+            framing, length = body_framing(req, request=True)
+            if framing == "chunked" and version == "HTTP/1.0":
+                raise HttpError(400, "chunked body in an HTTP/1.0 request")
+        except (BadTarget, HttpError) as exc:
+            await self._reject(writer, getattr(exc, "status", 400), str(exc), method, raw)
+            return False
+        try:
+            addrs = await self._authorise(method, raw, target)
+            up = upstream[0]
+            if up is not None and (up.target != target or up.address not in addrs
+                                   or up.reader.at_eof()):
+                await self._finish(up, "closed")
+                upstream[0] = up = None
+            if up is None:
+                upstream[0] = up = await self._open(addrs, target)
+        except Refusal as r:
+            await self._respond(writer, r)
+            return False
+        client_keep = version == "HTTP/1.1" and "close" not in req.tokens("connection")
+        up.act.last = time.monotonic()
+        down_before = up.act.down
+        try:
+            outcome = await guarded(
+                exchange(reader, writer, req, up, target, path, framing, length,
+                         client_keep=client_keep, metered=(target.host, target.port) in self.meter,
+                         max_header_bytes=self.limits.max_header_bytes),
+                up.act, self.limits.idle_timeout)
+        except (HttpError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            await self._finish(up, "error")
+            upstream[0] = None
+            status = exc.status if isinstance(exc, HttpError) else 502
+            if up.act.down == down_before:  # nothing of this response reached the client
+                await self._respond(writer, Refusal(status, f"Pilothouse gate: {exc}"))
+            return False
+        if outcome.usage is not None:
+            u = outcome.usage
+            await self._record_quietly("tokens", {
+                "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                "total_tokens": u.total_tokens, "model": u.model,
+                "endpoint": f"{target.authority}{path.split('?')[0]}",
+                "host": target.host, "port": target.port, "status": outcome.status})
+        if not outcome.upstream_keep:
+            await self._finish(up, "closed")
+            upstream[0] = None
+        return outcome.keep

@@ -1,0 +1,123 @@
+"""Just enough TLS to read the server name a client asks for in its ClientHello.
+
+A CONNECT tunnel is decided on its authority (`allowed.com:443`); a client that then says
+`SNI: denied.com` inside it is trying to reach another virtual host on a shared front end
+(domain fronting, or a CDN address allowed by IP). The gate reads the ClientHello before it
+forwards it and closes the tunnel when the names differ. Nothing is decrypted; a ClientHello is
+plaintext. Encrypted ClientHello hides the inner name and is out of reach here by design.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["HelloResult", "parse_client_hello", "MAX_HELLO_BYTES"]
+
+MAX_HELLO_BYTES = 64 * 1024
+_HANDSHAKE = 0x16
+_CLIENT_HELLO = 0x01
+_EXT_SERVER_NAME = 0x0000
+
+
+@dataclass(frozen=True, slots=True)
+class HelloResult:
+    """`status`: need_more | not_tls | malformed | ok. With ok, `sni` is the host name the
+    client sent (None when it sent none)."""
+
+    status: str
+    sni: str | None = None
+    detail: str = ""
+
+
+_NEED_MORE = HelloResult("need_more")
+
+
+def _handshake_bytes(buf: bytes) -> tuple[bytes, bool] | HelloResult:
+    """Concatenate handshake record payloads; (data, complete-records-only)."""
+    out = bytearray()
+    pos = 0
+    while pos + 5 <= len(buf):
+        ctype, major, length = buf[pos], buf[pos + 1], int.from_bytes(buf[pos + 3 : pos + 5])
+        if ctype != _HANDSHAKE:
+            if pos == 0:
+                return HelloResult("not_tls")
+            return HelloResult("malformed", detail="non-handshake record inside the ClientHello")
+        if major != 3 or length == 0 or length > 16384 + 2048:
+            return HelloResult("malformed", detail="bad TLS record header")
+        if pos + 5 + length > len(buf):
+            out += buf[pos + 5 :]
+            return bytes(out), False
+        out += buf[pos + 5 : pos + 5 + length]
+        pos += 5 + length
+        if len(out) >= 4 and len(out) >= 4 + int.from_bytes(out[1:4]):
+            return bytes(out), True
+    return bytes(out), False
+
+
+def parse_client_hello(buf: bytes) -> HelloResult:
+    """Parse what the client sent so far. Callers read more while `need_more`."""
+    if not buf:
+        return _NEED_MORE
+    if buf[0] != _HANDSHAKE:
+        return HelloResult("not_tls")
+    got = _handshake_bytes(buf)
+    if isinstance(got, HelloResult):
+        return got
+    hs, _ = got
+    if len(hs) < 4:
+        return _NEED_MORE if len(buf) < MAX_HELLO_BYTES else HelloResult("malformed")
+    if hs[0] != _CLIENT_HELLO:
+        return HelloResult("malformed", detail="first handshake message is not a ClientHello")
+    body_len = int.from_bytes(hs[1:4])
+    if body_len > MAX_HELLO_BYTES:
+        return HelloResult("malformed", detail="ClientHello too large")
+    if len(hs) < 4 + body_len:
+        return _NEED_MORE if len(buf) < MAX_HELLO_BYTES + 1024 else HelloResult("malformed")
+    try:
+        return HelloResult("ok", sni=_server_name(hs[4 : 4 + body_len]))
+    except (IndexError, ValueError) as exc:
+        return HelloResult("malformed", detail=str(exc))
+
+
+class _Cursor:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise ValueError("truncated ClientHello")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def num(self, n: int) -> int:
+        return int.from_bytes(self.take(n))
+
+    def vec(self, n: int) -> bytes:
+        return self.take(self.num(n))
+
+
+def _server_name(body: bytes) -> str | None:
+    c = _Cursor(body)
+    c.take(2 + 32)  # legacy_version, random
+    c.vec(1)  # session id
+    c.vec(2)  # cipher suites
+    c.vec(1)  # compression methods
+    if c.pos == len(body):
+        return None  # no extensions at all
+    ext = _Cursor(c.vec(2))
+    names: list[str] = []
+    while ext.pos < len(ext.data):
+        etype, data = ext.num(2), ext.vec(2)
+        if etype != _EXT_SERVER_NAME:
+            continue
+        if names:
+            raise ValueError("two server_name extensions")
+        lst = _Cursor(_Cursor(data).vec(2))
+        while lst.pos < len(lst.data):
+            kind, name = lst.num(1), lst.vec(2)
+            if kind == 0:
+                names.append(name.decode("ascii"))  # UnicodeError is a ValueError
+    if len(names) > 1:
+        raise ValueError("more than one host_name in server_name")
+    return names[0] if names else None

@@ -1,0 +1,304 @@
+"""Token usage from inference responses, read as the bytes pass through the gate.
+
+The meter is a tap, not a filter: the proxy forwards every byte first and then hands a copy
+here, so a slow or confused parse can never hold a token stream back or change it. Any error
+turns the meter off for that response (it then reports nothing) instead of raising into the
+proxy. Memory is bounded: streamed events are parsed line by line with a line cap, and a plain
+JSON body is kept whole only up to `max_buffer`; past that only its head and tail are kept,
+which is where `model` and `usage` sit in every server we know of.
+
+Shapes understood (the latest value of each field wins, since several servers repeat cumulative
+usage in every chunk):
+- OpenAI-compatible JSON: `{"model": ..., "usage": {"prompt_tokens", "completion_tokens",
+  "total_tokens"}}`; the Responses API (`response.usage` with input/output tokens) and
+  Anthropic-style `input_tokens`/`output_tokens` map onto the same fields.
+- Server-sent events: `data: {...}` events including the final usage chunk that
+  `stream_options.include_usage` adds, and `data: [DONE]`.
+- Ollama: `prompt_eval_count` / `eval_count` in a JSON body or the last NDJSON line.
+Bodies with a Content-Encoding (gzip, br) are not metered; the proxy asks metered endpoints for
+`identity` so that this is the exception.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ChunkedDecoder", "Usage", "UsageMeter"]
+
+_HEAD_TAIL = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens for one response. Fields a server did not report are None."""
+
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    model: str | None
+
+
+class ChunkedDecoder:
+    """Incremental HTTP/1.1 chunked transfer-coding decoder (body bytes in, payload out).
+
+    Bounded: size lines and trailer lines longer than 4 KiB are an error, as is anything that
+    does not follow the grammar; `done` turns true after the last-chunk and trailers.
+    """
+
+    _MAX_LINE = 4096
+
+    def __init__(self) -> None:
+        self._state = "size"  # size | data | data_crlf | trailer | done
+        self._remaining = 0
+        self._line = bytearray()
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        out = bytearray()
+        i, n = 0, len(data)
+        while i < n and not self.done:
+            if self._state == "data":
+                take = min(self._remaining, n - i)
+                out += data[i : i + take]
+                i += take
+                self._remaining -= take
+                if self._remaining == 0:
+                    self._state = "data_crlf"
+                continue
+            nl = data.find(b"\n", i)
+            end = n if nl < 0 else nl
+            self._line += data[i:end]
+            if len(self._line) > self._MAX_LINE:
+                raise ValueError("chunked framing line too long")
+            if nl < 0:
+                break
+            i = nl + 1
+            line = bytes(self._line).rstrip(b"\r")
+            self._line.clear()
+            self._line_done(line)
+        return bytes(out)
+
+    def _line_done(self, line: bytes) -> None:
+        if self._state == "size":
+            size_text = line.split(b";", 1)[0].strip()
+            if not size_text or not all(c in b"0123456789abcdefABCDEF" for c in size_text):
+                raise ValueError(f"bad chunk size {size_text[:20]!r}")
+            self._remaining = int(size_text, 16)
+            self._state = "data" if self._remaining else "trailer"
+        elif self._state == "data_crlf":
+            if line:
+                raise ValueError("chunk data not followed by CRLF")
+            self._state = "size"
+        elif self._state == "trailer" and not line:
+            self._state = "done"
+            self.done = True
+
+
+_MODEL_RE = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
+_OLLAMA_RE = {
+    "prompt_tokens": re.compile(rb'"prompt_eval_count"\s*:\s*(\d{1,12})'),
+    "completion_tokens": re.compile(rb'"eval_count"\s*:\s*(\d{1,12})'),
+}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+class UsageMeter:
+    """Feed it a response body as it passes; `finish()` says what the response cost.
+
+    `content_type` picks the parser (event-stream, NDJSON, or JSON; anything else is sniffed
+    from the first byte). With `chunked=True` the bytes fed are the raw chunked body.
+    """
+
+    def __init__(
+        self,
+        content_type: str = "",
+        *,
+        chunked: bool = False,
+        max_buffer: int = 4 * 1024 * 1024,
+        max_line: int = 1024 * 1024,
+    ) -> None:
+        ct = content_type.split(";", 1)[0].strip().lower()
+        self._mode = ("sse" if ct == "text/event-stream" else
+                      "lines" if ct in ("application/x-ndjson", "application/jsonl",
+                                        "application/json-seq") else
+                      "json" if ct.endswith("json") else "sniff")
+        self._chunked = ChunkedDecoder() if chunked else None
+        self._max_buffer = max_buffer
+        self._max_line = max_line
+        self._line = bytearray()
+        self._skipping_line = False
+        self._event: list[bytes] = []
+        self._buf = bytearray()
+        self._head = b""
+        self._truncated = False
+        self._fields: dict[str, Any] = {}
+        self.failed = False
+
+    # -- feeding ------------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Never raises: a response we cannot read is simply not metered."""
+        if self.failed or not data:
+            return
+        try:
+            self._feed(data)
+        except Exception:
+            self.failed = True
+
+    def _feed(self, data: bytes) -> None:
+        if self._chunked is not None:
+            data = self._chunked.feed(data)
+            if not data:
+                return
+        if self._mode == "sniff":
+            stripped = data.lstrip()
+            if not stripped:
+                return
+            self._mode = "json" if stripped[:1] in (b"{", b"[") else "sse"
+        if self._mode == "json":
+            self._keep(data)
+        self._lines(data)
+
+    def _keep(self, data: bytes) -> None:
+        if not self._truncated:
+            self._buf += data
+            if len(self._buf) > self._max_buffer:
+                self._head = bytes(self._buf[:_HEAD_TAIL])
+                del self._buf[:-_HEAD_TAIL]
+                self._truncated = True
+        else:
+            self._buf += data
+            if len(self._buf) > 2 * _HEAD_TAIL:
+                del self._buf[:-_HEAD_TAIL]
+
+    def _lines(self, data: bytes) -> None:
+        start = 0
+        while True:
+            nl = data.find(b"\n", start)
+            piece = data[start:] if nl < 0 else data[start:nl]
+            if not self._skipping_line:
+                if len(self._line) + len(piece) > self._max_line:
+                    self._skipping_line = True
+                    self._line.clear()
+                else:
+                    self._line += piece
+            if nl < 0:
+                return
+            if self._skipping_line:
+                self._skipping_line = False
+            else:
+                self._on_line(bytes(self._line).rstrip(b"\r"))
+            self._line.clear()
+            start = nl + 1
+
+    def _on_line(self, line: bytes) -> None:
+        if self._mode == "sse":
+            if not line:
+                self._dispatch_event()
+            elif line.startswith(b"data:"):
+                value = line[5:]
+                self._event.append(value[1:] if value.startswith(b" ") else value)
+            return
+        text = line.strip()
+        if text.startswith(b"{") and text.endswith(b"}"):
+            self._take_json(text)
+
+    def _dispatch_event(self) -> None:
+        if not self._event:
+            return
+        payload = b"\n".join(self._event).strip()
+        self._event = []
+        if payload and payload != b"[DONE]":
+            self._take_json(payload)
+
+    def _take_json(self, text: bytes) -> None:
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return
+        self._take(obj)
+
+    def _take(self, obj: Any) -> None:
+        if not isinstance(obj, dict):
+            return
+        for holder in (obj, obj.get("response"), obj.get("message")):
+            if not isinstance(holder, dict):
+                continue
+            if isinstance(holder.get("model"), str):
+                self._fields["model"] = holder["model"][:200]
+            usage = holder.get("usage")
+            if isinstance(usage, dict):
+                self._take_usage(usage)
+        for key, name in (("prompt_eval_count", "prompt_tokens"),
+                          ("eval_count", "completion_tokens")):
+            if _int(obj.get(key)) is not None:
+                self._fields[name] = obj[key]
+
+    def _take_usage(self, usage: dict[str, Any]) -> None:
+        for name, keys in (("prompt_tokens", ("prompt_tokens", "input_tokens")),
+                           ("completion_tokens", ("completion_tokens", "output_tokens")),
+                           ("total_tokens", ("total_tokens",))):
+            for key in keys:
+                if _int(usage.get(key)) is not None:
+                    self._fields[name] = usage[key]
+                    break
+
+    # -- result -------------------------------------------------------------------------------
+
+    def finish(self) -> Usage | None:
+        """Flush what is pending and return the usage seen, or None if there was none."""
+        if self.failed:
+            return None
+        try:
+            if self._line and not self._skipping_line:
+                self._on_line(bytes(self._line).rstrip(b"\r"))
+                self._line.clear()
+            if self._mode == "sse":
+                self._dispatch_event()
+            if self._mode == "json" and not self._has_counts():
+                self._finish_json()
+        except Exception:
+            return None
+        if not self._has_counts():
+            return None
+        f = self._fields
+        prompt, completion = f.get("prompt_tokens"), f.get("completion_tokens")
+        total = f.get("total_tokens")
+        if total is None and prompt is not None and completion is not None:
+            total = prompt + completion
+        return Usage(prompt, completion, total, f.get("model"))
+
+    def _has_counts(self) -> bool:
+        return any(k in self._fields for k in ("prompt_tokens", "completion_tokens",
+                                               "total_tokens"))
+
+    def _finish_json(self) -> None:
+        if not self._truncated:
+            self._take_json(bytes(self._buf))
+            return
+        tail = bytes(self._buf)
+        pos = tail.rfind(b'"usage"')
+        if pos >= 0:
+            colon = tail.find(b":", pos + 7)
+            if colon >= 0:
+                text = tail[colon + 1 :].decode("utf-8", "replace").lstrip()
+                try:
+                    usage, _ = json.JSONDecoder().raw_decode(text)
+                except ValueError:
+                    usage = None
+                if isinstance(usage, dict):
+                    self._take_usage(usage)
+        for name, pattern in _OLLAMA_RE.items():
+            found = pattern.findall(tail)
+            if found:
+                self._fields[name] = int(found[-1])
+        if "model" not in self._fields:
+            m = _MODEL_RE.search(self._head) or _MODEL_RE.search(tail)
+            if m:
+                self._fields["model"] = m.group(1).decode("utf-8", "replace")

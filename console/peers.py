@@ -1,0 +1,82 @@
+"""Who is on the other end of a unix socket, from the kernel (SO_PEERCRED), and what they may do.
+
+Nothing a peer sends can change who it is. Roles:
+  operator  the daemon's own user (or root): may watch and decide
+  approver  a team member listed in [team] approvers: may watch and decide
+  watcher   a member of the [team] group: may watch, not decide
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import socket
+import struct
+from dataclasses import dataclass
+
+from console.config import TeamConfig
+
+
+@dataclass(frozen=True)
+class Peer:
+    pid: int
+    uid: int
+    gid: int
+    user: str
+    role: str  # operator | approver | watcher | refused
+
+    @property
+    def may_decide(self) -> bool:
+        return self.role in ("operator", "approver")
+
+    @property
+    def may_watch(self) -> bool:
+        return self.role != "refused"
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return pid, uid, gid
+
+
+def user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid{uid}"
+
+
+def _group_members(group: str) -> tuple[int | None, set[str]]:
+    try:
+        g = grp.getgrnam(group)
+    except KeyError:
+        return None, set()
+    return g.gr_gid, set(g.gr_mem)
+
+
+def identify(sock: socket.socket, team: TeamConfig) -> Peer:
+    pid, uid, gid = peer_credentials(sock)
+    name = user_name(uid)
+    if uid == os.getuid() or uid == 0:
+        role = "operator"
+    elif team.group:
+        group_gid, members = _group_members(team.group)
+        in_group = name in members or (group_gid is not None and _primary_gid(uid) == group_gid)
+        if not in_group:
+            role = "refused"
+        elif name in team.approvers:
+            role = "approver"
+        else:
+            role = "watcher"
+    else:
+        role = "refused"
+    return Peer(pid, uid, gid, name, role)
+
+
+def _primary_gid(uid: int) -> int | None:
+    try:
+        return pwd.getpwuid(uid).pw_gid
+    except KeyError:
+        return None

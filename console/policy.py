@@ -1,0 +1,575 @@
+"""Exec rules, grants with scopes, and the provenance of every decision.
+
+An exec rule is a string of shell words matched as a prefix of a command's words. A command line
+is split on `&&`, `||`, `;`, `|`, `&`, newlines and parentheses, and every part must pass:
+forbid (deny) > ask > allow, no rule -> the profile's default. Order of evaluation:
+
+    forbid rule -> deny, always (no grant overrides a forbid)
+    deny grant  -> deny
+    allow grant -> allow (for that part)
+    ask rule    -> ask;  allow rule -> allow;  else the default
+
+Rules are guard rails, not the sandbox: matching errs towards asking. Forbid and ask rules also see
+through `VAR=x`, wrappers (`env`, `sudo`, `nohup`...), paths (`/bin/rm`), `eval`, `sh -c` and
+command substitutions; allow rules match only the literal words, and a part whose meaning depends
+on a substitution or unusual quoting can never be allowed by a rule, only asked.
+
+The tokenizer is in console/shellwords.py; the config writer in console/policy_config.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from typing import Any, Literal
+
+from console.shellwords import (
+    CommandPart,
+    ParseError,
+    canonical,
+    expand,
+    strict_variants,
+)
+
+Action = Literal["allow", "ask", "deny"]
+ACTIONS = ("allow", "ask", "deny")
+_STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
+GRANT_KINDS = ("exec", "network", "write", "custom")
+SCOPES = ("once", "run", "timed", "profile", "global")
+WEB_PORTS = (80, 443)  # what an allow host pattern without :port covers, as for config rules
+MAX_TIMED_S = 7 * 24 * 3600
+
+
+def strictest(*actions: str) -> str:
+    return max(actions, key=_STRICTNESS.__getitem__)
+
+
+@dataclass(frozen=True)
+class RuleSource:
+    """A rule's text and where it was written (file and 1-based line), when known."""
+
+    text: str
+    file: str | None = None
+    line: int | None = None
+
+    def where(self) -> str | None:
+        if not self.file:
+            return None
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who or what made a decision. `describe()` is the one line people read."""
+
+    kind: str  # rule | grant | person | timeout | default | limit | error | cancelled
+    rule: str | None = None  # rule text, or a grant's pattern
+    rule_list: str | None = None  # allow | ask | forbid | deny; for "default": the default action
+    source: str | None = None  # "config.toml:14"
+    grant_id: str | None = None
+    scope: str | None = None
+    expires_at: float | None = None
+    person: str | None = None
+    detail: str | None = None
+
+    def describe(self) -> str:
+        extra = f"; {self.detail}" if self.detail else ""
+        if self.kind == "rule":
+            at = f" at {self.source}" if self.source else ""
+            return f'rule "{self.rule}" ({self.rule_list}){at}{extra}'
+        if self.kind == "grant":
+            by = f" by {self.person}" if self.person else ""
+            return f"grant {self.grant_id} ({self._scope_words()}){by}{extra}"
+        if self.kind == "person":
+            grant = f", grant {self.grant_id}" if self.grant_id else ""
+            return f"decided by {self.person} ({self._scope_words()}{grant}){extra}"
+        if self.kind == "default":
+            return self.detail or f'no rule matched: the default "{self.rule_list}"'
+        return self.detail or self.kind
+
+    def _scope_words(self) -> str:
+        scope = f"scope {self.scope or 'once'}"
+        if self.expires_at is not None:
+            scope += ", until " + time.strftime("%H:%M:%S", time.localtime(self.expires_at))
+        return scope
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {k: v for k, v in out.items() if v is not None}
+        out["text"] = self.describe()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    provenance: Provenance
+    # Canonical command parts (or the subject) a person must answer: the patterns of the grants
+    # created when someone decides with a scope wider than "once".
+    asking: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.action == "allow"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "provenance": self.provenance.to_dict()}
+
+
+# --- exec rules -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rule:
+    source: RuleSource
+    words: tuple[str, ...]
+    list_name: str
+
+    def matches(self, words: Sequence[str]) -> bool:
+        n = len(self.words)
+        return n <= len(words) and tuple(words[:n]) == self.words
+
+    def provenance(self, detail: str | None = None) -> Provenance:
+        return Provenance(
+            "rule", rule=self.source.text, rule_list=self.list_name,
+            source=self.source.where(), detail=detail,
+        )
+
+
+def rule_words(text: str) -> tuple[str, ...]:
+    """The words of one exec rule or exec grant pattern; ValueError says what is wrong."""
+    try:
+        parts = expand(text)
+    except ParseError as exc:
+        raise ValueError(f"cannot read it as shell words ({exc})") from None
+    top = [p for p in parts if not p.nested]
+    if len(top) != 1 or len(parts) != 1:
+        raise ValueError("a rule is one command: no ;, &&, ||, | or substitutions")
+    if top[0].opaque:
+        raise ValueError("a rule cannot hold $(...), backticks or $'...'")
+    return tuple(top[0].words)
+
+
+def _as_source(item: Any) -> RuleSource:
+    if isinstance(item, str):
+        return RuleSource(item)
+    # RuleSource, or any object with text/file/line (console.config.Rule)
+    return RuleSource(item.text, getattr(item, "file", None) or None, getattr(item, "line", None))
+
+
+def _as_rules(items: Iterable[Any], list_name: str) -> list[_Rule]:
+    rules = []
+    for item in items:
+        src = _as_source(item)
+        try:
+            words = rule_words(src.text)
+        except ValueError as exc:
+            at = f" at {src.where()}" if src.where() else ""
+            raise ValueError(f'exec rule "{src.text}" ({list_name}){at}: {exc}') from None
+        rules.append(_Rule(src, words, list_name))
+    return rules
+
+
+class ExecRules:
+    """One profile's exec rules. Items are RuleSource objects (or anything with text, file and
+    line, like console.config.Rule) or plain strings (source unknown)."""
+
+    def __init__(
+        self,
+        allow: Iterable[Any] = (),
+        ask: Iterable[Any] = (),
+        forbid: Iterable[Any] = (),
+        default: str = "ask",
+    ) -> None:
+        if default not in ACTIONS:
+            raise ValueError(f'exec default must be allow, ask or deny, not "{default}"')
+        self.allow = _as_rules(allow, "allow")
+        self.ask = _as_rules(ask, "ask")
+        self.forbid = _as_rules(forbid, "forbid")
+        self.default: str = default
+
+    @classmethod
+    def from_config(cls, exec_config: Any) -> ExecRules:
+        """From console.config.ExecConfig (default, allow, ask, forbid)."""
+        return cls(exec_config.allow, exec_config.ask, exec_config.forbid, exec_config.default)
+
+    def evaluate(self, command: str) -> Decision:
+        """The static decision, no grants."""
+        return evaluate_exec(command, self)
+
+
+def _first(rules: list[_Rule], variants: Iterable[Sequence[str]]) -> _Rule | None:
+    # The longest (most specific) matching rule is the one worth naming.
+    hits = [r for r in rules for v in variants if r.matches(v)]
+    return max(hits, key=lambda r: len(r.words)) if hits else None
+
+
+def evaluate_exec(
+    command: str,
+    rules: ExecRules,
+    grants: GrantTable | None = None,
+    *,
+    run_id: str | None = None,
+    profile: str | None = None,
+    now: float | None = None,
+    consume: bool = True,
+) -> Decision:
+    """Decide a command line before any person answers (see the module docstring for the order).
+
+    With consume, "once" grants that decided are used up."""
+    now = time.time() if now is None else now
+    unreadable = Decision(
+        strictest("ask", rules.default),
+        Provenance("error", detail="the command line cannot be read (unbalanced quotes or an "
+                   "unfinished construct); a person must look"),
+    )
+    try:
+        parts = expand(command)
+    except ParseError as exc:
+        return Decision(unreadable.action, Provenance("error", detail=f"{unreadable.provenance.detail} ({exc})"))
+    top = [p for p in parts if not p.nested]
+    if not top:
+        return Decision(strictest("ask", rules.default), Provenance("error", detail="empty command"))
+
+    # 1. forbid rules, in every part and every nested command: nothing overrides them.
+    for part in parts:
+        hit = _first(rules.forbid, strict_variants(part))
+        if hit:
+            return Decision("deny", hit.provenance("inside a nested command" if part.nested else None))
+
+    live = grants.live("exec", run_id, profile, now) if grants else []
+    # 2. deny grants, seen through wrappers like forbid rules.
+    for part in parts:
+        g = next((g for g in live if g.effect == "deny" and any(
+            g.matches_words(v) for v in strict_variants(part))), None)
+        if g:
+            if consume and grants:
+                grants.consume(g)
+            return Decision("deny", g.provenance())
+
+    # 3. per top-level part: allow grant, ask rule, allow rule, default.
+    verdicts: list[tuple[str, Provenance, CommandPart]] = []
+    used: list[Grant] = []
+    for part in top:
+        g = next((g for g in live if g.effect == "allow" and g.matches_words(part.words)), None)
+        if g:
+            used.append(g)
+            verdicts.append(("allow", g.provenance(), part))
+            continue
+        asked = _first(rules.ask, strict_variants(part))
+        allowed = _first(rules.allow, [part.words])
+        if asked:
+            verdict: tuple[str, Provenance] = ("ask", asked.provenance())
+        elif allowed and not part.opaque:
+            verdict = ("allow", allowed.provenance())
+        else:
+            verdict = (rules.default, Provenance("default", rule_list=rules.default))
+        if part.opaque and verdict[0] == "allow":
+            verdict = ("ask", Provenance("default", rule_list="ask", detail=(
+                f'"{canonical(part)}" depends on a substitution or quoting the rules cannot '
+                "see through; a person must look")))
+        verdicts.append((*verdict, part))
+    # Nested commands (eval, sh -c) can make the whole ask, never allow.
+    for part in parts:
+        if part.nested:
+            asked = _first(rules.ask, strict_variants(part))
+            if asked:
+                verdicts.append(("ask", asked.provenance("inside a nested command"), part))
+
+    action = strictest(*(v[0] for v in verdicts))
+    deciding = [v for v in verdicts if v[0] == action]
+    # For an allow, name the grant if one was needed: it is the non-obvious reason.
+    prov = next((p for _, p, _ in deciding if p.kind == "grant"), deciding[0][1])
+    asking = tuple(dict.fromkeys(canonical(p) for a, _, p in verdicts if a == "ask" and not p.nested))
+    if action == "allow" and consume and grants:
+        for g in used:
+            grants.consume(g)
+    return Decision(action, prov, asking)  # type: ignore[arg-type]
+
+
+# --- grants ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str  # once | run | timed | profile | global
+    seconds: float | None = None  # for timed
+
+
+_DURATION = re.compile(r"^(\d{1,6})([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_scope(word: str) -> Scope:
+    """once | run | 10m, 2h, 90s, 1d (timed) | profile | global (alias: everywhere)."""
+    w = word.strip().lower()
+    if w in ("once", "run", "profile", "global"):
+        return Scope(w)
+    if w == "everywhere":
+        return Scope("global")
+    m = _DURATION.match(w)
+    if m:
+        seconds = int(m.group(1)) * _UNITS[m.group(2)]
+        if 0 < seconds <= MAX_TIMED_S:
+            return Scope("timed", float(seconds))
+        raise ValueError(f'scope "{word}": a timed grant lasts between 1s and 7d')
+    raise ValueError(f'unknown scope "{word}": use once, run, a duration like 10m or 2h, profile or global')
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A person's decision that outlives one request. Which runs it covers follows the scope:
+    once/run: run_id; timed: run_id until expires_at; profile: profile; global: everything."""
+
+    id: str
+    kind: str  # exec | network | write | custom
+    pattern: str
+    effect: str  # allow | deny
+    scope: str
+    run_id: str | None = None
+    profile: str | None = None
+    expires_at: float | None = None
+    decided_by: str | None = None
+    created_at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        if self.kind not in GRANT_KINDS:
+            raise ValueError(f'grant kind must be one of {", ".join(GRANT_KINDS)}, not "{self.kind}"')
+        if self.effect not in ("allow", "deny"):
+            raise ValueError(f'grant effect must be allow or deny, not "{self.effect}"')
+        if self.scope not in SCOPES:
+            raise ValueError(f'grant scope must be one of {", ".join(SCOPES)}, not "{self.scope}"')
+        if not self.pattern.strip():
+            raise ValueError("a grant needs a pattern")
+        if self.kind == "exec":
+            rule_words(self.pattern)
+
+    @cached_property
+    def words(self) -> tuple[str, ...]:
+        return rule_words(self.pattern) if self.kind == "exec" else ()
+
+    def applies(self, run_id: str | None, profile: str | None, now: float) -> bool:
+        if self.expires_at is not None and now >= self.expires_at:
+            return False
+        if self.run_id is not None and self.run_id != run_id:
+            return False
+        return self.profile is None or self.profile == profile
+
+    def matches_words(self, words: Sequence[str]) -> bool:
+        n = len(self.words)
+        return n <= len(words) and tuple(words[:n]) == self.words
+
+    def matches(self, subject: str) -> bool:
+        if self.kind == "exec":
+            try:
+                parts = [p for p in expand(subject) if not p.nested]
+            except ParseError:
+                return False
+            variants = (lambda p: strict_variants(p)) if self.effect == "deny" else (lambda p: [p.words])
+            hit = [any(self.matches_words(v) for v in variants(p)) for p in parts]
+            return bool(hit) and (any(hit) if self.effect == "deny" else all(hit))
+        if self.kind == "network":
+            return host_matches(self.pattern, subject, self.effect)
+        # write / custom: exact, or a prefix when the pattern ends with "*".
+        if self.pattern.endswith("*"):
+            return subject.startswith(self.pattern[:-1])
+        return subject == self.pattern
+
+    def provenance(self) -> Provenance:
+        return Provenance(
+            "grant", rule=self.pattern, rule_list=self.effect, grant_id=self.id,
+            scope=self.scope, expires_at=self.expires_at, person=self.decided_by,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def new_grant(
+    kind: str, pattern: str, effect: str, scope: str | Scope, *, run_id: str | None,
+    profile: str | None, decided_by: str | None, now: float | None = None,
+) -> Grant:
+    """A grant for a scope word ("run", "10m"...), bound to the run or profile it came from."""
+    now = time.time() if now is None else now
+    sc = scope if isinstance(scope, Scope) else parse_scope(scope)
+    return Grant(
+        id="g" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(5)),
+        kind=kind, pattern=pattern, effect=effect, scope=sc.kind,
+        run_id=run_id if sc.kind in ("once", "run", "timed") else None,
+        profile=profile if sc.kind == "profile" else None,
+        expires_at=now + sc.seconds if sc.seconds else None,
+        decided_by=decided_by, created_at=now,
+    )
+
+
+_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read aloud and typed
+
+
+class GrantTable:
+    """The live grants, shared by policy evaluation and the approvals inbox."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._grants: dict[str, Grant] = {}
+        self._clock = clock
+
+    def add(self, grant: Grant) -> Grant:
+        self._grants[grant.id] = grant
+        return grant
+
+    def revoke(self, grant_id: str) -> Grant | None:
+        return self._grants.pop(grant_id, None)
+
+    def consume(self, grant: Grant) -> None:
+        """A "once" grant is used up by the request it answered; other scopes stay."""
+        if grant.scope == "once":
+            self._grants.pop(grant.id, None)
+
+    def expire(self, now: float | None = None) -> list[Grant]:
+        now = self._clock() if now is None else now
+        gone = [g for g in self._grants.values() if g.expires_at is not None and now >= g.expires_at]
+        for g in gone:
+            del self._grants[g.id]
+        return gone
+
+    def end_run(self, run_id: str) -> list[Grant]:
+        gone = [g for g in self._grants.values() if g.run_id == run_id]
+        for g in gone:
+            del self._grants[g.id]
+        return gone
+
+    def list(self, now: float | None = None) -> list[Grant]:
+        self.expire(now)
+        return sorted(self._grants.values(), key=lambda g: g.created_at)
+
+    def live(self, kind: str, run_id: str | None, profile: str | None, now: float) -> list[Grant]:
+        """Grants of a kind that apply to this run now, deny grants first, newest first."""
+        live = [g for g in self._grants.values() if g.kind == kind and g.applies(run_id, profile, now)]
+        return sorted(live, key=lambda g: (g.effect != "deny", -g.created_at))
+
+    def match(
+        self, kind: str, subject: str, run_id: str | None, profile: str | None,
+        now: float | None = None, *, consume: bool = True,
+    ) -> Grant | None:
+        """The grant that decides this subject, deny grants first; None when none does.
+
+        For exec, an allow grant decides only if it covers every part of the command line (a
+        command with several parts is better put through evaluate_exec)."""
+        now = self._clock() if now is None else now
+        for g in self.live(kind, run_id, profile, now):
+            if g.matches(subject):
+                if consume:
+                    self.consume(g)
+                return g
+        return None
+
+
+# --- network patterns for grants -------------------------------------------------------------
+
+_HOSTPORT = re.compile(r"^(\[[^\]]+\]|[^:\[\]]+|[0-9a-fA-F:]+)(?::(\d{1,5}))?$")
+
+
+def _split_hostport(text: str) -> tuple[str, int | None]:
+    text = text.strip()
+    try:  # a bare IPv6 address or CIDR has colons but no port
+        ipaddress.ip_network(text, strict=False)
+        return text.lower(), None
+    except ValueError:
+        pass
+    m = _HOSTPORT.match(text)
+    if not m:
+        return text.lower(), None
+    host = m.group(1).strip("[]").lower()
+    if host.endswith("."):
+        host = host[:-1]
+    return host, int(m.group(2)) if m.group(2) else None
+
+
+def host_matches(pattern: str, subject: str, effect: str = "allow") -> bool:
+    """Does a network grant pattern cover "host:port"? Patterns as in config rules: host,
+    *.domain (subdomains), **.domain (apex and subdomains), host:port, IP or CIDR. Without a port
+    an allow pattern covers ports 80 and 443, a deny pattern every port. Subjects come normalised
+    from the gate; here only case and one trailing dot are folded."""
+    phost, pport = _split_hostport(pattern)
+    shost, sport = _split_hostport(subject)
+    if pport is not None:
+        if sport != pport:
+            return False
+    elif effect == "allow" and sport is not None and sport not in WEB_PORTS:
+        return False
+    if phost.startswith("**."):
+        return shost == phost[3:] or shost.endswith(phost[2:])
+    if phost.startswith("*."):
+        return shost.endswith(phost[1:])
+    try:
+        net = ipaddress.ip_network(phost, strict=False)
+        return ipaddress.ip_address(shost) in net
+    except ValueError:
+        return shost == phost
+
+
+# --- wiring help ---------------------------------------------------------------------------
+
+PolicyEval = Callable[[str, str, str, str], Decision]
+
+
+def make_policy_eval(
+    exec_rules_for: Callable[[str], ExecRules],
+    grants: GrantTable,
+    network_eval: Callable[[str, str, str], Decision] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> PolicyEval:
+    """policy_eval(kind, subject, run_id, profile) for agent.sock: exec through rules and grants,
+    network through network_eval(subject, run_id, profile) when given (the gate's rules, which
+    should consult `grants` too), anything else through grants, then ask."""
+
+    def evaluate(kind: str, subject: str, run_id: str, profile: str) -> Decision:
+        now = clock()
+        if kind == "exec":
+            return evaluate_exec(subject, exec_rules_for(profile), grants,
+                                 run_id=run_id, profile=profile, now=now)
+        if kind == "network" and network_eval is not None:
+            return network_eval(subject, run_id, profile)
+        g = grants.match(kind, subject, run_id, profile, now)
+        if g:
+            return Decision("allow" if g.effect == "allow" else "deny", g.provenance())
+        return Decision("ask", Provenance("default", rule_list="ask"), (subject,))
+
+    return evaluate
+
+
+def grant_to_rule(grant: Grant) -> str:
+    """The rule text a profile grant becomes in the config file."""
+    if grant.kind == "exec":
+        return canonical(CommandPart(list(grant.words)))
+    if grant.kind == "network":
+        return grant.pattern.strip().lower()
+    raise ValueError(f"{grant.kind} grants have no config rule; they live until the daemon stops")
+
+
+def rule_list_for(grant: Grant) -> tuple[str, str]:
+    """(section, list) a grant's rule goes into: ("exec", "allow"|"forbid") or ("network", ...)."""
+    if grant.kind == "exec":
+        return "exec", "allow" if grant.effect == "allow" else "forbid"
+    if grant.kind == "network":
+        return "network", grant.effect
+    raise ValueError(f"{grant.kind} grants have no config rule")
+
+
+
+def shadow(rule: str, past_requests: Iterable[Mapping[str, Any]], *, kind: str = "exec",
+           effect: str = "allow") -> list[Any]:
+    """Past requests a proposed rule would have decided, riskiest first: see
+    console.policy_shadow.shadow for the ordering."""
+    from console.policy_shadow import shadow as _shadow  # here to keep the import one-way
+
+    return _shadow(rule, past_requests, kind=kind, effect=effect)

@@ -1,0 +1,112 @@
+"""The wire format of both sockets: JSON lines, versioned, bounded.
+
+One message per line, UTF-8 JSON objects. Three shapes:
+
+    request   {"v": 1, "id": 7, "op": "run.start", "args": {...}}
+    response  {"v": 1, "id": 7, "ok": true, "result": {...}}
+              {"v": 1, "id": 7, "ok": false, "error": {"code": "...", "message": "...", "hint": "..."}}
+    event     {"v": 1, "event": {"kind": "...", ...}}      (only after a subscribe request)
+
+docs/protocol.md lists the operations. Lines longer than the reader's bound are refused
+without being buffered whole: inputs from inside a sandbox are hostile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+VERSION = 1
+OPERATOR_MAX_LINE = 4 * 1024 * 1024
+AGENT_MAX_LINE = 64 * 1024
+
+
+class ProtocolError(Exception):
+    """A peer sent something that is not a valid message."""
+
+
+@dataclass
+class Failure(Exception):
+    """An expected failure, sent to the peer as an error response (never a traceback)."""
+
+    code: str
+    message: str
+    hint: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_wire(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.hint:
+            err["hint"] = self.hint
+        if self.data:
+            err["data"] = self.data
+        return err
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return (json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+def request(req_id: int, op: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"v": VERSION, "id": req_id, "op": op, "args": args or {}}
+
+
+def ok(req_id: Any, result: Any = None) -> dict[str, Any]:
+    return {"v": VERSION, "id": req_id, "ok": True, "result": result}
+
+
+def error(req_id: Any, failure: Failure) -> dict[str, Any]:
+    return {"v": VERSION, "id": req_id, "ok": False, "error": failure.to_wire()}
+
+
+def event(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"v": VERSION, "event": payload}
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    try:
+        msg = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("a message must be a JSON object")
+    if msg.get("v") != VERSION:
+        raise ProtocolError(f"unsupported protocol version {msg.get('v')!r}; this side speaks {VERSION}")
+    return msg
+
+
+def parse_request(msg: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    req_id = msg.get("id")
+    op = msg.get("op")
+    args = msg.get("args", {})
+    if not isinstance(op, str) or not op:
+        raise ProtocolError("a request needs an 'op' string")
+    if not isinstance(args, dict):
+        raise ProtocolError("'args' must be an object")
+    if req_id is not None and not isinstance(req_id, int | str):
+        raise ProtocolError("'id' must be a number or a string")
+    return req_id, op, args
+
+
+async def read_message(reader: asyncio.StreamReader, max_line: int) -> dict[str, Any] | None:
+    """Read one message; None at end of stream. Raises ProtocolError on oversize or bad JSON.
+
+    The StreamReader's own limit must be at least max_line (see open_limits)."""
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            return None
+        line = exc.partial
+    except asyncio.LimitOverrunError:
+        raise ProtocolError(f"message longer than {max_line} bytes") from None
+    if len(line) > max_line:
+        raise ProtocolError(f"message longer than {max_line} bytes")
+    if not line.strip():
+        return await read_message(reader, max_line)
+    return decode(line)

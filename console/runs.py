@@ -1,0 +1,451 @@
+"""Run lifecycle: start an agent in its sandbox, stream its output, stop it, reap it, and
+reconcile after a daemon restart.
+
+Output is bulk: lines go to the store's batched writer and, coalesced every 50 ms, to the bus,
+so a run printing tens of thousands of lines a second costs one bus event per tick, not per line.
+State changes are security-relevant and committed before they are announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from console.bus import Bus
+from console.config import Config, Profile
+from console.paths import Paths
+from console.protocol import Failure
+from console.sandbox.base import (
+    BRIDGE_PORT,
+    INSIDE_RUN_DIR,
+    INSIDE_WORKSPACE,
+    SandboxError,
+    SandboxHandle,
+    SandboxSpec,
+    prepare_run_dir,
+)
+
+OUTPUT_FLUSH_S = 0.05
+MAX_LINE_BYTES = 16 * 1024  # longer lines are cut, so one line cannot fill memory
+ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read aloud and typed
+PASSTHROUGH_ENV = ("TERM", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COLORTERM", "NO_COLOR")
+LIVE_STATES = ("starting", "running", "stopping")
+
+
+@dataclass
+class Run:
+    id: str
+    profile: str
+    backend: str
+    workspace: str
+    command: list[str]
+    actor: str
+    state: str = "starting"
+    started_at: float = field(default_factory=time.time)
+    ended_at: float | None = None
+    exit_code: int | None = None
+    pids: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    stop_requested: str | None = None  # "stop" or "kill" when a person asked
+
+    def public(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("stop_requested", None)
+        data["unsandboxed"] = self.backend == "none"
+        return data
+
+
+# What a RunManager needs from the rest of the daemon for each run: set up its sockets and
+# bridge before the agent's command runs, and tear them down when it ends.
+RunHook = Callable[[Run, SandboxHandle | None, Profile], Awaitable[None]]
+
+
+class RunManager:
+    def __init__(
+        self,
+        paths: Paths,
+        config: Callable[[], Config],
+        writer: Any,
+        bus: Bus,
+        *,
+        choose_backend: Callable[[str, Profile], Any],
+        on_prepare: RunHook | None = None,
+        on_end: RunHook | None = None,
+    ) -> None:
+        self.paths = paths
+        self.config = config
+        self.writer = writer
+        self.bus = bus
+        self.choose_backend = choose_backend
+        self.on_prepare = on_prepare
+        self.on_end = on_end
+        self.runs: dict[str, Run] = {}
+        self.handles: dict[str, SandboxHandle] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        # Lines emitted per run, so a follower that read the store can skip what it has seen.
+        self.line_counts: dict[str, int] = {}
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> Run:
+        run = self.runs.get(run_id)
+        if run is None:
+            raise Failure("no-such-run", f"no live run {run_id!r}", "list runs with: pilothouse ps")
+        return run
+
+    def live(self) -> list[Run]:
+        return sorted(self.runs.values(), key=lambda r: r.started_at)
+
+    def stats(self, run_id: str) -> dict[str, Any]:
+        handle = self.handles.get(run_id)
+        if handle is None:
+            return {}
+        try:
+            return dict(handle.stats())
+        except (psutil.Error, OSError):
+            return {}
+
+    # --- start -------------------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        taken = set(self.runs) | {p.name for p in self.paths.runs_dir.iterdir() if p.is_dir()}
+        length = 4
+        while True:
+            for _ in range(20):
+                candidate = "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
+                if candidate not in taken and not self._id_in_store(candidate):
+                    return candidate
+            length += 1
+
+    def _id_in_store(self, run_id: str) -> bool:
+        fut = self.writer.call(
+            lambda conn: conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
+        )
+        return fut.result(timeout=10) is not None
+
+    def _workspace(self, profile: Profile, requested: str | None, client_cwd: str | None) -> Path:
+        raw = requested or profile.workspace or "."
+        base = Path(client_cwd or os.getcwd())
+        path = (base / os.path.expanduser(raw)).resolve()
+        if not path.is_dir():
+            raise Failure(
+                "bad-workspace",
+                f"workspace {path} is not a folder",
+                "create it, or pass --workspace DIR",
+            )
+        forbidden = {Path("/"), Path.home().resolve(), Path("/root"), Path("/etc"), Path("/usr")}
+        home_root = self.paths.data_dir.parent
+        if path in forbidden or path == home_root or self.paths.data_dir.is_relative_to(path):
+            raise Failure(
+                "bad-workspace",
+                f"refusing {path} as a workspace: it would expose your home, the system or "
+                "Pilothouse's own state to the agent",
+                "point --workspace at a project folder",
+            )
+        return path
+
+    def _env(self, run_id: str, profile: Profile) -> dict[str, str]:
+        env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
+        env.update({name: os.environ[name] for name in profile.env if name in os.environ})
+        env.update(profile.setenv)
+        proxy = f"http://127.0.0.1:{BRIDGE_PORT}"
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+            env[name] = proxy
+            env[name.lower()] = proxy
+        env["NO_PROXY"] = env["no_proxy"] = ""
+        env.update(
+            PATH=f"{INSIDE_RUN_DIR}/bin:/usr/local/bin:/usr/bin:/bin",
+            HOME="/home/agent",
+            PILOTHOUSE_RUN_ID=run_id,
+            PILOTHOUSE_PROFILE=profile.name,
+            PILOTHOUSE_AGENT_SOCK=f"{INSIDE_RUN_DIR}/agent.sock",
+            PILOTHOUSE_WORKSPACE=INSIDE_WORKSPACE,
+        )
+        if profile.gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in profile.gpus)
+        return env
+
+    async def start(
+        self,
+        profile_name: str,
+        *,
+        actor: str,
+        workspace: str | None = None,
+        command: list[str] | None = None,
+        client_cwd: str | None = None,
+    ) -> Run:
+        cfg = self.config()
+        try:
+            profile = cfg.profile(profile_name)
+        except Exception as exc:  # ConfigError: the message names the known profiles
+            raise Failure("no-such-profile", str(exc), "list profiles with: pilothouse profiles") from None
+        ws = self._workspace(profile, workspace, client_cwd)
+        try:
+            backend = self.choose_backend(profile.sandbox, profile)
+        except SandboxError as exc:
+            raise Failure("no-sandbox", str(exc), exc.hint or "run: pilothouse doctor") from None
+        run_id = self._new_id()
+        run_dir = self.paths.run_dir(run_id)
+        run_dir.mkdir(mode=0o755)
+        setup_notes = prepare_run_dir(run_dir)
+        run = Run(
+            id=run_id,
+            profile=profile.name,
+            backend=backend.name,
+            workspace=str(ws),
+            command=list(command or profile.command),
+            actor=actor,
+            notes=setup_notes,
+        )
+        self.runs[run_id] = run
+        # The start is committed before anything runs: a run the history does not know of
+        # must not exist.
+        await self.writer.acommit(
+            "run.started",
+            run_id=run_id,
+            actor=actor,
+            text=f"{profile.name} in {backend.name}: {' '.join(run.command)}",
+            data={"profile": profile.name, "backend": backend.name, "workspace": str(ws),
+                  "command": run.command, "unsandboxed": backend.name == "none"},
+        )
+        await self._save(run)
+        spec = SandboxSpec(
+            run_id=run_id,
+            profile=profile.name,
+            command=run.command,
+            workspace=ws,
+            run_dir=run_dir,
+            env=self._env(run_id, profile),
+            limits=profile.limits,
+            gpu=profile.gpu,
+            gpus=profile.gpus,
+            image=profile.image,
+        )
+
+        async def prepare(handle: SandboxHandle) -> None:
+            if self.on_prepare is not None:
+                await self.on_prepare(run, handle, profile)
+
+        try:
+            handle = await backend.start(spec, prepare)
+        except (SandboxError, OSError) as exc:
+            run.state, run.ended_at = "failed", time.time()
+            run.notes.append(f"could not start the sandbox: {exc}")
+            await self._finish(run, None, profile)
+            hint = getattr(exc, "hint", "") or "run: pilothouse doctor"
+            raise Failure("sandbox-failed", f"run {run_id} could not start: {exc}", hint) from None
+        self.handles[run_id] = handle
+        run.pids = handle.host_pids()
+        run.notes.extend(handle.notes)
+        run.state = "running"
+        await self._save(run)
+        self._publish_state(run)
+        for note in run.notes:
+            self._emit_lines(run_id, [f"[pilothouse] {note}"], "system")
+        self.tasks[run_id] = asyncio.create_task(self._supervise(run, handle, profile))
+        return run
+
+    # --- supervise ---------------------------------------------------------------------------
+
+    async def _supervise(self, run: Run, handle: SandboxHandle, profile: Profile) -> None:
+        pump = asyncio.create_task(self._pump_output(run.id, handle.output))
+        try:
+            code = await handle.wait()
+        except Exception as exc:  # the backend lost the process: record, never hang
+            run.notes.append(f"lost track of the sandbox: {exc}")
+            code = -1
+        try:
+            await asyncio.wait_for(pump, timeout=5)
+        except (TimeoutError, asyncio.CancelledError):
+            pump.cancel()
+        run.exit_code = code
+        run.ended_at = time.time()
+        if run.stop_requested == "kill":
+            run.state = "killed"
+        elif run.stop_requested == "stop":
+            run.state = "stopped"
+        else:
+            run.state = "exited" if code == 0 else "failed"
+        await self._finish(run, handle, profile)
+
+    async def _finish(self, run: Run, handle: SandboxHandle | None, profile: Profile) -> None:
+        if self.on_end is not None:
+            try:
+                await self.on_end(run, handle, profile)
+            except Exception as exc:  # teardown must not keep a run alive in the table
+                run.notes.append(f"teardown: {exc}")
+        try:
+            await self.writer.acommit(
+                "run.ended",
+                run_id=run.id,
+                actor=run.stop_requested and run.actor or None,
+                text=f"{run.state} (exit {run.exit_code})",
+                data={"state": run.state, "exit_code": run.exit_code,
+                      "duration_s": round((run.ended_at or time.time()) - run.started_at, 3)},
+            )
+        except Exception as exc:
+            run.notes.append(f"could not record the end: {exc}")
+        await self._save(run)
+        self.runs.pop(run.id, None)
+        self.handles.pop(run.id, None)
+        self.tasks.pop(run.id, None)
+        self.line_counts.pop(run.id, None)
+        self._publish_state(run)
+        shutil.rmtree(self.paths.run_dir(run.id), ignore_errors=True)
+
+    async def _pump_output(self, run_id: str, stream: asyncio.StreamReader) -> None:
+        pending: list[str] = []
+        partial = b""
+        loop = asyncio.get_running_loop()
+        next_flush = loop.time() + OUTPUT_FLUSH_S
+        while True:
+            timeout = max(0.0, next_flush - loop.time())
+            try:
+                chunk = await asyncio.wait_for(stream.read(65536), timeout=timeout)
+            except TimeoutError:
+                chunk = None
+            if chunk:
+                parts = (partial + chunk).split(b"\n")
+                partial = parts.pop()
+                if len(partial) > MAX_LINE_BYTES:
+                    parts.append(partial[:MAX_LINE_BYTES])
+                    partial = b""
+                pending.extend(_text(p) for p in parts)
+            if chunk == b"" and partial:
+                pending.append(_text(partial))
+                partial = b""
+            if pending and (chunk is None or chunk == b"" or loop.time() >= next_flush):
+                self._emit_lines(run_id, pending, "out")
+                pending = []
+            if chunk is None or loop.time() >= next_flush:
+                next_flush = loop.time() + OUTPUT_FLUSH_S
+            if chunk == b"":
+                return
+
+    def _emit_lines(self, run_id: str, lines: list[str], stream: str) -> None:
+        now = time.time()
+        for line in lines:
+            self.writer.record_output(run_id, stream, line, ts=now)
+        first = self.line_counts.get(run_id, 0)
+        self.line_counts[run_id] = first + len(lines)
+        self.bus.publish(
+            {"kind": "run.output", "run_id": run_id, "stream": stream, "first": first, "lines": lines}
+        )
+
+    # --- control -----------------------------------------------------------------------------
+
+    async def stop(self, run_id: str, *, actor: str, kill: bool = False, grace: float = 2.0) -> Run:
+        run = self.get(run_id)
+        handle = self.handles.get(run_id)
+        run.stop_requested = "kill" if kill else "stop"
+        await self.writer.acommit(
+            "run.kill" if kill else "run.stop", run_id=run_id, actor=actor,
+            text=f"{'kill' if kill else 'stop'} requested by {actor}",
+        )
+        if run.state in ("running", "starting"):
+            run.state = "stopping"
+            self._publish_state(run)
+        if handle is not None:
+            if kill:
+                await handle.kill()
+            else:
+                await handle.stop(grace)
+        task = self.tasks.get(run_id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=grace + 5)
+        return run
+
+    async def stop_all(self, *, actor: str, grace: float = 2.0) -> None:
+        await asyncio.gather(
+            *(self.stop(r.id, actor=actor, grace=grace) for r in self.live()),
+            return_exceptions=True,
+        )
+
+    # --- persistence -------------------------------------------------------------------------
+
+    async def _save(self, run: Run) -> None:
+        row = {
+            "id": run.id, "profile": run.profile, "backend": run.backend, "state": run.state,
+            "command": json.dumps(run.command), "workspace": run.workspace,
+            "started_at": run.started_at, "ended_at": run.ended_at, "exit_code": run.exit_code,
+            "pids": json.dumps(run.pids), "info": json.dumps({"actor": run.actor, "notes": run.notes}),
+        }
+
+        def upsert(conn: Any) -> None:
+            cols = ", ".join(row)
+            marks = ", ".join("?" for _ in row)
+            updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "id")
+            conn.execute(
+                f"INSERT INTO runs ({cols}) VALUES ({marks}) ON CONFLICT(id) DO UPDATE SET {updates}",
+                tuple(row.values()),
+            )
+
+        await asyncio.wrap_future(self.writer.call(upsert))
+
+    def _publish_state(self, run: Run) -> None:
+        self.bus.publish({"kind": "run.state", "run_id": run.id, "run": run.public()})
+
+    async def reconcile(self) -> list[dict[str, Any]]:
+        """After a crash: runs the store thinks are alive are killed if anything of them is
+        left (bubblewrap dies with its parent, so normally nothing is) and marked lost."""
+
+        def stale(conn: Any) -> list[tuple[str, str]]:
+            marks = ", ".join("?" for _ in LIVE_STATES)
+            return conn.execute(
+                f"SELECT id, pids FROM runs WHERE state IN ({marks})", LIVE_STATES
+            ).fetchall()
+
+        rows = await asyncio.wrap_future(self.writer.call(stale))
+        found = []
+        for run_id, pids_json in rows:
+            killed = _kill_leftovers(json.loads(pids_json or "[]"))
+            await self.writer.acommit(
+                "run.lost", run_id=run_id, actor="daemon",
+                text=f"the daemon restarted; run {run_id} was lost",
+                data={"killed_leftover_pids": killed},
+            )
+
+            def mark(conn: Any, run_id: str = run_id) -> None:
+                conn.execute(
+                    "UPDATE runs SET state = 'lost', ended_at = ? WHERE id = ?", (time.time(), run_id)
+                )
+
+            await asyncio.wrap_future(self.writer.call(mark))
+            shutil.rmtree(self.paths.run_dir(run_id), ignore_errors=True)
+            found.append({"run_id": run_id, "killed": killed})
+        return found
+
+
+def _text(raw: bytes) -> str:
+    return raw[:MAX_LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
+
+
+def _kill_leftovers(pids: list[int]) -> list[int]:
+    """Kill what is left of a lost run. A recorded pid is only trusted while its process is a
+    sandbox launcher or one of the run's own children: pids are recycled."""
+    killed = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            if proc.name() not in ("bwrap", "docker-init", "tini") and proc.ppid() != 1:
+                continue
+            for p in [proc, *proc.children(recursive=True)]:
+                try:
+                    p.send_signal(signal.SIGKILL)
+                    killed.append(p.pid)
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            continue
+    return killed

@@ -1,0 +1,253 @@
+"""The one protocol every sandbox backend speaks.
+
+A SandboxSpec goes in, a SandboxHandle comes out. runs.py never knows which backend it has:
+it reads merged output from `handle.output`, waits, stops, kills and asks for stats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+# Where the run folder (agent.sock, gate.sock, the helper) appears inside every sandbox.
+INSIDE_RUN_DIR = "/run/pilothouse"
+INSIDE_WORKSPACE = "/workspace"
+BRIDGE_PORT = 3128
+
+# Workspace paths that stay read-only even though the workspace is writable: an agent that
+# could write these could run code on the host the next time a person uses git or pilothouse.
+PROTECTED_WORKSPACE_PATHS = (".git/hooks", ".git/config", ".pilothouse.toml")
+
+
+class SandboxError(Exception):
+    """A sandbox could not be started or controlled. The message is for a person."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int | None = None
+    pids: int | None = None
+    cpus: float | None = None
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: Path
+    target: str
+    read_only: bool = True
+
+
+@dataclass
+class SandboxSpec:
+    run_id: str
+    profile: str
+    command: list[str]
+    workspace: Path  # host path, bound read-write at /workspace
+    run_dir: Path  # host path, bound at /run/pilothouse
+    env: dict[str, str]  # the complete environment inside (already allowlisted)
+    limits: Limits = field(default_factory=Limits)
+    gpu: bool = False
+    gpus: list[int] | None = None  # pinned GPU indexes (CUDA_VISIBLE_DEVICES)
+    image: str | None = None  # Docker only
+    extra_mounts: list[Mount] = field(default_factory=list)
+    protected_paths: tuple[str, ...] = PROTECTED_WORKSPACE_PATHS
+    network: bool = False  # True only for sandbox = "none" semantics; sandboxes never get one
+
+
+# Called by a backend once the sandbox's namespaces exist and before the agent's command runs,
+# so the daemon can put the bridge into the network namespace without a race.
+Prepare = Callable[["SandboxHandle"], Awaitable[None]]
+
+
+@runtime_checkable
+class SandboxHandle(Protocol):
+    backend: str
+    pid: int  # host pid of the sandbox's top process
+    output: asyncio.StreamReader  # stdout and stderr merged, bytes
+    netns_pid: int | None  # host pid whose /proc/PID/ns/net is the sandbox's network namespace
+    notes: list[str]  # plain lines for the run's first output (e.g. "no python3: ph-ask absent")
+
+    def host_pids(self) -> list[int]: ...
+
+    async def wait(self) -> int: ...
+
+    async def stop(self, grace: float = 2.0) -> None: ...
+
+    async def kill(self) -> None: ...
+
+    def stats(self) -> dict[str, float | int | None]: ...
+
+
+class SandboxBackend(Protocol):
+    name: str
+
+    def usable(self) -> tuple[bool, str]:
+        """(True, "") or (False, why not and what to do)."""
+        ...
+
+    async def start(self, spec: SandboxSpec, prepare: Prepare | None = None) -> SandboxHandle: ...
+
+    async def reconcile(self, live_run_ids: set[str]) -> list[str]:
+        """Remove leftovers of runs not in live_run_ids; return what was removed."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers for every backend (additions; the names above are the run manager's contract).
+# ---------------------------------------------------------------------------------------------
+
+HELPER_COMMANDS = ("ph-ask", "ph-guard", "ph-claude-hook")
+INSIDE_HOME = "/home/agent"
+BRIDGE_URL = f"http://127.0.0.1:{BRIDGE_PORT}"
+NO_PYTHON_NOTE = (
+    "this image has no python3: ph-ask, ph-guard and ph-claude-hook are not available inside"
+)
+# Mount sources for masking: an empty read-only file and directory inside each run folder, so a
+# mask never depends on device nodes (binds are nodev) or on anything shared between runs.
+MASK_DIR = ".mask"
+
+
+def default_helper_src() -> Path:
+    return Path(__file__).with_name("inside.py")
+
+
+def ensure_masks(run_dir: Path) -> tuple[Path, Path]:
+    """(empty file, empty dir) under run_dir/.mask, read-only, created if missing."""
+    mask = run_dir / MASK_DIR
+    mask.mkdir(mode=0o755, parents=True, exist_ok=True)
+    empty_file, empty_dir = mask / "empty", mask / "emptydir"
+    if not empty_file.exists():
+        empty_file.touch(mode=0o444)
+    empty_dir.mkdir(mode=0o555, exist_ok=True)
+    return empty_file, empty_dir
+
+
+def prepare_run_dir(run_dir: Path, helper_src: Path | None = None) -> list[str]:
+    """Fill a run folder with what the sandbox sees at /run/pilothouse/bin.
+
+    Writes bin/inside.py (a copy, so a package upgrade mid-run changes nothing inside) and one
+    sh wrapper per helper command. Returns notes for the run's first output lines (empty when
+    all is well). The folder is made 0755 so a container running as another uid can traverse
+    it; the runs folder above it stays 0700, so other host users still cannot.
+    """
+    import shutil
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(run_dir, 0o755)
+    ensure_masks(run_dir)
+    bin_dir = run_dir / "bin"
+    bin_dir.mkdir(mode=0o755, exist_ok=True)
+    src = helper_src or default_helper_src()
+    notes: list[str] = []
+    dst = bin_dir / "inside.py"
+    if src.is_file():
+        shutil.copyfile(src, dst)
+        os.chmod(dst, 0o644)
+    else:
+        notes.append(f"helper {src} is missing: ph-ask, ph-guard and ph-claude-hook are absent")
+    for cmd in HELPER_COMMANDS:
+        wrapper = bin_dir / cmd
+        wrapper.write_text(
+            "#!/bin/sh\n"
+            "# Written by pilothouse: the in-sandbox helper needs a python3 on PATH.\n"
+            "if ! command -v python3 >/dev/null 2>&1; then\n"
+            f"  echo '{cmd}: {NO_PYTHON_NOTE}' >&2\n"
+            "  exit 127\n"
+            "fi\n"
+            # ${0%/*}: the wrapper's own folder, so the same file works in a sandbox
+            # (/run/pilothouse/bin) and for sandbox = "none" (the run folder on the host).
+            f'exec python3 "${{0%/*}}/inside.py" {cmd} "$@"\n'
+        )
+        os.chmod(wrapper, 0o755)
+    return notes
+
+
+def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
+    """spec.env plus what every sandbox needs: HOME, PATH with the helper, proxy variables.
+
+    The proxy variables point at the bridge; a spec may override them (e.g. to unset them for a
+    tool that cannot use a proxy) by setting them itself.
+    """
+    env = dict(spec.env)
+    env["HOME"] = INSIDE_HOME
+    path = env.get("PATH") or "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+    helper_bin = f"{INSIDE_RUN_DIR}/bin"
+    if helper_bin not in path.split(":"):
+        path = f"{path}:{helper_bin}"
+    env["PATH"] = path
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        env.setdefault(name, BRIDGE_URL)
+        env.setdefault(name.lower(), BRIDGE_URL)
+    env.setdefault("PILOTHOUSE_RUN_ID", spec.run_id)
+    env.setdefault("PILOTHOUSE_RUN_DIR", INSIDE_RUN_DIR)
+    if spec.gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpus)
+    return env
+
+
+def protected_mounts(workspace: Path, protected: tuple[str, ...]) -> list[tuple[str, str]]:
+    """Plan how to keep protected workspace paths read-only. Returns (relpath, kind) pairs.
+
+    kind is "pin" (an existing directory bound onto itself, so it cannot be renamed or removed
+    while the run lives: a renamed .git would take its read-only children with it), "ro" (an
+    existing path bound read-only), "mask-file" / "mask-dir" (absent: an empty read-only file or
+    directory is bound there, which creates an empty mountpoint in the workspace that
+    cleanup_mountpoints removes afterwards). When an ancestor is missing, the ancestor itself is
+    masked: an agent that could create .git could write .git/config into it.
+    """
+    plan: dict[str, str] = {}
+    for rel in protected:
+        parts = Path(rel).parts
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            host = workspace / sub
+            last = i == len(parts)
+            if host.is_symlink() or (host.exists() and not host.is_dir()):
+                plan.setdefault(sub, "ro")
+                break
+            if host.is_dir():
+                if last:
+                    plan[sub] = "ro"
+                else:
+                    plan.setdefault(sub, "pin")
+                continue
+            # Absent: mask it (a directory when it is an ancestor or a *hooks folder).
+            plan.setdefault(sub, "mask-dir" if (not last or sub.endswith("hooks")) else "mask-file")
+            break
+    # Parents first so a child mount lands on top of its pinned parent.
+    return sorted(plan.items(), key=lambda kv: kv[0].count("/"))
+
+
+def make_mountpoints(workspace: Path, plan: list[tuple[str, str]]) -> list[Path]:
+    """Create the empty mountpoints a mask needs; return them for cleanup_mountpoints."""
+    created: list[Path] = []
+    for rel, kind in plan:
+        host = workspace / rel
+        if kind == "mask-dir" and not host.exists():
+            host.mkdir(parents=True)
+            created.append(host)
+        elif kind == "mask-file" and not host.exists():
+            host.parent.mkdir(parents=True, exist_ok=True)
+            host.touch()
+            created.append(host)
+    return created
+
+
+def cleanup_mountpoints(created: list[Path]) -> None:
+    """Remove mountpoints we created, only while they are still empty (never user data)."""
+    for p in reversed(created):
+        try:
+            if p.is_dir() and not p.is_symlink():
+                p.rmdir()
+            elif p.is_file() and p.stat().st_size == 0:
+                p.unlink()
+        except OSError:
+            pass

@@ -1,0 +1,99 @@
+"""The bridge: the sandbox's only network way out, put there by the daemon.
+
+`open_bridge_listener(netns_pid)` returns a socket listening on 127.0.0.1:3128 inside the
+sandbox's network namespace (made by the nsenter_listen helper, so nothing in the image is
+needed); `serve_bridge(sock, handler)` accepts on it in the daemon's own loop. The handler is
+the gate's connection handler, or `forward_to_unix(run_dir / "gate.sock")` to relay bytes to the
+run's gate socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from .base import BRIDGE_PORT, SandboxError
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+HELPER = Path(__file__).with_name("nsenter_listen.py")
+HELPER_TIMEOUT = 10.0
+
+
+async def open_bridge_listener(netns_pid: int, port: int = BRIDGE_PORT) -> socket.socket:
+    """A listening TCP socket on 127.0.0.1:port in the network namespace of netns_pid."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-S", str(HELPER), str(netns_pid), str(port),
+            str(theirs.fileno()),
+            pass_fds=(theirs.fileno(),),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        theirs.close()
+        try:
+            msg, fds, _flags, _addr = await asyncio.wait_for(
+                asyncio.to_thread(socket.recv_fds, ours, 1024, 1), HELPER_TIMEOUT
+            )
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            raise SandboxError("the bridge helper did not answer", "pilothouse doctor") from None
+        _, err = await proc.communicate()
+    finally:
+        theirs.close()
+        ours.close()
+    if msg == b"ok" and fds:
+        sock = socket.socket(fileno=fds[0])
+        sock.setblocking(False)
+        return sock
+    for fd in fds:
+        os.close(fd)
+    why = (msg or err or b"no answer").decode(errors="replace").strip()
+    raise SandboxError(
+        f"cannot put the network bridge into the sandbox (pid {netns_pid}): {why}",
+        "the daemon needs to be root, or own the sandbox's user namespace (bwrap), or reach a "
+        "rootless Docker; `pilothouse doctor` checks this",
+    )
+
+
+async def serve_bridge(sock: socket.socket, handler: Handler) -> asyncio.Server:
+    """Accept bridge connections in this loop; each goes to handler(reader, writer)."""
+    return await asyncio.start_server(handler, sock=sock)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except (ConnectionError, OSError):
+        pass
+
+
+def forward_to_unix(path: Path) -> Handler:
+    """A handler relaying each bridge connection, byte for byte, to a unix socket (gate.sock)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_unix_connection(str(path))
+        except OSError:
+            writer.close()
+            return
+        try:
+            await asyncio.gather(_pipe(reader, up_w), _pipe(up_r, writer))
+        finally:
+            for w in (up_w, writer):
+                w.close()
+                with contextlib.suppress(Exception):
+                    await w.wait_closed()
+
+    return handle

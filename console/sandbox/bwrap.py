@@ -1,0 +1,430 @@
+"""The bubblewrap backend: a fresh set of namespaces per run, the host system read-only.
+
+Inside: /usr, /etc (minus anything not world-readable: shadow, sudoers, ssh host keys, ...) and
+the /bin, /lib, /sbin links as the host has them, read-only; fresh /proc and /dev; tmpfs /tmp
+and HOME (/home/agent); the workspace read-write at /workspace with its protected paths
+read-only on top; the run folder read-only at /run/pilothouse. No network namespace but an
+empty one (the daemon adds the bridge), no host home, no /root, no /var/run, no daemon folders.
+
+Start-up is race-free: bwrap reports the sandbox's pid on --info-fd and then blocks on
+--block-fd; we move that pid into the run's cgroups, let `prepare` put the bridge into its
+network namespace, and only then release it to exec the command.
+
+The options travel through `--args FD` (a memfd), not the command line: the environment may
+carry API keys and /proc/PID/cmdline is readable by every host user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import glob
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+
+from .base import (
+    INSIDE_HOME,
+    INSIDE_RUN_DIR,
+    INSIDE_WORKSPACE,
+    NO_PYTHON_NOTE,
+    Limits,
+    Prepare,
+    SandboxError,
+    SandboxSpec,
+    cleanup_mountpoints,
+    ensure_masks,
+    make_mountpoints,
+    protected_mounts,
+    sandbox_env,
+)
+from .cgroups import Limiter, RunLimits
+from .procstats import ProcStats, tree
+
+BWRAP = "/usr/bin/bwrap"
+# Host top-level entries that are links into /usr on merged-/usr systems, or real directories
+# on older ones; mirrored as the host has them.
+SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ALWAYS_MASK = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/ssh")
+GPU_GLOBS = ("/dev/nvidia*", "/dev/nvidia-caps/*", "/dev/dri/renderD*")
+START_TIMEOUT = 30.0
+
+
+def find_bwrap() -> str | None:
+    return shutil.which("bwrap") or (BWRAP if os.access(BWRAP, os.X_OK) else None)
+
+
+def gpu_device_paths() -> list[str]:
+    """Device nodes a GPU run needs (NVIDIA char devices, DRI render nodes)."""
+    found: list[str] = []
+    for pattern in GPU_GLOBS:
+        found.extend(p for p in sorted(glob.glob(pattern)) if not os.path.isdir(p))
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _etc_masks_cached(etc: str, _epoch: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    files: list[str] = []
+    dirs: list[str] = []
+    for root, dnames, fnames in os.walk(etc, onerror=lambda e: None):
+        keep: list[str] = []
+        for d in dnames:
+            p = os.path.join(root, d)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and (st.st_mode & 0o005) != 0o005:
+                dirs.append(p)  # not world-listable: hide it whole
+            else:
+                keep.append(d)
+        dnames[:] = keep
+        for f in fnames:
+            p = os.path.join(root, f)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o004:
+                files.append(p)
+    return tuple(files), tuple(dirs)
+
+
+def etc_masks(etc: str = "/etc") -> tuple[list[str], list[str]]:
+    """(files, dirs) under /etc that other users may not read, plus well-known secrets.
+
+    When the daemon runs as root the sandbox's processes are host uid 0 without capabilities,
+    so owner permissions would still let them read root-only files; hiding everything that is
+    not world-readable covers shadow, sudoers, ssh host keys and whatever a distro adds.
+    Cached for a minute: /etc rarely changes and the walk costs a few milliseconds.
+    """
+    files, dirs = _etc_masks_cached(etc, int(time.monotonic() // 60))
+    fset, dset = list(files), list(dirs)
+    for p in ALWAYS_MASK:
+        if p.startswith(etc) and os.path.lexists(p):
+            if os.path.isdir(p) and not os.path.islink(p):
+                if p not in dset:
+                    dset.append(p)
+            elif p not in fset and not os.path.islink(p):
+                fset.append(p)
+    # A file inside a hidden directory needs no mask of its own (and its mountpoint is gone).
+    fset = [f for f in fset if not any(f.startswith(d + "/") for d in dset)]
+    return fset, dset
+
+
+def build_args(
+    spec: SandboxSpec,
+    *,
+    gpu_devices: list[str] | None = None,
+    etc: str = "/etc",
+    plan: list[tuple[str, str]] | None = None,
+) -> list[str]:
+    """bwrap options (everything before the command) for a spec. Pure apart from reading /etc.
+
+    gpu_devices overrides discovery (tests pass fake paths; nothing is checked for existence).
+    plan is the protected-path plan made before make_mountpoints changed the workspace.
+    """
+    if plan is None:
+        plan = protected_mounts(spec.workspace, spec.protected_paths)
+    empty_file, empty_dir = ensure_masks(spec.run_dir)
+    a: list[str] = [
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop", "ALL",
+        "--hostname", "pilothouse",
+        "--clearenv",
+    ]  # fmt: skip
+    for key, value in sandbox_env(spec).items():
+        a += ["--setenv", key, value]
+    a += ["--ro-bind", "/usr", "/usr"]
+    for top in SYSTEM_LINKS:
+        if os.path.islink(top):
+            a += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            a += ["--ro-bind", top, top]
+    a += ["--ro-bind", etc, "/etc"]
+    files, dirs = etc_masks(etc)
+    for d in dirs:
+        a += ["--ro-bind", str(empty_dir), "/etc" + d[len(etc) :]]
+    for f in files:
+        a += ["--ro-bind", str(empty_file), "/etc" + f[len(etc) :]]
+    a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    a += ["--dir", "/var", "--tmpfs", "/var/tmp", "--dir", "/home", "--tmpfs", INSIDE_HOME]
+    if spec.gpu:
+        devices = gpu_device_paths() if gpu_devices is None else gpu_devices
+        for dev in devices:
+            a += ["--dev-bind", dev, dev]
+    a += ["--ro-bind", str(spec.run_dir), INSIDE_RUN_DIR]
+    a += ["--bind", str(spec.workspace), INSIDE_WORKSPACE]
+    for rel, kind in plan:
+        host, inside = str(spec.workspace / rel), f"{INSIDE_WORKSPACE}/{rel}"
+        if kind == "pin":
+            a += ["--bind", host, inside]
+        elif kind == "ro":
+            a += ["--ro-bind", host, inside]
+        elif kind == "mask-dir":
+            a += ["--ro-bind", str(empty_dir), inside]
+        else:
+            a += ["--ro-bind", str(empty_file), inside]
+    for m in spec.extra_mounts:
+        a += ["--ro-bind" if m.read_only else "--bind", str(m.source), m.target]
+    a += ["--chdir", INSIDE_WORKSPACE]
+    return a
+
+
+def _memfd_with(args: list[str]) -> int:
+    fd = os.memfd_create("bwrap-args", 0)  # no CLOEXEC: bwrap must inherit it
+    data = b"".join(x.encode() + b"\0" for x in args)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _read_info(fd: int) -> dict[str, int]:
+    """Read bwrap's --info-fd JSON (blocking; run in a thread). {} when bwrap died first."""
+    buf = b""
+    while True:
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        buf += chunk
+        with contextlib.suppress(ValueError):
+            return json.loads(buf)
+    return {}
+
+
+class BwrapHandle:
+    backend = "bwrap"
+
+    def __init__(self, proc: asyncio.subprocess.Process, limits: RunLimits) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        assert proc.stdout is not None
+        self.output: asyncio.StreamReader = proc.stdout
+        self.netns_pid: int | None = None
+        self.notes: list[str] = []
+        self.limits = limits
+        self.limits_enforced: dict[str, str] = dict(limits.enforced)
+        self.mountpoints: list[Path] = []
+        self._stats = ProcStats()
+        self._cleaned = False
+        self._wait_lock = asyncio.Lock()
+
+    def host_pids(self) -> list[int]:
+        return sorted(set(self.limits.pids()) | set(tree(self.pid)))
+
+    async def wait(self) -> int:
+        rc = await self.proc.wait()
+        async with self._wait_lock:
+            if not self._cleaned:
+                self._cleaned = True
+                await self._cleanup()
+        return rc
+
+    async def _cleanup(self) -> None:
+        # The pid namespace dies with its init, but the kernel reaps it asynchronously: retry the
+        # cgroup removal briefly instead of leaving empty cgroups behind.
+        for _ in range(50):
+            if not self.limits.pids():
+                break
+            self.limits.kill()
+            await asyncio.sleep(0.02)
+        self.limits.cleanup()
+        cleanup_mountpoints(self.mountpoints)
+
+    def _agent_pids(self) -> list[int]:
+        """Processes of the command: descendants of the namespace's init (not bwrap itself)."""
+        if self.netns_pid is None:
+            return []
+        try:
+            return [c.pid for c in psutil.Process(self.netns_pid).children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    async def stop(self, grace: float = 2.0) -> None:
+        if self.proc.returncode is None:
+            # bwrap's pid 1 ignores SIGTERM (an init without a handler); the agent gets it.
+            for pid in self._agent_pids():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout=grace)
+            except TimeoutError:
+                pass
+        await self.kill()
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            # Killing a pid namespace's init makes the kernel SIGKILL everything inside it.
+            for pid in (self.netns_pid, self.pid):
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+            self.limits.kill()
+        await self.wait()
+
+    def stats(self) -> dict[str, float | int | None]:
+        out = self._stats.sample(self.host_pids())
+        out["cgroup_memory_bytes"] = self.limits.memory_bytes()
+        return out
+
+
+class BwrapBackend:
+    name = "bwrap"
+
+    def __init__(self, bwrap: str | None = None, limiter: Limiter | None = None) -> None:
+        self.bwrap = bwrap or find_bwrap() or BWRAP
+        self._limiter = limiter
+        self._usable: tuple[bool, str] | None = None
+
+    @property
+    def limiter(self) -> Limiter:
+        if self._limiter is None:
+            self._limiter = Limiter.detect()
+        return self._limiter
+
+    def usable(self) -> tuple[bool, str]:
+        """Actually try a sandbox (cached): a present binary may still be refused by the kernel."""
+        if self._usable is None:
+            self._usable = probe_bwrap(self.bwrap)
+        return self._usable
+
+    def limits_enforced(self) -> dict[str, str]:
+        return self.limiter.can_enforce()
+
+    async def start(self, spec: SandboxSpec, prepare: Prepare | None = None) -> BwrapHandle:
+        if not spec.command:
+            raise SandboxError("empty command", "the profile's command must name a program")
+        if not spec.workspace.is_dir():
+            raise SandboxError(
+                f"workspace {spec.workspace} is not a directory", "create it or fix the profile"
+            )
+        plan = protected_mounts(spec.workspace, spec.protected_paths)
+        mountpoints = make_mountpoints(spec.workspace, plan)
+        limits = self.limiter.create(spec.run_id, spec.limits)
+        try:
+            opts = build_args(spec, plan=plan)
+        except OSError as e:
+            limits.cleanup()
+            cleanup_mountpoints(mountpoints)
+            raise SandboxError(f"cannot prepare the sandbox: {e}") from e
+        args_fd = _memfd_with(opts)
+        info_r, info_w = os.pipe()
+        block_r, block_w = os.pipe()
+        for fd in (info_r, block_w):
+            os.set_inheritable(fd, False)
+        argv = [
+            self.bwrap,
+            "--args", str(args_fd),
+            "--info-fd", str(info_w),
+            "--block-fd", str(block_r),
+            "--", *spec.command,
+        ]  # fmt: skip
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(args_fd, info_w, block_r),
+                start_new_session=True,  # a terminal's ^C to the daemon must not reach runs
+            )
+        except OSError as e:
+            for fd in (args_fd, info_r, info_w, block_r, block_w):
+                os.close(fd)
+            limits.cleanup()
+            cleanup_mountpoints(mountpoints)
+            raise SandboxError(
+                f"cannot run bubblewrap ({self.bwrap}): {e.strerror}", "pilothouse doctor"
+            ) from e
+        for fd in (args_fd, info_w, block_r):
+            os.close(fd)
+        handle = BwrapHandle(proc, limits)
+        handle.mountpoints = mountpoints
+        try:
+            info = await asyncio.wait_for(asyncio.to_thread(_read_info, info_r), START_TIMEOUT)
+            child = info.get("child-pid")
+            if not child:
+                rc = await proc.wait()
+                out = (await proc.stdout.read()).decode(errors="replace").strip()  # type: ignore[union-attr]
+                raise SandboxError(
+                    f"bubblewrap failed to start the sandbox (exit {rc}): {out or 'no output'}",
+                    "run `pilothouse doctor` to see why",
+                )
+            handle.netns_pid = int(child)
+            try:
+                limits.attach(handle.netns_pid)
+            except OSError as e:
+                handle.limits_enforced = {k: f"not enforced: {e}" for k in limits.enforced}
+            handle.notes.extend(_limit_notes(handle.limits_enforced))
+            if not any(
+                os.access(p, os.X_OK) for p in ("/usr/bin/python3", "/usr/local/bin/python3")
+            ):
+                handle.notes.append(NO_PYTHON_NOTE.replace("this image", "this host"))
+            if prepare is not None:
+                await prepare(handle)
+            os.write(block_w, b"1")
+        except BaseException:
+            await handle.kill()
+            raise
+        finally:
+            os.close(block_w)
+            os.close(info_r)
+        return handle
+
+    async def reconcile(self, live_run_ids: set[str]) -> list[str]:
+        """bwrap runs die with the daemon (--die-with-parent); only empty cgroups can remain."""
+        removed: list[str] = []
+        lim = self.limiter
+        for root in lim.run_parents():
+            if not root.is_dir():
+                continue
+            for d in root.iterdir():
+                if d.is_dir() and d.name not in live_run_ids:
+                    rl = RunLimits(lim.mode, Limits(), dirs=[d])
+                    rl.kill()
+                    await asyncio.sleep(0)
+                    with contextlib.suppress(OSError):
+                        d.rmdir()
+                        removed.append(str(d))
+        return removed
+
+
+def _limit_notes(enforced: dict[str, str]) -> list[str]:
+    weak = {k: v for k, v in enforced.items() if not v.startswith("cgroup")}
+    return [f"limit {k}: {v}" for k, v in sorted(weak.items())]
+
+
+def probe_bwrap(bwrap: str = BWRAP, timeout: float = 10.0) -> tuple[bool, str]:
+    """Run `bwrap --unshare-all ... true` for real; (ok, why not and what to do)."""
+    if not os.access(bwrap, os.X_OK):
+        return False, (
+            "bubblewrap is not installed: install it (apt install bubblewrap / dnf install "
+            'bubblewrap) or use sandbox = "docker"'
+        )
+    true = shutil.which("true") or "/bin/true"
+    argv = [bwrap, "--unshare-all", "--die-with-parent", "--cap-drop", "ALL",
+            "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", true]  # fmt: skip
+    try:
+        r = subprocess.run(argv, capture_output=True, timeout=timeout, text=True)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"bubblewrap could not be run: {e}"
+    if r.returncode == 0:
+        return True, ""
+    err = (r.stderr or r.stdout).strip()
+    hint = ""
+    if "Permission denied" in err or "Operation not permitted" in err or "No permissions" in err:
+        hint = (
+            " - unprivileged user namespaces look disabled; `pilothouse doctor` shows the "
+            "sysctl or AppArmor setting to change"
+        )
+    return False, f"bubblewrap cannot create a sandbox here: {err}{hint}"

@@ -1,0 +1,450 @@
+"""The Docker backend: one container per run, no network, read-only root, no capabilities.
+
+Container settings: network_mode none (the daemon adds the bridge inside), read_only root with
+tmpfs /tmp and HOME, cap_drop ALL, no-new-privileges (the engine's default seccomp profile
+stays), pids / memory (swap included) / CPU limits, init=True (tini reaps and forwards
+signals), labels pilothouse.run and pilothouse.profile, workspace bound rw at /workspace with
+the protected paths read-only on top, the run folder read-only at /run/pilothouse.
+
+User: the daemon's uid:gid when it is not root (files in the workspace stay the person's own);
+when the daemon is root, the workspace owner's uid:gid, or 65534:65534 (nobody) when that is
+root too. Never uid 0. The run folder and its sockets are made reachable for that uid.
+
+No start-up race: when the image has /bin/sh the command is wrapped in
+`sh -c 'read -r _ < /run/pilothouse/.go; exec "$@"'`; .go is a FIFO the daemon writes only after
+`prepare` has put the bridge into the container's network namespace. The FIFO needs no polling
+and no `sleep` in the image. An image without /bin/sh starts at once (noted in the run's output).
+
+Every docker SDK call is blocking and runs in a thread; the loop never waits on the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import (
+    INSIDE_HOME,
+    INSIDE_RUN_DIR,
+    INSIDE_WORKSPACE,
+    NO_PYTHON_NOTE,
+    Prepare,
+    SandboxError,
+    SandboxSpec,
+    cleanup_mountpoints,
+    ensure_masks,
+    make_mountpoints,
+    protected_mounts,
+    sandbox_env,
+)
+from .procstats import ProcStats, tree
+
+LABEL_RUN = "pilothouse.run"
+LABEL_PROFILE = "pilothouse.profile"
+GO_FIFO = ".go"
+NOBODY = 65534
+WAIT_SCRIPT = f'read -r _ < {INSIDE_RUN_DIR}/{GO_FIFO}; exec "$@"'
+TMPFS_OPTS = "rw,nosuid,nodev,size=512m"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    has_sh: bool
+    has_python: bool
+
+
+def sandbox_user(workspace: Path) -> tuple[int, int]:
+    """The uid:gid a container runs as (see the module docstring for why)."""
+    if os.getuid() != 0:
+        return os.getuid(), os.getgid()
+    st = workspace.stat()
+    if st.st_uid != 0:
+        return st.st_uid, st.st_gid
+    return NOBODY, NOBODY
+
+
+class _Pump:
+    """Moves bytes from a blocking docker stream into an asyncio StreamReader.
+
+    The thread appends to a buffer and schedules at most one flush at a time, so a chatty
+    container costs the loop one wake-up per batch, not one per frame.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, reader: asyncio.StreamReader) -> None:
+        self.loop, self.reader = loop, reader
+        self._buf: list[bytes] = []
+        self._lock = threading.Lock()
+        self._scheduled = False
+        self._eof = False
+
+    def push(self, data: bytes) -> None:
+        with self._lock:
+            self._buf.append(data)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.loop.call_soon_threadsafe(self._flush)
+
+    def close(self) -> None:
+        with self._lock:
+            self._eof = True
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.loop.call_soon_threadsafe(self._flush)
+
+    def _flush(self) -> None:
+        with self._lock:
+            data, self._buf = b"".join(self._buf), []
+            eof, self._scheduled = self._eof, False
+        if data:
+            self.reader.feed_data(data)
+        if eof and not self.reader.at_eof():
+            self.reader.feed_eof()
+
+    def run(self, stream: Any) -> None:
+        try:
+            for chunk in stream:
+                if chunk:
+                    self.push(chunk)
+        except Exception:  # the engine closed the stream (container removed): end of output
+            pass
+        finally:
+            self.close()
+
+
+class DockerHandle:
+    backend = "docker"
+
+    def __init__(self, backend: DockerBackend, container: Any) -> None:
+        self._backend = backend
+        self.container = container
+        self.pid = 0
+        self.netns_pid: int | None = None
+        self.notes: list[str] = []
+        self.output = asyncio.StreamReader(limit=2**20)
+        self.mountpoints: list[Path] = []
+        self.go_fd: int | None = None
+        self.exit_code: int | None = None
+        self.oom_killed = False
+        self._stats = ProcStats()
+        self._wait_task: asyncio.Task[int] | None = None
+        self._pump_thread: threading.Thread | None = None
+
+    def host_pids(self) -> list[int]:
+        return tree(self.pid or None)
+
+    def release(self) -> None:
+        """Let the command run (it is blocked reading the .go FIFO)."""
+        if self.go_fd is not None:
+            os.write(self.go_fd, b"go\n")
+
+    async def wait(self) -> int:
+        if self._wait_task is None:
+            self._wait_task = asyncio.ensure_future(self._wait())
+        return await asyncio.shield(self._wait_task)
+
+    async def _wait(self) -> int:
+        try:
+            result = await asyncio.to_thread(self.container.wait)
+            code = int(result.get("StatusCode", -1))
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.container.reload)
+                self.oom_killed = bool(self.container.attrs["State"].get("OOMKilled"))
+        except Exception:  # removed under us (reconcile, a person with `docker rm`)
+            code = -1
+        if self._pump_thread is not None:
+            await asyncio.to_thread(self._pump_thread.join, 5.0)
+        if not self.output.at_eof():
+            self.output.feed_eof()
+        await self._remove()
+        self.exit_code = code
+        return code
+
+    async def _remove(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.container.remove, force=True)
+        cleanup_mountpoints(self.mountpoints)
+        self.mountpoints = []
+        if self.go_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.go_fd)
+            self.go_fd = None
+
+    async def stop(self, grace: float = 2.0) -> None:
+        with contextlib.suppress(Exception):
+            # The engine sends SIGTERM (tini passes it on), then SIGKILL after `grace`.
+            await asyncio.to_thread(self.container.stop, timeout=max(0, int(round(grace))))
+        await self.kill()
+
+    async def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.container.kill)
+        await self.wait()
+
+    def stats(self) -> dict[str, float | int | None]:
+        return self._stats.sample(self.host_pids())
+
+
+class DockerBackend:
+    name = "docker"
+
+    def __init__(self, client: Any = None) -> None:
+        self._client = client
+        self._usable: tuple[bool, str] | None = None
+        self._images: dict[str, ImageInfo] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import docker
+
+                self._client = docker.from_env(timeout=60)
+            return self._client
+
+    def usable(self) -> tuple[bool, str]:
+        if self._usable is None:
+            try:
+                self.client.ping()
+                self._usable = (True, "")
+            except Exception as e:  # DockerException, connection refused, permission denied
+                self._usable = (False, _engine_error(e))
+        return self._usable
+
+    def image_info(self, image: str) -> ImageInfo:
+        """Does the image have /bin/sh and python3? Looked up once per image id (blocking)."""
+        import docker.errors
+
+        try:
+            img = self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            raise SandboxError(
+                f"Docker image {image!r} is not on this machine",
+                f"docker pull {image} (or build it), then start the run again",
+            ) from None
+        cached = self._images.get(img.id)
+        if cached is not None:
+            return cached
+        env = img.attrs.get("Config", {}).get("Env") or []
+        path = next((e[5:] for e in env if e.startswith("PATH=")), "/usr/local/bin:/usr/bin:/bin")
+        probe = self.client.containers.create(
+            img.id, command=["/nonexistent"], entrypoint=[], network_mode="none"
+        )
+        try:
+            has_sh = _exists(probe, "/bin/sh")
+            has_py = any(_exists(probe, f"{d}/python3") for d in path.split(":") if d)
+        finally:
+            with contextlib.suppress(Exception):
+                probe.remove(force=True)
+        info = ImageInfo(img.id, has_sh, has_py)
+        self._images[img.id] = info
+        return info
+
+    def container_config(
+        self,
+        spec: SandboxSpec,
+        info: ImageInfo,
+        user: tuple[int, int],
+        plan: list[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        """Keyword arguments for containers.create (pure; tests inspect it).
+
+        plan is the protected-path plan made before make_mountpoints changed the workspace.
+        """
+        if plan is None:
+            plan = protected_mounts(spec.workspace, spec.protected_paths)
+        from docker.types import DeviceRequest, Mount
+
+        empty_file, empty_dir = ensure_masks(spec.run_dir)
+        uid, gid = user
+        mounts = [
+            Mount(INSIDE_WORKSPACE, str(spec.workspace), type="bind", read_only=False),
+            Mount(INSIDE_RUN_DIR, str(spec.run_dir), type="bind", read_only=True),
+        ]
+        for rel, kind in plan:
+            host, inside = str(spec.workspace / rel), f"{INSIDE_WORKSPACE}/{rel}"
+            src = {"pin": host, "ro": host, "mask-dir": str(empty_dir)}.get(kind, str(empty_file))
+            mounts.append(Mount(inside, src, type="bind", read_only=kind != "pin"))
+        for m in spec.extra_mounts:
+            mounts.append(Mount(m.target, str(m.source), type="bind", read_only=m.read_only))
+        env = sandbox_env(spec)
+        cmd = list(spec.command)
+        if info.has_sh:
+            entrypoint, command = ["/bin/sh", "-c", WAIT_SCRIPT, "sh"], cmd
+        else:
+            entrypoint, command = cmd[:1], cmd[1:]
+        kw: dict[str, Any] = {
+            "image": info.id,
+            "entrypoint": entrypoint,
+            "command": command,
+            "environment": env,
+            "user": f"{uid}:{gid}",
+            "working_dir": INSIDE_WORKSPACE,
+            "hostname": "pilothouse",
+            "network_mode": "none",
+            "read_only": True,
+            "tmpfs": {
+                "/tmp": f"{TMPFS_OPTS},mode=1777",
+                INSIDE_HOME: f"{TMPFS_OPTS},mode=0700,uid={uid},gid={gid}",
+            },
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "init": True,
+            "ipc_mode": "private",
+            "labels": {LABEL_RUN: spec.run_id, LABEL_PROFILE: spec.profile},
+            "mounts": mounts,
+            "stdin_open": False,
+            "tty": False,
+            "detach": True,
+        }
+        lim = spec.limits
+        if lim.pids:
+            kw["pids_limit"] = lim.pids
+        if lim.memory_bytes:
+            kw["mem_limit"] = lim.memory_bytes
+            kw["memswap_limit"] = lim.memory_bytes  # no swap on top of the limit
+        if lim.cpus:
+            kw["nano_cpus"] = int(lim.cpus * 1e9)
+        if spec.gpu:
+            if spec.gpus is not None:
+                req = DeviceRequest(device_ids=[str(i) for i in spec.gpus], capabilities=[["gpu"]])
+            else:
+                req = DeviceRequest(count=-1, capabilities=[["gpu"]])
+            kw["device_requests"] = [req]
+        return kw
+
+    async def start(self, spec: SandboxSpec, prepare: Prepare | None = None) -> DockerHandle:
+        if not spec.image:
+            raise SandboxError(
+                "no Docker image for this run", 'set image = "..." in the profile'
+            )
+        if not spec.command:
+            raise SandboxError("empty command", "the profile's command must name a program")
+        ok, why = await asyncio.to_thread(self.usable)
+        if not ok:
+            raise SandboxError(why, "pilothouse doctor")
+        info = await asyncio.to_thread(self.image_info, spec.image)
+        user = sandbox_user(spec.workspace)
+        _share_run_dir(spec.run_dir, user)
+        go_fd = _make_go_fifo(spec.run_dir) if info.has_sh else None
+        plan = protected_mounts(spec.workspace, spec.protected_paths)
+        mountpoints = make_mountpoints(spec.workspace, plan)
+        kw = self.container_config(spec, info, user, plan)
+        try:
+            container = await asyncio.to_thread(self.client.containers.create, **kw)
+        except Exception as e:
+            cleanup_mountpoints(mountpoints)
+            if go_fd is not None:
+                os.close(go_fd)
+            raise SandboxError(f"Docker refused the container: {e}", "pilothouse doctor") from e
+        handle = DockerHandle(self, container)
+        handle.mountpoints, handle.go_fd = mountpoints, go_fd
+        if not info.has_python:
+            handle.notes.append(NO_PYTHON_NOTE)
+        if not info.has_sh:
+            handle.notes.append(
+                "this image has no /bin/sh: the command starts before the network bridge is "
+                "ready; its first connections to 127.0.0.1:3128 may be refused"
+            )
+        try:
+            # Attach before start (logs=True too) so not a byte of output is lost.
+            stream = await asyncio.to_thread(
+                container.attach, stdout=True, stderr=True, stream=True, logs=True
+            )
+            pump = _Pump(asyncio.get_running_loop(), handle.output)
+            handle._pump_thread = threading.Thread(
+                target=pump.run, args=(stream,), name=f"docker-out-{spec.run_id}", daemon=True
+            )
+            handle._pump_thread.start()
+            await asyncio.to_thread(container.start)
+            await asyncio.to_thread(container.reload)
+            handle.pid = int(container.attrs["State"].get("Pid") or 0)
+            handle.netns_pid = handle.pid or None
+            if prepare is not None and handle.netns_pid:
+                await prepare(handle)
+            _chown_sockets(spec.run_dir, user)
+            handle.release()
+        except BaseException:
+            await handle.kill()
+            raise
+        return handle
+
+    async def reconcile(self, live_run_ids: set[str]) -> list[str]:
+        """Remove containers labelled pilothouse.run whose run is not live (daemon restarts)."""
+
+        def sweep() -> list[str]:
+            removed = []
+            for c in self.client.containers.list(all=True, filters={"label": LABEL_RUN}):
+                run = c.labels.get(LABEL_RUN, "")
+                if run not in live_run_ids:
+                    with contextlib.suppress(Exception):
+                        c.remove(force=True)
+                        removed.append(run)
+            return removed
+
+        ok, _ = await asyncio.to_thread(self.usable)
+        return await asyncio.to_thread(sweep) if ok else []
+
+
+def _exists(container: Any, path: str) -> bool:
+    import docker.errors
+
+    try:
+        stream, _stat = container.get_archive(path)
+        for _ in stream:
+            break
+        return True
+    except docker.errors.NotFound:
+        return False
+
+
+def _make_go_fifo(run_dir: Path) -> int:
+    fifo = run_dir / GO_FIFO
+    with contextlib.suppress(FileNotFoundError):
+        fifo.unlink()
+    os.mkfifo(fifo, 0o644)
+    os.chmod(fifo, 0o644)
+    # O_RDWR: opens without waiting for a reader and keeps the pipe alive until the container's
+    # shell has opened it, so the "go" line is never lost.
+    return os.open(fifo, os.O_RDWR | os.O_CLOEXEC)
+
+
+def _share_run_dir(run_dir: Path, user: tuple[int, int]) -> None:
+    """The container's uid must traverse the run folder (its parent stays private)."""
+    ensure_masks(run_dir)
+    mode = stat.S_IMODE(run_dir.stat().st_mode)
+    if mode & 0o055 != 0o055:
+        os.chmod(run_dir, mode | 0o755)
+    _chown_sockets(run_dir, user)
+
+
+def _chown_sockets(run_dir: Path, user: tuple[int, int]) -> None:
+    """agent.sock and gate.sock must be connectable by the container's uid (connect needs w)."""
+    if os.geteuid() != 0 or user[0] == 0:
+        return
+    for name in ("agent.sock", "gate.sock"):
+        p = run_dir / name
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(p.lstat().st_mode):
+                os.chown(p, user[0], user[1])
+
+
+def _engine_error(e: Exception) -> str:
+    text = str(e)
+    if "Permission denied" in text:
+        return (
+            "the Docker engine refused this user (permission denied on its socket): add the user "
+            "to the docker group, or use rootless Docker"
+        )
+    if "No such file" in text or "Connection refused" in text or "FileNotFoundError" in text:
+        return "the Docker engine is not running or not installed: start it (systemctl start docker)"
+    return f"the Docker engine is not reachable: {text}"

@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Pilothouse's helper inside a sandbox. One file, standard library only, Python 3.8+.
+
+Mounted read-only at /run/pilothouse/bin/inside.py; run as `python3 inside.py COMMAND ...` or
+through a link named after the command:
+
+    ph-ask exec -- CMD...          ask before running a command   (exit 0 approved, 1 denied,
+    ph-ask net HOST:PORT           ask for a network destination   2 error; the reason goes
+    ph-ask write PATH              ask before writing a path       to stderr)
+    ph-ask custom --title T [--detail D]
+    ph-guard -- CMD...             ask, then run CMD and exit with its code (denied: 1)
+    ph-claude-hook                 Claude Code PreToolUse hook: JSON on stdin, decision on stdout
+
+Everything goes to the run's agent.sock ($PILOTHOUSE_AGENT_SOCK, else
+/run/pilothouse/agent.sock), which can only ask: a person at the console decides.
+Importable too: PilothouseClient().ask("exec", "git push") -> (allowed, reason).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, Python puts this file's folder first on sys.path. In the package that folder
+# holds modules named like standard ones (select.py), which `socket` would then import: only the
+# standard library is wanted here.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import json  # noqa: E402
+import shlex  # noqa: E402
+import socket  # noqa: E402
+
+DEFAULT_SOCK = "/run/pilothouse/agent.sock"
+PROTOCOL_VERSION = 1
+MAX_ANSWER = 1024 * 1024
+TITLE_MAX = 200
+HOOK_INPUT_MAX = 8 * 1024 * 1024
+DETAIL_BUDGET = 12 * 1024  # under the daemon's 16 KiB bound, with room for the other fields
+
+
+class PilothouseError(Exception):
+    """The daemon could not be asked, or answered with an error. str() is for a person."""
+
+
+class PilothouseClient:
+    """A client for the run's agent.sock: one connection per question."""
+
+    def __init__(self, sock: str | None = None, connect_timeout: float = 10.0) -> None:
+        self.sock = sock or os.environ.get("PILOTHOUSE_AGENT_SOCK") or DEFAULT_SOCK
+        self.connect_timeout = connect_timeout
+
+    def call(self, op: str, args: dict) -> dict:
+        """Send one request, wait for its answer (as long as the person takes), return result."""
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(self.connect_timeout)
+            s.connect(self.sock)
+        except OSError as exc:
+            raise PilothouseError(
+                f"cannot reach the Pilothouse agent socket at {self.sock}: is this running inside a "
+                f"Pilothouse sandbox? ({exc.strerror or exc})") from None
+        try:
+            s.settimeout(None)  # the daemon answers by its own approval timeout
+            line = json.dumps({"v": PROTOCOL_VERSION, "id": 1, "op": op, "args": args},
+                              separators=(",", ":"), ensure_ascii=False) + "\n"
+            s.sendall(line.encode("utf-8", "surrogateescape"))
+            f = s.makefile("rb")
+            while True:
+                raw = f.readline(MAX_ANSWER + 1)
+                if not raw:
+                    raise PilothouseError("the Pilothouse daemon closed the connection without an answer")
+                if len(raw) > MAX_ANSWER:
+                    raise PilothouseError("the answer from the daemon is too long")
+                msg = json.loads(raw.decode("utf-8"))
+                if isinstance(msg, dict) and msg.get("id") in (1, None) and "ok" in msg:
+                    break
+        except (OSError, ValueError) as exc:
+            raise PilothouseError(f"talking to the Pilothouse daemon failed: {exc}") from None
+        finally:
+            s.close()
+        if not msg.get("ok"):
+            err = msg.get("error") or {}
+            raise PilothouseError(err.get("message") or "the daemon refused the request")
+        return msg.get("result") or {}
+
+    def ask_full(self, kind: str, subject: str, title: str | None = None, cwd: str | None = None,
+                 **detail: object) -> dict:
+        args = {"kind": kind, "subject": subject, "detail": detail}
+        if title:
+            args["title"] = title
+        if cwd:
+            args["cwd"] = cwd
+        return self.call("ask", args)
+
+    def ask(self, kind: str, subject: str, title: str | None = None, cwd: str | None = None,
+            **detail: object) -> tuple:
+        """(allowed, reason). Raises PilothouseError when no decision could be had."""
+        result = self.ask_full(kind, subject, title=title, cwd=cwd, **detail)
+        return bool(result.get("allow")), str(result.get("reason") or "")
+
+    def status(self, request_id: str) -> dict:
+        return self.call("status", {"request_id": request_id})
+
+
+def _err(prog: str, message: str) -> None:
+    sys.stderr.write(f"{prog}: {message}\n")
+
+
+def _command_line(words: list) -> str:
+    # One word is taken as a command line as written; several are joined with quoting.
+    return words[0] if len(words) == 1 else shlex.join(words)
+
+
+def _take_options(args: list, names: tuple) -> tuple:
+    """Leading --name VALUE options, then the rest (after an optional --)."""
+    opts = {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return opts, args[i + 1:]
+        if a.startswith("--") and a[2:].split("=", 1)[0] in names:
+            key, eq, value = a[2:].partition("=")
+            if not eq:
+                if i + 1 >= len(args):
+                    raise PilothouseError(f"--{key} needs a value")
+                value = args[i + 1]
+                i += 1
+            opts[key] = value
+            i += 1
+            continue
+        break
+    return opts, args[i:]
+
+
+USAGE_ASK = ("usage: ph-ask exec [--title T] -- CMD... | ph-ask net HOST:PORT | ph-ask write PATH | "
+             "ph-ask custom --title T [--detail D]")
+
+
+def cmd_ask(args: list, client: PilothouseClient | None = None) -> int:
+    prog = "ph-ask"
+    if not args or args[0] in ("-h", "--help"):
+        _err(prog, USAGE_ASK)
+        return 2 if not args else 0
+    what, rest = args[0], args[1:]
+    try:
+        opts, rest = _take_options(rest, ("title", "detail", "cwd"))
+        client = client or PilothouseClient()
+        extra = {"text": opts["detail"]} if "detail" in opts else {}
+        cwd = opts.get("cwd") or _cwd()
+        if what == "exec":
+            if not rest:
+                raise PilothouseError("exec needs a command: ph-ask exec -- CMD...")
+            allowed, reason = client.ask("exec", _command_line(rest), title=opts.get("title"), cwd=cwd, **extra)
+        elif what in ("net", "network"):
+            if len(rest) != 1:
+                raise PilothouseError("net needs one HOST:PORT")
+            allowed, reason = client.ask("network", rest[0], title=opts.get("title"), cwd=cwd, **extra)
+        elif what == "write":
+            if len(rest) != 1:
+                raise PilothouseError("write needs one PATH")
+            allowed, reason = client.ask("write", rest[0], title=opts.get("title"), cwd=cwd, **extra)
+        elif what == "custom":
+            title = opts.get("title") or " ".join(rest)
+            if not title:
+                raise PilothouseError("custom needs --title T")
+            allowed, reason = client.ask("custom", title, title=title[:TITLE_MAX], cwd=cwd, **extra)
+        else:
+            raise PilothouseError(f"unknown request kind {what!r}; {USAGE_ASK}")
+    except PilothouseError as exc:
+        _err(prog, str(exc))
+        return 2
+    _err(prog, ("approved: " if allowed else "denied: ") + reason)
+    return 0 if allowed else 1
+
+
+def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
+    prog = "ph-guard"
+    try:
+        opts, cmd = _take_options(args, ("title",))
+        if not cmd:
+            raise PilothouseError("usage: ph-guard [--title T] -- CMD...")
+        allowed, reason = (client or PilothouseClient()).ask(
+            "exec", shlex.join(cmd), title=opts.get("title"), cwd=_cwd())
+    except PilothouseError as exc:
+        _err(prog, str(exc))
+        return 2
+    if not allowed:
+        _err(prog, "denied: " + reason)
+        return 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(cmd[0], cmd)
+    except OSError as exc:
+        _err(prog, f"cannot run {cmd[0]}: {exc.strerror or exc}")
+        return 127 if isinstance(exc, FileNotFoundError) else 126
+    return 2  # not reached
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _tool_title(tool: str, tool_input: dict, cwd: str | None) -> str:
+    path = tool_input.get("file_path") or tool_input.get("notebook_path") or tool_input.get("path")
+    if isinstance(path, str) and path:
+        if cwd and path.startswith(cwd.rstrip("/") + "/"):
+            path = path[len(cwd.rstrip("/")) + 1:]
+        return _short(f"{tool} {path}", TITLE_MAX)
+    for key in ("url", "query", "pattern", "description", "prompt"):
+        value = tool_input.get(key)
+        if isinstance(value, str) and value:
+            return _short(f"{tool} {value}", TITLE_MAX)
+    return _short(tool, TITLE_MAX)
+
+
+def _bounded(value: object, budget: int) -> object:
+    """The value itself if its JSON fits the budget, else a truncated preview of it."""
+    text = json.dumps(value, ensure_ascii=False)
+    if len(text.encode("utf-8")) <= budget:
+        return value
+    return {"truncated": True, "preview": text.encode("utf-8")[: budget - 200].decode("utf-8", "ignore")}
+
+
+def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = None) -> int:
+    """Claude Code PreToolUse: Bash commands become exec asks, other tools custom requests.
+    Always prints a decision and exits 0; any failure is a deny (fail closed)."""
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    try:
+        raw = stdin.read(HOOK_INPUT_MAX + 1)
+        if len(raw) > HOOK_INPUT_MAX:
+            raise PilothouseError(f"the hook input is larger than {HOOK_INPUT_MAX} bytes")
+        event = json.loads(raw)
+        if not isinstance(event, dict):
+            raise PilothouseError("the hook input is not a JSON object")
+        tool = event.get("tool_name")
+        tool_input = event.get("tool_input") or {}
+        if not isinstance(tool, str) or not tool or not isinstance(tool_input, dict):
+            raise PilothouseError("the hook input has no tool_name or tool_input")
+        cwd = event.get("cwd") if isinstance(event.get("cwd"), str) else None
+        session = event.get("session_id")
+        client = client or PilothouseClient()
+        if tool == "Bash":
+            command = tool_input.get("command")
+            if not isinstance(command, str) or not command.strip():
+                raise PilothouseError("a Bash tool call without a command")
+            desc = tool_input.get("description")
+            allowed, reason = client.ask(
+                "exec", command, title=_short(desc, TITLE_MAX) if isinstance(desc, str) and desc else None,
+                cwd=cwd, tool_name=tool, session_id=session)
+        else:
+            title = _tool_title(tool, tool_input, cwd)
+            allowed, reason = client.ask(
+                "custom", title, title=title, cwd=cwd, tool_name=tool, session_id=session,
+                tool_input=_bounded(tool_input, DETAIL_BUDGET))
+        decision = "allow" if allowed else "deny"
+        reason = "Pilothouse: " + reason
+    except Exception as exc:  # fail closed, whatever went wrong
+        decision = "deny"
+        reason = f"Pilothouse could not get a decision, so this is denied: {exc}"
+    stdout.write(json.dumps({"hookSpecificOutput": {
+        "hookEventName": "PreToolUse",
+        "permissionDecision": decision,
+        "permissionDecisionReason": reason,
+    }}) + "\n")
+    stdout.flush()
+    return 0
+
+
+COMMANDS = {"ask": cmd_ask, "guard": cmd_guard, "claude-hook": lambda args: cmd_claude_hook()}
+
+
+def main(argv: list | None = None) -> int:
+    argv = list(sys.argv if argv is None else argv)
+    name = os.path.basename(argv[0]) if argv else ""
+    args = argv[1:]
+    key = name[3:] if name.startswith("ph-") else name
+    if key not in COMMANDS:  # run as `python3 inside.py ph-ask ...`
+        if not args:
+            _err("inside.py", "usage: inside.py ph-ask|ph-guard|ph-claude-hook ...")
+            return 2
+        key = args[0][3:] if args[0].startswith("ph-") else args[0]
+        args = args[1:]
+        if key not in COMMANDS:
+            _err("inside.py", f"unknown command {argv[1]!r}: use ph-ask, ph-guard or ph-claude-hook")
+            return 2
+    return COMMANDS[key](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""sandbox = "none": the command runs as a plain host process. UNSANDBOXED.
+
+It has the host's network, files and sockets; only the resource limits (cgroups where we can)
+and the process-group handling are kept. The backend name is "none" so the console can show
+it in red, and the run's first output line says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+
+from .base import Prepare, SandboxError, SandboxSpec
+from .cgroups import Limiter, RunLimits
+from .procstats import ProcStats, tree
+
+UNSANDBOXED_NOTE = (
+    'UNSANDBOXED: sandbox = "none" - this command runs with your files, your network and your '
+    "sockets; nothing but resource limits applies"
+)
+
+
+class NoSandboxHandle:
+    backend = "none"
+
+    def __init__(self, proc: asyncio.subprocess.Process, limits: RunLimits) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        assert proc.stdout is not None
+        self.output: asyncio.StreamReader = proc.stdout
+        self.netns_pid: int | None = None  # the host's own: no bridge
+        self.notes: list[str] = [UNSANDBOXED_NOTE]
+        self.limits = limits
+        self._stats = ProcStats()
+
+    def host_pids(self) -> list[int]:
+        return sorted(set(tree(self.pid)) | set(self.limits.pids()))
+
+    async def wait(self) -> int:
+        rc = await self.proc.wait()
+        self.limits.cleanup()
+        return rc
+
+    def _signal(self, sig: int) -> None:
+        # The command leads its own session: signal the whole process group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    async def stop(self, grace: float = 2.0) -> None:
+        if self.proc.returncode is None:
+            self._signal(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.proc.wait(), grace)
+        await self.kill()
+
+    async def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+        self.limits.kill()
+        await self.wait()
+
+    def stats(self) -> dict[str, float | int | None]:
+        return self._stats.sample(self.host_pids())
+
+
+class NoSandboxBackend:
+    name = "none"
+
+    def __init__(self, limiter: Limiter | None = None) -> None:
+        self._limiter = limiter
+
+    def usable(self) -> tuple[bool, str]:
+        return True, ""
+
+    async def start(self, spec: SandboxSpec, prepare: Prepare | None = None) -> NoSandboxHandle:
+        if not spec.command:
+            raise SandboxError("empty command", "the profile's command must name a program")
+        if self._limiter is None:
+            self._limiter = Limiter.detect()
+        limits = self._limiter.create(spec.run_id, spec.limits)
+        env = dict(spec.env)
+        env.setdefault("PATH", os.defpath)
+        env["PATH"] = f"{env['PATH']}:{spec.run_dir / 'bin'}"
+        env["PILOTHOUSE_RUN_ID"] = spec.run_id
+        env["PILOTHOUSE_RUN_DIR"] = str(spec.run_dir)
+        # A gate fd: the shell waits on it until the limits are attached and prepare() ran.
+        gate_r, gate_w = os.pipe()
+        script = f'read -r _ <&{gate_r}; exec {gate_r}<&-; exec "$@"'
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/sh", "-c", script, "sh", *spec.command,
+                cwd=spec.workspace, env=env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                pass_fds=(gate_r,), start_new_session=True,
+            )  # fmt: skip
+        except OSError as e:
+            os.close(gate_w)
+            limits.cleanup()
+            raise SandboxError(f"cannot start {spec.command[0]}: {e.strerror}") from e
+        finally:
+            os.close(gate_r)
+        handle = NoSandboxHandle(proc, limits)
+        try:
+            with contextlib.suppress(OSError):
+                limits.attach(proc.pid)
+            if prepare is not None:
+                await prepare(handle)
+            os.write(gate_w, b"go\n")
+        except BaseException:
+            await handle.kill()
+            raise
+        finally:
+            os.close(gate_w)
+        return handle
+
+    async def reconcile(self, live_run_ids: set[str]) -> list[str]:
+        return []

@@ -1,0 +1,95 @@
+"""Short-lived helper: listen on 127.0.0.1:PORT inside another process's network namespace.
+
+    python -I -S nsenter_listen.py PID PORT FD
+
+FD is one end of a socketpair the daemon passed in. We join /proc/PID/ns/user (only when it
+differs from ours and we are not root in the initial user namespace: joining is what gives an
+unprivileged daemon the right to enter a namespace its own bwrap made) and /proc/PID/ns/net,
+make sure loopback is up, bind and listen, then send the listening socket back with SCM_RIGHTS
+and exit. The socket stays in the sandbox's namespace; the daemon accepts on it in its own loop.
+
+It is a separate process because setns(CLONE_NEWUSER) demands a single-threaded caller and the
+daemon is not one; it imports nothing but the standard library so it starts fast.
+Python 3.11 has no os.setns, hence ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import socket
+import struct
+import sys
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def _setns(path: str, nstype: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, nstype) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns({path}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def _same_ns(a: str, b: str) -> bool:
+    sa, sb = os.stat(a), os.stat(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _root_in_init_userns() -> bool:
+    try:
+        return os.geteuid() == 0 and _same_ns("/proc/self/ns/user", "/proc/1/ns/user")
+    except OSError:
+        return False
+
+
+def _loopback_up() -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        req = struct.pack("16sH", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        if not flags & IFF_UP:
+            fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
+    finally:
+        s.close()
+
+
+def listen_in(pid: int, port: int) -> socket.socket:
+    user_ns = f"/proc/{pid}/ns/user"
+    if not _root_in_init_userns() and not _same_ns(user_ns, "/proc/self/ns/user"):
+        _setns(user_ns, CLONE_NEWUSER)
+    _setns(f"/proc/{pid}/ns/net", CLONE_NEWNET)
+    try:
+        _loopback_up()
+    except OSError:
+        pass  # already up, or not ours to change: bind tells us if it matters
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(256)
+    return s
+
+
+def main(argv: list[str]) -> int:
+    pid, port, chan_fd = int(argv[1]), int(argv[2]), int(argv[3])
+    chan = socket.socket(fileno=chan_fd)
+    try:
+        s = listen_in(pid, port)
+    except OSError as e:
+        chan.sendall(f"error: {e.strerror or e}".encode()[:1000])
+        return 1
+    socket.send_fds(chan, [b"ok"], [s.fileno()])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,130 @@
+"""Wiring of the daemon's parts: the store writer, the run manager, sandboxes and their sockets.
+
+Kept apart from daemon.py so that the daemon module is only about the process and its socket,
+and this one only about which part talks to which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from console.config import Profile
+from console.runs import RunManager
+
+if TYPE_CHECKING:
+    from console.daemon import Daemon
+
+log = logging.getLogger("pilothouse.services")
+
+
+class Services:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.paths = daemon.paths
+        self.bus = daemon.bus
+        self.writer: Any = None
+        self.runs: RunManager | None = None
+        self._backends: dict[str, Any] = {}
+        self.run_sockets: Any = None
+        self.key: bytes = b""
+        self._readers = threading.local()
+
+    async def start(self) -> None:
+        from store.writer import StoreWriter
+
+        from store.audit import load_or_create_key
+        from store.db import migrate, open_db
+
+        def prepare_store() -> bytes:
+            db = open_db(self.paths.db_file)
+            migrate(db)
+            db.conn.close()
+            return load_or_create_key(self.paths.key_file)
+
+        key = await asyncio.to_thread(prepare_store)
+        self.key = key
+        self.writer = StoreWriter(self.paths.db_file, key)
+        self.writer.start()
+        from console.run_sockets import RunSockets
+
+        self.run_sockets = RunSockets(self)
+        self.runs = RunManager(
+            self.paths,
+            lambda: self.daemon.cfg,
+            self.writer,
+            self.bus,
+            choose_backend=self.choose_backend,
+            on_prepare=self.run_sockets.prepare,
+            on_end=self.run_sockets.teardown,
+        )
+        lost = await self.runs.reconcile()
+        await self._reconcile_backends()
+        await self.record_security(
+            "daemon.started", actor="daemon",
+            text=f"daemon started (pid {__import__('os').getpid()}); {len(lost)} lost run(s) reconciled",
+            data={"lost": lost},
+        )
+
+    async def _reconcile_backends(self) -> None:
+        """Docker containers of runs this daemon does not know are orphans: remove them."""
+        from console.sandbox.select import get_backend
+
+        removed: list[str] = []
+        try:
+            for name in ("bwrap", "docker"):
+                backend = get_backend(name)
+                if backend.usable()[0]:
+                    removed += await backend.reconcile(set())
+        except Exception as exc:
+            log.warning("could not reconcile sandboxes: %s", exc)
+            return
+        if removed:
+            self.writer.record("sandbox.orphans_removed", actor="daemon",
+                               text=f"removed {len(removed)} orphan sandbox(es)", data={"removed": removed})
+
+    def choose_backend(self, requested: str, profile: Profile) -> Any:
+        from console.sandbox.select import choose_backend
+
+        return choose_backend(requested, profile.image)
+
+    async def record_security(self, kind: str, **kw: Any) -> dict[str, Any]:
+        """Commit a security event durably before acting on it. Raises on failure (fail closed)."""
+        return await self.writer.acommit(kind, **kw)
+
+    async def stop(self) -> None:
+        if self.runs is not None:
+            await self.runs.stop_all(actor="daemon", grace=2.0)
+        if self.run_sockets is not None:
+            await self.run_sockets.close()
+        if self.writer is not None:
+            try:
+                self.writer.record("daemon.stopped", actor="daemon", text="daemon stopped")
+            finally:
+                await asyncio.to_thread(self.writer.close)
+
+    # --- reading and maintenance ---------------------------------------------------------------
+
+    def _reader(self) -> Any:
+        # One read-only connection per worker thread: readers never share the writer's.
+        db = getattr(self._readers, "db", None)
+        if db is None:
+            from store.db import open_db
+
+            db = open_db(self.paths.db_file, readonly=True)
+            self._readers.db = db
+        return db
+
+    async def read(self, fn: Any) -> Any:
+        """Run fn(db) on a read-only connection in a worker thread."""
+        return await asyncio.to_thread(lambda: fn(self._reader()))
+
+    async def prune(self, cutoff_ts: float) -> dict[str, Any]:
+        result = await self.writer.aprune(cutoff_ts)
+        return result.as_dict()
+
+    async def flush(self) -> None:
+        """Wait until everything queued before now is committed (so reads see it)."""
+        await asyncio.wrap_future(self.writer.call(lambda conn: None))

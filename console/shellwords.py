@@ -1,0 +1,363 @@
+"""Split a shell command line into commands and words, the way exec rules need it.
+
+Not a shell: a reader that errs towards "more parts, fewer allowances". It knows quoting
+('...', "...", backslashes, $'...'), the operators that start a new command (;, &, &&, |, ||,
+|&, newline, parentheses), redirections (so `2>&1` is not a background `&`), comments, and
+command substitutions ($(...), backticks, <(...)), whose text is kept for a second look.
+
+Where shells disagree, the reading with more commands is chosen: `a &> f` is read as `a &`
+then `> f` (what sh does), and `$'...'` (bash only) marks the part opaque so no allow rule can
+pass it. Anything unfinished (a quote, a `$(`) raises ParseError: the caller then asks a person.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+MAX_DEPTH = 3  # nested commands looked into: $(... $(... $(...)))
+
+
+class ParseError(ValueError):
+    """The command line cannot be read (unbalanced quotes, an unfinished substitution)."""
+
+
+@dataclass
+class CommandPart:
+    words: list[str]
+    opaque: bool = False  # holds a substitution or $'...': its words are not the whole story
+    nested: bool = False  # found inside another command ($(...), eval, sh -c)
+    inner: list[str] = field(default_factory=list)  # nested command strings found in it
+
+
+def canonical(part: CommandPart) -> str:
+    """One command part as a string that reads back to the same words."""
+    return shlex.join(part.words)
+
+
+_SEPARATORS = ";&|\n()"
+_BLANKS = " \t"
+
+
+def _close_paren(s: str, i: int) -> int:
+    """Index of the ")" matching the "(" at s[i], skipping quoted text."""
+    depth, j, n = 0, i, len(s)
+    while j < n:
+        c = s[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "'":
+            k = s.find("'", j + 1)
+            if k < 0:
+                raise ParseError("unbalanced single quote")
+            j = k + 1
+            continue
+        if c == '"':
+            j = _close_double(s, j) + 1
+            continue
+        if c == "`":
+            j = _close_backtick(s, j) + 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    raise ParseError("unbalanced parenthesis")
+
+
+def _close_double(s: str, i: int) -> int:
+    j = i + 1
+    while j < len(s):
+        c = s[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == '"':
+            return j
+        if c == "$" and s[j + 1 : j + 2] == "(":
+            j = _close_paren(s, j + 1) + 1
+            continue
+        if c == "`":
+            j = _close_backtick(s, j) + 1
+            continue
+        j += 1
+    raise ParseError("unbalanced double quote")
+
+
+def _close_backtick(s: str, i: int) -> int:
+    j = i + 1
+    while j < len(s):
+        if s[j] == "\\":
+            j += 2
+            continue
+        if s[j] == "`":
+            return j
+        j += 1
+    raise ParseError("unbalanced backtick")
+
+
+def _close_brace(s: str, i: int) -> int:
+    k = s.find("}", i)
+    if k < 0:
+        raise ParseError("unbalanced ${")
+    return k
+
+
+class _Splitter:
+    def __init__(self, line: str) -> None:
+        self.s = line
+        self.parts: list[CommandPart] = []
+        self.words: list[str] = []
+        self.word: list[str] = []
+        self.in_word = False
+        self.inner: list[str] = []
+        self.opaque = False
+
+    def end_word(self) -> None:
+        if self.in_word:
+            self.words.append("".join(self.word))
+        self.word, self.in_word = [], False
+
+    def end_part(self) -> None:
+        self.end_word()
+        if self.words or self.inner:
+            self.parts.append(CommandPart(self.words, self.opaque, False, self.inner))
+        self.words, self.inner, self.opaque = [], [], False
+
+    def add(self, text: str) -> None:
+        self.word.append(text)
+        self.in_word = True
+
+    def substitution(self, start: int, end: int, body: str) -> int:
+        """Keep `$(...)`-like text as part of the word; remember its body for a second look."""
+        self.add(self.s[start : end + 1])
+        self.inner.append(body)
+        self.opaque = True
+        return end + 1
+
+    def dollar(self, i: int) -> int | None:
+        s = self.s
+        nxt = s[i + 1 : i + 2]
+        if nxt == "(":
+            end = _close_paren(s, i + 1)
+            return self.substitution(i, end, s[i + 2 : end])
+        if nxt == "{":
+            end = _close_brace(s, i + 2)
+            body = s[i : end + 1]
+            self.add(body)
+            if "$(" in body or "`" in body:  # ${x:-$(cmd)} runs cmd: look at it too
+                self.opaque = True
+                self.inner.append(body[2:-1])
+            return end + 1
+        return None
+
+    def split(self) -> list[CommandPart]:
+        s, i, n = self.s, 0, len(self.s)
+        while i < n:
+            c = s[i]
+            if c in _BLANKS:
+                self.end_word()
+                i += 1
+            elif c == "\\":
+                if s[i + 1 : i + 2] == "\n":
+                    i += 2
+                    continue
+                self.add(s[i + 1 : i + 2])
+                i += 2
+            elif c == "'":
+                k = s.find("'", i + 1)
+                if k < 0:
+                    raise ParseError("unbalanced single quote")
+                self.add(s[i + 1 : k])
+                i = k + 1
+            elif c == '"':
+                i = self.double(i)
+            elif c == "$" and s[i + 1 : i + 2] == "'":
+                i = self.ansi_c(i)
+            elif c == "$" and (j := self.dollar(i)) is not None:
+                i = j
+            elif c == "`":
+                end = _close_backtick(s, i)
+                i = self.substitution(i, end, s[i + 1 : end])
+            elif c == "#" and not self.in_word:
+                k = s.find("\n", i)
+                i = n if k < 0 else k
+            elif c in "<>":
+                i = self.redirection(i)
+            elif c in _SEPARATORS:
+                self.end_part()
+                i += 1
+                while i < n and s[i] in ";&|":  # &&, ||, ;;, |&, ;& read as one separator
+                    i += 1
+            else:
+                self.add(c)
+                i += 1
+        self.end_part()
+        return self.parts
+
+    def double(self, i: int) -> int:
+        s = self.s
+        end = _close_double(s, i)
+        j = i + 1
+        out: list[str] = []
+        while j < end:
+            c = s[j]
+            if c == "\\" and s[j + 1 : j + 2] in ('$', '`', '"', "\\", "\n"):
+                out.append("" if s[j + 1] == "\n" else s[j + 1])
+                j += 2
+            elif c == "$" and s[j + 1 : j + 2] == "(":
+                k = _close_paren(s, j + 1)
+                out.append(s[j : k + 1])
+                self.inner.append(s[j + 2 : k])
+                self.opaque = True
+                j = k + 1
+            elif c == "`":
+                k = _close_backtick(s, j)
+                out.append(s[j : k + 1])
+                self.inner.append(s[j + 1 : k])
+                self.opaque = True
+                j = k + 1
+            else:
+                if c == "$" and s[j + 1 : j + 2] == "{":
+                    body = s[j : _close_brace(s, j) + 1]
+                    if "$(" in body or "`" in body:
+                        self.opaque = True
+                        self.inner.append(body[2:-1])
+                out.append(c)
+                j += 1
+        self.add("".join(out))
+        return end + 1
+
+    def ansi_c(self, i: int) -> int:
+        # bash's $'...' ends at an unescaped quote; sh reads it differently. Opaque either way.
+        s, j = self.s, i + 2
+        while j < len(s):
+            if s[j] == "\\":
+                j += 2
+                continue
+            if s[j] == "'":
+                self.add(s[i : j + 1])
+                self.opaque = True
+                return j + 1
+            j += 1
+        raise ParseError("unbalanced $'")
+
+    def redirection(self, i: int) -> int:
+        s, n = self.s, len(self.s)
+        if s[i + 1 : i + 2] == "(":  # process substitution <(...) >(...)
+            self.end_word()
+            end = _close_paren(s, i + 1)
+            return self.substitution(i, end, s[i + 2 : end])
+        fd = "".join(self.word) if self.in_word and "".join(self.word).isdigit() else ""
+        if not fd:
+            self.end_word()
+        else:
+            self.word, self.in_word = [], False
+        j = i
+        while j < n and s[j] in "<>":
+            j += 1
+        if j < n and s[j] == "&":  # >&2, <&0, >&-
+            j += 1
+            while j < n and (s[j].isdigit() or s[j] == "-"):
+                j += 1
+        elif j < n and s[j] == "|" and s[j - 1] == ">":  # >|
+            j += 1
+        self.words.append(fd + s[i:j])
+        return j
+
+
+def split_command(line: str) -> list[CommandPart]:
+    """The top-level commands of a line. Raises ParseError when it cannot be read."""
+    return _Splitter(line).split()
+
+
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
+_REDIRECT = re.compile(r"^\d*[<>]")
+_NUMBER = re.compile(r"^\d+(\.\d+)?[smhd]?$")
+_KEYWORDS = {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while", "until",
+             "time", "coproc"}
+_WRAPPERS = {"env", "command", "builtin", "exec", "nohup", "nice", "time", "sudo", "doas",
+             "setsid", "stdbuf", "ionice", "xargs", "timeout", "strace", "chrt", "taskset",
+             "unbuffer", "busybox"}
+_SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox"}
+
+
+def _base(word: str) -> str:
+    return word.rsplit("/", 1)[-1] if "/" in word else word
+
+
+def normalise(words: list[str]) -> list[str]:
+    """The words with leading assignments, redirections, keywords and wrappers removed and the
+    command's path reduced to its name: `FOO=1 sudo -E /bin/rm -rf /` -> `rm -rf /`."""
+    i, n = 0, len(words)
+    while i < n:
+        w = words[i]
+        if _ASSIGNMENT.match(w) or w in _KEYWORDS:
+            i += 1
+        elif _REDIRECT.match(w):
+            i += 2 if w[-1] in "<>|&" else 1
+        elif _base(w) in _WRAPPERS:
+            i += 1
+            while i < n and (words[i].startswith("-") or _NUMBER.match(words[i])
+                             or _ASSIGNMENT.match(words[i])):
+                i += 1
+        else:
+            break
+    rest = list(words[i:])
+    if rest:
+        rest[0] = _base(rest[0])
+    return rest
+
+
+def _inner_commands(words: list[str]) -> list[str]:
+    """Command strings run by `eval ...` or `sh -c '...'`."""
+    if not words:
+        return []
+    if words[0] == "eval":
+        return [" ".join(words[1:])]
+    if words[0] in _SHELLS:
+        for k, w in enumerate(words[1:], start=1):
+            if w.startswith("-") and not w.startswith("--") and "c" in w and k + 1 < len(words):
+                return [words[k + 1]]
+    return []
+
+
+def strict_variants(part: CommandPart) -> list[list[str]]:
+    """The word lists forbid and ask rules are matched against: as written, and normalised."""
+    norm = normalise(part.words)
+    return [part.words, norm] if norm != part.words else [part.words]
+
+
+def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
+    """Top-level parts, then every nested command (substitutions, eval, sh -c) marked nested.
+    A nested command that cannot be read (or lies too deep) makes its parent opaque."""
+    top = split_command(line)
+    out = list(top)
+    if "$'" in line:  # sh reads $'...' as $ and a plain quote: check that reading too
+        try:
+            other = expand(line.replace("$'", "'"), depth)
+        except ParseError:
+            other = []
+        for p in other:
+            p.nested = True
+        out.extend(other)
+    for part in top:
+        bodies = part.inner + _inner_commands(normalise(part.words))
+        for body in bodies:
+            if depth <= 0:
+                part.opaque = True
+                continue
+            try:
+                inner = expand(body, depth - 1)
+            except ParseError:
+                part.opaque = True
+                continue
+            for p in inner:
+                p.nested = True
+            out.extend(inner)
+    return out

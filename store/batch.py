@@ -1,0 +1,128 @@
+"""One batch, one transaction: queued items in, chained rows and resolved futures out.
+
+Kept apart from the writer's queue and thread so the part that touches SQLite and the hash
+chain can be read on its own. Runs only in the writer thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from store import audit
+from store.db import StoreError
+
+# Queue items: (EV, ts, run_id, kind, actor, text, data_json, future|None),
+# (OUT, run_id, ts, stream, line), (CALL, fn, future).
+EV, OUT, CALL = 0, 1, 2
+_INSERT_EVENT = ("INSERT INTO events (id, ts, run_id, kind, actor, text, data, prev, hash) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_OUTPUT = "INSERT INTO output (run_id, ts, stream, line) VALUES (?, ?, ?, ?)"
+Future = concurrent.futures.Future
+
+
+@dataclass
+class Committed:
+    """A committed batch: where the chain now ends and whom to tell."""
+
+    last_id: int
+    last_hash: str
+    secured: list[tuple[Future[Any], tuple[Any, ...]]] = field(default_factory=list)
+    called: list[tuple[Future[Any], Any]] = field(default_factory=list)
+
+    def resolve(self) -> None:
+        for fut, row in self.secured:
+            fut.set_result(row_dict(row))
+        for fut, outcome in self.called:
+            if isinstance(outcome, _Raised):
+                fut.set_exception(outcome.exc)
+            else:
+                fut.set_result(outcome)
+
+
+def commit_batch(db: sqlite_utils.Database, key: bytes, items: list[tuple[Any, ...]],
+                 last_id: int, last_hash: str) -> Committed:
+    """Insert the items under BEGIN IMMEDIATE, extending the chain from (last_id, last_hash)
+    and moving the signed head in the same transaction. Raises (after the caller's rollback)
+    if anything fails; futures are only resolved later, by Committed.resolve()."""
+    conn = db.conn
+    events: list[tuple[Any, ...]] = []
+    outputs: list[tuple[Any, ...]] = []
+    done = Committed(last_id, last_hash)
+    row_hash = audit.row_hash
+    first_id = last_id
+    conn.execute("BEGIN IMMEDIATE")
+    for item in items:
+        tag = item[0]
+        if tag == EV:
+            _, ts, run_id, kind, actor, text, data, fut = item
+            last_id += 1
+            h = row_hash(key, last_hash, last_id, ts, run_id, kind, actor, text, data)
+            row = (last_id, ts, run_id, kind, actor, text, data, last_hash, h)
+            events.append(row)
+            last_hash = h
+            if fut is not None and fut.set_running_or_notify_cancel():
+                done.secured.append((fut, row))
+        elif tag == OUT:
+            outputs.append(item[1:])
+        else:
+            fut = item[2]
+            if not fut.set_running_or_notify_cancel():
+                continue
+            _flush_rows(conn, events, outputs)
+            done.called.append((fut, _in_savepoint(db, item[1])))
+    _flush_rows(conn, events, outputs)
+    if last_id != first_id:
+        audit.write_head(conn, key, last_id, last_hash)
+    conn.execute("COMMIT")
+    done.last_id, done.last_hash = last_id, last_hash
+    return done
+
+
+class _Raised:
+    """fn raised inside its savepoint: the batch goes on, the caller gets the exception."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _in_savepoint(db: sqlite_utils.Database, fn: Callable[[sqlite_utils.Database], Any]) -> Any:
+    conn = db.conn
+    conn.execute("SAVEPOINT store_call")
+    try:
+        result = fn(db)
+    except Exception as exc:
+        if not conn.in_transaction:
+            raise
+        conn.execute("ROLLBACK TO store_call")
+        conn.execute("RELEASE store_call")
+        return _Raised(exc)
+    if not conn.in_transaction:
+        raise StoreError("a call() function ended the writer's transaction")
+    conn.execute("RELEASE store_call")
+    return result
+
+
+def _flush_rows(conn: sqlite3.Connection, events: list[tuple[Any, ...]],
+                outputs: list[tuple[Any, ...]]) -> None:
+    if events:
+        conn.executemany(_INSERT_EVENT, events)
+        events.clear()
+    if outputs:
+        conn.executemany(_INSERT_OUTPUT, outputs)
+        outputs.clear()
+
+
+def row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A stored event as the dict commit() returns (data decoded)."""
+    id_, ts, run_id, kind, actor, text, data, prev, h = row
+    return {"id": id_, "ts": ts, "run_id": run_id, "kind": kind, "actor": actor, "text": text,
+            "data": None if data is None else json.loads(data), "prev": prev, "hash": h}

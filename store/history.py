@@ -1,0 +1,271 @@
+"""Read-side queries on a reader connection: events, output, runs, export.
+
+Readers never write; they open their own connection (open_db(path, readonly=True)) so a long
+search or export never holds up the writer. User text given to search is quoted before it
+reaches FTS5, so nothing a person types can raise a syntax error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import sqlite_utils
+
+EVENT_COLUMNS = ("id", "ts", "run_id", "kind", "actor", "text", "data", "prev", "hash")
+OUTPUT_COLUMNS = ("id", "run_id", "ts", "stream", "line")
+RUN_JSON_COLUMNS = ("command", "pids", "info")
+_EV_SELECT = ", ".join(f"e.{c}" for c in EVENT_COLUMNS)
+_OUT_SELECT = ", ".join(f"o.{c}" for c in OUTPUT_COLUMNS)
+
+Db = sqlite_utils.Database | sqlite3.Connection
+
+
+def _conn(db: Db) -> sqlite3.Connection:
+    return db.conn if isinstance(db, sqlite_utils.Database) else db
+
+
+# --- search text -------------------------------------------------------------------------------
+
+
+def fts_query(text: str) -> str | None:
+    """Plain user text as a safe FTS5 query: every word becomes a quoted phrase (so `-`, `:`,
+    `AND`, `NEAR(`, quotes are literal) and all must match; a trailing `*` keeps prefix
+    search. None when nothing searchable is left."""
+    terms = []
+    for raw in text.replace("\x00", " ").split():
+        prefix = len(raw) > 1 and raw.endswith("*")
+        word = raw.rstrip("*") if prefix else raw
+        if not any(ch.isalnum() for ch in word):
+            continue  # punctuation only: the tokenizer would drop it anyway
+        terms.append('"' + word.replace('"', '""') + '"' + ("*" if prefix else ""))
+    return " ".join(terms) or None
+
+
+def parse_since(text: str) -> float:
+    """A duration like 90s, 30m, 2h, 7d, 2w or 1h30m, in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    cleaned = str(text).strip().lower().replace(" ", "")
+    if not re.fullmatch(r"(?:\d+(?:\.\d+)?[smhdw])+", cleaned):
+        raise ValueError(
+            f"cannot read {text!r} as a duration; use a number and a unit (s, m, h, d, w), "
+            "like 90s, 30m, 2h, 7d or 1h30m"
+        )
+    return float(sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([smhdw])", cleaned)))
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+def _event_filters(run_id: str | None, kind: str | None, since: float | None,
+                   until: float | None, decision: str | None) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if run_id is not None:
+        where.append("e.run_id = ?")
+        params.append(run_id)
+    if kind:
+        prefix = kind[:-1] if kind.endswith(".*") else kind if kind.endswith(".") else None
+        if prefix is None:
+            where.append("e.kind = ?")
+            params.append(kind)
+        else:  # a range, so the (kind, id) index serves it
+            where.append("e.kind >= ? AND e.kind < ?")
+            params += [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+    if since is not None:
+        where.append("e.ts >= ?")
+        params.append(float(since))
+    if until is not None:
+        where.append("e.ts < ?")
+        params.append(float(until))
+    if decision is not None:
+        where.append("CASE WHEN json_valid(e.data) THEN json_extract(e.data, '$.decision') END = ?")
+        params.append(decision)
+    return where, params
+
+
+def _events(db: Db, *, newest_first: bool, bound_id: int | None, limit: int,
+            run_id: str | None, kind: str | None, search: str | None, since: float | None,
+            until: float | None, decision: str | None) -> list[dict[str, Any]]:
+    where, params = _event_filters(run_id, kind, since, until, decision)
+    order = "DESC" if newest_first else "ASC"
+    if search is not None and search.strip():
+        match = fts_query(search)
+        if match is None:
+            return []
+        where.insert(0, "events_fts MATCH ?")
+        params.insert(0, match)
+        rowid = "events_fts.rowid"
+        # The FTS table drives (newest match first), so a LIMIT stops the scan early.
+        source = "events_fts CROSS JOIN events e ON e.id = events_fts.rowid"
+    else:
+        rowid = "e.id"
+        source = "events e"
+    if bound_id is not None:
+        where.append(f"{rowid} {'<' if newest_first else '>'} ?")
+        params.append(int(bound_id))
+    sql = f"SELECT {_EV_SELECT} FROM {source}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {rowid} {order} LIMIT ?"
+    params.append(max(0, int(limit)))
+    return [_event_row(r) for r in _conn(db).execute(sql, params)]
+
+
+def query_events(db: Db, *, run_id: str | None = None, kind: str | None = None,
+                 search: str | None = None, since: float | None = None,
+                 until: float | None = None, decision: str | None = None,
+                 before_id: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Events newest first, `limit` per page; the next page is before_id=<last id seen>.
+
+    kind is exact ("net.decision") or a prefix ending in "." or ".*" ("net."); since/until
+    are epoch seconds; decision matches data.decision; search is plain user text.
+    """
+    return _events(db, newest_first=True, bound_id=before_id, limit=limit, run_id=run_id,
+                   kind=kind, search=search, since=since, until=until, decision=decision)
+
+
+def query_events_after(db: Db, *, after_id: int | None = None, limit: int = 1000,
+                       run_id: str | None = None, kind: str | None = None,
+                       search: str | None = None, since: float | None = None,
+                       until: float | None = None, decision: str | None = None
+                       ) -> list[dict[str, Any]]:
+    """Events oldest first after `after_id`: one page of an export."""
+    return _events(db, newest_first=False, bound_id=after_id, limit=limit, run_id=run_id,
+                   kind=kind, search=search, since=since, until=until, decision=decision)
+
+
+def iter_events(db: Db, *, chunk: int = 1000, after_id: int | None = None,
+                **filters: Any) -> Iterator[dict[str, Any]]:
+    """Every matching event, oldest first, streamed in pages (short read transactions, so an
+    export never pins the WAL)."""
+    while True:
+        page = query_events_after(db, after_id=after_id, limit=chunk, **filters)
+        yield from page
+        if len(page) < chunk:
+            return
+        after_id = page[-1]["id"]
+
+
+def _event_row(r: tuple[Any, ...]) -> dict[str, Any]:
+    row = dict(zip(EVENT_COLUMNS, r, strict=True))
+    row["data"] = _json(row["data"])
+    return row
+
+
+def _json(raw: Any) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return raw
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def query_output(db: Db, run_id: str, *, after_id: int | None = None,
+                 before_id: int | None = None, limit: int = 1000,
+                 search: str | None = None) -> list[dict[str, Any]]:
+    """Lines of a run's output, always oldest first.
+
+    With after_id: the first `limit` lines after it (follow a live log). Without: the last
+    `limit` lines (before before_id, if given: scrolling back).
+    """
+    where = ["o.run_id = ?"]
+    params: list[Any] = [run_id]
+    rowid, source = "o.id", "output o"
+    if search is not None and search.strip():
+        match = fts_query(search)
+        if match is None:
+            return []
+        where.insert(0, "output_fts MATCH ?")
+        params.insert(0, match)
+        rowid, source = "output_fts.rowid", "output_fts CROSS JOIN output o ON o.id = output_fts.rowid"
+    forward = after_id is not None
+    if forward:
+        where.append(f"{rowid} > ?")
+        params.append(int(after_id))  # type: ignore[arg-type]
+    elif before_id is not None:
+        where.append(f"{rowid} < ?")
+        params.append(int(before_id))
+    sql = (f"SELECT {_OUT_SELECT} FROM {source} WHERE {' AND '.join(where)} "
+           f"ORDER BY {rowid} {'ASC' if forward else 'DESC'} LIMIT ?")
+    params.append(max(0, int(limit)))
+    rows = [dict(zip(OUTPUT_COLUMNS, r, strict=True)) for r in _conn(db).execute(sql, params)]
+    return rows if forward else rows[::-1]
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+
+def query_runs(db: Db, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Runs newest first, JSON columns decoded."""
+    sql = "SELECT * FROM runs"
+    params: list[Any] = []
+    if state is not None:
+        sql += " WHERE state = ?"
+        params.append(state)
+    sql += " ORDER BY started_at DESC, rowid DESC LIMIT ?"
+    params.append(max(0, int(limit)))
+    return [_run_row(r) for r in sqlite_utils.Database(_conn(db), execute_plugins=False,
+                                                        recursive_triggers=False).query(sql, params)]
+
+
+def get_run(db: Db, run_id: str) -> dict[str, Any] | None:
+    rows = list(sqlite_utils.Database(_conn(db), execute_plugins=False, recursive_triggers=False)
+                .query("SELECT * FROM runs WHERE id = ?", [run_id]))
+    return _run_row(rows[0]) if rows else None
+
+
+def _run_row(row: dict[str, Any]) -> dict[str, Any]:
+    for col in RUN_JSON_COLUMNS:
+        if col in row:
+            row[col] = _json(row[col])
+    return row
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def export(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
+    """Write rows as JSON lines or CSV (data as JSON text, plus an ISO `time` column beside
+    ts). Streams; returns how many rows were written."""
+    if fmt not in ("jsonl", "csv"):
+        raise ValueError(f"unknown export format {fmt!r}; use jsonl or csv")
+    count = 0
+    writer: csv.DictWriter[str] | None = None
+    for row in rows:
+        row = _with_time(row)
+        if fmt == "jsonl":
+            out.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+        else:
+            if writer is None:
+                writer = csv.DictWriter(out, fieldnames=list(row), extrasaction="ignore")
+                writer.writeheader()
+            writer.writerow({k: _csv_cell(v) for k, v in row.items()})
+        count += 1
+    return count
+
+
+def _with_time(row: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(row.get("ts"), int | float):
+        return dict(row)
+    out: dict[str, Any] = {}
+    for k, v in row.items():
+        out[k] = v
+        if k == "ts":
+            out["time"] = datetime.fromtimestamp(v, UTC).isoformat(timespec="milliseconds")
+    return out
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return value

@@ -1,0 +1,450 @@
+"""The one writer: a thread that owns the only write connection and commits in batches.
+
+Bulk rows (output lines, samples, routine events) are fire and forget and grouped into
+transactions of up to `max_batch` rows or `max_delay` seconds. Security events wait for the
+durable commit of their batch and fail loudly (StoreError) when it does not happen, so the
+daemon can refuse the action (fail closed). The hash chain is extended here, in id order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+
+from store import audit, batch, values
+from store.audit import PruneResult
+from store.batch import CALL, EV, OUT
+from store.db import StoreError, open_db
+
+log = logging.getLogger("pilothouse.store")
+T = TypeVar("T")
+
+_NEW, _RUNNING, _CLOSING, _CLOSED, _DEAD = "new", "running", "closing", "closed", "dead"
+_dumps, _ts, _str, _opt = values.dumps, values.ts, values.text, values.opt
+
+
+class StoreWriter:
+    """Owns THE write connection, in one thread. See the module docstring for the contract."""
+
+    def __init__(self, db_path: Path, key: bytes, *, max_batch: int = 1000,
+                 max_delay: float = 0.05, max_queue: int = 100_000,
+                 prune_chunk: int = 20_000) -> None:
+        if len(key) < 16:
+            raise ValueError("the audit key must be at least 16 bytes")
+        self.db_path = Path(db_path)
+        self._key = key
+        self._max_batch = max(1, int(max_batch))
+        self._max_delay = float(max_delay)
+        self._max_queue = max(1, int(max_queue))
+        self._prune_chunk = max(1, int(prune_chunk))
+        self._q: deque[tuple[Any, ...]] = deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()  # state, counters shared with producers, jobs
+        self._state = _NEW
+        self._urgent = 0  # queued items somebody waits for
+        self._dropped = 0
+        self._dropped_reported = 0
+        self._lost = 0
+        self._lost_reported = 0
+        self._jobs: deque[tuple[Any, concurrent.futures.Future[Any]]] = deque()
+        self._job: tuple[Any, concurrent.futures.Future[Any]] | None = None
+        self._pending_since: float | None = None
+        self._thread: threading.Thread | None = None
+        self._db: sqlite_utils.Database | None = None
+        self._last_id = 0
+        self._last_hash = audit.GENESIS
+        self.batches = 0
+        self.rows = 0
+        self.failed_batches = 0
+        self.last_error: str | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> StoreWriter:
+        """Open (and migrate) the database, find the chain's end, start the thread."""
+        with self._lock:
+            if self._state != _NEW:
+                raise StoreError(f"store writer already {self._state}")
+        db = open_db(self.db_path)
+        conn = db.conn
+        try:
+            last_id, last_hash, warning = audit.chain_start(conn, self._key)
+            if audit.read_head(conn) is None and warning is None:
+                conn.execute("BEGIN IMMEDIATE")
+                audit.write_head(conn, self._key, last_id, last_hash)
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot start the store writer on {self.db_path}: {exc}") from exc
+        self._db, self._last_id, self._last_hash = db, last_id, last_hash
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        with self._lock:
+            self._state = _RUNNING
+        self._thread.start()
+        if warning:
+            log.warning("audit chain: %s", warning)
+            self.record("store.chain_warning", actor="store", text=warning)
+        return self
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush everything queued, then close. Raises StoreError if that took too long."""
+        with self._lock:
+            if self._state in (_CLOSED, _DEAD):
+                return
+            if self._state == _NEW:
+                self._state = _CLOSED
+                self._fail_queued(StoreError("the store writer was closed before it started"))
+                return
+            self._state = _CLOSING
+        self._wake.set()
+        assert self._thread is not None
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise StoreError(f"the store writer did not finish flushing within {timeout}s")
+
+    @property
+    def alive(self) -> bool:
+        return self._state == _RUNNING
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for `pilothouse doctor` and tests: batches, rows, drops, failures."""
+        return {"state": self._state, "queued": len(self._q), "batches": self.batches,
+                "rows": self.rows, "dropped": self._dropped, "lost": self._lost,
+                "failed_batches": self.failed_batches, "last_error": self.last_error}
+
+    # --- producers -----------------------------------------------------------------------------
+
+    def record(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
+               text: str = "", data: Any = None, ts: float | None = None) -> None:
+        """A bulk event: queued, batched, fire and forget. Dropped (and counted) when the
+        queue is full or the writer has closed."""
+        if self._state not in (_NEW, _RUNNING) or len(self._q) >= self._max_queue:
+            self._drop()
+            return
+        try:
+            data_json = None if data is None else _dumps(data)
+        except (TypeError, ValueError):
+            data_json = _dumps({"unserializable": repr(data)[:4000]})
+        self._q.append((EV, _ts(ts), _opt(run_id), _str(kind), _opt(actor), _str(text),
+                        data_json, None))
+        if len(self._q) >= self._max_batch and not self._wake.is_set():
+            self._wake.set()
+
+    def record_output(self, run_id: str, stream: str, line: str, ts: float | None = None) -> None:
+        """One line of a run's output: bulk, not chained."""
+        if self._state not in (_NEW, _RUNNING) or len(self._q) >= self._max_queue:
+            self._drop()
+            return
+        self._q.append((OUT, _str(run_id), _ts(ts), _opt(stream), _str(line)))
+        if len(self._q) >= self._max_batch and not self._wake.is_set():
+            self._wake.set()
+
+    def commit(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
+               text: str = "", data: Any = None, ts: float | None = None,
+               timeout: float | None = 30.0) -> dict[str, Any]:
+        """A security event: returns the stored row once its batch is durably committed.
+        Raises StoreError otherwise (the caller must then refuse the action)."""
+        fut = self.submit(kind, run_id=run_id, actor=actor, text=text, data=data, ts=ts)
+        return _wait(fut, timeout, f"committing {kind!r}")
+
+    def submit(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
+               text: str = "", data: Any = None,
+               ts: float | None = None) -> concurrent.futures.Future[dict[str, Any]]:
+        """`commit` without waiting: the future holds the stored row or a StoreError. Raises
+        StoreError at once if the writer is closed or dead, TypeError/ValueError for data
+        that is not JSON."""
+        data_json = None if data is None else _dumps(data)  # a bad payload raises here, loudly
+        fut: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        self._submit((EV, _ts(ts), _opt(run_id), _str(kind), _opt(actor), _str(text),
+                      data_json, fut))
+        return fut
+
+    async def acommit(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
+                      text: str = "", data: Any = None, ts: float | None = None,
+                      timeout: float | None = 30.0) -> dict[str, Any]:
+        """`commit` for asyncio code: awaits the commit without blocking the loop."""
+        fut = self.submit(kind, run_id=run_id, actor=actor, text=text, data=data, ts=ts)
+        return await _await(fut, timeout, f"committing {kind!r}")
+
+    def call(self, fn: Callable[[sqlite_utils.Database], T]) -> concurrent.futures.Future[T]:
+        """Run fn(db) on the write connection inside the next transaction (in a savepoint:
+        an exception from fn undoes only fn's work). The future resolves after the commit."""
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._submit((CALL, fn, fut))
+        return fut
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Block until everything queued before this call is committed."""
+        _wait(self.call(_noop), timeout, "flushing the store")
+
+    async def aflush(self, timeout: float | None = 30.0) -> None:
+        await _await(self.call(_noop), timeout, "flushing the store")
+
+    def prune(self, older_than_ts: float, *, timeout: float | None = None) -> PruneResult:
+        """Delete events (a prefix) and output older than the cutoff, leaving signed anchors;
+        runs in the writer thread in chunks, between regular batches."""
+        return _wait(self._submit_prune(older_than_ts), timeout, "pruning")
+
+    async def aprune(self, older_than_ts: float, *, timeout: float | None = None) -> PruneResult:
+        return await _await(self._submit_prune(older_than_ts), timeout, "pruning")
+
+    def _submit_prune(self, older_than_ts: float) -> concurrent.futures.Future[PruneResult]:
+        cutoff = _ts(older_than_ts)
+        fut: concurrent.futures.Future[PruneResult] = concurrent.futures.Future()
+        with self._lock:
+            self._check_open()
+            self._jobs.append((cutoff, fut))
+        self._wake.set()
+        return fut
+
+    def _submit(self, item: tuple[Any, ...]) -> None:
+        """Queue an item somebody waits for; never dropped, never past a closed writer."""
+        with self._lock:
+            self._check_open()
+            self._q.append(item)
+            self._urgent += 1
+        self._wake.set()
+
+    def _check_open(self) -> None:
+        if self._state not in (_NEW, _RUNNING):
+            why = f": {self.last_error}" if self._state == _DEAD and self.last_error else ""
+            raise StoreError(f"the store writer is {self._state}{why}")
+
+    def _drop(self) -> None:
+        with self._lock:
+            self._dropped += 1
+
+    # --- the thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # a bug, not a failed batch: stop accepting, fail loudly
+            log.exception("store writer died")
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                self._state = _DEAD
+            self._fail_all(StoreError(f"the store writer died: {self.last_error}"))
+        else:
+            with self._lock:
+                self._state = _CLOSED
+            self._fail_all(StoreError("the store writer is closed"))
+        finally:
+            self._shutdown()
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            n = len(self._q)
+            closing = self._state == _CLOSING
+            if n:
+                now = time.monotonic()
+                if self._pending_since is None:
+                    self._pending_since = now
+                due = now - self._pending_since >= self._max_delay
+                starting_job = self._job is None and self._jobs  # rows queued before it go first
+                if self._urgent or closing or due or n >= self._max_batch or starting_job:
+                    self._batch(min(n, self._max_batch))
+                    self._pending_since = None
+                    continue
+            if self._job is None and self._jobs:
+                with self._lock:
+                    self._job = self._start_job(*self._jobs.popleft())
+            if self._job is not None:
+                if closing:
+                    self._job[1].set_exception(StoreError("the store writer closed during a prune"))
+                    self._job = None
+                else:
+                    self._job_step()
+                continue
+            if closing and not n:
+                return
+            timeout = None
+            if n and self._pending_since is not None:
+                timeout = max(0.0, self._pending_since + self._max_delay - time.monotonic())
+            self._wake.wait(timeout)
+
+    def _batch(self, count: int) -> None:
+        """Pop up to `count` items and commit them in one transaction."""
+        q = self._q
+        items = [q.popleft() for _ in range(count)]
+        waited = sum(1 for it in items if it[0] != OUT and it[-1] is not None)
+        if waited:
+            with self._lock:
+                self._urgent -= waited
+        items = self._notes() + items
+        assert self._db is not None
+        try:
+            done = batch.commit_batch(self._db, self._key, items, self._last_id, self._last_hash)
+        except Exception as exc:
+            self._failed(exc, items)
+            return
+        self._last_id, self._last_hash = done.last_id, done.last_hash
+        self.batches += 1
+        self.rows += len(items)
+        done.resolve()
+
+    def _failed(self, exc: Exception, items: list[tuple[Any, ...]]) -> None:
+        """A batch did not commit: fail everyone who waits on it, count the bulk rows lost,
+        and keep going (the next batch may well succeed)."""
+        conn = self._db.conn if self._db else None
+        try:
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        self.failed_batches += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.error("store batch of %d rows failed: %s", len(items), self.last_error)
+        err = StoreError(f"the store could not commit: {self.last_error}")
+        lost = 0
+        for item in items:
+            fut = item[-1] if item[0] != OUT else None
+            if fut is None:
+                lost += 1
+            elif fut.running() or (not fut.done() and fut.set_running_or_notify_cancel()):
+                fut.set_exception(err)
+        with self._lock:
+            self._lost += lost
+        self._resync()
+
+    def _resync(self) -> None:
+        """After a failure, adopt rows that did get committed (a call() that ended the
+        transaction itself) so new ids never collide with them."""
+        try:
+            row = self._db.conn.execute(  # type: ignore[union-attr]
+                "SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+        except sqlite3.Error:
+            return
+        if row is not None and row[0] > self._last_id:
+            self._last_id, self._last_hash = row[0], row[1]
+
+    def _notes(self) -> list[tuple[Any, ...]]:
+        """Events about the store itself: rows dropped by a full queue or lost in failed batches."""
+        notes = []
+        dropped, lost = self._dropped, self._lost
+        if dropped != self._dropped_reported:
+            n = dropped - self._dropped_reported
+            notes.append((EV, time.time(), None, "store.dropped", "store",
+                          f"{n} bulk rows dropped: the write queue was full",
+                          _dumps({"dropped": n, "total": dropped}), None))
+            self._dropped_reported = dropped
+        if lost != self._lost_reported:
+            n = lost - self._lost_reported
+            notes.append((EV, time.time(), None, "store.write_failed", "store",
+                          f"{n} bulk rows lost in failed batches: {self.last_error}",
+                          _dumps({"lost": n, "total": lost, "error": self.last_error}), None))
+            self._lost_reported = lost
+        return notes
+
+    def _start_job(self, cutoff: float,
+                   fut: concurrent.futures.Future[Any]) -> tuple[Any, concurrent.futures.Future[Any]] | None:
+        if not fut.set_running_or_notify_cancel():
+            return None
+        assert self._db is not None
+        steps = audit.prune_steps(self._db.conn, self._key, cutoff, chunk=self._prune_chunk,
+                                  now=time.time())
+        return steps, fut
+
+    def _job_step(self) -> None:
+        """One chunk of a prune, in its own transaction."""
+        assert self._job is not None and self._db is not None
+        steps, fut = self._job
+        conn = self._db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                next(steps)
+            except StopIteration as stop:
+                conn.execute("COMMIT")
+                self._job = None
+                self._finish_prune(stop.value, fut)
+                return
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._job = None
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            fut.set_exception(StoreError(f"prune failed: {self.last_error}"))
+
+    def _finish_prune(self, result: PruneResult, fut: concurrent.futures.Future[Any]) -> None:
+        """Record the prune in the chain itself, then report it."""
+        if not (result.pruned or result.output_pruned):
+            fut.set_result(result)
+            return
+        note: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+        self._q.appendleft((EV, time.time(), None, "store.pruned", "store",
+                            f"pruned {result.pruned} events and {result.output_pruned} output "
+                            f"lines up to row {result.upto_id}", _dumps(result.as_dict()), note))
+        with self._lock:
+            self._urgent += 1
+
+        def done(f: concurrent.futures.Future[dict[str, Any]]) -> None:
+            if f.exception() is not None:
+                fut.set_exception(f.exception())  # type: ignore[arg-type]
+            else:
+                fut.set_result(result)
+
+        note.add_done_callback(done)
+
+    def _fail_queued(self, err: StoreError) -> None:
+        while self._q:
+            item = self._q.popleft()
+            fut = item[-1] if item[0] != OUT else None
+            if fut is not None and fut.set_running_or_notify_cancel():
+                fut.set_exception(err)
+        while self._jobs:
+            _, fut = self._jobs.popleft()
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(err)
+
+    def _fail_all(self, err: StoreError) -> None:
+        with self._lock:
+            self._fail_queued(err)
+            self._urgent = 0
+        if self._job is not None:
+            self._job[1].set_exception(err)
+            self._job = None
+
+    def _shutdown(self) -> None:
+        if self._db is None:
+            return
+        conn = self._db.conn
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.execute("PRAGMA optimize")
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            log.warning("store shutdown: %s", exc)
+        finally:
+            conn.close()
+
+
+def _wait(fut: concurrent.futures.Future[T], timeout: float | None, what: str) -> T:
+    try:
+        return fut.result(timeout)
+    except concurrent.futures.TimeoutError:
+        raise StoreError(f"timed out after {timeout}s {what}; the store is stuck") from None
+
+
+async def _await(fut: concurrent.futures.Future[T], timeout: float | None, what: str) -> T:
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+    except TimeoutError:
+        raise StoreError(f"timed out after {timeout}s {what}; the store is stuck") from None
+
+
+def _noop(db: sqlite_utils.Database) -> None:
+    return None

@@ -1,0 +1,119 @@
+"""Shared fixtures: a real daemon on a temporary PILOTHOUSE_HOME, and the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+BIN = Path(sys.executable).parent
+
+
+def have_bwrap() -> bool:
+    return shutil.which("bwrap") is not None
+
+
+needs_bwrap = pytest.mark.skipif(not have_bwrap(), reason="bubblewrap is not installed (apt-get install bubblewrap)")
+
+
+@dataclass
+class Daemon:
+    home: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def sock(self) -> Path:
+        return self.home / "run" / "operator.sock"
+
+    def start(self, timeout: float = 20.0) -> None:
+        log = open(self.home / "daemon-test.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "console", "daemon"], env=self.env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.sock.exists() and self.cli("status", check=False).returncode == 0:
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited: {self.log()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"daemon did not start: {self.log()}")
+
+    def log(self) -> str:
+        try:
+            return (self.home / "daemon-test.log").read_text()[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 60, input: str | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(BIN / "pilothouse"), *args], env=self.env, capture_output=True, text=True,
+            timeout=timeout, input=input, cwd=cwd,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"pilothouse {' '.join(args)} exited {result.returncode}\n"
+                f"stdout: {result.stdout}\nstderr: {result.stderr}\ndaemon log: {self.log()}"
+            )
+        return result
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    h = tmp_path / "ph-home"
+    h.mkdir()
+    return h
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "README.txt").write_text("a workspace\n")
+    return ws
+
+
+@pytest.fixture
+def daemon_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+    env["PILOTHOUSE_HOME"] = str(home)
+    env["PILOTHOUSE_CONFIG"] = str(home / "config.toml")
+    env["PATH"] = f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}"
+    return env
+
+
+@pytest.fixture
+def daemon(home: Path, daemon_env: dict[str, str]) -> Iterator[Daemon]:
+    d = Daemon(home, daemon_env)
+    d.start()
+    yield d
+    d.stop()

@@ -1,0 +1,128 @@
+"""Config: the DESIGN.md format loads; a bad file is refused whole with file, line and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from console import config
+from console.config import ConfigError, load, parse_duration, parse_size
+
+GOOD = """
+[defaults]
+sandbox = "auto"               # auto | bwrap | docker | none
+approval_timeout = "120s"
+
+[profiles.demo]
+command = ["ph-demo-agent"]
+workspace = "."
+gpu = false
+limits = { memory = "4g", pids = 512, cpus = 2.0 }
+
+[profiles.demo.network]
+default = "ask"
+allow = ["pypi.org", "files.pythonhosted.org", "**.github.com", "127.0.0.1:8000"]
+deny  = ["**.example-tracker.com"]
+ports = [80, 443]
+
+[profiles.demo.exec]
+default = "ask"
+allow  = ["git status", "git diff", "pytest"]
+ask    = ["git push", "pip install"]
+forbid = ["rm -rf /"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "config.toml"
+    p.write_text(text)
+    return p
+
+
+def test_design_example_loads_with_sources(tmp_path: Path) -> None:
+    f = write(tmp_path, GOOD)
+    cfg = load(f)
+    demo = cfg.profile("demo")
+    assert demo.limits.memory_bytes == 4 * 2**30
+    assert demo.limits.pids == 512 and demo.limits.cpus == 2.0
+    assert demo.approval_timeout == 120
+    assert [r.text for r in demo.network.allow][2] == "**.github.com"
+    github = demo.network.allow[2]
+    assert github.file == str(f) and github.line == 14
+    forbid = demo.exec.forbid[0]
+    assert forbid.text == "rm -rf /" and forbid.line == 22
+    assert demo.source == f"{f}:6"
+
+
+def test_embedded_profiles_all_validate() -> None:
+    cfg = load(None)
+    assert "demo" in cfg.profiles and "shell" in cfg.profiles
+    assert cfg.files == [config.EMBEDDED]
+
+
+def test_user_profile_replaces_embedded(tmp_path: Path) -> None:
+    f = write(tmp_path, '[profiles.demo]\ncommand = ["true"]\n')
+    assert load(f).profile("demo").command == ["true"]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ('[defaults]\nsandbox = "chroot"\n', 2, "must be one of auto, bwrap, docker, none"),
+        ('[defaults]\napproval_timeout = "soon"\n', 2, "not a duration"),
+        ('[profiles.x]\ncommand = ["a"]\nlimits = { memory = "lots" }\n', 3, "not a size"),
+        ('[profiles.x]\ncommand = []\n', 2, "command must be a non-empty list"),
+        ('[profiles.x]\ncommand = ["a"]\n[profiles.x.network]\nallow = [\n  "ok.com",\n  "*",\n]\n', 6, "'*'"),
+        ('[profiles.x]\ncommand = ["a"]\n[profiles.x.network]\ndeny = ["*.com"]\n', 4, "*.com"),
+        ('[profiles.x]\ncommand = ["a"]\n[profiles.x.network]\nallow = ["a*.b.com"]\n', 4, "a*.b.com"),
+        ('[profiles.x]\ncommand = ["a"]\ncolour = "red"\n', 3, "unknown key 'colour'"),
+        ('[profiles.x]\ncommand = ["a"]\n[profiles.x.exec]\nallow = ["git \\"push"]\n', 4, "not valid shell words"),
+        ('[profiles.x]\ncommand = ["a"]\n[profiles.x.network]\nports = [0]\n', 4, "ports"),
+        ('[gpu]\nsample_hz = 50\n', 2, "0.2 to 10"),
+        ('[defaults\nsandbox = "auto"\n', 1, "not valid TOML"),
+        ('[surprise]\n', 1, "unknown key 'surprise'"),
+    ],
+)
+def test_bad_files_are_refused_with_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+    f = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load(f)
+    assert info.value.file == str(f)
+    assert info.value.line == line, str(info.value)
+    assert fragment in str(info.value)
+    assert str(info.value).startswith(f"{f}:{line}: ")
+
+
+def test_unknown_profile_names_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="known: .*demo"):
+        load(write(tmp_path, GOOD)).profile("nope")
+
+
+def test_explicit_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        config.load_explicit(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("120s", 120), ("10m", 600), ("2h", 7200), ("1d", 86400),
+                                               ("500ms", 0.5), (30, 30), ("1.5h", 5400)])
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "10x", "-5s", "0s", True, "s"])
+def test_bad_durations(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(("text", "size"), [("4g", 4 << 30), ("512m", 512 << 20), ("64k", 64 << 10),
+                                            ("1.5g", int(1.5 * (1 << 30))), (1000, 1000), ("2GiB", 2 << 30)])
+def test_sizes(text: object, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "4x", "-1g", "0", False])
+def test_bad_sizes(text: object) -> None:
+    with pytest.raises(ValueError):
+        parse_size(text)

@@ -1,0 +1,217 @@
+"""The daemon end to end: real process, real socket, real SQLite, real bubblewrap."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from console import protocol
+from console.client import Client, ClientError
+from console.paths import resolve
+from tests.conftest import Daemon, needs_bwrap
+
+
+def test_cli_starts_the_daemon_on_demand_and_stops_it(home: Path, daemon_env: dict[str, str]) -> None:
+    d = Daemon(home, daemon_env)
+    status = json.loads(d.cli("status", "--json").stdout)
+    assert status["role"] == "operator" and status["user"] == pwd.getpwuid(os.getuid()).pw_name
+    assert oct(os.stat(home / "run").st_mode & 0o777) == "0o700"
+    assert oct(os.stat(home / "run" / "operator.sock").st_mode & 0o777) == "0o600"
+    out = d.cli("daemon", "stop").stdout
+    assert "stopped" in out
+    assert not (home / "run" / "operator.sock").exists()
+
+
+def test_one_daemon_per_home(daemon: Daemon) -> None:
+    second = subprocess.run([sys.executable, "-m", "console", "daemon"], env=daemon.env,
+                            capture_output=True, text=True, timeout=30)
+    assert second.returncode == 3
+    assert "already runs" in second.stderr
+
+
+def test_bad_config_is_refused_with_line(home: Path, daemon_env: dict[str, str]) -> None:
+    (home / "config.toml").write_text('[defaults]\nsandbox = "jail"\n')
+    d = Daemon(home, daemon_env)
+    result = d.cli("status", check=False)
+    assert result.returncode != 0
+    assert "config.toml:2" in result.stderr and "must be one of" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@needs_bwrap
+def test_run_lifecycle_in_bubblewrap(daemon: Daemon, workspace: Path) -> None:
+    r = daemon.cli("run", "shell", "--workspace", str(workspace), "--wait", "--",
+                   "sh", "-c", "echo out-$((6*7)); echo made > /workspace/made.txt; exit 3", check=False)
+    assert r.returncode == 3, r.stderr
+    assert "out-42" in r.stdout
+    assert (workspace / "made.txt").read_text() == "made\n"
+    runs = json.loads(daemon.cli("ps", "--all", "--json").stdout)
+    assert any(x["state"] == "failed" and x["exit_code"] == 3 for x in runs)
+    hist = json.loads(daemon.cli("history", "--kind", "run.", "--json").stdout)
+    kinds = [h["kind"] for h in hist]
+    assert "run.started" in kinds and "run.ended" in kinds
+    run_id = next(x["id"] for x in runs if x["exit_code"] == 3)
+    found = json.loads(daemon.cli("history", "--search", "shell bwrap", "--json").stdout)
+    assert any(h["kind"] == "run.started" and h["run_id"] == run_id for h in found)
+    logs = daemon.cli("logs", run_id).stdout
+    assert "out-42" in logs
+    grep = daemon.cli("logs", run_id, "--search", "out-42").stdout
+    assert grep.strip() == "out-42"
+
+
+@needs_bwrap
+def test_sandbox_has_no_network_no_home_and_ro_system(daemon: Daemon, workspace: Path) -> None:
+    script = (
+        "test -e /root/.bashrc && echo HOME-VISIBLE; "
+        "touch /usr/x 2>/dev/null && echo USR-WRITABLE; "
+        "ls /sys/class/net 2>/dev/null | tr '\\n' ' '; echo; "
+        f"test -e {daemon.home} && echo PH-HOME-VISIBLE; echo done"
+    )
+    r = daemon.cli("run", "shell", "-w", str(workspace), "--wait", "--", "sh", "-c", script)
+    assert "done" in r.stdout
+    assert "HOME-VISIBLE" not in r.stdout and "USR-WRITABLE" not in r.stdout
+    assert "PH-HOME-VISIBLE" not in r.stdout
+
+
+@needs_bwrap
+def test_stop_ends_a_running_run(daemon: Daemon, workspace: Path) -> None:
+    run_id = daemon.cli("run", "shell", "-w", str(workspace), "--", "sleep", "300").stdout.strip()
+    ps = json.loads(daemon.cli("ps", "--json").stdout)
+    assert [r["id"] for r in ps] == [run_id] and ps[0]["state"] == "running"
+    pids = ps[0]["pids"]
+    out = json.loads(daemon.cli("stop", run_id, "--json").stdout)
+    assert out["state"] == "stopped"
+    time.sleep(2)
+    assert not any(_alive(p) for p in pids)
+    assert json.loads(daemon.cli("ps", "--json").stdout) == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@needs_bwrap
+def test_two_clients_see_the_same_events(daemon: Daemon, workspace: Path) -> None:
+    paths = resolve(daemon.home)
+    seen: list[list[dict]] = [[], []]
+    ready = threading.Barrier(3)
+
+    def watch(i: int) -> None:
+        with Client(paths, autostart=False) as c:
+            stream = c.stream("subscribe", topics=["run"])
+            next(stream)  # "subscribed"
+            ready.wait()
+            for kind, ev in stream:
+                seen[i].append(ev)
+                if ev.get("kind") == "run.state" and ev["run"]["state"] in ("exited", "failed"):
+                    return
+
+    threads = [threading.Thread(target=watch, args=(i,), daemon=True) for i in range(2)]
+    for t in threads:
+        t.start()
+    ready.wait(timeout=10)
+    daemon.cli("run", "shell", "-w", str(workspace), "--wait", "--", "echo", "hello both")
+    for t in threads:
+        t.join(timeout=20)
+    states = [[e["run"]["state"] for e in s if e["kind"] == "run.state"] for s in seen]
+    assert states[0] == states[1] and states[0][-1] == "exited"
+    lines = [[ln for e in s if e["kind"] == "run.output" for ln in e["lines"]] for s in seen]
+    assert "hello both" in lines[0] and lines[0] == lines[1]
+
+
+def test_connection_from_another_user_is_refused(daemon: Daemon, tmp_path: Path) -> None:
+    if os.getuid() != 0:
+        pytest.skip("needs root to create a second user")
+    user = "phtestother"
+    subprocess.run(["useradd", "--no-create-home", user], capture_output=True)
+    pw = pwd.getpwnam(user)
+    # The folder is 0700: the kernel refuses the other user before the daemon sees it.
+    probe = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_UNIX)\n"
+        "try:\n s.connect(sys.argv[1]); print('connected')\n"
+        "except PermissionError: print('denied')\n"
+    )
+    as_other = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
+                sys.executable, "-c", probe, str(daemon.sock)]
+    assert subprocess.run(as_other, capture_output=True, text=True).stdout.strip() == "denied"
+    # Even if a person opens the permissions by mistake, SO_PEERCRED still refuses the peer.
+    os.chmod(daemon.home / "run", 0o755)
+    os.chmod(daemon.sock, 0o777)
+    probe2 = (
+        "import socket,sys,json\n"
+        "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+        "s.sendall(b'{\"v\":1,\"id\":1,\"op\":\"runs.list\",\"args\":{}}\\n')\n"
+        "print(s.makefile().readline())\n"
+    )
+    out = subprocess.run(["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
+                          sys.executable, "-c", probe2, str(daemon.sock)], capture_output=True, text=True)
+    reply = json.loads(out.stdout)
+    assert reply["ok"] is False and reply["error"]["code"] == "not-allowed"
+    assert user in reply["error"]["message"]
+    refused = json.loads(daemon.cli("history", "--kind", "operator.refused", "--json").stdout)
+    assert refused and refused[0]["actor"] == user
+
+
+def test_bad_messages_get_errors_not_crashes(daemon: Daemon) -> None:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(daemon.sock))
+    f = s.makefile("rwb")
+    f.write(b'{"v":1,"id":1,"op":"nope","args":{}}\n{"v":9,"id":2}\n')
+    f.flush()
+    first = json.loads(f.readline())
+    assert first["error"]["code"] == "unknown-op"
+    second = json.loads(f.readline())
+    assert second["ok"] is False and "version" in second["error"]["message"]
+    s.close()
+    assert daemon.cli("status").returncode == 0
+
+
+@needs_bwrap
+def test_kill9_during_burst_keeps_every_acknowledged_event(daemon: Daemon, workspace: Path) -> None:
+    paths = resolve(daemon.home)
+    daemon.cli("run", "shell", "-w", str(workspace), "--", "sh", "-c",
+               "i=0; while [ $i -lt 10000 ]; do echo line-$i; i=$((i+1)); done; sleep 30")
+    acked: list[int] = []
+    stop = threading.Event()
+
+    def ack_loop() -> None:
+        try:
+            with Client(paths, autostart=False) as c:
+                while not stop.is_set():
+                    acked.append(c.call("config.reload")["event_id"])
+        except (ClientError, OSError, ValueError):
+            return
+
+    t = threading.Thread(target=ack_loop, daemon=True)
+    t.start()
+    time.sleep(1.5)
+    daemon.kill9()
+    stop.set()
+    t.join(timeout=10)
+    assert len(acked) > 5
+    conn = sqlite3.connect(paths.db_file)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    ids = {r[0] for r in conn.execute("SELECT id FROM events WHERE kind = 'policy.reloaded'")}
+    conn.close()
+    assert set(acked) <= ids
+    daemon.start()  # a new daemon reconciles the lost run
+    verify = json.loads(daemon.cli("audit", "verify", "--json").stdout)
+    assert verify["ok"], verify
+    runs = json.loads(daemon.cli("ps", "--all", "--json").stdout)
+    assert runs and all(r["state"] != "running" for r in runs)
+    assert any(r["state"] == "lost" for r in runs)

@@ -1,0 +1,146 @@
+"""Build small test images offline (no registry): a root filesystem as a tar, `docker import`.
+
+busybox_image: static busybox, its applets as links, a setuid-root copy at /bin/busybox-suid
+    (for the escalation test), no python3, no network tools beyond busybox's own.
+python_image: the same plus the host's python3.11 interpreter, its standard library and the
+    shared libraries ldd names, so in-container python cases (helper, TIOCSTI) can run.
+
+Images are tagged with a digest of their inputs and built once per machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+BUSYBOX = "/bin/busybox"
+PYTHON = "/usr/bin/python3.11"
+PY_LIB = "/usr/lib/python3.11"
+PY_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "__pycache__"}
+REPO = "pilothouse-test"
+
+
+def _add_file(tar: tarfile.TarFile, src: str, arcname: str, mode: int | None = None) -> None:
+    info = tar.gettarinfo(src, arcname)
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    if mode is not None:
+        info.mode = mode
+    if info.isreg():
+        with open(src, "rb") as fh:
+            tar.addfile(info, fh)
+    else:
+        tar.addfile(info)
+
+
+def _add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = tarfile.DIRTYPE, mode
+    tar.addfile(info)
+
+
+def _add_text(tar: tarfile.TarFile, name: str, text: str, mode: int = 0o644) -> None:
+    data = text.encode()
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), mode
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _add_link(tar: tarfile.TarFile, name: str, target: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
+    tar.addfile(info)
+
+
+def _base(tar: tarfile.TarFile) -> None:
+    for d in ("bin", "etc", "usr", "usr/bin", "usr/lib", "lib", "lib64", "run", "home", "var"):
+        _add_dir(tar, d)
+    _add_dir(tar, "tmp", 0o1777)
+    _add_text(tar, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n")
+    _add_text(tar, "etc/group", "root:x:0:\nnogroup:x:65534:\n")
+    _add_text(tar, "etc/shadow", "root:image-shadow-not-host:1::::::\n", 0o600)
+    _add_file(tar, BUSYBOX, "bin/busybox")
+    _add_file(tar, BUSYBOX, "bin/busybox-suid", mode=0o4755)
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True).stdout.split()
+    for a in applets:
+        if a != "busybox":
+            _add_link(tar, f"bin/{a}", "busybox")
+
+
+def _libs_of(paths: list[str]) -> set[str]:
+    libs: set[str] = set()
+    for p in paths:
+        out = subprocess.run(["ldd", p], capture_output=True, text=True).stdout
+        for m in re.finditer(r"(/\S+\.so[^\s]*)", out):
+            libs.add(m.group(1))
+    return libs
+
+
+def _python(tar: tarfile.TarFile) -> None:
+    _add_file(tar, PYTHON, "usr/bin/python3.11")
+    _add_link(tar, "usr/bin/python3", "python3.11")
+    sos: list[str] = [PYTHON]
+    for root, dirs, files in os.walk(PY_LIB):
+        dirs[:] = [d for d in dirs if d not in PY_SKIP and not d.startswith("config-")]
+        rel = os.path.relpath(root, "/")
+        _add_dir(tar, rel)
+        for f in files:
+            p = os.path.join(root, f)
+            if f.endswith(".so"):
+                sos.append(p)
+            if os.path.isfile(p) and not os.path.islink(p):
+                _add_file(tar, p, os.path.join(rel, f))
+    seen_dirs: set[str] = set()
+    for lib in sorted(_libs_of(sos)):
+        real = os.path.realpath(lib)
+        d = os.path.dirname(lib).lstrip("/")
+        parts = Path(d).parts
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            if sub not in seen_dirs and sub not in ("usr", "usr/lib", "lib", "lib64"):
+                seen_dirs.add(sub)
+                _add_dir(tar, sub)
+        _add_file(tar, real, lib.lstrip("/"))
+
+
+def _digest(kind: str) -> str:
+    h = hashlib.sha256(kind.encode())
+    for p in (BUSYBOX, PYTHON if kind == "python" else BUSYBOX, __file__):
+        st = os.stat(p)
+        h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:12]
+
+
+def _build(client: Any, kind: str) -> str:
+    tag = f"{kind}-{_digest(kind)}"
+    ref = f"{REPO}/{kind}:{tag.split('-', 1)[1]}"
+    try:
+        client.images.get(ref)
+        return ref
+    except Exception:
+        pass
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        _base(tar)
+        if kind == "python":
+            _python(tar)
+    client.api.import_image_from_data(
+        buf.getvalue(), repository=f"{REPO}/{kind}", tag=tag.split("-", 1)[1]
+    )
+    return ref
+
+
+def busybox_image(client: Any) -> str:
+    """Reference of a local busybox image (no python3), built if missing."""
+    return _build(client, "busybox")
+
+
+def python_image(client: Any) -> str:
+    """Reference of a local busybox + python3.11 image, built if missing."""
+    return _build(client, "python")
