@@ -29,6 +29,7 @@ from console.policy import Decision, Provenance
 from console.protocol import (
     AGENT_MAX_LINE,
     Failure,
+    MessageTooLong,
     ProtocolError,
     encode,
     error,
@@ -85,7 +86,7 @@ async def handle_agent_connection(
                 bad += 1
                 await send(error(None, Failure("bad_message", str(exc))))
                 # An over-long line cannot be skipped safely; too many bad ones is not a client.
-                if "longer than" in str(exc) or bad >= MAX_BAD_MESSAGES:
+                if isinstance(exc, MessageTooLong) or bad >= MAX_BAD_MESSAGES:
                     break
                 continue
             if len(tasks) >= MAX_IN_FLIGHT:
@@ -97,6 +98,8 @@ async def handle_agent_connection(
             task.add_done_callback(tasks.discard)
     except ConnectionError:
         pass
+    except Exception:  # whatever it was, this connection is over; the daemon goes on
+        log.exception("agent.sock connection of run %s failed", run_id)
     finally:
         for t in list(tasks):
             t.cancel()

@@ -25,7 +25,7 @@ from console import protocol
 from console.bus import Bus
 from console.paths import Paths
 from console.peers import Peer, identify
-from console.protocol import Failure, ProtocolError
+from console.protocol import Failure, MessageTooLong, ProtocolError
 
 log = logging.getLogger("pilothouse.daemon")
 
@@ -180,9 +180,13 @@ class Daemon:
             while True:
                 try:
                     msg = await protocol.read_message(reader, protocol.OPERATOR_MAX_LINE)
+                except MessageTooLong as exc:
+                    await send(protocol.error(None, Failure("bad-message", str(exc))))
+                    await _linger(reader, writer)
+                    return
                 except ProtocolError as exc:
                     await send(protocol.error(None, Failure("bad-message", str(exc))))
-                    return
+                    continue
                 if msg is None:
                     return
                 try:
@@ -214,6 +218,22 @@ class Daemon:
                 "internal", f"{op} failed inside the daemon: {exc.__class__.__name__}: {exc}",
                 f"see {self.paths.daemon_log}",
             )))
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close and discard what the peer is still sending (briefly, bounded), so the error
+    reply is not lost to a reset: closing a unix socket with unread input resets the peer."""
+    with contextlib.suppress(Exception):
+        writer.write_eof()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 2.0
+    discarded = 0
+    with contextlib.suppress(Exception):
+        while discarded < 64 * 1024 * 1024 and loop.time() < deadline:
+            chunk = await asyncio.wait_for(reader.read(1 << 20), deadline - loop.time())
+            if not chunk:
+                break
+            discarded += len(chunk)
 
 
 def run_foreground(paths: Paths, config_file: Path | None) -> int:

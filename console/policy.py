@@ -152,12 +152,9 @@ def rule_words(text: str) -> tuple[str, ...]:
         parts = expand(text)
     except ParseError as exc:
         raise ValueError(f"cannot read it as shell words ({exc})") from None
-    top = [p for p in parts if not p.nested]
-    if len(top) != 1 or len(parts) != 1:
-        raise ValueError("a rule is one command: no ;, &&, ||, | or substitutions")
-    if top[0].opaque:
-        raise ValueError("a rule cannot hold $(...), backticks or $'...'")
-    return tuple(top[0].words)
+    if len(parts) != 1 or parts[0].opaque:
+        raise ValueError("a rule is one plain command: no ;, &&, ||, |, $(...), backticks or $'...'")
+    return tuple(parts[0].words)
 
 
 def _as_source(item: Any) -> RuleSource:

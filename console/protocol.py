@@ -27,6 +27,10 @@ class ProtocolError(Exception):
     """A peer sent something that is not a valid message."""
 
 
+class MessageTooLong(ProtocolError):
+    """A line over the bound: the stream cannot be resynchronised, so the connection ends."""
+
+
 @dataclass
 class Failure(Exception):
     """An expected failure, sent to the peer as an error response (never a traceback)."""
@@ -104,9 +108,9 @@ async def read_message(reader: asyncio.StreamReader, max_line: int) -> dict[str,
             return None
         line = exc.partial
     except asyncio.LimitOverrunError:
-        raise ProtocolError(f"message longer than {max_line} bytes") from None
+        raise MessageTooLong(f"message longer than {max_line} bytes") from None
     if len(line) > max_line:
-        raise ProtocolError(f"message longer than {max_line} bytes")
+        raise MessageTooLong(f"message longer than {max_line} bytes")
     if not line.strip():
         return await read_message(reader, max_line)
     return decode(line)

@@ -100,6 +100,7 @@ class Gate:
         self._servers: list[asyncio.Server] = []
         self._conns: set[asyncio.Task[Any]] = set()
         self.tunnels = 0
+        self._closing = False
 
     @staticmethod
     def _meter_host(host: str) -> str:
@@ -119,6 +120,7 @@ class Gate:
 
     async def close(self) -> None:
         """Stop listening, deny pending asks, and end every connection."""
+        self._closing = True
         for server in self._servers:
             server.close()
         for task in list(self._pending.values()):
@@ -141,6 +143,9 @@ class Gate:
             await self._serve(reader, writer, upstream)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise  # someone else's cancellation (a timeout, a task group): honour it
         except Exception:  # a bug must end one connection, never the gate
             log.exception("gate %s: connection failed", self.run_id)
         finally:

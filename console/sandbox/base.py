@@ -251,3 +251,20 @@ def cleanup_mountpoints(created: list[Path]) -> None:
                 p.unlink()
         except OSError:
             pass
+
+
+def owner_key(runs_dir: Path) -> str:
+    """A short stable id of one Pilothouse installation (its runs folder).
+
+    Leftovers (containers, cgroups) carry it, so a daemon's reconcile only ever removes its
+    own: several daemons (users, PILOTHOUSE_HOMEs, test suites) share one Docker engine.
+    """
+    import hashlib
+
+    return hashlib.sha256(str(Path(runs_dir).resolve()).encode()).hexdigest()[:12]
+
+
+def default_owner() -> str:
+    from console.paths import resolve
+
+    return owner_key(resolve().runs_dir)

@@ -41,8 +41,10 @@ from .base import (
     SandboxError,
     SandboxSpec,
     cleanup_mountpoints,
+    default_owner,
     ensure_masks,
     make_mountpoints,
+    owner_key,
     protected_mounts,
     sandbox_env,
 )
@@ -281,8 +283,12 @@ class BwrapHandle:
 class BwrapBackend:
     name = "bwrap"
 
-    def __init__(self, bwrap: str | None = None, limiter: Limiter | None = None) -> None:
+    def __init__(
+        self, bwrap: str | None = None, limiter: Limiter | None = None, owner: str | None = None
+    ) -> None:
+        """owner: owner_key() of the runs folder whose leftover cgroups reconcile may remove."""
         self.bwrap = bwrap or find_bwrap() or BWRAP
+        self.owner = owner or default_owner()
         self._limiter = limiter
         self._usable: tuple[bool, str] | None = None
 
@@ -310,7 +316,9 @@ class BwrapBackend:
             )
         plan = protected_mounts(spec.workspace, spec.protected_paths)
         mountpoints = make_mountpoints(spec.workspace, plan)
-        limits = self.limiter.create(spec.run_id, spec.limits)
+        # cgroup names carry the owner key so another daemon's reconcile never touches them.
+        cg_name = f"{owner_key(spec.run_dir.parent)}-{spec.run_id}"
+        limits = self.limiter.create(cg_name, spec.limits)
         try:
             opts = build_args(spec, plan=plan)
         except OSError as e:
@@ -389,13 +397,15 @@ class BwrapBackend:
             if not root.is_dir():
                 continue
             for d in root.iterdir():
-                if d.is_dir() and d.name not in live_run_ids:
+                owner, _, run_id = d.name.partition("-")
+                if d.is_dir() and owner == self.owner and run_id not in live_run_ids:
                     rl = RunLimits(lim.mode, Limits(), dirs=[d])
                     rl.kill()
                     await asyncio.sleep(0)
                     with contextlib.suppress(OSError):
                         d.rmdir()
-                        removed.append(str(d))
+                        if run_id not in removed:
+                            removed.append(run_id)
         return removed
 
 

@@ -38,8 +38,10 @@ from .base import (
     SandboxError,
     SandboxSpec,
     cleanup_mountpoints,
+    default_owner,
     ensure_masks,
     make_mountpoints,
+    owner_key,
     protected_mounts,
     sandbox_env,
 )
@@ -47,6 +49,7 @@ from .procstats import ProcStats, tree
 
 LABEL_RUN = "pilothouse.run"
 LABEL_PROFILE = "pilothouse.profile"
+LABEL_OWNER = "pilothouse.owner"  # owner_key(runs folder): reconcile touches only its own
 GO_FIFO = ".go"
 NOBODY = 65534
 WAIT_SCRIPT = f'read -r _ < {INSIDE_RUN_DIR}/{GO_FIFO}; exec "$@"'
@@ -196,8 +199,11 @@ class DockerHandle:
 class DockerBackend:
     name = "docker"
 
-    def __init__(self, client: Any = None) -> None:
+    def __init__(self, client: Any = None, owner: str | None = None) -> None:
+        """owner: owner_key() of the runs folder whose leftovers reconcile may remove
+        (default: this process's PILOTHOUSE_HOME / platformdirs runs folder)."""
         self._client = client
+        self.owner = owner or default_owner()
         self._usable: tuple[bool, str] | None = None
         self._images: dict[str, ImageInfo] = {}
         self._lock = threading.Lock()
@@ -300,7 +306,11 @@ class DockerBackend:
             "security_opt": ["no-new-privileges:true"],
             "init": True,
             "ipc_mode": "private",
-            "labels": {LABEL_RUN: spec.run_id, LABEL_PROFILE: spec.profile},
+            "labels": {
+                LABEL_RUN: spec.run_id,
+                LABEL_PROFILE: spec.profile,
+                LABEL_OWNER: owner_key(spec.run_dir.parent),
+            },
             "mounts": mounts,
             "stdin_open": False,
             "tty": False,
@@ -379,11 +389,15 @@ class DockerBackend:
         return handle
 
     async def reconcile(self, live_run_ids: set[str]) -> list[str]:
-        """Remove containers labelled pilothouse.run whose run is not live (daemon restarts)."""
+        """Remove this installation's containers whose run is not live (after a daemon restart).
+
+        Only containers labelled with our owner key: another daemon's runs are not ours.
+        """
 
         def sweep() -> list[str]:
             removed = []
-            for c in self.client.containers.list(all=True, filters={"label": LABEL_RUN}):
+            labels = [LABEL_RUN, f"{LABEL_OWNER}={self.owner}"]
+            for c in self.client.containers.list(all=True, filters={"label": labels}):
                 run = c.labels.get(LABEL_RUN, "")
                 if run not in live_run_ids:
                     with contextlib.suppress(Exception):

@@ -24,8 +24,9 @@ import sys
 # Run as a script, Python puts this file's folder first on sys.path. In the package that folder
 # holds modules named like standard ones (select.py), which `socket` would then import: only the
 # standard library is wanted here.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+_HERE = {os.path.dirname(os.path.realpath(__file__)), os.path.dirname(os.path.abspath(__file__))}
+sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) not in _HERE
+               and os.path.abspath(p or os.curdir) not in _HERE]
 
 import json  # noqa: E402
 import shlex  # noqa: E402

@@ -24,24 +24,26 @@ import sys
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
+NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1): the user namespace that owns a namespace
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
 
-def _setns(path: str, nstype: int) -> None:
+def _setns(fd: int, nstype: int, what: str) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if libc.setns(fd, nstype) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({path}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
+    if libc.setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns({what}): {os.strerror(err)}")
 
 
 def _same_ns(a: str, b: str) -> bool:
     sa, sb = os.stat(a), os.stat(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _same_fd_ns(fd: int, path: str) -> bool:
+    sa, sb = os.fstat(fd), os.stat(path)
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
@@ -64,10 +66,21 @@ def _loopback_up() -> None:
 
 
 def listen_in(pid: int, port: int) -> socket.socket:
-    user_ns = f"/proc/{pid}/ns/user"
-    if not _root_in_init_userns() and not _same_ns(user_ns, "/proc/self/ns/user"):
-        _setns(user_ns, CLONE_NEWUSER)
-    _setns(f"/proc/{pid}/ns/net", CLONE_NEWNET)
+    net_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if not _root_in_init_userns():
+            # Join the user namespace that OWNS the network namespace, not the process's own:
+            # unprivileged bwrap nests a second user namespace (to drop its uid 0 after mounting
+            # devpts), and only the outer one, made by our uid, gives us CAP_SYS_ADMIN over net.
+            user_fd = fcntl.ioctl(net_fd, NS_GET_USERNS)
+            try:
+                if not _same_fd_ns(user_fd, "/proc/self/ns/user"):
+                    _setns(user_fd, CLONE_NEWUSER, f"user namespace of {pid}'s network")
+            finally:
+                os.close(user_fd)
+        _setns(net_fd, CLONE_NEWNET, f"/proc/{pid}/ns/net")
+    finally:
+        os.close(net_fd)
     try:
         _loopback_up()
     except OSError:

@@ -150,7 +150,10 @@ def test_connection_from_another_user_is_refused(daemon: Daemon, tmp_path: Path)
                 sys.executable, "-c", probe, str(daemon.sock)]
     assert subprocess.run(as_other, capture_output=True, text=True).stdout.strip() == "denied"
     # Even if a person opens the permissions by mistake, SO_PEERCRED still refuses the peer.
-    os.chmod(daemon.home / "run", 0o755)
+    for parent in [daemon.home / "run", *daemon.home.parents]:
+        if parent == Path("/tmp") or parent == Path("/"):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o055)
     os.chmod(daemon.sock, 0o777)
     probe2 = (
         "import socket,sys,json\n"
@@ -160,6 +163,7 @@ def test_connection_from_another_user_is_refused(daemon: Daemon, tmp_path: Path)
     )
     out = subprocess.run(["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups",
                           sys.executable, "-c", probe2, str(daemon.sock)], capture_output=True, text=True)
+    assert out.stdout, out.stderr
     reply = json.loads(out.stdout)
     assert reply["ok"] is False and reply["error"]["code"] == "not-allowed"
     assert user in reply["error"]["message"]
@@ -171,12 +175,25 @@ def test_bad_messages_get_errors_not_crashes(daemon: Daemon) -> None:
     s = socket.socket(socket.AF_UNIX)
     s.connect(str(daemon.sock))
     f = s.makefile("rwb")
-    f.write(b'{"v":1,"id":1,"op":"nope","args":{}}\n{"v":9,"id":2}\n')
+    f.write(b'{"v":1,"id":1,"op":"nope","args":{}}\n{"v":9,"id":2}\nnot json\n')
+    f.write(b'{"v":1,"id":3,"op":"hello","args":{}}\n')
     f.flush()
-    first = json.loads(f.readline())
-    assert first["error"]["code"] == "unknown-op"
-    second = json.loads(f.readline())
-    assert second["ok"] is False and "version" in second["error"]["message"]
+    replies = [json.loads(f.readline()) for _ in range(4)]
+    by_code = sorted(r["error"]["code"] for r in replies if not r["ok"])
+    assert by_code == ["bad-message", "bad-message", "unknown-op"]
+    assert any("version" in r["error"]["message"] for r in replies if not r["ok"])
+    assert any(r["ok"] and r["id"] == 3 for r in replies), "the connection survives bad lines"
+    s.close()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(daemon.sock))
+    try:
+        s.sendall(b"x" * (5 * 1024 * 1024) + b"\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the daemon stops reading once the bound is passed
+    reply = s.makefile("rb")
+    too_long = json.loads(reply.readline())
+    assert too_long["error"]["code"] == "bad-message" and "longer than" in too_long["error"]["message"]
+    assert reply.readline() == b"", "an oversize line ends the connection"
     s.close()
     assert daemon.cli("status").returncode == 0
 

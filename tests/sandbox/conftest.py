@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from console.sandbox.base import Limits, SandboxSpec, prepare_run_dir
+from console.sandbox.base import Limits, SandboxSpec, owner_key, prepare_run_dir
 
 # tests/ is not a package of its own; make the image builders importable however pytest runs.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -128,7 +128,7 @@ class Box:
 def _bwrap_box(tmp_path: Path) -> Box:
     from console.sandbox.bwrap import BwrapBackend
 
-    b = BwrapBackend()
+    b = BwrapBackend(owner=owner_key(tmp_path / "runs"))
     ok, why = b.usable()
     if not ok:
         pytest.skip(f"bubblewrap not usable: {why}")
@@ -144,7 +144,8 @@ def _docker_box(tmp_path: Path, request: pytest.FixtureRequest) -> Box:
     if client is None:
         pytest.skip(why)
     image = request.getfixturevalue("busybox_ref")
-    return Box("docker", DockerBackend(client), tmp_path, image=image, uid=DOCKER_UID)
+    backend = DockerBackend(client, owner=owner_key(tmp_path / "runs"))
+    return Box("docker", backend, tmp_path, image=image, uid=DOCKER_UID)
 
 
 @pytest.fixture(params=["bwrap", "docker"])

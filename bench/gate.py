@@ -1,0 +1,301 @@
+"""Benchmark: the gate against direct loopback and tinyproxy, same upstream, same run.
+
+    .venv/bin/python bench/gate.py [--requests 2000] [--mb 256]
+
+Three processes serve: a local upstream (small HTTP responses on one port, a bulk byte source
+on another), the gate (console.gate.Gate on a unix socket, as a run's gate.sock) and tinyproxy
+(/usr/bin/tinyproxy on a free loopback port, temporary config). The client here uses plain
+blocking sockets so the client's cost is the same small constant on every path. Figures:
+
+- GET keep-alive p50/p99: one connection, many small GETs (against direct only: tinyproxy
+  closes every client connection after one response, so it appears in the next figure).
+- GET new connection p50/p99: connect, one GET, close (what a CLI agent mostly does).
+- CONNECT setup p50/p99: connect, CONNECT, 200 (the gate decides and records here).
+- Tunnel download MB/s: bytes from the upstream through a CONNECT tunnel.
+
+Each row prints: figure, value, anchor, anchor value, ratio (figure / anchor; for MB/s a
+ratio below 1 means slower). The gate is reached over a unix socket, as inside a sandbox's
+bridge; tinyproxy and direct go over TCP loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BODY = b"hello, world\n"
+RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+            + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+
+
+# -- server processes -------------------------------------------------------------------------
+
+async def _upstream() -> None:
+    async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                writer.write(RESPONSE)
+                await writer.drain()
+                if b"HTTP/1.0" in head.split(b"\r\n", 1)[0] or b"close" in head.lower():
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    block = memoryview(b"\xab" * (256 * 1024))
+
+    async def bulk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            left = int(await reader.readline())
+            while left > 0:
+                n = min(left, len(block))
+                writer.write(block[:n])
+                left -= n
+                await writer.drain()
+        except (ValueError, ConnectionError):
+            pass
+        writer.close()
+
+    s1 = await asyncio.start_server(http, "127.0.0.1", 0)
+    s2 = await asyncio.start_server(bulk, "127.0.0.1", 0)
+    print(s1.sockets[0].getsockname()[1], s2.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+
+async def _gate(path: str, ports: list[int]) -> None:
+    sys.path.insert(0, str(ROOT))
+    from console.gate import Gate, NetworkRules
+
+    records = 0
+
+    async def record(kind: str, payload: dict) -> None:
+        nonlocal records
+        records += 1
+
+    rules = NetworkRules(allow=[f"127.0.0.1:{p}" for p in ports], default="deny")
+    gate = Gate("bench", rules, ask=None, record=record)
+    await gate.serve_unix(path)
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+def _spawn(*args: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tinyproxy(tmp: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    conf = Path(tmp) / "tinyproxy.conf"
+    conf.write_text(f"Port {port}\nListen 127.0.0.1\nTimeout 600\nMaxClients 200\n"
+                    "Allow 127.0.0.1\nLogLevel Critical\nDisableViaHeader Yes\n"
+                    + ("User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""))
+    proc = subprocess.Popen(["/usr/bin/tinyproxy", "-d", "-c", str(conf)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError("tinyproxy did not start")
+
+
+# -- client -----------------------------------------------------------------------------------
+
+class Conn:
+    """A blocking connection with just enough HTTP to read one small response."""
+
+    def __init__(self, where: str | tuple[str, int]) -> None:
+        family = socket.AF_UNIX if isinstance(where, str) else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_INET:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.connect(where)
+        self.buf = b""
+
+    def head(self) -> tuple[bytes, bool]:
+        while b"\r\n\r\n" not in self.buf:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed")
+            self.buf += data
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        low = head.lower()
+        closing = b"connection: close" in low or (
+            low.startswith(b"http/1.0") and b"connection: keep-alive" not in low)
+        return head, closing
+
+    def response(self) -> bool:
+        head, closing = self.head()
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        while len(self.buf) < length:
+            self.buf += self.sock.recv(65536)
+        self.buf = self.buf[length:]
+        return closing
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _pct(samples: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(samples, n=100, method="inclusive")
+    return q[49], q[98]
+
+
+def keepalive_get(where: str | tuple[str, int], request: bytes, n: int) -> tuple[list[float], int]:
+    """Latencies (µs) of n GETs on one connection, and how often the server closed it."""
+    conn, out, reconnects = Conn(where), [], 0
+    for _ in range(n):
+        t = time.perf_counter()
+        conn.sock.sendall(request)
+        closing = conn.response()
+        out.append((time.perf_counter() - t) * 1e6)
+        if closing:
+            conn.close()
+            conn, reconnects = Conn(where), reconnects + 1
+    conn.close()
+    return out, reconnects
+
+
+def fresh_get(where: str | tuple[str, int], request: bytes, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        conn = Conn(where)
+        conn.sock.sendall(request)
+        conn.response()
+        conn.close()
+        out.append((time.perf_counter() - t) * 1e6)
+    return out
+
+
+def connect_setup(where: str | tuple[str, int], authority: bytes, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        conn = Conn(where)
+        if authority:
+            conn.sock.sendall(b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority
+                              + b"\r\n\r\n")
+            head, _ = conn.head()
+            assert head.split(b" ")[1] == b"200", head
+        out.append((time.perf_counter() - t) * 1e6)
+        conn.close()
+    return out
+
+
+def tunnel_mb_s(where: str | tuple[str, int], authority: bytes, total: int) -> float:
+    conn = Conn(where)
+    if authority:
+        conn.sock.sendall(b"CONNECT " + authority + b" HTTP/1.1\r\n\r\n")
+        conn.head()
+    t = time.perf_counter()
+    conn.sock.sendall(f"{total}\n".encode())
+    got = len(conn.buf)
+    buf = bytearray(1024 * 1024)
+    while got < total:
+        n = conn.sock.recv_into(buf)
+        if not n:
+            break
+        got += n
+    secs = time.perf_counter() - t
+    conn.close()
+    assert got == total, (got, total)
+    return total / secs / 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--mb", type=int, default=256)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="ph-bench-")
+    procs: list[subprocess.Popen] = []
+    try:
+        up, ports_line = _spawn("--serve-upstream")
+        procs.append(up)
+        http_port, bulk_port = map(int, ports_line.split())
+        sock = str(Path(tmp) / "gate.sock")
+        gate, ready = _spawn("--serve-gate", sock, str(http_port), str(bulk_port))
+        procs.append(gate)
+        assert ready == "ready", ready
+        tiny, tiny_port = _tinyproxy(tmp)
+        procs.append(tiny)
+        n = args.requests
+        direct, tinyp = ("127.0.0.1", http_port), ("127.0.0.1", tiny_port)
+        origin = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        absolute = (f"GET http://127.0.0.1:{http_port}/ HTTP/1.1\r\n"
+                    f"Host: 127.0.0.1:{http_port}\r\n\r\n").encode()
+        bulk = f"127.0.0.1:{bulk_port}".encode()
+        for where, req in ((direct, origin), (sock, absolute)):
+            keepalive_get(where, req, 200)  # warm up every path
+        fresh_get(tinyp, absolute, 200)
+        rows: list[tuple[str, float, str, float]] = []
+
+        def add(figure: str, run: Callable[[], list[float]], anchors: dict[str, list[float]],
+                ) -> None:
+            p50, p99 = _pct(run())
+            for name, samples in anchors.items():
+                a50, a99 = _pct(samples)
+                rows.append((f"{figure} p50 µs", p50, name, a50))
+                rows.append((f"{figure} p99 µs", p99, name, a99))
+
+        add("GET keep-alive via gate", lambda: keepalive_get(sock, absolute, n)[0],
+            {"direct keep-alive": keepalive_get(direct, origin, n)[0]})
+        add("GET new connection via gate", lambda: fresh_get(sock, absolute, n),
+            {"direct new connection": fresh_get(direct, origin, n),
+             "tinyproxy new connection": fresh_get(tinyp, absolute, n)})
+        add("CONNECT setup via gate", lambda: connect_setup(sock, bulk, n),
+            {"direct TCP connect": connect_setup(("127.0.0.1", bulk_port), b"", n),
+             "tinyproxy CONNECT setup": connect_setup(tinyp, bulk, n)})
+        total = args.mb * 1024 * 1024
+        runs = {name: max(tunnel_mb_s(w, a, total) for _ in range(3)) for name, w, a in (
+            ("gate", sock, bulk), ("direct", ("127.0.0.1", bulk_port), b""),
+            ("tinyproxy", tinyp, bulk))}
+        for anchor in ("direct", "tinyproxy"):
+            rows.append((f"tunnel download MB/s via gate ({args.mb} MiB, best of 3)",
+                         runs["gate"], f"{anchor} download", runs[anchor]))
+        print(f"{'figure':58} {'value':>10}  {'anchor':38} {'value':>10} {'ratio':>7}")
+        for figure, value, anchor, avalue in rows:
+            print(f"{figure:58} {value:10.1f}  {anchor:38} {avalue:10.1f} {value / avalue:6.2f}x")
+        print(f"# n={n} requests per figure; cpus={os.cpu_count()}; python {sys.version.split()[0]}")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-upstream":
+        asyncio.run(_upstream())
+    elif len(sys.argv) > 1 and sys.argv[1] == "--serve-gate":
+        asyncio.run(_gate(sys.argv[2], [int(p) for p in sys.argv[3:]]))
+    else:
+        main()

@@ -1,0 +1,175 @@
+"""The in-sandbox helper as a real subprocess (python3 inside.py ...) against a real agent.sock
+served by handle_agent_connection and the inbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console.approvals import EVENT_POLICY
+from console.sandbox import inside
+
+from .conftest import WAIT, AgentServer, next_pending
+
+INSIDE = Path(inside.__file__).resolve()
+
+
+def interpreters() -> list[str]:
+    """python3 as found, plus an old one (the helper must run on 3.8+) when this machine has it."""
+    found = [shutil.which("python3") or sys.executable]
+    old = shutil.which("python3.8")
+    if old and subprocess.run([old, "-c", "pass"], capture_output=True).returncode == 0:
+        found.append(old)
+    return found
+
+
+PYTHONS = interpreters()
+
+
+async def run_helper(sock: Path | str, *args: str, stdin: bytes = b"", python: str = PYTHONS[0],
+                     script: Path = INSIDE, cwd: str | None = None) -> tuple[int, str, str]:
+    env = {**os.environ, "PILOTHOUSE_AGENT_SOCK": str(sock)}
+    cmd = [python, str(script)]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, *args, env=env, cwd=cwd, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), WAIT)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def decide_next(server: AgentServer, allow: bool, actor: str = "alice", scope: str = "once"):
+    req = await next_pending(server.inbox)
+    await server.inbox.decide(req.id, allow, actor, scope)
+    return req
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+async def test_ph_ask_exec_static_decisions(agent_server: AgentServer, python: str) -> None:
+    rc, _, err = await run_helper(agent_server.path, "ph-ask", "exec", "--", "git", "status", python=python)
+    assert rc == 0 and 'approved: rule "git status" (allow)' in err
+    rc, _, err = await run_helper(agent_server.path, "ph-ask", "exec", "--", "rm -rf /", python=python)
+    assert rc == 1 and 'denied: rule "rm -rf /" (forbid)' in err
+    assert [e["action"] for e in agent_server.recorder.of(EVENT_POLICY)] == ["allow", "deny"]
+
+
+async def test_ph_ask_waits_for_a_person(agent_server: AgentServer, tmp_path: Path) -> None:
+    helper = asyncio.create_task(run_helper(agent_server.path, "ph-ask", "exec", "--", "git", "push",
+                                            cwd=str(tmp_path)))
+    req = await decide_next(agent_server, True)
+    assert req.subject == "git push" and req.detail["cwd"] == str(tmp_path)
+    rc, _, err = await helper
+    assert rc == 0 and "approved: decided by alice (scope once)" in err
+
+    helper = asyncio.create_task(run_helper(agent_server.path, "ph-ask", "net", "pypi.org:443"))
+    req = await decide_next(agent_server, False, "bob")
+    assert (req.kind, req.subject) == ("network", "pypi.org:443")
+    rc, _, err = await helper
+    assert rc == 1 and "denied: decided by bob" in err
+
+
+async def test_ph_ask_custom_and_dispatch_by_link_name(agent_server: AgentServer, sock_dir: Path) -> None:
+    link = sock_dir / "ph-ask"  # argv[0] is the link's name: no "ph-ask" argument needed
+    link.symlink_to(INSIDE)
+    helper = asyncio.create_task(run_helper(
+        agent_server.path, "custom", "--title", "Deploy to staging", "--detail", "tag v1.2",
+        script=link))
+    req = await decide_next(agent_server, True)
+    assert (req.kind, req.title, req.detail["text"]) == ("custom", "Deploy to staging", "tag v1.2")
+    rc, _, _ = await helper
+    assert rc == 0
+
+
+async def test_ph_guard_passes_the_exit_code_through(agent_server: AgentServer, tmp_path: Path) -> None:
+    rc, out, _ = await run_helper(agent_server.path, "ph-guard", "--", "sh", "-c", "echo ran; exit 7")
+    assert rc == 7 and out == "ran\n"
+    marker = tmp_path / "ran"
+    helper = asyncio.create_task(run_helper(
+        agent_server.path, "ph-guard", "--", "touch", str(marker)))
+    await decide_next(agent_server, False)
+    rc, _, err = await helper
+    assert rc == 1 and "denied: decided by alice" in err and not marker.exists()
+    rc, _, err = await run_helper(agent_server.path, "ph-guard", "--", "sh", "-c", "rm -rf /")
+    assert rc == 1 and "forbid" in err
+
+
+def hook_input(tool: str, tool_input: dict, cwd: str = "/workspace") -> bytes:
+    return json.dumps({"session_id": "s1", "transcript_path": "/t", "cwd": cwd,
+                       "hook_event_name": "PreToolUse", "tool_name": tool,
+                       "tool_input": tool_input}).encode()
+
+
+def hook_output(out: str) -> dict:
+    data = json.loads(out)
+    assert set(data) == {"hookSpecificOutput"}
+    spec = data["hookSpecificOutput"]
+    assert set(spec) == {"hookEventName", "permissionDecision", "permissionDecisionReason"}
+    assert spec["hookEventName"] == "PreToolUse"
+    return spec
+
+
+@pytest.mark.parametrize("python", PYTHONS)
+async def test_claude_hook_bash_allow_and_deny(agent_server: AgentServer, python: str) -> None:
+    rc, out, _ = await run_helper(agent_server.path, "ph-claude-hook", python=python,
+                                  stdin=hook_input("Bash", {"command": "git status"}))
+    spec = hook_output(out)
+    assert rc == 0 and spec["permissionDecision"] == "allow"
+    assert 'rule "git status"' in spec["permissionDecisionReason"]
+    rc, out, _ = await run_helper(agent_server.path, "ph-claude-hook", python=python,
+                                  stdin=hook_input("Bash", {"command": "cd / && rm -rf /"}))
+    spec = hook_output(out)
+    assert rc == 0 and spec["permissionDecision"] == "deny"
+    assert "forbid" in spec["permissionDecisionReason"]
+
+
+async def test_claude_hook_edit_becomes_a_custom_request(agent_server: AgentServer) -> None:
+    stdin = hook_input("Edit", {"file_path": "/workspace/src/app.py", "old_string": "a",
+                                "new_string": "b" * 50_000})
+    helper = asyncio.create_task(run_helper(agent_server.path, "ph-claude-hook", stdin=stdin))
+    req = await decide_next(agent_server, False)
+    assert (req.kind, req.title, req.subject) == ("custom", "Edit src/app.py", "Edit src/app.py")
+    assert req.detail["tool_name"] == "Edit" and req.detail["tool_input"]["truncated"] is True
+    rc, out, _ = await helper
+    spec = hook_output(out)
+    assert rc == 0 and spec["permissionDecision"] == "deny"
+    assert "decided by alice" in spec["permissionDecisionReason"]
+
+
+async def test_claude_hook_fails_closed(agent_server: AgentServer, sock_dir: Path) -> None:
+    rc, out, _ = await run_helper(agent_server.path, "ph-claude-hook", stdin=b"{not json")
+    assert rc == 0 and hook_output(out)["permissionDecision"] == "deny"
+    rc, out, _ = await run_helper(sock_dir / "nothing.sock", "ph-claude-hook",
+                                  stdin=hook_input("Bash", {"command": "ls"}))
+    spec = hook_output(out)
+    assert rc == 0 and spec["permissionDecision"] == "deny"
+    assert "cannot reach the Pilothouse agent socket" in spec["permissionDecisionReason"]
+
+
+async def test_unreachable_socket_is_exit_2_with_a_hint(sock_dir: Path) -> None:
+    missing = sock_dir / "agent.sock"
+    for args in (("ph-ask", "exec", "--", "ls"), ("ph-guard", "--", "true")):
+        rc, _, err = await run_helper(missing, *args)
+        assert rc == 2
+        assert f"cannot reach the Pilothouse agent socket at {missing}" in err
+        assert "is this running inside a Pilothouse sandbox?" in err
+
+
+async def test_usage_errors_are_exit_2(agent_server: AgentServer) -> None:
+    for args in ((), ("ph-ask",), ("ph-ask", "teleport"), ("ph-ask", "custom"), ("ph-nothing",)):
+        rc, _, err = await run_helper(agent_server.path, *args)
+        assert rc == 2 and err
+
+
+async def test_importable_client(agent_server: AgentServer) -> None:
+    client = inside.PilothouseClient(str(agent_server.path))
+    allowed, reason = await asyncio.to_thread(client.ask, "exec", "echo hi", cwd="/workspace")
+    assert allowed and reason == 'rule "echo" (allow)'
+    with pytest.raises(inside.PilothouseError, match="cannot reach"):
+        inside.PilothouseClient(str(agent_server.path) + ".missing").ask("exec", "ls")
