@@ -315,6 +315,191 @@ def profiles(c: Context, as_json: bool) -> None:
            ["profile", "sandbox", "command", "defined at"])
 
 
+# --- approvals and policy ----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--run", "run_id", metavar="ID", help="Only this run's requests.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def approvals(c: Context, run_id: str | None, as_json: bool) -> None:
+    """Pending approval requests, oldest first."""
+    with c.client() as client:
+        rows = client.call("approvals.list", run=run_id)
+    if as_json:
+        click.echo(dumps(rows))
+        return
+    if not rows:
+        click.echo("no pending requests")
+        return
+    _table([[r["id"], f"{r['age']:.0f}s", f"{r['expires_in']:.0f}s", r["run_id"], r["kind"],
+             r["summary"][:60]] for r in rows],
+           ["id", "age", "expires", "run", "kind", "request"])
+
+
+def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str | None,
+            yes: bool, as_json: bool) -> None:
+    with c.client() as client:
+        if scope == "profile":
+            edit = client.call("approval.preview", id=request_id, allow=allow, pattern=pattern)
+            if not as_json:
+                click.echo(f"this adds the {edit['section']} {edit['list']} rule {edit['rule']!r} "
+                           f"to profile {edit['profile']} in {edit['file']}:")
+                click.echo(edit["diff"] or "(the rule is already there)")
+            if not yes:
+                if not sys.stdin.isatty():
+                    fail("a profile rule is saved only when confirmed", "add --yes to confirm")
+                click.confirm("save this rule?", abort=True)
+        result = client.call("approval.decide", id=request_id, allow=allow, scope=scope, pattern=pattern)
+    if as_json:
+        click.echo(dumps(result))
+        return
+    verb = "approved" if allow else "denied"
+    click.echo(f"{verb} {result['request_id']} ({result['describe']})")
+    for g in result["grants"]:
+        click.echo(f"  grant {g['id']}: {g['effect']} {g['kind']} {g['pattern']!r} ({g['scope']})")
+    if result.get("note"):
+        click.echo(f"  note: {result['note']}")
+    if result.get("also_decided"):
+        click.echo(f"  also answered: {', '.join(result['also_decided'])}")
+    saved = result.get("saved") or {}
+    if saved.get("file"):
+        click.echo(f"  saved to {saved['file']}")
+    if saved.get("error") or saved.get("reload_error"):
+        click.echo(f"  warning: {saved.get('error') or saved.get('reload_error')}", err=True)
+
+
+_SCOPE_HELP = "once, run, a duration (10m, 2h), profile (saved to the config) or global"
+
+
+@main.command()
+@click.argument("request_id", metavar="ID")
+@click.option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
+@click.option("--pattern", metavar="WORDS", help="The rule to grant, instead of the request's own.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def approve(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool, as_json: bool) -> None:
+    """Approve a pending request."""
+    _decide(c, request_id, True, scope, pattern, yes, as_json)
+
+
+@main.command()
+@click.argument("request_id", metavar="ID")
+@click.option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
+@click.option("--pattern", metavar="WORDS", help="The rule to deny, instead of the request's own.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def deny(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool, as_json: bool) -> None:
+    """Deny a pending request."""
+    _decide(c, request_id, False, scope, pattern, yes, as_json)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def grants(c: Context, as_json: bool) -> None:
+    """Grants in force (decisions that outlive one request)."""
+    with c.client() as client:
+        rows = client.call("grants.list")
+    if as_json:
+        click.echo(dumps(rows))
+        return
+    if not rows:
+        click.echo("no grants in force")
+        return
+    _table([[g["id"], g["effect"], g["kind"], g["pattern"], g["scope"], g.get("run_id") or "-",
+             g.get("profile") or "-", g.get("decided_by") or "-"] for g in rows],
+           ["id", "effect", "kind", "pattern", "scope", "run", "profile", "by"])
+
+
+@main.group()
+def policy() -> None:
+    """Test, explain and preview policy."""
+
+
+@policy.command("check")
+@click.argument("profile")
+@click.argument("subject", nargs=-1, required=True)
+@click.option("--host", "is_host", is_flag=True, help="SUBJECT is a host or host:port, not a command.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bool, as_json: bool) -> None:
+    """What PROFILE's policy decides for a command (or, with --host, a destination)."""
+    text = " ".join(subject)
+    with c.client() as client:
+        result = client.call("policy.check", profile=profile,
+                             **({"host": text} if is_host else {"command": text}))
+    if as_json:
+        click.echo(dumps(result))
+    else:
+        click.echo(f"{result['action']}: {result['describe']}")
+
+
+@policy.command("rules")
+@click.argument("profile", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def policy_rules(c: Context, profile: str | None, as_json: bool) -> None:
+    """The rules in force, with the file and line each came from."""
+    with c.client() as client:
+        rows = client.call("policy.rules", profile=profile)
+    if as_json:
+        click.echo(dumps(rows))
+        return
+    for p in rows:
+        click.echo(f"[{p['profile']}]  sandbox={p['sandbox']}  ({p['source']})")
+        _table([[r["section"], r["list"], r["rule"], r["source"]] for r in p["rules"]],
+               ["section", "list", "rule", "from"])
+        click.echo()
+
+
+@policy.command("why")
+@click.argument("request_id", metavar="REQUEST_ID")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def policy_why(c: Context, request_id: str, as_json: bool) -> None:
+    """Why a request was decided as it was."""
+    with c.client() as client:
+        result = client.call("policy.why", id=request_id)
+    if as_json:
+        click.echo(dumps(result))
+        return
+    click.echo(f"{request_id}: {result['state']}: {result['describe']}")
+    for e in result["events"]:
+        click.echo(f"  {_clock(e['ts'])}  {e['kind']:20}  {e.get('actor') or '-':10}  {e.get('text') or ''}")
+
+
+@policy.command("shadow")
+@click.argument("rule")
+@click.option("--kind", type=click.Choice(["exec", "network"]), default="exec", show_default=True)
+@click.option("--effect", type=click.Choice(["allow", "ask", "deny", "forbid"]), default="allow", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+@friendly
+def policy_shadow(c: Context, rule: str, kind: str, effect: str, as_json: bool) -> None:
+    """Which past requests RULE would have decided, riskiest first."""
+    with c.client() as client:
+        hits = client.call("policy.shadow", rule=rule, kind=kind, effect=effect)
+    if as_json:
+        click.echo(dumps(hits))
+        return
+    if not hits:
+        click.echo("no past request matches this rule")
+        return
+    for h in hits:
+        change = f"{h['was']} -> {h['would']}" if h["changes"] else h["was"]
+        click.echo(f"risk {h['risk']:>3}  {change:16}  {h['subject']}  ({'; '.join(h['why'])})")
+
+
 # --- history and audit -------------------------------------------------------------------------
 
 

@@ -1,9 +1,10 @@
 """TOML configuration: defaults, profiles and their policies, validated whole on load.
 
-Layers, later wins per key: the embedded defaults shipped with the package, then the user file
-(or the one named by --config / PILOTHOUSE_CONFIG). A profile defined in a later layer replaces
-the earlier one of the same name. A bad file is refused whole, with file, line and reason:
-nothing half-loads.
+Layers: the embedded defaults shipped with the package, then the user file (or the one named by
+--config / PILOTHOUSE_CONFIG). A profile named again in a later layer extends the earlier one:
+keys it sets replace the earlier values, and its rule lists (allow, ask, deny, forbid) are added
+to the earlier ones, so a rule saved from an approval never drops the built-in rules. A bad
+file is refused whole, with file, line and reason: nothing half-loads.
 """
 
 from __future__ import annotations
@@ -289,21 +290,34 @@ _PROFILE_KEYS = {
 }
 
 
-def _read_profile(r: _Reader, name: str, data: Any, defaults: Config) -> Profile:
+def _read_profile(r: _Reader, name: str, data: Any, defaults: Config, base: Profile | None) -> Profile:
     table = ("profiles", name)
     data = r.expect_table(data, table)
     r.known(data, table, _PROFILE_KEYS)
-    command = data.get("command")
+    command = data.get("command", base.command if base else None)
     if isinstance(command, str):
         command = shlex.split(command)
     if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
         raise r.fail(table, "command", f"profile {name!r}: command must be a non-empty list of strings")
+    if base is not None:
+        for key, value in (("workspace", base.workspace), ("image", base.image),
+                           ("gpu", base.gpu), ("gpus", base.gpus), ("env", base.env),
+                           ("setenv", base.setenv), ("description", base.description)):
+            if key not in data and value is not None:
+                data = {**data, key: value}
+        if "sandbox" not in data:
+            data = {**data, "sandbox": base.sandbox}
+        if "approval_timeout" not in data:
+            data = {**data, "approval_timeout": base.approval_timeout}
     limits_raw = r.expect_table(data.get("limits", {}), table + ("limits",))
     r.known(limits_raw, table + ("limits",), {"memory", "pids", "cpus"})
     try:
         memory = parse_size(limits_raw["memory"]) if "memory" in limits_raw else None
     except ValueError as exc:
         raise r.fail(table + ("limits",), "memory", str(exc)) from None
+    if base is not None:
+        memory = memory if "memory" in limits_raw else base.limits.memory_bytes
+        limits_raw = {"pids": base.limits.pids, "cpus": base.limits.cpus, **limits_raw}
     pids = limits_raw.get("pids")
     if pids is not None and (not isinstance(pids, int) or isinstance(pids, bool) or pids < 1):
         raise r.fail(table + ("limits",), "pids", "pids must be a whole number of at least 1")
@@ -325,25 +339,27 @@ def _read_profile(r: _Reader, name: str, data: Any, defaults: Config) -> Profile
     net_t = table + ("network",)
     net = r.expect_table(data.get("network", {}), net_t)
     r.known(net, net_t, {"default", "allow", "deny", "ports"})
-    ports = net.get("ports", [80, 443])
+    old_net = base.network if base else NetworkConfig()
+    old_exec = base.exec if base else ExecConfig()
+    ports = net.get("ports", old_net.ports)
     if not isinstance(ports, list) or not all(
         isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports
     ):
         raise r.fail(net_t, "ports", "ports must be a list of port numbers from 1 to 65535")
     network = NetworkConfig(
-        default=r.choice(net, net_t, "default", ACTIONS, "ask"),
-        allow=r.rules(net, net_t, "allow", _check_network_rule),
-        deny=r.rules(net, net_t, "deny", _check_network_rule),
+        default=r.choice(net, net_t, "default", ACTIONS, old_net.default),
+        allow=old_net.allow + r.rules(net, net_t, "allow", _check_network_rule),
+        deny=old_net.deny + r.rules(net, net_t, "deny", _check_network_rule),
         ports=ports,
     )
     ex_t = table + ("exec",)
     ex = r.expect_table(data.get("exec", {}), ex_t)
     r.known(ex, ex_t, {"default", "allow", "ask", "forbid"})
     exec_cfg = ExecConfig(
-        default=r.choice(ex, ex_t, "default", ACTIONS, "ask"),
-        allow=r.rules(ex, ex_t, "allow", _check_exec_rule),
-        ask=r.rules(ex, ex_t, "ask", _check_exec_rule),
-        forbid=r.rules(ex, ex_t, "forbid", _check_exec_rule),
+        default=r.choice(ex, ex_t, "default", ACTIONS, old_exec.default),
+        allow=old_exec.allow + r.rules(ex, ex_t, "allow", _check_exec_rule),
+        ask=old_exec.ask + r.rules(ex, ex_t, "ask", _check_exec_rule),
+        forbid=old_exec.forbid + r.rules(ex, ex_t, "forbid", _check_exec_rule),
     )
     image = data.get("image")
     if image is not None and (not isinstance(image, str) or not image):
@@ -427,7 +443,7 @@ def _apply_file(cfg: Config, file: str, text: str) -> None:
     for name, body in profiles.items():
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
             raise r.fail(("profiles", name), None, f"profile name {name!r}: use letters, digits, - _ .")
-        cfg.profiles[name] = _read_profile(r, name, body, cfg)
+        cfg.profiles[name] = _read_profile(r, name, body, cfg, cfg.profiles.get(name))
     cfg.files.append(file)
 
 

@@ -20,8 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from console import (
+    approval_ops,  # noqa: F401 - registers its operations
+    protocol,
+)
 from console import config as config_mod
-from console import protocol
 from console.bus import Bus
 from console.paths import Paths
 from console.peers import Peer, identify

@@ -265,6 +265,10 @@ def owner_key(runs_dir: Path) -> str:
 
 
 def default_owner() -> str:
+    import warnings
+
     from console.paths import resolve
 
-    return owner_key(resolve().runs_dir)
+    with warnings.catch_warnings():  # only the runs folder matters here, not the runtime dir
+        warnings.simplefilter("ignore")
+        return owner_key(resolve().runs_dir)

@@ -334,11 +334,13 @@ class DockerBackend:
 
     async def start(self, spec: SandboxSpec, prepare: Prepare | None = None) -> DockerHandle:
         if not spec.image:
-            raise SandboxError(
-                "no Docker image for this run", 'set image = "..." in the profile'
-            )
+            raise SandboxError("no Docker image for this run", 'set image = "..." in the profile')
         if not spec.command:
             raise SandboxError("empty command", "the profile's command must name a program")
+        if not spec.workspace.is_dir():
+            raise SandboxError(
+                f"workspace {spec.workspace} is not a directory", "create it or fix the profile"
+            )
         ok, why = await asyncio.to_thread(self.usable)
         if not ok:
             raise SandboxError(why, "pilothouse doctor")
@@ -460,5 +462,7 @@ def _engine_error(e: Exception) -> str:
             "to the docker group, or use rootless Docker"
         )
     if "No such file" in text or "Connection refused" in text or "FileNotFoundError" in text:
-        return "the Docker engine is not running or not installed: start it (systemctl start docker)"
+        return (
+            "the Docker engine is not running or not installed: start it (systemctl start docker)"
+        )
     return f"the Docker engine is not reachable: {text}"

@@ -85,15 +85,16 @@ class NoSandboxBackend:
         env["PATH"] = f"{env['PATH']}:{spec.run_dir / 'bin'}"
         env["PILOTHOUSE_RUN_ID"] = spec.run_id
         env["PILOTHOUSE_RUN_DIR"] = str(spec.run_dir)
-        # A gate fd: the shell waits on it until the limits are attached and prepare() ran.
+        # The shell's stdin is a gate: it waits for one line until the limits are attached and
+        # prepare() ran, then runs the command with stdin /dev/null (as every sandbox does).
         gate_r, gate_w = os.pipe()
-        script = f'read -r _ <&{gate_r}; exec {gate_r}<&-; exec "$@"'
+        script = 'read -r _; exec "$@" </dev/null'
         try:
             proc = await asyncio.create_subprocess_exec(
                 "/bin/sh", "-c", script, "sh", *spec.command,
                 cwd=spec.workspace, env=env,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                pass_fds=(gate_r,), start_new_session=True,
+                stdin=gate_r, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )  # fmt: skip
         except OSError as e:
             os.close(gate_w)

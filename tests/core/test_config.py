@@ -14,19 +14,19 @@ GOOD = """
 sandbox = "auto"               # auto | bwrap | docker | none
 approval_timeout = "120s"
 
-[profiles.demo]
+[profiles.mine]
 command = ["ph-demo-agent"]
 workspace = "."
 gpu = false
 limits = { memory = "4g", pids = 512, cpus = 2.0 }
 
-[profiles.demo.network]
+[profiles.mine.network]
 default = "ask"
 allow = ["pypi.org", "files.pythonhosted.org", "**.github.com", "127.0.0.1:8000"]
 deny  = ["**.example-tracker.com"]
 ports = [80, 443]
 
-[profiles.demo.exec]
+[profiles.mine.exec]
 default = "ask"
 allow  = ["git status", "git diff", "pytest"]
 ask    = ["git push", "pip install"]
@@ -43,7 +43,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_design_example_loads_with_sources(tmp_path: Path) -> None:
     f = write(tmp_path, GOOD)
     cfg = load(f)
-    demo = cfg.profile("demo")
+    demo = cfg.profile("mine")
     assert demo.limits.memory_bytes == 4 * 2**30
     assert demo.limits.pids == 512 and demo.limits.cpus == 2.0
     assert demo.approval_timeout == 120
@@ -61,9 +61,22 @@ def test_embedded_profiles_all_validate() -> None:
     assert cfg.files == [config.EMBEDDED]
 
 
-def test_user_profile_replaces_embedded(tmp_path: Path) -> None:
-    f = write(tmp_path, '[profiles.demo]\ncommand = ["true"]\n')
-    assert load(f).profile("demo").command == ["true"]
+def test_user_profile_extends_embedded(tmp_path: Path) -> None:
+    embedded = load(None).profile("demo")
+    f = write(tmp_path, '[profiles.demo]\ncommand = ["true"]\n[profiles.demo.exec]\nallow = ["make"]\n')
+    demo = load(f).profile("demo")
+    assert demo.command == ["true"]
+    assert [r.text for r in demo.exec.allow] == [r.text for r in embedded.exec.allow] + ["make"]
+    assert demo.exec.allow[-1].source == f"{f}:4"
+    assert demo.exec.forbid == embedded.exec.forbid
+    assert demo.limits == embedded.limits
+
+
+def test_a_rules_only_table_extends_a_profile(tmp_path: Path) -> None:
+    f = write(tmp_path, '[profiles.demo.network]\nallow = ["example.org"]\n')
+    demo = load(f).profile("demo")
+    assert demo.command == load(None).profile("demo").command
+    assert demo.network.allow[-1].text == "example.org"
 
 
 @pytest.mark.parametrize(

@@ -136,6 +136,23 @@ def _build(client: Any, kind: str) -> str:
     return ref
 
 
+def noshell_image(client: Any) -> str:
+    """An image with a single static program at /busybox: no /bin/sh, no python3."""
+    tag = _digest("noshell")
+    ref = f"{REPO}/noshell:{tag}"
+    try:
+        client.images.get(ref)
+        return ref
+    except Exception:
+        pass
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        _add_dir(tar, "tmp", 0o1777)
+        _add_file(tar, BUSYBOX, "busybox")
+    client.api.import_image_from_data(buf.getvalue(), repository=f"{REPO}/noshell", tag=tag)
+    return ref
+
+
 def busybox_image(client: Any) -> str:
     """Reference of a local busybox image (no python3), built if missing."""
     return _build(client, "busybox")

@@ -207,7 +207,9 @@ async def test_symlinks_in_workspace_do_not_escape(sandbox):
         r = await sandbox.run("cat shadow rootfile 2>&1; ls rootdir/ 2>&1; true")
     finally:
         marker.unlink()
-    root_line = next(x for x in Path("/etc/shadow").read_text().splitlines() if x.startswith("root:"))
+    root_line = next(
+        x for x in Path("/etc/shadow").read_text().splitlines() if x.startswith("root:")
+    )
     assert root_line not in r.out
     assert "LINKED-SECRET" not in r.out
     assert marker.name not in r.out

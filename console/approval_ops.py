@@ -1,0 +1,277 @@
+"""Operations on the inbox and the policy, served on operator.sock.
+
+Deciding is for operators and approvers only (`decides=True`); the decider recorded is the
+peer's user from SO_PEERCRED. A profile-scope decision writes its rule into the user's config
+file (under a lock, atomically) and reloads the config; `approval.preview` shows that exact edit
+first.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from console.operator_ops import Send, _arg, op
+from console.policy import Provenance, evaluate_exec, new_grant, parse_scope
+from console.protocol import Failure
+
+if TYPE_CHECKING:
+    from console.daemon import Daemon
+    from console.peers import Peer
+
+DECISION_KINDS = ("approval.decided", "policy.decision", "net.decision")
+
+
+def _sockets(daemon: Daemon) -> Any:
+    return daemon.services.run_sockets
+
+
+def _config_path(daemon: Daemon) -> Path:
+    return Path(daemon.cfg.user_file or daemon.paths.config_file)
+
+
+@op("approvals.list")
+async def approvals_list(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    inbox = _sockets(daemon).inbox
+    timeout = inbox.timeout_s
+    rows = []
+    for req in inbox.pending(_arg(args, "run", str, None)):
+        row = req.to_dict()
+        row["expires_in"] = max(0.0, timeout - row["age"])
+        rows.append(row)
+    return rows
+
+
+def _profile_grant_edit(daemon: Daemon, req: Any, allow: bool, scope: str, pattern: str | None) -> Any:
+    from console.policy_config import PolicyEditError, preview_grant
+
+    patterns = [pattern] if pattern else list(req.grant_patterns)
+    if not patterns:
+        raise Failure("no-rule", f"request {req.id} cannot become a rule: its command could not be "
+                      "split into rule words", "decide it once, or pass --pattern WORDS")
+    grant = new_grant(req.kind, patterns[0], "allow" if allow else "deny", parse_scope(scope),
+                      run_id=req.run_id, profile=req.profile, decided_by="preview")
+    try:
+        return preview_grant(_config_path(daemon), grant)
+    except PolicyEditError as exc:
+        raise Failure("cannot-save-rule", str(exc)) from None
+
+
+@op("approval.preview")
+async def approval_preview(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    """The exact rule a profile-scope decision would write, and where, before it is saved."""
+    req = _request(daemon, _arg(args, "id", str))
+    edit = _profile_grant_edit(daemon, req, _arg(args, "allow", bool), "profile",
+                               _arg(args, "pattern", str, None))
+    return {"file": str(edit.path), "profile": edit.profile, "section": edit.section,
+            "list": edit.list_name, "rule": edit.rule, "diff": edit.diff, "changed": edit.changed}
+
+
+def _request(daemon: Daemon, request_id: str) -> Any:
+    req = _sockets(daemon).inbox.get(request_id)
+    if req is None:
+        raise Failure("unknown_request", f"no approval request {request_id!r}",
+                      "`pilothouse approvals` lists the pending ones")
+    return req
+
+
+@op("approval.decide", decides=True)
+async def approval_decide(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    from console.policy_config import PolicyEditError, apply_grant
+
+    request_id = _arg(args, "id", str)
+    allow = _arg(args, "allow", bool)
+    scope = _arg(args, "scope", str, "once")
+    pattern = _arg(args, "pattern", str, None)
+    try:
+        parsed = parse_scope(scope)
+    except ValueError as exc:
+        raise Failure("bad_scope", str(exc)) from None
+    req = _request(daemon, request_id)
+    if parsed.kind == "profile" and req.state == "pending":
+        _profile_grant_edit(daemon, req, allow, scope, pattern)  # refuse before deciding
+    result = await _sockets(daemon).inbox.decide(request_id, allow, peer.user, scope, pattern=pattern)
+    saved = None
+    if parsed.kind == "profile":
+        for grant in result.grants:
+            try:
+                edit = apply_grant(_config_path(daemon), grant)
+            except PolicyEditError as exc:
+                saved = {"error": str(exc)}
+                break
+            saved = {"file": str(edit.path), "rule": edit.rule, "list": edit.list_name,
+                     "section": edit.section}
+            await daemon.services.record_security(
+                "policy.changed", actor=peer.user,
+                text=f"{peer.user} added {edit.section} {edit.list_name} rule {edit.rule!r} to "
+                     f"profile {edit.profile} in {edit.path}",
+                data=saved | {"profile": edit.profile, "request_id": request_id},
+            )
+        try:
+            daemon.reload_config()
+            _sockets(daemon).reload()
+        except Exception as exc:  # the grant is in force anyway; say why the file did not load
+            saved = (saved or {}) | {"reload_error": str(exc)}
+    return {
+        "request_id": result.request_id, "allow": result.allow, "actor": result.actor,
+        "scope": result.scope, "decided_at": result.decided_at,
+        "provenance": result.provenance.to_dict(), "describe": result.provenance.describe(),
+        "grants": [g.to_dict() for g in result.grants], "note": result.note,
+        "also_decided": list(result.also_decided), "saved": saved,
+    }
+
+
+@op("grants.list")
+async def grants_list(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    return [g.to_dict() for g in _sockets(daemon).grants.list()]
+
+
+@op("grant.revoke", decides=True)
+async def grant_revoke(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    grant_id = _arg(args, "id", str)
+    await daemon.services.record_security("grant.revoked", actor=peer.user,
+                                          text=f"{peer.user} revoked grant {grant_id}",
+                                          data={"grant_id": grant_id})
+    grant = _sockets(daemon).grants.revoke(grant_id)
+    if grant is None:
+        raise Failure("unknown-grant", f"no live grant {grant_id!r}", "`pilothouse grants` lists them")
+    return grant.to_dict()
+
+
+# --- policy ----------------------------------------------------------------------------------
+
+
+@op("policy.rules")
+async def policy_rules(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    """The rules in force, per profile, each with the file and line it came from."""
+    wanted = _arg(args, "profile", str, None)
+    out = []
+    for prof in sorted(daemon.cfg.profiles.values(), key=lambda p: p.name):
+        if wanted and prof.name != wanted:
+            continue
+        rules = []
+        for section, table in (("exec", prof.exec), ("network", prof.network)):
+            for list_name in ("forbid", "deny", "ask", "allow"):
+                for rule in getattr(table, list_name, []):
+                    rules.append({"section": section, "list": list_name, "rule": rule.text,
+                                  "source": rule.source})
+            rules.append({"section": section, "list": "default", "rule": table.default,
+                          "source": prof.source})
+        out.append({"profile": prof.name, "source": prof.source, "sandbox": prof.sandbox,
+                    "ports": prof.network.ports, "rules": rules})
+    if wanted and not out:
+        daemon.cfg.profile(wanted)  # raises with the known names
+    return out
+
+
+def check_policy(daemon: Daemon, profile_name: str, command: str | None, host: str | None,
+                 run_id: str | None = None) -> dict[str, Any]:
+    """One decision by the same code the agent socket and the gate use."""
+    from console.config import ConfigError
+    from console.gate.hosts import BadTarget, normalise_host, parse_connect_target
+    from console.run_sockets import network_rules
+
+    try:
+        prof = daemon.cfg.profile(profile_name)
+    except ConfigError as exc:
+        raise Failure("no-such-profile", str(exc)) from None
+    sockets = _sockets(daemon)
+    if command is not None:
+        from console.policy import ExecRules
+
+        decision = evaluate_exec(command, ExecRules.from_config(prof.exec), sockets.grants,
+                                 run_id=run_id, profile=prof.name)
+        return {"kind": "exec", "subject": command, "action": decision.action,
+                "provenance": decision.provenance.to_dict(), "describe": decision.provenance.describe()}
+    assert host is not None
+    text = host if ":" in host.rstrip("]") else f"{host}:443"
+    try:
+        target = parse_connect_target(text)
+    except BadTarget as exc:
+        return {"kind": "network", "subject": host, "action": "reject", "describe": str(exc),
+                "provenance": {"kind": "rule", "detail": str(exc)}}
+    match = network_rules(prof).decide(normalise_host(target.host), target.port, None)
+    prov = Provenance("rule" if match.rule else "default", rule=match.rule, detail=match.reason)
+    return {"kind": "network", "subject": f"{target.host}:{target.port}", "action": match.action,
+            "rule": match.rule, "source": match.source, "describe": match.reason,
+            "provenance": prov.to_dict(),
+            "note": "names are not resolved here; the gate also denies names that resolve to "
+                    "non-routable addresses"}
+
+
+@op("policy.check")
+async def policy_check(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    command = _arg(args, "command", str, None)
+    host = _arg(args, "host", str, None)
+    if (command is None) == (host is None):
+        raise Failure("bad-args", "give a command or a host, not both")
+    return check_policy(daemon, _arg(args, "profile", str), command, host, _arg(args, "run", str, None))
+
+
+def _events_for_request(db: Any, request_id: str) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT id, ts, run_id, kind, actor, text, data FROM events "
+        "WHERE kind LIKE 'approval.%' AND json_extract(data, '$.id') = ? "
+        "OR json_extract(data, '$.request_id') = ? ORDER BY id",
+        (request_id, request_id),
+    ).fetchall()
+    return [{"id": r[0], "ts": r[1], "run_id": r[2], "kind": r[3], "actor": r[4], "text": r[5],
+             "data": json.loads(r[6]) if r[6] else None} for r in rows]
+
+
+@op("policy.why")
+async def policy_why(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    """Why a request was decided as it was: its recorded events, and the provenance."""
+    request_id = _arg(args, "id", str)
+    await daemon.services.flush()
+    events = await daemon.services.read(lambda db: _events_for_request(db, request_id))
+    if not events:
+        raise Failure("unknown_request", f"no request {request_id!r} in the history",
+                      "request ids are shown by `pilothouse approvals` and `pilothouse history`")
+    final = next((e for e in reversed(events) if e["kind"] != "approval.requested"), None)
+    prov = (final or {}).get("data", {}).get("provenance") if final else None
+    return {
+        "request_id": request_id, "events": events,
+        "state": "pending" if final is None else ("allowed" if final["data"].get("allow") else "denied"),
+        "describe": Provenance.from_dict(prov).describe() if prov else "still pending",
+        "provenance": prov,
+    }
+
+
+def _past_requests(db: Any, limit: int = 20000) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT kind, data FROM events WHERE kind IN (?, ?, ?) ORDER BY id DESC LIMIT ?",
+        (*DECISION_KINDS, limit),
+    ).fetchall()
+    out = []
+    for kind, raw in rows:
+        data = json.loads(raw) if raw else {}
+        if kind == "net.decision":
+            if data.get("action") == "ask":
+                continue
+            out.append({"kind": "network", "subject": f"{data.get('host')}:{data.get('port')}",
+                        "decision": data.get("action"), "run_id": data.get("run_id")})
+        else:
+            decision = data.get("action") or ("allow" if data.get("allow") else "deny")
+            out.append({"kind": data.get("kind"), "subject": data.get("subject"),
+                        "decision": decision, "run_id": data.get("run_id")})
+    return out
+
+
+@op("policy.shadow")
+async def policy_shadow(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    from console.policy_shadow import shadow
+
+    rule = _arg(args, "rule", str)
+    kind = _arg(args, "kind", str, "exec")
+    effect = _arg(args, "effect", str, "allow")
+    await daemon.services.flush()
+    past = await daemon.services.read(_past_requests)
+    try:
+        hits = shadow(rule, past, kind=kind, effect=effect)
+    except ValueError as exc:
+        raise Failure("bad-rule", str(exc)) from None
+    return [{"subject": h.request.get("subject"), "kind": h.request.get("kind"),
+             "run_id": h.request.get("run_id"), "was": h.was, "would": h.would,
+             "changes": h.changes, "risk": h.risk, "why": list(h.reasons)} for h in hits]

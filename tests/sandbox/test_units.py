@@ -1,0 +1,220 @@
+"""Construction without running anything: bwrap options, Docker config, plans, cgroups."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from console.sandbox.base import (
+    Limits,
+    SandboxSpec,
+    cleanup_mountpoints,
+    make_mountpoints,
+    prepare_run_dir,
+    protected_mounts,
+    sandbox_env,
+)
+from console.sandbox.bwrap import build_args, etc_masks
+from console.sandbox.cgroups import Limiter
+from console.sandbox.docker import LABEL_OWNER, LABEL_RUN, DockerBackend, ImageInfo
+
+
+def _spec(tmp_path: Path, **kw) -> SandboxSpec:
+    ws = tmp_path / "ws"
+    ws.mkdir(exist_ok=True)
+    rd = tmp_path / "runs" / "r1"
+    prepare_run_dir(rd)
+    return SandboxSpec(run_id="r1", profile="p", command=["true"], workspace=ws, run_dir=rd,
+                       env={"PATH": "/usr/bin:/bin", "API_KEY": "k"}, **kw)  # fmt: skip
+
+
+def _pairs(args: list[str], flag: str) -> list[tuple[str, str]]:
+    return [(args[i + 1], args[i + 2]) for i, a in enumerate(args) if a == flag]
+
+
+def test_gpu_devices_are_bound_only_for_gpu_runs(tmp_path):
+    fake = ["/dev/nvidia0", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/dri/renderD128"]
+    args = build_args(_spec(tmp_path, gpu=True, gpus=[1, 3]), gpu_devices=fake)
+    assert _pairs(args, "--dev-bind") == [(d, d) for d in fake]
+    assert ("CUDA_VISIBLE_DEVICES", "1,3") in _pairs(args, "--setenv")
+    no_gpu = build_args(_spec(tmp_path), gpu_devices=fake)
+    assert "--dev-bind" not in no_gpu
+
+
+def test_bwrap_options_isolate(tmp_path):
+    spec = _spec(tmp_path)
+    args = build_args(spec)
+    for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv"):
+        assert flag in args
+    assert args[args.index("--cap-drop") + 1] == "ALL"
+    binds = _pairs(args, "--bind")
+    ro = _pairs(args, "--ro-bind")
+    assert (str(spec.workspace), "/workspace") in binds
+    assert (str(spec.run_dir), "/run/pilothouse") in ro
+    targets = {t for _, t in binds + ro}
+    for forbidden in ("/", "/root", "/home", "/var/run", "/run", str(Path.home())):
+        assert forbidden not in targets
+    assert not any(s == "/var/run/docker.sock" or s.startswith("/root") for s, _ in binds + ro)
+    env = dict(_pairs(args, "--setenv"))
+    assert env["HOME"] == "/home/agent" and "/run/pilothouse/bin" in env["PATH"]
+
+
+def test_etc_masks_hide_what_others_cannot_read(tmp_path):
+    etc = tmp_path / "etc"
+    (etc / "private").mkdir(parents=True)
+    (etc / "private").chmod(0o700)
+    (etc / "secret").write_text("s")
+    (etc / "secret").chmod(0o600)
+    (etc / "public").write_text("p")
+    (etc / "public").chmod(0o644)
+    files, dirs = etc_masks(str(etc))
+    assert str(etc / "secret") in files
+    assert str(etc / "private") in dirs
+    assert str(etc / "public") not in files
+
+
+def test_protected_plan(tmp_path):
+    ws = tmp_path
+    assert protected_mounts(ws, (".git/hooks", ".git/config", ".pilothouse.toml")) == [
+        (".git", "mask-dir"), (".pilothouse.toml", "mask-file"),
+    ]  # fmt: skip
+    (ws / ".git").mkdir()
+    (ws / ".git/config").write_text("")
+    plan = dict(protected_mounts(ws, (".git/hooks", ".git/config", ".pilothouse.toml")))
+    assert plan == {".git": "pin", ".git/hooks": "mask-dir", ".git/config": "ro",
+                    ".pilothouse.toml": "mask-file"}  # fmt: skip
+    created = make_mountpoints(ws, list(plan.items()))
+    assert (ws / ".git/hooks").is_dir() and (ws / ".pilothouse.toml").is_file()
+    cleanup_mountpoints(created)
+    assert not (ws / ".git/hooks").exists() and not (ws / ".pilothouse.toml").exists()
+    assert (ws / ".git/config").exists()
+
+
+def test_git_worktree_file_is_protected_whole(tmp_path):
+    (tmp_path / ".git").write_text("gitdir: /elsewhere\n")
+    assert dict(protected_mounts(tmp_path, (".git/hooks", ".git/config")))[".git"] == "ro"
+
+
+def test_env_keeps_spec_values_and_adds_basics(tmp_path):
+    env = sandbox_env(_spec(tmp_path, gpus=[0]))
+    assert env["API_KEY"] == "k"
+    assert env["HTTPS_PROXY"] == "http://127.0.0.1:3128"
+    assert env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert env["PILOTHOUSE_RUN_DIR"] == "/run/pilothouse"
+
+
+def test_prepare_run_dir_writes_wrappers(tmp_path):
+    helper = tmp_path / "inside.py"
+    helper.write_text("print('hi')\n")
+    rd = tmp_path / "run"
+    assert prepare_run_dir(rd, helper) == []
+    for cmd in ("ph-ask", "ph-guard", "ph-claude-hook"):
+        w = rd / "bin" / cmd
+        assert os.access(w, os.X_OK)
+        assert f'inside.py" {cmd} "$@"' in w.read_text()
+    assert (rd / "bin" / "inside.py").read_text() == "print('hi')\n"
+    notes = prepare_run_dir(tmp_path / "run2", tmp_path / "missing.py")
+    assert notes and "missing" in notes[0]
+
+
+# --- cgroups -------------------------------------------------------------------------------
+
+
+def _fake_v2(tmp_path: Path) -> Path:
+    base = tmp_path / "cg2" / "user.slice" / "me"
+    base.mkdir(parents=True)
+    (base / "cgroup.controllers").write_text("cpu memory pids io\n")
+    (base / "cgroup.subtree_control").write_text("")
+    (base / "cgroup.procs").write_text("")
+    return base
+
+
+def test_cgroup_v2_delegated_subtree(tmp_path, monkeypatch):
+    base = _fake_v2(tmp_path)
+    # In a fake tree, mkdir does not create the kernel's files; pre-create what we write to.
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *a, **kw):
+        real_mkdir(self, *a, **kw)
+        for f in ("cgroup.subtree_control", "cgroup.procs"):
+            if not (self / f).exists():
+                (self / f).write_text("")
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    lim = Limiter.detect(
+        v1_root=tmp_path / "nov1", v2_mount=tmp_path / "cg2", v2_own="/user.slice/me"
+    )
+    assert lim.mode == "v2", lim.detail
+    rl = lim.create("owner-r1", Limits(memory_bytes=1 << 30, pids=100, cpus=1.5))
+    d = base / "pilothouse" / "owner-r1"
+    assert (d / "memory.max").read_text() == str(1 << 30)
+    assert (d / "pids.max").read_text() == "100"
+    assert (d / "cpu.max").read_text() == "150000 100000"
+    assert "+memory" in (base / "cgroup.subtree_control").read_text()
+    assert rl.enforced == {"memory": "cgroup v2", "pids": "cgroup v2", "cpu": "cgroup v2"}
+
+
+def test_cgroup_v2_not_delegated_falls_back(tmp_path):
+    base = _fake_v2(tmp_path)
+    (base / "cgroup.controllers").write_text("io\n")
+    lim = Limiter.detect(
+        v1_root=tmp_path / "nov1", v2_mount=tmp_path / "cg2", v2_own="/user.slice/me"
+    )
+    assert lim.mode == "rlimit"
+    assert "not delegated" in lim.detail
+    assert lim.can_enforce()["cpu"].startswith("not enforced")
+
+
+# --- docker --------------------------------------------------------------------------------
+
+
+def test_docker_config(tmp_path):
+    spec = _spec(tmp_path, gpu=True, gpus=[2], image="img",
+                 limits=Limits(memory_bytes=512 << 20, pids=64, cpus=0.5))  # fmt: skip
+    (spec.workspace / ".git").mkdir()
+    b = DockerBackend(client=object(), owner="me")
+    kw = b.container_config(spec, ImageInfo("sha256:x", True, False), (1000, 1000))
+    assert kw["network_mode"] == "none" and kw["read_only"] and kw["init"]
+    assert kw["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in kw["security_opt"]
+    assert kw["user"] == "1000:1000"
+    assert kw["pids_limit"] == 64 and kw["mem_limit"] == 512 << 20
+    assert kw["memswap_limit"] == 512 << 20 and kw["nano_cpus"] == 500_000_000
+    assert kw["labels"][LABEL_RUN] == "r1" and kw["labels"][LABEL_OWNER]
+    assert kw["environment"]["CUDA_VISIBLE_DEVICES"] == "2"
+    req = kw["device_requests"][0]
+    assert req["DeviceIDs"] == ["2"] and req["Capabilities"] == [["gpu"]]
+    assert kw["entrypoint"][:2] == ["/bin/sh", "-c"] and kw["command"] == ["true"]
+    mounts = {m["Target"]: m for m in kw["mounts"]}
+    assert mounts["/workspace"]["ReadOnly"] is False
+    assert mounts["/run/pilothouse"]["ReadOnly"] is True
+    assert mounts["/workspace/.git/hooks"]["ReadOnly"] is True
+    assert mounts["/workspace/.git"]["ReadOnly"] is False  # pinned: cannot be renamed away
+    assert "privileged" not in kw and "/home/agent" in kw["tmpfs"]
+
+
+def test_docker_without_shell_runs_the_command_directly(tmp_path):
+    spec = _spec(tmp_path, image="img")
+    spec.command = ["/busybox", "echo", "hi"]
+    kw = DockerBackend(client=object(), owner="me").container_config(
+        spec, ImageInfo("sha256:x", False, False), (65534, 65534)
+    )
+    assert kw["entrypoint"] == ["/busybox"] and kw["command"] == ["echo", "hi"]
+
+
+@pytest.mark.parametrize("requested", ["bogus", "docker"])
+def test_select_refuses_with_reasons(requested):
+    from console.sandbox.base import SandboxError
+    from console.sandbox.select import choose_backend
+
+    with pytest.raises(SandboxError) as e:
+        choose_backend(requested, None)
+    assert str(e.value)
+
+
+def test_select_none_is_marked():
+    from console.sandbox.select import choose_backend
+
+    assert choose_backend("none", None).name == "none"
