@@ -205,7 +205,7 @@ class ExecRules:
         return evaluate_exec(command, self)
 
 
-def _first(rules: list[_Rule], variants: Iterable[Sequence[str]]) -> _Rule | None:
+def _most_specific(rules: list[_Rule], variants: Iterable[Sequence[str]]) -> _Rule | None:
     # The longest (most specific) matching rule is the one worth naming.
     hits = [r for r in rules for v in variants if r.matches(v)]
     return max(hits, key=lambda r: len(r.words)) if hits else None
@@ -225,30 +225,25 @@ def evaluate_exec(
 
     With consume, "once" grants that decided are used up."""
     now = time.time() if now is None else now
-    unreadable = Decision(
-        strictest("ask", rules.default),
-        Provenance("error", detail="the command line cannot be read (unbalanced quotes or an "
-                   "unfinished construct); a person must look"),
-    )
     try:
         parts = expand(command)
-    except ParseError as exc:
-        return Decision(unreadable.action, Provenance("error", detail=f"{unreadable.provenance.detail} ({exc})"))
+    except ParseError as exc:  # never allowed: asked, or denied under a deny default
+        return Decision(strictest("ask", rules.default), Provenance("error", detail=(
+            f"the command line cannot be read ({exc}); a person must look")))
     top = [p for p in parts if not p.nested]
     if not top:
         return Decision(strictest("ask", rules.default), Provenance("error", detail="empty command"))
 
     # 1. forbid rules, in every part and every nested command: nothing overrides them.
     for part in parts:
-        hit = _first(rules.forbid, strict_variants(part))
+        hit = _most_specific(rules.forbid, strict_variants(part))
         if hit:
             return Decision("deny", hit.provenance("inside a nested command" if part.nested else None))
 
     live = grants.live("exec", run_id, profile, now) if grants else []
     # 2. deny grants, seen through wrappers like forbid rules.
     for part in parts:
-        g = next((g for g in live if g.effect == "deny" and any(
-            g.matches_words(v) for v in strict_variants(part))), None)
+        g = next((g for g in live if g.effect == "deny" and g.covers(part)), None)
         if g:
             if consume and grants:
                 grants.consume(g)
@@ -258,13 +253,13 @@ def evaluate_exec(
     verdicts: list[tuple[str, Provenance, CommandPart]] = []
     used: list[Grant] = []
     for part in top:
-        g = next((g for g in live if g.effect == "allow" and g.matches_words(part.words)), None)
+        g = next((g for g in live if g.effect == "allow" and g.covers(part)), None)
         if g:
             used.append(g)
             verdicts.append(("allow", g.provenance(), part))
             continue
-        asked = _first(rules.ask, strict_variants(part))
-        allowed = _first(rules.allow, [part.words])
+        asked = _most_specific(rules.ask, strict_variants(part))
+        allowed = _most_specific(rules.allow, [part.words])
         if asked:
             verdict: tuple[str, Provenance] = ("ask", asked.provenance())
         elif allowed and not part.opaque:
@@ -279,7 +274,7 @@ def evaluate_exec(
     # Nested commands (eval, sh -c) can make the whole ask, never allow.
     for part in parts:
         if part.nested:
-            asked = _first(rules.ask, strict_variants(part))
+            asked = _most_specific(rules.ask, strict_variants(part))
             if asked:
                 verdicts.append(("ask", asked.provenance("inside a nested command"), part))
 
@@ -366,14 +361,20 @@ class Grant:
         n = len(self.words)
         return n <= len(words) and tuple(words[:n]) == self.words
 
+    def covers(self, part: CommandPart) -> bool:
+        """For exec: deny grants see through wrappers (like forbid rules); allow grants match the
+        literal words, and pass a part with a substitution only when they name it whole."""
+        if self.effect == "deny":
+            return any(self.matches_words(v) for v in strict_variants(part))
+        return self.matches_words(part.words) and (not part.opaque or len(self.words) == len(part.words))
+
     def matches(self, subject: str) -> bool:
         if self.kind == "exec":
             try:
                 parts = [p for p in expand(subject) if not p.nested]
             except ParseError:
                 return False
-            variants = (lambda p: strict_variants(p)) if self.effect == "deny" else (lambda p: [p.words])
-            hit = [any(self.matches_words(v) for v in variants(p)) for p in parts]
+            hit = [self.covers(p) for p in parts]
             return bool(hit) and (any(hit) if self.effect == "deny" else all(hit))
         if self.kind == "network":
             return host_matches(self.pattern, subject, self.effect)
@@ -516,15 +517,12 @@ def host_matches(pattern: str, subject: str, effect: str = "allow") -> bool:
 
 # --- wiring help ---------------------------------------------------------------------------
 
-PolicyEval = Callable[[str, str, str, str], Decision]
-
-
 def make_policy_eval(
     exec_rules_for: Callable[[str], ExecRules],
     grants: GrantTable,
     network_eval: Callable[[str, str, str], Decision] | None = None,
     clock: Callable[[], float] = time.time,
-) -> PolicyEval:
+) -> Callable[[str, str, str, str], Decision]:
     """policy_eval(kind, subject, run_id, profile) for agent.sock: exec through rules and grants,
     network through network_eval(subject, run_id, profile) when given (the gate's rules, which
     should consult `grants` too), anything else through grants, then ask."""

@@ -118,21 +118,21 @@ class RunManager:
 
     # --- start -------------------------------------------------------------------------------
 
-    def _new_id(self) -> str:
+    async def _new_id(self) -> str:
         taken = set(self.runs) | {p.name for p in self.paths.runs_dir.iterdir() if p.is_dir()}
         length = 4
         while True:
             for _ in range(20):
                 candidate = "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
-                if candidate not in taken and not self._id_in_store(candidate):
+                if candidate not in taken and not await self._id_in_store(candidate):
                     return candidate
             length += 1
 
-    def _id_in_store(self, run_id: str) -> bool:
+    async def _id_in_store(self, run_id: str) -> bool:
         fut = self.writer.call(
             lambda conn: conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
         )
-        return fut.result(timeout=10) is not None
+        return await asyncio.wrap_future(fut) is not None
 
     def _workspace(self, profile: Profile, requested: str | None, client_cwd: str | None) -> Path:
         raw = requested or profile.workspace or "."
@@ -195,7 +195,7 @@ class RunManager:
             backend = self.choose_backend(profile.sandbox, profile)
         except SandboxError as exc:
             raise Failure("no-sandbox", str(exc), exc.hint or "run: pilothouse doctor") from None
-        run_id = self._new_id()
+        run_id = await self._new_id()
         run_dir = self.paths.run_dir(run_id)
         run_dir.mkdir(mode=0o755)
         setup_notes = prepare_run_dir(run_dir)

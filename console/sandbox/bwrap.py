@@ -217,6 +217,7 @@ class BwrapHandle:
         self.limits = limits
         self.limits_enforced: dict[str, str] = dict(limits.enforced)
         self.mountpoints: list[Path] = []
+        self.oom_killed = False  # set when the run ends: the kernel OOM killer acted inside
         self._stats = ProcStats()
         self._cleaned = False
         self._wait_lock = asyncio.Lock()
@@ -233,6 +234,7 @@ class BwrapHandle:
         return rc
 
     async def _cleanup(self) -> None:
+        self.oom_killed = self.limits.oom_killed()
         # The pid namespace dies with its init, but the kernel reaps it asynchronously: retry the
         # cgroup removal briefly instead of leaving empty cgroups behind.
         for _ in range(50):

@@ -141,6 +141,17 @@ def test_allow_grants_see_literal_words_only() -> None:
     assert decide(table, "/usr/bin/make").action == "ask"
 
 
+def test_allow_grants_pass_a_substitution_only_when_they_name_it_whole() -> None:
+    table = GrantTable()
+    table.add(grant("echo"))
+    assert decide(table, "echo hi").action == "allow"
+    d = decide(table, "echo $(cat ~/.ssh/id_rsa)")
+    assert d.action == "ask" and d.asking == ("echo '$(cat ~/.ssh/id_rsa)'",)
+    table.add(grant(d.asking[0]))  # what a person answering that request with scope run makes
+    assert decide(table, "echo $(cat ~/.ssh/id_rsa)").action == "allow"
+    assert decide(table, "echo $(cat ~/.ssh/id_rsa) x").action == "ask"
+
+
 def test_bad_grants_are_refused() -> None:
     with pytest.raises(ValueError, match="kind"):
         grant("x", kind="telepathy")

@@ -340,6 +340,8 @@ async def test_memory_limit_ends_only_the_run(sandbox):
     )
     assert "SURVIVED" not in r.out
     assert r.rc != 0
+    if sandbox.name == "docker" or sandbox.backend.limiter.mode in ("v1", "v2"):
+        assert r.handle.oom_killed  # the kernel's OOM killer acted inside the run's cgroup
     # The test process (the "host") is still here, and the backend still works afterwards.
     again = await sandbox.run("echo alive")
     assert "alive" in again.out
@@ -396,6 +398,9 @@ async def test_nothing_survives_sigkill_of_the_parent(sandbox):
     survivors = [p for p in pids if _alive(p)]
     if sandbox.name == "bwrap":
         assert survivors == []  # --die-with-parent
+        # Only the (empty) cgroups of the dead run remain; the next daemon's reconcile clears them.
+        if sandbox.backend.limiter.mode in ("v1", "v2"):
+            assert sandbox.run_id in await sandbox.backend.reconcile(set())
         return
     # Docker: the engine keeps the container; the daemon's reconcile at start removes it.
     removed = await sandbox.backend.reconcile(set())

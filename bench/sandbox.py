@@ -1,0 +1,266 @@
+"""Benchmark: start-to-exit of /bin/true through each sandbox backend, beside its raw anchor.
+
+    .venv/bin/python bench/sandbox.py [-n 30] [--no-docker] [--no-cli]
+
+Rows (p50 and p99 over N runs, all measured in this one run, interleaved so drift hits all):
+
+- bwrap backend: BwrapBackend.start + wait (cgroups, protected paths, /etc masks, info/block fd)
+  against raw `bwrap` with the very same options (--args from build_args) and no Python around.
+- bwrap backend + bridge: the same plus the bridge listener put into the namespace (what every
+  real run pays) against the same raw bwrap.
+- docker backend: DockerBackend.start + wait + removal (FIFO release, attach, labels) against
+  `docker run --rm` with the same options on the CLI (network none, read-only, tmpfs, cap-drop,
+  no-new-privileges, init, user, limits, the same mounts).
+- pilothouse run --wait: the CLI against a daemon on a temporary PILOTHOUSE_HOME (store commit,
+  run sockets, bridge, output streaming) against raw bwrap. Skipped when the CLI is missing.
+
+Each row prints: figure, p50 ms, p99 ms, anchor, anchor p50 ms, ratio of the p50s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from console.sandbox.base import (  # noqa: E402
+    Limits,
+    SandboxSpec,
+    owner_key,
+    prepare_run_dir,
+    protected_mounts,
+)
+from console.sandbox.bridge import open_bridge_listener, serve_bridge  # noqa: E402
+from console.sandbox.bwrap import BwrapBackend, build_args, find_bwrap  # noqa: E402
+
+LIMITS = Limits(memory_bytes=1 << 30, pids=256, cpus=1.0)
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    k = min(len(xs) - 1, max(0, round(p / 100 * (len(xs) - 1))))
+    return xs[k]
+
+
+class Bench:
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.base = Path(tempfile.mkdtemp(prefix="ph-bench-"))
+        os.chmod(self.base, 0o755)
+        self.ws = self.base / "ws"
+        self.ws.mkdir()
+        self.runs = self.base / "runs"
+        self.count = 0
+
+    def spec(self, command: list[str], image: str | None = None) -> SandboxSpec:
+        self.count += 1
+        rid = f"b{self.count}"
+        rd = self.runs / rid
+        prepare_run_dir(rd)
+        return SandboxSpec(run_id=rid, profile="bench", command=command, workspace=self.ws,
+                           run_dir=rd, env={"PATH": "/usr/bin:/bin"}, limits=LIMITS,
+                           image=image)  # fmt: skip
+
+
+async def time_async(fn: Callable[[], Awaitable[None]]) -> float:
+    t = time.perf_counter()
+    await fn()
+    return (time.perf_counter() - t) * 1000
+
+
+def time_sync(fn: Callable[[], None]) -> float:
+    t = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t) * 1000
+
+
+def raw_bwrap_runner(b: Bench, bwrap: str) -> Callable[[], None]:
+    spec = b.spec(["/bin/true"])
+    args = build_args(spec, plan=protected_mounts(spec.workspace, spec.protected_paths))
+    data = b"".join(a.encode() + b"\0" for a in args)
+
+    def run() -> None:
+        fd = os.memfd_create("a", 0)
+        os.write(fd, data)
+        os.lseek(fd, 0, 0)
+        subprocess.run([bwrap, "--args", str(fd), "--", "/bin/true"], pass_fds=(fd,),
+                       stdin=subprocess.DEVNULL, check=True)  # fmt: skip
+        os.close(fd)
+
+    return run
+
+
+def docker_cli_runner(b: Bench, image: str) -> Callable[[], None] | None:
+    docker = shutil.which("docker")
+    if docker is None:
+        return None
+    rd = b.runs / "cli"
+    prepare_run_dir(rd)
+    argv = [
+        docker, "run", "--rm", "--network", "none", "--read-only",
+        "--tmpfs", "/tmp:rw,nosuid,nodev,size=512m,mode=1777",
+        "--tmpfs", "/home/agent:rw,nosuid,nodev,size=512m,mode=0700",
+        "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--init",
+        "--user", "65534:65534", "--pids-limit", "256", "--memory", "1g", "--memory-swap", "1g",
+        "--cpus", "1", "--label", "pilothouse.run=bench-cli",
+        "--mount", f"type=bind,src={b.ws},dst=/workspace",
+        "--mount", f"type=bind,src={rd},dst=/run/pilothouse,readonly",
+        "-w", "/workspace", image, "/bin/true",
+    ]  # fmt: skip
+    return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+
+class CliDaemon:
+    """A daemon on a temporary PILOTHOUSE_HOME with one profile running /bin/true in bwrap."""
+
+    def __init__(self, b: Bench) -> None:
+        self.home = b.base / "phhome"
+        self.home.mkdir()
+        (self.home / "config.toml").write_text(
+            '[profiles.bench]\ncommand = ["/bin/true"]\nsandbox = "bwrap"\n'
+        )
+        self.env = {**os.environ, "PILOTHOUSE_HOME": str(self.home)}
+        self.cli = str(Path(sys.executable).parent / "pilothouse")
+        self.ws = b.ws
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> bool:
+        if not os.access(self.cli, os.X_OK):
+            return False
+        log = open(self.home / "daemon.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "console", "daemon"], env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if (self.home / "run" / "operator.sock").exists():
+                try:
+                    self.run()
+                    return True
+                except subprocess.CalledProcessError:
+                    pass
+            time.sleep(0.2)
+        return False
+
+    def run(self) -> None:
+        subprocess.run([self.cli, "run", "--wait", "-w", str(self.ws), "bench"], env=self.env,
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=30)
+    ap.add_argument("--no-docker", action="store_true")
+    ap.add_argument("--no-cli", action="store_true")
+    opts = ap.parse_args()
+    b = Bench(opts.n)
+    bwrap = find_bwrap()
+    if bwrap is None:
+        sys.exit("bubblewrap is not installed")
+    backend = BwrapBackend(owner=owner_key(b.runs))
+    raw = raw_bwrap_runner(b, bwrap)
+    servers: list[asyncio.Server] = []
+
+    async def gate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    async def with_bridge(h) -> None:  # type: ignore[no-untyped-def]
+        servers.append(await serve_bridge(await open_bridge_listener(h.netns_pid), gate))
+
+    # Run folders are made before the clock starts: the run manager makes them, not the backend.
+    async def via_backend(spec: SandboxSpec, prepare=None) -> None:  # type: ignore[no-untyped-def]
+        h = await backend.start(spec, prepare)
+        await h.output.read()
+        await h.wait()
+
+    docker_backend = docker_cli = image = None
+    if not opts.no_docker:
+        try:
+            from console.sandbox.docker import DockerBackend
+            from tests.images.build import busybox_image
+
+            docker_backend = DockerBackend(owner=owner_key(b.runs))
+            if docker_backend.usable()[0]:
+                image = busybox_image(docker_backend.client)
+                docker_cli = docker_cli_runner(b, image)
+            else:
+                docker_backend = None
+        except Exception as e:  # noqa: BLE001 - a bench reports and goes on
+            print(f"docker skipped: {e}", file=sys.stderr)
+            docker_backend = None
+
+    async def via_docker(spec: SandboxSpec) -> None:
+        assert docker_backend is not None
+        h = await docker_backend.start(spec)
+        await h.output.read()
+        await h.wait()
+
+    daemon = None if opts.no_cli else CliDaemon(b)
+    if daemon is not None and not daemon.start():
+        print("pilothouse run --wait skipped: the CLI or daemon did not start", file=sys.stderr)
+        daemon.stop()
+        daemon = None
+
+    t: dict[str, list[float]] = {k: [] for k in
+                                 ("raw", "backend", "bridge", "docker", "docker_cli", "cli")}  # fmt: skip
+    # Warm-up: first runs pay page cache and image probes.
+    true = ["/bin/true"]
+    raw()
+    await via_backend(b.spec(true))
+    if docker_backend is not None:
+        await via_docker(b.spec(true, image))
+    for _ in range(opts.n):
+        t["raw"].append(time_sync(raw))
+        s1, s2 = b.spec(true), b.spec(true)
+        t["backend"].append(await time_async(lambda s=s1: via_backend(s)))
+        t["bridge"].append(await time_async(lambda s=s2: via_backend(s, with_bridge)))
+        if docker_backend is not None:
+            s3 = b.spec(true, image)
+            t["docker"].append(await time_async(lambda s=s3: via_docker(s)))
+            if docker_cli is not None:
+                t["docker_cli"].append(time_sync(docker_cli))
+        if daemon is not None:
+            t["cli"].append(time_sync(daemon.run))
+        for s in servers:
+            s.close()
+        servers.clear()
+    if daemon is not None:
+        daemon.stop()
+
+    def row(name: str, key: str, anchor: str, akey: str) -> None:
+        xs, ys = t[key], t[akey]
+        if not xs or not ys:
+            return
+        p50, p99, a50 = statistics.median(xs), pct(xs, 99), statistics.median(ys)
+        print(f"{name:<30} {p50:8.1f} {p99:8.1f}   {anchor:<26} {a50:8.1f}   {p50 / a50:5.2f}x")
+
+    print(f"start-to-exit of /bin/true, n={opts.n}, {os.cpu_count()} CPUs")
+    print(f"{'figure':<30} {'p50 ms':>8} {'p99 ms':>8}   {'anchor':<26} {'p50 ms':>8}   ratio")
+    row("bwrap backend", "backend", "raw bwrap, same options", "raw")
+    row("bwrap backend + bridge", "bridge", "raw bwrap, same options", "raw")
+    row("docker backend", "docker", "docker run --rm, same opts", "docker_cli")
+    row("pilothouse run --wait (bwrap)", "cli", "raw bwrap, same options", "raw")
+    shutil.rmtree(b.base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
