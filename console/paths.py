@@ -79,9 +79,11 @@ def resolve(home: str | os.PathLike[str] | None = None) -> Paths:
             config_file=override or base / "config.toml",
         )
     dirs = platformdirs.PlatformDirs(APP, appauthor=False)
-    runtime = Path(dirs.user_runtime_dir)
-    # Some systems (root without XDG_RUNTIME_DIR) give a shared /tmp path; keep it per-user.
-    if not os.environ.get("XDG_RUNTIME_DIR"):
+    # Without XDG_RUNTIME_DIR (root, cron, some SSH set-ups) platformdirs falls back to a
+    # shared /tmp path; keep the socket folder in the user's own state folder instead.
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = Path(dirs.user_runtime_dir)
+    else:
         runtime = Path(dirs.user_state_dir) / "run"
     state = Path(dirs.user_state_dir)
     return Paths(
