@@ -297,3 +297,50 @@ async def prune(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) ->
     )
     result = await daemon.services.prune(time.time() - older)
     return result
+
+
+# --- GPU and reports ---------------------------------------------------------------------------
+
+
+@op("gpu")
+async def gpu(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    return daemon.services.gpu.snapshot()
+
+
+@op("report")
+async def report(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    """One run: its record, tokens, energy and cost, and counts of its approvals and network."""
+    from store import history
+
+    run_id = _arg(args, "run", str)
+    await daemon.services.flush()
+    run = await run_get(daemon, peer, {"run": run_id}, send)
+    metering = await daemon.services.gpu.areport(run_id)
+
+    def counts(db: Any) -> dict[str, Any]:
+        rows = db.execute(
+            "SELECT kind, json_extract(data, '$.action'), json_extract(data, '$.allow'), count(*) "
+            "FROM events WHERE run_id = ? AND kind IN ('approval.requested', 'approval.decided', "
+            "'policy.decision', 'net.decision', 'net.closed') GROUP BY 1, 2, 3", (run_id,),
+        ).fetchall()
+        out: dict[str, Any] = {"approvals_asked": 0, "approved": 0, "denied_by_person": 0,
+                               "policy_allowed": 0, "policy_denied": 0, "net": {}}
+        for kind, action, allow, n in rows:
+            if kind == "approval.requested":
+                out["approvals_asked"] += n
+            elif kind == "approval.decided":
+                out["approved" if allow else "denied_by_person"] += n
+            elif kind == "policy.decision":
+                out["policy_allowed" if action == "allow" else "policy_denied"] += n
+            elif kind == "net.decision":
+                out["net"][action or "?"] = out["net"].get(action or "?", 0) + n
+        out["connections"] = db.execute(
+            "SELECT count(*), coalesce(sum(json_extract(data, '$.bytes_up')), 0), "
+            "coalesce(sum(json_extract(data, '$.bytes_down')), 0) FROM events "
+            "WHERE run_id = ? AND kind = 'net.closed'", (run_id,)).fetchone()
+        return out
+
+    activity = await daemon.services.read(counts)
+    n, up, down = activity.pop("connections")
+    activity["connections"] = {"count": n, "bytes_up": up, "bytes_down": down}
+    return {"run": run, "metering": metering, "activity": activity}

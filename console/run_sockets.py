@@ -185,6 +185,8 @@ class RunSockets:
         channels = self.channels.pop(run.id, None)
         await self.inbox.cancel_run(run.id)
         self.grants.end_run(run.id)
+        if self.services.gpu is not None:
+            await self.services.gpu.finish_run(run.id)
         if channels is None:
             return
         for server in channels.servers:

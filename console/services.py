@@ -30,6 +30,7 @@ class Services:
         self._backends: dict[str, Any] = {}
         self.run_sockets: Any = None
         self.key: bytes = b""
+        self.gpu: Any = None
         self._readers = threading.local()
 
     async def start(self) -> None:
@@ -60,6 +61,10 @@ class Services:
             on_prepare=self.run_sockets.prepare,
             on_end=self.run_sockets.teardown,
         )
+        from console.gpu import GpuService
+
+        self.gpu = GpuService(self.writer, self.bus, lambda: self.daemon.cfg, self.runs)
+        await self.gpu.start()
         lost = await self.runs.reconcile()
         await self._reconcile_backends()
         await self.record_security(
@@ -99,6 +104,8 @@ class Services:
             await self.runs.stop_all(actor="daemon", grace=2.0)
         if self.run_sockets is not None:
             await self.run_sockets.close()
+        if self.gpu is not None:
+            await self.gpu.stop()
         if self.writer is not None:
             try:
                 self.writer.record("daemon.stopped", actor="daemon", text="daemon stopped")

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.gate.hosts import IPAddress, Target
+from console.gate.rules import NetMatch
 from console.gate.splice import Activity
 
 __all__ = [
-    "Asker", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver", "Upstream",
-    "Verdict", "dial_address", "host_header", "ip_authority", "system_resolver", "READ_LIMIT",
+    "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
+    "Upstream", "Verdict", "denial", "dial_address", "host_header", "ip_authority",
+    "system_resolver", "READ_LIMIT",
 ]
 
 READ_LIMIT = 64 * 1024
@@ -123,3 +125,62 @@ def host_header(t: Target) -> str:
 
 def ip_authority(ip: str, port: int) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+class Conn:
+    """One client connection: its idle clock, its current upstream, why it ended.
+
+    Idleness is judged by one sweeper per gate over everything that moves (request heads,
+    bodies, tunnel bytes), not by a timer per read: cheaper, and a silent direction of a busy
+    tunnel does not count as idle. `hold` stops the clock while a person is being asked.
+    """
+
+    __slots__ = ("task", "writer", "last", "hold", "upstream", "idle", "how")
+
+    def __init__(self, task: asyncio.Task[Any] | None, writer: asyncio.StreamWriter) -> None:
+        self.task = task
+        self.writer = writer
+        self.last = time.monotonic()
+        self.hold = 0
+        self.upstream: Upstream | None = None
+        self.idle = False
+        self.how = "closed"
+
+    def drop(self) -> None:
+        """Abort both transports: every read or drain pending in the handler then ends, so it
+        unwinds through its own error paths (no cancellation landing in a finally block)."""
+        self.writer.transport.abort()
+        if self.upstream is not None:
+            self.upstream.writer.transport.abort()
+
+
+def denial(run_id: str, profile: str, suggestion: str, method: str, target: Target,
+           m: NetMatch, provenance: dict[str, Any] | None) -> Refusal:
+    """The 403 for a denied destination: which rule (or why), and the one edit that would
+    allow it, so an agent (or the person reading its log) can act without the docs."""
+    where = f"[profiles.{profile}.network]"
+    if provenance is not None:
+        who = provenance.get("by") or provenance.get("decider") or "the inbox"
+        why = f"asked; denied by {who}"
+        fix = f'add "{suggestion}" to {where} allow, or approve it when asked'
+        tag = "deny; rule=asked"
+    elif m.basis == "rule":
+        src = f" ({m.source})" if m.source else ""
+        why = m.reason
+        fix = (f'the deny rule "{m.rule}"{src} wins over every allow rule; remove or narrow '
+               f"it in {where} deny")
+        tag = f"deny; rule={m.rule}"
+    elif m.basis == "not-routable":
+        why = m.reason
+        named = ip_authority(m.address or target.host, target.port)
+        fix = (f'add "{named}" to {where} allow (only a rule naming the address opens a '
+               "loopback, private or link-local destination)")
+        tag = "deny; rule=not-routable"
+    else:
+        why = m.reason
+        fix = (f'add "{suggestion}" to {where} allow, or set default = "ask" there to be '
+               "asked")
+        tag = "deny; rule=default"
+    body = (f"Pilothouse gate: {method} {target.authority} denied for run {run_id}.\n"
+            f"Why: {why}.\nTo allow it: {fix}.")
+    return Refusal(403, body, tag)

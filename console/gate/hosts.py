@@ -14,6 +14,7 @@ IPv4-mapped case unless unwrapped.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 __all__ = [
     "BadTarget",
     "IPAddress",
+    "ip_literal",
     "Target",
     "embedded_ipv4",
     "is_globally_routable",
@@ -54,10 +56,7 @@ class Target:
     @property
     def ip(self) -> IPAddress | None:
         """The address when the host is an IP literal, else None."""
-        try:
-            return ipaddress.ip_address(self.host)
-        except ValueError:
-            return None
+        return ip_literal(self.host)
 
     @property
     def authority(self) -> str:
@@ -75,9 +74,21 @@ class Target:
 _FORBIDDEN_AUTHORITY = set("%\\ \t\r\n\x00/?#@\"<>^`{|}")
 _DIGITS = re.compile(r"[0-9]{1,5}")  # not \d: that matches any Unicode digit
 _LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_PLAIN = re.compile(r"[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.?")
 _NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)")
 _DOTTED_QUAD = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
                           r"(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
+
+
+@functools.lru_cache(maxsize=4096)
+def ip_literal(host: str) -> IPAddress | None:
+    """The address a normalised host spells, or None for a name (cached: asked per request)."""
+    if not host or not (host[0].isdigit() or ":" in host):
+        return None
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 def parse_port(text: str) -> int:
@@ -122,11 +133,16 @@ def normalise_host(host: str) -> str:
         return _normalise_ipv6(host[1:-1])
     if ":" in host or "[" in host or "]" in host:
         raise BadTarget(f"{host!r}: IPv6 addresses must be written in brackets")
-    try:
-        ascii_host = idna.encode(host, uts46=True).decode("ascii")
-    except (idna.IDNAError, UnicodeError, ValueError) as exc:
-        raise BadTarget(f"{host!r} is not a valid host name ({exc})") from None
-    ascii_host = ascii_host.lower()
+    if _PLAIN.fullmatch(host) and "--" not in host:
+        # Plain LDH ASCII: UTS 46 would only lower-case it, so skip the (slow) full mapping.
+        # Anything else (non-ASCII, xn-- labels, "--" anywhere) takes the full path below.
+        ascii_host = host.lower()
+    else:
+        try:
+            ascii_host = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError) as exc:
+            raise BadTarget(f"{host!r} is not a valid host name ({exc})") from None
+        ascii_host = ascii_host.lower()
     if ascii_host.endswith("."):
         ascii_host = ascii_host[:-1]
     if not ascii_host:
@@ -228,6 +244,7 @@ _V4_NOT_GLOBAL = tuple(ipaddress.IPv4Network(n) for n in (
     "224.0.0.0/4",      # multicast
     "240.0.0.0/4",      # reserved, incl. broadcast
 ))
+_V4_RANGES = tuple((int(n.network_address), int(n.broadcast_address)) for n in _V4_NOT_GLOBAL)
 _V6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 _V6_NOT_GLOBAL = tuple(ipaddress.IPv6Network(n) for n in (
     "2001::/23",        # IETF protocol assignments (Teredo 2001::/32 is unwrapped first)
@@ -279,9 +296,23 @@ def is_globally_routable(ip: IPAddress) -> bool:
     if inner:
         return all(is_globally_routable(v4) for v4 in inner)
     if isinstance(ip, ipaddress.IPv4Address):
-        return not any(ip in net for net in _V4_NOT_GLOBAL)
+        n = int(ip)
+        return not any(lo <= n <= hi for lo, hi in _V4_RANGES)
     if ip.scope_id is not None:
         return False
     if ip not in _V6_GLOBAL_UNICAST:
         return False
     return not any(ip in net for net in _V6_NOT_GLOBAL)
+
+
+_RULES_NAMES = frozenset({"BadPattern", "NetMatch", "NetworkRules", "Pattern", "parse_pattern"})
+
+
+def __getattr__(name: str) -> object:
+    """Patterns and NetworkRules live in rules.py (this file stays about destinations); they
+    are importable from here too, where the gate's first design placed them."""
+    if name in _RULES_NAMES:
+        from console.gate import rules
+
+        return getattr(rules, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

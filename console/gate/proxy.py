@@ -29,6 +29,7 @@ from console.gate.common import (
     READ_LIMIT,
     REASONS,
     Asker,
+    Conn,
     Dialer,
     GateLimits,
     NetAsk,
@@ -37,8 +38,8 @@ from console.gate.common import (
     Resolver,
     Upstream,
     Verdict,
+    denial,
     dial_address,
-    ip_authority,
     system_resolver,
 )
 from console.gate.forward import exchange
@@ -52,7 +53,7 @@ from console.gate.hosts import (
 )
 from console.gate.http1 import Head, HttpError, body_framing, parse_request_line, read_head, render
 from console.gate.rules import NetMatch, NetworkRules
-from console.gate.splice import guarded, pump, splice
+from console.gate.splice import pump, splice
 from console.gate.tls import MAX_HELLO_BYTES, parse_client_hello
 
 __all__ = ["Gate", "GateLimits", "NetAsk", "Verdict", "dial_address", "system_resolver"]
@@ -98,7 +99,8 @@ class Gate:
         self._pending: dict[tuple[str, int], asyncio.Task[Verdict]] = {}
         self._waiting: dict[tuple[str, int], int] = {}
         self._servers: list[asyncio.Server] = []
-        self._conns: set[asyncio.Task[Any]] = set()
+        self._conns: set[Conn] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self.tunnels = 0
         self._closing = False
 
@@ -125,9 +127,19 @@ class Gate:
             server.close()
         for task in list(self._pending.values()):
             task.cancel()
-        for task in list(self._conns):
-            task.cancel()
-        await asyncio.gather(*self._conns, return_exceptions=True)
+        conns = list(self._conns)
+        for conn in conns:
+            conn.drop()
+        tasks = {c.task for c in conns if c.task is not None and c.task is not
+                 asyncio.current_task()}
+        if tasks:
+            _, stuck = await asyncio.wait(tasks, timeout=5)
+            for task in stuck:  # e.g. a record callback that never returns
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
@@ -135,47 +147,62 @@ class Gate:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one client connection until it closes or goes idle."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._conns.add(task)
-        upstream: list[Upstream | None] = [None]
+        conn = Conn(asyncio.current_task(), writer)
+        self._conns.add(conn)
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.ensure_future(self._sweep())
         try:
-            await self._serve(reader, writer, upstream)
+            await self._serve(reader, writer, conn)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass
+            conn.how = "error"
         except asyncio.CancelledError:
             if not self._closing:
                 raise  # someone else's cancellation (a timeout, a task group): honour it
         except Exception:  # a bug must end one connection, never the gate
+            conn.how = "error"
             log.exception("gate %s: connection failed", self.run_id)
         finally:
-            if upstream[0] is not None:
-                await self._finish(upstream[0], "closed")
+            self._conns.discard(conn)
+            if conn.upstream is not None:
+                await self._finish(conn.upstream, "idle" if conn.idle else conn.how)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
-            if task is not None:
-                self._conns.discard(task)
+
+    async def _sweep(self) -> None:
+        """Drop connections on which nothing moved for idle_timeout (checked a few times per
+        timeout, at most once a second)."""
+        idle = self.limits.idle_timeout
+        while self._conns:
+            await asyncio.sleep(min(1.0, idle / 4))
+            now = time.monotonic()
+            for conn in list(self._conns):
+                last = conn.last
+                if conn.upstream is not None and conn.upstream.act.last > last:
+                    last = conn.upstream.act.last
+                if not conn.hold and not conn.idle and now - last >= idle:
+                    conn.idle = True
+                    conn.drop()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                     upstream: list[Upstream | None]) -> None:
+                     conn: Conn) -> None:
         while True:
             try:
-                lines = await asyncio.wait_for(
-                    read_head(reader, self.limits.max_header_bytes), self.limits.idle_timeout)
+                lines = await read_head(reader, self.limits.max_header_bytes)
                 if lines is None:
                     return
                 req = parse_request_line(lines)
             except HttpError as exc:
                 await self._reject(writer, exc.status, exc.message, "", "")
                 return
+            conn.last = time.monotonic()
             if req.start[0] == "CONNECT":
-                if upstream[0] is not None:
-                    await self._finish(upstream[0], "closed")
-                    upstream[0] = None
-                await self._connect(reader, writer, req)
+                if conn.upstream is not None:
+                    await self._finish(conn.upstream, "closed")
+                    conn.upstream = None
+                await self._connect(reader, writer, req, conn)
                 return
-            if not await self._http(reader, writer, req, upstream):
+            if not await self._http(reader, writer, req, conn):
                 return
 
     # -- records ------------------------------------------------------------------------------
@@ -211,39 +238,15 @@ class Gate:
                                                     "status": status, "reason": reason})
         await self._respond(writer, Refusal(status, f"Pilothouse gate: bad request: {reason}"))
 
-    def _denied(self, method: str, target: Target, m: NetMatch,
+    def _refuse(self, method: str, target: Target, m: NetMatch,
                 provenance: dict[str, Any] | None) -> Refusal:
-        where = f"[profiles.{self.profile}.network]"
-        suggestion = self.rules.suggestion(target.host, target.port)
-        if provenance is not None:
-            who = provenance.get("by") or provenance.get("decider") or "the inbox"
-            why = f"asked; denied by {who}"
-            fix = f'add "{suggestion}" to {where} allow, or approve it when asked'
-            tag = "deny; rule=asked"
-        elif m.basis == "rule":
-            src = f" ({m.source})" if m.source else ""
-            why = m.reason
-            fix = (f'the deny rule "{m.rule}"{src} wins over every allow rule; remove or narrow '
-                   f"it in {where} deny")
-            tag = f"deny; rule={m.rule}"
-        elif m.basis == "not-routable":
-            why = m.reason
-            named = ip_authority(m.address or target.host, target.port)
-            fix = (f'add "{named}" to {where} allow (only a rule naming the address opens a '
-                   "loopback, private or link-local destination)")
-            tag = "deny; rule=not-routable"
-        else:
-            why = m.reason
-            fix = (f'add "{suggestion}" to {where} allow, or set default = "ask" there to be '
-                   "asked")
-            tag = "deny; rule=default"
-        body = (f"Pilothouse gate: {method} {target.authority} denied for run {self.run_id}.\n"
-                f"Why: {why}.\nTo allow it: {fix}.")
-        return Refusal(403, body, tag)
+        return denial(self.run_id, self.profile, self.rules.suggestion(target.host, target.port),
+                      method, target, m, provenance)
 
     # -- deciding -----------------------------------------------------------------------------
 
-    async def _authorise(self, method: str, raw: str, target: Target) -> list[IPAddress]:
+    async def _authorise(self, method: str, raw: str, target: Target,
+                         conn: Conn) -> list[IPAddress]:
         """Decide, record, and return the addresses that may be dialled; or raise Refusal."""
         rules = self.rules
         literal = target.ip
@@ -253,15 +256,23 @@ class Gate:
             pre = rules.decide(target.host, target.port, None)
             if pre.action == "deny":  # denied by name: never resolved, never leaks to DNS
                 await self._decided(base, pre, [], "deny", None)
-                raise self._denied(method, target, pre, None)
+                raise self._refuse(method, target, pre, None)
             try:
-                addrs = await asyncio.wait_for(self._resolve(target.host, target.port),
-                                               self.limits.connect_timeout)
+                async with asyncio.timeout(self.limits.connect_timeout):
+                    addrs = await self._resolve(target.host, target.port)
             except (OSError, TimeoutError, ValueError) as exc:
                 addrs, error = [], f"{type(exc).__name__}: {exc}"
             else:
                 error = "no addresses"
             if not addrs:
+                if pre.action == "ask":
+                    # Still put the attempt in front of a person: an agent reaching for an
+                    # unknown host is worth seeing even when the name does not resolve.
+                    verdict = await self._ask_person(conn, method, raw, target, (), pre)
+                    action = "allow" if verdict.allow else "deny"
+                    await self._decided(base, pre, [], action, verdict.provenance)
+                    if action != "allow":
+                        raise self._refuse(method, target, pre, verdict.provenance)
                 await self._record_quietly("net.error", {**base, "stage": "resolve",
                                                          "error": error})
                 raise Refusal(502, f"Pilothouse gate: could not resolve {target.host} ({error}).")
@@ -270,14 +281,23 @@ class Gate:
         match = rules.decide(target.host, target.port, addrs)
         action, provenance = match.action, None
         if action == "ask":
-            verdict = await self._ask(NetAsk(
-                self.run_id, target.host, target.port, tuple(str(a) for a in addrs), method,
-                raw[:2048], match.reason, rules.suggestion(target.host, target.port)))
+            verdict = await self._ask_person(conn, method, raw, target, addrs, match)
             action, provenance = ("allow" if verdict.allow else "deny"), verdict.provenance
         await self._decided(base, match, addrs, action, provenance)
         if action != "allow":
-            raise self._denied(method, target, match, provenance)
+            raise self._refuse(method, target, match, provenance)
         return addrs
+
+    async def _ask_person(self, conn: Conn, method: str, raw: str, target: Target,
+                          addrs: Any, match: NetMatch) -> Verdict:
+        conn.hold += 1  # a person may take longer than the idle timeout
+        try:
+            return await self._ask(NetAsk(
+                self.run_id, target.host, target.port, tuple(str(a) for a in addrs),
+                method, raw[:2048], match.reason, self.rules.suggestion(target.host, target.port)))
+        finally:
+            conn.hold -= 1
+            conn.last = time.monotonic()
 
     async def _decided(self, base: dict[str, Any], m: NetMatch, addrs: list[IPAddress],
                        action: str, provenance: dict[str, Any] | None) -> None:
@@ -367,7 +387,7 @@ class Gate:
     # -- CONNECT ------------------------------------------------------------------------------
 
     async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                       req: Head) -> None:
+                       req: Head, conn: Conn) -> None:
         raw = req.start[1]
         try:
             target = parse_connect_target(raw)
@@ -375,20 +395,16 @@ class Gate:
             await self._reject(writer, 400, exc.reason, "CONNECT", raw)
             return
         try:
-            addrs = await self._authorise("CONNECT", raw, target)
-            up = await self._open(addrs, target)
+            addrs = await self._authorise("CONNECT", raw, target, conn)
+            conn.upstream = up = await self._open(addrs, target)
         except Refusal as r:
             await self._respond(writer, r)
             return
-        how = "error"
-        try:
-            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            await writer.drain()
-            how = await splice(self._client_to_upstream(reader, up, target),
-                               pump(up.reader, writer, up.act, up=False), up.act,
-                               self.limits.idle_timeout)
-        finally:
-            await self._finish(up, how)
+        conn.how = "error"  # until the splice says otherwise; handle() closes the upstream
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        conn.how = await splice(self._client_to_upstream(reader, up, target),
+                                pump(up.reader, writer, up.act, up=False))
 
     async def _client_to_upstream(self, reader: asyncio.StreamReader, up: Upstream,
                                   target: Target) -> None:
@@ -429,7 +445,7 @@ class Gate:
     # -- absolute-form HTTP -------------------------------------------------------------------
 
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    req: Head, upstream: list[Upstream | None]) -> bool:
+                    req: Head, conn: Conn) -> bool:
         """Forward one request; True when the client connection may carry another."""
         method, raw, version = req.start
         if not raw.lower().startswith("http://"):
@@ -448,14 +464,14 @@ class Gate:
             await self._reject(writer, getattr(exc, "status", 400), str(exc), method, raw)
             return False
         try:
-            addrs = await self._authorise(method, raw, target)
-            up = upstream[0]
+            addrs = await self._authorise(method, raw, target, conn)
+            up = conn.upstream
             if up is not None and (up.target != target or up.address not in addrs
                                    or up.reader.at_eof()):
                 await self._finish(up, "closed")
-                upstream[0] = up = None
+                conn.upstream = up = None
             if up is None:
-                upstream[0] = up = await self._open(addrs, target)
+                conn.upstream = up = await self._open(addrs, target)
         except Refusal as r:
             await self._respond(writer, r)
             return False
@@ -463,14 +479,13 @@ class Gate:
         up.act.last = time.monotonic()
         down_before = up.act.down
         try:
-            outcome = await guarded(
-                exchange(reader, writer, req, up, target, path, framing, length,
-                         client_keep=client_keep, metered=(target.host, target.port) in self.meter,
-                         max_header_bytes=self.limits.max_header_bytes),
-                up.act, self.limits.idle_timeout)
-        except (HttpError, OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            outcome = await exchange(
+                reader, writer, req, up, target, path, framing, length, client_keep=client_keep,
+                metered=(target.host, target.port) in self.meter,
+                max_header_bytes=self.limits.max_header_bytes)
+        except (HttpError, OSError, asyncio.IncompleteReadError) as exc:
+            conn.upstream = None
             await self._finish(up, "error")
-            upstream[0] = None
             status = exc.status if isinstance(exc, HttpError) else 502
             if up.act.down == down_before:  # nothing of this response reached the client
                 await self._respond(writer, Refusal(status, f"Pilothouse gate: {exc}"))
@@ -482,7 +497,8 @@ class Gate:
                 "total_tokens": u.total_tokens, "model": u.model,
                 "endpoint": f"{target.authority}{path.split('?')[0]}",
                 "host": target.host, "port": target.port, "status": outcome.status})
+        conn.last = time.monotonic()
         if not outcome.upstream_keep:
+            conn.upstream = None
             await self._finish(up, "closed")
-            upstream[0] = None
         return outcome.keep

@@ -30,6 +30,7 @@ from console.gate.hosts import (
     BadTarget,
     IPAddress,
     embedded_ipv4,
+    ip_literal,
     is_globally_routable,
     normalise_host,
     parse_port,
@@ -254,10 +255,7 @@ class NetworkRules:
         rule covers that address and port), then allow rules (a host rule, or IP rules that
         cover every address), then the default.
         """
-        try:
-            literal: IPAddress | None = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
+        literal = ip_literal(host)
         addrs = list(addresses) if addresses is not None else ([literal] if literal else [])
         for rule in self.deny:
             if not rule.covers_port(port, self.ports, deny=True):
@@ -291,13 +289,4 @@ class NetworkRules:
     def suggestion(self, host: str, port: int) -> str:
         """The allow pattern a person would add to open exactly this destination."""
         text = f"[{host}]" if ":" in host else host
-        return text if port in self.ports and ":" not in host and not _is_ip(host) \
-            else f"{text}:{port}"
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+        return text if port in self.ports and ip_literal(host) is None else f"{text}:{port}"

@@ -241,3 +241,18 @@ def test_spelling_of_a_deny_pattern_does_not_matter(data: st.DataObject, host: s
     full = f"{host}.com"
     rules = NetworkRules(deny=[data.draw(_spelling(full))], default="allow")
     assert rules.decide(full, 443, None).action == "deny"
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet="aAzZ09-.", min_size=1, max_size=20))
+def test_ascii_fast_path_agrees_with_uts46(text: str) -> None:
+    """Plain ASCII skips the idna package; it must never accept what idna refuses, nor
+    spell a host differently."""
+    import idna
+
+    try:
+        got = normalise_host(text)
+    except BadTarget:
+        return
+    reference = idna.encode(text, uts46=True).decode().lower()
+    assert got == reference.removesuffix(".")

@@ -1,0 +1,456 @@
+"""Energy joined with tokens: fixed time windows, per-run attribution, derived figures.
+
+Energy. Each GPU's consecutive samples make an interval whose energy is the NVML energy
+counter's delta (exact, in mJ). When the counter is unsupported, went backwards (driver reload,
+GPU reset) or cannot be trusted (first sample after a lost GPU), the interval's energy is the
+trapezoid of the two power readings instead, and the window is marked `estimated`. An interval
+is spread over the windows it overlaps in proportion to time. An interval longer than `gap_s`
+(3 s, or 1.5 sample periods when sampling slower) makes every window it touches `invalid`: its
+energy still counts in the totals (so attribution stays complete), but per-window ratios
+(J/token, W, $/Mtok) leave those windows out.
+
+Tokens. Gate events (per run) land in the window of their timestamp, or are spread over
+[started, ts] when the request's start is known. Scraped server counters (all clients of a
+local server) land in the window of the scrape.
+
+Attribution, per window, in order: a window with gate tokens gets its energy (plus any pooled
+energy, see below) split among runs by their share of tokens (prompt + completion); a window
+with scraped tokens but no gate tokens pools its energy, because the gate learns a response's
+usage only when it ends while the server's counters move during generation; a window with no
+tokens at all is idle. When scraped tokens exceed the gate's in the pool, the excess belongs to
+clients that do not go through the gate: their share is "unmetered". A pool older than
+`carry_s` is unmetered too. Energy is kept in integer mJ and split by largest remainder, so
+runs + idle + unmetered + pooled + open windows equal the total exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+WINDOW_S = 5.0
+GAP_S = 3.0
+CARRY_S = 60.0
+MAX_SPREAD_WINDOWS = 120  # a longer interval (suspend, a stuck driver) lands in its last window
+UNMETERED = "(unmetered)"
+
+
+# --- pure functions ----------------------------------------------------------------------------
+
+
+def counter_delta(prev_mj: int | None, cur_mj: int | None) -> int | None:
+    """Energy between two counter readings; None when unknown (missing, or the counter reset)."""
+    if prev_mj is None or cur_mj is None or cur_mj < prev_mj:
+        return None
+    return cur_mj - prev_mj
+
+
+def trapezoid_mj(p0_mw: float, p1_mw: float, dt_s: float) -> int:
+    """mW times s is mJ: the mean of the two readings over the interval, rounded."""
+    return round((p0_mw + p1_mw) / 2.0 * dt_s)
+
+
+def split_exact(total: int, weights: Mapping[str, float]) -> dict[str, int]:
+    """Split an integer by weight so the parts sum to `total` exactly (largest remainder;
+    ties go to the earlier key, so the result is deterministic)."""
+    positive = {k: float(w) for k, w in weights.items() if w > 0}
+    wsum = sum(positive.values())
+    if not positive or wsum <= 0:
+        return {}
+    floors: dict[str, int] = {}
+    fracs: list[tuple[float, int, str]] = []
+    for i, (k, w) in enumerate(positive.items()):
+        exact = total * w / wsum
+        floors[k] = math.floor(exact)
+        fracs.append((exact - floors[k], -i, k))
+    left = total - sum(floors.values())
+    for _, _, k in sorted(fracs, reverse=True)[:left]:
+        floors[k] += 1
+    return floors
+
+
+def cost_usd(energy_j: float, gpu_s: float, price_kwh: float, price_gpu_hour: float) -> float:
+    """Energy at $/kWh plus GPU time at $/GPU-hour (1 kWh = 3.6 MJ)."""
+    return energy_j / 3.6e6 * price_kwh + gpu_s / 3600.0 * price_gpu_hour
+
+
+def derive(*, tokens_in: int, tokens_out: int, seconds: float, energy_j: float | None,
+           energy_seconds: float, energy_tokens_in: int, energy_tokens_out: int, gpu_s: float,
+           price_kwh: float, price_gpu_hour: float) -> dict[str, Any]:
+    """Figures for one span. Throughput uses every token over `seconds`; the energy ratios use
+    only the valid windows (`energy_*`). A figure that cannot be computed is None, with its
+    reason under "missing"."""
+    out: dict[str, Any] = {"tokens_in": tokens_in, "tokens_out": tokens_out,
+                           "seconds": round(seconds, 3), "missing": {}}
+    missing: dict[str, str] = out["missing"]
+    if seconds > 0:
+        out["tok_s_out"] = tokens_out / seconds
+        out["tok_s"] = (tokens_in + tokens_out) / seconds
+    else:
+        out["tok_s_out"] = out["tok_s"] = None
+        missing["tok_s"] = missing["tok_s_out"] = "no time elapsed yet"
+    names = ("energy_j", "watts", "j_per_token", "j_per_token_total", "tok_s_per_mw",
+             "cost_usd", "usd_per_mtok")
+    for n in names:
+        out[n] = None
+    if energy_j is None or energy_seconds <= 0:
+        why = "no GPU energy readings" if energy_j is None else "no valid sample window yet"
+        missing.update({n: why for n in names})
+        return out
+    out["energy_j"] = energy_j
+    out["watts"] = energy_j / energy_seconds  # mean board power (all metered GPUs)
+    cost = cost_usd(energy_j, gpu_s, price_kwh, price_gpu_hour)
+    out["cost_usd"] = cost
+    if energy_tokens_out > 0:
+        out["j_per_token"] = energy_j / energy_tokens_out
+        out["usd_per_mtok"] = cost / energy_tokens_out * 1e6
+        # tok/s per MW of board power = (tokens/s) / (W / 1e6) = tokens * 1e6 / J.
+        out["tok_s_per_mw"] = energy_tokens_out * 1e6 / energy_j if energy_j > 0 else None
+        if energy_j <= 0:
+            missing["tok_s_per_mw"] = "no energy measured"
+    else:
+        for n in ("j_per_token", "usd_per_mtok", "tok_s_per_mw"):
+            missing[n] = "no output tokens in the window"
+    if energy_tokens_in + energy_tokens_out > 0:
+        out["j_per_token_total"] = energy_j / (energy_tokens_in + energy_tokens_out)
+    else:
+        missing["j_per_token_total"] = "no tokens in the window"
+    return out
+
+
+# --- windows -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    index: int
+    start: float
+    end: float
+    energy_mj: int = 0
+    gpu_s: float = 0.0  # GPU-seconds covered by samples (for $/GPU-hour)
+    runs: dict[str, list[int]] = field(default_factory=dict)  # run -> [prompt, completion]
+    scraped: bool = False  # a scrape succeeded in this window: server tokens come from it
+    scraped_in: int = 0
+    scraped_out: int = 0
+    estimated: set[str] = field(default_factory=set)
+    invalid: set[str] = field(default_factory=set)
+    # Filled when the window closes:
+    attributed: dict[str, int] = field(default_factory=dict)  # run or UNMETERED -> mJ
+    attributed_gpu_s: dict[str, float] = field(default_factory=dict)
+    kind: str = "open"  # open | attributed | pooled | idle
+
+    @property
+    def gated_in(self) -> int:
+        return sum(v[0] for v in self.runs.values())
+
+    @property
+    def gated_out(self) -> int:
+        return sum(v[1] for v in self.runs.values())
+
+    @property
+    def tokens_in(self) -> int:
+        """Server-level prompt tokens: the scrape's when there is one, else the gate's."""
+        return self.scraped_in if self.scraped else self.gated_in
+
+    @property
+    def tokens_out(self) -> int:
+        return self.scraped_out if self.scraped else self.gated_out
+
+
+@dataclass
+class RunTotals:
+    tokens_in: int = 0
+    tokens_out: int = 0
+    energy_mj: int = 0
+    gpu_s: float = 0.0
+
+    def cost(self, price_kwh: float, price_gpu_hour: float) -> float:
+        return cost_usd(self.energy_mj / 1000.0, self.gpu_s, price_kwh, price_gpu_hour)
+
+
+class EnergyLedger:
+    """Accumulates samples and tokens into windows and attributes each closed window.
+
+    Not thread-safe: the service feeds it from its event loop only.
+    """
+
+    def __init__(self, window_s: float = WINDOW_S, gap_s: float = GAP_S,
+                 carry_s: float = CARRY_S, keep: int = 720) -> None:
+        self.window_s = float(window_s)
+        self.gap_s = float(gap_s)
+        self.carry_s = float(carry_s)
+        self._open: dict[int, Window] = {}
+        self.closed: deque[Window] = deque(maxlen=keep)
+        self._last: dict[str, tuple[float, int | None, int | None]] = {}
+        self.runs: dict[str, RunTotals] = {}
+        self.total_mj = 0
+        self.idle_mj = 0
+        self.idle_gpu_s = 0.0
+        self.unmetered_mj = 0
+        self.unmetered_gpu_s = 0.0
+        self._pool_mj = 0
+        self._pool_gpu_s = 0.0
+        self._pool_scraped = 0
+        self._pool_since: float | None = None
+        self._closed_upto: int | None = None  # windows below this index are closed
+        self.first_ts: float | None = None
+        self.counter_resets = 0
+        self.retired_mj = 0  # energy of runs dropped by forget(), still part of the total
+
+    # --- input -----------------------------------------------------------------------------------
+
+    def _index(self, ts: float) -> int:
+        k = math.floor(ts / self.window_s)
+        if self._closed_upto is not None and k < self._closed_upto:
+            k = self._closed_upto  # late data for a closed window goes to the earliest open one
+        return k
+
+    def _window(self, k: int) -> Window:
+        w = self._open.get(k)
+        if w is None:
+            w = self._open[k] = Window(k, k * self.window_s, (k + 1) * self.window_s)
+        return w
+
+    def _seen(self, ts: float) -> None:
+        if self.first_ts is None or ts < self.first_ts:
+            self.first_ts = ts
+
+    def add_power(self, gpu: str, ts: float, energy_mj: int | None, power_mw: int | None,
+                  *, fresh: bool = False, lost: bool = False) -> None:
+        """One GPU sample. `fresh`: the counter cannot be compared with the previous reading.
+        `lost`: the GPU did not answer; the next sample starts a new interval."""
+        if lost:
+            self._last.pop(gpu, None)
+            return
+        prev = self._last.get(gpu)
+        self._last[gpu] = (ts, energy_mj, power_mw)
+        self._seen(ts)
+        if prev is None:
+            return
+        t0, e0, p0 = prev
+        dt = ts - t0
+        if dt <= 0:
+            return  # the clock went backwards or a duplicate: nothing to integrate
+        estimated: str | None = None
+        invalid: str | None = None
+        delta = None if fresh else counter_delta(e0, energy_mj)
+        if delta is not None:
+            mj = delta
+        else:
+            if e0 is not None and energy_mj is not None and energy_mj < e0:
+                self.counter_resets += 1
+                estimated = f"energy counter reset on GPU {gpu}; power integrated instead"
+            elif fresh and e0 is not None:
+                estimated = f"GPU {gpu} came back; power integrated instead of the counter"
+            else:
+                estimated = f"no energy counter on GPU {gpu}; power integrated"
+            if p0 is not None and power_mw is not None:
+                mj = trapezoid_mj(p0, power_mw, dt)
+            elif p0 is not None or power_mw is not None:
+                mj = round((p0 if p0 is not None else power_mw or 0) * dt)
+            else:
+                mj, invalid = 0, f"no power or energy reading on GPU {gpu}"
+        if dt > self.gap_s:
+            invalid = f"gap of {dt:.1f} s between samples on GPU {gpu}"
+        self._spread(t0, ts, mj, estimated, invalid)
+
+    def _spread(self, t0: float, t1: float, mj: int, estimated: str | None,
+                invalid: str | None) -> None:
+        self.total_mj += mj
+        first, last = self._index(t0), self._index(max(t0, t1 - 1e-9))
+        if last - first >= MAX_SPREAD_WINDOWS:
+            first = last
+            invalid = invalid or f"gap of {t1 - t0:.0f} s between samples"
+        overlaps: dict[str, float] = {}
+        for k in range(first, last + 1):
+            start, end = k * self.window_s, (k + 1) * self.window_s
+            overlaps[str(k)] = max(0.0, min(t1, end) - max(t0, start)) if first != last else 1.0
+        if sum(overlaps.values()) <= 0:
+            overlaps = {str(last): 1.0}
+        parts = split_exact(mj, overlaps)
+        span = sum(overlaps.values())
+        for key, weight in overlaps.items():
+            w = self._window(int(key))
+            w.energy_mj += parts.get(key, 0)
+            w.gpu_s += (t1 - t0) * weight / span
+            if estimated:
+                w.estimated.add(estimated)
+            if invalid:
+                w.invalid.add(invalid)
+
+    def add_tokens(self, run_id: str, prompt: int, completion: int, ts: float,
+                   started: float | None = None) -> None:
+        """Gate-metered usage of one response of a run."""
+        prompt, completion = max(0, int(prompt or 0)), max(0, int(completion or 0))
+        totals = self.runs.setdefault(run_id, RunTotals())
+        totals.tokens_in += prompt
+        totals.tokens_out += completion
+        self._seen(ts)
+        if started is not None and started < ts:
+            first, last = self._index(started), self._index(ts)
+            if 0 < last - first < MAX_SPREAD_WINDOWS:
+                weights = {str(k): max(0.0, min(ts, (k + 1) * self.window_s)
+                                       - max(started, k * self.window_s))
+                           for k in range(first, last + 1)}
+                ins, outs = split_exact(prompt, weights), split_exact(completion, weights)
+                for key in weights:
+                    self._add_run_tokens(int(key), run_id, ins.get(key, 0), outs.get(key, 0))
+                return
+        self._add_run_tokens(self._index(ts), run_id, prompt, completion)
+
+    def _add_run_tokens(self, k: int, run_id: str, prompt: int, completion: int) -> None:
+        counts = self._window(k).runs.setdefault(run_id, [0, 0])
+        counts[0] += prompt
+        counts[1] += completion
+
+    def add_scraped(self, prompt: int, completion: int, ts: float) -> None:
+        """A successful scrape of a local server's counters (deltas, possibly zero)."""
+        w = self._window(self._index(ts))
+        w.scraped = True
+        w.scraped_in += max(0, int(prompt))
+        w.scraped_out += max(0, int(completion))
+        self._seen(ts)
+
+    # --- closing and attribution -------------------------------------------------------------
+
+    def close_until(self, ts: float) -> list[Window]:
+        """Close (and attribute) every open window that ends at or before `ts`, in order."""
+        upto = math.floor(ts / self.window_s)
+        if self._closed_upto is None or upto > self._closed_upto:
+            self._closed_upto = upto
+        done = []
+        for k in sorted(k for k in self._open if k < upto):
+            w = self._open.pop(k)
+            self._attribute(w)
+            self.closed.append(w)
+            done.append(w)
+        return done
+
+    def flush(self) -> list[Window]:
+        """Close everything (daemon stopping); pooled energy can no longer be matched."""
+        done = self.close_until(max((w.end for w in self._open.values()), default=0.0))
+        self._expire_pool()
+        return done
+
+    def _attribute(self, w: Window) -> None:
+        gated = {run: v[0] + v[1] for run, v in w.runs.items() if v[0] + v[1] > 0}
+        scraped = w.scraped_in + w.scraped_out
+        if gated:
+            mj, gpu_s = w.energy_mj + self._pool_mj, w.gpu_s + self._pool_gpu_s
+            weights: dict[str, float] = dict(gated)
+            seen = self._pool_scraped + scraped
+            if (w.scraped or self._pool_since is not None) and seen > sum(gated.values()):
+                weights[UNMETERED] = seen - sum(gated.values())
+            w.attributed = split_exact(mj, weights)
+            span = sum(weights.values())
+            w.attributed_gpu_s = {k: gpu_s * v / span for k, v in weights.items()}
+            for key, part in w.attributed.items():
+                if key == UNMETERED:
+                    self.unmetered_mj += part
+                    self.unmetered_gpu_s += w.attributed_gpu_s[key]
+                else:
+                    totals = self.runs.setdefault(key, RunTotals())
+                    totals.energy_mj += part
+                    totals.gpu_s += w.attributed_gpu_s[key]
+            self._pool_mj, self._pool_gpu_s, self._pool_scraped = 0, 0.0, 0
+            self._pool_since = None
+            w.kind = "attributed"
+        elif scraped > 0:
+            self._pool_mj += w.energy_mj
+            self._pool_gpu_s += w.gpu_s
+            self._pool_scraped += scraped
+            if self._pool_since is None:
+                self._pool_since = w.start
+            w.kind = "pooled"
+        else:
+            self.idle_mj += w.energy_mj
+            self.idle_gpu_s += w.gpu_s
+            w.kind = "idle"
+        if self._pool_since is not None and w.end - self._pool_since > self.carry_s:
+            self._expire_pool()
+
+    def _expire_pool(self) -> None:
+        self.unmetered_mj += self._pool_mj
+        self.unmetered_gpu_s += self._pool_gpu_s
+        self._pool_mj, self._pool_gpu_s, self._pool_scraped = 0, 0.0, 0
+        self._pool_since = None
+
+    def forget(self, run_id: str) -> RunTotals | None:
+        """Drop a finished run's totals once they are stored; its energy stays accounted."""
+        totals = self.runs.pop(run_id, None)
+        if totals is not None:
+            self.retired_mj += totals.energy_mj
+        return totals
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    @property
+    def pooled_mj(self) -> int:
+        return self._pool_mj
+
+    @property
+    def open_mj(self) -> int:
+        return sum(w.energy_mj for w in self._open.values())
+
+    def accounted_mj(self) -> int:
+        """Everything the total is made of; equal to total_mj at all times."""
+        return (sum(t.energy_mj for t in self.runs.values()) + self.idle_mj + self.unmetered_mj
+                + self._pool_mj + self.open_mj + self.retired_mj)
+
+    def recent(self, span_s: float, *, price_kwh: float, price_gpu_hour: float,
+               has_energy: bool) -> dict[str, Any]:
+        """Live figures over the closed windows of the last `span_s` seconds: the whole
+        server under "all", each run under "runs"."""
+        if not self.closed:
+            return {"all": None, "runs": {}, "windows": 0, "invalid_windows": 0}
+        last_end = self.closed[-1].end
+        cutoff = last_end - span_s
+        windows = [w for w in self.closed if w.end > cutoff]
+        seconds = max(0.0, last_end - max(cutoff, self.first_ts if self.first_ts is not None
+                                          else cutoff))
+        prices = {"price_kwh": price_kwh, "price_gpu_hour": price_gpu_hour}
+        everyone = _sum(windows, None)
+        energy_j = everyone.pop("energy_j")
+        result: dict[str, Any] = {
+            "all": derive(seconds=seconds, energy_j=energy_j if has_energy else None,
+                          **everyone, **prices),
+            "runs": {},
+            "windows": len(windows),
+            "invalid_windows": sum(1 for w in windows if w.invalid),
+            "invalid_reasons": sorted({r for w in windows for r in w.invalid})[:5],
+        }
+        runs = {r for w in windows for r in (*w.runs, *w.attributed) if r != UNMETERED}
+        for run in sorted(runs):
+            sums = _sum(windows, run)
+            energy_j = sums.pop("energy_j")
+            result["runs"][run] = derive(seconds=seconds, energy_j=energy_j if has_energy
+                                         else None, **sums, **prices)
+        return result
+
+
+def _sum(windows: Iterable[Window], run: str | None) -> dict[str, Any]:
+    """Token and energy sums over windows, for all (run=None) or one run's share."""
+    tin = tout = vin = vout = 0
+    mj = 0
+    gpu_s = valid_s = 0.0
+    for w in windows:
+        if run is None:
+            a_in, a_out, a_mj, a_gs = w.tokens_in, w.tokens_out, w.energy_mj, w.gpu_s
+        else:
+            counts = w.runs.get(run, (0, 0))
+            a_in, a_out = counts[0], counts[1]
+            a_mj, a_gs = w.attributed.get(run, 0), w.attributed_gpu_s.get(run, 0.0)
+        tin += a_in
+        tout += a_out
+        if not w.invalid:
+            vin += a_in
+            vout += a_out
+            mj += a_mj
+            gpu_s += a_gs
+            valid_s += w.end - w.start
+    return {"tokens_in": tin, "tokens_out": tout, "energy_j": mj / 1000.0,
+            "energy_seconds": valid_s, "energy_tokens_in": vin, "energy_tokens_out": vout,
+            "gpu_s": gpu_s}

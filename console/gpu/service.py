@@ -1,0 +1,496 @@
+"""The daemon's GPU and throughput part: sampler thread, scrapers, energy ledger, bus, store.
+
+Data flow. The sampler thread hands each tick to the event loop (call_soon_threadsafe); every
+other input (gate "tokens" events from the bus, scrape deltas) arrives on the loop too, so the
+ledger is only ever touched from the loop. Per tick: the ledger takes each GPU's energy, the
+windows that ended are attributed, and ONE `gpu.sample` event (all GPUs, live figures) is
+published. No GPU: the status line says why and tokens are still counted.
+
+Persistence (downsampled, so a week of 1 Hz sampling is not 600k rows per GPU):
+- one "gpu.sample" event per GPU every `persist_every_s` (10 s): the latest readings plus the
+  period's mean power and energy (from the counter when it was continuous);
+- "gpu.status" when the status line changes (no GPU, GPU lost, back);
+- per-run totals (tokens_in, tokens_out, energy_j, cost) into the runs table every
+  `totals_every_s` (10 s) for the runs that changed, and at finish_run().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+from console.gpu.energy import WINDOW_S, EnergyLedger, cost_usd
+from console.gpu.nvml import FIELDS, GpuSample, NvmlSampler, Tick
+from console.gpu.scrape import Scraper
+
+log = logging.getLogger("pilothouse.gpu")
+
+LIVE_SPAN_S = 30.0
+ROOTS_REFRESH_S = 5.0
+PID_CACHE_S = 10.0
+_UNITS = {"power_mw": ("power_w", 1e-3), "energy_mj": ("energy_counter_j", 1e-3),
+          "power_limit_mw": ("power_limit_w", 1e-3), "mem_used": ("mem_used_mib", 1 / 2**20),
+          "mem_total": ("mem_total_mib", 1 / 2**20)}
+
+
+def _na(value: Any, why: str | None) -> Any:
+    return value if value is not None else f"n/a: {why or 'not read'}"
+
+
+def _round(value: Any) -> Any:
+    # Significant digits, not decimals: a run's cost can be $0.00002 and must not read 0.
+    return float(f"{value:.6g}") if isinstance(value, float) else value
+
+
+# How a person should read the derived figures (the TUI's column headers, `gpu --json` users).
+LABELS = {
+    "tok_s_out": "output tokens/s", "tok_s": "tokens/s (prompt + output)",
+    "watts": "W (mean board power, all metered GPUs)",
+    "j_per_token": "J per output token (board energy)",
+    "j_per_token_total": "J per token, prompt + output (board energy)",
+    "tok_s_per_mw": "output tok/s per MW of board power",
+    "cost_usd": "$ (energy at $/kWh + GPU time at $/GPU-hour)",
+    "usd_per_mtok": "$ per million output tokens",
+}
+
+
+def present(figures: dict[str, Any] | None) -> dict[str, Any]:
+    """Derived figures for people and JSON: numbers, or "n/a: reason"."""
+    if not figures:
+        return {}
+    missing = figures.get("missing", {})
+    return {k: _round(_na(v, missing.get(k))) for k, v in figures.items() if k != "missing"}
+
+
+def gpu_view(s: GpuSample) -> dict[str, Any]:
+    """One GPU's latest readings in display units; a missing field reads "n/a: reason"."""
+    out: dict[str, Any] = {"index": s.index, "name": s.name, "uuid": s.uuid, "lost": s.lost}
+    for f in FIELDS:
+        name, scale = _UNITS.get(f, (f, 1))
+        value = getattr(s, f)
+        out[name] = _na(_round(value * scale) if value is not None and scale != 1 else value,
+                        s.missing.get(f))
+    out["procs"] = [{"pid": p.pid, "run_id": p.run_id, "kind": p.kind,
+                     "used_mib": _na(round(p.used_bytes / 2**20, 1) if p.used_bytes is not None
+                                     else None, s.procs_missing or "not reported")}
+                    for p in s.procs]
+    if s.procs_missing:
+        out["procs_missing"] = s.procs_missing
+    out["run_memory_mib"] = {r: round(b / 2**20, 1) for r, b in s.run_memory().items()}
+    return out
+
+
+class _Period:
+    """One GPU's readings since its last stored row (for the row's mean power and energy)."""
+
+    def __init__(self, ts: float, counter: int | None) -> None:
+        self.ts, self.counter, self.power_sum, self.power_n = ts, counter, 0.0, 0
+        self.continuous = counter is not None
+
+
+class GpuService:
+    """See the module docstring. Call start() and stop() on the daemon's loop; stop() before
+    the store writer closes, so the final run totals are written."""
+
+    def __init__(self, writer: Any, bus: Any, config: Any, runs: Any = None, *,
+                 nvml: Any = None, subscribe_tokens: bool = True,
+                 scrape_targets: list[str] | None = None, window_s: float = WINDOW_S,
+                 persist_every_s: float = 10.0, totals_every_s: float = 10.0,
+                 live_span_s: float = LIVE_SPAN_S, clock: Callable[[], float] = time.time) -> None:
+        self.writer, self.bus, self.runs = writer, bus, runs
+        self._config = config if callable(config) else (lambda: config)
+        self._clock = clock
+        cfg = self._config()
+        self.ledger = EnergyLedger(window_s, gap_s=max(3.0, 1.5 / cfg.gpu_sample_hz))
+        self.sampler = NvmlSampler(cfg.gpu_sample_hz, nvml=nvml, pid_to_run=self._pid_to_run,
+                                   on_tick=self._from_thread, clock=clock)
+        if scrape_targets is None:
+            scrape_targets = list(getattr(cfg, "gpu_scrape", None) or
+                                  [i for i in cfg.inference if _is_loopback(i)])
+        self.scraper = Scraper(scrape_targets, on_delta=self._on_scrape, clock=clock) \
+            if scrape_targets else None
+        self.subscribe_tokens = subscribe_tokens
+        self.persist_every_s, self.totals_every_s = persist_every_s, totals_every_s
+        self.live_span_s = live_span_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._latest: Tick | None = None
+        self._live: dict[str, Any] = {"all": None, "runs": {}}
+        self._periods: dict[str, _Period] = {}
+        self._written: dict[str, tuple[Any, ...]] = {}
+        self._finishing: dict[str, float] = {}
+        self._retired: set[str] = set()  # runs whose stored row is final
+        self._last_totals = clock()
+        self._last_status: str | None = None
+        self._roots: dict[int, str] = {}
+        self._roots_version = 0
+        self._roots_at = -1e18
+        self._pid_cache: dict[int, tuple[str | None, float, int]] = {}
+        self.events_published = 0
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.sampler.start()
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="gpu-housekeeping"))
+        if self.subscribe_tokens and self.bus is not None:
+            sub = self.bus.subscribe(("tokens",))
+            self._tasks.append(asyncio.create_task(self._tokens(sub), name="gpu-tokens"))
+        if self.scraper is not None:
+            self._tasks.append(asyncio.create_task(self.scraper.run(), name="gpu-scrape"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await asyncio.to_thread(self.sampler.stop)
+        self.ledger.flush()
+        try:
+            await self._write_totals(set(self.ledger.runs))
+        except Exception as exc:  # the store closed first: say so, do not block shutdown
+            log.warning("GPU totals not stored at stop: %s", exc)
+
+    # --- inputs ----------------------------------------------------------------------------------
+
+    def _from_thread(self, tick: Tick) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is shutting down
+            loop.call_soon_threadsafe(self.handle_tick, tick)
+
+    def on_tokens(self, run_id: str, prompt_tokens: int | None, completion_tokens: int | None,
+                  ts: float | None = None, source: str = "gate", started: float | None = None,
+                  total_tokens: int | None = None) -> None:
+        """Usage of one response of a run. Safe from any thread (hops onto the loop). With the
+        default subscribe_tokens=True the gate's bus events already arrive here: do not also
+        call it for those. `started` (the request's start, when known) spreads the tokens over
+        the response's duration instead of landing them all at its end. source="server" means
+        server-wide counter deltas (like a scrape): not a run's, run_id is ignored."""
+        if self._loop is not None and not self._on_loop():
+            self._loop.call_soon_threadsafe(lambda: self.on_tokens(
+                run_id, prompt_tokens, completion_tokens, ts, source, started, total_tokens))
+            return
+        prompt = int(prompt_tokens or 0)
+        completion = completion_tokens
+        if completion is None and total_tokens is not None:
+            completion = max(0, int(total_tokens) - prompt)  # a server that reports only totals
+        when = self._clock() if ts is None else float(ts)
+        if source == "server":
+            self.ledger.add_scraped(prompt, int(completion or 0), when)
+        else:
+            self.ledger.add_tokens(run_id, prompt, int(completion or 0), when, started)
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    async def _tokens(self, sub: Any) -> None:
+        try:
+            while True:
+                ev = await sub.get()
+                if ev.get("kind") != "tokens" or not ev.get("run_id"):
+                    continue  # bus.dropped: those tokens are lost to metering, nothing to do
+                try:
+                    self.on_tokens(str(ev["run_id"]), ev.get("prompt_tokens"),
+                                   ev.get("completion_tokens"), ev.get("ts"), "gate",
+                                   total_tokens=ev.get("total_tokens"))
+                except (TypeError, ValueError):
+                    log.warning("ignoring a malformed tokens event: %r", ev)
+        finally:
+            self.bus.unsubscribe(sub)
+
+    def _on_scrape(self, url: str, prompt: int, generated: int, ts: float) -> None:
+        self.ledger.add_scraped(prompt, generated, ts)
+
+    # --- ticks -----------------------------------------------------------------------------------
+
+    def handle_tick(self, tick: Tick) -> None:
+        """One sampler tick, on the loop (public so tests can drive it without the thread)."""
+        self._latest = tick
+        for g in tick.gpus:
+            key = g.uuid or str(g.index)
+            self.ledger.add_power(key, tick.ts, g.energy_mj, g.power_mw, fresh=g.fresh,
+                                  lost=g.lost)
+            self._persist_gpu(key, g, tick.ts)
+        self._status(tick.status)
+        if self.ledger.close_until(tick.ts):
+            self._refresh_live()
+        self._publish(tick)
+        if tick.gpus and any(g.procs for g in tick.gpus):
+            self._refresh_roots(tick.ts)
+        if tick.ts - self._last_totals >= self.totals_every_s:
+            self._schedule_totals()
+
+    async def _housekeeping(self) -> None:
+        """Once a second: follow sample_hz changes; without ticks (no GPU, a stalled driver)
+        close windows by the clock so token figures and totals keep moving."""
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                cfg = self._config()
+                if cfg.gpu_sample_hz != self.sampler.hz:  # config reloaded
+                    self.sampler.hz = cfg.gpu_sample_hz
+                    self.ledger.gap_s = max(3.0, 1.5 / self.sampler.hz)
+                now = self._clock()
+                quiet = self._latest is None or now - self._latest.ts > 3.0 / self.sampler.hz
+                if (not self.sampler.available or quiet) and self.ledger.close_until(now):
+                    self._status(self.sampler.status)
+                    self._refresh_live()
+                    self._publish(None)
+                if now - self._last_totals >= self.totals_every_s:
+                    self._schedule_totals()
+            except Exception:
+                log.exception("GPU housekeeping failed")
+
+    def _refresh_live(self) -> None:
+        cfg = self._config()
+        self._live = self.ledger.recent(self.live_span_s, price_kwh=cfg.price_kwh,
+                                        price_gpu_hour=cfg.price_gpu_hour,
+                                        has_energy=self.sampler.available)
+
+    def _publish(self, tick: Tick | None) -> None:
+        if self.bus is None:
+            return
+        event = {"kind": "gpu.sample", "ts": tick.ts if tick else self._clock(),
+                 "status": self.sampler.status, "available": self.sampler.available,
+                 "gpus": [gpu_view(g) for g in tick.gpus] if tick else [],
+                 "live": present(self._live.get("all")), "runs": self._run_rows()}
+        self.bus.publish(event)
+        self.events_published += 1
+
+    def _status(self, status: str) -> None:
+        if status != self._last_status:
+            self._last_status = status
+            self.writer.record("gpu.status", actor="gpu", text=status,
+                               data={"available": self.sampler.available})
+
+    def _persist_gpu(self, key: str, g: GpuSample, ts: float) -> None:
+        period = self._periods.get(key)
+        if period is None or g.fresh:
+            period = self._periods[key] = _Period(ts, g.energy_mj)
+        if g.lost or g.energy_mj is None or (period.counter is not None
+                                             and g.energy_mj < period.counter):
+            period.continuous = False
+        if g.power_mw is not None:
+            period.power_sum += g.power_mw
+            period.power_n += 1
+        dt = ts - period.ts
+        if dt < self.persist_every_s:
+            return
+        energy_j = avg_w = None
+        if period.continuous and period.counter is not None and g.energy_mj is not None:
+            energy_j = (g.energy_mj - period.counter) / 1000.0
+            avg_w = energy_j / dt
+        elif period.power_n:
+            avg_w = period.power_sum / period.power_n / 1000.0
+        view = gpu_view(g)
+        view.pop("procs", None)
+        data = {**view, "period_s": round(dt, 3), "avg_power_w": _round(avg_w),
+                "energy_j": _round(energy_j), "procs": len(g.procs)}
+        power = f"{g.power_mw / 1000:.0f} W" if g.power_mw is not None else "power n/a"
+        util = f"{g.util_gpu}% util" if g.util_gpu is not None else "util n/a"
+        text = (f"GPU{g.index} lost ({g.missing.get('power_mw')})" if g.lost else
+                f"GPU{g.index} {g.name or ''}: {power}, {util}".replace("  ", " "))
+        self.writer.record("gpu.sample", actor="gpu", text=text, data=data, ts=ts)
+        self._periods[key] = _Period(ts, g.energy_mj)
+
+    # --- runs and totals -------------------------------------------------------------------------
+
+    def _totals_row(self, run_id: str) -> tuple[int, int, float, float]:
+        cfg = self._config()
+        t = self.ledger.runs[run_id]
+        return (t.tokens_in, t.tokens_out, round(t.energy_mj / 1000.0, 3),
+                round(t.cost(cfg.price_kwh, cfg.price_gpu_hour), 6))
+
+    def _schedule_totals(self) -> None:
+        self._last_totals = self._clock()
+        task = asyncio.ensure_future(self._write_totals(None))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or
+                               log.warning("GPU totals not stored: %s", t.exception()))
+
+    async def _write_totals(self, only: set[str] | None) -> None:
+        """UPDATE runs SET tokens_in, tokens_out, energy_j, cost for runs that changed."""
+        now = self._clock()
+        rows, adds = [], []
+        for run_id in list(self.ledger.runs):
+            if only is not None and run_id not in only:
+                continue
+            row = self._totals_row(run_id)
+            if run_id in self._retired:
+                # Energy attributed after the run's row was final (a very late window): add
+                # it to the stored totals instead of overwriting them with this remainder.
+                adds.append((*row, run_id))
+                self.ledger.forget(run_id)
+            elif self._written.get(run_id) != row:
+                rows.append((*row, run_id))
+                self._written[run_id] = row
+        for run_id, deadline in list(self._finishing.items()):
+            if now >= deadline and (only is None or run_id in only):
+                # Late windows have closed: the row is final, the memory can go.
+                self._finishing.pop(run_id)
+                self.ledger.forget(run_id)
+                self._written.pop(run_id, None)
+                self._retired.add(run_id)
+        if not rows and not adds:
+            return
+
+        def update(db: Any) -> None:
+            db.conn.executemany(
+                "UPDATE runs SET tokens_in = ?, tokens_out = ?, energy_j = ?, cost = ? "
+                "WHERE id = ?", rows)
+            db.conn.executemany(
+                "UPDATE runs SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?, "
+                "energy_j = energy_j + ?, cost = cost + ? WHERE id = ?", adds)
+
+        try:
+            await asyncio.wrap_future(self.writer.call(update))
+        except Exception:
+            for row in rows:  # not stored: write these again next time
+                self._written.pop(row[-1], None)
+            raise
+
+    async def finish_run(self, run_id: str) -> dict[str, Any]:
+        """A run ended: store its totals now. Its tokens may still share windows that have
+        not closed, so its row keeps being updated for a window plus the carry time, then its
+        totals leave memory (report() then answers from the runs table via areport())."""
+        self._finishing[run_id] = self._clock() + 2 * self.ledger.window_s + self.ledger.carry_s
+        if run_id in self.ledger.runs:
+            self._written.pop(run_id, None)
+            await self._write_totals({run_id})
+        return self.report(run_id)
+
+    def _refresh_roots(self, now: float) -> None:
+        """Host PIDs of live runs (sandbox trees), for mapping GPU processes to runs."""
+        if self.runs is None or now - self._roots_at < ROOTS_REFRESH_S:
+            return
+        self._roots_at = now
+        roots: dict[int, str] = {}
+        for run_id, run in list(getattr(self.runs, "runs", {}).items()):
+            for pid in getattr(run, "pids", []) or []:
+                roots[int(pid)] = run_id
+            handle = getattr(self.runs, "handles", {}).get(run_id)
+            if handle is not None:
+                try:
+                    for pid in handle.host_pids():
+                        roots[int(pid)] = run_id
+                except (psutil.Error, OSError):
+                    pass
+        if roots != self._roots:
+            self._roots = roots  # swapped whole: the sampler thread reads it without a lock
+            self._roots_version += 1
+
+    def _pid_to_run(self, pid: int) -> str | None:
+        """Called in the sampler thread. A process started since the last refresh is found
+        by walking its ancestors up to a run's root."""
+        roots, version = self._roots, self._roots_version
+        if pid in roots:
+            return roots[pid]
+        now = time.monotonic()
+        hit = self._pid_cache.get(pid)
+        if hit is not None and hit[2] == version and now - hit[1] < PID_CACHE_S:
+            return hit[0]
+        run = None
+        try:
+            for parent in psutil.Process(pid).parents():
+                if parent.pid in roots:
+                    run = roots[parent.pid]
+                    break
+        except psutil.Error:
+            pass
+        if len(self._pid_cache) > 4096:
+            self._pid_cache.clear()
+        self._pid_cache[pid] = (run, now, version)
+        return run
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _run_rows(self) -> dict[str, Any]:
+        cfg = self._config()
+        rows: dict[str, Any] = {}
+        for run_id, t in self.ledger.runs.items():
+            live = present(self._live.get("runs", {}).get(run_id))
+            rows[run_id] = {**live, "total_tokens_in": t.tokens_in,
+                            "total_tokens_out": t.tokens_out,
+                            "total_energy_j": round(t.energy_mj / 1000.0, 3),
+                            "total_cost_usd": round(t.cost(cfg.price_kwh, cfg.price_gpu_hour), 6)}
+        return rows
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the `gpu` op shows."""
+        cfg, tick, led = self._config(), self._latest, self.ledger
+        memory: dict[str, float] = {}
+        for g in tick.gpus if tick else []:
+            for run_id, mib in gpu_view(g)["run_memory_mib"].items():
+                memory[run_id] = round(memory.get(run_id, 0.0) + mib, 1)
+        runs = self._run_rows()
+        for run_id, mib in memory.items():
+            runs.setdefault(run_id, {})["gpu_memory_mib"] = mib
+        return {
+            "status": self.sampler.status, "available": self.sampler.available,
+            "driver": self.sampler.driver, "hz": self.sampler.hz,
+            "ts": tick.ts if tick else None,
+            "gpus": [gpu_view(g) for g in tick.gpus] if tick else [],
+            "live": present(self._live.get("all")), "live_span_s": self.live_span_s,
+            "runs": runs,
+            "energy": {"total_j": led.total_mj / 1000.0, "idle_j": led.idle_mj / 1000.0,
+                       "unmetered_j": led.unmetered_mj / 1000.0,
+                       "pending_j": (led.pooled_mj + led.open_mj) / 1000.0,
+                       "counter_resets": led.counter_resets,
+                       "idle_cost_usd": round(cost_usd(led.idle_mj / 1000.0, led.idle_gpu_s,
+                                                       cfg.price_kwh, cfg.price_gpu_hour), 6)},
+            "servers": self.scraper.status() if self.scraper else [],
+            "prices": {"usd_per_kwh": cfg.price_kwh, "usd_per_gpu_hour": cfg.price_gpu_hour},
+            "window_s": led.window_s, "labels": LABELS,
+        }
+
+    def report(self, run_id: str) -> dict[str, Any]:
+        """Tokens, energy and cost of one run, from memory ({"found": False} if unknown)."""
+        t = self.ledger.runs.get(run_id)
+        if t is None:
+            return {"run_id": run_id, "found": False}
+        cfg = self._config()
+        tin, tout, energy_j, cost = self._totals_row(run_id)
+        return {"run_id": run_id, "found": True, "source": "live",
+                "final": run_id in self._finishing and self._clock() >= self._finishing[run_id],
+                "tokens_in": tin, "tokens_out": tout, "energy_j": energy_j,
+                "gpu_hours": round(t.gpu_s / 3600.0, 6), "cost_usd": cost,
+                "j_per_token": round(energy_j / tout, 4) if tout and energy_j else None,
+                "usd_per_mtok": round(cost / tout * 1e6, 4) if tout else None,
+                "prices": {"usd_per_kwh": cfg.price_kwh, "usd_per_gpu_hour": cfg.price_gpu_hour}}
+
+    async def areport(self, run_id: str) -> dict[str, Any]:
+        """report(), falling back to the runs table for runs no longer in memory."""
+        live = self.report(run_id)
+        if live["found"]:
+            return live
+
+        def read(db: Any) -> Any:
+            return db.conn.execute("SELECT tokens_in, tokens_out, energy_j, cost FROM runs "
+                                   "WHERE id = ?", (run_id,)).fetchone()
+
+        row = await asyncio.wrap_future(self.writer.call(read))
+        if row is None:
+            return live
+        tin, tout, energy_j, cost = (row[0] or 0, row[1] or 0, row[2] or 0.0, row[3] or 0.0)
+        return {"run_id": run_id, "found": True, "source": "store", "final": True,
+                "tokens_in": tin, "tokens_out": tout, "energy_j": energy_j, "cost_usd": cost,
+                "j_per_token": round(energy_j / tout, 4) if tout and energy_j else None,
+                "usd_per_mtok": round(cost / tout * 1e6, 4) if tout else None}
+
+
+def _is_loopback(item: str) -> bool:
+    host = item.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
