@@ -310,7 +310,6 @@ async def gpu(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> A
 @op("report")
 async def report(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
     """One run: its record, tokens, energy and cost, and counts of its approvals and network."""
-    from store import history
 
     run_id = _arg(args, "run", str)
     await daemon.services.flush()

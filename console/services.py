@@ -34,10 +34,9 @@ class Services:
         self._readers = threading.local()
 
     async def start(self) -> None:
-        from store.writer import StoreWriter
-
         from store.audit import load_or_create_key
         from store.db import migrate, open_db
+        from store.writer import StoreWriter
 
         def prepare_store() -> bytes:
             db = open_db(self.paths.db_file)
