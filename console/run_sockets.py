@@ -22,9 +22,10 @@ from console.agent_socket import start_agent_server
 from console.approvals import Inbox, Request
 from console.config import Profile
 from console.gate.common import NetAsk, Verdict
+from console.gate.hosts import BadTarget, normalise_host, parse_connect_target
 from console.gate.proxy import Gate
 from console.gate.rules import NetworkRules
-from console.policy import ExecRules, GrantTable, Provenance, make_policy_eval
+from console.policy import Decision, ExecRules, GrantTable, Provenance, make_policy_eval
 from console.sandbox.base import SandboxHandle
 from console.sandbox.bridge import open_bridge_listener, serve_bridge
 
@@ -76,7 +77,7 @@ class RunSockets:
             on_change=self._publish,
         )
         self.channels: dict[str, RunChannels] = {}
-        self.policy_eval = make_policy_eval(self._exec_rules, self.grants)
+        self.policy_eval = make_policy_eval(self._exec_rules, self.grants, self._network_eval)
 
     # --- policy --------------------------------------------------------------------------------
 
@@ -85,6 +86,26 @@ class RunSockets:
 
     def _exec_rules(self, profile_name: str) -> ExecRules:
         return ExecRules.from_config(self.profile(profile_name).exec)
+
+    def _network_eval(self, subject: str, run_id: str, profile_name: str) -> Decision:
+        """`ph-ask net HOST:PORT`: the profile's network rules, then grants, then ask. The same
+        rules the gate applies, so an agent asking ahead gets the gate's answer."""
+        try:
+            target = parse_connect_target(subject)
+        except BadTarget as exc:
+            return Decision("deny", Provenance("rule", detail=f"not a host:port ({exc})"))
+        match = network_rules(self.profile(profile_name)).decide(
+            normalise_host(target.host), target.port, None)
+        if match.action != "ask":
+            return Decision(match.action, Provenance(
+                "rule" if match.rule else "default", rule=match.rule, source=match.source,
+                rule_list=match.action, detail=match.reason))
+        grant = self.grants.match("network", f"{target.host}:{target.port}", run_id,
+                                  profile_name, time.time())
+        if grant is not None:
+            return Decision("allow" if grant.effect == "allow" else "deny", grant.provenance())
+        return Decision("ask", Provenance("default", rule_list="ask", detail=match.reason),
+                        (f"{target.host}:{target.port}",))
 
     # --- recording -----------------------------------------------------------------------------
 
