@@ -10,9 +10,14 @@ APT_PKGS := bubblewrap tmux docker.io iproute2 tinyproxy curl busybox-static
 
 .PHONY: run test setup system docker-up bench lint clean
 
+# The console opens in a demo workspace (made once, under ~/pilothouse-demo) with the demo
+# profile ready: press s, or run `pilothouse run demo` there.
+DEMO_WS ?= $(HOME)/pilothouse-demo
+
 run: setup system
 	@$(VENV)/bin/pilothouse doctor >/dev/null 2>&1 || $(VENV)/bin/pilothouse doctor || true
-	$(VENV)/bin/pilothouse
+	@[ -d "$(DEMO_WS)" ] || $(VENV)/bin/pilothouse demo-workspace "$(DEMO_WS)" >/dev/null
+	cd "$(DEMO_WS)" && "$(CURDIR)/$(VENV)/bin/pilothouse"
 
 test: setup system docker-up
 	$(PY) -m pytest $(PYTEST_ARGS)

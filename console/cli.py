@@ -698,6 +698,21 @@ def report(c: Context, run_id: str, as_json: bool) -> None:
                f"{conns['bytes_up']} bytes up, {conns['bytes_down']} down")
 
 
+@main.command("demo-workspace")
+@click.argument("path", default="pilothouse-demo", type=click.Path(file_okay=False))
+@click.option("--no-git", is_flag=True, help="Do not make it a git repository.")
+def demo_workspace(path: str, no_git: bool) -> None:
+    """Write a tiny Python project with a bug and its tests, for `pilothouse run demo`."""
+    from console.agents.demo import make_demo_workspace
+
+    try:
+        root = make_demo_workspace(path, git=not no_git)
+    except OSError as exc:  # FileExistsError included: never overwrites other files
+        fail(f"cannot write the demo workspace: {exc}", "pick another folder")
+    click.echo(str(Path(root).resolve()))
+    click.echo(f"next: pilothouse run demo -w {root} --wait", err=True)
+
+
 # --- machine -----------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import psutil
 
+from console.agents import home_mounts
 from console.bus import Bus
 from console.config import Config, Profile
 from console.paths import Paths
@@ -30,6 +31,7 @@ from console.sandbox.base import (
     BRIDGE_PORT,
     INSIDE_RUN_DIR,
     INSIDE_WORKSPACE,
+    Mount,
     SandboxError,
     SandboxHandle,
     SandboxSpec,
@@ -231,6 +233,7 @@ class RunManager:
             gpu=profile.gpu,
             gpus=profile.gpus,
             image=profile.image,
+            extra_mounts=[Mount(src, target) for src, target in home_mounts(run_dir)],
         )
 
         async def prepare(handle: SandboxHandle) -> None:

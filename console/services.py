@@ -74,7 +74,7 @@ class Services:
 
     async def _reconcile_backends(self) -> None:
         """Docker containers of runs this daemon does not know are orphans: remove them."""
-        from console.sandbox.select import get_backend
+        from console.sandbox.choose import get_backend
 
         removed: list[str] = []
         try:
@@ -90,7 +90,7 @@ class Services:
                                text=f"removed {len(removed)} orphan sandbox(es)", data={"removed": removed})
 
     def choose_backend(self, requested: str, profile: Profile) -> Any:
-        from console.sandbox.select import choose_backend
+        from console.sandbox.choose import choose_backend
 
         return choose_backend(requested, profile.image)
 

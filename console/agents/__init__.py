@@ -1,0 +1,104 @@
+"""Built-in agents: the profiles (profiles.toml), the demo agent (demo.py) and the files a run
+folder needs so they work inside a sandbox.
+
+The run manager calls `install_run_files(run_dir)` when it prepares a run folder, and binds what
+`home_mounts(run_dir)` returns read-only into the sandbox's HOME. Nothing here imports the rest
+of Pilothouse: the sandbox package imports this module, not the other way round.
+
+Why HOME files and not command-line flags: `pilothouse run claude -- claude -p "..."` replaces the
+profile's command, so flags written in the profile would be lost. A read-only settings file at
+the path the agent reads anyway (~/.claude/settings.json, ~/.codex/config.toml) applies to every
+command in the run and cannot be edited by the agent; the rest of HOME stays a writable tmpfs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+DEMO_SCRIPT = Path(__file__).with_name("demo.py")
+DEMO_COMMAND = "ph-demo-agent"
+
+# Claude Code: every risky tool call goes to the inbox through ph-claude-hook (PreToolUse).
+# Read-only tools (Read, Glob, Grep, LS) are not routed: the sandbox already bounds what they
+# can see, and asking for each file read would bury the person in prompts. The hook's timeout
+# (seconds) is longer than any approval_timeout, so Claude waits for the person, not the clock.
+CLAUDE_HOOK_MATCHER = "Bash|Edit|MultiEdit|Write|NotebookEdit|WebFetch|WebSearch|mcp__.*"
+CLAUDE_SETTINGS: dict = {
+    "hooks": {
+        "PreToolUse": [
+            {
+                "matcher": CLAUDE_HOOK_MATCHER,
+                "hooks": [{"type": "command", "command": "ph-claude-hook", "timeout": 900}],
+            }
+        ]
+    },
+    # Claude Code's own bubblewrap sandbox stays off: it cannot nest inside ours, and ours
+    # (with the gate) is the boundary that matters.
+    "sandbox": {"enabled": False},
+}
+
+# Codex CLI: its own sandbox off (ours is on; its Landlock/bubblewrap one cannot nest), and no
+# approval prompts of its own (a run has no terminal to answer them in). Its commands are
+# bounded by our sandbox and gate; they are not asked one by one (Codex has no hook for that).
+CODEX_CONFIG = """\
+# Written by Pilothouse for runs in its sandbox (read-only here).
+sandbox_mode = "danger-full-access"   # the Pilothouse sandbox and gate are the boundary
+approval_policy = "never"             # nobody could answer Codex's own prompts in a run
+"""
+
+HOME_FILES: dict[str, str] = {
+    ".claude/settings.json": json.dumps(CLAUDE_SETTINGS, indent=2) + "\n",
+    # Empty and read-only: the user-level local layer could otherwise switch the hook off
+    # ("disableAllHooks") without the agent touching settings.json.
+    ".claude/settings.local.json": "{}\n",
+    ".codex/config.toml": CODEX_CONFIG,
+}
+HOME_DIR = "home"  # inside the run folder
+
+
+def install_run_files(run_dir: Path) -> list[str]:
+    """Write bin/demo.py, the bin/ph-demo-agent wrapper and home/* into a run folder.
+
+    Returns notes for the run's first output lines (empty when all is well). Files are 0644 and
+    folders 0755, like the rest of the run folder, so a container's other uid can read them.
+    """
+    notes: list[str] = []
+    bin_dir = Path(run_dir) / "bin"
+    bin_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if DEMO_SCRIPT.is_file():
+        shutil.copyfile(DEMO_SCRIPT, bin_dir / "demo.py")
+        os.chmod(bin_dir / "demo.py", 0o644)
+        wrapper = bin_dir / DEMO_COMMAND
+        wrapper.write_text(
+            "#!/bin/sh\n"
+            "# Written by pilothouse: the demo agent needs a python3 on PATH.\n"
+            "if ! command -v python3 >/dev/null 2>&1; then\n"
+            f"  echo '{DEMO_COMMAND}: this sandbox has no python3' >&2\n"
+            "  exit 127\n"
+            "fi\n"
+            'exec python3 "${0%/*}/demo.py" "$@"\n'
+        )
+        os.chmod(wrapper, 0o755)
+    else:
+        notes.append(f"{DEMO_SCRIPT} is missing: {DEMO_COMMAND} is not available")
+    for rel, text in HOME_FILES.items():
+        target = Path(run_dir) / HOME_DIR / rel
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        target.write_text(text)
+        os.chmod(target, 0o644)
+    return notes
+
+
+def home_mounts(run_dir: Path, inside_home: str = "/home/agent") -> list[tuple[Path, str]]:
+    """(host file, path inside the sandbox) for each HOME file: bind them read-only."""
+    home = Path(run_dir) / HOME_DIR
+    return [(home / rel, f"{inside_home}/{rel}") for rel in HOME_FILES if (home / rel).is_file()]
+
+
+__all__ = [
+    "CLAUDE_SETTINGS", "CODEX_CONFIG", "DEMO_COMMAND", "DEMO_SCRIPT", "HOME_FILES",
+    "home_mounts", "install_run_files",
+]

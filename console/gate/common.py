@@ -160,8 +160,10 @@ def denial(run_id: str, profile: str, suggestion: str, method: str, target: Targ
     allow it, so an agent (or the person reading its log) can act without the docs."""
     where = f"[profiles.{profile}.network]"
     if provenance is not None:
-        who = provenance.get("by") or provenance.get("decider") or "the inbox"
-        why = f"asked; denied by {who}"
+        # The daemon's provenance: a person, a grant, or a timeout; tests use "by".
+        who = (provenance.get("person") or provenance.get("by") or provenance.get("decider"))
+        text = provenance.get("text")
+        why = f"asked; denied by {who}" if who else f"asked; denied ({text or 'no answer'})"
         fix = f'add "{suggestion}" to {where} allow, or approve it when asked'
         tag = "deny; rule=asked"
     elif m.basis == "rule":

@@ -167,6 +167,10 @@ def prepare_run_dir(run_dir: Path, helper_src: Path | None = None) -> list[str]:
             f'exec python3 "${{0%/*}}/inside.py" {cmd} "$@"\n'
         )
         os.chmod(wrapper, 0o755)
+    # The demo agent (bin/demo.py, bin/ph-demo-agent) and the agents' HOME settings files.
+    from console.agents import install_run_files
+
+    notes.extend(install_run_files(run_dir))
     return notes
 
 
@@ -226,24 +230,40 @@ def protected_mounts(workspace: Path, protected: tuple[str, ...]) -> list[tuple[
     return sorted(plan.items(), key=lambda kv: kv[0].count("/"))
 
 
+# Mountpoints this process made in workspaces, and how many live runs use each. Several runs may
+# share a workspace: deleting a mountpoint detaches the mounts on it in every namespace, so one
+# run ending must not remove a mask another run still relies on.
+_MADE: set[Path] = set()
+_USERS: dict[Path, int] = {}
+
+
 def make_mountpoints(workspace: Path, plan: list[tuple[str, str]]) -> list[Path]:
-    """Create the empty mountpoints a mask needs; return them for cleanup_mountpoints."""
-    created: list[Path] = []
+    """Create the empty mountpoints a mask needs; return what to pass to cleanup_mountpoints."""
+    used: list[Path] = []
     for rel, kind in plan:
         host = workspace / rel
         if kind == "mask-dir" and not host.exists():
             host.mkdir(parents=True)
-            created.append(host)
+            _MADE.add(host)
         elif kind == "mask-file" and not host.exists():
             host.parent.mkdir(parents=True, exist_ok=True)
             host.touch()
-            created.append(host)
-    return created
+            _MADE.add(host)
+        if host in _MADE:  # ours, whether made now or by a run still alive
+            _USERS[host] = _USERS.get(host, 0) + 1
+            used.append(host)
+    return used
 
 
-def cleanup_mountpoints(created: list[Path]) -> None:
-    """Remove mountpoints we created, only while they are still empty (never user data)."""
-    for p in reversed(created):
+def cleanup_mountpoints(used: list[Path]) -> None:
+    """Remove mountpoints no live run uses any more, only while empty (never user data)."""
+    for p in reversed(used):
+        left = _USERS.get(p, 0) - 1
+        if left > 0:
+            _USERS[p] = left
+            continue
+        _USERS.pop(p, None)
+        _MADE.discard(p)
         try:
             if p.is_dir() and not p.is_symlink():
                 p.rmdir()

@@ -50,6 +50,7 @@ from .base import (
 )
 from .cgroups import Limiter, RunLimits
 from .procstats import ProcStats, tree
+from .seccomp import filter_fd
 
 BWRAP = "/usr/bin/bwrap"
 # Host top-level entries that are links into /usr on merged-/usr systems, or real directories
@@ -179,7 +180,9 @@ def build_args(
             a += ["--ro-bind", str(empty_file), inside]
     for m in spec.extra_mounts:
         a += ["--ro-bind" if m.read_only else "--bind", str(m.source), m.target]
-    a += ["--chdir", INSIDE_WORKSPACE]
+    # The sandbox's own root (a tmpfs bwrap builds) read-only too: writable are the workspace,
+    # /tmp, /var/tmp and HOME, nothing else.
+    a += ["--remount-ro", "/", "--chdir", INSIDE_WORKSPACE]
     return a
 
 
@@ -328,6 +331,7 @@ class BwrapBackend:
             cleanup_mountpoints(mountpoints)
             raise SandboxError(f"cannot prepare the sandbox: {e}") from e
         args_fd = _memfd_with(opts)
+        seccomp_fd = filter_fd()
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
         for fd in (info_r, block_w):
@@ -337,28 +341,34 @@ class BwrapBackend:
             "--args", str(args_fd),
             "--info-fd", str(info_w),
             "--block-fd", str(block_r),
-            "--", *spec.command,
         ]  # fmt: skip
+        passed = [args_fd, info_w, block_r]
+        if seccomp_fd is not None:
+            argv += ["--seccomp", str(seccomp_fd)]
+            passed.append(seccomp_fd)
+        argv += ["--", *spec.command]
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                pass_fds=(args_fd, info_w, block_r),
+                pass_fds=tuple(passed),
                 start_new_session=True,  # a terminal's ^C to the daemon must not reach runs
             )
         except OSError as e:
-            for fd in (args_fd, info_r, info_w, block_r, block_w):
+            for fd in (*passed, info_r, block_w):
                 os.close(fd)
             limits.cleanup()
             cleanup_mountpoints(mountpoints)
             raise SandboxError(
                 f"cannot run bubblewrap ({self.bwrap}): {e.strerror}", "pilothouse doctor"
             ) from e
-        for fd in (args_fd, info_w, block_r):
+        for fd in passed:
             os.close(fd)
         handle = BwrapHandle(proc, limits)
+        if seccomp_fd is None:
+            handle.notes.append("no seccomp filter: libseccomp was not found on this host")
         handle.mountpoints = mountpoints
         try:
             info = await asyncio.wait_for(asyncio.to_thread(_read_info, info_r), START_TIMEOUT)

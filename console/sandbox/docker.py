@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,7 @@ GO_FIFO = ".go"
 NOBODY = 65534
 WAIT_SCRIPT = f'read -r _ < {INSIDE_RUN_DIR}/{GO_FIFO}; exec "$@"'
 TMPFS_OPTS = "rw,nosuid,nodev,size=512m"
+FAILURE_TTL = 10.0
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,7 @@ class DockerHandle:
     async def stop(self, grace: float = 2.0) -> None:
         with contextlib.suppress(Exception):
             # The engine sends SIGTERM (tini passes it on), then SIGKILL after `grace`.
-            await asyncio.to_thread(self.container.stop, timeout=max(0, int(round(grace))))
+            await asyncio.to_thread(self.container.stop, timeout=max(0, math.ceil(grace)))
         await self.kill()
 
     async def kill(self) -> None:
@@ -205,6 +208,7 @@ class DockerBackend:
         self._client = client
         self.owner = owner or default_owner()
         self._usable: tuple[bool, str] | None = None
+        self._probed = 0.0
         self._images: dict[str, ImageInfo] = {}
         self._lock = threading.Lock()
 
@@ -218,7 +222,10 @@ class DockerBackend:
             return self._client
 
     def usable(self) -> tuple[bool, str]:
-        if self._usable is None:
+        """A working engine is remembered; a failure only for a few seconds (it may start)."""
+        now = time.monotonic()
+        if self._usable is None or (not self._usable[0] and now - self._probed > FAILURE_TTL):
+            self._probed = now
             try:
                 self.client.ping()
                 self._usable = (True, "")
@@ -280,6 +287,12 @@ class DockerBackend:
             host, inside = str(spec.workspace / rel), f"{INSIDE_WORKSPACE}/{rel}"
             src = {"pin": host, "ro": host, "mask-dir": str(empty_dir)}.get(kind, str(empty_file))
             mounts.append(Mount(inside, src, type="bind", read_only=kind != "pin"))
+        # Folders under HOME that hold mounted files (~/.claude/settings.json) would be made by
+        # the engine as root: give each a tmpfs owned by the run's user so the agent can still
+        # write its own files there, while the mounted file stays read-only.
+        home_dirs = sorted({str(Path(m.target).parent) for m in spec.extra_mounts
+                            if Path(m.target).parent.is_relative_to(INSIDE_HOME)
+                            and str(Path(m.target).parent) != INSIDE_HOME})
         for m in spec.extra_mounts:
             mounts.append(Mount(m.target, str(m.source), type="bind", read_only=m.read_only))
         env = sandbox_env(spec)
@@ -290,6 +303,7 @@ class DockerBackend:
             entrypoint, command = cmd[:1], cmd[1:]
         kw: dict[str, Any] = {
             "image": info.id,
+            "name": f"pilothouse-{spec.run_id}",  # readable in `docker ps` and lazydocker
             "entrypoint": entrypoint,
             "command": command,
             "environment": env,
@@ -301,6 +315,7 @@ class DockerBackend:
             "tmpfs": {
                 "/tmp": f"{TMPFS_OPTS},mode=1777",
                 INSIDE_HOME: f"{TMPFS_OPTS},mode=0700,uid={uid},gid={gid}",
+                **{d: f"{TMPFS_OPTS},mode=0700,uid={uid},gid={gid}" for d in home_dirs},
             },
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],

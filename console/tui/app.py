@@ -1,106 +1,325 @@
-"""The console. This first version attaches to the daemon and shows the live runs; the full
-dashboard (inbox, network feed, GPU strip, screens) is issue 6.
+"""The console: attaches to the daemon and shows runs, approvals, network, GPU and history.
 
-Workers talk to the daemon and post messages; only message handlers touch widgets.
+One async worker holds the line to the daemon (console/tui/link.py) and posts messages; the app
+applies them to its state (console/tui/state.py) and publishes what changed through a signal the
+screens subscribe to. Nothing touches a widget from a thread. Errors go to one sink: `report`.
 """
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from textual import work
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding
-from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.screen import Screen
+from textual.signal import Signal
 
-from console.client import AsyncClient, ClientError
+from console.client import ClientError
 from console.paths import Paths
-
-COLUMNS = ("id", "profile", "backend", "state", "command")
-
-
-class DaemonEvent(Message):
-    def __init__(self, event: dict[str, Any]) -> None:
-        super().__init__()
-        self.event = event
-
-
-class RunsLoaded(Message):
-    def __init__(self, runs: list[dict[str, Any]]) -> None:
-        super().__init__()
-        self.runs = runs
-
-
-class Problem(Message):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
+from console.tui.commands import ScreenCommands, StartRunCommands
+from console.tui.link import Connected, DaemonEvent, DaemonLink, Disconnected, Polled, Source
+from console.tui.notify import Notifier
+from console.tui.screens.approval import ApprovalScreen
+from console.tui.screens.dashboard import DashboardScreen
+from console.tui.screens.dialogs import ConfirmScreen, stop_text
+from console.tui.screens.help import HelpScreen
+from console.tui.screens.history import HistoryScreen
+from console.tui.screens.policy import PolicyScreen
+from console.tui.screens.run_detail import RunScreen
+from console.tui.screens.start_run import StartRunScreen
+from console.tui.state import Change, ConsoleState
+from widgets.format import printable
+from widgets.tables import summary
 
 
 class PilothouseApp(App[None]):
     TITLE = "Pilothouse"
-    BINDINGS = [Binding("q", "quit", "Quit", id="quit")]
+    CSS_PATH = "app.tcss"
+    COMMANDS = App.COMMANDS | {StartRunCommands, ScreenCommands}
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("question_mark,f1", "help", "Keys", id="help"),
+        Binding("colon", "command_palette", "Commands", show=False, id="palette"),
+        Binding("a", "open_approval", "Approvals", id="open_approval"),
+        Binding("ctrl+n", "toggle_notify", "Notifications", show=False, id="toggle_notify"),
+    ]
 
-    def __init__(self, paths: Paths) -> None:
+    def __init__(self, paths: Paths | None = None, config_file: Path | None = None, *,
+                 source: Source | None = None, clock: Callable[[], float] | None = None,
+                 keys: dict[str, str] | None = None, desktop_notify: bool | None = None) -> None:
         super().__init__()
+        if source is None:
+            if paths is None:
+                raise ValueError("give the daemon's paths or a source")
+            source = DaemonLink(paths, config_file)
         self.paths = paths
+        self.source: Source = source
+        self.frozen = clock is not None  # fixed time (snapshots): no blinking, no ticking
+        self.now: Callable[[], float] = clock or time.time
+        self.state = ConsoleState()
+        self.changes: Signal[Change] = Signal(self, "changes")
+        self.ticks: Signal[float] = Signal(self, "ticks")
+        self.keys: dict[str, str] = dict(keys or {})
+        self.notifier = Notifier(self._write_terminal, self.bell, desktop=desktop_notify)
+        self._attached_once = False
+        self.startup_problems: list[str] = []
+        theme = os.environ.get("PILOTHOUSE_THEME")
+        if theme and theme in self.available_themes:
+            self.theme = theme
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("connecting to the daemon...", id="status")
-        table: DataTable[str] = DataTable(id="runs", cursor_type="row")
-        for col in COLUMNS:
-            table.add_column(col, key=col)
-        yield table
-        yield Footer()
+    def get_default_screen(self) -> Screen[Any]:
+        return DashboardScreen()
 
     def on_mount(self) -> None:
-        self.attach()
+        if self.keys:
+            self.set_keymap(self.keys)
+        for problem in self.startup_problems:
+            self.report(problem, title="Config")
+        self.run_worker(self.source.run(self.post_message), name="daemon-link", group="link",
+                        exclusive=True, exit_on_error=False)
+        if not self.frozen:
+            self.set_interval(1.0, self._tick)
 
-    @work(exclusive=True, group="daemon")
-    async def attach(self) -> None:
-        client = AsyncClient(self.paths)
-        try:
-            await client.open()
-            self.post_message(RunsLoaded(await client.call("runs.list")))
-            await client.subscribe(["run"])
-            async for event in client.events():
-                self.post_message(DaemonEvent(event))
-                if event.get("kind") == "client.disconnected":
-                    break
-        except ClientError as exc:
-            self.post_message(Problem(f"{exc.message} {exc.hint}"))
-        finally:
-            await client.close()
+    def _tick(self) -> None:
+        self.ticks.publish(self.now())
 
-    def on_runs_loaded(self, message: RunsLoaded) -> None:
-        self.query_one("#status", Static).update(
-            f"attached to {self.paths.operator_sock} - start a run with: pilothouse run demo"
-        )
-        for run in message.runs:
-            self._upsert(run)
+    # --- one error sink ---------------------------------------------------------------------
 
-    def on_daemon_event(self, message: DaemonEvent) -> None:
-        event = message.event
-        if event.get("kind") == "run.state":
-            self._upsert(event["run"])
-        elif event.get("kind") == "client.disconnected":
-            self.query_one("#status", Static).update("the daemon went away")
-
-    def on_problem(self, message: Problem) -> None:
-        self.query_one("#status", Static).update(message.text)
-
-    def _upsert(self, run: dict[str, Any]) -> None:
-        table = self.query_one("#runs", DataTable)
-        cells = [run["id"], run["profile"], run["backend"], run["state"], " ".join(run["command"])]
-        if run["id"] in table.rows:
-            for col, value in zip(COLUMNS, cells, strict=True):
-                table.update_cell(run["id"], col, value)
+    def report(self, error: BaseException | str, *, title: str = "Error") -> None:
+        """Show an error as a notification: what happened, and what to do next."""
+        if isinstance(error, ClientError):
+            text = error.message + (f"\n{error.hint}" if error.hint else "")
+        elif isinstance(error, BaseException):
+            text = f"{type(error).__name__}: {error}"
         else:
-            table.add_row(*cells, key=run["id"])
+            text = error
+        self.log.error(text)
+        self.notify(printable(text, 600).replace("⏎", "\n"), title=title, severity="error", timeout=8)
+
+    # --- messages from the link ----------------------------------------------------------------
+
+    def on_connected(self, msg: Connected) -> None:
+        state = self.state
+        state.connected = True
+        hello = msg.hello or {}
+        state.hello = hello
+        state.link_text = (f"attached to daemon {hello.get('daemon', '?')} (pid {hello.get('pid', '?')}) "
+                           f"as {hello.get('user', '?')} ({hello.get('role', '?')})")
+        state.profiles = list(msg.profiles or [])
+        state.gpu, state.gpu_note = msg.gpu, msg.gpu_note
+        known_runs = set(state.runs)
+        state.runs = {}
+        state.load_runs(msg.runs)
+        before = set(state.approvals)
+        state.approvals = {}
+        state.load_approvals(msg.approvals)
+        self.changes.publish(Change("link"))
+        self.changes.publish(Change("reset"))
+        for rid in [r["id"] for r in state.ordered_runs()] + sorted(known_runs - set(state.runs)):
+            self.changes.publish(Change("runs", rid))
+        for rid in list(state.approvals) + sorted(before - set(state.approvals)):
+            self.changes.publish(Change("approvals", rid))
+        self.changes.publish(Change("gpu"))
+        if self._attached_once:
+            fresh = [state.approvals[r] for r in state.approvals if r not in before]
+            if fresh:
+                self._announce(fresh[-1])
+            self.notify("Attached to the daemon again.", title="Reconnected")
+        self._attached_once = True
+
+    def on_disconnected(self, msg: Disconnected) -> None:
+        self.state.connected = False
+        if msg.retry_in is None:
+            self.state.link_text = f"cannot attach: {msg.reason}"
+            self.report(msg.reason, title="Cannot attach")
+        else:
+            self.state.link_text = (f"daemon gone, reconnecting... (try {msg.attempt}, next in "
+                                    f"{msg.retry_in:g}s): {msg.reason}")
+        self.changes.publish(Change("link"))
+
+    def on_daemon_event(self, msg: DaemonEvent) -> None:
+        event = msg.event
+        if event.get("kind") == "bus.dropped":
+            self.resync()
+            return
+        for change in self.state.apply(event):
+            self.changes.publish(change)
+            if change.topic == "approvals" and change.new:
+                self._announce(self.state.approvals[change.key or ""])
+
+    def on_polled(self, msg: Polled) -> None:
+        state = self.state
+        live_ids = {r["id"] for r in msg.runs}
+        for change in state.load_runs(msg.runs):
+            self.changes.publish(change)
+        missed = state.ended_unknown(live_ids)
+        if missed:
+            self.fetch_runs(missed)
+        for change in state.load_approvals(msg.approvals):
+            self.changes.publish(change)
+            if change.new and change.key in state.approvals:
+                self._announce(state.approvals[change.key])
+        self.call_after_refresh(msg.rendered.set)
+
+    @work(group="resync")
+    async def fetch_runs(self, run_ids: list[str]) -> None:
+        for rid in run_ids:
+            try:
+                run = await self.source.call("run.get", run=rid)
+            except ClientError:
+                continue
+            for change in self.state.load_runs([run]):
+                self.changes.publish(change)
+
+    @work(group="resync", exclusive=True)
+    async def resync(self) -> None:
+        """Some events were dropped (a slow link): read the pending set and runs again."""
+        try:
+            approvals = await self.source.call("approvals.list")
+            runs = await self.source.call("runs.list", all=True, limit=20)
+        except ClientError as exc:
+            self.report(exc)
+            return
+        for change in self.state.load_approvals(approvals) + self.state.load_runs(runs):
+            self.changes.publish(change)
+
+    def _announce(self, req: dict[str, Any]) -> None:
+        self.notifier.approval(len(self.state.approvals), printable(f"{req.get('kind')} {summary(req)}", 80),
+                               str(req.get("run_id")))
+
+    def _write_terminal(self, text: str) -> None:
+        driver = getattr(self, "_driver", None)
+        if driver is not None and not self.is_headless:
+            driver.write(text)
+            driver.flush()
+
+    # --- keys -----------------------------------------------------------------------------------
+
+    def key_for(self, binding_id: str, default: str) -> str:
+        """The key a binding has now (after [keys] remaps), as a person reads it."""
+        key = self.keys.get(binding_id, default)
+        return {"question_mark": "?", "slash": "/", "colon": ":", "escape": "esc",
+                "space": "space"}.get(key, key)
+
+    def action_help(self) -> None:
+        screen = self.screen
+        rows: list[tuple[str, str, str]] = []
+        seen: set[tuple[str, str]] = set()
+        for key, active in screen.active_bindings.items():
+            b = active.binding
+            what = b.description or b.action
+            if (what, b.id or "") in seen:
+                continue
+            seen.add((what, b.id or ""))
+            rows.append((self.get_key_display(b) or key, what, b.id or "-"))
+        rows.append(("ctrl+p or :", "command palette (start a run, go anywhere, themes)", "palette"))
+        title = screen.sub_title or type(screen).__name__.replace("Screen", "").lower()
+        self.push_screen(HelpScreen(title, rows))
+
+    def action_open_approval(self, request_id: str | None = None) -> None:
+        if not self.state.approvals:
+            self.notify("No approval is pending.")
+            return
+        if isinstance(self.screen, ApprovalScreen):
+            return
+        self.push_screen(ApprovalScreen(request_id))
+
+    def action_toggle_notify(self) -> None:
+        self.notifier.desktop = not self.notifier.desktop
+        self.notify(f"Desktop notifications {'on' if self.notifier.desktop else 'off'} "
+                    "(the bell and the banner stay on).")
+
+    def _go(self, kind: type[Screen[Any]], make: Callable[[], Screen[Any]]) -> None:
+        if isinstance(self.screen, kind):
+            return
+        self.push_screen(make())
+
+    def action_dashboard(self) -> None:
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_history(self) -> None:
+        self._go(HistoryScreen, HistoryScreen)
+
+    def action_policy(self) -> None:
+        self._go(PolicyScreen, PolicyScreen)
+
+    def open_run(self, run_id: str) -> None:
+        if isinstance(self.screen, RunScreen) and self.screen.run_id == run_id:
+            return
+        self.push_screen(RunScreen(run_id))
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    def action_start_run(self, profile: str | None = None) -> None:
+        self._start_dialog(profile)
+
+    @work(group="start", exclusive=True)
+    async def _start_dialog(self, profile: str | None) -> None:
+        if not self.state.profiles:
+            try:
+                self.state.profiles = await self.source.call("profiles")
+            except ClientError as exc:
+                self.report(exc)
+                return
+        choice = await self.push_screen_wait(StartRunScreen(self.state.profiles, profile))
+        if choice:
+            self.start_run(choice["profile"], choice.get("workspace"), choice.get("command"))
+
+    @work(group="start-run")
+    async def start_run(self, profile: str, workspace: str | None = None,
+                        command: list[str] | None = None) -> None:
+        try:
+            run = await self.source.call("run.start", profile=profile, workspace=workspace,
+                                         command=command, cwd=os.getcwd())
+        except ClientError as exc:
+            self.report(exc, title="Run not started")
+            return
+        for change in self.state.load_runs([run]):
+            self.changes.publish(change)
+        warn = " (UNSANDBOXED: the profile says sandbox = \"none\")" if run.get("unsandboxed") else ""
+        self.notify(f"Started run {run['id']}: {run['profile']} in {run['backend']}{warn}",
+                    severity="warning" if warn else "information")
+
+    def confirm_stop(self, run: dict[str, Any], kill: bool) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.stop_run(run["id"], kill)
+
+        title = "Kill the run?" if kill else "Stop the run?"
+        self.push_screen(ConfirmScreen(title, stop_text(run, kill), yes="Kill" if kill else "Stop",
+                                       danger=True), answered)
+
+    @work(group="stop")
+    async def stop_run(self, run_id: str, kill: bool) -> None:
+        self.notify(f"{'Killing' if kill else 'Stopping'} run {run_id}...")
+        try:
+            run = await self.source.call("run.stop", run=run_id, kill=kill)
+        except ClientError as exc:
+            self.report(exc, title="Stop failed")
+            return
+        for change in self.state.load_runs([run]):
+            self.changes.publish(change)
 
 
 def run_app(paths: Paths, config_file: Path | None) -> None:
-    PilothouseApp(paths).run()
+    """The entry the CLI calls: keys come from the config's [keys] table."""
+    from console.config import ConfigError, load
+
+    keys: dict[str, str] = {}
+    problem = ""
+    try:
+        keys = dict(load(config_file or paths.config_file).keys)
+    except ConfigError as exc:
+        problem = str(exc)
+    except OSError as exc:
+        problem = f"could not read the config: {exc}"
+    app = PilothouseApp(paths, config_file, keys=keys)
+    if problem:
+        app.startup_problems.append(f"{problem}\nusing the default keys")
+    app.run()

@@ -123,8 +123,8 @@ async def test_writes_outside_the_workspace_fail(sandbox):
     assert not Path(f"/usr/{probe}").exists()
     assert not (sandbox.run_dir / probe).exists()
     assert not parent_marker.exists()
-    for p in ("/etc/", "/usr/", "/run/pilothouse/"):
-        assert f"WROTE:{p}" not in r.out
+    for p in ("/etc/", "/usr/", "/run/pilothouse/", "/workspace/../"):
+        assert f"WROTE:{p}" not in r.out  # the sandbox's own root is read-only too
 
 
 def _git_workspace(ws: Path) -> dict[str, str]:
@@ -164,6 +164,23 @@ async def test_protected_paths_cannot_be_created_when_absent(sandbox):
     )
     assert not (ws / ".git").exists(), r.out  # mountpoints are removed after the run
     assert not (ws / ".pilothouse.toml").exists()
+
+
+async def test_masks_outlive_a_sibling_run_on_the_same_workspace(sandbox):
+    first = await sandbox.start("echo a; sleep 30")
+    await asyncio.wait_for(first.output.readline(), 30)
+    sandbox.new_run_dir()
+    second = await sandbox.start(
+        "echo b; sleep 2; (echo evil > .pilothouse.toml) 2>/dev/null && echo CREATED;"
+        "(mkdir -p .git/hooks && echo x > .git/hooks/pre-commit) 2>/dev/null && echo HOOKED; true"
+    )
+    await asyncio.wait_for(second.output.readline(), 30)
+    await first.kill()  # the first run's end must not unmask the second's paths
+    out = (await asyncio.wait_for(second.output.read(), 30)).decode()
+    await second.wait()
+    assert "CREATED" not in out and "HOOKED" not in out, out
+    assert not (sandbox.workspace / ".pilothouse.toml").exists()
+    assert not (sandbox.workspace / ".git").exists()
 
 
 async def test_protected_hooks_cannot_be_created_in_existing_git(sandbox):
@@ -283,6 +300,36 @@ async def test_tiocsti_injection_fails(sandbox, request):
     r = await sandbox.run("", command=["python3", "-c", TIOCSTI_PY], **kw)
     assert "INJECTED" not in r.out, r.out
     assert "tty" in r.out
+
+
+PTY_TIOCSTI_PY = (
+    "import os, fcntl, termios, pty\n"
+    "m, s = pty.openpty()\n"
+    "os.setsid()\n"
+    "t = os.open(os.ttyname(s), os.O_RDWR)  # now our controlling terminal\n"
+    "try:\n"
+    "    fcntl.ioctl(t, termios.TIOCSTI, b'x'); print('INJECTED')\n"
+    "except OSError as e: print('refused', e.strerror)\n"
+)
+
+
+async def test_tiocsti_refused_even_on_own_controlling_tty(bwrap_box):
+    # The kernel allows this here when dev.tty.legacy_tiocsti = 1; the seccomp filter does not.
+    r = await bwrap_box.run("", command=["python3", "-c", PTY_TIOCSTI_PY])
+    assert "INJECTED" not in r.out, r.out
+    assert "refused" in r.out
+
+
+async def test_kernel_surface_calls_are_refused(sandbox):
+    r = await sandbox.run("busybox unshare -U true 2>&1; echo userns=$?")
+    assert "userns=0" not in r.out, r.out
+    if sandbox.name == "bwrap" and os.uname().machine == "x86_64":  # 250: keyctl on x86_64
+        r = await sandbox.run(
+            "",
+            command=["python3", "-c", "import ctypes, os; l = ctypes.CDLL(None, use_errno=True);"
+                     "print('keyctl', l.syscall(250, 0, -3, 0), os.strerror(ctypes.get_errno()))"],
+        )  # fmt: skip
+        assert "keyctl -1 Operation not permitted" in r.out, r.out
 
 
 async def test_setuid_does_not_escalate(sandbox):

@@ -207,7 +207,7 @@ def test_docker_without_shell_runs_the_command_directly(tmp_path):
 @pytest.mark.parametrize("requested", ["bogus", "docker"])
 def test_select_refuses_with_reasons(requested):
     from console.sandbox.base import SandboxError
-    from console.sandbox.select import choose_backend
+    from console.sandbox.choose import choose_backend
 
     with pytest.raises(SandboxError) as e:
         choose_backend(requested, None)
@@ -215,6 +215,6 @@ def test_select_refuses_with_reasons(requested):
 
 
 def test_select_none_is_marked():
-    from console.sandbox.select import choose_backend
+    from console.sandbox.choose import choose_backend
 
     assert choose_backend("none", None).name == "none"

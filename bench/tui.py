@@ -1,0 +1,280 @@
+"""Benchmark: the console's key-to-screen latency, CPU and memory while a run floods output,
+beside the same with an idle run.
+
+    .venv/bin/python bench/tui.py [--seconds 60] [--minutes 5] [--rate 20000]
+
+Each scenario has its own daemon (temporary PILOTHOUSE_HOME) and its own console, the real
+`pilothouse` program in a pseudo-terminal (120x40) read by this script as a terminal would be:
+
+- flood: a sandboxed python loop prints `--rate` lines a second (shell profile, bubblewrap);
+- idle (the anchor): a sandboxed `sleep`.
+
+The console opens the run's screen (live output in a Log). Then, every 0.3-0.6 s, the script
+presses space (follow/pause) and times how long until the terminal receives the word the
+status line shows after it (PAUSED, then FOLLOWING): key to screen, as a person sees it. CPU is
+the console process's CPU time over the window; memory is its RSS, sampled every second.
+
+Prints: figure, value (flood), anchor value (idle), ratio. Targets: p99 at most 100 ms under
+the flood; memory flat over the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COLS, ROWS = 120, 40
+
+FLOOD = """
+import sys, time
+rate, batch, i = {rate}, 200, 0
+t0 = time.monotonic()
+while True:
+    sys.stdout.write("".join(f"flood {{i + k}} the quick brown fox jumps over the lazy dog\\n"
+                             for k in range(batch)))
+    sys.stdout.flush()
+    i += batch
+    delay = t0 + i / rate - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+"""
+
+
+class Terminal:
+    """A pseudo-terminal running the console; everything it writes is kept, with offsets."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+        self.proc = subprocess.Popen(
+            [str(BIN / "pilothouse")], stdin=slave, stdout=slave, stderr=slave, env=env,
+            start_new_session=True, close_fds=True,
+        )
+        os.close(slave)
+        self.fd = master
+        self.buf = bytearray()
+        self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except OSError:
+                return
+            if not chunk:
+                return
+            with self.arrived:
+                self.buf += chunk
+                self.arrived.notify_all()
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.buf)
+
+    def send(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def wait_for(self, needle: bytes, start: int, timeout: float) -> float | None:
+        """Seconds (monotonic) when `needle` appeared after offset `start`, or None."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while True:
+                if self.buf.find(needle, start) >= 0:
+                    return time.monotonic()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.arrived.wait(left)
+
+    def trim(self, keep: int = 1 << 20) -> None:
+        """Drop old output (the flood writes a lot); offsets after this are relative again."""
+        with self.lock:
+            if len(self.buf) > 4 * keep:
+                del self.buf[: len(self.buf) - keep]
+
+    def tail(self, size: int = 1 << 16) -> bytes:
+        with self.lock:
+            return bytes(self.buf[-size:])
+
+    def close(self) -> None:
+        with_suppress(lambda: self.send(b"q"))
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        with_suppress(lambda: os.close(self.fd))
+
+
+def with_suppress(fn: object) -> None:
+    try:
+        fn()  # type: ignore[operator]
+    except Exception:  # noqa: BLE001 - best effort while tearing down
+        pass
+
+
+@dataclass
+class Result:
+    latencies_ms: list[float] = field(default_factory=list)
+    pause_ms: list[float] = field(default_factory=list)
+    resume_ms: list[float] = field(default_factory=list)
+    misses: int = 0
+    cpu_percent: float = 0.0
+    rss_mb: list[float] = field(default_factory=list)
+    lines_per_s: float = 0.0
+    skipped_batches: int = 0
+
+
+def scenario(name: str, command: list[str], seconds: float, workdir: Path) -> Result:
+    home = workdir / f"home-{name}"
+    ws = workdir / f"ws-{name}"
+    home.mkdir()
+    ws.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+    env.update(PILOTHOUSE_HOME=str(home), PILOTHOUSE_CONFIG=str(home / "config.toml"),
+               PILOTHOUSE_DESKTOP_NOTIFY="0", TERM="xterm-256color", COLORTERM="truecolor",
+               PATH=f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}")
+    cli = [str(BIN / "pilothouse")]
+    daemon = subprocess.Popen([sys.executable, "-m", "console", "daemon"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    term: Terminal | None = None
+    try:
+        for _ in range(200):
+            if subprocess.run(cli + ["status"], env=env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        run_id = subprocess.run(cli + ["run", "shell", "-w", str(ws), "--", *command], env=env,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        term = Terminal(env)
+        if term.wait_for(run_id.encode(), 0, 30) is None:
+            raise SystemExit(f"{name}: the console never showed run {run_id}")
+        time.sleep(1.0)
+        term.send(b"\r")  # the runs table has the focus, on the only run: open it
+        if term.wait_for(b"FOLLOWING", term.mark(), 15) is None:
+            raise SystemExit(f"{name}: the run screen did not open")
+        time.sleep(2.0)  # let the stored output load
+        proc = psutil.Process(term.proc.pid)
+        cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
+        result = Result()
+        following = True
+        next_rss = t0
+        end = t0 + seconds
+        first_total = total_at(term.tail())
+        while time.monotonic() < end:
+            if time.monotonic() >= next_rss:
+                result.rss_mb.append(proc.memory_info().rss / 2**20)
+                next_rss += 1.0
+            term.trim()
+            start = term.mark()
+            sent = time.monotonic()
+            term.send(b" ")
+            shown = term.wait_for(b"PAUSED" if following else b"FOLLOWING", start, 5.0)
+            if shown is None:
+                result.misses += 1
+            else:
+                result.latencies_ms.append((shown - sent) * 1000)
+                (result.pause_ms if following else result.resume_ms).append((shown - sent) * 1000)
+            following = not following
+            time.sleep(random.uniform(0.3, 0.6))
+        if not following:
+            term.send(b" ")
+            term.wait_for(b"FOLLOWING", term.mark(), 5.0)
+            time.sleep(0.5)
+        wall = time.monotonic() - t0
+        result.cpu_percent = 100 * (sum(proc.cpu_times()[:2]) - cpu0) / wall
+        result.rss_mb.append(proc.memory_info().rss / 2**20)
+        last_total = total_at(term.tail())
+        if first_total is not None and last_total is not None:
+            result.lines_per_s = (last_total - first_total) / wall
+        result.skipped_batches = term.tail(1 << 20).count(b"batch(es) skipped")
+        return result
+    finally:
+        if term is not None:
+            term.close()
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(20)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+
+
+TOTAL = re.compile(rb"([\d,]+) line\(s\) received")
+
+
+def total_at(tail: bytes) -> int | None:
+    found = TOTAL.findall(tail)
+    return int(found[-1].replace(b",", b"")) if found else None
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of each scenario")
+    ap.add_argument("--minutes", type=float, help="length of each scenario in minutes (e.g. 5)")
+    ap.add_argument("--rate", type=int, default=20_000, help="lines a second in the flood")
+    args = ap.parse_args()
+    seconds = args.minutes * 60 if args.minutes else args.seconds
+    if shutil.which("bwrap") is None:
+        raise SystemExit("bench/tui.py needs bubblewrap (apt-get install bubblewrap)")
+    with tempfile.TemporaryDirectory(prefix="ph-bench-tui-") as tmp:
+        work = Path(tmp)
+        flood = scenario("flood", ["python3", "-c", FLOOD.format(rate=args.rate)], seconds, work)
+        idle = scenario("idle", ["sleep", "100000"], seconds, work)
+
+    def row(figure: str, value: float, anchor: float, fmt: str = "{:.1f}") -> None:
+        ratio = value / anchor if anchor else float("nan")
+        print(f"{figure:44} {fmt.format(value):>12}  {fmt.format(anchor):>12}  {ratio:7.2f}x")
+
+    print(f"{'figure':44} {'flood':>12}  {'anchor(idle)':>12}  {'ratio':>8}")
+    row("key->screen p50 (ms)", statistics.median(flood.latencies_ms), statistics.median(idle.latencies_ms))
+    row("key->screen p99 (ms)", pct(flood.latencies_ms, 99), pct(idle.latencies_ms, 99))
+    row("key->screen max (ms)", max(flood.latencies_ms), max(idle.latencies_ms))
+    row("console CPU (% of one core)", flood.cpu_percent, idle.cpu_percent)
+    row("console RSS at start (MiB)", flood.rss_mb[0], idle.rss_mb[0])
+    row("console RSS at end (MiB)", flood.rss_mb[-1], idle.rss_mb[-1])
+    row("console RSS max (MiB)", max(flood.rss_mb), max(idle.rss_mb))
+    mid = len(flood.rss_mb) // 2
+    row("console RSS growth, 2nd half (MiB)", flood.rss_mb[-1] - flood.rss_mb[mid],
+        idle.rss_mb[-1] - idle.rss_mb[len(idle.rss_mb) // 2], "{:+.1f}")
+    row("output lines/s reaching the console", flood.lines_per_s, idle.lines_per_s, "{:.0f}")
+    print(f"# {len(flood.latencies_ms)} / {len(idle.latencies_ms)} key presses timed "
+          f"({flood.misses} / {idle.misses} not seen within 5 s); {flood.skipped_batches} output "
+          f"batch(es) skipped by the daemon for a slow reader; {seconds:.0f} s per scenario; "
+          f"flood asked for {args.rate} lines/s; cpus={os.cpu_count()}; python {sys.version.split()[0]}")
+    print(f"# pause p50/max {statistics.median(flood.pause_ms):.0f}/{max(flood.pause_ms):.0f} ms, "
+          f"resume (redraws the kept lines) p50/max {statistics.median(flood.resume_ms):.0f}/"
+          f"{max(flood.resume_ms):.0f} ms under the flood")
+    target = pct(flood.latencies_ms, 99) <= 100
+    print(f"# target p99 <= 100 ms under the flood: {'met' if target else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

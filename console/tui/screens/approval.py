@@ -1,0 +1,248 @@
+"""One approval request in full, and the keys to decide it.
+
+y once · r this run · t N minutes · p this profile (shows the exact rule first) · g everywhere
+n deny · N deny for the profile (rule shown first). After a decision: the next pending request,
+or back. If someone else decides it first (another console, the CLI), this screen says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Group
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import work
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Static
+
+from console.client import ClientError
+from console.tui.screens.base import PilotScreen
+from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
+from console.tui.state import Change
+from widgets.format import printable
+from widgets.panels import ApprovalCard
+
+MAX_MINUTES = 7 * 24 * 60
+
+
+def check_minutes(value: str) -> str | None:
+    if not value.isdigit() or not 1 <= int(value) <= MAX_MINUTES:
+        return f"a whole number of minutes from 1 to {MAX_MINUTES}"
+    return None
+
+
+class ApprovalScreen(PilotScreen):
+    BINDINGS = [
+        Binding("y", "decide('once', True)", "Allow once", id="approve_once"),
+        Binding("r", "decide('run', True)", "This run", id="approve_run"),
+        Binding("t", "timed", "N min", id="approve_timed"),
+        Binding("p", "profile(True)", "Profile", id="approve_profile"),
+        Binding("g", "everywhere", "Everywhere", id="approve_global", show=False),
+        Binding("n", "decide('once', False)", "Deny", id="deny_once"),
+        Binding("N", "profile(False)", "Deny profile", id="deny_profile"),
+        Binding("j,down", "move(1)", "Next", id="approval_next", show=False),
+        Binding("k,up", "move(-1)", "Previous", id="approval_prev", show=False),
+        Binding("escape", "back", "Back", id="back"),
+    ]
+
+    def __init__(self, request_id: str | None = None) -> None:
+        super().__init__()
+        self.request_id = request_id
+        self._decided: set[str] = set()  # by this console, so their resolution is no surprise
+        self._busy = False
+
+    def compose_body(self) -> Iterable[Widget]:
+        with VerticalScroll(id="approval-body"):
+            yield ApprovalCard(id="card")
+        yield Static(id="approval-keys")
+        yield Static(id="approval-status")
+
+    def on_ready(self) -> None:
+        if self.request_id not in self.ph.state.approvals:
+            oldest = self._next()
+            self.request_id = oldest["id"] if oldest else self.request_id
+        self.query_one("#approval-body").border_title = "Approval request"
+        self._keys_help()
+        self._show()
+
+    # --- showing -------------------------------------------------------------------------------
+
+    @property
+    def request(self) -> dict[str, Any] | None:
+        return self.ph.state.approvals.get(self.request_id or "")
+
+    def _show(self) -> None:
+        state = self.ph.state
+        req = self.request
+        now = self.ph.now()
+        ids = list(state.approvals)
+        pos = (ids.index(req["id"]) + 1, len(ids)) if req else (0, len(ids))
+        self.query_one(ApprovalCard).show(
+            req, now=now, expires_in=state.expires_in(req, now) if req else None,
+            position=pos, timeout=state.timeout_s)
+        self.sub_title = f"approval {self.request_id}" if req else "no approval pending"
+
+    def _keys_help(self) -> None:
+        k = self.ph.key_for
+        text = Text()
+        for key, words in ((k("approve_once", "y"), "allow once"), (k("approve_run", "r"), "this run"),
+                           (k("approve_timed", "t"), "N minutes"), (k("approve_profile", "p"), "this profile"),
+                           (k("approve_global", "g"), "everywhere"), (k("deny_once", "n"), "deny"),
+                           (k("deny_profile", "N"), "deny for the profile"), ("esc", "back")):
+            text.append(f" {key} ", style="bold reverse")
+            text.append(f" {words}  ")
+        self.query_one("#approval-keys", Static).update(text)
+
+    def _status(self, text: str) -> None:
+        self.query_one("#approval-status", Static).update(Text(printable(text)))
+
+    def on_tick(self, now: float) -> None:
+        self._show()
+
+    def on_change(self, change: Change) -> None:
+        if change.topic == "resolved" and change.key == self.request_id and change.key not in self._decided:
+            req = (change.event or {}).get("request") or {}
+            who = req.get("decided_by") or (req.get("provenance") or {}).get("kind") or "the daemon"
+            self.notify(f"Request {change.key} was {req.get('state', 'closed')} by {who} "
+                        "before you decided.", severity="warning")
+            self._advance()
+        elif change.topic == "approvals":
+            self._show()
+
+    # --- moving ---------------------------------------------------------------------------------
+
+    def _next(self) -> dict[str, Any] | None:
+        for req in self.ph.state.approvals.values():
+            if req["id"] not in self._decided:
+                return req
+        return None
+
+    def _advance(self) -> None:
+        nxt = self._next()
+        if nxt is None:
+            self.app.pop_screen()
+            return
+        self.request_id = nxt["id"]
+        self._status("")
+        self._show()
+
+    def action_move(self, step: int) -> None:
+        ids = [i for i in self.ph.state.approvals if i not in self._decided]
+        if not ids:
+            return
+        pos = ids.index(self.request_id) if self.request_id in ids else -1
+        self.request_id = ids[(pos + step) % len(ids)]
+        self._show()
+
+    # --- deciding -------------------------------------------------------------------------------
+
+    def _target(self) -> dict[str, Any] | None:
+        req = self.request
+        if req is None:
+            self.notify("No request pending.", severity="warning")
+        elif self._busy:
+            return None
+        return req
+
+    def action_decide(self, scope: str, allow: bool) -> None:
+        req = self._target()
+        if req is not None:
+            self._decide(req["id"], allow, scope)
+
+    def action_timed(self) -> None:
+        req = self._target()
+        if req is None:
+            return
+
+        def chosen(value: str | None) -> None:
+            if value:
+                self._decide(req["id"], True, f"{int(value)}m")
+
+        self.app.push_screen(
+            PromptScreen("Allow for how long?",
+                         f"Minutes to allow {printable(req.get('kind'))} "
+                         f"{printable(req.get('subject'), 60)} in run {req.get('run_id')}:",
+                         "10", check=check_minutes), chosen)
+
+    def action_everywhere(self) -> None:
+        req = self._target()
+        if req is None:
+            return
+        body = Text(f"Allow {printable(req.get('kind'))} ")
+        body.append(printable(req.get("subject"), 200), style="bold")
+        body.append(" for every run and every profile (a global grant, until the daemon restarts)?")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._decide(req["id"], True, "global")
+
+        self.app.push_screen(ConfirmScreen("Allow everywhere?", body, yes="Allow everywhere",
+                                           danger=True), answered)
+
+    def action_profile(self, allow: bool) -> None:
+        req = self._target()
+        if req is not None:
+            self._preview(req["id"], allow)
+
+    @work(group="approval", exclusive=True)
+    async def _preview(self, request_id: str, allow: bool) -> None:
+        try:
+            edit = await self.ph.source.call("approval.preview", id=request_id, allow=allow)
+        except ClientError as exc:
+            self.ph.report(exc)
+            return
+        body = preview_body(edit, allow)
+        verb = "Allow" if allow else "Deny"
+        yes = await self.app.push_screen_wait(
+            ConfirmScreen(f"{verb} for profile {edit.get('profile')}: save this rule?", body,
+                          yes="Save rule and decide", danger=not allow))
+        if yes:
+            self._decide(request_id, allow, "profile")
+
+    @work(group="approval-decide")
+    async def _decide(self, request_id: str, allow: bool, scope: str) -> None:
+        self._busy = True
+        self._status(f"sending {'allow' if allow else 'deny'} ({scope}) for {request_id}...")
+        try:
+            result = await self.ph.source.call("approval.decide", id=request_id, allow=allow, scope=scope)
+        except ClientError as exc:
+            self._busy = False
+            self.ph.report(exc)
+            if exc.code in ("already_decided", "unknown_request"):
+                self._decided.add(request_id)
+                self._advance()
+            else:
+                self._status("")
+            return
+        self._busy = False
+        self._decided.add(request_id)
+        verb = "Allowed" if result.get("allow") else "Denied"
+        message = f"{verb} {request_id}: {result.get('describe', '')}"
+        saved = result.get("saved") or {}
+        if saved.get("file"):
+            message += f"\nRule {saved.get('rule')!r} saved to {saved['file']}"
+        if saved.get("error") or saved.get("reload_error"):
+            self.ph.report(f"the rule was not saved: {saved.get('error') or saved.get('reload_error')}")
+        if result.get("also_decided"):
+            message += f"\nAlso answered: {', '.join(result['also_decided'])}"
+            self._decided.update(result["also_decided"])
+        self.notify(printable(message, 400).replace("⏎", "\n"), title="Decision recorded")
+        self._advance()
+
+
+def preview_body(edit: dict[str, Any], allow: bool) -> Group:
+    head = Text()
+    head.append("This adds the ")
+    head.append(f"{edit.get('section')} {edit.get('list')}", style="bold")
+    head.append(" rule ")
+    head.append(printable(edit.get("rule")), style="bold reverse")
+    head.append(f"\nto profile {printable(edit.get('profile'))} in {printable(edit.get('file'))}")
+    head.append(f"\nand {'allows' if allow else 'denies'} this request now.\n")
+    diff = edit.get("diff") or ""
+    if not edit.get("changed", True) or not diff:
+        return Group(head, Text("(the rule is already there; nothing changes in the file)", style="dim"))
+    return Group(head, Syntax(diff, "diff", theme="ansi_dark", word_wrap=True))

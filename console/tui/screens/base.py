@@ -1,0 +1,104 @@
+"""What every screen has: the header, the approvals banner, the link status, the footer.
+
+Screens learn about changes through the app's signals (`changes`, `ticks`) and read the app's
+state; they never talk to the daemon except through `app.source` in async workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, cast
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input
+
+from console.tui.state import Change
+from widgets.panels import ApprovalBanner, LinkStatus
+
+if TYPE_CHECKING:
+    from console.tui.app import PilothouseApp
+
+
+class AppAccess:
+    """Typed access to the app, for screens and modals."""
+
+    @property
+    def ph(self) -> PilothouseApp:
+        return cast("PilothouseApp", cast(Any, self).app)
+
+
+class PilotScreen(AppAccess, Screen[None]):
+    BINDINGS = [Binding("escape", "back", "Back", id="back")]
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="⚓")
+        yield ApprovalBanner(id="banner")
+        yield LinkStatus(id="link")
+        yield from self.compose_body()
+        yield Footer()
+
+    def compose_body(self) -> Iterable[Widget]:
+        return ()
+
+    def on_mount(self) -> None:
+        self.ph.changes.subscribe(self, self._changed)
+        self.ph.ticks.subscribe(self, self._ticked)
+        if self.ph.frozen:
+            for field in self.query(Input):
+                field.cursor_blink = False
+        self.show_banner()
+        self.show_link()
+        self.on_ready()
+
+    def on_ready(self) -> None:
+        """Fill the screen from the app's state (subclasses)."""
+
+    def on_change(self, change: Change) -> None:
+        """One part of the state changed (subclasses)."""
+
+    def on_tick(self, now: float) -> None:
+        """Once a second: ages, countdowns, uptimes (subclasses)."""
+
+    def _changed(self, change: Change) -> None:
+        if not self.is_attached:
+            return
+        if change.topic == "approvals":
+            self.show_banner()
+        elif change.topic == "link":
+            self.show_link()
+        self.on_change(change)
+
+    def _ticked(self, now: float) -> None:
+        if not self.is_attached:
+            return
+        self.show_banner()
+        self.on_tick(now)
+
+    def show_banner(self) -> None:
+        state = self.ph.state
+        key = self.ph.key_for("open_approval", "a")
+        self.query_one(ApprovalBanner).show(len(state.approvals), state.oldest(), now=self.ph.now(), key=key)
+
+    def show_link(self) -> None:
+        self.query_one(LinkStatus).show(self.ph.state.connected, self.ph.state.link_text)
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+
+
+class PilotModal(AppAccess, ModalScreen[Any]):
+    """A dialog over the current screen; escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="modal_cancel")]
+
+    def on_mount(self) -> None:
+        if self.ph.frozen:
+            for field in self.query(Input):
+                field.cursor_blink = False
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,104 @@
+"""Small dialogs: confirm (yes/no, with what will happen shown first) and prompt (one value)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import RenderableType
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Input, Label, Static
+
+from console.tui.screens.base import PilotModal
+
+
+class ConfirmScreen(PilotModal):
+    """Returns True (y, enter on yes) or False (n, escape)."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="confirm_yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm_no"),
+    ]
+
+    def __init__(self, title: str, body: RenderableType, *, yes: str = "Yes", no: str = "No",
+                 danger: bool = False) -> None:
+        super().__init__()
+        self._title, self._body, self._yes, self._no, self._danger = title, body, yes, no, danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label(self._title, id="dialog-title")
+            with VerticalScroll(id="dialog-body"):
+                yield Static(self._body)
+            with Horizontal(classes="buttons"):
+                yield Button(f"{self._yes} (y)", id="yes", variant="error" if self._danger else "primary")
+                yield Button(f"{self._no} (n)", id="no")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#no" if self._danger else "#yes", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class PromptScreen(PilotModal):
+    """One value with a default; returns the text, or None when cancelled."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt_cancel")]
+
+    def __init__(self, title: str, label: str, default: str = "", *,
+                 check: Callable[[str], str | None] | None = None) -> None:
+        super().__init__()
+        self._title, self._label, self._default, self._check = title, label, default, check
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label(self._title, id="dialog-title")
+            yield Label(self._label)
+            yield Input(value=self._default, id="prompt-value", select_on_focus=True)
+            yield Static("", id="prompt-error", classes="error-text")
+            with Horizontal(classes="buttons"):
+                yield Button("OK (enter)", id="ok", variant="primary")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#prompt-value", Input).focus()
+
+    def _submit(self) -> None:
+        value = self.query_one("#prompt-value", Input).value.strip()
+        problem = self._check(value) if self._check else None
+        if problem:
+            self.query_one("#prompt-error", Static).update(problem)
+            return
+        self.dismiss(value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+
+def stop_text(run: dict[str, Any], kill: bool) -> Text:
+    verb = "Kill (SIGKILL at once)" if kill else "Stop (SIGTERM, then SIGKILL after 2s)"
+    text = Text()
+    text.append(f"{verb} run ")
+    text.append(str(run.get("id")), style="bold")
+    text.append(f" ({run.get('profile')})?\n")
+    cmd = run.get("command") or []
+    text.append((" ".join(cmd) if isinstance(cmd, list) else str(cmd))[:200], style="dim")
+    return text

@@ -1,0 +1,39 @@
+"""The keys of the screen underneath (`?` or F1), with the id to remap each in the config."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Label, Static
+
+from console.tui.screens.base import PilotModal
+
+REMAP = ('Remap any key in your config file, by id:\n'
+         '  [keys]\n  approve_once = "Y"\n  history = "ctrl+h"\n'
+         "then restart the console.")
+
+
+class HelpScreen(PilotModal):
+    BINDINGS = [Binding("escape,q,question_mark,f1", "cancel", "Close", id="help_close")]
+
+    def __init__(self, title: str, rows: list[tuple[str, str, str]]) -> None:
+        """rows: (key as shown, what it does, binding id)."""
+        super().__init__()
+        self._title = title
+        self._rows = rows
+
+    def compose(self) -> ComposeResult:
+        table = Table(expand=True, box=None, padding=(0, 1))
+        table.add_column("KEY", style="bold", no_wrap=True)
+        table.add_column("DOES")
+        table.add_column("ID (for [keys])", style="dim", no_wrap=True)
+        for key, does, binding_id in self._rows:
+            table.add_row(Text(key), Text(does), Text(binding_id))
+        with Vertical(id="dialog", classes="dialog wide"):
+            yield Label(f"Keys: {self._title}", id="dialog-title")
+            with VerticalScroll(id="dialog-body"):
+                yield Static(table)
+                yield Static(Text(REMAP, style="dim"))

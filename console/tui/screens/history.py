@@ -1,0 +1,270 @@
+"""The recorded history: full-text search, filters, pages from SQLite (history op, before_id),
+and an export of what is shown to a JSONL file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, Label, Select, Static
+
+from console.client import ClientError
+from console.config import parse_duration
+from console.tui.screens.base import PilotModal, PilotScreen
+from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
+from widgets.format import decision_of
+from widgets.tables import HistoryTable
+
+PAGE = 100
+KINDS = [("any kind", ""), ("approvals", "approval."), ("network", "net."), ("runs", "run."),
+         ("policy", "policy."), ("operator", "operator."), ("grants", "grant."),
+         ("daemon", "daemon."), ("tokens", "tokens")]
+DECISIONS = [("any decision", ""), ("allow", "allow"), ("deny", "deny"), ("ask", "ask")]
+DEFAULT_EXPORT = "./pilothouse-export.jsonl"
+
+
+def parse_when(text: str, now: float) -> float | None:
+    """An age ("2h", "30m", "7d": that long ago) or a local date/time ("2025-01-31 14:00")."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt).timestamp()
+        except ValueError:
+            continue
+    raise ValueError(f'"{text}" is neither an age (2h, 30m, 7d) nor a date (2025-01-31 14:00)')
+
+
+class HistoryScreen(PilotScreen):
+    BINDINGS = [
+        Binding("slash", "search", "Search", id="history_search"),
+        Binding("right_square_bracket", "older", "Older", id="history_older"),
+        Binding("left_square_bracket", "newer", "Newer", id="history_newer"),
+        Binding("e", "export", "Export", id="history_export"),
+        Binding("ctrl+r", "reload", "Reload", id="history_reload", show=False),
+        Binding("escape", "back", "Back", id="back"),
+    ]
+
+    def __init__(self, *, run: str = "", search: str = "") -> None:
+        super().__init__()
+        self._initial = (run, search)
+        self._cursors: list[int | None] = [None]  # before_id of each page seen
+        self._next_before: int | None = None
+        self.rows: list[dict[str, Any]] = []
+
+    def compose_body(self) -> Iterable[Widget]:
+        with Vertical(id="history-filters"):
+            yield Input(compact=True, placeholder="search the history (full text), enter to search",
+                        id="h-search", value=self._initial[1])
+            with Horizontal(id="h-row"):
+                yield Select(KINDS, value="", allow_blank=False, id="h-kind", compact=True)
+                yield Input(compact=True, placeholder="run id", id="h-run", value=self._initial[0])
+                yield Select(DECISIONS, value="", allow_blank=False, id="h-decision", compact=True)
+                yield Input(compact=True, placeholder="since (2h, 2025-01-31)", id="h-since")
+                yield Input(compact=True, placeholder="until", id="h-until")
+        yield Static("", id="history-empty", classes="empty")
+        yield HistoryTable(id="history")
+        yield Static(id="history-status")
+
+    def on_ready(self) -> None:
+        self.sub_title = "history"
+        self.query_one(HistoryTable).focus()
+        self.load()
+
+    # --- loading -------------------------------------------------------------------------------
+
+    def _filters(self) -> dict[str, Any]:
+        now = self.ph.now()
+        args: dict[str, Any] = {}
+        search = self.query_one("#h-search", Input).value.strip()
+        if search:
+            args["search"] = search
+        kind = self.query_one("#h-kind", Select).value
+        if isinstance(kind, str) and kind:
+            args["kind"] = kind
+        run = self.query_one("#h-run", Input).value.strip()
+        if run:
+            args["run"] = run
+        since = parse_when(self.query_one("#h-since", Input).value, now)
+        until = parse_when(self.query_one("#h-until", Input).value, now)
+        if since is not None:
+            args["since"] = since
+        if until is not None:
+            args["until"] = until
+        return args
+
+    @property
+    def decision(self) -> str:
+        value = self.query_one("#h-decision", Select).value
+        return value if isinstance(value, str) else ""
+
+    def load(self, before_id: int | None = None) -> None:
+        self._fetch(before_id)
+
+    @work(group="history", exclusive=True)
+    async def _fetch(self, before_id: int | None) -> None:
+        try:
+            args = self._filters()
+        except ValueError as exc:
+            self.ph.report(str(exc))
+            return
+        decision = self.decision
+        # The decision is matched here: events record it as decision, action or allow.
+        limit = PAGE * 5 if decision else PAGE
+        status = self.query_one("#history-status", Static)
+        status.update(Text("loading...", style="dim"), layout=False)
+        try:
+            rows = await self.ph.source.call("history", limit=limit, before_id=before_id, **args)
+        except ClientError as exc:
+            self.ph.report(exc)
+            status.update(Text(f"could not load: {exc.message}", style="bold red"), layout=False)
+            return
+        self._next_before = rows[-1]["id"] if len(rows) >= limit else None
+        if decision:
+            rows = [r for r in rows if decision_of(r) == decision]
+        self.rows = rows
+        table = self.query_one(HistoryTable)
+        table.clear_rows()
+        for row in rows:
+            table.put_event(row)
+        empty = self.query_one("#history-empty", Static)
+        empty.display = not rows
+        empty.update(Text("No events match. Change the search or the filters "
+                          "(esc back, / search).", style="dim"))
+        self._status()
+
+    def _status(self) -> None:
+        page = len(self._cursors)
+        k = self.ph.key_for
+        text = Text()
+        text.append(f"page {page} · {len(self.rows)} event(s)", style="bold")
+        if self.rows:
+            text.append(f" · ids {self.rows[-1]['id']}..{self.rows[0]['id']}")
+        keys = [f"{k('history_search', '/')}: search"]
+        if self._next_before is not None:
+            keys.append(f"{k('history_older', ']')}: older")
+        if page > 1:
+            keys.append(f"{k('history_newer', '[')}: newer")
+        keys.append(f"{k('history_export', 'e')}: export shown")
+        text.append("   " + "  ".join(keys), style="dim")
+        self.query_one("#history-status", Static).update(text, layout=False)
+
+    # --- keys ----------------------------------------------------------------------------------
+
+    def _restart(self) -> None:
+        self._cursors = [None]
+        self.load()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._restart()
+        self.query_one(HistoryTable).focus()
+
+    @on(Select.Changed)
+    def _selected(self, event: Select.Changed) -> None:
+        if self.is_attached and self.query_one(HistoryTable).is_mounted:
+            self._restart()
+
+    def action_search(self) -> None:
+        self.query_one("#h-search", Input).focus()
+
+    def action_reload(self) -> None:
+        self.load(self._cursors[-1])
+
+    def action_older(self) -> None:
+        if self._next_before is None:
+            self.notify("This is the oldest page.")
+            return
+        self._cursors.append(self._next_before)
+        self.load(self._next_before)
+
+    def action_newer(self) -> None:
+        if len(self._cursors) == 1:
+            self.notify("This is the newest page.")
+            return
+        self._cursors.pop()
+        self.load(self._cursors[-1])
+
+    def action_back(self) -> None:
+        if isinstance(self.focused, Input):
+            self.query_one(HistoryTable).focus()
+            return
+        super().action_back()
+
+    @on(DataTable.RowSelected)
+    def _open(self, event: DataTable.RowSelected) -> None:
+        row = next((r for r in self.rows if str(r.get("id")) == event.row_key.value), None)
+        if row is not None:
+            self.app.push_screen(EventScreen(row))
+
+    def action_export(self) -> None:
+        if not self.rows:
+            self.notify("Nothing shown to export.", severity="warning")
+            return
+        self._export()
+
+    @work(group="history-export", exclusive=True)
+    async def _export(self) -> None:
+        rows = list(self.rows)
+        path = await self.app.push_screen_wait(
+            PromptScreen("Export what is shown",
+                         f"Write the {len(rows)} event(s) shown as JSON lines to:", DEFAULT_EXPORT))
+        if not path:
+            return
+        target = Path(path).expanduser()
+        if target.exists():
+            ok = await self.app.push_screen_wait(
+                ConfirmScreen("Replace the file?", Text(f"{target} exists. Replace it?"), yes="Replace"))
+            if not ok:
+                return
+        try:
+            count = await asyncio.to_thread(write_jsonl, target, rows)
+        except OSError as exc:
+            self.ph.report(f"could not write {target}: {exc.strerror or exc}")
+            return
+        self.notify(f"{count} event(s) written to {target}", title="Exported")
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> int:
+    tmp = path.with_name(path.name + f".tmp{int(time.time() * 1000)}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return len(rows)
+
+
+class EventScreen(PilotModal):
+    """One recorded event, as stored (JSON)."""
+
+    BINDINGS = [Binding("escape,q,enter", "cancel", "Close", id="event_close")]
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        super().__init__()
+        self.row = row
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog wide"):
+            yield Label(f"Event {self.row.get('id')} · {self.row.get('kind')}", id="dialog-title")
+            with VerticalScroll(id="dialog-body"):
+                # ensure_ascii: anything odd a sandbox wrote shows as an escape, never raw
+                yield Static(Syntax(json.dumps(self.row, indent=2, ensure_ascii=True), "json",
+                                    theme="ansi_dark", word_wrap=True))

@@ -1,0 +1,146 @@
+"""The rules in force, per profile, each with the file and line it came from; and a box to test
+a command or a destination against them (the same code the daemon decides with)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Input, Select, Static
+
+from console.client import ClientError
+from console.tui.screens.base import PilotScreen
+from widgets.format import decision_text, printable, safe
+from widgets.keyed_table import Column, KeyedTable
+
+MODES = [("command", "command"), ("host", "host")]
+
+
+class RulesTable(KeyedTable):
+    COLUMNS = (Column("section", "SECTION", 8), Column("list", "LIST", 8),
+               Column("rule", "RULE", 34), Column("source", "FROM", 60))
+
+    def put_rule(self, index: int, rule: dict[str, Any]) -> None:
+        word = str(rule.get("list") or "")
+        shown = decision_text(word) if word in ("allow", "deny", "ask", "forbid") else safe(word)
+        rule_text = rule.get("rule") or ""
+        if word == "default":
+            rule_text = f"default: {rule_text}"
+        self.put(str(index), [safe(rule.get("section")), shown, safe(rule_text, "bold"),
+                              safe(rule.get("source"))],
+                 f"{rule.get('section')} {word} {rule_text} {rule.get('source')}")
+
+
+class PolicyScreen(PilotScreen):
+    BINDINGS = [
+        Binding("c", "check", "Test", id="policy_check"),
+        Binding("ctrl+r", "reload", "Reload", id="policy_reload"),
+        Binding("escape", "back", "Back", id="back"),
+    ]
+
+    def __init__(self, profile: str | None = None) -> None:
+        super().__init__()
+        self.profile = profile
+        self.rules: list[dict[str, Any]] = []
+
+    def compose_body(self) -> Iterable[Widget]:
+        with Horizontal(id="policy-top"):
+            yield Select([], prompt="profile", allow_blank=True, id="p-profile", compact=True)
+            yield Static(id="p-source")
+        yield RulesTable(id="rules")
+        with Horizontal(id="policy-check"):
+            yield Select(MODES, value="command", allow_blank=False, id="p-mode", compact=True)
+            yield Input(compact=True, placeholder="a command (pytest -q) or a host (pypi.org:443); enter tests it",
+                        id="p-subject")
+        yield Static(Text("Type a command or a destination above and press enter.", style="dim"),
+                     id="p-result")
+
+    def on_ready(self) -> None:
+        self.sub_title = "policy"
+        self.load()
+
+    @work(group="policy", exclusive=True)
+    async def load(self) -> None:
+        try:
+            self.rules = await self.ph.source.call("policy.rules")
+        except ClientError as exc:
+            self.ph.report(exc)
+            return
+        names = [p["profile"] for p in self.rules]
+        select = self.query_one("#p-profile", Select)
+        select.set_options([(printable(n), n) for n in names])
+        if self.profile not in names:
+            self.profile = "demo" if "demo" in names else (names[0] if names else None)
+        if self.profile:
+            select.value = self.profile
+        self._show()
+
+    def _show(self) -> None:
+        table = self.query_one(RulesTable)
+        table.clear_rows()
+        prof = next((p for p in self.rules if p["profile"] == self.profile), None)
+        source = self.query_one("#p-source", Static)
+        if prof is None:
+            source.update("")
+            return
+        line = Text()
+        line.append(f" sandbox {prof.get('sandbox')}", style="bold red" if prof.get("sandbox") == "none" else "")
+        if prof.get("sandbox") == "none":
+            line.append(" (UNSANDBOXED)", style="bold red")
+        line.append(f" · ports {', '.join(map(str, prof.get('ports') or []))}")
+        line.append(printable(f" · defined at {prof.get('source')}"), style="dim")
+        source.update(line)
+        for i, rule in enumerate(prof.get("rules") or []):
+            table.put_rule(i, rule)
+        self.query_one("#rules").border_title = f"Rules in force for {self.profile}"
+
+    @on(Select.Changed, "#p-profile")
+    def _profile(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != self.profile:
+            self.profile = event.value
+            self._show()
+
+    def action_check(self) -> None:
+        self.query_one("#p-subject", Input).focus()
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_back(self) -> None:
+        if isinstance(self.focused, Input):
+            self.query_one(RulesTable).focus()
+            return
+        super().action_back()
+
+    @on(Input.Submitted, "#p-subject")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value.strip():
+            mode = self.query_one("#p-mode", Select).value
+            self.check(event.value.strip(), mode == "host")
+
+    @work(group="policy-check", exclusive=True)
+    async def check(self, subject: str, host: bool) -> None:
+        out = self.query_one("#p-result", Static)
+        if not self.profile:
+            self.ph.report("no profile to test against")
+            return
+        args = {"host": subject} if host else {"command": subject}
+        try:
+            result = await self.ph.source.call("policy.check", profile=self.profile, **args)
+        except ClientError as exc:
+            self.ph.report(exc)
+            return
+        text = Text()
+        text.append_text(decision_text(result.get("action")))
+        text.append(printable(f"  {result.get('kind')} {result.get('subject')} in profile {self.profile}"))
+        text.append("\n")
+        text.append(printable(result.get("describe") or ""), style="bold")
+        if result.get("note"):
+            text.append("\n" + printable(result["note"]), style="dim")
+        out.update(text)

@@ -1,0 +1,207 @@
+"""One run: its live output, its approvals and network, its resources; stop and kill.
+
+The output comes from the `logs` op (follow) on a connection of its own: the stored lines first,
+then live batches (one per 50 ms from the daemon), each appended in one call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from textual import on, work
+from textual.binding import Binding
+from textual.containers import Container, Horizontal
+from textual.widget import Widget
+from textual.widgets import Input, Static
+
+from console.client import ClientError
+from console.tui.screens.base import PilotScreen
+from console.tui.state import LIVE_STATES, Change
+from widgets.output_log import OutputLog
+from widgets.panels import RunHeader
+from widgets.tables import ApprovalInbox, NetFeed
+
+MAX_LINES = int(__import__("os").environ.get("PH_EXP_LINES", "5000"))
+STATUS_S = 0.25
+TAIL = 2000
+
+
+class RunScreen(PilotScreen):
+    BINDINGS = [
+        Binding("space,f", "follow", "Follow/pause", id="run_follow"),
+        Binding("slash", "filter", "Filter", id="run_filter"),
+        Binding("x", "stop(False)", "Stop", id="run_stop"),
+        Binding("X", "stop(True)", "Kill", id="run_kill"),
+        Binding("escape", "back", "Back", id="back"),
+    ]
+
+    def __init__(self, run_id: str, *, max_lines: int = MAX_LINES) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.max_lines = max_lines
+        self._status_at = 0.0
+        self._status_pending = False
+
+    def compose_body(self) -> Iterable[Widget]:
+        yield RunHeader(id="run-header")
+        yield Input(compact=True, placeholder="show only lines containing... (enter keeps, esc clears)",
+                    id="log-filter", classes="filter-bar")
+        yield OutputLog(id="output", max_lines=self.max_lines)
+        yield Static(id="log-status")
+        with Horizontal(id="run-lower"):
+            with Container(id="run-approvals", classes="panel"):
+                yield ApprovalInbox(id="run-inbox")
+            with Container(id="run-net", classes="panel"):
+                yield NetFeed(id="run-netfeed", max_rows=100)
+
+    def on_ready(self) -> None:
+        self.sub_title = f"run {self.run_id}"
+        self.query_one("#log-filter", Input).display = False
+        state = self.ph.state
+        for req in state.pending(self.run_id):
+            self._put_request(req["id"])
+        net = self.query_one(NetFeed)
+        for event in state.net_for(self.run_id):
+            net.put_event(event)
+        self._header()
+        self._titles()
+        self._log_status()
+        self.query_one(OutputLog).focus()
+        if self.run_id not in state.runs:
+            self.fetch_run()
+        self.follow_output()
+
+    # --- data ----------------------------------------------------------------------------------
+
+    @work(group="run-fetch")
+    async def fetch_run(self) -> None:
+        try:
+            run = await self.ph.source.call("run.get", run=self.run_id)
+        except ClientError as exc:
+            self.ph.report(exc)
+            return
+        for change in self.ph.state.load_runs([run]):
+            self.ph.changes.publish(change)
+
+    @work(group="run-output", exclusive=True)
+    async def follow_output(self) -> None:
+        if not self.is_attached:
+            return
+        log = self.query_one(OutputLog)
+        try:
+            async for event in self.ph.source.stream("logs", run=self.run_id, follow=True, tail=TAIL):
+                kind = event.get("kind")
+                if kind == "run.output":
+                    log.append(event.get("lines") or [])
+                elif kind == "bus.dropped":
+                    log.append([f"[pilothouse] {event.get('count')} output batch(es) skipped: "
+                                "this console read too slowly"])
+                elif kind == "stream.result":
+                    result = event.get("result") or {}
+                    if "state" in result:
+                        log.append([f"[pilothouse] run {self.run_id} {result['state']} "
+                                    f"(exit {result.get('exit_code')})"])
+                self._log_status(soon=True)
+        except ClientError as exc:
+            if exc.code == "disconnected":
+                log.append(["[pilothouse] the daemon went away; output stops here (esc, then "
+                            "open the run again once it is back)"])
+            else:
+                self.ph.report(exc)
+        except OSError as exc:
+            self.ph.report(f"could not read the output of run {self.run_id}: {exc}")
+        self._log_status()
+
+    def on_change(self, change: Change) -> None:
+        if change.topic == "runs" and change.key == self.run_id:
+            self._header()
+        elif change.topic == "approvals" and change.key:
+            req = self.ph.state.approvals.get(change.key)
+            if req is None or req.get("run_id") == self.run_id:
+                self._put_request(change.key)
+                self._header()
+        elif change.topic == "net" and change.event and change.event.get("run_id") == self.run_id:
+            self.query_one(NetFeed).put_event(change.event)
+        self._titles()
+
+    def on_tick(self, now: float) -> None:
+        self._header()
+        for req in self.ph.state.pending(self.run_id):
+            self._put_request(req["id"])
+
+    def _put_request(self, request_id: str) -> None:
+        inbox = self.query_one(ApprovalInbox)
+        req = self.ph.state.approvals.get(request_id)
+        if req is None:
+            inbox.drop(request_id)
+            return
+        now = self.ph.now()
+        inbox.put_request(req, now=now, expires_in=self.ph.state.expires_in(req, now))
+
+    def _header(self) -> None:
+        run = self.ph.state.runs.get(self.run_id)
+        self.query_one(RunHeader).show(run, now=self.ph.now(),
+                                       pending=len(self.ph.state.pending(self.run_id)))
+
+    def _titles(self) -> None:
+        pending = len(self.ph.state.pending(self.run_id))
+        self.query_one("#run-approvals").border_title = f"Approvals ({pending} pending)"
+        self.query_one("#run-net").border_title = "Network"
+
+    def _log_status(self, *, soon: bool = False) -> None:
+        """The line under the output. While output streams, at most every STATUS_S."""
+        if not self.is_attached:
+            return
+        now = time.monotonic()
+        if soon and now - self._status_at < STATUS_S:
+            if not self._status_pending:
+                self._status_pending = True
+                self.set_timer(STATUS_S, self._log_status)
+            return
+        self._status_at, self._status_pending = now, False
+        log = self.query_one(OutputLog)
+        text = log.status()
+        k = self.ph.key_for
+        text.append(f"   {k('run_follow', 'space')}: follow/pause  {k('run_filter', '/')}: filter",
+                    style="dim")
+        self.query_one("#log-status", Static).update(text, layout=False)
+
+    # --- keys ----------------------------------------------------------------------------------
+
+    def action_follow(self) -> None:
+        log = self.query_one(OutputLog)
+        log.set_following(not log.following)
+        self._log_status()
+
+    def action_filter(self) -> None:
+        field = self.query_one("#log-filter", Input)
+        field.display = True
+        field.focus()
+
+    @on(Input.Changed, "#log-filter")
+    def _filter(self, event: Input.Changed) -> None:
+        self.query_one(OutputLog).set_filter(event.value)
+        self._log_status()
+
+    @on(Input.Submitted, "#log-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            event.input.display = False
+        self.query_one(OutputLog).focus()
+
+    def action_back(self) -> None:
+        field = self.query_one("#log-filter", Input)
+        if field.has_focus or (field.display and field.value):
+            field.value = ""
+            field.display = False
+            self.query_one(OutputLog).focus()
+            return
+        super().action_back()
+
+    def action_stop(self, kill: bool) -> None:
+        run = self.ph.state.runs.get(self.run_id)
+        if run is None or run.get("state") not in LIVE_STATES:
+            self.notify(f"Run {self.run_id} is not running.", severity="warning")
+            return
+        self.ph.confirm_stop(run, kill)

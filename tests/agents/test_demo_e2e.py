@@ -1,0 +1,179 @@
+"""The demo agent end to end: a real daemon, a real bubblewrap sandbox, the real gate, and a
+person (a thread driving the CLI) who approves or denies what the agent asks."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from console.agents import demo
+from console.agents.demo import make_demo_workspace
+from tests.conftest import Daemon, needs_bwrap
+
+from .fake_model import MODEL, USAGE, WORDS, FakeModel
+
+pytestmark = needs_bwrap
+ME = pwd.getpwuid(os.geteuid()).pw_name  # the decider the daemon records (SO_PEERCRED)
+ALLOWED_OUTCOMES = ("reached", "unreachable", "unresolved", "denied-address")  # depends on DNS
+
+
+class Person(threading.Thread):
+    """Answers the inbox like a person at the console: exec requests by `exec_allow`, network
+    questions always denied. Records what it decided."""
+
+    def __init__(self, daemon: Daemon, exec_allow: bool) -> None:
+        super().__init__(daemon=True)
+        self.d, self.exec_allow = daemon, exec_allow
+        self.done = threading.Event()
+        self.decided: list[tuple[str, str, bool]] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        seen: set[str] = set()
+        while not self.done.is_set():
+            listing = self.d.cli("approvals", "--json", check=False)
+            try:
+                pending = json.loads(listing.stdout or "[]")
+            except ValueError:
+                pending = []
+            for req in pending:
+                if req["id"] in seen or req.get("state", "pending") != "pending":
+                    continue
+                seen.add(req["id"])
+                allow = self.exec_allow if req["kind"] == "exec" else False
+                r = self.d.cli("approve" if allow else "deny", req["id"], check=False)
+                if r.returncode != 0:
+                    self.errors.append(r.stderr)
+                self.decided.append((req["kind"], req["subject"], allow))
+            self.done.wait(0.2)
+
+
+def demo_command(daemon: Daemon, ws: Path) -> list[str]:
+    """`ph-demo-agent` when the run folder provides it; else the same file run from the
+    workspace (python3 /workspace/.ph-demo/demo.py), which needs no wiring at all."""
+    probe = daemon.cli("run", "shell", "-w", str(ws), "--wait", "--", "sh", "-c",
+                       "command -v ph-demo-agent", check=False)
+    if probe.returncode == 0:
+        return ["ph-demo-agent"]
+    (ws / ".ph-demo").mkdir(exist_ok=True)
+    shutil.copyfile(demo.__file__, ws / ".ph-demo" / "demo.py")
+    return ["python3", "/workspace/.ph-demo/demo.py"]
+
+
+def run_demo(daemon: Daemon, ws: Path, exec_allow: bool, *extra: str) -> tuple[str, str, Person]:
+    command = demo_command(daemon, ws)
+    person = Person(daemon, exec_allow)
+    person.start()
+    try:
+        done = daemon.cli("run", "demo", "-w", str(ws), "--wait", "--", *command, "--speed", "0",
+                          *extra, check=False, timeout=240)
+    finally:
+        person.done.set()
+        person.join(10)
+    assert not person.errors, person.errors
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
+    run_id = re.search(r"\[pilothouse\] run (\S+) ", done.stderr)
+    assert run_id, done.stderr
+    return done.stdout, run_id.group(1), person
+
+
+def history(daemon: Daemon, run_id: str) -> list[dict]:
+    out = daemon.cli("history", "--json", "--run", run_id, "--limit", "500").stdout
+    return json.loads(out)
+
+
+def events(hist: list[dict], event_kind: str, **data: object) -> list[dict]:
+    """Events of one kind whose data has these values."""
+    return [e for e in hist if e["kind"] == event_kind
+            and all((e.get("data") or {}).get(k) == v for k, v in data.items())]
+
+
+def outcome(out: str, host: str) -> str:
+    """The outcome kind the demo printed for a GET to host."""
+    m = re.search(rf"GET https?://{re.escape(host)}\S*.*\n\s+outcome: (\S+) - (.*)", out)
+    assert m, f"no outcome for {host} in:\n{out}"
+    return m.group(1) + " - " + m.group(2)
+
+
+@pytest.fixture
+def model_server(home: Path) -> Iterator[FakeModel]:
+    """A model server on the host, metered and allowed for the demo profile. Written before
+    the daemon starts (request this fixture before `daemon`)."""
+    with FakeModel() as fake:
+        (home / "config.toml").write_text(
+            f'[gate]\ninference = ["127.0.0.1:{fake.port}"]\n\n'
+            f'[profiles.demo.network]\nallow = ["127.0.0.1:{fake.port}"]\n')
+        yield fake
+
+
+def test_demo_approved_tests_denied_network_and_a_metered_model(
+        model_server: FakeModel, daemon: Daemon, workspace: Path) -> None:
+    make_demo_workspace(workspace)
+    out, run_id, person = run_demo(daemon, workspace, True,
+                                   "--model-url", f"http://127.0.0.1:{model_server.port}/v1")
+
+    # What the agent printed, step by step.
+    assert "ph-demo-agent: done" in out
+    assert re.search(r"approved: rule \"ls\" \(allow\)", out)
+    before, after = out.split("== step 4")
+    assert "tests: failed" in before and "ZeroDivisionError" in before
+    assert "tests: passed" in after
+    tracker = outcome(out, "telemetry.example-tracker.com")
+    assert tracker.startswith("denied-rule - 403") and "**.example-tracker.com" in tracker
+    assert outcome(out, "1.1.1.1").startswith("denied-person")
+    assert outcome(out, "pypi.org").split(" ")[0] in ALLOWED_OUTCOMES
+    assert "+def median(values):" in out
+    assert "".join(WORDS).strip() in out  # the streamed completion, printed as it came
+    assert f"usage: {USAGE['prompt_tokens']} prompt + {USAGE['completion_tokens']}" in out
+
+    # The person was asked twice to run the tests and once about 1.1.1.1, nothing else.
+    assert sorted(person.decided) == [("exec", "pytest -q", True), ("exec", "pytest -q", True),
+                                      ("network", "1.1.1.1:443", False)]
+
+    # And the history says who decided what, and by which rule.
+    hist = history(daemon, run_id)
+    assert len(events(hist, "approval.requested", kind="exec", subject="pytest -q")) == 2
+    decided = events(hist, "approval.decided", kind="exec", subject="pytest -q", allow=True)
+    assert len(decided) == 2 and all(e["actor"] == ME for e in decided)
+    asked = events(hist, "approval.decided", kind="network", subject="1.1.1.1:443", allow=False)
+    assert len(asked) == 1 and asked[0]["actor"] == ME
+    by_rule = events(hist, "net.decision", host="telemetry.example-tracker.com", action="deny")
+    assert by_rule and by_rule[0]["data"]["rule"] == "**.example-tracker.com"
+    person_denied = events(hist, "net.decision", host="1.1.1.1", action="deny", asked=True)
+    assert person_denied and person_denied[0]["data"]["provenance"]["person"] == ME
+    tokens = events(hist, "tokens", completion_tokens=USAGE["completion_tokens"])
+    assert tokens and tokens[0]["data"]["model"] == MODEL
+
+    # The model server got a streamed request with usage asked for; the patch is on disk.
+    posts = [r for r in model_server.requests if r["method"] == "POST"]
+    assert posts and posts[0]["body"]["stream"] is True
+    assert posts[0]["body"]["stream_options"] == {"include_usage": True}
+    check = subprocess.run([sys.executable, "-m", "unittest"], cwd=workspace,
+                           capture_output=True, text=True, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    assert check.returncode == 0, check.stderr
+
+
+def test_demo_goes_on_when_the_tests_are_denied(daemon: Daemon, workspace: Path) -> None:
+    make_demo_workspace(workspace)
+    out, run_id, person = run_demo(daemon, workspace, False)
+
+    assert out.count("tests: not run (denied: decided by") == 2
+    assert "tests: passed" not in out and "tests: failed" not in out
+    assert "wrote stats.py, test_stats.py" in out  # the rest of the script still ran
+    assert "skipped: no --model-url" in out and "ph-demo-agent: done" in out
+    assert ("exec", "pytest -q", False) in person.decided
+
+    hist = history(daemon, run_id)
+    denied = events(hist, "approval.decided", kind="exec", subject="pytest -q", allow=False)
+    assert len(denied) == 2 and all(e["actor"] == ME for e in denied)
+    assert events(hist, "run.ended", exit_code=0)

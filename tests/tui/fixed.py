@@ -1,0 +1,149 @@
+"""A test-only data source: fixed dicts, shaped as the daemon sends them, at a frozen time.
+
+Snapshots must not depend on the clock, the pid or random ids, so the screens are fed from here
+instead of a daemon. The shapes are copied from real answers (runs.list, approvals.list,
+net.decision events, history rows, policy.rules).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from console.client import ClientError
+from console.tui.link import Connected, DaemonEvent, Post
+
+NOW = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
+
+HELLO = {"daemon": "0.1.0", "protocol": 1, "pid": 4242, "user": "dev", "role": "operator",
+         "home": "/home/dev/.local/share/pilothouse", "uptime_s": 3600.0}
+
+RUNS: list[dict[str, Any]] = [
+    {"id": "k3mx", "profile": "demo", "backend": "bwrap", "workspace": "/home/dev/shop",
+     "command": ["ph-demo-agent"], "actor": "dev", "state": "running", "started_at": NOW - 754,
+     "ended_at": None, "exit_code": None, "pids": [101], "notes": [], "unsandboxed": False,
+     "stats": {"cpu_percent": 12.4, "rss_bytes": 48 * 2**20, "pids": 5}},
+    {"id": "q7rt", "profile": "aider", "backend": "none", "workspace": "/home/dev/shop",
+     "command": ["aider", "--model", "local"], "actor": "dev", "state": "running",
+     "started_at": NOW - 95, "ended_at": None, "exit_code": None, "pids": [202], "notes": [],
+     "unsandboxed": True, "stats": {"cpu_percent": 88.0, "rss_bytes": 612 * 2**20, "pids": 12}},
+    {"id": "z2bc", "profile": "shell", "backend": "bwrap", "workspace": "/home/dev/shop",
+     "command": ["sh", "-c", "make test"], "actor": "dev", "state": "failed", "exit_code": 2,
+     "started_at": NOW - 4000, "ended_at": NOW - 3880, "pids": [], "notes": [], "unsandboxed": False},
+]
+
+APPROVALS: list[dict[str, Any]] = [
+    {"id": "e4ew", "run_id": "k3mx", "profile": "demo", "kind": "exec", "subject": "pytest -q tests/",
+     "title": "pytest -q tests/", "detail": {"cwd": "/workspace"}, "summary": "exec pytest -q tests/",
+     "created_at": NOW - 42, "age": 42.0, "expires_in": 78.0, "state": "pending",
+     "rule_provenance": {"kind": "rule", "rule": "pytest", "rule_list": "ask",
+                         "source": "/home/dev/.config/pilothouse/config.toml:21",
+                         "text": 'rule "pytest" (ask) at /home/dev/.config/pilothouse/config.toml:21'}},
+    {"id": "h8pn", "run_id": "q7rt", "profile": "aider", "kind": "network",
+     "subject": "api.example.com:443", "title": "api.example.com:443",
+     "detail": {"host": "api.example.com", "port": 443, "addresses": ["93.184.215.14"],
+                "method": "CONNECT", "target": "api.example.com:443"},
+     "summary": "network api.example.com:443", "created_at": NOW - 7, "age": 7.0,
+     "expires_in": 113.0, "state": "pending",
+     "rule_provenance": {"kind": "default", "rule_list": "ask",
+                         "text": 'no rule matched: the default "ask"'}},
+]
+
+NET: list[dict[str, Any]] = [
+    {"kind": "net.decision", "run_id": "k3mx", "ts": NOW - 300, "host": "pypi.org", "port": 443,
+     "action": "allow", "rule": "pypi.org", "source": "embedded defaults:15", "asked": False,
+     "provenance": None, "addresses": ["151.101.0.223"]},
+    {"kind": "net.closed", "run_id": "k3mx", "ts": NOW - 290, "host": "pypi.org", "port": 443,
+     "bytes_up": 2100, "bytes_down": 1_480_000, "duration_s": 9.5},
+    {"kind": "net.decision", "run_id": "k3mx", "ts": NOW - 120, "host": "t.example-tracker.com",
+     "port": 443, "action": "deny", "rule": "**.example-tracker.com", "source": "embedded defaults:16",
+     "asked": False, "provenance": None},
+    {"kind": "net.decision", "run_id": "q7rt", "ts": NOW - 60, "host": "github.com", "port": 443,
+     "action": "allow", "rule": None, "asked": True,
+     "provenance": {"kind": "person", "person": "dev", "scope": "run",
+                    "text": "decided by dev (scope run)"}},
+]
+
+HISTORY: list[dict[str, Any]] = [
+    {"id": 100 - i, "ts": NOW - 30 * i, "run_id": run, "kind": kind, "actor": actor, "text": text,
+     "data": data}
+    for i, (run, kind, actor, text, data) in enumerate([
+        ("k3mx", "approval.requested", "run:k3mx", "run k3mx asks: exec pytest -q tests/ (e4ew)", {"id": "e4ew"}),
+        ("q7rt", "net.decision", None, "allow github.com:443", {"action": "allow"}),
+        ("k3mx", "net.decision", None, "deny t.example-tracker.com:443", {"action": "deny"}),
+        ("k3mx", "approval.decided", "dev", "dev allowed exec git push (a1b2)", {"allow": True}),
+        ("z2bc", "run.ended", None, "failed (exit 2)", {"state": "failed"}),
+        ("z2bc", "run.started", "dev", "shell in bwrap: sh -c make test", {}),
+        (None, "policy.reloaded", "dev", "config reloaded by dev", {}),
+        (None, "daemon.started", "daemon", "daemon started (pid 4242); 0 lost run(s) reconciled", {}),
+    ])
+]
+
+RULES: list[dict[str, Any]] = [
+    {"profile": "demo", "source": "embedded defaults:8", "sandbox": "auto", "ports": [80, 443],
+     "rules": [
+         {"section": "exec", "list": "forbid", "rule": "rm -rf /", "source": "embedded defaults:22"},
+         {"section": "exec", "list": "ask", "rule": "pytest", "source": "embedded defaults:21"},
+         {"section": "exec", "list": "allow", "rule": "git status", "source": "embedded defaults:20"},
+         {"section": "exec", "list": "default", "rule": "ask", "source": "embedded defaults:8"},
+         {"section": "network", "list": "deny", "rule": "**.example-tracker.com", "source": "embedded defaults:16"},
+         {"section": "network", "list": "allow", "rule": "pypi.org", "source": "embedded defaults:15"},
+         {"section": "network", "list": "default", "rule": "ask", "source": "embedded defaults:8"},
+     ]},
+]
+
+PROFILES = [
+    {"name": "demo", "command": ["ph-demo-agent"], "sandbox": "auto", "image": None,
+     "description": "A scripted coding agent that shows every control", "source": "embedded defaults:8"},
+    {"name": "shell", "command": ["sh"], "sandbox": "auto", "image": None,
+     "description": "A plain command in the sandbox", "source": "embedded defaults:26"},
+]
+
+OUTPUT = [f"collected {i} items" if i % 7 == 0 else f"tests/test_shop.py::test_case_{i} PASSED"
+          for i in range(40)]
+
+
+class FixedSource:
+    """Answers ops from the data above; records what was asked (for assertions)."""
+
+    def __init__(self, *, runs: list[dict[str, Any]] | None = None,
+                 approvals: list[dict[str, Any]] | None = None,
+                 net: list[dict[str, Any]] | None = None, gpu: Any = None,
+                 gpu_note: str = "no NVIDIA driver on this machine") -> None:
+        self.runs = RUNS if runs is None else runs
+        self.approvals = APPROVALS if approvals is None else approvals
+        self.net = NET if net is None else net
+        self.gpu, self.gpu_note = gpu, gpu_note
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def call(self, op: str, **args: Any) -> Any:
+        self.calls.append((op, args))
+        if op == "history":
+            before = args.get("before_id")
+            rows = [r for r in HISTORY if before is None or r["id"] < before]
+            return rows[: args.get("limit", 100)]
+        if op == "policy.rules":
+            return RULES
+        if op == "profiles":
+            return PROFILES
+        if op == "run.get":
+            return next(r for r in self.runs if r["id"] == args["run"])
+        if op == "policy.check":
+            return {"kind": "exec", "subject": args.get("command"), "action": "ask",
+                    "describe": 'rule "pytest" (ask) at embedded defaults:21'}
+        if op in ("runs.list", "approvals.list"):
+            return self.runs if op == "runs.list" else self.approvals
+        raise ClientError("unknown-op", f"unknown operation {op!r}")
+
+    async def stream(self, op: str, **args: Any) -> AsyncIterator[dict[str, Any]]:
+        self.calls.append((op, args))
+        if op == "logs":
+            yield {"kind": "run.output", "run_id": args.get("run"), "first": 0, "lines": OUTPUT}
+        await asyncio.Event().wait()  # a live run: more output would follow
+
+    async def run(self, post: Post) -> None:
+        post(Connected(HELLO, self.runs, self.approvals, PROFILES, self.gpu, self.gpu_note))
+        for event in self.net:
+            post(DaemonEvent(event))
+        await asyncio.Event().wait()

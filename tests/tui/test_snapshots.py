@@ -1,0 +1,125 @@
+"""SVG snapshots of the screens at 80x24 and 160x48, fed fixed data at a frozen time.
+
+Update after an intended change with: .venv/bin/pytest tests/tui/test_snapshots.py --snapshot-update
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from textual.pilot import Pilot
+
+from console.tui.app import PilothouseApp
+from tests.tui.fixed import NOW, FixedSource
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def make_app(**data: object) -> PilothouseApp:
+    return PilothouseApp(source=FixedSource(**data), clock=lambda: NOW,  # type: ignore[arg-type]
+                         desktop_notify=False)
+
+
+async def attached(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, PilothouseApp)
+    for _ in range(100):
+        if app.state.connected and len(app.state.net) == len(app.source.net):  # type: ignore[attr-defined]
+            break
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_with_runs_and_pending_approvals(snap_compare, size) -> None:
+    assert snap_compare(make_app(), terminal_size=size, run_before=attached)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_empty(snap_compare, size) -> None:
+    assert snap_compare(make_app(runs=[], approvals=[], net=[]), terminal_size=size,
+                        run_before=attached)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_approval_view(snap_compare, size) -> None:
+    async def open_oldest(pilot: Pilot[None]) -> None:
+        await attached(pilot)
+        await pilot.press("a")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_oldest)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_approval_view_network_request(snap_compare, size) -> None:
+    async def open_second(pilot: Pilot[None]) -> None:
+        await attached(pilot)
+        await pilot.press("a", "j")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_second)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_history(snap_compare, size) -> None:
+    async def open_history(pilot: Pilot[None]) -> None:
+        await attached(pilot)
+        await pilot.press("h")
+        for _ in range(100):
+            if getattr(pilot.app.screen, "rows", None):
+                break
+            await pilot.pause(0.02)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_history)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_history_empty(snap_compare, size) -> None:
+    async def search_nothing(pilot: Pilot[None]) -> None:
+        await attached(pilot)
+        await pilot.press("h")
+        await pilot.pause(0.1)
+        await pilot.press("slash", *"zzz-nothing", "enter")
+        for _ in range(50):
+            await pilot.pause(0.02)
+        await pilot.pause()
+
+    app = make_app()
+    assert snap_compare(app, terminal_size=size, run_before=search_nothing)
+
+
+def test_run_detail(snap_compare) -> None:
+    async def open_run(pilot: Pilot[None]) -> None:
+        await attached(pilot)
+        await pilot.press("enter")
+        for _ in range(100):
+            if "40 line" in str(pilot.app.screen.query_one("#log-status").render()):
+                break
+            await pilot.pause(0.02)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=open_run)
+
+
+def test_policy(snap_compare) -> None:
+    async def open_policy(pilot: Pilot[None]) -> None:
+        await attached(pilot)
+        await pilot.press("p")
+        await pilot.pause(0.2)
+        await pilot.press("c", *"pytest -q", "enter")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=open_policy)
