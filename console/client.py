@@ -5,7 +5,6 @@ Both start the daemon detached when nobody answers, and wait until it does.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import json
@@ -14,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,79 +158,13 @@ class Client:
             return
 
 
-class AsyncClient:
-    """asyncio client for the TUI: requests and a subscription on one connection each."""
+def __getattr__(name: str) -> Any:
+    # The asyncio client lives apart so the CLI does not pay for importing asyncio.
+    if name == "AsyncClient":
+        from console.aclient import AsyncClient
 
-    def __init__(self, paths: Paths) -> None:
-        self.paths = paths
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[Any]] = {}
-        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._reader_task: asyncio.Task[None] | None = None
-
-    async def open(self, *, autostart: bool = True) -> None:
-        sock = await asyncio.to_thread(connect, self.paths, autostart=autostart)
-        self.reader, self.writer = await asyncio.open_unix_connection(
-            sock=sock, limit=protocol.OPERATOR_MAX_LINE
-        )
-        self._reader_task = asyncio.create_task(self._read_loop())
-
-    async def _read_loop(self) -> None:
-        assert self.reader is not None
-        try:
-            while True:
-                msg = await protocol.read_message(self.reader, protocol.OPERATOR_MAX_LINE)
-                if msg is None:
-                    break
-                if "event" in msg:
-                    await self._events.put(msg["event"])
-                    continue
-                fut = self._waiting.pop(msg.get("id"), None)
-                if fut is not None and not fut.done():
-                    if msg.get("ok"):
-                        fut.set_result(msg.get("result"))
-                    else:
-                        fut.set_exception(ClientError.from_wire(msg.get("error", {})))
-        finally:
-            err = ClientError("disconnected", "the daemon closed the connection")
-            for fut in self._waiting.values():
-                if not fut.done():
-                    fut.set_exception(err)
-            self._waiting.clear()
-            await self._events.put({"kind": "client.disconnected"})
-
-    async def call(self, op: str, **args: Any) -> Any:
-        if self.writer is None:
-            raise ClientError("disconnected", "not connected to the daemon")
-        req_id = next(self._ids)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting[req_id] = fut
-        self.writer.write(protocol.encode(protocol.request(req_id, op, args)))
-        await self.writer.drain()
-        return await fut
-
-    async def subscribe(self, topics: list[str] | None = None) -> None:
-        """Start the event stream; events arrive through events()."""
-        if self.writer is None:
-            raise ClientError("disconnected", "not connected to the daemon")
-        req_id = next(self._ids)
-        self._waiting[req_id] = asyncio.get_running_loop().create_future()
-        self.writer.write(protocol.encode(protocol.request(req_id, "subscribe", {"topics": topics or ["*"]})))
-        await self.writer.drain()
-
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        while True:
-            yield await self._events.get()
-
-    async def close(self) -> None:
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(Exception):
-                await self.writer.wait_closed()
+        return AsyncClient
+    raise AttributeError(name)
 
 
 def dumps(value: Any) -> str:

@@ -13,10 +13,12 @@ without being buffered whole: inputs from inside a sandbox are hostile.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
 
 VERSION = 1
 OPERATOR_MAX_LINE = 4 * 1024 * 1024
@@ -101,6 +103,7 @@ async def read_message(reader: asyncio.StreamReader, max_line: int) -> dict[str,
     """Read one message; None at end of stream. Raises ProtocolError on oversize or bad JSON.
 
     The StreamReader's own limit must be at least max_line (see open_limits)."""
+    import asyncio  # here, so the blocking CLI client does not import asyncio at start
     try:
         line = await reader.readuntil(b"\n")
     except asyncio.IncompleteReadError as exc:

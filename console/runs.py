@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -37,6 +38,8 @@ from console.sandbox.base import (
     SandboxSpec,
     prepare_run_dir,
 )
+
+log = logging.getLogger("pilothouse.runs")
 
 OUTPUT_FLUSH_S = 0.05
 MAX_LINE_BYTES = 16 * 1024  # longer lines are cut, so one line cannot fill memory
@@ -221,7 +224,7 @@ class RunManager:
             data={"profile": profile.name, "backend": backend.name, "workspace": str(ws),
                   "command": run.command, "unsandboxed": backend.name == "none"},
         )
-        await self._save(run)
+        self._save_soon(run)
         spec = SandboxSpec(
             run_id=run_id,
             profile=profile.name,
@@ -249,10 +252,12 @@ class RunManager:
             hint = getattr(exc, "hint", "") or "run: pilothouse doctor"
             raise Failure("sandbox-failed", f"run {run_id} could not start: {exc}", hint) from None
         self.handles[run_id] = handle
-        run.pids = handle.host_pids()
+        # The launcher and the sandbox's first process: enough to find what is left after a
+        # crash (their descendants), and far cheaper than walking the process tree here.
+        run.pids = sorted({p for p in (handle.pid, handle.netns_pid) if p})
         run.notes.extend(handle.notes)
         run.state = "running"
-        await self._save(run)
+        self._save_soon(run)
         self._publish_state(run)
         for note in run.notes:
             self._emit_lines(run_id, [f"[pilothouse] {note}"], "system")
@@ -377,7 +382,17 @@ class RunManager:
 
     # --- persistence -------------------------------------------------------------------------
 
+    def _save_soon(self, run: Run) -> None:
+        """Queue the run's row without waiting: the security event before it is already
+        durable, and the final save at the end is awaited."""
+        fut = self.writer.call(self._upsert(run))
+        fut.add_done_callback(_log_failure)
+
     async def _save(self, run: Run) -> None:
+        await asyncio.wrap_future(self.writer.call(self._upsert(run)))
+
+    @staticmethod
+    def _upsert(run: Run) -> Callable[[Any], None]:
         row = {
             "id": run.id, "profile": run.profile, "backend": run.backend, "state": run.state,
             "command": json.dumps(run.command), "workspace": run.workspace,
@@ -394,7 +409,7 @@ class RunManager:
                 tuple(row.values()),
             )
 
-        await asyncio.wrap_future(self.writer.call(upsert))
+        return upsert
 
     def _publish_state(self, run: Run) -> None:
         self.bus.publish({"kind": "run.state", "run_id": run.id, "run": run.public()})
@@ -428,6 +443,11 @@ class RunManager:
             shutil.rmtree(self.paths.run_dir(run_id), ignore_errors=True)
             found.append({"run_id": run_id, "killed": killed})
         return found
+
+
+def _log_failure(fut: Any) -> None:
+    if fut.exception() is not None:
+        log.error("could not save a run's row: %s", fut.exception())
 
 
 def _text(raw: bytes) -> str:

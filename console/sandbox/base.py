@@ -6,12 +6,14 @@ it reads merged output from `handle.output`, waits, stops, kills and asks for st
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import asyncio
 
 # Where the run folder (agent.sock, gate.sock, the helper) appears inside every sandbox.
 INSIDE_RUN_DIR = "/run/pilothouse"
