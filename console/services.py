@@ -106,10 +106,13 @@ class Services:
         if self.gpu is not None:
             await self.gpu.stop()
         if self.writer is not None:
+            from store import StoreError
+
+            self.writer.record("daemon.stopped", actor="daemon", text="daemon stopped")
             try:
-                self.writer.record("daemon.stopped", actor="daemon", text="daemon stopped")
-            finally:
                 await asyncio.to_thread(self.writer.close)
+            except StoreError as exc:
+                log.error("the store did not flush before exit: %s", exc)
 
     # --- reading and maintenance ---------------------------------------------------------------
 

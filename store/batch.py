@@ -7,10 +7,12 @@ chain can be read on its own. Runs only in the writer thread.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import sqlite_utils
@@ -21,9 +23,30 @@ from store.db import StoreError
 # Queue items: (EV, ts, run_id, kind, actor, text, data_json, future|None),
 # (OUT, run_id, ts, stream, line), (CALL, fn, future).
 EV, OUT, CALL = 0, 1, 2
-_INSERT_EVENT = ("INSERT INTO events (id, ts, run_id, kind, actor, text, data, prev, hash) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_INSERT_OUTPUT = "INSERT INTO output (run_id, ts, stream, line) VALUES (?, ?, ?, ?)"
+EVENT_COLS = "id, ts, run_id, kind, actor, text, data, prev, hash"
+OUTPUT_COLS = "run_id, ts, stream, line"
+# A batch goes in as ONE multi-row INSERT per table, not row by row. Row by row, the FTS
+# trigger opens a savepoint on the FTS5 table for every row and FTS5 flushes its pending index
+# at each savepoint (a segment per row, then merges): about 3x slower. One statement also
+# releases the GIL once per batch instead of once per row, so busy producer threads do not
+# stall the writer. 1000 rows x 9 columns stays under SQLite's 32,766 parameters.
+CHUNK_ROWS = 1000
+
+
+@functools.lru_cache(maxsize=128)
+def insert_sql(table: str, cols: str, nrows: int) -> str:
+    """INSERT INTO main.<table> (<cols>) VALUES (?, ...), ... for nrows rows."""
+    one = "(" + ", ".join("?" * (cols.count(",") + 1)) + ")"
+    return f"INSERT INTO main.{table} ({cols}) VALUES " + ", ".join([one] * nrows)
+
+
+def insert_rows(conn: sqlite3.Connection, table: str, cols: str,
+                rows: list[tuple[Any, ...]]) -> None:
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = rows[start:start + CHUNK_ROWS]
+        conn.execute(insert_sql(table, cols, len(chunk)), list(chain.from_iterable(chunk)))
+
+
 Future = concurrent.futures.Future
 
 
@@ -114,10 +137,10 @@ def _in_savepoint(db: sqlite_utils.Database, fn: Callable[[sqlite_utils.Database
 def _flush_rows(conn: sqlite3.Connection, events: list[tuple[Any, ...]],
                 outputs: list[tuple[Any, ...]]) -> None:
     if events:
-        conn.executemany(_INSERT_EVENT, events)
+        insert_rows(conn, "events", EVENT_COLS, events)
         events.clear()
     if outputs:
-        conn.executemany(_INSERT_OUTPUT, outputs)
+        insert_rows(conn, "output", OUTPUT_COLS, outputs)
         outputs.clear()
 
 

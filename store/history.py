@@ -62,6 +62,13 @@ def parse_since(text: str) -> float:
 # --- events ------------------------------------------------------------------------------------
 
 
+_RANGE_CAP = 20_000  # a time range this small gets exact id bounds (an index walk, ~ms)
+
+
+def _kind_prefix(kind: str) -> str | None:
+    return kind[:-1] if kind.endswith(".*") else kind if kind.endswith(".") else None
+
+
 def _event_filters(run_id: str | None, kind: str | None, since: float | None,
                    until: float | None, decision: str | None) -> tuple[list[str], list[Any]]:
     where: list[str] = []
@@ -70,13 +77,13 @@ def _event_filters(run_id: str | None, kind: str | None, since: float | None,
         where.append("e.run_id = ?")
         params.append(run_id)
     if kind:
-        prefix = kind[:-1] if kind.endswith(".*") else kind if kind.endswith(".") else None
+        prefix = _kind_prefix(kind)
         if prefix is None:
             where.append("e.kind = ?")
             params.append(kind)
-        else:  # a range, so the (kind, id) index serves it
+        else:
             where.append("e.kind >= ? AND e.kind < ?")
-            params += [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+            params += [prefix, _next_prefix(prefix)]
     if since is not None:
         where.append("e.ts >= ?")
         params.append(float(since))
@@ -89,32 +96,97 @@ def _event_filters(run_id: str | None, kind: str | None, since: float | None,
     return where, params
 
 
+def _next_prefix(prefix: str) -> str:
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _id_bounds(conn: sqlite3.Connection, run_id: str | None, kind: str | None,
+               since: float | None, until: float | None) -> tuple[int, int] | None | bool:
+    """Exact id range every match must lie in, from cheap index lookups: lets a search or a
+    scan skip the rest of the table. None: nothing can match; True: no useful bound."""
+    ranges: list[tuple[int, int]] = []
+    if run_id is not None:
+        ranges.append(conn.execute("SELECT min(id), max(id) FROM events WHERE run_id = ?",
+                                   (run_id,)).fetchone())
+    if kind and _kind_prefix(kind) is None:
+        ranges.append(conn.execute("SELECT min(id), max(id) FROM events WHERE kind = ?",
+                                   (kind,)).fetchone())
+    if since is not None or until is not None:
+        lo_ts = float("-inf") if since is None else float(since)
+        hi_ts = float("inf") if until is None else float(until)
+        n, lo, hi = conn.execute(
+            "SELECT count(*), min(id), max(id) FROM (SELECT id FROM events "
+            "WHERE ts >= ? AND ts < ? LIMIT ?)", (lo_ts, hi_ts, _RANGE_CAP + 1)).fetchone()
+        if n <= _RANGE_CAP:
+            ranges.append((lo, hi))
+    if not ranges:
+        return True
+    if any(lo is None for lo, _ in ranges):
+        return None
+    lo, hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
+    return (lo, hi) if lo <= hi else None
+
+
 def _events(db: Db, *, newest_first: bool, bound_id: int | None, limit: int,
             run_id: str | None, kind: str | None, search: str | None, since: float | None,
             until: float | None, decision: str | None) -> list[dict[str, Any]]:
-    where, params = _event_filters(run_id, kind, since, until, decision)
-    order = "DESC" if newest_first else "ASC"
+    conn = _conn(db)
+    limit = max(0, int(limit))
+    match = None
     if search is not None and search.strip():
         match = fts_query(search)
         if match is None:
             return []
+    elif kind and _kind_prefix(kind) is not None:
+        return _by_kind_prefix(conn, newest_first, bound_id, limit, run_id, kind, since, until,
+                               decision)
+    bounds = _id_bounds(conn, run_id, kind, since, until)
+    if bounds is None:
+        return []
+    where, params = _event_filters(run_id, kind, since, until, decision)
+    if match is not None:
         where.insert(0, "events_fts MATCH ?")
         params.insert(0, match)
         rowid = "events_fts.rowid"
         # The FTS table drives (newest match first), so a LIMIT stops the scan early.
         source = "events_fts CROSS JOIN events e ON e.id = events_fts.rowid"
     else:
-        rowid = "e.id"
-        source = "events e"
+        rowid, source = "e.id", "events e"
+    if bounds is not True:
+        where.append(f"{rowid} BETWEEN ? AND ?")
+        params += list(bounds)
     if bound_id is not None:
         where.append(f"{rowid} {'<' if newest_first else '>'} ?")
         params.append(int(bound_id))
     sql = f"SELECT {_EV_SELECT} FROM {source}"
     if where:
         sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY {rowid} {order} LIMIT ?"
-    params.append(max(0, int(limit)))
-    return [_event_row(r) for r in _conn(db).execute(sql, params)]
+    sql += f" ORDER BY {rowid} {'DESC' if newest_first else 'ASC'} LIMIT ?"
+    params.append(limit)
+    return [_event_row(r) for r in conn.execute(sql, params)]
+
+
+def _by_kind_prefix(conn: sqlite3.Connection, newest_first: bool, bound_id: int | None,
+                    limit: int, run_id: str | None, kind: str, since: float | None,
+                    until: float | None, decision: str | None) -> list[dict[str, Any]]:
+    """A kind prefix ("net.") without a search: one indexed query per distinct kind, merged.
+    A single range query would sort every row of every matching kind to find the newest."""
+    prefix = _kind_prefix(kind)
+    assert prefix is not None
+    kinds, hi = [], _next_prefix(prefix)
+    low = conn.execute("SELECT min(kind) FROM events WHERE kind >= ? AND kind < ?",
+                       (prefix, hi)).fetchone()[0]
+    while low is not None:  # distinct kinds by index seeks: there are tens, not millions
+        kinds.append(low)
+        low = conn.execute("SELECT min(kind) FROM events WHERE kind > ? AND kind < ?",
+                           (low, hi)).fetchone()[0]
+    rows: list[dict[str, Any]] = []
+    for k in kinds:
+        rows += _events(conn, newest_first=newest_first, bound_id=bound_id, limit=limit,
+                        run_id=run_id, kind=k, search=None, since=since, until=until,
+                        decision=decision)
+    rows.sort(key=lambda r: r["id"], reverse=newest_first)
+    return rows[:limit]
 
 
 def query_events(db: Db, *, run_id: str | None = None, kind: str | None = None,
@@ -178,15 +250,19 @@ def query_output(db: Db, run_id: str, *, after_id: int | None = None,
     With after_id: the first `limit` lines after it (follow a live log). Without: the last
     `limit` lines (before before_id, if given: scrolling back).
     """
+    conn = _conn(db)
     where = ["o.run_id = ?"]
     params: list[Any] = [run_id]
     rowid, source = "o.id", "output o"
     if search is not None and search.strip():
         match = fts_query(search)
-        if match is None:
+        lo, hi = conn.execute("SELECT min(id), max(id) FROM output WHERE run_id = ?",
+                              (run_id,)).fetchone()
+        if match is None or lo is None:
             return []
-        where.insert(0, "output_fts MATCH ?")
-        params.insert(0, match)
+        # FTS drives, newest first, limited to the run's lifetime (two index seeks).
+        where = ["output_fts MATCH ?", "output_fts.rowid BETWEEN ? AND ?", *where]
+        params = [match, lo, hi, *params]
         rowid, source = "output_fts.rowid", "output_fts CROSS JOIN output o ON o.id = output_fts.rowid"
     forward = after_id is not None
     if forward:
@@ -198,7 +274,7 @@ def query_output(db: Db, run_id: str, *, after_id: int | None = None,
     sql = (f"SELECT {_OUT_SELECT} FROM {source} WHERE {' AND '.join(where)} "
            f"ORDER BY {rowid} {'ASC' if forward else 'DESC'} LIMIT ?")
     params.append(max(0, int(limit)))
-    rows = [dict(zip(OUTPUT_COLUMNS, r, strict=True)) for r in _conn(db).execute(sql, params)]
+    rows = [dict(zip(OUTPUT_COLUMNS, r, strict=True)) for r in conn.execute(sql, params)]
     return rows if forward else rows[::-1]
 
 

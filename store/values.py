@@ -32,7 +32,7 @@ def text(value: Any) -> str:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            value = value.encode("utf-8", "replace").decode("utf-8")
+            value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return value
 
 

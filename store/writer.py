@@ -137,8 +137,9 @@ class StoreWriter:
             data_json = _dumps({"unserializable": repr(data)[:4000]})
         self._q.append((EV, _ts(ts), _opt(run_id), _str(kind), _opt(actor), _str(text),
                         data_json, None))
-        if len(self._q) >= self._max_batch and not self._wake.is_set():
-            self._wake.set()
+        n = len(self._q)
+        if (n == 1 or n >= self._max_batch) and not self._wake.is_set():
+            self._wake.set()  # first row starts the writer's max_delay clock; a full batch goes now
 
     def record_output(self, run_id: str, stream: str, line: str, ts: float | None = None) -> None:
         """One line of a run's output: bulk, not chained."""
@@ -146,8 +147,9 @@ class StoreWriter:
             self._drop()
             return
         self._q.append((OUT, _str(run_id), _ts(ts), _opt(stream), _str(line)))
-        if len(self._q) >= self._max_batch and not self._wake.is_set():
-            self._wake.set()
+        n = len(self._q)
+        if (n == 1 or n >= self._max_batch) and not self._wake.is_set():
+            self._wake.set()  # first row starts the writer's max_delay clock; a full batch goes now
 
     def commit(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
                text: str = "", data: Any = None, ts: float | None = None,
@@ -269,7 +271,9 @@ class StoreWriter:
                 continue
             if closing and not n:
                 return
-            timeout = None
+            # Idle, it still looks every max_delay: a row whose wake-up raced with another
+            # producer's is then never left waiting longer than about twice max_delay.
+            timeout = self._max_delay
             if n and self._pending_since is not None:
                 timeout = max(0.0, self._pending_since + self._max_delay - time.monotonic())
             self._wake.wait(timeout)
@@ -291,7 +295,7 @@ class StoreWriter:
             return
         self._last_id, self._last_hash = done.last_id, done.last_hash
         self.batches += 1
-        self.rows += len(items)
+        self.rows += sum(1 for it in items if it[0] != CALL)
         done.resolve()
 
     def _failed(self, exc: Exception, items: list[tuple[Any, ...]]) -> None:

@@ -111,6 +111,12 @@ def test_row_hash_is_hmac_over_canonical_json(id_: int, ts: float, run_id: str |
     assert audit.row_hash(key, audit.GENESIS, id_, ts, run_id, kind, actor, text, data) == expected
 
 
+@pytest.mark.parametrize("size", [16, 32, 64, 65, 200])
+def test_hmac_matches_the_standard_library(size: int) -> None:
+    key, msg = os.urandom(size), os.urandom(300)
+    assert audit.hmac_sha256(key, msg) == hmac.digest(key, msg, "sha256").hex()
+
+
 @pytest.fixture
 def filled(make_writer: Callable[..., StoreWriter], db_path: Path) -> Path:
     """100 events (ids 1..100) through a real writer, closed again."""
