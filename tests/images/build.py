@@ -2,8 +2,9 @@
 
 busybox_image: static busybox, its applets as links, a setuid-root copy at /bin/busybox-suid
     (for the escalation test), no python3, no network tools beyond busybox's own.
-python_image: the same plus the host's python3.11 interpreter, its standard library and the
-    shared libraries ldd names, so in-container python cases (helper, TIOCSTI) can run.
+python_image: the same plus the host's python3.11 interpreter, its standard library, bash and
+    curl, and the shared libraries ldd names, so in-container python cases (helper, TIOCSTI),
+    /dev/tcp and curl --noproxy probes can run.
 
 Images are tagged with a digest of their inputs and built once per machine.
 """
@@ -22,6 +23,7 @@ from typing import Any
 BUSYBOX = "/bin/busybox"
 PYTHON = "/usr/bin/python3.11"
 PY_LIB = "/usr/lib/python3.11"
+TOOLS = ("/usr/bin/bash", "/usr/bin/curl")  # copied into the python image when present
 PY_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "__pycache__"}
 REPO = "pilothouse-test"
 
@@ -86,6 +88,10 @@ def _python(tar: tarfile.TarFile) -> None:
     _add_file(tar, PYTHON, "usr/bin/python3.11")
     _add_link(tar, "usr/bin/python3", "python3.11")
     sos: list[str] = [PYTHON]
+    for tool in TOOLS:
+        if os.path.exists(tool):
+            _add_file(tar, tool, tool.lstrip("/"))
+            sos.append(tool)
     for root, dirs, files in os.walk(PY_LIB):
         dirs[:] = [d for d in dirs if d not in PY_SKIP and not d.startswith("config-")]
         rel = os.path.relpath(root, "/")
@@ -111,7 +117,8 @@ def _python(tar: tarfile.TarFile) -> None:
 
 def _digest(kind: str) -> str:
     h = hashlib.sha256(kind.encode())
-    for p in (BUSYBOX, PYTHON if kind == "python" else BUSYBOX, __file__):
+    extra = (PYTHON, *[t for t in TOOLS if os.path.exists(t)]) if kind == "python" else ()
+    for p in (BUSYBOX, *extra, __file__):
         st = os.stat(p)
         h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:12]

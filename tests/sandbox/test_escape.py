@@ -45,12 +45,13 @@ async def test_host_loopback_listener_unreachable(sandbox):
         srv.close()
 
 
-async def test_dev_tcp_in_bash(sandbox):
-    if sandbox.name == "docker":
-        pytest.skip("the busybox image has no bash")
+async def test_dev_tcp_in_bash(sandbox, request):
     if not shutil.which("bash"):
-        pytest.skip("no bash on this host")
-    r = await sandbox.run("bash -c 'exec 3<>/dev/tcp/1.1.1.1/80 && echo CONNECTED'; echo rc=$?")
+        pytest.skip("no bash on this host (apt-get install bash)")
+    image = request.getfixturevalue("python_ref") if sandbox.name == "docker" else None
+    r = await sandbox.run("bash -c 'exec 3<>/dev/tcp/1.1.1.1/80 && echo CONNECTED'; echo rc=$?",
+                          **({"image": image} if image else {}))
+    assert "rc=127" not in r.out, "bash must exist inside for this probe to mean anything"
     assert "CONNECTED" not in r.out
     assert "rc=0" not in r.out
 
@@ -69,15 +70,16 @@ async def test_wget_without_proxy_fails(sandbox):
     assert "rc=0" not in r.out
 
 
-async def test_curl_noproxy_fails(sandbox):
-    if sandbox.name == "docker":
-        pytest.skip("the busybox image has no curl")
+async def test_curl_noproxy_fails(sandbox, request):
     if not shutil.which("curl"):
-        pytest.skip("no curl on this host")
+        pytest.skip("no curl on this host (apt-get install curl)")
+    image = request.getfixturevalue("python_ref") if sandbox.name == "docker" else None
     r = await sandbox.run(
         "curl --noproxy '*' -sS -m 5 http://1.1.1.1/; echo rc=$?",
         env={"PATH": "/usr/bin:/bin", "NO_PROXY": "*"},
+        **({"image": image} if image else {}),
     )
+    assert "rc=127" not in r.out, "curl must exist inside for this probe to mean anything"
     assert "rc=0" not in r.out
 
 
