@@ -19,7 +19,6 @@ import click
 
 from console import paths as paths_mod
 from console.client import Client, ClientError, dumps
-from console.config import ConfigError, parse_duration
 
 
 class Context:
@@ -50,12 +49,17 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except ClientError as exc:
             fail(exc.message, exc.hint)
-        except ConfigError as exc:
-            fail(f"bad config: {exc}", "fix the file and try again", code=2)
         except KeyboardInterrupt:
             sys.exit(130)
         except BrokenPipeError:
             sys.exit(0)
+        except Exception as exc:
+            # Imported here: the config module is not needed by most commands' start-up.
+            from console.config import ConfigError
+
+            if isinstance(exc, ConfigError):
+                fail(f"bad config: {exc}", "fix the file and try again", code=2)
+            raise
 
     return wrapper
 
@@ -85,6 +89,12 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
     click.echo(line.rstrip())
     for row in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def parse_duration(value: str) -> float:
+    from console.config import parse_duration as parse
+
+    return parse(value)
 
 
 def _since(value: str | None) -> float | None:
