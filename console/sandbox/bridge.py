@@ -14,8 +14,10 @@ import contextlib
 import os
 import socket
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from .base import BRIDGE_PORT, SandboxError
 
@@ -24,8 +26,38 @@ HELPER = Path(__file__).with_name("nsenter_listen.py")
 HELPER_TIMEOUT = 10.0
 
 
+def _listen_in_thread(netns_pid: int, port: int) -> socket.socket:
+    """Root in the initial user namespace may enter any network namespace, and a network
+    namespace belongs to a thread, not the process: a throwaway thread enters the sandbox's,
+    binds, and ends. No helper process to start (that costs tens of ms per run)."""
+    from console.sandbox import nsenter_listen
+
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["sock"] = nsenter_listen.listen_in(netns_pid, port, join_user=False)
+        except OSError as exc:
+            result["error"] = exc
+
+    # A new thread each time (never a pool's): it ends inside the sandbox's namespace.
+    t = threading.Thread(target=work, name="pilothouse-bridge-setns", daemon=True)
+    t.start()
+    t.join()
+    if "error" in result:
+        raise result["error"]
+    sock: socket.socket = result["sock"]
+    sock.setblocking(False)
+    return sock
+
+
 async def open_bridge_listener(netns_pid: int, port: int = BRIDGE_PORT) -> socket.socket:
     """A listening TCP socket on 127.0.0.1:port in the network namespace of netns_pid."""
+    if os.geteuid() == 0:
+        try:
+            return _listen_in_thread(netns_pid, port)
+        except OSError:
+            pass  # not root over that namespace: the helper process joins its user namespace
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         proc = await asyncio.create_subprocess_exec(

@@ -65,10 +65,12 @@ def _loopback_up() -> None:
         s.close()
 
 
-def listen_in(pid: int, port: int) -> socket.socket:
+def listen_in(pid: int, port: int, *, join_user: bool = True) -> socket.socket:
+    """join_user=False: the caller is root over the namespace already (the daemon's thread
+    path), and a multithreaded caller could not join a user namespace anyway."""
     net_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if not _root_in_init_userns():
+        if join_user and not _root_in_init_userns():
             # Join the user namespace that OWNS the network namespace, not the process's own:
             # unprivileged bwrap nests a second user namespace (to drop its uid 0 after mounting
             # devpts), and only the outer one, made by our uid, gives us CAP_SYS_ADMIN over net.

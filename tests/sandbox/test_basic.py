@@ -82,3 +82,25 @@ def _alive(pid: int) -> bool:
             return fh.read().split(") ")[1][0] != "Z"
     except OSError:
         return False
+
+
+async def test_bridge_thread_path_leaves_the_daemon_namespace_alone(bwrap_box) -> None:
+    """As root the bridge is bound from a throwaway thread inside the sandbox's network
+    namespace; the calling process must stay in its own."""
+    import os
+
+    from console.sandbox.bridge import open_bridge_listener
+
+    before = os.readlink("/proc/self/ns/net")
+    seen = {}
+
+    async def prepare(handle) -> None:
+        sock = await open_bridge_listener(handle.netns_pid)
+        seen["addr"] = sock.getsockname()
+        seen["after"] = os.readlink(f"/proc/{os.getpid()}/task/{os.getpid()}/ns/net")
+        sock.close()
+
+    r = await bwrap_box.run("echo ok", prepare=prepare)
+    assert "ok" in r.out
+    assert seen["addr"] == ("127.0.0.1", 3128)
+    assert seen["after"] == before == os.readlink("/proc/self/ns/net")
