@@ -3,12 +3,18 @@
 A row is a figure beside its anchor, measured in the same run. Scripts print a table for
 people; with --json (or when run by bench/all.py) they also write their rows as JSON to the
 file named by PILOTHOUSE_BENCH_OUT, so `make bench` can print one table of everything.
+
+A target, where the issue names one, is a short string the table checks against the row:
+"<= 20 ms" (the value itself), "<= +30 ms" (the value minus its anchor), ">= 0.5x" or
+"<= 1.2x" (value over anchor). Anything else is shown as written, unchecked.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from dataclasses import asdict, dataclass
 
 
@@ -19,11 +25,37 @@ class Row:
     unit: str
     anchor: str
     anchor_value: float
-    target: str = ""  # e.g. "<= 30 ms added", ">= 0.5x"
+    target: str = ""  # e.g. "<= +30 ms", ">= 0.5x", "<= 20 ms"
 
     @property
     def ratio(self) -> float:
         return self.value / self.anchor_value if self.anchor_value else float("inf")
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the row meets its target; None where there is none or it cannot be read."""
+        return target_met(self.target, self.value, self.anchor_value)
+
+
+_TARGET = re.compile(r"(<=|>=|≤|≥|<|>)\s*(\+)?\s*(-?[0-9][0-9,]*(?:\.[0-9]+)?)\s*(x|×)?(?![a-z])")
+
+
+def target_met(target: str, value: float, anchor_value: float) -> bool | None:
+    m = _TARGET.search(target or "")
+    if m is None or math.isnan(value):
+        return None
+    op, added, number, times = m.groups()
+    bound = float(number.replace(",", ""))
+    if times:
+        if not anchor_value:
+            return None
+        x = value / anchor_value
+    elif added:
+        x = value - anchor_value
+    else:
+        x = value
+    return {"<=": x <= bound, "≤": x <= bound, "<": x < bound,
+            ">=": x >= bound, "≥": x >= bound, ">": x > bound}[op]
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -35,15 +67,53 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def format_rows(rows: list[Row], title: str = "") -> str:
+def fmt_value(x: float, unit: str = "") -> str:
+    """A number people can read at a glance: 252,344 /s, 886.9 MB/s, 0.57 ms, 0.012 %."""
+    if x is None or math.isnan(x):
+        text = "n/a"
+    elif math.isinf(x):
+        text = "inf"
+    elif abs(x) >= 1000:
+        text = f"{x:,.0f}"
+    elif abs(x) >= 100:
+        text = f"{x:.1f}"
+    elif abs(x) >= 1 or x == 0:
+        text = f"{x:.2f}"
+    else:
+        text = f"{x:.3g}" if abs(x) < 0.001 else f"{x:.3f}"
+    return f"{text} {unit}".rstrip()
+
+
+def _cells(r: Row) -> tuple[str, ...]:
+    ratio = f"{r.ratio:.2f}x" if math.isfinite(r.ratio) else "-"
+    met = r.met
+    target = r.target + ("" if met is None else (" met" if met else " NOT met"))
+    return (r.figure, fmt_value(r.value, r.unit), r.anchor, fmt_value(r.anchor_value, r.unit),
+            ratio, target)
+
+
+def format_sections(sections: list[tuple[str, list[Row]]], title: str = "") -> str:
+    """One table, columns aligned across every section; each section under its own heading."""
+    head = ("figure", "value", "anchor (measured in the same run)", "value", "ratio", "target")
+    cells = [[_cells(r) for r in rows] for _, rows in sections]
+    every = [head] + [c for group in cells for c in group]
+    widths = [max(len(c[i]) for c in every) for i in range(5)]
+    align = ("<", ">", "<", ">", ">")
+
+    def line(c: tuple[str, ...]) -> str:
+        return ("  ".join(f"{c[i]:{align[i]}{widths[i]}}" for i in range(5)) + "  " + c[5]).rstrip()
+
     lines = [title] if title else []
-    lines.append(f"{'figure':46} {'value':>12}  {'anchor':34} {'value':>12} {'ratio':>7}  target")
-    for r in rows:
-        lines.append(
-            f"{r.figure[:46]:46} {r.value:>10.2f}{r.unit[:2]:>2}  {r.anchor[:34]:34} "
-            f"{r.anchor_value:>10.2f}{r.unit[:2]:>2} {r.ratio:>6.2f}x  {r.target}"
-        )
+    lines.append(line(head))
+    for (heading, _), group in zip(sections, cells, strict=True):
+        if heading and len(sections) > 1:
+            lines.append(f"-- {heading}")
+        lines.extend(line(c) for c in group)
     return "\n".join(lines)
+
+
+def format_rows(rows: list[Row], title: str = "") -> str:
+    return format_sections([("", rows)], title)
 
 
 def emit(rows: list[Row], title: str = "") -> None:
@@ -53,4 +123,6 @@ def emit(rows: list[Row], title: str = "") -> None:
     if out:
         with open(out, "a", encoding="utf-8") as f:
             for r in rows:
-                f.write(json.dumps({**asdict(r), "ratio": r.ratio, "script": title}) + "\n")
+                ratio = r.ratio if math.isfinite(r.ratio) else None
+                f.write(json.dumps({**asdict(r), "ratio": ratio, "met": r.met, "script": title})
+                        + "\n")

@@ -1,6 +1,6 @@
 """Benchmark: the gate against direct loopback and tinyproxy, same upstream, same run.
 
-    .venv/bin/python bench/gate.py [--requests 2000] [--mb 256]
+    .venv/bin/python bench/gate.py [--quick] [--requests 2000] [--mb 256]
 
 Three processes serve: a local upstream (small HTTP responses on one port, a bulk byte source
 on another), the gate (console.gate.Gate on a unix socket, as a run's gate.sock) and tinyproxy
@@ -15,7 +15,9 @@ blocking sockets so the client's cost is the same small constant on every path. 
 
 Each row prints: figure, value, anchor, anchor value, ratio (figure / anchor; for MB/s a
 ratio below 1 means slower). The gate is reached over a unix socket, as inside a sandbox's
-bridge; tinyproxy and direct go over TCP loopback.
+bridge; tinyproxy and direct go over TCP loopback. --quick: 1000 requests per figure and
+64 MiB per download unless given. The rows also go through bench.common.emit (the table
+`make bench` prints).
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import Row, emit  # noqa: E402
+
 BODY = b"hello, world\n"
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
             + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
@@ -230,9 +236,15 @@ def tunnel_mb_s(where: str | tuple[str, int], authority: bytes, total: int) -> f
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--mb", type=int, default=256)
+    ap.add_argument("--quick", action="store_true",
+                    help="a short run: 1000 requests, 64 MiB unless given")
+    ap.add_argument("--requests", type=int, default=None, help="per figure (default 2000)")
+    ap.add_argument("--mb", type=int, default=None, help="MiB per download (default 256)")
     args = ap.parse_args()
+    if args.requests is None:
+        args.requests = 1000 if args.quick else 2000
+    if args.mb is None:
+        args.mb = 64 if args.quick else 256
     tmp = tempfile.mkdtemp(prefix="ph-bench-")
     procs: list[subprocess.Popen] = []
     try:
@@ -255,6 +267,7 @@ def main() -> None:
             keepalive_get(where, req, 200)  # warm up every path
         fresh_get(tinyp, absolute, 200)
         rows: list[tuple[str, float, str, float]] = []
+        out: list[Row] = []
 
         def add(figure: str, run: Callable[[], list[float]], anchors: dict[str, list[float]],
                 ) -> None:
@@ -263,6 +276,8 @@ def main() -> None:
                 a50, a99 = _pct(samples)
                 rows.append((f"{figure} p50 µs", p50, name, a50))
                 rows.append((f"{figure} p99 µs", p99, name, a99))
+                out.append(Row(f"{figure}, p50", p50, "µs", f"{name}, p50", a50))
+                out.append(Row(f"{figure}, p99", p99, "µs", f"{name}, p99", a99))
 
         add("GET keep-alive via gate", lambda: keepalive_get(sock, absolute, n)[0],
             {"direct keep-alive": keepalive_get(direct, origin, n)[0]})
@@ -279,10 +294,14 @@ def main() -> None:
         for anchor in ("direct", "tinyproxy"):
             rows.append((f"tunnel download MB/s via gate ({args.mb} MiB, best of 3)",
                          runs["gate"], f"{anchor} download", runs[anchor]))
+            out.append(Row(f"tunnel download via gate ({args.mb} MiB, best of 3)", runs["gate"],
+                           "MB/s", f"{anchor} download, best of 3", runs[anchor]))
         print(f"{'figure':58} {'value':>10}  {'anchor':38} {'value':>10} {'ratio':>7}")
         for figure, value, anchor, avalue in rows:
             print(f"{figure:58} {value:10.1f}  {anchor:38} {avalue:10.1f} {value / avalue:6.2f}x")
         print(f"# n={n} requests per figure; cpus={os.cpu_count()}; python {sys.version.split()[0]}")
+        print()
+        emit(out, f"gate (n={n} requests per figure; gate over a unix socket, others TCP loopback)")
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)

@@ -1,6 +1,6 @@
 """Benchmark: the GPU sampler's CPU cost per GPU at 1 Hz and 10 Hz, beside an anchor.
 
-    .venv/bin/python bench/gpu.py [--seconds 5] [--gpus 1,8] [--hz 1,10] [--fake | --real]
+    .venv/bin/python bench/gpu.py [--quick] [--seconds 5] [--gpus 1,8] [--hz 1,10] [--fake | --real]
 
 Figure: process CPU time over wall time while the sampler thread runs for N seconds (the main
 thread only sleeps), divided by the number of GPUs. Anchor: the same thread schedule with
@@ -14,6 +14,9 @@ Where NVML answers (a machine with an NVIDIA driver and GPUs) the real pynvml is
 fake from tests/gpu/fake_nvml.py stands in; its calls are Python, not ctypes into the driver,
 so the real cost per call differs (typically real NVML calls cost more; PowerUsage and
 process lists are the slow ones). Each row prints: figure, value, anchor, anchor value, ratio.
+--quick measures 2 s each (unless --seconds is given). The rows also go through
+bench.common.emit (the table `make bench` prints): CPU % for all GPUs beside the anchor, and
+where there is more than one GPU, CPU % per GPU beside the anchor divided alike.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import Row, emit  # noqa: E402
 from console.bus import Bus  # noqa: E402
 from console.config import Config  # noqa: E402
 from console.gpu.nvml import NvmlSampler  # noqa: E402
@@ -159,13 +163,17 @@ def warm_up(tmp: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--quick", action="store_true", help="a short run: 2 s per measurement")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="per measurement (default 5, 2 with --quick)")
     ap.add_argument("--gpus", default="1,8", help="fake GPU counts (ignored with real NVML)")
     ap.add_argument("--hz", default="1,10")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--fake", action="store_true", help="use the fake even if NVML answers")
     mode.add_argument("--real", action="store_true", help="fail unless real NVML answers")
     args = ap.parse_args()
+    if args.seconds is None:
+        args.seconds = 2.0 if args.quick else 5.0
     rates = [float(h) for h in args.hz.split(",")]
     real_n = 0 if args.fake else real_gpu_count()
     if args.real and not real_n:
@@ -182,6 +190,7 @@ def main() -> None:
           f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     print(f"{'figure (CPU % per GPU)':<36} {'value':>9} {'all GPUs':>9}  {'anchor (CPU %)':<24} "
           f"{'value':>9} {'ratio':>7}")
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         warm_up(Path(tmp))
         for hz in rates:
@@ -189,17 +198,27 @@ def main() -> None:
             service_anchor = cpu_share(run_idle_loop, args.seconds)
             for label, n, make in setups:
                 figure = cpu_share(run_sampler(make(n), hz), args.seconds)
-                _row(f"sampler {label} @ {hz:g} Hz", figure, n, f"bare loop @ {hz:g} Hz", anchor)
+                _row(f"sampler {label} @ {hz:g} Hz", figure, n, f"bare loop @ {hz:g} Hz", anchor,
+                     rows)
                 whole = cpu_share(run_service(make(n), hz, Path(tmp)), args.seconds)
                 _row(f"service {label} @ {hz:g} Hz", whole, n, "idle asyncio loop",
-                     service_anchor)
+                     service_anchor, rows)
+    print()
+    emit(rows, f"gpu (sampler CPU %, {args.seconds:g} s each, "
+               f"{'real NVML' if real_n else 'scripted fake NVML'})")
 
 
-def _row(figure: str, share: float, n: int, anchor: str, anchor_share: float) -> None:
+def _row(figure: str, share: float, n: int, anchor: str, anchor_share: float,
+         rows: list[Row]) -> None:
     """Per GPU, all GPUs, the anchor; ratio = all GPUs / anchor (same process, same run)."""
     ratio = f"{share / anchor_share:.1f}x" if anchor_share > 0 else "n/a"
     print(f"{figure:<36} {share * 100 / n:>8.3f}% {share * 100:>8.3f}%  {anchor:<24} "
           f"{anchor_share * 100:>8.3f}% {ratio:>7}")
+    rows.append(Row(f"{figure}, CPU{' all GPUs' if n > 1 else ''}", share * 100, "%", anchor,
+                    anchor_share * 100))
+    if n > 1:  # the same measurement over n, beside the same anchor over n: the ratio stays
+        rows.append(Row(f"{figure}, CPU per GPU", share * 100 / n, "%", f"{anchor}, over {n}",
+                        anchor_share * 100 / n))
 
 
 if __name__ == "__main__":

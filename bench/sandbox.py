@@ -1,6 +1,6 @@
 """Benchmark: start-to-exit of /bin/true through each sandbox backend, beside its raw anchor.
 
-    .venv/bin/python bench/sandbox.py [-n 30] [--no-docker] [--no-cli]
+    .venv/bin/python bench/sandbox.py [--quick] [-n 30] [--no-docker] [--no-cli]
 
 Rows (p50 and p99 over N runs, all measured in this one run, interleaved so drift hits all):
 
@@ -14,7 +14,11 @@ Rows (p50 and p99 over N runs, all measured in this one run, interleaved so drif
 - pilothouse run --wait: the CLI against a daemon on a temporary PILOTHOUSE_HOME (store commit,
   run sockets, bridge, output streaming) against raw bwrap. Skipped when the CLI is missing.
 
-Each row prints: figure, p50 ms, p99 ms, anchor, anchor p50 ms, ratio of the p50s.
+Each row prints: figure, p50 ms, p99 ms, anchor, anchor p50 and p99 ms, ratio of the p50s.
+--quick runs 15 of each (full: 30). The p50 and p99 rows also go through bench.common.emit
+(the table `make bench` prints), each percentile beside the anchor's same percentile. Targets:
+`pilothouse run --wait` at most 30 ms added to raw bwrap at p50; the Docker backend within
+1.2x of `docker run` (p50).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import Row, emit  # noqa: E402
 from console.sandbox.base import (  # noqa: E402
     Limits,
     SandboxSpec,
@@ -157,6 +162,26 @@ class CliDaemon:
         subprocess.run([self.cli, "run", "--wait", "-w", str(self.ws), "bench"], env=self.env,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
+    def run_client(self) -> None:
+        """The same run through the daemon with the client library: what `run --wait` costs
+        without starting a Python process for the CLI."""
+        from console.client import Client
+        from console.paths import resolve
+
+        if not hasattr(self, "_client"):
+            self._client = Client(resolve(self.home), autostart=False)
+        rec = self._client.call("run.start", profile="bench", workspace=str(self.ws))
+        for _kind, _payload in self._client.stream("logs", run=rec["id"], follow=True):
+            pass
+
+    def cli_start(self) -> None:
+        subprocess.run([self.cli, "--version"], env=self.env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    @staticmethod
+    def python_start() -> None:
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
@@ -168,10 +193,13 @@ class CliDaemon:
 
 async def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("-n", type=int, default=30)
+    ap.add_argument("--quick", action="store_true", help="a short run: -n 15 unless -n is given")
+    ap.add_argument("-n", type=int, default=None, help="runs of each (default 30, 15 with --quick)")
     ap.add_argument("--no-docker", action="store_true")
     ap.add_argument("--no-cli", action="store_true")
     opts = ap.parse_args()
+    if opts.n is None:
+        opts.n = 15 if opts.quick else 30
     b = Bench(opts.n)
     bwrap = find_bwrap()
     if bwrap is None:
@@ -221,7 +249,8 @@ async def main() -> None:
         daemon = None
 
     t: dict[str, list[float]] = {k: [] for k in
-                                 ("raw", "backend", "bridge", "docker", "docker_cli", "cli")}  # fmt: skip
+                                 ("raw", "backend", "bridge", "docker", "docker_cli", "cli",
+                                  "client", "cli_start", "python")}  # fmt: skip
     # Warm-up: first runs pay page cache and image probes.
     true = ["/bin/true"]
     raw()
@@ -240,26 +269,39 @@ async def main() -> None:
                 t["docker_cli"].append(time_sync(docker_cli))
         if daemon is not None:
             t["cli"].append(time_sync(daemon.run))
+            t["client"].append(time_sync(daemon.run_client))
+            t["cli_start"].append(time_sync(daemon.cli_start))
+            t["python"].append(time_sync(daemon.python_start))
         for s in servers:
             s.close()
         servers.clear()
     if daemon is not None:
         daemon.stop()
 
-    def row(name: str, key: str, anchor: str, akey: str) -> None:
+    rows: list[Row] = []
+
+    def row(name: str, key: str, anchor: str, akey: str, target: str = "") -> None:
         xs, ys = t[key], t[akey]
         if not xs or not ys:
             return
-        p50, p99, a50 = statistics.median(xs), pct(xs, 99), statistics.median(ys)
-        print(f"{name:<30} {p50:8.1f} {p99:8.1f}   {anchor:<26} {a50:8.1f}   {p50 / a50:5.2f}x")
+        p50, p99, a50, a99 = statistics.median(xs), pct(xs, 99), statistics.median(ys), pct(ys, 99)
+        print(f"{name:<30} {p50:8.1f} {p99:8.1f}   {anchor:<26} {a50:8.1f} {a99:8.1f}   "
+              f"{p50 / a50:5.2f}x")
+        rows.append(Row(f"{name}, p50", p50, "ms", f"{anchor}, p50", a50, target))
+        rows.append(Row(f"{name}, p99", p99, "ms", f"{anchor}, p99", a99))
 
     print(f"start-to-exit of /bin/true, n={opts.n}, {os.cpu_count()} CPUs")
-    print(f"{'figure':<30} {'p50 ms':>8} {'p99 ms':>8}   {'anchor':<26} {'p50 ms':>8}   ratio")
+    print(f"{'figure':<30} {'p50 ms':>8} {'p99 ms':>8}   {'anchor':<26} {'p50 ms':>8} {'p99 ms':>8}"
+          "   ratio")
     row("bwrap backend", "backend", "raw bwrap, same options", "raw")
     row("bwrap backend + bridge", "bridge", "raw bwrap, same options", "raw")
-    row("docker backend", "docker", "docker run --rm, same opts", "docker_cli")
-    row("pilothouse run --wait (bwrap)", "cli", "raw bwrap, same options", "raw")
+    row("docker backend", "docker", "docker run --rm, same opts", "docker_cli", "<= 1.2x")
+    row("pilothouse run --wait (bwrap)", "cli", "raw bwrap, same options", "raw", "<= +30 ms")
+    row("run via daemon, client library", "client", "raw bwrap, same options", "raw", "<= +30 ms")
+    row("CLI process start (--version)", "cli_start", "python -c pass", "python")
     shutil.rmtree(b.base, ignore_errors=True)
+    print()
+    emit(rows, f"sandbox (start-to-exit of /bin/true, n={opts.n})")
 
 
 if __name__ == "__main__":
