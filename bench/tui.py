@@ -1,7 +1,7 @@
 """Benchmark: the console's key-to-screen latency, CPU and memory while a run floods output,
 beside the same with an idle run.
 
-    .venv/bin/python bench/tui.py [--seconds 60] [--minutes 5] [--rate 20000]
+    .venv/bin/python bench/tui.py [--quick] [--seconds 60] [--minutes 5] [--rate 20000]
 
 Each scenario has its own daemon (temporary PILOTHOUSE_HOME) and its own console, the real
 `pilothouse` program in a pseudo-terminal (120x40) read by this script as a terminal would be:
@@ -14,8 +14,9 @@ presses space (follow/pause) and times how long until the terminal receives the 
 status line shows after it (PAUSED, then FOLLOWING): key to screen, as a person sees it. CPU is
 the console process's CPU time over the window; memory is its RSS, sampled every second.
 
-Prints: figure, value (flood), anchor value (idle), ratio. Targets: p99 at most 100 ms under
-the flood; memory flat over the run.
+Prints (through bench.common.emit, so `make bench` shows it too): figure, value (flood), anchor
+value (idle), ratio, target. Targets: p99 at most 100 ms under the flood; memory flat over the
+run (RSS growth over the second half at most 5 MiB). --quick: 20 s per scenario.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import random
 import re
 import shutil
 import signal
-import statistics
 import struct
 import subprocess
 import sys
@@ -41,6 +41,10 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import Row, emit, percentile  # noqa: E402
+
 BIN = Path(sys.executable).parent
 COLS, ROWS = 120, 40
 
@@ -62,13 +66,14 @@ while True:
 class Terminal:
     """A pseudo-terminal running the console; everything it writes is kept, with offsets."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], profile: Path | None = None) -> None:
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
-        self.proc = subprocess.Popen(
-            [str(BIN / "pilothouse")], stdin=slave, stdout=slave, stderr=slave, env=env,
-            start_new_session=True, close_fds=True,
-        )
+        command = [str(BIN / "pilothouse")]
+        if profile is not None:  # the console under cProfile (its main thread)
+            command = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "console", "tui"]
+        self.proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                     start_new_session=True, close_fds=True)
         os.close(slave)
         self.fd = master
         self.buf = bytearray()
@@ -147,7 +152,8 @@ class Result:
     skipped_batches: int = 0
 
 
-def scenario(name: str, command: list[str], seconds: float, workdir: Path) -> Result:
+def scenario(name: str, command: list[str], seconds: float, workdir: Path,
+             profile_dir: Path | None = None) -> Result:
     home = workdir / f"home-{name}"
     ws = workdir / f"ws-{name}"
     home.mkdir()
@@ -161,13 +167,15 @@ def scenario(name: str, command: list[str], seconds: float, workdir: Path) -> Re
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     term: Terminal | None = None
     try:
-        for _ in range(200):
-            if subprocess.run(cli + ["status"], env=env, capture_output=True).returncode == 0:
+        sock = home / "run" / "operator.sock"
+        for _ in range(200):  # `status` before the socket exists would start a second daemon
+            if sock.exists() and subprocess.run(cli + ["status"], env=env,
+                                                capture_output=True).returncode == 0:
                 break
             time.sleep(0.1)
         run_id = subprocess.run(cli + ["run", "shell", "-w", str(ws), "--", *command], env=env,
                                 capture_output=True, text=True, check=True).stdout.strip()
-        term = Terminal(env)
+        term = Terminal(env, profile_dir / f"tui-{name}.prof" if profile_dir else None)
         if term.wait_for(run_id.encode(), 0, 30) is None:
             raise SystemExit(f"{name}: the console never showed run {run_id}")
         time.sleep(1.0)
@@ -213,6 +221,7 @@ def scenario(name: str, command: list[str], seconds: float, workdir: Path) -> Re
     finally:
         if term is not None:
             term.close()
+        subprocess.run(cli + ["daemon", "stop"], env=env, capture_output=True, timeout=30)
         daemon.send_signal(signal.SIGTERM)
         try:
             daemon.wait(20)
@@ -228,52 +237,52 @@ def total_at(tail: bytes) -> int | None:
     return int(found[-1].replace(b",", b"")) if found else None
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=60.0, help="length of each scenario")
+    ap.add_argument("--seconds", type=float, default=None, help="length of each scenario (60)")
+    ap.add_argument("--quick", action="store_true", help="20 s per scenario unless given")
     ap.add_argument("--minutes", type=float, help="length of each scenario in minutes (e.g. 5)")
     ap.add_argument("--rate", type=int, default=20_000, help="lines a second in the flood")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="run the console under cProfile; write DIR/tui-flood.prof, DIR/tui-idle.prof")
     args = ap.parse_args()
-    seconds = args.minutes * 60 if args.minutes else args.seconds
+    seconds = args.minutes * 60 if args.minutes else args.seconds or (20.0 if args.quick else 60.0)
     if shutil.which("bwrap") is None:
         raise SystemExit("bench/tui.py needs bubblewrap (apt-get install bubblewrap)")
     with tempfile.TemporaryDirectory(prefix="ph-bench-tui-") as tmp:
         work = Path(tmp)
-        flood = scenario("flood", ["python3", "-c", FLOOD.format(rate=args.rate)], seconds, work)
-        idle = scenario("idle", ["sleep", "100000"], seconds, work)
+        flood = scenario("flood", ["python3", "-c", FLOOD.format(rate=args.rate)], seconds, work,
+                         args.profile)
+        idle = scenario("idle", ["sleep", "100000"], seconds, work, args.profile)
 
-    def row(figure: str, value: float, anchor: float, fmt: str = "{:.1f}") -> None:
-        ratio = value / anchor if anchor else float("nan")
-        print(f"{figure:44} {fmt.format(value):>12}  {fmt.format(anchor):>12}  {ratio:7.2f}x")
-
-    print(f"{'figure':44} {'flood':>12}  {'anchor(idle)':>12}  {'ratio':>8}")
-    row("key->screen p50 (ms)", statistics.median(flood.latencies_ms), statistics.median(idle.latencies_ms))
-    row("key->screen p99 (ms)", pct(flood.latencies_ms, 99), pct(idle.latencies_ms, 99))
-    row("key->screen max (ms)", max(flood.latencies_ms), max(idle.latencies_ms))
-    row("console CPU (% of one core)", flood.cpu_percent, idle.cpu_percent)
-    row("console RSS at start (MiB)", flood.rss_mb[0], idle.rss_mb[0])
-    row("console RSS at end (MiB)", flood.rss_mb[-1], idle.rss_mb[-1])
-    row("console RSS max (MiB)", max(flood.rss_mb), max(idle.rss_mb))
-    mid = len(flood.rss_mb) // 2
-    row("console RSS growth, 2nd half (MiB)", flood.rss_mb[-1] - flood.rss_mb[mid],
-        idle.rss_mb[-1] - idle.rss_mb[len(idle.rss_mb) // 2], "{:+.1f}")
-    row("output lines/s reaching the console", flood.lines_per_s, idle.lines_per_s, "{:.0f}")
+    anchor = "same, idle run"
+    f_lat, i_lat = flood.latencies_ms or [float("nan")], idle.latencies_ms or [float("nan")]
+    mid_f, mid_i = len(flood.rss_mb) // 2, len(idle.rss_mb) // 2
+    rows = [
+        Row("key->screen p50, 20k lines/s flood", percentile(f_lat, 0.5), "ms", anchor,
+            percentile(i_lat, 0.5)),
+        Row("key->screen p99, 20k lines/s flood", percentile(f_lat, 0.99), "ms", anchor,
+            percentile(i_lat, 0.99), "<= 100 ms"),
+        Row("key->screen max", max(f_lat), "ms", anchor, max(i_lat)),
+        Row("console CPU (% of one core)", flood.cpu_percent, "%", anchor, idle.cpu_percent),
+        Row("console RSS at start", flood.rss_mb[0], "MiB", anchor, idle.rss_mb[0]),
+        Row("console RSS at end", flood.rss_mb[-1], "MiB", anchor, idle.rss_mb[-1]),
+        Row("console RSS max", max(flood.rss_mb), "MiB", anchor, max(idle.rss_mb)),
+        Row("console RSS growth, 2nd half (flat)", flood.rss_mb[-1] - flood.rss_mb[mid_f], "MiB",
+            anchor, idle.rss_mb[-1] - idle.rss_mb[mid_i], "<= 5 MiB"),
+        Row("output lines/s reaching the console", flood.lines_per_s, "/s", anchor,
+            idle.lines_per_s),
+    ]
+    emit(rows, f"tui ({seconds:.0f} s per scenario, flood asked for {args.rate} lines/s, "
+               f"console in a {COLS}x{ROWS} pty)")
     print(f"# {len(flood.latencies_ms)} / {len(idle.latencies_ms)} key presses timed "
           f"({flood.misses} / {idle.misses} not seen within 5 s); {flood.skipped_batches} output "
-          f"batch(es) skipped by the daemon for a slow reader; {seconds:.0f} s per scenario; "
-          f"flood asked for {args.rate} lines/s; cpus={os.cpu_count()}; python {sys.version.split()[0]}")
-    print(f"# pause p50/max {statistics.median(flood.pause_ms):.0f}/{max(flood.pause_ms):.0f} ms, "
-          f"resume (redraws the kept lines) p50/max {statistics.median(flood.resume_ms):.0f}/"
-          f"{max(flood.resume_ms):.0f} ms under the flood")
-    target = pct(flood.latencies_ms, 99) <= 100
-    print(f"# target p99 <= 100 ms under the flood: {'met' if target else 'NOT met'}")
+          f"batch(es) skipped by the daemon for a slow reader; cpus={os.cpu_count()}; "
+          f"python {sys.version.split()[0]}")
+    if flood.pause_ms and flood.resume_ms:
+        print(f"# under the flood: pause p50/max {percentile(flood.pause_ms, 0.5):.0f}/"
+              f"{max(flood.pause_ms):.0f} ms, resume (appends the held lines) p50/max "
+              f"{percentile(flood.resume_ms, 0.5):.0f}/{max(flood.resume_ms):.0f} ms")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from console.tui.screens.policy import PolicyScreen
 from console.tui.screens.run_detail import RunScreen
 from console.tui.screens.start_run import StartRunScreen
 from console.tui.state import Change, ConsoleState
-from widgets.format import printable
+from widgets.format import printable, use_monochrome
 from widgets.tables import summary
 
 
@@ -68,6 +68,7 @@ class PilothouseApp(App[None]):
         self.notifier = Notifier(self._write_terminal, self.bell, desktop=desktop_notify)
         self._attached_once = False
         self.startup_problems: list[str] = []
+        use_monochrome(self.no_color)
         theme = os.environ.get("PILOTHOUSE_THEME")
         if theme and theme in self.available_themes:
             self.theme = theme
@@ -136,8 +137,10 @@ class PilothouseApp(App[None]):
         self.state.connected = False
         if msg.retry_in is None:
             self.state.link_text = f"cannot attach: {msg.reason}"
-            self.report(msg.reason, title="Cannot attach")
+            self.report(f"{msg.reason}\n{msg.hint}".strip(), title="Cannot attach")
         else:
+            if msg.attempt == 1 and msg.hint:  # why it failed, once; the status line keeps trying
+                self.report(f"{msg.reason}\n{msg.hint}", title="Daemon")
             self.state.link_text = (f"daemon gone, reconnecting... (try {msg.attempt}, next in "
                                     f"{msg.retry_in:g}s): {msg.reason}")
         self.changes.publish(Change("link"))

@@ -36,9 +36,9 @@ class Connected(Message):
 
 
 class Disconnected(Message):
-    def __init__(self, reason: str, retry_in: float | None, attempt: int) -> None:
+    def __init__(self, reason: str, retry_in: float | None, attempt: int, hint: str = "") -> None:
         super().__init__()
-        self.reason, self.retry_in, self.attempt = reason, retry_in, attempt
+        self.reason, self.retry_in, self.attempt, self.hint = reason, retry_in, attempt, hint
 
 
 class DaemonEvent(Message):
@@ -128,7 +128,7 @@ class DaemonLink:
         while True:
             client = AsyncClient(self.paths)
             subscription: asyncio.Task[Any] | None = None
-            reason = "the daemon closed the connection"
+            reason, hint = "the daemon closed the connection", ""
             try:
                 await client.open(autostart=first and self.autostart)
                 # The subscription answers only when the connection ends; its events arrive
@@ -155,9 +155,9 @@ class DaemonLink:
                 finally:
                     poller.cancel()
             except ClientError as exc:
-                reason = f"{exc.message}" + (f" ({exc.hint})" if exc.hint and exc.code in FATAL else "")
+                reason, hint = exc.message, exc.hint
                 if exc.code in FATAL:
-                    post(Disconnected(reason, None, attempt))
+                    post(Disconnected(reason, None, attempt, hint))
                     return
             except OSError as exc:
                 reason = str(exc)
@@ -169,7 +169,7 @@ class DaemonLink:
             first = False
             delay = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
             attempt += 1
-            post(Disconnected(reason, delay, attempt))
+            post(Disconnected(reason, delay, attempt, hint))
             await asyncio.sleep(delay)
 
     async def _poll(self, client: AsyncClient, post: Post) -> None:

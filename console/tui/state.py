@@ -6,7 +6,7 @@ Several consoles stay in sync because each one's state comes from the same event
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,8 @@ class ConsoleState:
     link_text: str = "connecting to the daemon..."
     hello: dict[str, Any] = field(default_factory=dict)
     profiles: list[dict[str, Any]] = field(default_factory=list)
+    # Requests known to be closed: a listing taken before they closed must not bring them back.
+    closed: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     # --- snapshots -------------------------------------------------------------------------
 
@@ -54,11 +56,13 @@ class ConsoleState:
     def load_approvals(self, rows: list[dict[str, Any]]) -> list[Change]:
         """An approvals.list answer: the pending set is exactly these."""
         changes: list[Change] = []
-        wanted = {r["id"] for r in rows}
+        wanted = {r["id"] for r in rows if r["id"] not in self.closed}
         for rid in [rid for rid in self.approvals if rid not in wanted]:
             del self.approvals[rid]
             changes.append(Change("approvals", rid))
         for row in rows:
+            if row["id"] in self.closed:
+                continue
             if row.get("expires_in") is not None and row.get("age") is not None:
                 self.timeout_s = float(row["expires_in"]) + float(row["age"])
             new = row["id"] not in self.approvals
@@ -78,7 +82,7 @@ class ConsoleState:
             return [change] if change else []
         if kind == "approval.requested":
             req = event.get("request") or {}
-            if req.get("state", "pending") != "pending" or "id" not in req:
+            if req.get("state", "pending") != "pending" or "id" not in req or req["id"] in self.closed:
                 return []
             new = req["id"] not in self.approvals
             self.approvals[req["id"]] = req
@@ -86,6 +90,7 @@ class ConsoleState:
             return [Change("approvals", req["id"], event, new=new)]
         if kind == "approval.resolved":
             req = event.get("request") or {}
+            self._close(req.get("id"))
             if self.approvals.pop(req.get("id"), None) is None:
                 return [Change("resolved", req.get("id"), event)]
             return [Change("approvals", req.get("id"), event), Change("resolved", req.get("id"), event)]
@@ -99,6 +104,12 @@ class ConsoleState:
             self.gpu_note = ""
             return [Change("gpu", None, event)]
         return []
+
+    def _close(self, request_id: str | None) -> None:
+        if request_id:
+            self.closed[request_id] = None
+            while len(self.closed) > 2000:
+                self.closed.popitem(last=False)
 
     def _tokens(self, event: dict[str, Any]) -> list[Change]:
         run_id = event.get("run_id")
@@ -116,6 +127,8 @@ class ConsoleState:
             return None
         old = self.runs.get(rid)
         merged = dict(old or {})
+        if old is not None and old.get("state") not in LIVE_STATES and run.get("state") in LIVE_STATES:
+            return None  # an ended run never comes back: this listing was taken before it ended
         if from_event and old is not None:
             # run.state carries no stats; keep the last sample until the next poll
             merged.update({k: v for k, v in run.items() if k != "stats"})

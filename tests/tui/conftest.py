@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,7 +79,3 @@ async def run_state(pilot: Pilot[Any], run_id: str, *states: str) -> dict[str, A
     return await wait_for(
         pilot, lambda: (r := app.state.runs.get(run_id)) and r.get("state") in states and r,
         f"run {run_id} to be {' or '.join(states)}")
-
-
-def grants(daemon: Daemon) -> list[dict[str, Any]]:
-    return json.loads(daemon.cli("grants", "--json").stdout)

@@ -93,6 +93,12 @@ RULES: list[dict[str, Any]] = [
      ]},
 ]
 
+GRANTS: list[dict[str, Any]] = [
+    {"id": "g7kq2m", "kind": "network", "pattern": "github.com:443", "effect": "allow",
+     "scope": "timed", "run_id": "q7rt", "profile": "aider", "expires_at": NOW + 540,
+     "decided_by": "dev", "created_at": NOW - 60},
+]
+
 PROFILES = [
     {"name": "demo", "command": ["ph-demo-agent"], "sandbox": "auto", "image": None,
      "description": "A scripted coding agent that shows every control", "source": "embedded defaults:8"},
@@ -125,6 +131,8 @@ class FixedSource:
             return rows[: args.get("limit", 100)]
         if op == "policy.rules":
             return RULES
+        if op == "grants.list":
+            return GRANTS
         if op == "profiles":
             return PROFILES
         if op == "run.get":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from console.tui.screens.approval import ApprovalScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
+from console.tui.screens.policy import GrantsTable, PolicyScreen
 from tests.conftest import Daemon, needs_bwrap
 from tests.tui.conftest import (
     attached,
@@ -141,3 +142,29 @@ async def test_a_request_decided_elsewhere_is_said_and_left(daemon: Daemon, work
         assert not app.state.approvals
         assert not app.screen.query_one(ApprovalBanner).display
         await run_output(pilot, run_id, "rc=0")
+
+
+async def test_everywhere_asks_first_and_the_grant_can_be_revoked(daemon: Daemon,
+                                                                  workspace: Path) -> None:
+    app = make_app(daemon)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await attached(pilot)
+        run_id = await start_run(daemon, workspace, "ph-ask exec -- git push; echo rc=$?")
+        await pending_request(pilot, run_id)
+        await pilot.press("a", "g")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await run_output(pilot, run_id, "rc=0")
+        await pilot.press("escape", "p")
+        screen = app.screen
+        assert isinstance(screen, PolicyScreen)
+        table = screen.query_one(GrantsTable)
+        await wait_for(pilot, lambda: table.row_count == 1, "the global grant")
+        key = table.keys()[0]
+        assert table.cell_text(key, "pattern") == "git push" and table.cell_text(key, "for") == "everything"
+        table.focus()
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: table.row_count == 0, "the grant to go")
+        assert json.loads(await cli(daemon, "grants", "--json")) == []

@@ -12,9 +12,18 @@ from console.tui.screens.approval import ApprovalScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.screens.history import HistoryScreen
 from tests.conftest import Daemon, needs_bwrap
-from tests.tui.conftest import attached, make_app, pending_request, run_state, start_run, wait_for
+from tests.tui.conftest import (
+    attached,
+    make_app,
+    pending_request,
+    run_output,
+    run_state,
+    start_run,
+    wait_for,
+)
 from tests.tui.fixed import NOW, FixedSource
-from widgets.panels import LinkStatus
+from widgets.output_log import OutputLog
+from widgets.panels import LinkStatus, gpu_line
 from widgets.tables import ApprovalInbox, NetFeed, RunsTable
 
 
@@ -23,13 +32,21 @@ async def test_daemon_gone_then_back_reconnects_by_itself(daemon: Daemon, worksp
     app = make_app(daemon)
     async with app.run_test(size=(100, 30)) as pilot:
         await attached(pilot)
+        before = await start_run(daemon, workspace, "echo before-restart; sleep 300", profile="shell")
+        await run_output(pilot, before, "before-restart")
         status = app.screen.query_one(LinkStatus)
+        log = app.screen.query_one(OutputLog)
         daemon.stop()
         await wait_for(pilot, lambda: "daemon gone, reconnecting" in status.shown, "the gone notice")
         assert not app.state.connected and status.has_class("-down")
+        assert any("daemon went away" in line for line in log.lines)
         daemon.start()
         await wait_for(pilot, lambda: app.state.connected, "the console to attach again", timeout=30)
         assert "attached to daemon" in status.shown
+        # the run screen reads the output again from the store, by itself
+        await wait_for(pilot, lambda: "before-restart" in log.lines
+                       and not any("went away" in line for line in log.lines), "the output again")
+        await pilot.press("escape")
         run_id = await start_run(daemon, workspace, "sleep 300", profile="shell")
         table = app.screen.query_one(RunsTable)
         await wait_for(pilot, lambda: run_id in table, "a run started after the restart")
@@ -122,3 +139,9 @@ def test_notifications_ring_and_write_osc_9_and_777() -> None:
     assert len(written) == 1 and rings == [1, 1], "switched off: the bell only"
     wrapped = osc_sequences("t", "b", tmux=True)
     assert wrapped.startswith("\x1bPtmux;\x1b\x1b]9;") and wrapped.endswith("\x1b\\")
+
+
+def test_gpu_line_reads_a_sample() -> None:
+    sample = {"index": 0, "name": "NVIDIA H100 80GB HBM3", "power_mw": 312_000, "util": 87,
+              "mem_used": 40 * 2**30, "mem_total": 80 * 2**30, "temp": 65}
+    assert gpu_line(sample) == "GPU0 NVIDIA H100 80GB HBM3 312W 87% util mem 40G/80G 65°C"

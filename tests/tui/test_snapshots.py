@@ -123,3 +123,9 @@ def test_policy(snap_compare) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=open_policy)
+
+
+def test_dashboard_without_colour(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_COLOR: states, decisions and UNSANDBOXED still read as words."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=attached)

@@ -24,7 +24,7 @@ from console.client import ClientError
 from console.config import parse_duration
 from console.tui.screens.base import PilotModal, PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
-from widgets.format import decision_of
+from widgets.format import decision_of, style
 from widgets.tables import HistoryTable
 
 PAGE = 100
@@ -134,7 +134,7 @@ class HistoryScreen(PilotScreen):
             rows = await self.ph.source.call("history", limit=limit, before_id=before_id, **args)
         except ClientError as exc:
             self.ph.report(exc)
-            status.update(Text(f"could not load: {exc.message}", style="bold red"), layout=False)
+            status.update(Text(f"could not load: {exc.message}", style=style("bold red")), layout=False)
             return
         self._next_before = rows[-1]["id"] if len(rows) >= limit else None
         if decision:

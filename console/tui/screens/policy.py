@@ -15,7 +15,8 @@ from textual.widgets import Input, Select, Static
 
 from console.client import ClientError
 from console.tui.screens.base import PilotScreen
-from widgets.format import decision_text, printable, safe
+from console.tui.screens.dialogs import ConfirmScreen
+from widgets.format import clock, decision_text, printable, safe, style
 from widgets.keyed_table import Column, KeyedTable
 
 MODES = [("command", "command"), ("host", "host")]
@@ -23,7 +24,7 @@ MODES = [("command", "command"), ("host", "host")]
 
 class RulesTable(KeyedTable):
     COLUMNS = (Column("section", "SECTION", 8), Column("list", "LIST", 8),
-               Column("rule", "RULE", 34), Column("source", "FROM", 60))
+               Column("rule", "RULE", 26), Column("source", "FROM", 60))
 
     def put_rule(self, index: int, rule: dict[str, Any]) -> None:
         word = str(rule.get("list") or "")
@@ -36,9 +37,28 @@ class RulesTable(KeyedTable):
                  f"{rule.get('section')} {word} {rule_text} {rule.get('source')}")
 
 
+class GrantsTable(KeyedTable):
+    """Decisions people made that outlive one request (grants.list)."""
+
+    COLUMNS = (Column("id", "ID", 7), Column("effect", "EFFECT", 6), Column("kind", "KIND", 7),
+               Column("pattern", "PATTERN", 24), Column("scope", "SCOPE", 7),
+               Column("for", "FOR", 12), Column("by", "BY", 8), Column("until", "UNTIL", 8))
+
+    def put_grant(self, grant: dict[str, Any]) -> None:
+        scope = str(grant.get("scope") or "")
+        applies = (f"run {grant.get('run_id')}" if grant.get("run_id") else
+                   f"{grant.get('profile')}" if grant.get("profile") else "everything")
+        self.put(str(grant["id"]), [
+            safe(grant.get("id")), decision_text(grant.get("effect")), safe(grant.get("kind")),
+            safe(grant.get("pattern"), "bold"), safe(scope), safe(applies),
+            safe(grant.get("decided_by") or "-"), clock(grant.get("expires_at")),
+        ], f"{grant.get('pattern')} {scope} {applies} {grant.get('decided_by')}")
+
+
 class PolicyScreen(PilotScreen):
     BINDINGS = [
         Binding("c", "check", "Test", id="policy_check"),
+        Binding("d", "revoke", "Revoke grant", id="policy_revoke"),
         Binding("ctrl+r", "reload", "Reload", id="policy_reload"),
         Binding("escape", "back", "Back", id="back"),
     ]
@@ -53,6 +73,8 @@ class PolicyScreen(PilotScreen):
             yield Select([], prompt="profile", allow_blank=True, id="p-profile", compact=True)
             yield Static(id="p-source")
         yield RulesTable(id="rules")
+        yield Static("", id="grants-empty", classes="empty")
+        yield GrantsTable(id="grants")
         with Horizontal(id="policy-check"):
             yield Select(MODES, value="command", allow_blank=False, id="p-mode", compact=True)
             yield Input(compact=True, placeholder="a command (pytest -q) or a host (pypi.org:443); enter tests it",
@@ -68,9 +90,11 @@ class PolicyScreen(PilotScreen):
     async def load(self) -> None:
         try:
             self.rules = await self.ph.source.call("policy.rules")
+            grants = await self.ph.source.call("grants.list")
         except ClientError as exc:
             self.ph.report(exc)
             return
+        self._grants(grants)
         names = [p["profile"] for p in self.rules]
         select = self.query_one("#p-profile", Select)
         select.set_options([(printable(n), n) for n in names])
@@ -79,6 +103,44 @@ class PolicyScreen(PilotScreen):
         if self.profile:
             select.value = self.profile
         self._show()
+
+    def _grants(self, grants: list[dict[str, Any]]) -> None:
+        table = self.query_one(GrantsTable)
+        table.clear_rows()
+        for grant in grants:
+            table.put_grant(grant)
+        table.border_title = f"Grants in force ({len(grants)})"
+        empty = self.query_one("#grants-empty", Static)
+        empty.display = not grants
+        empty.update(Text("No grants in force: decisions with a scope (this run, N minutes, "
+                          "everywhere) appear here.", style="dim"))
+
+    def action_revoke(self) -> None:
+        table = self.query_one(GrantsTable)
+        grant_id = table.selected_key()
+        if not grant_id or not table.has_focus:
+            self.notify("Select a grant first (tab to the grants table).", severity="warning")
+            return
+        body = Text(f"Revoke grant {grant_id}: {table.cell_text(grant_id, 'effect')} "
+                    f"{table.cell_text(grant_id, 'pattern')} ({table.cell_text(grant_id, 'scope')})?")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.revoke(grant_id)
+
+        self.app.push_screen(ConfirmScreen("Revoke the grant?", body, yes="Revoke", danger=True),
+                             answered)
+
+    @work(group="policy-revoke")
+    async def revoke(self, grant_id: str) -> None:
+        try:
+            await self.ph.source.call("grant.revoke", id=grant_id)
+            grants = await self.ph.source.call("grants.list")
+        except ClientError as exc:
+            self.ph.report(exc)
+            return
+        self._grants(grants)
+        self.notify(f"Grant {grant_id} revoked.")
 
     def _show(self) -> None:
         table = self.query_one(RulesTable)
@@ -89,11 +151,11 @@ class PolicyScreen(PilotScreen):
             source.update("")
             return
         line = Text()
-        line.append(f" sandbox {prof.get('sandbox')}", style="bold red" if prof.get("sandbox") == "none" else "")
+        line.append(f" sandbox {prof.get('sandbox')}", style=style("bold red") if prof.get("sandbox") == "none" else "")
         if prof.get("sandbox") == "none":
-            line.append(" (UNSANDBOXED)", style="bold red")
-        line.append(f" · ports {', '.join(map(str, prof.get('ports') or []))}")
-        line.append(printable(f" · defined at {prof.get('source')}"), style="dim")
+            line.append(" (UNSANDBOXED)", style=style("bold red"))
+        line.append(f" · ports {','.join(map(str, prof.get('ports') or []))}")
+        line.append(printable(f" · {prof.get('source')}"), style="dim")
         source.update(line)
         for i, rule in enumerate(prof.get("rules") or []):
             table.put_rule(i, rule)

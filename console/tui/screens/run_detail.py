@@ -13,16 +13,17 @@ from textual import on, work
 from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.widget import Widget
-from textual.widgets import Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from console.client import ClientError
 from console.tui.screens.base import PilotScreen
+from console.tui.screens.history import HistoryScreen
 from console.tui.state import LIVE_STATES, Change
 from widgets.output_log import OutputLog
 from widgets.panels import RunHeader
 from widgets.tables import ApprovalInbox, NetFeed
 
-MAX_LINES = int(__import__("os").environ.get("PH_EXP_LINES", "5000"))
+MAX_LINES = 5000
 STATUS_S = 0.25
 TAIL = 2000
 
@@ -33,6 +34,7 @@ class RunScreen(PilotScreen):
         Binding("slash", "filter", "Filter", id="run_filter"),
         Binding("x", "stop(False)", "Stop", id="run_stop"),
         Binding("X", "stop(True)", "Kill", id="run_kill"),
+        Binding("h", "history", "History", id="run_history"),
         Binding("escape", "back", "Back", id="back"),
     ]
 
@@ -41,6 +43,7 @@ class RunScreen(PilotScreen):
         self.run_id = run_id
         self.max_lines = max_lines
         self._status_at = 0.0
+        self._lost = False
         self._status_pending = False
 
     def compose_body(self) -> Iterable[Widget]:
@@ -104,16 +107,22 @@ class RunScreen(PilotScreen):
                                     f"(exit {result.get('exit_code')})"])
                 self._log_status(soon=True)
         except ClientError as exc:
-            if exc.code == "disconnected":
-                log.append(["[pilothouse] the daemon went away; output stops here (esc, then "
-                            "open the run again once it is back)"])
+            if exc.code in ("disconnected", "no-daemon"):
+                self._lost = True
+                log.append(["[pilothouse] the daemon went away; the output picks up again "
+                            "when it is back"])
             else:
                 self.ph.report(exc)
         except OSError as exc:
-            self.ph.report(f"could not read the output of run {self.run_id}: {exc}")
+            self._lost = True
+            log.append([f"[pilothouse] could not read the output: {exc}"])
         self._log_status()
 
     def on_change(self, change: Change) -> None:
+        if change.topic == "link" and self._lost and self.ph.state.connected:
+            self._lost = False  # the daemon is back: read the output again from the store
+            self.query_one(OutputLog).reset()
+            self.follow_output()
         if change.topic == "runs" and change.key == self.run_id:
             self._header()
         elif change.topic == "approvals" and change.key:
@@ -198,6 +207,14 @@ class RunScreen(PilotScreen):
             self.query_one(OutputLog).focus()
             return
         super().action_back()
+
+    def action_history(self) -> None:
+        self.app.push_screen(HistoryScreen(run=self.run_id))
+
+    @on(DataTable.RowSelected, "#run-inbox")
+    def _open_request(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.ph.action_open_approval(event.row_key.value)
 
     def action_stop(self, kill: bool) -> None:
         run = self.ph.state.runs.get(self.run_id)

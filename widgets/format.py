@@ -1,0 +1,141 @@
+"""Formatting shared by the widgets: times, sizes, and text that came from a sandbox.
+
+Anything that came from an agent is untrusted: it is made printable (no terminal escapes) and
+always handed to Rich as `Text`, never as markup.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.text import Text
+
+DECISION_STYLES = {
+    "allow": "bold green",
+    "allowed": "bold green",
+    "deny": "bold red",
+    "denied": "bold red",
+    "reject": "bold red",
+    "forbid": "bold red",
+    "ask": "bold yellow",
+    "timeout": "bold red",
+    "pending": "bold yellow",
+}
+STATE_STYLES = {
+    "running": "green",
+    "starting": "yellow",
+    "stopping": "yellow",
+    "exited": "dim",
+    "failed": "bold red",
+    "killed": "red",
+    "stopped": "dim",
+    "lost": "bold red",
+}
+LIVE_STATES = ("starting", "running", "stopping")
+# Without colour (NO_COLOR), red on dark turns into dark grey on dark grey: the words that
+# matter get styles that need no colour.
+MONO_STYLES = {
+    "bold green": "bold", "bold red": "bold reverse", "bold yellow": "bold underline",
+    "green": "", "yellow": "", "red": "bold", "dim": "dim",
+    "bold red reverse": "bold reverse", "bold reverse green": "bold reverse",
+    "bold reverse yellow": "bold reverse",
+}
+_monochrome = False
+
+
+def use_monochrome(on: bool) -> None:
+    """Called once by the app when NO_COLOR is set."""
+    global _monochrome
+    _monochrome = on
+
+
+def style(name: str) -> str:
+    return MONO_STYLES.get(name, name) if _monochrome else name
+
+
+def printable(text: Any, limit: int | None = None) -> str:
+    """One line of text with no control characters; cut to `limit` with an ellipsis."""
+    raw = "" if text is None else str(text)
+    out = "".join(ch if ch.isprintable() else ("⏎" if ch == "\n" else "�") for ch in raw)
+    if limit is not None and len(out) > limit:
+        return out[: max(0, limit - 1)] + "…"
+    return out
+
+
+def safe(text: Any, style: str = "", limit: int | None = None) -> Text:
+    """Untrusted text as a Rich Text (never parsed as markup)."""
+    return Text(printable(text, limit), style=style, no_wrap=True, overflow="ellipsis")
+
+
+def duration(seconds: float | None) -> str:
+    """Compact: 42s, 3m05s, 2h07m, 3d04h."""
+    if seconds is None:
+        return "-"
+    secs = max(0, int(seconds))
+    if secs < 60:
+        return f"{secs}s"
+    if secs < 3600:
+        return f"{secs // 60}m{secs % 60:02d}s"
+    if secs < 86400:
+        return f"{secs // 3600}h{secs % 3600 // 60:02d}m"
+    return f"{secs // 86400}d{secs % 86400 // 3600:02d}h"
+
+
+def size(num: float | int | None) -> str:
+    if num is None:
+        return "-"
+    value = float(num)
+    for unit in ("B", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            return f"{value:.0f}{unit}" if unit in ("B", "K") or value >= 10 else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.0f}T"
+
+
+def clock(ts: float | None, *, date: bool = False) -> str:
+    if not ts:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S", time.localtime(ts))
+
+
+def decision_text(word: str | None) -> Text:
+    """A decision as a word (colour is only a second cue)."""
+    w = (word or "-").lower()
+    return Text(w.upper() if w != "-" else "-", style=style(DECISION_STYLES.get(w, "")))
+
+
+def state_text(state: str | None, exit_code: int | None = None) -> Text:
+    s = state or "-"
+    label = s if exit_code is None or s in LIVE_STATES else f"{s} ({exit_code})"
+    return Text(label, style=style(STATE_STYLES.get(s, "")))
+
+
+def backend_text(backend: str | None) -> Text:
+    if backend == "none":
+        return Text("UNSANDBOXED", style=style("bold red reverse"))
+    return Text(backend or "-")
+
+
+def decision_of(event: dict[str, Any]) -> str | None:
+    """The decision an event records, whichever field its kind uses."""
+    data = event.get("data") if isinstance(event.get("data"), dict) else event
+    if not isinstance(data, dict):
+        return None
+    for key in ("decision", "action"):
+        value = data.get(key)
+        if isinstance(value, str):
+            return value
+    if isinstance(data.get("allow"), bool):
+        return "allow" if data["allow"] else "deny"
+    return None
+
+
+def provenance_text(prov: dict[str, Any] | None) -> str:
+    """Who or what decided: a rule (and where), a grant, a person, a timeout."""
+    if not prov:
+        return "-"
+    if prov.get("text"):
+        return printable(prov["text"])
+    by = prov.get("by") or prov.get("person") or prov.get("kind")
+    return printable(by or "-")

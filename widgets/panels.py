@@ -1,0 +1,214 @@
+"""One-line and card widgets: the approvals banner, the link status, the GPU strip, the approval
+card and the run header. Each takes plain data; none knows where it came from."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from widgets.format import (
+    backend_text,
+    clock,
+    duration,
+    printable,
+    provenance_text,
+    safe,
+    size,
+    state_text,
+    style,
+)
+from widgets.tables import command_line, run_uptime, summary
+
+
+def plain(renderable: RenderableType, width: int = 120) -> str:
+    """What a renderable says, as plain text (kept by the widgets for tests and screen readers)."""
+    console = Console(width=width, file=io.StringIO(), color_system=None, record=True)
+    console.print(renderable)
+    return console.export_text()
+
+
+class Shows(Static):
+    """A Static that remembers the plain text of what it shows last, and asks for a new layout
+    only when its height changes (a layout pass costs far more than a repaint)."""
+
+    shown: str = ""
+
+    def show_renderable(self, renderable: RenderableType) -> None:
+        text = plain(renderable, max(20, self.size.width or 120))
+        if text == self.shown:
+            return
+        relayout = text.count("\n") != self.shown.count("\n") or not self.shown
+        self.shown = text
+        self.update(renderable, layout=relayout)
+
+
+class ApprovalBanner(Shows):
+    """Shown on every screen while anything waits: count, the oldest request, the key to open it."""
+
+    def show(self, count: int, oldest: dict[str, Any] | None, *, now: float, key: str = "a") -> None:
+        if self.display != (count > 0):
+            self.display = count > 0
+        if not count or oldest is None:
+            self.show_renderable("")
+            return
+        age = duration(now - float(oldest.get("created_at") or now))
+        text = Text()
+        text.append(" APPROVAL ", style="bold reverse")
+        text.append(f" {count} pending · ", style="bold")
+        text.append(f" {key} ", style="bold reverse")
+        text.append(" opens · oldest: ")
+        text.append(printable(f"{oldest.get('kind', '')} {summary(oldest)}", 60), style="bold")
+        text.append(f" (run {printable(oldest.get('run_id'))}, {age} ago)")
+        self.show_renderable(text)
+
+
+class LinkStatus(Shows):
+    """The connection to the daemon, in words."""
+
+    def show(self, connected: bool, text: str) -> None:
+        self.set_class(not connected, "-down")
+        line = Text()
+        line.append("● " if connected else "○ ", style=style("green" if connected else "bold red"))
+        line.append(printable(text))
+        self.show_renderable(line)
+
+
+def _num(gpu: dict[str, Any], *names: str) -> float | None:
+    for name in names:
+        value = gpu.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def gpu_line(gpu: dict[str, Any]) -> str:
+    parts = [f"GPU{gpu.get('index', '?')}"]
+    if gpu.get("name"):
+        parts.append(printable(gpu["name"], 24))
+    power = _num(gpu, "power_w")
+    if power is None and (mw := _num(gpu, "power_mw")) is not None:
+        power = mw / 1000
+    if power is not None:
+        parts.append(f"{power:.0f}W")
+    util = _num(gpu, "util", "utilization", "util_percent", "gpu_util")
+    if util is not None:
+        parts.append(f"{util:.0f}% util")
+    used = _num(gpu, "mem_used", "memory_used", "mem_used_bytes")
+    total = _num(gpu, "mem_total", "memory_total", "mem_total_bytes")
+    if used is not None and total:
+        parts.append(f"mem {size(used)}/{size(total)}")
+    temp = _num(gpu, "temp", "temperature", "temp_c")
+    if temp is not None:
+        parts.append(f"{temp:.0f}°C")
+    return " ".join(parts)
+
+
+class GpuStrip(Shows):
+    """One line per machine: each GPU's power, use, memory and heat; or why there is none."""
+
+    def show(self, data: Any, note: str = "") -> None:
+        gpus: list[dict[str, Any]] = []
+        if isinstance(data, dict):
+            raw = data.get("gpus")
+            gpus = [g for g in raw if isinstance(g, dict)] if isinstance(raw, list) else []
+            note = note or printable(data.get("reason") or data.get("note") or "")
+        elif isinstance(data, list):
+            gpus = [g for g in data if isinstance(g, dict)]
+        text = Text()
+        text.append("GPU ", style="bold")
+        if gpus:
+            text.append(" │ ".join(gpu_line(g) for g in gpus))
+        else:
+            text.append("no NVIDIA GPU" + (f" ({note})" if note else ""), style="dim")
+        self.show_renderable(text)
+
+
+def _row(table: Table, label: str, value: RenderableType) -> None:
+    table.add_row(Text(label, style="bold"), value)
+
+
+class ApprovalCard(Shows):
+    """Everything about one request a person needs to decide it."""
+
+    def show(self, req: dict[str, Any] | None, *, now: float, expires_in: float | None,
+             position: tuple[int, int] = (1, 1), timeout: float = 120.0) -> None:
+        if req is None:
+            self.show_renderable(Text("No request pending.", style="dim"))
+            return
+        detail = req.get("detail") if isinstance(req.get("detail"), dict) else {}
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        kind = str(req.get("kind") or "")
+        _row(grid, "request", safe(f"{req.get('id')}  ({position[0]} of {position[1]} pending)"))
+        _row(grid, "run", safe(f"{req.get('run_id')}  profile {req.get('profile')}"))
+        _row(grid, "kind", safe(kind))
+        if kind == "network":
+            _row(grid, "destination", safe(req.get("subject"), "bold"))
+            addrs = detail.get("addresses") or []
+            _row(grid, "resolves to", safe(", ".join(map(str, addrs)) or "-"))
+            if detail.get("method") or detail.get("target"):
+                _row(grid, "target", safe(f"{detail.get('method') or ''} {detail.get('target') or ''}".strip()))
+        else:
+            _row(grid, "command" if kind == "exec" else "subject",
+                 Text(printable(req.get("subject")), style="bold"))
+            if detail.get("cwd"):
+                _row(grid, "in", safe(detail["cwd"]))
+            if req.get("title") and req.get("title") != req.get("subject"):
+                _row(grid, "title", safe(req["title"]))
+        for key, value in sorted(detail.items()):
+            if key in ("cwd", "addresses", "method", "target", "host", "port"):
+                continue
+            _row(grid, key, safe(value if isinstance(value, str) else repr(value), limit=300))
+        _row(grid, "why it asks", safe(provenance_text(req.get("rule_provenance"))
+                                       if req.get("rule_provenance") else "no rule matched"))
+        _row(grid, "asked", safe(f"{clock(req.get('created_at'))} ({duration(now - float(req.get('created_at') or now))} ago)"))
+        _row(grid, "times out", countdown(expires_in, total=timeout))
+        self.show_renderable(grid)
+
+
+def countdown(expires_in: float | None, width: int = 20, total: float = 120.0) -> Text:
+    """Seconds left as words and a bar: at zero the request is denied (timeout)."""
+    if expires_in is None:
+        return Text("-")
+    left = max(0.0, expires_in)
+    filled = int(round(width * min(1.0, left / max(total, 1.0))))
+    bar = style("bold red" if left < 20 else "yellow" if left < 60 else "green")
+    text = Text(f"in {duration(left)} ", style="bold")
+    text.append("█" * filled, style=bar)
+    text.append("░" * (width - filled), style="dim")
+    text.append(" then denied (timeout)")
+    return text
+
+
+class RunHeader(Shows):
+    """The run at the top of its detail screen."""
+
+    def show(self, run: dict[str, Any] | None, *, now: float, pending: int = 0) -> None:
+        if run is None:
+            self.show_renderable(Text("loading the run...", style="dim"))
+            return
+        stats = run.get("stats") or {}
+        line = Text()
+        line.append(printable(run.get("id")), style="bold")
+        line.append(f"  {printable(run.get('profile'))}  ")
+        line.append_text(backend_text(run.get("backend")))
+        line.append("  ")
+        line.append_text(state_text(run.get("state"), run.get("exit_code")))
+        line.append(f"  up {duration(run_uptime(run, now))}")
+        if stats.get("cpu_percent") is not None:
+            line.append(f"  cpu {stats['cpu_percent']:.0f}%")
+        if stats.get("rss_bytes"):
+            line.append(f"  mem {size(stats['rss_bytes'])}")
+        if stats.get("pids"):
+            line.append(f"  pids {stats['pids']}")
+        if pending:
+            line.append(f"  {pending} approval(s) pending", style=style("bold yellow"))
+        second = Text(printable(f"$ {command_line(run)}", 300), style="dim")
+        third = Text(printable(f"workspace {run.get('workspace') or '-'}", 300), style="dim")
+        self.show_renderable(Group(line, second, third))

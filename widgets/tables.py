@@ -1,0 +1,211 @@
+"""The dashboard's tables: runs, the approvals inbox, the network feed. Plain dicts in.
+
+Each `put_*` takes one record as the daemon sends it (a run from runs.list or run.state, a
+request from approvals.list or approval.requested, a net.decision / net.closed event) and
+updates one keyed row.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from rich.text import Text
+
+from widgets.format import (
+    LIVE_STATES,
+    backend_text,
+    clock,
+    decision_of,
+    decision_text,
+    duration,
+    printable,
+    provenance_text,
+    safe,
+    size,
+    state_text,
+    style,
+)
+from widgets.keyed_table import Column, KeyedTable
+
+
+def run_uptime(run: dict[str, Any], now: float) -> float | None:
+    started = run.get("started_at")
+    if not started:
+        return run.get("uptime_s")
+    end = run.get("ended_at") if run.get("state") not in LIVE_STATES else None
+    return (end or now) - started
+
+
+def command_line(run: dict[str, Any]) -> str:
+    cmd = run.get("command") or []
+    return " ".join(cmd) if isinstance(cmd, list) else str(cmd)
+
+
+class RunsTable(KeyedTable):
+    COLUMNS = (
+        Column("id", "ID", 5), Column("profile", "PROFILE", 8), Column("backend", "BACKEND", 11),
+        Column("state", "STATE", 10), Column("up", "UP", 6), Column("cpu", "CPU", 4),
+        Column("mem", "MEM", 5), Column("tps", "TOK/S", 5), Column("asks", "ASK", 3),
+        Column("command", "COMMAND", 60),
+    )
+
+    def put_run(self, run: dict[str, Any], *, now: float, pending: int = 0,
+                tokens_per_s: float | None = None) -> None:
+        stats = run.get("stats") or {}
+        live = run.get("state") in LIVE_STATES
+        cpu = stats.get("cpu_percent") if live else None
+        mem = stats.get("rss_bytes") if live else None
+        cells: list[str | Text] = [
+            safe(run.get("id"), "bold"),
+            safe(run.get("profile")),
+            backend_text(run.get("backend")),
+            state_text(run.get("state"), run.get("exit_code")),
+            duration(run_uptime(run, now)),
+            "-" if cpu is None else f"{cpu:.0f}%",
+            size(mem) if mem else "-",
+            "-" if not tokens_per_s else f"{tokens_per_s:.0f}" if tokens_per_s >= 10 else f"{tokens_per_s:.1f}",
+            Text(str(pending), style=style("bold yellow")) if pending else "0",
+            safe(command_line(run), limit=200),
+        ]
+        search = " ".join([str(run.get(k, "")) for k in ("id", "profile", "backend", "state")]
+                          + [command_line(run)])
+        if run.get("backend") == "none":
+            search += " unsandboxed"
+        self.put(str(run["id"]), cells, search)
+
+
+class ApprovalInbox(KeyedTable):
+    """Pending requests, oldest first (the order the daemon lists and announces them in)."""
+
+    COLUMNS = (
+        Column("id", "ID", 5), Column("age", "AGE", 6), Column("expires", "EXPIRES", 7),
+        Column("run", "RUN", 5), Column("kind", "KIND", 7), Column("summary", "REQUEST", 90),
+    )
+
+    def put_request(self, req: dict[str, Any], *, now: float, expires_in: float | None) -> None:
+        age = max(0.0, now - float(req.get("created_at") or now))
+        expiring = expires_in is not None and expires_in < 20
+        cells: list[str | Text] = [
+            safe(req.get("id"), "bold"),
+            duration(age),
+            Text(duration(expires_in), style=style("bold red") if expiring else ""),
+            safe(req.get("run_id")),
+            safe(req.get("kind")),
+            safe(summary(req), limit=200),
+        ]
+        search = " ".join(str(req.get(k, "")) for k in ("id", "run_id", "profile", "kind", "subject"))
+        self.put(str(req["id"]), cells, search)
+
+
+def summary(req: dict[str, Any]) -> str:
+    """One line for a request: what it asks, without the kind the table shows beside it."""
+    title = req.get("title") or ""
+    subject = req.get("subject") or ""
+    text = title if title and title != subject else subject
+    return printable(text or req.get("summary") or "")
+
+
+def net_by(event: dict[str, Any]) -> str:
+    """Who decided a connection: the person, the grant, or the rule and where it came from."""
+    prov = event.get("provenance")
+    if prov:
+        return provenance_text(prov)
+    rule = event.get("rule")
+    if rule:
+        where = f" ({event['source']})" if event.get("source") else ""
+        return printable(f"rule {rule}{where}")
+    return printable(event.get("reason") or event.get("basis") or "default")
+
+
+class NetFeed(KeyedTable):
+    """Network decisions as they happen; a closed connection fills in its bytes."""
+
+    COLUMNS = (
+        Column("time", "TIME", 8), Column("run", "RUN", 5), Column("dest", "DESTINATION", 26),
+        Column("decision", "DECISION", 8), Column("bytes", "UP/DOWN", 11),
+        Column("by", "RULE OR PERSON", 60),
+    )
+
+    def __init__(self, *, max_rows: int = 300, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(max_rows=max_rows, id=id, classes=classes)
+        self._ids = itertools.count(1)
+        self._open: dict[tuple[str, str, int], list[str]] = {}
+        self._events: dict[str, dict[str, Any]] = {}
+
+    def put_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("kind")
+        if kind == "net.decision":
+            self._put_decision(event)
+        elif kind == "net.closed":
+            self._put_closed(event)
+
+    def _put_decision(self, ev: dict[str, Any]) -> None:
+        key = f"n{next(self._ids)}"
+        self._events[key] = ev
+        if ev.get("action") == "allow":
+            self._open.setdefault(_conn_key(ev), []).append(key)
+        self._render(key, ev, "open" if ev.get("action") == "allow" else "-")
+        if len(self._events) > 2 * (self.max_rows or 300):
+            for k in [k for k in self._events if k not in self]:
+                self._events.pop(k, None)
+
+    def _put_closed(self, ev: dict[str, Any]) -> None:
+        waiting = self._open.get(_conn_key(ev))
+        if not waiting:
+            return
+        key = waiting.pop(0)
+        if not waiting:
+            self._open.pop(_conn_key(ev), None)
+        decision = self._events.get(key)
+        if decision is None or key not in self:
+            return
+        moved = f"{size(ev.get('bytes_up'))}/{size(ev.get('bytes_down'))}"
+        self._render(key, decision, moved)
+
+    def _render(self, key: str, ev: dict[str, Any], moved: str) -> None:
+        dest = f"{ev.get('host', '?')}:{ev.get('port', '?')}"
+        action = ev.get("action")
+        cells: list[str | Text] = [
+            clock(ev.get("ts")),
+            safe(ev.get("run_id")),
+            safe(dest, limit=60),
+            decision_text(action),
+            moved,
+            safe(net_by(ev), limit=200),
+        ]
+        search = f"{ev.get('run_id', '')} {dest} {action} {net_by(ev)}"
+        self.put(key, cells, search)
+
+
+def short_time(ts: float | None) -> str:
+    """Month, day and time: what a person scanning a page of history needs."""
+    return clock(ts, date=True)[5:] if ts else "-"
+
+
+def _conn_key(ev: dict[str, Any]) -> tuple[str, str, int]:
+    return (str(ev.get("run_id")), str(ev.get("host")), int(ev.get("port") or 0))
+
+
+class HistoryTable(KeyedTable):
+    """Recorded events, one row each, as the history op returns them (newest first)."""
+
+    COLUMNS = (
+        Column("id", "ID", 6), Column("time", "TIME", 14), Column("run", "RUN", 5),
+        Column("kind", "KIND", 18), Column("by", "BY", 10), Column("decision", "DECISION", 8),
+        Column("text", "TEXT", 120),
+    )
+
+    def put_event(self, row: dict[str, Any]) -> None:
+        decision = decision_of(row)
+        cells: list[str | Text] = [
+            str(row.get("id", "")),
+            short_time(row.get("ts")),
+            safe(row.get("run_id") or "-"),
+            safe(row.get("kind")),
+            safe(row.get("actor") or "-", limit=20),
+            decision_text(decision) if decision else "-",
+            safe(row.get("text") or "", limit=300),
+        ]
+        self.put(str(row.get("id")), cells)
