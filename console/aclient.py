@@ -71,7 +71,10 @@ class AsyncClient:
         if self.writer is None:
             raise ClientError("disconnected", "not connected to the daemon")
         req_id = next(self._ids)
-        self._waiting[req_id] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        # Nobody awaits a subscription's end; retrieve its error so none is logged as lost.
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._waiting[req_id] = fut
         self.writer.write(protocol.encode(protocol.request(req_id, "subscribe", {"topics": topics or ["*"]})))
         await self.writer.drain()
 

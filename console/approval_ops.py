@@ -34,11 +34,10 @@ def _config_path(daemon: Daemon) -> Path:
 @op("approvals.list")
 async def approvals_list(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
     inbox = _sockets(daemon).inbox
-    timeout = inbox.timeout_s
     rows = []
     for req in inbox.pending(_arg(args, "run", str, None)):
         row = req.to_dict()
-        row["expires_in"] = max(0.0, timeout - row["age"])
+        row["expires_in"] = max(0.0, (req.timeout_s or inbox.timeout_s) - row["age"])
         rows.append(row)
     return rows
 

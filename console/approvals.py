@@ -93,6 +93,7 @@ class Request:
     decided_by: str | None = None
     decided_at: float | None = None
     scope: str | None = None
+    timeout_s: float | None = None  # when it is denied unanswered, from created_at
     done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -124,6 +125,7 @@ class Request:
             "rule_provenance": self.rule_provenance.to_dict() if self.rule_provenance else None,
             "provenance": self.provenance.to_dict() if self.provenance else None,
             "decided_by": self.decided_by, "decided_at": self.decided_at, "scope": self.scope,
+            "expires_at": self.created_at + self.timeout_s if self.timeout_s else None,
         }
 
 
@@ -171,10 +173,12 @@ class Inbox:
         clock: Callable[[], float] = time.time,
         on_change: Callable[[dict[str, Any]], None] | None = None,
         keep_closed: int = 1000,
+        timeout_for: Callable[[str], float] | None = None,
     ) -> None:
         self._record = record
         self._notify = notify
         self.timeout_s = timeout_s
+        self._timeout_for = timeout_for  # a profile's approval_timeout, when it sets one
         self.grants = grants if grants is not None else GrantTable(clock)
         self.max_pending_per_run = max_pending_per_run
         self.max_rate_per_run = max_rate_per_run
@@ -231,6 +235,7 @@ class Inbox:
             id=self._new_id(), run_id=run_id, profile=profile, kind=kind, subject=subject,
             title=title or printable(subject.split("\n", 1)[0], TITLE_MAX_CHARS),
             detail=dict(detail or {}), created_at=now, rule_provenance=rule_provenance,
+            timeout_s=self._timeout(profile),
             grant_patterns=tuple(grant_patterns) if grant_patterns is not None else (
                 () if kind == "exec" else (subject,)),
         )
@@ -251,7 +256,7 @@ class Inbox:
                 except Exception:
                     log.exception("approvals notify failed")
             try:
-                await asyncio.wait_for(req.done.wait(), self.timeout_s)
+                await asyncio.wait_for(req.done.wait(), req.timeout_s)
             except TimeoutError:
                 await self._time_out(req)
         except asyncio.CancelledError:
@@ -417,9 +422,18 @@ class Inbox:
         data.setdefault("text", _event_text(event, data))
         return await self._record(event, data)
 
+    def _timeout(self, profile: str) -> float:
+        if self._timeout_for is not None:
+            try:
+                return float(self._timeout_for(profile))
+            except Exception:  # an unknown profile keeps the inbox's own timeout
+                log.debug("no approval_timeout for profile %s", profile)
+        return self.timeout_s
+
     async def _time_out(self, req: Request) -> None:
         await self._close_recorded(req, "timeout", Provenance(
-            "timeout", detail=f"no answer within {self.timeout_s:g}s; denied"), event=EVENT_DECIDED)
+            "timeout", detail=f"no answer within {req.timeout_s or self.timeout_s:g}s; denied"),
+            event=EVENT_DECIDED)
 
     async def _close_recorded(self, req: Request, state: str, prov: Provenance,
                               event: str = EVENT_CANCELLED) -> bool:

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-# Topics are the part of the kind before the first dot: "run", "approval", "net", "gpu", ...
+# A topic is the part of a kind before the first dot ("run", "approval", "net", "gpu", ...),
+# or an exact kind ("run.state"), so a console can take run states without every output line.
 ALL = "*"
 
 
@@ -22,10 +23,12 @@ class Subscription:
     run_id: str | None = None  # only events of this run (plus run-less events) when set
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(10_000))
     dropped: int = 0
+    held: dict[str, Any] | None = None  # taken from the queue while a drop notice went first
 
     def wants(self, event: dict[str, Any]) -> bool:
-        topic = str(event.get("kind", "")).split(".", 1)[0]
-        if ALL not in self.topics and topic not in self.topics:
+        kind = str(event.get("kind", ""))
+        topic = kind.split(".", 1)[0]
+        if ALL not in self.topics and topic not in self.topics and kind not in self.topics:
             return False
         return self.run_id is None or event.get("run_id") in (None, self.run_id)
 
@@ -42,10 +45,13 @@ class Subscription:
             self.queue.put_nowait(event)
 
     async def get(self) -> dict[str, Any]:
+        if self.held is not None:
+            event, self.held = self.held, None
+            return event
         event = await self.queue.get()
         if self.dropped:
             lost, self.dropped = self.dropped, 0
-            self.queue.put_nowait(event)
+            self.held = event  # in order, right after the notice
             return {"kind": "bus.dropped", "count": lost}
         return event
 

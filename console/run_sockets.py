@@ -75,6 +75,7 @@ class RunSockets:
             timeout_s=cfg.approval_timeout,
             grants=self.grants,
             on_change=self._publish,
+            timeout_for=lambda name: self.profile(name).approval_timeout,
         )
         self.channels: dict[str, RunChannels] = {}
         self.policy_eval = make_policy_eval(self._exec_rules, self.grants, self._network_eval)

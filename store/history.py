@@ -91,7 +91,13 @@ def _event_filters(run_id: str | None, kind: str | None, since: float | None,
         where.append("e.ts < ?")
         params.append(float(until))
     if decision is not None:
-        where.append("CASE WHEN json_valid(e.data) THEN json_extract(e.data, '$.decision') END = ?")
+        # Events spell a decision three ways: "decision", "action" (net.decision,
+        # policy.decision) and a boolean "allow" (approval.decided).
+        where.append(
+            "CASE WHEN json_valid(e.data) THEN coalesce(json_extract(e.data, '$.decision'), "
+            "json_extract(e.data, '$.action'), CASE json_extract(e.data, '$.allow') "
+            "WHEN 1 THEN 'allow' WHEN 0 THEN 'deny' END) END = ?"
+        )
         params.append(decision)
     return where, params
 

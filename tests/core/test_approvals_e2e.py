@@ -123,3 +123,19 @@ def test_profile_scope_writes_the_rule_into_the_config(daemon: Daemon, workspace
     assert saved and saved[0]["list"] == "allow" and saved[0]["source"].startswith(f"{config}:")
     changed = json.loads(daemon.cli("history", "--kind", "policy.changed", "--json").stdout)
     assert changed and changed[0]["data"]["rule"] == "make lint"
+
+
+@needs_bwrap
+def test_profile_timeout_denies_unanswered_requests(daemon: Daemon, workspace: Path) -> None:
+    (daemon.home / "config.toml").write_text('[profiles.quick]\ncommand = ["true"]\napproval_timeout = "1s"\n')
+    daemon.cli("daemon", "stop")
+    daemon.start()
+    r = daemon.cli("run", "quick", "-w", str(workspace), "--wait", "--", "sh", "-c",
+                   "ph-ask exec -- make deploy; echo rc=$?")
+    assert "rc=1" in r.stdout and "no answer within 1s" in r.stderr + r.stdout
+    decided = json.loads(daemon.cli("history", "--kind", "approval.decided", "--json").stdout)
+    assert decided[0]["data"]["provenance"]["kind"] == "timeout"
+    # the decision filter reads "allow" booleans and "action" words alike
+    denied = json.loads(daemon.cli("history", "--decision", "deny", "--json").stdout)
+    assert any(e["kind"] == "approval.decided" for e in denied)
+    assert not json.loads(daemon.cli("history", "--decision", "allow", "--kind", "approval.", "--json").stdout)
