@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from console import protocol
 from console.client import Client, ClientError
 from console.paths import resolve
 from tests.conftest import Daemon, needs_bwrap
@@ -115,7 +114,7 @@ def test_two_clients_see_the_same_events(daemon: Daemon, workspace: Path) -> Non
             stream = c.stream("subscribe", topics=["run"])
             next(stream)  # "subscribed"
             ready.wait()
-            for kind, ev in stream:
+            for _kind, ev in stream:
                 seen[i].append(ev)
                 if ev.get("kind") == "run.state" and ev["run"]["state"] in ("exited", "failed"):
                     return
