@@ -105,6 +105,33 @@ def outcome(out: str, host: str) -> str:
     return m.group(1) + " - " + m.group(2)
 
 
+@pytest.fixture(params=["bwrap", "docker"])
+def demo_backend(request: pytest.FixtureRequest, home: Path, workspace: Path) -> str:
+    """Run the demo profile under each backend. Docker gets the locally built python image
+    (busybox + python3); the workspace is handed to a non-root uid, which the container runs
+    as (a root daemon never runs containers as root)."""
+    if request.param == "docker":
+        from tests.images.build import python_image
+
+        try:
+            import docker
+
+            client = docker.from_env()
+            client.ping()
+        except Exception as exc:  # no engine: say so; CI installs and starts one
+            pytest.skip(f"Docker engine not reachable ({exc}); make test starts dockerd")
+        image = python_image(client)
+        with open(home / "config.toml", "a") as f:
+            f.write(f'\n[profiles.demo]\nsandbox = "docker"\nimage = "{image}"\n')
+    return request.param
+
+
+def hand_over(ws: Path, backend: str) -> None:
+    if backend == "docker" and os.geteuid() == 0:
+        for path in [ws, *ws.rglob("*")]:
+            os.lchown(path, 1000, 1000)
+
+
 @pytest.fixture
 def model_server(home: Path) -> Iterator[FakeModel]:
     """A model server on the host, metered and allowed for the demo profile. Written before
@@ -117,8 +144,9 @@ def model_server(home: Path) -> Iterator[FakeModel]:
 
 
 def test_demo_approved_tests_denied_network_and_a_metered_model(
-        model_server: FakeModel, daemon: Daemon, workspace: Path) -> None:
+        model_server: FakeModel, demo_backend: str, daemon: Daemon, workspace: Path) -> None:
     make_demo_workspace(workspace)
+    hand_over(workspace, demo_backend)
     out, run_id, person = run_demo(daemon, workspace, True,
                                    "--model-url", f"http://127.0.0.1:{model_server.port}/v1")
 
@@ -142,6 +170,7 @@ def test_demo_approved_tests_denied_network_and_a_metered_model(
 
     # And the history says who decided what, and by which rule.
     hist = history(daemon, run_id)
+    assert events(hist, "run.started")[0]["data"]["backend"] == demo_backend
     assert len(events(hist, "approval.requested", kind="exec", subject="pytest -q")) == 2
     decided = events(hist, "approval.decided", kind="exec", subject="pytest -q", allow=True)
     assert len(decided) == 2 and all(e["actor"] == ME for e in decided)
@@ -163,8 +192,10 @@ def test_demo_approved_tests_denied_network_and_a_metered_model(
     assert check.returncode == 0, check.stderr
 
 
-def test_demo_goes_on_when_the_tests_are_denied(daemon: Daemon, workspace: Path) -> None:
+def test_demo_goes_on_when_the_tests_are_denied(demo_backend: str, daemon: Daemon,
+                                                workspace: Path) -> None:
     make_demo_workspace(workspace)
+    hand_over(workspace, demo_backend)
     out, run_id, person = run_demo(daemon, workspace, False)
 
     assert out.count("tests: not run (denied: decided by") == 2
@@ -174,6 +205,7 @@ def test_demo_goes_on_when_the_tests_are_denied(daemon: Daemon, workspace: Path)
     assert ("exec", "pytest -q", False) in person.decided
 
     hist = history(daemon, run_id)
+    assert events(hist, "run.started")[0]["data"]["backend"] == demo_backend
     denied = events(hist, "approval.decided", kind="exec", subject="pytest -q", allow=False)
     assert len(denied) == 2 and all(e["actor"] == ME for e in denied)
     assert events(hist, "run.ended", exit_code=0)
