@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	    echo "Install it (apt-get install python3) or run: make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $@
 
 # System packages: installed through apt when running as root, else reported.
