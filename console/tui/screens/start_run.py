@@ -47,7 +47,10 @@ class StartRunScreen(PilotModal):
     def on_mount(self) -> None:
         super().on_mount()
         self._about()
-        self.query_one("#s-profile", Select).focus()
+        # With a profile already chosen, enter should start it: focus a field whose enter
+        # submits (enter on a Select only opens its list). shift+tab reaches the profile.
+        first = "#s-workspace" if self.profile else "#s-profile"
+        self.query_one(first).focus()
 
     def _about(self) -> None:
         prof = next((p for p in self.profiles if p["name"] == self.profile), None)
