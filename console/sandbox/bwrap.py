@@ -49,7 +49,7 @@ from .base import (
     sandbox_env,
 )
 from .cgroups import Limiter, RunLimits
-from .procstats import ProcStats, tree
+from .procstats import SubprocessHandle
 from .seccomp import filter_fd
 
 BWRAP = "/usr/bin/bwrap"
@@ -207,26 +207,16 @@ def _read_info(fd: int) -> dict[str, int]:
     return {}
 
 
-class BwrapHandle:
+class BwrapHandle(SubprocessHandle):
     backend = "bwrap"
 
     def __init__(self, proc: asyncio.subprocess.Process, limits: RunLimits) -> None:
-        self.proc = proc
-        self.pid = proc.pid
-        assert proc.stdout is not None
-        self.output: asyncio.StreamReader = proc.stdout
-        self.netns_pid: int | None = None
-        self.notes: list[str] = []
-        self.limits = limits
+        super().__init__(proc, limits)
         self.limits_enforced: dict[str, str] = dict(limits.enforced)
         self.mountpoints: list[Path] = []
         self.oom_killed = False  # set when the run ends: the kernel OOM killer acted inside
-        self._stats = ProcStats()
         self._cleaned = False
         self._wait_lock = asyncio.Lock()
-
-    def host_pids(self) -> list[int]:
-        return sorted(set(self.limits.pids()) | set(tree(self.pid)))
 
     async def wait(self) -> int:
         rc = await self.proc.wait()
@@ -280,7 +270,7 @@ class BwrapHandle:
         await self.wait()
 
     def stats(self) -> dict[str, float | int | None]:
-        out = self._stats.sample(self.host_pids())
+        out = super().stats()
         out["cgroup_memory_bytes"] = self.limits.memory_bytes()
         return out
 

@@ -15,7 +15,7 @@ import subprocess
 
 from .base import Prepare, SandboxError, SandboxSpec
 from .cgroups import Limiter, RunLimits
-from .procstats import ProcStats, tree
+from .procstats import SubprocessHandle
 
 UNSANDBOXED_NOTE = (
     'UNSANDBOXED: sandbox = "none" - this command runs with your files, your network and your '
@@ -23,21 +23,11 @@ UNSANDBOXED_NOTE = (
 )
 
 
-class NoSandboxHandle:
-    backend = "none"
+class NoSandboxHandle(SubprocessHandle):
+    backend = "none"  # netns_pid stays None: the host's own network, no bridge
 
     def __init__(self, proc: asyncio.subprocess.Process, limits: RunLimits) -> None:
-        self.proc = proc
-        self.pid = proc.pid
-        assert proc.stdout is not None
-        self.output: asyncio.StreamReader = proc.stdout
-        self.netns_pid: int | None = None  # the host's own: no bridge
-        self.notes: list[str] = [UNSANDBOXED_NOTE]
-        self.limits = limits
-        self._stats = ProcStats()
-
-    def host_pids(self) -> list[int]:
-        return sorted(set(tree(self.pid)) | set(self.limits.pids()))
+        super().__init__(proc, limits, [UNSANDBOXED_NOTE])
 
     async def wait(self) -> int:
         rc = await self.proc.wait()
@@ -60,10 +50,6 @@ class NoSandboxHandle:
         self._signal(signal.SIGKILL)
         self.limits.kill()
         await self.wait()
-
-    def stats(self) -> dict[str, float | int | None]:
-        return self._stats.sample(self.host_pids())
-
 
 class NoSandboxBackend:
     name = "none"

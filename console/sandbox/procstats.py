@@ -6,6 +6,8 @@ call), so a ProcStats keeps them, keyed by pid, and drops the ones that are gone
 
 from __future__ import annotations
 
+from typing import Any
+
 import psutil
 
 
@@ -42,3 +44,26 @@ class ProcStats:
                 continue
         self._ps = live
         return {"cpu_percent": cpu, "rss_bytes": rss, "pids": len(live)}
+
+
+class SubprocessHandle:
+    """What the backends that run a local child process (bwrap, none) share: the merged
+    output pipe, the pids of the run (its process tree and its cgroups), and their stats."""
+
+    backend = ""
+
+    def __init__(self, proc: Any, limits: Any, notes: list[str] | None = None) -> None:
+        self.proc = proc
+        self.pid: int = proc.pid
+        assert proc.stdout is not None
+        self.output = proc.stdout
+        self.netns_pid: int | None = None
+        self.notes: list[str] = list(notes or [])
+        self.limits = limits
+        self._stats = ProcStats()
+
+    def host_pids(self) -> list[int]:
+        return sorted(set(tree(self.pid)) | set(self.limits.pids()))
+
+    def stats(self) -> dict[str, float | int | None]:
+        return self._stats.sample(self.host_pids())
