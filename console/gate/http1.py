@@ -185,13 +185,13 @@ def render(start: str, headers: list[tuple[str, str]]) -> bytes:
 
 
 async def relay_exact(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int,
-                      tap: Tap = None) -> int:
+                      tap: Tap = None, what: str = "a body") -> int:
     """Forward exactly n body bytes as they arrive."""
     left = n
     while left:
         data = await reader.read(min(left, _PIECE))
         if not data:
-            raise HttpError(502, "connection closed inside a body")
+            raise HttpError(502, f"connection closed inside {what}")
         left -= len(data)
         writer.write(data)
         if tap:
@@ -236,16 +236,7 @@ async def relay_chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
             writer.write(frame)
             if tap:
                 tap(frame)
-        left = size
-        while left:
-            data = await reader.read(min(left, _PIECE))
-            if not data:
-                raise HttpError(502, "connection closed inside a chunk")
-            left -= len(data)
-            writer.write(data)
-            if tap:
-                tap(data)
-            await writer.drain()
+        await relay_exact(reader, writer, size, tap, "a chunk")
         total += size
         if await _chunk_line(reader):
             raise HttpError(400, "chunk data not followed by CRLF")
