@@ -22,6 +22,7 @@ from widgets.format import (
     state_text,
     style,
 )
+from widgets.plot import resample, sparkline
 from widgets.tables import command_line, run_uptime, summary
 
 
@@ -86,46 +87,124 @@ def _num(gpu: dict[str, Any], *names: str) -> float | None:
     return None
 
 
-def gpu_line(gpu: dict[str, Any]) -> str:
+def _missing(gpu: dict[str, Any], *names: str) -> bool:
+    """A reading the daemon could not take: it sends "n/a: reason" in its place."""
+    return any(isinstance(gpu.get(n), str) and str(gpu.get(n)).startswith("n/a") for n in names)
+
+
+def gpu_line(gpu: dict[str, Any], spark: str = "", *, name: bool = True,
+             compact: bool = False) -> str:
+    """One GPU in a few words: power (and `spark`, its recent past), use, memory, heat.
+    compact drops the words "util" and "mem"; a reading sent as "n/a: ..." shows as n/a."""
     parts = [f"GPU{gpu.get('index', '?')}"]
-    if gpu.get("name"):
+    if name and gpu.get("name"):
         parts.append(printable(gpu["name"], 24))
+    if gpu.get("lost"):
+        parts.append("LOST")
+        return " ".join(parts)
     power = _num(gpu, "power_w")
     if power is None and (mw := _num(gpu, "power_mw")) is not None:
         power = mw / 1000
     if power is not None:
         parts.append(f"{power:.0f}W")
-    util = _num(gpu, "util", "utilization", "util_percent", "gpu_util")
+    elif _missing(gpu, "power_w"):
+        parts.append("n/a W")
+    if spark:
+        parts.append(spark)
+    util = _num(gpu, "util_gpu", "util", "utilization", "util_percent", "gpu_util")
     if util is not None:
-        parts.append(f"{util:.0f}% util")
-    used = _num(gpu, "mem_used", "memory_used", "mem_used_bytes")
-    total = _num(gpu, "mem_total", "memory_total", "mem_total_bytes")
+        parts.append(f"{util:.0f}%" if compact else f"{util:.0f}% util")
+    elif _missing(gpu, "util_gpu"):
+        parts.append("n/a%" if compact else "util n/a")
+    used_mib, total_mib = _num(gpu, "mem_used_mib"), _num(gpu, "mem_total_mib")
+    if used_mib is not None and total_mib:
+        used, total = used_mib * 2**20, total_mib * 2**20
+    else:
+        used = _num(gpu, "mem_used", "memory_used", "mem_used_bytes")
+        total = _num(gpu, "mem_total", "memory_total", "mem_total_bytes")
     if used is not None and total:
-        parts.append(f"mem {size(used)}/{size(total)}")
-    temp = _num(gpu, "temp", "temperature", "temp_c")
+        parts.append(f"{size(used)}/{size(total)}" if compact else f"mem {size(used)}/{size(total)}")
+    elif _missing(gpu, "mem_used_mib", "mem_total_mib"):
+        parts.append("mem n/a")
+    temp = _num(gpu, "temp_c", "temp", "temperature")
     if temp is not None:
         parts.append(f"{temp:.0f}°C")
+    elif _missing(gpu, "temp_c"):
+        parts.append("n/a°C")
     return " ".join(parts)
 
 
-class GpuStrip(Shows):
-    """One line per machine: each GPU's power, use, memory and heat; or why there is none."""
+STRIP_SPAN_S = 120.0  # the strip's sparkline: the last two minutes of power
+STRIP_SPARK_W = 8
 
-    def show(self, data: Any, note: str = "") -> None:
+
+def power_spark(points: Any, gpu: dict[str, Any], now: float | None,
+                width: int = STRIP_SPARK_W, span_s: float = STRIP_SPAN_S) -> str:
+    """A GPU's recent power as eighth blocks, scaled to its power limit (blank: no sample)."""
+    pts = [(float(t), float(v)) for t, v in points or ()]
+    if not pts:
+        return ""
+    end = now if now is not None else pts[-1][0]
+    values = resample(pts, end - span_s, end, width)
+    if all(v is None for v in values):
+        return ""
+    top = max(v for v in values if v is not None)
+    limit = _num(gpu, "power_limit_w")
+    return sparkline(values, 0.0, max(limit or 0.0, top, 1.0))
+
+
+class GpuStrip(Shows):
+    """One line: each GPU's power (with a sparkline of the last two minutes), use, memory and
+    heat; without a GPU, the daemon's status line saying why."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._args: tuple[Any, str, dict[str, Any], float | None] = (None, "", {}, None)
+
+    def show(self, data: Any, note: str = "", *, power: dict[str, Any] | None = None,
+             now: float | None = None) -> None:
+        """data: the `gpu` op's answer or a gpu.sample event (or None and `note`, why not);
+        power: GPU index -> [(ts, watts)], the recent past for the sparklines."""
+        self._args = (data, note, dict(power or {}), now)
         gpus: list[dict[str, Any]] = []
+        status = ""
         if isinstance(data, dict):
             raw = data.get("gpus")
             gpus = [g for g in raw if isinstance(g, dict)] if isinstance(raw, list) else []
+            status = printable(data.get("status") or "")
             note = note or printable(data.get("reason") or data.get("note") or "")
         elif isinstance(data, list):
             gpus = [g for g in data if isinstance(g, dict)]
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis")
         text.append("GPU ", style="bold")
         if gpus:
-            text.append(" │ ".join(gpu_line(g) for g in gpus))
+            text.append(self._fit(gpus, power or {}, now))
+        elif status:
+            text.append(status, style="dim")
         else:
             text.append("no NVIDIA GPU" + (f" ({note})" if note else ""), style="dim")
+        text.truncate(max(20, self.size.width or 120), overflow="ellipsis")  # one line, always
         self.show_renderable(text)
+
+    def _fit(self, gpus: list[dict[str, Any]], power: dict[str, Any], now: float | None) -> str:
+        """The most detail that fits the width: names, then the words, then sparkline width."""
+        room = max(20, (self.size.width or 120) - len("GPU "))
+        line = ""
+        for name, compact, spark_w in ((True, False, STRIP_SPARK_W), (False, False, STRIP_SPARK_W),
+                                       (False, True, STRIP_SPARK_W), (False, True, 5),
+                                       (False, True, 0)):
+            sparks = [power_spark(power.get(str(g.get("index"))), g, now, spark_w) if spark_w
+                      else "" for g in gpus]
+            line = " │ ".join(gpu_line(g, s, name=name, compact=compact)
+                              for g, s in zip(gpus, sparks, strict=True))
+            if len(line) <= room:
+                break
+        return line
+
+    def on_resize(self) -> None:
+        data, note, power, now = self._args
+        if data is not None or note:
+            self.show(data, note, power=power, now=now)
 
 
 def _row(table: Table, label: str, value: RenderableType) -> None:

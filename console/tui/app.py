@@ -27,6 +27,7 @@ from console.tui.notify import Notifier
 from console.tui.screens.approval import ApprovalScreen
 from console.tui.screens.dashboard import DashboardScreen
 from console.tui.screens.dialogs import ConfirmScreen, stop_text
+from console.tui.screens.gpu import GpuScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.screens.history import HistoryScreen
 from console.tui.screens.policy import PolicyScreen
@@ -112,7 +113,7 @@ class PilothouseApp(App[None]):
         state.link_text = (f"attached to daemon {hello.get('daemon', '?')} (pid {hello.get('pid', '?')}) "
                            f"as {hello.get('user', '?')} ({hello.get('role', '?')})")
         state.profiles = list(msg.profiles or [])
-        state.gpu, state.gpu_note = msg.gpu, msg.gpu_note
+        state.load_gpu(msg.gpu, msg.gpu_note)
         known_runs = set(state.runs)
         state.runs = {}
         state.load_runs(msg.runs)
@@ -251,6 +252,9 @@ class PilothouseApp(App[None]):
 
     def action_policy(self) -> None:
         self._go(PolicyScreen, PolicyScreen)
+
+    def action_gpu(self) -> None:
+        self._go(GpuScreen, GpuScreen)
 
     def open_run(self, run_id: str) -> None:
         if isinstance(self.screen, RunScreen) and self.screen.run_id == run_id:

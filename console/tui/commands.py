@@ -56,6 +56,8 @@ class ScreenCommands(Provider):
             ("Dashboard", "runs, approvals, network, GPU", app.action_dashboard),
             ("History", "search and export the recorded history", app.action_history),
             ("Policy", "the rules in force; test a command or a host", app.action_policy),
+            ("GPU", "power, use and memory per GPU; tokens/s, J/token and cost per agent",
+             app.action_gpu),
             ("Open oldest approval", "decide the request that has waited longest",
              app.action_open_approval),
             ("Toggle desktop notifications", "OSC 9 / OSC 777 on a new approval",

@@ -6,6 +6,7 @@ Several consoles stay in sync because each one's state comes from the same event
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,12 @@ from typing import Any
 LIVE_STATES = ("starting", "running", "stopping")
 TOKEN_WINDOW_S = 30.0
 KEEP_ENDED_RUNS = 25
+GPU_HISTORY_S = 600.0  # what the GPU screen can plot: the last 10 minutes
+GPU_STEP_S = 1.0  # at most one point a second per series (faster samples are averaged)
+MAX_GPUS = 64
+# Fields of the `gpu` op's answer that a gpu.sample event does not carry, kept across events.
+GPU_STATIC = ("driver", "hz", "labels", "live_span_s", "window_s", "prices")
+GPU_LIVE = ("status", "available", "ts", "gpus", "live", "runs")  # what a gpu.sample carries
 
 
 @dataclass(frozen=True)
@@ -25,14 +32,85 @@ class Change:
     new: bool = False
 
 
+def number(value: Any) -> float | None:
+    """A reading as a float; None for "n/a: reason", missing, bools and non-finite values."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+class Series:
+    """One bounded time series: one point per `step_s` bucket (samples in the same bucket are
+    averaged), none older than `span_s` before the newest. Readings that are n/a leave a gap."""
+
+    def __init__(self, span_s: float = GPU_HISTORY_S, step_s: float = GPU_STEP_S) -> None:
+        self.span_s, self.step_s = span_s, step_s
+        self._points: deque[list[float]] = deque(maxlen=int(span_s / step_s) + 2)  # [t, sum, n]
+
+    def add(self, ts: float, value: Any) -> None:
+        v = number(value)
+        if v is None:
+            return
+        bucket = math.floor(ts / self.step_s) * self.step_s
+        if self._points:
+            last = self._points[-1]
+            if bucket < last[0]:
+                return  # older than what we have (a snapshot taken before the last event)
+            if bucket == last[0]:
+                last[1] += v
+                last[2] += 1
+                return
+        self._points.append([bucket, v, 1])
+        while self._points and self._points[0][0] < bucket - self.span_s:
+            self._points.popleft()
+
+    def points(self) -> list[tuple[float, float]]:
+        return [(t, total / n) for t, total, n in self._points]
+
+    def latest(self) -> float | None:
+        return self._points[-1][1] / self._points[-1][2] if self._points else None
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+
+@dataclass
+class GpuHistory:
+    """The last GPU_HISTORY_S of gpu.sample events: power and use per GPU (by index), and the
+    live throughput figures. Bounded in time, in points and in GPUs."""
+
+    power: dict[str, Series] = field(default_factory=dict)
+    util: dict[str, Series] = field(default_factory=dict)
+    tok_s: Series = field(default_factory=Series)
+    j_per_token: Series = field(default_factory=Series)
+
+    def record(self, snap: dict[str, Any]) -> None:
+        ts = number(snap.get("ts"))
+        if ts is None:
+            return
+        gpus = snap.get("gpus")
+        for gpu in gpus if isinstance(gpus, list) else []:
+            if not isinstance(gpu, dict) or number(gpu.get("index")) is None:
+                continue
+            key = str(int(gpu["index"]))
+            if key not in self.power and len(self.power) >= MAX_GPUS:
+                continue
+            self.power.setdefault(key, Series()).add(ts, gpu.get("power_w"))
+            self.util.setdefault(key, Series()).add(ts, gpu.get("util_gpu"))
+        live = snap.get("live") if isinstance(snap.get("live"), dict) else {}
+        self.tok_s.add(ts, live.get("tok_s"))
+        self.j_per_token.add(ts, live.get("j_per_token"))
+
+
 @dataclass
 class ConsoleState:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
     net: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=500))
     tokens: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
-    gpu: Any = None
+    gpu: Any = None  # the `gpu` op's answer, then each gpu.sample merged in
     gpu_note: str = "waiting for the daemon"
+    gpu_history: GpuHistory = field(default_factory=GpuHistory)
     timeout_s: float = 120.0
     connected: bool = False
     link_text: str = "connecting to the daemon..."
@@ -73,6 +151,19 @@ class ConsoleState:
             self._sort_approvals()
         return changes
 
+    def load_gpu(self, snapshot: Any, note: str = "") -> list[Change]:
+        """The `gpu` op's answer (or None and why there is none)."""
+        if isinstance(snapshot, dict):
+            prev = self.gpu if isinstance(self.gpu, dict) else {}
+            if (number(prev.get("ts")) or 0.0) > (number(snapshot.get("ts")) or 0.0):
+                # a gpu.sample arrived while this answer was on its way: keep the newer readings
+                snapshot = {**snapshot, **{k: prev[k] for k in GPU_LIVE if k in prev}}
+            self.gpu, self.gpu_note = snapshot, ""
+            self.gpu_history.record(snapshot)
+        else:
+            self.gpu, self.gpu_note = None, note or "the daemon sent no GPU data"
+        return [Change("gpu")]
+
     # --- events ----------------------------------------------------------------------------
 
     def apply(self, event: dict[str, Any]) -> list[Change]:
@@ -100,10 +191,19 @@ class ConsoleState:
         if kind == "tokens":
             return self._tokens(event)
         if kind.startswith("gpu"):
-            self.gpu = event
-            self.gpu_note = ""
-            return [Change("gpu", None, event)]
+            return self._gpu(kind, event)
         return []
+
+    def _gpu(self, kind: str, event: dict[str, Any]) -> list[Change]:
+        prev = self.gpu if isinstance(self.gpu, dict) else {}
+        fields = {k: v for k, v in event.items() if k != "kind"}
+        if kind == "gpu.sample":  # the whole live picture: only the static fields carry over
+            self.gpu = {**{k: prev[k] for k in GPU_STATIC if k in prev}, **fields}
+            self.gpu_history.record(self.gpu)
+        else:
+            self.gpu = {**prev, **fields}
+        self.gpu_note = ""
+        return [Change("gpu", None, event)]
 
     def _close(self, request_id: str | None) -> None:
         if request_id:
@@ -164,6 +264,24 @@ class ConsoleState:
             return None
         recent = sum(n for ts, n in window if now - ts <= TOKEN_WINDOW_S)
         return recent / TOKEN_WINDOW_S if recent else None
+
+    def gpu_runs(self) -> dict[str, dict[str, Any]]:
+        """Per-run GPU figures: the daemon's rows, with the GPU memory each run holds summed
+        over the GPUs (a gpu.sample carries it per GPU; the `gpu` op also per run)."""
+        snap = self.gpu if isinstance(self.gpu, dict) else {}
+        raw = snap.get("runs")
+        rows = {str(k): dict(v) for k, v in raw.items() if isinstance(v, dict)} \
+            if isinstance(raw, dict) else {}
+        memory: dict[str, float] = {}
+        gpus = snap.get("gpus")
+        for gpu in gpus if isinstance(gpus, list) else []:
+            held = gpu.get("run_memory_mib") if isinstance(gpu, dict) else None
+            for run_id, mib in (held.items() if isinstance(held, dict) else ()):
+                if number(mib) is not None:
+                    memory[str(run_id)] = memory.get(str(run_id), 0.0) + float(mib)
+        for run_id, mib in memory.items():
+            rows.setdefault(run_id, {})["gpu_memory_mib"] = round(mib, 1)
+        return rows
 
     def net_for(self, run_id: str) -> list[dict[str, Any]]:
         return [e for e in self.net if e.get("run_id") == run_id]

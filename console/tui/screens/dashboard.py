@@ -28,6 +28,7 @@ class DashboardScreen(PilotScreen):
         Binding("s", "start_run", "Start run", id="start_run"),
         Binding("h", "history", "History", id="history"),
         Binding("p", "policy", "Policy", id="policy"),
+        Binding("g", "gpu", "GPU", id="gpu", show=False),
         Binding("x", "stop(False)", "Stop", id="stop_run"),
         Binding("X", "stop(True)", "Kill", id="kill_run", show=False),
         Binding("slash", "filter", "Filter", id="filter"),
@@ -136,7 +137,9 @@ class DashboardScreen(PilotScreen):
                 self._put_run(rid)
 
     def _show_gpu(self) -> None:
-        self.query_one(GpuStrip).show(self.ph.state.gpu, self.ph.state.gpu_note)
+        state = self.ph.state
+        power = {key: series.points() for key, series in state.gpu_history.power.items()}
+        self.query_one(GpuStrip).show(state.gpu, state.gpu_note, power=power, now=self.ph.now())
 
     def _titles(self) -> None:
         state = self.ph.state
@@ -196,6 +199,9 @@ class DashboardScreen(PilotScreen):
 
     def action_policy(self) -> None:
         self.ph.action_policy()
+
+    def action_gpu(self) -> None:
+        self.ph.action_gpu()
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
