@@ -13,7 +13,25 @@ if TYPE_CHECKING:
     from console.tui.app import PilothouseApp
 
 
-class StartRunCommands(Provider):
+class ListedCommands(Provider):
+    """A provider whose commands are a list of (title, help, callback)."""
+
+    def _commands(self) -> list[tuple[str, str, Any]]:
+        raise NotImplementedError
+
+    async def discover(self) -> Hits:
+        for title, help_text, callback in self._commands():
+            yield DiscoveryHit(title, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, callback in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+
+
+class StartRunCommands(ListedCommands):
     """"Start run: demo", one per profile in force."""
 
     async def startup(self) -> None:
@@ -35,19 +53,9 @@ class StartRunCommands(Provider):
         out.append(("Start run...", "pick a profile, a workspace and a command", app.action_start_run))
         return out
 
-    async def discover(self) -> Hits:
-        for title, help_text, callback in self._commands():
-            yield DiscoveryHit(title, callback, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, help_text, callback in self._commands():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
-class ScreenCommands(Provider):
+class ScreenCommands(ListedCommands):
     """Go to a screen, open the oldest approval, toggle notifications."""
 
     def _commands(self) -> list[tuple[str, str, Any]]:
@@ -65,13 +73,3 @@ class ScreenCommands(Provider):
             ("Keys", "the keys of this screen", app.action_help),
         ]
 
-    async def discover(self) -> Hits:
-        for title, help_text, callback in self._commands():
-            yield DiscoveryHit(title, callback, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, help_text, callback in self._commands():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, help=help_text)
