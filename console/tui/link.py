@@ -19,7 +19,9 @@ from console import protocol
 from console.client import AsyncClient, ClientError, connect
 from console.paths import Paths
 
-TOPICS = ["run", "approval", "net", "tokens", "gpu", "daemon", "bus"]
+# Exact "run.state", not the "run" topic: output comes per run through the logs op, and
+# taking every run's output here would cost the console a flood it drops.
+TOPICS = ["run.state", "approval", "net", "tokens", "gpu", "daemon", "bus"]
 POLL_S = 1.5
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0, 5.0)
 # These mean the daemon will not take us however often we try.
