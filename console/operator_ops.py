@@ -32,6 +32,7 @@ class Op:
 
 
 OPS: dict[str, Op] = {}
+LOG_PAGE = 1000  # output lines per read and per event when replaying a run's log
 
 
 def op(name: str, *, decides: bool = False) -> Callable[[Handler], Handler]:
@@ -181,21 +182,35 @@ async def logs(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> 
     follow = _arg(args, "follow", bool, False)
     tail = _arg(args, "tail", int, 0)
     search = _arg(args, "search", str, None)
-    sub = daemon.bus.subscribe(("run",), run_id=run_id) if follow and not search else None
+    sub = (daemon.bus.subscribe(("run.output", "run.state"), run_id=run_id)
+           if follow and not search else None)
+
+    async def send_lines(rows: list[dict[str, Any]]) -> None:
+        await send(protocol.event({"kind": "run.output", "run_id": run_id,
+                                   "lines": [r["line"] for r in rows]}))
+
     try:
         await daemon.services.flush()
-        rows = await daemon.services.read(
-            lambda db: history.query_output(db, run_id, after_id=None, limit=10_000_000, search=search)
-        )
-        seen = len(rows)
+        sent = 0
         if tail:
-            rows = rows[-tail:]
-        for start in range(0, len(rows), 500):
-            chunk = rows[start : start + 500]
-            await send(protocol.event({"kind": "run.output", "run_id": run_id,
-                                       "lines": [r["line"] for r in chunk]}))
+            rows = await daemon.services.read(
+                lambda db: history.query_output(db, run_id, limit=tail, search=search))
+            for start in range(0, len(rows), LOG_PAGE):
+                await send_lines(rows[start : start + LOG_PAGE])
+            sent = len(rows)
+            seen = await daemon.services.read(lambda db: history.count_output(db, run_id))
+        else:
+            # Page through the store: a long run's output never sits in memory whole.
+            after = 0
+            while rows := await daemon.services.read(
+                    lambda db, after=after: history.query_output(
+                        db, run_id, after_id=after, limit=LOG_PAGE, search=search)):
+                await send_lines(rows)
+                sent += len(rows)
+                after = rows[-1]["id"]
+            seen = sent
         if sub is None or run_id not in daemon.runs.runs:
-            return {"run": run_id, "lines": len(rows)}
+            return {"run": run_id, "lines": sent}
         while True:
             event = await sub.get()
             if event["kind"] == "run.output":

@@ -284,6 +284,11 @@ def query_output(db: Db, run_id: str, *, after_id: int | None = None,
     return rows if forward else rows[::-1]
 
 
+def count_output(db: Db, run_id: str) -> int:
+    """How many output lines a run has stored (an index range count)."""
+    return _conn(db).execute("SELECT count(*) FROM output WHERE run_id = ?", (run_id,)).fetchone()[0]
+
+
 # --- runs --------------------------------------------------------------------------------------
 
 

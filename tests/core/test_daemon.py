@@ -231,3 +231,20 @@ def test_kill9_during_burst_keeps_every_acknowledged_event(daemon: Daemon, works
     runs = json.loads(daemon.cli("ps", "--all", "--json").stdout)
     assert runs and all(r["state"] != "running" for r in runs)
     assert any(r["state"] == "lost" for r in runs)
+
+
+@needs_bwrap
+def test_logs_page_through_long_output(daemon: Daemon, workspace: Path) -> None:
+    """More lines than one page (operator_ops.LOG_PAGE): all of them, in order, once."""
+    from console.operator_ops import LOG_PAGE
+
+    n = LOG_PAGE * 2 + 345
+    script = f"i=0; while [ $i -lt {n} ]; do echo line-$i; i=$((i+1)); done; sleep 1; echo last"
+    follow = daemon.cli("run", "shell", "-w", str(workspace), "--wait", "--", "sh", "-c", script)
+    expected = [f"line-{i}" for i in range(n)] + ["last"]
+    assert follow.stdout.splitlines() == expected
+    run_id = json.loads(daemon.cli("ps", "--all", "--json").stdout)[0]["id"]
+    assert daemon.cli("logs", run_id).stdout.splitlines() == expected
+    assert daemon.cli("logs", run_id, "--tail", "3").stdout.splitlines() == expected[-3:]
+    found = daemon.cli("logs", run_id, "--search", f"line-{n - 1}").stdout.splitlines()
+    assert found == [f"line-{n - 1}"]
