@@ -209,10 +209,12 @@ async def policy_check(daemon: Daemon, peer: Peer, args: dict[str, Any], send: S
 
 
 def _events_for_request(db: Any, request_id: str) -> list[dict[str, Any]]:
+    # A request's own events carry its id; the rule a profile-scope decision saved carries it
+    # as request_id. Kind conditions first, so the kind index narrows before any JSON is read.
     rows = db.execute(
         "SELECT id, ts, run_id, kind, actor, text, data FROM events "
-        "WHERE kind LIKE 'approval.%' AND json_extract(data, '$.id') = ? "
-        "OR json_extract(data, '$.request_id') = ? ORDER BY id",
+        "WHERE (kind >= 'approval.' AND kind < 'approval/' AND json_extract(data, '$.id') = ?) "
+        "OR (kind = 'policy.changed' AND json_extract(data, '$.request_id') = ?) ORDER BY id",
         (request_id, request_id),
     ).fetchall()
     return [{"id": r[0], "ts": r[1], "run_id": r[2], "kind": r[3], "actor": r[4], "text": r[5],

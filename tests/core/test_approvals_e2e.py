@@ -123,6 +123,9 @@ def test_profile_scope_writes_the_rule_into_the_config(daemon: Daemon, workspace
     assert saved and saved[0]["list"] == "allow" and saved[0]["source"].startswith(f"{config}:")
     changed = json.loads(daemon.cli("history", "--kind", "policy.changed", "--json").stdout)
     assert changed and changed[0]["data"]["rule"] == "make lint"
+    why = json.loads(daemon.cli("policy", "why", req["id"], "--json").stdout)
+    assert [e["kind"] for e in why["events"]] == ["approval.requested", "approval.decided",
+                                                  "policy.changed"]
 
 
 @needs_bwrap
