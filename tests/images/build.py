@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +125,10 @@ def _digest(kind: str) -> str:
     return h.hexdigest()[:12]
 
 
-def _build(client: Any, kind: str) -> str:
-    tag = f"{kind}-{_digest(kind)}"
-    ref = f"{REPO}/{kind}:{tag.split('-', 1)[1]}"
+def _get_or_import(client: Any, repository: str, tag: str,
+                   fill: Callable[[tarfile.TarFile], None]) -> str:
+    """The image repository:tag, imported from a tar that `fill` writes, unless it exists."""
+    ref = f"{repository}:{tag}"
     try:
         client.images.get(ref)
         return ref
@@ -134,30 +136,28 @@ def _build(client: Any, kind: str) -> str:
         pass
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
+        fill(tar)
+    client.api.import_image_from_data(buf.getvalue(), repository=repository, tag=tag)
+    return ref
+
+
+def _build(client: Any, kind: str) -> str:
+    def fill(tar: tarfile.TarFile) -> None:
         _base(tar)
         if kind == "python":
             _python(tar)
-    client.api.import_image_from_data(
-        buf.getvalue(), repository=f"{REPO}/{kind}", tag=tag.split("-", 1)[1]
-    )
-    return ref
+
+    return _get_or_import(client, f"{REPO}/{kind}", _digest(kind), fill)
 
 
 def noshell_image(client: Any) -> str:
     """An image with a single static program at /busybox: no /bin/sh, no python3."""
-    tag = _digest("noshell")
-    ref = f"{REPO}/noshell:{tag}"
-    try:
-        client.images.get(ref)
-        return ref
-    except Exception:
-        pass
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
+
+    def fill(tar: tarfile.TarFile) -> None:
         _add_dir(tar, "tmp", 0o1777)
         _add_file(tar, BUSYBOX, "busybox")
-    client.api.import_image_from_data(buf.getvalue(), repository=f"{REPO}/noshell", tag=tag)
-    return ref
+
+    return _get_or_import(client, f"{REPO}/noshell", _digest("noshell"), fill)
 
 
 def busybox_image(client: Any) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
 from console.paths import resolve
@@ -79,3 +80,13 @@ async def run_state(pilot: Pilot[Any], run_id: str, *states: str) -> dict[str, A
     return await wait_for(
         pilot, lambda: (r := app.state.runs.get(run_id)) and r.get("state") in states and r,
         f"run {run_id} to be {' or '.join(states)}")
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Clock text in UTC, so snapshots of fixed times read the same on every machine."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

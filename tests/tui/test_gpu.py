@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,6 +41,8 @@ from tests.tui.fixed import HELLO, NOW, PROFILES, FixedSource
 from widgets.gpu import GpuPlots, GpuRunsTable, GpuTable
 from widgets.panels import GpuStrip, gpu_line
 from widgets.plot import BLOCKS, bars, resample, sparkline
+
+pytestmark = pytest.mark.usefixtures("utc")  # fixed times render the same everywhere
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 
@@ -422,13 +423,6 @@ async def test_fixed_data_has_the_shape_of_the_real_service(writer: StoreWriter)
 # --- snapshots ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def snap_app(source: GpuSource) -> PilothouseApp:

@@ -5,25 +5,17 @@ Update after an intended change with: .venv/bin/pytest tests/tui/test_snapshots.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-
 import pytest
 from textual.pilot import Pilot
 
 from console.tui.app import PilothouseApp
 from tests.tui.fixed import NOW, FixedSource
 
+pytestmark = pytest.mark.usefixtures("utc")  # fixed times render the same everywhere
+
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 
 
-@pytest.fixture(autouse=True)
-def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 def make_app(**data: object) -> PilothouseApp:
