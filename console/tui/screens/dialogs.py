@@ -49,7 +49,28 @@ class ConfirmScreen(PilotModal):
         self.dismiss(yes)
 
 
-class PromptScreen(PilotModal):
+class FormModal(PilotModal):
+    """A dialog whose enter (in any field) or submit button calls _submit; any other button
+    cancels."""
+
+    SUBMIT_ID = "ok"
+
+    def _submit(self) -> None:
+        raise NotImplementedError
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == self.SUBMIT_ID:
+            self._submit()
+        else:
+            self.dismiss(None)
+
+
+class PromptScreen(FormModal):
     """One value with a default; returns the text, or None when cancelled."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt_cancel")]
@@ -81,16 +102,6 @@ class PromptScreen(PilotModal):
             return
         self.dismiss(value)
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "ok":
-            self._submit()
-        else:
-            self.dismiss(None)
 
 
 def stop_text(run: dict[str, Any], kill: bool) -> Text:

@@ -11,14 +11,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static
 
-from console.tui.screens.base import PilotModal
+from console.tui.screens.dialogs import FormModal
 from widgets.format import printable
 
 
-class StartRunScreen(PilotModal):
+class StartRunScreen(FormModal):
     """Returns {"profile", "workspace", "command"} or None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="start_cancel")]
+    SUBMIT_ID = "start"
 
     def __init__(self, profiles: list[dict[str, Any]], profile: str | None = None) -> None:
         super().__init__()
@@ -79,14 +80,3 @@ class StartRunScreen(PilotModal):
         workspace = self.query_one("#s-workspace", Input).value.strip() or None
         self.dismiss({"profile": self.profile, "workspace": workspace, "command": command})
 
-    @on(Input.Submitted)
-    def _entered(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "start":
-            self._submit()
-        else:
-            self.dismiss(None)
