@@ -342,7 +342,10 @@ def test_prune_stops_at_the_first_new_row(make_writer: Callable[..., StoreWriter
 
 
 @pytest.mark.parametrize("change", [
-    "sig = '00' || substr(sig, 3)", "upto_hash = '00' || substr(upto_hash, 3)",
+    # Flip the first hex digit: a fixed prefix would change nothing when it is already there.
+    "sig = CASE substr(sig, 1, 1) WHEN '0' THEN '1' ELSE '0' END || substr(sig, 2)",
+    "upto_hash = CASE substr(upto_hash, 1, 1) WHEN '0' THEN '1' ELSE '0' END"
+    " || substr(upto_hash, 2)",
     "pruned = pruned + 1", "upto_id = upto_id - 1", "sig = 'é'", "upto_id = 'sixty'",
     "ts = ts + 1",
 ])
