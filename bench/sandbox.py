@@ -44,10 +44,9 @@ from console.sandbox.base import (  # noqa: E402
     SandboxSpec,
     owner_key,
     prepare_run_dir,
-    protected_mounts,
 )
 from console.sandbox.bridge import open_bridge_listener, serve_bridge  # noqa: E402
-from console.sandbox.bwrap import BwrapBackend, build_args, find_bwrap  # noqa: E402
+from console.sandbox.bwrap import BwrapBackend, FdBinds, build_args, find_bwrap  # noqa: E402
 
 LIMITS = Limits(memory_bytes=1 << 30, pids=256, cpus=1.0)
 
@@ -92,14 +91,15 @@ def time_sync(fn: Callable[[], None]) -> float:
 
 def raw_bwrap_runner(b: Bench, bwrap: str) -> Callable[[], None]:
     spec = b.spec(["/bin/true"])
-    args = build_args(spec, plan=protected_mounts(spec.workspace, spec.protected_paths))
+    binds = FdBinds()  # the descriptors stay open for the bench's life; each run inherits them
+    args = build_args(spec, fds=binds)
     data = b"".join(a.encode() + b"\0" for a in args)
 
     def run() -> None:
         fd = os.memfd_create("a", 0)
         os.write(fd, data)
         os.lseek(fd, 0, 0)
-        subprocess.run([bwrap, "--args", str(fd), "--", "/bin/true"], pass_fds=(fd,),
+        subprocess.run([bwrap, "--args", str(fd), "--", "/bin/true"], pass_fds=(fd, *binds.fds),
                        stdin=subprocess.DEVNULL, check=True)  # fmt: skip
         os.close(fd)
 

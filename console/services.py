@@ -76,7 +76,9 @@ class Services:
         """Docker containers of runs this daemon does not know are orphans: remove them."""
         from console.sandbox.choose import get_backend
 
-        removed: list[str] = []
+        from console.sandbox.view import reconcile_views
+
+        removed: list[str] = reconcile_views(self.daemon.paths.runs_dir)
         try:
             for name in ("bwrap", "docker"):
                 backend = get_backend(name)

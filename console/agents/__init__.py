@@ -57,6 +57,37 @@ HOME_FILES: dict[str, str] = {
     ".codex/config.toml": CODEX_CONFIG,
 }
 HOME_DIR = "home"  # inside the run folder
+MANAGED_DIR = "managed"  # inside the run folder; bound at /etc/claude-code in every sandbox
+
+# Claude Code's managed settings (the highest layer): the hook lives here, where a repository's
+# .claude/settings.json or settings.local.json cannot switch it off ("disableAllHooks" in a
+# non-managed layer leaves managed hooks running). The same hook stays in ~/.claude for
+# versions that predate managed hooks; a second call of the same command is deduplicated.
+CLAUDE_MANAGED_SETTINGS: dict = {
+    "hooks": CLAUDE_SETTINGS["hooks"],
+    "sandbox": {"enabled": False},
+    "disableBypassPermissionsMode": "disable",
+}
+
+
+def managed_settings(host_file: Path = Path("/etc/claude-code/managed-settings.json")) -> dict:
+    """Ours, merged into the host's own managed settings when it has them (an organisation's
+    policy must survive inside the sandbox): our PreToolUse hook is added to theirs."""
+    try:
+        host = json.loads(host_file.read_text())
+    except (OSError, ValueError):
+        host = None
+    if not isinstance(host, dict):
+        return json.loads(json.dumps(CLAUDE_MANAGED_SETTINGS))
+    merged = dict(host)
+    merged.pop("disableAllHooks", None)  # the Pilothouse hook must run in its sandbox
+    hooks = dict(merged.get("hooks") or {})
+    hooks["PreToolUse"] = [*(hooks.get("PreToolUse") or []),
+                           *CLAUDE_MANAGED_SETTINGS["hooks"]["PreToolUse"]]  # fmt: skip
+    merged["hooks"] = hooks
+    merged["sandbox"] = {"enabled": False}
+    merged.setdefault("disableBypassPermissionsMode", "disable")
+    return merged
 
 
 def install_run_files(run_dir: Path) -> list[str]:
@@ -84,6 +115,12 @@ def install_run_files(run_dir: Path) -> list[str]:
         os.chmod(wrapper, 0o755)
     else:
         notes.append(f"{DEMO_SCRIPT} is missing: {DEMO_COMMAND} is not available")
+    managed = Path(run_dir) / MANAGED_DIR
+    managed.mkdir(mode=0o755, exist_ok=True)
+    (managed / "managed-settings.json").write_text(
+        json.dumps(managed_settings(), indent=2) + "\n"
+    )
+    os.chmod(managed / "managed-settings.json", 0o644)
     for rel, text in HOME_FILES.items():
         target = Path(run_dir) / HOME_DIR / rel
         target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -99,6 +136,6 @@ def home_mounts(run_dir: Path, inside_home: str = "/home/agent") -> list[tuple[P
 
 
 __all__ = [
-    "CLAUDE_SETTINGS", "CODEX_CONFIG", "DEMO_COMMAND", "DEMO_SCRIPT", "HOME_FILES",
+    "CLAUDE_MANAGED_SETTINGS", "CLAUDE_SETTINGS", "CODEX_CONFIG", "MANAGED_DIR", "DEMO_COMMAND", "DEMO_SCRIPT", "HOME_FILES",
     "home_mounts", "install_run_files",
 ]

@@ -20,9 +20,10 @@ INSIDE_RUN_DIR = "/run/pilothouse"
 INSIDE_WORKSPACE = "/workspace"
 BRIDGE_PORT = 3128
 
-# Workspace paths that stay read-only even though the workspace is writable: an agent that
-# could write these could run code on the host the next time a person uses git or pilothouse.
-PROTECTED_WORKSPACE_PATHS = (".git/hooks", ".git/config", ".pilothouse.toml")
+# Claude Code reads managed settings from here; project settings cannot switch off the hooks
+# they install. The run folder's copy (MANAGED_DIR) is bound there in every sandbox.
+CLAUDE_MANAGED_DIR = "/etc/claude-code"
+MANAGED_DIR = "managed"
 
 
 class SandboxError(Exception):
@@ -60,7 +61,6 @@ class SandboxSpec:
     gpus: list[int] | None = None  # pinned GPU indexes (CUDA_VISIBLE_DEVICES)
     image: str | None = None  # Docker only
     extra_mounts: list[Mount] = field(default_factory=list)
-    protected_paths: tuple[str, ...] = PROTECTED_WORKSPACE_PATHS
     network: bool = False  # True only for sandbox = "none" semantics; sandboxes never get one
 
 
@@ -197,82 +197,6 @@ def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
     if spec.gpus is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpus)
     return env
-
-
-def protected_mounts(workspace: Path, protected: tuple[str, ...]) -> list[tuple[str, str]]:
-    """Plan how to keep protected workspace paths read-only. Returns (relpath, kind) pairs.
-
-    kind is "pin" (an existing directory bound onto itself, so it cannot be renamed or removed
-    while the run lives: a renamed .git would take its read-only children with it), "ro" (an
-    existing path bound read-only), "mask-file" / "mask-dir" (absent: an empty read-only file or
-    directory is bound there, which creates an empty mountpoint in the workspace that
-    cleanup_mountpoints removes afterwards). When an ancestor is missing, the ancestor itself is
-    masked: an agent that could create .git could write .git/config into it.
-    """
-    plan: dict[str, str] = {}
-    for rel in protected:
-        parts = Path(rel).parts
-        for i in range(1, len(parts) + 1):
-            sub = "/".join(parts[:i])
-            host = workspace / sub
-            last = i == len(parts)
-            if host.is_symlink() or (host.exists() and not host.is_dir()):
-                plan.setdefault(sub, "ro")
-                break
-            if host.is_dir():
-                if last:
-                    plan[sub] = "ro"
-                else:
-                    plan.setdefault(sub, "pin")
-                continue
-            # Absent: mask it (a directory when it is an ancestor or a *hooks folder).
-            plan.setdefault(sub, "mask-dir" if (not last or sub.endswith("hooks")) else "mask-file")
-            break
-    # Parents first so a child mount lands on top of its pinned parent.
-    return sorted(plan.items(), key=lambda kv: kv[0].count("/"))
-
-
-# Mountpoints this process made in workspaces, and how many live runs use each. Several runs may
-# share a workspace: deleting a mountpoint detaches the mounts on it in every namespace, so one
-# run ending must not remove a mask another run still relies on.
-_MADE: set[Path] = set()
-_USERS: dict[Path, int] = {}
-
-
-def make_mountpoints(workspace: Path, plan: list[tuple[str, str]]) -> list[Path]:
-    """Create the empty mountpoints a mask needs; return what to pass to cleanup_mountpoints."""
-    used: list[Path] = []
-    for rel, kind in plan:
-        host = workspace / rel
-        if kind == "mask-dir" and not host.exists():
-            host.mkdir(parents=True)
-            _MADE.add(host)
-        elif kind == "mask-file" and not host.exists():
-            host.parent.mkdir(parents=True, exist_ok=True)
-            host.touch()
-            _MADE.add(host)
-        if host in _MADE:  # ours, whether made now or by a run still alive
-            _USERS[host] = _USERS.get(host, 0) + 1
-            used.append(host)
-    return used
-
-
-def cleanup_mountpoints(used: list[Path]) -> None:
-    """Remove mountpoints no live run uses any more, only while empty (never user data)."""
-    for p in reversed(used):
-        left = _USERS.get(p, 0) - 1
-        if left > 0:
-            _USERS[p] = left
-            continue
-        _USERS.pop(p, None)
-        _MADE.discard(p)
-        try:
-            if p.is_dir() and not p.is_symlink():
-                p.rmdir()
-            elif p.is_file() and p.stat().st_size == 0:
-                p.unlink()
-        except OSError:
-            pass
 
 
 def owner_key(runs_dir: Path) -> str:

@@ -32,25 +32,26 @@ from pathlib import Path
 import psutil
 
 from .base import (
+    CLAUDE_MANAGED_DIR,
     INSIDE_HOME,
     INSIDE_RUN_DIR,
     INSIDE_WORKSPACE,
+    MANAGED_DIR,
     NO_PYTHON_NOTE,
     Limits,
     Prepare,
     SandboxError,
     SandboxSpec,
-    cleanup_mountpoints,
     default_owner,
     ensure_masks,
-    make_mountpoints,
     owner_key,
-    protected_mounts,
     sandbox_env,
 )
 from .cgroups import Limiter, RunLimits
+from .identity import AgentIdentity, agent_identity
 from .procstats import SubprocessHandle
 from .seccomp import filter_fd
+from .view import WorkspaceView
 
 BWRAP = "/usr/bin/bwrap"
 # Host top-level entries that are links into /usr on merged-/usr systems, or real directories
@@ -123,21 +124,69 @@ def etc_masks(etc: str = "/etc") -> tuple[list[str], list[str]]:
     return fset, dset
 
 
+class FdBinds:
+    """O_PATH descriptors handed to bwrap for `--ro-bind-fd` / `--bind-fd`.
+
+    bwrap may run as the agent's unprivileged uid, which cannot reach the run folder (0700
+    above it) or the daemon's files by path; a descriptor opened here reaches exactly what was
+    opened. bwrap closes each after use, so every bind gets its own.
+    """
+
+    def __init__(self) -> None:
+        self.fds: list[int] = []
+
+    def add(self, path: str | Path | int) -> str:
+        if isinstance(path, int):
+            fd = os.dup(path)
+        else:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        os.set_inheritable(fd, True)
+        self.fds.append(fd)
+        return str(fd)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds = []
+
+
+def ensure_managed_mountpoint() -> str:
+    """/etc/claude-code must exist on the host for bwrap to mount the managed settings there
+    (/etc is bound read-only). A root daemon makes the empty folder; a person's daemon cannot,
+    and the run's notes say what to do. Returns that note, or "" when all is well."""
+    if os.path.isdir(CLAUDE_MANAGED_DIR):
+        return ""
+    if os.geteuid() == 0:
+        with contextlib.suppress(OSError):
+            os.mkdir(CLAUDE_MANAGED_DIR, 0o755)
+            return ""
+    return (
+        f"Claude Code's managed settings are not installed: {CLAUDE_MANAGED_DIR} does not exist "
+        f"on this host, so a repository's .claude settings could switch the Pilothouse hook "
+        f"off. Fix: sudo mkdir {CLAUDE_MANAGED_DIR}"
+    )
+
+
 def build_args(
     spec: SandboxSpec,
+    view: WorkspaceView | None = None,
     *,
+    fds: FdBinds | None = None,
     gpu_devices: list[str] | None = None,
     etc: str = "/etc",
-    plan: list[tuple[str, str]] | None = None,
 ) -> list[str]:
     """bwrap options (everything before the command) for a spec. Pure apart from reading /etc.
 
-    gpu_devices overrides discovery (tests pass fake paths; nothing is checked for existence).
-    plan is the protected-path plan made before make_mountpoints changed the workspace.
+    view: the run's workspace view (protected paths); without one (tests, benches) the
+    workspace is bound as it is. fds collects the descriptors the options name (pass them to
+    bwrap, then close them). gpu_devices overrides discovery (tests pass fake paths).
     """
-    if plan is None:
-        plan = protected_mounts(spec.workspace, spec.protected_paths)
+    fds = fds if fds is not None else FdBinds()
     empty_file, empty_dir = ensure_masks(spec.run_dir)
+    if view is not None:  # a root daemon's agent reaches the run folder through the hand-off
+        empty_file, empty_dir = view.reachable(empty_file), view.reachable(empty_dir)
+    here = view.reachable if view is not None else Path
     a: list[str] = [
         "--unshare-all",
         "--die-with-parent",
@@ -157,29 +206,35 @@ def build_args(
     a += ["--ro-bind", etc, "/etc"]
     files, dirs = etc_masks(etc)
     for d in dirs:
-        a += ["--ro-bind", str(empty_dir), "/etc" + d[len(etc) :]]
+        a += ["--ro-bind-fd", fds.add(empty_dir), "/etc" + d[len(etc) :]]
     for f in files:
-        a += ["--ro-bind", str(empty_file), "/etc" + f[len(etc) :]]
+        a += ["--ro-bind-fd", fds.add(empty_file), "/etc" + f[len(etc) :]]
+    # Claude Code's managed settings: the hook that project settings cannot switch off.
+    if (spec.run_dir / MANAGED_DIR).is_dir() and os.path.isdir(etc + "/claude-code"):
+        a += ["--ro-bind-fd", fds.add(here(spec.run_dir / MANAGED_DIR)), CLAUDE_MANAGED_DIR]
+    # Kernel tunables: the agent is never host uid 0 (identity.py), so /proc/sys is not
+    # writable to it, and bwrap covers /proc/sys read-only where its set-up could write it.
     a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     a += ["--dir", "/var", "--tmpfs", "/var/tmp", "--dir", "/home", "--tmpfs", INSIDE_HOME]
     if spec.gpu:
         devices = gpu_device_paths() if gpu_devices is None else gpu_devices
         for dev in devices:
             a += ["--dev-bind", dev, dev]
-    a += ["--ro-bind", str(spec.run_dir), INSIDE_RUN_DIR]
-    a += ["--bind", str(spec.workspace), INSIDE_WORKSPACE]
-    for rel, kind in plan:
-        host, inside = str(spec.workspace / rel), f"{INSIDE_WORKSPACE}/{rel}"
-        if kind == "pin":
-            a += ["--bind", host, inside]
-        elif kind == "ro":
-            a += ["--ro-bind", host, inside]
-        elif kind == "mask-dir":
-            a += ["--ro-bind", str(empty_dir), inside]
-        else:
-            a += ["--ro-bind", str(empty_file), inside]
+    a += ["--ro-bind-fd", fds.add(here(spec.run_dir)), INSIDE_RUN_DIR]
+    if view is not None and view.staged is not None:
+        a += ["--bind-fd", fds.add(here(view.staged)), INSIDE_WORKSPACE]
+    else:
+        a += ["--bind-fd", fds.add(spec.workspace), INSIDE_WORKSPACE]
+        for b in view.binds() if view is not None else []:
+            inside = f"{INSIDE_WORKSPACE}/{b.rel}"
+            if b.fd is not None:
+                flag = "--bind-fd" if b.kind == "pin" else "--ro-bind-fd"
+                a += [flag, fds.add(b.fd), inside]
+            else:
+                mask = empty_dir if b.kind == "mask-dir" else empty_file
+                a += ["--ro-bind-fd", fds.add(mask), inside]
     for m in spec.extra_mounts:
-        a += ["--ro-bind" if m.read_only else "--bind", str(m.source), m.target]
+        a += ["--ro-bind-fd" if m.read_only else "--bind-fd", fds.add(here(m.source)), m.target]
     # The sandbox's own root (a tmpfs bwrap builds) read-only too: writable are the workspace,
     # /tmp, /var/tmp and HOME, nothing else.
     a += ["--remount-ro", "/", "--chdir", INSIDE_WORKSPACE]
@@ -213,7 +268,8 @@ class BwrapHandle(SubprocessHandle):
     def __init__(self, proc: asyncio.subprocess.Process, limits: RunLimits) -> None:
         super().__init__(proc, limits)
         self.limits_enforced: dict[str, str] = dict(limits.enforced)
-        self.mountpoints: list[Path] = []
+        self.view: WorkspaceView | None = None
+        self.identity: AgentIdentity | None = None
         self.oom_killed = False  # set when the run ends: the kernel OOM killer acted inside
         self._cleaned = False
         self._wait_lock = asyncio.Lock()
@@ -236,7 +292,8 @@ class BwrapHandle(SubprocessHandle):
             self.limits.kill()
             await asyncio.sleep(0.02)
         self.limits.cleanup()
-        cleanup_mountpoints(self.mountpoints)
+        if self.view is not None:
+            self.view.close()
 
     def _agent_pids(self) -> list[int]:
         """Processes of the command: descendants of the namespace's init (not bwrap itself)."""
@@ -309,16 +366,25 @@ class BwrapBackend:
             raise SandboxError(
                 f"workspace {spec.workspace} is not a directory", "create it or fix the profile"
             )
-        plan = protected_mounts(spec.workspace, spec.protected_paths)
-        mountpoints = make_mountpoints(spec.workspace, plan)
+        identity = agent_identity(spec.workspace)
+        managed_note = ensure_managed_mountpoint()
+        try:
+            view = await asyncio.to_thread(WorkspaceView.open, spec.workspace, spec.run_dir,
+                                           identity)  # fmt: skip
+        except OSError as e:
+            raise SandboxError(
+                f"cannot prepare the workspace view: {e}", "pilothouse doctor"
+            ) from e
         # cgroup names carry the owner key so another daemon's reconcile never touches them.
         cg_name = f"{owner_key(spec.run_dir.parent)}-{spec.run_id}"
         limits = self.limiter.create(cg_name, spec.limits)
+        binds = FdBinds()
         try:
-            opts = build_args(spec, plan=plan)
+            opts = build_args(spec, view, fds=binds)
         except OSError as e:
+            binds.close()
             limits.cleanup()
-            cleanup_mountpoints(mountpoints)
+            view.close()
             raise SandboxError(f"cannot prepare the sandbox: {e}") from e
         args_fd = _memfd_with(opts)
         seccomp_fd = filter_fd()
@@ -332,11 +398,16 @@ class BwrapBackend:
             "--info-fd", str(info_w),
             "--block-fd", str(block_r),
         ]  # fmt: skip
-        passed = [args_fd, info_w, block_r]
+        passed = [args_fd, info_w, block_r, *binds.fds]
         if seccomp_fd is not None:
             argv += ["--seccomp", str(seccomp_fd)]
             passed.append(seccomp_fd)
         argv += ["--", *spec.command]
+        # A root daemon never runs the agent as root: bwrap itself starts as the agent's
+        # identity (no supplementary groups) and builds an unprivileged user namespace.
+        switch: dict[str, object] = {}
+        if os.geteuid() == 0:
+            switch = {"user": identity.uid, "group": identity.gid, "extra_groups": []}
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -344,22 +415,31 @@ class BwrapBackend:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 pass_fds=tuple(passed),
+                # bwrap's own process (PID 1 inside) keeps the environment it was started
+                # with: it gets none, so nothing of the daemon's is readable in /proc/1/environ.
+                env={},
                 start_new_session=True,  # a terminal's ^C to the daemon must not reach runs
+                **switch,  # type: ignore[arg-type]
             )
         except OSError as e:
             for fd in (*passed, info_r, block_w):
                 os.close(fd)
             limits.cleanup()
-            cleanup_mountpoints(mountpoints)
+            view.close()
             raise SandboxError(
                 f"cannot run bubblewrap ({self.bwrap}): {e.strerror}", "pilothouse doctor"
             ) from e
         for fd in passed:
-            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        binds.fds = []
         handle = BwrapHandle(proc, limits)
         if seccomp_fd is None:
             handle.notes.append("no seccomp filter: libseccomp was not found on this host")
-        handle.mountpoints = mountpoints
+        handle.view, handle.identity = view, identity
+        handle.notes.extend(view.notes)
+        if managed_note:
+            handle.notes.append(managed_note)
         try:
             info = await asyncio.wait_for(asyncio.to_thread(_read_info, info_r), START_TIMEOUT)
             child = info.get("child-pid")
@@ -382,7 +462,15 @@ class BwrapBackend:
                 handle.notes.append(NO_PYTHON_NOTE.replace("this image", "this host"))
             if prepare is not None:
                 await prepare(handle)
-            os.write(block_w, b"1")
+            try:
+                os.write(block_w, b"1")
+            except BrokenPipeError:  # bwrap died while setting up: say why
+                rc = await proc.wait()
+                out = (await proc.stdout.read()).decode(errors="replace").strip()  # type: ignore[union-attr]
+                raise SandboxError(
+                    f"bubblewrap failed to set up the sandbox (exit {rc}): {out or 'no output'}",
+                    "run `pilothouse doctor` to see why",
+                ) from None
         except BaseException:
             await handle.kill()
             raise

@@ -6,9 +6,12 @@ stays), pids / memory (swap included) / CPU limits, init=True (tini reaps and fo
 signals), labels pilothouse.run and pilothouse.profile, workspace bound rw at /workspace with
 the protected paths read-only on top, the run folder read-only at /run/pilothouse.
 
-User: the daemon's uid:gid when it is not root (files in the workspace stay the person's own);
-when the daemon is root, the workspace owner's uid:gid, or 65534:65534 (nobody) when that is
-root too. Never uid 0. The run folder and its sockets are made reachable for that uid.
+User: identity.py decides (the same rule as bubblewrap): never uid 0; a root-owned workspace is
+shown through an id-mapped mount to the dedicated pilothouse-agent account. The run folder and
+its sockets are made reachable for that uid. With a root daemon the container binds the staged
+workspace view (view.py), where protected paths are already covered without following links;
+a person's daemon binds the checked paths. Our seccomp profile (seccomp.py) refuses io_uring
+and the other calls the bubblewrap filter refuses.
 
 No start-up race: when the image has /bin/sh the command is wrapped in
 `sh -c 'read -r _ < /run/pilothouse/.go; exec "$@"'`; .go is a FIFO the daemon writes only after
@@ -32,22 +35,24 @@ from pathlib import Path
 from typing import Any
 
 from .base import (
+    CLAUDE_MANAGED_DIR,
     INSIDE_HOME,
     INSIDE_RUN_DIR,
     INSIDE_WORKSPACE,
+    MANAGED_DIR,
     NO_PYTHON_NOTE,
     Prepare,
     SandboxError,
     SandboxSpec,
-    cleanup_mountpoints,
     default_owner,
     ensure_masks,
-    make_mountpoints,
     owner_key,
-    protected_mounts,
     sandbox_env,
 )
+from .identity import agent_identity
 from .procstats import ProcStats, tree
+from .seccomp import docker_profile
+from .view import WorkspaceView
 
 LABEL_RUN = "pilothouse.run"
 LABEL_PROFILE = "pilothouse.profile"
@@ -67,13 +72,9 @@ class ImageInfo:
 
 
 def sandbox_user(workspace: Path) -> tuple[int, int]:
-    """The uid:gid a container runs as (see the module docstring for why)."""
-    if os.getuid() != 0:
-        return os.getuid(), os.getgid()
-    st = workspace.stat()
-    if st.st_uid != 0:
-        return st.st_uid, st.st_gid
-    return NOBODY, NOBODY
+    """The uid:gid a container runs as: identity.py decides, for both backends."""
+    ident = agent_identity(workspace)
+    return ident.uid, ident.gid
 
 
 class _Pump:
@@ -136,7 +137,7 @@ class DockerHandle:
         self.netns_pid: int | None = None
         self.notes: list[str] = []
         self.output = asyncio.StreamReader(limit=2**20)
-        self.mountpoints: list[Path] = []
+        self.view: WorkspaceView | None = None
         self.go_fd: int | None = None
         self.exit_code: int | None = None
         self.oom_killed = False
@@ -177,8 +178,9 @@ class DockerHandle:
     async def _remove(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.container.remove, force=True)
-        cleanup_mountpoints(self.mountpoints)
-        self.mountpoints = []
+        if self.view is not None:
+            self.view.close()
+            self.view = None
         if self.go_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self.go_fd)
@@ -267,26 +269,29 @@ class DockerBackend:
         spec: SandboxSpec,
         info: ImageInfo,
         user: tuple[int, int],
-        plan: list[tuple[str, str]] | None = None,
+        view: WorkspaceView | None = None,
     ) -> dict[str, Any]:
-        """Keyword arguments for containers.create (pure; tests inspect it).
-
-        plan is the protected-path plan made before make_mountpoints changed the workspace.
-        """
-        if plan is None:
-            plan = protected_mounts(spec.workspace, spec.protected_paths)
+        """Keyword arguments for containers.create (pure but for reading the view; tests inspect
+        it). Without a view (tests) the workspace is bound as it is."""
         from docker.types import DeviceRequest, Mount
 
         empty_file, empty_dir = ensure_masks(spec.run_dir)
         uid, gid = user
+        staged = view.staged if view is not None else None
         mounts = [
-            Mount(INSIDE_WORKSPACE, str(spec.workspace), type="bind", read_only=False),
+            Mount(INSIDE_WORKSPACE, str(staged or spec.workspace), type="bind", read_only=False),
             Mount(INSIDE_RUN_DIR, str(spec.run_dir), type="bind", read_only=True),
         ]
-        for rel, kind in plan:
-            host, inside = str(spec.workspace / rel), f"{INSIDE_WORKSPACE}/{rel}"
-            src = {"pin": host, "ro": host, "mask-dir": str(empty_dir)}.get(kind, str(empty_file))
-            mounts.append(Mount(inside, src, type="bind", read_only=kind != "pin"))
+        if (spec.run_dir / MANAGED_DIR).is_dir():
+            mounts.append(Mount(CLAUDE_MANAGED_DIR, str(spec.run_dir / MANAGED_DIR),
+                                type="bind", read_only=True))  # fmt: skip
+        for b in view.binds() if view is not None and staged is None else []:
+            # A person's daemon: the engine takes paths; each was checked link-free just now.
+            src = str(spec.workspace / b.rel) if b.fd is not None else str(
+                empty_dir if b.kind == "mask-dir" else empty_file
+            )
+            mounts.append(Mount(f"{INSIDE_WORKSPACE}/{b.rel}", src, type="bind",
+                                read_only=b.kind != "pin"))  # fmt: skip
         # Folders under HOME that hold mounted files (~/.claude/settings.json) would be made by
         # the engine as root: give each a tmpfs owned by the run's user so the agent can still
         # write its own files there, while the mounted file stays read-only.
@@ -318,7 +323,7 @@ class DockerBackend:
                 **{d: f"{TMPFS_OPTS},mode=0700,uid={uid},gid={gid}" for d in home_dirs},
             },
             "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges:true"],
+            "security_opt": ["no-new-privileges:true", f"seccomp={docker_profile()}"],
             "init": True,
             "ipc_mode": "private",
             "labels": {
@@ -360,21 +365,26 @@ class DockerBackend:
         if not ok:
             raise SandboxError(why, "pilothouse doctor")
         info = await asyncio.to_thread(self.image_info, spec.image)
-        user = sandbox_user(spec.workspace)
+        identity = agent_identity(spec.workspace)
+        user = identity.uid, identity.gid
         _share_run_dir(spec.run_dir, user)
+        try:
+            view = await asyncio.to_thread(WorkspaceView.open, spec.workspace, spec.run_dir,
+                                           identity)  # fmt: skip
+        except OSError as e:
+            raise SandboxError(f"cannot prepare the workspace view: {e}", "pilothouse doctor") from e
         go_fd = _make_go_fifo(spec.run_dir) if info.has_sh else None
-        plan = protected_mounts(spec.workspace, spec.protected_paths)
-        mountpoints = make_mountpoints(spec.workspace, plan)
-        kw = self.container_config(spec, info, user, plan)
+        kw = self.container_config(spec, info, user, view)
         try:
             container = await asyncio.to_thread(self.client.containers.create, **kw)
         except Exception as e:
-            cleanup_mountpoints(mountpoints)
+            view.close()
             if go_fd is not None:
                 os.close(go_fd)
             raise SandboxError(f"Docker refused the container: {e}", "pilothouse doctor") from e
         handle = DockerHandle(self, container)
-        handle.mountpoints, handle.go_fd = mountpoints, go_fd
+        handle.view, handle.go_fd = view, go_fd
+        handle.notes.extend(view.notes)
         if not info.has_python:
             handle.notes.append(NO_PYTHON_NOTE)
         if not info.has_sh:

@@ -8,6 +8,7 @@ kernel surface or reach outside the sandbox:
 - keyctl, add_key, request_key: kernel keyrings are per user, not per sandbox;
 - new user namespaces (clone / unshare with CLONE_NEWUSER; clone3 answers ENOSYS so libc falls
   back to clone, where the flags can be checked): nested namespaces are a kernel attack surface;
+- io_uring_setup, io_uring_enter, io_uring_register;
 - bpf, perf_event_open, userfaultfd, kexec, module loading, open_by_handle_at, acct, swapon,
   swapoff, reboot, syslog, the new mount API: privileged or exploit-friendly, unused by agents.
 
@@ -36,6 +37,13 @@ REFUSED = (
     "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
     "open_by_handle_at", "acct", "swapon", "swapoff", "reboot", "syslog",
     "fsopen", "fsconfig", "fsmount", "fspick", "open_tree", "move_mount", "mount_setattr",
+    # io_uring: a large kernel surface with a long record of exploits; Docker's and Codex's
+    # filters refuse it too. Programs fall back to plain system calls.
+    "io_uring_setup", "io_uring_enter", "io_uring_register",
+    # Mount and namespace changes, and old or privileged calls: without capabilities they fail
+    # anyway; refusing them keeps the filter equivalent to Docker's default, which ours replaces.
+    "mount", "umount2", "pivot_root", "setns", "name_to_handle_at", "lookup_dcookie",
+    "quotactl", "vm86", "vm86old", "nfsservctl", "uselib",
 )  # fmt: skip
 
 
@@ -121,3 +129,27 @@ def filter_fd() -> int | None:
     os.write(fd, bpf)
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
+
+
+def docker_profile() -> str:
+    """The same rules as a Docker seccomp profile (JSON): allow by default, refuse REFUSED,
+    TIOCSTI/TIOCLINUX, new user namespaces, and answer clone3 with ENOSYS. One list serves both
+    backends. Docker's default profile is replaced by this one (an engine takes one profile);
+    with every capability dropped, what the default refuses beyond this list fails anyway."""
+    import json
+
+    archs = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+    if os.uname().machine == "aarch64":
+        archs = ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
+    deny = {"action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}
+    rules: list[dict] = [{"names": list(REFUSED), **deny}]
+    for request in (TIOCSTI, TIOCLINUX):
+        rules.append({"names": ["ioctl"], **deny,
+                      "args": [{"index": 1, "value": request, "op": "SCMP_CMP_EQ"}]})  # fmt: skip
+    for call in ("clone", "unshare"):
+        rules.append({"names": [call], **deny, "args": [
+            {"index": 0, "value": CLONE_NEWUSER, "valueTwo": CLONE_NEWUSER,
+             "op": "SCMP_CMP_MASKED_EQ"}]})  # fmt: skip
+    rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS})
+    return json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "architectures": archs,
+                       "syscalls": rules}, separators=(",", ":"))  # fmt: skip

@@ -9,6 +9,7 @@ the test image's under Docker), so one script means the same thing in both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sys
@@ -115,6 +116,7 @@ class Box:
 
     async def run(self, script: str, timeout: float = 60.0, **kw: Any) -> Result:
         prepare = kw.pop("prepare", None)
+        kw.pop("daemon_env", None)  # in-process: the test sets this process's environment
         h = await self.start(script, prepare, **kw)
         try:
             out = await asyncio.wait_for(h.output.read(), timeout)
@@ -165,3 +167,128 @@ def bwrap_box(tmp_path: Path) -> Box:
 @pytest.fixture
 def docker_box(tmp_path: Path, request: pytest.FixtureRequest) -> Box:
     return _docker_box(tmp_path, request)
+
+
+# --- the ordinary-user daemon: the same backends run by a real second user -----------------------
+
+DAEMON_USER = "phdaemon"  # an ordinary user, in the docker group for the Docker variant
+
+
+def _ensure_daemon_user() -> Any:
+    import grp
+    import pwd
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("creating the ordinary-user daemon's account needs root")
+    if subprocess.run(["id", DAEMON_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        DAEMON_USER], check=True, capture_output=True)  # fmt: skip
+    with contextlib.suppress(KeyError):
+        if DAEMON_USER not in grp.getgrnam("docker").gr_mem:
+            subprocess.run(["usermod", "-aG", "docker", DAEMON_USER], check=True,
+                           capture_output=True)  # fmt: skip
+    return pwd.getpwnam(DAEMON_USER)
+
+
+def _python_for_others() -> tuple[str, str] | None:
+    """(interpreter, site-packages) other users can run and read, or None."""
+    import sysconfig
+
+    want = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = sysconfig.get_paths()["purelib"]
+
+    def reachable(p: Path) -> bool:
+        return all(os.stat(d).st_mode & 0o001 for d in p.parents)
+
+    if not reachable(Path(site)):
+        return None
+    for cand in (sys.executable, f"/usr/bin/{want}", f"/usr/local/bin/{want}"):
+        p = Path(cand).resolve()
+        if p.exists() and reachable(p):
+            return str(p), site
+    return None
+
+
+@dataclass
+class UserBox(Box):
+    """A Box whose backend runs in a child process as DAEMON_USER (the ordinary-user daemon)."""
+
+    user: Any = None
+    python: tuple[str, str] = ("", "")
+
+    def run_dir_owner(self) -> None:
+        for p in (self.home, self.home / "runs", self.run_dir, self.workspace):
+            os.chown(p, self.user.pw_uid, self.user.pw_gid)
+        for root, dirs, files in os.walk(self.home):
+            for n in [root, *(os.path.join(root, x) for x in dirs + files)]:
+                os.lchown(n, self.user.pw_uid, self.user.pw_gid)
+
+    async def run(self, script: str, timeout: float = 60.0, **kw: Any) -> Result:
+        import json
+        import subprocess
+
+        self.run_dir_owner()
+        job = {
+            "backend": self.name.split("-")[0], "owner": owner_key(self.home / "runs"),
+            "run_id": self.run_id, "command": ["/bin/sh", "-c", script],
+            "workspace": str(self.workspace), "run_dir": str(self.run_dir),
+            "env": kw.pop("env", {"PATH": "/usr/bin:/bin"}), "image": kw.pop("image", self.image),
+            "timeout": timeout,
+        }  # fmt: skip
+        python, site = self.python
+        repo = str(Path(__file__).resolve().parents[2])
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(self.home), "PYTHONPATH": f"{repo}:{site}",
+               "PILOTHOUSE_HOME": str(self.home), **kw.pop("daemon_env", {})}  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            python, str(Path(__file__).with_name("daemon_user.py")), json.dumps(job), env=env,
+            cwd=self.home, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            user=self.user.pw_uid, group=self.user.pw_gid,
+            extra_groups=os.getgrouplist(DAEMON_USER, self.user.pw_gid),
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), timeout + 30)
+        lines = out.decode().strip().splitlines()
+        if not lines:
+            raise AssertionError(f"the user daemon printed nothing: {err.decode()[-3000:]}")
+        res = json.loads(lines[-1])
+        if res.get("error"):
+            raise AssertionError(f"the user daemon failed: {res['error']}\n{err.decode()[-2000:]}")
+        self.new_run_dir()
+        return Result(res["rc"], res["out"], type("Notes", (), {"notes": res["notes"]})())
+
+
+def _user_box(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> UserBox:
+    user = _ensure_daemon_user()
+    python = _python_for_others()
+    if python is None:
+        pytest.skip("no python3 and site-packages that another user can run and read")
+    if backend == "bwrap":
+        if not shutil.which("busybox"):
+            pytest.skip("the host has no busybox (apt install busybox-static)")
+        image = None
+    else:
+        if _docker_client()[0] is None:
+            pytest.skip(_docker_client()[1])
+        image = request.getfixturevalue("busybox_ref")
+    # pytest's tmp folders are 0700: the ordinary user must reach its own home below them.
+    for parent in tmp_path.parents:
+        if parent in (Path("/tmp"), Path("/")):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o005)
+    os.chmod(tmp_path, 0o755)
+    box = UserBox(f"{backend}-user", None, tmp_path, image=image, user=user, python=python)
+    box.run_dir_owner()
+    return box
+
+
+@pytest.fixture(params=["bwrap-root", "bwrap-user", "docker-root", "docker-user"])
+def hostile(request: pytest.FixtureRequest, tmp_path: Path) -> Box:
+    """Both backends, each under a root daemon (this process) and an ordinary-user daemon."""
+    home = tmp_path / "home"
+    home.mkdir()
+    backend, who = request.param.split("-")
+    if who == "user":
+        return _user_box(home, backend, request)
+    box = _bwrap_box(home) if backend == "bwrap" else _docker_box(home, request)
+    box.name = request.param
+    return box

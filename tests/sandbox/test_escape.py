@@ -445,6 +445,12 @@ async def test_nothing_survives_sigkill_of_the_parent(sandbox):
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
         await asyncio.sleep(0.05)
     survivors = [p for p in pids if _alive(p)]
+    # The killed parent never closed its staged workspace view: the next daemon detaches it.
+    from console.sandbox.view import reconcile_views
+
+    if os.geteuid() == 0:
+        assert sandbox.run_id in reconcile_views(sandbox.home / "runs")
+        assert str(sandbox.run_dir) not in Path("/proc/self/mountinfo").read_text()
     if sandbox.name == "bwrap":
         assert survivors == []  # --die-with-parent
         # Only the (empty) cgroups of the dead run remain; the next daemon's reconcile clears them.

@@ -10,10 +10,7 @@ import pytest
 from console.sandbox.base import (
     Limits,
     SandboxSpec,
-    cleanup_mountpoints,
-    make_mountpoints,
     prepare_run_dir,
-    protected_mounts,
     sandbox_env,
 )
 from console.sandbox.bwrap import build_args, etc_masks
@@ -49,10 +46,13 @@ def test_bwrap_options_isolate(tmp_path):
     for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv"):
         assert flag in args
     assert args[args.index("--cap-drop") + 1] == "ALL"
-    binds = _pairs(args, "--bind")
-    ro = _pairs(args, "--ro-bind")
-    assert (str(spec.workspace), "/workspace") in binds
-    assert (str(spec.run_dir), "/run/pilothouse") in ro
+    binds = _pairs(args, "--bind") + _pairs(args, "--bind-fd")
+    ro = _pairs(args, "--ro-bind") + _pairs(args, "--ro-bind-fd")
+    # Sources go by descriptor: what was opened is what is bound (no path resolved later).
+    fd_targets = {t: os.readlink(f"/proc/self/fd/{s}") for s, t in _pairs(args, "--bind-fd")
+                  + _pairs(args, "--ro-bind-fd")}  # fmt: skip
+    assert fd_targets["/workspace"] == str(spec.workspace)
+    assert fd_targets["/run/pilothouse"] == str(spec.run_dir)
     targets = {t for _, t in binds + ro}
     for forbidden in ("/", "/root", "/home", "/var/run", "/run", str(Path.home())):
         assert forbidden not in targets
@@ -76,25 +76,52 @@ def test_etc_masks_hide_what_others_cannot_read(tmp_path):
 
 
 def test_protected_plan(tmp_path):
+    from console.sandbox.protect import plan_protection
+
     ws = tmp_path
-    assert protected_mounts(ws, (".git/hooks", ".git/config", ".pilothouse.toml")) == [
-        (".git", "mask-dir"), (".pilothouse.toml", "mask-file"),
-    ]  # fmt: skip
+    plan = {b.rel: b.kind for b in plan_protection(ws).binds}
+    assert plan[".git"] == "mask-dir" and plan[".pilothouse.toml"] == "mask-file"
+    assert plan[".claude"] == "mask-dir" and plan[".mcp.json"] == "mask-file"
     (ws / ".git").mkdir()
-    (ws / ".git/config").write_text("")
-    plan = dict(protected_mounts(ws, (".git/hooks", ".git/config", ".pilothouse.toml")))
-    assert plan == {".git": "pin", ".git/hooks": "mask-dir", ".git/config": "ro",
-                    ".pilothouse.toml": "mask-file"}  # fmt: skip
-    created = make_mountpoints(ws, list(plan.items()))
-    assert (ws / ".git/hooks").is_dir() and (ws / ".pilothouse.toml").is_file()
-    cleanup_mountpoints(created)
-    assert not (ws / ".git/hooks").exists() and not (ws / ".pilothouse.toml").exists()
-    assert (ws / ".git/config").exists()
+    (ws / ".git/config").write_text("[include]\n\tpath = ../shared.cfg\n")
+    (ws / "shared.cfg").write_text("")
+    p = plan_protection(ws)
+    plan = {b.rel: b.kind for b in p.binds}
+    p.close()
+    assert plan[".git"] == "pin" and plan[".git/config"] == "ro"
+    assert plan[".git/hooks"] == "mask-dir" and plan[".git/commondir"] == "mask-file"
+    assert plan[".git/worktrees"] == "mask-dir" and plan[".git/modules"] == "mask-dir"
+    assert plan["shared.cfg"] == "ro"  # what the config includes is protected too
+    assert ".git/objects" not in plan and ".git/refs" not in plan  # commits still work
 
 
 def test_git_worktree_file_is_protected_whole(tmp_path):
+    from console.sandbox.protect import plan_protection
+
     (tmp_path / ".git").write_text("gitdir: /elsewhere\n")
-    assert dict(protected_mounts(tmp_path, (".git/hooks", ".git/config")))[".git"] == "ro"
+    p = plan_protection(tmp_path)
+    assert {b.rel: b.kind for b in p.binds}[".git"] == "ro"
+    p.close()
+
+
+def test_view_mountpoints_are_removed_only_when_unused(tmp_path):
+    from console.sandbox.identity import agent_identity
+    from console.sandbox.view import WorkspaceView
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    rd = tmp_path / "runs" / "r1"
+    prepare_run_dir(rd)
+    rd2 = tmp_path / "runs" / "r2"
+    prepare_run_dir(rd2)
+    ident = agent_identity(ws, create=False)
+    first = WorkspaceView.open(ws, rd, ident)
+    second = WorkspaceView.open(ws, rd2, ident)
+    assert (ws / ".pilothouse.toml").is_file() and (ws / ".git").is_dir()
+    first.close()
+    assert (ws / ".pilothouse.toml").is_file()  # the second run still relies on it
+    second.close()
+    assert not (ws / ".pilothouse.toml").exists() and not (ws / ".git").exists()
 
 
 def test_env_keeps_spec_values_and_adds_basics(tmp_path):
@@ -190,8 +217,6 @@ def test_docker_config(tmp_path):
     mounts = {m["Target"]: m for m in kw["mounts"]}
     assert mounts["/workspace"]["ReadOnly"] is False
     assert mounts["/run/pilothouse"]["ReadOnly"] is True
-    assert mounts["/workspace/.git/hooks"]["ReadOnly"] is True
-    assert mounts["/workspace/.git"]["ReadOnly"] is False  # pinned: cannot be renamed away
     assert "privileged" not in kw and "/home/agent" in kw["tmpfs"]
 
 

@@ -1,0 +1,72 @@
+"""Who the agent runs as on the host. Never uid 0, on either backend.
+
+- Daemon run by a person (not root): that person's uid and gid; the kernel allows nothing else.
+- Root daemon, workspace owned by a person: that person's uid and gid, so what the agent writes
+  is theirs and it can read what they can read in the workspace, nothing more.
+- Root daemon, workspace owned by root (the usual case on a rented GPU box): the dedicated
+  account `pilothouse-agent` (made on first use), and the sandbox sees the workspace through an
+  id-mapped mount: root's files read as the agent's, and the agent's new files land on disk as
+  root's. The agent holds no host privilege; the person's files stay the person's.
+
+Supplementary groups are always dropped: a person's `docker` or `sudo` group must not ride along.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+AGENT_ACCOUNT = "pilothouse-agent"
+NOBODY = 65534
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    uid: int
+    gid: int
+    idmap: bool  # the workspace is shown through an id-mapped mount (root-owned workspace)
+    why: str  # one line for doctor and the run's notes
+
+    def describe(self) -> str:
+        try:
+            name = pwd.getpwuid(self.uid).pw_name
+        except KeyError:
+            name = "no name"
+        return f"uid {self.uid} ({name}), gid {self.gid}: {self.why}"
+
+
+def agent_account(create: bool = True) -> tuple[int, int] | None:
+    """uid, gid of the dedicated account; made with useradd when absent (root only)."""
+    try:
+        pw = pwd.getpwnam(AGENT_ACCOUNT)
+        return pw.pw_uid, pw.pw_gid
+    except KeyError:
+        pass
+    if not create or os.geteuid() != 0:
+        return None
+    subprocess.run(
+        ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+         "--shell", "/usr/sbin/nologin", "--comment", "Pilothouse sandboxed agents",
+         AGENT_ACCOUNT],
+        capture_output=True, timeout=30,
+    )  # fmt: skip
+    try:
+        pw = pwd.getpwnam(AGENT_ACCOUNT)
+        return pw.pw_uid, pw.pw_gid
+    except KeyError:
+        return None
+
+
+def agent_identity(workspace: Path, create: bool = True) -> AgentIdentity:
+    if os.geteuid() != 0:
+        return AgentIdentity(os.getuid(), os.getgid(), False, "the daemon's own user")
+    st = workspace.stat()
+    if st.st_uid != 0:
+        return AgentIdentity(st.st_uid, st.st_gid, False, "the workspace owner")
+    account = agent_account(create)
+    if account is None:
+        return AgentIdentity(NOBODY, NOBODY, True, f"nobody (could not create {AGENT_ACCOUNT})")
+    return AgentIdentity(*account, True, f"{AGENT_ACCOUNT}, root's workspace id-mapped to it")

@@ -1,0 +1,245 @@
+"""The workspace as one run's sandbox sees it: protected paths bound without following links.
+
+`WorkspaceView.open(spec, identity)` plans the protection (protect.py), makes the mountpoints
+that masks of absent paths need, and, with a root daemon, stages the whole view under the run
+folder (`.view`): a clone of the workspace (id-mapped when root owns it) with every protected
+path mounted read-only or masked on top, links covered rather than followed. Both backends then
+bind that one folder. A daemon run by a person cannot mount on the host: bubblewrap gets the
+opened descriptors (`--ro-bind-fd`), Docker the checked paths, and a protected path that is a
+link is left as a link (it resolves inside the sandbox's own view, where no host file is) and
+not mounted over; the notes say which.
+
+`close()` (at the run's end) detaches the staged view and removes mountpoints no live run uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import fsview
+from .identity import AgentIdentity
+from .protect import Bind, Protection, plan_protection
+
+VIEW_DIR = ".view"
+# Root daemon: where the agent's uid finds what bubblewrap binds (bwrap resolves every source by
+# path as that uid, and the run folder sits below the daemon's 0700 state folder). One folder
+# per run, 0700 and owned by the agent's uid, below a root-owned 0711 base: nobody else can
+# list or enter it.
+HANDOFF_BASE = Path("/run/pilothouse-handoff")
+
+# Mountpoints this process made in workspaces, and how many live runs use each. Several runs may
+# share a workspace: deleting a mountpoint detaches the mounts on it in every namespace, so one
+# run ending must not remove a mask another run still relies on.
+_MADE: set[tuple[int, int, str]] = set()
+_USERS: dict[tuple[int, int, str], int] = {}
+
+
+def _split(rel: str) -> tuple[str, str]:
+    parent, _, name = rel.rpartition("/")
+    return parent, name
+
+
+@dataclass
+class WorkspaceView:
+    workspace: Path
+    run_dir: Path
+    identity: AgentIdentity
+    protection: Protection
+    staged: Path | None = None  # root daemon: the folder both backends bind at /workspace
+    handoff: Path | None = None  # root daemon: the run folder, reachable by the agent's uid
+    made: list[tuple[Path, tuple[int, int, str]]] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, workspace: Path, run_dir: Path, identity: AgentIdentity) -> WorkspaceView:
+        view = cls(workspace, run_dir, identity, plan_protection(workspace))
+        try:
+            view._make_mountpoints()
+            if os.geteuid() == 0:
+                view._stage()
+                view._hand_off()
+        except BaseException:
+            view.close()
+            raise
+        return view
+
+    @property
+    def notes(self) -> list[str]:
+        if self.staged is not None:
+            return list(self.protection.notes)
+        return [
+            n.replace("masked (the agent sees an empty read-only file); the link was not followed",
+                      "not followed and not mounted over (it resolves inside the sandbox only)")
+            for n in self.protection.notes
+        ]  # fmt: skip
+
+    def binds(self) -> list[Bind]:
+        """What a backend binds itself (no staging): links are left alone."""
+        return [b for b in self.protection.ordered() if b.rel not in self.protection.links]
+
+    # --- mountpoints for masks of absent paths ---------------------------------------------------
+
+    def _make_mountpoints(self) -> None:
+        root_fd = os.open(self.workspace, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(root_fd)
+            for b in self.protection.ordered():
+                key = (st.st_dev, st.st_ino, b.rel)
+                if b.fd is None and b.rel not in self.protection.links:
+                    self._make_one(root_fd, b, key)
+                # Ours when made now or by a live sibling run (then this plan saw it as real).
+                if key in _MADE:
+                    _USERS[key] = _USERS.get(key, 0) + 1
+                    self.made.append((self.workspace / b.rel, key))
+        finally:
+            os.close(root_fd)
+
+    @staticmethod
+    def _make_one(root_fd: int, b: Bind, key: tuple[int, int, str]) -> None:
+        parent, name = _split(b.rel)
+        try:
+            pfd = fsview.open_beneath(root_fd, parent) if parent else os.dup(root_fd)
+        except OSError:
+            return  # the parent is masked itself (absent or a link)
+        try:
+            dfd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_DIRECTORY)
+        finally:
+            os.close(pfd)
+        try:
+            if b.kind == "mask-dir":
+                os.mkdir(name, 0o755, dir_fd=dfd)
+            else:
+                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444, dir_fd=dfd))
+            _MADE.add(key)
+        except FileExistsError:
+            pass  # made by the person meanwhile: not ours
+        finally:
+            os.close(dfd)
+
+    # --- the staged view (root daemon) ------------------------------------------------------------
+
+    def _stage(self) -> None:
+        from .base import ensure_masks
+
+        empty_file, empty_dir = ensure_masks(self.run_dir)
+        target = self.run_dir / VIEW_DIR
+        target.mkdir(mode=0o755, exist_ok=True)
+        ns = None
+        ws_fd = os.open(self.workspace, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        run_fd = os.open(self.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        masks = {
+            "mask-file": os.open(empty_file, os.O_PATH | os.O_CLOEXEC),
+            "mask-dir": os.open(empty_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC),
+        }
+        try:
+            if self.identity.idmap:
+                ns = fsview.userns_for_idmap(self.identity.uid, self.identity.gid)
+            fsview.clone_onto(ws_fd, run_fd, VIEW_DIR, read_only=False, recursive=True,
+                              idmap_ns=ns)  # fmt: skip
+            self.staged = target
+            view_fd = os.open(target, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                for b in self.protection.ordered():
+                    parent, name = _split(b.rel)
+                    pfd = fsview.open_beneath(view_fd, parent) if parent else os.dup(view_fd)
+                    try:
+                        if b.fd is None:
+                            # A link is covered by a file mask (a folder cannot cover a link).
+                            kind = "mask-file" if b.rel in self.protection.links else b.kind
+                            fsview.clone_onto(masks[kind], pfd, name, read_only=True,
+                                              recursive=False)  # fmt: skip
+                        else:
+                            fsview.clone_onto(b.fd, pfd, name, read_only=b.kind != "pin",
+                                              recursive=b.kind == "pin", idmap_ns=ns)  # fmt: skip
+                    finally:
+                        os.close(pfd)
+            finally:
+                os.close(view_fd)
+        finally:
+            for fd in (ws_fd, run_fd, *masks.values(), *([ns] if ns is not None else [])):
+                os.close(fd)
+
+    def _hand_off(self) -> None:
+        import secrets
+
+        HANDOFF_BASE.mkdir(mode=0o711, exist_ok=True)
+        os.chmod(HANDOFF_BASE, 0o711)
+        folder = HANDOFF_BASE / f"{self.run_dir.name}-{secrets.token_hex(8)}"
+        folder.mkdir(mode=0o700)
+        os.chown(folder, self.identity.uid, self.identity.gid)
+        self.handoff = folder / "run"
+        run_fd = os.open(self.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        dest_fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            self.handoff.mkdir(mode=0o755)
+            # The run folder read-only with its submounts (the staged view stays writable).
+            fsview.clone_onto(run_fd, dest_fd, "run", read_only=True, recursive=True,
+                              top_only=True)  # fmt: skip
+        finally:
+            os.close(run_fd)
+            os.close(dest_fd)
+
+    def reachable(self, path: Path | str) -> Path:
+        """Where the agent's uid reaches a path of the run folder (itself for a person's daemon)."""
+        path = Path(path)
+        if self.handoff is not None and path.is_relative_to(self.run_dir):
+            return self.handoff / path.relative_to(self.run_dir)
+        return path
+
+    # --- teardown ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.protection.close()
+        if self.handoff is not None:
+            fsview.unmount(self.handoff)
+            with contextlib.suppress(OSError):
+                self.handoff.rmdir()
+                self.handoff.parent.rmdir()
+            self.handoff = None
+        if self.staged is not None:
+            fsview.unmount(self.staged)
+            with contextlib.suppress(OSError):
+                self.staged.rmdir()
+            self.staged = None
+        for path, key in reversed(self.made):
+            left = _USERS.get(key, 0) - 1
+            if left > 0:
+                _USERS[key] = left
+                continue
+            _USERS.pop(key, None)
+            _MADE.discard(key)
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    path.rmdir()  # only while empty: never the person's data
+                elif path.is_file() and not path.is_symlink() and path.stat().st_size == 0:
+                    path.unlink()
+        self.made = []
+
+
+def reconcile_views(runs_dir: Path, live: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    """Detach staged views and hand-offs left by runs of this runs folder that are not live
+    (a daemon killed with SIGKILL never ran close()). Root only; returns the run ids."""
+    if os.geteuid() != 0:
+        return []
+    runs = {p.name for p in Path(runs_dir).iterdir() if p.is_dir()} if Path(runs_dir).is_dir() else set()
+    stale: dict[str, list[Path]] = {}
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            point = Path(line.split()[4].replace("\\040", " "))
+            run_id = None
+            if point.name == VIEW_DIR and point.parent.parent == Path(runs_dir):
+                run_id = point.parent.name
+            elif point.parent.parent == HANDOFF_BASE and point.name == "run":
+                run_id = point.parent.name.rsplit("-", 1)[0]
+            if run_id and run_id in runs and run_id not in live:
+                stale.setdefault(run_id, []).append(point)
+    for points in stale.values():
+        for point in points:
+            fsview.unmount(point)
+            with contextlib.suppress(OSError):
+                point.rmdir()
+                if point.parent.parent == HANDOFF_BASE:
+                    point.parent.rmdir()
+    return sorted(stale)

@@ -1,0 +1,281 @@
+"""A hostile agent and a hostile repository, on both backends, under a root daemon and under an
+ordinary-user daemon (a real second user). One test per class of issue 11; each proves from
+the host's side what it can (files unchanged, nothing created), not only from exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+CANARY = "ph-canary-7f3a9c"
+
+
+def _owner(box) -> tuple[int, int]:
+    st = box.workspace.stat()
+    return st.st_uid, st.st_gid
+
+
+def _give(box, *paths: Path) -> None:
+    """Files the test plants belong to the workspace's owner, as a person's checkout would."""
+    uid, gid = _owner(box)
+    for p in paths:
+        for root, dirs, files in os.walk(p) if p.is_dir() and not p.is_symlink() else [(None, [], [])]:
+            for n in ([root] if root else []) + [os.path.join(root, x) for x in dirs + files]:
+                os.lchown(n, uid, gid)
+        os.lchown(p, uid, gid)
+
+
+# --- 1. never host uid 0; kernel tunables read-only -------------------------------------------
+
+
+async def test_agent_is_never_host_root_and_sysctls_are_read_only(hostile):
+    r = await hostile.run(
+        "echo uid=$(id -u);"
+        "test -w /proc/sys/kernel/core_pattern && echo SYSCTL-WRITABLE;"
+        # Writes put back the value already there: if the probe gets through, nothing changes.
+        "v=$(cat /proc/sys/kernel/panic); (echo $v > /proc/sys/kernel/panic) 2>/dev/null"
+        " && echo SYSCTL-WRITTEN;"
+        "v=$(cat /proc/sys/vm/swappiness); (echo $v > /proc/sys/vm/swappiness) 2>/dev/null"
+        " && echo PANIC-WRITTEN;"
+        "test -w /proc/sysrq-trigger && echo SYSRQ-WRITABLE;"
+        "test -w /sys/kernel && echo SYS-WRITABLE; true"
+    )
+    assert "uid=" in r.out, r.out
+    # Inside, uid 0 could be a user-namespace root; on the host it must not be 0: the files it
+    # writes tell the host's view.
+    assert "SYSCTL-WRITABLE" not in r.out and "SYSCTL-WRITTEN" not in r.out, r.out
+    assert "PANIC-WRITTEN" not in r.out and "SYSRQ-WRITABLE" not in r.out, r.out
+    assert "SYS-WRITABLE" not in r.out, r.out
+
+
+async def test_files_the_agent_writes_are_the_workspace_owners(hostile):
+    r = await hostile.run("echo x > made-inside; id -u")
+    made = hostile.workspace / "made-inside"
+    assert made.exists(), r.out
+    assert (made.stat().st_uid, made.stat().st_gid) == _owner(hostile)
+
+
+# --- 2. the daemon's environment ---------------------------------------------------------------
+
+
+async def test_daemon_environment_is_not_visible_to_any_process_inside(hostile, monkeypatch):
+    monkeypatch.setenv("PH_DAEMON_SECRET", CANARY)
+    r = await hostile.run(
+        "for f in /proc/[0-9]*/environ; do tr '\\0' '\\n' < $f 2>/dev/null; done;"
+        "echo pids: /proc/[0-9]*",
+        daemon_env={"PH_DAEMON_SECRET": CANARY},
+    )
+    assert "pids:" in r.out, r.out
+    assert CANARY not in r.out, r.out
+
+
+# --- 3. protected paths are never followed -----------------------------------------------------
+
+
+@pytest.mark.parametrize("protected", [".pilothouse.toml", ".git/config", ".mcp.json",
+                                       ".claude/settings.json"])
+async def test_protected_symlink_is_masked_not_followed(hostile, tmp_path, protected):
+    secret = tmp_path / "host-secret"
+    secret.write_text(CANARY + "\n")
+    os.chmod(secret, 0o644)
+    ws = hostile.workspace
+    link = ws / protected
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(secret)
+    _give(hostile, ws)
+    r = await hostile.run(f"cat {protected} 2>&1; echo evil > {protected} 2>/dev/null; echo done")
+    assert "done" in r.out, r.out  # the run still starts
+    assert CANARY not in r.out, r.out
+    assert secret.read_text() == CANARY + "\n"
+    assert link.is_symlink() and os.readlink(link) == str(secret)  # the link itself untouched
+    if protected != ".claude/settings.json":  # inside a protected folder: that folder is bound
+        assert any(protected in n and "link" in n for n in r.handle.notes), r.handle.notes
+
+
+async def test_protected_path_under_a_symlinked_directory_is_masked(hostile, tmp_path):
+    outside = tmp_path / "elsewhere-git"
+    (outside / "hooks").mkdir(parents=True)
+    (outside / "config").write_text(f"[core]\n# {CANARY}\n")
+    os.chmod(outside, 0o755)
+    os.chmod(outside / "config", 0o644)
+    (hostile.workspace / ".git").symlink_to(outside)
+    _give(hostile, hostile.workspace)
+    r = await hostile.run(
+        "cat .git/config 2>&1; echo '[core] fsmonitor=evil' > .git/config 2>/dev/null;"
+        "echo x > .git/hooks/post-checkout 2>/dev/null; echo done"
+    )
+    assert "done" in r.out, r.out
+    assert CANARY not in r.out, r.out
+    assert "fsmonitor" not in (outside / "config").read_text()
+    assert not (outside / "hooks" / "post-checkout").exists()
+
+
+async def test_a_deep_link_does_not_block_the_run(hostile):
+    ws = hostile.workspace
+    (ws / ".git").mkdir()
+    (ws / ".git" / "hooks").symlink_to("../../../../../../../../nonexistent/deep/dir")
+    _give(hostile, ws)
+    r = await hostile.run("echo started")
+    assert "started" in r.out, r.out
+
+
+# --- 4. git indirection -------------------------------------------------------------------------
+
+
+def _git_repo(ws: Path) -> None:
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed (apt-get install git)")
+    subprocess.run([git, "-c", "safe.directory=*", "init", "-q", str(ws)], check=True)
+    (ws / "a.txt").write_text("a\n")
+    subprocess.run([git, "-C", str(ws), "-c", "safe.directory=*", "-c", "user.name=t", "-c", "user.email=t@t.invalid",
+                    "commit", "-qm", "init", "--allow-empty"], check=True)  # fmt: skip
+
+
+REDIRECTS = (
+    ".git/commondir", ".git/config.worktree", ".git/config", ".git/hooks/post-checkout",
+    ".git/info/attributes", ".git/worktrees/evil/commondir", ".git/modules/evil/config",
+    ".git/objects/info/alternates",
+)
+
+
+async def test_git_redirections_are_read_only_and_git_still_works(hostile):
+    ws = hostile.workspace
+    _git_repo(ws)
+    _give(hostile, ws)
+    config_before = (ws / ".git/config").read_text()
+    writes = "; ".join(
+        f"(mkdir -p $(dirname {p}) && echo '[core] fsmonitor=evil' > {p}) 2>/dev/null "
+        f"&& echo WROTE:{p}"
+        for p in REDIRECTS
+    )
+    usable = (
+        "echo x > .git/objects/probe && echo OBJECTS-OK; echo y > .git/refs/heads/probe "
+        "&& echo REFS-OK; echo z > .git/index.lock && echo LOCK-OK; mv .git/index.lock "
+        ".git/index-probe && echo RENAME-OK; echo ref > .git/ORIG_HEAD && echo ORIG-OK;"
+        "echo p > .git/packed-refs.lock && echo PACKED-OK; mkdir -p .git/logs/refs && echo LOGS-OK"
+    )
+    r = await hostile.run(f"{writes}; {usable}; true")
+    for p in REDIRECTS:
+        assert f"WROTE:{p}" not in r.out, r.out
+    assert (ws / ".git/config").read_text() == config_before
+    for p in REDIRECTS[:2] + REDIRECTS[4:]:
+        assert not (ws / p).exists() or (ws / p).read_text() == "", p
+    for ok in ("OBJECTS-OK", "REFS-OK", "LOCK-OK", "RENAME-OK", "ORIG-OK", "PACKED-OK", "LOGS-OK"):
+        assert ok in r.out, (ok, r.out)
+
+
+async def test_host_git_runs_no_planted_code_after_a_run(hostile, tmp_path):
+    ws = hostile.workspace
+    _git_repo(ws)
+    _give(hostile, ws)
+    pwned = tmp_path / "pwned"
+    payload = f"#!/bin/sh\ntouch {pwned}\n"
+    (tmp_path / "evil.sh").write_text(payload)
+    os.chmod(tmp_path / "evil.sh", 0o755)
+    await hostile.run(
+        f"printf '[core]\\n\\tfsmonitor = {tmp_path}/evil.sh\\n' > planted 2>/dev/null;"
+        "mkdir -p planted-git/hooks 2>/dev/null;"
+        "(echo ../planted-git > .git/commondir) 2>/dev/null;"
+        "(cp planted .git/config.worktree) 2>/dev/null;"
+        "(printf '[include]\\n\\tpath = ../planted\\n' >> .git/config) 2>/dev/null; true"
+    )
+    git = shutil.which("git")
+    subprocess.run([git, "-C", str(ws), "-c", "safe.directory=*", "status"], capture_output=True, timeout=30)
+    subprocess.run([git, "-C", str(ws), "-c", "safe.directory=*", "-c", "extensions.worktreeConfig=true", "status"],
+                   capture_output=True, timeout=30)  # fmt: skip
+    assert not pwned.exists()
+
+
+async def test_gitdir_file_target_inside_the_workspace_is_protected(hostile):
+    ws = hostile.workspace
+    _git_repo(ws)
+    (ws / ".git").rename(ws / "realgit")
+    (ws / ".git").write_text("gitdir: realgit\n")
+    _give(hostile, ws)
+    r = await hostile.run(
+        "(echo 'gitdir: /tmp/evil' > .git) 2>/dev/null && echo WROTE-GITFILE;"
+        "(echo '[core] fsmonitor=evil' >> realgit/config) 2>/dev/null && echo WROTE-CONFIG;"
+        "(echo x > realgit/hooks/post-checkout) 2>/dev/null && echo WROTE-HOOK;"
+        "(echo x > realgit/objects/probe) && echo OBJECTS-OK; true"
+    )
+    assert "WROTE-" not in r.out, r.out
+    assert (ws / ".git").read_text() == "gitdir: realgit\n"
+    assert "OBJECTS-OK" in r.out, r.out
+
+
+async def test_existing_submodule_is_usable_but_its_config_is_not(hostile):
+    ws = hostile.workspace
+    _git_repo(ws)
+    mod = ws / ".git" / "modules" / "lib"
+    (mod / "objects").mkdir(parents=True)
+    (mod / "refs").mkdir()
+    (mod / "config").write_text("[core]\n\tworktree = ../../../lib\n")
+    (mod / "HEAD").write_text("ref: refs/heads/main\n")
+    (ws / "lib").mkdir()
+    (ws / "lib" / ".git").write_text("gitdir: ../.git/modules/lib\n")
+    (ws / ".gitmodules").write_text('[submodule "lib"]\n\tpath = lib\n\turl = ../lib.invalid\n')
+    _give(hostile, ws)
+    r = await hostile.run(
+        "(echo '[core] fsmonitor=evil' >> .git/modules/lib/config) 2>/dev/null && echo W-CONFIG;"
+        "(mkdir .git/modules/lib/hooks) 2>/dev/null && echo W-HOOKS;"
+        "(echo 'gitdir: ../evil' > lib/.git) 2>/dev/null && echo W-GITFILE;"
+        "(mkdir .git/modules/new) 2>/dev/null && echo W-NEWMODULE;"
+        "(echo o > .git/modules/lib/objects/probe) && echo MOD-OBJECTS-OK;"
+        "(echo l > .git/modules/lib/index.lock) && echo MOD-LOCK-OK; true"
+    )
+    assert "W-" not in r.out, r.out
+    assert "MOD-OBJECTS-OK" in r.out and "MOD-LOCK-OK" in r.out, r.out
+    assert (mod / "config").read_text() == "[core]\n\tworktree = ../../../lib\n"
+
+
+# --- 5. agent configuration in the workspace ------------------------------------------------------
+
+
+async def test_agent_project_config_is_read_only(hostile):
+    ws = hostile.workspace
+    (ws / ".claude").mkdir()
+    (ws / ".claude" / "settings.json").write_text("{}\n")
+    _give(hostile, ws)
+    r = await hostile.run(
+        "(echo '{\"disableAllHooks\": true}' > .claude/settings.json) 2>/dev/null && echo W1;"
+        "(echo '{\"disableAllHooks\": true}' > .claude/settings.local.json) 2>/dev/null && echo W2;"
+        "(mkdir -p .codex && echo 'x' > .codex/config.toml) 2>/dev/null && echo W3;"
+        "(echo '{}' > .mcp.json) 2>/dev/null && echo W4;"
+        "(mkdir -p .vscode && echo '{}' > .vscode/tasks.json) 2>/dev/null && echo W5;"
+        "cat /etc/claude-code/managed-settings.json; true"
+    )
+    for w in ("W1", "W2", "W3", "W4", "W5"):
+        assert w not in r.out.split(), r.out
+    assert (ws / ".claude" / "settings.json").read_text() == "{}\n"
+    assert not (ws / ".claude" / "settings.local.json").exists()
+    assert not (ws / ".codex").exists() and not (ws / ".mcp.json").exists()
+    # The hook is installed where project settings cannot switch it off: managed settings.
+    assert "ph-claude-hook" in r.out, r.out
+
+
+# --- 7. io_uring --------------------------------------------------------------------------------
+
+IO_URING_PROBE = r"""
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+params = ctypes.create_string_buffer(120)
+fd = libc.syscall(425, 4, params)
+print("io_uring_setup:", "refused " + errno.errorcode.get(ctypes.get_errno(), "?") if fd < 0 else "ALLOWED")
+"""
+
+
+async def test_io_uring_is_refused(hostile, request):
+    kw = {}
+    if hostile.name.startswith("docker"):
+        kw["image"] = request.getfixturevalue("python_ref")
+    (hostile.workspace / "probe.py").write_text(IO_URING_PROBE)
+    _give(hostile, hostile.workspace)
+    r = await hostile.run("python3 probe.py 2>&1 || /usr/bin/python3 probe.py 2>&1", **kw)
+    assert "io_uring_setup:" in r.out, r.out
+    assert "ALLOWED" not in r.out, r.out
