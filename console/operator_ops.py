@@ -149,6 +149,7 @@ async def run_start(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send
         workspace=_arg(args, "workspace", str, None),
         command=command or None,
         client_cwd=_arg(args, "cwd", str, None),
+        requester=(peer.uid, peer.gid),
     )
     return run.public()
 

@@ -139,7 +139,8 @@ class RunManager:
         )
         return await asyncio.wrap_future(fut) is not None
 
-    def _workspace(self, profile: Profile, requested: str | None, client_cwd: str | None) -> Path:
+    def _workspace(self, profile: Profile, requested: str | None, client_cwd: str | None,
+                   requester: tuple[int, int] | None = None) -> Path:
         raw = requested or profile.workspace or "."
         base = Path(client_cwd or os.getcwd())
         path = (base / os.path.expanduser(raw)).resolve()
@@ -149,15 +150,14 @@ class RunManager:
                 f"workspace {path} is not a folder",
                 "create it, or pass --workspace DIR",
             )
-        forbidden = {Path("/"), Path.home().resolve(), Path("/root"), Path("/etc"), Path("/usr")}
-        home_root = self.paths.data_dir.parent
-        if path in forbidden or path == home_root or self.paths.data_dir.is_relative_to(path):
-            raise Failure(
-                "bad-workspace",
-                f"refusing {path} as a workspace: it would expose your home, the system or "
-                "Pilothouse's own state to the agent",
-                "point --workspace at a project folder",
-            )
+        from console.workspaces import check_workspace
+
+        if requester is not None:
+            own = [self.paths.data_dir, self.paths.runs_dir, self.paths.runtime_dir,
+                   self.paths.data_dir.parent]  # fmt: skip
+            refusal = check_workspace(path, requester[0], requester[1], own)
+            if refusal is not None:
+                raise Failure("bad-workspace", refusal.reason, refusal.hint)
         return path
 
     def _env(self, run_id: str, profile: Profile) -> dict[str, str]:
@@ -189,13 +189,15 @@ class RunManager:
         workspace: str | None = None,
         command: list[str] | None = None,
         client_cwd: str | None = None,
+        requester: tuple[int, int] | None = None,
     ) -> Run:
         cfg = self.config()
         try:
             profile = cfg.profile(profile_name)
         except Exception as exc:  # ConfigError: the message names the known profiles
             raise Failure("no-such-profile", str(exc), "list profiles with: pilothouse profiles") from None
-        ws = self._workspace(profile, workspace, client_cwd)
+        # The person who asked (SO_PEERCRED uid, gid); None only for in-process callers.
+        ws = self._workspace(profile, workspace, client_cwd, requester or (os.getuid(), os.getgid()))
         try:
             backend = self.choose_backend(profile.sandbox, profile)
         except SandboxError as exc:

@@ -75,7 +75,6 @@ class Services:
     async def _reconcile_backends(self) -> None:
         """Docker containers of runs this daemon does not know are orphans: remove them."""
         from console.sandbox.choose import get_backend
-
         from console.sandbox.view import reconcile_views
 
         removed: list[str] = reconcile_views(self.daemon.paths.runs_dir)
