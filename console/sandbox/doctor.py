@@ -241,9 +241,39 @@ def check_disk(paths: Any) -> Finding:
     return Finding("disk", "ok", detail)
 
 
+def check_agent_identity() -> Finding:
+    """Who the agent runs as here, and what a root daemon means for it."""
+    from .base import CLAUDE_MANAGED_DIR
+    from .identity import AGENT_ACCOUNT, agent_account
+
+    if os.geteuid() != 0:
+        detail = (f"agents run as you (uid {os.getuid()}), in their own user namespace; "
+                  "they can reach only what the sandbox mounts")  # fmt: skip
+        if not os.path.isdir(CLAUDE_MANAGED_DIR):
+            return Finding(
+                "agent identity", "warning",
+                detail + f"; {CLAUDE_MANAGED_DIR} is missing, so Claude Code's hook can be "
+                "switched off by a repository's .claude settings",
+                f"sudo mkdir {CLAUDE_MANAGED_DIR}",
+            )  # fmt: skip
+        return Finding("agent identity", "ok", detail)
+    account = agent_account(create=False)
+    who = (f"{AGENT_ACCOUNT} (uid {account[0]})" if account
+           else f"{AGENT_ACCOUNT} (made on the first run in a root-owned workspace)")  # fmt: skip
+    return Finding(
+        "agent identity", "warning",
+        "the daemon runs as root: agents never do. In a workspace a person owns they run as "
+        f"that person; in a root-owned workspace as {who}, through an id-mapped mount so "
+        "files stay root's. Consequence: a bug in the daemon itself (the gate, the sockets it "
+        "serves to sandboxes) would be a bug in a root process",
+        "run the daemon as an ordinary user (pilothouse as that user), and keep projects in "
+        "folders that user owns",
+    )  # fmt: skip
+
+
 def run_checks(paths: Any, config: Any = None) -> list[Finding]:
     """All checks, in the order a person reads them. config is accepted for future checks."""
-    findings = [check_bwrap(), check_userns(), check_bridge()]
+    findings = [check_bwrap(), check_userns(), check_bridge(), check_agent_identity()]
     findings.extend(check_docker())
     findings += [check_cgroups(), check_nvml(), check_disk(paths)]
     if not os.access(BWRAP, os.X_OK) and all(
