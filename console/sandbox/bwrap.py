@@ -51,7 +51,7 @@ from .cgroups import Limiter, RunLimits
 from .identity import AgentIdentity, agent_identity
 from .procstats import SubprocessHandle
 from .seccomp import filter_fd
-from .view import WorkspaceView
+from .view import WorkspaceView, view_error
 
 BWRAP = "/usr/bin/bwrap"
 # Host top-level entries that are links into /usr on merged-/usr systems, or real directories
@@ -372,9 +372,7 @@ class BwrapBackend:
             view = await asyncio.to_thread(WorkspaceView.open, spec.workspace, spec.run_dir,
                                            identity)  # fmt: skip
         except OSError as e:
-            raise SandboxError(
-                f"cannot prepare the workspace view: {e}", "pilothouse doctor"
-            ) from e
+            raise view_error(e, identity) from e
         # cgroup names carry the owner key so another daemon's reconcile never touches them.
         cg_name = f"{owner_key(spec.run_dir.parent)}-{spec.run_id}"
         limits = self.limiter.create(cg_name, spec.limits)

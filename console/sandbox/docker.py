@@ -52,7 +52,7 @@ from .base import (
 from .identity import agent_identity
 from .procstats import ProcStats, tree
 from .seccomp import docker_profile
-from .view import WorkspaceView
+from .view import WorkspaceView, view_error
 
 LABEL_RUN = "pilothouse.run"
 LABEL_PROFILE = "pilothouse.profile"
@@ -372,7 +372,7 @@ class DockerBackend:
             view = await asyncio.to_thread(WorkspaceView.open, spec.workspace, spec.run_dir,
                                            identity)  # fmt: skip
         except OSError as e:
-            raise SandboxError(f"cannot prepare the workspace view: {e}", "pilothouse doctor") from e
+            raise view_error(e, identity) from e
         go_fd = _make_go_fifo(spec.run_dir) if info.has_sh else None
         kw = self.container_config(spec, info, user, view)
         try:

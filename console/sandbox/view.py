@@ -37,6 +37,28 @@ _MADE: set[tuple[int, int, str]] = set()
 _USERS: dict[tuple[int, int, str], int] = {}
 
 
+def view_error(e: OSError, identity: AgentIdentity) -> Exception:
+    """A SandboxError a person can act on, for a view that could not be made."""
+    import errno
+
+    from .base import SandboxError
+
+    if e.errno == errno.ENOSYS:
+        return SandboxError(
+            f"cannot prepare the workspace view: {e}",
+            "a root daemon needs Linux 5.12 or newer (open_tree, move_mount, mount_setattr); "
+            "upgrade the kernel, or run the daemon as an ordinary user",
+        )
+    if identity.idmap and e.errno in (errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP):
+        return SandboxError(
+            f"cannot show the root-owned workspace to the unprivileged agent: {e}",
+            "this file system may not support id-mapped mounts; give the workspace to a user "
+            "(chown -R USER DIR: the agent then runs as that user), or run the daemon as an "
+            "ordinary user",
+        )
+    return SandboxError(f"cannot prepare the workspace view: {e}", "pilothouse doctor")
+
+
 def _split(rel: str) -> tuple[str, str]:
     parent, _, name = rel.rpartition("/")
     return parent, name

@@ -279,3 +279,29 @@ async def test_io_uring_is_refused(hostile, request):
     r = await hostile.run("python3 probe.py 2>&1 || /usr/bin/python3 probe.py 2>&1", **kw)
     assert "io_uring_setup:" in r.out, r.out
     assert "ALLOWED" not in r.out, r.out
+
+
+# --- a root daemon in a root-owned workspace (the rented GPU box) -------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a root daemon needs root")
+@pytest.mark.parametrize("backend", ["bwrap_box", "docker_box"])
+async def test_root_owned_workspace_is_id_mapped_to_an_unprivileged_agent(request, backend):
+    from console.sandbox.identity import AGENT_ACCOUNT, agent_account
+
+    box = request.getfixturevalue(backend)
+    box.uid = 0  # keep the workspace root's, as `git clone` by root on a GPU box leaves it
+    ws = box.workspace
+    (ws / "existing.txt").write_text("root's file\n")
+    os.chmod(ws / "existing.txt", 0o644)
+    r = await box.run("id -u; ls -ln existing.txt; echo more >> existing.txt && echo APPENDED;"
+                      "echo new > created.txt && echo CREATED")  # fmt: skip
+    uid = agent_account(create=False)
+    assert uid is not None, f"{AGENT_ACCOUNT} was not created"
+    assert r.out.splitlines()[0] == str(uid[0]), r.out  # the agent is pilothouse-agent
+    assert "APPENDED" in r.out and "CREATED" in r.out, r.out
+    # On disk the person's files stay root's, new ones too.
+    for name in ("existing.txt", "created.txt"):
+        st = (ws / name).stat()
+        assert (st.st_uid, st.st_gid) == (0, 0), name
+    assert (ws / "existing.txt").read_text() == "root's file\nmore\n"
