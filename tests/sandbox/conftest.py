@@ -276,6 +276,9 @@ def _user_box(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> U
             break
         os.chmod(parent, os.stat(parent).st_mode | 0o005)
     os.chmod(tmp_path, 0o755)
+    # The one admin step a person's daemon needs (doctor says so): the empty mountpoint for
+    # Claude Code's managed settings in the host's /etc, which bwrap binds read-only.
+    os.makedirs("/etc/claude-code", exist_ok=True)
     box = UserBox(f"{backend}-user", None, tmp_path, image=image, user=user, python=python)
     box.run_dir_owner()
     return box
