@@ -188,6 +188,15 @@ def clone_onto(src_fd: int, parent_fd: int, name: str, *, read_only: bool, recur
         os.close(tree)
 
 
+_USERNS: dict[tuple[int, int], int] = {}
+
+
 def userns_for_idmap(uid: int, gid: int) -> int:
-    """An fd of a user namespace that maps 0:0 to uid:gid (for id-mapped mounts)."""
-    return _userns_fd(uid, gid)
+    """An fd of a user namespace that maps 0:0 to uid:gid (for id-mapped mounts).
+
+    Made once per identity and kept open for the process's life (the caller must not close
+    it): making one costs a fork and exec of unshare(1), a run's start should not."""
+    fd = _USERNS.get((uid, gid))
+    if fd is None:
+        fd = _USERNS[(uid, gid)] = _userns_fd(uid, gid)
+    return fd

@@ -180,7 +180,7 @@ class WorkspaceView:
             finally:
                 os.close(view_fd)
         finally:
-            for fd in (ws_fd, run_fd, *masks.values(), *([ns] if ns is not None else [])):
+            for fd in (ws_fd, run_fd, *masks.values()):  # ns is cached by fsview: kept
                 os.close(fd)
 
     def _hand_off(self) -> None:
