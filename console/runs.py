@@ -140,7 +140,13 @@ class RunManager:
         return await asyncio.wrap_future(fut) is not None
 
     def _workspace(self, profile: Profile, requested: str | None, client_cwd: str | None,
-                   requester: tuple[int, int] | None = None) -> Path:
+                   requester: tuple[int, int]) -> tuple[Path, int]:  # fmt: skip
+        """The resolved workspace and a descriptor of it, opened without following links and
+        checked for the requester (workspaces.py). Backends use the descriptor, so a folder
+        swapped for a link after this check changes nothing. The caller closes it."""
+        from console.sandbox.fsview import open_dir_nofollow
+        from console.workspaces import check_workspace
+
         raw = requested or profile.workspace or "."
         base = Path(client_cwd or os.getcwd())
         path = (base / os.path.expanduser(raw)).resolve()
@@ -150,15 +156,25 @@ class RunManager:
                 f"workspace {path} is not a folder",
                 "create it, or pass --workspace DIR",
             )
-        from console.workspaces import check_workspace
-
-        if requester is not None:
-            own = [self.paths.data_dir, self.paths.runs_dir, self.paths.runtime_dir,
-                   self.paths.data_dir.parent]  # fmt: skip
-            refusal = check_workspace(path, requester[0], requester[1], own)
-            if refusal is not None:
-                raise Failure("bad-workspace", refusal.reason, refusal.hint)
-        return path
+        try:
+            fd = open_dir_nofollow(path)
+        except OSError as exc:
+            raise Failure(
+                "bad-workspace", f"workspace {path} changed while it was being opened ({exc})",
+                "start the run again; if it keeps failing, something is swapping the folder",
+            ) from None  # fmt: skip
+        own = [self.paths.data_dir, self.paths.runs_dir, self.paths.runtime_dir,
+               self.paths.data_dir.parent, self.paths.log_dir,
+               self.paths.config_file.parent]  # fmt: skip
+        try:
+            refusal = check_workspace(path, fd, requester[0], requester[1], own)
+        except BaseException:
+            os.close(fd)
+            raise
+        if refusal is not None:
+            os.close(fd)
+            raise Failure("bad-workspace", refusal.reason, refusal.hint)
+        return path, fd
 
     def _env(self, run_id: str, profile: Profile) -> dict[str, str]:
         env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
@@ -196,8 +212,16 @@ class RunManager:
             profile = cfg.profile(profile_name)
         except Exception as exc:  # ConfigError: the message names the known profiles
             raise Failure("no-such-profile", str(exc), "list profiles with: pilothouse profiles") from None
-        # The person who asked (SO_PEERCRED uid, gid); None only for in-process callers.
-        ws = self._workspace(profile, workspace, client_cwd, requester or (os.getuid(), os.getgid()))
+        # The person who asked (SO_PEERCRED uid, gid); the daemon's own for in-process callers.
+        asker = requester or (os.getuid(), os.getgid())
+        ws, ws_fd = self._workspace(profile, workspace, client_cwd, asker)
+        try:
+            return await self._start(profile, ws, ws_fd, asker, actor=actor, command=command)
+        finally:
+            os.close(ws_fd)
+
+    async def _start(self, profile: Profile, ws: Path, ws_fd: int, asker: tuple[int, int], *,
+                     actor: str, command: list[str] | None) -> Run:  # fmt: skip
         try:
             backend = self.choose_backend(profile.sandbox, profile)
         except SandboxError as exc:
@@ -239,6 +263,8 @@ class RunManager:
             gpus=profile.gpus,
             image=profile.image,
             extra_mounts=[Mount(src, target) for src, target in home_mounts(run_dir)],
+            requester=asker,
+            workspace_fd=ws_fd,
         )
 
         async def prepare(handle: SandboxHandle) -> None:

@@ -64,8 +64,10 @@ def _allows(st: os.stat_result, uid: int, groups: set[int], bits: int) -> bool:
     return mode & bits == bits
 
 
-def check_workspace(path: Path, uid: int, gid: int, own_dirs: list[Path]) -> Refusal | None:
-    """None when `uid` may use `path` (resolved) as a workspace, else why not."""
+def check_workspace(path: Path, fd: int, uid: int, gid: int,
+                    own_dirs: list[Path]) -> Refusal | None:  # fmt: skip
+    """None when `uid` may use `path` (resolved, and opened without links as `fd`) as a
+    workspace, else why not. Ownership and mode are read from the descriptor."""
     hint = "point --workspace at a project folder of your own"
     if path == Path("/"):
         return Refusal(f"refusing {path} as a workspace: it is the whole system", hint)
@@ -103,7 +105,7 @@ def check_workspace(path: Path, uid: int, gid: int, own_dirs: list[Path]) -> Ref
                 f"refusing {path} as a workspace: you cannot reach it ({parent} is closed to "
                 "you), and a run must not open to you what you could not open yourself", hint,
             )  # fmt: skip
-    st = os.stat(path)
+    st = os.fstat(fd)
     if st.st_uid != uid and not _allows(st, uid, groups, 3):
         return Refusal(
             f"refusing {path} as a workspace: it belongs to someone else and you cannot write "

@@ -61,6 +61,11 @@ class SandboxSpec:
     gpus: list[int] | None = None  # pinned GPU indexes (CUDA_VISIBLE_DEVICES)
     image: str | None = None  # Docker only
     extra_mounts: list[Mount] = field(default_factory=list)
+    # Who asked for the run (SO_PEERCRED uid, gid): a root daemon runs the agent as them.
+    requester: tuple[int, int] | None = None
+    # The workspace opened once, without links, when it was checked (runs.py); backends use
+    # this descriptor rather than the path, so a folder swapped after the check changes nothing.
+    workspace_fd: int | None = None
     network: bool = False  # True only for sandbox = "none" semantics; sandboxes never get one
 
 

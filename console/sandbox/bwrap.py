@@ -224,7 +224,8 @@ def build_args(
     if view is not None and view.staged is not None:
         a += ["--bind-fd", fds.add(here(view.staged)), INSIDE_WORKSPACE]
     else:
-        a += ["--bind-fd", fds.add(spec.workspace), INSIDE_WORKSPACE]
+        ws = view.ws_fd if view is not None else spec.workspace
+        a += ["--bind-fd", fds.add(ws), INSIDE_WORKSPACE]
         for b in view.binds() if view is not None else []:
             inside = f"{INSIDE_WORKSPACE}/{b.rel}"
             if b.fd is not None:
@@ -366,16 +367,20 @@ class BwrapBackend:
             raise SandboxError(
                 f"workspace {spec.workspace} is not a directory", "create it or fix the profile"
             )
-        identity = agent_identity(spec.workspace)
+        identity = agent_identity(spec.workspace_fd or spec.workspace, spec.requester)
         managed_note = ensure_managed_mountpoint()
         try:
             view = await asyncio.to_thread(WorkspaceView.open, spec.workspace, spec.run_dir,
-                                           identity)  # fmt: skip
+                                           identity, spec.workspace_fd)  # fmt: skip
         except OSError as e:
             raise view_error(e, identity) from e
         # cgroup names carry the owner key so another daemon's reconcile never touches them.
         cg_name = f"{owner_key(spec.run_dir.parent)}-{spec.run_id}"
-        limits = self.limiter.create(cg_name, spec.limits)
+        try:
+            limits = self.limiter.create(cg_name, spec.limits)
+        except BaseException:
+            view.close()
+            raise
         binds = FdBinds()
         try:
             opts = build_args(spec, view, fds=binds)

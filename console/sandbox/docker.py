@@ -52,13 +52,12 @@ from .base import (
 from .identity import agent_identity
 from .procstats import ProcStats, tree
 from .seccomp import docker_profile
-from .view import WorkspaceView, view_error
+from .view import WorkspaceView, live_views, view_error
 
 LABEL_RUN = "pilothouse.run"
 LABEL_PROFILE = "pilothouse.profile"
 LABEL_OWNER = "pilothouse.owner"  # owner_key(runs folder): reconcile touches only its own
 GO_FIFO = ".go"
-NOBODY = 65534
 WAIT_SCRIPT = f'read -r _ < {INSIDE_RUN_DIR}/{GO_FIFO}; exec "$@"'
 TMPFS_OPTS = "rw,nosuid,nodev,size=512m"
 FAILURE_TTL = 10.0
@@ -69,12 +68,6 @@ class ImageInfo:
     id: str
     has_sh: bool
     has_python: bool
-
-
-def sandbox_user(workspace: Path) -> tuple[int, int]:
-    """The uid:gid a container runs as: identity.py decides, for both backends."""
-    ident = agent_identity(workspace)
-    return ident.uid, ident.gid
 
 
 class _Pump:
@@ -365,17 +358,27 @@ class DockerBackend:
         if not ok:
             raise SandboxError(why, "pilothouse doctor")
         info = await asyncio.to_thread(self.image_info, spec.image)
-        identity = agent_identity(spec.workspace)
+        identity = agent_identity(spec.workspace_fd or spec.workspace, spec.requester)
         user = identity.uid, identity.gid
         _share_run_dir(spec.run_dir, user)
         try:
             view = await asyncio.to_thread(WorkspaceView.open, spec.workspace, spec.run_dir,
-                                           identity)  # fmt: skip
+                                           identity, spec.workspace_fd)  # fmt: skip
         except OSError as e:
             raise view_error(e, identity) from e
-        go_fd = _make_go_fifo(spec.run_dir) if info.has_sh else None
-        kw = self.container_config(spec, info, user, view)
+        if view.staged is None and live_views(view.ws_fd) > 1:
+            # A person's daemon cannot stage: the root engine binds paths and follows links,
+            # which a live run in the same workspace could plant between our check and its bind.
+            view.close()
+            raise SandboxError(
+                f"another run is live in {spec.workspace}: a Docker run cannot start beside it "
+                "when the daemon is not root (the engine would follow links that run can plant)",
+                "wait for that run to end, or use sandbox = \"bwrap\" for parallel runs",
+            )
+        go_fd = None
         try:
+            go_fd = _make_go_fifo(spec.run_dir) if info.has_sh else None
+            kw = self.container_config(spec, info, user, view)
             container = await asyncio.to_thread(self.client.containers.create, **kw)
         except Exception as e:
             view.close()

@@ -78,6 +78,21 @@ def open_beneath(root_fd: int, rel: str) -> int:
     return fd
 
 
+def open_dir_nofollow(path: Path | str) -> int:
+    """O_PATH fd of an absolute folder path in which no component is a symbolic link.
+
+    The workspace is resolved once (realpath) when a run is asked for, checked, and opened with
+    this: a folder swapped for a link after the check fails here instead of being followed."""
+    how = _OpenHow(
+        os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW,
+        0,
+        RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )
+    fd = _libc.syscall(SYS_OPENAT2, AT_FDCWD, str(path).encode(), ctypes.byref(how),
+                       ctypes.sizeof(how))  # fmt: skip
+    return _check(fd, f"open {path}")
+
+
 def fd_path(fd: int) -> str:
     """The path through which this process can hand an fd to mount(2) or bwrap."""
     return f"/proc/self/fd/{fd}"

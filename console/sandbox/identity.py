@@ -1,12 +1,16 @@
 """Who the agent runs as on the host. Never uid 0, on either backend.
 
 - Daemon run by a person (not root): that person's uid and gid; the kernel allows nothing else.
-- Root daemon, workspace owned by a person: that person's uid and gid, so what the agent writes
-  is theirs and it can read what they can read in the workspace, nothing more.
-- Root daemon, workspace owned by root (the usual case on a rented GPU box): the dedicated
+- Root daemon, a run asked for by a person (SO_PEERCRED uid not 0, e.g. a teammate): that
+  person's uid and gid. The agent gets exactly the asker's power, whoever owns the folder:
+  a run must never lend a teammate another user's (or root's) identity.
+- Root daemon, asked for by root, workspace owned by a person: that person's uid and gid, so
+  what the agent writes is theirs and it can read what they can read there, nothing more.
+- Root daemon, asked for by root, workspace owned by root (the rented GPU box): the dedicated
   account `pilothouse-agent` (made on first use), and the sandbox sees the workspace through an
   id-mapped mount: root's files read as the agent's, and the agent's new files land on disk as
-  root's. The agent holds no host privilege; the person's files stay the person's.
+  root's. The agent holds no host privilege; the person's files stay the person's. Because its
+  files land as root's, seccomp refuses set-id mode bits in every sandbox (seccomp.py).
 
 Supplementary groups are always dropped: a person's `docker` or `sudo` group must not ride along.
 """
@@ -60,10 +64,15 @@ def agent_account(create: bool = True) -> tuple[int, int] | None:
         return None
 
 
-def agent_identity(workspace: Path, create: bool = True) -> AgentIdentity:
+def agent_identity(workspace: Path | int, requester: tuple[int, int] | None = None,
+                   create: bool = True) -> AgentIdentity:  # fmt: skip
+    """workspace: its path or an open descriptor; requester: (uid, gid) of who asked, None for
+    the daemon itself (treated as root's request when the daemon is root)."""
     if os.geteuid() != 0:
         return AgentIdentity(os.getuid(), os.getgid(), False, "the daemon's own user")
-    st = workspace.stat()
+    if requester is not None and requester[0] != 0:
+        return AgentIdentity(requester[0], requester[1], False, "the person who started the run")
+    st = os.fstat(workspace) if isinstance(workspace, int) else workspace.stat()
     if st.st_uid != 0:
         return AgentIdentity(st.st_uid, st.st_gid, False, "the workspace owner")
     account = agent_account(create)

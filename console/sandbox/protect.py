@@ -6,8 +6,10 @@ that runs on the host later, or switch Pilothouse's controls off:
 - Pilothouse's own: `.pilothouse.toml`.
 - git's indirections, in every git folder of the workspace (`.git`, a `gitdir:` target inside
   the workspace, each submodule under `.git/modules`): config, config.worktree, commondir,
-  hooks/, info/, worktrees/, modules/ (existing submodules stay usable), the object
-  alternates, the `.git` files of submodule checkouts, and files that config includes. What
+  hooks/, info/, worktrees/, modules/ (existing submodules stay usable), remotes/, branches/,
+  the object alternates, the `.git` files of submodule checkouts, and in the workspace what
+  config includes or names as a program or hook folder (core.hooksPath, core.fsmonitor,
+  filters, aliases, helpers: see _CODE_KEYS). What
   git needs to commit, branch and fetch (objects, refs, logs, index, HEAD, the *_HEAD files,
   packed-refs, lock files) stays writable.
 - Agents' and editors' project config: `.claude/`, `.codex/`, `.mcp.json`, `.vscode/`,
@@ -36,7 +38,7 @@ AGENT_CONFIG_DIRS = (".claude", ".codex", ".vscode", ".idea")
 AGENT_CONFIG_FILES = (".mcp.json", ".envrc")
 # Inside a git folder: what can redirect git or make it run code. Folders are masked as
 # folders when absent.
-GIT_DIRS = ("hooks", "info", "worktrees")
+GIT_DIRS = ("hooks", "info", "worktrees", "remotes", "branches")  # the last two: old remotes
 GIT_FILES = ("config", "config.worktree", "commondir")
 GIT_MODULES = "modules"
 
@@ -52,7 +54,9 @@ class Bind:
 class Protection:
     binds: list[Bind] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    links: list[str] = field(default_factory=list)  # protected paths that were symbolic links
+    # Protected paths that were symbolic links (or under one), with where the link leads inside
+    # the workspace (read-only too: host tools follow the link) or None when it leads outside.
+    links: dict[str, str | None] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
 
     def close(self) -> None:
@@ -87,18 +91,41 @@ def _open(root_fd: int, rel: str) -> tuple[int | None, str]:
         raise
 
 
-def _protect(p: Protection, root_fd: int, rel: str, want_dir: bool, pin: bool = False) -> int | None:
+def _link_target(root_fd: int, rel: str) -> str | None:
+    """Where a path that crosses a link ends up, workspace-relative, or None when outside."""
+    root = os.readlink(f"/proc/self/fd/{root_fd}")
+    real = os.path.realpath(os.path.join(root, rel))
+    if real == root or not real.startswith(root.rstrip("/") + "/"):
+        return None
+    return os.path.relpath(real, root)
+
+
+def _protect(p: Protection, root_fd: int, rel: str, want_dir: bool, pin: bool = False,
+             depth: int = 0) -> int | None:  # fmt: skip
     """Bind rel read-only (or pinned) or mask it; returns the fd when it is a real folder."""
     fd, state = _open(root_fd, rel)
     if state == "link":
-        p.links.append(rel)
-        p.notes.append(
-            f"{rel} is a symbolic link or lies under one: masked (the agent sees an empty "
-            "read-only " + ("folder" if want_dir else "file") + "); the link was not followed"
-        )
+        # The link itself is masked inside the sandbox; its target inside the workspace is
+        # protected too, because tools on the host follow the link to it.
+        target = _link_target(root_fd, rel)
+        p.links[rel] = target
         p._add(rel, "mask-dir" if want_dir else "mask-file")
+        if target is not None and depth < 8:
+            _protect(p, root_fd, target, want_dir, depth=depth + 1)
         return None
     if state == "absent":
+        # Mask the first missing folder on the way, so the agent cannot create the path.
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            head = "/".join(parts[:i])
+            head_fd, head_state = _open(root_fd, head)
+            if head_fd is not None:
+                os.close(head_fd)
+                continue
+            if head_state == "absent":
+                p._add(head, "mask-dir")
+                return None
+            break  # a link on the way: _open of rel said absent only if it resolved
         p._add(rel, "mask-dir" if want_dir else "mask-file")
         return None
     assert fd is not None
@@ -128,22 +155,101 @@ def _inside(base_rel: str, target: str) -> str | None:
     return joined
 
 
-_INCLUDE_PATH = re.compile(r"^\s*path\s*=\s*\"?([^\"\n]+?)\"?\s*$", re.M)
-_SECTION = re.compile(r"^\s*\[([^\]]+)\]", re.M)
-_WORKTREE = re.compile(r"^\s*worktree\s*=\s*\"?([^\"\n]+?)\"?\s*$", re.M)
+# Config keys whose value names a program, a script or a folder git runs or reads code from.
+# A value that points into the workspace makes that file (or folder) read-only: the config is
+# protected, but a hook script it names would otherwise stay the agent's to rewrite.
+_CODE_KEYS = re.compile(
+    r"^(core\.(hookspath|fsmonitor|sshcommand|editor|pager|askpass|worktree)|sequence\.editor"
+    r"|diff\.external|gpg(\..+)?\.program|credential(\..+)?\.helper"
+    r"|filter\..+\.(clean|smudge|process)|diff\..+\.(textconv|command)|merge\..+\.driver"
+    r"|(merge|diff)tool\..+\.cmd|alias\..+|uploadpack\.packobjectshook"
+    r"|remote\..+\.(uploadpack|receivepack)|init\.templatedir)$"
+)
+_INCLUDE_KEY = re.compile(r"^include(if\..+)?\.path$")
 
 
-def _config_includes(text: str) -> list[str]:
-    """`path =` values of [include] and [includeIf ...] sections (what git would read next)."""
-    found: list[str] = []
-    sections = list(_SECTION.finditer(text))
-    for i, sec in enumerate(sections):
-        name = sec.group(1).strip().lower()
-        if not (name == "include" or name.startswith("includeif")):
+def _config_entries(text: str) -> list[tuple[str, str]]:
+    """(key, value) pairs of one config file as git reads it (keys lower-cased), without
+    following its includes. git itself parses when installed (case, same-line values, quotes,
+    continuations); a small reader stands in otherwise."""
+    import shutil
+    import subprocess
+
+    git = shutil.which("git")
+    if git is not None:
+        fd = os.memfd_create("gitconfig", 0)
+        try:
+            os.write(fd, text.encode())
+            env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+                   "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}  # fmt: skip
+            r = subprocess.run([git, "config", "--file", f"/dev/fd/{fd}", "--list", "--null"],
+                               pass_fds=(fd,), env=env, capture_output=True, timeout=10)  # fmt: skip
+        finally:
+            os.close(fd)
+        if r.returncode == 0:
+            out = []
+            for item in r.stdout.decode(errors="replace").split("\0"):
+                key, _, value = item.partition("\n")
+                if key:
+                    out.append((key.lower(), value))
+            return out
+    out, section = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        m = re.match(r"^\[([^\]]+)\]\s*(.*)$", line)
+        if m:
+            head = m.group(1).strip()
+            name, _, sub = head.partition(" ")
+            section = name.lower() + ("." + sub.strip().strip('"') if sub else "")
+            line = m.group(2)
+        if "=" in line and section:
+            k, _, v = line.partition("=")
+            out.append((f"{section}.{k.strip().lower()}", v.strip().strip('"')))
+    return out
+
+
+def _named_path(value: str) -> str | None:
+    """The file a config value names: its first word (an alias's after `!`), when it looks
+    like a path."""
+    import shlex
+
+    value = value.strip().lstrip("!").strip()
+    try:
+        words = shlex.split(value)
+    except ValueError:
+        words = value.split()
+    first = words[0] if words else ""
+    return first if ("/" in first or first.startswith(".")) and not first.startswith("~") else None
+
+
+def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str) -> None:
+    """Protect what a git folder's config includes or runs, where that lies in the workspace."""
+    top = os.path.dirname(gd)  # the work tree's top: where git runs hooks and helpers
+    for key, value in _config_entries(text):
+        if _INCLUDE_KEY.match(key):
+            rel = _inside(gd, value.strip()) if value.strip() else None
+            if rel is not None:
+                _protect(p, root_fd, rel, want_dir=False)
             continue
-        end = sections[i + 1].start() if i + 1 < len(sections) else len(text)
-        found.extend(m.group(1).strip() for m in _INCLUDE_PATH.finditer(text, sec.end(), end))
-    return found
+        if not _CODE_KEYS.match(key):
+            continue
+        named = _named_path(value)
+        if named is None:
+            continue
+        if os.path.isabs(named):
+            root = os.readlink(f"/proc/self/fd/{root_fd}")
+            if not named.startswith(root.rstrip("/") + "/"):
+                continue
+            rel = os.path.relpath(named, root)
+        else:
+            base = gd if key == "core.worktree" else (top or ".")
+            rel = _inside(base, named)
+        if rel is None:
+            continue
+        if key == "core.worktree":
+            _protect(p, root_fd, f"{rel}/.git", want_dir=False)
+        else:
+            _protect(p, root_fd, rel, want_dir=key == "core.hookspath")
 
 
 def _git_folder(p: Protection, root_fd: int, gd: str, depth: int = 0) -> None:
@@ -155,20 +261,22 @@ def _git_folder(p: Protection, root_fd: int, gd: str, depth: int = 0) -> None:
         _protect(p, root_fd, f"{gd}/{name}", want_dir=False)
     for name in GIT_DIRS:
         _protect(p, root_fd, f"{gd}/{name}", want_dir=True)
-    info_fd, state = _open(root_fd, f"{gd}/objects/info")
-    if info_fd is not None:
-        os.close(info_fd)
+    # Object alternates redirect where git reads objects from. objects/info is made when absent
+    # (git's own layout; kept), so the alternates mask has a real folder to sit in.
+    objects_fd, _state = _open(root_fd, f"{gd}/objects")
+    if objects_fd is not None:
+        with contextlib.suppress(FileExistsError, OSError):
+            dfd = os.open(f"/proc/self/fd/{objects_fd}", os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.mkdir("info", 0o755, dir_fd=dfd)
+                st = os.fstat(gd_fd)
+                os.chown("info", st.st_uid, st.st_gid, dir_fd=dfd, follow_symlinks=False)
+            finally:
+                os.close(dfd)
+        os.close(objects_fd)
         _protect(p, root_fd, f"{gd}/objects/info/alternates", want_dir=False)
-    config = _read_small(root_fd, f"{gd}/config") or ""
-    for inc in _config_includes(config):
-        rel = _inside(gd, inc)
-        if rel is not None:
-            _protect(p, root_fd, rel, want_dir=False)
-    worktree = _WORKTREE.search(config)
-    if worktree:
-        rel = _inside(gd, worktree.group(1).strip())
-        if rel is not None:
-            _protect(p, root_fd, f"{rel}/.git", want_dir=False)
+    for name in GIT_FILES[:2]:  # config and config.worktree
+        _protect_config_targets(p, root_fd, gd, _read_small(root_fd, f"{gd}/{name}") or "")
     # Submodules: the modules folder read-only (no new ones), each existing one usable.
     modules_fd = _protect(p, root_fd, f"{gd}/{GIT_MODULES}", want_dir=True)
     if modules_fd is None or depth > 4:
@@ -180,10 +288,14 @@ def _git_folder(p: Protection, root_fd: int, gd: str, depth: int = 0) -> None:
             dirnames[:] = []  # a module's own modules are handled by its recursion
 
 
-def plan_protection(workspace: Path) -> Protection:
-    """Open and plan every protected path of a workspace (see the module docstring)."""
+def plan_protection(workspace: Path | int) -> Protection:
+    """Open and plan every protected path of a workspace (its path, or an O_PATH descriptor
+    this function does not close; see the module docstring)."""
     p = Protection()
-    root_fd = os.open(workspace, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    if isinstance(workspace, int):
+        root_fd = os.dup(workspace)
+    else:
+        root_fd = os.open(workspace, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for rel in OWN + AGENT_CONFIG_FILES:
             _protect(p, root_fd, rel, want_dir=False)

@@ -1,4 +1,4 @@
-"""A seccomp filter for bubblewrap sandboxes (Docker brings its own default profile).
+"""One seccomp rule list for both backends: a BPF filter for bubblewrap, a profile for Docker.
 
 Allow by default and refuse a short list of calls that no coding agent needs and that widen the
 kernel surface or reach outside the sandbox:
@@ -9,6 +9,11 @@ kernel surface or reach outside the sandbox:
 - new user namespaces (clone / unshare with CLONE_NEWUSER; clone3 answers ENOSYS so libc falls
   back to clone, where the flags can be checked): nested namespaces are a kernel attack surface;
 - io_uring_setup, io_uring_enter, io_uring_register;
+- set-user-ID and set-group-ID mode bits (chmod, fchmod, fchmodat, fchmodat2, creat, open,
+  openat, mknod, mknodat with 04000 or 02000 in the mode; openat2, whose mode sits in a struct
+  the filter cannot read, answers ENOSYS so libc falls back to openat): with a root daemon in a
+  root-owned workspace the agent's files land on disk as root's, and a set-id root binary left
+  there would make root of the next person who runs it;
 - bpf, perf_event_open, userfaultfd, kexec, module loading, open_by_handle_at, acct, swapon,
   swapoff, reboot, syslog, the new mount API: privileged or exploit-friendly, unused by agents.
 
@@ -45,6 +50,31 @@ REFUSED = (
     "mount", "umount2", "pivot_root", "setns", "name_to_handle_at", "lookup_dcookie",
     "quotactl", "vm86", "vm86old", "nfsservctl", "uselib",
 )  # fmt: skip
+
+
+SETUID, SETGID = 0o4000, 0o2000
+# (call, index of its mode argument): refused when the mode asks for a set-id bit.
+MODE_ARGS = (
+    ("chmod", 1), ("fchmod", 1), ("fchmodat", 2), ("fchmodat2", 2), ("creat", 1),
+    ("open", 2), ("openat", 3), ("mknod", 1), ("mknodat", 2),
+)  # fmt: skip
+
+Cmp = tuple[int, int, int]  # (argument index, mask, value): refused when arg & mask == value
+
+
+def rules() -> list[tuple[str, int, tuple[Cmp, ...]]]:
+    """(call, errno to answer, conditions), in one place for both backends."""
+    out: list[tuple[str, int, tuple[Cmp, ...]]] = [(c, errno.EPERM, ()) for c in REFUSED]
+    for request in (TIOCSTI, TIOCLINUX):
+        out.append(("ioctl", errno.EPERM, ((1, 0xFFFFFFFF, request),)))
+    for call in ("clone", "unshare"):
+        out.append((call, errno.EPERM, ((0, CLONE_NEWUSER, CLONE_NEWUSER),)))
+    for call, index in MODE_ARGS:
+        for bit in (SETUID, SETGID):
+            out.append((call, errno.EPERM, ((index, bit, bit),)))
+    out.append(("clone3", errno.ENOSYS, ()))
+    out.append(("openat2", errno.ENOSYS, ()))
+    return out
 
 
 def _errno(code: int) -> int:
@@ -97,14 +127,8 @@ def filter_bpf() -> bytes | None:
             if rc < 0:
                 raise OSError(-rc, f"seccomp rule for {call}: {os.strerror(-rc)}")
 
-        eperm = _errno(errno.EPERM)
-        for call in REFUSED:
-            rule(call, eperm)
-        for request in (TIOCSTI, TIOCLINUX):
-            rule("ioctl", eperm, (1, 0xFFFFFFFF, request))
-        rule("clone", eperm, (0, CLONE_NEWUSER, CLONE_NEWUSER))
-        rule("unshare", eperm, (0, CLONE_NEWUSER, CLONE_NEWUSER))
-        rule("clone3", _errno(errno.ENOSYS))
+        for call, code, cmps in rules():
+            rule(call, _errno(code), *cmps)
         fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
         try:
             if lib.seccomp_export_bpf(ctx, fd) != 0:
@@ -132,24 +156,21 @@ def filter_fd() -> int | None:
 
 
 def docker_profile() -> str:
-    """The same rules as a Docker seccomp profile (JSON): allow by default, refuse REFUSED,
-    TIOCSTI/TIOCLINUX, new user namespaces, and answer clone3 with ENOSYS. One list serves both
-    backends. Docker's default profile is replaced by this one (an engine takes one profile);
-    with every capability dropped, what the default refuses beyond this list fails anyway."""
+    """rules() as a Docker seccomp profile (JSON), allowing everything else.
+
+    It replaces Docker's default profile (an engine takes one); with every capability dropped,
+    what the default refuses beyond this list fails anyway."""
     import json
 
     archs = ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
     if os.uname().machine == "aarch64":
         archs = ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
-    deny = {"action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}
-    rules: list[dict] = [{"names": list(REFUSED), **deny}]
-    for request in (TIOCSTI, TIOCLINUX):
-        rules.append({"names": ["ioctl"], **deny,
-                      "args": [{"index": 1, "value": request, "op": "SCMP_CMP_EQ"}]})  # fmt: skip
-    for call in ("clone", "unshare"):
-        rules.append({"names": [call], **deny, "args": [
-            {"index": 0, "value": CLONE_NEWUSER, "valueTwo": CLONE_NEWUSER,
-             "op": "SCMP_CMP_MASKED_EQ"}]})  # fmt: skip
-    rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS})
+    syscalls = []
+    for call, code, cmps in rules():
+        entry: dict = {"names": [call], "action": "SCMP_ACT_ERRNO", "errnoRet": code}
+        if cmps:  # Docker's MASKED_EQ: value is the mask, valueTwo what the masked arg equals
+            entry["args"] = [{"index": i, "value": m, "valueTwo": v, "op": "SCMP_CMP_MASKED_EQ"}
+                             for i, m, v in cmps]  # fmt: skip
+        syscalls.append(entry)
     return json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "architectures": archs,
-                       "syscalls": rules}, separators=(",", ":"))  # fmt: skip
+                       "syscalls": syscalls}, separators=(",", ":"))  # fmt: skip

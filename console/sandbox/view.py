@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,14 @@ HANDOFF_BASE = Path("/run/pilothouse-handoff")
 # run ending must not remove a mask another run still relies on.
 _MADE: set[tuple[int, int, str]] = set()
 _USERS: dict[tuple[int, int, str], int] = {}
+# Open views per workspace (device, inode): a person's daemon must not start a Docker run
+# beside another live run (docker.py says why).
+_LIVE: dict[tuple[int, int], int] = {}
+
+
+def live_views(ws_fd: int) -> int:
+    st = os.fstat(ws_fd)
+    return _LIVE.get((st.st_dev, st.st_ino), 0)
 
 
 def view_error(e: OSError, identity: AgentIdentity) -> Exception:
@@ -70,13 +79,25 @@ class WorkspaceView:
     run_dir: Path
     identity: AgentIdentity
     protection: Protection
+    ws_fd: int = -1  # the workspace, opened without links when it was checked; kept till close
     staged: Path | None = None  # root daemon: the folder both backends bind at /workspace
     handoff: Path | None = None  # root daemon: the run folder, reachable by the agent's uid
-    made: list[tuple[Path, tuple[int, int, str]]] = field(default_factory=list)
+    made: list[tuple[int, int, str]] = field(default_factory=list)  # mountpoints we rely on
 
     @classmethod
-    def open(cls, workspace: Path, run_dir: Path, identity: AgentIdentity) -> WorkspaceView:
-        view = cls(workspace, run_dir, identity, plan_protection(workspace))
+    def open(cls, workspace: Path, run_dir: Path, identity: AgentIdentity,
+             ws_fd: int | None = None) -> WorkspaceView:  # fmt: skip
+        """ws_fd: the descriptor runs.py opened when it checked the workspace (duplicated here;
+        the caller keeps its own). Without one the path is opened now, refusing links."""
+        fd = os.dup(ws_fd) if ws_fd is not None else fsview.open_dir_nofollow(workspace)
+        try:
+            plan = plan_protection(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        view = cls(workspace, run_dir, identity, plan, ws_fd=fd)
+        key = view.key
+        _LIVE[key] = _LIVE.get(key, 0) + 1
         try:
             view._make_mountpoints()
             if os.geteuid() == 0:
@@ -88,14 +109,24 @@ class WorkspaceView:
         return view
 
     @property
+    def key(self) -> tuple[int, int]:
+        st = os.fstat(self.ws_fd)
+        return st.st_dev, st.st_ino
+
+    @property
     def notes(self) -> list[str]:
-        if self.staged is not None:
-            return list(self.protection.notes)
-        return [
-            n.replace("masked (the agent sees an empty read-only file); the link was not followed",
-                      "not followed and not mounted over (it resolves inside the sandbox only)")
-            for n in self.protection.notes
-        ]  # fmt: skip
+        out = []
+        for rel, target in self.protection.links.items():
+            if self.staged is not None:
+                text = (f"{rel} is a symbolic link or lies under one: masked (the agent sees an "
+                        "empty read-only file); the link was not followed")  # fmt: skip
+            else:
+                text = (f"{rel} is a symbolic link or lies under one: not followed and not "
+                        "mounted over (it resolves inside the sandbox only)")  # fmt: skip
+            if target is not None:
+                text += f"; what it leads to, {target}, is read-only too"
+            out.append(text)
+        return out
 
     def binds(self) -> list[Bind]:
         """What a backend binds itself (no staging): links are left alone."""
@@ -104,19 +135,15 @@ class WorkspaceView:
     # --- mountpoints for masks of absent paths ---------------------------------------------------
 
     def _make_mountpoints(self) -> None:
-        root_fd = os.open(self.workspace, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            st = os.fstat(root_fd)
-            for b in self.protection.ordered():
-                key = (st.st_dev, st.st_ino, b.rel)
-                if b.fd is None and b.rel not in self.protection.links:
-                    self._make_one(root_fd, b, key)
-                # Ours when made now or by a live sibling run (then this plan saw it as real).
-                if key in _MADE:
-                    _USERS[key] = _USERS.get(key, 0) + 1
-                    self.made.append((self.workspace / b.rel, key))
-        finally:
-            os.close(root_fd)
+        st = os.fstat(self.ws_fd)
+        for b in self.protection.ordered():
+            key = (st.st_dev, st.st_ino, b.rel)
+            if b.fd is None and b.rel not in self.protection.links:
+                self._make_one(self.ws_fd, b, key)
+            # Ours when made now or by a live sibling run (then this plan saw it as real).
+            if key in _MADE:
+                _USERS[key] = _USERS.get(key, 0) + 1
+                self.made.append(key)
 
     @staticmethod
     def _make_one(root_fd: int, b: Bind, key: tuple[int, int, str]) -> None:
@@ -149,7 +176,7 @@ class WorkspaceView:
         target = self.run_dir / VIEW_DIR
         target.mkdir(mode=0o755, exist_ok=True)
         ns = None
-        ws_fd = os.open(self.workspace, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        ws_fd = os.dup(self.ws_fd)
         run_fd = os.open(self.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         masks = {
             "mask-file": os.open(empty_file, os.O_PATH | os.O_CLOEXEC),
@@ -165,7 +192,12 @@ class WorkspaceView:
             try:
                 for b in self.protection.ordered():
                     parent, name = _split(b.rel)
-                    pfd = fsview.open_beneath(view_fd, parent) if parent else os.dup(view_fd)
+                    try:
+                        pfd = fsview.open_beneath(view_fd, parent) if parent else os.dup(view_fd)
+                    except OSError:
+                        # Its folder is a link or masked: nothing of it shows inside, and
+                        # protect.py protected where the link leads.
+                        continue
                     try:
                         if b.fd is None:
                             # A link is covered by a file mask (a folder cannot cover a link).
@@ -225,19 +257,47 @@ class WorkspaceView:
             with contextlib.suppress(OSError):
                 self.staged.rmdir()
             self.staged = None
-        for path, key in reversed(self.made):
+        for key in reversed(self.made):
             left = _USERS.get(key, 0) - 1
             if left > 0:
                 _USERS[key] = left
                 continue
             _USERS.pop(key, None)
             _MADE.discard(key)
-            with contextlib.suppress(OSError):
-                if path.is_dir() and not path.is_symlink():
-                    path.rmdir()  # only while empty: never the person's data
-                elif path.is_file() and not path.is_symlink() and path.stat().st_size == 0:
-                    path.unlink()
+            self._remove_mountpoint(key[2])
         self.made = []
+        if self.ws_fd >= 0:
+            key = self.key
+            _LIVE[key] = _LIVE.get(key, 1) - 1
+            if _LIVE[key] <= 0:
+                _LIVE.pop(key, None)
+            os.close(self.ws_fd)
+            self.ws_fd = -1
+
+    def _remove_mountpoint(self, rel: str) -> None:
+        """Remove an empty mask mountpoint we made, through the workspace descriptor: a folder
+        swapped for a link since cannot point the removal elsewhere."""
+        parent, name = _split(rel)
+        try:
+            pfd = fsview.open_beneath(self.ws_fd, parent) if parent else os.dup(self.ws_fd)
+        except OSError:
+            return
+        try:
+            dfd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            os.close(pfd)
+            return
+        os.close(pfd)
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                os.rmdir(name, dir_fd=dfd)  # only while empty: never the person's data
+            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                os.unlink(name, dir_fd=dfd)
+        except OSError:
+            pass
+        finally:
+            os.close(dfd)
 
 
 def reconcile_views(runs_dir: Path, live: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]

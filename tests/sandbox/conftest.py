@@ -234,7 +234,7 @@ class UserBox(Box):
             "run_id": self.run_id, "command": ["/bin/sh", "-c", script],
             "workspace": str(self.workspace), "run_dir": str(self.run_dir),
             "env": kw.pop("env", {"PATH": "/usr/bin:/bin"}), "image": kw.pop("image", self.image),
-            "timeout": timeout,
+            "timeout": timeout, "sibling": kw.pop("sibling", False),
         }  # fmt: skip
         python, site = self.python
         repo = str(Path(__file__).resolve().parents[2])
@@ -270,11 +270,12 @@ def _user_box(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> U
         if _docker_client()[0] is None:
             pytest.skip(_docker_client()[1])
         image = request.getfixturevalue("busybox_ref")
-    # pytest's tmp folders are 0700: the ordinary user must reach its own home below them.
-    for parent in tmp_path.parents:
-        if parent in (Path("/tmp"), Path("/")):
-            break
-        os.chmod(parent, os.stat(parent).st_mode | 0o005)
+    # Not below pytest's tmp folders: pytest keeps pytest-of-root at 0700 (and another pytest
+    # session on the machine resets it), and the ordinary user must reach its own home.
+    import tempfile
+
+    tmp_path = Path(tempfile.mkdtemp(prefix="ph-userbox-"))
+    request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
     os.chmod(tmp_path, 0o755)
     # The one admin step a person's daemon needs (doctor says so): the empty mountpoint for
     # Claude Code's managed settings in the host's /etc, which bwrap binds read-only.

@@ -30,7 +30,23 @@ async def _main(job: dict) -> dict:
         workspace=Path(job["workspace"]), run_dir=Path(job["run_dir"]), env=job["env"],
         limits=Limits(), image=job.get("image"),
     )  # fmt: skip
-    handle = await backend.start(spec, None)
+    sibling = None
+    if job.get("sibling"):  # a live bwrap run in the same workspace first
+        from dataclasses import replace
+
+        from console.sandbox.base import prepare_run_dir
+        from console.sandbox.bwrap import BwrapBackend
+
+        rd = Path(job["run_dir"] + "-sibling")
+        prepare_run_dir(rd)
+        sibling = await BwrapBackend(owner=job["owner"]).start(
+            replace(spec, run_id=job["run_id"] + "s", run_dir=rd, command=["sleep", "20"],
+                    image=None), None)  # fmt: skip
+    try:
+        handle = await backend.start(spec, None)
+    finally:
+        if sibling is not None:
+            await sibling.kill()
     try:
         out = await asyncio.wait_for(handle.output.read(), job["timeout"])
         rc = await asyncio.wait_for(handle.wait(), job["timeout"])

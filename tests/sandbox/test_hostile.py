@@ -139,6 +139,7 @@ def _git_repo(ws: Path) -> None:
 
 REDIRECTS = (
     ".git/commondir", ".git/config.worktree", ".git/config", ".git/hooks/post-checkout",
+    ".git/remotes/origin", ".git/branches/evil",
     ".git/info/attributes", ".git/worktrees/evil/commondir", ".git/modules/evil/config",
     ".git/objects/info/alternates",
 )
@@ -305,3 +306,169 @@ async def test_root_owned_workspace_is_id_mapped_to_an_unprivileged_agent(reques
         st = (ws / name).stat()
         assert (st.st_uid, st.st_gid) == (0, 0), name
     assert (ws / "existing.txt").read_text() == "root's file\nmore\n"
+
+
+# --- found by the attack review of this change -----------------------------------------------------
+
+SETID_PROBE = (
+    "for b in /bin/busybox /usr/bin/busybox; do [ -x $b ] && cp $b ./setid-probe && break; done;"
+    "chmod 4755 ./setid-probe;"
+    "chmod u+s ./setid-probe; chmod g+s ./setid-probe; busybox install -m 6755 ./setid-probe "
+    "./setid-probe2 2>/dev/null; ls -l ./setid-probe; true"
+)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a root daemon needs root")
+@pytest.mark.parametrize("backend", ["bwrap_box", "docker_box"])
+async def test_no_set_id_binary_can_be_planted_in_a_root_owned_workspace(request, backend):
+    """Writes through the id-mapped view land as root's: a set-id bit would make a host root
+    binary anyone could run."""
+    box = request.getfixturevalue(backend)
+    box.uid = 0
+    r = await box.run(SETID_PROBE)
+    for name in ("setid-probe", "setid-probe2"):
+        p = box.workspace / name
+        if p.exists():
+            mode = p.stat().st_mode
+            assert not mode & 0o6000, (name, oct(mode), r.out)
+    assert (box.workspace / "setid-probe").exists(), r.out  # the copy itself was allowed
+
+
+async def test_set_id_bits_are_refused_everywhere(hostile):
+    r = await hostile.run(SETID_PROBE)
+    p = hostile.workspace / "setid-probe"
+    assert p.exists(), r.out
+    assert not p.stat().st_mode & 0o6000, r.out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a root daemon needs root")
+@pytest.mark.parametrize("backend", ["bwrap_box", "docker_box"])
+async def test_a_teammates_run_runs_as_the_teammate_not_the_folder_owner(request, backend):
+    import pwd
+
+    from tests.sandbox.conftest import _ensure_daemon_user
+
+    mate = _ensure_daemon_user()
+    box = request.getfixturevalue(backend)
+    box.uid = 0
+    os.chmod(box.workspace, 0o1777)  # a shared scratch project the teammate may write
+    r = await box.run("id -u; echo x > mine.txt", requester=(mate.pw_uid, mate.pw_gid))
+    assert r.out.splitlines()[0] == str(mate.pw_uid), r.out
+    assert (box.workspace / "mine.txt").stat().st_uid == mate.pw_uid
+    assert pwd.getpwuid(mate.pw_uid).pw_name == mate.pw_name
+
+
+@pytest.mark.parametrize("backend", ["bwrap_box", "docker_box"])
+async def test_a_workspace_swapped_for_a_link_after_the_check_is_not_followed(request, backend,
+                                                                               tmp_path):  # fmt: skip
+    from console.sandbox.fsview import open_dir_nofollow
+
+    box = request.getfixturevalue(backend)
+    ws = box.workspace
+    (ws / "mine.txt").write_text("the checked folder\n")
+    secret = tmp_path / "rootsecret"
+    secret.mkdir(mode=0o700)
+    (secret / "key").write_text(CANARY + "\n")
+    fd = open_dir_nofollow(ws)  # what runs.py holds once the folder passed its check
+    try:
+        ws.rename(ws.with_name("ws-checked"))
+        ws.symlink_to(secret)
+        spec = box.spec("cat mine.txt key 2>&1; echo planted > planted", workspace_fd=fd)
+        h = await box.backend.start(spec, None)
+        out = (await h.output.read()).decode()
+        await h.wait()
+    finally:
+        os.close(fd)
+    assert "the checked folder" in out, out
+    assert CANARY not in out, out
+    assert not (secret / "planted").exists()
+
+
+@pytest.mark.parametrize("link,target", [(".claude", "tools/claude"), (".envrc", "tools/envrc"),
+                                         (".vscode", "tools/vsc")])
+async def test_a_protected_link_into_the_workspace_protects_where_it_leads(hostile, link, target):
+    ws = hostile.workspace
+    (ws / target).parent.mkdir(parents=True, exist_ok=True)
+    if link == ".envrc":
+        (ws / target).write_text("echo fine\n")
+    else:
+        (ws / target).mkdir()
+    (ws / link).symlink_to(target)
+    _give(hostile, ws)
+    dest = target if link == ".envrc" else f"{target}/settings.json"
+    r = await hostile.run(f"(echo planted > {dest}) 2>/dev/null && echo WROTE; true")
+    assert "WROTE" not in r.out, r.out
+    assert not (ws / dest).exists() or "planted" not in (ws / dest).read_text()
+    assert any(link in n and target in n for n in r.handle.notes), r.handle.notes
+
+
+async def test_hooks_path_and_scripts_named_by_git_config_are_read_only(hostile):
+    ws = hostile.workspace
+    _git_repo(ws)
+    (ws / ".husky").mkdir()
+    (ws / ".husky" / "pre-commit").write_text("#!/bin/sh\nexit 0\n")
+    (ws / "tools").mkdir()
+    (ws / "tools" / "fsmon.sh").write_text("#!/bin/sh\n")
+    (ws / "shared.gitconfig").write_text("")
+    (ws / "inline.gitconfig").write_text("")
+    with open(ws / ".git" / "config", "a") as fh:
+        fh.write("[core]\n\thooksPath = .husky\n\tfsmonitor = tools/fsmon.sh\n"
+                 "[include]\n\tPATH = ../shared.gitconfig\n"
+                 "[include] path = ../inline.gitconfig\n")  # fmt: skip
+    _give(hostile, ws)
+    r = await hostile.run(
+        "for f in .husky/pre-commit .husky/post-checkout tools/fsmon.sh shared.gitconfig "
+        "inline.gitconfig; do (echo '#!/bin/sh' > $f) 2>/dev/null && echo WROTE:$f; done; true"
+    )
+    assert "WROTE:" not in r.out, r.out
+    assert (ws / ".husky" / "pre-commit").read_text() == "#!/bin/sh\nexit 0\n"
+    assert (ws / "shared.gitconfig").read_text() == "" and (ws / "inline.gitconfig").read_text() == ""
+
+
+async def test_old_remotes_and_alternates_without_objects_info_are_read_only(hostile):
+    ws = hostile.workspace
+    _git_repo(ws)
+    shutil.rmtree(ws / ".git" / "objects" / "info", ignore_errors=True)
+    _give(hostile, ws)
+    r = await hostile.run(
+        "(echo /tmp > .git/objects/info/alternates) 2>/dev/null && echo W-ALT;"
+        "(mkdir -p .git/remotes && echo 'URL: https://attacker.invalid' > .git/remotes/origin)"
+        " 2>/dev/null && echo W-REMOTES;"
+        "(mkdir -p .git/branches && echo x > .git/branches/x) 2>/dev/null && echo W-BRANCHES; true"
+    )
+    assert "W-" not in r.out, r.out
+    assert not (ws / ".git/objects/info/alternates").exists() or not (
+        ws / ".git/objects/info/alternates").read_text()  # fmt: skip
+
+
+TIOCSTI_PROBE = r"""
+import ctypes, errno, os
+# The raw system call: Python's fcntl.ioctl narrows the request to 32 bits itself.
+libc = ctypes.CDLL(None, use_errno=True)
+nr = {"x86_64": 16, "aarch64": 29}[os.uname().machine]
+fd = os.open("/dev/null", os.O_RDONLY)
+ch = ctypes.c_char(b"x")
+for cmd in (0x5412, 0x100005412):
+    rc = libc.syscall(nr, fd, ctypes.c_ulong(cmd), ctypes.byref(ch))
+    print(hex(cmd), "ALLOWED" if rc == 0 else errno.errorcode.get(ctypes.get_errno()))
+"""
+
+
+async def test_tiocsti_is_refused_whatever_the_upper_bits(hostile, request):
+    kw = {}
+    if hostile.name.startswith("docker"):
+        kw["image"] = request.getfixturevalue("python_ref")
+    (hostile.workspace / "tiocsti.py").write_text(TIOCSTI_PROBE)
+    _give(hostile, hostile.workspace)
+    r = await hostile.run("python3 tiocsti.py 2>&1", **kw)
+    assert "0x5412 EPERM" in r.out and "0x100005412 EPERM" in r.out, r.out
+
+
+async def test_a_persons_daemon_starts_no_docker_run_beside_a_live_run(request, tmp_path):
+    """The root engine binds paths and follows links; a live run in the same workspace could
+    plant one between our check and its bind, so a person's daemon refuses (root stages)."""
+    from tests.sandbox.conftest import _user_box
+
+    box = _user_box(tmp_path, "docker", request)
+    with pytest.raises(AssertionError, match="another run is live"):
+        await box.run("echo started", sibling=True)
