@@ -307,6 +307,12 @@ class RunManager:
             pump.cancel()
         run.exit_code = code
         run.ended_at = time.time()
+        end_notes = list(getattr(handle, "end_notes", []))
+        if end_notes:
+            run.notes.extend(end_notes)
+            self._emit_lines(run.id, [f"[pilothouse] {n}" for n in end_notes], "system")
+            self.writer.record("sandbox.finding", run_id=run.id, actor="daemon",
+                               text="; ".join(end_notes), data={"notes": end_notes})  # fmt: skip
         if run.stop_requested == "kill":
             run.state = "killed"
         elif run.stop_requested == "stop":

@@ -51,7 +51,7 @@ from .cgroups import Limiter, RunLimits
 from .identity import AgentIdentity, agent_identity
 from .procstats import SubprocessHandle
 from .seccomp import filter_fd
-from .view import WorkspaceView, view_error
+from .view import WorkspaceView, nested_repo_notes, view_error
 
 BWRAP = "/usr/bin/bwrap"
 # Host top-level entries that are links into /usr on merged-/usr systems, or real directories
@@ -271,6 +271,7 @@ class BwrapHandle(SubprocessHandle):
         self.limits_enforced: dict[str, str] = dict(limits.enforced)
         self.view: WorkspaceView | None = None
         self.identity: AgentIdentity | None = None
+        self.end_notes: list[str] = []  # what the run's end found (nested repositories)
         self.oom_killed = False  # set when the run ends: the kernel OOM killer acted inside
         self._cleaned = False
         self._wait_lock = asyncio.Lock()
@@ -294,6 +295,7 @@ class BwrapHandle(SubprocessHandle):
             await asyncio.sleep(0.02)
         self.limits.cleanup()
         if self.view is not None:
+            self.end_notes.extend(await asyncio.to_thread(nested_repo_notes, self.view))
             self.view.close()
 
     def _agent_pids(self) -> list[int]:

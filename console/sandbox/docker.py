@@ -52,7 +52,7 @@ from .base import (
 from .identity import agent_identity
 from .procstats import ProcStats, tree
 from .seccomp import docker_profile
-from .view import WorkspaceView, live_views, view_error
+from .view import WorkspaceView, live_views, nested_repo_notes, view_error
 
 LABEL_RUN = "pilothouse.run"
 LABEL_PROFILE = "pilothouse.profile"
@@ -131,6 +131,7 @@ class DockerHandle:
         self.notes: list[str] = []
         self.output = asyncio.StreamReader(limit=2**20)
         self.view: WorkspaceView | None = None
+        self.end_notes: list[str] = []  # what the run's end found (nested repositories)
         self.go_fd: int | None = None
         self.exit_code: int | None = None
         self.oom_killed = False
@@ -172,6 +173,7 @@ class DockerHandle:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.container.remove, force=True)
         if self.view is not None:
+            self.end_notes.extend(await asyncio.to_thread(nested_repo_notes, self.view))
             self.view.close()
             self.view = None
         if self.go_fd is not None:

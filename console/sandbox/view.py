@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +84,7 @@ class WorkspaceView:
     staged: Path | None = None  # root daemon: the folder both backends bind at /workspace
     handoff: Path | None = None  # root daemon: the run folder, reachable by the agent's uid
     made: list[tuple[int, int, str]] = field(default_factory=list)  # mountpoints we rely on
+    opened_at: float = 0.0
 
     @classmethod
     def open(cls, workspace: Path, run_dir: Path, identity: AgentIdentity,
@@ -95,7 +97,7 @@ class WorkspaceView:
         except BaseException:
             os.close(fd)
             raise
-        view = cls(workspace, run_dir, identity, plan, ws_fd=fd)
+        view = cls(workspace, run_dir, identity, plan, ws_fd=fd, opened_at=time.time())
         key = view.key
         _LIVE[key] = _LIVE.get(key, 0) + 1
         try:
@@ -242,6 +244,38 @@ class WorkspaceView:
             return self.handoff / path.relative_to(self.run_dir)
         return path
 
+    # --- after the run --------------------------------------------------------------------------
+
+    def nested_repositories(self, max_entries: int = 200_000, max_seconds: float = 2.0) -> list[str]:
+        """Git folders (or `.git` files) below the top that changed during the run.
+
+        git on the host reads a nested repository's config (core.fsmonitor runs a program) as
+        soon as a person's shell prompt or `git status` enters that folder, and the agent may
+        write one anywhere. They cannot be made read-only ahead of time, so they are reported
+        at the run's end. Bounded in entries and time; walks by descriptor, never through links.
+        """
+        if self.ws_fd < 0:
+            return []
+        found: list[str] = []
+        deadline = time.monotonic() + max_seconds
+        seen = 0
+        for root, dirs, files, _dfd in os.fwalk(".", dir_fd=self.ws_fd, follow_symlinks=False):
+            seen += len(dirs) + len(files)
+            if seen > max_entries or time.monotonic() > deadline:
+                break
+            if ".git" in dirs or ".git" in files:
+                if root != ".":
+                    try:
+                        st = os.stat(".git", dir_fd=_dfd, follow_symlinks=False)
+                    except OSError:
+                        st = None
+                    # ctime: the agent can set a file's mtime back, never its ctime.
+                    if st is not None and st.st_ctime >= self.opened_at:
+                        found.append(os.path.normpath(os.path.join(root, ".git")))
+                if ".git" in dirs:
+                    dirs.remove(".git")
+        return found
+
     # --- teardown ---------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -300,6 +334,15 @@ class WorkspaceView:
             os.close(dfd)
 
 
+def nested_repo_notes(view: WorkspaceView) -> list[str]:
+    return [
+        f"the agent wrote a git repository at {rel}: git on the host runs what its config "
+        "names (core.fsmonitor, hooks) as soon as you use git in that folder; read "
+        f"{rel}/config and {rel}/hooks first, or remove it"
+        for rel in view.nested_repositories()
+    ]
+
+
 def reconcile_views(runs_dir: Path, live: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
     """Detach staged views and hand-offs left by runs of this runs folder that are not live
     (a daemon killed with SIGKILL never ran close()). Root only; returns the run ids."""
@@ -324,4 +367,13 @@ def reconcile_views(runs_dir: Path, live: set[str] = frozenset()) -> list[str]: 
                 point.rmdir()
                 if point.parent.parent == HANDOFF_BASE:
                     point.parent.rmdir()
+    # Hand-off folders whose mount is already gone (a start that failed half-way).
+    for folder in HANDOFF_BASE.iterdir() if HANDOFF_BASE.is_dir() else []:
+        run_id = folder.name.rsplit("-", 1)[0]
+        if run_id in runs and run_id not in live:
+            with contextlib.suppress(OSError):
+                (folder / "run").rmdir()
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+                stale.setdefault(run_id, [])
     return sorted(stale)

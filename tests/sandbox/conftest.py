@@ -254,7 +254,8 @@ class UserBox(Box):
         if res.get("error"):
             raise AssertionError(f"the user daemon failed: {res['error']}\n{err.decode()[-2000:]}")
         self.new_run_dir()
-        return Result(res["rc"], res["out"], type("Notes", (), {"notes": res["notes"]})())
+        handle = type("Notes", (), {"notes": res["notes"], "end_notes": res["end_notes"]})()
+        return Result(res["rc"], res["out"], handle)
 
 
 def _user_box(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> UserBox:

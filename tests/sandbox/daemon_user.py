@@ -52,7 +52,8 @@ async def _main(job: dict) -> dict:
         rc = await asyncio.wait_for(handle.wait(), job["timeout"])
     finally:
         await handle.kill()
-    return {"rc": rc, "out": out.decode(errors="replace"), "notes": list(handle.notes)}
+    return {"rc": rc, "out": out.decode(errors="replace"), "notes": list(handle.notes),
+            "end_notes": list(getattr(handle, "end_notes", []))}
 
 
 if __name__ == "__main__":

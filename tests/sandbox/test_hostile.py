@@ -472,3 +472,16 @@ async def test_a_persons_daemon_starts_no_docker_run_beside_a_live_run(request, 
     box = _user_box(tmp_path, "docker", request)
     with pytest.raises(AssertionError, match="another run is live"):
         await box.run("echo started", sibling=True)
+
+
+async def test_a_nested_repository_written_by_the_agent_is_reported(hostile):
+    ws = hostile.workspace
+    (ws / "vendor" / "old" / ".git").mkdir(parents=True)  # the person's own, from before
+    _give(hostile, ws)
+    r = await hostile.run(
+        "mkdir -p src/.git && printf '[core]\\n\\tfsmonitor = id\\n' > src/.git/config;"
+        "printf 'ref: refs/heads/main\\n' > src/.git/HEAD"
+    )
+    assert (ws / "src" / ".git" / "config").exists(), r.out
+    assert any("src/.git" in n for n in r.handle.end_notes), r.handle.end_notes
+    assert not any("vendor/old" in n for n in r.handle.end_notes), r.handle.end_notes
