@@ -466,6 +466,7 @@ class BwrapBackend:
             ):
                 handle.notes.append(NO_PYTHON_NOTE.replace("this image", "this host"))
             if prepare is not None:
+                await _loopback_ready(handle.netns_pid)
                 await prepare(handle)
             try:
                 os.write(block_w, b"1")
@@ -502,6 +503,26 @@ class BwrapBackend:
                         if run_id not in removed:
                             removed.append(run_id)
         return removed
+
+
+async def _loopback_ready(pid: int, timeout: float = 2.0) -> None:
+    """Wait until bwrap's child has set up loopback in the new network namespace.
+
+    bwrap reports the child's pid before the child configures `lo` (address, then up), and
+    blocks on --block-fd only after. The bridge brings `lo` up too; doing so while bwrap's own
+    netlink requests are in flight made bwrap fail now and then ("loopback: Failed
+    RTM_NEWADDR"). The local route for 127.0.0.1 exists once both steps are done."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    path = f"/proc/{pid}/net/fib_trie"
+    while loop.time() < deadline:
+        try:
+            with open(path) as fh:
+                if "127.0.0.1" in fh.read():
+                    return
+        except OSError:
+            return  # gone, or not ours to read: the bridge copes on its own
+        await asyncio.sleep(0.001)
 
 
 def _limit_notes(enforced: dict[str, str]) -> list[str]:
