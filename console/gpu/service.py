@@ -141,7 +141,7 @@ class GpuService:
         self.sampler.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="gpu-housekeeping"))
         if self.subscribe_tokens and self.bus is not None:
-            sub = self.bus.subscribe(("tokens",))
+            sub = self.bus.subscribe(("tokens", "inference"))
             self._tasks.append(asyncio.create_task(self._tokens(sub), name="gpu-tokens"))
         if self.scraper is not None:
             self._tasks.append(asyncio.create_task(self.scraper.run(), name="gpu-scrape"))
@@ -200,17 +200,33 @@ class GpuService:
     async def _tokens(self, sub: Any) -> None:
         try:
             while True:
-                ev = await sub.get()
-                if ev.get("kind") != "tokens" or not ev.get("run_id"):
-                    continue  # bus.dropped: those tokens are lost to metering, nothing to do
-                try:
-                    self.on_tokens(str(ev["run_id"]), ev.get("prompt_tokens"),
-                                   ev.get("completion_tokens"), ev.get("ts"), "gate",
-                                   total_tokens=ev.get("total_tokens"))
-                except (TypeError, ValueError):
-                    log.warning("ignoring a malformed tokens event: %r", ev)
+                self.handle_event(await sub.get())
         finally:
             self.bus.unsubscribe(sub)
+
+    def handle_event(self, ev: dict[str, Any]) -> None:
+        """A gate event from the bus, on the loop: `inference.start` / `inference.end` say
+        when a run's request is in flight (so windows during a stream are not idle), `tokens`
+        its usage, spread from the request's start and ending it."""
+        kind, run_id = ev.get("kind"), ev.get("run_id")
+        if not run_id:
+            return  # bus.dropped: those tokens are lost to metering, nothing to do
+        key = str(ev.get("request_id") or "")
+        try:
+            when = float(ev["ts"]) if ev.get("ts") is not None else self._clock()
+            if kind == "inference.start" and key:
+                self.ledger.begin(key, str(run_id), when)
+            elif kind == "inference.end" and key:
+                self.ledger.end(key, when)
+            elif kind == "tokens":
+                started = ev.get("started")
+                self.on_tokens(str(run_id), ev.get("prompt_tokens"), ev.get("completion_tokens"),
+                               when, "gate", float(started) if started is not None else None,
+                               total_tokens=ev.get("total_tokens"))
+                if key:
+                    self.ledger.end(key, when)
+        except (TypeError, ValueError, KeyError):
+            log.warning("ignoring a malformed %s event: %r", kind, ev)
 
     def _on_scrape(self, url: str, prompt: int, generated: int, ts: float) -> None:
         self.ledger.add_scraped(prompt, generated, ts)
@@ -448,7 +464,7 @@ class GpuService:
             "energy": {"total_j": led.total_mj / 1000.0, "idle_j": led.idle_mj / 1000.0,
                        "unmetered_j": led.unmetered_mj / 1000.0,
                        "pending_j": (led.pooled_mj + led.open_mj) / 1000.0,
-                       "counter_resets": led.counter_resets,
+                       "counter_resets": led.counter_resets, "in_flight": led.in_flight,
                        "idle_cost_usd": round(cost_usd(led.idle_mj / 1000.0, led.idle_gpu_s,
                                                        cfg.price_kwh, cfg.price_gpu_hour), 6)},
             "servers": self.scraper.status() if self.scraper else [],

@@ -96,9 +96,9 @@ def test_in_flight_request_holds_the_pool_past_the_carry() -> None:
             ledger.add_tokens("A", 10 * 18, 50 * 18, ts=90.0, started=0.0)
             ledger.end("req1", ts=90.0)
         ledger.close_until(float(t))
-    # 0..95 s at 400 W = 38 000 J belongs to A (the last window [95,100) is idle).
-    assert ledger.runs["A"].energy_mj == 38_000_000
-    assert ledger.unmetered_mj == 0 and ledger.idle_mj == 2_000_000
+    # 0..90 s at 400 W = 36 000 J belongs to A; [90,100) after the answer is idle.
+    assert ledger.runs["A"].energy_mj == 36_000_000
+    assert ledger.unmetered_mj == 0 and ledger.idle_mj == 4_000_000
     assert ledger.accounted_mj() == ledger.total_mj
 
 
