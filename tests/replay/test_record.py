@@ -1,0 +1,182 @@
+"""Recording at the gate: a real Gate on a unix socket, a real store, a scripted model server
+on 127.0.0.1; a client sends chat requests through the gate the way an agent would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from console.bus import Bus
+from console.gate import Gate, NetworkRules
+from console.gate.trace import TraceRecorder, request_shape
+from store.writer import StoreWriter
+from tests.replay.model_server import ScriptedModel
+
+SECRET = "the-secret-codeword-in-the-prompt"
+
+
+@pytest.fixture
+def model() -> Iterator[ScriptedModel]:
+    m = ScriptedModel(itl_s=0.001)
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> Iterator[StoreWriter]:
+    w = StoreWriter(tmp_path / "history.db", os.urandom(32)).start()
+    yield w
+    w.close()
+
+
+class Through:
+    """The gate of run `run-1` with a trace recorder, and what it published."""
+
+    def __init__(self, tmp: Path, model: ScriptedModel, writer: StoreWriter) -> None:
+        self.bus = Bus()
+        self.events = self.bus.subscribe(("inference", "tokens"))
+        self.recorder = TraceRecorder(writer, self.bus, key=b"k" * 32,
+                                      profile_of=lambda run: "demo")
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+        async def record(kind: str, payload: dict[str, Any]) -> None:
+            self.records.append((kind, payload))
+            self.bus.publish({"kind": kind, "ts": time.time(), **payload})
+
+        rules = NetworkRules(allow=[(f"127.0.0.1:{model.port}", "test")], default="deny",
+                             ports=[model.port])
+        self.gate = Gate("run-1", rules, ask=None, record=record, profile="demo",
+                         meter={("127.0.0.1", model.port)}, trace=self.recorder)
+        self.path = str(tmp / "gate.sock")
+        self.url = f"http://127.0.0.1:{model.port}/v1/chat/completions"
+
+    def published(self) -> list[dict[str, Any]]:
+        out = []
+        while not self.events.queue.empty():
+            out.append(self.events.queue.get_nowait())
+        return out
+
+
+@pytest.fixture
+async def through(tmp_path: Path, model: ScriptedModel, writer: StoreWriter
+                  ) -> AsyncIterator[Through]:
+    t = Through(tmp_path, model, writer)
+    await t.gate.serve_unix(t.path)
+    yield t
+    await t.gate.close()
+
+
+async def chat(t: Through, messages: list[dict[str, str]], *, max_tokens: int = 8,
+               stream: bool = True) -> bytes:
+    """One POST through the gate (absolute-form, as HTTP_PROXY clients send), whole answer."""
+    body = json.dumps({"model": "scripted-1b", "messages": messages, "max_tokens": max_tokens,
+                       "stream": stream, "stream_options": {"include_usage": True}}).encode()
+    reader, writer = await asyncio.open_unix_connection(t.path)
+    try:
+        writer.write(f"POST {t.url} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+def rows(writer: StoreWriter) -> list[dict[str, Any]]:
+    writer.flush()
+    conn = sqlite3.connect(writer.db_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM trace_requests ORDER BY start")]
+    finally:
+        conn.close()
+
+
+async def settle(writer: StoreWriter, n: int) -> list[dict[str, Any]]:
+    for _ in range(100):  # the row is built in a worker thread after the answer ends
+        got = await asyncio.to_thread(rows, writer)
+        if len(got) >= n:
+            return got
+        await asyncio.sleep(0.02)
+    return await asyncio.to_thread(rows, writer)
+
+
+async def test_each_request_is_recorded_with_times_tokens_lane_and_prefix_hashes(
+        through: Through, writer: StoreWriter) -> None:
+    system = {"role": "system", "content": "you are a careful coder " * 20}
+    turn1 = [system, {"role": "user", "content": f"fix the bug {SECRET}"}]
+    answer = await chat(through, turn1, max_tokens=8)
+    assert b"[DONE]" in answer
+    await asyncio.sleep(0.15)  # think time before the next call in the same lane
+    turn2 = [*turn1, {"role": "assistant", "content": "tok " * 8},
+             {"role": "user", "content": "now run the tests"}]
+    await chat(through, turn2, max_tokens=5, stream=False)
+    got = await settle(writer, 2)
+    assert len(got) == 2
+    first, second = got
+    for r in got:
+        assert r["run_id"] == "run-1" and r["profile"] == "demo" and r["lane"] == "run-1/0"
+        assert r["start"] < r["first_byte"] <= r["end"] and r["status"] == 200
+        assert r["endpoint"].endswith("/v1/chat/completions") and r["method"] == "POST"
+        assert r["model"] == "scripted-1b" and r["content"] is None
+    assert (first["stream"], first["max_tokens"], first["completion_tokens"]) == (1, 8, 8)
+    assert first["prompt_tokens"] == 5 * 20 + 4 and first["think_s"] is None
+    assert (second["stream"], second["max_tokens"], second["completion_tokens"]) == (0, 5, 5)
+    assert second["cached_tokens"] == 96  # six 16-word blocks of the shared prefix
+    assert second["think_s"] == pytest.approx(second["start"] - first["end"])
+    assert second["think_s"] >= 0.1
+    b1, b2 = json.loads(first["blocks"]), json.loads(second["blocks"])
+    assert len(b1) == 2 and len(b2) == 4 and b2[:2] == b1  # the shared prefix, as hashes
+    assert b1[0][1] == len(json.dumps(system, sort_keys=True, separators=(",", ":")))
+    raw = Path(writer.db_path).read_bytes() + Path(f"{writer.db_path}-wal").read_bytes()
+    assert SECRET.encode() not in raw  # no content unless asked
+
+
+async def test_parallel_requests_are_separate_lanes(through: Through,
+                                                    writer: StoreWriter) -> None:
+    msgs = [{"role": "user", "content": "a b c d"}]
+    await asyncio.gather(*(chat(through, msgs, max_tokens=30) for _ in range(3)))
+    await chat(through, msgs, max_tokens=2)
+    got = await settle(writer, 4)
+    assert sorted(r["lane"] for r in got[:3]) == ["run-1/0", "run-1/1", "run-1/2"]
+    assert got[3]["lane"] == "run-1/0" and got[3]["think_s"] is not None
+
+
+async def test_gate_publishes_the_request_start_for_energy_attribution(
+        through: Through, writer: StoreWriter) -> None:
+    await chat(through, [{"role": "user", "content": "hello there"}], max_tokens=4)
+    events = through.published()
+    kinds = [e["kind"] for e in events]
+    assert kinds == ["inference.start", "tokens", "inference.end"]
+    start, tokens, end = events
+    assert start["request_id"] == tokens["request_id"] == end["request_id"]
+    assert start["run_id"] == "run-1" and tokens["started"] <= tokens["ts"]
+    assert tokens["started"] == pytest.approx(start["ts"], abs=0.05)
+    assert (tokens["prompt_tokens"], tokens["completion_tokens"]) == (2, 4)
+
+
+def test_request_shape_of_each_api() -> None:
+    key = b"k" * 32
+    anthropic = request_shape(json.dumps({
+        "model": "c", "system": "s", "max_tokens": 9, "stream": True,
+        "messages": [{"role": "user", "content": "x"}]}).encode(), key)
+    assert (anthropic.model, anthropic.max_tokens, anthropic.stream) == ("c", 9, True)
+    assert len(anthropic.blocks) == 2
+    responses = request_shape(json.dumps({"model": "g", "instructions": "be brief",
+                                          "input": "hi", "max_output_tokens": 3}).encode(), key)
+    assert responses.max_tokens == 3 and len(responses.blocks) == 2
+    tgi = request_shape(json.dumps({"inputs": "hi", "parameters": {"max_new_tokens": 7}})
+                        .encode(), key)
+    assert tgi.max_tokens == 7 and len(tgi.blocks) == 1
+    assert request_shape(b"not json", key).blocks == []
+    other = request_shape(json.dumps({"inputs": "hi"}).encode(), b"other key")
+    assert other.blocks[0][0] != tgi.blocks[0][0]  # keyed: not comparable across installs
+    kept = request_shape(json.dumps({"prompt": "p"}).encode(), key, keep_content=True)
+    assert kept.content == ['{"prompt":"p"}']
