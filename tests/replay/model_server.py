@@ -161,3 +161,25 @@ class ScriptedModel:
 
     def _tick(self) -> None:
         time.sleep(self.itl_s * (1 + self.slowdown * max(0, self.active - 1)))
+
+
+def main() -> None:
+    """Serve in the foreground (bench/replay.py runs it in its own process so the client's
+    CPU time is the client's alone); prints the base URL, then serves until killed."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--itl", type=float, default=0.002)
+    ap.add_argument("--prefill", type=float, default=0.0002)
+    ap.add_argument("--slowdown", type=float, default=0.15)
+    args = ap.parse_args()
+    model = ScriptedModel(prefill_s=args.prefill, itl_s=args.itl, slowdown=args.slowdown)
+    print(model.url, flush=True)
+    try:
+        threading.Event().wait()
+    finally:
+        model.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -238,3 +238,13 @@ async def test_replay_cli_without_a_gpu_stores_and_reports(home: Path, tmp_path:
     bad = await asyncio.to_thread(cli, "replay", str(path), "--url", "https://x.invalid/v1",
                                   "--model", MODEL)
     assert bad.exit_code == 1 and "http://HOST:PORT/v1" in bad.output
+
+
+def test_chunked_framing_split_anywhere() -> None:
+    from console.replay.client import _Chunks  # noqa: PLC2701 - the decoder under test
+
+    wire = b"5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\nX-T: 1\r\n\r\n"
+    for cut in range(len(wire) + 1):
+        d = _Chunks()
+        got = d.feed(wire[:cut]) + d.feed(wire[cut:])
+        assert got == b"hello world!" and d.done and d.buf == b""
