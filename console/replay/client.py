@@ -118,7 +118,7 @@ class Connection:
 
         if "chunked" in headers.get("transfer-encoding", "").lower():
             # One read per arrival, not three awaits per chunk: the framing is decoded here.
-            decoder = _Chunks()
+            decoder = ChunkedBody()
             while not decoder.done:
                 data = await reader.read(65536)
                 if not data:
@@ -160,7 +160,7 @@ def _usage(result: Result, usage: Any) -> None:
         result.cached_tokens = details["cached_tokens"]
 
 
-class _Chunks:
+class ChunkedBody:
     """HTTP/1.1 chunked framing, decoded with a few slices per read (no per-line state
     machine: the replay client's CPU per token is one of its figures)."""
 

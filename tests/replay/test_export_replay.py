@@ -241,10 +241,10 @@ async def test_replay_cli_without_a_gpu_stores_and_reports(home: Path, tmp_path:
 
 
 def test_chunked_framing_split_anywhere() -> None:
-    from console.replay.client import _Chunks  # noqa: PLC2701 - the decoder under test
+    from console.replay.client import ChunkedBody
 
     wire = b"5\r\nhello\r\n1;ext=1\r\n \r\n6\r\nworld!\r\n0\r\nX-T: 1\r\n\r\n"
     for cut in range(len(wire) + 1):
-        d = _Chunks()
+        d = ChunkedBody()
         got = d.feed(wire[:cut]) + d.feed(wire[cut:])
         assert got == b"hello world!" and d.done and d.buf == b""
