@@ -23,7 +23,7 @@ from tests.replay.model_server import ScriptedModel
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PILOTHOUSE_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("PILOTHOUSE_CONFIG", raising=False)
     return tmp_path / "home"
@@ -37,7 +37,7 @@ def model() -> Iterator[ScriptedModel]:
 
 
 @pytest.fixture
-def writer(home: Path) -> Iterator[StoreWriter]:
+def writer(cli_home: Path) -> Iterator[StoreWriter]:
     """The history database where the CLI will look for it (PILOTHOUSE_HOME)."""
     w = StoreWriter(paths_mod.resolve().db_file, os.urandom(32)).start()
     yield w

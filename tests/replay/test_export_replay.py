@@ -208,7 +208,7 @@ async def test_replay_sweep_with_energy(tmp_path: Path) -> None:
         assert s["energy_j"] >= 100 * s["seconds"] * 0.9
 
 
-async def test_replay_cli_without_a_gpu_stores_and_reports(home: Path, tmp_path: Path) -> None:
+async def test_replay_cli_without_a_gpu_stores_and_reports(cli_home: Path, tmp_path: Path) -> None:
     model = ScriptedModel(itl_s=0.001)
     try:
         path = trace_file(tmp_path)
@@ -224,7 +224,7 @@ async def test_replay_cli_without_a_gpu_stores_and_reports(home: Path, tmp_path:
     # This machine has no NVIDIA driver: energy figures say why instead of a number.
     assert step["energy_j"] is None and step["missing"]["energy_j"].startswith("no NVIDIA GPU")
     assert out["gpu_status"].startswith("no NVIDIA GPU")
-    stored = results.sweeps(home / "data" / "replay.db")
+    stored = results.sweeps(cli_home / "data" / "replay.db")
     assert stored[0]["sweep_id"] == out["sweep_id"] and len(stored[0]["steps"]) == 2
     report = await asyncio.to_thread(cli, "replay-report", "--json")
     assert json.loads(report.output)[0]["steps"][1]["requests"] == 3
