@@ -248,3 +248,19 @@ def test_chunked_framing_split_anywhere() -> None:
         d = ChunkedBody()
         got = d.feed(wire[:cut]) + d.feed(wire[cut:])
         assert got == b"hello world!" and d.done and d.buf == b""
+
+
+async def test_duration_loops_lanes_and_gpu_index_picks_the_energy(tmp_path: Path) -> None:
+    busy, other = FakeGpu(0, power_w=100.0), FakeGpu(1, power_w=600.0)
+    fake = FakeNvml([busy, other], clock=time.monotonic)
+    model = ScriptedModel(itl_s=0.001, gpus=[busy])
+    try:
+        wl = load(trace_file(tmp_path))
+        st = Settings(model.url, MODEL, [1], think="none", duration_s=0.4, gpu_index=[0])
+        step = (await run_sweep(wl, st, nvml=fake))[0]
+    finally:
+        model.close()
+    assert step["requests"] > 2  # lane r/0 (2 requests) looped until the duration was up
+    assert step["gpus"] == 1
+    # Only GPU 0 is read: its scripted power is 100-180 W, GPU 1's 600 W would show.
+    assert step["watts"] < 300
