@@ -496,6 +496,10 @@ class Gate:
             if up.act.down == down_before:  # nothing of this response reached the client
                 await self._respond(writer, Refusal(status, f"Pilothouse gate: {exc}"))
             return False
+        except BaseException:
+            if rec is not None:
+                rec.finish(None, None)  # cancelled (the gate closing): the request is over
+            raise
         if outcome.usage is not None:
             u = outcome.usage
             await self._record_quietly("tokens", {

@@ -116,8 +116,8 @@ class RequestTrace:
     """One request in flight. The gate calls request_body / response_body as bytes pass,
     then finish() once; none of them raises."""
 
-    __slots__ = ("_body", "_over", "_recorder", "endpoint", "first_byte", "lane", "method",
-                 "request_id", "run_id", "started", "think_s")
+    __slots__ = ("_body", "_done", "_over", "_recorder", "endpoint", "first_byte", "lane",
+                 "method", "request_id", "run_id", "started", "think_s")
 
     def __init__(self, recorder: TraceRecorder, run_id: str, method: str, endpoint: str,
                  lane: str, think_s: float | None, started: float) -> None:
@@ -128,6 +128,7 @@ class RequestTrace:
         self.first_byte: float | None = None
         self._body = bytearray()
         self._over = False
+        self._done = False
 
     def request_body(self, data: bytes) -> None:
         if self._over:
@@ -143,6 +144,10 @@ class RequestTrace:
             self.first_byte = self._recorder.clock()
 
     def finish(self, usage: Usage | None, status: int | None) -> None:
+        """The answer ended (usage None: unread, failed or cut). Only the first call counts."""
+        if self._done:
+            return
+        self._done = True
         try:
             self._recorder.finish(self, usage, status, bytes(self._body))
         except Exception:  # recording must never break the proxied exchange

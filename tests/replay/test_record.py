@@ -12,6 +12,7 @@ import pytest
 from console.gate.trace import request_shape
 from store.writer import StoreWriter
 from tests.replay.conftest import Through, chat, settle
+from tests.replay.model_server import ScriptedModel
 
 SECRET = "the-secret-codeword-in-the-prompt"
 
@@ -88,3 +89,30 @@ def test_request_shape_of_each_api() -> None:
     assert other.blocks[0][0] != tgi.blocks[0][0]  # keyed: not comparable across installs
     kept = request_shape(json.dumps({"prompt": "p"}).encode(), key, keep_content=True)
     assert kept.content == ['{"prompt":"p"}']
+
+
+async def test_a_cut_answer_ends_its_request_and_frees_its_lane(
+        through: Through, writer: StoreWriter, model: ScriptedModel) -> None:
+    model.itl_s = 0.01  # 300 tokens: 3 s, cut after 0.3 s
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "long"}],
+                       "max_tokens": 300, "stream": True}).encode()
+    reader, w = await asyncio.open_unix_connection(through.path)
+    w.write(f"POST {through.url} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+            .encode() + body)
+    await w.drain()
+    await reader.readuntil(b"tok")  # streaming has begun
+    await asyncio.sleep(0.3)
+    w.close()  # the client hangs up mid-answer
+    kinds: list[str] = []
+    for _ in range(100):
+        kinds += [e["kind"] for e in through.published()]
+        if "inference.end" in kinds:
+            break
+        await asyncio.sleep(0.05)
+    assert kinds.count("inference.start") == kinds.count("inference.end") == 1
+    got = await settle(writer, 1)
+    assert got[0]["completion_tokens"] is None and got[0]["end"] > got[0]["first_byte"]
+    model.itl_s = 0.001
+    await chat(through, [{"role": "user", "content": "next"}], max_tokens=2)
+    got = await settle(writer, 2)
+    assert got[1]["lane"] == "run-1/0"  # the cut request's slot was given back
