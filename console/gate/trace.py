@@ -43,6 +43,7 @@ __all__ = ["RequestShape", "RequestTrace", "TraceRecorder", "request_shape"]
 log = logging.getLogger("pilothouse.gate.trace")
 
 MAX_BODY = 8 * 1024 * 1024  # a larger request body is recorded without its shape
+FORGET_LANES_S = 3600.0  # a run idle this long starts its lanes afresh (no think time)
 _MAX_TOKENS_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "n_predict",
                     "num_predict", "max_new_tokens")
 
@@ -174,6 +175,12 @@ class _Lanes:
         self.busy[slot] = False
         self.last_end[slot] = end
 
+    def idle_since(self) -> float | None:
+        """When the last request ended, if none is in flight."""
+        if any(self.busy):
+            return None
+        return max((e for e in self.last_end if e is not None), default=None)
+
 
 class TraceRecorder:
     """One per daemon, shared by every run's gate. `writer` is the StoreWriter (or None:
@@ -190,9 +197,13 @@ class TraceRecorder:
         self._lanes: dict[str, _Lanes] = {}
         self._slots: dict[str, tuple[str, int]] = {}  # request_id -> (run, slot)
         self.recorded = 0
+        self._begun = 0
 
     def begin(self, run_id: str, method: str, endpoint: str) -> RequestTrace:
         now = self.clock()
+        self._begun += 1
+        if self._begun % 256 == 0:
+            self._forget_idle(now)
         lanes = self._lanes.setdefault(run_id, _Lanes())
         slot = lanes.take()
         last = lanes.last_end[slot]
@@ -230,8 +241,12 @@ class TraceRecorder:
         future.add_done_callback(lambda f: f.cancelled() or f.exception() is None or
                                  log.warning("trace row not stored: %s", f.exception()))
 
-    def forget_run(self, run_id: str) -> None:
-        self._lanes.pop(run_id, None)
+    def _forget_idle(self, now: float) -> None:
+        """Runs end without telling the recorder: drop the lanes of runs long idle."""
+        for run_id, lanes in list(self._lanes.items()):
+            since = lanes.idle_since()
+            if since is not None and now - since > FORGET_LANES_S:
+                del self._lanes[run_id]
 
     def _publish(self, event: dict[str, Any]) -> None:
         if self.bus is not None:

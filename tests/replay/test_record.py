@@ -116,3 +116,22 @@ async def test_a_cut_answer_ends_its_request_and_frees_its_lane(
     await chat(through, [{"role": "user", "content": "next"}], max_tokens=2)
     got = await settle(writer, 2)
     assert got[1]["lane"] == "run-1/0"  # the cut request's slot was given back
+
+
+def test_lanes_think_time_and_forgetting_idle_runs() -> None:
+    from console.gate.trace import TraceRecorder
+
+    now = [0.0]
+    rec = TraceRecorder(None, None, clock=lambda: now[0])
+    a = rec.begin("old", "POST", "h/v1/chat/completions")
+    now[0] = 2.0
+    a.finish(None, 200)
+    now[0] = 5.0
+    b = rec.begin("old", "POST", "h/v1/chat/completions")
+    assert (b.lane, b.think_s) == ("old/0", 3.0)
+    b.finish(None, 200)
+    now[0] = 5000.0  # over an hour later; other runs keep the recorder busy
+    for _ in range(256):
+        rec.begin("busy", "POST", "h/x").finish(None, 200)
+    c = rec.begin("old", "POST", "h/v1/chat/completions")
+    assert (c.lane, c.think_s) == ("old/0", None)  # a fresh start, not 4995 s of thinking
