@@ -113,6 +113,8 @@ class Services:
             await self.run_sockets.close()
         if self.gpu is not None:
             await self.gpu.stop()
+        if self.trace is not None:
+            self.trace.flush()  # trace rows still waiting for their batch
         if self.writer is not None:
             from store import StoreError
 

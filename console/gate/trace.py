@@ -18,7 +18,8 @@ piece of the answer (`response_body`: only the first one's time is kept) and the
   the recorder is built with `store_content=True`.
 
 The gate's request path pays for two callbacks that append to a bounded buffer; parsing the
-body and hashing happen in a worker thread after the answer ended. The bus hears
+body and hashing happen in a worker thread after the answer ended, and rows reach the store
+writer in batches (every FLUSH_S), not one commit each. The bus hears
 `inference.start` and `inference.end` (not stored: the row is), so the GPU ledger knows a
 request is in flight while its answer streams.
 """
@@ -30,6 +31,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -43,6 +45,7 @@ __all__ = ["RequestShape", "RequestTrace", "TraceRecorder", "request_shape"]
 log = logging.getLogger("pilothouse.gate.trace")
 
 MAX_BODY = 8 * 1024 * 1024  # a larger request body is recorded without its shape
+FLUSH_S = 0.25  # rows are handed to the store writer together at most this late
 FORGET_LANES_S = 3600.0  # a run idle this long starts its lanes afresh (no think time)
 _MAX_TOKENS_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "n_predict",
                     "num_predict", "max_new_tokens")
@@ -198,6 +201,8 @@ class TraceRecorder:
         self._slots: dict[str, tuple[str, int]] = {}  # request_id -> (run, slot)
         self.recorded = 0
         self._begun = 0
+        self._rows: list[tuple[Any, ...]] = []
+        self._lock = threading.Lock()
 
     def begin(self, run_id: str, method: str, endpoint: str) -> RequestTrace:
         now = self.clock()
@@ -230,16 +235,37 @@ class TraceRecorder:
         def build() -> None:
             shape = request_shape(body, self.key, keep_content=self.store_content)
             row = trace_row(trace, shape, usage, status, end, profile)
-            self.writer.call(lambda db: db.conn.execute(INSERT, row))
+            with self._lock:
+                self._rows.append(row)
+                first = len(self._rows) == 1
+            if first and loop is not None:
+                try:  # rows go to the store together, not one commit (and fsync) each
+                    loop.call_soon_threadsafe(loop.call_later, FLUSH_S, self.flush)
+                    return
+                except RuntimeError:  # the loop is closing
+                    pass
+            if loop is None:
+                self.flush()
 
         try:
-            loop = asyncio.get_running_loop()
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None
             build()
             return
         future = loop.run_in_executor(None, build)
         future.add_done_callback(lambda f: f.cancelled() or f.exception() is None or
                                  log.warning("trace row not stored: %s", f.exception()))
+
+    def flush(self) -> None:
+        """Hand the rows built so far to the store writer (one transaction)."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if rows and self.writer is not None:
+            try:
+                self.writer.call(lambda db: db.conn.executemany(INSERT, rows))
+            except Exception as exc:  # the writer closed: the rows are lost, say so once
+                log.warning("%d trace rows not stored: %s", len(rows), exc)
 
     def _forget_idle(self, now: float) -> None:
         """Runs end without telling the recorder: drop the lanes of runs long idle."""
