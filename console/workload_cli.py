@@ -121,6 +121,36 @@ def trace_list(c: Context, run_id: str | None, profile: str | None, since: str |
     emit(rows, as_json, human)
 
 
+@trace.command("summary")
+@_filters
+@click.option("--by", type=click.Choice(["run", "lane"]), default="run", show_default=True,
+              help="One line per run (agent) or per lane (sub-agent).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@friendly
+def trace_summary(c: Context, run_id: str | None, profile: str | None, since: str | None,
+                  by: str, as_json: bool) -> None:
+    """Per agent: requests, tokens, TTFT, think time, prefix reuse."""
+    from console.replay.summary import summarise
+
+    groups = summarise(_rows(c, run_id, profile, since), by)
+
+    def human(groups: list[dict[str, Any]]) -> None:
+        if not groups:
+            click.echo("no recorded requests")
+            return
+        _table([[str(g[by]), str(g.get("profile") or "-"), str(g["requests"]),
+                 str(g["tokens_in"]), str(g["tokens_cached"]), str(g["tokens_out"]),
+                 _cell(g["ttft_p50_ms"], "{:.0f}"), _cell(g["think_p50_s"], "{:.1f}"),
+                 _cell(g["tok_s_out_answering"], "{:.1f}"),
+                 _cell(g["prefix_reuse"] * 100 if g["prefix_reuse"] is not None else None,
+                       "{:.0f}%")] for g in groups],
+               [by, "profile", "reqs", "in", "cached", "out", "TTFT p50 ms", "think p50 s",
+                "out tok/s", "prefix reuse"])
+
+    emit(groups, as_json, human)
+
+
 @trace.command("export")
 @_filters
 @click.option("--format", "fmt", type=click.Choice(["mooncake", "pilothouse"]),

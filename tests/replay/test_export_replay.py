@@ -264,3 +264,21 @@ async def test_duration_loops_lanes_and_gpu_index_picks_the_energy(tmp_path: Pat
     assert step["gpus"] == 1
     # Only GPU 0 is read: its scripted power is 100-180 W, GPU 1's 600 W would show.
     assert step["watts"] < 300
+
+
+async def test_trace_summary_per_agent(through: Through, writer: StoreWriter) -> None:
+    await record_two_agents(through, writer)
+    done = await asyncio.to_thread(cli, "trace", "summary", "--by", "lane", "--json")
+    assert done.exit_code == 0, done.output
+    lanes = {g["lane"]: g for g in json.loads(done.output)}
+    assert set(lanes) == {"run-1/0", "run-1/1"}
+    a = max(lanes.values(), key=lambda g: g["requests"])
+    b = min(lanes.values(), key=lambda g: g["requests"])
+    assert (a["requests"], a["tokens_out"]) == (3, 6 + 7 + 8) and b["tokens_out"] == 30
+    assert a["think_p50_s"] >= 0.04 and a["ttft_p50_ms"] > 0
+    # A's later turns resend A's earlier turns; B's system prompt was A's (or A's was B's).
+    assert 0.5 < a["prefix_reuse"] < 1.0 and a["prefix_reuse"] > 0
+    runs = json.loads((await asyncio.to_thread(cli, "trace", "summary", "--json")).output)
+    assert [(g["run"], g["requests"], g["profile"]) for g in runs] == [("run-1", 4, "demo")]
+    human = await asyncio.to_thread(cli, "trace", "summary")
+    assert "prefix reuse" in human.output and "run-1" in human.output
