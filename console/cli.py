@@ -745,10 +745,7 @@ def doctor(c: Context, as_json: bool) -> None:
     sys.exit(1 if any(f.status == "error" for f in findings) else 0)
 
 
-from console.workload_cli import replay, replay_report, trace  # noqa: E402 - needs main's helpers
-
-for _command in (trace, replay, replay_report):
-    main.add_command(_command)
+import console.workload_cli  # noqa: E402, F401 - adds trace, replay and replay-report to main
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,8 @@
 trace list / export read the recorded requests from the history database (read-only, the
 daemon stays its only writer); replay plays a trace against a local OpenAI-compatible server
 from this process, reads the GPUs' energy counters itself, and keeps its results in
-replay.db beside the history. Registered from console/cli.py.
+replay.db beside the history. console/cli.py imports this module, which adds its commands
+to `main` (so either module may be imported first).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import click
 
-from console.cli import Context, fail, friendly, pass_ctx
+from console.cli import Context, fail, friendly, main, pass_ctx
 
 FIGURE_COLUMNS = (("concurrency", "conc", "{:.0f}"), ("requests", "reqs", "{:.0f}"),
                   ("errors", "err", "{:.0f}"), ("tok_s_out_per_gpu", "out tok/s/GPU", "{:.1f}"),
@@ -313,3 +314,7 @@ def replay_report(c: Context, sweep_id: str | None, limit: int, as_json: bool) -
             _print_steps(s["steps"])
 
     emit(found, as_json, human)
+
+
+for _command in (trace, replay, replay_report):
+    main.add_command(_command)
