@@ -82,6 +82,30 @@ async def test_streamed_answer_energy_goes_to_the_run_not_idle(writer: StoreWrit
     assert led.accounted_mj() == led.total_mj
 
 
+async def test_the_issue_case_60_s_stream_at_400_w(writer: StoreWriter) -> None:
+    """The finding as filed, on a scripted clock: a 60 s stream at 400 W, no scraper, 5 s
+    windows at 1 Hz. Before: the run got 800 J-odd and idle 24 000 J."""
+    fake = FakeNvml([FakeGpu(0, power_w=400.0)])
+    now = [0.0]
+    svc = GpuService(writer, Bus(), Config(), None, nvml=fake, clock=lambda: now[0],
+                     window_s=5, persist_every_s=1000, totals_every_s=1000)
+    for t in range(0, 71):
+        now[0] = float(t)
+        if t:
+            fake.gpus[0].advance(1.0)
+        if t == 5:
+            svc.handle_event({"kind": "inference.start", "run_id": "r", "request_id": "q",
+                              "ts": 5.0})
+        if t == 65:
+            svc.handle_event({"kind": "tokens", "run_id": "r", "request_id": "q", "ts": 65.0,
+                              "started": 5.0, "prompt_tokens": 500, "completion_tokens": 2000})
+        svc.handle_tick(svc.sampler.sample_once())  # type: ignore[arg-type]
+    led = svc.ledger
+    assert led.runs["r"].energy_mj == 24_000_000  # the 60 s of the stream, all of it
+    assert led.idle_mj == 4_000_000  # [0,5) before and [65,70) after
+    assert led.accounted_mj() == led.total_mj
+
+
 def test_in_flight_request_holds_the_pool_past_the_carry() -> None:
     """With scrapes, windows during generation pool their energy; a pool older than the carry
     went to 'unmetered' even while the gate's request was still streaming."""
