@@ -745,5 +745,7 @@ def doctor(c: Context, as_json: bool) -> None:
     sys.exit(1 if any(f.status == "error" for f in findings) else 0)
 
 
+import console.workload_cli  # noqa: E402, F401 - adds trace, replay and replay-report to main
+
 if __name__ == "__main__":
     main()

@@ -187,7 +187,7 @@ class RunSockets:
         gate = Gate(
             run.id, network_rules(profile), ask=self._gate_asker(run, profile),
             record=self._gate_recorder(run), profile=profile.name,
-            meter=_inference_endpoints(cfg.inference),
+            meter=_inference_endpoints(cfg.inference), trace=self.services.trace,
         )
         channels = RunChannels(gate)
         self.channels[run.id] = channels

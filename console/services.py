@@ -31,6 +31,7 @@ class Services:
         self.run_sockets: Any = None
         self.key: bytes = b""
         self.gpu: Any = None
+        self.trace: Any = None
         self._readers = threading.local()
 
     async def start(self) -> None:
@@ -64,6 +65,9 @@ class Services:
 
         self.gpu = GpuService(self.writer, self.bus, lambda: self.daemon.cfg, self.runs)
         await self.gpu.start()
+        from console.gate.trace import TraceRecorder  # per-request records for `trace export`
+
+        self.trace = TraceRecorder(self.writer, self.bus, key=key, profile_of=self._profile_of)
         lost = await self.runs.reconcile()
         await self._reconcile_backends()
         await self.record_security(
@@ -90,6 +94,10 @@ class Services:
             self.writer.record("sandbox.orphans_removed", actor="daemon",
                                text=f"removed {len(removed)} orphan sandbox(es)", data={"removed": removed})
 
+    def _profile_of(self, run_id: str) -> str | None:
+        run = self.runs.runs.get(run_id) if self.runs is not None else None
+        return run.profile if run is not None else None
+
     def choose_backend(self, requested: str, profile: Profile) -> Any:
         from console.sandbox.choose import choose_backend
 
@@ -106,6 +114,8 @@ class Services:
             await self.run_sockets.close()
         if self.gpu is not None:
             await self.gpu.stop()
+        if self.trace is not None:
+            self.trace.flush()  # trace rows still waiting for their batch
         if self.writer is not None:
             from store import StoreError
 

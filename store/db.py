@@ -187,9 +187,22 @@ def _m3_metering(conn: sqlite3.Connection) -> None:
         conn.execute(f"ALTER TABLE runs ADD COLUMN {column}")
 
 
+def _m4_trace(conn: sqlite3.Connection) -> None:
+    """v4: one row per inference request through the gate (console/gate/trace.py)."""
+    conn.execute("""CREATE TABLE trace_requests (
+        id INTEGER PRIMARY KEY, request_id TEXT NOT NULL UNIQUE, run_id TEXT, profile TEXT,
+        lane TEXT, start REAL NOT NULL, first_byte REAL, end REAL, think_s REAL, method TEXT,
+        endpoint TEXT, status INTEGER, model TEXT, stream INTEGER, max_tokens INTEGER,
+        prompt_tokens INTEGER, completion_tokens INTEGER, cached_tokens INTEGER,
+        blocks TEXT, content TEXT)""")
+    conn.execute("CREATE INDEX trace_requests_run ON trace_requests(run_id, start)")
+    conn.execute("CREATE INDEX trace_requests_start ON trace_requests(start)")
+
+
 # Ordered: MIGRATIONS[n] takes a database from version n to n + 1. Append only; never edit a
 # migration that has shipped.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_m1_core, _m2_fts, _m3_metering)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_m1_core, _m2_fts, _m3_metering,
+                                                                _m4_trace)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

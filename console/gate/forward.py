@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from console.gate.common import Upstream, host_header
 from console.gate.hosts import Target
@@ -44,8 +45,10 @@ class Outcome:
 
 async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: Head,
                    up: Upstream, target: Target, path: str, framing: str, length: int, *,
-                   client_keep: bool, metered: bool, max_header_bytes: int) -> Outcome:
-    """Send one request upstream and relay its response; raises HttpError/OSError midway."""
+                   client_keep: bool, metered: bool, max_header_bytes: int,
+                   observer: Any = None) -> Outcome:
+    """Send one request upstream and relay its response; raises HttpError/OSError midway.
+    `observer` (a gate.trace.RequestTrace) sees the request body and the answer's bytes."""
     method, version = req.start[0], req.start[2]
     act = up.act
     drop = frozenset({"accept-encoding", "expect"}) if metered else frozenset({"expect"})
@@ -65,6 +68,8 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     def tap_up(data: bytes) -> None:
         act.last = time.monotonic()
         act.up += len(data)
+        if observer is not None:
+            observer.request_body(data)
 
     if framing == "length":
         await relay_exact(reader, up.writer, length, tap_up)
@@ -109,6 +114,8 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         act.down += len(data)
         if meter is not None:
             meter.feed(data)
+        if observer is not None:
+            observer.response_body(data)
 
     if rframing == "length":
         await relay_exact(up.reader, writer, rlength, tap_down)

@@ -86,6 +86,7 @@ class Gate:
         meter: Iterable[tuple[str, int]] = (),
         profile: str | None = None,
         dial: Dialer = dial_address,
+        trace: Any = None,  # a gate.trace.TraceRecorder: per-request records of metered calls
     ) -> None:
         self.run_id = run_id
         self.rules = rules
@@ -96,6 +97,7 @@ class Gate:
         self._resolve = resolver
         self._dial = dial
         self.meter = {(self._meter_host(h), int(p)) for h, p in meter}
+        self.trace = trace
         self._pending: dict[tuple[str, int], asyncio.Task[Verdict]] = {}
         self._waiting: dict[tuple[str, int], int] = {}
         self._servers: list[asyncio.Server] = []
@@ -478,25 +480,36 @@ class Gate:
         client_keep = version == "HTTP/1.1" and "close" not in req.tokens("connection")
         up.act.last = time.monotonic()
         down_before = up.act.down
+        metered, started = (target.host, target.port) in self.meter, time.time()
+        rec = self.trace.begin(self.run_id, method, f"{target.authority}{path.split('?')[0]}") \
+            if metered and self.trace is not None else None
         try:
             outcome = await exchange(
                 reader, writer, req, up, target, path, framing, length, client_keep=client_keep,
-                metered=(target.host, target.port) in self.meter,
-                max_header_bytes=self.limits.max_header_bytes)
+                metered=metered, max_header_bytes=self.limits.max_header_bytes, observer=rec)
         except (HttpError, OSError, asyncio.IncompleteReadError) as exc:
+            if rec is not None:
+                rec.finish(None, None)
             conn.upstream = None
             await self._finish(up, "error")
             status = exc.status if isinstance(exc, HttpError) else 502
             if up.act.down == down_before:  # nothing of this response reached the client
                 await self._respond(writer, Refusal(status, f"Pilothouse gate: {exc}"))
             return False
+        except BaseException:
+            if rec is not None:
+                rec.finish(None, None)  # cancelled (the gate closing): the request is over
+            raise
         if outcome.usage is not None:
             u = outcome.usage
             await self._record_quietly("tokens", {
                 "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
                 "total_tokens": u.total_tokens, "model": u.model,
                 "endpoint": f"{target.authority}{path.split('?')[0]}",
-                "host": target.host, "port": target.port, "status": outcome.status})
+                "host": target.host, "port": target.port, "status": outcome.status,
+                "started": started, "request_id": rec.request_id if rec else None})
+        if rec is not None:
+            rec.finish(outcome.usage, outcome.status)
         conn.last = time.monotonic()
         if not outcome.upstream_keep:
             conn.upstream = None

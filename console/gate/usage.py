@@ -15,6 +15,12 @@ usage in every chunk):
 - Server-sent events: `data: {...}` events including the final usage chunk that
   `stream_options.include_usage` adds, and `data: [DONE]`.
 - Ollama: `prompt_eval_count` / `eval_count` in a JSON body or the last NDJSON line.
+- llama.cpp's native `/completion`: `tokens_evaluated` / `tokens_predicted` (and
+  `tokens_cached`), in the JSON body or the last event of a stream.
+- TGI's native `/generate` and `/generate_stream`: `details.generated_tokens`; the prompt's
+  length only when the client asked for `decoder_input_details` (the `prefill` list).
+Cached prompt tokens: `prompt_tokens_details.cached_tokens` (OpenAI chat),
+`input_tokens_details.cached_tokens` (Responses), `cache_read_input_tokens` (Anthropic).
 Bodies with a Content-Encoding (gzip, br) are not metered; the proxy asks metered endpoints for
 `identity` so that this is the exception.
 """
@@ -39,6 +45,7 @@ class Usage:
     completion_tokens: int | None
     total_tokens: int | None
     model: str | None
+    cached_tokens: int | None = None  # prompt tokens the server served from its cache
 
 
 class ChunkedDecoder:
@@ -99,9 +106,14 @@ class ChunkedDecoder:
 
 _MODEL_RE = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
 _OLLAMA_RE = {
-    "prompt_tokens": re.compile(rb'"prompt_eval_count"\s*:\s*(\d{1,12})'),
-    "completion_tokens": re.compile(rb'"eval_count"\s*:\s*(\d{1,12})'),
+    "prompt_tokens": re.compile(rb'"(?:prompt_eval_count|tokens_evaluated)"\s*:\s*(\d{1,12})'),
+    "completion_tokens": re.compile(
+        rb'"(?:eval_count|tokens_predicted|generated_tokens)"\s*:\s*(\d{1,12})'),
 }
+# Top-level counts of native APIs: key -> field (Ollama, then llama.cpp's /completion).
+_NATIVE_KEYS = (("prompt_eval_count", "prompt_tokens"), ("eval_count", "completion_tokens"),
+                ("tokens_evaluated", "prompt_tokens"), ("tokens_predicted", "completion_tokens"),
+                ("tokens_cached", "cached_tokens"))
 
 
 def _int(value: Any) -> int | None:
@@ -235,10 +247,15 @@ class UsageMeter:
             usage = holder.get("usage")
             if isinstance(usage, dict):
                 self._take_usage(usage)
-        for key, name in (("prompt_eval_count", "prompt_tokens"),
-                          ("eval_count", "completion_tokens")):
+        for key, name in _NATIVE_KEYS:
             if _int(obj.get(key)) is not None:
                 self._fields[name] = obj[key]
+        details = obj.get("details")  # TGI
+        if isinstance(details, dict) and _int(details.get("generated_tokens")) is not None:
+            self._fields["completion_tokens"] = details["generated_tokens"]
+            prefill = details.get("prefill")
+            if isinstance(prefill, list) and prefill:
+                self._fields["prompt_tokens"] = len(prefill)
 
     def _take_usage(self, usage: dict[str, Any]) -> None:
         for name, keys in (("prompt_tokens", ("prompt_tokens", "input_tokens")),
@@ -248,6 +265,11 @@ class UsageMeter:
                 if _int(usage.get(key)) is not None:
                     self._fields[name] = usage[key]
                     break
+        for holder, key in ((usage.get("prompt_tokens_details"), "cached_tokens"),
+                            (usage.get("input_tokens_details"), "cached_tokens"),
+                            (usage, "cache_read_input_tokens")):
+            if isinstance(holder, dict) and _int(holder.get(key)) is not None:
+                self._fields["cached_tokens"] = holder[key]
 
     # -- result -------------------------------------------------------------------------------
 
@@ -272,7 +294,7 @@ class UsageMeter:
         total = f.get("total_tokens")
         if total is None and prompt is not None and completion is not None:
             total = prompt + completion
-        return Usage(prompt, completion, total, f.get("model"))
+        return Usage(prompt, completion, total, f.get("model"), f.get("cached_tokens"))
 
     def _has_counts(self) -> bool:
         return any(k in self._fields for k in ("prompt_tokens", "completion_tokens",

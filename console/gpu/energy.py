@@ -13,13 +13,21 @@ Tokens. Gate events (per run) land in the window of their timestamp, or are spre
 [started, ts] when the request's start is known. Scraped server counters (all clients of a
 local server) land in the window of the scrape.
 
-Attribution, per window, in order: a window with gate tokens gets its energy (plus any pooled
-energy, see below) split among runs by their share of tokens (prompt + completion); a window
-with scraped tokens but no gate tokens pools its energy, because the gate learns a response's
-usage only when it ends while the server's counters move during generation; a window with no
-tokens at all is idle. When scraped tokens exceed the gate's in the pool, the excess belongs to
-clients that do not go through the gate: their share is "unmetered". A pool older than
-`carry_s` is unmetered too. Energy is kept in integer mJ and split by largest remainder, so
+In flight. The gate says when a request goes upstream (`begin`) and when its answer ended
+(`end`, or its tokens event). A window that closes while a request that started before its end
+is still in flight cannot be attributed yet (the tokens come at the end of the stream): its
+energy and tokens join the pool, which never expires while a request is in flight. A window
+that a finished request overlapped is busy, not idle, even when it holds no tokens.
+
+Attribution, per window, in order: while a request is in flight the window pools; otherwise a
+window (with the pool) that holds gate tokens is split among runs by their share of tokens
+(prompt + completion); one that only requests without usage overlapped is split by their time
+in flight; a window with scraped tokens but no gate tokens pools its energy, because the gate
+learns a response's usage only when it ends while the server's counters move during
+generation; a window with no tokens and no request at all is idle. When scraped tokens
+exceed the gate's in the pool, the excess belongs to clients that do not go through the
+gate: their share is "unmetered". A pool older than `carry_s` is unmetered too (never while
+a request is in flight). Energy is kept in integer mJ and split by largest remainder, so
 runs + idle + unmetered + pooled + open windows equal the total exactly.
 """
 
@@ -27,98 +35,21 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from console.gpu.maths import cost_usd, counter_delta, derive, split_exact, trapezoid_mj
+
+__all__ = ["CARRY_S", "GAP_S", "UNMETERED", "WINDOW_S", "EnergyLedger", "RunTotals", "Window",
+           "cost_usd", "counter_delta", "derive", "split_exact", "trapezoid_mj"]
 
 WINDOW_S = 5.0
 GAP_S = 3.0
 CARRY_S = 60.0
 MAX_SPREAD_WINDOWS = 120  # a longer interval (suspend, a stuck driver) lands in its last window
+MAX_IN_FLIGHT_S = 1800.0  # a request never ended (a lost event) stops holding windows after this
 UNMETERED = "(unmetered)"
-
-
-# --- pure functions ----------------------------------------------------------------------------
-
-
-def counter_delta(prev_mj: int | None, cur_mj: int | None) -> int | None:
-    """Energy between two counter readings; None when unknown (missing, or the counter reset)."""
-    if prev_mj is None or cur_mj is None or cur_mj < prev_mj:
-        return None
-    return cur_mj - prev_mj
-
-
-def trapezoid_mj(p0_mw: float, p1_mw: float, dt_s: float) -> int:
-    """mW times s is mJ: the mean of the two readings over the interval, rounded."""
-    return round((p0_mw + p1_mw) / 2.0 * dt_s)
-
-
-def split_exact(total: int, weights: Mapping[str, float]) -> dict[str, int]:
-    """Split an integer by weight so the parts sum to `total` exactly (largest remainder;
-    ties go to the earlier key, so the result is deterministic)."""
-    positive = {k: float(w) for k, w in weights.items() if w > 0}
-    wsum = sum(positive.values())
-    if not positive or wsum <= 0:
-        return {}
-    floors: dict[str, int] = {}
-    fracs: list[tuple[float, int, str]] = []
-    for i, (k, w) in enumerate(positive.items()):
-        exact = total * w / wsum
-        floors[k] = math.floor(exact)
-        fracs.append((exact - floors[k], -i, k))
-    left = total - sum(floors.values())
-    for _, _, k in sorted(fracs, reverse=True)[:left]:
-        floors[k] += 1
-    return floors
-
-
-def cost_usd(energy_j: float, gpu_s: float, price_kwh: float, price_gpu_hour: float) -> float:
-    """Energy at $/kWh plus GPU time at $/GPU-hour (1 kWh = 3.6 MJ)."""
-    return energy_j / 3.6e6 * price_kwh + gpu_s / 3600.0 * price_gpu_hour
-
-
-def derive(*, tokens_in: int, tokens_out: int, seconds: float, energy_j: float | None,
-           energy_seconds: float, energy_tokens_in: int, energy_tokens_out: int, gpu_s: float,
-           price_kwh: float, price_gpu_hour: float) -> dict[str, Any]:
-    """Figures for one span. Throughput uses every token over `seconds`; the energy ratios use
-    only the valid windows (`energy_*`). A figure that cannot be computed is None, with its
-    reason under "missing"."""
-    out: dict[str, Any] = {"tokens_in": tokens_in, "tokens_out": tokens_out,
-                           "seconds": round(seconds, 3), "missing": {}}
-    missing: dict[str, str] = out["missing"]
-    if seconds > 0:
-        out["tok_s_out"] = tokens_out / seconds
-        out["tok_s"] = (tokens_in + tokens_out) / seconds
-    else:
-        out["tok_s_out"] = out["tok_s"] = None
-        missing["tok_s"] = missing["tok_s_out"] = "no time elapsed yet"
-    names = ("energy_j", "watts", "j_per_token", "j_per_token_total", "tok_s_per_mw",
-             "cost_usd", "usd_per_mtok")
-    for n in names:
-        out[n] = None
-    if energy_j is None or energy_seconds <= 0:
-        why = "no GPU energy readings" if energy_j is None else "no valid sample window yet"
-        missing.update({n: why for n in names})
-        return out
-    out["energy_j"] = energy_j
-    out["watts"] = energy_j / energy_seconds  # mean board power (all metered GPUs)
-    cost = cost_usd(energy_j, gpu_s, price_kwh, price_gpu_hour)
-    out["cost_usd"] = cost
-    if energy_tokens_out > 0:
-        out["j_per_token"] = energy_j / energy_tokens_out
-        out["usd_per_mtok"] = cost / energy_tokens_out * 1e6
-        # tok/s per MW of board power = (tokens/s) / (W / 1e6) = tokens * 1e6 / J.
-        out["tok_s_per_mw"] = energy_tokens_out * 1e6 / energy_j if energy_j > 0 else None
-        if energy_j <= 0:
-            missing["tok_s_per_mw"] = "no energy measured"
-    else:
-        for n in ("j_per_token", "usd_per_mtok", "tok_s_per_mw"):
-            missing[n] = "no output tokens in the window"
-    if energy_tokens_in + energy_tokens_out > 0:
-        out["j_per_token_total"] = energy_j / (energy_tokens_in + energy_tokens_out)
-    else:
-        missing["j_per_token_total"] = "no tokens in the window"
-    return out
 
 
 # --- windows -----------------------------------------------------------------------------------
@@ -131,6 +62,7 @@ class Window:
     end: float
     energy_mj: int = 0
     gpu_s: float = 0.0  # GPU-seconds covered by samples (for $/GPU-hour)
+    sampled: dict[str, float] = field(default_factory=dict)  # GPU -> seconds its samples cover
     runs: dict[str, list[int]] = field(default_factory=dict)  # run -> [prompt, completion]
     scraped: bool = False  # a scrape succeeded in this window: server tokens come from it
     scraped_in: int = 0
@@ -141,6 +73,11 @@ class Window:
     attributed: dict[str, int] = field(default_factory=dict)  # run or UNMETERED -> mJ
     attributed_gpu_s: dict[str, float] = field(default_factory=dict)
     kind: str = "open"  # open | attributed | pooled | idle
+
+    @property
+    def sampled_s(self) -> float:
+        """Wall time the samples cover: a window where sampling began late is not a full one."""
+        return max(self.sampled.values(), default=0.0)
 
     @property
     def gated_in(self) -> int:
@@ -195,6 +132,9 @@ class EnergyLedger:
         self._pool_gpu_s = 0.0
         self._pool_scraped = 0
         self._pool_since: float | None = None
+        self._pool_tokens: dict[str, int] = {}  # run -> gate tokens of pooled windows
+        self._pool_busy: dict[str, float] = {}  # run -> in-flight seconds of pooled windows
+        self._requests: dict[str, list[Any]] = {}  # key -> [run, start, end or None]
         self._closed_upto: int | None = None  # windows below this index are closed
         self.first_ts: float | None = None
         self.counter_resets = 0
@@ -255,9 +195,9 @@ class EnergyLedger:
                 mj, invalid = 0, f"no power or energy reading on GPU {gpu}"
         if dt > self.gap_s:
             invalid = f"gap of {dt:.1f} s between samples on GPU {gpu}"
-        self._spread(t0, ts, mj, estimated, invalid)
+        self._spread(gpu, t0, ts, mj, estimated, invalid)
 
-    def _spread(self, t0: float, t1: float, mj: int, estimated: str | None,
+    def _spread(self, gpu: str, t0: float, t1: float, mj: int, estimated: str | None,
                 invalid: str | None) -> None:
         self.total_mj += mj
         first, last = self._index(t0), self._index(max(t0, t1 - 1e-9))
@@ -276,6 +216,7 @@ class EnergyLedger:
             w = self._window(int(key))
             w.energy_mj += parts.get(key, 0)
             w.gpu_s += (t1 - t0) * weight / span
+            w.sampled[gpu] = w.sampled.get(gpu, 0.0) + (t1 - t0) * weight / span
             if estimated:
                 w.estimated.add(estimated)
             if invalid:
@@ -305,6 +246,21 @@ class EnergyLedger:
         counts = self._window(k).runs.setdefault(run_id, [0, 0])
         counts[0] += prompt
         counts[1] += completion
+
+    def begin(self, key: str, run_id: str, ts: float) -> None:
+        """A request of a run went upstream; windows hold until it ends."""
+        self._requests[key] = [run_id, float(ts), None]
+        self._seen(ts)
+
+    def end(self, key: str, ts: float) -> None:
+        """The request's answer ended (with or without usage). Unknown keys are ignored."""
+        req = self._requests.get(key)
+        if req is not None and req[2] is None:
+            req[2] = max(float(ts), req[1])
+
+    @property
+    def in_flight(self) -> int:
+        return sum(1 for r in self._requests.values() if r[2] is None)
 
     def add_scraped(self, prompt: int, completion: int, ts: float) -> None:
         """A successful scrape of a local server's counters (deltas, possibly zero)."""
@@ -336,34 +292,23 @@ class EnergyLedger:
         return done
 
     def _attribute(self, w: Window) -> None:
+        busy, held = self._busy(w)
         gated = {run: v[0] + v[1] for run, v in w.runs.items() if v[0] + v[1] > 0}
         scraped = w.scraped_in + w.scraped_out
-        if gated:
-            mj, gpu_s = w.energy_mj + self._pool_mj, w.gpu_s + self._pool_gpu_s
-            weights: dict[str, float] = dict(gated)
-            seen = self._pool_scraped + scraped
-            if (w.scraped or self._pool_since is not None) and seen > sum(gated.values()):
-                weights[UNMETERED] = seen - sum(gated.values())
-            w.attributed = split_exact(mj, weights)
-            span = sum(weights.values())
-            w.attributed_gpu_s = {k: gpu_s * v / span for k, v in weights.items()}
-            for key, part in w.attributed.items():
-                if key == UNMETERED:
-                    self.unmetered_mj += part
-                    self.unmetered_gpu_s += w.attributed_gpu_s[key]
-                else:
-                    totals = self.runs.setdefault(key, RunTotals())
-                    totals.energy_mj += part
-                    totals.gpu_s += w.attributed_gpu_s[key]
-            self._pool_mj, self._pool_gpu_s, self._pool_scraped = 0, 0.0, 0
-            self._pool_since = None
-            w.kind = "attributed"
+        if held or ((busy or self._pool_busy) and not gated and not self._pool_tokens):
+            # A request is still streaming (its tokens come at its end), or requests without
+            # usage overlapped: pool, with what is known of who was busy.
+            self._pool_add(w, gated, busy, scraped)
+            if held:
+                w.kind = "pooled"
+                return
+            self._split_pool(w, self._pool_busy)
+            return
+        if gated or self._pool_tokens:
+            self._pool_add(w, gated, busy, scraped)
+            self._split_pool(w, dict(self._pool_tokens))
         elif scraped > 0:
-            self._pool_mj += w.energy_mj
-            self._pool_gpu_s += w.gpu_s
-            self._pool_scraped += scraped
-            if self._pool_since is None:
-                self._pool_since = w.start
+            self._pool_add(w, gated, busy, scraped)
             w.kind = "pooled"
         else:
             self.idle_mj += w.energy_mj
@@ -372,7 +317,66 @@ class EnergyLedger:
         if self._pool_since is not None and w.end - self._pool_since > self.carry_s:
             self._expire_pool()
 
+    def _busy(self, w: Window) -> tuple[dict[str, float], bool]:
+        """In-flight seconds per run inside the window, and whether a request that started
+        before the window's end is still in flight. Forgets requests that ended before it."""
+        busy: dict[str, float] = {}
+        held = False
+        for key, (run, start, end) in list(self._requests.items()):
+            if end is None and w.end - start > MAX_IN_FLIGHT_S:
+                end = self._requests[key][2] = start + MAX_IN_FLIGHT_S  # never ended: give up
+            if start >= w.end:
+                continue
+            stop = w.end if end is None else min(end, w.end)
+            if stop > w.start:
+                busy[run] = busy.get(run, 0.0) + stop - max(start, w.start)
+            if end is None:
+                held = True
+            elif end <= w.end:
+                del self._requests[key]
+        return busy, held
+
+    def _pool_add(self, w: Window, gated: dict[str, int], busy: dict[str, float],
+                  scraped: int) -> None:
+        self._pool_mj += w.energy_mj
+        self._pool_gpu_s += w.gpu_s
+        self._pool_scraped += scraped
+        for run, n in gated.items():
+            self._pool_tokens[run] = self._pool_tokens.get(run, 0) + n
+        for run, sec in busy.items():
+            self._pool_busy[run] = self._pool_busy.get(run, 0.0) + sec
+        if self._pool_since is None:
+            self._pool_since = w.start
+
+    def _split_pool(self, w: Window, weights: dict[str, float] | dict[str, int]) -> None:
+        """Attribute the pool (this window included) by `weights`; the scraped tokens beyond
+        the gate's belong to clients that do not pass through it."""
+        shares: dict[str, float] = dict(weights)
+        gated_sum = sum(self._pool_tokens.values())
+        if self._pool_tokens and self._pool_scraped > gated_sum:
+            shares[UNMETERED] = self._pool_scraped - gated_sum
+        mj, gpu_s = self._pool_mj, self._pool_gpu_s
+        w.attributed = split_exact(mj, shares)
+        span = sum(v for v in shares.values() if v > 0)
+        w.attributed_gpu_s = {k: gpu_s * v / span for k, v in shares.items() if v > 0}
+        for key, part in w.attributed.items():
+            if key == UNMETERED:
+                self.unmetered_mj += part
+                self.unmetered_gpu_s += w.attributed_gpu_s[key]
+            else:
+                totals = self.runs.setdefault(key, RunTotals())
+                totals.energy_mj += part
+                totals.gpu_s += w.attributed_gpu_s[key]
+        self._pool_mj, self._pool_gpu_s, self._pool_scraped = 0, 0.0, 0
+        self._pool_tokens, self._pool_busy = {}, {}
+        self._pool_since = None
+        w.kind = "attributed"
+
     def _expire_pool(self) -> None:
+        if self._pool_tokens or self._pool_busy:  # flush(): the pool's owners are known
+            w = Window(-1, 0.0, 0.0)
+            self._split_pool(w, dict(self._pool_tokens) or self._pool_busy)
+            return
         self.unmetered_mj += self._pool_mj
         self.unmetered_gpu_s += self._pool_gpu_s
         self._pool_mj, self._pool_gpu_s, self._pool_scraped = 0, 0.0, 0
@@ -450,7 +454,7 @@ def _sum(windows: Iterable[Window], run: str | None) -> dict[str, Any]:
             vout += a_out
             mj += a_mj
             gpu_s += a_gs
-            valid_s += w.end - w.start
+            valid_s += w.sampled_s
     return {"tokens_in": tin, "tokens_out": tout, "energy_j": mj / 1000.0,
             "energy_seconds": valid_s, "energy_tokens_in": vin, "energy_tokens_out": vout,
             "gpu_s": gpu_s}

@@ -136,6 +136,8 @@ class _Gpu:
         self.power_limit: int | None = None
         self.power_limit_missing: str | None = None
         self.limit_read_at = -1e18
+        self.memory_v1 = False  # the driver has no nvmlDeviceGetMemoryInfo_v2
+        self.procs_v2: set[str] = set()  # process-list functions the driver has only as _v2
 
 
 class NvmlSampler:
@@ -322,8 +324,7 @@ class NvmlSampler:
                               lambda: nvml.nvmlDeviceGetUtilizationRates(h))
             if util is not None:
                 sample.util_gpu, sample.util_mem = int(util.gpu), int(util.memory)
-            mem = self._read(gpu, sample, ("mem_used", "mem_total"),
-                             lambda: nvml.nvmlDeviceGetMemoryInfo(h))
+            mem = self._read(gpu, sample, ("mem_used", "mem_total"), lambda: self._memory(gpu))
             if mem is not None:
                 sample.mem_used, sample.mem_total = int(mem.used), int(mem.total)
             self._power_limit(gpu, sample, now)
@@ -371,15 +372,42 @@ class NvmlSampler:
         if gpu.power_limit_missing:
             sample.missing["power_limit_mw"] = gpu.power_limit_missing
 
+    def _memory(self, gpu: _Gpu) -> Any:
+        """Memory as nvidia-smi counts it: the v2 struct leaves out what the driver reserves
+        (v1 counts it as used). A driver without v2 gets v1, and is not asked for v2 again."""
+        nvml = self._nvml
+        version = getattr(nvml, "nvmlMemory_v2", None)
+        if not gpu.memory_v1 and version is not None:
+            try:
+                return nvml.nvmlDeviceGetMemoryInfo(gpu.handle, version=version)
+            except Exception as exc:
+                if not _missing_version(exc):
+                    raise
+                gpu.memory_v1 = True
+        return nvml.nvmlDeviceGetMemoryInfo(gpu.handle)
+
+    def _process_list(self, gpu: _Gpu, fn: str) -> Any:
+        """pynvml's unversioned process lists call the `_v3` symbol only; an older driver has
+        `_v2` alone (same struct for what we read), so fall back once and remember."""
+        nvml = self._nvml
+        if fn not in gpu.procs_v2:
+            try:
+                return getattr(nvml, fn)(gpu.handle)
+            except Exception as exc:
+                if not _missing_version(exc) or not hasattr(nvml, fn + "_v2"):
+                    raise
+                gpu.procs_v2.add(fn)
+        return getattr(nvml, fn + "_v2")(gpu.handle)
+
     def _processes(self, gpu: _Gpu, sample: GpuSample) -> None:
         """Compute and graphics processes, merged by pid, mapped to runs."""
-        nvml, h = self._nvml, gpu.handle
         by_pid: dict[int, ProcSample] = {}
         errors: list[str] = []
         for kind, fn in (("compute", "nvmlDeviceGetComputeRunningProcesses"),
                          ("graphics", "nvmlDeviceGetGraphicsRunningProcesses")):
             probe = GpuSample(gpu.index)
-            procs = self._read(gpu, probe, (f"procs_{kind}",), lambda fn=fn: getattr(nvml, fn)(h))
+            procs = self._read(gpu, probe, (f"procs_{kind}",),
+                               lambda fn=fn: self._process_list(gpu, fn))
             if procs is None:
                 errors.append(f"{kind}: {probe.missing.get(f'procs_{kind}')}")
                 continue
@@ -407,6 +435,13 @@ class NvmlSampler:
             return self.pid_to_run(pid)
         except Exception:  # a process that vanished between NVML and psutil
             return None
+
+
+def _missing_version(exc: BaseException) -> bool:
+    """The driver lacks a versioned symbol (older than the nvidia-ml-py wrappers), or refuses
+    the struct version asked for."""
+    why = reason(exc)
+    return why.startswith("FunctionNotFound") or why == "ArgumentVersionMismatch"
 
 
 class _GpuLost(Exception):

@@ -12,6 +12,15 @@ e.g. one per model):
 | llama.cpp | llamacpp:prompt_tokens_total    | llamacpp:tokens_predicted_total     | per request |
 | TGI       | tgi_request_input_length_sum    | tgi_request_generated_tokens_sum    | per request |
 
+Requests finished and time to first token, where the server counts them (deltas the same way;
+TTFT is the histogram's _sum over its _count, a mean per scrape interval):
+
+| server    | requests                         | time to first token (histogram)          |
+|-----------|----------------------------------|------------------------------------------|
+| vLLM      | vllm:request_success_total       | vllm:time_to_first_token_seconds         |
+| SGLang    | sglang:num_requests_total        | sglang:time_to_first_token_seconds       |
+| TGI       | tgi_request_success              | (none)                                   |
+
 (llama.cpp serves /metrics only when started with --metrics. TGI's are the `_sum` series of the
 per-request histograms `tgi_request_input_length` and `tgi_request_generated_tokens`, which
 grow when a request finishes.)
@@ -43,6 +52,15 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "sglang": ("sglang:prompt_tokens_total", "sglang:generation_tokens_total"),
     "llama.cpp": ("llamacpp:prompt_tokens_total", "llamacpp:tokens_predicted_total"),
     "tgi": ("tgi_request_input_length_sum", "tgi_request_generated_tokens_sum"),
+}
+# kind -> (requests counter, TTFT histogram _sum, TTFT histogram _count); "" when not served.
+REQUEST_FAMILIES: dict[str, tuple[str, str, str]] = {
+    "vllm": ("vllm:request_success_total", "vllm:time_to_first_token_seconds_sum",
+             "vllm:time_to_first_token_seconds_count"),
+    "sglang": ("sglang:num_requests_total", "sglang:time_to_first_token_seconds_sum",
+               "sglang:time_to_first_token_seconds_count"),
+    "llama.cpp": ("", "", ""),
+    "tgi": ("tgi_request_success", "", ""),
 }
 MAX_BYTES = 8 * 1024 * 1024
 MAX_BACKOFF_S = 30.0
@@ -260,11 +278,18 @@ class Target:
     skipped_lines: int = 0
     next_at: float = 0.0
     deltas: CounterDeltas = field(default_factory=CounterDeltas)
+    requests: int | None = None  # finished requests since Pilothouse started looking
+    ttft_sum_s: float = 0.0
+    ttft_count: int = 0
+    ttft_last_s: float | None = None  # mean TTFT over the last interval that had requests
 
     def public(self) -> dict[str, Any]:
         return {"url": self.url, "kind": self.kind, "ok": self.error is None and
                 self.last_ok is not None, "error": self.error, "last_ok": self.last_ok,
-                "prompt_tokens": self.prompt_tokens, "generation_tokens": self.generation_tokens}
+                "prompt_tokens": self.prompt_tokens, "generation_tokens": self.generation_tokens,
+                "requests": self.requests,
+                "ttft_mean_s": self.ttft_sum_s / self.ttft_count if self.ttft_count else None,
+                "ttft_last_s": self.ttft_last_s}
 
 
 class Scraper:
@@ -298,8 +323,10 @@ class Scraper:
             target.deltas = CounterDeltas()  # a different server on that port: new baseline
             target.kind = kind
         names = FAMILIES[kind]
-        d = target.deltas.update(samples, names)
+        extra = tuple(n for n in REQUEST_FAMILIES[kind] if n)
+        d = target.deltas.update(samples, names + extra)
         prompt, gen = round(d[names[0]]), round(d[names[1]])
+        self._requests(target, kind, samples, d)
         target.error, target.failures, target.last_ok = None, 0, now
         target.scrapes += 1
         target.skipped_lines = bad
@@ -312,6 +339,20 @@ class Scraper:
             except Exception:
                 log.exception("scrape consumer failed")
         return prompt, gen
+
+    @staticmethod
+    def _requests(target: Target, kind: str, samples: list[Sample],
+                  d: dict[str, float]) -> None:
+        req, ttft_sum, ttft_count = REQUEST_FAMILIES[kind]
+        names = {s.name for s in samples}
+        if req and req in names:
+            target.requests = (target.requests or 0) + round(d[req])
+        if ttft_sum and ttft_count in names:
+            n = round(d[ttft_count])
+            if n > 0:
+                target.ttft_sum_s += d[ttft_sum]
+                target.ttft_count += n
+                target.ttft_last_s = d[ttft_sum] / n
 
     async def run(self) -> None:
         """Until cancelled. Targets are scraped concurrently, each on its own schedule."""

@@ -26,66 +26,15 @@ from typing import Any
 import psutil
 
 from console.gpu.energy import WINDOW_S, EnergyLedger, cost_usd
-from console.gpu.nvml import FIELDS, GpuSample, NvmlSampler, Tick
+from console.gpu.nvml import GpuSample, NvmlSampler, Tick
 from console.gpu.scrape import Scraper
+from console.gpu.views import LABELS, gpu_view, present, round_figure
 
 log = logging.getLogger("pilothouse.gpu")
 
 LIVE_SPAN_S = 30.0
 ROOTS_REFRESH_S = 5.0
 PID_CACHE_S = 10.0
-_UNITS = {"power_mw": ("power_w", 1e-3), "energy_mj": ("energy_counter_j", 1e-3),
-          "power_limit_mw": ("power_limit_w", 1e-3), "mem_used": ("mem_used_mib", 1 / 2**20),
-          "mem_total": ("mem_total_mib", 1 / 2**20)}
-
-
-def _na(value: Any, why: str | None) -> Any:
-    return value if value is not None else f"n/a: {why or 'not read'}"
-
-
-def _round(value: Any) -> Any:
-    # Significant digits, not decimals: a run's cost can be $0.00002 and must not read 0.
-    return float(f"{value:.6g}") if isinstance(value, float) else value
-
-
-# How a person should read the derived figures (the TUI's column headers, `gpu --json` users).
-LABELS = {
-    "tok_s_out": "output tokens/s", "tok_s": "tokens/s (prompt + output)",
-    "watts": "W (mean board power, all metered GPUs)",
-    "j_per_token": "J per output token (board energy)",
-    "j_per_token_total": "J per token, prompt + output (board energy)",
-    "tok_s_per_mw": "output tok/s per MW of board power",
-    "cost_usd": "$ (energy at $/kWh + GPU time at $/GPU-hour)",
-    "usd_per_mtok": "$ per million output tokens",
-}
-
-
-def present(figures: dict[str, Any] | None) -> dict[str, Any]:
-    """Derived figures for people and JSON: numbers, or "n/a: reason"."""
-    if not figures:
-        return {}
-    missing = figures.get("missing", {})
-    return {k: _round(_na(v, missing.get(k))) for k, v in figures.items() if k != "missing"}
-
-
-def gpu_view(s: GpuSample) -> dict[str, Any]:
-    """One GPU's latest readings in display units; a missing field reads "n/a: reason"."""
-    out: dict[str, Any] = {"index": s.index, "name": s.name, "uuid": s.uuid, "lost": s.lost}
-    for f in FIELDS:
-        name, scale = _UNITS.get(f, (f, 1))
-        value = getattr(s, f)
-        out[name] = _na(_round(value * scale) if value is not None and scale != 1 else value,
-                        s.missing.get(f))
-    out["procs"] = [{"pid": p.pid, "run_id": p.run_id, "kind": p.kind,
-                     "used_mib": _na(round(p.used_bytes / 2**20, 1) if p.used_bytes is not None
-                                     else None, s.procs_missing or "not reported")}
-                    for p in s.procs]
-    if s.procs_missing:
-        out["procs_missing"] = s.procs_missing
-    out["run_memory_mib"] = {r: round(b / 2**20, 1) for r, b in s.run_memory().items()}
-    return out
-
-
 class _Period:
     """One GPU's readings since its last stored row (for the row's mean power and energy)."""
 
@@ -141,7 +90,7 @@ class GpuService:
         self.sampler.start()
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="gpu-housekeeping"))
         if self.subscribe_tokens and self.bus is not None:
-            sub = self.bus.subscribe(("tokens",))
+            sub = self.bus.subscribe(("tokens", "inference"))
             self._tasks.append(asyncio.create_task(self._tokens(sub), name="gpu-tokens"))
         if self.scraper is not None:
             self._tasks.append(asyncio.create_task(self.scraper.run(), name="gpu-scrape"))
@@ -200,17 +149,33 @@ class GpuService:
     async def _tokens(self, sub: Any) -> None:
         try:
             while True:
-                ev = await sub.get()
-                if ev.get("kind") != "tokens" or not ev.get("run_id"):
-                    continue  # bus.dropped: those tokens are lost to metering, nothing to do
-                try:
-                    self.on_tokens(str(ev["run_id"]), ev.get("prompt_tokens"),
-                                   ev.get("completion_tokens"), ev.get("ts"), "gate",
-                                   total_tokens=ev.get("total_tokens"))
-                except (TypeError, ValueError):
-                    log.warning("ignoring a malformed tokens event: %r", ev)
+                self.handle_event(await sub.get())
         finally:
             self.bus.unsubscribe(sub)
+
+    def handle_event(self, ev: dict[str, Any]) -> None:
+        """A gate event from the bus, on the loop: `inference.start` / `inference.end` say
+        when a run's request is in flight (so windows during a stream are not idle), `tokens`
+        its usage, spread from the request's start and ending it."""
+        kind, run_id = ev.get("kind"), ev.get("run_id")
+        if not run_id:
+            return  # bus.dropped: those tokens are lost to metering, nothing to do
+        key = str(ev.get("request_id") or "")
+        try:
+            when = float(ev["ts"]) if ev.get("ts") is not None else self._clock()
+            if kind == "inference.start" and key:
+                self.ledger.begin(key, str(run_id), when)
+            elif kind == "inference.end" and key:
+                self.ledger.end(key, when)
+            elif kind == "tokens":
+                started = ev.get("started")
+                self.on_tokens(str(run_id), ev.get("prompt_tokens"), ev.get("completion_tokens"),
+                               when, "gate", float(started) if started is not None else None,
+                               total_tokens=ev.get("total_tokens"))
+                if key:
+                    self.ledger.end(key, when)
+        except (TypeError, ValueError, KeyError):
+            log.warning("ignoring a malformed %s event: %r", kind, ev)
 
     def _on_scrape(self, url: str, prompt: int, generated: int, ts: float) -> None:
         self.ledger.add_scraped(prompt, generated, ts)
@@ -298,8 +263,8 @@ class GpuService:
             avg_w = period.power_sum / period.power_n / 1000.0
         view = gpu_view(g)
         view.pop("procs", None)
-        data = {**view, "period_s": round(dt, 3), "avg_power_w": _round(avg_w),
-                "energy_j": _round(energy_j), "procs": len(g.procs)}
+        data = {**view, "period_s": round(dt, 3), "avg_power_w": round_figure(avg_w),
+                "energy_j": round_figure(energy_j), "procs": len(g.procs)}
         power = f"{g.power_mw / 1000:.0f} W" if g.power_mw is not None else "power n/a"
         util = f"{g.util_gpu}% util" if g.util_gpu is not None else "util n/a"
         text = (f"GPU{g.index} lost ({g.missing.get('power_mw')})" if g.lost else
@@ -448,7 +413,7 @@ class GpuService:
             "energy": {"total_j": led.total_mj / 1000.0, "idle_j": led.idle_mj / 1000.0,
                        "unmetered_j": led.unmetered_mj / 1000.0,
                        "pending_j": (led.pooled_mj + led.open_mj) / 1000.0,
-                       "counter_resets": led.counter_resets,
+                       "counter_resets": led.counter_resets, "in_flight": led.in_flight,
                        "idle_cost_usd": round(cost_usd(led.idle_mj / 1000.0, led.idle_gpu_s,
                                                        cfg.price_kwh, cfg.price_gpu_hour), 6)},
             "servers": self.scraper.status() if self.scraper else [],

@@ -7,6 +7,12 @@ objects the real process calls return, usedGpuMemory None when NVML says "not av
 Only the functions the sampler uses exist; anything else raises AttributeError like a missing
 symbol would.
 
+Driver age: `missing` names C symbols the scripted driver lacks (an older driver than the
+nvidia-ml-py wrappers expect): calling them raises NVMLError_FunctionNotFound, and the
+unversioned process-list wrappers raise NVMLLibraryMismatchError, exactly as pynvml's
+`throwOnVersionMismatch` does when `_v3` is absent. Memory: `mem_reserved` is what the driver
+keeps back; the v1 struct counts it as used (as nvidia-smi does not), the v2 struct does not.
+
 Scripting: each FakeGpu holds its readings as plain attributes a test changes between ticks;
 `errors[function_name]` makes that function raise (a class, an instance, or a list consumed one
 per call, None in the list meaning "answer normally"); `lost = True` makes every call on it
@@ -29,7 +35,7 @@ class FakeGpu:
     def __init__(self, index: int, *, name: str = "NVIDIA H100 80GB HBM3",
                  uuid: str | None = None, power_w: float = 120.0, energy_j: float = 5_000.0,
                  util: tuple[int, int] = (40, 15), mem_used: int = 10 * GiB,
-                 mem_total: int = 80 * GiB, temp_c: int = 45, sm_mhz: int = 1980,
+                 mem_total: int = 80 * GiB, mem_reserved: int = 0, temp_c: int = 45, sm_mhz: int = 1980,
                  mem_mhz: int = 2619, limit_w: float = 700.0,
                  procs: list[tuple[int, int | None]] | None = None,
                  graphics: list[tuple[int, int | None]] | None = None) -> None:
@@ -40,6 +46,7 @@ class FakeGpu:
         self.energy_mj = int(energy_j * 1000)
         self.util = util
         self.mem_used, self.mem_total = mem_used, mem_total
+        self.mem_reserved = mem_reserved
         self.temp_c, self.sm_mhz, self.mem_mhz = temp_c, sm_mhz, mem_mhz
         self.limit_mw = int(limit_w * 1000)
         self.procs = list(procs or [])
@@ -76,10 +83,13 @@ class FakeNvml:
     """Module-like object with pynvml's names. `calls` counts every function call by name."""
 
     def __init__(self, gpus: list[FakeGpu], *, init_error: Any = None,
-                 driver: str = "550.54.15", clock: Callable[[], float] | None = None) -> None:
+                 driver: str = "550.54.15", clock: Callable[[], float] | None = None,
+                 missing: set[str] | frozenset[str] = frozenset()) -> None:
         for name in dir(real):
-            if name.startswith(("NVML_", "NVMLError")) or name == "NVMLLibraryMismatchError":
+            if name.startswith(("NVML_", "NVMLError")) or name in ("NVMLLibraryMismatchError",
+                                                                     "nvmlMemory_v2"):
                 setattr(self, name, getattr(real, name))
+        self.missing = set(missing)
         self.gpus = gpus
         self.init_error = init_error
         self.driver = driver
@@ -100,6 +110,8 @@ class FakeNvml:
 
     def _call(self, fn: str, gpu: FakeGpu | None = None) -> None:
         self.calls[fn] += 1
+        if fn in self.missing:  # what _nvmlGetFunctionPointer raises for an absent symbol
+            raise real.NVMLError(real.NVML_ERROR_FUNCTION_NOT_FOUND)
         if gpu is None:
             return
         if gpu.lost:
@@ -169,9 +181,15 @@ class FakeNvml:
         return real.c_nvmlUtilization_t(gpu=h.util[0], memory=h.util[1])
 
     def nvmlDeviceGetMemoryInfo(self, h: FakeGpu, version: Any = None) -> Any:
-        self._call("nvmlDeviceGetMemoryInfo", h)
-        return real.c_nvmlMemory_t(total=h.mem_total, free=h.mem_total - h.mem_used,
-                                   used=h.mem_used)
+        if not version:  # v1: reserved memory counted as used
+            self._call("nvmlDeviceGetMemoryInfo", h)
+            used = h.mem_used + h.mem_reserved
+            return real.c_nvmlMemory_t(total=h.mem_total, free=h.mem_total - used, used=used)
+        self._call("nvmlDeviceGetMemoryInfo_v2", h)
+        return real.c_nvmlMemory_v2_t(version=version, total=h.mem_total,
+                                      reserved=h.mem_reserved,
+                                      free=h.mem_total - h.mem_used - h.mem_reserved,
+                                      used=h.mem_used)
 
     def nvmlDeviceGetTemperature(self, h: FakeGpu, sensor: int) -> int:
         self._call("nvmlDeviceGetTemperature", h)
@@ -186,14 +204,33 @@ class FakeNvml:
         self._call("nvmlDeviceGetEnforcedPowerLimit", h)
         return h.limit_mw
 
+    def _procs(self, fn: str, h: FakeGpu, procs: list[tuple[int, int | None]]) -> list[Any]:
+        self._call(fn, h)
+        return [_proc(pid, used) for pid, used in procs]
+
     def nvmlDeviceGetComputeRunningProcesses(self, h: FakeGpu) -> list[Any]:
         self._call("nvmlDeviceGetComputeRunningProcesses", h)
+        if "nvmlDeviceGetComputeRunningProcesses_v3" in self.missing:
+            raise real.NVMLLibraryMismatchError("use nvmlDeviceGetComputeRunningProcesses_v2")
         return [_proc(pid, used) for pid, used in h.procs]
+
+    def nvmlDeviceGetComputeRunningProcesses_v3(self, h: FakeGpu) -> list[Any]:
+        return self._procs("nvmlDeviceGetComputeRunningProcesses_v3", h, h.procs)
+
+    def nvmlDeviceGetComputeRunningProcesses_v2(self, h: FakeGpu) -> list[Any]:
+        return self._procs("nvmlDeviceGetComputeRunningProcesses_v2", h, h.procs)
 
     def nvmlDeviceGetGraphicsRunningProcesses(self, h: FakeGpu) -> list[Any]:
         self._call("nvmlDeviceGetGraphicsRunningProcesses", h)
+        if "nvmlDeviceGetGraphicsRunningProcesses_v3" in self.missing:
+            raise real.NVMLLibraryMismatchError("use nvmlDeviceGetGraphicsRunningProcesses_v2")
         return [_proc(pid, used) for pid, used in h.graphics]
 
+    def nvmlDeviceGetGraphicsRunningProcesses_v3(self, h: FakeGpu) -> list[Any]:
+        return self._procs("nvmlDeviceGetGraphicsRunningProcesses_v3", h, h.graphics)
+
+    def nvmlDeviceGetGraphicsRunningProcesses_v2(self, h: FakeGpu) -> list[Any]:
+        return self._procs("nvmlDeviceGetGraphicsRunningProcesses_v2", h, h.graphics)
 
 def two_gpus(**kw: Any) -> FakeNvml:
     """The normal script: two H100s, one busy with two processes, one idle."""

@@ -74,7 +74,8 @@ def test_unexpected_errors_never_crash() -> None:
     fake = two_gpus()
     fake.gpus[0].errors["nvmlDeviceGetPowerUsage"] = RuntimeError("driver hiccup")
     fake.gpus[0].errors["nvmlDeviceGetUtilizationRates"] = pynvml.NVMLError(pynvml.NVML_ERROR_UNKNOWN)
-    fake.gpus[0].errors["nvmlDeviceGetMemoryInfo"] = pynvml.NVMLLibraryMismatchError("old driver")
+    for fn in ("nvmlDeviceGetMemoryInfo_v2", "nvmlDeviceGetMemoryInfo"):
+        fake.gpus[0].errors[fn] = pynvml.NVMLLibraryMismatchError("old driver")
     s = NvmlSampler(nvml=fake).sample_once(now=0.0).gpus[0]  # type: ignore[union-attr]
     assert s.missing["power_mw"] == "RuntimeError: driver hiccup"
     assert s.missing["util_gpu"] == s.missing["util_mem"] == "Unknown"

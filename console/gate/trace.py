@@ -1,0 +1,300 @@
+"""Per-request records of inference traffic through the gate, for the workload benchmark.
+
+For every request to a metered inference endpoint the gate calls `TraceRecorder.begin()` and
+hands the returned `RequestTrace` the request body as it is relayed (`request_body`), each
+piece of the answer (`response_body`: only the first one's time is kept) and the end
+(`finish`). What is stored, one row in `trace_requests` per request:
+
+- start, first byte of the answer, end (wall clock); method, endpoint, HTTP status;
+- model, streamed or not, max tokens (whichever spelling the API uses);
+- prompt, completion and cached tokens from the usage meter;
+- the lane: `RUN/N`, N the lowest slot of that run with no request in flight when this one
+  started, so sub-agents calling in parallel show up as separate lanes; think time is start
+  minus the previous end in the same lane;
+- prefix reuse: each canonicalised message block (system, tools, each message; sorted-key
+  compact JSON) as a chained keyed hash with its length in characters. Two requests that
+  share the first k blocks share the first k hashes. The key is the installation's, so a
+  hash cannot be checked against guessed text elsewhere. Content itself is stored only when
+  the recorder is built with `store_content=True`.
+
+The gate's request path pays for two callbacks that append to a bounded buffer; parsing the
+body and hashing happen in a worker thread after the answer ended, and rows reach the store
+writer in batches (every FLUSH_S), not one commit each. The bus hears
+`inference.start` and `inference.end` (not stored: the row is), so the GPU ledger knows a
+request is in flight while its answer streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from console.gate.usage import Usage
+
+__all__ = ["RequestShape", "RequestTrace", "TraceRecorder", "request_shape"]
+
+log = logging.getLogger("pilothouse.gate.trace")
+
+MAX_BODY = 8 * 1024 * 1024  # a larger request body is recorded without its shape
+FLUSH_S = 0.25  # rows are handed to the store writer together at most this late
+FORGET_LANES_S = 3600.0  # a run idle this long starts its lanes afresh (no think time)
+_MAX_TOKENS_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "n_predict",
+                    "num_predict", "max_new_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestShape:
+    model: str | None = None
+    stream: bool | None = None
+    max_tokens: int | None = None
+    blocks: list[tuple[str, int]] = field(default_factory=list)  # (prefix hash, characters)
+    content: list[str] | None = None
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _blocks_of(body: dict[str, Any]) -> list[str]:
+    """The prompt as an ordered list of canonical blocks, whatever the API."""
+    out: list[str] = []
+    if "tools" in body:
+        out.append(_canonical({"tools": body["tools"]}))
+    if "system" in body:  # Anthropic
+        out.append(_canonical({"role": "system", "content": body["system"]}))
+    if isinstance(body.get("instructions"), str):  # Responses
+        out.append(_canonical({"role": "system", "content": body["instructions"]}))
+    for key in ("messages", "input"):
+        items = body.get(key)
+        if isinstance(items, list):
+            out += [_canonical(item) for item in items]
+        elif isinstance(items, str):
+            out.append(_canonical({"role": "user", "content": items}))
+    for key in ("prompt", "inputs"):  # completions, llama.cpp, Ollama generate, TGI
+        if isinstance(body.get(key), str):
+            out.append(_canonical({"prompt": body[key]}))
+    return out
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    for holder in (body, body.get("parameters"), body.get("options")):
+        if isinstance(holder, dict):
+            for key in _MAX_TOKENS_KEYS:
+                value = holder.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return value
+    return None
+
+
+def request_shape(body: bytes, key: bytes, *, keep_content: bool = False) -> RequestShape:
+    """What the benchmark needs of one request body; an empty shape for a body that is not
+    a JSON object."""
+    try:
+        obj = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        obj = None
+    if not isinstance(obj, dict):
+        return RequestShape()
+    model = obj.get("model") if isinstance(obj.get("model"), str) else None
+    stream = obj.get("stream") if isinstance(obj.get("stream"), bool) else None
+    blocks, chain = [], b""
+    texts = _blocks_of(obj)
+    for text in texts:
+        h = hashlib.blake2b(chain + text.encode(), key=key[:64], digest_size=8).hexdigest()
+        blocks.append((h, len(text)))
+        chain = h.encode()
+    return RequestShape(model and model[:200], stream, _max_tokens(obj), blocks,
+                        texts if keep_content else None)
+
+
+class RequestTrace:
+    """One request in flight. The gate calls request_body / response_body as bytes pass,
+    then finish() once; none of them raises."""
+
+    __slots__ = ("_body", "_done", "_over", "_recorder", "endpoint", "first_byte", "lane",
+                 "method", "request_id", "run_id", "started", "think_s")
+
+    def __init__(self, recorder: TraceRecorder, run_id: str, method: str, endpoint: str,
+                 lane: str, think_s: float | None, started: float) -> None:
+        self._recorder = recorder
+        self.request_id = uuid.uuid4().hex
+        self.run_id, self.method, self.endpoint = run_id, method, endpoint
+        self.lane, self.think_s, self.started = lane, think_s, started
+        self.first_byte: float | None = None
+        self._body = bytearray()
+        self._over = False
+        self._done = False
+
+    def request_body(self, data: bytes) -> None:
+        if self._over:
+            return
+        if len(self._body) + len(data) > MAX_BODY:
+            self._over = True
+            self._body.clear()
+            return
+        self._body += data
+
+    def response_body(self, data: bytes) -> None:
+        if self.first_byte is None and data:
+            self.first_byte = self._recorder.clock()
+
+    def finish(self, usage: Usage | None, status: int | None) -> None:
+        """The answer ended (usage None: unread, failed or cut). Only the first call counts."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._recorder.finish(self, usage, status, bytes(self._body))
+        except Exception:  # recording must never break the proxied exchange
+            log.exception("trace: could not record request %s", self.request_id)
+
+
+class _Lanes:
+    """Per run: slots, each free or busy, with the end of its last request."""
+
+    def __init__(self) -> None:
+        self.busy: list[bool] = []
+        self.last_end: list[float | None] = []
+
+    def take(self) -> int:
+        for i, busy in enumerate(self.busy):
+            if not busy:
+                self.busy[i] = True
+                return i
+        self.busy.append(True)
+        self.last_end.append(None)
+        return len(self.busy) - 1
+
+    def give(self, slot: int, end: float) -> None:
+        self.busy[slot] = False
+        self.last_end[slot] = end
+
+    def idle_since(self) -> float | None:
+        """When the last request ended, if none is in flight."""
+        if any(self.busy):
+            return None
+        return max((e for e in self.last_end if e is not None), default=None)
+
+
+class TraceRecorder:
+    """One per daemon, shared by every run's gate. `writer` is the StoreWriter (or None:
+    nothing stored), `bus` gets inference.start / inference.end (or None)."""
+
+    def __init__(self, writer: Any, bus: Any = None, *, key: bytes = b"", profile_of:
+                 Callable[[str], str | None] | None = None, store_content: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.writer, self.bus = writer, bus
+        self.key = hashlib.blake2b(b"pilothouse trace prefix hashes" + key).digest()
+        self.profile_of = profile_of or (lambda run_id: None)
+        self.store_content = store_content
+        self.clock = clock
+        self._lanes: dict[str, _Lanes] = {}
+        self._slots: dict[str, tuple[str, int]] = {}  # request_id -> (run, slot)
+        self.recorded = 0
+        self._begun = 0
+        self._rows: list[tuple[Any, ...]] = []
+        self._lock = threading.Lock()
+
+    def begin(self, run_id: str, method: str, endpoint: str) -> RequestTrace:
+        now = self.clock()
+        self._begun += 1
+        if self._begun % 256 == 0:
+            self._forget_idle(now)
+        lanes = self._lanes.setdefault(run_id, _Lanes())
+        slot = lanes.take()
+        last = lanes.last_end[slot]
+        think = max(0.0, now - last) if last is not None else None
+        trace = RequestTrace(self, run_id, method, endpoint, f"{run_id}/{slot}", think, now)
+        self._slots[trace.request_id] = (run_id, slot)
+        self._publish({"kind": "inference.start", "run_id": run_id,
+                       "request_id": trace.request_id, "ts": now, "lane": trace.lane})
+        return trace
+
+    def finish(self, trace: RequestTrace, usage: Usage | None, status: int | None,
+               body: bytes) -> None:
+        end = self.clock()
+        run_id, slot = self._slots.pop(trace.request_id, (trace.run_id, -1))
+        if slot >= 0:
+            self._lanes[run_id].give(slot, end)
+        self._publish({"kind": "inference.end", "run_id": run_id,
+                       "request_id": trace.request_id, "ts": end})
+        self.recorded += 1
+        if self.writer is None:
+            return
+        profile = self.profile_of(run_id)
+
+        def build() -> None:
+            shape = request_shape(body, self.key, keep_content=self.store_content)
+            row = trace_row(trace, shape, usage, status, end, profile)
+            with self._lock:
+                self._rows.append(row)
+                first = len(self._rows) == 1
+            if first and loop is not None:
+                try:  # rows go to the store together, not one commit (and fsync) each
+                    loop.call_soon_threadsafe(loop.call_later, FLUSH_S, self.flush)
+                    return
+                except RuntimeError:  # the loop is closing
+                    pass
+            if loop is None:
+                self.flush()
+
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+            build()
+            return
+        future = loop.run_in_executor(None, build)
+        future.add_done_callback(lambda f: f.cancelled() or f.exception() is None or
+                                 log.warning("trace row not stored: %s", f.exception()))
+
+    def flush(self) -> None:
+        """Hand the rows built so far to the store writer (one transaction)."""
+        with self._lock:
+            rows, self._rows = self._rows, []
+        if rows and self.writer is not None:
+            try:
+                self.writer.call(lambda db: db.conn.executemany(INSERT, rows))
+            except Exception as exc:  # the writer closed: the rows are lost, say so once
+                log.warning("%d trace rows not stored: %s", len(rows), exc)
+
+    def _forget_idle(self, now: float) -> None:
+        """Runs end without telling the recorder: drop the lanes of runs long idle."""
+        for run_id, lanes in list(self._lanes.items()):
+            since = lanes.idle_since()
+            if since is not None and now - since > FORGET_LANES_S:
+                del self._lanes[run_id]
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        if self.bus is not None:
+            with contextlib.suppress(Exception):
+                self.bus.publish(event)
+
+
+COLUMNS = ("request_id", "run_id", "profile", "lane", "start", "first_byte", "end", "think_s",
+           "method", "endpoint", "status", "model", "stream", "max_tokens", "prompt_tokens",
+           "completion_tokens", "cached_tokens", "blocks", "content")
+INSERT = (f"INSERT OR IGNORE INTO trace_requests ({', '.join(COLUMNS)}) "
+          f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+
+
+def trace_row(trace: RequestTrace, shape: RequestShape, usage: Usage | None,
+              status: int | None, end: float, profile: str | None) -> tuple[Any, ...]:
+    u = usage
+    return (trace.request_id, trace.run_id, profile, trace.lane, trace.started,
+            trace.first_byte, end, trace.think_s, trace.method, trace.endpoint, status,
+            (u.model if u and u.model else shape.model), None if shape.stream is None
+            else int(shape.stream), shape.max_tokens, u.prompt_tokens if u else None,
+            u.completion_tokens if u else None, u.cached_tokens if u else None,
+            json.dumps(shape.blocks, separators=(",", ":")),
+            json.dumps(shape.content, ensure_ascii=False) if shape.content is not None
+            else None)

@@ -1,0 +1,125 @@
+"""Recorded requests (the store's trace_requests) as trace files.
+
+Two formats, one JSON object per line:
+- "mooncake": `timestamp` (ms since the first request), `input_length`, `output_length`,
+  `hash_ids`: what aiperf replays as it is (its mooncake_trace dataset type);
+- "pilothouse": the same four fields plus everything recorded (run, lane, think time, TTFT,
+  duration, model, streamed, max tokens, cached tokens, the message-block hashes).
+
+hash_ids. Mooncake counts prefix reuse in blocks of `block_size` tokens (512 by default): two
+requests share a block id when the prompt up to the end of that block is the same. The gate
+records a chained hash per message block with its length in characters, and the server's
+prompt token count. Characters become tokens at the ratio of the whole export (all prompt
+tokens over all characters), so a message block has the same token span in every request
+that contains it; a token block that ends inside message j is named by (hash of message j,
+block index), i.e. by the whole prefix, and gets the same id wherever that prefix recurs.
+Token blocks past the recorded messages (the server's template, a body too large to record)
+get ids of their own. Ids are numbered from 0 in order of first appearance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+FORMATS = ("mooncake", "pilothouse")
+BLOCK_SIZE = 512
+
+
+def load_rows(db: Any, *, run_id: str | None = None, profile: str | None = None,
+              since: float | None = None) -> list[dict[str, Any]]:
+    """Trace rows, oldest first, from a sqlite_utils Database (read-only is enough)."""
+    where, args = ["1 = 1"], []
+    if run_id:
+        where.append("run_id = ?")
+        args.append(run_id)
+    if profile:
+        where.append("profile = ?")
+        args.append(profile)
+    if since is not None:
+        where.append("start >= ?")
+        args.append(since)
+    cur = db.conn.execute(f"SELECT * FROM trace_requests WHERE {' AND '.join(where)} "
+                          "ORDER BY start, id", args)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _output_length(row: dict[str, Any]) -> int:
+    for key in ("completion_tokens", "max_tokens"):
+        if isinstance(row.get(key), int) and row[key] > 0:
+            return int(row[key])
+    return 1
+
+
+class HashIds:
+    """Block ids of prompts, shared where the recorded prefix is shared (see the module)."""
+
+    def __init__(self, rows: list[dict[str, Any]], block_size: int = BLOCK_SIZE) -> None:
+        self.block_size = block_size
+        chars = tokens = 0
+        for row in rows:
+            blocks = json.loads(row.get("blocks") or "[]")
+            if blocks and row.get("prompt_tokens"):
+                chars += sum(c for _, c in blocks)
+                tokens += int(row["prompt_tokens"])
+        self.tokens_per_char = tokens / chars if chars else 0.25
+        self._ids: dict[tuple[str, int], int] = {}
+
+    def _intern(self, key: tuple[str, int]) -> int:
+        got = self._ids.get(key)
+        if got is None:
+            got = self._ids[key] = len(self._ids)
+        return got
+
+    def of(self, row: dict[str, Any], input_length: int) -> list[int]:
+        blocks = json.loads(row.get("blocks") or "[]")
+        ends, pos = [], 0.0
+        for h, c in blocks:
+            pos += c * self.tokens_per_char
+            ends.append((math.floor(pos), h))
+        out = []
+        for k in range(math.ceil(input_length / self.block_size)):
+            last_token = min((k + 1) * self.block_size, input_length) - 1
+            owner = next((h for end, h in ends if end > last_token), None)
+            out.append(self._intern((owner, k) if owner else (row["request_id"], k)))
+        return out
+
+
+def records(rows: list[dict[str, Any]], fmt: str, block_size: int = BLOCK_SIZE
+            ) -> Iterable[dict[str, Any]]:
+    """One JSON-ready object per request, in the format asked."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    ids = HashIds(rows, block_size)
+    t0 = rows[0]["start"] if rows else 0.0
+    for row in rows:
+        blocks = json.loads(row.get("blocks") or "[]")
+        input_length = row.get("prompt_tokens")
+        if not isinstance(input_length, int) or input_length <= 0:
+            input_length = max(1, round(sum(c for _, c in blocks) * ids.tokens_per_char))
+        base = {"timestamp": round((row["start"] - t0) * 1000), "input_length": input_length,
+                "output_length": _output_length(row), "hash_ids": ids.of(row, input_length)}
+        if fmt == "mooncake":
+            yield base
+            continue
+        end, first = row.get("end"), row.get("first_byte")
+        yield {**base, "request_id": row["request_id"], "run_id": row["run_id"],
+               "profile": row.get("profile"), "lane": row.get("lane") or row["run_id"],
+               "start": row["start"], "think_s": row.get("think_s"),
+               "ttft_s": round(first - row["start"], 6) if first else None,
+               "duration_s": round(end - row["start"], 6) if end else None,
+               "model": row.get("model"), "stream": None if row.get("stream") is None
+               else bool(row["stream"]), "max_tokens": row.get("max_tokens"),
+               "cached_tokens": row.get("cached_tokens"), "status": row.get("status"),
+               "endpoint": row.get("endpoint"), "blocks": blocks, "block_size": block_size}
+
+
+def write(rows: list[dict[str, Any]], fmt: str, out: Any, block_size: int = BLOCK_SIZE) -> int:
+    n = 0
+    for rec in records(rows, fmt, block_size):
+        out.write(json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n")
+        n += 1
+    return n

@@ -1,0 +1,69 @@
+"""Replay results in SQLite: one row per step, grouped by sweep.
+
+Kept in their own database (replay.db beside the history): the replay runs in the person's
+own process, and the history database has exactly one writer, the daemon. A step's figures
+are stored as JSON so a figure added later needs no migration.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """CREATE TABLE IF NOT EXISTS replay_steps (
+    id INTEGER PRIMARY KEY, sweep_id TEXT NOT NULL, ts REAL NOT NULL, trace TEXT, url TEXT,
+    model TEXT, concurrency INTEGER NOT NULL, figures TEXT NOT NULL)"""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=5)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(SCHEMA)
+    return conn
+
+
+def new_sweep_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def store_step(path: Path, sweep_id: str, step: dict[str, Any], *, trace: str, url: str,
+               model: str) -> None:
+    conn = _connect(path)
+    try:
+        with conn:
+            conn.execute("INSERT INTO replay_steps (sweep_id, ts, trace, url, model, "
+                         "concurrency, figures) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (sweep_id, time.time(), trace, url, model, int(step["concurrency"]),
+                          json.dumps(step, separators=(",", ":"))))
+    finally:
+        conn.close()
+
+
+def sweeps(path: Path, sweep_id: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest sweeps (or one), newest first, each with its steps in order."""
+    if not path.exists():
+        return []
+    conn = _connect(path)
+    try:
+        if sweep_id:
+            ids = [sweep_id]
+        else:
+            ids = [r[0] for r in conn.execute(
+                "SELECT sweep_id FROM replay_steps GROUP BY sweep_id ORDER BY max(id) DESC "
+                "LIMIT ?", (limit,))]
+        out = []
+        for sid in ids:
+            rows = conn.execute("SELECT ts, trace, url, model, figures FROM replay_steps "
+                                "WHERE sweep_id = ? ORDER BY id", (sid,)).fetchall()
+            if rows:
+                out.append({"sweep_id": sid, "ts": rows[0][0], "trace": rows[0][1],
+                            "url": rows[0][2], "model": rows[0][3],
+                            "steps": [json.loads(r[4]) for r in rows]})
+        return out
+    finally:
+        conn.close()

@@ -1,0 +1,320 @@
+"""`pilothouse trace` and `pilothouse replay`: the workload benchmark's commands.
+
+trace list / export read the recorded requests from the history database (read-only, the
+daemon stays its only writer); replay plays a trace against a local OpenAI-compatible server
+from this process, reads the GPUs' energy counters itself, and keeps its results in
+replay.db beside the history. console/cli.py imports this module, which adds its commands
+to `main` (so either module may be imported first).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from console.cli import Context, fail, friendly, main, pass_ctx
+
+FIGURE_COLUMNS = (("concurrency", "conc", "{:.0f}"), ("requests", "reqs", "{:.0f}"),
+                  ("errors", "err", "{:.0f}"), ("tok_s_out_per_gpu", "out tok/s/GPU", "{:.1f}"),
+                  ("tok_s_per_user", "tok/s/user", "{:.1f}"), ("ttft_p50_ms", "TTFT p50",
+                                                               "{:.0f}"),
+                  ("ttft_p99_ms", "TTFT p99", "{:.0f}"), ("tpot_p50_ms", "TPOT p50", "{:.1f}"),
+                  ("e2e_p50_ms", "E2E p50", "{:.0f}"), ("j_per_output_token", "J/out tok",
+                                                        "{:.3f}"),
+                  ("tok_s_per_mw_board", "tok/s/MW", "{:.0f}"), ("usd_per_mtok", "$/Mtok",
+                                                                 "{:.3f}"))
+
+
+def emit(data: Any, as_json: bool, human: Any) -> None:
+    """The one place output is chosen: JSON for scripts, else `human(data)`."""
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, default=str))
+    else:
+        human(data)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if isinstance(value, int | float):
+        return fmt.format(value)
+    return "n/a" if value is None else str(value)
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def _since(value: str | None) -> float | None:
+    if value is None:
+        return None
+    from console.config import parse_duration
+
+    try:
+        return time.time() - parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _rows(c: Context, run_id: str | None, profile: str | None, since: str | None
+          ) -> list[dict[str, Any]]:
+    from console.replay.export import load_rows
+    from store.db import StoreError, open_db
+
+    try:
+        db = open_db(c.paths.db_file, readonly=True)
+    except StoreError as exc:
+        fail(f"cannot read the recorded requests: {exc}",
+             "the daemon records requests to the inference endpoints in [gate] inference")
+    try:
+        return load_rows(db, run_id=run_id, profile=profile, since=_since(since))
+    finally:
+        db.conn.close()
+
+
+@click.group()
+def trace() -> None:
+    """Recorded inference requests (for the workload benchmark)."""
+
+
+def _filters(fn: Any) -> Any:
+    fn = click.option("--since", metavar="DURATION", help="Only requests newer than this "
+                      "(30m, 2h, 7d).")(fn)
+    fn = click.option("--profile", metavar="P", help="Only this profile's runs.")(fn)
+    return click.option("--run", "run_id", metavar="ID", help="Only this run.")(fn)
+
+
+@trace.command("list")
+@_filters
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@friendly
+def trace_list(c: Context, run_id: str | None, profile: str | None, since: str | None,
+               as_json: bool) -> None:
+    """One line per recorded request: lane, times, tokens."""
+    rows = _rows(c, run_id, profile, since)
+    for r in rows:
+        r.pop("content", None)
+        r["blocks"] = len(json.loads(r.get("blocks") or "[]"))
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            click.echo("no recorded requests (requests to [gate] inference endpoints are "
+                       "recorded as they pass the gate)")
+            return
+        _table([[time.strftime("%H:%M:%S", time.localtime(r["start"])), str(r["lane"]),
+                 str(r.get("model") or "-"),
+                 _cell((r["first_byte"] - r["start"]) * 1000 if r.get("first_byte") else None,
+                       "{:.0f}"),
+                 _cell((r["end"] - r["start"]) * 1000 if r.get("end") else None, "{:.0f}"),
+                 _cell(r.get("think_s"), "{:.1f}"), _cell(r.get("prompt_tokens"), "{}"),
+                 _cell(r.get("cached_tokens"), "{}"), _cell(r.get("completion_tokens"), "{}"),
+                 str(r["blocks"])] for r in rows],
+               ["start", "lane", "model", "TTFT ms", "total ms", "think s", "in", "cached",
+                "out", "blocks"])
+
+    emit(rows, as_json, human)
+
+
+@trace.command("summary")
+@_filters
+@click.option("--by", type=click.Choice(["run", "lane"]), default="run", show_default=True,
+              help="One line per run (agent) or per lane (sub-agent).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@friendly
+def trace_summary(c: Context, run_id: str | None, profile: str | None, since: str | None,
+                  by: str, as_json: bool) -> None:
+    """Per agent: requests, tokens, TTFT, think time, prefix reuse."""
+    from console.replay.summary import summarise
+
+    groups = summarise(_rows(c, run_id, profile, since), by)
+
+    def human(groups: list[dict[str, Any]]) -> None:
+        if not groups:
+            click.echo("no recorded requests")
+            return
+        _table([[str(g[by]), str(g.get("profile") or "-"), str(g["requests"]),
+                 str(g["tokens_in"]), str(g["tokens_cached"]), str(g["tokens_out"]),
+                 _cell(g["ttft_p50_ms"], "{:.0f}"), _cell(g["think_p50_s"], "{:.1f}"),
+                 _cell(g["tok_s_out_answering"], "{:.1f}"),
+                 _cell(g["prefix_reuse"] * 100 if g["prefix_reuse"] is not None else None,
+                       "{:.0f}%")] for g in groups],
+               [by, "profile", "reqs", "in", "cached", "out", "TTFT p50 ms", "think p50 s",
+                "out tok/s", "prefix reuse"])
+
+    emit(groups, as_json, human)
+
+
+@trace.command("export")
+@_filters
+@click.option("--format", "fmt", type=click.Choice(["mooncake", "pilothouse"]),
+              default="mooncake", show_default=True,
+              help="mooncake: what aiperf replays as it is; pilothouse: everything recorded.")
+@click.option("--block-size", type=click.IntRange(1), default=512, show_default=True,
+              help="Tokens per hash id (aiperf's --block-size).")
+@click.option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stderr's "
+              "place (stdout) when writing to a file.")
+@pass_ctx
+@friendly
+def trace_export(c: Context, run_id: str | None, profile: str | None, since: str | None,
+                 fmt: str, block_size: int, output: str | None, as_json: bool) -> None:
+    """Write recorded requests as a JSONL trace (one request per line)."""
+    from console.replay.export import write
+
+    rows = _rows(c, run_id, profile, since)
+    if not rows:
+        fail("no recorded requests match", "check --run/--profile/--since with "
+             "`pilothouse trace list`")
+    if output:
+        with open(output, "w", encoding="utf-8") as out:
+            n = write(rows, fmt, out, block_size)
+        summary = {"requests": n, "format": fmt, "file": output,
+                   "lanes": len({r["lane"] for r in rows})}
+        emit(summary, as_json, lambda s: click.echo(
+            f"{s['requests']} requests in {s['lanes']} lane(s) written to {s['file']} "
+            f"({s['format']})", err=True))
+    else:
+        write(rows, fmt, sys.stdout, block_size)
+
+
+def _concurrency(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v < 1 for v in values):
+        raise click.BadParameter(f"{text!r}: give positive integers separated by commas, "
+                                 "like 1,2,4,8")
+    return values
+
+
+def _prices(c: Context) -> tuple[float, float]:
+    from console.config import load
+
+    try:
+        cfg = load(c.config_file or c.paths.config_file)
+    except Exception:  # a broken config is reported by the commands that need it
+        return 0.0, 0.0
+    return cfg.price_kwh, cfg.price_gpu_hour
+
+
+def _print_steps(steps: list[dict[str, Any]]) -> None:
+    _table([[_cell(s.get(k), f) for k, _, f in FIGURE_COLUMNS] for s in steps],
+           [h for _, h, _ in FIGURE_COLUMNS])
+    missing = {k: v for s in steps for k, v in (s.get("missing") or {}).items()}
+    for k, why in sorted(missing.items()):
+        click.echo(f"  {k}: n/a ({why})")
+    errors = {e for s in steps for e in s.get("error_samples", [])}
+    for e in sorted(errors)[:3]:
+        click.echo(f"  error: {e}")
+
+
+@click.command()
+@click.argument("trace_file", metavar="TRACE", type=click.Path(dir_okay=False))
+@click.option("--url", required=True, metavar="http://HOST:PORT/v1",
+              help="The server's OpenAI-compatible base URL.")
+@click.option("--model", required=True, metavar="M", help="Model name to ask for.")
+@click.option("--concurrency", default="1,2,4,8", show_default=True, metavar="N,N,...",
+              help="Lanes at once, one step each.")
+@click.option("--think-time", "think", default="recorded", show_default=True,
+              metavar="recorded|none|cap=S")
+@click.option("--duration", type=click.FloatRange(min=0.1), metavar="S",
+              help="Seconds per step (lanes loop); default: each lane plays once.")
+@click.option("--gpus", type=click.IntRange(1), help="GPUs serving the model (for per-GPU "
+              "figures); default: how many NVML reports.")
+@click.option("--gpu-index", metavar="I,J", help="Read only these GPUs' energy.")
+@click.option("--price-kwh", type=float, help="$ per kWh (default: [gpu] price_kwh).")
+@click.option("--price-gpu-hour", type=float, help="$ per GPU-hour (default: [gpu] "
+              "price_gpu_hour).")
+@click.option("--all-in-kw", type=click.FloatRange(min=0.001), metavar="KW",
+              help="All-in kW per GPU (facility included), for the InferenceX-comparable "
+                   "tok/s per MW.")
+@click.option("--ignore-eos", is_flag=True, help="Ask the server to ignore end-of-sequence "
+              "(vLLM, SGLang, llama.cpp), so answers have the recorded lengths.")
+@click.option("--no-store", is_flag=True, help="Do not keep the results in replay.db.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@friendly
+def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, think: str,
+           duration: float | None, gpus: int | None, gpu_index: str | None,
+           price_kwh: float | None, price_gpu_hour: float | None, all_in_kw: float | None,
+           ignore_eos: bool, no_store: bool, as_json: bool) -> None:
+    """Replay a recorded trace against a local server, step by step, with energy."""
+    import asyncio
+
+    from console.replay import results, workload
+    from console.replay.client import ClientError, Endpoint
+    from console.replay.sweep import Settings, run_sweep, think_policy
+
+    try:
+        wl = workload.load(trace_file)
+        Endpoint(url)
+        think_policy(think)
+        index = [int(i) for i in gpu_index.split(",")] if gpu_index else None
+    except (workload.TraceError, ClientError, ValueError) as exc:
+        fail(f"cannot replay {trace_file}: {exc}")
+    except OSError as exc:
+        fail(f"cannot read {trace_file}: {exc.strerror or exc}")
+    kwh, gpu_hour = _prices(c)
+    st = Settings(url, model, _concurrency(concurrency), think, duration, gpus, index,
+                  kwh if price_kwh is None else price_kwh,
+                  gpu_hour if price_gpu_hour is None else price_gpu_hour, all_in_kw,
+                  extra={"ignore_eos": True} if ignore_eos else None)
+    sweep_id = results.new_sweep_id()
+    db = c.paths.data_dir / "replay.db"
+    if not as_json:
+        click.echo(f"replaying {wl.requests} requests in {len(wl.lanes)} lane(s) "
+                   f"({wl.source_format}) against {url}", err=True)
+
+    def on_step(step: dict[str, Any]) -> None:
+        if not no_store:
+            results.store_step(db, sweep_id, step, trace=str(Path(trace_file).resolve()),
+                               url=url, model=model)
+        if not as_json:
+            click.echo(f"  step {step['concurrency']}: {step['requests']} requests, "
+                       f"{step['errors']} errors in {step['seconds']:.1f} s", err=True)
+
+    steps = asyncio.run(run_sweep(wl, st, on_step=on_step))
+    out = {"sweep_id": None if no_store else sweep_id, "trace": trace_file, "url": url,
+           "model": model, "gpu_status": steps[0].get("gpu_status") if steps else None,
+           "steps": steps}
+    emit(out, as_json, lambda o: _print_steps(o["steps"]))
+    if any(s["requests"] == 0 for s in steps):
+        sys.exit(1)
+
+
+@click.command("replay-report")
+@click.argument("sweep_id", required=False, metavar="SWEEP")
+@click.option("--limit", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+@friendly
+def replay_report(c: Context, sweep_id: str | None, limit: int, as_json: bool) -> None:
+    """Stored replay sweeps: every figure per step, newest sweep first."""
+    from console.replay.results import sweeps
+
+    found = sweeps(c.paths.data_dir / "replay.db", sweep_id, limit)
+    if sweep_id and not found:
+        fail(f"no replay sweep {sweep_id!r}", "list them with `pilothouse replay-report`")
+
+    def human(items: list[dict[str, Any]]) -> None:
+        if not items:
+            click.echo("no replay results yet (run `pilothouse replay TRACE --url ... "
+                       "--model ...`)")
+        for s in items:
+            click.echo(f"sweep {s['sweep_id']}  {s['model']} at {s['url']}  trace {s['trace']}")
+            _print_steps(s["steps"])
+
+    emit(found, as_json, human)
+
+
+for _command in (trace, replay, replay_report):
+    main.add_command(_command)
