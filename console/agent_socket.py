@@ -29,7 +29,7 @@ from console.policy import Decision, Provenance
 from console.protocol import (
     AGENT_MAX_LINE,
     Failure,
-    MessageTooLong,
+    MessageRefused,
     ProtocolError,
     encode,
     error,
@@ -85,8 +85,10 @@ async def handle_agent_connection(
             except ProtocolError as exc:
                 bad += 1
                 await send(error(None, Failure("bad_message", str(exc))))
-                # An over-long line cannot be skipped safely; too many bad ones is not a client.
-                if isinstance(exc, MessageTooLong) or bad >= MAX_BAD_MESSAGES:
+                # An over-long or hostile line cannot be skipped safely; too many bad ones is
+                # not a client. One log line, no traceback: this is input, not a bug.
+                if isinstance(exc, MessageRefused) or bad >= MAX_BAD_MESSAGES:
+                    log.warning("agent.sock of run %s: closed after bad input: %s", run_id, exc)
                     break
                 continue
             if len(tasks) >= MAX_IN_FLIGHT:

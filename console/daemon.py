@@ -28,7 +28,7 @@ from console import config as config_mod
 from console.bus import Bus
 from console.paths import Paths
 from console.peers import Peer, identify
-from console.protocol import Failure, MessageTooLong, ProtocolError
+from console.protocol import Failure, MessageRefused, ProtocolError
 
 log = logging.getLogger("pilothouse.daemon")
 
@@ -183,7 +183,8 @@ class Daemon:
             while True:
                 try:
                     msg = await protocol.read_message(reader, protocol.OPERATOR_MAX_LINE)
-                except MessageTooLong as exc:
+                except MessageRefused as exc:
+                    log.warning("operator.sock: refused input from %s: %s", peer.user, exc)
                     await send(protocol.error(None, Failure("bad-message", str(exc))))
                     await _linger(reader, writer)
                     return
