@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from console.bounds import Bounds, parse_bounds
 from console.sandbox.base import Limits
 
 SANDBOXES = ("auto", "bwrap", "docker", "none")
@@ -98,6 +99,7 @@ class Config:
     price_kwh: float = 0.0
     price_gpu_hour: float = 0.0
     team: TeamConfig = field(default_factory=TeamConfig)
+    bounds: Bounds = field(default_factory=Bounds)  # [limits]: per-run bounds (console/bounds.py)
     keys: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # what was loaded, in order
@@ -283,7 +285,7 @@ def _check_network_rule(text: str) -> None:
         raise ValueError(str(exc)) from None
 
 
-_TOP = {"defaults", "profiles", "team", "keys", "gate", "gpu", "notify"}
+_TOP = {"defaults", "profiles", "team", "keys", "gate", "gpu", "notify", "limits"}
 _PROFILE_KEYS = {
     "command", "workspace", "sandbox", "image", "gpu", "gpus", "env", "setenv", "limits",
     "approval_timeout", "description", "network", "exec",
@@ -432,6 +434,15 @@ def _apply_file(cfg: Config, file: str, text: str) -> None:
         cfg.team.group = t["group"]
     if "approvers" in t:
         cfg.team.approvers = r.string_list(t, ("team",), "approvers")
+
+    lim = r.expect_table(data.get("limits", {}), ("limits",))
+    try:
+        cfg.bounds = parse_bounds(lim, cfg.bounds, parse_size, parse_duration)
+    except KeyError as exc:
+        r.known(lim, ("limits",), set(Bounds.__dataclass_fields__))
+        raise r.fail(("limits",), str(exc), "unknown key") from None
+    except ValueError as exc:
+        raise r.fail(("limits",), exc.args[0], exc.args[-1]) from None
 
     k = r.expect_table(data.get("keys", {}), ("keys",))
     for action, key in k.items():

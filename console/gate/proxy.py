@@ -22,11 +22,11 @@ import inspect
 import ipaddress
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from console.bounds import FdBudget
 from console.gate.common import (
-    READ_LIMIT,
     REASONS,
     Asker,
     Conn,
@@ -59,6 +59,7 @@ from console.gate.tls import MAX_HELLO_BYTES, parse_client_hello
 __all__ = ["Gate", "GateLimits", "NetAsk", "Verdict", "dial_address", "system_resolver"]
 
 log = logging.getLogger(__name__)
+HEAD_READ_LIMIT = 16 * 1024  # the client reader's buffer bound; heads are limited separately
 
 
 class _SniMismatch(Exception):
@@ -86,6 +87,8 @@ class Gate:
         meter: Iterable[tuple[str, int]] = (),
         profile: str | None = None,
         dial: Dialer = dial_address,
+        on_refused: Callable[[], None] | None = None,
+        budget: FdBudget | None = None,
     ) -> None:
         self.run_id = run_id
         self.rules = rules
@@ -103,6 +106,9 @@ class Gate:
         self._sweeper: asyncio.Task[None] | None = None
         self.tunnels = 0
         self._closing = False
+        self._on_refused = on_refused
+        self._budget = budget
+        self._lookups = TokenBucket(limits.lookups_per_second)
 
     @staticmethod
     def _meter_host(host: str) -> str:
@@ -116,7 +122,7 @@ class Gate:
     async def serve_unix(self, path: str) -> asyncio.Server:
         """Listen on the run's gate.sock (the caller owns the folder and its permissions)."""
         server = await asyncio.start_unix_server(
-            self.handle, path=path, limit=max(READ_LIMIT, self.limits.max_header_bytes))
+            self.handle, path=path, limit=max(HEAD_READ_LIMIT, self.limits.max_header_bytes))
         self._servers.append(server)
         return server
 
@@ -146,7 +152,26 @@ class Gate:
         self._servers.clear()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve one client connection until it closes or goes idle."""
+        """Serve one client connection until it closes or goes idle. Past max_connections
+        (or the daemon's fd budget: a connection may hold two, client and upstream) it is
+        answered 503 and closed at once."""
+        budget = self._budget
+        if len(self._conns) >= self.limits.max_connections or (
+                budget is not None and not budget.take(2)):
+            if self._on_refused is not None:
+                self._on_refused()
+            await self._respond(writer, Refusal(503, (
+                f"Pilothouse gate: this run has as many connections open as it may "
+                f"({self.limits.max_connections}); close some and retry.")))
+            writer.close()
+            return
+        try:
+            await self._handle(reader, writer)
+        finally:
+            if budget is not None:
+                budget.give(2)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Conn(asyncio.current_task(), writer)
         self._conns.add(conn)
         if self._sweeper is None or self._sweeper.done():
@@ -186,15 +211,24 @@ class Gate:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      conn: Conn) -> None:
+        first = True
         while True:
             try:
-                lines = await read_head(reader, self.limits.max_header_bytes)
+                # The whole head within head_timeout: a trickled head holds a buffer.
+                async with asyncio.timeout(self.limits.head_timeout):
+                    lines = await read_head(reader, self.limits.max_header_bytes)
                 if lines is None:
                     return
                 req = parse_request_line(lines)
+            except TimeoutError:
+                if first:  # an idle keep-alive connection just ends; a first head is answered
+                    await self._reject(writer, 408, f"request head not sent within "
+                                       f"{self.limits.head_timeout:g}s", "", "")
+                return
             except HttpError as exc:
                 await self._reject(writer, exc.status, exc.message, "", "")
                 return
+            first = False
             conn.last = time.monotonic()
             if req.start[0] == "CONNECT":
                 if conn.upstream is not None:
@@ -247,46 +281,84 @@ class Gate:
 
     async def _authorise(self, method: str, raw: str, target: Target,
                          conn: Conn) -> list[IPAddress]:
-        """Decide, record, and return the addresses that may be dialled; or raise Refusal."""
+        """Decide, record, and return the addresses that may be dialled; or raise Refusal.
+
+        A name is looked up only when it must be: never when a rule denies it by name, and
+        for "ask" only after a person's yes, unless an allow rule naming an IP or CIDR on
+        this port could turn the answer into an allow by address (docs/threat-model.md).
+        """
         rules = self.rules
-        literal = target.ip
         base = {"host": target.host, "port": target.port, "method": method,
                 "target": raw[:2048]}
-        if literal is None:
-            pre = rules.decide(target.host, target.port, None)
-            if pre.action == "deny":  # denied by name: never resolved, never leaks to DNS
-                await self._decided(base, pre, [], "deny", None)
-                raise self._refuse(method, target, pre, None)
-            try:
-                async with asyncio.timeout(self.limits.connect_timeout):
-                    addrs = await self._resolve(target.host, target.port)
-            except (OSError, TimeoutError, ValueError) as exc:
-                addrs, error = [], f"{type(exc).__name__}: {exc}"
-            else:
-                error = "no addresses"
-            if not addrs:
-                if pre.action == "ask":
-                    # Still put the attempt in front of a person: an agent reaching for an
-                    # unknown host is worth seeing even when the name does not resolve.
-                    verdict = await self._ask_person(conn, method, raw, target, (), pre)
-                    action = "allow" if verdict.allow else "deny"
-                    await self._decided(base, pre, [], action, verdict.provenance)
-                    if action != "allow":
-                        raise self._refuse(method, target, pre, verdict.provenance)
-                await self._record_quietly("net.error", {**base, "stage": "resolve",
-                                                         "error": error})
-                raise Refusal(502, f"Pilothouse gate: could not resolve {target.host} ({error}).")
-        else:
-            addrs = [literal]
-        match = rules.decide(target.host, target.port, addrs)
+        if target.ip is not None:
+            return await self._by_address(method, raw, target, conn, base, [target.ip], None)
+        pre = rules.decide(target.host, target.port, None)
+        if pre.action == "deny":  # denied by name: never resolved, never leaks to DNS
+            await self._decided(base, pre, [], "deny", None)
+            raise self._refuse(method, target, pre, None)
+        yes: dict[str, Any] | None = None
+        local = _loopback_name(target.host)
+        if pre.action == "ask" and local is None and not self._address_may_allow(target.port):
+            verdict = await self._ask_person(conn, method, raw, target, (), pre)
+            if not verdict.allow:
+                await self._decided(base, pre, [], "deny", verdict.provenance)
+                raise self._refuse(method, target, pre, verdict.provenance)
+            yes = verdict.provenance
+        addrs = local if local is not None else await self._lookup(target)
+        if isinstance(addrs, str):  # the lookup failed
+            if pre.action == "ask" and yes is None:
+                # Still put the attempt in front of a person: an agent reaching for an
+                # unknown host is worth seeing even when the name does not resolve.
+                verdict = await self._ask_person(conn, method, raw, target, (), pre)
+                yes = verdict.provenance if verdict.allow else None
+                if not verdict.allow:
+                    await self._decided(base, pre, [], "deny", verdict.provenance)
+                    raise self._refuse(method, target, pre, verdict.provenance)
+            if yes is not None:
+                await self._decided(base, pre, [], "allow", yes)
+            await self._record_quietly("net.error", {**base, "stage": "resolve",
+                                                     "error": addrs})
+            raise Refusal(502 if "rate" not in addrs else 503,
+                          f"Pilothouse gate: could not resolve {target.host} ({addrs}).")
+        return await self._by_address(method, raw, target, conn, base, addrs, yes)
+
+    async def _by_address(self, method: str, raw: str, target: Target, conn: Conn,
+                          base: dict[str, Any], addrs: list[IPAddress],
+                          yes: dict[str, Any] | None) -> list[IPAddress]:
+        """The rules again with the addresses; a person's earlier yes covers an "ask" but
+        never overrules a deny (by rule, or a name resolving into the local network)."""
+        match = self.rules.decide(target.host, target.port, addrs)
         action, provenance = match.action, None
-        if action == "ask":
+        if yes is not None:
+            action, provenance = ("deny", {**yes, "overruled": match.reason}) \
+                if match.action == "deny" else ("allow", yes)
+        elif action == "ask":
             verdict = await self._ask_person(conn, method, raw, target, addrs, match)
             action, provenance = ("allow" if verdict.allow else "deny"), verdict.provenance
         await self._decided(base, match, addrs, action, provenance)
         if action != "allow":
-            raise self._refuse(method, target, match, provenance)
+            raise self._refuse(method, target, match,
+                               None if yes is not None else provenance)
         return addrs
+
+    def _address_may_allow(self, port: int) -> bool:
+        """Could an address turn an "ask" into an allow? Only an allow rule naming an IP or
+        CIDR that covers this port can; without one, resolving first would only leak."""
+        rules = self.rules
+        return any(r.is_address and r.covers_port(port, rules.ports, deny=False)
+                   for r in rules.allow)
+
+    async def _lookup(self, target: Target) -> list[IPAddress] | str:
+        """Resolve within the run's lookup rate; a reason (str) instead when it fails."""
+        if not self._lookups.take():
+            return (f"lookup rate limit: more than {self.limits.lookups_per_second:g} "
+                    "lookups a second from this run; retry shortly")
+        try:
+            async with asyncio.timeout(self.limits.connect_timeout):
+                addrs = await self._resolve(target.host, target.port)
+        except (OSError, TimeoutError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return addrs or "no addresses"
 
     async def _ask_person(self, conn: Conn, method: str, raw: str, target: Target,
                           addrs: Any, match: NetMatch) -> Verdict:
@@ -502,3 +574,30 @@ class Gate:
             conn.upstream = None
             await self._finish(up, "closed")
         return outcome.keep
+
+
+_LOOPBACK = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+
+
+def _loopback_name(host: str) -> list[IPAddress] | None:
+    """`localhost` and names under it are loopback by definition (RFC 6761 6.3): answered
+    here, never sent to a resolver."""
+    return list(_LOOPBACK) if host == "localhost" or host.endswith(".localhost") else None
+
+
+class TokenBucket:
+    """`rate` tokens a second, a burst of `rate`; take() says whether one was left."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = float(rate)
+        self.tokens = float(rate)
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
