@@ -22,6 +22,8 @@ from typing import Any
 
 from console import (
     approval_ops,  # noqa: F401 - registers its operations
+    bounds,
+    daemon_log,
     protocol,
 )
 from console import config as config_mod
@@ -257,11 +259,9 @@ def _use_pidfd_child_watcher() -> None:
 def run_foreground(paths: Paths, config_file: Path | None) -> int:
     """`pilothouse daemon`: run until SIGTERM. Exit 0 on a clean stop."""
     paths.ensure()
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    daemon_log.setup(paths.daemon_log)
+    # Before anything opens sockets: every run draws on one fd budget under this limit.
+    soft, hard = bounds.raise_fd_limit()
     try:
         daemon = Daemon(paths, config_file)
         daemon.acquire_lock()
@@ -273,6 +273,9 @@ def run_foreground(paths: Paths, config_file: Path | None) -> int:
         return 3
 
     async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(daemon_log.loop_exception_handler)
+        log.info("fd limit %d (hard %d); connection budget %d", soft, hard,
+                 bounds.fd_budget().total)
         _use_pidfd_child_watcher()
         await daemon.start()
         await daemon.serve_forever()
