@@ -19,6 +19,7 @@ import click
 
 from console import paths as paths_mod
 from console.client import Client, ClientError, dumps
+from console.safe_text import neutralise
 
 
 class Context:
@@ -221,13 +222,14 @@ def run(c: Context, profile: str, command: tuple[str, ...], workspace: str | Non
     sys.exit(code)
 
 
-def _follow(client: Client, run_id: str, *, quiet: bool = False, tail: int = 0) -> int:
+def _follow(client: Client, run_id: str, *, quiet: bool = False, tail: int = 0,
+            raw: bool = False) -> int:
     result: dict[str, Any] = {}
     for kind, payload in client.stream("logs", run=run_id, follow=True, tail=tail):
         if kind == "event" and payload.get("kind") == "run.output" and not quiet:
             out = sys.stdout
             for line in payload["lines"]:
-                out.write(line + "\n")
+                out.write((line if raw else neutralise(line)) + "\n")
             out.flush()
         elif kind == "event" and payload.get("kind") == "bus.dropped":
             click.echo(f"[pilothouse] {payload['count']} output events skipped (slow reader)", err=True)
@@ -279,18 +281,22 @@ def ps(c: Context, show_all: bool, as_json: bool) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the run ends.")
 @click.option("--tail", "-n", type=int, default=0, help="Only the last N lines.")
 @click.option("--search", "-s", metavar="TEXT", help="Only lines matching TEXT (full-text search).")
+@click.option("--raw", is_flag=True, help="The bytes as the run wrote them, terminal control "
+              "sequences included (default: only colour passes; other controls are shown, "
+              "not obeyed).")
 @pass_ctx
 @friendly
-def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None) -> None:
+def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, raw: bool) -> None:
     """Print a run's output."""
     with c.client() as client:
         if follow and not search:
-            _follow(client, run_id, tail=tail)
+            _follow(client, run_id, tail=tail, raw=raw)
             return
         for kind, payload in client.stream("logs", run=run_id, tail=tail, search=search):
             if kind == "event" and payload.get("kind") == "run.output":
-                for line in payload["lines"]:
-                    click.echo(line)
+                sys.stdout.write("".join((line if raw else neutralise(line)) + "\n"
+                                         for line in payload["lines"]))
+        sys.stdout.flush()
 
 
 @main.command()
