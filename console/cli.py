@@ -609,7 +609,7 @@ def audit_verify(c: Context, as_json: bool) -> None:
     if as_json:
         click.echo(dumps(result))
     elif result["ok"]:
-        click.echo(f"ok: {result['checked']} events verified")
+        click.echo(f"ok: {result['checked']} events verified ({result['reason']})")
     else:
         click.echo(f"BROKEN at event {result['first_bad_id']}: {result['reason']} "
                    f"({result['checked']} verified before it)")

@@ -297,7 +297,8 @@ async def audit_verify(daemon: Daemon, peer: Peer, args: dict[str, Any], send: S
     from store import audit
 
     await daemon.services.flush()
-    result = await daemon.services.read(lambda db: audit.verify(db, daemon.services.key))
+    result = await daemon.services.read(lambda db: audit.verify(
+        db, daemon.services.key, witness=daemon.services.witness_file))
     return result.as_dict()
 
 

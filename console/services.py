@@ -33,6 +33,11 @@ class Services:
         self.gpu: Any = None
         self._readers = threading.local()
 
+    @property
+    def witness_file(self) -> Any:
+        """Every committed chain head, beside the key (store/witness.py)."""
+        return self.paths.key_file.with_name("audit.witness")
+
     async def start(self) -> None:
         from store.audit import load_or_create_key
         from store.db import migrate, open_db
@@ -46,7 +51,7 @@ class Services:
 
         key = await asyncio.to_thread(prepare_store)
         self.key = key
-        self.writer = StoreWriter(self.paths.db_file, key)
+        self.writer = StoreWriter(self.paths.db_file, key, witness=self.witness_file)
         self.writer.start()
         from console.run_sockets import RunSockets
 

@@ -25,6 +25,7 @@ from store import audit, batch, values
 from store.audit import PruneResult
 from store.batch import CALL, EV, OUT
 from store.db import StoreError, open_db
+from store.witness import Witness
 
 log = logging.getLogger("pilothouse.store")
 T = TypeVar("T")
@@ -38,7 +39,7 @@ class StoreWriter:
 
     def __init__(self, db_path: Path, key: bytes, *, max_batch: int = 1000,
                  max_delay: float = 0.05, max_queue: int = 100_000,
-                 prune_chunk: int = 20_000) -> None:
+                 prune_chunk: int = 20_000, witness: Path | None = None) -> None:
         if len(key) < 16:
             raise ValueError("the audit key must be at least 16 bytes")
         self.db_path = Path(db_path)
@@ -47,6 +48,8 @@ class StoreWriter:
         self._max_delay = float(max_delay)
         self._max_queue = max(1, int(max_queue))
         self._prune_chunk = max(1, int(prune_chunk))
+        self._witness_path = Path(witness) if witness is not None else None
+        self._witness: Witness | None = None
         self._q: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()  # state, counters shared with producers, jobs
@@ -87,6 +90,7 @@ class StoreWriter:
             conn.close()
             raise StoreError(f"cannot start the store writer on {self.db_path}: {exc}") from exc
         self._db, self._last_id, self._last_hash = db, last_id, last_hash
+        rollback = self._open_witness(last_id, last_hash)
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         with self._lock:
             self._state = _RUNNING
@@ -94,7 +98,24 @@ class StoreWriter:
         if warning:
             log.warning("audit chain: %s", warning)
             self.record("store.chain_warning", actor="store", text=warning)
+        if rollback:
+            log.error("audit chain: %s", rollback)
+            self.record("store.rollback_detected", actor="store", text=rollback)
         return self
+
+    def _open_witness(self, last_id: int, last_hash: str) -> str | None:
+        """Open the witness; a reason when the database is behind what it saw committed."""
+        if self._witness_path is None:
+            return None
+        try:
+            self._witness = Witness(self._witness_path, self._key)
+        except OSError as exc:
+            raise StoreError(f"cannot open the audit witness {self._witness_path}: {exc}") from exc
+        seen = self._witness.last
+        if seen is None or (seen.id < last_id) or (seen.id == last_id and seen.hash == last_hash):
+            return None
+        return (f"the database ends at row {last_id} but the witness saw row {seen.id} "
+                "committed: it was truncated or rolled back; `pilothouse audit verify` says more")
 
     def close(self, timeout: float = 5.0) -> None:
         """Flush everything queued, then close. Raises StoreError if that took too long."""
@@ -293,6 +314,11 @@ class StoreWriter:
         except Exception as exc:
             self._failed(exc, items)
             return
+        if self._witness is not None and done.last_id != self._last_id:
+            try:
+                self._witness.append(done.last_id, done.last_hash)
+            except OSError as exc:  # the rows are committed; say the witness fell behind
+                log.error("audit witness not written for row %d: %s", done.last_id, exc)
         self._last_id, self._last_hash = done.last_id, done.last_hash
         self.batches += 1
         self.rows += sum(1 for it in items if it[0] != CALL)
@@ -434,6 +460,8 @@ class StoreWriter:
             log.warning("store shutdown: %s", exc)
         finally:
             conn.close()
+            if self._witness is not None:
+                self._witness.close()
 
 
 def _wait(fut: concurrent.futures.Future[T], timeout: float | None, what: str) -> T:
