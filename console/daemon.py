@@ -49,6 +49,7 @@ class Daemon:
         self.bus = Bus()
         self.started_at = time.time()
         self._stop = asyncio.Event()
+        self.stopping = False  # set by daemon.stop: new work is refused
         self._lock_fd: int | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()

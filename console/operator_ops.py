@@ -8,6 +8,7 @@ returning their final result. docs/protocol.md lists them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from console.daemon import Daemon
     from console.peers import Peer
 
+log = logging.getLogger("pilothouse.ops")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[["Daemon", "Peer", dict[str, Any], Send], Awaitable[Any]]
 
@@ -47,6 +49,9 @@ async def dispatch(daemon: Daemon, peer: Peer, name: str, args: dict[str, Any], 
     entry = OPS.get(name)
     if entry is None:
         raise Failure("unknown-op", f"unknown operation {name!r}", "see docs/protocol.md")
+    if entry.decides and daemon.stopping and name != "daemon.stop":
+        raise Failure("stopping", f"the daemon is stopping; {name} was not done",
+                      "start it again (pilothouse daemon) once it has stopped")
     if entry.decides and not peer.may_decide:
         await daemon.services.record_security(
             "operator.denied_op", actor=peer.user,
@@ -87,9 +92,20 @@ async def hello(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) ->
 
 @op("daemon.stop", decides=True)
 async def daemon_stop(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    await daemon.services.record_security("daemon.stop", actor=peer.user, text=f"stop requested by {peer.user}")
+    """Always stops: new work is refused from here on, and a store that cannot record the
+    request (full, locked) is logged, not a reason to keep running."""
+    from store import StoreError
+
+    daemon.stopping = True
+    recorded = True
+    try:
+        await daemon.services.writer.acommit(
+            "daemon.stop", actor=peer.user, text=f"stop requested by {peer.user}", timeout=10)
+    except StoreError as exc:
+        recorded = False
+        log.error("daemon stop by %s not recorded (stopping anyway): %s", peer.user, exc)
     asyncio.get_running_loop().call_later(0.05, daemon.request_stop)
-    return {"stopping": True}
+    return {"stopping": True, "recorded": recorded}
 
 
 @op("config.reload", decides=True)
