@@ -618,17 +618,19 @@ def audit_verify(c: Context, as_json: bool) -> None:
 
 @main.command()
 @click.option("--older-than", "older_than", required=True, metavar="AGE", help="e.g. 30d")
+@click.option("--yes", "confirm", is_flag=True, help="Confirm pruning recent history "
+              "(younger than [limits] prune_confirm_age, 7 days by default).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
-def prune(c: Context, older_than: str, as_json: bool) -> None:
+def prune(c: Context, older_than: str, confirm: bool, as_json: bool) -> None:
     """Delete history older than AGE; a signed anchor keeps `audit verify` green."""
     try:
         seconds = parse_duration(older_than)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
     with c.client() as client:
-        result = client.call("prune", older_than_s=seconds)
+        result = client.call("prune", older_than_s=seconds, confirm=confirm)
     click.echo(dumps(result) if as_json else f"pruned {result['pruned']} events")
 
 

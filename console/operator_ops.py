@@ -320,12 +320,27 @@ async def audit_verify(daemon: Daemon, peer: Peer, args: dict[str, Any], send: S
 
 @op("prune", decides=True)
 async def prune(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    """Prune is the owner's act (an approver only with [limits] approvers_may_prune), and
+    history younger than prune_confirm_age needs confirm=true (`--yes`)."""
     older = _arg(args, "older_than_s", (int, float))
     if older <= 0:
         raise Failure("bad-args", "older_than must be more than zero")
+    bounds = daemon.cfg.bounds
+    if peer.role != "operator" and not bounds.approvers_may_prune:
+        await daemon.services.record_security(
+            "operator.denied_op", actor=peer.user, text=f"{peer.user} ({peer.role}) tried prune",
+            data={"op": "prune", "role": peer.role, "older_than_s": older})
+        raise Failure("not-allowed", f"{peer.user} may not prune the history (role: "
+                      f"{peer.role}); only the daemon's owner may",
+                      "ask the owner, or set approvers_may_prune = true under [limits]")
+    if older < bounds.prune_confirm_age and not _arg(args, "confirm", bool, False):
+        days = bounds.prune_confirm_age / 86400
+        raise Failure("confirm", f"pruning history younger than {days:g} days deletes recent "
+                      "evidence", "run it again with --yes to confirm")
     await daemon.services.record_security(
         "store.prune", actor=peer.user, text=f"prune of events older than {older:.0f}s by {peer.user}",
-        data={"older_than_s": older},
+        data={"older_than_s": older, "by": peer.user, "role": peer.role,
+              "confirmed": bool(args.get("confirm"))},
     )
     result = await daemon.services.prune(time.time() - older)
     return result
