@@ -100,6 +100,7 @@ class Config:
     price_gpu_hour: float = 0.0
     team: TeamConfig = field(default_factory=TeamConfig)
     bounds: Bounds = field(default_factory=Bounds)  # [limits]: per-run bounds (console/bounds.py)
+    audit_syslog: str | None = None  # [audit] syslog: a copy of each witness line goes there
     keys: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # what was loaded, in order
@@ -285,7 +286,7 @@ def _check_network_rule(text: str) -> None:
         raise ValueError(str(exc)) from None
 
 
-_TOP = {"defaults", "profiles", "team", "keys", "gate", "gpu", "notify", "limits"}
+_TOP = {"defaults", "profiles", "team", "keys", "gate", "gpu", "notify", "limits", "audit"}
 _PROFILE_KEYS = {
     "command", "workspace", "sandbox", "image", "gpu", "gpus", "env", "setenv", "limits",
     "approval_timeout", "description", "network", "exec",
@@ -443,6 +444,16 @@ def _apply_file(cfg: Config, file: str, text: str) -> None:
         raise r.fail(("limits",), str(exc), "unknown key") from None
     except ValueError as exc:
         raise r.fail(("limits",), exc.args[0], exc.args[-1]) from None
+
+    au = r.expect_table(data.get("audit", {}), ("audit",))
+    r.known(au, ("audit",), {"syslog"})
+    if "syslog" in au:
+        target = au["syslog"]
+        if not isinstance(target, str) or not (
+                target.startswith("/") or re.fullmatch(r"udp://[^/]+:\d{1,5}", target)):
+            raise r.fail(("audit",), "syslog", 'syslog must be "udp://HOST:PORT" or a socket '
+                         'path such as "/dev/log"')
+        cfg.audit_syslog = target
 
     k = r.expect_table(data.get("keys", {}), ("keys",))
     for action, key in k.items():

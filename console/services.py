@@ -51,7 +51,11 @@ class Services:
 
         key = await asyncio.to_thread(prepare_store)
         self.key = key
-        self.writer = StoreWriter(self.paths.db_file, key, witness=self.witness_file)
+        from store.witness import syslog_mirror
+
+        target = self.daemon.cfg.audit_syslog
+        self.writer = StoreWriter(self.paths.db_file, key, witness=self.witness_file,
+                                  witness_mirror=syslog_mirror(target) if target else None)
         self.writer.start()
         from console.run_sockets import RunSockets
 

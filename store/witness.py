@@ -9,14 +9,18 @@ witness saw with two different hashes is a history rewritten after a rollback.
 One JSON line per committed batch of events: {"seq", "id", "hash", "ts", "mac"}; seq grows by
 one per line, mac is HMAC(key) over the rest, so lines cannot be forged without the key. A
 witness deleted or truncated together with the database is not caught here: that is what a
-copy off the machine is for (docs/threat-model.md).
+copy off the machine is for: each line can also go to syslog (`[audit] syslog`), a collector
+the security team keeps (docs/threat-model.md).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import logging.handlers
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from typing import Any
 from store.audit import hmac_sha256
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+log = logging.getLogger("pilothouse.store")
 
 
 def witness_mac(key: bytes, seq: int, id_: int, hash_: str, ts: float) -> str:
@@ -42,9 +47,10 @@ class Witness:
     """The writer's side: append one line per committed head (the file is opened O_APPEND,
     0600, never through a symlink)."""
 
-    def __init__(self, path: Path, key: bytes) -> None:
+    def __init__(self, path: Path, key: bytes, mirror: Callable[[str], None] | None = None) -> None:
         self.path = Path(path)
         self._key = key
+        self._mirror = mirror
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
                            0o600)
         last = last_entry(self.path)
@@ -58,9 +64,34 @@ class Witness:
                        "mac": witness_mac(self._key, self.seq, id_, hash_, ts)}) + "\n"
         os.write(self._fd, line.encode())
         self.last = Entry(self.seq, id_, hash_, ts)
+        if self._mirror is not None:
+            try:
+                self._mirror(line.rstrip("\n"))
+            except OSError as exc:  # the local witness is written; the copy is best effort
+                log.warning("audit witness copy not sent: %s", exc)
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def syslog_mirror(address: str) -> Callable[[str], None]:
+    """A copy of each witness line for a collector off this machine: `udp://HOST:PORT`, or
+    a unix datagram socket path such as /dev/log (journald and rsyslog listen there)."""
+    if address.startswith("udp://"):
+        host, _, port = address[len("udp://"):].rpartition(":")
+        target: Any = (host.strip("[]"), int(port))
+    else:
+        target = address
+    handler = logging.handlers.SysLogHandler(
+        address=target, facility=logging.handlers.SysLogHandler.LOG_AUTHPRIV)
+    handler.ident = "pilothouse-audit: "
+    handler.setFormatter(logging.Formatter("%(message)s"))
+
+    def send(line: str) -> None:
+        handler.emit(logging.LogRecord("pilothouse.audit", logging.INFO, __file__, 0, line,
+                                       None, None))
+
+    return send
 
 
 def last_entry(path: Path) -> Entry | None:

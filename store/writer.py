@@ -39,7 +39,8 @@ class StoreWriter:
 
     def __init__(self, db_path: Path, key: bytes, *, max_batch: int = 1000,
                  max_delay: float = 0.05, max_queue: int = 100_000,
-                 prune_chunk: int = 20_000, witness: Path | None = None) -> None:
+                 prune_chunk: int = 20_000, witness: Path | None = None,
+                 witness_mirror: Callable[[str], None] | None = None) -> None:
         if len(key) < 16:
             raise ValueError("the audit key must be at least 16 bytes")
         self.db_path = Path(db_path)
@@ -50,6 +51,7 @@ class StoreWriter:
         self._prune_chunk = max(1, int(prune_chunk))
         self._witness_path = Path(witness) if witness is not None else None
         self._witness: Witness | None = None
+        self._witness_mirror = witness_mirror
         self._q: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()  # state, counters shared with producers, jobs
@@ -108,7 +110,7 @@ class StoreWriter:
         if self._witness_path is None:
             return None
         try:
-            self._witness = Witness(self._witness_path, self._key)
+            self._witness = Witness(self._witness_path, self._key, self._witness_mirror)
         except OSError as exc:
             raise StoreError(f"cannot open the audit witness {self._witness_path}: {exc}") from exc
         seen = self._witness.last

@@ -132,3 +132,24 @@ def test_prune_keeps_the_witness_consistent(make_writer: Make, db_path: Path, ke
     w.close()
     result = _verify(db_path, key, witness)
     assert result.ok and "anchor" in result.reason, result
+
+
+def test_each_witness_line_is_copied_to_syslog(make_writer: Make, witness: Path) -> None:
+    """A collector off the machine (here a UDP syslog receiver on 127.0.0.1) gets every line,
+    so deleting the local witness with the database does not erase the record."""
+    import socket
+
+    from store.witness import syslog_mirror
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(5)
+    w = make_writer(witness=witness, witness_mirror=syslog_mirror(
+        f"udp://127.0.0.1:{rx.getsockname()[1]}"))
+    for i in range(3):
+        w.commit("approval.decided", text=f"d{i}")
+    w.close()
+    got = [rx.recv(4096).decode() for _ in range(3)]
+    rx.close()
+    local = witness.read_text().splitlines()
+    assert [g.split("pilothouse-audit: ", 1)[1].rstrip("\x00") for g in got] == local
