@@ -31,6 +31,7 @@ log = logging.getLogger("pilothouse.store")
 T = TypeVar("T")
 
 _NEW, _RUNNING, _CLOSING, _CLOSED, _DEAD = "new", "running", "closing", "closed", "dead"
+WITNESS_EVERY = 1.0  # seconds between witness lines for batches of bulk events only
 _dumps, _ts, _str, _opt = values.dumps, values.ts, values.text, values.opt
 
 
@@ -52,6 +53,7 @@ class StoreWriter:
         self._witness_path = Path(witness) if witness is not None else None
         self._witness: Witness | None = None
         self._witness_mirror = witness_mirror
+        self._witnessed_at = 0.0
         self._q: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()  # state, counters shared with producers, jobs
@@ -316,15 +318,24 @@ class StoreWriter:
         except Exception as exc:
             self._failed(exc, items)
             return
-        if self._witness is not None and done.last_id != self._last_id:
-            try:
-                self._witness.append(done.last_id, done.last_hash)
-            except OSError as exc:  # the rows are committed; say the witness fell behind
-                log.error("audit witness not written for row %d: %s", done.last_id, exc)
         self._last_id, self._last_hash = done.last_id, done.last_hash
+        # Every batch holding a security event is witnessed; bulk-only batches at most once
+        # a WITNESS_EVERY seconds (and at close), so a flood does not grow the file per batch.
+        if done.secured or time.monotonic() - self._witnessed_at >= WITNESS_EVERY:
+            self._witness_head()
         self.batches += 1
         self.rows += sum(1 for it in items if it[0] != CALL)
         done.resolve()
+
+    def _witness_head(self) -> None:
+        w = self._witness
+        if w is None or (w.last is not None and w.last.id == self._last_id):
+            return
+        try:
+            w.append(self._last_id, self._last_hash)
+        except OSError as exc:  # the rows are committed; say the witness fell behind
+            log.error("audit witness not written for row %d: %s", self._last_id, exc)
+        self._witnessed_at = time.monotonic()
 
     def _failed(self, exc: Exception, items: list[tuple[Any, ...]]) -> None:
         """A batch did not commit: fail everyone who waits on it, count the bulk rows lost,
@@ -453,6 +464,7 @@ class StoreWriter:
         if self._db is None:
             return
         conn = self._db.conn
+        self._witness_head()
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

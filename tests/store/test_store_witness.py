@@ -153,3 +153,18 @@ def test_each_witness_line_is_copied_to_syslog(make_writer: Make, witness: Path)
     rx.close()
     local = witness.read_text().splitlines()
     assert [g.split("pilothouse-audit: ", 1)[1].rstrip("\x00") for g in got] == local
+
+
+def test_bulk_batches_do_not_grow_the_witness_per_batch(make_writer: Make, db_path: Path,
+                                                        key: bytes, witness: Path) -> None:
+    """A flood of bulk events commits many batches; the witness gets a line per second of
+    them (and one at close), while every batch holding a security event gets its own."""
+    w = make_writer(witness=witness, max_batch=10)
+    for i in range(2000):
+        w.record("net.closed", run_id="r1", text=f"bulk {i}")
+    w.flush()
+    w.commit("approval.decided", text="a security event")
+    w.close()
+    lines = witness.read_text().splitlines()
+    assert w.stats()["batches"] >= 200 and len(lines) <= 10, len(lines)
+    assert _verify(db_path, key, witness).ok
