@@ -554,7 +554,7 @@ def history(c: Context, run_id: str | None, kind: str | None, search: str | None
         click.echo("no events match")
         return
     _table([[str(r["id"]), _clock(r["ts"]), r.get("run_id") or "-", r["kind"], r.get("actor") or "-",
-             (r.get("text") or "")[:70]] for r in rows],
+             neutralise((r.get("text") or "")[:70])] for r in rows],
            ["id", "time", "run", "kind", "by", "text"])
 
 
@@ -583,7 +583,8 @@ def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: s
                 for row in payload["rows"]:
                     total += 1
                     if writer:
-                        writer.writerow({**row, "data": json.dumps(row.get("data"), ensure_ascii=False)})
+                        writer.writerow({**row, "text": neutralise(row.get("text") or ""),
+                                         "data": json.dumps(row.get("data"), ensure_ascii=False)})
                     else:
                         out.write(json.dumps(row, ensure_ascii=False) + "\n")
     finally:

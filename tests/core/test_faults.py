@@ -122,3 +122,4 @@ def test_prune_is_an_operators_act_confirmed_and_recorded(home: Path,
         assert "anchor" in verify.stdout, verify.stdout
     finally:
         d.stop()
+
