@@ -101,6 +101,7 @@ class Config:
     team: TeamConfig = field(default_factory=TeamConfig)
     bounds: Bounds = field(default_factory=Bounds)  # [limits]: per-run bounds (console/bounds.py)
     audit_syslog: str | None = None  # [audit] syslog: a copy of each witness line goes there
+    audit_otlp: str | None = None  # [audit] otlp: security events and witness lines, OTLP/HTTP
     keys: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # what was loaded, in order
@@ -446,7 +447,12 @@ def _apply_file(cfg: Config, file: str, text: str) -> None:
         raise r.fail(("limits",), exc.args[0], exc.args[-1]) from None
 
     au = r.expect_table(data.get("audit", {}), ("audit",))
-    r.known(au, ("audit",), {"syslog"})
+    r.known(au, ("audit",), {"syslog", "otlp"})
+    if "otlp" in au:
+        if not isinstance(au["otlp"], str) or not re.fullmatch(r"https?://\S+", au["otlp"]):
+            raise r.fail(("audit",), "otlp", 'otlp must be a URL such as '
+                         '"http://127.0.0.1:4318/v1/logs"')
+        cfg.audit_otlp = au["otlp"]
     if "syslog" in au:
         target = au["syslog"]
         if not isinstance(target, str) or not (

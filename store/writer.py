@@ -41,7 +41,8 @@ class StoreWriter:
     def __init__(self, db_path: Path, key: bytes, *, max_batch: int = 1000,
                  max_delay: float = 0.05, max_queue: int = 100_000,
                  prune_chunk: int = 20_000, witness: Path | None = None,
-                 witness_mirror: Callable[[str], None] | None = None) -> None:
+                 witness_mirror: Callable[[str], None] | None = None,
+                 export_event: Callable[[dict[str, Any]], None] | None = None) -> None:
         if len(key) < 16:
             raise ValueError("the audit key must be at least 16 bytes")
         self.db_path = Path(db_path)
@@ -53,6 +54,7 @@ class StoreWriter:
         self._witness_path = Path(witness) if witness is not None else None
         self._witness: Witness | None = None
         self._witness_mirror = witness_mirror
+        self._export_event = export_event  # each committed security event, e.g. OTLP
         self._witnessed_at = 0.0
         self._q: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
@@ -326,6 +328,9 @@ class StoreWriter:
         self.batches += 1
         self.rows += sum(1 for it in items if it[0] != CALL)
         done.resolve()
+        if self._export_event is not None:
+            for _, row in done.secured:
+                self._export_event(batch.row_dict(row))
 
     def _witness_head(self) -> None:
         w = self._witness
