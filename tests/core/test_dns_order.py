@@ -101,9 +101,13 @@ def test_no_lookup_before_a_person_says_yes(home: Path, daemon_env: dict[str, st
     log.close()
     out: dict[str, subprocess.CompletedProcess[str]] = {}
     try:
+        # Wait for this daemon's socket: a CLI call before it exists would start another
+        # daemon, outside the namespace, and the resolver would never hear from it.
         deadline = time.monotonic() + 20
-        while d.cli("status", check=False).returncode != 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while not d.sock.exists() and time.monotonic() < deadline:
+            assert d.proc.poll() is None, d.log()
+            time.sleep(0.05)
+        assert d.cli("status").returncode == 0 and d.proc.poll() is None
         t = threading.Thread(target=lambda: out.setdefault("r", d.cli(
             "run", "asker", "-w", str(workspace), "--wait", "--", "python3", "attack.py",
             str(NAMES), check=False, timeout=180)))
@@ -123,7 +127,7 @@ def test_no_lookup_before_a_person_says_yes(home: Path, daemon_env: dict[str, st
         while not any(n.startswith(host) for n in resolver.names) and time.monotonic() < deadline:
             time.sleep(0.1)
         asked = {n.split(".exfil")[0] for n in resolver.names if "exfil" in n}
-        assert asked == {host.split(".exfil")[0]}, resolver.names
+        assert asked == {host.split(".exfil")[0]}, (resolver.names, d.cli("history", "--kind", "net.", "--json").stdout[-3000:])
         for req in json.loads(d.cli("approvals", "--json").stdout):
             d.cli("deny", req["id"], check=False)
         t.join(180)
