@@ -228,8 +228,9 @@ def _follow(client: Client, run_id: str, *, quiet: bool = False, tail: int = 0,
     for kind, payload in client.stream("logs", run=run_id, follow=True, tail=tail):
         if kind == "event" and payload.get("kind") == "run.output" and not quiet:
             out = sys.stdout
+            colour = out.isatty()  # a pipe gets plain text, as click.echo gave it
             for line in payload["lines"]:
-                out.write((line if raw else neutralise(line)) + "\n")
+                out.write((line if raw else neutralise(line, colour=colour)) + "\n")
             out.flush()
         elif kind == "event" and payload.get("kind") == "bus.dropped":
             click.echo(f"[pilothouse] {payload['count']} output events skipped (slow reader)", err=True)
@@ -292,9 +293,10 @@ def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, r
         if follow and not search:
             _follow(client, run_id, tail=tail, raw=raw)
             return
+        colour = sys.stdout.isatty()  # a pipe gets plain text, as click.echo gave it
         for kind, payload in client.stream("logs", run=run_id, tail=tail, search=search):
             if kind == "event" and payload.get("kind") == "run.output":
-                sys.stdout.write("".join((line if raw else neutralise(line)) + "\n"
+                sys.stdout.write("".join((line if raw else neutralise(line, colour=colour)) + "\n"
                                          for line in payload["lines"]))
         sys.stdout.flush()
 

@@ -26,15 +26,16 @@ _TABLE = {c: _visible(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]
           if c not in (0x09, 0x0A)}
 
 
-def neutralise(text: str) -> str:
-    """`text` with colour kept and every other control shown, not obeyed."""
+def neutralise(text: str, *, colour: bool = True) -> str:
+    """`text` with every control shown, not obeyed; colour kept (or dropped, for a pipe)."""
     if text.isprintable():
         return text
     out = []
     pos = 0
     for m in _SGR.finditer(text):
         out.append(text[pos:m.start()].translate(_TABLE))
-        out.append(m.group())
+        if colour:
+            out.append(m.group())
         pos = m.end()
     out.append(text[pos:].translate(_TABLE))
     return "".join(out)

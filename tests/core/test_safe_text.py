@@ -30,3 +30,7 @@ def test_text_and_colour_pass_unchanged() -> None:
 
 def test_escape_is_visible() -> None:
     assert neutralise("\x1b]52;c;x\x07") == "^[]52;c;x^G"
+
+
+def test_colour_can_be_dropped_for_a_pipe() -> None:
+    assert neutralise("\x1b[31mred\x1b[0m \x1b]52;c;x\x07", colour=False) == "red ^[]52;c;x^G"
