@@ -24,12 +24,20 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from console.approvals import EVENT_REFUSED_OP, Inbox, Outcome, check_request, printable
+from console.approvals import (
+    EVENT_POLICY,
+    EVENT_REFUSED_OP,
+    Inbox,
+    Outcome,
+    check_request,
+    printable,
+)
+from console.bounds import Bounds, capped
 from console.policy import Decision, Provenance
 from console.protocol import (
     AGENT_MAX_LINE,
     Failure,
-    MessageTooLong,
+    MessageRefused,
     ProtocolError,
     encode,
     error,
@@ -41,8 +49,11 @@ from console.protocol import (
 log = logging.getLogger(__name__)
 
 PolicyEval = Callable[[str, str, str, str], Decision | Awaitable[Decision]]
+# (run, kind, subject, decision, data) -> write the row now? (console/floods.py)
+Admit = Callable[[str, str, str, str, dict[str, Any]], bool]
 MAX_IN_FLIGHT = 64  # per connection; the inbox's per-run cap applies as well
 MAX_BAD_MESSAGES = 8
+DEFAULT_MAX_CONNECTIONS = Bounds().agent_connections
 
 
 async def handle_agent_connection(
@@ -52,6 +63,7 @@ async def handle_agent_connection(
     profile: str,
     inbox: Inbox,
     policy_eval: PolicyEval,
+    admit: Admit | None = None,
 ) -> None:
     """Serve one connection on a run's agent.sock until it closes."""
     write_lock = asyncio.Lock()
@@ -65,7 +77,7 @@ async def handle_agent_connection(
 
     async def serve(req_id: Any, op: str, args: dict[str, Any]) -> None:
         try:
-            result = await _dispatch(op, args, run_id, profile, inbox, policy_eval)
+            result = await _dispatch(op, args, run_id, profile, inbox, policy_eval, admit)
             reply = ok(req_id, result)
         except Failure as exc:
             reply = error(req_id, exc)
@@ -85,8 +97,10 @@ async def handle_agent_connection(
             except ProtocolError as exc:
                 bad += 1
                 await send(error(None, Failure("bad_message", str(exc))))
-                # An over-long line cannot be skipped safely; too many bad ones is not a client.
-                if isinstance(exc, MessageTooLong) or bad >= MAX_BAD_MESSAGES:
+                # An over-long or hostile line cannot be skipped safely; too many bad ones is
+                # not a client. One log line, no traceback: this is input, not a bug.
+                if isinstance(exc, MessageRefused) or bad >= MAX_BAD_MESSAGES:
+                    log.warning("agent.sock of run %s: closed after bad input: %s", run_id, exc)
                     break
                 continue
             if len(tasks) >= MAX_IN_FLIGHT:
@@ -111,9 +125,9 @@ async def handle_agent_connection(
 
 
 async def _dispatch(op: str, args: dict[str, Any], run_id: str, profile: str,
-                    inbox: Inbox, policy_eval: PolicyEval) -> dict[str, Any]:
+                    inbox: Inbox, policy_eval: PolicyEval, admit: Admit | None) -> dict[str, Any]:
     if op == "ask":
-        return await _ask(args, run_id, profile, inbox, policy_eval)
+        return await _ask(args, run_id, profile, inbox, policy_eval, admit)
     if op == "status":
         return _status(args, run_id, inbox)
     await inbox.record_refusal(EVENT_REFUSED_OP, run_id, {
@@ -124,7 +138,7 @@ async def _dispatch(op: str, args: dict[str, Any], run_id: str, profile: str,
 
 
 async def _ask(args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
-               policy_eval: PolicyEval) -> dict[str, Any]:
+               policy_eval: PolicyEval, admit: Admit | None) -> dict[str, Any]:
     kind = args.get("kind", "exec")
     subject = args.get("subject", args.get("command"))
     title = args.get("title")
@@ -143,6 +157,13 @@ async def _ask(args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
         log.exception("policy evaluation failed")
         return _answer_parts(False, Provenance("error", detail=f"policy evaluation failed ({exc}); denied"), None)
     if decision.action != "ask":
+        if admit is not None and not admit(run_id, EVENT_POLICY, f"{kind}: {subject}",
+                                           decision.action, {
+                                               "kind": kind, "subject": subject,
+                                               "provenance": decision.provenance.to_dict()}):
+            # A repeat within the second (or a deny past the run's rate): counted into one
+            # summary row instead of a row each.
+            return _answer_parts(decision.allowed, decision.provenance, None)
         try:
             await inbox.record_policy(run_id, profile, kind, subject, decision.action,
                                       decision.provenance, detail)
@@ -180,12 +201,20 @@ def _status(args: dict[str, Any], run_id: str, inbox: Inbox) -> dict[str, Any]:
 
 async def start_agent_server(
     path: str | os.PathLike[str], run_id: str, profile: str, inbox: Inbox,
-    policy_eval: PolicyEval, mode: int = 0o600,
+    policy_eval: PolicyEval, mode: int = 0o600, *, admit: Admit | None = None,
+    max_connections: Callable[[], int] | None = None,
+    on_refused: Callable[[], None] | None = None,
 ) -> asyncio.AbstractServer:
-    """Bind a run's agent.sock with the reader bound the codec needs."""
-    server = await asyncio.start_unix_server(
-        lambda r, w: handle_agent_connection(r, w, run_id, profile, inbox, policy_eval),
-        path=os.fspath(path), limit=AGENT_MAX_LINE,
-    )
+    """Bind a run's agent.sock with the reader bound the codec needs. Past max_connections
+    open at once (or the daemon's fd budget), a connection is answered and closed."""
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await handle_agent_connection(r, w, run_id, profile, inbox, policy_eval, admit)
+
+    refusal = encode(error(None, Failure(
+        "too_many_connections", "this run has as many agent.sock connections open as it may; "
+        "close one and retry")))
+    handler = capped(serve, max_connections or (lambda: DEFAULT_MAX_CONNECTIONS), refusal,
+                     on_refused or (lambda: None))
+    server = await asyncio.start_unix_server(handler, path=os.fspath(path), limit=AGENT_MAX_LINE)
     os.chmod(path, mode)
     return server

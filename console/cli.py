@@ -19,6 +19,7 @@ import click
 
 from console import paths as paths_mod
 from console.client import Client, ClientError, dumps
+from console.safe_text import neutralise
 
 
 class Context:
@@ -221,13 +222,15 @@ def run(c: Context, profile: str, command: tuple[str, ...], workspace: str | Non
     sys.exit(code)
 
 
-def _follow(client: Client, run_id: str, *, quiet: bool = False, tail: int = 0) -> int:
+def _follow(client: Client, run_id: str, *, quiet: bool = False, tail: int = 0,
+            raw: bool = False) -> int:
     result: dict[str, Any] = {}
     for kind, payload in client.stream("logs", run=run_id, follow=True, tail=tail):
         if kind == "event" and payload.get("kind") == "run.output" and not quiet:
             out = sys.stdout
+            colour = out.isatty()  # a pipe gets plain text, as click.echo gave it
             for line in payload["lines"]:
-                out.write(line + "\n")
+                out.write((line if raw else neutralise(line, colour=colour)) + "\n")
             out.flush()
         elif kind == "event" and payload.get("kind") == "bus.dropped":
             click.echo(f"[pilothouse] {payload['count']} output events skipped (slow reader)", err=True)
@@ -279,18 +282,23 @@ def ps(c: Context, show_all: bool, as_json: bool) -> None:
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the run ends.")
 @click.option("--tail", "-n", type=int, default=0, help="Only the last N lines.")
 @click.option("--search", "-s", metavar="TEXT", help="Only lines matching TEXT (full-text search).")
+@click.option("--raw", is_flag=True, help="The bytes as the run wrote them, terminal control "
+              "sequences included (default: only colour passes; other controls are shown, "
+              "not obeyed).")
 @pass_ctx
 @friendly
-def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None) -> None:
+def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, raw: bool) -> None:
     """Print a run's output."""
     with c.client() as client:
         if follow and not search:
-            _follow(client, run_id, tail=tail)
+            _follow(client, run_id, tail=tail, raw=raw)
             return
+        colour = sys.stdout.isatty()  # a pipe gets plain text, as click.echo gave it
         for kind, payload in client.stream("logs", run=run_id, tail=tail, search=search):
             if kind == "event" and payload.get("kind") == "run.output":
-                for line in payload["lines"]:
-                    click.echo(line)
+                sys.stdout.write("".join((line if raw else neutralise(line, colour=colour)) + "\n"
+                                         for line in payload["lines"]))
+        sys.stdout.flush()
 
 
 @main.command()
@@ -548,7 +556,7 @@ def history(c: Context, run_id: str | None, kind: str | None, search: str | None
         click.echo("no events match")
         return
     _table([[str(r["id"]), _clock(r["ts"]), r.get("run_id") or "-", r["kind"], r.get("actor") or "-",
-             (r.get("text") or "")[:70]] for r in rows],
+             neutralise((r.get("text") or "")[:70])] for r in rows],
            ["id", "time", "run", "kind", "by", "text"])
 
 
@@ -577,7 +585,8 @@ def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: s
                 for row in payload["rows"]:
                     total += 1
                     if writer:
-                        writer.writerow({**row, "data": json.dumps(row.get("data"), ensure_ascii=False)})
+                        writer.writerow({**row, "text": neutralise(row.get("text") or ""),
+                                         "data": json.dumps(row.get("data"), ensure_ascii=False)})
                     else:
                         out.write(json.dumps(row, ensure_ascii=False) + "\n")
     finally:
@@ -603,7 +612,7 @@ def audit_verify(c: Context, as_json: bool) -> None:
     if as_json:
         click.echo(dumps(result))
     elif result["ok"]:
-        click.echo(f"ok: {result['checked']} events verified")
+        click.echo(f"ok: {result['checked']} events verified ({result['reason']})")
     else:
         click.echo(f"BROKEN at event {result['first_bad_id']}: {result['reason']} "
                    f"({result['checked']} verified before it)")
@@ -612,17 +621,19 @@ def audit_verify(c: Context, as_json: bool) -> None:
 
 @main.command()
 @click.option("--older-than", "older_than", required=True, metavar="AGE", help="e.g. 30d")
+@click.option("--yes", "confirm", is_flag=True, help="Confirm pruning recent history "
+              "(younger than [limits] prune_confirm_age, 7 days by default).")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
-def prune(c: Context, older_than: str, as_json: bool) -> None:
+def prune(c: Context, older_than: str, confirm: bool, as_json: bool) -> None:
     """Delete history older than AGE; a signed anchor keeps `audit verify` green."""
     try:
         seconds = parse_duration(older_than)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from None
     with c.client() as client:
-        result = client.call("prune", older_than_s=seconds)
+        result = client.call("prune", older_than_s=seconds, confirm=confirm)
     click.echo(dumps(result) if as_json else f"pruned {result['pruned']} events")
 
 

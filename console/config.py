@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from console.bounds import Bounds, parse_bounds
 from console.sandbox.base import Limits
 
 SANDBOXES = ("auto", "bwrap", "docker", "none")
@@ -98,6 +99,9 @@ class Config:
     price_kwh: float = 0.0
     price_gpu_hour: float = 0.0
     team: TeamConfig = field(default_factory=TeamConfig)
+    bounds: Bounds = field(default_factory=Bounds)  # [limits]: per-run bounds (console/bounds.py)
+    audit_syslog: str | None = None  # [audit] syslog: a copy of each witness line goes there
+    audit_otlp: str | None = None  # [audit] otlp: security events and witness lines, OTLP/HTTP
     keys: dict[str, str] = field(default_factory=dict)
     profiles: dict[str, Profile] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # what was loaded, in order
@@ -283,7 +287,7 @@ def _check_network_rule(text: str) -> None:
         raise ValueError(str(exc)) from None
 
 
-_TOP = {"defaults", "profiles", "team", "keys", "gate", "gpu", "notify"}
+_TOP = {"defaults", "profiles", "team", "keys", "gate", "gpu", "notify", "limits", "audit"}
 _PROFILE_KEYS = {
     "command", "workspace", "sandbox", "image", "gpu", "gpus", "env", "setenv", "limits",
     "approval_timeout", "description", "network", "exec",
@@ -432,6 +436,30 @@ def _apply_file(cfg: Config, file: str, text: str) -> None:
         cfg.team.group = t["group"]
     if "approvers" in t:
         cfg.team.approvers = r.string_list(t, ("team",), "approvers")
+
+    lim = r.expect_table(data.get("limits", {}), ("limits",))
+    try:
+        cfg.bounds = parse_bounds(lim, cfg.bounds, parse_size, parse_duration)
+    except KeyError as exc:
+        r.known(lim, ("limits",), set(Bounds.__dataclass_fields__))
+        raise r.fail(("limits",), str(exc), "unknown key") from None
+    except ValueError as exc:
+        raise r.fail(("limits",), exc.args[0], exc.args[-1]) from None
+
+    au = r.expect_table(data.get("audit", {}), ("audit",))
+    r.known(au, ("audit",), {"syslog", "otlp"})
+    if "otlp" in au:
+        if not isinstance(au["otlp"], str) or not re.fullmatch(r"https?://\S+", au["otlp"]):
+            raise r.fail(("audit",), "otlp", 'otlp must be a URL such as '
+                         '"http://127.0.0.1:4318/v1/logs"')
+        cfg.audit_otlp = au["otlp"]
+    if "syslog" in au:
+        target = au["syslog"]
+        if not isinstance(target, str) or not (
+                target.startswith("/") or re.fullmatch(r"udp://[^/]+:\d{1,5}", target)):
+            raise r.fail(("audit",), "syslog", 'syslog must be "udp://HOST:PORT" or a socket '
+                         'path such as "/dev/log"')
+        cfg.audit_syslog = target
 
     k = r.expect_table(data.get("keys", {}), ("keys",))
     for action, key in k.items():

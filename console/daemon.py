@@ -22,13 +22,15 @@ from typing import Any
 
 from console import (
     approval_ops,  # noqa: F401 - registers its operations
+    bounds,
+    daemon_log,
     protocol,
 )
 from console import config as config_mod
 from console.bus import Bus
 from console.paths import Paths
 from console.peers import Peer, identify
-from console.protocol import Failure, MessageTooLong, ProtocolError
+from console.protocol import Failure, MessageRefused, ProtocolError
 
 log = logging.getLogger("pilothouse.daemon")
 
@@ -47,6 +49,7 @@ class Daemon:
         self.bus = Bus()
         self.started_at = time.time()
         self._stop = asyncio.Event()
+        self.stopping = False  # set by daemon.stop: new work is refused
         self._lock_fd: int | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -183,7 +186,8 @@ class Daemon:
             while True:
                 try:
                     msg = await protocol.read_message(reader, protocol.OPERATOR_MAX_LINE)
-                except MessageTooLong as exc:
+                except MessageRefused as exc:
+                    log.warning("operator.sock: refused input from %s: %s", peer.user, exc)
                     await send(protocol.error(None, Failure("bad-message", str(exc))))
                     await _linger(reader, writer)
                     return
@@ -256,11 +260,9 @@ def _use_pidfd_child_watcher() -> None:
 def run_foreground(paths: Paths, config_file: Path | None) -> int:
     """`pilothouse daemon`: run until SIGTERM. Exit 0 on a clean stop."""
     paths.ensure()
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    daemon_log.setup(paths.daemon_log)
+    # Before anything opens sockets: every run draws on one fd budget under this limit.
+    soft, hard = bounds.raise_fd_limit()
     try:
         daemon = Daemon(paths, config_file)
         daemon.acquire_lock()
@@ -272,6 +274,9 @@ def run_foreground(paths: Paths, config_file: Path | None) -> int:
         return 3
 
     async def main() -> None:
+        asyncio.get_running_loop().set_exception_handler(daemon_log.loop_exception_handler)
+        log.info("fd limit %d (hard %d); connection budget %d", soft, hard,
+                 bounds.fd_budget().total)
         _use_pidfd_child_watcher()
         await daemon.start()
         await daemon.serve_forever()

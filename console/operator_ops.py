@@ -8,6 +8,7 @@ returning their final result. docs/protocol.md lists them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from console.daemon import Daemon
     from console.peers import Peer
 
+log = logging.getLogger("pilothouse.ops")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[["Daemon", "Peer", dict[str, Any], Send], Awaitable[Any]]
 
@@ -47,6 +49,9 @@ async def dispatch(daemon: Daemon, peer: Peer, name: str, args: dict[str, Any], 
     entry = OPS.get(name)
     if entry is None:
         raise Failure("unknown-op", f"unknown operation {name!r}", "see docs/protocol.md")
+    if entry.decides and daemon.stopping and name != "daemon.stop":
+        raise Failure("stopping", f"the daemon is stopping; {name} was not done",
+                      "start it again (pilothouse daemon) once it has stopped")
     if entry.decides and not peer.may_decide:
         await daemon.services.record_security(
             "operator.denied_op", actor=peer.user,
@@ -87,9 +92,20 @@ async def hello(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) ->
 
 @op("daemon.stop", decides=True)
 async def daemon_stop(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    await daemon.services.record_security("daemon.stop", actor=peer.user, text=f"stop requested by {peer.user}")
+    """Always stops: new work is refused from here on, and a store that cannot record the
+    request (full, locked) is logged, not a reason to keep running."""
+    from store import StoreError
+
+    daemon.stopping = True
+    recorded = True
+    try:
+        await daemon.services.writer.acommit(
+            "daemon.stop", actor=peer.user, text=f"stop requested by {peer.user}", timeout=10)
+    except StoreError as exc:
+        recorded = False
+        log.error("daemon stop by %s not recorded (stopping anyway): %s", peer.user, exc)
     asyncio.get_running_loop().call_later(0.05, daemon.request_stop)
-    return {"stopping": True}
+    return {"stopping": True, "recorded": recorded}
 
 
 @op("config.reload", decides=True)
@@ -298,18 +314,34 @@ async def audit_verify(daemon: Daemon, peer: Peer, args: dict[str, Any], send: S
     from store import audit
 
     await daemon.services.flush()
-    result = await daemon.services.read(lambda db: audit.verify(db, daemon.services.key))
+    result = await daemon.services.read(lambda db: audit.verify(
+        db, daemon.services.key, witness=daemon.services.witness_file))
     return result.as_dict()
 
 
 @op("prune", decides=True)
 async def prune(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    """Prune is the owner's act (an approver only with [limits] approvers_may_prune), and
+    history younger than prune_confirm_age needs confirm=true (`--yes`)."""
     older = _arg(args, "older_than_s", (int, float))
     if older <= 0:
         raise Failure("bad-args", "older_than must be more than zero")
+    bounds = daemon.cfg.bounds
+    if peer.role != "operator" and not bounds.approvers_may_prune:
+        await daemon.services.record_security(
+            "operator.denied_op", actor=peer.user, text=f"{peer.user} ({peer.role}) tried prune",
+            data={"op": "prune", "role": peer.role, "older_than_s": older})
+        raise Failure("not-allowed", f"{peer.user} may not prune the history (role: "
+                      f"{peer.role}); only the daemon's owner may",
+                      "ask the owner, or set approvers_may_prune = true under [limits]")
+    if older < bounds.prune_confirm_age and not _arg(args, "confirm", bool, False):
+        days = bounds.prune_confirm_age / 86400
+        raise Failure("confirm", f"pruning history younger than {days:g} days deletes recent "
+                      "evidence", "run it again with --yes to confirm")
     await daemon.services.record_security(
         "store.prune", actor=peer.user, text=f"prune of events older than {older:.0f}s by {peer.user}",
-        data={"older_than_s": older},
+        data={"older_than_s": older, "by": peer.user, "role": peer.role,
+              "confirmed": bool(args.get("confirm"))},
     )
     result = await daemon.services.prune(time.time() - older)
     return result

@@ -23,13 +23,19 @@ if TYPE_CHECKING:
 VERSION = 1
 OPERATOR_MAX_LINE = 4 * 1024 * 1024
 AGENT_MAX_LINE = 64 * 1024
+MAX_BLANK_LINES = 64  # in a row; a client never needs more than one
 
 
 class ProtocolError(Exception):
     """A peer sent something that is not a valid message."""
 
 
-class MessageTooLong(ProtocolError):
+class MessageRefused(ProtocolError):
+    """Input no client sends by mistake (too long, too deep, a flood of blank lines): answered
+    once, then the connection is closed."""
+
+
+class MessageTooLong(MessageRefused):
     """A line over the bound: the stream cannot be resynchronised, so the connection ends."""
 
 
@@ -79,6 +85,10 @@ def decode(line: bytes) -> dict[str, Any]:
         msg = json.loads(line)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise MessageRefused("JSON nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer past Python's digit limit
+        raise MessageRefused(f"JSON value out of range: {str(exc)[:120]}") from None
     if not isinstance(msg, dict):
         raise ProtocolError("a message must be a JSON object")
     if msg.get("v") != VERSION:
@@ -104,16 +114,17 @@ async def read_message(reader: asyncio.StreamReader, max_line: int) -> dict[str,
 
     The StreamReader's own limit must be at least max_line (see open_limits)."""
     import asyncio  # here, so the blocking CLI client does not import asyncio at start
-    try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial:
-            return None
-        line = exc.partial
-    except asyncio.LimitOverrunError:
-        raise MessageTooLong(f"message longer than {max_line} bytes") from None
-    if len(line) > max_line:
-        raise MessageTooLong(f"message longer than {max_line} bytes")
-    if not line.strip():
-        return await read_message(reader, max_line)
-    return decode(line)
+    for _ in range(MAX_BLANK_LINES + 1):
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            if not exc.partial.strip():
+                return None
+            line = exc.partial
+        except asyncio.LimitOverrunError:
+            raise MessageTooLong(f"message longer than {max_line} bytes") from None
+        if len(line) > max_line:
+            raise MessageTooLong(f"message longer than {max_line} bytes")
+        if line.strip():
+            return decode(line)
+    raise MessageRefused(f"more than {MAX_BLANK_LINES} blank lines in a row")

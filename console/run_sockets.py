@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from console.agent_socket import start_agent_server
 from console.approvals import Inbox, Request
+from console.bounds import Bounds, fd_budget
 from console.config import Profile
-from console.gate.common import NetAsk, Verdict
+from console.floods import FloodControl
+from console.gate.common import GateLimits, NetAsk, Verdict
 from console.gate.hosts import BadTarget, normalise_host, parse_connect_target
 from console.gate.proxy import Gate
 from console.gate.rules import NetworkRules
@@ -37,6 +39,8 @@ log = logging.getLogger("pilothouse.run_sockets")
 
 # Events the gate reports that must be durable before the connection proceeds.
 SECURITY_NET_EVENTS = frozenset({"net.decision", "net.sni_mismatch"})
+# Gate events a flood could repeat: aggregated per (run, kind, subject, decision) per second.
+FLOOD_NET_EVENTS = frozenset({"net.decision", "net.rejected", "net.error"})
 
 
 @dataclass
@@ -79,6 +83,20 @@ class RunSockets:
         )
         self.channels: dict[str, RunChannels] = {}
         self.policy_eval = make_policy_eval(self._exec_rules, self.grants, self._network_eval)
+        self.floods = FloodControl(self._emit_summary, lambda: self.bounds.events_per_second)
+
+    @property
+    def bounds(self) -> Bounds:
+        return self.services.daemon.cfg.bounds
+
+    def _emit_summary(self, kind: str, run_id: str | None, text: str,
+                      data: dict[str, Any]) -> None:
+        self.services.writer.record(kind, run_id=run_id, text=text, data=data, actor="daemon")
+
+    def _admit(self, run_id: str, kind: str, subject: str, decision: str,
+               data: dict[str, Any]) -> bool:
+        self.floods.start()
+        return self.floods.admit(run_id, kind, subject, decision, data)
 
     # --- policy --------------------------------------------------------------------------------
 
@@ -147,6 +165,11 @@ class RunSockets:
     def _gate_recorder(self, run: Run) -> Any:
         async def record(kind: str, data: dict[str, Any]) -> None:
             text = f"{data.get('action') or ''} {data.get('host', '')}:{data.get('port', '')}".strip()
+            if kind in FLOOD_NET_EVENTS and not data.get("asked"):
+                subject = f"{data.get('host') or data.get('target', '')}:{data.get('port', '')}"
+                decision = str(data.get("action") or data.get("status") or data.get("stage"))
+                if not self._admit(run.id, kind, subject, decision, data):
+                    return  # counted into this second's summary row
             event = {"kind": kind, "run_id": run.id, "ts": time.time(), **data}
             if kind in SECURITY_NET_EVENTS:
                 # Raises on failure: the gate then refuses the connection (fail closed).
@@ -184,11 +207,17 @@ class RunSockets:
     async def prepare(self, run: Run, handle: SandboxHandle | None, profile: Profile) -> None:
         run_dir = self.services.paths.run_dir(run.id)
         cfg = self.services.daemon.cfg
+        b = cfg.bounds
         gate = Gate(
             run.id, network_rules(profile), ask=self._gate_asker(run, profile),
             record=self._gate_recorder(run), profile=profile.name,
             meter=_inference_endpoints(cfg.inference), trace=self.services.trace,
+            limits=GateLimits(max_connections=b.gate_connections, max_header_bytes=b.head_bytes,
+                              head_timeout=b.head_timeout,
+                              lookups_per_second=b.lookups_per_second),
+            on_refused=lambda: self.floods.refused(run.id, "gate"), budget=fd_budget(),
         )
+        self.floods.start()
         channels = RunChannels(gate)
         self.channels[run.id] = channels
         agent_sock = run_dir / "agent.sock"
@@ -196,7 +225,9 @@ class RunSockets:
         # 0666 inside a run folder whose parent (runs/) is 0700: the sandbox's uid (which may
         # be mapped or non-root in Docker) can connect, other host users cannot reach it.
         channels.servers.append(await start_agent_server(
-            agent_sock, run.id, profile.name, self.inbox, self.policy_eval, mode=0o666))
+            agent_sock, run.id, profile.name, self.inbox, self.policy_eval, mode=0o666,
+            admit=self._admit, max_connections=lambda: self.bounds.agent_connections,
+            on_refused=lambda: self.floods.refused(run.id, "agent.sock")))
         channels.servers.append(await gate.serve_unix(str(gate_sock)))
         os.chmod(gate_sock, 0o666)
         if handle is not None and handle.netns_pid:
@@ -214,6 +245,7 @@ class RunSockets:
         for server in channels.servers:
             server.close()
         await channels.gate.close()
+        self.floods.flush(run.id)
 
     def reload(self, profile_name: str | None = None) -> None:
         """Config changed: live gates read their profile's new rules on the next request."""
@@ -230,6 +262,7 @@ class RunSockets:
             for server in channels.servers:
                 server.close()
             await channels.gate.close()
+        await self.floods.stop()
 
 
 def _actor(data: dict[str, Any]) -> str | None:

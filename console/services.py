@@ -32,7 +32,13 @@ class Services:
         self.key: bytes = b""
         self.gpu: Any = None
         self.trace: Any = None
+        self.otlp: Any = None  # store.otlp.OtlpExporter when [audit] otlp is set
         self._readers = threading.local()
+
+    @property
+    def witness_file(self) -> Any:
+        """Every committed chain head, beside the key (store/witness.py)."""
+        return self.paths.key_file.with_name("audit.witness")
 
     async def start(self) -> None:
         from store.audit import load_or_create_key
@@ -47,7 +53,8 @@ class Services:
 
         key = await asyncio.to_thread(prepare_store)
         self.key = key
-        self.writer = StoreWriter(self.paths.db_file, key)
+        self.writer = StoreWriter(self.paths.db_file, key, witness=self.witness_file,
+                                  **self._audit_copies())
         self.writer.start()
         from console.run_sockets import RunSockets
 
@@ -98,6 +105,28 @@ class Services:
         run = self.runs.runs.get(run_id) if self.runs is not None else None
         return run.profile if run is not None else None
 
+    def _audit_copies(self) -> dict[str, Any]:
+        """Where copies of the history go off this machine ([audit] syslog, otlp)."""
+        from store.otlp import OtlpExporter
+        from store.witness import syslog_mirror
+
+        cfg = self.daemon.cfg
+        mirrors = [syslog_mirror(cfg.audit_syslog)] if cfg.audit_syslog else []
+        export = None
+        if cfg.audit_otlp:
+            self.otlp = OtlpExporter(cfg.audit_otlp)
+            mirrors.append(self.otlp.witness)
+            export = self.otlp.event
+
+        def mirror(line: str) -> None:
+            for send in mirrors:  # one unreachable collector does not starve the other
+                try:
+                    send(line)
+                except OSError as exc:
+                    log.warning("audit witness copy not sent: %s", exc)
+
+        return {"witness_mirror": mirror if mirrors else None, "export_event": export}
+
     def choose_backend(self, requested: str, profile: Profile) -> Any:
         from console.sandbox.choose import choose_backend
 
@@ -124,6 +153,8 @@ class Services:
                 await asyncio.to_thread(self.writer.close)
             except StoreError as exc:
                 log.error("the store did not flush before exit: %s", exc)
+        if self.otlp is not None:
+            await asyncio.to_thread(self.otlp.close)
 
     # --- reading and maintenance ---------------------------------------------------------------
 

@@ -246,20 +246,28 @@ class VerifyResult:
         return asdict(self)
 
 
-def verify(db: sqlite_utils.Database | sqlite3.Connection, key: bytes) -> VerifyResult:
-    """Recompute the whole chain from the newest anchor (or the start) in one read snapshot."""
+def verify(db: sqlite_utils.Database | sqlite3.Connection, key: bytes, *,
+           witness: Path | None = None) -> VerifyResult:
+    """Recompute the whole chain from the newest anchor (or the start) in one read snapshot,
+    and compare it with the witness file (store/witness.py) when one is given."""
+    from store import witness as witness_mod  # it builds on this module's HMAC
+
+    seen = witness_mod.read(witness, key) if witness is not None else None
     conn = db.conn if isinstance(db, sqlite_utils.Database) else db
     own = not conn.in_transaction
     if own:
         conn.execute("BEGIN")
     try:
-        return _verify(conn, key)
+        result = _verify(conn, key, seen.hashes if seen else {})
+        if not result.ok or witness is None:
+            return result
+        return _compare_witness(result, seen, _chain_end(conn))
     finally:
         if own and conn.in_transaction:
             conn.execute("ROLLBACK")
 
 
-def _verify(conn: sqlite3.Connection, key: bytes) -> VerifyResult:
+def _verify(conn: sqlite3.Connection, key: bytes, witnessed: dict[int, str]) -> VerifyResult:
     expected_id, prev = 1, GENESIS
     last_upto = 0
     anchors = conn.execute(
@@ -276,6 +284,8 @@ def _verify(conn: sqlite3.Connection, key: bytes) -> VerifyResult:
         if upto_id <= last_upto:
             return VerifyResult(False, 0, upto_id + 1,
                                 f"prune anchor {aid} goes back to row {upto_id}, before {last_upto}")
+        if upto_id in witnessed and witnessed[upto_id] != upto_hash:
+            return VerifyResult(False, 0, upto_id, _REWRITTEN.format(id=upto_id))
         last_upto = upto_id
         expected_id, prev = upto_id + 1, upto_hash
     checked = 0
@@ -295,6 +305,8 @@ def _verify(conn: sqlite3.Connection, key: bytes) -> VerifyResult:
         if not _same(row_h, row_hash(key, prev, id_, ts, run_id, kind, actor, text, data)):
             return VerifyResult(False, checked, id_,
                                 f"row {id_} was altered (its hash does not match its contents)")
+        if id_ in witnessed and witnessed[id_] != row_h:
+            return VerifyResult(False, checked, id_, _REWRITTEN.format(id=id_))
         checked += 1
         expected_id, prev = id_ + 1, row_h
     last_id = expected_id - 1
@@ -316,6 +328,37 @@ def _verify(conn: sqlite3.Connection, key: bytes) -> VerifyResult:
     note = f" from prune anchor at row {last_upto}" if anchors else ""
     rows = "1 row" if checked == 1 else f"{checked} rows"
     return VerifyResult(True, checked, None, f"{rows} verified{note}")
+
+
+_REWRITTEN = ("row {id} differs from the row the witness saw committed: the history was "
+              "rolled back to an older copy and rewritten")
+
+
+def _chain_end(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT max(id) FROM events").fetchone()
+    anchor = conn.execute("SELECT max(upto_id) FROM anchors").fetchone()
+    return max(row[0] or 0, anchor[0] or 0)
+
+
+def _compare_witness(result: VerifyResult, seen: Any, last_id: int) -> VerifyResult:
+    """The chain is whole; does it reach as far as the witness saw, unrewritten?"""
+    if seen is None:
+        if last_id == 0:
+            return result
+        return VerifyResult(True, result.checked, None, f"{result.reason}; no witness file, so "
+                            "a rollback of the whole database cannot be ruled out")
+    if seen.problem is not None:
+        bad, why = seen.problem
+        return VerifyResult(False, result.checked, bad or None, why)
+    top = seen.top
+    if top is not None and top.id > last_id:
+        return VerifyResult(False, result.checked, last_id + 1, (
+            f"the witness saw row {top.id} committed (seq {top.seq}) but the database ends at "
+            f"row {last_id}: rows were truncated or the database was rolled back to an older "
+            "copy"))
+    lines = "1 head" if seen.lines == 1 else f"{seen.lines} heads"
+    return VerifyResult(True, result.checked, None, f"{result.reason}; agrees with the "
+                        f"witness ({lines})")
 
 
 # --- prune -------------------------------------------------------------------------------------

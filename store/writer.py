@@ -25,11 +25,13 @@ from store import audit, batch, values
 from store.audit import PruneResult
 from store.batch import CALL, EV, OUT
 from store.db import StoreError, open_db
+from store.witness import Witness
 
 log = logging.getLogger("pilothouse.store")
 T = TypeVar("T")
 
 _NEW, _RUNNING, _CLOSING, _CLOSED, _DEAD = "new", "running", "closing", "closed", "dead"
+WITNESS_EVERY = 1.0  # seconds between witness lines for batches of bulk events only
 _dumps, _ts, _str, _opt = values.dumps, values.ts, values.text, values.opt
 
 
@@ -38,7 +40,9 @@ class StoreWriter:
 
     def __init__(self, db_path: Path, key: bytes, *, max_batch: int = 1000,
                  max_delay: float = 0.05, max_queue: int = 100_000,
-                 prune_chunk: int = 20_000) -> None:
+                 prune_chunk: int = 20_000, witness: Path | None = None,
+                 witness_mirror: Callable[[str], None] | None = None,
+                 export_event: Callable[[dict[str, Any]], None] | None = None) -> None:
         if len(key) < 16:
             raise ValueError("the audit key must be at least 16 bytes")
         self.db_path = Path(db_path)
@@ -47,6 +51,11 @@ class StoreWriter:
         self._max_delay = float(max_delay)
         self._max_queue = max(1, int(max_queue))
         self._prune_chunk = max(1, int(prune_chunk))
+        self._witness_path = Path(witness) if witness is not None else None
+        self._witness: Witness | None = None
+        self._witness_mirror = witness_mirror
+        self._export_event = export_event  # each committed security event, e.g. OTLP
+        self._witnessed_at = 0.0
         self._q: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()  # state, counters shared with producers, jobs
@@ -87,6 +96,7 @@ class StoreWriter:
             conn.close()
             raise StoreError(f"cannot start the store writer on {self.db_path}: {exc}") from exc
         self._db, self._last_id, self._last_hash = db, last_id, last_hash
+        rollback = self._open_witness(last_id, last_hash)
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         with self._lock:
             self._state = _RUNNING
@@ -94,7 +104,24 @@ class StoreWriter:
         if warning:
             log.warning("audit chain: %s", warning)
             self.record("store.chain_warning", actor="store", text=warning)
+        if rollback:
+            log.error("audit chain: %s", rollback)
+            self.record("store.rollback_detected", actor="store", text=rollback)
         return self
+
+    def _open_witness(self, last_id: int, last_hash: str) -> str | None:
+        """Open the witness; a reason when the database is behind what it saw committed."""
+        if self._witness_path is None:
+            return None
+        try:
+            self._witness = Witness(self._witness_path, self._key, self._witness_mirror)
+        except OSError as exc:
+            raise StoreError(f"cannot open the audit witness {self._witness_path}: {exc}") from exc
+        seen = self._witness.last
+        if seen is None or (seen.id < last_id) or (seen.id == last_id and seen.hash == last_hash):
+            return None
+        return (f"the database ends at row {last_id} but the witness saw row {seen.id} "
+                "committed: it was truncated or rolled back; `pilothouse audit verify` says more")
 
     def close(self, timeout: float = 5.0) -> None:
         """Flush everything queued, then close. Raises StoreError if that took too long."""
@@ -294,9 +321,26 @@ class StoreWriter:
             self._failed(exc, items)
             return
         self._last_id, self._last_hash = done.last_id, done.last_hash
+        # Every batch holding a security event is witnessed; bulk-only batches at most once
+        # a WITNESS_EVERY seconds (and at close), so a flood does not grow the file per batch.
+        if done.secured or time.monotonic() - self._witnessed_at >= WITNESS_EVERY:
+            self._witness_head()
         self.batches += 1
         self.rows += sum(1 for it in items if it[0] != CALL)
         done.resolve()
+        if self._export_event is not None:
+            for _, row in done.secured:
+                self._export_event(batch.row_dict(row))
+
+    def _witness_head(self) -> None:
+        w = self._witness
+        if w is None or (w.last is not None and w.last.id == self._last_id):
+            return
+        try:
+            w.append(self._last_id, self._last_hash)
+        except OSError as exc:  # the rows are committed; say the witness fell behind
+            log.error("audit witness not written for row %d: %s", self._last_id, exc)
+        self._witnessed_at = time.monotonic()
 
     def _failed(self, exc: Exception, items: list[tuple[Any, ...]]) -> None:
         """A batch did not commit: fail everyone who waits on it, count the bulk rows lost,
@@ -425,6 +469,7 @@ class StoreWriter:
         if self._db is None:
             return
         conn = self._db.conn
+        self._witness_head()
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -434,6 +479,8 @@ class StoreWriter:
             log.warning("store shutdown: %s", exc)
         finally:
             conn.close()
+            if self._witness is not None:
+                self._witness.close()
 
 
 def _wait(fut: concurrent.futures.Future[T], timeout: float | None, what: str) -> T:

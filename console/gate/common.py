@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 READ_LIMIT = 64 * 1024
-REASONS = {400: "Bad Request", 403: "Forbidden", 431: "Request Header Fields Too Large",
+REASONS = {400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 431: "Request Header Fields Too Large",
            502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
            505: "HTTP Version Not Supported"}
 
@@ -32,7 +32,10 @@ class GateLimits:
     """Per-run limits. `max_tunnels` counts open upstream connections (tunnels and HTTP)."""
 
     max_tunnels: int = 64
-    max_header_bytes: int = 64 * 1024
+    max_header_bytes: int = 32 * 1024
+    max_connections: int = 128  # client connections open at once (gate.sock and the bridge)
+    head_timeout: float = 10.0  # to send one whole request head
+    lookups_per_second: float = 20.0  # DNS lookups of this run (a burst of as many)
     idle_timeout: float = 300.0
     connect_timeout: float = 10.0
     ask_timeout: float = 900.0  # a backstop; the daemon's approval_timeout normally answers first
@@ -172,6 +175,14 @@ def denial(run_id: str, profile: str, suggestion: str, method: str, target: Targ
         fix = (f'the deny rule "{m.rule}"{src} wins over every allow rule; remove or narrow '
                f"it in {where} deny")
         tag = f"deny; rule={m.rule}"
+    elif m.basis == "not-routable" and target.ip is None:
+        # A name that resolved into the local network: the sandbox is not told the address
+        # (that would make the gate a DNS oracle); the person's record has it.
+        why = (f"{target.host} resolves to an address that is not globally routable "
+               "(loopback, private, link-local...)")
+        fix = (f"only an allow rule in {where} naming that IP (and port) opens it; the operator "
+               "sees the address with: pilothouse history --kind net.decision")
+        tag = "deny; rule=not-routable"
     elif m.basis == "not-routable":
         why = m.reason
         named = ip_authority(m.address or target.host, target.port)

@@ -5,8 +5,12 @@ absolute-form HTTP/1.1 (`GET http://host/path`, plain HTTP with keep-alive). Eac
 is decided on the request target alone, never on a Host header or anything inside the tunnel:
 
     parse + normalise  ->  host rules (a denied name is never even looked up)
-    resolve once       ->  rules again with the addresses  ->  ask a person if they say "ask"
+    "ask": a person sees the name first; resolved only after a yes (deciding.py says when an
+    IP allow rule makes it resolve first)  ->  rules again with the addresses
     record the decision (fail closed)  ->  dial exactly the checked addresses, nothing else
+
+Per run, bounded (GateLimits, from the config's [limits]): client connections open at once,
+a request head's size and the time to send it, upstream connections, lookups per second.
 
 Inside a CONNECT tunnel the TLS ClientHello is read before it is forwarded; an SNI naming
 another host closes the tunnel. Requests to configured inference endpoints are metered (usage.py)
@@ -18,15 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import ipaddress
 import logging
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
 
+from console.bounds import FdBudget
 from console.gate.common import (
-    READ_LIMIT,
     REASONS,
     Asker,
     Conn,
@@ -38,10 +40,10 @@ from console.gate.common import (
     Resolver,
     Upstream,
     Verdict,
-    denial,
     dial_address,
     system_resolver,
 )
+from console.gate.deciding import Deciding, TokenBucket
 from console.gate.forward import exchange
 from console.gate.hosts import (
     BadTarget,
@@ -52,20 +54,21 @@ from console.gate.hosts import (
     parse_connect_target,
 )
 from console.gate.http1 import Head, HttpError, body_framing, parse_request_line, read_head, render
-from console.gate.rules import NetMatch, NetworkRules
+from console.gate.rules import NetworkRules
 from console.gate.splice import pump, splice
 from console.gate.tls import MAX_HELLO_BYTES, parse_client_hello
 
 __all__ = ["Gate", "GateLimits", "NetAsk", "Verdict", "dial_address", "system_resolver"]
 
 log = logging.getLogger(__name__)
+HEAD_READ_LIMIT = 16 * 1024  # the client reader's buffer bound; heads are limited separately
 
 
 class _SniMismatch(Exception):
     """The ClientHello names another host than the CONNECT target."""
 
 
-class Gate:
+class Gate(Deciding):
     """The egress proxy of one run. See the module docstring for the decision path.
 
     `rules` may be replaced on a live gate (config reload); each request reads it once.
@@ -87,6 +90,8 @@ class Gate:
         profile: str | None = None,
         dial: Dialer = dial_address,
         trace: Any = None,  # a gate.trace.TraceRecorder: per-request records of metered calls
+        on_refused: Callable[[], None] | None = None,
+        budget: FdBudget | None = None,
     ) -> None:
         self.run_id = run_id
         self.rules = rules
@@ -105,6 +110,9 @@ class Gate:
         self._sweeper: asyncio.Task[None] | None = None
         self.tunnels = 0
         self._closing = False
+        self._on_refused = on_refused
+        self._budget = budget
+        self._lookups = TokenBucket(limits.lookups_per_second)
 
     @staticmethod
     def _meter_host(host: str) -> str:
@@ -118,7 +126,7 @@ class Gate:
     async def serve_unix(self, path: str) -> asyncio.Server:
         """Listen on the run's gate.sock (the caller owns the folder and its permissions)."""
         server = await asyncio.start_unix_server(
-            self.handle, path=path, limit=max(READ_LIMIT, self.limits.max_header_bytes))
+            self.handle, path=path, limit=max(HEAD_READ_LIMIT, self.limits.max_header_bytes))
         self._servers.append(server)
         return server
 
@@ -148,7 +156,26 @@ class Gate:
         self._servers.clear()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Serve one client connection until it closes or goes idle."""
+        """Serve one client connection until it closes or goes idle. Past max_connections
+        (or the daemon's fd budget: a connection may hold two, client and upstream) it is
+        answered 503 and closed at once."""
+        budget = self._budget
+        if len(self._conns) >= self.limits.max_connections or (
+                budget is not None and not budget.take(2)):
+            if self._on_refused is not None:
+                self._on_refused()
+            await self._respond(writer, Refusal(503, (
+                f"Pilothouse gate: this run has as many connections open as it may "
+                f"({self.limits.max_connections}); close some and retry.")))
+            writer.close()
+            return
+        try:
+            await self._handle(reader, writer)
+        finally:
+            if budget is not None:
+                budget.give(2)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Conn(asyncio.current_task(), writer)
         self._conns.add(conn)
         if self._sweeper is None or self._sweeper.done():
@@ -188,15 +215,24 @@ class Gate:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      conn: Conn) -> None:
+        first = True
         while True:
             try:
-                lines = await read_head(reader, self.limits.max_header_bytes)
+                # The whole head within head_timeout: a trickled head holds a buffer.
+                async with asyncio.timeout(self.limits.head_timeout):
+                    lines = await read_head(reader, self.limits.max_header_bytes)
                 if lines is None:
                     return
                 req = parse_request_line(lines)
+            except TimeoutError:
+                if first:  # an idle keep-alive connection just ends; a first head is answered
+                    await self._reject(writer, 408, f"request head not sent within "
+                                       f"{self.limits.head_timeout:g}s", "", "")
+                return
             except HttpError as exc:
                 await self._reject(writer, exc.status, exc.message, "", "")
                 return
+            first = False
             conn.last = time.monotonic()
             if req.start[0] == "CONNECT":
                 if conn.upstream is not None:
@@ -206,19 +242,6 @@ class Gate:
                 return
             if not await self._http(reader, writer, req, conn):
                 return
-
-    # -- records ------------------------------------------------------------------------------
-
-    async def _record(self, kind: str, payload: dict[str, Any]) -> None:
-        result = self._record_fn(kind, {"run_id": self.run_id, **payload})
-        if inspect.isawaitable(result):
-            await result
-
-    async def _record_quietly(self, kind: str, payload: dict[str, Any]) -> None:
-        try:
-            await self._record(kind, payload)
-        except Exception:
-            log.exception("gate %s: could not record %s", self.run_id, kind)
 
     # -- answers ------------------------------------------------------------------------------
 
@@ -239,121 +262,6 @@ class Gate:
         await self._record_quietly("net.rejected", {"method": method, "target": target[:2048],
                                                     "status": status, "reason": reason})
         await self._respond(writer, Refusal(status, f"Pilothouse gate: bad request: {reason}"))
-
-    def _refuse(self, method: str, target: Target, m: NetMatch,
-                provenance: dict[str, Any] | None) -> Refusal:
-        return denial(self.run_id, self.profile, self.rules.suggestion(target.host, target.port),
-                      method, target, m, provenance)
-
-    # -- deciding -----------------------------------------------------------------------------
-
-    async def _authorise(self, method: str, raw: str, target: Target,
-                         conn: Conn) -> list[IPAddress]:
-        """Decide, record, and return the addresses that may be dialled; or raise Refusal."""
-        rules = self.rules
-        literal = target.ip
-        base = {"host": target.host, "port": target.port, "method": method,
-                "target": raw[:2048]}
-        if literal is None:
-            pre = rules.decide(target.host, target.port, None)
-            if pre.action == "deny":  # denied by name: never resolved, never leaks to DNS
-                await self._decided(base, pre, [], "deny", None)
-                raise self._refuse(method, target, pre, None)
-            try:
-                async with asyncio.timeout(self.limits.connect_timeout):
-                    addrs = await self._resolve(target.host, target.port)
-            except (OSError, TimeoutError, ValueError) as exc:
-                addrs, error = [], f"{type(exc).__name__}: {exc}"
-            else:
-                error = "no addresses"
-            if not addrs:
-                if pre.action == "ask":
-                    # Still put the attempt in front of a person: an agent reaching for an
-                    # unknown host is worth seeing even when the name does not resolve.
-                    verdict = await self._ask_person(conn, method, raw, target, (), pre)
-                    action = "allow" if verdict.allow else "deny"
-                    await self._decided(base, pre, [], action, verdict.provenance)
-                    if action != "allow":
-                        raise self._refuse(method, target, pre, verdict.provenance)
-                await self._record_quietly("net.error", {**base, "stage": "resolve",
-                                                         "error": error})
-                raise Refusal(502, f"Pilothouse gate: could not resolve {target.host} ({error}).")
-        else:
-            addrs = [literal]
-        match = rules.decide(target.host, target.port, addrs)
-        action, provenance = match.action, None
-        if action == "ask":
-            verdict = await self._ask_person(conn, method, raw, target, addrs, match)
-            action, provenance = ("allow" if verdict.allow else "deny"), verdict.provenance
-        await self._decided(base, match, addrs, action, provenance)
-        if action != "allow":
-            raise self._refuse(method, target, match, provenance)
-        return addrs
-
-    async def _ask_person(self, conn: Conn, method: str, raw: str, target: Target,
-                          addrs: Any, match: NetMatch) -> Verdict:
-        conn.hold += 1  # a person may take longer than the idle timeout
-        try:
-            return await self._ask(NetAsk(
-                self.run_id, target.host, target.port, tuple(str(a) for a in addrs),
-                method, raw[:2048], match.reason, self.rules.suggestion(target.host, target.port)))
-        finally:
-            conn.hold -= 1
-            conn.last = time.monotonic()
-
-    async def _decided(self, base: dict[str, Any], m: NetMatch, addrs: list[IPAddress],
-                       action: str, provenance: dict[str, Any] | None) -> None:
-        """Record a decision before it takes effect; if that fails, refuse (fail closed)."""
-        payload = {**base, "address": str(addrs[0]) if addrs else None,
-                   "addresses": [str(a) for a in addrs], "action": action, "rule": m.rule,
-                   "source": m.source, "reason": m.reason, "basis": m.basis,
-                   "asked": provenance is not None, "provenance": provenance}
-        try:
-            await self._record("net.decision", payload)
-        except Exception as exc:
-            log.error("gate %s: decision not recorded, refusing: %s", self.run_id, exc)
-            raise Refusal(503, "Pilothouse gate: the decision could not be recorded, so the "
-                                "connection is refused (fail closed). Check the daemon's store.",
-                           "deny; rule=unrecorded") from None
-
-    async def _ask(self, question: NetAsk) -> Verdict:
-        """Ask once per (host, port) at a time; concurrent connections share the answer."""
-        key = (question.host, question.port)
-        task = self._pending.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._run_ask(question))
-            self._pending[key] = task
-            task.add_done_callback(
-                lambda t: self._pending.pop(key) if self._pending.get(key) is t else None)
-        self._waiting[key] = self._waiting.get(key, 0) + 1
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.cancelled():  # the gate is closing: deny
-                return Verdict(False, {"by": "gate", "reason": "gate closed"})
-            raise
-        finally:
-            self._waiting[key] -= 1
-            if not self._waiting[key]:
-                del self._waiting[key]
-
-    def pending_asks(self) -> dict[tuple[str, int], int]:
-        """Destinations with a question open, and how many connections wait on each."""
-        return dict(self._waiting)
-
-    async def _run_ask(self, question: NetAsk) -> Verdict:
-        if self._ask_fn is None:
-            return Verdict(False, {"by": "gate", "reason": "no one to ask"})
-        try:
-            verdict = await asyncio.wait_for(self._ask_fn(question), self.limits.ask_timeout)
-        except TimeoutError:
-            return Verdict(False, {"by": "timeout", "after_s": self.limits.ask_timeout})
-        except Exception as exc:
-            log.warning("gate %s: ask failed, denying: %s", self.run_id, exc)
-            return Verdict(False, {"by": "gate", "reason": f"ask failed: {exc}"})
-        if not isinstance(verdict, Verdict):
-            return Verdict(False, {"by": "gate", "reason": "ask returned no Verdict"})
-        return verdict
 
     # -- upstream connections -----------------------------------------------------------------
 

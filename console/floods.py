@@ -1,0 +1,113 @@
+"""Floods cost O(distinct): repeated rule-decided and denied events become one row per
+(run, kind, subject, decision) per second with a count, and a run's durable rows past its
+rate become one `store.throttled` row; refused connections one `limits.refused` row.
+
+The first event of each key in a window is written as it happens (security events are still
+committed before they take effect); the repeats within that second are counted and written
+as one summary row (the same kind, the last event's data, `count`, `aggregated: true`) when
+the window closes. A distinct key past the run's rate is only throttled when its decision is
+not an allow: an allow that takes effect always has its own row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Emit = Callable[[str, str | None, str, dict[str, Any]], None]  # kind, run_id, text, data
+
+
+@dataclass
+class _Window:
+    start: float
+    rows: int = 0  # rows written in this window
+    repeats: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    seen: set[tuple[str, str, str]] = field(default_factory=set)
+    throttled: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+
+
+class FloodControl:
+    def __init__(self, emit: Emit, rate: Callable[[], int], interval: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._emit = emit
+        self._rate = rate
+        self.interval = interval
+        self._clock = clock
+        self._windows: dict[str, _Window] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def _window(self, run_id: str) -> _Window:
+        now = self._clock()
+        w = self._windows.get(run_id)
+        if w is not None and now - w.start >= self.interval:
+            self.flush(run_id)
+            w = None
+        if w is None:
+            w = self._windows[run_id] = _Window(now)
+        return w
+
+    def admit(self, run_id: str, kind: str, subject: str, decision: str,
+              data: dict[str, Any] | None = None) -> bool:
+        """True: write this event now. False: it is counted into a summary row instead."""
+        w = self._window(run_id)
+        key = (kind, subject, decision)
+        if key in w.seen:
+            count, _ = w.repeats.get(key, (0, {}))
+            w.repeats[key] = (count + 1, data or {})
+            return False
+        if w.rows >= self._rate() and decision != "allow":
+            w.throttled += 1
+            return False
+        w.seen.add(key)
+        w.rows += 1
+        return True
+
+    def refused(self, run_id: str, what: str) -> None:
+        """A connection refused past a bound (what: agent.sock, gate)."""
+        w = self._window(run_id)
+        w.refused[what] = w.refused.get(what, 0) + 1
+
+    def flush(self, run_id: str | None = None) -> None:
+        """Write the summaries of a run's window (every run's when None) and forget it."""
+        for rid in [run_id] if run_id is not None else list(self._windows):
+            w = self._windows.pop(rid, None)
+            if w is None:
+                continue
+            for (kind, subject, decision), (count, data) in w.repeats.items():
+                self._emit(kind, rid, f"{count} more suppressed: {decision} {subject}"[:500],
+                           {**data, "count": count, "aggregated": True, "subject": subject,
+                            "decision": decision})
+            if w.throttled:
+                self._emit("store.throttled", rid,
+                           f"{w.throttled} events not stored: past {self._rate()} rows/s "
+                           "for this run", {"count": w.throttled, "rate": self._rate()})
+            for what, count in w.refused.items():
+                self._emit("limits.refused", rid,
+                           f"{count} connections to {what} refused: past this run's bound",
+                           {"count": count, "socket": what})
+
+    async def run(self) -> None:
+        """Close windows once per interval, so summaries appear without new events."""
+        while True:
+            await asyncio.sleep(self.interval)
+            now = self._clock()
+            for rid, w in list(self._windows.items()):
+                if now - w.start >= self.interval:
+                    self.flush(rid)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self.run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.flush()

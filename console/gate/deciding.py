@@ -1,0 +1,241 @@
+"""How the gate decides one destination: rules by name, a lookup only when a decision needs
+the address (never before a person's yes under "ask", unless an IP allow rule could answer),
+rules again with the addresses, one question per destination at a time, and the decision
+recorded before it takes effect (fail closed). Gate (proxy.py) serves the connections and
+inherits this."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ipaddress
+import logging
+import time
+from typing import Any
+
+from console.gate.common import (
+    Asker,
+    Conn,
+    GateLimits,
+    NetAsk,
+    Recorder,
+    Refusal,
+    Resolver,
+    Verdict,
+    denial,
+)
+from console.gate.hosts import IPAddress, Target
+from console.gate.rules import NetMatch, NetworkRules
+
+__all__ = ["Deciding", "TokenBucket"]
+
+log = logging.getLogger("console.gate.proxy")
+
+
+class Deciding:
+    """The decision half of a Gate; the attributes are set by Gate.__init__."""
+
+    run_id: str
+    profile: str
+    rules: NetworkRules
+    limits: GateLimits
+    _ask_fn: Asker | None
+    _record_fn: Recorder
+    _resolve: Resolver
+    _pending: dict[tuple[str, int], asyncio.Task[Verdict]]
+    _waiting: dict[tuple[str, int], int]
+    _lookups: TokenBucket
+
+    # -- records ------------------------------------------------------------------------------
+
+    async def _record(self, kind: str, payload: dict[str, Any]) -> None:
+        result = self._record_fn(kind, {"run_id": self.run_id, **payload})
+        if inspect.isawaitable(result):
+            await result
+
+    async def _record_quietly(self, kind: str, payload: dict[str, Any]) -> None:
+        try:
+            await self._record(kind, payload)
+        except Exception:
+            log.exception("gate %s: could not record %s", self.run_id, kind)
+
+    def _refuse(self, method: str, target: Target, m: NetMatch,
+                provenance: dict[str, Any] | None) -> Refusal:
+        return denial(self.run_id, self.profile, self.rules.suggestion(target.host, target.port),
+                      method, target, m, provenance)
+
+
+    # -- deciding -----------------------------------------------------------------------------
+
+    async def _authorise(self, method: str, raw: str, target: Target,
+                         conn: Conn) -> list[IPAddress]:
+        """Decide, record, and return the addresses that may be dialled; or raise Refusal.
+
+        A name is looked up only when it must be: never when a rule denies it by name, and
+        for "ask" only after a person's yes, unless an allow rule naming an IP or CIDR on
+        this port could turn the answer into an allow by address (docs/threat-model.md).
+        """
+        rules = self.rules
+        base = {"host": target.host, "port": target.port, "method": method,
+                "target": raw[:2048]}
+        if target.ip is not None:
+            return await self._by_address(method, raw, target, conn, base, [target.ip], None)
+        pre = rules.decide(target.host, target.port, None)
+        if pre.action == "deny":  # denied by name: never resolved, never leaks to DNS
+            await self._decided(base, pre, [], "deny", None)
+            raise self._refuse(method, target, pre, None)
+        yes: dict[str, Any] | None = None
+        local = _loopback_name(target.host)
+        if pre.action == "ask" and local is None and not self._address_may_allow(target.port):
+            verdict = await self._ask_person(conn, method, raw, target, (), pre)
+            if not verdict.allow:
+                await self._decided(base, pre, [], "deny", verdict.provenance)
+                raise self._refuse(method, target, pre, verdict.provenance)
+            yes = verdict.provenance
+        addrs = local if local is not None else await self._lookup(target)
+        if isinstance(addrs, str):  # the lookup failed
+            if pre.action == "ask" and yes is None:
+                # Still put the attempt in front of a person: an agent reaching for an
+                # unknown host is worth seeing even when the name does not resolve.
+                verdict = await self._ask_person(conn, method, raw, target, (), pre)
+                yes = verdict.provenance if verdict.allow else None
+                if not verdict.allow:
+                    await self._decided(base, pre, [], "deny", verdict.provenance)
+                    raise self._refuse(method, target, pre, verdict.provenance)
+            if yes is not None:
+                await self._decided(base, pre, [], "allow", yes)
+            await self._record_quietly("net.error", {**base, "stage": "resolve",
+                                                     "error": addrs})
+            raise Refusal(502 if "rate" not in addrs else 503,
+                          f"Pilothouse gate: could not resolve {target.host} ({addrs}).")
+        return await self._by_address(method, raw, target, conn, base, addrs, yes)
+
+    async def _by_address(self, method: str, raw: str, target: Target, conn: Conn,
+                          base: dict[str, Any], addrs: list[IPAddress],
+                          yes: dict[str, Any] | None) -> list[IPAddress]:
+        """The rules again with the addresses; a person's earlier yes covers an "ask" but
+        never overrules a deny (by rule, or a name resolving into the local network)."""
+        match = self.rules.decide(target.host, target.port, addrs)
+        action, provenance = match.action, None
+        if yes is not None:
+            action, provenance = ("deny", {**yes, "overruled": match.reason}) \
+                if match.action == "deny" else ("allow", yes)
+        elif action == "ask":
+            verdict = await self._ask_person(conn, method, raw, target, addrs, match)
+            action, provenance = ("allow" if verdict.allow else "deny"), verdict.provenance
+        await self._decided(base, match, addrs, action, provenance)
+        if action != "allow":
+            raise self._refuse(method, target, match,
+                               None if yes is not None else provenance)
+        return addrs
+
+    def _address_may_allow(self, port: int) -> bool:
+        """Could an address turn an "ask" into an allow? Only an allow rule naming an IP or
+        CIDR that covers this port can; without one, resolving first would only leak."""
+        rules = self.rules
+        return any(r.is_address and r.covers_port(port, rules.ports, deny=False)
+                   for r in rules.allow)
+
+    async def _lookup(self, target: Target) -> list[IPAddress] | str:
+        """Resolve within the run's lookup rate; a reason (str) instead when it fails."""
+        if not self._lookups.take():
+            return (f"lookup rate limit: more than {self.limits.lookups_per_second:g} "
+                    "lookups a second from this run; retry shortly")
+        try:
+            async with asyncio.timeout(self.limits.connect_timeout):
+                addrs = await self._resolve(target.host, target.port)
+        except (OSError, TimeoutError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return addrs or "no addresses"
+
+    async def _ask_person(self, conn: Conn, method: str, raw: str, target: Target,
+                          addrs: Any, match: NetMatch) -> Verdict:
+        conn.hold += 1  # a person may take longer than the idle timeout
+        try:
+            return await self._ask(NetAsk(
+                self.run_id, target.host, target.port, tuple(str(a) for a in addrs),
+                method, raw[:2048], match.reason, self.rules.suggestion(target.host, target.port)))
+        finally:
+            conn.hold -= 1
+            conn.last = time.monotonic()
+
+    async def _decided(self, base: dict[str, Any], m: NetMatch, addrs: list[IPAddress],
+                       action: str, provenance: dict[str, Any] | None) -> None:
+        """Record a decision before it takes effect; if that fails, refuse (fail closed)."""
+        payload = {**base, "address": str(addrs[0]) if addrs else None,
+                   "addresses": [str(a) for a in addrs], "action": action, "rule": m.rule,
+                   "source": m.source, "reason": m.reason, "basis": m.basis,
+                   "asked": provenance is not None, "provenance": provenance}
+        try:
+            await self._record("net.decision", payload)
+        except Exception as exc:
+            log.error("gate %s: decision not recorded, refusing: %s", self.run_id, exc)
+            raise Refusal(503, "Pilothouse gate: the decision could not be recorded, so the "
+                                "connection is refused (fail closed). Check the daemon's store.",
+                           "deny; rule=unrecorded") from None
+
+    async def _ask(self, question: NetAsk) -> Verdict:
+        """Ask once per (host, port) at a time; concurrent connections share the answer."""
+        key = (question.host, question.port)
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._run_ask(question))
+            self._pending[key] = task
+            task.add_done_callback(
+                lambda t: self._pending.pop(key) if self._pending.get(key) is t else None)
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():  # the gate is closing: deny
+                return Verdict(False, {"by": "gate", "reason": "gate closed"})
+            raise
+        finally:
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+
+    def pending_asks(self) -> dict[tuple[str, int], int]:
+        """Destinations with a question open, and how many connections wait on each."""
+        return dict(self._waiting)
+
+    async def _run_ask(self, question: NetAsk) -> Verdict:
+        if self._ask_fn is None:
+            return Verdict(False, {"by": "gate", "reason": "no one to ask"})
+        try:
+            verdict = await asyncio.wait_for(self._ask_fn(question), self.limits.ask_timeout)
+        except TimeoutError:
+            return Verdict(False, {"by": "timeout", "after_s": self.limits.ask_timeout})
+        except Exception as exc:
+            log.warning("gate %s: ask failed, denying: %s", self.run_id, exc)
+            return Verdict(False, {"by": "gate", "reason": f"ask failed: {exc}"})
+        if not isinstance(verdict, Verdict):
+            return Verdict(False, {"by": "gate", "reason": "ask returned no Verdict"})
+        return verdict
+
+
+_LOOPBACK = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+
+
+def _loopback_name(host: str) -> list[IPAddress] | None:
+    """`localhost` and names under it are loopback by definition (RFC 6761 6.3): answered
+    here, never sent to a resolver."""
+    return list(_LOOPBACK) if host == "localhost" or host.endswith(".localhost") else None
+
+
+class TokenBucket:
+    """`rate` tokens a second, a burst of `rate`; take() says whether one was left."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = float(rate)
+        self.tokens = float(rate)
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True

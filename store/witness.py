@@ -1,0 +1,165 @@
+"""The witness: an append-only file beside the audit key that holds every committed chain head.
+
+The signed head in the database catches rows removed from its end, but not a database put
+back whole (an older copy) or given back an older signed head: both are internally
+consistent. The witness lives outside the database, so `verify` can compare: a head the
+witness saw that the database no longer reaches is truncation or rollback; one row id the
+witness saw with two different hashes is a history rewritten after a rollback.
+
+One JSON line per committed batch of events: {"seq", "id", "hash", "ts", "mac"}; seq grows by
+one per line, mac is HMAC(key) over the rest, so lines cannot be forged without the key. A
+witness deleted or truncated together with the database is not caught here: that is what a
+copy off the machine is for: each line can also go to syslog (`[audit] syslog`), a collector
+the security team keeps (docs/threat-model.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from store.audit import hmac_sha256
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+log = logging.getLogger("pilothouse.store")
+
+
+def witness_mac(key: bytes, seq: int, id_: int, hash_: str, ts: float) -> str:
+    return hmac_sha256(key, _dumps(["witness", seq, id_, hash_, ts]).encode())
+
+
+@dataclass(frozen=True)
+class Entry:
+    seq: int
+    id: int
+    hash: str
+    ts: float
+
+
+class Witness:
+    """The writer's side: append one line per committed head (the file is opened O_APPEND,
+    0600, never through a symlink)."""
+
+    def __init__(self, path: Path, key: bytes, mirror: Callable[[str], None] | None = None) -> None:
+        self.path = Path(path)
+        self._key = key
+        self._mirror = mirror
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                           0o600)
+        last = last_entry(self.path)
+        self.seq = last.seq if last is not None else 0
+        self.last = last
+
+    def append(self, id_: int, hash_: str) -> None:
+        self.seq += 1
+        ts = round(time.time(), 6)
+        line = _dumps({"seq": self.seq, "id": id_, "hash": hash_, "ts": ts,
+                       "mac": witness_mac(self._key, self.seq, id_, hash_, ts)}) + "\n"
+        os.write(self._fd, line.encode())
+        self.last = Entry(self.seq, id_, hash_, ts)
+        if self._mirror is not None:
+            try:
+                self._mirror(line.rstrip("\n"))
+            except OSError as exc:  # the local witness is written; the copy is best effort
+                log.warning("audit witness copy not sent: %s", exc)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def syslog_mirror(address: str) -> Callable[[str], None]:
+    """A copy of each witness line for a collector off this machine: `udp://HOST:PORT`, or
+    a unix datagram socket path such as /dev/log (journald and rsyslog listen there)."""
+    if address.startswith("udp://"):
+        host, _, port = address[len("udp://"):].rpartition(":")
+        target: Any = (host.strip("[]"), int(port))
+    else:
+        target = address
+    handler = logging.handlers.SysLogHandler(
+        address=target, facility=logging.handlers.SysLogHandler.LOG_AUTHPRIV)
+    handler.ident = "pilothouse-audit: "
+    handler.setFormatter(logging.Formatter("%(message)s"))
+
+    def send(line: str) -> None:
+        handler.emit(logging.LogRecord("pilothouse.audit", logging.INFO, __file__, 0, line,
+                                       None, None))
+
+    return send
+
+
+def last_entry(path: Path) -> Entry | None:
+    """The last line, read from the end (the file grows with every batch)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 4096))
+            tail = f.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for raw in reversed(tail):
+        try:
+            d = json.loads(raw)
+            return Entry(int(d["seq"]), int(d["id"]), str(d["hash"]), float(d["ts"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+@dataclass
+class Seen:
+    """What the witness says, ready to compare: the hash of each row id it saw committed,
+    the highest id, and the first problem found in the file itself."""
+
+    hashes: dict[int, str]
+    top: Entry | None
+    problem: tuple[int, str] | None  # (first bad id, reason)
+    lines: int
+
+
+def read(path: Path, key: bytes) -> Seen | None:
+    """Read and check the whole witness; None when there is none."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return None
+    hashes: dict[int, str] = {}
+    top: Entry | None = None  # the highest row id seen
+    prev: Entry | None = None  # the line before
+    problem: tuple[int, str] | None = None
+    n = 0
+    with f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                d: dict[str, Any] = json.loads(raw)
+                e = Entry(int(d["seq"]), int(d["id"]), str(d["hash"]), float(d["ts"]))
+                mac = str(d["mac"])
+            except (ValueError, KeyError, TypeError):
+                problem = problem or (0, f"witness line {n} is damaged")
+                continue
+            if mac != witness_mac(key, e.seq, e.id, e.hash, e.ts):
+                problem = problem or (e.id, f"witness line {n} is not validly signed (forged "
+                                            "or written with another key)")
+                continue
+            if prev is not None and e.seq != prev.seq + 1 and problem is None:
+                problem = (e.id, f"witness lines before seq {e.seq} are missing")
+            known = hashes.get(e.id)
+            if known is not None and known != e.hash and problem is None:
+                problem = (e.id, f"the witness saw row {e.id} committed twice with different "
+                                 f"contents (seq {e.seq}): the history was rolled back and "
+                                 "rewritten")
+            if top is not None and e.id < top.id and problem is None:
+                problem = (e.id + 1, f"the witness saw row {top.id} committed, then row "
+                                     f"{e.id} (seq {e.seq}): the database was rolled back")
+            hashes[e.id] = e.hash
+            prev = e
+            if top is None or e.id > top.id:
+                top = e
+    return Seen(hashes, top, problem, n)
