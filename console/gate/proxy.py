@@ -26,6 +26,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from console.bounds import FdBudget
 from console.gate.common import (
