@@ -369,8 +369,11 @@ class Inbox:
                     rule_words(p)
                 except ValueError as exc:
                     raise Failure("bad_pattern", f'pattern "{printable(p, 80)}": {exc}') from None
+        # The request's own command makes an exact grant; a pattern the person typed covers
+        # added words too (allow rules' reading: never a write or executing option).
         grants = [new_grant(req.kind, p, "allow" if allow else "deny", sc, run_id=req.run_id,
-                            profile=req.profile, decided_by=actor, now=now) for p in patterns]
+                            profile=req.profile, decided_by=actor, now=now, exact=pattern is None)
+                  for p in patterns]
         return grants, ""
 
     async def _answer_pending_from_grants(self) -> tuple[str, ...]:

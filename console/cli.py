@@ -386,7 +386,7 @@ _SCOPE_HELP = "once, run, a duration (10m, 2h), profile (saved to the config) or
 @main.command()
 @click.argument("request_id", metavar="ID")
 @click.option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
-@click.option("--pattern", metavar="WORDS", help="The rule to grant, instead of the request's own.")
+@click.option("--pattern", metavar="WORDS", help="The rule to grant, instead of the request's own exact command; it covers added words too.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from console.policy import ExecRules, compile_pattern
 from console.sandbox.base import Limits
 
 SANDBOXES = ("auto", "bwrap", "docker", "none")
@@ -60,6 +61,8 @@ class ExecConfig:
     allow: list[Rule] = field(default_factory=list)
     ask: list[Rule] = field(default_factory=list)
     forbid: list[Rule] = field(default_factory=list)
+    # The rules read once, when the file loaded, by the parser evaluation uses.
+    compiled: ExecRules | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -266,12 +269,7 @@ class _Reader:
 
 
 def _check_exec_rule(text: str) -> None:
-    try:
-        words = shlex.split(text)
-    except ValueError as exc:
-        raise ValueError(f"not valid shell words ({exc})") from None
-    if not words:
-        raise ValueError("an exec rule needs at least one word")
+    compile_pattern(text)  # the reading evaluation uses: what loads is what runs
 
 
 def _check_network_rule(text: str) -> None:
@@ -361,6 +359,7 @@ def _read_profile(r: _Reader, name: str, data: Any, defaults: Config, base: Prof
         ask=old_exec.ask + r.rules(ex, ex_t, "ask", _check_exec_rule),
         forbid=old_exec.forbid + r.rules(ex, ex_t, "forbid", _check_exec_rule),
     )
+    exec_cfg.compiled = ExecRules(exec_cfg.allow, exec_cfg.ask, exec_cfg.forbid, exec_cfg.default)
     image = data.get("image")
     if image is not None and (not isinstance(image, str) or not image):
         raise r.fail(table, "image", "image must be a Docker image name")

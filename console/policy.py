@@ -23,17 +23,21 @@ import ipaddress
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any, Literal
 
+from console.execshape import Shape, covers, risky_options, shape_of
 from console.shellwords import (
     CommandPart,
     ParseError,
     canonical,
+    command_words,
     expand,
     strict_variants,
+    unwrap_stages,
+    write_targets,
 )
 
 Action = Literal["allow", "ask", "deny"]
@@ -130,31 +134,92 @@ class Decision:
 
 
 @dataclass(frozen=True)
-class _Rule:
-    source: RuleSource
-    words: tuple[str, ...]
-    list_name: str
+class CommandPattern:
+    """One exec rule or grant pattern, read once by the same parser that reads commands."""
 
-    def matches(self, words: Sequence[str]) -> bool:
+    part: CommandPart
+
+    @cached_property
+    def words(self) -> tuple[str, ...]:
+        return tuple(self.part.words)
+
+    @cached_property
+    def program_words(self) -> tuple[str, ...]:
+        return tuple(command_words(self.part))
+
+    @cached_property
+    def writes(self) -> frozenset[str]:
+        return frozenset(write_targets(self.part))
+
+    @cached_property
+    def shape(self) -> Shape | None:
+        return shape_of(unwrap_stages(list(self.program_words))[0])
+
+    def reaches(self, part: CommandPart) -> bool:
+        """For forbid and ask rules and deny grants: the literal words as a prefix (as written
+        or through wrappers), or the same program with the same flags in any order or spelling."""
         n = len(self.words)
-        return n <= len(words) and tuple(words[:n]) == self.words
+        if any(n <= len(v) and tuple(v[:n]) == self.words for v in strict_variants(part)):
+            return True
+        mine = self.shape
+        if mine is None:
+            return False
+        stages = unwrap_stages(command_words(part))
+        return any(theirs is not None and covers(mine, theirs) for theirs in map(shape_of, stages))
 
-    def provenance(self, detail: str | None = None) -> Provenance:
-        return Provenance(
-            "rule", rule=self.source.text, rule_list=self.list_name,
-            source=self.source.where(), detail=detail,
-        )
+    def allows(self, part: CommandPart) -> bool:
+        """For allow rules and wide grants: the literal words as a prefix, and nothing past them
+        that writes a file or runs a program unless the pattern names it."""
+        own, words = self.program_words, command_words(part)
+        n = len(own)
+        if not (n <= len(words) and tuple(words[:n]) == own):
+            return False
+        if not set(write_targets(part)) <= self.writes:
+            return False
+        return not risky_options(words[0] if words else "", words[n:])
+
+    def is_exactly(self, part: CommandPart) -> bool:
+        return part.words == self.part.words and part.redirects == self.part.redirects
 
 
-def rule_words(text: str) -> tuple[str, ...]:
-    """The words of one exec rule or exec grant pattern; ValueError says what is wrong."""
+def compile_pattern(text: str) -> CommandPattern:
+    """The one reading of an exec rule or exec grant pattern; ValueError says what is wrong."""
     try:
         parts = expand(text)
     except ParseError as exc:
         raise ValueError(f"cannot read it as shell words ({exc})") from None
     if len(parts) != 1 or parts[0].opaque:
         raise ValueError("a rule is one plain command: no ;, &&, ||, |, $(...), backticks or $'...'")
-    return tuple(parts[0].words)
+    if not command_words(parts[0]):
+        raise ValueError("a rule needs a command, not only a redirection")
+    return CommandPattern(parts[0])
+
+
+def rule_words(text: str) -> tuple[str, ...]:
+    """The words of one exec rule or exec grant pattern; ValueError says what is wrong."""
+    return compile_pattern(text).words
+
+
+@dataclass(frozen=True)
+class _Rule:
+    source: RuleSource
+    pattern: CommandPattern
+    list_name: str
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return self.pattern.words
+
+    def matches(self, part: CommandPart) -> bool:
+        if self.list_name == "allow":
+            return self.pattern.allows(part)
+        return self.pattern.reaches(part)
+
+    def provenance(self, detail: str | None = None) -> Provenance:
+        return Provenance(
+            "rule", rule=self.source.text, rule_list=self.list_name,
+            source=self.source.where(), detail=detail,
+        )
 
 
 def _as_source(item: Any) -> RuleSource:
@@ -169,11 +234,11 @@ def _as_rules(items: Iterable[Any], list_name: str) -> list[_Rule]:
     for item in items:
         src = _as_source(item)
         try:
-            words = rule_words(src.text)
+            pattern = compile_pattern(src.text)
         except ValueError as exc:
             at = f" at {src.where()}" if src.where() else ""
             raise ValueError(f'exec rule "{src.text}" ({list_name}){at}: {exc}') from None
-        rules.append(_Rule(src, words, list_name))
+        rules.append(_Rule(src, pattern, list_name))
     return rules
 
 
@@ -197,7 +262,11 @@ class ExecRules:
 
     @classmethod
     def from_config(cls, exec_config: Any) -> ExecRules:
-        """From console.config.ExecConfig (default, allow, ask, forbid)."""
+        """From console.config.ExecConfig (default, allow, ask, forbid): the rules it compiled
+        when the config loaded, or compiled now for one built by hand."""
+        compiled = getattr(exec_config, "compiled", None)
+        if compiled is not None:
+            return compiled
         return cls(exec_config.allow, exec_config.ask, exec_config.forbid, exec_config.default)
 
     def evaluate(self, command: str) -> Decision:
@@ -205,9 +274,9 @@ class ExecRules:
         return evaluate_exec(command, self)
 
 
-def _most_specific(rules: list[_Rule], variants: Iterable[Sequence[str]]) -> _Rule | None:
+def _most_specific(rules: list[_Rule], part: CommandPart) -> _Rule | None:
     # The longest (most specific) matching rule is the one worth naming.
-    hits = [r for r in rules for v in variants if r.matches(v)]
+    hits = [r for r in rules if r.matches(part)]
     return max(hits, key=lambda r: len(r.words)) if hits else None
 
 
@@ -236,7 +305,7 @@ def evaluate_exec(
 
     # 1. forbid rules, in every part and every nested command: nothing overrides them.
     for part in parts:
-        hit = _most_specific(rules.forbid, strict_variants(part))
+        hit = _most_specific(rules.forbid, part)
         if hit:
             return Decision("deny", hit.provenance("inside a nested command" if part.nested else None))
 
@@ -258,8 +327,8 @@ def evaluate_exec(
             used.append(g)
             verdicts.append(("allow", g.provenance(), part))
             continue
-        asked = _most_specific(rules.ask, strict_variants(part))
-        allowed = _most_specific(rules.allow, [part.words])
+        asked = _most_specific(rules.ask, part)
+        allowed = _most_specific(rules.allow, part)
         if asked:
             verdict: tuple[str, Provenance] = ("ask", asked.provenance())
         elif allowed and not part.opaque:
@@ -274,7 +343,7 @@ def evaluate_exec(
     # Nested commands (eval, sh -c) can make the whole ask, never allow.
     for part in parts:
         if part.nested:
-            asked = _most_specific(rules.ask, strict_variants(part))
+            asked = _most_specific(rules.ask, part)
             if asked:
                 verdicts.append(("ask", asked.provenance("inside a nested command"), part))
 
@@ -333,6 +402,9 @@ class Grant:
     expires_at: float | None = None
     decided_by: str | None = None
     created_at: float = field(default_factory=time.time)
+    # An exec allow grant covers exactly the command a person saw, unless it was given as a
+    # pattern (`--pattern`), which covers added words too (never a write or executing option).
+    exact: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in GRANT_KINDS:
@@ -344,11 +416,15 @@ class Grant:
         if not self.pattern.strip():
             raise ValueError("a grant needs a pattern")
         if self.kind == "exec":
-            rule_words(self.pattern)
+            compile_pattern(self.pattern)
 
     @cached_property
+    def compiled(self) -> CommandPattern | None:
+        return compile_pattern(self.pattern) if self.kind == "exec" else None
+
+    @property
     def words(self) -> tuple[str, ...]:
-        return rule_words(self.pattern) if self.kind == "exec" else ()
+        return self.compiled.words if self.compiled else ()
 
     def applies(self, run_id: str | None, profile: str | None, now: float) -> bool:
         if self.expires_at is not None and now >= self.expires_at:
@@ -357,16 +433,18 @@ class Grant:
             return False
         return self.profile is None or self.profile == profile
 
-    def matches_words(self, words: Sequence[str]) -> bool:
-        n = len(self.words)
-        return n <= len(words) and tuple(words[:n]) == self.words
-
     def covers(self, part: CommandPart) -> bool:
-        """For exec: deny grants see through wrappers (like forbid rules); allow grants match the
-        literal words, and pass a part with a substitution only when they name it whole."""
+        """For exec: deny grants reach like forbid rules (through wrappers, any flag order);
+        allow grants cover exactly the command, or as a pattern its words plus more (but a part
+        with a substitution only when they name it whole)."""
+        pattern = self.compiled
+        if pattern is None:
+            return False
         if self.effect == "deny":
-            return any(self.matches_words(v) for v in strict_variants(part))
-        return self.matches_words(part.words) and (not part.opaque or len(self.words) == len(part.words))
+            return pattern.reaches(part)
+        if self.exact:
+            return pattern.is_exactly(part)
+        return pattern.allows(part) and (not part.opaque or len(pattern.words) == len(part.words))
 
     def matches(self, subject: str) -> bool:
         if self.kind == "exec":
@@ -395,7 +473,7 @@ class Grant:
 
 def new_grant(
     kind: str, pattern: str, effect: str, scope: str | Scope, *, run_id: str | None,
-    profile: str | None, decided_by: str | None, now: float | None = None,
+    profile: str | None, decided_by: str | None, now: float | None = None, exact: bool = True,
 ) -> Grant:
     """A grant for a scope word ("run", "10m"...), bound to the run or profile it came from."""
     now = time.time() if now is None else now
@@ -406,7 +484,7 @@ def new_grant(
         run_id=run_id if sc.kind in ("once", "run", "timed") else None,
         profile=profile if sc.kind == "profile" else None,
         expires_at=now + sc.seconds if sc.seconds else None,
-        decided_by=decided_by, created_at=now,
+        decided_by=decided_by, created_at=now, exact=exact,
     )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from console.policy import WEB_PORTS, _as_rules, _split_hostport, host_matches
-from console.shellwords import ParseError, expand, normalise, strict_variants
+from console.shellwords import ParseError, expand, normalise
 
 _DESTRUCTIVE = {"rm", "rmdir", "dd", "shred", "truncate", "mkfs", "wipefs", "fdisk", "parted",
                 "chmod", "chown", "chattr", "kill", "pkill", "killall", "reboot", "shutdown",
@@ -116,8 +116,7 @@ def shadow(
                 parts = [p for p in expand(subject) if not p.nested]
             except ParseError:
                 continue
-            variants = (lambda p: [p.words]) if would == "allow" else strict_variants
-            if not any(proposed.matches(v) for p in parts for v in variants(p)):
+            if not any(proposed.matches(p) for p in parts):
                 continue
             score, why = _exec_risk(subject)
         else:
