@@ -170,3 +170,16 @@ def test_a_redirection_never_rides_on_an_allow_rule(args, op, target, spaced) ->
                                      "env -i sudo ls", "timeout 5 sudo -n true"])
 def test_a_forbidden_wrapper_is_caught_behind_assignments_and_other_wrappers(command: str) -> None:
     assert ExecRules(forbid=["sudo"]).evaluate(command).action == "deny", command
+
+
+@pytest.mark.parametrize("profile", ["demo", "claude", "codex", "aider"])
+@pytest.mark.parametrize("command", [
+    "git log --output=/tmp/x", "git show --ext-diff HEAD", "git diff --output /tmp/x",
+    "grep x f > ~/.bashrc", "rg --pre sh x .", "cat f > g", "tail -f log >> ~/.profile",
+    "git log -p | sh", "ls $(touch /tmp/x)", "head -n1 f; rm -rf ~", "git -c core.pager=sh log",
+])
+def test_built_in_read_only_lists_allow_no_write_or_execution(profile: str, command: str) -> None:
+    from console.config import load
+
+    rules = ExecRules.from_config(load(None).profile(profile).exec)
+    assert rules.evaluate(command).action != "allow", (profile, command)
