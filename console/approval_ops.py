@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.operator_ops import Send, _arg, op
-from console.policy import Provenance, evaluate_exec, new_grant, parse_scope
+from console.policy import Provenance, new_grant, parse_scope
 from console.protocol import Failure
 
 if TYPE_CHECKING:
@@ -164,11 +164,13 @@ async def policy_rules(daemon: Daemon, peer: Peer, args: dict[str, Any], send: S
     return out
 
 
-def check_policy(daemon: Daemon, profile_name: str, command: str | None, host: str | None,
-                 run_id: str | None = None) -> dict[str, Any]:
-    """One decision by the same code the agent socket and the gate use."""
+async def check_policy(daemon: Daemon, profile_name: str, command: str | None, host: str | None,
+                       run_id: str | None = None, resolve: bool = False) -> dict[str, Any]:
+    """One decision by the same code the agent socket and the gate use (console.policy_check)."""
     from console.config import ConfigError
-    from console.gate.hosts import BadTarget, normalise_host, parse_connect_target
+    from console.gate.common import system_resolver
+    from console.policy import ExecRules
+    from console.policy_check import check_exec, check_network
     from console.run_sockets import network_rules
 
     try:
@@ -176,27 +178,13 @@ def check_policy(daemon: Daemon, profile_name: str, command: str | None, host: s
     except ConfigError as exc:
         raise Failure("no-such-profile", str(exc)) from None
     sockets = _sockets(daemon)
+    common = {"grants": sockets.grants, "run_id": run_id, "profile": prof.name}
+    where = {"config": daemon.cfg.user_file, "config_files": daemon.cfg.files}
     if command is not None:
-        from console.policy import ExecRules
-
-        decision = evaluate_exec(command, ExecRules.from_config(prof.exec), sockets.grants,
-                                 run_id=run_id, profile=prof.name)
-        return {"kind": "exec", "subject": command, "action": decision.action,
-                "provenance": decision.provenance.to_dict(), "describe": decision.provenance.describe()}
+        return {**check_exec(ExecRules.from_config(prof.exec), command, **common), **where}
     assert host is not None
-    text = host if ":" in host.rstrip("]") else f"{host}:443"
-    try:
-        target = parse_connect_target(text)
-    except BadTarget as exc:
-        return {"kind": "network", "subject": host, "action": "reject", "describe": str(exc),
-                "provenance": {"kind": "rule", "detail": str(exc)}}
-    match = network_rules(prof).decide(normalise_host(target.host), target.port, None)
-    prov = Provenance("rule" if match.rule else "default", rule=match.rule, detail=match.reason)
-    return {"kind": "network", "subject": f"{target.host}:{target.port}", "action": match.action,
-            "rule": match.rule, "source": match.source, "describe": match.reason,
-            "provenance": prov.to_dict(),
-            "note": "names are not resolved here; the gate also denies names that resolve to "
-                    "non-routable addresses"}
+    return {**await check_network(network_rules(prof), host,
+                                  resolver=system_resolver if resolve else None, **common), **where}
 
 
 @op("policy.check")
@@ -205,7 +193,8 @@ async def policy_check(daemon: Daemon, peer: Peer, args: dict[str, Any], send: S
     host = _arg(args, "host", str, None)
     if (command is None) == (host is None):
         raise Failure("bad-args", "give a command or a host, not both")
-    return check_policy(daemon, _arg(args, "profile", str), command, host, _arg(args, "run", str, None))
+    return await check_policy(daemon, _arg(args, "profile", str), command, host,
+                              _arg(args, "run", str, None), bool(_arg(args, "resolve", bool, False)))
 
 
 def _events_for_request(db: Any, request_id: str) -> list[dict[str, Any]]:
@@ -262,15 +251,19 @@ def _past_requests(db: Any, limit: int = 20000) -> list[dict[str, Any]]:
 
 @op("policy.shadow")
 async def policy_shadow(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    from console.config import NetworkConfig
     from console.policy_shadow import shadow
 
     rule = _arg(args, "rule", str)
     kind = _arg(args, "kind", str, "exec")
     effect = _arg(args, "effect", str, "allow")
+    profile = _arg(args, "profile", str, None)
+    # A host rule without a port covers the profile's ports; with no profile named, the default.
+    ports = daemon.cfg.profile(profile).network.ports if profile else NetworkConfig().ports
     await daemon.services.flush()
     past = await daemon.services.read(_past_requests)
     try:
-        hits = shadow(rule, past, kind=kind, effect=effect)
+        hits = shadow(rule, past, kind=kind, effect=effect, ports=ports)
     except ValueError as exc:
         raise Failure("bad-rule", str(exc)) from None
     return [{"subject": h.request.get("subject"), "kind": h.request.get("kind"),

@@ -436,20 +436,42 @@ def policy() -> None:
 @policy.command("check")
 @click.argument("profile")
 @click.argument("subject", nargs=-1, required=True)
-@click.option("--host", "is_host", is_flag=True, help="SUBJECT is a host or host:port, not a command.")
+@click.option("--host", "is_host", is_flag=True,
+              help="SUBJECT is a destination: host[:port], [IPv6][:port] or an http:// URL.")
+@click.option("--resolve", is_flag=True, help="Look the name up as the gate would and judge the addresses.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
-def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bool, as_json: bool) -> None:
-    """What PROFILE's policy decides for a command (or, with --host, a destination)."""
-    text = " ".join(subject)
-    with c.client() as client:
-        result = client.call("policy.check", profile=profile,
-                             **({"host": text} if is_host else {"command": text}))
+def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bool, resolve: bool,
+                 as_json: bool) -> None:
+    """What PROFILE's policy decides for a command (or, with --host, a destination): the gate's
+    and agent.sock's decision. With --config FILE, that file's, evaluated here without the daemon."""
+    from console.policy_check import check_config_file
+
+    what = {"host" if is_host else "command": " ".join(subject)}
+    if c.config_file is not None:
+        result = check_config_file(c.config_file, profile, resolve=resolve,
+                                   daemon_files=_daemon_config_files(c), **what)
+    else:
+        with c.client() as client:
+            result = client.call("policy.check", profile=profile, resolve=resolve, **what)
     if as_json:
         click.echo(dumps(result))
-    else:
-        click.echo(f"{result['action']}: {result['describe']}")
+        return
+    click.echo(f"{result['decision']}: {result['reason']}")
+    if result.get("addresses"):
+        click.echo(f"  addresses: {', '.join(result['addresses'])}")
+    if result.get("note"):
+        click.echo(f"  note: {result['note']}")
+
+
+def _daemon_config_files(c: Context) -> list[str] | None:
+    """The files a running daemon loaded, or None when none runs (never starts one)."""
+    try:
+        with c.client(autostart=False) as client:
+            return list(client.call("status").get("config_files") or [])
+    except (ClientError, OSError):
+        return None
 
 
 @policy.command("rules")
@@ -492,13 +514,14 @@ def policy_why(c: Context, request_id: str, as_json: bool) -> None:
 @click.argument("rule")
 @click.option("--kind", type=click.Choice(["exec", "network"]), default="exec", show_default=True)
 @click.option("--effect", type=click.Choice(["allow", "ask", "deny", "forbid"]), default="allow", show_default=True)
+@click.option("--profile", metavar="NAME", help="Read a host rule without a port with this profile's ports.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
-def policy_shadow(c: Context, rule: str, kind: str, effect: str, as_json: bool) -> None:
+def policy_shadow(c: Context, rule: str, kind: str, effect: str, profile: str | None, as_json: bool) -> None:
     """Which past requests RULE would have decided, riskiest first."""
     with c.client() as client:
-        hits = client.call("policy.shadow", rule=rule, kind=kind, effect=effect)
+        hits = client.call("policy.shadow", rule=rule, kind=kind, effect=effect, profile=profile)
     if as_json:
         click.echo(dumps(hits))
         return

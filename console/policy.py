@@ -19,16 +19,18 @@ The tokenizer is in console/shellwords.py; the config writer in console/policy_c
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 from console.execshape import Shape, covers, risky_options, shape_of
+from console.gate.hosts import BadTarget, ip_literal, normalise_host, parse_connect_target
+from console.gate.rules import Pattern, parse_pattern
 from console.shellwords import (
     CommandPart,
     ParseError,
@@ -40,17 +42,43 @@ from console.shellwords import (
     write_targets,
 )
 
-Action = Literal["allow", "ask", "deny"]
-ACTIONS = ("allow", "ask", "deny")
-_STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
+
+class Action(StrEnum):
+    """A decision, ordered by strictness: allow < ask < deny (a forbid rule decides deny). Equal
+    to its plain string, so "allow" in JSON, configs and comparisons stays "allow"."""
+
+    ALLOW = "allow"
+    ASK = "ask"
+    DENY = "deny"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self.value]
+
+    def __lt__(self, other: object) -> bool:
+        return self.rank < Action(other).rank  # type: ignore[arg-type]
+
+    def __le__(self, other: object) -> bool:
+        return self.rank <= Action(other).rank  # type: ignore[arg-type]
+
+    def __gt__(self, other: object) -> bool:
+        return self.rank > Action(other).rank  # type: ignore[arg-type]
+
+    def __ge__(self, other: object) -> bool:
+        return self.rank >= Action(other).rank  # type: ignore[arg-type]
+
+
+_RANK = {"allow": 0, "ask": 1, "deny": 2}
+ACTIONS = tuple(a.value for a in Action)
 GRANT_KINDS = ("exec", "network", "write", "custom")
 SCOPES = ("once", "run", "timed", "profile", "global")
-WEB_PORTS = (80, 443)  # what an allow host pattern without :port covers, as for config rules
+WEB_PORTS = (80, 443)  # the config's default `ports`, for callers that know no profile
 MAX_TIMED_S = 7 * 24 * 3600
 
 
-def strictest(*actions: str) -> str:
-    return max(actions, key=_STRICTNESS.__getitem__)
+def strictest(*actions: str) -> Action:
+    """The strictest of some decisions (forbid and deny are both "deny")."""
+    return max(Action(a) for a in actions)
 
 
 @dataclass(frozen=True)
@@ -122,12 +150,15 @@ class Decision:
     # created when someone decides with a scope wider than "once".
     asking: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "action", Action(self.action))  # "allow" and Action.ALLOW alike
+
     @property
     def allowed(self) -> bool:
         return self.action == "allow"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "provenance": self.provenance.to_dict()}
+        return {"action": self.action.value, "provenance": self.provenance.to_dict()}
 
 
 # --- exec rules -------------------------------------------------------------------------------
@@ -355,7 +386,7 @@ def evaluate_exec(
     if action == "allow" and consume and grants:
         for g in used:
             grants.consume(g)
-    return Decision(action, prov, asking)  # type: ignore[arg-type]
+    return Decision(action, prov, asking)
 
 
 # --- grants ---------------------------------------------------------------------------------
@@ -417,6 +448,8 @@ class Grant:
             raise ValueError("a grant needs a pattern")
         if self.kind == "exec":
             compile_pattern(self.pattern)
+        if self.kind == "network":
+            parse_pattern(self.pattern)  # the config's grammar: `*.com` is refused here too
 
     @cached_property
     def compiled(self) -> CommandPattern | None:
@@ -446,7 +479,11 @@ class Grant:
             return pattern.is_exactly(part)
         return pattern.allows(part) and (not part.opaque or len(pattern.words) == len(part.words))
 
-    def matches(self, subject: str) -> bool:
+    @cached_property
+    def network_pattern(self) -> Pattern | None:
+        return parse_pattern(self.pattern) if self.kind == "network" else None
+
+    def matches(self, subject: str, ports: Sequence[int] = WEB_PORTS) -> bool:
         if self.kind == "exec":
             try:
                 parts = [p for p in expand(subject) if not p.nested]
@@ -454,8 +491,8 @@ class Grant:
                 return False
             hit = [self.covers(p) for p in parts]
             return bool(hit) and (any(hit) if self.effect == "deny" else all(hit))
-        if self.kind == "network":
-            return host_matches(self.pattern, subject, self.effect)
+        if self.network_pattern is not None:
+            return pattern_covers(self.network_pattern, self.effect, subject, ports)
         # write / custom: exact, or a prefix when the pattern ends with "*".
         if self.pattern.endswith("*"):
             return subject.startswith(self.pattern[:-1])
@@ -534,7 +571,7 @@ class GrantTable:
 
     def match(
         self, kind: str, subject: str, run_id: str | None, profile: str | None,
-        now: float | None = None, *, consume: bool = True,
+        now: float | None = None, *, consume: bool = True, ports: Sequence[int] = WEB_PORTS,
     ) -> Grant | None:
         """The grant that decides this subject, deny grants first; None when none does.
 
@@ -542,7 +579,7 @@ class GrantTable:
         command with several parts is better put through evaluate_exec)."""
         now = self._clock() if now is None else now
         for g in self.live(kind, run_id, profile, now):
-            if g.matches(subject):
+            if g.matches(subject, ports):
                 if consume:
                     self.consume(g)
                 return g
@@ -551,46 +588,53 @@ class GrantTable:
 
 # --- network patterns for grants -------------------------------------------------------------
 
-_HOSTPORT = re.compile(r"^(\[[^\]]+\]|[^:\[\]]+|[0-9a-fA-F:]+)(?::(\d{1,5}))?$")
 
-
-def _split_hostport(text: str) -> tuple[str, int | None]:
-    text = text.strip()
-    try:  # a bare IPv6 address or CIDR has colons but no port
-        ipaddress.ip_network(text, strict=False)
-        return text.lower(), None
-    except ValueError:
-        pass
-    m = _HOSTPORT.match(text)
-    if not m:
-        return text.lower(), None
-    host = m.group(1).strip("[]").lower()
-    if host.endswith("."):
-        host = host[:-1]
-    return host, int(m.group(2)) if m.group(2) else None
-
-
-def host_matches(pattern: str, subject: str, effect: str = "allow") -> bool:
-    """Does a network grant pattern cover "host:port"? Patterns as in config rules: host,
-    *.domain (subdomains), **.domain (apex and subdomains), host:port, IP or CIDR. Without a port
-    an allow pattern covers ports 80 and 443, a deny pattern every port. Subjects come normalised
-    from the gate; here only case and one trailing dot are folded."""
-    phost, pport = _split_hostport(pattern)
-    shost, sport = _split_hostport(subject)
-    if pport is not None:
-        if sport != pport:
-            return False
-    elif effect == "allow" and sport is not None and sport not in WEB_PORTS:
-        return False
-    if phost.startswith("**."):
-        return shost == phost[3:] or shost.endswith(phost[2:])
-    if phost.startswith("*."):
-        return shost.endswith(phost[1:])
+def split_subject(subject: str) -> tuple[str, int | None]:
+    """A network subject as the gate writes it ("host:port", "[v6]:port") or a bare host,
+    normalised exactly like targets and rules. Raises BadTarget."""
+    text = subject.strip()
     try:
-        net = ipaddress.ip_network(phost, strict=False)
-        return ipaddress.ip_address(shost) in net
-    except ValueError:
-        return shost == phost
+        target = parse_connect_target(text)
+        return target.host, target.port
+    except BadTarget:
+        pass
+    if text.count(":") >= 2 and not text.startswith("["):
+        text = f"[{text}]"  # a bare IPv6 address: no port
+    return normalise_host(text), None
+
+
+def canonical_network_pattern(pattern: Pattern) -> str:
+    """A network pattern's one spelling (IDNA, lower case, canonical address), as written back
+    to the config: `PyPI.org.:443` -> `pypi.org:443`, `BÜCHER.example` -> `xn--bcher-kva.example`."""
+    port = f":{pattern.port}" if pattern.port is not None else ""
+    if pattern.network is not None:
+        net = pattern.network
+        single = net.prefixlen == net.max_prefixlen
+        text = str(net.network_address) if single else str(net)
+        return f"[{text}]{port}" if net.version == 6 and port else text + port
+    prefix = {"exact": "", "sub": "*.", "tree": "**."}[pattern.kind]
+    return f"{prefix}{pattern.host}{port}"
+
+
+def pattern_covers(pattern: Pattern, effect: str, subject: str,
+                   ports: Sequence[int] = WEB_PORTS) -> bool:
+    """Does a network pattern (a grant's, or a rule's for shadow) cover a subject? The config's
+    reading: an allow pattern without a port covers the profile's `ports`, a deny pattern every
+    port; hosts and IPs are normalised (IDNA, case, trailing dot) before they are compared."""
+    try:
+        host, port = split_subject(subject)
+    except BadTarget:
+        return False
+    deny = effect == "deny"
+    if port is None:
+        if pattern.port is not None:
+            return False
+    elif not pattern.covers_port(port, ports, deny=deny):
+        return False
+    literal = ip_literal(host)
+    if literal is not None:
+        return pattern.matches_address(literal, wrapped=deny)
+    return pattern.matches_host(host)
 
 
 # --- wiring help ---------------------------------------------------------------------------
@@ -624,8 +668,8 @@ def grant_to_rule(grant: Grant) -> str:
     """The rule text a profile grant becomes in the config file."""
     if grant.kind == "exec":
         return canonical(CommandPart(list(grant.words)))
-    if grant.kind == "network":
-        return grant.pattern.strip().lower()
+    if grant.kind == "network" and grant.network_pattern is not None:
+        return canonical_network_pattern(grant.network_pattern)
     raise ValueError(f"{grant.kind} grants have no config rule; they live until the daemon stops")
 
 

@@ -12,10 +12,10 @@ from console.policy import (
     Scope,
     evaluate_exec,
     grant_to_rule,
-    host_matches,
     make_policy_eval,
     new_grant,
     parse_scope,
+    pattern_covers,
     rule_list_for,
 )
 
@@ -181,7 +181,9 @@ def test_bad_grants_are_refused() -> None:
     ("::1", "[::1]:443", "deny", True),
 ])
 def test_network_grant_patterns(pattern: str, subject: str, effect: str, hit: bool) -> None:
-    assert host_matches(pattern, subject, effect) is hit
+    from console.gate.rules import parse_pattern
+
+    assert pattern_covers(parse_pattern(pattern), effect, subject) is hit
 
 
 def test_policy_eval_for_agent_sock() -> None:
