@@ -49,8 +49,11 @@ def _profile_grant_edit(daemon: Daemon, req: Any, allow: bool, scope: str, patte
     if not patterns:
         raise Failure("no-rule", f"request {req.id} cannot become a rule: its command could not be "
                       "split into rule words", "decide it once, or pass --pattern WORDS")
-    grant = new_grant(req.kind, patterns[0], "allow" if allow else "deny", parse_scope(scope),
-                      run_id=req.run_id, profile=req.profile, decided_by="preview")
+    try:
+        grant = new_grant(req.kind, patterns[0], "allow" if allow else "deny", parse_scope(scope),
+                          run_id=req.run_id, profile=req.profile, decided_by="preview")
+    except ValueError as exc:
+        raise Failure("bad_pattern", f"pattern {patterns[0]!r}: {exc}") from None
     try:
         return preview_grant(_config_path(daemon), grant)
     except PolicyEditError as exc:

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.policy import Grant, GrantTable, Provenance, new_grant, parse_scope, rule_words
+from console.policy import Grant, GrantTable, Provenance, new_grant, parse_scope
 from console.protocol import Failure
 
 log = logging.getLogger(__name__)
@@ -363,17 +363,16 @@ class Inbox:
         patterns = [pattern] if pattern else list(req.grant_patterns)
         if not patterns:
             return [], f"scope {sc.kind} made no grant: the command could not be split into rules"
-        if req.kind == "exec":
-            for p in patterns:
-                try:
-                    rule_words(p)
-                except ValueError as exc:
-                    raise Failure("bad_pattern", f'pattern "{printable(p, 80)}": {exc}') from None
         # The request's own command makes an exact grant; a pattern the person typed covers
-        # added words too (allow rules' reading: never a write or executing option).
-        grants = [new_grant(req.kind, p, "allow" if allow else "deny", sc, run_id=req.run_id,
-                            profile=req.profile, decided_by=actor, now=now, exact=pattern is None)
-                  for p in patterns]
+        # added words too (allow rules' reading: never a write or executing option). Either is
+        # read by the grammar config rules use, so no grant holds what a config could not.
+        try:
+            grants = [new_grant(req.kind, p, "allow" if allow else "deny", sc, run_id=req.run_id,
+                                profile=req.profile, decided_by=actor, now=now,
+                                exact=pattern is None) for p in patterns]
+        except ValueError as exc:
+            shown = printable(pattern or patterns[0], 80)
+            raise Failure("bad_pattern", f'pattern "{shown}": {exc}') from None
         return grants, ""
 
     async def _answer_pending_from_grants(self) -> tuple[str, ...]:

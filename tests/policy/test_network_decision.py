@@ -86,3 +86,22 @@ def test_shadow_uses_the_profiles_ports() -> None:
     with pytest.raises(ValueError):
         shadow("*.com", past, kind="network")
 
+
+
+async def test_a_person_cannot_grant_a_pattern_the_config_would_refuse() -> None:
+    from console.approvals import Inbox
+    from console.protocol import Failure
+    from tests.approvals.conftest import Recorder, next_pending
+
+    inbox = Inbox(record=Recorder(), timeout_s=30, grants=GrantTable())
+    import asyncio
+
+    task = asyncio.create_task(inbox.submit("r1", "demo", "network", "api.example.com:443",
+                                            grant_patterns=["api.example.com:443"]))
+    req = await next_pending(inbox)
+    with pytest.raises(Failure) as err:
+        await inbox.decide(req.id, True, "alice", "run", pattern="*.com")
+    assert err.value.code == "bad_pattern" and "single label" in err.value.message
+    assert inbox.pending() == [req]
+    await inbox.decide(req.id, False, "alice")
+    assert not (await task).allow
