@@ -168,7 +168,8 @@ async def policy_rules(daemon: Daemon, peer: Peer, args: dict[str, Any], send: S
 
 
 async def check_policy(daemon: Daemon, profile_name: str, command: str | None, host: str | None,
-                       run_id: str | None = None, resolve: bool = False) -> dict[str, Any]:
+                       run_id: str | None = None, resolve: bool = False,
+                       exact: bool = False) -> dict[str, Any]:
     """One decision by the same code the agent socket and the gate use (console.policy_check)."""
     from console.config import ConfigError
     from console.gate.common import system_resolver
@@ -186,7 +187,7 @@ async def check_policy(daemon: Daemon, profile_name: str, command: str | None, h
     if command is not None:
         return {**check_exec(ExecRules.from_config(prof.exec), command, **common), **where}
     assert host is not None
-    return {**await check_network(network_rules(prof), host,
+    return {**await check_network(network_rules(prof), host, exact=exact,
                                   resolver=system_resolver if resolve else None, **common), **where}
 
 
@@ -197,7 +198,8 @@ async def policy_check(daemon: Daemon, peer: Peer, args: dict[str, Any], send: S
     if (command is None) == (host is None):
         raise Failure("bad-args", "give a command or a host, not both")
     return await check_policy(daemon, _arg(args, "profile", str), command, host,
-                              _arg(args, "run", str, None), bool(_arg(args, "resolve", bool, False)))
+                              _arg(args, "run", str, None), bool(_arg(args, "resolve", bool, False)),
+                              bool(_arg(args, "exact", bool, False)))
 
 
 def _events_for_request(db: Any, request_id: str) -> list[dict[str, Any]]:

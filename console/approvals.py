@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from console.display import request_line
 from console.policy import Grant, GrantTable, Provenance, new_grant, parse_scope
 from console.protocol import Failure
 
@@ -105,8 +106,10 @@ class Request:
         return max(0.0, (time.time() if now is None else now) - self.created_at)
 
     def summary(self, limit: int = 100) -> str:
-        text = self.title if self.title and self.title != self.subject else self.subject
-        return printable(f"{self.kind} {text}", limit)
+        """What will run (or connect), escaped; the agent's title only beside it, marked."""
+        line = request_line({"kind": self.kind, "subject": self.subject, "title": self.title,
+                             "detail": self.detail}, max(20, limit - len(self.kind) - 1))
+        return f"{self.kind} {line}"
 
     def closed_message(self) -> str:
         at = time.strftime("%H:%M:%S", time.localtime(self.decided_at or self.created_at))

@@ -343,8 +343,10 @@ def approvals(c: Context, run_id: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no pending requests")
         return
+    from console.display import request_line
+
     _table([[r["id"], f"{r['age']:.0f}s", f"{r['expires_in']:.0f}s", r["run_id"], r["kind"],
-             r["summary"][:60]] for r in rows],
+             request_line(r, 100)] for r in rows],
            ["id", "age", "expires", "run", "kind", "request"])
 
 
@@ -439,22 +441,23 @@ def policy() -> None:
 @click.option("--host", "is_host", is_flag=True,
               help="SUBJECT is a destination: host[:port], [IPv6][:port] or an http:// URL.")
 @click.option("--resolve", is_flag=True, help="Look the name up as the gate would and judge the addresses.")
+@click.option("--exact", is_flag=True, help="Read SUBJECT exactly as a CONNECT line: a host without a port is rejected.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
 def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bool, resolve: bool,
-                 as_json: bool) -> None:
+                 exact: bool, as_json: bool) -> None:
     """What PROFILE's policy decides for a command (or, with --host, a destination): the gate's
     and agent.sock's decision. With --config FILE, that file's, evaluated here without the daemon."""
     from console.policy_check import check_config_file
 
     what = {"host" if is_host else "command": " ".join(subject)}
     if c.config_file is not None:
-        result = check_config_file(c.config_file, profile, resolve=resolve,
+        result = check_config_file(c.config_file, profile, resolve=resolve, exact=exact,
                                    daemon_files=_daemon_config_files(c), **what)
     else:
         with c.client() as client:
-            result = client.call("policy.check", profile=profile, resolve=resolve, **what)
+            result = client.call("policy.check", profile=profile, resolve=resolve, exact=exact, **what)
     if as_json:
         click.echo(dumps(result))
         return

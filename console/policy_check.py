@@ -27,22 +27,31 @@ NOT_RESOLVED = ("the name was not resolved (pass --resolve to look it up as the 
                 "the gate also denies a name that resolves to a non-global address")
 
 
-def read_destination(text: str) -> Target:
-    """A destination exactly as the gate reads it: a CONNECT target (`host:port`, `[v6]:port`)
-    or an `http://` absolute URL. Anything else raises BadTarget with the gate's reason."""
+DEFAULT_PORT = 443
+BARE_HOST_NOTE = ("no port given: checked as {host}:443, the CONNECT an https:// client sends; "
+                  "the gate itself refuses a CONNECT without a port")
+
+
+def read_destination(text: str, *, exact: bool = False) -> tuple[Target, str | None]:
+    """A destination as the gate reads it: a CONNECT target (`host:port`, `[v6]:port`) or an
+    `http://` absolute URL. Unless `exact`, a bare host or `[v6]` (what a person types) is read
+    as port 443, with a note saying so. Raises BadTarget with the gate's reason."""
     if "://" in text:
         scheme = text.split("://", 1)[0].lower()
         if scheme != "http":
             raise BadTarget(f"the gate reads only http:// absolute URLs; a {scheme}:// client "
                             "sends CONNECT host:port, so check that instead")
-        return parse_absolute_url(text)[0]
+        return parse_absolute_url(text)[0], None
     try:
-        return parse_connect_target(text)
+        return parse_connect_target(text), None
     except BadTarget as exc:
-        if text and ":" not in text.replace("::", "") and "]:" not in text:
-            raise BadTarget(f"{exc.reason}; the gate needs a port: write {text}:443 "
-                            "(or an http:// URL)") from None
-        raise
+        bare = text.startswith("[") and text.endswith("]") or (text and ":" not in text)
+        if exact or not bare:
+            raise
+        try:
+            return parse_connect_target(f"{text}:{DEFAULT_PORT}"), BARE_HOST_NOTE.format(host=text)
+        except BadTarget:
+            raise exc from None
 
 
 def as_result(kind: str, subject: str, decision: Decision, **extra: Any) -> dict[str, Any]:
@@ -69,15 +78,24 @@ def check_exec(rules: ExecRules, command: str, *, grants: GrantTable | None = No
 
 
 async def check_network(
-    rules: NetworkRules, text: str, *, resolver: Resolver | None = None,
+    rules: NetworkRules, text: str, *, resolver: Resolver | None = None, exact: bool = False,
     grants: GrantTable | None = None, run_id: str | None = None, profile: str | None = None,
 ) -> dict[str, Any]:
     """The gate's decision for a destination. With a resolver, names are looked up as the gate
     does: only when the rules do not already deny the name, and the verdict covers every address."""
     try:
-        target = read_destination(text)
+        target, read_note = read_destination(text, exact=exact)
     except BadTarget as exc:
         return rejected("network", text, exc.reason)
+    result = await _decide_target(rules, target, resolver, grants, run_id, profile)
+    if read_note:
+        result["note"] = f"{read_note}; {result['note']}" if result.get("note") else read_note
+    return result
+
+
+async def _decide_target(rules: NetworkRules, target: Target, resolver: Resolver | None,
+                         grants: GrantTable | None, run_id: str | None,
+                         profile: str | None) -> dict[str, Any]:
 
     def decide(addresses: Sequence[IPAddress] | None) -> Decision:
         return decide_network(rules, target.host, target.port, addresses, grants=grants,
@@ -106,7 +124,7 @@ async def check_network(
 
 def check_config_file(
     path: Any, profile_name: str, *, command: str | None = None, host: str | None = None,
-    resolve: bool = False, daemon_files: list[str] | None = None,
+    resolve: bool = False, exact: bool = False, daemon_files: list[str] | None = None,
 ) -> dict[str, Any]:
     """`policy check --config FILE`: that file's decision, without the daemon (so without its
     grants). `daemon_files` (what a running daemon loaded, if one runs) goes into the note when
@@ -125,7 +143,7 @@ def check_config_file(
         rules = NetworkRules([(r.text, r.source) for r in net.allow],
                              [(r.text, r.source) for r in net.deny], net.default,  # type: ignore[arg-type]
                              net.ports)
-        out = asyncio.run(check_network(rules, host or "",
+        out = asyncio.run(check_network(rules, host or "", exact=exact,
                                         resolver=system_resolver if resolve else None))
     note = f"evaluated from {path} by the CLI, without the daemon (grants not included)"
     if daemon_files and str(path) not in daemon_files:

@@ -72,7 +72,8 @@ def gate_decision(case: dict) -> str:
     "unicode_escape").decode())
 def test_network_corpus_through_policy_check_is_the_gates_decision(case: dict, corpus_config: Path) -> None:
     subject = case.get("connect") or case["url"]
-    got = check(corpus_config, "corpus", "--host", subject, *(["--resolve"] if case.get("resolve") else []))
+    got = check(corpus_config, "corpus", "--exact", "--host", subject,
+                *(["--resolve"] if case.get("resolve") else []))
     assert got["decision"] == gate_decision(case)
     assert got["decision"] in case["expect"].split("|"), case["why"]
     assert {"decision", "rule", "source", "reason"} <= set(got)
@@ -97,11 +98,20 @@ def test_every_form_the_gate_reads(subject: str, decision: str, shown: str, corp
     assert got["decision"] == decision and shown in got["subject"]
 
 
-@pytest.mark.parametrize("subject", ["a b", "[::1", "[::1]", "::1", "example.com", "host:99999", "http://x.invalid\\@y/", "127.1:443",
+@pytest.mark.parametrize("subject", ["a b", "[::1", "::1", "host:99999", "http://x.invalid\\@y/", "127.1:443",
                                      "ftp://example.com/", "", "exa\x00mple.com", "[fe80::1%eth0]:443"])
 def test_bad_input_is_a_reject_with_a_reason(subject: str, corpus_config: Path) -> None:
     got = check(corpus_config, "corpus", "--host", subject)
     assert got["decision"] == "reject" and got["reason"]
+
+
+def test_a_bare_host_is_read_as_443_and_says_so(corpus_config: Path) -> None:
+    got = check(corpus_config, "corpus", "--host", "EXAMPLE.com")
+    assert got["decision"] == "allow" and got["subject"] == "example.com:443"
+    assert "checked as EXAMPLE.com:443" in got["note"]
+    assert check(corpus_config, "corpus", "--host", "[::1]")["decision"] == "deny"
+    strict = check(corpus_config, "corpus", "--exact", "--host", "example.com")
+    assert strict["decision"] == "reject" and "port" in strict["reason"]
 
 
 def test_resolve_shows_the_address_and_the_gates_verdict(corpus_config: Path) -> None:
