@@ -185,6 +185,9 @@ def status(c: Context, as_json: bool) -> None:
         return
     click.echo(f"daemon {info['daemon']} pid {info['pid']} up {info['uptime_s']}s, "
                f"you are {info['user']} ({info['role']})")
+    if info.get("config_error"):
+        click.echo(f"config not loaded: {info['config_error']['text']}; the previous policy "
+                   "stays in force (fix the file; it reloads when saved)", err=True)
 
 
 # --- runs --------------------------------------------------------------------------------------
@@ -201,9 +204,12 @@ def status(c: Context, as_json: bool) -> None:
 def run(c: Context, profile: str, command: tuple[str, ...], workspace: str | None, wait: bool, as_json: bool) -> None:
     """Start PROFILE in its sandbox. `-- CMD ARGS...` replaces the profile's command."""
     with c.client() as client:
+        # The profile's `env` names take their values from this shell, not the daemon's.
+        names = next((p.get("env") or [] for p in client.call("profiles") if p["name"] == profile), [])
         record = client.call(
             "run.start", profile=profile, command=list(command) or None,
             workspace=workspace, cwd=os.getcwd(),
+            env={n: os.environ[n] for n in names if n in os.environ},
         )
         if not wait:
             if as_json:
@@ -472,7 +478,7 @@ def _daemon_config_files(c: Context) -> list[str] | None:
     """The files a running daemon loaded, or None when none runs (never starts one)."""
     try:
         with c.client(autostart=False) as client:
-            return list(client.call("status").get("config_files") or [])
+            return list(client.call("hello").get("config_files") or [])
     except (ClientError, OSError):
         return None
 
@@ -773,3 +779,8 @@ def doctor(c: Context, as_json: bool) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+from console.cli_reload import reload as _reload  # noqa: E402 - needs the names above
+
+main.add_command(_reload)

@@ -83,6 +83,8 @@ class Profile:
     description: str = ""
     network: NetworkConfig = field(default_factory=NetworkConfig)
     exec: ExecConfig = field(default_factory=ExecConfig)
+    # [defaults] keys this profile set itself; the others follow [defaults] of every file.
+    own: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -281,6 +283,7 @@ def _check_network_rule(text: str) -> None:
         raise ValueError(str(exc)) from None
 
 
+_DEFAULTED = ("sandbox", "approval_timeout")  # profile keys [defaults] sets unless the profile does
 _TOP = {"defaults", "profiles", "team", "keys", "gate", "gpu", "notify"}
 _PROFILE_KEYS = {
     "command", "workspace", "sandbox", "image", "gpu", "gpus", "env", "setenv", "limits",
@@ -291,6 +294,7 @@ _PROFILE_KEYS = {
 def _read_profile(r: _Reader, name: str, data: Any, defaults: Config, base: Profile | None) -> Profile:
     table = ("profiles", name)
     data = r.expect_table(data, table)
+    own = frozenset(k for k in _DEFAULTED if k in data) | (base.own if base else frozenset())
     r.known(data, table, _PROFILE_KEYS)
     command = data.get("command", base.command if base else None)
     if isinstance(command, str):
@@ -383,6 +387,7 @@ def _read_profile(r: _Reader, name: str, data: Any, defaults: Config, base: Prof
         description=str(data.get("description", "")),
         network=network,
         exec=exec_cfg,
+        own=own,
     )
 
 
@@ -463,6 +468,11 @@ def load(user_file: Path | None, *, include_embedded: bool = True) -> Config:
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError(str(user_file), None, f"cannot read: {exc}") from None
             _apply_file(cfg, str(user_file), text)
+    for prof in cfg.profiles.values():  # [defaults] of the last file reach every profile
+        if "sandbox" not in prof.own:
+            prof.sandbox = cfg.sandbox
+        if "approval_timeout" not in prof.own:
+            prof.approval_timeout = cfg.approval_timeout
     return cfg
 
 

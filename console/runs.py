@@ -160,9 +160,18 @@ class RunManager:
             )
         return path
 
-    def _env(self, run_id: str, profile: Profile) -> dict[str, str]:
+    def _env(self, run_id: str, profile: Profile, caller_env: dict[str, str] | None = None,
+             notes: list[str] | None = None) -> dict[str, str]:
         env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
-        env.update({name: os.environ[name] for name in profile.env if name in os.environ})
+        # The profile's `env` names: from the shell that ran `pilothouse run`, else the daemon's.
+        for name in profile.env:
+            value = (caller_env or {}).get(name, os.environ.get(name))
+            if value is None:
+                if notes is not None:
+                    notes.append(f"env {name}: set neither where `pilothouse run` ran nor in the "
+                                 "daemon's environment; the agent runs without it")
+                continue
+            env[name] = value
         env.update(profile.setenv)
         proxy = f"http://127.0.0.1:{BRIDGE_PORT}"
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
@@ -189,6 +198,7 @@ class RunManager:
         workspace: str | None = None,
         command: list[str] | None = None,
         client_cwd: str | None = None,
+        caller_env: dict[str, str] | None = None,
     ) -> Run:
         cfg = self.config()
         try:
@@ -231,7 +241,7 @@ class RunManager:
             command=run.command,
             workspace=ws,
             run_dir=run_dir,
-            env=self._env(run_id, profile),
+            env=self._env(run_id, profile, caller_env, run.notes),
             limits=profile.limits,
             gpu=profile.gpu,
             gpus=profile.gpus,

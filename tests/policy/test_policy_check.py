@@ -131,7 +131,8 @@ def test_config_file_is_evaluated_not_the_daemons(daemon, tmp_path: Path) -> Non
     out = daemon.cli("--config", str(mine), "policy", "check", "p", "--host", "x.invalid:443", "--json")
     got = json.loads(out.stdout)
     assert got["decision"] == "deny" and got["config"] == str(mine)
-    assert "daemon" in got["note"] and str(mine) in got["note"]
+    assert "the running daemon uses another file" in got["note"] and str(mine) in got["note"]
+    assert daemon.env["PILOTHOUSE_CONFIG"] in got["note"]
 
 
 def test_the_daemon_answers_every_form_without_an_internal_error(daemon) -> None:
