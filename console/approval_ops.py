@@ -53,7 +53,7 @@ def _profile_grant_edit(daemon: Daemon, req: Any, allow: bool, scope: str, patte
         grant = new_grant(req.kind, patterns[0], "allow" if allow else "deny", parse_scope(scope),
                           run_id=req.run_id, profile=req.profile, decided_by="preview")
     except ValueError as exc:
-        raise Failure("bad_pattern", f"pattern {patterns[0]!r}: {exc}") from None
+        raise Failure("bad-pattern", f"pattern {patterns[0]!r}: {exc}") from None
     try:
         return preview_grant(_config_path(daemon), grant)
     except PolicyEditError as exc:
@@ -73,7 +73,7 @@ async def approval_preview(daemon: Daemon, peer: Peer, args: dict[str, Any], sen
 def _request(daemon: Daemon, request_id: str) -> Any:
     req = _sockets(daemon).inbox.get(request_id)
     if req is None:
-        raise Failure("unknown_request", f"no approval request {request_id!r}",
+        raise Failure("unknown-request", f"no approval request {request_id!r}",
                       "`pilothouse approvals` lists the pending ones")
     return req
 
@@ -89,7 +89,7 @@ async def approval_decide(daemon: Daemon, peer: Peer, args: dict[str, Any], send
     try:
         parsed = parse_scope(scope)
     except ValueError as exc:
-        raise Failure("bad_scope", str(exc)) from None
+        raise Failure("bad-scope", str(exc)) from None
     req = _request(daemon, request_id)
     if parsed.kind == "profile" and req.state == "pending":
         _profile_grant_edit(daemon, req, allow, scope, pattern)  # refuse before deciding
@@ -222,7 +222,7 @@ async def policy_why(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Sen
     await daemon.services.flush()
     events = await daemon.services.read(lambda db: _events_for_request(db, request_id))
     if not events:
-        raise Failure("unknown_request", f"no request {request_id!r} in the history",
+        raise Failure("unknown-request", f"no request {request_id!r} in the history",
                       "request ids are shown by `pilothouse approvals` and `pilothouse history`")
     final = next((e for e in reversed(events) if e["kind"] != "approval.requested"), None)
     prov = (final or {}).get("data", {}).get("provenance") if final else None

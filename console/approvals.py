@@ -327,18 +327,18 @@ class Inbox:
         """A person's answer. Raises Failure (unknown_request, already_decided, bad_scope,
         bad_pattern, record_failed); nothing is applied when it raises."""
         if not actor:
-            raise Failure("no_actor", "a decision needs the deciding person's user name")
+            raise Failure("no-actor", "a decision needs the deciding person's user name")
         try:
             sc = parse_scope(scope)
         except ValueError as exc:
-            raise Failure("bad_scope", str(exc)) from None
+            raise Failure("bad-scope", str(exc)) from None
         req = self.get(request_id)
         if req is None:
-            raise Failure("unknown_request", f'no approval request "{printable(request_id, 40)}"',
+            raise Failure("unknown-request", f'no approval request "{printable(request_id, 40)}"',
                           hint="`pilothouse approvals` lists the pending ones")
         async with req.lock:  # a second decider waits here, then sees the first one's answer
             if req.state != "pending":
-                raise Failure("already_decided", req.closed_message())
+                raise Failure("already-decided", req.closed_message())
             now = self._clock()
             grants, note = self._grants_for(req, allow, actor, sc, pattern, now)
             prov = Provenance("person", person=actor, scope=sc.kind,
@@ -349,7 +349,7 @@ class Inbox:
             try:
                 await self._rec(EVENT_DECIDED, data)
             except Exception as exc:
-                raise Failure("record_failed", f"the decision on {req.id} could not be recorded, "
+                raise Failure("record-failed", f"the decision on {req.id} could not be recorded, "
                               f"so it was not applied: {exc}",
                               hint="check the store (`pilothouse doctor`), then decide again") from None
             for g in grants:
@@ -375,7 +375,7 @@ class Inbox:
                                 exact=pattern is None) for p in patterns]
         except ValueError as exc:
             shown = printable(pattern or patterns[0], 80)
-            raise Failure("bad_pattern", f'pattern "{shown}": {exc}') from None
+            raise Failure("bad-pattern", f'pattern "{shown}": {exc}') from None
         return grants, ""
 
     async def _answer_pending_from_grants(self) -> tuple[str, ...]:

@@ -101,7 +101,7 @@ async def test_a_person_cannot_grant_a_pattern_the_config_would_refuse() -> None
     req = await next_pending(inbox)
     with pytest.raises(Failure) as err:
         await inbox.decide(req.id, True, "alice", "run", pattern="*.com")
-    assert err.value.code == "bad_pattern" and "single label" in err.value.message
+    assert err.value.code == "bad-pattern" and "single label" in err.value.message
     assert inbox.pending() == [req]
     await inbox.decide(req.id, False, "alice")
     assert not (await task).allow
