@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.operator_ops import Send, _arg, op
-from console.policy import Provenance, new_grant, parse_scope
+from console.policy import Provenance, parse_scope
 from console.protocol import Failure
 
 if TYPE_CHECKING:
@@ -42,32 +42,51 @@ async def approvals_list(daemon: Daemon, peer: Peer, args: dict[str, Any], send:
     return rows
 
 
-def _profile_grant_edit(daemon: Daemon, req: Any, allow: bool, scope: str, pattern: str | None) -> Any:
-    from console.policy_config import PolicyEditError, preview_grant
+def _profile_plan(daemon: Daemon, req: Any, allow: bool, pattern: str | None) -> Any:
+    """The rules a profile-scope decision writes (all of them), the file edit, and the stricter
+    rule that would override them. The same plan makes the preview and the save."""
+    from console.policy_config import PolicyEditError, preview
+    from console.profile_rules import overridden_by, plan
 
     patterns = [pattern] if pattern else list(req.grant_patterns)
     if not patterns:
         raise Failure("no-rule", f"request {req.id} cannot become a rule: its command could not be "
                       "split into rule words", "decide it once, or pass --pattern WORDS")
     try:
-        grant = new_grant(req.kind, patterns[0], "allow" if allow else "deny", parse_scope(scope),
-                          run_id=req.run_id, profile=req.profile, decided_by="preview")
+        planned = plan(req.profile, req.kind, patterns, allow)
     except ValueError as exc:
         raise Failure("bad-pattern", f"pattern {patterns[0]!r}: {exc}") from None
+    path = _config_path(daemon)
     try:
-        return preview_grant(_config_path(daemon), grant)
+        edits = [preview(path, p.profile, p.section, p.list_name, p.rule) for p in planned]
     except PolicyEditError as exc:
         raise Failure("cannot-save-rule", str(exc)) from None
+    override = overridden_by(daemon.cfg.profile(req.profile), req.kind, req.subject, planned)
+    return planned, edits, override
+
+
+def _preview_result(planned: Any, edits: Any, override: Any) -> dict[str, Any]:
+    first = edits[0]
+    return {"file": str(first.path), "profile": first.profile, "section": first.section,
+            "list": first.list_name, "rule": first.rule, "changed": any(e.changed for e in edits),
+            "diff": "".join(e.diff for e in edits), "lines": [p.line() for p in planned],
+            "overridden_by": override.to_dict() if override else None}
+
+
+def _refuse_overridden(override: Any) -> None:
+    raise Failure("rule-overridden", f"this rule would never take effect: {override.describe()} is "
+                  "stricter and still decides it, so nothing was saved",
+                  "decide with --scope run, a duration or global (a grant outranks an ask rule), "
+                  "or change that rule in your config")
 
 
 @op("approval.preview")
 async def approval_preview(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    """The exact rule a profile-scope decision would write, and where, before it is saved."""
+    """Every rule a profile-scope decision would write, and where, before it is saved; and the
+    stricter rule that would override them, if one would."""
     req = _request(daemon, _arg(args, "id", str))
-    edit = _profile_grant_edit(daemon, req, _arg(args, "allow", bool), "profile",
-                               _arg(args, "pattern", str, None))
-    return {"file": str(edit.path), "profile": edit.profile, "section": edit.section,
-            "list": edit.list_name, "rule": edit.rule, "diff": edit.diff, "changed": edit.changed}
+    return _preview_result(*_profile_plan(daemon, req, _arg(args, "allow", bool),
+                                          _arg(args, "pattern", str, None)))
 
 
 def _request(daemon: Daemon, request_id: str) -> Any:
@@ -78,10 +97,34 @@ def _request(daemon: Daemon, request_id: str) -> Any:
     return req
 
 
+async def _save_planned(daemon: Daemon, peer: Peer, planned: Any, request_id: str) -> dict[str, Any]:
+    """Write exactly the planned rules, record one policy.changed (the same shape a reload
+    records), then load the file again."""
+    from console.policy_config import PolicyEditError, apply
+
+    path = _config_path(daemon)
+    saved: dict[str, Any] = {"file": str(path), "lines": [p.line() for p in planned]}
+    try:
+        for p in planned:
+            apply(path, p.profile, p.section, p.list_name, p.rule)
+    except PolicyEditError as exc:
+        return saved | {"error": str(exc)}
+    await daemon.services.record_security(
+        "policy.changed", actor=peer.user,
+        text=f"{peer.user} saved {len(planned)} rule(s) to {path}: " + "; ".join(saved["lines"]),
+        data={"cause": "profile-rule", "files": [str(path)], "diff": saved["lines"],
+              "profile": planned[0].profile, "request_id": request_id},
+    )
+    try:
+        daemon.reload_config()
+        _sockets(daemon).reload()
+    except Exception as exc:  # the grant is in force anyway; say why the file did not load
+        saved["reload_error"] = str(exc)
+    return saved
+
+
 @op("approval.decide", decides=True)
 async def approval_decide(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    from console.policy_config import PolicyEditError, apply_grant
-
     request_id = _arg(args, "id", str)
     allow = _arg(args, "allow", bool)
     scope = _arg(args, "scope", str, "once")
@@ -91,30 +134,15 @@ async def approval_decide(daemon: Daemon, peer: Peer, args: dict[str, Any], send
     except ValueError as exc:
         raise Failure("bad-scope", str(exc)) from None
     req = _request(daemon, request_id)
+    planned: Any = None
     if parsed.kind == "profile" and req.state == "pending":
-        _profile_grant_edit(daemon, req, allow, scope, pattern)  # refuse before deciding
+        planned, _, override = _profile_plan(daemon, req, allow, pattern)  # refuse before deciding
+        if override is not None:
+            _refuse_overridden(override)
     result = await _sockets(daemon).inbox.decide(request_id, allow, peer.user, scope, pattern=pattern)
     saved = None
-    if parsed.kind == "profile":
-        for grant in result.grants:
-            try:
-                edit = apply_grant(_config_path(daemon), grant)
-            except PolicyEditError as exc:
-                saved = {"error": str(exc)}
-                break
-            saved = {"file": str(edit.path), "rule": edit.rule, "list": edit.list_name,
-                     "section": edit.section}
-            await daemon.services.record_security(
-                "policy.changed", actor=peer.user,
-                text=f"{peer.user} added {edit.section} {edit.list_name} rule {edit.rule!r} to "
-                     f"profile {edit.profile} in {edit.path}",
-                data=saved | {"profile": edit.profile, "request_id": request_id},
-            )
-        try:
-            daemon.reload_config()
-            _sockets(daemon).reload()
-        except Exception as exc:  # the grant is in force anyway; say why the file did not load
-            saved = (saved or {}) | {"reload_error": str(exc)}
+    if planned:
+        saved = await _save_planned(daemon, peer, planned, request_id)
     return {
         "request_id": result.request_id, "allow": result.allow, "actor": result.actor,
         "scope": result.scope, "decided_at": result.decided_at,

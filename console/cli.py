@@ -357,18 +357,26 @@ def approvals(c: Context, run_id: str | None, as_json: bool) -> None:
 
 
 def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str | None,
-            yes: bool, as_json: bool) -> None:
+            yes: bool, as_json: bool, preview_only: bool = False) -> None:
     with c.client() as client:
         if scope == "profile":
             edit = client.call("approval.preview", id=request_id, allow=allow, pattern=pattern)
+            if preview_only:
+                click.echo(dumps(edit) if as_json else _preview_text(edit))
+                return
             if not as_json:
-                click.echo(f"this adds the {edit['section']} {edit['list']} rule {edit['rule']!r} "
-                           f"to profile {edit['profile']} in {edit['file']}:")
-                click.echo(edit["diff"] or "(the rule is already there)")
+                click.echo(_preview_text(edit))
+            if edit.get("overridden_by"):
+                fail(f"this rule would never take effect: {edit['overridden_by']['text']} is "
+                     "stricter and still decides it; nothing was saved",
+                     "decide with --scope run, a duration or global (a grant outranks an ask rule), "
+                     "or change that rule in your config")
             if not yes:
                 if not sys.stdin.isatty():
                     fail("a profile rule is saved only when confirmed", "add --yes to confirm")
-                click.confirm("save this rule?", abort=True)
+                click.confirm("save these rules?", abort=True)
+        elif preview_only:
+            fail("--preview shows what --scope profile would write", "add --scope profile")
         result = client.call("approval.decide", id=request_id, allow=allow, scope=scope, pattern=pattern)
     if as_json:
         click.echo(dumps(result))
@@ -388,7 +396,16 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
         click.echo(f"  warning: {saved.get('error') or saved.get('reload_error')}", err=True)
 
 
+def _preview_text(edit: dict[str, Any]) -> str:
+    lines = [f"this writes to {edit['file']}:", *(f"  {line}" for line in edit["lines"])]
+    lines.append(edit["diff"] or "(the rules are already there)")
+    if edit.get("overridden_by"):
+        lines.append(f"but it would never take effect: {edit['overridden_by']['text']} is stricter")
+    return "\n".join(lines)
+
+
 _SCOPE_HELP = "once, run, a duration (10m, 2h), profile (saved to the config) or global"
+_PREVIEW_HELP = "With --scope profile: show every rule it would write, and save nothing."
 
 
 @main.command()
@@ -396,12 +413,14 @@ _SCOPE_HELP = "once, run, a duration (10m, 2h), profile (saved to the config) or
 @click.option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
 @click.option("--pattern", metavar="WORDS", help="The rule to grant, instead of the request's own exact command; it covers added words too.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
+@click.option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
-def approve(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool, as_json: bool) -> None:
+def approve(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool, preview_only: bool,
+            as_json: bool) -> None:
     """Approve a pending request."""
-    _decide(c, request_id, True, scope, pattern, yes, as_json)
+    _decide(c, request_id, True, scope, pattern, yes, as_json, preview_only)
 
 
 @main.command()
@@ -409,12 +428,14 @@ def approve(c: Context, request_id: str, scope: str, pattern: str | None, yes: b
 @click.option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
 @click.option("--pattern", metavar="WORDS", help="The rule to deny, instead of the request's own.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
+@click.option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
-def deny(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool, as_json: bool) -> None:
+def deny(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool, preview_only: bool,
+         as_json: bool) -> None:
     """Deny a pending request."""
-    _decide(c, request_id, False, scope, pattern, yes, as_json)
+    _decide(c, request_id, False, scope, pattern, yes, as_json, preview_only)
 
 
 @main.command()
