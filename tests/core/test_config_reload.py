@@ -80,8 +80,10 @@ def test_sighup_and_a_changed_file_reload(home: Path, daemon_env: dict) -> None:
         path.write_text(BASE + 'forbid = ["make"]\n')
         assert d.proc is not None
         d.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: decision(d, "make") == "deny", "the SIGHUP reload")
+        time.sleep(0.5)
+        # checked first: a CLI call to a stopped daemon would start another one
         assert d.proc.poll() is None, "SIGHUP reloads; it does not stop the daemon"
+        wait_for(lambda: decision(d, "make") == "deny", "the SIGHUP reload")
         path.write_text(BASE.replace('allow = ["ls"]', 'allow = ["ls", "make"]'))
         wait_for(lambda: decision(d, "make") == "allow", "the reload on a file change")
         causes = [c["data"].get("cause") for c in changes(d)]
