@@ -29,7 +29,21 @@ class Context:
         self.config_file = Path(os.environ["PILOTHOUSE_CONFIG"]) if config else None
 
     def client(self, autostart: bool = True) -> Client:
-        return Client(self.paths, autostart=autostart, config_file=self.config_file)
+        client = Client(self.paths, autostart=autostart, config_file=self.config_file)
+        if self.config_file is not None:
+            self._warn_if_daemon_uses_another_file(client)
+        return client
+
+    def _warn_if_daemon_uses_another_file(self, client: Client) -> None:
+        """--config reaches a daemon only when it starts one: say so when one already ran."""
+        try:
+            theirs = client.call("hello").get("config_file")
+        except ClientError:
+            return
+        if theirs is None or Path(theirs).expanduser().resolve() != self.config_file:
+            click.echo(f"pilothouse: warning: --config {self.config_file} is not what the running "
+                       f"daemon uses ({theirs or 'built-in profiles only'}); its answers come from "
+                       "that. Stop it (`pilothouse daemon stop`) to use this file.", err=True)
 
 
 def fail(message: str, hint: str = "", code: int = 1) -> None:
@@ -496,12 +510,13 @@ def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bo
 
 
 def _daemon_config_files(c: Context) -> list[str] | None:
-    """The files a running daemon loaded, or None when none runs (never starts one)."""
+    """The config file a running daemon uses, or None when none runs (never starts one)."""
     try:
-        with c.client(autostart=False) as client:
-            return list(client.call("hello").get("config_files") or [])
+        with Client(c.paths, autostart=False) as client:
+            theirs = client.call("hello").get("config_file")
     except (ClientError, OSError):
         return None
+    return [theirs] if theirs else ["built-in profiles only"]
 
 
 @policy.command("rules")

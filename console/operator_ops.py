@@ -83,6 +83,7 @@ async def hello(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) ->
         "user": peer.user, "role": peer.role, "home": str(daemon.paths.runtime_dir.parent),
         "uptime_s": round(time.time() - daemon.started_at, 1), "config_files": daemon.cfg.files,
         "config_error": daemon.reloader.error if daemon.reloader else None,
+        "config_file": daemon.cfg.user_file,  # where its rules come from (may not exist yet)
     }
 
 

@@ -139,3 +139,13 @@ def test_the_daemon_answers_every_form_without_an_internal_error(daemon) -> None
     for subject in ("[::1]:443", "http://x.invalid/", "a b", "[::1"):
         out = daemon.cli("policy", "check", "demo", "--host", subject, "--json")
         assert json.loads(out.stdout)["decision"] in ("allow", "ask", "deny", "reject")
+
+
+def test_any_command_warns_when_the_daemon_runs_another_file(daemon, tmp_path: Path) -> None:
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[profiles.p]\ncommand = ["true"]\n')
+    out = daemon.cli("--config", str(mine), "profiles", "--json")
+    assert "not what the running daemon uses" in out.stderr and str(mine) in out.stderr
+    json.loads(out.stdout)  # stdout stays clean JSON
+    same = daemon.cli("--config", daemon.env["PILOTHOUSE_CONFIG"], "profiles", "--json")
+    assert "warning" not in same.stderr
