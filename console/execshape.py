@@ -17,6 +17,17 @@ import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
+
+from console.shellwords import (
+    CommandPart,
+    ParseError,
+    command_words,
+    expand,
+    strict_variants,
+    unwrap_stages,
+    write_targets,
+)
 
 # Long and short spellings of one flag, per program, folded to one name.
 _ALIASES: dict[str, dict[str, str]] = {
@@ -148,3 +159,73 @@ def risky_options(program: str, words: Sequence[str]) -> list[str]:
         elif w.startswith("-") and not w.startswith("--") and not whole and any(c in short for c in w[1:]):
             found.append(w)
     return found
+
+
+# --- rules and grant patterns, read once ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandPattern:
+    """One exec rule or grant pattern, read once by the same parser that reads commands."""
+
+    part: CommandPart
+
+    @cached_property
+    def words(self) -> tuple[str, ...]:
+        return tuple(self.part.words)
+
+    @cached_property
+    def program_words(self) -> tuple[str, ...]:
+        return tuple(command_words(self.part))
+
+    @cached_property
+    def writes(self) -> frozenset[str]:
+        return frozenset(write_targets(self.part))
+
+    @cached_property
+    def shape(self) -> Shape | None:
+        return shape_of(unwrap_stages(list(self.program_words))[0])
+
+    def reaches(self, part: CommandPart) -> bool:
+        """For forbid and ask rules and deny grants: the literal words as a prefix (as written
+        or through wrappers), or the same program with the same flags in any order or spelling."""
+        n = len(self.words)
+        if any(n <= len(v) and tuple(v[:n]) == self.words for v in strict_variants(part)):
+            return True
+        mine = self.shape
+        if mine is None:
+            return False
+        stages = unwrap_stages(command_words(part))
+        return any(theirs is not None and covers(mine, theirs) for theirs in map(shape_of, stages))
+
+    def allows(self, part: CommandPart) -> bool:
+        """For allow rules and wide grants: the literal words as a prefix, and nothing past them
+        that writes a file or runs a program unless the pattern names it."""
+        own, words = self.program_words, command_words(part)
+        n = len(own)
+        if not (n <= len(words) and tuple(words[:n]) == own):
+            return False
+        if not set(write_targets(part)) <= self.writes:
+            return False
+        return not risky_options(words[0] if words else "", words[n:])
+
+    def is_exactly(self, part: CommandPart) -> bool:
+        return part.words == self.part.words and part.redirects == self.part.redirects
+
+
+def compile_pattern(text: str) -> CommandPattern:
+    """The one reading of an exec rule or exec grant pattern; ValueError says what is wrong."""
+    try:
+        parts = expand(text)
+    except ParseError as exc:
+        raise ValueError(f"cannot read it as shell words ({exc})") from None
+    if len(parts) != 1 or parts[0].opaque:
+        raise ValueError("a rule is one plain command: no ;, &&, ||, |, $(...), backticks or $'...'")
+    if not command_words(parts[0]):
+        raise ValueError("a rule needs a command, not only a redirection")
+    return CommandPattern(parts[0])
+
+
+def rule_words(text: str) -> tuple[str, ...]:
+    """The words of one exec rule or exec grant pattern; ValueError says what is wrong."""
+    return compile_pattern(text).words
