@@ -137,7 +137,7 @@ _RISKY_WORDS = {
     "find": {"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf",
              "-fls"},
 }
-_MIN_ABBREV = 3  # `--out` may stand for --output; `--o` is too ambiguous to be read as one
+_MIN_ABBREV = 1  # GNU getopt takes any unambiguous prefix: for sort, `--o=FILE` is --output
 
 
 def _risky_long(word: str) -> bool:

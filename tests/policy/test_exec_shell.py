@@ -26,7 +26,7 @@ READ_ONLY = ExecRules(allow=["grep", "rg", "git diff", "git status", "sort", "fi
     "git diff --output=/some/file", "git diff --output /some/file", "git diff --outp=/some/file",
     "git diff --ext-diff", "sort -o /etc/passwd f", "sort -uo out f", "sort --output=out f",
     "find . -exec sh -c id \\;", "find . -delete", "find . -fprint out", "find . -execdir id +",
-    "grep x f > /dev/null > out",
+    "grep x f > /dev/null > out", "sort --o=/etc/passwd f", "git diff --out=/x",
 ])
 def test_allow_never_carries_a_write_or_an_executing_option(command: str) -> None:
     assert READ_ONLY.evaluate(command).action == "ask", command

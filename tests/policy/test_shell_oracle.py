@@ -96,8 +96,10 @@ def test_random_lines_agree_with_the_oracle(tokens: list[str]) -> None:
     names, writes = _oracle(line)
     try:
         our_names, our_writes = _ours(line)
+        opaque = any(p.opaque for p in expand(line))
     except ParseError:
         return
-    assert names <= our_names, (line, names - our_names)
+    if not opaque:  # a substituted command name is unknowable: the policy asks, whatever runs
+        assert names <= our_names, (line, names - our_names)
     if writes:
         assert our_writes, (line, writes)
