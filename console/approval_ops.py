@@ -104,22 +104,23 @@ async def _save_planned(daemon: Daemon, peer: Peer, planned: Any, request_id: st
 
     path = _config_path(daemon)
     saved: dict[str, Any] = {"file": str(path), "lines": [p.line() for p in planned]}
-    try:
-        for p in planned:
-            apply(path, p.profile, p.section, p.list_name, p.rule)
-    except PolicyEditError as exc:
-        return saved | {"error": str(exc)}
-    await daemon.services.record_security(
-        "policy.changed", actor=peer.user,
-        text=f"{peer.user} saved {len(planned)} rule(s) to {path}: " + "; ".join(saved["lines"]),
-        data={"cause": "profile-rule", "files": [str(path)], "diff": saved["lines"],
-              "profile": planned[0].profile, "request_id": request_id},
-    )
-    try:
-        daemon.reload_config()
-        _sockets(daemon).reload()
-    except Exception as exc:  # the grant is in force anyway; say why the file did not load
-        saved["reload_error"] = str(exc)
+    async with daemon.reloader.lock:  # the file watcher waits: this is one change, not two
+        try:
+            for p in planned:
+                apply(path, p.profile, p.section, p.list_name, p.rule)
+        except PolicyEditError as exc:
+            return saved | {"error": str(exc)}
+        await daemon.services.record_security(  # recorded before it takes effect
+            "policy.changed", actor=peer.user,
+            text=f"{peer.user} saved {len(planned)} rule(s) to {path}: " + "; ".join(saved["lines"]),
+            data={"cause": "profile-rule", "files": [str(path)], "diff": saved["lines"],
+                  "profile": planned[0].profile, "request_id": request_id},
+        )
+        try:
+            daemon.reload_config()
+            _sockets(daemon).reload()
+        except Exception as exc:  # the grant is in force anyway; say why the file did not load
+            saved["reload_error"] = str(exc)
     return saved
 
 

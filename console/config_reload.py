@@ -43,7 +43,9 @@ class ConfigReloader:
         self.error: dict[str, Any] | None = None
         self._stamp = self._file_stamp()
         self._task: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
+        # Held by every reload and by the daemon while it writes the file itself, so the watcher
+        # never reloads a file the daemon is writing (and records one change, not two).
+        self.lock = asyncio.Lock()
 
     def _file_stamp(self) -> tuple[int, int, int] | None:
         path = self.daemon.config_file
@@ -59,7 +61,7 @@ class ConfigReloader:
 
     async def reload(self, actor: str, cause: str) -> dict[str, Any]:
         """Load, validate, record, apply. Raises ConfigError (the old config stays)."""
-        async with self._lock:
+        async with self.lock:
             self._stamp = self._file_stamp()
             try:
                 cfg = config_mod.load(self.daemon.config_file)
@@ -102,7 +104,11 @@ class ConfigReloader:
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             stamp = self._file_stamp()
-            if stamp is not None and stamp != self._stamp:
+            if stamp is None or stamp == self._stamp:
+                continue
+            async with self.lock:  # the daemon may be writing it: wait, then look again
+                changed = self._file_stamp() != self._stamp
+            if changed:
                 try:  # the person is whoever owns the file they changed
                     owner = _user(os.stat(self.daemon.config_file).st_uid)
                 except OSError:
