@@ -64,6 +64,39 @@ class ErrorCode(StrEnum):
     UNKNOWN_REQUEST = "unknown-request"
 
 
+class EventKind(StrEnum):
+    """Every kind of event the store records (docs/protocol.md): one name, one shape each."""
+
+    APPROVAL_CANCELLED = "approval.cancelled"
+    APPROVAL_DECIDED = "approval.decided"
+    APPROVAL_REFUSED = "approval.refused"
+    APPROVAL_REFUSED_OP = "approval.refused_op"
+    APPROVAL_REQUESTED = "approval.requested"
+    DAEMON_STARTED = "daemon.started"
+    DAEMON_STOP = "daemon.stop"
+    DAEMON_STOPPED = "daemon.stopped"
+    GPU_SAMPLE = "gpu.sample"
+    GPU_STATUS = "gpu.status"
+    GRANT_REVOKED = "grant.revoked"
+    NET_CLOSED = "net.closed"
+    NET_DECISION = "net.decision"
+    NET_ERROR = "net.error"
+    NET_REJECTED = "net.rejected"
+    NET_SNI_MISMATCH = "net.sni_mismatch"
+    OPERATOR_DENIED_OP = "operator.denied_op"
+    OPERATOR_REFUSED = "operator.refused"
+    POLICY_CHANGED = "policy.changed"  # {cause, files, diff, ...}: reloads and saved profile rules
+    POLICY_DECISION = "policy.decision"
+    RUN_ENDED = "run.ended"
+    RUN_KILL = "run.kill"
+    RUN_LOST = "run.lost"
+    RUN_STARTED = "run.started"
+    SANDBOX_ORPHANS_REMOVED = "sandbox.orphans_removed"
+    STORE_CHAIN_WARNING = "store.chain_warning"
+    STORE_PRUNE = "store.prune"
+    TOKENS = "tokens"
+
+
 @dataclass
 class Failure(Exception):
     """An expected failure, sent to the peer as an error response (never a traceback)."""

@@ -28,3 +28,19 @@ def test_every_code_is_documented() -> None:
     doc = (REPO / "docs" / "protocol.md").read_text()
     missing = [c.value for c in ErrorCode if f"`{c.value}`" not in doc]
     assert not missing, missing
+
+
+def test_every_recorded_event_kind_is_in_the_enum_and_documented() -> None:
+    from console.protocol import EventKind
+
+    pattern = re.compile(r'(?:acommit|record_security|\brecord|_rec|_record_quietly|_record)\(\s*'
+                         r'"([a-z_]+\.[a-z_.]+|tokens)"', re.S)
+    used = set()
+    for root in ("console", "store"):
+        for path in (REPO / root).rglob("*.py"):
+            text = path.read_text()
+            used |= set(pattern.findall(text))
+            used |= set(re.findall(r'EVENT_[A-Z_]+ = "([a-z_.]+)"', text))
+    assert used <= {k.value for k in EventKind}, used - {k.value for k in EventKind}
+    doc = (REPO / "docs" / "protocol.md").read_text()
+    assert not [k.value for k in EventKind if f"`{k.value}`" not in doc]
