@@ -154,7 +154,7 @@ class RunSockets:
     def _gate_asker(self, run: Run, profile: Profile) -> Any:
         async def ask(request: NetAsk) -> Verdict:
             decided = decide_network(
-                network_rules(profile), request.host, request.port,
+                network_rules(self.profile(profile.name)), request.host, request.port,
                 [ip_address(a) for a in request.addresses] if request.addresses else None,
                 grants=self.grants, run_id=run.id, profile=profile.name)
             if decided.action != "ask":
