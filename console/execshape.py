@@ -201,13 +201,21 @@ class CommandPattern:
     def allows(self, part: CommandPart) -> bool:
         """For allow rules and wide grants: the literal words as a prefix, and nothing past them
         that writes a file or runs a program unless the pattern names it."""
+        return self.prefix_of(part) and self.beyond(part) is None
+
+    def prefix_of(self, part: CommandPart) -> bool:
         own, words = self.program_words, command_words(part)
-        n = len(own)
-        if not (n <= len(words) and tuple(words[:n]) == own):
-            return False
-        if not set(write_targets(part)) <= self.writes:
-            return False
-        return not risky_options(words[0] if words else "", words[n:])
+        return len(own) <= len(words) and tuple(words[: len(own)]) == own
+
+    def beyond(self, part: CommandPart) -> str | None:
+        """What a command does past this pattern's words that an allow may not carry: files its
+        redirections write, options that run a program or write a file. None when nothing."""
+        words = command_words(part)
+        writes = sorted(set(write_targets(part)) - self.writes)
+        risky = risky_options(words[0] if words else "", words[len(self.program_words):])
+        said = ([f"writes {', '.join(w or '(no target)' for w in writes)}"] if writes else []) + (
+            [f"has {', '.join(risky)}"] if risky else [])
+        return "; ".join(said) or None
 
     def is_exactly(self, part: CommandPart) -> bool:
         return part.words == self.part.words and part.redirects == self.part.redirects

@@ -134,6 +134,16 @@ class ExecRules:
         return evaluate_exec(command, self)
 
 
+def _why_no_allow(rules: ExecRules, part: CommandPart) -> str | None:
+    """When an allow rule's words match but the command goes beyond what it may carry, say so."""
+    near = [r for r in rules.allow if r.pattern.prefix_of(part)]
+    if not near:
+        return None
+    rule = max(near, key=lambda r: len(r.words))
+    return (f'no rule allows it: the allow rule "{rule.source.text}" does not cover what this '
+            f"command also does ({rule.pattern.beyond(part)}); the default \"{rules.default}\"")
+
+
 def _most_specific(rules: list[_Rule], part: CommandPart) -> _Rule | None:
     # The longest (most specific) matching rule is the one worth naming.
     hits = [r for r in rules if r.matches(part)]
@@ -194,7 +204,8 @@ def evaluate_exec(
         elif allowed and not part.opaque:
             verdict = ("allow", allowed.provenance())
         else:
-            verdict = (rules.default, Provenance("default", rule_list=rules.default))
+            verdict = (rules.default, Provenance("default", rule_list=rules.default,
+                                                 detail=_why_no_allow(rules, part)))
         if part.opaque and verdict[0] == "allow":
             verdict = ("ask", Provenance("default", rule_list="ask", detail=(
                 f'"{canonical(part)}" depends on a substitution or quoting the rules cannot '

@@ -28,8 +28,8 @@ def provenance_of(match: NetMatch) -> Provenance:
     """The provenance of a rules-only network verdict, in the one type every decision uses."""
     if match.basis == "default":
         return Provenance("default", rule_list=match.action, detail=match.reason)
-    if match.basis == "not-routable":
-        return Provenance("rule", rule_list="deny", detail=match.reason)
+    if match.basis == "not-routable":  # a built-in limit, no rule of the config's
+        return Provenance("limit", rule_list="deny", detail=match.reason)
     return Provenance("rule", rule=match.rule, rule_list=match.action, source=match.source,
                       detail=match.reason)
 

@@ -32,6 +32,13 @@ def test_allow_never_carries_a_write_or_an_executing_option(command: str) -> Non
     assert READ_ONLY.evaluate(command).action == "ask", command
 
 
+def test_the_reason_names_the_allow_rule_and_what_it_does_not_cover() -> None:
+    d = READ_ONLY.evaluate("grep x f > ~/.profile")
+    assert 'allow rule "grep" does not cover' in d.provenance.describe()
+    assert "writes ~/.profile" in d.provenance.describe()
+    assert "has --pre" in READ_ONLY.evaluate("rg --pre ./evil.sh x .").provenance.describe()
+
+
 @pytest.mark.parametrize("command", [
     "grep x f", "grep x f 2>/dev/null", "grep x f > /dev/null", "grep x f 2>&1 | sort",
     "grep x < f", "rg -n x .", "git diff --stat", "sort -u f", "find . -name '*.py'",

@@ -69,7 +69,8 @@ def test_rules_come_before_grants_and_deny_grants_before_allow_grants() -> None:
     import ipaddress
 
     private = decide("a.example.net", addresses=[ipaddress.ip_address("10.0.0.1")])
-    assert private.action == "deny" and private.provenance.kind == "rule"  # no grant opens it
+    assert private.action == "deny" and private.provenance.kind == "limit"  # no grant opens it
+    assert private.provenance.describe().startswith("a.example.net resolves to 10.0.0.1")
 
 
 def test_decisions_are_ordered() -> None:
