@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.operator_ops import Send, _arg, op
-from console.policy import Provenance, evaluate_exec, new_grant, parse_scope
+from console.policy import Provenance, parse_scope
 from console.protocol import Failure
 
 if TYPE_CHECKING:
@@ -42,43 +42,90 @@ async def approvals_list(daemon: Daemon, peer: Peer, args: dict[str, Any], send:
     return rows
 
 
-def _profile_grant_edit(daemon: Daemon, req: Any, allow: bool, scope: str, pattern: str | None) -> Any:
-    from console.policy_config import PolicyEditError, preview_grant
+def _profile_plan(daemon: Daemon, req: Any, allow: bool, pattern: str | None) -> Any:
+    """The rules a profile-scope decision writes (all of them), the file edit, and the stricter
+    rule that would override them. The same plan makes the preview and the save."""
+    from console.policy_config import PolicyEditError, preview
+    from console.profile_rules import overridden_by, plan
 
     patterns = [pattern] if pattern else list(req.grant_patterns)
     if not patterns:
         raise Failure("no-rule", f"request {req.id} cannot become a rule: its command could not be "
                       "split into rule words", "decide it once, or pass --pattern WORDS")
-    grant = new_grant(req.kind, patterns[0], "allow" if allow else "deny", parse_scope(scope),
-                      run_id=req.run_id, profile=req.profile, decided_by="preview")
     try:
-        return preview_grant(_config_path(daemon), grant)
+        planned = plan(req.profile, req.kind, patterns, allow)
+    except ValueError as exc:
+        raise Failure("bad-pattern", f"pattern {patterns[0]!r}: {exc}") from None
+    path = _config_path(daemon)
+    try:
+        edits = [preview(path, p.profile, p.section, p.list_name, p.rule) for p in planned]
     except PolicyEditError as exc:
         raise Failure("cannot-save-rule", str(exc)) from None
+    override = overridden_by(daemon.cfg.profile(req.profile), req.kind, req.subject, planned)
+    return planned, edits, override
+
+
+def _preview_result(planned: Any, edits: Any, override: Any) -> dict[str, Any]:
+    first = edits[0]
+    return {"file": str(first.path), "profile": first.profile, "section": first.section,
+            "list": first.list_name, "rule": first.rule, "changed": any(e.changed for e in edits),
+            "diff": "".join(e.diff for e in edits), "lines": [p.line() for p in planned],
+            "overridden_by": override.to_dict() if override else None}
+
+
+def _refuse_overridden(override: Any) -> None:
+    raise Failure("rule-overridden", f"this rule would never take effect: {override.describe()} is "
+                  "stricter and still decides it, so nothing was saved",
+                  "decide with --scope run, a duration or global (a grant outranks an ask rule), "
+                  "or change that rule in your config")
 
 
 @op("approval.preview")
 async def approval_preview(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    """The exact rule a profile-scope decision would write, and where, before it is saved."""
+    """Every rule a profile-scope decision would write, and where, before it is saved; and the
+    stricter rule that would override them, if one would."""
     req = _request(daemon, _arg(args, "id", str))
-    edit = _profile_grant_edit(daemon, req, _arg(args, "allow", bool), "profile",
-                               _arg(args, "pattern", str, None))
-    return {"file": str(edit.path), "profile": edit.profile, "section": edit.section,
-            "list": edit.list_name, "rule": edit.rule, "diff": edit.diff, "changed": edit.changed}
+    return _preview_result(*_profile_plan(daemon, req, _arg(args, "allow", bool),
+                                          _arg(args, "pattern", str, None)))
 
 
 def _request(daemon: Daemon, request_id: str) -> Any:
     req = _sockets(daemon).inbox.get(request_id)
     if req is None:
-        raise Failure("unknown_request", f"no approval request {request_id!r}",
+        raise Failure("unknown-request", f"no approval request {request_id!r}",
                       "`pilothouse approvals` lists the pending ones")
     return req
 
 
+async def _save_planned(daemon: Daemon, peer: Peer, planned: Any, request_id: str) -> dict[str, Any]:
+    """Write exactly the planned rules, record one policy.changed (the same shape a reload
+    records), then load the file again."""
+    from console.policy_config import PolicyEditError, apply
+
+    path = _config_path(daemon)
+    saved: dict[str, Any] = {"file": str(path), "lines": [p.line() for p in planned]}
+    async with daemon.reloader.lock:  # the file watcher waits: this is one change, not two
+        try:
+            for p in planned:
+                apply(path, p.profile, p.section, p.list_name, p.rule)
+        except PolicyEditError as exc:
+            return saved | {"error": str(exc)}
+        await daemon.services.record_security(  # recorded before it takes effect
+            "policy.changed", actor=peer.user,
+            text=f"{peer.user} saved {len(planned)} rule(s) to {path}: " + "; ".join(saved["lines"]),
+            data={"cause": "profile-rule", "files": [str(path)], "diff": saved["lines"],
+                  "profile": planned[0].profile, "request_id": request_id},
+        )
+        try:
+            daemon.reload_config()
+            _sockets(daemon).reload()
+        except Exception as exc:  # the grant is in force anyway; say why the file did not load
+            saved["reload_error"] = str(exc)
+    return saved
+
+
 @op("approval.decide", decides=True)
 async def approval_decide(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    from console.policy_config import PolicyEditError, apply_grant
-
     request_id = _arg(args, "id", str)
     allow = _arg(args, "allow", bool)
     scope = _arg(args, "scope", str, "once")
@@ -86,32 +133,17 @@ async def approval_decide(daemon: Daemon, peer: Peer, args: dict[str, Any], send
     try:
         parsed = parse_scope(scope)
     except ValueError as exc:
-        raise Failure("bad_scope", str(exc)) from None
+        raise Failure("bad-scope", str(exc)) from None
     req = _request(daemon, request_id)
+    planned: Any = None
     if parsed.kind == "profile" and req.state == "pending":
-        _profile_grant_edit(daemon, req, allow, scope, pattern)  # refuse before deciding
+        planned, _, override = _profile_plan(daemon, req, allow, pattern)  # refuse before deciding
+        if override is not None:
+            _refuse_overridden(override)
     result = await _sockets(daemon).inbox.decide(request_id, allow, peer.user, scope, pattern=pattern)
     saved = None
-    if parsed.kind == "profile":
-        for grant in result.grants:
-            try:
-                edit = apply_grant(_config_path(daemon), grant)
-            except PolicyEditError as exc:
-                saved = {"error": str(exc)}
-                break
-            saved = {"file": str(edit.path), "rule": edit.rule, "list": edit.list_name,
-                     "section": edit.section}
-            await daemon.services.record_security(
-                "policy.changed", actor=peer.user,
-                text=f"{peer.user} added {edit.section} {edit.list_name} rule {edit.rule!r} to "
-                     f"profile {edit.profile} in {edit.path}",
-                data=saved | {"profile": edit.profile, "request_id": request_id},
-            )
-        try:
-            daemon.reload_config()
-            _sockets(daemon).reload()
-        except Exception as exc:  # the grant is in force anyway; say why the file did not load
-            saved = (saved or {}) | {"reload_error": str(exc)}
+    if planned:
+        saved = await _save_planned(daemon, peer, planned, request_id)
     return {
         "request_id": result.request_id, "allow": result.allow, "actor": result.actor,
         "scope": result.scope, "decided_at": result.decided_at,
@@ -164,11 +196,14 @@ async def policy_rules(daemon: Daemon, peer: Peer, args: dict[str, Any], send: S
     return out
 
 
-def check_policy(daemon: Daemon, profile_name: str, command: str | None, host: str | None,
-                 run_id: str | None = None) -> dict[str, Any]:
-    """One decision by the same code the agent socket and the gate use."""
+async def check_policy(daemon: Daemon, profile_name: str, command: str | None, host: str | None,
+                       run_id: str | None = None, resolve: bool = False,
+                       exact: bool = False) -> dict[str, Any]:
+    """One decision by the same code the agent socket and the gate use (console.policy_check)."""
     from console.config import ConfigError
-    from console.gate.hosts import BadTarget, normalise_host, parse_connect_target
+    from console.gate.common import system_resolver
+    from console.policy import ExecRules
+    from console.policy_check import check_exec, check_network
     from console.run_sockets import network_rules
 
     try:
@@ -176,27 +211,13 @@ def check_policy(daemon: Daemon, profile_name: str, command: str | None, host: s
     except ConfigError as exc:
         raise Failure("no-such-profile", str(exc)) from None
     sockets = _sockets(daemon)
+    common = {"grants": sockets.grants, "run_id": run_id, "profile": prof.name}
+    where = {"config": daemon.cfg.user_file, "config_files": daemon.cfg.files}
     if command is not None:
-        from console.policy import ExecRules
-
-        decision = evaluate_exec(command, ExecRules.from_config(prof.exec), sockets.grants,
-                                 run_id=run_id, profile=prof.name)
-        return {"kind": "exec", "subject": command, "action": decision.action,
-                "provenance": decision.provenance.to_dict(), "describe": decision.provenance.describe()}
+        return {**check_exec(ExecRules.from_config(prof.exec), command, **common), **where}
     assert host is not None
-    text = host if ":" in host.rstrip("]") else f"{host}:443"
-    try:
-        target = parse_connect_target(text)
-    except BadTarget as exc:
-        return {"kind": "network", "subject": host, "action": "reject", "describe": str(exc),
-                "provenance": {"kind": "rule", "detail": str(exc)}}
-    match = network_rules(prof).decide(normalise_host(target.host), target.port, None)
-    prov = Provenance("rule" if match.rule else "default", rule=match.rule, detail=match.reason)
-    return {"kind": "network", "subject": f"{target.host}:{target.port}", "action": match.action,
-            "rule": match.rule, "source": match.source, "describe": match.reason,
-            "provenance": prov.to_dict(),
-            "note": "names are not resolved here; the gate also denies names that resolve to "
-                    "non-routable addresses"}
+    return {**await check_network(network_rules(prof), host, exact=exact,
+                                  resolver=system_resolver if resolve else None, **common), **where}
 
 
 @op("policy.check")
@@ -205,7 +226,9 @@ async def policy_check(daemon: Daemon, peer: Peer, args: dict[str, Any], send: S
     host = _arg(args, "host", str, None)
     if (command is None) == (host is None):
         raise Failure("bad-args", "give a command or a host, not both")
-    return check_policy(daemon, _arg(args, "profile", str), command, host, _arg(args, "run", str, None))
+    return await check_policy(daemon, _arg(args, "profile", str), command, host,
+                              _arg(args, "run", str, None), bool(_arg(args, "resolve", bool, False)),
+                              bool(_arg(args, "exact", bool, False)))
 
 
 def _events_for_request(db: Any, request_id: str) -> list[dict[str, Any]]:
@@ -228,7 +251,7 @@ async def policy_why(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Sen
     await daemon.services.flush()
     events = await daemon.services.read(lambda db: _events_for_request(db, request_id))
     if not events:
-        raise Failure("unknown_request", f"no request {request_id!r} in the history",
+        raise Failure("unknown-request", f"no request {request_id!r} in the history",
                       "request ids are shown by `pilothouse approvals` and `pilothouse history`")
     final = next((e for e in reversed(events) if e["kind"] != "approval.requested"), None)
     prov = (final or {}).get("data", {}).get("provenance") if final else None
@@ -262,15 +285,19 @@ def _past_requests(db: Any, limit: int = 20000) -> list[dict[str, Any]]:
 
 @op("policy.shadow")
 async def policy_shadow(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+    from console.config import NetworkConfig
     from console.policy_shadow import shadow
 
     rule = _arg(args, "rule", str)
     kind = _arg(args, "kind", str, "exec")
     effect = _arg(args, "effect", str, "allow")
+    profile = _arg(args, "profile", str, None)
+    # A host rule without a port covers the profile's ports; with no profile named, the default.
+    ports = daemon.cfg.profile(profile).network.ports if profile else NetworkConfig().ports
     await daemon.services.flush()
     past = await daemon.services.read(_past_requests)
     try:
-        hits = shadow(rule, past, kind=kind, effect=effect)
+        hits = shadow(rule, past, kind=kind, effect=effect, ports=ports)
     except ValueError as exc:
         raise Failure("bad-rule", str(exc)) from None
     return [{"subject": h.request.get("subject"), "kind": h.request.get("kind"),

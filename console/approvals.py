@@ -26,7 +26,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.policy import Grant, GrantTable, Provenance, new_grant, parse_scope, rule_words
+from console.display import request_line
+from console.policy import Grant, GrantTable, Provenance, new_grant, parse_scope
 from console.protocol import Failure
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,10 @@ class Request:
         return max(0.0, (time.time() if now is None else now) - self.created_at)
 
     def summary(self, limit: int = 100) -> str:
-        text = self.title if self.title and self.title != self.subject else self.subject
-        return printable(f"{self.kind} {text}", limit)
+        """What will run (or connect), escaped; the agent's title only beside it, marked."""
+        line = request_line({"kind": self.kind, "subject": self.subject, "title": self.title,
+                             "detail": self.detail}, max(20, limit - len(self.kind) - 1))
+        return f"{self.kind} {line}"
 
     def closed_message(self) -> str:
         at = time.strftime("%H:%M:%S", time.localtime(self.decided_at or self.created_at))
@@ -324,18 +327,18 @@ class Inbox:
         """A person's answer. Raises Failure (unknown_request, already_decided, bad_scope,
         bad_pattern, record_failed); nothing is applied when it raises."""
         if not actor:
-            raise Failure("no_actor", "a decision needs the deciding person's user name")
+            raise Failure("no-actor", "a decision needs the deciding person's user name")
         try:
             sc = parse_scope(scope)
         except ValueError as exc:
-            raise Failure("bad_scope", str(exc)) from None
+            raise Failure("bad-scope", str(exc)) from None
         req = self.get(request_id)
         if req is None:
-            raise Failure("unknown_request", f'no approval request "{printable(request_id, 40)}"',
+            raise Failure("unknown-request", f'no approval request "{printable(request_id, 40)}"',
                           hint="`pilothouse approvals` lists the pending ones")
         async with req.lock:  # a second decider waits here, then sees the first one's answer
             if req.state != "pending":
-                raise Failure("already_decided", req.closed_message())
+                raise Failure("already-decided", req.closed_message())
             now = self._clock()
             grants, note = self._grants_for(req, allow, actor, sc, pattern, now)
             prov = Provenance("person", person=actor, scope=sc.kind,
@@ -346,7 +349,7 @@ class Inbox:
             try:
                 await self._rec(EVENT_DECIDED, data)
             except Exception as exc:
-                raise Failure("record_failed", f"the decision on {req.id} could not be recorded, "
+                raise Failure("record-failed", f"the decision on {req.id} could not be recorded, "
                               f"so it was not applied: {exc}",
                               hint="check the store (`pilothouse doctor`), then decide again") from None
             for g in grants:
@@ -363,14 +366,16 @@ class Inbox:
         patterns = [pattern] if pattern else list(req.grant_patterns)
         if not patterns:
             return [], f"scope {sc.kind} made no grant: the command could not be split into rules"
-        if req.kind == "exec":
-            for p in patterns:
-                try:
-                    rule_words(p)
-                except ValueError as exc:
-                    raise Failure("bad_pattern", f'pattern "{printable(p, 80)}": {exc}') from None
-        grants = [new_grant(req.kind, p, "allow" if allow else "deny", sc, run_id=req.run_id,
-                            profile=req.profile, decided_by=actor, now=now) for p in patterns]
+        # The request's own command makes an exact grant; a pattern the person typed covers
+        # added words too (allow rules' reading: never a write or executing option). Either is
+        # read by the grammar config rules use, so no grant holds what a config could not.
+        try:
+            grants = [new_grant(req.kind, p, "allow" if allow else "deny", sc, run_id=req.run_id,
+                                profile=req.profile, decided_by=actor, now=now,
+                                exact=pattern is None) for p in patterns]
+        except ValueError as exc:
+            shown = printable(pattern or patterns[0], 80)
+            raise Failure("bad-pattern", f'pattern "{shown}": {exc}') from None
         return grants, ""
 
     async def _answer_pending_from_grants(self) -> tuple[str, ...]:

@@ -30,7 +30,21 @@ class Context:
         self.config_file = Path(os.environ["PILOTHOUSE_CONFIG"]) if config else None
 
     def client(self, autostart: bool = True) -> Client:
-        return Client(self.paths, autostart=autostart, config_file=self.config_file)
+        client = Client(self.paths, autostart=autostart, config_file=self.config_file)
+        if self.config_file is not None:
+            self._warn_if_daemon_uses_another_file(client)
+        return client
+
+    def _warn_if_daemon_uses_another_file(self, client: Client) -> None:
+        """--config reaches a daemon only when it starts one: say so when one already ran."""
+        try:
+            theirs = client.call("hello").get("config_file")
+        except ClientError:
+            return
+        if theirs is None or Path(theirs).expanduser().resolve() != self.config_file:
+            click.echo(f"pilothouse: warning: --config {self.config_file} is not what the running "
+                       f"daemon uses ({theirs or 'built-in profiles only'}); its answers come from "
+                       "that. Stop it (`pilothouse daemon stop`) to use this file.", err=True)
 
 
 def fail(message: str, hint: str = "", code: int = 1) -> None:
@@ -186,6 +200,9 @@ def status(c: Context, as_json: bool) -> None:
         return
     click.echo(f"daemon {info['daemon']} pid {info['pid']} up {info['uptime_s']}s, "
                f"you are {info['user']} ({info['role']})")
+    if info.get("config_error"):
+        click.echo(f"config not loaded: {info['config_error']['text']}; the previous policy "
+                   "stays in force (fix the file; it reloads when saved)", err=True)
 
 
 # --- runs --------------------------------------------------------------------------------------
@@ -202,9 +219,12 @@ def status(c: Context, as_json: bool) -> None:
 def run(c: Context, profile: str, command: tuple[str, ...], workspace: str | None, wait: bool, as_json: bool) -> None:
     """Start PROFILE in its sandbox. `-- CMD ARGS...` replaces the profile's command."""
     with c.client() as client:
+        # The profile's `env` names take their values from this shell, not the daemon's.
+        names = next((p.get("env") or [] for p in client.call("profiles") if p["name"] == profile), [])
         record = client.call(
             "run.start", profile=profile, command=list(command) or None,
             workspace=workspace, cwd=os.getcwd(),
+            env={n: os.environ[n] for n in names if n in os.environ},
         )
         if not wait:
             if as_json:
@@ -351,24 +371,34 @@ def approvals(c: Context, run_id: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no pending requests")
         return
+    from console.display import request_line
+
     _table([[r["id"], f"{r['age']:.0f}s", f"{r['expires_in']:.0f}s", r["run_id"], r["kind"],
-             r["summary"][:60]] for r in rows],
+             request_line(r, 100)] for r in rows],
            ["id", "age", "expires", "run", "kind", "request"])
 
 
 def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str | None,
-            yes: bool, as_json: bool) -> None:
+            yes: bool, as_json: bool, preview_only: bool = False) -> None:
     with c.client() as client:
         if scope == "profile":
             edit = client.call("approval.preview", id=request_id, allow=allow, pattern=pattern)
+            if preview_only:
+                click.echo(dumps(edit) if as_json else _preview_text(edit))
+                return
             if not as_json:
-                click.echo(f"this adds the {edit['section']} {edit['list']} rule {edit['rule']!r} "
-                           f"to profile {edit['profile']} in {edit['file']}:")
-                click.echo(edit["diff"] or "(the rule is already there)")
+                click.echo(_preview_text(edit))
+            if edit.get("overridden_by"):
+                fail(f"this rule would never take effect: {edit['overridden_by']['text']} is "
+                     "stricter and still decides it; nothing was saved",
+                     "decide with --scope run, a duration or global (a grant outranks an ask rule), "
+                     "or change that rule in your config")
             if not yes:
                 if not sys.stdin.isatty():
                     fail("a profile rule is saved only when confirmed", "add --yes to confirm")
-                click.confirm("save this rule?", abort=True)
+                click.confirm("save these rules?", abort=True)
+        elif preview_only:
+            fail("--preview shows what --scope profile would write", "add --scope profile")
         result = client.call("approval.decide", id=request_id, allow=allow, scope=scope, pattern=pattern)
     if as_json:
         click.echo(dumps(result))
@@ -388,20 +418,31 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
         click.echo(f"  warning: {saved.get('error') or saved.get('reload_error')}", err=True)
 
 
+def _preview_text(edit: dict[str, Any]) -> str:
+    lines = [f"this writes to {edit['file']}:", *(f"  {line}" for line in edit["lines"])]
+    lines.append(edit["diff"] or "(the rules are already there)")
+    if edit.get("overridden_by"):
+        lines.append(f"but it would never take effect: {edit['overridden_by']['text']} is stricter")
+    return "\n".join(lines)
+
+
 _SCOPE_HELP = "once, run, a duration (10m, 2h), profile (saved to the config) or global"
+_PREVIEW_HELP = "With --scope profile: show every rule it would write, and save nothing."
 
 
 @main.command()
 @click.argument("request_id", metavar="ID")
 @click.option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
-@click.option("--pattern", metavar="WORDS", help="The rule to grant, instead of the request's own.")
+@click.option("--pattern", metavar="WORDS", help="The rule to grant, instead of the request's own exact command; it covers added words too.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
+@click.option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
-def approve(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool, as_json: bool) -> None:
+def approve(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool, preview_only: bool,
+            as_json: bool) -> None:
     """Approve a pending request."""
-    _decide(c, request_id, True, scope, pattern, yes, as_json)
+    _decide(c, request_id, True, scope, pattern, yes, as_json, preview_only)
 
 
 @main.command()
@@ -409,12 +450,14 @@ def approve(c: Context, request_id: str, scope: str, pattern: str | None, yes: b
 @click.option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
 @click.option("--pattern", metavar="WORDS", help="The rule to deny, instead of the request's own.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
+@click.option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
-def deny(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool, as_json: bool) -> None:
+def deny(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool, preview_only: bool,
+         as_json: bool) -> None:
     """Deny a pending request."""
-    _decide(c, request_id, False, scope, pattern, yes, as_json)
+    _decide(c, request_id, False, scope, pattern, yes, as_json, preview_only)
 
 
 @main.command()
@@ -444,20 +487,44 @@ def policy() -> None:
 @policy.command("check")
 @click.argument("profile")
 @click.argument("subject", nargs=-1, required=True)
-@click.option("--host", "is_host", is_flag=True, help="SUBJECT is a host or host:port, not a command.")
+@click.option("--host", "is_host", is_flag=True,
+              help="SUBJECT is a destination: host[:port], [IPv6][:port] or an http:// URL.")
+@click.option("--resolve", is_flag=True, help="Look the name up as the gate would and judge the addresses.")
+@click.option("--exact", is_flag=True, help="Read SUBJECT exactly as a CONNECT line: a host without a port is rejected.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
-def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bool, as_json: bool) -> None:
-    """What PROFILE's policy decides for a command (or, with --host, a destination)."""
-    text = " ".join(subject)
-    with c.client() as client:
-        result = client.call("policy.check", profile=profile,
-                             **({"host": text} if is_host else {"command": text}))
+def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bool, resolve: bool,
+                 exact: bool, as_json: bool) -> None:
+    """What PROFILE's policy decides for a command (or, with --host, a destination): the gate's
+    and agent.sock's decision. With --config FILE, that file's, evaluated here without the daemon."""
+    from console.policy_check import check_config_file
+
+    what = {"host" if is_host else "command": " ".join(subject)}
+    if c.config_file is not None:
+        result = check_config_file(c.config_file, profile, resolve=resolve, exact=exact,
+                                   daemon_files=_daemon_config_files(c), **what)
+    else:
+        with c.client() as client:
+            result = client.call("policy.check", profile=profile, resolve=resolve, exact=exact, **what)
     if as_json:
         click.echo(dumps(result))
-    else:
-        click.echo(f"{result['action']}: {result['describe']}")
+        return
+    click.echo(f"{result['decision']}: {result['reason']}")
+    if result.get("addresses"):
+        click.echo(f"  addresses: {', '.join(result['addresses'])}")
+    if result.get("note"):
+        click.echo(f"  note: {result['note']}")
+
+
+def _daemon_config_files(c: Context) -> list[str] | None:
+    """The config file a running daemon uses, or None when none runs (never starts one)."""
+    try:
+        with Client(c.paths, autostart=False) as client:
+            theirs = client.call("hello").get("config_file")
+    except (ClientError, OSError):
+        return None
+    return [theirs] if theirs else ["built-in profiles only"]
 
 
 @policy.command("rules")
@@ -500,13 +567,14 @@ def policy_why(c: Context, request_id: str, as_json: bool) -> None:
 @click.argument("rule")
 @click.option("--kind", type=click.Choice(["exec", "network"]), default="exec", show_default=True)
 @click.option("--effect", type=click.Choice(["allow", "ask", "deny", "forbid"]), default="allow", show_default=True)
+@click.option("--profile", metavar="NAME", help="Read a host rule without a port with this profile's ports.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly
-def policy_shadow(c: Context, rule: str, kind: str, effect: str, as_json: bool) -> None:
+def policy_shadow(c: Context, rule: str, kind: str, effect: str, profile: str | None, as_json: bool) -> None:
     """Which past requests RULE would have decided, riskiest first."""
     with c.client() as client:
-        hits = client.call("policy.shadow", rule=rule, kind=kind, effect=effect)
+        hits = client.call("policy.shadow", rule=rule, kind=kind, effect=effect, profile=profile)
     if as_json:
         click.echo(dumps(hits))
         return
@@ -760,3 +828,8 @@ import console.workload_cli  # noqa: E402, F401 - adds trace, replay and replay-
 
 if __name__ == "__main__":
     main()
+
+
+from console.cli_reload import reload as _reload  # noqa: E402 - needs the names above
+
+main.add_command(_reload)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from console.bounds import Bounds, parse_bounds
+from console.policy import ExecRules, compile_pattern
 from console.sandbox.base import Limits
 
 SANDBOXES = ("auto", "bwrap", "docker", "none")
@@ -61,6 +62,8 @@ class ExecConfig:
     allow: list[Rule] = field(default_factory=list)
     ask: list[Rule] = field(default_factory=list)
     forbid: list[Rule] = field(default_factory=list)
+    # The rules read once, when the file loaded, by the parser evaluation uses.
+    compiled: ExecRules | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -81,6 +84,8 @@ class Profile:
     description: str = ""
     network: NetworkConfig = field(default_factory=NetworkConfig)
     exec: ExecConfig = field(default_factory=ExecConfig)
+    # [defaults] keys this profile set itself; the others follow [defaults] of every file.
+    own: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -270,12 +275,7 @@ class _Reader:
 
 
 def _check_exec_rule(text: str) -> None:
-    try:
-        words = shlex.split(text)
-    except ValueError as exc:
-        raise ValueError(f"not valid shell words ({exc})") from None
-    if not words:
-        raise ValueError("an exec rule needs at least one word")
+    compile_pattern(text)  # the reading evaluation uses: what loads is what runs
 
 
 def _check_network_rule(text: str) -> None:
@@ -287,6 +287,7 @@ def _check_network_rule(text: str) -> None:
         raise ValueError(str(exc)) from None
 
 
+_DEFAULTED = ("sandbox", "approval_timeout")  # profile keys [defaults] sets unless the profile does
 _TOP = {"defaults", "profiles", "team", "keys", "gate", "gpu", "notify", "limits", "audit"}
 _PROFILE_KEYS = {
     "command", "workspace", "sandbox", "image", "gpu", "gpus", "env", "setenv", "limits",
@@ -297,6 +298,7 @@ _PROFILE_KEYS = {
 def _read_profile(r: _Reader, name: str, data: Any, defaults: Config, base: Profile | None) -> Profile:
     table = ("profiles", name)
     data = r.expect_table(data, table)
+    own = frozenset(k for k in _DEFAULTED if k in data) | (base.own if base else frozenset())
     r.known(data, table, _PROFILE_KEYS)
     command = data.get("command", base.command if base else None)
     if isinstance(command, str):
@@ -365,6 +367,7 @@ def _read_profile(r: _Reader, name: str, data: Any, defaults: Config, base: Prof
         ask=old_exec.ask + r.rules(ex, ex_t, "ask", _check_exec_rule),
         forbid=old_exec.forbid + r.rules(ex, ex_t, "forbid", _check_exec_rule),
     )
+    exec_cfg.compiled = ExecRules(exec_cfg.allow, exec_cfg.ask, exec_cfg.forbid, exec_cfg.default)
     image = data.get("image")
     if image is not None and (not isinstance(image, str) or not image):
         raise r.fail(table, "image", "image must be a Docker image name")
@@ -388,6 +391,7 @@ def _read_profile(r: _Reader, name: str, data: Any, defaults: Config, base: Prof
         description=str(data.get("description", "")),
         network=network,
         exec=exec_cfg,
+        own=own,
     )
 
 
@@ -492,6 +496,11 @@ def load(user_file: Path | None, *, include_embedded: bool = True) -> Config:
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError(str(user_file), None, f"cannot read: {exc}") from None
             _apply_file(cfg, str(user_file), text)
+    for prof in cfg.profiles.values():  # [defaults] of the last file reach every profile
+        if "sandbox" not in prof.own:
+            prof.sandbox = cfg.sandbox
+        if "approval_timeout" not in prof.own:
+            prof.approval_timeout = cfg.approval_timeout
     return cfg
 
 

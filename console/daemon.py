@@ -56,6 +56,7 @@ class Daemon:
         self.writer: Any = None
         self.runs: Any = None
         self.services: Any = None
+        self.reloader: Any = None  # console.config_reload.ConfigReloader, once started
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -75,13 +76,18 @@ class Daemon:
 
     def reload_config(self) -> config_mod.Config:
         self.cfg = config_mod.load(self.config_file)
+        if self.reloader is not None:
+            self.reloader.seen()
         return self.cfg
 
     async def start(self) -> None:
+        from console.config_reload import ConfigReloader
         from console.services import Services  # wiring of store, runs, inbox, gates
 
         self.services = Services(self)
         await self.services.start()
+        self.reloader = ConfigReloader(self)
+        self.reloader.start()
         self.writer = self.services.writer
         self.runs = self.services.runs
         sock_path = self.paths.operator_sock
@@ -114,8 +120,9 @@ class Daemon:
 
     async def serve_forever(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reloader.on_sighup)  # reload, not stop
         await self._stop.wait()
         await self.shutdown()
 
@@ -124,6 +131,8 @@ class Daemon:
 
     async def shutdown(self) -> None:
         log.info("daemon stopping")
+        if self.reloader is not None:
+            self.reloader.stop()
         if self._server is not None:
             self._server.close()
         for task in list(self._connections):

@@ -87,6 +87,8 @@ async def hello(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) ->
         "daemon": VERSION, "protocol": protocol.VERSION, "pid": os.getpid(),
         "user": peer.user, "role": peer.role, "home": str(daemon.paths.runtime_dir.parent),
         "uptime_s": round(time.time() - daemon.started_at, 1), "config_files": daemon.cfg.files,
+        "config_error": daemon.reloader.error if daemon.reloader else None,
+        "config_file": daemon.cfg.user_file,  # where its rules come from (may not exist yet)
     }
 
 
@@ -113,21 +115,16 @@ async def config_reload(daemon: Daemon, peer: Peer, args: dict[str, Any], send: 
     from console.config import ConfigError
 
     try:
-        cfg = daemon.reload_config()
+        return await daemon.reloader.reload(peer.user, "reload")
     except ConfigError as exc:
         raise Failure("bad-config", str(exc), "fix the file; the old config stays in force") from None
-    row = await daemon.services.record_security(
-        "policy.reloaded", actor=peer.user, text=f"config reloaded by {peer.user}",
-        data={"files": cfg.files},
-    )
-    return {"files": cfg.files, "profiles": sorted(cfg.profiles), "event_id": row["id"]}
 
 
 @op("profiles")
 async def profiles(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
     return [
         {"name": p.name, "command": p.command, "sandbox": p.sandbox, "image": p.image,
-         "description": p.description, "source": p.source}
+         "description": p.description, "source": p.source, "env": p.env}
         for p in sorted(daemon.cfg.profiles.values(), key=lambda p: p.name)
     ]
 
@@ -166,8 +163,18 @@ async def run_start(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send
         command=command or None,
         client_cwd=_arg(args, "cwd", str, None),
         requester=(peer.uid, peer.gid),
+        caller_env=_caller_env(_arg(args, "env", dict, None)),
     )
     return run.public()
+
+
+def _caller_env(env: dict[str, Any] | None) -> dict[str, str] | None:
+    """The values of the profile's `env` names in the caller's shell, as `pilothouse run` sent them."""
+    if env is None:
+        return None
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise Failure("bad-args", "env must map variable names to text")
+    return env
 
 
 @op("run.stop", decides=True)

@@ -14,116 +14,47 @@ through `VAR=x`, wrappers (`env`, `sudo`, `nohup`...), paths (`/bin/rm`), `eval`
 command substitutions; allow rules match only the literal words, and a part whose meaning depends
 on a substitution or unusual quoting can never be allowed by a rule, only asked.
 
-The tokenizer is in console/shellwords.py; the config writer in console/policy_config.py.
+Where the parts live: the command reader in console/shellwords.py; command shapes, risky options
+and the one reading of a rule (CommandPattern) in console/execshape.py; the decision types in
+console/policy_types.py; grants in console/policy_grants.py; the network decision in
+console/policy_network.py; the config writer in console/policy_config.py. Callers import all of
+it from here.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from functools import cached_property
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from console.shellwords import (
-    CommandPart,
-    ParseError,
-    canonical,
-    expand,
-    strict_variants,
+from console.execshape import CommandPattern, compile_pattern, rule_words
+from console.policy_grants import (
+    GRANT_KINDS,
+    MAX_TIMED_S,
+    SCOPES,
+    WEB_PORTS,
+    Grant,
+    GrantTable,
+    Scope,
+    canonical_network_pattern,
+    grant_to_rule,
+    new_grant,
+    parse_scope,
+    pattern_covers,
+    rule_list_for,
+    split_subject,
 )
+from console.policy_types import ACTIONS, Action, Decision, Provenance, RuleSource, strictest
+from console.shellwords import CommandPart, ParseError, canonical, expand
 
-Action = Literal["allow", "ask", "deny"]
-ACTIONS = ("allow", "ask", "deny")
-_STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
-GRANT_KINDS = ("exec", "network", "write", "custom")
-SCOPES = ("once", "run", "timed", "profile", "global")
-WEB_PORTS = (80, 443)  # what an allow host pattern without :port covers, as for config rules
-MAX_TIMED_S = 7 * 24 * 3600
-
-
-def strictest(*actions: str) -> str:
-    return max(actions, key=_STRICTNESS.__getitem__)
-
-
-@dataclass(frozen=True)
-class RuleSource:
-    """A rule's text and where it was written (file and 1-based line), when known."""
-
-    text: str
-    file: str | None = None
-    line: int | None = None
-
-    def where(self) -> str | None:
-        if not self.file:
-            return None
-        return f"{self.file}:{self.line}" if self.line is not None else self.file
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Who or what made a decision. `describe()` is the one line people read."""
-
-    kind: str  # rule | grant | person | timeout | default | limit | error | cancelled
-    rule: str | None = None  # rule text, or a grant's pattern
-    rule_list: str | None = None  # allow | ask | forbid | deny; for "default": the default action
-    source: str | None = None  # "config.toml:14"
-    grant_id: str | None = None
-    scope: str | None = None
-    expires_at: float | None = None
-    person: str | None = None
-    detail: str | None = None
-
-    def describe(self) -> str:
-        extra = f"; {self.detail}" if self.detail else ""
-        if self.kind == "rule":
-            at = f" at {self.source}" if self.source else ""
-            return f'rule "{self.rule}" ({self.rule_list}){at}{extra}'
-        if self.kind == "grant":
-            by = f" by {self.person}" if self.person else ""
-            return f"grant {self.grant_id} ({self._scope_words()}){by}{extra}"
-        if self.kind == "person":
-            grant = f", grant {self.grant_id}" if self.grant_id else ""
-            return f"decided by {self.person} ({self._scope_words()}{grant}){extra}"
-        if self.kind == "default":
-            return self.detail or f'no rule matched: the default "{self.rule_list}"'
-        return self.detail or self.kind
-
-    def _scope_words(self) -> str:
-        scope = f"scope {self.scope or 'once'}"
-        if self.expires_at is not None:
-            scope += ", until " + time.strftime("%H:%M:%S", time.localtime(self.expires_at))
-        return scope
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out = {k: v for k, v in out.items() if v is not None}
-        out["text"] = self.describe()
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Provenance:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: Action
-    provenance: Provenance
-    # Canonical command parts (or the subject) a person must answer: the patterns of the grants
-    # created when someone decides with a scope wider than "once".
-    asking: tuple[str, ...] = ()
-
-    @property
-    def allowed(self) -> bool:
-        return self.action == "allow"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "provenance": self.provenance.to_dict()}
+__all__ = [  # console.policy is the one place callers import decisions, rules and grants from
+    "ACTIONS", "GRANT_KINDS", "MAX_TIMED_S", "SCOPES", "WEB_PORTS", "Action", "CommandPattern",
+    "Decision", "ExecRules", "Grant", "GrantTable", "Provenance", "RuleSource", "Scope",
+    "canonical_network_pattern", "compile_pattern", "evaluate_exec", "grant_to_rule",
+    "make_policy_eval", "new_grant", "parse_scope", "pattern_covers", "rule_list_for",
+    "rule_words", "shadow", "split_subject", "strictest",
+]
 
 
 # --- exec rules -------------------------------------------------------------------------------
@@ -132,29 +63,23 @@ class Decision:
 @dataclass(frozen=True)
 class _Rule:
     source: RuleSource
-    words: tuple[str, ...]
+    pattern: CommandPattern
     list_name: str
 
-    def matches(self, words: Sequence[str]) -> bool:
-        n = len(self.words)
-        return n <= len(words) and tuple(words[:n]) == self.words
+    @property
+    def words(self) -> tuple[str, ...]:
+        return self.pattern.words
+
+    def matches(self, part: CommandPart) -> bool:
+        if self.list_name == "allow":
+            return self.pattern.allows(part)
+        return self.pattern.reaches(part)
 
     def provenance(self, detail: str | None = None) -> Provenance:
         return Provenance(
             "rule", rule=self.source.text, rule_list=self.list_name,
             source=self.source.where(), detail=detail,
         )
-
-
-def rule_words(text: str) -> tuple[str, ...]:
-    """The words of one exec rule or exec grant pattern; ValueError says what is wrong."""
-    try:
-        parts = expand(text)
-    except ParseError as exc:
-        raise ValueError(f"cannot read it as shell words ({exc})") from None
-    if len(parts) != 1 or parts[0].opaque:
-        raise ValueError("a rule is one plain command: no ;, &&, ||, |, $(...), backticks or $'...'")
-    return tuple(parts[0].words)
 
 
 def _as_source(item: Any) -> RuleSource:
@@ -169,11 +94,11 @@ def _as_rules(items: Iterable[Any], list_name: str) -> list[_Rule]:
     for item in items:
         src = _as_source(item)
         try:
-            words = rule_words(src.text)
+            pattern = compile_pattern(src.text)
         except ValueError as exc:
             at = f" at {src.where()}" if src.where() else ""
             raise ValueError(f'exec rule "{src.text}" ({list_name}){at}: {exc}') from None
-        rules.append(_Rule(src, words, list_name))
+        rules.append(_Rule(src, pattern, list_name))
     return rules
 
 
@@ -197,7 +122,11 @@ class ExecRules:
 
     @classmethod
     def from_config(cls, exec_config: Any) -> ExecRules:
-        """From console.config.ExecConfig (default, allow, ask, forbid)."""
+        """From console.config.ExecConfig (default, allow, ask, forbid): the rules it compiled
+        when the config loaded, or compiled now for one built by hand."""
+        compiled = getattr(exec_config, "compiled", None)
+        if compiled is not None:
+            return compiled
         return cls(exec_config.allow, exec_config.ask, exec_config.forbid, exec_config.default)
 
     def evaluate(self, command: str) -> Decision:
@@ -205,9 +134,19 @@ class ExecRules:
         return evaluate_exec(command, self)
 
 
-def _most_specific(rules: list[_Rule], variants: Iterable[Sequence[str]]) -> _Rule | None:
+def _why_no_allow(rules: ExecRules, part: CommandPart) -> str | None:
+    """When an allow rule's words match but the command goes beyond what it may carry, say so."""
+    near = [r for r in rules.allow if r.pattern.prefix_of(part)]
+    if not near:
+        return None
+    rule = max(near, key=lambda r: len(r.words))
+    return (f'no rule allows it: the allow rule "{rule.source.text}" does not cover what this '
+            f"command also does ({rule.pattern.beyond(part)}); the default \"{rules.default}\"")
+
+
+def _most_specific(rules: list[_Rule], part: CommandPart) -> _Rule | None:
     # The longest (most specific) matching rule is the one worth naming.
-    hits = [r for r in rules for v in variants if r.matches(v)]
+    hits = [r for r in rules if r.matches(part)]
     return max(hits, key=lambda r: len(r.words)) if hits else None
 
 
@@ -236,7 +175,7 @@ def evaluate_exec(
 
     # 1. forbid rules, in every part and every nested command: nothing overrides them.
     for part in parts:
-        hit = _most_specific(rules.forbid, strict_variants(part))
+        hit = _most_specific(rules.forbid, part)
         if hit:
             return Decision("deny", hit.provenance("inside a nested command" if part.nested else None))
 
@@ -258,14 +197,15 @@ def evaluate_exec(
             used.append(g)
             verdicts.append(("allow", g.provenance(), part))
             continue
-        asked = _most_specific(rules.ask, strict_variants(part))
-        allowed = _most_specific(rules.allow, [part.words])
+        asked = _most_specific(rules.ask, part)
+        allowed = _most_specific(rules.allow, part)
         if asked:
             verdict: tuple[str, Provenance] = ("ask", asked.provenance())
         elif allowed and not part.opaque:
             verdict = ("allow", allowed.provenance())
         else:
-            verdict = (rules.default, Provenance("default", rule_list=rules.default))
+            verdict = (rules.default, Provenance("default", rule_list=rules.default,
+                                                 detail=_why_no_allow(rules, part)))
         if part.opaque and verdict[0] == "allow":
             verdict = ("ask", Provenance("default", rule_list="ask", detail=(
                 f'"{canonical(part)}" depends on a substitution or quoting the rules cannot '
@@ -274,7 +214,7 @@ def evaluate_exec(
     # Nested commands (eval, sh -c) can make the whole ask, never allow.
     for part in parts:
         if part.nested:
-            asked = _most_specific(rules.ask, strict_variants(part))
+            asked = _most_specific(rules.ask, part)
             if asked:
                 verdicts.append(("ask", asked.provenance("inside a nested command"), part))
 
@@ -286,233 +226,8 @@ def evaluate_exec(
     if action == "allow" and consume and grants:
         for g in used:
             grants.consume(g)
-    return Decision(action, prov, asking)  # type: ignore[arg-type]
+    return Decision(action, prov, asking)
 
-
-# --- grants ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Scope:
-    kind: str  # once | run | timed | profile | global
-    seconds: float | None = None  # for timed
-
-
-_DURATION = re.compile(r"^(\d{1,6})([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_scope(word: str) -> Scope:
-    """once | run | 10m, 2h, 90s, 1d (timed) | profile | global (alias: everywhere)."""
-    w = word.strip().lower()
-    if w in ("once", "run", "profile", "global"):
-        return Scope(w)
-    if w == "everywhere":
-        return Scope("global")
-    m = _DURATION.match(w)
-    if m:
-        seconds = int(m.group(1)) * _UNITS[m.group(2)]
-        if 0 < seconds <= MAX_TIMED_S:
-            return Scope("timed", float(seconds))
-        raise ValueError(f'scope "{word}": a timed grant lasts between 1s and 7d')
-    raise ValueError(f'unknown scope "{word}": use once, run, a duration like 10m or 2h, profile or global')
-
-
-@dataclass(frozen=True)
-class Grant:
-    """A person's decision that outlives one request. Which runs it covers follows the scope:
-    once/run: run_id; timed: run_id until expires_at; profile: profile; global: everything."""
-
-    id: str
-    kind: str  # exec | network | write | custom
-    pattern: str
-    effect: str  # allow | deny
-    scope: str
-    run_id: str | None = None
-    profile: str | None = None
-    expires_at: float | None = None
-    decided_by: str | None = None
-    created_at: float = field(default_factory=time.time)
-
-    def __post_init__(self) -> None:
-        if self.kind not in GRANT_KINDS:
-            raise ValueError(f'grant kind must be one of {", ".join(GRANT_KINDS)}, not "{self.kind}"')
-        if self.effect not in ("allow", "deny"):
-            raise ValueError(f'grant effect must be allow or deny, not "{self.effect}"')
-        if self.scope not in SCOPES:
-            raise ValueError(f'grant scope must be one of {", ".join(SCOPES)}, not "{self.scope}"')
-        if not self.pattern.strip():
-            raise ValueError("a grant needs a pattern")
-        if self.kind == "exec":
-            rule_words(self.pattern)
-
-    @cached_property
-    def words(self) -> tuple[str, ...]:
-        return rule_words(self.pattern) if self.kind == "exec" else ()
-
-    def applies(self, run_id: str | None, profile: str | None, now: float) -> bool:
-        if self.expires_at is not None and now >= self.expires_at:
-            return False
-        if self.run_id is not None and self.run_id != run_id:
-            return False
-        return self.profile is None or self.profile == profile
-
-    def matches_words(self, words: Sequence[str]) -> bool:
-        n = len(self.words)
-        return n <= len(words) and tuple(words[:n]) == self.words
-
-    def covers(self, part: CommandPart) -> bool:
-        """For exec: deny grants see through wrappers (like forbid rules); allow grants match the
-        literal words, and pass a part with a substitution only when they name it whole."""
-        if self.effect == "deny":
-            return any(self.matches_words(v) for v in strict_variants(part))
-        return self.matches_words(part.words) and (not part.opaque or len(self.words) == len(part.words))
-
-    def matches(self, subject: str) -> bool:
-        if self.kind == "exec":
-            try:
-                parts = [p for p in expand(subject) if not p.nested]
-            except ParseError:
-                return False
-            hit = [self.covers(p) for p in parts]
-            return bool(hit) and (any(hit) if self.effect == "deny" else all(hit))
-        if self.kind == "network":
-            return host_matches(self.pattern, subject, self.effect)
-        # write / custom: exact, or a prefix when the pattern ends with "*".
-        if self.pattern.endswith("*"):
-            return subject.startswith(self.pattern[:-1])
-        return subject == self.pattern
-
-    def provenance(self) -> Provenance:
-        return Provenance(
-            "grant", rule=self.pattern, rule_list=self.effect, grant_id=self.id,
-            scope=self.scope, expires_at=self.expires_at, person=self.decided_by,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-def new_grant(
-    kind: str, pattern: str, effect: str, scope: str | Scope, *, run_id: str | None,
-    profile: str | None, decided_by: str | None, now: float | None = None,
-) -> Grant:
-    """A grant for a scope word ("run", "10m"...), bound to the run or profile it came from."""
-    now = time.time() if now is None else now
-    sc = scope if isinstance(scope, Scope) else parse_scope(scope)
-    return Grant(
-        id="g" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(5)),
-        kind=kind, pattern=pattern, effect=effect, scope=sc.kind,
-        run_id=run_id if sc.kind in ("once", "run", "timed") else None,
-        profile=profile if sc.kind == "profile" else None,
-        expires_at=now + sc.seconds if sc.seconds else None,
-        decided_by=decided_by, created_at=now,
-    )
-
-
-_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read aloud and typed
-
-
-class GrantTable:
-    """The live grants, shared by policy evaluation and the approvals inbox."""
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._grants: dict[str, Grant] = {}
-        self._clock = clock
-
-    def add(self, grant: Grant) -> Grant:
-        self._grants[grant.id] = grant
-        return grant
-
-    def revoke(self, grant_id: str) -> Grant | None:
-        return self._grants.pop(grant_id, None)
-
-    def consume(self, grant: Grant) -> None:
-        """A "once" grant is used up by the request it answered; other scopes stay."""
-        if grant.scope == "once":
-            self._grants.pop(grant.id, None)
-
-    def expire(self, now: float | None = None) -> list[Grant]:
-        now = self._clock() if now is None else now
-        gone = [g for g in self._grants.values() if g.expires_at is not None and now >= g.expires_at]
-        for g in gone:
-            del self._grants[g.id]
-        return gone
-
-    def end_run(self, run_id: str) -> list[Grant]:
-        gone = [g for g in self._grants.values() if g.run_id == run_id]
-        for g in gone:
-            del self._grants[g.id]
-        return gone
-
-    def list(self, now: float | None = None) -> list[Grant]:
-        self.expire(now)
-        return sorted(self._grants.values(), key=lambda g: g.created_at)
-
-    def live(self, kind: str, run_id: str | None, profile: str | None, now: float) -> list[Grant]:
-        """Grants of a kind that apply to this run now, deny grants first, newest first."""
-        live = [g for g in self._grants.values() if g.kind == kind and g.applies(run_id, profile, now)]
-        return sorted(live, key=lambda g: (g.effect != "deny", -g.created_at))
-
-    def match(
-        self, kind: str, subject: str, run_id: str | None, profile: str | None,
-        now: float | None = None, *, consume: bool = True,
-    ) -> Grant | None:
-        """The grant that decides this subject, deny grants first; None when none does.
-
-        For exec, an allow grant decides only if it covers every part of the command line (a
-        command with several parts is better put through evaluate_exec)."""
-        now = self._clock() if now is None else now
-        for g in self.live(kind, run_id, profile, now):
-            if g.matches(subject):
-                if consume:
-                    self.consume(g)
-                return g
-        return None
-
-
-# --- network patterns for grants -------------------------------------------------------------
-
-_HOSTPORT = re.compile(r"^(\[[^\]]+\]|[^:\[\]]+|[0-9a-fA-F:]+)(?::(\d{1,5}))?$")
-
-
-def _split_hostport(text: str) -> tuple[str, int | None]:
-    text = text.strip()
-    try:  # a bare IPv6 address or CIDR has colons but no port
-        ipaddress.ip_network(text, strict=False)
-        return text.lower(), None
-    except ValueError:
-        pass
-    m = _HOSTPORT.match(text)
-    if not m:
-        return text.lower(), None
-    host = m.group(1).strip("[]").lower()
-    if host.endswith("."):
-        host = host[:-1]
-    return host, int(m.group(2)) if m.group(2) else None
-
-
-def host_matches(pattern: str, subject: str, effect: str = "allow") -> bool:
-    """Does a network grant pattern cover "host:port"? Patterns as in config rules: host,
-    *.domain (subdomains), **.domain (apex and subdomains), host:port, IP or CIDR. Without a port
-    an allow pattern covers ports 80 and 443, a deny pattern every port. Subjects come normalised
-    from the gate; here only case and one trailing dot are folded."""
-    phost, pport = _split_hostport(pattern)
-    shost, sport = _split_hostport(subject)
-    if pport is not None:
-        if sport != pport:
-            return False
-    elif effect == "allow" and sport is not None and sport not in WEB_PORTS:
-        return False
-    if phost.startswith("**."):
-        return shost == phost[3:] or shost.endswith(phost[2:])
-    if phost.startswith("*."):
-        return shost.endswith(phost[1:])
-    try:
-        net = ipaddress.ip_network(phost, strict=False)
-        return ipaddress.ip_address(shost) in net
-    except ValueError:
-        return shost == phost
 
 
 # --- wiring help ---------------------------------------------------------------------------
@@ -540,24 +255,6 @@ def make_policy_eval(
         return Decision("ask", Provenance("default", rule_list="ask"), (subject,))
 
     return evaluate
-
-
-def grant_to_rule(grant: Grant) -> str:
-    """The rule text a profile grant becomes in the config file."""
-    if grant.kind == "exec":
-        return canonical(CommandPart(list(grant.words)))
-    if grant.kind == "network":
-        return grant.pattern.strip().lower()
-    raise ValueError(f"{grant.kind} grants have no config rule; they live until the daemon stops")
-
-
-def rule_list_for(grant: Grant) -> tuple[str, str]:
-    """(section, list) a grant's rule goes into: ("exec", "allow"|"forbid") or ("network", ...)."""
-    if grant.kind == "exec":
-        return "exec", "allow" if grant.effect == "allow" else "forbid"
-    if grant.kind == "network":
-        return "network", grant.effect
-    raise ValueError(f"{grant.kind} grants have no config rule")
 
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from console.policy import WEB_PORTS, _as_rules, _split_hostport, host_matches
-from console.shellwords import ParseError, expand, normalise, strict_variants
+from console.gate.hosts import BadTarget
+from console.gate.rules import parse_pattern
+from console.policy import WEB_PORTS, ExecRules, pattern_covers, split_subject
+from console.shellwords import ParseError, expand, normalise
 
 _DESTRUCTIVE = {"rm", "rmdir", "dd", "shred", "truncate", "mkfs", "wipefs", "fdisk", "parted",
                 "chmod", "chown", "chattr", "kill", "pkill", "killall", "reboot", "shutdown",
@@ -67,8 +69,19 @@ def _exec_risk(command: str) -> tuple[int, list[str]]:
     return score, why
 
 
-def _network_risk(subject: str, known: set[str]) -> tuple[int, list[str]]:
-    host, port = _split_hostport(subject)
+def _host(subject: str) -> str:
+    try:
+        return split_subject(subject)[0]
+    except BadTarget:
+        return subject
+
+
+def _network_risk(subject: str, known: set[str], ports: Sequence[int]) -> tuple[int, list[str]]:
+    host, port = _host(subject), None
+    try:
+        port = split_subject(subject)[1]
+    except BadTarget:
+        pass
     score, why = 0, []
     if host not in known:
         score, why = score + 40, why + ["host never allowed before"]
@@ -77,20 +90,22 @@ def _network_risk(subject: str, known: set[str]) -> tuple[int, list[str]]:
         score, why = score + 30, why + ["IP literal"]
     except ValueError:
         pass
-    if port is not None and port not in WEB_PORTS:
+    if port is not None and port not in ports:
         score, why = score + 20, why + [f"unusual port {port}"]
     return score, why
 
 
 def shadow(
     rule: str, past_requests: Iterable[Mapping[str, Any]], *, kind: str = "exec", effect: str = "allow",
+    ports: Sequence[int] = WEB_PORTS,
 ) -> list[ShadowHit]:
     """The past requests (dicts with kind, subject, decision) the proposed rule would have
     decided, riskiest first, for `pilothouse policy shadow RULE`.
 
     An exec rule decides a request when it matches one of its command parts (allow rules the
     literal words; ask, forbid and deny rules also through wrappers, like evaluate_exec). A network
-    rule decides the destinations host_matches covers. The order puts first what a person most
+    rule decides the destinations it covers as a config rule would, with `ports` (the profile's)
+    for an allow pattern without a port. The order puts first what a person most
     needs to see before saving the rule:
       - a decision the rule would turn from deny into allow (+40), or from ask/timeout (+20):
         these are the requests the rule silently waves through from now on;
@@ -98,16 +113,18 @@ def shadow(
         (curl, ssh, git push, pip install...; +30), verbs that run other code (sh, eval,
         python...; +20), forced flags (+15), compound or substituted commands (+10);
       - for network rules: hosts never allowed before in this history (+40), IP literals (+30),
-        ports other than 80/443 (+20).
+        ports outside `ports` (+20).
     Ties keep the history's order."""
     if effect not in ("allow", "ask", "deny", "forbid"):
         raise ValueError(f'effect must be allow, ask, forbid or deny, not "{effect}"')
     would = "deny" if effect == "forbid" else effect
     if kind == "exec":
-        proposed = _as_rules([rule], "allow" if would == "allow" else "forbid")[0]
+        compiled = ExecRules(**{"allow" if would == "allow" else "forbid": [rule]})
+        proposed = (compiled.allow or compiled.forbid)[0]
+    else:
+        pattern = parse_pattern(rule)  # BadPattern (a ValueError) for what the config refuses
     requests = [r for r in past_requests if r.get("kind") == kind]
-    known = {_split_hostport(str(r.get("subject", "")))[0]
-             for r in requests if _decision_word(r) == "allow"}
+    known = {_host(str(r.get("subject", ""))) for r in requests if _decision_word(r) == "allow"}
     hits: list[tuple[int, int, ShadowHit]] = []
     for n, req in enumerate(requests):
         subject = str(req.get("subject", ""))
@@ -116,14 +133,13 @@ def shadow(
                 parts = [p for p in expand(subject) if not p.nested]
             except ParseError:
                 continue
-            variants = (lambda p: [p.words]) if would == "allow" else strict_variants
-            if not any(proposed.matches(v) for p in parts for v in variants(p)):
+            if not any(proposed.matches(p) for p in parts):
                 continue
             score, why = _exec_risk(subject)
         else:
-            if not host_matches(rule, subject, "allow" if would == "allow" else "deny"):
+            if not pattern_covers(pattern, "allow" if would == "allow" else "deny", subject, ports):
                 continue
-            score, why = _network_risk(subject, known)
+            score, why = _network_risk(subject, known, ports)
         was = _decision_word(req)
         if would == "allow" and was == "deny":
             score, why = score + 40, ["would now allow what was denied", *why]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -39,6 +40,69 @@ class MessageTooLong(MessageRefused):
     """A line over the bound: the stream cannot be resynchronised, so the connection ends."""
 
 
+class ErrorCode(StrEnum):
+    """Every error code either socket sends, spelled one way (docs/protocol.md lists them)."""
+
+    ALREADY_DECIDED = "already-decided"
+    BAD_ARGS = "bad-args"
+    BAD_CONFIG = "bad-config"
+    BAD_MESSAGE = "bad-message"
+    BAD_PATTERN = "bad-pattern"
+    BAD_REQUEST = "bad-request"
+    BAD_RULE = "bad-rule"
+    BAD_SCOPE = "bad-scope"
+    BAD_WORKSPACE = "bad-workspace"
+    BUSY = "busy"
+    CANNOT_SAVE_RULE = "cannot-save-rule"
+    INTERNAL = "internal"
+    NO_ACTOR = "no-actor"
+    NO_RULE = "no-rule"
+    NO_SANDBOX = "no-sandbox"
+    NO_SUCH_PROFILE = "no-such-profile"
+    NO_SUCH_RUN = "no-such-run"
+    NOT_ALLOWED = "not-allowed"
+    RECORD_FAILED = "record-failed"
+    REFUSED_OP = "refused-op"
+    RULE_OVERRIDDEN = "rule-overridden"
+    SANDBOX_FAILED = "sandbox-failed"
+    UNKNOWN_GRANT = "unknown-grant"
+    UNKNOWN_OP = "unknown-op"
+    UNKNOWN_REQUEST = "unknown-request"
+
+
+class EventKind(StrEnum):
+    """Every kind of event the store records (docs/protocol.md): one name, one shape each."""
+
+    APPROVAL_CANCELLED = "approval.cancelled"
+    APPROVAL_DECIDED = "approval.decided"
+    APPROVAL_REFUSED = "approval.refused"
+    APPROVAL_REFUSED_OP = "approval.refused_op"
+    APPROVAL_REQUESTED = "approval.requested"
+    DAEMON_STARTED = "daemon.started"
+    DAEMON_STOP = "daemon.stop"
+    DAEMON_STOPPED = "daemon.stopped"
+    GPU_SAMPLE = "gpu.sample"
+    GPU_STATUS = "gpu.status"
+    GRANT_REVOKED = "grant.revoked"
+    NET_CLOSED = "net.closed"
+    NET_DECISION = "net.decision"
+    NET_ERROR = "net.error"
+    NET_REJECTED = "net.rejected"
+    NET_SNI_MISMATCH = "net.sni_mismatch"
+    OPERATOR_DENIED_OP = "operator.denied_op"
+    OPERATOR_REFUSED = "operator.refused"
+    POLICY_CHANGED = "policy.changed"  # {cause, files, diff, ...}: reloads and saved profile rules
+    POLICY_DECISION = "policy.decision"
+    RUN_ENDED = "run.ended"
+    RUN_KILL = "run.kill"
+    RUN_LOST = "run.lost"
+    RUN_STARTED = "run.started"
+    SANDBOX_ORPHANS_REMOVED = "sandbox.orphans_removed"
+    STORE_CHAIN_WARNING = "store.chain_warning"
+    STORE_PRUNE = "store.prune"
+    TOKENS = "tokens"
+
+
 @dataclass
 class Failure(Exception):
     """An expected failure, sent to the peer as an error response (never a traceback)."""
@@ -48,11 +112,16 @@ class Failure(Exception):
     hint: str = ""
     data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # One spelling on the wire, whichever a caller wrote (`bad_message` is `bad-message`).
+        spelled = str(self.code).replace("_", "-")
+        self.code = ErrorCode(spelled) if spelled in ErrorCode._value2member_map_ else spelled
+
     def __str__(self) -> str:
         return self.message
 
     def to_wire(self) -> dict[str, Any]:
-        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        err: dict[str, Any] = {"code": str(self.code), "message": self.message}
         if self.hint:
             err["hint"] = self.hint
         if self.data:

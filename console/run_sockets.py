@@ -16,6 +16,7 @@ import shlex
 import subprocess
 import time
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
 
 from console.agent_socket import start_agent_server
@@ -24,10 +25,11 @@ from console.bounds import Bounds, fd_budget
 from console.config import Profile
 from console.floods import FloodControl
 from console.gate.common import GateLimits, NetAsk, Verdict
-from console.gate.hosts import BadTarget, normalise_host, parse_connect_target
+from console.gate.hosts import BadTarget, parse_connect_target
 from console.gate.proxy import Gate
 from console.gate.rules import NetworkRules
 from console.policy import Decision, ExecRules, GrantTable, Provenance, make_policy_eval
+from console.policy_network import decide_network
 from console.sandbox.base import SandboxHandle
 from console.sandbox.bridge import open_bridge_listener, serve_bridge
 
@@ -107,24 +109,15 @@ class RunSockets:
         return ExecRules.from_config(self.profile(profile_name).exec)
 
     def _network_eval(self, subject: str, run_id: str, profile_name: str) -> Decision:
-        """`ph-ask net HOST:PORT`: the profile's network rules, then grants, then ask. The same
-        rules the gate applies, so an agent asking ahead gets the gate's answer."""
+        """`ph-ask net HOST:PORT`: decide_network, the gate's own decision before any lookup,
+        so an agent asking ahead gets the gate's answer."""
         try:
             target = parse_connect_target(subject)
         except BadTarget as exc:
-            return Decision("deny", Provenance("rule", detail=f"not a host:port ({exc})"))
-        match = network_rules(self.profile(profile_name)).decide(
-            normalise_host(target.host), target.port, None)
-        if match.action != "ask":
-            return Decision(match.action, Provenance(
-                "rule" if match.rule else "default", rule=match.rule, source=match.source,
-                rule_list=match.action, detail=match.reason))
-        grant = self.grants.match("network", f"{target.host}:{target.port}", run_id,
-                                  profile_name, time.time())
-        if grant is not None:
-            return Decision("allow" if grant.effect == "allow" else "deny", grant.provenance())
-        return Decision("ask", Provenance("default", rule_list="ask", detail=match.reason),
-                        (f"{target.host}:{target.port}",))
+            return Decision("deny", Provenance("error", detail=f"not a host:port ({exc})"))
+        return decide_network(network_rules(self.profile(profile_name)), target.host,
+                              target.port, None, grants=self.grants, run_id=run_id,
+                              profile=profile_name)
 
     # --- recording -----------------------------------------------------------------------------
 
@@ -183,10 +176,13 @@ class RunSockets:
 
     def _gate_asker(self, run: Run, profile: Profile) -> Any:
         async def ask(request: NetAsk) -> Verdict:
-            subject = f"{request.host}:{request.port}"
-            grant = self.grants.match("network", subject, run.id, profile.name, time.time())
-            if grant is not None:
-                return Verdict(grant.effect == "allow", grant.provenance().to_dict())
+            decided = decide_network(
+                network_rules(self.profile(profile.name)), request.host, request.port,
+                [ip_address(a) for a in request.addresses] if request.addresses else None,
+                grants=self.grants, run_id=run.id, profile=profile.name)
+            if decided.action != "ask":
+                return Verdict(decided.allowed, decided.provenance.to_dict())
+            subject = decided.asking[0]
             outcome = await self.inbox.submit(
                 run.id, profile.name, "network", subject,
                 detail={"host": request.host, "port": request.port,
@@ -194,7 +190,7 @@ class RunSockets:
                         "target": request.target},
                 rule_provenance=Provenance("default", rule_list=profile.network.default),
                 title=f"connect to {subject}",
-                grant_patterns=(subject, request.host),
+                grant_patterns=(subject,),  # exactly what the person saw: this host and port
             )
             prov = outcome.provenance.to_dict()
             prov["request_id"] = outcome.request_id

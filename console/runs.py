@@ -176,9 +176,18 @@ class RunManager:
             raise Failure("bad-workspace", refusal.reason, refusal.hint)
         return path, fd
 
-    def _env(self, run_id: str, profile: Profile) -> dict[str, str]:
+    def _env(self, run_id: str, profile: Profile, caller_env: dict[str, str] | None = None,
+             notes: list[str] | None = None) -> dict[str, str]:
         env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
-        env.update({name: os.environ[name] for name in profile.env if name in os.environ})
+        # The profile's `env` names: from the shell that ran `pilothouse run`, else the daemon's.
+        for name in profile.env:
+            value = (caller_env or {}).get(name, os.environ.get(name))
+            if value is None:
+                if notes is not None:
+                    notes.append(f"env {name}: set neither where `pilothouse run` ran nor in the "
+                                 "daemon's environment; the agent runs without it")
+                continue
+            env[name] = value
         env.update(profile.setenv)
         proxy = f"http://127.0.0.1:{BRIDGE_PORT}"
         for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
@@ -206,6 +215,7 @@ class RunManager:
         command: list[str] | None = None,
         client_cwd: str | None = None,
         requester: tuple[int, int] | None = None,
+        caller_env: dict[str, str] | None = None,
     ) -> Run:
         cfg = self.config()
         try:
@@ -216,12 +226,14 @@ class RunManager:
         asker = requester or (os.getuid(), os.getgid())
         ws, ws_fd = self._workspace(profile, workspace, client_cwd, asker)
         try:
-            return await self._start(profile, ws, ws_fd, asker, actor=actor, command=command)
+            return await self._start(profile, ws, ws_fd, asker, actor=actor, command=command,
+                                     caller_env=caller_env)
         finally:
             os.close(ws_fd)
 
     async def _start(self, profile: Profile, ws: Path, ws_fd: int, asker: tuple[int, int], *,
-                     actor: str, command: list[str] | None) -> Run:  # fmt: skip
+                     actor: str, command: list[str] | None,
+                     caller_env: dict[str, str] | None) -> Run:  # fmt: skip
         try:
             backend = self.choose_backend(profile.sandbox, profile)
         except SandboxError as exc:
@@ -257,7 +269,7 @@ class RunManager:
             command=run.command,
             workspace=ws,
             run_dir=run_dir,
-            env=self._env(run_id, profile),
+            env=self._env(run_id, profile, caller_env, run.notes),
             limits=profile.limits,
             gpu=profile.gpu,
             gpus=profile.gpus,

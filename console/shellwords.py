@@ -29,11 +29,47 @@ class CommandPart:
     opaque: bool = False  # holds a substitution or $'...': its words are not the whole story
     nested: bool = False  # found inside another command ($(...), eval, sh -c)
     inner: list[str] = field(default_factory=list)  # nested command strings found in it
+    # Indexes in words of redirection operators (`>`, `2>&1`, `<<`): a quoted '>' is a word, not
+    # one of these.
+    redirects: list[int] = field(default_factory=list)
 
 
 def canonical(part: CommandPart) -> str:
-    """One command part as a string that reads back to the same words."""
-    return shlex.join(part.words)
+    """One command part as a string that reads back to the same words (and redirections)."""
+    return " ".join(w if i in part.redirects else shlex.quote(w) for i, w in enumerate(part.words))
+
+
+_DUP = re.compile(r"^\d*[<>]&(\d+|-)$")  # 2>&1, >&2, <&0, >&-: no file involved
+_READS = re.compile(r"^\d*(<|<<|<<-|<<<)$")
+
+
+def redirections(part: CommandPart) -> list[tuple[str, str]]:
+    """(operator, target) for each redirection of a part; a dup like 2>&1 has target ""."""
+    out = []
+    for i in part.redirects:
+        op = part.words[i]
+        if _DUP.match(op):
+            out.append((op, ""))
+        else:
+            out.append((op, part.words[i + 1] if i + 1 < len(part.words) else ""))
+    return out
+
+
+def write_targets(part: CommandPart) -> list[str]:
+    """Files a part's redirections open for writing (/dev/null is not one). A missing target is
+    listed as "" so that it still counts."""
+    return [t for op, t in redirections(part)
+            if not _DUP.match(op) and not _READS.match(op) and t != "/dev/null"]
+
+
+def command_words(part: CommandPart) -> list[str]:
+    """The words without redirections and their targets: what the program receives."""
+    skip: set[int] = set()
+    for i in part.redirects:
+        skip.add(i)
+        if not _DUP.match(part.words[i]):
+            skip.add(i + 1)
+    return [w for i, w in enumerate(part.words) if i not in skip]
 
 
 _SEPARATORS = ";&|\n()"
@@ -117,6 +153,7 @@ class _Splitter:
         self.in_word = False
         self.inner: list[str] = []
         self.opaque = False
+        self.redirects: list[int] = []
 
     def end_word(self) -> None:
         if self.in_word:
@@ -126,8 +163,8 @@ class _Splitter:
     def end_part(self) -> None:
         self.end_word()
         if self.words or self.inner:
-            self.parts.append(CommandPart(self.words, self.opaque, False, self.inner))
-        self.words, self.inner, self.opaque = [], [], False
+            self.parts.append(CommandPart(self.words, self.opaque, False, self.inner, self.redirects))
+        self.words, self.inner, self.opaque, self.redirects = [], [], False, []
 
     def add(self, text: str) -> None:
         self.word.append(text)
@@ -267,6 +304,7 @@ class _Splitter:
                 j += 1
         elif j < n and s[j] == "|" and s[j - 1] == ">":  # >|
             j += 1
+        self.redirects.append(len(self.words))
         self.words.append(fd + s[i:j])
         return j
 
@@ -281,19 +319,83 @@ _REDIRECT = re.compile(r"^\d*[<>]")
 _NUMBER = re.compile(r"^\d+(\.\d+)?[smhd]?$")
 _KEYWORDS = {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while", "until",
              "time", "coproc"}
-_WRAPPERS = {"env", "command", "builtin", "exec", "nohup", "nice", "time", "sudo", "doas",
-             "setsid", "stdbuf", "ionice", "xargs", "timeout", "strace", "chrt", "taskset",
-             "unbuffer", "busybox"}
+# Programs that run the command named after their own options, and those of their options that
+# take a separate argument (so `sudo -u root rm` runs rm, not "root").
+_WRAPPER_ARGS: dict[str, set[str]] = {
+    "env": {"-u", "--unset", "-C", "--chdir"},
+    "command": set(), "builtin": set(), "exec": {"-a"}, "nohup": set(), "setsid": set(),
+    "nice": {"-n", "--adjustment"},
+    "time": {"-f", "-o", "--format", "--output"},
+    "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "--user", "--group",
+             "--close-from", "--chdir", "--host", "--prompt", "--role", "--type", "--other-user",
+             "--command-timeout"},
+    "doas": {"-u", "-C"},
+    "stdbuf": {"-i", "-o", "-e", "--input", "--output", "--error"},
+    "ionice": {"-c", "-n", "-p", "-P", "-u", "--class", "--classdata", "--pid", "--pgid", "--uid"},
+    "xargs": {"-I", "-n", "-P", "-d", "-E", "-L", "-s", "-a", "--arg-file", "--delimiter",
+              "--max-args", "--max-procs", "--max-lines", "--max-chars", "--eof",
+              "--process-slot-var"},
+    "timeout": {"-s", "--signal", "-k", "--kill-after"},
+    "strace": {"-o", "-e", "-p", "-s", "-u", "-P", "-a", "-b", "-E", "-I", "-O", "-S", "-X"},
+    "chrt": set(), "taskset": set(), "unbuffer": set(), "busybox": set(),
+    "flock": {"-w", "--timeout", "-E", "--conflict-exit-code"},
+    "watch": {"-n", "--interval", "-d", "--differences", "-q", "--equexit"},
+}
+_WRAPPERS = set(_WRAPPER_ARGS)
+_WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1}  # before the command
 _SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox"}
+# git's own options before its subcommand: `git -c x=y -C dir push` is a push.
+_GIT_ARGS = {"-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env",
+             "--super-prefix", "--exec-path", "--list-cmds"}
+_FIND_EXEC = {"-exec", "-execdir", "-ok", "-okdir"}
 
 
 def _base(word: str) -> str:
     return word.rsplit("/", 1)[-1] if "/" in word else word
 
 
-def normalise(words: list[str]) -> list[str]:
-    """The words with leading assignments, redirections, keywords and wrappers removed and the
-    command's path reduced to its name: `FOO=1 sudo -E /bin/rm -rf /` -> `rm -rf /`."""
+def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
+    """Past a wrapper at words[i] and its options: the index of the command it runs, and for
+    `env -S STRING` the words that string splits into."""
+    name, n = _base(words[i]), len(words)
+    takes_arg = _WRAPPER_ARGS[name]
+    i += 1
+    while i < n:
+        w = words[i]
+        if w == "--":
+            i += 1
+            break
+        if name == "env" and (w in ("-S", "--split-string") or w.startswith(("-S", "--split-string="))):
+            arg = (words[i + 1] if i + 1 < n else "") if w in ("-S", "--split-string") else (
+                w.split("=", 1)[1] if w.startswith("--") else w[2:])
+            try:
+                split = shlex.split(arg)
+            except ValueError:
+                split = arg.split()
+            return i + (2 if w in ("-S", "--split-string") else 1), split
+        if w in takes_arg:
+            i += 2
+        elif w.startswith("-") and len(w) > 1 or (name == "env" and _ASSIGNMENT.match(w)):
+            i += 1
+        else:
+            break
+    return min(n, i + _WRAPPER_POSITIONALS.get(name, 0)), None
+
+
+def _skip_git_options(words: list[str]) -> list[str]:
+    i, n = 1, len(words)
+    while i < n and words[i].startswith("-"):
+        i += 2 if words[i] in _GIT_ARGS else 1
+    return [words[0], *words[i:]]
+
+
+def unwrap_stages(words: list[str]) -> list[list[str]]:
+    """Each command a line runs, outermost first: `FOO=1 sudo -u root /bin/rm -rf /` gives
+    `sudo -u root /bin/rm -rf /` and `rm -rf /`. Leading assignments, redirections and keywords
+    are dropped, wrappers are stepped through with their options and option arguments, a
+    command's path is reduced to its name, and git's own options before its subcommand go."""
+    words = list(words)
+    stages: list[list[str]] = []
     i, n = 0, len(words)
     while i < n:
         w = words[i]
@@ -302,35 +404,61 @@ def normalise(words: list[str]) -> list[str]:
         elif _REDIRECT.match(w):
             i += 2 if w[-1] in "<>|&" else 1
         elif _base(w) in _WRAPPERS:
-            i += 1
-            while i < n and (words[i].startswith("-") or _NUMBER.match(words[i])
-                             or _ASSIGNMENT.match(words[i])):
-                i += 1
+            stages.append([_base(w), *words[i + 1 :]])
+            i, split = _skip_wrapper(words, i)
+            if split is not None:
+                words = split + words[i:]
+                i, n = 0, len(words)
         else:
             break
     rest = list(words[i:])
     if rest:
         rest[0] = _base(rest[0])
-    return rest
+        if rest[0] == "git":
+            rest = _skip_git_options(rest)
+    stages.append(rest)
+    return stages
+
+
+def normalise(words: list[str]) -> list[str]:
+    """The command a line finally runs, with wrappers and the rest removed (see unwrap_stages):
+    `FOO=1 sudo -u root /bin/rm -rf /` -> `rm -rf /`."""
+    return unwrap_stages(words)[-1]
 
 
 def _inner_commands(words: list[str]) -> list[str]:
-    """Command strings run by `eval ...` or `sh -c '...'`."""
+    """Command strings run by `eval ...`, `sh -c '...'`, `su -c '...'` or `find -exec ... ;`."""
     if not words:
         return []
     if words[0] == "eval":
         return [" ".join(words[1:])]
-    if words[0] in _SHELLS:
+    if words[0] in _SHELLS or words[0] == "su":
         for k, w in enumerate(words[1:], start=1):
-            if w.startswith("-") and not w.startswith("--") and "c" in w and k + 1 < len(words):
+            is_c = w == "--command" or (w.startswith("-") and not w.startswith("--") and "c" in w)
+            if is_c and k + 1 < len(words):
                 return [words[k + 1]]
+    if words[0] == "find":
+        found, k = [], 1
+        while k < len(words):
+            if words[k] in _FIND_EXEC:
+                end = k + 1
+                while end < len(words) and words[end] not in (";", "+"):
+                    end += 1
+                found.append(shlex.join(words[k + 1 : end]))
+                k = end
+            k += 1
+        return found
     return []
 
 
 def strict_variants(part: CommandPart) -> list[list[str]]:
-    """The word lists forbid and ask rules are matched against: as written, and normalised."""
-    norm = normalise(part.words)
-    return [part.words, norm] if norm != part.words else [part.words]
+    """The word lists forbid and ask rules are matched against: as written, and each command
+    the wrappers run, down to the last."""
+    out = [part.words]
+    for stage in unwrap_stages(part.words):
+        if stage not in out:
+            out.append(stage)
+    return out
 
 
 def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from console.display import cut, shown
 from widgets.format import (
     backend_text,
     clock,
@@ -63,7 +64,7 @@ class ApprovalBanner(Shows):
         text.append(f" {count} pending · ", style="bold")
         text.append(f" {key} ", style="bold reverse")
         text.append(" opens · oldest: ")
-        text.append(printable(f"{oldest.get('kind', '')} {summary(oldest)}", 60), style="bold")
+        text.append(cut(f"{oldest.get('kind', '')} {summary(oldest)}", 60), style="bold")
         text.append(f" (run {printable(oldest.get('run_id'))}, {age} ago)")
         self.show_renderable(text)
 
@@ -235,11 +236,11 @@ class ApprovalCard(Shows):
                 _row(grid, "target", safe(f"{detail.get('method') or ''} {detail.get('target') or ''}".strip()))
         else:
             _row(grid, "command" if kind == "exec" else "subject",
-                 Text(printable(req.get("subject")), style="bold"))
+                 Text(shown(req.get("subject")), style="bold"))
             if detail.get("cwd"):
                 _row(grid, "in", safe(detail["cwd"]))
             if req.get("title") and req.get("title") != req.get("subject"):
-                _row(grid, "title", safe(req["title"]))
+                _row(grid, "agent says", Text(shown(req["title"]), style="italic"))
         for key, value in sorted(detail.items()):
             if key in ("cwd", "addresses", "method", "target", "host", "port"):
                 continue

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.text import Text
 
+from console.display import request_line
 from widgets.format import (
     LIVE_STATES,
     backend_text,
@@ -99,11 +100,9 @@ class ApprovalInbox(KeyedTable):
 
 
 def summary(req: dict[str, Any]) -> str:
-    """One line for a request: what it asks, without the kind the table shows beside it."""
-    title = req.get("title") or ""
-    subject = req.get("subject") or ""
-    text = title if title and title != subject else subject
-    return printable(text or req.get("summary") or "")
+    """One line for a request: what will run, without the kind the table shows beside it; the
+    agent's words only beside it, marked as the agent's (console.display)."""
+    return request_line(req)
 
 
 def net_by(event: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.signal import Signal
 
 from console.client import ClientError
+from console.display import cut
 from console.paths import Paths
 from console.tui.commands import ScreenCommands, StartRunCommands
 from console.tui.link import Connected, DaemonEvent, DaemonLink, Disconnected, Polled, Source
@@ -193,7 +194,7 @@ class PilothouseApp(App[None]):
             self.changes.publish(change)
 
     def _announce(self, req: dict[str, Any]) -> None:
-        self.notifier.approval(len(self.state.approvals), printable(f"{req.get('kind')} {summary(req)}", 80),
+        self.notifier.approval(len(self.state.approvals), cut(f"{req.get('kind')} {summary(req)}", 80),
                                str(req.get("run_id")))
 
     def _write_terminal(self, text: str) -> None:

@@ -101,7 +101,7 @@ async def test_status_shows_only_this_runs_requests(agent_server: AgentServer) -
     other = asyncio.create_task(inbox.submit("r2", "demo", "exec", "ls"))
     theirs = await next_pending(inbox, "r2")
     status = await conn.call("status", {"request_id": theirs.id}, 3)
-    assert status["ok"] is False and status["error"]["code"] == "unknown_request"
+    assert status["ok"] is False and status["error"]["code"] == "unknown-request"
     await conn.close()
     await inbox.cancel_run("r2")
     await other
@@ -114,7 +114,7 @@ async def test_decision_ops_are_refused_and_recorded(agent_server: AgentServer, 
     req = await next_pending(inbox)
     conn = await Conn.open(agent_server.path)
     reply = await conn.call(op, {"request_id": req.id, "allow": True, "scope": "global"})
-    assert reply["ok"] is False and reply["error"]["code"] == "refused_op"
+    assert reply["ok"] is False and reply["error"]["code"] == "refused-op"
     assert "only a person at the console decides" in reply["error"]["message"]
     (refused,) = agent_server.recorder.of(EVENT_REFUSED_OP)
     assert refused["run_id"] == "r1" and refused["op"].startswith(op[:40])
@@ -146,7 +146,7 @@ async def test_oversize_fields_are_refused_with_a_reason(agent_server: AgentServ
 async def test_bad_messages_get_errors_and_the_connection_goes_on(agent_server: AgentServer) -> None:
     conn = await Conn.open(agent_server.path)
     await conn.send(b"not json\n")
-    assert (await conn.recv())["error"]["code"] == "bad_message"
+    assert (await conn.recv())["error"]["code"] == "bad-message"
     await conn.send(b'{"v": 99, "id": 1, "op": "ask"}\n')
     assert "unsupported protocol version" in (await conn.recv())["error"]["message"]
     reply = await conn.call("ask", {"kind": "exec", "subject": "git status"})

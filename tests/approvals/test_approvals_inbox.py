@@ -37,7 +37,7 @@ async def test_request_is_recorded_before_it_is_visible_and_decided(recorder: Re
     req = await next_pending(inbox)
     assert recorder.kinds() == [EVENT_REQUESTED]
     assert req.id not in recorder.visible_at_record[0]  # not visible while being recorded
-    assert len(req.id) >= 4 and req.summary() == "exec git push"
+    assert len(req.id) >= 4 and req.summary() == "exec git push in /w"
     assert req.to_dict()["rule_provenance"]["source"] == "config.toml:14"
 
     result = await inbox.decide(req.id, True, "alice", "once")
@@ -83,7 +83,7 @@ async def test_first_decision_wins(recorder: Recorder) -> None:
         inbox.decide(req.id, True, "alice"), inbox.decide(req.id, False, "bob"),
         return_exceptions=True)
     assert not isinstance(first, BaseException) and first.allow
-    assert isinstance(second, Failure) and second.code == "already_decided"
+    assert isinstance(second, Failure) and second.code == "already-decided"
     assert "already decided by alice at" in second.message and "(allowed)" in second.message
     assert (await task).allow
     assert len(recorder.of(EVENT_DECIDED)) == 1
@@ -95,12 +95,12 @@ async def test_unknown_id_and_bad_scope_are_clear_errors(recorder: Recorder) -> 
     inbox = make_inbox(recorder)
     with pytest.raises(Failure) as err:
         await inbox.decide("zzzz", True, "alice")
-    assert err.value.code == "unknown_request" and "zzzz" in err.value.message
+    assert err.value.code == "unknown-request" and "zzzz" in err.value.message
     task = asyncio.create_task(inbox.submit("r1", "demo", "exec", "ls"))
     req = await next_pending(inbox)
     with pytest.raises(Failure) as err:
         await inbox.decide(req.id, True, "alice", "forever")
-    assert err.value.code == "bad_scope" and "10m" in err.value.message
+    assert err.value.code == "bad-scope" and "10m" in err.value.message
     await inbox.decide(req.id, False, "alice")
     await task
 
@@ -131,7 +131,7 @@ async def test_unrecordable_decision_is_not_applied(recorder: Recorder) -> None:
     recorder.fail = {EVENT_DECIDED}
     with pytest.raises(Failure) as err:
         await inbox.decide(req.id, True, "alice", "run")
-    assert err.value.code == "record_failed" and "not applied" in err.value.message
+    assert err.value.code == "record-failed" and "not applied" in err.value.message
     assert not task.done() and inbox.pending() == [req]
     assert inbox.grants.list() == []  # no grant either
     recorder.fail = set()

@@ -122,7 +122,8 @@ def test_profile_scope_writes_the_rule_into_the_config(daemon: Daemon, workspace
     saved = [r for r in rules if r["rule"] == "make lint"]
     assert saved and saved[0]["list"] == "allow" and saved[0]["source"].startswith(f"{config}:")
     changed = json.loads(daemon.cli("history", "--kind", "policy.changed", "--json").stdout)
-    assert changed and changed[0]["data"]["rule"] == "make lint"
+    saved_rules = [c for c in changed if c["data"].get("cause") == "profile-rule"]
+    assert [c["data"]["diff"] for c in saved_rules] == [['+ demo exec allow "make lint"']]
     why = json.loads(daemon.cli("policy", "why", req["id"], "--json").stdout)
     assert [e["kind"] for e in why["events"]] == ["approval.requested", "approval.decided",
                                                   "policy.changed"]

@@ -90,7 +90,7 @@ def test_a_rules_only_table_extends_a_profile(tmp_path: Path) -> None:
         ('[profiles.x]\ncommand = ["a"]\n[profiles.x.network]\ndeny = ["*.com"]\n', 4, "*.com"),
         ('[profiles.x]\ncommand = ["a"]\n[profiles.x.network]\nallow = ["a*.b.com"]\n', 4, "a*.b.com"),
         ('[profiles.x]\ncommand = ["a"]\ncolour = "red"\n', 3, "unknown key 'colour'"),
-        ('[profiles.x]\ncommand = ["a"]\n[profiles.x.exec]\nallow = ["git \\"push"]\n', 4, "not valid shell words"),
+        ('[profiles.x]\ncommand = ["a"]\n[profiles.x.exec]\nallow = ["git \\"push"]\n', 4, "cannot read it as shell words"),
         ('[profiles.x]\ncommand = ["a"]\n[profiles.x.network]\nports = [0]\n', 4, "ports"),
         ('[gpu]\nsample_hz = 50\n', 2, "0.2 to 10"),
         ('[defaults\nsandbox = "auto"\n', 1, "not valid TOML"),

@@ -222,7 +222,7 @@ def test_kill9_during_burst_keeps_every_acknowledged_event(daemon: Daemon, works
     assert len(acked) > 5
     conn = sqlite3.connect(paths.db_file)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    ids = {r[0] for r in conn.execute("SELECT id FROM events WHERE kind = 'policy.reloaded'")}
+    ids = {r[0] for r in conn.execute("SELECT id FROM events WHERE kind = 'policy.changed'")}
     conn.close()
     assert set(acked) <= ids
     daemon.start()  # a new daemon reconciles the lost run

@@ -12,10 +12,10 @@ from console.policy import (
     Scope,
     evaluate_exec,
     grant_to_rule,
-    host_matches,
     make_policy_eval,
     new_grant,
     parse_scope,
+    pattern_covers,
     rule_list_for,
 )
 
@@ -24,9 +24,9 @@ RULES = ExecRules(allow=["git status"], ask=["git push"], forbid=["rm -rf /"])
 
 
 def grant(pattern: str, effect: str = "allow", scope: str = "run", kind: str = "exec",
-          run_id: str = "r1", profile: str = "demo", now: float = T0) -> Grant:
+          run_id: str = "r1", profile: str = "demo", now: float = T0, exact: bool = True) -> Grant:
     return new_grant(kind, pattern, effect, scope, run_id=run_id, profile=profile,
-                     decided_by="alice", now=now)
+                     decided_by="alice", now=now, exact=exact)
 
 
 def decide(table: GrantTable, command: str, run_id: str = "r1", profile: str = "demo",
@@ -78,8 +78,9 @@ def test_a_once_grant_is_kept_when_the_request_still_asks() -> None:
 def test_run_scope_covers_its_run_only() -> None:
     table = GrantTable()
     g = table.add(grant("git push origin main"))
-    d = decide(table, "git push origin main --tags")  # a word prefix, like rules
+    d = decide(table, "git push origin main")
     assert d.action == "allow" and d.provenance.describe() == f"grant {g.id} (scope run) by alice"
+    assert decide(table, "git push origin main --tags").action == "ask"  # exact, not a prefix
     assert decide(table, "git push origin main", run_id="r2").action == "ask"
     assert decide(table, "git push origin dev").action == "ask"
     table.end_run("r1")
@@ -106,7 +107,7 @@ def test_profile_and_global_grants() -> None:
 
 def test_deny_grants_beat_allow_grants_and_rules() -> None:
     table = GrantTable()
-    table.add(grant("git", scope="global"))
+    table.add(grant("git", scope="global", exact=False))
     deny = table.add(grant("git status", effect="deny", now=T0 - 10))
     d = decide(table, "git status")
     assert d.action == "deny" and d.provenance.grant_id == deny.id
@@ -126,7 +127,7 @@ def test_forbid_beats_any_grant() -> None:
 
 def test_grants_answer_each_part_of_a_compound_command() -> None:
     table = GrantTable()
-    g = table.add(grant("make"))
+    g = table.add(grant("make", exact=False))
     d = decide(table, "git status && make all")
     assert d.action == "allow" and d.provenance.grant_id == g.id  # the grant is the reason named
     assert decide(table, "make && git push").action == "ask"
@@ -143,7 +144,7 @@ def test_allow_grants_see_literal_words_only() -> None:
 
 def test_allow_grants_pass_a_substitution_only_when_they_name_it_whole() -> None:
     table = GrantTable()
-    table.add(grant("echo"))
+    table.add(grant("echo", exact=False))
     assert decide(table, "echo hi").action == "allow"
     d = decide(table, "echo $(cat ~/.ssh/id_rsa)")
     assert d.action == "ask" and d.asking == ("echo '$(cat ~/.ssh/id_rsa)'",)
@@ -180,7 +181,9 @@ def test_bad_grants_are_refused() -> None:
     ("::1", "[::1]:443", "deny", True),
 ])
 def test_network_grant_patterns(pattern: str, subject: str, effect: str, hit: bool) -> None:
-    assert host_matches(pattern, subject, effect) is hit
+    from console.gate.rules import parse_pattern
+
+    assert pattern_covers(parse_pattern(pattern), effect, subject) is hit
 
 
 def test_policy_eval_for_agent_sock() -> None:

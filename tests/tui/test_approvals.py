@@ -100,17 +100,19 @@ async def test_profile_scope_shows_the_rule_then_saves_it(daemon: Daemon, worksp
     app = make_app(daemon)
     async with app.run_test(size=(100, 30)) as pilot:
         await attached(pilot)
-        allowed = await start_run(daemon, workspace)
+        # (not pytest: the built-in `ask = ["pytest"]` would override an allow rule, and such a
+        # rule is refused, naming that rule; see tests/policy/test_profile_rules.py)
+        allowed = await start_run(daemon, workspace, "ph-ask exec -- make lint; echo rc=$?")
         await pending_request(pilot, allowed)
         await pilot.press("a", "p")
         confirm = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen,
                                  "the rule preview")
         shown = str(confirm._body.renderables[0])  # noqa: SLF001 - the text shown above the diff
-        assert "pytest -q" in shown and str(config) in shown and "exec allow" in shown
+        assert "make lint" in shown and str(config) in shown and "exec allow" in shown
         assert not config.exists(), "nothing is saved before the person confirms"
         await pilot.press("y")
         await run_output(pilot, allowed, "rc=0")
-        assert tomllib.loads(config.read_text())["profiles"]["demo"]["exec"]["allow"] == ["pytest -q"]
+        assert tomllib.loads(config.read_text())["profiles"]["demo"]["exec"]["allow"] == ["make lint"]
         await pilot.press("escape")
 
         # N: deny for the profile (its own rule), previewed then confirmed

@@ -212,7 +212,7 @@ class ApprovalScreen(PilotScreen):
         except ClientError as exc:
             self._busy = False
             self.ph.report(exc)
-            if exc.code in ("already_decided", "unknown_request"):
+            if exc.code in ("already-decided", "unknown-request"):
                 self._decided.add(request_id)
                 self._advance()
             else:

@@ -1,0 +1,81 @@
+"""What a person sees of an approval: the exact command or destination, escaped so nothing in it
+can hide, with the agent's own words only beside it and marked as the agent's.
+
+One function for every place a request appears: the CLI list, the console's inbox row, banner and
+card, the bell/OSC notification and notify_command. Text from a sandbox is untrusted: control
+characters, bidi overrides and invisible characters are written as visible names (`⟨ESC⟩`,
+`⟨U+202E⟩`), runs of blanks as their count (`⟨300 spaces⟩`, so padding cannot push a tail out
+of sight), and a cut says how much it cut. `⟨` and `⟩` themselves are escaped, so the marks
+cannot be forged.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+_NAMES = {"\x00": "NUL", "\t": "TAB", "\n": "LF", "\r": "CR", "\x1b": "ESC", "\x7f": "DEL"}
+_BLANK_RUN = re.compile(r" {3,}")
+AGENT_WORDS_MAX = 60
+
+
+def _escape_char(ch: str) -> str:
+    if ch in _NAMES:
+        return f"⟨{_NAMES[ch]}⟩"
+    if ch in "⟨⟩":
+        return f"⟨U+{ord(ch):04X}⟩"
+    cat = unicodedata.category(ch)
+    # Cc control, Cf format (bidi, zero-width, tags), Co/Cn private/unassigned, Cs surrogates,
+    # Zl/Zp separators, Zs spaces other than the plain one (look like a space, are not one).
+    if cat[0] == "C" or cat in ("Zl", "Zp") or (cat == "Zs" and ch != " ") or not ch.isprintable():
+        return f"⟨U+{ord(ch):04X}⟩"
+    return ch
+
+
+def cut(text: str, limit: int | None) -> str:
+    """Text already shown, cut to `limit` characters with a mark saying how many were cut
+    (never inside an escape)."""
+    if limit is None or len(text) <= limit:
+        return text
+    keep = limit
+    while keep > 0:
+        opened = text.rfind("⟨", 0, keep)
+        if opened > text.rfind("⟩", 0, keep):
+            keep = opened  # not half an escape: `⟨U+20` would read as something else
+        mark = f"…⟨{len(text) - keep} more⟩"
+        if keep + len(mark) <= limit:
+            return text[:keep] + mark
+        keep -= 1
+    return "…"[:limit]
+
+
+def shown(text: Any, limit: int | None = None) -> str:
+    """Untrusted text as one line a person can trust: every character visible, blank runs
+    counted, a cut marked with how much was cut."""
+    raw = "" if text is None else str(text)
+    escaped = "".join(_escape_char(ch) for ch in raw)
+    collapsed = _BLANK_RUN.sub(lambda m: f" ⟨{len(m.group())} spaces⟩ ", escaped)
+    return cut(collapsed, limit)
+
+
+def request_line(req: dict[str, Any], limit: int | None = None) -> str:
+    """A request as one line: what will run (and where) or where it connects (and the address),
+    then the agent's own words, marked as the agent's. The agent's words are cut first."""
+    kind = req.get("kind")
+    detail = req.get("detail") if isinstance(req.get("detail"), dict) else {}
+    subject = str(req.get("subject") or "")
+    where = ""
+    if kind == "network" and detail.get("addresses"):
+        where = " → " + ", ".join(str(a) for a in detail["addresses"])
+    elif detail.get("cwd"):
+        where = f" in {detail['cwd']}"
+    title = str(req.get("title") or "")
+    words = f'  (agent says: "{shown(title, AGENT_WORDS_MAX)}")' if title and title != subject else ""
+    main = shown(subject) + shown(where)
+    if limit is None:
+        return main + words
+    if len(main) >= limit:
+        return cut(main, limit)
+    return main + cut(words, limit - len(main)) if len(main) + len(words) > limit else main + words
+

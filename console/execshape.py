@@ -1,0 +1,239 @@
+"""What a command's words mean to the program: its flags as a set, its positional words in order,
+and the options known to execute another program or write a file.
+
+Exec rules use this in two directions. Forbid and ask rules match by shape, so `rm -fr /`,
+`rm -r -f /` and `rm --recursive --force /` are all `rm -rf /`, and `git push origin +main` is a
+forced push. Allow rules and grants use the risky-option list: a rule for `rg` does not allow
+`rg --pre ./evil.sh`, which runs a program, unless the rule names that option itself.
+
+Both lists err towards matching: a flag's argument may be read as a positional word, a cluster of
+short flags may contain a letter that is really an argument. That only makes a forbid or ask rule
+match more often, or an allow rule less often.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from console.shellwords import (
+    CommandPart,
+    ParseError,
+    command_words,
+    expand,
+    strict_variants,
+    unwrap_stages,
+    write_targets,
+)
+
+# Long and short spellings of one flag, per program, folded to one name.
+_ALIASES: dict[str, dict[str, str]] = {
+    "rm": {"R": "r", "recursive": "r", "force": "f", "dir": "d"},
+    "cp": {"R": "r", "recursive": "r", "force": "f"},
+    "mv": {"force": "f"},
+    "chmod": {"recursive": "R"},
+    "chown": {"recursive": "R"},
+    "chgrp": {"recursive": "R"},
+    "git": {"force": "f"},
+    "shred": {"remove": "u", "force": "f"},
+}
+# Programs whose first positional word is a subcommand: a rule's subcommand must be the
+# command's subcommand (`git push` is not `git log -- push`).
+_SUBCOMMANDS = {"git", "pip", "pip3", "npm", "pnpm", "yarn", "cargo", "docker", "podman",
+                "kubectl", "go", "apt", "apt-get", "brew", "gh", "uv", "poetry", "systemctl"}
+# Options that take one separate argument, per program, so it is not read as a positional.
+_TAKES_ARG: dict[str, set[str]] = {
+    "git": {"-m", "-C", "-c", "-o", "--push-option", "--repo", "--receive-pack", "--exec"},
+    "chmod": {"--reference"}, "chown": {"--reference", "--from"},
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    program: str
+    flags: frozenset[str]
+    positionals: tuple[str, ...]
+
+
+def _path(word: str) -> str:
+    """`//`, `/.`, `/tmp/..` all name `/`: fold the spellings of one absolute path."""
+    if not word.startswith("/"):
+        return word
+    return posixpath.normpath(re.sub("/+", "/", word)) or "/"
+
+
+def shape_of(words: Sequence[str]) -> Shape | None:
+    """The shape of a command's words (wrappers already removed); None for no words."""
+    if not words:
+        return None
+    program = words[0]
+    aliases = _ALIASES.get(program, {})
+    takes_arg = _TAKES_ARG.get(program, set())
+    flags: set[str] = set()
+    positionals: list[str] = []
+    k, n, options_end = 1, len(words), False
+    while k < n:
+        w = words[k]
+        if options_end or w == "-" or not w.startswith("-"):
+            positionals.append(_path(w))
+        elif w == "--":
+            options_end = True
+        elif w.startswith("--"):
+            name = w[2:].split("=", 1)[0]
+            flags.add(aliases.get(name, name))
+            if w in takes_arg:
+                k += 1
+        else:
+            for letter in w[1:]:
+                flags.add(aliases.get(letter, letter))
+            if w in takes_arg:
+                k += 1
+        k += 1
+    if program == "git" and positionals[:1] == ["push"]:
+        # `git push origin +main` forces that ref: a forced push, whatever it is spelled as.
+        if any(p.startswith("+") for p in positionals[1:]):
+            flags.add("f")
+        positionals = [p.lstrip("+") if i else p for i, p in enumerate(positionals)]
+    return Shape(program, frozenset(flags), tuple(positionals))
+
+
+def covers(rule: Shape, command: Shape) -> bool:
+    """Does a forbid or ask rule's shape reach this command? Same program, every flag of the rule
+    present in any order or spelling, the rule's positional words in order among the command's."""
+    if rule.program != command.program or not rule.flags <= command.flags:
+        return False
+    want, have = list(rule.positionals), list(command.positionals)
+    if command.program in _SUBCOMMANDS and want:
+        if not have or have[0] != want[0]:
+            return False
+        want, have = want[1:], have[1:]
+    it = iter(have)
+    return all(any(h == w for h in it) for w in want)
+
+
+# --- options that execute a program or write a file ------------------------------------------
+
+# Long options risky for any program (and their unambiguous abbreviations, which GNU getopt and
+# git accept): they name a program to run or a file to write.
+_RISKY_LONG = (
+    "--output", "--output-file", "--output-document", "--output-directory", "--pre", "--exec",
+    "--exec-batch", "--upload-pack", "--receive-pack", "--to-command", "--use-compress-program",
+    "--compress-program", "--checkpoint-action", "--info-script", "--new-volume-script", "--rsh",
+    "--rsync-path", "--ext-diff", "--open-files-in-pager", "--config-env", "--exec-path",
+    "--in-place", "--upload-file", "--unzip-command", "--remote-name", "--dump-header",
+    "--cookie-jar", "--append-output", "--directory-prefix", "--log-file",
+)
+# Short options (letters, alone or in a cluster) risky for one program.
+_RISKY_SHORT = {
+    "sort": "o", "curl": "oOKTDc", "wget": "OoaP", "sed": "i", "rsync": "e", "ssh": "oF",
+    "fd": "xX", "fdfind": "xX", "tar": "IFxcruA", "zip": "T", "yq": "i", "less": "oO",
+    "git": "O", "perl": "ie", "ruby": "ie", "strace": "o",
+}
+# Single-dash words that are whole options (find's predicates).
+_RISKY_WORDS = {
+    "find": {"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf",
+             "-fls"},
+}
+_MIN_ABBREV = 1  # GNU getopt takes any unambiguous prefix: for sort, `--o=FILE` is --output
+
+
+def _risky_long(word: str) -> bool:
+    name = word.split("=", 1)[0]
+    return any(name == opt or (len(name) - 2 >= _MIN_ABBREV and opt.startswith(name))
+               for opt in _RISKY_LONG)
+
+
+def risky_options(program: str, words: Sequence[str]) -> list[str]:
+    """The words (after a rule's own) that are options known to run a program or write a file."""
+    found = []
+    short = _RISKY_SHORT.get(program, "")
+    whole = _RISKY_WORDS.get(program, set())
+    for w in words:
+        if w == "--":
+            break
+        if w in whole or (w.startswith("--") and _risky_long(w)):
+            found.append(w)
+        elif w.startswith("-") and not w.startswith("--") and not whole and any(c in short for c in w[1:]):
+            found.append(w)
+    return found
+
+
+# --- rules and grant patterns, read once ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommandPattern:
+    """One exec rule or grant pattern, read once by the same parser that reads commands."""
+
+    part: CommandPart
+
+    @cached_property
+    def words(self) -> tuple[str, ...]:
+        return tuple(self.part.words)
+
+    @cached_property
+    def program_words(self) -> tuple[str, ...]:
+        return tuple(command_words(self.part))
+
+    @cached_property
+    def writes(self) -> frozenset[str]:
+        return frozenset(write_targets(self.part))
+
+    @cached_property
+    def shape(self) -> Shape | None:
+        return shape_of(unwrap_stages(list(self.program_words))[0])
+
+    def reaches(self, part: CommandPart) -> bool:
+        """For forbid and ask rules and deny grants: the literal words as a prefix (as written
+        or through wrappers), or the same program with the same flags in any order or spelling."""
+        n = len(self.words)
+        if any(n <= len(v) and tuple(v[:n]) == self.words for v in strict_variants(part)):
+            return True
+        mine = self.shape
+        if mine is None:
+            return False
+        stages = unwrap_stages(command_words(part))
+        return any(theirs is not None and covers(mine, theirs) for theirs in map(shape_of, stages))
+
+    def allows(self, part: CommandPart) -> bool:
+        """For allow rules and wide grants: the literal words as a prefix, and nothing past them
+        that writes a file or runs a program unless the pattern names it."""
+        return self.prefix_of(part) and self.beyond(part) is None
+
+    def prefix_of(self, part: CommandPart) -> bool:
+        own, words = self.program_words, command_words(part)
+        return len(own) <= len(words) and tuple(words[: len(own)]) == own
+
+    def beyond(self, part: CommandPart) -> str | None:
+        """What a command does past this pattern's words that an allow may not carry: files its
+        redirections write, options that run a program or write a file. None when nothing."""
+        words = command_words(part)
+        writes = sorted(set(write_targets(part)) - self.writes)
+        risky = risky_options(words[0] if words else "", words[len(self.program_words):])
+        said = ([f"writes {', '.join(w or '(no target)' for w in writes)}"] if writes else []) + (
+            [f"has {', '.join(risky)}"] if risky else [])
+        return "; ".join(said) or None
+
+    def is_exactly(self, part: CommandPart) -> bool:
+        return part.words == self.part.words and part.redirects == self.part.redirects
+
+
+def compile_pattern(text: str) -> CommandPattern:
+    """The one reading of an exec rule or exec grant pattern; ValueError says what is wrong."""
+    try:
+        parts = expand(text)
+    except ParseError as exc:
+        raise ValueError(f"cannot read it as shell words ({exc})") from None
+    if len(parts) != 1 or parts[0].opaque:
+        raise ValueError("a rule is one plain command: no ;, &&, ||, |, $(...), backticks or $'...'")
+    if not command_words(parts[0]):
+        raise ValueError("a rule needs a command, not only a redirection")
+    return CommandPattern(parts[0])
+
+
+def rule_words(text: str) -> tuple[str, ...]:
+    """The words of one exec rule or exec grant pattern; ValueError says what is wrong."""
+    return compile_pattern(text).words

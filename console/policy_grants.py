@@ -1,0 +1,289 @@
+"""Grants: a person's decision that outlives one request, with a scope, read by the grammar the
+config's rules use (exec patterns by the command reader, network patterns by the gate's pattern
+parser), and the table of live grants shared by policy evaluation and the inbox."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from typing import Any
+
+from console.execshape import CommandPattern, compile_pattern
+from console.gate.hosts import BadTarget, ip_literal, normalise_host, parse_connect_target
+from console.gate.rules import Pattern, parse_pattern
+from console.policy_types import Provenance
+from console.shellwords import CommandPart, ParseError, canonical, expand
+
+GRANT_KINDS = ("exec", "network", "write", "custom")
+SCOPES = ("once", "run", "timed", "profile", "global")
+WEB_PORTS = (80, 443)  # the config's default `ports`, for callers that know no profile
+MAX_TIMED_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Scope:
+    kind: str  # once | run | timed | profile | global
+    seconds: float | None = None  # for timed
+
+
+_DURATION = re.compile(r"^(\d{1,6})([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_scope(word: str) -> Scope:
+    """once | run | 10m, 2h, 90s, 1d (timed) | profile | global (alias: everywhere)."""
+    w = word.strip().lower()
+    if w in ("once", "run", "profile", "global"):
+        return Scope(w)
+    if w == "everywhere":
+        return Scope("global")
+    m = _DURATION.match(w)
+    if m:
+        seconds = int(m.group(1)) * _UNITS[m.group(2)]
+        if 0 < seconds <= MAX_TIMED_S:
+            return Scope("timed", float(seconds))
+        raise ValueError(f'scope "{word}": a timed grant lasts between 1s and 7d')
+    raise ValueError(f'unknown scope "{word}": use once, run, a duration like 10m or 2h, profile or global')
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A person's decision that outlives one request. Which runs it covers follows the scope:
+    once/run: run_id; timed: run_id until expires_at; profile: profile; global: everything."""
+
+    id: str
+    kind: str  # exec | network | write | custom
+    pattern: str
+    effect: str  # allow | deny
+    scope: str
+    run_id: str | None = None
+    profile: str | None = None
+    expires_at: float | None = None
+    decided_by: str | None = None
+    created_at: float = field(default_factory=time.time)
+    # An exec allow grant covers exactly the command a person saw, unless it was given as a
+    # pattern (`--pattern`), which covers added words too (never a write or executing option).
+    exact: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in GRANT_KINDS:
+            raise ValueError(f'grant kind must be one of {", ".join(GRANT_KINDS)}, not "{self.kind}"')
+        if self.effect not in ("allow", "deny"):
+            raise ValueError(f'grant effect must be allow or deny, not "{self.effect}"')
+        if self.scope not in SCOPES:
+            raise ValueError(f'grant scope must be one of {", ".join(SCOPES)}, not "{self.scope}"')
+        if not self.pattern.strip():
+            raise ValueError("a grant needs a pattern")
+        if self.kind == "exec":
+            compile_pattern(self.pattern)
+        if self.kind == "network":
+            parse_pattern(self.pattern)  # the config's grammar: `*.com` is refused here too
+
+    @cached_property
+    def compiled(self) -> CommandPattern | None:
+        return compile_pattern(self.pattern) if self.kind == "exec" else None
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return self.compiled.words if self.compiled else ()
+
+    def applies(self, run_id: str | None, profile: str | None, now: float) -> bool:
+        if self.expires_at is not None and now >= self.expires_at:
+            return False
+        if self.run_id is not None and self.run_id != run_id:
+            return False
+        return self.profile is None or self.profile == profile
+
+    def covers(self, part: CommandPart) -> bool:
+        """For exec: deny grants reach like forbid rules (through wrappers, any flag order);
+        allow grants cover exactly the command, or as a pattern its words plus more (but a part
+        with a substitution only when they name it whole)."""
+        pattern = self.compiled
+        if pattern is None:
+            return False
+        if self.effect == "deny":
+            return pattern.reaches(part)
+        if self.exact:
+            return pattern.is_exactly(part)
+        return pattern.allows(part) and (not part.opaque or len(pattern.words) == len(part.words))
+
+    @cached_property
+    def network_pattern(self) -> Pattern | None:
+        return parse_pattern(self.pattern) if self.kind == "network" else None
+
+    def matches(self, subject: str, ports: Sequence[int] = WEB_PORTS) -> bool:
+        if self.kind == "exec":
+            try:
+                parts = [p for p in expand(subject) if not p.nested]
+            except ParseError:
+                return False
+            hit = [self.covers(p) for p in parts]
+            return bool(hit) and (any(hit) if self.effect == "deny" else all(hit))
+        if self.network_pattern is not None:
+            return pattern_covers(self.network_pattern, self.effect, subject, ports)
+        # write / custom: exact, or a prefix when the pattern ends with "*".
+        if self.pattern.endswith("*"):
+            return subject.startswith(self.pattern[:-1])
+        return subject == self.pattern
+
+    def provenance(self) -> Provenance:
+        return Provenance(
+            "grant", rule=self.pattern, rule_list=self.effect, grant_id=self.id,
+            scope=self.scope, expires_at=self.expires_at, person=self.decided_by,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def new_grant(
+    kind: str, pattern: str, effect: str, scope: str | Scope, *, run_id: str | None,
+    profile: str | None, decided_by: str | None, now: float | None = None, exact: bool = True,
+) -> Grant:
+    """A grant for a scope word ("run", "10m"...), bound to the run or profile it came from."""
+    now = time.time() if now is None else now
+    sc = scope if isinstance(scope, Scope) else parse_scope(scope)
+    return Grant(
+        id="g" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(5)),
+        kind=kind, pattern=pattern, effect=effect, scope=sc.kind,
+        run_id=run_id if sc.kind in ("once", "run", "timed") else None,
+        profile=profile if sc.kind == "profile" else None,
+        expires_at=now + sc.seconds if sc.seconds else None,
+        decided_by=decided_by, created_at=now, exact=exact,
+    )
+
+
+_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read aloud and typed
+
+
+class GrantTable:
+    """The live grants, shared by policy evaluation and the approvals inbox."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._grants: dict[str, Grant] = {}
+        self._clock = clock
+
+    def add(self, grant: Grant) -> Grant:
+        self._grants[grant.id] = grant
+        return grant
+
+    def revoke(self, grant_id: str) -> Grant | None:
+        return self._grants.pop(grant_id, None)
+
+    def consume(self, grant: Grant) -> None:
+        """A "once" grant is used up by the request it answered; other scopes stay."""
+        if grant.scope == "once":
+            self._grants.pop(grant.id, None)
+
+    def expire(self, now: float | None = None) -> list[Grant]:
+        now = self._clock() if now is None else now
+        gone = [g for g in self._grants.values() if g.expires_at is not None and now >= g.expires_at]
+        for g in gone:
+            del self._grants[g.id]
+        return gone
+
+    def end_run(self, run_id: str) -> list[Grant]:
+        gone = [g for g in self._grants.values() if g.run_id == run_id]
+        for g in gone:
+            del self._grants[g.id]
+        return gone
+
+    def list(self, now: float | None = None) -> list[Grant]:
+        self.expire(now)
+        return sorted(self._grants.values(), key=lambda g: g.created_at)
+
+    def live(self, kind: str, run_id: str | None, profile: str | None, now: float) -> list[Grant]:
+        """Grants of a kind that apply to this run now, deny grants first, newest first."""
+        live = [g for g in self._grants.values() if g.kind == kind and g.applies(run_id, profile, now)]
+        return sorted(live, key=lambda g: (g.effect != "deny", -g.created_at))
+
+    def match(
+        self, kind: str, subject: str, run_id: str | None, profile: str | None,
+        now: float | None = None, *, consume: bool = True, ports: Sequence[int] = WEB_PORTS,
+    ) -> Grant | None:
+        """The grant that decides this subject, deny grants first; None when none does.
+
+        For exec, an allow grant decides only if it covers every part of the command line (a
+        command with several parts is better put through evaluate_exec)."""
+        now = self._clock() if now is None else now
+        for g in self.live(kind, run_id, profile, now):
+            if g.matches(subject, ports):
+                if consume:
+                    self.consume(g)
+                return g
+        return None
+
+
+# --- network patterns for grants -------------------------------------------------------------
+
+
+def split_subject(subject: str) -> tuple[str, int | None]:
+    """A network subject as the gate writes it ("host:port", "[v6]:port") or a bare host,
+    normalised exactly like targets and rules. Raises BadTarget."""
+    text = subject.strip()
+    try:
+        target = parse_connect_target(text)
+        return target.host, target.port
+    except BadTarget:
+        pass
+    if text.count(":") >= 2 and not text.startswith("["):
+        text = f"[{text}]"  # a bare IPv6 address: no port
+    return normalise_host(text), None
+
+
+def canonical_network_pattern(pattern: Pattern) -> str:
+    """A network pattern's one spelling (IDNA, lower case, canonical address), as written back
+    to the config: `PyPI.org.:443` -> `pypi.org:443`, `BÜCHER.example` -> `xn--bcher-kva.example`."""
+    port = f":{pattern.port}" if pattern.port is not None else ""
+    if pattern.network is not None:
+        net = pattern.network
+        single = net.prefixlen == net.max_prefixlen
+        text = str(net.network_address) if single else str(net)
+        return f"[{text}]{port}" if net.version == 6 and port else text + port
+    prefix = {"exact": "", "sub": "*.", "tree": "**."}[pattern.kind]
+    return f"{prefix}{pattern.host}{port}"
+
+
+def pattern_covers(pattern: Pattern, effect: str, subject: str,
+                   ports: Sequence[int] = WEB_PORTS) -> bool:
+    """Does a network pattern (a grant's, or a rule's for shadow) cover a subject? The config's
+    reading: an allow pattern without a port covers the profile's `ports`, a deny pattern every
+    port; hosts and IPs are normalised (IDNA, case, trailing dot) before they are compared."""
+    try:
+        host, port = split_subject(subject)
+    except BadTarget:
+        return False
+    deny = effect == "deny"
+    if port is None:
+        if pattern.port is not None:
+            return False
+    elif not pattern.covers_port(port, ports, deny=deny):
+        return False
+    literal = ip_literal(host)
+    if literal is not None:
+        return pattern.matches_address(literal, wrapped=deny)
+    return pattern.matches_host(host)
+
+
+def grant_to_rule(grant: Grant) -> str:
+    """The rule text a profile grant becomes in the config file."""
+    if grant.kind == "exec":
+        return canonical(CommandPart(list(grant.words)))
+    if grant.kind == "network" and grant.network_pattern is not None:
+        return canonical_network_pattern(grant.network_pattern)
+    raise ValueError(f"{grant.kind} grants have no config rule; they live until the daemon stops")
+
+
+def rule_list_for(grant: Grant) -> tuple[str, str]:
+    """(section, list) a grant's rule goes into: ("exec", "allow"|"forbid") or ("network", ...)."""
+    if grant.kind == "exec":
+        return "exec", "allow" if grant.effect == "allow" else "forbid"
+    if grant.kind == "network":
+        return "network", grant.effect
+    raise ValueError(f"{grant.kind} grants have no config rule")
+
+
