@@ -36,6 +36,7 @@ from console.bounds import Bounds, capped
 from console.policy import Decision, Provenance
 from console.protocol import (
     AGENT_MAX_LINE,
+    ErrorCode,
     Failure,
     MessageRefused,
     ProtocolError,
@@ -96,7 +97,7 @@ async def handle_agent_connection(
                 req_id, op, args = parse_request(msg)
             except ProtocolError as exc:
                 bad += 1
-                await send(error(None, Failure("bad_message", str(exc))))
+                await send(error(None, Failure(ErrorCode.BAD_MESSAGE, str(exc))))
                 # An over-long or hostile line cannot be skipped safely; too many bad ones is
                 # not a client. One log line, no traceback: this is input, not a bug.
                 if isinstance(exc, MessageRefused) or bad >= MAX_BAD_MESSAGES:
@@ -133,7 +134,7 @@ async def _dispatch(op: str, args: dict[str, Any], run_id: str, profile: str,
     await inbox.record_refusal(EVENT_REFUSED_OP, run_id, {
         "run_id": run_id, "profile": profile, "op": printable(op, 80),
         "args": printable(repr(args), 400)})
-    raise Failure("refused_op", f'"{printable(op, 40)}" is not allowed on agent.sock: an agent can '
+    raise Failure(ErrorCode.REFUSED_OP, f'"{printable(op, 40)}" is not allowed on agent.sock: an agent can '
                   "ask and read its own requests; only a person at the console decides")
 
 
@@ -190,7 +191,7 @@ def _status(args: dict[str, Any], run_id: str, inbox: Inbox) -> dict[str, Any]:
     rid = args.get("request_id")
     req = inbox.get(rid) if isinstance(rid, str) else None
     if req is None or req.run_id != run_id:  # another run's request does not exist for this one
-        raise Failure("unknown_request", f'no request "{printable(str(rid), 40)}" from this run')
+        raise Failure(ErrorCode.UNKNOWN_REQUEST, f'no request "{printable(str(rid), 40)}" from this run')
     out: dict[str, Any] = {"request_id": req.id, "state": req.state, "kind": req.kind,
                            "subject": req.subject, "summary": req.summary(), "age": req.age()}
     if req.provenance is not None:
@@ -211,7 +212,7 @@ async def start_agent_server(
         await handle_agent_connection(r, w, run_id, profile, inbox, policy_eval, admit)
 
     refusal = encode(error(None, Failure(
-        "too_many_connections", "this run has as many agent.sock connections open as it may; "
+        ErrorCode.TOO_MANY_CONNECTIONS, "this run has as many agent.sock connections open as it may; "
         "close one and retry")))
     handler = capped(serve, max_connections or (lambda: DEFAULT_MAX_CONNECTIONS), refusal,
                      on_refused or (lambda: None))

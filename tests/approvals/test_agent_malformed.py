@@ -22,8 +22,8 @@ HUGE_NUMBER = b'{"v":1,"id":' + b"9" * 50_000 + b',"op":"ask","args":{}}\n'
 BLANKS = b"\n" * 20_000 + b'{"v":1,"id":1,"op":"status","args":{"request_id":"x"}}\n'
 OVERSIZE = b'{"v":1,"id":1,"op":"ask","args":{"subject":"' + b"a" * (AGENT_MAX_LINE * 2) + b'"}}\n'
 
-CASES = {"deep": (DEEP, "bad_message"), "huge_number": (HUGE_NUMBER, "bad_message"),
-         "blank_flood": (BLANKS, "bad_message"), "oversize": (OVERSIZE, "bad_message")}
+CASES = {"deep": (DEEP, "bad-message"), "huge_number": (HUGE_NUMBER, "bad-message"),
+         "blank_flood": (BLANKS, "bad-message"), "oversize": (OVERSIZE, "bad-message")}
 
 
 async def _exchange(path: Path, payload: bytes) -> tuple[list[dict], bool]:
