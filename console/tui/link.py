@@ -31,10 +31,11 @@ FATAL = ("not-allowed", "bad-config")
 class Connected(Message):
     def __init__(self, hello: dict[str, Any], runs: list[dict[str, Any]],
                  approvals: list[dict[str, Any]], profiles: list[dict[str, Any]],
-                 gpu: Any, gpu_note: str) -> None:
+                 gpu: Any, gpu_note: str, net: list[dict[str, Any]] | None = None) -> None:
         super().__init__()
         self.hello, self.runs, self.approvals = hello, runs, approvals
         self.profiles, self.gpu, self.gpu_note = profiles, gpu, gpu_note
+        self.net = net or []  # recorded network events (history rows, newest first)
 
 
 class Disconnected(Message):
