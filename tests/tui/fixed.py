@@ -137,7 +137,9 @@ class FixedSource:
         self.net = NET if net is None else net
         self.gpu, self.gpu_note = gpu, gpu_note
         self.net_history = net_history or []  # recorded network events, given on attach
-        self.history = (HISTORY if history is None else history) + self.net_history
+        self.history = HISTORY if history is None else history  # the caller's list: it may grow
+        if self.net_history:
+            self.history = self.history + self.net_history
         self.trickle_s = trickle_s  # logs: after OUTPUT, one more line every trickle_s
         self.sent = 0  # lines the logs stream has sent
         self.calls: list[tuple[str, dict[str, Any]]] = []

@@ -34,8 +34,9 @@ class ConfirmScreen(PilotModal):
             with VerticalScroll(id="dialog-body"):
                 yield Static(self._body)
             with Horizontal(classes="buttons"):
-                yield Button(f"{self._yes} (y)", id="yes", variant="error" if self._danger else "primary")
-                yield Button(f"{self._no} (n)", id="no")
+                yield Button(f"{self._yes} (y)", id="yes", variant="error" if self._danger else "primary",
+                             compact=True)
+                yield Button(f"{self._no} (n)", id="no", compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -84,11 +85,11 @@ class PromptScreen(FormModal):
         with Vertical(id="dialog", classes="dialog"):
             yield Label(self._title, id="dialog-title")
             yield Label(self._label)
-            yield Input(value=self._default, id="prompt-value", select_on_focus=True)
+            yield Input(value=self._default, id="prompt-value", select_on_focus=True, compact=True)
             yield Static("", id="prompt-error", classes="error-text")
             with Horizontal(classes="buttons"):
-                yield Button("OK (enter)", id="ok", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button("OK (enter)", id="ok", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()

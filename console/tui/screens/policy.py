@@ -3,6 +3,7 @@ a command or a destination against them (the same code the daemon decides with).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,7 +20,15 @@ from console.tui.screens.dialogs import ConfirmScreen
 from widgets.format import clock, decision_text, printable, safe, style
 from widgets.keyed_table import Column, KeyedTable
 
-MODES = [("command", "command"), ("host", "host")]
+MODES = [("auto", "auto"), ("command", "command"), ("host", "host")]
+_HOST = re.compile(r"""^(?:\[[0-9a-fA-F:.]+\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|localhost|
+                       (?:[A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*)(?::[0-9]{1,5})?$""", re.X)
+
+
+def looks_like_host(text: str) -> bool:
+    """A destination (pypi.org, 1.1.1.1:80, [::1]:443) rather than a command: one word, a
+    host name with a dot, an IP address, with or without a port."""
+    return bool(_HOST.match(text.strip()))
 
 
 class RulesTable(KeyedTable):
@@ -76,7 +85,7 @@ class PolicyScreen(PilotScreen):
         yield Static("", id="grants-empty", classes="empty")
         yield GrantsTable(id="grants")
         with Horizontal(id="policy-check"):
-            yield Select(MODES, value="command", allow_blank=False, id="p-mode", compact=True)
+            yield Select(MODES, value="auto", allow_blank=False, id="p-mode", compact=True)
             yield Input(compact=True, placeholder="a command (pytest -q) or a host (pypi.org:443); enter tests it",
                         id="p-subject")
         yield Static(Text("Type a command or a destination above and press enter.", style="dim"),
@@ -182,9 +191,10 @@ class PolicyScreen(PilotScreen):
     @on(Input.Submitted, "#p-subject")
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        if event.value.strip():
+        subject = event.value.strip()
+        if subject:
             mode = self.query_one("#p-mode", Select).value
-            self.check(event.value.strip(), mode == "host")
+            self.check(subject, mode == "host" or (mode == "auto" and looks_like_host(subject)))
 
     @work(group="policy-check", exclusive=True)
     async def check(self, subject: str, host: bool) -> None:
