@@ -23,9 +23,9 @@ from console.client import ClientError
 from console.paths import Paths
 from console.tui.commands import ApprovalCommands, RunCommands, ScreenCommands, StartRunCommands
 from console.tui.keys import help_rows
-from console.tui.saving import save_folder
 from console.tui.link import Connected, DaemonEvent, DaemonLink, Disconnected, Polled, Source
 from console.tui.notify import Notifier
+from console.tui.saving import save_folder
 from console.tui.screens.approval import ApprovalScreen, decision_toast
 from console.tui.screens.dashboard import DashboardScreen
 from console.tui.screens.dialogs import ConfirmScreen, stop_text

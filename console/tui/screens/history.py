@@ -24,8 +24,8 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 
 from console.client import ClientError
 from console.config import parse_duration
-from console.tui.screens.base import PilotModal, PilotScreen
 from console.tui.saving import stamped
+from console.tui.screens.base import PilotModal, PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.state import Change
 from widgets.format import decision_of, style
