@@ -90,7 +90,7 @@ def test_follow_resumes_after_page_up_then_end(daemon: Daemon, workspace: Path,
     run_id = daemon.cli("run", "shell", "-w", str(workspace), "--", "sh", "-c",
                         "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.3; done").stdout.strip()
     pane.wait(lambda s: run_id in s, "the live run in the table")
-    pane.keys("g", "enter")  # the live run is first
+    pane.keys("/", *run_id, "Enter", "Enter")  # filter the runs to this one, open it
     pane.wait(lambda s: f"run {run_id}" in s and newest_tick(s) > 25, "a screenful of output")
     pane.keys("PPage")
     paused = pane.wait(lambda s: "PAUSED" in s, "PageUp to pause")
