@@ -255,8 +255,8 @@ class ApprovalCard(Shows):
             if key in ("cwd", "addresses", "method", "target", "host", "port"):
                 continue
             _row(grid, key, safe(value if isinstance(value, str) else repr(value), limit=300))
-        _row(grid, "why it asks", safe(provenance_text(req.get("rule_provenance"))
-                                       if req.get("rule_provenance") else "no rule matched"))
+        _row(grid, "why it asks", Text(printable(provenance_text(req.get("rule_provenance"))  # wraps
+                                                 if req.get("rule_provenance") else "no rule matched")))
         _row(grid, "asked", safe(f"{clock(req.get('created_at'))} ({duration(now - float(req.get('created_at') or now))} ago)"))
         _row(grid, "times out", countdown(expires_in, total=timeout))
         self.show_renderable(grid)

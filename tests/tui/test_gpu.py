@@ -44,7 +44,8 @@ from widgets.plot import BLOCKS, bars, resample, sparkline
 
 pytestmark = pytest.mark.usefixtures("utc")  # fixed times render the same everywhere
 
-SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40"),
+         pytest.param((200, 50), id="200x50")]
 
 # --- fixed data, shaped like GpuService.snapshot() and its gpu.sample events ------------------
 

@@ -39,11 +39,11 @@ class ApprovalScreen(PilotScreen):
     BINDINGS = [
         Binding("y", "decide('once', True)", "Allow once", id="approve_once"),
         Binding("r", "decide('run', True)", "This run", id="approve_run"),
-        Binding("t", "timed", "N min", id="approve_timed"),
-        Binding("p", "profile(True)", "Profile", id="approve_profile"),
+        Binding("t", "timed", "N min", id="approve_timed", show=False),
+        Binding("p", "profile(True)", "Profile", id="approve_profile", show=False),
         Binding("g", "everywhere", "Everywhere", id="approve_global", show=False),
         Binding("n", "decide('once', False)", "Deny", id="deny_once"),
-        Binding("N", "profile(False)", "Deny profile", id="deny_profile"),
+        Binding("N", "profile(False)", "Deny profile", id="deny_profile", show=False),
         Binding("j,down", "move(1)", "Next", id="approval_next", show=False),
         Binding("k,up", "move(-1)", "Previous", id="approval_prev", show=False),
         Binding("escape", "back", "Back", id="back"),
@@ -124,7 +124,8 @@ class ApprovalScreen(PilotScreen):
     def _advance(self) -> None:
         nxt = self._next()
         if nxt is None:
-            self.app.pop_screen()
+            if self.app.screen is self:  # another screen may have opened over this one meanwhile
+                self.app.pop_screen()
             return
         self.request_id = nxt["id"]
         self._status("")

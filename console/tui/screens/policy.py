@@ -32,8 +32,9 @@ def looks_like_host(text: str) -> bool:
 
 
 class RulesTable(KeyedTable):
-    COLUMNS = (Column("section", "SECTION", 8), Column("list", "LIST", 8),
-               Column("rule", "RULE", 26), Column("source", "FROM", 60))
+    COLUMNS = (Column("section", "SECTION", 8, priority=70), Column("list", "LIST", 8, priority=85),
+               Column("rule", "RULE", 30, priority=90, min=16),
+               Column("source", "FROM", 30, priority=60, min=16, flex=True))
 
     def put_rule(self, index: int, rule: dict[str, Any]) -> None:
         word = str(rule.get("list") or "")
@@ -49,9 +50,11 @@ class RulesTable(KeyedTable):
 class GrantsTable(KeyedTable):
     """Decisions people made that outlive one request (grants.list)."""
 
-    COLUMNS = (Column("id", "ID", 7), Column("effect", "EFFECT", 6), Column("kind", "KIND", 7),
-               Column("pattern", "PATTERN", 24), Column("scope", "SCOPE", 7),
-               Column("for", "FOR", 12), Column("by", "BY", 8), Column("until", "UNTIL", 8))
+    COLUMNS = (Column("id", "ID", 6, priority=100), Column("effect", "EFFECT", 6, priority=90),
+               Column("kind", "KIND", 7, priority=55),
+               Column("pattern", "PATTERN", 24, priority=85, min=16, flex=True),
+               Column("scope", "SCOPE", 7, priority=60), Column("for", "FOR", 12, priority=70),
+               Column("by", "BY", 8, priority=40), Column("until", "UNTIL", 8, priority=50))
 
     def put_grant(self, grant: dict[str, Any]) -> None:
         scope = str(grant.get("scope") or "")
