@@ -326,12 +326,17 @@ def test_a_conflicting_key_remap_is_refused_with_file_line_and_both_actions(tmp_
 
 async def test_decision_toast_says_what_was_decided() -> None:
     app = app_with()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await attached(pilot)
         await pilot.press("a", "r")
         await pilot.pause(0.3)
         said = [n.message for n in app._notifications]  # noqa: SLF001
         assert any("Allowed `pytest -q tests/` for run k3mx, this run" in m for m in said), said
+        # the next request is up; the toast leaves its keys in view
+        await pilot.pause(0.3)
+        keys = app.screen.query_one("#approval-keys").region
+        toasts = [t.region for t in app.screen.query("Toast")]
+        assert toasts and all(t.bottom <= keys.y for t in toasts), (toasts, keys)
 
 
 # --- 6. smaller ------------------------------------------------------------------------------
