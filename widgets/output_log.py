@@ -44,7 +44,7 @@ class OutputLog(Log):
     BINDINGS = [
         Binding("k,up", "pause_scroll('scroll_up')", "Scroll up", show=False, id="log_up"),
         Binding("pageup", "pause_scroll('page_up')", "Page up", show=False, id="log_page_up"),
-        Binding("home", "pause_scroll('scroll_home')", "Oldest line", show=False, id="log_home"),
+        Binding("home,g", "pause_scroll('scroll_home')", "Oldest line", show=False, id="log_home"),
         Binding("end,G", "follow_end", "Follow (newest line)", show=False, id="log_end"),
         Binding("j,down", "scroll_down", "Scroll down", show=False, id="log_down"),
     ]

@@ -207,6 +207,8 @@ class NetFeed(KeyedTable):
         if ev.get("action") == "allow":
             self._open.setdefault(_conn_key(ev), []).append(key)
         self._render(key, ev, "open" if ev.get("action") == "allow" else "-")
+        if self.is_mounted and not self.has_focus:  # the newest row in view, unless someone reads
+            self.scroll_end(animate=False, x_axis=False)
         if len(self._events) > 2 * (self.max_rows or 300):
             for k in [k for k in self._events if k not in self]:
                 self._events.pop(k, None)

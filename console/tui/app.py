@@ -228,18 +228,20 @@ class PilothouseApp(App[None]):
         self.copy_to_clipboard(text)
         self.notify(printable(text, 200), title="Copied (if your terminal allows OSC 52)")
 
-    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
-        """An SVG of the screen, saved to a folder that exists (over SSH there is often no
-        ~/Downloads), and the whole path said."""
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """An SVG of the screen (the key, the palette's "Screenshot"), saved to a folder that
+        exists (over SSH there is often no ~/Downloads), and the whole path said."""
         folder = Path(path) if path else save_folder()
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            saved = Path(self.save_screenshot(filename, str(folder))).resolve()
+            saved = Path(self.save_screenshot(filename, str(folder), time_format)).resolve()
         except OSError as exc:
             self.report(f"could not save the screenshot in {folder}: {exc.strerror or exc}\n"
                         "check that the folder is writable, or set PILOTHOUSE_SAVE_DIR")
-            return
+            return None
         self.notify(str(saved), title="Screenshot saved")
+        return str(saved)
 
     def action_open_approval(self, request_id: str | None = None) -> None:
         if not self.state.approvals:

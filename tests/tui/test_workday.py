@@ -442,8 +442,10 @@ async def test_screenshot_saves_to_a_folder_that_exists_and_says_where(
     app = app_with()
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
-        app.action_screenshot()
-        await pilot.pause(0.5)
+        await pilot.press("colon", *"Screenshot")
+        await pilot.pause(0.6)
+        await pilot.press("enter")
+        await pilot.pause(0.8)
         said = " ".join(n.message for n in app._notifications)  # noqa: SLF001
         saved = list(tmp_path.rglob("*.svg"))
         assert saved and str(saved[0]) in said, said
