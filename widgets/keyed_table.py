@@ -243,8 +243,10 @@ class KeyedTable(DataTable[Cell]):
     # --- internals -----------------------------------------------------------------------------
 
     def _rebuild(self, *, columns: bool = False) -> None:
-        """Add the rows again (in order, filtered), keeping the selected row selected."""
-        selected = self.selected_key()
+        """Add the rows again (in order, filtered), keeping the selected row selected; a cursor
+        on the first row stays there (where new live runs appear) rather than follow its row
+        down and scroll the top out of view."""
+        selected = self.selected_key() if self.cursor_row > 0 else None
         self.clear(columns=columns)
         self._shown.clear()
         if columns:

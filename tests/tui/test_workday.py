@@ -233,6 +233,21 @@ async def test_live_runs_first_newest_first_and_ended_runs_can_be_hidden() -> No
         assert len(profiles) == 12 and profiles == sorted(profiles), profiles
 
 
+async def test_runs_arriving_one_by_one_keep_the_live_ones_in_view() -> None:
+    """Attached first, then runs start (the ended ones first): the top stays in view."""
+    app = app_with(runs=[], approvals=[])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        for run in sorted(more_runs(), key=lambda r: r["started_at"]):
+            app.post_message(DaemonEvent({"kind": "run.state", "run": run}))
+            await pilot.pause(0.02)
+        await pilot.pause(0.2)
+        table = app.screen.query_one(RunsTable)
+        assert table.cursor_row == 0
+        text = screen_text(app)
+        assert all(rid in text for rid in ("qu0t", "q7rt", "k3mx")), text
+
+
 async def test_two_consoles_list_runs_in_the_same_order() -> None:
     """One console saw a run start (an event), the other attached after it (a listing)."""
     fresh = {**RUNS[0], "id": "n3w1", "started_at": NOW - 1}

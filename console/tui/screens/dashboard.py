@@ -168,7 +168,8 @@ class DashboardScreen(PilotScreen):
             runs_title += f" · {unsandboxed} UNSANDBOXED"
         self.query_one("#runs-panel").border_title = runs_title
         pending = len(state.approvals)
-        self.query_one("#approvals-panel").border_title = f"Approvals ({pending} pending)"
+        self.query_one("#approvals-panel").border_title = f"Approvals ({pending} pending)" + (
+            "" if state.connected or not pending else " · daemon away: as last known")
         self.query_one("#net-panel").border_title = "Network"
         self._empty("#runs-empty", not state.runs,
                     "No runs yet. Press s to start one (or : for the command palette),\n"
