@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from console.tui.app import PilothouseApp
 from console.tui.link import DaemonEvent, Disconnected, Polled
 from console.tui.screens.history import EventScreen, HistoryScreen
 from console.tui.screens.run_detail import RunScreen
+from tests.conftest import Daemon, needs_bwrap
+from tests.tui.conftest import attached as real_attached
+from tests.tui.conftest import cli, make_app, wait_for
 from tests.tui.fixed import APPROVALS, HISTORY, NET, NOW, RUNS, FixedSource, net_rows
 from widgets.output_log import OutputLog
 from widgets.tables import NetFeed, RunsTable
@@ -516,3 +520,38 @@ async def test_run_screen_draws_cpu_and_memory_sparklines() -> None:
         await pilot.pause(0.1)
         header = line_with(screen_text(app), "cpu")
         assert any(ch in header for ch in "▁▂▃▄▅▆▇█"), header
+
+
+# --- 4 again, with real parts: a real daemon, a real bubblewrap run, curl through the gate ------
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed (apt-get install curl)")
+@needs_bwrap
+async def test_a_console_attaching_later_shows_the_network_so_far(
+        home: Path, daemon_env: dict[str, str], workspace: Path) -> None:
+    (home / "config.toml").write_text(
+        "[profiles.web]\n"
+        'command = ["true"]\n'
+        "[profiles.web.network]\n"
+        'default = "deny"\n'
+        'deny = ["**.tracker.invalid"]\n'
+    )
+    daemon = Daemon(home, daemon_env)
+    daemon.start()
+    try:
+        run_id = await cli(daemon, "run", "web", "-w", str(workspace), "--", "sh", "-c",
+                           "curl -sS -m 10 -o /dev/null http://x.tracker.invalid/; echo rc=$?")
+        assert "rc=" in await cli(daemon, "logs", run_id, "-f")  # until the run ends
+        app = make_app(daemon)  # a console that was not there when it happened
+        async with app.run_test(size=(80, 24)) as pilot:
+            await real_attached(pilot)
+            feed = app.screen.query_one(NetFeed)
+            await wait_for(pilot, lambda: feed.row_count >= 1, "the network feed from the history")
+            text = screen_text(app)
+            assert "x.tracker.invalid:80" in text and "DENY" in text, text
+            assert "No network activity yet" not in text
+            app.open_run(run_id)
+            await pilot.pause(0.3)
+            assert "x.tracker.invalid:80" in screen_text(app)
+    finally:
+        daemon.stop()
