@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
 from console.tui.screens.base import PilotModal
+from widgets.format import printable
+from widgets.tables import command_line
 
 
 class ConfirmScreen(PilotModal):
@@ -111,6 +113,5 @@ def stop_text(run: dict[str, Any], kill: bool) -> Text:
     text.append(f"{verb} run ")
     text.append(str(run.get("id")), style="bold")
     text.append(f" ({run.get('profile')})?\n")
-    cmd = run.get("command") or []
-    text.append((" ".join(cmd) if isinstance(cmd, list) else str(cmd))[:200], style="dim")
+    text.append(printable(command_line(run), 200), style="dim")
     return text
