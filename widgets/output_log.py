@@ -8,7 +8,7 @@ Following means the view stays on the newest line. Scrolling up (keys, page up, 
 wheel) pauses: the view holds still, new lines are held and counted, and End, G, space or f
 follow again from the newest line. Textual's Log only keeps up with new lines while its view
 is exactly at the end, which a scroll animation or a late layout can break for good; so here
-following scrolls to the end itself after each batch.
+a batch that finds the view off the end while following scrolls to the end itself.
 
 The filter shows only the lines that contain it, highlights it, and counts the matches; n and
 N step through them (which pauses, so the match stays where it is).
@@ -51,8 +51,7 @@ class OutputLog(Log):
 
     def __init__(self, *, max_lines: int = 5000, id: str | None = None,
                  classes: str | None = None) -> None:
-        super().__init__(max_lines=max_lines, auto_scroll=False, highlight=True, id=id,
-                         classes=classes)
+        super().__init__(max_lines=max_lines, auto_scroll=False, id=id, classes=classes)
         self.highlighter = MatchHighlighter()
         self._buffer: deque[str] = deque(maxlen=max_lines)
         self._filter = ""
@@ -79,8 +78,10 @@ class OutputLog(Log):
             return
         shown = self._matching(lines) if self._filter else lines
         if shown:
-            self.write_lines(shown, scroll_end=False)
-            self._to_end()
+            at_end = self.is_vertical_scroll_end
+            self.write_lines(shown, scroll_end=True)  # the Log scrolls only if it was at the end
+            if not at_end:  # it was not (an animation, a late layout): catch up now
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def reset(self) -> None:
         """Forget everything (the output is about to be read again from the start)."""
@@ -144,6 +145,7 @@ class OutputLog(Log):
             return
         self._filter = text
         self.highlighter.pattern = re.compile(re.escape(text), re.IGNORECASE) if text else None
+        self.highlight = bool(text)  # only while filtering: highlighting costs on every line drawn
         self.match_index = -1
         self._redraw()
 
