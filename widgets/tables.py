@@ -20,6 +20,7 @@ from widgets.format import (
     decision_of,
     decision_text,
     duration,
+    live_first,
     printable,
     provenance_text,
     safe,
@@ -42,13 +43,6 @@ def command_line(run: dict[str, Any]) -> str:
     """The command as a shell would take it back (quoted), so it can be copied and re-run."""
     cmd = run.get("command") or []
     return shlex.join(str(c) for c in cmd) if isinstance(cmd, list) else str(cmd)
-
-
-def live_first(run: dict[str, Any]) -> tuple[int, float, str]:
-    """The runs' order everywhere: live runs first, newest first within each group; the id
-    breaks ties, so every console lists the same runs in the same order."""
-    return (0 if run.get("state") in LIVE_STATES else 1, -float(run.get("started_at") or 0),
-            str(run.get("id")))
 
 
 RUN_SORTS = {

@@ -22,7 +22,7 @@ from textual.signal import Signal
 from console.client import ClientError
 from console.paths import Paths
 from console.tui.commands import ApprovalCommands, RunCommands, ScreenCommands, StartRunCommands
-from console.tui.keys import help_rows
+from console.tui.keys import check_keymap, help_rows
 from console.tui.link import Connected, DaemonEvent, DaemonLink, Disconnected, Polled, Source
 from console.tui.notify import Notifier
 from console.tui.saving import save_folder
@@ -268,9 +268,6 @@ class PilothouseApp(App[None]):
     def action_history(self) -> None:
         self._go(HistoryScreen, HistoryScreen)
 
-    def action_open_run(self, run_id: str) -> None:
-        self.open_run(run_id)
-
     def decide_oldest(self, allow: bool) -> None:
         """From the palette: allow once or deny the request that has waited longest."""
         req = self.state.oldest()
@@ -357,7 +354,6 @@ class PilothouseApp(App[None]):
 def run_app(paths: Paths, config_file: Path | None) -> None:
     """The entry the CLI calls: keys come from the config's [keys] table."""
     from console.config import ConfigError, load
-    from console.tui.keys import check_keymap
 
     keys: dict[str, str] = {}
     problems: list[str] = []
@@ -365,10 +361,9 @@ def run_app(paths: Paths, config_file: Path | None) -> None:
         config = load(config_file or paths.config_file)
         keys, problems = check_keymap(dict(config.keys), [Path(f) for f in config.files])
     except ConfigError as exc:
-        problems = [str(exc)]
+        problems = [f"{exc}\nusing the default keys"]
     except OSError as exc:
-        problems = [f"could not read the config: {exc}"]
+        problems = [f"could not read the config: {exc}\nusing the default keys"]
     app = PilothouseApp(paths, config_file, keys=keys)
-    for problem in problems:
-        app.startup_problems.append(f"{problem}\nusing the default keys")
+    app.startup_problems.extend(problems)
     app.run()

@@ -11,7 +11,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from widgets.tables import live_first
+from widgets.format import live_first
 
 LIVE_STATES = ("starting", "running", "stopping")
 TOKEN_WINDOW_S = 30.0
@@ -22,7 +22,7 @@ MAX_GPUS = 64
 # Fields of the `gpu` op's answer that a gpu.sample event does not carry, kept across events.
 GPU_STATIC = ("driver", "hz", "labels", "live_span_s", "window_s", "prices")
 GPU_LIVE = ("status", "available", "ts", "gpus", "live", "runs")  # what a gpu.sample carries
-USAGE_SPAN_S = 120.0  # the run screen's CPU and memory sparklines: the last two minutes
+USAGE_SPAN_S = 120.0  # CPU and memory per run kept for the run screen's sparklines
 
 
 def _net_key(event: dict[str, Any]) -> tuple[str, ...]:
