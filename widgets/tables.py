@@ -85,6 +85,10 @@ class RunsTable(KeyedTable):
         self.hide_ended = hide
         self.refilter()
 
+    def drop(self, key: str) -> None:
+        self.runs.pop(key, None)
+        super().drop(key)
+
     def row_hidden(self, key: str) -> bool:
         return self.hide_ended and (self.runs.get(key) or {}).get("state") not in LIVE_STATES
 

@@ -204,7 +204,8 @@ class ConsoleState:
         kind = str(event.get("kind", ""))
         if kind == "run.state" and isinstance(event.get("run"), dict):
             change = self._put_run(event["run"], from_event=True)
-            return [change] if change else []
+            # the event rides along: a run started or ended (a poll's changes carry none)
+            return [Change("runs", change.key, event, change.new)] if change else []
         if kind == "approval.requested":
             req = event.get("request") or {}
             if req.get("state", "pending") != "pending" or "id" not in req or req["id"] in self.closed:

@@ -98,8 +98,9 @@ class HistoryScreen(PilotScreen):
     def on_change(self, change: Change) -> None:
         """Something happened (a decision, a run, a connection): on the newest page, read it
         again shortly, so new events appear without a key."""
-        if change.topic in ("runs", "approvals", "resolved", "net") and len(self._cursors) == 1 \
-                and not self._live_pending:
+        recorded = change.topic in ("approvals", "resolved", "net") or (
+            change.topic == "runs" and change.event is not None)  # not a poll's new figures
+        if recorded and len(self._cursors) == 1 and not self._live_pending:
             self._live_pending = True
             self.set_timer(LIVE_DELAY_S, self._live_reload)
 
