@@ -127,6 +127,14 @@ async def test_copy_the_id_or_the_command() -> None:
         assert app.clipboard == "sh -c 'ph-ask exec --title \"run the test suite\" -- rm -rf ./build'"
 
 
+async def test_copy_what_an_approval_asks() -> None:
+    app = app_with()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("a", "c")
+        assert app.clipboard == "pytest -q tests/"
+
+
 async def test_history_export_writes_every_matching_event_as_jsonl_or_csv(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))

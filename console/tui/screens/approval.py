@@ -44,6 +44,7 @@ class ApprovalScreen(PilotScreen):
         Binding("g", "everywhere", "Everywhere", id="approve_global", show=False),
         Binding("n", "decide('once', False)", "Deny", id="deny_once"),
         Binding("N", "profile(False)", "Deny profile", id="deny_profile", show=False),
+        Binding("c", "copy", "Copy the command or host", id="approval_copy", show=False),
         Binding("j,down", "move(1)", "Next", id="approval_next", show=False),
         Binding("k,up", "move(-1)", "Previous", id="approval_prev", show=False),
         Binding("escape", "back", "Back", id="back"),
@@ -130,6 +131,11 @@ class ApprovalScreen(PilotScreen):
         self.request_id = nxt["id"]
         self._status("")
         self._show()
+
+    def action_copy(self) -> None:
+        req = self.request
+        if req is not None:
+            self.ph.copy(str(req.get("subject") or ""))
 
     def action_move(self, step: int) -> None:
         ids = [i for i in self.ph.state.approvals if i not in self._decided]
