@@ -20,7 +20,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.events import Resize
+from textual.events import Click, Resize
 from textual.widgets import DataTable
 
 Cell = str | Text
@@ -107,6 +107,7 @@ class KeyedTable(DataTable[Cell]):
         self._widths: dict[str, int] = {}
         self._order: Callable[[str], Any] | None = None
         self._reverse = False
+        self._chosen = False  # a row was chosen (keys, mouse, code): keep it when rows move
 
     def on_mount(self) -> None:
         self._rebuild(columns=True)
@@ -175,6 +176,11 @@ class KeyedTable(DataTable[Cell]):
 
     def select_key(self, key: str) -> None:
         if key in self._shown:
+            self._chosen = True
+            self.move_cursor(row=self.get_row_index(key))
+
+    def _keep(self, key: str | None) -> None:
+        if key is not None and key in self._shown:
             self.move_cursor(row=self.get_row_index(key))
 
     def cell_text(self, key: str, column: str) -> str:
@@ -233,20 +239,42 @@ class KeyedTable(DataTable[Cell]):
     # --- keys ----------------------------------------------------------------------------------
 
     def action_first_row(self) -> None:
+        self._chosen = True
         if self.row_count:
             self.move_cursor(row=0)
 
     def action_last_row(self) -> None:
+        self._chosen = True
         if self.row_count:
             self.move_cursor(row=self.row_count - 1)
+
+    def action_cursor_up(self) -> None:
+        self._chosen = True
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        self._chosen = True
+        super().action_cursor_down()
+
+    def action_page_up(self) -> None:
+        self._chosen = True
+        super().action_page_up()
+
+    def action_page_down(self) -> None:
+        self._chosen = True
+        super().action_page_down()
+
+    async def _on_click(self, event: Click) -> None:
+        self._chosen = True
+        await super()._on_click(event)
 
     # --- internals -----------------------------------------------------------------------------
 
     def _rebuild(self, *, columns: bool = False) -> None:
-        """Add the rows again (in order, filtered), keeping the selected row selected; a cursor
-        on the first row stays there (where new live runs appear) rather than follow its row
-        down and scroll the top out of view."""
-        selected = self.selected_key() if self.cursor_row > 0 else None
+        """Add the rows again (in order, filtered), keeping a chosen row selected; a cursor
+        nobody moved stays on the first row (where new live runs appear) rather than follow
+        its row down and scroll the top out of view."""
+        selected = self.selected_key() if self._chosen else None
         self.clear(columns=columns)
         self._shown.clear()
         if columns:
@@ -263,8 +291,7 @@ class KeyedTable(DataTable[Cell]):
             keys.sort(key=self._order, reverse=self._reverse)
         for key in keys:
             self._add(key, self._rows[key][0])
-        if selected is not None:
-            self.select_key(selected)
+        self._keep(selected)
 
     def _visible_cells(self, cells: list[Cell]) -> list[Cell]:
         return [cell for col, cell in zip(self.COLUMNS, cells, strict=True) if col.key in self._widths]

@@ -185,6 +185,18 @@ async def test_runs_arriving_one_by_one_keep_the_live_ones_in_view() -> None:
         assert all(rid in text for rid in ("qu0t", "q7rt", "k3mx")), text
 
 
+async def test_a_chosen_run_stays_chosen_when_a_new_one_arrives_above_it() -> None:
+    app = app_with(runs=more_runs(), approvals=[])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        table = app.screen.query_one(RunsTable)
+        table.select_key("qu0t")  # the top row, chosen
+        fresh = {**RUNS[0], "id": "n3w1", "started_at": NOW - 1}
+        app.post_message(DaemonEvent({"kind": "run.state", "run": fresh}))
+        await pilot.pause(0.2)
+        assert table.shown_keys()[0] == "n3w1" and table.selected_key() == "qu0t"
+
+
 async def test_two_consoles_list_runs_in_the_same_order() -> None:
     """One console saw a run start (an event), the other attached after it (a listing)."""
     fresh = {**RUNS[0], "id": "n3w1", "started_at": NOW - 1}
