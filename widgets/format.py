@@ -99,6 +99,13 @@ def clock(ts: float | None, *, date: bool = False) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S", time.localtime(ts))
 
 
+def live_first(run: dict[str, Any]) -> tuple[int, float, str]:
+    """The runs' order everywhere: live runs first, newest first within each group; the id
+    breaks ties, so every console lists the same runs in the same order."""
+    return (0 if run.get("state") in LIVE_STATES else 1, -float(run.get("started_at") or 0),
+            str(run.get("id")))
+
+
 def decision_text(word: str | None) -> Text:
     """A decision as a word (colour is only a second cue)."""
     w = (word or "-").lower()

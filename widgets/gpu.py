@@ -189,10 +189,10 @@ def _pair(a: Any, b: Any) -> str:
 class GpuTable(KeyedTable):
     """Per GPU, like nvidia-smi: power/limit, use, memory, heat, clocks; LOST when it fell off."""
 
-    COLUMNS = (Column("gpu", "GPU", 6), Column("name", "NAME", 16),
-               Column("power", "POWER W", 9), Column("util", "UTIL", 4),
-               Column("mem", "MEM MiB", 11), Column("temp", "TEMP", 5),
-               Column("clocks", "SM/MEM MHz", 10))
+    COLUMNS = (Column("gpu", "GPU", 6, priority=100), Column("name", "NAME", 16, priority=40, min=10),
+               Column("power", "POWER W", 9, priority=90), Column("util", "UTIL", 4, priority=85),
+               Column("mem", "MEM MiB", 11, priority=80), Column("temp", "TEMP", 5, priority=60),
+               Column("clocks", "SM/MEM MHz", 10, priority=30))
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -218,10 +218,12 @@ class GpuTable(KeyedTable):
 class GpuRunsTable(KeyedTable):
     """Per agent: throughput, energy per token, totals, cost, and the GPU memory it holds."""
 
-    COLUMNS = (Column("run", "RUN", 5), Column("tok_s", "TOK/S", 6),
-               Column("j_per_token", "J/TOKEN", 7), Column("tokens_in", "TOKENS IN", 9),
-               Column("tokens_out", "TOKENS OUT", 10), Column("energy", "ENERGY J", 8),
-               Column("cost", "COST $", 8), Column("mem", "GPU MiB", 7))
+    COLUMNS = (Column("run", "RUN", 5, priority=100), Column("tok_s", "TOK/S", 6, priority=90),
+               Column("j_per_token", "J/TOKEN", 7, priority=85),
+               Column("tokens_in", "TOKENS IN", 9, priority=50),
+               Column("tokens_out", "TOKENS OUT", 10, priority=55),
+               Column("energy", "ENERGY J", 8, priority=60), Column("cost", "COST $", 8, priority=70),
+               Column("mem", "GPU MiB", 7, priority=40))
 
     def put_run(self, run_id: str, row: dict[str, Any], profile: str | None = None) -> None:
         mem = number(row.get("gpu_memory_mib"))

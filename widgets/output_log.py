@@ -1,32 +1,64 @@
-"""An agent's output: a bounded Log with follow/pause and a filter.
+"""An agent's output: a bounded Log with follow/pause and a filter that counts its matches.
 
 Lines arrive already batched (one message per 50 ms from the daemon): `append` takes the whole
 batch and writes it in one call. Memory is bounded twice over: the Log keeps at most
 `max_lines`, and so does the buffer the filter and the pause redraw from.
 
-Pausing freezes the view: new lines go to the buffer only, and are appended when following
-resumes. Only a new filter clears and redraws.
+Following means the view stays on the newest line. Scrolling up (keys, page up, the mouse
+wheel) pauses: the view holds still, new lines are held and counted, and End, G, space or f
+follow again from the newest line. Textual's Log only keeps up with new lines while its view
+is exactly at the end, which a scroll animation or a late layout can break for good; so here
+a batch that finds the view off the end while following scrolls to the end itself.
+
+The filter shows only the lines that contain it, highlights it, and counts the matches; n and
+N step through them (which pauses, so the match stays where it is).
 """
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
+from rich.highlighter import Highlighter
 from rich.text import Text
+from textual import events
+from textual.binding import Binding
 from textual.widgets import Log
 
 from widgets.format import style
 
 
+class MatchHighlighter(Highlighter):
+    """Marks every occurrence of the filter text (case-insensitive), in reverse video so it
+    reads without colour too."""
+
+    def __init__(self) -> None:
+        self.pattern: re.Pattern[str] | None = None
+
+    def highlight(self, text: Text) -> None:
+        if self.pattern is not None:
+            text.highlight_regex(self.pattern, style="bold reverse")
+
+
 class OutputLog(Log):
+    BINDINGS = [
+        Binding("k,up", "pause_scroll('scroll_up')", "Scroll up", show=False, id="log_up"),
+        Binding("pageup", "pause_scroll('page_up')", "Page up", show=False, id="log_page_up"),
+        Binding("home,g", "pause_scroll('scroll_home')", "Oldest line", show=False, id="log_home"),
+        Binding("end,G", "follow_end", "Follow (newest line)", show=False, id="log_end"),
+        Binding("j,down", "scroll_down", "Scroll down", show=False, id="log_down"),
+    ]
+
     def __init__(self, *, max_lines: int = 5000, id: str | None = None,
                  classes: str | None = None) -> None:
-        super().__init__(max_lines=max_lines, auto_scroll=True, id=id, classes=classes)
+        super().__init__(max_lines=max_lines, auto_scroll=False, id=id, classes=classes)
+        self.highlighter = MatchHighlighter()
         self._buffer: deque[str] = deque(maxlen=max_lines)
         self._filter = ""
         self._following = True
         self.total = 0  # lines received
         self.unseen = 0  # lines received while paused
+        self.match_index = -1  # which match n/N last went to (-1: none yet)
 
     @property
     def following(self) -> bool:
@@ -36,6 +68,8 @@ class OutputLog(Log):
     def filter_text(self) -> str:
         return self._filter
 
+    # --- lines in --------------------------------------------------------------------------------
+
     def append(self, lines: list[str]) -> None:
         self.total += len(lines)
         self._buffer.extend(lines)
@@ -44,35 +78,75 @@ class OutputLog(Log):
             return
         shown = self._matching(lines) if self._filter else lines
         if shown:
-            self.write_lines(shown)
+            at_end = self.is_vertical_scroll_end
+            self.write_lines(shown, scroll_end=True)  # the Log scrolls only if it was at the end
+            if not at_end:  # it was not (an animation, a late layout): catch up now
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def reset(self) -> None:
         """Forget everything (the output is about to be read again from the start)."""
         self._buffer.clear()
         self.total = self.unseen = 0
+        self.match_index = -1
         self.clear()
+
+    def _to_end(self) -> None:
+        self.scroll_end(animate=False, immediate=True, x_axis=False)
+        # The virtual size may grow after this refresh (a layout pass): go to the end again then.
+        self.call_after_refresh(self._settle)
+
+    def _settle(self) -> None:
+        if self._following:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    # --- follow / pause ------------------------------------------------------------------------
 
     def set_following(self, follow: bool) -> None:
         if follow == self._following:
+            if follow:
+                self._to_end()
             return
         self._following = follow
-        self.auto_scroll = follow
         if follow:
             held = list(self._buffer)[-self.unseen:] if self.unseen else []
             self.unseen = 0
+            self.match_index = -1
             # Append what arrived meanwhile rather than clear and redraw: the Log keeps its
             # line count (max_lines), so its virtual size and the screen's layout stay put.
             shown = self._matching(held) if self._filter else held
             if shown:
-                self.write_lines(shown, scroll_end=True)
-            else:
-                self.scroll_end(animate=False)
+                self.write_lines(shown, scroll_end=False)
+            self._to_end()
+        self.post_message(self.Changed(self))
+
+    class Changed(events.Message):
+        """Following or paused changed by a key or the mouse (the screen redraws its status)."""
+
+        def __init__(self, log: OutputLog) -> None:
+            super().__init__()
+            self.log = log
+
+    def action_pause_scroll(self, how: str) -> None:
+        self.set_following(False)
+        getattr(self, f"action_{how}")()
+
+    def action_follow_end(self) -> None:
+        self.set_following(True)
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self.set_following(False)
+        super()._on_mouse_scroll_up(event)
+
+    # --- filter and matches --------------------------------------------------------------------
 
     def set_filter(self, text: str) -> None:
         text = text.strip().lower()
         if text == self._filter:
             return
         self._filter = text
+        self.highlighter.pattern = re.compile(re.escape(text), re.IGNORECASE) if text else None
+        self.highlight = bool(text)  # only while filtering: highlighting costs on every line drawn
+        self.match_index = -1
         self._redraw()
 
     def _matching(self, lines: list[str] | deque[str]) -> list[str]:
@@ -81,9 +155,32 @@ class OutputLog(Log):
 
     def _redraw(self) -> None:
         self.clear()
+        self._render_line_cache.clear()
         lines = self._matching(self._buffer) if self._filter else list(self._buffer)
         if lines:
-            self.write_lines(lines, scroll_end=True)
+            self.write_lines(lines, scroll_end=False)
+        if self._following:
+            self._to_end()
+
+    @property
+    def match_count(self) -> int:
+        """Lines shown that contain the filter (all of them, as only those are shown)."""
+        return len(self.lines) if self._filter else 0
+
+    def step_match(self, step: int) -> None:
+        """Go to the next (1) or previous (-1) matching line and hold the view there."""
+        count = self.match_count
+        if not count:
+            return
+        self.set_following(False)
+        if self.match_index < 0:
+            self.match_index = 0 if step > 0 else count - 1
+        else:
+            self.match_index = (self.match_index + step) % count
+        self.scroll_to(y=max(0, self.match_index - self.size.height // 2), animate=False,
+                       immediate=True)
+
+    # --- status ----------------------------------------------------------------------------------
 
     def status(self) -> Text:
         """FOLLOWING or PAUSED (in words), what is filtered, and how much was received."""
@@ -94,7 +191,10 @@ class OutputLog(Log):
             text.append(" ⏸ PAUSED ", style=style("bold reverse yellow"))
             text.append(f" {self.unseen:,} new line(s) held")
         if self._filter:
-            text.append("  filter: ")
+            text.append("  filter ")
             text.append(self._filter, style="bold")
-        text.append(f"  {self.total:,} line(s) received, last {len(self._buffer):,} kept")
+            count = self.match_count
+            where = f"{self.match_index + 1}/{count}" if self.match_index >= 0 else f"{count}"
+            text.append(f": {where} match(es)")
+        text.append(f"  {self.total:,} line(s) received")
         return text

@@ -13,6 +13,7 @@ from textual.widgets import Static
 
 from console.display import cut, shown
 from widgets.format import (
+    LIVE_STATES,
     backend_text,
     clock,
     duration,
@@ -52,25 +53,35 @@ class Shows(Static):
 class ApprovalBanner(Shows):
     """Shown on every screen while anything waits: count, the oldest request, the key to open it."""
 
+    _args: tuple[int, dict[str, Any] | None, float, str] | None = None
+
     def show(self, count: int, oldest: dict[str, Any] | None, *, now: float, key: str = "a") -> None:
+        self._args = (count, oldest, now, key)
         if self.display != (count > 0):
             self.display = count > 0
         if not count or oldest is None:
             self.show_renderable("")
             return
         age = duration(now - float(oldest.get("created_at") or now))
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" APPROVAL ", style="bold reverse")
         text.append(f" {count} pending · ", style="bold")
         text.append(f" {key} ", style="bold reverse")
-        text.append(" opens · oldest: ")
-        text.append(cut(f"{oldest.get('kind', '')} {summary(oldest)}", 60), style="bold")
-        text.append(f" (run {printable(oldest.get('run_id'))}, {age} ago)")
+        # What it is comes last: when the line is too narrow, the request's words are cut
+        # (visibly), never its age, its run or the key to open it.
+        text.append(f" opens · oldest {age} ago, run {printable(oldest.get('run_id'))}: ")
+        room = max(8, (self.size.width or 120) - text.cell_len - 2)
+        text.append(cut(f"{oldest.get('kind', '')} {summary(oldest)}", room), style="bold")
         self.show_renderable(text)
+
+    def on_resize(self) -> None:
+        if self._args is not None:  # drawn again with the room it has now
+            count, oldest, now, key = self._args
+            self.show(count, oldest, now=now, key=key)
 
 
 class LinkStatus(Shows):
-    """The connection to the daemon, in words."""
+    """The connection to the daemon, in words. While it is down, two lines: the fix is kept."""
 
     def show(self, connected: bool, text: str) -> None:
         self.set_class(not connected, "-down")
@@ -245,8 +256,8 @@ class ApprovalCard(Shows):
             if key in ("cwd", "addresses", "method", "target", "host", "port"):
                 continue
             _row(grid, key, safe(value if isinstance(value, str) else repr(value), limit=300))
-        _row(grid, "why it asks", safe(provenance_text(req.get("rule_provenance"))
-                                       if req.get("rule_provenance") else "no rule matched"))
+        _row(grid, "why it asks", Text(printable(provenance_text(req.get("rule_provenance"))  # wraps
+                                                 if req.get("rule_provenance") else "no rule matched")))
         _row(grid, "asked", safe(f"{clock(req.get('created_at'))} ({duration(now - float(req.get('created_at') or now))} ago)"))
         _row(grid, "times out", countdown(expires_in, total=timeout))
         self.show_renderable(grid)
@@ -266,29 +277,59 @@ def countdown(expires_in: float | None, width: int = 20, total: float = 120.0) -
     return text
 
 
-class RunHeader(Shows):
-    """The run at the top of its detail screen."""
+USAGE_SPARK_W = 16
+USAGE_SPAN_S = 60.0  # the header's sparklines: the last minute
+USAGE_HOLD_S = 4.0  # a poll stands for the columns after it this long (polls come every 1.5 s)
 
-    def show(self, run: dict[str, Any] | None, *, now: float, pending: int = 0) -> None:
+
+def usage_spark(points: Any, now: float, lo: float = 0.0, hi: float | None = None) -> str:
+    """The recent past of one reading as eighth blocks (blank where no sample)."""
+    pts = [(float(t), float(v)) for t, v in points or ()]
+    if not pts:
+        return ""
+    values = resample(pts, now - USAGE_SPAN_S, now, USAGE_SPARK_W, USAGE_HOLD_S)
+    seen = [v for v in values if v is not None]
+    if not seen:
+        return ""
+    return sparkline(values, lo, max(hi or 0.0, max(seen), 1.0))
+
+
+class RunHeader(Shows):
+    """The run at the top of its detail screen: who and what, its resources with their last
+    minute as sparklines, and its command (quoted, as a shell takes it)."""
+
+    def show(self, run: dict[str, Any] | None, *, now: float, pending: int = 0, known: bool = True,
+             cpu: Any = None, mem: Any = None) -> None:
+        """known=False: the daemon is away, so a live run's state is unknown."""
         if run is None:
             self.show_renderable(Text("loading the run...", style="dim"))
             return
         stats = run.get("stats") or {}
-        line = Text()
+        unknown = not known and run.get("state") in LIVE_STATES
+        line = Text(no_wrap=True, overflow="ellipsis")
         line.append(printable(run.get("id")), style="bold")
         line.append(f"  {printable(run.get('profile'))}  ")
         line.append_text(backend_text(run.get("backend")))
         line.append("  ")
-        line.append_text(state_text(run.get("state"), run.get("exit_code")))
-        line.append(f"  up {duration(run_uptime(run, now))}")
-        if stats.get("cpu_percent") is not None:
-            line.append(f"  cpu {stats['cpu_percent']:.0f}%")
-        if stats.get("rss_bytes"):
-            line.append(f"  mem {size(stats['rss_bytes'])}")
-        if stats.get("pids"):
-            line.append(f"  pids {stats['pids']}")
+        if unknown:
+            line.append("unknown (daemon away)", style=style("bold yellow"))
+        else:
+            line.append_text(state_text(run.get("state"), run.get("exit_code")))
+            line.append(f"  up {duration(run_uptime(run, now))}")
         if pending:
             line.append(f"  {pending} approval(s) pending", style=style("bold yellow"))
-        second = Text(printable(f"$ {command_line(run)}", 300), style="dim")
-        third = Text(printable(f"workspace {run.get('workspace') or '-'}", 300), style="dim")
-        self.show_renderable(Group(line, second, third))
+        usage = Text(no_wrap=True, overflow="ellipsis")
+        if not unknown and run.get("state") in LIVE_STATES:
+            if stats.get("cpu_percent") is not None:
+                usage.append(f"cpu {stats['cpu_percent']:>3.0f}% ")
+                usage.append(usage_spark(cpu, now, hi=100.0).ljust(USAGE_SPARK_W))
+            if stats.get("rss_bytes"):
+                usage.append(f"  mem {size(stats['rss_bytes']):>5} ")
+                usage.append(usage_spark(mem, now).ljust(USAGE_SPARK_W))
+            if stats.get("pids"):
+                usage.append(f"  pids {stats['pids']}")
+        else:
+            usage.append(printable(f"workspace {run.get('workspace') or '-'}", 300), style="dim")
+        command = Text(printable(f"$ {command_line(run)}", 300), style="dim", no_wrap=True,
+                       overflow="ellipsis")
+        self.show_renderable(Group(line, usage, command))

@@ -8,6 +8,7 @@ updates one keyed row.
 from __future__ import annotations
 
 import itertools
+import shlex
 from typing import Any
 
 from rich.text import Text
@@ -20,6 +21,7 @@ from widgets.format import (
     decision_of,
     decision_text,
     duration,
+    live_first,
     printable,
     provenance_text,
     safe,
@@ -39,35 +41,80 @@ def run_uptime(run: dict[str, Any], now: float) -> float | None:
 
 
 def command_line(run: dict[str, Any]) -> str:
+    """The command as a shell would take it back (quoted), so it can be copied and re-run."""
     cmd = run.get("command") or []
-    return " ".join(cmd) if isinstance(cmd, list) else str(cmd)
+    return shlex.join(str(c) for c in cmd) if isinstance(cmd, list) else str(cmd)
+
+
+RUN_SORTS = {
+    "state": live_first,
+    "age": lambda r: (-float(r.get("started_at") or 0), str(r.get("id"))),
+    "profile": lambda r: (str(r.get("profile") or ""), *live_first(r)),
+}
 
 
 class RunsTable(KeyedTable):
+    """Runs, live first. Narrow terminals drop TOK/S, then MEM, CPU...; ID and STATE stay."""
+
     COLUMNS = (
-        Column("id", "ID", 5), Column("profile", "PROFILE", 8), Column("backend", "BACKEND", 11),
-        Column("state", "STATE", 10), Column("up", "UP", 6), Column("cpu", "CPU", 4),
-        Column("mem", "MEM", 5), Column("tps", "TOK/S", 5), Column("asks", "ASK", 3),
-        Column("command", "COMMAND", 60),
+        Column("id", "ID", 4, priority=100), Column("profile", "PROFILE", 8, priority=50, min=7),
+        Column("backend", "BACKEND", 11, priority=70), Column("state", "STATE", 13, priority=95),
+        Column("up", "UP", 6, priority=40), Column("cpu", "CPU", 4, priority=30),
+        Column("mem", "MEM", 5, priority=25), Column("tps", "TOK/S", 5, priority=10),
+        Column("asks", "ASK", 3, priority=60),
+        Column("command", "COMMAND", 40, priority=80, min=16, flex=True),
     )
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runs: dict[str, dict[str, Any]] = {}  # what each row shows, for order and hiding
+        self.hide_ended = False
+        self.sort = "state"
+        self.reverse = False
+        self.order_by(self._sort_key)
+
+    def _sort_key(self, key: str) -> Any:
+        return RUN_SORTS[self.sort](self.runs.get(key) or {"id": key})
+
+    def set_sort(self, sort: str) -> None:
+        """Sort by `sort`; asked again, the order turns around."""
+        self.reverse = not self.reverse if sort == self.sort else False
+        self.sort = sort
+        self.order_by(self._sort_key, reverse=self.reverse)
+
+    def set_hide_ended(self, hide: bool) -> None:
+        self.hide_ended = hide
+        self.refilter()
+
+    def drop(self, key: str) -> None:
+        self.runs.pop(key, None)
+        super().drop(key)
+
+    def row_hidden(self, key: str) -> bool:
+        return self.hide_ended and (self.runs.get(key) or {}).get("state") not in LIVE_STATES
+
     def put_run(self, run: dict[str, Any], *, now: float, pending: int = 0,
-                tokens_per_s: float | None = None) -> None:
+                tokens_per_s: float | None = None, known: bool = True) -> None:
+        """known=False: the daemon is away, so a live run's state is unknown (not "running"
+        with a clock that keeps counting)."""
+        self.runs[str(run["id"])] = run
         stats = run.get("stats") or {}
         live = run.get("state") in LIVE_STATES
-        cpu = stats.get("cpu_percent") if live else None
-        mem = stats.get("rss_bytes") if live else None
+        unknown = live and not known
+        cpu = stats.get("cpu_percent") if live and known else None
+        mem = stats.get("rss_bytes") if live and known else None
         cells: list[str | Text] = [
             safe(run.get("id"), "bold"),
             safe(run.get("profile")),
             backend_text(run.get("backend")),
-            state_text(run.get("state"), run.get("exit_code")),
-            duration(run_uptime(run, now)),
+            Text("unknown", style=style("bold yellow")) if unknown
+            else state_text(run.get("state"), run.get("exit_code")),
+            "-" if unknown else duration(run_uptime(run, now)),
             "-" if cpu is None else f"{cpu:.0f}%",
             size(mem) if mem else "-",
-            "-" if not tokens_per_s else f"{tokens_per_s:.0f}" if tokens_per_s >= 10 else f"{tokens_per_s:.1f}",
+            "-" if not tokens_per_s or unknown else f"{tokens_per_s:.0f}" if tokens_per_s >= 10 else f"{tokens_per_s:.1f}",
             Text(str(pending), style=style("bold yellow")) if pending else "0",
-            safe(command_line(run), limit=200),
+            safe(command_line(run), limit=300),
         ]
         search = " ".join([str(run.get(k, "")) for k in ("id", "profile", "backend", "state")]
                           + [command_line(run)])
@@ -80,8 +127,10 @@ class ApprovalInbox(KeyedTable):
     """Pending requests, oldest first (the order the daemon lists and announces them in)."""
 
     COLUMNS = (
-        Column("id", "ID", 5), Column("age", "AGE", 6), Column("expires", "EXPIRES", 7),
-        Column("run", "RUN", 5), Column("kind", "KIND", 7), Column("summary", "REQUEST", 90),
+        Column("id", "ID", 4, priority=100), Column("age", "AGE", 6, priority=40),
+        Column("expires", "EXPIRES", 7, priority=60), Column("run", "RUN", 4, priority=70),
+        Column("kind", "KIND", 7, priority=50),
+        Column("summary", "REQUEST", 40, priority=90, min=20, flex=True),
     )
 
     def put_request(self, req: dict[str, Any], *, now: float, expires_in: float | None) -> None:
@@ -121,9 +170,10 @@ class NetFeed(KeyedTable):
     """Network decisions as they happen; a closed connection fills in its bytes."""
 
     COLUMNS = (
-        Column("time", "TIME", 8), Column("run", "RUN", 5), Column("dest", "DESTINATION", 26),
-        Column("decision", "DECISION", 8), Column("bytes", "UP/DOWN", 11),
-        Column("by", "RULE OR PERSON", 60),
+        Column("time", "TIME", 8, priority=30), Column("run", "RUN", 4, priority=70),
+        Column("dest", "DESTINATION", 27, priority=90, min=20),
+        Column("decision", "DECISION", 8, priority=92), Column("bytes", "UP/DOWN", 11, priority=20),
+        Column("by", "RULE OR PERSON", 40, priority=85, min=28, flex=True),
     )
 
     def __init__(self, *, max_rows: int = 300, id: str | None = None,
@@ -132,6 +182,14 @@ class NetFeed(KeyedTable):
         self._ids = itertools.count(1)
         self._open: dict[tuple[str, str, int], list[str]] = {}
         self._events: dict[str, dict[str, Any]] = {}
+
+    def reset(self, events: list[dict[str, Any]]) -> None:
+        """Show exactly these events (oldest first), as after attaching."""
+        self.clear_rows()
+        self._open.clear()
+        self._events.clear()
+        for event in events:
+            self.put_event(event)
 
     def put_event(self, event: dict[str, Any]) -> None:
         kind = event.get("kind")
@@ -146,6 +204,8 @@ class NetFeed(KeyedTable):
         if ev.get("action") == "allow":
             self._open.setdefault(_conn_key(ev), []).append(key)
         self._render(key, ev, "open" if ev.get("action") == "allow" else "-")
+        if self.is_mounted and not self.has_focus:  # the newest row in view, unless someone reads
+            self.scroll_end(animate=False, x_axis=False)
         if len(self._events) > 2 * (self.max_rows or 300):
             for k in [k for k in self._events if k not in self]:
                 self._events.pop(k, None)
@@ -191,9 +251,10 @@ class HistoryTable(KeyedTable):
     """Recorded events, one row each, as the history op returns them (newest first)."""
 
     COLUMNS = (
-        Column("id", "ID", 6), Column("time", "TIME", 14), Column("run", "RUN", 5),
-        Column("kind", "KIND", 18), Column("by", "BY", 10), Column("decision", "DECISION", 8),
-        Column("text", "TEXT", 120),
+        Column("id", "ID", 6, priority=40), Column("time", "TIME", 14, priority=70),
+        Column("run", "RUN", 4, priority=50), Column("kind", "KIND", 18, priority=80, min=14),
+        Column("by", "BY", 10, priority=30), Column("decision", "DECISION", 8, priority=35),
+        Column("text", "TEXT", 60, priority=90, min=28, flex=True),
     )
 
     def put_event(self, row: dict[str, Any]) -> None:

@@ -22,10 +22,12 @@ from textual.signal import Signal
 from console.client import ClientError
 from console.display import cut
 from console.paths import Paths
-from console.tui.commands import ScreenCommands, StartRunCommands
+from console.tui.commands import ApprovalCommands, RunCommands, ScreenCommands, StartRunCommands
+from console.tui.keys import check_keymap, help_rows
 from console.tui.link import Connected, DaemonEvent, DaemonLink, Disconnected, Polled, Source
 from console.tui.notify import Notifier
-from console.tui.screens.approval import ApprovalScreen
+from console.tui.saving import save_folder
+from console.tui.screens.approval import ApprovalScreen, decision_toast
 from console.tui.screens.dashboard import DashboardScreen
 from console.tui.screens.dialogs import ConfirmScreen, stop_text
 from console.tui.screens.gpu import GpuScreen
@@ -42,13 +44,14 @@ from widgets.tables import summary
 class PilothouseApp(App[None]):
     TITLE = "Pilothouse"
     CSS_PATH = "app.tcss"
-    COMMANDS = App.COMMANDS | {StartRunCommands, ScreenCommands}
+    COMMANDS = App.COMMANDS | {StartRunCommands, ScreenCommands, RunCommands, ApprovalCommands}
+    # The help key comes last so the footer, however narrow, ends with it.
     BINDINGS = [
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("question_mark,f1", "help", "Keys", id="help"),
-        Binding("colon", "command_palette", "Commands", show=False, id="palette"),
         Binding("a", "open_approval", "Approvals", id="open_approval"),
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("colon", "command_palette", "Commands", show=False, id="palette"),
         Binding("ctrl+n", "toggle_notify", "Notifications", show=False, id="toggle_notify"),
+        Binding("question_mark,f1", "help", "Keys", id="help"),
     ]
 
     def __init__(self, paths: Paths | None = None, config_file: Path | None = None, *,
@@ -121,6 +124,7 @@ class PilothouseApp(App[None]):
         before = set(state.approvals)
         state.approvals = {}
         state.load_approvals(msg.approvals)
+        state.load_net(msg.net)
         self.changes.publish(Change("link"))
         self.changes.publish(Change("reset"))
         for rid in [r["id"] for r in state.ordered_runs()] + sorted(known_runs - set(state.runs)):
@@ -143,8 +147,10 @@ class PilothouseApp(App[None]):
         else:
             if msg.attempt == 1 and msg.hint:  # why it failed, once; the status line keeps trying
                 self.report(f"{msg.reason}\n{msg.hint}", title="Daemon")
-            self.state.link_text = (f"daemon gone, reconnecting... (try {msg.attempt}, next in "
-                                    f"{msg.retry_in:g}s): {msg.reason}")
+            # The fix first: at 80 columns the end of the line is what gets cut.
+            fix = f" · {msg.hint}" if msg.hint else ""
+            self.state.link_text = (f"daemon gone, reconnecting{fix} · {msg.reason} "
+                                    f"(try {msg.attempt}, next in {msg.retry_in:g}s)")
         self.changes.publish(Change("link"))
 
     def on_daemon_event(self, msg: DaemonEvent) -> None:
@@ -160,6 +166,7 @@ class PilothouseApp(App[None]):
     def on_polled(self, msg: Polled) -> None:
         state = self.state
         live_ids = {r["id"] for r in msg.runs}
+        state.record_usage(msg.runs, self.now())
         for change in state.load_runs(msg.runs):
             self.changes.publish(change)
         missed = state.ended_unknown(live_ids)
@@ -213,18 +220,29 @@ class PilothouseApp(App[None]):
 
     def action_help(self) -> None:
         screen = self.screen
-        rows: list[tuple[str, str, str]] = []
-        seen: set[tuple[str, str]] = set()
-        for key, active in screen.active_bindings.items():
-            b = active.binding
-            what = b.description or b.action
-            if (what, b.id or "") in seen:
-                continue
-            seen.add((what, b.id or ""))
-            rows.append((self.get_key_display(b) or key, what, b.id or "-"))
-        rows.append(("ctrl+p or :", "command palette (start a run, go anywhere, themes)", "palette"))
         title = screen.sub_title or type(screen).__name__.replace("Screen", "").lower()
-        self.push_screen(HelpScreen(title, rows))
+        self.push_screen(HelpScreen(title, help_rows(self, screen)))
+
+    def copy(self, text: str) -> None:
+        """To the clipboard through the terminal (OSC 52; over SSH and in tmux too, where the
+        terminal allows it), and said on screen, so it can be copied by hand where it does not."""
+        self.copy_to_clipboard(text)
+        self.notify(printable(text, 200), title="Copied (if your terminal allows OSC 52)")
+
+    def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
+                           time_format: str | None = None) -> str | None:
+        """An SVG of the screen (the key, the palette's "Screenshot"), saved to a folder that
+        exists (over SSH there is often no ~/Downloads), and the whole path said."""
+        folder = Path(path) if path else save_folder()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = Path(self.save_screenshot(filename, str(folder), time_format)).resolve()
+        except OSError as exc:
+            self.report(f"could not save the screenshot in {folder}: {exc.strerror or exc}\n"
+                        "check that the folder is writable, or set PILOTHOUSE_SAVE_DIR")
+            return None
+        self.notify(str(saved), title="Screenshot saved")
+        return str(saved)
 
     def action_open_approval(self, request_id: str | None = None) -> None:
         if not self.state.approvals:
@@ -250,6 +268,25 @@ class PilothouseApp(App[None]):
 
     def action_history(self) -> None:
         self._go(HistoryScreen, HistoryScreen)
+
+    def decide_oldest(self, allow: bool) -> None:
+        """From the palette: allow once or deny the request that has waited longest."""
+        req = self.state.oldest()
+        if req is None:
+            self.notify("No approval is pending.")
+            return
+        self.decide(req, allow, "once")
+
+    @work(group="approval-decide")
+    async def decide(self, req: dict[str, Any], allow: bool, scope: str) -> dict[str, Any] | None:
+        """Send a decision; say what was decided, on what, for which run, in which scope."""
+        try:
+            result = await self.source.call("approval.decide", id=req["id"], allow=allow, scope=scope)
+        except ClientError as exc:
+            self.report(exc)
+            return None
+        self.notify(decision_toast(req, result, scope), title="Decision recorded")
+        return dict(result)
 
     def action_policy(self) -> None:
         self._go(PolicyScreen, PolicyScreen)
@@ -320,14 +357,14 @@ def run_app(paths: Paths, config_file: Path | None) -> None:
     from console.config import ConfigError, load
 
     keys: dict[str, str] = {}
-    problem = ""
+    problems: list[str] = []
     try:
-        keys = dict(load(config_file or paths.config_file).keys)
+        config = load(config_file or paths.config_file)
+        keys, problems = check_keymap(dict(config.keys), [Path(f) for f in config.files])
     except ConfigError as exc:
-        problem = str(exc)
+        problems = [f"{exc}\nusing the default keys"]
     except OSError as exc:
-        problem = f"could not read the config: {exc}"
+        problems = [f"could not read the config: {exc}\nusing the default keys"]
     app = PilothouseApp(paths, config_file, keys=keys)
-    if problem:
-        app.startup_problems.append(f"{problem}\nusing the default keys")
+    app.startup_problems.extend(problems)
     app.run()

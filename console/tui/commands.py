@@ -1,4 +1,5 @@
-"""Command palette providers (`:` or ctrl+p): start a run of any profile, go to a screen."""
+"""Command palette providers (`:` or ctrl+p): start, open and stop runs, decide the oldest
+approval, go to a screen."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from console.tui.state import LIVE_STATES
 from widgets.format import printable
+from widgets.tables import command_line, summary
 
 if TYPE_CHECKING:
     from console.tui.app import PilothouseApp
@@ -66,10 +69,38 @@ class ScreenCommands(ListedCommands):
             ("Policy", "the rules in force; test a command or a host", app.action_policy),
             ("GPU", "power, use and memory per GPU; tokens/s, J/token and cost per agent",
              app.action_gpu),
-            ("Open oldest approval", "decide the request that has waited longest",
-             app.action_open_approval),
             ("Toggle desktop notifications", "OSC 9 / OSC 777 on a new approval",
              app.action_toggle_notify),
             ("Keys", "the keys of this screen", app.action_help),
         ]
 
+
+class RunCommands(ListedCommands):
+    """"Open run k3mx" for every run shown; "Stop run"/"Kill run" for the live ones."""
+
+    def _commands(self) -> list[tuple[str, str, Any]]:
+        app = cast("PilothouseApp", self.app)
+        out = []
+        for run in app.state.runs.values():
+            rid = printable(run.get("id"))
+            about = printable(f"{run.get('profile')} · {run.get('state')} · {command_line(run)}", 80)
+            out.append((f"Open run {rid}", about, partial(app.open_run, str(run["id"]))))
+            if run.get("state") in LIVE_STATES:
+                out.append((f"Stop run {rid}", about, partial(app.confirm_stop, run, False)))
+                out.append((f"Kill run {rid}", about, partial(app.confirm_stop, run, True)))
+        return out
+
+
+class ApprovalCommands(ListedCommands):
+    """The request that has waited longest: open it, allow it once, deny it."""
+
+    def _commands(self) -> list[tuple[str, str, Any]]:
+        app = cast("PilothouseApp", self.app)
+        oldest = app.state.oldest()
+        about = (printable(f"run {oldest.get('run_id')}: {oldest.get('kind')} {summary(oldest)}", 80)
+                 if oldest else "no approval is pending")
+        return [
+            ("Open oldest approval", about, app.action_open_approval),
+            ("Allow oldest approval once", about, partial(app.decide_oldest, True)),
+            ("Deny oldest approval", about, partial(app.decide_oldest, False)),
+        ]

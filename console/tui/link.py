@@ -23,6 +23,7 @@ from console.paths import Paths
 # taking every run's output here would cost the console a flood it drops.
 TOPICS = ["run.state", "approval", "net", "tokens", "gpu", "daemon", "bus"]
 POLL_S = 1.5
+NET_HISTORY = 300  # network events read on attach
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 4.0, 5.0)
 # These mean the daemon will not take us however often we try.
 FATAL = ("not-allowed", "bad-config")
@@ -31,10 +32,11 @@ FATAL = ("not-allowed", "bad-config")
 class Connected(Message):
     def __init__(self, hello: dict[str, Any], runs: list[dict[str, Any]],
                  approvals: list[dict[str, Any]], profiles: list[dict[str, Any]],
-                 gpu: Any, gpu_note: str) -> None:
+                 gpu: Any, gpu_note: str, net: list[dict[str, Any]] | None = None) -> None:
         super().__init__()
         self.hello, self.runs, self.approvals = hello, runs, approvals
         self.profiles, self.gpu, self.gpu_note = profiles, gpu, gpu_note
+        self.net = net or []  # recorded network events (history rows, newest first)
 
 
 class Disconnected(Message):
@@ -142,9 +144,14 @@ class DaemonLink:
                 approvals = await client.call("approvals.list")
                 profiles = await client.call("profiles")
                 gpu, note = await gpu_snapshot(client.call)
+                # The network feed as it stands (also what happened while this console was away).
+                try:
+                    net = await client.call("history", kind="net.", limit=NET_HISTORY)
+                except ClientError:
+                    net = []  # a daemon that will not say: the feed starts empty, as before
                 self.client = client
                 attempt = 0
-                post(Connected(hello, runs, approvals, profiles, gpu, note))
+                post(Connected(hello, runs, approvals, profiles, gpu, note, net))
                 poller = asyncio.create_task(self._poll(client, post))
                 try:
                     async for event in client.events():

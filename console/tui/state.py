@@ -11,6 +11,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from widgets.format import live_first
+
 LIVE_STATES = ("starting", "running", "stopping")
 TOKEN_WINDOW_S = 30.0
 KEEP_ENDED_RUNS = 25
@@ -20,6 +22,11 @@ MAX_GPUS = 64
 # Fields of the `gpu` op's answer that a gpu.sample event does not carry, kept across events.
 GPU_STATIC = ("driver", "hz", "labels", "live_span_s", "window_s", "prices")
 GPU_LIVE = ("status", "available", "ts", "gpus", "live", "runs")  # what a gpu.sample carries
+USAGE_SPAN_S = 120.0  # CPU and memory per run kept for the run screen's sparklines
+
+
+def _net_key(event: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(event.get(k)) for k in ("kind", "run_id", "host", "port", "action"))
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,10 @@ class ConsoleState:
     profiles: list[dict[str, Any]] = field(default_factory=list)
     # Requests known to be closed: a listing taken before they closed must not bring them back.
     closed: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # Per run: CPU percent and memory (bytes) from each poll, for the run screen's sparklines.
+    usage: dict[str, tuple[Series, Series]] = field(default_factory=dict)
+    # Network events read from the history on attach: the same events may also come on the bus.
+    _net_loaded: dict[tuple[str, ...], float] = field(default_factory=dict)
 
     # --- snapshots -------------------------------------------------------------------------
 
@@ -151,6 +162,29 @@ class ConsoleState:
             self._sort_approvals()
         return changes
 
+    def load_net(self, rows: list[dict[str, Any]]) -> None:
+        """History rows of network events (newest first, as the history op returns them): the
+        feed as it was before this console attached, or while it was away."""
+        self.net.clear()
+        self._net_loaded.clear()
+        for row in reversed(rows):
+            data = row.get("data") if isinstance(row.get("data"), dict) else {}
+            event = {**data, "kind": row.get("kind"), "run_id": row.get("run_id"), "ts": row.get("ts")}
+            self.net.append(event)
+            self._net_loaded[_net_key(event)] = float(event.get("ts") or 0)
+
+    def record_usage(self, runs: list[dict[str, Any]], now: float) -> None:
+        """A poll's CPU and memory per live run, kept as short series."""
+        for run in runs:
+            stats = run.get("stats") or {}
+            if not stats or run.get("state") not in LIVE_STATES:
+                continue
+            cpu, mem = self.usage.setdefault(str(run["id"]), (Series(USAGE_SPAN_S), Series(USAGE_SPAN_S)))
+            cpu.add(now, stats.get("cpu_percent"))
+            mem.add(now, stats.get("rss_bytes"))
+        for rid in [r for r in self.usage if r not in self.runs]:
+            del self.usage[rid]
+
     def load_gpu(self, snapshot: Any, note: str = "") -> list[Change]:
         """The `gpu` op's answer (or None and why there is none)."""
         if isinstance(snapshot, dict):
@@ -170,7 +204,8 @@ class ConsoleState:
         kind = str(event.get("kind", ""))
         if kind == "run.state" and isinstance(event.get("run"), dict):
             change = self._put_run(event["run"], from_event=True)
-            return [change] if change else []
+            # the event rides along: a run started or ended (a poll's changes carry none)
+            return [Change("runs", change.key, event, change.new)] if change else []
         if kind == "approval.requested":
             req = event.get("request") or {}
             if req.get("state", "pending") != "pending" or "id" not in req or req["id"] in self.closed:
@@ -186,6 +221,9 @@ class ConsoleState:
                 return [Change("resolved", req.get("id"), event)]
             return [Change("approvals", req.get("id"), event), Change("resolved", req.get("id"), event)]
         if kind in ("net.decision", "net.closed"):
+            loaded = self._net_loaded.pop(_net_key(event), None)
+            if loaded is not None and abs(loaded - float(event.get("ts") or 0)) < 5:
+                return []  # already read from the history on attach
             self.net.append(event)
             return [Change("net", event.get("run_id"), event)]
         if kind == "tokens":
@@ -287,4 +325,5 @@ class ConsoleState:
         return [e for e in self.net if e.get("run_id") == run_id]
 
     def ordered_runs(self) -> list[dict[str, Any]]:
-        return sorted(self.runs.values(), key=lambda r: float(r.get("started_at") or 0))
+        """Live runs first, newest first: the order every console lists them in."""
+        return sorted(self.runs.values(), key=live_first)

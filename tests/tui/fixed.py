@@ -110,25 +110,58 @@ OUTPUT = [f"collected {i} items" if i % 7 == 0 else f"tests/test_shop.py::test_c
           for i in range(40)]
 
 
+def net_rows(events: list[dict[str, Any]], first_id: int = 1000) -> list[dict[str, Any]]:
+    """Network events as the history op returns them (newest first): the event's fields are
+    the row's data, as the gate records them."""
+    rows = []
+    for i, ev in enumerate(events):
+        data = {k: v for k, v in ev.items() if k not in ("kind", "ts", "run_id")}
+        rows.append({"id": first_id + i, "ts": ev["ts"], "run_id": ev["run_id"], "kind": ev["kind"],
+                     "actor": None, "text": f"{ev.get('action', '')} {ev['host']}:{ev['port']}".strip(),
+                     "data": data})
+    return rows[::-1]
+
+
 class FixedSource:
     """Answers ops from the data above; records what was asked (for assertions)."""
 
     def __init__(self, *, runs: list[dict[str, Any]] | None = None,
                  approvals: list[dict[str, Any]] | None = None,
                  net: list[dict[str, Any]] | None = None, gpu: Any = None,
-                 gpu_note: str = "no NVIDIA driver on this machine") -> None:
+                 gpu_note: str = "no NVIDIA driver on this machine",
+                 history: list[dict[str, Any]] | None = None,
+                 net_history: list[dict[str, Any]] | None = None,
+                 trickle_s: float | None = None) -> None:
         self.runs = RUNS if runs is None else runs
         self.approvals = APPROVALS if approvals is None else approvals
         self.net = NET if net is None else net
         self.gpu, self.gpu_note = gpu, gpu_note
+        self.net_history = net_history or []  # recorded network events, given on attach
+        self.history = HISTORY if history is None else history  # the caller's list: it may grow
+        if self.net_history:
+            self.history = self.history + self.net_history
+        self.trickle_s = trickle_s  # logs: after OUTPUT, one more line every trickle_s
+        self.sent = 0  # lines the logs stream has sent
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.post: Post | None = None
+
+    def _history(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        kind = args.get("kind") or ""
+        return [r for r in self.history if str(r["kind"]).startswith(kind)
+                and (not args.get("run") or r["run_id"] == args["run"])
+                and (not args.get("search") or args["search"] in str(r["text"]))]
 
     async def call(self, op: str, **args: Any) -> Any:
         self.calls.append((op, args))
         if op == "history":
             before = args.get("before_id")
-            rows = [r for r in HISTORY if before is None or r["id"] < before]
+            rows = [r for r in self._history(args) if before is None or r["id"] < before]
             return rows[: args.get("limit", 100)]
+        if op == "approval.decide":
+            req = next(r for r in self.approvals if r["id"] == args["id"])
+            return {"request_id": req["id"], "allow": args["allow"], "actor": "dev",
+                    "scope": args["scope"], "describe": f"decided by dev (scope {args['scope']})",
+                    "grants": [], "also_decided": [], "saved": {}}
         if op == "policy.rules":
             return RULES
         if op == "grants.list":
@@ -148,10 +181,24 @@ class FixedSource:
         self.calls.append((op, args))
         if op == "logs":
             yield {"kind": "run.output", "run_id": args.get("run"), "first": 0, "lines": OUTPUT}
+            self.sent = len(OUTPUT)
+            while self.trickle_s:
+                await asyncio.sleep(self.trickle_s)
+                yield {"kind": "run.output", "run_id": args.get("run"), "first": self.sent,
+                       "lines": [f"trickle line {self.sent}"]}
+                self.sent += 1
+        if op == "export":
+            rows = sorted(self._history(args), key=lambda r: r["id"])
+            for i in range(0, len(rows), 1000):
+                yield {"kind": "export.rows", "rows": rows[i:i + 1000]}
+            yield {"kind": "stream.result", "result": {"rows": len(rows)}}
+            return
         await asyncio.Event().wait()  # a live run: more output would follow
 
     async def run(self, post: Post) -> None:
-        post(Connected(HELLO, self.runs, self.approvals, PROFILES, self.gpu, self.gpu_note))
+        self.post = post
+        post(Connected(HELLO, self.runs, self.approvals, PROFILES, self.gpu, self.gpu_note,
+                       net=self.net_history))
         for event in self.net:
             post(DaemonEvent(event))
         await asyncio.Event().wait()

@@ -44,7 +44,8 @@ from widgets.plot import BLOCKS, bars, resample, sparkline
 
 pytestmark = pytest.mark.usefixtures("utc")  # fixed times render the same everywhere
 
-SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40"),
+         pytest.param((200, 50), id="200x50")]
 
 # --- fixed data, shaped like GpuService.snapshot() and its gpu.sample events ------------------
 
@@ -204,7 +205,7 @@ async def test_key_and_palette_open_the_screen_with_the_daemons_status(daemon: D
         await wait_for(pilot, lambda: status[:40] in strip.shown, "the status on the strip")
         assert strip.shown.strip().count("\n") == 0, "one line"
 
-        await pilot.press("g")
+        await pilot.press("u")
         screen = await wait_for(pilot, lambda: isinstance(app.screen, GpuScreen) and app.screen,
                                 "the GPU screen")
         shown = screen.query_one("#gpu-status").shown
@@ -289,7 +290,7 @@ async def test_two_gpus_two_runs_from_the_service(writer: StoreWriter) -> None:
         assert "70W" in strip.shown and "n/a°C" in strip.shown, "temp_c n/a reads n/a"
         assert "60G/80G" in strip.shown and "97%" in strip.shown
 
-        await pilot.press("g")
+        await pilot.press("u")
         screen = await wait_for(pilot, lambda: isinstance(app.screen, GpuScreen) and app.screen,
                                 "the GPU screen")
         await wait_for(pilot, lambda: ("gpu", {}) in source.calls, "the `gpu` op")
@@ -444,7 +445,7 @@ async def fed(pilot: Pilot[None]) -> None:
 
 async def open_gpu(pilot: Pilot[None]) -> None:
     await fed(pilot)
-    await pilot.press("g")
+    await pilot.press("u")
     source = pilot.app.source
     for _ in range(100):
         if ("gpu", {}) in source.calls:  # type: ignore[attr-defined]

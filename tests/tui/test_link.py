@@ -23,7 +23,7 @@ from tests.tui.conftest import (
 )
 from tests.tui.fixed import NOW, FixedSource
 from widgets.output_log import OutputLog
-from widgets.panels import LinkStatus, gpu_line
+from widgets.panels import LinkStatus, RunHeader, gpu_line
 from widgets.tables import ApprovalInbox, NetFeed, RunsTable
 
 
@@ -40,6 +40,9 @@ async def test_daemon_gone_then_back_reconnects_by_itself(daemon: Daemon, worksp
         await wait_for(pilot, lambda: "daemon gone, reconnecting" in status.shown, "the gone notice")
         assert not app.state.connected and status.has_class("-down")
         assert any("daemon went away" in line for line in log.lines)
+        header = app.screen.query_one(RunHeader)
+        await wait_for(pilot, lambda: "unknown (daemon away)" in header.shown, "the run's state unknown")
+        assert "running" not in header.shown and " up " not in header.shown
         daemon.start()
         await wait_for(pilot, lambda: app.state.connected, "the console to attach again", timeout=30)
         assert "attached to daemon" in status.shown

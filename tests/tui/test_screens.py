@@ -24,7 +24,7 @@ from widgets.tables import HistoryTable, RunsTable
 async def test_history_search_filters_pages_and_export(daemon: Daemon, workspace: Path,
                                                        tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PILOTHOUSE_SAVE_DIR", str(tmp_path))
     run_id = await start_run(daemon, workspace, "echo marker-quokka", profile="shell")
     with Client(resolve(daemon.home), autostart=False) as c:
         for _ in range(110):  # enough events for a second page
@@ -62,15 +62,19 @@ async def test_history_search_filters_pages_and_export(daemon: Daemon, workspace
         await pilot.press("e")
         prompt = await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen) and app.screen,
                                 "the export prompt")
-        assert prompt.query_one("#prompt-value").value == "./pilothouse-export.jsonl"
-        await pilot.press("enter")
+        default = Path(prompt.query_one("#prompt-value").value)
+        assert default.parent == tmp_path.resolve() and default.suffix == ".jsonl", default
         out = tmp_path / "pilothouse-export.jsonl"
+        prompt.query_one("#prompt-value").value = str(out)
+        await pilot.press("enter")
         await wait_for(pilot, out.exists, "the export file")
         rows = [json.loads(line) for line in out.read_text().splitlines()]
         assert len(rows) == shown and all(r["kind"].startswith("run.") for r in rows)
 
         await pilot.press("e")  # a second export asks before replacing the file
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen), "the export prompt")
+        prompt = await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen) and app.screen,
+                                "the export prompt")
+        prompt.query_one("#prompt-value").value = str(out)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the replace question")
         await pilot.press("n")

@@ -1,4 +1,4 @@
-"""SVG snapshots of the screens at 80x24 and 160x48, fed fixed data at a frozen time.
+"""SVG snapshots of every screen at 80x24, 120x40 and 200x50, fed fixed data at a frozen time.
 
 Update after an intended change with: .venv/bin/pytest tests/tui/test_snapshots.py --snapshot-update
 """
@@ -9,13 +9,13 @@ import pytest
 from textual.pilot import Pilot
 
 from console.tui.app import PilothouseApp
+from console.tui.link import Disconnected
 from tests.tui.fixed import NOW, FixedSource
 
 pytestmark = pytest.mark.usefixtures("utc")  # fixed times render the same everywhere
 
-SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
-
-
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40"),
+         pytest.param((200, 50), id="200x50")]
 
 
 def make_app(**data: object) -> PilothouseApp:
@@ -93,7 +93,8 @@ def test_history_empty(snap_compare, size) -> None:
     assert snap_compare(app, terminal_size=size, run_before=search_nothing)
 
 
-def test_run_detail(snap_compare) -> None:
+@pytest.mark.parametrize("size", SIZES)
+def test_run_detail(snap_compare, size) -> None:
     async def open_run(pilot: Pilot[None]) -> None:
         await attached(pilot)
         await pilot.press("enter")
@@ -103,10 +104,11 @@ def test_run_detail(snap_compare) -> None:
             await pilot.pause(0.02)
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=open_run)
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_run)
 
 
-def test_policy(snap_compare) -> None:
+@pytest.mark.parametrize("size", SIZES)
+def test_policy(snap_compare, size) -> None:
     async def open_policy(pilot: Pilot[None]) -> None:
         await attached(pilot)
         await pilot.press("p")
@@ -114,7 +116,38 @@ def test_policy(snap_compare) -> None:
         await pilot.press("c", *"pytest -q", "enter")
         await pilot.pause(0.2)
 
-    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=open_policy)
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_policy)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_start_dialog(snap_compare, size) -> None:
+    async def open_dialog(pilot: Pilot[None]) -> None:
+        await attached(pilot)
+        await pilot.press("s")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_dialog)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare, size) -> None:
+    async def open_help(pilot: Pilot[None]) -> None:
+        await attached(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_help)
+
+
+def test_daemon_away(snap_compare) -> None:
+    """The daemon stopped: runs say unknown, the status line keeps the fix in view."""
+    async def stop_daemon(pilot: Pilot[None]) -> None:
+        await attached(pilot)
+        pilot.app.post_message(Disconnected("the Pilothouse daemon is not running", 4.0, 5,
+                                            "start it with: pilothouse daemon (or run any command)"))
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=stop_daemon)
 
 
 def test_dashboard_without_colour(snap_compare, monkeypatch: pytest.MonkeyPatch) -> None:

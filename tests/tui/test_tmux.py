@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
@@ -46,19 +47,64 @@ class Pane:
         raise AssertionError(f"timed out waiting for {what}; the screen was:\n{screen}")
 
 
-@pytest.fixture
-def pane(daemon: Daemon, tmp_path: Path) -> Iterator[Pane]:
+def open_pane(daemon: Daemon, tmp_path: Path, size: tuple[int, int], extra: str = "") -> Pane:
     socket = f"ph-test-{tmp_path.name}"
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in daemon.env.items()
                    if k.startswith("PILOTHOUSE_") or k in ("PATH", "HOME"))
-    command = f"env TERM=xterm-256color {env} {BIN / 'pilothouse'}"
+    command = f"env TERM=xterm-256color {extra} {env} {BIN / 'pilothouse'}"
     p = Pane(socket, "ph")
-    subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", "ph", "-x", "120", "-y", "40",
-                    command], check=True, timeout=10)
+    subprocess.run(["tmux", "-L", socket, "new-session", "-d", "-s", "ph", "-x", str(size[0]),
+                    "-y", str(size[1]), command], check=True, timeout=10)
+    return p
+
+
+@pytest.fixture
+def pane(daemon: Daemon, tmp_path: Path) -> Iterator[Pane]:
+    p = open_pane(daemon, tmp_path, (120, 40))
     try:
         yield p
     finally:
         p.tmux("kill-server")
+
+
+@pytest.fixture
+def small_pane(daemon: Daemon, tmp_path: Path) -> Iterator[Pane]:
+    """80x24 without colour, as over a plain SSH session."""
+    p = open_pane(daemon, tmp_path, (80, 24), "NO_COLOR=1")
+    try:
+        yield p
+    finally:
+        p.tmux("kill-server")
+
+
+def newest_tick(screen: str) -> int:
+    ticks = [int(m) for m in re.findall(r"tick-(\d+)", screen)]
+    return max(ticks) if ticks else -1
+
+
+def test_follow_resumes_after_page_up_then_end(daemon: Daemon, workspace: Path,
+                                               small_pane: Pane) -> None:
+    pane = small_pane
+    pane.wait(lambda s: "attached to daemon" in s, "the console to attach")
+    daemon.cli("run", "shell", "-w", str(workspace), "--", "sh", "-c", "true")  # an ended run
+    run_id = daemon.cli("run", "shell", "-w", str(workspace), "--", "sh", "-c",
+                        "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.3; done").stdout.strip()
+    pane.wait(lambda s: run_id in s, "the live run in the table")
+    pane.keys("/", *run_id, "Enter", "Enter")  # filter the runs to this one, open it
+    pane.wait(lambda s: f"run {run_id}" in s and newest_tick(s) > 25, "a screenful of output")
+    pane.keys("PPage")
+    paused = pane.wait(lambda s: "PAUSED" in s, "PageUp to pause")
+    time.sleep(1.5)
+    assert newest_tick(pane.text()) == newest_tick(paused), "the view holds still while paused"
+    pane.keys("End")
+    screen = pane.wait(lambda s: "FOLLOWING" in s, "End to follow again")
+    time.sleep(1.5)
+    last = daemon.cli("logs", run_id, "--tail", "1").stdout.strip()
+    screen = pane.text()
+    assert newest_tick(screen) >= int(last.removeprefix("tick-")) - 3, screen
+    time.sleep(1.5)  # and it keeps following
+    assert newest_tick(pane.text()) > newest_tick(screen)
+    daemon.cli("stop", "--kill", run_id, check=False)
 
 
 def test_approve_in_a_real_terminal(daemon: Daemon, workspace: Path, pane: Pane) -> None:

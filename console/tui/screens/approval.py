@@ -39,11 +39,12 @@ class ApprovalScreen(PilotScreen):
     BINDINGS = [
         Binding("y", "decide('once', True)", "Allow once", id="approve_once"),
         Binding("r", "decide('run', True)", "This run", id="approve_run"),
-        Binding("t", "timed", "N min", id="approve_timed"),
-        Binding("p", "profile(True)", "Profile", id="approve_profile"),
+        Binding("t", "timed", "N min", id="approve_timed", show=False),
+        Binding("p", "profile(True)", "Profile", id="approve_profile", show=False),
         Binding("g", "everywhere", "Everywhere", id="approve_global", show=False),
         Binding("n", "decide('once', False)", "Deny", id="deny_once"),
-        Binding("N", "profile(False)", "Deny profile", id="deny_profile"),
+        Binding("N", "profile(False)", "Deny profile", id="deny_profile", show=False),
+        Binding("c", "copy", "Copy the command or host", id="approval_copy", show=False),
         Binding("j,down", "move(1)", "Next", id="approval_next", show=False),
         Binding("k,up", "move(-1)", "Previous", id="approval_prev", show=False),
         Binding("escape", "back", "Back", id="back"),
@@ -124,11 +125,17 @@ class ApprovalScreen(PilotScreen):
     def _advance(self) -> None:
         nxt = self._next()
         if nxt is None:
-            self.app.pop_screen()
+            if self.app.screen is self:  # another screen may have opened over this one meanwhile
+                self.app.pop_screen()
             return
         self.request_id = nxt["id"]
         self._status("")
         self._show()
+
+    def action_copy(self) -> None:
+        req = self.request
+        if req is not None:
+            self.ph.copy(str(req.get("subject") or ""))
 
     def action_move(self, step: int) -> None:
         ids = [i for i in self.ph.state.approvals if i not in self._decided]
@@ -206,6 +213,7 @@ class ApprovalScreen(PilotScreen):
     @work(group="approval-decide")
     async def _decide(self, request_id: str, allow: bool, scope: str) -> None:
         self._busy = True
+        asked = self.ph.state.approvals.get(request_id) or {"id": request_id}  # gone once decided
         self._status(f"sending {'allow' if allow else 'deny'} ({scope}) for {request_id}...")
         try:
             result = await self.ph.source.call("approval.decide", id=request_id, allow=allow, scope=scope)
@@ -220,8 +228,7 @@ class ApprovalScreen(PilotScreen):
             return
         self._busy = False
         self._decided.add(request_id)
-        verb = "Allowed" if result.get("allow") else "Denied"
-        message = f"{verb} {request_id}: {result.get('describe', '')}"
+        message = decision_toast(asked, result, scope)
         saved = result.get("saved") or {}
         if saved.get("file"):
             message += f"\nRule {saved.get('rule')!r} saved to {saved['file']}"
@@ -232,6 +239,21 @@ class ApprovalScreen(PilotScreen):
             self._decided.update(result["also_decided"])
         self.notify(printable(message, 400).replace("⏎", "\n"), title="Decision recorded")
         self._advance()
+
+
+def scope_words(scope: str, req: dict[str, Any]) -> str:
+    if scope.endswith("m") and scope[:-1].isdigit():
+        return f"for {int(scope[:-1])} minutes"
+    return {"once": "once", "run": "this run", "global": "everywhere",
+            "profile": f"profile {printable(req.get('profile'))} (rule saved)"}.get(scope, scope)
+
+
+def decision_toast(req: dict[str, Any], result: dict[str, Any], scope: str) -> str:
+    """What was decided, on what, for which run and how far: "Allowed `git push` for run
+    9z73, this run"."""
+    verb = "Allowed" if result.get("allow") else "Denied"
+    subject = printable(req.get("subject") or req.get("id"), 80)
+    return f"{verb} `{subject}` for run {printable(req.get('run_id'))}, {scope_words(scope, req)}"
 
 
 def preview_body(edit: dict[str, Any], allow: bool) -> Group:

@@ -38,7 +38,7 @@ class PilotScreen(AppAccess, Screen[None]):
         yield ApprovalBanner(id="banner")
         yield LinkStatus(id="link")
         yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> Iterable[Widget]:
         return ()

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Input, Static
 from console.tui.screens.base import PilotScreen
 from console.tui.state import LIVE_STATES, Change
 from widgets.panels import GpuStrip
-from widgets.tables import ApprovalInbox, NetFeed, RunsTable
+from widgets.tables import ApprovalInbox, NetFeed, RunsTable, command_line
 
 WIDE = 140
 
@@ -28,10 +28,16 @@ class DashboardScreen(PilotScreen):
         Binding("s", "start_run", "Start run", id="start_run"),
         Binding("h", "history", "History", id="history"),
         Binding("p", "policy", "Policy", id="policy"),
-        Binding("g", "gpu", "GPU", id="gpu", show=False),
+        Binding("u", "gpu", "GPU", id="gpu", show=False),
         Binding("x", "stop(False)", "Stop", id="stop_run"),
         Binding("X", "stop(True)", "Kill", id="kill_run", show=False),
         Binding("slash", "filter", "Filter", id="filter"),
+        Binding("e", "toggle_ended", "Ended", id="toggle_ended", tooltip="Hide/show ended runs"),
+        Binding("S", "sort('state')", "Sort: live first", id="sort_state", show=False),
+        Binding("A", "sort('age')", "Sort: newest first", id="sort_age", show=False),
+        Binding("P", "sort('profile')", "Sort: by profile", id="sort_profile", show=False),
+        Binding("c", "copy(False)", "Copy the ID", id="copy_id", show=False),
+        Binding("C", "copy(True)", "Copy the command", id="copy_command", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
     ]
 
@@ -72,6 +78,9 @@ class DashboardScreen(PilotScreen):
         self.query_one(RunsTable).focus()
 
     def on_change(self, change: Change) -> None:
+        if change.topic == "link":  # a run's state is known only while attached
+            for rid in self.ph.state.runs:
+                self._put_run(rid)
         if change.topic == "runs" and change.key:
             self._put_run(change.key)
         elif change.topic == "approvals" and change.key:
@@ -107,6 +116,7 @@ class DashboardScreen(PilotScreen):
             self._put_run(rid)
         for rid in state.approvals:
             self._put_request(rid)
+        self.query_one(NetFeed).reset(list(state.net))
         self._show_gpu()
 
     def _put_run(self, run_id: str) -> None:
@@ -118,7 +128,7 @@ class DashboardScreen(PilotScreen):
             return
         now = self.ph.now()
         table.put_run(run, now=now, pending=len(state.pending(run_id)),
-                      tokens_per_s=state.token_rate(run_id, now))
+                      tokens_per_s=state.token_rate(run_id, now), known=state.connected)
 
     def _put_request(self, request_id: str) -> None:
         state = self.ph.state
@@ -146,12 +156,20 @@ class DashboardScreen(PilotScreen):
         live = sum(1 for r in state.runs.values() if r.get("state") in LIVE_STATES)
         unsandboxed = sum(1 for r in state.runs.values()
                           if r.get("state") in LIVE_STATES and r.get("backend") == "none")
-        runs_title = f"Runs ({live} live, {len(state.runs) - live} ended)"
+        table = self.query_one(RunsTable)
+        ended = len(state.runs) - live
+        hidden = f"{ended} ended hidden, e shows" if table.hide_ended else f"{ended} ended"
+        runs_title = f"Runs ({live} live, {hidden})"
+        if table.sort != "state" or table.reverse:
+            runs_title += f" · by {table.sort}{' reversed' if table.reverse else ''}"
+        if not state.connected and live:
+            runs_title += " · daemon away: states unknown"
         if unsandboxed:
             runs_title += f" · {unsandboxed} UNSANDBOXED"
         self.query_one("#runs-panel").border_title = runs_title
         pending = len(state.approvals)
-        self.query_one("#approvals-panel").border_title = f"Approvals ({pending} pending)"
+        self.query_one("#approvals-panel").border_title = f"Approvals ({pending} pending)" + (
+            "" if state.connected or not pending else " · daemon away: as last known")
         self.query_one("#net-panel").border_title = "Network"
         self._empty("#runs-empty", not state.runs,
                     "No runs yet. Press s to start one (or : for the command palette),\n"
@@ -226,6 +244,23 @@ class DashboardScreen(PilotScreen):
             self.action_clear_filter()
         else:
             self.query_one(RunsTable).focus()
+
+    def action_toggle_ended(self) -> None:
+        table = self.query_one(RunsTable)
+        table.set_hide_ended(not table.hide_ended)
+        self._titles()
+
+    def action_sort(self, sort: str) -> None:
+        self.query_one(RunsTable).set_sort(sort)
+        self._titles()
+
+    def action_copy(self, command: bool) -> None:
+        """The selected run's ID or command to the clipboard (OSC 52, where the terminal lets)."""
+        run = self.ph.state.runs.get(self.query_one(RunsTable).selected_key() or "")
+        if run is None:
+            self.notify("Select a run first (arrows or j/k in the runs table).", severity="warning")
+            return
+        self.ph.copy(command_line(run) if command else str(run["id"]))
 
     def action_stop(self, kill: bool) -> None:
         run_id = self.query_one(RunsTable).selected_key()

@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
 from console.tui.screens.base import PilotModal
+from widgets.format import printable
+from widgets.tables import command_line
 
 
 class ConfirmScreen(PilotModal):
@@ -34,8 +36,9 @@ class ConfirmScreen(PilotModal):
             with VerticalScroll(id="dialog-body"):
                 yield Static(self._body)
             with Horizontal(classes="buttons"):
-                yield Button(f"{self._yes} (y)", id="yes", variant="error" if self._danger else "primary")
-                yield Button(f"{self._no} (n)", id="no")
+                yield Button(f"{self._yes} (y)", id="yes", variant="error" if self._danger else "primary",
+                             compact=True)
+                yield Button(f"{self._no} (n)", id="no", compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -84,11 +87,11 @@ class PromptScreen(FormModal):
         with Vertical(id="dialog", classes="dialog"):
             yield Label(self._title, id="dialog-title")
             yield Label(self._label)
-            yield Input(value=self._default, id="prompt-value", select_on_focus=True)
+            yield Input(value=self._default, id="prompt-value", select_on_focus=True, compact=True)
             yield Static("", id="prompt-error", classes="error-text")
             with Horizontal(classes="buttons"):
-                yield Button("OK (enter)", id="ok", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button("OK (enter)", id="ok", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -110,6 +113,5 @@ def stop_text(run: dict[str, Any], kill: bool) -> Text:
     text.append(f"{verb} run ")
     text.append(str(run.get("id")), style="bold")
     text.append(f" ({run.get('profile')})?\n")
-    cmd = run.get("command") or []
-    text.append((" ".join(cmd) if isinstance(cmd, list) else str(cmd))[:200], style="dim")
+    text.append(printable(command_line(run), 200), style="dim")
     return text

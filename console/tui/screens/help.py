@@ -1,4 +1,5 @@
-"""The keys of the screen underneath (`?` or F1), with the id to remap each in the config."""
+"""The keys of the screen underneath (`?` or F1), its own first, with the id to remap each in
+the config."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from textual.widgets import Label, Static
 
 from console.tui.screens.base import PilotModal
 
-REMAP = ('Remap any key in your config file, by id:\n'
+REMAP = ('Remap any key in your config file, by id (docs/policy.md, "Keys"):\n'
          '  [keys]\n  approve_once = "Y"\n  history = "ctrl+h"\n'
-         "then restart the console.")
+         "then restart the console. A key another action already has is refused.")
 
 
 class HelpScreen(PilotModal):
@@ -27,9 +28,10 @@ class HelpScreen(PilotModal):
 
     def compose(self) -> ComposeResult:
         table = Table(expand=True, box=None, padding=(0, 1))
-        table.add_column("KEY", style="bold", no_wrap=True)
-        table.add_column("DOES")
-        table.add_column("ID (for [keys])", style="dim", no_wrap=True)
+        # Headers as Text: a plain string would be read as markup, and "[keys]" would vanish.
+        table.add_column(Text("KEY"), style="bold", no_wrap=True)
+        table.add_column(Text("DOES"))
+        table.add_column(Text("ID (for [keys])"), style="dim", no_wrap=True)
         for key, does, binding_id in self._rows:
             table.add_row(Text(key), Text(does), Text(binding_id))
         with Vertical(id="dialog", classes="dialog wide"):

@@ -1,9 +1,11 @@
 """The recorded history: full-text search, filters, pages from SQLite (history op, before_id),
-and an export of what is shown to a JSONL file."""
+kept up to date while the newest page is shown, and an export of everything the filters match
+(the export op, not just the page) to JSONL or CSV."""
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 import time
 from collections.abc import Iterable
@@ -22,8 +24,10 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 
 from console.client import ClientError
 from console.config import parse_duration
+from console.tui.saving import stamped
 from console.tui.screens.base import PilotModal, PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
+from console.tui.state import Change
 from widgets.format import decision_of, style
 from widgets.tables import HistoryTable
 
@@ -32,7 +36,8 @@ KINDS = [("any kind", ""), ("approvals", "approval."), ("network", "net."), ("ru
          ("policy", "policy."), ("operator", "operator."), ("grants", "grant."),
          ("daemon", "daemon."), ("tokens", "tokens")]
 DECISIONS = [("any decision", ""), ("allow", "allow"), ("deny", "deny"), ("ask", "ask")]
-DEFAULT_EXPORT = "./pilothouse-export.jsonl"
+LIVE_DELAY_S = 1.0  # after something happened, the newest page is read again this much later
+EXPORT_FIELDS = ("id", "ts", "time", "run_id", "kind", "actor", "text", "data")
 
 
 def parse_when(text: str, now: float) -> float | None:
@@ -58,7 +63,7 @@ class HistoryScreen(PilotScreen):
         Binding("right_square_bracket", "older", "Older", id="history_older"),
         Binding("left_square_bracket", "newer", "Newer", id="history_newer"),
         Binding("e", "export", "Export", id="history_export"),
-        Binding("ctrl+r", "reload", "Reload", id="history_reload", show=False),
+        Binding("r,ctrl+r", "reload", "Refresh", id="history_reload"),
         Binding("escape", "back", "Back", id="back"),
     ]
 
@@ -67,6 +72,7 @@ class HistoryScreen(PilotScreen):
         self._initial = (run, search)
         self._cursors: list[int | None] = [None]  # before_id of each page seen
         self._next_before: int | None = None
+        self._live_pending = False
         self.rows: list[dict[str, Any]] = []
 
     def compose_body(self) -> Iterable[Widget]:
@@ -74,11 +80,12 @@ class HistoryScreen(PilotScreen):
             yield Input(compact=True, placeholder="search the history (full text), enter to search",
                         id="h-search", value=self._initial[1])
             with Horizontal(id="h-row"):
-                yield Select(KINDS, value="", allow_blank=False, id="h-kind", compact=True)
                 yield Input(compact=True, placeholder="run id", id="h-run", value=self._initial[0])
+                yield Select(KINDS, value="", allow_blank=False, id="h-kind", compact=True)
                 yield Select(DECISIONS, value="", allow_blank=False, id="h-decision", compact=True)
+            with Horizontal(id="h-when"):
                 yield Input(compact=True, placeholder="since (2h, 2025-01-31)", id="h-since")
-                yield Input(compact=True, placeholder="until", id="h-until")
+                yield Input(compact=True, placeholder="until (same)", id="h-until")
         yield Static("", id="history-empty", classes="empty")
         yield HistoryTable(id="history")
         yield Static(id="history-status")
@@ -87,6 +94,20 @@ class HistoryScreen(PilotScreen):
         self.sub_title = "history"
         self.query_one(HistoryTable).focus()
         self.load()
+
+    def on_change(self, change: Change) -> None:
+        """Something happened (a decision, a run, a connection): on the newest page, read it
+        again shortly, so new events appear without a key."""
+        recorded = change.topic in ("approvals", "resolved", "net") or (
+            change.topic == "runs" and change.event is not None)  # not a poll's new figures
+        if recorded and len(self._cursors) == 1 and not self._live_pending:
+            self._live_pending = True
+            self.set_timer(LIVE_DELAY_S, self._live_reload)
+
+    def _live_reload(self) -> None:
+        self._live_pending = False
+        if self.is_attached and len(self._cursors) == 1 and not isinstance(self.focused, Input):
+            self.load()
 
     # --- loading -------------------------------------------------------------------------------
 
@@ -141,9 +162,12 @@ class HistoryScreen(PilotScreen):
             rows = [r for r in rows if decision_of(r) == decision]
         self.rows = rows
         table = self.query_one(HistoryTable)
+        selected = table.selected_key()
         table.clear_rows()
         for row in rows:
             table.put_event(row)
+        if selected is not None:
+            table.select_key(selected)
         empty = self.query_one("#history-empty", Static)
         empty.display = not rows
         empty.update(Text("No events match. Change the search or the filters "
@@ -162,7 +186,7 @@ class HistoryScreen(PilotScreen):
             keys.append(f"{k('history_older', ']')}: older")
         if page > 1:
             keys.append(f"{k('history_newer', '[')}: newer")
-        keys.append(f"{k('history_export', 'e')}: export shown")
+        keys.append(f"{k('history_export', 'e')}: export all that match")
         text.append("   " + "  ".join(keys), style="dim")
         self.query_one("#history-status", Static).update(text, layout=False)
 
@@ -217,39 +241,72 @@ class HistoryScreen(PilotScreen):
 
     def action_export(self) -> None:
         if not self.rows:
-            self.notify("Nothing shown to export.", severity="warning")
+            self.notify("Nothing matches to export.", severity="warning")
             return
         self._export()
 
     @work(group="history-export", exclusive=True)
     async def _export(self) -> None:
-        rows = list(self.rows)
+        try:
+            args = self._filters()
+        except ValueError as exc:
+            self.ph.report(str(exc))
+            return
+        decision = self.decision
         path = await self.app.push_screen_wait(
-            PromptScreen("Export what is shown",
-                         f"Write the {len(rows)} event(s) shown as JSON lines to:", DEFAULT_EXPORT))
+            PromptScreen("Export the history",
+                         "Every event the search and filters match (not only this page); "
+                         "a name ending in .csv writes CSV, else JSON lines:",
+                         str(stamped("pilothouse-history", "jsonl", self.ph.now()))))
         if not path:
             return
-        target = Path(path).expanduser()
+        target = Path(path).expanduser().resolve()
         if target.exists():
             ok = await self.app.push_screen_wait(
                 ConfirmScreen("Replace the file?", Text(f"{target} exists. Replace it?"), yes="Replace"))
             if not ok:
                 return
+        rows: list[dict[str, Any]] = []
         try:
-            count = await asyncio.to_thread(write_jsonl, target, rows)
+            async for event in self.ph.source.stream("export", **args):
+                if event.get("kind") == "export.rows":
+                    rows.extend(r for r in event.get("rows") or []
+                                if not decision or decision_of(r) == decision)
+        except ClientError as exc:
+            self.ph.report(exc, title="Export failed")
+            return
+        try:
+            count = await asyncio.to_thread(write_export, target, rows)
         except OSError as exc:
-            self.ph.report(f"could not write {target}: {exc.strerror or exc}")
+            self.ph.report(f"could not write {target}: {exc.strerror or exc}\n"
+                           "pick a folder you can write to")
             return
         self.notify(f"{count} event(s) written to {target}", title="Exported")
 
 
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> int:
+def write_export(path: Path, rows: list[dict[str, Any]]) -> int:
+    """JSON lines, or CSV when the name ends in .csv (data as JSON in one column); written
+    beside the target and moved into place, so a failed export leaves no half file."""
     tmp = path.with_name(path.name + f".tmp{int(time.time() * 1000)}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        if path.suffix.lower() == ".csv":
+            out = csv.DictWriter(f, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
+            out.writeheader()
+            for row in rows:
+                out.writerow({**row, "time": human_time(row.get("ts")),
+                              "data": json.dumps(row.get("data"), ensure_ascii=False)})
+        else:
+            for row in rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(path)
     return len(rows)
+
+
+def human_time(ts: Any) -> str:
+    """A stored time as a person reads it: local date and time, and the zone."""
+    if not isinstance(ts, int | float):
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts))
 
 
 class EventScreen(PilotModal):
@@ -263,7 +320,8 @@ class EventScreen(PilotModal):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog wide"):
-            yield Label(f"Event {self.row.get('id')} · {self.row.get('kind')}", id="dialog-title")
+            yield Label(f"Event {self.row.get('id')} · {self.row.get('kind')} · "
+                        f"{human_time(self.row.get('ts'))}", id="dialog-title")
             with VerticalScroll(id="dialog-body"):
                 # ensure_ascii: anything odd a sandbox wrote shows as an escape, never raw
                 yield Static(Syntax(json.dumps(self.row, indent=2, ensure_ascii=True), "json",

@@ -3,6 +3,7 @@ a command or a destination against them (the same code the daemon decides with).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,12 +20,21 @@ from console.tui.screens.dialogs import ConfirmScreen
 from widgets.format import clock, decision_text, printable, safe, style
 from widgets.keyed_table import Column, KeyedTable
 
-MODES = [("command", "command"), ("host", "host")]
+MODES = [("auto", "auto"), ("command", "command"), ("host", "host")]
+_HOST = re.compile(r"""^(?:\[[0-9a-fA-F:.]+\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|localhost|
+                       (?:[A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*)(?::[0-9]{1,5})?$""", re.X)
+
+
+def looks_like_host(text: str) -> bool:
+    """A destination (pypi.org, 1.1.1.1:80, [::1]:443) rather than a command: one word, a
+    host name with a dot, an IP address, with or without a port."""
+    return bool(_HOST.match(text.strip()))
 
 
 class RulesTable(KeyedTable):
-    COLUMNS = (Column("section", "SECTION", 8), Column("list", "LIST", 8),
-               Column("rule", "RULE", 26), Column("source", "FROM", 60))
+    COLUMNS = (Column("section", "SECTION", 8, priority=70), Column("list", "LIST", 8, priority=85),
+               Column("rule", "RULE", 30, priority=90, min=16),
+               Column("source", "FROM", 30, priority=60, min=16, flex=True))
 
     def put_rule(self, index: int, rule: dict[str, Any]) -> None:
         word = str(rule.get("list") or "")
@@ -40,9 +50,11 @@ class RulesTable(KeyedTable):
 class GrantsTable(KeyedTable):
     """Decisions people made that outlive one request (grants.list)."""
 
-    COLUMNS = (Column("id", "ID", 7), Column("effect", "EFFECT", 6), Column("kind", "KIND", 7),
-               Column("pattern", "PATTERN", 24), Column("scope", "SCOPE", 7),
-               Column("for", "FOR", 12), Column("by", "BY", 8), Column("until", "UNTIL", 8))
+    COLUMNS = (Column("id", "ID", 6, priority=100), Column("effect", "EFFECT", 6, priority=90),
+               Column("kind", "KIND", 7, priority=55),
+               Column("pattern", "PATTERN", 24, priority=85, min=16, flex=True),
+               Column("scope", "SCOPE", 7, priority=60), Column("for", "FOR", 12, priority=70),
+               Column("by", "BY", 8, priority=40), Column("until", "UNTIL", 8, priority=50))
 
     def put_grant(self, grant: dict[str, Any]) -> None:
         scope = str(grant.get("scope") or "")
@@ -76,7 +88,7 @@ class PolicyScreen(PilotScreen):
         yield Static("", id="grants-empty", classes="empty")
         yield GrantsTable(id="grants")
         with Horizontal(id="policy-check"):
-            yield Select(MODES, value="command", allow_blank=False, id="p-mode", compact=True)
+            yield Select(MODES, value="auto", allow_blank=False, id="p-mode", compact=True)
             yield Input(compact=True, placeholder="a command (pytest -q) or a host (pypi.org:443); enter tests it",
                         id="p-subject")
         yield Static(Text("Type a command or a destination above and press enter.", style="dim"),
@@ -182,9 +194,10 @@ class PolicyScreen(PilotScreen):
     @on(Input.Submitted, "#p-subject")
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        if event.value.strip():
+        subject = event.value.strip()
+        if subject:
             mode = self.query_one("#p-mode", Select).value
-            self.check(event.value.strip(), mode == "host")
+            self.check(subject, mode == "host" or (mode == "auto" and looks_like_host(subject)))
 
     @work(group="policy-check", exclusive=True)
     async def check(self, subject: str, host: bool) -> None:

@@ -21,7 +21,7 @@ from console.tui.screens.history import HistoryScreen
 from console.tui.state import LIVE_STATES, Change
 from widgets.output_log import OutputLog
 from widgets.panels import RunHeader
-from widgets.tables import ApprovalInbox, NetFeed
+from widgets.tables import ApprovalInbox, NetFeed, command_line
 
 MAX_LINES = 5000
 STATUS_S = 0.25
@@ -32,9 +32,12 @@ class RunScreen(PilotScreen):
     BINDINGS = [
         Binding("space,f", "follow", "Follow/pause", id="run_follow"),
         Binding("slash", "filter", "Filter", id="run_filter"),
+        Binding("n", "match(1)", "Next match", id="run_next_match", show=False),
+        Binding("N", "match(-1)", "Previous match", id="run_prev_match", show=False),
         Binding("x", "stop(False)", "Stop", id="run_stop"),
-        Binding("X", "stop(True)", "Kill", id="run_kill"),
+        Binding("X", "stop(True)", "Kill", id="run_kill", show=False),
         Binding("h", "history", "History", id="run_history"),
+        Binding("c", "copy", "Copy the command", id="run_copy", show=False),
         Binding("escape", "back", "Back", id="back"),
     ]
 
@@ -123,6 +126,8 @@ class RunScreen(PilotScreen):
             self._lost = False  # the daemon is back: read the output again from the store
             self.query_one(OutputLog).reset()
             self.follow_output()
+        if change.topic == "reset":  # attached again: the network as the history has it
+            self.query_one(NetFeed).reset(self.ph.state.net_for(self.run_id))
         if change.topic == "runs" and change.key == self.run_id:
             self._header()
         elif change.topic == "approvals" and change.key:
@@ -149,9 +154,13 @@ class RunScreen(PilotScreen):
         inbox.put_request(req, now=now, expires_in=self.ph.state.expires_in(req, now))
 
     def _header(self) -> None:
-        run = self.ph.state.runs.get(self.run_id)
-        self.query_one(RunHeader).show(run, now=self.ph.now(),
-                                       pending=len(self.ph.state.pending(self.run_id)))
+        state = self.ph.state
+        run = state.runs.get(self.run_id)
+        cpu, mem = state.usage.get(self.run_id, (None, None))
+        self.query_one(RunHeader).show(run, now=self.ph.now(), pending=len(state.pending(self.run_id)),
+                                       known=state.connected,
+                                       cpu=cpu.points() if cpu else None,
+                                       mem=mem.points() if mem else None)
 
     def _titles(self) -> None:
         pending = len(self.ph.state.pending(self.run_id))
@@ -172,8 +181,10 @@ class RunScreen(PilotScreen):
         log = self.query_one(OutputLog)
         text = log.status()
         k = self.ph.key_for
-        text.append(f"   {k('run_follow', 'space')}: follow/pause  {k('run_filter', '/')}: filter",
-                    style="dim")
+        hint = (f"   {k('run_next_match', 'n')}/{k('run_prev_match', 'N')}: next/previous"
+                if log.filter_text else
+                f"   {k('run_follow', 'space')}: follow/pause  {k('run_filter', '/')}: filter")
+        text.append(hint, style="dim")
         self.query_one("#log-status", Static).update(text, layout=False)
 
     # --- keys ----------------------------------------------------------------------------------
@@ -182,6 +193,23 @@ class RunScreen(PilotScreen):
         log = self.query_one(OutputLog)
         log.set_following(not log.following)
         self._log_status()
+
+    @on(OutputLog.Changed)
+    def _follow_changed(self) -> None:
+        self._log_status()
+
+    def action_match(self, step: int) -> None:
+        log = self.query_one(OutputLog)
+        if not log.filter_text:
+            self.notify("Filter first (/), then n and N step through the matches.")
+            return
+        log.step_match(step)
+        self._log_status()
+
+    def action_copy(self) -> None:
+        run = self.ph.state.runs.get(self.run_id)
+        if run is not None:
+            self.ph.copy(command_line(run))
 
     def action_filter(self) -> None:
         field = self.query_one("#log-filter", Input)

@@ -8,7 +8,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Select, Static
 
 from console.tui.screens.dialogs import FormModal
@@ -30,20 +30,23 @@ class StartRunScreen(FormModal):
     def compose(self) -> ComposeResult:
         options = [(printable(p["name"]) + (" (UNSANDBOXED)" if p.get("sandbox") == "none" else ""), p["name"])
                    for p in self.profiles]
+        # Compact fields, so the whole dialog (its buttons too) fits 80x24; the body scrolls
+        # if the terminal is smaller still.
         with Vertical(id="dialog", classes="dialog"):
             yield Label("Start a run", id="dialog-title")
-            yield Label("Profile")
-            yield Select(options, value=self.profile if self.profile else Select.NULL,
-                         allow_blank=self.profile is None, id="s-profile")
-            yield Static(id="s-about", classes="hint")
-            yield Label("Workspace (empty: the profile's, else the folder the console started in)")
-            yield Input(placeholder="/path/to/project", id="s-workspace")
-            yield Label("Command (empty: the profile's command)")
-            yield Input(placeholder="sh -c 'make test'", id="s-command")
-            yield Static("", id="s-error", classes="error-text")
+            with VerticalScroll(id="dialog-body"):
+                yield Label("Profile")
+                yield Select(options, value=self.profile if self.profile else Select.NULL,
+                             allow_blank=self.profile is None, id="s-profile", compact=True)
+                yield Static(id="s-about", classes="hint")
+                yield Label("Workspace (empty: the profile's, else the folder the console started in)")
+                yield Input(placeholder="/path/to/project", id="s-workspace", compact=True)
+                yield Label("Command (empty: the profile's command)")
+                yield Input(placeholder="sh -c 'make test'", id="s-command", compact=True)
+                yield Static("", id="s-error", classes="error-text")
             with Horizontal(classes="buttons"):
-                yield Button("Start (enter)", id="start", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
+                yield Button("Start (enter)", id="start", variant="primary", compact=True)
+                yield Button("Cancel (esc)", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         super().on_mount()
