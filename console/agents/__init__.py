@@ -41,12 +41,39 @@ CLAUDE_SETTINGS: dict = {
 }
 
 # Codex CLI: its own sandbox off (ours is on; its Landlock/bubblewrap one cannot nest), and no
-# approval prompts of its own (a run has no terminal to answer them in). Its commands are
-# bounded by our sandbox and gate; they are not asked one by one (Codex has no hook for that).
-CODEX_CONFIG = """\
+# approval prompts of its own (a run has no terminal to answer them in). Its shell commands go
+# to the inbox through the same PreToolUse hook as Claude Code's (Codex sends the Claude Code
+# hook shape, tool_name "Bash"). Codex runs a hook only once a person has trusted it: the trust
+# state it would write after that review ([hooks.state], the hook's key and content hash) is
+# shipped with the hook, in the same read-only file, so nothing in the workspace can change
+# either. The hash is what `codex app-server` reports as currentHash for exactly this hook
+# (tests/agents/test_real_codex.py checks it against the installed binary; a Codex that hashes
+# differently would not run the hook, and that test says so).
+# Analytics and plugin/app fetches are off: they would put ab.chatgpt.com and github.com in
+# front of the person on every run.
+CODEX_HOOK_COMMAND = "ph-claude-hook"
+CODEX_HOOK_TIMEOUT = 900  # seconds, longer than any approval_timeout
+CODEX_HOOK_KEY = "/home/agent/.codex/config.toml:pre_tool_use:0:0"
+CODEX_HOOK_HASH = "sha256:c428a8889307c24356db72bdab9b84d326e3cd31431f0b02cc1f30016e39a180"
+CODEX_CONFIG = f"""\
 # Written by Pilothouse for runs in its sandbox (read-only here).
 sandbox_mode = "danger-full-access"   # the Pilothouse sandbox and gate are the boundary
 approval_policy = "never"             # nobody could answer Codex's own prompts in a run
+check_for_update_on_startup = false
+
+[analytics]
+enabled = false
+
+[features]
+plugins = false
+apps = false
+
+[[hooks.PreToolUse]]
+matcher = "Bash"
+hooks = [{{ type = "command", command = "{CODEX_HOOK_COMMAND}", timeout = {CODEX_HOOK_TIMEOUT} }}]
+
+[hooks.state."{CODEX_HOOK_KEY}"]
+trusted_hash = "{CODEX_HOOK_HASH}"
 """
 
 HOME_FILES: dict[str, str] = {

@@ -143,5 +143,11 @@ def test_run_folder_files(tmp_path) -> None:
     assert hook["hooks"] == [{"type": "command", "command": "ph-claude-hook", "timeout": 900}]
     assert settings["sandbox"] == {"enabled": False}
     codex = tomllib.loads(mounts["/home/agent/.codex/config.toml"].read_text())
-    assert codex == tomllib.loads(CODEX_CONFIG) == {
-        "sandbox_mode": "danger-full-access", "approval_policy": "never"}
+    assert codex == tomllib.loads(CODEX_CONFIG)
+    assert (codex["sandbox_mode"], codex["approval_policy"]) == ("danger-full-access", "never")
+    assert codex["analytics"] == {"enabled": False}
+    assert codex["features"] == {"plugins": False, "apps": False}
+    assert codex["hooks"]["PreToolUse"] == [{"matcher": "Bash", "hooks": [
+        {"type": "command", "command": "ph-claude-hook", "timeout": 900}]}]
+    # trusted under the key Codex gives the hook in the sandbox's HOME
+    assert list(codex["hooks"]["state"]) == ["/home/agent/.codex/config.toml:pre_tool_use:0:0"]
