@@ -76,12 +76,44 @@ hooks = [{{ type = "command", command = "{CODEX_HOOK_COMMAND}", timeout = {CODEX
 trusted_hash = "{CODEX_HOOK_HASH}"
 """
 
+# git: an identity for commits made in the sandbox, so that a tool which finds none (aider)
+# does not write one into the repository's .git/config (read-only in the sandbox, and not the
+# agent's to change). GIT_AUTHOR_NAME/EMAIL and GIT_COMMITTER_NAME/EMAIL in a profile's setenv
+# override it. /workspace is the only repository an agent works on; its owner inside the
+# sandbox may differ from the agent's uid, which git would otherwise refuse.
+GIT_CONFIG = """\
+# Written by Pilothouse for runs in its sandbox (read-only here).
+[user]
+\tname = Pilothouse agent
+\temail = agent@pilothouse.invalid
+[safe]
+\tdirectory = /workspace
+"""
+
+# aider: streamed answers carry usage only when the request asks for it
+# (stream_options.include_usage); "aider/extra_params" applies to every model. litellm passes
+# stream_options on streamed requests only and drops it where a provider has no such option.
+AIDER_MODEL_SETTINGS = """\
+# Written by Pilothouse: ask for usage in streamed answers, so the gate can meter them.
+- name: aider/extra_params
+  extra_params:
+    stream_options:
+      include_usage: true
+"""
+# aider downloads litellm's model list from raw.githubusercontent.com when its cache is empty
+# or older than a day. A fresh, non-empty cache stops that; models are then described by
+# litellm's bundled list (LITELLM_LOCAL_MODEL_COST_MAP in the profile).
+AIDER_MODEL_INFO_CACHE = '{"_pilothouse": "no download from a sandbox; litellm\'s bundled list is used"}\n'
+
 HOME_FILES: dict[str, str] = {
     ".claude/settings.json": json.dumps(CLAUDE_SETTINGS, indent=2) + "\n",
     # Empty and read-only: the user-level local layer could otherwise switch the hook off
     # ("disableAllHooks") without the agent touching settings.json.
     ".claude/settings.local.json": "{}\n",
     ".codex/config.toml": CODEX_CONFIG,
+    ".gitconfig": GIT_CONFIG,
+    ".aider.model.settings.yml": AIDER_MODEL_SETTINGS,
+    ".aider/caches/model_prices_and_context_window.json": AIDER_MODEL_INFO_CACHE,
 }
 HOME_DIR = "home"  # inside the run folder
 MANAGED_DIR = "managed"  # inside the run folder; bound at /etc/claude-code in every sandbox
@@ -163,6 +195,7 @@ def home_mounts(run_dir: Path, inside_home: str = "/home/agent") -> list[tuple[P
 
 
 __all__ = [
-    "CLAUDE_MANAGED_SETTINGS", "CLAUDE_SETTINGS", "CODEX_CONFIG", "MANAGED_DIR", "DEMO_COMMAND", "DEMO_SCRIPT", "HOME_FILES",
+    "AIDER_MODEL_SETTINGS", "CLAUDE_MANAGED_SETTINGS", "CLAUDE_SETTINGS", "CODEX_CONFIG", "CODEX_HOOK_HASH",
+    "DEMO_COMMAND", "DEMO_SCRIPT", "GIT_CONFIG", "HOME_FILES", "MANAGED_DIR",
     "home_mounts", "install_run_files",
 ]
