@@ -19,7 +19,14 @@ from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import ModelServer, Script
 from .real_harness import (
-    agent_binary, agent_workspace, history, network_hosts, run_agent, token_sums, version, write_config,
+    agent_binary,
+    agent_workspace,
+    history,
+    network_hosts,
+    run_agent,
+    token_sums,
+    version,
+    write_config,
 )
 
 pytestmark = needs_bwrap

@@ -18,7 +18,14 @@ from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import COMMAND, FINAL_TEXT, ModelServer
 from .real_harness import (
-    ME, agent_binary, agent_workspace, history, network_hosts, run_agent, token_sums, version,
+    ME,
+    agent_binary,
+    agent_workspace,
+    history,
+    network_hosts,
+    run_agent,
+    token_sums,
+    version,
     write_config,
 )
 
