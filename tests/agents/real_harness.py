@@ -134,3 +134,30 @@ def agent_workspace(ws: Path, uid: int | None = None) -> Path:
     subprocess.run(["git", "-C", str(ws), "add", "-A"], check=True, env=env)
     subprocess.run(["git", "-C", str(ws), "commit", "-qm", "start"], check=True, env=env)
     return ws
+
+
+def docker_backend(home: Path, profile: str, agent: str) -> None:
+    """Put `profile` on Docker with the local agents image; skip, saying why, when there is no
+    engine or the agent is not installed to go in it."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # no engine: say so; CI installs and starts one
+        pytest.skip(f"Docker engine not reachable ({exc}); make test starts dockerd")
+    from tests.images.build import python_image
+
+    from .agent_image import agents_image
+
+    image, holds = agents_image(client, python_image(client))
+    if agent not in holds:
+        pytest.skip(f"{agent} is not installed on the host to go into the image; {INSTALL_HINT}")
+    write_config(home, f'\n[profiles.{profile}]\nsandbox = "docker"\nimage = "{image}"\n')
+
+
+def hand_over(ws: Path, backend: str) -> None:
+    """A root daemon runs containers as uid 1000: the workspace becomes that uid's."""
+    if backend == "docker" and os.geteuid() == 0:
+        for path in [ws, *ws.rglob("*")]:
+            os.lchown(path, 1000, 1000)

@@ -21,6 +21,8 @@ from .real_harness import (
     ME,
     agent_binary,
     agent_workspace,
+    docker_backend,
+    hand_over,
     history,
     network_hosts,
     run_agent,
@@ -38,6 +40,13 @@ def claude() -> str:
     path = agent_binary("claude")
     print(f"Claude Code: {version(path)}")
     return path
+
+
+@pytest.fixture(params=["bwrap", "docker"])
+def backend(request: pytest.FixtureRequest, home: Path, claude: str) -> str:
+    if request.param == "docker":
+        docker_backend(home, "claude", "claude")
+    return request.param
 
 
 @pytest.fixture
@@ -90,9 +99,10 @@ def assert_metered(hist: list[dict], srv: ModelServer) -> None:
     assert sums.get("completion_tokens") == sum(u["output_tokens"] for u in sent), (sums, sent)
 
 
-def test_claude_approved_command_runs(claude: str, model_server: ModelServer, daemon: Daemon,
+def test_claude_approved_command_runs(backend: str, claude: str, model_server: ModelServer, daemon: Daemon,
                                       workspace: Path) -> None:
     ws = agent_workspace(workspace)
+    hand_over(ws, backend)
     done, run_id, person = claude_run(daemon, ws, model_server, True, claude)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert FINAL_TEXT in done.stdout
@@ -105,9 +115,9 @@ def test_claude_approved_command_runs(claude: str, model_server: ModelServer, da
     assert_metered(hist, model_server)
 
 
-def test_claude_denied_command_is_blocked_and_says_by_whom(
-        claude: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
+def test_claude_denied_command_is_blocked_and_says_by_whom(backend: str, claude: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
     ws = agent_workspace(workspace)
+    hand_over(ws, backend)
     done, run_id, person = claude_run(daemon, ws, model_server, False, claude)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert person.asked("exec") == [COMMAND]
@@ -135,7 +145,7 @@ def test_claude_prompt_caching_is_metered(claude: str, model_server: ModelServer
     assert sums.get("prompt_tokens") == prompt, (sums, sent)
 
 
-def test_repository_cannot_switch_the_hook_off(claude: str, model_server: ModelServer,
+def test_repository_cannot_switch_the_hook_off(backend: str, claude: str, model_server: ModelServer,
                                                daemon: Daemon, workspace: Path) -> None:
     """A repository's .claude/settings.json with disableAllHooks: the command is still asked
     (the hook lives in managed settings, the highest layer) and a deny still blocks it."""
@@ -143,6 +153,7 @@ def test_repository_cannot_switch_the_hook_off(claude: str, model_server: ModelS
     (workspace / ".claude" / "settings.json").write_text(json.dumps({"disableAllHooks": True}))
     (workspace / ".claude" / "settings.local.json").write_text(json.dumps({"disableAllHooks": True}))
     ws = agent_workspace(workspace)
+    hand_over(ws, backend)
     done, run_id, person = claude_run(daemon, ws, model_server, False, claude)
     assert person.asked("exec") == [COMMAND], (done.stdout, done.stderr)
     assert not (ws / "proof.txt").exists()

@@ -22,6 +22,8 @@ from .real_harness import (
     ME,
     agent_binary,
     agent_workspace,
+    docker_backend,
+    hand_over,
     history,
     network_hosts,
     run_agent,
@@ -39,6 +41,13 @@ def codex() -> str:
     path = agent_binary("codex")
     print(f"Codex: {version(path)}")
     return path
+
+
+@pytest.fixture(params=["bwrap", "docker"])
+def backend(request: pytest.FixtureRequest, home: Path, codex: str) -> str:
+    if request.param == "docker":
+        docker_backend(home, "codex", "codex")
+    return request.param
 
 
 @pytest.fixture
@@ -84,9 +93,10 @@ def assert_clean(hist: list[dict], srv: ModelServer, person) -> None:
     assert sums.get("prompt_tokens") == sum(u["input_tokens"] for u in sent), (sums, sent)
 
 
-def test_codex_approved_command_runs(codex: str, model_server: ModelServer, daemon: Daemon,
+def test_codex_approved_command_runs(backend: str, codex: str, model_server: ModelServer, daemon: Daemon,
                                      workspace: Path) -> None:
     ws = agent_workspace(workspace)
+    hand_over(ws, backend)
     done, run_id, person = codex_run(daemon, ws, model_server, True, codex)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert FINAL_TEXT in done.stdout
@@ -98,9 +108,9 @@ def test_codex_approved_command_runs(codex: str, model_server: ModelServer, daem
     assert_clean(hist, model_server, person)
 
 
-def test_codex_denied_command_is_blocked_and_says_by_whom(
-        codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
+def test_codex_denied_command_is_blocked_and_says_by_whom(backend: str, codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
     ws = agent_workspace(workspace)
+    hand_over(ws, backend)
     done, run_id, person = codex_run(daemon, ws, model_server, False, codex)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert person.asked("exec") == [COMMAND], (person.seen, done.stderr)
