@@ -254,7 +254,8 @@ def verdict_text(allowed: bool, provenance: dict, reason: str) -> str:
         if not allowed and provenance.get("rule_list") in ("forbid", "deny"):
             verb = "forbidden"
         return f'{verb} by rule "{provenance["rule"]}"{where}'
-    return f"{verb}: {reason}" if reason else verb
+    words = reason[: -len("; " + verb)] if reason.endswith("; " + verb) else reason
+    return f"{verb}: {words}" if words else verb
 
 
 def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = None) -> int:
