@@ -21,10 +21,10 @@ from .model_server import ModelServer, Script
 from .real_harness import (
     agent_binary,
     agent_workspace,
-    history,
+    assert_tokens,
+    metered_history,
     network_hosts,
     run_agent,
-    token_sums,
     version,
     write_config,
 )
@@ -77,7 +77,7 @@ def test_aider_edits_and_commits_in_a_git_repository(aider: str, model_server: M
     assert "proof.txt" in log or "hi" in log.lower(), log
     assert (ws / ".git" / "config").read_text() == git_config_before
 
-    hist = history(daemon, run_id)
+    hist = metered_history(daemon, run_id, len([s for s in model_server.sent if s.usage]))
     assert network_hosts(hist) <= {f"127.0.0.1:{model_server.port}"}, network_hosts(hist)
     assert person.seen == []
 
@@ -88,6 +88,5 @@ def test_aider_edits_and_commits_in_a_git_repository(aider: str, model_server: M
     assert all((p.body.get("stream_options") or {}).get("include_usage") is True for p in streamed), \
         [p.body.get("stream_options") for p in streamed]
     sent = [s.usage for s in model_server.sent]
-    sums = token_sums(hist)
-    assert sums.get("prompt_tokens") == sum(u["prompt_tokens"] for u in sent if u), (sums, sent)
-    assert sums.get("completion_tokens") == sum(u["completion_tokens"] for u in sent if u), (sums, sent)
+    assert_tokens(hist, "prompt_tokens", sum(u["prompt_tokens"] for u in sent if u))
+    assert_tokens(hist, "completion_tokens", sum(u["completion_tokens"] for u in sent if u))

@@ -21,9 +21,10 @@ from .real_harness import (
     ME,
     agent_binary,
     agent_workspace,
+    assert_tokens,
     docker_backend,
     hand_over,
-    history,
+    metered_history,
     network_hosts,
     run_agent,
     token_sums,
@@ -95,8 +96,7 @@ def assert_only_the_model_server(hist: list[dict], srv: ModelServer, person) -> 
 def assert_metered(hist: list[dict], srv: ModelServer) -> None:
     sent = [s.usage for s in srv.sent]
     assert sent, "the model server answered nothing"
-    sums = token_sums(hist)
-    assert sums.get("completion_tokens") == sum(u["output_tokens"] for u in sent), (sums, sent)
+    assert_tokens(hist, "completion_tokens", sum(u["output_tokens"] for u in sent))
 
 
 def test_claude_approved_command_runs(backend: str, claude: str, model_server: ModelServer, daemon: Daemon,
@@ -108,7 +108,7 @@ def test_claude_approved_command_runs(backend: str, claude: str, model_server: M
     assert FINAL_TEXT in done.stdout
     assert person.asked("exec") == [COMMAND]
     assert (ws / "proof.txt").read_text() == "hi\n"
-    hist = history(daemon, run_id)
+    hist = metered_history(daemon, run_id, len([s for s in model_server.sent if s.usage]))
     decided = [e for e in hist if e["kind"] == "approval.decided"]
     assert [(e["data"]["subject"], e["data"]["allow"], e["actor"]) for e in decided] == [(COMMAND, True, ME)]
     assert_only_the_model_server(hist, model_server, person)
@@ -125,7 +125,7 @@ def test_claude_denied_command_is_blocked_and_says_by_whom(backend: str, claude:
     results = tool_results(model_server)
     assert len(results) == 1, results
     assert f"denied by {ME} (scope once)" in results[0], results
-    hist = history(daemon, run_id)
+    hist = metered_history(daemon, run_id, len([s for s in model_server.sent if s.usage]))
     assert_only_the_model_server(hist, model_server, person)
     assert_metered(hist, model_server)
 
@@ -139,7 +139,7 @@ def test_claude_prompt_caching_is_metered(claude: str, model_server: ModelServer
     done, run_id, _ = claude_run(daemon, ws, model_server, True, claude)
     assert done.returncode == 0, done.stderr
     sent = [s.usage for s in model_server.sent]
-    sums = token_sums(history(daemon, run_id))
+    sums = token_sums(metered_history(daemon, run_id, len(model_server.sent)))
     prompt = sum(u["input_tokens"] + u["cache_creation_input_tokens"] + u["cache_read_input_tokens"]
                  for u in sent)
     assert sums.get("prompt_tokens") == prompt, (sums, sent)

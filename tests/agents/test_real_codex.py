@@ -22,12 +22,12 @@ from .real_harness import (
     ME,
     agent_binary,
     agent_workspace,
+    assert_tokens,
     docker_backend,
     hand_over,
-    history,
+    metered_history,
     network_hosts,
     run_agent,
-    token_sums,
     version,
     write_config,
 )
@@ -88,9 +88,8 @@ def assert_clean(hist: list[dict], srv: ModelServer, person) -> None:
     assert network_hosts(hist) <= {f"127.0.0.1:{srv.port}"}, network_hosts(hist)
     assert person.asked("network") == []
     sent = [s.usage for s in srv.sent if s.usage]
-    sums = token_sums(hist)
-    assert sums.get("completion_tokens") == sum(u["output_tokens"] for u in sent), (sums, sent)
-    assert sums.get("prompt_tokens") == sum(u["input_tokens"] for u in sent), (sums, sent)
+    assert_tokens(hist, "completion_tokens", sum(u["output_tokens"] for u in sent))
+    assert_tokens(hist, "prompt_tokens", sum(u["input_tokens"] for u in sent))
 
 
 def test_codex_approved_command_runs(backend: str, codex: str, model_server: ModelServer, daemon: Daemon,
@@ -102,7 +101,7 @@ def test_codex_approved_command_runs(backend: str, codex: str, model_server: Mod
     assert FINAL_TEXT in done.stdout
     assert person.asked("exec") == [COMMAND], (person.seen, done.stderr)
     assert (ws / "proof.txt").read_text() == "hi\n"
-    hist = history(daemon, run_id)
+    hist = metered_history(daemon, run_id, len([s for s in model_server.sent if s.usage]))
     decided = [e for e in hist if e["kind"] == "approval.decided"]
     assert [(e["data"]["subject"], e["data"]["allow"], e["actor"]) for e in decided] == [(COMMAND, True, ME)]
     assert_clean(hist, model_server, person)
@@ -117,7 +116,7 @@ def test_codex_denied_command_is_blocked_and_says_by_whom(backend: str, codex: s
     assert not (ws / "proof.txt").exists()
     outputs = function_outputs(model_server)
     assert len(outputs) == 1 and f"denied by {ME} (scope once)" in outputs[0], outputs
-    assert_clean(history(daemon, run_id), model_server, person)
+    assert_clean(metered_history(daemon, run_id, len(model_server.sent)), model_server, person)
 
 
 def test_codex_trusts_the_shipped_hook(codex: str, tmp_path: Path) -> None:
