@@ -22,6 +22,8 @@ from .real_harness import (
     agent_binary,
     agent_workspace,
     assert_tokens,
+    docker_backend,
+    hand_over,
     metered_history,
     network_hosts,
     run_agent,
@@ -41,6 +43,13 @@ def aider() -> str:
     return path
 
 
+@pytest.fixture(params=["bwrap", "docker"])
+def backend(request: pytest.FixtureRequest, home: Path, aider: str) -> str:
+    if request.param == "docker":
+        docker_backend(home, "aider", "aider")
+    return request.param
+
+
 @pytest.fixture
 def model_server(home: Path) -> Iterator[ModelServer]:
     with ModelServer(script=Script(final_text=EDIT)) as srv:
@@ -58,9 +67,10 @@ def daemon_env(daemon_env: dict[str, str], model_server: ModelServer) -> dict[st
             "OPENAI_API_BASE": f"{model_server.url}/v1"}
 
 
-def test_aider_edits_and_commits_in_a_git_repository(aider: str, model_server: ModelServer,
+def test_aider_edits_and_commits_in_a_git_repository(backend: str, aider: str, model_server: ModelServer,
                                                       daemon: Daemon, workspace: Path) -> None:
     ws = agent_workspace(workspace)
+    hand_over(ws, backend)
     git_config_before = (ws / ".git" / "config").read_text()
     command = [aider, "--model", "openai/scripted-model-1", "--edit-format", "whole",
                "--yes-always", "--no-gitignore", "--message", TASK, "proof.txt"]
