@@ -200,18 +200,40 @@ def chat_chunks(message: dict, finish: str, usage: dict, with_usage: bool) -> li
 # ----- OpenAI Responses -------------------------------------------------------------------------
 
 
+def _responses_tools(body: dict) -> list[dict]:
+    """Tools offered in `tools` and, as Codex sends them, in `additional_tools` input items
+    (grouped in namespaces)."""
+    def flat(tools: list) -> list[dict]:
+        out: list[dict] = []
+        for t in tools:
+            if isinstance(t, dict):
+                out += flat(t.get("tools") or []) if t.get("type") == "namespace" else [t]
+        return out
+    found = flat(body.get("tools") or [])
+    for item in body.get("input") if isinstance(body.get("input"), list) else []:
+        if isinstance(item, dict) and item.get("type") == "additional_tools":
+            found += flat(item.get("tools") or [])
+    return found
+
+
 def responses_answer(srv: ModelServer, body: dict) -> tuple[list[dict], dict]:
-    """(output items, usage)."""
-    tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
+    """(output items, usage). A shell tool is called directly; offered only Codex's code mode
+    (a custom tool "exec" that runs JavaScript), the command goes through its exec_command."""
+    tools = _responses_tools(body)
     tool = _shell_tool([t.get("name") for t in tools])
+    code_mode = any(t.get("type") == "custom" and t.get("name") == "exec" for t in tools)
     items = body.get("input") if isinstance(body.get("input"), list) else []
     has_result = any(isinstance(i, dict) and str(i.get("type", "")).endswith("call_output") for i in items)
     usage = srv.responses_usage()
-    if tool and not has_result:
+    if (tool or code_mode) and not has_result:
         n = srv.next_n()
-        return [{"type": "function_call", "id": f"fc_{n:06d}", "call_id": f"call_{n:06d}",
-                 "name": tool, "arguments": json.dumps(SHELL_TOOLS[tool](srv.script.command)),
-                 "status": "completed"}], usage
+        if tool:
+            return [{"type": "function_call", "id": f"fc_{n:06d}", "call_id": f"call_{n:06d}",
+                     "name": tool, "arguments": json.dumps(SHELL_TOOLS[tool](srv.script.command)),
+                     "status": "completed"}], usage
+        js = f"const r = await tools.exec_command({json.dumps({'cmd': srv.script.command})}); text(JSON.stringify(r));"
+        return [{"type": "custom_tool_call", "id": f"ctc_{n:06d}", "call_id": f"call_{n:06d}",
+                 "name": "exec", "input": js, "status": "completed"}], usage
     return [{"type": "message", "id": "msg_scripted", "role": "assistant", "status": "completed",
              "content": [{"type": "output_text", "text": srv.script.final_text, "annotations": []}]}], usage
 

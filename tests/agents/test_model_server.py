@@ -140,3 +140,17 @@ def test_no_tool_offered_means_the_final_answer_and_every_request_is_recorded() 
         assert json.loads(raw)["content"] == [{"type": "text", "text": FINAL_TEXT}]
         assert [(r.method, r.path) for r in srv.requests] == [("POST", "/v1/messages")]
         assert srv.requests[0].headers["Host"] == f"127.0.0.1:{srv.port}"
+
+
+def test_responses_code_mode_gets_javascript_calling_exec_command() -> None:
+    """Codex sends its tools as additional_tools input items; offered only code mode's custom
+    exec tool, the answer is JavaScript that runs the command through tools.exec_command."""
+    tools = [{"type": "namespace", "name": "functions", "tools": [
+        {"type": "custom", "name": "exec"}, {"type": "function", "name": "wait"}]}]
+    with ModelServer() as srv:
+        body = {"model": "m", "input": [{"type": "additional_tools", "role": "developer", "tools": tools},
+                                        {"type": "message", "role": "user", "content": "go"}]}
+        _, raw = post(srv, "/v1/responses", body)
+        item = json.loads(raw)["output"][0]
+        assert (item["type"], item["name"]) == ("custom_tool_call", "exec")
+        assert "tools.exec_command" in item["input"] and json.dumps(COMMAND) in item["input"]

@@ -119,6 +119,21 @@ def test_codex_denied_command_is_blocked_and_says_by_whom(backend: str, codex: s
     assert_clean(metered_history(daemon, run_id, len(model_server.sent)), model_server, person)
 
 
+def test_codex_code_mode_commands_are_asked(codex: str, model_server: ModelServer, daemon: Daemon,
+                                            workspace: Path) -> None:
+    """Codex's default model runs commands from JavaScript (code mode, tools.exec_command):
+    those reach the hook as Bash too, so a deny still blocks them."""
+    ws = agent_workspace(workspace)
+    command = [codex, "exec", "-c", f'openai_base_url="{model_server.url}/v1"', TASK]
+    done, run_id, person = run_agent(daemon, "codex", ws, command, False, f"127.0.0.1:{model_server.port}")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
+    assert any(it.get("type") == "custom_tool_call" for s in model_server.posts("/responses")
+               for it in (s.body or {}).get("input") or [] if isinstance(it, dict)), "no code-mode call was made"
+    assert person.asked("exec") == [COMMAND], (person.seen, done.stderr)
+    assert not (ws / "proof.txt").exists()
+    assert network_hosts(metered_history(daemon, run_id, 0)) <= {f"127.0.0.1:{model_server.port}"}
+
+
 def test_codex_trusts_the_shipped_hook(codex: str, tmp_path: Path) -> None:
     """The trust hash shipped in the profile's config is the one this Codex computes for the
     hook (asked of `codex app-server`, which runs no model and no command)."""
