@@ -129,7 +129,7 @@ def test_codex_code_mode_commands_are_asked(codex: str, model_server: ModelServe
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert any(it.get("type") == "custom_tool_call" for s in model_server.posts("/responses")
                for it in (s.body or {}).get("input") or [] if isinstance(it, dict)), "no code-mode call was made"
-    assert person.asked("exec") == [COMMAND], (person.seen, done.stderr)
+    assert person.asked("exec") == [COMMAND], [(r["kind"], r["subject"]) for r in person.seen]
     assert not (ws / "proof.txt").exists()
     assert network_hosts(metered_history(daemon, run_id, 0)) <= {f"127.0.0.1:{model_server.port}"}
 
