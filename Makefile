@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 APT_PKGS := bubblewrap tmux docker.io iproute2 tinyproxy curl busybox-static
 
-.PHONY: run test setup system docker-up bench lint clean
+.PHONY: run test setup system docker-up agents-install bench lint clean
 
 # The console opens in a demo workspace (made once, under ~/pilothouse-demo) with the demo
 # profile ready: press s, or run `pilothouse run demo` there.
@@ -19,7 +19,7 @@ run: setup system
 	@[ -d "$(DEMO_WS)" ] || $(VENV)/bin/pilothouse demo-workspace "$(DEMO_WS)" >/dev/null
 	cd "$(DEMO_WS)" && "$(CURDIR)/$(VENV)/bin/pilothouse"
 
-test: setup system docker-up
+test: setup system docker-up agents-install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP)
@@ -60,6 +60,52 @@ docker-up:
 	    echo "the Docker engine is installed but not running; start it (sudo systemctl start docker)"; \
 	  fi; \
 	fi
+
+# The real agents the end-to-end tests run (tests/agents/test_real_*.py): Claude Code and Codex
+# from npm, aider from PyPI into its own venv. All under /usr/local, because a sandbox sees the
+# host's /usr read-only and nothing of /root or /opt: the venv is made from /usr/bin/python3,
+# not a pyenv or other python3 that lives under a home. Versions are pinned to the ones the
+# tests were written against (Codex's hook trust hash is checked against the installed one).
+# As root: installs what is missing, quietly when nothing is. Otherwise, or when a registry
+# cannot be reached: says what is missing and goes on (those tests skip and say why).
+AGENTS_PREFIX  ?= /usr/local
+AIDER_VENV     ?= $(AGENTS_PREFIX)/lib/pilothouse-agents/aider
+SYSTEM_PYTHON  ?= /usr/bin/python3
+CLAUDE_CODE_PKG ?= @anthropic-ai/claude-code@2.1.197
+CODEX_PKG      ?= @openai/codex@0.171.0
+AIDER_PKG      ?= aider-chat==0.86.1
+AGENTS_SKIP    := their end-to-end tests will skip and say so
+
+agents-install:
+	@missing=""; \
+	[ -x "$(AGENTS_PREFIX)/bin/claude" ] || missing="$$missing claude"; \
+	[ -x "$(AGENTS_PREFIX)/bin/codex" ] || missing="$$missing codex"; \
+	[ -x "$(AGENTS_PREFIX)/bin/aider" ] || missing="$$missing aider"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "agents not installed under $(AGENTS_PREFIX)/bin:$$missing"; \
+	  echo "  install them with: sudo make agents-install"; \
+	  echo "  (their end-to-end tests skip and say so)"; exit 0; \
+	fi; \
+	echo "installing agents:$$missing"; \
+	case "$$missing" in *claude*|*codex*) \
+	  command -v npm >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || \
+	    { echo "npm is missing and apt-get could not install it; $(AGENTS_SKIP)"; exit 0; }; \
+	  pkgs=""; \
+	  case "$$missing" in *claude*) pkgs="$$pkgs $(CLAUDE_CODE_PKG)";; esac; \
+	  case "$$missing" in *codex*) pkgs="$$pkgs $(CODEX_PKG)";; esac; \
+	  npm install --global --prefix "$(AGENTS_PREFIX)" --no-fund --no-audit --loglevel=error $$pkgs || \
+	    { echo "npm could not install:$$pkgs (is the npm registry reachable?); $(AGENTS_SKIP)"; };; \
+	esac; \
+	case "$$missing" in *aider*) \
+	  "$(SYSTEM_PYTHON)" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null; } || \
+	    { echo "$(SYSTEM_PYTHON) with venv (3.10+) is needed for aider (apt-get install python3-venv); $(AGENTS_SKIP)"; exit 0; }; \
+	  "$(SYSTEM_PYTHON)" -m venv "$(AIDER_VENV)" && \
+	  "$(AIDER_VENV)/bin/pip" install --quiet --disable-pip-version-check "$(AIDER_PKG)" && \
+	  ln -sf "$(AIDER_VENV)/bin/aider" "$(AGENTS_PREFIX)/bin/aider" || \
+	    { echo "pip could not install $(AIDER_PKG) into $(AIDER_VENV) (is PyPI reachable?); $(AGENTS_SKIP)"; };; \
+	esac
 
 bench: setup system docker-up
 	$(PY) bench/all.py

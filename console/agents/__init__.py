@@ -41,13 +41,69 @@ CLAUDE_SETTINGS: dict = {
 }
 
 # Codex CLI: its own sandbox off (ours is on; its Landlock/bubblewrap one cannot nest), and no
-# approval prompts of its own (a run has no terminal to answer them in). Its commands are
-# bounded by our sandbox and gate; they are not asked one by one (Codex has no hook for that).
-CODEX_CONFIG = """\
+# approval prompts of its own (a run has no terminal to answer them in). Its shell commands go
+# to the inbox through the same PreToolUse hook as Claude Code's (Codex sends the Claude Code
+# hook shape, tool_name "Bash"). Codex runs a hook only once a person has trusted it: the trust
+# state it would write after that review ([hooks.state], the hook's key and content hash) is
+# shipped with the hook, in the same read-only file, so nothing in the workspace can change
+# either. The hash is what `codex app-server` reports as currentHash for exactly this hook
+# (tests/agents/test_real_codex.py checks it against the installed binary; a Codex that hashes
+# differently would not run the hook, and that test says so).
+# Analytics and plugin/app fetches are off: they would put ab.chatgpt.com and github.com in
+# front of the person on every run.
+CODEX_HOOK_COMMAND = "ph-claude-hook"
+CODEX_HOOK_TIMEOUT = 900  # seconds, longer than any approval_timeout
+CODEX_HOOK_KEY = "/home/agent/.codex/config.toml:pre_tool_use:0:0"
+CODEX_HOOK_HASH = "sha256:c428a8889307c24356db72bdab9b84d326e3cd31431f0b02cc1f30016e39a180"
+CODEX_CONFIG = f"""\
 # Written by Pilothouse for runs in its sandbox (read-only here).
 sandbox_mode = "danger-full-access"   # the Pilothouse sandbox and gate are the boundary
 approval_policy = "never"             # nobody could answer Codex's own prompts in a run
+check_for_update_on_startup = false
+
+[analytics]
+enabled = false
+
+[features]
+plugins = false
+apps = false
+
+[[hooks.PreToolUse]]
+matcher = "Bash"
+hooks = [{{ type = "command", command = "{CODEX_HOOK_COMMAND}", timeout = {CODEX_HOOK_TIMEOUT} }}]
+
+[hooks.state."{CODEX_HOOK_KEY}"]
+trusted_hash = "{CODEX_HOOK_HASH}"
 """
+
+# git: an identity for commits made in the sandbox, so that a tool which finds none (aider)
+# does not write one into the repository's .git/config (read-only in the sandbox, and not the
+# agent's to change). GIT_AUTHOR_NAME/EMAIL and GIT_COMMITTER_NAME/EMAIL in a profile's setenv
+# override it. /workspace is the only repository an agent works on; its owner inside the
+# sandbox may differ from the agent's uid, which git would otherwise refuse.
+GIT_CONFIG = """\
+# Written by Pilothouse for runs in its sandbox (read-only here).
+[user]
+\tname = Pilothouse agent
+\temail = agent@pilothouse.invalid
+[safe]
+\tdirectory = /workspace
+"""
+
+# aider: streamed answers carry usage only when the request asks for it
+# (stream_options.include_usage); "aider/extra_params" applies to every model. litellm passes
+# stream_options on streamed requests only and drops it where a provider has no such option.
+AIDER_MODEL_SETTINGS = """\
+# Written by Pilothouse: ask for usage in streamed answers, so the gate can meter them.
+- name: aider/extra_params
+  extra_params:
+    stream_options:
+      include_usage: true
+"""
+# aider downloads litellm's model list from raw.githubusercontent.com when its cache is empty
+# or older than a day. A fresh, non-empty cache stops that; models are then described by
+# litellm's bundled list (LITELLM_LOCAL_MODEL_COST_MAP in the profile).
+AIDER_MODEL_INFO_CACHE = '{"_pilothouse": "no download from a sandbox; litellm\'s bundled list is used"}\n'
 
 HOME_FILES: dict[str, str] = {
     ".claude/settings.json": json.dumps(CLAUDE_SETTINGS, indent=2) + "\n",
@@ -55,6 +111,9 @@ HOME_FILES: dict[str, str] = {
     # ("disableAllHooks") without the agent touching settings.json.
     ".claude/settings.local.json": "{}\n",
     ".codex/config.toml": CODEX_CONFIG,
+    ".gitconfig": GIT_CONFIG,
+    ".aider.model.settings.yml": AIDER_MODEL_SETTINGS,
+    ".aider/caches/model_prices_and_context_window.json": AIDER_MODEL_INFO_CACHE,
 }
 HOME_DIR = "home"  # inside the run folder
 MANAGED_DIR = "managed"  # inside the run folder; bound at /etc/claude-code in every sandbox
@@ -136,6 +195,7 @@ def home_mounts(run_dir: Path, inside_home: str = "/home/agent") -> list[tuple[P
 
 
 __all__ = [
-    "CLAUDE_MANAGED_SETTINGS", "CLAUDE_SETTINGS", "CODEX_CONFIG", "MANAGED_DIR", "DEMO_COMMAND", "DEMO_SCRIPT", "HOME_FILES",
+    "AIDER_MODEL_SETTINGS", "CLAUDE_MANAGED_SETTINGS", "CLAUDE_SETTINGS", "CODEX_CONFIG", "CODEX_HOOK_HASH",
+    "DEMO_COMMAND", "DEMO_SCRIPT", "GIT_CONFIG", "HOME_FILES", "MANAGED_DIR",
     "home_mounts", "install_run_files",
 ]

@@ -14,16 +14,16 @@ tests again, and with --model-url stream a chat completion through the gate (tok
 Network outcomes, printed as `outcome: KIND - words` (the gate's own answer, never guessed):
   reached         the gate allowed it and the server answered (any HTTP status)
   unreachable     the gate allowed it but could not connect (502: offline, or the host is down)
-  unresolved      the gate could not look the name up (502; offline). Names are resolved
-                  before anyone is asked, so an unknown name that does not resolve is not asked
+  unresolved      the gate could not look the name up (502: offline, or a name under .invalid)
   denied-rule     403 by a deny rule, named (e.g. **.example-tracker.com)
   denied-person   403: the gate asked and a person denied it (or nobody answered in time)
   denied-address  403: the name resolved to a loopback/private address no rule names
   denied-default  403: no rule matched and the profile's network default is deny
   gate-error      any other answer from the gate (e.g. 503, fail closed)
   error           the proxy could not be reached at all
-The unknown destination defaults to https://1.1.1.1/, an address literal, so the gate can ask
-even without DNS. Exit status: 0 when the script ran to the end, whatever was approved or
+The unknown destination defaults to a name under .invalid, which no resolver answers: the gate
+asks about the name before any lookup, and approving it sends nothing off the machine (the gate
+answers 502, could not resolve). Exit status: 0 when the script ran to the end, whatever was approved or
 denied; 2 when it cannot work at all (not inside Pilothouse) or on an internal error.
 """
 
@@ -53,7 +53,9 @@ DEMO_SUBDIR = "pilothouse-demo"
 MARKER = "# pilothouse-demo-project"
 ALLOWED_URL = "https://pypi.org/simple/pytest/"
 DENIED_URL = "https://telemetry.example-tracker.com/collect"
-UNKNOWN_URL = "https://1.1.1.1/"
+# A name no rule names, under .invalid (RFC 2606): asked, and after an allow answered 502
+# without a packet leaving the machine. Never a real public address.
+UNKNOWN_URL = "https://api.unknown-service.invalid/"
 DECISION_WAIT_S = 900.0  # the gate answers by its own approval timeout; this only bounds a hang
 SHOW_LINES = 14
 
@@ -524,6 +526,10 @@ def stream_completion(args: argparse.Namespace, say) -> str:
 def _default_workspace() -> str:
     inside = os.environ.get("PILOTHOUSE_WORKSPACE")
     return inside if inside and os.path.isdir(inside) else os.getcwd()
+
+
+def unknown_host() -> str:
+    return urllib.parse.urlsplit(UNKNOWN_URL).hostname or ""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

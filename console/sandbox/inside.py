@@ -9,7 +9,8 @@ through a link named after the command:
     ph-ask write PATH              ask before writing a path       to stderr)
     ph-ask custom --title T [--detail D]
     ph-guard -- CMD...             ask, then run CMD and exit with its code (denied: 1)
-    ph-claude-hook                 Claude Code PreToolUse hook: JSON on stdin, decision on stdout
+    ph-claude-hook                 PreToolUse hook for Claude Code and Codex: JSON on stdin,
+                                   decision on stdout ("denied by NAME (scope)" and the like)
 
 Everything goes to the run's agent.sock ($PILOTHOUSE_AGENT_SOCK, else
 /run/pilothouse/agent.sock), which can only ask: a person at the console decides.
@@ -31,6 +32,7 @@ sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) not in _H
 import json  # noqa: E402
 import shlex  # noqa: E402
 import socket  # noqa: E402
+import time  # noqa: E402
 
 DEFAULT_SOCK = "/run/pilothouse/agent.sock"
 PROTOCOL_VERSION = 1
@@ -233,6 +235,29 @@ def _bounded(value: object, budget: int) -> object:
     return {"truncated": True, "preview": text.encode("utf-8")[: budget - 200].decode("utf-8", "ignore")}
 
 
+def verdict_text(allowed: bool, provenance: dict, reason: str) -> str:
+    """One line an agent (and the model reading its tool result) cannot misread: the verdict
+    word first, then who or what decided: "denied by alice (scope once)", "forbidden by rule
+    "rm -rf /" (config.toml:12)", "approved by rule "ls" (profiles.toml:40)"."""
+    kind = provenance.get("kind")
+    verb = "approved" if allowed else "denied"
+    scope = f"scope {provenance.get('scope') or 'once'}"
+    if isinstance(provenance.get("expires_at"), (int, float)):
+        scope += ", until " + time.strftime("%H:%M:%S", time.localtime(provenance["expires_at"]))
+    if kind == "person" and provenance.get("person"):
+        return f"{verb} by {provenance['person']} ({scope})"
+    if kind == "grant":
+        by = f" by {provenance['person']}" if provenance.get("person") else ""
+        return f"{verb}{by} (grant {provenance.get('grant_id')}, {scope})"
+    if kind == "rule" and provenance.get("rule"):
+        where = f" ({provenance['source']})" if provenance.get("source") else ""
+        if not allowed and provenance.get("rule_list") in ("forbid", "deny"):
+            verb = "forbidden"
+        return f'{verb} by rule "{provenance["rule"]}"{where}'
+    words = reason[: -len("; " + verb)] if reason.endswith("; " + verb) else reason
+    return f"{verb}: {words}" if words else verb
+
+
 def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = None) -> int:
     """Claude Code PreToolUse: Bash commands become exec asks, other tools custom requests.
     Always prints a decision and exits 0; any failure is a deny (fail closed)."""
@@ -257,16 +282,18 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
             if not isinstance(command, str) or not command.strip():
                 raise PilothouseError("a Bash tool call without a command")
             desc = tool_input.get("description")
-            allowed, reason = client.ask(
+            result = client.ask_full(
                 "exec", command, title=_short(desc, TITLE_MAX) if isinstance(desc, str) and desc else None,
                 cwd=cwd, tool_name=tool, session_id=session)
         else:
             title = _tool_title(tool, tool_input, cwd)
-            allowed, reason = client.ask(
+            result = client.ask_full(
                 "custom", title, title=title, cwd=cwd, tool_name=tool, session_id=session,
                 tool_input=_bounded(tool_input, DETAIL_BUDGET))
+        allowed, reason = bool(result.get("allow")), str(result.get("reason") or "")
+        provenance = result.get("provenance") if isinstance(result.get("provenance"), dict) else {}
         decision = "allow" if allowed else "deny"
-        reason = "Pilothouse: " + reason
+        reason = "Pilothouse: " + verdict_text(allowed, provenance, reason)
     except Exception as exc:  # fail closed, whatever went wrong
         decision = "deny"
         reason = f"Pilothouse could not get a decision, so this is denied: {exc}"

@@ -24,16 +24,20 @@ from .fake_model import MODEL, USAGE, WORDS, FakeModel
 
 pytestmark = needs_bwrap
 ME = pwd.getpwuid(os.geteuid()).pw_name  # the decider the daemon records (SO_PEERCRED)
-ALLOWED_OUTCOMES = ("reached", "unreachable", "unresolved", "denied-address")  # depends on DNS
+UNKNOWN_HOST = demo.unknown_host()  # a name under .invalid: approving it sends nothing anywhere
+# The demo's allowed host is pypi.org; tests use a stand-in under .invalid so that nothing leaves
+# the machine (allowed by the test config where the test needs it, asked and denied elsewhere).
+ALLOWED_HOST = "allowed.pilothouse-demo.invalid"
 
 
 class Person(threading.Thread):
     """Answers the inbox like a person at the console: exec requests by `exec_allow`, network
-    questions always denied. Records what it decided."""
+    questions denied unless named in `net_allow` (only ever names under .invalid). Records
+    what it decided."""
 
-    def __init__(self, daemon: Daemon, exec_allow: bool) -> None:
+    def __init__(self, daemon: Daemon, exec_allow: bool, net_allow: tuple[str, ...] = ()) -> None:
         super().__init__(daemon=True)
-        self.d, self.exec_allow = daemon, exec_allow
+        self.d, self.exec_allow, self.net_allow = daemon, exec_allow, net_allow
         self.done = threading.Event()
         self.decided: list[tuple[str, str, bool]] = []
         self.errors: list[str] = []
@@ -50,7 +54,7 @@ class Person(threading.Thread):
                 if req["id"] in seen or req.get("state", "pending") != "pending":
                     continue
                 seen.add(req["id"])
-                allow = self.exec_allow if req["kind"] == "exec" else False
+                allow = self.exec_allow if req["kind"] == "exec" else req["subject"] in self.net_allow
                 r = self.d.cli("approve" if allow else "deny", req["id"], check=False)
                 if r.returncode != 0:
                     self.errors.append(r.stderr)
@@ -70,13 +74,14 @@ def demo_command(daemon: Daemon, ws: Path) -> list[str]:
     return ["python3", "/workspace/.ph-demo/demo.py"]
 
 
-def run_demo(daemon: Daemon, ws: Path, exec_allow: bool, *extra: str) -> tuple[str, str, Person]:
+def run_demo(daemon: Daemon, ws: Path, exec_allow: bool, *extra: str,
+             net_allow: tuple[str, ...] = ()) -> tuple[str, str, Person]:
     command = demo_command(daemon, ws)
-    person = Person(daemon, exec_allow)
+    person = Person(daemon, exec_allow, net_allow)
     person.start()
     try:
         done = daemon.cli("run", "demo", "-w", str(ws), "--wait", "--", *command, "--speed", "0",
-                          *extra, check=False, timeout=240)
+                          "--allowed-url", f"https://{ALLOWED_HOST}/", *extra, check=False, timeout=240)
     finally:
         person.done.set()
         person.join(10)
@@ -139,7 +144,7 @@ def model_server(home: Path) -> Iterator[FakeModel]:
     with FakeModel() as fake:
         (home / "config.toml").write_text(
             f'[gate]\ninference = ["127.0.0.1:{fake.port}"]\n\n'
-            f'[profiles.demo.network]\nallow = ["127.0.0.1:{fake.port}"]\n')
+            f'[profiles.demo.network]\nallow = ["127.0.0.1:{fake.port}", "{ALLOWED_HOST}"]\n')
         yield fake
 
 
@@ -158,15 +163,15 @@ def test_demo_approved_tests_denied_network_and_a_metered_model(
     assert "tests: passed" in after
     tracker = outcome(out, "telemetry.example-tracker.com")
     assert tracker.startswith("denied-rule - 403") and "**.example-tracker.com" in tracker
-    assert outcome(out, "1.1.1.1").startswith("denied-person")
-    assert outcome(out, "pypi.org").split(" ")[0] in ALLOWED_OUTCOMES
+    assert outcome(out, UNKNOWN_HOST).startswith("denied-person")
+    assert outcome(out, ALLOWED_HOST).startswith("unresolved - 502")  # allowed, and .invalid
     assert "+def median(values):" in out
     assert "".join(WORDS).strip() in out  # the streamed completion, printed as it came
     assert f"usage: {USAGE['prompt_tokens']} prompt + {USAGE['completion_tokens']}" in out
 
-    # The person was asked twice to run the tests and once about 1.1.1.1, nothing else.
+    # The person was asked twice to run the tests and once about the unknown name, nothing else.
     assert sorted(person.decided) == [("exec", "pytest -q", True), ("exec", "pytest -q", True),
-                                      ("network", "1.1.1.1:443", False)]
+                                      ("network", f"{UNKNOWN_HOST}:443", False)]
 
     # And the history says who decided what, and by which rule.
     hist = history(daemon, run_id)
@@ -174,11 +179,11 @@ def test_demo_approved_tests_denied_network_and_a_metered_model(
     assert len(events(hist, "approval.requested", kind="exec", subject="pytest -q")) == 2
     decided = events(hist, "approval.decided", kind="exec", subject="pytest -q", allow=True)
     assert len(decided) == 2 and all(e["actor"] == ME for e in decided)
-    asked = events(hist, "approval.decided", kind="network", subject="1.1.1.1:443", allow=False)
+    asked = events(hist, "approval.decided", kind="network", subject=f"{UNKNOWN_HOST}:443", allow=False)
     assert len(asked) == 1 and asked[0]["actor"] == ME
     by_rule = events(hist, "net.decision", host="telemetry.example-tracker.com", action="deny")
     assert by_rule and by_rule[0]["data"]["rule"] == "**.example-tracker.com"
-    person_denied = events(hist, "net.decision", host="1.1.1.1", action="deny", asked=True)
+    person_denied = events(hist, "net.decision", host=UNKNOWN_HOST, action="deny", asked=True)
     assert person_denied and person_denied[0]["data"]["provenance"]["person"] == ME
     tokens = events(hist, "tokens", completion_tokens=USAGE["completion_tokens"])
     assert tokens and tokens[0]["data"]["model"] == MODEL
@@ -209,3 +214,15 @@ def test_demo_goes_on_when_the_tests_are_denied(demo_backend: str, daemon: Daemo
     denied = events(hist, "approval.decided", kind="exec", subject="pytest -q", allow=False)
     assert len(denied) == 2 and all(e["actor"] == ME for e in denied)
     assert events(hist, "run.ended", exit_code=0)
+
+
+def test_demo_unknown_name_is_asked_and_answered_502_after_an_allow(daemon: Daemon, workspace: Path) -> None:
+    """Approving the unknown destination sends nothing off the machine: it is a name under
+    .invalid, which no resolver answers, so the gate says 502 (could not resolve)."""
+    assert UNKNOWN_HOST.endswith(".invalid")
+    make_demo_workspace(workspace)
+    out, run_id, person = run_demo(daemon, workspace, False, net_allow=(f"{UNKNOWN_HOST}:443",))
+    assert ("network", f"{UNKNOWN_HOST}:443", True) in person.decided
+    assert outcome(out, UNKNOWN_HOST).startswith("unresolved - 502")
+    allowed = events(history(daemon, run_id), "net.decision", host=UNKNOWN_HOST, action="allow", asked=True)
+    assert allowed and allowed[0]["data"]["provenance"]["person"] == ME

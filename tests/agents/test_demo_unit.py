@@ -193,3 +193,12 @@ async def test_its_own_protocol_client_asks_a_real_agent_socket(tmp_path: Path) 
         server.close()
         await server.wait_closed()
         shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def test_unknown_destination_is_a_name_under_invalid() -> None:
+    """Approving the demo's unknown destination must never send traffic off the machine."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(demo.UNKNOWN_URL).hostname
+    assert host == demo.unknown_host() and host.endswith(".invalid"), host
+    assert demo.parse_args([]).unknown_url == demo.UNKNOWN_URL

@@ -143,5 +143,18 @@ def test_run_folder_files(tmp_path) -> None:
     assert hook["hooks"] == [{"type": "command", "command": "ph-claude-hook", "timeout": 900}]
     assert settings["sandbox"] == {"enabled": False}
     codex = tomllib.loads(mounts["/home/agent/.codex/config.toml"].read_text())
-    assert codex == tomllib.loads(CODEX_CONFIG) == {
-        "sandbox_mode": "danger-full-access", "approval_policy": "never"}
+    assert codex == tomllib.loads(CODEX_CONFIG)
+    assert (codex["sandbox_mode"], codex["approval_policy"]) == ("danger-full-access", "never")
+    assert codex["analytics"] == {"enabled": False}
+    assert codex["features"] == {"plugins": False, "apps": False}
+    assert codex["hooks"]["PreToolUse"] == [{"matcher": "Bash", "hooks": [
+        {"type": "command", "command": "ph-claude-hook", "timeout": 900}]}]
+    # trusted under the key Codex gives the hook in the sandbox's HOME
+    assert list(codex["hooks"]["state"]) == ["/home/agent/.codex/config.toml:pre_tool_use:0:0"]
+    # git identity in HOME (aider would otherwise write one into the repository's config)
+    gitconfig = mounts["/home/agent/.gitconfig"].read_text()
+    assert "name = Pilothouse agent" in gitconfig and "email = agent@pilothouse.invalid" in gitconfig
+    # aider: usage asked for in streams; its model-info cache present, so nothing is downloaded
+    assert "include_usage: true" in mounts["/home/agent/.aider.model.settings.yml"].read_text()
+    cache = mounts["/home/agent/.aider/caches/model_prices_and_context_window.json"]
+    assert json.loads(cache.read_text())  # non-empty: an empty cache is fetched again

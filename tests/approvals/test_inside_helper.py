@@ -121,12 +121,12 @@ async def test_claude_hook_bash_allow_and_deny(agent_server: AgentServer, python
                                   stdin=hook_input("Bash", {"command": "git status"}))
     spec = hook_output(out)
     assert rc == 0 and spec["permissionDecision"] == "allow"
-    assert 'rule "git status"' in spec["permissionDecisionReason"]
+    assert spec["permissionDecisionReason"].startswith('Pilothouse: approved by rule "git status"')
     rc, out, _ = await run_helper(agent_server.path, "ph-claude-hook", python=python,
                                   stdin=hook_input("Bash", {"command": "cd / && rm -rf /"}))
     spec = hook_output(out)
     assert rc == 0 and spec["permissionDecision"] == "deny"
-    assert "forbid" in spec["permissionDecisionReason"]
+    assert spec["permissionDecisionReason"].startswith('Pilothouse: forbidden by rule "rm -rf /"')
 
 
 async def test_claude_hook_edit_becomes_a_custom_request(agent_server: AgentServer) -> None:
@@ -139,7 +139,7 @@ async def test_claude_hook_edit_becomes_a_custom_request(agent_server: AgentServ
     rc, out, _ = await helper
     spec = hook_output(out)
     assert rc == 0 and spec["permissionDecision"] == "deny"
-    assert "decided by alice" in spec["permissionDecisionReason"]
+    assert spec["permissionDecisionReason"] == "Pilothouse: denied by alice (scope once)"
 
 
 async def test_claude_hook_fails_closed(agent_server: AgentServer, sock_dir: Path) -> None:

@@ -1,0 +1,163 @@
+"""Codex CLI, the real binary, through the built-in `codex` profile in bubblewrap: a real daemon,
+the real gate, and the scripted model server on 127.0.0.1 as its Responses API.
+
+No hook flags on the command line: the profile's read-only ~/.codex/config.toml carries the
+PreToolUse hook and the trust state Codex needs to run it, so each shell command is asked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from console.agents import CODEX_CONFIG, CODEX_HOOK_HASH
+from tests.conftest import Daemon, needs_bwrap
+
+from .model_server import COMMAND, FINAL_TEXT, ModelServer
+from .real_harness import (
+    ME,
+    agent_binary,
+    agent_workspace,
+    assert_tokens,
+    docker_backend,
+    hand_over,
+    metered_history,
+    network_hosts,
+    run_agent,
+    version,
+    write_config,
+)
+
+pytestmark = needs_bwrap
+TASK = "Write the word hi into proof.txt"
+
+
+@pytest.fixture(scope="module")
+def codex() -> str:
+    path = agent_binary("codex")
+    print(f"Codex: {version(path)}")
+    return path
+
+
+@pytest.fixture(params=["bwrap", "docker"])
+def backend(request: pytest.FixtureRequest, home: Path, codex: str) -> str:
+    if request.param == "docker":
+        docker_backend(home, "codex", "codex")
+    return request.param
+
+
+@pytest.fixture
+def model_server(home: Path) -> Iterator[ModelServer]:
+    with ModelServer() as srv:
+        write_config(home, f'[gate]\ninference = ["127.0.0.1:{srv.port}"]\n\n'
+                           f'[profiles.codex.network]\nallow = ["127.0.0.1:{srv.port}"]\n'
+                           # the hosted API stays out of reach whatever happens
+                           f'deny = ["**.openai.com", "**.chatgpt.com"]\n')
+        yield srv
+
+
+@pytest.fixture
+def daemon_env(daemon_env: dict[str, str], model_server: ModelServer) -> dict[str, str]:
+    return {**daemon_env, "CODEX_API_KEY": "sk-test-not-a-key"}
+
+
+def codex_command(codex: str, srv: ModelServer) -> list[str]:
+    # The model server's address and a model name Codex has no metadata for (so it offers its
+    # plain shell tool); nothing about hooks or trust.
+    return [codex, "exec", "-c", f'openai_base_url="{srv.url}/v1"', "-c", 'model="scripted-model-1"', TASK]
+
+
+def codex_run(daemon: Daemon, ws: Path, srv: ModelServer, allow: bool, codex: str):
+    return run_agent(daemon, "codex", ws, codex_command(codex, srv), allow, f"127.0.0.1:{srv.port}")
+
+
+def function_outputs(srv: ModelServer) -> list[str]:
+    out = []
+    for req in srv.posts("/responses"):
+        for item in (req.body or {}).get("input") or []:
+            if isinstance(item, dict) and str(item.get("type", "")).endswith("call_output"):
+                out.append(json.dumps(item.get("output")))
+    return out
+
+
+def assert_clean(hist: list[dict], srv: ModelServer, person) -> None:
+    assert network_hosts(hist) <= {f"127.0.0.1:{srv.port}"}, network_hosts(hist)
+    assert person.asked("network") == []
+    sent = [s.usage for s in srv.sent if s.usage]
+    assert_tokens(hist, "completion_tokens", sum(u["output_tokens"] for u in sent))
+    assert_tokens(hist, "prompt_tokens", sum(u["input_tokens"] for u in sent))
+
+
+def test_codex_approved_command_runs(backend: str, codex: str, model_server: ModelServer, daemon: Daemon,
+                                     workspace: Path) -> None:
+    ws = agent_workspace(workspace)
+    hand_over(ws, backend)
+    done, run_id, person = codex_run(daemon, ws, model_server, True, codex)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
+    assert FINAL_TEXT in done.stdout
+    assert person.asked("exec") == [COMMAND], (person.seen, done.stderr)
+    assert (ws / "proof.txt").read_text() == "hi\n"
+    hist = metered_history(daemon, run_id, len([s for s in model_server.sent if s.usage]))
+    decided = [e for e in hist if e["kind"] == "approval.decided"]
+    assert [(e["data"]["subject"], e["data"]["allow"], e["actor"]) for e in decided] == [(COMMAND, True, ME)]
+    assert_clean(hist, model_server, person)
+
+
+def test_codex_denied_command_is_blocked_and_says_by_whom(backend: str, codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
+    ws = agent_workspace(workspace)
+    hand_over(ws, backend)
+    done, run_id, person = codex_run(daemon, ws, model_server, False, codex)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
+    assert person.asked("exec") == [COMMAND], (person.seen, done.stderr)
+    assert not (ws / "proof.txt").exists()
+    outputs = function_outputs(model_server)
+    assert len(outputs) == 1 and f"denied by {ME} (scope once)" in outputs[0], outputs
+    assert_clean(metered_history(daemon, run_id, len(model_server.sent)), model_server, person)
+
+
+def test_codex_code_mode_commands_are_asked(codex: str, model_server: ModelServer, daemon: Daemon,
+                                            workspace: Path) -> None:
+    """Codex's default model runs commands from JavaScript (code mode, tools.exec_command):
+    those reach the hook as Bash too, so a deny still blocks them."""
+    ws = agent_workspace(workspace)
+    command = [codex, "exec", "-c", f'openai_base_url="{model_server.url}/v1"', TASK]
+    done, run_id, person = run_agent(daemon, "codex", ws, command, False, f"127.0.0.1:{model_server.port}")
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
+    assert any(it.get("type") == "custom_tool_call" for s in model_server.posts("/responses")
+               for it in (s.body or {}).get("input") or [] if isinstance(it, dict)), "no code-mode call was made"
+    assert person.asked("exec") == [COMMAND], [(r["kind"], r["subject"]) for r in person.seen]
+    assert not (ws / "proof.txt").exists()
+    assert network_hosts(metered_history(daemon, run_id, 0)) <= {f"127.0.0.1:{model_server.port}"}
+
+
+def test_codex_trusts_the_shipped_hook(codex: str, tmp_path: Path) -> None:
+    """The trust hash shipped in the profile's config is the one this Codex computes for the
+    hook (asked of `codex app-server`, which runs no model and no command)."""
+    home = tmp_path / "home"
+    (home / ".codex").mkdir(parents=True)
+    (home / ".codex" / "config.toml").write_text(CODEX_CONFIG)
+    lines = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"clientInfo": {"name": "t", "version": "1"}}},
+             {"jsonrpc": "2.0", "method": "initialized"},
+             {"jsonrpc": "2.0", "id": 2, "method": "hooks/list", "params": {"cwds": [str(tmp_path)]}}]
+    proc = subprocess.Popen([codex, "app-server"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, cwd=tmp_path,
+                            env={"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin"})
+    assert proc.stdin and proc.stdout
+    proc.stdin.write("".join(json.dumps(x) + "\n" for x in lines))
+    proc.stdin.flush()
+    try:
+        for raw in proc.stdout:
+            msg = json.loads(raw)
+            if msg.get("id") == 2:
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    hooks = msg["result"]["data"][0]["hooks"]
+    assert [h["currentHash"] for h in hooks] == [CODEX_HOOK_HASH], (
+        "this Codex hashes the shipped hook differently: update CODEX_HOOK_HASH in "
+        f"console/agents/__init__.py to what it reports: {hooks}")
