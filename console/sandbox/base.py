@@ -137,6 +137,23 @@ def ensure_masks(run_dir: Path) -> tuple[Path, Path]:
     return empty_file, empty_dir
 
 
+def mask_source(run_dir: Path, kind: str, content: str = "") -> Path:
+    """The read-only file or folder bound over a masked path: empty, or (for files a tool must
+    be able to parse, like git's commondir) a content that means "nothing here"."""
+    empty_file, empty_dir = ensure_masks(run_dir)
+    if kind == "mask-dir":
+        return empty_dir
+    if not content:
+        return empty_file
+    import hashlib
+
+    path = run_dir / MASK_DIR / f"file-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+    if not path.exists():
+        path.write_text(content)
+        os.chmod(path, 0o444)
+    return path
+
+
 def prepare_run_dir(run_dir: Path, helper_src: Path | None = None) -> list[str]:
     """Fill a run folder with what the sandbox sees at /run/pilothouse/bin.
 

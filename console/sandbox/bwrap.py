@@ -44,6 +44,7 @@ from .base import (
     SandboxSpec,
     default_owner,
     ensure_masks,
+    mask_source,
     owner_key,
     sandbox_env,
 )
@@ -232,7 +233,7 @@ def build_args(
                 flag = "--bind-fd" if b.kind == "pin" else "--ro-bind-fd"
                 a += [flag, fds.add(b.fd), inside]
             else:
-                mask = empty_dir if b.kind == "mask-dir" else empty_file
+                mask = here(mask_source(spec.run_dir, b.kind, b.content))
                 a += ["--ro-bind-fd", fds.add(mask), inside]
     for m in spec.extra_mounts:
         a += ["--ro-bind-fd" if m.read_only else "--bind-fd", fds.add(here(m.source)), m.target]

@@ -46,6 +46,7 @@ from .base import (
     SandboxSpec,
     default_owner,
     ensure_masks,
+    mask_source,
     owner_key,
     sandbox_env,
 )
@@ -282,9 +283,8 @@ class DockerBackend:
                                 type="bind", read_only=True))  # fmt: skip
         for b in view.binds() if view is not None and staged is None else []:
             # A person's daemon: the engine takes paths; each was checked link-free just now.
-            src = str(spec.workspace / b.rel) if b.fd is not None else str(
-                empty_dir if b.kind == "mask-dir" else empty_file
-            )
+            src = str(spec.workspace / b.rel if b.fd is not None
+                      else mask_source(spec.run_dir, b.kind, b.content))  # fmt: skip
             mounts.append(Mount(f"{INSIDE_WORKSPACE}/{b.rel}", src, type="bind",
                                 read_only=b.kind != "pin"))  # fmt: skip
         # Folders under HOME that hold mounted files (~/.claude/settings.json) would be made by

@@ -41,6 +41,9 @@ AGENT_CONFIG_FILES = (".mcp.json", ".envrc")
 GIT_DIRS = ("hooks", "info", "worktrees", "remotes", "branches")  # the last two: old remotes
 GIT_FILES = ("config", "config.worktree", "commondir")
 GIT_MODULES = "modules"
+# A masked file some tool reads when present must still parse: git fails on an empty
+# commondir ("." names the git folder itself, as if absent); Claude Code reads .mcp.json.
+MASK_CONTENT = {"commondir": ".\n", ".mcp.json": "{}\n"}
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Bind:
     rel: str  # path inside the workspace
     kind: str  # "ro" | "pin" (rw bind onto itself) | "mask-file" | "mask-dir"
     fd: int | None = None  # O_PATH fd of the real path (None for masks)
+    content: str = ""  # what a file mask holds (empty but where a tool must parse it)
 
 
 @dataclass
@@ -76,7 +80,8 @@ class Protection:
                 os.close(fd)
             return
         self._seen.add(rel)
-        self.binds.append(Bind(rel, kind, fd))
+        content = MASK_CONTENT.get(rel.rsplit("/", 1)[-1], "") if kind == "mask-file" else ""
+        self.binds.append(Bind(rel, kind, fd, content))
 
 
 def _open(root_fd: int, rel: str) -> tuple[int | None, str]:

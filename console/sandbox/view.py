@@ -172,18 +172,21 @@ class WorkspaceView:
     # --- the staged view (root daemon) ------------------------------------------------------------
 
     def _stage(self) -> None:
-        from .base import ensure_masks
+        from .base import mask_source
 
-        empty_file, empty_dir = ensure_masks(self.run_dir)
         target = self.run_dir / VIEW_DIR
         target.mkdir(mode=0o755, exist_ok=True)
         ns = None
         ws_fd = os.dup(self.ws_fd)
         run_fd = os.open(self.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        masks = {
-            "mask-file": os.open(empty_file, os.O_PATH | os.O_CLOEXEC),
-            "mask-dir": os.open(empty_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC),
-        }
+        masks: dict[tuple[str, str], int] = {}
+
+        def mask_fd(kind: str, content: str) -> int:
+            if (kind, content) not in masks:
+                src = mask_source(self.run_dir, kind, content)
+                masks[(kind, content)] = os.open(src, os.O_PATH | os.O_CLOEXEC)
+            return masks[(kind, content)]
+
         try:
             if self.identity.idmap:
                 ns = fsview.userns_for_idmap(self.identity.uid, self.identity.gid)
@@ -204,8 +207,8 @@ class WorkspaceView:
                         if b.fd is None:
                             # A link is covered by a file mask (a folder cannot cover a link).
                             kind = "mask-file" if b.rel in self.protection.links else b.kind
-                            fsview.clone_onto(masks[kind], pfd, name, read_only=True,
-                                              recursive=False)  # fmt: skip
+                            fsview.clone_onto(mask_fd(kind, b.content), pfd, name,
+                                              read_only=True, recursive=False)  # fmt: skip
                         else:
                             fsview.clone_onto(b.fd, pfd, name, read_only=b.kind != "pin",
                                               recursive=b.kind == "pin", idmap_ns=ns)  # fmt: skip
