@@ -43,6 +43,16 @@ class Outcome:
     usage: Usage | None
 
 
+class AnswerCut(Exception):
+    """The answer broke off after its head (the client hung up, or upstream did): `usage` holds
+    the tokens the meter saw pass through, which the client did receive. Codex, for one, closes
+    its stream the moment the final event arrives."""
+
+    def __init__(self, cause: BaseException, status: int, usage: Usage | None) -> None:
+        super().__init__(str(cause))
+        self.cause, self.status, self.usage = cause, status, usage
+
+
 async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: Head,
                    up: Upstream, target: Target, path: str, framing: str, length: int, *,
                    client_keep: bool, metered: bool, max_header_bytes: int,
@@ -117,11 +127,14 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         if observer is not None:
             observer.response_body(data)
 
-    if rframing == "length":
-        await relay_exact(up.reader, writer, rlength, tap_down)
-    elif rframing == "chunked":
-        await relay_chunked(up.reader, writer, tap_down, decode=decode)
-    elif rframing == "eof":
-        await relay_until_eof(up.reader, writer, tap_down)
-    await writer.drain()
+    try:
+        if rframing == "length":
+            await relay_exact(up.reader, writer, rlength, tap_down)
+        elif rframing == "chunked":
+            await relay_chunked(up.reader, writer, tap_down, decode=decode)
+        elif rframing == "eof":
+            await relay_until_eof(up.reader, writer, tap_down)
+        await writer.drain()
+    except (HttpError, OSError, asyncio.IncompleteReadError) as exc:
+        raise AnswerCut(exc, status, meter.finish() if meter is not None else None) from exc
     return Outcome(keep, upstream_keep, status, meter.finish() if meter is not None else None)

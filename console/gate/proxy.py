@@ -45,7 +45,7 @@ from console.gate.common import (
     system_resolver,
 )
 from console.gate.deciding import Deciding, TokenBucket
-from console.gate.forward import exchange
+from console.gate.forward import AnswerCut, exchange
 from console.gate.hosts import (
     BadTarget,
     IPAddress,
@@ -355,6 +355,15 @@ class Gate(Deciding):
 
     # -- absolute-form HTTP -------------------------------------------------------------------
 
+    async def _record_usage(self, u: Any, status: int, target: Target, path: str,
+                            started: float, rec: Any) -> None:  # fmt: skip
+        await self._record_quietly("tokens", {
+            "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens, "model": u.model,
+            "endpoint": f"{target.authority}{path.split('?')[0]}",
+            "host": target.host, "port": target.port, "status": status,
+            "started": started, "request_id": rec.request_id if rec else None})
+
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     req: Head, conn: Conn) -> bool:
         """Forward one request; True when the client connection may carry another."""
@@ -396,9 +405,13 @@ class Gate(Deciding):
             outcome = await exchange(
                 reader, writer, req, up, target, path, framing, length, client_keep=client_keep,
                 metered=metered, max_header_bytes=self.limits.max_header_bytes, observer=rec)
-        except (HttpError, OSError, asyncio.IncompleteReadError) as exc:
+        except (AnswerCut, HttpError, OSError, asyncio.IncompleteReadError) as exc:
+            usage = exc.usage if isinstance(exc, AnswerCut) else None
+            if usage is not None:  # the client got these tokens before the answer broke off
+                await self._record_usage(usage, exc.status, target, path, started, rec)
             if rec is not None:
-                rec.finish(None, None)
+                rec.finish(usage, exc.status if isinstance(exc, AnswerCut) else None)
+            exc = exc.cause if isinstance(exc, AnswerCut) else exc
             conn.upstream = None
             await self._finish(up, "error")
             status = exc.status if isinstance(exc, HttpError) else 502
@@ -410,13 +423,7 @@ class Gate(Deciding):
                 rec.finish(None, None)  # cancelled (the gate closing): the request is over
             raise
         if outcome.usage is not None:
-            u = outcome.usage
-            await self._record_quietly("tokens", {
-                "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                "total_tokens": u.total_tokens, "model": u.model,
-                "endpoint": f"{target.authority}{path.split('?')[0]}",
-                "host": target.host, "port": target.port, "status": outcome.status,
-                "started": started, "request_id": rec.request_id if rec else None})
+            await self._record_usage(outcome.usage, outcome.status, target, path, started, rec)
         if rec is not None:
             rec.finish(outcome.usage, outcome.status)
         conn.last = time.monotonic()

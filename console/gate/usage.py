@@ -21,6 +21,8 @@ usage in every chunk):
   length only when the client asked for `decoder_input_details` (the `prefill` list).
 Cached prompt tokens: `prompt_tokens_details.cached_tokens` (OpenAI chat),
 `input_tokens_details.cached_tokens` (Responses), `cache_read_input_tokens` (Anthropic).
+Anthropic's prompt is `input_tokens` + `cache_creation_input_tokens` + `cache_read_input_tokens`
+(its input_tokens leave both out; OpenAI's include the cached part).
 Bodies with a Content-Encoding (gzip, br) are not metered; the proxy asks metered endpoints for
 `identity` so that this is the exception.
 """
@@ -118,6 +120,9 @@ _NATIVE_KEYS = (("prompt_eval_count", "prompt_tokens"), ("eval_count", "completi
 
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+ANTHROPIC_CACHE_KEYS = ("cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 class UsageMeter:
@@ -270,6 +275,11 @@ class UsageMeter:
                             (usage, "cache_read_input_tokens")):
             if isinstance(holder, dict) and _int(holder.get(key)) is not None:
                 self._fields["cached_tokens"] = holder[key]
+        # Anthropic counts cache writes and reads apart from input_tokens (OpenAI's input
+        # includes its cached part): the prompt is all three.
+        for key in ANTHROPIC_CACHE_KEYS:
+            if _int(usage.get(key)) is not None:
+                self._fields[key] = usage[key]
 
     # -- result -------------------------------------------------------------------------------
 
@@ -291,6 +301,8 @@ class UsageMeter:
             return None
         f = self._fields
         prompt, completion = f.get("prompt_tokens"), f.get("completion_tokens")
+        if prompt is not None and any(k in f for k in ANTHROPIC_CACHE_KEYS):
+            prompt += sum(f.get(k, 0) for k in ANTHROPIC_CACHE_KEYS)
         total = f.get("total_tokens")
         if total is None and prompt is not None and completion is not None:
             total = prompt + completion

@@ -75,9 +75,6 @@ def test_aider_edits_and_commits_in_a_git_repository(backend: str, aider: str, m
     command = [aider, "--model", "openai/scripted-model-1", "--edit-format", "whole",
                "--yes-always", "--no-gitignore", "--message", TASK, "proof.txt"]
     done, run_id, person = run_agent(daemon, "aider", ws, command, True, f"127.0.0.1:{model_server.port}")
-    if done.returncode != 0 and "commondir" in done.stdout + done.stderr:
-        pytest.xfail("the sandbox masks an absent .git/commondir with an empty file, which git and "
-                     "GitPython refuse to read (console/sandbox/protect.py, issue 11)")
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
     assert (ws / "proof.txt").read_text() == "hi\n"

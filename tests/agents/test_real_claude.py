@@ -130,8 +130,6 @@ def test_claude_denied_command_is_blocked_and_says_by_whom(backend: str, claude:
     assert_metered(hist, model_server)
 
 
-@pytest.mark.xfail(reason="issue 13 point 4 is the gate's (console/gate/usage.py, not in this branch): "
-                          "Anthropic cache creation and reads are not yet added to the prompt tokens")
 def test_claude_prompt_caching_is_metered(claude: str, model_server: ModelServer, daemon: Daemon,
                                           workspace: Path) -> None:
     """Prompt tokens = input + cache creation + cache read (issue 13, point 4)."""

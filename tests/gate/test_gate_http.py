@@ -214,3 +214,46 @@ async def test_metered_endpoint_records_tokens(origin: Origin) -> None:
             tokens["model"]) == (11, 7, 18, "llama")
     assert tokens["endpoint"] == f"127.0.0.1:{origin.port}/v1/chat/completions"
     assert dict(origin.requests[0]["headers"])["Accept-Encoding"] == "identity"
+
+
+async def test_tokens_are_recorded_when_the_client_hangs_up_after_the_last_event() -> None:
+    """Codex closes its stream as soon as the final event arrives: the usage it received must
+    still be recorded, though the relay of what follows fails."""
+    usage = (b'data: {"model":"m","choices":[],"usage":{"prompt_tokens":5,'
+             b'"completion_tokens":84,"total_tokens":89}}\n\n')
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        writer.write(b"%x\r\n%s\r\n" % (len(usage), usage))
+        await writer.drain()
+        for _ in range(40):  # keep-alive comments after the end, until the gate gives up
+            await asyncio.sleep(0.05)
+            try:
+                writer.write(b"c\r\n: keepalive \n\r\n")
+                await writer.drain()
+            except OSError:
+                return
+        writer.close()
+
+    server = await asyncio.start_server(upstream, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    h = Harness(policy(allow=[f"127.0.0.1:{port}"]), upstream_port=port, real_dial=True,
+                meter={("127.0.0.1", port)})
+    try:
+        async with running(h):
+            reader, writer = await h.open()
+            writer.write(f"POST http://127.0.0.1:{port}/v1/responses HTTP/1.1\r\n"
+                         f"Content-Length: 2\r\n\r\n{{}}".encode())
+            await asyncio.wait_for(reader.readuntil(b"total_tokens"), 5)
+            writer.transport.abort()  # gone, the moment it has the final event
+            for _ in range(300):
+                if h.kinds("tokens"):
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        server.close()
+    (tokens,) = h.kinds("tokens")
+    assert (tokens["prompt_tokens"], tokens["completion_tokens"]) == (5, 84)

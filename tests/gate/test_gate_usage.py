@@ -139,3 +139,23 @@ def test_chunked_decoder() -> None:
         ChunkedDecoder().feed(b"-1\r\n")
     with pytest.raises(ValueError):
         ChunkedDecoder().feed(b"1" * 5000)
+
+
+def test_anthropic_prompt_counts_cache_writes_and_reads() -> None:
+    """input_tokens leaves both cache counts out: the prompt is all three (issue 13, point 4);
+    the cache reads are kept apart as cached tokens."""
+    from console.gate.usage import UsageMeter
+
+    events = [
+        ("message_start", {"type": "message_start", "message": {"model": "claude-x", "usage": {
+            "input_tokens": 12, "cache_creation_input_tokens": 300,
+            "cache_read_input_tokens": 4000, "output_tokens": 1}}}),
+        ("message_delta", {"type": "message_delta", "usage": {"output_tokens": 42}}),
+    ]
+    body = b"".join(f"event: {k}\ndata: {json.dumps(v)}\n\n".encode() for k, v in events)
+    meter = UsageMeter("text/event-stream")
+    meter.feed(body)
+    u = meter.finish()
+    assert u is not None
+    assert (u.prompt_tokens, u.completion_tokens, u.cached_tokens) == (4312, 42, 4000)
+    assert u.total_tokens == 4354
