@@ -79,6 +79,8 @@ class Profile:
     gpus: list[int] | None = None
     env: list[str] = field(default_factory=list)  # host variables passed through by name
     setenv: dict[str, str] = field(default_factory=dict)
+    # Read-only files carried into the sandbox's HOME: (path on the host, path inside).
+    carry: list[tuple[str, str]] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
     approval_timeout: float = 120.0
     description: str = ""
@@ -291,8 +293,30 @@ _DEFAULTED = ("sandbox", "approval_timeout")  # profile keys [defaults] sets unl
 _TOP = {"defaults", "profiles", "team", "keys", "gate", "gpu", "notify", "limits", "audit"}
 _PROFILE_KEYS = {
     "command", "workspace", "sandbox", "image", "gpu", "gpus", "env", "setenv", "limits",
-    "approval_timeout", "description", "network", "exec",
+    "approval_timeout", "description", "network", "exec", "carry",
 }
+INSIDE_HOME = "/home/agent"
+
+
+def _carry_entry(value: str) -> tuple[str, str]:
+    """"~/.config/pip/pip.conf" or "/etc/npmrc-ro:~/.npmrc": host path, and where it goes in
+    the sandbox's HOME (by default the same place relative to the home folder)."""
+    src, sep, dest = value.partition(":")
+    src = src.strip()
+    if not src:
+        raise ValueError(f"{value!r}: name a file, e.g. \"~/.config/pip/pip.conf\"")
+    if not sep:
+        if not src.startswith("~/"):
+            raise ValueError(f"{value!r}: a file outside your home needs a place in the "
+                             "sandbox's: \"/path/on/host:~/path/inside\"")  # fmt: skip
+        dest = src
+    dest = dest.strip()
+    if not dest.startswith("~/"):
+        raise ValueError(f"{value!r}: the place inside must be in the sandbox's HOME (\"~/...\")")
+    rel = dest[2:]
+    if not rel or any(part in ("", ".", "..") for part in rel.split("/")):
+        raise ValueError(f"{value!r}: {dest!r} is not a file path inside HOME")
+    return src, f"{INSIDE_HOME}/{rel}"
 
 
 def _read_profile(r: _Reader, name: str, data: Any, defaults: Config, base: Profile | None) -> Profile:
@@ -308,7 +332,8 @@ def _read_profile(r: _Reader, name: str, data: Any, defaults: Config, base: Prof
     if base is not None:
         for key, value in (("workspace", base.workspace), ("image", base.image),
                            ("gpu", base.gpu), ("gpus", base.gpus), ("env", base.env),
-                           ("setenv", base.setenv), ("description", base.description)):
+                           ("setenv", base.setenv), ("description", base.description),
+                           ("carry", [f"{a}:~/{b[len(INSIDE_HOME) + 1:]}" for a, b in base.carry])):
             if key not in data and value is not None:
                 data = {**data, key: value}
         if "sandbox" not in data:
@@ -338,6 +363,12 @@ def _read_profile(r: _Reader, name: str, data: Any, defaults: Config, base: Prof
     setenv = data.get("setenv", {})
     if not isinstance(setenv, dict) or not all(isinstance(v, str) for v in setenv.values()):
         raise r.fail(table, "setenv", "setenv must be a table of strings")
+    carry = []
+    for value in r.string_list(data, table, "carry"):
+        try:
+            carry.append(_carry_entry(value))
+        except ValueError as exc:
+            raise r.fail(table, "carry", str(exc)) from None
     for key in ("gpu",):
         if key in data and not isinstance(data[key], bool):
             raise r.fail(table, key, f"{key} must be true or false")
@@ -386,6 +417,7 @@ def _read_profile(r: _Reader, name: str, data: Any, defaults: Config, base: Prof
         gpus=gpus,
         env=r.string_list(data, table, "env"),
         setenv=dict(setenv),
+        carry=carry,
         limits=Limits(memory_bytes=memory, pids=pids, cpus=float(cpus) if cpus else None),
         approval_timeout=r.duration(data, table, "approval_timeout", defaults.approval_timeout),
         description=str(data.get("description", "")),

@@ -263,6 +263,11 @@ class RunManager:
                   "command": run.command, "unsandboxed": backend.name == "none"},
         )
         self._save_soon(run)
+        from console.workspaces import carry_files
+
+        carried, carry_notes = carry_files(profile.carry, asker[0], asker[1], ws,
+                                           run_dir / "carry")  # fmt: skip
+        run.notes.extend(carry_notes)
         spec = SandboxSpec(
             run_id=run_id,
             profile=profile.name,
@@ -274,7 +279,7 @@ class RunManager:
             gpu=profile.gpu,
             gpus=profile.gpus,
             image=profile.image,
-            extra_mounts=[Mount(src, target) for src, target in home_mounts(run_dir)],
+            extra_mounts=[Mount(src, target) for src, target in [*home_mounts(run_dir), *carried]],
             requester=asker,
             workspace_fd=ws_fd,
         )

@@ -112,3 +112,61 @@ def check_workspace(path: Path, fd: int, uid: int, gid: int,
             "it", "use a folder you own or can write",
         )  # fmt: skip
     return None
+
+
+# Files a profile may carry into the sandbox must not be keys: these places are refused even
+# when named ("carry" is for configuration such as a registry mirror, never credentials).
+SECRET_PLACES = (".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".config/gcloud",
+                 ".netrc", ".git-credentials", ".pypirc", ".local/share/keyrings")  # fmt: skip
+CARRY_MAX_BYTES = 1 << 20
+
+
+def carry_files(entries: list[tuple[str, str]], uid: int, gid: int, workspace: Path,
+                into: Path) -> tuple[list[tuple[Path, str]], list[str]]:  # fmt: skip
+    """Copy a profile's `carry` files into `into` (a run folder's) for the requester.
+
+    Returns ([(copy, path inside)], notes). `~` is the requester's home. A file is taken only
+    when the requester could read it themselves, it is a regular file of at most 1 MiB, and it
+    is neither in the workspace (the agent's to change) nor in a place that holds keys; every
+    file not taken is a note saying why. The sandbox gets the copy, read-only.
+    """
+    try:
+        home = Path(pwd.getpwuid(uid).pw_dir)
+    except KeyError:
+        home = None
+    groups = _groups(uid, gid)
+    taken: list[tuple[Path, str]] = []
+    notes: list[str] = []
+    for n, (src, inside) in enumerate(entries):
+        if src.startswith("~/"):
+            if home is None:
+                notes.append(f"carry {src}: you have no home folder here; not carried")
+                continue
+            src_path = home / src[2:]
+        else:
+            src_path = Path(src)
+        real = Path(os.path.realpath(src_path))
+        why = ""
+        if home is not None and any(_under(real, home / p) for p in SECRET_PLACES):
+            why = "it is where keys are kept; carry configuration, never credentials"
+        elif _under(real, workspace.resolve()):
+            why = "it is in the workspace, which the agent can change"
+        elif not real.is_file():
+            why = "no such file"
+        elif not all(_allows(os.stat(p), uid, groups, 1) for p in real.parents) or not _allows(
+            os.stat(real), uid, groups, 4
+        ):
+            why = "you cannot read it yourself"
+        elif real.stat().st_size > CARRY_MAX_BYTES:
+            why = "it is larger than 1 MiB"
+        if why:
+            notes.append(f"carry {src}: {why}; not carried")
+            continue
+        copy = into / f"{n}-{real.name}"
+        with open(real, "rb") as fh:
+            data = fh.read(CARRY_MAX_BYTES + 1)
+        into.mkdir(mode=0o755, parents=True, exist_ok=True)
+        copy.write_bytes(data[:CARRY_MAX_BYTES])
+        os.chmod(copy, 0o444)
+        taken.append((copy, inside))
+    return taken, notes

@@ -1,0 +1,55 @@
+"""A profile's `carry` files reach the sandbox's HOME read-only; keys and workspace files do not
+(issue 13, point 5)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, Daemon, needs_bwrap
+
+
+@needs_bwrap
+def test_carried_files_are_read_only_copies_and_keys_are_refused(home: Path, daemon_env: dict,
+                                                                  workspace: Path,
+                                                                  tmp_path: Path) -> None:  # fmt: skip
+    conf = tmp_path / "mirror" / "pip.conf"
+    conf.parent.mkdir()
+    conf.write_text("[global]\nindex-url = http://127.0.0.1:3141/simple\n")
+    (workspace / "planted.conf").write_text("from the workspace\n")
+    Path(daemon_env["PILOTHOUSE_CONFIG"]).write_text(
+        '[profiles.carrier]\ncommand = ["true"]\nsandbox = "bwrap"\n'
+        f'carry = ["{conf}:~/.config/pip/pip.conf", "~/.ssh/config",'
+        f' "{workspace}/planted.conf:~/.npmrc"]\n')
+    d = Daemon(home, daemon_env)
+    d.start()
+    try:
+        out = subprocess.run(
+            [str(BIN / "pilothouse"), "run", "carrier", "-w", str(workspace), "--wait", "--",
+             "sh", "-c", "cat ~/.config/pip/pip.conf; (echo x >> ~/.config/pip/pip.conf) "
+             "2>/dev/null || echo READ-ONLY; cat ~/.npmrc 2>&1; ls ~/.ssh 2>&1"],
+            env=daemon_env, capture_output=True, text=True, timeout=60)
+        assert "index-url = http://127.0.0.1:3141/simple" in out.stdout, out
+        assert "READ-ONLY" in out.stdout, out
+        assert "from the workspace" not in out.stdout, out
+        (run,) = json.loads(d.cli("ps", "--all", "--json").stdout)
+        notes = run.get("notes") or (run.get("info") or {}).get("notes") or []
+        assert any("~/.ssh/config" in n and "keys" in n for n in notes), (notes, out.stderr, run)
+        assert any("planted.conf" in n and "workspace" in n for n in notes), notes
+        assert conf.read_text().endswith("/simple\n")  # the host file untouched
+    finally:
+        d.stop()
+
+
+@pytest.mark.parametrize("bad", ["relative.conf", "/etc/x:/etc/x", "~/a:~/../escape", "~/:~/"])
+def test_bad_carry_entries_are_refused_at_load_with_the_reason(tmp_path: Path, bad: str) -> None:
+    from console.config import ConfigError, load
+
+    f = tmp_path / "config.toml"
+    f.write_text(f'[profiles.p]\ncommand = ["true"]\ncarry = ["{bad}"]\n')
+    with pytest.raises(ConfigError) as e:
+        load(f)
+    assert "carry" in str(e.value) and str(f) in str(e.value)
