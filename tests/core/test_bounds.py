@@ -281,3 +281,40 @@ def test_fd_exhaustion_is_refused_quietly_and_operators_still_answer(
         for s in held:
             s.close()
         d.stop()
+
+
+@needs_bwrap
+def test_another_runs_approval_is_decided_at_once_under_20000_connections(
+        home: Path, daemon_env: dict[str, str], workspace: Path, tmp_path: Path) -> None:
+    """Issue 16, point 7: 20,000 connections from one sandbox, with the default [limits], while
+    a person decides another run's request: the answer reaches that run within a second.
+    (A liveness bound from the issue, far above the normal few milliseconds.)"""
+    (home / "config.toml").write_text(LIMITS[LIMITS.index("[profiles.flood]"):])
+    (workspace / "hold.py").write_text(HOLD)
+    other = tmp_path / "other-ws"
+    other.mkdir()
+    d = Daemon(home, daemon_env)
+    d.start()
+    try:
+        t, out = _background(d, workspace, "flood", "python3", "hold.py",
+                             "/run/pilothouse/agent.sock", "19990", "", "60")  # the fd limit is 20,000
+        _wait_file(workspace / ".held", timeout=120)  # all opened (most refused at once)
+        asker, asked = _background(d, other, "flood", "sh", "-c",
+                                   "ph-ask exec -- make deploy; echo asked-rc=$?")
+        rows: list[Any] = []
+        deadline = time.monotonic() + 30
+        while not rows and time.monotonic() < deadline:
+            rows = json.loads(d.cli("approvals", "--json", timeout=20).stdout)
+            time.sleep(0.05)
+        assert rows, d.log()
+        started = time.monotonic()
+        d.cli("approve", rows[0]["id"], timeout=20)
+        asker.join(30)
+        decided_in = time.monotonic() - started
+        assert "asked-rc=0" in asked["result"].stdout, asked["result"]
+        # The CLI's own start (a Python process) is inside this second too.
+        assert decided_in < 1.0 + 0.5, decided_in
+        (workspace / ".release").write_text("1")
+        t.join(120)
+    finally:
+        d.stop()
