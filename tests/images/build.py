@@ -2,7 +2,7 @@
 
 busybox_image: static busybox, its applets as links, a setuid-root copy at /bin/busybox-suid
     (for the escalation test), no python3, no network tools beyond busybox's own.
-python_image: the same plus the host's python3.11 interpreter, its standard library, bash and
+python_image: the same plus the host's python3.11 interpreter, its standard library, bash, git and
     curl, and the shared libraries ldd names, so in-container python cases (helper, TIOCSTI),
     /dev/tcp and curl --noproxy probes can run.
 
@@ -24,7 +24,7 @@ from typing import Any
 BUSYBOX = "/bin/busybox"
 PYTHON = "/usr/bin/python3.11"
 PY_LIB = "/usr/lib/python3.11"
-TOOLS = ("/usr/bin/bash", "/usr/bin/curl")  # copied into the python image when present
+TOOLS = ("/usr/bin/bash", "/usr/bin/curl", "/usr/bin/git")  # copied into the python image when present
 PY_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "__pycache__"}
 REPO = "pilothouse-test"
 
