@@ -106,7 +106,7 @@ def _link_target(root_fd: int, rel: str) -> str | None:
 
 
 def _protect(p: Protection, root_fd: int, rel: str, want_dir: bool, pin: bool = False,
-             depth: int = 0) -> int | None:  # fmt: skip
+             depth: int = 0, absent_as_dir: bool = False) -> int | None:  # fmt: skip
     """Bind rel read-only (or pinned) or mask it; returns the fd when it is a real folder."""
     fd, state = _open(root_fd, rel)
     if state == "link":
@@ -131,7 +131,7 @@ def _protect(p: Protection, root_fd: int, rel: str, want_dir: bool, pin: bool = 
                 p._add(head, "mask-dir")
                 return None
             break  # a link on the way: _open of rel said absent only if it resolved
-        p._add(rel, "mask-dir" if want_dir else "mask-file")
+        p._add(rel, "mask-dir" if want_dir or absent_as_dir else "mask-file")
         return None
     assert fd is not None
     is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
@@ -303,7 +303,10 @@ def plan_protection(workspace: Path | int) -> Protection:
         root_fd = os.open(workspace, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for rel in OWN + AGENT_CONFIG_FILES:
-            _protect(p, root_fd, rel, want_dir=False)
+            # Absent, an empty read-only folder stands there: it blocks the file as well as an
+            # empty file would, and git shows no empty folder, so `git status` and an agent's
+            # `git add -A` inside see nothing new (an empty file would be committed).
+            _protect(p, root_fd, rel, want_dir=False, absent_as_dir=True)
         for rel in AGENT_CONFIG_DIRS:
             _protect(p, root_fd, rel, want_dir=True)
         fd, state = _open(root_fd, ".git")

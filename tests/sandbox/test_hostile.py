@@ -189,6 +189,21 @@ async def test_git_itself_works_inside_on_the_protected_repository(hostile, requ
         assert ok in r.out, (ok, r.out)
 
 
+async def test_masks_show_nothing_new_to_git(hostile, request):
+    """An agent's `git add -A` must not commit the masks standing in for absent paths."""
+    kw = {}
+    if hostile.name.startswith("docker"):
+        kw["image"] = request.getfixturevalue("python_ref")
+    ws = hostile.workspace
+    _git_repo(ws)
+    _give(hostile, ws)
+    r = await hostile.run("export HOME=/tmp; git config --global safe.directory '*';"
+                          "echo status:; git status --porcelain --untracked-files=all; echo end",
+                          **kw)  # fmt: skip
+    listed = r.out.split("status:\n", 1)[1].split("end", 1)[0].splitlines()
+    assert listed == ["?? a.txt"], r.out  # the test's own untracked file, and nothing else
+
+
 async def test_host_git_runs_no_planted_code_after_a_run(hostile, tmp_path):
     ws = hostile.workspace
     _git_repo(ws)

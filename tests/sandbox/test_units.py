@@ -80,8 +80,8 @@ def test_protected_plan(tmp_path):
 
     ws = tmp_path
     plan = {b.rel: b.kind for b in plan_protection(ws).binds}
-    assert plan[".git"] == "mask-dir" and plan[".pilothouse.toml"] == "mask-file"
-    assert plan[".claude"] == "mask-dir" and plan[".mcp.json"] == "mask-file"
+    assert plan[".git"] == "mask-dir" and plan[".pilothouse.toml"] == "mask-dir"
+    assert plan[".claude"] == "mask-dir" and plan[".mcp.json"] == "mask-dir"  # no file for git
     (ws / ".git").mkdir()
     (ws / ".git/config").write_text("[include]\n\tpath = ../shared.cfg\n")
     (ws / "shared.cfg").write_text("")
@@ -117,9 +117,9 @@ def test_view_mountpoints_are_removed_only_when_unused(tmp_path):
     ident = agent_identity(ws, create=False)
     first = WorkspaceView.open(ws, rd, ident)
     second = WorkspaceView.open(ws, rd2, ident)
-    assert (ws / ".pilothouse.toml").is_file() and (ws / ".git").is_dir()
+    assert (ws / ".pilothouse.toml").is_dir() and (ws / ".git").is_dir()
     first.close()
-    assert (ws / ".pilothouse.toml").is_file()  # the second run still relies on it
+    assert (ws / ".pilothouse.toml").is_dir()  # the second run still relies on it
     second.close()
     assert not (ws / ".pilothouse.toml").exists() and not (ws / ".git").exists()
 
