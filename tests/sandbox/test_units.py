@@ -117,10 +117,13 @@ def test_view_mountpoints_are_removed_only_when_unused(tmp_path):
     ident = agent_identity(ws, create=False)
     first = WorkspaceView.open(ws, rd, ident)
     second = WorkspaceView.open(ws, rd2, ident)
-    assert (ws / ".pilothouse.toml").is_dir() and (ws / ".git").is_dir()
-    first.close()
-    assert (ws / ".pilothouse.toml").is_dir()  # the second run still relies on it
-    second.close()
+    try:
+        assert (ws / ".pilothouse.toml").is_dir() and (ws / ".git").is_dir()
+        first.close()
+        assert (ws / ".pilothouse.toml").is_dir()  # the second run still relies on it
+    finally:
+        first.close()
+        second.close()
     assert not (ws / ".pilothouse.toml").exists() and not (ws / ".git").exists()
 
 
