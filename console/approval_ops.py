@@ -286,7 +286,7 @@ def _past_requests(db: Any, limit: int = 20000) -> list[dict[str, Any]]:
 @op("policy.shadow")
 async def policy_shadow(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
     from console.config import NetworkConfig
-    from console.policy_shadow import shadow
+    from console.policy.shadow import shadow
 
     rule = _arg(args, "rule", str)
     kind = _arg(args, "kind", str, "exec")

@@ -281,7 +281,7 @@ def _check_exec_rule(text: str) -> None:
 
 
 def _check_network_rule(text: str) -> None:
-    from console.gate.rules import BadPattern, parse_pattern
+    from console.policy.netrules import BadPattern, parse_pattern
 
     try:
         parse_pattern(text)

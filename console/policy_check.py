@@ -11,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from console.gate.hosts import (
+from console.policy import Decision, ExecRules, GrantTable, evaluate_exec
+from console.policy.hosts import (
     BadTarget,
     IPAddress,
     Target,
     parse_absolute_url,
     parse_connect_target,
 )
-from console.gate.rules import NetworkRules
-from console.policy import Decision, ExecRules, GrantTable, evaluate_exec
-from console.policy_network import decide_network
+from console.policy.netrules import NetworkRules
+from console.policy.network import decide_network
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 NOT_RESOLVED = ("the name was not resolved (pass --resolve to look it up as the gate would); "

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from console.config import Profile
-from console.gate.hosts import BadTarget, parse_connect_target
-from console.gate.rules import NetworkRules
 from console.policy import ExecRules, Provenance, grant_to_rule, new_grant, rule_list_for
-from console.policy_network import provenance_of
+from console.policy.hosts import BadTarget, parse_connect_target
+from console.policy.netrules import NetworkRules
+from console.policy.network import provenance_of
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ from console.bounds import Bounds, fd_budget
 from console.config import Profile
 from console.floods import FloodControl
 from console.gate.common import GateLimits, NetAsk, Verdict
-from console.gate.hosts import BadTarget, parse_connect_target
 from console.gate.proxy import Gate
-from console.gate.rules import NetworkRules
 from console.policy import Decision, ExecRules, GrantTable, Provenance, make_policy_eval
-from console.policy_network import decide_network
+from console.policy.hosts import BadTarget, parse_connect_target
+from console.policy.netrules import NetworkRules
+from console.policy.network import decide_network
 from console.sandbox.base import SandboxHandle
 from console.sandbox.bridge import open_bridge_listener, serve_bridge
 

@@ -1,13 +1,14 @@
 """The network gate: the one way out of a sandbox (see DESIGN.md, Processes and Policy).
 
-- hosts.py   parse CONNECT and absolute-form targets, normalise hosts, classify addresses
-- rules.py   allow/deny patterns and the decision for one destination
+- (the destinations and patterns it decides on live in console/policy: hosts.py, netrules.py)
 - proxy.py   the per-run forward proxy (CONNECT + absolute-form HTTP/1.1)
 - usage.py   token usage read from inference responses as they pass
 - http1.py, tls.py, splice.py   HTTP framing, ClientHello SNI, tunnel pumps
 """
 
-from console.gate.hosts import (
+from console.gate.proxy import Gate, GateLimits, NetAsk, Verdict, dial_address, system_resolver
+from console.gate.usage import Usage, UsageMeter
+from console.policy.hosts import (
     BadTarget,
     Target,
     is_globally_routable,
@@ -15,9 +16,7 @@ from console.gate.hosts import (
     parse_absolute_url,
     parse_connect_target,
 )
-from console.gate.proxy import Gate, GateLimits, NetAsk, Verdict, dial_address, system_resolver
-from console.gate.rules import BadPattern, NetMatch, NetworkRules, Pattern, parse_pattern
-from console.gate.usage import Usage, UsageMeter
+from console.policy.netrules import BadPattern, NetMatch, NetworkRules, Pattern, parse_pattern
 
 __all__ = [
     "BadPattern",

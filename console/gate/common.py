@@ -11,9 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.gate.hosts import IPAddress, Target
-from console.gate.rules import NetMatch
 from console.gate.splice import Activity
+from console.policy.hosts import IPAddress, Target
+from console.policy.netrules import NetMatch
 
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",

@@ -24,8 +24,8 @@ from console.gate.common import (
     Verdict,
     denial,
 )
-from console.gate.hosts import IPAddress, Target
-from console.gate.rules import NetMatch, NetworkRules
+from console.policy.hosts import IPAddress, Target
+from console.policy.netrules import NetMatch, NetworkRules
 
 __all__ = ["Deciding", "TokenBucket"]
 

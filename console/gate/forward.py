@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from console.gate.common import Upstream, host_header
-from console.gate.hosts import Target
 from console.gate.http1 import (
     Head,
     HttpError,
@@ -28,6 +27,7 @@ from console.gate.http1 import (
     render,
 )
 from console.gate.usage import Usage, UsageMeter
+from console.policy.hosts import Target
 
 __all__ = ["Outcome", "exchange"]
 

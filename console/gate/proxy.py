@@ -46,7 +46,10 @@ from console.gate.common import (
 )
 from console.gate.deciding import Deciding, TokenBucket
 from console.gate.forward import AnswerCut, exchange
-from console.gate.hosts import (
+from console.gate.http1 import Head, HttpError, body_framing, parse_request_line, read_head, render
+from console.gate.splice import pump, splice
+from console.gate.tls import MAX_HELLO_BYTES, parse_client_hello
+from console.policy.hosts import (
     BadTarget,
     IPAddress,
     Target,
@@ -54,10 +57,7 @@ from console.gate.hosts import (
     parse_absolute_url,
     parse_connect_target,
 )
-from console.gate.http1 import Head, HttpError, body_framing, parse_request_line, read_head, render
-from console.gate.rules import NetworkRules
-from console.gate.splice import pump, splice
-from console.gate.tls import MAX_HELLO_BYTES, parse_client_hello
+from console.policy.netrules import NetworkRules
 
 __all__ = ["Gate", "GateLimits", "NetAsk", "Verdict", "dial_address", "system_resolver"]
 

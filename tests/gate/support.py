@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from console.gate import Gate, GateLimits, NetAsk, NetworkRules, Verdict
-from console.gate.hosts import IPAddress
+from console.policy.hosts import IPAddress
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "network_cases.toml"
 FAKE_GLOBAL = ipaddress.ip_address("93.184.215.14")  # global, never actually dialled

@@ -19,7 +19,7 @@ from console.gate import (
     parse_connect_target,
     parse_pattern,
 )
-from console.gate.hosts import Target, embedded_ipv4
+from console.policy.hosts import Target, embedded_ipv4
 
 # -- targets ------------------------------------------------------------------------------------
 

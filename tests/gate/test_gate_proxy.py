@@ -335,13 +335,6 @@ async def test_a_slow_person_does_not_trip_the_idle_timeout(echo: Echo) -> None:
         writer.close()
 
 
-def test_rules_names_are_importable_from_hosts() -> None:
-    from console.gate.hosts import NetworkRules as FromHosts
-    from console.gate.hosts import parse_pattern
-
-    assert FromHosts is NetworkRules and parse_pattern("a.com").kind == "exact"
-
-
 @pytest.mark.parametrize("allow", [True, False])
 async def test_a_name_that_does_not_resolve_is_still_asked_about(echo: Echo, allow: bool) -> None:
     """Offline, or a made-up name: the person still sees the attempt; allowed, it fails at DNS

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from console.config import ConfigError, load_explicit
 from console.policy import ExecRules, GrantTable, evaluate_exec, new_grant
-from console.shellwords import split_command
+from console.policy.shellwords import split_command
 
 READ_ONLY = ExecRules(allow=["grep", "rg", "git diff", "git status", "sort", "find", "cat", "ls"],
                       ask=["git push"], forbid=["rm -rf /", "git push --force", "chmod -R 777 /"])
@@ -57,7 +57,7 @@ def test_a_rule_that_names_the_option_allows_it() -> None:
 
 
 def test_a_redirection_is_seen_as_a_redirection() -> None:
-    from console.shellwords import write_targets
+    from console.policy.shellwords import write_targets
 
     (part,) = split_command("grep x f 2>/dev/null > ~/.profile")
     assert write_targets(part) == ["~/.profile"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from console.gate.rules import NetworkRules
 from console.policy import Action, Decision, GrantTable, Provenance, new_grant, strictest
-from console.policy_network import decide_network
-from console.policy_shadow import shadow
+from console.policy.netrules import NetworkRules
+from console.policy.network import decide_network
+from console.policy.shadow import shadow
 
 T0 = 1_700_000_000.0
 

@@ -181,7 +181,7 @@ def test_bad_grants_are_refused() -> None:
     ("::1", "[::1]:443", "deny", True),
 ])
 def test_network_grant_patterns(pattern: str, subject: str, effect: str, hit: bool) -> None:
-    from console.gate.rules import parse_pattern
+    from console.policy.netrules import parse_pattern
 
     assert pattern_covers(parse_pattern(pattern), effect, subject) is hit
 

@@ -1,4 +1,4 @@
-"""tree-sitter-bash as an oracle for console.shellwords: every command bash would run and every
+"""tree-sitter-bash as an oracle for console.policy.shellwords: every command bash would run and every
 file a redirection would write must be seen by our reader (it may see more, never less)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.shellwords import ParseError, command_words, expand, normalise, write_targets
+from console.policy.shellwords import ParseError, command_words, expand, normalise, write_targets
 
 tree_sitter = pytest.importorskip("tree_sitter")
 tree_sitter_bash = pytest.importorskip("tree_sitter_bash")

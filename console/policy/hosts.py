@@ -303,16 +303,3 @@ def is_globally_routable(ip: IPAddress) -> bool:
     if ip not in _V6_GLOBAL_UNICAST:
         return False
     return not any(ip in net for net in _V6_NOT_GLOBAL)
-
-
-_RULES_NAMES = frozenset({"BadPattern", "NetMatch", "NetworkRules", "Pattern", "parse_pattern"})
-
-
-def __getattr__(name: str) -> object:
-    """Patterns and NetworkRules live in rules.py (this file stays about destinations); they
-    are importable from here too, where the gate's first design placed them."""
-    if name in _RULES_NAMES:
-        from console.gate import rules
-
-        return getattr(rules, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,9 +19,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from console.gate.hosts import IPAddress
-from console.gate.rules import NetMatch, NetworkRules
 from console.policy import Decision, GrantTable, Provenance
+from console.policy.hosts import IPAddress
+from console.policy.netrules import NetMatch, NetworkRules
 
 
 def provenance_of(match: NetMatch) -> Provenance:

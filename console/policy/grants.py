@@ -12,11 +12,11 @@ from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
-from console.execshape import CommandPattern, compile_pattern
-from console.gate.hosts import BadTarget, ip_literal, normalise_host, parse_connect_target
-from console.gate.rules import Pattern, parse_pattern
-from console.policy_types import Provenance
-from console.shellwords import CommandPart, ParseError, canonical, expand
+from console.policy.execshape import CommandPattern, compile_pattern
+from console.policy.hosts import BadTarget, ip_literal, normalise_host, parse_connect_target
+from console.policy.netrules import Pattern, parse_pattern
+from console.policy.shellwords import CommandPart, ParseError, canonical, expand
+from console.policy.types import Provenance
 
 GRANT_KINDS = ("exec", "network", "write", "custom")
 SCOPES = ("once", "run", "timed", "profile", "global")

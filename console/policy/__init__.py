@@ -14,11 +14,12 @@ through `VAR=x`, wrappers (`env`, `sudo`, `nohup`...), paths (`/bin/rm`), `eval`
 command substitutions; allow rules match only the literal words, and a part whose meaning depends
 on a substitution or unusual quoting can never be allowed by a rule, only asked.
 
-Where the parts live: the command reader in console/shellwords.py; command shapes, risky options
-and the one reading of a rule (CommandPattern) in console/execshape.py; the decision types in
-console/policy_types.py; grants in console/policy_grants.py; the network decision in
-console/policy_network.py; the config writer in console/policy_config.py. Callers import all of
-it from here.
+The package is pure (no I/O): every decision about a command or a destination is made here.
+Where the parts live: the command reader in shellwords.py; command shapes, risky options and the
+one reading of a rule (CommandPattern) in execshape.py; the decision types in types.py; grants in
+grants.py; destinations (parse, normalise, classify) in hosts.py and network patterns in
+netrules.py; the one network decision in network.py; shadow in shadow.py. The config writer is
+console/policy_config.py (it does I/O). Callers import the engine from here.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from console.execshape import CommandPattern, compile_pattern, rule_words
-from console.policy_grants import (
+from console.policy.execshape import CommandPattern, compile_pattern, rule_words
+from console.policy.grants import (
     GRANT_KINDS,
     MAX_TIMED_S,
     SCOPES,
@@ -45,8 +46,8 @@ from console.policy_grants import (
     rule_list_for,
     split_subject,
 )
-from console.policy_types import ACTIONS, Action, Decision, Provenance, RuleSource, strictest
-from console.shellwords import CommandPart, ParseError, canonical, expand
+from console.policy.shellwords import CommandPart, ParseError, canonical, expand
+from console.policy.types import ACTIONS, Action, Decision, Provenance, RuleSource, strictest
 
 __all__ = [  # console.policy is the one place callers import decisions, rules and grants from
     "ACTIONS", "GRANT_KINDS", "MAX_TIMED_S", "SCOPES", "WEB_PORTS", "Action", "CommandPattern",
@@ -261,7 +262,7 @@ def make_policy_eval(
 def shadow(rule: str, past_requests: Iterable[Mapping[str, Any]], *, kind: str = "exec",
            effect: str = "allow") -> list[Any]:
     """Past requests a proposed rule would have decided, riskiest first: see
-    console.policy_shadow.shadow for the ordering."""
-    from console.policy_shadow import shadow as _shadow  # here to keep the import one-way
+    console.policy.shadow.shadow for the ordering."""
+    from console.policy.shadow import shadow as _shadow  # here to keep the import one-way
 
     return _shadow(rule, past_requests, kind=kind, effect=effect)

@@ -7,10 +7,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from console.gate.hosts import BadTarget
-from console.gate.rules import parse_pattern
 from console.policy import WEB_PORTS, ExecRules, pattern_covers, split_subject
-from console.shellwords import ParseError, expand, normalise
+from console.policy.hosts import BadTarget
+from console.policy.netrules import parse_pattern
+from console.policy.shellwords import ParseError, expand, normalise
 
 _DESTRUCTIVE = {"rm", "rmdir", "dd", "shred", "truncate", "mkfs", "wipefs", "fdisk", "parted",
                 "chmod", "chown", "chattr", "kill", "pkill", "killall", "reboot", "shutdown",

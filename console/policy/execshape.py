@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from console.shellwords import (
+from console.policy.shellwords import (
     CommandPart,
     ParseError,
     command_words,

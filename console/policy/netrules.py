@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from console.gate.hosts import (
+from console.policy.hosts import (
     BadTarget,
     IPAddress,
     embedded_ipv4,
