@@ -176,6 +176,9 @@ class PilothouseApp(App[None]):
             self.changes.publish(change)
             if change.new and change.key in state.approvals:
                 self._announce(state.approvals[change.key])
+        if msg.hello is not None and msg.hello.get("config_error") != state.hello.get("config_error"):
+            state.hello = msg.hello
+            self.changes.publish(Change("link"))
         self.call_after_refresh(msg.rendered.set)
 
     @work(group="resync")

@@ -32,12 +32,13 @@ def _scopes() -> dict[str, list[BindingType]]:
     from console.tui.screens.run_detail import RunScreen
     from widgets.keyed_table import KeyedTable
     from widgets.output_log import OutputLog
+    from widgets.tables import ApprovalInbox
 
     app = list(PilothouseApp.BINDINGS)
     base = list(PilotScreen.BINDINGS)
     table = list(KeyedTable.BINDINGS)
     return {
-        "dashboard": app + base + list(DashboardScreen.BINDINGS) + table,
+        "dashboard": app + base + list(DashboardScreen.BINDINGS) + table + list(ApprovalInbox.BINDINGS),
         "run": app + base + list(RunScreen.BINDINGS) + list(OutputLog.BINDINGS),
         "approval": app + base + list(ApprovalScreen.BINDINGS),
         "history": app + base + list(HistoryScreen.BINDINGS) + table,

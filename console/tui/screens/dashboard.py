@@ -209,6 +209,22 @@ class DashboardScreen(PilotScreen):
             if run in self.ph.state.runs:
                 self.ph.open_run(run)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While the inbox has the focus its y / n take the footer's room: the runs table's own
+        keys (stop, kill, hide ended) wait until the runs table has the focus again."""
+        if action in ("stop", "toggle_ended") and isinstance(self.focused, ApprovalInbox):
+            return False
+        return True
+
+    @on(ApprovalInbox.Decide)
+    def _decide_row(self, event: ApprovalInbox.Decide) -> None:
+        """y / n on the inbox row: allow or deny that request once."""
+        req = self.ph.state.approvals.get(event.request_id)
+        if req is None:
+            self.notify(f"Request {event.request_id} is no longer pending.", severity="warning")
+            return
+        self.ph.decide(req, event.allow, "once")
+
     def action_start_run(self) -> None:
         self.ph.action_start_run()
 
