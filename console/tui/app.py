@@ -28,6 +28,7 @@ from console.tui.link import Connected, DaemonEvent, DaemonLink, Disconnected, P
 from console.tui.notify import Notifier
 from console.tui.saving import save_folder
 from console.tui.screens.approval import ApprovalScreen, decision_toast
+from console.tui.screens.bench import BenchScreen
 from console.tui.screens.dashboard import DashboardScreen
 from console.tui.screens.dialogs import ConfirmScreen, stop_text
 from console.tui.screens.gpu import GpuScreen
@@ -296,6 +297,9 @@ class PilothouseApp(App[None]):
 
     def action_gpu(self) -> None:
         self._go(GpuScreen, GpuScreen)
+
+    def action_bench(self) -> None:
+        self._go(BenchScreen, BenchScreen)
 
     def open_run(self, run_id: str) -> None:
         if isinstance(self.screen, RunScreen) and self.screen.run_id == run_id:

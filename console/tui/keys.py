@@ -24,6 +24,7 @@ def _scopes() -> dict[str, list[BindingType]]:
     """Where bindings are active together: each screen with the widgets it holds."""
     from console.tui.app import PilothouseApp
     from console.tui.screens.approval import ApprovalScreen
+    from console.tui.screens.bench import BenchScreen
     from console.tui.screens.base import PilotScreen
     from console.tui.screens.dashboard import DashboardScreen
     from console.tui.screens.gpu import GpuScreen
@@ -44,6 +45,7 @@ def _scopes() -> dict[str, list[BindingType]]:
         "history": app + base + list(HistoryScreen.BINDINGS) + table,
         "policy": app + base + list(PolicyScreen.BINDINGS) + table,
         "GPU": app + base + list(GpuScreen.BINDINGS) + table,
+        "benchmark": app + base + list(BenchScreen.BINDINGS),
     }
 
 

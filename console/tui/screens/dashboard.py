@@ -29,6 +29,7 @@ class DashboardScreen(PilotScreen):
         Binding("h", "history", "History", id="history"),
         Binding("p", "policy", "Policy", id="policy"),
         Binding("u", "gpu", "GPU", id="gpu", show=False),
+        Binding("b", "bench", "Workload benchmark (replay sweeps)", id="bench", show=False),
         Binding("x", "stop(False)", "Stop", id="stop_run"),
         Binding("X", "stop(True)", "Kill", id="kill_run", show=False),
         Binding("slash", "filter", "Filter", id="filter"),
@@ -236,6 +237,9 @@ class DashboardScreen(PilotScreen):
 
     def action_gpu(self) -> None:
         self.ph.action_gpu()
+
+    def action_bench(self) -> None:
+        self.ph.action_bench()
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
