@@ -24,8 +24,8 @@ def _scopes() -> dict[str, list[BindingType]]:
     """Where bindings are active together: each screen with the widgets it holds."""
     from console.tui.app import PilothouseApp
     from console.tui.screens.approval import ApprovalScreen
-    from console.tui.screens.bench import BenchScreen
     from console.tui.screens.base import PilotScreen
+    from console.tui.screens.bench import BenchScreen
     from console.tui.screens.dashboard import DashboardScreen
     from console.tui.screens.gpu import GpuScreen
     from console.tui.screens.history import HistoryScreen
