@@ -89,9 +89,12 @@ async def test_y_and_n_on_the_selected_inbox_row_decide_it_once() -> None:
         inbox = app.screen.query_one(ApprovalInbox)
         inbox.focus()
         inbox.select_key("h8pn")
-        await pilot.pause(0.1)
-        footer = screen_text(app).rstrip("\n").splitlines()[-1]
-        assert "y Allow" in footer and "n Deny" in footer and footer.rstrip().endswith("Keys"), footer
+
+        def footer() -> str:
+            return screen_text(app).rstrip("\n").splitlines()[-1]
+
+        await until(pilot, lambda: "y Allow" in footer(), "the inbox's keys in the footer")
+        assert "n Deny" in footer() and footer().rstrip().endswith("Keys"), footer()
         await pilot.press("y")
         await until(pilot, lambda: decided(app), "a decision sent")
         assert decided(app) == [{"id": "h8pn", "allow": True, "scope": "once"}]

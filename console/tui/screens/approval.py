@@ -223,7 +223,8 @@ class ApprovalScreen(PilotScreen):
             yes_words, scope = "Allow for this run instead", "run"
             danger = True  # not what the key asked for: No has the focus
         else:
-            title = f"{'Allow' if allow else 'Deny'} for profile {printable(edit.get('profile'))}: save?"
+            title = (f"Save {printable(edit.get('list'))} rule(s) for profile "
+                     f"{printable(edit.get('profile'))} and {'allow' if allow else 'deny'}?")
             yes_words, scope, danger = "Save and decide", "profile", not allow
         yes = await self.app.push_screen_wait(ConfirmScreen(title, body, yes=yes_words, danger=danger))
         if yes:
