@@ -60,6 +60,7 @@ class ApprovalScreen(PilotScreen):
         self.request_id = request_id
         self._decided: set[str] = set()  # by this console, so their resolution is no surprise
         self._busy = False
+        self._keys_shown = ""
 
     def compose_body(self) -> Iterable[Widget]:
         with VerticalScroll(id="approval-body"):
@@ -104,7 +105,9 @@ class ApprovalScreen(PilotScreen):
                            (k("deny_profile", "N"), f"profile: {stricter} rule"), ("esc", "back")):
             text.append(f" {key} ", style="bold reverse")
             text.append(f" {words}  ")
-        self.query_one("#approval-keys", Static).update(text)
+        if text.plain != self._keys_shown:  # called every second: repaint only on a change
+            self._keys_shown = text.plain
+            self.query_one("#approval-keys", Static).update(text)
 
     def _status(self, text: str) -> None:
         self.query_one("#approval-status", Static).update(Text(printable(text)))

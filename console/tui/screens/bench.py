@@ -22,6 +22,7 @@ from rich.text import Text
 from textual import work
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.events import Resize
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -111,6 +112,10 @@ class BenchScreen(PilotScreen):
         self.sweeps, self.loaded = found, True
         self.index = min(self.index, max(0, len(found) - 1))
         self._show()
+
+    def on_resize(self, event: Resize) -> None:
+        if self.loaded:
+            self._show()  # the curve is as wide as the screen
 
     def action_sweep(self, step: int) -> None:
         if not self.sweeps:
