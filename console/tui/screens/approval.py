@@ -216,10 +216,11 @@ class ApprovalScreen(PilotScreen):
         body = preview_body(edit, allow)
         override = edit.get("overridden_by")
         if override and override.get("rule_list") != "ask":
-            # nothing but editing that rule lets this through: say so, save nothing
-            await self.app.push_screen_wait(ConfirmScreen(
-                f"This rule would never take effect in profile {printable(edit.get('profile'))}",
-                body, yes="Close", no="Close"))
+            # nothing but editing that rule lets this through (no grant outranks it): say so
+            self.ph.report(f"this rule would never take effect: {override.get('text')} is "
+                           "stricter and still decides it, so nothing was saved\n"
+                           "change that rule in your config, or decide this request once",
+                           title="Not saved")
             return
         if override:  # an ask rule outranks a profile rule, not a grant: offer the grant
             title = f"The rule would not work in profile {printable(edit.get('profile'))}"
