@@ -10,6 +10,9 @@ follow again from the newest line. Textual's Log only keeps up with new lines wh
 is exactly at the end, which a scroll animation or a late layout can break for good; so here
 a batch that finds the view off the end while following scrolls to the end itself.
 
+Every line passes through console.safe_text.neutralise first: escape sequences in a run's
+output (OSC 52 clipboard writes, cursor moves) are shown as text (^[), never sent on.
+
 The filter shows only the lines that contain it, highlights it, and counts the matches; n and
 N step through them (which pauses, so the match stays where it is).
 """
@@ -25,6 +28,7 @@ from textual import events
 from textual.binding import Binding
 from textual.widgets import Log
 
+from console.safe_text import neutralise
 from widgets.format import style
 
 
@@ -71,6 +75,9 @@ class OutputLog(Log):
     # --- lines in --------------------------------------------------------------------------------
 
     def append(self, lines: list[str]) -> None:
+        # A run's output is the agent's: every control is shown (^[, ^G), never obeyed (OSC 52,
+        # cursor moves). This Log draws plain lines, so colour (SGR) is dropped too.
+        lines = [neutralise(line, colour=False) for line in lines]
         self.total += len(lines)
         self._buffer.extend(lines)
         if not self._following:

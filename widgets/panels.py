@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from console.display import cut, shown
+from widgets.diff import change_diff, diff_text
 from widgets.format import (
     LIVE_STATES,
     backend_text,
@@ -81,14 +82,32 @@ class ApprovalBanner(Shows):
 
 
 class LinkStatus(Shows):
-    """The connection to the daemon, in words. While it is down, two lines: the fix is kept."""
+    """The connection to the daemon, in words. While it is down, two lines: the fix is kept.
+    While the daemon refuses its config file (it keeps the old policy), that is said here too,
+    with the file, the line and the reason, on every screen."""
 
-    def show(self, connected: bool, text: str) -> None:
+    def show(self, connected: bool, text: str, config_error: dict[str, Any] | None = None) -> None:
         self.set_class(not connected, "-down")
+        self.set_class(bool(config_error), "-config")
         line = Text()
         line.append("● " if connected else "○ ", style=style("green" if connected else "bold red"))
         line.append(printable(text))
+        if config_error:
+            line.append("\nCONFIG NOT LOADED, the old policy stays in force: ", style="bold")
+            line.append(printable(config_error.get("reason") or config_error.get("text")))
+            where = str(config_error.get("file") or "")
+            if config_error.get("line"):
+                where += f":{config_error['line']}"
+            line.append("\nin ")
+            line.append(tail(where, max(20, (self.size.width or 80) - 8)), style="bold")
+            line.append(" · fix it and save (it reloads), or: pilothouse status")
         self.show_renderable(line)
+
+
+def tail(text: str, limit: int) -> str:
+    """The end of a long path, where its file name is, marked as cut at the front."""
+    text = printable(text)
+    return text if len(text) <= limit else "…" + text[len(text) - limit + 1:]
 
 
 def _num(gpu: dict[str, Any], *names: str) -> float | None:
@@ -252,8 +271,12 @@ class ApprovalCard(Shows):
                 _row(grid, "in", safe(detail["cwd"]))
             if req.get("title") and req.get("title") != req.get("subject"):
                 _row(grid, "agent says", Text(shown(req["title"]), style="italic"))
+        change = change_diff(detail)
+        if change is not None:
+            _row(grid, "change", diff_text(change))
         for key, value in sorted(detail.items()):
-            if key in ("cwd", "addresses", "method", "target", "host", "port"):
+            if key in ("cwd", "addresses", "method", "target", "host", "port") or (
+                    key == "tool_input" and change is not None):
                 continue
             _row(grid, key, safe(value if isinstance(value, str) else repr(value), limit=300))
         _row(grid, "why it asks", Text(printable(provenance_text(req.get("rule_provenance"))  # wraps

@@ -12,6 +12,8 @@ import shlex
 from typing import Any
 
 from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
 
 from console.display import request_line
 from widgets.format import (
@@ -124,7 +126,23 @@ class RunsTable(KeyedTable):
 
 
 class ApprovalInbox(KeyedTable):
-    """Pending requests, oldest first (the order the daemon lists and announces them in)."""
+    """Pending requests, oldest first (the order the daemon lists and announces them in).
+    y / n on the selected row ask the screen to allow or deny that request once."""
+
+    BINDINGS = [
+        Binding("y", "decide(True)", "Allow", id="inbox_allow", tooltip="Allow the selected request once"),
+        Binding("n", "decide(False)", "Deny", id="inbox_deny", tooltip="Deny the selected request once"),
+    ]
+
+    class Decide(Message):
+        def __init__(self, request_id: str, allow: bool) -> None:
+            super().__init__()
+            self.request_id, self.allow = request_id, allow
+
+    def action_decide(self, allow: bool) -> None:
+        key = self.selected_key()
+        if key is not None:
+            self.post_message(self.Decide(key, allow))
 
     COLUMNS = (
         Column("id", "ID", 4, priority=100), Column("age", "AGE", 6, priority=40),

@@ -28,6 +28,7 @@ from console.tui.link import Connected, DaemonEvent, DaemonLink, Disconnected, P
 from console.tui.notify import Notifier
 from console.tui.saving import save_folder
 from console.tui.screens.approval import ApprovalScreen, decision_toast
+from console.tui.screens.bench import BenchScreen
 from console.tui.screens.dashboard import DashboardScreen
 from console.tui.screens.dialogs import ConfirmScreen, stop_text
 from console.tui.screens.gpu import GpuScreen
@@ -176,6 +177,9 @@ class PilothouseApp(App[None]):
             self.changes.publish(change)
             if change.new and change.key in state.approvals:
                 self._announce(state.approvals[change.key])
+        if msg.hello is not None and msg.hello.get("config_error") != state.hello.get("config_error"):
+            state.hello = msg.hello
+            self.changes.publish(Change("link"))
         self.call_after_refresh(msg.rendered.set)
 
     @work(group="resync")
@@ -293,6 +297,9 @@ class PilothouseApp(App[None]):
 
     def action_gpu(self) -> None:
         self._go(GpuScreen, GpuScreen)
+
+    def action_bench(self) -> None:
+        self._go(BenchScreen, BenchScreen)
 
     def open_run(self, run_id: str) -> None:
         if isinstance(self.screen, RunScreen) and self.screen.run_id == run_id:

@@ -69,6 +69,8 @@ class ScreenCommands(ListedCommands):
             ("Policy", "the rules in force; test a command or a host", app.action_policy),
             ("GPU", "power, use and memory per GPU; tokens/s, J/token and cost per agent",
              app.action_gpu),
+            ("Workload benchmark", "replay sweeps: tok/s per GPU against tok/s per user, TTFT, "
+             "J/token, $/Mtok per step", app.action_bench),
             ("Toggle desktop notifications", "OSC 9 / OSC 777 on a new approval",
              app.action_toggle_notify),
             ("Keys", "the keys of this screen", app.action_help),

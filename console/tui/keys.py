@@ -25,6 +25,7 @@ def _scopes() -> dict[str, list[BindingType]]:
     from console.tui.app import PilothouseApp
     from console.tui.screens.approval import ApprovalScreen
     from console.tui.screens.base import PilotScreen
+    from console.tui.screens.bench import BenchScreen
     from console.tui.screens.dashboard import DashboardScreen
     from console.tui.screens.gpu import GpuScreen
     from console.tui.screens.history import HistoryScreen
@@ -32,17 +33,19 @@ def _scopes() -> dict[str, list[BindingType]]:
     from console.tui.screens.run_detail import RunScreen
     from widgets.keyed_table import KeyedTable
     from widgets.output_log import OutputLog
+    from widgets.tables import ApprovalInbox
 
     app = list(PilothouseApp.BINDINGS)
     base = list(PilotScreen.BINDINGS)
     table = list(KeyedTable.BINDINGS)
     return {
-        "dashboard": app + base + list(DashboardScreen.BINDINGS) + table,
+        "dashboard": app + base + list(DashboardScreen.BINDINGS) + table + list(ApprovalInbox.BINDINGS),
         "run": app + base + list(RunScreen.BINDINGS) + list(OutputLog.BINDINGS),
         "approval": app + base + list(ApprovalScreen.BINDINGS),
         "history": app + base + list(HistoryScreen.BINDINGS) + table,
         "policy": app + base + list(PolicyScreen.BINDINGS) + table,
         "GPU": app + base + list(GpuScreen.BINDINGS) + table,
+        "benchmark": app + base + list(BenchScreen.BINDINGS),
     }
 
 

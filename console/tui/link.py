@@ -52,11 +52,13 @@ class DaemonEvent(Message):
 
 
 class Polled(Message):
-    """A fresh runs.list (live runs, with stats) and approvals.list."""
+    """A fresh runs.list (live runs, with stats) and approvals.list; and hello, whose
+    config_error says whether the daemon refused its config file since (file, line, reason)."""
 
-    def __init__(self, runs: list[dict[str, Any]], approvals: list[dict[str, Any]]) -> None:
+    def __init__(self, runs: list[dict[str, Any]], approvals: list[dict[str, Any]],
+                 hello: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.runs, self.approvals = runs, approvals
+        self.runs, self.approvals, self.hello = runs, approvals, hello
         self.rendered = asyncio.Event()  # set by the app once it has shown this poll
 
 
@@ -188,9 +190,10 @@ class DaemonLink:
             try:
                 runs = await client.call("runs.list")
                 approvals = await client.call("approvals.list")
+                hello = await client.call("hello")  # a reload that failed records no event
             except ClientError:
                 return
-            polled = Polled(runs, approvals)
+            polled = Polled(runs, approvals, hello)
             post(polled)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(polled.rendered.wait(), 10)

@@ -125,6 +125,8 @@ async def test_profile_scope_shows_the_rule_then_saves_it(daemon: Daemon, worksp
         assert "pip install" not in config.read_text()
         await pilot.press("N")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the deny preview")
+        assert "forbid rule" in app.screen._title, "labelled by what it writes"  # noqa: SLF001
+        assert '+ demo exec forbid "pip install evil"' in str(app.screen._body.renderables[0])  # noqa: SLF001
         await pilot.press("y")
         await run_output(pilot, denied, "rc=1")
         saved = tomllib.loads(config.read_text())["profiles"]["demo"]["exec"]

@@ -117,9 +117,10 @@ async def test_run_screen_shows_request_column_and_whole_footer_at_80x24() -> No
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
         app.open_run("k3mx")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: "pytest -q tests/" in line_with(screen_text(app), "e4ew")
+                    and screen_text(app).rstrip("\n").splitlines()[-1].strip(),
+                    "the run screen's request row and footer")  # a fixed pause: too short under load
         text = screen_text(app)
-        assert "pytest -q tests/" in line_with(text, "e4ew"), text
         footer = text.rstrip("\n").splitlines()[-1]
         assert footer.rstrip().endswith(("Keys", "Help")), footer
 

@@ -1,8 +1,11 @@
 """One approval request in full, and the keys to decide it.
 
-y once · r this run · t N minutes · p this profile (shows the exact rule first) · g everywhere
-n deny · N deny for the profile (rule shown first). After a decision: the next pending request,
-or back. If someone else decides it first (another console, the CLI), this screen says so.
+y once · r this run · t N minutes · p an allow rule for the profile · g everywhere · n deny once ·
+N a forbid (exec) or deny (network) rule for the profile. The key labels name the list the rule
+is written to; a profile rule is previewed first, every line of it, and one that a stricter rule
+would override is named with that rule, offering a decision that does take effect instead.
+After a decision: the next pending request, or back. If someone else decides it first (another
+console, the CLI), this screen says so.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Group
-from rich.syntax import Syntax
 from rich.text import Text
 from textual import work
 from textual.binding import Binding
@@ -23,10 +25,12 @@ from console.client import ClientError
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.state import Change
+from widgets.diff import diff_text
 from widgets.format import printable
 from widgets.panels import ApprovalCard
 
 MAX_MINUTES = 7 * 24 * 60
+DENY_LIST = {"exec": "forbid", "network": "deny"}  # where "deny for the profile" writes its rule
 
 
 def check_minutes(value: str) -> str | None:
@@ -40,10 +44,11 @@ class ApprovalScreen(PilotScreen):
         Binding("y", "decide('once', True)", "Allow once", id="approve_once"),
         Binding("r", "decide('run', True)", "This run", id="approve_run"),
         Binding("t", "timed", "N min", id="approve_timed", show=False),
-        Binding("p", "profile(True)", "Profile", id="approve_profile", show=False),
+        Binding("p", "profile(True)", "Allow rule for the profile", id="approve_profile", show=False),
         Binding("g", "everywhere", "Everywhere", id="approve_global", show=False),
         Binding("n", "decide('once', False)", "Deny", id="deny_once"),
-        Binding("N", "profile(False)", "Deny profile", id="deny_profile", show=False),
+        Binding("N", "profile(False)", "Forbid (exec) or deny (network) rule for the profile",
+                id="deny_profile", show=False),
         Binding("c", "copy", "Copy the command or host", id="approval_copy", show=False),
         Binding("j,down", "move(1)", "Next", id="approval_next", show=False),
         Binding("k,up", "move(-1)", "Previous", id="approval_prev", show=False),
@@ -55,6 +60,7 @@ class ApprovalScreen(PilotScreen):
         self.request_id = request_id
         self._decided: set[str] = set()  # by this console, so their resolution is no surprise
         self._busy = False
+        self._keys_shown = ""
 
     def compose_body(self) -> Iterable[Widget]:
         with VerticalScroll(id="approval-body"):
@@ -67,7 +73,6 @@ class ApprovalScreen(PilotScreen):
             oldest = self._next()
             self.request_id = oldest["id"] if oldest else self.request_id
         self.query_one("#approval-body").border_title = "Approval request"
-        self._keys_help()
         self._show()
 
     # --- showing -------------------------------------------------------------------------------
@@ -85,18 +90,24 @@ class ApprovalScreen(PilotScreen):
         self.query_one(ApprovalCard).show(
             req, now=now, expires_in=state.expires_in(req, now) if req else None,
             position=pos, timeout=state.timeout_s)
+        self._keys_help(req)
         self.sub_title = f"approval {self.request_id}" if req else "no approval pending"
 
-    def _keys_help(self) -> None:
+    def _keys_help(self, req: dict[str, Any] | None) -> None:
+        """The profile keys are labelled by the list their rule is written to."""
         k = self.ph.key_for
+        stricter = DENY_LIST.get(str((req or {}).get("kind")), "deny")
         text = Text()
         for key, words in ((k("approve_once", "y"), "allow once"), (k("approve_run", "r"), "this run"),
-                           (k("approve_timed", "t"), "N minutes"), (k("approve_profile", "p"), "this profile"),
-                           (k("approve_global", "g"), "everywhere"), (k("deny_once", "n"), "deny"),
-                           (k("deny_profile", "N"), "deny for the profile"), ("esc", "back")):
+                           (k("approve_timed", "t"), "N minutes"),
+                           (k("approve_profile", "p"), "profile: allow rule"),
+                           (k("approve_global", "g"), "everywhere"), (k("deny_once", "n"), "deny once"),
+                           (k("deny_profile", "N"), f"profile: {stricter} rule"), ("esc", "back")):
             text.append(f" {key} ", style="bold reverse")
             text.append(f" {words}  ")
-        self.query_one("#approval-keys", Static).update(text)
+        if text.plain != self._keys_shown:  # called every second: repaint only on a change
+            self._keys_shown = text.plain
+            self.query_one("#approval-keys", Static).update(text)
 
     def _status(self, text: str) -> None:
         self.query_one("#approval-status", Static).update(Text(printable(text)))
@@ -203,12 +214,25 @@ class ApprovalScreen(PilotScreen):
             self.ph.report(exc)
             return
         body = preview_body(edit, allow)
-        verb = "Allow" if allow else "Deny"
-        yes = await self.app.push_screen_wait(
-            ConfirmScreen(f"{verb} for profile {edit.get('profile')}: save this rule?", body,
-                          yes="Save rule and decide", danger=not allow))
+        override = edit.get("overridden_by")
+        if override and override.get("rule_list") != "ask":
+            # nothing but editing that rule lets this through (no grant outranks it): say so
+            self.ph.report(f"this rule would never take effect: {override.get('text')} is "
+                           "stricter and still decides it, so nothing was saved\n"
+                           "change that rule in your config, or decide this request once",
+                           title="Not saved")
+            return
+        if override:  # an ask rule outranks a profile rule, not a grant: offer the grant
+            title = f"The rule would not work in profile {printable(edit.get('profile'))}"
+            yes_words, scope = "Allow for this run instead", "run"
+            danger = True  # not what the key asked for: No has the focus
+        else:
+            title = (f"Save {printable(edit.get('list'))} rule(s) for profile "
+                     f"{printable(edit.get('profile'))} and {'allow' if allow else 'deny'}?")
+            yes_words, scope, danger = "Save and decide", "profile", not allow
+        yes = await self.app.push_screen_wait(ConfirmScreen(title, body, yes=yes_words, danger=danger))
         if yes:
-            self._decide(request_id, allow, "profile")
+            self._decide(request_id, allow, scope)
 
     @work(group="approval-decide")
     async def _decide(self, request_id: str, allow: bool, scope: str) -> None:
@@ -257,14 +281,30 @@ def decision_toast(req: dict[str, Any], result: dict[str, Any], scope: str) -> s
 
 
 def preview_body(edit: dict[str, Any], allow: bool) -> Group:
+    """Every line the decision writes (as the daemon planned them, nothing else), where, and
+    whether it would take effect: a stricter rule that would override it is named."""
     head = Text()
-    head.append("This adds the ")
-    head.append(f"{edit.get('section')} {edit.get('list')}", style="bold")
-    head.append(" rule ")
-    head.append(printable(edit.get("rule")), style="bold reverse")
-    head.append(f"\nto profile {printable(edit.get('profile'))} in {printable(edit.get('file'))}")
-    head.append(f"\nand {'allows' if allow else 'denies'} this request now.\n")
+    lines = edit.get("lines") or [f"+ {edit.get('profile')} {edit.get('section')} {edit.get('list')} "
+                                  f'"{edit.get("rule")}"']
+    override = edit.get("overridden_by")
+    head.append(f"This {'would write' if override else 'writes'} {len(lines)} line(s) to "
+                f"{printable(edit.get('file'))}:\n")
+    for line in lines:
+        head.append(printable(line), style="bold")
+        head.append("\n")
+    if override:
+        head.append("\nbut it would never take effect: ", style="bold")
+        head.append(printable(override.get("text") or override.get("rule")), style="bold reverse")
+        head.append(" is stricter and still decides it.\n")
+        if override.get("rule_list") == "ask":
+            head.append("Nothing is saved. A grant outranks an ask rule: allow for this run "
+                        "instead (or r, t, g on the card), or change that rule in your config.\n")
+        else:
+            head.append("Nothing is saved: only changing that rule in your config lets this "
+                        "through.\n")
+        return Group(head)
+    head.append(f"and {'allows' if allow else 'denies'} this request now.\n")
     diff = edit.get("diff") or ""
     if not edit.get("changed", True) or not diff:
         return Group(head, Text("(the rule is already there; nothing changes in the file)", style="dim"))
-    return Group(head, Syntax(diff, "diff", theme="ansi_dark", word_wrap=True))
+    return Group(head, diff_text(diff.splitlines()))

@@ -83,7 +83,8 @@ class PilotScreen(AppAccess, Screen[None]):
         self.query_one(ApprovalBanner).show(len(state.approvals), state.oldest(), now=self.ph.now(), key=key)
 
     def show_link(self) -> None:
-        self.query_one(LinkStatus).show(self.ph.state.connected, self.ph.state.link_text)
+        state = self.ph.state
+        self.query_one(LinkStatus).show(state.connected, state.link_text, state.hello.get("config_error"))
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:

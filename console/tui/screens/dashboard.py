@@ -29,6 +29,7 @@ class DashboardScreen(PilotScreen):
         Binding("h", "history", "History", id="history"),
         Binding("p", "policy", "Policy", id="policy"),
         Binding("u", "gpu", "GPU", id="gpu", show=False),
+        Binding("b", "bench", "Workload benchmark (replay sweeps)", id="bench", show=False),
         Binding("x", "stop(False)", "Stop", id="stop_run"),
         Binding("X", "stop(True)", "Kill", id="kill_run", show=False),
         Binding("slash", "filter", "Filter", id="filter"),
@@ -209,6 +210,22 @@ class DashboardScreen(PilotScreen):
             if run in self.ph.state.runs:
                 self.ph.open_run(run)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While the inbox has the focus its y / n take the footer's room: the runs table's own
+        keys (stop, kill, hide ended) wait until the runs table has the focus again."""
+        if action in ("stop", "toggle_ended") and isinstance(self.focused, ApprovalInbox):
+            return False
+        return True
+
+    @on(ApprovalInbox.Decide)
+    def _decide_row(self, event: ApprovalInbox.Decide) -> None:
+        """y / n on the inbox row: allow or deny that request once."""
+        req = self.ph.state.approvals.get(event.request_id)
+        if req is None:
+            self.notify(f"Request {event.request_id} is no longer pending.", severity="warning")
+            return
+        self.ph.decide(req, event.allow, "once")
+
     def action_start_run(self) -> None:
         self.ph.action_start_run()
 
@@ -220,6 +237,9 @@ class DashboardScreen(PilotScreen):
 
     def action_gpu(self) -> None:
         self.ph.action_gpu()
+
+    def action_bench(self) -> None:
+        self.ph.action_bench()
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)

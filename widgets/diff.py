@@ -1,0 +1,72 @@
+"""A file change as a person reviews it: a unified diff, every line escaped (console.display).
+
+Claude Code's Edit, MultiEdit and Write requests carry the change itself in the hook's
+tool_input (file_path with old_string/new_string, edits, or content); the approval card shows
+that change, not the raw fields. The text comes from the agent, so each line goes through the
+one display function: controls and invisible characters are named, never sent to the terminal.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from rich.text import Text
+
+from console.display import shown
+from widgets.format import style
+
+INDENT_KEPT = 40  # leading blanks shown as they are (code indentation); longer runs are counted
+PREVIEW_MAX = 2000
+
+
+def _old_new(tool: str, tool_input: dict[str, Any]) -> list[tuple[str, str]] | None:
+    if tool == "Edit":
+        return [(str(tool_input.get("old_string") or ""), str(tool_input.get("new_string") or ""))]
+    if tool == "MultiEdit" and isinstance(tool_input.get("edits"), list):
+        return [(str(e.get("old_string") or ""), str(e.get("new_string") or ""))
+                for e in tool_input["edits"] if isinstance(e, dict)]
+    if tool == "Write":
+        return [("", str(tool_input.get("content") or ""))]
+    return None
+
+
+def change_diff(detail: dict[str, Any]) -> list[str] | None:
+    """The request's change as unified-diff lines (unescaped), or None when it is not a file
+    change. A Write shows its whole new content (the file's current text is not in the request)."""
+    tool = detail.get("tool_name")
+    tool_input = detail.get("tool_input")
+    if not isinstance(tool, str) or not isinstance(tool_input, dict):
+        return None
+    if tool_input.get("truncated") and tool in ("Edit", "MultiEdit", "Write"):
+        preview = str(tool_input.get("preview") or "")[:PREVIEW_MAX]
+        return [f"(the change is too large to show; the first {len(preview)} characters of it:)",
+                preview]
+    pairs = _old_new(tool, tool_input)
+    if pairs is None:
+        return None
+    path = str(tool_input.get("file_path") or "?")
+    out: list[str] = []
+    for old, new in pairs:
+        out.extend(line.rstrip("\n") for line in difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True),
+            fromfile="/dev/null" if tool == "Write" else path, tofile=path, lineterm="\n"))
+    return out or ["(no change: the old and new text are the same)"]
+
+
+def escaped_line(line: str) -> str:
+    """One diff line escaped; its mark and indentation kept as they are."""
+    mark, rest = line[:1], line[1:]
+    indent = min(len(rest) - len(rest.lstrip(" ")), INDENT_KEPT)
+    return shown(mark) + rest[:indent] + shown(rest[indent:])
+
+
+def diff_text(lines: list[str]) -> Text:
+    text = Text()
+    for i, line in enumerate(lines):
+        if i:
+            text.append("\n")
+        colour = ("bold" if line.startswith(("---", "+++")) else "green" if line.startswith("+")
+                  else "red" if line.startswith("-") else "cyan" if line.startswith("@@") else "")
+        text.append(escaped_line(line), style=style(colour) if colour else "")
+    return text
