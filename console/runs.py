@@ -231,6 +231,28 @@ class RunManager:
         finally:
             os.close(ws_fd)
 
+    async def _carry(self, profile: Profile, ws: Path, ws_fd: int, asker: tuple[int, int],
+                     backend: str, run: Run) -> list[tuple[Path, str]]:  # fmt: skip
+        """The profile's `carry` files, read as the identity the agent will have (off the loop:
+        reading may wait on the file system). A failure is a note, never a stuck start."""
+        from console.sandbox.identity import agent_identity
+        from console.workspaces import carry_files
+
+        try:
+            if backend == "none":
+                reader = (os.getuid(), os.getgid())
+            else:
+                ident = agent_identity(ws_fd, asker)
+                reader = (ident.uid, ident.gid)
+            carried, notes = await asyncio.to_thread(
+                carry_files, profile.carry, asker, reader, ws,
+                self.paths.run_dir(run.id) / "carry")  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - a run starts without what it could not carry
+            run.notes.append(f"carry: nothing carried ({exc})")
+            return []
+        run.notes.extend(notes)
+        return carried
+
     async def _start(self, profile: Profile, ws: Path, ws_fd: int, asker: tuple[int, int], *,
                      actor: str, command: list[str] | None,
                      caller_env: dict[str, str] | None) -> Run:  # fmt: skip
@@ -263,11 +285,9 @@ class RunManager:
                   "command": run.command, "unsandboxed": backend.name == "none"},
         )
         self._save_soon(run)
-        from console.workspaces import carry_files
-
-        carried, carry_notes = carry_files(profile.carry, asker[0], asker[1], ws,
-                                           run_dir / "carry")  # fmt: skip
-        run.notes.extend(carry_notes)
+        carried: list[tuple[Path, str]] = []
+        if profile.carry:
+            carried = await self._carry(profile, ws, ws_fd, asker, backend.name, run)
         spec = SandboxSpec(
             run_id=run_id,
             profile=profile.name,

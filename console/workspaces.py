@@ -121,20 +121,22 @@ SECRET_PLACES = (".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".confi
 CARRY_MAX_BYTES = 1 << 20
 
 
-def carry_files(entries: list[tuple[str, str]], uid: int, gid: int, workspace: Path,
+def carry_files(entries: list[tuple[str, str]], requester: tuple[int, int],
+                reader: tuple[int, int], workspace: Path,
                 into: Path) -> tuple[list[tuple[Path, str]], list[str]]:  # fmt: skip
-    """Copy a profile's `carry` files into `into` (a run folder's) for the requester.
+    """Copy a profile's `carry` files into `into` (a run folder's). Blocking: call in a thread.
 
-    Returns ([(copy, path inside)], notes). `~` is the requester's home. A file is taken only
-    when the requester could read it themselves, it is a regular file of at most 1 MiB, and it
-    is neither in the workspace (the agent's to change) nor in a place that holds keys; every
-    file not taken is a note saying why. The sandbox gets the copy, read-only.
+    Returns ([(copy, path inside)], notes). `~` is the requester's home. Each file is read by a
+    child process running as `reader` (the agent's identity: the uid that will see the copy),
+    so the kernel decides what may be read, links and races included, and a FIFO or a slow
+    device cannot hold the daemon: the child is killed after a few seconds. Files in the
+    workspace, files over 1 MiB and places that hold keys are refused. Every file not taken is a
+    note saying why. The sandbox gets the copy, read-only.
     """
     try:
-        home = Path(pwd.getpwuid(uid).pw_dir)
+        home = Path(pwd.getpwuid(requester[0]).pw_dir)
     except KeyError:
         home = None
-    groups = _groups(uid, gid)
     taken: list[tuple[Path, str]] = []
     notes: list[str] = []
     for n, (src, inside) in enumerate(entries):
@@ -151,22 +153,40 @@ def carry_files(entries: list[tuple[str, str]], uid: int, gid: int, workspace: P
             why = "it is where keys are kept; carry configuration, never credentials"
         elif _under(real, workspace.resolve()):
             why = "it is in the workspace, which the agent can change"
-        elif not real.is_file():
-            why = "no such file"
-        elif not all(_allows(os.stat(p), uid, groups, 1) for p in real.parents) or not _allows(
-            os.stat(real), uid, groups, 4
-        ):
-            why = "you cannot read it yourself"
-        elif real.stat().st_size > CARRY_MAX_BYTES:
-            why = "it is larger than 1 MiB"
+        data = b""
+        if not why:
+            data, why = _read_as(src_path, reader)
         if why:
             notes.append(f"carry {src}: {why}; not carried")
             continue
         copy = into / f"{n}-{real.name}"
-        with open(real, "rb") as fh:
-            data = fh.read(CARRY_MAX_BYTES + 1)
         into.mkdir(mode=0o755, parents=True, exist_ok=True)
-        copy.write_bytes(data[:CARRY_MAX_BYTES])
+        copy.write_bytes(data)
         os.chmod(copy, 0o444)
         taken.append((copy, inside))
     return taken, notes
+
+
+def _read_as(path: Path, who: tuple[int, int], timeout: float = 5.0) -> tuple[bytes, str]:
+    """(content, "") or (b"", why not): `head` run as `who`, no supplementary groups."""
+    import subprocess
+
+    switch: dict[str, object] = {}
+    if os.geteuid() == 0 and who[0] != 0:
+        switch = {"user": who[0], "group": who[1], "extra_groups": []}
+    try:
+        r = subprocess.run(
+            ["head", "-c", str(CARRY_MAX_BYTES + 1), "--", str(path)], env={"PATH": "/usr/bin:/bin"},
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, cwd="/",
+            **switch,  # type: ignore[arg-type]
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return b"", "it did not finish reading within a few seconds (not a plain file?)"
+    except OSError as exc:
+        return b"", f"it could not be read ({exc.strerror})"
+    if r.returncode != 0:
+        err = r.stderr.decode(errors="replace").strip().rsplit(": ", 1)[-1] or "unreadable"
+        return b"", f"the agent's identity (uid {who[0]}) cannot read it ({err})"
+    if len(r.stdout) > CARRY_MAX_BYTES:
+        return b"", "it is larger than 1 MiB"
+    return r.stdout, ""
