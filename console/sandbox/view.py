@@ -97,6 +97,21 @@ class WorkspaceView:
         except BaseException:
             os.close(fd)
             raise
+        if os.geteuid() != 0 and plan.links:
+            # A person's daemon cannot mount over a link (bwrap and the engine follow it), and
+            # the link sits in a folder the agent may write: it could replace the link with a
+            # file of its own that host tools then read. Refused, saying which, rather than run.
+            plan.close()
+            os.close(fd)
+            from .base import SandboxError
+
+            raise SandboxError(
+                "protected path(s) in the workspace are symbolic links: "
+                + ", ".join(sorted(plan.links))
+                + "; a daemon run as a person cannot cover a link, and the agent could replace it",
+                "replace each link with the file or folder it points to (or run the daemon as "
+                "root, which masks them)",
+            )
         view = cls(workspace, run_dir, identity, plan, ws_fd=fd, opened_at=time.time())
         key = view.key
         _LIVE[key] = _LIVE.get(key, 0) + 1

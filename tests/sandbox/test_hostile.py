@@ -30,6 +30,17 @@ def _give(box, *paths: Path) -> None:
         os.lchown(p, uid, gid)
 
 
+def _persons_daemon(box) -> bool:
+    return box.name.endswith("-user")
+
+
+async def _refused_for_a_persons_daemon(box, script: str) -> None:
+    """A daemon run by a person cannot cover a protected link: it refuses the run and says
+    which link (the agent could otherwise replace the link with a file of its own)."""
+    with pytest.raises(AssertionError, match="symbolic link"):
+        await box.run(script)
+
+
 # --- 1. never host uid 0; kernel tunables read-only -------------------------------------------
 
 
@@ -88,7 +99,12 @@ async def test_protected_symlink_is_masked_not_followed(hostile, tmp_path, prote
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(secret)
     _give(hostile, ws)
-    r = await hostile.run(f"cat {protected} 2>&1; echo evil > {protected} 2>/dev/null; echo done")
+    script = f"cat {protected} 2>&1; echo evil > {protected} 2>/dev/null; echo done"
+    if _persons_daemon(hostile) and protected != ".claude/settings.json":
+        await _refused_for_a_persons_daemon(hostile, script)
+        assert secret.read_text() == CANARY + "\n"
+        return
+    r = await hostile.run(script)
     assert "done" in r.out, r.out  # the run still starts
     assert CANARY not in r.out, r.out
     assert secret.read_text() == CANARY + "\n"
@@ -105,10 +121,12 @@ async def test_protected_path_under_a_symlinked_directory_is_masked(hostile, tmp
     os.chmod(outside / "config", 0o644)
     (hostile.workspace / ".git").symlink_to(outside)
     _give(hostile, hostile.workspace)
-    r = await hostile.run(
-        "cat .git/config 2>&1; echo '[core] fsmonitor=evil' > .git/config 2>/dev/null;"
-        "echo x > .git/hooks/post-checkout 2>/dev/null; echo done"
-    )
+    script = ("cat .git/config 2>&1; echo '[core] fsmonitor=evil' > .git/config 2>/dev/null;"
+              "echo x > .git/hooks/post-checkout 2>/dev/null; echo done")  # fmt: skip
+    if _persons_daemon(hostile):
+        await _refused_for_a_persons_daemon(hostile, script)
+        return
+    r = await hostile.run(script)
     assert "done" in r.out, r.out
     assert CANARY not in r.out, r.out
     assert "fsmonitor" not in (outside / "config").read_text()
@@ -120,6 +138,9 @@ async def test_a_deep_link_does_not_block_the_run(hostile):
     (ws / ".git").mkdir()
     (ws / ".git" / "hooks").symlink_to("../../../../../../../../nonexistent/deep/dir")
     _give(hostile, ws)
+    if _persons_daemon(hostile):  # refused, and the message says why and what to do
+        await _refused_for_a_persons_daemon(hostile, "echo started")
+        return
     r = await hostile.run("echo started")
     assert "started" in r.out, r.out
 
@@ -429,7 +450,15 @@ async def test_a_protected_link_into_the_workspace_protects_where_it_leads(hosti
     (ws / link).symlink_to(target)
     _give(hostile, ws)
     dest = target if link == ".envrc" else f"{target}/settings.json"
-    r = await hostile.run(f"(echo planted > {dest}) 2>/dev/null && echo WROTE; true")
+    script = (f"(echo planted > {dest}) 2>/dev/null && echo WROTE;"
+              f"(rm -f {link} && mkdir -p {link} && echo x > {link}/settings.json) 2>/dev/null"
+              " && echo REPLACED; true")  # fmt: skip
+    if _persons_daemon(hostile):
+        await _refused_for_a_persons_daemon(hostile, script)
+        return
+    r = await hostile.run(script)
+    assert "REPLACED" not in r.out, r.out  # the link itself cannot be swapped for a file
+    assert (ws / link).is_symlink()
     assert "WROTE" not in r.out, r.out
     assert not (ws / dest).exists() or "planted" not in (ws / dest).read_text()
     assert any(link in n and target in n for n in r.handle.notes), r.handle.notes
