@@ -47,6 +47,61 @@ MASK_CONTENT = {"commondir": ".\n", ".mcp.json": "{}\n"}
 
 
 @dataclass
+class WalkResult:
+    """`.git` entries below the top of a workspace, from a walk bounded in entries and time that
+    never follows links; `cut` says why it stopped early, `unreadable` what it could not open."""
+
+    found: list[str] = field(default_factory=list)
+    cut: str = ""
+    unreadable: list[str] = field(default_factory=list)
+
+    def notes(self, when: str) -> list[str]:
+        out = []
+        if self.cut:
+            out.append(f"the look for nested git repositories {when} stopped early ({self.cut}): "
+                       "any beyond that point is neither protected nor reported")  # fmt: skip
+        if self.unreadable:
+            shown = ", ".join(self.unreadable[:5]) + (" …" if len(self.unreadable) > 5 else "")
+            out.append(f"the look for nested git repositories {when} could not open "
+                       f"{len(self.unreadable)} folder(s): {shown}")  # fmt: skip
+        return out
+
+
+# Bounds of the look for nested repositories (at a run's start and end).
+NESTED_MAX_ENTRIES = 200_000
+NESTED_MAX_SECONDS = 2.0
+
+
+def find_nested_git(root_fd: int) -> WalkResult:
+    """Every `.git` (folder or file) below the top, by descriptor, never through links."""
+    import time
+
+    max_entries, max_seconds = NESTED_MAX_ENTRIES, NESTED_MAX_SECONDS
+    res = WalkResult()
+    deadline = time.monotonic() + max_seconds
+    seen = 0
+
+    def failed(err: OSError) -> None:
+        res.unreadable.append(os.path.relpath(str(err.filename or "?"), "."))
+
+    for root, dirs, files, _dfd in os.fwalk(".", dir_fd=root_fd, follow_symlinks=False,
+                                              onerror=failed):  # fmt: skip
+        seen += len(dirs) + len(files)
+        if seen > max_entries:
+            res.cut = f"more than {max_entries:,} entries"
+            break
+        if time.monotonic() > deadline:
+            res.cut = f"more than {max_seconds:g} s"
+            break
+        if ".git" in dirs or ".git" in files:
+            if root != ".":
+                res.found.append(os.path.normpath(os.path.join(root, ".git")))
+            if ".git" in dirs:
+                dirs.remove(".git")
+    return res
+
+
+@dataclass
 class Bind:
     rel: str  # path inside the workspace
     kind: str  # "ro" | "pin" (rw bind onto itself) | "mask-file" | "mask-dir"
@@ -61,6 +116,8 @@ class Protection:
     # Protected paths that were symbolic links (or under one), with where the link leads inside
     # the workspace (read-only too: host tools follow the link) or None when it leads outside.
     links: dict[str, str | None] = field(default_factory=dict)
+    # The walk for nested repositories: what it could not see (for the run's notes).
+    walk: WalkResult | None = None
     _seen: set[str] = field(default_factory=set)
 
     def close(self) -> None:
@@ -323,6 +380,19 @@ def plan_protection(workspace: Path | int) -> Protection:
                 os.close(fd)
             # Absent: masked, so the agent cannot make one whose config the host would read.
             _git_folder(p, root_fd, ".git")
+        # Repositories nested anywhere below (vendored, or made by an earlier run): git on the
+        # host reads their config as soon as a person's prompt enters the folder.
+        p.walk = find_nested_git(root_fd)
+        for rel in p.walk.found:
+            nested_fd, _state = _open(root_fd, rel)
+            if nested_fd is None:
+                continue
+            is_dir = stat.S_ISDIR(os.fstat(nested_fd).st_mode)
+            os.close(nested_fd)
+            if is_dir:
+                _git_folder(p, root_fd, rel)
+            else:
+                _protect(p, root_fd, rel, want_dir=False)
         gitmodules = _read_small(root_fd, ".gitmodules") or ""
         for m in re.finditer(r"^\s*path\s*=\s*(.+?)\s*$", gitmodules, re.M):
             rel = _inside(".", m.group(1).strip('"'))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import fsview
 from .identity import AgentIdentity
-from .protect import Bind, Protection, plan_protection
+from .protect import Bind, Protection, find_nested_git, plan_protection
 
 VIEW_DIR = ".view"
 # Root daemon: where the agent's uid finds what bubblewrap binds (bwrap resolves every source by
@@ -143,6 +143,8 @@ class WorkspaceView:
             if target is not None:
                 text += f"; what it leads to, {target}, is read-only too"
             out.append(text)
+        if self.protection.walk is not None:
+            out.extend(self.protection.walk.notes("at the start of the run"))
         return out
 
     def binds(self) -> list[Bind]:
@@ -264,35 +266,26 @@ class WorkspaceView:
 
     # --- after the run --------------------------------------------------------------------------
 
-    def nested_repositories(self, max_entries: int = 200_000, max_seconds: float = 2.0) -> list[str]:
-        """Git folders (or `.git` files) below the top that changed during the run.
-
-        git on the host reads a nested repository's config (core.fsmonitor runs a program) as
-        soon as a person's shell prompt or `git status` enters that folder, and the agent may
-        write one anywhere. They cannot be made read-only ahead of time, so they are reported
-        at the run's end. Bounded in entries and time; walks by descriptor, never through links.
-        """
+    def nested_repositories(self) -> tuple[list[str], list[str]]:
+        """(git folders or `.git` files below the top made or replaced during the run, notes on
+        what the look could not see). Those present at the start were protected; a new one
+        cannot be made read-only ahead of time, so it is reported."""
         if self.ws_fd < 0:
-            return []
-        found: list[str] = []
-        deadline = time.monotonic() + max_seconds
-        seen = 0
-        for root, dirs, files, _dfd in os.fwalk(".", dir_fd=self.ws_fd, follow_symlinks=False):
-            seen += len(dirs) + len(files)
-            if seen > max_entries or time.monotonic() > deadline:
-                break
-            if ".git" in dirs or ".git" in files:
-                if root != ".":
-                    try:
-                        st = os.stat(".git", dir_fd=_dfd, follow_symlinks=False)
-                    except OSError:
-                        st = None
-                    # ctime: the agent can set a file's mtime back, never its ctime.
-                    if st is not None and st.st_ctime >= self.opened_at:
-                        found.append(os.path.normpath(os.path.join(root, ".git")))
-                if ".git" in dirs:
-                    dirs.remove(".git")
-        return found
+            return [], []
+        walk = find_nested_git(self.ws_fd)
+        protected = set(self.protection.walk.found) if self.protection.walk else set()
+        new: list[str] = []
+        for rel in walk.found:
+            if rel in protected:
+                continue  # there at the start: its config and hooks were read-only
+            try:
+                st = os.stat(rel, dir_fd=self.ws_fd, follow_symlinks=False)
+            except OSError:
+                continue
+            # ctime: the agent can set a file's mtime back, never its ctime.
+            if st.st_ctime >= self.opened_at:
+                new.append(rel)
+        return new, walk.notes("at the end of the run")
 
     # --- teardown ---------------------------------------------------------------------------
 
@@ -353,12 +346,13 @@ class WorkspaceView:
 
 
 def nested_repo_notes(view: WorkspaceView) -> list[str]:
+    new, unseen = view.nested_repositories()
     return [
         f"the agent wrote a git repository at {rel}: git on the host runs what its config "
         "names (core.fsmonitor, hooks) as soon as you use git in that folder; read "
         f"{rel}/config and {rel}/hooks first, or remove it"
-        for rel in view.nested_repositories()
-    ]
+        for rel in new
+    ] + unseen
 
 
 def reconcile_views(runs_dir: Path, live: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]

@@ -547,3 +547,40 @@ async def test_a_nested_repository_written_by_the_agent_is_reported(hostile):
     assert (ws / "src" / ".git" / "config").exists(), r.out
     assert any("src/.git" in n for n in r.handle.end_notes), r.handle.end_notes
     assert not any("vendor/old" in n for n in r.handle.end_notes), r.handle.end_notes
+
+
+async def test_a_nested_repository_present_at_the_start_is_protected(hostile):
+    """Found by the second attack review: vendor/lib/.git, there before the run, kept a
+    writable config that git on the host reads in that folder."""
+    ws = hostile.workspace
+    _git_repo(ws / "vendor" / "lib")
+    _give(hostile, ws)
+    before = (ws / "vendor/lib/.git/config").read_text()
+    r = await hostile.run(
+        "(printf '[core]\\n\\tfsmonitor = id\\n' >> vendor/lib/.git/config) 2>/dev/null && echo W1;"
+        "(mkdir -p vendor/lib/.git/hooks && echo x > vendor/lib/.git/hooks/post-checkout)"
+        " 2>/dev/null && echo W2; echo o > vendor/lib/.git/objects/probe && echo OBJ-OK"
+    )
+    assert "W1" not in r.out.split() and "W2" not in r.out.split(), r.out
+    assert "OBJ-OK" in r.out, r.out  # still a usable repository
+    assert (ws / "vendor/lib/.git/config").read_text() == before
+    assert not any("vendor/lib" in n for n in r.handle.end_notes), r.handle.end_notes
+
+
+async def test_a_look_cut_short_says_so(hostile, monkeypatch):
+    """Found by the second attack review: past the walk's bound a nested repository went
+    unreported, silently."""
+    from console.sandbox import protect
+
+    ws = hostile.workspace
+    many = ws / "many"
+    many.mkdir()
+    for i in range(300):
+        (many / f"f{i}").touch()
+    _give(hostile, ws)
+    if _persons_daemon(hostile):
+        pytest.skip("the bound is set in this process; the person's daemon runs in another")
+    monkeypatch.setattr(protect, "NESTED_MAX_ENTRIES", 100)  # a small bound, the same code
+    r = await hostile.run("mkdir -p many/sub/.git; echo done")
+    assert any("stopped early" in n for n in r.handle.notes + r.handle.end_notes), (
+        r.handle.notes, r.handle.end_notes)
