@@ -42,3 +42,34 @@ def test_a_grant_decides_only_what_the_rules_leave_to_ask(case: dict, effect: st
         assert after.provenance.kind == "grant", after.provenance
     else:
         assert after.action == before.action, (case["why"], after)
+
+
+# --- the corpus through shadow: a proposed rule shadows exactly what the engine would decide ---
+
+from console.policy.netrules import NetworkRules  # noqa: E402
+from console.policy.shadow import shadow  # noqa: E402
+from tests.gate.support import FAKE_GLOBAL  # noqa: E402
+from tests.gate.test_gate_corpus import POLICY  # noqa: E402
+
+
+@pytest.mark.parametrize("effect", ["allow", "deny"])
+@pytest.mark.parametrize("rule", POLICY["allow"] + POLICY["deny"])
+def test_shadow_covers_what_the_engine_would_decide(rule: str, effect: str) -> None:
+    ports = POLICY["ports"]
+    for case in CASES:
+        try:
+            target = _target(case)
+        except BadTarget:
+            continue
+        subject = (f"[{target.host}]:{target.port}" if ":" in target.host
+                   else f"{target.host}:{target.port}")  # fmt: skip
+        engine = NetworkRules([rule] if effect == "allow" else [], [rule] if effect == "deny" else [],
+                              "ask", ports)  # fmt: skip
+        addresses = [target.ip] if target.ip is not None else [FAKE_GLOBAL]
+        decided = engine.decide(target.host, target.port, addresses).action == effect
+        bare = NetworkRules([], [], "ask", ports).decide(target.host, target.port, addresses)
+        if bare.action != "ask" or (target.ip is not None and effect == "allow" and not decided):
+            continue  # the address decides (not globally routable), whatever the rule
+        hits = shadow(rule, [{"kind": "network", "subject": subject, "decision": "ask"}],
+                      kind="network", effect=effect, ports=ports)
+        assert bool(hits) == decided, (rule, effect, subject, case.get("why"))
