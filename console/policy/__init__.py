@@ -25,7 +25,7 @@ console/policy_config.py (it does I/O). Callers import the engine from here.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,7 @@ __all__ = [  # console.policy is the one place callers import decisions, rules a
     "Decision", "ExecRules", "Grant", "GrantTable", "Provenance", "RuleSource", "Scope",
     "canonical_network_pattern", "compile_pattern", "evaluate_exec", "grant_to_rule",
     "make_policy_eval", "new_grant", "parse_scope", "pattern_covers", "rule_list_for",
-    "rule_words", "shadow", "split_subject", "strictest",
+    "rule_words", "split_subject", "strictest",
 ]
 
 
@@ -259,10 +259,3 @@ def make_policy_eval(
 
 
 
-def shadow(rule: str, past_requests: Iterable[Mapping[str, Any]], *, kind: str = "exec",
-           effect: str = "allow") -> list[Any]:
-    """Past requests a proposed rule would have decided, riskiest first: see
-    console.policy.shadow.shadow for the ordering."""
-    from console.policy.shadow import shadow as _shadow  # here to keep the import one-way
-
-    return _shadow(rule, past_requests, kind=kind, effect=effect)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.policy import shadow
+from console.policy.shadow import shadow
 
 HISTORY = [
     {"kind": "exec", "subject": "git status", "decision": "allow"},
