@@ -49,10 +49,10 @@ from .base import (
     sandbox_env,
 )
 from .cgroups import Limiter, RunLimits
-from .identity import AgentIdentity, agent_identity
+from .identity import AgentIdentity
 from .procstats import SubprocessHandle
 from .seccomp import filter_fd
-from .view import WorkspaceView, nested_repo_notes, view_error
+from .view import WorkspaceView, nested_repo_notes, open_view
 
 BWRAP = "/usr/bin/bwrap"
 # Host top-level entries that are links into /usr on merged-/usr systems, or real directories
@@ -370,13 +370,8 @@ class BwrapBackend:
             raise SandboxError(
                 f"workspace {spec.workspace} is not a directory", "create it or fix the profile"
             )
-        identity = agent_identity(spec.workspace_fd or spec.workspace, spec.requester)
         managed_note = ensure_managed_mountpoint()
-        try:
-            view = await asyncio.to_thread(WorkspaceView.open, spec.workspace, spec.run_dir,
-                                           identity, spec.workspace_fd)  # fmt: skip
-        except OSError as e:
-            raise view_error(e, identity) from e
+        identity, view = await open_view(spec)
         # cgroup names carry the owner key so another daemon's reconcile never touches them.
         cg_name = f"{owner_key(spec.run_dir.parent)}-{spec.run_id}"
         try:

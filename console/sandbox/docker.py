@@ -50,10 +50,9 @@ from .base import (
     owner_key,
     sandbox_env,
 )
-from .identity import agent_identity
 from .procstats import ProcStats, tree
 from .seccomp import docker_profile
-from .view import WorkspaceView, live_views, nested_repo_notes, view_error
+from .view import WorkspaceView, live_views, nested_repo_notes, open_view
 
 LABEL_RUN = "pilothouse.run"
 LABEL_PROFILE = "pilothouse.profile"
@@ -360,14 +359,9 @@ class DockerBackend:
         if not ok:
             raise SandboxError(why, "pilothouse doctor")
         info = await asyncio.to_thread(self.image_info, spec.image)
-        identity = agent_identity(spec.workspace_fd or spec.workspace, spec.requester)
+        identity, view = await open_view(spec)
         user = identity.uid, identity.gid
         _share_run_dir(spec.run_dir, user)
-        try:
-            view = await asyncio.to_thread(WorkspaceView.open, spec.workspace, spec.run_dir,
-                                           identity, spec.workspace_fd)  # fmt: skip
-        except OSError as e:
-            raise view_error(e, identity) from e
         if view.staged is None and live_views(view.ws_fd) > 1:
             # A person's daemon cannot stage: the root engine binds paths and follows links,
             # which a live run in the same workspace could plant between our check and its bind.

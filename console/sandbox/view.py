@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import fsview
-from .identity import AgentIdentity
+from .base import SandboxSpec
+from .identity import AgentIdentity, agent_identity
 from .protect import Bind, Protection, find_nested_git, plan_protection
 
 VIEW_DIR = ".view"
@@ -67,6 +68,36 @@ def view_error(e: OSError, identity: AgentIdentity) -> Exception:
             "ordinary user",
         )
     return SandboxError(f"cannot prepare the workspace view: {e}", "pilothouse doctor")
+
+
+def _parent_dir(root_fd: int, parent: str) -> int | None:
+    """A real (not O_PATH) fd of a folder beneath root_fd, reached without links, for *at()
+    calls that create or remove an entry in it; None when it cannot be reached so."""
+    try:
+        pfd = fsview.open_beneath(root_fd, parent) if parent else os.dup(root_fd)
+    except OSError:
+        return None
+    try:
+        return os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    finally:
+        os.close(pfd)
+
+
+async def open_view(spec: SandboxSpec) -> tuple[AgentIdentity, WorkspaceView]:
+    """Who the agent runs as, and its workspace view, for one spec (both backends)."""
+    import asyncio
+
+    # The descriptor runs.py opened when it checked the workspace (0 is a valid one).
+    ws = spec.workspace_fd if spec.workspace_fd is not None else spec.workspace
+    identity = agent_identity(ws, spec.requester)
+    try:
+        view = await asyncio.to_thread(WorkspaceView.open, spec.workspace, spec.run_dir,
+                                       identity, spec.workspace_fd)  # fmt: skip
+    except OSError as e:
+        raise view_error(e, identity) from e
+    return identity, view
 
 
 def _split(rel: str) -> tuple[str, str]:
@@ -167,14 +198,9 @@ class WorkspaceView:
     @staticmethod
     def _make_one(root_fd: int, b: Bind, key: tuple[int, int, str]) -> None:
         parent, name = _split(b.rel)
-        try:
-            pfd = fsview.open_beneath(root_fd, parent) if parent else os.dup(root_fd)
-        except OSError:
+        dfd = _parent_dir(root_fd, parent)
+        if dfd is None:
             return  # the parent is masked itself (absent or a link)
-        try:
-            dfd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_DIRECTORY)
-        finally:
-            os.close(pfd)
         try:
             if b.kind == "mask-dir":
                 os.mkdir(name, 0o755, dir_fd=dfd)
@@ -323,16 +349,9 @@ class WorkspaceView:
         """Remove an empty mask mountpoint we made, through the workspace descriptor: a folder
         swapped for a link since cannot point the removal elsewhere."""
         parent, name = _split(rel)
-        try:
-            pfd = fsview.open_beneath(self.ws_fd, parent) if parent else os.dup(self.ws_fd)
-        except OSError:
+        dfd = _parent_dir(self.ws_fd, parent)
+        if dfd is None:
             return
-        try:
-            dfd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            os.close(pfd)
-            return
-        os.close(pfd)
         try:
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
