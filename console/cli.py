@@ -112,7 +112,8 @@ def parse_duration(value: str) -> float:
     return parse(value)
 
 
-def _since(value: str | None) -> float | None:
+def since_epoch(value: str | None) -> float | None:
+    """A `--since 2h` option as the epoch time it names (None when not given)."""
     if value is None:
         return None
     try:
@@ -603,7 +604,7 @@ def _history_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _filter_args(run_id: str | None, kind: str | None, search: str | None, since: str | None,
                  decision: str | None) -> dict[str, Any]:
-    return {"run": run_id, "kind": kind, "search": search, "since": _since(since), "decision": decision}
+    return {"run": run_id, "kind": kind, "search": search, "since": since_epoch(since), "decision": decision}
 
 
 @main.command()

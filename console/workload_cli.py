@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from console.cli import Context, fail, friendly, main, pass_ctx
+from console.cli import Context, fail, friendly, main, pass_ctx, since_epoch
 
 FIGURE_COLUMNS = (("concurrency", "conc", "{:.0f}"), ("requests", "reqs", "{:.0f}"),
                   ("errors", "err", "{:.0f}"), ("tok_s_out_per_gpu", "out tok/s/GPU", "{:.1f}"),
@@ -51,17 +51,6 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
-def _since(value: str | None) -> float | None:
-    if value is None:
-        return None
-    from console.config import parse_duration
-
-    try:
-        return time.time() - parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 def _rows(c: Context, run_id: str | None, profile: str | None, since: str | None
           ) -> list[dict[str, Any]]:
     from console.replay.export import load_rows
@@ -73,7 +62,7 @@ def _rows(c: Context, run_id: str | None, profile: str | None, since: str | None
         fail(f"cannot read the recorded requests: {exc}",
              "the daemon records requests to the inference endpoints in [gate] inference")
     try:
-        return load_rows(db, run_id=run_id, profile=profile, since=_since(since))
+        return load_rows(db, run_id=run_id, profile=profile, since=since_epoch(since))
     finally:
         db.conn.close()
 
