@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +43,24 @@ def version(binary: str) -> str:
 
 class Person(threading.Thread):
     """Answers the inbox like a person at the console: commands by `exec_allow`; a network
-    destination is approved only when it is the model server (never a public address), else
-    denied. Records every request it saw."""
+    destination is approved only when named in `hosts` (the model server, or names under
+    .invalid: never a public address), else denied. Records every request it saw."""
 
-    def __init__(self, daemon: Daemon, exec_allow: bool, model_hostport: str) -> None:
+    def __init__(self, daemon: Daemon, exec_allow: bool, hosts: Iterable[str] = ()) -> None:
         super().__init__(daemon=True)
-        self.d, self.exec_allow, self.model = daemon, exec_allow, model_hostport
+        self.d, self.exec_allow, self.hosts = daemon, exec_allow, frozenset(hosts)
         self.done = threading.Event()
         self.seen: list[dict[str, Any]] = []
         self.errors: list[str] = []
 
     def decide(self, req: dict[str, Any]) -> bool:
         if req["kind"] == "network":
-            return req["subject"] == self.model
+            return req["subject"] in self.hosts
         return self.exec_allow
+
+    @property
+    def decided(self) -> list[tuple[str, str, bool]]:
+        return [(r["kind"], r["subject"], r["allowed"]) for r in self.seen]
 
     def run(self) -> None:
         handled: set[str] = set()
@@ -83,7 +88,7 @@ class Person(threading.Thread):
 def run_agent(daemon: Daemon, profile: str, ws: Path, command: list[str], exec_allow: bool,
               model_hostport: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], str, Person]:
     """`pilothouse run PROFILE -w WS --wait -- COMMAND` with a person at the inbox."""
-    person = Person(daemon, exec_allow, model_hostport)
+    person = Person(daemon, exec_allow, [model_hostport])
     person.start()
     try:
         done = daemon.cli("run", profile, "-w", str(ws), "--wait", "--", *command,

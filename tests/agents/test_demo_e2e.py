@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from console.agents.demo import make_demo_workspace
 from tests.conftest import Daemon, needs_bwrap
 
 from .fake_model import MODEL, USAGE, WORDS, FakeModel
+from .real_harness import Person
 
 pytestmark = needs_bwrap
 ME = pwd.getpwuid(os.geteuid()).pw_name  # the decider the daemon records (SO_PEERCRED)
@@ -28,38 +28,6 @@ UNKNOWN_HOST = demo.unknown_host()  # a name under .invalid: approving it sends 
 # The demo's allowed host is pypi.org; tests use a stand-in under .invalid so that nothing leaves
 # the machine (allowed by the test config where the test needs it, asked and denied elsewhere).
 ALLOWED_HOST = "allowed.pilothouse-demo.invalid"
-
-
-class Person(threading.Thread):
-    """Answers the inbox like a person at the console: exec requests by `exec_allow`, network
-    questions denied unless named in `net_allow` (only ever names under .invalid). Records
-    what it decided."""
-
-    def __init__(self, daemon: Daemon, exec_allow: bool, net_allow: tuple[str, ...] = ()) -> None:
-        super().__init__(daemon=True)
-        self.d, self.exec_allow, self.net_allow = daemon, exec_allow, net_allow
-        self.done = threading.Event()
-        self.decided: list[tuple[str, str, bool]] = []
-        self.errors: list[str] = []
-
-    def run(self) -> None:
-        seen: set[str] = set()
-        while not self.done.is_set():
-            listing = self.d.cli("approvals", "--json", check=False)
-            try:
-                pending = json.loads(listing.stdout or "[]")
-            except ValueError:
-                pending = []
-            for req in pending:
-                if req["id"] in seen or req.get("state", "pending") != "pending":
-                    continue
-                seen.add(req["id"])
-                allow = self.exec_allow if req["kind"] == "exec" else req["subject"] in self.net_allow
-                r = self.d.cli("approve" if allow else "deny", req["id"], check=False)
-                if r.returncode != 0:
-                    self.errors.append(r.stderr)
-                self.decided.append((req["kind"], req["subject"], allow))
-            self.done.wait(0.2)
 
 
 def demo_command(daemon: Daemon, ws: Path) -> list[str]:
