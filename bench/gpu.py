@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import Row, emit  # noqa: E402
-from console.bus import Bus  # noqa: E402
-from console.config import Config  # noqa: E402
+from console.config.load import Config  # noqa: E402
+from console.daemon.bus import Bus  # noqa: E402
 from console.gpu.nvml import NvmlSampler  # noqa: E402
 from console.gpu.service import GpuService  # noqa: E402
 

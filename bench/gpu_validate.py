@@ -42,10 +42,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from console.bus import Bus  # noqa: E402
-from console.config import Config  # noqa: E402
+from console.config.load import Config  # noqa: E402
+from console.daemon.bus import Bus  # noqa: E402
+from console.daemon.runs import Run  # noqa: E402
 from console.gpu.service import GpuService  # noqa: E402
-from console.runs import Run  # noqa: E402
 
 RUN = "validate"
 TOL = {"watts": 0.10, "tok_s": 0.02, "j_per_token": 0.10}

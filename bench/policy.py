@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import Row, emit  # noqa: E402
-from console.config import load  # noqa: E402
+from console.config.load import load  # noqa: E402
 from console.policy import ExecRules  # noqa: E402
 
 EXTRA = [

@@ -165,7 +165,7 @@ class CliDaemon:
     def run_client(self) -> None:
         """The same run through the daemon with the client library: what `run --wait` costs
         without starting a Python process for the CLI."""
-        from console.client import Client
+        from console.client.sync import Client
         from console.paths import resolve
 
         if not hasattr(self, "_client"):

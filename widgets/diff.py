@@ -1,4 +1,4 @@
-"""A file change as a person reviews it: a unified diff, every line escaped (console.display).
+"""A file change as a person reviews it: a unified diff, every line escaped (console.text).
 
 Claude Code's Edit, MultiEdit and Write requests carry the change itself in the hook's
 tool_input (file_path with old_string/new_string, edits, or content); the approval card shows
@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.text import Text
 
-from console.display import shown
+from console.text import shown
 from widgets.format import style
 
 INDENT_KEPT = 40  # leading blanks shown as they are (code indentation); longer runs are counted

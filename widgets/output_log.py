@@ -10,7 +10,7 @@ follow again from the newest line. Textual's Log only keeps up with new lines wh
 is exactly at the end, which a scroll animation or a late layout can break for good; so here
 a batch that finds the view off the end while following scrolls to the end itself.
 
-Every line passes through console.safe_text.neutralise first: escape sequences in a run's
+Every line passes through console.text.neutralise first: escape sequences in a run's
 output (OSC 52 clipboard writes, cursor moves) are shown as text (^[), never sent on.
 
 The filter shows only the lines that contain it, highlights it, and counts the matches; n and
@@ -28,7 +28,7 @@ from textual import events
 from textual.binding import Binding
 from textual.widgets import Log
 
-from console.safe_text import neutralise
+from console.text import neutralise
 from widgets.format import style
 
 

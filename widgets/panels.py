@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from console.display import cut, shown
+from console.text import cut, shown
 from widgets.diff import change_diff, diff_text
 from widgets.format import (
     LIVE_STATES,

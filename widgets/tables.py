@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 
-from console.display import request_line
+from console.text import request_line
 from widgets.format import (
     LIVE_STATES,
     backend_text,
@@ -168,7 +168,7 @@ class ApprovalInbox(KeyedTable):
 
 def summary(req: dict[str, Any]) -> str:
     """One line for a request: what will run, without the kind the table shows beside it; the
-    agent's words only beside it, marked as the agent's (console.display)."""
+    agent's words only beside it, marked as the agent's (console.text)."""
     return request_line(req)
 
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from console.bounds import FdBudget
+from console.config.bounds import FdBudget
 from console.gate.common import (
     REASONS,
     Asker,

@@ -86,7 +86,7 @@ class _Rule:
 def _as_source(item: Any) -> RuleSource:
     if isinstance(item, str):
         return RuleSource(item)
-    # RuleSource, or any object with text/file/line (console.config.Rule)
+    # RuleSource, or any object with text/file/line (console.config.load.Rule)
     return RuleSource(item.text, getattr(item, "file", None) or None, getattr(item, "line", None))
 
 
@@ -105,7 +105,7 @@ def _as_rules(items: Iterable[Any], list_name: str) -> list[_Rule]:
 
 class ExecRules:
     """One profile's exec rules. Items are RuleSource objects (or anything with text, file and
-    line, like console.config.Rule) or plain strings (source unknown)."""
+    line, like console.config.load.Rule) or plain strings (source unknown)."""
 
     def __init__(
         self,
@@ -123,7 +123,7 @@ class ExecRules:
 
     @classmethod
     def from_config(cls, exec_config: Any) -> ExecRules:
-        """From console.config.ExecConfig (default, allow, ask, forbid): the rules it compiled
+        """From console.config.load.ExecConfig (default, allow, ask, forbid): the rules it compiled
         when the config loaded, or compiled now for one built by hand."""
         compiled = getattr(exec_config, "compiled", None)
         if compiled is not None:

@@ -19,9 +19,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.signal import Signal
 
-from console.client import ClientError
-from console.display import cut
+from console.client.sync import ClientError
 from console.paths import Paths
+from console.text import cut
 from console.tui.commands import ApprovalCommands, RunCommands, ScreenCommands, StartRunCommands
 from console.tui.keys import check_keymap, help_rows
 from console.tui.link import Connected, DaemonEvent, DaemonLink, Disconnected, Polled, Source
@@ -361,7 +361,7 @@ class PilothouseApp(App[None]):
 
 def run_app(paths: Paths, config_file: Path | None) -> None:
     """The entry the CLI calls: keys come from the config's [keys] table."""
-    from console.config import ConfigError, load
+    from console.config.load import ConfigError, load
 
     keys: dict[str, str] = {}
     problems: list[str] = []

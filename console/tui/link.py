@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from textual.message import Message
 
 from console import protocol
-from console.client import AsyncClient, ClientError, connect
+from console.client.sync import AsyncClient, ClientError, connect
 from console.paths import Paths
 
 # Exact "run.state", not the "run" topic: output comes per run through the logs op, and

@@ -162,8 +162,8 @@ async def test_its_own_protocol_client_asks_a_real_agent_socket(tmp_path: Path) 
     import asyncio
     import tempfile
 
-    from console.agent_socket import start_agent_server
-    from console.approvals import Inbox
+    from console.daemon.agent_socket import start_agent_server
+    from console.daemon.inbox import Inbox
     from console.policy import ExecRules, GrantTable, make_policy_eval
 
     async def record(kind: str, data: dict) -> dict:

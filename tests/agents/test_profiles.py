@@ -9,7 +9,6 @@ import tomllib
 
 import pytest
 
-from console import config
 from console.agents import (
     CLAUDE_SETTINGS,
     CODEX_CONFIG,
@@ -17,6 +16,7 @@ from console.agents import (
     home_mounts,
     install_run_files,
 )
+from console.config import load as config
 
 BUILT_IN = ("demo", "claude", "codex", "aider", "shell")
 

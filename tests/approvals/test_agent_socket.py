@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from console.approvals import EVENT_CANCELLED, EVENT_POLICY, EVENT_REFUSED, EVENT_REFUSED_OP
+from console.daemon.inbox import EVENT_CANCELLED, EVENT_POLICY, EVENT_REFUSED, EVENT_REFUSED_OP
 from console.protocol import AGENT_MAX_LINE, encode, request
 
 from .conftest import WAIT, AgentServer, next_pending

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from console.approvals import (
+from console.daemon.inbox import (
     DETAIL_MAX_BYTES,
     EVENT_CANCELLED,
     EVENT_DECIDED,

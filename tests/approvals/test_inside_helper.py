@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from console.approvals import EVENT_POLICY
+from console.daemon.inbox import EVENT_POLICY
 from console.sandbox import inside
 
 from .conftest import WAIT, AgentServer, next_pending

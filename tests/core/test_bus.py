@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.bus import Bus
+from console.daemon.bus import Bus
 
 
 async def test_topics_and_exact_kinds() -> None:

@@ -50,7 +50,7 @@ def test_carried_files_are_read_only_copies_and_keys_are_refused(home: Path, dae
 
 @pytest.mark.parametrize("bad", ["relative.conf", "/etc/x:/etc/x", "~/a:~/../escape", "~/:~/"])
 def test_bad_carry_entries_are_refused_at_load_with_the_reason(tmp_path: Path, bad: str) -> None:
-    from console.config import ConfigError, load
+    from console.config.load import ConfigError, load
 
     f = tmp_path / "config.toml"
     f.write_text(f'[profiles.p]\ncommand = ["true"]\ncarry = ["{bad}"]\n')

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from console import config
-from console.config import ConfigError, load, parse_duration, parse_size
+from console.config import load as config
+from console.config.load import ConfigError, load, parse_duration, parse_size
 
 GOOD = """
 [defaults]

@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 
-from console.config import load
+from console.config.load import load
 from tests.conftest import Daemon
 
 BASE = '[profiles.p]\ncommand = ["true"]\n\n[profiles.p.exec]\nallow = ["ls"]\n'

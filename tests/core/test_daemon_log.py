@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from console import daemon_log
+from console.daemon import log as daemon_log
 
 
 def _record(msg: str, *args: object) -> logging.LogRecord:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from console.cli import main
+from console.cli.main import main
 from tests.conftest import REPO, Daemon, needs_bwrap
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

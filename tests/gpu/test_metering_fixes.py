@@ -15,8 +15,8 @@ from typing import Any
 import pynvml
 import pytest
 
-from console.bus import Bus
-from console.config import Config
+from console.config.load import Config
+from console.daemon.bus import Bus
 from console.gate.usage import UsageMeter
 from console.gpu import GpuService
 from console.gpu.energy import EnergyLedger

@@ -17,10 +17,10 @@ from typing import Any
 import pynvml
 import pytest
 
-from console.bus import Bus
-from console.config import Config
+from console.config.load import Config
+from console.daemon.bus import Bus
+from console.daemon.runs import Run
 from console.gpu import GpuService
-from console.runs import Run
 from store.writer import StoreWriter
 from tests.gpu.fake_nvml import FakeGpu, FakeNvml, GiB, two_gpus
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.config import ConfigError, load_explicit
+from console.config.load import ConfigError, load_explicit
 from console.policy import ExecRules, GrantTable, evaluate_exec, new_grant
 from console.policy.shellwords import split_command
 
@@ -188,7 +188,7 @@ def test_a_forbidden_wrapper_is_caught_behind_assignments_and_other_wrappers(com
     "git log -p | sh", "ls $(touch /tmp/x)", "head -n1 f; rm -rf ~", "git -c core.pager=sh log",
 ])
 def test_built_in_read_only_lists_allow_no_write_or_execution(profile: str, command: str) -> None:
-    from console.config import load
+    from console.config.load import load
 
     rules = ExecRules.from_config(load(None).profile(profile).exec)
     assert rules.evaluate(command).action != "allow", (profile, command)

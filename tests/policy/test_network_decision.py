@@ -90,7 +90,7 @@ def test_shadow_uses_the_profiles_ports() -> None:
 
 
 async def test_a_person_cannot_grant_a_pattern_the_config_would_refuse() -> None:
-    from console.approvals import Inbox
+    from console.daemon.inbox import Inbox
     from console.protocol import Failure
     from tests.approvals.conftest import Recorder, next_pending
 

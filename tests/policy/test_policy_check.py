@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from console.cli import main
+from console.cli.main import main
 from console.gate import BadTarget, NetworkRules, parse_absolute_url, parse_connect_target
 from console.policy import ExecRules
 from tests.conftest import CORPUS

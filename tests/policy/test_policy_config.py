@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from console.config.edit import PolicyEditError, apply, apply_grant, preview, preview_grant
 from console.policy import new_grant
-from console.policy_config import PolicyEditError, apply, apply_grant, preview, preview_grant
 
 CONFIG = """\
 # Pilothouse config: hand-written, with comments that must survive.

@@ -51,7 +51,7 @@ def test_provenance_names_rule_file_and_line() -> None:
 
 def test_rules_from_config_objects() -> None:
     @dataclass(frozen=True)
-    class Rule:  # the shape of console.config.Rule
+    class Rule:  # the shape of console.config.load.Rule
         text: str
         file: str = ""
         line: int | None = None

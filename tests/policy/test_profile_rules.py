@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from console.config import load
-from console.profile_rules import overridden_by, plan
+from console.config.load import load
+from console.config.profile_rules import overridden_by, plan
 from tests.conftest import Daemon, needs_bwrap
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from console import paths as paths_mod
-from console.bus import Bus
+from console.daemon.bus import Bus
 from console.gate import Gate, NetworkRules
 from console.gate.trace import TraceRecorder
 from store.writer import StoreWriter

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from console.cli import main
+from console.cli.main import main
 from console.replay import results
 from console.replay.client import Result
 from console.replay.export import HashIds

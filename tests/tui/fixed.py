@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from console.client import ClientError
+from console.client.sync import ClientError
 from console.tui.link import Connected, DaemonEvent, Post
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC

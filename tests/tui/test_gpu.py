@@ -23,11 +23,11 @@ import pynvml
 import pytest
 from textual.pilot import Pilot
 
-from console.bus import Bus
-from console.client import ClientError
-from console.config import Config
+from console.client.sync import ClientError
+from console.config.load import Config
+from console.daemon.bus import Bus
+from console.daemon.runs import Run
 from console.gpu import GpuService
-from console.runs import Run
 from console.tui.app import PilothouseApp
 from console.tui.link import Connected, DaemonEvent, Post
 from console.tui.screens.gpu import GpuScreen

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console.config import load
+from console.config.load import load
 from console.tui.app import PilothouseApp
 from console.tui.notify import Notifier, osc_sequences
 from console.tui.screens.approval import ApprovalScreen

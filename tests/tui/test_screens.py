@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from console.client import Client
+from console.client.sync import Client
 from console.paths import resolve
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.screens.history import HistoryScreen

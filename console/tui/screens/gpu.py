@@ -18,7 +18,7 @@ from textual.containers import Container
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
-from console.client import ClientError
+from console.client.sync import ClientError
 from console.tui.screens.base import PilotScreen
 from console.tui.state import Change
 from widgets.gpu import (

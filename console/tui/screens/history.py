@@ -22,8 +22,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Select, Static
 
-from console.client import ClientError
-from console.config import parse_duration
+from console.client.sync import ClientError
+from console.config.load import parse_duration
 from console.tui.saving import stamped
 from console.tui.screens.base import PilotModal, PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen

@@ -14,7 +14,7 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Input, Select, Static
 
-from console.client import ClientError
+from console.client.sync import ClientError
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen
 from widgets.format import clock, decision_text, printable, safe, style

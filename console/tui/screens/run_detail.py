@@ -15,7 +15,7 @@ from textual.containers import Container, Horizontal
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
-from console.client import ClientError
+from console.client.sync import ClientError
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.history import HistoryScreen
 from console.tui.state import LIVE_STATES, Change

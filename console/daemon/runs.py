@@ -24,8 +24,8 @@ from typing import Any
 import psutil
 
 from console.agents import home_mounts
-from console.bus import Bus
-from console.config import Config, Profile
+from console.config.load import Config, Profile
+from console.daemon.bus import Bus
 from console.paths import Paths
 from console.protocol import Failure
 from console.sandbox.base import (
@@ -145,7 +145,7 @@ class RunManager:
         checked for the requester (workspaces.py). Backends use the descriptor, so a folder
         swapped for a link after this check changes nothing. The caller closes it."""
         from console.sandbox.fsview import open_dir_nofollow
-        from console.workspaces import check_workspace
+        from console.sandbox.workspaces import check_workspace
 
         raw = requested or profile.workspace or "."
         base = Path(client_cwd or os.getcwd())
@@ -236,7 +236,7 @@ class RunManager:
         """The profile's `carry` files, read as the identity the agent will have (off the loop:
         reading may wait on the file system). A failure is a note, never a stuck start."""
         from console.sandbox.identity import agent_identity
-        from console.workspaces import carry_files
+        from console.sandbox.workspaces import carry_files
 
         try:
             if backend == "none":

@@ -7,6 +7,9 @@ characters, bidi overrides and invisible characters are written as visible names
 `⟨U+202E⟩`), runs of blanks as their count (`⟨300 spaces⟩`, so padding cannot push a tail out
 of sight), and a cut says how much it cut. `⟨` and `⟩` themselves are escaped, so the marks
 cannot be forged.
+
+Run output goes through `neutralise` instead: colour (SGR) is kept, every other control is shown
+in caret or \\x notation, so OSC 52, OSC 8, cursor moves and DCS are visible text, never obeyed.
 """
 
 from __future__ import annotations
@@ -79,3 +82,33 @@ def request_line(req: dict[str, Any], limit: int | None = None) -> str:
         return cut(main, limit)
     return main + cut(words, limit - len(main)) if len(main) + len(words) > limit else main + words
 
+
+# Run output: colour kept, every other control shown.
+_SGR = re.compile(r"\x1b\[[0-9;:]*m")
+
+
+def _visible(code: int) -> str:
+    if code < 0x20:
+        return "^" + chr(code + 0x40)
+    if code == 0x7F:
+        return "^?"
+    return f"\\x{code:02x}"
+
+
+_TABLE = {c: _visible(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]
+          if c not in (0x09, 0x0A)}
+
+
+def neutralise(text: str, *, colour: bool = True) -> str:
+    """`text` with every control shown, not obeyed; colour kept (or dropped, for a pipe)."""
+    if text.isprintable():
+        return text
+    out = []
+    pos = 0
+    for m in _SGR.finditer(text):
+        out.append(text[pos:m.start()].translate(_TABLE))
+        if colour:
+            out.append(m.group())
+        pos = m.end()
+    out.append(text[pos:].translate(_TABLE))
+    return "".join(out)

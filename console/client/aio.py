@@ -1,4 +1,4 @@
-"""asyncio operator client for the TUI (the CLI's blocking one is console.client)."""
+"""asyncio operator client for the TUI (the CLI's blocking one is console.client.sync)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from console import protocol
-from console.client import ClientError, connect
+from console.client.sync import ClientError, connect
 from console.paths import Paths
 
 

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from console.bounds import Bounds, parse_bounds
+from console.config.bounds import Bounds, parse_bounds
 from console.policy import ExecRules, compile_pattern
 from console.sandbox.base import Limits
 

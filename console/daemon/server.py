@@ -20,16 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from console import (
-    approval_ops,  # noqa: F401 - registers its operations
-    bounds,
-    daemon_log,
-    protocol,
-)
-from console import config as config_mod
-from console.bus import Bus
+from console import protocol
+from console.config import bounds
+from console.config import load as config_mod
+from console.daemon import log as daemon_log
+from console.daemon.bus import Bus
+from console.daemon.ops import approvals as approval_ops  # noqa: F401 - registers its operations
+from console.daemon.peers import Peer, identify
 from console.paths import Paths
-from console.peers import Peer, identify
 from console.protocol import Failure, MessageRefused, ProtocolError
 
 log = logging.getLogger("pilothouse.daemon")
@@ -56,7 +54,7 @@ class Daemon:
         self.writer: Any = None
         self.runs: Any = None
         self.services: Any = None
-        self.reloader: Any = None  # console.config_reload.ConfigReloader, once started
+        self.reloader: Any = None  # console.config.reload.ConfigReloader, once started
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -81,8 +79,8 @@ class Daemon:
         return self.cfg
 
     async def start(self) -> None:
-        from console.config_reload import ConfigReloader
-        from console.services import Services  # wiring of store, runs, inbox, gates
+        from console.config.reload import ConfigReloader
+        from console.daemon.core import Services  # wiring of store, runs, inbox, gates
 
         self.services = Services(self)
         await self.services.start()
@@ -219,7 +217,7 @@ class Daemon:
                 t.cancel()
 
     async def _one(self, send: Any, peer: Peer, req_id: Any, op: str, args: dict[str, Any]) -> None:
-        from console.operator_ops import dispatch
+        from console.daemon.ops.operator import dispatch
 
         try:
             result = await dispatch(self, peer, op, args, send)

@@ -24,7 +24,8 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from console.approvals import (
+from console.config.bounds import Bounds, capped
+from console.daemon.inbox import (
     EVENT_POLICY,
     EVENT_REFUSED_OP,
     Inbox,
@@ -32,7 +33,6 @@ from console.approvals import (
     check_request,
     printable,
 )
-from console.bounds import Bounds, capped
 from console.policy import Decision, Provenance
 from console.protocol import (
     AGENT_MAX_LINE,

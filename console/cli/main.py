@@ -18,8 +18,8 @@ from typing import Any
 import click
 
 from console import paths as paths_mod
-from console.client import Client, ClientError, dumps
-from console.safe_text import neutralise
+from console.client.sync import Client, ClientError, dumps
+from console.text import neutralise
 
 
 class Context:
@@ -70,7 +70,7 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(0)
         except Exception as exc:
             # Imported here: the config module is not needed by most commands' start-up.
-            from console.config import ConfigError
+            from console.config.load import ConfigError
 
             if isinstance(exc, ConfigError):
                 fail(f"bad config: {exc}", "fix the file and try again", code=2)
@@ -107,7 +107,7 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
 
 
 def parse_duration(value: str) -> float:
-    from console.config import parse_duration as parse
+    from console.config.load import parse_duration as parse
 
     return parse(value)
 
@@ -151,7 +151,7 @@ def tui(c: Context) -> None:
 def daemon(ctx: click.Context) -> None:
     """Run the daemon in the foreground (for systemd); `daemon stop` stops it."""
     if ctx.invoked_subcommand is None:
-        from console.daemon import run_foreground
+        from console.daemon.server import run_foreground
 
         c: Context = ctx.obj
         sys.exit(run_foreground(c.paths, c.config_file or c.paths.config_file))
@@ -372,7 +372,7 @@ def approvals(c: Context, run_id: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no pending requests")
         return
-    from console.display import request_line
+    from console.text import request_line
 
     _table([[r["id"], f"{r['age']:.0f}s", f"{r['expires_in']:.0f}s", r["run_id"], r["kind"],
              request_line(r, 100)] for r in rows],
@@ -499,7 +499,7 @@ def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bo
                  exact: bool, as_json: bool) -> None:
     """What PROFILE's policy decides for a command (or, with --host, a destination): the gate's
     and agent.sock's decision. With --config FILE, that file's, evaluated here without the daemon."""
-    from console.policy_check import check_config_file
+    from console.gate.check import check_config_file
 
     what = {"host" if is_host else "command": " ".join(subject)}
     if c.config_file is not None:
@@ -825,12 +825,12 @@ def doctor(c: Context, as_json: bool) -> None:
     sys.exit(1 if any(f.status == "error" for f in findings) else 0)
 
 
-import console.workload_cli  # noqa: E402, F401 - adds trace, replay and replay-report to main
+import console.cli.workload  # noqa: E402, F401 - adds trace, replay and replay-report to main
 
 if __name__ == "__main__":
     main()
 
 
-from console.cli_reload import reload as _reload  # noqa: E402 - needs the names above
+from console.cli.reload import reload as _reload  # noqa: E402 - needs the names above
 
 main.add_command(_reload)

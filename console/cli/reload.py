@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from console.cli import Context, dumps, friendly, pass_ctx
+from console.cli.main import Context, dumps, friendly, pass_ctx
 
 
 @click.command()

@@ -131,7 +131,7 @@ def check_config_file(
     it differs, so nobody mistakes one file's answer for the other's. Raises ConfigError."""
     import asyncio
 
-    from console.config import load_explicit
+    from console.config.load import load_explicit
     from console.gate.common import system_resolver
 
     cfg = load_explicit(path)

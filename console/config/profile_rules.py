@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from console.config import Profile
+from console.config.load import Profile
 from console.policy import ExecRules, Provenance, grant_to_rule, new_grant, rule_list_for
 from console.policy.hosts import BadTarget, parse_connect_target
 from console.policy.netrules import NetworkRules

@@ -15,7 +15,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from console.config import TeamConfig
+from console.config.load import TeamConfig
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
 
-from console.agent_socket import start_agent_server
-from console.approvals import Inbox, Request
-from console.bounds import Bounds, fd_budget
-from console.config import Profile
-from console.floods import FloodControl
+from console.config.bounds import Bounds, fd_budget
+from console.config.load import Profile
+from console.daemon.agent_socket import start_agent_server
+from console.daemon.floods import FloodControl
+from console.daemon.inbox import Inbox, Request
 from console.gate.common import GateLimits, NetAsk, Verdict
 from console.gate.proxy import Gate
 from console.policy import Decision, ExecRules, GrantTable, Provenance, make_policy_eval
@@ -34,8 +34,8 @@ from console.sandbox.base import SandboxHandle
 from console.sandbox.bridge import open_bridge_listener, serve_bridge
 
 if TYPE_CHECKING:
-    from console.runs import Run
-    from console.services import Services
+    from console.daemon.core import Services
+    from console.daemon.runs import Run
 
 log = logging.getLogger("pilothouse.run_sockets")
 

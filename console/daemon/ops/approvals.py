@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from console.operator_ops import Send, _arg, op
+from console.daemon.ops.operator import Send, _arg, op
 from console.policy import Provenance, parse_scope
 from console.protocol import Failure
 
 if TYPE_CHECKING:
-    from console.daemon import Daemon
-    from console.peers import Peer
+    from console.daemon.peers import Peer
+    from console.daemon.server import Daemon
 
 DECISION_KINDS = ("approval.decided", "policy.decision", "net.decision")
 
@@ -45,8 +45,8 @@ async def approvals_list(daemon: Daemon, peer: Peer, args: dict[str, Any], send:
 def _profile_plan(daemon: Daemon, req: Any, allow: bool, pattern: str | None) -> Any:
     """The rules a profile-scope decision writes (all of them), the file edit, and the stricter
     rule that would override them. The same plan makes the preview and the save."""
-    from console.policy_config import PolicyEditError, preview
-    from console.profile_rules import overridden_by, plan
+    from console.config.edit import PolicyEditError, preview
+    from console.config.profile_rules import overridden_by, plan
 
     patterns = [pattern] if pattern else list(req.grant_patterns)
     if not patterns:
@@ -100,7 +100,7 @@ def _request(daemon: Daemon, request_id: str) -> Any:
 async def _save_planned(daemon: Daemon, peer: Peer, planned: Any, request_id: str) -> dict[str, Any]:
     """Write exactly the planned rules, record one policy.changed (the same shape a reload
     records), then load the file again."""
-    from console.policy_config import PolicyEditError, apply
+    from console.config.edit import PolicyEditError, apply
 
     path = _config_path(daemon)
     saved: dict[str, Any] = {"file": str(path), "lines": [p.line() for p in planned]}
@@ -199,12 +199,12 @@ async def policy_rules(daemon: Daemon, peer: Peer, args: dict[str, Any], send: S
 async def check_policy(daemon: Daemon, profile_name: str, command: str | None, host: str | None,
                        run_id: str | None = None, resolve: bool = False,
                        exact: bool = False) -> dict[str, Any]:
-    """One decision by the same code the agent socket and the gate use (console.policy_check)."""
-    from console.config import ConfigError
+    """One decision by the same code the agent socket and the gate use (console.gate.check)."""
+    from console.config.load import ConfigError
+    from console.daemon.channels import network_rules
+    from console.gate.check import check_exec, check_network
     from console.gate.common import system_resolver
     from console.policy import ExecRules
-    from console.policy_check import check_exec, check_network
-    from console.run_sockets import network_rules
 
     try:
         prof = daemon.cfg.profile(profile_name)
@@ -285,7 +285,7 @@ def _past_requests(db: Any, limit: int = 20000) -> list[dict[str, Any]]:
 
 @op("policy.shadow")
 async def policy_shadow(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    from console.config import NetworkConfig
+    from console.config.load import NetworkConfig
     from console.policy.shadow import shadow
 
     rule = _arg(args, "rule", str)

@@ -11,7 +11,7 @@ import os
 import pwd
 from typing import Any
 
-from console import config as config_mod
+from console.config import load as config_mod
 
 log = logging.getLogger("pilothouse.config")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from console.cli import Context, fail, friendly, main, pass_ctx, since_epoch
+from console.cli.main import Context, fail, friendly, main, pass_ctx, since_epoch
 
 FIGURE_COLUMNS = (("concurrency", "conc", "{:.0f}"), ("requests", "reqs", "{:.0f}"),
                   ("errors", "err", "{:.0f}"), ("tok_s_out_per_gpu", "out tok/s/GPU", "{:.1f}"),
@@ -186,7 +186,7 @@ def _concurrency(text: str) -> list[int]:
 
 
 def _prices(c: Context) -> tuple[float, float]:
-    from console.config import load
+    from console.config.load import load
 
     try:
         cfg = load(c.config_file or c.paths.config_file)

@@ -161,7 +161,7 @@ class Client:
 def __getattr__(name: str) -> Any:
     # The asyncio client lives apart so the CLI does not pay for importing asyncio.
     if name == "AsyncClient":
-        from console.aclient import AsyncClient
+        from console.client.aio import AsyncClient
 
         return AsyncClient
     raise AttributeError(name)

@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.display import request_line
 from console.policy import Grant, GrantTable, Provenance, new_grant, parse_scope
 from console.protocol import Failure
+from console.text import request_line
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.safe_text import neutralise
+from console.text import neutralise
 
 
 @pytest.mark.parametrize("hostile", [

@@ -11,11 +11,11 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from console.config import Profile
-from console.runs import RunManager
+from console.config.load import Profile
+from console.daemon.runs import RunManager
 
 if TYPE_CHECKING:
-    from console.daemon import Daemon
+    from console.daemon.server import Daemon
 
 log = logging.getLogger("pilothouse.services")
 
@@ -56,7 +56,7 @@ class Services:
         self.writer = StoreWriter(self.paths.db_file, key, witness=self.witness_file,
                                   **self._audit_copies())
         self.writer.start()
-        from console.run_sockets import RunSockets
+        from console.daemon.channels import RunSockets
 
         self.run_sockets = RunSockets(self)
         self.runs = RunManager(

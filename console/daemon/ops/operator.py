@@ -19,8 +19,8 @@ from console import protocol
 from console.protocol import Failure
 
 if TYPE_CHECKING:
-    from console.daemon import Daemon
-    from console.peers import Peer
+    from console.daemon.peers import Peer
+    from console.daemon.server import Daemon
 
 log = logging.getLogger("pilothouse.ops")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -81,7 +81,7 @@ def _arg(args: dict[str, Any], name: str, kind: type | tuple[type, ...], default
 
 @op("hello")
 async def hello(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    from console.daemon import VERSION
+    from console.daemon.server import VERSION
 
     return {
         "daemon": VERSION, "protocol": protocol.VERSION, "pid": os.getpid(),
@@ -112,7 +112,7 @@ async def daemon_stop(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Se
 
 @op("config.reload", decides=True)
 async def config_reload(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    from console.config import ConfigError
+    from console.config.load import ConfigError
 
     try:
         return await daemon.reloader.reload(peer.user, "reload")
