@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from console.config import load as config
-from console.config.load import ConfigError, load, parse_duration, parse_size
+from console.config.load import ConfigError, load
+from console.config.units import parse_duration, parse_size
 
 GOOD = """
 [defaults]
