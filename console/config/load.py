@@ -13,6 +13,7 @@ so `from console.config.load import Config, load` reads as one API.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from importlib import resources
@@ -81,7 +82,7 @@ def _apply_file(cfg: Config, file: str, text: str) -> None:
     cfg.gpu_sample_hz = float(hz)
     for key in ("price_kwh", "price_gpu_hour"):
         value = gpu.get(key, getattr(cfg, key))
-        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf:
             raise r.fail(("gpu",), key, f"{key} must be a number of at least 0")
         setattr(cfg, key, float(value))
 

@@ -3,6 +3,7 @@ keys it sets replace the earlier values, its rule lists are added to the earlier
 
 from __future__ import annotations
 
+import math
 import shlex
 from typing import Any
 
@@ -94,7 +95,8 @@ def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profil
     if pids is not None and (not isinstance(pids, int) or isinstance(pids, bool) or pids < 1):
         raise r.fail(table + ("limits",), "pids", "pids must be a whole number of at least 1")
     cpus = limits_raw.get("cpus")
-    if cpus is not None and (not isinstance(cpus, int | float) or isinstance(cpus, bool) or cpus <= 0):
+    if cpus is not None and (not isinstance(cpus, int | float) or isinstance(cpus, bool)
+                             or not 0 < cpus < math.inf):
         raise r.fail(table + ("limits",), "cpus", "cpus must be a number above 0, e.g. 2.0")
     gpus = data.get("gpus")
     if gpus is not None and (
@@ -143,6 +145,9 @@ def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profil
     image = data.get("image")
     if image is not None and (not isinstance(image, str) or not image):
         raise r.fail(table, "image", "image must be a Docker image name")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise r.fail(table, "description", "description must be text")
     workspace = data.get("workspace")
     if workspace is not None and not isinstance(workspace, str):
         raise r.fail(table, "workspace", "workspace must be a path")
@@ -161,7 +166,7 @@ def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profil
         carry=carry,
         limits=Limits(memory_bytes=memory, pids=pids, cpus=float(cpus) if cpus else None),
         approval_timeout=r.duration(data, table, "approval_timeout", defaults.approval_timeout),
-        description=str(data.get("description", "")),
+        description=description,
         network=network,
         exec=exec_cfg,
         own=own,

@@ -40,7 +40,7 @@ class Locator:
             owner, rest = table[:depth], table[depth:]
             wanted = ".".join(rest + ((key,) if key else ()))
             if not wanted:
-                return self.tables.get(owner)
+                return self.tables.get(owner) or self.first_below(owner)
             pattern = re.compile(r"^\s*" + re.escape(wanted).replace(r"\.", r"\s*\.\s*") + r"\s*=")
             for i, line in enumerate(self.lines, start=1):
                 if self.table_of_line[i - 1] == owner and pattern.match(line):
@@ -50,7 +50,13 @@ class Locator:
             for i, line in enumerate(self.lines, start=1):
                 if self.table_of_line[i - 1] == owner and first and inline.match(line):
                     return i
-        return self.tables.get(table)
+        return self.tables.get(table) or self.first_below(table)
+
+    def first_below(self, table: tuple[str, ...]) -> int | None:
+        """The first header inside `table`, for a table written only through its sub-tables
+        ([profiles.x.exec] with no [profiles.x])."""
+        lines = [i for path, i in self.tables.items() if path[:len(table)] == table]
+        return min(lines, default=None)
 
     def value(self, table: tuple[str, ...], key: str, text: str) -> int | None:
         start = self.key(table, key)

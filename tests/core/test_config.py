@@ -96,6 +96,13 @@ def test_a_rules_only_table_extends_a_profile(tmp_path: Path) -> None:
         ('[gpu]\nsample_hz = 50\n', 2, "0.2 to 10"),
         ('[defaults\nsandbox = "auto"\n', 1, "not valid TOML"),
         ('[surprise]\n', 1, "unknown key 'surprise'"),
+        ('[profiles.nosuch.exec]\nallow = ["ls"]\n', 1, "command must be a non-empty list"),
+        ('[profiles."new one".network]\ndeny = ["x.com"]\n', 1, "profile name 'new one'"),
+        ('[defaults]\napproval_timeout = inf\n', 2, "too large"),
+        ('[profiles.x]\ncommand = ["a"]\nlimits = { memory = "' + "9" * 400 + 'g" }\n', 3, "too large"),
+        ('[profiles.x]\ncommand = ["a"]\nlimits = { cpus = nan }\n', 3, "cpus must be a number"),
+        ('[gpu]\nprice_kwh = inf\n', 2, "price_kwh must be a number"),
+        ('[profiles.x]\ncommand = ["a"]\ndescription = 5\n', 3, "description must be text"),
     ],
 )
 def test_bad_files_are_refused_with_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
