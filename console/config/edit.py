@@ -111,7 +111,7 @@ def _pop_tail(container: Any, *, through_tables: bool) -> list[Any]:
     while body and body[-1][0] is None and isinstance(body[-1][1], Comment | Whitespace):
         tail.insert(0, body.pop()[1])
     last = body[-1][1] if body else None
-    if through_tables and not tail and isinstance(last, Table) and not last.is_super_table():
+    if through_tables and not tail and isinstance(last, Table):
         return _pop_tail(last, through_tables=True)
     return tail
 
@@ -125,18 +125,25 @@ def _add_key(table: Table | InlineTable, key: str, value: Any) -> None:
         table.add(item)
 
 
-def _add_table(parent: Any, key: str, below: tuple[str, ...], list_name: str, rule: str) -> None:
-    """Add the missing table `key` (and `below` it) to a table or the document: after what is
-    there, before the comments and blank lines that lead to the next header."""
+def _add_table(parent: Any, path: tuple[str, ...], below: tuple[str, ...], list_name: str,
+               rule: str) -> str:
+    """Add the missing table at `path` (and the tables `below` it) to its parent, a table or
+    the document: after what is there, before the comments and blank lines that lead to the
+    next header. Returns text to put at the end of the file instead, for a parent written in
+    parts ([profiles.a], [keys], [profiles]): no part is the place for it, so it goes last."""
     if isinstance(parent, InlineTable):
-        _add_key(parent, key, _tables(below, list_name, rule, parent)[0])
-        return
+        _add_key(parent, path[-1], _tables(below, list_name, rule, parent)[0])
+        return ""
+    if not isinstance(parent, Table | tomlkit.TOMLDocument):
+        block = tomlkit.document()
+        block.append(path[0], _tables((*path[1:], *below), list_name, rule, None)[0])
+        return tomlkit.dumps(block).rstrip("\n") + "\n"
     outer, inner = _tables(below, list_name, rule, None)
-    tail = (_pop_tail(parent, through_tables=True)
-            if isinstance(parent, Table | tomlkit.TOMLDocument) else [])
-    parent[key] = outer
+    tail = _pop_tail(parent, through_tables=True)
+    parent[path[-1]] = outer
     for item in tail or [tomlkit.nl()]:
         inner.add(item)
+    return ""
 
 
 def _edit_text(text: str, profile: str, section: str, list_name: str, rule: str) -> str:
@@ -149,8 +156,11 @@ def _edit_text(text: str, profile: str, section: str, list_name: str, rule: str)
     for depth, key in enumerate(keys):
         child = node.get(key)
         if child is None:
-            _add_table(node, key, keys[depth + 1:], list_name, rule)
-            return tomlkit.dumps(doc)
+            at_end = _add_table(node, keys[:depth + 1], keys[depth + 1:], list_name, rule)
+            new = tomlkit.dumps(doc)
+            if at_end:  # after a blank line
+                new = new.rstrip("\n") + "\n\n"
+            return new + at_end
         if not isinstance(child, MutableMapping):
             raise PolicyEditError(f"{_where(keys[:depth + 1])} is not a table here, so a rule "
                                   f"cannot go under it; write it as a table, then save the rule")

@@ -111,7 +111,7 @@ def test_comments_and_key_order_survive_every_kind_of_edit(layouts: Path) -> Non
     assert comments(text) == comments(LAYOUTS)
     before = keys_in_order(LAYOUTS)
     assert [k for k in keys_in_order(text) if k in before] == before
-    assert text.index("# the team, last") < text.index("[team]")
+    assert "\n\n# the team, last\n[team]\n" in text
     assert text.startswith(LAYOUTS[:LAYOUTS.index("[profiles.inline]")])
     load(layouts)  # and the daemon takes it
 
@@ -124,6 +124,15 @@ def test_a_new_table_goes_before_the_comment_that_leads_to_the_next_header(tmp_p
     assert path.read_text() == ('[profiles.demo]\nsandbox = "none"\n\n[profiles.demo.exec]\n'
                                 'allow = ["ls"]\n\n# the shell profile\n[profiles.shell]\n'
                                 'sandbox = "none"\n')
+
+
+def test_a_profile_written_in_parts_gets_the_new_table_at_the_end(tmp_path: Path) -> None:
+    text = ('[profiles.demo]\nsandbox = "none"\n\n# keys between the parts\n[keys]\napprove = "y"\n\n'
+            '[profiles.demo.exec]\nallow = ["a"]\n')
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    apply(path, "demo", "network", "deny", "evil.com")
+    assert path.read_text() == text + '\n[profiles.demo.network]\ndeny = ["evil.com"]\n'
 
 
 def test_a_built_in_profile_gets_a_table_of_its_own(tmp_path: Path) -> None:
