@@ -147,3 +147,16 @@ def test_sizes(text: object, size: int) -> None:
 def test_bad_sizes(text: object) -> None:
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+def test_the_config_imports_nothing_above_it() -> None:
+    """config sits below gate, sandbox, gpu, agents and the daemon (DESIGN.md, Code layout)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, console.config.load, console.config.edit, console.config.units\n"
+            "above = ('console.sandbox', 'console.gate', 'console.gpu', 'console.daemon', "
+            "'console.client', 'console.cli', 'console.tui', 'textual')\n"
+            "print(sorted(m for m in sys.modules if m.startswith(above)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
