@@ -255,13 +255,19 @@ def apply(path: str | os.PathLike[str], profile: str, section: str, list_name: s
     edit made (compare its diff with the preview's if the file may have changed meanwhile)."""
     path = Path(path)
     target = path.resolve() if path.is_symlink() else path  # keep a dotfile symlink a symlink
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lock = target.with_name(target.name + ".lock")
-    with open(lock, "a") as lf:
-        fcntl.flock(lf, fcntl.LOCK_EX)
-        edit = preview(target, profile, section, list_name, rule)
-        if edit.changed:
-            _atomic_write(target, edit.new_text)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = target.with_name(target.name + ".lock")
+        with open(lock, "a") as lf:
+            fcntl.flock(lf, fcntl.LOCK_EX)
+            edit = preview(target, profile, section, list_name, rule)
+            if edit.changed:
+                _atomic_write(target, edit.new_text)
+    except OSError as exc:
+        why = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+        raise PolicyEditError(f"{path}: cannot write it ({why}); the file is as "
+                              "it was: check its folder and permissions, then save the rule "
+                              "again") from None
     return edit
 
 

@@ -182,3 +182,10 @@ def test_an_edit_the_loader_would_refuse_writes_nothing(tmp_path: Path, text: st
         apply(path, *args)
     assert path.read_text() == text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "c.toml.lock"]
+
+
+def test_a_file_that_cannot_be_written_is_a_clear_refusal(tmp_path: Path) -> None:
+    (tmp_path / "not-a-folder").write_text("")
+    path = tmp_path / "not-a-folder" / "config.toml"
+    with pytest.raises(PolicyEditError, match="cannot write it .*the file is as it was"):
+        apply(path, "demo", "exec", "allow", "ls")
