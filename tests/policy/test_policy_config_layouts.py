@@ -12,6 +12,8 @@ import pytest
 
 from console.config.edit import PolicyEditError, apply, preview
 from console.config.load import load
+from tests.conftest import Daemon, needs_bwrap
+from tests.core.test_approvals_e2e import background, wait_pending
 
 # Every way of writing a profile's rules, with a comment at each place one can go.
 LAYOUTS = """\
@@ -189,3 +191,23 @@ def test_a_file_that_cannot_be_written_is_a_clear_refusal(tmp_path: Path) -> Non
     path = tmp_path / "not-a-folder" / "config.toml"
     with pytest.raises(PolicyEditError, match="cannot write it .*the file is as it was"):
         apply(path, "demo", "exec", "allow", "ls")
+
+
+@needs_bwrap
+def test_an_approval_for_the_profile_says_why_the_file_cannot_take_it(daemon: Daemon,
+                                                                      workspace: Path) -> None:
+    """The person saves a rule while their file has a typo the daemon refused: the rule is not
+    written into it, and the answer names the file, the line and the reason."""
+    config = daemon.home / "config.toml"
+    t, out = background(daemon, workspace, "ph-ask exec -- make lint; echo rc=$?")
+    req = wait_pending(daemon)[0]
+    broken = '# mine\n[defaults]\napproval_timeout = "60s"\nsandbx = "none"\n'
+    config.write_text(broken)
+    refused = daemon.cli("approve", req["id"], "--scope", "profile", "--yes", check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused
+    assert f"{config}: with this rule the file would not load (line 4: unknown key 'sandbx'" \
+        in refused.stderr and "nothing was written" in refused.stderr
+    assert config.read_text() == broken
+    daemon.cli("deny", req["id"])
+    t.join(timeout=60)
+    assert "rc=1" in out["result"].stdout
