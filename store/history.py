@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -45,18 +44,6 @@ def fts_query(text: str) -> str | None:
             continue  # punctuation only: the tokenizer would drop it anyway
         terms.append('"' + word.replace('"', '""') + '"' + ("*" if prefix else ""))
     return " ".join(terms) or None
-
-
-def parse_since(text: str) -> float:
-    """A duration like 90s, 30m, 2h, 7d, 2w or 1h30m, in seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    cleaned = str(text).strip().lower().replace(" ", "")
-    if not re.fullmatch(r"(?:\d+(?:\.\d+)?[smhdw])+", cleaned):
-        raise ValueError(
-            f"cannot read {text!r} as a duration; use a number and a unit (s, m, h, d, w), "
-            "like 90s, 30m, 2h, 7d or 1h30m"
-        )
-    return float(sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([smhdw])", cleaned)))
 
 
 # --- events ------------------------------------------------------------------------------------

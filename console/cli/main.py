@@ -19,6 +19,7 @@ import click
 
 from console import paths as paths_mod
 from console.client.sync import Client, ClientError, dumps
+from console.config.units import parse_duration
 from console.text import neutralise
 
 
@@ -106,12 +107,6 @@ def _table(rows: list[list[str]], headers: list[str]) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
-def parse_duration(value: str) -> float:
-    from console.config.load import parse_duration as parse
-
-    return parse(value)
-
-
 def since_epoch(value: str | None) -> float | None:
     """A `--since 2h` option as the epoch time it names (None when not given)."""
     if value is None:
@@ -119,7 +114,7 @@ def since_epoch(value: str | None) -> float | None:
     try:
         return time.time() - parse_duration(value)
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--since") from None
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})

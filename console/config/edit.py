@@ -1,11 +1,16 @@
-"""Write a profile rule into a TOML config file as a minimal text edit.
+"""Write a profile rule into the person's TOML config file, keeping the file theirs.
 
-Comments, order and spacing stay as the person wrote them: the rule is appended inside the
-existing array (`[profiles.NAME.exec] allow = [...]`), or a key or section is added. `preview`
-computes the new text and its diff without writing, for the UI to show before saving; `apply`
-takes a lock (fcntl.flock on a sibling .lock file), re-reads, recomputes and writes atomically
-(temp file, fsync, rename). Every edit is checked by parsing the result: it must differ from the
-old file by exactly the one rule, or nothing is written.
+The edit goes through tomlkit, which keeps comments, key order, spacing, inline tables and dotted
+keys as written: the rule is appended to its list wherever the list is written
+(`[profiles.NAME.exec] allow = [...]`, `exec = { allow = [...] }`, `exec.allow = [...]`), or the
+list, section or profile is added next to its siblings. `preview` computes the new text and its
+diff without writing, for the UI to show before saving; `apply` takes a lock (fcntl.flock on a
+sibling .lock file), re-reads, recomputes and writes atomically (temp file, fsync, rename).
+
+Before anything is written the new text passes two checks, or nothing is written and
+PolicyEditError says why: parsed, it is the old file's data plus exactly the one rule; and it
+loads with the real loader (the built-in profiles, then this file, as the daemon loads it), so a
+saved rule never leaves a file the daemon would refuse.
 """
 
 from __future__ import annotations
@@ -18,10 +23,17 @@ import os
 import re
 import tempfile
 import tomllib
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import Comment, InlineTable, Table, Whitespace
+
+from console.config.load import load
+from console.config.schema import ConfigError
 from console.policy import Grant, grant_to_rule, rule_list_for
 
 LISTS = {"exec": ("allow", "ask", "forbid"), "network": ("allow", "deny")}
@@ -53,194 +65,130 @@ class RuleEdit:
         ))
 
 
-# --- a small scanner over TOML text (the file is known valid: tomllib parsed it first) --------
-
-_BARE = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _skip_string(t: str, i: int) -> int:
-    """Index just after the string starting at t[i]."""
-    for q in ('"""', "'''"):
-        if t.startswith(q, i):
-            j = i + 3
-            while True:
-                if q == '"""' and t[j] == "\\":
-                    j += 2
-                    continue
-                if t.startswith(q, j):
-                    k = j + 3
-                    while k < len(t) and t[k] == q[0] and k - j < 5:  # up to 2 quotes end it
-                        k += 1
-                    return k
-                j += 1
-    q, j = t[i], i + 1
-    while t[j] != q:
-        j += 2 if (q == '"' and t[j] == "\\") else 1
-    return j + 1
-
-
-def _skip_container(t: str, i: int) -> tuple[int, int]:
-    """For the array or inline table at t[i]: (index of its closing bracket, index just after
-    the last element's text, or i + 1 when it has none). Comments and blanks are not text."""
-    close = "]" if t[i] == "[" else "}"
-    j, last = i + 1, i + 1
-    while True:
-        c = t[j]
-        if c == close:
-            return j, last
-        if c == "#":
-            j = t.find("\n", j)
-        elif c in "\"'":
-            j = last = _skip_string(t, j)
-        elif c in "[{":
-            j = last = _skip_container(t, j)[0] + 1
-        elif c in " \t\r\n":
-            j += 1
-        else:
-            j = last = j + 1
-
-
-def _read_key(t: str, i: int, stop: str) -> tuple[tuple[str, ...], int]:
-    """A dotted key starting at t[i], up to the stop character (= or ]); returns its parts."""
-    parts: list[str] = []
-    while True:
-        while t[i] in " \t":
-            i += 1
-        if t[i] in "\"'":
-            j = _skip_string(t, i)
-            parts.append(tomllib.loads(f"k = {t[i:j]}")["k"])
-            i = j
-        else:
-            m = _BARE.match(t, i)
-            if not m:
-                raise PolicyEditError(f"unexpected text at offset {i}")
-            parts.append(m.group())
-            i = m.end()
-        while t[i] in " \t":
-            i += 1
-        if t[i] == ".":
-            i += 1
-            continue
-        if t[i] != stop:
-            raise PolicyEditError(f"unexpected text at offset {i}")
-        return tuple(parts), i + 1
-
-
-@dataclass
-class _Entry:
-    table: tuple[str, ...]  # the [table] it sits in
-    key: tuple[str, ...]
-    start: int  # line start
-    value: int  # value start
-    end: int  # index after the value's line (its newline included)
-
-
-def _scan(t: str) -> tuple[list[tuple[tuple[str, ...], int, int]], list[_Entry]]:
-    """Headers as (path, line start, index after the line) and top-level key/value entries."""
-    headers, entries = [], []
-    table: tuple[str, ...] = ()
-    i, n = 0, len(t)
-    while i < n:
-        while i < n and t[i] in " \t\r\n":
-            i += 1
-        if i >= n:
-            break
-        line_start = t.rfind("\n", 0, i) + 1
-        if t[i] == "#":
-            i = _line_end(t, i)
-        elif t[i] == "[":
-            double = t.startswith("[[", i)
-            table, j = _read_key(t, i + (2 if double else 1), "]")
-            end = _line_end(t, j)
-            headers.append((table, line_start, end))
-            i = end
-        else:
-            key, j = _read_key(t, i, "=")
-            while t[j] in " \t":
-                j += 1
-            if t[j] in "\"'":
-                k = _skip_string(t, j)
-            elif t[j] in "[{":
-                k = _skip_container(t, j)[0] + 1
-            else:
-                k = j
-            end = _line_end(t, k)
-            entries.append(_Entry(table, key, line_start, j, end))
-            i = end
-    return headers, entries
-
-
-def _line_end(t: str, i: int) -> int:
-    k = t.find("\n", i)
-    return len(t) if k < 0 else k + 1
-
-
-def _toml_string(s: str) -> str:
-    out = []
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _toml_key(k: str) -> str:
-    return k if _BARE.fullmatch(k) else _toml_string(k)
-
-
 # --- the edit ----------------------------------------------------------------------------------
 
 
-def _insert_into_array(t: str, open_at: int, item: str, nl: str) -> str:
-    close, last = _skip_container(t, open_at)
-    after_comma = t[last - 1] in ",["
-    if "\n" not in t[last:close]:  # the closing bracket is on the last element's line
-        sep = "" if t[last - 1] == "[" else (" " if t[last - 1] == "," else ", ")
-        return t[:last] + sep + item + t[last:]
-    # One element per line: a new line after the last element's line, indented like it.
-    line_start = t.rfind("\n", 0, last) + 1
-    indent = re.match(r"[ \t]*", t[line_start:]).group()  # type: ignore[union-attr]
-    if t[last - 1] == "[":
-        indent += "    "
-    line_end = t.index("\n", last) + 1
-    new_line = indent + item + ("," if after_comma and t[last - 1] != "[" else "") + nl
-    head = t[:last] + ("" if after_comma else ",") + t[last:line_end]
-    return head + new_line + t[line_end:]
+def _where(keys: tuple[str, ...]) -> str:
+    return "[" + ".".join(tomlkit.key(k).as_string() for k in keys) + "]"
 
 
-def _edit_text(t: str, profile: str, section: str, list_name: str, rule: str) -> str:
-    nl = "\r\n" if "\r\n" in t else "\n"
-    item = _toml_string(rule)
-    path = ("profiles", profile, section)
-    headers, entries = _scan(t)
-    for e in entries:
-        if e.table + e.key == (*path, list_name):
-            if t[e.value] != "[":
-                raise PolicyEditError(f"{list_name} in [{'.'.join(path)}] is not a list")
-            return _insert_into_array(t, e.value, item, nl)
-        full = e.table + e.key
-        if t[e.value] == "{" and path[: len(full)] == full:
-            raise PolicyEditError(
-                f"[{'.'.join(path)}] is written as an inline table, which this editor does not "
-                f"change; add {item} to its {list_name} list by hand")
-    line = f"{_toml_key(list_name)} = [{item}]{nl}"
-    for hpath, _start, hend in headers:
-        if hpath == path:
-            # After the section's last entry, so the rule sits with its siblings.
-            inside = [e.end for e in entries if e.table == path and e.start >= hend]
-            at = max(inside, default=hend)
-            prefix = "" if at == 0 or t[at - 1] == "\n" else nl
-            return t[:at] + prefix + line + t[at:]
-    if any((e.table + e.key)[: len(path)] == path for e in entries):
-        raise PolicyEditError(
-            f"[{'.'.join(path)}] is written with dotted keys, which this editor does not change; "
-            f"add {list_name} = [{item}] there by hand")
-    header = "[" + ".".join(_toml_key(k) for k in path) + "]"
-    gap = "" if not t else (nl if t.endswith("\n") else nl + nl)
-    return t + gap + header + nl + line
+def _tables(below: tuple[str, ...], list_name: str, rule: str,
+            inline: InlineTable | None) -> tuple[Any, Any]:
+    """A missing table: the tables still missing below it (`below`), down to the list with the
+    rule; returns (the outermost, the innermost). Under an inline table they are inline too,
+    padded like it; otherwise only the innermost gets a header ([profiles.a.exec], not
+    [profiles.a] then [profiles.a.exec])."""
+    value: Any = tomlkit.array()
+    value.append(rule)
+    innermost = None
+    for key in reversed((*below, list_name)):
+        if inline is not None:
+            table: Any = tomlkit.inline_table()
+            pad = _padded(inline)
+            for item in ((None, tomlkit.ws(" ")), (key, value), (None, tomlkit.ws(" "))):
+                if item[0] is not None or pad:
+                    table.append(*item)
+        else:
+            table = tomlkit.table(is_super_table=innermost is not None)
+            table.append(key, value)
+        innermost = innermost if innermost is not None else table
+        value = table
+    return value, innermost
+
+
+def _padded(inline: InlineTable) -> bool:
+    """Written `{ a = 1 }` rather than `{a = 1}`."""
+    body = inline.value.body
+    return bool(body) and isinstance(body[0][1], Whitespace)
+
+
+def _pop_tail(container: Any, *, through_tables: bool) -> list[Any]:
+    """Take the comments and blank lines at the end of what `container` renders: they sit just
+    above the next header and belong with it, so what is added goes before them. With
+    `through_tables`, when the container ends with a [table], that table's end is taken."""
+    body = container.body if isinstance(container, tomlkit.TOMLDocument) else container.value.body
+    tail: list[Any] = []
+    while body and body[-1][0] is None and isinstance(body[-1][1], Comment | Whitespace):
+        tail.insert(0, body.pop()[1])
+    last = body[-1][1] if body else None
+    if through_tables and not tail and isinstance(last, Table):
+        return _pop_tail(last, through_tables=True)
+    return tail
+
+
+def _add_key(table: Table | InlineTable, key: str, value: Any) -> None:
+    """Add key = value to a table, after its last key: before the comments and blank lines that
+    end a [table], before the space that closes `{ ... }`."""
+    tail = _pop_tail(table, through_tables=False)
+    table.append(key, value)
+    for item in tail:
+        table.add(item)
+
+
+def _add_table(parent: Any, path: tuple[str, ...], below: tuple[str, ...], list_name: str,
+               rule: str) -> str:
+    """Add the missing table at `path` (and the tables `below` it) to its parent, a table or
+    the document: after what is there, before the comments and blank lines that lead to the
+    next header. Returns text to put at the end of the file instead, for a parent written in
+    parts ([profiles.a], [keys], [profiles]): no part is the place for it, so it goes last."""
+    if isinstance(parent, InlineTable):
+        _add_key(parent, path[-1], _tables(below, list_name, rule, parent)[0])
+        return ""
+    if not isinstance(parent, Table | tomlkit.TOMLDocument):
+        block = tomlkit.document()
+        block.append(path[0], _tables((*path[1:], *below), list_name, rule, None)[0])
+        return tomlkit.dumps(block).rstrip("\n") + "\n"
+    outer, inner = _tables(below, list_name, rule, None)
+    tail = _pop_tail(parent, through_tables=True)
+    parent[path[-1]] = outer
+    for item in tail or [tomlkit.nl()]:
+        inner.add(item)
+    return ""
+
+
+def _edit_text(text: str, profile: str, section: str, list_name: str, rule: str) -> str:
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise PolicyEditError(f"not valid TOML ({exc}); fix it before adding rules") from None
+    keys = ("profiles", profile, section)
+    node: Any = doc
+    for depth, key in enumerate(keys):
+        child = node.get(key)
+        if child is None:
+            at_end = _add_table(node, keys[:depth + 1], keys[depth + 1:], list_name, rule)
+            new = tomlkit.dumps(doc)
+            if at_end:  # after a blank line
+                new = new.rstrip("\n") + "\n\n"
+            return new + at_end
+        if not isinstance(child, MutableMapping):
+            raise PolicyEditError(f"{_where(keys[:depth + 1])} is not a table here, so a rule "
+                                  f"cannot go under it; write it as a table, then save the rule")
+        node = child
+    current = node.get(list_name)
+    if current is None:
+        value = tomlkit.array()
+        value.append(rule)
+        if isinstance(node, Table | InlineTable):
+            _add_key(node, list_name, value)
+        else:
+            node[list_name] = value
+    elif not isinstance(current, list):
+        raise PolicyEditError(f"{list_name} in {_where(keys)} is not a list")
+    else:
+        current.append(rule)
+    return tomlkit.dumps(doc)
+
+
+def _same_ending(old: str, new: str) -> str:
+    """tomlkit writes the lines it adds with \\n: a file written with \\r\\n stays \\r\\n. A new
+    table keeps a blank line after it, unless it ended up last in the file."""
+    if new.endswith("\n\n") and not old.endswith("\n\n"):
+        new = new[:-1]
+    return re.sub(r"(?<!\r)\n", "\r\n", new) if "\r\n" in old else new
+
+
+# --- reading and checking -------------------------------------------------------------------------
 
 
 def _parse(text: str, path: Path) -> dict[str, Any]:
@@ -256,6 +204,27 @@ def _read(path: Path) -> str:
             return f.read()
     except FileNotFoundError:
         return ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyEditError(f"{path}: cannot read it ({exc}); nothing was written") from None
+
+
+def _check(path: Path, data: dict[str, Any], new: str, profile: str, section: str,
+           list_name: str, rule: str) -> None:
+    """The new text is the old data plus the one rule, and the real loader takes it."""
+    expected = copy.deepcopy(data)
+    table = expected.setdefault("profiles", {}).setdefault(profile, {}).setdefault(section, {})
+    table.setdefault(list_name, []).append(rule)
+    if _parse(new, path) != expected:
+        raise PolicyEditError(f"{path}: the edit would change more than the one rule, so it was "
+                              f"not made; add {tomlkit.string(rule).as_string()} to "
+                              f"{_where(('profiles', profile, section))} {list_name} by hand")
+    try:
+        load(path, text=new)
+    except ConfigError as exc:
+        where = f"line {exc.line}: " if exc.line else ""
+        raise PolicyEditError(f"{path}: with this rule the file would not load ({where}"
+                              f"{exc.reason}), so nothing was written; fix the file, then save "
+                              "the rule again") from None
 
 
 def preview(path: str | os.PathLike[str], profile: str, section: str, list_name: str, rule: str) -> RuleEdit:
@@ -268,18 +237,16 @@ def preview(path: str | os.PathLike[str], profile: str, section: str, list_name:
         raise PolicyEditError("a profile name and a one-line rule are needed")
     old = _read(path)
     data = _parse(old, path)
-    current = data.get("profiles", {}).get(profile, {}).get(section, {})
-    if isinstance(current, dict) and rule in current.get(list_name, []):
+    current: Any = data
+    for key in ("profiles", profile, section, list_name):
+        current = current.get(key) if isinstance(current, dict) else None
+    if isinstance(current, list) and rule in current:
         return RuleEdit(path, profile, section, list_name, rule, old, old)
-    new = _edit_text(old, profile, section, list_name, rule)
-    # The check that makes a text edit safe: the result parses to the old data plus the rule.
-    expected = copy.deepcopy(data)
-    table = expected.setdefault("profiles", {}).setdefault(profile, {}).setdefault(section, {})
-    table.setdefault(list_name, []).append(rule)
-    if _parse(new, path) != expected:
-        raise PolicyEditError(f"{path}: the edit would change more than the one rule, so it was "
-                              f"not made; add {_toml_string(rule)} to [profiles.{profile}.{section}] "
-                              f"{list_name} by hand")
+    try:
+        new = _same_ending(old, _edit_text(old, profile, section, list_name, rule))
+    except PolicyEditError as exc:
+        raise PolicyEditError(f"{path}: {exc}") from None
+    _check(path, data, new, profile, section, list_name, rule)
     return RuleEdit(path, profile, section, list_name, rule, old, new)
 
 
@@ -288,13 +255,19 @@ def apply(path: str | os.PathLike[str], profile: str, section: str, list_name: s
     edit made (compare its diff with the preview's if the file may have changed meanwhile)."""
     path = Path(path)
     target = path.resolve() if path.is_symlink() else path  # keep a dotfile symlink a symlink
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lock = target.with_name(target.name + ".lock")
-    with open(lock, "a") as lf:
-        fcntl.flock(lf, fcntl.LOCK_EX)
-        edit = preview(target, profile, section, list_name, rule)
-        if edit.changed:
-            _atomic_write(target, edit.new_text)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lock = target.with_name(target.name + ".lock")
+        with open(lock, "a") as lf:
+            fcntl.flock(lf, fcntl.LOCK_EX)
+            edit = preview(target, profile, section, list_name, rule)
+            if edit.changed:
+                _atomic_write(target, edit.new_text)
+    except OSError as exc:
+        why = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+        raise PolicyEditError(f"{path}: cannot write it ({why}); the file is as "
+                              "it was: check its folder and permissions, then save the rule "
+                              "again") from None
     return edit
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from console.config.schema import Limits  # a profile's [limits], as the config read them
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -32,13 +34,6 @@ class SandboxError(Exception):
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)
         self.hint = hint
-
-
-@dataclass(frozen=True)
-class Limits:
-    memory_bytes: int | None = None
-    pids: int | None = None
-    cpus: float | None = None
 
 
 @dataclass(frozen=True)

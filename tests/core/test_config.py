@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from console.config import load as config
-from console.config.load import ConfigError, load, parse_duration, parse_size
+from console.config.load import ConfigError, load
+from console.config.units import parse_duration, parse_size
 
 GOOD = """
 [defaults]
@@ -95,6 +96,13 @@ def test_a_rules_only_table_extends_a_profile(tmp_path: Path) -> None:
         ('[gpu]\nsample_hz = 50\n', 2, "0.2 to 10"),
         ('[defaults\nsandbox = "auto"\n', 1, "not valid TOML"),
         ('[surprise]\n', 1, "unknown key 'surprise'"),
+        ('[profiles.nosuch.exec]\nallow = ["ls"]\n', 1, "command must be a non-empty list"),
+        ('[profiles."new one".network]\ndeny = ["x.com"]\n', 1, "profile name 'new one'"),
+        ('[defaults]\napproval_timeout = inf\n', 2, "too large"),
+        ('[profiles.x]\ncommand = ["a"]\nlimits = { memory = "' + "9" * 400 + 'g" }\n', 3, "too large"),
+        ('[profiles.x]\ncommand = ["a"]\nlimits = { cpus = nan }\n', 3, "cpus must be a number"),
+        ('[gpu]\nprice_kwh = inf\n', 2, "price_kwh must be a number"),
+        ('[profiles.x]\ncommand = ["a"]\ndescription = 5\n', 3, "description must be text"),
     ],
 )
 def test_bad_files_are_refused_with_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
@@ -139,3 +147,16 @@ def test_sizes(text: object, size: int) -> None:
 def test_bad_sizes(text: object) -> None:
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+def test_the_config_imports_nothing_above_it() -> None:
+    """config sits below gate, sandbox, gpu, agents and the daemon (DESIGN.md, Code layout)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, console.config.load, console.config.edit, console.config.units\n"
+            "above = ('console.sandbox', 'console.gate', 'console.gpu', 'console.daemon', "
+            "'console.client', 'console.cli', 'console.tui', 'textual')\n"
+            "print(sorted(m for m in sys.modules if m.startswith(above)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from store import history
 from store.db import open_db
-from store.history import fts_query, parse_since
+from store.history import fts_query
 from store.writer import StoreWriter
 
 T0 = 1_700_000_000.0
@@ -160,20 +160,6 @@ def test_export_jsonl_and_csv(reader: sqlite_utils.Database) -> None:
     assert list(parsed[0])[:4] == ["id", "ts", "time", "run_id"]
     with pytest.raises(ValueError, match="jsonl or csv"):
         history.export(rows, "xml", io.StringIO())
-
-
-@pytest.mark.parametrize("text, seconds", [
-    ("90s", 90), ("30m", 1800), ("2h", 7200), ("7d", 604800), ("1w", 604800),
-    ("1h30m", 5400), (" 2H ", 7200), ("1.5h", 5400), ("0s", 0),
-])
-def test_parse_since(text: str, seconds: float) -> None:
-    assert parse_since(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "2", "h", "-2h", "2x", "2 hours", "1h-30m", "abc", "2h;"])
-def test_parse_since_rejects_bad_input(text: str) -> None:
-    with pytest.raises(ValueError, match="like 90s, 30m, 2h"):
-        parse_since(text)
 
 
 def test_live_reader_sees_commits(make_writer: Callable[..., StoreWriter], db_path: Path) -> None:

@@ -23,7 +23,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Select, Static
 
 from console.client.sync import ClientError
-from console.config.load import parse_duration
+from console.config.units import parse_duration
 from console.tui.saving import stamped
 from console.tui.screens.base import PilotModal, PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
