@@ -1,0 +1,113 @@
+"""What every command is handed: the Context (paths, --config, --json), and `friendly`, which
+turns expected failures into a message and an exit code."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from console import paths as paths_mod
+from console.cli.output import dumps, fail
+from console.client.sync import Client, ClientError
+
+
+class Context:
+    """This invocation's settings. Reads the environment, never writes it: a daemon this
+    process starts gets --config through its own environment (console.client.sync)."""
+
+    def __init__(self, config: str | None) -> None:
+        self.config_file = Path(config).expanduser().resolve() if config else None
+        paths = paths_mod.resolve()
+        if self.config_file is not None:
+            paths = dataclasses.replace(paths, config_file=self.config_file)
+        self.paths = paths
+        self.json = False  # set by --json (json_option)
+
+    def emit(self, value: Any, render: Callable[[Any], Any], *, one_line: bool = False) -> None:
+        """The one place output is chosen: JSON with --json, else render(value) for a person."""
+        if self.json:
+            click.echo(dumps(value, one_line=one_line))
+        else:
+            render(value)
+
+    def say(self, text: str, *, err: bool = False) -> None:
+        """A line only a person needs (progress, a preview): nothing with --json."""
+        self.emit(text, lambda t: click.echo(t, err=err))
+
+    def client(self, autostart: bool = True) -> Client:
+        client = Client(self.paths, autostart=autostart, config_file=self.config_file)
+        if self.config_file is not None:
+            self._warn_if_daemon_uses_another_file(client)
+        return client
+
+    def _warn_if_daemon_uses_another_file(self, client: Client) -> None:
+        """--config reaches a daemon only when it starts one: say so when one already ran."""
+        try:
+            theirs = client.call("hello").get("config_file")
+        except ClientError:
+            return
+        if theirs is None or Path(theirs).expanduser().resolve() != self.config_file:
+            click.echo(f"pilothouse: warning: --config {self.config_file} is not what the running "
+                       f"daemon uses ({theirs or 'built-in profiles only'}); its answers come from "
+                       "that. Stop it (`pilothouse daemon stop`) to use this file.", err=True)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_object(Context).json = True
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--json: machine-readable output through Context.emit."""
+    return click.option("--json", is_flag=True, expose_value=False, callback=_set_json,
+                        help="Machine-readable output (JSON).")(fn)
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into a message and an exit code, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ClientError as exc:
+            fail(exc.message, exc.hint)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(0)
+        except Exception as exc:
+            # Imported here: the config module is not needed by most commands' start-up.
+            from console.config.load import ConfigError
+
+            if isinstance(exc, ConfigError):
+                fail(f"bad config: {exc}", "fix the file and try again", code=2)
+            raise
+
+    return wrapper
+
+
+def parse_duration(value: str) -> float:
+    from console.config.load import parse_duration as parse
+
+    return parse(value)
+
+
+def since_epoch(value: str | None) -> float | None:
+    """A `--since 2h` option as the epoch time it names (None when not given)."""
+    if value is None:
+        return None
+    try:
+        return time.time() - parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
