@@ -39,7 +39,8 @@ class Context:
 
     def say(self, text: str, *, err: bool = False) -> None:
         """A line only a person needs (progress, a preview): nothing with --json."""
-        self.emit(text, lambda t: click.echo(t, err=err))
+        if not self.json:
+            click.echo(text, err=err)
 
     def client(self, autostart: bool = True) -> Client:
         client = Client(self.paths, autostart=autostart, config_file=self.config_file)
