@@ -3,19 +3,20 @@ turns expected failures into a message and an exit code."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from console import paths as paths_mod
 from console.cli.output import dumps, fail
-from console.client.sync import Client, ClientError
+
+if TYPE_CHECKING:
+    from console.client.sync import Client
+    from console.paths import Paths
 
 
 class Context:
@@ -24,11 +25,22 @@ class Context:
 
     def __init__(self, config: str | None) -> None:
         self.config_file = Path(config).expanduser().resolve() if config else None
-        paths = paths_mod.resolve()
-        if self.config_file is not None:
-            paths = dataclasses.replace(paths, config_file=self.config_file)
-        self.paths = paths
         self.json = False  # set by --json (json_option)
+        self._paths: Paths | None = None
+
+    @property
+    def paths(self) -> Paths:
+        """Where state lives; resolved on first use (`--version` and `--help` never need it)."""
+        if self._paths is None:
+            import dataclasses
+
+            from console import paths
+
+            found = paths.resolve()
+            if self.config_file is not None:
+                found = dataclasses.replace(found, config_file=self.config_file)
+            self._paths = found
+        return self._paths
 
     def emit(self, value: Any, render: Callable[[Any], Any], *, one_line: bool = False) -> None:
         """The one place output is chosen: JSON with --json, else render(value) for a person."""
@@ -43,6 +55,8 @@ class Context:
             click.echo(text, err=err)
 
     def client(self, autostart: bool = True) -> Client:
+        from console.client.sync import Client
+
         client = Client(self.paths, autostart=autostart, config_file=self.config_file)
         if self.config_file is not None:
             self._warn_if_daemon_uses_another_file(client)
@@ -50,6 +64,8 @@ class Context:
 
     def _warn_if_daemon_uses_another_file(self, client: Client) -> None:
         """--config reaches a daemon only when it starts one: say so when one already ran."""
+        from console.client.sync import ClientError
+
         try:
             theirs = client.call("hello").get("config_file")
         except ClientError:
@@ -79,6 +95,9 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Here, not at the top: `--version` and `--help` never load the client.
+        from console.client.sync import ClientError
+
         try:
             return fn(*args, **kwargs)
         except ClientError as exc:

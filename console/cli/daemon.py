@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.client.sync import ClientError
 
 
 @click.command()
@@ -39,6 +38,8 @@ def daemon(ctx: click.Context) -> None:
 @friendly
 def daemon_stop(c: Context) -> None:
     """Stop the daemon: runs are stopped cleanly and the store is flushed."""
+    from console.client.sync import ClientError
+
     try:
         client = c.client(autostart=False)
     except ClientError as exc:

@@ -8,7 +8,6 @@ import click
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import table
-from console.client.sync import Client, ClientError
 from console.text import clock
 
 
@@ -53,6 +52,8 @@ def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bo
 
 def _daemon_config_files(c: Context) -> list[str] | None:
     """The config file a running daemon uses, or None when none runs (never starts one)."""
+    from console.client.sync import Client, ClientError
+
     try:
         with Client(c.paths, autostart=False) as client:
             theirs = client.call("hello").get("config_file")

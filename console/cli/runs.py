@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import fail, table
-from console.client.sync import Client
 from console.text import age, neutralise
+
+if TYPE_CHECKING:
+    from console.client.sync import Client
 
 
 def _show_started(record: dict[str, Any]) -> None:
