@@ -163,7 +163,7 @@ def profiles(c: Context) -> None:
 @click.option("--no-git", is_flag=True, help="Do not make it a git repository.")
 def demo_workspace(path: str, no_git: bool) -> None:
     """Write a tiny Python project with a bug and its tests, for `pilothouse run demo`."""
-    from console.agents.demo import make_demo_workspace
+    from console.agents.demo_project import make_demo_workspace
 
     try:
         root = make_demo_workspace(path, git=not no_git)
