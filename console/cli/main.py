@@ -1,21 +1,72 @@
 """`pilothouse`: the console (default), the daemon, and commands for people and scripts.
 
-One module per command group; this one only builds the group and adds theirs. Every listing
-command has --json. Expected failures print what happened, why and what to do, and exit
-non-zero without a traceback. Start-up stays light: a command imports what it needs when it
-runs (`--version`, `ps --json` and `approvals --json` load neither rich nor textual).
+One module per command group; this one builds the top-level group from the table below. Every
+listing command has --json. Expected failures print what happened, why and what to do, and
+exit non-zero without a traceback.
+
+Start-up stays light: a command's module is imported when that command runs (or when --help
+lists them all), and it imports what it needs inside the command. `--version` loads no command
+module; `ps --json` and `approvals --json` load neither rich nor textual.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, MutableMapping
+
 import click
 
 from console import __version__
-from console.cli import approvals, config, daemon, doctor, gpu, history, policy, runs, workload
 from console.cli.context import Context
 
+# Every top-level command and the module of console.cli that defines it (in its COMMANDS).
+WHERE = {
+    "tui": "daemon", "daemon": "daemon", "status": "daemon",
+    "run": "runs", "ps": "runs", "logs": "runs", "stop": "runs", "profiles": "runs",
+    "demo-workspace": "runs",
+    "approvals": "approvals", "approve": "approvals", "deny": "approvals", "grants": "approvals",
+    "policy": "policy",
+    "reload": "config",
+    "history": "history", "export": "history", "audit": "history", "prune": "history",
+    "gpu": "gpu", "report": "gpu",
+    "trace": "workload", "replay": "workload", "replay-report": "workload",
+    "doctor": "doctor",
+}
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+
+class CommandTable(MutableMapping[str, click.Command]):
+    """The group's commands by name, each module imported on first use of one of its commands."""
+
+    def __init__(self, where: dict[str, str]) -> None:
+        self.where = dict(where)
+        self.loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self.loaded:
+            module = importlib.import_module(f"console.cli.{self.where[name]}")
+            for command in module.COMMANDS:
+                self.loaded.setdefault(command.name, command)
+        return self.loaded[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.where or name in self.loaded
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self.loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self.where.pop(name, None)
+        del self.loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted({*self.where, *self.loaded}))
+
+    def __len__(self) -> int:
+        return len({*self.where, *self.loaded})
+
+
+@click.group(invoke_without_command=True, commands=CommandTable(WHERE),
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", metavar="FILE", help="Config file (else PILOTHOUSE_CONFIG, else the user file).")
 @click.version_option(__version__, prog_name="pilothouse")
 @click.pass_context
@@ -23,12 +74,8 @@ def main(ctx: click.Context, config: str | None) -> None:
     """Pilothouse: a terminal control room for coding agents."""
     ctx.obj = Context(config)
     if ctx.invoked_subcommand is None:
-        ctx.invoke(daemon.tui)
+        ctx.invoke(main.commands["tui"])
 
-
-for _group in (daemon, runs, approvals, policy, history, gpu, config, workload, doctor):
-    for _command in _group.COMMANDS:
-        main.add_command(_command)
 
 if __name__ == "__main__":
     main()

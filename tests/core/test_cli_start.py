@@ -80,3 +80,23 @@ def test_the_version_is_the_package_metadata() -> None:
                           text=True, timeout=60)
     assert console.__version__ == importlib.metadata.version("pilothouse")
     assert done.stdout.strip() == f"pilothouse, version {console.__version__}"
+
+
+def test_the_command_table_names_every_command_where_it_lives() -> None:
+    import importlib
+
+    from console.cli.main import WHERE, main
+
+    found = {}
+    for module in sorted(set(WHERE.values())):
+        found |= {c.name: module for c in importlib.import_module(f"console.cli.{module}").COMMANDS}
+    assert found == WHERE
+    assert list(main.commands) == sorted(WHERE)
+
+
+def test_version_imports_no_command_module() -> None:
+    code = ("import sys\nfrom console.cli.main import main\ntry:\n    main(['--version'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('console.cli.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "['console.cli.context', 'console.cli.main', 'console.cli.output']", done.stderr
