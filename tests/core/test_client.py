@@ -58,3 +58,11 @@ def test_both_sides_read_the_same_answers(daemon: Daemon) -> None:
     assert got["pid"] == hello["pid"] and got["protocol"] == hello["protocol"]
     assert (err.code, err.message) == (blocking.value.code, blocking.value.message)
     assert streamed[-1]["kind"] == "stream.result"
+
+
+def test_no_import_circle_in_the_client_or_the_cli() -> None:
+    from tests.house.import_graph import circles, graph
+
+    mine = [c for c in circles(graph(REPO))
+            if any(m.startswith(("console.client", "console.cli")) for m in c)]
+    assert mine == []
