@@ -84,10 +84,13 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         ctx.find_object(Context).json = True
 
 
-def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--json: machine-readable output through Context.emit."""
-    return click.option("--json", is_flag=True, expose_value=False, callback=_set_json,
-                        help="Machine-readable output (JSON).")(fn)
+def json_option(fn: Callable[..., Any] | None = None, *,
+                help: str = "Machine-readable output (JSON).") -> Any:
+    """--json: machine-readable output through Context.emit (`@json_option` or, with its own
+    help text, `@json_option(help=...)`)."""
+    decorate = click.option("--json", is_flag=True, expose_value=False, callback=_set_json,
+                            help=help)
+    return decorate(fn) if fn is not None else decorate
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -82,15 +82,15 @@ def trace_list(c: Context, run_id: str | None, profile: str | None, since: str |
                        "recorded as they pass the gate)")
             return
         table([[clock(r["start"]), str(r["lane"]),
-                 str(r.get("model") or "-"),
-                 _cell((r["first_byte"] - r["start"]) * 1000 if r.get("first_byte") else None,
-                       "{:.0f}"),
-                 _cell((r["end"] - r["start"]) * 1000 if r.get("end") else None, "{:.0f}"),
-                 _cell(r.get("think_s"), "{:.1f}"), _cell(r.get("prompt_tokens"), "{}"),
-                 _cell(r.get("cached_tokens"), "{}"), _cell(r.get("completion_tokens"), "{}"),
-                 str(r["blocks"])] for r in rows],
-               ["start", "lane", "model", "TTFT ms", "total ms", "think s", "in", "cached",
-                "out", "blocks"])
+                str(r.get("model") or "-"),
+                _cell((r["first_byte"] - r["start"]) * 1000 if r.get("first_byte") else None,
+                      "{:.0f}"),
+                _cell((r["end"] - r["start"]) * 1000 if r.get("end") else None, "{:.0f}"),
+                _cell(r.get("think_s"), "{:.1f}"), _cell(r.get("prompt_tokens"), "{}"),
+                _cell(r.get("cached_tokens"), "{}"), _cell(r.get("completion_tokens"), "{}"),
+                str(r["blocks"])] for r in rows],
+              ["start", "lane", "model", "TTFT ms", "total ms", "think s", "in", "cached",
+               "out", "blocks"])
 
     c.emit(rows, human)
 
@@ -114,13 +114,13 @@ def trace_summary(c: Context, run_id: str | None, profile: str | None, since: st
             click.echo("no recorded requests")
             return
         table([[str(g[by]), str(g.get("profile") or "-"), str(g["requests"]),
-                 str(g["tokens_in"]), str(g["tokens_cached"]), str(g["tokens_out"]),
-                 _cell(g["ttft_p50_ms"], "{:.0f}"), _cell(g["think_p50_s"], "{:.1f}"),
-                 _cell(g["tok_s_out_answering"], "{:.1f}"),
-                 _cell(g["prefix_reuse"] * 100 if g["prefix_reuse"] is not None else None,
-                       "{:.0f}%")] for g in groups],
-               [by, "profile", "reqs", "in", "cached", "out", "TTFT p50 ms", "think p50 s",
-                "out tok/s", "prefix reuse"])
+                str(g["tokens_in"]), str(g["tokens_cached"]), str(g["tokens_out"]),
+                _cell(g["ttft_p50_ms"], "{:.0f}"), _cell(g["think_p50_s"], "{:.1f}"),
+                _cell(g["tok_s_out_answering"], "{:.1f}"),
+                _cell(g["prefix_reuse"] * 100 if g["prefix_reuse"] is not None else None,
+                      "{:.0f}%")] for g in groups],
+              [by, "profile", "reqs", "in", "cached", "out", "TTFT p50 ms", "think p50 s",
+               "out tok/s", "prefix reuse"])
 
     c.emit(groups, human)
 
@@ -133,7 +133,7 @@ def trace_summary(c: Context, run_id: str | None, profile: str | None, since: st
 @click.option("--block-size", type=click.IntRange(1), default=512, show_default=True,
               help="Tokens per hash id (aiperf's --block-size).")
 @click.option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
-@json_option
+@json_option(help="Print a JSON summary on stderr's place (stdout) when writing to a file.")
 @pass_ctx
 @friendly
 def trace_export(c: Context, run_id: str | None, profile: str | None, since: str | None,
@@ -180,7 +180,7 @@ def _prices(c: Context) -> tuple[float, float]:
 
 def _print_steps(steps: list[dict[str, Any]]) -> None:
     table([[_cell(s.get(k), f) for k, _, f in FIGURE_COLUMNS] for s in steps],
-           [h for _, h, _ in FIGURE_COLUMNS])
+          [h for _, h, _ in FIGURE_COLUMNS])
     missing = {k: v for s in steps for k, v in (s.get("missing") or {}).items()}
     for k, why in sorted(missing.items()):
         click.echo(f"  {k}: n/a ({why})")
