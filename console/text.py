@@ -15,6 +15,7 @@ in caret or \\x notation, so OSC 52, OSC 8, cursor moves and DCS are visible tex
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
 from typing import Any
 
@@ -112,3 +113,42 @@ def neutralise(text: str, *, colour: bool = True) -> str:
         pos = m.end()
     out.append(text[pos:].translate(_TABLE))
     return "".join(out)
+
+
+# Times and sizes as a person reads them: the CLI's tables and the console's widgets alike.
+
+
+def duration(seconds: float | None) -> str:
+    """Compact: 42s, 3m05s, 2h07m, 3d04h."""
+    if seconds is None:
+        return "-"
+    secs = max(0, int(seconds))
+    if secs < 60:
+        return f"{secs}s"
+    if secs < 3600:
+        return f"{secs // 60}m{secs % 60:02d}s"
+    if secs < 86400:
+        return f"{secs // 3600}h{secs % 3600 // 60:02d}m"
+    return f"{secs // 86400}d{secs % 86400 // 3600:02d}h"
+
+
+def age(ts: float | None) -> str:
+    """How long ago an epoch time was, as duration() writes it."""
+    return duration(time.time() - ts) if ts else "-"
+
+
+def size(num: float | int | None) -> str:
+    if num is None:
+        return "-"
+    value = float(num)
+    for unit in ("B", "K", "M", "G", "T"):
+        if value < 1024 or unit == "T":
+            return f"{value:.0f}{unit}" if unit in ("B", "K") or value >= 10 else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.0f}T"
+
+
+def clock(ts: float | None, *, date: bool = False) -> str:
+    if not ts:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S", time.localtime(ts))

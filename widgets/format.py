@@ -6,10 +6,11 @@ always handed to Rich as `Text`, never as markup.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rich.text import Text
+
+from console.text import clock, duration, size  # noqa: F401 - one set of formats, CLI and widgets
 
 DECISION_STYLES = {
     "allow": "bold green",
@@ -66,37 +67,6 @@ def printable(text: Any, limit: int | None = None) -> str:
 def safe(text: Any, style: str = "", limit: int | None = None) -> Text:
     """Untrusted text as a Rich Text (never parsed as markup)."""
     return Text(printable(text, limit), style=style, no_wrap=True, overflow="ellipsis")
-
-
-def duration(seconds: float | None) -> str:
-    """Compact: 42s, 3m05s, 2h07m, 3d04h."""
-    if seconds is None:
-        return "-"
-    secs = max(0, int(seconds))
-    if secs < 60:
-        return f"{secs}s"
-    if secs < 3600:
-        return f"{secs // 60}m{secs % 60:02d}s"
-    if secs < 86400:
-        return f"{secs // 3600}h{secs % 3600 // 60:02d}m"
-    return f"{secs // 86400}d{secs % 86400 // 3600:02d}h"
-
-
-def size(num: float | int | None) -> str:
-    if num is None:
-        return "-"
-    value = float(num)
-    for unit in ("B", "K", "M", "G", "T"):
-        if value < 1024 or unit == "T":
-            return f"{value:.0f}{unit}" if unit in ("B", "K") or value >= 10 else f"{value:.1f}{unit}"
-        value /= 1024
-    return f"{value:.0f}T"
-
-
-def clock(ts: float | None, *, date: bool = False) -> str:
-    if not ts:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S", time.localtime(ts))
 
 
 def live_first(run: dict[str, Any]) -> tuple[int, float, str]:

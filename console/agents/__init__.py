@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 DEMO_SCRIPT = Path(__file__).with_name("demo.py")
+DEMO_PROJECT = DEMO_SCRIPT.with_name("demo_project.py")  # imported by demo.py from beside it
 DEMO_COMMAND = "ph-demo-agent"
 
 # Claude Code: every risky tool call goes to the inbox through ph-claude-hook (PreToolUse).
@@ -159,8 +160,9 @@ def install_run_files(run_dir: Path) -> list[str]:
     bin_dir = Path(run_dir) / "bin"
     bin_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     if DEMO_SCRIPT.is_file():
-        shutil.copyfile(DEMO_SCRIPT, bin_dir / "demo.py")
-        os.chmod(bin_dir / "demo.py", 0o644)
+        for source in (DEMO_SCRIPT, DEMO_PROJECT):
+            shutil.copyfile(source, bin_dir / source.name)
+            os.chmod(bin_dir / source.name, 0o644)
         wrapper = bin_dir / DEMO_COMMAND
         wrapper.write_text(
             "#!/bin/sh\n"

@@ -2,9 +2,9 @@
 """ph-demo-agent: a scripted coding agent that walks through every Pilothouse control.
 
 Standard library only, Python 3.8+, one file: it runs INSIDE the sandbox with the sandbox's own
-python3 (copied to /run/pilothouse/bin/demo.py; `ph-demo-agent` is a wrapper next to it). It asks
-through the run's agent.sock with the helper's PilothouseClient (/run/pilothouse/bin/inside.py),
-or speaks the JSON-lines protocol itself when the helper is absent.
+python3 (copied to /run/pilothouse/bin/demo.py with demo_project.py, the project it works on;
+`ph-demo-agent` is a wrapper next to it). It asks through the run's agent.sock with the helper's
+PilothouseClient (/run/pilothouse/bin/inside.py), mounted in every run folder beside it.
 
 Steps: look around (ls, cat, git status), ask to run the tests (`pytest -q`; without pytest in
 the sandbox, the same tests run with `python3 -m unittest`, and it says so), fetch an allowed,
@@ -47,10 +47,27 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+if __package__:  # imported from the package: the CLI, the tests
+    from console.agents.demo_project import (  # noqa: F401 - PROJECT: the tests' handle on it
+        DEMO_SUBDIR,
+        MARKER,
+        PATCH,
+        PROJECT,
+        STATS_FIXED,
+        make_demo_workspace,
+    )
+else:  # run as a script: demo_project.py lies beside this file in the run folder's bin/
+    from demo_project import (  # noqa: F401
+        DEMO_SUBDIR,
+        MARKER,
+        PATCH,
+        PROJECT,
+        STATS_FIXED,
+        make_demo_workspace,
+    )
+
 AGENT_SOCK = "/run/pilothouse/agent.sock"
 HELPER_PATHS = ("inside.py", "/run/pilothouse/bin/inside.py", "../sandbox/inside.py")
-DEMO_SUBDIR = "pilothouse-demo"
-MARKER = "# pilothouse-demo-project"
 ALLOWED_URL = "https://pypi.org/simple/pytest/"
 DENIED_URL = "https://telemetry.example-tracker.com/collect"
 # A name no rule names, under .invalid (RFC 2606): asked, and after an allow answered 502
@@ -59,136 +76,12 @@ UNKNOWN_URL = "https://api.unknown-service.invalid/"
 DECISION_WAIT_S = 900.0  # the gate answers by its own approval timeout; this only bounds a hang
 SHOW_LINES = 14
 
-README = """\
-# pilothouse-demo
-
-A tiny Python project for trying Pilothouse. `stats.mean` has a bug the tests catch:
-its docstring promises 0.0 for an empty list, but it divides by zero.
-
-Run the tests: `python3 -m unittest -v` (or `pytest -q`).
-Let the demo agent fix it: `pilothouse run demo -w .`
-"""
-
-STATS = f'''{MARKER}
-"""Small statistics helpers."""
-
-
-def mean(values):
-    """The arithmetic mean of values; 0.0 when there are none."""
-    return sum(values) / len(values)
-'''
-
-TESTS = '''import unittest
-
-from stats import mean
-
-
-class MeanTest(unittest.TestCase):
-    def test_mean(self):
-        self.assertEqual(mean([1, 2, 3, 4]), 2.5)
-
-    def test_mean_of_nothing(self):
-        self.assertEqual(mean([]), 0.0)
-
-
-if __name__ == "__main__":
-    unittest.main()
-'''
-
-STATS_FIXED = STATS.replace("    return sum", '''    if not values:
-        return 0.0
-    return sum''') + '''
-
-def median(values):
-    """The middle value of values (the mean of the two middle ones for an even count)."""
-    ordered = sorted(values)
-    if not ordered:
-        raise ValueError("median of an empty list")
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[mid]
-    return (ordered[mid - 1] + ordered[mid]) / 2
-'''
-
-TESTS_FIXED = TESTS.replace("from stats import mean", "from stats import mean, median").replace(
-    '\n\nif __name__', '''
-
-class MedianTest(unittest.TestCase):
-    def test_odd_and_even(self):
-        self.assertEqual(median([3, 1, 2]), 2)
-        self.assertEqual(median([4, 1, 3, 2]), 2.5)
-
-
-if __name__''')
-
-PROJECT = {"README.md": README, "stats.py": STATS, "test_stats.py": TESTS}
-PATCH = {"stats.py": STATS_FIXED, "test_stats.py": TESTS_FIXED}
-
-
-def make_demo_workspace(path: str | os.PathLike, git: bool = True) -> Path:
-    """Write the demo project (a module with a bug, its tests, a README) into path.
-
-    With git=True and git installed, the folder becomes a repository with one commit. Raises
-    FileExistsError when a file of the project is already there with other contents.
-    """
-    root = Path(path)
-    root.mkdir(parents=True, exist_ok=True)
-    for name, text in PROJECT.items():
-        target = root / name
-        if target.exists() and target.read_text(encoding="utf-8") not in (text, PATCH.get(name)):
-            raise FileExistsError(f"{target} exists with other contents; pick an empty folder")
-    for name, text in PROJECT.items():
-        (root / name).write_text(text, encoding="utf-8")
-    if git and shutil.which("git") and not (root / ".git").exists():
-        ident = ["-c", "user.name=Pilothouse demo", "-c", "user.email=demo@pilothouse.invalid",
-                 "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]
-        for cmd in (["init", "-q"], ["add", *PROJECT], ["commit", "-q", "-m", "demo project"]):
-            done = subprocess.run(["git", *ident, *cmd], cwd=root, capture_output=True)
-            if done.returncode != 0:
-                break  # a repository is a nicety; the project works without one
-    return root
-
-
 # --- asking ---------------------------------------------------------------------------------
 
 
-class AskError(Exception):
-    """No decision could be had from the daemon."""
-
-
-class MiniClient:
-    """The agent.sock protocol spoken directly, for when the helper file is absent."""
-
-    def __init__(self, sock: str | None = None) -> None:
-        self.sock = sock or os.environ.get("PILOTHOUSE_AGENT_SOCK") or AGENT_SOCK
-
-    def ask_full(self, kind: str, subject: str, title: str | None = None,
-                 cwd: str | None = None, **detail: object) -> dict:
-        args: dict = {"kind": kind, "subject": subject, "detail": detail}
-        if title:
-            args["title"] = title
-        if cwd:
-            args["cwd"] = cwd
-        request = {"v": 1, "id": 1, "op": "ask", "args": args}
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.connect(self.sock)
-                s.sendall((json.dumps(request) + "\n").encode())
-                for raw in s.makefile("rb"):  # a person may take minutes: no timeout here
-                    msg = json.loads(raw)
-                    if msg.get("id") == 1 and "ok" in msg:
-                        break
-                else:
-                    raise AskError("the daemon closed the connection without an answer")
-        except (OSError, ValueError) as exc:
-            raise AskError(f"cannot ask the Pilothouse daemon at {self.sock}: {exc}") from None
-        if not msg.get("ok"):
-            raise AskError((msg.get("error") or {}).get("message") or "request refused")
-        return msg.get("result") or {}
-
-
-def load_client() -> tuple[object, type, str]:
-    """(client, its error class, where it came from): the helper's client when it is there."""
+def load_client(sock: str | None = None) -> tuple[object, type, str] | None:
+    """(client, its error class, where it came from): the helper's PilothouseClient, which is
+    mounted beside this file in every run folder. None when it is not there."""
     here = Path(__file__).resolve().parent
     for candidate in HELPER_PATHS:
         path = (here / candidate).resolve()
@@ -198,8 +91,8 @@ def load_client() -> tuple[object, type, str]:
                 continue
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-            return module.PilothouseClient(), module.PilothouseError, str(path)
-    return MiniClient(), AskError, "built-in protocol client"
+            return module.PilothouseClient(sock), module.PilothouseError, str(path)
+    return None
 
 
 # --- the gate -------------------------------------------------------------------------------
@@ -555,8 +448,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ph-demo-agent: no Pilothouse agent socket at {sock}; run me inside Pilothouse:\n"
               "  pilothouse run demo", file=sys.stderr)
         return 2
+    helper = load_client()
+    if helper is None:
+        print("ph-demo-agent: the Pilothouse helper (inside.py) is not beside me; run me inside "
+              "Pilothouse:\n  pilothouse run demo", file=sys.stderr)
+        return 2
     try:
-        client, error, where = load_client()
+        client, error, where = helper
         print(f"ph-demo-agent: asking through {where}", flush=True)
         return Demo(args, client, error).main()
     except KeyboardInterrupt:

@@ -1,0 +1,1 @@
+"""The `pilothouse` command: main.py builds the group from one module per command group."""

@@ -3,21 +3,21 @@
 trace list / export read the recorded requests from the history database (read-only, the
 daemon stays its only writer); replay plays a trace against a local OpenAI-compatible server
 from this process, reads the GPUs' energy counters itself, and keeps its results in
-replay.db beside the history. console/cli.py imports this module, which adds its commands
-to `main` (so either module may be imported first).
+replay.db beside the history.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from console.cli.main import Context, fail, friendly, main, pass_ctx, since_epoch
+from console.cli.context import Context, friendly, json_option, pass_ctx, since_epoch
+from console.cli.output import fail, table
+from console.text import clock
 
 FIGURE_COLUMNS = (("concurrency", "conc", "{:.0f}"), ("requests", "reqs", "{:.0f}"),
                   ("errors", "err", "{:.0f}"), ("tok_s_out_per_gpu", "out tok/s/GPU", "{:.1f}"),
@@ -30,25 +30,10 @@ FIGURE_COLUMNS = (("concurrency", "conc", "{:.0f}"), ("requests", "reqs", "{:.0f
                                                                  "{:.3f}"))
 
 
-def emit(data: Any, as_json: bool, human: Any) -> None:
-    """The one place output is chosen: JSON for scripts, else `human(data)`."""
-    if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, default=str))
-    else:
-        human(data)
-
-
 def _cell(value: Any, fmt: str) -> str:
     if isinstance(value, int | float):
         return fmt.format(value)
     return "n/a" if value is None else str(value)
-
-
-def _table(rows: list[list[str]], headers: list[str]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-    for r in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
 def _rows(c: Context, run_id: str | None, profile: str | None, since: str | None
@@ -81,11 +66,10 @@ def _filters(fn: Any) -> Any:
 
 @trace.command("list")
 @_filters
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 @friendly
-def trace_list(c: Context, run_id: str | None, profile: str | None, since: str | None,
-               as_json: bool) -> None:
+def trace_list(c: Context, run_id: str | None, profile: str | None, since: str | None) -> None:
     """One line per recorded request: lane, times, tokens."""
     rows = _rows(c, run_id, profile, since)
     for r in rows:
@@ -97,29 +81,29 @@ def trace_list(c: Context, run_id: str | None, profile: str | None, since: str |
             click.echo("no recorded requests (requests to [gate] inference endpoints are "
                        "recorded as they pass the gate)")
             return
-        _table([[time.strftime("%H:%M:%S", time.localtime(r["start"])), str(r["lane"]),
-                 str(r.get("model") or "-"),
-                 _cell((r["first_byte"] - r["start"]) * 1000 if r.get("first_byte") else None,
-                       "{:.0f}"),
-                 _cell((r["end"] - r["start"]) * 1000 if r.get("end") else None, "{:.0f}"),
-                 _cell(r.get("think_s"), "{:.1f}"), _cell(r.get("prompt_tokens"), "{}"),
-                 _cell(r.get("cached_tokens"), "{}"), _cell(r.get("completion_tokens"), "{}"),
-                 str(r["blocks"])] for r in rows],
-               ["start", "lane", "model", "TTFT ms", "total ms", "think s", "in", "cached",
-                "out", "blocks"])
+        table([[clock(r["start"]), str(r["lane"]),
+                str(r.get("model") or "-"),
+                _cell((r["first_byte"] - r["start"]) * 1000 if r.get("first_byte") else None,
+                      "{:.0f}"),
+                _cell((r["end"] - r["start"]) * 1000 if r.get("end") else None, "{:.0f}"),
+                _cell(r.get("think_s"), "{:.1f}"), _cell(r.get("prompt_tokens"), "{}"),
+                _cell(r.get("cached_tokens"), "{}"), _cell(r.get("completion_tokens"), "{}"),
+                str(r["blocks"])] for r in rows],
+              ["start", "lane", "model", "TTFT ms", "total ms", "think s", "in", "cached",
+               "out", "blocks"])
 
-    emit(rows, as_json, human)
+    c.emit(rows, human)
 
 
 @trace.command("summary")
 @_filters
 @click.option("--by", type=click.Choice(["run", "lane"]), default="run", show_default=True,
               help="One line per run (agent) or per lane (sub-agent).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 @friendly
 def trace_summary(c: Context, run_id: str | None, profile: str | None, since: str | None,
-                  by: str, as_json: bool) -> None:
+                  by: str) -> None:
     """Per agent: requests, tokens, TTFT, think time, prefix reuse."""
     from console.replay.summary import summarise
 
@@ -129,16 +113,16 @@ def trace_summary(c: Context, run_id: str | None, profile: str | None, since: st
         if not groups:
             click.echo("no recorded requests")
             return
-        _table([[str(g[by]), str(g.get("profile") or "-"), str(g["requests"]),
-                 str(g["tokens_in"]), str(g["tokens_cached"]), str(g["tokens_out"]),
-                 _cell(g["ttft_p50_ms"], "{:.0f}"), _cell(g["think_p50_s"], "{:.1f}"),
-                 _cell(g["tok_s_out_answering"], "{:.1f}"),
-                 _cell(g["prefix_reuse"] * 100 if g["prefix_reuse"] is not None else None,
-                       "{:.0f}%")] for g in groups],
-               [by, "profile", "reqs", "in", "cached", "out", "TTFT p50 ms", "think p50 s",
-                "out tok/s", "prefix reuse"])
+        table([[str(g[by]), str(g.get("profile") or "-"), str(g["requests"]),
+                str(g["tokens_in"]), str(g["tokens_cached"]), str(g["tokens_out"]),
+                _cell(g["ttft_p50_ms"], "{:.0f}"), _cell(g["think_p50_s"], "{:.1f}"),
+                _cell(g["tok_s_out_answering"], "{:.1f}"),
+                _cell(g["prefix_reuse"] * 100 if g["prefix_reuse"] is not None else None,
+                      "{:.0f}%")] for g in groups],
+              [by, "profile", "reqs", "in", "cached", "out", "TTFT p50 ms", "think p50 s",
+               "out tok/s", "prefix reuse"])
 
-    emit(groups, as_json, human)
+    c.emit(groups, human)
 
 
 @trace.command("export")
@@ -149,12 +133,11 @@ def trace_summary(c: Context, run_id: str | None, profile: str | None, since: st
 @click.option("--block-size", type=click.IntRange(1), default=512, show_default=True,
               help="Tokens per hash id (aiperf's --block-size).")
 @click.option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stderr's "
-              "place (stdout) when writing to a file.")
+@json_option(help="Print a JSON summary on stderr's place (stdout) when writing to a file.")
 @pass_ctx
 @friendly
 def trace_export(c: Context, run_id: str | None, profile: str | None, since: str | None,
-                 fmt: str, block_size: int, output: str | None, as_json: bool) -> None:
+                 fmt: str, block_size: int, output: str | None) -> None:
     """Write recorded requests as a JSONL trace (one request per line)."""
     from console.replay.export import write
 
@@ -167,7 +150,7 @@ def trace_export(c: Context, run_id: str | None, profile: str | None, since: str
             n = write(rows, fmt, out, block_size)
         summary = {"requests": n, "format": fmt, "file": output,
                    "lanes": len({r["lane"] for r in rows})}
-        emit(summary, as_json, lambda s: click.echo(
+        c.emit(summary, lambda s: click.echo(
             f"{s['requests']} requests in {s['lanes']} lane(s) written to {s['file']} "
             f"({s['format']})", err=True))
     else:
@@ -196,8 +179,8 @@ def _prices(c: Context) -> tuple[float, float]:
 
 
 def _print_steps(steps: list[dict[str, Any]]) -> None:
-    _table([[_cell(s.get(k), f) for k, _, f in FIGURE_COLUMNS] for s in steps],
-           [h for _, h, _ in FIGURE_COLUMNS])
+    table([[_cell(s.get(k), f) for k, _, f in FIGURE_COLUMNS] for s in steps],
+          [h for _, h, _ in FIGURE_COLUMNS])
     missing = {k: v for s in steps for k, v in (s.get("missing") or {}).items()}
     for k, why in sorted(missing.items()):
         click.echo(f"  {k}: n/a ({why})")
@@ -229,13 +212,13 @@ def _print_steps(steps: list[dict[str, Any]]) -> None:
 @click.option("--ignore-eos", is_flag=True, help="Ask the server to ignore end-of-sequence "
               "(vLLM, SGLang, llama.cpp), so answers have the recorded lengths.")
 @click.option("--no-store", is_flag=True, help="Do not keep the results in replay.db.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 @friendly
 def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, think: str,
            duration: float | None, gpus: int | None, gpu_index: str | None,
            price_kwh: float | None, price_gpu_hour: float | None, all_in_kw: float | None,
-           ignore_eos: bool, no_store: bool, as_json: bool) -> None:
+           ignore_eos: bool, no_store: bool) -> None:
     """Replay a recorded trace against a local server, step by step, with energy."""
     import asyncio
 
@@ -259,23 +242,21 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
                   extra={"ignore_eos": True} if ignore_eos else None)
     sweep_id = results.new_sweep_id()
     db = c.paths.data_dir / "replay.db"
-    if not as_json:
-        click.echo(f"replaying {wl.requests} requests in {len(wl.lanes)} lane(s) "
-                   f"({wl.source_format}) against {url}", err=True)
+    c.say(f"replaying {wl.requests} requests in {len(wl.lanes)} lane(s) "
+          f"({wl.source_format}) against {url}", err=True)
 
     def on_step(step: dict[str, Any]) -> None:
         if not no_store:
             results.store_step(db, sweep_id, step, trace=str(Path(trace_file).resolve()),
                                url=url, model=model)
-        if not as_json:
-            click.echo(f"  step {step['concurrency']}: {step['requests']} requests, "
-                       f"{step['errors']} errors in {step['seconds']:.1f} s", err=True)
+        c.say(f"  step {step['concurrency']}: {step['requests']} requests, "
+              f"{step['errors']} errors in {step['seconds']:.1f} s", err=True)
 
     steps = asyncio.run(run_sweep(wl, st, on_step=on_step))
     out = {"sweep_id": None if no_store else sweep_id, "trace": trace_file, "url": url,
            "model": model, "gpu_status": steps[0].get("gpu_status") if steps else None,
            "steps": steps}
-    emit(out, as_json, lambda o: _print_steps(o["steps"]))
+    c.emit(out, lambda o: _print_steps(o["steps"]))
     if any(s["requests"] == 0 for s in steps):
         sys.exit(1)
 
@@ -283,10 +264,10 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
 @click.command("replay-report")
 @click.argument("sweep_id", required=False, metavar="SWEEP")
 @click.option("--limit", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @pass_ctx
 @friendly
-def replay_report(c: Context, sweep_id: str | None, limit: int, as_json: bool) -> None:
+def replay_report(c: Context, sweep_id: str | None, limit: int) -> None:
     """Stored replay sweeps: every figure per step, newest sweep first."""
     from console.replay.results import sweeps
 
@@ -302,8 +283,7 @@ def replay_report(c: Context, sweep_id: str | None, limit: int, as_json: bool) -
             click.echo(f"sweep {s['sweep_id']}  {s['model']} at {s['url']}  trace {s['trace']}")
             _print_steps(s["steps"])
 
-    emit(found, as_json, human)
+    c.emit(found, human)
 
 
-for _command in (trace, replay, replay_report):
-    main.add_command(_command)
+COMMANDS = (trace, replay, replay_report)

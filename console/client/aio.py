@@ -1,4 +1,6 @@
-"""asyncio operator client for the TUI (the CLI's blocking one is console.client.sync)."""
+"""The asyncio side of the operator client, for the TUI: the same connect and answers as
+console.client.sync, with requests and a subscription on one connection, and streaming ops
+on a connection of their own."""
 
 from __future__ import annotations
 
@@ -9,8 +11,39 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from console import protocol
-from console.client.sync import ClientError, connect
+from console.client.sync import ClientError, closed, connect, outcome
 from console.paths import Paths
+
+
+async def _open(paths: Paths, autostart: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    sock = await asyncio.to_thread(connect, paths, autostart=autostart)
+    return await asyncio.open_unix_connection(sock=sock, limit=protocol.OPERATOR_MAX_LINE)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
+
+
+async def stream(paths: Paths, op: str, **args: Any) -> AsyncIterator[dict[str, Any]]:
+    """A streaming op (logs, export) on a connection of its own: its events, then
+    {"kind": "stream.result", "result": ...}. Closing the iterator closes the connection."""
+    reader, writer = await _open(paths, autostart=False)
+    try:
+        writer.write(protocol.encode(protocol.request(1, op, args)))
+        await writer.drain()
+        while True:
+            msg = await protocol.read_message(reader, protocol.OPERATOR_MAX_LINE)
+            if msg is None:
+                raise closed()
+            if "event" in msg:
+                yield msg["event"]
+                continue
+            yield {"kind": "stream.result", "result": outcome(msg)}
+            return
+    finally:
+        await _close(writer)
 
 
 class AsyncClient:
@@ -26,10 +59,7 @@ class AsyncClient:
         self._reader_task: asyncio.Task[None] | None = None
 
     async def open(self, *, autostart: bool = True) -> None:
-        sock = await asyncio.to_thread(connect, self.paths, autostart=autostart)
-        self.reader, self.writer = await asyncio.open_unix_connection(
-            sock=sock, limit=protocol.OPERATOR_MAX_LINE
-        )
+        self.reader, self.writer = await _open(self.paths, autostart)
         self._reader_task = asyncio.create_task(self._read_loop())
 
     async def _read_loop(self) -> None:
@@ -43,39 +73,41 @@ class AsyncClient:
                     await self._events.put(msg["event"])
                     continue
                 fut = self._waiting.pop(msg.get("id"), None)
-                if fut is not None and not fut.done():
-                    if msg.get("ok"):
-                        fut.set_result(msg.get("result"))
-                    else:
-                        fut.set_exception(ClientError.from_wire(msg.get("error", {})))
+                if fut is None or fut.done():
+                    continue
+                try:
+                    fut.set_result(outcome(msg))
+                except ClientError as exc:
+                    fut.set_exception(exc)
         finally:
-            err = ClientError("disconnected", "the daemon closed the connection")
+            err = closed()
             for fut in self._waiting.values():
                 if not fut.done():
                     fut.set_exception(err)
             self._waiting.clear()
             await self._events.put({"kind": "client.disconnected"})
 
-    async def call(self, op: str, **args: Any) -> Any:
+    def _send(self, op: str, args: dict[str, Any]) -> asyncio.Future[Any]:
         if self.writer is None:
             raise ClientError("disconnected", "not connected to the daemon")
         req_id = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[req_id] = fut
         self.writer.write(protocol.encode(protocol.request(req_id, op, args)))
+        return fut
+
+    async def call(self, op: str, **args: Any) -> Any:
+        fut = self._send(op, args)
+        assert self.writer is not None
         await self.writer.drain()
         return await fut
 
     async def subscribe(self, topics: list[str] | None = None) -> None:
         """Start the event stream; events arrive through events()."""
-        if self.writer is None:
-            raise ClientError("disconnected", "not connected to the daemon")
-        req_id = next(self._ids)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        fut = self._send("subscribe", {"topics": topics or ["*"]})
         # Nobody awaits a subscription's end; retrieve its error so none is logged as lost.
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._waiting[req_id] = fut
-        self.writer.write(protocol.encode(protocol.request(req_id, "subscribe", {"topics": topics or ["*"]})))
+        assert self.writer is not None
         await self.writer.drain()
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
@@ -86,6 +118,4 @@ class AsyncClient:
         if self._reader_task is not None:
             self._reader_task.cancel()
         if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(Exception):
-                await self.writer.wait_closed()
+            await _close(self.writer)

@@ -1,24 +1,24 @@
-"""Operator client for the CLI (blocking) and the TUI (asyncio), over operator.sock.
-
-Both start the daemon detached when nobody answers, and wait until it does.
+"""The blocking side of the operator client, and what both sides share: opening operator.sock
+(starting the daemon detached when nobody answers), reading an answer, the error a person sees.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console import protocol
 from console.paths import Paths
+
+if TYPE_CHECKING:
+    import subprocess
 
 START_TIMEOUT_S = 20.0
 
@@ -36,7 +36,19 @@ class ClientError(Exception):
                    err.get("hint", ""), err.get("data"))
 
 
-def _connect(path: Path) -> socket.socket:
+def outcome(msg: dict[str, Any]) -> Any:
+    """A response's result, or its error raised as a ClientError (both clients read answers so)."""
+    if not msg.get("ok"):
+        raise ClientError.from_wire(msg.get("error", {}))
+    return msg.get("result")
+
+
+def closed(paths: Paths | None = None) -> ClientError:
+    return ClientError("disconnected", "the daemon closed the connection",
+                       f"see {paths.daemon_log}" if paths is not None else "")
+
+
+def open_socket(path: Path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(str(path))
@@ -48,6 +60,8 @@ def _connect(path: Path) -> socket.socket:
 
 def start_daemon(paths: Paths, config_file: Path | None = None) -> subprocess.Popen[bytes]:
     """Start `pilothouse daemon` detached (own session), logging to the daemon log."""
+    import subprocess  # only when no daemon answers: most commands never start one
+
     paths.ensure()
     env = dict(os.environ)
     if config_file is not None:
@@ -72,8 +86,9 @@ def _log_tail(paths: Paths, lines: int = 8) -> str:
 
 
 def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = None) -> socket.socket:
+    """A connected operator.sock; with autostart, the daemon is started when nobody answers."""
     try:
-        return _connect(paths.operator_sock)
+        return open_socket(paths.operator_sock)
     except PermissionError:
         raise ClientError(
             "not-allowed", f"permission denied on {paths.operator_sock}",
@@ -87,7 +102,7 @@ def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = 
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         with contextlib.suppress(FileNotFoundError, ConnectionRefusedError):
-            return _connect(paths.operator_sock)
+            return open_socket(paths.operator_sock)
         code = proc.poll()
         if code is not None and code != 3:  # 3: another daemon won the race; keep trying
             raise ClientError(
@@ -124,15 +139,13 @@ class Client:
         try:
             self.sock.sendall(protocol.encode(protocol.request(req_id, op, args)))
         except (BrokenPipeError, ConnectionResetError):
-            raise ClientError("disconnected", "the daemon closed the connection",
-                              f"see {self.paths.daemon_log}") from None
+            raise closed(self.paths) from None
         return req_id
 
     def _read(self) -> dict[str, Any]:
         line = self.file.readline(protocol.OPERATOR_MAX_LINE + 1)
         if not line:
-            raise ClientError("disconnected", "the daemon closed the connection",
-                              f"see {self.paths.daemon_log}")
+            raise closed(self.paths)
         return protocol.decode(line)
 
     def call(self, op: str, **args: Any) -> Any:
@@ -152,20 +165,5 @@ class Client:
                 continue
             if msg.get("id") not in (req_id, None):
                 continue
-            if not msg.get("ok"):
-                raise ClientError.from_wire(msg.get("error", {}))
-            yield "result", msg.get("result")
+            yield "result", outcome(msg)
             return
-
-
-def __getattr__(name: str) -> Any:
-    # The asyncio client lives apart so the CLI does not pay for importing asyncio.
-    if name == "AsyncClient":
-        from console.client.aio import AsyncClient
-
-        return AsyncClient
-    raise AttributeError(name)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)

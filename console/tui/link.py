@@ -15,8 +15,9 @@ from typing import Any, Protocol
 
 from textual.message import Message
 
-from console import protocol
-from console.client.sync import AsyncClient, ClientError, connect
+from console.client import aio
+from console.client.aio import AsyncClient
+from console.client.sync import ClientError
 from console.paths import Paths
 
 # Exact "run.state", not the "run" topic: output comes per run through the logs op, and
@@ -104,29 +105,10 @@ class DaemonLink:
                               "waiting for it to come back; try again in a moment")
         return await client.call(op, **args)
 
-    async def stream(self, op: str, **args: Any) -> AsyncIterator[dict[str, Any]]:
+    def stream(self, op: str, **args: Any) -> AsyncIterator[dict[str, Any]]:
         """A streaming op on a connection of its own: its events, then
         {"kind": "stream.result", "result": ...}. Closing the iterator closes the connection."""
-        sock = await asyncio.to_thread(connect, self.paths, autostart=False)
-        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=protocol.OPERATOR_MAX_LINE)
-        try:
-            writer.write(protocol.encode(protocol.request(1, op, args)))
-            await writer.drain()
-            while True:
-                msg = await protocol.read_message(reader, protocol.OPERATOR_MAX_LINE)
-                if msg is None:
-                    raise ClientError("disconnected", "the daemon closed the connection")
-                if "event" in msg:
-                    yield msg["event"]
-                    continue
-                if not msg.get("ok"):
-                    raise ClientError.from_wire(msg.get("error", {}))
-                yield {"kind": "stream.result", "result": msg.get("result")}
-                return
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+        return aio.stream(self.paths, op, **args)
 
     async def run(self, post: Post) -> None:
         attempt = 0

@@ -38,7 +38,9 @@ def demo_command(daemon: Daemon, ws: Path) -> list[str]:
     if probe.returncode == 0:
         return ["ph-demo-agent"]
     (ws / ".ph-demo").mkdir(exist_ok=True)
-    shutil.copyfile(demo.__file__, ws / ".ph-demo" / "demo.py")
+    for name in ("demo.py", "demo_project.py", "../sandbox/inside.py"):
+        source = Path(demo.__file__).parent / name
+        shutil.copyfile(source, ws / ".ph-demo" / source.name)
     return ["python3", "/workspace/.ph-demo/demo.py"]
 
 

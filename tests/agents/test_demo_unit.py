@@ -145,20 +145,31 @@ def test_runs_on_old_pythons_with_only_the_standard_library(python: str, tmp_pat
     assert (tmp_path / "p" / "stats.py").is_file()
 
 
-def test_it_finds_the_helper_client_and_falls_back_to_its_own(tmp_path: Path) -> None:
+def test_it_asks_through_the_helper_and_says_so_when_it_is_missing(tmp_path: Path) -> None:
+    from console.sandbox.base import prepare_run_dir
+
     _, _, where = demo.load_client()
     assert where.endswith("sandbox/inside.py")  # in the package: the helper beside it
-    alone = tmp_path / "demo.py"
-    shutil.copyfile(DEMO_FILE, alone)
+    run_dir = tmp_path / "run"
+    prepare_run_dir(run_dir)  # what every sandbox sees at /run/pilothouse/bin
     code = "import demo; c, e, where = demo.load_client(); print(type(c).__name__, where)"
-    done = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); {code}"],
-                          capture_output=True, text=True, timeout=30)
+
+    def probe(bin_dir: Path, body: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-I", "-c",
+                               f"import sys; sys.path.insert(0, {str(bin_dir)!r}); {body}"],
+                              capture_output=True, text=True, timeout=30,
+                              env={"PILOTHOUSE_AGENT_SOCK": str(run_dir / "bin" / "demo.py")})  # exists: main() looks for the socket first
+
+    done = probe(run_dir / "bin", code)
+    assert done.stdout.split() == ["PilothouseClient", str(run_dir / "bin" / "inside.py")], done.stderr
     if Path("/run/pilothouse/bin/inside.py").exists():
         pytest.skip("this machine has a Pilothouse run folder mounted")
-    assert done.stdout.split()[0] == "MiniClient", done.stderr
+    (run_dir / "bin" / "inside.py").rename(tmp_path / "inside.py")
+    missing = probe(run_dir / "bin", "import demo; sys.exit(demo.main(['--speed', '0']))")
+    assert missing.returncode == 2 and "helper (inside.py) is not beside me" in missing.stderr
 
 
-async def test_its_own_protocol_client_asks_a_real_agent_socket(tmp_path: Path) -> None:
+async def test_its_helper_client_asks_a_real_agent_socket(tmp_path: Path) -> None:
     import asyncio
     import tempfile
 
@@ -176,7 +187,7 @@ async def test_its_own_protocol_client_asks_a_real_agent_socket(tmp_path: Path) 
     path = sock_dir / "agent.sock"
     server = await start_agent_server(path, "r1", "demo", inbox, make_policy_eval(
         lambda _: rules, grants))
-    client = demo.MiniClient(str(path))
+    client, _, _ = demo.load_client(str(path))
     try:
         by_rule = await asyncio.to_thread(client.ask_full, "exec", "ls -la", cwd="/workspace")
         assert by_rule["allow"] is True and 'rule "ls"' in by_rule["reason"]

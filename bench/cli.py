@@ -1,0 +1,121 @@
+"""Benchmark: how long the CLI takes to start and answer, beside `python -c pass`.
+
+    .venv/bin/python bench/cli.py [--quick] [-n 40] [--profile]
+
+Rows (p50 over N runs, interleaved with the anchor so drift hits both): `pilothouse --version`,
+`pilothouse ps --json` and `pilothouse approvals --json` against a daemon on a temporary
+PILOTHOUSE_HOME, each beside `python -c pass` (the same interpreter) measured in this run.
+Target (issue 17): each at most 1.5x the anchor. `ps` as a table (rich loaded) is shown
+without a target. The same commands' CPU time (user + system, the child alone) follows as
+rows without a target: on a loaded machine it moves far less than the wall clock. --profile prints where `--version` spends its import time
+(`python -X importtime`, the largest self-contained imports first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import Row, emit  # noqa: E402
+
+PYTHON = sys.executable
+CLI = str(Path(sys.executable).parent / "pilothouse")
+COMMANDS = {
+    "pilothouse --version": ["--version"],
+    "pilothouse ps --json": ["ps", "--json"],
+    "pilothouse approvals --json": ["approvals", "--json"],
+    "pilothouse ps (table)": ["ps"],
+}
+TARGETS = {"pilothouse ps (table)": ""}
+
+
+def start_daemon(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with open(home / "daemon.log", "ab") as log:
+        proc = subprocess.Popen([PYTHON, "-m", "console", "daemon"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if (home / "run" / "operator.sock").exists() and subprocess.run(
+                [CLI, "status"], env=env, capture_output=True).returncode == 0:
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    sys.exit(f"the daemon did not start: {(home / 'daemon.log').read_text()[-2000:]}")
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall ms, CPU ms): the CPU time (user + system) of the child alone is what a loaded
+    machine distorts least, so it is shown beside the wall-clock figure."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = (time.perf_counter() - t) * 1000
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(argv)} exited {proc.returncode}")
+    return wall, (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def import_profile(env: dict[str, str], top: int = 12) -> None:
+    """The imports `--version` pays for, largest cumulative first (microseconds, this run)."""
+    done = subprocess.run([PYTHON, "-X", "importtime", "-m", "console", "--version"], env=env,
+                          capture_output=True, text=True)
+    rows = []
+    for line in done.stderr.splitlines():
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if len(parts) == 3 and parts[0].isdigit():
+            rows.append((int(parts[1]), int(parts[0]), parts[2]))
+    print("import profile of `python -m console --version` (cumulative us, self us, module):")
+    for cumulative, own, name in sorted(rows, reverse=True)[:top]:
+        print(f"  {cumulative:8d} {own:8d}  {name}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="a short run: -n 20 unless -n is given")
+    ap.add_argument("-n", type=int, default=None, help="runs of each (default 40, 20 with --quick)")
+    ap.add_argument("--profile", action="store_true", help="also print the import profile")
+    opts = ap.parse_args()
+    n = opts.n or (20 if opts.quick else 40)
+    home = Path(tempfile.mkdtemp(prefix="ph-bench-cli-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+    env |= {"PILOTHOUSE_HOME": str(home), "PILOTHOUSE_CONFIG": str(home / "config.toml")}
+    daemon = start_daemon(home, env)
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in ["python -c pass", *COMMANDS]}
+    try:
+        for argv in COMMANDS.values():  # warm-up: page cache, .pyc files
+            timed([CLI, *argv], env)
+        for _ in range(n):
+            times["python -c pass"].append(timed([PYTHON, "-c", "pass"], env))
+            for name, argv in COMMANDS.items():
+                times[name].append(timed([CLI, *argv], env))
+        if opts.profile:
+            import_profile(env)
+    finally:
+        daemon.terminate()
+        daemon.wait(20)
+        shutil.rmtree(home, ignore_errors=True)
+    def p50(name: str, which: int) -> float:
+        return statistics.median(sample[which] for sample in times[name])
+
+    rows = [Row(f"{name}, p50", p50(name, 0), "ms", "python -c pass, p50",
+                p50("python -c pass", 0), TARGETS.get(name, "<= 1.5x")) for name in COMMANDS]
+    rows += [Row(f"{name}, CPU p50", p50(name, 1), "ms", "python -c pass, CPU p50",
+                 p50("python -c pass", 1)) for name in COMMANDS]
+    emit(rows, f"CLI start (n={n}, {os.cpu_count()} CPUs)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""`pilothouse approvals`, `approve`, `deny` and `grants`: the approval inbox from a shell."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from console.cli.context import Context, friendly, json_option, pass_ctx
+from console.cli.output import fail, table
+
+
+def _show_pending(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("no pending requests")
+        return
+    from console.text import request_line
+
+    table([[r["id"], f"{r['age']:.0f}s", f"{r['expires_in']:.0f}s", r["run_id"], r["kind"],
+            request_line(r, 100)] for r in rows],
+          ["ID", "AGE", "EXPIRES", "RUN", "KIND", "REQUEST"])
+
+
+@click.command()
+@click.option("--run", "run_id", metavar="ID", help="Only this run's requests.")
+@json_option
+@pass_ctx
+@friendly
+def approvals(c: Context, run_id: str | None) -> None:
+    """Pending approval requests, oldest first."""
+    with c.client() as client:
+        rows = client.call("approvals.list", run=run_id)
+    c.emit(rows, _show_pending)
+
+
+def preview_text(edit: dict[str, Any]) -> str:
+    lines = [f"this writes to {edit['file']}:", *(f"  {line}" for line in edit["lines"])]
+    lines.append(edit["diff"] or "(the rules are already there)")
+    if edit.get("overridden_by"):
+        lines.append(f"but it would never take effect: {edit['overridden_by']['text']} is stricter")
+    return "\n".join(lines)
+
+
+def _show_decision(result: dict[str, Any], allow: bool) -> None:
+    verb = "approved" if allow else "denied"
+    click.echo(f"{verb} {result['request_id']} ({result['describe']})")
+    for g in result["grants"]:
+        click.echo(f"  grant {g['id']}: {g['effect']} {g['kind']} {g['pattern']!r} ({g['scope']})")
+    if result.get("note"):
+        click.echo(f"  note: {result['note']}")
+    if result.get("also_decided"):
+        click.echo(f"  also answered: {', '.join(result['also_decided'])}")
+    saved = result.get("saved") or {}
+    if saved.get("file"):
+        click.echo(f"  saved to {saved['file']}")
+    if saved.get("error") or saved.get("reload_error"):
+        click.echo(f"  warning: {saved.get('error') or saved.get('reload_error')}", err=True)
+
+
+def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str | None,
+            yes: bool, preview_only: bool) -> None:
+    with c.client() as client:
+        if scope == "profile":
+            edit = client.call("approval.preview", id=request_id, allow=allow, pattern=pattern)
+            if preview_only:
+                c.emit(edit, lambda e: click.echo(preview_text(e)))
+                return
+            c.say(preview_text(edit))
+            if edit.get("overridden_by"):
+                fail(f"this rule would never take effect: {edit['overridden_by']['text']} is "
+                     "stricter and still decides it; nothing was saved",
+                     "decide with --scope run, a duration or global (a grant outranks an ask rule), "
+                     "or change that rule in your config")
+            if not yes:
+                if not sys.stdin.isatty():
+                    fail("a profile rule is saved only when confirmed", "add --yes to confirm")
+                click.confirm("save these rules?", abort=True)
+        elif preview_only:
+            fail("--preview shows what --scope profile would write", "add --scope profile")
+        result = client.call("approval.decide", id=request_id, allow=allow, scope=scope, pattern=pattern)
+    c.emit(result, lambda r: _show_decision(r, allow))
+
+
+_SCOPE_HELP = "once, run, a duration (10m, 2h), profile (saved to the config) or global"
+_PREVIEW_HELP = "With --scope profile: show every rule it would write, and save nothing."
+
+
+@click.command()
+@click.argument("request_id", metavar="ID")
+@click.option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
+@click.option("--pattern", metavar="WORDS", help="The rule to grant, instead of the request's own exact command; it covers added words too.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
+@click.option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP)
+@json_option
+@pass_ctx
+@friendly
+def approve(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool,
+            preview_only: bool) -> None:
+    """Approve a pending request."""
+    _decide(c, request_id, True, scope, pattern, yes, preview_only)
+
+
+@click.command()
+@click.argument("request_id", metavar="ID")
+@click.option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
+@click.option("--pattern", metavar="WORDS", help="The rule to deny, instead of the request's own.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
+@click.option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP)
+@json_option
+@pass_ctx
+@friendly
+def deny(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool,
+         preview_only: bool) -> None:
+    """Deny a pending request."""
+    _decide(c, request_id, False, scope, pattern, yes, preview_only)
+
+
+def _show_grants(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("no grants in force")
+        return
+    table([[g["id"], g["effect"], g["kind"], g["pattern"], g["scope"], g.get("run_id") or "-",
+            g.get("profile") or "-", g.get("decided_by") or "-"] for g in rows],
+          ["ID", "EFFECT", "KIND", "PATTERN", "SCOPE", "RUN", "PROFILE", "BY"])
+
+
+@click.command()
+@json_option
+@pass_ctx
+@friendly
+def grants(c: Context) -> None:
+    """Grants in force (decisions that outlive one request)."""
+    with c.client() as client:
+        rows = client.call("grants.list")
+    c.emit(rows, _show_grants)
+
+
+COMMANDS = (approvals, approve, deny, grants)

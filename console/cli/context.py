@@ -1,0 +1,131 @@
+"""What every command is handed: the Context (paths, --config, --json), and `friendly`, which
+turns expected failures into a message and an exit code."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from console.cli.output import dumps, fail
+from console.config.units import parse_duration
+
+if TYPE_CHECKING:
+    from console.client.sync import Client
+    from console.paths import Paths
+
+
+class Context:
+    """This invocation's settings. Reads the environment, never writes it: a daemon this
+    process starts gets --config through its own environment (console.client.sync)."""
+
+    def __init__(self, config: str | None) -> None:
+        self.config_file = Path(config).expanduser().resolve() if config else None
+        self.json = False  # set by --json (json_option)
+        self._paths: Paths | None = None
+
+    @property
+    def paths(self) -> Paths:
+        """Where state lives; resolved on first use (`--version` and `--help` never need it)."""
+        if self._paths is None:
+            import dataclasses
+
+            from console import paths
+
+            found = paths.resolve()
+            if self.config_file is not None:
+                found = dataclasses.replace(found, config_file=self.config_file)
+            self._paths = found
+        return self._paths
+
+    def emit(self, value: Any, render: Callable[[Any], Any], *, one_line: bool = False) -> None:
+        """The one place output is chosen: JSON with --json, else render(value) for a person."""
+        if self.json:
+            click.echo(dumps(value, one_line=one_line))
+        else:
+            render(value)
+
+    def say(self, text: str, *, err: bool = False) -> None:
+        """A line only a person needs (progress, a preview): nothing with --json."""
+        if not self.json:
+            click.echo(text, err=err)
+
+    def client(self, autostart: bool = True) -> Client:
+        from console.client.sync import Client
+
+        client = Client(self.paths, autostart=autostart, config_file=self.config_file)
+        if self.config_file is not None:
+            self._warn_if_daemon_uses_another_file(client)
+        return client
+
+    def _warn_if_daemon_uses_another_file(self, client: Client) -> None:
+        """--config reaches a daemon only when it starts one: say so when one already ran."""
+        from console.client.sync import ClientError
+
+        try:
+            theirs = client.call("hello").get("config_file")
+        except ClientError:
+            return
+        if theirs is None or Path(theirs).expanduser().resolve() != self.config_file:
+            click.echo(f"pilothouse: warning: --config {self.config_file} is not what the running "
+                       f"daemon uses ({theirs or 'built-in profiles only'}); its answers come from "
+                       "that. Stop it (`pilothouse daemon stop`) to use this file.", err=True)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_object(Context).json = True
+
+
+def json_option(fn: Callable[..., Any] | None = None, *,
+                help: str = "Machine-readable output (JSON).") -> Any:
+    """--json: machine-readable output through Context.emit (`@json_option` or, with its own
+    help text, `@json_option(help=...)`)."""
+    decorate = click.option("--json", is_flag=True, expose_value=False, callback=_set_json,
+                            help=help)
+    return decorate(fn) if fn is not None else decorate
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into a message and an exit code, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # Here, not at the top: `--version` and `--help` never load the client.
+        from console.client.sync import ClientError
+
+        try:
+            return fn(*args, **kwargs)
+        except ClientError as exc:
+            fail(exc.message, exc.hint)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(0)
+        except Exception as exc:
+            # Imported here: the config module is not needed by most commands' start-up.
+            from console.config.load import ConfigError
+
+            if isinstance(exc, ConfigError):
+                fail(f"bad config: {exc}", "fix the file and try again", code=2)
+            raise
+
+    return wrapper
+
+
+def since_epoch(value: str | None) -> float | None:
+    """A `--since 2h` option as the epoch time it names (None when not given)."""
+    if value is None:
+        return None
+    try:
+        return time.time() - parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None

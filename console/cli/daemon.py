@@ -1,0 +1,88 @@
+"""`pilothouse tui`, `daemon`, `daemon stop` and `status`: the console and the daemon itself."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+import click
+
+from console.cli.context import Context, friendly, json_option, pass_ctx
+
+
+@click.command()
+@pass_ctx
+@friendly
+def tui(c: Context) -> None:
+    """Open the console (the default command)."""
+    from console.tui.app import run_app
+
+    run_app(c.paths, c.config_file)
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def daemon(ctx: click.Context) -> None:
+    """Run the daemon in the foreground (for systemd); `daemon stop` stops it."""
+    if ctx.invoked_subcommand is None:
+        from console.daemon.server import run_foreground
+
+        c: Context = ctx.obj
+        sys.exit(run_foreground(c.paths, c.config_file or c.paths.config_file))
+
+
+@daemon.command("stop")
+@pass_ctx
+@friendly
+def daemon_stop(c: Context) -> None:
+    """Stop the daemon: runs are stopped cleanly and the store is flushed."""
+    from console.client.sync import ClientError
+
+    try:
+        client = c.client(autostart=False)
+    except ClientError as exc:
+        if exc.code == "no-daemon":
+            click.echo("the daemon is not running")
+            return
+        raise
+    with client:
+        pid = client.call("hello")["pid"]
+        client.call("daemon.stop")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    click.echo(f"daemon {pid} stopped" if not _alive(pid) else f"daemon {pid} is still stopping")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _show_status(info: dict[str, Any]) -> None:
+    click.echo(f"daemon {info['daemon']} pid {info['pid']} up {info['uptime_s']}s, "
+               f"you are {info['user']} ({info['role']})")
+    if info.get("config_error"):
+        click.echo(f"config not loaded: {info['config_error']['text']}; the previous policy "
+                   "stays in force (fix the file; it reloads when saved)", err=True)
+
+
+@click.command()
+@json_option
+@pass_ctx
+@friendly
+def status(c: Context) -> None:
+    """Is the daemon up, and who am I to it."""
+    with c.client() as client:
+        info = client.call("hello")
+    c.emit(info, _show_status)
+
+
+COMMANDS = (tui, daemon, status)

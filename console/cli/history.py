@@ -1,0 +1,143 @@
+"""`pilothouse history`, `export`, `audit verify` and `prune`: the recorded history."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from console.cli.context import (
+    Context,
+    friendly,
+    json_option,
+    pass_ctx,
+    since_epoch,
+)
+from console.cli.output import table
+from console.config.units import parse_duration
+from console.text import clock, neutralise
+
+
+def _history_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--run", "run_id", metavar="ID", help="Only this run."),
+        click.option("--kind", metavar="K", help="Event kind, or a prefix such as net. or approval."),
+        click.option("--search", metavar="TEXT", help="Full-text search."),
+        click.option("--since", metavar="AGE", help="Only newer than AGE, e.g. 2h, 30m, 7d."),
+        click.option("--decision", metavar="D", help="allow, deny or ask."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _filter_args(run_id: str | None, kind: str | None, search: str | None, since: str | None,
+                 decision: str | None) -> dict[str, Any]:
+    return {"run": run_id, "kind": kind, "search": search, "since": since_epoch(since), "decision": decision}
+
+
+def _show_events(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("no events match")
+        return
+    table([[str(r["id"]), clock(r["ts"], date=True), r.get("run_id") or "-", r["kind"],
+            r.get("actor") or "-", neutralise((r.get("text") or "")[:70])] for r in rows],
+          ["ID", "TIME", "RUN", "KIND", "BY", "TEXT"])
+
+
+@click.command()
+@_history_filters
+@click.option("--limit", type=int, default=50, show_default=True)
+@json_option
+@pass_ctx
+@friendly
+def history(c: Context, run_id: str | None, kind: str | None, search: str | None, since: str | None,
+            decision: str | None, limit: int) -> None:
+    """Search the recorded history, newest first."""
+    with c.client() as client:
+        rows = client.call("history", limit=limit, **_filter_args(run_id, kind, search, since, decision))
+    c.emit(rows, _show_events)
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@_history_filters
+@click.option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
+@pass_ctx
+@friendly
+def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: str | None,
+           since: str | None, decision: str | None, output: str | None) -> None:
+    """Export events, oldest first, as JSON lines or CSV."""
+    import csv
+
+    out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    fields = ["id", "ts", "run_id", "kind", "actor", "text", "data", "hash"]
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore") if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    total = 0
+    try:
+        with c.client() as client:
+            for kind_, payload in client.stream("export", **_filter_args(run_id, kind, search, since, decision)):
+                if kind_ != "event" or payload.get("kind") != "export.rows":
+                    continue
+                for row in payload["rows"]:
+                    total += 1
+                    if writer:
+                        writer.writerow({**row, "text": neutralise(row.get("text") or ""),
+                                         "data": json.dumps(row.get("data"), ensure_ascii=False)})
+                    else:
+                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            out.close()
+    if output:
+        click.echo(f"{total} events written to {output}", err=True)
+
+
+@click.group()
+def audit() -> None:
+    """Check the tamper-evident history."""
+
+
+def _show_verify(result: dict[str, Any]) -> None:
+    if result["ok"]:
+        click.echo(f"ok: {result['checked']} events verified ({result['reason']})")
+    else:
+        click.echo(f"BROKEN at event {result['first_bad_id']}: {result['reason']} "
+                   f"({result['checked']} verified before it)")
+
+
+@audit.command("verify")
+@json_option
+@pass_ctx
+@friendly
+def audit_verify(c: Context) -> None:
+    """Recompute the hash chain; report the first broken row."""
+    with c.client() as client:
+        result = client.call("audit.verify")
+    c.emit(result, _show_verify)
+    sys.exit(0 if result["ok"] else 1)
+
+
+@click.command()
+@click.option("--older-than", "older_than", required=True, metavar="AGE", help="e.g. 30d")
+@click.option("--yes", "confirm", is_flag=True, help="Confirm pruning recent history "
+              "(younger than [limits] prune_confirm_age, 7 days by default).")
+@json_option
+@pass_ctx
+@friendly
+def prune(c: Context, older_than: str, confirm: bool) -> None:
+    """Delete history older than AGE; a signed anchor keeps `audit verify` green."""
+    try:
+        seconds = parse_duration(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    with c.client() as client:
+        result = client.call("prune", older_than_s=seconds, confirm=confirm)
+    c.emit(result, lambda r: click.echo(f"pruned {r['pruned']} events"))
+
+
+COMMANDS = (history, export, audit, prune)

@@ -1,0 +1,48 @@
+"""How commands print: JSON for scripts, tables through rich for people, and the one way an
+expected failure ends a command (what happened, why, what to do; never a traceback).
+
+rich is imported only when a table is printed: `--json` and `--version` never load it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
+
+import click
+
+
+def dumps(value: Any, *, one_line: bool = False) -> str:
+    return json.dumps(value, indent=None if one_line else 2, ensure_ascii=False, default=str)
+
+
+def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:
+    click.echo(f"pilothouse: {message}", err=True)
+    if hint:
+        for line in hint.splitlines():
+            click.echo(f"  {line}", err=True)
+    sys.exit(code)
+
+
+def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:
+    """Columns under their headers. Cells are plain text (never rich markup: they may
+    come from a sandbox); a pipe gets whole lines without colour, a terminal its own width."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    terminal = sys.stdout.isatty()
+    grid = Table(box=None, pad_edge=False, padding=(0, 1), show_edge=False,
+                 header_style="bold" if terminal else "")
+    for header in headers:
+        grid.add_column(Text(header), no_wrap=not terminal, overflow="fold")
+    for row in rows:
+        grid.add_row(*(Text(str(cell)) for cell in row))
+    console = Console(highlight=False, soft_wrap=False, force_terminal=terminal or None,
+                      width=None if terminal else 100_000, color_system="auto" if terminal else None)
+    with console.capture() as captured:
+        console.print(grid)
+    for line in captured.get().splitlines():
+        click.echo(line.rstrip())

@@ -1,0 +1,128 @@
+"""`pilothouse policy check|rules|why|shadow`: test, explain and preview policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from console.cli.context import Context, friendly, json_option, pass_ctx
+from console.cli.output import table
+from console.text import clock
+
+
+@click.group()
+def policy() -> None:
+    """Test, explain and preview policy."""
+
+
+def _show_check(result: dict[str, Any]) -> None:
+    click.echo(f"{result['decision']}: {result['reason']}")
+    if result.get("addresses"):
+        click.echo(f"  addresses: {', '.join(result['addresses'])}")
+    if result.get("note"):
+        click.echo(f"  note: {result['note']}")
+
+
+@policy.command("check")
+@click.argument("profile")
+@click.argument("subject", nargs=-1, required=True)
+@click.option("--host", "is_host", is_flag=True,
+              help="SUBJECT is a destination: host[:port], [IPv6][:port] or an http:// URL.")
+@click.option("--resolve", is_flag=True, help="Look the name up as the gate would and judge the addresses.")
+@click.option("--exact", is_flag=True, help="Read SUBJECT exactly as a CONNECT line: a host without a port is rejected.")
+@json_option
+@pass_ctx
+@friendly
+def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bool, resolve: bool,
+                 exact: bool) -> None:
+    """What PROFILE's policy decides for a command (or, with --host, a destination): the gate's
+    and agent.sock's decision. With --config FILE, that file's, evaluated here without the daemon."""
+    what = {"host" if is_host else "command": " ".join(subject)}
+    if c.config_file is not None:
+        from console.gate.check import check_config_file
+
+        result = check_config_file(c.config_file, profile, resolve=resolve, exact=exact,
+                                   daemon_files=_daemon_config_files(c), **what)
+    else:
+        with c.client() as client:
+            result = client.call("policy.check", profile=profile, resolve=resolve, exact=exact, **what)
+    c.emit(result, _show_check)
+
+
+def _daemon_config_files(c: Context) -> list[str] | None:
+    """The config file a running daemon uses, or None when none runs (never starts one)."""
+    from console.client.sync import Client, ClientError
+
+    try:
+        with Client(c.paths, autostart=False) as client:
+            theirs = client.call("hello").get("config_file")
+    except (ClientError, OSError):
+        return None
+    return [theirs] if theirs else ["built-in profiles only"]
+
+
+def _show_rules(rows: list[dict[str, Any]]) -> None:
+    for p in rows:
+        click.echo(f"[{p['profile']}]  sandbox={p['sandbox']}  ({p['source']})")
+        table([[r["section"], r["list"], r["rule"], r["source"]] for r in p["rules"]],
+              ["SECTION", "LIST", "RULE", "FROM"])
+        click.echo()
+
+
+@policy.command("rules")
+@click.argument("profile", required=False)
+@json_option
+@pass_ctx
+@friendly
+def policy_rules(c: Context, profile: str | None) -> None:
+    """The rules in force, with the file and line each came from."""
+    with c.client() as client:
+        rows = client.call("policy.rules", profile=profile)
+    c.emit(rows, _show_rules)
+
+
+@policy.command("why")
+@click.argument("request_id", metavar="REQUEST_ID")
+@json_option
+@pass_ctx
+@friendly
+def policy_why(c: Context, request_id: str) -> None:
+    """Why a request was decided as it was."""
+    with c.client() as client:
+        result = client.call("policy.why", id=request_id)
+
+    def show(result: dict[str, Any]) -> None:
+        click.echo(f"{request_id}: {result['state']}: {result['describe']}")
+        for e in result["events"]:
+            click.echo(f"  {clock(e['ts'], date=True)}  {e['kind']:20}  "
+                       f"{e.get('actor') or '-':10}  {e.get('text') or ''}")
+
+    c.emit(result, show)
+
+
+def _show_shadow(hits: list[dict[str, Any]]) -> None:
+    if not hits:
+        click.echo("no past request matches this rule")
+        return
+    for h in hits:
+        change = f"{h['was']} -> {h['would']}" if h["changes"] else h["was"]
+        click.echo(f"risk {h['risk']:>3}  {change:16}  {h['subject']}  ({'; '.join(h['why'])})")
+
+
+@policy.command("shadow")
+@click.argument("rule")
+@click.option("--kind", type=click.Choice(["exec", "network"]), default="exec", show_default=True)
+@click.option("--effect", type=click.Choice(["allow", "ask", "deny", "forbid"]), default="allow", show_default=True)
+@click.option("--profile", metavar="NAME", help="Read a host rule without a port with this profile's ports.")
+@json_option
+@pass_ctx
+@friendly
+def policy_shadow(c: Context, rule: str, kind: str, effect: str, profile: str | None) -> None:
+    """Which past requests RULE would have decided, riskiest first."""
+    with c.client() as client:
+        hits = client.call("policy.shadow", rule=rule, kind=kind, effect=effect, profile=profile)
+    c.emit(hits, _show_shadow)
+
+
+COMMANDS = (policy,)

@@ -1,0 +1,177 @@
+"""`pilothouse run`, `ps`, `logs`, `stop`, `profiles` and `demo-workspace`: agents' runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from console.cli.context import Context, friendly, json_option, pass_ctx
+from console.cli.output import fail, table
+from console.text import age, neutralise
+
+if TYPE_CHECKING:
+    from console.client.sync import Client
+
+
+def _show_started(record: dict[str, Any]) -> None:
+    click.echo(record["id"])
+    if record.get("unsandboxed"):
+        click.echo("warning: this run is NOT sandboxed (profile says sandbox = \"none\")", err=True)
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("profile")
+@click.argument("command", nargs=-1)
+@click.option("--workspace", "-w", metavar="DIR", help="Folder the agent works in (default: the profile's, else here).")
+@click.option("--wait", is_flag=True, help="Stream the output and exit with the agent's exit code.")
+@json_option
+@pass_ctx
+@friendly
+def run(c: Context, profile: str, command: tuple[str, ...], workspace: str | None, wait: bool) -> None:
+    """Start PROFILE in its sandbox. `-- CMD ARGS...` replaces the profile's command."""
+    with c.client() as client:
+        # The profile's `env` names take their values from this shell, not the daemon's.
+        names = next((p.get("env") or [] for p in client.call("profiles") if p["name"] == profile), [])
+        record = client.call(
+            "run.start", profile=profile, command=list(command) or None,
+            workspace=workspace, cwd=os.getcwd(),
+            env={n: os.environ[n] for n in names if n in os.environ},
+        )
+        if not wait:
+            c.emit(record, _show_started)
+            return
+        c.say(f"[pilothouse] run {record['id']} ({record['profile']} in {record['backend']})", err=True)
+        code = follow_output(client, record["id"], quiet=c.json)
+        # A script gets the final record; a person has just read the output itself.
+        c.emit(client.call("run.get", run=record["id"]), lambda _: None)
+    sys.exit(code)
+
+
+def follow_output(client: Client, run_id: str, *, quiet: bool = False, tail: int = 0,
+           raw: bool = False) -> int:
+    """Print a run's output until it ends; its exit code as a shell would give it."""
+    result: dict[str, Any] = {}
+    for kind, payload in client.stream("logs", run=run_id, follow=True, tail=tail):
+        if kind == "event" and payload.get("kind") == "run.output" and not quiet:
+            out = sys.stdout
+            colour = out.isatty()  # a pipe gets plain text, as click.echo gave it
+            for line in payload["lines"]:
+                out.write((line if raw else neutralise(line, colour=colour)) + "\n")
+            out.flush()
+        elif kind == "event" and payload.get("kind") == "bus.dropped":
+            click.echo(f"[pilothouse] {payload['count']} output events skipped (slow reader)", err=True)
+        elif kind == "result":
+            result = payload
+    if "exit_code" not in result:
+        result = client.call("run.get", run=run_id)
+    code = result.get("exit_code")
+    state = result.get("state")
+    if state in ("lost", "failed") and code is None:
+        return 1
+    if code is None:
+        return 0
+    return code if code >= 0 else 128 - code
+
+
+def _show_runs(runs: list[dict[str, Any]], show_all: bool) -> None:
+    if not runs:
+        click.echo("no runs" + ("" if show_all else " (ps --all shows ended ones)"))
+        return
+    rows = []
+    for r in runs:
+        stats = r.get("stats") or {}
+        mem = stats.get("rss_bytes")
+        backend = r["backend"] + (" (UNSANDBOXED)" if r.get("backend") == "none" else "")
+        rows.append([
+            r["id"], r["profile"], backend, r["state"], age(r.get("started_at")),
+            f"{stats['cpu_percent']:.0f}%" if stats.get("cpu_percent") is not None else "-",
+            f"{mem / 2**20:.0f}M" if mem else "-",
+            "-" if r.get("exit_code") is None else str(r["exit_code"]),
+            " ".join(r.get("command") or [])[:40],
+        ])
+    table(rows, ["ID", "PROFILE", "BACKEND", "STATE", "AGE", "CPU", "MEM", "EXIT", "COMMAND"])
+
+
+@click.command()
+@click.option("--all", "-a", "show_all", is_flag=True, help="Include ended runs.")
+@json_option
+@pass_ctx
+@friendly
+def ps(c: Context, show_all: bool) -> None:
+    """List runs."""
+    with c.client() as client:
+        runs = client.call("runs.list", all=show_all)
+    c.emit(runs, lambda rows: _show_runs(rows, show_all))
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the run ends.")
+@click.option("--tail", "-n", type=int, default=0, help="Only the last N lines.")
+@click.option("--search", "-s", metavar="TEXT", help="Only lines matching TEXT (full-text search).")
+@click.option("--raw", is_flag=True, help="The bytes as the run wrote them, terminal control "
+              "sequences included (default: only colour passes; other controls are shown, "
+              "not obeyed).")
+@pass_ctx
+@friendly
+def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, raw: bool) -> None:
+    """Print a run's output."""
+    with c.client() as client:
+        if follow and not search:
+            follow_output(client, run_id, tail=tail, raw=raw)
+            return
+        colour = sys.stdout.isatty()  # a pipe gets plain text, as click.echo gave it
+        for kind, payload in client.stream("logs", run=run_id, tail=tail, search=search):
+            if kind == "event" and payload.get("kind") == "run.output":
+                sys.stdout.write("".join((line if raw else neutralise(line, colour=colour)) + "\n"
+                                         for line in payload["lines"]))
+        sys.stdout.flush()
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--kill", is_flag=True, help="SIGKILL at once instead of SIGTERM, then SIGKILL after 2s.")
+@json_option
+@pass_ctx
+@friendly
+def stop(c: Context, run_id: str, kill: bool) -> None:
+    """Stop a run."""
+    with c.client() as client:
+        record = client.call("run.stop", run=run_id, kill=kill)
+        final = client.call("run.get", run=run_id)
+    c.emit(final, lambda f: click.echo(f"{record['id']}: {f.get('state')}"))
+
+
+@click.command()
+@json_option
+@pass_ctx
+@friendly
+def profiles(c: Context) -> None:
+    """List the profiles in force."""
+    with c.client() as client:
+        rows = client.call("profiles")
+    c.emit(rows, lambda rows: table(
+        [[p["name"], p["sandbox"], " ".join(p["command"])[:40], p["source"]] for p in rows],
+        ["PROFILE", "SANDBOX", "COMMAND", "DEFINED AT"]))
+
+
+@click.command("demo-workspace")
+@click.argument("path", default="pilothouse-demo", type=click.Path(file_okay=False))
+@click.option("--no-git", is_flag=True, help="Do not make it a git repository.")
+def demo_workspace(path: str, no_git: bool) -> None:
+    """Write a tiny Python project with a bug and its tests, for `pilothouse run demo`."""
+    from console.agents.demo_project import make_demo_workspace
+
+    try:
+        root = make_demo_workspace(path, git=not no_git)
+    except OSError as exc:  # FileExistsError included: never overwrites other files
+        fail(f"cannot write the demo workspace: {exc}", "pick another folder")
+    click.echo(str(Path(root).resolve()))
+    click.echo(f"next: pilothouse run demo -w {root} --wait", err=True)
+
+
+COMMANDS = (run, ps, logs, stop, profiles, demo_workspace)

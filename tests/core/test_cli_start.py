@@ -1,0 +1,102 @@
+"""What the CLI loads and touches at start: the commands scripts run in a loop load no heavy
+module, importing the CLI or the daemon loads no textual, and --config is no environment change.
+(Their speed is a bench row, bench/sandbox.py, never a timing here.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tests.conftest import Daemon
+
+HEAVY = ("textual", "rich", "sqlite_utils", "docker", "pynvml")
+
+# Runs `pilothouse ARGS...` in this interpreter, then prints the heavy modules it loaded.
+PROBE = """
+import json, sys
+from console.cli.main import main
+heavy_names = set(sys.argv.pop(1).split(","))
+try:
+    main(sys.argv[1:], prog_name="pilothouse")
+except SystemExit as exc:
+    code = exc.code
+heavy = sorted({m.split(".")[0] for m in sys.modules} & heavy_names)
+print(json.dumps({"code": code, "heavy": heavy}), file=sys.stderr)
+"""
+
+
+def _probe(env: dict[str, str], *args: str) -> tuple[str, dict]:
+    done = subprocess.run([sys.executable, "-c", PROBE, ",".join(HEAVY), *args], env=env, capture_output=True,
+                          text=True, timeout=60)
+    return done.stdout, json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_version_loads_nothing_heavy(daemon_env: dict[str, str]) -> None:
+    out, seen = _probe(daemon_env, "--version")
+    assert seen == {"code": 0, "heavy": []}
+    assert out.startswith("pilothouse, version ")
+
+
+def test_ps_and_approvals_json_load_nothing_heavy(daemon: Daemon) -> None:
+    for args in (["ps", "--json"], ["ps", "--all", "--json"], ["approvals", "--json"]):
+        out, seen = _probe(daemon.env, *args)
+        assert seen == {"code": 0, "heavy": []}, args
+        assert json.loads(out) == [], args
+
+
+def test_importing_the_cli_and_the_daemon_loads_no_textual() -> None:
+    code = ("import sys, console.cli.main, console.daemon.server; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_config_option_leaves_the_environment_alone(tmp_path: Path) -> None:
+    from console.cli.main import main
+
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.demo]\ncommand = ["true"]\n')
+    before = os.environ.get("PILOTHOUSE_CONFIG")
+    result = CliRunner().invoke(
+        main, ["--config", str(config), "policy", "check", "--json", "demo", "--", "ls"],
+        env={"PILOTHOUSE_HOME": str(tmp_path / "no-daemon-here")})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["decision"] in ("allow", "ask", "deny")
+    assert os.environ.get("PILOTHOUSE_CONFIG") == before
+
+
+def test_the_version_is_the_package_metadata() -> None:
+    import importlib.metadata
+
+    import console
+
+    done = subprocess.run([sys.executable, "-m", "console", "--version"], capture_output=True,
+                          text=True, timeout=60)
+    assert console.__version__ == importlib.metadata.version("pilothouse")
+    assert done.stdout.strip() == f"pilothouse, version {console.__version__}"
+
+
+def test_the_command_table_names_every_command_where_it_lives() -> None:
+    import importlib
+
+    from console.cli.main import WHERE, main
+
+    found = {}
+    for module in sorted(set(WHERE.values())):
+        found |= {c.name: module for c in importlib.import_module(f"console.cli.{module}").COMMANDS}
+    assert found == WHERE
+    assert list(main.commands) == sorted(WHERE)
+
+
+def test_version_imports_no_command_module() -> None:
+    code = ("import sys\nfrom console.cli.main import main\ntry:\n    main(['--version'])\n"
+            "except SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('console.cli.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "['console.cli.context', 'console.cli.main', 'console.cli.output']", done.stderr

@@ -1,0 +1,68 @@
+"""The one operator client: the blocking and asyncio sides share connect and answers, and
+nothing is reached through a module `__getattr__`."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import subprocess
+import sys
+
+import pytest
+
+from console.client import aio
+from console.client.sync import Client, ClientError
+from tests.conftest import REPO, Daemon
+
+
+def test_no_module_getattr_shims() -> None:
+    found = []
+    for root in ("console", "widgets", "store"):
+        for path in sorted((REPO / root).rglob("*.py")):
+            tree = ast.parse(path.read_text(), str(path))
+            found += [f"{path.relative_to(REPO)}:{node.lineno}" for node in tree.body
+                      if isinstance(node, ast.FunctionDef) and node.name == "__getattr__"]
+    assert found == []
+
+
+def test_the_blocking_client_does_not_import_asyncio() -> None:
+    code = "import sys, console.client.sync; print('asyncio' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_both_sides_read_the_same_answers(daemon: Daemon) -> None:
+    from console.paths import resolve
+
+    paths = resolve(daemon.home)
+    with Client(paths, autostart=False) as client:
+        hello = client.call("hello")
+        with pytest.raises(ClientError) as blocking:
+            client.call("run.get", run="no-such-run")
+
+    async def through_asyncio() -> tuple[dict, ClientError, list[dict]]:
+        client = aio.AsyncClient(paths)
+        await client.open(autostart=False)
+        try:
+            got = await client.call("hello")
+            try:
+                await client.call("run.get", run="no-such-run")
+            except ClientError as exc:
+                err = exc
+        finally:
+            await client.close()
+        streamed = [e async for e in aio.stream(paths, "export")]
+        return got, err, streamed
+
+    got, err, streamed = asyncio.run(through_asyncio())
+    assert got["pid"] == hello["pid"] and got["protocol"] == hello["protocol"]
+    assert (err.code, err.message) == (blocking.value.code, blocking.value.message)
+    assert streamed[-1]["kind"] == "stream.result"
+
+
+def test_no_import_circle_in_the_client_or_the_cli() -> None:
+    from tests.house.import_graph import circles, graph
+
+    mine = [c for c in circles(graph(REPO))
+            if any(m.startswith(("console.client", "console.cli")) for m in c)]
+    assert mine == []
