@@ -70,6 +70,10 @@ class Witness:
             except OSError as exc:  # the local witness is written; the copy is best effort
                 log.warning("audit witness copy not sent: %s", exc)
 
+    def sync(self) -> None:
+        """Get the lines written so far onto the disk (called by the store's syncer)."""
+        os.fdatasync(self._fd)
+
     def close(self) -> None:
         os.close(self._fd)
 

@@ -2,8 +2,10 @@
 
 Bulk rows (output lines, samples, routine events) are fire and forget and grouped into
 transactions of up to `max_batch` rows or `max_delay` seconds. Security events wait for the
-durable commit of their batch and fail loudly (StoreError) when it does not happen, so the
-daemon can refuse the action (fail closed). The hash chain is extended here, in id order.
+commit of their batch and fail loudly (StoreError) when it does not happen, so the daemon can
+refuse the action (fail closed). The hash chain is extended here, in id order. Commits are
+synchronous=NORMAL with the syncer behind them (store/syncer.py), full-text indexing is a
+second pass (store/fts.py); docs/threat-model.md says why that is still durable enough.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from store import audit, batch, values
+from store import audit, batch, fts, values
 from store.audit import PruneResult
 from store.batch import CALL, EV, OUT
 from store.db import StoreError, open_db
+from store.syncer import Syncer
 from store.witness import Witness
 
 log = logging.getLogger("pilothouse.store")
@@ -42,9 +45,18 @@ class StoreWriter:
                  max_delay: float = 0.05, max_queue: int = 100_000,
                  prune_chunk: int = 20_000, witness: Path | None = None,
                  witness_mirror: Callable[[str], None] | None = None,
-                 export_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 export_event: Callable[[dict[str, Any]], None] | None = None,
+                 synchronous: str = "NORMAL") -> None:
         if len(key) < 16:
             raise ValueError("the audit key must be at least 16 bytes")
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL (with the syncer) or FULL")
+        self._synchronous = synchronous
+        self._syncer: Syncer | None = None
+        self._sync_error: str | None = None
+        self._fts_done = (0, 0)  # rows full-text indexed up to (events, output)
+        self._fts_behind_since: float | None = None  # when the oldest unindexed commit landed
+        self._index_waiters: deque[tuple[tuple[int, int], concurrent.futures.Future[None]]] = deque()
         self.db_path = Path(db_path)
         self._key = key
         self._max_batch = max(1, int(max_batch))
@@ -87,6 +99,11 @@ class StoreWriter:
         db = open_db(self.db_path)
         conn = db.conn
         try:
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            self._fts_done = fts.marks(conn)
+            if any(d < e for d, e in zip(self._fts_done, fts.ends(conn), strict=True)):
+                # rows the last writer committed but did not index: catch up soon
+                self._fts_behind_since = time.monotonic() - fts.DEFER_S
             last_id, last_hash, warning = audit.chain_start(conn, self._key)
             if audit.read_head(conn) is None and warning is None:
                 conn.execute("BEGIN IMMEDIATE")
@@ -97,6 +114,10 @@ class StoreWriter:
             raise StoreError(f"cannot start the store writer on {self.db_path}: {exc}") from exc
         self._db, self._last_id, self._last_hash = db, last_id, last_hash
         rollback = self._open_witness(last_id, last_hash)
+        if self._synchronous == "NORMAL":
+            self._syncer = Syncer(self.db_path.with_name(self.db_path.name + "-wal"),
+                                  self._sync_failed,
+                                  self._witness.sync if self._witness is not None else None).start()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         with self._lock:
             self._state = _RUNNING
@@ -147,7 +168,9 @@ class StoreWriter:
         """Counters for `pilothouse doctor` and tests: batches, rows, drops, failures."""
         return {"state": self._state, "queued": len(self._q), "batches": self.batches,
                 "rows": self.rows, "dropped": self._dropped, "lost": self._lost,
-                "failed_batches": self.failed_batches, "last_error": self.last_error}
+                "failed_batches": self.failed_batches, "last_error": self.last_error,
+                "indexed_upto": self._fts_done,
+                "syncs": self._syncer.syncs if self._syncer is not None else None}
 
     # --- producers -----------------------------------------------------------------------------
 
@@ -213,11 +236,22 @@ class StoreWriter:
         return fut
 
     def flush(self, timeout: float | None = 30.0) -> None:
-        """Block until everything queued before this call is committed."""
-        _wait(self.call(_noop), timeout, "flushing the store")
+        """Block until everything queued before this call is committed and searchable."""
+        ends = _wait(self.call(fts.ends), timeout, "flushing the store")
+        _wait(self._indexed(ends), timeout, "indexing the store for search")
 
     async def aflush(self, timeout: float | None = 30.0) -> None:
-        await _await(self.call(_noop), timeout, "flushing the store")
+        ends = await _await(self.call(fts.ends), timeout, "flushing the store")
+        await _await(self._indexed(ends), timeout, "indexing the store for search")
+
+    def _indexed(self, ends: tuple[int, int]) -> concurrent.futures.Future[None]:
+        """A future resolved once the full-text index reaches `ends`."""
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        with self._lock:
+            self._check_open()
+            self._index_waiters.append((ends, fut))
+        self._wake.set()
+        return fut
 
     def prune(self, older_than_ts: float, *, timeout: float | None = None) -> PruneResult:
         """Delete events (a prefix) and output older than the cutoff, leaving signed anchors;
@@ -255,9 +289,19 @@ class StoreWriter:
 
     # --- the thread ----------------------------------------------------------------------------
 
+    def _sync_failed(self, why: str) -> None:
+        """The syncer could not get committed rows to the disk: stop accepting (fail closed)."""
+        self._sync_error = why
+        self._wake.set()
+
     def _run(self) -> None:
         try:
             self._loop()
+        except _SyncFailed as exc:
+            self.last_error = str(exc)
+            with self._lock:
+                self._state = _DEAD
+            self._fail_all(StoreError(f"the store stopped: {exc}"))
         except BaseException as exc:  # a bug, not a failed batch: stop accepting, fail loudly
             log.exception("store writer died")
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -274,6 +318,8 @@ class StoreWriter:
     def _loop(self) -> None:
         while True:
             self._wake.clear()
+            if self._sync_error is not None:
+                raise _SyncFailed(self._sync_error)
             n = len(self._q)
             closing = self._state == _CLOSING
             if n:
@@ -283,9 +329,13 @@ class StoreWriter:
                 due = now - self._pending_since >= self._max_delay
                 starting_job = self._job is None and self._jobs  # rows queued before it go first
                 if self._urgent or closing or due or n >= self._max_batch or starting_job:
-                    self._batch(min(n, self._max_batch))
-                    self._pending_since = None
-                    continue
+                    if not self._index_due(n, closing):
+                        self._batch(min(n, self._max_batch))
+                        self._pending_since = None
+                        continue
+            if self._index_due(n, closing):
+                self._index_step()
+                continue
             if self._job is None and self._jobs:
                 with self._lock:
                     self._job = self._start_job(*self._jobs.popleft())
@@ -301,6 +351,9 @@ class StoreWriter:
             # Idle, it still looks every max_delay: a row whose wake-up raced with another
             # producer's is then never left waiting longer than about twice max_delay.
             timeout = self._max_delay
+            if self._fts_behind_since is not None:
+                timeout = min(timeout, max(0.0, self._fts_behind_since + fts.DEFER_S
+                                            - time.monotonic()))
             if n and self._pending_since is not None:
                 timeout = max(0.0, self._pending_since + self._max_delay - time.monotonic())
             self._wake.wait(timeout)
@@ -326,11 +379,63 @@ class StoreWriter:
         if done.secured or time.monotonic() - self._witnessed_at >= WITNESS_EVERY:
             self._witness_head()
         self.batches += 1
-        self.rows += sum(1 for it in items if it[0] != CALL)
+        stored = sum(1 for it in items if it[0] != CALL)
+        self.rows += stored
+        if stored and self._fts_behind_since is None:
+            self._fts_behind_since = time.monotonic()
+        if self._syncer is not None:
+            self._syncer.dirty()
         done.resolve()
         if self._export_event is not None:
             for _, row in done.secured:
                 self._export_event(batch.row_dict(row))
+
+    def _index_due(self, queued: int, closing: bool) -> bool:
+        """Index now? Never ahead of waiting security events; at once for a flush or when
+        the writer has nothing queued; else once the oldest unindexed row waited DEFER_S."""
+        since = self._fts_behind_since
+        if self._urgent or (since is None and not self._index_waiters):
+            return False
+        if self._index_waiters:
+            return True
+        assert since is not None
+        now = time.monotonic()
+        return now >= since + fts.DEFER_S or (not queued and now >= since)
+
+    def _index_step(self) -> None:
+        """One chunk of the full-text second pass, in its own transaction."""
+        assert self._db is not None
+        conn = self._db.conn
+        if self._fts_behind_since is not None:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                done = fts.index_step(conn, self._fts_done)
+                ends = fts.ends(conn)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self.last_error = f"full-text indexing failed: {exc}"
+                log.error("store: %s", self.last_error)
+                self._fts_behind_since = time.monotonic() + 1.0  # retry in a second, not hot
+                with self._lock:
+                    waiters, self._index_waiters = self._index_waiters, deque()
+                for _, fut in waiters:
+                    fut.set_exception(StoreError(self.last_error))
+                return
+            self._fts_done = done
+            if all(d >= e for d, e in zip(done, ends, strict=True)):  # pruned tables shrink
+                self._fts_behind_since = None
+            if self._syncer is not None:
+                self._syncer.dirty()
+        with self._lock:
+            waiting = list(self._index_waiters)
+            self._index_waiters.clear()
+            for ends_wanted, fut in waiting:
+                if all(d >= e for d, e in zip(self._fts_done, ends_wanted, strict=True)):
+                    fut.set_result(None)
+                else:
+                    self._index_waiters.append((ends_wanted, fut))
 
     def _witness_head(self) -> None:
         w = self._witness
@@ -419,6 +524,8 @@ class StoreWriter:
                 self._finish_prune(stop.value, fut)
                 return
             conn.execute("COMMIT")
+            if self._syncer is not None:
+                self._syncer.dirty()
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -461,6 +568,8 @@ class StoreWriter:
         with self._lock:
             self._fail_queued(err)
             self._urgent = 0
+            while self._index_waiters:
+                self._index_waiters.popleft()[1].set_exception(err)
         if self._job is not None:
             self._job[1].set_exception(err)
             self._job = None
@@ -470,6 +579,8 @@ class StoreWriter:
             return
         conn = self._db.conn
         self._witness_head()
+        if self._syncer is not None:
+            self._syncer.stop()  # one last sync, while the WAL is still there
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -481,6 +592,10 @@ class StoreWriter:
             conn.close()
             if self._witness is not None:
                 self._witness.close()
+
+
+class _SyncFailed(Exception):
+    """Committed rows could not be synced to the disk; the writer stops (fail closed)."""
 
 
 def _wait(fut: concurrent.futures.Future[T], timeout: float | None, what: str) -> T:
@@ -495,7 +610,3 @@ async def _await(fut: concurrent.futures.Future[T], timeout: float | None, what:
         return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
     except TimeoutError:
         raise StoreError(f"timed out after {timeout}s {what}; the store is stuck") from None
-
-
-def _noop(db: sqlite_utils.Database) -> None:
-    return None
