@@ -92,9 +92,9 @@ def main() -> int:
     ws.mkdir()
     (ws / "driver.py").write_text(DRIVER)
     (home / "config.toml").write_text(
-        '[profiles.hookbench]\ncommand = ["python3", "-S", "driver.py", "%d"]\n'
+        f'[profiles.hookbench]\ncommand = ["python3", "-S", "driver.py", "{n}"]\n'
         'sandbox = "bwrap"\n\n[profiles.hookbench.exec]\ndefault = "ask"\n'
-        'allow = ["git status"]\n' % n)
+        'allow = ["git status"]\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
     env.update(PILOTHOUSE_HOME=str(home), PILOTHOUSE_CONFIG=str(home / "config.toml"))
     cli = str(Path(sys.executable).parent / "pilothouse")

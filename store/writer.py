@@ -56,6 +56,7 @@ class StoreWriter:
         self._sync_error: str | None = None
         self._fts_done = (0, 0)  # rows full-text indexed up to (events, output)
         self._fts_behind_since: float | None = None  # when the oldest unindexed commit landed
+        self._last_batch_at = 0.0
         self._index_waiters: deque[tuple[tuple[int, int], concurrent.futures.Future[None]]] = deque()
         self.db_path = Path(db_path)
         self._key = key
@@ -351,9 +352,11 @@ class StoreWriter:
             # Idle, it still looks every max_delay: a row whose wake-up raced with another
             # producer's is then never left waiting longer than about twice max_delay.
             timeout = self._max_delay
-            if self._fts_behind_since is not None:
-                timeout = min(timeout, max(0.0, self._fts_behind_since + fts.DEFER_S
-                                            - time.monotonic()))
+            if self._fts_behind_since is not None:  # wake for the idle or the DEFER_S rule
+                timeout = min(timeout, max(0.0, min(
+                    self._fts_behind_since + fts.DEFER_S,
+                    max(self._fts_behind_since, self._last_batch_at + self._max_delay))
+                    - time.monotonic()))
             if n and self._pending_since is not None:
                 timeout = max(0.0, self._pending_since + self._max_delay - time.monotonic())
             self._wake.wait(timeout)
@@ -379,6 +382,7 @@ class StoreWriter:
         if done.secured or time.monotonic() - self._witnessed_at >= WITNESS_EVERY:
             self._witness_head()
         self.batches += 1
+        self._last_batch_at = time.monotonic()
         stored = sum(1 for it in items if it[0] != CALL)
         self.rows += stored
         if stored and self._fts_behind_since is None:
@@ -391,8 +395,9 @@ class StoreWriter:
                 self._export_event(batch.row_dict(row))
 
     def _index_due(self, queued: int, closing: bool) -> bool:
-        """Index now? Never ahead of waiting security events; at once for a flush or when
-        the writer has nothing queued; else once the oldest unindexed row waited DEFER_S."""
+        """Index now? Never ahead of waiting security events; at once for a flush, or when
+        nothing was queued for max_delay (idle); else once the oldest unindexed row waited
+        DEFER_S. A stream of bulk rows is not idle even when each batch empties the queue."""
         since = self._fts_behind_since
         if self._urgent or (since is None and not self._index_waiters):
             return False
@@ -400,7 +405,8 @@ class StoreWriter:
             return True
         assert since is not None
         now = time.monotonic()
-        return now >= since + fts.DEFER_S or (not queued and now >= since)
+        idle = not queued and (closing or now - self._last_batch_at >= self._max_delay)
+        return now >= since + fts.DEFER_S or (idle and now >= since)
 
     def _index_step(self) -> None:
         """One chunk of the full-text second pass, in its own transaction."""
