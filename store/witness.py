@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from store.audit import hmac_sha256
+from store.mac import hmac_sha256
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 log = logging.getLogger("pilothouse.store")
