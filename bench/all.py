@@ -21,7 +21,10 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.common import Row, format_sections  # noqa: E402
 
-SCRIPTS = ["store.py", "sandbox.py", "cli.py", "gate.py", "gpu.py", "tui.py", "replay.py", "policy.py"]
+SCRIPTS = [
+    "store.py", "hook.py", "sandbox.py", "cli.py", "gate.py", "gpu.py", "tui.py", "replay.py",
+    "policy.py",
+]
 
 
 def read_rows(path: str) -> list[tuple[str, Row]]:

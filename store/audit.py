@@ -8,8 +8,6 @@ be pruned without breaking what follows.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import hmac
 import json
 import os
@@ -24,6 +22,7 @@ from typing import Any
 import sqlite_utils
 
 from store.db import StoreError
+from store.mac import hmac_sha256
 
 KEY_BYTES = 32
 GENESIS = "0" * 64
@@ -138,27 +137,6 @@ def row_hash(key: bytes, prev: str, id_: int, ts: float, run_id: str | None, kin
     except (TypeError, ValueError):  # odd types in a tampered row: a hash that cannot match
         body = json.dumps([id_, ts, run_id, kind, actor, text, data], default=repr)
     return hmac_sha256(key, f"{prev}\n{body}".encode("utf-8", "surrogatepass"))
-
-
-def hmac_sha256(key: bytes, msg: bytes) -> str:
-    """HMAC-SHA256 (RFC 2104), hex. Same bytes as hmac.digest, from SHA-256 states with the
-    padded key already absorbed: half the cost per row of OpenSSL's one-shot HMAC, which
-    sets the key up again on every call."""
-    inner, outer = _pads(key)
-    h = inner.copy()
-    h.update(msg)
-    o = outer.copy()
-    o.update(h.digest())
-    return o.hexdigest()
-
-
-@functools.lru_cache(maxsize=8)
-def _pads(key: bytes) -> tuple[Any, Any]:
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(64, b"\0")
-    return (hashlib.sha256(bytes(b ^ 0x36 for b in key)),
-            hashlib.sha256(bytes(b ^ 0x5C for b in key)))
 
 
 _enc = json.encoder.encode_basestring  # the C JSON string encoder json.dumps itself uses

@@ -144,6 +144,29 @@ def _flush_rows(conn: sqlite3.Connection, events: list[tuple[Any, ...]],
         outputs.clear()
 
 
+def fail_items(items: list[tuple[Any, ...]], err: Exception) -> int:
+    """A batch did not commit: fail everyone waiting on one of its items; returns how many
+    bulk rows were lost with it."""
+    lost = 0
+    for item in items:
+        fut = item[-1] if item[0] != OUT else None
+        if fut is None:
+            lost += 1
+        elif fut.running() or (not fut.done() and fut.set_running_or_notify_cancel()):
+            fut.set_exception(err)
+    return lost
+
+
+def chain_end(conn: sqlite3.Connection, last_id: int, last_hash: str) -> tuple[int, str]:
+    """Where the chain ends after a failed batch: the stored end if it is beyond what the
+    writer knew (so new ids never collide with committed rows)."""
+    try:
+        row = conn.execute("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return last_id, last_hash
+    return (row[0], row[1]) if row is not None and row[0] > last_id else (last_id, last_hash)
+
+
 def row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
     """A stored event as the dict commit() returns (data decoded)."""
     id_, ts, run_id, kind, actor, text, data, prev, h = row

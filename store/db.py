@@ -199,10 +199,47 @@ def _m4_trace(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX trace_requests_start ON trace_requests(start)")
 
 
+FTS_EVENTS_MARK = "fts_events_upto"  # meta keys: the last row id full-text indexed
+FTS_OUTPUT_MARK = "fts_output_upto"
+
+
+def _m5_fts_second_pass(conn: sqlite3.Connection) -> None:
+    """v5: full-text indexing leaves the write path (store/fts.py indexes committed rows in
+    batches). Each index now reads its content through a view of the rows up to its mark, so
+    index and content agree at every commit (FTS5's integrity-check holds) and a pruned or
+    edited row is taken out of the index only if it was ever put in."""
+    for name in ("events_fts_ai", "events_fts_ad", "events_fts_au",
+                 "output_fts_ai", "output_fts_ad", "output_fts_au"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    for table, mark, cols in (("events", FTS_EVENTS_MARK, "text, kind"),
+                              ("output", FTS_OUTPUT_MARK, "line")):
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, (SELECT coalesce(max(id), 0) "
+                     f"FROM {table})) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                     (mark,))
+        upto = f"(SELECT CAST(value AS INTEGER) FROM meta WHERE key = '{mark}')"
+        conn.execute(f"CREATE VIEW {table}_indexed AS SELECT id, {cols} FROM {table} "
+                     f"WHERE id <= {upto}")
+        conn.execute(f"DROP TABLE {table}_fts")
+        conn.execute(f"CREATE VIRTUAL TABLE {table}_fts USING fts5({cols}, "
+                     f"content='{table}_indexed', content_rowid='id', prefix='3')")
+        old = ", ".join(f"old.{c.strip()}" for c in cols.split(","))
+        new = ", ".join(f"new.{c.strip()}" for c in cols.split(","))
+        conn.execute(f"""CREATE TRIGGER {table}_fts_ad AFTER DELETE ON {table}
+            WHEN old.id <= {upto} BEGIN
+            INSERT INTO {table}_fts({table}_fts, rowid, {cols}) VALUES ('delete', old.id, {old});
+        END""")
+        conn.execute(f"""CREATE TRIGGER {table}_fts_au AFTER UPDATE OF {cols} ON {table}
+            WHEN old.id <= {upto} BEGIN
+            INSERT INTO {table}_fts({table}_fts, rowid, {cols}) VALUES ('delete', old.id, {old});
+            INSERT INTO {table}_fts(rowid, {cols}) VALUES (new.id, {new});
+        END""")
+        conn.execute(f"INSERT INTO {table}_fts({table}_fts) VALUES ('rebuild')")
+
+
 # Ordered: MIGRATIONS[n] takes a database from version n to n + 1. Append only; never edit a
 # migration that has shipped.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_m1_core, _m2_fts, _m3_metering,
-                                                                _m4_trace)
+                                                                _m4_trace, _m5_fts_second_pass)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

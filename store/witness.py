@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from store.audit import hmac_sha256
+from store.mac import hmac_sha256
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 log = logging.getLogger("pilothouse.store")
@@ -69,6 +69,18 @@ class Witness:
                 self._mirror(line.rstrip("\n"))
             except OSError as exc:  # the local witness is written; the copy is best effort
                 log.warning("audit witness copy not sent: %s", exc)
+
+    def ahead_of(self, last_id: int, last_hash: str) -> str | None:
+        """Why the database is behind what this witness saw committed; None if it is not."""
+        seen = self.last
+        if seen is None or (seen.id < last_id) or (seen.id == last_id and seen.hash == last_hash):
+            return None
+        return (f"the database ends at row {last_id} but the witness saw row {seen.id} "
+                "committed: it was truncated or rolled back; `pilothouse audit verify` says more")
+
+    def sync(self) -> None:
+        """Get the lines written so far onto the disk (called by the store's syncer)."""
+        os.fdatasync(self._fd)
 
     def close(self) -> None:
         os.close(self._fd)

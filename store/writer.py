@@ -2,13 +2,14 @@
 
 Bulk rows (output lines, samples, routine events) are fire and forget and grouped into
 transactions of up to `max_batch` rows or `max_delay` seconds. Security events wait for the
-durable commit of their batch and fail loudly (StoreError) when it does not happen, so the
-daemon can refuse the action (fail closed). The hash chain is extended here, in id order.
+commit of their batch and fail loudly (StoreError) when it does not happen, so the daemon can
+refuse the action (fail closed). The hash chain is extended here, in id order. Commits are
+synchronous=NORMAL with the syncer behind them (store/syncer.py), full-text indexing is a
+second pass (store/fts.py); docs/threat-model.md says why that is still durable enough.
 """
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import sqlite3
@@ -21,10 +22,14 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from store import audit, batch, values
+from store import audit, batch, fts, prune_jobs, values
 from store.audit import PruneResult
 from store.batch import CALL, EV, OUT
 from store.db import StoreError, open_db
+from store.prune_jobs import PruneJobs
+from store.syncer import Syncer
+from store.waits import await_ as _await
+from store.waits import wait as _wait
 from store.witness import Witness
 
 log = logging.getLogger("pilothouse.store")
@@ -42,15 +47,23 @@ class StoreWriter:
                  max_delay: float = 0.05, max_queue: int = 100_000,
                  prune_chunk: int = 20_000, witness: Path | None = None,
                  witness_mirror: Callable[[str], None] | None = None,
-                 export_event: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 export_event: Callable[[dict[str, Any]], None] | None = None,
+                 synchronous: str = "NORMAL") -> None:
         if len(key) < 16:
             raise ValueError("the audit key must be at least 16 bytes")
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL (with the syncer) or FULL")
+        self._synchronous = synchronous
+        self._syncer: Syncer | None = None
+        self._sync_error: str | None = None
+        self._index = fts.Indexer()
+        self._last_batch_at = 0.0
         self.db_path = Path(db_path)
         self._key = key
         self._max_batch = max(1, int(max_batch))
         self._max_delay = float(max_delay)
         self._max_queue = max(1, int(max_queue))
-        self._prune_chunk = max(1, int(prune_chunk))
+        self._prunes = PruneJobs(key, prune_chunk)
         self._witness_path = Path(witness) if witness is not None else None
         self._witness: Witness | None = None
         self._witness_mirror = witness_mirror
@@ -65,8 +78,6 @@ class StoreWriter:
         self._dropped_reported = 0
         self._lost = 0
         self._lost_reported = 0
-        self._jobs: deque[tuple[Any, concurrent.futures.Future[Any]]] = deque()
-        self._job: tuple[Any, concurrent.futures.Future[Any]] | None = None
         self._pending_since: float | None = None
         self._thread: threading.Thread | None = None
         self._db: sqlite_utils.Database | None = None
@@ -87,6 +98,8 @@ class StoreWriter:
         db = open_db(self.db_path)
         conn = db.conn
         try:
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            self._index.open(conn)
             last_id, last_hash, warning = audit.chain_start(conn, self._key)
             if audit.read_head(conn) is None and warning is None:
                 conn.execute("BEGIN IMMEDIATE")
@@ -97,6 +110,9 @@ class StoreWriter:
             raise StoreError(f"cannot start the store writer on {self.db_path}: {exc}") from exc
         self._db, self._last_id, self._last_hash = db, last_id, last_hash
         rollback = self._open_witness(last_id, last_hash)
+        if self._synchronous == "NORMAL":
+            self._syncer = Syncer(self.db_path.with_name(self.db_path.name + "-wal"), self._sync_failed,
+                                  self._witness and self._witness.sync).start()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         with self._lock:
             self._state = _RUNNING
@@ -117,11 +133,7 @@ class StoreWriter:
             self._witness = Witness(self._witness_path, self._key, self._witness_mirror)
         except OSError as exc:
             raise StoreError(f"cannot open the audit witness {self._witness_path}: {exc}") from exc
-        seen = self._witness.last
-        if seen is None or (seen.id < last_id) or (seen.id == last_id and seen.hash == last_hash):
-            return None
-        return (f"the database ends at row {last_id} but the witness saw row {seen.id} "
-                "committed: it was truncated or rolled back; `pilothouse audit verify` says more")
+        return self._witness.ahead_of(last_id, last_hash)
 
     def close(self, timeout: float = 5.0) -> None:
         """Flush everything queued, then close. Raises StoreError if that took too long."""
@@ -147,7 +159,8 @@ class StoreWriter:
         """Counters for `pilothouse doctor` and tests: batches, rows, drops, failures."""
         return {"state": self._state, "queued": len(self._q), "batches": self.batches,
                 "rows": self.rows, "dropped": self._dropped, "lost": self._lost,
-                "failed_batches": self.failed_batches, "last_error": self.last_error}
+                "failed_batches": self.failed_batches, "last_error": self.last_error,
+                "indexed_upto": self._index.done, "syncs": self._syncer and self._syncer.syncs}
 
     # --- producers -----------------------------------------------------------------------------
 
@@ -213,11 +226,21 @@ class StoreWriter:
         return fut
 
     def flush(self, timeout: float | None = 30.0) -> None:
-        """Block until everything queued before this call is committed."""
-        _wait(self.call(_noop), timeout, "flushing the store")
+        """Block until everything queued before this call is committed and searchable."""
+        ends = _wait(self.call(fts.ends), timeout, "flushing the store")
+        _wait(self._indexed(ends), timeout, "indexing the store for search")
 
     async def aflush(self, timeout: float | None = 30.0) -> None:
-        await _await(self.call(_noop), timeout, "flushing the store")
+        ends = await _await(self.call(fts.ends), timeout, "flushing the store")
+        await _await(self._indexed(ends), timeout, "indexing the store for search")
+
+    def _indexed(self, ends: tuple[int, int]) -> concurrent.futures.Future[None]:
+        """A future resolved once the full-text index reaches `ends`."""
+        with self._lock:
+            self._check_open()
+            fut = self._index.want(ends)
+        self._wake.set()
+        return fut
 
     def prune(self, older_than_ts: float, *, timeout: float | None = None) -> PruneResult:
         """Delete events (a prefix) and output older than the cutoff, leaving signed anchors;
@@ -229,10 +252,9 @@ class StoreWriter:
 
     def _submit_prune(self, older_than_ts: float) -> concurrent.futures.Future[PruneResult]:
         cutoff = _ts(older_than_ts)
-        fut: concurrent.futures.Future[PruneResult] = concurrent.futures.Future()
         with self._lock:
             self._check_open()
-            self._jobs.append((cutoff, fut))
+            fut = self._prunes.submit(cutoff)
         self._wake.set()
         return fut
 
@@ -255,15 +277,29 @@ class StoreWriter:
 
     # --- the thread ----------------------------------------------------------------------------
 
+    def _dirty(self) -> None:
+        """Something was committed: the syncer gets it to the disk (FULL did already)."""
+        if self._syncer is not None:
+            self._syncer.dirty()
+
+    def _sync_failed(self, why: str) -> None:
+        """The syncer could not get committed rows to the disk: stop accepting (fail closed)."""
+        self._sync_error = why
+        self._wake.set()
+
     def _run(self) -> None:
         try:
             self._loop()
-        except BaseException as exc:  # a bug, not a failed batch: stop accepting, fail loudly
-            log.exception("store writer died")
-            self.last_error = f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:  # a failed sync, or a bug: stop accepting, fail loudly
+            if isinstance(exc, _SyncFailed):  # said and logged by the syncer: no traceback
+                self.last_error, why = str(exc), f"the store stopped: {exc}"
+            else:
+                log.exception("store writer died")
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                why = f"the store writer died: {self.last_error}"
             with self._lock:
                 self._state = _DEAD
-            self._fail_all(StoreError(f"the store writer died: {self.last_error}"))
+            self._fail_all(StoreError(why))
         else:
             with self._lock:
                 self._state = _CLOSED
@@ -274,6 +310,8 @@ class StoreWriter:
     def _loop(self) -> None:
         while True:
             self._wake.clear()
+            if self._sync_error is not None:
+                raise _SyncFailed(self._sync_error)
             n = len(self._q)
             closing = self._state == _CLOSING
             if n:
@@ -281,26 +319,33 @@ class StoreWriter:
                 if self._pending_since is None:
                     self._pending_since = now
                 due = now - self._pending_since >= self._max_delay
-                starting_job = self._job is None and self._jobs  # rows queued before it go first
-                if self._urgent or closing or due or n >= self._max_batch or starting_job:
-                    self._batch(min(n, self._max_batch))
-                    self._pending_since = None
-                    continue
-            if self._job is None and self._jobs:
-                with self._lock:
-                    self._job = self._start_job(*self._jobs.popleft())
-            if self._job is not None:
-                if closing:
-                    self._job[1].set_exception(StoreError("the store writer closed during a prune"))
-                    self._job = None
+                starting = self._prunes.starting  # rows queued before a prune go first
+                if self._urgent or closing or due or n >= self._max_batch or starting:
+                    if not self._index_due(n, closing):  # a flush or DEFER_S: index first
+                        self._batch(min(n, self._max_batch))
+                        self._pending_since = None
+                        continue
+            if self._index_due(n, closing):
+                assert self._db is not None
+                if self._index.step(self._db.conn):
+                    self._dirty()
                 else:
-                    self._job_step()
+                    self.last_error = self._index.last_error
+                continue
+            if self._prunes.busy:
+                if closing:
+                    self._prunes.fail(StoreError("the store writer closed during a prune"))
+                else:
+                    self._prune_step()
                 continue
             if closing and not n:
                 return
             # Idle, it still looks every max_delay: a row whose wake-up raced with another
             # producer's is then never left waiting longer than about twice max_delay.
             timeout = self._max_delay
+            index_in = self._index.wake_in(self._last_batch_at + self._max_delay)
+            if index_in is not None:  # wake for the idle or the DEFER_S rule
+                timeout = min(timeout, index_in)
             if n and self._pending_since is not None:
                 timeout = max(0.0, self._pending_since + self._max_delay - time.monotonic())
             self._wake.wait(timeout)
@@ -326,11 +371,22 @@ class StoreWriter:
         if done.secured or time.monotonic() - self._witnessed_at >= WITNESS_EVERY:
             self._witness_head()
         self.batches += 1
-        self.rows += sum(1 for it in items if it[0] != CALL)
+        self._last_batch_at = time.monotonic()
+        stored = sum(1 for it in items if it[0] != CALL)
+        self.rows += stored
+        if stored:
+            self._index.committed()
+        self._dirty()
         done.resolve()
         if self._export_event is not None:
             for _, row in done.secured:
                 self._export_event(batch.row_dict(row))
+
+    def _index_due(self, queued: int, closing: bool) -> bool:
+        """A stream of bulk rows is not idle even when each batch empties the queue: idle is
+        nothing queued for max_delay (or closing)."""
+        idle = not queued and (closing or time.monotonic() - self._last_batch_at >= self._max_delay)
+        return self._index.due(bool(self._urgent), idle)
 
     def _witness_head(self) -> None:
         w = self._witness
@@ -354,28 +410,11 @@ class StoreWriter:
         self.failed_batches += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
         log.error("store batch of %d rows failed: %s", len(items), self.last_error)
-        err = StoreError(f"the store could not commit: {self.last_error}")
-        lost = 0
-        for item in items:
-            fut = item[-1] if item[0] != OUT else None
-            if fut is None:
-                lost += 1
-            elif fut.running() or (not fut.done() and fut.set_running_or_notify_cancel()):
-                fut.set_exception(err)
+        lost = batch.fail_items(items, StoreError(f"the store could not commit: {self.last_error}"))
         with self._lock:
             self._lost += lost
-        self._resync()
-
-    def _resync(self) -> None:
-        """After a failure, adopt rows that did get committed (a call() that ended the
-        transaction itself) so new ids never collide with them."""
-        try:
-            row = self._db.conn.execute(  # type: ignore[union-attr]
-                "SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
-        except sqlite3.Error:
-            return
-        if row is not None and row[0] > self._last_id:
-            self._last_id, self._last_hash = row[0], row[1]
+        if conn is not None:  # adopt rows a call() that ended the transaction did commit
+            self._last_id, self._last_hash = batch.chain_end(conn, self._last_id, self._last_hash)
 
     def _notes(self) -> list[tuple[Any, ...]]:
         """Events about the store itself: rows dropped by a full queue or lost in failed batches."""
@@ -395,36 +434,14 @@ class StoreWriter:
             self._lost_reported = lost
         return notes
 
-    def _start_job(self, cutoff: float,
-                   fut: concurrent.futures.Future[Any]) -> tuple[Any, concurrent.futures.Future[Any]] | None:
-        if not fut.set_running_or_notify_cancel():
-            return None
+    def _prune_step(self) -> None:
         assert self._db is not None
-        steps = audit.prune_steps(self._db.conn, self._key, cutoff, chunk=self._prune_chunk,
-                                  now=time.time())
-        return steps, fut
-
-    def _job_step(self) -> None:
-        """One chunk of a prune, in its own transaction."""
-        assert self._job is not None and self._db is not None
-        steps, fut = self._job
-        conn = self._db.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                next(steps)
-            except StopIteration as stop:
-                conn.execute("COMMIT")
-                self._job = None
-                self._finish_prune(stop.value, fut)
-                return
-            conn.execute("COMMIT")
-        except Exception as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._job = None
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            fut.set_exception(StoreError(f"prune failed: {self.last_error}"))
+        finished = self._prunes.step(self._db.conn)
+        self._dirty()
+        if self._prunes.last_error:
+            self.last_error, self._prunes.last_error = self._prunes.last_error, None
+        if finished is not None:
+            self._finish_prune(*finished)
 
     def _finish_prune(self, result: PruneResult, fut: concurrent.futures.Future[Any]) -> None:
         """Record the prune in the chain itself, then report it."""
@@ -432,9 +449,8 @@ class StoreWriter:
             fut.set_result(result)
             return
         note: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
-        self._q.appendleft((EV, time.time(), None, "store.pruned", "store",
-                            f"pruned {result.pruned} events and {result.output_pruned} output "
-                            f"lines up to row {result.upto_id}", _dumps(result.as_dict()), note))
+        kind, text, data = prune_jobs.note(result)
+        self._q.appendleft((EV, time.time(), None, kind, "store", text, _dumps(data), note))
         with self._lock:
             self._urgent += 1
 
@@ -452,24 +468,21 @@ class StoreWriter:
             fut = item[-1] if item[0] != OUT else None
             if fut is not None and fut.set_running_or_notify_cancel():
                 fut.set_exception(err)
-        while self._jobs:
-            _, fut = self._jobs.popleft()
-            if fut.set_running_or_notify_cancel():
-                fut.set_exception(err)
+        self._prunes.fail(err)
 
     def _fail_all(self, err: StoreError) -> None:
         with self._lock:
             self._fail_queued(err)
             self._urgent = 0
-        if self._job is not None:
-            self._job[1].set_exception(err)
-            self._job = None
+        self._index.fail(err)
 
     def _shutdown(self) -> None:
         if self._db is None:
             return
         conn = self._db.conn
         self._witness_head()
+        if self._syncer is not None:
+            self._syncer.stop()  # one last sync, while the WAL is still there
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -483,19 +496,5 @@ class StoreWriter:
                 self._witness.close()
 
 
-def _wait(fut: concurrent.futures.Future[T], timeout: float | None, what: str) -> T:
-    try:
-        return fut.result(timeout)
-    except concurrent.futures.TimeoutError:
-        raise StoreError(f"timed out after {timeout}s {what}; the store is stuck") from None
-
-
-async def _await(fut: concurrent.futures.Future[T], timeout: float | None, what: str) -> T:
-    try:
-        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
-    except TimeoutError:
-        raise StoreError(f"timed out after {timeout}s {what}; the store is stuck") from None
-
-
-def _noop(db: sqlite_utils.Database) -> None:
-    return None
+class _SyncFailed(Exception):
+    """Committed rows could not be synced to the disk; the writer stops (fail closed)."""

@@ -177,5 +177,6 @@ class Services:
         return result.as_dict()
 
     async def flush(self) -> None:
-        """Wait until everything queued before now is committed (so reads see it)."""
-        await asyncio.wrap_future(self.writer.call(lambda conn: None))
+        """Wait until everything queued before now is committed and indexed (so reads and
+        searches see it)."""
+        await self.writer.aflush(timeout=None)

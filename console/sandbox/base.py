@@ -170,6 +170,7 @@ def prepare_run_dir(run_dir: Path, helper_src: Path | None = None) -> list[str]:
     if src.is_file():
         shutil.copyfile(src, dst)
         os.chmod(dst, 0o644)
+        write_helper_pyc(dst)
     else:
         notes.append(f"helper {src} is missing: ph-ask, ph-guard and ph-claude-hook are absent")
     for cmd in HELPER_COMMANDS:
@@ -184,8 +185,10 @@ def prepare_run_dir(run_dir: Path, helper_src: Path | None = None) -> list[str]:
             # ${0%/*}: the wrapper's own folder, so the same file works in a sandbox
             # (/run/pilothouse/bin) and for sandbox = "none" (the run folder on the host).
             # -S -E: the helper is standard library only, so no site-packages scan and no
-            # PYTHON* variables from the agent (about 5 ms of every hook call).
-            f'exec python3 -S -E "${{0%/*}}/inside.py" {cmd} "$@"\n'
+            # PYTHON* variables from the agent (about 5 ms of every hook call). Imported, not
+            # run as a script, so its compiled form (write_helper_pyc) is used: a script is
+            # compiled again on every call. The path has the helper's folder and no ''.
+            f'exec python3 -S -E -c "{HELPER_LOADER}" "${{0%/*}}/inside.py" {cmd} "$@"\n'
         )
         os.chmod(wrapper, 0o755)
     # The demo agent (bin/demo.py, bin/ph-demo-agent) and the agents' HOME settings files.
@@ -193,6 +196,37 @@ def prepare_run_dir(run_dir: Path, helper_src: Path | None = None) -> list[str]:
 
     notes.extend(install_run_files(run_dir))
     return notes
+
+
+HELPER_LOADER = ("import sys; d = sys.argv[1].rpartition('/')[0]; "
+                 "sys.path[:] = [d] + [p for p in sys.path if p not in ('', '.', d)]; "
+                 "import inside; sys.exit(inside.main(sys.argv[2:]))")
+_HELPER_PYC: dict[bytes, bytes] = {}  # helper source -> its compiled bytes, for every run
+
+
+def write_helper_pyc(helper: Path) -> None:
+    """Compile the helper into bin/__pycache__ for this Python (validated by a hash of the
+    source, so the same bytes serve every run). A sandbox whose python3 has the same cache tag
+    imports it; any other compiles the source as before (the folder is read-only there)."""
+    import importlib.util
+    import py_compile
+
+    source = helper.read_bytes()
+    cfile = Path(importlib.util.cache_from_source(str(helper)))
+    cfile.parent.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(cfile.parent, 0o755)  # whatever the umask: a container's other uid reads it too
+    cached = _HELPER_PYC.get(source)
+    if cached is not None:
+        cfile.write_bytes(cached)
+    else:
+        try:
+            py_compile.compile(str(helper), cfile=str(cfile), doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+        except py_compile.PyCompileError:
+            return  # the sandbox's python3 reports the syntax error itself
+        _HELPER_PYC.clear()
+        _HELPER_PYC[source] = cfile.read_bytes()
+    os.chmod(cfile, 0o644)
 
 
 def sandbox_env(spec: SandboxSpec) -> dict[str, str]:

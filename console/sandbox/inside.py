@@ -19,20 +19,28 @@ Importable too: PilothouseClient().ask("exec", "git push") -> (allowed, reason).
 
 from __future__ import annotations
 
-import os
 import sys
 
-# Run as a script, Python puts this file's folder first on sys.path. In the package that folder
-# holds modules named like standard ones (select.py), which `socket` would then import: only the
-# standard library is wanted here.
-_HERE = {os.path.dirname(os.path.realpath(__file__)), os.path.dirname(os.path.abspath(__file__))}
-sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) not in _HERE
-               and os.path.abspath(p or os.curdir) not in _HERE]
+# Run as a script, Python puts this file's folder first on sys.path, where a module named like a
+# standard one would shadow it: only the standard library is wanted here.
+if __name__ == "__main__" and not (getattr(sys.flags, "safe_path", False) or sys.flags.isolated):
+    del sys.path[0]
 
-import json  # noqa: E402
-import shlex  # noqa: E402
-import socket  # noqa: E402
+# Every hook call starts a fresh interpreter, so imports are most of what this file costs
+# (`python3 -S -E -X importtime`): json, socket, shlex and os pull in re, enum, selectors and
+# collections, about as long again as the interpreter's own start. The helper uses their
+# built-in C halves instead (posix, _socket, _json: compiled into every CPython), and falls
+# back to the json package only where _json is missing.
+import _socket  # noqa: E402
+import posix  # noqa: E402
 import time  # noqa: E402
+
+try:
+    from _json import encode_basestring as _json_str
+    from _json import encode_basestring_ascii as _json_ascii
+    from _json import make_scanner as _make_scanner
+except ImportError:  # a Python built without the accelerator
+    _json_str = _json_ascii = _make_scanner = None
 
 DEFAULT_SOCK = "/run/pilothouse/agent.sock"
 PROTOCOL_VERSION = 1
@@ -46,36 +54,149 @@ class PilothouseError(Exception):
     """The daemon could not be asked, or answered with an error. str() is for a person."""
 
 
+def _environ(name: str) -> str | None:
+    value = posix.environ.get(name.encode())
+    return None if value is None else value.decode("utf-8", "surrogateescape")
+
+
+def dumps(value: object, ensure_ascii: bool = False, separators: tuple = (",", ":")) -> str:
+    """JSON text exactly as json.dumps(value, ensure_ascii=..., separators=...) writes it."""
+    if _json_str is None:
+        import json
+        return json.dumps(value, ensure_ascii=ensure_ascii, separators=separators)
+    out: list = []
+    _dump(value, out, _json_ascii if ensure_ascii else _json_str, separators)
+    return "".join(out)
+
+
+def _dump(value: object, out: list, enc: object, seps: tuple) -> None:
+    if isinstance(value, str):
+        out.append(enc(value))  # type: ignore[operator]
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        out.append(float.__repr__(value) if value == value and value not in (_INF, -_INF)
+                   else "NaN" if value != value else "Infinity" if value > 0 else "-Infinity")
+    elif isinstance(value, dict):
+        out.append("{")
+        for i, (k, v) in enumerate(value.items()):
+            if not isinstance(k, str):
+                k = _key(k)
+            out.append((seps[0] if i else "") + enc(k) + seps[1])  # type: ignore[operator]
+            _dump(v, out, enc, seps)
+        out.append("}")
+    elif isinstance(value, (list, tuple)):
+        out.append("[")
+        for i, v in enumerate(value):
+            if i:
+                out.append(seps[0])
+            _dump(v, out, enc, seps)
+        out.append("]")
+    else:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_INF = float("inf")
+
+
+def _key(k: object) -> str:
+    if k is True or k is False or k is None:
+        return {True: "true", False: "false", None: "null"}[k]
+    if isinstance(k, (int, float)):
+        return dumps(k)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")
+
+
+class _ScanContext:
+    """What _json's scanner reads from a decoder: json.loads's defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"NaN": float("nan"), "Infinity": _INF, "-Infinity": -_INF}.__getitem__
+
+
+_scan = _make_scanner(_ScanContext()) if _make_scanner is not None else None
+_SPACE = " \t\n\r"
+
+
+def loads(text: str) -> object:
+    """json.loads(text) for str input; errors are ValueError (json.JSONDecodeError)."""
+    if _scan is None:
+        import json
+        return json.loads(text)
+    end = len(text)
+    idx = 0
+    while idx < end and text[idx] in _SPACE:
+        idx += 1
+    try:
+        value, idx = _scan(text, idx)
+    except StopIteration:
+        raise ValueError(f"Expecting value: char {idx}") from None
+    while idx < end and text[idx] in _SPACE:
+        idx += 1
+    if idx != end:
+        raise ValueError(f"Extra data: char {idx}")
+    return value
+
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-")
+
+
+def quote(word: str) -> str:
+    """shlex.quote (without importing shlex, which imports re)."""
+    if not word:
+        return "''"
+    if all(c in _SAFE for c in word):
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
+
+
+def join(words: list) -> str:
+    """shlex.join."""
+    return " ".join(quote(w) for w in words)
+
+
 class PilothouseClient:
     """A client for the run's agent.sock: one connection per question."""
 
     def __init__(self, sock: str | None = None, connect_timeout: float = 10.0) -> None:
-        self.sock = sock or os.environ.get("PILOTHOUSE_AGENT_SOCK") or DEFAULT_SOCK
+        self.sock = sock or _environ("PILOTHOUSE_AGENT_SOCK") or DEFAULT_SOCK
         self.connect_timeout = connect_timeout
 
     def call(self, op: str, args: dict) -> dict:
         """Send one request, wait for its answer (as long as the person takes), return result."""
+        s = None
         try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             s.settimeout(self.connect_timeout)
             s.connect(self.sock)
         except OSError as exc:
+            if s is not None:
+                s.close()
             raise PilothouseError(
                 f"cannot reach the Pilothouse agent socket at {self.sock}: is this running inside a "
                 f"Pilothouse sandbox? ({exc.strerror or exc})") from None
         try:
             s.settimeout(None)  # the daemon answers by its own approval timeout
-            line = json.dumps({"v": PROTOCOL_VERSION, "id": 1, "op": op, "args": args},
-                              separators=(",", ":"), ensure_ascii=False) + "\n"
+            line = dumps({"v": PROTOCOL_VERSION, "id": 1, "op": op, "args": args}) + "\n"
             s.sendall(line.encode("utf-8", "surrogateescape"))
-            f = s.makefile("rb")
+            lines = _Lines(s)
             while True:
-                raw = f.readline(MAX_ANSWER + 1)
+                raw = lines.next()
                 if not raw:
                     raise PilothouseError("the Pilothouse daemon closed the connection without an answer")
                 if len(raw) > MAX_ANSWER:
                     raise PilothouseError("the answer from the daemon is too long")
-                msg = json.loads(raw.decode("utf-8"))
+                msg = loads(raw.decode("utf-8"))
                 if isinstance(msg, dict) and msg.get("id") in (1, None) and "ok" in msg:
                     break
         except (OSError, ValueError) as exc:
@@ -106,13 +227,35 @@ class PilothouseClient:
         return self.call("status", {"request_id": request_id})
 
 
+class _Lines:
+    """Lines from a socket, each at most MAX_ANSWER + 1 bytes (longer ones come back cut to that,
+    so the caller can refuse them), b"" at the end of the stream."""
+
+    def __init__(self, s: object) -> None:
+        self._s = s
+        self._buf = b""
+
+    def next(self) -> bytes:
+        while True:
+            nl = self._buf.find(b"\n", 0, MAX_ANSWER + 1)
+            if nl >= 0 or len(self._buf) > MAX_ANSWER:
+                cut = nl + 1 if nl >= 0 else MAX_ANSWER + 1
+                line, self._buf = self._buf[:cut], self._buf[cut:]
+                return line
+            chunk = self._s.recv(65536)  # type: ignore[attr-defined]
+            if not chunk:
+                line, self._buf = self._buf, b""
+                return line
+            self._buf += chunk
+
+
 def _err(prog: str, message: str) -> None:
     sys.stderr.write(f"{prog}: {message}\n")
 
 
 def _command_line(words: list) -> str:
     # One word is taken as a command line as written; several are joined with quoting.
-    return words[0] if len(words) == 1 else shlex.join(words)
+    return words[0] if len(words) == 1 else join(words)
 
 
 def _take_options(args: list, names: tuple) -> tuple:
@@ -185,7 +328,7 @@ def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
         if not cmd:
             raise PilothouseError("usage: ph-guard [--title T] -- CMD...")
         allowed, reason = (client or PilothouseClient()).ask(
-            "exec", shlex.join(cmd), title=opts.get("title"), cwd=_cwd())
+            "exec", join(cmd), title=opts.get("title"), cwd=_cwd())
     except PilothouseError as exc:
         _err(prog, str(exc))
         return 2
@@ -194,6 +337,8 @@ def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
         return 1
     sys.stdout.flush()
     sys.stderr.flush()
+    import os  # only here: execvp's PATH search
+
     try:
         os.execvp(cmd[0], cmd)
     except OSError as exc:
@@ -204,7 +349,7 @@ def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
 
 def _cwd() -> str | None:
     try:
-        return os.getcwd()
+        return posix.getcwd()
     except OSError:
         return None
 
@@ -229,7 +374,7 @@ def _tool_title(tool: str, tool_input: dict, cwd: str | None) -> str:
 
 def _bounded(value: object, budget: int) -> object:
     """The value itself if its JSON fits the budget, else a truncated preview of it."""
-    text = json.dumps(value, ensure_ascii=False)
+    text = dumps(value, separators=(", ", ": "))
     if len(text.encode("utf-8")) <= budget:
         return value
     return {"truncated": True, "preview": text.encode("utf-8")[: budget - 200].decode("utf-8", "ignore")}
@@ -267,7 +412,7 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
         raw = stdin.read(HOOK_INPUT_MAX + 1)
         if len(raw) > HOOK_INPUT_MAX:
             raise PilothouseError(f"the hook input is larger than {HOOK_INPUT_MAX} bytes")
-        event = json.loads(raw)
+        event = loads(raw)
         if not isinstance(event, dict):
             raise PilothouseError("the hook input is not a JSON object")
         tool = event.get("tool_name")
@@ -297,11 +442,11 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
     except Exception as exc:  # fail closed, whatever went wrong
         decision = "deny"
         reason = f"Pilothouse could not get a decision, so this is denied: {exc}"
-    stdout.write(json.dumps({"hookSpecificOutput": {
+    stdout.write(dumps({"hookSpecificOutput": {
         "hookEventName": "PreToolUse",
         "permissionDecision": decision,
         "permissionDecisionReason": reason,
-    }}) + "\n")
+    }}, ensure_ascii=True, separators=(", ", ": ")) + "\n")
     stdout.flush()
     return 0
 
@@ -311,7 +456,7 @@ COMMANDS = {"ask": cmd_ask, "guard": cmd_guard, "claude-hook": lambda args: cmd_
 
 def main(argv: list | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
-    name = os.path.basename(argv[0]) if argv else ""
+    name = argv[0].rpartition("/")[2] if argv else ""
     args = argv[1:]
     key = name[3:] if name.startswith("ph-") else name
     if key not in COMMANDS:  # run as `python3 inside.py ph-ask ...`

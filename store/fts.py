@@ -1,0 +1,154 @@
+"""Full-text indexing as a second pass over committed rows, in batches, in the writer thread.
+
+Tokenising a row costs the writer more than storing it, so a batch commits without it and the
+index follows: whenever the writer has nothing queued, and at the latest once the oldest
+unindexed row has waited DEFER_S (then before any further bulk batch). Each step indexes up to
+CHUNK rows of events and of output in one transaction that also moves the marks in `meta`;
+each index reads its content through a view of the rows up to its mark (store/db.py, v5), so
+the index and what it claims to cover agree at every commit.
+
+The bound (docs/threat-model.md, "Search"): a committed row is found by search within
+SEARCH_BOUND_S as long as the writer is not saturated (its queue short of the limit where bulk
+rows are dropped and counted). `StoreWriter.flush()` waits for the index too, so a reader that
+flushed first sees everything.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+
+from store.db import FTS_EVENTS_MARK, FTS_OUTPUT_MARK, StoreError
+
+log = logging.getLogger("pilothouse.store")
+
+DEFER_S = 0.25  # an unindexed row waits at most this long while bulk batches keep coming
+SEARCH_BOUND_S = 1.0  # what the docs promise: DEFER_S plus the catch-up, with room
+CHUNK = 2000  # rows per index transaction: a security commit waits behind one chunk at most
+
+_TABLES = (("events", FTS_EVENTS_MARK, "text, kind"), ("output", FTS_OUTPUT_MARK, "line"))
+
+
+def marks(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(events indexed up to, output indexed up to)."""
+    got = dict(conn.execute("SELECT key, CAST(value AS INTEGER) FROM meta WHERE key IN (?, ?)",
+                            (FTS_EVENTS_MARK, FTS_OUTPUT_MARK)).fetchall())
+    return got.get(FTS_EVENTS_MARK, 0), got.get(FTS_OUTPUT_MARK, 0)
+
+
+def ends(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(last event id, last output id) as stored now."""
+    ev = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+    out = conn.execute("SELECT coalesce(max(id), 0) FROM output").fetchone()[0]
+    return ev, out
+
+
+def index_step(conn: sqlite3.Connection, done: tuple[int, int], chunk: int = CHUNK
+               ) -> tuple[int, int]:
+    """Index up to `chunk` more rows of each table after its mark, inside the caller's
+    transaction; returns the new marks."""
+    out = []
+    for (table, mark, cols), upto in zip(_TABLES, done, strict=True):
+        row = conn.execute(f"SELECT id FROM {table} WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?",
+                           (upto, chunk - 1)).fetchone()
+        hi = row[0] if row is not None else conn.execute(
+            f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+        if hi > upto:
+            conn.execute(f"INSERT INTO {table}_fts(rowid, {cols}) SELECT id, {cols} FROM {table} "
+                         "WHERE id > ? AND id <= ?", (upto, hi))
+            conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(hi), mark))
+            upto = hi
+        out.append(upto)
+    return out[0], out[1]
+
+
+Future = concurrent.futures.Future
+
+
+class Indexer:
+    """The writer's side of the second pass: what is indexed, since when something is not,
+    and who waits for it. Used only from the writer thread, except want() (any thread)."""
+
+    def __init__(self) -> None:
+        self.done = (0, 0)  # rows indexed up to (events, output)
+        self.behind_since: float | None = None  # when the oldest unindexed commit landed
+        self._waiters: deque[tuple[tuple[int, int], Future[None]]] = deque()
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+
+    def open(self, conn: sqlite3.Connection) -> None:
+        """Read the marks; rows a previous writer committed but did not index: catch up soon."""
+        self.done = marks(conn)
+        if any(d < e for d, e in zip(self.done, ends(conn), strict=True)):
+            self.behind_since = time.monotonic() - DEFER_S
+
+    def committed(self) -> None:
+        """A batch with rows in it was committed."""
+        if self.behind_since is None:
+            self.behind_since = time.monotonic()
+
+    def want(self, upto: tuple[int, int]) -> Future[None]:
+        """A future resolved once the index reaches `upto` (a flush)."""
+        fut: Future[None] = Future()
+        with self._lock:
+            self._waiters.append((upto, fut))
+        return fut
+
+    def due(self, urgent: bool, idle: bool) -> bool:
+        """Index now? Never ahead of waiting security events; at once for a flush or when
+        the writer is idle; else once the oldest unindexed row has waited DEFER_S."""
+        since = self.behind_since
+        if urgent or (since is None and not self._waiters):
+            return False
+        if self._waiters:
+            return True
+        assert since is not None
+        now = time.monotonic()
+        return now >= since + DEFER_S or (idle and now >= since)
+
+    def wake_in(self, idle_at: float) -> float | None:
+        """Seconds until due() may turn true by itself; None when nothing is behind."""
+        since = self.behind_since
+        if since is None:
+            return None
+        return max(0.0, min(since + DEFER_S, max(since, idle_at)) - time.monotonic())
+
+    def step(self, conn: sqlite3.Connection) -> bool:
+        """One chunk in its own transaction (when behind), then tell the waiters that are
+        covered. False when the chunk failed (it is retried a second later)."""
+        ok = True
+        if self.behind_since is not None:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                done = index_step(conn, self.done)
+                stored = ends(conn)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self.last_error = f"full-text indexing failed: {exc}"
+                log.error("store: %s", self.last_error)
+                self.behind_since = time.monotonic() + 1.0  # retry in a second, not hot
+                self.fail(StoreError(self.last_error))
+                return False
+            self.done = done
+            if all(d >= e for d, e in zip(done, stored, strict=True)):  # pruned tables shrink
+                self.behind_since = None
+        with self._lock:
+            waiting = list(self._waiters)
+            self._waiters.clear()
+            for upto, fut in waiting:
+                if all(d >= e for d, e in zip(self.done, upto, strict=True)):
+                    fut.set_result(None)
+                else:
+                    self._waiters.append((upto, fut))
+        return ok
+
+    def fail(self, err: Exception) -> None:
+        with self._lock:
+            while self._waiters:
+                self._waiters.popleft()[1].set_exception(err)
