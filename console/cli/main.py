@@ -16,7 +16,6 @@ from collections.abc import Iterator, MutableMapping
 
 import click
 
-from console import __version__
 from console.cli.context import Context
 
 # Every top-level command and the module of console.cli that defines it (in its COMMANDS).
@@ -68,7 +67,7 @@ class CommandTable(MutableMapping[str, click.Command]):
 @click.group(invoke_without_command=True, commands=CommandTable(WHERE),
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", metavar="FILE", help="Config file (else PILOTHOUSE_CONFIG, else the user file).")
-@click.version_option(__version__, prog_name="pilothouse")
+@click.version_option(package_name="pilothouse", prog_name="pilothouse")
 @click.pass_context
 def main(ctx: click.Context, config: str | None) -> None:
     """Pilothouse: a terminal control room for coding agents."""
