@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.policy import Grant, GrantTable, Provenance, new_grant, parse_scope
-from console.protocol import Failure
-from console.text import request_line
+from console.protocol import Failure, new_id
+from console.text import printable, request_line
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +44,6 @@ EVENT_REFUSED_OP = "approval.refused_op"
 EVENT_POLICY = "policy.decision"  # decided by rules or grants without a person
 
 RecordFn = Callable[[str, dict[str, Any]], Awaitable[Any]]
-
-_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 
 
 def check_request(kind: str, subject: Any, title: Any, detail: Any) -> str | None:
@@ -69,12 +66,6 @@ def check_request(kind: str, subject: Any, title: Any, detail: Any) -> str | Non
     if size > DETAIL_MAX_BYTES:
         return f"detail is {size} bytes as JSON; at most {DETAIL_MAX_BYTES}"
     return None
-
-
-def printable(text: str, limit: int = 120) -> str:
-    """One line, no control characters (terminal escapes from a sandbox stop here)."""
-    out = "".join(ch if ch.isprintable() else ("⏎" if ch == "\n" else "�") for ch in text)
-    return out if len(out) <= limit else out[: limit - 1] + "…"
 
 
 @dataclass(eq=False)
@@ -485,7 +476,7 @@ class Inbox:
         length = 4
         while True:
             for _ in range(20):
-                rid = "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+                rid = new_id(length)
                 if rid not in self._open and rid not in self._closed:
                     return rid
             length += 1
