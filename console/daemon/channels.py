@@ -25,6 +25,7 @@ from console.daemon.recording import Recording
 from console.daemon.runs import Run
 from console.gate.proxy import Gate
 from console.paths import Paths
+from console.policy import GrantTable
 from console.sandbox.base import SandboxHandle
 from console.sandbox.bridge import open_bridge_listener, serve_bridge
 
@@ -42,13 +43,14 @@ class Channels:
 
 class RunChannels:
     def __init__(self, paths: Paths, config: LiveConfig, gates: GateWiring, inbox: Inbox,
-                 evaluator: PolicyEvaluator, recording: Recording,
+                 evaluator: PolicyEvaluator, grants: GrantTable, recording: Recording,
                  on_run_end: RunEnded | None = None) -> None:
         self.paths = paths
         self.config = config
         self.gates = gates
         self.inbox = inbox
         self.evaluator = evaluator
+        self.grants = grants
         self.recording = recording
         self.on_run_end = on_run_end  # e.g. the GPU service closes the run's energy account
         self.open: dict[str, Channels] = {}
@@ -56,8 +58,7 @@ class RunChannels:
     async def prepare(self, run: Run, handle: SandboxHandle | None, profile: Profile) -> None:
         run_dir = self.paths.run_dir(run.id)
         gate = self.gates.gate_for(run.id, profile)
-        floods = self.recording.floods
-        floods.start()
+        self.recording.start()
         channels = Channels(gate, profile.name)
         self.open[run.id] = channels
         agent_sock = run_dir / "agent.sock"
@@ -68,7 +69,7 @@ class RunChannels:
             agent_sock, run.id, profile.name, self.inbox, self.evaluator.policy_eval, mode=0o666,
             admit=self.recording.admit,
             max_connections=lambda: self.config.cfg.bounds.agent_connections,
-            on_refused=lambda: floods.refused(run.id, "agent.sock")))
+            on_refused=lambda: self.recording.refused(run.id, "agent.sock")))
         channels.servers.append(await gate.serve_unix(str(gate_sock)))
         os.chmod(gate_sock, 0o666)
         if handle is not None and handle.netns_pid:
@@ -78,7 +79,7 @@ class RunChannels:
     async def teardown(self, run: Run, handle: SandboxHandle | None, profile: Profile) -> None:
         channels = self.open.pop(run.id, None)
         await self.inbox.cancel_run(run.id)
-        self.evaluator.grants.end_run(run.id)
+        self.grants.end_run(run.id)
         if self.on_run_end is not None:
             await self.on_run_end(run.id)
         if channels is None:
@@ -86,7 +87,7 @@ class RunChannels:
         for server in channels.servers:
             server.close()
         await channels.gate.close()
-        self.recording.floods.flush(run.id)
+        self.recording.run_ended(run.id)
 
     def apply_config(self) -> None:
         """Config changed: live gates read their profile's new rules on the next request."""
@@ -100,4 +101,4 @@ class RunChannels:
             for server in channels.servers:
                 server.close()
             await channels.gate.close()
-        await self.recording.floods.stop()
+        await self.recording.close()

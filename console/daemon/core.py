@@ -79,7 +79,7 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
         timeout_for=lambda name: config.cfg.profile(name).approval_timeout,
     )
     gates = GateWiring(config, evaluator, inbox, recording, trace)
-    channels = RunChannels(paths, config, gates, inbox, evaluator, recording,
+    channels = RunChannels(paths, config, gates, inbox, evaluator, grants, recording,
                            on_run_end=gpu.finish_run)
     runs.on_prepare, runs.on_end = channels.prepare, channels.teardown
     reloader = ConfigReloader(config, store, on_change=channels.apply_config)

@@ -47,7 +47,7 @@ class GateWiring:
             limits=GateLimits(max_connections=b.gate_connections, max_header_bytes=b.head_bytes,
                               head_timeout=b.head_timeout,
                               lookups_per_second=b.lookups_per_second),
-            on_refused=lambda: self.recording.floods.refused(run_id, "gate"), budget=fd_budget(),
+            on_refused=lambda: self.recording.refused(run_id, "gate"), budget=fd_budget(),
         )
 
     def apply_config(self, gate: Gate, profile_name: str) -> None:

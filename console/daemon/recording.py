@@ -39,6 +39,21 @@ class Recording:
         self.floods.start()
         return self.floods.admit(run_id, kind, subject, decision, data)
 
+    def start(self) -> None:
+        """The flood windows' timer runs from the first run on (idempotent)."""
+        self.floods.start()
+
+    def refused(self, run_id: str, what: str) -> None:
+        """A connection to `what` (gate, agent.sock) refused at a limit: counted, one row."""
+        self.floods.refused(run_id, what)
+
+    def run_ended(self, run_id: str) -> None:
+        """Write the run's counted rows now."""
+        self.floods.flush(run_id)
+
+    async def close(self) -> None:
+        await self.floods.stop()
+
     async def approval(self, kind: str, data: dict[str, Any]) -> dict[str, Any]:
         """The inbox's record(): committed before the inbox goes on (it raises on failure)."""
         text = data.get("text") or data.get("summary") or data.get("subject") or ""

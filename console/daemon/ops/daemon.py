@@ -34,7 +34,7 @@ async def daemon_stop(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     core.life.stopping = True
     recorded = True
     try:
-        await core.store.writer.acommit(
+        await core.store.record_security(
             "daemon.stop", actor=peer.user, text=f"stop requested by {peer.user}", timeout=10)
     except StoreError as exc:
         recorded = False
