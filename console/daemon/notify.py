@@ -14,8 +14,8 @@ import os
 import shlex
 import subprocess
 
-from console.daemon.inbox import Request
 from console.daemon.live_config import LiveConfig
+from console.daemon.requests import Request
 
 log = logging.getLogger("pilothouse.notify")
 

@@ -17,9 +17,9 @@ from typing import Any
 from console.config.edit import PolicyEditError, RuleEdit, apply, preview
 from console.config.profile_rules import PlannedRule, overridden_by, plan
 from console.daemon.core import Core
-from console.daemon.inbox import Request
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg
 from console.daemon.peers import Peer
+from console.daemon.requests import Request
 from console.policy import Provenance, parse_scope
 from console.protocol import Failure
 
