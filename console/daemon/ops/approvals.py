@@ -41,7 +41,8 @@ async def approvals_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 
 def _profile_plan(core: Core, req: Request, allow: bool, pattern: str | None) -> Plan:
     """The rules a profile-scope decision writes (all of them), the file edit, and the stricter
-    rule that would override them. The same plan makes the preview and the save."""
+    rule that would override them. The same plan makes the preview and the save. Reads the
+    config file: call it in a thread."""
     patterns = [pattern] if pattern else list(req.grant_patterns)
     if not patterns:
         raise Failure("no-rule", f"request {req.id} cannot become a rule: its command could not be "
@@ -79,8 +80,8 @@ async def approval_preview(core: Core, peer: Peer, args: Args, send: Send) -> An
     """Every rule a profile-scope decision would write, and where, before it is saved; and the
     stricter rule that would override them, if one would."""
     req = _request(core, arg(args, "id", str))
-    return _preview_result(*_profile_plan(core, req, arg(args, "allow", bool),
-                                          arg(args, "pattern", str, None)))
+    allow, pattern = arg(args, "allow", bool), arg(args, "pattern", str, None)
+    return _preview_result(*await asyncio.to_thread(_profile_plan, core, req, allow, pattern))
 
 
 def _request(core: Core, request_id: str) -> Request:
@@ -133,7 +134,8 @@ async def approval_decide(core: Core, peer: Peer, args: Args, send: Send) -> Any
     req = _request(core, request_id)
     planned: list[PlannedRule] | None = None
     if parsed.kind == "profile" and req.state == "pending":
-        planned, _, override = _profile_plan(core, req, allow, pattern)  # refuse before deciding
+        # Refuse before deciding. The plan reads the file: in a thread, like the save.
+        planned, _, override = await asyncio.to_thread(_profile_plan, core, req, allow, pattern)
         if override is not None:
             _refuse_overridden(override)
     result = await core.inbox.decide(request_id, allow, peer.user, scope, pattern=pattern)
