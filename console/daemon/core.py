@@ -65,6 +65,8 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
                      request_stop: Callable[[], None]) -> Core:
     cfg = config.cfg
     store = await Storage.open(paths, cfg)
+    # The run manager comes first (GPU attribution and the trace ask it whose a run is); its
+    # channels, built last, are hooked in below once they exist.
     runs = RunManager(paths, config.get, store.writer, bus, choose_backend=_backend_for)
     gpu = GpuService(store.writer, bus, config.get, runs)
     await gpu.start()
@@ -83,8 +85,9 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
                            on_run_end=gpu.finish_run)
     runs.on_prepare, runs.on_end = channels.prepare, channels.teardown
     reloader = ConfigReloader(config, store, on_change=channels.apply_config)
-    core = Core(paths, config, reloader, bus, store, grants, evaluator, inbox, channels, runs,
-                gpu, trace, Lifecycle(request_stop))
+    core = Core(paths=paths, config=config, reloader=reloader, bus=bus, store=store,
+                grants=grants, evaluator=evaluator, inbox=inbox, channels=channels, runs=runs,
+                gpu=gpu, trace=trace, life=Lifecycle(request_stop))
     lost = await runs.reconcile()
     await _reconcile_backends(core)
     await store.record_security(
