@@ -7,23 +7,17 @@ Kind conditions come first in each query, so the kind index narrows before any J
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
-import sqlite_utils
+from store.history import Db
 
-Db = sqlite_utils.Database | sqlite3.Connection
 DECISION_KINDS = ("approval.decided", "policy.decision", "net.decision")
-
-
-def _conn(db: Db) -> sqlite3.Connection:
-    return db.conn if isinstance(db, sqlite_utils.Database) else db
 
 
 def events_for_request(db: Db, request_id: str) -> list[dict[str, Any]]:
     """A request's own events (they carry its id) and the rule a profile-scope decision saved
     (it carries the id as request_id), oldest first."""
-    rows = _conn(db).execute(
+    rows = db.execute(
         "SELECT id, ts, run_id, kind, actor, text, data FROM events "
         "WHERE (kind >= 'approval.' AND kind < 'approval/' AND json_extract(data, '$.id') = ?) "
         "OR (kind = 'policy.changed' AND json_extract(data, '$.request_id') = ?) ORDER BY id",
@@ -36,7 +30,7 @@ def events_for_request(db: Db, request_id: str) -> list[dict[str, Any]]:
 def past_requests(db: Db, limit: int = 20000) -> list[dict[str, Any]]:
     """The newest `limit` decisions, as {kind, subject, decision, run_id}; a gate's "ask"
     (a person then decided it) is left out."""
-    rows = _conn(db).execute(
+    rows = db.execute(
         "SELECT kind, data FROM events WHERE kind IN (?, ?, ?) ORDER BY id DESC LIMIT ?",
         (*DECISION_KINDS, limit),
     ).fetchall()

@@ -3,21 +3,13 @@ network connections (count and bytes)."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
-import sqlite_utils
-
-Db = sqlite_utils.Database | sqlite3.Connection
-
-
-def _conn(db: Db) -> sqlite3.Connection:
-    return db.conn if isinstance(db, sqlite_utils.Database) else db
+from store.history import Db
 
 
 def run_activity(db: Db, run_id: str) -> dict[str, Any]:
-    conn = _conn(db)
-    rows = conn.execute(
+    rows = db.execute(
         "SELECT kind, json_extract(data, '$.action'), json_extract(data, '$.allow'), count(*) "
         "FROM events WHERE run_id = ? AND kind IN ('approval.requested', 'approval.decided', "
         "'policy.decision', 'net.decision', 'net.closed') GROUP BY 1, 2, 3", (run_id,),
@@ -33,7 +25,7 @@ def run_activity(db: Db, run_id: str) -> dict[str, Any]:
             out["policy_allowed" if action == "allow" else "policy_denied"] += n
         elif kind == "net.decision":
             out["net"][action or "?"] = out["net"].get(action or "?", 0) + n
-    count, up, down = conn.execute(
+    count, up, down = db.execute(
         "SELECT count(*), coalesce(sum(json_extract(data, '$.bytes_up')), 0), "
         "coalesce(sum(json_extract(data, '$.bytes_down')), 0) FROM events "
         "WHERE run_id = ? AND kind = 'net.closed'", (run_id,)).fetchone()
