@@ -14,6 +14,7 @@ without being buffered whole: inputs from inside a sandbox are hostile.
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,16 @@ VERSION = 1
 OPERATOR_MAX_LINE = 4 * 1024 * 1024
 AGENT_MAX_LINE = 64 * 1024
 MAX_BLANK_LINES = 64  # in a row; a client never needs more than one
+
+# Run, request and grant ids: no 0/o, 1/l/i, since ids are read aloud and typed.
+ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+# A run in one of these states has a process (or is about to, or is stopping it).
+LIVE_STATES = ("starting", "running", "stopping")
+
+
+def new_id(length: int) -> str:
+    """A random id of `length` characters from ID_ALPHABET (callers check it is unused)."""
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
 
 
 class ProtocolError(Exception):
@@ -111,6 +122,23 @@ class EventKind(StrEnum):
     STORE_THROTTLED = "store.throttled"
     STORE_WRITE_FAILED = "store.write_failed"
     TOKENS = "tokens"
+
+
+class Topic(StrEnum):
+    """What a subscriber asks the bus for: the part of an event's kind before the first dot.
+    (A subscriber may also name one exact kind, e.g. "run.state", or "*" for all.)"""
+
+    APPROVAL = "approval"  # approval.requested, approval.resolved (the inbox)
+    BUS = "bus"  # bus.dropped: this subscriber fell behind and lost that many events
+    GPU = "gpu"  # gpu.sample (the GPU service)
+    INFERENCE = "inference"  # inference.start, inference.end (the gate's trace recorder)
+    NET = "net"  # net.decision, net.closed, net.rejected, net.error, net.sni_mismatch (gates)
+    RUN = "run"  # run.state, run.output (the run manager)
+    TOKENS = "tokens"  # tokens: one metered inference call (gates)
+
+
+def topic_of(kind: str) -> str:
+    return kind.split(".", 1)[0]
 
 
 @dataclass

@@ -63,6 +63,16 @@ def shown(text: Any, limit: int | None = None) -> str:
     return cut(collapsed, limit)
 
 
+def printable(text: Any, limit: int | None = None) -> str:
+    """One line, no control characters (terminal escapes from a sandbox stop here): a newline
+    shows as ⏎, any other unprintable character as �; cut to `limit` with an ellipsis."""
+    raw = "" if text is None else str(text)
+    out = "".join(ch if ch.isprintable() else ("⏎" if ch == "\n" else "�") for ch in raw)
+    if limit is not None and len(out) > limit:
+        return out[: max(0, limit - 1)] + "…"
+    return out
+
+
 def request_line(req: dict[str, Any], limit: int | None = None) -> str:
     """A request as one line: what will run (and where) or where it connects (and the address),
     then the agent's own words, marked as the agent's. The agent's words are cut first."""

@@ -10,7 +10,8 @@ from typing import Any
 
 from rich.text import Text
 
-from console.text import clock, duration, size  # noqa: F401 - one set of formats, CLI and widgets
+from console.protocol import LIVE_STATES
+from console.text import clock, duration, printable, size  # noqa: F401 - one set of formats, CLI and widgets
 
 DECISION_STYLES = {
     "allow": "bold green",
@@ -33,7 +34,6 @@ STATE_STYLES = {
     "stopped": "dim",
     "lost": "bold red",
 }
-LIVE_STATES = ("starting", "running", "stopping")
 # Without colour (NO_COLOR), red on dark turns into dark grey on dark grey: the words that
 # matter get styles that need no colour.
 MONO_STYLES = {
@@ -53,15 +53,6 @@ def use_monochrome(on: bool) -> None:
 
 def style(name: str) -> str:
     return MONO_STYLES.get(name, name) if _monochrome else name
-
-
-def printable(text: Any, limit: int | None = None) -> str:
-    """One line of text with no control characters; cut to `limit` with an ellipsis."""
-    raw = "" if text is None else str(text)
-    out = "".join(ch if ch.isprintable() else ("⏎" if ch == "\n" else "�") for ch in raw)
-    if limit is not None and len(out) > limit:
-        return out[: max(0, limit - 1)] + "…"
-    return out
 
 
 def safe(text: Any, style: str = "", limit: int | None = None) -> Text:

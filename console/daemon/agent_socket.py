@@ -25,14 +25,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from console.config.bounds import Bounds, capped
-from console.daemon.inbox import (
-    EVENT_POLICY,
-    EVENT_REFUSED_OP,
-    Inbox,
-    Outcome,
-    check_request,
-    printable,
-)
+from console.daemon.inbox import EVENT_POLICY, EVENT_REFUSED_OP, Inbox
+from console.daemon.requests import Outcome, check_request
 from console.policy import Decision, Provenance
 from console.protocol import (
     AGENT_MAX_LINE,
@@ -46,6 +40,7 @@ from console.protocol import (
     parse_request,
     read_message,
 )
+from console.text import printable
 
 log = logging.getLogger(__name__)
 

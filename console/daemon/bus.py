@@ -1,6 +1,7 @@
 """In-process publish/subscribe of events, from the daemon's parts to operator connections.
 
-Events are plain dicts with a "kind" ("run.state", "run.output", "approval.pending", ...).
+Events are plain dicts with a "kind" ("run.state", "run.output", "approval.requested", ...);
+the part of the kind before the first dot is its topic, one of console.protocol.Topic.
 Each subscriber has a bounded queue: a slow reader (a TUI over a bad SSH link) loses the
 oldest bulk events and is told how many, never slows the daemon down or grows its memory.
 """
@@ -12,8 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-# A topic is the part of a kind before the first dot ("run", "approval", "net", "gpu", ...),
-# or an exact kind ("run.state"), so a console can take run states without every output line.
+from console.protocol import topic_of
+
+# A subscriber names topics (protocol.Topic) or exact kinds ("run.state"), so a console can
+# take run states without every output line.
 ALL = "*"
 
 
@@ -27,7 +30,7 @@ class Subscription:
 
     def wants(self, event: dict[str, Any]) -> bool:
         kind = str(event.get("kind", ""))
-        topic = kind.split(".", 1)[0]
+        topic = topic_of(kind)
         if ALL not in self.topics and topic not in self.topics and kind not in self.topics:
             return False
         return self.run_id is None or event.get("run_id") in (None, self.run_id)

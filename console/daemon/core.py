@@ -1,182 +1,138 @@
-"""Wiring of the daemon's parts: the store writer, the run manager, sandboxes and their sockets.
+"""The daemon's parts, typed, and the one place that wires them: which part talks to which.
 
-Kept apart from daemon.py so that the daemon module is only about the process and its socket,
-and this one only about which part talks to which.
+Every operation handler gets the `Core` and takes what it needs from its fields; no part
+reaches through another to find a third. `start_core` builds the parts in dependency order,
+`stop_core` stops them in reverse (runs first, the store's last flush last).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
-from typing import TYPE_CHECKING, Any
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from console.config.load import Profile
+from console.daemon.bus import Bus
+from console.daemon.channels import RunChannels
+from console.daemon.evaluation import PolicyEvaluator
+from console.daemon.gate_wiring import GateWiring
+from console.daemon.inbox import Inbox
+from console.daemon.live_config import ConfigReloader, LiveConfig
+from console.daemon.notify import Notifier
+from console.daemon.recording import Recording
 from console.daemon.runs import RunManager
+from console.daemon.storage import Storage
+from console.gate.trace import TraceRecorder
+from console.gpu import GpuService
+from console.paths import Paths
+from console.policy import GrantTable
+from console.sandbox.base import SandboxBackend
+from console.sandbox.choose import choose_backend, get_backend
+from console.sandbox.view import reconcile_views
 
-if TYPE_CHECKING:
-    from console.daemon.server import Daemon
-
-log = logging.getLogger("pilothouse.services")
+log = logging.getLogger("pilothouse.core")
 
 
-class Services:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.paths = daemon.paths
-        self.bus = daemon.bus
-        self.writer: Any = None
-        self.runs: RunManager | None = None
-        self._backends: dict[str, Any] = {}
-        self.run_sockets: Any = None
-        self.key: bytes = b""
-        self.gpu: Any = None
-        self.trace: Any = None
-        self.otlp: Any = None  # store.otlp.OtlpExporter when [audit] otlp is set
-        self._readers = threading.local()
+@dataclass
+class Lifecycle:
+    """The daemon process as operations see it."""
 
-    @property
-    def witness_file(self) -> Any:
-        """Every committed chain head, beside the key (store/witness.py)."""
-        return self.paths.key_file.with_name("audit.witness")
+    request_stop: Callable[[], None]
+    started_at: float = field(default_factory=time.time)
+    stopping: bool = False  # set by daemon.stop: new work is refused
 
-    async def start(self) -> None:
-        from store.audit import load_or_create_key
-        from store.db import migrate, open_db
-        from store.writer import StoreWriter
 
-        def prepare_store() -> bytes:
-            db = open_db(self.paths.db_file)
-            migrate(db)
-            db.conn.close()
-            return load_or_create_key(self.paths.key_file)
+@dataclass
+class Core:
+    paths: Paths
+    config: LiveConfig
+    reloader: ConfigReloader
+    bus: Bus
+    store: Storage
+    grants: GrantTable
+    evaluator: PolicyEvaluator
+    inbox: Inbox
+    channels: RunChannels
+    runs: RunManager
+    gpu: GpuService
+    trace: TraceRecorder
+    life: Lifecycle
 
-        key = await asyncio.to_thread(prepare_store)
-        self.key = key
-        self.writer = StoreWriter(self.paths.db_file, key, witness=self.witness_file,
-                                  **self._audit_copies())
-        self.writer.start()
-        from console.daemon.channels import RunSockets
 
-        self.run_sockets = RunSockets(self)
-        self.runs = RunManager(
-            self.paths,
-            lambda: self.daemon.cfg,
-            self.writer,
-            self.bus,
-            choose_backend=self.choose_backend,
-            on_prepare=self.run_sockets.prepare,
-            on_end=self.run_sockets.teardown,
-        )
-        from console.gpu import GpuService
+async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
+                     request_stop: Callable[[], None]) -> Core:
+    cfg = config.cfg
+    store = await Storage.open(paths, cfg)
+    # The run manager comes first (GPU attribution and the trace ask it whose a run is); its
+    # channels, built last, are hooked in below once they exist.
+    runs = RunManager(paths, config.get, store.writer, bus, choose_backend=_backend_for)
+    gpu = GpuService(store.writer, bus, config.get, runs)
+    await gpu.start()
+    # per-request records for `trace export`
+    trace = TraceRecorder(store.writer, bus, key=store.key, profile_of=_profile_of(runs))
+    grants = GrantTable()
+    evaluator = PolicyEvaluator(config, grants)
+    recording = Recording(store, bus, config)
+    inbox = Inbox(
+        record=recording.approval, notify=Notifier(config), timeout_s=cfg.approval_timeout,
+        grants=grants, on_change=bus.publish,
+        timeout_for=lambda name: config.cfg.profile(name).approval_timeout,
+    )
+    gates = GateWiring(config, evaluator, inbox, recording, trace)
+    channels = RunChannels(paths, config, gates, inbox, evaluator, grants, recording,
+                           on_run_end=gpu.finish_run)
+    runs.on_prepare, runs.on_end = channels.prepare, channels.teardown
+    reloader = ConfigReloader(config, store, on_change=channels.apply_config)
+    core = Core(paths=paths, config=config, reloader=reloader, bus=bus, store=store,
+                grants=grants, evaluator=evaluator, inbox=inbox, channels=channels, runs=runs,
+                gpu=gpu, trace=trace, life=Lifecycle(request_stop))
+    lost = await runs.reconcile()
+    await _reconcile_backends(core)
+    await store.record_security(
+        "daemon.started", actor="daemon",
+        text=f"daemon started (pid {os.getpid()}); {len(lost)} lost run(s) reconciled",
+        data={"lost": lost},
+    )
+    reloader.start()
+    return core
 
-        self.gpu = GpuService(self.writer, self.bus, lambda: self.daemon.cfg, self.runs)
-        await self.gpu.start()
-        from console.gate.trace import TraceRecorder  # per-request records for `trace export`
 
-        self.trace = TraceRecorder(self.writer, self.bus, key=key, profile_of=self._profile_of)
-        lost = await self.runs.reconcile()
-        await self._reconcile_backends()
-        await self.record_security(
-            "daemon.started", actor="daemon",
-            text=f"daemon started (pid {__import__('os').getpid()}); {len(lost)} lost run(s) reconciled",
-            data={"lost": lost},
-        )
+async def stop_core(core: Core) -> None:
+    core.reloader.stop()
+    await core.runs.stop_all(actor="daemon", grace=2.0)
+    await core.channels.close()
+    await core.gpu.stop()
+    core.trace.flush()  # trace rows still waiting for their batch
+    await core.store.close()
 
-    async def _reconcile_backends(self) -> None:
-        """Docker containers of runs this daemon does not know are orphans: remove them."""
-        from console.sandbox.choose import get_backend
-        from console.sandbox.view import reconcile_views
 
-        removed: list[str] = reconcile_views(self.daemon.paths.runs_dir)
-        try:
-            for name in ("bwrap", "docker"):
-                backend = get_backend(name)
-                if backend.usable()[0]:
-                    removed += await backend.reconcile(set())
-        except Exception as exc:
-            log.warning("could not reconcile sandboxes: %s", exc)
-            return
-        if removed:
-            self.writer.record("sandbox.orphans_removed", actor="daemon",
-                               text=f"removed {len(removed)} orphan sandbox(es)", data={"removed": removed})
+def _backend_for(requested: str, profile: Profile) -> SandboxBackend:
+    return choose_backend(requested, profile.image)
 
-    def _profile_of(self, run_id: str) -> str | None:
-        run = self.runs.runs.get(run_id) if self.runs is not None else None
+
+def _profile_of(runs: RunManager) -> Callable[[str], str | None]:
+    def profile_of(run_id: str) -> str | None:
+        run = runs.runs.get(run_id)
         return run.profile if run is not None else None
 
-    def _audit_copies(self) -> dict[str, Any]:
-        """Where copies of the history go off this machine ([audit] syslog, otlp)."""
-        from store.otlp import OtlpExporter
-        from store.witness import syslog_mirror
+    return profile_of
 
-        cfg = self.daemon.cfg
-        mirrors = [syslog_mirror(cfg.audit_syslog)] if cfg.audit_syslog else []
-        export = None
-        if cfg.audit_otlp:
-            self.otlp = OtlpExporter(cfg.audit_otlp)
-            mirrors.append(self.otlp.witness)
-            export = self.otlp.event
 
-        def mirror(line: str) -> None:
-            for send in mirrors:  # one unreachable collector does not starve the other
-                try:
-                    send(line)
-                except OSError as exc:
-                    log.warning("audit witness copy not sent: %s", exc)
+async def _reconcile_backends(core: Core) -> None:
+    """Docker containers of runs this daemon does not know are orphans: remove them."""
+    removed: list[str] = reconcile_views(core.paths.runs_dir)
+    try:
+        for name in ("bwrap", "docker"):
+            backend = get_backend(name)
+            if backend.usable()[0]:
+                removed += await backend.reconcile(set())
+    except Exception as exc:
+        log.warning("could not reconcile sandboxes: %s", exc)
+        return
+    if removed:
+        core.store.record("sandbox.orphans_removed", actor="daemon",
+                          text=f"removed {len(removed)} orphan sandbox(es)",
+                          data={"removed": removed})
 
-        return {"witness_mirror": mirror if mirrors else None, "export_event": export}
-
-    def choose_backend(self, requested: str, profile: Profile) -> Any:
-        from console.sandbox.choose import choose_backend
-
-        return choose_backend(requested, profile.image)
-
-    async def record_security(self, kind: str, **kw: Any) -> dict[str, Any]:
-        """Commit a security event durably before acting on it. Raises on failure (fail closed)."""
-        return await self.writer.acommit(kind, **kw)
-
-    async def stop(self) -> None:
-        if self.runs is not None:
-            await self.runs.stop_all(actor="daemon", grace=2.0)
-        if self.run_sockets is not None:
-            await self.run_sockets.close()
-        if self.gpu is not None:
-            await self.gpu.stop()
-        if self.trace is not None:
-            self.trace.flush()  # trace rows still waiting for their batch
-        if self.writer is not None:
-            from store import StoreError
-
-            self.writer.record("daemon.stopped", actor="daemon", text="daemon stopped")
-            try:
-                await asyncio.to_thread(self.writer.close)
-            except StoreError as exc:
-                log.error("the store did not flush before exit: %s", exc)
-        if self.otlp is not None:
-            await asyncio.to_thread(self.otlp.close)
-
-    # --- reading and maintenance ---------------------------------------------------------------
-
-    def _reader(self) -> Any:
-        # One read-only connection per worker thread: readers never share the writer's.
-        db = getattr(self._readers, "db", None)
-        if db is None:
-            from store.db import open_db
-
-            db = open_db(self.paths.db_file, readonly=True)
-            self._readers.db = db
-        return db
-
-    async def read(self, fn: Any) -> Any:
-        """Run fn(db) on a read-only connection in a worker thread."""
-        return await asyncio.to_thread(lambda: fn(self._reader()))
-
-    async def prune(self, cutoff_ts: float) -> dict[str, Any]:
-        result = await self.writer.aprune(cutoff_ts)
-        return result.as_dict()
-
-    async def flush(self) -> None:
-        """Wait until everything queued before now is committed and indexed (so reads and
-        searches see it)."""
-        await self.writer.aflush(timeout=None)

@@ -17,25 +17,25 @@ the size of each request. Refusals are recorded too, at most one burst per rate 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from console.daemon.requests import (
+    TITLE_MAX_CHARS,
+    DecisionResult,
+    Outcome,
+    Request,
+    check_request,
+)
 from console.policy import Grant, GrantTable, Provenance, new_grant, parse_scope
-from console.protocol import Failure
-from console.text import request_line
+from console.protocol import Failure, new_id
+from console.text import printable
 
 log = logging.getLogger(__name__)
-
-KINDS = ("exec", "network", "write", "custom")
-SUBJECT_MAX_BYTES = 4 * 1024
-DETAIL_MAX_BYTES = 16 * 1024
-TITLE_MAX_CHARS = 200
 
 EVENT_REQUESTED = "approval.requested"
 EVENT_DECIDED = "approval.decided"
@@ -45,115 +45,6 @@ EVENT_REFUSED_OP = "approval.refused_op"
 EVENT_POLICY = "policy.decision"  # decided by rules or grants without a person
 
 RecordFn = Callable[[str, dict[str, Any]], Awaitable[Any]]
-
-_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
-
-
-def check_request(kind: str, subject: Any, title: Any, detail: Any) -> str | None:
-    """Why a request is refused before anything else, or None. Bounds keep a hostile agent
-    from filling the inbox, the store or a person's screen."""
-    if kind not in KINDS:
-        return f'unknown request kind "{str(kind)[:40]}": use {", ".join(KINDS)}'
-    if not isinstance(subject, str) or not subject.strip():
-        return "a request needs a subject (the command, host:port, path or title)"
-    if len(subject.encode("utf-8", "surrogatepass")) > SUBJECT_MAX_BYTES:
-        return f"the subject is longer than {SUBJECT_MAX_BYTES} bytes"
-    if title is not None and (not isinstance(title, str) or len(title) > TITLE_MAX_CHARS):
-        return f"the title must be text of at most {TITLE_MAX_CHARS} characters"
-    if detail is not None and not isinstance(detail, dict):
-        return "detail must be an object"
-    try:
-        size = len(json.dumps(detail or {}, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-    except (TypeError, ValueError):
-        return "detail must be plain JSON"
-    if size > DETAIL_MAX_BYTES:
-        return f"detail is {size} bytes as JSON; at most {DETAIL_MAX_BYTES}"
-    return None
-
-
-def printable(text: str, limit: int = 120) -> str:
-    """One line, no control characters (terminal escapes from a sandbox stop here)."""
-    out = "".join(ch if ch.isprintable() else ("⏎" if ch == "\n" else "�") for ch in text)
-    return out if len(out) <= limit else out[: limit - 1] + "…"
-
-
-@dataclass(eq=False)
-class Request:
-    id: str
-    run_id: str
-    profile: str
-    kind: str
-    subject: str
-    title: str
-    detail: dict[str, Any]
-    created_at: float
-    rule_provenance: Provenance | None = None
-    grant_patterns: tuple[str, ...] = ()
-    state: str = "recording"  # recording -> pending -> allowed | denied | timeout | cancelled
-    provenance: Provenance | None = None
-    decided_by: str | None = None
-    decided_at: float | None = None
-    scope: str | None = None
-    timeout_s: float | None = None  # when it is denied unanswered, from created_at
-    done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
-
-    @property
-    def allowed(self) -> bool:
-        return self.state == "allowed"
-
-    def age(self, now: float | None = None) -> float:
-        return max(0.0, (time.time() if now is None else now) - self.created_at)
-
-    def summary(self, limit: int = 100) -> str:
-        """What will run (or connect), escaped; the agent's title only beside it, marked."""
-        line = request_line({"kind": self.kind, "subject": self.subject, "title": self.title,
-                             "detail": self.detail}, max(20, limit - len(self.kind) - 1))
-        return f"{self.kind} {line}"
-
-    def closed_message(self) -> str:
-        at = time.strftime("%H:%M:%S", time.localtime(self.decided_at or self.created_at))
-        if self.state in ("allowed", "denied") and self.decided_by:
-            verb = "allowed" if self.allowed else "denied"
-            return f"request {self.id} was already decided by {self.decided_by} at {at} ({verb})"
-        why = self.provenance.describe() if self.provenance else self.state
-        return f"request {self.id} was already closed at {at}: {why}"
-
-    def to_dict(self, now: float | None = None) -> dict[str, Any]:
-        return {
-            "id": self.id, "run_id": self.run_id, "profile": self.profile, "kind": self.kind,
-            "subject": self.subject, "title": self.title, "detail": self.detail,
-            "summary": self.summary(), "created_at": self.created_at, "age": self.age(now),
-            "state": self.state,
-            "rule_provenance": self.rule_provenance.to_dict() if self.rule_provenance else None,
-            "provenance": self.provenance.to_dict() if self.provenance else None,
-            "decided_by": self.decided_by, "decided_at": self.decided_at, "scope": self.scope,
-            "expires_at": self.created_at + self.timeout_s if self.timeout_s else None,
-        }
-
-
-@dataclass(frozen=True)
-class Outcome:
-    allow: bool
-    provenance: Provenance
-    request_id: str | None = None
-
-    @property
-    def reason(self) -> str:
-        return self.provenance.describe()
-
-
-@dataclass(frozen=True)
-class DecisionResult:
-    request_id: str
-    allow: bool
-    actor: str
-    scope: str
-    decided_at: float
-    provenance: Provenance
-    grants: tuple[Grant, ...] = ()
-    note: str = ""  # e.g. why a wider scope made no grant
-    also_decided: tuple[str, ...] = ()  # other pending requests the new grants answered
 
 
 @dataclass
@@ -485,7 +376,7 @@ class Inbox:
         length = 4
         while True:
             for _ in range(20):
-                rid = "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+                rid = new_id(length)
                 if rid not in self._open and rid not in self._closed:
                     return rid
             length += 1

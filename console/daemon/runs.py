@@ -27,7 +27,7 @@ from console.agents import home_mounts
 from console.config.load import Config, Profile
 from console.daemon.bus import Bus
 from console.paths import Paths
-from console.protocol import Failure
+from console.protocol import ID_ALPHABET, LIVE_STATES, Failure
 from console.sandbox.base import (
     BRIDGE_PORT,
     INSIDE_RUN_DIR,
@@ -43,9 +43,7 @@ log = logging.getLogger("pilothouse.runs")
 
 OUTPUT_FLUSH_S = 0.05
 MAX_LINE_BYTES = 16 * 1024  # longer lines are cut, so one line cannot fill memory
-ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read aloud and typed
 PASSTHROUGH_ENV = ("TERM", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COLORTERM", "NO_COLOR")
-LIVE_STATES = ("starting", "running", "stopping")
 
 
 @dataclass

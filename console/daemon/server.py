@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,15 @@ from console.config import bounds
 from console.config import load as config_mod
 from console.daemon import log as daemon_log
 from console.daemon.bus import Bus
-from console.daemon.ops import approvals as approval_ops  # noqa: F401 - registers its operations
+from console.daemon.core import Core, start_core, stop_core
+from console.daemon.live_config import LiveConfig
+from console.daemon.ops.base import Send
+from console.daemon.ops.table import dispatch
 from console.daemon.peers import Peer, identify
 from console.paths import Paths
 from console.protocol import Failure, MessageRefused, ProtocolError
 
 log = logging.getLogger("pilothouse.daemon")
-
-VERSION = "0.1.0"
 
 
 class DaemonRunning(Exception):
@@ -42,24 +42,18 @@ class DaemonRunning(Exception):
 class Daemon:
     def __init__(self, paths: Paths, config_file: Path | None) -> None:
         self.paths = paths
-        self.config_file = config_file
-        self.cfg = config_mod.load(config_file)
+        self.config = LiveConfig(config_file)
         self.bus = Bus()
-        self.started_at = time.time()
         self._stop = asyncio.Event()
-        self.stopping = False  # set by daemon.stop: new work is refused
         self._lock_fd: int | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
-        self.writer: Any = None
-        self.runs: Any = None
-        self.services: Any = None
-        self.reloader: Any = None  # console.config.reload.ConfigReloader, once started
+        self.core: Core | None = None  # the parts, once started
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def acquire_lock(self) -> None:
-        team = self.cfg.team.group is not None
+        team = self.config.cfg.team.group is not None
         self.paths.ensure(runtime_mode=0o750 if team else 0o700)
         fd = os.open(self.paths.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -72,22 +66,8 @@ class Daemon:
         self._lock_fd = fd
         self.paths.pid_file.write_text(f"{os.getpid()}\n")
 
-    def reload_config(self) -> config_mod.Config:
-        self.cfg = config_mod.load(self.config_file)
-        if self.reloader is not None:
-            self.reloader.seen()
-        return self.cfg
-
     async def start(self) -> None:
-        from console.config.reload import ConfigReloader
-        from console.daemon.core import Services  # wiring of store, runs, inbox, gates
-
-        self.services = Services(self)
-        await self.services.start()
-        self.reloader = ConfigReloader(self)
-        self.reloader.start()
-        self.writer = self.services.writer
-        self.runs = self.services.runs
+        self.core = await start_core(self.paths, self.config, self.bus, self.request_stop)
         sock_path = self.paths.operator_sock
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()  # stale from a crashed daemon; we hold the lock
@@ -102,7 +82,7 @@ class Daemon:
         log.info("daemon %s listening on %s", os.getpid(), sock_path)
 
     def _apply_team_permissions(self, sock_path: Path) -> None:
-        group = self.cfg.team.group
+        group = self.config.cfg.team.group
         if not group:
             os.chmod(sock_path, 0o600)
             return
@@ -117,10 +97,11 @@ class Daemon:
             os.chmod(path, mode)
 
     async def serve_forever(self) -> None:
+        assert self.core is not None, "start() first"
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reloader.on_sighup)  # reload, not stop
+        loop.add_signal_handler(signal.SIGHUP, self.core.reloader.on_sighup)  # reload, not stop
         await self._stop.wait()
         await self.shutdown()
 
@@ -129,14 +110,12 @@ class Daemon:
 
     async def shutdown(self) -> None:
         log.info("daemon stopping")
-        if self.reloader is not None:
-            self.reloader.stop()
         if self._server is not None:
             self._server.close()
         for task in list(self._connections):
             task.cancel()
-        if self.services is not None:
-            await self.services.stop()
+        if self.core is not None:
+            await stop_core(self.core)
         with contextlib.suppress(FileNotFoundError):
             self.paths.operator_sock.unlink()
         with contextlib.suppress(FileNotFoundError):
@@ -152,7 +131,7 @@ class Daemon:
         self._connections.add(task)
         sock: socket.socket = writer.get_extra_info("socket")
         try:
-            peer = identify(sock, self.cfg.team)
+            peer = identify(sock, self.config.cfg.team)
             if not peer.may_watch:
                 await self._refuse(writer, peer)
                 return
@@ -166,7 +145,8 @@ class Daemon:
                 await writer.wait_closed()
 
     async def _refuse(self, writer: asyncio.StreamWriter, peer: Peer) -> None:
-        await self.services.record_security(
+        assert self.core is not None
+        await self.core.store.record_security(
             "operator.refused", actor=peer.user,
             text=f"refused a connection from {peer.user} (uid {peer.uid}, pid {peer.pid})",
             data={"uid": peer.uid, "pid": peer.pid},
@@ -216,11 +196,10 @@ class Daemon:
             for t in streams:
                 t.cancel()
 
-    async def _one(self, send: Any, peer: Peer, req_id: Any, op: str, args: dict[str, Any]) -> None:
-        from console.daemon.ops.operator import dispatch
-
+    async def _one(self, send: Send, peer: Peer, req_id: Any, op: str, args: dict[str, Any]) -> None:
+        assert self.core is not None
         try:
-            result = await dispatch(self, peer, op, args, send)
+            result = await dispatch(self.core, peer, op, args, send)
             await send(protocol.ok(req_id, result))
         except Failure as failure:
             await send(protocol.error(req_id, failure))

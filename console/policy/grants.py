@@ -5,7 +5,6 @@ parser), and the table of live grants shared by policy evaluation and the inbox.
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -17,6 +16,7 @@ from console.policy.hosts import BadTarget, ip_literal, normalise_host, parse_co
 from console.policy.netrules import Pattern, parse_pattern
 from console.policy.shellwords import CommandPart, ParseError, canonical, expand
 from console.policy.types import Provenance
+from console.protocol import new_id
 
 GRANT_KINDS = ("exec", "network", "write", "custom")
 SCOPES = ("once", "run", "timed", "profile", "global")
@@ -148,16 +148,13 @@ def new_grant(
     now = time.time() if now is None else now
     sc = scope if isinstance(scope, Scope) else parse_scope(scope)
     return Grant(
-        id="g" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(5)),
+        id="g" + new_id(5),
         kind=kind, pattern=pattern, effect=effect, scope=sc.kind,
         run_id=run_id if sc.kind in ("once", "run", "timed") else None,
         profile=profile if sc.kind == "profile" else None,
         expires_at=now + sc.seconds if sc.seconds else None,
         decided_by=decided_by, created_at=now, exact=exact,
     )
-
-
-_ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids are read aloud and typed
 
 
 class GrantTable:

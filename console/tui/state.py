@@ -11,9 +11,9 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from console.protocol import LIVE_STATES
 from widgets.format import live_first
 
-LIVE_STATES = ("starting", "running", "stopping")
 TOKEN_WINDOW_S = 30.0
 KEEP_ENDED_RUNS = 25
 GPU_HISTORY_S = 600.0  # what the GPU screen can plot: the last 10 minutes

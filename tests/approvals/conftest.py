@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from console.daemon.agent_socket import start_agent_server
-from console.daemon.inbox import Inbox, Request
+from console.daemon.inbox import Inbox
+from console.daemon.requests import Request
 from console.policy import ExecRules, GrantTable, make_policy_eval
 
 WAIT = 10.0  # generous: only a bound on a hang, never a measurement

@@ -7,14 +7,13 @@ import asyncio
 import pytest
 
 from console.daemon.inbox import (
-    DETAIL_MAX_BYTES,
     EVENT_CANCELLED,
     EVENT_DECIDED,
     EVENT_REFUSED,
     EVENT_REQUESTED,
-    SUBJECT_MAX_BYTES,
     Inbox,
 )
+from console.daemon.requests import DETAIL_MAX_BYTES, SUBJECT_MAX_BYTES
 from console.policy import GrantTable, Provenance
 from console.protocol import Failure
 

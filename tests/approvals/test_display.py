@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from console.daemon.inbox import Request
+from console.daemon.requests import Request
 from console.text import request_line, shown
 from tests.conftest import Daemon, needs_bwrap
 

@@ -1,53 +1,48 @@
-"""Operations on the inbox and the policy, served on operator.sock.
+"""The inbox and grants, served on operator.sock.
 
 Deciding is for operators and approvers only (`decides=True`); the decider recorded is the
 peer's user from SO_PEERCRED. A profile-scope decision writes its rule into the user's config
-file (under a lock, atomically) and reloads the config; `approval.preview` shows that exact edit
-first.
+file (under a lock, atomically, in a thread: the flock may wait on another writer and the fsync
+on the disk, and the loop must not) and loads the config again; `approval.preview` shows that
+exact edit first.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from console.daemon.ops.operator import Send, _arg, op
+from console.config.edit import PolicyEditError, RuleEdit, apply, preview
+from console.config.profile_rules import PlannedRule, overridden_by, plan
+from console.daemon.core import Core
+from console.daemon.ops.base import Args, Op, OpTable, Send, arg
+from console.daemon.peers import Peer
+from console.daemon.requests import Request
 from console.policy import Provenance, parse_scope
 from console.protocol import Failure
 
-if TYPE_CHECKING:
-    from console.daemon.peers import Peer
-    from console.daemon.server import Daemon
-
-DECISION_KINDS = ("approval.decided", "policy.decision", "net.decision")
+Plan = tuple[list[PlannedRule], list[RuleEdit], Provenance | None]
 
 
-def _sockets(daemon: Daemon) -> Any:
-    return daemon.services.run_sockets
+def _config_path(core: Core) -> Path:
+    return Path(core.config.cfg.user_file or core.paths.config_file)
 
 
-def _config_path(daemon: Daemon) -> Path:
-    return Path(daemon.cfg.user_file or daemon.paths.config_file)
-
-
-@op("approvals.list")
-async def approvals_list(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    inbox = _sockets(daemon).inbox
+async def approvals_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     rows = []
-    for req in inbox.pending(_arg(args, "run", str, None)):
+    for req in core.inbox.pending(arg(args, "run", str, None)):
         row = req.to_dict()
-        row["expires_in"] = max(0.0, (req.timeout_s or inbox.timeout_s) - row["age"])
+        row["expires_in"] = max(0.0, (req.timeout_s or core.inbox.timeout_s) - row["age"])
         rows.append(row)
     return rows
 
 
-def _profile_plan(daemon: Daemon, req: Any, allow: bool, pattern: str | None) -> Any:
+def _profile_plan(core: Core, req: Request, allow: bool, pattern: str | None) -> Plan:
     """The rules a profile-scope decision writes (all of them), the file edit, and the stricter
-    rule that would override them. The same plan makes the preview and the save."""
-    from console.config.edit import PolicyEditError, preview
-    from console.config.profile_rules import overridden_by, plan
-
+    rule that would override them. The same plan makes the preview and the save. Reads the
+    config file: call it in a thread."""
     patterns = [pattern] if pattern else list(req.grant_patterns)
     if not patterns:
         raise Failure("no-rule", f"request {req.id} cannot become a rule: its command could not be "
@@ -56,16 +51,17 @@ def _profile_plan(daemon: Daemon, req: Any, allow: bool, pattern: str | None) ->
         planned = plan(req.profile, req.kind, patterns, allow)
     except ValueError as exc:
         raise Failure("bad-pattern", f"pattern {patterns[0]!r}: {exc}") from None
-    path = _config_path(daemon)
+    path = _config_path(core)
     try:
         edits = [preview(path, p.profile, p.section, p.list_name, p.rule) for p in planned]
     except PolicyEditError as exc:
         raise Failure("cannot-save-rule", str(exc)) from None
-    override = overridden_by(daemon.cfg.profile(req.profile), req.kind, req.subject, planned)
+    override = overridden_by(core.config.cfg.profile(req.profile), req.kind, req.subject, planned)
     return planned, edits, override
 
 
-def _preview_result(planned: Any, edits: Any, override: Any) -> dict[str, Any]:
+def _preview_result(planned: list[PlannedRule], edits: list[RuleEdit],
+                    override: Provenance | None) -> dict[str, Any]:
     first = edits[0]
     return {"file": str(first.path), "profile": first.profile, "section": first.section,
             "list": first.list_name, "rule": first.rule, "changed": any(e.changed for e in edits),
@@ -73,77 +69,79 @@ def _preview_result(planned: Any, edits: Any, override: Any) -> dict[str, Any]:
             "overridden_by": override.to_dict() if override else None}
 
 
-def _refuse_overridden(override: Any) -> None:
+def _refuse_overridden(override: Provenance) -> None:
     raise Failure("rule-overridden", f"this rule would never take effect: {override.describe()} is "
                   "stricter and still decides it, so nothing was saved",
                   "decide with --scope run, a duration or global (a grant outranks an ask rule), "
                   "or change that rule in your config")
 
 
-@op("approval.preview")
-async def approval_preview(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
+async def approval_preview(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     """Every rule a profile-scope decision would write, and where, before it is saved; and the
     stricter rule that would override them, if one would."""
-    req = _request(daemon, _arg(args, "id", str))
-    return _preview_result(*_profile_plan(daemon, req, _arg(args, "allow", bool),
-                                          _arg(args, "pattern", str, None)))
+    req = _request(core, arg(args, "id", str))
+    allow, pattern = arg(args, "allow", bool), arg(args, "pattern", str, None)
+    return _preview_result(*await asyncio.to_thread(_profile_plan, core, req, allow, pattern))
 
 
-def _request(daemon: Daemon, request_id: str) -> Any:
-    req = _sockets(daemon).inbox.get(request_id)
+def _request(core: Core, request_id: str) -> Request:
+    req = core.inbox.get(request_id)
     if req is None:
         raise Failure("unknown-request", f"no approval request {request_id!r}",
                       "`pilothouse approvals` lists the pending ones")
     return req
 
 
-async def _save_planned(daemon: Daemon, peer: Peer, planned: Any, request_id: str) -> dict[str, Any]:
-    """Write exactly the planned rules, record one policy.changed (the same shape a reload
-    records), then load the file again."""
-    from console.config.edit import PolicyEditError, apply
+def write_rules(path: Path, planned: Sequence[PlannedRule]) -> None:
+    """Every planned rule into the file, each under the file's lock and fsynced (blocking)."""
+    for p in planned:
+        apply(path, p.profile, p.section, p.list_name, p.rule)
 
-    path = _config_path(daemon)
+
+async def _save_planned(core: Core, peer: Peer, planned: list[PlannedRule],
+                        request_id: str) -> dict[str, Any]:
+    """Write exactly the planned rules, record one policy.changed (the same shape a reload
+    records), then load the file again. Reported saved only once the file is durable."""
+    path = _config_path(core)
     saved: dict[str, Any] = {"file": str(path), "lines": [p.line() for p in planned]}
-    async with daemon.reloader.lock:  # the file watcher waits: this is one change, not two
+    async with core.reloader.lock:  # the file watcher waits: this is one change, not two
         try:
-            for p in planned:
-                apply(path, p.profile, p.section, p.list_name, p.rule)
+            await asyncio.to_thread(write_rules, path, planned)
         except PolicyEditError as exc:
             return saved | {"error": str(exc)}
-        await daemon.services.record_security(  # recorded before it takes effect
+        await core.store.record_security(  # recorded before it takes effect
             "policy.changed", actor=peer.user,
             text=f"{peer.user} saved {len(planned)} rule(s) to {path}: " + "; ".join(saved["lines"]),
             data={"cause": "profile-rule", "files": [str(path)], "diff": saved["lines"],
                   "profile": planned[0].profile, "request_id": request_id},
         )
         try:
-            daemon.reload_config()
-            _sockets(daemon).reload()
+            await core.reloader.take_written_file()
         except Exception as exc:  # the grant is in force anyway; say why the file did not load
             saved["reload_error"] = str(exc)
     return saved
 
 
-@op("approval.decide", decides=True)
-async def approval_decide(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    request_id = _arg(args, "id", str)
-    allow = _arg(args, "allow", bool)
-    scope = _arg(args, "scope", str, "once")
-    pattern = _arg(args, "pattern", str, None)
+async def approval_decide(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    request_id = arg(args, "id", str)
+    allow = arg(args, "allow", bool)
+    scope = arg(args, "scope", str, "once")
+    pattern = arg(args, "pattern", str, None)
     try:
         parsed = parse_scope(scope)
     except ValueError as exc:
         raise Failure("bad-scope", str(exc)) from None
-    req = _request(daemon, request_id)
-    planned: Any = None
+    req = _request(core, request_id)
+    planned: list[PlannedRule] | None = None
     if parsed.kind == "profile" and req.state == "pending":
-        planned, _, override = _profile_plan(daemon, req, allow, pattern)  # refuse before deciding
+        # Refuse before deciding. The plan reads the file: in a thread, like the save.
+        planned, _, override = await asyncio.to_thread(_profile_plan, core, req, allow, pattern)
         if override is not None:
             _refuse_overridden(override)
-    result = await _sockets(daemon).inbox.decide(request_id, allow, peer.user, scope, pattern=pattern)
+    result = await core.inbox.decide(request_id, allow, peer.user, scope, pattern=pattern)
     saved = None
     if planned:
-        saved = await _save_planned(daemon, peer, planned, request_id)
+        saved = await _save_planned(core, peer, planned, request_id)
     return {
         "request_id": result.request_id, "allow": result.allow, "actor": result.actor,
         "scope": result.scope, "decided_at": result.decided_at,
@@ -153,153 +151,25 @@ async def approval_decide(daemon: Daemon, peer: Peer, args: dict[str, Any], send
     }
 
 
-@op("grants.list")
-async def grants_list(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    return [g.to_dict() for g in _sockets(daemon).grants.list()]
+async def grants_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    return [g.to_dict() for g in core.grants.list()]
 
 
-@op("grant.revoke", decides=True)
-async def grant_revoke(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    grant_id = _arg(args, "id", str)
-    await daemon.services.record_security("grant.revoked", actor=peer.user,
-                                          text=f"{peer.user} revoked grant {grant_id}",
-                                          data={"grant_id": grant_id})
-    grant = _sockets(daemon).grants.revoke(grant_id)
+async def grant_revoke(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    grant_id = arg(args, "id", str)
+    await core.store.record_security("grant.revoked", actor=peer.user,
+                                     text=f"{peer.user} revoked grant {grant_id}",
+                                     data={"grant_id": grant_id})
+    grant = core.grants.revoke(grant_id)
     if grant is None:
         raise Failure("unknown-grant", f"no live grant {grant_id!r}", "`pilothouse grants` lists them")
     return grant.to_dict()
 
 
-# --- policy ----------------------------------------------------------------------------------
-
-
-@op("policy.rules")
-async def policy_rules(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    """The rules in force, per profile, each with the file and line it came from."""
-    wanted = _arg(args, "profile", str, None)
-    out = []
-    for prof in sorted(daemon.cfg.profiles.values(), key=lambda p: p.name):
-        if wanted and prof.name != wanted:
-            continue
-        rules = []
-        for section, table in (("exec", prof.exec), ("network", prof.network)):
-            for list_name in ("forbid", "deny", "ask", "allow"):
-                for rule in getattr(table, list_name, []):
-                    rules.append({"section": section, "list": list_name, "rule": rule.text,
-                                  "source": rule.source})
-            rules.append({"section": section, "list": "default", "rule": table.default,
-                          "source": prof.source})
-        out.append({"profile": prof.name, "source": prof.source, "sandbox": prof.sandbox,
-                    "ports": prof.network.ports, "rules": rules})
-    if wanted and not out:
-        daemon.cfg.profile(wanted)  # raises with the known names
-    return out
-
-
-async def check_policy(daemon: Daemon, profile_name: str, command: str | None, host: str | None,
-                       run_id: str | None = None, resolve: bool = False,
-                       exact: bool = False) -> dict[str, Any]:
-    """One decision by the same code the agent socket and the gate use (console.gate.check)."""
-    from console.config.load import ConfigError
-    from console.daemon.channels import network_rules
-    from console.gate.check import check_exec, check_network
-    from console.gate.common import system_resolver
-    from console.policy import ExecRules
-
-    try:
-        prof = daemon.cfg.profile(profile_name)
-    except ConfigError as exc:
-        raise Failure("no-such-profile", str(exc)) from None
-    sockets = _sockets(daemon)
-    common = {"grants": sockets.grants, "run_id": run_id, "profile": prof.name}
-    where = {"config": daemon.cfg.user_file, "config_files": daemon.cfg.files}
-    if command is not None:
-        return {**check_exec(ExecRules.from_config(prof.exec), command, **common), **where}
-    assert host is not None
-    return {**await check_network(network_rules(prof), host, exact=exact,
-                                  resolver=system_resolver if resolve else None, **common), **where}
-
-
-@op("policy.check")
-async def policy_check(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    command = _arg(args, "command", str, None)
-    host = _arg(args, "host", str, None)
-    if (command is None) == (host is None):
-        raise Failure("bad-args", "give a command or a host, not both")
-    return await check_policy(daemon, _arg(args, "profile", str), command, host,
-                              _arg(args, "run", str, None), bool(_arg(args, "resolve", bool, False)),
-                              bool(_arg(args, "exact", bool, False)))
-
-
-def _events_for_request(db: Any, request_id: str) -> list[dict[str, Any]]:
-    # A request's own events carry its id; the rule a profile-scope decision saved carries it
-    # as request_id. Kind conditions first, so the kind index narrows before any JSON is read.
-    rows = db.execute(
-        "SELECT id, ts, run_id, kind, actor, text, data FROM events "
-        "WHERE (kind >= 'approval.' AND kind < 'approval/' AND json_extract(data, '$.id') = ?) "
-        "OR (kind = 'policy.changed' AND json_extract(data, '$.request_id') = ?) ORDER BY id",
-        (request_id, request_id),
-    ).fetchall()
-    return [{"id": r[0], "ts": r[1], "run_id": r[2], "kind": r[3], "actor": r[4], "text": r[5],
-             "data": json.loads(r[6]) if r[6] else None} for r in rows]
-
-
-@op("policy.why")
-async def policy_why(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    """Why a request was decided as it was: its recorded events, and the provenance."""
-    request_id = _arg(args, "id", str)
-    await daemon.services.flush()
-    events = await daemon.services.read(lambda db: _events_for_request(db, request_id))
-    if not events:
-        raise Failure("unknown-request", f"no request {request_id!r} in the history",
-                      "request ids are shown by `pilothouse approvals` and `pilothouse history`")
-    final = next((e for e in reversed(events) if e["kind"] != "approval.requested"), None)
-    prov = (final or {}).get("data", {}).get("provenance") if final else None
-    return {
-        "request_id": request_id, "events": events,
-        "state": "pending" if final is None else ("allowed" if final["data"].get("allow") else "denied"),
-        "describe": Provenance.from_dict(prov).describe() if prov else "still pending",
-        "provenance": prov,
-    }
-
-
-def _past_requests(db: Any, limit: int = 20000) -> list[dict[str, Any]]:
-    rows = db.execute(
-        "SELECT kind, data FROM events WHERE kind IN (?, ?, ?) ORDER BY id DESC LIMIT ?",
-        (*DECISION_KINDS, limit),
-    ).fetchall()
-    out = []
-    for kind, raw in rows:
-        data = json.loads(raw) if raw else {}
-        if kind == "net.decision":
-            if data.get("action") == "ask":
-                continue
-            out.append({"kind": "network", "subject": f"{data.get('host')}:{data.get('port')}",
-                        "decision": data.get("action"), "run_id": data.get("run_id")})
-        else:
-            decision = data.get("action") or ("allow" if data.get("allow") else "deny")
-            out.append({"kind": data.get("kind"), "subject": data.get("subject"),
-                        "decision": decision, "run_id": data.get("run_id")})
-    return out
-
-
-@op("policy.shadow")
-async def policy_shadow(daemon: Daemon, peer: Peer, args: dict[str, Any], send: Send) -> Any:
-    from console.config.load import NetworkConfig
-    from console.policy.shadow import shadow
-
-    rule = _arg(args, "rule", str)
-    kind = _arg(args, "kind", str, "exec")
-    effect = _arg(args, "effect", str, "allow")
-    profile = _arg(args, "profile", str, None)
-    # A host rule without a port covers the profile's ports; with no profile named, the default.
-    ports = daemon.cfg.profile(profile).network.ports if profile else NetworkConfig().ports
-    await daemon.services.flush()
-    past = await daemon.services.read(_past_requests)
-    try:
-        hits = shadow(rule, past, kind=kind, effect=effect, ports=ports)
-    except ValueError as exc:
-        raise Failure("bad-rule", str(exc)) from None
-    return [{"subject": h.request.get("subject"), "kind": h.request.get("kind"),
-             "run_id": h.request.get("run_id"), "was": h.was, "would": h.would,
-             "changes": h.changes, "risk": h.risk, "why": list(h.reasons)} for h in hits]
+OPS: OpTable = {
+    "approvals.list": Op(approvals_list),
+    "approval.preview": Op(approval_preview),
+    "approval.decide": Op(approval_decide, decides=True),
+    "grants.list": Op(grants_list),
+    "grant.revoke": Op(grant_revoke, decides=True),
+}

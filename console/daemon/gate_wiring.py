@@ -1,0 +1,78 @@
+"""One run's gate, wired to the daemon: the profile's network rules, the inbox for what they
+leave to a person, the recorder, the limits and the trace of metered inference calls.
+"""
+
+from __future__ import annotations
+
+from ipaddress import ip_address
+
+from console.config.bounds import fd_budget
+from console.config.load import Profile
+from console.daemon.evaluation import PolicyEvaluator, network_rules
+from console.daemon.inbox import Inbox
+from console.daemon.live_config import LiveConfig
+from console.daemon.recording import Recording
+from console.gate.common import Asker, GateLimits, NetAsk, Verdict
+from console.gate.proxy import Gate
+from console.gate.trace import TraceRecorder
+from console.policy import Provenance
+
+
+def inference_endpoints(items: list[str]) -> list[tuple[str, int]]:
+    """[gate] inference "host:port" entries, as the gate meters them."""
+    out = []
+    for item in items:
+        host, _, port = item.rpartition(":")
+        if host and port.isdigit():
+            out.append((host.strip("[]"), int(port)))
+    return out
+
+
+class GateWiring:
+    def __init__(self, config: LiveConfig, evaluator: PolicyEvaluator, inbox: Inbox,
+                 recording: Recording, trace: TraceRecorder) -> None:
+        self.config = config
+        self.evaluator = evaluator
+        self.inbox = inbox
+        self.recording = recording
+        self.trace = trace
+
+    def gate_for(self, run_id: str, profile: Profile) -> Gate:
+        cfg = self.config.cfg
+        b = cfg.bounds
+        return Gate(
+            run_id, network_rules(profile), ask=self._asker(run_id, profile),
+            record=self.recording.for_gate(run_id), profile=profile.name,
+            meter=inference_endpoints(cfg.inference), trace=self.trace,
+            limits=GateLimits(max_connections=b.gate_connections, max_header_bytes=b.head_bytes,
+                              head_timeout=b.head_timeout,
+                              lookups_per_second=b.lookups_per_second),
+            on_refused=lambda: self.recording.refused(run_id, "gate"), budget=fd_budget(),
+        )
+
+    def apply_config(self, gate: Gate, profile_name: str) -> None:
+        """Config changed: a live gate reads its profile's new rules on the next request."""
+        gate.rules = network_rules(self.evaluator.profile(profile_name))
+
+    def _asker(self, run_id: str, profile: Profile) -> Asker:
+        async def ask(request: NetAsk) -> Verdict:
+            decided = self.evaluator.connection(
+                run_id, profile.name, request.host, request.port,
+                [ip_address(a) for a in request.addresses] if request.addresses else None)
+            if decided.action != "ask":
+                return Verdict(decided.allowed, decided.provenance.to_dict())
+            subject = decided.asking[0]
+            outcome = await self.inbox.submit(
+                run_id, profile.name, "network", subject,
+                detail={"host": request.host, "port": request.port,
+                        "addresses": list(request.addresses), "method": request.method,
+                        "target": request.target},
+                rule_provenance=Provenance("default", rule_list=profile.network.default),
+                title=f"connect to {subject}",
+                grant_patterns=(subject,),  # exactly what the person saw: this host and port
+            )
+            prov = outcome.provenance.to_dict()
+            prov["request_id"] = outcome.request_id
+            return Verdict(outcome.allow, prov)
+
+        return ask

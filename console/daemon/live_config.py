@@ -1,0 +1,134 @@
+"""The config while the daemon runs: the one in force, and reloads on `pilothouse reload`,
+SIGHUP and a change of the file, validating first.
+
+A bad file leaves the policy in force and is kept as `error` (file, line, reason) for
+`pilothouse status` and the console; a good one is recorded as policy.changed with the rules it
+adds and removes, committed before it takes effect (fail closed). Reading and parsing the file
+runs in a thread: a slow disk (or a file that is a pipe) never stops the daemon's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pwd
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from console.config import load as config_mod
+from console.config.reload import policy_diff
+from console.daemon.storage import Storage
+
+log = logging.getLogger("pilothouse.config")
+
+WATCH_INTERVAL_S = 1.0
+
+
+class LiveConfig:
+    """The config in force. Parts read `cfg` each time they need it, so a reload reaches them."""
+
+    def __init__(self, file: Path | None) -> None:
+        self.file = file
+        self.cfg = config_mod.load(file)  # at start, before the loop serves anyone
+
+    def get(self) -> config_mod.Config:
+        return self.cfg
+
+    async def read_file(self) -> config_mod.Config:
+        """Load and validate the file again, in a thread; the caller decides to apply it.
+        Raises ConfigError."""
+        return await asyncio.to_thread(config_mod.load, self.file)
+
+
+class ConfigReloader:
+    def __init__(self, config: LiveConfig, storage: Storage,
+                 on_change: Callable[[], None]) -> None:
+        self.config = config
+        self.storage = storage
+        self.on_change = on_change  # live parts (the gates) read the new rules
+        self.error: dict[str, Any] | None = None
+        self._stamp = self._file_stamp()
+        self._task: asyncio.Task[None] | None = None
+        # Held by every reload and by the daemon while it writes the file itself, so the watcher
+        # never reloads a file the daemon is writing (and records one change, not two).
+        self.lock = asyncio.Lock()
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        path = self.config.file
+        try:
+            st = os.stat(path) if path is not None else None
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino) if st else None
+
+    async def take_written_file(self) -> None:
+        """The daemon wrote the file itself (a profile rule, already recorded): load it and put
+        it in force without recording a second change. Call with `lock` held. Raises
+        ConfigError (the old config stays)."""
+        self._stamp = self._file_stamp()
+        self.config.cfg = await self.config.read_file()
+        self.on_change()
+
+    async def reload(self, actor: str, cause: str) -> dict[str, Any]:
+        """Load, validate, record, apply. Raises ConfigError (the old config stays)."""
+        async with self.lock:
+            self._stamp = self._file_stamp()
+            try:
+                cfg = await self.config.read_file()
+            except config_mod.ConfigError as exc:
+                self.error = {"file": exc.file, "line": exc.line, "reason": exc.reason,
+                              "text": str(exc), "cause": cause}
+                log.error("config not reloaded (%s): %s; the old policy stays", cause, exc)
+                raise
+            diff = policy_diff(self.config.cfg, cfg)
+            row = await self.storage.record_security(
+                "policy.changed", actor=actor,
+                text=f"config reloaded ({cause}) by {actor}: {len(diff)} change(s)",
+                data={"cause": cause, "files": cfg.files, "diff": diff})
+            self.config.cfg = cfg
+            self.error = None
+            self.on_change()
+            return {"changed": bool(diff), "diff": diff, "files": cfg.files,
+                    "profiles": sorted(cfg.profiles), "event_id": row["id"]}
+
+    async def _reload_quietly(self, actor: str, cause: str) -> None:
+        try:
+            await self.reload(actor, cause)
+        except config_mod.ConfigError:
+            pass  # kept in self.error, shown by status and the console
+        except Exception as exc:  # e.g. the store could not record it: the old policy stays
+            log.error("config reload (%s) failed; the old policy stays: %s", cause, exc)
+
+    def on_sighup(self) -> None:
+        asyncio.ensure_future(self._reload_quietly(_user(os.getuid()), "sighup"))
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._watch())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            stamp = self._file_stamp()
+            if stamp is None or stamp == self._stamp:
+                continue
+            async with self.lock:  # the daemon may be writing it: wait, then look again
+                changed = self._file_stamp() != self._stamp
+            if changed and self.config.file is not None:
+                try:  # the person is whoever owns the file they changed
+                    owner = _user(os.stat(self.config.file).st_uid)
+                except OSError:
+                    continue
+                await self._reload_quietly(owner, "file-change")
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

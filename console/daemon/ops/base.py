@@ -1,0 +1,42 @@
+"""What every operation module shares: the handler's shape, its table entry, and reading args.
+
+A handler gets the daemon's typed parts (`Core`), the peer (from SO_PEERCRED) and the request's
+args, and returns a JSON-able result or raises Failure. Streaming handlers push events through
+`send` before returning their final result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from console.daemon.core import Core
+from console.daemon.peers import Peer
+from console.protocol import Failure
+
+Args = dict[str, Any]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Handler = Callable[[Core, Peer, Args, Send], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Op:
+    handler: Handler
+    decides: bool = False  # changes state: only operators and approvers
+
+
+OpTable = dict[str, Op]
+
+
+def arg(args: Args, name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    """args[name], checked against `kind`; `default` when absent (missing and no default:
+    bad-args)."""
+    if name not in args or args[name] is None:
+        if default is ...:
+            raise Failure("bad-args", f"missing argument {name!r}")
+        return default
+    value = args[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise Failure("bad-args", f"argument {name!r} has the wrong type")
+    return value

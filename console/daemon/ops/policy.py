@@ -1,0 +1,113 @@
+"""The policy: the rules in force, a check by the same code the agent socket and the gates use,
+why a request was decided as it was, and what a candidate rule would have changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from console.config.load import ConfigError, NetworkConfig
+from console.daemon.core import Core
+from console.daemon.evaluation import network_rules
+from console.daemon.ops.base import Args, Op, OpTable, Send, arg
+from console.daemon.peers import Peer
+from console.gate.check import check_exec, check_network
+from console.gate.common import system_resolver
+from console.policy import ExecRules, Provenance
+from console.policy.shadow import shadow
+from console.protocol import Failure
+from store.decisions import events_for_request, past_requests
+
+
+async def policy_rules(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    """The rules in force, per profile, each with the file and line it came from."""
+    wanted = arg(args, "profile", str, None)
+    cfg = core.config.cfg
+    out = []
+    for prof in sorted(cfg.profiles.values(), key=lambda p: p.name):
+        if wanted and prof.name != wanted:
+            continue
+        rules = []
+        for section, table in (("exec", prof.exec), ("network", prof.network)):
+            for list_name in ("forbid", "deny", "ask", "allow"):
+                for rule in getattr(table, list_name, []):
+                    rules.append({"section": section, "list": list_name, "rule": rule.text,
+                                  "source": rule.source})
+            rules.append({"section": section, "list": "default", "rule": table.default,
+                          "source": prof.source})
+        out.append({"profile": prof.name, "source": prof.source, "sandbox": prof.sandbox,
+                    "ports": prof.network.ports, "rules": rules})
+    if wanted and not out:
+        cfg.profile(wanted)  # raises with the known names
+    return out
+
+
+async def check_policy(core: Core, profile_name: str, command: str | None, host: str | None,
+                       run_id: str | None = None, resolve: bool = False,
+                       exact: bool = False) -> dict[str, Any]:
+    """One decision by the same code the agent socket and the gate use (console.gate.check)."""
+    cfg = core.config.cfg
+    try:
+        prof = cfg.profile(profile_name)
+    except ConfigError as exc:
+        raise Failure("no-such-profile", str(exc)) from None
+    common = {"grants": core.grants, "run_id": run_id, "profile": prof.name}
+    where = {"config": cfg.user_file, "config_files": cfg.files}
+    if command is not None:
+        return {**check_exec(ExecRules.from_config(prof.exec), command, **common), **where}
+    assert host is not None
+    return {**await check_network(network_rules(prof), host, exact=exact,
+                                  resolver=system_resolver if resolve else None, **common), **where}
+
+
+async def policy_check(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    command = arg(args, "command", str, None)
+    host = arg(args, "host", str, None)
+    if (command is None) == (host is None):
+        raise Failure("bad-args", "give a command or a host, not both")
+    return await check_policy(core, arg(args, "profile", str), command, host,
+                              arg(args, "run", str, None), bool(arg(args, "resolve", bool, False)),
+                              bool(arg(args, "exact", bool, False)))
+
+
+async def policy_why(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    """Why a request was decided as it was: its recorded events, and the provenance."""
+    request_id = arg(args, "id", str)
+    await core.store.flush()
+    events = await core.store.read(lambda db: events_for_request(db, request_id))
+    if not events:
+        raise Failure("unknown-request", f"no request {request_id!r} in the history",
+                      "request ids are shown by `pilothouse approvals` and `pilothouse history`")
+    final = next((e for e in reversed(events) if e["kind"] != "approval.requested"), None)
+    prov = (final or {}).get("data", {}).get("provenance") if final else None
+    return {
+        "request_id": request_id, "events": events,
+        "state": "pending" if final is None else ("allowed" if final["data"].get("allow") else "denied"),
+        "describe": Provenance.from_dict(prov).describe() if prov else "still pending",
+        "provenance": prov,
+    }
+
+
+async def policy_shadow(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    rule = arg(args, "rule", str)
+    kind = arg(args, "kind", str, "exec")
+    effect = arg(args, "effect", str, "allow")
+    profile = arg(args, "profile", str, None)
+    # A host rule without a port covers the profile's ports; with no profile named, the default.
+    ports = core.config.cfg.profile(profile).network.ports if profile else NetworkConfig().ports
+    await core.store.flush()
+    past = await core.store.read(past_requests)
+    try:
+        hits = shadow(rule, past, kind=kind, effect=effect, ports=ports)
+    except ValueError as exc:
+        raise Failure("bad-rule", str(exc)) from None
+    return [{"subject": h.request.get("subject"), "kind": h.request.get("kind"),
+             "run_id": h.request.get("run_id"), "was": h.was, "would": h.would,
+             "changes": h.changes, "risk": h.risk, "why": list(h.reasons)} for h in hits]
+
+
+OPS: OpTable = {
+    "policy.rules": Op(policy_rules),
+    "policy.check": Op(policy_check),
+    "policy.why": Op(policy_why),
+    "policy.shadow": Op(policy_shadow),
+}

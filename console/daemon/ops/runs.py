@@ -1,0 +1,136 @@
+"""Runs: list, start, stop, one run's record, and its output (past, then live)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from console import protocol
+from console.daemon.core import Core
+from console.daemon.ops.base import Args, Op, OpTable, Send, arg
+from console.daemon.peers import Peer
+from console.daemon.runs import Run
+from console.protocol import LIVE_STATES, Failure
+from store import history
+
+LOG_PAGE = 1000  # output lines per read and per event when replaying a run's log
+
+
+def _run_row(core: Core, run: Run) -> dict[str, Any]:
+    row = run.public()
+    row["stats"] = core.runs.stats(run.id)
+    row["uptime_s"] = round(time.time() - run.started_at, 1)
+    return row
+
+
+async def runs_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    live = [_run_row(core, r) for r in core.runs.live()]
+    if not arg(args, "all", bool, False):
+        return live
+    limit = arg(args, "limit", int, 50)
+    ended = await core.store.read(lambda db: history.query_runs(db, limit=limit))
+    seen = {r["id"] for r in live}
+    return live + [r for r in ended if r["id"] not in seen]
+
+
+async def run_start(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    command = arg(args, "command", list, None)
+    if command is not None and not all(isinstance(c, str) for c in command):
+        raise Failure("bad-args", "command must be a list of strings")
+    run = await core.runs.start(
+        arg(args, "profile", str),
+        actor=peer.user,
+        workspace=arg(args, "workspace", str, None),
+        command=command or None,
+        client_cwd=arg(args, "cwd", str, None),
+        requester=(peer.uid, peer.gid),
+        caller_env=_caller_env(arg(args, "env", dict, None)),
+    )
+    return run.public()
+
+
+def _caller_env(env: dict[str, Any] | None) -> dict[str, str] | None:
+    """The values of the profile's `env` names in the caller's shell, as `pilothouse run` sent them."""
+    if env is None:
+        return None
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise Failure("bad-args", "env must map variable names to text")
+    return env
+
+
+async def run_stop(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    run_id = arg(args, "run", str)
+    run = await core.runs.stop(run_id, actor=peer.user, kill=arg(args, "kill", bool, False))
+    return run.public()
+
+
+async def run_get(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    run_id = arg(args, "run", str)
+    if run_id in core.runs.runs:
+        return _run_row(core, core.runs.runs[run_id])
+    row = await core.store.read(lambda db: history.get_run(db, run_id))
+    if row is None:
+        raise Failure("no-such-run", f"no run {run_id!r}", "list runs with: pilothouse ps --all")
+    return row
+
+
+async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    """Past output (from the store), then, with follow, live lines until the run ends."""
+    run_id = arg(args, "run", str)
+    follow = arg(args, "follow", bool, False)
+    tail = arg(args, "tail", int, 0)
+    search = arg(args, "search", str, None)
+    sub = (core.bus.subscribe(("run.output", "run.state"), run_id=run_id)
+           if follow and not search else None)
+
+    async def send_lines(rows: list[dict[str, Any]]) -> None:
+        await send(protocol.event({"kind": "run.output", "run_id": run_id,
+                                   "lines": [r["line"] for r in rows]}))
+
+    try:
+        await core.store.flush()
+        sent = 0
+        if tail:
+            rows = await core.store.read(
+                lambda db: history.query_output(db, run_id, limit=tail, search=search))
+            for start in range(0, len(rows), LOG_PAGE):
+                await send_lines(rows[start : start + LOG_PAGE])
+            sent = len(rows)
+            seen = await core.store.read(lambda db: history.count_output(db, run_id))
+        else:
+            # Page through the store: a long run's output never sits in memory whole.
+            after = 0
+            while rows := await core.store.read(
+                    lambda db, after=after: history.query_output(
+                        db, run_id, after_id=after, limit=LOG_PAGE, search=search)):
+                await send_lines(rows)
+                sent += len(rows)
+                after = rows[-1]["id"]
+            seen = sent
+        if sub is None or run_id not in core.runs.runs:
+            return {"run": run_id, "lines": sent}
+        while True:
+            event = await sub.get()
+            if event["kind"] == "run.output":
+                # The subscription started before the store was read: skip lines already sent.
+                if event["first"] < seen:
+                    event = {**event, "lines": event["lines"][seen - event["first"] :]}
+                    if not event["lines"]:
+                        continue
+                await send(protocol.event(event))
+            elif event["kind"] == "run.state" and event["run"]["state"] not in LIVE_STATES:
+                return {"run": run_id, "state": event["run"]["state"], "exit_code": event["run"]["exit_code"]}
+            elif event["kind"] == "bus.dropped":
+                await send(protocol.event(event))
+    finally:
+        if sub is not None:
+            core.bus.unsubscribe(sub)
+
+
+OPS: OpTable = {
+    "runs.list": Op(runs_list),
+    "run.start": Op(run_start, decides=True),
+    "run.stop": Op(run_stop, decides=True),
+    "run.get": Op(run_get),
+    "logs": Op(logs),
+}

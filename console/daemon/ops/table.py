@@ -1,0 +1,50 @@
+"""The one table of operations served on operator.sock, merged from each area's own table.
+
+docs/protocol.md lists them. A name in two areas' tables is a mistake caught at import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from console.daemon.core import Core
+from console.daemon.ops import approvals, config, daemon, gpu, history, policy, runs
+from console.daemon.ops.base import Args, OpTable, Send
+from console.daemon.peers import Peer
+from console.protocol import Failure
+
+AREAS: tuple[OpTable, ...] = (daemon.OPS, config.OPS, runs.OPS, history.OPS, gpu.OPS,
+                              approvals.OPS, policy.OPS)
+
+
+def merge(tables: tuple[OpTable, ...]) -> OpTable:
+    merged: OpTable = {}
+    for table in tables:
+        twice = merged.keys() & table.keys()
+        if twice:
+            raise RuntimeError(f"operations defined twice: {sorted(twice)}")
+        merged.update(table)
+    return merged
+
+
+OPERATIONS: OpTable = merge(AREAS)
+
+
+async def dispatch(core: Core, peer: Peer, name: str, args: Args, send: Send) -> Any:
+    entry = OPERATIONS.get(name)
+    if entry is None:
+        raise Failure("unknown-op", f"unknown operation {name!r}", "see docs/protocol.md")
+    if entry.decides and core.life.stopping and name != "daemon.stop":
+        raise Failure("stopping", f"the daemon is stopping; {name} was not done",
+                      "start it again (pilothouse daemon) once it has stopped")
+    if entry.decides and not peer.may_decide:
+        await core.store.record_security(
+            "operator.denied_op", actor=peer.user,
+            text=f"{peer.user} ({peer.role}) tried {name}", data={"op": name, "role": peer.role},
+        )
+        raise Failure(
+            "not-allowed",
+            f"{peer.user} may watch but not {name} (role: {peer.role})",
+            "ask the owner to list you in [team] approvers",
+        )
+    return await entry.handler(core, peer, args, send)

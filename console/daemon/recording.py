@@ -1,0 +1,86 @@
+"""What the inbox and the gates record, and how: security events committed before they take
+effect, the rest batched, floods aggregated (console/daemon/floods.py), and every gate event
+published on the bus for the consoles.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from console.daemon.bus import Bus
+from console.daemon.floods import FloodControl
+from console.daemon.live_config import LiveConfig
+from console.daemon.storage import Storage
+
+# Events the gate reports that must be durable before the connection proceeds.
+SECURITY_NET_EVENTS = frozenset({"net.decision", "net.sni_mismatch"})
+# Gate events a flood could repeat: aggregated per (run, kind, subject, decision) per second.
+FLOOD_NET_EVENTS = frozenset({"net.decision", "net.rejected", "net.error"})
+
+GateRecord = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class Recording:
+    def __init__(self, storage: Storage, bus: Bus, config: LiveConfig) -> None:
+        self.storage = storage
+        self.bus = bus
+        self.floods = FloodControl(self._emit_summary,
+                                   lambda: config.cfg.bounds.events_per_second)
+
+    def _emit_summary(self, kind: str, run_id: str | None, text: str,
+                      data: dict[str, Any]) -> None:
+        self.storage.record(kind, run_id=run_id, text=text, data=data, actor="daemon")
+
+    def admit(self, run_id: str, kind: str, subject: str, decision: str,
+              data: dict[str, Any]) -> bool:
+        """Write this event's row now (True), or count it into this second's summary."""
+        self.floods.start()
+        return self.floods.admit(run_id, kind, subject, decision, data)
+
+    def start(self) -> None:
+        """The flood windows' timer runs from the first run on (idempotent)."""
+        self.floods.start()
+
+    def refused(self, run_id: str, what: str) -> None:
+        """A connection to `what` (gate, agent.sock) refused at a limit: counted, one row."""
+        self.floods.refused(run_id, what)
+
+    def run_ended(self, run_id: str) -> None:
+        """Write the run's counted rows now."""
+        self.floods.flush(run_id)
+
+    async def close(self) -> None:
+        await self.floods.stop()
+
+    async def approval(self, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        """The inbox's record(): committed before the inbox goes on (it raises on failure)."""
+        text = data.get("text") or data.get("summary") or data.get("subject") or ""
+        actor = data.get("decided_by") or data.get("actor")
+        return await self.storage.record_security(
+            kind, run_id=data.get("run_id"), actor=actor, text=str(text)[:500], data=data)
+
+    def for_gate(self, run_id: str) -> GateRecord:
+        async def record(kind: str, data: dict[str, Any]) -> None:
+            text = f"{data.get('action') or ''} {data.get('host', '')}:{data.get('port', '')}".strip()
+            if kind in FLOOD_NET_EVENTS and not data.get("asked"):
+                subject = f"{data.get('host') or data.get('target', '')}:{data.get('port', '')}"
+                decision = str(data.get("action") or data.get("status") or data.get("stage"))
+                if not self.admit(run_id, kind, subject, decision, data):
+                    return  # counted into this second's summary row
+            event = {"kind": kind, "run_id": run_id, "ts": time.time(), **data}
+            if kind in SECURITY_NET_EVENTS:
+                # Raises on failure: the gate then refuses the connection (fail closed).
+                await self.storage.record_security(kind, run_id=run_id, text=text, data=data,
+                                                   actor=_actor(data))
+            else:
+                self.storage.record(kind, run_id=run_id, text=text, data=data)
+            self.bus.publish(event)
+
+        return record
+
+
+def _actor(data: dict[str, Any]) -> str | None:
+    prov = data.get("provenance") or {}
+    return prov.get("person") if isinstance(prov, dict) else None

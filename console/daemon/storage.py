@@ -1,0 +1,123 @@
+"""The daemon's side of the store: the one batched writer, read-only connections in worker
+threads, and security events committed before they take effect.
+
+Opening the database (migrations, the audit key) and closing it (the last flush) run in threads:
+the loop never waits on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+from console.config.load import Config
+from console.paths import Paths
+from store import StoreError
+from store.audit import load_or_create_key
+from store.db import migrate, open_db
+from store.otlp import OtlpExporter
+from store.witness import syslog_mirror
+from store.writer import StoreWriter
+
+log = logging.getLogger("pilothouse.storage")
+T = TypeVar("T")
+
+
+class Storage:
+    def __init__(self, paths: Paths, writer: StoreWriter, key: bytes,
+                 otlp: OtlpExporter | None = None) -> None:
+        self.paths = paths
+        self.writer = writer
+        self.key = key
+        self.otlp = otlp  # where [audit] otlp sends copies, when set
+        self._readers = threading.local()
+
+    @classmethod
+    async def open(cls, paths: Paths, cfg: Config) -> Storage:
+        def prepare() -> bytes:
+            db = open_db(paths.db_file)
+            migrate(db)
+            db.conn.close()
+            return load_or_create_key(paths.key_file)
+
+        key = await asyncio.to_thread(prepare)
+        otlp = OtlpExporter(cfg.audit_otlp) if cfg.audit_otlp else None
+        mirror, export = _audit_copies(cfg, otlp)
+        writer = StoreWriter(paths.db_file, key, witness=witness_file(paths),
+                             witness_mirror=mirror, export_event=export)
+        writer.start()
+        return cls(paths, writer, key, otlp)
+
+    @property
+    def witness_file(self) -> Path:
+        return witness_file(self.paths)
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def record(self, kind: str, **kw: Any) -> None:
+        """Queue an event for the next batch (not a security event: nothing waits on it)."""
+        self.writer.record(kind, **kw)
+
+    async def record_security(self, kind: str, **kw: Any) -> dict[str, Any]:
+        """Commit a security event durably before acting on it. Raises on failure (fail closed)."""
+        return await self.writer.acommit(kind, **kw)
+
+    async def prune(self, cutoff_ts: float) -> dict[str, Any]:
+        result = await self.writer.aprune(cutoff_ts)
+        return result.as_dict()
+
+    async def flush(self) -> None:
+        """Wait until everything queued before now is committed and indexed (so reads and
+        searches see it)."""
+        await self.writer.aflush(timeout=None)
+
+    async def close(self) -> None:
+        self.writer.record("daemon.stopped", actor="daemon", text="daemon stopped")
+        try:
+            await asyncio.to_thread(self.writer.close)
+        except StoreError as exc:
+            log.error("the store did not flush before exit: %s", exc)
+        if self.otlp is not None:
+            await asyncio.to_thread(self.otlp.close)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _reader(self) -> Database:
+        # One read-only connection per worker thread: readers never share the writer's.
+        db: Database | None = getattr(self._readers, "db", None)
+        if db is None:
+            db = open_db(self.paths.db_file, readonly=True)
+            self._readers.db = db
+        return db
+
+    async def read(self, fn: Callable[[Database], T]) -> T:
+        """Run fn(db) on a read-only connection in a worker thread."""
+        return await asyncio.to_thread(lambda: fn(self._reader()))
+
+
+def witness_file(paths: Paths) -> Path:
+    """Every committed chain head, beside the key (store/witness.py)."""
+    return paths.key_file.with_name("audit.witness")
+
+
+def _audit_copies(cfg: Config, otlp: OtlpExporter | None) -> tuple[
+        Callable[[str], None] | None, Callable[[dict[str, Any]], None] | None]:
+    """Where copies of the history go off this machine ([audit] syslog, otlp)."""
+    mirrors = [syslog_mirror(cfg.audit_syslog)] if cfg.audit_syslog else []
+    if otlp is not None:
+        mirrors.append(otlp.witness)
+
+    def mirror(line: str) -> None:
+        for send in mirrors:  # one unreachable collector does not starve the other
+            try:
+                send(line)
+            except OSError as exc:
+                log.warning("audit witness copy not sent: %s", exc)
+
+    return (mirror if mirrors else None), (otlp.event if otlp is not None else None)

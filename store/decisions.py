@@ -1,0 +1,49 @@
+"""Read-side queries about decisions: the events of one approval request (for `policy why`)
+and the past decisions a candidate rule is replayed against (for `policy shadow`).
+
+Kind conditions come first in each query, so the kind index narrows before any JSON is read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from store.history import Db
+
+DECISION_KINDS = ("approval.decided", "policy.decision", "net.decision")
+
+
+def events_for_request(db: Db, request_id: str) -> list[dict[str, Any]]:
+    """A request's own events (they carry its id) and the rule a profile-scope decision saved
+    (it carries the id as request_id), oldest first."""
+    rows = db.execute(
+        "SELECT id, ts, run_id, kind, actor, text, data FROM events "
+        "WHERE (kind >= 'approval.' AND kind < 'approval/' AND json_extract(data, '$.id') = ?) "
+        "OR (kind = 'policy.changed' AND json_extract(data, '$.request_id') = ?) ORDER BY id",
+        (request_id, request_id),
+    ).fetchall()
+    return [{"id": r[0], "ts": r[1], "run_id": r[2], "kind": r[3], "actor": r[4], "text": r[5],
+             "data": json.loads(r[6]) if r[6] else None} for r in rows]
+
+
+def past_requests(db: Db, limit: int = 20000) -> list[dict[str, Any]]:
+    """The newest `limit` decisions, as {kind, subject, decision, run_id}; a gate's "ask"
+    (a person then decided it) is left out."""
+    rows = db.execute(
+        "SELECT kind, data FROM events WHERE kind IN (?, ?, ?) ORDER BY id DESC LIMIT ?",
+        (*DECISION_KINDS, limit),
+    ).fetchall()
+    out = []
+    for kind, raw in rows:
+        data = json.loads(raw) if raw else {}
+        if kind == "net.decision":
+            if data.get("action") == "ask":
+                continue
+            out.append({"kind": "network", "subject": f"{data.get('host')}:{data.get('port')}",
+                        "decision": data.get("action"), "run_id": data.get("run_id")})
+        else:
+            decision = data.get("action") or ("allow" if data.get("allow") else "deny")
+            out.append({"kind": data.get("kind"), "subject": data.get("subject"),
+                        "decision": decision, "run_id": data.get("run_id")})
+    return out

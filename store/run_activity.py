@@ -1,0 +1,33 @@
+"""Read-side query for `pilothouse report`: what one run asked, what was decided, and its
+network connections (count and bytes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from store.history import Db
+
+
+def run_activity(db: Db, run_id: str) -> dict[str, Any]:
+    rows = db.execute(
+        "SELECT kind, json_extract(data, '$.action'), json_extract(data, '$.allow'), count(*) "
+        "FROM events WHERE run_id = ? AND kind IN ('approval.requested', 'approval.decided', "
+        "'policy.decision', 'net.decision', 'net.closed') GROUP BY 1, 2, 3", (run_id,),
+    ).fetchall()
+    out: dict[str, Any] = {"approvals_asked": 0, "approved": 0, "denied_by_person": 0,
+                           "policy_allowed": 0, "policy_denied": 0, "net": {}}
+    for kind, action, allow, n in rows:
+        if kind == "approval.requested":
+            out["approvals_asked"] += n
+        elif kind == "approval.decided":
+            out["approved" if allow else "denied_by_person"] += n
+        elif kind == "policy.decision":
+            out["policy_allowed" if action == "allow" else "policy_denied"] += n
+        elif kind == "net.decision":
+            out["net"][action or "?"] = out["net"].get(action or "?", 0) + n
+    count, up, down = db.execute(
+        "SELECT count(*), coalesce(sum(json_extract(data, '$.bytes_up')), 0), "
+        "coalesce(sum(json_extract(data, '$.bytes_down')), 0) FROM events "
+        "WHERE run_id = ? AND kind = 'net.closed'", (run_id,)).fetchone()
+    out["connections"] = {"count": count, "bytes_up": up, "bytes_down": down}
+    return out
