@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Row, emit  # noqa: E402
+from bench.common import Row, as_installed, emit  # noqa: E402
 
 PYTHON = sys.executable
 CLI = str(Path(sys.executable).parent / "pilothouse")
@@ -90,7 +90,7 @@ def main() -> None:
     opts = ap.parse_args()
     n = opts.n or (20 if opts.quick else 40)
     home = Path(tempfile.mkdtemp(prefix="ph-bench-cli-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+    env = as_installed({k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")})
     env |= {"PILOTHOUSE_HOME": str(home), "PILOTHOUSE_CONFIG": str(home / "config.toml")}
     daemon = start_daemon(home, env)
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in ["python -c pass", *COMMANDS]}

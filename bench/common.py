@@ -40,6 +40,13 @@ class Row:
 _TARGET = re.compile(r"(<=|>=|≤|≥|<|>)\s*(\+)?\s*(-?[0-9][0-9,]*(?:\.[0-9]+)?)\s*(x|×)?(?![a-z])")
 
 
+def as_installed(env: dict[str, str]) -> dict[str, str]:
+    """`env` as an installed Pilothouse runs: with bytecode. A pip install compiles the package;
+    an editable one writes .pyc on first import unless PYTHONDONTWRITEBYTECODE is set (it is in
+    some CI and agent shells), and then every start compiles every module again."""
+    return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def target_met(target: str, value: float, anchor_value: float) -> bool | None:
     m = _TARGET.search(target or "")
     if m is None or math.isnan(value):

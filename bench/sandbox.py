@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Row, emit  # noqa: E402
+from bench.common import Row, as_installed, emit  # noqa: E402
 from console.sandbox.base import (  # noqa: E402
     Limits,
     SandboxSpec,
@@ -135,7 +135,7 @@ class CliDaemon:
         (self.home / "config.toml").write_text(
             '[profiles.bench]\ncommand = ["/bin/true"]\nsandbox = "bwrap"\n'
         )
-        self.env = {**os.environ, "PILOTHOUSE_HOME": str(self.home)}
+        self.env = as_installed({**os.environ, "PILOTHOUSE_HOME": str(self.home)})
         self.cli = str(Path(sys.executable).parent / "pilothouse")
         self.ws = b.ws
         self.proc: subprocess.Popen[bytes] | None = None

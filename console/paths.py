@@ -11,8 +11,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
 APP = "pilothouse"
 
 
@@ -78,6 +76,8 @@ def resolve(home: str | os.PathLike[str] | None = None) -> Paths:
             log_dir=base / "log",
             config_file=override or base / "config.toml",
         )
+    import platformdirs  # only without a PILOTHOUSE_HOME; a CLI start pays it otherwise
+
     dirs = platformdirs.PlatformDirs(APP, appauthor=False)
     # Without XDG_RUNTIME_DIR (root, cron, some SSH set-ups) platformdirs falls back to a
     # shared /tmp path; keep the socket folder in the user's own state folder instead.

@@ -14,7 +14,6 @@ without being buffered whole: inputs from inside a sandbox are hostile.
 from __future__ import annotations
 
 import json
-import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,8 @@ LIVE_STATES = ("starting", "running", "stopping")
 
 def new_id(length: int) -> str:
     """A random id of `length` characters from ID_ALPHABET (callers check it is unused)."""
+    import secrets  # here, not at the top: it costs a CLI start more than it saves
+
     return "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
 
 
