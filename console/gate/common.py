@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from console.gate.sockio import connect_stream
 from console.gate.splice import Activity
 from console.policy.hosts import IPAddress, Target
 from console.policy.netrules import NetMatch
@@ -82,22 +83,15 @@ async def system_resolver(host: str, port: int) -> list[IPAddress]:
     return out
 
 
-async def dial_address(ip: IPAddress, port: int, timeout: float
-                       ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def dial_address(ip: IPAddress, port: int, timeout: float) -> tuple[Any, Any]:
     """Connect to exactly `ip`: the socket is made here and given a numeric address, so no
-    second resolution can happen between the check and the dial."""
-    loop = asyncio.get_running_loop()
+    second resolution can happen between the check and the dial. Returns the gate's own
+    stream (sockio.SockStream) as both reader and writer."""
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setblocking(False)
-        addr: tuple[Any, ...] = (str(ip), port) if ip.version == 4 else (str(ip), port, 0, 0)
-        await asyncio.wait_for(loop.sock_connect(sock, addr), timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return await asyncio.open_connection(sock=sock, limit=READ_LIMIT)
-    except BaseException:
-        sock.close()
-        raise
+    addr: tuple[Any, ...] = (str(ip), port) if ip.version == 4 else (str(ip), port, 0, 0)
+    async with asyncio.timeout(timeout):
+        stream = await connect_stream(family, addr, READ_LIMIT)
+    return stream, stream
 
 
 class Refusal(Exception):

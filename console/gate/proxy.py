@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -47,7 +48,8 @@ from console.gate.common import (
 from console.gate.deciding import Deciding, TokenBucket
 from console.gate.forward import AnswerCut, exchange
 from console.gate.http1 import Head, HttpError, body_framing, parse_request_line, read_head, render
-from console.gate.splice import pump, splice
+from console.gate.sockio import Listener, SockStream
+from console.gate.splice import CAN_SPLICE, SplicedTunnel, pump, splice
 from console.gate.tls import MAX_HELLO_BYTES, parse_client_hello
 from console.policy.hosts import (
     BadTarget,
@@ -106,7 +108,7 @@ class Gate(Deciding):
         self.trace = trace
         self._pending: dict[tuple[str, int], asyncio.Task[Verdict]] = {}
         self._waiting: dict[tuple[str, int], int] = {}
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[asyncio.Server | Listener] = []
         self._conns: set[Conn] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.tunnels = 0
@@ -124,12 +126,20 @@ class Gate(Deciding):
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def serve_unix(self, path: str) -> asyncio.Server:
+    async def serve_unix(self, path: str) -> Listener:
         """Listen on the run's gate.sock (the caller owns the folder and its permissions)."""
-        server = await asyncio.start_unix_server(
-            self.handle, path=path, limit=max(HEAD_READ_LIMIT, self.limits.max_header_bytes))
+        server = Listener.unix(path, self.handle, self._head_limit())
         self._servers.append(server)
         return server
+
+    async def serve_socket(self, sock: socket.socket) -> Listener:
+        """Accept on an already listening socket (the sandbox bridge's)."""
+        server = Listener(sock, self.handle, self._head_limit())
+        self._servers.append(server)
+        return server
+
+    def _head_limit(self) -> int:
+        return max(HEAD_READ_LIMIT, self.limits.max_header_bytes)
 
     async def close(self) -> None:
         """Stop listening, deny pending asks, and end every connection."""
@@ -314,14 +324,49 @@ class Gate(Deciding):
         conn.how = "error"  # until the splice says otherwise; handle() closes the upstream
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
+        if CAN_SPLICE and isinstance(reader, SockStream) and isinstance(up.reader, SockStream):
+            conn.how = await self._spliced(reader, up, target)
+            return
         conn.how = await splice(self._client_to_upstream(reader, up, target),
                                 pump(up.reader, writer, up.act, up=False))
 
+    async def _spliced(self, client: SockStream, up: Upstream, target: Target) -> str:
+        """The tunnel between two of the gate's own sockets: the ClientHello is checked as
+        below, then the kernel moves the bytes both ways (splice(2)), never Python."""
+        upstream = up.reader
+        assert isinstance(upstream, SockStream)
+        tunnel = SplicedTunnel(client.sock, upstream.sock, up.act)
+        try:
+            tunnel.start_down()  # server-first protocols: the answer direction runs at once
+            try:
+                more = await self._forward_hello(client, up, target)
+                if more and (rest := client.take_buffered()):
+                    up.act.up += len(rest)
+                    upstream.write(rest)
+                    await upstream.drain()
+            except (_SniMismatch, ConnectionError, OSError):
+                return "error"
+            if more:
+                tunnel.start_up()
+            else:  # the client already half-closed: pass that on
+                upstream.write_eof()
+                tunnel.finished()
+            return await tunnel.wait()
+        finally:
+            tunnel.stop()
+
     async def _client_to_upstream(self, reader: asyncio.StreamReader, up: Upstream,
                                   target: Target) -> None:
-        """Hold the client's first bytes until the ClientHello is whole, check its SNI, then
-        forward everything. Non-TLS tunnels pass untouched (server-first protocols too: the
-        other direction is already running)."""
+        if await self._forward_hello(reader, up, target):
+            await pump(reader, up.writer, up.act, up=True)
+        elif up.writer.can_write_eof():
+            with contextlib.suppress(OSError, RuntimeError):
+                up.writer.write_eof()
+
+    async def _forward_hello(self, reader: Any, up: Upstream, target: Target) -> bool:
+        """Hold the client's first bytes until the ClientHello is whole, check its SNI, and
+        forward them; True while the client has more to send. Non-TLS tunnels pass untouched
+        (server-first protocols too: the other direction is already running)."""
         buf = b""
         while True:
             data = await reader.read(MAX_HELLO_BYTES)
@@ -340,11 +385,7 @@ class Gate(Deciding):
             up.act.up += len(buf)
             up.writer.write(buf)
             await up.writer.drain()
-        if data:
-            await pump(reader, up.writer, up.act, up=True)
-        elif up.writer.can_write_eof():
-            with contextlib.suppress(OSError, RuntimeError):
-                up.writer.write_eof()
+        return bool(data)
 
     @staticmethod
     def _sni_matches(sni: str, target: Target) -> bool:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
+import socket
 import time
 from collections.abc import Awaitable
 
-__all__ = ["Activity", "pump", "splice"]
+__all__ = ["CAN_SPLICE", "Activity", "SplicedTunnel", "pump", "splice"]
 
 _PIECE = 256 * 1024
 
@@ -67,3 +70,134 @@ async def splice(up: Awaitable[None], down: Awaitable[None]) -> str:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return outcome
+
+
+
+# -- splice(2): both directions of a tunnel moved by the kernel ---------------------------------
+
+_PIPE_BYTES = 1024 * 1024
+_MOVE = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
+CAN_SPLICE = hasattr(os, "splice")
+
+
+class _Direction:
+    """One direction of a spliced tunnel: socket -> pipe -> socket, driven by the loop's
+    readiness callbacks (no task, no copy into Python). It reads only while the pipe is empty,
+    so a slow receiver stops the sender (back-pressure) instead of growing a buffer."""
+
+    def __init__(self, tunnel: SplicedTunnel, src: socket.socket, dst: socket.socket,
+                 up: bool) -> None:
+        self.tunnel, self.dst_sock, self.up = tunnel, dst, up
+        self.src, self.dst = src.fileno(), dst.fileno()
+        self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        with contextlib.suppress(OSError):  # a smaller pipe only means more turns
+            fcntl.fcntl(self.w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        self.pending = 0
+        self.reading = self.writing = self.eof = False
+        self._resume()
+
+    def _resume(self) -> None:
+        self.reading = True
+        self.tunnel.loop.add_reader(self.src, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            n = os.splice(self.src, self.w, _PIPE_BYTES, flags=_MOVE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.tunnel.failed(exc)
+            return
+        act = self.tunnel.act
+        act.last = time.monotonic()
+        if n == 0:  # EOF: pass the half-close on once the pipe is empty
+            self.tunnel.loop.remove_reader(self.src)
+            self.reading, self.eof = False, True
+        elif self.up:
+            act.up += n
+        else:
+            act.down += n
+        self.pending += n
+        self._flush()
+
+    def _flush(self) -> None:
+        while self.pending:
+            try:
+                n = os.splice(self.r, self.dst, self.pending, flags=_MOVE)
+            except (BlockingIOError, InterruptedError):
+                if self.reading:  # the receiver is full: stop taking from the sender
+                    self.tunnel.loop.remove_reader(self.src)
+                    self.reading = False
+                if not self.writing:
+                    self.writing = True
+                    self.tunnel.loop.add_writer(self.dst, self._flush)
+                return
+            except OSError as exc:
+                self.tunnel.failed(exc)
+                return
+            self.pending -= n
+        if self.writing:
+            self.tunnel.loop.remove_writer(self.dst)
+            self.writing = False
+        if self.eof:
+            with contextlib.suppress(OSError):
+                self.dst_sock.shutdown(socket.SHUT_WR)
+            self.stop()
+            self.tunnel.finished()
+        elif not self.reading:
+            self._resume()
+
+    def stop(self) -> None:
+        loop = self.tunnel.loop
+        if self.reading:
+            loop.remove_reader(self.src)
+            self.reading = False
+        if self.writing:
+            loop.remove_writer(self.dst)
+            self.writing = False
+        if self.r >= 0:
+            os.close(self.r)
+            os.close(self.w)
+            self.r = self.w = -1
+
+
+class SplicedTunnel:
+    """Both directions of a tunnel between two connected sockets, moved by splice(2).
+
+    `start_down()` begins upstream -> client at once (server-first protocols); `start_up()`
+    begins client -> upstream once the gate has checked the client's first bytes. `wait()`
+    returns "closed" when both directions reached EOF, "error" when either failed; `stop()`
+    (always, in a finally) releases the pipes and the loop's callbacks. The caller closes the
+    sockets."""
+
+    def __init__(self, client: socket.socket, upstream: socket.socket, act: Activity) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.client, self.upstream, self.act = client, upstream, act
+        self.directions: list[_Direction] = []
+        self.open = 2
+        self.result: asyncio.Future[str] = self.loop.create_future()
+
+    def start_down(self) -> None:
+        self.directions.append(_Direction(self, self.upstream, self.client, up=False))
+
+    def start_up(self) -> None:
+        self.directions.append(_Direction(self, self.client, self.upstream, up=True))
+
+    def finished(self) -> None:
+        self.open -= 1
+        if self.open == 0 and not self.result.done():
+            self.result.set_result("closed")
+
+    def failed(self, exc: OSError) -> None:
+        del exc  # the tunnel's record says "error"; the peer's reset needs no more
+        for d in self.directions:
+            d.stop()
+        if not self.result.done():
+            self.result.set_result("error")
+
+    async def wait(self) -> str:
+        return await self.result
+
+    def stop(self) -> None:
+        for d in self.directions:
+            d.stop()
