@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import socket
@@ -65,6 +66,22 @@ __all__ = ["Gate", "GateLimits", "NetAsk", "Verdict", "dial_address", "system_re
 
 log = logging.getLogger(__name__)
 HEAD_READ_LIMIT = 16 * 1024  # the client reader's buffer bound; heads are limited separately
+
+
+# Request targets repeat (an agent calls the same hosts all day) and parsing one is pure, so
+# the parsed form of short targets is remembered; a bad target raises and is not remembered.
+_REMEMBER_TARGET_CHARS = 300
+_connect_target = functools.lru_cache(maxsize=1024)(parse_connect_target)
+_absolute_url = functools.lru_cache(maxsize=1024)(parse_absolute_url)
+
+
+def _parse_connect(raw: str) -> Target:
+    return _connect_target(raw) if len(raw) <= _REMEMBER_TARGET_CHARS else \
+        parse_connect_target(raw)
+
+
+def _parse_absolute(raw: str) -> tuple[Target, str]:
+    return _absolute_url(raw) if len(raw) <= _REMEMBER_TARGET_CHARS else parse_absolute_url(raw)
 
 
 class _SniMismatch(Exception):
@@ -116,6 +133,8 @@ class Gate(Deciding):
         self._on_refused = on_refused
         self._budget = budget
         self._lookups = TokenBucket(limits.lookups_per_second)
+        self._decisions = {}
+        self._decided_by = None
 
     @staticmethod
     def _meter_host(host: str) -> str:
@@ -311,7 +330,7 @@ class Gate(Deciding):
                        req: Head, conn: Conn) -> None:
         raw = req.start[1]
         try:
-            target = parse_connect_target(raw)
+            target = _parse_connect(raw)
         except BadTarget as exc:
             await self._reject(writer, 400, exc.reason, "CONNECT", raw)
             return
@@ -417,7 +436,7 @@ class Gate(Deciding):
             await self._reject(writer, 400, reason, method, raw)
             return False
         try:
-            target, path = parse_absolute_url(raw)
+            target, path = _parse_absolute(raw)
             framing, length = body_framing(req, request=True)
             if framing == "chunked" and version == "HTTP/1.0":
                 raise HttpError(400, "chunked body in an HTTP/1.0 request")
