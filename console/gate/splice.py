@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import select
 import socket
 import time
 from collections.abc import Awaitable
@@ -80,6 +81,15 @@ _MOVE = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 CAN_SPLICE = hasattr(os, "splice")
 
 
+def _hung_up(fd: int) -> bool:
+    """Whether the peer of this socket is gone in both directions (POLLHUP), as opposed to
+    having only half-closed. A unix socket says so when its peer closes; TCP only after a
+    reset or once both halves are shut."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(ev & select.POLLHUP for _, ev in poller.poll(0))
+
+
 class _Direction:
     """One direction of a spliced tunnel: socket -> pipe -> socket, driven by the loop's
     readiness callbacks (no task, no copy into Python). It reads only while the pipe is empty,
@@ -113,6 +123,14 @@ class _Direction:
         if n == 0:  # EOF: pass the half-close on once the pipe is empty
             self.tunnel.loop.remove_reader(self.src)
             self.reading, self.eof = False, True
+            if _hung_up(self.src):
+                # The sender closed outright, not just its sending half: nothing sent back
+                # can reach it, so the tunnel ends now (and frees its upstream connection)
+                # instead of waiting for the far side to notice.
+                with contextlib.suppress(OSError):
+                    self.dst_sock.shutdown(socket.SHUT_WR)
+                self.tunnel.end("closed")
+                return
         elif self.up:
             act.up += n
         else:
@@ -190,10 +208,13 @@ class SplicedTunnel:
 
     def failed(self, exc: OSError) -> None:
         del exc  # the tunnel's record says "error"; the peer's reset needs no more
+        self.end("error")
+
+    def end(self, how: str) -> None:
         for d in self.directions:
             d.stop()
         if not self.result.done():
-            self.result.set_result("error")
+            self.result.set_result(how)
 
     async def wait(self) -> str:
         return await self.result
