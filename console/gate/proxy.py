@@ -367,9 +367,8 @@ class Gate(Deciding):
                 return "error"
             if more:
                 tunnel.start_up()
-            else:  # the client already half-closed: pass that on
-                upstream.write_eof()
-                tunnel.finished()
+            else:
+                tunnel.client_ended()
             return await tunnel.wait()
         finally:
             tunnel.stop()

@@ -201,6 +201,16 @@ class SplicedTunnel:
     def start_up(self) -> None:
         self.directions.append(_Direction(self, self.client, self.upstream, up=True))
 
+    def client_ended(self) -> None:
+        """The client sent EOF before the client -> upstream direction started: pass it on,
+        and end the tunnel now if the client is gone outright (see _Direction)."""
+        with contextlib.suppress(OSError):
+            self.upstream.shutdown(socket.SHUT_WR)
+        if _hung_up(self.client.fileno()):
+            self.end("closed")
+        else:
+            self.finished()
+
     def finished(self) -> None:
         self.open -= 1
         if self.open == 0 and not self.result.done():
