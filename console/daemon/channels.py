@@ -31,7 +31,7 @@ from console.policy.hosts import BadTarget, parse_connect_target
 from console.policy.netrules import NetworkRules
 from console.policy.network import decide_network
 from console.sandbox.base import SandboxHandle
-from console.sandbox.bridge import open_bridge_listener, serve_bridge
+from console.sandbox.bridge import open_bridge_listener
 
 if TYPE_CHECKING:
     from console.daemon.core import Services
@@ -228,7 +228,7 @@ class RunSockets:
         os.chmod(gate_sock, 0o666)
         if handle is not None and handle.netns_pid:
             listener = await open_bridge_listener(handle.netns_pid)
-            channels.servers.append(await serve_bridge(listener, gate.handle))
+            channels.servers.append(await gate.serve_socket(listener))
 
     async def teardown(self, run: Run, handle: SandboxHandle | None, profile: Profile) -> None:
         channels = self.channels.pop(run.id, None)

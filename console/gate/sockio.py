@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 import stat
@@ -250,13 +251,24 @@ class Listener:
                 conn, _ = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # out of descriptors, or the peer gave up: next turn
+            except ConnectionAbortedError:  # the peer gave up while queued
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors or memory: the listener stays readable, so stop
+                    # asking for a second instead of spinning (as asyncio's servers do).
+                    self._loop.remove_reader(self.sock.fileno())
+                    self._loop.call_later(1.0, self._resume)
                 return
             conn.setblocking(False)
             if self._tcp:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             stream = SockStream(conn, self._limit)
             self._loop.create_task(self._handler(stream, stream))
+
+    def _resume(self) -> None:
+        if not self._closed.is_set():
+            self._loop.add_reader(self.sock.fileno(), self._accept)
 
     def is_serving(self) -> bool:
         return not self._closed.is_set()
