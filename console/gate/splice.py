@@ -93,15 +93,15 @@ def _hung_up(fd: int) -> bool:
 class _Direction:
     """One direction of a spliced tunnel: socket -> pipe -> socket, driven by the loop's
     readiness callbacks (no task, no copy into Python). It reads only while the pipe is empty,
-    so a slow receiver stops the sender (back-pressure) instead of growing a buffer."""
+    so a slow receiver stops the sender (back-pressure) instead of growing a buffer. The pipe
+    is made when the first byte is there: many tunnels end without one direction ever
+    carrying anything."""
 
     def __init__(self, tunnel: SplicedTunnel, src: socket.socket, dst: socket.socket,
                  up: bool) -> None:
-        self.tunnel, self.dst_sock, self.up = tunnel, dst, up
+        self.tunnel, self.src_sock, self.dst_sock, self.up = tunnel, src, dst, up
         self.src, self.dst = src.fileno(), dst.fileno()
-        self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        with contextlib.suppress(OSError):  # a smaller pipe only means more turns
-            fcntl.fcntl(self.w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        self.r = self.w = -1
         self.pending = 0
         self.reading = self.writing = self.eof = False
         self._resume()
@@ -110,9 +110,22 @@ class _Direction:
         self.reading = True
         self.tunnel.loop.add_reader(self.src, self._readable)
 
+    def _pipe(self) -> bool:
+        """Make the pipe if there is something to move; False at EOF (no pipe needed).
+        Raises BlockingIOError on a wake-up with nothing there."""
+        if not self.src_sock.recv(1, socket.MSG_PEEK):
+            return False
+        self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        with contextlib.suppress(OSError):  # a smaller pipe only means more turns
+            fcntl.fcntl(self.w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        return True
+
     def _readable(self) -> None:
         try:
-            n = os.splice(self.src, self.w, _PIPE_BYTES, flags=_MOVE)
+            if self.w < 0 and not self._pipe():
+                n = 0
+            else:
+                n = os.splice(self.src, self.w, _PIPE_BYTES, flags=_MOVE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
