@@ -89,8 +89,7 @@ async def dial_address(ip: IPAddress, port: int, timeout: float) -> tuple[Any, A
     stream (sockio.SockStream) as both reader and writer."""
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
     addr: tuple[Any, ...] = (str(ip), port) if ip.version == 4 else (str(ip), port, 0, 0)
-    async with asyncio.timeout(timeout):
-        stream = await connect_stream(family, addr, READ_LIMIT)
+    stream = await connect_stream(family, addr, READ_LIMIT, timeout)
     return stream, stream
 
 

@@ -195,16 +195,27 @@ class SockStream:
         return default
 
 
-async def connect_stream(family: int, address: tuple[object, ...], limit: int) -> SockStream:
-    """A TCP connection to exactly `address` (numeric: no lookup can happen here)."""
+async def connect_stream(family: int, address: tuple[object, ...], limit: int,
+                         timeout: float) -> SockStream:
+    """A TCP connection to exactly `address` (numeric: no lookup can happen here), within
+    `timeout` seconds. A loopback handshake is usually complete by the second connect(2),
+    so the loop (and a timer) are only involved when the network makes us wait."""
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            sock.connect(address)
-        except (BlockingIOError, InterruptedError):
-            await asyncio.get_running_loop().sock_connect(sock, address)
+        err = sock.connect_ex(address)
+        if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EINTR):
+            err = sock.connect_ex(address)
+            if err in (errno.EALREADY, errno.EINPROGRESS, errno.EAGAIN, errno.EINTR):
+                async with asyncio.timeout(timeout):
+                    await asyncio.get_running_loop().sock_connect(sock, address)
+                err = 0
+            elif err == errno.EISCONN:
+                err = 0
+        if err:
+            raise OSError(err, f"connect to {address[0]} port {address[1]}: "
+                               f"{os.strerror(err)}")
         return SockStream(sock, limit)
     except BaseException:
         sock.close()
