@@ -7,6 +7,7 @@ inherits this."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import ipaddress
 import logging
@@ -24,13 +25,14 @@ from console.gate.common import (
     Verdict,
     denial,
 )
-from console.policy.hosts import IPAddress, Target
+from console.policy.hosts import IPAddress, Target, ip_literal
 from console.policy.netrules import NetMatch, NetworkRules
 
 __all__ = ["Deciding", "TokenBucket"]
 
 log = logging.getLogger("console.gate.proxy")
 _REMEMBERED = 4096  # verdicts kept per gate before the memory starts over
+_ip_literal = functools.lru_cache(maxsize=1024)(ip_literal)  # pure; asked per request
 
 
 class Deciding:
@@ -101,7 +103,7 @@ class Deciding:
         rules = self.rules
         base = {"host": target.host, "port": target.port, "method": method,
                 "target": raw[:2048]}
-        ip = target.ip
+        ip = _ip_literal(target.host)
         if ip is not None:
             return await self._by_address(method, raw, target, conn, base, [ip], None)
         pre = self._match(rules, target.host, target.port, None)
@@ -186,8 +188,9 @@ class Deciding:
     async def _decided(self, base: dict[str, Any], m: NetMatch, addrs: list[IPAddress],
                        action: str, provenance: dict[str, Any] | None) -> None:
         """Record a decision before it takes effect; if that fails, refuse (fail closed)."""
-        payload = {**base, "address": str(addrs[0]) if addrs else None,
-                   "addresses": [str(a) for a in addrs], "action": action, "rule": m.rule,
+        texts = [str(a) for a in addrs]
+        payload = {**base, "address": texts[0] if texts else None,
+                   "addresses": texts, "action": action, "rule": m.rule,
                    "source": m.source, "reason": m.reason, "basis": m.basis,
                    "asked": provenance is not None, "provenance": provenance}
         try:
