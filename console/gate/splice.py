@@ -82,6 +82,7 @@ async def splice(up: Awaitable[None], down: Awaitable[None]) -> str:
 # against the user's pipe-user-pages limit, past which every new pipe of that user is tiny.
 _PIPE_DEFAULT = 64 * 1024
 _PIPE_BYTES = 1024 * 1024
+_SPLICE_AFTER = 256 * 1024  # bytes one direction passes by recv/send before its pipe is made
 _MOVE = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 CAN_SPLICE = hasattr(os, "splice")
 
@@ -96,11 +97,12 @@ def _hung_up(fd: int) -> bool:
 
 
 class _Direction:
-    """One direction of a spliced tunnel: socket -> pipe -> socket, driven by the loop's
-    readiness callbacks (no task, no copy into Python). It reads only while the pipe is empty,
-    so a slow receiver stops the sender (back-pressure) instead of growing a buffer. The pipe
-    is made when the first byte is there: many tunnels end without one direction ever
-    carrying anything."""
+    """One direction of a spliced tunnel, driven by the loop's readiness callbacks (no task).
+
+    The first _SPLICE_AFTER bytes are passed with plain recv/send (most tunnels are short, and
+    a pipe costs more syscalls than it saves there); past that, socket -> pipe -> socket with
+    splice(2), never copied into Python. Either way it reads only when what it holds has been
+    sent, so a slow receiver stops the sender (back-pressure) instead of growing a buffer."""
 
     def __init__(self, tunnel: SplicedTunnel, src: socket.socket, dst: socket.socket,
                  up: bool) -> None:
@@ -108,21 +110,15 @@ class _Direction:
         self.src, self.dst = src.fileno(), dst.fileno()
         self.r = self.w = -1
         self.capacity = _PIPE_DEFAULT
-        self.pending = 0
+        self.held = b""  # received, not yet sent (before the pipe)
+        self.pending = 0  # in the pipe, not yet sent
+        self.moved = 0
         self.reading = self.writing = self.eof = False
         self._resume()
 
     def _resume(self) -> None:
         self.reading = True
         self.tunnel.loop.add_reader(self.src, self._readable)
-
-    def _pipe(self) -> bool:
-        """Make the pipe if there is something to move; False at EOF (no pipe needed).
-        Raises BlockingIOError on a wake-up with nothing there."""
-        if not self.src_sock.recv(1, socket.MSG_PEEK):
-            return False
-        self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        return True
 
     def _grow(self) -> None:
         self.capacity = _PIPE_BYTES
@@ -131,10 +127,12 @@ class _Direction:
 
     def _readable(self) -> None:
         try:
-            if self.w < 0 and not self._pipe():
-                n = 0
-            else:
+            if self.w >= 0:
                 n = os.splice(self.src, self.w, self.capacity, flags=_MOVE)
+                self.pending += n
+            else:
+                self.held = self.src_sock.recv(_PIPE_DEFAULT)
+                n = len(self.held)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -142,7 +140,7 @@ class _Direction:
             return
         act = self.tunnel.act
         act.last = time.monotonic()
-        if n == 0:  # EOF: pass the half-close on once the pipe is empty
+        if n == 0:  # EOF: pass the half-close on once everything held is sent
             self.tunnel.loop.remove_reader(self.src)
             self.reading, self.eof = False, True
             if _hung_up(self.src):
@@ -158,22 +156,32 @@ class _Direction:
                 act.up += n
             else:
                 act.down += n
-            if n >= self.capacity and self.capacity < _PIPE_BYTES:
-                self._grow()
-        self.pending += n
+            self.moved += n
+            if self.w >= 0:
+                if n >= self.capacity and self.capacity < _PIPE_BYTES:
+                    self._grow()
+            elif self.moved >= _SPLICE_AFTER:  # a bulk transfer: the kernel moves the rest
+                self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._flush()
 
     def _flush(self) -> None:
+        if self.held:
+            try:
+                sent = self.dst_sock.send(self.held)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self.tunnel.failed(exc)
+                return
+            self.held = self.held[sent:]
+            if self.held:
+                self._wait_writable()
+                return
         while self.pending:
             try:
                 n = os.splice(self.r, self.dst, self.pending, flags=_MOVE)
             except (BlockingIOError, InterruptedError):
-                if self.reading:  # the receiver is full: stop taking from the sender
-                    self.tunnel.loop.remove_reader(self.src)
-                    self.reading = False
-                if not self.writing:
-                    self.writing = True
-                    self.tunnel.loop.add_writer(self.dst, self._flush)
+                self._wait_writable()
                 return
             except OSError as exc:
                 self.tunnel.failed(exc)
@@ -189,6 +197,14 @@ class _Direction:
             self.tunnel.finished()
         elif not self.reading:
             self._resume()
+
+    def _wait_writable(self) -> None:
+        if self.reading:  # the receiver is full: stop taking from the sender
+            self.tunnel.loop.remove_reader(self.src)
+            self.reading = False
+        if not self.writing:
+            self.writing = True
+            self.tunnel.loop.add_writer(self.dst, self._flush)
 
     def stop(self) -> None:
         loop = self.tunnel.loop
