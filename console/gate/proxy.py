@@ -351,7 +351,10 @@ class Gate(Deciding):
 
     async def _spliced(self, client: SockStream, up: Upstream, target: Target) -> str:
         """The tunnel between two of the gate's own sockets: the ClientHello is checked as
-        below, then the kernel moves the bytes both ways (splice(2)), never Python."""
+        below, then both directions run as loop callbacks, no tasks (splice.SplicedTunnel:
+        recv/send for short exchanges, splice(2) for bulk). The answer direction runs from
+        the start; if it fails, the tunnel shuts both sockets, which also ends the wait for
+        the client's first bytes."""
         upstream = up.reader
         assert isinstance(upstream, SockStream)
         tunnel = SplicedTunnel(client.sock, upstream.sock, up.act)

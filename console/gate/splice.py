@@ -264,6 +264,10 @@ class SplicedTunnel:
     def end(self, how: str) -> None:
         for d in self.directions:
             d.stop()
+        if how == "error":  # whoever still reads either socket (the hello check) sees EOF now
+            for sock in (self.client, self.upstream):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         if not self.result.done():
             self.result.set_result(how)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import struct
 from typing import Any
 
 from console.gate import NetworkRules
@@ -147,3 +148,23 @@ async def test_a_listening_tcp_socket_is_served_like_gate_sock() -> None:
         server.close()
         await h.close()
         await echo.close()
+
+
+async def test_an_upstream_reset_ends_a_tunnel_whose_client_has_not_spoken() -> None:
+    """The answer direction runs while the gate still waits for the client's first bytes
+    (the ClientHello check); its failure must end that wait too."""
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # close with linger 0: a reset
+
+    server = await asyncio.start_server(reset, "127.0.0.1", 0)
+    h = Harness(policy(), upstream_port=server.sockets[0].getsockname()[1])
+    async with running(h):
+        status, _, _, reader, writer = await connect(h, "example.com:443")
+        assert status == 200
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # ended, not left waiting
+        writer.close()
+        closed = await _closed_record(h, 3)
+    server.close()
+    assert closed is not None and closed["how"] == "error"
