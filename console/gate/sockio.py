@@ -76,9 +76,9 @@ class SockStream:
         while True:
             at = self.buf.find(separator, start)
             if at >= 0:
-                end = at + len(separator)
-                if end > self.limit:
+                if at > self.limit:  # asyncio's rule: where the separator starts
                     raise asyncio.LimitOverrunError("separator found past the limit", at)
+                end = at + len(separator)
                 data = bytes(self.buf[:end])
                 del self.buf[:end]
                 return data
