@@ -4,6 +4,7 @@ dialling exactly one checked address, and the refusal a client is answered with.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
@@ -18,7 +19,7 @@ from console.policy.netrules import NetMatch
 
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
-    "Upstream", "Verdict", "denial", "dial_address", "host_header", "ip_authority",
+    "Upstream", "Verdict", "denial", "dial_address", "host_header", "ip_authority", "ip_text",
     "system_resolver", "READ_LIMIT",
 ]
 
@@ -88,9 +89,17 @@ async def dial_address(ip: IPAddress, port: int, timeout: float) -> tuple[Any, A
     second resolution can happen between the check and the dial. Returns the gate's own
     stream (sockio.SockStream) as both reader and writer."""
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    addr: tuple[Any, ...] = (str(ip), port) if ip.version == 4 else (str(ip), port, 0, 0)
+    text = ip_text(ip)
+    addr: tuple[Any, ...] = (text, port) if ip.version == 4 else (text, port, 0, 0)
     stream = await connect_stream(family, addr, READ_LIMIT, timeout)
     return stream, stream
+
+
+@functools.lru_cache(maxsize=1024)
+def ip_text(ip: IPAddress) -> str:
+    """An address's text, remembered: str() of an ipaddress object is slow, and the same few
+    addresses are written into every decision, dial and close record."""
+    return str(ip)
 
 
 class Refusal(Exception):

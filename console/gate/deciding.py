@@ -24,6 +24,7 @@ from console.gate.common import (
     Resolver,
     Verdict,
     denial,
+    ip_text,
 )
 from console.policy.hosts import IPAddress, Target, ip_literal
 from console.policy.netrules import NetMatch, NetworkRules
@@ -188,7 +189,7 @@ class Deciding:
     async def _decided(self, base: dict[str, Any], m: NetMatch, addrs: list[IPAddress],
                        action: str, provenance: dict[str, Any] | None) -> None:
         """Record a decision before it takes effect; if that fails, refuse (fail closed)."""
-        texts = [str(a) for a in addrs]
+        texts = [ip_text(a) for a in addrs]
         payload = {**base, "address": texts[0] if texts else None,
                    "addresses": texts, "action": action, "rule": m.rule,
                    "source": m.source, "reason": m.reason, "basis": m.basis,

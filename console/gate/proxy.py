@@ -44,6 +44,7 @@ from console.gate.common import (
     Upstream,
     Verdict,
     dial_address,
+    ip_text,
     system_resolver,
 )
 from console.gate.deciding import Deciding, TokenBucket
@@ -320,7 +321,7 @@ class Gate(Deciding):
         with contextlib.suppress(Exception):
             await up.writer.wait_closed()
         await self._record_quietly("net.closed", {
-            "host": up.target.host, "port": up.target.port, "address": str(up.address),
+            "host": up.target.host, "port": up.target.port, "address": ip_text(up.address),
             "bytes_up": up.act.up, "bytes_down": up.act.down, "how": how,
             "duration_s": round(time.monotonic() - up.started, 6)})
 
