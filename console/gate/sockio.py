@@ -200,9 +200,8 @@ async def connect_stream(family: int, address: tuple[object, ...], limit: int,
     """A TCP connection to exactly `address` (numeric: no lookup can happen here), within
     `timeout` seconds. A loopback handshake is usually complete by the second connect(2),
     so the loop (and a timer) are only involved when the network makes us wait."""
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
     try:
-        sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         err = sock.connect_ex(address)
         if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EINTR):
