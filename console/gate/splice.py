@@ -1,4 +1,5 @@
-"""Byte pumps for CONNECT tunnels.
+"""Byte pumps for CONNECT tunnels: SplicedTunnel between two of the gate's own sockets
+(loop callbacks, recv/send then splice(2)), pump/splice for asyncio streams handed to the gate.
 
 Idleness is not judged here: the gate keeps one watchdog per client connection that reads
 `Activity.last`, because one direction of a healthy tunnel is often silent for minutes (a
@@ -221,7 +222,7 @@ class _Direction:
 
 
 class SplicedTunnel:
-    """Both directions of a tunnel between two connected sockets, moved by splice(2).
+    """Both directions of a tunnel between two connected sockets (see _Direction).
 
     `start_down()` begins upstream -> client at once (server-first protocols); `start_up()`
     begins client -> upstream once the gate has checked the client's first bytes. `wait()`
