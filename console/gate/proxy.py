@@ -249,9 +249,13 @@ class Gate(Deciding):
         first = True
         while True:
             try:
-                # The whole head within head_timeout: a trickled head holds a buffer.
-                async with asyncio.timeout(self.limits.head_timeout):
+                # The whole head within head_timeout: a trickled head holds a buffer. A head
+                # already here whole cannot make read_head wait, so it needs no timer.
+                if isinstance(reader, SockStream) and reader.head_ready():
                     lines = await read_head(reader, self.limits.max_header_bytes)
+                else:
+                    async with asyncio.timeout(self.limits.head_timeout):
+                        lines = await read_head(reader, self.limits.max_header_bytes)
                 if lines is None:
                     return
                 req = parse_request_line(lines)

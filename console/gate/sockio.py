@@ -95,6 +95,33 @@ class SockStream:
     def at_eof(self) -> bool:
         return self.eof and not self.buf
 
+    def head_ready(self) -> bool:
+        """Whether a whole message head, or EOF, is already here (taking what the socket holds
+        now, without waiting): then http1.read_head returns or raises without waiting. A head
+        ends at the first empty line after the first non-empty one; empty lines before it
+        (CRLF or LF) are skipped, as read_head skips them."""
+        if not self.eof and not self._whole_head():
+            try:
+                data = self.sock.recv(_RECV)
+            except OSError:  # nothing yet (EAGAIN), or an error the normal read will raise
+                return False
+            if data:
+                self.buf += data
+            else:
+                self.eof = True
+        return self.eof or self._whole_head()
+
+    def _whole_head(self) -> bool:
+        buf, pos = self.buf, 0
+        while True:
+            if buf.startswith(b"\r\n", pos):
+                pos += 2
+            elif buf.startswith(b"\n", pos):
+                pos += 1
+            else:
+                break
+        return buf.find(b"\n\n", pos) >= 0 or buf.find(b"\n\r\n", pos) >= 0
+
     def take_buffered(self) -> bytes:
         """What was read from the socket but not yet consumed (handed on before a splice)."""
         data = bytes(self.buf)

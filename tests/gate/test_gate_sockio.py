@@ -9,7 +9,10 @@ import socket
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from console.gate.http1 import HttpError, read_head
 from console.gate.sockio import SockStream
 
 LIMIT = 64
@@ -108,3 +111,37 @@ def _read_all(sock: socket.socket) -> bytes:
     while data := sock.recv(1 << 20):
         out += data
     return bytes(out)
+
+
+async def _ready_then_read(data: bytes) -> tuple[bool, str]:
+    """head_ready() on `data` (peer still open), then what read_head does with no more bytes
+    coming: "lines", "none", "error", or "waited" (it would have needed the timer)."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    stream = SockStream(ours, LIMIT)
+    try:
+        if data:
+            theirs.sendall(data)
+        await asyncio.sleep(0)
+        ready = stream.head_ready()
+        try:
+            lines = await asyncio.wait_for(read_head(stream, 1024), 0.05)
+        except TimeoutError:
+            return ready, "waited"
+        except HttpError:
+            return ready, "error"
+        return ready, "none" if lines is None else "lines"
+    finally:
+        ours.close()
+        theirs.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"a", b"GET / HTTP/1.1", b"H: v",
+                                 b" ", b":", b"x" * 70]), max_size=12))
+def test_a_head_said_ready_never_makes_read_head_wait(parts: list[bytes]) -> None:
+    """The gate skips the head timer when head_ready() says yes; that is only sound if
+    read_head then cannot wait for more bytes."""
+    ready, outcome = asyncio.run(_ready_then_read(b"".join(parts)))
+    if ready:
+        assert outcome != "waited", parts
