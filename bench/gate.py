@@ -12,7 +12,12 @@ blocking sockets so the client's cost is the same small constant on every path. 
 - GET new connection p50/p99: connect, one GET, close (what a CLI agent mostly does).
 - CONNECT setup p50/p99: connect, CONNECT, 200 (the gate decides and records here).
 - Tunnel download MB/s: bytes from the upstream through a CONNECT tunnel.
+- Tunnels per second, 50 concurrent clients: each opens a connection, CONNECTs, sends one
+  short request through the tunnel, reads its short answer and closes, again and again
+  (one non-blocking client process drives all 50, the same way on every path).
 
+Each figure and its anchors take turns (latencies in 5 rounds, downloads and tunnels per
+second per try), so a change in the shared machine's load lands on both sides of a ratio.
 Each row prints: figure, value, anchor, anchor value, ratio (figure / anchor; for MB/s a
 ratio below 1 means slower). The gate is reached over a unix socket, as inside a sandbox's
 bridge; tinyproxy and direct go over TCP loopback. --quick: 1000 requests per figure and
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
+import selectors
 import shutil
 import signal
 import socket
@@ -42,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import Row, emit  # noqa: E402
 
 BODY = b"hello, world\n"
+ROUNDS = 5  # latency figures alternate with their anchors this many times
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
             + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
 
@@ -234,6 +242,79 @@ def tunnel_mb_s(where: str | tuple[str, int], authority: bytes, total: int) -> f
     return total / secs / 1e6
 
 
+class _Tunnel:
+    """One client of tunnels_per_second: connect, CONNECT, one 16-byte exchange, close."""
+
+    def __init__(self, where: str | tuple[str, int], authority: bytes) -> None:
+        family = socket.AF_UNIX if isinstance(where, str) else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setblocking(False)
+        if family == socket.AF_INET:
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        err = self.sock.connect_ex(where)
+        if err not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            raise OSError(err, os.strerror(err))
+        self.out = b"CONNECT " + authority + b" HTTP/1.1\r\nHost: " + authority + b"\r\n\r\n"
+        self.buf = b""
+        self.stage = "head"  # then "body" (the 16 bytes through the tunnel)
+
+    def step(self, readable: bool) -> bool | None:
+        """Move on; True when the tunnel is done, None while it waits."""
+        if self.out:
+            try:
+                self.out = self.out[self.sock.send(self.out):]
+            except (BlockingIOError, OSError) as exc:
+                if not isinstance(exc, BlockingIOError) and exc.errno != errno.ENOTCONN:
+                    raise
+            return None
+        if not readable:
+            return None
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError(f"closed at {self.stage}: {self.buf[:80]!r}")
+        self.buf += data
+        if self.stage == "head" and b"\r\n\r\n" in self.buf:
+            head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+            assert head.split(b" ")[1] == b"200", head
+            self.stage, self.out = "body", b"16\n"
+            self.out = self.out[self.sock.send(self.out):]
+        if self.stage == "body" and len(self.buf) >= 16:
+            return True
+        return None
+
+
+def tunnels_per_second(where: str | tuple[str, int], authority: bytes, clients: int,
+                       total: int) -> float:
+    """Completed tunnels a second with `clients` at once, until `total` are done."""
+    sel = selectors.DefaultSelector()
+
+    def start() -> None:
+        t = _Tunnel(where, authority)
+        sel.register(t.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, t)
+
+    started = time.perf_counter()
+    for _ in range(clients):
+        start()
+    opened, done = clients, 0
+    while done < total:
+        for key, events in sel.select(5):
+            t = key.data
+            if t.step(bool(events & selectors.EVENT_READ)) is None:
+                want = selectors.EVENT_READ | (selectors.EVENT_WRITE if t.out else 0)
+                if key.events != want:
+                    sel.modify(t.sock, want, t)
+                continue
+            sel.unregister(t.sock)
+            t.sock.close()
+            done += 1
+            if opened < total:
+                opened += 1
+                start()
+    secs = time.perf_counter() - started
+    sel.close()
+    return done / secs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -269,33 +350,55 @@ def main() -> None:
         rows: list[tuple[str, float, str, float]] = []
         out: list[Row] = []
 
-        def add(figure: str, run: Callable[[], list[float]], anchors: dict[str, list[float]],
-                ) -> None:
-            p50, p99 = _pct(run())
-            for name, samples in anchors.items():
+        def add(figure: str, run: Callable[[int], list[float]],
+                anchors: dict[str, Callable[[int], list[float]]]) -> None:
+            # Interleaved in rounds, so a change in the machine's load mid-run falls on the
+            # figure and its anchors alike (this box is shared; a ratio is what is compared).
+            mine: list[float] = []
+            theirs: dict[str, list[float]] = {name: [] for name in anchors}
+            for _ in range(ROUNDS):
+                mine += run(n // ROUNDS)
+                for name, fn in anchors.items():
+                    theirs[name] += fn(n // ROUNDS)
+            p50, p99 = _pct(mine)
+            for name, samples in theirs.items():
                 a50, a99 = _pct(samples)
                 rows.append((f"{figure} p50 µs", p50, name, a50))
                 rows.append((f"{figure} p99 µs", p99, name, a99))
-                out.append(Row(f"{figure}, p50", p50, "µs", f"{name}, p50", a50))
+                target = "<= 1.2x" if name.startswith("tinyproxy") else ""
+                out.append(Row(f"{figure}, p50", p50, "µs", f"{name}, p50", a50, target))
                 out.append(Row(f"{figure}, p99", p99, "µs", f"{name}, p99", a99))
 
-        add("GET keep-alive via gate", lambda: keepalive_get(sock, absolute, n)[0],
-            {"direct keep-alive": keepalive_get(direct, origin, n)[0]})
-        add("GET new connection via gate", lambda: fresh_get(sock, absolute, n),
-            {"direct new connection": fresh_get(direct, origin, n),
-             "tinyproxy new connection": fresh_get(tinyp, absolute, n)})
-        add("CONNECT setup via gate", lambda: connect_setup(sock, bulk, n),
-            {"direct TCP connect": connect_setup(("127.0.0.1", bulk_port), b"", n),
-             "tinyproxy CONNECT setup": connect_setup(tinyp, bulk, n)})
+        add("GET keep-alive via gate", lambda k: keepalive_get(sock, absolute, k)[0],
+            {"direct keep-alive": lambda k: keepalive_get(direct, origin, k)[0]})
+        add("GET new connection via gate", lambda k: fresh_get(sock, absolute, k),
+            {"direct new connection": lambda k: fresh_get(direct, origin, k),
+             "tinyproxy new connection": lambda k: fresh_get(tinyp, absolute, k)})
+        add("CONNECT setup via gate", lambda k: connect_setup(sock, bulk, k),
+            {"direct TCP connect": lambda k: connect_setup(("127.0.0.1", bulk_port), b"", k),
+             "tinyproxy CONNECT setup": lambda k: connect_setup(tinyp, bulk, k)})
         total = args.mb * 1024 * 1024
-        runs = {name: max(tunnel_mb_s(w, a, total) for _ in range(3)) for name, w, a in (
-            ("gate", sock, bulk), ("direct", ("127.0.0.1", bulk_port), b""),
-            ("tinyproxy", tinyp, bulk))}
+        paths = (("gate", sock, bulk), ("direct", ("127.0.0.1", bulk_port), b""),
+                 ("tinyproxy", tinyp, bulk))
+        runs = {name: 0.0 for name, _, _ in paths}
+        for _ in range(3):  # best of 3, the paths taking turns
+            for name, w, a in paths:
+                runs[name] = max(runs[name], tunnel_mb_s(w, a, total))
         for anchor in ("direct", "tinyproxy"):
             rows.append((f"tunnel download MB/s via gate ({args.mb} MiB, best of 3)",
                          runs["gate"], f"{anchor} download", runs[anchor]))
             out.append(Row(f"tunnel download via gate ({args.mb} MiB, best of 3)", runs["gate"],
-                           "MB/s", f"{anchor} download, best of 3", runs[anchor]))
+                           "MB/s", f"{anchor} download, best of 3", runs[anchor],
+                           ">= 0.6x" if anchor == "direct" else ">= 4x"))
+        count = max(n * 2, 1000)
+        per_s = {"gate": 0.0, "tinyproxy": 0.0}
+        for _ in range(2):  # best of 2, taking turns
+            for name, w in (("gate", sock), ("tinyproxy", tinyp)):
+                per_s[name] = max(per_s[name], tunnels_per_second(w, bulk, 50, count))
+        rows.append(("tunnels/s via gate (50 concurrent clients)", per_s["gate"],
+                     "tinyproxy, same load", per_s["tinyproxy"]))
+        out.append(Row(f"tunnels/s via gate (50 concurrent clients, {count} tunnels, best of 2)",
+                       per_s["gate"], "/s", "tinyproxy, same load", per_s["tinyproxy"], ">= 1x"))
         print(f"{'figure':58} {'value':>10}  {'anchor':38} {'value':>10} {'ratio':>7}")
         for figure, value, anchor, avalue in rows:
             print(f"{figure:58} {value:10.1f}  {anchor:38} {avalue:10.1f} {value / avalue:6.2f}x")

@@ -27,7 +27,7 @@ from console.gate.proxy import Gate
 from console.paths import Paths
 from console.policy import GrantTable
 from console.sandbox.base import SandboxHandle
-from console.sandbox.bridge import open_bridge_listener, serve_bridge
+from console.sandbox.bridge import open_bridge_listener
 
 log = logging.getLogger("pilothouse.channels")
 
@@ -74,7 +74,7 @@ class RunChannels:
         os.chmod(gate_sock, 0o666)
         if handle is not None and handle.netns_pid:
             listener = await open_bridge_listener(handle.netns_pid)
-            channels.servers.append(await serve_bridge(listener, gate.handle))
+            channels.servers.append(await gate.serve_socket(listener))
 
     async def teardown(self, run: Run, handle: SandboxHandle | None, profile: Profile) -> None:
         channels = self.open.pop(run.id, None)

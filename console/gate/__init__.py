@@ -3,7 +3,9 @@
 - (the destinations and patterns it decides on live in console/policy: hosts.py, netrules.py)
 - proxy.py   the per-run forward proxy (CONNECT + absolute-form HTTP/1.1)
 - usage.py   token usage read from inference responses as they pass
-- http1.py, tls.py, splice.py   HTTP framing, ClientHello SNI, tunnel pumps
+- http1.py, tls.py, splice.py   HTTP framing, ClientHello SNI, tunnel pumps (splice(2) when
+  both ends are the gate's own sockets)
+- sockio.py  the gate's own listeners and socket streams (no asyncio transport per connection)
 """
 
 from console.gate.proxy import Gate, GateLimits, NetAsk, Verdict, dial_address, system_resolver

@@ -4,6 +4,7 @@ dialling exactly one checked address, and the refusal a client is answered with.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
@@ -11,13 +12,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from console.gate.sockio import connect_stream
 from console.gate.splice import Activity
 from console.policy.hosts import IPAddress, Target
 from console.policy.netrules import NetMatch
 
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
-    "Upstream", "Verdict", "denial", "dial_address", "host_header", "ip_authority",
+    "Upstream", "Verdict", "denial", "dial_address", "host_header", "ip_authority", "ip_text",
     "system_resolver", "READ_LIMIT",
 ]
 
@@ -82,22 +84,22 @@ async def system_resolver(host: str, port: int) -> list[IPAddress]:
     return out
 
 
-async def dial_address(ip: IPAddress, port: int, timeout: float
-                       ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def dial_address(ip: IPAddress, port: int, timeout: float) -> tuple[Any, Any]:
     """Connect to exactly `ip`: the socket is made here and given a numeric address, so no
-    second resolution can happen between the check and the dial."""
-    loop = asyncio.get_running_loop()
+    second resolution can happen between the check and the dial. Returns the gate's own
+    stream (sockio.SockStream) as both reader and writer."""
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setblocking(False)
-        addr: tuple[Any, ...] = (str(ip), port) if ip.version == 4 else (str(ip), port, 0, 0)
-        await asyncio.wait_for(loop.sock_connect(sock, addr), timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return await asyncio.open_connection(sock=sock, limit=READ_LIMIT)
-    except BaseException:
-        sock.close()
-        raise
+    text = ip_text(ip)
+    addr: tuple[Any, ...] = (text, port) if ip.version == 4 else (text, port, 0, 0)
+    stream = await connect_stream(family, addr, READ_LIMIT, timeout)
+    return stream, stream
+
+
+@functools.lru_cache(maxsize=1024)
+def ip_text(ip: IPAddress) -> str:
+    """An address's text, remembered: str() of an ipaddress object is slow, and the same few
+    addresses are written into every decision, dial and close record."""
+    return str(ip)
 
 
 class Refusal(Exception):

@@ -7,6 +7,7 @@ inherits this."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import ipaddress
 import logging
@@ -23,13 +24,16 @@ from console.gate.common import (
     Resolver,
     Verdict,
     denial,
+    ip_text,
 )
-from console.policy.hosts import IPAddress, Target
+from console.policy.hosts import IPAddress, Target, ip_literal
 from console.policy.netrules import NetMatch, NetworkRules
 
 __all__ = ["Deciding", "TokenBucket"]
 
 log = logging.getLogger("console.gate.proxy")
+_REMEMBERED = 4096  # verdicts kept per gate before the memory starts over
+_ip_literal = functools.lru_cache(maxsize=1024)(ip_literal)  # pure; asked per request
 
 
 class Deciding:
@@ -45,6 +49,28 @@ class Deciding:
     _pending: dict[tuple[str, int], asyncio.Task[Verdict]]
     _waiting: dict[tuple[str, int], int]
     _lookups: TokenBucket
+    _decisions: dict[tuple[str, int, tuple[IPAddress, ...] | None], NetMatch]
+    _decided_by: NetworkRules | None
+
+    # -- the rules' verdict, remembered per rules object --------------------------------------
+
+    def _match(self, rules: NetworkRules, host: str, port: int,
+               addrs: list[IPAddress] | None) -> NetMatch:
+        """rules.decide, remembered for this rules object: the verdict is a pure function of
+        the rules and (host, port, addresses), and a reload replaces the rules object, which
+        empties the memory. People's answers and grants are never remembered here: an "ask"
+        verdict is asked every time, exactly as before."""
+        if rules is not self._decided_by:
+            self._decisions = {}
+            self._decided_by = rules
+        key = (host, port, None if addrs is None else tuple(addrs))
+        match = self._decisions.get(key)
+        if match is None:
+            match = rules.decide(host, port, addrs)
+            if len(self._decisions) >= _REMEMBERED:
+                self._decisions.clear()
+            self._decisions[key] = match
+        return match
 
     # -- records ------------------------------------------------------------------------------
 
@@ -78,9 +104,10 @@ class Deciding:
         rules = self.rules
         base = {"host": target.host, "port": target.port, "method": method,
                 "target": raw[:2048]}
-        if target.ip is not None:
-            return await self._by_address(method, raw, target, conn, base, [target.ip], None)
-        pre = rules.decide(target.host, target.port, None)
+        ip = _ip_literal(target.host)
+        if ip is not None:
+            return await self._by_address(method, raw, target, conn, base, [ip], None)
+        pre = self._match(rules, target.host, target.port, None)
         if pre.action == "deny":  # denied by name: never resolved, never leaks to DNS
             await self._decided(base, pre, [], "deny", None)
             raise self._refuse(method, target, pre, None)
@@ -115,7 +142,7 @@ class Deciding:
                           yes: dict[str, Any] | None) -> list[IPAddress]:
         """The rules again with the addresses; a person's earlier yes covers an "ask" but
         never overrules a deny (by rule, or a name resolving into the local network)."""
-        match = self.rules.decide(target.host, target.port, addrs)
+        match = self._match(self.rules, target.host, target.port, addrs)
         action, provenance = match.action, None
         if yes is not None:
             action, provenance = ("deny", {**yes, "overruled": match.reason}) \
@@ -162,8 +189,9 @@ class Deciding:
     async def _decided(self, base: dict[str, Any], m: NetMatch, addrs: list[IPAddress],
                        action: str, provenance: dict[str, Any] | None) -> None:
         """Record a decision before it takes effect; if that fails, refuse (fail closed)."""
-        payload = {**base, "address": str(addrs[0]) if addrs else None,
-                   "addresses": [str(a) for a in addrs], "action": action, "rule": m.rule,
+        texts = [ip_text(a) for a in addrs]
+        payload = {**base, "address": texts[0] if texts else None,
+                   "addresses": texts, "action": action, "rule": m.rule,
                    "source": m.source, "reason": m.reason, "basis": m.basis,
                    "asked": provenance is not None, "provenance": provenance}
         try:

@@ -26,6 +26,7 @@ from console.gate.http1 import (
     relay_until_eof,
     render,
 )
+from console.gate.sockio import SockStream
 from console.gate.usage import Usage, UsageMeter
 from console.policy.hosts import Target
 
@@ -112,8 +113,14 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     if not keep:
         out.append(("Connection", "close"))
     rhead = render(f"HTTP/1.1 {status} {resp.start[2]}", out)
-    writer.write(rhead)
     act.down += len(rhead)
+    # A sized body already read along with the head goes out in the same send as the head
+    # (one wake-up of the client, not two); otherwise the head goes at once, as before.
+    prefix = b""
+    if rframing == "length" and isinstance(up.reader, SockStream) and up.reader.buf:
+        prefix = rhead
+    else:
+        writer.write(rhead)
     meter = None
     if metered and (resp.get("content-encoding") or "identity").lower() == "identity":
         meter = UsageMeter(resp.get("content-type") or "",
@@ -129,7 +136,7 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
 
     try:
         if rframing == "length":
-            await relay_exact(up.reader, writer, rlength, tap_down)
+            await relay_exact(up.reader, writer, rlength, tap_down, prefix=prefix)
         elif rframing == "chunked":
             await relay_chunked(up.reader, writer, tap_down, decode=decode)
         elif rframing == "eof":

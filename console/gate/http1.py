@@ -185,15 +185,17 @@ def render(start: str, headers: list[tuple[str, str]]) -> bytes:
 
 
 async def relay_exact(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int,
-                      tap: Tap = None, what: str = "a body") -> int:
-    """Forward exactly n body bytes as they arrive."""
+                      tap: Tap = None, what: str = "a body", *, prefix: bytes = b"") -> int:
+    """Forward exactly n body bytes as they arrive; `prefix` (a head) goes out with the first
+    piece."""
     left = n
     while left:
         data = await reader.read(min(left, _PIECE))
         if not data:
             raise HttpError(502, f"connection closed inside {what}")
         left -= len(data)
-        writer.write(data)
+        writer.write(prefix + data if prefix else data)
+        prefix = b""
         if tap:
             tap(data)
         await writer.drain()

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -42,12 +44,14 @@ from console.gate.common import (
     Upstream,
     Verdict,
     dial_address,
+    ip_text,
     system_resolver,
 )
 from console.gate.deciding import Deciding, TokenBucket
 from console.gate.forward import AnswerCut, exchange
 from console.gate.http1 import Head, HttpError, body_framing, parse_request_line, read_head, render
-from console.gate.splice import pump, splice
+from console.gate.sockio import Listener, SockStream
+from console.gate.splice import CAN_SPLICE, SplicedTunnel, pump, splice
 from console.gate.tls import MAX_HELLO_BYTES, parse_client_hello
 from console.policy.hosts import (
     BadTarget,
@@ -63,6 +67,22 @@ __all__ = ["Gate", "GateLimits", "NetAsk", "Verdict", "dial_address", "system_re
 
 log = logging.getLogger(__name__)
 HEAD_READ_LIMIT = 16 * 1024  # the client reader's buffer bound; heads are limited separately
+
+
+# Request targets repeat (an agent calls the same hosts all day) and parsing one is pure, so
+# the parsed form of short targets is remembered; a bad target raises and is not remembered.
+_REMEMBER_TARGET_CHARS = 300
+_connect_target = functools.lru_cache(maxsize=1024)(parse_connect_target)
+_absolute_url = functools.lru_cache(maxsize=1024)(parse_absolute_url)
+
+
+def _parse_connect(raw: str) -> Target:
+    return _connect_target(raw) if len(raw) <= _REMEMBER_TARGET_CHARS else \
+        parse_connect_target(raw)
+
+
+def _parse_absolute(raw: str) -> tuple[Target, str]:
+    return _absolute_url(raw) if len(raw) <= _REMEMBER_TARGET_CHARS else parse_absolute_url(raw)
 
 
 class _SniMismatch(Exception):
@@ -106,7 +126,7 @@ class Gate(Deciding):
         self.trace = trace
         self._pending: dict[tuple[str, int], asyncio.Task[Verdict]] = {}
         self._waiting: dict[tuple[str, int], int] = {}
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[asyncio.Server | Listener] = []
         self._conns: set[Conn] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.tunnels = 0
@@ -114,6 +134,8 @@ class Gate(Deciding):
         self._on_refused = on_refused
         self._budget = budget
         self._lookups = TokenBucket(limits.lookups_per_second)
+        self._decisions = {}
+        self._decided_by = None
 
     @staticmethod
     def _meter_host(host: str) -> str:
@@ -124,12 +146,20 @@ class Gate(Deciding):
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def serve_unix(self, path: str) -> asyncio.Server:
+    async def serve_unix(self, path: str) -> Listener:
         """Listen on the run's gate.sock (the caller owns the folder and its permissions)."""
-        server = await asyncio.start_unix_server(
-            self.handle, path=path, limit=max(HEAD_READ_LIMIT, self.limits.max_header_bytes))
+        server = Listener.unix(path, self.handle, self._head_limit())
         self._servers.append(server)
         return server
+
+    async def serve_socket(self, sock: socket.socket) -> Listener:
+        """Accept on an already listening socket (the sandbox bridge's)."""
+        server = Listener(sock, self.handle, self._head_limit())
+        self._servers.append(server)
+        return server
+
+    def _head_limit(self) -> int:
+        return max(HEAD_READ_LIMIT, self.limits.max_header_bytes)
 
     async def close(self) -> None:
         """Stop listening, deny pending asks, and end every connection."""
@@ -219,9 +249,13 @@ class Gate(Deciding):
         first = True
         while True:
             try:
-                # The whole head within head_timeout: a trickled head holds a buffer.
-                async with asyncio.timeout(self.limits.head_timeout):
+                # The whole head within head_timeout: a trickled head holds a buffer. A head
+                # already here whole cannot make read_head wait, so it needs no timer.
+                if isinstance(reader, SockStream) and reader.head_ready():
                     lines = await read_head(reader, self.limits.max_header_bytes)
+                else:
+                    async with asyncio.timeout(self.limits.head_timeout):
+                        lines = await read_head(reader, self.limits.max_header_bytes)
                 if lines is None:
                     return
                 req = parse_request_line(lines)
@@ -291,7 +325,7 @@ class Gate(Deciding):
         with contextlib.suppress(Exception):
             await up.writer.wait_closed()
         await self._record_quietly("net.closed", {
-            "host": up.target.host, "port": up.target.port, "address": str(up.address),
+            "host": up.target.host, "port": up.target.port, "address": ip_text(up.address),
             "bytes_up": up.act.up, "bytes_down": up.act.down, "how": how,
             "duration_s": round(time.monotonic() - up.started, 6)})
 
@@ -301,7 +335,7 @@ class Gate(Deciding):
                        req: Head, conn: Conn) -> None:
         raw = req.start[1]
         try:
-            target = parse_connect_target(raw)
+            target = _parse_connect(raw)
         except BadTarget as exc:
             await self._reject(writer, 400, exc.reason, "CONNECT", raw)
             return
@@ -314,14 +348,51 @@ class Gate(Deciding):
         conn.how = "error"  # until the splice says otherwise; handle() closes the upstream
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
+        if CAN_SPLICE and isinstance(reader, SockStream) and isinstance(up.reader, SockStream):
+            conn.how = await self._spliced(reader, up, target)
+            return
         conn.how = await splice(self._client_to_upstream(reader, up, target),
                                 pump(up.reader, writer, up.act, up=False))
 
+    async def _spliced(self, client: SockStream, up: Upstream, target: Target) -> str:
+        """The tunnel between two of the gate's own sockets: the ClientHello is checked as
+        below, then both directions run as loop callbacks, no tasks (splice.SplicedTunnel:
+        recv/send for short exchanges, splice(2) for bulk). The answer direction runs from
+        the start; if it fails, the tunnel shuts both sockets, which also ends the wait for
+        the client's first bytes."""
+        upstream = up.reader
+        assert isinstance(upstream, SockStream)
+        tunnel = SplicedTunnel(client.sock, upstream.sock, up.act)
+        try:
+            tunnel.start_down()  # server-first protocols: the answer direction runs at once
+            try:
+                more = await self._forward_hello(client, up, target)
+                if more and (rest := client.take_buffered()):
+                    up.act.up += len(rest)
+                    upstream.write(rest)
+                    await upstream.drain()
+            except (_SniMismatch, ConnectionError, OSError):
+                return "error"
+            if more:
+                tunnel.start_up()
+            else:
+                tunnel.client_ended()
+            return await tunnel.wait()
+        finally:
+            tunnel.stop()
+
     async def _client_to_upstream(self, reader: asyncio.StreamReader, up: Upstream,
                                   target: Target) -> None:
-        """Hold the client's first bytes until the ClientHello is whole, check its SNI, then
-        forward everything. Non-TLS tunnels pass untouched (server-first protocols too: the
-        other direction is already running)."""
+        if await self._forward_hello(reader, up, target):
+            await pump(reader, up.writer, up.act, up=True)
+        elif up.writer.can_write_eof():
+            with contextlib.suppress(OSError, RuntimeError):
+                up.writer.write_eof()
+
+    async def _forward_hello(self, reader: Any, up: Upstream, target: Target) -> bool:
+        """Hold the client's first bytes until the ClientHello is whole, check its SNI, and
+        forward them; True while the client has more to send. Non-TLS tunnels pass untouched
+        (server-first protocols too: the other direction is already running)."""
         buf = b""
         while True:
             data = await reader.read(MAX_HELLO_BYTES)
@@ -340,11 +411,7 @@ class Gate(Deciding):
             up.act.up += len(buf)
             up.writer.write(buf)
             await up.writer.drain()
-        if data:
-            await pump(reader, up.writer, up.act, up=True)
-        elif up.writer.can_write_eof():
-            with contextlib.suppress(OSError, RuntimeError):
-                up.writer.write_eof()
+        return bool(data)
 
     @staticmethod
     def _sni_matches(sni: str, target: Target) -> bool:
@@ -376,7 +443,7 @@ class Gate(Deciding):
             await self._reject(writer, 400, reason, method, raw)
             return False
         try:
-            target, path = parse_absolute_url(raw)
+            target, path = _parse_absolute(raw)
             framing, length = body_framing(req, request=True)
             if framing == "chunked" and version == "HTTP/1.0":
                 raise HttpError(400, "chunked body in an HTTP/1.0 request")

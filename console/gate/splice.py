@@ -1,4 +1,5 @@
-"""Byte pumps for CONNECT tunnels.
+"""Byte pumps for CONNECT tunnels: SplicedTunnel between two of the gate's own sockets
+(loop callbacks, recv/send then splice(2)), pump/splice for asyncio streams handed to the gate.
 
 Idleness is not judged here: the gate keeps one watchdog per client connection that reads
 `Activity.last`, because one direction of a healthy tunnel is often silent for minutes (a
@@ -9,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
+import select
+import socket
 import time
 from collections.abc import Awaitable
 
-__all__ = ["Activity", "pump", "splice"]
+__all__ = ["CAN_SPLICE", "Activity", "SplicedTunnel", "pump", "splice"]
 
 _PIECE = 256 * 1024
 
@@ -67,3 +72,209 @@ async def splice(up: Awaitable[None], down: Awaitable[None]) -> str:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     return outcome
+
+
+
+# -- splice(2): both directions of a tunnel moved by the kernel ---------------------------------
+
+# A direction's pipe starts at the kernel's default size and grows to _PIPE_BYTES once it has
+# been filled in one go (a bulk transfer: 1 MiB moves per wake-up instead of 64 KiB, about a
+# third of the CPU per byte). Short, chatty tunnels keep small pipes: pipe capacity counts
+# against the user's pipe-user-pages limit, past which every new pipe of that user is tiny.
+_PIPE_DEFAULT = 64 * 1024
+_PIPE_BYTES = 1024 * 1024
+_SPLICE_AFTER = 256 * 1024  # bytes one direction passes by recv/send before its pipe is made
+_MOVE = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
+CAN_SPLICE = hasattr(os, "splice")
+
+
+def _hung_up(fd: int) -> bool:
+    """Whether the peer of this socket is gone in both directions (POLLHUP), as opposed to
+    having only half-closed. A unix socket says so when its peer closes; TCP only after a
+    reset or once both halves are shut."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(ev & select.POLLHUP for _, ev in poller.poll(0))
+
+
+class _Direction:
+    """One direction of a spliced tunnel, driven by the loop's readiness callbacks (no task).
+
+    The first _SPLICE_AFTER bytes are passed with plain recv/send (most tunnels are short, and
+    a pipe costs more syscalls than it saves there); past that, socket -> pipe -> socket with
+    splice(2), never copied into Python. Either way it reads only when what it holds has been
+    sent, so a slow receiver stops the sender (back-pressure) instead of growing a buffer."""
+
+    def __init__(self, tunnel: SplicedTunnel, src: socket.socket, dst: socket.socket,
+                 up: bool) -> None:
+        self.tunnel, self.src_sock, self.dst_sock, self.up = tunnel, src, dst, up
+        self.src, self.dst = src.fileno(), dst.fileno()
+        self.r = self.w = -1
+        self.capacity = _PIPE_DEFAULT
+        self.held = b""  # received, not yet sent (before the pipe)
+        self.pending = 0  # in the pipe, not yet sent
+        self.moved = 0
+        self.reading = self.writing = self.eof = False
+        self._resume()
+
+    def _resume(self) -> None:
+        self.reading = True
+        self.tunnel.loop.add_reader(self.src, self._readable)
+
+    def _grow(self) -> None:
+        self.capacity = _PIPE_BYTES
+        with contextlib.suppress(OSError):  # refused (the user's limit): more turns, no harm
+            self.capacity = fcntl.fcntl(self.w, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+
+    def _readable(self) -> None:
+        try:
+            if self.w >= 0:
+                n = os.splice(self.src, self.w, self.capacity, flags=_MOVE)
+                self.pending += n
+            else:
+                self.held = self.src_sock.recv(_PIPE_DEFAULT)
+                n = len(self.held)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.tunnel.failed(exc)
+            return
+        act = self.tunnel.act
+        act.last = time.monotonic()
+        if n == 0:  # EOF: pass the half-close on once everything held is sent
+            self.tunnel.loop.remove_reader(self.src)
+            self.reading, self.eof = False, True
+            if _hung_up(self.src):
+                # The sender closed outright, not just its sending half: nothing sent back
+                # can reach it, so the tunnel ends now (and frees its upstream connection)
+                # instead of waiting for the far side to notice.
+                with contextlib.suppress(OSError):
+                    self.dst_sock.shutdown(socket.SHUT_WR)
+                self.tunnel.end("closed")
+                return
+        else:
+            if self.up:
+                act.up += n
+            else:
+                act.down += n
+            self.moved += n
+            if self.w >= 0:
+                if n >= self.capacity and self.capacity < _PIPE_BYTES:
+                    self._grow()
+            elif self.moved >= _SPLICE_AFTER:  # a bulk transfer: the kernel moves the rest
+                self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.held:
+            try:
+                sent = self.dst_sock.send(self.held)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self.tunnel.failed(exc)
+                return
+            self.held = self.held[sent:]
+            if self.held:
+                self._wait_writable()
+                return
+        while self.pending:
+            try:
+                n = os.splice(self.r, self.dst, self.pending, flags=_MOVE)
+            except (BlockingIOError, InterruptedError):
+                self._wait_writable()
+                return
+            except OSError as exc:
+                self.tunnel.failed(exc)
+                return
+            self.pending -= n
+        if self.writing:
+            self.tunnel.loop.remove_writer(self.dst)
+            self.writing = False
+        if self.eof:
+            with contextlib.suppress(OSError):
+                self.dst_sock.shutdown(socket.SHUT_WR)
+            self.stop()
+            self.tunnel.finished()
+        elif not self.reading:
+            self._resume()
+
+    def _wait_writable(self) -> None:
+        if self.reading:  # the receiver is full: stop taking from the sender
+            self.tunnel.loop.remove_reader(self.src)
+            self.reading = False
+        if not self.writing:
+            self.writing = True
+            self.tunnel.loop.add_writer(self.dst, self._flush)
+
+    def stop(self) -> None:
+        loop = self.tunnel.loop
+        if self.reading:
+            loop.remove_reader(self.src)
+            self.reading = False
+        if self.writing:
+            loop.remove_writer(self.dst)
+            self.writing = False
+        if self.r >= 0:
+            os.close(self.r)
+            os.close(self.w)
+            self.r = self.w = -1
+
+
+class SplicedTunnel:
+    """Both directions of a tunnel between two connected sockets (see _Direction).
+
+    `start_down()` begins upstream -> client at once (server-first protocols); `start_up()`
+    begins client -> upstream once the gate has checked the client's first bytes. `wait()`
+    returns "closed" when both directions reached EOF, "error" when either failed; `stop()`
+    (always, in a finally) releases the pipes and the loop's callbacks. The caller closes the
+    sockets."""
+
+    def __init__(self, client: socket.socket, upstream: socket.socket, act: Activity) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.client, self.upstream, self.act = client, upstream, act
+        self.directions: list[_Direction] = []
+        self.open = 2
+        self.result: asyncio.Future[str] = self.loop.create_future()
+
+    def start_down(self) -> None:
+        self.directions.append(_Direction(self, self.upstream, self.client, up=False))
+
+    def start_up(self) -> None:
+        self.directions.append(_Direction(self, self.client, self.upstream, up=True))
+
+    def client_ended(self) -> None:
+        """The client sent EOF before the client -> upstream direction started: pass it on,
+        and end the tunnel now if the client is gone outright (see _Direction)."""
+        with contextlib.suppress(OSError):
+            self.upstream.shutdown(socket.SHUT_WR)
+        if _hung_up(self.client.fileno()):
+            self.end("closed")
+        else:
+            self.finished()
+
+    def finished(self) -> None:
+        self.open -= 1
+        if self.open == 0 and not self.result.done():
+            self.result.set_result("closed")
+
+    def failed(self, exc: OSError) -> None:
+        del exc  # the tunnel's record says "error"; the peer's reset needs no more
+        self.end("error")
+
+    def end(self, how: str) -> None:
+        for d in self.directions:
+            d.stop()
+        if how == "error":  # whoever still reads either socket (the hello check) sees EOF now
+            for sock in (self.client, self.upstream):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        if not self.result.done():
+            self.result.set_result(how)
+
+    async def wait(self) -> str:
+        return await self.result
+
+    def stop(self) -> None:
+        for d in self.directions:
+            d.stop()

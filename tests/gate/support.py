@@ -24,11 +24,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from console.gate import Gate, GateLimits, NetAsk, NetworkRules, Verdict
+from console.gate import Gate, GateLimits, NetAsk, NetworkRules, Verdict, dial_address
 from console.policy.hosts import IPAddress
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "network_cases.toml"
 FAKE_GLOBAL = ipaddress.ip_address("93.184.215.14")  # global, never actually dialled
+LOCAL = ipaddress.ip_address("127.0.0.1")
 
 
 # -- origin HTTP server ---------------------------------------------------------------------
@@ -198,10 +199,11 @@ class Harness:
         self.resolved.append(host)
         return self.names.get(host, [FAKE_GLOBAL])
 
-    async def _dial(self, ip: IPAddress, port: int, timeout: float
-                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _dial(self, ip: IPAddress, port: int, timeout: float) -> tuple[Any, Any]:
+        # The gate's own dialler (its streams, so tunnels take the spliced path), pointed at
+        # the local server instead of the checked address.
         self.dialled.append((str(ip), port))
-        return await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        return await dial_address(LOCAL, self.upstream_port, timeout)
 
     def kinds(self, kind: str) -> list[dict[str, Any]]:
         return [p for k, p in self.records if k == kind]

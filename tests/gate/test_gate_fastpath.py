@@ -1,0 +1,170 @@
+"""The gate's own sockets and spliced tunnels (issue 17, point 3): bytes still arrive intact
+and counted, half-close still works, a client that vanishes frees its upstream at once, a
+reload still changes the next decision, and a listening socket (the sandbox bridge's) is
+served the same way. Speed itself is measured by bench/gate.py, never here."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+from typing import Any
+
+from console.gate import NetworkRules
+
+from .support import Echo, Harness, connect, read_response, running
+
+
+def policy(**kw: Any) -> NetworkRules:
+    base: dict[str, Any] = {"allow": ["example.com"], "default": "deny", "ports": [80, 443]}
+    base.update(kw)
+    return NetworkRules(**base)
+
+
+async def _closed_record(h: Harness, within: float) -> dict[str, Any] | None:
+    for _ in range(int(within / 0.02)):
+        if h.kinds("net.closed"):
+            return h.kinds("net.closed")[0]
+        await asyncio.sleep(0.02)
+    return None
+
+
+async def test_a_tunnel_carries_megabytes_both_ways_intact_and_counted() -> None:
+    echo = await Echo().start()
+    h = Harness(policy(), upstream_port=echo.port)
+    payload = os.urandom(4 * 1024 * 1024)
+    async with running(h):
+        status, _, _, reader, writer = await connect(h, "example.com:443")
+        assert status == 200
+
+        async def send() -> None:
+            for i in range(0, len(payload), 100_000):
+                writer.write(payload[i:i + 100_000])
+                await writer.drain()
+
+        sender = asyncio.ensure_future(send())
+        back = await asyncio.wait_for(reader.readexactly(len(payload)), 30)
+        await sender
+        writer.close()
+        closed = await _closed_record(h, 5)
+    await echo.close()
+    assert back == payload and bytes(echo.received) == payload
+    assert closed is not None
+    assert (closed["bytes_up"], closed["bytes_down"]) == (len(payload), len(payload))
+
+
+async def test_half_close_through_a_tunnel_still_lets_the_answer_back() -> None:
+    async def count_then_answer(reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
+        got = len(await reader.read())  # until the client's EOF
+        writer.write(f"got {got}".encode())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(count_then_answer, "127.0.0.1", 0)
+    h = Harness(policy(), upstream_port=server.sockets[0].getsockname()[1])
+    async with running(h):
+        status, _, _, reader, writer = await connect(h, "example.com:443")
+        assert status == 200
+        writer.write(b"z" * 300_000)
+        writer.write_eof()
+        assert await asyncio.wait_for(reader.read(), 10) == b"got 300000"
+        writer.close()
+        closed = await _closed_record(h, 5)
+    server.close()
+    assert closed is not None and closed["how"] == "closed"
+    assert (closed["bytes_up"], closed["bytes_down"]) == (300_000, 10)
+
+
+async def test_a_client_gone_outright_frees_its_upstream_at_once() -> None:
+    """A client that closes its socket (not just its sending half) can never read an answer:
+    the tunnel ends and the upstream connection is closed, instead of both waiting for the
+    far side or the idle timeout."""
+    upstream_saw_eof = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers, never closes on its own
+        upstream_saw_eof.set()
+        await asyncio.sleep(30)
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    h = Harness(policy(), upstream_port=server.sockets[0].getsockname()[1])
+    async with running(h):
+        for sends in (b"", b"hello"):  # gone before the first byte, and after some
+            status, _, _, _reader, writer = await connect(h, "example.com:443")
+            assert status == 200
+            if sends:
+                writer.write(sends)
+                await writer.drain()
+                await asyncio.sleep(0.05)
+            writer.close()
+            closed = await _closed_record(h, 3)
+            assert closed is not None, "the tunnel outlived its client"
+            assert closed["bytes_up"] == len(sends)
+            await asyncio.wait_for(upstream_saw_eof.wait(), 3)
+            upstream_saw_eof.clear()
+            h.records.clear()
+        assert h.gate.tunnels == 0
+    server.close()
+
+
+async def test_a_reload_changes_the_very_next_decision() -> None:
+    echo = await Echo().start()
+    h = Harness(policy(), upstream_port=echo.port)
+    async with running(h):
+        for rules, expected in ((policy(), 200), (policy(allow=[], deny=["example.com"]), 403),
+                                (policy(), 200), (policy(default="deny", allow=[]), 403)):
+            h.gate.rules = rules
+            status, _, _, _, writer = await connect(h, "example.com:443")
+            writer.close()
+            assert status == expected, rules
+    await echo.close()
+    actions = [d["action"] for d in h.kinds("net.decision")]
+    assert actions == ["allow", "deny", "allow", "deny"]
+
+
+async def test_a_listening_tcp_socket_is_served_like_gate_sock() -> None:
+    echo = await Echo().start()
+    h = Harness(policy(), upstream_port=echo.port)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = await h.gate.serve_socket(listener)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        status, _, _ = await read_response(reader)
+        assert status == 200
+        writer.write(b"ping")
+        assert await asyncio.wait_for(reader.readexactly(4), 5) == b"ping"
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"CONNECT evil.example:443 HTTP/1.1\r\n\r\n")
+        status, headers, _ = await read_response(reader)
+        assert status == 403 and headers["x-pilothouse-decision"] == "deny; rule=default"
+        writer.close()
+    finally:
+        server.close()
+        await h.close()
+        await echo.close()
+
+
+async def test_an_upstream_reset_ends_a_tunnel_whose_client_has_not_spoken() -> None:
+    """The answer direction runs while the gate still waits for the client's first bytes
+    (the ClientHello check); its failure must end that wait too."""
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # close with linger 0: a reset
+
+    server = await asyncio.start_server(reset, "127.0.0.1", 0)
+    h = Harness(policy(), upstream_port=server.sockets[0].getsockname()[1])
+    async with running(h):
+        status, _, _, reader, writer = await connect(h, "example.com:443")
+        assert status == 200
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # ended, not left waiting
+        writer.close()
+        closed = await _closed_record(h, 3)
+    server.close()
+    assert closed is not None and closed["how"] == "error"
