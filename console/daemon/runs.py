@@ -37,6 +37,8 @@ from console.sandbox.base import (
     SandboxHandle,
     SandboxSpec,
     prepare_run_dir,
+    remove_run_dir,
+    sweep_removed,
 )
 
 log = logging.getLogger("pilothouse.runs")
@@ -263,7 +265,6 @@ class RunManager:
         run_id = await self._new_id()
         run_dir = self.paths.run_dir(run_id)
         run_dir.mkdir(mode=0o755)
-        setup_notes = prepare_run_dir(run_dir)
         run = Run(
             id=run_id,
             profile=profile.name,
@@ -271,19 +272,23 @@ class RunManager:
             workspace=str(ws),
             command=list(command or profile.command),
             actor=actor,
-            notes=setup_notes,
         )
         self.runs[run_id] = run
         # The start is committed before anything runs: a run the history does not know of
-        # must not exist.
-        await self.writer.acommit(
-            "run.started",
-            run_id=run_id,
-            actor=actor,
-            text=f"{profile.name} in {backend.name}: {' '.join(run.command)}",
-            data={"profile": profile.name, "backend": backend.name, "workspace": str(ws),
-                  "command": run.command, "unsandboxed": backend.name == "none"},
+        # must not exist. The run folder is filled meanwhile (in a thread: a dozen small files
+        # wait on the file system's journal as the commit waits on the disk); nothing runs yet.
+        setup_notes, _row = await asyncio.gather(
+            asyncio.to_thread(prepare_run_dir, run_dir),
+            self.writer.acommit(
+                "run.started",
+                run_id=run_id,
+                actor=actor,
+                text=f"{profile.name} in {backend.name}: {' '.join(run.command)}",
+                data={"profile": profile.name, "backend": backend.name, "workspace": str(ws),
+                      "command": run.command, "unsandboxed": backend.name == "none"},
+            ),
         )
+        run.notes[:0] = setup_notes
         self._save_soon(run)
         carried: list[tuple[Path, str]] = []
         if profile.carry:
@@ -364,6 +369,9 @@ class RunManager:
                 await self.on_end(run, handle, profile)
             except Exception as exc:  # teardown must not keep a run alive in the table
                 run.notes.append(f"teardown: {exc}")
+        # The run's row is queued ahead of the end event, so both share one transaction (one
+        # disk flush): once the event is durable, so is the row.
+        saved = self.writer.call(self._upsert(run))
         try:
             await self.writer.acommit(
                 "run.ended",
@@ -375,13 +383,14 @@ class RunManager:
             )
         except Exception as exc:
             run.notes.append(f"could not record the end: {exc}")
-        await self._save(run)
+            saved = self.writer.call(self._upsert(run))  # with that note
+        await asyncio.wrap_future(saved)
         self.runs.pop(run.id, None)
         self.handles.pop(run.id, None)
         self.tasks.pop(run.id, None)
         self.line_counts.pop(run.id, None)
+        remove_run_dir(self.paths.run_dir(run.id))
         self._publish_state(run)
-        shutil.rmtree(self.paths.run_dir(run.id), ignore_errors=True)
 
     async def _pump_output(self, run_id: str, stream: asyncio.StreamReader) -> None:
         pending: list[str] = []
@@ -459,9 +468,6 @@ class RunManager:
         fut = self.writer.call(self._upsert(run))
         fut.add_done_callback(_log_failure)
 
-    async def _save(self, run: Run) -> None:
-        await asyncio.wrap_future(self.writer.call(self._upsert(run)))
-
     @staticmethod
     def _upsert(run: Run) -> Callable[[Any], None]:
         row = {
@@ -495,6 +501,7 @@ class RunManager:
                 f"SELECT id, pids FROM runs WHERE state IN ({marks})", LIVE_STATES
             ).fetchall()
 
+        await asyncio.to_thread(sweep_removed, self.paths.runs_dir)
         rows = await asyncio.wrap_future(self.writer.call(stale))
         found = []
         for run_id, pids_json in rows:

@@ -200,6 +200,48 @@ def prepare_run_dir(run_dir: Path, helper_src: Path | None = None) -> list[str]:
     return notes
 
 
+REMOVED_PREFIX = ".gone-"  # run folders being deleted (never a run id: ids have no dot)
+
+
+def remove_run_dir(run_dir: Path) -> None:
+    """Take an ended run's folder out of sight at once (one rename) and delete it in a thread:
+    removing its dozen files waits on the file system's journal, and the end of a run is
+    reported only after this. A daemon that dies first leaves `.gone-*`; sweep_removed ends it."""
+    import secrets
+    import threading
+
+    gone = run_dir.with_name(f"{REMOVED_PREFIX}{run_dir.name}-{secrets.token_hex(4)}")
+    try:
+        os.rename(run_dir, gone)
+    except FileNotFoundError:
+        return
+    except OSError:
+        gone = run_dir  # cannot be renamed (busy): removed where it is
+    threading.Thread(target=_remove_unmounted, args=(gone,), name="pilothouse-rm-run",
+                     daemon=True).start()  # fmt: skip
+
+
+def sweep_removed(runs_dir: Path) -> None:
+    """Delete run folders a previous daemon set aside but did not finish removing."""
+    for p in Path(runs_dir).glob(f"{REMOVED_PREFIX}*"):
+        _remove_unmounted(p)
+
+
+def _remove_unmounted(folder: Path) -> None:
+    """rmtree, unless something is still mounted below (a staged workspace view that could
+    not be detached): deleting through it would delete the person's files."""
+    import shutil
+
+    inside = str(folder).rstrip("/") + "/"
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            if any(line.split()[4].replace("\\040", " ").startswith(inside) for line in fh):
+                return
+    except OSError:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
     """spec.env plus what every sandbox needs: HOME, PATH with the helper, proxy variables.
 
