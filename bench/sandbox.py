@@ -46,7 +46,8 @@ from console.sandbox.base import (  # noqa: E402
     prepare_run_dir,
 )
 from console.sandbox.bridge import open_bridge_listener, serve_bridge  # noqa: E402
-from console.sandbox.bwrap import BwrapBackend, FdBinds, build_args, find_bwrap  # noqa: E402
+from console.sandbox.bwrap import BwrapBackend, find_bwrap  # noqa: E402
+from console.sandbox.bwrap_args import FdBinds, build_args  # noqa: E402
 
 LIMITS = Limits(memory_bytes=1 << 30, pids=256, cpus=1.0)
 
