@@ -84,17 +84,26 @@ class BwrapHandle(SubprocessHandle):
 
     async def _cleanup(self) -> None:
         self.oom_killed = self.limits.oom_killed()
-        # The pid namespace dies with its init, but the kernel reaps it asynchronously: retry the
-        # cgroup removal briefly instead of leaving empty cgroups behind.
-        for _ in range(50):
-            if not self.limits.pids():
-                break
-            self.limits.kill()
-            await asyncio.sleep(0.02)
-        self.limits.cleanup()
-        if self.view is not None:
-            self.end_notes.extend(await asyncio.to_thread(nested_repo_notes, self.view))
-            self.view.close()
+        # The workspace side (the look for new nested repositories, then the view's unmount and
+        # its mountpoints' removal) waits on the file system; it runs in a thread beside the
+        # cgroup side, and the run's end is reported once both are done.
+        view_side = asyncio.ensure_future(asyncio.to_thread(_close_view, self.view)) if (
+            self.view is not None) else None  # fmt: skip
+        try:
+            # The pid namespace dies with its init, but the kernel reaps it asynchronously:
+            # retry the cgroup removal briefly (1, 2, 4 ... 20 ms apart; about a second in all)
+            # instead of leaving empty cgroups behind.
+            pause = 0.001
+            for _ in range(60):
+                if not self.limits.pids():
+                    break
+                self.limits.kill()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.02)
+            self.limits.cleanup()
+        finally:
+            if view_side is not None:
+                self.end_notes.extend(await view_side)
 
     def _agent_pids(self) -> list[int]:
         """Processes of the command: descendants of the namespace's init (not bwrap itself)."""
@@ -319,6 +328,14 @@ async def _loopback_ready(pid: int, timeout: float = 2.0) -> None:
         except OSError:
             return  # gone, or not ours to read: the bridge copes on its own
         await asyncio.sleep(0.001)
+
+
+def _close_view(view: WorkspaceView) -> list[str]:
+    """At a run's end (in a thread): what the agent left in the workspace, then the view gone."""
+    try:
+        return nested_repo_notes(view)
+    finally:
+        view.close()
 
 
 def _attach(limits: RunLimits, pid: int) -> OSError | None:
