@@ -4,8 +4,8 @@ What the sandbox sees is bwrap_args.py. No network namespace but an empty one (t
 the bridge), no host home, no /root, no /var/run, no daemon folders.
 
 Start-up is race-free: bwrap reports the sandbox's pid on --info-fd and then blocks on
---block-fd; we move that pid into the run's cgroups, let `prepare` put the bridge into its
-network namespace, and only then release it to exec the command.
+--block-fd; we move that pid into the run's cgroups (in a thread) while `prepare` puts the
+bridge into its network namespace, and only when both are done release it to exec the command.
 
 The options travel through `--args FD` (a memfd), not the command line: the environment may
 carry API keys and /proc/PID/cmdline is readable by every host user.
@@ -48,17 +48,33 @@ def find_bwrap() -> str | None:
     return shutil.which("bwrap") or (BWRAP if os.access(BWRAP, os.X_OK) else None)
 
 
-def _read_info(fd: int) -> dict[str, int]:
-    """Read bwrap's --info-fd JSON (blocking; run in a thread). {} when bwrap died first."""
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+async def _read_info(fd: int) -> dict[str, int]:
+    """bwrap's --info-fd JSON, read as the loop sees the pipe readable (no thread to wake);
+    {} when bwrap died first."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
     buf = b""
     while True:
-        chunk = os.read(fd, 4096)
+        readable = loop.create_future()
+        loop.add_reader(fd, _wake, readable)
+        try:
+            await readable
+        finally:
+            loop.remove_reader(fd)
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            continue
         if not chunk:
-            break
+            return {}
         buf += chunk
         with contextlib.suppress(ValueError):
             return json.loads(buf)
-    return {}
 
 
 class BwrapHandle(SubprocessHandle):
@@ -246,7 +262,7 @@ class BwrapBackend:
         if managed_note:
             handle.notes.append(managed_note)
         try:
-            info = await asyncio.wait_for(asyncio.to_thread(_read_info, info_r), START_TIMEOUT)
+            info = await asyncio.wait_for(_read_info(info_r), START_TIMEOUT)
             child = info.get("child-pid")
             if not child:
                 rc = await proc.wait()
@@ -262,7 +278,6 @@ class BwrapBackend:
             attaching = asyncio.ensure_future(asyncio.to_thread(_attach, limits, handle.netns_pid))
             try:
                 if prepare is not None:
-                    await _loopback_ready(handle.netns_pid)
                     await prepare(handle)
             finally:
                 refused = await attaching
@@ -308,26 +323,6 @@ class BwrapBackend:
                         if run_id not in removed:
                             removed.append(run_id)
         return removed
-
-
-async def _loopback_ready(pid: int, timeout: float = 2.0) -> None:
-    """Wait until bwrap's child has set up loopback in the new network namespace.
-
-    bwrap reports the child's pid before the child configures `lo` (address, then up), and
-    blocks on --block-fd only after. The bridge brings `lo` up too; doing so while bwrap's own
-    netlink requests are in flight made bwrap fail now and then ("loopback: Failed
-    RTM_NEWADDR"). The local route for 127.0.0.1 exists once both steps are done."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    path = f"/proc/{pid}/net/fib_trie"
-    while loop.time() < deadline:
-        try:
-            with open(path) as fh:
-                if "127.0.0.1" in fh.read():
-                    return
-        except OSError:
-            return  # gone, or not ours to read: the bridge copes on its own
-        await asyncio.sleep(0.001)
 
 
 def _close_view(view: WorkspaceView) -> list[str]:
