@@ -6,6 +6,7 @@ it reads merged output from `handle.output`, waits, stops, kills and asks for st
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -201,24 +202,26 @@ def prepare_run_dir(run_dir: Path, helper_src: Path | None = None) -> list[str]:
 
 
 REMOVED_PREFIX = ".gone-"  # run folders being deleted (never a run id: ids have no dot)
+# One thread deletes ended runs' folders, in order; queueing to it does not wait for a thread
+# to start (Thread.start does, and under load that is milliseconds on the daemon's loop).
+_REMOVER: concurrent.futures.ThreadPoolExecutor | None = None
 
 
 def remove_run_dir(run_dir: Path) -> None:
     """Take an ended run's folder out of sight at once (one rename) and delete it in a thread:
     removing its dozen files waits on the file system's journal, and the end of a run is
     reported only after this. A daemon that dies first leaves `.gone-*`; sweep_removed ends it."""
-    import secrets
-    import threading
-
-    gone = run_dir.with_name(f"{REMOVED_PREFIX}{run_dir.name}-{secrets.token_hex(4)}")
+    global _REMOVER
+    gone = run_dir.with_name(f"{REMOVED_PREFIX}{run_dir.name}")  # run ids are never reused
     try:
         os.rename(run_dir, gone)
     except FileNotFoundError:
         return
     except OSError:
-        gone = run_dir  # cannot be renamed (busy): removed where it is
-    threading.Thread(target=_remove_unmounted, args=(gone,), name="pilothouse-rm-run",
-                     daemon=True).start()  # fmt: skip
+        gone = run_dir  # cannot be renamed (busy, or a leftover of that name): removed in place
+    if _REMOVER is None:
+        _REMOVER = concurrent.futures.ThreadPoolExecutor(1, "pilothouse-rm-run")
+    _REMOVER.submit(_remove_unmounted, gone)
 
 
 def sweep_removed(runs_dir: Path) -> None:
