@@ -250,6 +250,9 @@ class BwrapBackend:
             raise SandboxError(
                 f"cannot run bubblewrap ({self.bwrap}): {e.strerror}", "pilothouse doctor"
             ) from e
+        # The cgroup move below waits for the kernel; start that wait now, beside bwrap's start.
+        early = asyncio.ensure_future(asyncio.to_thread(self.limiter.start_move_early)) if (
+            limits.mode in ("v1", "v2")) else None  # fmt: skip
         for fd in passed:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -281,6 +284,8 @@ class BwrapBackend:
                     await prepare(handle)
             finally:
                 refused = await attaching
+                if early is not None:
+                    await early
             if refused is not None:
                 handle.limits_enforced = {k: f"not enforced: {refused}" for k in limits.enforced}
             handle.notes.extend(_limit_notes(handle.limits_enforced))

@@ -103,3 +103,16 @@ def test_removal_never_deletes_through_a_mount(tmp_path):
     sweep_removed(tmp_path / "runs")  # once detached, the folder goes
     assert not aside.exists()
     assert (person / "precious").read_text() == "keep me"
+
+
+def test_early_cgroup_write_moves_nothing():
+    """start_move_early writes the daemon's pid into the cgroup it is already in: afterwards
+    every hierarchy still names the same cgroup for it."""
+    from console.sandbox.cgroups import Limiter
+
+    lim = Limiter.detect()
+    if lim.mode not in ("v1", "v2"):
+        pytest.skip(f"no writable cgroups here: {lim.detail}")
+    before = Path("/proc/self/cgroup").read_text()
+    lim.start_move_early()
+    assert Path("/proc/self/cgroup").read_text() == before
