@@ -13,12 +13,22 @@ Rows (p50 and p99 over N runs, all measured in this one run, interleaved so drif
   no-new-privileges, init, user, limits, the same mounts).
 - pilothouse run --wait: the CLI against a daemon on a temporary PILOTHOUSE_HOME (store commit,
   run sockets, bridge, output streaming) against raw bwrap. Skipped when the CLI is missing.
+  Its two parts get rows of their own: the daemon's (the same run through the client library,
+  in this process: no Python start) and the CLI's process start (`--version` against
+  `python -c pass`; the CLI's imports). The same daemon row with a git repository as the
+  workspace (git init plus a hooksPath) shows what protecting a repository adds.
 
 Each row prints: figure, p50 ms, p99 ms, anchor, anchor p50 and p99 ms, ratio of the p50s.
 --quick runs 15 of each (full: 30). The p50 and p99 rows also go through bench.common.emit
 (the table `make bench` prints), each percentile beside the anchor's same percentile. Targets:
-`pilothouse run --wait` at most 30 ms added to raw bwrap at p50; the Docker backend within
-1.2x of `docker run` (p50).
+`pilothouse run --wait` at most 25 ms added to raw bwrap at p50 (issue 17); the Docker backend
+within 1.2x of `docker run` (p50).
+
+Where the daemon's part goes (root daemon, bwrap, empty workspace): the run.started commit
+(beside it, the run folder is filled), the workspace view (open_tree/move_mount clones), the
+fork of bwrap (through setpriv, so the daemon is vfork-ed, not copied), the cgroup move
+(beside the bridge and the run's sockets), bwrap itself, then at the end the view's unmount
+and the mountpoints' removal, and the run.ended commit (with the run's row, one flush).
 """
 
 from __future__ import annotations
@@ -46,7 +56,8 @@ from console.sandbox.base import (  # noqa: E402
     prepare_run_dir,
 )
 from console.sandbox.bridge import open_bridge_listener, serve_bridge  # noqa: E402
-from console.sandbox.bwrap import BwrapBackend, FdBinds, build_args, find_bwrap  # noqa: E402
+from console.sandbox.bwrap import BwrapBackend, find_bwrap  # noqa: E402
+from console.sandbox.bwrap_args import FdBinds, build_args  # noqa: E402
 
 LIMITS = Limits(memory_bytes=1 << 30, pids=256, cpus=1.0)
 
@@ -132,6 +143,13 @@ class CliDaemon:
     def __init__(self, b: Bench) -> None:
         self.home = b.base / "phhome"
         self.home.mkdir()
+        # A repository as the workspace: the view protects .git (config, hooks, ...) and
+        # reads the config for what it names.
+        self.git_ws = b.base / "gitws"
+        subprocess.run(["git", "init", "-q", str(self.git_ws)], check=True)
+        (self.git_ws / "tools").mkdir()
+        subprocess.run(["git", "-C", str(self.git_ws), "config", "core.hooksPath", "./tools"],
+                       check=True)  # fmt: skip
         (self.home / "config.toml").write_text(
             '[profiles.bench]\ncommand = ["/bin/true"]\nsandbox = "bwrap"\n'
         )
@@ -162,7 +180,7 @@ class CliDaemon:
         subprocess.run([self.cli, "run", "--wait", "-w", str(self.ws), "bench"], env=self.env,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
-    def run_client(self) -> None:
+    def run_client(self, ws: Path | None = None) -> None:
         """The same run through the daemon with the client library: what `run --wait` costs
         without starting a Python process for the CLI."""
         from console.client.sync import Client
@@ -170,7 +188,7 @@ class CliDaemon:
 
         if not hasattr(self, "_client"):
             self._client = Client(resolve(self.home), autostart=False)
-        rec = self._client.call("run.start", profile="bench", workspace=str(self.ws))
+        rec = self._client.call("run.start", profile="bench", workspace=str(ws or self.ws))
         for _kind, _payload in self._client.stream("logs", run=rec["id"], follow=True):
             pass
 
@@ -250,7 +268,7 @@ async def main() -> None:
 
     t: dict[str, list[float]] = {k: [] for k in
                                  ("raw", "backend", "bridge", "docker", "docker_cli", "cli",
-                                  "client", "cli_start", "python")}  # fmt: skip
+                                  "client", "client_git", "cli_start", "python")}  # fmt: skip
     # Warm-up: first runs pay page cache and image probes.
     true = ["/bin/true"]
     raw()
@@ -270,6 +288,7 @@ async def main() -> None:
         if daemon is not None:
             t["cli"].append(time_sync(daemon.run))
             t["client"].append(time_sync(daemon.run_client))
+            t["client_git"].append(time_sync(lambda d=daemon: d.run_client(d.git_ws)))
             t["cli_start"].append(time_sync(daemon.cli_start))
             t["python"].append(time_sync(daemon.python_start))
         for s in servers:
@@ -296,9 +315,15 @@ async def main() -> None:
     row("bwrap backend", "backend", "raw bwrap, same options", "raw")
     row("bwrap backend + bridge", "bridge", "raw bwrap, same options", "raw")
     row("docker backend", "docker", "docker run --rm, same opts", "docker_cli", "<= 1.2x")
-    row("pilothouse run --wait (bwrap)", "cli", "raw bwrap, same options", "raw", "<= +30 ms")
-    row("run via daemon, client library", "client", "raw bwrap, same options", "raw", "<= +30 ms")
+    row("pilothouse run --wait (bwrap)", "cli", "raw bwrap, same options", "raw", "<= +25 ms")
+    row("run via daemon, client library", "client", "raw bwrap, same options", "raw")
+    row("same, git repository workspace", "client_git", "raw bwrap, same options", "raw")
     row("CLI process start (--version)", "cli_start", "python -c pass", "python")
+    if t["cli"] and t["client"] and t["raw"]:
+        cli, client, raw = (statistics.median(t[k]) for k in ("cli", "client", "raw"))
+        print(f"run --wait p50 {cli:.1f} ms = raw bwrap {raw:.1f} + the daemon's part "
+              f"{client - raw:.1f} (client library row minus raw) + the CLI process "
+              f"{cli - client:.1f} (run --wait minus the client library row)")
     shutil.rmtree(b.base, ignore_errors=True)
     print()
     emit(rows, f"sandbox (start-to-exit of /bin/true, n={opts.n})")

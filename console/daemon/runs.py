@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import shutil
 import signal
 import time
@@ -26,24 +25,23 @@ import psutil
 from console.agents import home_mounts
 from console.config.load import Config, Profile
 from console.daemon.bus import Bus
+from console.daemon.run_prep import carry, open_workspace, run_env
 from console.paths import Paths
-from console.protocol import ID_ALPHABET, LIVE_STATES, Failure
+from console.protocol import LIVE_STATES, Failure, new_id
 from console.sandbox.base import (
-    BRIDGE_PORT,
-    INSIDE_RUN_DIR,
-    INSIDE_WORKSPACE,
     Mount,
     SandboxError,
     SandboxHandle,
     SandboxSpec,
     prepare_run_dir,
+    remove_run_dir,
+    sweep_removed,
 )
 
 log = logging.getLogger("pilothouse.runs")
 
 OUTPUT_FLUSH_S = 0.05
 MAX_LINE_BYTES = 16 * 1024  # longer lines are cut, so one line cannot fill memory
-PASSTHROUGH_ENV = ("TERM", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COLORTERM", "NO_COLOR")
 
 
 @dataclass
@@ -126,7 +124,7 @@ class RunManager:
         length = 4
         while True:
             for _ in range(20):
-                candidate = "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
+                candidate = new_id(length)
                 if candidate not in taken and not await self._id_in_store(candidate):
                     return candidate
             length += 1
@@ -136,73 +134,6 @@ class RunManager:
             lambda conn: conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
         )
         return await asyncio.wrap_future(fut) is not None
-
-    def _workspace(self, profile: Profile, requested: str | None, client_cwd: str | None,
-                   requester: tuple[int, int]) -> tuple[Path, int]:  # fmt: skip
-        """The resolved workspace and a descriptor of it, opened without following links and
-        checked for the requester (workspaces.py). Backends use the descriptor, so a folder
-        swapped for a link after this check changes nothing. The caller closes it."""
-        from console.sandbox.fsview import open_dir_nofollow
-        from console.sandbox.workspaces import check_workspace
-
-        raw = requested or profile.workspace or "."
-        base = Path(client_cwd or os.getcwd())
-        path = (base / os.path.expanduser(raw)).resolve()
-        if not path.is_dir():
-            raise Failure(
-                "bad-workspace",
-                f"workspace {path} is not a folder",
-                "create it, or pass --workspace DIR",
-            )
-        try:
-            fd = open_dir_nofollow(path)
-        except OSError as exc:
-            raise Failure(
-                "bad-workspace", f"workspace {path} changed while it was being opened ({exc})",
-                "start the run again; if it keeps failing, something is swapping the folder",
-            ) from None  # fmt: skip
-        own = [self.paths.data_dir, self.paths.runs_dir, self.paths.runtime_dir,
-               self.paths.data_dir.parent, self.paths.log_dir,
-               self.paths.config_file.parent]  # fmt: skip
-        try:
-            refusal = check_workspace(path, fd, requester[0], requester[1], own)
-        except BaseException:
-            os.close(fd)
-            raise
-        if refusal is not None:
-            os.close(fd)
-            raise Failure("bad-workspace", refusal.reason, refusal.hint)
-        return path, fd
-
-    def _env(self, run_id: str, profile: Profile, caller_env: dict[str, str] | None = None,
-             notes: list[str] | None = None) -> dict[str, str]:
-        env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
-        # The profile's `env` names: from the shell that ran `pilothouse run`, else the daemon's.
-        for name in profile.env:
-            value = (caller_env or {}).get(name, os.environ.get(name))
-            if value is None:
-                if notes is not None:
-                    notes.append(f"env {name}: set neither where `pilothouse run` ran nor in the "
-                                 "daemon's environment; the agent runs without it")
-                continue
-            env[name] = value
-        env.update(profile.setenv)
-        proxy = f"http://127.0.0.1:{BRIDGE_PORT}"
-        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-            env[name] = proxy
-            env[name.lower()] = proxy
-        env["NO_PROXY"] = env["no_proxy"] = ""
-        env.update(
-            PATH=f"{INSIDE_RUN_DIR}/bin:/usr/local/bin:/usr/bin:/bin",
-            HOME="/home/agent",
-            PILOTHOUSE_RUN_ID=run_id,
-            PILOTHOUSE_PROFILE=profile.name,
-            PILOTHOUSE_AGENT_SOCK=f"{INSIDE_RUN_DIR}/agent.sock",
-            PILOTHOUSE_WORKSPACE=INSIDE_WORKSPACE,
-        )
-        if profile.gpus is not None:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in profile.gpus)
-        return env
 
     async def start(
         self,
@@ -222,34 +153,12 @@ class RunManager:
             raise Failure("no-such-profile", str(exc), "list profiles with: pilothouse profiles") from None
         # The person who asked (SO_PEERCRED uid, gid); the daemon's own for in-process callers.
         asker = requester or (os.getuid(), os.getgid())
-        ws, ws_fd = self._workspace(profile, workspace, client_cwd, asker)
+        ws, ws_fd = open_workspace(self.paths, profile, workspace, client_cwd, asker)
         try:
             return await self._start(profile, ws, ws_fd, asker, actor=actor, command=command,
                                      caller_env=caller_env)
         finally:
             os.close(ws_fd)
-
-    async def _carry(self, profile: Profile, ws: Path, ws_fd: int, asker: tuple[int, int],
-                     backend: str, run: Run) -> list[tuple[Path, str]]:  # fmt: skip
-        """The profile's `carry` files, read as the identity the agent will have (off the loop:
-        reading may wait on the file system). A failure is a note, never a stuck start."""
-        from console.sandbox.identity import agent_identity
-        from console.sandbox.workspaces import carry_files
-
-        try:
-            if backend == "none":
-                reader = (os.getuid(), os.getgid())
-            else:
-                ident = agent_identity(ws_fd, asker)
-                reader = (ident.uid, ident.gid)
-            carried, notes = await asyncio.to_thread(
-                carry_files, profile.carry, asker, reader, ws,
-                self.paths.run_dir(run.id) / "carry")  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - a run starts without what it could not carry
-            run.notes.append(f"carry: nothing carried ({exc})")
-            return []
-        run.notes.extend(notes)
-        return carried
 
     async def _start(self, profile: Profile, ws: Path, ws_fd: int, asker: tuple[int, int], *,
                      actor: str, command: list[str] | None,
@@ -261,7 +170,6 @@ class RunManager:
         run_id = await self._new_id()
         run_dir = self.paths.run_dir(run_id)
         run_dir.mkdir(mode=0o755)
-        setup_notes = prepare_run_dir(run_dir)
         run = Run(
             id=run_id,
             profile=profile.name,
@@ -269,30 +177,34 @@ class RunManager:
             workspace=str(ws),
             command=list(command or profile.command),
             actor=actor,
-            notes=setup_notes,
         )
         self.runs[run_id] = run
         # The start is committed before anything runs: a run the history does not know of
-        # must not exist.
-        await self.writer.acommit(
-            "run.started",
-            run_id=run_id,
-            actor=actor,
-            text=f"{profile.name} in {backend.name}: {' '.join(run.command)}",
-            data={"profile": profile.name, "backend": backend.name, "workspace": str(ws),
-                  "command": run.command, "unsandboxed": backend.name == "none"},
+        # must not exist. The run folder is filled meanwhile (in a thread: a dozen small files
+        # wait on the file system's journal as the commit waits on the disk); nothing runs yet.
+        setup_notes, _row = await asyncio.gather(
+            asyncio.to_thread(prepare_run_dir, run_dir),
+            self.writer.acommit(
+                "run.started",
+                run_id=run_id,
+                actor=actor,
+                text=f"{profile.name} in {backend.name}: {' '.join(run.command)}",
+                data={"profile": profile.name, "backend": backend.name, "workspace": str(ws),
+                      "command": run.command, "unsandboxed": backend.name == "none"},
+            ),
         )
+        run.notes[:0] = setup_notes
         self._save_soon(run)
         carried: list[tuple[Path, str]] = []
         if profile.carry:
-            carried = await self._carry(profile, ws, ws_fd, asker, backend.name, run)
+            carried = await carry(run_dir, profile, ws, ws_fd, asker, backend.name, run.notes)
         spec = SandboxSpec(
             run_id=run_id,
             profile=profile.name,
             command=run.command,
             workspace=ws,
             run_dir=run_dir,
-            env=self._env(run_id, profile, caller_env, run.notes),
+            env=run_env(run_id, profile, caller_env, run.notes),
             limits=profile.limits,
             gpu=profile.gpu,
             gpus=profile.gpus,
@@ -362,6 +274,9 @@ class RunManager:
                 await self.on_end(run, handle, profile)
             except Exception as exc:  # teardown must not keep a run alive in the table
                 run.notes.append(f"teardown: {exc}")
+        # The run's row is queued ahead of the end event, so both share one transaction (one
+        # disk flush): once the event is durable, so is the row.
+        saved = self.writer.call(self._upsert(run))
         try:
             await self.writer.acommit(
                 "run.ended",
@@ -373,13 +288,14 @@ class RunManager:
             )
         except Exception as exc:
             run.notes.append(f"could not record the end: {exc}")
-        await self._save(run)
+            saved = self.writer.call(self._upsert(run))  # with that note
+        await asyncio.wrap_future(saved)
         self.runs.pop(run.id, None)
         self.handles.pop(run.id, None)
         self.tasks.pop(run.id, None)
         self.line_counts.pop(run.id, None)
+        remove_run_dir(self.paths.run_dir(run.id))
         self._publish_state(run)
-        shutil.rmtree(self.paths.run_dir(run.id), ignore_errors=True)
 
     async def _pump_output(self, run_id: str, stream: asyncio.StreamReader) -> None:
         pending: list[str] = []
@@ -457,9 +373,6 @@ class RunManager:
         fut = self.writer.call(self._upsert(run))
         fut.add_done_callback(_log_failure)
 
-    async def _save(self, run: Run) -> None:
-        await asyncio.wrap_future(self.writer.call(self._upsert(run)))
-
     @staticmethod
     def _upsert(run: Run) -> Callable[[Any], None]:
         row = {
@@ -493,6 +406,7 @@ class RunManager:
                 f"SELECT id, pids FROM runs WHERE state IN ({marks})", LIVE_STATES
             ).fetchall()
 
+        await asyncio.to_thread(sweep_removed, self.paths.runs_dir)
         rows = await asyncio.wrap_future(self.writer.call(stale))
         found = []
         for run_id, pids_json in rows:

@@ -6,6 +6,7 @@ it reads merged output from `handle.output`, waits, stops, kills and asks for st
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -227,6 +228,50 @@ def write_helper_pyc(helper: Path) -> None:
         _HELPER_PYC.clear()
         _HELPER_PYC[source] = cfile.read_bytes()
     os.chmod(cfile, 0o644)
+
+
+REMOVED_PREFIX = ".gone-"  # run folders being deleted (never a run id: ids have no dot)
+# One thread deletes ended runs' folders, in order; queueing to it does not wait for a thread
+# to start (Thread.start does, and under load that is milliseconds on the daemon's loop).
+_REMOVER: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def remove_run_dir(run_dir: Path) -> None:
+    """Take an ended run's folder out of sight at once (one rename) and delete it in a thread:
+    removing its dozen files waits on the file system's journal, and the end of a run is
+    reported only after this. A daemon that dies first leaves `.gone-*`; sweep_removed ends it."""
+    global _REMOVER
+    gone = run_dir.with_name(f"{REMOVED_PREFIX}{run_dir.name}")  # run ids are never reused
+    try:
+        os.rename(run_dir, gone)
+    except FileNotFoundError:
+        return
+    except OSError:
+        gone = run_dir  # cannot be renamed (busy, or a leftover of that name): removed in place
+    if _REMOVER is None:
+        _REMOVER = concurrent.futures.ThreadPoolExecutor(1, "pilothouse-rm-run")
+    _REMOVER.submit(_remove_unmounted, gone)
+
+
+def sweep_removed(runs_dir: Path) -> None:
+    """Delete run folders a previous daemon set aside but did not finish removing."""
+    for p in Path(runs_dir).glob(f"{REMOVED_PREFIX}*"):
+        _remove_unmounted(p)
+
+
+def _remove_unmounted(folder: Path) -> None:
+    """rmtree, unless something is still mounted below (a staged workspace view that could
+    not be detached): deleting through it would delete the person's files."""
+    import shutil
+
+    inside = str(folder).rstrip("/") + "/"
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            if any(line.split()[4].replace("\\040", " ").startswith(inside) for line in fh):
+                return
+    except OSError:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def sandbox_env(spec: SandboxSpec) -> dict[str, str]:

@@ -53,6 +53,7 @@ def _listen_in_thread(netns_pid: int, port: int) -> socket.socket:
 
 async def open_bridge_listener(netns_pid: int, port: int = BRIDGE_PORT) -> socket.socket:
     """A listening TCP socket on 127.0.0.1:port in the network namespace of netns_pid."""
+    await loopback_ready(netns_pid)
     if os.geteuid() == 0:
         try:
             return _listen_in_thread(netns_pid, port)
@@ -93,6 +94,26 @@ async def open_bridge_listener(netns_pid: int, port: int = BRIDGE_PORT) -> socke
         "the daemon needs to be root, or own the sandbox's user namespace (bwrap), or reach a "
         "rootless Docker; `pilothouse doctor` checks this",
     )
+
+
+async def loopback_ready(pid: int, timeout: float = 2.0) -> None:
+    """Wait until the sandbox's loopback is set up in its network namespace.
+
+    bwrap reports the child's pid before the child configures `lo` (address, then up), and
+    blocks on --block-fd only after. The bridge brings `lo` up too; doing so while bwrap's own
+    netlink requests are in flight made bwrap fail now and then ("loopback: Failed
+    RTM_NEWADDR"). The local route for 127.0.0.1 exists once both steps are done."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    path = f"/proc/{pid}/net/fib_trie"
+    while loop.time() < deadline:
+        try:
+            with open(path) as fh:
+                if "127.0.0.1" in fh.read():
+                    return
+        except OSError:
+            return  # gone, or not ours to read: the bridge copes on its own
+        await asyncio.sleep(0.001)
 
 
 async def serve_bridge(sock: socket.socket, handler: Handler) -> asyncio.Server:

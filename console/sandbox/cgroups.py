@@ -169,6 +169,23 @@ class Limiter:
             v1_root,
         )
 
+    def start_move_early(self) -> None:
+        """Write this process's pid into the cgroup it is already in (no move happens).
+
+        Why: on a kernel without cgroup `favordynmods`, the first write to any cgroup.procs
+        waits for an RCU grace period (5-15 ms on a busy host), and writes that follow within
+        about one more grace period do not. Called (in a thread) as bwrap starts, it makes that
+        wait overlap bwrap's own start-up, so the sandbox's real move right after is quick.
+        Best effort: any error is ignored, and nothing changes for any process."""
+        if self.mode == "v1":
+            procs = self.v1_root / "memory" / _own_v1_path("memory").lstrip("/") / "cgroup.procs"
+        elif self.mode == "v2" and (mount := _cgroup2_mount()) and (own := _own_v2_path()):
+            procs = mount / own.lstrip("/") / "cgroup.procs"
+        else:
+            return
+        with contextlib.suppress(OSError):
+            _write(procs, str(os.getpid()))
+
     def v1_parent(self, ctrl: str) -> Path:
         return self.v1_root / ctrl / _own_v1_path(ctrl).lstrip("/") / GROUP
 

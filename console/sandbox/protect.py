@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import stat
@@ -233,7 +234,21 @@ _INCLUDE_KEY = re.compile(r"^include(if\..+)?\.path$")
 def _config_entries(text: str) -> list[tuple[str, str]]:
     """(key, value) pairs of one config file as git reads it (keys lower-cased), without
     following its includes. git itself parses when installed (case, same-line values, quotes,
-    continuations); a small reader stands in otherwise."""
+    continuations); a small reader stands in otherwise.
+
+    A file with nothing but blanks holds no keys (no git needed), and the same text always
+    parses the same: a run's start pays for git once per distinct config, not per run."""
+    if not text.strip():
+        return []
+    return list(_parsed_config(text))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_config(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple(_parse_config(text))
+
+
+def _parse_config(text: str) -> list[tuple[str, str]]:
     import shutil
     import subprocess
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ _USERS: dict[tuple[int, int, str], int] = {}
 # Open views per workspace (device, inode): a person's daemon must not start a Docker run
 # beside another live run (docker.py says why).
 _LIVE: dict[tuple[int, int], int] = {}
+# Views open and close in worker threads (a run's start and end): the counts above and the
+# making and removing of mountpoints change under this lock, one view at a time.
+_BOOKS = threading.RLock()
 
 
 def live_views(ws_fd: int) -> int:
@@ -145,9 +149,10 @@ class WorkspaceView:
             )
         view = cls(workspace, run_dir, identity, plan, ws_fd=fd, opened_at=time.time())
         key = view.key
-        _LIVE[key] = _LIVE.get(key, 0) + 1
         try:
-            view._make_mountpoints()
+            with _BOOKS:
+                _LIVE[key] = _LIVE.get(key, 0) + 1
+                view._make_mountpoints()
             if os.geteuid() == 0:
                 view._stage()
                 view._hand_off()
@@ -328,22 +333,23 @@ class WorkspaceView:
             with contextlib.suppress(OSError):
                 self.staged.rmdir()
             self.staged = None
-        for key in reversed(self.made):
-            left = _USERS.get(key, 0) - 1
-            if left > 0:
-                _USERS[key] = left
-                continue
-            _USERS.pop(key, None)
-            _MADE.discard(key)
-            self._remove_mountpoint(key[2])
-        self.made = []
-        if self.ws_fd >= 0:
-            key = self.key
-            _LIVE[key] = _LIVE.get(key, 1) - 1
-            if _LIVE[key] <= 0:
-                _LIVE.pop(key, None)
-            os.close(self.ws_fd)
-            self.ws_fd = -1
+        with _BOOKS:
+            for key in reversed(self.made):
+                left = _USERS.get(key, 0) - 1
+                if left > 0:
+                    _USERS[key] = left
+                    continue
+                _USERS.pop(key, None)
+                _MADE.discard(key)
+                self._remove_mountpoint(key[2])
+            self.made = []
+            if self.ws_fd >= 0:
+                key = self.key
+                _LIVE[key] = _LIVE.get(key, 1) - 1
+                if _LIVE[key] <= 0:
+                    _LIVE.pop(key, None)
+                os.close(self.ws_fd)
+                self.ws_fd = -1
 
     def _remove_mountpoint(self, rel: str) -> None:
         """Remove an empty mask mountpoint we made, through the workspace descriptor: a folder

@@ -34,15 +34,18 @@ def _under(path: Path, top: Path) -> bool:
 
 
 def _homes() -> dict[Path, int]:
-    homes: dict[Path, int] = {}
+    """Each account's home folder and its owner, read afresh for every check (a user added a
+    minute ago counts). Plain string work: this runs at every run's start, for every account."""
+    tops = tuple(t + "/" for t in SYSTEM_TREES)
+    homes: dict[str, int] = {}
     for p in pwd.getpwall():
-        home = Path(p.pw_dir)
-        if p.pw_dir in ("/", "", "/nonexistent") or not home.is_absolute():
+        home = os.path.normpath(p.pw_dir) if p.pw_dir.startswith("/") else ""
+        if home in ("/", "", "/nonexistent"):
             continue
-        if any(_under(home, Path(t)) for t in SYSTEM_TREES):
+        if home in SYSTEM_TREES or (home + "/").startswith(tops):
             continue  # service accounts (/var/lib/x, /usr/sbin): covered by the system trees
         homes.setdefault(home, p.pw_uid)
-    return homes
+    return {Path(home): uid for home, uid in homes.items()}
 
 
 def _groups(uid: int, gid: int) -> set[int]:

@@ -6,40 +6,16 @@ the host's side what it can (files unchanged, nothing created), not only from ex
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
-CANARY = "ph-canary-7f3a9c"
-
-
-def _owner(box) -> tuple[int, int]:
-    st = box.workspace.stat()
-    return st.st_uid, st.st_gid
-
-
-def _give(box, *paths: Path) -> None:
-    """Files the test plants belong to the workspace's owner, as a person's checkout would."""
-    uid, gid = _owner(box)
-    for p in paths:
-        for root, dirs, files in os.walk(p) if p.is_dir() and not p.is_symlink() else [(None, [], [])]:
-            for n in ([root] if root else []) + [os.path.join(root, x) for x in dirs + files]:
-                os.lchown(n, uid, gid)
-        os.lchown(p, uid, gid)
-
-
-def _persons_daemon(box) -> bool:
-    return box.name.endswith("-user")
-
-
-async def _refused_for_a_persons_daemon(box, script: str) -> None:
-    """A daemon run by a person cannot cover a protected link: it refuses the run and says
-    which link (the agent could otherwise replace the link with a file of its own)."""
-    with pytest.raises(AssertionError, match="symbolic link"):
-        await box.run(script)
-
+from tests.sandbox.hostile_kit import (
+    CANARY,
+    give,
+    persons_daemon,
+    refused_for_a_persons_daemon,
+    workspace_owner,
+)
 
 # --- 1. never host uid 0; kernel tunables read-only -------------------------------------------
 
@@ -68,7 +44,7 @@ async def test_files_the_agent_writes_are_the_workspace_owners(hostile):
     r = await hostile.run("echo x > made-inside; id -u")
     made = hostile.workspace / "made-inside"
     assert made.exists(), r.out
-    assert (made.stat().st_uid, made.stat().st_gid) == _owner(hostile)
+    assert (made.stat().st_uid, made.stat().st_gid) == workspace_owner(hostile)
 
 
 # --- 2. the daemon's environment ---------------------------------------------------------------
@@ -98,10 +74,10 @@ async def test_protected_symlink_is_masked_not_followed(hostile, tmp_path, prote
     link = ws / protected
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(secret)
-    _give(hostile, ws)
+    give(hostile, ws)
     script = f"cat {protected} 2>&1; echo evil > {protected} 2>/dev/null; echo done"
-    if _persons_daemon(hostile) and protected != ".claude/settings.json":
-        await _refused_for_a_persons_daemon(hostile, script)
+    if persons_daemon(hostile) and protected != ".claude/settings.json":
+        await refused_for_a_persons_daemon(hostile, script)
         assert secret.read_text() == CANARY + "\n"
         return
     r = await hostile.run(script)
@@ -120,11 +96,11 @@ async def test_protected_path_under_a_symlinked_directory_is_masked(hostile, tmp
     os.chmod(outside, 0o755)
     os.chmod(outside / "config", 0o644)
     (hostile.workspace / ".git").symlink_to(outside)
-    _give(hostile, hostile.workspace)
+    give(hostile, hostile.workspace)
     script = ("cat .git/config 2>&1; echo '[core] fsmonitor=evil' > .git/config 2>/dev/null;"
               "echo x > .git/hooks/post-checkout 2>/dev/null; echo done")  # fmt: skip
-    if _persons_daemon(hostile):
-        await _refused_for_a_persons_daemon(hostile, script)
+    if persons_daemon(hostile):
+        await refused_for_a_persons_daemon(hostile, script)
         return
     r = await hostile.run(script)
     assert "done" in r.out, r.out
@@ -137,156 +113,12 @@ async def test_a_deep_link_does_not_block_the_run(hostile):
     ws = hostile.workspace
     (ws / ".git").mkdir()
     (ws / ".git" / "hooks").symlink_to("../../../../../../../../nonexistent/deep/dir")
-    _give(hostile, ws)
-    if _persons_daemon(hostile):  # refused, and the message says why and what to do
-        await _refused_for_a_persons_daemon(hostile, "echo started")
+    give(hostile, ws)
+    if persons_daemon(hostile):  # refused, and the message says why and what to do
+        await refused_for_a_persons_daemon(hostile, "echo started")
         return
     r = await hostile.run("echo started")
     assert "started" in r.out, r.out
-
-
-# --- 4. git indirection -------------------------------------------------------------------------
-
-
-def _git_repo(ws: Path) -> None:
-    git = shutil.which("git")
-    if git is None:
-        pytest.skip("git is not installed (apt-get install git)")
-    subprocess.run([git, "-c", "safe.directory=*", "init", "-q", str(ws)], check=True)
-    (ws / "a.txt").write_text("a\n")
-    subprocess.run([git, "-C", str(ws), "-c", "safe.directory=*", "-c", "user.name=t", "-c", "user.email=t@t.invalid",
-                    "commit", "-qm", "init", "--allow-empty"], check=True)  # fmt: skip
-
-
-REDIRECTS = (
-    ".git/commondir", ".git/config.worktree", ".git/config", ".git/hooks/post-checkout",
-    ".git/remotes/origin", ".git/branches/evil",
-    ".git/info/attributes", ".git/worktrees/evil/commondir", ".git/modules/evil/config",
-    ".git/objects/info/alternates",
-)
-
-
-async def test_git_redirections_are_read_only_and_git_still_works(hostile):
-    ws = hostile.workspace
-    _git_repo(ws)
-    _give(hostile, ws)
-    config_before = (ws / ".git/config").read_text()
-    writes = "; ".join(
-        f"(mkdir -p $(dirname {p}) && echo '[core] fsmonitor=evil' > {p}) 2>/dev/null "
-        f"&& echo WROTE:{p}"
-        for p in REDIRECTS
-    )
-    usable = (
-        "echo x > .git/objects/probe && echo OBJECTS-OK; echo y > .git/refs/heads/probe "
-        "&& echo REFS-OK; echo z > .git/index.lock && echo LOCK-OK; mv .git/index.lock "
-        ".git/index-probe && echo RENAME-OK; echo ref > .git/ORIG_HEAD && echo ORIG-OK;"
-        "echo p > .git/packed-refs.lock && echo PACKED-OK; mkdir -p .git/logs/refs && echo LOGS-OK"
-    )
-    r = await hostile.run(f"{writes}; {usable}; true")
-    for p in REDIRECTS:
-        assert f"WROTE:{p}" not in r.out, r.out
-    assert (ws / ".git/config").read_text() == config_before
-    for p in REDIRECTS[:2] + REDIRECTS[4:]:
-        assert not (ws / p).exists() or (ws / p).read_text() == "", p
-    for ok in ("OBJECTS-OK", "REFS-OK", "LOCK-OK", "RENAME-OK", "ORIG-OK", "PACKED-OK", "LOGS-OK"):
-        assert ok in r.out, (ok, r.out)
-
-
-async def test_git_itself_works_inside_on_the_protected_repository(hostile, request):
-    """Masks must not break git: an empty commondir, say, makes every git command fail."""
-    kw = {}
-    if hostile.name.startswith("docker"):
-        kw["image"] = request.getfixturevalue("python_ref")  # carries the host's git
-    ws = hostile.workspace
-    _git_repo(ws)
-    _give(hostile, ws)
-    r = await hostile.run(
-        "export HOME=/tmp GIT_CONFIG_NOSYSTEM=1; git config --global safe.directory '*';"
-        "git status --short && echo STATUS-OK; echo b > b.txt; git add b.txt &&"
-        " git -c user.name=a -c user.email=a@a.invalid commit -qm b && echo COMMIT-OK;"
-        "git checkout -qb side && echo BRANCH-OK; git log --oneline | head -3", **kw
-    )
-    for ok in ("STATUS-OK", "COMMIT-OK", "BRANCH-OK"):
-        assert ok in r.out, (ok, r.out)
-
-
-async def test_masks_show_nothing_new_to_git(hostile, request):
-    """An agent's `git add -A` must not commit the masks standing in for absent paths."""
-    kw = {}
-    if hostile.name.startswith("docker"):
-        kw["image"] = request.getfixturevalue("python_ref")
-    ws = hostile.workspace
-    _git_repo(ws)
-    _give(hostile, ws)
-    r = await hostile.run("export HOME=/tmp; git config --global safe.directory '*';"
-                          "echo status:; git status --porcelain --untracked-files=all; echo end",
-                          **kw)  # fmt: skip
-    listed = r.out.split("status:\n", 1)[1].split("end", 1)[0].splitlines()
-    assert listed == ["?? a.txt"], r.out  # the test's own untracked file, and nothing else
-
-
-async def test_host_git_runs_no_planted_code_after_a_run(hostile, tmp_path):
-    ws = hostile.workspace
-    _git_repo(ws)
-    _give(hostile, ws)
-    pwned = tmp_path / "pwned"
-    payload = f"#!/bin/sh\ntouch {pwned}\n"
-    (tmp_path / "evil.sh").write_text(payload)
-    os.chmod(tmp_path / "evil.sh", 0o755)
-    await hostile.run(
-        f"printf '[core]\\n\\tfsmonitor = {tmp_path}/evil.sh\\n' > planted 2>/dev/null;"
-        "mkdir -p planted-git/hooks 2>/dev/null;"
-        "(echo ../planted-git > .git/commondir) 2>/dev/null;"
-        "(cp planted .git/config.worktree) 2>/dev/null;"
-        "(printf '[include]\\n\\tpath = ../planted\\n' >> .git/config) 2>/dev/null; true"
-    )
-    git = shutil.which("git")
-    subprocess.run([git, "-C", str(ws), "-c", "safe.directory=*", "status"], capture_output=True, timeout=30)
-    subprocess.run([git, "-C", str(ws), "-c", "safe.directory=*", "-c", "extensions.worktreeConfig=true", "status"],
-                   capture_output=True, timeout=30)  # fmt: skip
-    assert not pwned.exists()
-
-
-async def test_gitdir_file_target_inside_the_workspace_is_protected(hostile):
-    ws = hostile.workspace
-    _git_repo(ws)
-    (ws / ".git").rename(ws / "realgit")
-    (ws / ".git").write_text("gitdir: realgit\n")
-    _give(hostile, ws)
-    r = await hostile.run(
-        "(echo 'gitdir: /tmp/evil' > .git) 2>/dev/null && echo WROTE-GITFILE;"
-        "(echo '[core] fsmonitor=evil' >> realgit/config) 2>/dev/null && echo WROTE-CONFIG;"
-        "(echo x > realgit/hooks/post-checkout) 2>/dev/null && echo WROTE-HOOK;"
-        "(echo x > realgit/objects/probe) && echo OBJECTS-OK; true"
-    )
-    assert "WROTE-" not in r.out, r.out
-    assert (ws / ".git").read_text() == "gitdir: realgit\n"
-    assert "OBJECTS-OK" in r.out, r.out
-
-
-async def test_existing_submodule_is_usable_but_its_config_is_not(hostile):
-    ws = hostile.workspace
-    _git_repo(ws)
-    mod = ws / ".git" / "modules" / "lib"
-    (mod / "objects").mkdir(parents=True)
-    (mod / "refs").mkdir()
-    (mod / "config").write_text("[core]\n\tworktree = ../../../lib\n")
-    (mod / "HEAD").write_text("ref: refs/heads/main\n")
-    (ws / "lib").mkdir()
-    (ws / "lib" / ".git").write_text("gitdir: ../.git/modules/lib\n")
-    (ws / ".gitmodules").write_text('[submodule "lib"]\n\tpath = lib\n\turl = ../lib.invalid\n')
-    _give(hostile, ws)
-    r = await hostile.run(
-        "(echo '[core] fsmonitor=evil' >> .git/modules/lib/config) 2>/dev/null && echo W-CONFIG;"
-        "(mkdir .git/modules/lib/hooks) 2>/dev/null && echo W-HOOKS;"
-        "(echo 'gitdir: ../evil' > lib/.git) 2>/dev/null && echo W-GITFILE;"
-        "(mkdir .git/modules/new) 2>/dev/null && echo W-NEWMODULE;"
-        "(echo o > .git/modules/lib/objects/probe) && echo MOD-OBJECTS-OK;"
-        "(echo l > .git/modules/lib/index.lock) && echo MOD-LOCK-OK; true"
-    )
-    assert "W-" not in r.out, r.out
-    assert "MOD-OBJECTS-OK" in r.out and "MOD-LOCK-OK" in r.out, r.out
-    assert (mod / "config").read_text() == "[core]\n\tworktree = ../../../lib\n"
 
 
 # --- 5. agent configuration in the workspace ------------------------------------------------------
@@ -296,7 +128,7 @@ async def test_agent_project_config_is_read_only(hostile):
     ws = hostile.workspace
     (ws / ".claude").mkdir()
     (ws / ".claude" / "settings.json").write_text("{}\n")
-    _give(hostile, ws)
+    give(hostile, ws)
     r = await hostile.run(
         "(echo '{\"disableAllHooks\": true}' > .claude/settings.json) 2>/dev/null && echo W1;"
         "(echo '{\"disableAllHooks\": true}' > .claude/settings.local.json) 2>/dev/null && echo W2;"
@@ -330,7 +162,7 @@ async def test_io_uring_is_refused(hostile, request):
     if hostile.name.startswith("docker"):
         kw["image"] = request.getfixturevalue("python_ref")
     (hostile.workspace / "probe.py").write_text(IO_URING_PROBE)
-    _give(hostile, hostile.workspace)
+    give(hostile, hostile.workspace)
     r = await hostile.run("python3 probe.py 2>&1 || /usr/bin/python3 probe.py 2>&1", **kw)
     assert "io_uring_setup:" in r.out, r.out
     assert "ALLOWED" not in r.out, r.out
@@ -448,13 +280,13 @@ async def test_a_protected_link_into_the_workspace_protects_where_it_leads(hosti
     else:
         (ws / target).mkdir()
     (ws / link).symlink_to(target)
-    _give(hostile, ws)
+    give(hostile, ws)
     dest = target if link == ".envrc" else f"{target}/settings.json"
     script = (f"(echo planted > {dest}) 2>/dev/null && echo WROTE;"
               f"(rm -f {link} && mkdir -p {link} && echo x > {link}/settings.json) 2>/dev/null"
               " && echo REPLACED; true")  # fmt: skip
-    if _persons_daemon(hostile):
-        await _refused_for_a_persons_daemon(hostile, script)
+    if persons_daemon(hostile):
+        await refused_for_a_persons_daemon(hostile, script)
         return
     r = await hostile.run(script)
     assert "REPLACED" not in r.out, r.out  # the link itself cannot be swapped for a file
@@ -462,45 +294,6 @@ async def test_a_protected_link_into_the_workspace_protects_where_it_leads(hosti
     assert "WROTE" not in r.out, r.out
     assert not (ws / dest).exists() or "planted" not in (ws / dest).read_text()
     assert any(link in n and target in n for n in r.handle.notes), r.handle.notes
-
-
-async def test_hooks_path_and_scripts_named_by_git_config_are_read_only(hostile):
-    ws = hostile.workspace
-    _git_repo(ws)
-    (ws / ".husky").mkdir()
-    (ws / ".husky" / "pre-commit").write_text("#!/bin/sh\nexit 0\n")
-    (ws / "tools").mkdir()
-    (ws / "tools" / "fsmon.sh").write_text("#!/bin/sh\n")
-    (ws / "shared.gitconfig").write_text("")
-    (ws / "inline.gitconfig").write_text("")
-    with open(ws / ".git" / "config", "a") as fh:
-        fh.write("[core]\n\thooksPath = .husky\n\tfsmonitor = tools/fsmon.sh\n"
-                 "[include]\n\tPATH = ../shared.gitconfig\n"
-                 "[include] path = ../inline.gitconfig\n")  # fmt: skip
-    _give(hostile, ws)
-    r = await hostile.run(
-        "for f in .husky/pre-commit .husky/post-checkout tools/fsmon.sh shared.gitconfig "
-        "inline.gitconfig; do (echo '#!/bin/sh' > $f) 2>/dev/null && echo WROTE:$f; done; true"
-    )
-    assert "WROTE:" not in r.out, r.out
-    assert (ws / ".husky" / "pre-commit").read_text() == "#!/bin/sh\nexit 0\n"
-    assert (ws / "shared.gitconfig").read_text() == "" and (ws / "inline.gitconfig").read_text() == ""
-
-
-async def test_old_remotes_and_alternates_without_objects_info_are_read_only(hostile):
-    ws = hostile.workspace
-    _git_repo(ws)
-    shutil.rmtree(ws / ".git" / "objects" / "info", ignore_errors=True)
-    _give(hostile, ws)
-    r = await hostile.run(
-        "(echo /tmp > .git/objects/info/alternates) 2>/dev/null && echo W-ALT;"
-        "(mkdir -p .git/remotes && echo 'URL: https://attacker.invalid' > .git/remotes/origin)"
-        " 2>/dev/null && echo W-REMOTES;"
-        "(mkdir -p .git/branches && echo x > .git/branches/x) 2>/dev/null && echo W-BRANCHES; true"
-    )
-    assert "W-" not in r.out, r.out
-    assert not (ws / ".git/objects/info/alternates").exists() or not (
-        ws / ".git/objects/info/alternates").read_text()  # fmt: skip
 
 
 TIOCSTI_PROBE = r"""
@@ -521,7 +314,7 @@ async def test_tiocsti_is_refused_whatever_the_upper_bits(hostile, request):
     if hostile.name.startswith("docker"):
         kw["image"] = request.getfixturevalue("python_ref")
     (hostile.workspace / "tiocsti.py").write_text(TIOCSTI_PROBE)
-    _give(hostile, hostile.workspace)
+    give(hostile, hostile.workspace)
     r = await hostile.run("python3 tiocsti.py 2>&1", **kw)
     assert "0x5412 EPERM" in r.out and "0x100005412 EPERM" in r.out, r.out
 
@@ -535,53 +328,3 @@ async def test_a_persons_daemon_starts_no_docker_run_beside_a_live_run(request, 
     with pytest.raises(AssertionError, match="another run is live"):
         await box.run("echo started", sibling=True)
 
-
-async def test_a_nested_repository_written_by_the_agent_is_reported(hostile):
-    ws = hostile.workspace
-    (ws / "vendor" / "old" / ".git").mkdir(parents=True)  # the person's own, from before
-    _give(hostile, ws)
-    r = await hostile.run(
-        "mkdir -p src/.git && printf '[core]\\n\\tfsmonitor = id\\n' > src/.git/config;"
-        "printf 'ref: refs/heads/main\\n' > src/.git/HEAD"
-    )
-    assert (ws / "src" / ".git" / "config").exists(), r.out
-    assert any("src/.git" in n for n in r.handle.end_notes), r.handle.end_notes
-    assert not any("vendor/old" in n for n in r.handle.end_notes), r.handle.end_notes
-
-
-async def test_a_nested_repository_present_at_the_start_is_protected(hostile):
-    """Found by the second attack review: vendor/lib/.git, there before the run, kept a
-    writable config that git on the host reads in that folder."""
-    ws = hostile.workspace
-    _git_repo(ws / "vendor" / "lib")
-    _give(hostile, ws)
-    before = (ws / "vendor/lib/.git/config").read_text()
-    r = await hostile.run(
-        "(printf '[core]\\n\\tfsmonitor = id\\n' >> vendor/lib/.git/config) 2>/dev/null && echo W1;"
-        "(mkdir -p vendor/lib/.git/hooks && echo x > vendor/lib/.git/hooks/post-checkout)"
-        " 2>/dev/null && echo W2; echo o > vendor/lib/.git/objects/probe && echo OBJ-OK"
-    )
-    assert "W1" not in r.out.split() and "W2" not in r.out.split(), r.out
-    assert "OBJ-OK" in r.out, r.out  # still a usable repository
-    assert (ws / "vendor/lib/.git/config").read_text() == before
-    assert not any("vendor/lib" in n for n in r.handle.end_notes), r.handle.end_notes
-
-
-@pytest.mark.parametrize("backend", ["bwrap_box", "docker_box"])
-async def test_a_look_cut_short_says_so(request, backend, monkeypatch):
-    """Found by the second attack review: past the walk's bound a nested repository went
-    unreported, silently. (The bound is this process's, so the in-process backends: the same
-    code runs in a person's daemon.)"""
-    from console.sandbox import protect
-
-    hostile = request.getfixturevalue(backend)
-    ws = hostile.workspace
-    many = ws / "many"
-    many.mkdir()
-    for i in range(300):
-        (many / f"f{i}").touch()
-    _give(hostile, ws)
-    monkeypatch.setattr(protect, "NESTED_MAX_ENTRIES", 100)  # a small bound, the same code
-    r = await hostile.run("mkdir -p many/sub/.git; echo done")
-    assert any("stopped early" in n for n in r.handle.notes + r.handle.end_notes), (
-        r.handle.notes, r.handle.end_notes)

@@ -13,7 +13,7 @@ from console.sandbox.base import (
     prepare_run_dir,
     sandbox_env,
 )
-from console.sandbox.bwrap import build_args, etc_masks
+from console.sandbox.bwrap_args import build_args, etc_masks
 from console.sandbox.cgroups import Limiter
 from console.sandbox.docker import LABEL_OWNER, LABEL_RUN, DockerBackend, ImageInfo
 

@@ -1,0 +1,112 @@
+"""What a run needs before its sandbox starts: the workspace checked and opened, the agent's
+environment, and the profile's carried files. Each step is a function of the run's request;
+runs.py calls them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from console.config.load import Profile
+from console.paths import Paths
+from console.protocol import Failure
+from console.sandbox.base import BRIDGE_PORT, INSIDE_RUN_DIR, INSIDE_WORKSPACE
+
+PASSTHROUGH_ENV = ("TERM", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COLORTERM", "NO_COLOR")
+
+
+def open_workspace(paths: Paths, profile: Profile, requested: str | None,
+                   client_cwd: str | None, requester: tuple[int, int]) -> tuple[Path, int]:  # fmt: skip
+    """The resolved workspace and a descriptor of it, opened without following links and
+    checked for the requester (workspaces.py). Backends use the descriptor, so a folder
+    swapped for a link after this check changes nothing. The caller closes it."""
+    from console.sandbox.fsview import open_dir_nofollow
+    from console.sandbox.workspaces import check_workspace
+
+    raw = requested or profile.workspace or "."
+    base = Path(client_cwd or os.getcwd())
+    path = (base / os.path.expanduser(raw)).resolve()
+    if not path.is_dir():
+        raise Failure(
+            "bad-workspace",
+            f"workspace {path} is not a folder",
+            "create it, or pass --workspace DIR",
+        )
+    try:
+        fd = open_dir_nofollow(path)
+    except OSError as exc:
+        raise Failure(
+            "bad-workspace", f"workspace {path} changed while it was being opened ({exc})",
+            "start the run again; if it keeps failing, something is swapping the folder",
+        ) from None  # fmt: skip
+    own = [paths.data_dir, paths.runs_dir, paths.runtime_dir,
+           paths.data_dir.parent, paths.log_dir,
+           paths.config_file.parent]  # fmt: skip
+    try:
+        refusal = check_workspace(path, fd, requester[0], requester[1], own)
+    except BaseException:
+        os.close(fd)
+        raise
+    if refusal is not None:
+        os.close(fd)
+        raise Failure("bad-workspace", refusal.reason, refusal.hint)
+    return path, fd
+
+
+def run_env(run_id: str, profile: Profile, caller_env: dict[str, str] | None = None,
+            notes: list[str] | None = None) -> dict[str, str]:
+    """The agent's environment: a few of the daemon's (terminal, locale), the profile's `env`
+    names from the caller's shell, its `setenv`, the proxy pointing at the bridge, and the
+    run's own names. `notes` gets a line for each `env` name set nowhere."""
+    env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
+    # The profile's `env` names: from the shell that ran `pilothouse run`, else the daemon's.
+    for name in profile.env:
+        value = (caller_env or {}).get(name, os.environ.get(name))
+        if value is None:
+            if notes is not None:
+                notes.append(f"env {name}: set neither where `pilothouse run` ran nor in the "
+                             "daemon's environment; the agent runs without it")
+            continue
+        env[name] = value
+    env.update(profile.setenv)
+    proxy = f"http://127.0.0.1:{BRIDGE_PORT}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        env[name] = proxy
+        env[name.lower()] = proxy
+    env["NO_PROXY"] = env["no_proxy"] = ""
+    env.update(
+        PATH=f"{INSIDE_RUN_DIR}/bin:/usr/local/bin:/usr/bin:/bin",
+        HOME="/home/agent",
+        PILOTHOUSE_RUN_ID=run_id,
+        PILOTHOUSE_PROFILE=profile.name,
+        PILOTHOUSE_AGENT_SOCK=f"{INSIDE_RUN_DIR}/agent.sock",
+        PILOTHOUSE_WORKSPACE=INSIDE_WORKSPACE,
+    )
+    if profile.gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in profile.gpus)
+    return env
+
+
+async def carry(run_dir: Path, profile: Profile, ws: Path, ws_fd: int, asker: tuple[int, int],
+                backend: str, notes: list[str]) -> list[tuple[Path, str]]:  # fmt: skip
+    """The profile's `carry` files, read as the identity the agent will have (off the loop:
+    reading may wait on the file system). A failure is a note, never a stuck start."""
+    from console.sandbox.identity import agent_identity
+    from console.sandbox.workspaces import carry_files
+
+    try:
+        if backend == "none":
+            reader = (os.getuid(), os.getgid())
+        else:
+            ident = agent_identity(ws_fd, asker)
+            reader = (ident.uid, ident.gid)
+        carried, carry_notes = await asyncio.to_thread(
+            carry_files, profile.carry, asker, reader, ws,
+            run_dir / "carry")  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - a run starts without what it could not carry
+        notes.append(f"carry: nothing carried ({exc})")
+        return []
+    notes.extend(carry_notes)
+    return carried

@@ -1,0 +1,222 @@
+"""bubblewrap's options for one run: what the sandbox sees, as `--args` for bwrap.
+
+Inside: /usr, /etc (minus anything not world-readable: shadow, sudoers, ssh host keys, ...) and
+the /bin, /lib, /sbin links as the host has them, read-only; fresh /proc and /dev; tmpfs /tmp
+and HOME (/home/agent); the workspace read-write at /workspace with its protected paths
+read-only on top; the run folder read-only at /run/pilothouse. Pure apart from reading /etc and
+opening the descriptors the options name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import glob
+import os
+import stat
+import time
+from pathlib import Path
+
+from .base import (
+    CLAUDE_MANAGED_DIR,
+    INSIDE_HOME,
+    INSIDE_RUN_DIR,
+    INSIDE_WORKSPACE,
+    MANAGED_DIR,
+    SandboxSpec,
+    ensure_masks,
+    mask_source,
+    sandbox_env,
+)
+from .view import WorkspaceView
+
+# Host top-level entries that are links into /usr on merged-/usr systems, or real directories
+# on older ones; mirrored as the host has them.
+SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ALWAYS_MASK = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/ssh")
+GPU_GLOBS = ("/dev/nvidia*", "/dev/nvidia-caps/*", "/dev/dri/renderD*")
+
+
+
+def gpu_device_paths() -> list[str]:
+    """Device nodes a GPU run needs (NVIDIA char devices, DRI render nodes)."""
+    found: list[str] = []
+    for pattern in GPU_GLOBS:
+        found.extend(p for p in sorted(glob.glob(pattern)) if not os.path.isdir(p))
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _etc_masks_cached(etc: str, _epoch: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    files: list[str] = []
+    dirs: list[str] = []
+    for root, dnames, fnames in os.walk(etc, onerror=lambda e: None):
+        keep: list[str] = []
+        for d in dnames:
+            p = os.path.join(root, d)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and (st.st_mode & 0o005) != 0o005:
+                dirs.append(p)  # not world-listable: hide it whole
+            else:
+                keep.append(d)
+        dnames[:] = keep
+        for f in fnames:
+            p = os.path.join(root, f)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o004:
+                files.append(p)
+    return tuple(files), tuple(dirs)
+
+
+def etc_masks(etc: str = "/etc") -> tuple[list[str], list[str]]:
+    """(files, dirs) under /etc that other users may not read, plus well-known secrets.
+
+    When the daemon runs as root the sandbox's processes are host uid 0 without capabilities,
+    so owner permissions would still let them read root-only files; hiding everything that is
+    not world-readable covers shadow, sudoers, ssh host keys and whatever a distro adds.
+    Cached for a minute: /etc rarely changes and the walk costs a few milliseconds.
+    """
+    files, dirs = _etc_masks_cached(etc, int(time.monotonic() // 60))
+    fset, dset = list(files), list(dirs)
+    for p in ALWAYS_MASK:
+        if p.startswith(etc) and os.path.lexists(p):
+            if os.path.isdir(p) and not os.path.islink(p):
+                if p not in dset:
+                    dset.append(p)
+            elif p not in fset and not os.path.islink(p):
+                fset.append(p)
+    # A file inside a hidden directory needs no mask of its own (and its mountpoint is gone).
+    fset = [f for f in fset if not any(f.startswith(d + "/") for d in dset)]
+    return fset, dset
+
+
+class FdBinds:
+    """O_PATH descriptors handed to bwrap for `--ro-bind-fd` / `--bind-fd`.
+
+    bwrap may run as the agent's unprivileged uid, which cannot reach the run folder (0700
+    above it) or the daemon's files by path; a descriptor opened here reaches exactly what was
+    opened. bwrap closes each after use, so every bind gets its own.
+    """
+
+    def __init__(self) -> None:
+        self.fds: list[int] = []
+
+    def add(self, path: str | Path | int) -> str:
+        if isinstance(path, int):
+            fd = os.dup(path)
+        else:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        os.set_inheritable(fd, True)
+        self.fds.append(fd)
+        return str(fd)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds = []
+
+
+def ensure_managed_mountpoint() -> str:
+    """/etc/claude-code must exist on the host for bwrap to mount the managed settings there
+    (/etc is bound read-only). A root daemon makes the empty folder; a person's daemon cannot,
+    and the run's notes say what to do. Returns that note, or "" when all is well."""
+    if os.path.isdir(CLAUDE_MANAGED_DIR):
+        return ""
+    if os.geteuid() == 0:
+        with contextlib.suppress(OSError):
+            os.mkdir(CLAUDE_MANAGED_DIR, 0o755)
+            return ""
+    return (
+        f"Claude Code's managed settings are not installed: {CLAUDE_MANAGED_DIR} does not exist "
+        f"on this host, so a repository's .claude settings could switch the Pilothouse hook "
+        f"off. Fix: sudo mkdir {CLAUDE_MANAGED_DIR}"
+    )
+
+
+def build_args(
+    spec: SandboxSpec,
+    view: WorkspaceView | None = None,
+    *,
+    fds: FdBinds | None = None,
+    gpu_devices: list[str] | None = None,
+    etc: str = "/etc",
+) -> list[str]:
+    """bwrap options (everything before the command) for a spec. Pure apart from reading /etc.
+
+    view: the run's workspace view (protected paths); without one (tests, benches) the
+    workspace is bound as it is. fds collects the descriptors the options name (pass them to
+    bwrap, then close them). gpu_devices overrides discovery (tests pass fake paths).
+    """
+    fds = fds if fds is not None else FdBinds()
+    empty_file, empty_dir = ensure_masks(spec.run_dir)
+    if view is not None:  # a root daemon's agent reaches the run folder through the hand-off
+        empty_file, empty_dir = view.reachable(empty_file), view.reachable(empty_dir)
+    here = view.reachable if view is not None else Path
+    a: list[str] = [
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop", "ALL",
+        "--hostname", "pilothouse",
+        "--clearenv",
+    ]  # fmt: skip
+    for key, value in sandbox_env(spec).items():
+        a += ["--setenv", key, value]
+    a += ["--ro-bind", "/usr", "/usr"]
+    for top in SYSTEM_LINKS:
+        if os.path.islink(top):
+            a += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            a += ["--ro-bind", top, top]
+    a += ["--ro-bind", etc, "/etc"]
+    files, dirs = etc_masks(etc)
+    for d in dirs:
+        a += ["--ro-bind-fd", fds.add(empty_dir), "/etc" + d[len(etc) :]]
+    for f in files:
+        a += ["--ro-bind-fd", fds.add(empty_file), "/etc" + f[len(etc) :]]
+    # Claude Code's managed settings: the hook that project settings cannot switch off.
+    if (spec.run_dir / MANAGED_DIR).is_dir() and os.path.isdir(etc + "/claude-code"):
+        a += ["--ro-bind-fd", fds.add(here(spec.run_dir / MANAGED_DIR)), CLAUDE_MANAGED_DIR]
+    # Kernel tunables: the agent is never host uid 0 (identity.py), so /proc/sys is not
+    # writable to it, and bwrap covers /proc/sys read-only where its set-up could write it.
+    a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    a += ["--dir", "/var", "--tmpfs", "/var/tmp", "--dir", "/home", "--tmpfs", INSIDE_HOME]
+    if spec.gpu:
+        devices = gpu_device_paths() if gpu_devices is None else gpu_devices
+        for dev in devices:
+            a += ["--dev-bind", dev, dev]
+    a += ["--ro-bind-fd", fds.add(here(spec.run_dir)), INSIDE_RUN_DIR]
+    if view is not None and view.staged is not None:
+        a += ["--bind-fd", fds.add(here(view.staged)), INSIDE_WORKSPACE]
+    else:
+        ws = view.ws_fd if view is not None else spec.workspace
+        a += ["--bind-fd", fds.add(ws), INSIDE_WORKSPACE]
+        for b in view.binds() if view is not None else []:
+            inside = f"{INSIDE_WORKSPACE}/{b.rel}"
+            if b.fd is not None:
+                flag = "--bind-fd" if b.kind == "pin" else "--ro-bind-fd"
+                a += [flag, fds.add(b.fd), inside]
+            else:
+                mask = here(mask_source(spec.run_dir, b.kind, b.content))
+                a += ["--ro-bind-fd", fds.add(mask), inside]
+    for m in spec.extra_mounts:
+        a += ["--ro-bind-fd" if m.read_only else "--bind-fd", fds.add(here(m.source)), m.target]
+    # The sandbox's own root (a tmpfs bwrap builds) read-only too: writable are the workspace,
+    # /tmp, /var/tmp and HOME, nothing else.
+    a += ["--remount-ro", "/", "--chdir", INSIDE_WORKSPACE]
+    return a
+
+
+def args_memfd(args: list[str]) -> int:
+    fd = os.memfd_create("bwrap-args", 0)  # no CLOEXEC: bwrap must inherit it
+    data = b"".join(x.encode() + b"\0" for x in args)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
