@@ -37,6 +37,7 @@ from console.sandbox.base import (
     remove_run_dir,
     sweep_removed,
 )
+from store.runs_table import mark_lost, run_id_taken, runs_in_states, upsert_run
 
 log = logging.getLogger("pilothouse.runs")
 
@@ -130,10 +131,7 @@ class RunManager:
             length += 1
 
     async def _id_in_store(self, run_id: str) -> bool:
-        fut = self.writer.call(
-            lambda conn: conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()
-        )
-        return await asyncio.wrap_future(fut) is not None
+        return await asyncio.wrap_future(self.writer.call(lambda conn: run_id_taken(conn, run_id)))
 
     async def start(
         self,
@@ -382,16 +380,7 @@ class RunManager:
             "pids": json.dumps(run.pids), "info": json.dumps({"actor": run.actor, "notes": run.notes}),
         }
 
-        def upsert(conn: Any) -> None:
-            cols = ", ".join(row)
-            marks = ", ".join("?" for _ in row)
-            updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "id")
-            conn.execute(
-                f"INSERT INTO runs ({cols}) VALUES ({marks}) ON CONFLICT(id) DO UPDATE SET {updates}",
-                tuple(row.values()),
-            )
-
-        return upsert
+        return lambda conn: upsert_run(conn, row)
 
     def _publish_state(self, run: Run) -> None:
         self.bus.publish({"kind": "run.state", "run_id": run.id, "run": run.public()})
@@ -400,14 +389,9 @@ class RunManager:
         """After a crash: runs the store thinks are alive are killed if anything of them is
         left (bubblewrap dies with its parent, so normally nothing is) and marked lost."""
 
-        def stale(conn: Any) -> list[tuple[str, str]]:
-            marks = ", ".join("?" for _ in LIVE_STATES)
-            return conn.execute(
-                f"SELECT id, pids FROM runs WHERE state IN ({marks})", LIVE_STATES
-            ).fetchall()
-
         await asyncio.to_thread(sweep_removed, self.paths.runs_dir)
-        rows = await asyncio.wrap_future(self.writer.call(stale))
+        rows = await asyncio.wrap_future(
+            self.writer.call(lambda conn: runs_in_states(conn, LIVE_STATES)))
         found = []
         for run_id, pids_json in rows:
             killed = _kill_leftovers(json.loads(pids_json or "[]"))
@@ -417,12 +401,9 @@ class RunManager:
                 data={"killed_leftover_pids": killed},
             )
 
-            def mark(conn: Any, run_id: str = run_id) -> None:
-                conn.execute(
-                    "UPDATE runs SET state = 'lost', ended_at = ? WHERE id = ?", (time.time(), run_id)
-                )
-
-            await asyncio.wrap_future(self.writer.call(mark))
+            ended_at = time.time()
+            await asyncio.wrap_future(
+                self.writer.call(lambda conn, r=run_id, t=ended_at: mark_lost(conn, r, t)))
             shutil.rmtree(self.paths.run_dir(run_id), ignore_errors=True)
             found.append({"run_id": run_id, "killed": killed})
         return found

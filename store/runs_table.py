@@ -1,0 +1,34 @@
+"""The runs table as the daemon's run manager writes it: one row per run, upserted as the run
+moves through its states, and the rows a restarted daemon finds still live."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def run_id_taken(conn: Any, run_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
+
+
+def upsert_run(conn: Any, row: dict[str, Any]) -> None:
+    """Insert the run's row, or update every column of it but the id."""
+    cols = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "id")
+    conn.execute(
+        f"INSERT INTO runs ({cols}) VALUES ({marks}) ON CONFLICT(id) DO UPDATE SET {updates}",
+        tuple(row.values()),
+    )
+
+
+def runs_in_states(conn: Any, states: Sequence[str]) -> list[tuple[str, str]]:
+    """(id, pids as JSON) of every run whose state is one of `states`."""
+    marks = ", ".join("?" for _ in states)
+    return conn.execute(
+        f"SELECT id, pids FROM runs WHERE state IN ({marks})", tuple(states)
+    ).fetchall()
+
+
+def mark_lost(conn: Any, run_id: str, ended_at: float) -> None:
+    conn.execute("UPDATE runs SET state = 'lost', ended_at = ? WHERE id = ?", (ended_at, run_id))
