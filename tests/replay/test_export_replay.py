@@ -182,7 +182,7 @@ async def test_replay_sweep_with_energy(tmp_path: Path) -> None:
     model = ScriptedModel(itl_s=0.002, gpus=[gpu])
     try:
         wl = load(trace_file(tmp_path))
-        st = Settings(model.url, MODEL, [1, 2, 4], think="cap=0.05", price_kwh=0.30,
+        st = Settings(model.v1, MODEL, [1, 2, 4], think="cap=0.05", price_kwh=0.30,
                       price_gpu_hour=2.0, all_in_kw_per_gpu=1.2)
         steps = await run_sweep(wl, st, nvml=fake)
     finally:
@@ -212,7 +212,7 @@ async def test_replay_cli_without_a_gpu_stores_and_reports(cli_home: Path, tmp_p
     model = ScriptedModel(itl_s=0.001)
     try:
         path = trace_file(tmp_path)
-        done = await asyncio.to_thread(cli, "replay", str(path), "--url", model.url,
+        done = await asyncio.to_thread(cli, "replay", str(path), "--url", model.v1,
                                        "--model", MODEL, "--concurrency", "1,2",
                                        "--think-time", "none", "--json")
     finally:
@@ -256,7 +256,7 @@ async def test_duration_loops_lanes_and_gpu_index_picks_the_energy(tmp_path: Pat
     model = ScriptedModel(itl_s=0.001, gpus=[busy])
     try:
         wl = load(trace_file(tmp_path))
-        st = Settings(model.url, MODEL, [1], think="none", duration_s=0.4, gpu_index=[0])
+        st = Settings(model.v1, MODEL, [1], think="none", duration_s=0.4, gpu_index=[0])
         step = (await run_sweep(wl, st, nvml=fake))[0]
     finally:
         model.close()
