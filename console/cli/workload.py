@@ -129,16 +129,21 @@ def trace_summary(c: Context, run_id: str | None, profile: str | None, since: st
         if not groups:
             click.echo("no recorded requests")
             return
-        _table([[str(g[by]), str(g.get("profile") or "-"), str(g["requests"]),
-                 str(g["tokens_in"]), str(g["tokens_cached"]), str(g["tokens_out"]),
-                 _cell(g["ttft_p50_ms"], "{:.0f}"), _cell(g["think_p50_s"], "{:.1f}"),
-                 _cell(g["tok_s_out_answering"], "{:.1f}"),
-                 _cell(g["prefix_reuse"] * 100 if g["prefix_reuse"] is not None else None,
-                       "{:.0f}%")] for g in groups],
-               [by, "profile", "reqs", "in", "cached", "out", "TTFT p50 ms", "think p50 s",
-                "out tok/s", "prefix reuse"])
+        _agents_table(groups, by)
 
     emit(groups, as_json, human)
+
+
+def _agents_table(groups: list[dict[str, Any]], by: str) -> None:
+    """Per agent (run) or sub-agent (lane): what it asked of the server, as recorded."""
+    _table([[str(g[by]), str(g.get("profile") or "-"), str(g["requests"]),
+             str(g["tokens_in"]), str(g["tokens_cached"]), str(g["tokens_out"]),
+             _cell(g["ttft_p50_ms"], "{:.0f}"), _cell(g["think_p50_s"], "{:.1f}"),
+             _cell(g["tok_s_out_answering"], "{:.1f}"),
+             _cell(g["prefix_reuse"] * 100 if g["prefix_reuse"] is not None else None,
+                   "{:.0f}%")] for g in groups],
+           [by, "profile", "reqs", "in", "cached", "out", "TTFT p50 ms", "think p50 s",
+            "out tok/s", "prefix reuse"])
 
 
 @trace.command("export")
@@ -206,6 +211,13 @@ def _print_steps(steps: list[dict[str, Any]]) -> None:
         click.echo(f"  error: {e}")
 
 
+def _print_sweep(sweep: dict[str, Any]) -> None:
+    _print_steps(sweep["steps"])
+    if sweep.get("agents"):
+        click.echo("per agent, as recorded in the trace:")
+        _agents_table(sweep["agents"], "lane")
+
+
 @click.command()
 @click.argument("trace_file", metavar="TRACE", type=click.Path(dir_okay=False))
 @click.option("--url", required=True, metavar="http://HOST:PORT/v1",
@@ -241,10 +253,12 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
 
     from console.replay import results, workload
     from console.replay.client import ClientError, Endpoint
+    from console.replay.summary import summarise_trace
     from console.replay.sweep import Settings, run_sweep, think_policy
 
     try:
         wl = workload.load(trace_file)
+        agents = summarise_trace(trace_file)
         Endpoint(url)
         think_policy(think)
         index = [int(i) for i in gpu_index.split(",")] if gpu_index else None
@@ -259,6 +273,8 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
                   extra={"ignore_eos": True} if ignore_eos else None)
     sweep_id = results.new_sweep_id()
     db = c.paths.data_dir / "replay.db"
+    if not no_store:
+        results.store_agents(db, sweep_id, agents)
     if not as_json:
         click.echo(f"replaying {wl.requests} requests in {len(wl.lanes)} lane(s) "
                    f"({wl.source_format}) against {url}", err=True)
@@ -274,8 +290,8 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
     steps = asyncio.run(run_sweep(wl, st, on_step=on_step))
     out = {"sweep_id": None if no_store else sweep_id, "trace": trace_file, "url": url,
            "model": model, "gpu_status": steps[0].get("gpu_status") if steps else None,
-           "steps": steps}
-    emit(out, as_json, lambda o: _print_steps(o["steps"]))
+           "steps": steps, "agents": agents}
+    emit(out, as_json, _print_sweep)
     if any(s["requests"] == 0 for s in steps):
         sys.exit(1)
 
@@ -300,7 +316,7 @@ def replay_report(c: Context, sweep_id: str | None, limit: int, as_json: bool) -
                        "--model ...`)")
         for s in items:
             click.echo(f"sweep {s['sweep_id']}  {s['model']} at {s['url']}  trace {s['trace']}")
-            _print_steps(s["steps"])
+            _print_sweep(s)
 
     emit(found, as_json, human)
 

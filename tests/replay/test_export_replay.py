@@ -230,6 +230,13 @@ async def test_replay_cli_without_a_gpu_stores_and_reports(cli_home: Path, tmp_p
     assert json.loads(report.output)[0]["steps"][1]["requests"] == 3
     human = await asyncio.to_thread(cli, "replay-report")
     assert "tok/s/user" in human.output and "TTFT p50" in human.output
+    # Per agent (lane) of the trace, as recorded, kept with the sweep and reported.
+    agents = {a["lane"]: a for a in out["agents"]}
+    assert (agents["r/0"]["requests"], agents["r/0"]["tokens_in"],
+            agents["r/0"]["tokens_out"], agents["r/0"]["think_p50_s"]) == (2, 100, 9, 0.2)
+    assert (agents["r/1"]["requests"], agents["r/1"]["think_p50_s"]) == (1, None)
+    assert stored[0]["agents"] == out["agents"]
+    assert "per agent" in human.output and "r/0" in human.output
 
     down = await asyncio.to_thread(cli, "replay", str(path), "--url", "http://127.0.0.1:9/v1",
                                    "--model", MODEL, "--concurrency", "1", "--no-store")
@@ -238,6 +245,20 @@ async def test_replay_cli_without_a_gpu_stores_and_reports(cli_home: Path, tmp_p
     bad = await asyncio.to_thread(cli, "replay", str(path), "--url", "https://x.invalid/v1",
                                   "--model", MODEL)
     assert bad.exit_code == 1 and "http://HOST:PORT/v1" in bad.output
+
+
+def test_mooncake_trace_per_agent_is_one_lane_without_timings(tmp_path: Path) -> None:
+    from console.replay.summary import summarise_trace
+
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"timestamp": 0, "input_length": 40, "output_length": 5, "hash_ids": [0, 1]}\n'
+                    '{"timestamp": 900, "input_length": 60, "output_length": 4, '
+                    '"hash_ids": [0, 1, 2]}\n')
+    (lane,) = summarise_trace(path)
+    assert (lane["lane"], lane["requests"], lane["tokens_in"], lane["tokens_out"]) == \
+        ("trace", 2, 100, 9)
+    assert lane["duration_p50_ms"] is None and lane["think_p50_s"] is None
+    assert lane["prefix_reuse"] == 0.4  # two of the five blocks were sent before
 
 
 def test_chunked_framing_split_anywhere() -> None:
