@@ -114,6 +114,23 @@ def test_hash_ids_are_prefix_stable() -> None:
     assert set(c).isdisjoint(a)
 
 
+def test_a_partial_last_block_never_shares_an_id_with_a_full_block() -> None:
+    # 60 tokens over 300 characters: h1 spans tokens 0-19, h2 20-39. Request a (15 tokens)
+    # ends inside h1, so its second block is partial (5 tokens); request b's second block is
+    # full (10 tokens) and also ends inside h1. aiperf refuses one id at two sizes.
+    rows = [{"request_id": "a", "prompt_tokens": 15, "blocks": json.dumps([["h1", 100]])},
+            {"request_id": "b", "prompt_tokens": 45, "blocks": json.dumps([["h1", 100],
+                                                                           ["h2", 100]])}]
+    ids = HashIds(rows, block_size=10)
+    a, b = (ids.of(r, r["prompt_tokens"]) for r in rows)
+    assert a[0] == b[0] and a[1] != b[1]
+    sizes: dict[int, set[int]] = {}
+    for r, got in ((rows[0], a), (rows[1], b)):
+        for k, i in enumerate(got):
+            sizes.setdefault(i, set()).add(min(10, r["prompt_tokens"] - 10 * k))
+    assert all(len(s) == 1 for s in sizes.values()), sizes
+
+
 def trace_file(tmp_path: Path) -> Path:
     """A pilothouse trace like the export writes: two lanes, the second sharing a system
     prefix (hash ids 0, 1) with the first, lane 0 growing its own conversation."""

@@ -1,0 +1,44 @@
+"""A word-level Hugging Face tokenizer over the replay's prompt words, for aiperf.
+
+aiperf builds a mooncake trace's prompts by sampling token ids and decoding them with a
+Hugging Face tokenizer, and counts tokens with it; nothing here may download one. This one has
+exactly the words the replay writes its prompts with (console/replay/workload.py WORDS), which
+are also whole tokens of the tiny GGUF (tests/replay/tiny_gguf.py): a prompt of n tokens for
+aiperf is n words, which is n tokens for the server and for our replay client alike.
+aiperf draws a trace's prompts from a text corpus (Shakespeare's sonnets, say); a word of it
+that is not in the list is read as "the" (the unknown token is a word, not a marker), so the
+decoded prompt is still words of the list, one token each.
+
+Run with aiperf's Python (tokenizers is there): python -m bench.word_tokenizer DIR
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from tokenizers import Tokenizer, models, pre_tokenizers
+
+from console.replay.workload import WORDS
+
+SPECIAL = ["<s>", "</s>"]
+UNKNOWN = "the"
+
+
+def write(folder: str | Path) -> Path:
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab = {t: i for i, t in enumerate(SPECIAL + list(dict.fromkeys(WORDS)))}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=UNKNOWN))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens(SPECIAL)
+    tok.save(str(out / "tokenizer.json"))
+    (out / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "PreTrainedTokenizerFast", "unk_token": UNKNOWN, "bos_token": "<s>",
+        "eos_token": "</s>", "model_max_length": 1 << 20, "clean_up_tokenization_spaces": False}))
+    return out
+
+
+if __name__ == "__main__":
+    print(write(sys.argv[1]))
