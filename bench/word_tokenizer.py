@@ -9,7 +9,11 @@ aiperf draws a trace's prompts from a text corpus (Shakespeare's sonnets, say); 
 that is not in the list is read as "the" (the unknown token is a word, not a marker), so the
 decoded prompt is still words of the list, one token each.
 
-Run with aiperf's Python (tokenizers is there): python -m bench.word_tokenizer DIR
+It is written as a model in a Hugging Face cache (HF_HOME=DIR, name pilothouse/replay-words),
+not as a plain folder: aiperf's workers load tokenizers offline from the cache and refuse a
+path (aiperf 0.13: "Repo id must be in the form 'repo_name' or 'namespace/repo_name'").
+
+Run with aiperf's Python (tokenizers is there): python -m bench.word_tokenizer HF_HOME
 """
 
 from __future__ import annotations
@@ -22,13 +26,20 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 
 from console.replay.workload import WORDS
 
+NAME = "pilothouse/replay-words"
+REVISION = "0" * 40
 SPECIAL = ["<s>", "</s>"]
 UNKNOWN = "the"
 
 
-def write(folder: str | Path) -> Path:
-    out = Path(folder)
+def write(hf_home: str | Path) -> Path:
+    """The snapshot folder of NAME under hf_home (run aiperf with HF_HOME=hf_home,
+    HF_HUB_OFFLINE=1 and --tokenizer NAME)."""
+    repo = Path(hf_home) / "hub" / ("models--" + NAME.replace("/", "--"))
+    out = repo / "snapshots" / REVISION
     out.mkdir(parents=True, exist_ok=True)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(REVISION)
     vocab = {t: i for i, t in enumerate(SPECIAL + list(dict.fromkeys(WORDS)))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token=UNKNOWN))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()

@@ -37,6 +37,10 @@ class Settings:
     all_in_kw_per_gpu: float | None = None
     timeout_s: float = 600.0
     extra: dict[str, Any] | None = None  # merged into every request body (e.g. ignore_eos)
+    # Copies of a lane (concurrency above the lanes recorded) are other users: their private
+    # blocks get other words. False sends every copy the same prompts (as aiperf does when it
+    # wraps a trace), for comparing the two clients on one server.
+    private_copies: bool = True
 
 
 def think_policy(text: str) -> Callable[[float | None], float]:
@@ -97,7 +101,7 @@ async def _lane(lane: Lane, copy: int, workload: Workload, st: Settings,
                 think: Callable[[float | None], float], deadline: float | None,
                 results: list[Result]) -> None:
     conn = Connection(Endpoint(st.url), st.timeout_s)
-    salt = f"copy{copy}" if copy else ""
+    salt = f"copy{copy}" if copy and st.private_copies else ""
     try:
         first = True
         while True:
@@ -109,8 +113,10 @@ async def _lane(lane: Lane, copy: int, workload: Workload, st: Settings,
                 first = False
                 text = prompt(req, workload.block_size, salt=salt, shared=workload.shared_ids,
                               unique=f"{lane.name}:{n}")
-                results.append(await conn.chat(st.model, text, req.output_length,
-                                               stream=req.stream, extra=st.extra))
+                result = await conn.chat(st.model, text, req.output_length,
+                                         stream=req.stream, extra=st.extra)
+                result.sent_tokens = req.input_length
+                results.append(result)
             if deadline is None:
                 return
     finally:

@@ -78,6 +78,7 @@ class ChatAnswer:
 class Script:
     command: str = COMMAND
     final_text: str = FINAL_TEXT
+    stream_usage: bool = True  # False: no usage chunk, whatever the request asks (llama-cpp-python)
 
     def chat(self, srv: ModelServer, body: dict) -> ChatAnswer:
         message, finish, usage = chat_answer(srv, body)
@@ -412,7 +413,8 @@ def _handler(srv: ModelServer) -> type[BaseHTTPRequestHandler]:
         def _chat(self, body: dict) -> None:
             answer = srv.script.chat(srv, body)
             stream = bool(body.get("stream"))
-            with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            with_usage = bool((body.get("stream_options") or {}).get("include_usage")) \
+                and srv.script.stream_usage
             srv.record_usage("chat", stream, answer.usage if with_usage or not stream else {})
             srv.load(+1)
             try:

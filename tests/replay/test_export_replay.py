@@ -225,6 +225,24 @@ async def test_replay_sweep_with_energy(tmp_path: Path) -> None:
         assert s["energy_j"] >= 100 * s["seconds"] * 0.9
 
 
+async def test_prompt_tokens_from_the_trace_when_a_stream_has_no_usage(tmp_path: Path) -> None:
+    model = ScriptedModel(itl_s=0.001)
+    model.lengths.stream_usage = False  # as llama-cpp-python's server streams
+    try:
+        wl = load(trace_file(tmp_path))
+        st = Settings(model.v1, MODEL, [1, 4], think="none", private_copies=False)
+        one, four = await run_sweep(wl, st)
+    finally:
+        model.close()
+    # Lane r/0: a streamed request (no usage: its 40 asked-for tokens count) and a whole one
+    # (the server's usage: 60); the output of the stream is counted by its content events.
+    assert (one["tokens_in"], one["tokens_out"], one["tokens_in_source"]) == \
+        (100, 9, "server+trace")
+    assert four["tokens_in"] == 272 and four["requests"] == 6
+    prompts = [p.body["messages"][0]["content"] for p in model.posts()]
+    assert len(set(prompts[2:])) == 3  # copies sent the same three prompts, not salted ones
+
+
 async def test_replay_cli_without_a_gpu_stores_and_reports(cli_home: Path, tmp_path: Path) -> None:
     model = ScriptedModel(itl_s=0.001)
     try:
