@@ -238,6 +238,8 @@ def _print_sweep(sweep: dict[str, Any]) -> None:
 @click.option("--all-in-kw", type=click.FloatRange(min=0.001), metavar="KW",
               help="All-in kW per GPU (facility included), for the InferenceX-comparable "
                    "tok/s per MW.")
+@click.option("--block-size", type=click.IntRange(1), metavar="N", help="Tokens per hash id "
+              "of a mooncake trace (as exported; default 512). A pilothouse trace says.")
 @click.option("--ignore-eos", is_flag=True, help="Ask the server to ignore end-of-sequence "
               "(vLLM, SGLang, llama.cpp), so answers have the recorded lengths.")
 @click.option("--no-store", is_flag=True, help="Do not keep the results in replay.db.")
@@ -247,7 +249,7 @@ def _print_sweep(sweep: dict[str, Any]) -> None:
 def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, think: str,
            duration: float | None, gpus: int | None, gpu_index: str | None,
            price_kwh: float | None, price_gpu_hour: float | None, all_in_kw: float | None,
-           ignore_eos: bool, no_store: bool, as_json: bool) -> None:
+           block_size: int | None, ignore_eos: bool, no_store: bool, as_json: bool) -> None:
     """Replay a recorded trace against a local server, step by step, with energy."""
     import asyncio
 
@@ -257,7 +259,7 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
     from console.replay.sweep import Settings, run_sweep, think_policy
 
     try:
-        wl = workload.load(trace_file)
+        wl = workload.load(trace_file, block_size)
         agents = summarise_trace(trace_file)
         Endpoint(url)
         think_policy(think)
