@@ -5,7 +5,9 @@ one of bench/word_tokenizer.py, written into a private Hugging Face cache, so it
 words of the replay's list (one token each for the tiny GGUF and the scripted server alike).
 One call is one aiperf run: `concurrency` requests in flight until `requests` are done, the
 trace's entries in order (wrapping), no timestamps (--no-fixed-schedule), as our replay's
-lanes run them. Its CPU time is the whole run's, aiperf's start included (it is a set of
+lanes run them; the length asked for goes as max_tokens (--use-legacy-max-tokens: aiperf sends
+max_completion_tokens by default, which llama-cpp-python ignores, and the tiny model never
+stops by itself). Its CPU time is the whole run's, aiperf's start included (it is a set of
 processes; their time comes back to us through RUSAGE_CHILDREN when it exits).
 """
 
@@ -53,7 +55,8 @@ def run(trace: Path, url: str, model: str, *, concurrency: int, requests: int,
     base = url.removesuffix("/").removesuffix("/v1")
     cmd = [str(AIPERF), "profile", "--model", model, "--url", base, "--endpoint-type", "chat",
            "--streaming", "--input-file", str(trace), "--custom-dataset-type", "mooncake_trace",
-           "--no-fixed-schedule", "--concurrency", str(concurrency), "--request-count",
+           "--no-fixed-schedule", "--use-legacy-max-tokens", "--concurrency", str(concurrency),
+           "--request-count",
            str(requests), "--tokenizer", "pilothouse/replay-words", "--prompt-corpus", "sonnet",
            "--prompt-input-tokens-block-size", str(block_size), "--ui", "none",
            "--output-artifact-dir", str(out), "--no-gpu-telemetry", "--no-server-metrics",

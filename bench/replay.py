@@ -293,16 +293,19 @@ def main() -> None:
             for c in levels:
                 st = Settings(target.url, target.model, [c], think="none", price_kwh=0.30,
                               price_gpu_hour=2.0, all_in_kw_per_gpu=1.2, private_copies=False)
+                print(f"step c={c}: our replay ...", file=sys.stderr, flush=True)
                 c0 = time.process_time()
                 step = asyncio.run(run_sweep(wl, st, nvml=nvml))[0]
                 cpu = time.process_time() - c0
                 step["cpu_ms_per_request"] = cpu * 1000 / max(1, step["requests"])
                 ours_cpu.append((step["requests"], cpu))
+                print(f"step c={c}: {anchor} ...", file=sys.stderr, flush=True)
                 if hf_home is not None:
                     try:
                         ref = aiperf_anchor.run(trace, target.url, target.model, concurrency=c,
                                                 requests=wl.requests * c, block_size=64,
-                                                hf_home=hf_home, out=Path(tmp) / f"aiperf-{c}")
+                                                hf_home=hf_home, out=Path(tmp) / f"aiperf-{c}",
+                                                timeout_s=240)
                     except (aiperf_anchor.AiperfError, subprocess.SubprocessError) as exc:
                         print(f"aiperf could not run at c={c}: {exc}", flush=True)
                         ref = reference_step(wl, target.url, target.model, c)

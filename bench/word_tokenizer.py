@@ -6,8 +6,9 @@ exactly the words the replay writes its prompts with (console/replay/workload.py
 are also whole tokens of the tiny GGUF (tests/replay/tiny_gguf.py): a prompt of n tokens for
 aiperf is n words, which is n tokens for the server and for our replay client alike.
 aiperf draws a trace's prompts from a text corpus (Shakespeare's sonnets, say); a word of it
-that is not in the list is read as "the" (the unknown token is a word, not a marker), so the
-decoded prompt is still words of the list, one token each.
+that is not in the list is read as "water" (the unknown token is a word, not a marker), so
+the decoded prompt is still words of the list, one token each. Not "the": transformers makes
+the unknown token an added token, matched inside words, so "they" would count as two.
 
 It is written as a model in a Hugging Face cache (HF_HOME=DIR, name pilothouse/replay-words),
 not as a plain folder: aiperf's workers load tokenizers offline from the cache and refuse a
@@ -29,7 +30,7 @@ from console.replay.workload import WORDS
 NAME = "pilothouse/replay-words"
 REVISION = "0" * 40
 SPECIAL = ["<s>", "</s>"]
-UNKNOWN = "the"
+UNKNOWN = "water"  # a word of the list that is inside no other word
 
 
 def write(hf_home: str | Path) -> Path:
