@@ -26,7 +26,9 @@ pytestmark = [needs_bwrap, pytest.mark.skipif(llama_server.missing() is not None
                                               reason=str(llama_server.missing()))]
 
 # The agent: a conversation of three turns (the first streamed, as coding agents call) and a
-# sub-agent's call in parallel, through HTTP_PROXY (the sandbox's bridge to the gate).
+# sub-agent's call in parallel, through HTTP_PROXY (the sandbox's bridge to the gate). The
+# sub-agent starts when the first turn's first words arrive; that turn is long (400 tokens)
+# so it is still streaming then, and the gate sees two requests at once (two lanes).
 AGENT = """
 import sys, threading, time
 from openai import OpenAI
@@ -40,7 +42,7 @@ def side():
 helper = threading.Thread(target=side)
 helper.start()
 msgs = [system, {"role": "user", "content": "fix the bug in the parser"}]
-stream = client.chat.completions.create(model="MODEL", max_tokens=32, messages=msgs,
+stream = client.chat.completions.create(model="MODEL", max_tokens=400, messages=msgs,
                                         stream=True, stream_options={"include_usage": True})
 words = []
 for chunk in stream:
@@ -89,7 +91,7 @@ def test_openai_sdk_in_a_sandbox_recorded_exported_replayed_and_shown(
     done = daemon.cli("run", "shell", "-w", str(ws), "--wait", "--", str(llama_server.PYTHON),
                       "/workspace/agent.py", server.v1, check=False, timeout=240)
     assert done.returncode == 0 and "agent done" in done.stdout, done.stdout + done.stderr
-    assert "streamed 32" in done.stdout  # answers run to max_tokens: the model never ends
+    assert "streamed 400" in done.stdout  # answers run to max_tokens: the model never ends
     rows: list = []
     for _ in range(50):  # the daemon writes each row after the answer ended
         rows = json.loads(daemon.cli("trace", "list", "--json").stdout)
@@ -99,7 +101,7 @@ def test_openai_sdk_in_a_sandbox_recorded_exported_replayed_and_shown(
     assert len(rows) == 4 and len({r["run_id"] for r in rows}) == 1
     assert {r["lane"].rsplit("/", 1)[1] for r in rows} == {"0", "1"}  # the sub-agent's lane
     assert all(r["start"] < r["first_byte"] <= r["end"] and r["status"] == 200 for r in rows)
-    assert sorted(r["max_tokens"] for r in rows) == [8, 9, 24, 32]
+    assert sorted(r["max_tokens"] for r in rows) == [8, 9, 24, 400]
     whole = [r for r in rows if not r["stream"]]
     assert sorted(r["completion_tokens"] for r in whole) == [8, 9, 24]
     assert all(r["prompt_tokens"] > 20 for r in whole)
@@ -111,7 +113,7 @@ def test_openai_sdk_in_a_sandbox_recorded_exported_replayed_and_shown(
     daemon.cli("trace", "export", "--format", "mooncake", "--block-size", "16", "-o",
                str(mooncake))
     lines = [json.loads(x) for x in mooncake.read_text().splitlines()]
-    assert sorted(x["output_length"] for x in lines) == [8, 9, 24, 32]
+    assert sorted(x["output_length"] for x in lines) == [8, 9, 24, 400]
     rich = tmp_path / "rich.jsonl"
     daemon.cli("trace", "export", "--format", "pilothouse", "--block-size", "16", "-o", str(rich))
     out = json.loads(daemon.cli("replay", str(rich), "--url", server.v1, "--model",
@@ -122,7 +124,7 @@ def test_openai_sdk_in_a_sandbox_recorded_exported_replayed_and_shown(
     assert [s["concurrency"] for s in steps] == [1, 2, 4]
     assert [s["requests"] for s in steps[1:]] == [4, 8] and steps[0]["requests"] in (1, 3)
     assert all(s["errors"] == 0 for s in steps)
-    assert steps[2]["tokens_out"] == 2 * (8 + 9 + 24 + 32)  # the recorded lengths, exactly
+    assert steps[2]["tokens_out"] == 2 * (8 + 9 + 24 + 400)  # the recorded lengths, exactly
     for s in steps:
         assert s["tok_s_out_per_gpu"] > 0 and s["tok_s_per_user"] > 0 and s["tok_s_per_mw_all_in"] > 0
         for name in ("ttft", "tpot", "itl", "e2e"):
@@ -131,7 +133,7 @@ def test_openai_sdk_in_a_sandbox_recorded_exported_replayed_and_shown(
         assert s["j_per_output_token"] is None and "j_per_output_token" in s["missing"]
     agents = {a["lane"].rsplit("/", 1)[1]: a for a in out["agents"]}
     assert (agents["0"]["requests"], agents["1"]["requests"]) == (3, 1)
-    assert agents["0"]["tokens_out"] == 32 + 8 + 9 and agents["0"]["think_p50_s"] >= 0.15
+    assert agents["0"]["tokens_out"] == 400 + 8 + 9 and agents["0"]["think_p50_s"] >= 0.15
 
     report = json.loads(daemon.cli("replay-report", "--json").stdout)
     assert report[0]["sweep_id"] == out["sweep_id"] and report[0]["agents"] == out["agents"]
