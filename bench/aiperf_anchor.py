@@ -7,7 +7,8 @@ One call is one aiperf run: `concurrency` requests in flight until `requests` ar
 trace's entries in order (wrapping), no timestamps (--no-fixed-schedule), as our replay's
 lanes run them; the length asked for goes as max_tokens (--use-legacy-max-tokens: aiperf sends
 max_completion_tokens by default, which llama-cpp-python ignores, and the tiny model never
-stops by itself). Its CPU time is the whole run's, aiperf's start included (it is a set of
+stops by itself). One worker and one record processor: on a small machine aiperf's own
+processes otherwise take the CPU the server needs. Its CPU time is the whole run's, aiperf's start included (it is a set of
 processes; their time comes back to us through RUSAGE_CHILDREN when it exits).
 """
 
@@ -60,7 +61,7 @@ def run(trace: Path, url: str, model: str, *, concurrency: int, requests: int,
            str(requests), "--tokenizer", "pilothouse/replay-words", "--prompt-corpus", "sonnet",
            "--prompt-input-tokens-block-size", str(block_size), "--ui", "none",
            "--output-artifact-dir", str(out), "--no-gpu-telemetry", "--no-server-metrics",
-           "--random-seed", "1"]
+           "--random-seed", "1", "--workers-max", "1", "--record-processors", "1"]
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -57,6 +57,9 @@ from store.writer import StoreWriter  # noqa: E402
 from tests.replay import llama_server  # noqa: E402
 
 MODEL = "scripted-1b"
+# Wide and deep enough that a request keeps the server busy for a while: each client's own
+# time per request (aiperf's is tens of ms) is then small beside it.
+LLAMA_SIZE = (256, 4)
 
 
 def start_server(itl: float) -> tuple[subprocess.Popen[str], str]:
@@ -74,9 +77,10 @@ class Target:
         self.llama: llama_server.LlamaServer | None = None
         self.proc: subprocess.Popen[str] | None = None
         if which == "llama":
-            self.llama = llama_server.LlamaServer(Path(tmp) / "llama")
+            self.llama = llama_server.LlamaServer(Path(tmp) / "llama", size=LLAMA_SIZE)
             self.url, self.model = self.llama.v1, llama_server.MODEL
-            self.label = "llama-cpp-python, tiny random GGUF on CPU"
+            self.label = (f"llama-cpp-python, random GGUF {LLAMA_SIZE[0]} wide x "
+                          f"{LLAMA_SIZE[1]} layers on CPU")
         else:
             self.proc, self.url = start_server(itl=0.002)
             self.model, self.label = MODEL, "scripted (tests/replay/model_server.py)"

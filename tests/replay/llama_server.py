@@ -43,12 +43,13 @@ def _free_port() -> int:
 
 
 class LlamaServer:
-    def __init__(self, folder: Path, *, n_ctx: int = 4096, start_timeout_s: float = 120.0
-                 ) -> None:
+    def __init__(self, folder: Path, *, n_ctx: int = 4096, start_timeout_s: float = 120.0,
+                 size: tuple[int, int] = (64, 2)) -> None:
+        """size: the GGUF's width and layers (tests/replay/tiny_gguf.py)."""
         folder.mkdir(parents=True, exist_ok=True)
         self.gguf = folder / "tiny-random.gguf"
-        subprocess.run([str(PYTHON), "-m", "tests.replay.tiny_gguf", str(self.gguf)], cwd=ROOT,
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run([str(PYTHON), "-m", "tests.replay.tiny_gguf", str(self.gguf),
+                        *map(str, size)], cwd=ROOT, check=True, capture_output=True, timeout=120)
         self.port = _free_port()
         self.log = folder / "llama-server.log"
         with open(self.log, "wb") as log:

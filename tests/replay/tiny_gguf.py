@@ -15,7 +15,10 @@ final norm it is always positive; the output row of every token that is not a wh
 (control, byte, prefix) has a large negative weight there. So </s> is never sampled, and each
 streamed chunk is one word.
 
-Run with the model server's Python (numpy and gguf there): python -m tests.replay.tiny_gguf OUT
+Run with the model server's Python (numpy and gguf there):
+    python -m tests.replay.tiny_gguf OUT [EMBED LAYERS]
+(the bench asks for a wider, deeper one, so that a request takes the server long enough for
+the clients' own overhead per request to be small beside it).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 
 from console.replay.workload import WORDS
 
-EMBED, LAYERS, HEADS, FF, CONTEXT = 64, 2, 4, 128, 4096
+EMBED, LAYERS, HEADS, CONTEXT = 64, 2, 4, 4096
 TEMPLATE = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
 
 
@@ -51,8 +54,9 @@ def vocabulary() -> tuple[list[str], list[float], list[int], set[int]]:
     return pieces, scores, [int(t) for t in types], words
 
 
-def write(path: str, seed: int = 1) -> None:
+def write(path: str, seed: int = 1, embed: int = EMBED, layers: int = LAYERS) -> None:
     rng = np.random.default_rng(seed)
+    ff = 2 * embed
     pieces, scores, types, words = vocabulary()
     vocab = len(pieces)
 
@@ -62,12 +66,12 @@ def write(path: str, seed: int = 1) -> None:
     w = gguf.GGUFWriter(path, "llama")
     w.add_name("pilothouse-tiny-random")
     w.add_context_length(CONTEXT)
-    w.add_embedding_length(EMBED)
-    w.add_block_count(LAYERS)
-    w.add_feed_forward_length(FF)
+    w.add_embedding_length(embed)
+    w.add_block_count(layers)
+    w.add_feed_forward_length(ff)
     w.add_head_count(HEADS)
     w.add_head_count_kv(HEADS)
-    w.add_rope_dimension_count(EMBED // HEADS)
+    w.add_rope_dimension_count(embed // HEADS)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
     w.add_tokenizer_model("llama")
@@ -81,23 +85,23 @@ def write(path: str, seed: int = 1) -> None:
     w.add_add_eos_token(False)
     w.add_chat_template(TEMPLATE)
 
-    embed = weights(vocab, EMBED, scale=0.5)
-    embed[:, 0] = 4.0  # the constant dimension (see the module)
-    out = weights(vocab, EMBED, scale=0.3)
+    table = weights(vocab, embed, scale=0.5)
+    table[:, 0] = 4.0  # the constant dimension (see the module)
+    out = weights(vocab, embed, scale=0.3)
     out[:, 0] = 0.0
     out[[i for i in range(vocab) if i not in words], 0] = -60.0
-    w.add_tensor("token_embd.weight", embed)
-    w.add_tensor("output_norm.weight", np.ones(EMBED, dtype=np.float32))
+    w.add_tensor("token_embd.weight", table)
+    w.add_tensor("output_norm.weight", np.ones(embed, dtype=np.float32))
     w.add_tensor("output.weight", out)
-    for n in range(LAYERS):
-        attn_out, down = weights(EMBED, EMBED), weights(EMBED, FF)
+    for n in range(layers):
+        attn_out, down = weights(embed, embed), weights(embed, ff)
         attn_out[0, :] = 0.0  # nothing writes to dimension 0
         down[0, :] = 0.0
-        for name, tensor in (("attn_norm", np.ones(EMBED, dtype=np.float32)),
-                             ("attn_q", weights(EMBED, EMBED)), ("attn_k", weights(EMBED, EMBED)),
-                             ("attn_v", weights(EMBED, EMBED)), ("attn_output", attn_out),
-                             ("ffn_norm", np.ones(EMBED, dtype=np.float32)),
-                             ("ffn_gate", weights(FF, EMBED)), ("ffn_up", weights(FF, EMBED)),
+        for name, tensor in (("attn_norm", np.ones(embed, dtype=np.float32)),
+                             ("attn_q", weights(embed, embed)), ("attn_k", weights(embed, embed)),
+                             ("attn_v", weights(embed, embed)), ("attn_output", attn_out),
+                             ("ffn_norm", np.ones(embed, dtype=np.float32)),
+                             ("ffn_gate", weights(ff, embed)), ("ffn_up", weights(ff, embed)),
                              ("ffn_down", down)):
             w.add_tensor(f"blk.{n}.{name}.weight", tensor)
     w.write_header_to_file()
@@ -107,4 +111,5 @@ def write(path: str, seed: int = 1) -> None:
 
 
 if __name__ == "__main__":
-    write(sys.argv[1])
+    sizes = [int(x) for x in sys.argv[2:4]]
+    write(sys.argv[1], 1, *sizes)
