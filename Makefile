@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 APT_PKGS := bubblewrap tmux docker.io iproute2 tinyproxy curl busybox-static
 
-.PHONY: run test setup system docker-up agents-install bench lint clean
+.PHONY: run test setup system docker-up agents-install model-server-install aiperf-install bench lint clean
 
 # The console opens in a demo workspace (made once, under ~/pilothouse-demo) with the demo
 # profile ready: press s, or run `pilothouse run demo` there.
@@ -19,7 +19,7 @@ run: setup system
 	@[ -d "$(DEMO_WS)" ] || $(VENV)/bin/pilothouse demo-workspace "$(DEMO_WS)" >/dev/null
 	cd "$(DEMO_WS)" && "$(CURDIR)/$(VENV)/bin/pilothouse"
 
-test: setup system docker-up agents-install
+test: setup system docker-up agents-install model-server-install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP)
@@ -107,7 +107,58 @@ agents-install:
 	    { echo "pip could not install $(AIDER_PKG) into $(AIDER_VENV) (is PyPI reachable?); $(AGENTS_SKIP)"; };; \
 	esac
 
-bench: setup system docker-up
+# The workload benchmark's real parts (tests/replay/llama_server.py, bench/replay.py), each in
+# its own venv under /usr/local (a sandbox sees /usr read-only, so the sandboxed openai SDK
+# client of the end-to-end test runs from there too):
+# - llama-cpp-python's server, gguf (the tiny model is written at test time) and the openai SDK.
+#   llama-cpp-python is a C++ build (about 20 minutes on 2 busy cores); its wheel is kept in
+#   the wheelhouse, so a reinstall takes seconds.
+# - aiperf (NVIDIA's benchmark client), the anchor `make bench` compares the replay with.
+# Quiet when installed; without root or a registry they say what is missing and go on (the
+# tests that need them skip and say why).
+BENCH_PREFIX      ?= /usr/local/lib/pilothouse-bench
+WHEELHOUSE        ?= $(BENCH_PREFIX)/wheelhouse
+MODEL_SERVER_VENV ?= $(BENCH_PREFIX)/model-server
+AIPERF_VENV       ?= $(BENCH_PREFIX)/aiperf
+LLAMA_CPP_VERSION ?= 0.3.36
+MODEL_SERVER_PKGS ?= llama-cpp-python[server]==$(LLAMA_CPP_VERSION) gguf==0.19.0 openai==3.57.0
+AIPERF_PKG        ?= aiperf==0.13.0
+
+model-server-install:
+	@[ -f "$(MODEL_SERVER_VENV)/.installed-$(LLAMA_CPP_VERSION)" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "llama-cpp-python's server is not installed in $(MODEL_SERVER_VENV)"; \
+	  echo "  install it with: sudo make model-server-install (its tests skip and say so)"; exit 0; \
+	fi; \
+	for p in cmake g++; do command -v $$p >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake g++ >/dev/null; break; }; done; \
+	"$(SYSTEM_PYTHON)" -m venv "$(MODEL_SERVER_VENV)" || { echo "$(SYSTEM_PYTHON) -m venv failed \
+	  (apt-get install python3-venv); the real model server's tests skip"; exit 0; }; \
+	mkdir -p "$(WHEELHOUSE)"; \
+	if ! ls "$(WHEELHOUSE)"/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
+	  echo "building llama-cpp-python $(LLAMA_CPP_VERSION) (C++, once; the wheel is kept in $(WHEELHOUSE))"; \
+	  "$(MODEL_SERVER_VENV)/bin/pip" wheel --quiet --disable-pip-version-check --no-deps \
+	    --wheel-dir "$(WHEELHOUSE)" "llama-cpp-python==$(LLAMA_CPP_VERSION)" || \
+	    { echo "could not build llama-cpp-python (is PyPI reachable? cmake and g++ installed?); \
+	      the real model server's tests skip"; exit 0; }; \
+	fi; \
+	"$(MODEL_SERVER_VENV)/bin/pip" install --quiet --disable-pip-version-check \
+	  --find-links "$(WHEELHOUSE)" $(foreach p,$(MODEL_SERVER_PKGS),'$(p)') && \
+	  touch "$(MODEL_SERVER_VENV)/.installed-$(LLAMA_CPP_VERSION)" || \
+	  echo "pip could not install $(MODEL_SERVER_PKGS) (is PyPI reachable?); the real model server's tests skip"
+
+aiperf-install:
+	@[ -x "$(AIPERF_VENV)/bin/aiperf" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "aiperf is not installed in $(AIPERF_VENV)"; \
+	  echo "  install it with: sudo make aiperf-install (make bench then uses a stdlib reference client)"; exit 0; \
+	fi; \
+	echo "installing $(AIPERF_PKG) into $(AIPERF_VENV) (a few minutes, once)"; \
+	"$(SYSTEM_PYTHON)" -m venv "$(AIPERF_VENV)" && \
+	"$(AIPERF_VENV)/bin/pip" install --quiet --disable-pip-version-check "$(AIPERF_PKG)" || \
+	  echo "pip could not install $(AIPERF_PKG) (is PyPI reachable?); make bench uses a stdlib reference client"
+
+bench: setup system docker-up model-server-install aiperf-install
 	$(PY) bench/all.py
 
 lint: setup

@@ -1,27 +1,30 @@
 """Benchmark: record at the gate, export, replay; each figure beside its anchor, same run.
 
     .venv/bin/python bench/replay.py [--quick] [--requests 300] [--concurrency 1,2,4]
+                                     [--server llama|scripted]
 
-What runs: the scripted OpenAI-compatible server (tests/replay/model_server.py, in its own
-process so this process's CPU time is the client's alone) on 127.0.0.1, and here a real Gate
-on a unix socket with a real StoreWriter.
+What runs: on 127.0.0.1, in processes of their own (so this process's CPU time is the
+client's alone), the server the replay targets: llama-cpp-python's OpenAI-compatible server
+running a tiny random GGUF on CPU (tests/replay/llama_server.py; `make model-server-install`)
+where it is installed, else the scripted server (tests/replay/model_server.py), and the table
+says which. Here: a real Gate on a unix socket with a real StoreWriter.
 
 1. Record overhead: p50 of a metered POST (small non-streamed answer) through the gate with
-   the trace recorder, beside the same gate without it, interleaved in one run.
+   the trace recorder, beside the same gate without it, interleaved in one run (against the
+   scripted server: the figure is the gate's).
 2. Replay: a trace recorded through the gate (agents with a shared system prompt, growing
-   conversations, think time) exported as mooncake JSONL and replayed at each concurrency by
-   `console.replay` and by the anchor client: aiperf when its command is installed, else a
-   plain reference client (stdlib http.client, a thread per lane) replaying the very same
-   prompts. Rows: requests, output tokens, output tok/s and TTFT p50 (they should agree
-   within 5%), and the client's CPU time per request (ours should be lower).
+   conversations, think time) exported as mooncake JSONL, then replayed against the server at
+   each concurrency by `console.replay` and by aiperf (bench/aiperf_anchor.py; `make
+   aiperf-install`) on the same file: N lanes of the trace against aiperf's N in flight for as
+   many requests, copies sending the same prompts as aiperf's wrap does. Side by side:
+   requests, prompt and output token totals, output tok/s and TTFT p50 with the difference in
+   %, and each client's CPU time per request (aiperf's includes its start; the marginal row,
+   between the largest and smallest step, does not). Without aiperf, a plain reference client
+   (stdlib http.client, a thread per lane) is the anchor, and the table says so.
 3. The InferenceX figures of each step (tok/s per GPU and per user, TTFT/TPOT percentiles,
    J/token, tok/s/MW, $/Mtok) printed as a table. Energy: the real NVML counter where a driver
    answers, else the scripted NVML (tests/gpu/fake_nvml.py) whose power follows nothing here,
    labelled so: such J/token figures show the arithmetic, not a GPU.
-
-The scripted server is not a model (see its docstring): llama-cpp-python and aiperf are not
-installed by `make setup` (a compiler build and a tokenizer download), so the real-server
-anchor of issue 15 is not run here; the table says which anchor was used.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import asyncio
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import aiperf_anchor  # noqa: E402
 from bench.common import Row, emit, percentile  # noqa: E402
 from console.gate import Gate, NetworkRules  # noqa: E402
 from console.gate.trace import TraceRecorder  # noqa: E402
@@ -51,8 +54,12 @@ from console.replay.sweep import Settings, run_sweep  # noqa: E402
 from console.replay.workload import Workload, load, prompt  # noqa: E402
 from store.db import open_db  # noqa: E402
 from store.writer import StoreWriter  # noqa: E402
+from tests.replay import llama_server  # noqa: E402
 
 MODEL = "scripted-1b"
+# Wide and deep enough that a request keeps the server busy for a while: each client's own
+# time per request (aiperf's is tens of ms) is then small beside it.
+LLAMA_SIZE = (256, 4)
 
 
 def start_server(itl: float) -> tuple[subprocess.Popen[str], str]:
@@ -60,6 +67,30 @@ def start_server(itl: float) -> tuple[subprocess.Popen[str], str]:
                              str(itl)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
+
+
+class Target:
+    """The server both clients replay against: llama-cpp-python with the tiny GGUF, or the
+    scripted server."""
+
+    def __init__(self, which: str, tmp: str) -> None:
+        self.llama: llama_server.LlamaServer | None = None
+        self.proc: subprocess.Popen[str] | None = None
+        if which == "llama":
+            self.llama = llama_server.LlamaServer(Path(tmp) / "llama", size=LLAMA_SIZE)
+            self.url, self.model = self.llama.v1, llama_server.MODEL
+            self.label = (f"llama-cpp-python, random GGUF {LLAMA_SIZE[0]} wide x "
+                          f"{LLAMA_SIZE[1]} layers on CPU")
+        else:
+            self.proc, self.url = start_server(itl=0.002)
+            self.model, self.label = MODEL, "scripted (tests/replay/model_server.py)"
+
+    def close(self) -> None:
+        if self.llama is not None:
+            self.llama.close()
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(5)
 
 
 async def post(path: str, url: str, body: bytes) -> bytes:
@@ -137,7 +168,7 @@ async def record_trace(tmp: str, port: int, turns: int) -> Path:
     return out
 
 
-def reference_step(wl: Workload, url: str, concurrency: int) -> dict[str, Any]:
+def reference_step(wl: Workload, url: str, model: str, concurrency: int) -> dict[str, Any]:
     """The anchor: a thread per lane, stdlib http.client, the same prompts and lengths."""
     host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
     ttft: list[float] = []
@@ -149,7 +180,7 @@ def reference_step(wl: Workload, url: str, concurrency: int) -> dict[str, Any]:
         salt = f"copy{i // len(wl.lanes)}" if i >= len(wl.lanes) else ""
         conn = http.client.HTTPConnection(host, int(port), timeout=600)
         for n, req in enumerate(src.requests):
-            body = json.dumps({"model": MODEL, "max_tokens": req.output_length,
+            body = json.dumps({"model": model, "max_tokens": req.output_length,
                                "stream": True, "stream_options": {"include_usage": True},
                                "messages": [{"role": "user", "content": prompt(
                                    req, wl.block_size, salt=salt, shared=wl.shared_ids,
@@ -178,9 +209,9 @@ def reference_step(wl: Workload, url: str, concurrency: int) -> dict[str, Any]:
     for t in threads:
         t.join()
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"requests": len(ttft), "tokens_out": tokens[0], "tok_s_out": tokens[0] / seconds,
-            "ttft_p50_ms": percentile(ttft, 0.5) * 1000, "cpu_ms_per_request":
-            cpu * 1000 / max(1, len(ttft))}
+    return {"requests": len(ttft), "tokens_in": float("nan"), "tokens_out": tokens[0],
+            "tok_s_out": tokens[0] / seconds, "ttft_p50_ms": percentile(ttft, 0.5) * 1000,
+            "cpu_s": cpu, "cpu_ms_per_request": cpu * 1000 / max(1, len(ttft))}
 
 
 def nvml_source() -> tuple[Any, str]:
@@ -197,19 +228,52 @@ def nvml_source() -> tuple[Any, str]:
             "scripted NVML (no GPU here)"
 
 
+def diff_pct(ours: float, anchor: float) -> str:
+    if not isinstance(anchor, int | float) or not anchor or anchor != anchor:
+        return "n/a"
+    return f"{(ours - anchor) / anchor * 100:+.1f}%"
+
+
+def side_by_side(pairs: list[tuple[int, dict[str, Any], dict[str, Any]]], anchor: str) -> None:
+    """Ours beside the anchor per step, with the difference in % (issue 15: within 5%)."""
+    figures = (("requests", "requests"), ("tokens_in", "prompt tokens"),
+               ("tokens_out", "output tokens"), ("tok_s_out", "output tok/s"),
+               ("ttft_p50_ms", "TTFT p50 ms"), ("cpu_ms_per_request", "client CPU ms/request"))
+    print(f"replay (ours) beside {anchor}, same trace, same server:")
+    print(f"  {'c':>2}  {'figure':<22} {'ours':>12} {'anchor':>12} {'diff':>8}")
+    for c, ours, ref in pairs:
+        for key, name in figures:
+            a, b = ours.get(key, float("nan")), ref.get(key, float("nan"))
+            print(f"  {c:>2}  {name:<22} {a:>12.4g} {b:>12.4g} {diff_pct(a, b):>8}")
+
+
+def marginal_cpu(points: list[tuple[float, float]]) -> float:
+    """CPU ms per request between the smallest and largest step: a start cost cancels."""
+    (n0, c0), (n1, c1) = min(points), max(points)
+    return (c1 - c0) * 1000 / (n1 - n0) if n1 > n0 else float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--requests", type=int, help="POSTs per side for the record overhead")
     ap.add_argument("--turns", type=int, help="turns per recorded agent")
     ap.add_argument("--concurrency", default="1,2,4")
+    ap.add_argument("--server", choices=["llama", "scripted"],
+                    help="default: llama where installed, else scripted")
     args = ap.parse_args()
     n = args.requests or (150 if args.quick else 600)
-    turns = args.turns or (4 if args.quick else 8)
+    turns = args.turns or (3 if args.quick else 6)
     levels = [int(x) for x in args.concurrency.split(",")]
-    server, url = start_server(itl=0.002)
-    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    which = args.server or ("llama" if llama_server.missing() is None else "scripted")
+    if which == "scripted" and llama_server.missing():
+        print(f"server: scripted, because {llama_server.missing()}", flush=True)
+    scripted, scripted_url = start_server(itl=0.002)
+    port = int(scripted_url.rsplit(":", 1)[1].split("/")[0])
     rows: list[Row] = []
+    steps: list[dict[str, Any]] = []
+    pairs: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    target: Target | None = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             with_rec, without = asyncio.run(record_overhead(tmp, port, n))
@@ -217,40 +281,76 @@ def main() -> None:
                             * 1000, "ms", "same gate, no recorder",
                             percentile(without, 0.5) * 1000, "<= 1.1x"))
             trace = asyncio.run(record_trace(tmp, port, turns))
-            wl = load(trace)
+            wl = load(trace, block_size=64)
+            target = Target(which, tmp)
             nvml, energy_label = nvml_source()
-            aiperf = shutil.which("aiperf")
-            anchor = "aiperf (not run: see docs/benchmark.md)" if aiperf else \
+            why_not = aiperf_anchor.missing()
+            hf_home = aiperf_anchor.prepare(Path(tmp)) if why_not is None else None
+            anchor = "aiperf 0.13 (same trace)" if hf_home else \
                 "reference client (stdlib, thread per lane)"
-            # Warm the server's prefix cache once, so neither client pays the cold start.
-            asyncio.run(run_sweep(wl, Settings(url, MODEL, [max(levels)], think="none"),
+            if why_not:
+                print(f"anchor: reference client, because {why_not}", flush=True)
+            # Warm the server once, so neither client pays the cold start.
+            asyncio.run(run_sweep(wl, Settings(target.url, target.model, [1], think="none"),
                                   nvml=nvml))
-            steps = []
+            ours_cpu, ref_cpu = [], []
             for c in levels:
-                st = Settings(url, MODEL, [c], think="none", price_kwh=0.30,
-                              price_gpu_hour=2.0, all_in_kw_per_gpu=1.2)
+                st = Settings(target.url, target.model, [c], think="none", price_kwh=0.30,
+                              price_gpu_hour=2.0, all_in_kw_per_gpu=1.2, private_copies=False)
+                print(f"step c={c}: our replay ...", file=sys.stderr, flush=True)
                 c0 = time.process_time()
                 step = asyncio.run(run_sweep(wl, st, nvml=nvml))[0]
-                cpu = (time.process_time() - c0) * 1000 / max(1, step["requests"])
-                ref = reference_step(wl, url, c)
+                cpu = time.process_time() - c0
+                step["cpu_ms_per_request"] = cpu * 1000 / max(1, step["requests"])
+                ours_cpu.append((step["requests"], cpu))
+                print(f"step c={c}: {anchor} ...", file=sys.stderr, flush=True)
+                if hf_home is not None:
+                    try:
+                        ref = aiperf_anchor.run(trace, target.url, target.model, concurrency=c,
+                                                requests=wl.requests * c, block_size=64,
+                                                hf_home=hf_home, out=Path(tmp) / f"aiperf-{c}",
+                                                timeout_s=240)
+                    except (aiperf_anchor.AiperfError, subprocess.SubprocessError) as exc:
+                        print(f"aiperf could not run at c={c}: {exc}", flush=True)
+                        ref = reference_step(wl, target.url, target.model, c)
+                else:
+                    ref = reference_step(wl, target.url, target.model, c)
+                ref_cpu.append((ref["requests"], ref["cpu_s"]))
                 steps.append(step)
+                pairs.append((c, step, ref))
                 rows += [
                     Row(f"c={c} requests", step["requests"], "", anchor, ref["requests"],
-                        ">= 1.0x"),
+                        "<= 1.0x"),
                     Row(f"c={c} output tokens", step["tokens_out"], "", anchor,
-                        ref["tokens_out"], ">= 1.0x"),
+                        ref["tokens_out"], "<= 1.05x"),
+                    # Agree within 5%: one row for each side of the band.
                     Row(f"c={c} output tok/s", step["tok_s_out"], "tok/s", anchor,
                         ref["tok_s_out"], ">= 0.95x"),
+                    Row(f"c={c} output tok/s", step["tok_s_out"], "tok/s", anchor,
+                        ref["tok_s_out"], "<= 1.05x"),
+                    Row(f"c={c} TTFT p50", step["ttft_p50_ms"], "ms", anchor,
+                        ref["ttft_p50_ms"], ">= 0.95x"),
                     Row(f"c={c} TTFT p50", step["ttft_p50_ms"], "ms", anchor,
                         ref["ttft_p50_ms"], "<= 1.05x"),
-                    Row(f"c={c} client CPU per request", cpu, "ms", anchor,
+                    Row(f"c={c} client CPU per request", step["cpu_ms_per_request"], "ms",
+                        anchor + (", its start included" if hf_home else ""),
                         ref["cpu_ms_per_request"], "<= 1.0x"),
                 ]
+                if hf_home is not None:
+                    rows.insert(-5, Row(f"c={c} prompt tokens", step["tokens_in"], "", anchor,
+                                        ref["tokens_in"], "<= 1.05x"))
+            if len(levels) > 1:
+                rows.append(Row("client CPU per request, marginal (largest - smallest step)",
+                                marginal_cpu(ours_cpu), "ms", anchor, marginal_cpu(ref_cpu),
+                                "<= 1.0x"))
     finally:
-        server.terminate()
-        server.wait(5)
+        if target is not None:
+            target.close()
+        scripted.terminate()
+        scripted.wait(5)
     emit(rows, f"replay ({wl.requests} recorded requests in {len(wl.lanes)} lane(s), "
-               f"server: scripted, energy: {energy_label})")
+               f"server: {target.label if target else which}, energy: {energy_label})")
+    side_by_side(pairs, anchor)
     cols = ("concurrency", "tok_s_out_per_gpu", "tok_s_per_user", "ttft_p50_ms",
             "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "j_per_output_token",
             "tok_s_per_mw_board", "tok_s_per_mw_all_in", "usd_per_mtok")

@@ -113,16 +113,21 @@ def trace_summary(c: Context, run_id: str | None, profile: str | None, since: st
         if not groups:
             click.echo("no recorded requests")
             return
-        table([[str(g[by]), str(g.get("profile") or "-"), str(g["requests"]),
-                str(g["tokens_in"]), str(g["tokens_cached"]), str(g["tokens_out"]),
-                _cell(g["ttft_p50_ms"], "{:.0f}"), _cell(g["think_p50_s"], "{:.1f}"),
-                _cell(g["tok_s_out_answering"], "{:.1f}"),
-                _cell(g["prefix_reuse"] * 100 if g["prefix_reuse"] is not None else None,
-                      "{:.0f}%")] for g in groups],
-              [by, "profile", "reqs", "in", "cached", "out", "TTFT p50 ms", "think p50 s",
-               "out tok/s", "prefix reuse"])
+        _agents_table(groups, by)
 
     c.emit(groups, human)
+
+
+def _agents_table(groups: list[dict[str, Any]], by: str) -> None:
+    """Per agent (run) or sub-agent (lane): what it asked of the server, as recorded."""
+    table([[str(g[by]), str(g.get("profile") or "-"), str(g["requests"]),
+          str(g["tokens_in"]), str(g["tokens_cached"]), str(g["tokens_out"]),
+          _cell(g["ttft_p50_ms"], "{:.0f}"), _cell(g["think_p50_s"], "{:.1f}"),
+          _cell(g["tok_s_out_answering"], "{:.1f}"),
+          _cell(g["prefix_reuse"] * 100 if g["prefix_reuse"] is not None else None,
+                "{:.0f}%")] for g in groups],
+        [by, "profile", "reqs", "in", "cached", "out", "TTFT p50 ms", "think p50 s",
+         "out tok/s", "prefix reuse"])
 
 
 @trace.command("export")
@@ -189,6 +194,13 @@ def _print_steps(steps: list[dict[str, Any]]) -> None:
         click.echo(f"  error: {e}")
 
 
+def _print_sweep(sweep: dict[str, Any]) -> None:
+    _print_steps(sweep["steps"])
+    if sweep.get("agents"):
+        click.echo("per agent, as recorded in the trace:")
+        _agents_table(sweep["agents"], "lane")
+
+
 @click.command()
 @click.argument("trace_file", metavar="TRACE", type=click.Path(dir_okay=False))
 @click.option("--url", required=True, metavar="http://HOST:PORT/v1",
@@ -209,6 +221,8 @@ def _print_steps(steps: list[dict[str, Any]]) -> None:
 @click.option("--all-in-kw", type=click.FloatRange(min=0.001), metavar="KW",
               help="All-in kW per GPU (facility included), for the InferenceX-comparable "
                    "tok/s per MW.")
+@click.option("--block-size", type=click.IntRange(1), metavar="N", help="Tokens per hash id "
+              "of a mooncake trace (as exported; default 512). A pilothouse trace says.")
 @click.option("--ignore-eos", is_flag=True, help="Ask the server to ignore end-of-sequence "
               "(vLLM, SGLang, llama.cpp), so answers have the recorded lengths.")
 @click.option("--no-store", is_flag=True, help="Do not keep the results in replay.db.")
@@ -218,16 +232,18 @@ def _print_steps(steps: list[dict[str, Any]]) -> None:
 def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, think: str,
            duration: float | None, gpus: int | None, gpu_index: str | None,
            price_kwh: float | None, price_gpu_hour: float | None, all_in_kw: float | None,
-           ignore_eos: bool, no_store: bool) -> None:
+           block_size: int | None, ignore_eos: bool, no_store: bool) -> None:
     """Replay a recorded trace against a local server, step by step, with energy."""
     import asyncio
 
     from console.replay import results, workload
     from console.replay.client import ClientError, Endpoint
+    from console.replay.summary import summarise_trace
     from console.replay.sweep import Settings, run_sweep, think_policy
 
     try:
-        wl = workload.load(trace_file)
+        wl = workload.load(trace_file, block_size)
+        agents = summarise_trace(trace_file)
         Endpoint(url)
         think_policy(think)
         index = [int(i) for i in gpu_index.split(",")] if gpu_index else None
@@ -242,6 +258,8 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
                   extra={"ignore_eos": True} if ignore_eos else None)
     sweep_id = results.new_sweep_id()
     db = c.paths.data_dir / "replay.db"
+    if not no_store:
+        results.store_agents(db, sweep_id, agents)
     c.say(f"replaying {wl.requests} requests in {len(wl.lanes)} lane(s) "
           f"({wl.source_format}) against {url}", err=True)
 
@@ -255,8 +273,8 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
     steps = asyncio.run(run_sweep(wl, st, on_step=on_step))
     out = {"sweep_id": None if no_store else sweep_id, "trace": trace_file, "url": url,
            "model": model, "gpu_status": steps[0].get("gpu_status") if steps else None,
-           "steps": steps}
-    c.emit(out, lambda o: _print_steps(o["steps"]))
+           "steps": steps, "agents": agents}
+    c.emit(out, _print_sweep)
     if any(s["requests"] == 0 for s in steps):
         sys.exit(1)
 
@@ -281,7 +299,7 @@ def replay_report(c: Context, sweep_id: str | None, limit: int) -> None:
                        "--model ...`)")
         for s in items:
             click.echo(f"sweep {s['sweep_id']}  {s['model']} at {s['url']}  trace {s['trace']}")
-            _print_steps(s["steps"])
+            _print_sweep(s)
 
     c.emit(found, human)
 

@@ -33,6 +33,7 @@ class Result:
     completion_tokens: int | None = None
     cached_tokens: int | None = None
     error: str | None = None
+    sent_tokens: int | None = None  # the prompt length asked for (the trace's input_length)
 
     @property
     def ttft(self) -> float | None:

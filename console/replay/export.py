@@ -12,7 +12,8 @@ records a chained hash per message block with its length in characters, and the 
 prompt token count. Characters become tokens at the ratio of the whole export (all prompt
 tokens over all characters), so a message block has the same token span in every request
 that contains it; a token block that ends inside message j is named by (hash of message j,
-block index), i.e. by the whole prefix, and gets the same id wherever that prefix recurs.
+block index), i.e. by the whole prefix, and gets the same id wherever that prefix recurs; a
+partial last block is also named by its length (one id, one size, as aiperf requires).
 Token blocks past the recorded messages (the server's template, a body too large to record)
 get ids of their own. Ids are numbered from 0 in order of first appearance.
 """
@@ -66,9 +67,9 @@ class HashIds:
                 chars += sum(c for _, c in blocks)
                 tokens += int(row["prompt_tokens"])
         self.tokens_per_char = tokens / chars if chars else 0.25
-        self._ids: dict[tuple[str, int], int] = {}
+        self._ids: dict[tuple[str, int] | tuple[str, int, int], int] = {}
 
-    def _intern(self, key: tuple[str, int]) -> int:
+    def _intern(self, key: tuple[str, int] | tuple[str, int, int]) -> int:
         got = self._ids.get(key)
         if got is None:
             got = self._ids[key] = len(self._ids)
@@ -84,7 +85,13 @@ class HashIds:
         for k in range(math.ceil(input_length / self.block_size)):
             last_token = min((k + 1) * self.block_size, input_length) - 1
             owner = next((h for end, h in ends if end > last_token), None)
-            out.append(self._intern((owner, k) if owner else (row["request_id"], k)))
+            key = (owner, k) if owner else (row["request_id"], k)
+            size = last_token + 1 - k * self.block_size
+            if size < self.block_size:
+                # A partial last block is its own id: one id is one size (aiperf refuses a
+                # trace where an id comes back with another length).
+                key = (*key, size)
+            out.append(self._intern(key))
         return out
 
 

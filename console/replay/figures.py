@@ -1,6 +1,9 @@
 """InferenceX's figures for one replay step, from the requests' timings and the step's energy.
 
 Definitions (every figure is over the step: from its first request sent to its last answer):
+- Prompt tokens: as the server reports them in the usage; for an answer without usage (a
+  stream from a server that ignores stream_options, such as llama-cpp-python's), the length
+  the trace asked for. `tokens_in_source` says which: server, trace, or server+trace.
 - tok/s: (prompt + output) tokens / step seconds; output tok/s likewise; per GPU: divided by
   the GPUs serving the model (NVML's count, or what the person says).
 - tok/s per user (interactivity, InferenceX's x axis): the median over requests of output
@@ -60,12 +63,15 @@ def step_figures(results: list[Result], *, seconds: float, gpus: int,
                  price_kwh: float = 0.0, price_gpu_hour: float = 0.0,
                  all_in_kw_per_gpu: float | None = None) -> dict[str, Any]:
     ok = [r for r in results if r.error is None]
-    tin = sum(r.prompt_tokens or 0 for r in ok)
+    tin = sum(r.prompt_tokens if r.prompt_tokens is not None else r.sent_tokens or 0
+              for r in ok)
+    sources = {"server" if r.prompt_tokens is not None else "trace" for r in ok}
     tout = sum(r.output_tokens for r in ok)
     cached = sum(r.cached_tokens or 0 for r in ok)
     out: dict[str, Any] = {"requests": len(ok), "errors": len(results) - len(ok),
                            "seconds": round(seconds, 4), "gpus": gpus, "tokens_in": tin,
-                           "tokens_out": tout, "tokens_cached": cached, "missing": {}}
+                           "tokens_out": tout, "tokens_cached": cached,
+                           "tokens_in_source": "+".join(sorted(sources)) or None, "missing": {}}
     missing: dict[str, str] = out["missing"]
     errors = sorted({r.error for r in results if r.error})
     if errors:

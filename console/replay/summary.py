@@ -1,5 +1,9 @@
 """Per agent figures of a recorded trace: what each run and lane asked of the server.
 
+From the history's rows (`summarise`) or from a trace file as exported (`summarise_trace`:
+a pilothouse trace keeps lanes, think time and TTFT; a mooncake trace is one lane with lengths
+and hash ids only, so its think time and TTFT are None).
+
 Per group (a run, or a lane with by="lane"): requests, prompt / output / cached tokens, TTFT
 and duration p50/p90 as the agent saw them through the gate, think time p50, output tok/s
 while answering, and prefix reuse: the share of the prompt (in recorded characters) whose
@@ -10,6 +14,7 @@ before means the whole prefix up to it was the same.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from console.replay.figures import percentile
@@ -64,3 +69,47 @@ def summarise(rows: list[dict[str, Any]], by: str = "run") -> list[dict[str, Any
             "prefix_reuse": round(g["reused_chars"] / g["chars"], 4) if g["chars"] else None,
         })
     return out
+
+
+def trace_rows(path: str | Path) -> list[dict[str, Any]]:
+    """A trace file's requests as history rows (what `summarise` reads). Raises OSError,
+    ValueError on a line that is not a JSON object."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, text in enumerate(f, 1):
+            if not text.strip():
+                continue
+            rec = json.loads(text)
+            if not isinstance(rec, dict):
+                raise ValueError(f"line {n}: expected a JSON object")
+            start = rec.get("start")
+            if not isinstance(start, int | float):
+                start = (rec.get("timestamp") or 0) / 1000.0
+            ttft, duration = rec.get("ttft_s"), rec.get("duration_s")
+            # Mooncake's hash ids stand in for the message blocks: one block per id.
+            blocks = rec.get("blocks") or [[str(i), 1] for i in rec.get("hash_ids") or []]
+            timed = isinstance(duration, int | float)
+            out.append({
+                "timed": timed, "request_id": rec.get("request_id") or str(n),
+                "run_id": str(rec.get("run_id") or rec.get("lane") or "trace"),
+                "lane": str(rec.get("lane") or "trace"), "profile": rec.get("profile"),
+                "start": start, "think_s": rec.get("think_s"), "status": rec.get("status"),
+                "first_byte": start + ttft if isinstance(ttft, int | float) else None,
+                "end": start + duration if timed else start,
+                "prompt_tokens": rec.get("input_length"),
+                "completion_tokens": rec.get("output_length"),
+                "cached_tokens": rec.get("cached_tokens"), "blocks": json.dumps(blocks)})
+    out.sort(key=lambda r: r["start"])
+    return out
+
+
+def summarise_trace(path: str | Path) -> list[dict[str, Any]]:
+    """Per lane (agent or sub-agent) figures of a trace file. Durations are None where the
+    trace has none (mooncake), not zero."""
+    rows = trace_rows(path)
+    groups = summarise(rows, by="lane")
+    untimed = {r["lane"] for r in rows if not r["timed"]}
+    for g in groups:
+        if g["lane"] in untimed:
+            g.update(duration_p50_ms=None, duration_p90_ms=None, tok_s_out_answering=None)
+    return groups

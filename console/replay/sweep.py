@@ -37,6 +37,11 @@ class Settings:
     all_in_kw_per_gpu: float | None = None
     timeout_s: float = 600.0
     extra: dict[str, Any] | None = None  # merged into every request body (e.g. ignore_eos)
+    # Copies of a lane (concurrency above the lanes recorded) are other users: their private
+    # blocks get other words. False sends every copy the same prompts, each copy starting at
+    # its own place in the lane (as aiperf keeps N of a trace's entries in flight), for
+    # comparing the two clients on one server.
+    private_copies: bool = True
 
 
 def think_policy(text: str) -> Callable[[float | None], float]:
@@ -93,15 +98,18 @@ def _joules(before: dict[int, int | None], after: dict[int, int | None]) -> tupl
     return total / 1000.0, None
 
 
-async def _lane(lane: Lane, copy: int, workload: Workload, st: Settings,
+async def _lane(lane: Lane, copy: int, copies: int, workload: Workload, st: Settings,
                 think: Callable[[float | None], float], deadline: float | None,
                 results: list[Result]) -> None:
     conn = Connection(Endpoint(st.url), st.timeout_s)
-    salt = f"copy{copy}" if copy else ""
+    salt = f"copy{copy}" if copy and st.private_copies else ""
+    start = 0 if st.private_copies else copy * len(lane.requests) // copies
+    order = list(enumerate(lane.requests))
+    order = order[start:] + order[:start]
     try:
         first = True
         while True:
-            for n, req in enumerate(lane.requests):
+            for n, req in order:
                 if deadline is not None and time.perf_counter() >= deadline:
                     return
                 if not first:
@@ -109,8 +117,10 @@ async def _lane(lane: Lane, copy: int, workload: Workload, st: Settings,
                 first = False
                 text = prompt(req, workload.block_size, salt=salt, shared=workload.shared_ids,
                               unique=f"{lane.name}:{n}")
-                results.append(await conn.chat(st.model, text, req.output_length,
-                                               stream=req.stream, extra=st.extra))
+                result = await conn.chat(st.model, text, req.output_length,
+                                         stream=req.stream, extra=st.extra)
+                result.sent_tokens = req.input_length
+                results.append(result)
             if deadline is None:
                 return
     finally:
@@ -125,7 +135,8 @@ async def run_step(workload: Workload, st: Settings, concurrency: int, energy: E
     t0 = time.perf_counter()
     deadline = t0 + st.duration_s if st.duration_s else None
     lanes = [workload.lanes[i % len(workload.lanes)] for i in range(concurrency)]
-    await asyncio.gather(*(_lane(lane, i // len(workload.lanes), workload, st, think,
+    copies = -(-concurrency // len(workload.lanes))
+    await asyncio.gather(*(_lane(lane, i // len(workload.lanes), copies, workload, st, think,
                                  deadline, results) for i, lane in enumerate(lanes)))
     seconds = time.perf_counter() - t0
     after, why_after = await asyncio.to_thread(energy.read)

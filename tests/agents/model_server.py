@@ -1,4 +1,4 @@
-"""A scripted model server for the real agents' end-to-end tests, on 127.0.0.1.
+"""The scripted model server of the tests, on 127.0.0.1 (one server; what it answers is a script).
 
 It speaks the three wire shapes the built-in agents use, each streamed (SSE) and not:
 - Anthropic messages (POST /v1/messages; Claude Code), usage with cache creation and reads;
@@ -11,6 +11,11 @@ tool result yet, the answer is one call of that tool running `command`; after th
 tool offered) it is `final_text`. Every request is recorded, and so is the usage of every
 answer (`sent`), so that a test can compare what the gate metered with what was sent.
 Each answer's usage is distinct (a counter is added), so a double count or a lost answer shows.
+
+Other scripts change the chat completions answer only: `Words` (the demo's fixed streamed
+answer and usage) and, in tests/replay/model_server.py, `Lengths` (answers of the asked length
+with a GPU-like timing and a prefix cache, for the record and replay tests). A script's `chat`
+returns the answer; its `pace(srv, i)` waits before piece i (0: before the first).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,6 +32,13 @@ from typing import Any
 MODEL = "scripted-model-1"
 COMMAND = "echo hi > proof.txt"
 FINAL_TEXT = "Done: proof.txt holds the word hi."
+
+# The demo agent's review (tests/agents/test_demo_e2e.py): its words and usage, as
+# vLLM and llama.cpp send them when stream_options.include_usage is set.
+DEMO_MODEL = "demo-model-7b"
+DEMO_WORDS = ["The ", "fix ", "guards ", "the ", "empty ", "list; ", "median ", "is ", "tested."]
+DEMO_USAGE = {"prompt_tokens": 42, "completion_tokens": len(DEMO_WORDS),
+              "total_tokens": 42 + len(DEMO_WORDS)}
 
 # Shell tools the agents offer, and the arguments each takes for one command line.
 SHELL_TOOLS = {
@@ -54,43 +67,94 @@ class Recorded:
 
 
 @dataclass
-class Script:
-    command: str = COMMAND
-    final_text: str = FINAL_TEXT
+class ChatAnswer:
+    message: dict  # the assistant message (content or tool_calls)
+    finish: str
+    usage: dict
+    pieces: list[str]  # the content as streamed, one chunk each
 
 
 @dataclass
-class ModelServer:
-    script: Script = field(default_factory=Script)
-    requests: list[Recorded] = field(default_factory=list)
-    sent: list[Sent] = field(default_factory=list)
+class Script:
+    command: str = COMMAND
+    final_text: str = FINAL_TEXT
+    stream_usage: bool = True  # False: no usage chunk, whatever the request asks (llama-cpp-python)
 
-    def __post_init__(self) -> None:
+    def chat(self, srv: ModelServer, body: dict) -> ChatAnswer:
+        message, finish, usage = chat_answer(srv, body)
+        pieces = [w + " " for w in (message.get("content") or "").split(" ")] \
+            if message.get("content") else []
+        return ChatAnswer(message, finish, usage, pieces)
+
+    def pace(self, srv: ModelServer, piece: int) -> None:
+        """No waiting: answers come as fast as the server writes them."""
+
+    def on_load(self, active: int) -> None:
+        """Told the number of answers being served whenever it changes."""
+
+
+@dataclass
+class Words(Script):
+    """One fixed streamed answer with one fixed usage, whatever is asked (the demo's)."""
+
+    words: list[str] = field(default_factory=list)
+    usage: dict = field(default_factory=dict)
+
+    def chat(self, srv: ModelServer, body: dict) -> ChatAnswer:
+        return ChatAnswer({"role": "assistant", "content": "".join(self.words)}, "stop",
+                          dict(self.usage), list(self.words))
+
+
+class ModelServer:
+    def __init__(self, script: Script | None = None, *, model: str = MODEL) -> None:
+        self.script = script or Script()
+        self.model = model
+        self.requests: list[Recorded] = []
+        self.sent: list[Sent] = []
+        self.active = self.max_active = 0  # answers being served, now and at most
         self._count = itertools.count(1)
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> ModelServer:
+    @property
+    def v1(self) -> str:
+        """The OpenAI-compatible base URL."""
+        return f"{self.url}/v1"
+
+    def start(self) -> ModelServer:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
 
+    def __enter__(self) -> ModelServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def load(self, delta: int) -> None:
+        with self.lock:
+            self.active += delta
+            self.max_active = max(self.max_active, self.active)
+            self.script.on_load(self.active)
+
     def next_n(self) -> int:
-        with self._lock:
+        with self.lock:
             return next(self._count)
 
     def record_usage(self, api: str, stream: bool, usage: dict[str, Any]) -> None:
-        with self._lock:
+        with self.lock:
             self.sent.append(Sent(api, stream, usage))
 
     def posts(self, suffix: str = "") -> list[Recorded]:
@@ -141,10 +205,11 @@ def anthropic_answer(srv: ModelServer, body: dict) -> tuple[list[dict], str, dic
     return [{"type": "text", "text": srv.script.final_text}], "end_turn", usage
 
 
-def anthropic_events(content: list[dict], stop: str, usage: dict) -> list[tuple[str, dict]]:
+def anthropic_events(content: list[dict], stop: str, usage: dict, model: str = MODEL
+                     ) -> list[tuple[str, dict]]:
     start_usage = {**usage, "output_tokens": 1}
     events: list[tuple[str, dict]] = [("message_start", {"type": "message_start", "message": {
-        "id": "msg_scripted", "type": "message", "role": "assistant", "model": MODEL,
+        "id": "msg_scripted", "type": "message", "role": "assistant", "model": model,
         "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage}})]
     for i, block in enumerate(content):
         if block["type"] == "text":
@@ -181,19 +246,20 @@ def chat_answer(srv: ModelServer, body: dict) -> tuple[dict, str, dict]:
     return {"role": "assistant", "content": srv.script.final_text}, "stop", usage
 
 
-def chat_chunks(message: dict, finish: str, usage: dict, with_usage: bool) -> list[dict]:
+def chat_chunks(answer: ChatAnswer, with_usage: bool, model: str = MODEL) -> list[dict]:
+    """The stream after the role chunk: tool calls or one chunk per piece, the finish, and
+    the usage when asked for."""
     base = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": MODEL}
-    chunks = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
-    if message.get("tool_calls"):
-        calls = [{"index": i, **c} for i, c in enumerate(message["tool_calls"])]
-        chunks.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": calls}}]})
+            "model": model}
+    if answer.message.get("tool_calls"):
+        calls = [{"index": i, **c} for i, c in enumerate(answer.message["tool_calls"])]
+        chunks = [{**base, "choices": [{"index": 0, "delta": {"tool_calls": calls}}]}]
     else:
-        for word in message["content"].split(" "):
-            chunks.append({**base, "choices": [{"index": 0, "delta": {"content": word + " "}}]})
-    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        chunks = [{**base, "choices": [{"index": 0, "delta": {"content": piece}}]}
+                  for piece in answer.pieces]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": answer.finish}]})
     if with_usage:
-        chunks.append({**base, "choices": [], "usage": usage})
+        chunks.append({**base, "choices": [], "usage": answer.usage})
     return chunks
 
 
@@ -238,14 +304,15 @@ def responses_answer(srv: ModelServer, body: dict) -> tuple[list[dict], dict]:
              "content": [{"type": "output_text", "text": srv.script.final_text, "annotations": []}]}], usage
 
 
-def responses_object(output: list[dict], usage: dict | None, status: str) -> dict:
+def responses_object(output: list[dict], usage: dict | None, status: str, model: str = MODEL
+                     ) -> dict:
     return {"id": "resp_scripted", "object": "response", "created_at": int(time.time()),
-            "status": status, "model": MODEL, "output": output, "usage": usage}
+            "status": status, "model": model, "output": output, "usage": usage}
 
 
-def responses_events(output: list[dict], usage: dict) -> list[tuple[str, dict]]:
+def responses_events(output: list[dict], usage: dict, model: str = MODEL) -> list[tuple[str, dict]]:
     events: list[tuple[str, dict]] = [("response.created", {
-        "type": "response.created", "response": responses_object([], None, "in_progress")})]
+        "type": "response.created", "response": responses_object([], None, "in_progress", model)})]
     for i, item in enumerate(output):
         events.append(("response.output_item.added", {"type": "response.output_item.added",
                                                       "output_index": i, "item": item}))
@@ -256,7 +323,7 @@ def responses_events(output: list[dict], usage: dict) -> list[tuple[str, dict]]:
         events.append(("response.output_item.done", {"type": "response.output_item.done",
                                                      "output_index": i, "item": item}))
     events.append(("response.completed", {"type": "response.completed",
-                                          "response": responses_object(output, usage, "completed")}))
+                                          "response": responses_object(output, usage, "completed", model)}))
     return events
 
 
@@ -281,7 +348,7 @@ def _handler(srv: ModelServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _sse(self, events: list[tuple[str | None, Any]]) -> None:
+        def _sse(self, events: Iterable[tuple[str | None, Any]]) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
@@ -307,7 +374,7 @@ def _handler(srv: ModelServer) -> type[BaseHTTPRequestHandler]:
             path = self.path.split("?")[0].rstrip("/")
             if path.endswith("/models"):
                 self._json(200, {"object": "list", "data": [
-                    {"id": MODEL, "object": "model", "type": "model", "display_name": MODEL}]})
+                    {"id": srv.model, "object": "model", "type": "model", "display_name": srv.model}]})
             else:
                 self._json(404, {"error": {"type": "not_found", "message": f"no {path} here"}})
 
@@ -337,35 +404,54 @@ def _handler(srv: ModelServer) -> type[BaseHTTPRequestHandler]:
             stream = bool(body.get("stream"))
             srv.record_usage("anthropic", stream, usage)
             if stream:
-                self._sse(anthropic_events(content, stop, usage))
+                self._sse(anthropic_events(content, stop, usage, srv.model))
             else:
                 self._json(200, {"id": "msg_scripted", "type": "message", "role": "assistant",
-                                 "model": MODEL, "content": content, "stop_reason": stop,
+                                 "model": srv.model, "content": content, "stop_reason": stop,
                                  "stop_sequence": None, "usage": usage})
 
         def _chat(self, body: dict) -> None:
-            message, finish, usage = chat_answer(srv, body)
+            answer = srv.script.chat(srv, body)
             stream = bool(body.get("stream"))
-            if stream:
-                with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                srv.record_usage("chat", True, usage if with_usage else {})
-                chunks = chat_chunks(message, finish, usage, with_usage)
-                self._sse([(None, c) for c in chunks] + [(None, "[DONE]")])
-            else:
-                srv.record_usage("chat", False, usage)
+            with_usage = bool((body.get("stream_options") or {}).get("include_usage")) \
+                and srv.script.stream_usage
+            srv.record_usage("chat", stream, answer.usage if with_usage or not stream else {})
+            srv.load(+1)
+            try:
+                srv.script.pace(srv, 0)  # until the first piece (prefill)
+                if stream:
+                    self._sse(self._paced(answer, with_usage))
+                    return
+                for i in range(1, len(answer.pieces)):
+                    srv.script.pace(srv, i)
                 self._json(200, {"id": "chatcmpl-scripted", "object": "chat.completion",
-                                 "created": int(time.time()), "model": MODEL, "choices": [
-                                     {"index": 0, "message": message, "finish_reason": finish}],
-                                 "usage": usage})
+                                 "created": int(time.time()), "model": srv.model, "choices": [
+                                     {"index": 0, "message": answer.message,
+                                      "finish_reason": answer.finish}],
+                                 "usage": answer.usage})
+            finally:
+                srv.load(-1)
+
+        def _paced(self, answer: ChatAnswer, with_usage: bool
+                   ) -> Iterator[tuple[str | None, Any]]:
+            role = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk",
+                    "created": int(time.time()), "model": srv.model,
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+            yield None, role
+            for i, chunk in enumerate(chat_chunks(answer, with_usage, srv.model)):
+                if 0 < i < len(answer.pieces):
+                    srv.script.pace(srv, i)
+                yield None, chunk
+            yield None, "[DONE]"
 
         def _responses(self, body: dict) -> None:
             output, usage = responses_answer(srv, body)
             stream = bool(body.get("stream"))
             srv.record_usage("responses", stream, usage)
             if stream:
-                self._sse(responses_events(output, usage))
+                self._sse(responses_events(output, usage, srv.model))
             else:
-                self._json(200, responses_object(output, usage, "completed"))
+                self._json(200, responses_object(output, usage, "completed", srv.model))
 
     return Handler
 

@@ -19,7 +19,10 @@ from console.agents import demo
 from console.agents.demo import make_demo_workspace
 from tests.conftest import Daemon, needs_bwrap
 
-from .fake_model import MODEL, USAGE, WORDS, FakeModel
+from .model_server import DEMO_MODEL as MODEL
+from .model_server import DEMO_USAGE as USAGE
+from .model_server import DEMO_WORDS as WORDS
+from .model_server import ModelServer, Words
 from .real_harness import Person
 
 pytestmark = needs_bwrap
@@ -108,10 +111,10 @@ def hand_over(ws: Path, backend: str) -> None:
 
 
 @pytest.fixture
-def model_server(home: Path) -> Iterator[FakeModel]:
+def model_server(home: Path) -> Iterator[ModelServer]:
     """A model server on the host, metered and allowed for the demo profile. Written before
     the daemon starts (request this fixture before `daemon`)."""
-    with FakeModel() as fake:
+    with ModelServer(Words(words=WORDS, usage=USAGE), model=MODEL) as fake:
         (home / "config.toml").write_text(
             f'[gate]\ninference = ["127.0.0.1:{fake.port}"]\n\n'
             f'[profiles.demo.network]\nallow = ["127.0.0.1:{fake.port}", "{ALLOWED_HOST}"]\n')
@@ -119,7 +122,7 @@ def model_server(home: Path) -> Iterator[FakeModel]:
 
 
 def test_demo_approved_tests_denied_network_and_a_metered_model(
-        model_server: FakeModel, demo_backend: str, daemon: Daemon, workspace: Path) -> None:
+        model_server: ModelServer, demo_backend: str, daemon: Daemon, workspace: Path) -> None:
     make_demo_workspace(workspace)
     hand_over(workspace, demo_backend)
     out, run_id, person = run_demo(daemon, workspace, True,
@@ -159,9 +162,9 @@ def test_demo_approved_tests_denied_network_and_a_metered_model(
     assert tokens and tokens[0]["data"]["model"] == MODEL
 
     # The model server got a streamed request with usage asked for; the patch is on disk.
-    posts = [r for r in model_server.requests if r["method"] == "POST"]
-    assert posts and posts[0]["body"]["stream"] is True
-    assert posts[0]["body"]["stream_options"] == {"include_usage": True}
+    posts = model_server.posts()
+    assert posts and posts[0].body["stream"] is True
+    assert posts[0].body["stream_options"] == {"include_usage": True}
     check = subprocess.run([sys.executable, "-m", "unittest"], cwd=workspace,
                            capture_output=True, text=True, env={"PYTHONDONTWRITEBYTECODE": "1"})
     assert check.returncode == 0, check.stderr

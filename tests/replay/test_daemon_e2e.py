@@ -83,7 +83,7 @@ def test_record_export_replay_through_a_real_daemon(model: ScriptedModel, daemon
     assert len(trace.read_text().splitlines()) == 4
     rich = tmp_path / "rich.jsonl"
     daemon.cli("trace", "export", "--format", "pilothouse", "-o", str(rich))
-    out = daemon.cli("replay", str(rich), "--url", model.url, "--model", MODEL,
+    out = daemon.cli("replay", str(rich), "--url", model.v1, "--model", MODEL,
                      "--concurrency", "1,2,4", "--think-time", "cap=0.05", "--json",
                      timeout=120)
     steps = json.loads(out.stdout)["steps"]

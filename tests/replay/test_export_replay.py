@@ -114,6 +114,23 @@ def test_hash_ids_are_prefix_stable() -> None:
     assert set(c).isdisjoint(a)
 
 
+def test_a_partial_last_block_never_shares_an_id_with_a_full_block() -> None:
+    # 60 tokens over 300 characters: h1 spans tokens 0-19, h2 20-39. Request a (15 tokens)
+    # ends inside h1, so its second block is partial (5 tokens); request b's second block is
+    # full (10 tokens) and also ends inside h1. aiperf refuses one id at two sizes.
+    rows = [{"request_id": "a", "prompt_tokens": 15, "blocks": json.dumps([["h1", 100]])},
+            {"request_id": "b", "prompt_tokens": 45, "blocks": json.dumps([["h1", 100],
+                                                                           ["h2", 100]])}]
+    ids = HashIds(rows, block_size=10)
+    a, b = (ids.of(r, r["prompt_tokens"]) for r in rows)
+    assert a[0] == b[0] and a[1] != b[1]
+    sizes: dict[int, set[int]] = {}
+    for r, got in ((rows[0], a), (rows[1], b)):
+        for k, i in enumerate(got):
+            sizes.setdefault(i, set()).add(min(10, r["prompt_tokens"] - 10 * k))
+    assert all(len(s) == 1 for s in sizes.values()), sizes
+
+
 def trace_file(tmp_path: Path) -> Path:
     """A pilothouse trace like the export writes: two lanes, the second sharing a system
     prefix (hash ids 0, 1) with the first, lane 0 growing its own conversation."""
@@ -182,7 +199,7 @@ async def test_replay_sweep_with_energy(tmp_path: Path) -> None:
     model = ScriptedModel(itl_s=0.002, gpus=[gpu])
     try:
         wl = load(trace_file(tmp_path))
-        st = Settings(model.url, MODEL, [1, 2, 4], think="cap=0.05", price_kwh=0.30,
+        st = Settings(model.v1, MODEL, [1, 2, 4], think="cap=0.05", price_kwh=0.30,
                       price_gpu_hour=2.0, all_in_kw_per_gpu=1.2)
         steps = await run_sweep(wl, st, nvml=fake)
     finally:
@@ -208,11 +225,29 @@ async def test_replay_sweep_with_energy(tmp_path: Path) -> None:
         assert s["energy_j"] >= 100 * s["seconds"] * 0.9
 
 
+async def test_prompt_tokens_from_the_trace_when_a_stream_has_no_usage(tmp_path: Path) -> None:
+    model = ScriptedModel(itl_s=0.001)
+    model.lengths.stream_usage = False  # as llama-cpp-python's server streams
+    try:
+        wl = load(trace_file(tmp_path))
+        st = Settings(model.v1, MODEL, [1, 4], think="none", private_copies=False)
+        one, four = await run_sweep(wl, st)
+    finally:
+        model.close()
+    # Lane r/0: a streamed request (no usage: its 40 asked-for tokens count) and a whole one
+    # (the server's usage: 60); the output of the stream is counted by its content events.
+    assert (one["tokens_in"], one["tokens_out"], one["tokens_in_source"]) == \
+        (100, 9, "server+trace")
+    assert four["tokens_in"] == 272 and four["requests"] == 6
+    prompts = [p.body["messages"][0]["content"] for p in model.posts()]
+    assert len(set(prompts[2:])) == 3  # copies sent the same three prompts, not salted ones
+
+
 async def test_replay_cli_without_a_gpu_stores_and_reports(cli_home: Path, tmp_path: Path) -> None:
     model = ScriptedModel(itl_s=0.001)
     try:
         path = trace_file(tmp_path)
-        done = await asyncio.to_thread(cli, "replay", str(path), "--url", model.url,
+        done = await asyncio.to_thread(cli, "replay", str(path), "--url", model.v1,
                                        "--model", MODEL, "--concurrency", "1,2",
                                        "--think-time", "none", "--json")
     finally:
@@ -230,6 +265,13 @@ async def test_replay_cli_without_a_gpu_stores_and_reports(cli_home: Path, tmp_p
     assert json.loads(report.output)[0]["steps"][1]["requests"] == 3
     human = await asyncio.to_thread(cli, "replay-report")
     assert "tok/s/user" in human.output and "TTFT p50" in human.output
+    # Per agent (lane) of the trace, as recorded, kept with the sweep and reported.
+    agents = {a["lane"]: a for a in out["agents"]}
+    assert (agents["r/0"]["requests"], agents["r/0"]["tokens_in"],
+            agents["r/0"]["tokens_out"], agents["r/0"]["think_p50_s"]) == (2, 100, 9, 0.2)
+    assert (agents["r/1"]["requests"], agents["r/1"]["think_p50_s"]) == (1, None)
+    assert stored[0]["agents"] == out["agents"]
+    assert "per agent" in human.output and "r/0" in human.output
 
     down = await asyncio.to_thread(cli, "replay", str(path), "--url", "http://127.0.0.1:9/v1",
                                    "--model", MODEL, "--concurrency", "1", "--no-store")
@@ -238,6 +280,20 @@ async def test_replay_cli_without_a_gpu_stores_and_reports(cli_home: Path, tmp_p
     bad = await asyncio.to_thread(cli, "replay", str(path), "--url", "https://x.invalid/v1",
                                   "--model", MODEL)
     assert bad.exit_code == 1 and "http://HOST:PORT/v1" in bad.output
+
+
+def test_mooncake_trace_per_agent_is_one_lane_without_timings(tmp_path: Path) -> None:
+    from console.replay.summary import summarise_trace
+
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"timestamp": 0, "input_length": 40, "output_length": 5, "hash_ids": [0, 1]}\n'
+                    '{"timestamp": 900, "input_length": 60, "output_length": 4, '
+                    '"hash_ids": [0, 1, 2]}\n')
+    (lane,) = summarise_trace(path)
+    assert (lane["lane"], lane["requests"], lane["tokens_in"], lane["tokens_out"]) == \
+        ("trace", 2, 100, 9)
+    assert lane["duration_p50_ms"] is None and lane["think_p50_s"] is None
+    assert lane["prefix_reuse"] == 0.4  # two of the five blocks were sent before
 
 
 def test_chunked_framing_split_anywhere() -> None:
@@ -256,7 +312,7 @@ async def test_duration_loops_lanes_and_gpu_index_picks_the_energy(tmp_path: Pat
     model = ScriptedModel(itl_s=0.001, gpus=[busy])
     try:
         wl = load(trace_file(tmp_path))
-        st = Settings(model.url, MODEL, [1], think="none", duration_s=0.4, gpu_index=[0])
+        st = Settings(model.v1, MODEL, [1], think="none", duration_s=0.4, gpu_index=[0])
         step = (await run_sweep(wl, st, nvml=fake))[0]
     finally:
         model.close()

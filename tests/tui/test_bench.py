@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from console.paths import resolve
-from console.replay.results import store_step
+from console.replay.results import store_agents, store_step
 from console.tui.app import PilothouseApp
 from console.tui.screens.bench import BenchScreen
 from tests.tui.fixed import NOW, FixedSource
@@ -35,13 +36,28 @@ NEWER = [step(1, 62.0, 61.5, (120, 180, 240), 1.92, 0.534), step(2, 118.0, 58.0,
 OLDER = [step(1, 40.0, 40.0, (300, 350, 400), None, None), step(16, 300.0, 19.0, (900, 1500, 2100), None, None)]
 
 
+def agent(lane: str, reqs: int, tin: int, cached: int, tout: int, think: float | None,
+          ttft: float, reuse: float) -> dict[str, Any]:
+    """A lane as summarise_trace (console/replay/summary.py) returns it."""
+    return {"lane": lane, "run_id": lane.split("/")[0], "profile": "claude", "requests": reqs,
+            "errors": 0, "tokens_in": tin, "tokens_cached": cached, "tokens_out": tout,
+            "ttft_p50_ms": ttft, "ttft_p90_ms": ttft * 2, "duration_p50_ms": 900.0,
+            "duration_p90_ms": 1800.0, "think_p50_s": think, "tok_s_out_answering": 40.0,
+            "prefix_reuse": reuse}
+
+
+AGENTS = [agent("01JD8ZQ5K3R7W2M4XN6Y/0", 41, 612345, 480000, 9876, 4.2, 310, 0.78),
+          agent("01JD8ZQ5K3R7W2M4XN6Y/1", 7, 52000, 31000, 1404, None, 280, 0.6)]
+
+
 def bench_app(tmp_path: Path) -> PilothouseApp:
     paths = resolve(tmp_path / "home")
     db = paths.data_dir / "replay.db"
     for sweep_id, steps in (("20260101-000000-aaaaaa", OLDER), ("20260101-000100-bbbbbb", NEWER)):
         for s in steps:
             store_step(db, sweep_id, s, trace="/home/dev/traces/claude.jsonl",
-                       url="http://127.0.0.1:8000/v1", model="qwen-7b")
+                       url="http://127.0.0.1:8000/v1", model="qwen-7b", ts=NOW)
+    store_agents(db, "20260101-000100-bbbbbb", AGENTS)
     return PilothouseApp(paths, source=FixedSource(), clock=lambda: NOW,  # type: ignore[arg-type]
                          desktop_notify=False)
 
@@ -83,6 +99,13 @@ async def test_the_curve_and_each_steps_figures_at_80x24(tmp_path: Path) -> None
         row8 = next(line for line in text.splitlines() if "388.0" in line)
         for figure in ("47.9", "240", "420", "777", "0.370", "0.103"):
             assert figure in row8, row8
+        # Per agent, as recorded: requests, tokens, think time, TTFT and prefix reuse.
+        lane0 = next(line for line in text.splitlines() if "01JD8ZQ5K3R…XN6Y/0" in line)
+        for figure in (" 41 ", "612,345", "480,000", "9,876", "4.2", "310", "78%"):
+            assert figure in lane0, lane0
+        lane1 = next(line for line in text.splitlines() if "01JD8ZQ5K3R…XN6Y/1" in line)
+        assert " 7 " in lane1 and "52,000" in lane1 and "n/a" in lane1 and "60%" in lane1, lane1
+        assert "Per agent (lane)" in text and max(len(line) for line in text.splitlines()) <= 80
         await pilot.press("left_square_bracket", "home")
         await pilot.pause(0.1)
         text = screen_text(app)
@@ -91,6 +114,7 @@ async def test_the_curve_and_each_steps_figures_at_80x24(tmp_path: Path) -> None
         await pilot.pause(0.1)
         text = screen_text(app)
         assert "j_per_output_token: n/a (no GPU energy readings" in text, text
+        assert "No per-agent figures for this sweep" in text, text
         assert screen.index == 1
 
 
@@ -119,3 +143,15 @@ async def test_no_results_says_how_to_get_some(tmp_path: Path) -> None:
         await pilot.pause(0.1)
         text = screen_text(app)
         assert "No replay results yet" in text and "pilothouse replay TRACE" in text, text
+
+
+def test_snapshot_at_80x24_scrolled_to_the_agents(snap_compare, tmp_path: Path) -> None:
+    async def open_bench(pilot: Pilot[None]) -> None:
+        await attached(pilot)
+        await pilot.press("b")
+        await until(pilot, lambda: isinstance(pilot.app.screen, BenchScreen)
+                    and pilot.app.screen.loaded, "the benchmark screen")
+        await pilot.press("end")
+        await pilot.pause(0.2)
+
+    assert snap_compare(bench_app(tmp_path), terminal_size=(80, 24), run_before=open_bench)

@@ -2,7 +2,8 @@
 
 The throughput-vs-interactivity curve (output tok/s per GPU against tok/s per user, one point
 per concurrency step), then per step: TTFT p50/p90/p99, J per output token and $ per million
-output tokens, with why a figure is n/a. `[` and `]` go to an older or newer sweep, r reads the
+output tokens, with why a figure is n/a; then per agent (lane) of the replayed trace, as
+recorded: requests, prompt / cached / output tokens, think time and TTFT p50. `[` and `]` go to an older or newer sweep, r reads the
 results again. The results are read from replay.db in the person's data directory, as
 `pilothouse replay-report` reads them (the replay runs in the person's own process, not the
 daemon's).
@@ -41,6 +42,14 @@ STEP_COLUMNS = (  # figure, header, format
     ("usd_per_mtok", "$/Mtok", "{:.3f}"),
 )
 
+AGENT_COLUMNS = (  # figure, header, format (lane names are cut to fit 80 columns)
+    ("requests", "reqs", "{:.0f}"), ("tokens_in", "in", "{:,.0f}"),
+    ("tokens_cached", "cached", "{:,.0f}"), ("tokens_out", "out", "{:,.0f}"),
+    ("think_p50_s", "think p50 s", "{:.1f}"), ("ttft_p50_ms", "TTFT p50", "{:,.0f}"),
+    ("prefix_reuse", "reuse", "{:.0%}"),
+)
+LANE_WIDTH = 18
+
 
 def cell(value: Any, fmt: str) -> str:
     v = number(value)
@@ -53,6 +62,26 @@ def steps_table(steps: list[dict[str, Any]]) -> Table:
         table.add_column(Text(header), justify="right", no_wrap=True)
     for step in steps:
         table.add_row(*(Text(cell(step.get(k), f)) for k, _, f in STEP_COLUMNS))
+    return table
+
+
+def lane_name(name: Any) -> str:
+    """Cut in the middle: a lane is RUN/N, and N is what tells sub-agents apart."""
+    text = printable(name)
+    if len(text) <= LANE_WIDTH:
+        return text
+    tail = 6
+    return text[:LANE_WIDTH - tail - 1] + "…" + text[-tail:]
+
+
+def agents_table(agents: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, padding=(0, 0, 0, 1), show_edge=False, header_style="bold")
+    table.add_column(Text("lane"), no_wrap=True)
+    for _, header, _ in AGENT_COLUMNS:
+        table.add_column(Text(header), justify="right", no_wrap=True)
+    for agent in agents:
+        table.add_row(Text(lane_name(agent.get("lane"))),
+                      *(Text(cell(agent.get(k), f)) for k, _, f in AGENT_COLUMNS))
     return table
 
 
@@ -89,6 +118,7 @@ class BenchScreen(PilotScreen):
             yield Static(id="bench-head")
             yield Static(id="bench-curve")
             yield Static(id="bench-steps")
+            yield Static(id="bench-agents")
 
     @property
     def db(self) -> Path | None:
@@ -133,6 +163,7 @@ class BenchScreen(PilotScreen):
                 "then press r here.", style="dim"))
             self.query_one("#bench-curve", Static).update("")
             self.query_one("#bench-steps", Static).update("")
+            self.query_one("#bench-agents", Static).update("")
             return
         sweep = self.sweeps[self.index]
         steps = list(sweep.get("steps") or [])
@@ -156,3 +187,9 @@ class BenchScreen(PilotScreen):
                      "million output tokens (energy + GPU-hours)", style="dim")
         self.query_one("#bench-steps", Static).update(Group(steps_table(steps), units,
                                                             missing_text(steps)))
+        agents = list(sweep.get("agents") or [])
+        title = Text("Per agent (lane) in the replayed trace, as recorded", style="bold")
+        self.query_one("#bench-agents", Static).update(Group(
+            title, agents_table(agents), Text("in, cached, out: tokens · TTFT in ms", style="dim"))
+            if agents else Text("\nNo per-agent figures for this sweep (replayed before they "
+                                "were kept).", style="dim"))
