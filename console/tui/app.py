@@ -15,7 +15,7 @@ from typing import Any
 
 from textual import work
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.signal import Signal
 
@@ -28,6 +28,7 @@ from console.tui.link import Connected, DaemonEvent, DaemonLink, Disconnected, P
 from console.tui.notify import Notifier
 from console.tui.saving import save_folder
 from console.tui.screens.approval import ApprovalScreen, decision_toast
+from console.tui.screens.base import PilotScreen
 from console.tui.screens.bench import BenchScreen
 from console.tui.screens.dashboard import DashboardScreen
 from console.tui.screens.dialogs import ConfirmScreen, stop_text
@@ -39,7 +40,9 @@ from console.tui.screens.run_detail import RunScreen
 from console.tui.screens.start_run import StartRunScreen
 from console.tui.state import Change, ConsoleState
 from widgets.format import printable, use_monochrome
-from widgets.tables import summary
+from widgets.keyed_table import KeyedTable
+from widgets.output_log import OutputLog
+from widgets.tables import ApprovalInbox, summary
 
 
 class PilothouseApp(App[None]):
@@ -367,7 +370,8 @@ def run_app(paths: Paths, config_file: Path | None) -> None:
     problems: list[str] = []
     try:
         config = load(config_file or paths.config_file)
-        keys, problems = check_keymap(dict(config.keys), [Path(f) for f in config.files])
+        keys, problems = check_keymap(dict(config.keys), [Path(f) for f in config.files],
+                                       binding_scopes())
     except ConfigError as exc:
         problems = [f"{exc}\nusing the default keys"]
     except OSError as exc:
@@ -375,3 +379,20 @@ def run_app(paths: Paths, config_file: Path | None) -> None:
     app = PilothouseApp(paths, config_file, keys=keys)
     app.startup_problems.extend(problems)
     app.run()
+
+
+def binding_scopes() -> dict[str, list[BindingType]]:
+    """Where bindings are active together: each screen with the widgets it holds (a key remap
+    must not clash within one)."""
+    app = list(PilothouseApp.BINDINGS)
+    base = list(PilotScreen.BINDINGS)
+    table = list(KeyedTable.BINDINGS)
+    return {
+        "dashboard": app + base + list(DashboardScreen.BINDINGS) + table + list(ApprovalInbox.BINDINGS),
+        "run": app + base + list(RunScreen.BINDINGS) + list(OutputLog.BINDINGS),
+        "approval": app + base + list(ApprovalScreen.BINDINGS),
+        "history": app + base + list(HistoryScreen.BINDINGS) + table,
+        "policy": app + base + list(PolicyScreen.BINDINGS) + table,
+        "GPU": app + base + list(GpuScreen.BINDINGS) + table,
+        "benchmark": app + base + list(BenchScreen.BINDINGS),
+    }

@@ -20,35 +20,6 @@ if TYPE_CHECKING:
 _HEADER = re.compile(r"^\s*\[\s*([^\]\[]+?)\s*\]\s*(?:#.*)?$")
 
 
-def _scopes() -> dict[str, list[BindingType]]:
-    """Where bindings are active together: each screen with the widgets it holds."""
-    from console.tui.app import PilothouseApp
-    from console.tui.screens.approval import ApprovalScreen
-    from console.tui.screens.base import PilotScreen
-    from console.tui.screens.bench import BenchScreen
-    from console.tui.screens.dashboard import DashboardScreen
-    from console.tui.screens.gpu import GpuScreen
-    from console.tui.screens.history import HistoryScreen
-    from console.tui.screens.policy import PolicyScreen
-    from console.tui.screens.run_detail import RunScreen
-    from widgets.keyed_table import KeyedTable
-    from widgets.output_log import OutputLog
-    from widgets.tables import ApprovalInbox
-
-    app = list(PilothouseApp.BINDINGS)
-    base = list(PilotScreen.BINDINGS)
-    table = list(KeyedTable.BINDINGS)
-    return {
-        "dashboard": app + base + list(DashboardScreen.BINDINGS) + table + list(ApprovalInbox.BINDINGS),
-        "run": app + base + list(RunScreen.BINDINGS) + list(OutputLog.BINDINGS),
-        "approval": app + base + list(ApprovalScreen.BINDINGS),
-        "history": app + base + list(HistoryScreen.BINDINGS) + table,
-        "policy": app + base + list(PolicyScreen.BINDINGS) + table,
-        "GPU": app + base + list(GpuScreen.BINDINGS) + table,
-        "benchmark": app + base + list(BenchScreen.BINDINGS),
-    }
-
-
 def _keys_of(binding: Binding, remap: dict[str, str]) -> list[str]:
     keys = remap.get(binding.id, binding.key) if binding.id else binding.key
     return [k.strip() for k in keys.split(",") if k.strip()]
@@ -73,12 +44,14 @@ def remap_line(files: list[Path], action: str) -> tuple[Path | None, int | None]
     return found
 
 
-def check_keymap(keys: dict[str, str], files: list[Path]) -> tuple[dict[str, str], list[str]]:
-    """The remaps that can be used, and why each other one was refused."""
+def check_keymap(keys: dict[str, str], files: list[Path],
+                 scopes: dict[str, list[BindingType]]) -> tuple[dict[str, str], list[str]]:
+    """The remaps that can be used, and why each other one was refused. `scopes`: where
+    bindings are active together (the app's binding_scopes())."""
     accepted = dict(keys)
     problems: list[str] = []
     for action, key in keys.items():
-        for scope, bindings in _scopes().items():
+        for scope, bindings in scopes.items():
             others = [b for b in bindings if isinstance(b, Binding)]
             if not any(b.id == action for b in others):
                 continue

@@ -77,15 +77,16 @@ async def test_help_lists_this_screens_keys_first_and_shows_keys_literally() -> 
 
 
 def test_a_conflicting_key_remap_is_refused_with_file_line_and_both_actions(tmp_path: Path) -> None:
+    from console.tui.app import binding_scopes
     from console.tui.keys import check_keymap
 
     config = tmp_path / "config.toml"
     config.write_text('[defaults]\nsandbox = "auto"\n\n[keys]\nhistory = "s"\n')
-    keys, problems = check_keymap({"history": "s"}, [config])
+    keys, problems = check_keymap({"history": "s"}, [config], binding_scopes())
     assert keys == {}
     assert problems and f"{config}:5" in problems[0], problems
     assert "history" in problems[0] and "start_run" in problems[0]
-    keys, problems = check_keymap({"history": "ctrl+h"}, [config])
+    keys, problems = check_keymap({"history": "ctrl+h"}, [config], binding_scopes())
     assert keys == {"history": "ctrl+h"} and not problems
 
 
