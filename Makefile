@@ -53,7 +53,7 @@ docker-up:
 	@if command -v dockerd >/dev/null && ! docker info >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "starting dockerd (log: /tmp/pilothouse-dockerd.log)"; \
-	    nohup dockerd >/tmp/pilothouse-dockerd.log 2>&1 & \
+	    setsid nohup dockerd >/tmp/pilothouse-dockerd.log 2>&1 < /dev/null & \
 	    for i in $$(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done; \
 	    docker info >/dev/null 2>&1 || { echo "dockerd did not come up; see /tmp/pilothouse-dockerd.log"; tail -5 /tmp/pilothouse-dockerd.log; }; \
 	  else \
