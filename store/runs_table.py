@@ -32,3 +32,18 @@ def runs_in_states(conn: Any, states: Sequence[str]) -> list[tuple[str, str]]:
 
 def mark_lost(conn: Any, run_id: str, ended_at: float) -> None:
     conn.execute("UPDATE runs SET state = 'lost', ended_at = ? WHERE id = ?", (ended_at, run_id))
+
+
+def write_run_totals(conn: Any, rows: list[tuple[Any, ...]], adds: list[tuple[Any, ...]]) -> None:
+    """(tokens_in, tokens_out, energy_j, cost, id): `rows` replace a run's totals, `adds` are
+    added to them (energy attributed after the run's row was final)."""
+    conn.executemany("UPDATE runs SET tokens_in = ?, tokens_out = ?, energy_j = ?, cost = ? "
+                     "WHERE id = ?", rows)
+    conn.executemany("UPDATE runs SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?, "
+                     "energy_j = energy_j + ?, cost = cost + ? WHERE id = ?", adds)
+
+
+def run_totals(conn: Any, run_id: str) -> tuple[Any, ...] | None:
+    """(tokens_in, tokens_out, energy_j, cost) of one run, None if it has no row."""
+    return conn.execute("SELECT tokens_in, tokens_out, energy_j, cost FROM runs WHERE id = ?",
+                        (run_id,)).fetchone()

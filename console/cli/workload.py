@@ -236,10 +236,11 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
     """Replay a recorded trace against a local server, step by step, with energy."""
     import asyncio
 
-    from console.replay import results, workload
+    from console.replay import workload
     from console.replay.client import ClientError, Endpoint
     from console.replay.summary import summarise_trace
     from console.replay.sweep import Settings, run_sweep, think_policy
+    from store import replay_results as results
 
     try:
         wl = workload.load(trace_file, block_size)
@@ -287,7 +288,7 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
 @friendly
 def replay_report(c: Context, sweep_id: str | None, limit: int) -> None:
     """Stored replay sweeps: every figure per step, newest sweep first."""
-    from console.replay.results import sweeps
+    from store.replay_results import sweeps
 
     found = sweeps(c.paths.data_dir / "replay.db", sweep_id, limit)
     if sweep_id and not found:

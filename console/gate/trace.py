@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.gate.usage import Usage
+from store.trace_requests import insert_trace_rows
 
 __all__ = ["RequestShape", "RequestTrace", "TraceRecorder", "request_shape"]
 
@@ -263,7 +264,7 @@ class TraceRecorder:
             rows, self._rows = self._rows, []
         if rows and self.writer is not None:
             try:
-                self.writer.call(lambda db: db.conn.executemany(INSERT, rows))
+                self.writer.call(lambda db: insert_trace_rows(db.conn, rows))
             except Exception as exc:  # the writer closed: the rows are lost, say so once
                 log.warning("%d trace rows not stored: %s", len(rows), exc)
 
@@ -278,13 +279,6 @@ class TraceRecorder:
         if self.bus is not None:
             with contextlib.suppress(Exception):
                 self.bus.publish(event)
-
-
-COLUMNS = ("request_id", "run_id", "profile", "lane", "start", "first_byte", "end", "think_s",
-           "method", "endpoint", "status", "model", "stream", "max_tokens", "prompt_tokens",
-           "completion_tokens", "cached_tokens", "blocks", "content")
-INSERT = (f"INSERT OR IGNORE INTO trace_requests ({', '.join(COLUMNS)}) "
-          f"VALUES ({', '.join('?' for _ in COLUMNS)})")
 
 
 def trace_row(trace: RequestTrace, shape: RequestShape, usage: Usage | None,

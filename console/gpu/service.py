@@ -29,6 +29,7 @@ from console.gpu.energy import WINDOW_S, EnergyLedger, cost_usd
 from console.gpu.nvml import GpuSample, NvmlSampler, Tick
 from console.gpu.scrape import Scraper
 from console.gpu.views import LABELS, gpu_view, present, round_figure
+from store.runs_table import run_totals, write_run_totals
 
 log = logging.getLogger("pilothouse.gpu")
 
@@ -287,7 +288,7 @@ class GpuService:
                                log.warning("GPU totals not stored: %s", t.exception()))
 
     async def _write_totals(self, only: set[str] | None) -> None:
-        """UPDATE runs SET tokens_in, tokens_out, energy_j, cost for runs that changed."""
+        """Store the tokens, energy and cost of the runs that changed."""
         now = self._clock()
         rows, adds = [], []
         for run_id in list(self.ledger.runs):
@@ -312,16 +313,9 @@ class GpuService:
         if not rows and not adds:
             return
 
-        def update(db: Any) -> None:
-            db.conn.executemany(
-                "UPDATE runs SET tokens_in = ?, tokens_out = ?, energy_j = ?, cost = ? "
-                "WHERE id = ?", rows)
-            db.conn.executemany(
-                "UPDATE runs SET tokens_in = tokens_in + ?, tokens_out = tokens_out + ?, "
-                "energy_j = energy_j + ?, cost = cost + ? WHERE id = ?", adds)
-
         try:
-            await asyncio.wrap_future(self.writer.call(update))
+            await asyncio.wrap_future(
+                self.writer.call(lambda db: write_run_totals(db.conn, rows, adds)))
         except Exception:
             for row in rows:  # not stored: write these again next time
                 self._written.pop(row[-1], None)
@@ -442,11 +436,7 @@ class GpuService:
         if live["found"]:
             return live
 
-        def read(db: Any) -> Any:
-            return db.conn.execute("SELECT tokens_in, tokens_out, energy_j, cost FROM runs "
-                                   "WHERE id = ?", (run_id,)).fetchone()
-
-        row = await asyncio.wrap_future(self.writer.call(read))
+        row = await asyncio.wrap_future(self.writer.call(lambda db: run_totals(db.conn, run_id)))
         if row is None:
             return live
         tin, tout, energy_j, cost = (row[0] or 0, row[1] or 0, row[2] or 0.0, row[3] or 0.0)

@@ -25,6 +25,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from store.trace_requests import load_trace_rows
+
 FORMATS = ("mooncake", "pilothouse")
 BLOCK_SIZE = 512
 
@@ -32,20 +34,7 @@ BLOCK_SIZE = 512
 def load_rows(db: Any, *, run_id: str | None = None, profile: str | None = None,
               since: float | None = None) -> list[dict[str, Any]]:
     """Trace rows, oldest first, from a sqlite_utils Database (read-only is enough)."""
-    where, args = ["1 = 1"], []
-    if run_id:
-        where.append("run_id = ?")
-        args.append(run_id)
-    if profile:
-        where.append("profile = ?")
-        args.append(profile)
-    if since is not None:
-        where.append("start >= ?")
-        args.append(since)
-    cur = db.conn.execute(f"SELECT * FROM trace_requests WHERE {' AND '.join(where)} "
-                          "ORDER BY start, id", args)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return load_trace_rows(db.conn, run_id=run_id, profile=profile, since=since)
 
 
 def _output_length(row: dict[str, Any]) -> int:

@@ -15,12 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from console.cli.main import main
-from console.replay import results
 from console.replay.client import Result
 from console.replay.export import HashIds
 from console.replay.figures import percentile, step_figures
 from console.replay.sweep import Settings, run_sweep, think_policy
 from console.replay.workload import TraceError, load, prompt
+from store import replay_results as results
 from store.writer import StoreWriter
 from tests.gpu.fake_nvml import FakeGpu, FakeNvml
 from tests.replay.conftest import Through, chat, settle

@@ -10,9 +10,9 @@ import pytest
 from textual.pilot import Pilot
 
 from console.paths import resolve
-from console.replay.results import store_agents, store_step
 from console.tui.app import PilothouseApp
 from console.tui.screens.bench import BenchScreen
+from store.replay_results import store_agents, store_step
 from tests.tui.fixed import NOW, FixedSource
 from tests.tui.screen import attached, screen_text, until
 

@@ -27,8 +27,8 @@ from textual.events import Resize
 from textual.widget import Widget
 from textual.widgets import Static
 
-from console.replay.results import sweeps
 from console.tui.screens.base import PilotScreen
+from store.replay_results import sweeps
 from widgets.curve import curve
 from widgets.format import printable
 from widgets.plot import number
