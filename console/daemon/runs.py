@@ -35,6 +35,7 @@ from console.sandbox.base import (
     SandboxSpec,
     prepare_run_dir,
     remove_run_dir,
+    sandbox_python,
     sweep_removed,
 )
 from store.runs_table import mark_lost, run_id_taken, runs_in_states, upsert_run
@@ -181,7 +182,8 @@ class RunManager:
         # must not exist. The run folder is filled meanwhile (in a thread: a dozen small files
         # wait on the file system's journal as the commit waits on the disk); nothing runs yet.
         setup_notes, _row = await asyncio.gather(
-            asyncio.to_thread(prepare_run_dir, run_dir),
+            asyncio.to_thread(prepare_run_dir, run_dir,
+                              interpreter=sandbox_python(backend.name)),
             self.writer.acommit(
                 "run.started",
                 run_id=run_id,

@@ -150,12 +150,15 @@ def mask_source(run_dir: Path, kind: str, content: str = "") -> Path:
     return path
 
 
-def prepare_run_dir(run_dir: Path, helper_src: Path | None = None) -> list[str]:
+def prepare_run_dir(run_dir: Path, helper_src: Path | None = None, *,
+                    interpreter: str | None = None) -> list[str]:
     """Fill a run folder with what the sandbox sees at /run/pilothouse/bin.
 
     Writes bin/inside.py (a copy, so a package upgrade mid-run changes nothing inside) and one
-    sh wrapper per helper command. Returns notes for the run's first output lines (empty when
-    all is well). The folder is made 0755 so a container running as another uid can traverse
+    wrapper per helper command: a Python script whose first line names `interpreter` where the
+    backend knows the path of the sandbox's python3 (bubblewrap shows the host's /usr), else an
+    sh wrapper that finds python3 on PATH and says so when there is none. Returns notes for
+    the run's first output lines (empty when all is well). The folder is made 0755 so a container running as another uid can traverse
     it; the runs folder above it stays 0700, so other host users still cannot.
     """
     import shutil
@@ -176,27 +179,53 @@ def prepare_run_dir(run_dir: Path, helper_src: Path | None = None) -> list[str]:
         notes.append(f"helper {src} is missing: ph-ask, ph-guard and ph-claude-hook are absent")
     for cmd in HELPER_COMMANDS:
         wrapper = bin_dir / cmd
-        wrapper.write_text(
-            "#!/bin/sh\n"
-            "# Written by pilothouse: the in-sandbox helper needs a python3 on PATH.\n"
-            "if ! command -v python3 >/dev/null 2>&1; then\n"
-            f"  echo '{cmd}: {NO_PYTHON_NOTE}' >&2\n"
-            "  exit 127\n"
-            "fi\n"
-            # ${0%/*}: the wrapper's own folder, so the same file works in a sandbox
-            # (/run/pilothouse/bin) and for sandbox = "none" (the run folder on the host).
-            # -S -E: the helper is standard library only, so no site-packages scan and no
-            # PYTHON* variables from the agent (about 5 ms of every hook call). Imported, not
-            # run as a script, so its compiled form (write_helper_pyc) is used: a script is
-            # compiled again on every call. The path has the helper's folder and no ''.
-            f'exec python3 -S -E -c "{HELPER_LOADER}" "${{0%/*}}/inside.py" {cmd} "$@"\n'
-        )
+        wrapper.write_text(direct_wrapper(cmd, interpreter) if interpreter else sh_wrapper(cmd))
         os.chmod(wrapper, 0o755)
     # The demo agent (bin/demo.py, bin/ph-demo-agent) and the agents' HOME settings files.
     from console.agents import install_run_files
 
     notes.extend(install_run_files(run_dir))
     return notes
+
+
+def sh_wrapper(cmd: str) -> str:
+    """A helper command for a sandbox whose python3 is wherever PATH finds it (a container)."""
+    return (
+        "#!/bin/sh\n"
+        "# Written by pilothouse: the in-sandbox helper needs a python3 on PATH.\n"
+        "if ! command -v python3 >/dev/null 2>&1; then\n"
+        f"  echo '{cmd}: {NO_PYTHON_NOTE}' >&2\n"
+        "  exit 127\n"
+        "fi\n"
+        # ${0%/*}: the wrapper's own folder, so the same file works in a sandbox
+        # (/run/pilothouse/bin) and for sandbox = "none" (the run folder on the host).
+        # -S -E: the helper is standard library only, so no site-packages scan and no
+        # PYTHON* variables from the agent (about 5 ms of every hook call). Imported, not
+        # run as a script, so its compiled form (write_helper_pyc) is used: a script is
+        # compiled again on every call. The path has the helper's folder and no ''.
+        f'exec python3 -S -E -c "{HELPER_LOADER}" "${{0%/*}}/inside.py" {cmd} "$@"\n'
+    )
+
+
+def direct_wrapper(cmd: str, interpreter: str) -> str:
+    """A helper command that starts Python without a shell in front (about 1 ms of every hook
+    call): -SE as in the sh wrapper; sys.path[0] is the script's own folder, where inside.py
+    and its compiled form lie, and the path keeps no '' or '.'."""
+    return (f"#!{interpreter} -SE\n"
+            "# Written by pilothouse: the in-sandbox helper, started without a shell.\n"
+            "import sys\n"
+            "d = sys.path[0]\n"
+            "sys.path[:] = [d] + [p for p in sys.path[1:] if p not in ('', '.', d)]\n"
+            "import inside\n"
+            f"sys.exit(inside.main([{cmd!r}, *sys.argv[1:]]))\n")
+
+
+def sandbox_python(backend: str) -> str | None:
+    """The python3 a helper wrapper can name directly: under bubblewrap (the host's /usr, read-
+    only) and with no sandbox, the host's; in a container, unknown (the sh wrapper finds one)."""
+    if backend in ("bwrap", "none") and os.access("/usr/bin/python3", os.X_OK):
+        return "/usr/bin/python3"
+    return None
 
 
 HELPER_LOADER = ("import sys; d = sys.argv[1].rpartition('/')[0]; "

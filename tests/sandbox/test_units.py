@@ -246,3 +246,26 @@ def test_select_none_is_marked():
     from console.sandbox.choose import choose_backend
 
     assert choose_backend("none", None).name == "none"
+
+
+def test_direct_wrappers_start_the_helper_without_a_shell(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    helper = tmp_path / "inside.py"
+    helper.write_text("import sys\n\ndef main(argv):\n"
+                      "    print(argv, sys.flags.no_site, sys.flags.ignore_environment,\n"
+                      "          '' in sys.path or '.' in sys.path)\n    return 3\n")
+    rd = tmp_path / "run"
+    assert prepare_run_dir(rd, helper, interpreter=sys.executable) == []
+    # A module named like the helper in the agent's working folder is never the one imported.
+    planted = tmp_path / "cwd"
+    planted.mkdir()
+    (planted / "inside.py").write_text("def main(argv):\n    print('planted')\n    return 0\n")
+    for cmd in ("ph-ask", "ph-guard", "ph-claude-hook"):
+        w = rd / "bin" / cmd
+        assert w.read_text().startswith(f"#!{sys.executable} -SE\n")
+        done = subprocess.run([str(w), "exec", "--", "ls"], capture_output=True, text=True,
+                              cwd=planted, env={"PYTHONPATH": str(planted)}, timeout=30)
+        assert done.returncode == 3, done.stderr
+        assert done.stdout.strip() == f"[{cmd!r}, 'exec', '--', 'ls'] 1 1 False"
