@@ -8,14 +8,16 @@ Without it, the platformdirs locations of the user are used.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 APP = "pilothouse"
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(NamedTuple):
+    """Where state lives (a NamedTuple, not a dataclass: every CLI start imports this, and
+    dataclasses brings inspect)."""
+
     data_dir: Path  # database and HMAC key
     runtime_dir: Path  # operator.sock, daemon lock and pid (0700; 0750 in team mode)
     runs_dir: Path  # one folder per run: agent.sock, gate.sock

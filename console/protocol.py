@@ -14,7 +14,6 @@ without being buffered whole: inputs from inside a sandbox are hostile.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -142,19 +141,25 @@ def topic_of(kind: str) -> str:
     return kind.split(".", 1)[0]
 
 
-@dataclass
 class Failure(Exception):
-    """An expected failure, sent to the peer as an error response (never a traceback)."""
+    """An expected failure, sent to the peer as an error response (never a traceback).
 
-    code: str
-    message: str
-    hint: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
+    A plain class, not a dataclass: every CLI start imports this module, and dataclasses
+    brings inspect (a few milliseconds of each start)."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, code: str, message: str, hint: str = "",
+                 data: dict[str, Any] | None = None) -> None:
+        super().__init__(code, message, hint, data)
         # One spelling on the wire, whichever a caller wrote (`bad_message` is `bad-message`).
-        spelled = str(self.code).replace("_", "-")
-        self.code = ErrorCode(spelled) if spelled in ErrorCode._value2member_map_ else spelled
+        spelled = str(code).replace("_", "-")
+        self.code: str = ErrorCode(spelled) if spelled in ErrorCode._value2member_map_ else spelled
+        self.message = message
+        self.hint = hint
+        self.data: dict[str, Any] = {} if data is None else data
+
+    def __repr__(self) -> str:
+        return (f"Failure(code={self.code!r}, message={self.message!r}, hint={self.hint!r}, "
+                f"data={self.data!r})")
 
     def __str__(self) -> str:
         return self.message

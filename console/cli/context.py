@@ -33,13 +33,11 @@ class Context:
     def paths(self) -> Paths:
         """Where state lives; resolved on first use (`--version` and `--help` never need it)."""
         if self._paths is None:
-            import dataclasses
-
             from console import paths
 
             found = paths.resolve()
             if self.config_file is not None:
-                found = dataclasses.replace(found, config_file=self.config_file)
+                found = found._replace(config_file=self.config_file)
             self._paths = found
         return self._paths
 
