@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from console.tui.screens.run_detail import RunScreen
+from console.tui.spool import OutputSpool
 from tests.tui.fixed import NOW, FixedSource
 from tests.tui.screen import attached, screen_text, until
 from widgets.output_log import OutputLog
@@ -128,3 +129,17 @@ async def test_keys_still_work_while_flooded() -> None:
         assert log.line_count <= log.max_lines  # type: ignore[operator]
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, RunScreen), "back to the dashboard")
+
+
+def test_the_spool_counts_its_own_drops_and_the_daemons_gaps_exactly() -> None:
+    spool = OutputSpool(bound=3)
+    assert spool.put(["a", "b"], first=0)  # the first batch wakes the screen
+    assert not spool.put(["c", "d"], first=2)  # one message in flight: no second one
+    assert not spool.put(["h"], first=7)  # lines 4..6 never came (the daemon skipped them)
+    assert not spool.put(["[pilothouse] a note"])  # no number: not part of the count's base
+    lines, dropped = spool.take()
+    assert lines == ["d", "h", "[pilothouse] a note"]
+    assert dropped == 3 + 3 == spool.dropped  # a, b, c pushed out; lines 4..6 skipped
+    assert spool.total == 2 + 2 + 3 + 1 + 1
+    assert spool.put(["i"], first=8) and spool.take() == (["i"], 0)
+    assert spool.peak == spool.bound and spool.wakes == spool.takes == 2
