@@ -152,6 +152,8 @@ class Result:
     resume_ms: list[float] = field(default_factory=list)
     misses: int = 0
     cpu_percent: float = 0.0
+    daemon_cpu_percent: float = 0.0  # the daemon and the run (its children), same window
+    load: float = 0.0  # the machine's 1-minute load average at the end (others share it)
     rss_mb: list[float] = field(default_factory=list)
     lines_per_s: float = 0.0
     dropped_per_s: float = 0.0
@@ -191,6 +193,7 @@ def scenario(name: str, command: list[str], seconds: float, workdir: Path,
         time.sleep(2.0)  # let the stored output load
         proc = psutil.Process(term.proc.pid)
         cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
+        daemon_cpu0 = tree_cpu(daemon.pid)
         result = Result()
         following = True
         next_rss = t0
@@ -218,6 +221,8 @@ def scenario(name: str, command: list[str], seconds: float, workdir: Path,
             time.sleep(0.5)
         wall = time.monotonic() - t0
         result.cpu_percent = 100 * (sum(proc.cpu_times()[:2]) - cpu0) / wall
+        result.daemon_cpu_percent = 100 * (tree_cpu(daemon.pid) - daemon_cpu0) / wall
+        result.load = os.getloadavg()[0]
         result.rss_mb.append(proc.memory_info().rss / 2**20)
         last_total = total_at(term.tail())
         if first_total is not None and last_total is not None:
@@ -235,6 +240,22 @@ def scenario(name: str, command: list[str], seconds: float, workdir: Path,
             daemon.wait(20)
         except subprocess.TimeoutExpired:
             daemon.kill()
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its live descendants (the daemon, the sandbox, the run)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            total += sum(p.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
 
 
 TOTAL = re.compile(rb"([\d,]+) line\(s\) received")
@@ -296,6 +317,8 @@ def main() -> None:
             percentile(i_lat, 0.99), "<= 50 ms"),
         Row("key->screen max", max(f_lat), "ms", anchor, max(i_lat)),
         Row("console CPU (% of one core)", flood.cpu_percent, "%", anchor, idle.cpu_percent),
+        Row("daemon + run CPU (% of one core)", flood.daemon_cpu_percent, "%", anchor,
+            idle.daemon_cpu_percent),
         Row("console RSS at start", flood.rss_mb[0], "MiB", anchor, idle.rss_mb[0]),
         Row("console RSS at end", flood.rss_mb[-1], "MiB", anchor, idle.rss_mb[-1]),
         Row("console RSS max", max(flood.rss_mb), "MiB", anchor, max(idle.rss_mb)),
@@ -316,6 +339,8 @@ def main() -> None:
                 percentile(i_lat, 0.99), "<= 100 ms"),
             Row(f"console CPU, {k} flood (% of one core)", heavy.cpu_percent, "%", anchor,
                 idle.cpu_percent),
+            Row(f"daemon + run CPU, {k} flood (% of one core)", heavy.daemon_cpu_percent, "%",
+                anchor, idle.daemon_cpu_percent),
             Row(f"console RSS max, {k} flood", max(heavy.rss_mb), "MiB", anchor, max(idle.rss_mb)),
             Row(f"console RSS growth, 2nd half, {k} flood", heavy.rss_mb[-1] - heavy.rss_mb[mid_h],
                 "MiB", anchor, idle.rss_mb[-1] - idle.rss_mb[mid_i], "<= 5 MiB"),
@@ -328,7 +353,8 @@ def main() -> None:
                f"console in a {COLS}x{ROWS} pty)")
     print(f"# {len(flood.latencies_ms)} / {len(idle.latencies_ms)} key presses timed "
           f"({flood.misses} / {idle.misses} not seen within 5 s); {flood.skipped_batches} output "
-          f"batch(es) skipped by the daemon for a slow reader; cpus={os.cpu_count()}; "
+          f"batch(es) skipped by the daemon for a slow reader; cpus={os.cpu_count()}; load "
+          f"{flood.load:.1f} / {idle.load:.1f} (1 min, at the end); "
           f"python {sys.version.split()[0]}")
     for name, result in (("flood", flood), ("heavy", heavy), ("idle", idle)):
         if result is not None:
