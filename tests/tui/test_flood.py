@@ -6,7 +6,10 @@ the loop takes them, and the tests read what a person sees."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -143,3 +146,16 @@ def test_the_spool_counts_its_own_drops_and_the_daemons_gaps_exactly() -> None:
     assert spool.total == 2 + 2 + 3 + 1 + 1
     assert spool.put(["i"], first=8) and spool.take() == (["i"], 0)
     assert spool.peak == spool.bound and spool.wakes == spool.takes == 2
+
+
+def test_the_console_paints_at_120_frames_a_second_unless_told() -> None:
+    # Textual reads TEXTUAL_FPS once, when imported: the console's package must set it first,
+    # on the way the program takes (the CLI, then the app).
+    probe = "import console.cli.main, console.tui.app, textual.constants as c; print(c.MAX_FPS)"
+    env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_FPS"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "120"
+    told = subprocess.run([sys.executable, "-c", probe], env={**env, "TEXTUAL_FPS": "30"},
+                          capture_output=True, text=True, check=True).stdout
+    assert told.strip() == "30"

@@ -163,7 +163,9 @@ class RunScreen(PilotScreen):
         lines, dropped = self.spool.take()
         if lines or dropped:
             self.query_one(OutputLog).append(lines, dropped=dropped)
-        self._log_status(soon=True)
+        # The status line in the same frame as the lines (a frame of its own would cost the
+        # next key a wait for the frame after it).
+        self._log_status()
 
     def on_change(self, change: Change) -> None:
         if change.topic == "link" and self._lost and self.ph.state.connected:
