@@ -29,7 +29,6 @@ from widgets.panels import RunHeader
 from widgets.tables import ApprovalInbox, NetFeed, command_line
 
 MAX_LINES = 5000
-STATUS_S = 0.25
 TAIL = 2000
 FLUSH_S = 0.1  # the Log is written at most this often (one call per flush)
 
@@ -58,9 +57,7 @@ class RunScreen(PilotScreen):
         super().__init__()
         self.run_id = run_id
         self.max_lines = max_lines
-        self._status_at = 0.0
         self._lost = False
-        self._status_pending = False
         # The spool leaves room in the Log for the drop marker before what it hands over.
         self.spool = OutputSpool(max(1, max_lines - max_lines // 5))
         self._flushed_at = 0.0
@@ -214,17 +211,10 @@ class RunScreen(PilotScreen):
         self.query_one("#run-approvals").border_title = f"Approvals ({pending} pending)"
         self.query_one("#run-net").border_title = "Network"
 
-    def _log_status(self, *, soon: bool = False) -> None:
-        """The line under the output. While output streams, at most every STATUS_S."""
+    def _log_status(self) -> None:
+        """The line under the output. While output streams, once per flush (FLUSH_S)."""
         if not self.is_attached:
             return
-        now = time.monotonic()
-        if soon and now - self._status_at < STATUS_S:
-            if not self._status_pending:
-                self._status_pending = True
-                self.set_timer(STATUS_S, self._log_status)
-            return
-        self._status_at, self._status_pending = now, False
         log = self.query_one(OutputLog)
         text = log.status()
         k = self.ph.key_for
