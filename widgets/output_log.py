@@ -1,8 +1,10 @@
 """An agent's output: a bounded Log with follow/pause and a filter that counts its matches.
 
-Lines arrive already batched (one message per 50 ms from the daemon): `append` takes the whole
-batch and writes it in one call. Memory is bounded twice over: the Log keeps at most
-`max_lines`, and so does the buffer the filter and the pause redraw from.
+Lines arrive already batched (the run screen hands over what a timer collected): `append`
+takes the whole batch and writes it in one call. Memory is bounded twice over: the Log keeps at
+most `max_lines`, and so does the buffer the filter and the pause redraw from. Lines dropped
+before they got here (a flood faster than the screen draws) are shown where they were, as one
+line `⟨12,345 lines dropped⟩` (kept under a filter too), and counted in the status line.
 
 Following means the view stays on the newest line. Scrolling up (keys, page up, the mouse
 wheel) pauses: the view holds still, new lines are held and counted, and End, G, space or f
@@ -22,6 +24,7 @@ from __future__ import annotations
 import re
 from collections import deque
 
+from rich.cells import cell_len
 from rich.highlighter import Highlighter
 from rich.text import Text
 from textual import events
@@ -44,6 +47,20 @@ class MatchHighlighter(Highlighter):
             text.highlight_regex(self.pattern, style="bold reverse")
 
 
+def _width(line: str) -> int:
+    if "\t" in line:
+        line = line.expandtabs()
+    return len(line) if line.isascii() else cell_len(line)
+
+
+class Dropped(str):
+    """The line standing for lines that never reached the Log (a filter keeps it)."""
+
+    @classmethod
+    def of(cls, count: int) -> Dropped:
+        return cls(f"⟨{count:,} lines dropped⟩")
+
+
 class OutputLog(Log):
     BINDINGS = [
         Binding("k,up", "pause_scroll('scroll_up')", "Scroll up", show=False, id="log_up"),
@@ -60,7 +77,8 @@ class OutputLog(Log):
         self._buffer: deque[str] = deque(maxlen=max_lines)
         self._filter = ""
         self._following = True
-        self.total = 0  # lines received
+        self.total = 0  # lines received (dropped ones included)
+        self.dropped = 0  # lines that never reached the Log (a flood)
         self.unseen = 0  # lines received while paused
         self.match_index = -1  # which match n/N last went to (-1: none yet)
 
@@ -74,11 +92,16 @@ class OutputLog(Log):
 
     # --- lines in --------------------------------------------------------------------------------
 
-    def append(self, lines: list[str]) -> None:
+    def append(self, lines: list[str], dropped: int = 0) -> None:
+        """Write `lines`, after a marker for `dropped` lines that came before them but were
+        dropped on the way."""
         # A run's output is the agent's: every control is shown (^[, ^G), never obeyed (OSC 52,
         # cursor moves). This Log draws plain lines, so colour (SGR) is dropped too.
         lines = [neutralise(line, colour=False) for line in lines]
-        self.total += len(lines)
+        self.total += len(lines) + dropped
+        if dropped:
+            self.dropped += dropped
+            lines.insert(0, Dropped.of(dropped))
         self._buffer.extend(lines)
         if not self._following:
             self.unseen += len(lines)
@@ -90,10 +113,17 @@ class OutputLog(Log):
             if not at_end:  # it was not (an animation, a late layout): catch up now
                 self.scroll_end(animate=False, immediate=True, x_axis=False)
 
+    def _update_size(self, updates: int, lines: list[str]) -> None:
+        # Log measures new lines in a thread worker per write: a thread start and a fight for
+        # the GIL on every batch. Lines here are already neutralised (no controls), and mostly
+        # ASCII, where the length is the width: measured in place, far cheaper.
+        if lines:
+            self._update_maximum_width(updates, max(map(_width, lines)))
+
     def reset(self) -> None:
         """Forget everything (the output is about to be read again from the start)."""
         self._buffer.clear()
-        self.total = self.unseen = 0
+        self.total = self.unseen = self.dropped = 0
         self.match_index = -1
         self.clear()
 
@@ -158,7 +188,7 @@ class OutputLog(Log):
 
     def _matching(self, lines: list[str] | deque[str]) -> list[str]:
         f = self._filter
-        return [line for line in lines if f in line.lower()]
+        return [line for line in lines if f in line.lower() or isinstance(line, Dropped)]
 
     def _redraw(self) -> None:
         self.clear()
@@ -204,4 +234,6 @@ class OutputLog(Log):
             where = f"{self.match_index + 1}/{count}" if self.match_index >= 0 else f"{count}"
             text.append(f": {where} match(es)")
         text.append(f"  {self.total:,} line(s) received")
+        if self.dropped:
+            text.append(f", {self.dropped:,} dropped (too fast to show)")
         return text

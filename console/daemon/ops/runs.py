@@ -114,7 +114,7 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
             if event["kind"] == "run.output":
                 # The subscription started before the store was read: skip lines already sent.
                 if event["first"] < seen:
-                    event = {**event, "lines": event["lines"][seen - event["first"] :]}
+                    event = {**event, "first": seen, "lines": event["lines"][seen - event["first"] :]}
                     if not event["lines"]:
                         continue
                 await send(protocol.event(event))

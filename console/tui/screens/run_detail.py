@@ -1,7 +1,10 @@
 """One run: its live output, its approvals and network, its resources; stop and kill.
 
 The output comes from the `logs` op (follow) on a connection of its own: the stored lines first,
-then live batches (one per 50 ms from the daemon), each appended in one call.
+then live batches (one per 50 ms from the daemon). The worker reading them never touches the
+Log: it puts each batch in a bounded spool and posts one OutputReady (none while one is on its
+way); the screen takes the spool's lines at most every FLUSH_S and writes them in one call. A
+flood faster than that is dropped in the spool and shown as `⟨N lines dropped⟩` (exact count).
 """
 
 from __future__ import annotations
@@ -12,20 +15,29 @@ from collections.abc import Iterable
 from textual import on, work
 from textual.binding import Binding
 from textual.containers import Container, Horizontal
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
 from console.client.sync import ClientError
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.history import HistoryScreen
+from console.tui.spool import OutputSpool
 from console.tui.state import LIVE_STATES, Change
 from widgets.output_log import OutputLog
 from widgets.panels import RunHeader
 from widgets.tables import ApprovalInbox, NetFeed, command_line
 
 MAX_LINES = 5000
-STATUS_S = 0.25
 TAIL = 2000
+FLUSH_S = 0.1  # the Log is written at most this often (one call per flush)
+
+
+class OutputReady(Message):
+    """Lines wait in the screen's spool. No payload: under load one replaces the next."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, OutputReady)
 
 
 class RunScreen(PilotScreen):
@@ -45,9 +57,11 @@ class RunScreen(PilotScreen):
         super().__init__()
         self.run_id = run_id
         self.max_lines = max_lines
-        self._status_at = 0.0
         self._lost = False
-        self._status_pending = False
+        # The spool leaves room in the Log for the drop marker before what it hands over.
+        self.spool = OutputSpool(max(1, max_lines - max_lines // 5))
+        self._flushed_at = 0.0
+        self._flush_pending = False
 
     def compose_body(self) -> Iterable[Widget]:
         yield RunHeader(id="run-header")
@@ -94,37 +108,67 @@ class RunScreen(PilotScreen):
     async def follow_output(self) -> None:
         if not self.is_attached:
             return
-        log = self.query_one(OutputLog)
+        skipped = 0  # daemon batches skipped and not yet counted in lines (a later batch says)
         try:
             async for event in self.ph.source.stream("logs", run=self.run_id, follow=True, tail=TAIL):
                 kind = event.get("kind")
                 if kind == "run.output":
-                    log.append(event.get("lines") or [])
+                    skipped = 0  # its line number counts the lines skipped before it
+                    self._hand_over(event.get("lines") or [], event.get("first"))
                 elif kind == "bus.dropped":
-                    log.append([f"[pilothouse] {event.get('count')} output batch(es) skipped: "
-                                "this console read too slowly"])
+                    skipped += int(event.get("count") or 0)
                 elif kind == "stream.result":
                     result = event.get("result") or {}
+                    if skipped:
+                        self._hand_over([f"[pilothouse] the last {skipped} output batch(es) were "
+                                         "skipped: this console read too slowly; `pilothouse logs "
+                                         f"{self.run_id}` has every line"])
                     if "state" in result:
-                        log.append([f"[pilothouse] run {self.run_id} {result['state']} "
-                                    f"(exit {result.get('exit_code')})"])
-                self._log_status(soon=True)
+                        self._hand_over([f"[pilothouse] run {self.run_id} {result['state']} "
+                                         f"(exit {result.get('exit_code')})"])
         except ClientError as exc:
             if exc.code in ("disconnected", "no-daemon"):
                 self._lost = True
-                log.append(["[pilothouse] the daemon went away; the output picks up again "
-                            "when it is back"])
+                self._hand_over(["[pilothouse] the daemon went away; the output picks up again "
+                                 "when it is back"])
             else:
                 self.ph.report(exc)
         except OSError as exc:
             self._lost = True
-            log.append([f"[pilothouse] could not read the output: {exc}"])
+            self._hand_over([f"[pilothouse] could not read the output: {exc}"])
+
+    def _hand_over(self, lines: list[str], first: int | None = None) -> None:
+        """From the worker: into the spool, and tell the screen unless it was told already."""
+        if self.spool.put(lines, first):
+            self.post_message(OutputReady())
+
+    @on(OutputReady)
+    def _output_ready(self) -> None:
+        wait = self._flushed_at + FLUSH_S - time.monotonic()
+        if wait <= 0:
+            self._flush_output()
+        elif not self._flush_pending:
+            self._flush_pending = True
+            self.set_timer(wait, self._flush_output)
+
+    def _flush_output(self) -> None:
+        """Everything the spool holds into the Log in one call (and the drop marker)."""
+        self._flush_pending = False
+        if not self.is_attached:
+            return
+        self._flushed_at = time.monotonic()
+        lines, dropped = self.spool.take()
+        if lines or dropped:
+            self.query_one(OutputLog).append(lines, dropped=dropped)
+        # The status line in the same frame as the lines (a frame of its own would cost the
+        # next key a wait for the frame after it).
         self._log_status()
 
     def on_change(self, change: Change) -> None:
         if change.topic == "link" and self._lost and self.ph.state.connected:
             self._lost = False  # the daemon is back: read the output again from the store
             self.query_one(OutputLog).reset()
+            self.spool.reset()
             self.follow_output()
         if change.topic == "reset":  # attached again: the network as the history has it
             self.query_one(NetFeed).reset(self.ph.state.net_for(self.run_id))
@@ -167,17 +211,10 @@ class RunScreen(PilotScreen):
         self.query_one("#run-approvals").border_title = f"Approvals ({pending} pending)"
         self.query_one("#run-net").border_title = "Network"
 
-    def _log_status(self, *, soon: bool = False) -> None:
-        """The line under the output. While output streams, at most every STATUS_S."""
+    def _log_status(self) -> None:
+        """The line under the output. While output streams, once per flush (FLUSH_S)."""
         if not self.is_attached:
             return
-        now = time.monotonic()
-        if soon and now - self._status_at < STATUS_S:
-            if not self._status_pending:
-                self._status_pending = True
-                self.set_timer(STATUS_S, self._log_status)
-            return
-        self._status_at, self._status_pending = now, False
         log = self.query_one(OutputLog)
         text = log.status()
         k = self.ph.key_for
