@@ -362,7 +362,7 @@ class Gate(Deciding):
         the client's first bytes."""
         upstream = up.reader
         assert isinstance(upstream, SockStream)
-        tunnel = SplicedTunnel(client.sock, upstream.sock, up.act)
+        tunnel = SplicedTunnel(client.sock, upstream.sock, up.act, self._budget)
         try:
             tunnel.start_down()  # server-first protocols: the answer direction runs at once
             try:

@@ -16,6 +16,10 @@ import select
 import socket
 import time
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from console.config.bounds import FdBudget
 
 __all__ = ["CAN_SPLICE", "Activity", "SplicedTunnel", "pump", "splice"]
 
@@ -114,6 +118,7 @@ class _Direction:
         self.held = b""  # received, not yet sent (before the pipe)
         self.pending = 0  # in the pipe, not yet sent
         self.moved = 0
+        self.no_pipe = False  # set once a pipe was asked for (see _open_pipe)
         self.reading = self.writing = self.eof = False
         self._resume()
 
@@ -161,9 +166,23 @@ class _Direction:
             if self.w >= 0:
                 if n >= self.capacity and self.capacity < _PIPE_BYTES:
                     self._grow()
-            elif self.moved >= _SPLICE_AFTER:  # a bulk transfer: the kernel moves the rest
-                self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            elif self.moved >= _SPLICE_AFTER and not self.no_pipe:
+                self._open_pipe()  # a bulk transfer: the kernel moves the rest
         self._flush()
+
+    def _open_pipe(self) -> None:
+        """A pipe's two fds come out of the daemon's fd budget like the sockets' (a run's
+        bulk tunnels must not push the daemon past its fd limit, where operator.sock's
+        accept fails); refused, or pipe2 failing, the direction stays on recv/send."""
+        self.no_pipe = True  # asked once: either it gets a pipe now or it never will
+        budget = self.tunnel.budget
+        if budget is not None and not budget.take(2):
+            return
+        try:
+            self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:  # EMFILE/ENFILE: what is held is still sent by _flush
+            if budget is not None:
+                budget.give(2)
 
     def _flush(self) -> None:
         if self.held:
@@ -219,6 +238,8 @@ class _Direction:
             os.close(self.r)
             os.close(self.w)
             self.r = self.w = -1
+            if self.tunnel.budget is not None:
+                self.tunnel.budget.give(2)
 
 
 class SplicedTunnel:
@@ -230,9 +251,11 @@ class SplicedTunnel:
     (always, in a finally) releases the pipes and the loop's callbacks. The caller closes the
     sockets."""
 
-    def __init__(self, client: socket.socket, upstream: socket.socket, act: Activity) -> None:
+    def __init__(self, client: socket.socket, upstream: socket.socket, act: Activity,
+                 budget: FdBudget | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.client, self.upstream, self.act = client, upstream, act
+        self.budget = budget  # the daemon's fd budget: a pipe's two fds come out of it
         self.directions: list[_Direction] = []
         self.open = 2
         self.result: asyncio.Future[str] = self.loop.create_future()

@@ -172,7 +172,8 @@ class Harness:
                  names: dict[str, list[IPAddress]] | None = None,
                  ask: Callable[[NetAsk], Any] | None = None, limits: GateLimits | None = None,
                  system_resolve: bool = False, meter: set[tuple[str, int]] | None = None,
-                 record_fails: bool = False, real_dial: bool = False) -> None:
+                 record_fails: bool = False, real_dial: bool = False,
+                 budget: Any = None) -> None:
         self.records: list[tuple[str, dict[str, Any]]] = []
         self.dialled: list[tuple[str, int]] = []
         self.resolved: list[str] = []
@@ -188,7 +189,7 @@ class Harness:
             kwargs["dial"] = self._dial
         self.gate = Gate("run-1", rules, ask=ask, record=self._record,
                          limits=limits or GateLimits(), meter=meter or set(), profile="demo",
-                         **kwargs)
+                         budget=budget, **kwargs)
 
     async def _record(self, kind: str, payload: dict[str, Any]) -> None:
         if self.record_fails and kind == "net.decision":

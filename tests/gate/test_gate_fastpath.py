@@ -6,11 +6,13 @@ served the same way. Speed itself is measured by bench/gate.py, never here."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import struct
 from typing import Any
 
+from console.config.bounds import FdBudget
 from console.gate import NetworkRules
 
 from .support import Echo, Harness, connect, read_response, running
@@ -168,3 +170,47 @@ async def test_an_upstream_reset_ends_a_tunnel_whose_client_has_not_spoken() -> 
         closed = await _closed_record(h, 3)
     server.close()
     assert closed is not None and closed["how"] == "error"
+
+
+def _pipes_open() -> int:
+    """Pipes this process holds now (what a spliced tunnel adds: two per direction)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:")
+    return count
+
+
+async def test_a_bulk_tunnel_takes_its_pipes_from_the_fd_budget_or_goes_without() -> None:
+    # Attack review: a spliced tunnel holds two pipes (four fds) beside its two sockets; they
+    # must come out of the daemon's fd budget, or a run's bulk tunnels push the daemon past
+    # its fd limit (accept on operator.sock fails). With the budget spent the tunnel still
+    # carries every byte, by recv/send.
+    echo = await Echo().start()
+    budget = FdBudget(total=16, reserve=0)
+    assert budget.take(14)  # other runs hold the rest: room for this connection's two only
+    h = Harness(policy(), upstream_port=echo.port, budget=budget)
+    payload = os.urandom(2 * 1024 * 1024)
+    async with running(h):
+        before = _pipes_open()
+        status, _, _, reader, writer = await connect(h, "example.com:443")
+        assert status == 200
+        most = 0
+
+        async def send() -> None:
+            nonlocal most
+            for i in range(0, len(payload), 100_000):
+                writer.write(payload[i:i + 100_000])
+                await writer.drain()
+                most = max(most, _pipes_open() - before)
+
+        sender = asyncio.ensure_future(send())
+        back = await asyncio.wait_for(reader.readexactly(len(payload)), 30)
+        await sender
+        used_during = budget.used
+        writer.close()
+        await _closed_record(h, 5)
+    await echo.close()
+    assert back == payload
+    assert used_during <= budget.total
+    assert most == 0, f"{most} pipes opened past the fd budget"
