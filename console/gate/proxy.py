@@ -373,10 +373,7 @@ class Gate(Deciding):
                     await upstream.drain()
             except (_SniMismatch, ConnectionError, OSError):
                 return "error"
-            if more:
-                tunnel.start_up()
-            else:
-                tunnel.client_ended()
+            tunnel.start_up() if more else tunnel.client_ended()
             return await tunnel.wait()
         finally:
             tunnel.stop()
@@ -393,14 +390,16 @@ class Gate(Deciding):
         """Hold the client's first bytes until the ClientHello is whole, check its SNI, and
         forward them; True while the client has more to send. Non-TLS tunnels pass untouched
         (server-first protocols too: the other direction is already running)."""
-        buf = b""
+        buf, want = bytearray(), 0  # parsed again only once a record can be whole (tls.py)
         while True:
             data = await reader.read(MAX_HELLO_BYTES)
             up.act.last = time.monotonic()
             buf += data
-            hello = parse_client_hello(buf)
-            if hello.status != "need_more" or not data:
-                break
+            if not data or len(buf) >= want:
+                hello = parse_client_hello(buf)
+                if hello.status != "need_more" or not data:
+                    break
+                want = hello.want
         if hello.status == "malformed" or (hello.status == "ok" and hello.sni is not None
                                            and not self._sni_matches(hello.sni, target)):
             await self._record_quietly("net.sni_mismatch", {
@@ -409,7 +408,7 @@ class Gate(Deciding):
             raise _SniMismatch(hello.sni)
         if buf:
             up.act.up += len(buf)
-            up.writer.write(buf)
+            up.writer.write(bytes(buf))
             await up.writer.drain()
         return bool(data)
 

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 __all__ = ["HelloResult", "parse_client_hello", "MAX_HELLO_BYTES"]
 
 MAX_HELLO_BYTES = 64 * 1024
+# Records one ClientHello may span. TLS lets a handshake message be cut into any number of
+# records, but real clients use one (two or three for a very large hello); every parse walks
+# them all, so a hello trickled in one-byte records would cost the gate a parse per piece.
+MAX_HELLO_RECORDS = 16
 _HANDSHAKE = 0x16
 _CLIENT_HELLO = 0x01
 _EXT_SERVER_NAME = 0x0000
@@ -27,15 +31,17 @@ class HelloResult:
     status: str
     sni: str | None = None
     detail: str = ""
+    want: int = 0  # need_more: the buffer length at which parsing again can say more
 
 
 _NEED_MORE = HelloResult("need_more")
 
 
-def _handshake_bytes(buf: bytes) -> tuple[bytes, bool] | HelloResult:
-    """Concatenate handshake record payloads; (data, complete-records-only)."""
+def _handshake_bytes(buf: bytes) -> tuple[bytes, int] | HelloResult:
+    """Concatenate handshake record payloads; (data, the buffer length at which the record
+    being read is whole, or 0 when the hello's records are)."""
     out = bytearray()
-    pos = 0
+    pos = records = 0
     while pos + 5 <= len(buf):
         ctype, major, length = buf[pos], buf[pos + 1], int.from_bytes(buf[pos + 3 : pos + 5])
         if ctype != _HANDSHAKE:
@@ -46,12 +52,17 @@ def _handshake_bytes(buf: bytes) -> tuple[bytes, bool] | HelloResult:
             return HelloResult("malformed", detail="bad TLS record header")
         if pos + 5 + length > len(buf):
             out += buf[pos + 5 :]
-            return bytes(out), False
+            return bytes(out), pos + 5 + length
         out += buf[pos + 5 : pos + 5 + length]
         pos += 5 + length
+        records += 1
+        if records >= MAX_HELLO_RECORDS and (len(out) < 4 or len(out) < 4 + int.from_bytes(
+                out[1:4])):
+            return HelloResult("malformed", detail=f"ClientHello spread over more than "
+                               f"{MAX_HELLO_RECORDS} records")
         if len(out) >= 4 and len(out) >= 4 + int.from_bytes(out[1:4]):
-            return bytes(out), True
-    return bytes(out), False
+            return bytes(out), 0
+    return bytes(out), pos + 5
 
 
 def parse_client_hello(buf: bytes) -> HelloResult:
@@ -63,16 +74,18 @@ def parse_client_hello(buf: bytes) -> HelloResult:
     got = _handshake_bytes(buf)
     if isinstance(got, HelloResult):
         return got
-    hs, _ = got
+    hs, want = got
     if len(hs) < 4:
-        return _NEED_MORE if len(buf) < MAX_HELLO_BYTES else HelloResult("malformed")
+        return HelloResult("need_more", want=want) if len(buf) < MAX_HELLO_BYTES \
+            else HelloResult("malformed")
     if hs[0] != _CLIENT_HELLO:
         return HelloResult("malformed", detail="first handshake message is not a ClientHello")
     body_len = int.from_bytes(hs[1:4])
     if body_len > MAX_HELLO_BYTES:
         return HelloResult("malformed", detail="ClientHello too large")
     if len(hs) < 4 + body_len:
-        return _NEED_MORE if len(buf) < MAX_HELLO_BYTES + 1024 else HelloResult("malformed")
+        return HelloResult("need_more", want=want) if len(buf) < MAX_HELLO_BYTES + 1024 \
+            else HelloResult("malformed")
     try:
         return HelloResult("ok", sni=_server_name(hs[4 : 4 + body_len]))
     except (IndexError, ValueError) as exc:

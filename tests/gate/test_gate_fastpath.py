@@ -15,7 +15,7 @@ from typing import Any
 from console.config.bounds import FdBudget
 from console.gate import NetworkRules
 
-from .support import Echo, Harness, connect, read_response, running
+from .support import Echo, Harness, client_hello, connect, read_response, running
 
 
 def policy(**kw: Any) -> NetworkRules:
@@ -214,3 +214,43 @@ async def test_a_bulk_tunnel_takes_its_pipes_from_the_fd_budget_or_goes_without(
     assert back == payload
     assert used_during <= budget.total
     assert most == 0, f"{most} pipes opened past the fd budget"
+
+
+def _in_tiny_records(hello: bytes) -> bytes:
+    """The same ClientHello re-cut into one-byte handshake records (legal framing, and a way
+    to make the gate parse the growing buffer again after every few bytes)."""
+    body = hello[5:]
+    return b"".join(b"\x16\x03\x01\x00\x01" + body[i:i + 1] for i in range(len(body)))
+
+
+def test_a_client_hello_cut_into_hundreds_of_records_is_refused() -> None:
+    # Attack review: each parse walks every record so far, so a hello trickled in one-byte
+    # records costs the daemon's loop a parse per piece, quadratic in the records (seconds of
+    # CPU per connection, 128 connections per run). Real clients use a handful of records.
+    from console.gate.tls import parse_client_hello
+
+    hello = client_hello("example.com")
+    assert parse_client_hello(hello).status == "ok"
+    assert parse_client_hello(_in_tiny_records(hello)).status == "malformed"
+    two = hello[5:]  # split in two records still parses: fragmentation itself is legal
+    half = len(two) // 2
+    framed = (b"\x16\x03\x01" + half.to_bytes(2, "big") + two[:half] + b"\x16\x03\x01"
+              + (len(two) - half).to_bytes(2, "big") + two[half:])
+    assert parse_client_hello(framed).sni == "example.com"
+
+
+async def test_a_trickled_tiny_record_hello_never_reaches_the_upstream() -> None:
+    echo = await Echo().start()
+    h = Harness(policy(), upstream_port=echo.port)
+    pieces = _in_tiny_records(client_hello("example.com"))
+    async with running(h):
+        status, _, _, reader, writer = await connect(h, "example.com:443")
+        assert status == 200
+        for i in range(0, len(pieces), 600):  # in many small writes
+            writer.write(pieces[i:i + 600])
+            await writer.drain()
+        rest = await asyncio.wait_for(reader.read(), 10)  # the gate closes the tunnel
+        writer.close()
+    await echo.close()
+    assert rest == b"" and bytes(echo.received) == b""
+    assert h.kinds("net.sni_mismatch")
