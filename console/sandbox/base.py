@@ -312,9 +312,10 @@ def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
     env = dict(spec.env)
     env["HOME"] = INSIDE_HOME
     path = env.get("PATH") or "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+    # The helper's folder first: the agents' settings name the hook by its bare name, so a
+    # folder the agent can write earlier on PATH (~/.local/bin) would let it plant its own.
     helper_bin = f"{INSIDE_RUN_DIR}/bin"
-    if helper_bin not in path.split(":"):
-        path = f"{path}:{helper_bin}"
+    path = ":".join([helper_bin, *(p for p in path.split(":") if p != helper_bin)])
     env["PATH"] = path
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         env.setdefault(name, BRIDGE_URL)

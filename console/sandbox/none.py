@@ -68,7 +68,7 @@ class NoSandboxBackend:
         limits = self._limiter.create(spec.run_id, spec.limits)
         env = dict(spec.env)
         env.setdefault("PATH", os.defpath)
-        env["PATH"] = f"{env['PATH']}:{spec.run_dir / 'bin'}"
+        env["PATH"] = f"{spec.run_dir / 'bin'}:{env['PATH']}"  # first, as in sandbox_env
         env["PILOTHOUSE_RUN_ID"] = spec.run_id
         env["PILOTHOUSE_RUN_DIR"] = str(spec.run_dir)
         # The shell's stdin is a gate: it waits for one line until the limits are attached and
