@@ -193,7 +193,22 @@ def sh_wrapper(cmd: str) -> str:
     return (
         "#!/bin/sh\n"
         "# Written by pilothouse: the in-sandbox helper needs a python3 on PATH.\n"
-        "if ! command -v python3 >/dev/null 2>&1; then\n"
+        # The image's own folders first (the container's root is read-only): PATH may name
+        # folders the agent or the repository writes (a project's .venv/bin), and a python3
+        # planted there would answer the hook itself. `[` is built in: no process started.
+        "if [ -x /usr/bin/python3 ]; then py=/usr/bin/python3\n"
+        "elif [ -x /usr/local/bin/python3 ]; then py=/usr/local/bin/python3\n"
+        "elif [ -x /bin/python3 ]; then py=/bin/python3\n"
+        "else\n"  # else PATH, less what a run can write (the mounts, tmpfs, relative names)
+        "  py= IFS=:; set -f\n"
+        "  for d in $PATH; do\n"
+        "    case $d in /workspace|/workspace/*|/home/*|/tmp|/tmp/*|/var/tmp*|/dev/shm*|/run/*"
+        "|''|[!/]*) continue;; esac\n"
+        '    if [ -x "$d/python3" ]; then py=$d/python3; break; fi\n'
+        "  done\n"
+        "  unset IFS; set +f\n"
+        "fi\n"
+        'if [ -z "$py" ]; then\n'
         f"  echo '{cmd}: {NO_PYTHON_NOTE}' >&2\n"
         "  exit 127\n"
         "fi\n"
@@ -203,7 +218,7 @@ def sh_wrapper(cmd: str) -> str:
         # PYTHON* variables from the agent (about 5 ms of every hook call). Imported, not
         # run as a script, so its compiled form (write_helper_pyc) is used: a script is
         # compiled again on every call. The path has the helper's folder and no ''.
-        f'exec python3 -S -E -c "{HELPER_LOADER}" "${{0%/*}}/inside.py" {cmd} "$@"\n'
+        f'exec "$py" -S -E -c "{HELPER_LOADER}" "${{0%/*}}/inside.py" {cmd} "$@"\n'
     )
 
 
