@@ -70,6 +70,16 @@ class Witness:
             except OSError as exc:  # the local witness is written; the copy is best effort
                 log.warning("audit witness copy not sent: %s", exc)
 
+    def append_or_why(self, id_: int, hash_: str) -> str | None:
+        """append(), or why it failed (the rows are committed; the witness fell behind)."""
+        try:
+            self.append(id_, hash_)
+        except OSError as exc:
+            log.error("audit witness not written for row %d: %s", id_, exc)
+            return (f"the audit witness could not be written ({exc.strerror or exc}); nothing "
+                    "more is accepted until the daemon restarts with room on its disk")
+        return None
+
     def ahead_of(self, last_id: int, last_hash: str) -> str | None:
         """Why the database is behind what this witness saw committed; None if it is not."""
         seen = self.last

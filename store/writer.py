@@ -3,9 +3,8 @@
 Bulk rows (output lines, samples, routine events) are fire and forget and grouped into
 transactions of up to `max_batch` rows or `max_delay` seconds. Security events wait for the
 commit of their batch and fail loudly (StoreError) when it does not happen, so the daemon can
-refuse the action (fail closed). The hash chain is extended here, in id order. Commits are
-synchronous=NORMAL with the syncer behind them (store/syncer.py), full-text indexing is a
-second pass (store/fts.py); docs/threat-model.md says why that is still durable enough.
+refuse the action (fail closed). The chain is extended here, in id order. Commits: NORMAL
+with the syncer behind (store/syncer.py), search a second pass (store/fts.py); threat-model.
 """
 
 from __future__ import annotations
@@ -369,7 +368,11 @@ class StoreWriter:
         # Every batch holding a security event is witnessed; bulk-only batches at most once
         # a WITNESS_EVERY seconds (and at close), so a flood does not grow the file per batch.
         if done.secured or time.monotonic() - self._witnessed_at >= WITNESS_EVERY:
-            self._witness_head()
+            if (unwitnessed := self._witness_head()) and done.secured:  # a full disk, say
+                self._sync_error = unwitnessed  # refused; the store stops as after a bad sync
+                for fut, _ in done.secured:
+                    fut.set_exception(StoreError(unwitnessed))
+                done.secured = []
         self.batches += 1
         self._last_batch_at = time.monotonic()
         stored = sum(1 for it in items if it[0] != CALL)
@@ -388,15 +391,12 @@ class StoreWriter:
         idle = not queued and (closing or time.monotonic() - self._last_batch_at >= self._max_delay)
         return self._index.due(bool(self._urgent), idle)
 
-    def _witness_head(self) -> None:
+    def _witness_head(self) -> str | None:  # why the head could not be witnessed, if so
         w = self._witness
         if w is None or (w.last is not None and w.last.id == self._last_id):
-            return
-        try:
-            w.append(self._last_id, self._last_hash)
-        except OSError as exc:  # the rows are committed; say the witness fell behind
-            log.error("audit witness not written for row %d: %s", self._last_id, exc)
+            return None
         self._witnessed_at = time.monotonic()
+        return w.append_or_why(self._last_id, self._last_hash)
 
     def _failed(self, exc: Exception, items: list[tuple[Any, ...]]) -> None:
         """A batch did not commit: fail everyone who waits on it, count the bulk rows lost,
