@@ -19,10 +19,14 @@ def dumps(value: Any, *, one_line: bool = False) -> str:
 
 
 def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:
-    click.echo(f"pilothouse: {message}", err=True)
+    """Messages and hints often carry the daemon's words: each line is shown `visible`."""
+    first, *more = str(message).splitlines() or [""]
+    click.echo(f"pilothouse: {visible(first)}", err=True)
+    for line in more:
+        click.echo(visible(line), err=True)
     if hint:
         for line in hint.splitlines():
-            click.echo(f"  {line}", err=True)
+            click.echo(f"  {visible(line)}", err=True)
     sys.exit(code)
 
 

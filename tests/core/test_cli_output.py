@@ -49,3 +49,13 @@ def test_the_profile_rule_preview_shows_hostile_text_escaped() -> None:
     assert all(ch.isprintable() or ch == "\n" for ch in text), repr(text)
     assert "⟨U+202E⟩" in text and "⟨ESC⟩" in text
     assert '+allow = ["make ' in text  # the diff keeps its shape
+
+
+def test_a_failure_from_the_daemon_reaches_the_terminal_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    from console.cli.output import fail
+
+    with pytest.raises(SystemExit):
+        fail("already decided by \x1b]0;owned\x07bob", "ask \u202eeve")
+    err = capsys.readouterr().err
+    assert all(ch.isprintable() or ch == "\n" for ch in err), repr(err)
+    assert "already decided by ⟨ESC⟩" in err
