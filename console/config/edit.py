@@ -235,6 +235,9 @@ def preview(path: str | os.PathLike[str], profile: str, section: str, list_name:
                               f'{", ".join(LISTS.get(section, ()))} (section exec or network)')
     if not profile or not rule.strip() or "\n" in rule:
         raise PolicyEditError("a profile name and a one-line rule are needed")
+    if not (profile + rule).isprintable() and not _encodes(profile + rule):
+        raise PolicyEditError("the rule holds text that is not UTF-8 (an unpaired surrogate), so it "
+                              "cannot be written to the file; decide this request without a rule")
     old = _read(path)
     data = _parse(old, path)
     current: Any = data
@@ -248,6 +251,14 @@ def preview(path: str | os.PathLike[str], profile: str, section: str, list_name:
         raise PolicyEditError(f"{path}: {exc}") from None
     _check(path, data, new, profile, section, list_name, rule)
     return RuleEdit(path, profile, section, list_name, rule, old, new)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def apply(path: str | os.PathLike[str], profile: str, section: str, list_name: str, rule: str) -> RuleEdit:

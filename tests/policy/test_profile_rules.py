@@ -85,3 +85,58 @@ def test_a_rule_that_would_not_take_effect_is_refused_with_the_rule_that_does(da
         daemon.env["PILOTHOUSE_CONFIG"]).exists() else True
     daemon.cli("deny", req["id"])
     t.join(timeout=60)
+
+
+@needs_bwrap
+def test_a_lone_surrogate_from_the_agent_is_refused_at_the_socket(daemon: Daemon, workspace: Path) -> None:
+    """An agent writing its own JSON on agent.sock may put a lone surrogate (\\udcff) in its
+    command: valid JSON, but no UTF-8 text. It used to be queued, and then every
+    `approvals.list` failed inside the daemon (the answer could not be encoded), so nobody
+    could see or decide anything. It is refused as a bad message at the socket."""
+    (workspace / "ask.py").write_text(
+        "import socket\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "s.connect('/run/pilothouse/agent.sock')\n"
+        "s.sendall(b'{\"v\":1,\"id\":1,\"op\":\"ask\",\"args\":{\"kind\":\"exec\",'\n"
+        "          b'\"command\":\"make x\\\\udcffy\"}}\\n')\n"
+        "s.settimeout(5)\n"
+        "try:\n    print(s.recv(65536).decode())\nexcept TimeoutError:\n    print('no answer')\n")
+    ran = daemon.cli("run", "demo", "-w", str(workspace), "--wait", "--", "python3", "ask.py",
+                     check=False, timeout=60)
+    listed = daemon.cli("approvals", "--json", check=False)
+    assert listed.returncode == 0, listed.stderr
+    assert "bad-message" in ran.stdout and "UTF-8" in ran.stdout, ran.stdout + ran.stderr
+    assert json.loads(listed.stdout) == []
+    asked = json.loads(daemon.cli("history", "--kind", "approval.requested", "--json").stdout)
+    assert asked == []
+
+
+HOSTILE_RULES = ['make a"b', 'make a\\b', "make x\r", "make a\u2028b", "make a\x00b", "make a'''b",
+                 'make "]', "make a\x1b[2Jb", "make a\u202eb", "make " + "x" * 100_000, "make a\x7fb",
+                 "make a\tb", "make \ufeffz", "make a\x85b", "make a\udcffb", "make ]]\r[x]"]
+
+
+@pytest.mark.parametrize("rule", HOSTILE_RULES, ids=lambda r: ascii(r[:20]))
+def test_agent_text_in_a_rule_is_written_as_exactly_that_rule_or_refused(tmp_path: Path, rule: str) -> None:
+    """A rule's words are the agent's. Whatever they hold, the file either gets exactly that
+    one rule (what the preview showed is what is written, and the loader reads the rule back
+    as it was) or nothing and a PolicyEditError saying why; never another exception."""
+    import tomllib
+
+    from console.config.edit import PolicyEditError, apply, preview
+
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.shell.exec]\nallow = ["ls"]  # mine\n')
+    before = config.read_bytes()
+    try:
+        shown = preview(config, "shell", "exec", "allow", rule)
+    except PolicyEditError:
+        assert config.read_bytes() == before
+        with pytest.raises(PolicyEditError):
+            apply(config, "shell", "exec", "allow", rule)
+        assert config.read_bytes() == before
+        return
+    written = apply(config, "shell", "exec", "allow", rule)
+    assert written.new_text == shown.new_text == config.read_text(encoding="utf-8", errors="strict")
+    assert tomllib.loads(config.read_text())["profiles"]["shell"]["exec"]["allow"] == ["ls", rule]
+    assert "# mine" in config.read_text()
