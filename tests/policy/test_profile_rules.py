@@ -140,3 +140,26 @@ def test_agent_text_in_a_rule_is_written_as_exactly_that_rule_or_refused(tmp_pat
     assert written.new_text == shown.new_text == config.read_text(encoding="utf-8", errors="strict")
     assert tomllib.loads(config.read_text())["profiles"]["shell"]["exec"]["allow"] == ["ls", rule]
     assert "# mine" in config.read_text()
+
+
+def test_the_rules_of_one_decision_are_written_all_or_none(tmp_path: Path) -> None:
+    """A decision that plans two rules (`a && b`) writes them in one write: when the second
+    cannot be added, the first is not left in the file alone (it was, unrecorded, and the file
+    watcher then put it in force as a change by the file's owner)."""
+    from console.config.edit import PolicyEditError
+    from console.config.profile_rules import PlannedRule
+    from console.daemon.ops.approvals import write_rules
+
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.shell.exec]\nallow = ["ls"]\n')
+    before = config.read_bytes()
+    with pytest.raises(PolicyEditError):
+        write_rules(config, [PlannedRule("shell", "exec", "allow", "make test"),
+                             PlannedRule("shell", "exec", "allow", 'make a"b')])
+    assert config.read_bytes() == before
+    write_rules(config, [PlannedRule("shell", "exec", "allow", "make test"),
+                         PlannedRule("shell", "exec", "allow", "make lint")])
+    assert load(config).profile("shell") is not None
+    import tomllib
+    assert tomllib.loads(config.read_text())["profiles"]["shell"]["exec"]["allow"] == [
+        "ls", "make test", "make lint"]
