@@ -163,3 +163,23 @@ def test_the_rules_of_one_decision_are_written_all_or_none(tmp_path: Path) -> No
     import tomllib
     assert tomllib.loads(config.read_text())["profiles"]["shell"]["exec"]["allow"] == [
         "ls", "make test", "make lint"]
+
+
+@needs_bwrap
+def test_an_agents_escape_sequences_stay_text_in_every_cli_view(daemon: Daemon, workspace: Path) -> None:
+    """The agent's command holds OSC 52 (write the clipboard) and a bidi override. Listed,
+    explained (policy why) and shadowed (policy shadow), it reaches the terminal as visible
+    text: `policy shadow` printed the past subject raw."""
+    t = _ask_in_background(daemon, workspace,
+                           "ph-ask exec -- make \"$(printf 'x\\033]52;c;aGk=\\007\\342\\200\\256y')\"")
+    req = _pending(daemon)
+    daemon.cli("deny", req["id"])
+    t.join(timeout=60)
+    views = {
+        "approvals": daemon.cli("history", "--kind", "approval.", "--limit", "5").stdout,
+        "why": daemon.cli("policy", "why", req["id"]).stdout,
+        "shadow": daemon.cli("policy", "shadow", "make").stdout,
+    }
+    assert "make" in views["shadow"], views
+    for name, out in views.items():
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out, (name, out)
