@@ -14,6 +14,7 @@ without being buffered whole: inputs from inside a sandbox are hostile.
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -193,11 +194,21 @@ def event(payload: dict[str, Any]) -> dict[str, Any]:
     return {"v": VERSION, "event": payload}
 
 
+# A \\uD800-\\uDFFF escape: JSON allows one unpaired, but it is no UTF-8 text, and every
+# answer that carried it (approvals.list with the request in it) would fail to encode.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
 def decode(line: bytes) -> dict[str, Any]:
     try:
         msg = json.loads(line)
+        if _SURROGATE_ESCAPE.search(line):
+            encode(msg)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ProtocolError(f"not JSON: {exc}") from None
+    except UnicodeEncodeError:
+        raise ProtocolError("not UTF-8 text: a string holds an unpaired surrogate escape "
+                            "(\\ud800-\\udfff)") from None
     except RecursionError:
         raise MessageRefused("JSON nested too deeply") from None
     except ValueError as exc:  # e.g. an integer past Python's digit limit

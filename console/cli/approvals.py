@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import fail, table
+from console.cli.output import fail, table, visible
 
 
 def _show_pending(rows: list[dict[str, Any]]) -> None:
@@ -35,27 +35,30 @@ def approvals(c: Context, run_id: str | None) -> None:
 
 
 def preview_text(edit: dict[str, Any]) -> str:
-    lines = [f"this writes to {edit['file']}:", *(f"  {line}" for line in edit["lines"])]
-    lines.append(edit["diff"] or "(the rules are already there)")
+    """What a profile rule would write, every line escaped where it holds anything unprintable:
+    the rule's words are the agent's (a bidi override would show one rule and save another)."""
+    lines = [f"this writes to {visible(edit['file'])}:", *(f"  {visible(line)}" for line in edit["lines"])]
+    lines.extend(visible(line) for line in (edit["diff"] or "(the rules are already there)").splitlines())
     if edit.get("overridden_by"):
-        lines.append(f"but it would never take effect: {edit['overridden_by']['text']} is stricter")
+        lines.append(f"but it would never take effect: {visible(edit['overridden_by']['text'])} is stricter")
     return "\n".join(lines)
 
 
 def _show_decision(result: dict[str, Any], allow: bool) -> None:
     verb = "approved" if allow else "denied"
-    click.echo(f"{verb} {result['request_id']} ({result['describe']})")
+    click.echo(f"{verb} {visible(result['request_id'])} ({visible(result['describe'])})")
     for g in result["grants"]:
-        click.echo(f"  grant {g['id']}: {g['effect']} {g['kind']} {g['pattern']!r} ({g['scope']})")
+        click.echo(f"  grant {visible(g['id'])}: {visible(g['effect'])} {visible(g['kind'])} "
+                   f"{visible(repr(g['pattern']))} ({visible(g['scope'])})")
     if result.get("note"):
-        click.echo(f"  note: {result['note']}")
+        click.echo(f"  note: {visible(result['note'])}")
     if result.get("also_decided"):
-        click.echo(f"  also answered: {', '.join(result['also_decided'])}")
+        click.echo(f"  also answered: {visible(', '.join(result['also_decided']))}")
     saved = result.get("saved") or {}
     if saved.get("file"):
-        click.echo(f"  saved to {saved['file']}")
+        click.echo(f"  saved to {visible(saved['file'])}")
     if saved.get("error") or saved.get("reload_error"):
-        click.echo(f"  warning: {saved.get('error') or saved.get('reload_error')}", err=True)
+        click.echo(f"  warning: {visible(saved.get('error') or saved.get('reload_error'))}", err=True)
 
 
 def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str | None,

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import table
+from console.cli.output import table, visible
 
 
 def _num(value: Any, fmt: str = "{:.1f}") -> str:
@@ -66,7 +66,7 @@ def _show_report(rep: dict[str, Any]) -> None:
     run, m, a = rep["run"], rep["metering"] or {}, rep["activity"]
     click.echo(f"run {run['id']}  {run['profile']} in {run['backend']}  {run['state']}"
                f"  exit {run.get('exit_code')}")
-    click.echo(f"  command   {' '.join(run.get('command') or [])}")
+    click.echo(f"  command   {visible(' '.join(run.get('command') or []))}")
     click.echo(f"  tokens    in {m.get('tokens_in', run.get('tokens_in', 0))}"
                f"  out {m.get('tokens_out', run.get('tokens_out', 0))}")
     click.echo(f"  energy    {_num(m.get('energy_j', run.get('energy_j')), '{:.1f}')} J"

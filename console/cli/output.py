@@ -19,16 +19,33 @@ def dumps(value: Any, *, one_line: bool = False) -> str:
 
 
 def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:
-    click.echo(f"pilothouse: {message}", err=True)
+    """Messages and hints often carry the daemon's words: each line is shown `visible`."""
+    first, *more = str(message).splitlines() or [""]
+    click.echo(f"pilothouse: {visible(first)}", err=True)
+    for line in more:
+        click.echo(visible(line), err=True)
     if hint:
         for line in hint.splitlines():
-            click.echo(f"  {line}", err=True)
+            click.echo(f"  {visible(line)}", err=True)
     sys.exit(code)
+
+
+def visible(text: Any) -> str:
+    """Text from the daemon as it may reach a terminal: unchanged when every character is
+    printable (text already escaped with console.text.shown stays as it is), else escaped with
+    shown, so no escape sequence, bidi override or line separator reaches the terminal. The
+    daemon may be a teammate's (another PILOTHOUSE_HOME) and cells carry a sandbox's words."""
+    raw = "" if text is None else str(text)
+    if raw.isprintable():
+        return raw
+    from console.text import shown
+
+    return shown(raw)
 
 
 def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:
     """Columns under their headers. Cells are plain text (never rich markup: they may
-    come from a sandbox); a pipe gets whole lines without colour, a terminal its own width."""
+    come from a sandbox) with every character visible (`visible`); a pipe gets whole lines without colour, a terminal its own width."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -39,7 +56,7 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:
     for header in headers:
         grid.add_column(Text(header), no_wrap=not terminal, overflow="fold")
     for row in rows:
-        grid.add_row(*(Text(str(cell)) for cell in row))
+        grid.add_row(*(Text(visible(cell)) for cell in row))
     console = Console(highlight=False, soft_wrap=False, force_terminal=terminal or None,
                       width=None if terminal else 100_000, color_system="auto" if terminal else None)
     with console.capture() as captured:

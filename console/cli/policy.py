@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import table
+from console.cli.output import table, visible
 from console.text import clock
 
 
@@ -17,11 +17,11 @@ def policy() -> None:
 
 
 def _show_check(result: dict[str, Any]) -> None:
-    click.echo(f"{result['decision']}: {result['reason']}")
+    click.echo(f"{visible(result['decision'])}: {visible(result['reason'])}")
     if result.get("addresses"):
-        click.echo(f"  addresses: {', '.join(result['addresses'])}")
+        click.echo(f"  addresses: {visible(', '.join(result['addresses']))}")
     if result.get("note"):
-        click.echo(f"  note: {result['note']}")
+        click.echo(f"  note: {visible(result['note'])}")
 
 
 @policy.command("check")
@@ -93,10 +93,10 @@ def policy_why(c: Context, request_id: str) -> None:
         result = client.call("policy.why", id=request_id)
 
     def show(result: dict[str, Any]) -> None:
-        click.echo(f"{request_id}: {result['state']}: {result['describe']}")
+        click.echo(f"{visible(request_id)}: {visible(result['state'])}: {visible(result['describe'])}")
         for e in result["events"]:
-            click.echo(f"  {clock(e['ts'], date=True)}  {e['kind']:20}  "
-                       f"{e.get('actor') or '-':10}  {e.get('text') or ''}")
+            click.echo(f"  {clock(e['ts'], date=True)}  {visible(e['kind']):20}  "
+                       f"{visible(e.get('actor') or '-'):10}  {visible(e.get('text') or '')}")
 
     c.emit(result, show)
 
@@ -107,7 +107,8 @@ def _show_shadow(hits: list[dict[str, Any]]) -> None:
         return
     for h in hits:
         change = f"{h['was']} -> {h['would']}" if h["changes"] else h["was"]
-        click.echo(f"risk {h['risk']:>3}  {change:16}  {h['subject']}  ({'; '.join(h['why'])})")
+        click.echo(f"risk {h['risk']:>3}  {visible(change):16}  {visible(h['subject'])}  "
+                   f"({visible('; '.join(h['why']))})")
 
 
 @policy.command("shadow")

@@ -23,7 +23,7 @@ import os
 import re
 import tempfile
 import tomllib
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,7 +235,14 @@ def preview(path: str | os.PathLike[str], profile: str, section: str, list_name:
                               f'{", ".join(LISTS.get(section, ()))} (section exec or network)')
     if not profile or not rule.strip() or "\n" in rule:
         raise PolicyEditError("a profile name and a one-line rule are needed")
-    old = _read(path)
+    if not (profile + rule).isprintable() and not _encodes(profile + rule):
+        raise PolicyEditError("the rule holds text that is not UTF-8 (an unpaired surrogate), so it "
+                              "cannot be written to the file; decide this request without a rule")
+    return _preview_on(path, _read(path), profile, section, list_name, rule)
+
+
+def _preview_on(path: Path, old: str, profile: str, section: str, list_name: str,
+                rule: str) -> RuleEdit:
     data = _parse(old, path)
     current: Any = data
     for key in ("profiles", profile, section, list_name):
@@ -248,6 +255,14 @@ def preview(path: str | os.PathLike[str], profile: str, section: str, list_name:
         raise PolicyEditError(f"{path}: {exc}") from None
     _check(path, data, new, profile, section, list_name, rule)
     return RuleEdit(path, profile, section, list_name, rule, old, new)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def apply(path: str | os.PathLike[str], profile: str, section: str, list_name: str, rule: str) -> RuleEdit:
@@ -269,6 +284,32 @@ def apply(path: str | os.PathLike[str], profile: str, section: str, list_name: s
                               "it was: check its folder and permissions, then save the rule "
                               "again") from None
     return edit
+
+
+def apply_all(path: str | os.PathLike[str], rules: Sequence[tuple[str, str, str, str]]) -> RuleEdit:
+    """Every rule (profile, section, list, rule) for real, in one write under one lock: all of
+    them are written or none is (a second rule that cannot be added leaves the file as it
+    was, not holding the first alone). Returns one edit from the old text to the new."""
+    path = Path(path)
+    target = path.resolve() if path.is_symlink() else path
+    if not rules:
+        raise PolicyEditError("no rule to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target.with_name(target.name + ".lock"), "a") as lf:
+            fcntl.flock(lf, fcntl.LOCK_EX)
+            edits = [preview(target, *rules[0])]
+            for rule in rules[1:]:
+                edits.append(_preview_on(target, edits[-1].new_text, *rule))
+            whole = RuleEdit(target, *rules[0][:4], edits[0].old_text, edits[-1].new_text)
+            if whole.changed:
+                _atomic_write(target, whole.new_text)
+    except OSError as exc:
+        why = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+        raise PolicyEditError(f"{path}: cannot write it ({why}); the file is as "
+                              "it was: check its folder and permissions, then save the rule "
+                              "again") from None
+    return whole
 
 
 def _atomic_write(path: Path, text: str) -> None:

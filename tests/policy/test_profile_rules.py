@@ -85,3 +85,101 @@ def test_a_rule_that_would_not_take_effect_is_refused_with_the_rule_that_does(da
         daemon.env["PILOTHOUSE_CONFIG"]).exists() else True
     daemon.cli("deny", req["id"])
     t.join(timeout=60)
+
+
+@needs_bwrap
+def test_a_lone_surrogate_from_the_agent_is_refused_at_the_socket(daemon: Daemon, workspace: Path) -> None:
+    """An agent writing its own JSON on agent.sock may put a lone surrogate (\\udcff) in its
+    command: valid JSON, but no UTF-8 text. It used to be queued, and then every
+    `approvals.list` failed inside the daemon (the answer could not be encoded), so nobody
+    could see or decide anything. It is refused as a bad message at the socket."""
+    (workspace / "ask.py").write_text(
+        "import socket\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "s.connect('/run/pilothouse/agent.sock')\n"
+        "s.sendall(b'{\"v\":1,\"id\":1,\"op\":\"ask\",\"args\":{\"kind\":\"exec\",'\n"
+        "          b'\"command\":\"make x\\\\udcffy\"}}\\n')\n"
+        "s.settimeout(5)\n"
+        "try:\n    print(s.recv(65536).decode())\nexcept TimeoutError:\n    print('no answer')\n")
+    ran = daemon.cli("run", "demo", "-w", str(workspace), "--wait", "--", "python3", "ask.py",
+                     check=False, timeout=60)
+    listed = daemon.cli("approvals", "--json", check=False)
+    assert listed.returncode == 0, listed.stderr
+    assert "bad-message" in ran.stdout and "UTF-8" in ran.stdout, ran.stdout + ran.stderr
+    assert json.loads(listed.stdout) == []
+    asked = json.loads(daemon.cli("history", "--kind", "approval.requested", "--json").stdout)
+    assert asked == []
+
+
+HOSTILE_RULES = ['make a"b', 'make a\\b', "make x\r", "make a\u2028b", "make a\x00b", "make a'''b",
+                 'make "]', "make a\x1b[2Jb", "make a\u202eb", "make " + "x" * 100_000, "make a\x7fb",
+                 "make a\tb", "make \ufeffz", "make a\x85b", "make a\udcffb", "make ]]\r[x]"]
+
+
+@pytest.mark.parametrize("rule", HOSTILE_RULES, ids=lambda r: ascii(r[:20]))
+def test_agent_text_in_a_rule_is_written_as_exactly_that_rule_or_refused(tmp_path: Path, rule: str) -> None:
+    """A rule's words are the agent's. Whatever they hold, the file either gets exactly that
+    one rule (what the preview showed is what is written, and the loader reads the rule back
+    as it was) or nothing and a PolicyEditError saying why; never another exception."""
+    import tomllib
+
+    from console.config.edit import PolicyEditError, apply, preview
+
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.shell.exec]\nallow = ["ls"]  # mine\n')
+    before = config.read_bytes()
+    try:
+        shown = preview(config, "shell", "exec", "allow", rule)
+    except PolicyEditError:
+        assert config.read_bytes() == before
+        with pytest.raises(PolicyEditError):
+            apply(config, "shell", "exec", "allow", rule)
+        assert config.read_bytes() == before
+        return
+    written = apply(config, "shell", "exec", "allow", rule)
+    assert written.new_text == shown.new_text == config.read_text(encoding="utf-8", errors="strict")
+    assert tomllib.loads(config.read_text())["profiles"]["shell"]["exec"]["allow"] == ["ls", rule]
+    assert "# mine" in config.read_text()
+
+
+def test_the_rules_of_one_decision_are_written_all_or_none(tmp_path: Path) -> None:
+    """A decision that plans two rules (`a && b`) writes them in one write: when the second
+    cannot be added, the first is not left in the file alone (it was, unrecorded, and the file
+    watcher then put it in force as a change by the file's owner)."""
+    from console.config.edit import PolicyEditError
+    from console.config.profile_rules import PlannedRule
+    from console.daemon.ops.approvals import write_rules
+
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.shell.exec]\nallow = ["ls"]\n')
+    before = config.read_bytes()
+    with pytest.raises(PolicyEditError):
+        write_rules(config, [PlannedRule("shell", "exec", "allow", "make test"),
+                             PlannedRule("shell", "exec", "allow", 'make a"b')])
+    assert config.read_bytes() == before
+    write_rules(config, [PlannedRule("shell", "exec", "allow", "make test"),
+                         PlannedRule("shell", "exec", "allow", "make lint")])
+    assert load(config).profile("shell") is not None
+    import tomllib
+    assert tomllib.loads(config.read_text())["profiles"]["shell"]["exec"]["allow"] == [
+        "ls", "make test", "make lint"]
+
+
+@needs_bwrap
+def test_an_agents_escape_sequences_stay_text_in_every_cli_view(daemon: Daemon, workspace: Path) -> None:
+    """The agent's command holds OSC 52 (write the clipboard) and a bidi override. Listed,
+    explained (policy why) and shadowed (policy shadow), it reaches the terminal as visible
+    text: `policy shadow` printed the past subject raw."""
+    t = _ask_in_background(daemon, workspace,
+                           "ph-ask exec -- make \"$(printf 'x\\033]52;c;aGk=\\007\\342\\200\\256y')\"")
+    req = _pending(daemon)
+    daemon.cli("deny", req["id"])
+    t.join(timeout=60)
+    views = {
+        "approvals": daemon.cli("history", "--kind", "approval.", "--limit", "5").stdout,
+        "why": daemon.cli("policy", "why", req["id"]).stdout,
+        "shadow": daemon.cli("policy", "shadow", "make").stdout,
+    }
+    assert "make" in views["shadow"], views
+    for name, out in views.items():
+        assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out, (name, out)

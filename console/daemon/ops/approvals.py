@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from console.config.edit import PolicyEditError, RuleEdit, apply, preview
+from console.config.edit import PolicyEditError, RuleEdit, apply_all, preview
 from console.config.profile_rules import PlannedRule, overridden_by, plan
 from console.daemon.core import Core
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg
@@ -93,9 +93,9 @@ def _request(core: Core, request_id: str) -> Request:
 
 
 def write_rules(path: Path, planned: Sequence[PlannedRule]) -> None:
-    """Every planned rule into the file, each under the file's lock and fsynced (blocking)."""
-    for p in planned:
-        apply(path, p.profile, p.section, p.list_name, p.rule)
+    """Every planned rule into the file in one write, under the file's lock, fsynced: all of
+    them or none (blocking)."""
+    apply_all(path, [(p.profile, p.section, p.list_name, p.rule) for p in planned])
 
 
 async def _save_planned(core: Core, peer: Peer, planned: list[PlannedRule],
