@@ -268,22 +268,7 @@ def _encodes(text: str) -> bool:
 def apply(path: str | os.PathLike[str], profile: str, section: str, list_name: str, rule: str) -> RuleEdit:
     """Add the rule for real: under the lock, re-read, recompute, write atomically. Returns the
     edit made (compare its diff with the preview's if the file may have changed meanwhile)."""
-    path = Path(path)
-    target = path.resolve() if path.is_symlink() else path  # keep a dotfile symlink a symlink
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        lock = target.with_name(target.name + ".lock")
-        with open(lock, "a") as lf:
-            fcntl.flock(lf, fcntl.LOCK_EX)
-            edit = preview(target, profile, section, list_name, rule)
-            if edit.changed:
-                _atomic_write(target, edit.new_text)
-    except OSError as exc:
-        why = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
-        raise PolicyEditError(f"{path}: cannot write it ({why}); the file is as "
-                              "it was: check its folder and permissions, then save the rule "
-                              "again") from None
-    return edit
+    return apply_all(path, [(profile, section, list_name, rule)])
 
 
 def apply_all(path: str | os.PathLike[str], rules: Sequence[tuple[str, str, str, str]]) -> RuleEdit:
