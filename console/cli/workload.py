@@ -120,14 +120,14 @@ def trace_summary(c: Context, run_id: str | None, profile: str | None, since: st
 
 def _agents_table(groups: list[dict[str, Any]], by: str) -> None:
     """Per agent (run) or sub-agent (lane): what it asked of the server, as recorded."""
-    table([[str(g[by]), str(g.get("profile") or "-"), str(g["requests"]),
-          str(g["tokens_in"]), str(g["tokens_cached"]), str(g["tokens_out"]),
-          _cell(g["ttft_p50_ms"], "{:.0f}"), _cell(g["think_p50_s"], "{:.1f}"),
-          _cell(g["tok_s_out_answering"], "{:.1f}"),
-          _cell(g["prefix_reuse"] * 100 if g["prefix_reuse"] is not None else None,
-                "{:.0f}%")] for g in groups],
-        [by, "profile", "reqs", "in", "cached", "out", "TTFT p50 ms", "think p50 s",
-         "out tok/s", "prefix reuse"])
+    rows = [[str(g[by]), str(g.get("profile") or "-"), str(g["requests"]),
+             str(g["tokens_in"]), str(g["tokens_cached"]), str(g["tokens_out"]),
+             _cell(g["ttft_p50_ms"], "{:.0f}"), _cell(g["think_p50_s"], "{:.1f}"),
+             _cell(g["tok_s_out_answering"], "{:.1f}"),
+             _cell(g["prefix_reuse"] * 100 if g["prefix_reuse"] is not None else None, "{:.0f}%")]
+            for g in groups]
+    table(rows, [by, "profile", "reqs", "in", "cached", "out", "TTFT p50 ms", "think p50 s",
+                 "out tok/s", "prefix reuse"])
 
 
 @trace.command("export")
