@@ -19,7 +19,7 @@ Where the parts live: the command reader in shellwords.py; command shapes, risky
 one reading of a rule (CommandPattern) in execshape.py; the decision types in types.py; grants in
 grants.py; destinations (parse, normalise, classify) in hosts.py and network patterns in
 netrules.py; the one network decision in network.py; shadow in shadow.py. The config writer is
-console/policy_config.py (it does I/O). Callers import the engine from here.
+console/config/edit.py (it does I/O). Callers import the engine from here.
 """
 
 from __future__ import annotations

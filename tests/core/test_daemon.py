@@ -235,7 +235,7 @@ def test_kill9_during_burst_keeps_every_acknowledged_event(daemon: Daemon, works
 
 @needs_bwrap
 def test_logs_page_through_long_output(daemon: Daemon, workspace: Path) -> None:
-    """More lines than one page (operator_ops.LOG_PAGE): all of them, in order, once."""
+    """More lines than one page (ops.runs.LOG_PAGE): all of them, in order, once."""
     from console.daemon.ops.runs import LOG_PAGE
 
     n = LOG_PAGE * 2 + 345

@@ -149,7 +149,7 @@ async def test_threaded_service_with_bus_tokens(writer: StoreWriter) -> None:
                      persist_every_s=0.5, totals_every_s=0.3)
     await svc.start()
     try:
-        for _ in range(8):  # what run_sockets' gate recorder publishes
+        for _ in range(8):  # what the gate wiring's recorder publishes
             bus.publish({"kind": "tokens", "run_id": "live1", "ts": time.time(),
                          "prompt_tokens": 10, "completion_tokens": 40, "total_tokens": 50,
                          "model": "m", "endpoint": "127.0.0.1:8000/v1/chat/completions"})
