@@ -47,8 +47,8 @@ def test_the_command_is_shown_and_the_agents_words_only_beside_it() -> None:
     assert line.startswith("git push origin main")
     assert "in /work/repo" in line and 'agent says: "Run the unit tests"' in line
     net = {"kind": "network", "subject": "evil.invalid:443", "title": "network pypi.org:443",
-           "detail": {"addresses": ["93.184.215.14"]}}
-    assert request_line(net).startswith("evil.invalid:443 → 93.184.215.14")
+           "detail": {"addresses": ["127.0.0.9"]}}
+    assert request_line(net).startswith("evil.invalid:443 → 127.0.0.9")
     r = Request("req1", "r1", "demo", "exec", PADDED, "pytest", {}, time.time())
     assert "curl" in r.summary() and r.summary().startswith("exec pytest")
 

@@ -27,8 +27,8 @@ def test_an_allow_under_a_built_in_ask_is_named_as_overridden() -> None:
 
 def test_deny_for_the_profile_is_labelled_by_what_it_writes() -> None:
     assert [p.line() for p in plan("demo", "exec", ["make"], allow=False)] == ['+ demo exec forbid "make"']
-    assert [p.line() for p in plan("demo", "network", ["1.1.1.1:443"], allow=False)] == [
-        '+ demo network deny "1.1.1.1:443"']
+    assert [p.line() for p in plan("demo", "network", ["127.0.0.9:443"], allow=False)] == [
+        '+ demo network deny "127.0.0.9:443"']
 
 
 def test_a_bad_pattern_is_refused_before_anything_is_planned() -> None:
@@ -56,19 +56,19 @@ def _ask_in_background(d: Daemon, ws: Path, script: str) -> threading.Thread:
 @needs_bwrap
 def test_preview_is_what_is_written_and_the_next_decision_agrees(daemon: Daemon, workspace: Path) -> None:
     config = Path(daemon.env["PILOTHOUSE_CONFIG"])
-    t = _ask_in_background(daemon, workspace, "ph-ask net 1.1.1.1:443; ph-ask net 1.1.1.1:443; echo done")
+    t = _ask_in_background(daemon, workspace, "ph-ask net blocked.invalid:443; ph-ask net blocked.invalid:443; echo done")
     req = _pending(daemon)
     preview = json.loads(daemon.cli("deny", req["id"], "--scope", "profile", "--preview", "--json").stdout)
-    assert preview["lines"] == ['+ demo network deny "1.1.1.1:443"'] and preview["overridden_by"] is None
+    assert preview["lines"] == ['+ demo network deny "blocked.invalid:443"'] and preview["overridden_by"] is None
     daemon.cli("deny", req["id"], "--scope", "profile", "--yes", "--json")
     t.join(timeout=60)
     text = config.read_text()
-    assert 'deny = ["1.1.1.1:443"]' in text and '"1.1.1.1"' not in text
+    assert 'deny = ["blocked.invalid:443"]' in text and '"blocked.invalid"' not in text
     changed = json.loads(daemon.cli("history", "--kind", "policy.changed", "--json").stdout)
     mine = [c for c in changed if c["data"].get("cause") == "profile-rule"]
     assert len(mine) == 1 and mine[0]["data"]["diff"] == preview["lines"]
-    check = json.loads(daemon.cli("policy", "check", "demo", "--host", "1.1.1.1:443", "--json").stdout)
-    assert check["decision"] == "deny" and check["rule"] == "1.1.1.1:443"
+    check = json.loads(daemon.cli("policy", "check", "demo", "--host", "blocked.invalid:443", "--json").stdout)
+    assert check["decision"] == "deny" and check["rule"] == "blocked.invalid:443"
 
 
 @needs_bwrap
