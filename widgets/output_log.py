@@ -35,6 +35,10 @@ from console.text import neutralise
 from widgets.format import style
 
 
+# Held lines written per frame when following resumes.
+CATCH_UP_LINES = 500
+
+
 class MatchHighlighter(Highlighter):
     """Marks every occurrence of the filter text (case-insensitive), in reverse video so it
     reads without colour too."""
@@ -80,6 +84,7 @@ class OutputLog(Log):
         self.total = 0  # lines received (dropped ones included)
         self.dropped = 0  # lines that never reached the Log (a flood)
         self.unseen = 0  # lines received while paused
+        self.catching_up: deque[str] = deque()  # held lines still to write after a resume
         self.match_index = -1  # which match n/N last went to (-1: none yet)
 
     @property
@@ -106,6 +111,9 @@ class OutputLog(Log):
         if not self._following:
             self.unseen += len(lines)
             return
+        if self.catching_up:  # behind the held lines still being written, in order
+            self.catching_up.extend(lines)
+            return
         shown = self._matching(lines) if self._filter else lines
         if shown:
             at_end = self.is_vertical_scroll_end
@@ -123,6 +131,7 @@ class OutputLog(Log):
     def reset(self) -> None:
         """Forget everything (the output is about to be read again from the start)."""
         self._buffer.clear()
+        self.catching_up.clear()
         self.total = self.unseen = self.dropped = 0
         self.match_index = -1
         self.clear()
@@ -150,11 +159,27 @@ class OutputLog(Log):
             self.match_index = -1
             # Append what arrived meanwhile rather than clear and redraw: the Log keeps its
             # line count (max_lines), so its virtual size and the screen's layout stay put.
-            shown = self._matching(held) if self._filter else held
-            if shown:
-                self.write_lines(shown, scroll_end=False)
-            self._to_end()
+            # Written a chunk per frame: thousands of held lines in one call would hold the
+            # key's own answer (FOLLOWING) back by a frame of tens of milliseconds.
+            self.catching_up.extend(held)
+            self._catch_up()
+        else:
+            # Lines not yet written are held again, with the ones that come while paused.
+            self.unseen += len(self.catching_up)
+            self.catching_up.clear()
         self.post_message(self.Changed(self))
+
+    def _catch_up(self) -> None:
+        if not self._following:
+            return
+        chunk = [self.catching_up.popleft()
+                 for _ in range(min(CATCH_UP_LINES, len(self.catching_up)))]
+        shown = self._matching(chunk) if self._filter else chunk
+        if shown:
+            self.write_lines(shown, scroll_end=False)
+        self._to_end()
+        if self.catching_up:
+            self.call_after_refresh(self._catch_up)
 
     class Changed(events.Message):
         """Following or paused changed by a key or the mouse (the screen redraws its status)."""
@@ -191,6 +216,7 @@ class OutputLog(Log):
         return [line for line in lines if f in line.lower() or isinstance(line, Dropped)]
 
     def _redraw(self) -> None:
+        self.catching_up.clear()  # the whole buffer is written below
         self.clear()
         self._render_line_cache.clear()
         lines = self._matching(self._buffer) if self._filter else list(self._buffer)

@@ -159,3 +159,36 @@ def test_the_console_paints_at_120_frames_a_second_unless_told() -> None:
     told = subprocess.run([sys.executable, "-c", probe], env={**env, "TEXTUAL_FPS": "30"},
                           capture_output=True, text=True, check=True).stdout
     assert told.strip() == "30"
+
+
+async def test_resuming_writes_the_held_lines_a_frame_at_a_time_in_order() -> None:
+    """Thousands of lines held while paused are written a chunk per frame after the resume,
+    so the key's own answer is not held back; lines that come meanwhile go after them."""
+    from textual.app import App, ComposeResult
+
+    from widgets.output_log import CATCH_UP_LINES
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield OutputLog(max_lines=10_000)
+
+    async with One().run_test(size=SIZE) as pilot:
+        log = pilot.app.query_one(OutputLog)
+        log.append([f"line {i}" for i in range(100)])
+        log.set_following(False)
+        log.append([f"line {i}" for i in range(100, 6100)])
+        assert log.line_count == 100 and log.unseen == 6000
+        log.set_following(True)
+        assert log.line_count <= 100 + CATCH_UP_LINES  # not all 6,000 in the key's own frame
+        log.append(["after the resume"])
+        await until(pilot, lambda: not log.catching_up, "the held lines to be written")
+        assert list(log.lines) == [*(f"line {i}" for i in range(6100)), "after the resume"]
+        # Paused again half way: what was not written yet is held again, and comes on resume.
+        log.set_following(False)
+        log.append([f"more {i}" for i in range(3000)])
+        log.set_following(True)
+        log.set_following(False)
+        assert log.unseen >= 3000 - CATCH_UP_LINES
+        log.set_following(True)
+        await until(pilot, lambda: not log.catching_up, "the held lines to be written")
+        assert list(log.lines)[-3001:] == ["after the resume", *(f"more {i}" for i in range(3000))]
