@@ -51,8 +51,10 @@ def _metric(data: dict[str, Any], name: str, stat: str = "avg") -> float:
 
 
 def run(trace: Path, url: str, model: str, *, concurrency: int, requests: int,
-        block_size: int, hf_home: Path, out: Path, timeout_s: float = 600) -> dict[str, Any]:
-    """One aiperf run; its figures under our names, with its CPU time per request."""
+        block_size: int, hf_home: Path, out: Path, timeout_s: float = 600,
+        warmup: int = 0) -> dict[str, Any]:
+    """One aiperf run; its figures under our names, with its CPU time per request. `warmup`
+    requests go first and are not counted (aiperf's own warmup phase)."""
     base = url.removesuffix("/").removesuffix("/v1")
     cmd = [str(AIPERF), "profile", "--model", model, "--url", base, "--endpoint-type", "chat",
            "--streaming", "--input-file", str(trace), "--custom-dataset-type", "mooncake_trace",
@@ -62,6 +64,8 @@ def run(trace: Path, url: str, model: str, *, concurrency: int, requests: int,
            "--prompt-input-tokens-block-size", str(block_size), "--ui", "none",
            "--output-artifact-dir", str(out), "--no-gpu-telemetry", "--no-server-metrics",
            "--random-seed", "1", "--workers-max", "1", "--record-processors", "1"]
+    if warmup:
+        cmd += ["--warmup-request-count", str(warmup)]
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1",
            "TRANSFORMERS_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

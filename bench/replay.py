@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -62,9 +63,22 @@ MODEL = "scripted-1b"
 LLAMA_SIZE = (256, 4)
 
 
+def cpu_split() -> tuple[set[int], set[int]] | None:
+    """(the server's CPUs, the clients'): the last CPU for the server, the rest for whichever
+    client runs, so a client's own processes (aiperf has several) never take the CPU the
+    server is timed on, nor the server the client's. None on a single CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return ({cpus[-1]}, set(cpus[:-1])) if len(cpus) > 1 else None
+
+
+SPLIT = cpu_split()
+
+
 def start_server(itl: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen([sys.executable, "-m", "tests.replay.model_server", "--itl",
-                             str(itl)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+                             str(itl)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=(lambda: os.sched_setaffinity(0, SPLIT[0]))
+                            if SPLIT else None)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
 
@@ -77,7 +91,8 @@ class Target:
         self.llama: llama_server.LlamaServer | None = None
         self.proc: subprocess.Popen[str] | None = None
         if which == "llama":
-            self.llama = llama_server.LlamaServer(Path(tmp) / "llama", size=LLAMA_SIZE)
+            self.llama = llama_server.LlamaServer(Path(tmp) / "llama", size=LLAMA_SIZE,
+                                                  cpus=SPLIT[0] if SPLIT else None)
             self.url, self.model = self.llama.v1, llama_server.MODEL
             self.label = (f"llama-cpp-python, random GGUF {LLAMA_SIZE[0]} wide x "
                           f"{LLAMA_SIZE[1]} layers on CPU")
@@ -290,13 +305,24 @@ def main() -> None:
                 "reference client (stdlib, thread per lane)"
             if why_not:
                 print(f"anchor: reference client, because {why_not}", flush=True)
-            # Warm the server once, so neither client pays the cold start.
+            if SPLIT:  # this process and the aiperf it starts: off the server's CPU
+                os.sched_setaffinity(0, SPLIT[1])
+            # Warm the server with one pass of each client, so neither pays the cold start
+            # and each finds its own prompts in the server's prefix cache (their texts differ).
             asyncio.run(run_sweep(wl, Settings(target.url, target.model, [1], think="none"),
                                   nvml=nvml))
+            if hf_home is not None:
+                with contextlib.suppress(aiperf_anchor.AiperfError, subprocess.SubprocessError):
+                    aiperf_anchor.run(trace, target.url, target.model, concurrency=1,
+                                      requests=wl.requests, block_size=64, hf_home=hf_home,
+                                      out=Path(tmp) / "aiperf-warm", timeout_s=240)
             ours_cpu, ref_cpu = [], []
             for c in levels:
+                # Both clients: one warmup request per lane (aiperf: per request in flight)
+                # before the clock, on the connection that then carries the step.
                 st = Settings(target.url, target.model, [c], think="none", price_kwh=0.30,
-                              price_gpu_hour=2.0, all_in_kw_per_gpu=1.2, private_copies=False)
+                              price_gpu_hour=2.0, all_in_kw_per_gpu=1.2, private_copies=False,
+                              warmup=True)
                 print(f"step c={c}: our replay ...", file=sys.stderr, flush=True)
                 c0 = time.process_time()
                 step = asyncio.run(run_sweep(wl, st, nvml=nvml))[0]
@@ -309,7 +335,7 @@ def main() -> None:
                         ref = aiperf_anchor.run(trace, target.url, target.model, concurrency=c,
                                                 requests=wl.requests * c, block_size=64,
                                                 hf_home=hf_home, out=Path(tmp) / f"aiperf-{c}",
-                                                timeout_s=240)
+                                                timeout_s=240, warmup=c)
                     except (aiperf_anchor.AiperfError, subprocess.SubprocessError) as exc:
                         print(f"aiperf could not run at c={c}: {exc}", flush=True)
                         ref = reference_step(wl, target.url, target.model, c)

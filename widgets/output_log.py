@@ -34,7 +34,6 @@ from textual.widgets import Log
 from console.text import neutralise
 from widgets.format import style
 
-
 # Held lines written per frame when following resumes.
 CATCH_UP_LINES = 500
 

@@ -7,6 +7,7 @@ over their requests and stop starting new ones when the duration is up (answers 
 are awaited). Energy is the NVML energy counter's difference over exactly the step (read
 just before the first request and just after the last answer), summed over the GPUs asked
 for; a GPU without a counter makes the step's energy "n/a" with the reason, never a guess.
+With `warmup`, each lane's first request goes once before the clock (see Settings).
 """
 
 from __future__ import annotations
@@ -38,10 +39,16 @@ class Settings:
     timeout_s: float = 600.0
     extra: dict[str, Any] | None = None  # merged into every request body (e.g. ignore_eos)
     # Copies of a lane (concurrency above the lanes recorded) are other users: their private
-    # blocks get other words. False sends every copy the same prompts, each copy starting at
-    # its own place in the lane (as aiperf keeps N of a trace's entries in flight), for
-    # comparing the two clients on one server.
+    # blocks get other words. False sends every copy the same prompts, the copies taking the
+    # lane's requests in turn from one cursor (as aiperf keeps N of a trace's entries in
+    # flight), for comparing the two clients on one server.
     private_copies: bool = True
+    # Each lane sends its first request once before the step's clock starts, on the
+    # connection it then keeps (aiperf's --warmup-request-count, one per lane): neither the
+    # client's cold start nor the server's switch from whatever it served before (another
+    # client's prompts in its prefix cache) lands in the step. The timed pass then starts at
+    # the lane's next request and wraps round, so it still sends every request once.
+    warmup: bool = False
 
 
 def think_policy(text: str) -> Callable[[float | None], float]:
@@ -98,47 +105,77 @@ def _joules(before: dict[int, int | None], after: dict[int, int | None]) -> tupl
     return total / 1000.0, None
 
 
-async def _lane(lane: Lane, copy: int, copies: int, workload: Workload, st: Settings,
-                think: Callable[[float | None], float], deadline: float | None,
-                results: list[Result]) -> None:
-    conn = Connection(Endpoint(st.url), st.timeout_s)
-    salt = f"copy{copy}" if copy and st.private_copies else ""
-    start = 0 if st.private_copies else copy * len(lane.requests) // copies
-    order = list(enumerate(lane.requests))
-    order = order[start:] + order[:start]
-    try:
-        first = True
-        while True:
-            for n, req in order:
-                if deadline is not None and time.perf_counter() >= deadline:
-                    return
-                if not first:
-                    await asyncio.sleep(think(req.think_s))
-                first = False
-                text = prompt(req, workload.block_size, salt=salt, shared=workload.shared_ids,
-                              unique=f"{lane.name}:{n}")
-                result = await conn.chat(st.model, text, req.output_length,
-                                         stream=req.stream, extra=st.extra)
-                result.sent_tokens = req.input_length
-                results.append(result)
-            if deadline is None:
+class _Cursor:
+    """Where a lane is in its requests; the copies of a lane that send the same prompts share
+    one, so each takes the lane's next request when it is free (as aiperf's N in flight take
+    a trace's entries in order)."""
+
+    def __init__(self, lane: Lane) -> None:
+        self.order = list(enumerate(lane.requests))
+        self.at = 0
+
+    def next(self) -> tuple[int, Any]:
+        item = self.order[self.at % len(self.order)]
+        self.at += 1
+        return item
+
+
+class _Lane:
+    """One lane of a step: its connection, and where it takes its requests from."""
+
+    def __init__(self, lane: Lane, copy: int, cursor: _Cursor, workload: Workload,
+                 st: Settings) -> None:
+        self.lane, self.cursor, self.workload, self.st = lane, cursor, workload, st
+        self.conn = Connection(Endpoint(st.url), st.timeout_s)
+        self.salt = f"copy{copy}" if copy and st.private_copies else ""
+
+    async def send(self, n: int, req: Any) -> Result:
+        text = prompt(req, self.workload.block_size, salt=self.salt,
+                      shared=self.workload.shared_ids, unique=f"{self.lane.name}:{n}")
+        result = await self.conn.chat(self.st.model, text, req.output_length,
+                                      stream=req.stream, extra=self.st.extra)
+        result.sent_tokens = req.input_length
+        return result
+
+    async def warm(self) -> None:
+        if self.lane.requests:
+            await self.send(*self.cursor.next())
+
+    async def run(self, think: Callable[[float | None], float], deadline: float | None,
+                  results: list[Result]) -> None:
+        """The lane's requests once (as many as it has, from where its cursor is), or on
+        and on until the deadline."""
+        sent = 0
+        while deadline is not None or sent < len(self.lane.requests):
+            if deadline is not None and time.perf_counter() >= deadline:
                 return
-    finally:
-        await conn.close()
+            n, req = self.cursor.next()
+            if sent:
+                await asyncio.sleep(think(req.think_s))
+            sent += 1
+            results.append(await self.send(n, req))
 
 
 async def run_step(workload: Workload, st: Settings, concurrency: int, energy: Energy
                    ) -> dict[str, Any]:
     think = think_policy(st.think)
-    before, why = await asyncio.to_thread(energy.read)
+    shared = {id(lane): _Cursor(lane) for lane in workload.lanes}
+    lanes = []
+    for i in range(concurrency):
+        lane = workload.lanes[i % len(workload.lanes)]
+        cursor = _Cursor(lane) if st.private_copies else shared[id(lane)]
+        lanes.append(_Lane(lane, i // len(workload.lanes), cursor, workload, st))
     results: list[Result] = []
-    t0 = time.perf_counter()
-    deadline = t0 + st.duration_s if st.duration_s else None
-    lanes = [workload.lanes[i % len(workload.lanes)] for i in range(concurrency)]
-    copies = -(-concurrency // len(workload.lanes))
-    await asyncio.gather(*(_lane(lane, i // len(workload.lanes), copies, workload, st, think,
-                                 deadline, results) for i, lane in enumerate(lanes)))
-    seconds = time.perf_counter() - t0
+    try:
+        if st.warmup:
+            await asyncio.gather(*(lane.warm() for lane in lanes))
+        before, why = await asyncio.to_thread(energy.read)
+        t0 = time.perf_counter()
+        deadline = t0 + st.duration_s if st.duration_s else None
+        await asyncio.gather(*(lane.run(think, deadline, results) for lane in lanes))
+        seconds = time.perf_counter() - t0
+    finally:
+        await asyncio.gather(*(lane.conn.close() for lane in lanes), return_exceptions=True)
     after, why_after = await asyncio.to_thread(energy.read)
     energy_j, why_delta = (None, why or why_after) if (why or why_after) else \
         _joules(before, after)

@@ -44,8 +44,9 @@ def _free_port() -> int:
 
 class LlamaServer:
     def __init__(self, folder: Path, *, n_ctx: int = 4096, start_timeout_s: float = 120.0,
-                 size: tuple[int, int] = (64, 2)) -> None:
-        """size: the GGUF's width and layers (tests/replay/tiny_gguf.py)."""
+                 size: tuple[int, int] = (64, 2), cpus: set[int] | None = None) -> None:
+        """size: the GGUF's width and layers (tests/replay/tiny_gguf.py); cpus: the CPUs the
+        server may run on (a benchmark keeps its clients off them)."""
         folder.mkdir(parents=True, exist_ok=True)
         self.gguf = folder / "tiny-random.gguf"
         subprocess.run([str(PYTHON), "-m", "tests.replay.tiny_gguf", str(self.gguf),
@@ -57,7 +58,8 @@ class LlamaServer:
                 [str(PYTHON), "-m", "llama_cpp.server", "--model", str(self.gguf),
                  "--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(self.port),
                  "--n_ctx", str(n_ctx), "--interrupt_requests", "False", "--verbose", "False"],
-                cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+                cwd=folder, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         deadline = time.monotonic() + start_timeout_s
         while True:
             try:

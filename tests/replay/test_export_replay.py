@@ -243,6 +243,28 @@ async def test_prompt_tokens_from_the_trace_when_a_stream_has_no_usage(tmp_path:
     assert len(set(prompts[2:])) == 3  # copies sent the same three prompts, not salted ones
 
 
+async def test_warmup_sends_each_lanes_first_request_before_the_clock(tmp_path: Path) -> None:
+    """As aiperf's --warmup-request-count: one request per lane goes first and is not counted;
+    the timed pass starts at the lane's next request and wraps, so it still sends them all."""
+    model = ScriptedModel(itl_s=0.001)
+    try:
+        wl = load(trace_file(tmp_path))
+        st = Settings(model.v1, MODEL, [1, 2], think="none", warmup=True)
+        one, two = await run_sweep(wl, st)
+        sent = [len(p.body["messages"][0]["content"].split()) for p in model.posts()]
+    finally:
+        model.close()
+    # c=1 plays lane r/0 (40 then 60 words): warm 40, timed 60 then 40.
+    # c=2 plays r/0 and r/1 (36): warm 40 and 36 at once, timed 60, 40 and 36.
+    assert sent[:3] == [40, 60, 40]
+    assert sorted(sent[3:5]) == [36, 40] and sorted(sent[5:]) == [36, 40, 60]
+    assert (one["requests"], one["tokens_in"]) == (2, 100)
+    assert (two["requests"], two["tokens_in"]) == (3, 136)
+    # The warm request reached the server before the step began: the step's own requests
+    # found its blocks cached (40 words = 2 blocks of 16 shared by the 60-word request).
+    assert one["tokens_cached"] >= 32
+
+
 async def test_replay_cli_without_a_gpu_stores_and_reports(cli_home: Path, tmp_path: Path) -> None:
     model = ScriptedModel(itl_s=0.001)
     try:
