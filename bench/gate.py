@@ -315,6 +315,24 @@ def tunnels_per_second(where: str | tuple[str, int], authority: bytes, clients: 
     return done / secs
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and of its children, living or reaped: tinyproxy
+    serves from a pool of child processes, the gate from one."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        own, parent = int(stat.parent.name), int(fields[1])
+        if own == pid:  # its own time and its reaped children's
+            total += sum(int(f) for f in fields[11:15]) / tick
+        elif parent == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -392,9 +410,21 @@ def main() -> None:
                            ">= 0.6x" if anchor == "direct" else ">= 4x"))
         count = max(n * 2, 1000)
         per_s = {"gate": 0.0, "tinyproxy": 0.0}
+        cpu = {"gate": 0.0, "tinyproxy": 0.0}
+        pids = {"gate": gate.pid, "tinyproxy": tiny.pid}
         for _ in range(2):  # best of 2, taking turns
             for name, w in (("gate", sock), ("tinyproxy", tinyp)):
+                c0 = cpu_seconds(pids[name])
                 per_s[name] = max(per_s[name], tunnels_per_second(w, bulk, 50, count))
+                cpu[name] += cpu_seconds(pids[name]) - c0
+        # The CPU each proxy spends per tunnel moves far less with the machine's load than
+        # tunnels/s does (on 2 cores the client and the upstream compete for the same CPU).
+        for name in cpu:
+            cpu[name] = cpu[name] * 1e6 / (2 * count)
+        rows.append(("proxy CPU per tunnel, us (gate)", cpu["gate"],
+                     "tinyproxy, all its processes", cpu["tinyproxy"]))
+        out.append(Row("proxy CPU per tunnel (50 concurrent clients)", cpu["gate"], "us",
+                       "tinyproxy, all its processes", cpu["tinyproxy"], ""))
         rows.append(("tunnels/s via gate (50 concurrent clients)", per_s["gate"],
                      "tinyproxy, same load", per_s["tinyproxy"]))
         out.append(Row(f"tunnels/s via gate (50 concurrent clients, {count} tunnels, best of 2)",
