@@ -278,7 +278,7 @@ def main() -> None:
                     help="default: llama where installed, else scripted")
     args = ap.parse_args()
     n = args.requests or (150 if args.quick else 600)
-    turns = args.turns or (3 if args.quick else 6)
+    turns = args.turns or (6 if args.quick else 10)  # 3 agents x turns requests per lane pass
     levels = [int(x) for x in args.concurrency.split(",")]
     which = args.server or ("llama" if llama_server.missing() is None else "scripted")
     if which == "scripted" and llama_server.missing():
