@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Row, emit  # noqa: E402
+from tests.core.hold_connections import install as install_hold  # noqa: E402
 
 BIN = Path(sys.executable).parent
 CONFIG = """
@@ -37,26 +38,6 @@ deny = ["**.blocked.invalid"]
 [profiles.attack.exec]
 default = "ask"
 allow = ["echo"]
-"""
-
-HOLD = r"""
-import os, socket, sys, time
-kind, n, payload = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
-socks = []
-for _ in range(n):
-    try:
-        if kind == "bridge":
-            s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
-        else:
-            s = socket.socket(socket.AF_UNIX); s.connect(kind)
-        if payload:
-            s.sendall(payload)
-        socks.append(s)
-    except OSError:
-        pass
-open(".held", "w").write(str(len(socks)))
-while not os.path.exists(".release"):
-    time.sleep(0.1)
 """
 
 FLOOD = r"""
@@ -128,11 +109,11 @@ class Daemon:
         return t
 
 
-def _held(ws: Path) -> int:
+def _held(ws: Path) -> dict[str, int]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if (ws / ".held").exists() and (ws / ".held").read_text():
-            return int((ws / ".held").read_text())
+            return json.loads((ws / ".held").read_text())
         time.sleep(0.1)
     raise SystemExit("the attack never got going")
 
@@ -140,7 +121,7 @@ def _held(ws: Path) -> int:
 def hold(d: Daemon, ws: Path, target: str, n: int, payload: str) -> tuple[int, float, float]:
     for name in (".held", ".release"):
         (ws / name).unlink(missing_ok=True)
-    t = d.background(ws, "python3", "hold.py", target, str(n), payload)
+    t = d.background(ws, "python3", "hold.py", target, str(n), payload, "600")  # until .release
     _held(ws)  # every connection it could open is open
     time.sleep(1)
     fds, rss, lat = d.fds, d.rss_mb, d.approvals_ms()
@@ -174,7 +155,7 @@ def main() -> None:
         home.mkdir()
         ws.mkdir()
         (home / "config.toml").write_text(CONFIG)
-        (ws / "hold.py").write_text(HOLD)
+        install_hold(ws)
         (ws / "flood.py").write_text(FLOOD)
         d = Daemon(home)
         d.start()

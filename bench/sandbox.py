@@ -13,10 +13,10 @@ Rows (p50 and p99 over N runs, all measured in this one run, interleaved so drif
   no-new-privileges, init, user, limits, the same mounts).
 - pilothouse run --wait: the CLI against a daemon on a temporary PILOTHOUSE_HOME (store commit,
   run sockets, bridge, output streaming) against raw bwrap. Skipped when the CLI is missing.
-  Its two parts get rows of their own: the daemon's (the same run through the client library,
-  in this process: no Python start) and the CLI's process start (`--version` against
-  `python -c pass`; the CLI's imports). The same daemon row with a git repository as the
-  workspace (git init plus a hooksPath) shows what protecting a repository adds.
+  The daemon's part gets a row of its own (the same run through the client library, in this
+  process: no Python start); the CLI's process start is bench/cli.py's row. The same daemon
+  row with a git repository as the workspace (git init plus a hooksPath) shows what
+  protecting a repository adds.
 
 Each row prints: figure, p50 ms, p99 ms, anchor, anchor p50 and p99 ms, ratio of the p50s.
 --quick runs 15 of each (full: 30). The p50 and p99 rows also go through bench.common.emit
@@ -192,14 +192,6 @@ class CliDaemon:
         for _kind, _payload in self._client.stream("logs", run=rec["id"], follow=True):
             pass
 
-    def cli_start(self) -> None:
-        subprocess.run([self.cli, "--version"], env=self.env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    @staticmethod
-    def python_start() -> None:
-        subprocess.run([sys.executable, "-c", "pass"], check=True)
-
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
@@ -268,7 +260,7 @@ async def main() -> None:
 
     t: dict[str, list[float]] = {k: [] for k in
                                  ("raw", "backend", "bridge", "docker", "docker_cli", "cli",
-                                  "client", "client_git", "cli_start", "python")}  # fmt: skip
+                                  "client", "client_git")}  # fmt: skip
     # Warm-up: first runs pay page cache and image probes.
     true = ["/bin/true"]
     raw()
@@ -289,8 +281,6 @@ async def main() -> None:
             t["cli"].append(time_sync(daemon.run))
             t["client"].append(time_sync(daemon.run_client))
             t["client_git"].append(time_sync(lambda d=daemon: d.run_client(d.git_ws)))
-            t["cli_start"].append(time_sync(daemon.cli_start))
-            t["python"].append(time_sync(daemon.python_start))
         for s in servers:
             s.close()
         servers.clear()
@@ -318,7 +308,6 @@ async def main() -> None:
     row("pilothouse run --wait (bwrap)", "cli", "raw bwrap, same options", "raw", "<= +25 ms")
     row("run via daemon, client library", "client", "raw bwrap, same options", "raw")
     row("same, git repository workspace", "client_git", "raw bwrap, same options", "raw")
-    row("CLI process start (--version)", "cli_start", "python -c pass", "python")
     if t["cli"] and t["client"] and t["raw"]:
         cli, client, raw = (statistics.median(t[k]) for k in ("cli", "client", "raw"))
         print(f"run --wait p50 {cli:.1f} ms = raw bwrap {raw:.1f} + the daemon's part "

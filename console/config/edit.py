@@ -6,6 +6,8 @@ keys as written: the rule is appended to its list wherever the list is written
 list, section or profile is added next to its siblings. `preview` computes the new text and its
 diff without writing, for the UI to show before saving; `apply` takes a lock (fcntl.flock on a
 sibling .lock file), re-reads, recomputes and writes atomically (temp file, fsync, rename).
+`undo` puts the file back as it was before such a write, the same way (the daemon's fail-closed
+path: a rule whose policy.changed record failed must not stay in the file).
 
 Before anything is written the new text passes two checks, or nothing is written and
 PolicyEditError says why: parsed, it is the old file's data plus exactly the one rule; and it
@@ -23,7 +25,7 @@ import os
 import re
 import tempfile
 import tomllib
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,7 @@ class RuleEdit:
     rule: str
     old_text: str
     new_text: str
+    existed: bool = True  # False: the write created the file (undoing it removes the file)
 
     @property
     def changed(self) -> bool:
@@ -281,20 +284,59 @@ def apply_all(path: str | os.PathLike[str], rules: Sequence[tuple[str, str, str,
         raise PolicyEditError("no rule to write")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target.with_name(target.name + ".lock"), "a") as lf:
-            fcntl.flock(lf, fcntl.LOCK_EX)
+        with _locked(target):
+            existed = target.exists()
             edits = [preview(target, *rules[0])]
             for rule in rules[1:]:
                 edits.append(_preview_on(target, edits[-1].new_text, *rule))
-            whole = RuleEdit(target, *rules[0][:4], edits[0].old_text, edits[-1].new_text)
+            whole = RuleEdit(target, *rules[0][:4], edits[0].old_text, edits[-1].new_text,
+                             existed)
             if whole.changed:
                 _atomic_write(target, whole.new_text)
     except OSError as exc:
-        why = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
-        raise PolicyEditError(f"{path}: cannot write it ({why}); the file is as "
+        raise PolicyEditError(f"{path}: cannot write it ({_why(exc)}); the file is as "
                               "it was: check its folder and permissions, then save the rule "
                               "again") from None
     return whole
+
+
+def undo(edit: RuleEdit) -> None:
+    """Put the file back as it was before `edit` (one that apply_all made): under the same lock,
+    atomically, byte for byte; a file the edit created is removed. Refused, leaving the file
+    alone, when it no longer holds exactly what the edit wrote (someone changed it since)."""
+    if not edit.changed:
+        return
+    rule = tomlkit.string(edit.rule).as_string()
+    by_hand = f"take {rule} out of {_where(('profiles', edit.profile, edit.section))} by hand"
+    try:
+        with _locked(edit.path):
+            try:
+                now = _read(edit.path)
+            except PolicyEditError as exc:
+                raise PolicyEditError(f"{exc}: {by_hand}") from None
+            if now != edit.new_text:
+                raise PolicyEditError(f"{edit.path} changed after the rule was written, so it "
+                                      f"was left as it is: {by_hand}")
+            if edit.existed:
+                _atomic_write(edit.path, edit.old_text)
+            else:
+                edit.path.unlink()
+                _sync_folder(edit.path.parent)
+    except OSError as exc:
+        raise PolicyEditError(f"{edit.path} could not be put back ({_why(exc)}): "
+                              f"{by_hand}") from None
+
+
+@contextlib.contextmanager
+def _locked(target: Path) -> Iterator[None]:
+    """The file's writers' lock: fcntl.flock on a sibling .lock file (blocking)."""
+    with open(target.with_name(target.name + ".lock"), "a") as lf:
+        fcntl.flock(lf, fcntl.LOCK_EX)
+        yield
+
+
+def _why(exc: OSError) -> str:
+    return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -313,7 +355,11 @@ def _atomic_write(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    dfd = os.open(path.parent, os.O_RDONLY)
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    dfd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:

@@ -1,5 +1,6 @@
-"""What the real agents' end-to-end tests share: finding the installed binaries, a person who
-answers the inbox, and reading a run's history.
+"""What the real agents' end-to-end tests share: finding the installed binaries, their
+fixtures (binary, backend, model server, daemon environment; made once by `agent_fixtures`), a
+person who answers the inbox, and reading a run's history.
 
 The binaries are installed by `make agents-install` (root, from npm and PyPI, under /usr/local
 so that the sandbox's read-only /usr holds them). A test skips only when a binary is missing,
@@ -16,7 +17,8 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,11 @@ import pytest
 
 from tests.conftest import Daemon
 
+from .model_server import FINAL_TEXT, ModelServer, Script
+
 ME = pwd.getpwuid(os.geteuid()).pw_name  # the decider the daemon records (SO_PEERCRED)
 INSTALL_HINT = "run `make agents-install` as root (npm and PyPI must be reachable)"
+TASK = "Write the word hi into proof.txt"
 
 
 def agent_binary(name: str) -> str:
@@ -39,6 +44,56 @@ def agent_binary(name: str) -> str:
 def version(binary: str) -> str:
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60)
     return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else "?"
+
+
+@dataclass(frozen=True)
+class RealAgent:
+    """What sets one real agent's tests apart from another's."""
+
+    name: str  # the binary and its built-in profile: claude, codex, aider
+    label: str  # how its version line is introduced in the test output
+    hosted: tuple[str, ...]  # the hosted APIs (and downloads) denied whatever happens
+    api_env: Callable[[ModelServer], dict[str, str]]  # key and address, passed by the profile
+    final_text: str = FINAL_TEXT  # the model's last answer
+
+
+def agent_fixtures(agent: RealAgent) -> tuple[Any, Any, Any, Any]:
+    """The four fixtures every real-agent test module needs, for `agent`: its binary (named
+    after it), `backend` (bwrap and Docker), `model_server` (allowed for the agent's profile and
+    metered by the gate; written to the config before the daemon starts) and `daemon_env` (the
+    key and the API's address). A module assigns them at its top level for pytest to find."""
+
+    @pytest.fixture(scope="module", name=agent.name)
+    def binary() -> str:
+        path = agent_binary(agent.name)
+        print(f"{agent.label}: {version(path)}")
+        return path
+
+    @pytest.fixture(params=["bwrap", "docker"])
+    def backend(request: pytest.FixtureRequest, home: Path) -> str:
+        request.getfixturevalue(agent.name)  # skips, saying how to install, when it is missing
+        if request.param == "docker":
+            docker_backend(home, agent.name, agent.name)
+        return request.param
+
+    @pytest.fixture
+    def model_server(home: Path) -> Iterator[ModelServer]:
+        with ModelServer(script=Script(final_text=agent.final_text)) as srv:
+            denied = ", ".join(f'"{h}"' for h in agent.hosted)
+            write_config(home, f'[gate]\ninference = ["{model_hostport(srv)}"]\n\n'
+                               f'[profiles.{agent.name}.network]\n'
+                               f'allow = ["{model_hostport(srv)}"]\ndeny = [{denied}]\n')
+            yield srv
+
+    @pytest.fixture
+    def daemon_env(daemon_env: dict[str, str], model_server: ModelServer) -> dict[str, str]:
+        return {**daemon_env, **agent.api_env(model_server)}
+
+    return binary, backend, model_server, daemon_env
+
+
+def model_hostport(srv: ModelServer) -> str:
+    return f"127.0.0.1:{srv.port}"
 
 
 class Person(threading.Thread):
@@ -116,6 +171,13 @@ def network_hosts(hist: list[dict[str, Any]]) -> set[str]:
     """Every host:port the gate decided on for this run."""
     return {f"{(e.get('data') or {}).get('host')}:{(e.get('data') or {}).get('port')}"
             for e in events(hist, "net.decision")}
+
+
+def assert_only_the_model_server(hist: list[dict[str, Any]], srv: ModelServer,
+                                 person: Person) -> None:
+    """The run's network went to the model server alone, and the person was asked no host."""
+    assert network_hosts(hist) <= {model_hostport(srv)}, network_hosts(hist)
+    assert person.asked("network") == []
 
 
 def metered_history(daemon: Daemon, run_id: str, answers: int, wait_s: float = 10.0) -> list[dict[str, Any]]:

@@ -10,61 +10,33 @@ It streams its answers: the profile asks for usage in the stream so that the gat
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import Daemon, needs_bwrap
 
-from .model_server import ModelServer, Script
+from .model_server import ModelServer
 from .real_harness import (
-    agent_binary,
+    TASK,
+    RealAgent,
+    agent_fixtures,
     agent_workspace,
     assert_tokens,
-    docker_backend,
     hand_over,
     metered_history,
+    model_hostport,
     network_hosts,
     run_agent,
-    version,
-    write_config,
 )
 
 pytestmark = needs_bwrap
-TASK = "Write the word hi into proof.txt"
 EDIT = "proof.txt\n```\nhi\n```\n"  # aider's whole-file edit format
-
-
-@pytest.fixture(scope="module")
-def aider() -> str:
-    path = agent_binary("aider")
-    print(f"aider: {version(path)}")
-    return path
-
-
-@pytest.fixture(params=["bwrap", "docker"])
-def backend(request: pytest.FixtureRequest, home: Path, aider: str) -> str:
-    if request.param == "docker":
-        docker_backend(home, "aider", "aider")
-    return request.param
-
-
-@pytest.fixture
-def model_server(home: Path) -> Iterator[ModelServer]:
-    with ModelServer(script=Script(final_text=EDIT)) as srv:
-        write_config(home, f'[gate]\ninference = ["127.0.0.1:{srv.port}"]\n\n'
-                           f'[profiles.aider.network]\nallow = ["127.0.0.1:{srv.port}"]\n'
-                           # hosted APIs and downloads stay out of reach whatever happens
-                           f'deny = ["**.openai.com", "**.anthropic.com", "**.githubusercontent.com", '
-                           f'"**.github.com", "pypi.org", "openrouter.ai"]\n')
-        yield srv
-
-
-@pytest.fixture
-def daemon_env(daemon_env: dict[str, str], model_server: ModelServer) -> dict[str, str]:
-    return {**daemon_env, "OPENAI_API_KEY": "sk-test-not-a-key",
-            "OPENAI_API_BASE": f"{model_server.url}/v1"}
+AIDER = RealAgent(
+    "aider", "aider", final_text=EDIT,
+    hosted=("**.openai.com", "**.anthropic.com", "**.githubusercontent.com", "**.github.com",
+            "pypi.org", "openrouter.ai"),
+    api_env=lambda srv: {"OPENAI_API_KEY": "sk-test-not-a-key", "OPENAI_API_BASE": f"{srv.url}/v1"},
+)
+aider, backend, model_server, daemon_env = agent_fixtures(AIDER)
 
 
 def test_aider_edits_and_commits_in_a_git_repository(backend: str, aider: str, model_server: ModelServer,
@@ -74,7 +46,7 @@ def test_aider_edits_and_commits_in_a_git_repository(backend: str, aider: str, m
     git_config_before = (ws / ".git" / "config").read_text()
     command = [aider, "--model", "openai/scripted-model-1", "--edit-format", "whole",
                "--yes-always", "--no-gitignore", "--message", TASK, "proof.txt"]
-    done, run_id, person = run_agent(daemon, "aider", ws, command, True, f"127.0.0.1:{model_server.port}")
+    done, run_id, person = run_agent(daemon, "aider", ws, command, True, model_hostport(model_server))
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
     assert (ws / "proof.txt").read_text() == "hi\n"
@@ -85,7 +57,7 @@ def test_aider_edits_and_commits_in_a_git_repository(backend: str, aider: str, m
     assert (ws / ".git" / "config").read_text() == git_config_before
 
     hist = metered_history(daemon, run_id, len([s for s in model_server.sent if s.usage]))
-    assert network_hosts(hist) <= {f"127.0.0.1:{model_server.port}"}, network_hosts(hist)
+    assert network_hosts(hist) <= {model_hostport(model_server)}, network_hosts(hist)
     assert person.seen == []
 
     # Streamed, with usage asked for, and metered exactly.

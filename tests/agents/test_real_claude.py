@@ -9,69 +9,38 @@ Claude Code as a tool result that says who denied it and for how long.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import COMMAND, FINAL_TEXT, ModelServer
 from .real_harness import (
     ME,
-    agent_binary,
+    TASK,
+    RealAgent,
+    agent_fixtures,
     agent_workspace,
+    assert_only_the_model_server,
     assert_tokens,
-    docker_backend,
     hand_over,
     metered_history,
-    network_hosts,
+    model_hostport,
     run_agent,
     token_sums,
-    version,
-    write_config,
 )
 
 pytestmark = needs_bwrap
-TASK = "Write the word hi into proof.txt"
-
-
-@pytest.fixture(scope="module")
-def claude() -> str:
-    path = agent_binary("claude")
-    print(f"Claude Code: {version(path)}")
-    return path
-
-
-@pytest.fixture(params=["bwrap", "docker"])
-def backend(request: pytest.FixtureRequest, home: Path, claude: str) -> str:
-    if request.param == "docker":
-        docker_backend(home, "claude", "claude")
-    return request.param
-
-
-@pytest.fixture
-def model_server(home: Path) -> Iterator[ModelServer]:
-    """The scripted Anthropic API, metered by the gate and allowed for the claude profile
-    (written before the daemon starts: request it before `daemon`)."""
-    with ModelServer() as srv:
-        write_config(home, f'[gate]\ninference = ["127.0.0.1:{srv.port}"]\n\n'
-                           f'[profiles.claude.network]\nallow = ["127.0.0.1:{srv.port}"]\n'
-                           # the hosted API stays out of reach whatever happens
-                           f'deny = ["**.anthropic.com"]\n')
-        yield srv
-
-
-@pytest.fixture
-def daemon_env(daemon_env: dict[str, str], model_server: ModelServer) -> dict[str, str]:
-    # The key and the API's address, passed by name by the profile (env = [...]).
-    return {**daemon_env, "ANTHROPIC_API_KEY": "sk-ant-test-not-a-key",
-            "ANTHROPIC_BASE_URL": model_server.url}
+CLAUDE = RealAgent(
+    "claude", "Claude Code", hosted=("**.anthropic.com",),
+    # the scripted Anthropic API: its key and address, passed by name by the profile (env = [...])
+    api_env=lambda srv: {"ANTHROPIC_API_KEY": "sk-ant-test-not-a-key", "ANTHROPIC_BASE_URL": srv.url},
+)
+claude, backend, model_server, daemon_env = agent_fixtures(CLAUDE)
 
 
 def claude_run(daemon: Daemon, ws: Path, srv: ModelServer, allow: bool, claude: str):
     command = [claude, "-p", TASK, "--output-format", "json"]
-    return run_agent(daemon, "claude", ws, command, allow, f"127.0.0.1:{srv.port}")
+    return run_agent(daemon, "claude", ws, command, allow, model_hostport(srv))
 
 
 def tool_results(srv: ModelServer) -> list[str]:
@@ -86,11 +55,6 @@ def tool_results(srv: ModelServer) -> list[str]:
                         content = " ".join(c.get("text", "") for c in content if isinstance(c, dict))
                     out.append(str(content))
     return out
-
-
-def assert_only_the_model_server(hist: list[dict], srv: ModelServer, person) -> None:
-    assert network_hosts(hist) <= {f"127.0.0.1:{srv.port}"}, network_hosts(hist)
-    assert person.asked("network") == []
 
 
 def assert_metered(hist: list[dict], srv: ModelServer) -> None:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from console.agents import CODEX_CONFIG, CODEX_HOOK_HASH
 from tests.conftest import Daemon, needs_bwrap
@@ -20,49 +17,23 @@ from tests.conftest import Daemon, needs_bwrap
 from .model_server import COMMAND, FINAL_TEXT, ModelServer
 from .real_harness import (
     ME,
-    agent_binary,
+    TASK,
+    RealAgent,
+    agent_fixtures,
     agent_workspace,
+    assert_only_the_model_server,
     assert_tokens,
-    docker_backend,
     hand_over,
     metered_history,
+    model_hostport,
     network_hosts,
     run_agent,
-    version,
-    write_config,
 )
 
 pytestmark = needs_bwrap
-TASK = "Write the word hi into proof.txt"
-
-
-@pytest.fixture(scope="module")
-def codex() -> str:
-    path = agent_binary("codex")
-    print(f"Codex: {version(path)}")
-    return path
-
-
-@pytest.fixture(params=["bwrap", "docker"])
-def backend(request: pytest.FixtureRequest, home: Path, codex: str) -> str:
-    if request.param == "docker":
-        docker_backend(home, "codex", "codex")
-    return request.param
-
-
-@pytest.fixture
-def model_server(home: Path) -> Iterator[ModelServer]:
-    with ModelServer() as srv:
-        write_config(home, f'[gate]\ninference = ["127.0.0.1:{srv.port}"]\n\n'
-                           f'[profiles.codex.network]\nallow = ["127.0.0.1:{srv.port}"]\n'
-                           # the hosted API stays out of reach whatever happens
-                           f'deny = ["**.openai.com", "**.chatgpt.com"]\n')
-        yield srv
-
-
-@pytest.fixture
-def daemon_env(daemon_env: dict[str, str], model_server: ModelServer) -> dict[str, str]:
-    return {**daemon_env, "CODEX_API_KEY": "sk-test-not-a-key"}
+CODEX = RealAgent("codex", "Codex", hosted=("**.openai.com", "**.chatgpt.com"),
+                  api_env=lambda srv: {"CODEX_API_KEY": "sk-test-not-a-key"})  # address: -c flag
+codex, backend, model_server, daemon_env = agent_fixtures(CODEX)
 
 
 def codex_command(codex: str, srv: ModelServer) -> list[str]:
@@ -72,7 +43,7 @@ def codex_command(codex: str, srv: ModelServer) -> list[str]:
 
 
 def codex_run(daemon: Daemon, ws: Path, srv: ModelServer, allow: bool, codex: str):
-    return run_agent(daemon, "codex", ws, codex_command(codex, srv), allow, f"127.0.0.1:{srv.port}")
+    return run_agent(daemon, "codex", ws, codex_command(codex, srv), allow, model_hostport(srv))
 
 
 def function_outputs(srv: ModelServer) -> list[str]:
@@ -85,8 +56,7 @@ def function_outputs(srv: ModelServer) -> list[str]:
 
 
 def assert_clean(hist: list[dict], srv: ModelServer, person) -> None:
-    assert network_hosts(hist) <= {f"127.0.0.1:{srv.port}"}, network_hosts(hist)
-    assert person.asked("network") == []
+    assert_only_the_model_server(hist, srv, person)
     sent = [s.usage for s in srv.sent if s.usage]
     assert_tokens(hist, "completion_tokens", sum(u["output_tokens"] for u in sent))
     assert_tokens(hist, "prompt_tokens", sum(u["input_tokens"] for u in sent))
@@ -125,13 +95,13 @@ def test_codex_code_mode_commands_are_asked(codex: str, model_server: ModelServe
     those reach the hook as Bash too, so a deny still blocks them."""
     ws = agent_workspace(workspace)
     command = [codex, "exec", "-c", f'openai_base_url="{model_server.url}/v1"', TASK]
-    done, run_id, person = run_agent(daemon, "codex", ws, command, False, f"127.0.0.1:{model_server.port}")
+    done, run_id, person = run_agent(daemon, "codex", ws, command, False, model_hostport(model_server))
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert any(it.get("type") == "custom_tool_call" for s in model_server.posts("/responses")
                for it in (s.body or {}).get("input") or [] if isinstance(it, dict)), "no code-mode call was made"
     assert person.asked("exec") == [COMMAND], [(r["kind"], r["subject"]) for r in person.seen]
     assert not (ws / "proof.txt").exists()
-    assert network_hosts(metered_history(daemon, run_id, 0)) <= {f"127.0.0.1:{model_server.port}"}
+    assert network_hosts(metered_history(daemon, run_id, 0)) <= {model_hostport(model_server)}
 
 
 def test_codex_trusts_the_shipped_hook(codex: str, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Daemon, needs_bwrap
+from tests.core.hold_connections import install as install_hold
 
 LIMITS = """
 [limits]
@@ -39,52 +40,6 @@ deny = ["**.blocked.invalid"]
 default = "ask"
 allow = ["echo"]
 """
-
-# Run inside the sandbox: open N connections to a socket (or the bridge), optionally send a
-# partial request head on each, then report how many the daemon refused or closed.
-HOLD = r"""
-import json, os, socket, sys, time
-kind, n, payload, wait = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), float(sys.argv[4])
-socks = []
-for _ in range(n):
-    if kind == "bridge":
-        s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
-    else:
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(kind)
-    if payload:
-        s.sendall(payload)
-    s.setblocking(False)
-    socks.append(s)
-def closed(s):
-    try:
-        data = s.recv(65536)
-    except BlockingIOError:
-        return False, b""
-    except OSError:
-        return True, b""
-    if not data:
-        return True, b""
-    rest = b""
-    s.setblocking(True); s.settimeout(1)
-    try:
-        while chunk := s.recv(65536):
-            rest += chunk
-    except OSError:
-        pass
-    return True, data + rest
-time.sleep(0.5)
-first = [closed(s) for s in socks]
-open(".held", "w").write(json.dumps({"closed": sum(c for c, _ in first)}))
-deadline = time.monotonic() + wait
-while time.monotonic() < deadline and not os.path.exists(".release"):
-    time.sleep(0.1)
-later = [c or closed(s)[0] for s, (c, _) in zip(socks, first)]
-replies = sorted({d.decode(errors="replace")[:200] for _, d in first if d})
-print(json.dumps({"closed_at_once": sum(c for c, _ in first), "closed_later": sum(later),
-                  "replies": replies}))
-"""
-
 
 def _config(home: Path, extra: str = "") -> None:
     (home / "config.toml").write_text(LIMITS + extra)
@@ -123,7 +78,7 @@ def _last_json(text: str) -> dict[str, Any]:
 def test_agent_sock_connection_cap_from_inside_the_sandbox(home: Path, daemon_env: dict[str, str],
                                                           workspace: Path) -> None:
     _config(home)
-    (workspace / "hold.py").write_text(HOLD)
+    install_hold(workspace)
     d = Daemon(home, daemon_env)
     d.start()
     try:
@@ -155,7 +110,7 @@ def test_agent_sock_connection_cap_from_inside_the_sandbox(home: Path, daemon_en
 def test_gate_partial_heads_are_capped_and_timed_out(home: Path, daemon_env: dict[str, str],
                                                      workspace: Path) -> None:
     _config(home)
-    (workspace / "hold.py").write_text(HOLD)
+    install_hold(workspace)
     d = Daemon(home, daemon_env)
     d.start()
     try:
@@ -290,7 +245,7 @@ def test_another_runs_approval_is_decided_at_once_under_20000_connections(
     a person decides another run's request: the answer reaches that run within a second.
     (A liveness bound from the issue, far above the normal few milliseconds.)"""
     (home / "config.toml").write_text(LIMITS[LIMITS.index("[profiles.flood]"):])
-    (workspace / "hold.py").write_text(HOLD)
+    install_hold(workspace)
     other = tmp_path / "other-ws"
     other.mkdir()
     d = Daemon(home, daemon_env)

@@ -15,45 +15,67 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from console.sandbox.base import Limits
+from tests.sandbox.host_listeners import (
+    MARKER,
+    HostListener,
+    failed_inside_works_outside,
+    host_address,
+    listening,
+    probe_script,
+)
 
 # --- network -------------------------------------------------------------------------------
+# Targets: listeners on this host's non-loopback address and on 127.0.0.1 (host_listeners.py).
+# Each probe must fail inside, reach no listener, and succeed when the host runs it.
 
 
-async def test_no_route_to_public_address(sandbox):
-    r = await sandbox.run("busybox nc -w 3 1.1.1.1 443 </dev/null; echo rc=$?")
-    assert "rc=0" not in r.out
+@pytest.fixture
+def host_address_listener() -> Iterator[HostListener]:
+    addr = host_address()
+    if addr is None:
+        pytest.skip("this host has no IPv4 address besides loopback to aim at")
+    with listening([(addr, "host")]) as (listener,):
+        yield listener
+
+
+@pytest.fixture
+def host_listeners(host_address_listener: HostListener) -> Iterator[list[HostListener]]:
+    """The host-address listener and one on the host's 127.0.0.1."""
+    with listening([("127.0.0.1", "loopback")]) as (loopback,):
+        yield [host_address_listener, loopback]
+
+
+async def test_no_route_to_a_host_address(sandbox, host_address_listener):
+    probe = "busybox nc -w 3 {host} {port} </dev/null"
+    r = await sandbox.run(probe_script(probe, [host_address_listener]))
     assert "unreachable" in r.out.lower(), r.out  # no route at all: not even a packet leaves
+    await asyncio.to_thread(failed_inside_works_outside, r.out, probe, [host_address_listener])
 
 
 async def test_host_loopback_listener_unreachable(sandbox):
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(5)
-    srv.setblocking(False)
-    port = srv.getsockname()[1]
-    try:
-        r = await sandbox.run(f"busybox nc -w 3 127.0.0.1 {port} </dev/null; echo rc=$?")
-        assert "rc=0" not in r.out
-        with pytest.raises(BlockingIOError):
-            srv.accept()  # the host listener never saw a connection
-    finally:
-        srv.close()
+    with listening([("127.0.0.1", "loopback")]) as listeners:
+        probe = "busybox nc -w 3 {host} {port} </dev/null"
+        r = await sandbox.run(probe_script(probe, listeners))
+        # the host listener never saw a connection, while the host itself reaches it
+        await asyncio.to_thread(failed_inside_works_outside, r.out, probe, listeners)
 
 
-async def test_dev_tcp_in_bash(sandbox, request):
+async def test_dev_tcp_in_bash(sandbox, request, host_listeners):
     if not shutil.which("bash"):
         pytest.skip("no bash on this host (apt-get install bash)")
     image = request.getfixturevalue("python_ref") if sandbox.name == "docker" else None
-    r = await sandbox.run("bash -c 'exec 3<>/dev/tcp/1.1.1.1/80 && echo CONNECTED'; echo rc=$?",
+    probe = "bash -c 'exec 3<>/dev/tcp/{host}/{port} && echo CONNECTED'"
+    r = await sandbox.run(probe_script(probe, host_listeners),
                           **({"image": image} if image else {}))
-    assert "rc=127" not in r.out, "bash must exist inside for this probe to mean anything"
+    assert "=127" not in r.out, "bash must exist inside for this probe to mean anything"
     assert "CONNECTED" not in r.out
-    assert "rc=0" not in r.out
+    await asyncio.to_thread(failed_inside_works_outside, r.out, probe, host_listeners)
 
 
 async def test_dns_lookup_fails(sandbox):
@@ -62,28 +84,33 @@ async def test_dns_lookup_fails(sandbox):
     assert "Address: 93." not in r.out and "Address: 2606:" not in r.out
 
 
-async def test_wget_without_proxy_fails(sandbox):
+async def test_wget_without_proxy_fails(sandbox, host_listeners):
+    # No -T: Debian's busybox 1.35 wget crashes on it, which once passed this test for nothing.
+    probe = "timeout 8 busybox wget -Y off -O- http://{host}:{port}/"
     r = await sandbox.run(
-        "timeout 8 busybox wget -Y off -T 3 -O- http://1.1.1.1/; echo rc=$?",
+        probe_script(probe, host_listeners),
         env={"PATH": "/usr/bin:/bin", "NO_PROXY": "*", "no_proxy": "*"},
     )
-    assert "rc=0" not in r.out
+    assert MARKER not in r.out
+    await asyncio.to_thread(failed_inside_works_outside, r.out, probe, host_listeners)
 
 
-async def test_curl_noproxy_fails(sandbox, request):
+async def test_curl_noproxy_fails(sandbox, request, host_listeners):
     if not shutil.which("curl"):
         pytest.skip("no curl on this host (apt-get install curl)")
     image = request.getfixturevalue("python_ref") if sandbox.name == "docker" else None
+    probe = "curl --noproxy '*' -sS -m 5 http://{host}:{port}/"
     r = await sandbox.run(
-        "curl --noproxy '*' -sS -m 5 http://1.1.1.1/; echo rc=$?",
+        probe_script(probe, host_listeners),
         env={"PATH": "/usr/bin:/bin", "NO_PROXY": "*"},
         **({"image": image} if image else {}),
     )
-    assert "rc=127" not in r.out, "curl must exist inside for this probe to mean anything"
-    assert "rc=0" not in r.out
+    assert "=127" not in r.out, "curl must exist inside for this probe to mean anything"
+    assert MARKER not in r.out
+    await asyncio.to_thread(failed_inside_works_outside, r.out, probe, host_listeners)
 
 
-async def test_bridge_is_the_only_way_out(sandbox):
+async def test_bridge_is_the_only_way_out(sandbox, host_listeners):
     from console.sandbox.bridge import open_bridge_listener, serve_bridge
 
     seen: list[bytes] = []
@@ -99,16 +126,17 @@ async def test_bridge_is_the_only_way_out(sandbox):
         sock = await open_bridge_listener(handle.netns_pid)
         servers.append(await serve_bridge(sock, gate))
 
+    direct = "busybox nc -w 3 {host} {port} </dev/null"
     r = await sandbox.run(
         "printf 'GET http://example.com/ HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 127.0.0.1 3128;"
-        "echo; busybox nc -w 3 1.1.1.1 80 </dev/null; echo direct=$?",
+        f"echo; {probe_script(direct, host_listeners)}",
         prepare=prepare,
     )
     for s in servers:
         s.close()
     assert "from-gate" in r.out
     assert seen and seen[0].startswith(b"GET http://example.com/")
-    assert "direct=0" not in r.out
+    await asyncio.to_thread(failed_inside_works_outside, r.out, direct, host_listeners)
 
 
 # --- files ---------------------------------------------------------------------------------

@@ -15,11 +15,23 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.sandbox.host_listeners import (
+    HostListener,
+    failed_inside_works_outside,
+    host_address,
+    listening,
+    probe_script,
+)
+
 REPO = Path(__file__).resolve().parents[2]
+
+# The direct way out, tried against listeners on the host (never a public address).
+DIRECT = "busybox nc -w 2 {host} {port} </dev/null"
 
 SCRIPT = r"""
 import asyncio, json, sys
@@ -39,7 +51,7 @@ async def main():
         servers.append(await serve_bridge(await open_bridge_listener(h.netns_pid), gate))
     spec = SandboxSpec(run_id="u1", profile="t", workspace=ws, run_dir=rd,
         command=["/bin/sh", "-c", "id -u; echo hello | busybox nc -w 3 127.0.0.1 3128; echo;"
-                 "busybox nc -w 2 1.1.1.1 443 </dev/null; echo direct=$?; echo x > out"],
+                 + sys.argv[2] + "; echo x > out"],
         env={"PATH": "/usr/bin:/bin"}, limits=Limits(memory_bytes=1 << 30, pids=4096))
     h = await BwrapBackend().start(spec, prepare)
     out = (await h.output.read()).decode()
@@ -71,8 +83,17 @@ def _python_for_others() -> str | None:
     return None
 
 
+@pytest.fixture
+def host_listeners() -> Iterator[list[HostListener]]:
+    addr = host_address()
+    if addr is None:
+        pytest.skip("this host has no IPv4 address besides loopback to aim at")
+    with listening([(addr, "host"), ("127.0.0.1", "loopback")]) as listeners:
+        yield listeners
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching to another uid needs root")
-def test_bwrap_and_bridge_as_an_unprivileged_user():
+def test_bwrap_and_bridge_as_an_unprivileged_user(host_listeners):
     if not shutil.which("bwrap") or not shutil.which("busybox"):
         pytest.skip("needs bwrap and busybox")
     user = _unprivileged_user()
@@ -92,8 +113,9 @@ def test_bwrap_and_bridge_as_an_unprivileged_user():
             "PILOTHOUSE_HOME": str(base / "home"),
             "PYTHONPATH": f"{REPO}:{site}",
         }
+        probes = probe_script(DIRECT, host_listeners)
         r = subprocess.run(
-            [python, "-c", SCRIPT, str(base)], env=env, cwd=base, capture_output=True, text=True,
+            [python, "-c", SCRIPT, str(base), probes], env=env, cwd=base, capture_output=True, text=True,
             user=user.pw_uid, group=user.pw_gid, extra_groups=[], timeout=120,
         )  # fmt: skip
         if "setting up uid map" in r.stderr or "No permissions to create new namespace" in r.stderr:
@@ -104,7 +126,7 @@ def test_bwrap_and_bridge_as_an_unprivileged_user():
         assert res["rc"] == 0, out
         assert out.splitlines()[0] == str(user.pw_uid)  # the sandbox runs as that user
         assert "via-bridge:hello" in out
-        assert "direct=0" not in out
+        failed_inside_works_outside(out, DIRECT, host_listeners)
         assert res["written"]
         # No writable cgroup for this user here: limits fall back and say so.
         assert res["limits"].get("memory")

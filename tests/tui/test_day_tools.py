@@ -232,10 +232,10 @@ async def test_policy_box_tests_a_host_as_a_host() -> None:
         await attached(pilot)
         await pilot.press("p")
         await pilot.pause(0.3)
-        await pilot.press("c", *"1.1.1.1:80", "enter")
+        await pilot.press("c", *"127.0.0.9:80", "enter")
         await pilot.pause(0.3)
         checks = [c[1] for c in app.source.calls if c[0] == "policy.check"]  # type: ignore[attr-defined]
-        assert checks and checks[-1].get("host") == "1.1.1.1:80", checks
+        assert checks and checks[-1].get("host") == "127.0.0.9:80", checks
 
 
 async def test_log_filter_highlights_counts_and_steps_through_matches() -> None:

@@ -4,17 +4,19 @@ Deciding is for operators and approvers only (`decides=True`); the decider recor
 peer's user from SO_PEERCRED. A profile-scope decision writes its rule into the user's config
 file (under a lock, atomically, in a thread: the flock may wait on another writer and the fsync
 on the disk, and the loop must not) and loads the config again; `approval.preview` shows that
-exact edit first.
+exact edit first. A rule whose policy.changed record fails is taken out of the file again (fail
+closed): unrecorded, it would take effect at the next reload.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from console.config.edit import PolicyEditError, RuleEdit, apply_all, preview
+from console.config.edit import PolicyEditError, RuleEdit, apply_all, preview, undo
 from console.config.profile_rules import PlannedRule, overridden_by, plan
 from console.daemon.core import Core
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg
@@ -22,6 +24,8 @@ from console.daemon.peers import Peer
 from console.daemon.requests import Request
 from console.policy import Provenance, parse_scope
 from console.protocol import Failure
+
+log = logging.getLogger("pilothouse.approvals")
 
 Plan = tuple[list[PlannedRule], list[RuleEdit], Provenance | None]
 
@@ -92,10 +96,24 @@ def _request(core: Core, request_id: str) -> Request:
     return req
 
 
-def write_rules(path: Path, planned: Sequence[PlannedRule]) -> None:
+def write_rules(path: Path, planned: Sequence[PlannedRule]) -> RuleEdit:
     """Every planned rule into the file in one write, under the file's lock, fsynced: all of
-    them or none (blocking)."""
-    apply_all(path, [(p.profile, p.section, p.list_name, p.rule) for p in planned])
+    them or none (blocking). Returns the edit, for `undo`."""
+    return apply_all(path, [(p.profile, p.section, p.list_name, p.rule) for p in planned])
+
+
+async def _take_back(edit: RuleEdit, why: Exception) -> str:
+    """Undo a written rule whose record failed; what to tell the person either way."""
+    unrecorded = f"the change could not be recorded in the audit history ({why})"
+    try:
+        await asyncio.to_thread(undo, edit)
+    except PolicyEditError as exc:
+        return (f"the rule is in {edit.path} but {unrecorded}, and {exc}; it is not in force, "
+                "and would be at the next reload")
+    return (f"the rule was not saved: {unrecorded}, so {edit.path} is back as it was. The "
+            "decision and its grant were recorded and stand. The daemon's log says why the store "
+            "failed; once it records again (room on its disk, then a restart), save the rule "
+            "again")
 
 
 async def _save_planned(core: Core, peer: Peer, planned: list[PlannedRule],
@@ -106,15 +124,19 @@ async def _save_planned(core: Core, peer: Peer, planned: list[PlannedRule],
     saved: dict[str, Any] = {"file": str(path), "lines": [p.line() for p in planned]}
     async with core.reloader.lock:  # the file watcher waits: this is one change, not two
         try:
-            await asyncio.to_thread(write_rules, path, planned)
+            edit = await asyncio.to_thread(write_rules, path, planned)
         except PolicyEditError as exc:
             return saved | {"error": str(exc)}
-        await core.store.record_security(  # recorded before it takes effect
-            "policy.changed", actor=peer.user,
-            text=f"{peer.user} saved {len(planned)} rule(s) to {path}: " + "; ".join(saved["lines"]),
-            data={"cause": "profile-rule", "files": [str(path)], "diff": saved["lines"],
-                  "profile": planned[0].profile, "request_id": request_id},
-        )
+        try:
+            await core.store.record_security(  # recorded before it takes effect
+                "policy.changed", actor=peer.user,
+                text=f"{peer.user} saved {len(planned)} rule(s) to {path}: " + "; ".join(saved["lines"]),
+                data={"cause": "profile-rule", "files": [str(path)], "diff": saved["lines"],
+                      "profile": planned[0].profile, "request_id": request_id},
+            )
+        except Exception as exc:  # whatever failed, it is not recorded: fail closed
+            log.error("policy.changed for a saved rule not recorded; taking it out: %s", exc)
+            return {"lines": saved["lines"], "error": await _take_back(edit, exc)}
         try:
             await core.reloader.take_written_file()
         except Exception as exc:  # the grant is in force anyway; say why the file did not load
