@@ -26,7 +26,7 @@ _HOST = re.compile(r"""^(?:\[[0-9a-fA-F:.]+\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|loca
 
 
 def looks_like_host(text: str) -> bool:
-    """A destination (pypi.org, 1.1.1.1:80, [::1]:443) rather than a command: one word, a
+    """A destination (pypi.org, 127.0.0.9:80, [::1]:443) rather than a command: one word, a
     host name with a dot, an IP address, with or without a port."""
     return bool(_HOST.match(text.strip()))
 
