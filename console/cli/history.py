@@ -54,8 +54,9 @@ def _show_events(rows: list[dict[str, Any]]) -> None:
 def history(c: Context, run_id: str | None, kind: str | None, search: str | None, since: str | None,
             decision: str | None, limit: int) -> None:
     """Search the recorded history, newest first."""
+    filters = _filter_args(run_id, kind, search, since, decision)  # a bad --since: before connecting
     with c.client() as client:
-        rows = client.call("history", limit=limit, **_filter_args(run_id, kind, search, since, decision))
+        rows = client.call("history", limit=limit, **filters)
     c.emit(rows, _show_events)
 
 
@@ -70,6 +71,7 @@ def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: s
     """Export events, oldest first, as JSON lines or CSV."""
     import csv
 
+    filters = _filter_args(run_id, kind, search, since, decision)
     out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     fields = ["id", "ts", "run_id", "kind", "actor", "text", "data", "hash"]
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore") if fmt == "csv" else None
@@ -78,7 +80,7 @@ def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: s
     total = 0
     try:
         with c.client() as client:
-            for kind_, payload in client.stream("export", **_filter_args(run_id, kind, search, since, decision)):
+            for kind_, payload in client.stream("export", **filters):
                 if kind_ != "event" or payload.get("kind") != "export.rows":
                     continue
                 for row in payload["rows"]:

@@ -62,7 +62,7 @@ def invoke(main: Callable[..., object], args: Sequence[str],
     try:
         with _environment(env or {}), redirect_stdout(out), redirect_stderr(err):
             try:
-                main(list(args), prog_name="pilothouse")
+                main(list(args))
             except SystemExit as exc:
                 code = exc.code
     finally:
