@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import confirm, echo, fail, table, visible
 from console.cli.parsing import argument, command, option
+
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _show_pending(rows: list[dict[str, Any]]) -> None:

@@ -8,12 +8,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from console.cli.output import dumps, echo, fail
 from console.cli.parsing import BadParameter, option, pass_obj
 
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
+    from typing import Any
+
     from console.client.sync import Client
     from console.paths import Paths
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, NoReturn
+
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 
 def echo(text: Any = "", *, err: bool = False) -> None:

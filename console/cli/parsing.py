@@ -18,10 +18,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
 
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
     import argparse
+    from typing import Any, NoReturn
 
 USAGE_EXIT = 2
 HELP_NAMES = ("-h", "--help")

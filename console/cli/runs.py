@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import echo, fail, table
 from console.cli.parsing import argument, command, option, path
 
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
+    from typing import Any
+
     from console.client.sync import Client
 
 
