@@ -325,7 +325,7 @@ class Group(Command):
         parser = super().parser(prog)
         if self.version_of:
             parser.add_argument("--version", action="store_true",
-                                help="Print the version and exit.")
+                                help="show the version and exit")
         return parser
 
     def print_help(self, prog: str) -> None:
