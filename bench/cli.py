@@ -7,8 +7,11 @@ Rows (p50 over N runs, interleaved with the anchor so drift hits both): `pilotho
 PILOTHOUSE_HOME, each beside `python -c pass` (the same interpreter) measured in this run.
 Target (issue 17): each at most 1.5x the anchor. `ps` as a table (rich loaded) is shown
 without a target. The same commands' CPU time (user + system, the child alone) follows as
-rows without a target: on a loaded machine it moves far less than the wall clock. --profile prints where `--version` spends its import time
-(`python -X importtime`, the largest self-contained imports first).
+rows without a target: on a loaded machine it moves far less than the wall clock. A row without
+a target shows the floor of `--version`: `importlib.metadata.version("pilothouse")` alone (the
+version's one source; importing importlib.metadata brings email, zipfile, csv, ...).
+--profile prints what `--version` and `ps --json` import beyond `python -c pass`
+(`python -X importtime`, the program's own top-level imports, largest first).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ COMMANDS = {
     "pilothouse ps (table)": ["ps"],
 }
 TARGETS = {"pilothouse ps (table)": ""}
+METADATA = "python: importlib.metadata.version"
+METADATA_ARGV = [PYTHON, "-c", "from importlib.metadata import version; version('pilothouse')"]
 
 
 def start_daemon(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -68,18 +73,28 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, (usage.ru_utime + usage.ru_stime) * 1000
 
 
-def import_profile(env: dict[str, str], top: int = 12) -> None:
-    """The imports `--version` pays for, largest cumulative first (microseconds, this run)."""
-    done = subprocess.run([PYTHON, "-X", "importtime", "-m", "console", "--version"], env=env,
+def import_profile(env: dict[str, str], argv: list[str], floor_us: int = 150) -> None:
+    """What `pilothouse ARGV` imports beyond `python -c pass` (everything after `site`), three
+    levels of the import tree, in import order, each at least floor_us (this run)."""
+    done = subprocess.run([PYTHON, "-X", "importtime", CLI, *argv], env=env,
                           capture_output=True, text=True)
-    rows = []
+    rows, after_site, total = [], False, 0
     for line in done.stderr.splitlines():
-        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
-        if len(parts) == 3 and parts[0].isdigit():
-            rows.append((int(parts[1]), int(parts[0]), parts[2]))
-    print("import profile of `python -m console --version` (cumulative us, self us, module):")
-    for cumulative, own, name in sorted(rows, reverse=True)[:top]:
-        print(f"  {cumulative:8d} {own:8d}  {name}")
+        parts = line.removeprefix("import time:").split("|")
+        if len(parts) != 3 or not parts[0].strip().isdigit():
+            continue
+        name = parts[2][1:].rstrip()  # "| name", two more spaces a level down
+        depth = (len(name) - len(name.lstrip())) // 2
+        if depth == 0 and name == "site":
+            after_site = True
+        elif after_site and depth <= 2:
+            total += int(parts[1]) if depth == 0 else 0
+            rows.append((int(parts[1]), int(parts[0]), name))
+    print(f"imports of `pilothouse {' '.join(argv)}` beyond `python -c pass`: {total} us under "
+          "-X importtime (cumulative us, self us, module; children above their parent):")
+    for cumulative, own, name in rows:
+        if cumulative >= floor_us:
+            print(f"  {cumulative:8d} {own:8d}  {name}")
 
 
 def main() -> None:
@@ -93,7 +108,8 @@ def main() -> None:
     env = as_installed({k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")})
     env |= {"PILOTHOUSE_HOME": str(home), "PILOTHOUSE_CONFIG": str(home / "config.toml")}
     daemon = start_daemon(home, env)
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in ["python -c pass", *COMMANDS]}
+    times: dict[str, list[tuple[float, float]]] = {
+        name: [] for name in ["python -c pass", *COMMANDS, METADATA]}
     try:
         for argv in COMMANDS.values():  # warm-up: page cache, .pyc files
             timed([CLI, *argv], env)
@@ -101,8 +117,10 @@ def main() -> None:
             times["python -c pass"].append(timed([PYTHON, "-c", "pass"], env))
             for name, argv in COMMANDS.items():
                 times[name].append(timed([CLI, *argv], env))
+            times[METADATA].append(timed(METADATA_ARGV, env))
         if opts.profile:
-            import_profile(env)
+            for argv in (["--version"], ["ps", "--json"]):
+                import_profile(env, argv)
     finally:
         daemon.terminate()
         daemon.wait(20)
@@ -112,6 +130,8 @@ def main() -> None:
 
     rows = [Row(f"{name}, p50", p50(name, 0), "ms", "python -c pass, p50",
                 p50("python -c pass", 0), TARGETS.get(name, "<= 1.5x")) for name in COMMANDS]
+    rows.append(Row(f"{METADATA}, p50", p50(METADATA, 0), "ms", "python -c pass, p50",
+                    p50("python -c pass", 0)))
     rows += [Row(f"{name}, CPU p50", p50(name, 1), "ms", "python -c pass, CPU p50",
                  p50("python -c pass", 1)) for name in COMMANDS]
     emit(rows, f"CLI start (n={n}, {os.cpu_count()} CPUs)")

@@ -8,16 +8,17 @@ Without it, the platformdirs locations of the user are used.
 from __future__ import annotations
 
 import os
+from collections import namedtuple
 from pathlib import Path
-from typing import NamedTuple
 
 APP = "pilothouse"
 
 
-class Paths(NamedTuple):
-    """Where state lives (a NamedTuple, not a dataclass: every CLI start imports this, and
-    dataclasses brings inspect)."""
+class Paths(namedtuple("Paths", ["data_dir", "runtime_dir", "runs_dir", "log_dir", "config_file"])):
+    """Where state lives (collections' namedtuple, not typing's NamedTuple nor a dataclass: every
+    CLI start imports this, and typing or dataclasses' inspect costs milliseconds of it)."""
 
+    __slots__ = ()
     data_dir: Path  # database and HMAC key
     runtime_dir: Path  # operator.sock, daemon lock and pid (0700; 0750 in team mode)
     runs_dir: Path  # one folder per run: agent.sock, gate.sock

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import re
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
     import asyncio
+    from typing import Any
 
 VERSION = 1
 OPERATOR_MAX_LINE = 4 * 1024 * 1024

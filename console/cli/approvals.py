@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
-
-import click
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import fail, table, visible
+from console.cli.output import confirm, echo, fail, table, visible
+from console.cli.parsing import argument, command, option
+
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _show_pending(rows: list[dict[str, Any]]) -> None:
     if not rows:
-        click.echo("no pending requests")
+        echo("no pending requests")
         return
     from console.text import request_line
 
@@ -22,8 +24,8 @@ def _show_pending(rows: list[dict[str, Any]]) -> None:
           ["ID", "AGE", "EXPIRES", "RUN", "KIND", "REQUEST"])
 
 
-@click.command()
-@click.option("--run", "run_id", metavar="ID", help="Only this run's requests.")
+@command()
+@option("--run", "run_id", metavar="ID", help="Only this run's requests.")
 @json_option
 @pass_ctx
 @friendly
@@ -46,19 +48,19 @@ def preview_text(edit: dict[str, Any]) -> str:
 
 def _show_decision(result: dict[str, Any], allow: bool) -> None:
     verb = "approved" if allow else "denied"
-    click.echo(f"{verb} {visible(result['request_id'])} ({visible(result['describe'])})")
+    echo(f"{verb} {visible(result['request_id'])} ({visible(result['describe'])})")
     for g in result["grants"]:
-        click.echo(f"  grant {visible(g['id'])}: {visible(g['effect'])} {visible(g['kind'])} "
-                   f"{visible(repr(g['pattern']))} ({visible(g['scope'])})")
+        echo(f"  grant {visible(g['id'])}: {visible(g['effect'])} {visible(g['kind'])} "
+             f"{visible(repr(g['pattern']))} ({visible(g['scope'])})")
     if result.get("note"):
-        click.echo(f"  note: {visible(result['note'])}")
+        echo(f"  note: {visible(result['note'])}")
     if result.get("also_decided"):
-        click.echo(f"  also answered: {visible(', '.join(result['also_decided']))}")
+        echo(f"  also answered: {visible(', '.join(result['also_decided']))}")
     saved = result.get("saved") or {}
     if saved.get("file"):
-        click.echo(f"  saved to {visible(saved['file'])}")
+        echo(f"  saved to {visible(saved['file'])}")
     if saved.get("error") or saved.get("reload_error"):
-        click.echo(f"  warning: {visible(saved.get('error') or saved.get('reload_error'))}", err=True)
+        echo(f"  warning: {visible(saved.get('error') or saved.get('reload_error'))}", err=True)
 
 
 def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str | None,
@@ -67,7 +69,7 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
         if scope == "profile":
             edit = client.call("approval.preview", id=request_id, allow=allow, pattern=pattern)
             if preview_only:
-                c.emit(edit, lambda e: click.echo(preview_text(e)))
+                c.emit(edit, lambda e: echo(preview_text(e)))
                 return
             c.say(preview_text(edit))
             if edit.get("overridden_by"):
@@ -78,7 +80,8 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
             if not yes:
                 if not sys.stdin.isatty():
                     fail("a profile rule is saved only when confirmed", "add --yes to confirm")
-                click.confirm("save these rules?", abort=True)
+                if not confirm("save these rules?"):
+                    fail("not confirmed: nothing was saved", "answer y to save, or add --yes")
         elif preview_only:
             fail("--preview shows what --scope profile would write", "add --scope profile")
         result = client.call("approval.decide", id=request_id, allow=allow, scope=scope, pattern=pattern)
@@ -89,12 +92,12 @@ _SCOPE_HELP = "once, run, a duration (10m, 2h), profile (saved to the config) or
 _PREVIEW_HELP = "With --scope profile: show every rule it would write, and save nothing."
 
 
-@click.command()
-@click.argument("request_id", metavar="ID")
-@click.option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
-@click.option("--pattern", metavar="WORDS", help="The rule to grant, instead of the request's own exact command; it covers added words too.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
-@click.option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP)
+@command()
+@argument("request_id", metavar="ID")
+@option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
+@option("--pattern", metavar="WORDS", help="The rule to grant, instead of the request's own exact command; it covers added words too.")
+@option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
+@option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP)
 @json_option
 @pass_ctx
 @friendly
@@ -104,12 +107,12 @@ def approve(c: Context, request_id: str, scope: str, pattern: str | None, yes: b
     _decide(c, request_id, True, scope, pattern, yes, preview_only)
 
 
-@click.command()
-@click.argument("request_id", metavar="ID")
-@click.option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
-@click.option("--pattern", metavar="WORDS", help="The rule to deny, instead of the request's own.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
-@click.option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP)
+@command()
+@argument("request_id", metavar="ID")
+@option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
+@option("--pattern", metavar="WORDS", help="The rule to deny, instead of the request's own.")
+@option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
+@option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP)
 @json_option
 @pass_ctx
 @friendly
@@ -121,14 +124,14 @@ def deny(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool
 
 def _show_grants(rows: list[dict[str, Any]]) -> None:
     if not rows:
-        click.echo("no grants in force")
+        echo("no grants in force")
         return
     table([[g["id"], g["effect"], g["kind"], g["pattern"], g["scope"], g.get("run_id") or "-",
             g.get("profile") or "-", g.get("decided_by") or "-"] for g in rows],
           ["ID", "EFFECT", "KIND", "PATTERN", "SCOPE", "RUN", "PROFILE", "BY"])
 
 
-@click.command()
+@command()
 @json_option
 @pass_ctx
 @friendly

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
-
 from console.cli.context import Context, friendly, json_option, pass_ctx
+from console.cli.output import echo
+from console.cli.parsing import command
 
 
 def _show_reload(result: dict[str, Any]) -> None:
-    click.echo(f"reloaded {', '.join(result['files'])}: "
-               f"{len(result['diff'])} change(s)" if result["diff"] else "reloaded: no policy change")
+    echo(f"reloaded {', '.join(result['files'])}: "
+         f"{len(result['diff'])} change(s)" if result["diff"] else "reloaded: no policy change")
     for line in result["diff"]:
-        click.echo(f"  {line}")
+        echo(f"  {line}")
 
 
-@click.command()
+@command()
 @json_option
 @pass_ctx
 @friendly

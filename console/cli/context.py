@@ -8,14 +8,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import click
+from console.cli.output import dumps, echo, fail
+from console.cli.parsing import BadParameter, option, pass_obj
 
-from console.cli.output import dumps, fail
-from console.config.units import parse_duration
-
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
+    from typing import Any
+
     from console.client.sync import Client
     from console.paths import Paths
 
@@ -44,14 +44,14 @@ class Context:
     def emit(self, value: Any, render: Callable[[Any], Any], *, one_line: bool = False) -> None:
         """The one place output is chosen: JSON with --json, else render(value) for a person."""
         if self.json:
-            click.echo(dumps(value, one_line=one_line))
+            echo(dumps(value, one_line=one_line))
         else:
             render(value)
 
     def say(self, text: str, *, err: bool = False) -> None:
         """A line only a person needs (progress, a preview): nothing with --json."""
         if not self.json:
-            click.echo(text, err=err)
+            echo(text, err=err)
 
     def client(self, autostart: bool = True) -> Client:
         from console.client.sync import Client
@@ -70,25 +70,25 @@ class Context:
         except ClientError:
             return
         if theirs is None or Path(theirs).expanduser().resolve() != self.config_file:
-            click.echo(f"pilothouse: warning: --config {self.config_file} is not what the running "
-                       f"daemon uses ({theirs or 'built-in profiles only'}); its answers come from "
-                       "that. Stop it (`pilothouse daemon stop`) to use this file.", err=True)
+            echo(f"pilothouse: warning: --config {self.config_file} is not what the running "
+                 f"daemon uses ({theirs or 'built-in profiles only'}); its answers come from "
+                 "that. Stop it (`pilothouse daemon stop`) to use this file.", err=True)
 
 
-pass_ctx = click.make_pass_decorator(Context)
+# A command that takes the Context as its first parameter (the one main's setup made).
+pass_ctx = pass_obj
 
 
-def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+def _set_json(c: Context, value: bool) -> None:
     if value:
-        ctx.find_object(Context).json = True
+        c.json = True
 
 
 def json_option(fn: Callable[..., Any] | None = None, *,
                 help: str = "Machine-readable output (JSON).") -> Any:
     """--json: machine-readable output through Context.emit (`@json_option` or, with its own
     help text, `@json_option(help=...)`)."""
-    decorate = click.option("--json", is_flag=True, expose_value=False, callback=_set_json,
-                            help=help)
+    decorate = option("--json", is_flag=True, expose=False, then=_set_json, help=help)
     return decorate(fn) if fn is not None else decorate
 
 
@@ -123,7 +123,9 @@ def since_epoch(value: str | None) -> float | None:
     """A `--since 2h` option as the epoch time it names (None when not given)."""
     if value is None:
         return None
+    from console.config.units import parse_duration
+
     try:
         return time.time() - parse_duration(value)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--since") from None
+        raise BadParameter(str(exc), param_hint="--since") from None

@@ -7,12 +7,12 @@ import sys
 import time
 from typing import Any
 
-import click
-
 from console.cli.context import Context, friendly, json_option, pass_ctx
+from console.cli.output import echo
+from console.cli.parsing import command, group
 
 
-@click.command()
+@command()
 @pass_ctx
 @friendly
 def tui(c: Context) -> None:
@@ -22,15 +22,13 @@ def tui(c: Context) -> None:
     run_app(c.paths, c.config_file)
 
 
-@click.group(invoke_without_command=True)
-@click.pass_context
-def daemon(ctx: click.Context) -> None:
+@group(alone=True)
+@pass_ctx
+def daemon(c: Context) -> None:
     """Run the daemon in the foreground (for systemd); `daemon stop` stops it."""
-    if ctx.invoked_subcommand is None:
-        from console.daemon.server import run_foreground
+    from console.daemon.server import run_foreground
 
-        c: Context = ctx.obj
-        sys.exit(run_foreground(c.paths, c.config_file or c.paths.config_file))
+    sys.exit(run_foreground(c.paths, c.config_file or c.paths.config_file))
 
 
 @daemon.command("stop")
@@ -44,7 +42,7 @@ def daemon_stop(c: Context) -> None:
         client = c.client(autostart=False)
     except ClientError as exc:
         if exc.code == "no-daemon":
-            click.echo("the daemon is not running")
+            echo("the daemon is not running")
             return
         raise
     with client:
@@ -53,7 +51,7 @@ def daemon_stop(c: Context) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.05)
-    click.echo(f"daemon {pid} stopped" if not _alive(pid) else f"daemon {pid} is still stopping")
+    echo(f"daemon {pid} stopped" if not _alive(pid) else f"daemon {pid} is still stopping")
 
 
 def _alive(pid: int) -> bool:
@@ -67,14 +65,14 @@ def _alive(pid: int) -> bool:
 
 
 def _show_status(info: dict[str, Any]) -> None:
-    click.echo(f"daemon {info['daemon']} pid {info['pid']} up {info['uptime_s']}s, "
-               f"you are {info['user']} ({info['role']})")
+    echo(f"daemon {info['daemon']} pid {info['pid']} up {info['uptime_s']}s, "
+         f"you are {info['user']} ({info['role']})")
     if info.get("config_error"):
-        click.echo(f"config not loaded: {info['config_error']['text']}; the previous policy "
-                   "stays in force (fix the file; it reloads when saved)", err=True)
+        echo(f"config not loaded: {info['config_error']['text']}; the previous policy "
+             "stays in force (fix the file; it reloads when saved)", err=True)
 
 
-@click.command()
+@command()
 @json_option
 @pass_ctx
 @friendly

@@ -5,19 +5,19 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-import click
-
 from console.cli.context import Context, friendly, json_option, pass_ctx
+from console.cli.output import echo
+from console.cli.parsing import command
 
 
 def _show_findings(findings: list[dict[str, Any]]) -> None:
     for f in findings:
-        click.echo(f"[{f['status']:7}] {f['name']}: {f['detail']}")
+        echo(f"[{f['status']:7}] {f['name']}: {f['detail']}")
         if f.get("fix") and f["status"] != "ok":
-            click.echo(f"          fix: {f['fix']}")
+            echo(f"          fix: {f['fix']}")
 
 
-@click.command()
+@command()
 @json_option
 @pass_ctx
 @friendly

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import click
-
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import table, visible
+from console.cli.output import clear_screen, echo, table, visible
+from console.cli.parsing import argument, command, option
 
 
 def _num(value: Any, fmt: str = "{:.1f}") -> str:
@@ -18,7 +17,7 @@ def _num(value: Any, fmt: str = "{:.1f}") -> str:
 
 
 def _show_gpu(snap: dict[str, Any]) -> None:
-    click.echo(snap["status"])
+    echo(snap["status"])
     if snap["gpus"]:
         table([[str(g["index"]), str(g["name"])[:22], _num(g.get("power_w")),
                 _num(g.get("power_limit_w"), "{:.0f}"), _num(g.get("util_gpu"), "{:.0f}%"),
@@ -28,9 +27,9 @@ def _show_gpu(snap: dict[str, Any]) -> None:
                for g in snap["gpus"]],
               ["GPU", "NAME", "WATTS", "LIMIT", "UTIL", "MEM MIB", "TEMP", "SM MHZ", ""])
     live = snap.get("live") or {}
-    click.echo(f"tokens/s {_num(live.get('tok_s'))}  output tokens/s {_num(live.get('tok_s_out'))}  "
-               f"J/token {_num(live.get('j_per_token'), '{:.3f}')}  "
-               f"$/Mtok {_num(live.get('usd_per_mtok'), '{:.4f}')}  (board power)")
+    echo(f"tokens/s {_num(live.get('tok_s'))}  output tokens/s {_num(live.get('tok_s_out'))}  "
+         f"J/token {_num(live.get('j_per_token'), '{:.3f}')}  "
+         f"$/Mtok {_num(live.get('usd_per_mtok'), '{:.4f}')}  (board power)")
     runs = snap.get("runs") or {}
     if runs:
         table([[run_id, _num(r.get("tok_s")), _num(r.get("j_per_token"), "{:.3f}"),
@@ -40,9 +39,9 @@ def _show_gpu(snap: dict[str, Any]) -> None:
               ["RUN", "TOK/S", "J/TOKEN", "TOKENS IN", "TOKENS OUT", "ENERGY J", "COST $", "GPU MIB"])
 
 
-@click.command()
+@command()
 @json_option
-@click.option("--watch", is_flag=True, help="Refresh every second until interrupted.")
+@option("--watch", is_flag=True, help="Refresh every second until interrupted.")
 @pass_ctx
 @friendly
 def gpu(c: Context, watch: bool) -> None:
@@ -50,7 +49,7 @@ def gpu(c: Context, watch: bool) -> None:
 
     def show(snap: dict[str, Any]) -> None:
         if watch:
-            click.clear()
+            clear_screen()
         _show_gpu(snap)
 
     with c.client() as client:
@@ -64,24 +63,24 @@ def gpu(c: Context, watch: bool) -> None:
 
 def _show_report(rep: dict[str, Any]) -> None:
     run, m, a = rep["run"], rep["metering"] or {}, rep["activity"]
-    click.echo(f"run {run['id']}  {run['profile']} in {run['backend']}  {run['state']}"
-               f"  exit {run.get('exit_code')}")
-    click.echo(f"  command   {visible(' '.join(run.get('command') or []))}")
-    click.echo(f"  tokens    in {m.get('tokens_in', run.get('tokens_in', 0))}"
-               f"  out {m.get('tokens_out', run.get('tokens_out', 0))}")
-    click.echo(f"  energy    {_num(m.get('energy_j', run.get('energy_j')), '{:.1f}')} J"
-               f"  cost ${_num(m.get('cost_usd', run.get('cost')), '{:.6f}')}"
-               f"  J/token {_num(m.get('j_per_token'), '{:.3f}')}")
-    click.echo(f"  approvals asked {a['approvals_asked']}, approved {a['approved']}, denied "
-               f"{a['denied_by_person']}; by policy: allowed {a['policy_allowed']}, denied {a['policy_denied']}")
+    echo(f"run {run['id']}  {run['profile']} in {run['backend']}  {run['state']}"
+         f"  exit {run.get('exit_code')}")
+    echo(f"  command   {visible(' '.join(run.get('command') or []))}")
+    echo(f"  tokens    in {m.get('tokens_in', run.get('tokens_in', 0))}"
+         f"  out {m.get('tokens_out', run.get('tokens_out', 0))}")
+    echo(f"  energy    {_num(m.get('energy_j', run.get('energy_j')), '{:.1f}')} J"
+         f"  cost ${_num(m.get('cost_usd', run.get('cost')), '{:.6f}')}"
+         f"  J/token {_num(m.get('j_per_token'), '{:.3f}')}")
+    echo(f"  approvals asked {a['approvals_asked']}, approved {a['approved']}, denied "
+         f"{a['denied_by_person']}; by policy: allowed {a['policy_allowed']}, denied {a['policy_denied']}")
     net = ", ".join(f"{k} {v}" for k, v in sorted(a["net"].items())) or "none"
     conns = a["connections"]
-    click.echo(f"  network   decisions: {net}; {conns['count']} connections, "
-               f"{conns['bytes_up']} bytes up, {conns['bytes_down']} down")
+    echo(f"  network   decisions: {net}; {conns['count']} connections, "
+         f"{conns['bytes_up']} bytes up, {conns['bytes_down']} down")
 
 
-@click.command()
-@click.argument("run_id", metavar="RUN")
+@command()
+@argument("run_id", metavar="RUN")
 @json_option
 @pass_ctx
 @friendly

@@ -7,8 +7,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import click
-
 from console.cli.context import (
     Context,
     friendly,
@@ -16,20 +14,20 @@ from console.cli.context import (
     pass_ctx,
     since_epoch,
 )
-from console.cli.output import table
-from console.config.units import parse_duration
+from console.cli.output import echo, table
+from console.cli.parsing import BadParameter, Choice, command, group, option
 from console.text import clock, neutralise
 
 
 def _history_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed([
-        click.option("--run", "run_id", metavar="ID", help="Only this run."),
-        click.option("--kind", metavar="K", help="Event kind, or a prefix such as net. or approval."),
-        click.option("--search", metavar="TEXT", help="Full-text search."),
-        click.option("--since", metavar="AGE", help="Only newer than AGE, e.g. 2h, 30m, 7d."),
-        click.option("--decision", metavar="D", help="allow, deny or ask."),
+    for add in reversed([
+        option("--run", "run_id", metavar="ID", help="Only this run."),
+        option("--kind", metavar="K", help="Event kind, or a prefix such as net. or approval."),
+        option("--search", metavar="TEXT", help="Full-text search."),
+        option("--since", metavar="AGE", help="Only newer than AGE, e.g. 2h, 30m, 7d."),
+        option("--decision", metavar="D", help="allow, deny or ask."),
     ]):
-        fn = option(fn)
+        fn = add(fn)
     return fn
 
 
@@ -40,31 +38,32 @@ def _filter_args(run_id: str | None, kind: str | None, search: str | None, since
 
 def _show_events(rows: list[dict[str, Any]]) -> None:
     if not rows:
-        click.echo("no events match")
+        echo("no events match")
         return
     table([[str(r["id"]), clock(r["ts"], date=True), r.get("run_id") or "-", r["kind"],
             r.get("actor") or "-", neutralise((r.get("text") or "")[:70])] for r in rows],
           ["ID", "TIME", "RUN", "KIND", "BY", "TEXT"])
 
 
-@click.command()
+@command()
 @_history_filters
-@click.option("--limit", type=int, default=50, show_default=True)
+@option("--limit", type=int, default=50, show_default=True)
 @json_option
 @pass_ctx
 @friendly
 def history(c: Context, run_id: str | None, kind: str | None, search: str | None, since: str | None,
             decision: str | None, limit: int) -> None:
     """Search the recorded history, newest first."""
+    filters = _filter_args(run_id, kind, search, since, decision)  # a bad --since: before connecting
     with c.client() as client:
-        rows = client.call("history", limit=limit, **_filter_args(run_id, kind, search, since, decision))
+        rows = client.call("history", limit=limit, **filters)
     c.emit(rows, _show_events)
 
 
-@click.command()
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@command()
+@option("--format", "fmt", type=Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @_history_filters
-@click.option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
+@option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
 @pass_ctx
 @friendly
 def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: str | None,
@@ -72,6 +71,7 @@ def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: s
     """Export events, oldest first, as JSON lines or CSV."""
     import csv
 
+    filters = _filter_args(run_id, kind, search, since, decision)
     out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     fields = ["id", "ts", "run_id", "kind", "actor", "text", "data", "hash"]
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore") if fmt == "csv" else None
@@ -80,7 +80,7 @@ def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: s
     total = 0
     try:
         with c.client() as client:
-            for kind_, payload in client.stream("export", **_filter_args(run_id, kind, search, since, decision)):
+            for kind_, payload in client.stream("export", **filters):
                 if kind_ != "event" or payload.get("kind") != "export.rows":
                     continue
                 for row in payload["rows"]:
@@ -94,20 +94,20 @@ def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: s
         if output:
             out.close()
     if output:
-        click.echo(f"{total} events written to {output}", err=True)
+        echo(f"{total} events written to {output}", err=True)
 
 
-@click.group()
+@group()
 def audit() -> None:
     """Check the tamper-evident history."""
 
 
 def _show_verify(result: dict[str, Any]) -> None:
     if result["ok"]:
-        click.echo(f"ok: {result['checked']} events verified ({result['reason']})")
+        echo(f"ok: {result['checked']} events verified ({result['reason']})")
     else:
-        click.echo(f"BROKEN at event {result['first_bad_id']}: {result['reason']} "
-                   f"({result['checked']} verified before it)")
+        echo(f"BROKEN at event {result['first_bad_id']}: {result['reason']} "
+             f"({result['checked']} verified before it)")
 
 
 @audit.command("verify")
@@ -122,22 +122,24 @@ def audit_verify(c: Context) -> None:
     sys.exit(0 if result["ok"] else 1)
 
 
-@click.command()
-@click.option("--older-than", "older_than", required=True, metavar="AGE", help="e.g. 30d")
-@click.option("--yes", "confirm", is_flag=True, help="Confirm pruning recent history "
-              "(younger than [limits] prune_confirm_age, 7 days by default).")
+@command()
+@option("--older-than", "older_than", required=True, metavar="AGE", help="e.g. 30d")
+@option("--yes", "confirm", is_flag=True, help="Confirm pruning recent history "
+        "(younger than [limits] prune_confirm_age, 7 days by default).")
 @json_option
 @pass_ctx
 @friendly
 def prune(c: Context, older_than: str, confirm: bool) -> None:
     """Delete history older than AGE; a signed anchor keeps `audit verify` green."""
+    from console.config.units import parse_duration
+
     try:
         seconds = parse_duration(older_than)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+        raise BadParameter(str(exc), param_hint="--older-than") from None
     with c.client() as client:
         result = client.call("prune", older_than_s=seconds, confirm=confirm)
-    c.emit(result, lambda r: click.echo(f"pruned {r['pruned']} events"))
+    c.emit(result, lambda r: echo(f"pruned {r['pruned']} events"))
 
 
 COMMANDS = (history, export, audit, prune)

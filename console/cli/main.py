@@ -1,12 +1,14 @@
 """`pilothouse`: the console (default), the daemon, and commands for people and scripts.
 
-One module per command group; this one builds the top-level group from the table below. Every
+One module per command group; this one builds the top-level group from the table below
+(console.cli.parsing: commands declared with decorators, parsed by argparse). Every
 listing command has --json. Expected failures print what happened, why and what to do, and
 exit non-zero without a traceback.
 
 Start-up stays light: a command's module is imported when that command runs (or when --help
-lists them all), and it imports what it needs inside the command. `--version` loads no command
-module; `ps --json` and `approvals --json` load neither rich nor textual.
+lists them all), only that command's parser is built, and the command imports what it needs
+inside itself. `--version` loads no command module and no argparse; `ps --json` and
+`approvals --json` load neither rich nor textual.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, MutableMapping
 
-import click
-
-from console.cli.context import Context
+from console.cli.context import Context, pass_ctx
+from console.cli.parsing import Command, group, option
 
 # Every top-level command and the module of console.cli that defines it (in its COMMANDS).
 WHERE = {
@@ -33,14 +34,14 @@ WHERE = {
 }
 
 
-class CommandTable(MutableMapping[str, click.Command]):
+class CommandTable(MutableMapping[str, Command]):
     """The group's commands by name, each module imported on first use of one of its commands."""
 
     def __init__(self, where: dict[str, str]) -> None:
         self.where = dict(where)
-        self.loaded: dict[str, click.Command] = {}
+        self.loaded: dict[str, Command] = {}
 
-    def __getitem__(self, name: str) -> click.Command:
+    def __getitem__(self, name: str) -> Command:
         if name not in self.loaded:
             module = importlib.import_module(f"console.cli.{self.where[name]}")
             for command in module.COMMANDS:
@@ -50,7 +51,7 @@ class CommandTable(MutableMapping[str, click.Command]):
     def __contains__(self, name: object) -> bool:
         return name in self.where or name in self.loaded
 
-    def __setitem__(self, name: str, command: click.Command) -> None:
+    def __setitem__(self, name: str, command: Command) -> None:
         self.loaded[name] = command
 
     def __delitem__(self, name: str) -> None:
@@ -64,16 +65,13 @@ class CommandTable(MutableMapping[str, click.Command]):
         return len({*self.where, *self.loaded})
 
 
-@click.group(invoke_without_command=True, commands=CommandTable(WHERE),
-             context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config", metavar="FILE", help="Config file (else PILOTHOUSE_CONFIG, else the user file).")
-@click.version_option(package_name="pilothouse", prog_name="pilothouse")
-@click.pass_context
-def main(ctx: click.Context, config: str | None) -> None:
+@group("pilothouse", commands=CommandTable(WHERE), alone=True, setup=Context,
+       version_of="pilothouse")
+@option("--config", metavar="FILE", help="Config file (else PILOTHOUSE_CONFIG, else the user file).")
+@pass_ctx
+def main(c: Context) -> None:
     """Pilothouse: a terminal control room for coding agents."""
-    ctx.obj = Context(config)
-    if ctx.invoked_subcommand is None:
-        ctx.invoke(main.commands["tui"])
+    main.commands["tui"].invoke(c)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,35 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, NoReturn
 
-import click
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+
+def echo(text: Any = "", *, err: bool = False) -> None:
+    """One line to stdout (or stderr), flushed at once: a script reading `gpu --watch --json`
+    line by line, or a person watching `run --wait`, sees each line as it is written."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(f"{text}\n")
+    stream.flush()
+
+
+def confirm(question: str) -> bool:
+    """Ask a yes/no question on the terminal; anything but y/yes (end of input included) is no."""
+    sys.stdout.write(f"{question} [y/N]: ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline()
+    if not answer:
+        sys.stdout.write("\n")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def clear_screen() -> None:
+    """Clear a terminal before the next frame (`gpu --watch`); a pipe gets nothing."""
+    if sys.stdout.isatty():
+        sys.stdout.write("\x1b[2J\x1b[1;1H")
+        sys.stdout.flush()
 
 
 def dumps(value: Any, *, one_line: bool = False) -> str:
@@ -21,12 +47,12 @@ def dumps(value: Any, *, one_line: bool = False) -> str:
 def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:
     """Messages and hints often carry the daemon's words: each line is shown `visible`."""
     first, *more = str(message).splitlines() or [""]
-    click.echo(f"pilothouse: {visible(first)}", err=True)
+    echo(f"pilothouse: {visible(first)}", err=True)
     for line in more:
-        click.echo(visible(line), err=True)
+        echo(visible(line), err=True)
     if hint:
         for line in hint.splitlines():
-            click.echo(f"  {visible(line)}", err=True)
+            echo(f"  {visible(line)}", err=True)
     sys.exit(code)
 
 
@@ -62,4 +88,4 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:
     with console.capture() as captured:
         console.print(grid)
     for line in captured.get().splitlines():
-        click.echo(line.rstrip())
+        echo(line.rstrip())

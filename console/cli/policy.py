@@ -4,33 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
-
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import table, visible
+from console.cli.output import echo, table, visible
+from console.cli.parsing import Choice, argument, group, option
 from console.text import clock
 
 
-@click.group()
+@group()
 def policy() -> None:
     """Test, explain and preview policy."""
 
 
 def _show_check(result: dict[str, Any]) -> None:
-    click.echo(f"{visible(result['decision'])}: {visible(result['reason'])}")
+    echo(f"{visible(result['decision'])}: {visible(result['reason'])}")
     if result.get("addresses"):
-        click.echo(f"  addresses: {visible(', '.join(result['addresses']))}")
+        echo(f"  addresses: {visible(', '.join(result['addresses']))}")
     if result.get("note"):
-        click.echo(f"  note: {visible(result['note'])}")
+        echo(f"  note: {visible(result['note'])}")
 
 
 @policy.command("check")
-@click.argument("profile")
-@click.argument("subject", nargs=-1, required=True)
-@click.option("--host", "is_host", is_flag=True,
-              help="SUBJECT is a destination: host[:port], [IPv6][:port] or an http:// URL.")
-@click.option("--resolve", is_flag=True, help="Look the name up as the gate would and judge the addresses.")
-@click.option("--exact", is_flag=True, help="Read SUBJECT exactly as a CONNECT line: a host without a port is rejected.")
+@argument("profile")
+@argument("subject", nargs="+")
+@option("--host", "is_host", is_flag=True,
+        help="SUBJECT is a destination: host[:port], [IPv6][:port] or an http:// URL.")
+@option("--resolve", is_flag=True, help="Look the name up as the gate would and judge the addresses.")
+@option("--exact", is_flag=True, help="Read SUBJECT exactly as a CONNECT line: a host without a port is rejected.")
 @json_option
 @pass_ctx
 @friendly
@@ -64,14 +63,14 @@ def _daemon_config_files(c: Context) -> list[str] | None:
 
 def _show_rules(rows: list[dict[str, Any]]) -> None:
     for p in rows:
-        click.echo(f"[{p['profile']}]  sandbox={p['sandbox']}  ({p['source']})")
+        echo(f"[{p['profile']}]  sandbox={p['sandbox']}  ({p['source']})")
         table([[r["section"], r["list"], r["rule"], r["source"]] for r in p["rules"]],
               ["SECTION", "LIST", "RULE", "FROM"])
-        click.echo()
+        echo()
 
 
 @policy.command("rules")
-@click.argument("profile", required=False)
+@argument("profile", nargs="?")
 @json_option
 @pass_ctx
 @friendly
@@ -83,7 +82,7 @@ def policy_rules(c: Context, profile: str | None) -> None:
 
 
 @policy.command("why")
-@click.argument("request_id", metavar="REQUEST_ID")
+@argument("request_id", metavar="REQUEST_ID")
 @json_option
 @pass_ctx
 @friendly
@@ -93,29 +92,29 @@ def policy_why(c: Context, request_id: str) -> None:
         result = client.call("policy.why", id=request_id)
 
     def show(result: dict[str, Any]) -> None:
-        click.echo(f"{visible(request_id)}: {visible(result['state'])}: {visible(result['describe'])}")
+        echo(f"{visible(request_id)}: {visible(result['state'])}: {visible(result['describe'])}")
         for e in result["events"]:
-            click.echo(f"  {clock(e['ts'], date=True)}  {visible(e['kind']):20}  "
-                       f"{visible(e.get('actor') or '-'):10}  {visible(e.get('text') or '')}")
+            echo(f"  {clock(e['ts'], date=True)}  {visible(e['kind']):20}  "
+                 f"{visible(e.get('actor') or '-'):10}  {visible(e.get('text') or '')}")
 
     c.emit(result, show)
 
 
 def _show_shadow(hits: list[dict[str, Any]]) -> None:
     if not hits:
-        click.echo("no past request matches this rule")
+        echo("no past request matches this rule")
         return
     for h in hits:
         change = f"{h['was']} -> {h['would']}" if h["changes"] else h["was"]
-        click.echo(f"risk {h['risk']:>3}  {visible(change):16}  {visible(h['subject'])}  "
-                   f"({visible('; '.join(h['why']))})")
+        echo(f"risk {h['risk']:>3}  {visible(change):16}  {visible(h['subject'])}  "
+             f"({visible('; '.join(h['why']))})")
 
 
 @policy.command("shadow")
-@click.argument("rule")
-@click.option("--kind", type=click.Choice(["exec", "network"]), default="exec", show_default=True)
-@click.option("--effect", type=click.Choice(["allow", "ask", "deny", "forbid"]), default="allow", show_default=True)
-@click.option("--profile", metavar="NAME", help="Read a host rule without a port with this profile's ports.")
+@argument("rule")
+@option("--kind", type=Choice(["exec", "network"]), default="exec", show_default=True)
+@option("--effect", type=Choice(["allow", "ask", "deny", "forbid"]), default="allow", show_default=True)
+@option("--profile", metavar="NAME", help="Read a host rule without a port with this profile's ports.")
 @json_option
 @pass_ctx
 @friendly

@@ -5,29 +5,29 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import click
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import fail, table
-from console.text import age, neutralise
+from console.cli.output import echo, fail, table
+from console.cli.parsing import argument, command, option, path
 
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
+    from typing import Any
+
     from console.client.sync import Client
 
 
 def _show_started(record: dict[str, Any]) -> None:
-    click.echo(record["id"])
+    echo(record["id"])
     if record.get("unsandboxed"):
-        click.echo("warning: this run is NOT sandboxed (profile says sandbox = \"none\")", err=True)
+        echo("warning: this run is NOT sandboxed (profile says sandbox = \"none\")", err=True)
 
 
-@click.command(context_settings={"ignore_unknown_options": False})
-@click.argument("profile")
-@click.argument("command", nargs=-1)
-@click.option("--workspace", "-w", metavar="DIR", help="Folder the agent works in (default: the profile's, else here).")
-@click.option("--wait", is_flag=True, help="Stream the output and exit with the agent's exit code.")
+@command()
+@argument("profile")
+@argument("command", nargs="*")
+@option("--workspace", "-w", metavar="DIR", help="Folder the agent works in (default: the profile's, else here).")
+@option("--wait", is_flag=True, help="Stream the output and exit with the agent's exit code.")
 @json_option
 @pass_ctx
 @friendly
@@ -54,16 +54,18 @@ def run(c: Context, profile: str, command: tuple[str, ...], workspace: str | Non
 def follow_output(client: Client, run_id: str, *, quiet: bool = False, tail: int = 0,
            raw: bool = False) -> int:
     """Print a run's output until it ends; its exit code as a shell would give it."""
+    from console.text import neutralise  # here: `ps --json` never needs it
+
     result: dict[str, Any] = {}
     for kind, payload in client.stream("logs", run=run_id, follow=True, tail=tail):
         if kind == "event" and payload.get("kind") == "run.output" and not quiet:
             out = sys.stdout
-            colour = out.isatty()  # a pipe gets plain text, as click.echo gave it
+            colour = out.isatty()  # a pipe gets plain text
             for line in payload["lines"]:
                 out.write((line if raw else neutralise(line, colour=colour)) + "\n")
             out.flush()
         elif kind == "event" and payload.get("kind") == "bus.dropped":
-            click.echo(f"[pilothouse] {payload['count']} output events skipped (slow reader)", err=True)
+            echo(f"[pilothouse] {payload['count']} output events skipped (slow reader)", err=True)
         elif kind == "result":
             result = payload
     if "exit_code" not in result:
@@ -78,8 +80,10 @@ def follow_output(client: Client, run_id: str, *, quiet: bool = False, tail: int
 
 
 def _show_runs(runs: list[dict[str, Any]], show_all: bool) -> None:
+    from console.text import age
+
     if not runs:
-        click.echo("no runs" + ("" if show_all else " (ps --all shows ended ones)"))
+        echo("no runs" + ("" if show_all else " (ps --all shows ended ones)"))
         return
     rows = []
     for r in runs:
@@ -96,8 +100,8 @@ def _show_runs(runs: list[dict[str, Any]], show_all: bool) -> None:
     table(rows, ["ID", "PROFILE", "BACKEND", "STATE", "AGE", "CPU", "MEM", "EXIT", "COMMAND"])
 
 
-@click.command()
-@click.option("--all", "-a", "show_all", is_flag=True, help="Include ended runs.")
+@command()
+@option("--all", "-a", "show_all", is_flag=True, help="Include ended runs.")
 @json_option
 @pass_ctx
 @friendly
@@ -108,23 +112,25 @@ def ps(c: Context, show_all: bool) -> None:
     c.emit(runs, lambda rows: _show_runs(rows, show_all))
 
 
-@click.command()
-@click.argument("run_id", metavar="RUN")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the run ends.")
-@click.option("--tail", "-n", type=int, default=0, help="Only the last N lines.")
-@click.option("--search", "-s", metavar="TEXT", help="Only lines matching TEXT (full-text search).")
-@click.option("--raw", is_flag=True, help="The bytes as the run wrote them, terminal control "
-              "sequences included (default: only colour passes; other controls are shown, "
-              "not obeyed).")
+@command()
+@argument("run_id", metavar="RUN")
+@option("--follow", "-f", is_flag=True, help="Keep printing new output until the run ends.")
+@option("--tail", "-n", type=int, default=0, help="Only the last N lines.")
+@option("--search", "-s", metavar="TEXT", help="Only lines matching TEXT (full-text search).")
+@option("--raw", is_flag=True, help="The bytes as the run wrote them, terminal control "
+        "sequences included (default: only colour passes; other controls are shown, "
+        "not obeyed).")
 @pass_ctx
 @friendly
 def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, raw: bool) -> None:
     """Print a run's output."""
+    from console.text import neutralise
+
     with c.client() as client:
         if follow and not search:
             follow_output(client, run_id, tail=tail, raw=raw)
             return
-        colour = sys.stdout.isatty()  # a pipe gets plain text, as click.echo gave it
+        colour = sys.stdout.isatty()  # a pipe gets plain text
         for kind, payload in client.stream("logs", run=run_id, tail=tail, search=search):
             if kind == "event" and payload.get("kind") == "run.output":
                 sys.stdout.write("".join((line if raw else neutralise(line, colour=colour)) + "\n"
@@ -132,9 +138,9 @@ def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, r
         sys.stdout.flush()
 
 
-@click.command()
-@click.argument("run_id", metavar="RUN")
-@click.option("--kill", is_flag=True, help="SIGKILL at once instead of SIGTERM, then SIGKILL after 2s.")
+@command()
+@argument("run_id", metavar="RUN")
+@option("--kill", is_flag=True, help="SIGKILL at once instead of SIGTERM, then SIGKILL after 2s.")
 @json_option
 @pass_ctx
 @friendly
@@ -143,10 +149,10 @@ def stop(c: Context, run_id: str, kill: bool) -> None:
     with c.client() as client:
         record = client.call("run.stop", run=run_id, kill=kill)
         final = client.call("run.get", run=run_id)
-    c.emit(final, lambda f: click.echo(f"{record['id']}: {f.get('state')}"))
+    c.emit(final, lambda f: echo(f"{record['id']}: {f.get('state')}"))
 
 
-@click.command()
+@command()
 @json_option
 @pass_ctx
 @friendly
@@ -159,9 +165,9 @@ def profiles(c: Context) -> None:
         ["PROFILE", "SANDBOX", "COMMAND", "DEFINED AT"]))
 
 
-@click.command("demo-workspace")
-@click.argument("path", default="pilothouse-demo", type=click.Path(file_okay=False))
-@click.option("--no-git", is_flag=True, help="Do not make it a git repository.")
+@command("demo-workspace")
+@argument("path", nargs="?", default="pilothouse-demo", type=path(file_okay=False))
+@option("--no-git", is_flag=True, help="Do not make it a git repository.")
 def demo_workspace(path: str, no_git: bool) -> None:
     """Write a tiny Python project with a bug and its tests, for `pilothouse run demo`."""
     from console.agents.demo_project import make_demo_workspace
@@ -170,8 +176,8 @@ def demo_workspace(path: str, no_git: bool) -> None:
         root = make_demo_workspace(path, git=not no_git)
     except OSError as exc:  # FileExistsError included: never overwrites other files
         fail(f"cannot write the demo workspace: {exc}", "pick another folder")
-    click.echo(str(Path(root).resolve()))
-    click.echo(f"next: pilothouse run demo -w {root} --wait", err=True)
+    echo(str(Path(root).resolve()))
+    echo(f"next: pilothouse run demo -w {root} --wait", err=True)
 
 
 COMMANDS = (run, ps, logs, stop, profiles, demo_workspace)

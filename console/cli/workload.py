@@ -13,10 +13,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import click
-
 from console.cli.context import Context, friendly, json_option, pass_ctx, since_epoch
-from console.cli.output import fail, table
+from console.cli.output import echo, fail, table
+from console.cli.parsing import (
+    BadParameter,
+    Choice,
+    argument,
+    command,
+    float_range,
+    group,
+    int_range,
+    option,
+    path,
+)
 from console.text import clock
 
 FIGURE_COLUMNS = (("concurrency", "conc", "{:.0f}"), ("requests", "reqs", "{:.0f}"),
@@ -52,16 +61,16 @@ def _rows(c: Context, run_id: str | None, profile: str | None, since: str | None
         db.conn.close()
 
 
-@click.group()
+@group()
 def trace() -> None:
     """Recorded inference requests (for the workload benchmark)."""
 
 
 def _filters(fn: Any) -> Any:
-    fn = click.option("--since", metavar="DURATION", help="Only requests newer than this "
-                      "(30m, 2h, 7d).")(fn)
-    fn = click.option("--profile", metavar="P", help="Only this profile's runs.")(fn)
-    return click.option("--run", "run_id", metavar="ID", help="Only this run.")(fn)
+    fn = option("--since", metavar="DURATION", help="Only requests newer than this "
+                "(30m, 2h, 7d).")(fn)
+    fn = option("--profile", metavar="P", help="Only this profile's runs.")(fn)
+    return option("--run", "run_id", metavar="ID", help="Only this run.")(fn)
 
 
 @trace.command("list")
@@ -78,8 +87,8 @@ def trace_list(c: Context, run_id: str | None, profile: str | None, since: str |
 
     def human(rows: list[dict[str, Any]]) -> None:
         if not rows:
-            click.echo("no recorded requests (requests to [gate] inference endpoints are "
-                       "recorded as they pass the gate)")
+            echo("no recorded requests (requests to [gate] inference endpoints are "
+                 "recorded as they pass the gate)")
             return
         table([[clock(r["start"]), str(r["lane"]),
                 str(r.get("model") or "-"),
@@ -97,8 +106,8 @@ def trace_list(c: Context, run_id: str | None, profile: str | None, since: str |
 
 @trace.command("summary")
 @_filters
-@click.option("--by", type=click.Choice(["run", "lane"]), default="run", show_default=True,
-              help="One line per run (agent) or per lane (sub-agent).")
+@option("--by", type=Choice(["run", "lane"]), default="run", show_default=True,
+        help="One line per run (agent) or per lane (sub-agent).")
 @json_option
 @pass_ctx
 @friendly
@@ -111,7 +120,7 @@ def trace_summary(c: Context, run_id: str | None, profile: str | None, since: st
 
     def human(groups: list[dict[str, Any]]) -> None:
         if not groups:
-            click.echo("no recorded requests")
+            echo("no recorded requests")
             return
         _agents_table(groups, by)
 
@@ -132,12 +141,12 @@ def _agents_table(groups: list[dict[str, Any]], by: str) -> None:
 
 @trace.command("export")
 @_filters
-@click.option("--format", "fmt", type=click.Choice(["mooncake", "pilothouse"]),
-              default="mooncake", show_default=True,
-              help="mooncake: what aiperf replays as it is; pilothouse: everything recorded.")
-@click.option("--block-size", type=click.IntRange(1), default=512, show_default=True,
-              help="Tokens per hash id (aiperf's --block-size).")
-@click.option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
+@option("--format", "fmt", type=Choice(["mooncake", "pilothouse"]),
+        default="mooncake", show_default=True,
+        help="mooncake: what aiperf replays as it is; pilothouse: everything recorded.")
+@option("--block-size", type=int_range(1), default=512, show_default=True,
+        help="Tokens per hash id (aiperf's --block-size).")
+@option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
 @json_option(help="Print a JSON summary on stderr's place (stdout) when writing to a file.")
 @pass_ctx
 @friendly
@@ -155,7 +164,7 @@ def trace_export(c: Context, run_id: str | None, profile: str | None, since: str
             n = write(rows, fmt, out, block_size)
         summary = {"requests": n, "format": fmt, "file": output,
                    "lanes": len({r["lane"] for r in rows})}
-        c.emit(summary, lambda s: click.echo(
+        c.emit(summary, lambda s: echo(
             f"{s['requests']} requests in {s['lanes']} lane(s) written to {s['file']} "
             f"({s['format']})", err=True))
     else:
@@ -168,8 +177,8 @@ def _concurrency(text: str) -> list[int]:
     except ValueError:
         values = []
     if not values or any(v < 1 for v in values):
-        raise click.BadParameter(f"{text!r}: give positive integers separated by commas, "
-                                 "like 1,2,4,8")
+        raise BadParameter(f"{text!r}: give positive integers separated by commas, "
+                           "like 1,2,4,8", param_hint="--concurrency")
     return values
 
 
@@ -188,44 +197,44 @@ def _print_steps(steps: list[dict[str, Any]]) -> None:
           [h for _, h, _ in FIGURE_COLUMNS])
     missing = {k: v for s in steps for k, v in (s.get("missing") or {}).items()}
     for k, why in sorted(missing.items()):
-        click.echo(f"  {k}: n/a ({why})")
+        echo(f"  {k}: n/a ({why})")
     errors = {e for s in steps for e in s.get("error_samples", [])}
     for e in sorted(errors)[:3]:
-        click.echo(f"  error: {e}")
+        echo(f"  error: {e}")
 
 
 def _print_sweep(sweep: dict[str, Any]) -> None:
     _print_steps(sweep["steps"])
     if sweep.get("agents"):
-        click.echo("per agent, as recorded in the trace:")
+        echo("per agent, as recorded in the trace:")
         _agents_table(sweep["agents"], "lane")
 
 
-@click.command()
-@click.argument("trace_file", metavar="TRACE", type=click.Path(dir_okay=False))
-@click.option("--url", required=True, metavar="http://HOST:PORT/v1",
-              help="The server's OpenAI-compatible base URL.")
-@click.option("--model", required=True, metavar="M", help="Model name to ask for.")
-@click.option("--concurrency", default="1,2,4,8", show_default=True, metavar="N,N,...",
-              help="Lanes at once, one step each.")
-@click.option("--think-time", "think", default="recorded", show_default=True,
-              metavar="recorded|none|cap=S")
-@click.option("--duration", type=click.FloatRange(min=0.1), metavar="S",
-              help="Seconds per step (lanes loop); default: each lane plays once.")
-@click.option("--gpus", type=click.IntRange(1), help="GPUs serving the model (for per-GPU "
-              "figures); default: how many NVML reports.")
-@click.option("--gpu-index", metavar="I,J", help="Read only these GPUs' energy.")
-@click.option("--price-kwh", type=float, help="$ per kWh (default: [gpu] price_kwh).")
-@click.option("--price-gpu-hour", type=float, help="$ per GPU-hour (default: [gpu] "
-              "price_gpu_hour).")
-@click.option("--all-in-kw", type=click.FloatRange(min=0.001), metavar="KW",
-              help="All-in kW per GPU (facility included), for the InferenceX-comparable "
-                   "tok/s per MW.")
-@click.option("--block-size", type=click.IntRange(1), metavar="N", help="Tokens per hash id "
-              "of a mooncake trace (as exported; default 512). A pilothouse trace says.")
-@click.option("--ignore-eos", is_flag=True, help="Ask the server to ignore end-of-sequence "
-              "(vLLM, SGLang, llama.cpp), so answers have the recorded lengths.")
-@click.option("--no-store", is_flag=True, help="Do not keep the results in replay.db.")
+@command()
+@argument("trace_file", metavar="TRACE", type=path(dir_okay=False))
+@option("--url", required=True, metavar="http://HOST:PORT/v1",
+        help="The server's OpenAI-compatible base URL.")
+@option("--model", required=True, metavar="M", help="Model name to ask for.")
+@option("--concurrency", default="1,2,4,8", show_default=True, metavar="N,N,...",
+        help="Lanes at once, one step each.")
+@option("--think-time", "think", default="recorded", show_default=True,
+        metavar="recorded|none|cap=S")
+@option("--duration", type=float_range(0.1), metavar="S",
+        help="Seconds per step (lanes loop); default: each lane plays once.")
+@option("--gpus", type=int_range(1), help="GPUs serving the model (for per-GPU "
+        "figures); default: how many NVML reports.")
+@option("--gpu-index", metavar="I,J", help="Read only these GPUs' energy.")
+@option("--price-kwh", type=float, help="$ per kWh (default: [gpu] price_kwh).")
+@option("--price-gpu-hour", type=float, help="$ per GPU-hour (default: [gpu] "
+        "price_gpu_hour).")
+@option("--all-in-kw", type=float_range(0.001), metavar="KW",
+        help="All-in kW per GPU (facility included), for the InferenceX-comparable "
+             "tok/s per MW.")
+@option("--block-size", type=int_range(1), metavar="N", help="Tokens per hash id "
+        "of a mooncake trace (as exported; default 512). A pilothouse trace says.")
+@option("--ignore-eos", is_flag=True, help="Ask the server to ignore end-of-sequence "
+        "(vLLM, SGLang, llama.cpp), so answers have the recorded lengths.")
+@option("--no-store", is_flag=True, help="Do not keep the results in replay.db.")
 @json_option
 @pass_ctx
 @friendly
@@ -280,9 +289,9 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
         sys.exit(1)
 
 
-@click.command("replay-report")
-@click.argument("sweep_id", required=False, metavar="SWEEP")
-@click.option("--limit", type=click.IntRange(1), default=5, show_default=True)
+@command("replay-report")
+@argument("sweep_id", nargs="?", metavar="SWEEP")
+@option("--limit", type=int_range(1), default=5, show_default=True)
 @json_option
 @pass_ctx
 @friendly
@@ -296,10 +305,10 @@ def replay_report(c: Context, sweep_id: str | None, limit: int) -> None:
 
     def human(items: list[dict[str, Any]]) -> None:
         if not items:
-            click.echo("no replay results yet (run `pilothouse replay TRACE --url ... "
-                       "--model ...`)")
+            echo("no replay results yet (run `pilothouse replay TRACE --url ... "
+                 "--model ...`)")
         for s in items:
-            click.echo(f"sweep {s['sweep_id']}  {s['model']} at {s['url']}  trace {s['trace']}")
+            echo(f"sweep {s['sweep_id']}  {s['model']} at {s['url']}  trace {s['trace']}")
             _print_sweep(s)
 
     c.emit(found, human)

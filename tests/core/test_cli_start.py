@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from tests.conftest import Daemon
+from tests.core.cli_invoke import invoke
 
 HEAVY = ("textual", "rich", "sqlite_utils", "docker", "pynvml")
 
@@ -63,7 +62,7 @@ def test_config_option_leaves_the_environment_alone(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[profiles.demo]\ncommand = ["true"]\n')
     before = os.environ.get("PILOTHOUSE_CONFIG")
-    result = CliRunner().invoke(
+    result = invoke(
         main, ["--config", str(config), "policy", "check", "--json", "demo", "--", "ls"],
         env={"PILOTHOUSE_HOME": str(tmp_path / "no-daemon-here")})
     assert result.exit_code == 0, result.output
@@ -99,4 +98,5 @@ def test_version_imports_no_command_module() -> None:
             "except SystemExit:\n    pass\n"
             "print(sorted(m for m in sys.modules if m.startswith('console.cli.')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.stdout.splitlines()[-1] == "['console.cli.context', 'console.cli.main', 'console.cli.output']", done.stderr
+    assert done.stdout.splitlines()[-1] == ("['console.cli.context', 'console.cli.main', 'console.cli.output', "
+                                          "'console.cli.parsing']"), done.stderr

@@ -8,10 +8,10 @@ import shlex
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from console.cli.main import main
 from tests.conftest import REPO, Daemon, needs_bwrap
+from tests.core.cli_invoke import invoke
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 BLOCK = re.compile(r"```(?:sh|bash|console)\n(.*?)```", re.S)
@@ -64,7 +64,7 @@ def test_docs_have_commands() -> None:
 @pytest.mark.parametrize(("doc", "words"), CASES, ids=[f"{d}:{' '.join(w)[:40]}" for d, w in CASES])
 def test_documented_command_exists(doc: str, words: list[str]) -> None:
     path, options = _subcommand_and_options(words)
-    result = CliRunner().invoke(main, [*path, "--help"])
+    result = invoke(main, [*path, "--help"])
     assert result.exit_code == 0, f"{doc}: pilothouse {' '.join(path)}: {result.output}"
     for opt in options:
         if opt in ("-h", "--help"):

@@ -9,12 +9,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from console.cli.main import main
 from console.gate import BadTarget, NetworkRules, parse_absolute_url, parse_connect_target
 from console.policy import ExecRules
 from tests.conftest import CORPUS
+from tests.core.cli_invoke import invoke
 
 NET = tomllib.loads((CORPUS / "network_cases.toml").read_text())
 EXEC = tomllib.loads((CORPUS / "exec_cases.toml").read_text())
@@ -40,8 +40,7 @@ def corpus_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def check(config: Path, *args: str, home: Path | None = None) -> dict:
     env = {"PILOTHOUSE_HOME": str(home or config.parent / "no-daemon-here")}
-    result = CliRunner().invoke(main, ["--config", str(config), "policy", "check", "--json", *args],
-                                env=env, catch_exceptions=False)
+    result = invoke(main, ["--config", str(config), "policy", "check", "--json", *args], env=env)
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from console.cli.main import main
 from console.replay.client import Result
@@ -22,6 +21,7 @@ from console.replay.sweep import Settings, run_sweep, think_policy
 from console.replay.workload import TraceError, load, prompt
 from store import replay_results as results
 from store.writer import StoreWriter
+from tests.core.cli_invoke import invoke
 from tests.gpu.fake_nvml import FakeGpu, FakeNvml
 from tests.replay.conftest import Through, chat, settle
 from tests.replay.model_server import MODEL, ScriptedModel
@@ -49,7 +49,7 @@ async def record_two_agents(through: Through, writer: StoreWriter) -> None:
 
 
 def cli(*args: str) -> Any:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    result = invoke(main, list(args))
     return result
 
 

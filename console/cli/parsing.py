@@ -1,0 +1,393 @@
+"""Commands declared with decorators, parsed by the standard library's argparse.
+
+A command is a function decorated with @command (or @group), its options and arguments declared
+above it with @option and @argument; @pass_obj hands it the object its group's setup made (the
+CLI's Context). A group dispatches on its first word and builds only the parser of the command
+named, so `pilothouse ps --json` builds one small parser and imports one command module.
+
+Why not click: importing it costs about as much as starting Python (issue 17's CLI start target).
+argparse is a fraction of that and is imported only when a command's words are parsed
+(`--version` and `--help` at the top are answered before any parser exists).
+
+Usage errors (an unknown option, a missing argument, a bad value) print one line that says
+what went wrong and where to look (`see pilothouse ps --help`) and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, NoReturn
+
+USAGE_EXIT = 2
+HELP_NAMES = ("-h", "--help")
+
+
+class UsageError(Exception):
+    """The words do not make a command: exit 2 with one line that says where to look. `prog`
+    (the words naming the command) is filled in by the group that ran the command."""
+
+    def __init__(self, message: str, prog: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.prog = message, prog
+
+    def __str__(self) -> str:
+        if self.prog is None:
+            return self.message
+        return f"{self.prog}: {self.message}; see {self.prog} --help"
+
+
+class BadParameter(UsageError):
+    """A value the command itself refuses once parsed (a duration it cannot read, ...)."""
+
+    def __init__(self, message: str, param_hint: str = "") -> None:
+        super().__init__(f"invalid value for {param_hint}: {message}" if param_hint else message)
+
+
+# -- value types: what argparse calls on each word (a refusal names the value and the bound) --
+
+class Choice:
+    def __init__(self, values: Sequence[str]) -> None:
+        self.values = list(values)
+
+
+class Range:
+    """A number within bounds (either may be None); int or float."""
+
+    def __init__(self, kind: type, low: float | None = None, high: float | None = None) -> None:
+        self.kind, self.low, self.high = kind, low, high
+        self.__name__ = kind.__name__  # argparse's "invalid int value: 'x'"
+
+    def __call__(self, text: str) -> Any:
+        from argparse import ArgumentTypeError
+
+        value = self.kind(text)
+        if self.low is not None and value < self.low:
+            raise ArgumentTypeError(f"{text} is smaller than the minimum {self.low}")
+        if self.high is not None and value > self.high:
+            raise ArgumentTypeError(f"{text} is larger than the maximum {self.high}")
+        return value
+
+
+def int_range(low: int | None = None, high: int | None = None) -> Range:
+    return Range(int, low, high)
+
+
+def float_range(low: float | None = None, high: float | None = None) -> Range:
+    return Range(float, low, high)
+
+
+class PathType:
+    """A path that need not exist; where it does, it must be the right kind."""
+
+    __name__ = "path"
+
+    def __init__(self, *, file_okay: bool = True, dir_okay: bool = True) -> None:
+        self.file_okay, self.dir_okay = file_okay, dir_okay
+
+    def __call__(self, text: str) -> str:
+        from argparse import ArgumentTypeError
+
+        if not self.file_okay and os.path.isfile(text):
+            raise ArgumentTypeError(f"{text!r} is a file (give a folder)")
+        if not self.dir_okay and os.path.isdir(text):
+            raise ArgumentTypeError(f"{text!r} is a folder (give a file)")
+        return text
+
+
+def path(*, file_okay: bool = True, dir_okay: bool = True) -> PathType:
+    return PathType(file_okay=file_okay, dir_okay=dir_okay)
+
+
+# -- parameters --------------------------------------------------------------------------------
+
+class Param:
+    """One option or argument. `then(obj, value)` runs once parsed; with expose=False the value
+    goes only there, not to the command's function (how --json reaches the Context)."""
+
+    def __init__(self, decls: Sequence[str], *, help: str | None = None,
+                 metavar: str | None = None, default: Any = None, type: Any = None,
+                 nargs: str | None = None, required: bool = False, is_flag: bool = False,
+                 show_default: bool = False, expose: bool = True,
+                 then: Callable[[Any, Any], None] | None = None) -> None:
+        self.flags = [d for d in decls if d.startswith("-")]
+        names = [d for d in decls if not d.startswith("-")]
+        longest = max(self.flags, key=len) if self.flags else ""
+        self.dest = names[0] if names else longest.lstrip("-").replace("-", "_")
+        self.help, self.metavar, self.default, self.type = help, metavar, default, type
+        self.nargs, self.required, self.is_flag = nargs, required, is_flag
+        self.show_default, self.expose, self.then = show_default, expose, then
+
+    @property
+    def takes_value(self) -> bool:
+        return not self.is_flag
+
+    def add_to(self, parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+        """optional: a variadic argument that `--` fills (run PROFILE -- CMD...) may be empty
+        before the `--`."""
+        kw: dict[str, Any] = {}
+        text = (self.help or "").replace("%", "%%")
+        if self.show_default and self.default is not None:
+            text = f"{text} [default: {self.default}]".strip()
+        if self.flags:
+            kw |= {"dest": self.dest, "help": text or None}
+            if self.is_flag:
+                parser.add_argument(*self.flags, action="store_true", **kw)
+                return
+            kw["required"] = self.required
+        elif self.help:
+            kw["help"] = text
+        if isinstance(self.type, Choice):
+            kw["choices"] = self.type.values
+        elif self.type is not None:
+            kw["type"] = self.type
+        if self.metavar or not self.flags:
+            kw["metavar"] = self.metavar or self.dest.upper()
+        if self.nargs is not None:
+            kw["nargs"] = "*" if optional else self.nargs
+        kw["default"] = self.default
+        parser.add_argument(*(self.flags or [self.dest]), **kw)
+
+
+def _params(fn: Any) -> list[Param]:
+    if not hasattr(fn, "cli_params"):
+        fn.cli_params = []
+    return fn.cli_params
+
+
+def option(*decls: str, **kw: Any) -> Callable[[Any], Any]:
+    """`@option("--run", "run_id", metavar="ID", help=...)`: the names with dashes are the
+    option's, a bare name is the function's keyword (else the longest name, dashes as _)."""
+    def decorate(fn: Any) -> Any:
+        _params(fn).insert(0, Param(decls, **kw))
+        return fn
+    return decorate
+
+
+def argument(name: str, **kw: Any) -> Callable[[Any], Any]:
+    """`@argument("run_id", metavar="RUN")`; nargs as argparse reads it: "?", "*" or "+"."""
+    return option(name, **kw)
+
+
+def pass_obj(fn: Any) -> Any:
+    """The function takes its group's object (the Context) first."""
+    fn.cli_pass_obj = True
+    return fn
+
+
+# -- commands and groups ----------------------------------------------------------------------
+
+def _cleandoc(doc: str | None) -> str:
+    """A docstring without its source indentation (what inspect.cleandoc does; inspect itself
+    costs a few milliseconds to import)."""
+    lines = (doc or "").expandtabs().strip().splitlines()
+    if not lines:
+        return ""
+    rest = [line for line in lines[1:] if line.strip()]
+    indent = min((len(line) - len(line.lstrip()) for line in rest), default=0)
+    return "\n".join([lines[0].strip(), *(line[indent:].rstrip() for line in lines[1:])])
+
+
+class Command:
+    def __init__(self, name: str, callback: Callable[..., Any]) -> None:
+        self.name = name
+        self.callback = callback
+        self.params: list[Param] = list(getattr(callback, "cli_params", []))
+        self.pass_obj = bool(getattr(callback, "cli_pass_obj", False))
+        self.doc = _cleandoc(callback.__doc__)
+
+    @property
+    def short_help(self) -> str:
+        """The first sentence of the docstring: the line `--help` of the group lists."""
+        first = " ".join(self.doc.split("\n\n", 1)[0].split())
+        end = first.find(". ")
+        return first if end < 0 else first[: end + 1]
+
+    def parser(self, prog: str, *, tail_given: bool = False) -> argparse.ArgumentParser:
+        parser = new_parser(prog, self.doc)
+        last = self.variadic()
+        for param in self.params:
+            param.add_to(parser, optional=tail_given and param is last)
+        return parser
+
+    def variadic(self) -> Param | None:
+        """The last argument when it takes any number of words: what follows `--` goes there."""
+        args = [p for p in self.params if not p.flags]
+        return args[-1] if args and args[-1].nargs in ("*", "+") else None
+
+    def run(self, argv: list[str], obj: Any, prog: str) -> Any:
+        tail: list[str] = []
+        rest = self.variadic()
+        if rest is not None and "--" in argv:
+            # Everything after `--` is the command's words, options and `--` included (argparse
+            # alone would drop a later `--` too).
+            cut = argv.index("--")
+            argv, tail = argv[:cut], argv[cut + 1:]
+        parser = self.parser(prog, tail_given=bool(tail))
+        values = vars(parser.parse_intermixed_args(argv))
+        if rest is not None and tail:
+            values[rest.dest] = [*(values.get(rest.dest) or []), *tail]
+        kwargs = {}
+        for param in self.params:
+            value = values.get(param.dest)
+            if param.then is not None:
+                param.then(obj, value)
+            if param.expose:
+                kwargs[param.dest] = value
+        return self.invoke(obj, **kwargs)
+
+    def invoke(self, obj: Any, **kwargs: Any) -> Any:
+        return self.callback(*((obj,) if self.pass_obj else ()), **kwargs)
+
+
+class Group(Command):
+    """Names its commands: the first word picks one, the rest are that command's. The group's
+    own options (before the command's name) go to setup(), whose result the commands are handed;
+    with alone=True the group's function runs when no command is named."""
+
+    def __init__(self, name: str, callback: Callable[..., Any], *,
+                 commands: Mapping[str, Command] | None = None, alone: bool = False,
+                 setup: Callable[..., Any] | None = None, version_of: str | None = None) -> None:
+        super().__init__(name, callback)
+        self.commands: Any = {} if commands is None else commands
+        self.alone, self.setup, self.version_of = alone, setup, version_of
+
+    def command(self, name: str | None = None) -> Callable[[Callable[..., Any]], Command]:
+        def decorate(fn: Callable[..., Any]) -> Command:
+            found = Command(name or fn.__name__.replace("_", "-"), fn)
+            self.commands[found.name] = found
+            return found
+        return decorate
+
+    def __call__(self, args: list[str] | None = None, prog_name: str | None = None) -> NoReturn:
+        """The program: run the command the words name, then exit (always by SystemExit)."""
+        prog = prog_name or self.name
+        try:
+            self.run(sys.argv[1:] if args is None else list(args), None, prog)
+        except UsageError as exc:
+            sys.stderr.write(f"{exc}\n")
+            sys.exit(USAGE_EXIT)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        sys.exit(0)
+
+    def split_options(self, argv: list[str]) -> tuple[list[str], list[str]]:
+        """The group's own options (before the command's name) and the rest."""
+        takes_value = {f for p in self.params if p.takes_value for f in p.flags}
+        i = 0
+        while i < len(argv) and argv[i].startswith("-") and argv[i] != "-":
+            if argv[i] == "--":
+                return argv[:i], argv[i + 1:]
+            i += 2 if argv[i] in takes_value else 1
+        return argv[:i], argv[i:]
+
+    def run(self, argv: list[str], obj: Any, prog: str) -> Any:
+        own, rest = self.split_options(argv)
+        # --help and --version first, whatever else the words say (no parser is built for them).
+        if any(word in HELP_NAMES for word in own):
+            self.print_help(prog)
+            sys.exit(0)
+        if self.version_of and "--version" in own:
+            from importlib.metadata import version  # the version's one source: the package
+
+            sys.stdout.write(f"{self.name}, version {version(self.version_of)}\n")
+            sys.exit(0)
+        values = {p.dest: p.default for p in self.params}
+        if own:
+            try:
+                parsed = vars(self.parser(prog).parse_args(own))
+            except UsageError as exc:
+                exc.prog = prog
+                raise
+            values = {dest: parsed[dest] for dest in values}
+        if self.setup is not None:
+            obj = self.setup(**values)
+        if not rest:
+            if not self.alone:
+                raise UsageError(f"name a command ({', '.join(sorted(self.commands))})", prog)
+            return self.invoke(obj)
+        name, words = rest[0], rest[1:]
+        if name not in self.commands:
+            raise UsageError(f"no command {name!r}{_did_you_mean(name, self.commands)}", prog)
+        try:
+            return self.commands[name].run(words, obj, f"{prog} {name}")
+        except UsageError as exc:
+            if exc.prog is None:
+                exc.prog = f"{prog} {name}"
+            raise
+
+    def parser(self, prog: str, *, tail_given: bool = False) -> argparse.ArgumentParser:
+        parser = super().parser(prog)
+        if self.version_of:
+            parser.add_argument("--version", action="store_true",
+                                help="show the version and exit")
+        return parser
+
+    def print_help(self, prog: str) -> None:
+        parser = self.parser(prog)
+        parser.usage = f"{prog} [options] {'[COMMAND]' if self.alone else 'COMMAND'} [ARGS]..."
+        width = min(columns(), 100)
+        names = sorted(self.commands)
+        pad = max(map(len, names), default=0) + 2
+        lines = []
+        for name in names:
+            text = self.commands[name].short_help
+            room = max(width - pad - 2, 20)
+            if len(text) > room:
+                text = text[: room - 3].rsplit(" ", 1)[0] + "..."
+            lines.append(f"  {name:<{pad}}{text}")
+        parser.epilog = "commands:\n" + "\n".join(lines)
+        sys.stdout.write(parser.format_help())
+
+
+def _did_you_mean(name: str, names: Mapping[str, Any]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def command(name: str | None = None) -> Callable[[Callable[..., Any]], Command]:
+    def decorate(fn: Callable[..., Any]) -> Command:
+        return Command(name or fn.__name__.replace("_", "-"), fn)
+    return decorate
+
+
+def group(name: str | None = None, **kw: Any) -> Callable[[Callable[..., Any]], Group]:
+    def decorate(fn: Callable[..., Any]) -> Group:
+        return Group(name or fn.__name__.replace("_", "-"), fn, **kw)
+    return decorate
+
+
+def columns() -> int:
+    """The terminal's width, as shutil.get_terminal_size gives it, without importing shutil
+    (argparse would, for every parser: it costs more than argparse itself)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """An argparse parser whose errors become a UsageError (one line, said by the group) instead
+    of a usage block and an exit. Made here, not at import: `--version` never imports argparse."""
+    import argparse
+
+    class OneLineErrors(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            raise UsageError(message)
+
+    def formatter(prog: str) -> argparse.HelpFormatter:
+        return argparse.RawDescriptionHelpFormatter(prog, width=columns() - 2)
+
+    return OneLineErrors(prog=prog, description=description or None, allow_abbrev=False,
+                         formatter_class=formatter)
