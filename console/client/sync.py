@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import itertools
 import os
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -49,8 +49,10 @@ def closed(paths: Paths | None = None) -> ClientError:
                        f"see {paths.daemon_log}" if paths is not None else "")
 
 
-def open_socket(path: Path) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def open_socket(path: Path) -> _socket.socket:
+    # The C socket type itself: the `socket` module builds its enums at import, a couple of
+    # milliseconds of every CLI start, for nothing a unix stream client needs.
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(str(path))
     except OSError:
@@ -86,7 +88,7 @@ def _log_tail(paths: Paths, lines: int = 8) -> str:
     return "\n".join(text[-lines:])
 
 
-def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = None) -> socket.socket:
+def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = None) -> _socket.socket:
     """A connected operator.sock; with autostart, the daemon is started when nobody answers."""
     try:
         return open_socket(paths.operator_sock)
@@ -121,7 +123,7 @@ class Client:
     def __init__(self, paths: Paths, *, autostart: bool = True, config_file: Path | None = None) -> None:
         self.paths = paths
         self.sock = connect(paths, autostart=autostart, config_file=config_file)
-        self.file = self.sock.makefile("rb")
+        self.file = open(self.sock.fileno(), "rb", closefd=False)  # noqa: SIM115 - closed in close()
         self._ids = itertools.count(1)
 
     def close(self) -> None:
