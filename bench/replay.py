@@ -19,7 +19,11 @@ says which. Here: a real Gate on a unix socket with a real StoreWriter.
    many requests, copies sending the same prompts as aiperf's wrap does. Side by side:
    requests, prompt and output token totals, output tok/s and TTFT p50 with the difference in
    %, and each client's CPU time per request (aiperf's includes its start; the marginal row,
-   between the largest and smallest step, does not). Without aiperf, a plain reference client
+   between the largest and smallest step, does not). On equal terms: server and clients on
+   separate CPUs; each client's prompts warmed into the server once; one warmup request per
+   lane (aiperf: --warmup-request-count) before the clock; copies of a lane taking its requests
+   from one cursor as aiperf's N in flight do; aiperf's tok/s over its requests' span, as ours
+   (its headline figure, over its benchmark_duration, is a row beside it). Without aiperf, a plain reference client
    (stdlib http.client, a thread per lane) is the anchor, and the table says so.
 3. The InferenceX figures of each step (tok/s per GPU and per user, TTFT/TPOT percentiles,
    J/token, tok/s/MW, $/Mtok) printed as a table. Energy: the real NVML counter where a driver
@@ -35,6 +39,7 @@ import contextlib
 import http.client
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -225,8 +230,43 @@ def reference_step(wl: Workload, url: str, model: str, concurrency: int) -> dict
         t.join()
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"requests": len(ttft), "tokens_in": float("nan"), "tokens_out": tokens[0],
+            "seconds": seconds,
             "tok_s_out": tokens[0] / seconds, "ttft_p50_ms": percentile(ttft, 0.5) * 1000,
             "cpu_s": cpu, "cpu_ms_per_request": cpu * 1000 / max(1, len(ttft))}
+
+
+def anchor_step(wl: Workload, trace: Path, target: Target, c: int, hf_home: Path | None,
+                out: Path) -> dict[str, Any]:
+    """One step of the anchor client: aiperf on the same file, else the stdlib reference."""
+    if hf_home is not None:
+        try:
+            return aiperf_anchor.run(trace, target.url, target.model, concurrency=c,
+                                     requests=wl.requests * c, block_size=64, hf_home=hf_home,
+                                     out=out, timeout_s=240, warmup=c)
+        except (aiperf_anchor.AiperfError, subprocess.SubprocessError) as exc:
+            print(f"aiperf could not run at c={c}: {exc}", flush=True)
+    return reference_step(wl, target.url, target.model, c)
+
+
+# Summed over rounds (both clients ran as many); output tok/s is the pooled rate, the rest
+# the median round's.
+SUMMED = ("requests", "errors", "tokens_in", "tokens_out", "cpu_s", "seconds")
+
+
+def over_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One step's figures from its rounds: output tokens over the rounds' seconds together,
+    TTFT p50 the rounds' median, counts and CPU time summed; the rest (the InferenceX figures)
+    from the round with the median output tok/s, so they belong together."""
+    middle = sorted(rounds, key=lambda r: r["tok_s_out"])[len(rounds) // 2]
+    out = dict(middle)
+    for key in SUMMED:
+        if all(key in r for r in rounds):
+            out[key] = sum(r[key] for r in rounds)
+    if "seconds" in out:
+        out["tok_s_out"] = out["tokens_out"] / out["seconds"]
+    out["ttft_p50_ms"] = statistics.median(r["ttft_p50_ms"] for r in rounds)
+    out["rounds"] = len(rounds)
+    return out
 
 
 def nvml_source() -> tuple[Any, str]:
@@ -274,12 +314,14 @@ def main() -> None:
     ap.add_argument("--requests", type=int, help="POSTs per side for the record overhead")
     ap.add_argument("--turns", type=int, help="turns per recorded agent")
     ap.add_argument("--concurrency", default="1,2,4")
+    ap.add_argument("--rounds", type=int, help="turns each client takes per step (3; full: 5)")
     ap.add_argument("--server", choices=["llama", "scripted"],
                     help="default: llama where installed, else scripted")
     args = ap.parse_args()
     n = args.requests or (150 if args.quick else 600)
     turns = args.turns or (6 if args.quick else 10)  # 3 agents x turns requests per lane pass
     levels = [int(x) for x in args.concurrency.split(",")]
+    rounds = args.rounds or (3 if args.quick else 5)
     which = args.server or ("llama" if llama_server.missing() is None else "scripted")
     if which == "scripted" and llama_server.missing():
         print(f"server: scripted, because {llama_server.missing()}", flush=True)
@@ -323,24 +365,22 @@ def main() -> None:
                 st = Settings(target.url, target.model, [c], think="none", price_kwh=0.30,
                               price_gpu_hour=2.0, all_in_kw_per_gpu=1.2, private_copies=False,
                               warmup=True)
-                print(f"step c={c}: our replay ...", file=sys.stderr, flush=True)
-                c0 = time.process_time()
-                step = asyncio.run(run_sweep(wl, st, nvml=nvml))[0]
-                cpu = time.process_time() - c0
-                step["cpu_ms_per_request"] = cpu * 1000 / max(1, step["requests"])
-                ours_cpu.append((step["requests"], cpu))
-                print(f"step c={c}: {anchor} ...", file=sys.stderr, flush=True)
-                if hf_home is not None:
-                    try:
-                        ref = aiperf_anchor.run(trace, target.url, target.model, concurrency=c,
-                                                requests=wl.requests * c, block_size=64,
-                                                hf_home=hf_home, out=Path(tmp) / f"aiperf-{c}",
-                                                timeout_s=240, warmup=c)
-                    except (aiperf_anchor.AiperfError, subprocess.SubprocessError) as exc:
-                        print(f"aiperf could not run at c={c}: {exc}", flush=True)
-                        ref = reference_step(wl, target.url, target.model, c)
-                else:
-                    ref = reference_step(wl, target.url, target.model, c)
+                ours_rounds, ref_rounds = [], []
+                for r in range(rounds):  # the two clients take turns: drift lands on both
+                    print(f"step c={c}, round {r + 1}/{rounds}: our replay ...", file=sys.stderr,
+                          flush=True)
+                    c0 = time.process_time()
+                    one = asyncio.run(run_sweep(wl, st, nvml=nvml))[0]
+                    one["cpu_s"] = time.process_time() - c0
+                    ours_rounds.append(one)
+                    print(f"step c={c}, round {r + 1}/{rounds}: {anchor} ...", file=sys.stderr,
+                          flush=True)
+                    ref_rounds.append(anchor_step(wl, trace, target, c, hf_home, Path(tmp)
+                                                  / f"aiperf-{c}-{r}"))
+                step, ref = over_rounds(ours_rounds), over_rounds(ref_rounds)
+                for side in (step, ref):
+                    side["cpu_ms_per_request"] = side["cpu_s"] * 1000 / max(1, side["requests"])
+                ours_cpu.append((step["requests"], step["cpu_s"]))
                 ref_cpu.append((ref["requests"], ref["cpu_s"]))
                 steps.append(step)
                 pairs.append((c, step, ref))
@@ -365,6 +405,9 @@ def main() -> None:
                 if hf_home is not None:
                     rows.insert(-5, Row(f"c={c} prompt tokens", step["tokens_in"], "", anchor,
                                         ref["tokens_in"], "<= 1.05x"))
+                    rows.insert(-3, Row(f"c={c} output tok/s, aiperf's headline (its own "
+                                        "duration)", step["tok_s_out"], "tok/s", anchor,
+                                        ref["tok_s_out_headline"], ""))
             if len(levels) > 1:
                 rows.append(Row("client CPU per request, marginal (largest - smallest step)",
                                 marginal_cpu(ours_cpu), "ms", anchor, marginal_cpu(ref_cpu),
@@ -374,9 +417,15 @@ def main() -> None:
             target.close()
         scripted.terminate()
         scripted.wait(5)
-    emit(rows, f"replay ({wl.requests} recorded requests in {len(wl.lanes)} lane(s), "
+    emit(rows, f"replay ({wl.requests} recorded requests in {len(wl.lanes)} lane(s), {rounds} "
+               f"rounds a step (counts summed, tok/s pooled, TTFT the median round), "
                f"server: {target.label if target else which}, energy: {energy_label})")
     side_by_side(pairs, anchor)
+    for c, _, ref in pairs:
+        if "idle_ms_per_request" in ref:
+            print(f"# c={c}: aiperf's request slots sat idle {ref['idle_ms_per_request']:.1f} ms "
+                  f"per request between an answer and the next request (its own timestamps, "
+                  f"median round); ours send the next at once")
     cols = ("concurrency", "tok_s_out_per_gpu", "tok_s_per_user", "ttft_p50_ms",
             "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "j_per_output_token",
             "tok_s_per_mw_board", "tok_s_per_mw_all_in", "usd_per_mtok")
