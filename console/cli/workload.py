@@ -234,6 +234,9 @@ def _print_sweep(sweep: dict[str, Any]) -> None:
         "of a mooncake trace (as exported; default 512). A pilothouse trace says.")
 @option("--ignore-eos", is_flag=True, help="Ask the server to ignore end-of-sequence "
         "(vLLM, SGLang, llama.cpp), so answers have the recorded lengths.")
+@option("--warmup", is_flag=True, help="Send each lane's first request once before a "
+        "step's clock starts (as aiperf's --warmup-request-count); the timed pass still "
+        "sends every request.")
 @option("--no-store", is_flag=True, help="Do not keep the results in replay.db.")
 @json_option
 @pass_ctx
@@ -241,7 +244,7 @@ def _print_sweep(sweep: dict[str, Any]) -> None:
 def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, think: str,
            duration: float | None, gpus: int | None, gpu_index: str | None,
            price_kwh: float | None, price_gpu_hour: float | None, all_in_kw: float | None,
-           block_size: int | None, ignore_eos: bool, no_store: bool) -> None:
+           block_size: int | None, ignore_eos: bool, warmup: bool, no_store: bool) -> None:
     """Replay a recorded trace against a local server, step by step, with energy."""
     import asyncio
 
@@ -265,7 +268,7 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
     st = Settings(url, model, _concurrency(concurrency), think, duration, gpus, index,
                   kwh if price_kwh is None else price_kwh,
                   gpu_hour if price_gpu_hour is None else price_gpu_hour, all_in_kw,
-                  extra={"ignore_eos": True} if ignore_eos else None)
+                  extra={"ignore_eos": True} if ignore_eos else None, warmup=warmup)
     sweep_id = results.new_sweep_id()
     db = c.paths.data_dir / "replay.db"
     if not no_store:

@@ -265,6 +265,20 @@ async def test_warmup_sends_each_lanes_first_request_before_the_clock(tmp_path: 
     assert one["tokens_cached"] >= 32
 
 
+async def test_replay_cli_warmup(cli_home: Path, tmp_path: Path) -> None:
+    model = ScriptedModel(itl_s=0.001)
+    try:
+        done = await asyncio.to_thread(cli, "replay", str(trace_file(tmp_path)), "--url",
+                                       model.v1, "--model", MODEL, "--concurrency", "1",
+                                       "--think-time", "none", "--warmup", "--no-store", "--json")
+        sent = [len(p.body["messages"][0]["content"].split()) for p in model.posts()]
+    finally:
+        model.close()
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["steps"][0]["requests"] == 2
+    assert sent == [40, 60, 40]  # one warm request, then the lane's two
+
+
 async def test_replay_cli_without_a_gpu_stores_and_reports(cli_home: Path, tmp_path: Path) -> None:
     model = ScriptedModel(itl_s=0.001)
     try:
