@@ -216,6 +216,7 @@ class OutputLog(Log):
 
     def _redraw(self) -> None:
         self.catching_up.clear()  # the whole buffer is written below
+        self.unseen = 0  # held lines included: a resume must not write them again
         self.clear()
         self._render_line_cache.clear()
         lines = self._matching(self._buffer) if self._filter else list(self._buffer)
