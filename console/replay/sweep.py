@@ -151,7 +151,12 @@ class _Lane:
                 return
             n, req = self.cursor.next()
             if sent:
-                await asyncio.sleep(think(req.think_s))
+                pause = think(req.think_s)
+                if deadline is not None and time.perf_counter() + pause >= deadline:
+                    # Its think time ends after the duration: it would start too late.
+                    await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
+                    return
+                await asyncio.sleep(pause)
             sent += 1
             results.append(await self.send(n, req))
 
