@@ -146,7 +146,10 @@ class Client:
         return req_id
 
     def _read(self) -> dict[str, Any]:
-        line = self.file.readline(protocol.OPERATOR_MAX_LINE + 1)
+        try:
+            line = self.file.readline(protocol.OPERATOR_MAX_LINE + 1)
+        except ConnectionResetError:  # the daemon went away with our request unread
+            raise closed(self.paths) from None
         if not line:
             raise closed(self.paths)
         return protocol.decode(line)
