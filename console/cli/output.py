@@ -19,6 +19,8 @@ def echo(text: Any = "", *, err: bool = False) -> None:
     """One line to stdout (or stderr), flushed at once: a script reading `gpu --watch --json`
     line by line, or a person watching `run --wait`, sees each line as it is written."""
     stream = sys.stderr if err else sys.stdout
+    if stream is None:  # started with it closed (`>&-`): nothing to write to
+        return
     stream.write(f"{text}\n")
     stream.flush()
 

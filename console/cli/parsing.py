@@ -274,6 +274,14 @@ class Group(Command):
             sys.exit(USAGE_EXIT)
         except KeyboardInterrupt:
             sys.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`| head`): stop, and leave nothing for the flush at exit
+            # to fail on (what the Python docs advise for SIGPIPE).
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+            except (AttributeError, OSError, ValueError):
+                pass
+            sys.exit(1)
         sys.exit(0)
 
     def split_options(self, argv: list[str]) -> tuple[list[str], list[str]]:
@@ -295,7 +303,7 @@ class Group(Command):
         if self.version_of and "--version" in own:
             from importlib.metadata import version  # the version's one source: the package
 
-            sys.stdout.write(f"{self.name}, version {version(self.version_of)}\n")
+            _write(f"{self.name}, version {version(self.version_of)}\n")
             sys.exit(0)
         values = {p.dest: p.default for p in self.params}
         if own:
@@ -342,7 +350,13 @@ class Group(Command):
                 text = text[: room - 3].rsplit(" ", 1)[0] + "..."
             lines.append(f"  {name:<{pad}}{text}")
         parser.epilog = "commands:\n" + "\n".join(lines)
-        sys.stdout.write(parser.format_help())
+        _write(parser.format_help())
+
+
+def _write(text: str) -> None:
+    """To stdout, unless there is none (started with stdout closed: `>&-`)."""
+    if sys.stdout is not None:
+        sys.stdout.write(text)
 
 
 def _did_you_mean(name: str, names: Mapping[str, Any]) -> str:
