@@ -128,8 +128,8 @@ class Param:
         return not self.is_flag
 
     def add_to(self, parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
-        """optional: a variadic argument that `--` fills (run PROFILE -- CMD...) may be empty
-        before the `--`."""
+        """optional: an argument that the words after `--` may fill (run -- PROFILE CMD...,
+        logs -- -x) may be missing before the `--` (then it is NOT_GIVEN)."""
         kw: dict[str, Any] = {}
         text = (self.help or "").replace("%", "%%")
         if self.show_default and self.default is not None:
@@ -148,10 +148,34 @@ class Param:
             kw["type"] = self.type
         if self.metavar or not self.flags:
             kw["metavar"] = self.metavar or self.dest.upper()
-        if self.nargs is not None:
-            kw["nargs"] = "*" if optional else self.nargs
-        kw["default"] = self.default
+        if optional and not self.flags:
+            kw["nargs"] = "*" if self.nargs in ("*", "+") else "?"
+        elif self.nargs is not None:
+            kw["nargs"] = self.nargs
+        kw["default"] = NOT_GIVEN if optional and not self.flags else self.default
         parser.add_argument(*(self.flags or [self.dest]), **kw)
+
+    def convert(self, word: str) -> Any:
+        """A word after `--` as argparse would have taken it for this argument."""
+        from argparse import ArgumentTypeError
+
+        name = self.metavar or self.dest.upper()
+        if isinstance(self.type, Choice):
+            if word not in self.type.values:
+                raise UsageError(f"argument {name}: invalid choice: {word!r}")
+            return word
+        if self.type is None:
+            return word
+        try:
+            return self.type(word)
+        except ArgumentTypeError as exc:
+            raise UsageError(f"argument {name}: {exc}") from None
+        except (TypeError, ValueError):
+            kind = getattr(self.type, "__name__", "")
+            raise UsageError(f"argument {name}: invalid {kind} value: {word!r}") from None
+
+
+NOT_GIVEN = object()  # an argument not given before `--` (the words after it may give it)
 
 
 def _params(fn: Any) -> list[Param]:
@@ -210,28 +234,21 @@ class Command:
 
     def parser(self, prog: str, *, tail_given: bool = False) -> argparse.ArgumentParser:
         parser = new_parser(prog, self.doc)
-        last = self.variadic()
         for param in self.params:
-            param.add_to(parser, optional=tail_given and param is last)
+            param.add_to(parser, optional=tail_given)
         return parser
 
-    def variadic(self) -> Param | None:
-        """The last argument when it takes any number of words: what follows `--` goes there."""
-        args = [p for p in self.params if not p.flags]
-        return args[-1] if args and args[-1].nargs in ("*", "+") else None
-
     def run(self, argv: list[str], obj: Any, prog: str) -> Any:
-        tail: list[str] = []
-        rest = self.variadic()
-        if rest is not None and "--" in argv:
-            # Everything after `--` is the command's words, options and `--` included (argparse
-            # alone would drop a later `--` too).
+        tail: list[str] | None = None
+        if "--" in argv:
+            # Everything after `--` is arguments, options and `--` included: the ones not given
+            # before it, then the variadic one (argparse's intermixed parse would drop them).
             cut = argv.index("--")
             argv, tail = argv[:cut], argv[cut + 1:]
-        parser = self.parser(prog, tail_given=bool(tail))
+        parser = self.parser(prog, tail_given=tail is not None)
         values = vars(parser.parse_intermixed_args(argv))
-        if rest is not None and tail:
-            values[rest.dest] = [*(values.get(rest.dest) or []), *tail]
+        if tail is not None:
+            self.fill(values, tail)
         kwargs = {}
         for param in self.params:
             value = values.get(param.dest)
@@ -240,6 +257,30 @@ class Command:
             if param.expose:
                 kwargs[param.dest] = value
         return self.invoke(obj, **kwargs)
+
+    def fill(self, values: dict[str, Any], tail: list[str]) -> None:
+        """The arguments not given before `--` from the words after it, in order."""
+        rest, missing = list(tail), []
+        for param in (p for p in self.params if not p.flags):
+            value = values.get(param.dest, NOT_GIVEN)
+            if param.nargs in ("*", "+"):
+                got = [*(value if isinstance(value, list) else []),
+                       *(param.convert(word) for word in rest)]
+                rest = []
+                if not got and param.nargs == "+":
+                    missing.append(param.metavar or param.dest.upper())
+                values[param.dest] = got if got or param.default is None else param.default
+            elif value is NOT_GIVEN:
+                if rest:
+                    values[param.dest] = param.convert(rest.pop(0))
+                elif param.nargs == "?":
+                    values[param.dest] = param.default
+                else:
+                    missing.append(param.metavar or param.dest.upper())
+        if missing:
+            raise UsageError(f"the following arguments are required: {', '.join(missing)}")
+        if rest:
+            raise UsageError(f"unrecognized arguments: {' '.join(rest)}")
 
     def invoke(self, obj: Any, **kwargs: Any) -> Any:
         return self.callback(*((obj,) if self.pass_obj else ()), **kwargs)
