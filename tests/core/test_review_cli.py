@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from console.cli.parsing import argument, group, option
-from tests.conftest import BIN
+from tests.conftest import BIN, Daemon
 from tests.core.cli_invoke import invoke
 
 
@@ -75,3 +75,17 @@ def test_help_and_version_with_stdout_closed_give_no_traceback(tmp_path: Path) -
                               stderr=subprocess.PIPE, text=True, env=_env(tmp_path), timeout=60)
         assert "Traceback" not in done.stderr, (words, done.stderr)
         assert done.returncode in (0, 1), done.returncode
+
+
+def test_an_argument_that_is_not_utf8_is_refused_without_a_traceback(daemon: Daemon) -> None:
+    """`pilothouse logs $'\\xff'` (a byte a shell passed through): Python hands it over as a
+    lone surrogate, which neither the daemon's protocol (JSON in UTF-8) nor SQLite can carry.
+    The person must be told, not shown a UnicodeEncodeError traceback."""
+    for words in (["logs", b"\xff".decode("utf-8", "surrogateescape")],
+                  ["history", "--search", "a\udcffb"],
+                  ["trace", "list", "--run", "\udcff"]):
+        done = subprocess.run([str(BIN / "pilothouse"), *words], env=daemon.env,
+                              capture_output=True, timeout=60)
+        err = done.stderr.decode("utf-8", "replace")
+        assert "Traceback" not in err, (words, err)
+        assert done.returncode in (1, 2) and "UTF-8" in err, (words, err)
