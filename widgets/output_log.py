@@ -154,6 +154,12 @@ class OutputLog(Log):
         self._following = follow
         if follow:
             held = list(self._buffer)[-self.unseen:] if self.unseen else []
+            if self.unseen > len(held):  # more came while paused than the buffer keeps
+                # The marker takes the oldest held line's place: in front of a full buffer
+                # it would be the first line the Log itself lets go.
+                lost = self.unseen - len(held) + 1
+                self.dropped += lost
+                held[0] = Dropped.of(lost)
             self.unseen = 0
             self.match_index = -1
             # Append what arrived meanwhile rather than clear and redraw: the Log keeps its

@@ -14,7 +14,7 @@ from console.cli.context import (
     pass_ctx,
     since_epoch,
 )
-from console.cli.output import echo, table
+from console.cli.output import echo, open_output, table
 from console.cli.parsing import BadParameter, Choice, command, group, option
 from console.text import clock, neutralise
 
@@ -72,7 +72,7 @@ def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: s
     import csv
 
     filters = _filter_args(run_id, kind, search, since, decision)
-    out = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    out = open_output(output, newline="") if output else sys.stdout
     fields = ["id", "ts", "run_id", "kind", "actor", "text", "data", "hash"]
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore") if fmt == "csv" else None
     if writer:

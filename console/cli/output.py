@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
-    from typing import Any, NoReturn
+    from typing import Any, NoReturn, TextIO
 
 
 def echo(text: Any = "", *, err: bool = False) -> None:
@@ -56,6 +56,15 @@ def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:
         for line in hint.splitlines():
             echo(f"  {visible(line)}", err=True)
     sys.exit(code)
+
+
+def open_output(path: str, newline: str | None = None) -> TextIO:
+    """The -o FILE of an export, opened for writing, or a one-line failure saying why."""
+    try:
+        return open(path, "w", encoding="utf-8", newline=newline)  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}",
+             "give -o a file in a folder that exists and that you may write to")
 
 
 def visible(text: Any) -> str:

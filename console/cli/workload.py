@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx, since_epoch
-from console.cli.output import echo, fail, table
+from console.cli.output import echo, fail, open_output, table
 from console.cli.parsing import (
     BadParameter,
     Choice,
@@ -160,7 +160,7 @@ def trace_export(c: Context, run_id: str | None, profile: str | None, since: str
         fail("no recorded requests match", "check --run/--profile/--since with "
              "`pilothouse trace list`")
     if output:
-        with open(output, "w", encoding="utf-8") as out:
+        with open_output(output) as out:
             n = write(rows, fmt, out, block_size)
         summary = {"requests": n, "format": fmt, "file": output,
                    "lanes": len({r["lane"] for r in rows})}

@@ -144,9 +144,9 @@ class _Lane:
     async def run(self, think: Callable[[float | None], float], deadline: float | None,
                   results: list[Result]) -> None:
         """The lane's requests once (as many as it has, from where its cursor is), or on
-        and on until the deadline."""
+        and on until the deadline. A lane without requests has nothing to send."""
         sent = 0
-        while deadline is not None or sent < len(self.lane.requests):
+        while self.lane.requests and (deadline is not None or sent < len(self.lane.requests)):
             if deadline is not None and time.perf_counter() >= deadline:
                 return
             n, req = self.cursor.next()

@@ -89,3 +89,14 @@ def test_an_argument_that_is_not_utf8_is_refused_without_a_traceback(daemon: Dae
         err = done.stderr.decode("utf-8", "replace")
         assert "Traceback" not in err, (words, err)
         assert done.returncode in (1, 2) and "UTF-8" in err, (words, err)
+
+
+def test_an_export_to_a_place_that_cannot_be_written_says_so(daemon: Daemon, tmp_path: Path) -> None:
+    """`export -o` and `trace export -o` into a missing folder or onto a folder: one line that
+    names the file and why, exit 1, no FileNotFoundError/IsADirectoryError traceback."""
+    for words in (["export", "-o", str(tmp_path / "missing" / "x.jsonl")],
+                  ["export", "--format", "csv", "-o", str(tmp_path)]):
+        done = subprocess.run([str(BIN / "pilothouse"), *words], env=daemon.env,
+                              capture_output=True, text=True, timeout=60)
+        assert "Traceback" not in done.stderr, (words, done.stderr)
+        assert done.returncode == 1 and f"cannot write {words[-1]}" in done.stderr, done.stderr

@@ -1,4 +1,4 @@
-"""Review of the replay sweep (2026-12-01): with --duration, no request starts after the
+"""With --duration, no request starts after the
 duration is up, recorded think time included ("stop starting new ones when the duration is
 up", console/replay/sweep.py). Structure only, never speed: the think time is made far longer
 than the duration, so the difference is seconds, not noise."""
@@ -35,4 +35,4 @@ async def test_no_request_starts_after_the_duration_is_up(tmp_path: Path) -> Non
     # The first request goes at once; the next would wait its recorded 3 s of thinking,
     # which ends after the 0.5 s duration: it must not be sent, nor the step wait for it.
     assert len(starts) == 1 and step["requests"] == 1, (len(starts), step["requests"])
-    assert took < 2.5, took
+    assert took < 3.0, took  # waiting out the 3 s of thinking would take longer, at any speed

@@ -48,3 +48,25 @@ async def test_a_filter_changed_while_catching_up_then_paused_keeps_each_line_on
         log.set_following(True)
         await until(pilot, lambda: not log.catching_up, "the held lines to be written")
         assert list(log.lines) == [f"line {i}" for i in range(3 * CATCH_UP_LINES)]
+
+
+async def test_more_held_than_the_buffer_keeps_is_shown_as_dropped_on_resume() -> None:
+    """Paused, more lines come than the log keeps: on resume the ones pushed out are one
+    ⟨N lines dropped⟩ line before the rest, and counted, never lost without a word."""
+    from textual.app import App, ComposeResult
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield OutputLog(max_lines=1000)
+
+    async with One().run_test(size=(100, 30)) as pilot:
+        log = pilot.app.query_one(OutputLog)
+        log.append([f"before {i}" for i in range(10)])
+        log.set_following(False)
+        log.append([f"held {i}" for i in range(2500)])
+        log.set_following(True)
+        await until(pilot, lambda: not log.catching_up, "the held lines to be written")
+        shown = list(log.lines)
+        marker = shown.index("⟨1,501 lines dropped⟩")  # the marker holds the 1,501st's place
+        assert shown[marker + 1:] == [f"held {i}" for i in range(1501, 2500)]
+        assert log.dropped == 1501 and log.total == 2510
