@@ -10,6 +10,7 @@ from console.cli.parsing import argument, command, option
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 
@@ -92,30 +93,30 @@ _SCOPE_HELP = "once, run, a duration (10m, 2h), profile (saved to the config) or
 _PREVIEW_HELP = "With --scope profile: show every rule it would write, and save nothing."
 
 
-@command()
-@argument("request_id", metavar="ID")
-@option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
-@option("--pattern", metavar="WORDS", help="The rule to grant, instead of the request's own exact command; it covers added words too.")
-@option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
-@option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP)
-@json_option
-@pass_ctx
-@friendly
+def _decision_options(pattern_help: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The arguments approve and deny share (they differ in what --pattern does)."""
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        for add in (friendly, pass_ctx, json_option,
+                    option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP),
+                    option("--yes", "-y", is_flag=True,
+                           help="Do not ask before saving a profile rule."),
+                    option("--pattern", metavar="WORDS", help=pattern_help),
+                    option("--scope", default="once", show_default=True, help=_SCOPE_HELP),
+                    argument("request_id", metavar="ID"), command()):
+            fn = add(fn)
+        return fn
+    return wrap
+
+
+@_decision_options("The rule to grant, instead of the request's own exact command; it covers "
+                   "added words too.")
 def approve(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool,
             preview_only: bool) -> None:
     """Approve a pending request."""
     _decide(c, request_id, True, scope, pattern, yes, preview_only)
 
 
-@command()
-@argument("request_id", metavar="ID")
-@option("--scope", default="once", show_default=True, help=_SCOPE_HELP)
-@option("--pattern", metavar="WORDS", help="The rule to deny, instead of the request's own.")
-@option("--yes", "-y", is_flag=True, help="Do not ask before saving a profile rule.")
-@option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP)
-@json_option
-@pass_ctx
-@friendly
+@_decision_options("The rule to deny, instead of the request's own.")
 def deny(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool,
          preview_only: bool) -> None:
     """Deny a pending request."""
