@@ -164,12 +164,11 @@ class _Lane:
 async def run_step(workload: Workload, st: Settings, concurrency: int, energy: Energy
                    ) -> dict[str, Any]:
     think = think_policy(st.think)
-    shared = {id(lane): _Cursor(lane) for lane in workload.lanes}
-    lanes = []
-    for i in range(concurrency):
-        lane = workload.lanes[i % len(workload.lanes)]
-        cursor = _Cursor(lane) if st.private_copies else shared[id(lane)]
-        lanes.append(_Lane(lane, i // len(workload.lanes), cursor, workload, st))
+    n = len(workload.lanes)
+    shared = [_Cursor(lane) for lane in workload.lanes]  # lane i and its copies, i + n, ...
+    lanes = [_Lane(workload.lanes[i % n], i // n,
+                   _Cursor(workload.lanes[i % n]) if st.private_copies else shared[i % n],
+                   workload, st) for i in range(concurrency)]
     results: list[Result] = []
     try:
         if st.warmup:
