@@ -7,9 +7,7 @@ Rows (p50 over N runs, interleaved with the anchor so drift hits both): `pilotho
 PILOTHOUSE_HOME, each beside `python -c pass` (the same interpreter) measured in this run.
 Target (issue 17): each at most 1.5x the anchor. `ps` as a table (rich loaded) is shown
 without a target. The same commands' CPU time (user + system, the child alone) follows as
-rows without a target: on a loaded machine it moves far less than the wall clock. A row without
-a target shows the floor of `--version`: `importlib.metadata.version("pilothouse")` alone (the
-version's one source; importing importlib.metadata brings email, zipfile, csv, ...).
+rows without a target: on a loaded machine it moves far less than the wall clock.
 --profile prints what `--version` and `ps --json` import beyond `python -c pass`
 (`python -X importtime`, the program's own top-level imports, largest first).
 """
@@ -40,8 +38,6 @@ COMMANDS = {
     "pilothouse ps (table)": ["ps"],
 }
 TARGETS = {"pilothouse ps (table)": ""}
-METADATA = "python: importlib.metadata.version"
-METADATA_ARGV = [PYTHON, "-c", "from importlib.metadata import version; version('pilothouse')"]
 
 
 def start_daemon(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -109,7 +105,7 @@ def main() -> None:
     env |= {"PILOTHOUSE_HOME": str(home), "PILOTHOUSE_CONFIG": str(home / "config.toml")}
     daemon = start_daemon(home, env)
     times: dict[str, list[tuple[float, float]]] = {
-        name: [] for name in ["python -c pass", *COMMANDS, METADATA]}
+        name: [] for name in ["python -c pass", *COMMANDS]}
     try:
         for argv in COMMANDS.values():  # warm-up: page cache, .pyc files
             timed([CLI, *argv], env)
@@ -117,7 +113,6 @@ def main() -> None:
             times["python -c pass"].append(timed([PYTHON, "-c", "pass"], env))
             for name, argv in COMMANDS.items():
                 times[name].append(timed([CLI, *argv], env))
-            times[METADATA].append(timed(METADATA_ARGV, env))
         if opts.profile:
             for argv in (["--version"], ["ps", "--json"]):
                 import_profile(env, argv)
@@ -130,8 +125,6 @@ def main() -> None:
 
     rows = [Row(f"{name}, p50", p50(name, 0), "ms", "python -c pass, p50",
                 p50("python -c pass", 0), TARGETS.get(name, "<= 1.5x")) for name in COMMANDS]
-    rows.append(Row(f"{METADATA}, p50", p50(METADATA, 0), "ms", "python -c pass, p50",
-                    p50("python -c pass", 0)))
     rows += [Row(f"{name}, CPU p50", p50(name, 1), "ms", "python -c pass, CPU p50",
                  p50("python -c pass", 1)) for name in COMMANDS]
     emit(rows, f"CLI start (n={n}, {os.cpu_count()} CPUs)")

@@ -1,14 +1,8 @@
 """Pilothouse: a terminal control room for coding agents."""
 
-from __future__ import annotations
-
-
-def __getattr__(name: str) -> str:
-    # PEP 562: `__version__` comes from the package metadata, read on first use, because
-    # importing importlib.metadata costs about as much as starting Python and most commands
-    # (`ps`, `approvals`) never show the version.
-    if name == "__version__":
-        from importlib.metadata import version
-
-        return version("pilothouse")
-    raise AttributeError(f"module 'console' has no attribute {name!r}")
+# The version's one source. pyproject.toml reads it (`[tool.setuptools.dynamic]`, statically,
+# without importing the package), so the installed metadata that importlib.metadata reports is
+# this string; `--version` prints it without importing importlib.metadata, which alone costs
+# about as much as starting Python (email, zipfile, csv). tests/core/test_cli_start.py holds the
+# two equal.
+__version__ = "0.1.0"

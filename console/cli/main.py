@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, MutableMapping
 
+from console import __version__
 from console.cli.context import Context, pass_ctx
 from console.cli.parsing import Command, group, option
 
@@ -66,7 +67,7 @@ class CommandTable(MutableMapping[str, Command]):
 
 
 @group("pilothouse", commands=CommandTable(WHERE), alone=True, setup=Context,
-       version_of="pilothouse")
+       version=__version__)
 @option("--config", metavar="FILE", help="Config file (else PILOTHOUSE_CONFIG, else the user file).")
 @pass_ctx
 def main(c: Context) -> None:

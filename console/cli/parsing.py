@@ -293,10 +293,10 @@ class Group(Command):
 
     def __init__(self, name: str, callback: Callable[..., Any], *,
                  commands: Mapping[str, Command] | None = None, alone: bool = False,
-                 setup: Callable[..., Any] | None = None, version_of: str | None = None) -> None:
+                 setup: Callable[..., Any] | None = None, version: str | None = None) -> None:
         super().__init__(name, callback)
         self.commands: Any = {} if commands is None else commands
-        self.alone, self.setup, self.version_of = alone, setup, version_of
+        self.alone, self.setup, self.version = alone, setup, version
 
     def command(self, name: str | None = None) -> Callable[[Callable[..., Any]], Command]:
         def decorate(fn: Callable[..., Any]) -> Command:
@@ -341,10 +341,8 @@ class Group(Command):
         if any(word in HELP_NAMES for word in own):
             self.print_help(prog)
             sys.exit(0)
-        if self.version_of and "--version" in own:
-            from importlib.metadata import version  # the version's one source: the package
-
-            _write(f"{self.name}, version {version(self.version_of)}\n")
+        if self.version and "--version" in own:
+            _write(f"{self.name}, version {self.version}\n")
             sys.exit(0)
         values = {p.dest: p.default for p in self.params}
         if own:
@@ -372,7 +370,7 @@ class Group(Command):
 
     def parser(self, prog: str, *, tail_given: bool = False) -> argparse.ArgumentParser:
         parser = super().parser(prog)
-        if self.version_of:
+        if self.version:
             parser.add_argument("--version", action="store_true",
                                 help="show the version and exit")
         return parser

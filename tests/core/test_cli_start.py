@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import Daemon
+from tests.conftest import REPO, Daemon
 from tests.core.cli_invoke import invoke
 
 HEAVY = ("textual", "rich", "sqlite_utils", "docker", "pynvml")
@@ -100,3 +100,22 @@ def test_version_imports_no_command_module() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines()[-1] == ("['console.cli.context', 'console.cli.main', 'console.cli.output', "
                                           "'console.cli.parsing']"), done.stderr
+
+
+def test_version_does_not_import_importlib_metadata() -> None:
+    # importlib.metadata brings email, zipfile and csv: about one Python start of its own
+    # (issue 17). The version is a literal the packaging metadata is built from.
+    code = ("import sys\nfrom console.cli.main import main\ntry:\n    main(['--version'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('importlib.metadata' in sys.modules, 'email' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "False False", done.stderr
+
+
+def test_the_packaging_metadata_takes_the_version_from_the_package() -> None:
+    # One source: pyproject.toml names console.__version__ rather than a second literal.
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "console.__version__"}
