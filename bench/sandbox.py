@@ -14,7 +14,8 @@ Rows (p50 and p99 over N runs, all measured in this one run, interleaved so drif
 - pilothouse run --wait: the CLI against a daemon on a temporary PILOTHOUSE_HOME (store commit,
   run sockets, bridge, output streaming) against raw bwrap. Skipped when the CLI is missing.
   The daemon's part gets a row of its own (the same run through the client library, in this
-  process: no Python start); the CLI's process start is bench/cli.py's row. The same daemon
+  process: no Python start); the CLI process (run --wait minus that row) gets a row beside
+  `python -c pass`, its floor: starting the interpreter alone. The same daemon
   row with a git repository as the workspace (git init plus a hooksPath) shows what
   protecting a repository adds.
 
@@ -180,6 +181,10 @@ class CliDaemon:
         subprocess.run([self.cli, "run", "--wait", "-w", str(self.ws), "bench"], env=self.env,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
+    def start_python(self) -> None:
+        """`python -c pass` with the CLI's environment: the floor of any Python CLI."""
+        subprocess.run([sys.executable, "-c", "pass"], env=self.env, check=True)
+
     def run_client(self, ws: Path | None = None) -> None:
         """The same run through the daemon with the client library: what `run --wait` costs
         without starting a Python process for the CLI."""
@@ -260,7 +265,7 @@ async def main() -> None:
 
     t: dict[str, list[float]] = {k: [] for k in
                                  ("raw", "backend", "bridge", "docker", "docker_cli", "cli",
-                                  "client", "client_git")}  # fmt: skip
+                                  "client", "client_git", "python")}  # fmt: skip
     # Warm-up: first runs pay page cache and image probes.
     true = ["/bin/true"]
     raw()
@@ -281,6 +286,7 @@ async def main() -> None:
             t["cli"].append(time_sync(daemon.run))
             t["client"].append(time_sync(daemon.run_client))
             t["client_git"].append(time_sync(lambda d=daemon: d.run_client(d.git_ws)))
+            t["python"].append(time_sync(daemon.start_python))
         for s in servers:
             s.close()
         servers.clear()
@@ -310,9 +316,14 @@ async def main() -> None:
     row("same, git repository workspace", "client_git", "raw bwrap, same options", "raw")
     if t["cli"] and t["client"] and t["raw"]:
         cli, client, raw = (statistics.median(t[k]) for k in ("cli", "client", "raw"))
+        python = statistics.median(t["python"])
         print(f"run --wait p50 {cli:.1f} ms = raw bwrap {raw:.1f} + the daemon's part "
               f"{client - raw:.1f} (client library row minus raw) + the CLI process "
-              f"{cli - client:.1f} (run --wait minus the client library row)")
+              f"{cli - client:.1f} (run --wait minus the client library row), of which "
+              f"starting Python alone (`python -c pass`) is {python:.1f}")
+        # The CLI's floor: the interpreter's start is paid before any of Pilothouse runs.
+        rows.append(Row("the CLI process of run --wait, p50", cli - client, "ms",
+                        "python -c pass, p50", python))
     shutil.rmtree(b.base, ignore_errors=True)
     print()
     emit(rows, f"sandbox (start-to-exit of /bin/true, n={opts.n})")

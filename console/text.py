@@ -17,7 +17,10 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
-from typing import Any
+
+TYPE_CHECKING = False  # typing's, without importing typing: `run --wait` and `ps` load this module
+if TYPE_CHECKING:
+    from typing import Any
 
 _NAMES = {"\x00": "NUL", "\t": "TAB", "\n": "LF", "\r": "CR", "\x1b": "ESC", "\x7f": "DEL"}
 _BLANK_RUN = re.compile(r" {3,}")

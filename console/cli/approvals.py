@@ -6,7 +6,7 @@ import sys
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import confirm, echo, fail, table, visible
-from console.cli.parsing import argument, command, option
+from console.cli.parsing import argument, command, option, quick_exit
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ def _show_pending(rows: list[dict[str, Any]]) -> None:
 
 
 @command()
+@quick_exit
 @option("--run", "run_id", metavar="ID", help="Only this run's requests.")
 @json_option
 @pass_ctx
@@ -96,7 +97,7 @@ _PREVIEW_HELP = "With --scope profile: show every rule it would write, and save 
 def _decision_options(pattern_help: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """The arguments approve and deny share (they differ in what --pattern does)."""
     def wrap(fn: Callable[..., None]) -> Callable[..., None]:
-        for add in (friendly, pass_ctx, json_option,
+        for add in (friendly, pass_ctx, json_option, quick_exit,
                     option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP),
                     option("--yes", "-y", is_flag=True,
                            help="Do not ask before saving a profile rule."),
@@ -133,6 +134,7 @@ def _show_grants(rows: list[dict[str, Any]]) -> None:
 
 
 @command()
+@quick_exit
 @json_option
 @pass_ctx
 @friendly

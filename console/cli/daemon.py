@@ -9,7 +9,7 @@ from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import echo
-from console.cli.parsing import command, group
+from console.cli.parsing import command, group, quick_exit
 
 
 @command()
@@ -73,6 +73,7 @@ def _show_status(info: dict[str, Any]) -> None:
 
 
 @command()
+@quick_exit
 @json_option
 @pass_ctx
 @friendly

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import echo, fail, table
-from console.cli.parsing import argument, command, option, path
+from console.cli.parsing import argument, command, option, path, quick_exit
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ def _show_started(record: dict[str, Any]) -> None:
 
 
 @command()
+@quick_exit
 @argument("profile")
 @argument("command", nargs="*")
 @option("--workspace", "-w", metavar="DIR", help="Folder the agent works in (default: the profile's, else here).")
@@ -101,6 +102,7 @@ def _show_runs(runs: list[dict[str, Any]], show_all: bool) -> None:
 
 
 @command()
+@quick_exit
 @option("--all", "-a", "show_all", is_flag=True, help="Include ended runs.")
 @json_option
 @pass_ctx
@@ -113,6 +115,7 @@ def ps(c: Context, show_all: bool) -> None:
 
 
 @command()
+@quick_exit
 @argument("run_id", metavar="RUN")
 @option("--follow", "-f", is_flag=True, help="Keep printing new output until the run ends.")
 @option("--tail", "-n", type=int, default=0, help="Only the last N lines.")
@@ -139,6 +142,7 @@ def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, r
 
 
 @command()
+@quick_exit
 @argument("run_id", metavar="RUN")
 @option("--kill", is_flag=True, help="SIGKILL at once instead of SIGTERM, then SIGKILL after 2s.")
 @json_option
@@ -153,6 +157,7 @@ def stop(c: Context, run_id: str, kill: bool) -> None:
 
 
 @command()
+@quick_exit
 @json_option
 @pass_ctx
 @friendly
