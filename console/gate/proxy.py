@@ -52,7 +52,7 @@ from console.gate.forward import AnswerCut, exchange
 from console.gate.http1 import Head, HttpError, body_framing, parse_request_line, read_head, render
 from console.gate.sockio import Listener, SockStream
 from console.gate.splice import CAN_SPLICE, SplicedTunnel, pump, splice
-from console.gate.tls import MAX_HELLO_BYTES, parse_client_hello
+from console.gate.tls import MAX_HELLO_BYTES, HelloCheck
 from console.policy.hosts import (
     BadTarget,
     IPAddress,
@@ -355,26 +355,23 @@ class Gate(Deciding):
                                 pump(up.reader, writer, up.act, up=False))
 
     async def _spliced(self, client: SockStream, up: Upstream, target: Target) -> str:
-        """The tunnel between two of the gate's own sockets: the ClientHello is checked as
-        below, then both directions run as loop callbacks, no tasks (splice.SplicedTunnel:
-        recv/send for short exchanges, splice(2) for bulk). The answer direction runs from
-        the start; if it fails, the tunnel shuts both sockets, which also ends the wait for
-        the client's first bytes."""
+        """The tunnel between two of the gate's own sockets: both directions run as loop
+        callbacks, no tasks (splice.SplicedTunnel: recv/send for short exchanges, splice(2) for
+        bulk). The answer direction runs from the start (server-first protocols); the client's
+        direction holds its first bytes until the hello check passes them (tls.HelloCheck),
+        starting with what came in behind the CONNECT head. If either fails, the tunnel shuts
+        both sockets."""
         upstream = up.reader
         assert isinstance(upstream, SockStream)
         tunnel = SplicedTunnel(client.sock, upstream.sock, up.act, self._budget)
         try:
-            tunnel.start_down()  # server-first protocols: the answer direction runs at once
-            try:
-                more = await self._forward_hello(client, up, target)
-                if more and (rest := client.take_buffered()):
-                    up.act.up += len(rest)
-                    upstream.write(rest)
-                    await upstream.drain()
-            except (_SniMismatch, ConnectionError, OSError):
+            tunnel.start_down()
+            tunnel.start_up(self._hello_check(target), client.take_buffered())
+            how = await tunnel.wait()
+            if tunnel.refused is not None:
+                await self._record_hello_refused(tunnel.refused, target)
                 return "error"
-            tunnel.start_up() if more else tunnel.client_ended()
-            return await tunnel.wait()
+            return how
         finally:
             tunnel.stop()
 
@@ -387,30 +384,32 @@ class Gate(Deciding):
                 up.writer.write_eof()
 
     async def _forward_hello(self, reader: Any, up: Upstream, target: Target) -> bool:
-        """Hold the client's first bytes until the ClientHello is whole, check its SNI, and
-        forward them; True while the client has more to send. Non-TLS tunnels pass untouched
-        (server-first protocols too: the other direction is already running)."""
-        buf, want = bytearray(), 0  # parsed again only once a record can be whole (tls.py)
+        """Hold the client's first bytes until the hello check decides (tls.HelloCheck), and
+        forward them; True while the client has more to send."""
+        check = self._hello_check(target)
         while True:
             data = await reader.read(MAX_HELLO_BYTES)
             up.act.last = time.monotonic()
-            buf += data
-            if not data or len(buf) >= want:
-                hello = parse_client_hello(buf)
-                if hello.status != "need_more" or not data:
-                    break
-                want = hello.want
-        if hello.status == "malformed" or (hello.status == "ok" and hello.sni is not None
-                                           and not self._sni_matches(hello.sni, target)):
-            await self._record_quietly("net.sni_mismatch", {
-                "host": target.host, "port": target.port, "sni": (hello.sni or "")[:255],
-                "detail": hello.detail or "the TLS server name differs from the CONNECT target"})
-            raise _SniMismatch(hello.sni)
-        if buf:
-            up.act.up += len(buf)
-            up.writer.write(bytes(buf))
+            if check.feed(data):
+                break
+        if check.refused:
+            await self._record_hello_refused(check, target)
+            raise _SniMismatch(check.hello.sni if check.hello else None)
+        if check.buf:
+            up.act.up += len(check.buf)
+            up.writer.write(bytes(check.buf))
             await up.writer.drain()
         return bool(data)
+
+    def _hello_check(self, target: Target) -> HelloCheck:
+        return HelloCheck(lambda sni: self._sni_matches(sni, target))
+
+    async def _record_hello_refused(self, check: HelloCheck, target: Target) -> None:
+        hello = check.hello
+        assert hello is not None
+        await self._record_quietly("net.sni_mismatch", {
+            "host": target.host, "port": target.port, "sni": (hello.sni or "")[:255],
+            "detail": hello.detail or "the TLS server name differs from the CONNECT target"})
 
     @staticmethod
     def _sni_matches(sni: str, target: Target) -> bool:

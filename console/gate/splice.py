@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from console.config.bounds import FdBudget
+    from console.gate.tls import HelloCheck
 
 __all__ = ["CAN_SPLICE", "Activity", "SplicedTunnel", "pump", "splice"]
 
@@ -110,7 +111,7 @@ class _Direction:
     sent, so a slow receiver stops the sender (back-pressure) instead of growing a buffer."""
 
     def __init__(self, tunnel: SplicedTunnel, src: socket.socket, dst: socket.socket,
-                 up: bool) -> None:
+                 up: bool, check: HelloCheck | None = None) -> None:
         self.tunnel, self.src_sock, self.dst_sock, self.up = tunnel, src, dst, up
         self.src, self.dst = src.fileno(), dst.fileno()
         self.r = self.w = -1
@@ -119,7 +120,8 @@ class _Direction:
         self.pending = 0  # in the pipe, not yet sent
         self.moved = 0
         self.no_pipe = False  # set once a pipe was asked for (see _open_pipe)
-        self.reading = self.writing = self.eof = False
+        self.check = check  # holds the first bytes until it passes them (tls.HelloCheck)
+        self.reading = self.writing = self.eof = self.gone = False
         self._resume()
 
     def _resume(self) -> None:
@@ -144,20 +146,18 @@ class _Direction:
         except OSError as exc:
             self.tunnel.failed(exc)
             return
+        self.took(n)
+
+    def took(self, n: int) -> None:
+        """After a read of n bytes (0: EOF; read by recv, they are in `held`)."""
         act = self.tunnel.act
         act.last = time.monotonic()
-        if n == 0:  # EOF: pass the half-close on once everything held is sent
-            self.tunnel.loop.remove_reader(self.src)
-            self.reading, self.eof = False, True
-            if _hung_up(self.src):
-                # The sender closed outright, not just its sending half: nothing sent back
-                # can reach it, so the tunnel ends now (and frees its upstream connection)
-                # instead of waiting for the far side to notice.
-                with contextlib.suppress(OSError):
-                    self.dst_sock.shutdown(socket.SHUT_WR)
-                self.tunnel.end("closed")
+        eof = n == 0
+        if self.check is not None:
+            if not self._checked():
                 return
-        else:
+            n = len(self.held)  # all the first bytes, which the check held until now
+        if n:
             if self.up:
                 act.up += n
             else:
@@ -168,7 +168,31 @@ class _Direction:
                     self._grow()
             elif self.moved >= _SPLICE_AFTER and not self.no_pipe:
                 self._open_pipe()  # a bulk transfer: the kernel moves the rest
+        if eof:  # pass the half-close on once everything held is sent
+            self.tunnel.loop.remove_reader(self.src)
+            self.reading, self.eof = False, True
+            # The sender closed outright, not just its sending half: nothing sent back can
+            # reach it, so the tunnel ends once what is held is sent (and frees its upstream
+            # connection) instead of waiting for the far side to notice.
+            self.gone = _hung_up(self.src)
         self._flush()
+
+    def _checked(self) -> bool:
+        """Hand what was read to the hello check; True once it passes the first bytes (all of
+        them then in `held`), False while it needs more or when it refuses them (the tunnel
+        then ends, nothing of them sent)."""
+        check = self.check
+        assert check is not None
+        decided = check.feed(self.held)
+        self.held = b""
+        if not decided:
+            return False
+        self.check = None
+        if check.refused:
+            self.tunnel.refuse(check)
+            return False
+        self.held = bytes(check.buf)
+        return True
 
     def _open_pipe(self) -> None:
         """A pipe's two fds come out of the daemon's fd budget like the sockets' (a run's
@@ -214,7 +238,10 @@ class _Direction:
             with contextlib.suppress(OSError):
                 self.dst_sock.shutdown(socket.SHUT_WR)
             self.stop()
-            self.tunnel.finished()
+            if self.gone:
+                self.tunnel.end("closed")
+            else:
+                self.tunnel.finished()
         elif not self.reading:
             self._resume()
 
@@ -246,8 +273,9 @@ class SplicedTunnel:
     """Both directions of a tunnel between two connected sockets (see _Direction).
 
     `start_down()` begins upstream -> client at once (server-first protocols); `start_up()`
-    begins client -> upstream once the gate has checked the client's first bytes. `wait()`
-    returns "closed" when both directions reached EOF, "error" when either failed; `stop()`
+    begins client -> upstream, its first bytes held until the hello check passes them. `wait()`
+    returns "closed" when both directions reached EOF, "error" when either failed, "refused"
+    when the check refused the first bytes (`refused` says why); `stop()`
     (always, in a finally) releases the pipes and the loop's callbacks. The caller closes the
     sockets."""
 
@@ -258,23 +286,26 @@ class SplicedTunnel:
         self.budget = budget  # the daemon's fd budget: a pipe's two fds come out of it
         self.directions: list[_Direction] = []
         self.open = 2
+        self.refused: HelloCheck | None = None
         self.result: asyncio.Future[str] = self.loop.create_future()
 
     def start_down(self) -> None:
         self.directions.append(_Direction(self, self.upstream, self.client, up=False))
 
-    def start_up(self) -> None:
-        self.directions.append(_Direction(self, self.client, self.upstream, up=True))
+    def start_up(self, check: HelloCheck | None = None, first: bytes = b"") -> None:
+        """Client -> upstream, `first` (what was read behind the CONNECT head) before the rest;
+        with `check`, the first bytes wait for the hello check (see refuse)."""
+        direction = _Direction(self, self.client, self.upstream, up=True, check=check)
+        self.directions.append(direction)
+        if first:
+            direction.held = first
+            direction.took(len(first))
 
-    def client_ended(self) -> None:
-        """The client sent EOF before the client -> upstream direction started: pass it on,
-        and end the tunnel now if the client is gone outright (see _Direction)."""
-        with contextlib.suppress(OSError):
-            self.upstream.shutdown(socket.SHUT_WR)
-        if _hung_up(self.client.fileno()):
-            self.end("closed")
-        else:
-            self.finished()
+    def refuse(self, check: HelloCheck) -> None:
+        """The hello check refused the client's first bytes, none of which were sent: both
+        directions stop and wait() returns; the caller records why, then closes."""
+        self.refused = check
+        self.end("refused")
 
     def finished(self) -> None:
         self.open -= 1

@@ -9,9 +9,10 @@ plaintext. Encrypted ClientHello hides the inner name and is out of reach here b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["HelloResult", "parse_client_hello", "MAX_HELLO_BYTES"]
+__all__ = ["HelloCheck", "HelloResult", "parse_client_hello", "MAX_HELLO_BYTES"]
 
 MAX_HELLO_BYTES = 64 * 1024
 # Records one ClientHello may span. TLS lets a handshake message be cut into any number of
@@ -134,3 +135,39 @@ def _server_name(body: bytes) -> str | None:
     if len(names) > 1:
         raise ValueError("more than one host_name in server_name")
     return names[0] if names else None
+
+
+class HelloCheck:
+    """A tunnel's first bytes from the client, held until they say whether they may go on.
+
+    A ClientHello must name the CONNECT target, or no name at all; a malformed one is refused;
+    anything that is not TLS passes (plain protocols, server-first ones). Both of the gate's
+    pumps feed it (the awaited one for asyncio streams, the loop callbacks of a spliced
+    tunnel), so the decision is made here only. A hello is parsed again only once its buffer
+    can say more (`want`): one trickled a byte at a time is not parsed per byte."""
+
+    __slots__ = ("buf", "want", "hello", "_matches")
+
+    def __init__(self, name_matches: Callable[[str], bool]) -> None:
+        self.buf = bytearray()
+        self.want = 0
+        self.hello: HelloResult | None = None  # set once decided
+        self._matches = name_matches
+
+    def feed(self, data: bytes) -> bool:
+        """The next bytes from the client (b"" at its EOF); True once decided."""
+        self.buf += data
+        if data and len(self.buf) < self.want:
+            return False
+        hello = parse_client_hello(self.buf)
+        if hello.status == "need_more" and data:
+            self.want = hello.want
+            return False
+        self.hello = hello
+        return True
+
+    @property
+    def refused(self) -> bool:
+        hello = self.hello
+        return hello is not None and (hello.status == "malformed" or (
+            hello.status == "ok" and hello.sni is not None and not self._matches(hello.sni)))
