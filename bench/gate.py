@@ -16,6 +16,10 @@ blocking sockets so the client's cost is the same small constant on every path. 
   short request through the tunnel, reads its short answer and closes, again and again
   (one non-blocking client process drives all 50, the same way on every path).
 
+A bare relay (bench/bare_relay.py: asyncio loop callbacks that decide, record and check
+nothing) is a further anchor, without a target, for CONNECT setup, CPU per tunnel and tunnels
+per second: what Python on this machine costs before any of the gate's own work.
+
 Each figure and its anchors take turns (latencies in 5 rounds, downloads and tunnels per
 second per try), so a change in the shared machine's load lands on both sides of a ratio.
 Each row prints: figure, value, anchor, anchor value, ratio (figure / anchor; for MB/s a
@@ -49,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import Row, emit  # noqa: E402
 
 BODY = b"hello, world\n"
+BARE = "bare relay"  # bench/bare_relay.py: Python's own cost, nothing decided or recorded
 ROUNDS = 5  # latency figures alternate with their anchors this many times
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
             + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
@@ -356,6 +361,11 @@ def main() -> None:
         assert ready == "ready", ready
         tiny, tiny_port = _tinyproxy(tmp)
         procs.append(tiny)
+        bare_sock = str(Path(tmp) / "bare.sock")
+        bare = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_relay.py"), bare_sock],
+                                stdout=subprocess.PIPE, text=True)
+        procs.append(bare)
+        assert bare.stdout is not None and bare.stdout.readline().strip() == "ready"
         n = args.requests
         direct, tinyp = ("127.0.0.1", http_port), ("127.0.0.1", tiny_port)
         origin = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -394,7 +404,8 @@ def main() -> None:
              "tinyproxy new connection": lambda k: fresh_get(tinyp, absolute, k)})
         add("CONNECT setup via gate", lambda k: connect_setup(sock, bulk, k),
             {"direct TCP connect": lambda k: connect_setup(("127.0.0.1", bulk_port), b"", k),
-             "tinyproxy CONNECT setup": lambda k: connect_setup(tinyp, bulk, k)})
+             "tinyproxy CONNECT setup": lambda k: connect_setup(tinyp, bulk, k),
+             BARE + " CONNECT setup": lambda k: connect_setup(bare_sock, bulk, k)})
         total = args.mb * 1024 * 1024
         paths = (("gate", sock, bulk), ("direct", ("127.0.0.1", bulk_port), b""),
                  ("tinyproxy", tinyp, bulk))
@@ -409,11 +420,11 @@ def main() -> None:
                            "MB/s", f"{anchor} download, best of 3", runs[anchor],
                            ">= 0.6x" if anchor == "direct" else ">= 4x"))
         count = max(n * 2, 1000)
-        per_s = {"gate": 0.0, "tinyproxy": 0.0}
-        cpu = {"gate": 0.0, "tinyproxy": 0.0}
-        pids = {"gate": gate.pid, "tinyproxy": tiny.pid}
+        per_s = {"gate": 0.0, "tinyproxy": 0.0, "bare": 0.0}
+        cpu = {"gate": 0.0, "tinyproxy": 0.0, "bare": 0.0}
+        pids = {"gate": gate.pid, "tinyproxy": tiny.pid, "bare": bare.pid}
         for _ in range(2):  # best of 2, taking turns
-            for name, w in (("gate", sock), ("tinyproxy", tinyp)):
+            for name, w in (("gate", sock), ("tinyproxy", tinyp), ("bare", bare_sock)):
                 c0 = cpu_seconds(pids[name])
                 per_s[name] = max(per_s[name], tunnels_per_second(w, bulk, 50, count))
                 cpu[name] += cpu_seconds(pids[name]) - c0
@@ -425,10 +436,15 @@ def main() -> None:
                      "tinyproxy, all its processes", cpu["tinyproxy"]))
         out.append(Row("proxy CPU per tunnel (50 concurrent clients)", cpu["gate"], "us",
                        "tinyproxy, all its processes", cpu["tinyproxy"], ""))
+        rows.append(("proxy CPU per tunnel, us (gate)", cpu["gate"], BARE, cpu["bare"]))
+        out.append(Row("proxy CPU per tunnel (50 concurrent clients)", cpu["gate"], "us",
+                       BARE, cpu["bare"]))
         rows.append(("tunnels/s via gate (50 concurrent clients)", per_s["gate"],
                      "tinyproxy, same load", per_s["tinyproxy"]))
         out.append(Row(f"tunnels/s via gate (50 concurrent clients, {count} tunnels, best of 2)",
                        per_s["gate"], "/s", "tinyproxy, same load", per_s["tinyproxy"], ">= 1x"))
+        out.append(Row(f"tunnels/s via gate (50 concurrent clients, {count} tunnels, best of 2)",
+                       per_s["gate"], "/s", f"{BARE}, same load", per_s["bare"]))
         print(f"{'figure':58} {'value':>10}  {'anchor':38} {'value':>10} {'ratio':>7}")
         for figure, value, anchor, avalue in rows:
             print(f"{figure:58} {value:10.1f}  {anchor:38} {avalue:10.1f} {value / avalue:6.2f}x")

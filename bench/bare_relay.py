@@ -1,0 +1,88 @@
+"""A bare CONNECT relay on asyncio's loop callbacks, for bench/gate.py: what Python itself
+costs per tunnel on this machine, beside the gate and tinyproxy.
+
+It decides nothing, records nothing and checks nothing (no rules, no ClientHello, no limits,
+no idle watch, no byte counts): it reads one head, dials the authority it names, answers 200
+and copies bytes both ways until both sides have closed. Never a proxy to run: the benchmark
+points it at its own loopback upstream only.
+
+    python bench/bare_relay.py SOCKET_PATH     (prints "ready" once listening)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+
+
+class BareRelay:
+    def __init__(self, path: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(socket.SOMAXCONN)
+        self.listener.setblocking(False)
+
+    def run(self) -> None:
+        self.loop.add_reader(self.listener.fileno(), self._accept)
+        print("ready", flush=True)
+        self.loop.run_forever()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            client.setblocking(False)
+            self.loop.add_reader(client.fileno(), self._head, client)
+
+    def _head(self, client: socket.socket) -> None:
+        self.loop.remove_reader(client.fileno())
+        data = client.recv(4096)  # one head, whole in one read on loopback
+        if not data:
+            client.close()
+            return
+        host, _, port = data.split(b" ", 2)[1].decode().rpartition(":")
+        upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        upstream.connect_ex((host, int(port)))
+        self.loop.add_writer(upstream.fileno(), self._dialled, client, upstream)
+
+    def _dialled(self, client: socket.socket, upstream: socket.socket) -> None:
+        self.loop.remove_writer(upstream.fileno())
+        if upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            client.close()
+            upstream.close()
+            return
+        client.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        open_directions = [2]
+        self.loop.add_reader(client.fileno(), self._copy, client, upstream, open_directions)
+        self.loop.add_reader(upstream.fileno(), self._copy, upstream, client, open_directions)
+
+    def _copy(self, src: socket.socket, dst: socket.socket, open_directions: list[int]) -> None:
+        try:
+            data = src.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            try:
+                dst.send(data)  # short exchanges only: what the kernel does not take is dropped
+            except OSError:
+                pass
+            return
+        self.loop.remove_reader(src.fileno())
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        open_directions[0] -= 1
+        if open_directions[0] == 0:
+            src.close()
+            dst.close()
+
+
+if __name__ == "__main__":
+    BareRelay(sys.argv[1]).run()
