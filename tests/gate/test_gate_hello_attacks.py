@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,7 +20,31 @@ from console.gate.tls import HelloCheck
 from tests.gate.support import Echo, Harness, client_hello, running
 from tests.gate.test_gate_hello_check import StreamsHarness
 
-PATHS = [pytest.param(Harness, id="spliced"), pytest.param(StreamsHarness, id="streams")]
+
+class AsyncioClientHarness(StreamsHarness):
+    """The client's side in asyncio's streams too (a caller handing Gate.handle its own
+    connection): the bytes behind the CONNECT head wait in a StreamReader, not a SockStream."""
+
+    async def serve(self) -> asyncio.AbstractServer:
+        return await asyncio.start_unix_server(self.gate.handle, self.path)
+
+
+@contextlib.asynccontextmanager
+async def serving(h: Harness) -> AsyncIterator[Harness]:
+    if not isinstance(h, AsyncioClientHarness):
+        async with running(h):
+            yield h
+        return
+    server = await h.serve()
+    try:
+        yield h
+    finally:
+        await h.close()
+        server.close()
+
+
+PATHS = [pytest.param(Harness, id="spliced"), pytest.param(StreamsHarness, id="streams"),
+         pytest.param(AsyncioClientHarness, id="asyncio-client")]
 HEAD = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
 OK = b"HTTP/1.1 200 Connection established\r\n\r\n"
 
@@ -119,7 +144,7 @@ async def test_the_refusal_is_recorded_even_when_the_upstream_resets_meanwhile(
 
     server = await asyncio.start_server(reset_when_refusing, "127.0.0.1", 0)
     h.upstream_port = server.sockets[0].getsockname()[1]
-    async with running(h):
+    async with serving(h):
         s = await unix_client(h)
         loop = asyncio.get_running_loop()
         await loop.sock_sendall(s, HEAD)
@@ -168,7 +193,7 @@ async def test_no_byte_of_a_foreign_hello_goes_upstream(harness: type[Harness],
     echo = await Echo().start()
     h = harness(policy(), upstream_port=echo.port)
     loop = asyncio.get_running_loop()
-    async with running(h):
+    async with serving(h):
         s = await unix_client(h)
         if not pipelined:
             await loop.sock_sendall(s, HEAD)
@@ -251,7 +276,7 @@ async def test_whatever_the_upstream_does_first_a_foreign_hello_still_goes_nowhe
     keeper = Keeper(**upstream)
     h = harness(policy(), upstream_port=await keeper.start())
     loop = asyncio.get_running_loop()
-    async with running(h):
+    async with serving(h):
         s = await unix_client(h)
         await loop.sock_sendall(s, HEAD)
         want = OK + keeper.greet
@@ -281,7 +306,7 @@ async def test_an_idle_drop_with_a_hello_waiting_counts_nothing_as_sent(
     echo = await Echo().start()
     h = harness(policy(), upstream_port=echo.port, limits=GateLimits(idle_timeout=0.3))
     loop = asyncio.get_running_loop()
-    async with running(h):
+    async with serving(h):
         s = await unix_client(h)
         await loop.sock_sendall(s, HEAD + EVIL[:-3])
         assert (await read_all(s)).removeprefix(OK) == b""
@@ -301,7 +326,7 @@ async def test_a_refused_hello_gives_back_the_answer_directions_pipe() -> None:
     keeper = Keeper(greet=b"x" * 600_000)
     h = Harness(policy(), upstream_port=await keeper.start(), budget=budget)
     loop = asyncio.get_running_loop()
-    async with running(h):
+    async with serving(h):
         s = await unix_client(h)
         await loop.sock_sendall(s, HEAD)
         got = 0
