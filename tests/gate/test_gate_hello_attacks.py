@@ -344,3 +344,28 @@ async def test_a_refused_hello_gives_back_the_answer_directions_pipe() -> None:
     keeper.close()
     assert used_with_pipe == 14
     assert budget.used == 10
+
+
+@pytest.mark.parametrize("harness", PATHS)
+async def test_a_large_matching_hello_in_pieces_arrives_whole_in_order_and_counted(
+        harness: type[Harness]) -> None:
+    # The other side of the check: what it holds must all go on, once, in order.
+    hello = padded("example.com", 60000)
+    sent = hello + b"after the hello"
+    echo = await Echo().start()
+    h = harness(policy(), upstream_port=echo.port)
+    loop = asyncio.get_running_loop()
+    async with serving(h):
+        s = await unix_client(h)
+        await loop.sock_sendall(s, HEAD + sent[:3])
+        for i in range(3, len(sent), 7000):
+            await asyncio.sleep(0.002)
+            await loop.sock_sendall(s, sent[i : i + 7000])
+        s.shutdown(socket.SHUT_WR)
+        assert await read_all(s) == OK + sent
+        s.close()
+        closed = await closed_record(h)
+    await echo.close()
+    assert not h.kinds("net.sni_mismatch")
+    assert bytes(echo.received) == sent
+    assert (closed["bytes_up"], closed["bytes_down"]) == (len(sent), len(sent))
