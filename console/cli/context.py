@@ -3,6 +3,8 @@ turns expected failures into a message and an exit code."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import sys
 import time
@@ -92,6 +94,9 @@ def json_option(fn: Callable[..., Any] | None = None, *,
     return decorate(fn) if fn is not None else decorate
 
 
+_DEVICE_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn expected failures into a message and an exit code, never a traceback."""
 
@@ -108,6 +113,15 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(130)
         except BrokenPipeError:
             sys.exit(0)
+        except OSError as exc:
+            if exc.errno not in _DEVICE_FULL:
+                raise
+            # Where the output goes is full: one line, and the status Python gives for output
+            # it could not write. Saying so may fail the same way (stderr on the same device).
+            with contextlib.suppress(OSError):
+                fail(f"could not write {exc.filename or 'the output'}: {exc.strerror}",
+                     "free space there, or send the output elsewhere", code=120)
+            sys.exit(120)
         except UnicodeEncodeError as exc:
             # Bytes in an argument that are not UTF-8 (Python keeps them as lone surrogates):
             # neither the daemon's protocol nor the store can carry them.

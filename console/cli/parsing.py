@@ -317,6 +317,9 @@ class Group(Command):
     def __call__(self, args: list[str] | None = None, prog_name: str | None = None) -> NoReturn:
         """The program: run the command the words name, then exit (always by SystemExit)."""
         prog = prog_name or self.name
+        for name in ("stdout", "stderr"):  # started with it closed (`>&-`): Python leaves None
+            if getattr(sys, name) is None:  # there, which no command should have to check for
+                setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - the process's own
         try:
             self.run(sys.argv[1:] if args is None else list(args), None, prog)
         except UsageError as exc:
@@ -365,7 +368,7 @@ class Group(Command):
             self.done_quickly = True
             sys.exit(0)
         if self.version and "--version" in own:
-            _write(f"{self.name}, version {self.version}\n")
+            sys.stdout.write(f"{self.name}, version {self.version}\n")
             self.done_quickly = True
             sys.exit(0)
         values = {p.dest: p.default for p in self.params}
@@ -416,7 +419,7 @@ class Group(Command):
                 text = text[: room - 3].rsplit(" ", 1)[0] + "..."
             lines.append(f"  {name:<{pad}}{text}")
         parser.epilog = "commands:\n" + "\n".join(lines)
-        _write(parser.format_help())
+        sys.stdout.write(parser.format_help())
 
 
 def _other_threads() -> bool:
@@ -443,12 +446,6 @@ def _exit_now(code: object) -> NoReturn:
         except (OSError, ValueError):
             status = status or 120
     os._exit(status & 0xFF)
-
-
-def _write(text: str) -> None:
-    """To stdout, unless there is none (started with stdout closed: `>&-`)."""
-    if sys.stdout is not None:
-        sys.stdout.write(text)
 
 
 def _did_you_mean(name: str, names: Mapping[str, Any]) -> str:

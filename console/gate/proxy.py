@@ -351,8 +351,12 @@ class Gate(Deciding):
         if CAN_SPLICE and isinstance(reader, SockStream) and isinstance(up.reader, SockStream):
             conn.how = await self._spliced(reader, up, target)
             return
-        conn.how = await splice(self._client_to_upstream(reader, up, target),
+        check = self._hello_check(target)  # a refusal is recorded after both directions end:
+        # recorded inside one, it would be cancelled if the other failed meanwhile
+        conn.how = await splice(self._client_to_upstream(reader, up, check),
                                 pump(up.reader, writer, up.act, up=False))
+        if check.refused:
+            await self._record_hello_refused(check, target)
 
     async def _spliced(self, client: SockStream, up: Upstream, target: Target) -> str:
         """The tunnel between two of the gate's own sockets: both directions run as loop
@@ -376,29 +380,27 @@ class Gate(Deciding):
             tunnel.stop()
 
     async def _client_to_upstream(self, reader: asyncio.StreamReader, up: Upstream,
-                                  target: Target) -> None:
-        if await self._forward_hello(reader, up, target):
+                                  check: HelloCheck) -> None:
+        if await self._forward_hello(reader, up, check):
             await pump(reader, up.writer, up.act, up=True)
         elif up.writer.can_write_eof():
             with contextlib.suppress(OSError, RuntimeError):
                 up.writer.write_eof()
 
-    async def _forward_hello(self, reader: Any, up: Upstream, target: Target) -> bool:
+    async def _forward_hello(self, reader: Any, up: Upstream, check: HelloCheck) -> bool:
         """Hold the client's first bytes until the hello check decides (tls.HelloCheck), and
-        forward them; True while the client has more to send."""
-        check = self._hello_check(target)
+        forward them; True while the client has more to send. A refusal raises."""
         while True:
             data = await reader.read(MAX_HELLO_BYTES)
             up.act.last = time.monotonic()
             if check.feed(data):
                 break
         if check.refused:
-            await self._record_hello_refused(check, target)
             raise _SniMismatch(check.hello.sni if check.hello else None)
         if check.buf:
-            up.act.up += len(check.buf)
             up.writer.write(bytes(check.buf))
             await up.writer.drain()
+            up.act.up += len(check.buf)
         return bool(data)
 
     def _hello_check(self, target: Target) -> HelloCheck:

@@ -150,18 +150,13 @@ class _Direction:
 
     def took(self, n: int) -> None:
         """After a read of n bytes (0: EOF; read by recv, they are in `held`)."""
-        act = self.tunnel.act
-        act.last = time.monotonic()
+        self.tunnel.act.last = time.monotonic()
         eof = n == 0
         if self.check is not None:
             if not self._checked():
                 return
             n = len(self.held)  # all the first bytes, which the check held until now
         if n:
-            if self.up:
-                act.up += n
-            else:
-                act.down += n
             self.moved += n
             if self.w >= 0:
                 if n >= self.capacity and self.capacity < _PIPE_BYTES:
@@ -218,6 +213,7 @@ class _Direction:
                 self.tunnel.failed(exc)
                 return
             self.held = self.held[sent:]
+            self._sent(sent)
             if self.held:
                 self._wait_writable()
                 return
@@ -231,6 +227,7 @@ class _Direction:
                 self.tunnel.failed(exc)
                 return
             self.pending -= n
+            self._sent(n)
         if self.writing:
             self.tunnel.loop.remove_writer(self.dst)
             self.writing = False
@@ -244,6 +241,14 @@ class _Direction:
                 self.tunnel.finished()
         elif not self.reading:
             self._resume()
+
+    def _sent(self, n: int) -> None:
+        """Count what the receiver's socket took: counted when read instead, bytes a tunnel
+        ended before sending (an idle or failed peer) would be reported as forwarded."""
+        if self.up:
+            self.tunnel.act.up += n
+        else:
+            self.tunnel.act.down += n
 
     def _wait_writable(self) -> None:
         if self.reading:  # the receiver is full: stop taking from the sender

@@ -42,7 +42,9 @@ def test_version_and_help_end_without_the_teardown(tmp_path: Path) -> None:
 
 
 def test_a_command_not_marked_quick_gets_the_ordinary_exit(tmp_path: Path) -> None:
-    done = probe(tmp_path, "policy", "check", "--json", "demo", "--", "ls")
+    # --config: checked here, against the file, so no daemon is started (and left running).
+    done = probe(tmp_path, "--config", str(tmp_path / "config.toml"), "policy", "check",
+                 "--json", "demo", "--", "ls")
     assert done.returncode == 0 and '"decision"' in done.stdout
     assert "teardown ran" in done.stderr
 
