@@ -435,12 +435,9 @@ def _exit_now(code: object) -> NoReturn:
     elif isinstance(code, int):
         status = code
     else:
-        if sys.stderr is not None:
-            sys.stderr.write(f"{code}\n")
+        sys.stderr.write(f"{code}\n")
         status = 1
-    for stream in (sys.stdout, sys.stderr):
-        if stream is None:
-            continue
+    for stream in (sys.stdout, sys.stderr):  # never None here: __call__ saw to that
         try:
             stream.flush()
         except (OSError, ValueError):
