@@ -32,22 +32,23 @@ class _Tee(io.StringIO):
         return super().write(text)
 
 
+def _set_environment(env: Mapping[str, str | None]) -> None:
+    """Each name set to its value, or removed where the value is None."""
+    for name, value in env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @contextmanager
 def _environment(env: Mapping[str, str | None]) -> Iterator[None]:
     before = {name: os.environ.get(name) for name in env}
     try:
-        for name, value in env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environment(env)
         yield
     finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _set_environment(before)
 
 
 def invoke(main: Callable[..., object], args: Sequence[str],
