@@ -20,7 +20,10 @@ import errno
 import os
 import socket
 import stat
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from console.gate.eager import start_eagerly
 
 __all__ = ["Listener", "SockStream", "connect_stream"]
 
@@ -248,12 +251,13 @@ async def connect_stream(family: int, address: tuple[object, ...], limit: int,
         raise
 
 
-Handler = Callable[[SockStream, SockStream], Awaitable[None]]
+Handler = Callable[[SockStream, SockStream], Coroutine[Any, Any, None]]
 
 
 class Listener:
     """Accepts connections on a listening socket and starts `handler(stream, stream)` for each
-    (the reader and the writer are the same object). close() stops accepting; connections
+    as a task whose first step runs inside the accept (the reader and the writer are the same
+    object). close() stops accepting; connections
     already running are the handler's to end."""
 
     def __init__(self, sock: socket.socket, handler: Handler, limit: int) -> None:
@@ -301,7 +305,8 @@ class Listener:
             if self._tcp:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             stream = SockStream(conn, self._limit)
-            self._loop.create_task(self._handler(stream, stream))
+            # The connection's first step runs now, not a loop turn later (eager.py says why).
+            start_eagerly(self._handler(stream, stream), self._loop)
 
     def _resume(self) -> None:
         if not self._closed.is_set():
