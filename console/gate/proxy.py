@@ -50,6 +50,7 @@ from console.gate.common import (
 from console.gate.deciding import Deciding, TokenBucket
 from console.gate.forward import AnswerCut, exchange
 from console.gate.http1 import Head, HttpError, body_framing, parse_request_line, read_head, render
+from console.gate.readiness import Readiness
 from console.gate.sockio import Listener, SockStream
 from console.gate.splice import CAN_SPLICE, SplicedTunnel, pump, splice
 from console.gate.tls import MAX_HELLO_BYTES, HelloCheck
@@ -136,6 +137,7 @@ class Gate(Deciding):
         self._lookups = TokenBucket(limits.lookups_per_second)
         self._decisions = {}
         self._decided_by = None
+        self._readiness: Readiness | None = None  # made with the first spliced tunnel
 
     @staticmethod
     def _meter_host(host: str) -> str:
@@ -185,6 +187,9 @@ class Gate(Deciding):
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         self._servers.clear()
+        if self._readiness is not None:
+            self._readiness.close()
+            self._readiness = None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one client connection until it closes or goes idle. Past max_connections
@@ -351,8 +356,9 @@ class Gate(Deciding):
         if CAN_SPLICE and isinstance(reader, SockStream) and isinstance(up.reader, SockStream):
             conn.how = await self._spliced(reader, up, target)
             return
-        check = self._hello_check(target)  # a refusal is recorded after both directions end:
-        # recorded inside one, it would be cancelled if the other failed meanwhile
+        # A refusal is recorded after both directions end: recorded inside one, it would be
+        # cancelled if the other failed meanwhile.
+        check = HelloCheck.naming(target.host)
         conn.how = await splice(self._client_to_upstream(reader, up, check),
                                 pump(up.reader, writer, up.act, up=False))
         if check.refused:
@@ -367,10 +373,12 @@ class Gate(Deciding):
         both sockets."""
         upstream = up.reader
         assert isinstance(upstream, SockStream)
-        tunnel = SplicedTunnel(client.sock, upstream.sock, up.act, self._budget)
+        if self._readiness is None:
+            self._readiness = Readiness()
+        tunnel = SplicedTunnel(client.sock, upstream.sock, up.act, self._readiness, self._budget)
         try:
             tunnel.start_down()
-            tunnel.start_up(self._hello_check(target), client.take_buffered())
+            tunnel.start_up(HelloCheck.naming(target.host), client.take_buffered())
             how = await tunnel.wait()
             if tunnel.refused is not None:
                 await self._record_hello_refused(tunnel.refused, target)
@@ -403,22 +411,12 @@ class Gate(Deciding):
             up.act.up += len(check.buf)
         return bool(data)
 
-    def _hello_check(self, target: Target) -> HelloCheck:
-        return HelloCheck(lambda sni: self._sni_matches(sni, target))
-
     async def _record_hello_refused(self, check: HelloCheck, target: Target) -> None:
         hello = check.hello
         assert hello is not None
         await self._record_quietly("net.sni_mismatch", {
             "host": target.host, "port": target.port, "sni": (hello.sni or "")[:255],
             "detail": hello.detail or "the TLS server name differs from the CONNECT target"})
-
-    @staticmethod
-    def _sni_matches(sni: str, target: Target) -> bool:
-        try:
-            return normalise_host(sni) == target.host
-        except BadTarget:
-            return False
 
     # -- absolute-form HTTP -------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from console.config.bounds import FdBudget
+    from console.gate.readiness import Readiness
     from console.gate.tls import HelloCheck
 
 __all__ = ["CAN_SPLICE", "Activity", "SplicedTunnel", "pump", "splice"]
@@ -103,7 +104,7 @@ def _hung_up(fd: int) -> bool:
 
 
 class _Direction:
-    """One direction of a spliced tunnel, driven by the loop's readiness callbacks (no task).
+    """One direction of a spliced tunnel, driven by readiness callbacks (no task).
 
     The first _SPLICE_AFTER bytes are passed with plain recv/send (most tunnels are short, and
     a pipe costs more syscalls than it saves there); past that, socket -> pipe -> socket with
@@ -126,7 +127,7 @@ class _Direction:
 
     def _resume(self) -> None:
         self.reading = True
-        self.tunnel.loop.add_reader(self.src, self._readable)
+        self.tunnel.readiness.add_reader(self.src, self._readable)
 
     def _grow(self) -> None:
         self.capacity = _PIPE_BYTES
@@ -164,7 +165,7 @@ class _Direction:
             elif self.moved >= _SPLICE_AFTER and not self.no_pipe:
                 self._open_pipe()  # a bulk transfer: the kernel moves the rest
         if eof:  # pass the half-close on once everything held is sent
-            self.tunnel.loop.remove_reader(self.src)
+            self.tunnel.readiness.remove_reader(self.src)
             self.reading, self.eof = False, True
             # The sender closed outright, not just its sending half: nothing sent back can
             # reach it, so the tunnel ends once what is held is sent (and frees its upstream
@@ -229,7 +230,7 @@ class _Direction:
             self.pending -= n
             self._sent(n)
         if self.writing:
-            self.tunnel.loop.remove_writer(self.dst)
+            self.tunnel.readiness.remove_writer(self.dst)
             self.writing = False
         if self.eof:
             with contextlib.suppress(OSError):
@@ -252,19 +253,19 @@ class _Direction:
 
     def _wait_writable(self) -> None:
         if self.reading:  # the receiver is full: stop taking from the sender
-            self.tunnel.loop.remove_reader(self.src)
+            self.tunnel.readiness.remove_reader(self.src)
             self.reading = False
         if not self.writing:
             self.writing = True
-            self.tunnel.loop.add_writer(self.dst, self._flush)
+            self.tunnel.readiness.add_writer(self.dst, self._flush)
 
     def stop(self) -> None:
-        loop = self.tunnel.loop
+        readiness = self.tunnel.readiness
         if self.reading:
-            loop.remove_reader(self.src)
+            readiness.remove_reader(self.src)
             self.reading = False
         if self.writing:
-            loop.remove_writer(self.dst)
+            readiness.remove_writer(self.dst)
             self.writing = False
         if self.r >= 0:
             os.close(self.r)
@@ -285,8 +286,9 @@ class SplicedTunnel:
     sockets."""
 
     def __init__(self, client: socket.socket, upstream: socket.socket, act: Activity,
-                 budget: FdBudget | None = None) -> None:
+                 readiness: Readiness, budget: FdBudget | None = None) -> None:
         self.loop = asyncio.get_running_loop()
+        self.readiness = readiness  # watches both sockets (the gate's own epoll)
         self.client, self.upstream, self.act = client, upstream, act
         self.budget = budget  # the daemon's fd budget: a pipe's two fds come out of it
         self.directions: list[_Direction] = []

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from console.policy.hosts import BadTarget, normalise_host
+
 __all__ = ["HelloCheck", "HelloResult", "parse_client_hello", "MAX_HELLO_BYTES"]
 
 MAX_HELLO_BYTES = 64 * 1024
@@ -153,6 +155,17 @@ class HelloCheck:
         self.want = 0
         self.hello: HelloResult | None = None  # set once decided
         self._matches = name_matches
+
+    @classmethod
+    def naming(cls, host: str) -> HelloCheck:
+        """The check of a tunnel to `host` (a CONNECT target's normalised host): the SNI must
+        name the same host once normalised as a target is."""
+        def matches(sni: str) -> bool:
+            try:
+                return normalise_host(sni) == host
+            except BadTarget:
+                return False
+        return cls(matches)
 
     def feed(self, data: bytes) -> bool:
         """The next bytes from the client (b"" at its EOF); True once decided."""

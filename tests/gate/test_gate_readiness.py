@@ -1,0 +1,180 @@
+"""The tunnels' own epoll (console.gate.readiness): callbacks as the loop's add_reader and
+add_writer give them, and a spliced tunnel that leaves nothing watched behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+
+from console.gate import NetworkRules
+from console.gate.readiness import Readiness
+from console.gate.splice import Activity, SplicedTunnel
+
+from .support import Echo, Harness, connect, running
+
+
+@pytest.fixture
+def pair():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
+
+
+async def turns(n: int = 3) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+async def test_a_reader_is_called_while_there_is_something_to_read(pair) -> None:
+    a, b = pair
+    readiness = Readiness()
+    calls: list[bytes] = []
+    readiness.add_reader(a.fileno(), lambda: calls.append(a.recv(1)))
+    await turns()
+    assert calls == []
+    b.send(b"xy")
+    await turns(6)
+    assert calls == [b"x", b"y"]  # level-triggered: what is left is reported again
+    readiness.remove_reader(a.fileno())
+    b.send(b"z")
+    await turns()
+    assert calls == [b"x", b"y"]
+    assert readiness.watching() == 0
+    readiness.close()
+
+
+async def test_reader_and_writer_of_one_descriptor_are_separate(pair) -> None:
+    a, _ = pair
+    readiness = Readiness()
+    seen: list[str] = []
+    readiness.add_reader(a.fileno(), lambda: seen.append("read"))
+    readiness.add_writer(a.fileno(), lambda: seen.append("write"))
+    await turns()
+    assert set(seen) == {"write"}  # writable, nothing to read
+    readiness.remove_writer(a.fileno())
+    seen.clear()
+    await turns()
+    assert seen == []
+    assert readiness.watching() == 1  # the reader stays
+    readiness.remove_reader(a.fileno())
+    assert readiness.watching() == 0
+    readiness.close()
+
+
+async def test_a_failing_callback_is_reported_and_the_others_still_run(pair) -> None:
+    a, b = pair
+    c, d = socket.socketpair()
+    c.setblocking(False)
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    readiness = Readiness()
+    ran: list[str] = []
+
+    def broken() -> None:
+        a.recv(10)
+        raise RuntimeError("broken tunnel")
+
+    readiness.add_reader(a.fileno(), broken)
+    readiness.add_reader(c.fileno(), lambda: ran.append(c.recv(10).decode()))
+    b.send(b"1")
+    d.send(b"2")
+    await turns()
+    assert ran == ["2"]
+    assert [str(r["exception"]) for r in reported] == ["broken tunnel"]
+    readiness.close()
+    loop.set_exception_handler(None)
+    c.close()
+    d.close()
+
+
+async def test_a_callback_may_remove_another_that_was_ready_too(pair) -> None:
+    a, b = pair
+    c, d = socket.socketpair()
+    c.setblocking(False)
+    readiness = Readiness()
+    ran: list[str] = []
+
+    def first(fd: int, other: int, name: str) -> None:
+        ran.append(name)
+        readiness.remove_reader(fd)
+        readiness.remove_reader(other)
+
+    readiness.add_reader(a.fileno(), lambda: first(a.fileno(), c.fileno(), "a"))
+    readiness.add_reader(c.fileno(), lambda: first(c.fileno(), a.fileno(), "c"))
+    b.send(b"1")
+    d.send(b"2")
+    await turns()
+    assert len(ran) == 1  # whichever ran first stopped the other
+    assert readiness.watching() == 0
+    readiness.close()
+    c.close()
+    d.close()
+
+
+async def test_watching_a_closed_descriptor_fails_and_leaves_nothing_behind() -> None:
+    readiness = Readiness()
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    a.close()
+    b.close()
+    with pytest.raises(OSError):
+        readiness.add_reader(fd, lambda: None)
+    assert readiness.watching() == 0
+    readiness.close()
+    readiness.close()  # twice is harmless
+
+
+async def test_a_spliced_tunnel_leaves_nothing_watched(pair) -> None:
+    client, client_far = pair
+    upstream, upstream_far = socket.socketpair()
+    upstream.setblocking(False)
+    readiness = Readiness()
+    tunnel = SplicedTunnel(client, upstream, Activity(), readiness)
+    tunnel.start_down()
+    tunnel.start_up()
+    assert readiness.watching() == 2
+    client_far.sendall(b"ping")
+    await turns()
+    upstream_far.settimeout(5)
+    assert upstream_far.recv(10) == b"ping"
+    upstream_far.sendall(b"pong")
+    await turns()
+    client_far.settimeout(5)
+    assert client_far.recv(10) == b"pong"
+    client_far.shutdown(socket.SHUT_WR)
+    upstream_far.shutdown(socket.SHUT_WR)
+    assert await asyncio.wait_for(tunnel.wait(), 5) == "closed"
+    tunnel.stop()
+    assert readiness.watching() == 0
+    readiness.close()
+    upstream.close()
+    upstream_far.close()
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+async def test_a_closed_gate_leaves_no_descriptor_of_its_tunnels_behind() -> None:
+    echo = await Echo().start()
+    h = Harness(NetworkRules(allow=["example.com"], default="deny", ports=[443]),
+                upstream_port=echo.port)
+    before = _open_fds()
+    async with running(h):
+        for _ in range(3):
+            status, _, _, reader, writer = await connect(h, "example.com:443")
+            assert status == 200
+            writer.write(b"hello")
+            assert await asyncio.wait_for(reader.readexactly(5), 5) == b"hello"
+            writer.close()
+    await asyncio.sleep(0.05)
+    left = _open_fds() - before
+    await echo.close()
+    assert not left, f"descriptors left open: {[os.readlink(f'/proc/self/fd/{fd}') for fd in left]}"
