@@ -9,17 +9,23 @@ import functools
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from console.cli.output import dumps, echo, fail
 from console.cli.parsing import BadParameter, option, pass_obj
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
     from console.client.sync import Client
     from console.paths import Paths
+
+
+def _full_path(text: str) -> Path:
+    from pathlib import Path  # here, not at the top: pathlib costs every start 5 ms (re, fnmatch)
+
+    return Path(text).expanduser().resolve()
 
 
 class Context:
@@ -27,7 +33,7 @@ class Context:
     process starts gets --config through its own environment (console.client.sync)."""
 
     def __init__(self, config: str | None) -> None:
-        self.config_file = Path(config).expanduser().resolve() if config else None
+        self.config_file = _full_path(config) if config else None
         self.json = False  # set by --json (json_option)
         self._paths: Paths | None = None
 
@@ -71,7 +77,7 @@ class Context:
             theirs = client.call("hello").get("config_file")
         except ClientError:
             return
-        if theirs is None or Path(theirs).expanduser().resolve() != self.config_file:
+        if theirs is None or _full_path(theirs) != self.config_file:
             echo(f"pilothouse: warning: --config {self.config_file} is not what the running "
                  f"daemon uses ({theirs or 'built-in profiles only'}); its answers come from "
                  "that. Stop it (`pilothouse daemon stop`) to use this file.", err=True)
