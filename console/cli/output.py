@@ -1,17 +1,17 @@
 """How commands print: JSON for scripts, tables through rich for people, and the one way an
 expected failure ends a command (what happened, why, what to do; never a traceback).
 
-rich is imported only when a table is printed: `--json` and `--version` never load it.
+rich is imported only when a table is printed (`--json` and `--version` never load it), json
+only when JSON is written.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterable, Sequence
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
     from typing import Any, NoReturn, TextIO
 
 
@@ -43,6 +43,8 @@ def clear_screen() -> None:
 
 
 def dumps(value: Any, *, one_line: bool = False) -> str:
+    import json  # here: json loads re, 4 ms of every start that prints none (`--version`)
+
     return json.dumps(value, indent=None if one_line else 2, ensure_ascii=False, default=str)
 
 
