@@ -112,6 +112,17 @@ def test_version_does_not_import_importlib_metadata() -> None:
     assert done.stdout.splitlines()[-1] == "False False", done.stderr
 
 
+def test_version_loads_no_json_pathlib_or_re() -> None:
+    # Installed without the development venv's editable finder (which imports pathlib and re
+    # in every start), these were most of `--version`: 1.70x a bare start, 1.24x without.
+    code = (f"import sys\nsys.path.insert(0, {str(REPO)!r})\nfrom console.cli.main import main\n"
+            "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('json', 'pathlib', 're') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
 def test_the_packaging_metadata_takes_the_version_from_the_package() -> None:
     # One source: pyproject.toml names console.__version__ rather than a second literal.
     import tomllib
