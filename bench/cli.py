@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Row, as_installed, emit  # noqa: E402
+from bench.common import Row, as_installed, emit, installed_layout  # noqa: E402
 
 PYTHON = sys.executable
 CLI = str(Path(sys.executable).parent / "pilothouse")
@@ -45,21 +45,6 @@ COMMANDS = {
     "pilothouse ps (table)": ["ps"],
 }
 TARGETS = {"pilothouse ps (table)": ""}
-
-
-def installed_layout(where: Path) -> tuple[str, str]:
-    """(python, pilothouse) of a venv where the package and its dependencies are on sys.path by
-    .pth lines only (no editable finder), its launcher the same script pip writes."""
-    subprocess.run([PYTHON, "-m", "venv", "--without-pip", str(where)], check=True)
-    site = next((where / "lib").glob("python3*/site-packages"))
-    deps = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
-    (site / "pilothouse-paths.pth").write_text(f"{ROOT}\n{deps}\n")
-    python = str(where / "bin" / "python")
-    launcher = where / "bin" / "pilothouse"
-    script = Path(CLI).read_text().split("\n", 1)[1]
-    launcher.write_text(f"#!{python}\n{script}")
-    launcher.chmod(0o755)
-    return python, str(launcher)
 
 
 def start_daemon(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -126,7 +111,7 @@ def main() -> None:
     env = as_installed({k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")})
     env |= {"PILOTHOUSE_HOME": str(home), "PILOTHOUSE_CONFIG": str(home / "config.toml")}
     daemon = start_daemon(home, env)
-    python, cli = installed_layout(home / "venv")
+    python, cli = installed_layout(home / "venv", CLI)
     layouts = {"installed": (python, cli), "make setup": (PYTHON, CLI)}
     times: dict[tuple[str, str], list[tuple[float, float]]] = {
         (layout, name): [] for layout in layouts for name in ["python -c pass", *COMMANDS]}

@@ -15,7 +15,10 @@ import json
 import math
 import os
 import re
+import subprocess
+import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -45,6 +48,25 @@ def as_installed(env: dict[str, str]) -> dict[str, str]:
     an editable one writes .pyc on first import unless PYTHONDONTWRITEBYTECODE is set (it is in
     some CI and agent shells), and then every start compiles every module again."""
     return {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def installed_layout(where: Path, program: str) -> tuple[str, str]:
+    """(python, pilothouse) of a throwaway venv where the package and its dependencies are on
+    sys.path by .pth lines only, as after `pip install pilothouse`; its launcher is `program`'s
+    script (the one pip wrote into this venv) under the new interpreter. The development venv's
+    editable install runs setuptools' import finder in every Python start (pathlib, re: about
+    9 ms here), an anchor's `python -c pass` included, which no installed program pays (so the anchor read low there)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    site = next((where / "lib").glob("python3*/site-packages"))
+    deps = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
+    root = Path(__file__).resolve().parents[1]
+    (site / "pilothouse-paths.pth").write_text(f"{root}\n{deps}\n")
+    python = str(where / "bin" / "python")
+    launcher = where / "bin" / "pilothouse"
+    script = Path(program).read_text().split("\n", 1)[1]
+    launcher.write_text(f"#!{python}\n{script}")
+    launcher.chmod(0o755)
+    return python, str(launcher)
 
 
 def target_met(target: str, value: float, anchor_value: float) -> bool | None:

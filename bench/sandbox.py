@@ -12,7 +12,8 @@ Rows (p50 and p99 over N runs, all measured in this one run, interleaved so drif
   `docker run --rm` with the same options on the CLI (network none, read-only, tmpfs, cap-drop,
   no-new-privileges, init, user, limits, the same mounts).
 - pilothouse run --wait: the CLI against a daemon on a temporary PILOTHOUSE_HOME (store commit,
-  run sockets, bridge, output streaming) against raw bwrap. Skipped when the CLI is missing.
+  run sockets, bridge, output streaming) against raw bwrap, the CLI as installed (no editable
+  finder: bench.common.installed_layout). Skipped when the CLI is missing.
   The daemon's part gets a row of its own (the same run through the client library, in this
   process: no Python start); the CLI process (run --wait minus that row) gets a row beside
   `python -c pass`, its floor: starting the interpreter alone. The same daemon
@@ -49,7 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Row, as_installed, emit  # noqa: E402
+from bench.common import Row, as_installed, emit, installed_layout  # noqa: E402
 from console.sandbox.base import (  # noqa: E402
     Limits,
     SandboxSpec,
@@ -155,13 +156,17 @@ class CliDaemon:
             '[profiles.bench]\ncommand = ["/bin/true"]\nsandbox = "bwrap"\n'
         )
         self.env = as_installed({**os.environ, "PILOTHOUSE_HOME": str(self.home)})
-        self.cli = str(Path(sys.executable).parent / "pilothouse")
+        self.dev_cli = str(Path(sys.executable).parent / "pilothouse")
+        self.python, self.cli = sys.executable, self.dev_cli  # installed_layout() by start()
+        self.venv = b.base / "venv"
         self.ws = b.ws
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> bool:
-        if not os.access(self.cli, os.X_OK):
+        if not os.access(self.dev_cli, os.X_OK):
             return False
+        # As installed: the development venv's editable finder is no part of a user's start.
+        self.python, self.cli = installed_layout(self.venv, self.dev_cli)
         log = open(self.home / "daemon.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "console", "daemon"], env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
@@ -183,7 +188,7 @@ class CliDaemon:
 
     def start_python(self) -> None:
         """`python -c pass` with the CLI's environment: the floor of any Python CLI."""
-        subprocess.run([sys.executable, "-c", "pass"], env=self.env, check=True)
+        subprocess.run([self.python, "-c", "pass"], env=self.env, check=True)
 
     def run_client(self, ws: Path | None = None) -> None:
         """The same run through the daemon with the client library: what `run --wait` costs
