@@ -211,3 +211,22 @@ async def test_a_waiting_task_names_its_coroutine_and_shows_its_stack() -> None:
     finally:
         waited_on.set_result(None)
         await task
+
+
+async def test_a_timeout_already_due_in_the_first_step_fires_after_the_task_took_over() -> None:
+    """The task's first scheduled step is queued before anything its first step schedules,
+    and timers run after queued callbacks: no timeout can land inside the window."""
+    loop = asyncio.get_running_loop()
+    waited_on: asyncio.Future[None] = loop.create_future()
+
+    async def work() -> str:
+        try:
+            async with asyncio.timeout(0):
+                await waited_on
+        except TimeoutError:
+            return "timed out"
+        return "not timed out"
+
+    task = await in_one_callback(lambda: start_eagerly(work(), loop))
+    assert await task == "timed out"
+    assert waited_on.cancelled() and task.cancelling() == 0
