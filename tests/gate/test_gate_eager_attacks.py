@@ -389,13 +389,14 @@ async def test_a_client_refused_at_the_limit_reads_its_503_whole(echo: Echo) -> 
         holder.close()
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: the refusal at the limit does not wait for "
-                   "the head; found by review6, see its report")
+@pytest.mark.xfail(strict=True, reason="not fixed (needs a choice: hold a refused fd a moment, "
+                   "or answer before the head): found by review6, see its report")
 async def test_a_client_refused_before_it_sent_its_head_still_reads_the_503(
         echo: Echo) -> None:
-    """The accept answers at once now (eager.py): a client whose head was not there yet
-    writes it to a closed socket (EPIPE) and asyncio's stream drops the 503 it had
-    received with the error."""
+    """Since the first step runs inside the accept (eager.py), the refusal at the limit is
+    sent and the socket closed before this client wrote its head: the write meets a closed
+    socket (EPIPE) and asyncio's stream drops the 503 it had received with the error. With
+    the task started a loop turn later (as before c9e58fe) this client read its 503."""
     h = Harness(policy(), upstream_port=echo.port, limits=GateLimits(max_connections=1))
     async with running(h):
         status, *_, holder = await connect(h, "example.com:443")
