@@ -219,7 +219,7 @@ class SockStream:
         sent without reading the head) loses it to the reset."""
         with contextlib.suppress(OSError):  # EAGAIN: nothing (more) there
             for _ in range(4):  # bounded: a peer that keeps sending gets its reset
-                if not self.sock.recv(_DISCARD):
+                if not self.sock.recv(_DISCARD, socket.MSG_DONTWAIT):
                     return
 
     async def wait_closed(self) -> None:
