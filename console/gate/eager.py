@@ -84,23 +84,54 @@ class _Started(Coroutine[Any, Any, Any]):
         return outcome  # what the coroutine waits on: the task waits on it now
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        """Into the coroutine where it waits (the task cancelled, or a timeout fired). If
-        that comes before the task took the first step's outcome, a future the step waits on
-        is cancelled first, as a task's cancel() cancels the future it waits on; a step that
-        already ended gives the task its result or error as it would have."""
+        """Into the coroutine where it waits (the task cancelled, or a timeout fired). A step
+        that already ended gives the task its result or error as it would have. A cancel that
+        comes before the task took the first step's outcome is what a task's cancel() does
+        to a task waiting on a future: the future is cancelled and the task wakes up on it, so
+        the coroutine sees CancelledError only after the future's own done callbacks ran (a
+        sock_recv removes its reader there; unwinding first would close the socket while the
+        loop still watches its number, and the next socket to get that number goes deaf)."""
         state, outcome = self._state, self._outcome
         self._state, self._outcome = _HANDED_OVER, None
         if state == _RETURNED:
             raise StopIteration(outcome)
         if state == _RAISED:
             raise outcome
-        if state == _WAITING and isinstance(outcome, asyncio.Future):
-            outcome.cancel()
+        if state == _WAITING and isinstance(outcome, asyncio.Future) and \
+                isinstance(typ, asyncio.CancelledError):
+            message = typ.args[0] if typ.args else None
+            if outcome.cancel(message):
+                return outcome  # the task waits on it; its wake-up throws CancelledError in
+            # Already done: its callbacks are queued; a task would wake up behind them and,
+            # asked to cancel, throw CancelledError in. A cancelled stand-in queues that.
+            stand_in = outcome.get_loop().create_future()
+            stand_in.cancel(message)
+            stand_in._asyncio_future_blocking = True  # as Future.__await__ yields it
+            return stand_in
         return self._coro.throw(typ, val, tb) if val is not None or tb is not None else \
             self._coro.throw(typ)
 
     def close(self) -> None:
         self._coro.close()
+
+    # What asyncio reads off a task's coroutine to show it (Task repr, get_stack, the
+    # "Task was destroyed but it is pending" report): the coroutine's own. (A class cannot
+    # make __qualname__ a property; asyncio falls back to __name__, so that names it fully.)
+    @property
+    def __name__(self) -> str:
+        return self._coro.__qualname__
+
+    @property
+    def cr_code(self) -> Any:
+        return self._coro.cr_code  # type: ignore[attr-defined]
+
+    @property
+    def cr_frame(self) -> Any:
+        return self._coro.cr_frame  # type: ignore[attr-defined]
+
+    @property
+    def cr_running(self) -> bool:
+        return self._coro.cr_running  # type: ignore[attr-defined]
 
     def __await__(self) -> Generator[Any, None, Any]:
         raise TypeError("a _Started coroutine is driven by its task only")

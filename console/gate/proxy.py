@@ -173,8 +173,7 @@ class Gate(Deciding):
         conns = list(self._conns)
         for conn in conns:
             conn.drop()
-        tasks = {c.task for c in conns if c.task is not None and c.task is not
-                 asyncio.current_task()}
+        tasks = {c.task for c in conns if c.task not in (None, asyncio.current_task())}
         if tasks:
             _, stuck = await asyncio.wait(tasks, timeout=5)
             for task in stuck:  # e.g. a record callback that never returns
@@ -242,9 +241,8 @@ class Gate(Deciding):
             await asyncio.sleep(min(1.0, idle / 4))
             now = time.monotonic()
             for conn in list(self._conns):
-                last = conn.last
-                if conn.upstream is not None and conn.upstream.act.last > last:
-                    last = conn.upstream.act.last
+                up = conn.upstream
+                last = max(conn.last, up.act.last) if up is not None else conn.last
                 if not conn.hold and not conn.idle and now - last >= idle:
                     conn.idle = True
                     conn.drop()
@@ -314,10 +312,12 @@ class Gate(Deciding):
         for ip in addrs:
             try:
                 reader, writer = await self._dial(ip, target.port, self.limits.connect_timeout)
+                return Upstream(target, ip, reader, writer)
             except (OSError, TimeoutError) as exc:
                 errors.append(f"{ip}: {exc or type(exc).__name__}")
-                continue
-            return Upstream(target, ip, reader, writer)
+            except BaseException:  # cancelled (the gate closing): the slot is given back
+                self.tunnels -= 1
+                raise
         self.tunnels -= 1
         await self._record_quietly("net.error", {"host": target.host, "port": target.port,
                                                  "stage": "dial", "error": "; ".join(errors)})

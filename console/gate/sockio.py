@@ -28,6 +28,7 @@ from console.gate.eager import start_eagerly
 __all__ = ["Listener", "SockStream", "connect_stream"]
 
 _RECV = 256 * 1024
+_DISCARD = 64 * 1024
 
 
 class SockStream:
@@ -205,10 +206,21 @@ class SockStream:
         if self.closed:
             return
         self.closed = True
+        self._discard_unread()
         if self._out:  # like a transport: what was written still goes, then the socket closes
             self._flusher = self.loop.create_task(self._flush(close=True))
             return
         self.sock.close()
+
+    def _discard_unread(self) -> None:
+        """Read what the peer sent that no one will read now. A socket closed with input
+        unread resets the connection (ECONNRESET on a unix socket, RST on TCP), and a peer
+        that had not yet read the answer sent just before (a 503 at the connection limit,
+        sent without reading the head) loses it to the reset."""
+        with contextlib.suppress(OSError):  # EAGAIN: nothing (more) there
+            for _ in range(4):  # bounded: a peer that keeps sending gets its reset
+                if not self.sock.recv(_DISCARD, socket.MSG_DONTWAIT):
+                    return
 
     async def wait_closed(self) -> None:
         if self._flusher is not None:
