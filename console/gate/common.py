@@ -14,13 +14,13 @@ from typing import Any
 
 from console.gate.sockio import connect_stream
 from console.gate.splice import Activity
-from console.policy.hosts import IPAddress, Target
+from console.policy.hosts import IPAddress, Target, normalise_host
 from console.policy.netrules import NetMatch
 
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
-    "Upstream", "Verdict", "denial", "dial_address", "host_header", "ip_authority", "ip_text",
-    "system_resolver", "READ_LIMIT",
+    "TurnAway", "Upstream", "Verdict", "denial", "dial_address", "host_header", "ip_authority",
+    "ip_text", "meter_host", "system_resolver", "READ_LIMIT",
 ]
 
 READ_LIMIT = 64 * 1024
@@ -121,6 +121,41 @@ class Upstream:
     writer: asyncio.StreamWriter
     act: Activity = field(default_factory=Activity)
     started: float = field(default_factory=time.monotonic)
+
+
+def meter_host(host: str) -> str:
+    """A metered endpoint's host as requests name it: an address compressed, a name
+    normalised."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).compressed
+    except ValueError:
+        return normalise_host(host)
+
+
+class TurnAway:
+    """Answering a connection refused at the limit so that the client reads the answer. Sent
+    and closed before the client wrote its request (the gate answers inside the accept), the
+    client's write fails (EPIPE) and most clients then drop the 503 they had received; so the
+    refusal waits for the request's first bytes, its close, or a second. At most `at_once`
+    wait together, each holding its descriptor: past that, the answer goes at once."""
+
+    __slots__ = ("waiting", "at_once")
+
+    def __init__(self, at_once: int = 16) -> None:
+        self.waiting = 0
+        self.at_once = at_once
+
+    async def wait_for_request(self, reader: Any) -> None:
+        if self.waiting >= self.at_once:
+            return
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(1.0):
+                await reader.read(1)
+        except (OSError, TimeoutError):  # ConnectionError is an OSError
+            pass
+        finally:
+            self.waiting -= 1
 
 
 def host_header(t: Target) -> str:

@@ -4,7 +4,8 @@ Why the gate wants it: a proxy's way from accept to answer is mostly one step (t
 already in the socket, the verdict is remembered, a loopback dial completes inside connect(2)).
 Scheduled as an ordinary task, that step waits for the next loop turn, behind everything else
 that became ready (the previous tunnel's teardown, other connections); bench/gate.py's CONNECT
-setup measured 170 µs that way and 105 µs eagerly, against tinyproxy's 139.
+setup measured 170 µs that way and 105 µs eagerly, against tinyproxy's 139 (one A/B run;
+the figures move with this machine's load, the ratio much less).
 
 Python 3.12 does this itself (`asyncio.Task(..., eager_start=True)`). On 3.11 the first step
 is run here with the new task entered as the current task, so asyncio.timeout, current_task
@@ -38,8 +39,8 @@ def start_eagerly(coro: Coroutine[Any, Any, T],
     started = _Started(coro)
     context = contextvars.copy_context()
     task: asyncio.Task[T] = loop.create_task(started, context=context)  # type: ignore[arg-type]
-    # The only way on 3.11 to make a step current for a task that is not running it yet;
-    # 3.12's eager start does the same with the same two functions.
+    # The only way on 3.11 to make a step current for a task that is not running it yet
+    # (3.12's eager start swaps the current task itself).
     asyncio.tasks._enter_task(loop, task)  # type: ignore[attr-defined]
     try:
         context.run(started.first_step)

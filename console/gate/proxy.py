@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import logging
 import socket
 import time
@@ -41,10 +40,12 @@ from console.gate.common import (
     Recorder,
     Refusal,
     Resolver,
+    TurnAway,
     Upstream,
     Verdict,
     dial_address,
     ip_text,
+    meter_host,
     system_resolver,
 )
 from console.gate.deciding import Deciding, TokenBucket
@@ -58,7 +59,6 @@ from console.policy.hosts import (
     BadTarget,
     IPAddress,
     Target,
-    normalise_host,
     parse_absolute_url,
     parse_connect_target,
 )
@@ -123,7 +123,7 @@ class Gate(Deciding):
         self._record_fn = record
         self._resolve = resolver
         self._dial = dial
-        self.meter = {(self._meter_host(h), int(p)) for h, p in meter}
+        self.meter = {(meter_host(h), int(p)) for h, p in meter}
         self.trace = trace
         self._pending: dict[tuple[str, int], asyncio.Task[Verdict]] = {}
         self._waiting: dict[tuple[str, int], int] = {}
@@ -132,19 +132,13 @@ class Gate(Deciding):
         self._sweeper: asyncio.Task[None] | None = None
         self.tunnels = 0
         self._closing = False
+        self._turn_away = TurnAway()
         self._on_refused = on_refused
         self._budget = budget
         self._lookups = TokenBucket(limits.lookups_per_second)
         self._decisions = {}
         self._decided_by = None
         self._readiness: Readiness | None = None  # made with the first spliced tunnel
-
-    @staticmethod
-    def _meter_host(host: str) -> str:
-        try:
-            return ipaddress.ip_address(host.strip("[]")).compressed
-        except ValueError:
-            return normalise_host(host)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -199,6 +193,7 @@ class Gate(Deciding):
                 budget is not None and not budget.take(2)):
             if self._on_refused is not None:
                 self._on_refused()
+            await self._turn_away.wait_for_request(reader)
             await self._respond(writer, Refusal(503, (
                 f"Pilothouse gate: this run has as many connections open as it may "
                 f"({self.limits.max_connections}); close some and retry.")))
@@ -304,6 +299,8 @@ class Gate(Deciding):
     # -- upstream connections -----------------------------------------------------------------
 
     async def _open(self, addrs: list[IPAddress], target: Target) -> Upstream:
+        if self._closing:  # a decision recorded while the gate closes dials nothing
+            raise Refusal(503, "Pilothouse gate: this run's gate is closing.")
         if self.tunnels >= self.limits.max_tunnels:
             raise Refusal(503, f"Pilothouse gate: this run already has {self.tunnels} open "
                                 f"connections (limit {self.limits.max_tunnels}); close some.")

@@ -61,7 +61,7 @@ async def test_the_first_step_sees_its_own_task_and_a_timeout_works_in_it() -> N
         await task
 
 
-async def test_a_cancel_before_the_task_took_over_reaches_the_coroutine() -> None:
+async def test_a_cancel_reaches_the_coroutine_and_what_it_waits_on() -> None:
     loop = asyncio.get_running_loop()
     waited_on = loop.create_future()
     cleaned: list[str] = []
@@ -73,7 +73,7 @@ async def test_a_cancel_before_the_task_took_over_reaches_the_coroutine() -> Non
             cleaned.append("finally")
 
     task = await eagerly(work())
-    task.cancel()  # before the loop ever ran a step of the task
+    task.cancel()  # (the window before the task takes over: test_gate_eager_window.py)
     with pytest.raises(asyncio.CancelledError):
         await task
     assert task.cancelled()

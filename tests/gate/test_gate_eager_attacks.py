@@ -207,12 +207,10 @@ async def test_close_while_a_slow_recorder_records_gives_everything_back(echo: E
     assert open_fds() <= fds and watched_fds() == watched
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: _open does not check Gate._closing (no "
-                   "room left in proxy.py's 500 lines); found by review6, see its report")
 async def test_a_slow_recorder_finishing_after_close_began_dials_nothing(echo: Echo) -> None:
     """The gate is closing (the run ended); a decision still being recorded must not open
-    an upstream connection afterwards. (It does today: a TCP handshake to the allowed and
-    recorded destination, closed at once since the client is already dropped.)"""
+    an upstream connection afterwards (it did: a TCP handshake to the allowed and recorded
+    destination, closed at once since the client was already dropped)."""
     recording = asyncio.Event()
     h = Harness(policy(), upstream_port=echo.port)
     slow_recorder(h, 0.3, recording)
@@ -389,14 +387,12 @@ async def test_a_client_refused_at_the_limit_reads_its_503_whole(echo: Echo) -> 
         holder.close()
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed (needs a choice: hold a refused fd a moment, "
-                   "or answer before the head): found by review6, see its report")
 async def test_a_client_refused_before_it_sent_its_head_still_reads_the_503(
         echo: Echo) -> None:
-    """Since the first step runs inside the accept (eager.py), the refusal at the limit is
-    sent and the socket closed before this client wrote its head: the write meets a closed
-    socket (EPIPE) and asyncio's stream drops the 503 it had received with the error. With
-    the task started a loop turn later (as before c9e58fe) this client read its 503."""
+    """Since the first step runs inside the accept (eager.py), the refusal at the limit could
+    be sent and the socket closed before this client wrote its head: the write met a closed
+    socket (EPIPE) and asyncio's stream dropped the 503 it had received with the error. The
+    refusal now waits for the request's first bytes (common.TurnAway)."""
     h = Harness(policy(), upstream_port=echo.port, limits=GateLimits(max_connections=1))
     async with running(h):
         status, *_, holder = await connect(h, "example.com:443")
@@ -410,3 +406,30 @@ async def test_a_client_refused_before_it_sent_its_head_still_reads_the_503(
         finally:
             writer.close()
             holder.close()
+
+
+async def test_refused_clients_that_send_nothing_hold_few_descriptors_and_are_answered(
+        echo: Echo) -> None:
+    """The wait for a refused client's request (common.TurnAway) is bounded twice: at most 16
+    connections wait at once (the rest are answered at once, so a flood of silent connections
+    cannot pile up descriptors), and none waits past a second."""
+    h = Harness(policy(), upstream_port=echo.port, limits=GateLimits(max_connections=1))
+    async with running(h):
+        status, *_, holder = await connect(h, "example.com:443")
+        assert status == 200
+        silent = [await h.open() for _ in range(20)]
+        answered: list[float] = []
+        started = time.monotonic()
+
+        async def answer(reader: asyncio.StreamReader) -> None:
+            got = await asyncio.wait_for(reader.read(), 5)
+            assert got.startswith(b"HTTP/1.1 503 ")
+            answered.append(time.monotonic() - started)
+
+        await asyncio.gather(*(answer(r) for r, _ in silent))
+        at_once = sum(1 for t in answered if t < 0.5)
+        assert at_once == 4, sorted(answered)
+        assert max(answered) < 3
+        for _, w in silent:
+            w.close()
+        holder.close()
