@@ -61,26 +61,6 @@ async def test_the_first_step_sees_its_own_task_and_a_timeout_works_in_it() -> N
         await task
 
 
-async def test_a_cancel_reaches_the_coroutine_and_what_it_waits_on() -> None:
-    loop = asyncio.get_running_loop()
-    waited_on = loop.create_future()
-    cleaned: list[str] = []
-
-    async def work() -> None:
-        try:
-            await waited_on
-        finally:
-            cleaned.append("finally")
-
-    task = await eagerly(work())
-    task.cancel()  # (the window before the task takes over: test_gate_eager_window.py)
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert task.cancelled()
-    assert cleaned == ["finally"]
-    assert waited_on.cancelled()  # as a task's cancel() cancels what it waits on
-
-
 async def test_results_and_errors_of_a_first_step_that_ends_reach_the_task() -> None:
     async def returns() -> int:
         return 7

@@ -189,10 +189,10 @@ async def test_a_slow_recorder_holds_only_its_own_connections(echo: Echo) -> Non
         assert await settled(h) == (0, 0, 0)
 
 
-async def test_close_while_a_slow_recorder_records_gives_everything_back(echo: Echo) -> None:
-    fds, watched = open_fds(), watched_fds()
+async def closed_while_recording(h: Harness) -> tuple[asyncio.StreamReader,
+                                                        asyncio.StreamWriter]:
+    """A CONNECT whose decision takes 0.3 s to record, and Gate.close while it does."""
     recording = asyncio.Event()
-    h = Harness(policy(), upstream_port=echo.port, budget=FdBudget(total=64, reserve=0))
     slow_recorder(h, 0.3, recording)
     await h.gate.serve_unix(h.path)
     reader, writer = await h.open()
@@ -200,6 +200,13 @@ async def test_close_while_a_slow_recorder_records_gives_everything_back(echo: E
     await writer.drain()
     await asyncio.wait_for(recording.wait(), 5)
     await closed_within(h, 5)
+    return reader, writer
+
+
+async def test_close_while_a_slow_recorder_records_gives_everything_back(echo: Echo) -> None:
+    fds, watched = open_fds(), watched_fds()
+    h = Harness(policy(), upstream_port=echo.port, budget=FdBudget(total=64, reserve=0))
+    reader, writer = await closed_while_recording(h)
     assert await eof(reader) == b""
     writer.close()
     assert held(h) == (0, 0, 0)
@@ -211,15 +218,8 @@ async def test_a_slow_recorder_finishing_after_close_began_dials_nothing(echo: E
     """The gate is closing (the run ended); a decision still being recorded must not open
     an upstream connection afterwards (it did: a TCP handshake to the allowed and recorded
     destination, closed at once since the client was already dropped)."""
-    recording = asyncio.Event()
     h = Harness(policy(), upstream_port=echo.port)
-    slow_recorder(h, 0.3, recording)
-    await h.gate.serve_unix(h.path)
-    reader, writer = await h.open()
-    writer.write(CONNECT)
-    await writer.drain()
-    await asyncio.wait_for(recording.wait(), 5)
-    await closed_within(h, 5)
+    _, writer = await closed_while_recording(h)
     writer.close()
     assert h.dialled == [] and echo.connections == 0
 
