@@ -137,25 +137,46 @@ class TurnAway:
     and closed before the client wrote its request (the gate answers inside the accept), the
     client's write fails (EPIPE) and most clients then drop the 503 they had received; so the
     refusal waits for the request's first bytes, its close, or a second. At most `at_once`
-    wait together, each holding its descriptor: past that, the answer goes at once."""
+    wait together, each holding its descriptor: past that, the answer goes at once. close()
+    (the gate closing) ends every wait now: a refused connection is no connection of the
+    gate's, so nothing else would end it, and it would hold its descriptor past the close."""
 
-    __slots__ = ("waiting", "at_once")
+    __slots__ = ("_tasks", "at_once", "closed")
 
     def __init__(self, at_once: int = 16) -> None:
-        self.waiting = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.at_once = at_once
+        self.closed = False
+
+    @property
+    def waiting(self) -> int:
+        return len(self._tasks)
 
     async def wait_for_request(self, reader: Any) -> None:
-        if self.waiting >= self.at_once:
+        task = asyncio.current_task()
+        if self.closed or task is None or len(self._tasks) >= self.at_once:
             return
-        self.waiting += 1
+        self._tasks.add(task)
         try:
             async with asyncio.timeout(1.0):
                 await reader.read(1)
         except (OSError, TimeoutError):  # ConnectionError is an OSError
             pass
+        except asyncio.CancelledError:
+            if not self.closed:
+                raise
+            task.uncancel()  # close() ended the wait: the answer goes now
         finally:
-            self.waiting -= 1
+            self._tasks.discard(task)
+
+    async def close(self) -> None:
+        """End every wait; returns once the connections waiting were answered and closed."""
+        self.closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=1.0)
 
 
 def host_header(t: Target) -> str:

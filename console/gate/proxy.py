@@ -162,6 +162,7 @@ class Gate(Deciding):
         self._closing = True
         for server in self._servers:
             server.close()
+        await self._turn_away.close()  # refused connections still waiting are answered now
         for task in list(self._pending.values()):
             task.cancel()
         conns = list(self._conns)

@@ -1,0 +1,227 @@
+"""A real gate at its connection limit (common.TurnAway: a refused connection waits for its
+request's first bytes, its close or a second before its 503), attacked: floods of silent
+connections, one byte then silence, a huge request, a half-close, and Gate.close while refused
+connections wait. Whatever happens, the descriptors held stay bounded and Gate.close ends them
+at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from console.gate import GateLimits, NetworkRules
+
+from .support import Echo, Harness, connect, read_response
+
+CONNECT = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
+
+
+@pytest.fixture
+async def echo() -> AsyncIterator[Echo]:
+    e = await Echo().start()
+    yield e
+    await e.close()
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def handle_tasks() -> set[asyncio.Task[Any]]:
+    """Tasks running the gate's connection handler (refused ones included)."""
+    return {t for t in asyncio.all_tasks()
+            if "Gate.handle" in getattr(t.get_coro(), "__qualname__", t.get_coro().__name__)}
+
+
+async def at_the_limit(echo: Echo) -> tuple[Harness, socket.socket]:
+    """A gate serving with max_connections=1, and the one connection it holds."""
+    h = Harness(NetworkRules(allow=["example.com"], default="deny", ports=[443]),
+                upstream_port=echo.port, limits=GateLimits(max_connections=1))
+    await h.gate.serve_unix(h.path)
+    status, *_, holder = await connect(h, "example.com:443")
+    assert status == 200
+    return h, holder
+
+
+def raw_client(path: str) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.setblocking(False)
+    return s
+
+
+async def read_all(s: socket.socket, within: float = 5.0) -> bytes:
+    """Everything until EOF (a reset after data counts as the end)."""
+    loop = asyncio.get_running_loop()
+    out = b""
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                data = await loop.sock_recv(s, 65536)
+            except ConnectionResetError:
+                return out
+            if not data:
+                return out
+            out += data
+
+
+async def test_close_while_refused_connections_wait_ends_them_at_once(echo: Echo) -> None:
+    """Refused connections waiting for their request are no connection of the gate's
+    (_conns): Gate.close did not end them, so each went on holding its descriptor, its loop
+    registration and its task for up to a second after close() returned."""
+    tasks_before, fds = handle_tasks(), open_fds()
+    h, holder = await at_the_limit(echo)
+    silent = [raw_client(h.path) for _ in range(5)]
+    await asyncio.sleep(0.1)
+    assert h.gate._turn_away.waiting == 5
+    started = time.monotonic()
+    await asyncio.wait_for(h.gate.close(), 3)
+    holder.close()
+    assert time.monotonic() - started < 0.5
+    left = handle_tasks() - tasks_before
+    assert not left, (len(left), left)
+    for s in silent:
+        answer = await read_all(s, within=0.3)  # ended now, not after the second
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 503 ")
+        s.close()
+    await asyncio.sleep(0.05)
+    assert open_fds() <= fds
+
+
+async def test_a_connection_refused_while_the_gate_closes_is_answered_at_once(
+        echo: Echo) -> None:
+    """Once Gate.close began, nothing waits (a refused connection would hold close's
+    descriptors past it)."""
+    h, holder = await at_the_limit(echo)
+    await h.gate.close()
+    holder.close()
+    started = time.monotonic()
+    await asyncio.wait_for(h.gate._turn_away.wait_for_request(asyncio.StreamReader()), 2)
+    assert time.monotonic() - started < 0.1
+
+
+async def test_a_flood_of_silent_connections_holds_at_most_sixteen_descriptors(
+        echo: Echo) -> None:
+    h, holder = await at_the_limit(echo)
+    try:
+        baseline = open_fds()
+        flood = [raw_client(h.path) for _ in range(200)]
+        await asyncio.sleep(0.2)
+        gate_side = open_fds() - baseline - len(flood)
+        assert gate_side <= 16, gate_side
+        assert h.gate._turn_away.waiting == 16
+        answers = await asyncio.gather(*(read_all(s) for s in flood))
+        assert all(a.startswith(b"HTTP/1.1 503 ") for a in answers)
+        for s in flood:
+            s.close()
+        await asyncio.sleep(0.05)
+        assert h.gate._turn_away.waiting == 0
+        assert open_fds() <= baseline
+    finally:
+        holder.close()
+        await h.close()
+
+
+async def test_one_byte_then_silence_is_answered_at_once_and_frees_its_place(
+        echo: Echo) -> None:
+    h, holder = await at_the_limit(echo)
+    try:
+        slow = [raw_client(h.path) for _ in range(16)]
+        await asyncio.sleep(0.05)
+        assert h.gate._turn_away.waiting == 16
+        started = time.monotonic()
+        for s in slow:
+            s.send(b"C")
+        answers = await asyncio.gather(*(read_all(s) for s in slow))
+        assert time.monotonic() - started < 0.5
+        assert all(a.startswith(b"HTTP/1.1 503 ") for a in answers)
+        assert h.gate._turn_away.waiting == 0
+        for s in slow:
+            s.close()
+        # The places are free again: the next silent connection waits.
+        late = raw_client(h.path)
+        await asyncio.sleep(0.05)
+        assert h.gate._turn_away.waiting == 1
+        late.close()
+    finally:
+        holder.close()
+        await h.close()
+
+
+async def test_a_half_closed_client_is_answered_at_once(echo: Echo) -> None:
+    h, holder = await at_the_limit(echo)
+    try:
+        s = raw_client(h.path)
+        s.shutdown(socket.SHUT_WR)
+        started = time.monotonic()
+        answer = await read_all(s)
+        assert answer.startswith(b"HTTP/1.1 503 ")
+        assert time.monotonic() - started < 0.5
+        s.close()
+    finally:
+        holder.close()
+        await h.close()
+
+
+async def test_a_huge_request_past_the_limit_is_answered_and_given_back(echo: Echo) -> None:
+    """A request much bigger than what the gate discards before closing (an upload through
+    the proxy): the gate must not hang on it nor keep it; the client gets its 503 or a reset,
+    never a hang."""
+    h, holder = await at_the_limit(echo)
+    try:
+        baseline = open_fds()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(h.path)
+        s.settimeout(5)
+        body = b"x" * (4 * 1024 * 1024)
+        request = (b"POST http://example.com/up HTTP/1.1\r\nHost: example.com\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(body)) + body
+        sent: list[BaseException | None] = []
+
+        def send() -> None:
+            try:
+                s.sendall(request)
+                sent.append(None)
+            except OSError as exc:
+                sent.append(exc)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        for _ in range(100):
+            if sent:
+                break
+            await asyncio.sleep(0.05)
+        sender.join(1)
+        assert sent, "the client's upload hung: the gate neither read nor refused it"
+        assert h.gate._turn_away.waiting == 0
+        s.close()
+        await asyncio.sleep(0.05)
+        assert open_fds() <= baseline
+    finally:
+        holder.close()
+        await h.close()
+
+
+async def test_the_asyncio_stream_of_a_refused_client_reads_the_503(echo: Echo) -> None:
+    """As an agent's client does: connect, write the head, then read."""
+    h, holder = await at_the_limit(echo)
+    try:
+        statuses = []
+        for _ in range(20):
+            reader, writer = await h.open()
+            writer.write(CONNECT)
+            await writer.drain()
+            status, _, _ = await read_response(reader)
+            statuses.append(status)
+            writer.close()
+        assert statuses == [503] * 20
+    finally:
+        holder.close()
+        await h.close()
