@@ -147,7 +147,18 @@ class _Direction:
         except OSError as exc:
             self.tunnel.failed(exc)
             return
-        self.took(n)
+        try:
+            self.took(n)
+        except Exception:
+            self.tunnel.end("error")  # a bug: its tunnel ends (the readiness loop reports it)
+            raise                     # rather than staying watched, unanswered, for ever
+
+    def _writable(self) -> None:
+        try:
+            self._flush()
+        except Exception:
+            self.tunnel.end("error")  # as in _readable
+            raise
 
     def took(self, n: int) -> None:
         """After a read of n bytes (0: EOF; read by recv, they are in `held`)."""
@@ -257,7 +268,7 @@ class _Direction:
             self.reading = False
         if not self.writing:
             self.writing = True
-            self.tunnel.readiness.add_writer(self.dst, self._flush)
+            self.tunnel.readiness.add_writer(self.dst, self._writable)
 
     def stop(self) -> None:
         readiness = self.tunnel.readiness
