@@ -315,6 +315,36 @@ async def test_more_tunnels_ready_at_once_than_one_dispatch_takes(complaints) ->
     assert complaints == []
 
 
+async def test_more_descriptors_ready_than_one_batch_are_all_served(complaints) -> None:
+    """300 ready at once: the first wake-up takes 256 (readiness._BATCH), the epoll stays
+    readable, and the loop's next turn serves the rest."""
+    readiness = Readiness()
+    pairs = [socket.socketpair() for _ in range(300)]
+    served: list[int] = []
+
+    def serve(i: int, sock: socket.socket) -> None:
+        served.append(i)
+        sock.recv(10)
+        readiness.remove_reader(sock.fileno())
+
+    for i, (near, far) in enumerate(pairs):
+        near.setblocking(False)
+        readiness.add_reader(near.fileno(), lambda i=i, near=near: serve(i, near))
+        far.send(b"!")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    first = len(served)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert first <= 256 and sorted(served) == list(range(300))
+    assert readiness.watching() == 0
+    readiness.close()
+    for near, far in pairs:
+        near.close()
+        far.close()
+    assert complaints == []
+
+
 async def test_descriptor_numbers_reused_tunnel_after_tunnel_carry_their_own_bytes(
         complaints) -> None:
     """Waves of short tunnels: each wave's sockets get the numbers the previous wave's had."""
