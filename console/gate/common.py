@@ -10,12 +10,15 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.gate.sockio import connect_stream
 from console.gate.splice import Activity
 from console.policy.hosts import IPAddress, Target, normalise_host
 from console.policy.netrules import NetMatch
+
+if TYPE_CHECKING:
+    from console.config.bounds import FdBudget
 
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
@@ -152,9 +155,14 @@ class TurnAway:
     def waiting(self) -> int:
         return len(self._tasks)
 
-    async def wait_for_request(self, reader: Any) -> None:
+    async def wait_for_request(self, reader: Any, budget: FdBudget | None = None) -> None:
+        """Wait (see the class); the descriptor held meanwhile comes out of the daemon's fd
+        `budget`: a connection refused because that budget ran out is answered at once, or
+        every run's gate holding sixteen would eat the reserve kept for operator.sock."""
         task = asyncio.current_task()
         if self.closed or task is None or len(self._tasks) >= self.at_once:
+            return
+        if budget is not None and not budget.take(1):
             return
         self._tasks.add(task)
         try:
@@ -168,6 +176,8 @@ class TurnAway:
             task.uncancel()  # close() ended the wait: the answer goes now
         finally:
             self._tasks.discard(task)
+            if budget is not None:
+                budget.give(1)
 
     async def close(self) -> None:
         """End every wait; returns once the connections waiting were answered and closed."""

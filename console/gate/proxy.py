@@ -194,7 +194,7 @@ class Gate(Deciding):
                 budget is not None and not budget.take(2)):
             if self._on_refused is not None:
                 self._on_refused()
-            await self._turn_away.wait_for_request(reader)
+            await self._turn_away.wait_for_request(reader, budget)
             await self._respond(writer, Refusal(503, (
                 f"Pilothouse gate: this run has as many connections open as it may "
                 f"({self.limits.max_connections}); close some and retry.")))

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from console.config.bounds import FdBudget
 from console.gate import GateLimits, NetworkRules
 
-from .support import Echo, Harness, connect, read_response
+from .support import Echo, Harness, connect, read_response, running
 
 CONNECT = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
 
@@ -225,3 +226,45 @@ async def test_the_asyncio_stream_of_a_refused_client_reads_the_503(echo: Echo) 
     finally:
         holder.close()
         await h.close()
+
+
+async def test_refused_at_the_fd_budget_nothing_waits_past_the_budget(echo: Echo) -> None:
+    """The fd budget is the daemon's (all runs' gates draw on it; below it, a reserve keeps
+    operator.sock answering). A connection refused because the budget ran out must not then
+    hold its descriptor for a second: sixteen per gate, every run's gate flooded at once,
+    ate the reserve the budget exists to keep."""
+    budget = FdBudget(total=16, reserve=0)  # the smallest budget there is
+    h = Harness(NetworkRules(allow=["example.com"], default="deny", ports=[443]),
+                upstream_port=echo.port, budget=budget)
+    async with running(h):
+        holders = [await connect(h, "example.com:443") for _ in range(8)]
+        assert budget.used == budget.total
+        flood = [raw_client(h.path) for _ in range(20)]
+        await asyncio.sleep(0.1)
+        assert h.gate._turn_away.waiting == 0 and budget.used == budget.total
+        answers = await asyncio.gather(*(read_all(s, within=0.5) for s in flood))
+        assert all(a.startswith(b"HTTP/1.1 503 ") for a in answers)
+        for s in flood:
+            s.close()
+        for *_, writer in holders:
+            writer.close()
+
+
+async def test_a_refused_connection_waiting_counts_against_the_fd_budget(echo: Echo) -> None:
+    budget = FdBudget(total=64, reserve=0)
+    h = Harness(NetworkRules(allow=["example.com"], default="deny", ports=[443]),
+                upstream_port=echo.port, budget=budget, limits=GateLimits(max_connections=1))
+    async with running(h):
+        status, *_, holder = await connect(h, "example.com:443")
+        assert status == 200 and budget.used == 2
+        silent = [raw_client(h.path) for _ in range(5)]
+        await asyncio.sleep(0.1)
+        assert h.gate._turn_away.waiting == 5 and budget.used == 2 + 5
+        for s in silent:
+            s.send(b"G")
+        answers = await asyncio.gather(*(read_all(s) for s in silent))
+        assert all(a.startswith(b"HTTP/1.1 503 ") for a in answers)
+        assert budget.used == 2
+        for s in silent:
+            s.close()
+        holder.close()
