@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from console.gate import GateLimits, NetworkRules, splice
-from console.gate.readiness import Readiness
 from console.gate.tls import HelloCheck
 
 from .support import Echo, Harness, connect, running
@@ -315,36 +314,6 @@ async def test_more_tunnels_ready_at_once_than_one_dispatch_takes(complaints) ->
     assert complaints == []
 
 
-async def test_more_descriptors_ready_than_one_batch_are_all_served(complaints) -> None:
-    """300 ready at once: the first wake-up takes 256 (readiness._BATCH), the epoll stays
-    readable, and the loop's next turn serves the rest."""
-    readiness = Readiness()
-    pairs = [socket.socketpair() for _ in range(300)]
-    served: list[int] = []
-
-    def serve(i: int, sock: socket.socket) -> None:
-        served.append(i)
-        sock.recv(10)
-        readiness.remove_reader(sock.fileno())
-
-    for i, (near, far) in enumerate(pairs):
-        near.setblocking(False)
-        readiness.add_reader(near.fileno(), lambda i=i, near=near: serve(i, near))
-        far.send(b"!")
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    first = len(served)
-    for _ in range(10):
-        await asyncio.sleep(0)
-    assert first <= 256 and sorted(served) == list(range(300))
-    assert readiness.watching() == 0
-    readiness.close()
-    for near, far in pairs:
-        near.close()
-        far.close()
-    assert complaints == []
-
-
 async def test_descriptor_numbers_reused_tunnel_after_tunnel_carry_their_own_bytes(
         complaints) -> None:
     """Waves of short tunnels: each wave's sockets get the numbers the previous wave's had."""
@@ -364,56 +333,6 @@ async def test_descriptor_numbers_reused_tunnel_after_tunnel_carry_their_own_byt
             await records(h, 10 * (wave + 1))
         assert len(closed_records(h)) == 150 and watching(h) == 0
     await echo.close()
-    assert complaints == []
-
-
-async def test_a_callback_that_closes_and_reuses_a_ready_descriptor_in_the_same_batch(
-        complaints) -> None:
-    """A's callback stops B, closes it and watches a new socket that got B's number, all
-    while B's event is in the same batch: the new callback may be woken with nothing to
-    read, and must then get its own data, once."""
-    readiness = Readiness()
-    a, a_far = socket.socketpair()
-    b, b_far = socket.socketpair()
-    for s in (a, b):
-        s.setblocking(False)
-    b_number = b.fileno()
-    got: list[bytes] = []
-    made: list[socket.socket] = []
-
-    def new_reader(sock: socket.socket) -> None:
-        try:
-            got.append(sock.recv(100))
-        except BlockingIOError:
-            got.append(b"(nothing)")
-
-    def on_a() -> None:
-        a.recv(100)
-        readiness.remove_reader(a.fileno())
-        readiness.remove_reader(b_number)
-        b.close()
-        c, c_far = socket.socketpair()
-        c.setblocking(False)
-        made.extend((c, c_far))
-        assert c.fileno() == b_number  # the lowest free number: B's
-        readiness.add_reader(c.fileno(), lambda: new_reader(c))
-
-    readiness.add_reader(a.fileno(), on_a)
-    readiness.add_reader(b_number, lambda: got.append(b"old B's callback"))
-    a_far.send(b"a")
-    b_far.send(b"b")
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert b"old B's callback" not in got
-    made[1].send(b"c")
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert [g for g in got if g != b"(nothing)"] == [b"c"]
-    readiness.remove_reader(made[0].fileno())
-    assert readiness.watching() == 0
-    readiness.close()
-    for s in (a, a_far, b_far, *made):
-        s.close()
     assert complaints == []
 
 
