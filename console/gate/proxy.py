@@ -300,8 +300,6 @@ class Gate(Deciding):
     # -- upstream connections -----------------------------------------------------------------
 
     async def _open(self, addrs: list[IPAddress], target: Target) -> Upstream:
-        if self._closing:  # a decision recorded while the gate closes dials nothing
-            raise Refusal(503, "Pilothouse gate: this run's gate is closing.")
         if self.tunnels >= self.limits.max_tunnels:
             raise Refusal(503, f"Pilothouse gate: this run already has {self.tunnels} open "
                                 f"connections (limit {self.limits.max_tunnels}); close some.")
@@ -309,11 +307,13 @@ class Gate(Deciding):
         errors = []
         for ip in addrs:
             try:
+                if self._closing:  # a decision recorded, or a dial failed, while the gate closes
+                    raise Refusal(503, "Pilothouse gate: this run's gate is closing.")
                 reader, writer = await self._dial(ip, target.port, self.limits.connect_timeout)
                 return Upstream(target, ip, reader, writer)
             except (OSError, TimeoutError) as exc:
                 errors.append(f"{ip}: {exc or type(exc).__name__}")
-            except BaseException:  # cancelled (the gate closing): the slot is given back
+            except BaseException:  # cancelled, or the gate closing: the slot is given back
                 self.tunnels -= 1
                 raise
         self.tunnels -= 1

@@ -7,6 +7,7 @@ at once."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 import threading
@@ -17,9 +18,9 @@ from typing import Any
 import pytest
 
 from console.config.bounds import FdBudget
-from console.gate import GateLimits, NetworkRules
+from console.gate import GateLimits, NetworkRules, dial_address
 
-from .support import Echo, Harness, connect, read_response, running
+from .support import LOCAL, Echo, Harness, connect, read_response, running
 
 CONNECT = b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"
 
@@ -268,3 +269,38 @@ async def test_a_refused_connection_waiting_counts_against_the_fd_budget(echo: E
         for s in silent:
             s.close()
         holder.close()
+
+
+# -- Gate.close and the dial (proxy.Gate._open) --------------------------------------------
+
+async def test_a_dial_that_fails_after_close_began_tries_no_other_address(echo: Echo) -> None:
+    """A name with two addresses, the first slow to fail: Gate.close begins meanwhile, and the
+    gate must not go on to dial the second (it did: the check was made once, before the
+    first dial)."""
+    first, second = ipaddress.ip_address("93.184.215.14"), ipaddress.ip_address("93.184.215.15")
+    h = Harness(NetworkRules(allow=["example.com"], default="deny", ports=[443]),
+                upstream_port=echo.port, names={"example.com": [first, second]})
+    dialled: list[str] = []
+    dialling, fail_now = asyncio.Event(), asyncio.Event()
+
+    async def dial(ip: Any, port: int, timeout: float) -> Any:
+        dialled.append(str(ip))
+        if ip == first:
+            dialling.set()
+            await fail_now.wait()
+            raise OSError("connection timed out")
+        return await dial_address(LOCAL, echo.port, timeout)
+
+    h.gate._dial = dial
+    await h.gate.serve_unix(h.path)
+    reader, writer = await h.open()
+    writer.write(CONNECT)
+    await writer.drain()
+    await asyncio.wait_for(dialling.wait(), 5)
+    closing = asyncio.ensure_future(h.close())
+    await asyncio.sleep(0.05)  # close began: it waits for the connection
+    fail_now.set()
+    await asyncio.wait_for(closing, 5)
+    writer.close()
+    assert dialled == [str(first)] and echo.connections == 0
+    assert h.gate.tunnels == 0
