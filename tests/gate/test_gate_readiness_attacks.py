@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from console.config.bounds import FdBudget
 from console.gate import GateLimits, NetworkRules, splice
 from console.gate.tls import HelloCheck
 
@@ -348,7 +349,8 @@ async def test_close_mid_transfer_leaves_nothing_watched_or_open(complaints) -> 
 
     peer = await Peer(serve).start()
     epoll_before, fds = epolls(), open_fds()
-    h = Harness(policy(), upstream_port=peer.port)
+    budget = FdBudget(total=1024, reserve=0)  # the tunnels' pipes come out of it too
+    h = Harness(policy(), upstream_port=peer.port, budget=budget)
     await h.gate.serve_unix(h.path)
     tunnels = [await connect(h, "example.com:443") for _ in range(5)]
     readers = [asyncio.ensure_future(read_slowly(t[3], pause=0.01)) for t in tunnels]
@@ -356,6 +358,7 @@ async def test_close_mid_transfer_leaves_nothing_watched_or_open(complaints) -> 
         writer.write(payload(MiB, 10))  # the client direction busy too
     await asyncio.sleep(0.3)
     assert watching(h) >= 5 and epolls() == epoll_before + 1
+    assert budget.used > 5 * 2  # pipes made: the transfers are past their first 256 KiB
     started = time.monotonic()
     await asyncio.wait_for(h.close(), 5)
     assert time.monotonic() - started < 1.0
@@ -367,6 +370,7 @@ async def test_close_mid_transfer_leaves_nothing_watched_or_open(complaints) -> 
     assert sorted(r["bytes_down"] for r in closed) == sorted(len(g) for g in got)
     assert all(len(g) >= MiB for g in got)  # the transfers were under way
     assert h.gate._readiness is None and epolls() == epoll_before
+    assert budget.used == 0
     await peer.close()
     await asyncio.sleep(0.05)
     assert open_fds() <= fds
