@@ -45,12 +45,25 @@ class Daemon:
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.sock.exists() and self.cli("status", check=False).returncode == 0:
-                return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited: {self.log()}")
+            if self.sock.exists() and self.answering_pid() == self.proc.pid:
+                return
             time.sleep(0.05)
         raise RuntimeError(f"daemon did not start: {self.log()}")
+
+    def answering_pid(self) -> int | None:
+        """The pid of the daemon answering on operator.sock, asked without starting one: a
+        readiness check through the CLI (`status` starts a daemon when none answers) raced
+        this fixture's own daemon, and the one that took the lock was left running."""
+        from console.client.sync import Client, ClientError
+        from console.paths import resolve
+
+        try:
+            with Client(resolve(self.home), autostart=False) as client:
+                return int(client.call("hello")["pid"])
+        except (ClientError, OSError, ValueError):
+            return None
 
     def log(self) -> str:
         try:

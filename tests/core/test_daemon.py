@@ -248,3 +248,34 @@ def test_logs_page_through_long_output(daemon: Daemon, workspace: Path) -> None:
     assert daemon.cli("logs", run_id, "--tail", "3").stdout.splitlines() == expected[-3:]
     found = daemon.cli("logs", run_id, "--search", f"line-{n - 1}").stdout.splitlines()
     assert found == [f"line-{n - 1}"]
+
+
+def _daemons_for(home: Path) -> list[int]:
+    """Daemon processes serving `home`, found by their environment."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"daemon" in cmdline and f"PILOTHOUSE_HOME={home}".encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_daemon_restarted_after_kill9_is_the_fixtures_own_and_none_is_left(
+        daemon: Daemon) -> None:
+    """The fixture's readiness check went through `pilothouse status`, which starts a daemon
+    when none answers: right after a kill -9 it raced the fixture's own new daemon, the
+    status one took the lock, and it was left running after the test (found in CI's
+    process list). Each round is the race once."""
+    for _ in range(5):
+        daemon.kill9()
+        daemon.start()
+        assert daemon.proc is not None
+        assert _daemons_for(daemon.home) == [daemon.proc.pid]
+    daemon.stop()
+    assert _daemons_for(daemon.home) == []
