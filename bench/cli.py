@@ -51,13 +51,18 @@ def start_daemon(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     with open(home / "daemon.log", "ab") as log:
         proc = subprocess.Popen([PYTHON, "-m", "console", "daemon"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+    from console.client.sync import Client, ClientError
+    from console.paths import resolve
+
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if (home / "run" / "operator.sock").exists() and subprocess.run(
-                [CLI, "status"], env=env, capture_output=True).returncode == 0:
-            return proc
-        if proc.poll() is not None:
-            break
+    while time.monotonic() < deadline and proc.poll() is None:
+        # Asked without starting a daemon (`pilothouse status` would start a rival one).
+        try:
+            with Client(resolve(home), autostart=False) as client:
+                if client.call("hello")["pid"] == proc.pid:
+                    return proc
+        except (ClientError, OSError):
+            pass
         time.sleep(0.1)
     proc.kill()
     sys.exit(f"the daemon did not start: {(home / 'daemon.log').read_text()[-2000:]}")
