@@ -53,9 +53,11 @@ def as_installed(env: dict[str, str]) -> dict[str, str]:
 def installed_layout(where: Path, program: str) -> tuple[str, str]:
     """(python, pilothouse) of a throwaway venv where the package and its dependencies are on
     sys.path by .pth lines only, as after `pip install pilothouse`; its launcher is `program`'s
-    script (the one pip wrote into this venv) under the new interpreter. The development venv's
-    editable install runs setuptools' import finder in every Python start (pathlib, re: about
-    9 ms here), an anchor's `python -c pass` included, which no installed program pays (so the anchor read low there)."""
+    script (the one pip wrote into the development venv) under the new interpreter.
+
+    Why: the development venv's editable install runs setuptools' import finder in every
+    Python start (pathlib, re: about 9 ms here), an anchor's `python -c pass` included, so
+    there the anchor carries imports no installed program pays and a ratio reads low."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
     site = next((where / "lib").glob("python3*/site-packages"))
     deps = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
