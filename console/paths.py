@@ -3,96 +3,155 @@
 Everything (database, HMAC key, sockets, run folders, logs) lives under one root when
 PILOTHOUSE_HOME is set, which is what the tests and several parallel installs rely on.
 Without it, the platformdirs locations of the user are used.
+
+Kept as text and handed out as pathlib.Path on first use: a CLI start that only needs the
+socket (`ps --json`) asks for `text("operator_sock")` and never imports pathlib, which with
+re, fnmatch and urllib.parse behind it costs about 5 ms of it (issue 17).
 """
 
 from __future__ import annotations
 
 import os
-from collections import namedtuple
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
+if TYPE_CHECKING:
+    from pathlib import Path
 
 APP = "pilothouse"
 
+# Each place named once: a folder given to Paths, or a file in one of them.
+FOLDERS = ("data_dir", "runtime_dir", "runs_dir", "log_dir", "config_file")
+FILES = {
+    "db_file": ("data_dir", "pilothouse.db"),
+    "key_file": ("data_dir", "audit.key"),
+    "operator_sock": ("runtime_dir", "operator.sock"),
+    "lock_file": ("runtime_dir", "daemon.lock"),
+    "pid_file": ("runtime_dir", "daemon.pid"),
+    "daemon_log": ("log_dir", "daemon.log"),
+}
 
-class Paths(namedtuple("Paths", ["data_dir", "runtime_dir", "runs_dir", "log_dir", "config_file"])):
-    """Where state lives (collections' namedtuple, not typing's NamedTuple nor a dataclass: every
-    CLI start imports this, and typing or dataclasses' inspect costs milliseconds of it)."""
 
-    __slots__ = ()
-    data_dir: Path  # database and HMAC key
-    runtime_dir: Path  # operator.sock, daemon lock and pid (0700; 0750 in team mode)
-    runs_dir: Path  # one folder per run: agent.sock, gate.sock
-    log_dir: Path
-    config_file: Path  # the user's config file (may not exist)
+def _path(text: str) -> Path:
+    from pathlib import Path
+
+    return Path(text)
+
+
+class Paths:
+    """Where state lives: data_dir (database and HMAC key), runtime_dir (operator.sock, the
+    daemon's lock and pid; 0700, 0750 in team mode), runs_dir (a folder per run: agent.sock,
+    gate.sock), log_dir, config_file (the user's config file, which may not exist)."""
+
+    __slots__ = ("_text",)
+
+    def __init__(self, data_dir: str | os.PathLike[str], runtime_dir: str | os.PathLike[str],
+                 runs_dir: str | os.PathLike[str], log_dir: str | os.PathLike[str],
+                 config_file: str | os.PathLike[str]) -> None:
+        given = (data_dir, runtime_dir, runs_dir, log_dir, config_file)
+        self._text = {name: os.fspath(value) for name, value in zip(FOLDERS, given, strict=True)}
+
+    def text(self, name: str) -> str:
+        """A place (a FOLDERS or FILES name) as text, without pathlib."""
+        if name in FILES:
+            folder, file = FILES[name]
+            return os.path.join(self._text[folder], file)
+        return self._text[name]
+
+    def with_config_file(self, config_file: str | os.PathLike[str]) -> Paths:
+        return Paths(**{**self._text, "config_file": config_file})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Paths) and other._text == self._text
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._text.values()))
+
+    def __repr__(self) -> str:
+        return "Paths(" + ", ".join(f"{k}={v!r}" for k, v in self._text.items()) + ")"
+
+    @property
+    def data_dir(self) -> Path:
+        return _path(self._text["data_dir"])
+
+    @property
+    def runtime_dir(self) -> Path:
+        return _path(self._text["runtime_dir"])
+
+    @property
+    def runs_dir(self) -> Path:
+        return _path(self._text["runs_dir"])
+
+    @property
+    def log_dir(self) -> Path:
+        return _path(self._text["log_dir"])
+
+    @property
+    def config_file(self) -> Path:
+        return _path(self._text["config_file"])
 
     @property
     def db_file(self) -> Path:
-        return self.data_dir / "pilothouse.db"
+        return _path(self.text("db_file"))
 
     @property
     def key_file(self) -> Path:
-        return self.data_dir / "audit.key"
+        return _path(self.text("key_file"))
 
     @property
     def operator_sock(self) -> Path:
-        return self.runtime_dir / "operator.sock"
+        return _path(self.text("operator_sock"))
 
     @property
     def lock_file(self) -> Path:
-        return self.runtime_dir / "daemon.lock"
+        return _path(self.text("lock_file"))
 
     @property
     def pid_file(self) -> Path:
-        return self.runtime_dir / "daemon.pid"
+        return _path(self.text("pid_file"))
 
     @property
     def daemon_log(self) -> Path:
-        return self.log_dir / "daemon.log"
+        return _path(self.text("daemon_log"))
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs_dir / run_id
 
     def ensure(self, runtime_mode: int = 0o700) -> None:
         """Create the folders with private permissions (the runtime folder guards operator.sock)."""
-        for d in (self.data_dir, self.runs_dir, self.log_dir):
-            d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.runtime_dir.mkdir(parents=True, exist_ok=True, mode=runtime_mode)
-        os.chmod(self.runtime_dir, runtime_mode)
-        os.chmod(self.data_dir, 0o700)
-
-
-def _config_override() -> Path | None:
-    value = os.environ.get("PILOTHOUSE_CONFIG")
-    return Path(value).expanduser() if value else None
+        text = self._text
+        for name in ("data_dir", "runs_dir", "log_dir"):
+            os.makedirs(text[name], mode=0o700, exist_ok=True)
+        os.makedirs(text["runtime_dir"], mode=runtime_mode, exist_ok=True)
+        os.chmod(text["runtime_dir"], runtime_mode)
+        os.chmod(text["data_dir"], 0o700)
 
 
 def resolve(home: str | os.PathLike[str] | None = None) -> Paths:
     """Paths for this process: explicit home, then PILOTHOUSE_HOME, then platformdirs."""
     root = home if home is not None else os.environ.get("PILOTHOUSE_HOME")
-    override = _config_override()
+    override = os.environ.get("PILOTHOUSE_CONFIG")
+    config = os.path.expanduser(override) if override else None
     if root:
-        base = Path(root).expanduser().resolve()
+        # What Path(root).expanduser().resolve() gives (pathlib's resolve is realpath).
+        base = os.path.realpath(os.path.expanduser(os.fspath(root)))
         return Paths(
-            data_dir=base / "data",
-            runtime_dir=base / "run",
-            runs_dir=base / "runs",
-            log_dir=base / "log",
-            config_file=override or base / "config.toml",
+            data_dir=os.path.join(base, "data"),
+            runtime_dir=os.path.join(base, "run"),
+            runs_dir=os.path.join(base, "runs"),
+            log_dir=os.path.join(base, "log"),
+            config_file=config or os.path.join(base, "config.toml"),
         )
     import platformdirs  # only without a PILOTHOUSE_HOME; a CLI start pays it otherwise
 
     dirs = platformdirs.PlatformDirs(APP, appauthor=False)
+    state = dirs.user_state_dir
     # Without XDG_RUNTIME_DIR (root, cron, some SSH set-ups) platformdirs falls back to a
     # shared /tmp path; keep the socket folder in the user's own state folder instead.
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        runtime = Path(dirs.user_runtime_dir)
-    else:
-        runtime = Path(dirs.user_state_dir) / "run"
-    state = Path(dirs.user_state_dir)
+    runtime = dirs.user_runtime_dir if os.environ.get("XDG_RUNTIME_DIR") else os.path.join(state, "run")
     return Paths(
-        data_dir=Path(dirs.user_data_dir),
+        data_dir=dirs.user_data_dir,
         runtime_dir=runtime,
-        runs_dir=state / "runs",
-        log_dir=Path(dirs.user_log_dir),
-        config_file=override or Path(dirs.user_config_dir) / "config.toml",
+        runs_dir=os.path.join(state, "runs"),
+        log_dir=dirs.user_log_dir,
+        config_file=config or os.path.join(dirs.user_config_dir, "config.toml"),
     )

@@ -1,31 +1,17 @@
-"""The wire format of both sockets: JSON lines, versioned, bounded.
+"""The words of the wire: every error code, event kind and topic, spelled one way, the
+Failure an operation raises to answer with an error, and the ids runs and requests get.
 
-One message per line, UTF-8 JSON objects. Three shapes:
-
-    request   {"v": 1, "id": 7, "op": "run.start", "args": {...}}
-    response  {"v": 1, "id": 7, "ok": true, "result": {...}}
-              {"v": 1, "id": 7, "ok": false, "error": {"code": "...", "message": "...", "hint": "..."}}
-    event     {"v": 1, "event": {"kind": "...", ...}}      (only after a subscribe request)
-
-docs/protocol.md lists the operations. Lines longer than the reader's bound are refused
-without being buffered whole: inputs from inside a sandbox are hostile.
+console.wire frames the messages (JSON lines, versioned, bounded); docs/protocol.md lists
+the operations.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from enum import StrEnum
 
-TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
+TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
-    import asyncio
     from typing import Any
-
-VERSION = 1
-OPERATOR_MAX_LINE = 4 * 1024 * 1024
-AGENT_MAX_LINE = 64 * 1024
-MAX_BLANK_LINES = 64  # in a row; a client never needs more than one
 
 # Run, request and grant ids: no 0/o, 1/l/i, since ids are read aloud and typed.
 ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -38,19 +24,6 @@ def new_id(length: int) -> str:
     import secrets  # here, not at the top: it costs a CLI start more than it saves
 
     return "".join(secrets.choice(ID_ALPHABET) for _ in range(length))
-
-
-class ProtocolError(Exception):
-    """A peer sent something that is not a valid message."""
-
-
-class MessageRefused(ProtocolError):
-    """Input no client sends by mistake (too long, too deep, a flood of blank lines): answered
-    once, then the connection is closed."""
-
-
-class MessageTooLong(MessageRefused):
-    """A line over the bound: the stream cannot be resynchronised, so the connection ends."""
 
 
 class ErrorCode(StrEnum):
@@ -173,83 +146,3 @@ class Failure(Exception):
         if self.data:
             err["data"] = self.data
         return err
-
-
-def encode(message: dict[str, Any]) -> bytes:
-    return (json.dumps(message, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-
-
-def request(req_id: int, op: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"v": VERSION, "id": req_id, "op": op, "args": args or {}}
-
-
-def ok(req_id: Any, result: Any = None) -> dict[str, Any]:
-    return {"v": VERSION, "id": req_id, "ok": True, "result": result}
-
-
-def error(req_id: Any, failure: Failure) -> dict[str, Any]:
-    return {"v": VERSION, "id": req_id, "ok": False, "error": failure.to_wire()}
-
-
-def event(payload: dict[str, Any]) -> dict[str, Any]:
-    return {"v": VERSION, "event": payload}
-
-
-# A \\uD800-\\uDFFF escape: JSON allows one unpaired, but it is no UTF-8 text, and every
-# answer that carried it (approvals.list with the request in it) would fail to encode.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
-
-
-def decode(line: bytes) -> dict[str, Any]:
-    try:
-        msg = json.loads(line)
-        if _SURROGATE_ESCAPE.search(line):
-            encode(msg)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"not JSON: {exc}") from None
-    except UnicodeEncodeError:
-        raise ProtocolError("not UTF-8 text: a string holds an unpaired surrogate escape "
-                            "(\\ud800-\\udfff)") from None
-    except RecursionError:
-        raise MessageRefused("JSON nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer past Python's digit limit
-        raise MessageRefused(f"JSON value out of range: {str(exc)[:120]}") from None
-    if not isinstance(msg, dict):
-        raise ProtocolError("a message must be a JSON object")
-    if msg.get("v") != VERSION:
-        raise ProtocolError(f"unsupported protocol version {msg.get('v')!r}; this side speaks {VERSION}")
-    return msg
-
-
-def parse_request(msg: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
-    req_id = msg.get("id")
-    op = msg.get("op")
-    args = msg.get("args", {})
-    if not isinstance(op, str) or not op:
-        raise ProtocolError("a request needs an 'op' string")
-    if not isinstance(args, dict):
-        raise ProtocolError("'args' must be an object")
-    if req_id is not None and not isinstance(req_id, int | str):
-        raise ProtocolError("'id' must be a number or a string")
-    return req_id, op, args
-
-
-async def read_message(reader: asyncio.StreamReader, max_line: int) -> dict[str, Any] | None:
-    """Read one message; None at end of stream. Raises ProtocolError on oversize or bad JSON.
-
-    The StreamReader's own limit must be at least max_line (see open_limits)."""
-    import asyncio  # here, so the blocking CLI client does not import asyncio at start
-    for _ in range(MAX_BLANK_LINES + 1):
-        try:
-            line = await reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            if not exc.partial.strip():
-                return None
-            line = exc.partial
-        except asyncio.LimitOverrunError:
-            raise MessageTooLong(f"message longer than {max_line} bytes") from None
-        if len(line) > max_line:
-            raise MessageTooLong(f"message longer than {max_line} bytes")
-        if line.strip():
-            return decode(line)
-    raise MessageRefused(f"more than {MAX_BLANK_LINES} blank lines in a row")

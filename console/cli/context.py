@@ -3,18 +3,16 @@ turns expected failures into a message and an exit code."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import functools
 import sys
 import time
-from collections.abc import Callable
 
 from console.cli.output import dumps, echo, fail
 from console.cli.parsing import BadParameter, option, pass_obj
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
     from typing import Any
 
@@ -45,7 +43,7 @@ class Context:
 
             found = paths.resolve()
             if self.config_file is not None:
-                found = found._replace(config_file=self.config_file)
+                found = found.with_config_file(self.config_file)
             self._paths = found
         return self._paths
 
@@ -106,7 +104,6 @@ _DEVICE_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn expected failures into a message and an exit code, never a traceback."""
 
-    @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         # Here, not at the top: `--version` and `--help` never load the client.
         from console.client.sync import ClientError
@@ -124,10 +121,11 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             # Where the output goes is full: one line, and the status Python gives for output
             # it could not write. Saying so may fail the same way (stderr on the same device).
-            with contextlib.suppress(OSError):
+            try:
                 fail(f"could not write {exc.filename or 'the output'}: {exc.strerror}",
                      "free space there, or send the output elsewhere", code=120)
-            sys.exit(120)
+            except OSError:
+                sys.exit(120)
         except UnicodeEncodeError as exc:
             # Bytes in an argument that are not UTF-8 (Python keeps them as lone surrogates):
             # neither the daemon's protocol nor the store can carry them.
@@ -141,6 +139,16 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
                 fail(f"bad config: {exc}", "fix the file and try again", code=2)
             raise
 
+    return _wraps(wrapper, fn)
+
+
+def _wraps(wrapper: Callable[..., Any], fn: Callable[..., Any]) -> Callable[..., Any]:
+    """functools.wraps without importing functools (a CLI start pays for every import): the
+    name, the docstring and the attributes the decorators above set (cli_params...)."""
+    for name in ("__module__", "__name__", "__qualname__", "__doc__", "__annotations__"):
+        setattr(wrapper, name, getattr(fn, name, None))
+    wrapper.__dict__.update(fn.__dict__)
+    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
     return wrapper
 
 

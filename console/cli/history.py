@@ -15,7 +15,8 @@ from console.cli.context import (
     since_epoch,
 )
 from console.cli.output import echo, open_output, table
-from console.cli.parsing import BadParameter, Choice, command, group, option
+from console.cli.parsing import BadParameter, command, group, option
+from console.cli.value_types import Choice
 from console.text import clock, neutralise
 
 

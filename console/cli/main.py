@@ -13,12 +13,13 @@ inside itself. `--version` loads no command module and no argparse; `ps --json` 
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator, MutableMapping
-
 from console import __version__
 from console.cli.context import Context, pass_ctx
 from console.cli.parsing import Command, group, option
+
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 # Every top-level command and the module of console.cli that defines it (in its COMMANDS).
 WHERE = {
@@ -35,8 +36,10 @@ WHERE = {
 }
 
 
-class CommandTable(MutableMapping[str, Command]):
-    """The group's commands by name, each module imported on first use of one of its commands."""
+class CommandTable:
+    """The group's commands by name, each module imported on first use of one of its commands.
+    (A mapping by hand, not collections.abc's MutableMapping: importing collections, and
+    importlib for import_module, cost a CLI start more than the class saves.)"""
 
     def __init__(self, where: dict[str, str]) -> None:
         self.where = dict(where)
@@ -44,7 +47,7 @@ class CommandTable(MutableMapping[str, Command]):
 
     def __getitem__(self, name: str) -> Command:
         if name not in self.loaded:
-            module = importlib.import_module(f"console.cli.{self.where[name]}")
+            module = __import__(f"console.cli.{self.where[name]}", fromlist=["COMMANDS"])
             for command in module.COMMANDS:
                 self.loaded.setdefault(command.name, command)
         return self.loaded[name]

@@ -1,8 +1,8 @@
 """How commands print: JSON for scripts, tables through rich for people, and the one way an
 expected failure ends a command (what happened, why, what to do; never a traceback).
 
-rich is imported only when a table is printed (`--json` and `--version` never load it), json
-only when JSON is written.
+rich is imported only when a table is printed (`--json` and `--version` never load it); JSON
+is written by console.wire, without the json package.
 """
 
 from __future__ import annotations
@@ -43,9 +43,13 @@ def clear_screen() -> None:
 
 
 def dumps(value: Any, *, one_line: bool = False) -> str:
-    import json  # here: json loads re, 4 ms of every start that prints none (`--version`)
+    """What json.dumps(value, indent=2 or None, ensure_ascii=False, default=str) writes,
+    without importing json (console.wire)."""
+    from console import wire
 
-    return json.dumps(value, indent=None if one_line else 2, ensure_ascii=False, default=str)
+    if one_line:
+        return wire.dumps(value, compact=False, default=str)
+    return wire.dumps_indented(value, default=str)
 
 
 def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:

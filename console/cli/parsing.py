@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable, Mapping, Sequence
     from typing import Any, NoReturn
 
 USAGE_EXIT = 2
@@ -47,61 +47,6 @@ class BadParameter(UsageError):
 
     def __init__(self, message: str, param_hint: str = "") -> None:
         super().__init__(f"invalid value for {param_hint}: {message}" if param_hint else message)
-
-
-# -- value types: what argparse calls on each word (a refusal names the value and the bound) --
-
-class Choice:
-    def __init__(self, values: Sequence[str]) -> None:
-        self.values = list(values)
-
-
-class Range:
-    """A number within bounds (either may be None); int or float."""
-
-    def __init__(self, kind: type, low: float | None = None, high: float | None = None) -> None:
-        self.kind, self.low, self.high = kind, low, high
-        self.__name__ = kind.__name__  # argparse's "invalid int value: 'x'"
-
-    def __call__(self, text: str) -> Any:
-        from argparse import ArgumentTypeError
-
-        value = self.kind(text)
-        if self.low is not None and value < self.low:
-            raise ArgumentTypeError(f"{text} is smaller than the minimum {self.low}")
-        if self.high is not None and value > self.high:
-            raise ArgumentTypeError(f"{text} is larger than the maximum {self.high}")
-        return value
-
-
-def int_range(low: int | None = None, high: int | None = None) -> Range:
-    return Range(int, low, high)
-
-
-def float_range(low: float | None = None, high: float | None = None) -> Range:
-    return Range(float, low, high)
-
-
-class PathType:
-    """A path that need not exist; where it does, it must be the right kind."""
-
-    __name__ = "path"
-
-    def __init__(self, *, file_okay: bool = True, dir_okay: bool = True) -> None:
-        self.file_okay, self.dir_okay = file_okay, dir_okay
-
-    def __call__(self, text: str) -> str:
-        from argparse import ArgumentTypeError
-
-        if not self.file_okay and os.path.isfile(text):
-            raise ArgumentTypeError(f"{text!r} is a file (give a folder)")
-        if not self.dir_okay and os.path.isdir(text):
-            raise ArgumentTypeError(f"{text!r} is a folder (give a file)")
-        return text
-
-
-def path(*, file_okay: bool = True, dir_okay: bool = True) -> PathType:
-    return PathType(file_okay=file_okay, dir_okay=dir_okay)
 
 
 # -- parameters --------------------------------------------------------------------------------
@@ -130,6 +75,8 @@ class Param:
     def add_to(self, parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
         """optional: an argument that the words after `--` may fill (run -- PROFILE CMD...,
         logs -- -x) may be missing before the `--` (then it is NOT_GIVEN)."""
+        from console.cli.value_types import Choice  # with argparse: not for `ps --json`
+
         kw: dict[str, Any] = {}
         text = (self.help or "").replace("%", "%%")
         if self.show_default and self.default is not None:
@@ -158,6 +105,8 @@ class Param:
     def convert(self, word: str) -> Any:
         """A word after `--` as argparse would have taken it for this argument."""
         from argparse import ArgumentTypeError
+
+        from console.cli.value_types import Choice
 
         name = self.metavar or self.dest.upper()
         if isinstance(self.type, Choice):
@@ -253,8 +202,10 @@ class Command:
             # before it, then the variadic one (argparse's intermixed parse would drop them).
             cut = argv.index("--")
             argv, tail = argv[:cut], argv[cut + 1:]
-        parser = self.parser(prog, tail_given=tail is not None)
-        values = vars(parser.parse_intermixed_args(argv))
+        values = self.flags_only(argv) if tail is None else None
+        if values is None:
+            parser = self.parser(prog, tail_given=tail is not None)
+            values = vars(parser.parse_intermixed_args(argv))
         if tail is not None:
             self.fill(values, tail)
         kwargs = {}
@@ -265,6 +216,31 @@ class Command:
             if param.expose:
                 kwargs[param.dest] = value
         return self.invoke(obj, **kwargs)
+
+    def flags_only(self, argv: list[str]) -> dict[str, Any] | None:
+        """What argparse makes of words that are all on/off flags of this command (`ps -a
+        --json`), without building a parser: argparse, with gettext and locale, is about 2.5 ms
+        of a start that scripts repeat (issue 17). None for any other words, or where argparse
+        would do more than take the defaults (a positional argument, a required option, a
+        string default it would convert); argparse then parses them.
+        tests/core/test_cli_parsing.py holds the two equal for every command."""
+        values: dict[str, Any] = {}
+        flags: dict[str, str] = {}
+        for param in self.params:
+            if not param.flags or param.required:
+                return None
+            if param.is_flag:
+                values[param.dest] = False  # store_true's default
+                flags.update(dict.fromkeys(param.flags, param.dest))
+            elif isinstance(param.default, str) and param.type is not None:
+                return None
+            else:
+                values[param.dest] = param.default
+        for word in argv:
+            if word not in flags:
+                return None
+            values[flags[word]] = True
+        return values
 
     def fill(self, values: dict[str, Any], tail: list[str]) -> None:
         """The arguments not given before `--` from the words after it, in order."""

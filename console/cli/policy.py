@@ -6,7 +6,8 @@ from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import echo, table, visible
-from console.cli.parsing import Choice, argument, group, option
+from console.cli.parsing import argument, group, option
+from console.cli.value_types import Choice
 from console.text import clock
 
 

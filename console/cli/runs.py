@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import echo, fail, table
-from console.cli.parsing import argument, command, option, path, quick_exit
+from console.cli.parsing import argument, command, option, quick_exit
+from console.cli.value_types import path
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def demo_workspace(path: str, no_git: bool) -> None:
         root = make_demo_workspace(path, git=not no_git)
     except OSError as exc:  # FileExistsError included: never overwrites other files
         fail(f"cannot write the demo workspace: {exc}", "pick another folder")
-    echo(str(Path(root).resolve()))
+    echo(os.path.realpath(root))
     echo(f"next: pilothouse run demo -w {root} --wait", err=True)
 
 

@@ -15,17 +15,8 @@ from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx, since_epoch
 from console.cli.output import echo, fail, open_output, table
-from console.cli.parsing import (
-    BadParameter,
-    Choice,
-    argument,
-    command,
-    float_range,
-    group,
-    int_range,
-    option,
-    path,
-)
+from console.cli.parsing import BadParameter, argument, command, group, option
+from console.cli.value_types import Choice, float_range, int_range, path
 from console.text import clock
 
 FIGURE_COLUMNS = (("concurrency", "conc", "{:.0f}"), ("requests", "reqs", "{:.0f}"),

@@ -10,14 +10,14 @@ import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
-from console import protocol
+from console import wire
 from console.client.sync import ClientError, closed, connect, outcome
 from console.paths import Paths
 
 
 async def _open(paths: Paths, autostart: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     sock = await asyncio.to_thread(connect, paths, autostart=autostart)
-    return await asyncio.open_unix_connection(sock=sock, limit=protocol.OPERATOR_MAX_LINE)
+    return await asyncio.open_unix_connection(sock=sock, limit=wire.OPERATOR_MAX_LINE)
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
@@ -31,10 +31,10 @@ async def stream(paths: Paths, op: str, **args: Any) -> AsyncIterator[dict[str, 
     {"kind": "stream.result", "result": ...}. Closing the iterator closes the connection."""
     reader, writer = await _open(paths, autostart=False)
     try:
-        writer.write(protocol.encode(protocol.request(1, op, args)))
+        writer.write(wire.encode(wire.request(1, op, args)))
         await writer.drain()
         while True:
-            msg = await protocol.read_message(reader, protocol.OPERATOR_MAX_LINE)
+            msg = await wire.read_message(reader, wire.OPERATOR_MAX_LINE)
             if msg is None:
                 raise closed()
             if "event" in msg:
@@ -66,7 +66,7 @@ class AsyncClient:
         assert self.reader is not None
         try:
             while True:
-                msg = await protocol.read_message(self.reader, protocol.OPERATOR_MAX_LINE)
+                msg = await wire.read_message(self.reader, wire.OPERATOR_MAX_LINE)
                 if msg is None:
                     break
                 if "event" in msg:
@@ -93,7 +93,7 @@ class AsyncClient:
         req_id = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[req_id] = fut
-        self.writer.write(protocol.encode(protocol.request(req_id, op, args)))
+        self.writer.write(wire.encode(wire.request(req_id, op, args)))
         return fut
 
     async def call(self, op: str, **args: Any) -> Any:

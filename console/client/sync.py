@@ -5,21 +5,21 @@
 from __future__ import annotations
 
 import _socket
-import contextlib
 import itertools
 import os
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-from console import protocol
-from console.paths import Paths
+from console import wire
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Iterator
+    from pathlib import Path
     from typing import Any
+
+    from console.paths import Paths
 
 START_TIMEOUT_S = 20.0
 
@@ -46,15 +46,15 @@ def outcome(msg: dict[str, Any]) -> Any:
 
 def closed(paths: Paths | None = None) -> ClientError:
     return ClientError("disconnected", "the daemon closed the connection",
-                       f"see {paths.daemon_log}" if paths is not None else "")
+                       f"see {paths.text('daemon_log')}" if paths is not None else "")
 
 
-def open_socket(path: Path) -> _socket.socket:
+def open_socket(path: str | Path) -> _socket.socket:
     # The C socket type itself: the `socket` module builds its enums at import, a couple of
     # milliseconds of every CLI start, for nothing a unix stream client needs.
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        sock.connect(str(path))
+        sock.connect(os.fspath(path))
     except OSError:
         sock.close()
         raise
@@ -69,7 +69,7 @@ def start_daemon(paths: Paths, config_file: Path | None = None) -> subprocess.Po
     env = dict(os.environ)
     if config_file is not None:
         env["PILOTHOUSE_CONFIG"] = str(config_file)
-    log = open(paths.daemon_log, "ab")  # noqa: SIM115 - handed to the child
+    log = open(paths.text("daemon_log"), "ab")  # noqa: SIM115 - handed to the child
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "console", "daemon"],
@@ -82,7 +82,8 @@ def start_daemon(paths: Paths, config_file: Path | None = None) -> subprocess.Po
 
 def _log_tail(paths: Paths, lines: int = 8) -> str:
     try:
-        text = paths.daemon_log.read_text(errors="replace").splitlines()
+        with open(paths.text("daemon_log"), errors="replace") as log:
+            text = log.read().splitlines()
     except OSError:
         return ""
     return "\n".join(text[-lines:])
@@ -90,11 +91,12 @@ def _log_tail(paths: Paths, lines: int = 8) -> str:
 
 def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = None) -> _socket.socket:
     """A connected operator.sock; with autostart, the daemon is started when nobody answers."""
+    sock_path = paths.text("operator_sock")
     try:
-        return open_socket(paths.operator_sock)
+        return open_socket(sock_path)
     except PermissionError:
         raise ClientError(
-            "not-allowed", f"permission denied on {paths.operator_sock}",
+            "not-allowed", f"permission denied on {sock_path}",
             "this daemon belongs to another user; ask them to add you to its [team] group",
         ) from None
     except (FileNotFoundError, ConnectionRefusedError):
@@ -104,8 +106,10 @@ def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = 
     proc = start_daemon(paths, config_file)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        with contextlib.suppress(FileNotFoundError, ConnectionRefusedError):
-            return open_socket(paths.operator_sock)
+        try:
+            return open_socket(sock_path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            pass
         code = proc.poll()
         if code is not None and code != 3:  # 3: another daemon won the race; keep trying
             raise ClientError(
@@ -114,7 +118,7 @@ def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = 
             )
         time.sleep(0.05)
     raise ClientError("daemon-timeout", f"the daemon did not answer within {START_TIMEOUT_S:.0f}s",
-                      f"see {paths.daemon_log}")
+                      f"see {paths.text('daemon_log')}")
 
 
 class Client:
@@ -127,9 +131,11 @@ class Client:
         self._ids = itertools.count(1)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
+        try:
             self.file.close()
             self.sock.close()
+        except OSError:
+            pass
 
     def __enter__(self) -> Client:
         return self
@@ -140,19 +146,19 @@ class Client:
     def _send(self, op: str, args: dict[str, Any]) -> int:
         req_id = next(self._ids)
         try:
-            self.sock.sendall(protocol.encode(protocol.request(req_id, op, args)))
+            self.sock.sendall(wire.encode(wire.request(req_id, op, args)))
         except (BrokenPipeError, ConnectionResetError):
             raise closed(self.paths) from None
         return req_id
 
     def _read(self) -> dict[str, Any]:
         try:
-            line = self.file.readline(protocol.OPERATOR_MAX_LINE + 1)
+            line = self.file.readline(wire.OPERATOR_MAX_LINE + 1)
         except ConnectionResetError:  # the daemon went away with our request unread
             raise closed(self.paths) from None
         if not line:
             raise closed(self.paths)
-        return protocol.decode(line)
+        return wire.decode(line)
 
     def call(self, op: str, **args: Any) -> Any:
         result = None

@@ -28,10 +28,10 @@ from console.config.bounds import Bounds, capped
 from console.daemon.inbox import EVENT_POLICY, EVENT_REFUSED_OP, Inbox
 from console.daemon.requests import Outcome, check_request
 from console.policy import Decision, Provenance
-from console.protocol import (
+from console.protocol import ErrorCode, Failure
+from console.text import printable
+from console.wire import (
     AGENT_MAX_LINE,
-    ErrorCode,
-    Failure,
     MessageRefused,
     ProtocolError,
     encode,
@@ -40,7 +40,6 @@ from console.protocol import (
     parse_request,
     read_message,
 )
-from console.text import printable
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from console import protocol
+from console import wire
 from console.config import bounds
 from console.config import load as config_mod
 from console.daemon import log as daemon_log
@@ -30,7 +30,8 @@ from console.daemon.ops.base import Send
 from console.daemon.ops.table import dispatch
 from console.daemon.peers import Peer, identify
 from console.paths import Paths
-from console.protocol import Failure, MessageRefused, ProtocolError
+from console.protocol import Failure
+from console.wire import MessageRefused, ProtocolError
 
 log = logging.getLogger("pilothouse.daemon")
 
@@ -74,7 +75,7 @@ class Daemon:
         old_umask = os.umask(0o177)
         try:
             self._server = await asyncio.start_unix_server(
-                self._serve_connection, path=str(sock_path), limit=protocol.OPERATOR_MAX_LINE
+                self._serve_connection, path=str(sock_path), limit=wire.OPERATOR_MAX_LINE
             )
         finally:
             os.umask(old_umask)
@@ -156,7 +157,7 @@ class Daemon:
             f"user {peer.user} may not use this Pilothouse daemon",
             "ask its owner to add you to the [team] group in the config",
         )
-        writer.write(protocol.encode(protocol.error(None, failure)))
+        writer.write(wire.encode(wire.error(None, failure)))
         await writer.drain()
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
@@ -165,28 +166,28 @@ class Daemon:
 
         async def send(message: dict[str, Any]) -> None:
             async with send_lock:
-                writer.write(protocol.encode(message))
+                writer.write(wire.encode(message))
                 await writer.drain()
 
         streams: set[asyncio.Task[None]] = set()
         try:
             while True:
                 try:
-                    msg = await protocol.read_message(reader, protocol.OPERATOR_MAX_LINE)
+                    msg = await wire.read_message(reader, wire.OPERATOR_MAX_LINE)
                 except MessageRefused as exc:
                     log.warning("operator.sock: refused input from %s: %s", peer.user, exc)
-                    await send(protocol.error(None, Failure("bad-message", str(exc))))
+                    await send(wire.error(None, Failure("bad-message", str(exc))))
                     await _linger(reader, writer)
                     return
                 except ProtocolError as exc:
-                    await send(protocol.error(None, Failure("bad-message", str(exc))))
+                    await send(wire.error(None, Failure("bad-message", str(exc))))
                     continue
                 if msg is None:
                     return
                 try:
-                    req_id, op, args = protocol.parse_request(msg)
+                    req_id, op, args = wire.parse_request(msg)
                 except ProtocolError as exc:
-                    await send(protocol.error(msg.get("id"), Failure("bad-request", str(exc))))
+                    await send(wire.error(msg.get("id"), Failure("bad-request", str(exc))))
                     continue
                 # Each request runs on its own so a long stream (logs -f) does not block others.
                 t = asyncio.create_task(self._one(send, peer, req_id, op, args))
@@ -200,14 +201,14 @@ class Daemon:
         assert self.core is not None
         try:
             result = await dispatch(self.core, peer, op, args, send)
-            await send(protocol.ok(req_id, result))
+            await send(wire.ok(req_id, result))
         except Failure as failure:
-            await send(protocol.error(req_id, failure))
+            await send(wire.error(req_id, failure))
         except (ConnectionError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug: report it to the peer and the log, keep serving
             log.exception("operation %s failed", op)
-            await send(protocol.error(req_id, Failure(
+            await send(wire.error(req_id, Failure(
                 "internal", f"{op} failed inside the daemon: {exc.__class__.__name__}: {exc}",
                 f"see {self.paths.daemon_log}",
             )))

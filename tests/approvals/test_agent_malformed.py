@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from console.protocol import AGENT_MAX_LINE
+from console.wire import AGENT_MAX_LINE
 from tests.conftest import Daemon
 
 from .conftest import WAIT, AgentServer

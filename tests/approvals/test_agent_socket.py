@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from console.daemon.inbox import EVENT_CANCELLED, EVENT_POLICY, EVENT_REFUSED, EVENT_REFUSED_OP
-from console.protocol import AGENT_MAX_LINE, encode, request
+from console.wire import AGENT_MAX_LINE, encode, request
 
 from .conftest import WAIT, AgentServer, next_pending
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from console.cli.main import WHERE, main
-from console.cli.parsing import Command, Group, argument, group, int_range, option, pass_obj
+from console.cli.parsing import Command, Group, argument, group, option, pass_obj
+from console.cli.value_types import int_range
 from tests.conftest import BIN, Daemon
 from tests.core.cli_invoke import invoke
 
@@ -191,7 +192,68 @@ def _loaded(env: dict[str, str], *args: str) -> dict:
     return json.loads(done.stderr.strip().splitlines()[-1])
 
 
-def test_no_start_loads_click_and_version_loads_no_argparse(daemon: Daemon) -> None:
-    assert _loaded(daemon.env, "--version") == {"code": 0, "loaded": []}
-    for args in (["ps", "--json"], ["approvals", "--json"], ["status"], ["--help"]):
+def test_no_start_loads_click_and_flags_alone_load_no_argparse(daemon: Daemon) -> None:
+    # Words that are all on/off flags are read without a parser (Command.flags_only).
+    for args in (["--version"], ["ps", "--json"], ["ps", "-a", "--json"], ["approvals", "--json"],
+                 ["status"]):
+        assert _loaded(daemon.env, *args) == {"code": 0, "loaded": []}, args
+    for args in (["--help"], ["approvals", "--run", "nosuchrun", "--json"], ["ps", "--help"]):
         assert _loaded(daemon.env, *args) == {"code": 0, "loaded": ["argparse"]}, args
+
+
+def _flag_words(command: Command) -> list[str]:
+    return [flag for p in command.params if p.is_flag for flag in p.flags]
+
+
+def _leaf_commands(top: Group) -> Iterator[tuple[str, Command]]:
+    for words in COMMANDS:
+        found: Command = top
+        for word in words:
+            found = found.commands[word]  # type: ignore[attr-defined]
+        if not isinstance(found, Group):
+            yield " ".join(words), found
+
+
+def test_flags_only_reads_what_argparse_reads_for_every_command() -> None:
+    import itertools
+
+    fast: set[str] = set()
+    for name, command in _leaf_commands(main):
+        flags = _flag_words(command)
+        tries = [[]] + [[f] for f in flags] + [list(pair) for pair in itertools.permutations(flags, 2)]
+        tries += [[f, f] for f in flags] + [["--nope"], ["x"], ["-"], ["--json=1"], ["-h"]]
+        for words in tries:
+            got = command.flags_only(words)
+            if got is None:
+                continue
+            fast.add(name)
+            parsed = vars(command.parser(f"pilothouse {name}").parse_intermixed_args(words))
+            assert got == parsed, (name, words)
+        for words in (["--nope"], ["x"], ["-h"], ["--json=1"]):
+            assert command.flags_only(words) is None, (name, words)
+    assert {"ps", "approvals", "status", "grants"} <= fast  # taken, not only declined
+
+
+def test_flags_only_declines_what_argparse_would_convert_or_require() -> None:
+    @group("top")
+    def top() -> None:
+        pass
+
+    @top.command()
+    @option("--count", type=int, default="3")  # a string default argparse converts to 3
+    @option("--on", is_flag=True)
+    def converts(count: int, on: bool) -> None:
+        pass
+
+    @top.command()
+    @option("--name", required=True)
+    def requires(name: str) -> None:
+        pass
+
+    @top.command()
+    @argument("what", nargs="*")
+    def positional(what: list[str]) -> None:
+        pass
+
+    for name in ("converts", "requires", "positional"):
+        assert top.commands[name].flags_only([]) is None, name

@@ -130,3 +130,35 @@ def test_the_packaging_metadata_takes_the_version_from_the_package() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
     assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "console.__version__"}
+
+
+# What `ps --json` and `approvals --json` may not load: each of these was milliseconds of every
+# call a script makes in a loop (issue 17; `python -X importtime`). json and re (through json's
+# own regexes) for the wire and the output, enum (the protocol's vocabulary, and re's flags),
+# pathlib (paths), argparse (with gettext and locale) for two flags, collections, contextlib and
+# functools for a mapping base class, a suppress() and a wraps().
+NOT_ON_THE_SCRIPT_PATH = ("json", "re", "enum", "pathlib", "argparse", "gettext", "locale",
+                          "collections", "contextlib", "functools", "typing", "dataclasses",
+                          "asyncio", "socket", "platformdirs")
+
+LEAN_PROBE = f"""
+import sys
+sys.path.insert(0, {str(REPO)!r})
+from console.cli.main import main
+try:
+    main(sys.argv[1:], prog_name="pilothouse")
+except SystemExit as exc:
+    code = exc.code
+loaded = sorted(m for m in {NOT_ON_THE_SCRIPT_PATH!r} if m in sys.modules)
+sys.stderr.write(repr((code, loaded)) + "\\n")
+"""
+
+
+def test_ps_and_approvals_json_load_no_stdlib_they_can_do_without(daemon: Daemon) -> None:
+    # -S: as installed, without the development venv's editable finder (pathlib, re).
+    for args in (["ps", "--json"], ["ps", "-a", "--json"], ["approvals", "--json"]):
+        done = subprocess.run([sys.executable, "-S", "-c", LEAN_PROBE, *args], env=daemon.env,
+                              capture_output=True, text=True, timeout=60)
+        code, loaded = eval(done.stderr.strip().splitlines()[-1])  # noqa: S307 - our own repr
+        assert (code, loaded) == (0, []), (args, done.stderr)
+        assert json.loads(done.stdout) == [], args

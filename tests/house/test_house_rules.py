@@ -53,7 +53,7 @@ def test_no_module_is_past_the_size_of_one_job():
 
 def test_console_top_level_is_a_handful_of_modules():
     top = sorted(p.name for p in (ROOT / "console").iterdir() if p.suffix == ".py")
-    assert top == ["__init__.py", "__main__.py", "paths.py", "protocol.py", "text.py"]
+    assert top == ["__init__.py", "__main__.py", "paths.py", "protocol.py", "text.py", "wire.py"]
 
 
 def test_graph_script_sees_a_circle_and_type_checking_imports(tmp_path):

@@ -8,7 +8,7 @@ import os
 import time
 from typing import Any
 
-from console import __version__, protocol
+from console import __version__, wire
 from console.daemon.core import Core
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg
 from console.daemon.peers import Peer
@@ -20,7 +20,7 @@ log = logging.getLogger("pilothouse.ops")
 async def hello(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     cfg = core.config.cfg
     return {
-        "daemon": __version__, "protocol": protocol.VERSION, "pid": os.getpid(),
+        "daemon": __version__, "protocol": wire.VERSION, "pid": os.getpid(),
         "user": peer.user, "role": peer.role, "home": str(core.paths.runtime_dir.parent),
         "uptime_s": round(time.time() - core.life.started_at, 1), "config_files": cfg.files,
         "config_error": core.reloader.error,
@@ -48,10 +48,10 @@ async def subscribe(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     before the dot), an exact kind such as run.state, or * for all."""
     topics = arg(args, "topics", list, ["*"])
     sub = core.bus.subscribe(topics, run_id=arg(args, "run", str, None))
-    await send(protocol.event({"kind": "subscribed", "topics": topics}))
+    await send(wire.event({"kind": "subscribed", "topics": topics}))
     try:
         while True:
-            await send(protocol.event(await sub.get()))
+            await send(wire.event(await sub.get()))
     finally:
         core.bus.unsubscribe(sub)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from console import protocol
+from console import wire
 from console.daemon.core import Core
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg
 from console.daemon.peers import Peer
@@ -51,7 +51,7 @@ async def export_op(core: Core, peer: Peer, args: Args, send: Send) -> Any:
             return {"rows": total}
         total += len(batch)
         after = batch[-1]["id"]
-        await send(protocol.event({"kind": "export.rows", "rows": batch}))
+        await send(wire.event({"kind": "export.rows", "rows": batch}))
 
 
 async def audit_verify(core: Core, peer: Peer, args: Args, send: Send) -> Any:

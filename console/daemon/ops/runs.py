@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from console import protocol
+from console import wire
 from console.daemon.core import Core
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg
 from console.daemon.peers import Peer
@@ -84,7 +84,7 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
            if follow and not search else None)
 
     async def send_lines(rows: list[dict[str, Any]]) -> None:
-        await send(protocol.event({"kind": "run.output", "run_id": run_id,
+        await send(wire.event({"kind": "run.output", "run_id": run_id,
                                    "lines": [r["line"] for r in rows]}))
 
     try:
@@ -117,11 +117,11 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
                     event = {**event, "first": seen, "lines": event["lines"][seen - event["first"] :]}
                     if not event["lines"]:
                         continue
-                await send(protocol.event(event))
+                await send(wire.event(event))
             elif event["kind"] == "run.state" and event["run"]["state"] not in LIVE_STATES:
                 return {"run": run_id, "state": event["run"]["state"], "exit_code": event["run"]["exit_code"]}
             elif event["kind"] == "bus.dropped":
-                await send(protocol.event(event))
+                await send(wire.event(event))
     finally:
         if sub is not None:
             core.bus.unsubscribe(sub)

@@ -1,0 +1,64 @@
+"""Value types for options and arguments: what argparse calls on each word, a refusal naming
+the value and the bound (`--tail x`, `--port 70000`, a file given where a folder is wanted)."""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+
+class Choice:
+    def __init__(self, values: Sequence[str]) -> None:
+        self.values = list(values)
+
+
+class Range:
+    """A number within bounds (either may be None); int or float."""
+
+    def __init__(self, kind: type, low: float | None = None, high: float | None = None) -> None:
+        self.kind, self.low, self.high = kind, low, high
+        self.__name__ = kind.__name__  # argparse's "invalid int value: 'x'"
+
+    def __call__(self, text: str) -> Any:
+        from argparse import ArgumentTypeError
+
+        value = self.kind(text)
+        if self.low is not None and value < self.low:
+            raise ArgumentTypeError(f"{text} is smaller than the minimum {self.low}")
+        if self.high is not None and value > self.high:
+            raise ArgumentTypeError(f"{text} is larger than the maximum {self.high}")
+        return value
+
+
+def int_range(low: int | None = None, high: int | None = None) -> Range:
+    return Range(int, low, high)
+
+
+def float_range(low: float | None = None, high: float | None = None) -> Range:
+    return Range(float, low, high)
+
+
+class PathType:
+    """A path that need not exist; where it does, it must be the right kind."""
+
+    __name__ = "path"
+
+    def __init__(self, *, file_okay: bool = True, dir_okay: bool = True) -> None:
+        self.file_okay, self.dir_okay = file_okay, dir_okay
+
+    def __call__(self, text: str) -> str:
+        from argparse import ArgumentTypeError
+
+        if not self.file_okay and os.path.isfile(text):
+            raise ArgumentTypeError(f"{text!r} is a file (give a folder)")
+        if not self.dir_okay and os.path.isdir(text):
+            raise ArgumentTypeError(f"{text!r} is a folder (give a file)")
+        return text
+
+
+def path(*, file_okay: bool = True, dir_okay: bool = True) -> PathType:
+    return PathType(file_okay=file_okay, dir_okay=dir_okay)
