@@ -2,7 +2,8 @@
 
 Everything (database, HMAC key, sockets, run folders, logs) lives under one root when
 PILOTHOUSE_HOME is set, which is what the tests and several parallel installs rely on.
-Without it, the platformdirs locations of the user are used.
+Without it, the user's XDG places (as platformdirs gives them; worked out here, see
+_user_paths).
 
 Kept as text and handed out as pathlib.Path on first use: a CLI start that only needs the
 socket (`ps --json`) asks for `text("operator_sock")` and never imports pathlib, which with
@@ -12,6 +13,7 @@ re, fnmatch and urllib.parse behind it costs about 5 ms of it (issue 17).
 from __future__ import annotations
 
 import os
+import stat
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
@@ -127,7 +129,7 @@ class Paths:
 
 
 def resolve(home: str | os.PathLike[str] | None = None) -> Paths:
-    """Paths for this process: explicit home, then PILOTHOUSE_HOME, then platformdirs."""
+    """Paths for this process: explicit home, then PILOTHOUSE_HOME, then the XDG places."""
     root = home if home is not None else os.environ.get("PILOTHOUSE_HOME")
     override = os.environ.get("PILOTHOUSE_CONFIG")
     config = os.path.expanduser(override) if override else None
@@ -141,17 +143,52 @@ def resolve(home: str | os.PathLike[str] | None = None) -> Paths:
             log_dir=os.path.join(base, "log"),
             config_file=config or os.path.join(base, "config.toml"),
         )
-    import platformdirs  # only without a PILOTHOUSE_HOME; a CLI start pays it otherwise
+    return _user_paths(config)
 
-    dirs = platformdirs.PlatformDirs(APP, appauthor=False)
-    state = dirs.user_state_dir
-    # Without XDG_RUNTIME_DIR (root, cron, some SSH set-ups) platformdirs falls back to a
-    # shared /tmp path; keep the socket folder in the user's own state folder instead.
-    runtime = dirs.user_runtime_dir if os.environ.get("XDG_RUNTIME_DIR") else os.path.join(state, "run")
+
+def _user_paths(config: str | None) -> Paths:
+    """The XDG places platformdirs gives (tests/core/test_paths.py holds them equal), worked
+    out here: importing platformdirs (pathlib, tempfile, random, shutil) took about 20 ms of
+    every CLI start without PILOTHOUSE_HOME, longer than Python's own start (issue 17)."""
+    state = os.path.join(_xdg("XDG_STATE_HOME", ".local/state"), APP)
+    # The socket folder goes in XDG_RUNTIME_DIR only where that is ours alone; without it (root,
+    # cron, some SSH set-ups), or when it is not, in the user's own state folder: never a
+    # shared /tmp path, which platformdirs would fall back to.
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    runtime = os.path.join(runtime, APP) if _private_dir(runtime) else os.path.join(state, "run")
     return Paths(
-        data_dir=dirs.user_data_dir,
+        data_dir=os.path.join(_xdg("XDG_DATA_HOME", ".local/share"), APP),
         runtime_dir=runtime,
         runs_dir=os.path.join(state, "runs"),
-        log_dir=dirs.user_log_dir,
-        config_file=config or os.path.join(dirs.user_config_dir, "config.toml"),
+        log_dir=os.path.join(state, "log"),
+        config_file=config or os.path.join(_xdg("XDG_CONFIG_HOME", ".config"), APP, "config.toml"),
     )
+
+
+def _xdg(variable: str, under_home: str) -> str:
+    """An XDG base folder: the variable when it holds an absolute path (the specification
+    says to ignore a relative one), else its default under the home folder."""
+    value = os.environ.get(variable, "")
+    return value if os.path.isabs(value) else os.path.join(_home(), under_home)
+
+
+def _home() -> str:
+    """HOME when absolute; else (unset, or relative) the account's home, as platformdirs."""
+    home = os.environ.get("HOME", "")
+    if os.path.isabs(home):
+        return home.rstrip("/") or "/"
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_dir
+
+
+def _private_dir(path: str) -> bool:
+    """An absolute path to a folder (not a link to one) of this user's, closed to others (0700)."""
+    if not os.path.isabs(path):
+        return False
+    try:
+        info = os.lstat(path.rstrip("/") or "/")
+    except OSError:
+        return False
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
+            and stat.S_IMODE(info.st_mode) == 0o700)

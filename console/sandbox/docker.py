@@ -201,7 +201,7 @@ class DockerBackend:
 
     def __init__(self, client: Any = None, owner: str | None = None) -> None:
         """owner: owner_key() of the runs folder whose leftovers reconcile may remove
-        (default: this process's PILOTHOUSE_HOME / platformdirs runs folder)."""
+        (default: this process's PILOTHOUSE_HOME's or the user's runs folder)."""
         self._client = client
         self.owner = owner or default_owner()
         self._usable: tuple[bool, str] | None = None
