@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import sys
 
+from console.cli.plain_words import NOT_GIVEN, read_plainly
+
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
     import argparse
@@ -124,9 +126,6 @@ class Param:
             raise UsageError(f"argument {name}: invalid {kind} value: {word!r}") from None
 
 
-NOT_GIVEN = object()  # an argument not given before `--` (the words after it may give it)
-
-
 def _params(fn: Any) -> list[Param]:
     if not hasattr(fn, "cli_params"):
         fn.cli_params = []
@@ -202,7 +201,7 @@ class Command:
             # before it, then the variadic one (argparse's intermixed parse would drop them).
             cut = argv.index("--")
             argv, tail = argv[:cut], argv[cut + 1:]
-        values = self.flags_only(argv) if tail is None else None
+        values = self.read_plainly(argv, tail_given=tail is not None)
         if values is None:
             parser = self.parser(prog, tail_given=tail is not None)
             values = vars(parser.parse_intermixed_args(argv))
@@ -217,30 +216,9 @@ class Command:
                 kwargs[param.dest] = value
         return self.invoke(obj, **kwargs)
 
-    def flags_only(self, argv: list[str]) -> dict[str, Any] | None:
-        """What argparse makes of words that are all on/off flags of this command (`ps -a
-        --json`), without building a parser: argparse, with gettext and locale, is about 2.5 ms
-        of a start that scripts repeat (issue 17). None for any other words, or where argparse
-        would do more than take the defaults (a positional argument, a required option, a
-        string default it would convert); argparse then parses them.
-        tests/core/test_cli_parsing.py holds the two equal for every command."""
-        values: dict[str, Any] = {}
-        flags: dict[str, str] = {}
-        for param in self.params:
-            if not param.flags or param.required:
-                return None
-            if param.is_flag:
-                values[param.dest] = False  # store_true's default
-                flags.update(dict.fromkeys(param.flags, param.dest))
-            elif isinstance(param.default, str) and param.type is not None:
-                return None
-            else:
-                values[param.dest] = param.default
-        for word in argv:
-            if word not in flags:
-                return None
-            values[flags[word]] = True
-        return values
+    def read_plainly(self, argv: list[str], *, tail_given: bool = False) -> dict[str, Any] | None:
+        """argparse's values for plain words without argparse (console.cli.plain_words)."""
+        return read_plainly(self.params, argv, tail_given=tail_given)
 
     def fill(self, values: dict[str, Any], tail: list[str]) -> None:
         """The arguments not given before `--` from the words after it, in order."""
@@ -350,7 +328,7 @@ class Group(Command):
         values = {p.dest: p.default for p in self.params}
         if own:
             try:
-                parsed = vars(self.parser(prog).parse_args(own))
+                parsed = self.read_plainly(own) or vars(self.parser(prog).parse_args(own))
             except UsageError as exc:
                 exc.prog = prog
                 raise

@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from console.cli.main import WHERE, main
-from console.cli.parsing import Command, Group, argument, group, option, pass_obj
+from console.cli.parsing import Command, Group, UsageError, argument, group, option, pass_obj
 from console.cli.value_types import int_range
 from tests.conftest import BIN, Daemon
 from tests.core.cli_invoke import invoke
@@ -192,17 +194,13 @@ def _loaded(env: dict[str, str], *args: str) -> dict:
     return json.loads(done.stderr.strip().splitlines()[-1])
 
 
-def test_no_start_loads_click_and_flags_alone_load_no_argparse(daemon: Daemon) -> None:
-    # Words that are all on/off flags are read without a parser (Command.flags_only).
+def test_no_start_loads_click_and_plain_words_load_no_argparse(daemon: Daemon) -> None:
+    # Plain words are read without a parser (console/cli/plain_words.py).
     for args in (["--version"], ["ps", "--json"], ["ps", "-a", "--json"], ["approvals", "--json"],
-                 ["status"]):
+                 ["status"], ["approvals", "--run", "nosuchrun", "--json"]):
         assert _loaded(daemon.env, *args) == {"code": 0, "loaded": []}, args
-    for args in (["--help"], ["approvals", "--run", "nosuchrun", "--json"], ["ps", "--help"]):
+    for args in (["--help"], ["ps", "--help"]):
         assert _loaded(daemon.env, *args) == {"code": 0, "loaded": ["argparse"]}, args
-
-
-def _flag_words(command: Command) -> list[str]:
-    return [flag for p in command.params if p.is_flag for flag in p.flags]
 
 
 def _leaf_commands(top: Group) -> Iterator[tuple[str, Command]]:
@@ -214,27 +212,57 @@ def _leaf_commands(top: Group) -> Iterator[tuple[str, Command]]:
             yield " ".join(words), found
 
 
-def test_flags_only_reads_what_argparse_reads_for_every_command() -> None:
-    import itertools
-
-    fast: set[str] = set()
-    for name, command in _leaf_commands(main):
-        flags = _flag_words(command)
-        tries = [[]] + [[f] for f in flags] + [list(pair) for pair in itertools.permutations(flags, 2)]
-        tries += [[f, f] for f in flags] + [["--nope"], ["x"], ["-"], ["--json=1"], ["-h"]]
-        for words in tries:
-            got = command.flags_only(words)
-            if got is None:
-                continue
-            fast.add(name)
-            parsed = vars(command.parser(f"pilothouse {name}").parse_intermixed_args(words))
-            assert got == parsed, (name, words)
-        for words in (["--nope"], ["x"], ["-h"], ["--json=1"]):
-            assert command.flags_only(words) is None, (name, words)
-    assert {"ps", "approvals", "status", "grants"} <= fast  # taken, not only declined
+LEAVES = dict(_leaf_commands(main))
+VALUES = ["x", "7", "-3", "2.5", "jsonl", "exec", "allow", "1h", "/tmp", "", "a b"]
 
 
-def test_flags_only_declines_what_argparse_would_convert_or_require() -> None:
+def _tokens(command: Command) -> list[list[str]]:
+    """Word groups a person might type to this command: flags, options with values (apart
+    and with =), positional words, and words argparse refuses."""
+    out: list[list[str]] = [["pos"], ["other"], ["3"], ["-"], ["--nope"], ["-z"], ["--"]]
+    for param in command.params:
+        for flag in param.flags:
+            if param.is_flag:
+                out += [[flag], [f"{flag}=1"]]
+            else:
+                out += [[flag, v] for v in VALUES] + [[flag]]
+                if flag.startswith("--"):
+                    out += [[f"{flag}={v}"] for v in VALUES[:4]]
+    return out
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+@pytest.mark.parametrize("name", sorted(LEAVES))
+def test_plain_words_read_as_argparse_reads_them(name: str, data: st.DataObject) -> None:
+    command = LEAVES[name]
+    groups = data.draw(st.lists(st.sampled_from(_tokens(command)), max_size=5))
+    argv = [word for group in groups for word in group]
+    tail = "--" in argv
+    head = argv[: argv.index("--")] if tail else argv
+    got = command.read_plainly(head, tail_given=tail)
+    try:
+        want = vars(command.parser(f"pilothouse {name}", tail_given=tail).parse_intermixed_args(head))
+    except UsageError:
+        assert got is None, (name, argv)
+        return
+    if got is not None:
+        assert got == want, (name, argv)
+
+
+def test_the_commands_people_repeat_are_read_without_argparse() -> None:
+    plain = {
+        "ps": ["-a", "--json"], "approvals": ["--run", "r1", "--json"],
+        "run": ["--wait", "-w", "/tmp", "bench"], "approve": ["req1"], "deny": ["req1"],
+        "logs": ["r1", "-n", "20"], "stop": ["r1"], "status": [],
+    }
+    for name, argv in plain.items():
+        assert LEAVES[name].read_plainly(argv) is not None, name
+    assert LEAVES["run"].read_plainly(["--wait", "bench"], tail_given=True) is not None
+    assert main.read_plainly(["--config", "/tmp/x.toml"]) == {"config": "/tmp/x.toml"}
+
+
+def test_plain_words_decline_what_argparse_would_convert_or_require() -> None:
     @group("top")
     def top() -> None:
         pass
@@ -255,5 +283,6 @@ def test_flags_only_declines_what_argparse_would_convert_or_require() -> None:
     def positional(what: list[str]) -> None:
         pass
 
-    for name in ("converts", "requires", "positional"):
-        assert top.commands[name].flags_only([]) is None, name
+    for name in ("converts", "requires"):
+        assert top.commands[name].read_plainly([]) is None, name
+    assert top.commands["positional"].read_plainly(["a", "-b"]) is None
