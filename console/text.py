@@ -14,7 +14,6 @@ in caret or \\x notation, so OSC 52, OSC 8, cursor moves and DCS are visible tex
 
 from __future__ import annotations
 
-import re
 import time
 import unicodedata
 
@@ -23,8 +22,17 @@ if TYPE_CHECKING:
     from typing import Any
 
 _NAMES = {"\x00": "NUL", "\t": "TAB", "\n": "LF", "\r": "CR", "\x1b": "ESC", "\x7f": "DEL"}
-_BLANK_RUN = re.compile(r" {3,}")
+_BLANK_RUN = r" {3,}"
 AGENT_WORDS_MAX = 60
+
+
+def _pattern(source: str) -> Any:
+    """source compiled (re keeps what it compiled). re is imported here, on first need: text
+    that is all printable, most lines of most runs, never needs it, and `import re` is about
+    4 ms of a CLI start (`run --wait`, issue 17)."""
+    import re
+
+    return re.compile(source)
 
 
 def _escape_char(ch: str) -> str:
@@ -62,7 +70,7 @@ def shown(text: Any, limit: int | None = None) -> str:
     counted, a cut marked with how much was cut."""
     raw = "" if text is None else str(text)
     escaped = "".join(_escape_char(ch) for ch in raw)
-    collapsed = _BLANK_RUN.sub(lambda m: f" ⟨{len(m.group())} spaces⟩ ", escaped)
+    collapsed = _pattern(_BLANK_RUN).sub(lambda m: f" ⟨{len(m.group())} spaces⟩ ", escaped)
     return cut(collapsed, limit)
 
 
@@ -98,7 +106,7 @@ def request_line(req: dict[str, Any], limit: int | None = None) -> str:
 
 
 # Run output: colour kept, every other control shown.
-_SGR = re.compile(r"\x1b\[[0-9;:]*m")
+_SGR = r"\x1b\[[0-9;:]*m"
 
 
 def _visible(code: int) -> str:
@@ -119,7 +127,7 @@ def neutralise(text: str, *, colour: bool = True) -> str:
         return text
     out = []
     pos = 0
-    for m in _SGR.finditer(text):
+    for m in _pattern(_SGR).finditer(text):
         out.append(text[pos:m.start()].translate(_TABLE))
         if colour:
             out.append(m.group())
