@@ -78,3 +78,29 @@ def test_malformed_operator_input_gets_an_error_and_no_traceback(daemon: Daemon)
         assert reply["error"]["code"] in ("bad-message", "bad-request"), reply
     assert daemon.cli("status").returncode == 0
     assert "Traceback" not in (daemon.home / "daemon-test.log").read_text()
+
+
+NOT_UTF8 = {
+    "utf16": '{"v":1,"id":1,"op":"status","args":{}}'.encode("utf-16") + b"\n",
+    "bom": b'\xef\xbb\xbf{"v":1,"id":1,"op":"status","args":{}}\n',
+    "encoded_surrogate": b'{"v":1,"id":1,"op":"ask","args":{"subject":"\xed\xa0\x80"}}\n',
+    "latin1": b'{"v":1,"id":1,"op":"ask","args":{"subject":"caf\xe9"}}\n',
+    "escaped_surrogate": b'{"v":1,"id":1,"op":"ask","args":{"subject":"\\udcff"}}\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_UTF8))
+async def test_a_line_that_is_not_utf8_text_gets_an_error_and_the_connection_goes_on(
+        name: str, agent_server: AgentServer, caplog: pytest.LogCaptureFixture) -> None:
+    # json.loads would have guessed UTF-16 or taken the byte-order mark and the encoded
+    # surrogate; the wire reads UTF-8 only, and says so without a traceback.
+    caplog.set_level(logging.DEBUG)
+    reader, writer = await asyncio.open_unix_connection(str(agent_server.path))
+    writer.write(NOT_UTF8[name] + b'{"v":1,"id":2,"op":"status","args":{"request_id":"x"}}\n')
+    await writer.drain()
+    first = json.loads(await asyncio.wait_for(reader.readline(), WAIT))
+    second = json.loads(await asyncio.wait_for(reader.readline(), WAIT))
+    writer.close()
+    assert first["id"] is None and first["error"]["code"] == "bad-message", first
+    assert second["id"] == 2, second  # answered: the connection went on
+    assert not [r for r in caplog.records if r.exc_info]
