@@ -130,11 +130,20 @@ CLAUDE_MANAGED_SETTINGS: dict = {
 }
 
 
-def managed_settings(host_file: Path = Path("/etc/claude-code/managed-settings.json")) -> dict:
+HOST_MANAGED_SETTINGS = Path("/etc/claude-code/managed-settings.json")
+
+
+def run_file_sources() -> tuple[Path, ...]:
+    """The files install_run_files reads: a run folder made from them is stale once one of
+    them changes (console/sandbox/spare_folders.py)."""
+    return (DEMO_SCRIPT, DEMO_PROJECT, HOST_MANAGED_SETTINGS)
+
+
+def managed_settings(host_file: Path | None = None) -> dict:
     """Ours, merged into the host's own managed settings when it has them (an organisation's
     policy must survive inside the sandbox): our PreToolUse hook is added to theirs."""
     try:
-        host = json.loads(host_file.read_text())
+        host = json.loads((host_file or HOST_MANAGED_SETTINGS).read_text())
     except (OSError, ValueError):
         host = None
     if not isinstance(host, dict):

@@ -54,6 +54,12 @@ class Context:
         else:
             render(value)
 
+    def emit_for_scripts(self, fetch: Callable[[], Any]) -> None:
+        """Output only a script wants (a person has just read it all): with --json, fetch()
+        printed as JSON; otherwise nothing, and fetch (a round trip to the daemon) is not run."""
+        if self.json:
+            echo(dumps(fetch()))
+
     def say(self, text: str, *, err: bool = False) -> None:
         """A line only a person needs (progress, a preview): nothing with --json."""
         if not self.json:

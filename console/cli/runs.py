@@ -47,8 +47,7 @@ def run(c: Context, profile: str, command: tuple[str, ...], workspace: str | Non
             return
         c.say(f"[pilothouse] run {record['id']} ({record['profile']} in {record['backend']})", err=True)
         code = follow_output(client, record["id"], quiet=c.json)
-        # A script gets the final record; a person has just read the output itself.
-        c.emit(client.call("run.get", run=record["id"]), lambda _: None)
+        c.emit_for_scripts(lambda: client.call("run.get", run=record["id"]))
     sys.exit(code)
 
 

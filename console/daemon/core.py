@@ -101,7 +101,7 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
 
 async def stop_core(core: Core) -> None:
     core.reloader.stop()
-    await core.runs.stop_all(actor="daemon", grace=2.0)
+    await core.runs.close(actor="daemon", grace=2.0)
     await core.channels.close()
     await core.gpu.stop()
     core.trace.flush()  # trace rows still waiting for their batch

@@ -33,11 +33,11 @@ from console.sandbox.base import (
     SandboxError,
     SandboxHandle,
     SandboxSpec,
-    prepare_run_dir,
     remove_run_dir,
     sandbox_python,
     sweep_removed,
 )
+from console.sandbox.spare_folders import SpareRunFolders, sweep_spares
 from store.runs_table import mark_lost, run_id_taken, runs_in_states, upsert_run
 
 log = logging.getLogger("pilothouse.runs")
@@ -98,6 +98,7 @@ class RunManager:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         # Lines emitted per run, so a follower that read the store can skip what it has seen.
         self.line_counts: dict[str, int] = {}
+        self.folders = SpareRunFolders(paths.runs_dir)
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -179,11 +180,12 @@ class RunManager:
         )
         self.runs[run_id] = run
         # The start is committed before anything runs: a run the history does not know of
-        # must not exist. The run folder is filled meanwhile (in a thread: a dozen small files
-        # wait on the file system's journal as the commit waits on the disk); nothing runs yet.
+        # must not exist. The run folder is filled meanwhile (in a thread: a spare made ahead
+        # of time is renamed into place, else a dozen small files are made, each waiting on
+        # the file system's journal as the commit waits on the disk); nothing runs yet.
+        interpreter = sandbox_python(backend.name)
         setup_notes, _row = await asyncio.gather(
-            asyncio.to_thread(prepare_run_dir, run_dir,
-                              interpreter=sandbox_python(backend.name)),
+            asyncio.to_thread(self.folders.take, run_dir, interpreter),
             self.writer.acommit(
                 "run.started",
                 run_id=run_id,
@@ -221,12 +223,14 @@ class RunManager:
         try:
             handle = await backend.start(spec, prepare)
         except (SandboxError, OSError) as exc:
+            self.folders.refill(interpreter)
             run.state, run.ended_at = "failed", time.time()
             run.notes.append(f"could not start the sandbox: {exc}")
             await self._finish(run, None, profile)
             hint = getattr(exc, "hint", "") or "run: pilothouse doctor"
             raise Failure("sandbox-failed", f"run {run_id} could not start: {exc}", hint) from None
         self.handles[run_id] = handle
+        self.folders.refill(interpreter)  # the next start's folder, made while this one runs
         # The launcher and the sandbox's first process: enough to find what is left after a
         # crash (their descendants), and far cheaper than walking the process tree here.
         run.pids = sorted({p for p in (handle.pid, handle.netns_pid) if p})
@@ -359,11 +363,13 @@ class RunManager:
             await asyncio.wait({task}, timeout=grace + 5)
         return run
 
-    async def stop_all(self, *, actor: str, grace: float = 2.0) -> None:
+    async def close(self, *, actor: str, grace: float = 2.0) -> None:
+        """The daemon stops: every live run stopped, the spare run folders removed."""
         await asyncio.gather(
             *(self.stop(r.id, actor=actor, grace=grace) for r in self.live()),
             return_exceptions=True,
         )
+        await asyncio.to_thread(self.folders.close)
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -392,6 +398,7 @@ class RunManager:
         left (bubblewrap dies with its parent, so normally nothing is) and marked lost."""
 
         await asyncio.to_thread(sweep_removed, self.paths.runs_dir)
+        await asyncio.to_thread(sweep_spares, self.paths.runs_dir)
         rows = await asyncio.wrap_future(
             self.writer.call(lambda conn: runs_in_states(conn, LIVE_STATES)))
         found = []

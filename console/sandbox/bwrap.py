@@ -192,14 +192,22 @@ class BwrapBackend:
             raise SandboxError(
                 f"workspace {spec.workspace} is not a directory", "create it or fix the profile"
             )
+        loop = asyncio.get_running_loop()
         managed_note = ensure_managed_mountpoint()
-        identity, view = await open_view(spec)
         # cgroup names carry the owner key so another daemon's reconcile never touches them.
-        cg_name = f"{owner_key(spec.run_dir.parent)}-{spec.run_id}"
+        limits = self.limiter.create(f"{owner_key(spec.run_dir.parent)}-{spec.run_id}", spec.limits)
+        # Moving a process into a cgroup waits for the kernel: the first write to any
+        # cgroup.procs waits out an RCU grace period (5-15 ms), and writes within about one
+        # more grace period do not. Start that wait now, in a thread, beside the view and
+        # bwrap's own start, so the sandbox's move below is quick (cgroups.py). After the
+        # cgroups are made: the waiting write holds the kernel's cgroup lock, and a mkdir
+        # would wait behind it.
+        if limits.mode in ("v1", "v2"):
+            loop.run_in_executor(None, self.limiter.start_move_early)  # best effort, never fails
         try:
-            limits = self.limiter.create(cg_name, spec.limits)
+            identity, view = await open_view(spec)
         except BaseException:
-            view.close()
+            limits.cleanup()
             raise
         binds = FdBinds()
         try:
@@ -250,9 +258,6 @@ class BwrapBackend:
             raise SandboxError(
                 f"cannot run bubblewrap ({self.bwrap}): {e.strerror}", "pilothouse doctor"
             ) from e
-        # The cgroup move below waits for the kernel; start that wait now, beside bwrap's start.
-        early = asyncio.ensure_future(asyncio.to_thread(self.limiter.start_move_early)) if (
-            limits.mode in ("v1", "v2")) else None  # fmt: skip
         for fd in passed:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -275,17 +280,15 @@ class BwrapBackend:
                     "run `pilothouse doctor` to see why",
                 )
             handle.netns_pid = int(child)
-            # Moving a process between cgroups waits for the kernel (an RCU grace period per
-            # hierarchy): it runs in a thread while the bridge and sockets are made, and the
-            # sandbox is released only once both are done.
-            attaching = asyncio.ensure_future(asyncio.to_thread(_attach, limits, handle.netns_pid))
+            # The move runs in a thread while the bridge and sockets are made, and the sandbox
+            # is released only once both are done. Handed to the thread now, not when the loop
+            # next runs a task: `prepare` below holds the loop for a millisecond or two.
+            attaching = loop.run_in_executor(None, _attach, limits, handle.netns_pid)
             try:
                 if prepare is not None:
                     await prepare(handle)
             finally:
                 refused = await attaching
-                if early is not None:
-                    await early
             if refused is not None:
                 handle.limits_enforced = {k: f"not enforced: {refused}" for k in limits.enforced}
             handle.notes.extend(_limit_notes(handle.limits_enforced))
