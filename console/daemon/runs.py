@@ -33,7 +33,6 @@ from console.sandbox.base import (
     SandboxError,
     SandboxHandle,
     SandboxSpec,
-    remove_run_dir,
     sandbox_python,
     sweep_removed,
 )
@@ -298,7 +297,7 @@ class RunManager:
         self.handles.pop(run.id, None)
         self.tasks.pop(run.id, None)
         self.line_counts.pop(run.id, None)
-        remove_run_dir(self.paths.run_dir(run.id))
+        self.folders.give_back(self.paths.run_dir(run.id))  # kept for a later start
         self._publish_state(run)
 
     async def _pump_output(self, run_id: str, stream: asyncio.StreamReader) -> None:

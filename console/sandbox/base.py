@@ -294,28 +294,32 @@ def remove_run_dir(run_dir: Path) -> None:
         gone = run_dir  # cannot be renamed (busy, or a leftover of that name): removed in place
     if _REMOVER is None:
         _REMOVER = concurrent.futures.ThreadPoolExecutor(1, "pilothouse-rm-run")
-    _REMOVER.submit(_remove_unmounted, gone)
+    _REMOVER.submit(remove_unmounted, gone)
 
 
 def sweep_removed(runs_dir: Path) -> None:
     """Delete run folders a previous daemon set aside but did not finish removing."""
     for p in Path(runs_dir).glob(f"{REMOVED_PREFIX}*"):
-        _remove_unmounted(p)
+        remove_unmounted(p)
 
 
-def _remove_unmounted(folder: Path) -> None:
+def remove_unmounted(folder: Path) -> None:
     """rmtree, unless something is still mounted below (a staged workspace view that could
     not be detached): deleting through it would delete the person's files."""
     import shutil
 
+    if not mounted_below(folder):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def mounted_below(folder: Path) -> bool:
+    """Something is mounted in folder or below it; also True when that cannot be read."""
     inside = str(folder).rstrip("/") + "/"
     try:
         with open("/proc/self/mountinfo") as fh:
-            if any(line.split()[4].replace("\\040", " ").startswith(inside) for line in fh):
-                return
+            return any(line.split()[4].replace("\\040", " ").startswith(inside) for line in fh)
     except OSError:
-        return
-    shutil.rmtree(folder, ignore_errors=True)
+        return True
 
 
 def sandbox_env(spec: SandboxSpec) -> dict[str, str]:

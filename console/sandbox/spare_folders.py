@@ -1,11 +1,20 @@
-"""Run folders made ahead of time: a run's start takes a ready folder with one rename.
+"""Run folders kept for the next start: a run's start takes a ready folder with one rename.
 
-Filling a run folder is about twenty file and folder creations, and on a journalled file system
-each waits on the journal: several milliseconds of every start, before anything may run. One
-spare per helper interpreter (bwrap and a container need different wrappers) is made in a
-thread after a run has started, so the next start finds it. A spare is used only while what it
-was made from is unchanged (the helper, the demo agent, the host's managed Claude settings): a
-spare made before an edit of those is thrown away and the folder made afresh, as without spares.
+Filling a run folder is about twenty file and folder creations, and deleting it at the run's
+end as many removals; each waits on the file system (on ext4 without a journal, inode
+allocation scans past every recently freed inode: a dozen milliseconds of CPU a run on a
+machine that starts runs back to back). So a folder is made once and kept:
+
+- A run's start takes a ready spare for its helper interpreter (bwrap and a container need
+  different wrappers) and renames it into place; with none, the folder is made there as before.
+- At a run's end its folder comes back: set aside under a spare's name at once, then, in a
+  thread, everything the run added (sockets, carried files, mask files, the view's folder) is
+  removed and everything the folder was made with is checked to be as it was made (same inode,
+  mode, size and time). Only then is it a spare again; anything else, or anything mounted below
+  it, and it is deleted (never through a mount) and a new one made. The sandbox sees the folder
+  read-only, so a run cannot change it; the check is for whatever else might have.
+- A spare is used only while what it was made from is unchanged (the helper, the demo agent,
+  the host's managed Claude settings): one made before an edit of those is thrown away.
 
 Spares live in the runs folder (0700) as `.spare-*`: never a run id (ids have no dot), and a
 daemon that dies leaves them to `sweep_spares` at its next start.
@@ -16,15 +25,26 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import secrets
+import shutil
+import stat
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
-from .base import default_helper_src, prepare_run_dir
+from .base import (
+    default_helper_src,
+    mounted_below,
+    prepare_run_dir,
+    remove_run_dir,
+    remove_unmounted,
+)
 
 SPARE_PREFIX = ".spare-"
+POOL = 4  # spares kept per interpreter: enough for runs started together
 
 Inputs = tuple[tuple[int, int, int, int] | None, ...]
+Manifest = dict[str, tuple[int, ...]]  # path in the folder -> what it must still be
 
 
 def folder_inputs(sources: Iterable[Path]) -> Inputs:
@@ -47,47 +67,155 @@ def run_folder_sources() -> tuple[Path, ...]:
     return (default_helper_src(), *run_file_sources())
 
 
+def _signature(st: os.stat_result) -> tuple[int, ...]:
+    # A folder's time moves whenever an entry comes or goes (the run's sockets): not kept.
+    if stat.S_ISDIR(st.st_mode):
+        return (st.st_ino, st.st_mode, st.st_uid)
+    return (st.st_ino, st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns)
+
+
+def manifest_of(folder: Path) -> Manifest:
+    """Every entry of a freshly made run folder ("" is the folder itself)."""
+    out: Manifest = {"": _signature(os.lstat(folder))}
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(parent, name)
+            out[os.path.relpath(path, folder)] = _signature(os.lstat(path))
+    return out
+
+
+def scrub(folder: Path, manifest: Manifest) -> bool:
+    """Remove what is not in the manifest; True when what is left is exactly the manifest.
+    False (nothing removed) when anything is mounted in the folder."""
+    if mounted_below(folder):
+        return False
+    seen = 0
+    for parent, dirs, files in os.walk(folder):
+        rel_parent = os.path.relpath(parent, folder)
+        rel_parent = "" if rel_parent == "." else rel_parent
+        if manifest.get(rel_parent) != _signature(os.lstat(parent)):
+            return False
+        seen += 1
+        for name in list(dirs):
+            rel = os.path.join(rel_parent, name)
+            if rel not in manifest:
+                dirs.remove(name)  # not walked into: removed whole
+                path = os.path.join(parent, name)
+                if os.path.islink(path):
+                    os.unlink(path)
+                else:
+                    shutil.rmtree(path)
+        for name in files:
+            rel = os.path.join(rel_parent, name)
+            path = os.path.join(parent, name)
+            if rel not in manifest:
+                os.unlink(path)
+            elif manifest[rel] != _signature(os.lstat(path)):
+                return False
+            else:
+                seen += 1
+    return seen == len(manifest)
+
+
+def _rehouse(old: Path, manifest: Manifest) -> Path:
+    """A new folder holding old's contents (moved, not copied); old is removed. The folder a
+    run's sandbox was given is never given to another run: a process that outlived its run
+    (none should) and still sees that folder sees it empty, never the next run's sockets."""
+    new = old.with_name(f"{SPARE_PREFIX}{secrets.token_hex(6)}")
+    new.mkdir(mode=0o755)
+    try:
+        os.chmod(new, 0o755)  # whatever the umask
+        for name in (rel for rel in manifest if rel and os.sep not in rel):
+            os.rename(old / name, new / name)
+        old.rmdir()
+    except OSError:
+        remove_unmounted(new)  # what was moved goes too; the caller removes old
+        raise
+    return new
+
+
+@dataclass
+class _Made:
+    """What one run folder was made for and from."""
+
+    interpreter: str | None
+    notes: list[str]
+    made_from: Inputs
+    manifest: Manifest
+
+
 class SpareRunFolders:
     def __init__(self, runs_dir: Path) -> None:
         self.runs_dir = Path(runs_dir)
         self._lock = threading.Lock()
-        # interpreter -> (spare folder, its notes, what it was made from)
-        self._ready: dict[str | None, tuple[Path, list[str], Inputs]] = {}
+        self._ready: dict[str | None, list[tuple[Path, _Made]]] = {}
+        self._lent: dict[Path, _Made] = {}  # run folder -> what it is, until the run ends
         self._filling: set[str | None] = set()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._closed = False
 
-    def ready(self, interpreter: str | None) -> bool:
-        """A spare for `interpreter` is waiting."""
+    def ready(self, interpreter: str | None) -> int:
+        """How many spares for `interpreter` are waiting."""
         with self._lock:
-            return interpreter in self._ready
+            return len(self._ready.get(interpreter, ()))
 
     def take(self, run_dir: Path, interpreter: str | None) -> list[str]:
         """Fill run_dir (made empty by the caller, which reserved the id with it): a ready spare
         renamed over it, else made in place. Returns prepare_run_dir's notes. Blocking: call it
         in a thread."""
         with self._lock:
-            spare = self._ready.pop(interpreter, None)
+            waiting = self._ready.get(interpreter)
+            spare = waiting.pop() if waiting else None
         if spare is not None:
-            path, notes, made_from = spare
-            if made_from == folder_inputs(run_folder_sources()):
+            path, made = spare
+            if made.made_from == folder_inputs(run_folder_sources()):
                 try:
                     os.rename(path, run_dir)  # over the caller's empty folder, in one step
-                    return list(notes)
                 except OSError:
                     pass
-            _remove(path)
-        return prepare_run_dir(run_dir, interpreter=interpreter)
+                else:
+                    with self._lock:
+                        self._lent[run_dir] = made
+                    return list(made.notes)
+            remove_unmounted(path)
+        made_from = folder_inputs(run_folder_sources())  # before: an edit meanwhile shows
+        notes = prepare_run_dir(run_dir, interpreter=interpreter)
+        with self._lock:
+            self._lent[run_dir] = _Made(interpreter, notes, made_from, manifest_of(run_dir))
+        return notes
 
     def refill(self, interpreter: str | None) -> None:
         """Make a spare for `interpreter` in the background, unless one is ready or coming."""
         with self._lock:
-            if self._closed or interpreter in self._ready or interpreter in self._filling:
+            if self._closed or self._ready.get(interpreter) or interpreter in self._filling:
                 return
             self._filling.add(interpreter)
-            if self._pool is None:
-                self._pool = concurrent.futures.ThreadPoolExecutor(1, "pilothouse-spare-run")
-            self._pool.submit(self._fill, interpreter)
+            self._submit(self._fill, interpreter)
+
+    def give_back(self, run_dir: Path) -> None:
+        """A run ended: its folder leaves its place at once (one rename) and becomes a spare
+        in a thread, or is deleted there when it cannot (remove_run_dir)."""
+        with self._lock:
+            made = self._lent.pop(run_dir, None)
+            closed = self._closed
+        if made is None or closed:
+            remove_run_dir(run_dir)
+            return
+        aside = self.runs_dir / f"{SPARE_PREFIX}{secrets.token_hex(6)}"
+        try:
+            os.rename(run_dir, aside)
+        except FileNotFoundError:
+            return
+        except OSError:
+            remove_run_dir(run_dir)
+            return
+        with self._lock:
+            self._submit(self._recycle, aside, made)
+
+    def _submit(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, "pilothouse-spare-run")
+        self._pool.submit(fn, *args)
 
     def _fill(self, interpreter: str | None) -> None:
         path = self.runs_dir / f"{SPARE_PREFIX}{secrets.token_hex(6)}"
@@ -95,41 +223,51 @@ class SpareRunFolders:
             made_from = folder_inputs(run_folder_sources())
             path.mkdir(mode=0o755)
             notes = prepare_run_dir(path, interpreter=interpreter)
+            made = _Made(interpreter, notes, made_from, manifest_of(path))
         except OSError:
-            _remove(path)  # no spare: the next start makes its folder itself
+            remove_unmounted(path)  # no spare: the next start makes its folder itself
             with self._lock:
                 self._filling.discard(interpreter)
             return
         with self._lock:
             self._filling.discard(interpreter)
-            if self._closed:
-                stale = path
-            else:
-                stale = None
-                self._ready[interpreter] = (path, notes, made_from)
-        if stale is not None:
-            _remove(stale)
+        self._keep(path, made)
+
+    def _recycle(self, path: Path, made: _Made) -> None:
+        try:
+            spare = _rehouse(path, made.manifest) if scrub(path, made.manifest) else None
+        except OSError:
+            spare = None
+        if spare is None:
+            remove_unmounted(path)
+            return
+        made.manifest[""] = _signature(os.lstat(spare))
+        self._keep(spare, made)
+
+    def _keep(self, path: Path, made: _Made) -> None:
+        with self._lock:
+            waiting = self._ready.setdefault(made.interpreter, [])
+            kept = not self._closed and len(waiting) < POOL
+            if kept:
+                waiting.append((path, made))
+        if not kept:
+            remove_unmounted(path)
 
     def close(self) -> None:
-        """Stop making spares and remove the ready ones (waits for one being made)."""
+        """Stop keeping spares and remove the ready ones (waits for work under way)."""
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
         with self._lock:
-            ready, self._ready = list(self._ready.values()), {}
-        for path, _notes, _inputs in ready:
-            _remove(path)
+            ready = [path for waiting in self._ready.values() for path, _made in waiting]
+            self._ready = {}
+        for path in ready:
+            remove_unmounted(path)
 
 
 def sweep_spares(runs_dir: Path) -> None:
-    """Remove spares a previous daemon left."""
+    """Remove spares a previous daemon left (never through a mount)."""
     for path in Path(runs_dir).glob(f"{SPARE_PREFIX}*"):
-        _remove(path)
-
-
-def _remove(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+        remove_unmounted(path)

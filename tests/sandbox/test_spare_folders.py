@@ -1,11 +1,14 @@
-"""Run folders made ahead of time (console/sandbox/spare_folders.py): a spare is the same folder
-a fresh start would make, it is never used once what it was made from has changed, and no
-spare outlives its daemon."""
+"""Run folders kept for the next start (console/sandbox/spare_folders.py): a spare is the same
+folder a fresh start would make; an ended run's folder is a spare again only with everything the
+run added removed and nothing it was made with changed, and never through a mount; a spare is
+not used once what it was made from has changed; no spare outlives its daemon."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -31,9 +34,9 @@ def _tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
     return out
 
 
-def _wait_ready(folders: SpareRunFolders, interpreter: str | None) -> None:
+def _wait_ready(folders: SpareRunFolders, interpreter: str | None, n: int = 1) -> None:
     deadline = time.monotonic() + 10
-    while not folders.ready(interpreter):
+    while folders.ready(interpreter) < n:
         assert time.monotonic() < deadline, "no spare was made"
         time.sleep(0.01)
 
@@ -67,11 +70,11 @@ def test_a_spare_is_kept_per_interpreter(tmp_path, host_settings):
     folders = SpareRunFolders(runs)
     folders.refill(PY)
     _wait_ready(folders, PY)
-    assert not folders.ready(None)
+    assert folders.ready(None) == 0
     (runs / "ctr1").mkdir()
     folders.take(runs / "ctr1", None)  # a container's folder: sh wrappers, made afresh
     assert (runs / "ctr1" / "bin" / "ph-ask").read_text().startswith("#!/bin/sh")
-    assert folders.ready(PY)  # the bwrap spare is still there for the next bwrap run
+    assert folders.ready(PY) == 1  # the bwrap spare is still there for the next bwrap run
     folders.close()
 
 
@@ -123,13 +126,97 @@ def test_close_removes_spares_and_refuses_new_ones(tmp_path, host_settings):
     assert list(runs.iterdir()) == []
 
 
+def _used(run_dir: Path) -> None:
+    """What a run adds to its folder: its sockets, carried files, a mask file, the view's
+    folder, a link."""
+    for name in ("agent.sock", "gate.sock"):
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(run_dir / name))
+        sock.close()
+    (run_dir / "carry" / "deep").mkdir(parents=True)
+    (run_dir / "carry" / "deep" / "token").write_text("a secret of run one")
+    (run_dir / ".mask" / "content-1234").write_text("gitdir: nothing\n")
+    (run_dir / ".view").mkdir()
+    (run_dir / "bin" / "odd-link").symlink_to("/etc/passwd")
+
+
+def test_an_ended_run_s_folder_is_a_spare_again_with_nothing_of_the_run(tmp_path, host_settings):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    folders = SpareRunFolders(runs)
+    (runs / "run1").mkdir()
+    folders.take(runs / "run1", PY)  # no spare yet: made in place
+    _used(runs / "run1")
+    held = os.open(runs / "run1", os.O_RDONLY | os.O_DIRECTORY)  # as a sandbox's bind holds it
+    try:
+        folders.give_back(runs / "run1")
+        assert not (runs / "run1").exists()  # out of its place at once
+        _wait_ready(folders, PY)
+        (runs / "run2").mkdir()
+        folders.take(runs / "run2", PY)
+        prepare_run_dir(tmp_path / "fresh", interpreter=PY)
+        assert _tree(runs / "run2") == _tree(tmp_path / "fresh")  # the run's additions are gone
+        assert list(runs.iterdir()) == [runs / "run2"]
+        socket.socket(socket.AF_UNIX).bind(str(runs / "run2" / "agent.sock"))
+        # What run one's sandbox held is not run two's folder: it never shows its sockets.
+        assert os.listdir(held) == []
+        assert os.fstat(held).st_ino != (runs / "run2").stat().st_ino
+    finally:
+        os.close(held)
+    folders.close()
+
+
+def test_a_changed_folder_is_deleted_not_kept(tmp_path, host_settings):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    folders = SpareRunFolders(runs)
+    for n, change in enumerate((
+        lambda d: (d / "bin" / "inside.py").write_text("print('planted')\n"),
+        lambda d: (d / "bin" / "ph-ask").chmod(0o777),
+        lambda d: (d / "home" / ".gitconfig").unlink(),
+        lambda d: (d / "bin" / "ph-ask").unlink() or (d / "bin" / "ph-ask").write_text("#!/bin/sh\n"),
+    )):
+        run_dir = runs / f"run{n}"
+        run_dir.mkdir()
+        folders.take(run_dir, PY)
+        change(run_dir)
+        folders.give_back(run_dir)
+    folders.close()  # waits for the thread: every folder was looked at
+    assert list(runs.iterdir()) == []  # none was kept, all deleted
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_a_folder_with_a_mount_below_is_neither_kept_nor_deleted_through(tmp_path, host_settings):
+    person = tmp_path / "person"
+    person.mkdir()
+    (person / "precious").write_text("keep me")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    folders = SpareRunFolders(runs)
+    (runs / "run1").mkdir()
+    folders.take(runs / "run1", PY)
+    (runs / "run1" / ".view").mkdir()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(str(person).encode(), str(runs / "run1" / ".view").encode(), None, 4096, None) != 0:
+        pytest.skip(f"cannot bind-mount here: {os.strerror(ctypes.get_errno())}")
+    try:
+        folders.give_back(runs / "run1")
+        folders.close()
+        assert folders.ready(PY) == 0
+        assert (person / "precious").read_text() == "keep me"
+    finally:
+        [aside] = runs.glob(f"{SPARE_PREFIX}*")
+        libc.umount2(str(aside / ".view").encode(), 2)
+
+
 @needs_bwrap
 def test_the_daemon_makes_spares_and_leaves_none(daemon: Daemon, workspace: Path):
     runs = resolve(daemon.home).runs_dir
 
     def helper_in_sandbox() -> str:
         done = daemon.cli("run", "shell", "-w", str(workspace), "--wait", "--", "sh", "-c",
-                          "command -v ph-ask && test -s /run/pilothouse/bin/inside.py && echo ok")
+                          "command -v ph-ask && test -s /run/pilothouse/bin/inside.py && echo ok"
+                          " && ls -A /run/pilothouse")
         return done.stdout
 
     def spares(n: int) -> list[Path]:
@@ -139,11 +226,12 @@ def test_the_daemon_makes_spares_and_leaves_none(daemon: Daemon, workspace: Path
             time.sleep(0.02)
         return found
 
-    assert "ok" in helper_in_sandbox()
-    [spare] = spares(1)  # made once the first run had started
-    assert "ok" in helper_in_sandbox()  # the second run's folder is that spare
-    assert not spare.exists()
-    spares(1)  # and the next one is made
+    first = helper_in_sandbox()
+    assert "ok" in first
+    spares(2)  # one made once the first run had started, and the first run's own folder
+    for _ in range(3):  # later runs take kept folders and see exactly what the first saw
+        assert helper_in_sandbox() == first
+        spares(2)  # each run's folder comes back: nothing is made or deleted any more
     daemon.stop()
     assert spares(0) == []  # a stopped daemon leaves no spare behind
     (runs / f"{SPARE_PREFIX}left-by-a-dead-daemon").mkdir()
