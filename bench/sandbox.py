@@ -27,10 +27,12 @@ Each row prints: figure, p50 ms, p99 ms, anchor, anchor p50 and p99 ms, ratio of
 within 1.2x of `docker run` (p50).
 
 Where the daemon's part goes (root daemon, bwrap, empty workspace): the run.started commit
-(beside it, the run folder is filled), the workspace view (open_tree/move_mount clones), the
+(beside it, a kept run folder is renamed into place: console/sandbox/spare_folders.py), the
+workspace view (open_tree/move_mount clones), the
 fork of bwrap (through setpriv, so the daemon is vfork-ed, not copied), the cgroup move
 (beside the bridge and the run's sockets), bwrap itself, then at the end the view's unmount
-and the mountpoints' removal, and the run.ended commit (with the run's row, one flush).
+and the mountpoints' removal, and the run.ended commit (with the run's row, one flush); the run
+folder goes back to be kept, cleaned in a thread.
 """
 
 from __future__ import annotations
