@@ -8,13 +8,14 @@ be pruned without breaking what follows.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import os
 import secrets
 import sqlite3
 import stat
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import sqlite_utils
 
 from store.db import StoreError
-from store.mac import hmac_sha256
+from store.mac import hmac_sha256, keyed_states
 
 KEY_BYTES = 32
 GENESIS = "0" * 64
@@ -128,17 +129,36 @@ def row_hash(key: bytes, prev: str, id_: int, ts: float, run_id: str | None, kin
              actor: str | None, text: str, data: str | None) -> str:
     """The chain link of one row: HMAC-SHA256 over the previous hash, a newline and the row's
     fields as canonical JSON: [id,ts,run_id,kind,actor,text,data] with no spaces, non-ASCII
-    as is, data as the exact JSON text stored. (Formatted by hand because it is the writer's
-    hot path; the test suite checks it equals json.dumps.)"""
-    try:
-        body = (f"[{id_:d},{_float(ts)},{'null' if run_id is None else _enc(run_id)},"
-                f"{_enc(kind)},{'null' if actor is None else _enc(actor)},{_enc(text)},"
-                f"{'null' if data is None else _enc(data)}]")
-    except (TypeError, ValueError):  # odd types in a tampered row: a hash that cannot match
-        body = json.dumps([id_, ts, run_id, kind, actor, text, data], default=repr)
-    return hmac_sha256(key, f"{prev}\n{body}".encode("utf-8", "surrogatepass"))
+    as is, data as the exact JSON text stored."""
+    return _row_hasher(key)(prev, id_, ts, run_id, kind, actor, text, data)
 
 
+def row_hasher(key: bytes) -> Callable[[str, int, float, str | None, str, str | None, str,
+                                        str | None], str]:
+    """row_hash with the key bound, for a loop over many rows (the writer's batch, verify).
+    (The JSON is formatted by hand because this is the writer's hot path; the test suite
+    checks it equals json.dumps.)"""
+    inner, outer = keyed_states(key)
+    new_inner, new_outer = inner.copy, outer.copy
+
+    def link(prev: str, id_: int, ts: float, run_id: str | None, kind: str, actor: str | None,
+             text: str, data: str | None) -> str:
+        try:
+            msg = (f"{prev}\n[{id_:d},{_float(ts)},{'null' if run_id is None else _enc(run_id)},"
+                   f"{_enc(kind)},{'null' if actor is None else _enc(actor)},{_enc(text)},"
+                   f"{'null' if data is None else _enc(data)}]")
+        except (TypeError, ValueError):  # odd types in a tampered row: a hash that cannot match
+            msg = f"{prev}\n" + json.dumps([id_, ts, run_id, kind, actor, text, data], default=repr)
+        h = new_inner()
+        h.update(msg.encode("utf-8", "surrogatepass"))
+        o = new_outer()
+        o.update(h.digest())
+        return o.hexdigest()
+
+    return link
+
+
+_row_hasher = functools.lru_cache(maxsize=8)(row_hasher)
 _enc = json.encoder.encode_basestring  # the C JSON string encoder json.dumps itself uses
 _float = float.__repr__  # how json.dumps writes a float; raises TypeError for anything else
 
@@ -267,6 +287,7 @@ def _verify(conn: sqlite3.Connection, key: bytes, witnessed: dict[int, str]) -> 
         last_upto = upto_id
         expected_id, prev = upto_id + 1, upto_hash
     checked = 0
+    link = row_hasher(key)
     cur = conn.execute(
         "SELECT id, ts, run_id, kind, actor, text, data, prev, hash FROM events ORDER BY id")
     for id_, ts, run_id, kind, actor, text, data, row_prev, row_h in cur:
@@ -280,7 +301,7 @@ def _verify(conn: sqlite3.Connection, key: bytes, witnessed: dict[int, str]) -> 
         if row_prev != prev:
             return VerifyResult(False, checked, id_,
                                 f"row {id_} does not link to row {id_ - 1} (prev hash differs)")
-        if not _same(row_h, row_hash(key, prev, id_, ts, run_id, kind, actor, text, data)):
+        if not _same(row_h, link(prev, id_, ts, run_id, kind, actor, text, data)):
             return VerifyResult(False, checked, id_,
                                 f"row {id_} was altered (its hash does not match its contents)")
         if id_ in witnessed and witnessed[id_] != row_h:

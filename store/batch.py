@@ -78,7 +78,7 @@ def commit_batch(db: sqlite_utils.Database, key: bytes, items: list[tuple[Any, .
     events: list[tuple[Any, ...]] = []
     outputs: list[tuple[Any, ...]] = []
     done = Committed(last_id, last_hash)
-    row_hash = audit.row_hash
+    row_hash = audit.row_hasher(key)
     first_id = last_id
     conn.execute("BEGIN IMMEDIATE")
     for item in items:
@@ -86,7 +86,7 @@ def commit_batch(db: sqlite_utils.Database, key: bytes, items: list[tuple[Any, .
         if tag == EV:
             _, ts, run_id, kind, actor, text, data, fut = item
             last_id += 1
-            h = row_hash(key, last_hash, last_id, ts, run_id, kind, actor, text, data)
+            h = row_hash(last_hash, last_id, ts, run_id, kind, actor, text, data)
             row = (last_id, ts, run_id, kind, actor, text, data, last_hash, h)
             events.append(row)
             last_hash = h
