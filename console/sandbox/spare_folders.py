@@ -41,7 +41,7 @@ from .base import (
 )
 
 SPARE_PREFIX = ".spare-"
-POOL = 4  # spares kept per interpreter: enough for runs started together
+POOL = 8  # spares kept per interpreter (168 KiB each): enough for runs started together
 
 Inputs = tuple[tuple[int, int, int, int] | None, ...]
 Manifest = dict[str, tuple[int, ...]]  # path in the folder -> what it must still be
