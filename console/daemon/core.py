@@ -88,8 +88,10 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
     core = Core(paths=paths, config=config, reloader=reloader, bus=bus, store=store,
                 grants=grants, evaluator=evaluator, inbox=inbox, channels=channels, runs=runs,
                 gpu=gpu, trace=trace, life=Lifecycle(request_stop))
-    lost = await runs.reconcile()
+    # Leftover views first: a lost run's folder may still hold its staged workspace view (a
+    # mount of the person's files) until reconcile_views detaches it.
     await _reconcile_backends(core)
+    lost = await runs.reconcile()
     await store.record_security(
         "daemon.started", actor="daemon",
         text=f"daemon started (pid {os.getpid()}); {len(lost)} lost run(s) reconciled",

@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import os
-import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +32,7 @@ from console.sandbox.base import (
     SandboxError,
     SandboxHandle,
     SandboxSpec,
+    remove_unmounted,
     sandbox_python,
     sweep_removed,
 )
@@ -297,7 +297,8 @@ class RunManager:
         self.handles.pop(run.id, None)
         self.tasks.pop(run.id, None)
         self.line_counts.pop(run.id, None)
-        self.folders.give_back(self.paths.run_dir(run.id))  # kept for a later start
+        # Kept for a later start; never a folder an unsandboxed agent could write in.
+        self.folders.give_back(self.paths.run_dir(run.id), reusable=run.backend != "none")
         self._publish_state(run)
 
     async def _pump_output(self, run_id: str, stream: asyncio.StreamReader) -> None:
@@ -412,7 +413,7 @@ class RunManager:
             ended_at = time.time()
             await asyncio.wrap_future(
                 self.writer.call(lambda conn, r=run_id, t=ended_at: mark_lost(conn, r, t)))
-            shutil.rmtree(self.paths.run_dir(run_id), ignore_errors=True)
+            remove_unmounted(self.paths.run_dir(run_id))  # never through a mount
             found.append({"run_id": run_id, "killed": killed})
         return found
 

@@ -308,18 +308,10 @@ def remove_unmounted(folder: Path) -> None:
     not be detached): deleting through it would delete the person's files."""
     import shutil
 
-    if not mounted_below(folder):
+    from .fsview import under_a_mount
+
+    if not under_a_mount(folder):
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def mounted_below(folder: Path) -> bool:
-    """Something is mounted in folder or below it; also True when that cannot be read."""
-    inside = str(folder).rstrip("/") + "/"
-    try:
-        with open("/proc/self/mountinfo") as fh:
-            return any(line.split()[4].replace("\\040", " ").startswith(inside) for line in fh)
-    except OSError:
-        return True
 
 
 def sandbox_env(spec: SandboxSpec) -> dict[str, str]:

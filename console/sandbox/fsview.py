@@ -164,6 +164,41 @@ def stage_fd(fd: int, target: Path, read_only: bool) -> None:
         _check(_libc.mount(None, str(target).encode(), None, flags, None), "remount read-only")
 
 
+def mount_points() -> list[str]:
+    """Every mount point of this mount namespace, as /proc/self/mountinfo lists them: fully
+    resolved paths, with the kernel's escapes (space, tab, newline, backslash) decoded.
+    OSError when it cannot be read."""
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as fh:
+        return [_unescape(line.split(" ", 5)[4]) for line in fh if line.count(" ") >= 5]
+
+
+def _unescape(field: str) -> str:
+    r"""mountinfo's field with \ooo octal escapes undone, in one pass (so an escaped backslash
+    followed by digits is never read as a second escape)."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        code = field[i + 1:i + 4]
+        if field[i] == "\\" and len(code) == 3 and all(c in "01234567" for c in code):
+            out.append(chr(int(code, 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def under_a_mount(folder: str | Path) -> bool:
+    """Something is mounted in folder or below it (folder's links resolved, as mountinfo's
+    paths are); also True when that cannot be read."""
+    inside = os.path.realpath(folder).rstrip("/") + "/"
+    try:
+        return any(point.startswith(inside) for point in mount_points())
+    except OSError:
+        return True
+
+
 def unmount(target: Path) -> None:
     with contextlib.suppress(OSError):
         _check(_libc.umount2(str(target).encode(), MNT_DETACH), "umount")

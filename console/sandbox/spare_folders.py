@@ -12,7 +12,9 @@ machine that starts runs back to back). So a folder is made once and kept:
   removed and everything the folder was made with is checked to be as it was made (same inode,
   mode, size and time). Only then is it a spare again; anything else, or anything mounted below
   it, and it is deleted (never through a mount) and a new one made. The sandbox sees the folder
-  read-only, so a run cannot change it; the check is for whatever else might have.
+  read-only, so a sandboxed run cannot change it; the check is for whatever else might have.
+  The folder of a run without a sandbox (`sandbox = "none"`: its agent is the daemon's user
+  and can write there) is never kept.
 - A spare is used only while what it was made from is unchanged (the helper, the demo agent,
   the host's managed Claude settings): one made before an edit of those is thrown away.
 
@@ -32,13 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import (
-    default_helper_src,
-    mounted_below,
-    prepare_run_dir,
-    remove_run_dir,
-    remove_unmounted,
-)
+from .base import default_helper_src, prepare_run_dir, remove_run_dir, remove_unmounted
+from .fsview import under_a_mount
 
 SPARE_PREFIX = ".spare-"
 POOL = 8  # spares kept per interpreter (168 KiB each): enough for runs started together
@@ -68,10 +65,12 @@ def run_folder_sources() -> tuple[Path, ...]:
 
 
 def _signature(st: os.stat_result) -> tuple[int, ...]:
-    # A folder's time moves whenever an entry comes or goes (the run's sockets): not kept.
+    # A folder's times move whenever an entry comes or goes (the run's sockets): not kept. A
+    # file's ctime moves with any change to it, even one that sets its mtime back.
     if stat.S_ISDIR(st.st_mode):
-        return (st.st_ino, st.st_mode, st.st_uid)
-    return (st.st_ino, st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns)
+        return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid)
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_uid, st.st_gid, st.st_nlink, st.st_size,
+            st.st_mtime_ns, st.st_ctime_ns)
 
 
 def manifest_of(folder: Path) -> Manifest:
@@ -86,31 +85,31 @@ def manifest_of(folder: Path) -> Manifest:
 
 def scrub(folder: Path, manifest: Manifest) -> bool:
     """Remove what is not in the manifest; True when what is left is exactly the manifest.
-    False (nothing removed) when anything is mounted in the folder."""
-    if mounted_below(folder):
+    False (nothing removed) when anything is mounted in the folder. Every step goes through a
+    descriptor of the folder it is in, so a folder swapped for a link meanwhile is never
+    followed out of the run folder."""
+    if under_a_mount(folder):
         return False
     seen = 0
-    for parent, dirs, files in os.walk(folder):
+    for parent, dirs, files, dir_fd in os.fwalk(folder):  # links are not walked into
         rel_parent = os.path.relpath(parent, folder)
         rel_parent = "" if rel_parent == "." else rel_parent
-        if manifest.get(rel_parent) != _signature(os.lstat(parent)):
-            return False
+        if manifest.get(rel_parent) != _signature(os.fstat(dir_fd)):
+            return False  # changed, or another file system mounted here meanwhile
         seen += 1
         for name in list(dirs):
-            rel = os.path.join(rel_parent, name)
-            if rel not in manifest:
-                dirs.remove(name)  # not walked into: removed whole
-                path = os.path.join(parent, name)
-                if os.path.islink(path):
-                    os.unlink(path)
-                else:
-                    shutil.rmtree(path)
+            if os.path.join(rel_parent, name) in manifest:
+                continue
+            dirs.remove(name)  # not walked into: removed whole
+            if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                os.unlink(name, dir_fd=dir_fd)
+            else:
+                shutil.rmtree(name, dir_fd=dir_fd)
         for name in files:
             rel = os.path.join(rel_parent, name)
-            path = os.path.join(parent, name)
             if rel not in manifest:
-                os.unlink(path)
-            elif manifest[rel] != _signature(os.lstat(path)):
+                os.unlink(name, dir_fd=dir_fd)
+            elif manifest[rel] != _signature(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)):
                 return False
             else:
                 seen += 1
@@ -123,14 +122,21 @@ def _rehouse(old: Path, manifest: Manifest) -> Path:
     (none should) and still sees that folder sees it empty, never the next run's sockets."""
     new = old.with_name(f"{SPARE_PREFIX}{secrets.token_hex(6)}")
     new.mkdir(mode=0o755)
+    old_fd = new_fd = -1
     try:
         os.chmod(new, 0o755)  # whatever the umask
+        old_fd = os.open(old, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        new_fd = os.open(new, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         for name in (rel for rel in manifest if rel and os.sep not in rel):
-            os.rename(old / name, new / name)
+            os.rename(name, name, src_dir_fd=old_fd, dst_dir_fd=new_fd)
         old.rmdir()
     except OSError:
         remove_unmounted(new)  # what was moved goes too; the caller removes old
         raise
+    finally:
+        for fd in (old_fd, new_fd):
+            if fd >= 0:
+                os.close(fd)
     return new
 
 
@@ -192,27 +198,28 @@ class SpareRunFolders:
             self._filling.add(interpreter)
             self._submit(self._fill, interpreter)
 
-    def give_back(self, run_dir: Path) -> None:
+    def give_back(self, run_dir: Path, *, reusable: bool = True) -> None:
         """A run ended: its folder leaves its place at once (one rename) and becomes a spare
-        in a thread, or is deleted there when it cannot (remove_run_dir)."""
+        in a thread, or is deleted there when it cannot (remove_run_dir). Not reusable: the
+        folder of a run that was not sandboxed (its agent could write there, as the daemon's
+        user) is always deleted."""
         with self._lock:
             made = self._lent.pop(run_dir, None)
-            closed = self._closed
-        if made is None or closed:
-            remove_run_dir(run_dir)
-            return
-        aside = self.runs_dir / f"{SPARE_PREFIX}{secrets.token_hex(6)}"
-        try:
-            os.rename(run_dir, aside)
-        except FileNotFoundError:
-            return
-        except OSError:
-            remove_run_dir(run_dir)
-            return
-        with self._lock:
-            self._submit(self._recycle, aside, made)
+            if made is not None and reusable and not self._closed:
+                aside = self.runs_dir / f"{SPARE_PREFIX}{secrets.token_hex(6)}"
+                try:
+                    os.rename(run_dir, aside)
+                except FileNotFoundError:
+                    return
+                except OSError:
+                    pass
+                else:
+                    self._submit(self._recycle, aside, made)  # under the lock: close() waits
+                    return
+        remove_run_dir(run_dir)
 
     def _submit(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
+        """Called holding the lock, never after close()."""
         if self._pool is None:
             self._pool = concurrent.futures.ThreadPoolExecutor(1, "pilothouse-spare-run")
         self._pool.submit(fn, *args)

@@ -387,11 +387,12 @@ def reconcile_views(runs_dir: Path, live: set[str] = frozenset()) -> list[str]: 
         return []
     runs = {p.name for p in Path(runs_dir).iterdir() if p.is_dir()} if Path(runs_dir).is_dir() else set()
     stale: dict[str, list[Path]] = {}
-    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as fh:
-        for line in fh:
-            point = Path(line.split()[4].replace("\\040", " "))
+    real_runs = Path(os.path.realpath(runs_dir))  # mountinfo lists resolved paths
+    with contextlib.suppress(OSError):
+        for text in fsview.mount_points():
+            point = Path(text)
             run_id = None
-            if point.name == VIEW_DIR and point.parent.parent == Path(runs_dir):
+            if point.name == VIEW_DIR and point.parent.parent == real_runs:
                 run_id = point.parent.name
             elif point.parent.parent == HANDOFF_BASE and point.name == "run":
                 run_id = point.parent.name.rsplit("-", 1)[0]

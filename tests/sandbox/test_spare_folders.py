@@ -41,6 +41,14 @@ def _wait_ready(folders: SpareRunFolders, interpreter: str | None, n: int = 1) -
         time.sleep(0.01)
 
 
+def _emptied(runs: Path) -> None:
+    """Deleted folders go in the remover's thread: wait for it."""
+    deadline = time.monotonic() + 10
+    while list(runs.iterdir()):
+        assert time.monotonic() < deadline, list(runs.iterdir())
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def host_settings(tmp_path, monkeypatch) -> Path:
     """The host's managed Claude settings, as a file this test can edit."""
@@ -183,6 +191,97 @@ def test_a_changed_folder_is_deleted_not_kept(tmp_path, host_settings):
         folders.give_back(run_dir)
     folders.close()  # waits for the thread: every folder was looked at
     assert list(runs.iterdir()) == []  # none was kept, all deleted
+
+
+def test_a_file_rewritten_in_place_with_its_time_set_back_is_caught(tmp_path, host_settings):
+    """Same size, same inode, mtime restored: its ctime still moved."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    folders = SpareRunFolders(runs)
+    (runs / "run1").mkdir()
+    folders.take(runs / "run1", PY)
+    helper = runs / "run1" / "bin" / "inside.py"
+    before = helper.stat()
+    text = helper.read_text()
+    time.sleep(0.01)
+    with open(helper, "r+") as fh:
+        fh.write("#" + text[1:])  # the same length
+    os.utime(helper, ns=(before.st_atime_ns, before.st_mtime_ns))
+    folders.give_back(runs / "run1")
+    deadline = time.monotonic() + 10
+    while not folders.ready(PY) and list(runs.iterdir()):  # until kept, or deleted
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert folders.ready(PY) == 0  # deleted, not kept
+    folders.close()
+
+
+def test_the_folder_of_an_unsandboxed_run_is_never_kept(tmp_path, host_settings):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    folders = SpareRunFolders(runs)
+    (runs / "run1").mkdir()
+    folders.take(runs / "run1", PY)
+    folders.give_back(runs / "run1", reusable=False)  # sandbox = "none": its agent could write
+    folders.close()
+    assert folders.ready(PY) == 0
+    _emptied(runs)
+
+
+def test_a_folder_given_back_after_close_is_deleted(tmp_path, host_settings):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    folders = SpareRunFolders(runs)
+    (runs / "run1").mkdir()
+    folders.take(runs / "run1", PY)
+    folders.close()
+    folders.give_back(runs / "run1")  # the daemon is stopping: no thread is started again
+    assert folders._pool is None  # noqa: SLF001 - nothing left running after close
+    _emptied(runs)
+
+
+def test_a_folder_swapped_for_a_link_is_not_followed(tmp_path, host_settings):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.db").write_text("keep me")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    folders = SpareRunFolders(runs)
+    (runs / "run1").mkdir()
+    folders.take(runs / "run1", PY)
+    import shutil
+
+    shutil.rmtree(runs / "run1" / "home" / ".aider")
+    (runs / "run1" / "home" / ".aider").symlink_to(outside)
+    folders.give_back(runs / "run1")
+    folders.close()
+    assert (outside / "secret.db").read_text() == "keep me"
+    assert list(runs.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_a_mount_is_seen_through_a_linked_runs_folder(tmp_path, host_settings):
+    """mountinfo lists resolved paths: a runs folder reached through a link (a symlinked
+    state folder) must not hide a mount below it."""
+    person = tmp_path / "person"
+    person.mkdir()
+    (person / "precious").write_text("keep me")
+    real = tmp_path / "real-runs"
+    (real / "abcd" / ".view").mkdir(parents=True)
+    linked = tmp_path / "runs"
+    linked.symlink_to(real)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(str(person).encode(), str(real / "abcd" / ".view").encode(), None, 4096, None) != 0:
+        pytest.skip(f"cannot bind-mount here: {os.strerror(ctypes.get_errno())}")
+    try:
+        from console.sandbox.base import remove_unmounted
+        from console.sandbox.fsview import under_a_mount
+
+        assert under_a_mount(linked / "abcd")
+        remove_unmounted(linked / "abcd")
+        assert (person / "precious").read_text() == "keep me"
+    finally:
+        libc.umount2(str(real / "abcd" / ".view").encode(), 2)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
