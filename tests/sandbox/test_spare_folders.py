@@ -41,6 +41,42 @@ def _wait_ready(folders: SpareRunFolders, interpreter: str | None, n: int = 1) -
         time.sleep(0.01)
 
 
+def _folders(tmp_path: Path) -> tuple[Path, SpareRunFolders]:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    return runs, SpareRunFolders(runs)
+
+
+def _with_spare(tmp_path: Path) -> tuple[Path, SpareRunFolders]:
+    """A runs folder whose SpareRunFolders has one bwrap spare ready."""
+    runs, folders = _folders(tmp_path)
+    folders.refill(PY)
+    _wait_ready(folders, PY)
+    return runs, folders
+
+
+def _taken(tmp_path: Path) -> tuple[Path, SpareRunFolders]:
+    """runs/run1 made (no spare yet) and lent to a run."""
+    runs, folders = _folders(tmp_path)
+    (runs / "run1").mkdir()
+    folders.take(runs / "run1", PY)
+    return runs, folders
+
+
+def _precious(folder: Path) -> Path:
+    """A person's folder with a file that must survive."""
+    folder.mkdir()
+    (folder / "precious").write_text("keep me")
+    return folder
+
+
+def _bind(source: Path, target: Path) -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(str(source).encode(), str(target).encode(), None, 4096, None) != 0:  # MS_BIND
+        pytest.skip(f"cannot bind-mount here: {os.strerror(ctypes.get_errno())}")
+    return libc
+
+
 def _emptied(runs: Path) -> None:
     """Deleted folders go in the remover's thread: wait for it."""
     deadline = time.monotonic() + 10
@@ -59,11 +95,7 @@ def host_settings(tmp_path, monkeypatch) -> Path:
 
 
 def test_a_spare_is_the_folder_a_fresh_start_makes(tmp_path, host_settings):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    folders = SpareRunFolders(runs)
-    folders.refill(PY)
-    _wait_ready(folders, PY)
+    runs, folders = _with_spare(tmp_path)
     (runs / "abcd").mkdir(mode=0o755)  # what the run manager reserves the id with
     assert folders.take(runs / "abcd", PY) == []
     assert not list(runs.glob(f"{SPARE_PREFIX}*"))  # renamed into place, not copied
@@ -73,11 +105,7 @@ def test_a_spare_is_the_folder_a_fresh_start_makes(tmp_path, host_settings):
 
 
 def test_a_spare_is_kept_per_interpreter(tmp_path, host_settings):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    folders = SpareRunFolders(runs)
-    folders.refill(PY)
-    _wait_ready(folders, PY)
+    runs, folders = _with_spare(tmp_path)
     assert folders.ready(None) == 0
     (runs / "ctr1").mkdir()
     folders.take(runs / "ctr1", None)  # a container's folder: sh wrappers, made afresh
@@ -89,11 +117,7 @@ def test_a_spare_is_kept_per_interpreter(tmp_path, host_settings):
 def test_a_spare_made_before_the_host_settings_changed_is_not_used(tmp_path, host_settings):
     """An organisation edits its managed Claude settings between two runs: the next run must
     carry the new ones, not what a spare was made from."""
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    folders = SpareRunFolders(runs)
-    folders.refill(PY)
-    _wait_ready(folders, PY)
+    runs, folders = _with_spare(tmp_path)
     host_settings.write_text(json.dumps({"env": {"ORG": "second"}}))
     (runs / "abcd").mkdir()
     folders.take(runs / "abcd", PY)
@@ -108,11 +132,7 @@ def test_a_spare_made_before_the_helper_changed_is_not_used(tmp_path, host_setti
     helper.write_text("print('first')\n")
     monkeypatch.setattr("console.sandbox.spare_folders.default_helper_src", lambda: helper)
     monkeypatch.setattr("console.sandbox.base.default_helper_src", lambda: helper)
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    folders = SpareRunFolders(runs)
-    folders.refill(PY)
-    _wait_ready(folders, PY)
+    runs, folders = _with_spare(tmp_path)
     helper.write_text("print('second')\n")
     (runs / "abcd").mkdir()
     folders.take(runs / "abcd", PY)
@@ -121,11 +141,7 @@ def test_a_spare_made_before_the_helper_changed_is_not_used(tmp_path, host_setti
 
 
 def test_close_removes_spares_and_refuses_new_ones(tmp_path, host_settings):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    folders = SpareRunFolders(runs)
-    folders.refill(PY)
-    _wait_ready(folders, PY)
+    runs, folders = _with_spare(tmp_path)
     folders.close()
     folders.refill(PY)
     assert list(runs.iterdir()) == []
@@ -149,9 +165,7 @@ def _used(run_dir: Path) -> None:
 
 
 def test_an_ended_run_s_folder_is_a_spare_again_with_nothing_of_the_run(tmp_path, host_settings):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    folders = SpareRunFolders(runs)
+    runs, folders = _folders(tmp_path)
     (runs / "run1").mkdir()
     folders.take(runs / "run1", PY)  # no spare yet: made in place
     _used(runs / "run1")
@@ -175,9 +189,7 @@ def test_an_ended_run_s_folder_is_a_spare_again_with_nothing_of_the_run(tmp_path
 
 
 def test_a_changed_folder_is_deleted_not_kept(tmp_path, host_settings):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    folders = SpareRunFolders(runs)
+    runs, folders = _folders(tmp_path)
     for n, change in enumerate((
         lambda d: (d / "bin" / "inside.py").write_text("print('planted')\n"),
         lambda d: (d / "bin" / "ph-ask").chmod(0o777),
@@ -195,11 +207,7 @@ def test_a_changed_folder_is_deleted_not_kept(tmp_path, host_settings):
 
 def test_a_file_rewritten_in_place_with_its_time_set_back_is_caught(tmp_path, host_settings):
     """Same size, same inode, mtime restored: its ctime still moved."""
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    folders = SpareRunFolders(runs)
-    (runs / "run1").mkdir()
-    folders.take(runs / "run1", PY)
+    runs, folders = _taken(tmp_path)
     helper = runs / "run1" / "bin" / "inside.py"
     before = helper.stat()
     text = helper.read_text()
@@ -217,11 +225,7 @@ def test_a_file_rewritten_in_place_with_its_time_set_back_is_caught(tmp_path, ho
 
 
 def test_the_folder_of_an_unsandboxed_run_is_never_kept(tmp_path, host_settings):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    folders = SpareRunFolders(runs)
-    (runs / "run1").mkdir()
-    folders.take(runs / "run1", PY)
+    runs, folders = _taken(tmp_path)
     folders.give_back(runs / "run1", reusable=False)  # sandbox = "none": its agent could write
     folders.close()
     assert folders.ready(PY) == 0
@@ -229,11 +233,7 @@ def test_the_folder_of_an_unsandboxed_run_is_never_kept(tmp_path, host_settings)
 
 
 def test_a_folder_given_back_after_close_is_deleted(tmp_path, host_settings):
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    folders = SpareRunFolders(runs)
-    (runs / "run1").mkdir()
-    folders.take(runs / "run1", PY)
+    runs, folders = _taken(tmp_path)
     folders.close()
     folders.give_back(runs / "run1")  # the daemon is stopping: no thread is started again
     assert folders._pool is None  # noqa: SLF001 - nothing left running after close
@@ -241,21 +241,15 @@ def test_a_folder_given_back_after_close_is_deleted(tmp_path, host_settings):
 
 
 def test_a_folder_swapped_for_a_link_is_not_followed(tmp_path, host_settings):
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "secret.db").write_text("keep me")
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    folders = SpareRunFolders(runs)
-    (runs / "run1").mkdir()
-    folders.take(runs / "run1", PY)
+    outside = _precious(tmp_path / "outside")
+    runs, folders = _taken(tmp_path)
     import shutil
 
     shutil.rmtree(runs / "run1" / "home" / ".aider")
     (runs / "run1" / "home" / ".aider").symlink_to(outside)
     folders.give_back(runs / "run1")
     folders.close()
-    assert (outside / "secret.db").read_text() == "keep me"
+    assert (outside / "precious").read_text() == "keep me"
     assert list(runs.iterdir()) == []
 
 
@@ -263,16 +257,12 @@ def test_a_folder_swapped_for_a_link_is_not_followed(tmp_path, host_settings):
 def test_a_mount_is_seen_through_a_linked_runs_folder(tmp_path, host_settings):
     """mountinfo lists resolved paths: a runs folder reached through a link (a symlinked
     state folder) must not hide a mount below it."""
-    person = tmp_path / "person"
-    person.mkdir()
-    (person / "precious").write_text("keep me")
+    person = _precious(tmp_path / "person")
     real = tmp_path / "real-runs"
     (real / "abcd" / ".view").mkdir(parents=True)
     linked = tmp_path / "runs"
     linked.symlink_to(real)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mount(str(person).encode(), str(real / "abcd" / ".view").encode(), None, 4096, None) != 0:
-        pytest.skip(f"cannot bind-mount here: {os.strerror(ctypes.get_errno())}")
+    libc = _bind(person, real / "abcd" / ".view")
     try:
         from console.sandbox.base import remove_unmounted
         from console.sandbox.fsview import under_a_mount
@@ -286,18 +276,10 @@ def test_a_mount_is_seen_through_a_linked_runs_folder(tmp_path, host_settings):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
 def test_a_folder_with_a_mount_below_is_neither_kept_nor_deleted_through(tmp_path, host_settings):
-    person = tmp_path / "person"
-    person.mkdir()
-    (person / "precious").write_text("keep me")
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    folders = SpareRunFolders(runs)
-    (runs / "run1").mkdir()
-    folders.take(runs / "run1", PY)
+    person = _precious(tmp_path / "person")
+    runs, folders = _taken(tmp_path)
     (runs / "run1" / ".view").mkdir()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mount(str(person).encode(), str(runs / "run1" / ".view").encode(), None, 4096, None) != 0:
-        pytest.skip(f"cannot bind-mount here: {os.strerror(ctypes.get_errno())}")
+    libc = _bind(person, runs / "run1" / ".view")
     try:
         folders.give_back(runs / "run1")
         folders.close()
