@@ -222,14 +222,14 @@ class RunManager:
         try:
             handle = await backend.start(spec, prepare)
         except (SandboxError, OSError) as exc:
-            self.folders.refill(interpreter)
             run.state, run.ended_at = "failed", time.time()
             run.notes.append(f"could not start the sandbox: {exc}")
             await self._finish(run, None, profile)
             hint = getattr(exc, "hint", "") or "run: pilothouse doctor"
             raise Failure("sandbox-failed", f"run {run_id} could not start: {exc}", hint) from None
+        finally:
+            self.folders.refill(interpreter)  # the next start's folder, made while this one runs
         self.handles[run_id] = handle
-        self.folders.refill(interpreter)  # the next start's folder, made while this one runs
         # The launcher and the sandbox's first process: enough to find what is left after a
         # crash (their descendants), and far cheaper than walking the process tree here.
         run.pids = sorted({p for p in (handle.pid, handle.netns_pid) if p})

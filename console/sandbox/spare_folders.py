@@ -10,8 +10,10 @@ machine that starts runs back to back). So a folder is made once and kept:
 - At a run's end its folder comes back: set aside under a spare's name at once, then, in a
   thread, everything the run added (sockets, carried files, mask files, the view's folder) is
   removed and everything the folder was made with is checked to be as it was made (same inode,
-  mode, size and time). Only then is it a spare again; anything else, or anything mounted below
-  it, and it is deleted (never through a mount) and a new one made. The sandbox sees the folder
+  owner, group, mode, link count, size, mtime and ctime), walking by descriptors so that no
+  link is followed; then its contents move into a new folder. Only then is it a spare again;
+  anything else, or anything mounted below it, and it is deleted (never through a mount) and
+  a new one made. The sandbox sees the folder
   read-only, so a sandboxed run cannot change it; the check is for whatever else might have.
   The folder of a run without a sandbox (`sandbox = "none"`: its agent is the daemon's user
   and can write there) is never kept.
