@@ -279,20 +279,27 @@ class RunManager:
                 run.notes.append(f"teardown: {exc}")
         # The run's row is queued ahead of the end event, so both share one transaction (one
         # disk flush): once the event is durable, so is the row.
-        saved = self.writer.call(self._upsert(run))
         try:
-            await self.writer.acommit(
-                "run.ended",
-                run_id=run.id,
-                actor=run.stop_requested and run.actor or None,
-                text=f"{run.state} (exit {run.exit_code})",
-                data={"state": run.state, "exit_code": run.exit_code,
-                      "duration_s": round((run.ended_at or time.time()) - run.started_at, 3)},
-            )
+            saved = self.writer.call(self._upsert(run))
+            try:
+                await self.writer.acommit(
+                    "run.ended",
+                    run_id=run.id,
+                    actor=run.stop_requested and run.actor or None,
+                    text=f"{run.state} (exit {run.exit_code})",
+                    data={"state": run.state, "exit_code": run.exit_code,
+                          "duration_s": round((run.ended_at or time.time()) - run.started_at, 3)},
+                )
+            except Exception as exc:
+                run.notes.append(f"could not record the end: {exc}")
+                saved = self.writer.call(self._upsert(run))  # with that note
+            await asyncio.wrap_future(saved)
         except Exception as exc:
-            run.notes.append(f"could not record the end: {exc}")
-            saved = self.writer.call(self._upsert(run))  # with that note
-        await asyncio.wrap_future(saved)
+            # The process is gone whatever the disk says: the run still leaves the live table
+            # and its followers hear of its end. The store keeps it as started, so the next
+            # daemon's reconcile marks it lost.
+            run.notes.append(f"could not save the run's row: {exc}")
+            log.error("run %s ended but its row could not be saved: %s", run.id, exc)
         self.runs.pop(run.id, None)
         self.handles.pop(run.id, None)
         self.tasks.pop(run.id, None)
