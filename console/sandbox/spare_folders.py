@@ -122,7 +122,7 @@ def _rehouse(old: Path, manifest: Manifest) -> Path:
     """A new folder holding old's contents (moved, not copied); old is removed. The folder a
     run's sandbox was given is never given to another run: a process that outlived its run
     (none should) and still sees that folder sees it empty, never the next run's sockets."""
-    new = old.with_name(f"{SPARE_PREFIX}{secrets.token_hex(6)}")
+    new = _spare_path(old.parent)
     new.mkdir(mode=0o755)
     old_fd = new_fd = -1
     try:
@@ -150,6 +150,17 @@ class _Made:
     notes: list[str]
     made_from: Inputs
     manifest: Manifest
+
+
+def _spare_path(runs_dir: Path) -> Path:
+    return runs_dir / f"{SPARE_PREFIX}{secrets.token_hex(6)}"
+
+
+def _make(folder: Path, interpreter: str | None) -> _Made:
+    """Fill folder as a run folder, recording what it was made from and of."""
+    made_from = folder_inputs(run_folder_sources())  # before: an edit meanwhile shows
+    notes = prepare_run_dir(folder, interpreter=interpreter)
+    return _Made(interpreter, notes, made_from, manifest_of(folder))
 
 
 class SpareRunFolders:
@@ -186,11 +197,10 @@ class SpareRunFolders:
                         self._lent[run_dir] = made
                     return list(made.notes)
             remove_unmounted(path)
-        made_from = folder_inputs(run_folder_sources())  # before: an edit meanwhile shows
-        notes = prepare_run_dir(run_dir, interpreter=interpreter)
+        made = _make(run_dir, interpreter)
         with self._lock:
-            self._lent[run_dir] = _Made(interpreter, notes, made_from, manifest_of(run_dir))
-        return notes
+            self._lent[run_dir] = made
+        return list(made.notes)
 
     def refill(self, interpreter: str | None) -> None:
         """Make a spare for `interpreter` in the background, unless one is ready or coming."""
@@ -208,7 +218,7 @@ class SpareRunFolders:
         with self._lock:
             made = self._lent.pop(run_dir, None)
             if made is not None and reusable and not self._closed:
-                aside = self.runs_dir / f"{SPARE_PREFIX}{secrets.token_hex(6)}"
+                aside = _spare_path(self.runs_dir)
                 try:
                     os.rename(run_dir, aside)
                 except FileNotFoundError:
@@ -227,12 +237,10 @@ class SpareRunFolders:
         self._pool.submit(fn, *args)
 
     def _fill(self, interpreter: str | None) -> None:
-        path = self.runs_dir / f"{SPARE_PREFIX}{secrets.token_hex(6)}"
+        path = _spare_path(self.runs_dir)
         try:
-            made_from = folder_inputs(run_folder_sources())
             path.mkdir(mode=0o755)
-            notes = prepare_run_dir(path, interpreter=interpreter)
-            made = _Made(interpreter, notes, made_from, manifest_of(path))
+            made = _make(path, interpreter)
         except OSError:
             remove_unmounted(path)  # no spare: the next start makes its folder itself
             with self._lock:
