@@ -10,10 +10,10 @@ do, without PILOTHOUSE_HOME (the user's XDG places under a throwaway HOME, a dae
 
 Measured twice. "installed": a throwaway venv where the package is found through a plain .pth
 line, as after `pip install pilothouse`; the anchor there is a bare interpreter start, and the
-targets are read on these rows. "make setup": the development venv, whose editable install
-(setuptools' import finder, which imports pathlib, re and more) runs in every Python start of
-that venv, the anchor's included: there the anchor carries part of what the CLI would import,
-so the ratio reads low; shown without a target. `ps` as a table (rich loaded) is shown
+targets are read on these rows. "make setup": the development venv, an editable install
+(a plain .pth line too, as `make setup` asks for: setuptools' default editable mode would add
+an import finder, pathlib and re, to every Python start there, the anchor's included); shown
+without a target. `ps` as a table (rich loaded) is shown
 without a target. The same commands' CPU time (user + system, the child alone) follows as
 rows without a target: on a loaded machine it moves far less than the wall clock.
 --profile prints what `--version` and `ps --json` import beyond `python -c pass`

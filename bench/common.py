@@ -55,9 +55,10 @@ def installed_layout(where: Path, program: str) -> tuple[str, str]:
     sys.path by .pth lines only, as after `pip install pilothouse`; its launcher is `program`'s
     script (the one pip wrote into the development venv) under the new interpreter.
 
-    Why: the development venv's editable install runs setuptools' import finder in every
-    Python start (pathlib, re: about 9 ms here), an anchor's `python -c pass` included, so
-    there the anchor carries imports no installed program pays and a ratio reads low."""
+    Why: a development venv may hold an editable install made in setuptools' default mode,
+    whose import finder runs in every Python start (pathlib, re: about 7-9 ms here), an
+    anchor's `python -c pass` included; the anchor would then carry imports no installed
+    program pays and a ratio would read low. (`make setup` asks for a plain .pth line.)"""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
     site = next((where / "lib").glob("python3*/site-packages"))
     deps = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())

@@ -167,7 +167,7 @@ class CliDaemon:
     def start(self) -> bool:
         if not os.access(self.dev_cli, os.X_OK):
             return False
-        # As installed: the development venv's editable finder is no part of a user's start.
+        # As installed (bench.common.installed_layout), whatever the development venv holds.
         self.python, self.cli = installed_layout(self.venv, self.dev_cli)
         log = open(self.home / "daemon.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "console", "daemon"], env=self.env,

@@ -162,3 +162,17 @@ def test_ps_and_approvals_json_load_no_stdlib_they_can_do_without(daemon: Daemon
         code, loaded = eval(done.stderr.strip().splitlines()[-1])  # noqa: S307 - our own repr
         assert (code, loaded) == (0, []), (args, done.stderr)
         assert json.loads(done.stdout) == [], args
+
+
+def test_the_development_venv_starts_python_without_an_import_finder() -> None:
+    # `make setup` installs the package editable through a plain .pth line. setuptools'
+    # default editable mode adds an import finder instead, which imports pathlib and re in
+    # every Python start of the venv: about 7 ms of each `pilothouse` command a person types.
+    if not (Path(sys.prefix) / ".installed-stamp").exists():
+        import pytest
+
+        pytest.skip(f"{sys.prefix} is not the venv `make setup` makes")
+    done = subprocess.run([sys.executable, "-c", "import sys, console\n"
+                           "print(sorted(m for m in ('pathlib', 're') if m in sys.modules))"],
+                          capture_output=True, text=True, timeout=60, cwd="/")
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
