@@ -13,9 +13,9 @@ line, as after `pip install pilothouse`; the anchor there is a bare interpreter 
 targets are read on these rows. "make setup": the development venv, an editable install
 (a plain .pth line too, as `make setup` asks for: setuptools' default editable mode would add
 an import finder, pathlib and re, to every Python start there, the anchor's included); shown
-without a target. `ps` as a table (rich loaded) is shown
-without a target. The same commands' CPU time (user + system, the child alone) follows as
-rows without a target: on a loaded machine it moves far less than the wall clock.
+without a target, as is `ps` as a table (rich loaded). The same commands' CPU time (user +
+system, the child alone) follows as rows without a target: on a loaded machine it moves far
+less than the wall clock.
 --profile prints what `--version` and `ps --json` import beyond `python -c pass`
 (`python -X importtime`, the program's own top-level imports, largest first).
 """

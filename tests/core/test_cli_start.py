@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, Daemon
 from tests.core.cli_invoke import invoke
 
@@ -169,8 +171,6 @@ def test_the_development_venv_starts_python_without_an_import_finder() -> None:
     # default editable mode adds an import finder instead, which imports pathlib and re in
     # every Python start of the venv: about 7 ms of each `pilothouse` command a person types.
     if not (Path(sys.prefix) / ".installed-stamp").exists():
-        import pytest
-
         pytest.skip(f"{sys.prefix} is not the venv `make setup` makes")
     done = subprocess.run([sys.executable, "-c", "import sys, console\n"
                            "print(sorted(m for m in ('pathlib', 're') if m in sys.modules))"],
