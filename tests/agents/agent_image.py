@@ -4,7 +4,8 @@ No registry is reachable: the image is built FROM the locally imported python te
 (busybox, the host's python3 and bash; tests/images/build.py) and adds the host's installed
 agents: Claude Code's native executable, Codex's static (musl) executable with the files beside
 it, and aider's venv (made from /usr/bin/python3, which the base image has) with git for it,
-each with the shared libraries it links. Tagged by a digest of those, built once per machine.
+each with the shared libraries it links. Tagged by a digest of those and of the base image's
+reference (itself stable across clones), built once per machine; older tags are dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from tests.images.build import drop_older_tags
 
 REPO = "pilothouse-test/agents"
 AIDER_VENV = Path("/usr/local/lib/pilothouse-agents/aider")
@@ -79,6 +82,7 @@ def agents_image(client: Any, base: str) -> tuple[str, set[str]]:
                       f'RUN ["/bin/ln", "-sf", "{AIDER_VENV}/bin/aider", "/usr/local/bin/aider"]']
         (Path(ctx) / "Dockerfile").write_text("\n".join(lines) + "\n")
         client.images.build(path=ctx, tag=ref, rm=True, forcerm=True, network_mode="none")
+    drop_older_tags(client, REPO, ref)
     return ref, set(sources)
 
 
