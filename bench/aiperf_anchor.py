@@ -93,8 +93,11 @@ def run(trace: Path, url: str, model: str, *, concurrency: int, requests: int,
            "--random-seed", "1", "--workers-max", "1", "--record-processors", "1"]
     if warmup:
         cmd += ["--warmup-request-count", str(warmup)]
+    # aiperf leaves an aiperf_mmap_* folder in the temporary folder per run: keep it in `out`.
+    scratch = out / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1",
-           "TRANSFORMERS_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost"}
+           "TRANSFORMERS_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost", "TMPDIR": str(scratch)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +16,21 @@ import pytest
 from tests.conftest import BIN, Daemon, needs_bwrap
 
 
+@pytest.fixture
+def readable_tmp() -> Iterator[Path]:
+    """A folder others may enter (pytest's tmp_path is 0700, and the agent runs as another
+    uid), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="ph-carry-"))
+    os.chmod(folder, 0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @needs_bwrap
 def test_carried_files_are_read_only_copies_and_keys_are_refused(home: Path, daemon_env: dict,
                                                                   workspace: Path,
-                                                                  tmp_path: Path) -> None:  # fmt: skip
-    import tempfile
-
-    conf = Path(tempfile.mkdtemp(prefix="ph-carry-")) / "mirror" / "pip.conf"
+                                                                  readable_tmp: Path) -> None:  # fmt: skip
+    conf = readable_tmp / "mirror" / "pip.conf"
     conf.parent.mkdir(mode=0o755)
     os.chmod(conf.parent.parent, 0o755)  # the agent's identity reads it (not under pytest's 0700)
     conf.write_text("[global]\nindex-url = http://127.0.0.1:3141/simple\n")
@@ -62,7 +73,7 @@ def test_bad_carry_entries_are_refused_at_load_with_the_reason(tmp_path: Path, b
 @needs_bwrap
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the workspace to another user")
 def test_carry_is_read_as_the_agent_and_a_fifo_cannot_hold_the_daemon(
-        home: Path, daemon_env: dict, workspace: Path, tmp_path: Path) -> None:
+        home: Path, daemon_env: dict, workspace: Path, readable_tmp: Path) -> None:
     """Found by an attack review: a root-only file carried by root into a workspace another
     user owns would reach that user (the agent runs as them); a FIFO froze the daemon."""
     import pwd
@@ -70,9 +81,7 @@ def test_carry_is_read_as_the_agent_and_a_fifo_cannot_hold_the_daemon(
     from tests.sandbox.conftest import _ensure_daemon_user
 
     mate = _ensure_daemon_user()
-    import tempfile
-
-    tmp_path = Path(tempfile.mkdtemp(prefix="ph-carry-"))
+    tmp_path = readable_tmp
     secret = tmp_path / "rootonly" / "npmrc"
     secret.parent.mkdir(mode=0o700)
     secret.write_text("ROOTSECRET\n")

@@ -18,6 +18,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -181,6 +182,8 @@ class Harness:
         self.names = names or {}
         self.record_fails = record_fails
         self.dir = tempfile.mkdtemp(prefix="ph-gate-", dir="/tmp")
+        # Removed by close(); tests that close only the gate leave it to this, not to /tmp.
+        weakref.finalize(self, shutil.rmtree, self.dir, True)
         self.path = str(Path(self.dir) / "gate.sock")
         kwargs: dict[str, Any] = {}
         if not system_resolve:
