@@ -7,8 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def run_id_taken(conn: Any, run_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None
+def run_ids(conn: Any) -> set[str]:
+    """Every run id the store knows: the rows, and the starts recorded without one (a daemon
+    that stopped between the start's commit and its row)."""
+    rows = conn.execute("SELECT id FROM runs UNION SELECT run_id FROM events "
+                        "WHERE kind = 'run.started' AND run_id IS NOT NULL").fetchall()
+    return {row[0] for row in rows}
 
 
 def upsert_run(conn: Any, row: dict[str, Any]) -> None:

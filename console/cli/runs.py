@@ -54,11 +54,13 @@ def run(c: Context, profile: str, command: tuple[str, ...], workspace: str | Non
 def follow_output(client: Client, run_id: str, *, quiet: bool = False, tail: int = 0,
            raw: bool = False) -> int:
     """Print a run's output until it ends; its exit code as a shell would give it."""
-    from console.text import neutralise  # here: `ps --json` never needs it
-
     result: dict[str, Any] = {}
     for kind, payload in client.stream("logs", run=run_id, follow=True, tail=tail):
         if kind == "event" and payload.get("kind") == "run.output" and not quiet:
+            # Imported at the first line (its unicodedata is a shared library): a run that
+            # prints nothing, and `ps --json`, never load it.
+            from console.text import neutralise
+
             out = sys.stdout
             colour = out.isatty()  # a pipe gets plain text
             for line in payload["lines"]:

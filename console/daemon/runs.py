@@ -37,7 +37,7 @@ from console.sandbox.base import (
     sweep_removed,
 )
 from console.sandbox.spare_folders import SpareRunFolders, sweep_spares
-from store.runs_table import mark_lost, run_id_taken, runs_in_states, upsert_run
+from store.runs_table import mark_lost, run_ids, runs_in_states, upsert_run
 
 log = logging.getLogger("pilothouse.runs")
 
@@ -98,6 +98,7 @@ class RunManager:
         # Lines emitted per run, so a follower that read the store can skip what it has seen.
         self.line_counts: dict[str, int] = {}
         self.folders = SpareRunFolders(paths.runs_dir)
+        self._known_ids: set[str] | None = None
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -122,17 +123,24 @@ class RunManager:
     # --- start -------------------------------------------------------------------------------
 
     async def _new_id(self) -> str:
-        taken = set(self.runs) | {p.name for p in self.paths.runs_dir.iterdir() if p.is_dir()}
+        stored = await self._stored_ids()
         length = 4
         while True:
             for _ in range(20):
                 candidate = new_id(length)
-                if candidate not in taken and not await self._id_in_store(candidate):
+                if (candidate not in self.runs and candidate not in stored
+                        and not os.path.lexists(self.paths.run_dir(candidate))):
+                    stored.add(candidate)
                     return candidate
             length += 1
 
-    async def _id_in_store(self, run_id: str) -> bool:
-        return await asyncio.wrap_future(self.writer.call(lambda conn: run_id_taken(conn, run_id)))
+    async def _stored_ids(self) -> set[str]:
+        """The run ids the store holds, read once: after that this daemon, the only writer of
+        runs for its home (the daemon lock), adds each id it gives out, and a start does not
+        wait on the writer's queue to learn that a random id is new."""
+        if self._known_ids is None:
+            self._known_ids = await asyncio.wrap_future(self.writer.call(run_ids))
+        return self._known_ids
 
     async def start(
         self,
@@ -406,6 +414,7 @@ class RunManager:
 
         await asyncio.to_thread(sweep_removed, self.paths.runs_dir)
         await asyncio.to_thread(sweep_spares, self.paths.runs_dir)
+        await self._stored_ids()  # here, so the first start does not read them
         rows = await asyncio.wrap_future(
             self.writer.call(lambda conn: runs_in_states(conn, LIVE_STATES)))
         found = []
