@@ -191,7 +191,7 @@ class RunManager:
         # of time is renamed into place, else a dozen small files are made, each waiting on
         # the file system's journal as the commit waits on the disk); nothing runs yet.
         interpreter = sandbox_python(backend.name)
-        setup_notes, _row = await asyncio.gather(
+        setup_notes, started = await asyncio.gather(
             asyncio.to_thread(self.folders.take, run_dir, interpreter),
             self.writer.acommit(
                 "run.started",
@@ -201,7 +201,20 @@ class RunManager:
                 data={"profile": profile.name, "backend": backend.name, "workspace": str(ws),
                       "command": run.command, "unsandboxed": backend.name == "none"},
             ),
+            return_exceptions=True,  # both finish before either failure is acted on
         )
+        if isinstance(started, BaseException) or isinstance(setup_notes, BaseException):
+            # Nothing ran: the run leaves the live table and its folder goes.
+            self.runs.pop(run_id, None)
+            self.folders.give_back(run_dir)
+            if isinstance(started, BaseException):
+                raise Failure(
+                    "record-failed",
+                    f"run {run_id} was not started: its start could not be recorded ({started})",
+                    f"the history cannot be written; check the free space and permissions of "
+                    f"{self.paths.data_dir} and the daemon log ({self.paths.daemon_log})",
+                ) from None
+            raise setup_notes
         run.notes[:0] = setup_notes
         self._save_soon(run)
         carried: list[tuple[Path, str]] = []
