@@ -232,7 +232,7 @@ def direct_wrapper(cmd: str, interpreter: str) -> str:
             "d = sys.path[0]\n"
             "sys.path[:] = [d] + [p for p in sys.path[1:] if p not in ('', '.', d)]\n"
             "import inside\n"
-            f"sys.exit(inside.main([{cmd!r}, *sys.argv[1:]]))\n")
+            f"inside.run_and_exit([{cmd!r}, *sys.argv[1:]])\n")
 
 
 def sandbox_python(backend: str) -> str | None:
@@ -245,7 +245,7 @@ def sandbox_python(backend: str) -> str | None:
 
 HELPER_LOADER = ("import sys; d = sys.argv[1].rpartition('/')[0]; "
                  "sys.path[:] = [d] + [p for p in sys.path if p not in ('', '.', d)]; "
-                 "import inside; sys.exit(inside.main(sys.argv[2:]))")
+                 "import inside; inside.run_and_exit(sys.argv[2:])")
 _HELPER_PYC: dict[bytes, bytes] = {}  # helper source -> its compiled bytes, for every run
 
 

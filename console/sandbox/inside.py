@@ -471,5 +471,20 @@ def main(argv: list | None = None) -> int:
     return COMMANDS[key](args)
 
 
+def run_and_exit(argv: list | None = None) -> None:
+    """main(argv), then the process ends without the interpreter's teardown: it runs on every
+    hook call and took 1.3-1.6 ms of each (`python3 -S -E`), a sixth of the call. Standard
+    output and error are flushed first; a failed flush gets the ordinary exit (the
+    interpreter reports it as it always did). The helper starts no thread and registers no
+    exit handler, so nothing else is cut short."""
+    code = main(argv)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    posix._exit(code & 0xFF if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run_and_exit()

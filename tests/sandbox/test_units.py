@@ -253,15 +253,15 @@ def test_direct_wrappers_start_the_helper_without_a_shell(tmp_path, monkeypatch)
     import sys
 
     helper = tmp_path / "inside.py"
-    helper.write_text("import sys\n\ndef main(argv):\n"
+    helper.write_text("import sys\n\ndef run_and_exit(argv):\n"
                       "    print(argv, sys.flags.no_site, sys.flags.ignore_environment,\n"
-                      "          '' in sys.path or '.' in sys.path)\n    return 3\n")
+                      "          '' in sys.path or '.' in sys.path)\n    sys.exit(3)\n")
     rd = tmp_path / "run"
     assert prepare_run_dir(rd, helper, interpreter=sys.executable) == []
     # A module named like the helper in the agent's working folder is never the one imported.
     planted = tmp_path / "cwd"
     planted.mkdir()
-    (planted / "inside.py").write_text("def main(argv):\n    print('planted')\n    return 0\n")
+    (planted / "inside.py").write_text("def run_and_exit(argv):\n    print('planted')\n")
     for cmd in ("ph-ask", "ph-guard", "ph-claude-hook"):
         w = rd / "bin" / cmd
         assert w.read_text().startswith(f"#!{sys.executable} -SE\n")
@@ -269,3 +269,24 @@ def test_direct_wrappers_start_the_helper_without_a_shell(tmp_path, monkeypatch)
                               cwd=planted, env={"PYTHONPATH": str(planted)}, timeout=30)
         assert done.returncode == 3, done.stderr
         assert done.stdout.strip() == f"[{cmd!r}, 'exec', '--', 'ls'] 1 1 False"
+
+
+def test_the_helper_ends_without_the_interpreters_teardown_and_its_output_whole(tmp_path):
+    """Every hook call starts the helper; the interpreter's teardown took 1.3-1.6 ms of each.
+    run_and_exit ends the process once standard output and error are flushed: an exit handler
+    (the teardown's work) never runs, and what the helper wrote all arrives."""
+    import subprocess
+
+    from console.sandbox import inside
+
+    program = ("import atexit, sys\n"
+               f"sys.path.insert(0, {str(Path(inside.__file__).parent)!r})\n"
+               "import inside\n"
+               "atexit.register(lambda: print('TEARDOWN', flush=True))\n"
+               "inside.run_and_exit(['ph-ask', 'exec', '--', 'git', 'push'])\n")
+    env = {"PILOTHOUSE_AGENT_SOCK": str(tmp_path / "no-such.sock")}
+    done = subprocess.run(["/usr/bin/python3", "-S", "-c", program], capture_output=True,
+                          text=True, env=env, timeout=30)
+    assert "TEARDOWN" not in done.stdout + done.stderr
+    assert done.returncode == 2, done  # could not ask: an error, never an approval
+    assert done.stderr.startswith("ph-ask: ") and done.stderr.endswith("\n"), done.stderr
