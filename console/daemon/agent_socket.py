@@ -22,7 +22,7 @@ import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from console.config.bounds import Bounds, capped
 from console.daemon.inbox import EVENT_POLICY, EVENT_REFUSED_OP, Inbox
@@ -44,8 +44,18 @@ from console.wire import (
 log = logging.getLogger(__name__)
 
 PolicyEval = Callable[[str, str, str, str], Decision | Awaitable[Decision]]
-# (run, kind, subject, decision, data) -> write the row now? (console/floods.py)
-Admit = Callable[[str, str, str, str, dict[str, Any]], bool]
+
+
+class Admission(Protocol):
+    """The flood control (console/daemon/floods.py) as the agent socket uses it."""
+
+    def admit(self, run_id: str, kind: str, subject: str, decision: str,
+              data: dict[str, Any]) -> bool:
+        """Write this event's row now (True), or count it as a repeat of a written one."""
+
+    def recorded(self, run_id: str, kind: str, subject: str, decision: str) -> None:
+        """The row admit() let through is written: repeats may now be counted."""
+
 MAX_IN_FLIGHT = 64  # per connection; the inbox's per-run cap applies as well
 MAX_BAD_MESSAGES = 8
 DEFAULT_MAX_CONNECTIONS = Bounds().agent_connections
@@ -58,7 +68,7 @@ async def handle_agent_connection(
     profile: str,
     inbox: Inbox,
     policy_eval: PolicyEval,
-    admit: Admit | None = None,
+    floods: Admission | None = None,
 ) -> None:
     """Serve one connection on a run's agent.sock until it closes."""
     write_lock = asyncio.Lock()
@@ -72,7 +82,7 @@ async def handle_agent_connection(
 
     async def serve(req_id: Any, op: str, args: dict[str, Any]) -> None:
         try:
-            result = await _dispatch(op, args, run_id, profile, inbox, policy_eval, admit)
+            result = await _dispatch(op, args, run_id, profile, inbox, policy_eval, floods)
             reply = ok(req_id, result)
         except Failure as exc:
             reply = error(req_id, exc)
@@ -120,9 +130,9 @@ async def handle_agent_connection(
 
 
 async def _dispatch(op: str, args: dict[str, Any], run_id: str, profile: str,
-                    inbox: Inbox, policy_eval: PolicyEval, admit: Admit | None) -> dict[str, Any]:
+                    inbox: Inbox, policy_eval: PolicyEval, floods: Admission | None) -> dict[str, Any]:
     if op == "ask":
-        return await _ask(args, run_id, profile, inbox, policy_eval, admit)
+        return await _ask(args, run_id, profile, inbox, policy_eval, floods)
     if op == "status":
         return _status(args, run_id, inbox)
     await inbox.record_refusal(EVENT_REFUSED_OP, run_id, {
@@ -133,7 +143,7 @@ async def _dispatch(op: str, args: dict[str, Any], run_id: str, profile: str,
 
 
 async def _ask(args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
-               policy_eval: PolicyEval, admit: Admit | None) -> dict[str, Any]:
+               policy_eval: PolicyEval, floods: Admission | None) -> dict[str, Any]:
     kind = args.get("kind", "exec")
     subject = args.get("subject", args.get("command"))
     title = args.get("title")
@@ -152,12 +162,11 @@ async def _ask(args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
         log.exception("policy evaluation failed")
         return _answer_parts(False, Provenance("error", detail=f"policy evaluation failed ({exc}); denied"), None)
     if decision.action != "ask":
-        if admit is not None and not admit(run_id, EVENT_POLICY, f"{kind}: {subject}",
-                                           decision.action, {
-                                               "kind": kind, "subject": subject,
-                                               "provenance": decision.provenance.to_dict()}):
-            # A repeat within the second (or a deny past the run's rate): counted into one
-            # summary row instead of a row each.
+        flood_key = (run_id, EVENT_POLICY, f"{kind}: {subject}", decision.action)
+        if floods is not None and not floods.admit(*flood_key, {
+                "kind": kind, "subject": subject, "provenance": decision.provenance.to_dict()}):
+            # A repeat within the second of a written row (or a deny past the run's rate):
+            # counted into one summary row instead of a row each.
             return _answer_parts(decision.allowed, decision.provenance, None)
         try:
             await inbox.record_policy(run_id, profile, kind, subject, decision.action,
@@ -166,6 +175,8 @@ async def _ask(args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
             log.warning("recording a policy decision failed: %s", exc)
             return _answer_parts(False, Provenance(
                 "error", detail=f"the decision could not be recorded ({exc}); refused"), None)
+        if floods is not None:
+            floods.recorded(*flood_key)
         return _answer_parts(decision.allowed, decision.provenance, None)
     outcome = await inbox.submit(run_id, profile, kind, subject, detail, decision.provenance,
                                  title=title, grant_patterns=decision.asking or None)
@@ -196,14 +207,14 @@ def _status(args: dict[str, Any], run_id: str, inbox: Inbox) -> dict[str, Any]:
 
 async def start_agent_server(
     path: str | os.PathLike[str], run_id: str, profile: str, inbox: Inbox,
-    policy_eval: PolicyEval, mode: int = 0o600, *, admit: Admit | None = None,
+    policy_eval: PolicyEval, mode: int = 0o600, *, floods: Admission | None = None,
     max_connections: Callable[[], int] | None = None,
     on_refused: Callable[[], None] | None = None,
 ) -> asyncio.AbstractServer:
     """Bind a run's agent.sock with the reader bound the codec needs. Past max_connections
     open at once (or the daemon's fd budget), a connection is answered and closed."""
     async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await handle_agent_connection(r, w, run_id, profile, inbox, policy_eval, admit)
+        await handle_agent_connection(r, w, run_id, profile, inbox, policy_eval, floods)
 
     refusal = encode(error(None, Failure(
         ErrorCode.TOO_MANY_CONNECTIONS, "this run has as many agent.sock connections open as it may; "

@@ -67,7 +67,7 @@ class RunChannels:
         # be mapped or non-root in Docker) can connect, other host users cannot reach it.
         channels.servers.append(await start_agent_server(
             agent_sock, run.id, profile.name, self.inbox, self.evaluator.policy_eval, mode=0o666,
-            admit=self.recording.admit,
+            floods=self.recording,
             max_connections=lambda: self.config.cfg.bounds.agent_connections,
             on_refused=lambda: self.recording.refused(run.id, "agent.sock")))
         channels.servers.append(await gate.serve_unix(str(gate_sock)))

@@ -53,7 +53,13 @@ class FloodControl:
 
     def admit(self, run_id: str, kind: str, subject: str, decision: str,
               data: dict[str, Any] | None = None) -> bool:
-        """True: write this event now. False: it is counted into a summary row instead."""
+        """True: write this event now, and call recorded() once it is written. False: it is
+        counted into a summary row instead.
+
+        Only a written row makes its key a repeat: a security event whose commit failed (its
+        action refused) leaves the key as it was, so the next one is written, or refused, in
+        its turn, never allowed as a "repeat" of a row that is not there. Events of a key
+        whose first row is still being committed are written too."""
         w = self._window(run_id)
         key = (kind, subject, decision)
         if key in w.seen:
@@ -63,9 +69,12 @@ class FloodControl:
         if w.rows >= self._rate() and decision != "allow":
             w.throttled += 1
             return False
-        w.seen.add(key)
         w.rows += 1
         return True
+
+    def recorded(self, run_id: str, kind: str, subject: str, decision: str) -> None:
+        """The row admit() let through is written: later events of its key are repeats."""
+        self._window(run_id).seen.add((kind, subject, decision))
 
     def refused(self, run_id: str, what: str) -> None:
         """A connection refused past a bound (what: agent.sock, gate)."""

@@ -39,6 +39,10 @@ class Recording:
         self.floods.start()
         return self.floods.admit(run_id, kind, subject, decision, data)
 
+    def recorded(self, run_id: str, kind: str, subject: str, decision: str) -> None:
+        """The row admit() let through is written (committed, for a security event)."""
+        self.floods.recorded(run_id, kind, subject, decision)
+
     def start(self) -> None:
         """The flood windows' timer runs from the first run on (idempotent)."""
         self.floods.start()
@@ -64,18 +68,23 @@ class Recording:
     def for_gate(self, run_id: str) -> GateRecord:
         async def record(kind: str, data: dict[str, Any]) -> None:
             text = f"{data.get('action') or ''} {data.get('host', '')}:{data.get('port', '')}".strip()
+            flood_key = None
             if kind in FLOOD_NET_EVENTS and not data.get("asked"):
                 subject = f"{data.get('host') or data.get('target', '')}:{data.get('port', '')}"
                 decision = str(data.get("action") or data.get("status") or data.get("stage"))
-                if not self.admit(run_id, kind, subject, decision, data):
+                flood_key = (run_id, kind, subject, decision)
+                if not self.admit(*flood_key, data):
                     return  # counted into this second's summary row
             event = {"kind": kind, "run_id": run_id, "ts": time.time(), **data}
             if kind in SECURITY_NET_EVENTS:
-                # Raises on failure: the gate then refuses the connection (fail closed).
+                # Raises on failure: the gate then refuses the connection (fail closed), and
+                # the key stays unseen (floods.py), so a retry is not let through unrecorded.
                 await self.storage.record_security(kind, run_id=run_id, text=text, data=data,
                                                    actor=_actor(data))
             else:
                 self.storage.record(kind, run_id=run_id, text=text, data=data)
+            if flood_key is not None:
+                self.recorded(*flood_key)
             self.bus.publish(event)
 
         return record
