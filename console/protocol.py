@@ -53,6 +53,7 @@ class ErrorCode(StrEnum):
     RULE_OVERRIDDEN = "rule-overridden"
     SANDBOX_FAILED = "sandbox-failed"
     STOPPING = "stopping"
+    STORE_FAILED = "store-failed"
     TOO_MANY_CONNECTIONS = "too-many-connections"
     UNKNOWN_GRANT = "unknown-grant"
     UNKNOWN_OP = "unknown-op"

@@ -20,6 +20,8 @@ from typing import Any
 from console.config import load as config_mod
 from console.config.reload import policy_diff
 from console.daemon.storage import Storage
+from console.protocol import Failure
+from store import StoreError
 
 log = logging.getLogger("pilothouse.config")
 
@@ -74,7 +76,7 @@ class ConfigReloader:
     async def reload(self, actor: str, cause: str) -> dict[str, Any]:
         """Load, validate, record, apply. Raises ConfigError (the old config stays)."""
         async with self.lock:
-            self._stamp = self._file_stamp()
+            previous, self._stamp = self._stamp, self._file_stamp()
             try:
                 cfg = await self.config.read_file()
             except config_mod.ConfigError as exc:
@@ -83,10 +85,23 @@ class ConfigReloader:
                 log.error("config not reloaded (%s): %s; the old policy stays", cause, exc)
                 raise
             diff = policy_diff(self.config.cfg, cfg)
-            row = await self.storage.record_security(
-                "policy.changed", actor=actor,
-                text=f"config reloaded ({cause}) by {actor}: {len(diff)} change(s)",
-                data={"cause": cause, "files": cfg.files, "diff": diff})
+            try:
+                row = await self.storage.record_security(
+                    "policy.changed", actor=actor,
+                    text=f"config reloaded ({cause}) by {actor}: {len(diff)} change(s)",
+                    data={"cause": cause, "files": cfg.files, "diff": diff})
+            except StoreError as exc:
+                # Not in force until it is on the record. The file is not taken as seen, so
+                # the watcher tries again each second: the change applies once the history
+                # can be written, and until then status and the console say it is waiting.
+                self._stamp = previous
+                reason = (f"the change was not applied: it could not be recorded ({exc}); "
+                          "the old policy stays, and it is tried again")
+                self.error = {"file": str(self.config.file), "line": None, "reason": reason,
+                              "text": f"{self.config.file}: {reason}", "cause": cause}
+                raise Failure("record-failed", f"{self.config.file}: {reason}",
+                              "check the disk where the history lives with `pilothouse "
+                              "doctor`; the change applies by itself once it can be recorded") from None
             self.config.cfg = cfg
             self.error = None
             self.on_change()
@@ -94,11 +109,13 @@ class ConfigReloader:
                     "profiles": sorted(cfg.profiles), "event_id": row["id"]}
 
     async def _reload_quietly(self, actor: str, cause: str) -> None:
+        logged = self.error
         try:
             await self.reload(actor, cause)
-        except config_mod.ConfigError:
-            pass  # kept in self.error, shown by status and the console
-        except Exception as exc:  # e.g. the store could not record it: the old policy stays
+        except (config_mod.ConfigError, Failure) as exc:  # kept in self.error for status
+            if isinstance(exc, Failure) and self.error != logged:  # once, not every second
+                log.error("config reload (%s): %s", cause, exc)
+        except Exception as exc:
             log.error("config reload (%s) failed; the old policy stays: %s", cause, exc)
 
     def on_sighup(self) -> None:

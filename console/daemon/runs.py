@@ -370,14 +370,26 @@ class RunManager:
 
     # --- control -----------------------------------------------------------------------------
 
-    async def stop(self, run_id: str, *, actor: str, kill: bool = False, grace: float = 2.0) -> Run:
+    async def stop(self, run_id: str, *, actor: str, kill: bool = False,
+                   grace: float = 2.0) -> tuple[Run, str | None]:
+        """Stop (or kill) a run; (the run, why its stop is not on the record, else None).
+
+        A stop takes effect whether or not the store can record it: it only ever takes power
+        from the agent, and a daemon stopping must still stop its runs (their views are
+        unmounted by their teardown). The run's notes and the answer say it is unrecorded."""
         run = self.get(run_id)
         handle = self.handles.get(run_id)
-        run.stop_requested = "kill" if kill else "stop"
-        await self.writer.acommit(
-            "run.kill" if kill else "run.stop", run_id=run_id, actor=actor,
-            text=f"{'kill' if kill else 'stop'} requested by {actor}",
-        )
+        verb = "kill" if kill else "stop"
+        unrecorded = None
+        try:
+            await self.writer.acommit(f"run.{verb}", run_id=run_id, actor=actor,
+                                      text=f"{verb} requested by {actor}")
+        except Exception as exc:
+            unrecorded = str(exc)
+            run.notes.append(f"the {verb} by {actor} could not be recorded ({exc})")
+            log.error("run %s: %s by %s not recorded (stopping anyway): %s", run_id, verb, actor,
+                      exc)
+        run.stop_requested = verb
         if run.state in ("running", "starting"):
             run.state = "stopping"
             self._publish_state(run)
@@ -389,7 +401,7 @@ class RunManager:
         task = self.tasks.get(run_id)
         if task is not None:
             await asyncio.wait({task}, timeout=grace + 5)
-        return run
+        return run, unrecorded
 
     async def close(self, *, actor: str, grace: float = 2.0) -> None:
         """The daemon stops: every live run stopped, the spare run folders removed."""

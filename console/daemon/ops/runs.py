@@ -60,8 +60,9 @@ def _caller_env(env: dict[str, Any] | None) -> dict[str, str] | None:
 
 async def run_stop(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     run_id = arg(args, "run", str)
-    run = await core.runs.stop(run_id, actor=peer.user, kill=arg(args, "kill", bool, False))
-    return run.public()
+    run, unrecorded = await core.runs.stop(run_id, actor=peer.user,
+                                           kill=arg(args, "kill", bool, False))
+    return {**run.public(), "stop_recorded": unrecorded is None, "unrecorded_because": unrecorded}
 
 
 async def run_get(core: Core, peer: Peer, args: Args, send: Send) -> Any:

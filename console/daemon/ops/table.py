@@ -5,6 +5,7 @@ docs/protocol.md lists them. A name in two areas' tables is a mistake caught at 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from console.daemon.core import Core
@@ -12,6 +13,9 @@ from console.daemon.ops import approvals, config, daemon, gpu, history, policy, 
 from console.daemon.ops.base import Args, OpTable, Send
 from console.daemon.peers import Peer
 from console.protocol import Failure
+from store import StoreError
+
+log = logging.getLogger("pilothouse.daemon")
 
 AREAS: tuple[OpTable, ...] = (daemon.OPS, config.OPS, runs.OPS, history.OPS, gpu.OPS,
                               approvals.OPS, policy.OPS)
@@ -47,4 +51,15 @@ async def dispatch(core: Core, peer: Peer, name: str, args: Args, send: Send) ->
             f"{peer.user} may watch but not {name} (role: {peer.role})",
             "ask the owner to list you in [team] approvers",
         )
-    return await entry.handler(core, peer, args, send)
+    try:
+        return await entry.handler(core, peer, args, send)
+    except StoreError as exc:  # the disk, not a bug: refused (fail closed), said plainly
+        log.error("%s refused: the store failed: %s", name, exc)
+        where = (f"check the disk where the history lives ({core.paths.data_dir}: free space, "
+                 f"permissions) with `pilothouse doctor`, and the daemon log "
+                 f"({core.paths.daemon_log})")
+        if entry.decides:
+            raise Failure("record-failed", f"{name} was not done: it could not be recorded "
+                          f"({exc})", f"nothing was applied; {where}") from None
+        raise Failure("store-failed", f"{name} could not be answered: the history could not "
+                      f"be read ({exc})", where) from None

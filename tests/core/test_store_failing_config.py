@@ -1,0 +1,66 @@
+"""Config changes while the store cannot record them: refused (the old policy stays), said
+plainly, and not forgotten once the store records again."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.conftest import Daemon
+from tests.core.failing_store import store_failing
+
+OLD = '[profiles.p]\ncommand = ["true"]\n\n[profiles.p.exec]\nallow = ["make deploy"]\n'
+NEW = '[profiles.p]\ncommand = ["true"]\n\n[profiles.p.exec]\nforbid = ["make deploy"]\n'
+
+
+def _decides(d: Daemon) -> str:
+    return json.loads(d.cli("policy", "check", "p", "make deploy", "--json").stdout)["action"]
+
+
+def _start(home: Path, env: dict[str, str]) -> Daemon:
+    (home / "config.toml").write_text(OLD)
+    d = Daemon(home, env)
+    d.start()
+    assert _decides(d) == "allow"
+    return d
+
+
+def test_a_reload_the_store_cannot_record_says_so_plainly(home: Path,
+                                                         daemon_env: dict[str, str]) -> None:
+    d = _start(home, daemon_env)
+    try:
+        with store_failing(d):
+            (home / "config.toml").write_text(NEW)
+            out = d.cli("reload", check=False)
+        assert out.returncode != 0, out
+        assert "Traceback" not in out.stderr, out.stderr
+        assert "failed inside the daemon" not in out.stderr and "StoreError" not in out.stderr, \
+            out.stderr
+        assert "could not be recorded" in out.stderr, out.stderr
+    finally:
+        d.stop()
+
+
+def test_a_saved_file_the_store_could_not_record_is_not_forgotten(
+        home: Path, daemon_env: dict[str, str]) -> None:
+    """The person saves a stricter file while the store fails: the daemon's watcher sees it,
+    cannot record it, and keeps the old policy (fail closed). Once the store records again the
+    file must either be taken (it is what the person saved) or `status` must say it is not in
+    force; the daemon must not silently go on with a policy that is in no file."""
+    d = _start(home, daemon_env)
+    try:
+        with store_failing(d):
+            time.sleep(1.1)  # a new mtime second
+            (home / "config.toml").write_text(NEW)
+            time.sleep(3)  # the watcher looks once a second
+            assert _decides(d) == "allow"  # refused while it cannot be recorded: fine
+        time.sleep(3)  # the store records again; the watcher has had three more looks
+        status = d.cli("status", "--json")
+        in_force = _decides(d)
+        told = json.loads(status.stdout).get("config_error")
+        assert in_force == "deny" or told, (
+            f"the file says deny, the daemon decides {in_force!r}, and status says nothing: "
+            f"{status.stdout}")
+    finally:
+        d.stop()

@@ -1,0 +1,94 @@
+"""`pilothouse daemon stop` while the store cannot record: the daemon always stops (by
+design, daemon/ops/daemon.py), and it should still stop its runs cleanly (SIGTERM, teardown)
+and promptly; the store failing is no reason to skip that."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, Daemon, needs_bwrap
+from tests.core.failing_store import start_run, store_failing
+
+SCRIPT = "trap 'echo term > got-term; exit 0' TERM; while :; do sleep 0.05; done"
+
+
+def _mounts_under(path: Path) -> list[str]:
+    return [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+            if line.split()[1].startswith(str(path))]
+
+
+def _handoffs() -> set[str]:
+    """A root daemon's hand-off mounts (console/sandbox/view.py), which live outside its home."""
+    return set(_mounts_under(Path("/run/pilothouse-handoff")))
+
+
+@pytest.fixture
+def cleanup(home: Path, daemon_env: dict[str, str]) -> Iterator[None]:
+    yield
+    if _mounts_under(home):  # a fresh daemon's start detaches a lost run's view
+        d = Daemon(home, daemon_env)
+        d.start()
+        d.stop()
+
+
+def _ask_stop(d: Daemon) -> None:
+    from console.client.sync import Client
+    from console.paths import resolve
+
+    with Client(resolve(d.home), autostart=False) as client:
+        client.call("daemon.stop")
+
+
+def _stop(d: Daemon, workspace: Path, failing: bool) -> tuple[float, bool, list[str]]:
+    before = _handoffs()
+    start_run(d, "shell", workspace, SCRIPT)
+    assert d.proc is not None
+    t0 = time.monotonic()
+    # Through the client: the CLI's own wait reads a zombie (the test's child) as alive.
+    if failing:
+        with store_failing(d):
+            _ask_stop(d)
+            d.proc.wait(60)
+    else:
+        _ask_stop(d)
+        d.proc.wait(60)
+    took = time.monotonic() - t0
+    time.sleep(0.5)
+    left = _mounts_under(d.home) + sorted(_handoffs() - before)
+    return took, (workspace / "got-term").exists(), left
+
+
+@needs_bwrap
+def test_control_daemon_stop_with_a_working_store(daemon: Daemon, workspace: Path,
+                                                  cleanup: None) -> None:
+    took, termed, mounts = _stop(daemon, workspace, failing=False)
+    assert termed and not mounts and took < 10, (took, termed, mounts)
+
+
+@needs_bwrap
+def test_daemon_stop_while_the_store_fails_still_stops_its_runs(
+        daemon: Daemon, workspace: Path, cleanup: None) -> None:
+    took, termed, mounts = _stop(daemon, workspace, failing=True)
+    assert termed and not mounts, (
+        f"SIGTERM reached the run: {termed}; mounts the run left on the host: {mounts[:2]}")
+    assert took < 10, f"the daemon took {took:.1f}s to stop"
+
+
+@needs_bwrap
+def test_daemon_stop_says_when_the_store_could_not_record_it(daemon: Daemon,
+                                                             workspace: Path) -> None:
+    """The daemon stops anyway; the person is told the stop is not on the record."""
+    assert daemon.proc is not None
+    with store_failing(daemon):
+        cli = subprocess.Popen([str(BIN / "pilothouse"), "daemon", "stop"], env=daemon.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        daemon.proc.wait(60)  # reaped here, so the command's wait sees it gone
+        out, err = cli.communicate(timeout=30)
+    assert cli.returncode != 0, (out, err)
+    assert "stopped" in out, out
+    assert "could not record this stop" in err and "Traceback" not in err, err
