@@ -8,21 +8,17 @@ audit witness's length, so no security record can be appended."""
 from __future__ import annotations
 
 import json
-import resource
 import time
 from pathlib import Path
 
 from tests.conftest import Daemon, needs_bwrap
+from tests.core.failing_store import store_failing
 
 
 @needs_bwrap
 def test_a_run_whose_end_cannot_be_recorded_still_ends(daemon: Daemon, workspace: Path) -> None:
     run_id = daemon.cli("run", "shell", "-w", str(workspace), "--", "sleep", "1").stdout.split()[-1]
-    witness = next(daemon.home.rglob("audit.witness"))
-    assert daemon.proc is not None
-    _, hard = resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE)
-    resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, (witness.stat().st_size, hard))
-    try:
+    with store_failing(daemon):
         deadline = time.monotonic() + 20
         while True:
             live = json.loads(daemon.cli("ps", "--json").stdout)
@@ -30,8 +26,6 @@ def test_a_run_whose_end_cannot_be_recorded_still_ends(daemon: Daemon, workspace
                 break
             assert time.monotonic() < deadline, f"run {run_id} never left the live table: {live}"
             time.sleep(0.1)
-    finally:
-        resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))
     # The daemon goes on: a later run starts, ends and is recorded.
     done = daemon.cli("run", "shell", "-w", str(workspace), "--wait", "--", "echo", "after")
     assert "after" in done.stdout

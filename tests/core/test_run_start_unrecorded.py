@@ -6,11 +6,11 @@ length, so no security record can be appended."""
 from __future__ import annotations
 
 import json
-import resource
 import time
 from pathlib import Path
 
 from tests.conftest import Daemon, needs_bwrap
+from tests.core.failing_store import store_failing
 
 
 def _wait_for_a_spare(home: Path) -> None:
@@ -26,17 +26,11 @@ def test_a_run_whose_start_cannot_be_recorded_does_not_run(daemon: Daemon, works
     # lowered limit meets the store, not the folder's files.
     daemon.cli("run", "shell", "-w", str(workspace), "--wait", "--", "true")
     _wait_for_a_spare(daemon.home)
-    witness = next(daemon.home.rglob("audit.witness"))
     marker = workspace / "ran"
-    assert daemon.proc is not None
-    _, hard = resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE)
-    resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, (witness.stat().st_size, hard))
-    try:
+    with store_failing(daemon):
         out = daemon.cli("run", "shell", "-w", str(workspace), "--wait", "--",
                          "sh", "-c", f"touch {marker}", timeout=30, check=False)
         live = json.loads(daemon.cli("ps", "--json").stdout)
-    finally:
-        resource.prlimit(daemon.proc.pid, resource.RLIMIT_FSIZE, (hard, hard))
     assert out.returncode != 0, out
     assert not marker.exists(), "the agent's command ran although its start was not recorded"
     assert live == [], live
