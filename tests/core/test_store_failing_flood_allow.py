@@ -7,8 +7,6 @@ goes into the bulk summary row, and is allowed without any security record at al
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,31 +14,14 @@ import pytest
 
 from tests.conftest import Daemon, needs_bwrap
 from tests.core.failing_store import start_run, store_failing, wait_file
-
-
-class _Count(http.server.BaseHTTPRequestHandler):
-    hits = 0
-
-    def do_GET(self) -> None:  # noqa: N802
-        type(self).hits += 1
-        body = b"hello\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+from tests.gate.support import Origin
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[int, type[_Count]]]:
-    handler = type("Count", (_Count,), {"hits": 0})
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv.server_address[1], handler
-    srv.shutdown()
+def origin() -> Iterator[Origin]:
+    server = Origin()  # a real HTTP origin on 127.0.0.1 that lists what reached it
+    yield server
+    server.close()
 
 
 def _daemon(home: Path, env: dict[str, str], port: int) -> Daemon:
@@ -56,8 +37,8 @@ def _daemon(home: Path, env: dict[str, str], port: int) -> Daemon:
 @needs_bwrap
 def test_a_rule_allowed_exec_that_cannot_be_recorded_is_refused_on_retry_too(
         home: Path, daemon_env: dict[str, str], workspace: Path,
-        server: tuple[int, type[_Count]]) -> None:
-    d = _daemon(home, daemon_env, server[0])
+        origin: Origin) -> None:
+    d = _daemon(home, daemon_env, origin.port)
     try:
         script = ("while [ ! -e go ]; do sleep 0.02; done; "
                   "for i in 1 2 3 4 5 6; do ph-ask exec -- echo ok >/dev/null 2>&1; "
@@ -76,8 +57,8 @@ def test_a_rule_allowed_exec_that_cannot_be_recorded_is_refused_on_retry_too(
 @needs_bwrap
 def test_a_rule_allowed_connection_that_cannot_be_recorded_is_refused_on_retry_too(
         home: Path, daemon_env: dict[str, str], workspace: Path,
-        server: tuple[int, type[_Count]]) -> None:
-    port, counter = server
+        origin: Origin) -> None:
+    port = origin.port
     d = _daemon(home, daemon_env, port)
     try:
         curl = f"curl -sS -m 10 -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{port}/"
@@ -89,7 +70,7 @@ def test_a_rule_allowed_connection_that_cannot_be_recorded_is_refused_on_retry_t
             (workspace / "go").touch()
             wait_file(workspace / "done")
         answers = (workspace / "out.txt").read_text().split()
-        assert counter.hits == 0, (f"{counter.hits} requests reached the server while the store "
+        assert not origin.requests, (f"{len(origin.requests)} requests reached the server while the store "
                                    f"could not record any decision: {answers}")
     finally:
         d.stop()
