@@ -35,10 +35,11 @@ def test_a_stop_the_store_cannot_record_still_stops_and_says_so(daemon: Daemon,
     with store_failing(daemon):
         out = daemon.cli("stop", run_id, check=False)
         live = [r["id"] for r in json.loads(daemon.cli("ps", "--json").stdout)]
-    assert out.returncode != 0, out
+    assert out.returncode == 0, out  # what was asked for happened
     assert "Traceback" not in out.stderr, out.stderr
     assert "failed inside the daemon" not in out.stderr and "StoreError" not in out.stderr, out.stderr
-    assert f"run {run_id} was stopped, but the history could not record the stop" in out.stderr
+    assert f"warning: run {run_id} was stopped, but the history could not record the stop" \
+        in out.stderr, out.stderr
     assert (workspace / "got-term").exists(), "the agent never got its SIGTERM"
     assert run_id not in live, live
 
