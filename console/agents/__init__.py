@@ -3,7 +3,8 @@ folder needs so they work inside a sandbox.
 
 The run manager calls `install_run_files(run_dir)` when it prepares a run folder, and binds what
 `home_mounts(run_dir)` returns read-only into the sandbox's HOME. Nothing here imports the rest
-of Pilothouse: the sandbox package imports this module, not the other way round.
+of Pilothouse but the config's constants: the sandbox package imports this module, not the
+other way round.
 
 Why HOME files and not command-line flags: `pilothouse run claude -- claude -p "..."` replaces the
 profile's command, so flags written in the profile would be lost. A read-only settings file at
@@ -18,6 +19,8 @@ import os
 import shutil
 from pathlib import Path
 
+from console.config.schema import AGENT_HOOK_TIMEOUT
+
 DEMO_SCRIPT = Path(__file__).with_name("demo.py")
 DEMO_PROJECT = DEMO_SCRIPT.with_name("demo_project.py")  # imported by demo.py from beside it
 DEMO_COMMAND = "ph-demo-agent"
@@ -25,14 +28,16 @@ DEMO_COMMAND = "ph-demo-agent"
 # Claude Code: every risky tool call goes to the inbox through ph-claude-hook (PreToolUse).
 # Read-only tools (Read, Glob, Grep, LS) are not routed: the sandbox already bounds what they
 # can see, and asking for each file read would bury the person in prompts. The hook's timeout
-# (seconds) is longer than any approval_timeout, so Claude waits for the person, not the clock.
+# (seconds) is longer than any approval_timeout (the config refuses one past
+# APPROVAL_TIMEOUT_MAX), so Claude waits for the person, not the clock.
 CLAUDE_HOOK_MATCHER = "Bash|Edit|MultiEdit|Write|NotebookEdit|WebFetch|WebSearch|mcp__.*"
 CLAUDE_SETTINGS: dict = {
     "hooks": {
         "PreToolUse": [
             {
                 "matcher": CLAUDE_HOOK_MATCHER,
-                "hooks": [{"type": "command", "command": "ph-claude-hook", "timeout": 900}],
+                "hooks": [{"type": "command", "command": "ph-claude-hook",
+                           "timeout": AGENT_HOOK_TIMEOUT}],
             }
         ]
     },
@@ -53,7 +58,7 @@ CLAUDE_SETTINGS: dict = {
 # Analytics and plugin/app fetches are off: they would put ab.chatgpt.com and github.com in
 # front of the person on every run.
 CODEX_HOOK_COMMAND = "ph-claude-hook"
-CODEX_HOOK_TIMEOUT = 900  # seconds, longer than any approval_timeout
+CODEX_HOOK_TIMEOUT = AGENT_HOOK_TIMEOUT  # seconds, longer than any approval_timeout
 CODEX_HOOK_KEY = "/home/agent/.codex/config.toml:pre_tool_use:0:0"
 CODEX_HOOK_HASH = "sha256:c428a8889307c24356db72bdab9b84d326e3cd31431f0b02cc1f30016e39a180"
 CODEX_CONFIG = f"""\

@@ -23,6 +23,7 @@ from console.config.bounds import Bounds, parse_bounds
 from console.config.profiles import read_profile
 from console.config.reader import Reader
 from console.config.schema import (
+    APPROVAL_TIMEOUT_LIMIT,
     EMBEDDED,
     SANDBOXES,
     Config,
@@ -60,7 +61,8 @@ def _apply_file(cfg: Config, file: str, text: str) -> None:
     d = r.expect_table(data.get("defaults", {}), ("defaults",))
     r.known(d, ("defaults",), {"sandbox", "approval_timeout"})
     cfg.sandbox = r.choice(d, ("defaults",), "sandbox", SANDBOXES, cfg.sandbox)
-    cfg.approval_timeout = r.duration(d, ("defaults",), "approval_timeout", cfg.approval_timeout)
+    cfg.approval_timeout = r.duration(d, ("defaults",), "approval_timeout", cfg.approval_timeout,
+                                      APPROVAL_TIMEOUT_LIMIT)
 
     n = r.expect_table(data.get("notify", {}), ("notify",))
     r.known(n, ("notify",), {"command"})

@@ -10,6 +10,7 @@ from typing import Any
 from console.config.reader import Reader
 from console.config.schema import (
     ACTIONS,
+    APPROVAL_TIMEOUT_LIMIT,
     INSIDE_HOME,
     SANDBOXES,
     Config,
@@ -165,7 +166,8 @@ def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profil
         setenv=dict(setenv),
         carry=carry,
         limits=Limits(memory_bytes=memory, pids=pids, cpus=float(cpus) if cpus else None),
-        approval_timeout=r.duration(data, table, "approval_timeout", defaults.approval_timeout),
+        approval_timeout=r.duration(data, table, "approval_timeout", defaults.approval_timeout,
+                                    APPROVAL_TIMEOUT_LIMIT),
         description=description,
         network=network,
         exec=exec_cfg,

@@ -103,13 +103,18 @@ class Reader:
             raise self.fail(table, key, f"{key} must be a list of strings")
         return value
 
-    def duration(self, data: dict, table: tuple, key: str, default: float) -> float:
+    def duration(self, data: dict, table: tuple, key: str, default: float,
+                 most: tuple[float, str] | None = None) -> float:
+        """A duration; `most`: (the longest allowed, why) refuses a longer one."""
         if key not in data:
             return default
         try:
-            return parse_duration(data[key])
+            value = parse_duration(data[key])
         except ValueError as exc:
             raise self.fail(table, key, str(exc)) from None
+        if most is not None and value > most[0]:
+            raise self.fail(table, key, f"{data[key]!r} is longer than {most[0]:g}s: {most[1]}")
+        return value
 
     def rules(self, data: dict, table: tuple, key: str, check: Callable[[str], None]) -> list[Rule]:
         out = []

@@ -88,6 +88,17 @@ class Profile:
     own: frozenset[str] = frozenset()
 
 
+# The longest a request may wait for a person. Claude Code and Codex give their PreToolUse hook
+# 900 s (console/agents) and, past that, run the tool as if there were no hook: a request must
+# be answered (at worst denied at its timeout) well before, so the agent never acts on silence.
+APPROVAL_TIMEOUT_MAX = 840.0
+AGENT_HOOK_TIMEOUT = 900
+APPROVAL_TIMEOUT_LIMIT = (
+    APPROVAL_TIMEOUT_MAX,
+    f"Claude Code and Codex give up on their hook after {AGENT_HOOK_TIMEOUT}s and then run the "
+    "tool, so a request must be answered well before; at most 14m")
+
+
 @dataclass
 class TeamConfig:
     group: str | None = None

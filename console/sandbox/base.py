@@ -107,7 +107,8 @@ class SandboxBackend(Protocol):
 # Shared helpers for every backend (additions; the names above are the run manager's contract).
 # ---------------------------------------------------------------------------------------------
 
-HELPER_COMMANDS = ("ph-ask", "ph-guard", "ph-claude-hook")
+HOOK_COMMAND = "ph-claude-hook"
+HELPER_COMMANDS = ("ph-ask", "ph-guard", HOOK_COMMAND)
 INSIDE_HOME = "/home/agent"
 BRIDGE_URL = f"http://127.0.0.1:{BRIDGE_PORT}"
 NO_PYTHON_NOTE = (
@@ -210,7 +211,7 @@ def sh_wrapper(cmd: str) -> str:
         "fi\n"
         'if [ -z "$py" ]; then\n'
         f"  echo '{cmd}: {NO_PYTHON_NOTE}' >&2\n"
-        "  exit 127\n"
+        f"  exit {_failed_exit(cmd)}\n"
         "fi\n"
         # ${0%/*}: the wrapper's own folder, so the same file works in a sandbox
         # (/run/pilothouse/bin) and for sandbox = "none" (the run folder on the host).
@@ -218,8 +219,19 @@ def sh_wrapper(cmd: str) -> str:
         # PYTHON* variables from the agent (about 5 ms of every hook call). Imported, not
         # run as a script, so its compiled form (write_helper_pyc) is used: a script is
         # compiled again on every call. The path has the helper's folder and no ''.
-        f'exec "$py" -S -E -c "{HELPER_LOADER}" "${{0%/*}}/inside.py" {cmd} "$@"\n'
+        # The hook answers 0 (its decision on stdout) or, when it cannot, 2: an agent runs
+        # the tool on any other failure (a python3 too old for the helper, say).
+        + (f'"$py" -S -E -c "{HELPER_LOADER}" "${{0%/*}}/inside.py" {cmd} "$@" || '
+           f"{{ echo '{cmd}: the helper failed, so this tool call is blocked' >&2; exit 2; }}\n"
+           if cmd == HOOK_COMMAND else
+           f'exec "$py" -S -E -c "{HELPER_LOADER}" "${{0%/*}}/inside.py" {cmd} "$@"\n')
     )
+
+
+def _failed_exit(cmd: str) -> int:
+    """The exit of a helper that cannot run: 2 for the hook (Claude Code and Codex block the
+    tool call on 2 only; any other failure lets it run), 127 (not found) for the others."""
+    return 2 if cmd == HOOK_COMMAND else 127
 
 
 def direct_wrapper(cmd: str, interpreter: str) -> str:
@@ -231,7 +243,11 @@ def direct_wrapper(cmd: str, interpreter: str) -> str:
             "import sys\n"
             "d = sys.path[0]\n"
             "sys.path[:] = [d] + [p for p in sys.path[1:] if p not in ('', '.', d)]\n"
-            "import inside\n"
+            "try:\n"
+            "    import inside\n"
+            "except Exception as e:\n"
+            f"    sys.stderr.write('{cmd}: the helper could not start (%s)\\n' % e)\n"
+            f"    sys.exit({_failed_exit(cmd)})\n"
             f"inside.run_and_exit([{cmd!r}, *sys.argv[1:]])\n")
 
 

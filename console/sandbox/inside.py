@@ -477,7 +477,15 @@ def run_and_exit(argv: list | None = None) -> None:
     output and error are flushed first; a failed flush gets the ordinary exit (the
     interpreter reports it as it always did). The helper starts no thread and registers no
     exit handler, so nothing else is cut short."""
-    code = main(argv)
+    argv = list(sys.argv if argv is None else argv)
+    try:
+        code = main(argv)
+    except Exception as exc:
+        # The hook blocks when it cannot decide: an agent runs the tool on any exit but 2.
+        if "ph-claude-hook" not in [a.rpartition("/")[2] for a in argv[:2]]:
+            raise
+        _err("ph-claude-hook", f"could not decide, so this tool call is blocked: {exc!r}")
+        code = 2
     try:
         sys.stdout.flush()
         sys.stderr.flush()
