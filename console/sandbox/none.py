@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 
-from .base import Prepare, SandboxError, SandboxSpec
+from .base import BRIDGE_PORT, INSIDE_RUN_DIR, Prepare, SandboxError, SandboxSpec
 from .cgroups import Limiter, RunLimits
 from .procstats import SubprocessHandle
 
@@ -51,6 +51,39 @@ class NoSandboxHandle(SubprocessHandle):
         self.limits.kill()
         await self.wait()
 
+def host_env(spec: SandboxSpec) -> dict[str, str]:
+    """The run's environment (made for a sandbox) as a host process needs it: the run folder,
+    agent.sock and the workspace where they are on the host, the person's HOME, and no proxy
+    at the bridge's 127.0.0.1:3128, which on the host is whatever listens there (there is no
+    gate in front of an unsandboxed run). Before, ph-ask and the agents' hook looked for
+    /run/pilothouse/agent.sock and could never ask."""
+    env = dict(spec.env)
+    bridge = f"http://127.0.0.1:{BRIDGE_PORT}"
+    for name in [n for n, v in env.items() if n.lower().endswith("_proxy") and v == bridge]:
+        del env[name]
+    if env.get("NO_PROXY") == "" and env.get("no_proxy") == "":
+        del env["NO_PROXY"], env["no_proxy"]
+    inside_bin = f"{INSIDE_RUN_DIR}/bin"
+    path = [d for d in env.get("PATH", os.defpath).split(":") if d != inside_bin]
+    env["PATH"] = ":".join([str(spec.run_dir / "bin"), *path])  # the helpers first
+    env["HOME"] = _home()
+    env["PILOTHOUSE_RUN_ID"] = spec.run_id
+    env["PILOTHOUSE_RUN_DIR"] = str(spec.run_dir)
+    env["PILOTHOUSE_AGENT_SOCK"] = str(spec.run_dir / "agent.sock")
+    env["PILOTHOUSE_WORKSPACE"] = str(spec.workspace)
+    return env
+
+
+def _home() -> str:
+    """The daemon's user's home: an unsandboxed run works with that user's files."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return os.environ.get("HOME") or "/"
+
+
 class NoSandboxBackend:
     name = "none"
 
@@ -66,11 +99,7 @@ class NoSandboxBackend:
         if self._limiter is None:
             self._limiter = Limiter.detect()
         limits = self._limiter.create(spec.run_id, spec.limits)
-        env = dict(spec.env)
-        env.setdefault("PATH", os.defpath)
-        env["PATH"] = f"{spec.run_dir / 'bin'}:{env['PATH']}"  # first, as in sandbox_env
-        env["PILOTHOUSE_RUN_ID"] = spec.run_id
-        env["PILOTHOUSE_RUN_DIR"] = str(spec.run_dir)
+        env = host_env(spec)
         # The shell's stdin is a gate: it waits for one line until the limits are attached and
         # prepare() ran, then runs the command with stdin /dev/null (as every sandbox does).
         gate_r, gate_w = os.pipe()
