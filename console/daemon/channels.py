@@ -90,10 +90,12 @@ class RunChannels:
         self.recording.run_ended(run.id)
 
     def apply_config(self) -> None:
-        """Config changed: live gates read their profile's new rules on the next request."""
+        """Config changed: live gates read their profile's new rules on the next request, and
+        pending requests the new rules deny are closed as denied."""
         for channels in self.open.values():
             with contextlib.suppress(Exception):  # a profile gone from the file keeps its rules
                 self.gates.apply_config(channels.gate, channels.profile)
+        asyncio.ensure_future(self.inbox.close_forbidden()).add_done_callback(_log_failure)
 
     async def close(self) -> None:
         for run_id in list(self.open):
@@ -102,3 +104,8 @@ class RunChannels:
                 server.close()
             await channels.gate.close()
         await self.recording.close()
+
+
+def _log_failure(task: asyncio.Future[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("closing the requests a reload denies failed: %s", task.exception())

@@ -31,11 +31,13 @@ from console.daemon.requests import (
     Request,
     check_request,
 )
-from console.policy import Grant, GrantTable, Provenance, new_grant, parse_scope
+from console.policy import Decision, Grant, GrantTable, Provenance, new_grant, parse_scope
 from console.protocol import Failure, new_id
 from console.text import printable
 
 log = logging.getLogger(__name__)
+# (kind, subject, run_id, profile) -> the decision of the rules and grants in force now
+PolicyNow = Callable[[str, str, str, str], "Decision | Awaitable[Decision]"]
 
 EVENT_REQUESTED = "approval.requested"
 EVENT_DECIDED = "approval.decided"
@@ -68,8 +70,12 @@ class Inbox:
         on_change: Callable[[dict[str, Any]], None] | None = None,
         keep_closed: int = 1000,
         timeout_for: Callable[[str], float] | None = None,
+        policy_now: PolicyNow | None = None,
     ) -> None:
         self._record = record
+        # The rules and grants in force now (the daemon's policy evaluator): a rule added
+        # since a request was asked (a reload) outranks a person's or a grant's allow.
+        self._policy_now = policy_now
         self._notify = notify
         self.timeout_s = timeout_s
         self._timeout_for = timeout_for  # a profile's approval_timeout, when it sets one
@@ -216,7 +222,9 @@ class Inbox:
         pattern: str | None = None,
     ) -> DecisionResult:
         """A person's answer. Raises Failure (unknown_request, already_decided, bad_scope,
-        bad_pattern, record_failed); nothing is applied when it raises."""
+        bad_pattern, record_failed; rule_overridden: the policy in force now denies what was
+        asked, and the request is closed as denied); nothing of the answer is applied when it
+        raises."""
         if not actor:
             raise Failure("no-actor", "a decision needs the deciding person's user name")
         try:
@@ -227,28 +235,71 @@ class Inbox:
         if req is None:
             raise Failure("unknown-request", f'no approval request "{printable(request_id, 40)}"',
                           hint="`pilothouse approvals` lists the pending ones")
+        forbidding = None
         async with req.lock:  # a second decider waits here, then sees the first one's answer
             if req.state != "pending":
                 raise Failure("already-decided", req.closed_message())
-            now = self._clock()
-            grants, note = self._grants_for(req, allow, actor, sc, pattern, now)
-            prov = Provenance("person", person=actor, scope=sc.kind,
-                              grant_id=grants[0].id if grants else None,
-                              expires_at=grants[0].expires_at if grants else None)
-            data = {**self._decision_data(req, allow, prov), "actor": actor, "scope": sc.kind,
-                    "grants": [g.to_dict() for g in grants]}
-            try:
-                await self._rec(EVENT_DECIDED, data)
-            except Exception as exc:
-                raise Failure("record-failed", f"the decision on {req.id} could not be recorded, "
-                              f"so it was not applied: {exc}",
-                              hint="check the store (`pilothouse doctor`), then decide again") from None
-            for g in grants:
-                self.grants.add(g)
-            req.decided_by, req.scope = actor, sc.kind
-            self._close(req, "allowed" if allow else "denied", prov, at=now)
-        also = await self._answer_pending_from_grants() if grants else ()
-        return DecisionResult(req.id, allow, actor, sc.kind, now, prov, tuple(grants), note, also)
+            forbidding = await self._forbidding(req) if allow else None
+            if forbidding is None:
+                now, prov, grants, note = await self._apply_decision(req, allow, actor, sc,
+                                                                     pattern)
+        if forbidding is None:
+            also = await self._answer_pending_from_grants() if grants else ()
+            return DecisionResult(req.id, allow, actor, sc.kind, now, prov, tuple(grants), note,
+                                  also)
+        # Closed as the rule in force says (recorded), then the person is told why.
+        await self._close_recorded(req, "denied", forbidding.provenance, EVENT_DECIDED)
+        raise Failure("rule-overridden", f"{req.id} was not allowed: the policy in force now "
+                      f"denies it ({forbidding.provenance.describe()}); it is closed as denied",
+                      hint="a rule added since the agent asked (a reload) outranks an approval")
+
+    async def _apply_decision(self, req: Request, allow: bool, actor: str, sc: Any,
+                              pattern: str | None) -> tuple[float, Provenance, list[Grant], str]:
+        """decide() past its checks, holding req.lock: recorded, then applied. Returns (when,
+        provenance, the grants made, a note)."""
+        now = self._clock()
+        grants, note = self._grants_for(req, allow, actor, sc, pattern, now)
+        prov = Provenance("person", person=actor, scope=sc.kind,
+                          grant_id=grants[0].id if grants else None,
+                          expires_at=grants[0].expires_at if grants else None)
+        data = {**self._decision_data(req, allow, prov), "actor": actor, "scope": sc.kind,
+                "grants": [g.to_dict() for g in grants]}
+        try:
+            await self._rec(EVENT_DECIDED, data)
+        except Exception as exc:
+            raise Failure("record-failed", f"the decision on {req.id} could not be recorded, "
+                          f"so it was not applied: {exc}",
+                          hint="check the store (`pilothouse doctor`), then decide again") from None
+        for g in grants:
+            self.grants.add(g)
+        req.decided_by, req.scope = actor, sc.kind
+        self._close(req, "allowed" if allow else "denied", prov, at=now)
+        return now, prov, grants, note
+
+    async def _forbidding(self, req: Request) -> Decision | None:
+        """The policy in force now, when it denies req (a forbid or deny rule, a deny grant);
+        None when it does not, or when nothing here can say."""
+        if self._policy_now is None:
+            return None
+        try:
+            decision = self._policy_now(req.kind, req.subject, req.run_id, req.profile)
+            if not isinstance(decision, Decision):
+                decision = await decision
+        except Exception as exc:  # fail closed: an allow nobody could check is not given
+            return Decision("deny", Provenance("error", detail=f"the policy in force could not "
+                                                             f"be checked ({exc}); denied"))
+        return decision if decision.action == "deny" else None
+
+    async def close_forbidden(self) -> tuple[str, ...]:
+        """After a reload: pending requests the policy in force now denies are closed as
+        denied (recorded), so the agent hears it at once and nobody can approve them."""
+        closed = []
+        for req in self.pending():
+            forbidding = await self._forbidding(req)
+            if forbidding is not None and await self._close_recorded(
+                    req, "denied", forbidding.provenance, EVENT_DECIDED):
+                closed.append(req.id)
+        return tuple(closed)
 
     def _grants_for(self, req: Request, allow: bool, actor: str, sc: Any,
                     pattern: str | None, now: float) -> tuple[list[Grant], str]:
@@ -283,6 +334,12 @@ class Inbox:
                 continue
             g = deny or found[0]
             assert g is not None
+            forbidding = None if deny else await self._forbidding(req)
+            if forbidding is not None:  # a grant never outranks a rule that denies
+                if await self._close_recorded(req, "denied", forbidding.provenance,
+                                              EVENT_DECIDED):
+                    answered.append(req.id)
+                continue
             async with req.lock:
                 if req.state != "pending":
                     continue

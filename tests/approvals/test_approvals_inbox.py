@@ -305,3 +305,57 @@ async def test_pending_is_oldest_first_with_printable_summaries(recorder: Record
     for r in reqs:
         await inbox.decide(r.id, False, "alice")
     await asyncio.gather(*tasks)
+
+
+async def test_an_allow_the_policy_in_force_now_denies_is_refused_and_closes_as_denied(
+        recorder: Recorder) -> None:
+    """A rule added since the agent asked (a reload) outranks a person's allow, and a grant's:
+    the request is closed as the rule says, recorded, and the person told why."""
+    from console.policy import Decision
+
+    now = {"make deploy": "ask"}
+    forbid = Provenance("rule", rule="make deploy", rule_list="forbid", source="config.toml:9")
+
+    def policy_now(kind: str, subject: str, run_id: str, profile: str) -> Decision:
+        action = now.get(subject, "ask")
+        return Decision(action, forbid if action == "deny" else Provenance("default"))
+
+    inbox = make_inbox(recorder, policy_now=policy_now)
+    ask = Provenance("rule", rule="make", rule_list="ask", source="config.toml:3")
+    task = asyncio.create_task(inbox.submit("r1", "demo", "exec", "make deploy", {}, ask))
+    req = await next_pending(inbox)
+    now["make deploy"] = "deny"  # the reload
+    with pytest.raises(Failure) as refused:
+        await inbox.decide(req.id, True, "alice", "once")
+    assert refused.value.code == "rule-overridden" and "forbid" in refused.value.message
+    outcome = await asyncio.wait_for(task, WAIT)
+    assert not outcome.allow and outcome.provenance.rule_list == "forbid"
+    assert recorder.of(EVENT_DECIDED)[-1]["allow"] is False
+    # A deny is never checked against the rules: it always goes through.
+    task = asyncio.create_task(inbox.submit("r1", "demo", "exec", "make deploy", {}, ask))
+    req = await next_pending(inbox)
+    assert not (await inbox.decide(req.id, False, "alice", "once")).allow
+    await asyncio.wait_for(task, WAIT)
+
+
+async def test_a_reload_closes_the_pending_requests_it_denies(recorder: Recorder) -> None:
+    from console.policy import Decision
+
+    denied = set()
+
+    def policy_now(kind: str, subject: str, run_id: str, profile: str) -> Decision:
+        return Decision("deny" if subject in denied else "ask", Provenance("default"))
+
+    inbox = make_inbox(recorder, policy_now=policy_now)
+    ask = Provenance("rule", rule="make", rule_list="ask", source="config.toml:3")
+    tasks = [asyncio.create_task(inbox.submit("r1", "demo", "exec", s, {}, ask))
+             for s in ("make deploy", "make build")]
+    while len(inbox.pending()) < 2:
+        await asyncio.sleep(0.01)
+    denied.add("make deploy")
+    closed = await inbox.close_forbidden()
+    assert [inbox.get(r).subject for r in closed] == ["make deploy"]
+    assert not (await asyncio.wait_for(tasks[0], WAIT)).allow
+    assert [r.subject for r in inbox.pending()] == ["make build"]
+    await inbox.decide(inbox.pending()[0].id, True, "alice", "once")
+    assert (await asyncio.wait_for(tasks[1], WAIT)).allow
