@@ -85,6 +85,7 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
     channels = RunChannels(paths, config, gates, inbox, evaluator, grants, recording,
                            on_run_end=gpu.finish_run)
     runs.on_prepare, runs.on_end = channels.prepare, channels.teardown
+    runs.on_stop = inbox.cancel_run
     reloader = ConfigReloader(config, store, on_change=channels.apply_config)
     core = Core(paths=paths, config=config, reloader=reloader, bus=bus, store=store,
                 grants=grants, evaluator=evaluator, inbox=inbox, channels=channels, runs=runs,

@@ -76,6 +76,9 @@ class Inbox:
         # The rules and grants in force now (the daemon's policy evaluator): a rule added
         # since a request was asked (a reload) outranks a person's or a grant's allow.
         self._policy_now = policy_now
+        # Runs whose requests were cancelled (stopping or ended), and why: a request one of
+        # them sends later is refused at once, never left for a person to approve.
+        self._cancelled_runs: dict[str, str] = {}
         self._notify = notify
         self.timeout_s = timeout_s
         self._timeout_for = timeout_for  # a profile's approval_timeout, when it sets one
@@ -126,6 +129,8 @@ class Inbox:
         """Ask a person; wait for the decision or the timeout. Never raises for a refusal."""
         now = self._clock()
         reason = check_request(kind, subject, title, detail)
+        if reason is None and run_id in self._cancelled_runs:
+            reason = f"this run's requests are closed ({self._cancelled_runs[run_id]})"
         if reason is None:
             reason = self._over_limit(run_id, now)
         if reason is not None:
@@ -356,7 +361,9 @@ class Inbox:
         return tuple(answered)
 
     async def cancel_run(self, run_id: str, reason: str = "run ended") -> list[Request]:
-        """Close a run's pending requests (denied, provenance "cancelled"), drop its grants."""
+        """Close a run's pending requests (denied, provenance "cancelled"), drop its grants; its
+        later requests are refused (a run being stopped may still ask during its grace)."""
+        self._cancelled_runs.setdefault(run_id, reason)
         closed = []
         for req in [r for r in self._open.values() if r.run_id == run_id]:
             if await self._close_recorded(req, "cancelled", Provenance("cancelled", detail=reason)):

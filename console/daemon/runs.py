@@ -84,6 +84,7 @@ class RunManager:
         choose_backend: Callable[[str, Profile], Any],
         on_prepare: RunHook | None = None,
         on_end: RunHook | None = None,
+        on_stop: Callable[[str, str], Awaitable[object]] | None = None,
     ) -> None:
         self.paths = paths
         self.config = config
@@ -92,6 +93,9 @@ class RunManager:
         self.choose_backend = choose_backend
         self.on_prepare = on_prepare
         self.on_end = on_end
+        # (run id, why): a stop begins. The run's pending requests are closed before it is
+        # signalled, so nobody approves one for an agent that is being stopped.
+        self.on_stop = on_stop
         self.runs: dict[str, Run] = {}
         self.handles: dict[str, SandboxHandle] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -390,6 +394,11 @@ class RunManager:
             log.error("run %s: %s by %s not recorded (stopping anyway): %s", run_id, verb, actor,
                       exc)
         run.stop_requested = verb
+        if self.on_stop is not None:
+            try:
+                await self.on_stop(run_id, f"{verb} requested by {actor}")
+            except Exception as exc:  # the stop goes on: the end's teardown cancels them too
+                log.error("run %s: closing its requests at the %s failed: %s", run_id, verb, exc)
         if run.state in ("running", "starting"):
             run.state = "stopping"
             self._publish_state(run)

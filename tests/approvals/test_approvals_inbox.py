@@ -359,3 +359,15 @@ async def test_a_reload_closes_the_pending_requests_it_denies(recorder: Recorder
     assert [r.subject for r in inbox.pending()] == ["make build"]
     await inbox.decide(inbox.pending()[0].id, True, "alice", "once")
     assert (await asyncio.wait_for(tasks[1], WAIT)).allow
+
+
+async def test_a_cancelled_runs_later_requests_are_refused_at_once(recorder: Recorder) -> None:
+    """A run being stopped may ask again during its grace: refused, never pending."""
+    inbox = make_inbox(recorder)
+    await inbox.cancel_run("r1", "stop requested by alice")
+    outcome = await asyncio.wait_for(inbox.submit("r1", "demo", "exec", "make deploy", {}), WAIT)
+    assert not outcome.allow and "stop requested by alice" in outcome.reason
+    assert inbox.pending() == [] and recorder.of(EVENT_REFUSED)
+    task = asyncio.create_task(inbox.submit("r2", "demo", "exec", "make deploy", {}))
+    assert (await next_pending(inbox)).run_id == "r2"  # other runs ask as before
+    task.cancel()
