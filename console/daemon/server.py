@@ -27,13 +27,15 @@ from console.daemon.bus import Bus
 from console.daemon.core import Core, start_core, stop_core
 from console.daemon.live_config import LiveConfig
 from console.daemon.ops.base import Send
-from console.daemon.ops.table import dispatch
+from console.daemon.ops.table import OPERATIONS, dispatch
 from console.daemon.peers import Peer, identify
 from console.paths import Paths
 from console.protocol import Failure
 from console.wire import MessageRefused, ProtocolError
 
 log = logging.getLogger("pilothouse.daemon")
+# At shutdown, how long state changes under way (a run starting, a decision) may take to end.
+DECIDING_GRACE_S = 35.0  # past bubblewrap's own start timeout
 
 
 class DaemonRunning(Exception):
@@ -49,6 +51,7 @@ class Daemon:
         self._lock_fd: int | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._deciding: set[asyncio.Task[Any]] = set()  # state changes under way (_one)
         self.core: Core | None = None  # the parts, once started
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -115,6 +118,8 @@ class Daemon:
             self._server.close()
         for task in list(self._connections):
             task.cancel()
+        if self._deciding:  # state changes under way end first (a run starting, a decision)
+            await asyncio.wait(set(self._deciding), timeout=DECIDING_GRACE_S)
         if self.core is not None:
             await stop_core(self.core)
         with contextlib.suppress(FileNotFoundError):
@@ -200,7 +205,23 @@ class Daemon:
     async def _one(self, send: Send, peer: Peer, req_id: Any, op: str, args: dict[str, Any]) -> None:
         assert self.core is not None
         try:
-            result = await dispatch(self.core, peer, op, args, send)
+            call = dispatch(self.core, peer, op, args, send)
+            entry = OPERATIONS.get(op)
+            if entry is not None and entry.decides:
+                # A state change runs to its end though the person's connection goes (Ctrl-C,
+                # a lost SSH link): each records first and applies after, and a cut in between
+                # left a record of what was never done (a revoke on the record, the grant still
+                # in force). Only the answer is lost then.
+                task = asyncio.ensure_future(call)
+                self._deciding.add(task)
+                task.add_done_callback(self._deciding.discard)
+                try:
+                    result = await asyncio.shield(task)
+                except asyncio.CancelledError:
+                    task.add_done_callback(_log_decided)  # nobody else will see how it ended
+                    raise
+            else:
+                result = await call
             await send(wire.ok(req_id, result))
         except Failure as failure:
             await send(wire.error(req_id, failure))
@@ -212,6 +233,13 @@ class Daemon:
                 "internal", f"{op} failed inside the daemon: {exc.__class__.__name__}: {exc}",
                 f"see {self.paths.daemon_log}",
             )))
+
+
+def _log_decided(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        if not isinstance(exc, Failure):
+            log.error("an operation whose client had gone failed: %s", exc)
 
 
 async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

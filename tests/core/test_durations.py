@@ -46,9 +46,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_config_reads_the_whole_grammar(tmp_path: Path) -> None:
-    cfg = load(write(tmp_path, '[defaults]\napproval_timeout = "1h30m"\n\n'
+    cfg = load(write(tmp_path, '[defaults]\napproval_timeout = "12m30s"\n\n'
                                '[limits]\nprune_confirm_age = "2w"\nhead_timeout = "1500ms"\n'))
-    assert cfg.approval_timeout == 5400 and cfg.profiles["demo"].approval_timeout == 5400
+    assert cfg.approval_timeout == 750 and cfg.profiles["demo"].approval_timeout == 750
     assert cfg.bounds.prune_confirm_age == 2 * 604800 and cfg.bounds.head_timeout == 1.5
 
 
