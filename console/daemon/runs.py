@@ -26,6 +26,7 @@ from console.config.load import Config, Profile
 from console.daemon.bus import Bus
 from console.daemon.run_prep import carry, open_workspace, run_env
 from console.paths import Paths
+from console.policy import Provenance
 from console.protocol import LIVE_STATES, Failure, new_id
 from console.sandbox.base import (
     Mount,
@@ -37,6 +38,7 @@ from console.sandbox.base import (
     sweep_removed,
 )
 from console.sandbox.spare_folders import SpareRunFolders, sweep_spares
+from store.decisions import open_requests
 from store.runs_table import mark_lost, run_ids, runs_in_states, upsert_run
 
 log = logging.getLogger("pilothouse.runs")
@@ -463,9 +465,26 @@ class RunManager:
             ended_at = time.time()
             await asyncio.wrap_future(
                 self.writer.call(lambda conn, r=run_id, t=ended_at: mark_lost(conn, r, t)))
+            await self._close_lost_requests(run_id)
             remove_unmounted(self.paths.run_dir(run_id))  # never through a mount
             found.append({"run_id": run_id, "killed": killed})
         return found
+
+
+    async def _close_lost_requests(self, run_id: str) -> None:
+        """A lost run's requests still open in the history are closed there (cancelled): its
+        agent got no answer but the deny its helper gives when the daemon goes, and nobody can
+        decide them now. Before, `policy why` showed them pending for good."""
+        left = await asyncio.wrap_future(
+            self.writer.call(lambda conn: open_requests(conn, run_id)))
+        prov = Provenance("cancelled", detail="the daemon stopped before it was decided").to_dict()
+        for req in left:
+            await self.writer.acommit(
+                "approval.cancelled", run_id=run_id, actor="daemon",
+                text=f"cancelled {req.get('kind', '')} {req.get('subject', '')}: the daemon "
+                     "stopped before it was decided"[:500],
+                data={k: req.get(k) for k in ("id", "run_id", "profile", "kind", "subject")}
+                | {"allow": False, "provenance": prov})
 
 
 def _log_failure(fut: Any) -> None:
