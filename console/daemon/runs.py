@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -24,9 +23,9 @@ import psutil
 from console.agents import home_mounts
 from console.config.load import Config, Profile
 from console.daemon.bus import Bus
+from console.daemon.lost_runs import close_lost_requests, kill_leftovers
 from console.daemon.run_prep import carry, open_workspace, run_env
 from console.paths import Paths
-from console.policy import Provenance
 from console.protocol import LIVE_STATES, Failure, new_id
 from console.sandbox.base import (
     Mount,
@@ -38,7 +37,6 @@ from console.sandbox.base import (
     sweep_removed,
 )
 from console.sandbox.spare_folders import SpareRunFolders, sweep_spares
-from store.decisions import open_requests
 from store.runs_table import mark_lost, run_ids, runs_in_states, upsert_run
 
 log = logging.getLogger("pilothouse.runs")
@@ -455,7 +453,7 @@ class RunManager:
             self.writer.call(lambda conn: runs_in_states(conn, LIVE_STATES)))
         found = []
         for run_id, pids_json in rows:
-            killed = _kill_leftovers(json.loads(pids_json or "[]"))
+            killed = kill_leftovers(json.loads(pids_json or "[]"))
             await self.writer.acommit(
                 "run.lost", run_id=run_id, actor="daemon",
                 text=f"the daemon restarted; run {run_id} was lost",
@@ -465,26 +463,10 @@ class RunManager:
             ended_at = time.time()
             await asyncio.wrap_future(
                 self.writer.call(lambda conn, r=run_id, t=ended_at: mark_lost(conn, r, t)))
-            await self._close_lost_requests(run_id)
+            await close_lost_requests(self.writer, run_id)
             remove_unmounted(self.paths.run_dir(run_id))  # never through a mount
             found.append({"run_id": run_id, "killed": killed})
         return found
-
-
-    async def _close_lost_requests(self, run_id: str) -> None:
-        """A lost run's requests still open in the history are closed there (cancelled): its
-        agent got no answer but the deny its helper gives when the daemon goes, and nobody can
-        decide them now. Before, `policy why` showed them pending for good."""
-        left = await asyncio.wrap_future(
-            self.writer.call(lambda conn: open_requests(conn, run_id)))
-        prov = Provenance("cancelled", detail="the daemon stopped before it was decided").to_dict()
-        for req in left:
-            await self.writer.acommit(
-                "approval.cancelled", run_id=run_id, actor="daemon",
-                text=f"cancelled {req.get('kind', '')} {req.get('subject', '')}: the daemon "
-                     "stopped before it was decided"[:500],
-                data={k: req.get(k) for k in ("id", "run_id", "profile", "kind", "subject")}
-                | {"allow": False, "provenance": prov})
 
 
 def _log_failure(fut: Any) -> None:
@@ -495,22 +477,3 @@ def _log_failure(fut: Any) -> None:
 def _text(raw: bytes) -> str:
     return raw[:MAX_LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
 
-
-def _kill_leftovers(pids: list[int]) -> list[int]:
-    """Kill what is left of a lost run. A recorded pid is only trusted while its process is a
-    sandbox launcher or one of the run's own children: pids are recycled."""
-    killed = []
-    for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            if proc.name() not in ("bwrap", "docker-init", "tini") and proc.ppid() != 1:
-                continue
-            for p in [proc, *proc.children(recursive=True)]:
-                try:
-                    p.send_signal(signal.SIGKILL)
-                    killed.append(p.pid)
-                except psutil.Error:
-                    pass
-        except psutil.Error:
-            continue
-    return killed
