@@ -51,6 +51,13 @@ _TAKES_ARG: dict[str, set[str]] = {
 }
 
 
+def _unabbreviated(name: str, aliases: dict[str, str]) -> str:
+    """GNU getopt takes any unambiguous prefix of a long option (`rm --recur --for /`): the
+    flag it stands for among the program's known long options, else the name as written."""
+    longs = {a: f for a, f in aliases.items() if len(a) > 1 and a.startswith(name)}
+    return next(iter(longs.values())) if name and len(set(longs.values())) == 1 else name
+
+
 @dataclass(frozen=True)
 class Shape:
     program: str
@@ -83,7 +90,7 @@ def shape_of(words: Sequence[str]) -> Shape | None:
             options_end = True
         elif w.startswith("--"):
             name = w[2:].split("=", 1)[0]
-            flags.add(aliases.get(name, name))
+            flags.add(aliases.get(name, _unabbreviated(name, aliases)))
             if w in takes_arg:
                 k += 1
         else:
@@ -132,6 +139,16 @@ _RISKY_SHORT = {
     "fd": "xX", "fdfind": "xX", "tar": "IFxcruA", "zip": "T", "yq": "i", "less": "oO",
     "git": "O", "perl": "ie", "ruby": "ie", "strace": "o",
 }
+# Long options risky for one program only (any unambiguous abbreviation counts too).
+_RISKY_LONG_FOR = {
+    "tar": ("--extract", "--get", "--create", "--update", "--append", "--catenate",
+            "--concatenate", "--delete"),
+    "less": ("--log-file", "--LOG-FILE"),
+    "curl": ("--remote-name-all", "--trace", "--trace-ascii", "--libcurl", "--stderr",
+             "--output-dir", "--create-dirs", "--etag-save", "--hsts", "--alt-svc"),
+}
+# Programs whose first word may be a cluster of options without a dash (`tar xf a.tar`).
+_DASHLESS_FIRST = {"tar", "ar"}
 # Single-dash words that are whole options (find's predicates).
 _RISKY_WORDS = {
     "find": {"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf",
@@ -140,10 +157,10 @@ _RISKY_WORDS = {
 _MIN_ABBREV = 1  # GNU getopt takes any unambiguous prefix: for sort, `--o=FILE` is --output
 
 
-def _risky_long(word: str) -> bool:
+def _risky_long(word: str, program: str = "") -> bool:
     name = word.split("=", 1)[0]
     return any(name == opt or (len(name) - 2 >= _MIN_ABBREV and opt.startswith(name))
-               for opt in _RISKY_LONG)
+               for opt in (*_RISKY_LONG, *_RISKY_LONG_FOR.get(program, ())))
 
 
 def risky_options(program: str, words: Sequence[str]) -> list[str]:
@@ -151,10 +168,12 @@ def risky_options(program: str, words: Sequence[str]) -> list[str]:
     found = []
     short = _RISKY_SHORT.get(program, "")
     whole = _RISKY_WORDS.get(program, set())
-    for w in words:
+    for k, w in enumerate(words):
         if w == "--":
             break
-        if w in whole or (w.startswith("--") and _risky_long(w)):
+        if k == 0 and program in _DASHLESS_FIRST and w and not w.startswith("-"):
+            w = "-" + w  # `tar xf a.tar` is `tar -xf a.tar`
+        if w in whole or (w.startswith("--") and _risky_long(w, program)):
             found.append(w)
         elif w.startswith("-") and not w.startswith("--") and not whole and any(c in short for c in w[1:]):
             found.append(w)

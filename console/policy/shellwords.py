@@ -32,6 +32,7 @@ class CommandPart:
     # Indexes in words of redirection operators (`>`, `2>&1`, `<<`): a quoted '>' is a word, not
     # one of these.
     redirects: list[int] = field(default_factory=list)
+    heredocs: list[str] = field(default_factory=list)  # the bodies of its << here-documents
 
 
 def canonical(part: CommandPart) -> str:
@@ -39,8 +40,8 @@ def canonical(part: CommandPart) -> str:
     return " ".join(w if i in part.redirects else shlex.quote(w) for i, w in enumerate(part.words))
 
 
-_DUP = re.compile(r"^\d*[<>]&(\d+|-)$")  # 2>&1, >&2, <&0, >&-: no file involved
-_READS = re.compile(r"^\d*(<|<<|<<-|<<<)$")
+_DUP = re.compile(r"^[0-9]*[<>]&([0-9]+|-)$")  # 2>&1, >&2, <&0, >&-: no file involved
+_READS = re.compile(r"^[0-9]*(<|<<|<<-|<<<)$")
 
 
 def redirections(part: CommandPart) -> list[tuple[str, str]]:
@@ -125,6 +126,12 @@ def _close_double(s: str, i: int) -> int:
     raise ParseError("unbalanced double quote")
 
 
+def _unescape_backticks(body: str) -> str:
+    """What the shell runs of a `...` body: inside backticks, \\`, \\\\ and \\$ lose their
+    backslash (so `echo \\`cmd\\`` nests a second substitution)."""
+    return re.sub(r"\\([`\\$])", r"\1", body)
+
+
 def _close_backtick(s: str, i: int) -> int:
     j = i + 1
     while j < len(s):
@@ -138,10 +145,42 @@ def _close_backtick(s: str, i: int) -> int:
 
 
 def _close_brace(s: str, i: int) -> int:
-    k = s.find("}", i)
-    if k < 0:
-        raise ParseError("unbalanced ${")
-    return k
+    """Index of the "}" closing the "${" just before s[i], skipping quoted text and nested
+    expansions as bash does (`${x:-'}'$(cmd)}` ends at the last brace, not the quoted one)."""
+    depth, j, n = 1, i, len(s)
+    while j < n:
+        c = s[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "'":
+            k = s.find("'", j + 1)
+            if k < 0:
+                raise ParseError("unbalanced single quote")
+            j = k + 1
+            continue
+        if c == '"':
+            j = _close_double(s, j) + 1
+            continue
+        if c == "`":
+            j = _close_backtick(s, j) + 1
+            continue
+        if c == "$" and s[j + 1 : j + 2] == "(":
+            j = _close_paren(s, j + 1) + 1
+            continue
+        if c == "$" and s[j + 1 : j + 2] == "{":
+            depth, j = depth + 1, j + 2
+            continue
+        if c == "}":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    raise ParseError("unbalanced ${")
+
+
+# An unquoted brace expansion ({a,b}, {1..3}) makes words the reader never sees.
+_BRACE_EXPANSION = re.compile(r"\{[^{}\s]*(,|\.\.)[^{}\s]*\}")
 
 
 class _Splitter:
@@ -154,6 +193,10 @@ class _Splitter:
         self.inner: list[str] = []
         self.opaque = False
         self.redirects: list[int] = []
+        # Here-documents: (index of the delimiter word, strip leading tabs) in the part being
+        # read, then (part, delimiter, strip) once it ends; their bodies start at the newline.
+        self.heredoc_words: list[tuple[int, bool, bool]] = []
+        self.bodies: list[tuple[CommandPart, str, bool, bool]] = []
 
     def end_word(self) -> None:
         if self.in_word:
@@ -163,8 +206,33 @@ class _Splitter:
     def end_part(self) -> None:
         self.end_word()
         if self.words or self.inner:
-            self.parts.append(CommandPart(self.words, self.opaque, False, self.inner, self.redirects))
+            part = CommandPart(self.words, self.opaque, False, self.inner, self.redirects)
+            self.parts.append(part)
+            for k, strip, quoted in self.heredoc_words:
+                delim = self.words[k] if k < len(self.words) else ""
+                self.bodies.append((part, delim, strip, quoted))
         self.words, self.inner, self.opaque, self.redirects = [], [], False, []
+        self.heredoc_words = []
+
+    def skip_bodies(self, i: int) -> int:
+        """At the start of the line after one with here-documents: past their bodies (bash reads
+        them as data, up to each delimiter line, not as commands), kept on their parts."""
+        s, n = self.s, len(self.s)
+        for part, delim, strip, quoted in self.bodies:
+            lines = []
+            while i < n:
+                k = s.find("\n", i)
+                k = n if k < 0 else k
+                line, i = s[i:k], k + 1
+                if (line.lstrip("\t") if strip else line) == delim:
+                    break
+                lines.append(line)
+            body = "\n".join(lines)
+            part.heredocs.append(body)
+            if not quoted:
+                _body_substitutions(body, part)
+        self.bodies = []
+        return min(i, n)
 
     def add(self, text: str) -> None:
         self.word.append(text)
@@ -187,10 +255,16 @@ class _Splitter:
             end = _close_brace(s, i + 2)
             body = s[i : end + 1]
             self.add(body)
-            if "$(" in body or "`" in body:  # ${x:-$(cmd)} runs cmd: look at it too
-                self.opaque = True
+            # Its value is not known here: it may be an option (`sort ${x:--o} f`) or a word
+            # a rule names. ${x:-$(cmd)} runs cmd: look at it too.
+            self.opaque = True
+            if "$(" in body or "`" in body:
                 self.inner.append(body[2:-1])
             return end + 1
+        if nxt == '"' or (nxt and (nxt.isalnum() or nxt in "_@*#?-!$")):
+            # $name, $1, $@, $_, $"..." (a translated string): a value the rules cannot see,
+            # which may be an option or a command word. The words keep the text as written.
+            self.opaque = True
         return None
 
     def split(self) -> list[CommandPart]:
@@ -220,7 +294,7 @@ class _Splitter:
                 i = j
             elif c == "`":
                 end = _close_backtick(s, i)
-                i = self.substitution(i, end, s[i + 1 : end])
+                i = self.substitution(i, end, _unescape_backticks(s[i + 1 : end]))
             elif c == "#" and not self.in_word:
                 k = s.find("\n", i)
                 i = n if k < 0 else k
@@ -229,9 +303,14 @@ class _Splitter:
             elif c in _SEPARATORS:
                 self.end_part()
                 i += 1
+                if c == "\n" and self.bodies:
+                    i = self.skip_bodies(i)
+                    continue
                 while i < n and s[i] in ";&|":  # &&, ||, ;;, |&, ;& read as one separator
                     i += 1
             else:
+                if c == "{" and _BRACE_EXPANSION.match(s, i):
+                    self.opaque = True  # {a,b} and {1..3} make words the reader never sees
                 self.add(c)
                 i += 1
         self.end_part()
@@ -256,15 +335,17 @@ class _Splitter:
             elif c == "`":
                 k = _close_backtick(s, j)
                 out.append(s[j : k + 1])
-                self.inner.append(s[j + 1 : k])
+                self.inner.append(_unescape_backticks(s[j + 1 : k]))
                 self.opaque = True
                 j = k + 1
             else:
                 if c == "$" and s[j + 1 : j + 2] == "{":
-                    body = s[j : _close_brace(s, j) + 1]
+                    body = s[j : _close_brace(s, j + 2) + 1]
+                    self.opaque = True  # a value the rules cannot see (see dollar())
                     if "$(" in body or "`" in body:
-                        self.opaque = True
                         self.inner.append(body[2:-1])
+                elif c == "$" and (s[j + 1 : j + 2].isalnum() or s[j + 1 : j + 2] in tuple("_@*#?-!$")):
+                    self.opaque = True
                 out.append(c)
                 j += 1
         self.add("".join(out))
@@ -298,15 +379,43 @@ class _Splitter:
         j = i
         while j < n and s[j] in "<>":
             j += 1
-        if j < n and s[j] == "&":  # >&2, <&0, >&-
+        if j < n and s[j] == "&":  # >&2, <&0, >&-; `>&2x` writes a file named 2x
             j += 1
-            while j < n and (s[j].isdigit() or s[j] == "-"):
-                j += 1
+            dup = re.match(r"([0-9]+|-)(?=[\s;&|()<>]|$)", s[j:])
+            if dup:
+                j += dup.end()
         elif j < n and s[j] == "|" and s[j - 1] == ">":  # >|
             j += 1
+        op = s[i:j]
+        if op in ("<<", "<<-"):  # a here-document: its body follows the line
+            raw = re.match(r"[ \t]*([^\s;&|()<>]*)", s[j:]).group(1)  # type: ignore[union-attr]
+            quoted = any(q in raw for q in "'\"\\")  # a quoted delimiter: no expansion in the body
+            self.heredoc_words.append((len(self.words) + 1, op == "<<-", quoted))
         self.redirects.append(len(self.words))
-        self.words.append(fd + s[i:j])
+        self.words.append(fd + op)
         return j
+
+
+def _body_substitutions(body: str, part: CommandPart) -> None:
+    """An unquoted here-document's body is expanded: its $(...) and `...` run. They are kept
+    on the part for a second look, and make it opaque."""
+    j, n = 0, len(body)
+    try:
+        while j < n:
+            if body[j] == "\\":
+                j += 2
+            elif body.startswith("$(", j):
+                k = _close_paren(body, j + 1)
+                part.inner.append(body[j + 2 : k])
+                part.opaque, j = True, k + 1
+            elif body[j] == "`":
+                k = _close_backtick(body, j)
+                part.inner.append(body[j + 1 : k])
+                part.opaque, j = True, k + 1
+            else:
+                j += 1
+    except ParseError:
+        part.opaque = True
 
 
 def split_command(line: str) -> list[CommandPart]:
@@ -340,10 +449,16 @@ _WRAPPER_ARGS: dict[str, set[str]] = {
     "chrt": set(), "taskset": set(), "unbuffer": set(), "busybox": set(),
     "flock": {"-w", "--timeout", "-E", "--conflict-exit-code"},
     "watch": {"-n", "--interval", "-d", "--differences", "-q", "--equexit"},
+    "chroot": {"--userspec", "--groups"},
+    "unshare": {"-S", "-G", "-R", "-w", "--setuid", "--setgid", "--root", "--wd"},
 }
 _WRAPPERS = set(_WRAPPER_ARGS)
-_WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1}  # before the command
+_WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1,  # before the command
+                        "chroot": 1}
 _SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox"}
+# Builtins that evaluate their arguments as arithmetic (array subscripts run $(...) there).
+_EVALUATES = {"let", "[[", "((", "declare", "typeset", "local", "export", "readonly", "test",
+              "[", "printf"}
 # git's own options before its subcommand: `git -c x=y -C dir push` is a push.
 _GIT_ARGS = {"-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env",
              "--super-prefix", "--exec-path", "--list-cmds"}
@@ -375,6 +490,24 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
             return i + (2 if w in ("-S", "--split-string") else 1), split
         if w in takes_arg:
             i += 2
+        elif name == "env" and w == "-":  # env's old spelling of -i
+            i += 1
+        elif w.startswith("-") and not w.startswith("--") and len(w) > 2:
+            # A cluster (-Eu root, -iu X, -vS'...', -0I {}): the first letter that takes an
+            # argument ends it, with the rest of the word or the next word as that argument.
+            for k, letter in enumerate(w[1:], start=2):
+                if name == "env" and letter == "S":
+                    rest = w[k:] or (words[i + 1] if i + 1 < n else "")
+                    try:
+                        split = shlex.split(rest)
+                    except ValueError:
+                        split = rest.split()
+                    return i + (1 if w[k:] else 2), split
+                if f"-{letter}" in takes_arg:
+                    i += 1 if w[k:] else 2
+                    break
+            else:
+                i += 1
         elif w.startswith("-") and len(w) > 1 or (name == "env" and _ASSIGNMENT.match(w)):
             i += 1
         else:
@@ -399,7 +532,13 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
     i, n = 0, len(words)
     while i < n:
         w = words[i]
-        if _ASSIGNMENT.match(w) or w in _KEYWORDS:
+        if w == "function" or (w == "coproc" and i + 2 < n and words[i + 2] == "{"):
+            i += 2  # `function NAME`, `coproc NAME {`: the name is not a command
+        elif w == "time":
+            i += 1
+            while i < n and words[i] in ("-p", "--"):  # time's own option, then its command
+                i += 1
+        elif _ASSIGNMENT.match(w) or w in _KEYWORDS:
             i += 1
         elif _REDIRECT.match(w):
             i += 2 if w[-1] in "<>|&" else 1
@@ -426,17 +565,45 @@ def normalise(words: list[str]) -> list[str]:
     return unwrap_stages(words)[-1]
 
 
+_POSITIONAL_PARAMS = re.compile(r"\$(\{)?[@*1-9]")
+
+
+def _command_option(words: list[str], long: str = "--command") -> list[str] | None:
+    """The commands of `sh -c [options] [--] STRING [NAME ARGS...]`, `su --command=STRING` and
+    the like: the first operand after a -c (alone or in a cluster), and, when that string runs
+    its positional parameters (`"$@"`), the ARGS as a command too; None without a -c."""
+    for k, w in enumerate(words[1:], start=1):
+        if w.startswith(long + "="):
+            return [w.split("=", 1)[1]]
+        if w == long or (w.startswith("-") and not w.startswith("--") and "c" in w[1:]):
+            rest = [x for x in words[k + 1 :] if x == "--" or not x.startswith("-")]
+            rest = rest[1:] if rest[:1] == ["--"] else rest
+            if not rest:
+                return [""]
+            after = words[words.index(rest[0], k + 1) + 1 :]
+            found = [rest[0]]
+            if _POSITIONAL_PARAMS.search(rest[0]) and len(after) > 1:
+                found.append(shlex.join(after[1:]))  # after[0] is $0
+            return found
+    return None
+
+
 def _inner_commands(words: list[str]) -> list[str]:
-    """Command strings run by `eval ...`, `sh -c '...'`, `su -c '...'` or `find -exec ... ;`."""
+    """Command strings run by `eval ...`, `sh -c '...'`, `su -c '...'`, `flock F -c '...'`,
+    `script -c '...'`, `watch ...` or `find -exec ... ;`."""
     if not words:
         return []
     if words[0] == "eval":
         return [" ".join(words[1:])]
-    if words[0] in _SHELLS or words[0] == "su":
-        for k, w in enumerate(words[1:], start=1):
-            is_c = w == "--command" or (w.startswith("-") and not w.startswith("--") and "c" in w)
-            if is_c and k + 1 < len(words):
-                return [words[k + 1]]
+    if words[0] in _SHELLS or words[0] in ("su", "flock", "script", "runuser"):
+        found = _command_option(words)
+        if found is not None:
+            return found
+    if words[0] == "watch":  # watch runs its words through sh -c
+        rest = words[_skip_wrapper(words, 0)[0] :]
+        return [" ".join(rest)] if rest else []
+    if words[0] == "alias":  # alias g='git push': what g will run
+        return [w.split("=", 1)[1] for w in words[1:] if "=" in w]
     if words[0] == "find":
         found, k = [], 1
         while k < len(words):
@@ -475,7 +642,20 @@ def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
             p.nested = True
         out.extend(other)
     for part in top:
-        bodies = part.inner + _inner_commands(normalise(part.words))
+        words = command_words(part)
+        stages = unwrap_stages(words)
+        program = stages[-1]
+        if program[:1] == ["git"] and any("alias." in w for w in words):
+            part.opaque = True  # `git -c alias.p='push --force' p`: p is not what it says
+        if program[:1] and program[0] in _EVALUATES and any("$(" in w or "`" in w for w in program):
+            for w in program[1:]:  # `let 'a[$(cmd)]'` runs cmd from single-quoted text
+                _body_substitutions(w, part)
+        bodies = part.inner + [b for stage in stages for b in _inner_commands(stage)]
+        if program and program[0] in (*_SHELLS, ".", "source"):
+            scripts = part.heredocs + [t for op, t in redirections(part) if op.endswith("<<<")]
+            bodies += scripts  # a shell reading its script from a here-document or -string
+            if program[0] in (".", "source") and program[1:2] in (["/dev/stdin"], ["-"]):
+                part.opaque = True
         for body in bodies:
             if depth <= 0:
                 part.opaque = True
