@@ -19,15 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from console.policy.shellwords import (
-    CommandPart,
-    ParseError,
-    command_words,
-    expand,
-    strict_variants,
-    unwrap_stages,
-    write_targets,
-)
+from console.policy.shellwords import CommandPart, ParseError, command_words, write_targets
+from console.policy.unwrap import expand, strict_variants, unwrap_stages
 
 # Long and short spellings of one flag, per program, folded to one name.
 _ALIASES: dict[str, dict[str, str]] = {

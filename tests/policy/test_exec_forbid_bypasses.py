@@ -24,7 +24,7 @@ RULES = dict(allow=["git status", "ls", "cat", "echo"], ask=["git push"],
 ASK_DEFAULT = ExecRules(**RULES)
 ALLOW_DEFAULT = ExecRules(**RULES, default="allow")
 
-# 1. Wrapper options read wrongly (shellwords._skip_wrapper, _KEYWORDS).
+# 1. Wrapper options read wrongly (unwrap._skip_wrapper, _KEYWORDS).
 WRAPPER_OPTIONS = [
     "env - git push --force",                 # `-` is env's -i
     "env -iu X git push --force",             # -u X inside a cluster
@@ -36,7 +36,7 @@ WRAPPER_OPTIONS = [
     "time -p git push --force",               # bash's `time` keyword with -p
     "time -- git push --force",
 ]
-# 2. Shell command strings not found (shellwords._inner_commands) or not looked for.
+# 2. Shell command strings not found (unwrap._inner_commands) or not looked for.
 SHELL_STRINGS = [
     "bash -c -- 'git push --force'",          # the string is the first non-option word
     "bash -c -e 'git push --force'",

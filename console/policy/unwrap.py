@@ -1,0 +1,270 @@
+"""Which commands a command line runs: through wrappers and their options (`sudo -u root`,
+`env -S`, `timeout -s KILL 5`), shells (`sh -c`, here-documents fed to a shell), `eval`,
+`find -exec`, `watch`, aliases; and `expand`, every part of a line with its nested commands.
+
+The words come from shellwords.py, which reads the line; this module knows what programs do
+with their words.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from console.policy.shellwords import (
+    CommandPart,
+    ParseError,
+    body_substitutions,
+    command_words,
+    redirections,
+    split_command,
+)
+
+MAX_DEPTH = 3  # nested commands looked into: $(... $(... $(...)))
+
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
+_REDIRECT = re.compile(r"^\d*[<>]")
+_NUMBER = re.compile(r"^\d+(\.\d+)?[smhd]?$")
+_KEYWORDS = {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while", "until",
+             "time", "coproc"}
+# Programs that run the command named after their own options, and those of their options that
+# take a separate argument (so `sudo -u root rm` runs rm, not "root").
+_WRAPPER_ARGS: dict[str, set[str]] = {
+    "env": {"-u", "--unset", "-C", "--chdir"},
+    "command": set(), "builtin": set(), "exec": {"-a"}, "nohup": set(), "setsid": set(),
+    "nice": {"-n", "--adjustment"},
+    "time": {"-f", "-o", "--format", "--output"},
+    "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "--user", "--group",
+             "--close-from", "--chdir", "--host", "--prompt", "--role", "--type", "--other-user",
+             "--command-timeout"},
+    "doas": {"-u", "-C"},
+    "stdbuf": {"-i", "-o", "-e", "--input", "--output", "--error"},
+    "ionice": {"-c", "-n", "-p", "-P", "-u", "--class", "--classdata", "--pid", "--pgid", "--uid"},
+    "xargs": {"-I", "-n", "-P", "-d", "-E", "-L", "-s", "-a", "--arg-file", "--delimiter",
+              "--max-args", "--max-procs", "--max-lines", "--max-chars", "--eof",
+              "--process-slot-var"},
+    "timeout": {"-s", "--signal", "-k", "--kill-after"},
+    "strace": {"-o", "-e", "-p", "-s", "-u", "-P", "-a", "-b", "-E", "-I", "-O", "-S", "-X"},
+    "chrt": set(), "taskset": set(), "unbuffer": set(), "busybox": set(),
+    "flock": {"-w", "--timeout", "-E", "--conflict-exit-code"},
+    "watch": {"-n", "--interval", "-d", "--differences", "-q", "--equexit"},
+    "chroot": {"--userspec", "--groups"},
+    "unshare": {"-S", "-G", "-R", "-w", "--setuid", "--setgid", "--root", "--wd"},
+}
+_WRAPPERS = set(_WRAPPER_ARGS)
+_WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1,  # before the command
+                        "chroot": 1}
+_SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox"}
+# Builtins that evaluate their arguments as arithmetic (array subscripts run $(...) there).
+_EVALUATES = {"let", "[[", "((", "declare", "typeset", "local", "export", "readonly", "test",
+              "[", "printf"}
+# git's own options before its subcommand: `git -c x=y -C dir push` is a push.
+_GIT_ARGS = {"-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env",
+             "--super-prefix", "--exec-path", "--list-cmds"}
+_FIND_EXEC = {"-exec", "-execdir", "-ok", "-okdir"}
+
+
+def _base(word: str) -> str:
+    return word.rsplit("/", 1)[-1] if "/" in word else word
+
+
+def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
+    """Past a wrapper at words[i] and its options: the index of the command it runs, and for
+    `env -S STRING` the words that string splits into."""
+    name, n = _base(words[i]), len(words)
+    takes_arg = _WRAPPER_ARGS[name]
+    i += 1
+    while i < n:
+        w = words[i]
+        if w == "--":
+            i += 1
+            break
+        if name == "env" and (w in ("-S", "--split-string") or w.startswith(("-S", "--split-string="))):
+            arg = (words[i + 1] if i + 1 < n else "") if w in ("-S", "--split-string") else (
+                w.split("=", 1)[1] if w.startswith("--") else w[2:])
+            try:
+                split = shlex.split(arg)
+            except ValueError:
+                split = arg.split()
+            return i + (2 if w in ("-S", "--split-string") else 1), split
+        if w in takes_arg:
+            i += 2
+        elif name == "env" and w == "-":  # env's old spelling of -i
+            i += 1
+        elif w.startswith("-") and not w.startswith("--") and len(w) > 2:
+            # A cluster (-Eu root, -iu X, -vS'...', -0I {}): the first letter that takes an
+            # argument ends it, with the rest of the word or the next word as that argument.
+            for k, letter in enumerate(w[1:], start=2):
+                if name == "env" and letter == "S":
+                    rest = w[k:] or (words[i + 1] if i + 1 < n else "")
+                    try:
+                        split = shlex.split(rest)
+                    except ValueError:
+                        split = rest.split()
+                    return i + (1 if w[k:] else 2), split
+                if f"-{letter}" in takes_arg:
+                    i += 1 if w[k:] else 2
+                    break
+            else:
+                i += 1
+        elif w.startswith("-") and len(w) > 1 or (name == "env" and _ASSIGNMENT.match(w)):
+            i += 1
+        else:
+            break
+    return min(n, i + _WRAPPER_POSITIONALS.get(name, 0)), None
+
+
+def _skip_git_options(words: list[str]) -> list[str]:
+    i, n = 1, len(words)
+    while i < n and words[i].startswith("-"):
+        i += 2 if words[i] in _GIT_ARGS else 1
+    return [words[0], *words[i:]]
+
+
+def unwrap_stages(words: list[str]) -> list[list[str]]:
+    """Each command a line runs, outermost first: `FOO=1 sudo -u root /bin/rm -rf /` gives
+    `sudo -u root /bin/rm -rf /` and `rm -rf /`. Leading assignments, redirections and keywords
+    are dropped, wrappers are stepped through with their options and option arguments, a
+    command's path is reduced to its name, and git's own options before its subcommand go."""
+    words = list(words)
+    stages: list[list[str]] = []
+    i, n = 0, len(words)
+    while i < n:
+        w = words[i]
+        if w == "function" or (w == "coproc" and i + 2 < n and words[i + 2] == "{"):
+            i += 2  # `function NAME`, `coproc NAME {`: the name is not a command
+        elif w == "time":
+            i += 1
+            while i < n and words[i] in ("-p", "--"):  # time's own option, then its command
+                i += 1
+        elif _ASSIGNMENT.match(w) or w in _KEYWORDS:
+            i += 1
+        elif _REDIRECT.match(w):
+            i += 2 if w[-1] in "<>|&" else 1
+        elif _base(w) in _WRAPPERS:
+            stages.append([_base(w), *words[i + 1 :]])
+            i, split = _skip_wrapper(words, i)
+            if split is not None:
+                words = split + words[i:]
+                i, n = 0, len(words)
+        else:
+            break
+    rest = list(words[i:])
+    if rest:
+        rest[0] = _base(rest[0])
+        if rest[0] == "git":
+            rest = _skip_git_options(rest)
+    stages.append(rest)
+    return stages
+
+
+def normalise(words: list[str]) -> list[str]:
+    """The command a line finally runs, with wrappers and the rest removed (see unwrap_stages):
+    `FOO=1 sudo -u root /bin/rm -rf /` -> `rm -rf /`."""
+    return unwrap_stages(words)[-1]
+
+
+_POSITIONAL_PARAMS = re.compile(r"\$(\{)?[@*1-9]")
+
+
+def _command_option(words: list[str], long: str = "--command") -> list[str] | None:
+    """The commands of `sh -c [options] [--] STRING [NAME ARGS...]`, `su --command=STRING` and
+    the like: the first operand after a -c (alone or in a cluster), and, when that string runs
+    its positional parameters (`"$@"`), the ARGS as a command too; None without a -c."""
+    for k, w in enumerate(words[1:], start=1):
+        if w.startswith(long + "="):
+            return [w.split("=", 1)[1]]
+        if w == long or (w.startswith("-") and not w.startswith("--") and "c" in w[1:]):
+            rest = [x for x in words[k + 1 :] if x == "--" or not x.startswith("-")]
+            rest = rest[1:] if rest[:1] == ["--"] else rest
+            if not rest:
+                return [""]
+            after = words[words.index(rest[0], k + 1) + 1 :]
+            found = [rest[0]]
+            if _POSITIONAL_PARAMS.search(rest[0]) and len(after) > 1:
+                found.append(shlex.join(after[1:]))  # after[0] is $0
+            return found
+    return None
+
+
+def _inner_commands(words: list[str]) -> list[str]:
+    """Command strings run by `eval ...`, `sh -c '...'`, `su -c '...'`, `flock F -c '...'`,
+    `script -c '...'`, `watch ...` or `find -exec ... ;`."""
+    if not words:
+        return []
+    if words[0] == "eval":
+        return [" ".join(words[1:])]
+    if words[0] in _SHELLS or words[0] in ("su", "flock", "script", "runuser"):
+        found = _command_option(words)
+        if found is not None:
+            return found
+    if words[0] == "watch":  # watch runs its words through sh -c
+        rest = words[_skip_wrapper(words, 0)[0] :]
+        return [" ".join(rest)] if rest else []
+    if words[0] == "alias":  # alias g='git push': what g will run
+        return [w.split("=", 1)[1] for w in words[1:] if "=" in w]
+    if words[0] == "find":
+        found, k = [], 1
+        while k < len(words):
+            if words[k] in _FIND_EXEC:
+                end = k + 1
+                while end < len(words) and words[end] not in (";", "+"):
+                    end += 1
+                found.append(shlex.join(words[k + 1 : end]))
+                k = end
+            k += 1
+        return found
+    return []
+
+
+def strict_variants(part: CommandPart) -> list[list[str]]:
+    """The word lists forbid and ask rules are matched against: as written, and each command
+    the wrappers run, down to the last."""
+    out = [part.words]
+    for stage in unwrap_stages(part.words):
+        if stage not in out:
+            out.append(stage)
+    return out
+
+
+def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
+    """Top-level parts, then every nested command (substitutions, eval, sh -c) marked nested.
+    A nested command that cannot be read (or lies too deep) makes its parent opaque."""
+    top = split_command(line)
+    out = list(top)
+    if "$'" in line:  # sh reads $'...' as $ and a plain quote: check that reading too
+        try:
+            other = expand(line.replace("$'", "'"), depth)
+        except ParseError:
+            other = []
+        for p in other:
+            p.nested = True
+        out.extend(other)
+    for part in top:
+        words = command_words(part)
+        stages = unwrap_stages(words)
+        program = stages[-1]
+        if program[:1] == ["git"] and any("alias." in w for w in words):
+            part.opaque = True  # `git -c alias.p='push --force' p`: p is not what it says
+        if program[:1] and program[0] in _EVALUATES and any("$(" in w or "`" in w for w in program):
+            for w in program[1:]:  # `let 'a[$(cmd)]'` runs cmd from single-quoted text
+                body_substitutions(w, part)
+        bodies = part.inner + [b for stage in stages for b in _inner_commands(stage)]
+        if program and program[0] in (*_SHELLS, ".", "source"):
+            scripts = part.heredocs + [t for op, t in redirections(part) if op.endswith("<<<")]
+            bodies += scripts  # a shell reading its script from a here-document or -string
+            if program[0] in (".", "source") and program[1:2] in (["/dev/stdin"], ["-"]):
+                part.opaque = True
+        for body in bodies:
+            if depth <= 0:
+                part.opaque = True
+                continue
+            try:
+                inner = expand(body, depth - 1)
+            except ParseError:
+                part.opaque = True
+                continue
+            for p in inner:
+                p.nested = True
+            out.extend(inner)
+    return out
