@@ -225,6 +225,20 @@ class Conn:
             self.upstream.writer.transport.abort()
 
 
+def _names_an_address(rule: str | None) -> bool:
+    """Whether a rule's host is an IP address or network ("10.9.8.7", "10.9.8.0/24:443",
+    "[fd00::/32]"), not a name."""
+    if not rule:
+        return False
+    host = rule[1 : rule.find("]")] if rule.startswith("[") else (
+        rule.rsplit(":", 1)[0] if rule.count(":") == 1 else rule)
+    try:
+        ipaddress.ip_network(host, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def denial(run_id: str, profile: str, suggestion: str, method: str, target: Target,
            m: NetMatch, provenance: dict[str, Any] | None) -> Refusal:
     """The 403 for a denied destination: which rule (or why), and the one edit that would
@@ -237,6 +251,13 @@ def denial(run_id: str, profile: str, suggestion: str, method: str, target: Targ
         why = f"asked; denied by {who}" if who else f"asked; denied ({text or 'no answer'})"
         fix = f'add "{suggestion}" to {where} allow, or approve it when asked'
         tag = "deny; rule=asked"
+    elif m.basis == "rule" and target.ip is None and _names_an_address(m.rule):
+        # A name denied by an address rule: saying which rule would say what the name resolved
+        # to (a DNS oracle into the local network, as below); the person's record has it.
+        why = f"{target.host} resolves to an address a deny rule covers"
+        fix = ("an address deny rule wins over every allow rule; the operator sees which with: "
+               "pilothouse history --kind net.decision")
+        tag = "deny; rule=address"
     elif m.basis == "rule":
         src = f" ({m.source})" if m.source else ""
         why = m.reason

@@ -46,8 +46,8 @@ class Deciding:
     _ask_fn: Asker | None
     _record_fn: Recorder
     _resolve: Resolver
-    _pending: dict[tuple[str, int], asyncio.Task[Verdict]]
-    _waiting: dict[tuple[str, int], int]
+    _pending: dict[tuple[str, int, tuple[str, ...]], asyncio.Task[Verdict]]
+    _waiting: dict[tuple[str, int, tuple[str, ...]], int]
     _lookups: TokenBucket
     _decisions: dict[tuple[str, int, tuple[IPAddress, ...] | None], NetMatch]
     _decided_by: NetworkRules | None
@@ -203,8 +203,9 @@ class Deciding:
                            "deny; rule=unrecorded") from None
 
     async def _ask(self, question: NetAsk) -> Verdict:
-        """Ask once per (host, port) at a time; concurrent connections share the answer."""
-        key = (question.host, question.port)
+        """Ask once per destination at a time; concurrent connections share the answer. The
+        addresses shown are part of it: an answer about one address never dials another."""
+        key = (question.host, question.port, question.addresses)
         task = self._pending.get(key)
         if task is None:
             task = asyncio.ensure_future(self._run_ask(question))
@@ -225,7 +226,10 @@ class Deciding:
 
     def pending_asks(self) -> dict[tuple[str, int], int]:
         """Destinations with a question open, and how many connections wait on each."""
-        return dict(self._waiting)
+        out: dict[tuple[str, int], int] = {}
+        for (host, port, _addresses), waiting in self._waiting.items():
+            out[(host, port)] = out.get((host, port), 0) + waiting
+        return out
 
     async def _run_ask(self, question: NetAsk) -> Verdict:
         if self._ask_fn is None:

@@ -319,8 +319,12 @@ class Gate(Deciding):
         self.tunnels -= 1
         await self._record_quietly("net.error", {"host": target.host, "port": target.port,
                                                  "stage": "dial", "error": "; ".join(errors)})
+        # The sandbox reads why, not where: the addresses a name resolved to stay in the
+        # record (a 403 never says them either: no DNS oracle into the local network).
+        shown = errors if target.ip is not None else list(dict.fromkeys(
+            e.split(": ", 1)[-1] for e in errors))
         raise Refusal(502, f"Pilothouse gate: could not connect to {target.authority} "
-                            f"({'; '.join(errors)}).")
+                            f"({'; '.join(shown)}).")
 
     async def _finish(self, up: Upstream, how: str) -> None:
         self.tunnels -= 1

@@ -98,6 +98,8 @@ class Pattern:
                 candidates += embedded_ipv4(ip)
             elif ip.ipv4_mapped is not None:
                 candidates.append(ip.ipv4_mapped)
+        else:  # a rule written in the mapped form ([::ffff:1.2.3.4]) names the same destination
+            candidates.append(ipaddress.IPv6Address(f"::ffff:{ip}"))
         return any(c.version == self.network.version and c in self.network for c in candidates)
 
     def covers_port(self, port: int, default_ports: Sequence[int], *, deny: bool) -> bool:
