@@ -177,8 +177,6 @@ def _close_brace(s: str, i: int) -> int:
     raise ParseError("unbalanced ${")
 
 
-# An unquoted brace expansion ({a,b}, {1..3}) makes words the reader never sees.
-_BRACE_EXPANSION = re.compile(r"\{[^{}\s]*(,|\.\.)[^{}\s]*\}")
 
 
 class _Splitter:
@@ -259,6 +257,13 @@ class _Splitter:
             if "$(" in body or "`" in body:
                 self.inner.append(body[2:-1])
             return end + 1
+        if nxt == "[":  # $[...]: bash's old arithmetic, one token (no << in it is a redirection)
+            end = s.find("]", i + 2)
+            if end < 0:
+                raise ParseError("unbalanced $[")
+            self.add(s[i : end + 1])
+            self.opaque = True
+            return end + 1
         if nxt == '"' or (nxt and (nxt.isalnum() or nxt in "_@*#?-!$")):
             # $name, $1, $@, $_, $"..." (a translated string): a value the rules cannot see,
             # which may be an option or a command word. The words keep the text as written.
@@ -307,8 +312,10 @@ class _Splitter:
                 while i < n and s[i] in ";&|":  # &&, ||, ;;, |&, ;& read as one separator
                     i += 1
             else:
-                if c == "{" and _BRACE_EXPANSION.match(s, i):
-                    self.opaque = True  # {a,b} and {1..3} make words the reader never sees
+                if c == "{" and (self.in_word or s[i + 1 : i + 2] not in ("", " ", "\t", "\n")):
+                    k = s.find("}", i)
+                    if k > 0 and ("," in s[i:k] or ".." in s[i:k]):
+                        self.opaque = True  # {a,b}, {1..3}: words the reader never sees
                 self.add(c)
                 i += 1
         self.end_part()
@@ -376,6 +383,8 @@ class _Splitter:
             self.word, self.in_word = [], False
         j = i
         while j < n and s[j] in "<>":
+            j += 1
+        if s[i:j] == "<<" and s[j : j + 1] == "-":  # <<- : a here-document, tabs stripped
             j += 1
         if j < n and s[j] == "&":  # >&2, <&0, >&-; `>&2x` writes a file named 2x
             j += 1

@@ -25,8 +25,10 @@ MAX_DEPTH = 3  # nested commands looked into: $(... $(... $(...)))
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
 _REDIRECT = re.compile(r"^\d*[<>]")
 _NUMBER = re.compile(r"^\d+(\.\d+)?[smhd]?$")
+# `time` is not here: bash's keyword and /usr/bin/time both run the command after their
+# options, so it is read as a wrapper (with -f and -o taking a value).
 _KEYWORDS = {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while", "until",
-             "time", "coproc"}
+             "coproc"}
 # Programs that run the command named after their own options, and those of their options that
 # take a separate argument (so `sudo -u root rm` runs rm, not "root").
 _WRAPPER_ARGS: dict[str, set[str]] = {
@@ -44,11 +46,15 @@ _WRAPPER_ARGS: dict[str, set[str]] = {
               "--max-args", "--max-procs", "--max-lines", "--max-chars", "--eof",
               "--process-slot-var"},
     "timeout": {"-s", "--signal", "-k", "--kill-after"},
-    "strace": {"-o", "-e", "-p", "-s", "-u", "-P", "-a", "-b", "-E", "-I", "-O", "-S", "-X"},
+    "strace": {"-o", "-e", "-p", "-s", "-u", "-P", "-a", "-b", "-E", "-I", "-O", "-S", "-X",
+               "--output", "--expr", "--attach", "--string-limit", "--user", "--trace-path",
+               "--env"},
     "chrt": set(), "taskset": set(), "unbuffer": set(), "busybox": set(),
     "flock": {"-w", "--timeout", "-E", "--conflict-exit-code"},
     "watch": {"-n", "--interval", "-d", "--differences", "-q", "--equexit"},
     "chroot": {"--userspec", "--groups"},
+    "runuser": {"-u", "-g", "-G", "-w", "--user", "--group", "--supp-group",
+                "--whitelist-environment"},
     "unshare": {"-S", "-G", "-R", "-w", "--setuid", "--setgid", "--root", "--wd"},
 }
 _WRAPPERS = set(_WRAPPER_ARGS)
@@ -57,7 +63,7 @@ _WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1,  # be
 _SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox"}
 # Builtins that evaluate their arguments as arithmetic (array subscripts run $(...) there).
 _EVALUATES = {"let", "[[", "((", "declare", "typeset", "local", "export", "readonly", "test",
-              "[", "printf"}
+              "[", "printf", "unset", "read", "mapfile", "readarray", "wait"}
 # git's own options before its subcommand: `git -c x=y -C dir push` is a push.
 _GIT_ARGS = {"-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env",
              "--super-prefix", "--exec-path", "--list-cmds"}
@@ -87,8 +93,9 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
             except ValueError:
                 split = arg.split()
             return i + (2 if w in ("-S", "--split-string") else 1), split
-        if w in takes_arg:
-            i += 2
+        if w in takes_arg or (w.startswith("--") and "=" not in w and len(w) > 3 and
+                              any(o.startswith(w) for o in takes_arg if o.startswith("--"))):
+            i += 2  # an option that takes a value (getopt takes any unambiguous abbreviation)
         elif name == "env" and w == "-":  # env's old spelling of -i
             i += 1
         elif w.startswith("-") and not w.startswith("--") and len(w) > 2:
@@ -133,10 +140,6 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
         w = words[i]
         if w == "function" or (w == "coproc" and i + 2 < n and words[i + 2] == "{"):
             i += 2  # `function NAME`, `coproc NAME {`: the name is not a command
-        elif w == "time":
-            i += 1
-            while i < n and words[i] in ("-p", "--"):  # time's own option, then its command
-                i += 1
         elif _ASSIGNMENT.match(w) or w in _KEYWORDS:
             i += 1
         elif _REDIRECT.match(w):
@@ -164,26 +167,43 @@ def normalise(words: list[str]) -> list[str]:
     return unwrap_stages(words)[-1]
 
 
-_POSITIONAL_PARAMS = re.compile(r"\$(\{)?[@*1-9]")
+_POSITIONAL_PARAMS = re.compile(r"\$(\{)?[@*0-9]")
+# Shell options that take a value (`bash -c -o errexit STRING`), with - or +.
+_SHELL_VALUE_OPTIONS = {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"}
+_COMMAND_LONG = ("--command", "--session-command")
 
 
-def _command_option(words: list[str], long: str = "--command") -> list[str] | None:
-    """The commands of `sh -c [options] [--] STRING [NAME ARGS...]`, `su --command=STRING` and
-    the like: the first operand after a -c (alone or in a cluster), and, when that string runs
-    its positional parameters (`"$@"`), the ARGS as a command too; None without a -c."""
+def _command_option(words: list[str]) -> list[str] | None:
+    """The commands of `sh -c [options] [--] STRING [NAME ARGS...]`, `su --command=STRING`
+    (or any abbreviation, or --session-command) and the like: the first operand after a -c
+    (alone or in a cluster); when that string runs its positional parameters ("$@", $0, $1),
+    its NAME and ARGS as a command too. None without a -c."""
     for k, w in enumerate(words[1:], start=1):
-        if w.startswith(long + "="):
-            return [w.split("=", 1)[1]]
-        if w == long or (w.startswith("-") and not w.startswith("--") and "c" in w[1:]):
-            rest = [x for x in words[k + 1 :] if x == "--" or not x.startswith("-")]
-            rest = rest[1:] if rest[:1] == ["--"] else rest
-            if not rest:
-                return [""]
-            after = words[words.index(rest[0], k + 1) + 1 :]
-            found = [rest[0]]
-            if _POSITIONAL_PARAMS.search(rest[0]) and len(after) > 1:
-                found.append(shlex.join(after[1:]))  # after[0] is $0
-            return found
+        name, eq, value = w.partition("=")
+        if name.startswith("--") and len(name) > 3 and any(o.startswith(name) for o in _COMMAND_LONG):
+            if eq:
+                return [value]
+            return [words[k + 1]] if k + 1 < len(words) else [""]
+        if not (w.startswith("-") and not w.startswith("--") and "c" in w[1:]):
+            continue
+        j = k + 1
+        while j < len(words):
+            x = words[j]
+            if x == "--":
+                j += 1
+                break
+            if x in _SHELL_VALUE_OPTIONS:
+                j += 2
+            elif x.startswith(("-", "+")) and len(x) > 1:
+                j += 1
+            else:
+                break
+        if j >= len(words):
+            return [""]
+        found, after = [words[j]], words[j + 1 :]
+        if _POSITIONAL_PARAMS.search(words[j]) and after:
+            found += [shlex.join(after), shlex.join(after[1:])] if len(after) > 1 else [shlex.join(after)]
+        return found
     return None
 
 
@@ -193,7 +213,7 @@ def _inner_commands(words: list[str]) -> list[str]:
     if not words:
         return []
     if words[0] == "eval":
-        return [" ".join(words[1:])]
+        return [" ".join(words[2:] if words[1:2] == ["--"] else words[1:])]
     if words[0] in _SHELLS or words[0] in ("su", "flock", "script", "runuser"):
         found = _command_option(words)
         if found is not None:
@@ -229,14 +249,25 @@ def strict_variants(part: CommandPart) -> list[list[str]]:
 
 def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
     """Top-level parts, then every nested command (substitutions, eval, sh -c) marked nested.
-    A nested command that cannot be read (or lies too deep) makes its parent opaque."""
+    A nested command that cannot be read (or lies too deep) makes its parent opaque. Raises
+    ParseError for a line that cannot be read at all, a nesting too deep for Python included."""
+    try:
+        return _expand(line, depth)
+    except RecursionError:
+        raise ParseError("nested too deeply to read") from None
+
+
+def _expand(line: str, depth: int) -> list[CommandPart]:
     top = split_command(line)
     out = list(top)
     if "$'" in line:  # sh reads $'...' as $ and a plain quote: check that reading too
         try:
-            other = expand(line.replace("$'", "'"), depth)
+            other = _expand(line.replace("$'", "'"), depth - 1) if depth > 0 else []
         except ParseError:
             other = []
+        if depth <= 0:
+            for p in top:
+                p.opaque = True
         for p in other:
             p.nested = True
         out.extend(other)
@@ -244,8 +275,10 @@ def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
         words = command_words(part)
         stages = unwrap_stages(words)
         program = stages[-1]
-        if program[:1] == ["git"] and any("alias." in w for w in words):
+        if program[:1] == ["git"] and any("alias." in w.lower() for w in words):
             part.opaque = True  # `git -c alias.p='push --force' p`: p is not what it says
+        if program and any(c in program[0] for c in "*?["):
+            part.opaque = True  # /usr/bin/gi[t]: a glob names the program
         if program[:1] and program[0] in _EVALUATES and any("$(" in w or "`" in w for w in program):
             for w in program[1:]:  # `let 'a[$(cmd)]'` runs cmd from single-quoted text
                 body_substitutions(w, part)
@@ -260,11 +293,13 @@ def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
                 part.opaque = True
                 continue
             try:
-                inner = expand(body, depth - 1)
+                inner = _expand(body, depth - 1)
             except ParseError:
                 part.opaque = True
                 continue
             for p in inner:
                 p.nested = True
+            if any(p.opaque for p in inner):  # `sh -c '$1 push' _ git`: its parent is as blind
+                part.opaque = True
             out.extend(inner)
     return out
