@@ -75,25 +75,31 @@ _SEPARATORS = ";&|\n()"
 _BLANKS = " \t"
 
 
+_QUOTING = "\\'\"`"
+
+
+def _past_quoted(s: str, j: int) -> int:
+    """The index just past the escape, quoted string or backtick substitution at s[j]."""
+    c = s[j]
+    if c == "\\":
+        return j + 2
+    if c == "'":
+        k = s.find("'", j + 1)
+        if k < 0:
+            raise ParseError("unbalanced single quote")
+        return k + 1
+    if c == '"':
+        return _close_double(s, j) + 1
+    return _close_backtick(s, j) + 1
+
+
 def _close_paren(s: str, i: int) -> int:
     """Index of the ")" matching the "(" at s[i], skipping quoted text."""
     depth, j, n = 0, i, len(s)
     while j < n:
         c = s[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "'":
-            k = s.find("'", j + 1)
-            if k < 0:
-                raise ParseError("unbalanced single quote")
-            j = k + 1
-            continue
-        if c == '"':
-            j = _close_double(s, j) + 1
-            continue
-        if c == "`":
-            j = _close_backtick(s, j) + 1
+        if c in _QUOTING:
+            j = _past_quoted(s, j)
             continue
         if c == "(":
             depth += 1
@@ -148,20 +154,8 @@ def _close_brace(s: str, i: int) -> int:
     depth, j, n = 1, i, len(s)
     while j < n:
         c = s[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "'":
-            k = s.find("'", j + 1)
-            if k < 0:
-                raise ParseError("unbalanced single quote")
-            j = k + 1
-            continue
-        if c == '"':
-            j = _close_double(s, j) + 1
-            continue
-        if c == "`":
-            j = _close_backtick(s, j) + 1
+        if c in _QUOTING:
+            j = _past_quoted(s, j)
             continue
         if c == "$" and s[j + 1 : j + 2] == "(":
             j = _close_paren(s, j + 1) + 1
