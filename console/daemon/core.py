@@ -79,7 +79,7 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
         record=recording.approval, notify=Notifier(config), timeout_s=cfg.approval_timeout,
         grants=grants, on_change=bus.publish,
         timeout_for=lambda name: config.cfg.profile(name).approval_timeout,
-        policy_now=evaluator.policy_eval,
+        policy_now=evaluator.policy_now,
     )
     gates = GateWiring(config, evaluator, inbox, recording, trace)
     channels = RunChannels(paths, config, gates, inbox, evaluator, grants, recording,

@@ -35,6 +35,11 @@ class PolicyEvaluator:
         self.config = config
         self.grants = grants
         self.policy_eval: PolicyEval = make_policy_eval(self.exec_rules, grants, self.network_ask)
+        # The same decision as a look that uses nothing up: the inbox's check of the policy in
+        # force before it applies an allow.
+        self.policy_now: PolicyEval = make_policy_eval(
+            self.exec_rules, grants, lambda subject, run_id, profile: self.network_ask(
+                subject, run_id, profile, consume=False), consume=False)
 
     def profile(self, name: str) -> Profile:
         return self.config.cfg.profile(name)
@@ -42,7 +47,8 @@ class PolicyEvaluator:
     def exec_rules(self, profile_name: str) -> ExecRules:
         return ExecRules.from_config(self.profile(profile_name).exec)
 
-    def network_ask(self, subject: str, run_id: str, profile_name: str) -> Decision:
+    def network_ask(self, subject: str, run_id: str, profile_name: str, *,
+                    consume: bool = True) -> Decision:
         """`ph-ask net HOST:PORT`: decide_network, the gate's own decision before any lookup."""
         try:
             target = parse_connect_target(subject)
@@ -50,7 +56,7 @@ class PolicyEvaluator:
             return Decision("deny", Provenance("error", detail=f"not a host:port ({exc})"))
         return decide_network(network_rules(self.profile(profile_name)), target.host,
                               target.port, None, grants=self.grants, run_id=run_id,
-                              profile=profile_name)
+                              profile=profile_name, consume=consume)
 
     def connection(self, run_id: str, profile_name: str, host: str, port: int,
                    addresses: Sequence[IPAddress] | None) -> Decision:

@@ -240,19 +240,21 @@ def make_policy_eval(
     grants: GrantTable,
     network_eval: Callable[[str, str, str], Decision] | None = None,
     clock: Callable[[], float] = time.time,
+    consume: bool = True,
 ) -> Callable[[str, str, str, str], Decision]:
     """policy_eval(kind, subject, run_id, profile) for agent.sock: exec through rules and grants,
     network through network_eval(subject, run_id, profile) when given (the gate's rules, which
-    should consult `grants` too), anything else through grants, then ask."""
+    should consult `grants` too), anything else through grants, then ask. Without consume, a
+    look that decides nothing: no "once" grant is used up."""
 
     def evaluate(kind: str, subject: str, run_id: str, profile: str) -> Decision:
         now = clock()
         if kind == "exec":
             return evaluate_exec(subject, exec_rules_for(profile), grants,
-                                 run_id=run_id, profile=profile, now=now)
+                                 run_id=run_id, profile=profile, now=now, consume=consume)
         if kind == "network" and network_eval is not None:
             return network_eval(subject, run_id, profile)
-        g = grants.match(kind, subject, run_id, profile, now)
+        g = grants.match(kind, subject, run_id, profile, now, consume=consume)
         if g:
             return Decision("allow" if g.effect == "allow" else "deny", g.provenance())
         return Decision("ask", Provenance("default", rule_list="ask"), (subject,))

@@ -208,3 +208,20 @@ def test_grant_to_rule() -> None:
     assert (grant_to_rule(net), rule_list_for(net)) == ("pypi.org:443", ("network", "deny"))
     with pytest.raises(ValueError, match="no config rule"):
         grant_to_rule(grant("Edit x", kind="custom"))
+
+
+def test_a_look_without_consume_uses_no_once_grant() -> None:
+    """The inbox checks the policy in force before it applies an allow: that look must not use
+    up a "once" grant the agent's own request would need."""
+    from console.policy import ExecRules, GrantTable, make_policy_eval, new_grant, parse_scope
+
+    grants = GrantTable()
+    grants.add(new_grant("exec", "make build", "allow", parse_scope("once"), run_id="r1",
+                         profile="demo", decided_by="alice", now=0.0, exact=True))
+    rules = ExecRules(ask=["make"])
+    look = make_policy_eval(lambda profile: rules, grants, consume=False, clock=lambda: 1.0)
+    decide = make_policy_eval(lambda profile: rules, grants, clock=lambda: 1.0)
+    assert look("exec", "make build", "r1", "demo").action == "allow"
+    assert look("exec", "make build", "r1", "demo").action == "allow"  # still there
+    assert decide("exec", "make build", "r1", "demo").action == "allow"  # used up now
+    assert decide("exec", "make build", "r1", "demo").action == "ask"
