@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from console.gate.sockio import connect_stream
 from console.gate.splice import Activity
 from console.policy.hosts import IPAddress, Target, normalise_host
-from console.policy.netrules import NetMatch
+from console.policy.netrules import BadPattern, NetMatch, parse_pattern
 
 if TYPE_CHECKING:
     from console.config.bounds import FdBudget
@@ -226,17 +226,12 @@ class Conn:
 
 
 def _names_an_address(rule: str | None) -> bool:
-    """Whether a rule's host is an IP address or network ("10.9.8.7", "10.9.8.0/24:443",
-    "[fd00::/32]"), not a name."""
-    if not rule:
-        return False
-    host = rule[1 : rule.find("]")] if rule.startswith("[") else (
-        rule.rsplit(":", 1)[0] if rule.count(":") == 1 else rule)
+    """Whether a rule names an IP address or network ("10.9.8.7", "[fd00::/32]"), read by the
+    parser the rules themselves are read with, not a name."""
     try:
-        ipaddress.ip_network(host, strict=False)
-    except ValueError:
+        return rule is not None and parse_pattern(rule).network is not None
+    except BadPattern:
         return False
-    return True
 
 
 def denial(run_id: str, profile: str, suggestion: str, method: str, target: Target,
