@@ -63,8 +63,12 @@ def test_an_agent_killed_gives_137_and_ctrl_c_gives_130_with_the_output_before_i
             words = [*words, started.stdout.strip()]
         else:
             words = [*words, "sh", "-c", "echo tick; while sleep 0.1; do echo tick; done"]
-        proc = subprocess.Popen([str(BIN / "pilothouse"), *words], env=daemon.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # As from a terminal: Ctrl-C at its default. A command started with SIGINT ignored (a
+        # `&` job in a script, and so this suite when it was started that way) keeps it
+        # ignored, as every Unix program does; env --default-signal undoes that here.
+        proc = subprocess.Popen(["env", "--default-signal=INT", str(BIN / "pilothouse"), *words],
+                                env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
         assert proc.stdout is not None
         assert proc.stdout.readline() == "tick\n"
         time.sleep(0.3)
