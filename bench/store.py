@@ -161,10 +161,11 @@ def row_costs(rows: Sequence[Row], key: bytes) -> dict[str, float]:
         w.record(kind, run_id=run_id, actor=actor, text=text, data=data, ts=ts)
     record_us = (time.perf_counter() - t) / len(rows) * 1e6
     pre = chained(rows, key)
+    link = audit.row_hasher(key)  # bound once, as the writer's batch does
     t = time.perf_counter()
     prev = audit.GENESIS
     for i, ts, run_id, kind, actor, text, data, _, _ in pre:
-        prev = audit.row_hash(key, prev, i, ts, run_id, kind, actor, text, data)
+        prev = link(prev, i, ts, run_id, kind, actor, text, data)
     return {"record": record_us, "chain": (time.perf_counter() - t) / len(rows) * 1e6}
 
 
@@ -382,13 +383,15 @@ def main(argv: list[str] | None = None) -> None:
         both(label, m["c"], "raw one transaction per row, real schema", m["single"])
         both(label, m["c"], "raw executemany, plain table (no indexes, no FTS)", plain)
         cost = row_costs(rows, key)
+        parts = cost["record"] + cost["chain"] + 1e6 / m["multi"]
         print(f"# where a written row's time goes (us per row, this run): record() in the "
               f"producer {cost['record']:.1f} and the chain link {cost['chain']:.1f}, both "
               f"holding the GIL; SQLite into the real schema {1e6 / m['multi']:.1f} (binding "
               f"the parameters under the GIL, the insert beside it), plain table "
-              f"{1e6 / plain:.1f}; the writer {1e6 / w:.1f}. The 0.5x target leaves "
-              f"{2e6 / plain:.1f} us a row: the two Python parts alone take "
-              f"{cost['record'] + cost['chain']:.1f}")
+              f"{1e6 / plain:.1f}. The three in a row: {parts:.1f}; the writer "
+              f"{1e6 / w:.1f}. The 0.5x target leaves {2e6 / plain:.1f}. Overlapping the "
+              f"insert with the next rows' links on a second thread was tried (2026-12): the "
+              f"hand-overs of the GIL cost what the overlap saved")
         print(f"# write runs ({args.reps} each, per s): " + "; ".join(
             f"{k} " + "/".join(f"{x:,.0f}" for x in v) for k, v in runs.items()))
 
