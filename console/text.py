@@ -35,15 +35,18 @@ def _pattern(source: str) -> Any:
     return re.compile(source)
 
 
+def hides(ch: str) -> bool:
+    """A character a person cannot see as itself: Cc control, Cf format (bidi, zero-width,
+    tags), Co/Cn private/unassigned, Cs surrogates, Zl/Zp separators, Zs spaces other than the
+    plain one (they look like a space and are not one)."""
+    cat = unicodedata.category(ch)
+    return cat[0] == "C" or cat in ("Zl", "Zp") or (cat == "Zs" and ch != " ") or not ch.isprintable()
+
+
 def _escape_char(ch: str) -> str:
     if ch in _NAMES:
         return f"⟨{_NAMES[ch]}⟩"
-    if ch in "⟨⟩":
-        return f"⟨U+{ord(ch):04X}⟩"
-    cat = unicodedata.category(ch)
-    # Cc control, Cf format (bidi, zero-width, tags), Co/Cn private/unassigned, Cs surrogates,
-    # Zl/Zp separators, Zs spaces other than the plain one (look like a space, are not one).
-    if cat[0] == "C" or cat in ("Zl", "Zp") or (cat == "Zs" and ch != " ") or not ch.isprintable():
+    if ch in "⟨⟩" or hides(ch):
         return f"⟨U+{ord(ch):04X}⟩"
     return ch
 

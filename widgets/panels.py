@@ -259,11 +259,12 @@ class ApprovalCard(Shows):
         _row(grid, "run", safe(f"{req.get('run_id')}  profile {req.get('profile')}"))
         _row(grid, "kind", safe(kind))
         if kind == "network":
-            _row(grid, "destination", safe(req.get("subject"), "bold"))
+            # Wrapped, never cut: the end of a host name is the part that decides.
+            _row(grid, "destination", Text(shown(req.get("subject")), style="bold"))
             addrs = detail.get("addresses") or []
-            _row(grid, "resolves to", safe(", ".join(map(str, addrs)) or "-"))
+            _row(grid, "resolves to", Text(shown(", ".join(map(str, addrs)) or "-")))
             if detail.get("method") or detail.get("target"):
-                _row(grid, "target", safe(f"{detail.get('method') or ''} {detail.get('target') or ''}".strip()))
+                _row(grid, "target", Text(shown(f"{detail.get('method') or ''} {detail.get('target') or ''}".strip())))
         else:
             _row(grid, "command" if kind == "exec" else "subject",
                  Text(shown(req.get("subject")), style="bold"))
@@ -278,7 +279,9 @@ class ApprovalCard(Shows):
             if key in ("cwd", "addresses", "method", "target", "host", "port") or (
                     key == "tool_input" and change is not None):
                 continue
-            _row(grid, key, safe(value if isinstance(value, str) else repr(value), limit=300))
+            # The key is the agent's too: escaped like its value, and never a bare label.
+            _row(grid, f"{shown(key, 30)} (agent)",
+                 safe(value if isinstance(value, str) else repr(value), limit=300))
         _row(grid, "why it asks", Text(printable(provenance_text(req.get("rule_provenance"))  # wraps
                                                  if req.get("rule_provenance") else "no rule matched")))
         _row(grid, "asked", safe(f"{clock(req.get('created_at'))} ({duration(now - float(req.get('created_at') or now))} ago)"))

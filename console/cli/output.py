@@ -44,12 +44,28 @@ def clear_screen() -> None:
 
 def dumps(value: Any, *, one_line: bool = False) -> str:
     """What json.dumps(value, indent=2 or None, ensure_ascii=False, default=str) writes,
-    without importing json (console.wire)."""
+    without importing json (console.wire), except that every character a person cannot see
+    as itself is a \\u escape: JSON escapes only U+0000-U+001F, and `--json` is read on a
+    terminal too, where a bidi override or a C1 control from an agent's command would act."""
     from console import wire
 
-    if one_line:
-        return wire.dumps(value, compact=False, default=str)
-    return wire.dumps_indented(value, default=str)
+    text = wire.dumps(value, compact=False, default=str) if one_line else \
+        wire.dumps_indented(value, default=str)
+    if text.isascii() and "\x7f" not in text:
+        return text
+    from console.text import hides
+
+    # Outside strings JSON has ASCII only, so every such character is inside a string, where
+    # its escape means the same character.
+    return "".join(_json_escape(ch) if ch > "~" and hides(ch) else ch for ch in text)
+
+
+def _json_escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a UTF-16 surrogate pair, as JSON writes a character past the BMP
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:

@@ -7,6 +7,7 @@ figure measured under the matching attack):
     [limits]
     agent_connections = 32     # open connections per run on agent.sock
     gate_connections = 128     # open client connections per run on gate.sock and the bridge
+    teammate_connections = 16  # open operator.sock connections per teammate (not the owner)
     head_bytes = "32k"         # one request head at the gate
     head_timeout = "10s"       # time to send a request head
     events_per_second = 20     # durable rule-decided/denied rows per run per second
@@ -40,6 +41,7 @@ FD_RESERVE = 128  # fds kept for operator.sock, SQLite readers, sandboxes' pipes
 class Bounds:
     agent_connections: int = 32
     gate_connections: int = 128
+    teammate_connections: int = 16
     head_bytes: int = 32 * 1024
     head_timeout: float = 10.0
     events_per_second: int = 20

@@ -26,8 +26,9 @@ from typing import Any, Protocol
 
 from console.config.bounds import Bounds, capped
 from console.daemon.inbox import EVENT_POLICY, EVENT_REFUSED_OP, Inbox
-from console.daemon.requests import Outcome, check_request
+from console.daemon.requests import Outcome, agents_detail, check_request
 from console.policy import Decision, Provenance
+from console.policy.hosts import BadTarget, parse_connect_target
 from console.protocol import ErrorCode, Failure
 from console.text import printable
 from console.wire import (
@@ -154,6 +155,12 @@ async def _ask(args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
     reason = check_request(kind, subject, title, detail)
     if reason is not None:
         return _answer(await inbox.refuse(run_id, profile, kind, subject, reason))
+    detail = agents_detail(detail)
+    if kind == "network":
+        # Decided, shown and granted as the host the gate would connect to: `pаypal.com` (a
+        # Cyrillic а) is asked as xn--pypal-4ve.com, never in a spelling that reads as another.
+        with contextlib.suppress(BadTarget):  # not a host:port: the policy denies it and says so
+            subject = parse_connect_target(subject).authority
     try:
         decision = policy_eval(kind, subject, run_id, profile)
         if inspect.isawaitable(decision):

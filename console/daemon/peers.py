@@ -59,20 +59,28 @@ def _group_members(group: str) -> tuple[int | None, set[str]]:
 def identify(sock: socket.socket, team: TeamConfig) -> Peer:
     pid, uid, gid = peer_credentials(sock)
     name = user_name(uid)
+    return Peer(pid, uid, gid, name, role_of(uid, name, team))
+
+
+def role_of(uid: int, name: str, team: TeamConfig) -> str:
+    """The role of a user under `team`, the [team] table in force."""
     if uid == os.getuid() or uid == 0:
-        role = "operator"
-    elif team.group:
-        group_gid, members = _group_members(team.group)
-        in_group = name in members or (group_gid is not None and _primary_gid(uid) == group_gid)
-        if not in_group:
-            role = "refused"
-        elif name in team.approvers:
-            role = "approver"
-        else:
-            role = "watcher"
-    else:
-        role = "refused"
-    return Peer(pid, uid, gid, name, role)
+        return "operator"
+    if not team.group:
+        return "refused"
+    group_gid, members = _group_members(team.group)
+    if not (name in members or (group_gid is not None and _primary_gid(uid) == group_gid)):
+        return "refused"
+    return "approver" if name in team.approvers else "watcher"
+
+
+def as_now(peer: Peer, team: TeamConfig) -> Peer:
+    """The peer with its role under the [team] table in force now: a connection stays open
+    for days (an attached console), and a teammate taken off the list loses the role at once."""
+    if peer.role == "operator":
+        return peer  # the daemon's own user or root: no config changes that
+    role = role_of(peer.uid, peer.user, team)
+    return peer if role == peer.role else Peer(peer.pid, peer.uid, peer.gid, peer.user, role)
 
 
 def _primary_gid(uid: int) -> int | None:

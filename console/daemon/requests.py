@@ -18,6 +18,17 @@ DETAIL_MAX_BYTES = 16 * 1024
 TITLE_MAX_CHARS = 200
 
 
+# Detail keys only the daemon writes (the gate's own lookup and request line): a request from
+# an agent carries its own under "agent's <key>", so no view shows the agent's words as facts.
+DAEMON_DETAIL_KEYS = ("host", "port", "addresses", "method", "target")
+
+
+def agents_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """An agent's detail with the daemon's own keys renamed as the agent's."""
+    return {(f"agent's {key}" if key in DAEMON_DETAIL_KEYS else key): value
+            for key, value in detail.items()}
+
+
 def check_request(kind: str, subject: Any, title: Any, detail: Any) -> str | None:
     """Why a request is refused before anything else, or None. Bounds keep a hostile agent
     from filling the inbox, the store or a person's screen."""

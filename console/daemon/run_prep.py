@@ -56,18 +56,23 @@ def open_workspace(paths: Paths, profile: Profile, requested: str | None,
 
 
 def run_env(run_id: str, profile: Profile, caller_env: dict[str, str] | None = None,
-            notes: list[str] | None = None) -> dict[str, str]:
+            notes: list[str] | None = None, *, owners_run: bool = True) -> dict[str, str]:
     """The agent's environment: a few of the daemon's (terminal, locale), the profile's `env`
     names from the caller's shell, its `setenv`, the proxy pointing at the bridge, and the
     run's own names. `notes` gets a line for each `env` name set nowhere."""
     env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
-    # The profile's `env` names: from the shell that ran `pilothouse run`, else the daemon's.
+    # The profile's `env` names: from the shell that ran `pilothouse run`, else the daemon's,
+    # but the daemon's (its owner's API keys) only for a run its owner or root asked for: a
+    # teammate's run, and every watcher of its output, must not get them.
+    fallback = os.environ if owners_run else {}
     for name in profile.env:
-        value = (caller_env or {}).get(name, os.environ.get(name))
+        value = (caller_env or {}).get(name, fallback.get(name))
         if value is None:
             if notes is not None:
-                notes.append(f"env {name}: set neither where `pilothouse run` ran nor in the "
-                             "daemon's environment; the agent runs without it")
+                where = "nor in the daemon's environment" if owners_run else (
+                    "(the daemon's own values go only to its owner's runs)")
+                notes.append(f"env {name}: set neither where `pilothouse run` ran {where}; "
+                             "the agent runs without it")
             continue
         env[name] = value
     env.update(profile.setenv)

@@ -28,9 +28,9 @@ from console.daemon.core import Core, start_core, stop_core
 from console.daemon.live_config import LiveConfig
 from console.daemon.ops.base import Send
 from console.daemon.ops.table import OPERATIONS, dispatch
-from console.daemon.peers import Peer, identify
+from console.daemon.peers import Peer, as_now, identify
 from console.paths import Paths
-from console.protocol import Failure
+from console.protocol import ErrorCode, Failure
 from console.wire import MessageRefused, ProtocolError
 
 log = logging.getLogger("pilothouse.daemon")
@@ -51,6 +51,7 @@ class Daemon:
         self._lock_fd: int | None = None
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._teammates: dict[int, int] = {}  # open operator.sock connections per teammate uid
         self._deciding: set[asyncio.Task[Any]] = set()  # state changes under way (_one)
         self.core: Core | None = None  # the parts, once started
 
@@ -136,19 +137,43 @@ class Daemon:
         assert task is not None
         self._connections.add(task)
         sock: socket.socket = writer.get_extra_info("socket")
+        held: int | None = None  # a teammate's uid while this connection counts against it
         try:
             peer = identify(sock, self.config.cfg.team)
             if not peer.may_watch:
                 await self._refuse(writer, peer)
                 return
+            if peer.role != "operator":
+                # Teammates' connections are bounded per user and drawn from the fd budget, so
+                # the least trusted of them cannot take the descriptors the owner, the runs and
+                # the store need (the owner's come out of the reserve).
+                if (self._teammates.get(peer.uid, 0) >= self.config.cfg.bounds.teammate_connections
+                        or not bounds.fd_budget().take()):
+                    log.warning("operator.sock: refused a connection from %s: past %d open "
+                                "connections (limits.teammate_connections) or the fd budget",
+                                peer.user, self.config.cfg.bounds.teammate_connections)
+                    await self._too_many(writer)
+                    return
+                held = peer.uid
+                self._teammates[held] = self._teammates.get(held, 0) + 1
             await self._session(reader, writer, peer)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            if held is not None:
+                self._teammates[held] -= 1
+                bounds.fd_budget().give()
             self._connections.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _too_many(self, writer: asyncio.StreamWriter) -> None:
+        failure = Failure(ErrorCode.TOO_MANY_CONNECTIONS, "you have as many connections to this daemon "
+                          "open as a teammate may", "close one (another console, a logs -f) and retry")
+        with contextlib.suppress(Exception):
+            writer.write(wire.encode(wire.error(None, failure)))
+            await writer.drain()
 
     async def _refuse(self, writer: asyncio.StreamWriter, peer: Peer) -> None:
         assert self.core is not None
@@ -205,6 +230,10 @@ class Daemon:
     async def _one(self, send: Send, peer: Peer, req_id: Any, op: str, args: dict[str, Any]) -> None:
         assert self.core is not None
         try:
+            peer = as_now(peer, self.config.cfg.team)  # the role in force, not the one at connect
+            if not peer.may_watch:
+                raise Failure("not-allowed", f"user {peer.user} may no longer use this Pilothouse "
+                              "daemon", "ask its owner to add you to the [team] group in the config")
             call = dispatch(self.core, peer, op, args, send)
             entry = OPERATIONS.get(op)
             if entry is not None and entry.decides:
