@@ -9,11 +9,15 @@ that runs on the host later, or switch Pilothouse's controls off:
   hooks/, info/, worktrees/, modules/ (existing submodules stay usable), remotes/, branches/,
   the object alternates, the `.git` files of submodule checkouts, and in the workspace what
   config includes or names as a program or hook folder (core.hooksPath, core.fsmonitor,
-  filters, aliases, helpers: see _CODE_KEYS). What
+  filters, aliases, helpers: see CODE_KEYS). What
   git needs to commit, branch and fetch (objects, refs, logs, index, HEAD, the *_HEAD files,
   packed-refs, lock files) stays writable.
 - Agents' and editors' project config: `.claude/`, `.codex/`, `.mcp.json`, `.vscode/`,
-  `.idea/`, `.envrc`.
+  `.idea/`, `.envrc`, `.cursor/`, `.gemini/` (and below the top: see find_nested_git), aider's
+  two YAML files when present.
+- Around them: the config a hook runner in a protected hooks folder reads (pre-commit,
+  lefthook), husky 9's `.husky/`, and every folder above a protected path, pinned so that it
+  cannot be renamed away with the protected path inside.
 
 `plan_protection` opens every path with openat2 (no symbolic links anywhere on the way, never
 outside the workspace) and returns what to bind where; a path that is a link, or lies under
@@ -25,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import os
 import re
 import stat
@@ -33,10 +36,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .fsview import open_beneath
+from .gitconfig import CODE_KEYS, INCLUDE_KEY, config_entries, named_path
 
 OWN = (".pilothouse.toml",)
-AGENT_CONFIG_DIRS = (".claude", ".codex", ".vscode", ".idea")
+AGENT_CONFIG_DIRS = (".claude", ".codex", ".vscode", ".idea", ".cursor", ".gemini")
 AGENT_CONFIG_FILES = (".mcp.json", ".envrc")
+# aider reads these from the git root at every start (`lint-cmd` with `auto-lint` runs a
+# command with no prompt; the model settings override the metering ones). Read-only when there
+# at the start; absent, they are reported when made (like a nested repository): aider fails on
+# a folder where it expects its config, and an empty file mask would show in `git status`.
+AGENT_CONFIG_YAML = (".aider.conf.yml", ".aider.model.settings.yml")
+# Found anywhere below the top too: protected when there at the start, reported when made.
+NESTED_AGENT_CONFIG = (".claude", ".codex", ".mcp.json", ".cursor", ".gemini")
+# Hook runners whose protected hook runs what a file in the work tree lists.
+LEFTHOOK_CONFIGS = ("lefthook.yml", ".lefthook.yml", "lefthook.yaml", ".lefthook.yaml",
+                    "lefthook-local.yml", ".lefthook-local.yml")
 # Inside a git folder: what can redirect git or make it run code. Folders are masked as
 # folders when absent.
 GIT_DIRS = ("hooks", "info", "worktrees", "remotes", "branches")  # the last two: old remotes
@@ -74,7 +88,10 @@ NESTED_MAX_SECONDS = 2.0
 
 
 def find_nested_git(root_fd: int) -> WalkResult:
-    """Every `.git` (folder or file) below the top, by descriptor, never through links."""
+    """Below the top, by descriptor, never through links: every `.git` (folder or file), every
+    folder git takes for a git folder without one (HEAD, objects/ and refs/: a bare repository,
+    which git opens by default when run inside it), and agents' project config
+    (NESTED_AGENT_CONFIG)."""
     import time
 
     max_entries, max_seconds = NESTED_MAX_ENTRIES, NESTED_MAX_SECONDS
@@ -94,11 +111,16 @@ def find_nested_git(root_fd: int) -> WalkResult:
         if time.monotonic() > deadline:
             res.cut = f"more than {max_seconds:g} s"
             break
-        if ".git" in dirs or ".git" in files:
-            if root != ".":
-                res.found.append(os.path.normpath(os.path.join(root, ".git")))
-            if ".git" in dirs:
-                dirs.remove(".git")
+        if root != "." and "HEAD" in files and "objects" in dirs and "refs" in dirs:
+            res.found.append(os.path.normpath(root))
+            dirs[:] = []
+            continue
+        for name in (".git", *NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
+            if name in dirs or name in files:
+                if root != "." or name in AGENT_CONFIG_YAML:
+                    res.found.append(os.path.normpath(os.path.join(root, name)))
+                if name in dirs:
+                    dirs.remove(name)
     return res
 
 
@@ -165,7 +187,10 @@ def _link_target(root_fd: int, rel: str) -> str | None:
 
 def _protect(p: Protection, root_fd: int, rel: str, want_dir: bool, pin: bool = False,
              depth: int = 0, absent_as_dir: bool = False) -> int | None:  # fmt: skip
-    """Bind rel read-only (or pinned) or mask it; returns the fd when it is a real folder."""
+    """Bind rel read-only (or pinned) or mask it; returns the fd when it is a real folder
+    (None when rel is already planned: its fd belongs to that bind)."""
+    if rel in p._seen:
+        return None
     fd, state = _open(root_fd, rel)
     if state == "link":
         # The link itself is masked inside the sandbox; its target inside the workspace is
@@ -210,123 +235,77 @@ def _read_small(root_fd: int, rel: str, limit: int = 1 << 16) -> str | None:
         os.close(fd)
 
 
-def _inside(base_rel: str, target: str) -> str | None:
-    """A workspace-relative path for target (relative to base_rel), or None when outside."""
-    joined = os.path.normpath(os.path.join(base_rel, target)) if not os.path.isabs(target) else None
-    if joined is None or joined == ".." or joined.startswith("../") or joined == ".":
+def _inside(base_rel: str, target: str, root_fd: int | None = None) -> str | None:
+    """A workspace-relative path for target (relative to base_rel, or absolute under the
+    workspace when root_fd is given: git writes absolute `gitdir:` lines and includes), or None
+    when outside."""
+    if os.path.isabs(target):
+        if root_fd is None:
+            return None
+        root = os.readlink(f"/proc/self/fd/{root_fd}").rstrip("/")
+        target = os.path.normpath(target)
+        if not target.startswith(root + "/"):
+            return None
+        return os.path.relpath(target, root)
+    joined = os.path.normpath(os.path.join(base_rel, target))
+    if joined == ".." or joined.startswith("../") or joined == ".":
         return None
     return joined
 
 
-# Config keys whose value names a program, a script or a folder git runs or reads code from.
-# A value that points into the workspace makes that file (or folder) read-only: the config is
-# protected, but a hook script it names would otherwise stay the agent's to rewrite.
-_CODE_KEYS = re.compile(
-    r"^(core\.(hookspath|fsmonitor|sshcommand|editor|pager|askpass|worktree)|sequence\.editor"
-    r"|diff\.external|gpg(\..+)?\.program|credential(\..+)?\.helper"
-    r"|filter\..+\.(clean|smudge|process)|diff\..+\.(textconv|command)|merge\..+\.driver"
-    r"|(merge|diff)tool\..+\.cmd|alias\..+|uploadpack\.packobjectshook"
-    r"|remote\..+\.(uploadpack|receivepack)|init\.templatedir)$"
-)
-_INCLUDE_KEY = re.compile(r"^include(if\..+)?\.path$")
-
-
-def _config_entries(text: str) -> list[tuple[str, str]]:
-    """(key, value) pairs of one config file as git reads it (keys lower-cased), without
-    following its includes. git itself parses when installed (case, same-line values, quotes,
-    continuations); a small reader stands in otherwise.
-
-    A file with nothing but blanks holds no keys (no git needed), and the same text always
-    parses the same: a run's start pays for git once per distinct config, not per run."""
-    if not text.strip():
-        return []
-    return list(_parsed_config(text))
-
-
-@functools.lru_cache(maxsize=64)
-def _parsed_config(text: str) -> tuple[tuple[str, str], ...]:
-    return tuple(_parse_config(text))
-
-
-def _parse_config(text: str) -> list[tuple[str, str]]:
-    import shutil
-    import subprocess
-
-    git = shutil.which("git")
-    if git is not None:
-        fd = os.memfd_create("gitconfig", 0)
-        try:
-            os.write(fd, text.encode())
-            env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
-                   "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}  # fmt: skip
-            r = subprocess.run([git, "config", "--file", f"/dev/fd/{fd}", "--list", "--null"],
-                               pass_fds=(fd,), env=env, capture_output=True, timeout=10)  # fmt: skip
-        finally:
-            os.close(fd)
-        if r.returncode == 0:
-            out = []
-            for item in r.stdout.decode(errors="replace").split("\0"):
-                key, _, value = item.partition("\n")
-                if key:
-                    out.append((key.lower(), value))
-            return out
-    out, section = [], ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        m = re.match(r"^\[([^\]]+)\]\s*(.*)$", line)
-        if m:
-            head = m.group(1).strip()
-            name, _, sub = head.partition(" ")
-            section = name.lower() + ("." + sub.strip().strip('"') if sub else "")
-            line = m.group(2)
-        if "=" in line and section:
-            k, _, v = line.partition("=")
-            out.append((f"{section}.{k.strip().lower()}", v.strip().strip('"')))
-    return out
-
-
-def _named_path(value: str) -> str | None:
-    """The file a config value names: its first word (an alias's after `!`), when it looks
-    like a path."""
-    import shlex
-
-    value = value.strip().lstrip("!").strip()
-    try:
-        words = shlex.split(value)
-    except ValueError:
-        words = value.split()
-    first = words[0] if words else ""
-    return first if ("/" in first or first.startswith(".")) and not first.startswith("~") else None
-
-
-def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str) -> None:
-    """Protect what a git folder's config includes or runs, where that lies in the workspace."""
+def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str,
+                            base: str | None = None, depth: int = 0) -> None:
+    """Protect what a git folder's config includes or runs, where that lies in the workspace:
+    each included file (relative to the file that includes it, or absolute), and what the
+    included files name in turn."""
     top = os.path.dirname(gd)  # the work tree's top: where git runs hooks and helpers
-    for key, value in _config_entries(text):
-        if _INCLUDE_KEY.match(key):
-            rel = _inside(gd, value.strip()) if value.strip() else None
-            if rel is not None:
+    for key, value in config_entries(text):
+        if INCLUDE_KEY.match(key):
+            rel = _inside(gd if base is None else base, value.strip(), root_fd) if value.strip() else None
+            if rel is not None and rel not in p._seen:
                 _protect(p, root_fd, rel, want_dir=False)
+                if depth < 8:  # git's own bound on nesting is 10
+                    _protect_config_targets(p, root_fd, gd, _read_small(root_fd, rel) or "",
+                                            os.path.dirname(rel) or ".", depth + 1)
             continue
-        if not _CODE_KEYS.match(key):
+        if not CODE_KEYS.match(key):
             continue
-        named = _named_path(value)
+        named = named_path(value)
         if named is None:
             continue
-        if os.path.isabs(named):
-            root = os.readlink(f"/proc/self/fd/{root_fd}")
-            if not named.startswith(root.rstrip("/") + "/"):
-                continue
-            rel = os.path.relpath(named, root)
-        else:
-            base = gd if key == "core.worktree" else (top or ".")
-            rel = _inside(base, named)
+        rel = _inside(gd if key == "core.worktree" else (top or "."), named, root_fd)
         if rel is None:
             continue
         if key == "core.worktree":
             _protect(p, root_fd, f"{rel}/.git", want_dir=False)
+        elif key == "core.hookspath":
+            _hooks(p, root_fd, rel, top)
+            if os.path.basename(rel) == "_" and "/" in rel:
+                # husky 9: its hooks in `.husky/_` run the project's hook one folder up.
+                _protect(p, root_fd, os.path.dirname(rel), want_dir=True)
         else:
-            _protect(p, root_fd, rel, want_dir=key == "core.hookspath")
+            _protect(p, root_fd, rel, want_dir=False)
+
+
+def _hooks(p: Protection, root_fd: int, rel: str, top: str) -> None:
+    """A hooks folder read-only, and what a hook runner installed there takes its commands from
+    (pre-commit's `--config=FILE`, lefthook's config files)."""
+    fd = _protect(p, root_fd, rel, want_dir=True)
+    if fd is None:
+        return
+    try:
+        names = os.listdir(f"/proc/self/fd/{fd}")
+    except OSError:
+        return
+    for name in sorted(names)[:64]:
+        script = _read_small(root_fd, f"{rel}/{name}", limit=1 << 14) or ""
+        for m in re.finditer(r"--config[= ]([^\s\"')]+)", script):
+            target = _inside(top or ".", m.group(1), root_fd)
+            if target is not None:
+                _protect(p, root_fd, target, want_dir=False)
+        if "lefthook" in script:
+            for conf in LEFTHOOK_CONFIGS:
+                _protect(p, root_fd, os.path.join(top, conf) if top else conf, want_dir=False)
 
 
 def _git_folder(p: Protection, root_fd: int, gd: str, depth: int = 0) -> None:
@@ -337,7 +316,10 @@ def _git_folder(p: Protection, root_fd: int, gd: str, depth: int = 0) -> None:
     for name in GIT_FILES:
         _protect(p, root_fd, f"{gd}/{name}", want_dir=False)
     for name in GIT_DIRS:
-        _protect(p, root_fd, f"{gd}/{name}", want_dir=True)
+        if name == "hooks":
+            _hooks(p, root_fd, f"{gd}/hooks", os.path.dirname(gd))
+        else:
+            _protect(p, root_fd, f"{gd}/{name}", want_dir=True)
     # Object alternates redirect where git reads objects from. objects/info is made when absent
     # (git's own layout; kept), so the alternates mask has a real folder to sit in.
     objects_fd, _state = _open(root_fd, f"{gd}/objects")
@@ -365,6 +347,29 @@ def _git_folder(p: Protection, root_fd: int, gd: str, depth: int = 0) -> None:
             dirnames[:] = []  # a module's own modules are handled by its recursion
 
 
+def _gitdir_file(p: Protection, root_fd: int, rel: str) -> None:
+    """A `.git` file read-only, and the git folder its `gitdir:` line names (relative to the
+    file's folder, or absolute, as `git init --separate-git-dir` writes it) protected as one."""
+    _protect(p, root_fd, rel, want_dir=False)
+    text = _read_small(root_fd, rel) or ""
+    if text.startswith("gitdir:"):
+        target = _inside(os.path.dirname(rel) or ".", text[len("gitdir:"):].strip(), root_fd)
+        if target is not None:
+            _git_folder(p, root_fd, target)
+
+
+def _pin_parents(p: Protection, root_fd: int) -> None:
+    """Every folder above a protected path pinned (bound onto itself): a mount point cannot be
+    renamed, so `mv tools tools.orig; mkdir tools` cannot put the agent's script where a
+    protected one was (renaming a folder takes the mounts inside it along)."""
+    for bind in list(p.binds):
+        parts = bind.rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            head = "/".join(parts[:i])
+            if head not in p._seen:
+                _protect(p, root_fd, head, want_dir=True, pin=True)
+
+
 def plan_protection(workspace: Path | int) -> Protection:
     """Open and plan every protected path of a workspace (its path, or an O_PATH descriptor
     this function does not close; see the module docstring)."""
@@ -384,19 +389,15 @@ def plan_protection(workspace: Path | int) -> Protection:
         fd, state = _open(root_fd, ".git")
         if fd is not None and stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            _protect(p, root_fd, ".git", want_dir=False)  # the `gitdir:` file itself
-            text = _read_small(root_fd, ".git") or ""
-            if text.startswith("gitdir:"):
-                rel = _inside(".", text[len("gitdir:"):].strip())
-                if rel is not None:
-                    _git_folder(p, root_fd, rel)
+            _gitdir_file(p, root_fd, ".git")
         else:
             if fd is not None:
                 os.close(fd)
             # Absent: masked, so the agent cannot make one whose config the host would read.
             _git_folder(p, root_fd, ".git")
-        # Repositories nested anywhere below (vendored, or made by an earlier run): git on the
-        # host reads their config as soon as a person's prompt enters the folder.
+        # Repositories nested anywhere below (vendored, or made by an earlier run), and agents'
+        # project config below the top: host tools read them as soon as a person's prompt
+        # enters the folder.
         p.walk = find_nested_git(root_fd)
         for rel in p.walk.found:
             nested_fd, _state = _open(root_fd, rel)
@@ -404,10 +405,13 @@ def plan_protection(workspace: Path | int) -> Protection:
                 continue
             is_dir = stat.S_ISDIR(os.fstat(nested_fd).st_mode)
             os.close(nested_fd)
-            if is_dir:
+            if os.path.basename(rel) in (*NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
+                _protect(p, root_fd, rel, want_dir=is_dir)
+            elif is_dir:
                 _git_folder(p, root_fd, rel)
             else:
-                _protect(p, root_fd, rel, want_dir=False)
+                _gitdir_file(p, root_fd, rel)
+        _pin_parents(p, root_fd)
         gitmodules = _read_small(root_fd, ".gitmodules") or ""
         for m in re.finditer(r"^\s*path\s*=\s*(.+?)\s*$", gitmodules, re.M):
             rel = _inside(".", m.group(1).strip('"'))

@@ -25,7 +25,14 @@ from pathlib import Path
 from . import fsview
 from .base import SandboxSpec
 from .identity import AgentIdentity, agent_identity
-from .protect import Bind, Protection, find_nested_git, plan_protection
+from .protect import (
+    AGENT_CONFIG_YAML,
+    NESTED_AGENT_CONFIG,
+    Bind,
+    Protection,
+    find_nested_git,
+    plan_protection,
+)
 
 VIEW_DIR = ".view"
 # Root daemon: where the agent's uid finds what bubblewrap binds (bwrap resolves every source by
@@ -372,12 +379,17 @@ class WorkspaceView:
 
 def nested_repo_notes(view: WorkspaceView) -> list[str]:
     new, unseen = view.nested_repositories()
-    return [
-        f"the agent wrote a git repository at {rel}: git on the host runs what its config "
-        "names (core.fsmonitor, hooks) as soon as you use git in that folder; read "
-        f"{rel}/config and {rel}/hooks first, or remove it"
-        for rel in new
-    ] + unseen
+    return [_made_note(rel) for rel in new] + unseen
+
+
+def _made_note(rel: str) -> str:
+    if os.path.basename(rel) in (*NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
+        return (f"the agent wrote agent configuration at {rel}: an agent or editor started in "
+                f"that folder on the host reads it (hooks, MCP servers, programs to run); read it "
+                "first, or remove it")
+    return (f"the agent wrote a git repository at {rel}: git on the host runs what its config "
+            "names (core.fsmonitor, hooks) as soon as you use git in that folder; read "
+            f"{rel}/config and {rel}/hooks first, or remove it")
 
 
 def reconcile_views(runs_dir: Path, live: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]

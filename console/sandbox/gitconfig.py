@@ -1,0 +1,89 @@
+"""What a git config file says, read as git reads it: its keys, the ones that name a program,
+script or folder git runs code from, and its includes. (protect.py decides what to do with it.)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+
+# Config keys whose value names a program, a script or a folder git runs or reads code from.
+# A value that points into the workspace makes that file (or folder) read-only: the config is
+# protected, but a hook script it names would otherwise stay the agent's to rewrite.
+CODE_KEYS = re.compile(
+    r"^(core\.(hookspath|fsmonitor|sshcommand|editor|pager|askpass|worktree)|sequence\.editor"
+    r"|diff\.external|gpg(\..+)?\.program|credential(\..+)?\.helper"
+    r"|filter\..+\.(clean|smudge|process)|diff\..+\.(textconv|command)|merge\..+\.driver"
+    r"|(merge|diff)tool\..+\.cmd|alias\..+|uploadpack\.packobjectshook"
+    r"|remote\..+\.(uploadpack|receivepack)|init\.templatedir)$"
+)
+INCLUDE_KEY = re.compile(r"^include(if\..+)?\.path$")
+
+
+def config_entries(text: str) -> list[tuple[str, str]]:
+    """(key, value) pairs of one config file as git reads it (keys lower-cased), without
+    following its includes. git itself parses when installed (case, same-line values, quotes,
+    continuations); a small reader stands in otherwise.
+
+    A file with nothing but blanks holds no keys (no git needed), and the same text always
+    parses the same: a run's start pays for git once per distinct config, not per run."""
+    if not text.strip():
+        return []
+    return list(_parsed_config(text))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_config(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple(_parse_config(text))
+
+
+def _parse_config(text: str) -> list[tuple[str, str]]:
+    import shutil
+    import subprocess
+
+    git = shutil.which("git")
+    if git is not None:
+        fd = os.memfd_create("gitconfig", 0)
+        try:
+            os.write(fd, text.encode())
+            env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
+                   "HOME": "/nonexistent", "PATH": "/usr/bin:/bin"}  # fmt: skip
+            r = subprocess.run([git, "config", "--file", f"/dev/fd/{fd}", "--list", "--null"],
+                               pass_fds=(fd,), env=env, capture_output=True, timeout=10)  # fmt: skip
+        finally:
+            os.close(fd)
+        if r.returncode == 0:
+            out = []
+            for item in r.stdout.decode(errors="replace").split("\0"):
+                key, _, value = item.partition("\n")
+                if key:
+                    out.append((key.lower(), value))
+            return out
+    out, section = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        m = re.match(r"^\[([^\]]+)\]\s*(.*)$", line)
+        if m:
+            head = m.group(1).strip()
+            name, _, sub = head.partition(" ")
+            section = name.lower() + ("." + sub.strip().strip('"') if sub else "")
+            line = m.group(2)
+        if "=" in line and section:
+            k, _, v = line.partition("=")
+            out.append((f"{section}.{k.strip().lower()}", v.strip().strip('"')))
+    return out
+
+
+def named_path(value: str) -> str | None:
+    """The file a config value names: its first word (an alias's after `!`), when it looks
+    like a path."""
+    import shlex
+
+    value = value.strip().lstrip("!").strip()
+    try:
+        words = shlex.split(value)
+    except ValueError:
+        words = value.split()
+    first = words[0] if words else ""
+    return first if ("/" in first or first.startswith(".")) and not first.startswith("~") else None
