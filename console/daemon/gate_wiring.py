@@ -68,7 +68,6 @@ class GateWiring:
                         "addresses": list(request.addresses), "method": request.method,
                         "target": request.target},
                 rule_provenance=Provenance("default", rule_list=profile.network.default),
-                title=f"connect to {subject}",
                 grant_patterns=(subject,),  # exactly what the person saw: this host and port
             )
             prov = outcome.provenance.to_dict()

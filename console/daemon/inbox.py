@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from console.daemon.requests import (
-    TITLE_MAX_CHARS,
     DecisionResult,
     Outcome,
     Request,
@@ -138,7 +137,7 @@ class Inbox:
         self._rates.setdefault(run_id, deque()).append(now)
         req = Request(
             id=self._new_id(), run_id=run_id, profile=profile, kind=kind, subject=subject,
-            title=title or printable(subject.split("\n", 1)[0], TITLE_MAX_CHARS),
+            title=title or "",  # the agent's own words only: none when it gave none
             detail=dict(detail or {}), created_at=now, rule_provenance=rule_provenance,
             timeout_s=self._timeout(profile),
             grant_patterns=tuple(grant_patterns) if grant_patterns is not None else (

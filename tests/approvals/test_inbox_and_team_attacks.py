@@ -447,3 +447,16 @@ def test_an_outsider_and_a_watcher_get_nothing_that_decides(home: Path, daemon_e
         assert owner_call(d, "hello")["role"] == "operator"
     finally:
         d.stop()
+
+
+async def test_a_request_without_a_title_shows_no_words_as_the_agents(agent_server: AgentServer) -> None:
+    """The agent gave no title: nothing is shown as "agent says". (The daemon used to make one
+    from the command's first line with unprintable characters as �, which then differed from
+    the command and was shown as the agent's words.)"""
+    writer = await agent_ask(agent_server.path, {"kind": "exec", "subject": "make\x1b[2K deploy\nrm -rf x"})
+    try:
+        req = await next_pending(agent_server.inbox)
+        assert "agent says" not in request_line(req.to_dict()), request_line(req.to_dict())
+        assert not req.to_dict()["title"]
+    finally:
+        writer.close()
