@@ -116,6 +116,10 @@ class Paths:
         return _path(self.text("daemon_log"))
 
     def run_dir(self, run_id: str) -> Path:
+        """The run's folder. ValueError for an id that is not one plain name: ids come back
+        from the history, and a forged row (`../data`) must never name a folder elsewhere."""
+        if not run_id or "/" in run_id or "\0" in run_id or run_id in (".", ".."):
+            raise ValueError(f"not a run id: {run_id!r}")
         return self.runs_dir / run_id
 
     def ensure(self, runtime_mode: int = 0o700) -> None:

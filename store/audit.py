@@ -22,7 +22,8 @@ from typing import Any
 
 import sqlite_utils
 
-from store.db import StoreError
+from store.db import FTS_OUTPUT_MARK, StoreError
+from store.integrity import file_problems, foreign_schema
 from store.mac import hmac_sha256, keyed_states
 
 KEY_BYTES = 32
@@ -189,7 +190,7 @@ def read_head(conn: sqlite3.Connection) -> dict[str, Any] | None:
     try:
         head = json.loads(row[0])
         return {"id": int(head["id"]), "hash": str(head["hash"]), "mac": str(head["mac"])}
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError):  # OverflowError: an id of 1e999
         return {"id": -1, "hash": "", "mac": ""}
 
 
@@ -256,13 +257,38 @@ def verify(db: sqlite_utils.Database | sqlite3.Connection, key: bytes, *,
     if own:
         conn.execute("BEGIN")
     try:
+        # Schema objects first: a view standing in for `events` would make the walk never end.
+        # Then the chain, which names the first bad row; then what it cannot vouch for (an
+        # index that hides a row from a filter or a search).
+        foreign = foreign_schema(conn)
+        if foreign:
+            return VerifyResult(False, 0, None, "the database holds schema objects the store "
+                                "never made: " + "; ".join(foreign[:5]))
         result = _verify(conn, key, seen.hashes if seen else {})
+        if result.ok and (problem := file_problems(conn)) is not None:
+            return VerifyResult(False, result.checked, None, problem)
         if not result.ok or witness is None:
             return result
         return _compare_witness(result, seen, _chain_end(conn))
     finally:
         if own and conn.in_transaction:
             conn.execute("ROLLBACK")
+
+
+def _rows(conn: sqlite3.Connection, cur: sqlite3.Cursor) -> Any:
+    """The cursor's rows; where a row cannot be read as text, (None, its id, ...) and stop."""
+    last = -1
+    while True:
+        try:
+            row = next(cur)
+        except StopIteration:
+            return
+        except sqlite3.OperationalError:  # "Could not decode to UTF-8"
+            bad = conn.execute("SELECT min(id) FROM events WHERE id > ?", (last,)).fetchone()[0]
+            yield (None, bad, *([None] * 7))
+            return
+        last = row[0]
+        yield row
 
 
 def _verify(conn: sqlite3.Connection, key: bytes, witnessed: dict[int, str]) -> VerifyResult:
@@ -290,7 +316,10 @@ def _verify(conn: sqlite3.Connection, key: bytes, witnessed: dict[int, str]) -> 
     link = row_hasher(key)
     cur = conn.execute(
         "SELECT id, ts, run_id, kind, actor, text, data, prev, hash FROM events ORDER BY id")
-    for id_, ts, run_id, kind, actor, text, data, row_prev, row_h in cur:
+    for id_, ts, run_id, kind, actor, text, data, row_prev, row_h in _rows(conn, cur):
+        if id_ is None:  # a row SQLite cannot give back as text
+            return VerifyResult(False, checked, ts, f"row {ts} holds text that is not UTF-8: it "
+                                "was altered (the store writes only UTF-8)")
         if id_ < expected_id:
             return VerifyResult(False, checked, id_,
                                 f"row {id_} lies before the prune anchor at row {expected_id - 1}")
@@ -392,11 +421,26 @@ def prune_steps(conn: sqlite3.Connection, key: bytes, older_than_ts: float, *,
     boundary = first_new - 1
     pruned, anchor_id, out_pruned = 0, None, 0
     upto_done: int | None = None
+    last = conn.execute("SELECT upto_id, upto_hash FROM anchors ORDER BY id DESC LIMIT 1").fetchone()
+    at, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+    link = row_hasher(key)
     while True:
         lo = conn.execute("SELECT min(id) FROM events").fetchone()[0]
         if lo is None or lo > boundary:
             break
         upto = min(boundary, lo + chunk - 1)
+        # An anchor vouches for the rows it stands for: only rows whose chain holds are
+        # deleted under one, so a prune never signs over rows removed from the middle, or
+        # over young rows whose time was set back to fall before the cutoff.
+        for id_, ts, run_id, kind, actor, text, data, row_prev, row_h in conn.execute(
+                "SELECT id, ts, run_id, kind, actor, text, data, prev, hash FROM events "
+                "WHERE id <= ? ORDER BY id", (upto,)):
+            if id_ != at or row_prev != prev or not _same(
+                    row_h, link(prev, id_, ts, run_id, kind, actor, text, data)):
+                raise StoreError(f"nothing was pruned from row {at} on: the history's chain is "
+                                 f"broken there (run `pilothouse audit verify`); an anchor "
+                                 "would hide that")
+            at, prev = id_ + 1, row_h
         row = conn.execute("SELECT id, hash FROM events WHERE id <= ? ORDER BY id DESC LIMIT 1",
                            (upto,)).fetchone()
         upto, upto_hash = row
@@ -411,6 +455,11 @@ def prune_steps(conn: sqlite3.Connection, key: bytes, older_than_ts: float, *,
     while True:
         n = conn.execute("DELETE FROM output WHERE id IN (SELECT id FROM output WHERE ts < ? "
                          "ORDER BY id LIMIT ?)", (older_than_ts, chunk)).rowcount
+        # Emptied, the table's next ids start over at 1, below the search index's mark: the
+        # mark comes back with it, or new lines would count as indexed and never be found.
+        conn.execute("UPDATE meta SET value = (SELECT coalesce(max(id), 0) FROM output) "
+                     "WHERE key = ? AND CAST(value AS INTEGER) > (SELECT coalesce(max(id), 0) "
+                     "FROM output)", (FTS_OUTPUT_MARK,))
         out_pruned += n
         if n < chunk:
             break

@@ -10,6 +10,7 @@ import concurrent.futures
 import functools
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import chain
@@ -44,7 +45,11 @@ def insert_rows(conn: sqlite3.Connection, table: str, cols: str,
                 rows: list[tuple[Any, ...]]) -> None:
     for start in range(0, len(rows), CHUNK_ROWS):
         chunk = rows[start:start + CHUNK_ROWS]
-        conn.execute(insert_sql(table, cols, len(chunk)), list(chain.from_iterable(chunk)))
+        stored = conn.execute(insert_sql(table, cols, len(chunk)),
+                              list(chain.from_iterable(chunk))).rowcount
+        if stored != len(chunk):  # something in the file swallowed rows (a planted trigger)
+            raise StoreError(f"{len(chunk) - stored} of {len(chunk)} rows were not stored in "
+                             f"{table}: the database does not behave as the store made it")
 
 
 Future = concurrent.futures.Future
@@ -172,3 +177,21 @@ def row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
     id_, ts, run_id, kind, actor, text, data, prev, h = row
     return {"id": id_, "ts": ts, "run_id": run_id, "kind": kind, "actor": actor, "text": text,
             "data": None if data is None else json.loads(data), "prev": prev, "hash": h}
+
+
+def store_notes(dropped: int, new_dropped: int, lost: int, new_lost: int,
+                last_error: str | None) -> list[tuple[Any, ...]]:
+    """Queue items for events about the store itself: bulk rows dropped by a full queue or
+    lost in failed batches since the last notes (totals beside)."""
+    from store.values import dumps
+
+    notes: list[tuple[Any, ...]] = []
+    if new_dropped:
+        notes.append((EV, time.time(), None, "store.dropped", "store",
+                      f"{new_dropped} bulk rows dropped: the write queue was full",
+                      dumps({"dropped": new_dropped, "total": dropped}), None))
+    if new_lost:
+        notes.append((EV, time.time(), None, "store.write_failed", "store",
+                      f"{new_lost} bulk rows lost in failed batches: {last_error}",
+                      dumps({"lost": new_lost, "total": lost, "error": last_error}), None))
+    return notes

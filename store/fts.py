@@ -66,6 +66,31 @@ def index_step(conn: sqlite3.Connection, done: tuple[int, int], chunk: int = CHU
     return out[0], out[1]
 
 
+def repair(conn: sqlite3.Connection) -> list[str]:
+    """Rebuild each full-text index that does not hold exactly the rows up to its mark, with
+    the mark at the table's last row; returns the tables rebuilt."""
+    from store.integrity import index_off
+
+    done = []
+    for table, mark, _cols in _TABLES:
+        last = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+        upto = dict(zip(("events", "output"), marks(conn), strict=True))[table]
+        off = index_off(conn, table, thorough=False)
+        if upto <= last and off is None:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        # Past the last row (the newest rows deleted), the mark comes back to it; an index
+        # that does not hold the rows it claims is rebuilt, and that is recorded.
+        conn.execute("UPDATE meta SET value = ? WHERE key = ?", (str(last), mark))
+        if off is not None:
+            conn.execute(f"INSERT INTO {table}_fts({table}_fts) VALUES ('rebuild')")
+        conn.execute("COMMIT")
+        if off is not None:
+            log.warning("store: the search index of %s did not match its rows; rebuilt", table)
+            done.append(table)
+    return done
+
+
 Future = concurrent.futures.Future
 
 
@@ -79,9 +104,13 @@ class Indexer:
         self._waiters: deque[tuple[tuple[int, int], Future[None]]] = deque()
         self._lock = threading.Lock()
         self.last_error: str | None = None
+        self.repaired: list[str] = []
 
     def open(self, conn: sqlite3.Connection) -> None:
-        """Read the marks; rows a previous writer committed but did not index: catch up soon."""
+        """Read the marks; rows a previous writer committed but did not index: catch up soon.
+        An index that does not hold exactly the rows up to its mark is rebuilt first (a mark
+        moved past the last row keeps every new row out of search; `repaired` says which)."""
+        self.repaired = repair(conn)
         self.done = marks(conn)
         if any(d < e for d, e in zip(self.done, ends(conn), strict=True)):
             self.behind_since = time.monotonic() - DEFER_S

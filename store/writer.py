@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from store import audit, batch, fts, prune_jobs, values
+from store import audit, batch, fts, integrity, prune_jobs, values
 from store.audit import PruneResult
 from store.batch import CALL, EV, OUT
 from store.db import StoreError, open_db
@@ -97,6 +97,7 @@ class StoreWriter:
         db = open_db(self.db_path)
         conn = db.conn
         try:
+            integrity.refuse_foreign(conn, self.db_path)  # before anything runs on this connection
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             self._index.open(conn)
             last_id, last_hash, warning = audit.chain_start(conn, self._key)
@@ -104,9 +105,11 @@ class StoreWriter:
                 conn.execute("BEGIN IMMEDIATE")
                 audit.write_head(conn, self._key, last_id, last_hash)
                 conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             conn.close()
-            raise StoreError(f"cannot start the store writer on {self.db_path}: {exc}") from exc
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"cannot start the store writer on {self.db_path}: {exc}") from exc
+            raise
         self._db, self._last_id, self._last_hash = db, last_id, last_hash
         rollback = self._open_witness(last_id, last_hash)
         if self._synchronous == "NORMAL":
@@ -119,6 +122,8 @@ class StoreWriter:
         if warning:
             log.warning("audit chain: %s", warning)
             self.record("store.chain_warning", actor="store", text=warning)
+        for table in self._index.repaired:  # run `audit verify` before this: it says why
+            self.record("store.index_rebuilt", actor="store", text=f"search index of {table} rebuilt")
         if rollback:
             log.error("audit chain: %s", rollback)
             self.record("store.rollback_detected", actor="store", text=rollback)
@@ -418,20 +423,10 @@ class StoreWriter:
 
     def _notes(self) -> list[tuple[Any, ...]]:
         """Events about the store itself: rows dropped by a full queue or lost in failed batches."""
-        notes = []
         dropped, lost = self._dropped, self._lost
-        if dropped != self._dropped_reported:
-            n = dropped - self._dropped_reported
-            notes.append((EV, time.time(), None, "store.dropped", "store",
-                          f"{n} bulk rows dropped: the write queue was full",
-                          _dumps({"dropped": n, "total": dropped}), None))
-            self._dropped_reported = dropped
-        if lost != self._lost_reported:
-            n = lost - self._lost_reported
-            notes.append((EV, time.time(), None, "store.write_failed", "store",
-                          f"{n} bulk rows lost in failed batches: {self.last_error}",
-                          _dumps({"lost": n, "total": lost, "error": self.last_error}), None))
-            self._lost_reported = lost
+        notes = batch.store_notes(dropped, dropped - self._dropped_reported, lost,
+                                  lost - self._lost_reported, self.last_error)
+        self._dropped_reported, self._lost_reported = dropped, lost
         return notes
 
     def _prune_step(self) -> None:

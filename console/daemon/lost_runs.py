@@ -12,15 +12,23 @@ import psutil
 from console.policy import Provenance
 from store.decisions import open_requests
 
+LAUNCHERS = ("bwrap", "docker-init", "tini")
 
-def kill_leftovers(pids: list[int]) -> list[int]:
-    """Kill what is left of a lost run. A recorded pid is only trusted while its process is a
-    sandbox launcher or one of the run's own children: pids are recycled."""
+
+def kill_leftovers(pids: list[int], cgroup: str) -> list[int]:
+    """Kill what is left of a lost run. The pids come from the history, which is not proof (a
+    forged row can name any process, and pids are recycled): a process is killed, with its
+    children, only when the kernel puts it in the run's own cgroup (`cgroup`, the leaf name
+    the backend made), or, when it is in no Pilothouse cgroup at all (runs without cgroups),
+    only when it is a sandbox launcher."""
     killed = []
     for pid in pids:
         try:
             proc = psutil.Process(pid)
-            if proc.name() not in ("bwrap", "docker-init", "tini") and proc.ppid() != 1:
+            groups = _cgroups(pid)
+            ours = any(g.endswith("/" + cgroup) or ("/" + cgroup + "/") in g for g in groups)
+            if not ours and (any("/pilothouse/" in g for g in groups)
+                             or proc.name() not in LAUNCHERS):
                 continue
             for p in [proc, *proc.children(recursive=True)]:
                 try:
@@ -31,6 +39,26 @@ def kill_leftovers(pids: list[int]) -> list[int]:
         except psutil.Error:
             continue
     return killed
+
+
+def recorded_pids(text: str | None) -> list[int]:
+    """A run's pids as its row holds them (a JSON list); whatever else a row holds is none."""
+    import json
+
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [p for p in value if type(p) is int and p > 1] if isinstance(value, list) else []
+
+
+def _cgroups(pid: int) -> list[str]:
+    """The cgroup paths of a process, as /proc/PID/cgroup lists them."""
+    try:
+        with open(f"/proc/{pid}/cgroup", encoding="utf-8", errors="replace") as fh:
+            return [line.rstrip("\n").split(":", 2)[-1] for line in fh]
+    except OSError:
+        return []
 
 
 async def close_lost_requests(writer: Any, run_id: str) -> None:

@@ -23,7 +23,7 @@ import psutil
 from console.agents import home_mounts
 from console.config.load import Config, Profile
 from console.daemon.bus import Bus
-from console.daemon.lost_runs import close_lost_requests, kill_leftovers
+from console.daemon.lost_runs import close_lost_requests, kill_leftovers, recorded_pids
 from console.daemon.run_prep import carry, open_workspace, run_env
 from console.paths import Paths
 from console.protocol import LIVE_STATES, Failure, new_id
@@ -32,6 +32,7 @@ from console.sandbox.base import (
     SandboxError,
     SandboxHandle,
     SandboxSpec,
+    owner_key,
     remove_unmounted,
     sandbox_python,
     sweep_removed,
@@ -454,7 +455,8 @@ class RunManager:
             self.writer.call(lambda conn: runs_in_states(conn, LIVE_STATES)))
         found = []
         for run_id, pids_json in rows:
-            killed = kill_leftovers(json.loads(pids_json or "[]"))
+            killed = kill_leftovers(recorded_pids(pids_json),
+                                    f"{owner_key(self.paths.runs_dir)}-{run_id}")
             await self.writer.acommit(
                 "run.lost", run_id=run_id, actor="daemon",
                 text=f"the daemon restarted; run {run_id} was lost",
@@ -465,7 +467,11 @@ class RunManager:
             await asyncio.wrap_future(
                 self.writer.call(lambda conn, r=run_id, t=ended_at: mark_lost(conn, r, t)))
             await close_lost_requests(self.writer, run_id)
-            remove_unmounted(self.paths.run_dir(run_id))  # never through a mount
+            try:
+                remove_unmounted(self.paths.run_dir(run_id))  # never through a mount
+            except ValueError:
+                log.error("a run in the history has the id %r, which no run of ours has; its "
+                          "folder was not looked for (run `pilothouse audit verify`)", run_id)
             found.append({"run_id": run_id, "killed": killed})
         return found
 

@@ -119,16 +119,19 @@ def test_call_exception_undoes_only_that_call(make_writer: Make, raw: Raw) -> No
 def test_failed_batch_fails_its_security_events(make_writer: Make, raw: Raw, db_path: Path,
                                                 key: bytes) -> None:
     open_db(db_path).close()
-    raw().execute("CREATE TRIGGER refuse BEFORE INSERT ON events WHEN new.kind = 'test.refused' "
-                  "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END")
     w = make_writer(start=False)
+    # Made inside the batch's own transaction (a trigger in the file is refused at start), so
+    # it refuses the rows queued after it and goes with the batch's rollback.
+    trigger = w.call(lambda db: db.conn.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN new.kind = 'test.refused' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"))
     innocent = w.submit("approval.decided", text="allow git push")
     w.record("run.output", text="bulk in the same batch")
     w.record_output("r1", "stdout", "a line in the same batch")
     doomed = w.submit("test.refused")
     call = w.call(lambda db: "would have run")
     w.start()  # all of the above land in one batch, which fails
-    for fut in (innocent, doomed, call):
+    for fut in (trigger, innocent, doomed, call):
         with pytest.raises(StoreError, match="refused by test trigger"):
             fut.result(timeout=10)
     assert _count(raw) == 0 and _count(raw, "output") == 0

@@ -1,0 +1,131 @@
+"""What the chain cannot vouch for in the database file, checked by `audit verify` (and the
+schema by the writer at its start).
+
+The chain covers the rows of `events`; the file holds more that a person relies on. A trigger
+or view planted in the file runs on, or stands in for a table of, the store's own connections
+(a BEFORE INSERT trigger that drops a decision the writer then reports committed; a view named
+`events` without end). An index that disagrees with its table hides a row from a filter
+(`history --kind`), a full-text index that lost a row hides it from a search, and a full-text
+mark past the last row keeps every new row out of search. Nothing here needs the key.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+
+from store.db import FTS_EVENTS_MARK, FTS_OUTPUT_MARK
+
+_SCHEMA = ("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master "
+           "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")
+_FTS = (("events", "events_fts", FTS_EVENTS_MARK), ("output", "output_fts", FTS_OUTPUT_MARK))
+
+
+@functools.lru_cache(maxsize=1)
+def expected_schema() -> frozenset[tuple[str, str, str, str]]:
+    """Every schema object the migrations make, read back from a database made in memory."""
+    import sqlite_utils
+
+    from store.db import migrate
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrate(sqlite_utils.Database(conn))
+        return frozenset(_normal(row) for row in conn.execute(_SCHEMA))
+    finally:
+        conn.close()
+
+
+def _normal(row: tuple[str, str, str, str]) -> tuple[str, str, str, str]:
+    kind, name, table, sql = row
+    return kind, name, table, " ".join(sql.split())
+
+
+def foreign_schema(conn: sqlite3.Connection) -> list[str]:
+    """Schema objects the store did not make, or made otherwise, or that are gone: one line
+    each (`trigger drop_decisions on events`). Empty for a file as the migrations left it."""
+    have = {_normal(row) for row in conn.execute(_SCHEMA)}
+    want = expected_schema()
+    names = {(k, n) for k, n, _, _ in want}
+    out = [f"{k} {n} on {t}" + (" (changed)" if (k, n) in names else "")
+           for k, n, t, _ in sorted(have - want)]
+    have_names = {(k, n) for k, n, _, _ in have}
+    out += [f"{k} {n} on {t} (missing)" for k, n, t, _ in sorted(want) if (k, n) not in have_names]
+    return out
+
+
+def refuse_foreign(conn: sqlite3.Connection, path: object) -> None:
+    """StoreError when the file holds schema objects the store never made: the writer's
+    connection would run a planted trigger on every batch."""
+    from store.db import StoreError
+
+    foreign = foreign_schema(conn)
+    if foreign:
+        raise StoreError(f"the history database {path} holds schema objects Pilothouse never "
+                         f"made ({'; '.join(foreign[:3])}): it was altered. Run `pilothouse "
+                         "audit verify`, and move the file aside to start a new history")
+
+
+def file_problems(conn: sqlite3.Connection) -> str | None:
+    """Why the file cannot be trusted beyond its chain, or None: the database's own integrity
+    check (indexes that disagree with their tables), full-text indexes that do not hold
+    exactly the rows up to their marks. (foreign_schema comes first, on its own.)"""
+    check = [row[0] for row in conn.execute("PRAGMA integrity_check(20)")]
+    if check != ["ok"]:
+        return "the database's own integrity check fails: " + "; ".join(check[:3])
+    if (run := runs_off(conn)) is not None:
+        return run
+    for table, _fts, _mark in _FTS:
+        off = index_off(conn, table)
+        if off is not None:
+            return (f"the search index of {table} does not hold the rows it covers ({off[0]} "
+                    f"indexed, {off[1]} up to its mark): a search may not show every row")
+    return None
+
+
+def index_off(conn: sqlite3.Connection, table: str, *, thorough: bool = True
+              ) -> tuple[int, int] | None:
+    """None when the full-text index of `table` holds exactly the rows up to its mark (fts.py),
+    else (rows it holds, rows up to the mark). FTS5 keeps one size row per indexed row; the
+    quick look (a writer's start) compares the counts, the thorough one (verify) each row."""
+    fts, mark_key = next((f, m) for t, f, m in _FTS if t == table)
+    row = conn.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?", (mark_key,)).fetchone()
+    mark = row[0] if row else 0
+    covered = conn.execute(f"SELECT count(*) FROM {table} WHERE id <= ?", (mark,)).fetchone()[0]
+    held = conn.execute(f"SELECT count(*) FROM {fts}_docsize").fetchone()[0]
+    matched = conn.execute(f"SELECT count(*) FROM {fts}_docsize d JOIN {table} t ON t.id = d.id "
+                           "WHERE d.id <= ?", (mark,)).fetchone()[0] if thorough else held
+    return None if held == matched == covered else (held, covered)
+
+
+def runs_off(conn: sqlite3.Connection) -> str | None:
+    """The first row of `runs` (what `ps` and the console show) that its chained events say
+    otherwise about: the profile, backend, workspace and command of `run.started`, the state
+    and exit code of `run.ended`. Runs whose events were pruned cannot be checked."""
+    import json
+
+    pruned = conn.execute("SELECT count(*) FROM anchors").fetchone()[0] > 0
+    for rid, profile, backend, state, command, workspace, exit_code in conn.execute(
+            "SELECT id, profile, backend, state, command, workspace, exit_code FROM runs"):
+        started = False
+        for kind, data_text in conn.execute(
+                "SELECT kind, data FROM events WHERE run_id = ? AND kind IN ('run.started', "
+                "'run.ended', 'run.lost') ORDER BY id", (rid,)):
+            try:
+                data = json.loads(data_text or "{}")
+                row_command = json.loads(command or "null")
+            except ValueError:
+                return f"run {rid}: its row in the runs table is not what the store writes"
+            if kind == "run.started":
+                started = True
+                said = (data.get("profile"), data.get("backend"), data.get("workspace"), data.get("command"))
+                if said != (profile, backend, workspace, row_command):
+                    return (f"run {rid}: its row in the runs table (profile, backend, workspace "
+                            "or command) differs from its recorded start")
+            elif kind == "run.ended" and (data.get("state"), data.get("exit_code")) != (state, exit_code):
+                return f"run {rid}: its row's state or exit code differs from its recorded end"
+            elif kind == "run.lost" and state != "lost":
+                return f"run {rid}: its row's state differs from its recorded end (lost)"
+        if not started and not pruned:  # a run's row is written only after its start is
+            return f"run {rid}: in the runs table, but its start was never recorded"
+    return None
