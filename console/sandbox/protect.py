@@ -37,20 +37,27 @@ from pathlib import Path
 
 from .fsview import open_beneath
 from .gitconfig import CODE_KEYS, INCLUDE_KEY, config_entries, named_path
+from .nested import AGENT_CONFIG_YAML, NESTED_AGENT_CONFIG, WalkResult, find_nested_git
 
 OWN = (".pilothouse.toml",)
 AGENT_CONFIG_DIRS = (".claude", ".codex", ".vscode", ".idea", ".cursor", ".gemini")
 AGENT_CONFIG_FILES = (".mcp.json", ".envrc")
-# aider reads these from the git root at every start (`lint-cmd` with `auto-lint` runs a
-# command with no prompt; the model settings override the metering ones). Read-only when there
-# at the start; absent, they are reported when made (like a nested repository): aider fails on
-# a folder where it expects its config, and an empty file mask would show in `git status`.
-AGENT_CONFIG_YAML = (".aider.conf.yml", ".aider.model.settings.yml")
-# Found anywhere below the top too: protected when there at the start, reported when made.
-NESTED_AGENT_CONFIG = (".claude", ".codex", ".mcp.json", ".cursor", ".gemini")
 # Hook runners whose protected hook runs what a file in the work tree lists.
-LEFTHOOK_CONFIGS = ("lefthook.yml", ".lefthook.yml", "lefthook.yaml", ".lefthook.yaml",
-                    "lefthook-local.yml", ".lefthook-local.yml")
+LEFTHOOK_CONFIGS = tuple(f"{d}{n}.{e}" for d in ("", ".config/")
+                         for n in ("lefthook", ".lefthook", "lefthook-local", ".lefthook-local")
+                         for e in ("yml", "yaml", "toml", "json", "jsonc")
+                         ) + (".lefthook", ".lefthook-local")  # its script folders
+# The hooks git runs (githooks(5)): a hook runner's marks are looked for in these first.
+GIT_HOOK_NAMES = (
+    "applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit",
+    "prepare-commit-msg", "commit-msg", "post-commit", "pre-rebase", "post-checkout",
+    "post-merge", "pre-push", "pre-receive", "update", "proc-receive", "post-receive",
+    "post-update", "reference-transaction", "push-to-checkout", "pre-auto-gc", "post-rewrite",
+    "sendemail-validate", "fsmonitor-watchman", "post-index-change")
+# Nested git folders protected one by one (each is about fourteen binds); past that, the rest
+# are watched: a change to their config or hooks is reported at the run's end.
+NESTED_GIT_MAX = 64
+INCLUDE_DEPTH = 10  # git's own MAX_INCLUDE_DEPTH
 # Inside a git folder: what can redirect git or make it run code. Folders are masked as
 # folders when absent.
 GIT_DIRS = ("hooks", "info", "worktrees", "remotes", "branches")  # the last two: old remotes
@@ -59,69 +66,6 @@ GIT_MODULES = "modules"
 # A masked file some tool reads when present must still parse: git fails on an empty
 # commondir ("." names the git folder itself, as if absent); Claude Code reads .mcp.json.
 MASK_CONTENT = {"commondir": ".\n", ".mcp.json": "{}\n"}
-
-
-@dataclass
-class WalkResult:
-    """`.git` entries below the top of a workspace, from a walk bounded in entries and time that
-    never follows links; `cut` says why it stopped early, `unreadable` what it could not open."""
-
-    found: list[str] = field(default_factory=list)
-    cut: str = ""
-    unreadable: list[str] = field(default_factory=list)
-
-    def notes(self, when: str) -> list[str]:
-        out = []
-        if self.cut:
-            out.append(f"the look for nested git repositories {when} stopped early ({self.cut}): "
-                       "any beyond that point is neither protected nor reported")  # fmt: skip
-        if self.unreadable:
-            shown = ", ".join(self.unreadable[:5]) + (" …" if len(self.unreadable) > 5 else "")
-            out.append(f"the look for nested git repositories {when} could not open "
-                       f"{len(self.unreadable)} folder(s): {shown}")  # fmt: skip
-        return out
-
-
-# Bounds of the look for nested repositories (at a run's start and end).
-NESTED_MAX_ENTRIES = 200_000
-NESTED_MAX_SECONDS = 2.0
-
-
-def find_nested_git(root_fd: int) -> WalkResult:
-    """Below the top, by descriptor, never through links: every `.git` (folder or file), every
-    folder git takes for a git folder without one (HEAD, objects/ and refs/: a bare repository,
-    which git opens by default when run inside it), and agents' project config
-    (NESTED_AGENT_CONFIG)."""
-    import time
-
-    max_entries, max_seconds = NESTED_MAX_ENTRIES, NESTED_MAX_SECONDS
-    res = WalkResult()
-    deadline = time.monotonic() + max_seconds
-    seen = 0
-
-    def failed(err: OSError) -> None:
-        res.unreadable.append(os.path.relpath(str(err.filename or "?"), "."))
-
-    for root, dirs, files, _dfd in os.fwalk(".", dir_fd=root_fd, follow_symlinks=False,
-                                              onerror=failed):  # fmt: skip
-        seen += len(dirs) + len(files)
-        if seen > max_entries:
-            res.cut = f"more than {max_entries:,} entries"
-            break
-        if time.monotonic() > deadline:
-            res.cut = f"more than {max_seconds:g} s"
-            break
-        if root != "." and "HEAD" in files and "objects" in dirs and "refs" in dirs:
-            res.found.append(os.path.normpath(root))
-            dirs[:] = []
-            continue
-        for name in (".git", *NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
-            if name in dirs or name in files:
-                if root != "." or name in AGENT_CONFIG_YAML:
-                    res.found.append(os.path.normpath(os.path.join(root, name)))
-                if name in dirs:
-                    dirs.remove(name)
-    return res
 
 
 @dataclass
@@ -141,6 +85,10 @@ class Protection:
     links: dict[str, str | None] = field(default_factory=dict)
     # The walk for nested repositories: what it could not see (for the run's notes).
     walk: WalkResult | None = None
+    # Paths not bound but looked at when the run ends, each with the text that makes a change
+    # to it worth reporting ("" for any change): absent config a hook runner would read, the
+    # nested git folders past NESTED_GIT_MAX, aider's .env.
+    watched: dict[str, str] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
 
     def close(self) -> None:
@@ -219,7 +167,26 @@ def _protect(p: Protection, root_fd: int, rel: str, want_dir: bool, pin: bool = 
     assert fd is not None
     is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
     p._add(rel, "pin" if (pin and is_dir) else "ro", fd)
+    if is_dir and not pin and depth < 8:
+        _protect_link_targets(p, root_fd, rel, fd, depth)
     return fd if is_dir else None
+
+
+def _protect_link_targets(p: Protection, root_fd: int, rel: str, fd: int, depth: int) -> None:
+    """A read-only folder's links are names only: host tools follow them (`.git/hooks/pre-commit`
+    -> `../../scripts/pre-commit`), so where they lead inside the workspace is read-only too."""
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(f"/proc/self/fd/{fd}"):
+        for name in dirnames + filenames:
+            seen += 1
+            if seen > 2000:
+                return
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                link_rel = os.path.normpath(os.path.join(rel, os.path.relpath(path, f"/proc/self/fd/{fd}")))
+                target = _link_target(root_fd, link_rel)
+                if target is not None:
+                    _protect(p, root_fd, target, want_dir=os.path.isdir(path), depth=depth + 1)
 
 
 def _read_small(root_fd: int, rel: str, limit: int = 1 << 16) -> str | None:
@@ -233,6 +200,26 @@ def _read_small(root_fd: int, rel: str, limit: int = 1 << 16) -> str | None:
             return fh.read(limit).decode(errors="replace")
     finally:
         os.close(fd)
+
+
+def _config_path(p: Protection, root_fd: int, base_rel: str, target: str) -> str | None:
+    """Where a path a config names leads, as the kernel resolves it for git: `x/../hooks` with
+    `x` a link is the hooks folder beside where `x` leads, not `hooks`. Each link on the way is
+    protected (masked, its target read-only) so the agent cannot point it elsewhere."""
+    rel = _inside(base_rel, target, root_fd)
+    parts = target.replace("\\", "/").split("/")
+    if rel is None or ".." not in parts[1:]:
+        return rel
+    root = os.readlink(f"/proc/self/fd/{root_fd}").rstrip("/")
+    head = os.path.join(root, base_rel) if not os.path.isabs(target) else ""
+    for part in parts:
+        head = os.path.join(head, part) if head else part
+        if os.path.islink(head):
+            link_rel = os.path.relpath(head, root)
+            if not link_rel.startswith(".."):
+                _protect(p, root_fd, link_rel, want_dir=True)
+    real = os.path.realpath(os.path.join(root, base_rel, target))
+    return os.path.relpath(real, root) if real.startswith(root + "/") else None
 
 
 def _inside(base_rel: str, target: str, root_fd: int | None = None) -> str | None:
@@ -261,10 +248,11 @@ def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str,
     top = os.path.dirname(gd)  # the work tree's top: where git runs hooks and helpers
     for key, value in config_entries(text):
         if INCLUDE_KEY.match(key):
-            rel = _inside(gd if base is None else base, value.strip(), root_fd) if value.strip() else None
+            rel = _config_path(p, root_fd, gd if base is None else base, value.strip()
+                               ) if value.strip() else None
             if rel is not None and rel not in p._seen:
                 _protect(p, root_fd, rel, want_dir=False)
-                if depth < 8:  # git's own bound on nesting is 10
+                if depth < INCLUDE_DEPTH:
                     _protect_config_targets(p, root_fd, gd, _read_small(root_fd, rel) or "",
                                             os.path.dirname(rel) or ".", depth + 1)
             continue
@@ -273,7 +261,7 @@ def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str,
         named = named_path(value)
         if named is None:
             continue
-        rel = _inside(gd if key == "core.worktree" else (top or "."), named, root_fd)
+        rel = _config_path(p, root_fd, gd if key == "core.worktree" else (top or "."), named)
         if rel is None:
             continue
         if key == "core.worktree":
@@ -289,23 +277,51 @@ def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str,
 
 def _hooks(p: Protection, root_fd: int, rel: str, top: str) -> None:
     """A hooks folder read-only, and what a hook runner installed there takes its commands from
-    (pre-commit's `--config=FILE`, lefthook's config files)."""
+    (pre-commit's `--config=FILE`, lefthook's config files and script folders)."""
     fd = _protect(p, root_fd, rel, want_dir=True)
     if fd is None:
         return
     try:
-        names = os.listdir(f"/proc/self/fd/{fd}")
+        names = set(os.listdir(f"/proc/self/fd/{fd}"))
     except OSError:
         return
-    for name in sorted(names)[:64]:
+    looked = [n for n in GIT_HOOK_NAMES if n in names] + sorted(names - set(GIT_HOOK_NAMES))[:64]
+    for name in looked:
         script = _read_small(root_fd, f"{rel}/{name}", limit=1 << 14) or ""
-        for m in re.finditer(r"--config[= ]([^\s\"')]+)", script):
-            target = _inside(top or ".", m.group(1), root_fd)
-            if target is not None:
-                _protect(p, root_fd, target, want_dir=False)
+        for target in _config_options(script):
+            path = _inside(top or ".", target, root_fd)
+            if path is not None:
+                _protect(p, root_fd, path, want_dir=False)
         if "lefthook" in script:
             for conf in LEFTHOOK_CONFIGS:
-                _protect(p, root_fd, os.path.join(top, conf) if top else conf, want_dir=False)
+                path = os.path.join(top, conf) if top else conf
+                found, _state = _open(root_fd, path)
+                if found is None:
+                    p.watched.setdefault(path, "")  # absent: reported when made
+                else:
+                    os.close(found)
+                    _protect(p, root_fd, path, want_dir=conf.endswith(("lefthook", "-local")))
+
+
+def _config_options(script: str) -> list[str]:
+    """The files a hook script hands a runner with `--config=FILE` (or `--config FILE`), read
+    as the shell reads its words (pre-commit quotes a name with a space)."""
+    import shlex
+
+    out = []
+    for line in script.splitlines():
+        if "--config" not in line:
+            continue
+        try:
+            words = shlex.split(line.replace("(", " ").replace(")", " "))
+        except ValueError:
+            words = line.split()
+        for i, word in enumerate(words):
+            if word.startswith("--config="):
+                out.append(word[len("--config="):])
+            elif word == "--config" and i + 1 < len(words):
+                out.append(words[i + 1])
+    return [o for o in out if o]
 
 
 def _git_folder(p: Protection, root_fd: int, gd: str, depth: int = 0) -> None:
@@ -334,6 +350,11 @@ def _git_folder(p: Protection, root_fd: int, gd: str, depth: int = 0) -> None:
                 os.close(dfd)
         os.close(objects_fd)
         _protect(p, root_fd, f"{gd}/objects/info/alternates", want_dir=False)
+    common = (_read_small(root_fd, f"{gd}/commondir") or "").strip()
+    if common and common != "." and depth < 4:  # a linked worktree's objects, refs and config
+        target = _inside(gd, common, root_fd)
+        if target is not None:
+            _git_folder(p, root_fd, target, depth + 1)
     for name in GIT_FILES[:2]:  # config and config.worktree
         _protect_config_targets(p, root_fd, gd, _read_small(root_fd, f"{gd}/{name}") or "")
     # Submodules: the modules folder read-only (no new ones), each existing one usable.
@@ -399,18 +420,30 @@ def plan_protection(workspace: Path | int) -> Protection:
         # project config below the top: host tools read them as soon as a person's prompt
         # enters the folder.
         p.walk = find_nested_git(root_fd)
+        gits = 0
         for rel in p.walk.found:
-            nested_fd, _state = _open(root_fd, rel)
-            if nested_fd is None:
-                continue
-            is_dir = stat.S_ISDIR(os.fstat(nested_fd).st_mode)
-            os.close(nested_fd)
-            if os.path.basename(rel) in (*NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
+            nested_fd, state = _open(root_fd, rel)
+            is_dir = nested_fd is not None and stat.S_ISDIR(os.fstat(nested_fd).st_mode)
+            if nested_fd is not None:
+                os.close(nested_fd)
+            if state == "link" or os.path.basename(rel) in (*NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
+                if state == "link":  # masked, where it leads protected (a folder or a file)
+                    is_dir = os.path.isdir(f"/proc/self/fd/{root_fd}/{rel}")
                 _protect(p, root_fd, rel, want_dir=is_dir)
+            elif nested_fd is None:
+                continue
+            elif (gits := gits + 1) > NESTED_GIT_MAX:
+                p.watched[rel] = ""  # past the bound: its config and hooks looked at the end
             elif is_dir:
                 _git_folder(p, root_fd, rel)
             else:
                 _gitdir_file(p, root_fd, rel)
+        if gits > NESTED_GIT_MAX:
+            p.notes.append(f"{gits} nested git repositories: the first {NESTED_GIT_MAX} are "
+                           "protected, and a change to the others' config or hooks is reported "
+                           "at the run's end")
+        # aider takes every option from AIDER_ lines in the .env at the git root.
+        p.watched.setdefault(".env", "AIDER_")
         _pin_parents(p, root_fd)
         gitmodules = _read_small(root_fd, ".gitmodules") or ""
         for m in re.finditer(r"^\s*path\s*=\s*(.+?)\s*$", gitmodules, re.M):

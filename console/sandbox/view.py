@@ -25,14 +25,8 @@ from pathlib import Path
 from . import fsview
 from .base import SandboxSpec
 from .identity import AgentIdentity, agent_identity
-from .protect import (
-    AGENT_CONFIG_YAML,
-    NESTED_AGENT_CONFIG,
-    Bind,
-    Protection,
-    find_nested_git,
-    plan_protection,
-)
+from .nested import AGENT_CONFIG_YAML, NESTED_AGENT_CONFIG, find_nested_git
+from .protect import Bind, Protection, plan_protection
 
 VIEW_DIR = ".view"
 # Root daemon: where the agent's uid finds what bubblewrap binds (bwrap resolves every source by
@@ -323,7 +317,29 @@ class WorkspaceView:
             # ctime: the agent can set a file's mtime back, never its ctime.
             if st.st_ctime >= self.opened_at:
                 new.append(rel)
+        new += [rel for rel, mark in self.protection.watched.items()
+                if rel not in new and self._changed(rel, mark)]
         return new, walk.notes("at the end of the run")
+
+    def _changed(self, rel: str, mark: str) -> bool:
+        """A watched path (protect.py) made or changed during the run: for a git folder, its
+        config or hooks; for a file, one that holds `mark` (any, when empty)."""
+        for path in (rel, f"{rel}/config", f"{rel}/hooks", f"{rel}/commondir"):
+            try:
+                st = os.stat(path, dir_fd=self.ws_fd, follow_symlinks=False)
+            except OSError:
+                continue
+            if st.st_ctime < self.opened_at:
+                continue
+            if not mark or not stat.S_ISREG(st.st_mode):
+                return True
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=self.ws_fd)
+                with os.fdopen(fd, "rb") as fh:
+                    return mark.encode() in fh.read(1 << 20)
+            except OSError:
+                return True
+        return False
 
     # --- teardown ---------------------------------------------------------------------------
 
@@ -383,6 +399,12 @@ def nested_repo_notes(view: WorkspaceView) -> list[str]:
 
 
 def _made_note(rel: str) -> str:
+    if os.path.basename(rel) == ".env":
+        return (f"the agent wrote AIDER_ settings into {rel}: aider started here on the host "
+                "takes every option from them (a test or lint command it runs); read it first")
+    if "lefthook" in rel:
+        return (f"the agent wrote {rel}: the lefthook hook in this repository runs the commands "
+                "it lists at your next commit; read it first, or remove it")
     if os.path.basename(rel) in (*NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
         return (f"the agent wrote agent configuration at {rel}: an agent or editor started in "
                 f"that folder on the host reads it (hooks, MCP servers, programs to run); read it "

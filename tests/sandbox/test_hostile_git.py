@@ -222,7 +222,7 @@ async def test_a_look_cut_short_says_so(request, backend, monkeypatch):
     """Found by the second attack review: past the walk's bound a nested repository went
     unreported, silently. (The bound is this process's, so the in-process backends: the same
     code runs in a person's daemon.)"""
-    from console.sandbox import protect
+    from console.sandbox import nested
 
     hostile = request.getfixturevalue(backend)
     ws = hostile.workspace
@@ -231,7 +231,7 @@ async def test_a_look_cut_short_says_so(request, backend, monkeypatch):
     for i in range(300):
         (many / f"f{i}").touch()
     give(hostile, ws)
-    monkeypatch.setattr(protect, "NESTED_MAX_ENTRIES", 100)  # a small bound, the same code
+    monkeypatch.setattr(nested, "NESTED_MAX_ENTRIES", 100)  # a small bound, the same code
     r = await hostile.run("mkdir -p many/sub/.git; echo done")
     assert any("stopped early" in n for n in r.handle.notes + r.handle.end_notes), (
         r.handle.notes, r.handle.end_notes)

@@ -1,0 +1,82 @@
+"""The bounded walk of a workspace for what host tools read below its top: nested git folders
+(a `.git`, or a folder git takes for one: HEAD with objects and refs, or with a commondir) and
+agents' project config. It never follows links; at a run's start what it finds is protected
+(protect.py), at the end what is new is reported (view.py).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+# Found anywhere below the top too: protected when there at the start, reported when made.
+NESTED_AGENT_CONFIG = (".claude", ".codex", ".mcp.json", ".cursor", ".gemini")
+# aider reads these from the git root at every start (`lint-cmd` with `auto-lint` runs a
+# command with no prompt; the model settings override the metering ones). Read-only when there
+# at the start; absent, they are reported when made (like a nested repository): aider fails on
+# a folder where it expects its config, and an empty file mask would show in `git status`.
+AGENT_CONFIG_YAML = (".aider.conf.yml", ".aider.model.settings.yml")
+
+
+@dataclass
+class WalkResult:
+    """`.git` entries below the top of a workspace, from a walk bounded in entries and time that
+    never follows links; `cut` says why it stopped early, `unreadable` what it could not open."""
+
+    found: list[str] = field(default_factory=list)
+    cut: str = ""
+    unreadable: list[str] = field(default_factory=list)
+
+    def notes(self, when: str) -> list[str]:
+        out = []
+        if self.cut:
+            out.append(f"the look for nested git repositories {when} stopped early ({self.cut}): "
+                       "any beyond that point is neither protected nor reported")  # fmt: skip
+        if self.unreadable:
+            shown = ", ".join(self.unreadable[:5]) + (" …" if len(self.unreadable) > 5 else "")
+            out.append(f"the look for nested git repositories {when} could not open "
+                       f"{len(self.unreadable)} folder(s): {shown}")  # fmt: skip
+        return out
+
+
+# Bounds of the look for nested repositories (at a run's start and end).
+NESTED_MAX_ENTRIES = 200_000
+NESTED_MAX_SECONDS = 2.0
+
+
+def find_nested_git(root_fd: int) -> WalkResult:
+    """Below the top, by descriptor, never through links: every `.git` (folder or file), every
+    folder git takes for a git folder without one (HEAD, objects/ and refs/: a bare repository,
+    which git opens by default when run inside it), and agents' project config
+    (NESTED_AGENT_CONFIG)."""
+    import time
+
+    max_entries, max_seconds = NESTED_MAX_ENTRIES, NESTED_MAX_SECONDS
+    res = WalkResult()
+    deadline = time.monotonic() + max_seconds
+    seen = 0
+
+    def failed(err: OSError) -> None:
+        res.unreadable.append(os.path.relpath(str(err.filename or "?"), "."))
+
+    for root, dirs, files, _dfd in os.fwalk(".", dir_fd=root_fd, follow_symlinks=False,
+                                              onerror=failed):  # fmt: skip
+        seen += len(dirs) + len(files)
+        if seen > max_entries:
+            res.cut = f"more than {max_entries:,} entries"
+            break
+        if time.monotonic() > deadline:
+            res.cut = f"more than {max_seconds:g} s"
+            break
+        names = set(dirs) | set(files)
+        if root != "." and "HEAD" in files and ({"objects", "refs"} <= names or "commondir" in files):
+            res.found.append(os.path.normpath(root))
+            dirs[:] = []
+            continue
+        for name in (".git", *NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
+            if name in dirs or name in files:
+                if root != "." or name in AGENT_CONFIG_YAML:
+                    res.found.append(os.path.normpath(os.path.join(root, name)))
+                if name in dirs:
+                    dirs.remove(name)
+    return res
