@@ -91,6 +91,7 @@ class EventKind(StrEnum):
     SANDBOX_FINDING = "sandbox.finding"
     SANDBOX_ORPHANS_REMOVED = "sandbox.orphans_removed"
     STORE_CHAIN_WARNING = "store.chain_warning"
+    STORE_INDEX_REBUILT = "store.index_rebuilt"
     STORE_DROPPED = "store.dropped"
     STORE_PRUNE = "store.prune"
     STORE_PRUNED = "store.pruned"

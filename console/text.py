@@ -35,12 +35,33 @@ def _pattern(source: str) -> Any:
     return re.compile(source)
 
 
+# Default_Ignorable_Code_Point characters (and blanks) that are letters or marks, not format
+# characters: fonts draw them as nothing or as a space (Hangul fillers, the combining grapheme
+# joiner, variation selectors), so `curl\u3164x.invalid` would read as `curl x.invalid`.
+_INVISIBLE_LETTERS = ((0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+                      (0x2800, 0x2800), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0),
+                      (0xE0100, 0xE01EF))
+
+
+def _invisible_letter(ch: str) -> bool:
+    code = ord(ch)
+    return code >= 0x034F and any(lo <= code <= hi for lo, hi in _INVISIBLE_LETTERS)
+
+
 def hides(ch: str) -> bool:
     """A character a person cannot see as itself: Cc control, Cf format (bidi, zero-width,
     tags), Co/Cn private/unassigned, Cs surrogates, Zl/Zp separators, Zs spaces other than the
-    plain one (they look like a space and are not one)."""
+    plain one (they look like a space and are not one), and letters or marks drawn as nothing."""
     cat = unicodedata.category(ch)
-    return cat[0] == "C" or cat in ("Zl", "Zp") or (cat == "Zs" and ch != " ") or not ch.isprintable()
+    return (cat[0] == "C" or cat in ("Zl", "Zp") or (cat == "Zs" and ch != " ")
+            or not ch.isprintable() or _invisible_letter(ch))
+
+
+def reorders(ch: str) -> bool:
+    """What run output must not pass through as is beyond the C0/C1 controls: format
+    characters (bidi overrides reorder the line, zero-width ones hide), line separators, and
+    letters drawn as nothing. (Spaces of other widths stay: text in many scripts has them.)"""
+    return unicodedata.category(ch) in ("Cf", "Zl", "Zp", "Cs") or _invisible_letter(ch)
 
 
 def _escape_char(ch: str) -> str:
@@ -125,18 +146,26 @@ _TABLE = {c: _visible(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]
 
 
 def neutralise(text: str, *, colour: bool = True) -> str:
-    """`text` with every control shown, not obeyed; colour kept (or dropped, for a pipe)."""
-    if text.isprintable():
+    """`text` with every control shown, not obeyed; colour kept (or dropped, for a pipe).
+    Bidi overrides and characters drawn as nothing are shown as \\uXXXX too."""
+    if text.isprintable() and (text.isascii() or not any(map(_invisible_letter, text))):
         return text
     out = []
     pos = 0
     for m in _pattern(_SGR).finditer(text):
-        out.append(text[pos:m.start()].translate(_TABLE))
+        out.append(_shown_controls(text[pos:m.start()]))
         if colour:
             out.append(m.group())
         pos = m.end()
-    out.append(text[pos:].translate(_TABLE))
+    out.append(_shown_controls(text[pos:]))
     return "".join(out)
+
+
+def _shown_controls(part: str) -> str:
+    part = part.translate(_TABLE)
+    if part.isascii():
+        return part
+    return "".join(f"\\u{ord(ch):04x}" if ch > "\x9f" and reorders(ch) else ch for ch in part)
 
 
 # Times and sizes as a person reads them: the CLI's tables and the console's widgets alike.

@@ -400,6 +400,7 @@ class PruneResult:
     anchor_id: int | None
     output_pruned: int = 0
     upto_id: int | None = None
+    older_than_ts: float | None = None  # the cutoff: a run started after it was never pruned
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -464,4 +465,4 @@ def prune_steps(conn: sqlite3.Connection, key: bytes, older_than_ts: float, *,
         if n < chunk:
             break
         yield
-    return PruneResult(pruned, anchor_id, out_pruned, upto_done)
+    return PruneResult(pruned, anchor_id, out_pruned, upto_done, older_than_ts)

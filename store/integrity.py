@@ -11,13 +11,18 @@ mark past the last row keeps every new row out of search. Nothing here needs the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 
 from store.db import FTS_EVENTS_MARK, FTS_OUTPUT_MARK
 
-_SCHEMA = ("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master "
-           "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")
+# SQLite's own objects only: a row named sqlite_x written into sqlite_master by hand is loaded
+# like any other trigger, so the prefix alone excuses nothing.
+_SCHEMA = ("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master WHERE NOT ("
+           "(type = 'index' AND name LIKE 'sqlite\\_autoindex\\_%' ESCAPE '\\' AND sql IS NULL) OR "
+           "(type = 'table' AND name IN ('sqlite_sequence', 'sqlite_stat1', 'sqlite_stat2', "
+           "'sqlite_stat3', 'sqlite_stat4')))")
 _FTS = (("events", "events_fts", FTS_EVENTS_MARK), ("output", "output_fts", FTS_OUTPUT_MARK))
 
 
@@ -75,6 +80,8 @@ def file_problems(conn: sqlite3.Connection) -> str | None:
         return "the database's own integrity check fails: " + "; ".join(check[:3])
     if (run := runs_off(conn)) is not None:
         return run
+    if (fts := fts_check(conn)) is not None:
+        return fts
     for table, _fts, _mark in _FTS:
         off = index_off(conn, table)
         if off is not None:
@@ -105,8 +112,16 @@ def runs_off(conn: sqlite3.Connection) -> str | None:
     import json
 
     pruned = conn.execute("SELECT count(*) FROM anchors").fetchone()[0] > 0
-    for rid, profile, backend, state, command, workspace, exit_code in conn.execute(
-            "SELECT id, profile, backend, state, command, workspace, exit_code FROM runs"):
+    # A start can be missing only when a prune removed it: when the run started before a
+    # prune's cutoff (each chained store.pruned note holds its cutoff; older ones do not).
+    cutoffs = [json.loads(d or "{}").get("older_than_ts") for (d,) in conn.execute(
+        "SELECT data FROM events WHERE kind = 'store.pruned'")]
+    cutoff = max((c for c in cutoffs if isinstance(c, (int, float))), default=None)
+    if pruned and (not cutoffs or None in cutoffs):
+        cutoff = float("inf")  # pruned before cutoffs were recorded: any start may be gone
+    for rid, profile, backend, state, command, workspace, exit_code, started_at in conn.execute(
+            "SELECT id, profile, backend, state, command, workspace, exit_code, started_at "
+            "FROM runs"):
         started = False
         for kind, data_text in conn.execute(
                 "SELECT kind, data FROM events WHERE run_id = ? AND kind IN ('run.started', "
@@ -126,6 +141,38 @@ def runs_off(conn: sqlite3.Connection) -> str | None:
                 return f"run {rid}: its row's state or exit code differs from its recorded end"
             elif kind == "run.lost" and state != "lost":
                 return f"run {rid}: its row's state differs from its recorded end (lost)"
-        if not started and not pruned:  # a run's row is written only after its start is
+        could_be_pruned = pruned and cutoff is not None and (
+            not isinstance(started_at, (int, float)) or started_at < cutoff)
+        if not started and not could_be_pruned:  # a row is written only after its start is
             return f"run {rid}: in the runs table, but its start was never recorded"
     return None
+
+
+def fts_check(conn: sqlite3.Connection) -> str | None:
+    """FTS5's own integrity check of both full-text indexes against their rows (a row
+    re-indexed with other words keeps every count right). It is a write statement, so it runs
+    on a connection of its own, in a transaction rolled back; None when it holds, or when the
+    file cannot be opened for writing (said nowhere else: verify then relies on the counts)."""
+    path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+    if not path:
+        return None
+    try:
+        side = sqlite3.connect(path, isolation_level=None, timeout=10)
+    except sqlite3.Error:
+        return None
+    try:
+        side.execute("BEGIN")
+        for _table, fts, _mark in _FTS:
+            try:
+                side.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)")
+            except sqlite3.DatabaseError as exc:
+                if "readonly" in str(exc) or "locked" in str(exc):
+                    return None
+                return f"the search index {fts} does not match its rows ({exc}): a search may not show every row"
+        return None
+    except sqlite3.Error:
+        return None
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            side.execute("ROLLBACK")
+        side.close()

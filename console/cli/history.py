@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +13,7 @@ from console.cli.context import (
     pass_ctx,
     since_epoch,
 )
-from console.cli.output import echo, open_output, table
+from console.cli.output import dumps, echo, open_output, table
 from console.cli.parsing import BadParameter, command, group, option
 from console.cli.value_types import Choice
 from console.text import clock, neutralise
@@ -86,11 +85,13 @@ def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: s
                     continue
                 for row in payload["rows"]:
                     total += 1
+                    # Through output.dumps, as every --json: an agent's bidi override or C1
+                    # control stays an escape, also when the export goes to a terminal.
                     if writer:
                         writer.writerow({**row, "text": neutralise(row.get("text") or ""),
-                                         "data": json.dumps(row.get("data"), ensure_ascii=False)})
+                                         "data": dumps(row.get("data"), one_line=True)})
                     else:
-                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        out.write(dumps(row, one_line=True) + "\n")
     finally:
         if output:
             out.close()

@@ -12,23 +12,18 @@ import psutil
 from console.policy import Provenance
 from store.decisions import open_requests
 
-LAUNCHERS = ("bwrap", "docker-init", "tini")
-
 
 def kill_leftovers(pids: list[int], cgroup: str) -> list[int]:
     """Kill what is left of a lost run. The pids come from the history, which is not proof (a
-    forged row can name any process, and pids are recycled): a process is killed, with its
-    children, only when the kernel puts it in the run's own cgroup (`cgroup`, the leaf name
-    the backend made), or, when it is in no Pilothouse cgroup at all (runs without cgroups),
-    only when it is a sandbox launcher."""
+    forged row can name any process, a Flatpak app runs under a `bwrap` too, and pids are
+    recycled): a process is killed, with its children, only when the kernel puts it in the
+    run's own cgroup (`cgroup`, the leaf name the backend made). A run without cgroups leaves
+    nothing to kill: bubblewrap dies with the daemon (--die-with-parent)."""
     killed = []
     for pid in pids:
         try:
             proc = psutil.Process(pid)
-            groups = _cgroups(pid)
-            ours = any(g.endswith("/" + cgroup) or ("/" + cgroup + "/") in g for g in groups)
-            if not ours and (any("/pilothouse/" in g for g in groups)
-                             or proc.name() not in LAUNCHERS):
+            if not any(g.endswith("/" + cgroup) or ("/" + cgroup + "/") in g for g in _cgroups(pid)):
                 continue
             for p in [proc, *proc.children(recursive=True)]:
                 try:

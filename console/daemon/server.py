@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from console.paths import Paths
 from console.protocol import ErrorCode, Failure
 from console.wire import MessageRefused, ProtocolError
 
+ROLE_LOOK_S = 0.25  # how often a teammate's open stream checks the [team] table in force
 log = logging.getLogger("pilothouse.daemon")
 # At shutdown, how long state changes under way (a run starting, a decision) may take to end.
 DECIDING_GRACE_S = 35.0  # past bubblewrap's own start timeout
@@ -193,8 +195,17 @@ class Daemon:
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
 
         send_lock = asyncio.Lock()
+        looked = time.monotonic()
 
         async def send(message: dict[str, Any]) -> None:
+            nonlocal looked
+            if peer.role != "operator" and "event" in message and time.monotonic() - looked > ROLE_LOOK_S:
+                # A stream (logs -f, a console's events) outlives the check at its start: a
+                # teammate taken out of the team stops receiving within ROLE_LOOK_S.
+                looked = time.monotonic()
+                if not as_now(peer, self.config.cfg.team).may_watch:
+                    writer.close()
+                    raise ConnectionResetError("no longer allowed to watch")
             async with send_lock:
                 writer.write(wire.encode(message))
                 await writer.drain()
