@@ -92,16 +92,16 @@ async def test_agent_supplied_addresses_are_not_shown_as_the_gates_lookup(
     """A raw agent.sock `ask` of kind network may carry detail.addresses / method / target: the
     same keys the gate fills in for its own requests. The inbox keeps the agent's dict as the
     request's detail, and every view renders it as the daemon's facts: the CLI and inbox row
-    `evil.invalid:443 → 151.101.0.223` (pypi's address), the card's `resolves to` and `target`.
+    `evil.invalid:443 → 192.0.2.23` (an address the agent made up), the card's `resolves to` and `target`.
     For an asked destination nothing has been resolved (DNS only after a yes), so any address
     shown came from the agent."""
     writer = await agent_ask(agent_server.path, {
         "kind": "network", "subject": "evil.invalid:443",
-        "detail": {"addresses": ["151.101.0.223"], "method": "CONNECT", "target": "pypi.org:443"}})
+        "detail": {"addresses": ["192.0.2.23"], "method": "CONNECT", "target": "pypi.org:443"}})
     try:
         req = await next_pending(agent_server.inbox)
         line = request_line(req.to_dict())
-        assert "151.101.0.223" not in line, line
+        assert "192.0.2.23" not in line, line
         assert "addresses" not in req.detail and "target" not in req.detail, req.detail
     finally:
         writer.close()

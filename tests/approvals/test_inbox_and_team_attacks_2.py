@@ -87,8 +87,8 @@ def test_held_case_and_lookalike_keys_are_never_the_gates() -> None:
     """HELD: only the exact daemon keys are renamed; `Addresses`, `addresses\u200b` and an
     agent's own `agent's addresses` stay keys that request_line and the card (panels.py) read
     only as the agent's rows, never as `resolves to` (they look up the exact lowercase key)."""
-    detail = agents_detail({"Addresses": ["151.101.0.223"], "addresses\u200b": ["151.101.0.224"],
-                            "agent's addresses": ["151.101.0.225"], "addresses": ["151.101.0.226"]})
+    detail = agents_detail({"Addresses": ["192.0.2.23"], "addresses\u200b": ["192.0.2.24"],
+                            "agent's addresses": ["192.0.2.25"], "addresses": ["192.0.2.26"]})
     assert "addresses" not in detail
     line = request_line({"kind": "network", "subject": "evil.invalid:443", "detail": detail})
     assert "151.101" not in line, line
@@ -98,11 +98,11 @@ async def test_held_agent_network_ask_with_nested_detail_is_kept_as_data(agent_s
     """HELD: a nested dict named like the gate's keys stays inside the agent's key."""
     writer = await agent_ask(agent_server.path, {
         "kind": "network", "subject": "evil.invalid:443",
-        "detail": {"x": {"addresses": ["151.101.0.223"]}, "target": {"addresses": ["1.2.3.4"]}}})
+        "detail": {"x": {"addresses": ["192.0.2.23"]}, "target": {"addresses": ["192.0.2.4"]}}})
     try:
         req = await next_pending(agent_server.inbox)
         assert "addresses" not in req.detail and "target" not in req.detail, req.detail
-        assert "151.101.0.223" not in request_line(req.to_dict())
+        assert "192.0.2.23" not in request_line(req.to_dict())
     finally:
         writer.close()
 

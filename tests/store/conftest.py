@@ -51,3 +51,9 @@ def raw(db_path: Path) -> Iterator[Callable[[], sqlite3.Connection]]:
     yield connect
     for c in conns:
         c.close()
+
+
+@pytest.fixture
+def witness(tmp_path: Path) -> Path:
+    """Where a test's writer keeps its audit witness (store/witness.py)."""
+    return tmp_path / "audit.witness"

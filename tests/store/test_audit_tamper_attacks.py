@@ -35,11 +35,6 @@ Make = Callable[..., StoreWriter]
 DAY = 86400.0
 
 
-@pytest.fixture
-def witness(tmp_path: Path) -> Path:
-    return tmp_path / "audit.witness"
-
-
 def _verify(db_path: Path, key: bytes, witness: Path | None) -> audit.VerifyResult:
     db = open_db(db_path, readonly=True)
     try:

@@ -12,40 +12,14 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
-from store import audit, history
+from store import history
 from store.db import StoreError, migrate, open_db
-from store.writer import StoreWriter
-
-Make = Callable[..., StoreWriter]
-DAY = 86400.0
-
-
-@pytest.fixture
-def witness(tmp_path: Path) -> Path:
-    return tmp_path / "audit.witness"
-
-
-def _verify(db_path: Path, key: bytes, witness: Path | None) -> audit.VerifyResult:
-    db = open_db(db_path, readonly=True)
-    try:
-        return audit.verify(db, key, witness=witness)
-    finally:
-        db.close()
-
-
-def _sql(db_path: Path, *statements: str, params: tuple = ()) -> None:
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    try:
-        for s in statements:
-            conn.execute(s, params if "?" in s else ())
-    finally:
-        conn.close()
+from tests.store.test_audit_tamper_attacks import DAY, Make, _sql, _verify
 
 
 def _fill(make_writer: Make, witness: Path, n: int = 20, *, old: int = 0) -> None:

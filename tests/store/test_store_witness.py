@@ -10,18 +10,11 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from store import audit
 from store.db import open_db
 from store.writer import StoreWriter
 
 Make = Callable[..., StoreWriter]
-
-
-@pytest.fixture
-def witness(tmp_path: Path) -> Path:
-    return tmp_path / "audit.witness"
 
 
 def _fill(make_writer: Make, witness: Path, n: int, start: int = 0) -> None:
