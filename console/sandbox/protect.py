@@ -444,7 +444,6 @@ def plan_protection(workspace: Path | int) -> Protection:
                            "at the run's end")
         # aider takes every option from AIDER_ lines in the .env at the git root.
         p.watched.setdefault(".env", "AIDER_")
-        _pin_parents(p, root_fd)
         gitmodules = _read_small(root_fd, ".gitmodules") or ""
         for m in re.finditer(r"^\s*path\s*=\s*(.+?)\s*$", gitmodules, re.M):
             rel = _inside(".", m.group(1).strip('"'))
@@ -453,6 +452,7 @@ def plan_protection(workspace: Path | int) -> Protection:
                 if sub_fd is not None:
                     os.close(sub_fd)
                     _protect(p, root_fd, f"{rel}/.git", want_dir=False)
+        _pin_parents(p, root_fd)  # last: above every protected path, submodules' included
     except BaseException:
         p.close()
         raise
