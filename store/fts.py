@@ -30,7 +30,8 @@ DEFER_S = 0.25  # an unindexed row waits at most this long while bulk batches ke
 SEARCH_BOUND_S = 1.0  # what the docs promise: DEFER_S plus the catch-up, with room
 CHUNK = 2000  # rows per index transaction: a security commit waits behind one chunk at most
 
-_TABLES = (("events", FTS_EVENTS_MARK, "text, kind"), ("output", FTS_OUTPUT_MARK, "line"))
+# (table, its mark in meta, the columns indexed); the index of `t` is `t_fts`.
+TABLES = (("events", FTS_EVENTS_MARK, "text, kind"), ("output", FTS_OUTPUT_MARK, "line"))
 
 
 def marks(conn: sqlite3.Connection) -> tuple[int, int]:
@@ -52,7 +53,7 @@ def index_step(conn: sqlite3.Connection, done: tuple[int, int], chunk: int = CHU
     """Index up to `chunk` more rows of each table after its mark, inside the caller's
     transaction; returns the new marks."""
     out = []
-    for (table, mark, cols), upto in zip(_TABLES, done, strict=True):
+    for (table, mark, cols), upto in zip(TABLES, done, strict=True):
         row = conn.execute(f"SELECT id FROM {table} WHERE id > ? ORDER BY id LIMIT 1 OFFSET ?",
                            (upto, chunk - 1)).fetchone()
         hi = row[0] if row is not None else conn.execute(
@@ -66,15 +67,25 @@ def index_step(conn: sqlite3.Connection, done: tuple[int, int], chunk: int = CHU
     return out[0], out[1]
 
 
+def index_off(conn: sqlite3.Connection, table: str, *, thorough: bool = True
+              ) -> tuple[int, int] | None:
+    """None when the full-text index of `table` holds exactly the rows up to its mark, else
+    (rows it holds, rows up to the mark). FTS5 keeps one size row per indexed row; the quick
+    look (a writer's start) compares the counts, the thorough one (verify) each row."""
+    mark = dict(zip((t for t, _, _ in TABLES), marks(conn), strict=True))[table]
+    covered = conn.execute(f"SELECT count(*) FROM {table} WHERE id <= ?", (mark,)).fetchone()[0]
+    held = conn.execute(f"SELECT count(*) FROM {table}_fts_docsize").fetchone()[0]
+    matched = conn.execute(f"SELECT count(*) FROM {table}_fts_docsize d JOIN {table} t ON "
+                           "t.id = d.id WHERE d.id <= ?", (mark,)).fetchone()[0] if thorough else held
+    return None if held == matched == covered else (held, covered)
+
+
 def repair(conn: sqlite3.Connection) -> list[str]:
     """Rebuild each full-text index that does not hold exactly the rows up to its mark, with
     the mark at the table's last row; returns the tables rebuilt."""
-    from store.integrity import index_off
-
     done = []
-    for table, mark, _cols in _TABLES:
+    for (table, mark, _cols), upto in zip(TABLES, marks(conn), strict=True):
         last = conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
-        upto = dict(zip(("events", "output"), marks(conn), strict=True))[table]
         off = index_off(conn, table, thorough=False)
         if upto <= last and off is None:
             continue

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import sqlite3
 
-from store.db import FTS_EVENTS_MARK, FTS_OUTPUT_MARK
+from store.fts import TABLES, index_off
 
 # SQLite's own objects only: a row named sqlite_x written into sqlite_master by hand is loaded
 # like any other trigger, so the prefix alone excuses nothing.
@@ -23,7 +23,6 @@ _SCHEMA = ("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master WH
            "(type = 'index' AND name LIKE 'sqlite\\_autoindex\\_%' ESCAPE '\\' AND sql IS NULL) OR "
            "(type = 'table' AND name IN ('sqlite_sequence', 'sqlite_stat1', 'sqlite_stat2', "
            "'sqlite_stat3', 'sqlite_stat4')))")
-_FTS = (("events", "events_fts", FTS_EVENTS_MARK), ("output", "output_fts", FTS_OUTPUT_MARK))
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,27 +81,12 @@ def file_problems(conn: sqlite3.Connection) -> str | None:
         return run
     if (fts := fts_check(conn)) is not None:
         return fts
-    for table, _fts, _mark in _FTS:
+    for table, _mark, _cols in TABLES:
         off = index_off(conn, table)
         if off is not None:
             return (f"the search index of {table} does not hold the rows it covers ({off[0]} "
                     f"indexed, {off[1]} up to its mark): a search may not show every row")
     return None
-
-
-def index_off(conn: sqlite3.Connection, table: str, *, thorough: bool = True
-              ) -> tuple[int, int] | None:
-    """None when the full-text index of `table` holds exactly the rows up to its mark (fts.py),
-    else (rows it holds, rows up to the mark). FTS5 keeps one size row per indexed row; the
-    quick look (a writer's start) compares the counts, the thorough one (verify) each row."""
-    fts, mark_key = next((f, m) for t, f, m in _FTS if t == table)
-    row = conn.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?", (mark_key,)).fetchone()
-    mark = row[0] if row else 0
-    covered = conn.execute(f"SELECT count(*) FROM {table} WHERE id <= ?", (mark,)).fetchone()[0]
-    held = conn.execute(f"SELECT count(*) FROM {fts}_docsize").fetchone()[0]
-    matched = conn.execute(f"SELECT count(*) FROM {fts}_docsize d JOIN {table} t ON t.id = d.id "
-                           "WHERE d.id <= ?", (mark,)).fetchone()[0] if thorough else held
-    return None if held == matched == covered else (held, covered)
 
 
 def runs_off(conn: sqlite3.Connection) -> str | None:
@@ -162,7 +146,7 @@ def fts_check(conn: sqlite3.Connection) -> str | None:
         return None
     try:
         side.execute("BEGIN")
-        for _table, fts, _mark in _FTS:
+        for fts in (f"{table}_fts" for table, _mark, _cols in TABLES):
             try:
                 side.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)")
             except sqlite3.DatabaseError as exc:

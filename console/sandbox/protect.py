@@ -124,11 +124,16 @@ def _open(root_fd: int, rel: str) -> tuple[int | None, str]:
         raise
 
 
+def _root(root_fd: int) -> str:
+    """The workspace's path, without a trailing slash (its descriptor is what is trusted)."""
+    return os.readlink(f"/proc/self/fd/{root_fd}").rstrip("/") or "/"
+
+
 def _link_target(root_fd: int, rel: str) -> str | None:
     """Where a path that crosses a link ends up, workspace-relative, or None when outside."""
-    root = os.readlink(f"/proc/self/fd/{root_fd}")
+    root = _root(root_fd)
     real = os.path.realpath(os.path.join(root, rel))
-    if real == root or not real.startswith(root.rstrip("/") + "/"):
+    if real == root or not real.startswith(root + "/"):
         return None
     return os.path.relpath(real, root)
 
@@ -210,7 +215,7 @@ def _config_path(p: Protection, root_fd: int, base_rel: str, target: str) -> str
     parts = target.replace("\\", "/").split("/")
     if rel is None or ".." not in parts[1:]:
         return rel
-    root = os.readlink(f"/proc/self/fd/{root_fd}").rstrip("/")
+    root = _root(root_fd)
     head = os.path.join(root, base_rel) if not os.path.isabs(target) else ""
     for part in parts:
         head = os.path.join(head, part) if head else part
@@ -218,8 +223,7 @@ def _config_path(p: Protection, root_fd: int, base_rel: str, target: str) -> str
             link_rel = os.path.relpath(head, root)
             if not link_rel.startswith(".."):
                 _protect(p, root_fd, link_rel, want_dir=True)
-    real = os.path.realpath(os.path.join(root, base_rel, target))
-    return os.path.relpath(real, root) if real.startswith(root + "/") else None
+    return _link_target(root_fd, os.path.join(base_rel, target))
 
 
 def _inside(base_rel: str, target: str, root_fd: int | None = None) -> str | None:
@@ -229,7 +233,7 @@ def _inside(base_rel: str, target: str, root_fd: int | None = None) -> str | Non
     if os.path.isabs(target):
         if root_fd is None:
             return None
-        root = os.readlink(f"/proc/self/fd/{root_fd}").rstrip("/")
+        root = _root(root_fd)
         target = os.path.normpath(target)
         if not target.startswith(root + "/"):
             return None
