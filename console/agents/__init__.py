@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from console.config.schema import AGENT_HOOK_TIMEOUT
+from console.config.schema import AGENT_HOOK_TIMEOUT, INSIDE_HOME, INSIDE_RUN_DIR
 
 DEMO_SCRIPT = Path(__file__).with_name("demo.py")
 DEMO_PROJECT = DEMO_SCRIPT.with_name("demo_project.py")  # imported by demo.py from beside it
@@ -31,12 +31,15 @@ DEMO_COMMAND = "ph-demo-agent"
 # (seconds) is longer than any approval_timeout (the config refuses one past
 # APPROVAL_TIMEOUT_MAX), so Claude waits for the person, not the clock.
 CLAUDE_HOOK_MATCHER = "Bash|Edit|MultiEdit|Write|NotebookEdit|WebFetch|WebSearch|mcp__.*"
+# By its full path, never its bare name: a PATH from any settings layer's "env" (or a folder
+# the agent put first on it) would otherwise choose which ph-claude-hook answers.
+HOOK_PATH = f"{INSIDE_RUN_DIR}/bin/ph-claude-hook"
 CLAUDE_SETTINGS: dict = {
     "hooks": {
         "PreToolUse": [
             {
                 "matcher": CLAUDE_HOOK_MATCHER,
-                "hooks": [{"type": "command", "command": "ph-claude-hook",
+                "hooks": [{"type": "command", "command": HOOK_PATH,
                            "timeout": AGENT_HOOK_TIMEOUT}],
             }
         ]
@@ -57,10 +60,10 @@ CLAUDE_SETTINGS: dict = {
 # differently would not run the hook, and that test says so).
 # Analytics and plugin/app fetches are off: they would put ab.chatgpt.com and github.com in
 # front of the person on every run.
-CODEX_HOOK_COMMAND = "ph-claude-hook"
+CODEX_HOOK_COMMAND = HOOK_PATH
 CODEX_HOOK_TIMEOUT = AGENT_HOOK_TIMEOUT  # seconds, longer than any approval_timeout
 CODEX_HOOK_KEY = "/home/agent/.codex/config.toml:pre_tool_use:0:0"
-CODEX_HOOK_HASH = "sha256:c428a8889307c24356db72bdab9b84d326e3cd31431f0b02cc1f30016e39a180"
+CODEX_HOOK_HASH = "sha256:704c562997a102b30639622c89c8cf22040095c870ceffbbfd4cb759f4624e52"
 CODEX_CONFIG = f"""\
 # Written by Pilothouse for runs in its sandbox (read-only here).
 sandbox_mode = "danger-full-access"   # the Pilothouse sandbox and gate are the boundary
@@ -204,7 +207,7 @@ def install_run_files(run_dir: Path) -> list[str]:
     return notes
 
 
-def home_mounts(run_dir: Path, inside_home: str = "/home/agent") -> list[tuple[Path, str]]:
+def home_mounts(run_dir: Path, inside_home: str = INSIDE_HOME) -> list[tuple[Path, str]]:
     """(host file, path inside the sandbox) for each HOME file: bind them read-only."""
     home = Path(run_dir) / HOME_DIR
     return [(home / rel, f"{inside_home}/{rel}") for rel in HOME_FILES if (home / rel).is_file()]

@@ -10,16 +10,14 @@ import concurrent.futures
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from console.config.schema import Limits  # a profile's [limits], as the config read them
+from console.config.schema import INSIDE_HOME, INSIDE_RUN_DIR, Limits
 
 if TYPE_CHECKING:
     import asyncio
 
-# Where the run folder (agent.sock, gate.sock, the helper) appears inside every sandbox.
-INSIDE_RUN_DIR = "/run/pilothouse"
 INSIDE_WORKSPACE = "/workspace"
 BRIDGE_PORT = 3128
 
@@ -42,6 +40,21 @@ class Mount:
     source: Path
     target: str
     read_only: bool = True
+
+
+def home_folders(mounts: list[Mount]) -> list[str]:
+    """Every folder between HOME and a file mounted below it (~/.claude for
+    ~/.claude/settings.json), parents first. Each becomes a mount point of its own, a tmpfs the
+    agent owns: a folder that merely holds a mounted file can be renamed away, mount and all,
+    and a fresh one of the same name made with files of the agent's choosing. A mount point
+    cannot be renamed (the workspace pins its folders for the same reason)."""
+    folders: set[str] = set()
+    for m in mounts:
+        folder = PurePosixPath(m.target).parent
+        while folder.is_relative_to(INSIDE_HOME) and str(folder) != INSIDE_HOME:
+            folders.add(str(folder))
+            folder = folder.parent
+    return sorted(folders)  # a parent is a prefix of its children: it sorts first
 
 
 @dataclass
@@ -109,7 +122,6 @@ class SandboxBackend(Protocol):
 
 HOOK_COMMAND = "ph-claude-hook"
 HELPER_COMMANDS = ("ph-ask", "ph-guard", HOOK_COMMAND)
-INSIDE_HOME = "/home/agent"
 BRIDGE_URL = f"http://127.0.0.1:{BRIDGE_PORT}"
 NO_PYTHON_NOTE = (
     "this image has no python3: ph-ask, ph-guard and ph-claude-hook are not available inside"

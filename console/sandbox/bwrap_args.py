@@ -25,6 +25,7 @@ from .base import (
     MANAGED_DIR,
     SandboxSpec,
     ensure_masks,
+    home_folders,
     mask_source,
     sandbox_env,
 )
@@ -206,6 +207,8 @@ def build_args(
             else:
                 mask = here(mask_source(spec.run_dir, b.kind, b.content))
                 a += ["--ro-bind-fd", fds.add(mask), inside]
+    for folder in home_folders(spec.extra_mounts):  # pinned: base.home_folders says why
+        a += ["--tmpfs", folder]
     for m in spec.extra_mounts:
         a += ["--ro-bind-fd" if m.read_only else "--bind-fd", fds.add(here(m.source)), m.target]
     # The sandbox's own root (a tmpfs bwrap builds) read-only too: writable are the workspace,

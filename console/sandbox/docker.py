@@ -46,6 +46,7 @@ from .base import (
     SandboxSpec,
     default_owner,
     ensure_masks,
+    home_folders,
     mask_source,
     owner_key,
     sandbox_env,
@@ -286,12 +287,10 @@ class DockerBackend:
                       else mask_source(spec.run_dir, b.kind, b.content))  # fmt: skip
             mounts.append(Mount(f"{INSIDE_WORKSPACE}/{b.rel}", src, type="bind",
                                 read_only=b.kind != "pin"))  # fmt: skip
-        # Folders under HOME that hold mounted files (~/.claude/settings.json) would be made by
-        # the engine as root: give each a tmpfs owned by the run's user so the agent can still
-        # write its own files there, while the mounted file stays read-only.
-        home_dirs = sorted({str(Path(m.target).parent) for m in spec.extra_mounts
-                            if Path(m.target).parent.is_relative_to(INSIDE_HOME)
-                            and str(Path(m.target).parent) != INSIDE_HOME})
+        # Folders under HOME that hold mounted files (~/.claude/settings.json): a tmpfs each,
+        # owned by the run's user so the agent can still write its own files there, and a mount
+        # point, so it cannot be renamed away with the read-only file in it (base.home_folders).
+        home_dirs = home_folders(spec.extra_mounts)
         for m in spec.extra_mounts:
             mounts.append(Mount(m.target, str(m.source), type="bind", read_only=m.read_only))
         env = sandbox_env(spec)

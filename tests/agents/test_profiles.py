@@ -140,7 +140,9 @@ def test_run_folder_files(tmp_path) -> None:
     assert settings == CLAUDE_SETTINGS
     hook = settings["hooks"]["PreToolUse"][0]
     assert "Bash" in hook["matcher"].split("|")
-    assert hook["hooks"] == [{"type": "command", "command": "ph-claude-hook", "timeout": 900}]
+    # By its full path: no PATH a settings layer or the agent sets can pick another one.
+    assert hook["hooks"] == [{"type": "command", "command": "/run/pilothouse/bin/ph-claude-hook",
+                              "timeout": 900}]
     assert settings["sandbox"] == {"enabled": False}
     codex = tomllib.loads(mounts["/home/agent/.codex/config.toml"].read_text())
     assert codex == tomllib.loads(CODEX_CONFIG)
@@ -148,7 +150,7 @@ def test_run_folder_files(tmp_path) -> None:
     assert codex["analytics"] == {"enabled": False}
     assert codex["features"] == {"plugins": False, "apps": False}
     assert codex["hooks"]["PreToolUse"] == [{"matcher": "Bash", "hooks": [
-        {"type": "command", "command": "ph-claude-hook", "timeout": 900}]}]
+        {"type": "command", "command": "/run/pilothouse/bin/ph-claude-hook", "timeout": 900}]}]
     # trusted under the key Codex gives the hook in the sandbox's HOME
     assert list(codex["hooks"]["state"]) == ["/home/agent/.codex/config.toml:pre_tool_use:0:0"]
     # git identity in HOME (aider would otherwise write one into the repository's config)
