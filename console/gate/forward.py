@@ -95,7 +95,11 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         status = int(resp.start[1])
         if status == 101 or not 100 <= status < 200:
             break
-        writer.write(render(f"HTTP/1.1 {status} {resp.start[2]}", filtered_headers(resp)))
+        interim = render(f"HTTP/1.1 {status} {resp.start[2]}", filtered_headers(resp))
+        act.down += len(interim)
+        act.last = time.monotonic()
+        writer.write(interim)
+        await writer.drain()  # an upstream sending interim answers without end waits for the client
     if status == 101:
         raise HttpError(502, "upstream switched protocols; use CONNECT for that")
     rframing, rlength = body_framing(resp, request=False, status=status, method=method)

@@ -29,12 +29,17 @@ __all__ = ["Listener", "SockStream", "connect_stream"]
 
 _RECV = 256 * 1024
 _DISCARD = 64 * 1024
+# Reads answered at once, in a row, before a connection lets the loop run others: a peer that
+# always has more (a flood of interim answers, a fast download) must not hold every other
+# connection of the daemon while it lasts. 16 reads are at most 4 MiB.
+_YIELD_EVERY = 16
 
 
 class SockStream:
     """Reader and writer of one connected non-blocking socket (see the module docstring)."""
 
-    __slots__ = ("sock", "loop", "limit", "buf", "eof", "closed", "_out", "_error", "_flusher")
+    __slots__ = ("sock", "loop", "limit", "buf", "eof", "closed", "_out", "_error", "_flusher",
+                 "_streak")
 
     def __init__(self, sock: socket.socket, limit: int) -> None:
         self.sock = sock
@@ -46,14 +51,20 @@ class SockStream:
         self._out = b""  # written, not yet accepted by the kernel (drain sends it)
         self._error: OSError | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._streak = 0  # reads in a row that did not wait (_YIELD_EVERY)
 
     # -- reading ------------------------------------------------------------------------------
 
     async def _fill(self) -> None:
         """Append what the socket has (waiting for it if need be); sets eof at the end."""
+        self._streak += 1
+        if self._streak >= _YIELD_EVERY:
+            self._streak = 0
+            await asyncio.sleep(0)  # one turn of the loop for everyone else
         try:
             data = self.sock.recv(_RECV)
         except (BlockingIOError, InterruptedError):
+            self._streak = 0
             data = await self.loop.sock_recv(self.sock, _RECV)
         except OSError as exc:
             raise ConnectionResetError(str(exc)) from exc

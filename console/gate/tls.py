@@ -22,6 +22,10 @@ MAX_HELLO_BYTES = 64 * 1024
 # them all, so a hello trickled in one-byte records would cost the gate a parse per piece.
 MAX_HELLO_RECORDS = 16
 _HANDSHAKE = 0x16
+# The other TLS record types (change_cipher_spec, alert, application_data, heartbeat). A client
+# opening with one of these speaks TLS but hides its ClientHello behind it: some servers skip a
+# warning alert before the hello, so what follows would reach them unchecked. Refused.
+_OTHER_TLS_RECORDS = frozenset((0x14, 0x15, 0x17, 0x18))
 _CLIENT_HELLO = 0x01
 _EXT_SERVER_NAME = 0x0000
 
@@ -72,6 +76,12 @@ def parse_client_hello(buf: bytes) -> HelloResult:
     """Parse what the client sent so far. Callers read more while `need_more`."""
     if not buf:
         return _NEED_MORE
+    if buf[0] in _OTHER_TLS_RECORDS:
+        if len(buf) < 2:
+            return HelloResult("need_more", want=2)
+        if buf[1] == 3:  # a TLS record header (major version 3), not a plain protocol's byte
+            return HelloResult("malformed", detail="a TLS record before the ClientHello")
+        return HelloResult("not_tls")
     if buf[0] != _HANDSHAKE:
         return HelloResult("not_tls")
     got = _handshake_bytes(buf)

@@ -222,6 +222,9 @@ def parse_absolute_url(url: str) -> tuple[Target, str]:
     origin = (path or "/") + (f"?{query}" if query is not None else "")
     if not origin.startswith("/"):
         raise BadTarget("URL path must start with /")
+    if not origin.isascii():  # sent on as it came, it would be re-encoded: refused, never dialled
+        raise BadTarget("the URL's path or query has characters outside ASCII: percent-encode "
+                        "them (RFC 3986), as HTTP clients do")
     return target, origin
 
 
