@@ -38,7 +38,12 @@ def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bo
                  exact: bool) -> None:
     """What PROFILE's policy decides for a command (or, with --host, a destination): the gate's
     and agent.sock's decision. With --config FILE, that file's, evaluated here without the daemon."""
-    what = {"host" if is_host else "command": " ".join(subject)}
+    if is_host:
+        what = {"host": " ".join(subject)}
+    else:  # read as the agent's `ph-ask exec -- WORDS` is: the same words, the same decision
+        from console.sandbox.inside import command_line
+
+        what = {"command": command_line(list(subject))}
     if c.config_file is not None:
         from console.gate.check import check_config_file
 

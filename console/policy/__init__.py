@@ -143,8 +143,14 @@ def _why_no_allow(rules: ExecRules, part: CommandPart) -> str | None:
     if not near:
         return None
     rule = max(near, key=lambda r: len(r.words))
+    also = rule.pattern.beyond(part) or (
+        "its words depend on an expansion or substitution the rules cannot see" if part.opaque
+        else "it runs what its words do not show (input read as words or as a script)"
+        if part.unseen else None)
+    if also is None:
+        return None
     return (f'no rule allows it: the allow rule "{rule.source.text}" does not cover what this '
-            f"command also does ({rule.pattern.beyond(part)}); the default \"{rules.default}\"")
+            f'command also does ({also}); the default "{rules.default}"')
 
 
 def _most_specific(rules: list[_Rule], part: CommandPart) -> _Rule | None:
@@ -204,15 +210,17 @@ def evaluate_exec(
         allowed = _most_specific(rules.allow, part)
         if asked:
             verdict: tuple[str, Provenance] = ("ask", asked.provenance())
-        elif allowed and not part.opaque:
+        elif allowed and not part.blind:
             verdict = ("allow", allowed.provenance())
         else:
             verdict = (rules.default, Provenance("default", rule_list=rules.default,
                                                  detail=_why_no_allow(rules, part)))
-        if part.opaque and verdict[0] == "allow":
+        if part.blind and verdict[0] == "allow":
+            why = ("depends on a substitution or quoting the rules cannot see through"
+                   if part.opaque else "runs what its words do not show (words or a script "
+                   "read from its input, a path find fills in, a name hash -p moved)")
             verdict = ("ask", Provenance("default", rule_list="ask", detail=(
-                f'"{canonical(part)}" depends on a substitution or quoting the rules cannot '
-                "see through; a person must look")))
+                f'"{canonical(part)}" {why}; a person must look')))
         verdicts.append((*verdict, part))
     # Nested commands (eval, sh -c) can make the whole ask, never allow.
     for part in parts:

@@ -227,6 +227,9 @@ class CommandPattern:
         risky = risky_options(words[0] if words else "", words[len(self.program_words):])
         said = ([f"writes {', '.join(w or '(no target)' for w in writes)}"] if writes else []) + (
             [f"has {', '.join(risky)}"] if risky else [])
+        if part.globbed:
+            said.append("a glob that may expand to a file named like an option, such as "
+                        "--pre=sh; write ./* instead of *")
         return "; ".join(said) or None
 
     def is_exactly(self, part: CommandPart) -> bool:

@@ -110,7 +110,7 @@ class Grant:
             return pattern.reaches(part)
         if self.exact:
             return pattern.is_exactly(part)
-        return pattern.allows(part) and (not part.opaque or len(pattern.words) == len(part.words))
+        return pattern.allows(part) and (not part.blind or len(pattern.words) == len(part.words))
 
     @cached_property
     def network_pattern(self) -> Pattern | None:

@@ -31,6 +31,18 @@ class CommandPart:
     # one of these.
     redirects: list[int] = field(default_factory=list)
     heredocs: list[str] = field(default_factory=list)  # the bodies of its << here-documents
+    # A word past the first that may expand to a file named like an option: an unquoted glob
+    # with nothing before it, or only a dash (`*`, `?*`, `[-]*`, `-*`), matches `--pre=sh`.
+    globbed: bool = False
+    # It runs what its words do not show (xargs, find -exec {}, a shell reading its standard
+    # input: unwrap._runs_unseen). Never allowed by a rule, like opaque; a rule may still name
+    # such a command (`forbid = ["xargs"]`), which an opaque rule may not.
+    unseen: bool = False
+
+    @property
+    def blind(self) -> bool:
+        """Whether the rules cannot see everything this part runs."""
+        return self.opaque or self.unseen
 
 
 def canonical(part: CommandPart) -> str:
@@ -173,6 +185,22 @@ def _close_brace(s: str, i: int) -> int:
 
 
 
+def _word_end(s: str, i: int) -> int:
+    """Index just past the word that s[i] is in, skipping quoted text and substitutions."""
+    j, n = i, len(s)
+    while j < n and s[j] not in _BLANKS and s[j] not in _SEPARATORS and s[j] not in "<>":
+        c = s[j]
+        if c in _QUOTING:
+            j = _past_quoted(s, j)
+        elif c == "$" and s[j + 1 : j + 2] == "(":
+            j = _close_paren(s, j + 1) + 1
+        elif c == "$" and s[j + 1 : j + 2] == "{":
+            j = _close_brace(s, j + 2) + 1
+        else:
+            j += 1
+    return min(j, n)
+
+
 class _Splitter:
     def __init__(self, line: str) -> None:
         self.s = line
@@ -182,6 +210,7 @@ class _Splitter:
         self.in_word = False
         self.inner: list[str] = []
         self.opaque = False
+        self.globbed = False
         self.redirects: list[int] = []
         # Here-documents: (index of the delimiter word, strip leading tabs) in the part being
         # read, then (part, delimiter, strip) once it ends; their bodies start at the newline.
@@ -196,12 +225,14 @@ class _Splitter:
     def end_part(self) -> None:
         self.end_word()
         if self.words or self.inner:
-            part = CommandPart(self.words, self.opaque, False, self.inner, self.redirects)
+            part = CommandPart(self.words, self.opaque, False, self.inner, self.redirects,
+                               globbed=self.globbed)
             self.parts.append(part)
             for k, strip, quoted in self.heredoc_words:
                 delim = self.words[k] if k < len(self.words) else ""
                 self.bodies.append((part, delim, strip, quoted))
         self.words, self.inner, self.opaque, self.redirects = [], [], False, []
+        self.globbed = False
         self.heredoc_words = []
 
     def skip_bodies(self, i: int) -> int:
@@ -307,13 +338,26 @@ class _Splitter:
                     i += 1
             else:
                 if c == "{" and (self.in_word or s[i + 1 : i + 2] not in ("", " ", "\t", "\n")):
-                    k = s.find("}", i)
-                    if k > 0 and ("," in s[i:k] or ".." in s[i:k]):
-                        self.opaque = True  # {a,b}, {1..3}: words the reader never sees
+                    rest = s[i : _word_end(s, i)]
+                    # {a,b}, {1..3}: words the reader never sees. Read on to the word's end, past
+                    # quoted text: bash skips a quoted "}" ({'}',-o} is `} -o`).
+                    if "}" in rest[1:] and ("," in rest or ".." in rest):
+                        self.opaque = True
+                elif c in "*?[" and self.words and self._may_glob_an_option(i):
+                    self.globbed = True
                 self.add(c)
                 i += 1
         self.end_part()
         return self.parts
+
+    def _may_glob_an_option(self, i: int) -> bool:
+        """Whether the unquoted glob character at s[i] can make its word a name starting with a
+        dash: nothing before it in the word, or a dash. A `[` with no `]` after it in the word
+        is a plain character (`[ -f x ]`)."""
+        before = "".join(self.word) if self.in_word else ""
+        if before not in ("", "-"):
+            return False
+        return self.s[i] != "[" or "]" in self.s[i + 1 : _word_end(self.s, i)]
 
     def double(self, i: int) -> int:
         s = self.s

@@ -36,9 +36,9 @@ _WRAPPER_ARGS: dict[str, set[str]] = {
     "command": set(), "builtin": set(), "exec": {"-a"}, "nohup": set(), "setsid": set(),
     "nice": {"-n", "--adjustment"},
     "time": {"-f", "-o", "--format", "--output"},
-    "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "--user", "--group",
+    "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R", "--user", "--group",
              "--close-from", "--chdir", "--host", "--prompt", "--role", "--type", "--other-user",
-             "--command-timeout"},
+             "--command-timeout", "--chroot"},
     "doas": {"-u", "-C"},
     "stdbuf": {"-i", "-o", "-e", "--input", "--output", "--error"},
     "ionice": {"-c", "-n", "-p", "-P", "-u", "--class", "--classdata", "--pid", "--pgid", "--uid"},
@@ -56,11 +56,32 @@ _WRAPPER_ARGS: dict[str, set[str]] = {
     "runuser": {"-u", "-g", "-G", "-w", "--user", "--group", "--supp-group",
                 "--whitelist-environment"},
     "unshare": {"-S", "-G", "-R", "-w", "--setuid", "--setgid", "--root", "--wd"},
+    "setpriv": {"--reuid", "--regid", "--ruid", "--euid", "--rgid", "--egid", "--groups",
+                "--inh-caps", "--ambient-caps", "--bounding-set", "--securebits", "--pdeathsig",
+                "--selinux-label", "--apparmor-profile", "--landlock-access", "--landlock-rule",
+                "--seccomp-filter"},
+    "prlimit": {"-p", "--pid", "-o", "--output"},  # the limits themselves take =VALUE only
+    "nsenter": {"-t", "--target", "-S", "--setuid", "-G", "--setgid"},
+    "setarch": set(), "linux32": set(), "linux64": set(),
+    "runcon": {"-u", "-r", "-t", "-l", "--user", "--role", "--type", "--range"},
+    "numactl": {"-N", "-m", "-C", "-i", "-p", "-P", "-w", "--cpunodebind", "--membind",
+                "--physcpubind", "--interleave", "--preferred", "--preferred-many",
+                "--weighted-interleave"},
 }
 _WRAPPERS = set(_WRAPPER_ARGS)
 _WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1,  # before the command
-                        "chroot": 1}
-_SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox"}
+                        "chroot": 1, "runcon": 1}
+# runcon CONTEXT COMMAND, or runcon -t TYPE COMMAND: the context is there only without options.
+_POSITIONAL_WITHOUT_OPTIONS = {"runcon"}
+# setarch ARCH [options] COMMAND: the positional comes before the options.
+_POSITIONAL_FIRST = {"setarch": 1}
+_SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox", "rbash", "ash", "fish", "tcsh",
+           "csh", "yash", "posh", "oksh", "loksh", "pdksh"}
+# Assignments a shell acts on later: the prompt strings (expanded, substitutions too, when
+# printed: PS4 for every `-x` trace line) and PROMPT_COMMAND run their value; BASH_ENV and ENV
+# name a file a shell reads first, which the rules cannot see.
+_RUNS_VALUE = re.compile(r"^(?:PS[0-4]|PROMPT_COMMAND)\+?=(.*)$", re.S)
+_READS_FILE = re.compile(r"^(?:BASH_ENV|ENV)\+?=")
 # Builtins that evaluate their arguments as arithmetic (array subscripts run $(...) there).
 _EVALUATES = {"let", "[[", "((", "declare", "typeset", "local", "export", "readonly", "test",
               "[", "printf", "unset", "read", "mapfile", "readarray", "wait"}
@@ -74,12 +95,30 @@ def _base(word: str) -> str:
     return word.rsplit("/", 1)[-1] if "/" in word else word
 
 
+UNKNOWN_WORD = "${?}"  # stands for a word only known when the command runs (env -S ${VAR})
+
+
+def env_split(text: str) -> list[str]:
+    """The words `env -S TEXT` runs, read with env's own rules: `\\_` separates words, `\\c`
+    ends the string, `${VAR}` is a value from the environment (UNKNOWN_WORD here, which the
+    caller sees as a word the rules cannot read)."""
+    text = text.split("\\c", 1)[0]
+    text = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", lambda _m: UNKNOWN_WORD, text)
+    text = re.sub(r"\\([_tnrfv])", lambda m: " " if m.group(1) == "_" else {
+        "t": "\t", "n": "\n", "r": "\r", "f": "\f", "v": "\v"}[m.group(1)], text)
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return text.split()
+
+
 def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
     """Past a wrapper at words[i] and its options: the index of the command it runs, and for
     `env -S STRING` the words that string splits into."""
     name, n = _base(words[i]), len(words)
     takes_arg = _WRAPPER_ARGS[name]
-    i += 1
+    i += 1 + _POSITIONAL_FIRST.get(name, 0)
+    start = i
     while i < n:
         w = words[i]
         if w == "--":
@@ -88,11 +127,7 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
         if name == "env" and (w in ("-S", "--split-string") or w.startswith(("-S", "--split-string="))):
             arg = (words[i + 1] if i + 1 < n else "") if w in ("-S", "--split-string") else (
                 w.split("=", 1)[1] if w.startswith("--") else w[2:])
-            try:
-                split = shlex.split(arg)
-            except ValueError:
-                split = arg.split()
-            return i + (2 if w in ("-S", "--split-string") else 1), split
+            return i + (2 if w in ("-S", "--split-string") else 1), env_split(arg)
         if w in takes_arg or (w.startswith("--") and "=" not in w and len(w) > 3 and
                               any(o.startswith(w) for o in takes_arg if o.startswith("--"))):
             i += 2  # an option that takes a value (getopt takes any unambiguous abbreviation)
@@ -104,11 +139,7 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
             for k, letter in enumerate(w[1:], start=2):
                 if name == "env" and letter == "S":
                     rest = w[k:] or (words[i + 1] if i + 1 < n else "")
-                    try:
-                        split = shlex.split(rest)
-                    except ValueError:
-                        split = rest.split()
-                    return i + (1 if w[k:] else 2), split
+                    return i + (1 if w[k:] else 2), env_split(rest)
                 if f"-{letter}" in takes_arg:
                     i += 1 if w[k:] else 2
                     break
@@ -118,7 +149,10 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
             i += 1
         else:
             break
-    return min(n, i + _WRAPPER_POSITIONALS.get(name, 0)), None
+    positionals = _WRAPPER_POSITIONALS.get(name, 0)
+    if name in _POSITIONAL_WITHOUT_OPTIONS and i > start:
+        positionals = 0
+    return min(n, i + positionals), None
 
 
 def _skip_git_options(words: list[str]) -> list[str]:
@@ -214,10 +248,27 @@ def _inner_commands(words: list[str]) -> list[str]:
         return []
     if words[0] == "eval":
         return [" ".join(words[2:] if words[1:2] == ["--"] else words[1:])]
-    if words[0] in _SHELLS or words[0] in ("su", "flock", "script", "runuser"):
+    if words[0] in _SHELLS or words[0] in ("su", "flock", "script", "runuser", "sg"):
         found = _command_option(words)
         if found is not None:
             return found
+        if words[0] == "sg" and len(words) > 2:  # sg GROUP COMMAND: run through sh -c
+            return [" ".join(words[2:])]
+    if words[0] == "trap":  # trap [--] STRING SIGNAL...: STRING runs when the signal comes
+        args = words[1:]
+        while args and args[0] in ("-l", "-p", "-lp", "-pl"):
+            args = args[1:]
+        if args[:1] == ["--"]:
+            args = args[1:]
+        return args[:1] if len(args) > 1 and args[0] != "-" else []
+    if words[0] in ("mapfile", "readarray"):  # -C STRING: run for every line read
+        found = []
+        for k, w in enumerate(words[1:], start=1):
+            if w == "-C" and k + 1 < len(words):
+                found.append(words[k + 1])
+            elif w.startswith("-C") and len(w) > 2:
+                found.append(w[2:])
+        return found
     if words[0] == "watch":  # watch runs its words through sh -c
         rest = words[_skip_wrapper(words, 0)[0] :]
         return [" ".join(rest)] if rest else []
@@ -235,6 +286,49 @@ def _inner_commands(words: list[str]) -> list[str]:
             k += 1
         return found
     return []
+
+
+def _runs_unseen(stages: list[list[str]], words: list[str]) -> bool:
+    """Whether the part runs what its words do not show: words xargs reads from its input,
+    the paths find puts in place of {}, a value env -S reads from the environment, a name
+    `hash -p` or `enable -f` points elsewhere, a file BASH_ENV or ENV names, or a shell whose
+    script comes from its standard input (a pipe, a file, the terminal)."""
+    if any(_READS_FILE.match(w) for w in words):
+        return True
+    for stage in stages:
+        if not stage:
+            continue
+        name = stage[0]
+        if name == "xargs" or UNKNOWN_WORD in stage:
+            return True
+        if name == "find" and any(w in _FIND_EXEC for w in stage) and any("{}" in w for w in stage):
+            return True
+        if (name == "hash" and any(w.startswith("-") and "p" in w for w in stage[1:])) or (
+                name == "enable" and any(w.startswith("-") and "f" in w for w in stage[1:])):
+            return True
+    program = stages[-1] if stages else []
+    return bool(program) and program[0] in _SHELLS - {"busybox"} and _reads_stdin(program)
+
+
+def _reads_stdin(shell: list[str]) -> bool:
+    """A shell given no -c and no script file, or -s: it runs what its standard input holds."""
+    if _command_option(shell) is not None:
+        return False
+    j = 1
+    while j < len(shell):
+        x = shell[j]
+        if x == "--":
+            j += 1
+            break
+        if x in _SHELL_VALUE_OPTIONS:
+            j += 2
+        elif x.startswith(("-", "+")) and len(x) > 1:
+            if x.startswith("-") and not x.startswith("--") and "s" in x[1:]:
+                return True
+            j += 1
+        else:
+            break
+    return j >= len(shell)
 
 
 def strict_variants(part: CommandPart) -> list[list[str]]:
@@ -283,11 +377,15 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
             for w in program[1:]:  # `let 'a[$(cmd)]'` runs cmd from single-quoted text
                 body_substitutions(w, part)
         bodies = part.inner + [b for stage in stages for b in _inner_commands(stage)]
+        bodies += [m.group(1) for w in words if (m := _RUNS_VALUE.match(w))]
+        scripts: list[str] = []
         if program and program[0] in (*_SHELLS, ".", "source"):
             scripts = part.heredocs + [t for op, t in redirections(part) if op.endswith("<<<")]
             bodies += scripts  # a shell reading its script from a here-document or -string
             if program[0] in (".", "source") and program[1:2] in (["/dev/stdin"], ["-"]):
                 part.opaque = True
+        if not scripts and _runs_unseen(stages, words):
+            part.unseen = True
         for body in bodies:
             if depth <= 0:
                 part.opaque = True
@@ -299,7 +397,7 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
                 continue
             for p in inner:
                 p.nested = True
-            if any(p.opaque for p in inner):  # `sh -c '$1 push' _ git`: its parent is as blind
+            if any(p.blind for p in inner):  # `sh -c '$1 push' _ git`: its parent is as blind
                 part.opaque = True
             out.extend(inner)
     return out

@@ -253,8 +253,9 @@ def _err(prog: str, message: str) -> None:
     sys.stderr.write(f"{prog}: {message}\n")
 
 
-def _command_line(words: list) -> str:
-    # One word is taken as a command line as written; several are joined with quoting.
+def command_line(words: list) -> str:
+    """The command line `ph-ask exec -- WORDS` asks about, and `pilothouse policy check` checks:
+    one word is taken as a command line as written; several are joined with quoting."""
     return words[0] if len(words) == 1 else join(words)
 
 
@@ -298,7 +299,7 @@ def cmd_ask(args: list, client: PilothouseClient | None = None) -> int:
         if what == "exec":
             if not rest:
                 raise PilothouseError("exec needs a command: ph-ask exec -- CMD...")
-            allowed, reason = client.ask("exec", _command_line(rest), title=opts.get("title"), cwd=cwd, **extra)
+            allowed, reason = client.ask("exec", command_line(rest), title=opts.get("title"), cwd=cwd, **extra)
         elif what in ("net", "network"):
             if len(rest) != 1:
                 raise PilothouseError("net needs one HOST:PORT")
