@@ -51,8 +51,9 @@ class GateWiring:
         )
 
     def apply_config(self, gate: Gate, profile_name: str) -> None:
-        """Config changed: a live gate reads its profile's new rules on the next request."""
-        gate.rules = network_rules(self.evaluator.profile(profile_name))
+        """Config changed: a live gate reads its profile's new rules on the next request, and
+        its connections to what they now deny end."""
+        gate.replace_rules(network_rules(self.evaluator.profile(profile_name)))
 
     def _asker(self, run_id: str, profile: Profile) -> Asker:
         async def ask(request: NetAsk) -> Verdict:

@@ -206,7 +206,7 @@ class Conn:
     tunnel does not count as idle. `hold` stops the clock while a person is being asked.
     """
 
-    __slots__ = ("task", "writer", "last", "hold", "upstream", "idle", "how")
+    __slots__ = ("task", "writer", "last", "hold", "upstream", "idle", "cut", "how")
 
     def __init__(self, task: asyncio.Task[Any] | None, writer: asyncio.StreamWriter) -> None:
         self.task = task
@@ -215,7 +215,12 @@ class Conn:
         self.hold = 0
         self.upstream: Upstream | None = None
         self.idle = False
+        self.cut = False  # ended because new rules deny where it goes (Deciding.replace_rules)
         self.how = "closed"
+
+    def ended_how(self) -> str:
+        """How the connection ended, for its upstream's `net.closed`."""
+        return "idle" if self.idle else "policy" if self.cut else self.how
 
     def drop(self) -> None:
         """Abort both transports: every read or drain pending in the handler then ends, so it

@@ -51,6 +51,24 @@ class Deciding:
     _lookups: TokenBucket
     _decisions: dict[tuple[str, int, tuple[IPAddress, ...] | None], NetMatch]
     _decided_by: NetworkRules | None
+    _conns: set[Conn]
+
+    def replace_rules(self, rules: NetworkRules) -> int:
+        """New rules (a config reload): every request from now on reads them, and a connection
+        open to a destination they deny ends now (recorded `net.closed`, how "policy"): an open
+        tunnel must not outlive the rule written to stop it. Destinations they leave to a
+        person stay open (the person's yes stands). Returns how many were ended."""
+        self.rules = rules
+        ended = 0
+        for conn in list(self._conns):
+            up = conn.upstream
+            if up is None or conn.cut:
+                continue
+            if self._match(rules, up.target.host, up.target.port, [up.address]).action == "deny":
+                conn.cut = True
+                conn.drop()
+                ended += 1
+        return ended
 
     # -- the rules' verdict, remembered per rules object --------------------------------------
 

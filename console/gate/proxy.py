@@ -224,7 +224,7 @@ class Gate(Deciding):
         finally:
             self._conns.discard(conn)
             if conn.upstream is not None:
-                await self._finish(conn.upstream, "idle" if conn.idle else conn.how)
+                await self._finish(conn.upstream, conn.ended_how())
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
