@@ -381,13 +381,18 @@ class _Splitter:
                 self.inner.append(_unescape_backticks(s[j + 1 : k]))
                 self.opaque = True
                 j = k + 1
+            elif c == "$" and s[j + 1 : j + 2] == "{":
+                # Taken whole, as dollar() does: its nested ${ are its body's, read once when the
+                # body is looked at (one by one they cost time growing with the square).
+                k = _close_brace(s, j + 2)
+                body = s[j : k + 1]
+                self.opaque = True  # a value the rules cannot see (see dollar())
+                if "$(" in body or "`" in body:
+                    self.inner.append(body[2:-1])
+                out.append(body)
+                j = k + 1
             else:
-                if c == "$" and s[j + 1 : j + 2] == "{":
-                    body = s[j : _close_brace(s, j + 2) + 1]
-                    self.opaque = True  # a value the rules cannot see (see dollar())
-                    if "$(" in body or "`" in body:
-                        self.inner.append(body[2:-1])
-                elif c == "$" and (s[j + 1 : j + 2].isalnum() or s[j + 1 : j + 2] in tuple("_@*#?-!$")):
+                if c == "$" and (s[j + 1 : j + 2].isalnum() or s[j + 1 : j + 2] in tuple("_@*#?-!$")):
                     self.opaque = True
                 out.append(c)
                 j += 1
