@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.policy import ExecRules
-from console.policy import shellwords
+from console.policy import ExecRules, shellwords
 
 
 def nested(levels: int, quoted: bool) -> str:
