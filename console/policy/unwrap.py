@@ -220,18 +220,7 @@ def _command_option(words: list[str]) -> list[str] | None:
             return [words[k + 1]] if k + 1 < len(words) else [""]
         if not (w.startswith("-") and not w.startswith("--") and "c" in w[1:]):
             continue
-        j = k + 1
-        while j < len(words):
-            x = words[j]
-            if x == "--":
-                j += 1
-                break
-            if x in _SHELL_VALUE_OPTIONS:
-                j += 2
-            elif x.startswith(("-", "+")) and len(x) > 1:
-                j += 1
-            else:
-                break
+        j = _past_shell_options(words, k + 1)[0]
         if j >= len(words):
             return [""]
         found, after = [words[j]], words[j + 1 :]
@@ -314,21 +303,26 @@ def _reads_stdin(shell: list[str]) -> bool:
     """A shell given no -c and no script file, or -s: it runs what its standard input holds."""
     if _command_option(shell) is not None:
         return False
-    j = 1
-    while j < len(shell):
-        x = shell[j]
+    j, dash_s = _past_shell_options(shell, 1)
+    return dash_s or j >= len(shell)
+
+
+def _past_shell_options(words: list[str], j: int) -> tuple[int, bool]:
+    """From words[j], past a shell's options (`-o errexit`, `+x`, `--`): the index of its first
+    operand, and whether -s (read the script from standard input) was among them."""
+    dash_s = False
+    while j < len(words):
+        x = words[j]
         if x == "--":
-            j += 1
-            break
+            return j + 1, dash_s
         if x in _SHELL_VALUE_OPTIONS:
             j += 2
         elif x.startswith(("-", "+")) and len(x) > 1:
-            if x.startswith("-") and not x.startswith("--") and "s" in x[1:]:
-                return True
+            dash_s = dash_s or (x.startswith("-") and not x.startswith("--") and "s" in x[1:])
             j += 1
         else:
             break
-    return j >= len(shell)
+    return j, dash_s
 
 
 def strict_variants(part: CommandPart) -> list[list[str]]:

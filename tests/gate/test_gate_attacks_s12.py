@@ -17,6 +17,7 @@ import pytest
 
 from console.gate import NetworkRules
 from tests.gate.support import Echo, Harness, Origin, client_hello, running
+from tests.gate.test_gate_hello_attacks import unix_client
 from tests.gate.test_gate_hello_check import StreamsHarness
 
 PATHS = [pytest.param(Harness, id="spliced"), pytest.param(StreamsHarness, id="streams")]
@@ -26,13 +27,6 @@ OK = b"HTTP/1.1 200 Connection established\r\n\r\n"
 def policy() -> NetworkRules:
     return NetworkRules(allow=["ok.invalid"], deny=["evil.invalid"], default="deny",
                         ports=[80, 443])
-
-
-async def unix_client(h: Harness) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(s, h.path)
-    return s
 
 
 async def read_all(s: socket.socket, within: float = 3) -> bytes:
