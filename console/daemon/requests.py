@@ -9,11 +9,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.policy import Grant, Provenance
+from console.policy import Grant, Provenance, subject_too_long
 from console.text import request_line
 
 KINDS = ("exec", "network", "write", "custom")
-SUBJECT_MAX_BYTES = 4 * 1024
 DETAIL_MAX_BYTES = 16 * 1024
 TITLE_MAX_CHARS = 200
 
@@ -36,8 +35,8 @@ def check_request(kind: str, subject: Any, title: Any, detail: Any) -> str | Non
         return f'unknown request kind "{str(kind)[:40]}": use {", ".join(KINDS)}'
     if not isinstance(subject, str) or not subject.strip():
         return "a request needs a subject (the command, host:port, path or title)"
-    if len(subject.encode("utf-8", "surrogatepass")) > SUBJECT_MAX_BYTES:
-        return f"the subject is longer than {SUBJECT_MAX_BYTES} bytes"
+    if too_long := subject_too_long(subject):
+        return too_long
     if title is not None and (not isinstance(title, str) or len(title) > TITLE_MAX_CHARS):
         return f"the title must be text of at most {TITLE_MAX_CHARS} characters"
     if detail is not None and not isinstance(detail, dict):

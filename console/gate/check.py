@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from console.policy import Decision, ExecRules, GrantTable, evaluate_exec
+from console.policy import Decision, ExecRules, GrantTable, evaluate_exec, subject_too_long
 from console.policy.hosts import (
     BadTarget,
     IPAddress,
@@ -73,6 +73,9 @@ def rejected(kind: str, subject: str, reason: str) -> dict[str, Any]:
 
 def check_exec(rules: ExecRules, command: str, *, grants: GrantTable | None = None,
                run_id: str | None = None, profile: str | None = None) -> dict[str, Any]:
+    if too_long := subject_too_long(command):  # an agent's ask this long never reaches a rule
+        return rejected("exec", command, f"{too_long}: an agent's request this long is refused "
+                                         "before any rule reads it")
     decision = evaluate_exec(command, rules, grants, run_id=run_id, profile=profile, consume=False)
     return as_result("exec", command, decision)
 

@@ -48,15 +48,25 @@ from console.policy.grants import (
     split_subject,
 )
 from console.policy.shellwords import CommandPart, ParseError, canonical
-from console.policy.types import ACTIONS, Action, Decision, Provenance, RuleSource, strictest
+from console.policy.types import (
+    ACTIONS,
+    SUBJECT_MAX_BYTES,
+    Action,
+    Decision,
+    Provenance,
+    RuleSource,
+    strictest,
+    subject_too_long,
+)
 from console.policy.unwrap import expand
 
 __all__ = [  # console.policy is the one place callers import decisions, rules and grants from
     "ACTIONS", "GRANT_KINDS", "MAX_TIMED_S", "SCOPES", "WEB_PORTS", "Action", "CommandPattern",
-    "Decision", "ExecRules", "Grant", "GrantTable", "Provenance", "RuleSource", "Scope",
+    "SUBJECT_MAX_BYTES", "Decision", "ExecRules", "Grant", "GrantTable", "Provenance",
+    "RuleSource", "Scope",
     "canonical_network_pattern", "compile_pattern", "evaluate_exec", "grant_to_rule",
     "make_policy_eval", "new_grant", "parse_scope", "pattern_covers", "rule_list_for",
-    "rule_words", "split_subject", "strictest",
+    "rule_words", "split_subject", "strictest", "subject_too_long",
 ]
 
 

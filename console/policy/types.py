@@ -37,6 +37,16 @@ class Action(StrEnum):
 
 _RANK = {"allow": 0, "ask": 1, "deny": 2}
 ACTIONS = tuple(a.value for a in Action)
+# The longest subject (a command line, host:port) an agent may ask about; a longer one is
+# refused before any rule reads it, and `policy check` says the same.
+SUBJECT_MAX_BYTES = 4 * 1024
+
+
+def subject_too_long(subject: str) -> str | None:
+    """Why a subject is refused for its length, or None."""
+    if len(subject.encode("utf-8", "surrogatepass")) > SUBJECT_MAX_BYTES:
+        return f"the subject is longer than {SUBJECT_MAX_BYTES} bytes"
+    return None
 
 
 def strictest(*actions: str) -> Action:

@@ -13,8 +13,8 @@ from console.daemon.inbox import (
     EVENT_REQUESTED,
     Inbox,
 )
-from console.daemon.requests import DETAIL_MAX_BYTES, SUBJECT_MAX_BYTES
-from console.policy import GrantTable, Provenance
+from console.daemon.requests import DETAIL_MAX_BYTES
+from console.policy import SUBJECT_MAX_BYTES, GrantTable, Provenance
 from console.protocol import Failure
 
 from .conftest import WAIT, Clock, Recorder, next_pending

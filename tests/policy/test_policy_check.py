@@ -148,3 +148,18 @@ def test_any_command_warns_when_the_daemon_runs_another_file(daemon, tmp_path: P
     json.loads(out.stdout)  # stdout stays clean JSON
     same = daemon.cli("--config", daemon.env["PILOTHOUSE_CONFIG"], "profiles", "--json")
     assert "warning" not in same.stderr
+
+
+def test_a_command_too_long_for_an_agent_is_rejected_as_the_agent_would_be(
+        daemon, corpus_config: Path) -> None:
+    """An agent's ask over SUBJECT_MAX_BYTES is refused before any rule reads it (agent.sock);
+    `policy check` says so on both paths, and the daemon does not read a teammate's megabyte
+    of shell on its event loop."""
+    from console.policy import SUBJECT_MAX_BYTES
+
+    command = "echo " + "x" * SUBJECT_MAX_BYTES
+    got = check(corpus_config, "demo", "--", command)
+    assert got["decision"] == "reject" and f"longer than {SUBJECT_MAX_BYTES} bytes" in got["reason"]
+    out = daemon.cli("policy", "check", "demo", "--json", "--", command)
+    got = json.loads(out.stdout)
+    assert got["decision"] == "reject" and f"longer than {SUBJECT_MAX_BYTES} bytes" in got["reason"]
