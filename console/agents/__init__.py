@@ -131,11 +131,20 @@ MANAGED_DIR = "managed"  # inside the run folder; bound at /etc/claude-code in e
 # .claude/settings.json or settings.local.json cannot switch it off ("disableAllHooks" in a
 # non-managed layer leaves managed hooks running). The same hook stays in ~/.claude for
 # versions that predate managed hooks; a second call of the same command is deduplicated.
+# Two ways to run a command that no PreToolUse hook sees are closed here too: a skill's inline
+# `!` shell lines (a skill the agent writes into ~/.claude/skills, or a repository ships), and an
+# MCP server the agent writes into ~/.claude.json, started by every later Claude Code in the run.
+# Only the managed layer's MCP servers run: an organisation's own come along (managed_settings).
 CLAUDE_MANAGED_SETTINGS: dict = {
     "hooks": CLAUDE_SETTINGS["hooks"],
     "sandbox": {"enabled": False},
     "disableBypassPermissionsMode": "disable",
+    "disableSkillShellExecution": True,
+    "allowManagedMcpServersOnly": True,
+    "allowedMcpServers": [],
 }
+# What our layer forces over the host's own managed settings.
+_FORCED = ("sandbox", "disableSkillShellExecution", "allowManagedMcpServersOnly")
 
 
 HOST_MANAGED_SETTINGS = Path("/etc/claude-code/managed-settings.json")
@@ -162,8 +171,10 @@ def managed_settings(host_file: Path | None = None) -> dict:
     hooks["PreToolUse"] = [*(hooks.get("PreToolUse") or []),
                            *CLAUDE_MANAGED_SETTINGS["hooks"]["PreToolUse"]]  # fmt: skip
     merged["hooks"] = hooks
-    merged["sandbox"] = {"enabled": False}
+    for key in _FORCED:
+        merged[key] = CLAUDE_MANAGED_SETTINGS[key]
     merged.setdefault("disableBypassPermissionsMode", "disable")
+    merged.setdefault("allowedMcpServers", [])  # the host's own list, when it has one, stands
     return merged
 
 

@@ -160,3 +160,21 @@ def test_run_folder_files(tmp_path) -> None:
     assert "include_usage: true" in mounts["/home/agent/.aider.model.settings.yml"].read_text()
     cache = mounts["/home/agent/.aider/caches/model_prices_and_context_window.json"]
     assert json.loads(cache.read_text())  # non-empty: an empty cache is fetched again
+
+
+def test_managed_settings_close_what_no_hook_sees_over_the_hosts_own(tmp_path) -> None:
+    """A skill's `!` shell lines and MCP servers the agent writes are never run by a hook's
+    grace: our managed layer switches them off even where the host's managed settings say
+    otherwise; the host's own allowed MCP servers stay its own (review I round 2, session 12)."""
+    from console.agents import managed_settings
+
+    host = tmp_path / "managed-settings.json"
+    host.write_text(json.dumps({"disableSkillShellExecution": False,
+                                "allowManagedMcpServersOnly": False,
+                                "allowedMcpServers": [{"serverName": "org-docs"}]}))
+    merged = managed_settings(host)
+    assert merged["disableSkillShellExecution"] is True
+    assert merged["allowManagedMcpServersOnly"] is True
+    assert merged["allowedMcpServers"] == [{"serverName": "org-docs"}]
+    ours = managed_settings(tmp_path / "absent.json")
+    assert ours["disableSkillShellExecution"] is True and ours["allowedMcpServers"] == []
