@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 from console.gate.sockio import connect_stream
 from console.gate.splice import Activity
-from console.policy.hosts import IPAddress, Target, normalise_host
+from console.policy.hosts import (
+    IPAddress,
+    Target,
+    normalise_host,
+    parse_absolute_url,
+    parse_connect_target,
+)
 from console.policy.netrules import BadPattern, NetMatch, parse_pattern
 
 if TYPE_CHECKING:
@@ -23,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
     "TurnAway", "Upstream", "Verdict", "denial", "dial_address", "host_header", "ip_authority",
-    "ip_text", "meter_host", "system_resolver", "READ_LIMIT",
+    "ip_text", "meter_host", "read_absolute", "read_connect", "system_resolver", "READ_LIMIT",
 ]
 
 READ_LIMIT = 64 * 1024
@@ -103,6 +109,24 @@ def ip_text(ip: IPAddress) -> str:
     """An address's text, remembered: str() of an ipaddress object is slow, and the same few
     addresses are written into every decision, dial and close record."""
     return str(ip)
+
+
+# Request targets repeat (an agent calls the same hosts all day) and parsing one is pure, so
+# the parsed form of short targets is remembered; a bad target raises and is not remembered.
+_REMEMBER_TARGET_CHARS = 300
+_connect_target = functools.lru_cache(maxsize=1024)(parse_connect_target)
+_absolute_url = functools.lru_cache(maxsize=1024)(parse_absolute_url)
+
+
+def read_connect(raw: str) -> Target:
+    """parse_connect_target, remembered for short targets."""
+    return _connect_target(raw) if len(raw) <= _REMEMBER_TARGET_CHARS else \
+        parse_connect_target(raw)
+
+
+def read_absolute(raw: str) -> tuple[Target, str]:
+    """parse_absolute_url, remembered for short targets."""
+    return _absolute_url(raw) if len(raw) <= _REMEMBER_TARGET_CHARS else parse_absolute_url(raw)
 
 
 class Refusal(Exception):

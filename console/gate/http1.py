@@ -184,6 +184,11 @@ def render(start: str, headers: list[tuple[str, str]]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
+# Chunks relayed before the loop gets a turn: one read holds thousands of one-byte chunks,
+# each parsed and forwarded without waiting, while every other connection of the daemon waits.
+_CHUNKS_PER_TURN = 64
+
+
 async def relay_exact(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int,
                       tap: Tap = None, what: str = "a body", *, prefix: bytes = b"") -> int:
     """Forward exactly n body bytes as they arrive; `prefix` (a head) goes out with the first
@@ -218,8 +223,11 @@ async def relay_chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
                         tap: Tap = None, *, decode: bool = False) -> int:
     """Forward a chunked body, re-framed canonically (extensions and trailers dropped).
     With `decode`, write only the payload (for an HTTP/1.0 peer). Returns payload bytes."""
-    total = 0
+    total = chunks = 0
     while True:
+        chunks += 1
+        if chunks % _CHUNKS_PER_TURN == 0:
+            await asyncio.sleep(0)  # a body of tiny chunks must not hold the loop (below)
         size_text = (await _chunk_line(reader)).split(b";", 1)[0].strip(b" \t")
         if not re.fullmatch(rb"[0-9a-fA-F]{1,15}", size_text):
             raise HttpError(400, f"bad chunk size {size_text[:20]!r}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import socket
 import time
@@ -46,6 +45,8 @@ from console.gate.common import (
     dial_address,
     ip_text,
     meter_host,
+    read_absolute,
+    read_connect,
     system_resolver,
 )
 from console.gate.deciding import Deciding, TokenBucket
@@ -55,35 +56,14 @@ from console.gate.readiness import Readiness
 from console.gate.sockio import Listener, SockStream
 from console.gate.splice import CAN_SPLICE, SplicedTunnel, pump, splice
 from console.gate.tls import MAX_HELLO_BYTES, HelloCheck
-from console.policy.hosts import (
-    BadTarget,
-    IPAddress,
-    Target,
-    parse_absolute_url,
-    parse_connect_target,
-)
+from console.policy.hosts import BadTarget, IPAddress, Target
 from console.policy.netrules import NetworkRules
 
 __all__ = ["Gate", "GateLimits", "NetAsk", "Verdict", "dial_address", "system_resolver"]
 
 log = logging.getLogger(__name__)
 HEAD_READ_LIMIT = 16 * 1024  # the client reader's buffer bound; heads are limited separately
-
-
-# Request targets repeat (an agent calls the same hosts all day) and parsing one is pure, so
-# the parsed form of short targets is remembered; a bad target raises and is not remembered.
-_REMEMBER_TARGET_CHARS = 300
-_connect_target = functools.lru_cache(maxsize=1024)(parse_connect_target)
-_absolute_url = functools.lru_cache(maxsize=1024)(parse_absolute_url)
-
-
-def _parse_connect(raw: str) -> Target:
-    return _connect_target(raw) if len(raw) <= _REMEMBER_TARGET_CHARS else \
-        parse_connect_target(raw)
-
-
-def _parse_absolute(raw: str) -> tuple[Target, str]:
-    return _absolute_url(raw) if len(raw) <= _REMEMBER_TARGET_CHARS else parse_absolute_url(raw)
+REQUESTS_PER_TURN = 8  # requests served on one connection before the loop gets a turn
 
 
 class _SniMismatch(Exception):
@@ -245,8 +225,11 @@ class Gate(Deciding):
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      conn: Conn) -> None:
-        first = True
+        first, served = True, 0
         while True:
+            served += 1
+            if served % REQUESTS_PER_TURN == 0:  # pipelined requests answered ahead of time
+                await asyncio.sleep(0)  # must not hold every other connection's turn
             try:
                 # The whole head within head_timeout: a trickled head holds a buffer. A head
                 # already here whole cannot make read_head wait, so it needs no timer.
@@ -342,7 +325,7 @@ class Gate(Deciding):
                        req: Head, conn: Conn) -> None:
         raw = req.start[1]
         try:
-            target = _parse_connect(raw)
+            target = read_connect(raw)
         except BadTarget as exc:
             await self._reject(writer, 400, exc.reason, "CONNECT", raw)
             return
@@ -362,7 +345,7 @@ class Gate(Deciding):
         # cancelled if the other failed meanwhile.
         check = HelloCheck.naming(target.host)
         conn.how = await splice(self._client_to_upstream(reader, up, check),
-                                pump(up.reader, writer, up.act, up=False))
+                                pump(up.reader, writer, up.act, up=False, hello=check))
         if check.refused:
             await self._record_hello_refused(check, target)
 
@@ -378,9 +361,10 @@ class Gate(Deciding):
         if self._readiness is None:
             self._readiness = Readiness()
         tunnel = SplicedTunnel(client.sock, upstream.sock, up.act, self._readiness, self._budget)
+        check = HelloCheck.naming(target.host)
         try:
-            tunnel.start_down()
-            tunnel.start_up(HelloCheck.naming(target.host), client.take_buffered())
+            tunnel.start_down(watch=check)
+            tunnel.start_up(check, client.take_buffered())
             how = await tunnel.wait()
             if tunnel.refused is not None:
                 await self._record_hello_refused(tunnel.refused, target)
@@ -392,7 +376,8 @@ class Gate(Deciding):
     async def _client_to_upstream(self, reader: asyncio.StreamReader, up: Upstream,
                                   check: HelloCheck) -> None:
         if await self._forward_hello(reader, up, check):
-            await pump(reader, up.writer, up.act, up=True)
+            if not await pump(reader, up.writer, up.act, up=True, hello=check):
+                raise _SniMismatch(check.hello.sni if check.hello else None)  # a second hello
         elif up.writer.can_write_eof():
             with contextlib.suppress(OSError, RuntimeError):
                 up.writer.write_eof()
@@ -443,7 +428,7 @@ class Gate(Deciding):
             await self._reject(writer, 400, reason, method, raw)
             return False
         try:
-            target, path = _parse_absolute(raw)
+            target, path = read_absolute(raw)
             framing, length = body_framing(req, request=True)
             if framing == "chunked" and version == "HTTP/1.0":
                 raise HttpError(400, "chunked body in an HTTP/1.0 request")

@@ -18,6 +18,8 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
+from console.gate.tls import HelloResult
+
 if TYPE_CHECKING:
     from console.config.bounds import FdBudget
     from console.gate.readiness import Readiness
@@ -40,22 +42,39 @@ class Activity:
 
 
 async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, act: Activity,
-               up: bool) -> None:
-    """Copy until EOF, then half-close the far side so request/response protocols finish."""
+               up: bool, hello: HelloCheck | None = None) -> bool:
+    """Copy until EOF, then half-close the far side so request/response protocols finish.
+
+    With `hello`, the tunnel's hello check: the server's direction shows it its first bytes
+    before they pass (HelloCheck.watch_server), and the client's holds what it sends while the
+    check waits for a second ClientHello, until it decides. False when it refused them (none
+    of them sent)."""
+    watch = hello if not up else None
     while True:
         data = await reader.read(_PIECE)
-        if not data:
+        eof = not data
+        if watch is not None and watch.watch_server(data):
+            watch = None  # decided, before the answer reaches the client
+        if up and hello is not None and hello.waiting:
+            if not hello.feed(data):
+                continue
+            if hello.refused:
+                return False
+            data = bytes(hello.buf)
+        if data:
+            act.last = time.monotonic()
+            if up:
+                act.up += len(data)
+            else:
+                act.down += len(data)
+            writer.write(data)
+            await writer.drain()
+        if eof:
             break
-        act.last = time.monotonic()
-        if up:
-            act.up += len(data)
-        else:
-            act.down += len(data)
-        writer.write(data)
-        await writer.drain()
     if writer.can_write_eof():
         with contextlib.suppress(OSError, RuntimeError):
             writer.write_eof()
+    return True
 
 
 async def splice(up: Awaitable[None], down: Awaitable[None]) -> str:
@@ -112,7 +131,8 @@ class _Direction:
     sent, so a slow receiver stops the sender (back-pressure) instead of growing a buffer."""
 
     def __init__(self, tunnel: SplicedTunnel, src: socket.socket, dst: socket.socket,
-                 up: bool, check: HelloCheck | None = None) -> None:
+                 up: bool, check: HelloCheck | None = None,
+                 watch: HelloCheck | None = None) -> None:
         self.tunnel, self.src_sock, self.dst_sock, self.up = tunnel, src, dst, up
         self.src, self.dst = src.fileno(), dst.fileno()
         self.r = self.w = -1
@@ -122,6 +142,7 @@ class _Direction:
         self.moved = 0
         self.no_pipe = False  # set once a pipe was asked for (see _open_pipe)
         self.check = check  # holds the first bytes until it passes them (tls.HelloCheck)
+        self.watch = watch  # the server's direction: shown its first bytes before they pass
         self.reading = self.writing = self.eof = self.gone = False
         self._resume()
 
@@ -164,6 +185,12 @@ class _Direction:
         """After a read of n bytes (0: EOF; read by recv, they are in `held`)."""
         self.tunnel.act.last = time.monotonic()
         eof = n == 0
+        # Before any pipe (the first bytes of a direction are always recv-ed): a retry request
+        # re-arms the client's check before the client can see it and answer.
+        if self.watch is not None and self.watch.watch_server(self.held[:n]):
+            watch, self.watch = self.watch, None
+            if watch.waiting:
+                self.tunnel.rearm(watch)
         if self.check is not None:
             if not self._checked():
                 return
@@ -307,8 +334,10 @@ class SplicedTunnel:
         self.refused: HelloCheck | None = None
         self.result: asyncio.Future[str] = self.loop.create_future()
 
-    def start_down(self) -> None:
-        self.directions.append(_Direction(self, self.upstream, self.client, up=False))
+    def start_down(self, watch: HelloCheck | None = None) -> None:
+        """Upstream -> client; `watch` (the client's hello check) sees its first bytes."""
+        self.directions.append(_Direction(self, self.upstream, self.client, up=False,
+                                          watch=watch))
 
     def start_up(self, check: HelloCheck | None = None, first: bytes = b"") -> None:
         """Client -> upstream, `first` (what was read behind the CONNECT head) before the rest;
@@ -318,6 +347,17 @@ class SplicedTunnel:
         if first:
             direction.held = first
             direction.took(len(first))
+
+    def rearm(self, check: HelloCheck) -> None:
+        """The server asked the client for another hello: the client's direction holds what
+        comes next for `check` again. Past its first bytes it may move them by splice(2),
+        unseen: such a tunnel ends instead (no client sends that much before a retry)."""
+        up = next(d for d in self.directions if d.up)
+        if up.w >= 0:
+            check.hello = HelloResult("malformed", detail="a second ClientHello after bulk data")
+            self.refuse(check)
+            return
+        up.check = check
 
     def refuse(self, check: HelloCheck) -> None:
         """The hello check refused the client's first bytes, none of which were sent: both

@@ -26,6 +26,12 @@ _HANDSHAKE = 0x16
 # opening with one of these speaks TLS but hides its ClientHello behind it: some servers skip a
 # warning alert before the hello, so what follows would reach them unchecked. Refused.
 _OTHER_TLS_RECORDS = frozenset((0x14, 0x15, 0x17, 0x18))
+# Records a client may send between two ClientHellos (RFC 8446: a compatibility
+# change_cipher_spec, early data the server then drops), skipped to reach the second one.
+_BETWEEN_HELLOS = frozenset((0x14, 0x17))
+_SERVER_HELLO = 0x02
+_RETRY_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+_RETRY_AT = 5 + 4 + 2  # record header, handshake header, legacy_version
 _CLIENT_HELLO = 0x01
 _EXT_SERVER_NAME = 0x0000
 
@@ -39,14 +45,15 @@ class HelloResult:
     sni: str | None = None
     detail: str = ""
     want: int = 0  # need_more: the buffer length at which parsing again can say more
+    end: int = 0  # ok: where the hello's last record ends in the buffer
 
 
 _NEED_MORE = HelloResult("need_more")
 
 
-def _handshake_bytes(buf: bytes) -> tuple[bytes, int] | HelloResult:
+def _handshake_bytes(buf: bytes) -> tuple[bytes, int, int] | HelloResult:
     """Concatenate handshake record payloads; (data, the buffer length at which the record
-    being read is whole, or 0 when the hello's records are)."""
+    being read is whole, or 0 when the hello's records are; then where they end)."""
     out = bytearray()
     pos = records = 0
     while pos + 5 <= len(buf):
@@ -59,7 +66,7 @@ def _handshake_bytes(buf: bytes) -> tuple[bytes, int] | HelloResult:
             return HelloResult("malformed", detail="bad TLS record header")
         if pos + 5 + length > len(buf):
             out += buf[pos + 5 :]
-            return bytes(out), pos + 5 + length
+            return bytes(out), pos + 5 + length, 0
         out += buf[pos + 5 : pos + 5 + length]
         pos += 5 + length
         records += 1
@@ -68,8 +75,8 @@ def _handshake_bytes(buf: bytes) -> tuple[bytes, int] | HelloResult:
             return HelloResult("malformed", detail=f"ClientHello spread over more than "
                                f"{MAX_HELLO_RECORDS} records")
         if len(out) >= 4 and len(out) >= 4 + int.from_bytes(out[1:4]):
-            return bytes(out), 0
-    return bytes(out), pos + 5
+            return bytes(out), 0, pos
+    return bytes(out), pos + 5, 0
 
 
 def parse_client_hello(buf: bytes) -> HelloResult:
@@ -87,7 +94,7 @@ def parse_client_hello(buf: bytes) -> HelloResult:
     got = _handshake_bytes(buf)
     if isinstance(got, HelloResult):
         return got
-    hs, want = got
+    hs, want, end = got
     if len(hs) < 4:
         return HelloResult("need_more", want=want) if len(buf) < MAX_HELLO_BYTES \
             else HelloResult("malformed")
@@ -99,10 +106,35 @@ def parse_client_hello(buf: bytes) -> HelloResult:
     if len(hs) < 4 + body_len:
         return HelloResult("need_more", want=want) if len(buf) < MAX_HELLO_BYTES + 1024 \
             else HelloResult("malformed")
+    if len(hs) > 4 + body_len:  # no client puts anything behind its hello in the same record
+        return HelloResult("malformed", detail="another handshake message behind the ClientHello")
     try:
-        return HelloResult("ok", sni=_server_name(hs[4 : 4 + body_len]))
+        return HelloResult("ok", sni=_server_name(hs[4 : 4 + body_len]), end=end)
     except (IndexError, ValueError) as exc:
         return HelloResult("malformed", detail=str(exc))
+
+
+def _past_records(buf: bytes, types: frozenset[int]) -> int:
+    """Where the first record not of `types` starts (len(buf) when all are); -1 while one of
+    them is still incomplete."""
+    pos = 0
+    while pos < len(buf) and buf[pos] in types:
+        if pos + 5 > len(buf):
+            return -1
+        pos += 5 + int.from_bytes(buf[pos + 3 : pos + 5])
+        if pos > len(buf):
+            return -1
+    return pos
+
+
+def is_retry_request(buf: bytes) -> bool | None:
+    """Whether a server's first bytes are a TLS 1.3 HelloRetryRequest (a ServerHello whose
+    random is the fixed value of RFC 8446 4.1.3); None while too few have come to say."""
+    if buf[:1] not in (b"", bytes([_HANDSHAKE])) or (len(buf) > 5 and buf[5] != _SERVER_HELLO):
+        return False
+    if len(buf) < _RETRY_AT + len(_RETRY_RANDOM):
+        return None
+    return buf[_RETRY_AT : _RETRY_AT + len(_RETRY_RANDOM)] == _RETRY_RANDOM
 
 
 class _Cursor:
@@ -153,17 +185,21 @@ class HelloCheck:
     """A tunnel's first bytes from the client, held until they say whether they may go on.
 
     A ClientHello must name the CONNECT target, or no name at all; a malformed one is refused;
-    anything that is not TLS passes (plain protocols, server-first ones). Both of the gate's
-    pumps feed it (the awaited one for asyncio streams, the loop callbacks of a spliced
-    tunnel), so the decision is made here only. A hello is parsed again only once its buffer
-    can say more (`want`): one trickled a byte at a time is not parsed per byte."""
+    anything that is not TLS passes (plain protocols, server-first ones). Another ClientHello
+    sent behind the first, in the same bytes or after the server's HelloRetryRequest (which
+    `watch_server` sees pass, and which re-arms the check), is checked the same way. Both of
+    the gate's pumps feed it (the awaited one for asyncio streams, the loop callbacks of a
+    spliced tunnel), so the decision is made here only. A hello is parsed again only once its
+    buffer can say more (`want`): one trickled a byte at a time is not parsed per byte."""
 
-    __slots__ = ("buf", "want", "hello", "_matches")
+    __slots__ = ("buf", "want", "hello", "retrying", "_server", "_matches")
 
     def __init__(self, name_matches: Callable[[str], bool]) -> None:
         self.buf = bytearray()
         self.want = 0
         self.hello: HelloResult | None = None  # set once decided
+        self.retrying = False  # re-armed by a HelloRetryRequest: the next hello is checked
+        self._server = b""  # the server's first bytes, until they say whether they are one
         self._matches = name_matches
 
     @classmethod
@@ -177,20 +213,68 @@ class HelloCheck:
                 return False
         return cls(matches)
 
+    @property
+    def waiting(self) -> bool:
+        """Re-armed and not yet decided: what the client sends now is held and fed here."""
+        return self.retrying and self.hello is None
+
     def feed(self, data: bytes) -> bool:
         """The next bytes from the client (b"" at its EOF); True once decided."""
         self.buf += data
         if data and len(self.buf) < self.want:
             return False
-        hello = parse_client_hello(self.buf)
+        hello = self._read(bytes(self.buf))
         if hello.status == "need_more" and data:
             self.want = hello.want
             return False
         self.hello = hello
         return True
 
+    def _read(self, buf: bytes) -> HelloResult:
+        """The hello in buf (after a HelloRetryRequest: past the records a client may send
+        before its second one), then every further hello behind it in the same bytes."""
+        start = 0
+        if self.retrying:
+            start = _past_records(buf, _OTHER_TLS_RECORDS)
+            if start < 0 or start == len(buf):
+                return _NEED_MORE
+        hello = parse_client_hello(buf[start:])
+        if hello.status == "need_more":
+            return HelloResult("need_more", want=start + hello.want if hello.want else 0)
+        if hello.status == "not_tls" and self.retrying:
+            return HelloResult("malformed", detail="no ClientHello after a HelloRetryRequest")
+        pos = start + hello.end
+        while hello.status == "ok" and not self._names_another(hello) and pos < len(buf):
+            skipped = _past_records(buf[pos:], _OTHER_TLS_RECORDS)
+            if skipped < 0:
+                return _NEED_MORE  # a record behind the hello, still incomplete
+            pos += skipped
+            if pos == len(buf) or buf[pos] != _HANDSHAKE:
+                break  # nothing more, or not TLS: passed as it is
+            more = parse_client_hello(buf[pos:])
+            if more.status != "ok":
+                return _NEED_MORE if more.status == "need_more" else more
+            hello, pos = more, pos + more.end
+        return hello
+
+    def _names_another(self, hello: HelloResult) -> bool:
+        return hello.sni is not None and not self._matches(hello.sni)
+
+    def watch_server(self, data: bytes) -> bool:
+        """The server's first bytes as they pass (b"" at its EOF); True once they said whether
+        they are a HelloRetryRequest. One that answers a hello this check passed re-arms it:
+        `waiting` is then true until the next hello is decided."""
+        self._server += data[: _RETRY_AT + len(_RETRY_RANDOM) - len(self._server)]
+        retry = is_retry_request(self._server) if data else False
+        if retry is None:
+            return False
+        self._server = b""
+        if retry and self.hello is not None and self.hello.status == "ok":
+            self.retrying, self.hello, self.buf, self.want = True, None, bytearray(), 0
+        return True
+
     @property
     def refused(self) -> bool:
         hello = self.hello
         return hello is not None and (hello.status == "malformed" or (
-            hello.status == "ok" and hello.sni is not None and not self._matches(hello.sni)))
+            hello.status == "ok" and self._names_another(hello)))

@@ -151,6 +151,7 @@ class UsageMeter:
         self._line = bytearray()
         self._skipping_line = False
         self._event: list[bytes] = []
+        self._event_bytes = 0  # an event's data lines, bounded like a line (max_line)
         self._buf = bytearray()
         self._head = b""
         self._truncated = False
@@ -220,7 +221,12 @@ class UsageMeter:
                 self._dispatch_event()
             elif line.startswith(b"data:"):
                 value = line[5:]
-                self._event.append(value[1:] if value.startswith(b" ") else value)
+                value = value[1:] if value.startswith(b" ") else value
+                self._event_bytes += len(value) + 1
+                if self._event_bytes > self._max_line:  # data lines without end: not metered,
+                    self._event, self._event_bytes = [], 0  # never kept (the event is dropped)
+                    return
+                self._event.append(value)
             return
         text = line.strip()
         if text.startswith(b"{") and text.endswith(b"}"):
@@ -230,7 +236,7 @@ class UsageMeter:
         if not self._event:
             return
         payload = b"\n".join(self._event).strip()
-        self._event = []
+        self._event, self._event_bytes = [], 0
         if payload and payload != b"[DONE]":
             self._take_json(payload)
 

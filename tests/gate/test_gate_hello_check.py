@@ -118,3 +118,52 @@ def test_the_check_waits_for_a_whole_hello_then_decides_once() -> None:
     assert plain.feed(b"SSH-2.0-x\r\n") and not plain.refused  # not TLS: passes
     short = HelloCheck(lambda sni: False)
     assert not short.feed(hello[:10]) and short.feed(b"") and not short.refused  # EOF decides
+
+
+RETRY_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
+
+
+def server_hello(random: bytes) -> bytes:
+    body = b"\x03\x03" + random + b"\x00" + b"\x13\x01" + b"\x00" + b"\x00\x00"
+    msg = b"\x02" + len(body).to_bytes(3) + body
+    return b"\x16\x03\x03" + len(msg).to_bytes(2) + msg
+
+
+CCS = bytes([0x14, 3, 3, 0, 1, 1])
+EARLY_DATA = bytes([0x17, 3, 3, 0, 3, 1, 2, 3])
+
+
+def test_a_retry_request_rearms_the_check_for_the_second_hello() -> None:
+    """RFC 8446 4.1.3: after a HelloRetryRequest the client sends a second ClientHello, which
+    must name the CONNECT target as the first did (review H round 2, session 12)."""
+    check = HelloCheck.naming("ok.invalid")
+    assert check.feed(client_hello("ok.invalid")) and not check.refused
+    hrr = server_hello(RETRY_RANDOM)
+    assert not check.watch_server(hrr[:20])  # too few bytes to say yet
+    assert check.watch_server(hrr[20:]) and check.waiting
+    assert not check.feed(CCS)  # the compatibility record alone: still waiting for the hello
+    assert check.feed(client_hello("evil.invalid")) and check.refused
+
+    again = HelloCheck.naming("ok.invalid")
+    again.feed(client_hello("ok.invalid"))
+    again.watch_server(hrr)
+    assert again.feed(CCS + client_hello("ok.invalid")) and not again.refused
+
+
+def test_an_ordinary_server_hello_leaves_the_check_decided() -> None:
+    check = HelloCheck.naming("ok.invalid")
+    check.feed(client_hello("ok.invalid"))
+    assert check.watch_server(server_hello(bytes(32))) and not check.waiting and not check.refused
+    plain = HelloCheck.naming("ok.invalid")
+    plain.feed(b"GET / HTTP/1.1\r\n\r\n")  # not TLS: nothing to re-arm
+    assert plain.watch_server(server_hello(RETRY_RANDOM)) and not plain.waiting
+
+
+def test_what_follows_the_first_hello_in_the_same_bytes() -> None:
+    """Early data behind the hello passes; a second hello behind it is checked too."""
+    check = HelloCheck.naming("ok.invalid")
+    assert check.feed(client_hello("ok.invalid") + CCS + EARLY_DATA) and not check.refused
+    assert bytes(check.buf).endswith(EARLY_DATA)
+    twice = HelloCheck.naming("ok.invalid")
+    assert twice.feed(client_hello("ok.invalid") + CCS + client_hello("evil.invalid"))
+    assert twice.refused

@@ -159,3 +159,18 @@ def test_anthropic_prompt_counts_cache_writes_and_reads() -> None:
     assert u is not None
     assert (u.prompt_tokens, u.completion_tokens, u.cached_tokens) == (4312, 42, 4000)
     assert u.total_tokens == 4354
+
+
+def test_an_event_of_endless_data_lines_is_not_kept_without_bound() -> None:
+    """A metered upstream streaming `data:` lines with no blank line between them: the meter
+    holds at most one line's bound of them (the event is dropped, not metered), and the next
+    whole event is read as usual (review H round 2, session 12)."""
+    meter = UsageMeter("text/event-stream", max_line=4096)
+    for _ in range(10_000):
+        meter.feed(b"data: " + b"x" * 100 + b"\n")
+    held = sum(len(v) for v in meter._event)  # noqa: SLF001 - the bound is the point
+    assert held <= 4096
+    meter.feed(b"\ndata: " + json.dumps({"usage": {"prompt_tokens": 3, "completion_tokens": 4,
+                                                    "total_tokens": 7}}).encode() + b"\n\n")
+    got = meter.finish()
+    assert got is not None and got.total_tokens == 7
