@@ -19,7 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from console.policy.shellwords import CommandPart, ParseError, command_words, write_targets
+from console.policy.parts import (
+    CommandPart,
+    ParseError,
+    command_words,
+    redirection_words,
+    write_targets,
+)
 from console.policy.unwrap import expand, strict_variants, unwrap_stages
 
 # Long and short spellings of one flag, per program, folded to one name.
@@ -227,10 +233,22 @@ class CommandPattern:
         risky = risky_options(words[0] if words else "", words[len(self.program_words):])
         said = ([f"writes {', '.join(w or '(no target)' for w in writes)}"] if writes else []) + (
             [f"has {', '.join(risky)}"] if risky else [])
-        if part.globbed:
+        if self._glob_past(part):
             said.append("a glob that may expand to a file named like an option, such as "
                         "--pre=sh; write ./* instead of *")
         return "; ".join(said) or None
+
+    def _glob_past(self, part: CommandPart) -> bool:
+        """Whether a word past this pattern's own, before a `--`, may glob into an option."""
+        if not part.globs:
+            return False
+        kept = [i for i in range(len(part.words)) if i not in redirection_words(part)]
+        for i in kept[len(self.program_words):]:
+            if part.words[i] == "--":
+                return False
+            if i in part.globs:
+                return True
+        return False
 
     def is_exactly(self, part: CommandPart) -> bool:
         return part.words == self.part.words and part.redirects == self.part.redirects

@@ -14,7 +14,7 @@ from typing import Any
 from console.policy.execshape import CommandPattern, compile_pattern
 from console.policy.hosts import BadTarget, ip_literal, normalise_host, parse_connect_target
 from console.policy.netrules import Pattern, parse_pattern
-from console.policy.shellwords import CommandPart, ParseError, canonical
+from console.policy.parts import CommandPart, ParseError, canonical
 from console.policy.types import Provenance
 from console.policy.unwrap import expand
 from console.protocol import new_id

@@ -10,7 +10,7 @@ from typing import Any
 from console.policy import WEB_PORTS, ExecRules, pattern_covers, split_subject
 from console.policy.hosts import BadTarget
 from console.policy.netrules import parse_pattern
-from console.policy.shellwords import ParseError
+from console.policy.parts import ParseError
 from console.policy.unwrap import expand, normalise
 
 _DESTRUCTIVE = {"rm", "rmdir", "dd", "shred", "truncate", "mkfs", "wipefs", "fdisk", "parted",

@@ -13,75 +13,8 @@ pass it. Anything unfinished (a quote, a `$(`) raises ParseError: the caller the
 from __future__ import annotations
 
 import re
-import shlex
-from dataclasses import dataclass, field
 
-
-class ParseError(ValueError):
-    """The command line cannot be read (unbalanced quotes, an unfinished substitution)."""
-
-
-@dataclass
-class CommandPart:
-    words: list[str]
-    opaque: bool = False  # holds a substitution or $'...': its words are not the whole story
-    nested: bool = False  # found inside another command ($(...), eval, sh -c)
-    inner: list[str] = field(default_factory=list)  # nested command strings found in it
-    # Indexes in words of redirection operators (`>`, `2>&1`, `<<`): a quoted '>' is a word, not
-    # one of these.
-    redirects: list[int] = field(default_factory=list)
-    heredocs: list[str] = field(default_factory=list)  # the bodies of its << here-documents
-    # A word past the first that may expand to a file named like an option: an unquoted glob
-    # with nothing before it, or only a dash (`*`, `?*`, `[-]*`, `-*`), matches `--pre=sh`.
-    globbed: bool = False
-    # It runs what its words do not show (xargs, find -exec {}, a shell reading its standard
-    # input: unwrap._runs_unseen). Never allowed by a rule, like opaque; a rule may still name
-    # such a command (`forbid = ["xargs"]`), which an opaque rule may not.
-    unseen: bool = False
-
-    @property
-    def blind(self) -> bool:
-        """Whether the rules cannot see everything this part runs."""
-        return self.opaque or self.unseen
-
-
-def canonical(part: CommandPart) -> str:
-    """One command part as a string that reads back to the same words (and redirections)."""
-    return " ".join(w if i in part.redirects else shlex.quote(w) for i, w in enumerate(part.words))
-
-
-_DUP = re.compile(r"^[0-9]*[<>]&([0-9]+|-)$")  # 2>&1, >&2, <&0, >&-: no file involved
-_READS = re.compile(r"^[0-9]*(<|<<|<<-|<<<)$")
-
-
-def redirections(part: CommandPart) -> list[tuple[str, str]]:
-    """(operator, target) for each redirection of a part; a dup like 2>&1 has target ""."""
-    out = []
-    for i in part.redirects:
-        op = part.words[i]
-        if _DUP.match(op):
-            out.append((op, ""))
-        else:
-            out.append((op, part.words[i + 1] if i + 1 < len(part.words) else ""))
-    return out
-
-
-def write_targets(part: CommandPart) -> list[str]:
-    """Files a part's redirections open for writing (/dev/null is not one). A missing target is
-    listed as "" so that it still counts."""
-    return [t for op, t in redirections(part)
-            if not _DUP.match(op) and not _READS.match(op) and t != "/dev/null"]
-
-
-def command_words(part: CommandPart) -> list[str]:
-    """The words without redirections and their targets: what the program receives."""
-    skip: set[int] = set()
-    for i in part.redirects:
-        skip.add(i)
-        if not _DUP.match(part.words[i]):
-            skip.add(i + 1)
-    return [w for i, w in enumerate(part.words) if i not in skip]
-
+from console.policy.parts import CommandPart, ParseError
 
 _SEPARATORS = ";&|\n()"
 _BLANKS = " \t"
@@ -185,12 +118,20 @@ def _close_brace(s: str, i: int) -> int:
 
 
 
+_EXTGLOB = "@?*+!"  # before "(": an extglob group, part of its word
+_ARRAY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=$")  # NAME=( starts an array
+
+
 def _word_end(s: str, i: int) -> int:
     """Index just past the word that s[i] is in, skipping quoted text and substitutions."""
     j, n = i, len(s)
-    while j < n and s[j] not in _BLANKS and s[j] not in _SEPARATORS and s[j] not in "<>":
+    while j < n and s[j] not in _BLANKS and s[j] not in "<>":
         c = s[j]
-        if c in _QUOTING:
+        if c == "(" and j > i and (s[j - 1] in _EXTGLOB or s[j - 1] == "="):
+            j = _close_paren(s, j) + 1
+        elif c in _SEPARATORS:
+            break
+        elif c in _QUOTING:
             j = _past_quoted(s, j)
         elif c == "$" and s[j + 1 : j + 2] == "(":
             j = _close_paren(s, j + 1) + 1
@@ -210,8 +151,9 @@ class _Splitter:
         self.in_word = False
         self.inner: list[str] = []
         self.opaque = False
-        self.globbed = False
+        self.globs: list[int] = []
         self.redirects: list[int] = []
+        self._word_span = (0, 0)  # the last word end found (word_end): start, end
         # Here-documents: (index of the delimiter word, strip leading tabs) in the part being
         # read, then (part, delimiter, strip) once it ends; their bodies start at the newline.
         self.heredoc_words: list[tuple[int, bool, bool]] = []
@@ -226,13 +168,13 @@ class _Splitter:
         self.end_word()
         if self.words or self.inner:
             part = CommandPart(self.words, self.opaque, False, self.inner, self.redirects,
-                               globbed=self.globbed)
+                               globs=self.globs)
             self.parts.append(part)
             for k, strip, quoted in self.heredoc_words:
                 delim = self.words[k] if k < len(self.words) else ""
                 self.bodies.append((part, delim, strip, quoted))
         self.words, self.inner, self.opaque, self.redirects = [], [], False, []
-        self.globbed = False
+        self.globs = []
         self.heredoc_words = []
 
     def skip_bodies(self, i: int) -> int:
@@ -328,6 +270,14 @@ class _Splitter:
                 i = n if k < 0 else k
             elif c in "<>":
                 i = self.redirection(i)
+            elif c == "(" and self.in_word and (s[i - 1] in _EXTGLOB or _ARRAY.match(
+                    "".join(self.word))):
+                # `@(x|y)` (an extglob group) or `NAME=(...)` (an array): one word, whose
+                # values the reader does not follow
+                end = _close_paren(s, i)
+                self.add(s[i : end + 1])
+                self.opaque = True
+                i = end + 1
             elif c in _SEPARATORS:
                 self.end_part()
                 i += 1
@@ -338,13 +288,13 @@ class _Splitter:
                     i += 1
             else:
                 if c == "{" and (self.in_word or s[i + 1 : i + 2] not in ("", " ", "\t", "\n")):
-                    rest = s[i : _word_end(s, i)]
+                    rest = s[i : self.word_end(i)]
                     # {a,b}, {1..3}: words the reader never sees. Read on to the word's end, past
                     # quoted text: bash skips a quoted "}" ({'}',-o} is `} -o`).
                     if "}" in rest[1:] and ("," in rest or ".." in rest):
                         self.opaque = True
                 elif c in "*?[" and self.words and self._may_glob_an_option(i):
-                    self.globbed = True
+                    self.globs.append(len(self.words))
                 self.add(c)
                 i += 1
         self.end_part()
@@ -355,9 +305,18 @@ class _Splitter:
         dash: nothing before it in the word, or a dash. A `[` with no `]` after it in the word
         is a plain character (`[ -f x ]`)."""
         before = "".join(self.word) if self.in_word else ""
-        if before not in ("", "-"):
+        if before and not before.startswith("-"):
             return False
-        return self.s[i] != "[" or "]" in self.s[i + 1 : _word_end(self.s, i)]
+        return self.s[i] != "[" or "]" in self.s[i + 1 : self.word_end(i)]
+
+    def word_end(self, i: int) -> int:
+        """_word_end, remembered for the word being read: a word of a thousand braces is
+        walked once, not once per brace."""
+        start, end = self._word_span
+        if not start <= i < end:
+            end = _word_end(self.s, i)
+            self._word_span = (i, end)
+        return end
 
     def double(self, i: int) -> int:
         s = self.s

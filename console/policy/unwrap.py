@@ -11,14 +11,8 @@ from __future__ import annotations
 import re
 import shlex
 
-from console.policy.shellwords import (
-    CommandPart,
-    ParseError,
-    body_substitutions,
-    command_words,
-    redirections,
-    split_command,
-)
+from console.policy.parts import CommandPart, ParseError, command_words, redirections
+from console.policy.shellwords import body_substitutions, split_command
 
 MAX_DEPTH = 3  # nested commands looked into: $(... $(... $(...)))
 
@@ -49,20 +43,27 @@ _WRAPPER_ARGS: dict[str, set[str]] = {
     "strace": {"-o", "-e", "-p", "-s", "-u", "-P", "-a", "-b", "-E", "-I", "-O", "-S", "-X",
                "--output", "--expr", "--attach", "--string-limit", "--user", "--trace-path",
                "--env"},
-    "chrt": set(), "taskset": set(), "unbuffer": set(), "busybox": set(),
+    "chrt": {"-T", "-P", "-D", "--sched-runtime", "--sched-period", "--sched-deadline"},
+    "taskset": set(), "unbuffer": set(), "busybox": set(), "toybox": set(),
+    "fakeroot": {"-l", "--lib", "--faked", "-s", "-i", "-b", "--fd-base"},
+    "dbus-run-session": {"--config-file", "--dbus-daemon"},
     "flock": {"-w", "--timeout", "-E", "--conflict-exit-code"},
     "watch": {"-n", "--interval", "-d", "--differences", "-q", "--equexit"},
     "chroot": {"--userspec", "--groups"},
     "runuser": {"-u", "-g", "-G", "-w", "--user", "--group", "--supp-group",
                 "--whitelist-environment"},
-    "unshare": {"-S", "-G", "-R", "-w", "--setuid", "--setgid", "--root", "--wd"},
+    "unshare": {"-S", "-G", "-R", "-w", "--setuid", "--setgid", "--root", "--wd", "--map-user",
+                "--map-group", "--map-users", "--map-groups", "--propagation", "--setgroups"},
     "setpriv": {"--reuid", "--regid", "--ruid", "--euid", "--rgid", "--egid", "--groups",
                 "--inh-caps", "--ambient-caps", "--bounding-set", "--securebits", "--pdeathsig",
                 "--selinux-label", "--apparmor-profile", "--landlock-access", "--landlock-rule",
                 "--seccomp-filter"},
     "prlimit": {"-p", "--pid", "-o", "--output"},  # the limits themselves take =VALUE only
-    "nsenter": {"-t", "--target", "-S", "--setuid", "-G", "--setgid"},
-    "setarch": set(), "linux32": set(), "linux64": set(),
+    "nsenter": {"-t", "--target", "-S", "--setuid", "-G", "--setgid", "-W", "--wdns", "-N",
+                "--net-socket"},
+    # setarch, and the names it answers to as a link (`x86_64 CMD` is `setarch x86_64 CMD`)
+    "setarch": set(), "linux32": set(), "linux64": set(), "x86_64": set(), "i386": set(),
+    "i686": set(), "uname26": set(),
     "runcon": {"-u", "-r", "-t", "-l", "--user", "--role", "--type", "--range"},
     "numactl": {"-N", "-m", "-C", "-i", "-p", "-P", "-w", "--cpunodebind", "--membind",
                 "--physcpubind", "--interleave", "--preferred", "--preferred-many",
@@ -71,17 +72,39 @@ _WRAPPER_ARGS: dict[str, set[str]] = {
 _WRAPPERS = set(_WRAPPER_ARGS)
 _WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1,  # before the command
                         "chroot": 1, "runcon": 1}
-# runcon CONTEXT COMMAND, or runcon -t TYPE COMMAND: the context is there only without options.
+# runcon CONTEXT COMMAND, or runcon -t TYPE COMMAND: no context once an option set a part of it.
 _POSITIONAL_WITHOUT_OPTIONS = {"runcon"}
+# Short options whose value is optional, so only ever attached (`nsenter -m/proc/1/ns/mnt`): the
+# rest of the cluster is that value.
+_OPTIONAL_ATTACHED = {"nsenter": "muinpCUTrw"}
 # setarch ARCH [options] COMMAND: the positional comes before the options.
 _POSITIONAL_FIRST = {"setarch": 1}
 _SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox", "rbash", "ash", "fish", "tcsh",
-           "csh", "yash", "posh", "oksh", "loksh", "pdksh"}
+           "csh", "yash", "posh", "oksh", "loksh", "pdksh", "toybox"}
+_MULTICALL = {"busybox", "toybox"}  # a shell only with an applet name after them
+# A script file a shell is given that is its standard input after all.
+_STDIN_NAMES = {"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"}
+# Programs that complete their command with words read at run time.
+_FILLS_IN = {"xargs", "parallel"}
 # Assignments a shell acts on later: the prompt strings (expanded, substitutions too, when
 # printed: PS4 for every `-x` trace line) and PROMPT_COMMAND run their value; BASH_ENV and ENV
 # name a file a shell reads first, which the rules cannot see.
 _RUNS_VALUE = re.compile(r"^(?:PS[0-4]|PROMPT_COMMAND)\+?=(.*)$", re.S)
 _READS_FILE = re.compile(r"^(?:BASH_ENV|ENV)\+?=")
+# Environment a program (git, a pager's user, ssh) runs as a command or reads config from, and
+# bash's exported functions (env 'BASH_FUNC_ls%%=() {...}' bash -c ls runs that ls).
+_RUNS_ENV = re.compile(r"^(?:GIT_SSH_COMMAND|GIT_SSH|GIT_PAGER|GIT_EDITOR|GIT_SEQUENCE_EDITOR|"
+                       r"GIT_EXTERNAL_DIFF|GIT_ASKPASS|SSH_ASKPASS|GIT_PROXY_COMMAND|"
+                       r"GIT_CONFIG_PARAMETERS|GIT_CONFIG_COUNT|GIT_CONFIG_KEY_\d+|"
+                       r"GIT_CONFIG_VALUE_\d+|GIT_CONFIG_GLOBAL|GIT_CONFIG_SYSTEM|GIT_CONFIG|"
+                       r"GIT_EXEC_PATH|GIT_TEMPLATE_DIR|PAGER|EDITOR|VISUAL|LESSOPEN|LESSCLOSE|"
+                       r"BASH_FUNC_.+%%)=")
+# git configuration that runs a command (the neighbours of alias.*), as `-c key=value`.
+_GIT_RUNS = ("alias.", "core.sshcommand", "core.pager", "core.fsmonitor", "core.editor",
+             "core.hookspath", "core.askpass", "core.gitproxy", "credential.", "diff.external",
+             ".textconv", "filter.", "pager.", "sequence.editor", "gpg.", "difftool.",
+             "mergetool.", "merge.tool", "diff.tool", "uploadpack.", "include.", "includeif.",
+             "remote.", "url.", "protocol.")
 # Builtins that evaluate their arguments as arithmetic (array subscripts run $(...) there).
 _EVALUATES = {"let", "[[", "((", "declare", "typeset", "local", "export", "readonly", "test",
               "[", "printf", "unset", "read", "mapfile", "readarray", "wait"}
@@ -117,20 +140,30 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
     `env -S STRING` the words that string splits into."""
     name, n = _base(words[i]), len(words)
     takes_arg = _WRAPPER_ARGS[name]
-    i += 1 + _POSITIONAL_FIRST.get(name, 0)
-    start = i
+    optional = _OPTIONAL_ATTACHED.get(name, "")
+    i += 1
+    if name in _POSITIONAL_FIRST and i < n and not words[i].startswith("-"):
+        i += _POSITIONAL_FIRST[name]  # setarch ARCH [options]: the arch comes first
+    valued = False  # an option with a value was given (runcon: then no context positional)
     while i < n:
         w = words[i]
         if w == "--":
             i += 1
             break
-        if name == "env" and (w in ("-S", "--split-string") or w.startswith(("-S", "--split-string="))):
-            arg = (words[i + 1] if i + 1 < n else "") if w in ("-S", "--split-string") else (
-                w.split("=", 1)[1] if w.startswith("--") else w[2:])
-            return i + (2 if w in ("-S", "--split-string") else 1), env_split(arg)
+        long_name, eq, value = w.partition("=")
+        if name == "env" and (w == "-S" or (w.startswith("-S") and not w.startswith("--")) or (
+                len(long_name) > 3 and "--split-string".startswith(long_name))):
+            if w.startswith("--"):
+                arg = value if eq else (words[i + 1] if i + 1 < n else "")
+                used = 1 if eq else 2
+            else:
+                arg = w[2:] or (words[i + 1] if i + 1 < n else "")
+                used = 1 if w[2:] else 2
+            return i + used, ["env", *env_split(arg)]  # env reads its options in there too
         if w in takes_arg or (w.startswith("--") and "=" not in w and len(w) > 3 and
                               any(o.startswith(w) for o in takes_arg if o.startswith("--"))):
             i += 2  # an option that takes a value (getopt takes any unambiguous abbreviation)
+            valued = True
         elif name == "env" and w == "-":  # env's old spelling of -i
             i += 1
         elif w.startswith("-") and not w.startswith("--") and len(w) > 2:
@@ -139,9 +172,13 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
             for k, letter in enumerate(w[1:], start=2):
                 if name == "env" and letter == "S":
                     rest = w[k:] or (words[i + 1] if i + 1 < n else "")
-                    return i + (1 if w[k:] else 2), env_split(rest)
+                    return i + (1 if w[k:] else 2), ["env", *env_split(rest)]
                 if f"-{letter}" in takes_arg:
                     i += 1 if w[k:] else 2
+                    valued = True
+                    break
+                if letter in optional:  # its value, if any, is the rest of the word
+                    i += 1
                     break
             else:
                 i += 1
@@ -150,7 +187,7 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
         else:
             break
     positionals = _WRAPPER_POSITIONALS.get(name, 0)
-    if name in _POSITIONAL_WITHOUT_OPTIONS and i > start:
+    if name in _POSITIONAL_WITHOUT_OPTIONS and valued:
         positionals = 0
     return min(n, i + positionals), None
 
@@ -251,13 +288,7 @@ def _inner_commands(words: list[str]) -> list[str]:
             args = args[1:]
         return args[:1] if len(args) > 1 and args[0] != "-" else []
     if words[0] in ("mapfile", "readarray"):  # -C STRING: run for every line read
-        found = []
-        for k, w in enumerate(words[1:], start=1):
-            if w == "-C" and k + 1 < len(words):
-                found.append(words[k + 1])
-            elif w.startswith("-C") and len(w) > 2:
-                found.append(w[2:])
-        return found
+        return _mapfile_callbacks(words)
     if words[0] == "watch":  # watch runs its words through sh -c
         rest = words[_skip_wrapper(words, 0)[0] :]
         return [" ".join(rest)] if rest else []
@@ -277,18 +308,48 @@ def _inner_commands(words: list[str]) -> list[str]:
     return []
 
 
+_MAPFILE_VALUED = "duncOCs"  # mapfile's getopt string d:u:n:O:tC:c:s: (t takes nothing)
+
+
+def _mapfile_callbacks(words: list[str]) -> list[str]:
+    """The -C callbacks of `mapfile`/`readarray`, read as getopt does (`-tC 'cmd'` too)."""
+    found, k = [], 1
+    while k < len(words) and words[k].startswith("-") and words[k] != "--":
+        w, k = words[k], k + 1
+        for pos, letter in enumerate(w[1:], start=2):
+            if letter in _MAPFILE_VALUED:
+                value = w[pos:]
+                if not value and k < len(words):
+                    value, k = words[k], k + 1
+                if letter == "C":
+                    found.append(value)
+                break
+    return found
+
+
+def _starts_a_shell(stage: list[str], last: list[str]) -> bool:
+    """`su`, `sg GROUP` or `sudo -s`/`-i` with no command: a shell reading its input."""
+    name = stage[0]
+    if name in ("su", "sg"):
+        return _command_option(stage) is None and (name == "su" or len(stage) <= 2)
+    if name in ("sudo", "doas") and not last:
+        return any(w in ("--shell", "--login") or (w.startswith("-") and not w.startswith("--")
+                   and ("s" in w or "i" in w)) for w in stage[1:])
+    return False
+
+
 def _runs_unseen(stages: list[list[str]], words: list[str]) -> bool:
     """Whether the part runs what its words do not show: words xargs reads from its input,
     the paths find puts in place of {}, a value env -S reads from the environment, a name
     `hash -p` or `enable -f` points elsewhere, a file BASH_ENV or ENV names, or a shell whose
     script comes from its standard input (a pipe, a file, the terminal)."""
-    if any(_READS_FILE.match(w) for w in words):
+    if any(_READS_FILE.match(w) or _RUNS_ENV.match(w) for w in words):
         return True
     for stage in stages:
         if not stage:
             continue
         name = stage[0]
-        if name == "xargs" or UNKNOWN_WORD in stage:
+        if name in _FILLS_IN or UNKNOWN_WORD in stage or _starts_a_shell(stage, stages[-1]):
             return True
         if name == "find" and any(w in _FIND_EXEC for w in stage) and any("{}" in w for w in stage):
             return True
@@ -296,7 +357,9 @@ def _runs_unseen(stages: list[list[str]], words: list[str]) -> bool:
                 name == "enable" and any(w.startswith("-") and "f" in w for w in stage[1:])):
             return True
     program = stages[-1] if stages else []
-    return bool(program) and program[0] in _SHELLS - {"busybox"} and _reads_stdin(program)
+    if program[:1] and program[0] in (".", "source"):
+        return program[1:2] == [] or program[1] in _STDIN_NAMES
+    return bool(program) and program[0] in _SHELLS - _MULTICALL and _reads_stdin(program)
 
 
 def _reads_stdin(shell: list[str]) -> bool:
@@ -304,7 +367,7 @@ def _reads_stdin(shell: list[str]) -> bool:
     if _command_option(shell) is not None:
         return False
     j, dash_s = _past_shell_options(shell, 1)
-    return dash_s or j >= len(shell)
+    return dash_s or j >= len(shell) or shell[j] in _STDIN_NAMES
 
 
 def _past_shell_options(words: list[str], j: int) -> tuple[int, bool]:
@@ -363,8 +426,8 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         words = command_words(part)
         stages = unwrap_stages(words)
         program = stages[-1]
-        if program[:1] == ["git"] and any("alias." in w.lower() for w in words):
-            part.opaque = True  # `git -c alias.p='push --force' p`: p is not what it says
+        if program[:1] == ["git"] and any(k in w.lower() for w in words for k in _GIT_RUNS):
+            part.opaque = True  # `git -c alias.p='push --force' p`, core.sshCommand, ...
         if program and any(c in program[0] for c in "*?["):
             part.opaque = True  # /usr/bin/gi[t]: a glob names the program
         if program[:1] and program[0] in _EVALUATES and any("$(" in w or "`" in w for w in program):
@@ -376,8 +439,6 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         if program and program[0] in (*_SHELLS, ".", "source"):
             scripts = part.heredocs + [t for op, t in redirections(part) if op.endswith("<<<")]
             bodies += scripts  # a shell reading its script from a here-document or -string
-            if program[0] in (".", "source") and program[1:2] in (["/dev/stdin"], ["-"]):
-                part.opaque = True
         if not scripts and _runs_unseen(stages, words):
             part.unseen = True
         for body in bodies:

@@ -57,7 +57,7 @@ def test_a_rule_that_names_the_option_allows_it() -> None:
 
 
 def test_a_redirection_is_seen_as_a_redirection() -> None:
-    from console.policy.shellwords import write_targets
+    from console.policy.parts import write_targets
 
     (part,) = split_command("grep x f 2>/dev/null > ~/.profile")
     assert write_targets(part) == ["~/.profile"]

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from console.policy import Decision, ExecRules, Provenance, RuleSource, evaluate_exec
-from console.policy.shellwords import ParseError, split_command
+from console.policy.parts import ParseError
+from console.policy.shellwords import split_command
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "exec_cases.toml"
 

@@ -37,3 +37,22 @@ def test_nested_expansions_are_read_in_time_linear_in_the_line(quoted: bool, mon
         assert rules.evaluate(line).action == "ask"  # a substitution: never allowed
         # Each nesting level of the reader (MAX_DEPTH) may walk the line a few times over.
         assert walked[0] <= 12 * len(line), (levels, walked[0], len(line))
+
+
+def test_a_4k_line_of_braces_is_walked_once_per_reading(monkeypatch) -> None:
+    """Every `{` looked for the end of its word from where it stood: 4 KiB of them walked the
+    line once per brace (about 8 s, review G round 2, session 12). $'...' and eval read the line
+    again at each nesting level (MAX_DEPTH), each reading once."""
+    walked = [0]
+    real = shellwords._word_end
+
+    def counting(s: str, i: int) -> int:
+        end = real(s, i)
+        walked[0] += end - i
+        return end
+
+    monkeypatch.setattr(shellwords, "_word_end", counting)
+    prefix = "eval $'x' eval $'x' eval $'x' eval $'x' "
+    line = prefix + "{" * (4096 - len(prefix))
+    assert ExecRules(allow=["echo"], default="allow").evaluate(line).action != "allow"
+    assert walked[0] <= 40 * len(line), (walked[0], len(line))

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.policy.shellwords import ParseError, command_words, write_targets
+from console.policy.parts import ParseError, command_words, write_targets
 from console.policy.unwrap import expand, normalise
 
 tree_sitter = pytest.importorskip("tree_sitter")

@@ -1,0 +1,81 @@
+"""A command part as the reader gives it (shellwords.py makes them), and what can be asked of
+one: its words without redirections, the files it writes, its canonical spelling."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+
+class ParseError(ValueError):
+    """The command line cannot be read (unbalanced quotes, an unfinished substitution)."""
+
+
+@dataclass
+class CommandPart:
+    words: list[str]
+    opaque: bool = False  # holds a substitution or $'...': its words are not the whole story
+    nested: bool = False  # found inside another command ($(...), eval, sh -c)
+    inner: list[str] = field(default_factory=list)  # nested command strings found in it
+    # Indexes in words of redirection operators (`>`, `2>&1`, `<<`): a quoted '>' is a word, not
+    # one of these.
+    redirects: list[int] = field(default_factory=list)
+    heredocs: list[str] = field(default_factory=list)  # the bodies of its << here-documents
+    # Indexes in words of the words past the first that may expand to a file named like an
+    # option: an unquoted glob with nothing or a dash before it (`*`, `?*`, `[-]*`, `--o*`)
+    # matches `--pre=sh` or `--output=x`.
+    globs: list[int] = field(default_factory=list)
+    # It runs what its words do not show (xargs, find -exec {}, a shell reading its standard
+    # input: unwrap._runs_unseen). Never allowed by a rule, like opaque; a rule may still name
+    # such a command (`forbid = ["xargs"]`), which an opaque rule may not.
+    unseen: bool = False
+
+    @property
+    def blind(self) -> bool:
+        """Whether the rules cannot see everything this part runs."""
+        return self.opaque or self.unseen
+
+
+def canonical(part: CommandPart) -> str:
+    """One command part as a string that reads back to the same words (and redirections)."""
+    return " ".join(w if i in part.redirects else shlex.quote(w) for i, w in enumerate(part.words))
+
+
+_DUP = re.compile(r"^[0-9]*[<>]&([0-9]+|-)$")  # 2>&1, >&2, <&0, >&-: no file involved
+_READS = re.compile(r"^[0-9]*(<|<<|<<-|<<<)$")
+
+
+def redirections(part: CommandPart) -> list[tuple[str, str]]:
+    """(operator, target) for each redirection of a part; a dup like 2>&1 has target ""."""
+    out = []
+    for i in part.redirects:
+        op = part.words[i]
+        if _DUP.match(op):
+            out.append((op, ""))
+        else:
+            out.append((op, part.words[i + 1] if i + 1 < len(part.words) else ""))
+    return out
+
+
+def write_targets(part: CommandPart) -> list[str]:
+    """Files a part's redirections open for writing (/dev/null is not one). A missing target is
+    listed as "" so that it still counts."""
+    return [t for op, t in redirections(part)
+            if not _DUP.match(op) and not _READS.match(op) and t != "/dev/null"]
+
+
+def redirection_words(part: CommandPart) -> set[int]:
+    """Indexes in words of the redirections and their targets."""
+    skip: set[int] = set()
+    for i in part.redirects:
+        skip.add(i)
+        if not _DUP.match(part.words[i]):
+            skip.add(i + 1)
+    return skip
+
+
+def command_words(part: CommandPart) -> list[str]:
+    """The words without redirections and their targets: what the program receives."""
+    skip = redirection_words(part)
+    return [w for i, w in enumerate(part.words) if i not in skip]
