@@ -53,6 +53,11 @@ class Deciding:
     _decided_by: NetworkRules | None
     _conns: set[Conn]
 
+    def denied_now(self, target: Target, address: IPAddress) -> bool:
+        """Whether the rules in force deny a connection just opened: a reload while it was
+        being dialled is not seen by replace_rules (it had no upstream yet)."""
+        return self._match(self.rules, target.host, target.port, [address]).action == "deny"
+
     def replace_rules(self, rules: NetworkRules) -> int:
         """New rules (a config reload): every request from now on reads them, and a connection
         open to a destination they deny ends now (recorded `net.closed`, how "policy"): an open
@@ -168,6 +173,9 @@ class Deciding:
         elif action == "ask":
             verdict = await self._ask_person(conn, method, raw, target, addrs, match)
             action, provenance = ("allow" if verdict.allow else "deny"), verdict.provenance
+            now = self._match(self.rules, target.host, target.port, addrs)  # reloaded meanwhile?
+            if action == "allow" and now.action == "deny":
+                match, action, provenance = now, "deny", {**provenance, "overruled": now.reason}
         await self._decided(base, match, addrs, action, provenance)
         if action != "allow":
             raise self._refuse(method, target, match,

@@ -293,6 +293,13 @@ class Gate(Deciding):
                 if self._closing:  # a decision recorded, or a dial failed, while the gate closes
                     raise Refusal(503, "Pilothouse gate: this run's gate is closing.")
                 reader, writer = await self._dial(ip, target.port, self.limits.connect_timeout)
+                if self.denied_now(target, ip):  # the rules were reloaded while it dialled
+                    writer.close()
+                    await self._record_quietly("net.error", {
+                        "host": target.host, "port": target.port, "stage": "reload",
+                        "error": "denied by the rules reloaded while it was being connected"})
+                    raise Refusal(403, f"Pilothouse gate: {target.authority} is denied by the "
+                                       "rules reloaded while it was being connected.")
                 return Upstream(target, ip, reader, writer)
             except (OSError, TimeoutError) as exc:
                 errors.append(f"{ip}: {exc or type(exc).__name__}")
@@ -344,7 +351,9 @@ class Gate(Deciding):
         # A refusal is recorded after both directions end: recorded inside one, it would be
         # cancelled if the other failed meanwhile.
         check = HelloCheck.naming(target.host)
-        conn.how = await splice(self._client_to_upstream(reader, up, check),
+        answered = asyncio.Event()
+        check.on_server = answered.set
+        conn.how = await splice(self._client_to_upstream(reader, up, check, answered),
                                 pump(up.reader, writer, up.act, up=False, hello=check))
         if check.refused:
             await self._record_hello_refused(check, target)
@@ -362,6 +371,7 @@ class Gate(Deciding):
             self._readiness = Readiness()
         tunnel = SplicedTunnel(client.sock, upstream.sock, up.act, self._readiness, self._budget)
         check = HelloCheck.naming(target.host)
+        check.on_server = lambda: tunnel.server_answered(check)
         try:
             tunnel.start_down(watch=check)
             tunnel.start_up(check, client.take_buffered())
@@ -374,8 +384,10 @@ class Gate(Deciding):
             tunnel.stop()
 
     async def _client_to_upstream(self, reader: asyncio.StreamReader, up: Upstream,
-                                  check: HelloCheck) -> None:
+                                  check: HelloCheck, answered: asyncio.Event) -> None:
         if await self._forward_hello(reader, up, check):
+            if check.holds_client:  # its next bytes wait for the server's first answer
+                await answered.wait()
             if not await pump(reader, up.writer, up.act, up=True, hello=check):
                 raise _SniMismatch(check.hello.sni if check.hello else None)  # a second hello
         elif up.writer.can_write_eof():

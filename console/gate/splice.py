@@ -143,10 +143,14 @@ class _Direction:
         self.no_pipe = False  # set once a pipe was asked for (see _open_pipe)
         self.check = check  # holds the first bytes until it passes them (tls.HelloCheck)
         self.watch = watch  # the server's direction: shown its first bytes before they pass
+        self.park: HelloCheck | None = None  # not read while it holds the client (_resume)
         self.reading = self.writing = self.eof = self.gone = False
         self._resume()
 
     def _resume(self) -> None:
+        if self.park is not None and self.park.holds_client:
+            return  # the client's next bytes wait in its socket for the server's answer
+        self.park = None
         self.reading = True
         self.tunnel.readiness.add_reader(self.src, self._readable)
 
@@ -188,9 +192,7 @@ class _Direction:
         # Before any pipe (the first bytes of a direction are always recv-ed): a retry request
         # re-arms the client's check before the client can see it and answer.
         if self.watch is not None and self.watch.watch_server(self.held[:n]):
-            watch, self.watch = self.watch, None
-            if watch.waiting:
-                self.tunnel.rearm(watch)
+            self.watch = None  # decided: HelloCheck.on_server told the tunnel
         if self.check is not None:
             if not self._checked():
                 return
@@ -226,6 +228,9 @@ class _Direction:
             self.tunnel.refuse(check)
             return False
         self.held = bytes(check.buf)
+        if check.holds_client and self.reading:  # sent now; nothing more read until it answers
+            self.tunnel.readiness.remove_reader(self.src)
+            self.reading, self.park = False, check
         return True
 
     def _open_pipe(self) -> None:
@@ -348,16 +353,23 @@ class SplicedTunnel:
             direction.held = first
             direction.took(len(first))
 
-    def rearm(self, check: HelloCheck) -> None:
-        """The server asked the client for another hello: the client's direction holds what
-        comes next for `check` again. Past its first bytes it may move them by splice(2),
-        unseen: such a tunnel ends instead (no client sends that much before a retry)."""
-        up = next(d for d in self.directions if d.up)
-        if up.w >= 0:
-            check.hello = HelloResult("malformed", detail="a second ClientHello after bulk data")
-            self.refuse(check)
+    def server_answered(self, check: HelloCheck) -> None:
+        """The server's first bytes said whether they ask for another hello (check.on_server).
+        If they do, the client's direction holds what comes next for `check` again; past its
+        first bytes it may move them by splice(2), unseen: such a tunnel ends instead (no
+        client sends that much before a retry). Either way it reads again."""
+        up = next((d for d in self.directions if d.up), None)
+        if up is None or self.result.done():
             return
-        up.check = check
+        if check.waiting:
+            if up.w >= 0:
+                check.hello = HelloResult("malformed",
+                                          detail="a second ClientHello after bulk data")
+                self.refuse(check)
+                return
+            up.check = check
+        if not up.reading and not up.writing and not up.eof:
+            up._resume()
 
     def refuse(self, check: HelloCheck) -> None:
         """The hello check refused the client's first bytes, none of which were sent: both

@@ -17,6 +17,7 @@ from console.policy.hosts import BadTarget, normalise_host
 __all__ = ["HelloCheck", "HelloResult", "parse_client_hello", "MAX_HELLO_BYTES"]
 
 MAX_HELLO_BYTES = 64 * 1024
+_MAX_HELD = MAX_HELLO_BYTES + 16 * 1024  # what a check holds at most before it must decide
 # Records one ClientHello may span. TLS lets a handshake message be cut into any number of
 # records, but real clients use one (two or three for a very large hello); every parse walks
 # them all, so a hello trickled in one-byte records would cost the gate a parse per piece.
@@ -192,13 +193,16 @@ class HelloCheck:
     spliced tunnel), so the decision is made here only. A hello is parsed again only once its
     buffer can say more (`want`): one trickled a byte at a time is not parsed per byte."""
 
-    __slots__ = ("buf", "want", "hello", "retrying", "_server", "_matches")
+    __slots__ = ("buf", "want", "hello", "retrying", "server_decided", "on_server", "_server",
+                 "_matches")
 
     def __init__(self, name_matches: Callable[[str], bool]) -> None:
         self.buf = bytearray()
         self.want = 0
         self.hello: HelloResult | None = None  # set once decided
         self.retrying = False  # re-armed by a HelloRetryRequest: the next hello is checked
+        self.server_decided = False  # the server's first bytes said whether they are one
+        self.on_server: Callable[[], None] | None = None  # called then (the client side resumes)
         self._server = b""  # the server's first bytes, until they say whether they are one
         self._matches = name_matches
 
@@ -218,13 +222,23 @@ class HelloCheck:
         """Re-armed and not yet decided: what the client sends now is held and fed here."""
         return self.retrying and self.hello is None
 
+    @property
+    def holds_client(self) -> bool:
+        """A hello passed and the server has not yet answered: the client's next bytes stay
+        unread (in its socket) until it has, since they may be the second hello that a
+        retry request asks for, sent ahead of it."""
+        return (self.hello is not None and self.hello.status == "ok" and not self.retrying
+                and not self.server_decided)
+
     def feed(self, data: bytes) -> bool:
         """The next bytes from the client (b"" at its EOF); True once decided."""
         self.buf += data
         if data and len(self.buf) < self.want:
             return False
         hello = self._read(bytes(self.buf))
-        if hello.status == "need_more" and data:
+        if hello.status == "need_more" and len(self.buf) > _MAX_HELD:
+            hello = HelloResult("malformed", detail="more held before a ClientHello than one is")
+        elif hello.status == "need_more" and data:
             self.want = hello.want
             return False
         self.hello = hello
@@ -268,9 +282,11 @@ class HelloCheck:
         retry = is_retry_request(self._server) if data else False
         if retry is None:
             return False
-        self._server = b""
+        self._server, self.server_decided = b"", True
         if retry and self.hello is not None and self.hello.status == "ok":
             self.retrying, self.hello, self.buf, self.want = True, None, bytearray(), 0
+        if self.on_server is not None:
+            self.on_server()
         return True
 
     @property
