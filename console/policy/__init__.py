@@ -16,10 +16,11 @@ on a substitution or unusual quoting can never be allowed by a rule, only asked.
 
 The package is pure (no I/O): every decision about a command or a destination is made here.
 Where the parts live: the command reader in shellwords.py, the parts it gives in parts.py;
-what a command runs (wrappers, shells, nested commands) in unwrap.py; command shapes, risky
-options and the one reading of a rule (CommandPattern) in execshape.py; the decision types in types.py; grants in
-grants.py; destinations (parse, normalise, classify) in hosts.py and network patterns in
-netrules.py; the one network decision in network.py; shadow in shadow.py. The config writer is
+what a command runs (wrappers, shells, nested commands) in unwrap.py, git's own words in
+gitwords.py; command shapes, risky options and the one reading of a rule (CommandPattern) in
+execshape.py; the decision types in types.py; grants in grants.py; destinations (parse,
+normalise, classify) in hosts.py and network patterns in netrules.py; the one network decision
+in network.py; shadow in shadow.py. The config writer is
 console/config/edit.py (it does I/O). Callers import the engine from here.
 """
 

