@@ -210,9 +210,11 @@ def _hello_retry_request() -> bytes:
     return b"\x16\x03\x03" + len(msg).to_bytes(2) + msg
 
 
-def _retry_once(up: RawUpstream, conn: socket.socket) -> None:
+def _retry_once(up: RawUpstream, conn: socket.socket, timeout: float | None = None) -> None:
     """A TLS 1.3 server as far as the hello goes: the first ClientHello (one record) is
-    answered with a HelloRetryRequest; whatever comes after is kept."""
+    answered with a HelloRetryRequest; whatever comes after is kept (within `timeout`)."""
+    if timeout is not None:
+        conn.settimeout(timeout)
     got = b""
     while len(got) < 5 or len(got) < 5 + int.from_bytes(got[3:5]):
         data = conn.recv(65536)

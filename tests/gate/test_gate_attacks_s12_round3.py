@@ -28,6 +28,7 @@ from tests.gate.test_gate_attacks_s12_round2 import (
     RawUpstream,
     _hello_retry_request,
     _read_exactly,
+    _retry_once,
     policy,
 )
 
@@ -163,18 +164,7 @@ async def test_records_behind_the_first_hello_are_not_held_without_bound(
 
 
 def _retry_at_once(up: RawUpstream, conn: socket.socket) -> None:
-    conn.settimeout(60)  # as _quiet
-    got = b""
-    while len(got) < 5 or len(got) < 5 + int.from_bytes(got[3:5]):
-        data = conn.recv(65536)
-        if not data:
-            return
-        got += data
-    up.received += got
-    conn.sendall(_hello_retry_request())
-    with contextlib.suppress(OSError):
-        while data := conn.recv(65536):
-            up.received += data
+    _retry_once(up, conn, timeout=60)  # as _quiet
 
 
 @pytest.mark.parametrize("harness", PATHS)

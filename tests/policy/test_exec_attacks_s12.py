@@ -167,6 +167,12 @@ ACROSS_PATHS = [
     "rbash -c 'git push --force'",
     "setpriv --reuid=0 git push --force",
     "trap 'git push --force' EXIT",
+    # round 2: env's --split abbreviation, setarch by another name
+    "env --split='git push --force'",
+    "x86_64 git push --force",
+    # round 3: `!` and a subshell, a substitution in an array
+    "!(git push --force)",
+    "x=( $(git push --force) )",
 ]
 
 

@@ -24,13 +24,8 @@ printf where a check was possible:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from console.daemon.evaluation import PolicyEvaluator
-from console.daemon.live_config import LiveConfig
-from console.policy import GrantTable
 from tests.policy.test_exec_attacks_s12 import (  # noqa: F401  (fixtures)
     ALLOW_DEFAULT,
     ASK_DEFAULT,
@@ -176,29 +171,4 @@ def test_more_wrappers_forbid(command: str) -> None:
     assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
 
 
-# 12. Every path agrees on the new findings (the engine is shared; this guards the wiring).
-ACROSS = ["env --split='git push --force'", "x86_64 git push --force"]
-
-
-@pytest.mark.parametrize("command", ACROSS)
-def test_policy_check_cli_denies(command: str, config_file: Path, tmp_path: Path) -> None:  # noqa: F811
-    assert _policy_check(config_file, tmp_path / "home", command) == "deny", command
-
-
-@pytest.mark.parametrize("command", ACROSS)
-def test_daemon_evaluation_denies(command: str, config_file: Path) -> None:  # noqa: F811
-    evaluator = PolicyEvaluator(LiveConfig(config_file), GrantTable())
-    assert evaluator.policy_eval("exec", command, "r1", "t").action == "deny", command
-
-
-@pytest.mark.parametrize("command", ACROSS)
-async def test_ph_ask_exec_denies(command: str, agent_sock: Path) -> None:  # noqa: F811
-    rc, _, err = await _helper(agent_sock, "ph-ask", "exec", "--", command)
-    assert rc == 1 and "forbid" in err, (command, rc, err)
-
-
-# 13. Usability, not security: after `--` no word is an option (risky_options already stops
-#     there), so a glob after it cannot become one; today `rg x -- *` is asked. (`ls -la *.py`
-#     being asked is the documented price: write ./*.py.)
-def test_glob_after_double_dash_is_allowed() -> None:
-    assert ASK_DEFAULT.evaluate("rg x -- *").action == "allow"
+# Every path agrees on these findings: test_exec_attacks_s12.ACROSS_PATHS names them.

@@ -19,12 +19,8 @@ harmless printf or in an empty temporary directory:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from console.daemon.evaluation import PolicyEvaluator
-from console.daemon.live_config import LiveConfig
 from console.policy import ExecRules, GrantTable, evaluate_exec, execshape
 from console.policy.grants import new_grant
 from tests.policy.test_exec_attacks_s12 import (  # noqa: F401  (fixtures)
@@ -153,22 +149,4 @@ def test_a_chain_of_wrappers_is_read_in_work_linear_in_the_line(line: str, monke
     assert walked[0] <= 40 * len(line), (walked[0], len(line))
 
 
-# 9. Every path agrees on the new findings (one engine; this guards the wiring).
-ACROSS = ["!(git push --force)", "x=( $(git push --force) )"]
-
-
-@pytest.mark.parametrize("command", ACROSS)
-def test_policy_check_cli_denies(command: str, config_file: Path, tmp_path: Path) -> None:  # noqa: F811
-    assert _policy_check(config_file, tmp_path / "home", command) == "deny", command
-
-
-@pytest.mark.parametrize("command", ACROSS)
-def test_daemon_evaluation_denies(command: str, config_file: Path) -> None:  # noqa: F811
-    evaluator = PolicyEvaluator(LiveConfig(config_file), GrantTable())
-    assert evaluator.policy_eval("exec", command, "r1", "t").action == "deny", command
-
-
-@pytest.mark.parametrize("command", ACROSS)
-async def test_ph_ask_exec_denies(command: str, agent_sock: Path) -> None:  # noqa: F811
-    rc, _, err = await _helper(agent_sock, "ph-ask", "exec", "--", command)
-    assert rc == 1 and "forbid" in err, (command, rc, err)
+# Every path agrees on these findings: test_exec_attacks_s12.ACROSS_PATHS names them.
