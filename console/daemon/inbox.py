@@ -30,7 +30,15 @@ from console.daemon.requests import (
     Request,
     check_request,
 )
-from console.policy import Decision, Grant, GrantTable, Provenance, new_grant, parse_scope
+from console.policy import (
+    Decision,
+    Grant,
+    GrantTable,
+    Provenance,
+    beyond_grants,
+    new_grant,
+    parse_scope,
+)
 from console.protocol import Failure, new_id
 from console.text import printable
 
@@ -312,6 +320,10 @@ class Inbox:
         patterns = [pattern] if pattern else list(req.grant_patterns)
         if not patterns:
             return [], f"scope {sc.kind} made no grant: the command could not be split into rules"
+        if req.kind == "exec" and allow and pattern is None and beyond_grants(req.subject):
+            return [], (f"scope {sc.kind} made no grant: a command whose words depend on a "
+                        "substitution or an expansion is asked every time (a grant would hold "
+                        "its quoted spelling, another command)")
         # The request's own command makes an exact grant; a pattern the person typed covers
         # added words too (allow rules' reading: never a write or executing option). Either is
         # read by the grammar config rules use, so no grant holds what a config could not.

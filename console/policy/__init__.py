@@ -63,7 +63,7 @@ from console.policy.unwrap import expand
 
 __all__ = [  # console.policy is the one place callers import decisions, rules and grants from
     "ACTIONS", "GRANT_KINDS", "MAX_TIMED_S", "SCOPES", "WEB_PORTS", "Action", "CommandPattern",
-    "SUBJECT_MAX_BYTES", "Decision", "ExecRules", "Grant", "GrantTable", "Provenance",
+    "SUBJECT_MAX_BYTES", "beyond_grants", "Decision", "ExecRules", "Grant", "GrantTable", "Provenance",
     "RuleSource", "Scope",
     "canonical_network_pattern", "compile_pattern", "evaluate_exec", "grant_to_rule",
     "make_policy_eval", "new_grant", "parse_scope", "pattern_covers", "rule_list_for",
@@ -250,6 +250,15 @@ def evaluate_exec(
             grants.consume(g)
     return Decision(action, prov, asking)
 
+
+
+def beyond_grants(command: str) -> bool:
+    """Whether no grant can ever cover this command: a part of it whose words depend on a
+    substitution or an expansion (Grant.covers), or a line that cannot be read."""
+    try:
+        return any(p.opaque for p in expand(command) if not p.nested)
+    except ParseError:
+        return True
 
 
 # --- wiring help ---------------------------------------------------------------------------

@@ -371,3 +371,17 @@ async def test_a_cancelled_runs_later_requests_are_refused_at_once(recorder: Rec
     task = asyncio.create_task(inbox.submit("r2", "demo", "exec", "make deploy", {}))
     assert (await next_pending(inbox)).run_id == "r2"  # other runs ask as before
     task.cancel()
+
+
+async def test_a_wider_scope_for_a_substitution_says_it_makes_no_grant(recorder: Recorder) -> None:
+    """A grant never covers a command with a substitution (its quoted spelling is another
+    command): the person who answers `run` is told so instead of getting a grant that would
+    never apply (review G round 3, session 12)."""
+    inbox = make_inbox(recorder)
+    task = asyncio.create_task(inbox.submit(
+        "r1", "demo", "exec", "make $(date +%s)", grant_patterns=["make '$(date +%s)'"]))
+    req = await next_pending(inbox)
+    result = await inbox.decide(req.id, True, "alice", "run")
+    assert (await task).allow
+    assert result.grants == () and "asked every time" in result.note
+    assert inbox.grants.match("exec", "make '$(date +%s)'", "r1", "demo") is None
