@@ -19,7 +19,7 @@ import os
 import stat
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import fsview
@@ -35,13 +35,12 @@ VIEW_DIR = ".view"
 # list or enter it.
 HANDOFF_BASE = Path("/run/pilothouse-handoff")
 
-# Mountpoints this process made in workspaces, and how many live runs use each. Several runs may
-# share a workspace: deleting a mountpoint detaches the mounts on it in every namespace, so one
-# run ending must not remove a mask another run still relies on.
+# Mountpoints this process made in workspaces. Several runs may share a workspace: deleting a
+# mountpoint detaches the mounts on it in every namespace, so they go only with the last view
+# of their workspace (_leave), never while another run may rely on one.
 _MADE: set[tuple[int, int, str]] = set()
-_USERS: dict[tuple[int, int, str], int] = {}
 # Open views per workspace (device, inode): a person's daemon must not start a Docker run
-# beside another live run (docker.py says why).
+# beside another live run (docker.py says why), and the last one removes the mountpoints.
 _LIVE: dict[tuple[int, int], int] = {}
 # Views open and close in worker threads (a run's start and end): the counts above and the
 # making and removing of mountpoints change under this lock, one view at a time.
@@ -119,7 +118,6 @@ class WorkspaceView:
     ws_fd: int = -1  # the workspace, opened without links when it was checked; kept till close
     staged: Path | None = None  # root daemon: the folder both backends bind at /workspace
     handoff: Path | None = None  # root daemon: the run folder, reachable by the agent's uid
-    made: list[tuple[int, int, str]] = field(default_factory=list)  # mountpoints we rely on
     opened_at: float = 0.0
 
     @classmethod
@@ -128,17 +126,22 @@ class WorkspaceView:
         """ws_fd: the descriptor runs.py opened when it checked the workspace (duplicated here;
         the caller keeps its own). Without one the path is opened now, refusing links."""
         fd = os.dup(ws_fd) if ws_fd is not None else fsview.open_dir_nofollow(workspace)
+        # Counted live before the plan reads the workspace: a sibling run ending meanwhile then
+        # leaves the mask mountpoints this plan may take for real files (close() says when
+        # they go).
+        with _BOOKS:
+            _LIVE[_ws_key(fd)] = _LIVE.get(_ws_key(fd), 0) + 1
         try:
             plan = plan_protection(fd)
         except BaseException:
-            os.close(fd)
+            _leave(fd)
             raise
         if os.geteuid() != 0 and plan.links:
             # A person's daemon cannot mount over a link (bwrap and the engine follow it), and
             # the link sits in a folder the agent may write: it could replace the link with a
             # file of its own that host tools then read. Refused, saying which, rather than run.
             plan.close()
-            os.close(fd)
+            _leave(fd)
             from .base import SandboxError
 
             raise SandboxError(
@@ -149,10 +152,8 @@ class WorkspaceView:
                 "root, which masks them)",
             )
         view = cls(workspace, run_dir, identity, plan, ws_fd=fd, opened_at=time.time())
-        key = view.key
         try:
             with _BOOKS:
-                _LIVE[key] = _LIVE.get(key, 0) + 1
                 view._make_mountpoints()
             if os.geteuid() == 0:
                 view._stage()
@@ -164,8 +165,7 @@ class WorkspaceView:
 
     @property
     def key(self) -> tuple[int, int]:
-        st = os.fstat(self.ws_fd)
-        return st.st_dev, st.st_ino
+        return _ws_key(self.ws_fd)
 
     @property
     def notes(self) -> list[str]:
@@ -196,10 +196,6 @@ class WorkspaceView:
             key = (st.st_dev, st.st_ino, b.rel)
             if b.fd is None and b.rel not in self.protection.links:
                 self._make_one(self.ws_fd, b, key)
-            # Ours when made now or by a live sibling run (then this plan saw it as real).
-            if key in _MADE:
-                _USERS[key] = _USERS.get(key, 0) + 1
-                self.made.append(key)
 
     @staticmethod
     def _make_one(root_fd: int, b: Bind, key: tuple[int, int, str]) -> None:
@@ -356,41 +352,49 @@ class WorkspaceView:
             with contextlib.suppress(OSError):
                 self.staged.rmdir()
             self.staged = None
-        with _BOOKS:
-            for key in reversed(self.made):
-                left = _USERS.get(key, 0) - 1
-                if left > 0:
-                    _USERS[key] = left
-                    continue
-                _USERS.pop(key, None)
-                _MADE.discard(key)
-                self._remove_mountpoint(key[2])
-            self.made = []
-            if self.ws_fd >= 0:
-                key = self.key
-                _LIVE[key] = _LIVE.get(key, 1) - 1
-                if _LIVE[key] <= 0:
-                    _LIVE.pop(key, None)
-                os.close(self.ws_fd)
-                self.ws_fd = -1
+        if self.ws_fd >= 0:
+            _leave(self.ws_fd)
+            self.ws_fd = -1
 
-    def _remove_mountpoint(self, rel: str) -> None:
-        """Remove an empty mask mountpoint we made, through the workspace descriptor: a folder
-        swapped for a link since cannot point the removal elsewhere."""
-        parent, name = _split(rel)
-        dfd = _parent_dir(self.ws_fd, parent)
-        if dfd is None:
-            return
-        try:
-            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                os.rmdir(name, dir_fd=dfd)  # only while empty: never the person's data
-            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
-                os.unlink(name, dir_fd=dfd)
-        except OSError:
-            pass
-        finally:
-            os.close(dfd)
+
+def _ws_key(ws_fd: int) -> tuple[int, int]:
+    st = os.fstat(ws_fd)
+    return st.st_dev, st.st_ino
+
+
+def _leave(ws_fd: int) -> None:
+    """A view of the workspace is gone (closes ws_fd). The last one removes the mask
+    mountpoints made in it: while any run is live there, one planned beside another may have
+    taken a mountpoint for a real file and bound it (removing it detaches that mount, or fails
+    a view still being made)."""
+    with _BOOKS:
+        key = _ws_key(ws_fd)
+        _LIVE[key] = _LIVE.get(key, 1) - 1
+        if _LIVE[key] <= 0:
+            _LIVE.pop(key, None)
+            for made in sorted((m for m in _MADE if m[:2] == key), key=lambda m: -len(m[2])):
+                _MADE.discard(made)  # children before their parents
+                _remove_mountpoint(ws_fd, made[2])
+        os.close(ws_fd)
+
+
+def _remove_mountpoint(ws_fd: int, rel: str) -> None:
+    """Remove an empty mask mountpoint we made, through the workspace descriptor: a folder
+    swapped for a link since cannot point the removal elsewhere."""
+    parent, name = _split(rel)
+    dfd = _parent_dir(ws_fd, parent)
+    if dfd is None:
+        return
+    try:
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            os.rmdir(name, dir_fd=dfd)  # only while empty: never the person's data
+        elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            os.unlink(name, dir_fd=dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
 
 
 def nested_repo_notes(view: WorkspaceView) -> list[str]:

@@ -127,6 +127,38 @@ def test_view_mountpoints_are_removed_only_when_unused(tmp_path):
     assert not (ws / ".pilothouse.toml").exists() and not (ws / ".git").exists()
 
 
+def test_a_sibling_ending_while_a_view_is_planned_leaves_its_masks(tmp_path, monkeypatch):
+    """The second run plans while the first is live (its mask mountpoints read as real files),
+    then the first ends before the second's mounts are made: the masks stay. Before, the first
+    run removed them there and the second failed with `move_mount onto .pilothouse.toml: No
+    such file or directory` (seen once in CI, tests/tui/test_tmux.py, session 12)."""
+    from console.sandbox import view as view_mod
+    from console.sandbox.identity import agent_identity
+    from console.sandbox.view import WorkspaceView
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    rd, rd2 = tmp_path / "runs" / "r1", tmp_path / "runs" / "r2"
+    prepare_run_dir(rd)
+    prepare_run_dir(rd2)
+    ident = agent_identity(ws, create=False)
+    first = WorkspaceView.open(ws, rd, ident)
+    real_plan = view_mod.plan_protection
+
+    def plan_then_sibling_ends(fd):  # the interleaving a busy daemon can produce
+        plan = real_plan(fd)
+        first.close()
+        return plan
+
+    monkeypatch.setattr(view_mod, "plan_protection", plan_then_sibling_ends)
+    second = WorkspaceView.open(ws, rd2, ident)
+    try:
+        assert (ws / ".pilothouse.toml").is_dir() and (ws / ".git").is_dir()
+    finally:
+        second.close()
+    assert not (ws / ".pilothouse.toml").exists() and not (ws / ".git").exists()
+
+
 def test_env_keeps_spec_values_and_adds_basics(tmp_path):
     env = sandbox_env(_spec(tmp_path, gpus=[0]))
     assert env["API_KEY"] == "k"
