@@ -54,8 +54,8 @@ class Deciding:
     _conns: set[Conn]
 
     def denied_now(self, target: Target, address: IPAddress) -> bool:
-        """Whether the rules in force deny a connection just opened: a reload while it was
-        being dialled is not seen by replace_rules (it had no upstream yet)."""
+        """Whether the rules in force deny a connection to this address: one just dialled (a
+        reload meanwhile is not seen by replace_rules: it had no upstream yet), or one open."""
         return self._match(self.rules, target.host, target.port, [address]).action == "deny"
 
     def replace_rules(self, rules: NetworkRules) -> int:
@@ -69,7 +69,7 @@ class Deciding:
             up = conn.upstream
             if up is None or conn.cut:
                 continue
-            if self._match(rules, up.target.host, up.target.port, [up.address]).action == "deny":
+            if self.denied_now(up.target, up.address):
                 conn.cut = True
                 conn.drop()
                 ended += 1

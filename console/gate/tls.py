@@ -27,9 +27,6 @@ _HANDSHAKE = 0x16
 # opening with one of these speaks TLS but hides its ClientHello behind it: some servers skip a
 # warning alert before the hello, so what follows would reach them unchecked. Refused.
 _OTHER_TLS_RECORDS = frozenset((0x14, 0x15, 0x17, 0x18))
-# Records a client may send between two ClientHellos (RFC 8446: a compatibility
-# change_cipher_spec, early data the server then drops), skipped to reach the second one.
-_BETWEEN_HELLOS = frozenset((0x14, 0x17))
 _SERVER_HELLO = 0x02
 _RETRY_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 _RETRY_AT = 5 + 4 + 2  # record header, handshake header, legacy_version
