@@ -89,6 +89,7 @@ class Protection:
     # to it worth reporting ("" for any change): absent config a hook runner would read, the
     # nested git folders past NESTED_GIT_MAX, aider's .env.
     watched: dict[str, str] = field(default_factory=dict)
+    aliased: set[str] = field(default_factory=set)  # watched: other names not all bound
     _seen: set[str] = field(default_factory=set)
 
     def close(self) -> None:
@@ -395,6 +396,27 @@ def _pin_parents(p: Protection, root_fd: int) -> None:
                 _protect(p, root_fd, head, want_dir=True, pin=True)
 
 
+def _protect_aliases(p: Protection, root_fd: int) -> None:
+    """Other names (hard links) of protected files read-only too; past ALIAS_MAX of them, or
+    where the look was cut short, the protected file is watched (a change is reported)."""
+    from . import nested
+    from .aliases import ALIAS_MAX, find_aliases, linked_files
+
+    wanted = linked_files(p.binds)
+    if not wanted:
+        return
+    res = find_aliases(root_fd, wanted, nested.NESTED_MAX_ENTRIES, nested.NESTED_MAX_SECONDS)
+    for i, (alias, name) in enumerate(sorted(res.found.items())):
+        if i < ALIAS_MAX:
+            _protect(p, root_fd, alias, want_dir=False)
+            p.notes.append(f"{alias} is another name (a hard link) of {name}: read-only too")
+        else:
+            res.unseen.add(name)
+    for name in sorted(res.unseen):
+        p.watched.setdefault(name, "")
+        p.aliased.add(name)
+
+
 def plan_protection(workspace: Path | int) -> Protection:
     """Open and plan every protected path of a workspace (its path, or an O_PATH descriptor
     this function does not close; see the module docstring)."""
@@ -456,6 +478,7 @@ def plan_protection(workspace: Path | int) -> Protection:
                 if sub_fd is not None:
                     os.close(sub_fd)
                     _protect(p, root_fd, f"{rel}/.git", want_dir=False)
+        _protect_aliases(p, root_fd)
         _pin_parents(p, root_fd)  # last: above every protected path, submodules' included
     except BaseException:
         p.close()

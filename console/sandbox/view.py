@@ -180,6 +180,7 @@ class WorkspaceView:
             if target is not None:
                 text += f"; what it leads to, {target}, is read-only too"
             out.append(text)
+        out.extend(self.protection.notes)
         if self.protection.walk is not None:
             out.extend(self.protection.walk.notes("at the start of the run"))
         return out
@@ -399,7 +400,9 @@ def _remove_mountpoint(ws_fd: int, rel: str) -> None:
 
 def nested_repo_notes(view: WorkspaceView) -> list[str]:
     new, unseen = view.nested_repositories()
-    return [_made_note(rel) for rel in new] + unseen
+    return [(f"{rel} was changed during the run through another name (a hard link) in the "
+             "workspace: read it before a tool on the host does") if rel in
+            view.protection.aliased else _made_note(rel) for rel in new] + unseen  # fmt: skip
 
 
 def _made_note(rel: str) -> str:

@@ -1,0 +1,100 @@
+"""Other names (hard links) of protected files, found in the workspace so they are protected too.
+
+A read-only bind covers one name of a file; a hard link elsewhere in the work tree is the same
+inode under a writable name (`ln scripts/pre-commit .git/hooks/pre-commit`, or a second name the
+agent gave a config it wrote in an earlier run). Inside the sandbox no new link to a bound file
+can be made (link(2) across mounts fails), so only names there at the start matter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+
+from .fsview import open_beneath
+
+DIR_ENTRIES_MAX = 2000  # per protected folder, as protect.py's look for links in it
+ALIAS_MAX = 64  # other names bound read-only; past it the protected file is watched instead
+
+
+@dataclass
+class Aliases:
+    found: dict[str, str] = field(default_factory=dict)  # other name -> protected name
+    unseen: set[str] = field(default_factory=set)  # protected names whose look was cut short
+
+
+def linked_files(binds: list) -> dict[tuple[int, int], str]:
+    """(device, inode) -> protected name, for each read-only protected file with more than one
+    link: a bound file, or one inside a bound folder."""
+    out: dict[tuple[int, int], str] = {}
+    for b in binds:
+        if b.kind != "ro" or b.fd is None:
+            continue
+        st = os.fstat(b.fd)
+        if stat.S_ISREG(st.st_mode):
+            if st.st_nlink > 1:
+                out.setdefault((st.st_dev, st.st_ino), b.rel)
+            continue
+        top, seen = f"/proc/self/fd/{b.fd}", 0
+        for dirpath, dirnames, filenames in os.walk(top):
+            # A submodule's objects: often hard-linked by a local clone, and never run.
+            dirnames[:] = [d for d in dirnames if d != "objects"]
+            seen += len(dirnames)
+            for name in filenames:
+                seen += 1
+                if seen > DIR_ENTRIES_MAX:
+                    break
+                with contextlib.suppress(OSError):
+                    fst = os.lstat(os.path.join(dirpath, name))
+                    if stat.S_ISREG(fst.st_mode) and fst.st_nlink > 1:
+                        rel = os.path.normpath(os.path.join(b.rel, os.path.relpath(
+                            os.path.join(dirpath, name), top)))  # fmt: skip
+                        out.setdefault((fst.st_dev, fst.st_ino), rel)
+            if seen > DIR_ENTRIES_MAX:
+                break
+    return out
+
+
+def find_aliases(root_fd: int, wanted: dict[tuple[int, int], str], max_entries: int,
+                 max_seconds: float) -> Aliases:  # fmt: skip
+    """Every other name of the wanted files below the workspace, by descriptor, never through a
+    link; readdir's inode numbers pick the candidates, one stat each confirms them."""
+    res = Aliases()
+    inos = {ino for _dev, ino in wanted}
+    names = set(wanted.values())
+    deadline, seen = time.monotonic() + max_seconds, 0
+    stack = [""]  # folders by name, each opened beneath the root without links: one fd at a time
+    while stack:
+        rel = stack.pop()
+        try:
+            pfd = open_beneath(root_fd, rel) if rel else os.dup(root_fd)
+        except OSError:
+            continue
+        try:
+            dfd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        finally:
+            os.close(pfd)
+        try:
+            with os.scandir(dfd) as it:
+                for e in it:
+                    seen += 1
+                    path = f"{rel}/{e.name}" if rel else e.name
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(path)
+                    elif e.inode() in inos and path not in names:
+                        with contextlib.suppress(OSError):
+                            st = e.stat(follow_symlinks=False)
+                            key = (st.st_dev, st.st_ino)
+                            if stat.S_ISREG(st.st_mode) and key in wanted:
+                                res.found[path] = wanted[key]
+        finally:
+            os.close(dfd)
+        if seen > max_entries or time.monotonic() > deadline:
+            res.unseen = names
+            break
+    return res
