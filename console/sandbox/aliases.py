@@ -26,10 +26,12 @@ class Aliases:
     unseen: set[str] = field(default_factory=set)  # protected names whose look was cut short
 
 
-def linked_files(binds: list) -> dict[tuple[int, int], str]:
+def linked_files(binds: list) -> tuple[dict[tuple[int, int], str], list[str]]:
     """(device, inode) -> protected name, for each read-only protected file with more than one
-    link: a bound file, or one inside a bound folder."""
+    link: a bound file, or one inside a bound folder; and the bound folders too big to be
+    looked through whole (past DIR_ENTRIES_MAX), so the run's notes can say so."""
     out: dict[tuple[int, int], str] = {}
+    cut: list[str] = []
     for b in binds:
         if b.kind != "ro" or b.fd is None:
             continue
@@ -54,8 +56,9 @@ def linked_files(binds: list) -> dict[tuple[int, int], str]:
                             os.path.join(dirpath, name), top)))  # fmt: skip
                         out.setdefault((fst.st_dev, fst.st_ino), rel)
             if seen > DIR_ENTRIES_MAX:
+                cut.append(b.rel)
                 break
-    return out
+    return out, cut
 
 
 def find_aliases(root_fd: int, wanted: dict[tuple[int, int], str], max_entries: int,

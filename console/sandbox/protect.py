@@ -400,9 +400,11 @@ def _protect_aliases(p: Protection, root_fd: int) -> None:
     """Other names (hard links) of protected files read-only too; past ALIAS_MAX of them, or
     where the look was cut short, the protected file is watched (a change is reported)."""
     from . import nested
-    from .aliases import ALIAS_MAX, find_aliases, linked_files
+    from .aliases import ALIAS_MAX, DIR_ENTRIES_MAX, find_aliases, linked_files
 
-    wanted = linked_files(p.binds)
+    wanted, cut = linked_files(p.binds)
+    p.notes.extend(f"{rel} holds more than {DIR_ENTRIES_MAX} entries: only the first were "
+                   "checked for other names (hard links) elsewhere in the workspace" for rel in cut)
     if not wanted:
         return
     res = find_aliases(root_fd, wanted, nested.NESTED_MAX_ENTRIES, nested.NESTED_MAX_SECONDS)

@@ -81,3 +81,29 @@ async def test_a_hundred_names_for_a_nested_config_still_leave_a_change_reported
     changed = (ws / "src/.git/config").read_text() != before
     assert not changed or any("src/.git/config" in n for n in r2.handle.end_notes), (
         "rewritten, unreported", r2.handle.end_notes)
+
+
+def test_a_protected_folder_too_big_to_look_through_says_so(tmp_path):
+    """A read-only folder (.git/hooks) with thousands of files: the look for hard-linked files
+    in it stops at a bound, and the run's notes say which folder was not looked through whole
+    (not silently)."""
+    from console.sandbox.aliases import DIR_ENTRIES_MAX
+    from console.sandbox.protect import plan_protection
+
+    ws = tmp_path / "ws"
+    git_repo(ws)
+    hooks = ws / ".git" / "hooks"
+    for i in range(DIR_ENTRIES_MAX + 10):
+        (hooks / f"h{i}.sample").write_text("#!/bin/sh\n")
+    plan = plan_protection(ws)
+    try:
+        assert any(n.startswith(".git/hooks holds more than") for n in plan.notes), plan.notes
+    finally:
+        plan.close()
+    small = tmp_path / "small"
+    git_repo(small)
+    plan = plan_protection(small)
+    try:
+        assert not any("holds more than" in n for n in plan.notes), plan.notes
+    finally:
+        plan.close()
