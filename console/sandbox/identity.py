@@ -12,7 +12,11 @@
   root's. The agent holds no host privilege; the person's files stay the person's. Because its
   files land as root's, seccomp refuses set-id mode bits in every sandbox (seccomp.py).
 
-Supplementary groups are always dropped: a person's `docker` or `sudo` group must not ride along.
+A root daemon drops supplementary groups: a person's `docker` or `sudo` group must not ride
+along. A daemon run by a person cannot: the kernel refuses setgroups in the unprivileged user
+namespace bubblewrap builds, so that person's groups stay on the agent (shown inside as nogroup)
+and reach what the sandbox mounts (the read-only system folders and the workspace), nothing
+else: docker.sock and the rest of /run are not mounted. docs/threat-model.md says so too.
 """
 
 from __future__ import annotations
