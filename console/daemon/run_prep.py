@@ -101,6 +101,12 @@ async def carry(run_dir: Path, profile: Profile, ws: Path, ws_fd: int, asker: tu
     from console.sandbox.identity import agent_identity
     from console.sandbox.workspaces import carry_files
 
+    if os.geteuid() != 0 and asker[0] not in (0, os.getuid()):
+        # A person's daemon can read only as itself, the owner: a teammate's `~` (or a link in
+        # it) would bring in what the owner may read and the teammate may not.
+        notes.append("carry: nothing carried: this daemon runs as its owner and cannot read "
+                     "files as you (a root daemon can)")
+        return []
     try:
         if backend == "none":
             reader = (os.getuid(), os.getgid())

@@ -179,6 +179,11 @@ class RunManager:
             backend = self.choose_backend(profile.sandbox, profile)
         except SandboxError as exc:
             raise Failure("no-sandbox", str(exc), exc.hint or "run: pilothouse doctor") from None
+        if backend.name == "none" and asker[0] not in (0, os.getuid()):
+            # Unsandboxed is the daemon's user itself (root, or the owner): never a teammate's.
+            raise Failure("not-allowed", f"profile {profile.name} runs unsandboxed, as the "
+                          "daemon's own user; only that user or root may start it",
+                          "use a profile with a sandbox, or ask the daemon's owner")
         run_id = await self._new_id()
         run_dir = self.paths.run_dir(run_id)
         run_dir.mkdir(mode=0o755)

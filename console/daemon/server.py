@@ -35,6 +35,7 @@ from console.protocol import ErrorCode, Failure
 from console.wire import MessageRefused, ProtocolError
 
 ROLE_LOOK_S = 0.25  # how often a teammate's open stream checks the [team] table in force
+MAX_IN_FLIGHT = 256  # open requests per operator.sock connection
 log = logging.getLogger("pilothouse.daemon")
 # At shutdown, how long state changes under way (a run starting, a decision) may take to end.
 DECIDING_GRACE_S = 35.0  # past bubblewrap's own start timeout
@@ -229,6 +230,11 @@ class Daemon:
                     req_id, op, args = wire.parse_request(msg)
                 except ProtocolError as exc:
                     await send(wire.error(msg.get("id"), Failure("bad-request", str(exc))))
+                    continue
+                if len(streams) >= MAX_IN_FLIGHT:  # each open one holds a task (a stream, a queue)
+                    await send(wire.error(req_id, Failure(ErrorCode.BUSY, f"more than "
+                                          f"{MAX_IN_FLIGHT} requests open on this connection",
+                                          "wait for answers, or open another connection")))
                     continue
                 # Each request runs on its own so a long stream (logs -f) does not block others.
                 t = asyncio.create_task(self._one(send, peer, req_id, op, args))
