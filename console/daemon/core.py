@@ -55,6 +55,7 @@ class Core:
     evaluator: PolicyEvaluator
     inbox: Inbox
     channels: RunChannels
+    recording: Recording  # floods counted, not written row by row
     runs: RunManager
     gpu: GpuService
     trace: TraceRecorder
@@ -88,7 +89,8 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
     runs.on_stop = inbox.cancel_run
     reloader = ConfigReloader(config, store, on_change=channels.apply_config)
     core = Core(paths=paths, config=config, reloader=reloader, bus=bus, store=store,
-                grants=grants, evaluator=evaluator, inbox=inbox, channels=channels, runs=runs,
+                grants=grants, evaluator=evaluator, inbox=inbox, channels=channels,
+                recording=recording, runs=runs,
                 gpu=gpu, trace=trace, life=Lifecycle(request_stop))
     # Leftover views first: a lost run's folder may still hold its staged workspace view (a
     # mount of the person's files) until reconcile_views detaches it.

@@ -38,10 +38,10 @@ class FloodControl:
         self._rate = rate
         self.interval = interval
         self._clock = clock
-        self._windows: dict[str, _Window] = {}
+        self._windows: dict[str | None, _Window] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def _window(self, run_id: str) -> _Window:
+    def _window(self, run_id: str | None) -> _Window:
         now = self._clock()
         w = self._windows.get(run_id)
         if w is not None and now - w.start >= self.interval:
@@ -51,7 +51,7 @@ class FloodControl:
             w = self._windows[run_id] = _Window(now)
         return w
 
-    def admit(self, run_id: str, kind: str, subject: str, decision: str,
+    def admit(self, run_id: str | None, kind: str, subject: str, decision: str,
               data: dict[str, Any] | None = None) -> bool:
         """True: write this event now, and call recorded() once it is written. False: it is
         counted into a summary row instead.
@@ -72,7 +72,7 @@ class FloodControl:
         w.rows += 1
         return True
 
-    def recorded(self, run_id: str, kind: str, subject: str, decision: str) -> None:
+    def recorded(self, run_id: str | None, kind: str, subject: str, decision: str) -> None:
         """The row admit() let through is written: later events of its key are repeats."""
         self._window(run_id).seen.add((kind, subject, decision))
 
@@ -81,9 +81,10 @@ class FloodControl:
         w = self._window(run_id)
         w.refused[what] = w.refused.get(what, 0) + 1
 
-    def flush(self, run_id: str | None = None) -> None:
-        """Write the summaries of a run's window (every run's when None) and forget it."""
-        for rid in [run_id] if run_id is not None else list(self._windows):
+    def flush(self, *run_ids: str | None) -> None:
+        """Write the summaries of these runs' windows (every window when none is named) and
+        forget them. None is the daemon's own window: events of no run (operator.sock)."""
+        for rid in run_ids or list(self._windows):
             w = self._windows.pop(rid, None)
             if w is None:
                 continue
@@ -94,7 +95,7 @@ class FloodControl:
             if w.throttled:
                 self._emit("store.throttled", rid,
                            f"{w.throttled} events not stored: past {self._rate()} rows/s "
-                           "for this run", {"count": w.throttled, "rate": self._rate()})
+                           f"for {'this run' if rid is not None else 'the daemon'}", {"count": w.throttled, "rate": self._rate()})
             for what, count in w.refused.items():
                 self._emit("limits.refused", rid,
                            f"{count} connections to {what} refused: past this run's bound",

@@ -33,13 +33,13 @@ class Recording:
                       data: dict[str, Any]) -> None:
         self.storage.record(kind, run_id=run_id, text=text, data=data, actor="daemon")
 
-    def admit(self, run_id: str, kind: str, subject: str, decision: str,
+    def admit(self, run_id: str | None, kind: str, subject: str, decision: str,
               data: dict[str, Any]) -> bool:
         """Write this event's row now (True), or count it into this second's summary."""
         self.floods.start()
         return self.floods.admit(run_id, kind, subject, decision, data)
 
-    def recorded(self, run_id: str, kind: str, subject: str, decision: str) -> None:
+    def recorded(self, run_id: str | None, kind: str, subject: str, decision: str) -> None:
         """The row admit() let through is written (committed, for a security event)."""
         self.floods.recorded(run_id, kind, subject, decision)
 

@@ -180,11 +180,16 @@ class Daemon:
 
     async def _refuse(self, writer: asyncio.StreamWriter, peer: Peer) -> None:
         assert self.core is not None
-        await self.core.store.record_security(
-            "operator.refused", actor=peer.user,
-            text=f"refused a connection from {peer.user} (uid {peer.uid}, pid {peer.pid})",
-            data={"uid": peer.uid, "pid": peer.pid},
-        )
+        # One row per user a second, the rest counted (floods.py): refused is refused either
+        # way, and a stranger's reconnect loop must not fill the history.
+        subject, data = f"uid {peer.uid}", {"uid": peer.uid, "pid": peer.pid}
+        if self.core.recording.admit(None, "operator.refused", subject, "deny", data):
+            await self.core.store.record_security(
+                "operator.refused", actor=peer.user,
+                text=f"refused a connection from {peer.user} (uid {peer.uid}, pid {peer.pid})",
+                data=data,
+            )
+            self.core.recording.recorded(None, "operator.refused", subject, "deny")
         failure = Failure(
             "not-allowed",
             f"user {peer.user} may not use this Pilothouse daemon",

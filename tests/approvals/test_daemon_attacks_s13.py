@@ -24,7 +24,7 @@ import pytest
 
 from tests.approvals.test_inbox_and_team_attacks import SECRET, team_daemon, teammates_workspace
 from tests.conftest import BIN, REPO, Daemon, needs_bwrap
-from tests.core.test_team import APPROVER, GROUP, WATCHER, _ensure_users, as_user
+from tests.core.test_team import APPROVER, GROUP, OUTSIDER, WATCHER, _ensure_users, as_user
 from tests.sandbox.conftest import _python_for_others
 
 root_only = pytest.mark.skipif(os.getuid() != 0, reason="real second users need root (setpriv)")
@@ -254,6 +254,22 @@ print(json.dumps(codes), flush=True)
 """
 
 
+
+def counted_rows(d: Daemon, kind: str, field: str, value: Any) -> list[dict[str, Any]]:
+    """The rows of `kind` whose data names this user (its own rows and the summaries of its
+    repeats), and the daemon's rows of events past its rate (store.throttled, no run: this
+    test's user is the only one flooding). Read once every window has closed."""
+    time.sleep(2.5)  # a window closes at the first tick past a second: up to two
+    rows = json.loads(d.cli("history", "--limit", "20000", "--json").stdout)
+    return [r for r in rows if (r["kind"] == kind and (r["data"] or {}).get(field) == value)
+            or (r["kind"] == "store.throttled" and r["run_id"] is None)]
+
+
+def attempts(rows: list[dict[str, Any]]) -> int:
+    """Attempts the rows account for: one per row of its own, `count` per summary."""
+    return sum(r["data"]["count"] if r["data"].get("aggregated") or r["kind"] ==
+               "store.throttled" else 1 for r in rows)
+
 @root_only
 def test_a_watchers_refused_attempts_do_not_flood_the_history(
         home: Path, daemon_env: dict[str, str], tmp_path: Path) -> None:
@@ -274,12 +290,48 @@ def test_a_watchers_refused_attempts_do_not_flood_the_history(
              "/usr/bin/python3", "-S", str(script), str(d.sock), "2000"],
             capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
         assert json.loads(done.stdout) == {"not-allowed": 2000}, (done.stdout, done.stderr)
-        time.sleep(1.5)  # the last second's summary row
-        rows = json.loads(d.cli("history", "--kind", "operator.denied_op", "--limit", "5000",
-                                "--json").stdout)
-        mine = [r for r in rows if r["actor"] == WATCHER]
+        mine = counted_rows(d, "operator.denied_op", "user", WATCHER)
         assert len(mine) <= 200, f"{len(mine)} rows for 2000 refused attempts"
-        assert sum(r["data"].get("count", 0) + 1 - bool(r["data"].get("aggregated"))
-                   for r in mine) == 2000, mine  # every attempt is still counted
+        assert attempts(mine) == 2000, mine  # every attempt is still counted
+    finally:
+        d.stop()
+
+
+REFUSED = r"""
+import json, socket, sys
+codes = {}
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    code = (json.loads(s.makefile("rb").readline()).get("error") or {}).get("code")
+    codes[code] = codes.get(code, 0) + 1
+    s.close()
+print(json.dumps(codes), flush=True)
+"""
+
+
+@root_only
+def test_a_strangers_refused_connections_do_not_flood_the_history(
+        home: Path, daemon_env: dict[str, str], tmp_path: Path) -> None:
+    """A user who is not in the [team] group but whose process still holds its gid (removed
+    from the group with a session open, or given it by setpriv) reaches operator.sock and is
+    refused; each refusal was an `operator.refused` row committed on its own, so a reconnect
+    loop filled the history as the watcher's attempts did. Secure: one row a second for that
+    user, the rest one summary with a count, and every refusal still counted."""
+    d = team_daemon(home, daemon_env)
+    script = tmp_path / "refused.py"
+    script.write_text(REFUSED)
+    os.chmod(tmp_path, 0o755)
+    pw = pwd.getpwnam(OUTSIDER)
+    try:
+        done = subprocess.run(
+            ["setpriv", f"--reuid={OUTSIDER}", f"--regid={pw.pw_gid}",
+             f"--groups={grp.getgrnam(GROUP).gr_gid}", "/usr/bin/python3", "-S", str(script),
+             str(d.sock), "300"],
+            capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+        assert json.loads(done.stdout) == {"not-allowed": 300}, (done.stdout, done.stderr)
+        mine = counted_rows(d, "operator.refused", "uid", pw.pw_uid)
+        assert len(mine) <= 60, f"{len(mine)} rows for 300 refused connections"
+        assert attempts(mine) == 300, mine  # every refusal is still counted
     finally:
         d.stop()

@@ -5,7 +5,6 @@ docs/protocol.md lists them. A name in two areas' tables is a mistake caught at 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -33,34 +32,18 @@ def merge(tables: tuple[OpTable, ...]) -> OpTable:
 
 
 OPERATIONS: OpTable = merge(AREAS)
-DENIED_WINDOW_S = 1.0
-# (store, user, op) -> attempts since that window's row: repeats become one summary row, as an
-# agent's floods do (floods.py), so a watcher cannot fill the history and the disk.
-_denied: dict[tuple[int, str, str], int] = {}
 
 
 async def _record_denied(core: Core, peer: Peer, name: str) -> None:
-    key = (id(core.store), peer.user, name)
-    if key in _denied:
-        _denied[key] += 1
+    """A watcher's attempt at a deciding op: its own row, or counted into this second's
+    summary for (user, op) as an agent's floods are (floods.py), so a watcher cannot fill the
+    history and the disk. The op is refused either way."""
+    subject, data = f"{peer.user}: {name}", {"op": name, "role": peer.role, "user": peer.user}
+    if not core.recording.admit(None, "operator.denied_op", subject, "deny", data):
         return
-    _denied[key] = 0
-    try:
-        await core.store.record_security(
-            "operator.denied_op", actor=peer.user,
-            text=f"{peer.user} ({peer.role}) tried {name}", data={"op": name, "role": peer.role})
-    except BaseException:
-        _denied.pop(key, None)
-        raise
-    asyncio.get_running_loop().call_later(DENIED_WINDOW_S, _denied_summary, core, peer, name)
-
-
-def _denied_summary(core: Core, peer: Peer, name: str) -> None:
-    count = _denied.pop((id(core.store), peer.user, name), 0)
-    if count:
-        core.store.record("operator.denied_op", actor=peer.user,
-                          text=f"{peer.user} ({peer.role}) tried {name} {count} more times",
-                          data={"op": name, "role": peer.role, "count": count, "aggregated": True})
+    await core.store.record_security("operator.denied_op", actor=peer.user,
+                                     text=f"{peer.user} ({peer.role}) tried {name}", data=data)
+    core.recording.recorded(None, "operator.denied_op", subject, "deny")
 
 
 async def dispatch(core: Core, peer: Peer, name: str, args: Args, send: Send) -> Any:
