@@ -212,3 +212,23 @@ async def test_y_on_a_dashboard_row_never_allows_what_the_row_cannot_show() -> N
             await pilot.pause(0.3)
             sent = [a for op, a in app.source.calls if op == "approval.decide"]
             assert sent == [], f"allowed from a row that shows {inbox.cell_text(req['id'], 'summary')!r}"
+
+
+async def test_the_everywhere_confirmation_shows_the_whole_command() -> None:
+    """g (allow everywhere, the widest grant) asks again in a dialog that printed the command
+    cut at 200 characters: the last thing read before a global yes hid the tail."""
+    from console.tui.screens.dialogs import ConfirmScreen
+
+    cmd = "make test " + " ".join(f"TARGET_{i}=module_{i}" for i in range(14)) + " && rm -rf ~/.ssh"
+    assert len(cmd) > 220
+    req = {**APPROVALS[0], "id": "gl0b", "subject": cmd, "title": "", "summary": f"exec {cmd}"}
+    app = app_with(approvals=[req])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval card")
+        await pilot.press("g")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        await pilot.pause(0.1)
+        from tests.tui.screen import screen_text
+        assert "rm-rf~/.ssh" in "".join(screen_text(app).split()), screen_text(app)
