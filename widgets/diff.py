@@ -20,14 +20,21 @@ INDENT_KEPT = 40  # leading blanks shown as they are (code indentation); longer 
 PREVIEW_MAX = 2000
 
 
-def _old_new(tool: str, tool_input: dict[str, Any]) -> list[tuple[str, str]] | None:
+# The tool_input keys each file tool's diff shows; any other key is shown beside it.
+DIFF_KEYS = {"Edit": ("file_path", "old_string", "new_string", "replace_all"),
+             "MultiEdit": ("file_path", "edits"), "Write": ("file_path", "content")}
+EVERY = "(replace_all: every occurrence of the old text in the file is replaced, not one)"
+
+
+def _old_new(tool: str, tool_input: dict[str, Any]) -> list[tuple[str, str, bool]] | None:
     if tool == "Edit":
-        return [(str(tool_input.get("old_string") or ""), str(tool_input.get("new_string") or ""))]
+        return [(str(tool_input.get("old_string") or ""), str(tool_input.get("new_string") or ""),
+                 bool(tool_input.get("replace_all")))]
     if tool == "MultiEdit" and isinstance(tool_input.get("edits"), list):
-        return [(str(e.get("old_string") or ""), str(e.get("new_string") or ""))
-                for e in tool_input["edits"] if isinstance(e, dict)]
+        return [(str(e.get("old_string") or ""), str(e.get("new_string") or ""),
+                 bool(e.get("replace_all"))) for e in tool_input["edits"] if isinstance(e, dict)]
     if tool == "Write":
-        return [("", str(tool_input.get("content") or ""))]
+        return [("", str(tool_input.get("content") or ""), False)]
     return None
 
 
@@ -47,11 +54,21 @@ def change_diff(detail: dict[str, Any]) -> list[str] | None:
         return None
     path = str(tool_input.get("file_path") or "?")
     out: list[str] = []
-    for old, new in pairs:
+    for old, new, every in pairs:
+        out.extend([EVERY] if every else [])
         out.extend(line.rstrip("\n") for line in difflib.unified_diff(
             old.splitlines(keepends=True), new.splitlines(keepends=True),
             fromfile="/dev/null" if tool == "Write" else path, tofile=path, lineterm="\n"))
     return out or ["(no change: the old and new text are the same)"]
+
+
+def other_input(detail: dict[str, Any]) -> dict[str, Any]:
+    """The file tool's input its diff does not show (nothing may hide behind the diff)."""
+    tool_input = detail.get("tool_input")
+    keys = DIFF_KEYS.get(str(detail.get("tool_name")), ())
+    if not isinstance(tool_input, dict) or tool_input.get("truncated"):
+        return {}
+    return {k: v for k, v in tool_input.items() if k not in keys}
 
 
 def escaped_line(line: str) -> str:

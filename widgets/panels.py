@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from console.text import cut, shown
-from widgets.diff import change_diff, diff_text
+from widgets.diff import change_diff, diff_text, other_input
 from widgets.format import (
     LIVE_STATES,
     backend_text,
@@ -238,6 +238,9 @@ class GpuStrip(Shows):
             self.show(data, note, power=power, now=now)
 
 
+DETAIL_MAX = 16 * 1024  # a request's detail is at most 16 KiB: the card scrolls
+
+
 def _row(table: Table, label: str, value: RenderableType) -> None:
     table.add_row(Text(label, style="bold"), value)
 
@@ -275,13 +278,16 @@ class ApprovalCard(Shows):
         change = change_diff(detail)
         if change is not None:
             _row(grid, "change", diff_text(change))
+            if rest := other_input(detail):
+                _row(grid, "other input (agent)", Text(shown(repr(rest), DETAIL_MAX)))
         for key, value in sorted(detail.items()):
             if key in ("cwd", "addresses", "method", "target", "host", "port") or (
                     key == "tool_input" and change is not None):
                 continue
-            # The key is the agent's too: escaped like its value, and never a bare label.
+            # The key is the agent's too: escaped like its value, and never a bare label. The
+            # value wraps (a tool's input is what runs): never cut to the screen's width.
             _row(grid, f"{shown(key, 30)} (agent)",
-                 safe(value if isinstance(value, str) else repr(value), limit=300))
+                 Text(shown(value if isinstance(value, str) else repr(value), DETAIL_MAX)))
         _row(grid, "why it asks", Text(printable(provenance_text(req.get("rule_provenance"))  # wraps
                                                  if req.get("rule_provenance") else "no rule matched")))
         _row(grid, "asked", safe(f"{clock(req.get('created_at'))} ({duration(now - float(req.get('created_at') or now))} ago)"))

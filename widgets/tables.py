@@ -11,6 +11,7 @@ import itertools
 import shlex
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
@@ -125,6 +126,9 @@ class RunsTable(KeyedTable):
         self.put(str(run["id"]), cells, search)
 
 
+ROW_MAX = 200  # characters of a request on its inbox row
+
+
 class ApprovalInbox(KeyedTable):
     """Pending requests, oldest first (the order the daemon lists and announces them in).
     y / n on the selected row ask the screen to allow or deny that request once."""
@@ -139,10 +143,32 @@ class ApprovalInbox(KeyedTable):
             super().__init__()
             self.request_id, self.allow = request_id, allow
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._whole: dict[str, str | None] = {}  # id -> its whole line (None: more to review)
+
+    class Review(Message):
+        """y on a row that cannot show its request whole: the card shows it, y there allows."""
+
+        def __init__(self, request_id: str) -> None:
+            super().__init__()
+            self.request_id = request_id
+
     def action_decide(self, allow: bool) -> None:
         key = self.selected_key()
         if key is not None:
-            self.post_message(self.Decide(key, allow))
+            whole = allow and self.shows_whole(key)
+            self.post_message(self.Decide(key, allow) if whole or not allow else self.Review(key))
+
+    def shows_whole(self, key: str) -> bool:
+        """The row's REQUEST cell holds the whole request, uncut, and there is nothing else to
+        review (a tool's input, a diff): only then may y on the row allow it."""
+        line = self._whole.get(key)
+        return line is not None and cell_len(line) <= min(ROW_MAX, self._widths.get("summary", 0))
+
+    def drop(self, key: str) -> None:
+        self._whole.pop(key, None)
+        super().drop(key)
 
     COLUMNS = (
         Column("id", "ID", 4, priority=100), Column("age", "AGE", 6, priority=40),
@@ -160,9 +186,11 @@ class ApprovalInbox(KeyedTable):
             Text(duration(expires_in), style=style("bold red") if expiring else ""),
             safe(req.get("run_id")),
             safe(req.get("kind")),
-            safe(summary(req), limit=200),
+            safe(summary(req), limit=ROW_MAX),
         ]
         search = " ".join(str(req.get(k, "")) for k in ("id", "run_id", "profile", "kind", "subject"))
+        detail = req.get("detail") if isinstance(req.get("detail"), dict) else {}
+        self._whole[str(req["id"])] = None if "tool_input" in detail else summary(req)
         self.put(str(req["id"]), cells, search)
 
 

@@ -228,8 +228,7 @@ class PilothouseClient:
 
 
 class _Lines:
-    """Lines from a socket, each at most MAX_ANSWER + 1 bytes (longer ones come back cut to that,
-    so the caller can refuse them), b"" at the end of the stream."""
+    """Lines from a socket, each at most MAX_ANSWER + 1 bytes (so a longer one can be refused)."""
 
     def __init__(self, s: object) -> None:
         self._s = s
@@ -360,6 +359,26 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+FILE_TOOLS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path",
+              "NotebookEdit": "notebook_path"}  # each file tool's path argument
+SUBJECT_INPUT_MAX = 3 * 1024  # bytes of a tool's input in its subject (the daemon takes 4 KiB)
+
+
+def tool_subject(tool: str, tool_input: dict) -> str:
+    """A tool call as asked and granted: a file tool with its path as given, any other with its
+    whole input (a long one: its start and a digest). A grant covers that file or that call."""
+    path = tool_input.get(FILE_TOOLS.get(tool, ""))
+    if isinstance(path, str) and path:
+        return f"{tool} {path}"
+    raw = dumps(tool_input, separators=(", ", ": ")).encode("utf-8", "surrogatepass")
+    if len(raw) <= SUBJECT_INPUT_MAX:
+        return f"{tool} {raw.decode('utf-8', 'surrogatepass')}"
+    import hashlib
+
+    head = raw[:SUBJECT_INPUT_MAX - 200].decode("utf-8", "ignore")
+    return f"{tool} {head}... ({len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()})"
+
+
 def _tool_title(tool: str, tool_input: dict, cwd: str | None) -> str:
     path = tool_input.get("file_path") or tool_input.get("notebook_path") or tool_input.get("path")
     if isinstance(path, str) and path:
@@ -431,10 +450,11 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
             result = client.ask_full(
                 "exec", command, title=_short(desc, TITLE_MAX) if isinstance(desc, str) and desc else None,
                 cwd=cwd, tool_name=tool, session_id=session)
-        else:
-            title = _tool_title(tool, tool_input, cwd)
+        else:  # the title is only the agent's side: the subject is what runs
+            subject = tool_subject(tool, tool_input)
+            title = None if tool in FILE_TOOLS else _tool_title(tool, tool_input, cwd)
             result = client.ask_full(
-                "custom", title, title=title, cwd=cwd, tool_name=tool, session_id=session,
+                "custom", subject, title=title, cwd=cwd, tool_name=tool, session_id=session,
                 tool_input=_bounded(tool_input, DETAIL_BUDGET))
         allowed, reason = bool(result.get("allow")), str(result.get("reason") or "")
         provenance = result.get("provenance") if isinstance(result.get("provenance"), dict) else {}
@@ -473,11 +493,9 @@ def main(argv: list | None = None) -> int:
 
 
 def run_and_exit(argv: list | None = None) -> None:
-    """main(argv), then the process ends without the interpreter's teardown: it runs on every
-    hook call and took 1.3-1.6 ms of each (`python3 -S -E`), a sixth of the call. Standard
-    output and error are flushed first; a failed flush gets the ordinary exit (the
-    interpreter reports it as it always did). The helper starts no thread and registers no
-    exit handler, so nothing else is cut short."""
+    """main(argv), then exit without the interpreter's teardown (1.3-1.6 ms, a sixth of a hook
+    call); stdout and stderr are flushed first (a failed flush gets the ordinary exit). The
+    helper starts no thread and registers no exit handler, so nothing else is cut short."""
     argv = list(sys.argv if argv is None else argv)
     try:
         code = main(argv)

@@ -134,7 +134,8 @@ async def test_claude_hook_edit_becomes_a_custom_request(agent_server: AgentServ
                                 "new_string": "b" * 50_000})
     helper = asyncio.create_task(run_helper(agent_server.path, "ph-claude-hook", stdin=stdin))
     req = await decide_next(agent_server, False)
-    assert (req.kind, req.title, req.subject) == ("custom", "Edit src/app.py", "Edit src/app.py")
+    # asked as the file it edits, exactly (no title: the subject says it all)
+    assert (req.kind, req.title, req.subject) == ("custom", "", "Edit /workspace/src/app.py")
     assert req.detail["tool_name"] == "Edit" and req.detail["tool_input"]["truncated"] is True
     rc, out, _ = await helper
     spec = hook_output(out)

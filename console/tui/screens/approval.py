@@ -22,6 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.client.sync import ClientError
+from console.text import shown
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.state import Change
@@ -183,7 +184,7 @@ class ApprovalScreen(PilotScreen):
         self.app.push_screen(
             PromptScreen("Allow for how long?",
                          f"Minutes to allow {printable(req.get('kind'))} "
-                         f"{printable(req.get('subject'), 60)} in run {req.get('run_id')}:",
+                         f"{shown(req.get('subject'))} in run {req.get('run_id')}:",
                          "10", check=check_minutes), chosen)
 
     def action_everywhere(self) -> None:
@@ -191,7 +192,7 @@ class ApprovalScreen(PilotScreen):
         if req is None:
             return
         body = Text(f"Allow {printable(req.get('kind'))} ")
-        body.append(printable(req.get("subject"), 200), style="bold")
+        body.append(shown(req.get("subject")), style="bold")  # whole: the widest yes there is
         body.append(" for every run and every profile (a global grant, until the daemon restarts)?")
 
         def answered(yes: bool | None) -> None:

@@ -217,6 +217,12 @@ class DashboardScreen(PilotScreen):
             return False
         return True
 
+    @on(ApprovalInbox.Review)
+    def _review_row(self, event: ApprovalInbox.Review) -> None:
+        """y on a row that shows its request cut (or without its change): the card, not a yes."""
+        self.notify("The request does not fit its row: here it is whole. y allows it.")
+        self.ph.action_open_approval(event.request_id)
+
     @on(ApprovalInbox.Decide)
     def _decide_row(self, event: ApprovalInbox.Decide) -> None:
         """y / n on the inbox row: allow or deny that request once."""
