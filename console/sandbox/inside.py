@@ -26,11 +26,9 @@ import sys
 if __name__ == "__main__" and not (getattr(sys.flags, "safe_path", False) or sys.flags.isolated):
     del sys.path[0]
 
-# Every hook call starts a fresh interpreter, so imports are most of what this file costs
-# (`python3 -S -E -X importtime`): json, socket, shlex and os pull in re, enum, selectors and
-# collections, about as long again as the interpreter's own start. The helper uses their
-# built-in C halves instead (posix, _socket, _json: compiled into every CPython), and falls
-# back to the json package only where _json is missing.
+# Every hook call starts a fresh interpreter: json, socket, shlex and os would pull in re, enum,
+# selectors and collections (as long again as the start itself, `-X importtime`). Their C
+# halves built into every CPython serve instead; the json package only where _json is missing.
 import _socket  # noqa: E402
 import posix  # noqa: E402
 import time  # noqa: E402
@@ -86,8 +84,10 @@ def _dump(value: object, out: list, enc: object, seps: tuple) -> None:
     elif isinstance(value, dict):
         out.append("{")
         for i, (k, v) in enumerate(value.items()):
-            if not isinstance(k, str):
-                k = _key(k)
+            if not isinstance(k, str):  # json.dumps's keys: numbers, true, false, null
+                if k is not None and not isinstance(k, (int, float)):
+                    raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")
+                k = dumps(k)
             out.append((seps[0] if i else "") + enc(k) + seps[1])  # type: ignore[operator]
             _dump(v, out, enc, seps)
         out.append("}")
@@ -103,14 +103,6 @@ def _dump(value: object, out: list, enc: object, seps: tuple) -> None:
 
 
 _INF = float("inf")
-
-
-def _key(k: object) -> str:
-    if k is True or k is False or k is None:
-        return {True: "true", False: "false", None: "null"}[k]
-    if isinstance(k, (int, float)):
-        return dumps(k)
-    raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")
 
 
 class _ScanContext:
@@ -295,25 +287,24 @@ def cmd_ask(args: list, client: PilothouseClient | None = None) -> int:
         client = client or PilothouseClient()
         extra = {"text": opts["detail"]} if "detail" in opts else {}
         cwd = opts.get("cwd") or _cwd()
+        title, one = opts.get("title"), {"net": "HOST:PORT", "network": "HOST:PORT", "write": "PATH"}
         if what == "exec":
             if not rest:
                 raise PilothouseError("exec needs a command: ph-ask exec -- CMD...")
-            allowed, reason = client.ask("exec", command_line(rest), title=opts.get("title"), cwd=cwd, **extra)
-        elif what in ("net", "network"):
+            kind, subject = "exec", command_line(rest)
+        elif what in one:
             if len(rest) != 1:
-                raise PilothouseError("net needs one HOST:PORT")
-            allowed, reason = client.ask("network", rest[0], title=opts.get("title"), cwd=cwd, **extra)
-        elif what == "write":
-            if len(rest) != 1:
-                raise PilothouseError("write needs one PATH")
-            allowed, reason = client.ask("write", rest[0], title=opts.get("title"), cwd=cwd, **extra)
+                raise PilothouseError(f"{what} needs one {one[what]}")
+            kind, subject = ("write" if what == "write" else "network"), rest[0]
         elif what == "custom":
-            title = opts.get("title") or " ".join(rest)
-            if not title:
+            kind = "custom"
+            subject = title or " ".join(rest)
+            if not subject:
                 raise PilothouseError("custom needs --title T")
-            allowed, reason = client.ask("custom", title, title=title[:TITLE_MAX], cwd=cwd, **extra)
+            title = subject[:TITLE_MAX]
         else:
             raise PilothouseError(f"unknown request kind {what!r}; {USAGE_ASK}")
+        allowed, reason = client.ask(kind, subject, title=title, cwd=cwd, **extra)
     except PilothouseError as exc:
         _err(prog, str(exc))
         return 2
@@ -379,13 +370,9 @@ def tool_subject(tool: str, tool_input: dict) -> str:
     return f"{tool} {head}... ({len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()})"
 
 
-def _tool_title(tool: str, tool_input: dict, cwd: str | None) -> str:
-    path = tool_input.get("file_path") or tool_input.get("notebook_path") or tool_input.get("path")
-    if isinstance(path, str) and path:
-        if cwd and path.startswith(cwd.rstrip("/") + "/"):
-            path = path[len(cwd.rstrip("/")) + 1:]
-        return _short(f"{tool} {path}", TITLE_MAX)
-    for key in ("url", "query", "pattern", "description", "prompt"):
+def _tool_title(tool: str, tool_input: dict) -> str:
+    """The agent's own short words for a call of a tool that is not a file tool."""
+    for key in ("path", "url", "query", "pattern", "description", "prompt"):
         value = tool_input.get(key)
         if isinstance(value, str) and value:
             return _short(f"{tool} {value}", TITLE_MAX)
@@ -401,9 +388,8 @@ def _bounded(value: object, budget: int) -> object:
 
 
 def verdict_text(allowed: bool, provenance: dict, reason: str) -> str:
-    """One line an agent (and the model reading its tool result) cannot misread: the verdict
-    word first, then who or what decided: "denied by alice (scope once)", "forbidden by rule
-    "rm -rf /" (config.toml:12)", "approved by rule "ls" (profiles.toml:40)"."""
+    """One line an agent (and its model) cannot misread: the verdict, then who or what decided:
+    "denied by alice (scope once)", 'forbidden by rule "rm -rf /" (config.toml:12)'."""
     kind = provenance.get("kind")
     verb = "approved" if allowed else "denied"
     scope = f"scope {provenance.get('scope') or 'once'}"
@@ -424,8 +410,7 @@ def verdict_text(allowed: bool, provenance: dict, reason: str) -> str:
 
 
 def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = None) -> int:
-    """Claude Code PreToolUse: Bash commands become exec asks, other tools custom requests.
-    Always prints a decision and exits 0; any failure is a deny (fail closed)."""
+    """Claude Code PreToolUse: Bash an exec ask, other tools custom; any failure denies."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     try:
@@ -447,15 +432,14 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
             if not isinstance(command, str) or not command.strip():
                 raise PilothouseError("a Bash tool call without a command")
             desc = tool_input.get("description")
-            result = client.ask_full(
-                "exec", command, title=_short(desc, TITLE_MAX) if isinstance(desc, str) and desc else None,
-                cwd=cwd, tool_name=tool, session_id=session)
+            kind, subject, extra = "exec", command, {}
+            title = _short(desc, TITLE_MAX) if isinstance(desc, str) and desc else None
         else:  # the title is only the agent's side: the subject is what runs
-            subject = tool_subject(tool, tool_input)
-            title = None if tool in FILE_TOOLS else _tool_title(tool, tool_input, cwd)
-            result = client.ask_full(
-                "custom", subject, title=title, cwd=cwd, tool_name=tool, session_id=session,
-                tool_input=_bounded(tool_input, DETAIL_BUDGET))
+            kind, subject = "custom", tool_subject(tool, tool_input)
+            title = None if tool in FILE_TOOLS else _tool_title(tool, tool_input)
+            extra = {"tool_input": _bounded(tool_input, DETAIL_BUDGET)}
+        result = client.ask_full(kind, subject, title=title, cwd=cwd, tool_name=tool,
+                                 session_id=session, **extra)
         allowed, reason = bool(result.get("allow")), str(result.get("reason") or "")
         provenance = result.get("provenance") if isinstance(result.get("provenance"), dict) else {}
         decision = "allow" if allowed else "deny"
@@ -494,8 +478,7 @@ def main(argv: list | None = None) -> int:
 
 def run_and_exit(argv: list | None = None) -> None:
     """main(argv), then exit without the interpreter's teardown (1.3-1.6 ms, a sixth of a hook
-    call); stdout and stderr are flushed first (a failed flush gets the ordinary exit). The
-    helper starts no thread and registers no exit handler, so nothing else is cut short."""
+    call) once stdout and stderr are flushed: the helper has no thread and no exit handler."""
     argv = list(sys.argv if argv is None else argv)
     try:
         code = main(argv)
