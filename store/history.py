@@ -244,19 +244,9 @@ def query_output(db: Db, run_id: str, *, after_id: int | None = None,
     `limit` lines (before before_id, if given: scrolling back).
     """
     conn = _conn(db)
-    where = ["o.run_id = ?"]
-    params: list[Any] = [run_id]
-    rowid, source = "o.id", "output o"
-    if search is not None and search.strip():
-        match = fts_query(search)
-        lo, hi = conn.execute("SELECT min(id), max(id) FROM output WHERE run_id = ?",
-                              (run_id,)).fetchone()
-        if match is None or lo is None:
-            return []
-        # FTS drives, newest first, limited to the run's lifetime (two index seeks).
-        where = ["output_fts MATCH ?", "output_fts.rowid BETWEEN ? AND ?", *where]
-        params = [match, lo, hi, *params]
-        rowid, source = "output_fts.rowid", "output_fts CROSS JOIN output o ON o.id = output_fts.rowid"
+    if (found := _output_source(conn, run_id, search)) is None:
+        return []
+    where, params, rowid, source = found
     forward = after_id is not None
     if forward:
         where.append(f"{rowid} > ?")
@@ -269,6 +259,35 @@ def query_output(db: Db, run_id: str, *, after_id: int | None = None,
     params.append(max(0, int(limit)))
     rows = [dict(zip(OUTPUT_COLUMNS, r, strict=True)) for r in conn.execute(sql, params)]
     return rows if forward else rows[::-1]
+
+
+def tail_after(db: Db, run_id: str, n: int, search: str | None = None) -> int:
+    """The id just before the first of a run's last `n` lines (matching `search`), 0 when it
+    has no more than `n`: a tail is then read forward from it, a page at a time."""
+    conn = _conn(db)
+    if n <= 0 or (found := _output_source(conn, run_id, search)) is None:
+        return 0
+    where, params, rowid, source = found
+    row = conn.execute(f"SELECT {rowid} FROM {source} WHERE {' AND '.join(where)} "
+                       f"ORDER BY {rowid} DESC LIMIT 1 OFFSET ?", [*params, n - 1]).fetchone()
+    return 0 if row is None else int(row[0]) - 1
+
+
+def _output_source(conn: sqlite3.Connection, run_id: str, search: str | None
+                   ) -> tuple[list[str], list[Any], str, str] | None:
+    """(where, params, rowid, source) selecting a run's output lines, through the full-text
+    index when there is a search; None when the search can match nothing."""
+    if search is None or not search.strip():
+        return ["o.run_id = ?"], [run_id], "o.id", "output o"
+    match = fts_query(search)
+    lo, hi = conn.execute("SELECT min(id), max(id) FROM output WHERE run_id = ?",
+                          (run_id,)).fetchone()
+    if match is None or lo is None:
+        return None
+    # FTS drives, limited to the run's lifetime (two index seeks).
+    return (["output_fts MATCH ?", "output_fts.rowid BETWEEN ? AND ?", "o.run_id = ?"],
+            [match, lo, hi, run_id], "output_fts.rowid",
+            "output_fts CROSS JOIN output o ON o.id = output_fts.rowid")
 
 
 def count_output(db: Db, run_id: str) -> int:

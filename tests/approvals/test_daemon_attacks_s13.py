@@ -335,3 +335,40 @@ def test_a_strangers_refused_connections_do_not_flood_the_history(
         assert attempts(mine) == 300, mine  # every refusal is still counted
     finally:
         d.stop()
+
+
+def _peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_a_huge_tail_does_not_load_a_long_runs_output_whole(
+        home: Path, daemon_env: dict[str, str], workspace: Path) -> None:
+    """`logs --tail N` read the last N lines in one query and held them all before sending
+    the first page; a watcher (logs is a watching op) asking a long run's log with
+    `--tail 1000000000` made the daemon hold every line of it at once (+150 MB for 300,000
+    lines). Secure: a tail is paged like the whole log, from its first line."""
+    (home / "config.toml").write_text(
+        '[profiles.long]\ncommand = ["seq", "1", "300000"]\nsandbox = "none"\n')
+    d = Daemon(home, daemon_env)
+    d.start()
+    try:
+        started = json.loads(d.cli("run", "long", "-w", str(workspace), "--json").stdout)
+        run_id = started["id"]
+        d.cli("logs", run_id, "--follow")  # until the run has ended
+        assert d.proc is not None
+        whole = d.cli("logs", run_id).stdout.splitlines()  # paged already; a burst this
+        assert len(whole) > 100_000, len(whole)  # fast may pass the writer's queue (dropped)
+        assert d.cli("logs", run_id, "--tail", "3").stdout.splitlines() == whole[-3:]
+        before = _peak_mb(d.proc.pid)
+        out = d.cli("logs", run_id, "--tail", "1000000000")
+        grown = _peak_mb(d.proc.pid) - before
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines() == whole
+        assert grown < 25, f"the daemon's peak memory grew {grown:.0f} MB for one tail"
+        bad = d.cli("logs", run_id, "--tail", "-5", check=False)
+        assert bad.returncode != 0 and "tail must be" in bad.stderr + bad.stdout, bad
+    finally:
+        d.stop()

@@ -141,6 +141,18 @@ def test_query_output(reader: sqlite_utils.Database) -> None:
     assert [r["line"] for r in history.query_output(reader, "r1", search="rm -rf?")] == [
         "error: foo:bar not found -- rm -rf?"]
     assert len(history.query_output(reader, "r1", search="module_1*")) == 11
+
+
+
+def test_tail_after_starts_a_tail_read_forward(reader: sqlite_utils.Database) -> None:
+    """`logs --tail N` pages forward from tail_after: the same lines as the last N at once."""
+    for n, search in ((5, None), (1, None), (31, None), (500, None), (4, "module_1*")):
+        after = history.tail_after(reader, "r1", n, search)
+        forward = history.query_output(reader, "r1", after_id=after, limit=10_000, search=search)
+        assert _ids(forward) == _ids(history.query_output(reader, "r1", limit=n, search=search))
+    assert history.tail_after(reader, "r1", 0) == 0
+    assert history.tail_after(reader, "r1", 3, "nothing-matches-this") == 0
+    assert history.tail_after(reader, "no-such-run", 3) == 0
     assert history.query_output(reader, "r2", search="compiling") == []
 
 

@@ -80,6 +80,8 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     run_id = arg(args, "run", str)
     follow = arg(args, "follow", bool, False)
     tail = arg(args, "tail", int, 0)
+    if tail < 0:
+        raise Failure("bad-args", f"tail must be 0 (every line) or more, not {tail}")
     search = arg(args, "search", str, None)
     sub = (core.bus.subscribe(("run.output", "run.state"), run_id=run_id)
            if follow and not search else None)
@@ -90,24 +92,16 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 
     try:
         await core.store.flush()
+        # Page through the store, from the tail's first line when a tail is asked for: a long
+        # run's output never sits in memory whole, whatever tail a watcher asks for.
         sent = 0
-        if tail:
-            rows = await core.store.read(
-                lambda db: history.query_output(db, run_id, limit=tail, search=search))
-            for start in range(0, len(rows), LOG_PAGE):
-                await send_lines(rows[start : start + LOG_PAGE])
-            sent = len(rows)
-            seen = await core.store.read(lambda db: history.count_output(db, run_id))
-        else:
-            # Page through the store: a long run's output never sits in memory whole.
-            after = 0
-            while rows := await core.store.read(
-                    lambda db, after=after: history.query_output(
-                        db, run_id, after_id=after, limit=LOG_PAGE, search=search)):
-                await send_lines(rows)
-                sent += len(rows)
-                after = rows[-1]["id"]
-            seen = sent
+        after = await core.store.read(lambda db: history.tail_after(db, run_id, tail, search))
+        while rows := await core.store.read(lambda db, after=after: history.query_output(
+                db, run_id, after_id=after, limit=LOG_PAGE, search=search)):
+            await send_lines(rows)
+            sent += len(rows)
+            after = rows[-1]["id"]
+        seen = (await core.store.read(lambda db: history.count_output(db, run_id))) if tail else sent
         if sub is None or run_id not in core.runs.runs:
             return {"run": run_id, "lines": sent}
         while True:
