@@ -3,12 +3,15 @@
 A read-only bind covers one name of a file; a hard link elsewhere in the work tree is the same
 inode under a writable name (`ln scripts/pre-commit .git/hooks/pre-commit`, or a second name the
 agent gave a config it wrote in an earlier run). Inside the sandbox no new link to a bound file
-can be made (link(2) across mounts fails), so only names there at the start matter.
+can be made (link(2) across mounts fails), so only names there at the start matter to the
+binds; a name made later by a sibling run (for which the file was not protected), or one in a
+folder the look could not open, is caught at the run's end (watch.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import time
@@ -18,12 +21,16 @@ from .fsview import open_beneath
 
 DIR_ENTRIES_MAX = 2000  # per protected folder, as protect.py's look for links in it
 ALIAS_MAX = 64  # other names bound read-only; past it the protected file is watched instead
+# An other name whose path is longer is watched, not bound: a bind names it (bwrap's and the
+# engine's destinations, openat2) and the kernel refuses paths past PATH_MAX (4096).
+ALIAS_PATH_MAX = 2048
 
 
 @dataclass
 class Aliases:
     found: dict[str, str] = field(default_factory=dict)  # other name -> protected name
     unseen: set[str] = field(default_factory=set)  # protected names whose look was cut short
+    unreadable: list[str] = field(default_factory=list)  # folders the look could not open
 
 
 def linked_files(binds: list) -> tuple[dict[tuple[int, int], str], list[str]]:
@@ -42,8 +49,10 @@ def linked_files(binds: list) -> tuple[dict[tuple[int, int], str], list[str]]:
             continue
         top, seen = f"/proc/self/fd/{b.fd}", 0
         for dirpath, dirnames, filenames in os.walk(top):
-            # A submodule's objects: often hard-linked by a local clone, and never run.
-            dirnames[:] = [d for d in dirnames if d != "objects"]
+            # A submodule's objects (beside its HEAD): often hard-linked by a local clone, and
+            # never run. Any other folder named objects is looked through (a skill's scripts).
+            if "HEAD" in filenames:
+                dirnames[:] = [d for d in dirnames if d != "objects"]
             seen += len(dirnames)
             for name in filenames:
                 seen += 1
@@ -64,7 +73,9 @@ def linked_files(binds: list) -> tuple[dict[tuple[int, int], str], list[str]]:
 def find_aliases(root_fd: int, wanted: dict[tuple[int, int], str], max_entries: int,
                  max_seconds: float) -> Aliases:  # fmt: skip
     """Every other name of the wanted files below the workspace, by descriptor, never through a
-    link; readdir's inode numbers pick the candidates, one stat each confirms them."""
+    link; readdir's inode numbers pick the candidates, one stat each confirms them. A folder it
+    cannot open (made unreadable, or deeper than PATH_MAX from the root) or a name too long to
+    bind leaves the wanted files watched (`unseen`), never passed over in silence."""
     res = Aliases()
     inos = {ino for _dev, ino in wanted}
     names = set(wanted.values())
@@ -74,11 +85,14 @@ def find_aliases(root_fd: int, wanted: dict[tuple[int, int], str], max_entries: 
         rel = stack.pop()
         try:
             pfd = open_beneath(root_fd, rel) if rel else os.dup(root_fd)
-        except OSError:
+        except OSError as e:
+            if e.errno != errno.ENOENT:  # gone meanwhile: nothing there to name the file
+                res.unreadable.append(rel)
             continue
         try:
             dfd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
+            res.unreadable.append(rel)
             continue
         finally:
             os.close(pfd)
@@ -94,10 +108,15 @@ def find_aliases(root_fd: int, wanted: dict[tuple[int, int], str], max_entries: 
                             st = e.stat(follow_symlinks=False)
                             key = (st.st_dev, st.st_ino)
                             if stat.S_ISREG(st.st_mode) and key in wanted:
-                                res.found[path] = wanted[key]
+                                if len(path.encode()) > ALIAS_PATH_MAX:
+                                    res.unseen.add(wanted[key])
+                                else:
+                                    res.found[path] = wanted[key]
         finally:
             os.close(dfd)
         if seen > max_entries or time.monotonic() > deadline:
-            res.unseen = names
+            res.unseen = set(names)
             break
+    if res.unreadable:
+        res.unseen = set(names)
     return res

@@ -408,6 +408,10 @@ def _protect_aliases(p: Protection, root_fd: int) -> None:
     if not wanted:
         return
     res = find_aliases(root_fd, wanted, nested.NESTED_MAX_ENTRIES, nested.NESTED_MAX_SECONDS)
+    if res.unreadable:
+        p.notes.append(f"the look for other names (hard links) of protected files could not open "
+                       f"{len(res.unreadable)} folder(s), first {res.unreadable[0][:200]!r}: a "
+                       "change to those files is reported at the run's end")
     for i, (alias, name) in enumerate(sorted(res.found.items())):
         if i < ALIAS_MAX:
             _protect(p, root_fd, alias, want_dir=False)

@@ -27,6 +27,7 @@ from .base import SandboxSpec
 from .identity import AgentIdentity, agent_identity
 from .nested import AGENT_CONFIG_YAML, NESTED_AGENT_CONFIG, find_nested_git
 from .protect import Bind, Protection, plan_protection
+from .watch import Budget, changed_read_only, git_folder_changed, read_only_notes
 
 VIEW_DIR = ".view"
 # Root daemon: where the agent's uid finds what bubblewrap binds (bwrap resolves every source by
@@ -295,10 +296,11 @@ class WorkspaceView:
 
     # --- after the run --------------------------------------------------------------------------
 
-    def nested_repositories(self) -> tuple[list[str], list[str]]:
+    def nested_repositories(self, budget: Budget | None = None) -> tuple[list[str], list[str]]:
         """(git folders or `.git` files below the top made or replaced during the run, notes on
         what the look could not see). Those present at the start were protected; a new one
         cannot be made read-only ahead of time, so it is reported."""
+        budget = budget or Budget()
         if self.ws_fd < 0:
             return [], []
         walk = find_nested_git(self.ws_fd)
@@ -315,12 +317,15 @@ class WorkspaceView:
             if st.st_ctime >= self.opened_at:
                 new.append(rel)
         new += [rel for rel, mark in self.protection.watched.items()
-                if rel not in new and self._changed(rel, mark)]
+                if rel not in new and self._changed(rel, mark, budget)]
         return new, walk.notes("at the end of the run")
 
-    def _changed(self, rel: str, mark: str) -> bool:
+    def _changed(self, rel: str, mark: str, budget: Budget) -> bool:
         """A watched path (protect.py) made or changed during the run: for a git folder, its
-        config or hooks; for a file, one that holds `mark` (any, when empty)."""
+        config or hooks (a hook rewritten in place too: watch.py); for a file, one that holds
+        `mark` (any, when empty)."""
+        if git_folder_changed(self.ws_fd, rel, self.opened_at, budget):
+            return True
         for path in (rel, f"{rel}/config", f"{rel}/hooks", f"{rel}/commondir"):
             try:
                 st = os.stat(path, dir_fd=self.ws_fd, follow_symlinks=False)
@@ -399,10 +404,16 @@ def _remove_mountpoint(ws_fd: int, rel: str) -> None:
 
 
 def nested_repo_notes(view: WorkspaceView) -> list[str]:
-    new, unseen = view.nested_repositories()
+    budget = Budget()
+    new, unseen = view.nested_repositories(budget)
+    # A read-only protected file changed anyway: through a second name the start could not
+    # bind (watch.py), or from outside the sandbox.
+    ro = (changed_read_only(view.protection.binds, view.opened_at, set(new), budget)
+          if view.ws_fd >= 0 else [])  # fmt: skip
     return [(f"{rel} was changed during the run through another name (a hard link) in the "
              "workspace: read it before a tool on the host does") if rel in
-            view.protection.aliased else _made_note(rel) for rel in new] + unseen  # fmt: skip
+            view.protection.aliased else _made_note(rel) for rel in new] + unseen + (
+            read_only_notes(ro, budget) if ro or budget.cut else [])  # fmt: skip
 
 
 def _made_note(rel: str) -> str:

@@ -92,9 +92,7 @@ class Box:
     def own(self) -> None:
         """Give the workspace to the sandbox's user (Docker runs as DOCKER_UID, not root)."""
         if self.uid:
-            for root, dirs, files in os.walk(self.workspace):
-                for n in [root, *(os.path.join(root, x) for x in dirs + files)]:
-                    os.lchown(n, self.uid, self.uid)
+            chown_tree(self.workspace, self.uid, self.uid)
 
     def spec(self, script: str, **kw: Any) -> SandboxSpec:
         self.own()
@@ -210,6 +208,15 @@ def _python_for_others() -> tuple[str, str] | None:
     return None
 
 
+def chown_tree(top: Path, uid: int, gid: int) -> None:
+    """lchown a tree folder by folder (by descriptor): a path deeper than PATH_MAX, as an
+    attack test builds, is reached too."""
+    os.lchown(top, uid, gid)
+    for _root, dirs, files, rfd in os.fwalk(top, follow_symlinks=False):
+        for n in dirs + files:
+            os.chown(n, uid, gid, dir_fd=rfd, follow_symlinks=False)
+
+
 @dataclass
 class UserBox(Box):
     """A Box whose backend runs in a child process as DAEMON_USER (the ordinary-user daemon)."""
@@ -220,9 +227,7 @@ class UserBox(Box):
     def run_dir_owner(self) -> None:
         for p in (self.home, self.home / "runs", self.run_dir, self.workspace):
             os.chown(p, self.user.pw_uid, self.user.pw_gid)
-        for root, dirs, files in os.walk(self.home):
-            for n in [root, *(os.path.join(root, x) for x in dirs + files)]:
-                os.lchown(n, self.user.pw_uid, self.user.pw_gid)
+        chown_tree(self.home, self.user.pw_uid, self.user.pw_gid)
 
     async def run(self, script: str, timeout: float = 60.0, **kw: Any) -> Result:
         import json

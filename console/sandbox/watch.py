@@ -1,0 +1,134 @@
+"""What a run's end looks at again, beside new nested repositories (view.py): protected files
+that changed although they were read-only inside, and what changed in the nested git folders
+watched rather than bound (past protect.NESTED_GIT_MAX).
+
+A read-only bind stops writes through its own name only. A second name (a hard link) the look
+at the start could not see (a folder it could not open, a link a sibling run made after the
+plan) still reaches the same file, so every read-only protected file is compared with the
+start: a ctime at or after it means the file was written, linked or unlinked since (the agent
+can set a file's mtime back, never its ctime). The look is bounded like the one for nested
+repositories; where it stops early a note says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import time
+from dataclasses import dataclass
+
+from .nested import NESTED_MAX_ENTRIES, NESTED_MAX_SECONDS
+
+# What git changes in a git folder in ordinary use (commit, fetch, merge, rebase, gc) and no
+# tool runs: passed over, so committing in a submodule or a watched repository is not news.
+GIT_VOLATILE_DIRS = frozenset({"objects", "refs", "logs", "lfs", "rr-cache", "rebase-merge",
+                               "rebase-apply", "sequencer"})  # fmt: skip
+GIT_VOLATILE_FILES = frozenset({"index", "packed-refs", "COMMIT_EDITMSG", "MERGE_MSG",
+                                "MERGE_MODE", "SQUASH_MSG", "gc.log", "gc.pid", "shallow",
+                                "sharedindex", "description", "FETCH_HEAD", "ORIG_HEAD",
+                                "AUTO_MERGE"})  # fmt: skip
+SHOWN_MAX = 10  # changed files named one by one in the notes; the rest are counted
+
+
+@dataclass
+class Budget:
+    """The entries and seconds one run's end may spend looking; `cut` once it ran out."""
+
+    entries: int = NESTED_MAX_ENTRIES
+    deadline: float = 0.0
+    cut: bool = False
+
+    def __post_init__(self) -> None:
+        self.deadline = self.deadline or time.monotonic() + NESTED_MAX_SECONDS
+
+    def spend(self, n: int) -> bool:
+        self.entries -= n
+        if self.entries < 0 or time.monotonic() > self.deadline:
+            self.cut = True
+        return not self.cut
+
+
+def _volatile(name: str) -> bool:
+    return name in GIT_VOLATILE_FILES or name.endswith((".lock", "_HEAD")) or name == "HEAD"
+
+
+def changed_below(dir_fd: int, since: float, budget: Budget, git: bool = False) -> list[str]:
+    """Regular files below a folder (a descriptor, O_PATH or not) with a ctime at or after
+    `since`, relative to it, never through links. In a git folder (`git`, or any folder below
+    one holding a HEAD: a submodule's in .git/modules) what git changes in ordinary use is
+    passed over, but for the object alternates."""
+    out: list[str] = []
+    gits: list[str] = ["."] if git else []
+    for root, dirs, files, rfd in os.fwalk(".", dir_fd=dir_fd, follow_symlinks=False):
+        if not budget.spend(len(dirs) + len(files)):
+            break
+        if "HEAD" in files and ({"objects", "refs"} <= set(dirs) or "commondir" in files):
+            gits.append(root)
+            for alt in ("objects/info/alternates", "objects/info/http-alternates"):
+                with contextlib.suppress(OSError):
+                    if os.stat(alt, dir_fd=rfd, follow_symlinks=False).st_ctime >= since:
+                        out.append(os.path.normpath(os.path.join(root, alt)))
+        in_git = any(root == g or root.startswith(g + "/") for g in gits)
+        if in_git:
+            dirs[:] = [d for d in dirs if d not in GIT_VOLATILE_DIRS]
+        for name in files:
+            if in_git and _volatile(name):
+                continue
+            with contextlib.suppress(OSError):
+                st = os.stat(name, dir_fd=rfd, follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode) and st.st_ctime >= since:
+                    out.append(os.path.normpath(os.path.join(root, name)))
+    return out
+
+
+def changed_read_only(binds: list, since: float, skip: set[str],
+                      budget: Budget) -> list[str]:  # fmt: skip
+    """Protected paths bound read-only (protect.Bind, descriptors still open) whose file, or a
+    file below whose folder, changed since the start; `skip`: paths reported otherwise."""
+    out: list[str] = []
+    masks = {b.rel for b in binds if b.fd is None}
+    for b in binds:
+        if b.kind != "ro" or b.fd is None or b.rel in skip or budget.cut:
+            continue
+        with contextlib.suppress(OSError):
+            st = os.fstat(b.fd)
+            if stat.S_ISREG(st.st_mode):
+                if st.st_ctime >= since:
+                    out.append(b.rel)
+            elif stat.S_ISDIR(st.st_mode):
+                rels = (os.path.normpath(os.path.join(b.rel, r))
+                        for r in changed_below(b.fd, since, budget))  # fmt: skip
+                out += [r for r in rels if r not in masks and r not in skip and r not in out]
+    return out
+
+
+def read_only_notes(changed: list[str], budget: Budget) -> list[str]:
+    shown = changed[:SHOWN_MAX]
+    notes = [f"{rel} was changed during the run although it is read-only in the sandbox: "
+             "through another name (a hard link) in the workspace, or from outside the "
+             "sandbox; read it before a tool on the host does" for rel in shown]  # fmt: skip
+    if len(changed) > SHOWN_MAX:
+        notes.append(f"{len(changed) - SHOWN_MAX} more read-only protected files were changed "
+                     "during the run")  # fmt: skip
+    if budget.cut:
+        notes.append("the look at the end of the run for protected files changed through "
+                     "another name stopped early (too many files): not every one was looked at")
+    return notes
+
+
+def git_folder_changed(ws_fd: int, rel: str, since: float, budget: Budget) -> bool:
+    """A watched git folder (not bound) in which something a tool runs or reads changed since
+    the start: a hook rewritten in place, a submodule's config, info/attributes."""
+    from .fsview import open_beneath
+
+    try:
+        fd = open_beneath(ws_fd, rel)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            return False
+        return bool(changed_below(fd, since, budget, git=True))
+    finally:
+        os.close(fd)
