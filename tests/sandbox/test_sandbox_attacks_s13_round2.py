@@ -133,9 +133,8 @@ async def test_a_second_name_made_by_a_sibling_run_after_the_plan_goes_unreporte
     src/.git/config read-only: one link, so no other name to look for. Then A's agent gives the
     config a second name, docs/x (played here by the host, as the workspace's owner: A's agent
     could). B's agent appends core.fsmonitor through docs/x. B found src/.git at its start, so
-    its end does not look again: silent, and git on the host runs the program."""
-    if hostile.name == "docker-user":
-        pytest.skip("a person's daemon runs no Docker run beside another run in a workspace")
+    its end does not look again: silent, and git on the host runs the program. (A person's
+    daemon runs no second Docker run in a workspace, but any host process can make the link.)"""
     prog, marker = payload(tmp_path)
     ws = hostile.workspace
     (ws / "src/.git/objects").mkdir(parents=True)
