@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 from .fsview import open_beneath
 
 DIR_ENTRIES_MAX = 2000  # per protected folder, as protect.py's look for links in it
+# All protected folders together: a workspace of a hundred big `.claude` folders must not cost
+# each start seconds (a change past the bound is still reported at the end: watch.py).
+ALL_ENTRIES_MAX = 20_000
 ALIAS_MAX = 64  # other names bound read-only; past it the protected file is watched instead
 # An other name whose path is longer is watched, not bound: a bind names it (bwrap's and the
 # engine's destinations, openat2) and the kernel refuses paths past PATH_MAX (4096).
@@ -39,8 +42,12 @@ def linked_files(binds: list) -> tuple[dict[tuple[int, int], str], list[str]]:
     looked through whole (past DIR_ENTRIES_MAX), so the run's notes can say so."""
     out: dict[tuple[int, int], str] = {}
     cut: list[str] = []
+    total = 0
     for b in binds:
         if b.kind != "ro" or b.fd is None:
+            continue
+        if total > ALL_ENTRIES_MAX:
+            cut.append(b.rel)
             continue
         st = os.fstat(b.fd)
         if stat.S_ISREG(st.st_mode):
@@ -67,6 +74,7 @@ def linked_files(binds: list) -> tuple[dict[tuple[int, int], str], list[str]]:
             if seen > DIR_ENTRIES_MAX:
                 cut.append(b.rel)
                 break
+        total += seen
     return out, cut
 
 

@@ -400,11 +400,14 @@ def _protect_aliases(p: Protection, root_fd: int) -> None:
     """Other names (hard links) of protected files read-only too; past ALIAS_MAX of them, or
     where the look was cut short, the protected file is watched (a change is reported)."""
     from . import nested
-    from .aliases import ALIAS_MAX, DIR_ENTRIES_MAX, find_aliases, linked_files
+    from .aliases import ALIAS_MAX, ALL_ENTRIES_MAX, DIR_ENTRIES_MAX, find_aliases, linked_files
 
     wanted, cut = linked_files(p.binds)
-    p.notes.extend(f"{rel} holds more than {DIR_ENTRIES_MAX} entries: only the first were "
-                   "checked for other names (hard links) elsewhere in the workspace" for rel in cut)
+    if cut:
+        p.notes.append(f"{len(cut)} protected folder(s), first {cut[0]}, were not looked through "
+                       f"whole for other names (hard links) elsewhere in the workspace (past "
+                       f"{DIR_ENTRIES_MAX} entries each or {ALL_ENTRIES_MAX} in all): a change "
+                       "to their files is reported at the run's end")
     if not wanted:
         return
     res = find_aliases(root_fd, wanted, nested.NESTED_MAX_ENTRIES, nested.NESTED_MAX_SECONDS)
