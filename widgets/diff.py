@@ -26,6 +26,12 @@ DIFF_KEYS = {"Edit": ("file_path", "old_string", "new_string", "replace_all"),
 EVERY = "(replace_all: every occurrence of the old text in the file is replaced, not one)"
 
 
+def cut_by_hook(tool_input: dict[str, Any]) -> bool:
+    """The hook's own mark for an input past its budget: exactly truncated and preview. An
+    input with other keys beside a `truncated` of its own is shown as what it is."""
+    return set(tool_input) == {"truncated", "preview"} and tool_input["truncated"] is True
+
+
 def _old_new(tool: str, tool_input: dict[str, Any]) -> list[tuple[str, str, bool]] | None:
     if tool == "Edit":
         return [(str(tool_input.get("old_string") or ""), str(tool_input.get("new_string") or ""),
@@ -45,7 +51,7 @@ def change_diff(detail: dict[str, Any]) -> list[str] | None:
     tool_input = detail.get("tool_input")
     if not isinstance(tool, str) or not isinstance(tool_input, dict):
         return None
-    if tool_input.get("truncated") and tool in ("Edit", "MultiEdit", "Write"):
+    if cut_by_hook(tool_input) and tool in ("Edit", "MultiEdit", "Write"):
         preview = str(tool_input.get("preview") or "")[:PREVIEW_MAX]
         return [f"(the change is too large to show; the first {len(preview)} characters of it:)",
                 preview]
@@ -66,7 +72,7 @@ def other_input(detail: dict[str, Any]) -> dict[str, Any]:
     """The file tool's input its diff does not show (nothing may hide behind the diff)."""
     tool_input = detail.get("tool_input")
     keys = DIFF_KEYS.get(str(detail.get("tool_name")), ())
-    if not isinstance(tool_input, dict) or tool_input.get("truncated"):
+    if not isinstance(tool_input, dict) or cut_by_hook(tool_input):
         return {}
     return {k: v for k, v in tool_input.items() if k not in keys}
 

@@ -146,6 +146,7 @@ class ApprovalInbox(KeyedTable):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._whole: dict[str, str | None] = {}  # id -> its whole line (None: more to review)
+        self._slid = False  # the cursor moved onto another request without the person moving it
 
     class Review(Message):
         """y on a row that cannot show its request whole: the card shows it, y there allows."""
@@ -157,7 +158,8 @@ class ApprovalInbox(KeyedTable):
     def action_decide(self, allow: bool) -> None:
         key = self.selected_key()
         if key is not None:
-            whole = allow and self.shows_whole(key)
+            whole = allow and self.shows_whole(key) and not self._slid
+            self._slid = False
             self.post_message(self.Decide(key, allow) if whole or not allow else self.Review(key))
 
     def shows_whole(self, key: str) -> bool:
@@ -168,7 +170,46 @@ class ApprovalInbox(KeyedTable):
 
     def drop(self, key: str) -> None:
         self._whole.pop(key, None)
-        super().drop(key)
+        self._watched(lambda: super(ApprovalInbox, self).drop(key))
+
+    def put(self, key: str, cells: list[Any], search: str = "") -> None:
+        self._watched(lambda: super(ApprovalInbox, self).put(key, cells, search))
+
+    def _watched(self, change: Any) -> None:
+        """A row removed above the cursor (or the cursor's own) leaves the cursor on the next
+        request, which the person never chose: y then opens the card instead of allowing."""
+        before = self.selected_key()
+        change()
+        self._slid = self._slid or (before is not None and self.selected_key() != before)
+
+    def _rebuild(self, *, columns: bool = False) -> None:
+        self._watched(lambda: super(ApprovalInbox, self)._rebuild(columns=columns))
+
+    def select_key(self, key: str) -> None:
+        self._slid = False
+        super().select_key(key)
+
+    def _moved(self, action: str) -> None:
+        self._slid = False  # the person moved the cursor: what it is on now is theirs
+        getattr(super(), action)()
+
+    def action_cursor_up(self) -> None:
+        self._moved("action_cursor_up")
+
+    def action_cursor_down(self) -> None:
+        self._moved("action_cursor_down")
+
+    def action_page_up(self) -> None:
+        self._moved("action_page_up")
+
+    def action_page_down(self) -> None:
+        self._moved("action_page_down")
+
+    def action_scroll_top(self) -> None:
+        self._moved("action_scroll_top")
+
+    def action_scroll_bottom(self) -> None:
+        self._moved("action_scroll_bottom")
 
     COLUMNS = (
         Column("id", "ID", 4, priority=100), Column("age", "AGE", 6, priority=40),

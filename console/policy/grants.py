@@ -129,9 +129,11 @@ class Grant:
             return bool(hit) and (any(hit) if self.effect == "deny" else all(hit))
         if self.network_pattern is not None:
             return pattern_covers(self.network_pattern, self.effect, subject, ports)
-        # write / custom: exact, or a prefix when the pattern ends with "*".
-        if self.pattern.endswith("*"):
-            return subject.startswith(self.pattern[:-1])
+        # write / custom: exactly the subject a person saw (a path may end in "*"); a pattern a
+        # person typed with a final "*" is a prefix, which allows nothing with a ".." segment.
+        if not self.exact and self.pattern.endswith("*"):
+            return subject.startswith(self.pattern[:-1]) and (
+                self.effect == "deny" or ".." not in subject.split("/"))
         return subject == self.pattern
 
     def provenance(self) -> Provenance:

@@ -198,7 +198,7 @@ def test_policy_eval_for_agent_sock() -> None:
     assert d.action == "ask" and d.asking == ("pypi.org:443",)
     table.add(grant("pypi.org:443", kind="network"))
     assert evaluate("network", "pypi.org:443", "r1", "demo").provenance.kind == "grant"
-    table.add(grant("src/*", kind="write", effect="deny"))
+    table.add(grant("src/*", kind="write", effect="deny", exact=False))  # a typed pattern
     assert evaluate("write", "src/app.py", "r1", "demo").action == "deny"
     assert evaluate("write", "docs/x.md", "r1", "demo").action == "ask"
 
