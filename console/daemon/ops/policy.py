@@ -3,6 +3,7 @@ why a request was decided as it was, and what a candidate rule would have change
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from console.config.load import ConfigError, NetworkConfig
@@ -87,6 +88,9 @@ async def policy_why(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     }
 
 
+_SHADOWING: set[int] = set()  # uids with a policy.shadow being computed
+
+
 async def policy_shadow(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     rule = arg(args, "rule", str)
     kind = arg(args, "kind", str, "exec")
@@ -94,12 +98,21 @@ async def policy_shadow(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     profile = arg(args, "profile", str, None)
     # A host rule without a port covers the profile's ports; with no profile named, the default.
     ports = core.config.cfg.profile(profile).network.ports if profile else NetworkConfig().ports
-    await core.store.flush()
-    past = await core.store.read(past_requests)
+    # Matching a rule against 20,000 past requests is seconds of CPU: off the loop (it ran on
+    # it, and a watcher's 64 of them held every run, gate and console for minutes, review
+    # s13b2), and one at a time per user, so a teammate holds at most one thread on it.
+    if peer.uid in _SHADOWING:
+        raise Failure("busy", f"a policy shadow of {peer.user}'s is still being computed",
+                      "wait for its answer, then ask again")
+    _SHADOWING.add(peer.uid)
     try:
-        hits = shadow(rule, past, kind=kind, effect=effect, ports=ports)
+        await core.store.flush()
+        past = await core.store.read(past_requests)
+        hits = await asyncio.to_thread(shadow, rule, past, kind=kind, effect=effect, ports=ports)
     except ValueError as exc:
         raise Failure("bad-rule", str(exc)) from None
+    finally:
+        _SHADOWING.discard(peer.uid)
     return [{"subject": h.request.get("subject"), "kind": h.request.get("kind"),
              "run_id": h.request.get("run_id"), "was": h.was, "would": h.would,
              "changes": h.changes, "risk": h.risk, "why": list(h.reasons)} for h in hits]

@@ -10,7 +10,7 @@ from typing import Any
 
 from console.daemon.core import Core
 from console.daemon.ops import approvals, config, daemon, gpu, history, policy, runs
-from console.daemon.ops.base import Args, OpTable, Send
+from console.daemon.ops.base import Args, OpTable, Send, record_denied
 from console.daemon.peers import Peer
 from console.protocol import Failure
 from store import StoreError
@@ -34,18 +34,6 @@ def merge(tables: tuple[OpTable, ...]) -> OpTable:
 OPERATIONS: OpTable = merge(AREAS)
 
 
-async def _record_denied(core: Core, peer: Peer, name: str) -> None:
-    """A watcher's attempt at a deciding op: its own row, or counted into this second's
-    summary for (user, op) as an agent's floods are (floods.py), so a watcher cannot fill the
-    history and the disk. The op is refused either way."""
-    subject, data = f"{peer.user}: {name}", {"op": name, "role": peer.role, "user": peer.user}
-    if not core.recording.admit(None, "operator.denied_op", subject, "deny", data):
-        return
-    await core.store.record_security("operator.denied_op", actor=peer.user,
-                                     text=f"{peer.user} ({peer.role}) tried {name}", data=data)
-    core.recording.recorded(None, "operator.denied_op", subject, "deny")
-
-
 async def dispatch(core: Core, peer: Peer, name: str, args: Args, send: Send) -> Any:
     entry = OPERATIONS.get(name)
     if entry is None:
@@ -54,7 +42,7 @@ async def dispatch(core: Core, peer: Peer, name: str, args: Args, send: Send) ->
         raise Failure("stopping", f"the daemon is stopping; {name} was not done",
                       "start it again (pilothouse daemon) once it has stopped")
     if entry.decides and not peer.may_decide:
-        await _record_denied(core, peer, name)
+        await record_denied(core, peer, name)
         raise Failure(
             "not-allowed",
             f"{peer.user} may watch but not {name} (role: {peer.role})",
