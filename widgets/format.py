@@ -11,6 +11,7 @@ from typing import Any
 from rich.text import Text
 
 from console.protocol import LIVE_STATES
+from console.review import provenance_text  # noqa: F401 - one wording, card and CLI
 from console.text import clock, duration, printable, size  # noqa: F401 - one set of formats, CLI and widgets
 
 DECISION_STYLES = {
@@ -98,12 +99,3 @@ def decision_of(event: dict[str, Any]) -> str | None:
         return "allow" if data["allow"] else "deny"
     return None
 
-
-def provenance_text(prov: dict[str, Any] | None) -> str:
-    """Who or what decided: a rule (and where), a grant, a person, a timeout."""
-    if not prov:
-        return "-"
-    if prov.get("text"):
-        return printable(prov["text"])
-    by = prov.get("by") or prov.get("person") or prov.get("kind")
-    return printable(by or "-")

@@ -11,15 +11,15 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from console.text import cut, shown
-from widgets.diff import change_diff, diff_text, other_input
+from console.review import DIFF, review_rows
+from console.text import cut
+from widgets.diff import styled_diff
 from widgets.format import (
     LIVE_STATES,
     backend_text,
     clock,
     duration,
     printable,
-    provenance_text,
     safe,
     size,
     state_text,
@@ -238,7 +238,7 @@ class GpuStrip(Shows):
             self.show(data, note, power=power, now=now)
 
 
-DETAIL_MAX = 16 * 1024  # a request's detail is at most 16 KiB: the card scrolls
+_REVIEW_STYLES = {"subject": "bold", "agent": "italic"}
 
 
 def _row(table: Table, label: str, value: RenderableType) -> None:
@@ -253,43 +253,16 @@ class ApprovalCard(Shows):
         if req is None:
             self.show_renderable(Text("No request pending.", style="dim"))
             return
-        detail = req.get("detail") if isinstance(req.get("detail"), dict) else {}
         grid = Table.grid(padding=(0, 2))
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
-        kind = str(req.get("kind") or "")
+        rows = review_rows(req)
         _row(grid, "request", safe(f"{req.get('id')}  ({position[0]} of {position[1]} pending)"))
         _row(grid, "run", safe(f"{req.get('run_id')}  profile {req.get('profile')}"))
-        _row(grid, "kind", safe(kind))
-        if kind == "network":
-            # Wrapped, never cut: the end of a host name is the part that decides.
-            _row(grid, "destination", Text(shown(req.get("subject")), style="bold"))
-            addrs = detail.get("addresses") or []
-            _row(grid, "resolves to", Text(shown(", ".join(map(str, addrs)) or "-")))
-            if detail.get("method") or detail.get("target"):
-                _row(grid, "target", Text(shown(f"{detail.get('method') or ''} {detail.get('target') or ''}".strip())))
-        else:
-            _row(grid, "command" if kind == "exec" else "subject",
-                 Text(shown(req.get("subject")), style="bold"))
-            if detail.get("cwd"):
-                _row(grid, "in", safe(detail["cwd"]))
-            if req.get("title") and req.get("title") != req.get("subject"):
-                _row(grid, "agent says", Text(shown(req["title"]), style="italic"))
-        change = change_diff(detail)
-        if change is not None:
-            _row(grid, "change", diff_text(change))
-            if rest := other_input(detail):
-                _row(grid, "other input (agent)", Text(shown(repr(rest), DETAIL_MAX)))
-        for key, value in sorted(detail.items()):
-            if key in ("cwd", "addresses", "method", "target", "host", "port") or (
-                    key == "tool_input" and change is not None):
-                continue
-            # The key is the agent's too: escaped like its value, and never a bare label. The
-            # value wraps (a tool's input is what runs): never cut to the screen's width.
-            _row(grid, f"{shown(key, 30)} (agent)",
-                 Text(shown(value if isinstance(value, str) else repr(value), DETAIL_MAX)))
-        _row(grid, "why it asks", Text(printable(provenance_text(req.get("rule_provenance"))  # wraps
-                                                 if req.get("rule_provenance") else "no rule matched")))
+        for row in rows:
+            value = (styled_diff(row.value.split("\n")) if row.style == DIFF
+                     else Text(row.value, style=_REVIEW_STYLES.get(row.style, "")))
+            _row(grid, row.label, value)
         _row(grid, "asked", safe(f"{clock(req.get('created_at'))} ({duration(now - float(req.get('created_at') or now))} ago)"))
         _row(grid, "times out", countdown(expires_in, total=timeout))
         self.show_renderable(grid)

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+REQUEST_COLUMN = 100  # the table's request column; a longer request is cut there, and said so
+
+
 def _show_pending(rows: list[dict[str, Any]]) -> None:
     if not rows:
         echo("no pending requests")
@@ -21,21 +24,49 @@ def _show_pending(rows: list[dict[str, Any]]) -> None:
     from console.text import request_line
 
     table([[r["id"], f"{r['age']:.0f}s", f"{r['expires_in']:.0f}s", r["run_id"], r["kind"],
-            request_line(r, 100)] for r in rows],
+            request_line(r, REQUEST_COLUMN)] for r in rows],
           ["ID", "AGE", "EXPIRES", "RUN", "KIND", "REQUEST"])
+    cut = sum(1 for r in rows if len(request_line(r)) > REQUEST_COLUMN)
+    if cut:
+        echo(f"{cut} of {len(rows)} requests are cut to fit here: `pilothouse approvals --full` "
+             "shows each whole, and `pilothouse approve ID` shows its request whole before "
+             "deciding")
+
+
+def show_request(req: dict[str, Any]) -> None:
+    """One request whole, as the console's approval card shows it (console.review): what a
+    person decides from a shell is what will run, never a line cut to fit."""
+    from console.review import review_rows
+
+    echo(f"request {visible(req.get('id'))}  run {visible(req.get('run_id'))}  "
+         f"profile {visible(req.get('profile'))}")
+    for row in review_rows(req):
+        first, *more = row.value.split("\n")
+        echo(f"  {row.label:<12} {first}")
+        for line in more:
+            echo(f"  {'':<12} {line}")
+
+
+def _show_full(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        echo("no pending requests")
+    for i, req in enumerate(rows):
+        echo() if i else None
+        show_request(req)
 
 
 @command()
 @quick_exit
 @option("--run", "run_id", metavar="ID", help="Only this run's requests.")
+@option("--full", is_flag=True, help="Each request whole (the change, every input), not a table.")
 @json_option
 @pass_ctx
 @friendly
-def approvals(c: Context, run_id: str | None) -> None:
+def approvals(c: Context, run_id: str | None, full: bool) -> None:
     """Pending approval requests, oldest first."""
     with c.client() as client:
         rows = client.call("approvals.list", run=run_id)
-    c.emit(rows, _show_pending)
+    c.emit(rows, _show_full if full else _show_pending)
 
 
 def preview_text(edit: dict[str, Any]) -> str:
@@ -65,9 +96,28 @@ def _show_decision(result: dict[str, Any], allow: bool) -> None:
         echo(f"  warning: {visible(saved.get('error') or saved.get('reload_error'))}", err=True)
 
 
+def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
+            asks_later: bool) -> None:
+    """Show the request whole before deciding it. A person at a terminal confirms an approval
+    of what they now see (a denial needs no question: it is the safe answer); a program, or
+    --yes, decides without the question."""
+    if c.json:
+        return
+    pending = {r["id"]: r for r in client.call("approvals.list")}
+    req = pending.get(request_id)
+    if req is None:
+        return  # decided, closed or unknown: the daemon's answer says which
+    show_request(req)
+    if allow and not yes and not asks_later and sys.stdin.isatty() and not confirm(
+            "approve this request, exactly as shown?"):
+        fail("not confirmed: nothing was decided", "answer y to approve it, or add --yes")
+
+
 def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str | None,
             yes: bool, preview_only: bool) -> None:
     with c.client() as client:
+        if not preview_only:
+            _review(c, client, request_id, allow, yes, asks_later=scope == "profile")
         if scope == "profile":
             edit = client.call("approval.preview", id=request_id, allow=allow, pattern=pattern)
             if preview_only:
@@ -100,7 +150,8 @@ def _decision_options(pattern_help: str) -> Callable[[Callable[..., None]], Call
         for add in (friendly, pass_ctx, json_option, quick_exit,
                     option("--preview", "preview_only", is_flag=True, help=_PREVIEW_HELP),
                     option("--yes", "-y", is_flag=True,
-                           help="Do not ask before saving a profile rule."),
+                           help="Do not ask (at a terminal, approving asks first; so does "
+                                "saving a profile rule)."),
                     option("--pattern", metavar="WORDS", help=pattern_help),
                     option("--scope", default="once", show_default=True, help=_SCOPE_HELP),
                     argument("request_id", metavar="ID"), command()):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlite_utils import Database
 
 from console.config.load import Config
 from console.paths import Paths
+from console.protocol import Failure
 from store import StoreError
 from store.audit import load_or_create_key
 from store.db import migrate, open_db
@@ -92,7 +94,15 @@ class Storage:
         # One read-only connection per worker thread: readers never share the writer's.
         db: Database | None = getattr(self._readers, "db", None)
         if db is None:
-            db = open_db(self.paths.db_file, readonly=True)
+            try:
+                db = open_db(self.paths.db_file, readonly=True)
+            except (sqlite3.Error, OSError, StoreError) as exc:
+                # Expected when the daemon is out of file descriptors (a flood of connections):
+                # the caller is told, the log gets one line, never a traceback.
+                log.warning("could not open the store for reading: %s", exc)
+                raise Failure("store-unreadable", f"the store could not be opened for reading: "
+                              f"{exc}", "the daemon may be out of file descriptors; try again, "
+                              "and see `pilothouse doctor`") from None
             self._readers.db = db
         return db
 
