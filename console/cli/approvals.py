@@ -97,10 +97,10 @@ def _show_decision(result: dict[str, Any], allow: bool) -> None:
 
 
 def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
-            asks_later: bool) -> None:
+            scope: str, pattern: str | None) -> None:
     """Show the request whole before deciding it. A person at a terminal confirms an approval
-    of what they now see (a denial needs no question: it is the safe answer); a program, or
-    --yes, decides without the question."""
+    of what they now see (a denial needs no question: it is the safe answer; a profile rule
+    asks once, after its preview); a program, or --yes, decides without the question."""
     if c.json:
         return
     pending = {r["id"]: r for r in client.call("approvals.list")}
@@ -108,7 +108,9 @@ def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
     if req is None:
         return  # decided, closed or unknown: the daemon's answer says which
     show_request(req)
-    if allow and not yes and not asks_later and sys.stdin.isatty() and not confirm(
+    if pattern is not None:  # wider than the request: the person sees what else it covers
+        echo(f"  {'rule':<12} {visible(pattern)} (instead of the request's own; scope {visible(scope)})")
+    if allow and not yes and scope != "profile" and sys.stdin.isatty() and not confirm(
             "approve this request, exactly as shown?"):
         fail("not confirmed: nothing was decided", "answer y to approve it, or add --yes")
 
@@ -117,7 +119,7 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
             yes: bool, preview_only: bool) -> None:
     with c.client() as client:
         if not preview_only:
-            _review(c, client, request_id, allow, yes, asks_later=scope == "profile")
+            _review(c, client, request_id, allow, yes, scope, pattern)
         if scope == "profile":
             edit = client.call("approval.preview", id=request_id, allow=allow, pattern=pattern)
             if preview_only:

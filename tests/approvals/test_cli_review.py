@@ -122,3 +122,15 @@ def test_at_a_terminal_deny_and_yes_do_not_ask(daemon: Daemon, workspace: Path) 
     assert rc == 0 and "[y/N]" not in screen and f"approved {second['id']}" in screen, screen
     t.join(timeout=60)
     assert "rc1=1" in out["result"].stdout and "rc2=0" in out["result"].stdout
+
+
+@needs_bwrap
+def test_a_wider_rule_is_shown_beside_the_request(daemon: Daemon, workspace: Path) -> None:
+    """`--pattern` grants more than the request: what else it covers is on the screen too."""
+    t, out = background(daemon, workspace, "ph-ask exec -- make deploy now; echo rc=$?")
+    req = wait_pending(daemon)[0]
+    decided = daemon.cli("approve", req["id"], "--scope", "run", "--pattern", "make deploy").stdout
+    rule_at = decided.find("make deploy (instead of the request's own; scope run)")
+    assert 0 <= decided.find("make deploy now") < rule_at < decided.find("approved "), decided
+    t.join(timeout=60)
+    assert "rc=0" in out["result"].stdout
