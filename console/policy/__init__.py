@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from console.policy.execshape import CommandPattern, compile_pattern, rule_words
+from console.policy.execshape import CommandPattern, compile_pattern, forget_worked_out, rule_words
 from console.policy.grants import (
     GRANT_KINDS,
     MAX_TIMED_S,
@@ -65,7 +65,7 @@ __all__ = [  # console.policy is the one place callers import decisions, rules a
     "ACTIONS", "GRANT_KINDS", "MAX_TIMED_S", "SCOPES", "WEB_PORTS", "Action", "CommandPattern",
     "SUBJECT_MAX_BYTES", "beyond_grants", "Decision", "ExecRules", "Grant", "GrantTable", "Provenance",
     "RuleSource", "Scope",
-    "canonical_network_pattern", "compile_pattern", "evaluate_exec", "grant_to_rule",
+    "canonical_network_pattern", "compile_pattern", "evaluate_exec", "forget_worked_out", "grant_to_rule",
     "make_policy_eval", "new_grant", "parse_scope", "pattern_covers", "rule_list_for",
     "rule_words", "split_subject", "strictest", "subject_too_long",
 ]

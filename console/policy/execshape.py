@@ -13,6 +13,7 @@ match more often, or an allow rule less often.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Sequence
@@ -26,7 +27,7 @@ from console.policy.parts import (
     redirection_words,
     write_targets,
 )
-from console.policy.unwrap import expand, strict_variants, unwrap_stages
+from console.policy.unwrap import expand, forget_variants, strict_variants, unwrap_stages
 
 # Long and short spellings of one flag, per program, folded to one name.
 _ALIASES: dict[str, dict[str, str]] = {
@@ -104,6 +105,21 @@ def shape_of(words: Sequence[str]) -> Shape | None:
             flags.add("f")
         positionals = [p.lstrip("+") if i else p for i, p in enumerate(positionals)]
     return Shape(program, frozenset(flags), tuple(positionals))
+
+
+# Each forbid and ask rule compares its shape with the same command's: the command's shapes
+# are worked out once per command's words, not once per rule (keyed by the words: never stale).
+@functools.lru_cache(maxsize=256)
+def stage_shapes(words: tuple[str, ...]) -> tuple[Shape | None, ...]:
+    """The shape of each command the words run, through their wrappers."""
+    return tuple(shape_of(stage) for stage in unwrap_stages(list(words)))
+
+
+def forget_worked_out() -> None:
+    """Drop what earlier decisions worked out from commands' words (a benchmark measures a
+    decision that starts from nothing; nothing else needs it: the results never go stale)."""
+    stage_shapes.cache_clear()
+    forget_variants()
 
 
 def covers(rule: Shape, command: Shape) -> bool:
@@ -213,8 +229,8 @@ class CommandPattern:
         mine = self.shape
         if mine is None:
             return False
-        stages = unwrap_stages(command_words(part))
-        return any(theirs is not None and covers(mine, theirs) for theirs in map(shape_of, stages))
+        return any(theirs is not None and covers(mine, theirs)
+                   for theirs in stage_shapes(tuple(command_words(part))))
 
     def allows(self, part: CommandPart) -> bool:
         """For allow rules and wide grants: the literal words as a prefix, and nothing past them

@@ -8,6 +8,7 @@ with their words.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 
@@ -387,14 +388,26 @@ def _past_shell_options(words: list[str], j: int) -> tuple[int, bool]:
     return j, dash_s
 
 
-def strict_variants(part: CommandPart) -> list[list[str]]:
+def strict_variants(part: CommandPart) -> tuple[tuple[str, ...], ...]:
     """The word lists forbid and ask rules are matched against: as written, and each command
     the wrappers run, down to the last."""
-    out = [part.words]
-    for stage in unwrap_stages(part.words):
+    return _variants(tuple(part.words))
+
+
+# Every forbid and ask rule looks at the same part's variants: worked out once per command's
+# words, not once per rule. Keyed by the words themselves, so a result never outlives them.
+# Subjects are at most 4 KiB: the cache holds at most a few MiB.
+@functools.lru_cache(maxsize=256)
+def _variants(words: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    out = [words]
+    for stage in map(tuple, unwrap_stages(list(words))):
         if stage not in out:
             out.append(stage)
-    return out
+    return tuple(out)
+
+
+def forget_variants() -> None:
+    _variants.cache_clear()
 
 
 def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
