@@ -86,6 +86,7 @@ class EventKind(StrEnum):
     RUN_ENDED = "run.ended"
     RUN_KILL = "run.kill"
     RUN_LOST = "run.lost"
+    RUN_OUTPUT_SEALED = "run.output_sealed"  # {lines, sha256, oldest_ts}: store/output_seal.py
     RUN_STARTED = "run.started"
     LIMITS_REFUSED = "limits.refused"
     SANDBOX_FINDING = "sandbox.finding"

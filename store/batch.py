@@ -20,10 +20,13 @@ import sqlite_utils
 
 from store import audit
 from store.db import StoreError
+from store.output_seal import EVENT_OUTPUT_SEALED, OutputDigests
+from store.values import dumps
 
 # Queue items: (EV, ts, run_id, kind, actor, text, data_json, future|None),
-# (OUT, run_id, ts, stream, line), (CALL, fn, future).
-EV, OUT, CALL = 0, 1, 2
+# (OUT, run_id, ts, stream, line), (CALL, fn, future), (SEAL, run_id, ts, None): a run's output
+# is sealed by a chained event (output_seal.py).
+EV, OUT, CALL, SEAL = 0, 1, 2, 3
 EVENT_COLS = "id, ts, run_id, kind, actor, text, data, prev, hash"
 OUTPUT_COLS = "run_id, ts, stream, line"
 # A batch goes in as ONE multi-row INSERT per table, not row by row. Row by row, the FTS
@@ -75,19 +78,27 @@ class Committed:
 
 
 def commit_batch(db: sqlite_utils.Database, key: bytes, items: list[tuple[Any, ...]],
-                 last_id: int, last_hash: str) -> Committed:
+                 last_id: int, last_hash: str, digests: OutputDigests) -> Committed:
     """Insert the items under BEGIN IMMEDIATE, extending the chain from (last_id, last_hash)
-    and moving the signed head in the same transaction. Raises (after the caller's rollback)
-    if anything fails; futures are only resolved later, by Committed.resolve()."""
+    and moving the signed head in the same transaction; the output digests move only once it
+    committed. Raises (after the caller's rollback) if anything fails; futures are only
+    resolved later, by Committed.resolve()."""
     conn = db.conn
     events: list[tuple[Any, ...]] = []
     outputs: list[tuple[Any, ...]] = []
     done = Committed(last_id, last_hash)
     row_hash = audit.row_hasher(key)
     first_id = last_id
+    staged = digests.stage()
     conn.execute("BEGIN IMMEDIATE")
     for item in items:
         tag = item[0]
+        if tag == SEAL:  # a chained event like any other, its data the run's output digest
+            _, run_id, ts, fut = item
+            sealed = staged.seal(run_id)
+            item = (EV, ts, run_id, EVENT_OUTPUT_SEALED, "store",
+                    f"output sealed: {sealed['lines']} lines", dumps(sealed), fut)
+            tag = EV
         if tag == EV:
             _, ts, run_id, kind, actor, text, data, fut = item
             last_id += 1
@@ -98,7 +109,8 @@ def commit_batch(db: sqlite_utils.Database, key: bytes, items: list[tuple[Any, .
             if fut is not None and fut.set_running_or_notify_cancel():
                 done.secured.append((fut, row))
         elif tag == OUT:
-            outputs.append(item[1:])
+            if staged.add(*item[1:]):
+                outputs.append(item[1:])
         else:
             fut = item[2]
             if not fut.set_running_or_notify_cancel():
@@ -109,6 +121,7 @@ def commit_batch(db: sqlite_utils.Database, key: bytes, items: list[tuple[Any, .
     if last_id != first_id:
         audit.write_head(conn, key, last_id, last_hash)
     conn.execute("COMMIT")
+    staged.apply()
     done.last_id, done.last_hash = last_id, last_hash
     return done
 
@@ -183,8 +196,6 @@ def store_notes(dropped: int, new_dropped: int, lost: int, new_lost: int,
                 last_error: str | None) -> list[tuple[Any, ...]]:
     """Queue items for events about the store itself: bulk rows dropped by a full queue or
     lost in failed batches since the last notes (totals beside)."""
-    from store.values import dumps
-
     notes: list[tuple[Any, ...]] = []
     if new_dropped:
         notes.append((EV, time.time(), None, "store.dropped", "store",

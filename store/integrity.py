@@ -16,6 +16,7 @@ import functools
 import sqlite3
 
 from store.fts import TABLES, index_off
+from store.output_seal import output_problem
 
 # SQLite's own objects only: a row named sqlite_x written into sqlite_master by hand is loaded
 # like any other trigger, so the prefix alone excuses nothing.
@@ -79,6 +80,8 @@ def file_problems(conn: sqlite3.Connection) -> str | None:
         return "the database's own integrity check fails: " + "; ".join(check[:3])
     if (run := runs_off(conn)) is not None:
         return run
+    if (output := output_problem(conn, prune_cutoff(conn))) is not None:
+        return output
     if (fts := fts_check(conn)) is not None:
         return fts
     for table, _mark, _cols in TABLES:
@@ -97,12 +100,8 @@ def runs_off(conn: sqlite3.Connection) -> str | None:
 
     pruned = conn.execute("SELECT count(*) FROM anchors").fetchone()[0] > 0
     # A start can be missing only when a prune removed it: when the run started before a
-    # prune's cutoff (each chained store.pruned note holds its cutoff; older ones do not).
-    cutoffs = [json.loads(d or "{}").get("older_than_ts") for (d,) in conn.execute(
-        "SELECT data FROM events WHERE kind = 'store.pruned'")]
-    cutoff = max((c for c in cutoffs if isinstance(c, (int, float))), default=None)
-    if pruned and (not cutoffs or None in cutoffs):
-        cutoff = float("inf")  # pruned before cutoffs were recorded: any start may be gone
+    # prune's cutoff.
+    cutoff = prune_cutoff(conn)
     for rid, profile, backend, state, command, workspace, exit_code, started_at in conn.execute(
             "SELECT id, profile, backend, state, command, workspace, exit_code, started_at "
             "FROM runs"):
@@ -130,6 +129,20 @@ def runs_off(conn: sqlite3.Connection) -> str | None:
         if not started and not could_be_pruned:  # a row is written only after its start is
             return f"run {rid}: in the runs table, but its start was never recorded"
     return None
+
+
+def prune_cutoff(conn: sqlite3.Connection) -> float | None:
+    """Rows older than this may have been pruned: the latest prune's cutoff (each chained
+    store.pruned note holds its own; infinity when events were pruned before notes held one),
+    None when nothing was pruned."""
+    import json
+
+    cutoffs = [json.loads(d or "{}").get("older_than_ts") for (d,) in conn.execute(
+        "SELECT data FROM events WHERE kind = 'store.pruned'")]
+    if conn.execute("SELECT count(*) FROM anchors").fetchone()[0] > 0 and (
+            not cutoffs or None in cutoffs):
+        return float("inf")
+    return max((c for c in cutoffs if isinstance(c, (int, float))), default=None)
 
 
 def fts_check(conn: sqlite3.Connection) -> str | None:

@@ -23,8 +23,9 @@ import sqlite_utils
 
 from store import audit, batch, fts, integrity, prune_jobs, values
 from store.audit import PruneResult
-from store.batch import CALL, EV, OUT
+from store.batch import CALL, EV, OUT, SEAL
 from store.db import StoreError, open_db
+from store.output_seal import OutputDigests
 from store.prune_jobs import PruneJobs
 from store.syncer import Syncer
 from store.waits import await_ as _await
@@ -56,6 +57,7 @@ class StoreWriter:
         self._syncer: Syncer | None = None
         self._sync_error: str | None = None
         self._index = fts.Indexer()
+        self._digests = OutputDigests()
         self._last_batch_at = 0.0
         self.db_path = Path(db_path)
         self._key = key
@@ -164,7 +166,8 @@ class StoreWriter:
         return {"state": self._state, "queued": len(self._q), "batches": self.batches,
                 "rows": self.rows, "dropped": self._dropped, "lost": self._lost,
                 "failed_batches": self.failed_batches, "last_error": self.last_error,
-                "indexed_upto": self._index.done, "syncs": self._syncer and self._syncer.syncs}
+                "indexed_upto": self._index.done, "syncs": self._syncer and self._syncer.syncs,
+                "late_output": self._digests.late}
 
     # --- producers -----------------------------------------------------------------------------
 
@@ -186,11 +189,19 @@ class StoreWriter:
             self._wake.set()  # first row starts the writer's max_delay clock; a full batch goes now
 
     def record_output(self, run_id: str, stream: str, line: str, ts: float | None = None) -> None:
-        """One line of a run's output: bulk, not chained."""
+        """One line of a run's output: bulk, not chained itself (sealed at the run's end)."""
+        self._enqueue((OUT, _str(run_id), _ts(ts), _opt(stream), _str(line)))
+
+    def seal_output(self, run_id: str) -> None:
+        """After a run's last line: a chained event with the digest of every line stored for
+        it (store/output_seal.py). Lines for it after this are not stored."""
+        self._enqueue((SEAL, _str(run_id), time.time(), None))
+
+    def _enqueue(self, item: tuple[Any, ...]) -> None:
         if self._state not in (_NEW, _RUNNING) or len(self._q) >= self._max_queue:
             self._drop()
             return
-        self._q.append((OUT, _str(run_id), _ts(ts), _opt(stream), _str(line)))
+        self._q.append(item)
         n = len(self._q)
         if (n == 1 or n >= self._max_batch) and not self._wake.is_set():
             self._wake.set()  # first row starts the writer's max_delay clock; a full batch goes now
@@ -365,7 +376,8 @@ class StoreWriter:
         items = self._notes() + items
         assert self._db is not None
         try:
-            done = batch.commit_batch(self._db, self._key, items, self._last_id, self._last_hash)
+            done = batch.commit_batch(self._db, self._key, items, self._last_id, self._last_hash,
+                                      self._digests)
         except Exception as exc:
             self._failed(exc, items)
             return
@@ -448,21 +460,12 @@ class StoreWriter:
         self._q.appendleft((EV, time.time(), None, kind, "store", text, _dumps(data), note))
         with self._lock:
             self._urgent += 1
-
-        def done(f: concurrent.futures.Future[dict[str, Any]]) -> None:
-            if f.exception() is not None:
-                fut.set_exception(f.exception())  # type: ignore[arg-type]
-            else:
-                fut.set_result(result)
-
-        note.add_done_callback(done)
+        note.add_done_callback(lambda f: fut.set_exception(exc) if (exc := f.exception())
+                               else fut.set_result(result))
 
     def _fail_queued(self, err: StoreError) -> None:
-        while self._q:
-            item = self._q.popleft()
-            fut = item[-1] if item[0] != OUT else None
-            if fut is not None and fut.set_running_or_notify_cancel():
-                fut.set_exception(err)
+        batch.fail_items(list(self._q), err)
+        self._q.clear()
         self._prunes.fail(err)
 
     def _fail_all(self, err: StoreError) -> None:

@@ -309,8 +309,10 @@ class RunManager:
                 await self.on_end(run, handle, profile)
             except Exception as exc:  # teardown must not keep a run alive in the table
                 run.notes.append(f"teardown: {exc}")
-        # The run's row is queued ahead of the end event, so both share one transaction (one
-        # disk flush): once the event is durable, so is the row.
+        # The run's row and its output's seal (every line is queued by now) go ahead of the end
+        # event, so all three share one transaction (one disk flush): once the event is
+        # durable, so are they.
+        self.writer.seal_output(run.id)
         try:
             saved = self.writer.call(self._upsert(run))
             try:

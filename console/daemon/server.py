@@ -145,6 +145,9 @@ class Daemon:
             peer = identify(sock, self.config.cfg.team)
             if not peer.may_watch:
                 await self._refuse(writer, peer)
+                # Briefly, and little: a stranger's request read and dropped, so the refusal is
+                # not lost to a reset (a stranger's connections count against no budget).
+                await _linger(reader, writer, seconds=0.5, most=64 * 1024)
                 return
             if peer.role != "operator":
                 # Teammates' connections are bounded per user and drawn from the fd budget, so
@@ -293,16 +296,17 @@ def _log_decided(task: asyncio.Task[Any]) -> None:
             log.error("an operation whose client had gone failed: %s", exc)
 
 
-async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                  seconds: float = 2.0, most: int = 64 * 1024 * 1024) -> None:
     """Half-close and discard what the peer is still sending (briefly, bounded), so the error
     reply is not lost to a reset: closing a unix socket with unread input resets the peer."""
     with contextlib.suppress(Exception):
         writer.write_eof()
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + 2.0
+    deadline = loop.time() + seconds
     discarded = 0
     with contextlib.suppress(Exception):
-        while discarded < 64 * 1024 * 1024 and loop.time() < deadline:
+        while discarded < most and loop.time() < deadline:
             chunk = await asyncio.wait_for(reader.read(1 << 20), deadline - loop.time())
             if not chunk:
                 break

@@ -100,7 +100,7 @@ class Storage:
                 # Expected when the daemon is out of file descriptors (a flood of connections):
                 # the caller is told, the log gets one line, never a traceback.
                 log.warning("could not open the store for reading: %s", exc)
-                raise Failure("store-unreadable", f"the store could not be opened for reading: "
+                raise Failure("store-failed", f"the store could not be opened for reading: "
                               f"{exc}", "the daemon may be out of file descriptors; try again, "
                               "and see `pilothouse doctor`") from None
             self._readers.db = db

@@ -154,9 +154,11 @@ def test_connection_from_another_user_is_refused(daemon: Daemon, tmp_path: Path)
             break
         os.chmod(parent, os.stat(parent).st_mode | 0o055)
     os.chmod(daemon.sock, 0o777)
+    # The request goes a moment after the connect, as a slow or loaded client's does: the
+    # refusal must still reach it (it once raced the daemon's close: a broken pipe, no reply).
     probe2 = (
-        "import socket,sys,json\n"
-        "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+        "import socket,sys,json,time\n"
+        "s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(0.2)\n"
         "s.sendall(b'{\"v\":1,\"id\":1,\"op\":\"runs.list\",\"args\":{}}\\n')\n"
         "print(s.makefile().readline())\n"
     )

@@ -49,5 +49,5 @@ def test_a_read_at_the_fd_limit_is_a_clear_failure(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True,
                           timeout=60, cwd=Path(__file__).resolve().parents[2],
                           env={"PILOTHOUSE_HOME": str(home), "PATH": "/usr/bin:/bin"})
-    assert done.stdout.strip() == "failure store-unreadable", (done.stdout, done.stderr)
+    assert done.stdout.strip() == "failure store-failed", (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr, done.stderr

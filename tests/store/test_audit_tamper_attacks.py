@@ -10,8 +10,8 @@ restored or synced copy, a backup) and, for the runs table, for what the daemon 
 with rows it never authenticates.
 
 Tests not named test_held_* failed on 91e5d4c (/work/notes/review-d-output.txt: 16 failed, 15
-passed) and assert the secure behaviour. One finding is a documented limit instead of a test:
-run output (`logs`) is not chained (docs/threat-model.md).
+passed) and assert the secure behaviour. One finding was a documented limit then: run output
+(`logs`) was not chained. It is sealed at each run's end now (tests/store/test_output_sealed.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,135 @@
+"""Run output made tamper-evident without a chain link per line.
+
+Output lines are bulk rows: a flood of them must not slow the chain, so no line is chained
+itself. Instead the writer keeps, per run, a digest of every line it stores, in the order it
+stores them; when the run ends, the count, the digest and the oldest line's time go into one
+chained event, `run.output_sealed`. `audit verify` reads the run's stored lines again and
+compares: a line changed, removed, reordered or added after the seal is found.
+
+What the seal covers is what the store holds: a line a full queue dropped, or a failed batch
+lost, was never stored and never digested. Lines for a run after its seal are not stored. Not
+covered: a run that never ended (the daemon died first) has no seal; a run whose lines a prune
+may have removed in part (its oldest line is older than a prune's cutoff) is not checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from typing import Any
+
+EVENT_OUTPUT_SEALED = "run.output_sealed"
+SEALED_MAX = 100_000  # sealed runs remembered (to refuse their late lines); the oldest go first
+
+
+def _framed(ts: float, stream: str | None, line: str) -> bytes:
+    """One stored line as digest input: every field length-prefixed, so no line can pass for
+    two, or its stream for part of its text."""
+    kind = "-" if stream is None else f"{len(stream)}:{stream}"
+    return f"{ts!r}|{kind}|{len(line)}:{line}\n".encode()
+
+
+class _Digest:
+    __slots__ = ("hash", "lines", "oldest")
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+        self.lines = 0
+        self.oldest: float | None = None
+
+    def add(self, ts: float, stream: str | None, line: str) -> None:
+        self.hash.update(_framed(ts, stream, line))
+        self.lines += 1
+        if self.oldest is None or ts < self.oldest:
+            self.oldest = ts
+
+    def copy(self) -> _Digest:
+        other = _Digest()
+        other.hash, other.lines, other.oldest = self.hash.copy(), self.lines, self.oldest
+        return other
+
+    def seal(self) -> dict[str, Any]:
+        return {"lines": self.lines, "sha256": self.hash.hexdigest(), "oldest_ts": self.oldest}
+
+
+class OutputDigests:
+    """Every live run's digest so far. Writer thread only."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, _Digest] = {}
+        self.sealed: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
+        self.late = 0  # lines refused because their run's output was already sealed
+
+    def stage(self) -> StagedDigests:
+        return StagedDigests(self)
+
+
+class StagedDigests:
+    """One batch's changes to the digests, applied only once its COMMIT returned: a batch
+    rolled back stored nothing, so it must digest nothing."""
+
+    def __init__(self, base: OutputDigests) -> None:
+        self._base = base
+        self._runs: dict[str, _Digest] = {}
+        self._sealed: list[str] = []
+        self._late = 0
+
+    def _digest(self, run_id: str) -> _Digest:
+        found = self._runs.get(run_id)
+        if found is None:
+            base = self._base.runs.get(run_id)
+            found = self._runs[run_id] = base.copy() if base is not None else _Digest()
+        return found
+
+    def add(self, run_id: str, ts: float, stream: str | None, line: str) -> bool:
+        """Digest a line the batch stores; False (store nothing) when its run was sealed."""
+        if run_id in self._base.sealed or run_id in self._sealed:
+            self._late += 1
+            return False
+        self._digest(run_id).add(ts, stream, line)
+        return True
+
+    def seal(self, run_id: str) -> dict[str, Any]:
+        """The seal's data; the run takes no more lines."""
+        data = self._digest(run_id).seal()
+        self._sealed.append(run_id)
+        return data
+
+    def apply(self) -> None:
+        base = self._base
+        base.runs.update(self._runs)
+        for run_id in self._sealed:
+            base.runs.pop(run_id, None)
+            base.sealed[run_id] = None
+        while len(base.sealed) > SEALED_MAX:
+            del base.sealed[next(iter(base.sealed))]
+        base.late += self._late
+
+
+def output_problem(conn: sqlite3.Connection, cutoff: float | None) -> str | None:
+    """The first sealed run whose stored output is not what was sealed, or None. `cutoff`: the
+    latest prune's (lines older than it may be gone), None when nothing was pruned."""
+    for run_id, data_text in conn.execute(
+            "SELECT run_id, data FROM events WHERE kind = ? ORDER BY id", (EVENT_OUTPUT_SEALED,)):
+        try:
+            sealed = json.loads(data_text or "{}")
+            lines, sha256, oldest = sealed["lines"], sealed["sha256"], sealed["oldest_ts"]
+        except (ValueError, KeyError, TypeError):
+            return f"run {run_id}: its output seal is not what the store writes"
+        if cutoff is not None and oldest is not None and oldest < cutoff:
+            continue  # a prune may have removed some of its lines
+        digest = _Digest()
+        for ts, stream, line in conn.execute(
+                "SELECT ts, stream, line FROM output WHERE run_id = ? ORDER BY id", (run_id,)):
+            if type(ts) is not float or type(line) is not str or (
+                    stream is not None and type(stream) is not str):
+                return f"run {run_id}: a line of its output is not what the store writes"
+            digest.add(ts, stream, line)
+        if digest.lines != lines:
+            return (f"run {run_id}: its output holds {digest.lines} lines, but {lines} were sealed "
+                    "when it ended: lines were removed or added since")
+        if digest.hash.hexdigest() != sha256:
+            return (f"run {run_id}: its output was changed after it ended (its {lines} lines no "
+                    "longer match their seal)")
+    return None
