@@ -42,6 +42,7 @@ class Lifecycle:
     request_stop: Callable[[], None]
     started_at: float = field(default_factory=time.time)
     stopping: bool = False  # set by daemon.stop: new work is refused
+    shadowing: set[int] = field(default_factory=set)  # uids with a policy.shadow computing
 
 
 @dataclass

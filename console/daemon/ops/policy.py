@@ -88,9 +88,6 @@ async def policy_why(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     }
 
 
-_SHADOWING: set[int] = set()  # uids with a policy.shadow being computed
-
-
 async def policy_shadow(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     rule = arg(args, "rule", str)
     kind = arg(args, "kind", str, "exec")
@@ -101,10 +98,10 @@ async def policy_shadow(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     # Matching a rule against 20,000 past requests is seconds of CPU: off the loop (it ran on
     # it, and a watcher's 64 of them held every run, gate and console for minutes, review
     # s13b2), and one at a time per user, so a teammate holds at most one thread on it.
-    if peer.uid in _SHADOWING:
+    if peer.uid in core.life.shadowing:
         raise Failure("busy", f"a policy shadow of {peer.user}'s is still being computed",
                       "wait for its answer, then ask again")
-    _SHADOWING.add(peer.uid)
+    core.life.shadowing.add(peer.uid)
     try:
         await core.store.flush()
         past = await core.store.read(past_requests)
@@ -112,7 +109,7 @@ async def policy_shadow(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     except ValueError as exc:
         raise Failure("bad-rule", str(exc)) from None
     finally:
-        _SHADOWING.discard(peer.uid)
+        core.life.shadowing.discard(peer.uid)
     return [{"subject": h.request.get("subject"), "kind": h.request.get("kind"),
              "run_id": h.request.get("run_id"), "was": h.was, "would": h.would,
              "changes": h.changes, "risk": h.risk, "why": list(h.reasons)} for h in hits]
