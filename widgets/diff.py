@@ -1,12 +1,12 @@
-"""A unified diff coloured for a terminal. The lines are escaped first (console.review,
-console.text): a diff's text comes from an agent or a config file, and controls and invisible
+"""A unified diff coloured for a terminal. The lines are escaped first (console.text): a
+diff's text comes from an agent or a config file, and controls and invisible
 characters are named, never sent to the terminal."""
 
 from __future__ import annotations
 
 from rich.text import Text
 
-from console.review import escaped_line
+from console.text import escaped_line
 from widgets.format import style
 
 

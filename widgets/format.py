@@ -11,8 +11,13 @@ from typing import Any
 from rich.text import Text
 
 from console.protocol import LIVE_STATES
-from console.review import provenance_text  # noqa: F401 - one wording, card and CLI
-from console.text import clock, duration, printable, size  # noqa: F401 - one set of formats, CLI and widgets
+from console.text import (  # noqa: F401 - one set of formats and wordings, CLI and widgets
+    clock,
+    duration,
+    printable,
+    provenance_text,
+    size,
+)
 
 DECISION_STYLES = {
     "allow": "bold green",

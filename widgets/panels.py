@@ -11,8 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from console.review import DIFF, review_rows
-from console.text import cut
+from console.text import DIFF, cut, review_rows
 from widgets.diff import styled_diff
 from widgets.format import (
     LIVE_STATES,

@@ -34,9 +34,9 @@ def _show_pending(rows: list[dict[str, Any]]) -> None:
 
 
 def show_request(req: dict[str, Any]) -> None:
-    """One request whole, as the console's approval card shows it (console.review): what a
+    """One request whole, as the console's approval card shows it (console.text.review_rows): what a
     person decides from a shell is what will run, never a line cut to fit."""
-    from console.review import review_rows
+    from console.text import review_rows
 
     echo(f"request {visible(req.get('id'))}  run {visible(req.get('run_id'))}  "
          f"profile {visible(req.get('profile'))}")

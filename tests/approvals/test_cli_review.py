@@ -3,7 +3,7 @@ characters and `pilothouse approve ID` decided without showing anything: an Edit
 whose tail does the harm, was approved unseen from a terminal.
 
 Now `approve` and `deny` print the request whole (the same rows as the console's card,
-console.review) before deciding, and at a terminal an approval waits for a `y`. `approvals`
+console.text.review_rows) before deciding, and at a terminal an approval waits for a `y`. `approvals`
 says when it cut a request, and `approvals --full` shows each one whole.
 
 A real daemon, real bubblewrap and the real hook helper; the terminal is a real pty.
