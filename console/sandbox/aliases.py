@@ -8,7 +8,7 @@ binds; a name made later by a sibling run (for which the file was not protected)
 folder the look could not open, is caught at the run's end (watch.py).
 
 The look through the read-only folders is bounded (LookBudget); the look for symbolic links in
-them (links.py) spends a budget of its own kind.
+them (links.py) is bounded by one of its own.
 """
 
 from __future__ import annotations
