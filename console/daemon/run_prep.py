@@ -19,21 +19,19 @@ PASSTHROUGH_ENV = ("TERM", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COLORTERM", "NO_
 
 def open_workspace(paths: Paths, profile: Profile, requested: str | None,
                    client_cwd: str | None, requester: tuple[int, int]) -> tuple[Path, int]:  # fmt: skip
-    """The resolved workspace and a descriptor of it, opened without following links and
-    checked for the requester (workspaces.py). Backends use the descriptor, so a folder
-    swapped for a link after this check changes nothing. The caller closes it."""
+    """The workspace, resolved as the requester would resolve it, and a descriptor of it,
+    opened without following links and checked for the requester (workspaces.py). Backends
+    use the descriptor, so a folder swapped for a link after this check changes nothing. The
+    caller closes it."""
     from console.sandbox.fsview import open_dir_nofollow
-    from console.sandbox.workspaces import check_workspace
+    from console.sandbox.workspaces import Refusal, check_workspace, find_workspace
 
     raw = requested or profile.workspace or "."
     base = Path(client_cwd or os.getcwd())
-    path = (base / os.path.expanduser(raw)).resolve()
-    if not path.is_dir():
-        raise Failure(
-            "bad-workspace",
-            f"workspace {path} is not a folder",
-            "create it, or pass --workspace DIR",
-        )
+    found = find_workspace(base / os.path.expanduser(raw), requester[0], requester[1])
+    if isinstance(found, Refusal):
+        raise Failure("bad-workspace", found.reason, found.hint)
+    path = found
     try:
         fd = open_dir_nofollow(path)
     except OSError as exc:

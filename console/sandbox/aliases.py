@@ -6,6 +6,9 @@ agent gave a config it wrote in an earlier run). Inside the sandbox no new link 
 can be made (link(2) across mounts fails), so only names there at the start matter to the
 binds; a name made later by a sibling run (for which the file was not protected), or one in a
 folder the look could not open, is caught at the run's end (watch.py).
+
+The look through the read-only folders is bounded (LookBudget); the look for symbolic links in
+them (links.py) is bounded by one of its own.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import errno
 import os
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .fsview import open_beneath
 
-DIR_ENTRIES_MAX = 2000  # per protected folder, as protect.py's look for links in it
+DIR_ENTRIES_MAX = 2000  # per protected folder, here and in the look for symbolic links
 # All protected folders together: a workspace of a hundred big `.claude` folders must not cost
 # each start seconds (a change past the bound is still reported at the end: watch.py).
 ALL_ENTRIES_MAX = 20_000
@@ -36,46 +40,61 @@ class Aliases:
     unreadable: list[str] = field(default_factory=list)  # folders the look could not open
 
 
+@dataclass
+class LookBudget:
+    """What one look through the read-only protected folders at a run's start may read:
+    DIR_ENTRIES_MAX entries in each folder, ALL_ENTRIES_MAX in all. Shared by the look for hard
+    links (linked_files) and the one for symbolic links (links.py), one budget each; `cut`
+    names every folder not looked through whole, for one note."""
+
+    total: int = 0
+    cut: list[str] = field(default_factory=list)
+
+    def entries(self, fd: int, rel: str, skip_objects: bool = False) -> Iterator[tuple[str, str]]:
+        """(path through /proc/self/fd, path in the workspace) of each entry below a protected
+        folder (its descriptor), never through links, while the budget lasts. `skip_objects`:
+        pass over a git folder's objects (beside its HEAD)."""
+        if self.total > ALL_ENTRIES_MAX:
+            self.cut.append(rel)
+            return
+        top, seen = f"/proc/self/fd/{fd}", 0
+        try:
+            for dirpath, dirnames, filenames in os.walk(top):
+                if skip_objects and "HEAD" in filenames:
+                    dirnames[:] = [d for d in dirnames if d != "objects"]
+                for name in dirnames + filenames:
+                    seen += 1
+                    if seen > DIR_ENTRIES_MAX:
+                        self.cut.append(rel)
+                        return
+                    path = os.path.join(dirpath, name)
+                    yield path, os.path.normpath(os.path.join(rel, os.path.relpath(path, top)))
+        finally:
+            self.total += seen
+
+
 def linked_files(binds: list) -> tuple[dict[tuple[int, int], str], list[str]]:
     """(device, inode) -> protected name, for each read-only protected file with more than one
     link: a bound file, or one inside a bound folder; and the bound folders too big to be
-    looked through whole (past DIR_ENTRIES_MAX), so the run's notes can say so."""
+    looked through whole (LookBudget), so the run's notes can say so."""
     out: dict[tuple[int, int], str] = {}
-    cut: list[str] = []
-    total = 0
+    budget = LookBudget()
     for b in binds:
         if b.kind != "ro" or b.fd is None:
-            continue
-        if total > ALL_ENTRIES_MAX:
-            cut.append(b.rel)
             continue
         st = os.fstat(b.fd)
         if stat.S_ISREG(st.st_mode):
             if st.st_nlink > 1:
                 out.setdefault((st.st_dev, st.st_ino), b.rel)
             continue
-        top, seen = f"/proc/self/fd/{b.fd}", 0
-        for dirpath, dirnames, filenames in os.walk(top):
-            # A submodule's objects (beside its HEAD): often hard-linked by a local clone, and
-            # never run. Any other folder named objects is looked through (a skill's scripts).
-            if "HEAD" in filenames:
-                dirnames[:] = [d for d in dirnames if d != "objects"]
-            seen += len(dirnames)
-            for name in filenames:
-                seen += 1
-                if seen > DIR_ENTRIES_MAX:
-                    break
-                with contextlib.suppress(OSError):
-                    fst = os.lstat(os.path.join(dirpath, name))
-                    if stat.S_ISREG(fst.st_mode) and fst.st_nlink > 1:
-                        rel = os.path.normpath(os.path.join(b.rel, os.path.relpath(
-                            os.path.join(dirpath, name), top)))  # fmt: skip
-                        out.setdefault((fst.st_dev, fst.st_ino), rel)
-            if seen > DIR_ENTRIES_MAX:
-                cut.append(b.rel)
-                break
-        total += seen
-    return out, cut
+        # A submodule's objects (beside its HEAD): often hard-linked by a local clone, and
+        # never run. Any other folder named objects is looked through (a skill's scripts).
+        for path, rel in budget.entries(b.fd, b.rel, skip_objects=True):
+            with contextlib.suppress(OSError):
+                fst = os.lstat(path)
+                if stat.S_ISREG(fst.st_mode) and fst.st_nlink > 1:
+                    out.setdefault((fst.st_dev, fst.st_ino), rel)
+    return out, budget.cut
 
 
 def find_aliases(root_fd: int, wanted: dict[tuple[int, int], str], max_entries: int,

@@ -35,8 +35,10 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .aliases import ALL_ENTRIES_MAX, DIR_ENTRIES_MAX, LookBudget
 from .fsview import open_beneath
 from .gitconfig import CODE_KEYS, INCLUDE_KEY, config_entries, named_path
+from .links import link_target, link_targets, workspace_root
 from .nested import AGENT_CONFIG_YAML, NESTED_AGENT_CONFIG, WalkResult, find_nested_git
 
 OWN = (".pilothouse.toml",)
@@ -90,6 +92,9 @@ class Protection:
     # nested git folders past NESTED_GIT_MAX, aider's .env.
     watched: dict[str, str] = field(default_factory=dict)
     aliased: set[str] = field(default_factory=set)  # watched: other names not all bound
+    # The look for symbolic links in read-only folders: its `cut` folders are looked at again
+    # when the run ends (watch.changed_behind_links).
+    link_look: LookBudget = field(default_factory=LookBudget)
     _seen: set[str] = field(default_factory=set)
 
     def close(self) -> None:
@@ -125,20 +130,6 @@ def _open(root_fd: int, rel: str) -> tuple[int | None, str]:
         raise
 
 
-def _root(root_fd: int) -> str:
-    """The workspace's path, without a trailing slash (its descriptor is what is trusted)."""
-    return os.readlink(f"/proc/self/fd/{root_fd}").rstrip("/") or "/"
-
-
-def _link_target(root_fd: int, rel: str) -> str | None:
-    """Where a path that crosses a link ends up, workspace-relative, or None when outside."""
-    root = _root(root_fd)
-    real = os.path.realpath(os.path.join(root, rel))
-    if real == root or not real.startswith(root + "/"):
-        return None
-    return os.path.relpath(real, root)
-
-
 def _protect(p: Protection, root_fd: int, rel: str, want_dir: bool, pin: bool = False,
              depth: int = 0, absent_as_dir: bool = False) -> int | None:  # fmt: skip
     """Bind rel read-only (or pinned) or mask it; returns the fd when it is a real folder
@@ -149,7 +140,7 @@ def _protect(p: Protection, root_fd: int, rel: str, want_dir: bool, pin: bool = 
     if state == "link":
         # The link itself is masked inside the sandbox; its target inside the workspace is
         # protected too, because tools on the host follow the link to it.
-        target = _link_target(root_fd, rel)
+        target = link_target(root_fd, rel)
         p.links[rel] = target
         p._add(rel, "mask-dir" if want_dir else "mask-file")
         if target is not None and depth < 8:
@@ -179,20 +170,9 @@ def _protect(p: Protection, root_fd: int, rel: str, want_dir: bool, pin: bool = 
 
 
 def _protect_link_targets(p: Protection, root_fd: int, rel: str, fd: int, depth: int) -> None:
-    """A read-only folder's links are names only: host tools follow them (`.git/hooks/pre-commit`
-    -> `../../scripts/pre-commit`), so where they lead inside the workspace is read-only too."""
-    seen = 0
-    for dirpath, dirnames, filenames in os.walk(f"/proc/self/fd/{fd}"):
-        for name in dirnames + filenames:
-            seen += 1
-            if seen > 2000:
-                return
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                link_rel = os.path.normpath(os.path.join(rel, os.path.relpath(path, f"/proc/self/fd/{fd}")))
-                target = _link_target(root_fd, link_rel)
-                if target is not None:
-                    _protect(p, root_fd, target, want_dir=os.path.isdir(path), depth=depth + 1)
+    """Where a read-only folder's links lead inside the workspace is read-only too (links.py)."""
+    for target, is_dir in link_targets(root_fd, fd, rel, p.link_look):
+        _protect(p, root_fd, target, want_dir=is_dir, depth=depth + 1)
 
 
 def _read_small(root_fd: int, rel: str, limit: int = 1 << 16) -> str | None:
@@ -216,7 +196,7 @@ def _config_path(p: Protection, root_fd: int, base_rel: str, target: str) -> str
     parts = target.replace("\\", "/").split("/")
     if rel is None or ".." not in parts[1:]:
         return rel
-    root = _root(root_fd)
+    root = workspace_root(root_fd)
     head = os.path.join(root, base_rel) if not os.path.isabs(target) else ""
     for part in parts:
         head = os.path.join(head, part) if head else part
@@ -224,7 +204,7 @@ def _config_path(p: Protection, root_fd: int, base_rel: str, target: str) -> str
             link_rel = os.path.relpath(head, root)
             if not link_rel.startswith(".."):
                 _protect(p, root_fd, link_rel, want_dir=True)
-    return _link_target(root_fd, os.path.join(base_rel, target))
+    return link_target(root_fd, os.path.join(base_rel, target))
 
 
 def _inside(base_rel: str, target: str, root_fd: int | None = None) -> str | None:
@@ -234,7 +214,7 @@ def _inside(base_rel: str, target: str, root_fd: int | None = None) -> str | Non
     if os.path.isabs(target):
         if root_fd is None:
             return None
-        root = _root(root_fd)
+        root = workspace_root(root_fd)
         target = os.path.normpath(target)
         if not target.startswith(root + "/"):
             return None
@@ -400,7 +380,7 @@ def _protect_aliases(p: Protection, root_fd: int) -> None:
     """Other names (hard links) of protected files read-only too; past ALIAS_MAX of them, or
     where the look was cut short, the protected file is watched (a change is reported)."""
     from . import nested
-    from .aliases import ALIAS_MAX, ALL_ENTRIES_MAX, DIR_ENTRIES_MAX, find_aliases, linked_files
+    from .aliases import ALIAS_MAX, find_aliases, linked_files
 
     wanted, cut = linked_files(p.binds)
     if cut:
@@ -489,6 +469,11 @@ def plan_protection(workspace: Path | int) -> Protection:
                     _protect(p, root_fd, f"{rel}/.git", want_dir=False)
         _protect_aliases(p, root_fd)
         _pin_parents(p, root_fd)  # last: above every protected path, submodules' included
+        if cut := p.link_look.cut:
+            p.notes.append(f"the look for symbolic links in read-only folders stopped early in "
+                           f"{len(cut)} folder(s), first {cut[0]} (past {DIR_ENTRIES_MAX} entries "
+                           f"each or {ALL_ENTRIES_MAX} in all): where their other links lead is "
+                           "not read-only; a change there is reported at the run's end")
     except BaseException:
         p.close()
         raise

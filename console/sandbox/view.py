@@ -27,7 +27,14 @@ from .base import SandboxSpec
 from .identity import AgentIdentity, agent_identity
 from .nested import AGENT_CONFIG_YAML, NESTED_AGENT_CONFIG, find_nested_git
 from .protect import Bind, Protection, plan_protection
-from .watch import Budget, changed_read_only, git_folder_changed, read_only_notes
+from .watch import (
+    Budget,
+    behind_links_notes,
+    changed_behind_links,
+    changed_read_only,
+    git_folder_changed,
+    read_only_notes,
+)
 
 VIEW_DIR = ".view"
 # Root daemon: where the agent's uid finds what bubblewrap binds (bwrap resolves every source by
@@ -410,10 +417,15 @@ def nested_repo_notes(view: WorkspaceView) -> list[str]:
     # bind (watch.py), or from outside the sandbox.
     ro = (changed_read_only(view.protection.binds, view.opened_at, set(new), budget)
           if view.ws_fd >= 0 else [])  # fmt: skip
+    # Where links in read-only folders lead that the look at the start did not reach.
+    behind = [rel for rel in changed_behind_links(view.ws_fd, view.protection.link_look.cut,
+                                                  view.opened_at, budget)
+              if rel not in ro and rel not in new] if view.ws_fd >= 0 else []  # fmt: skip
     return [(f"{rel} was changed during the run through another name (a hard link) in the "
              "workspace: read it before a tool on the host does") if rel in
             view.protection.aliased else _made_note(rel) for rel in new] + unseen + (
-            read_only_notes(ro, budget) if ro or budget.cut else [])  # fmt: skip
+            read_only_notes(ro, budget) if ro or budget.cut else []) + behind_links_notes(
+            behind)  # fmt: skip
 
 
 def _made_note(rel: str) -> str:

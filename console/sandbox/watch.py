@@ -7,7 +7,8 @@ at the start could not see (a folder it could not open, a link a sibling run mad
 plan) still reaches the same file, so every read-only protected file is compared with the
 start: a ctime at or after it means the file was written, linked or unlinked since (the agent
 can set a file's mtime back, never its ctime). The look is bounded like the one for nested
-repositories; where it stops early a note says so.
+repositories; where it stops early a note says so. So are the places links in read-only folders
+lead to when the look for links at the start stopped early (links.py): they were not bound.
 """
 
 from __future__ import annotations
@@ -103,18 +104,74 @@ def changed_read_only(binds: list, since: float, skip: set[str],
     return out
 
 
-def read_only_notes(changed: list[str], budget: Budget) -> list[str]:
-    shown = changed[:SHOWN_MAX]
-    notes = [f"{rel} was changed during the run although it is read-only in the sandbox: "
-             "through another name (a hard link) in the workspace, or from outside the "
-             "sandbox; read it before a tool on the host does" for rel in shown]  # fmt: skip
+def changed_behind_links(ws_fd: int, folders: list[str], since: float,
+                         budget: Budget) -> list[str]:  # fmt: skip
+    """Where the links in read-only folders the look at the start did not get through
+    (protect.Protection.link_look.cut) lead inside the workspace, when a file there, or below a
+    folder there, changed since the start. Those places were not read-only: a change is news."""
+    from .fsview import open_beneath
+    from .links import link_target
+
+    out: list[str] = []
+    targets: dict[tuple[str, str], str | None] = {}  # (folder, link text) -> where it leads
+    for rel in dict.fromkeys(folders):
+        try:
+            fd = open_beneath(ws_fd, rel)
+        except OSError:
+            continue
+        try:
+            for root, dirs, files, rfd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
+                if not budget.spend(len(dirs) + len(files)):
+                    break
+                folder = os.path.normpath(os.path.join(rel, root))
+                for name in dirs + files:
+                    with contextlib.suppress(OSError):
+                        key = (folder, os.readlink(name, dir_fd=rfd))  # not a link: OSError
+                        if key not in targets:
+                            targets[key] = link_target(ws_fd, os.path.join(folder, name))
+        finally:
+            os.close(fd)
+    for target in sorted({t for t in targets.values() if t is not None}):
+        if budget.cut:
+            break
+        with contextlib.suppress(OSError):
+            tfd = open_beneath(ws_fd, target)
+            try:
+                st = os.fstat(tfd)
+                if stat.S_ISDIR(st.st_mode):
+                    out += [os.path.normpath(os.path.join(target, r))
+                            for r in changed_below(tfd, since, budget)]  # fmt: skip
+                elif st.st_ctime >= since:
+                    out.append(target)
+            finally:
+                os.close(tfd)
+    return out
+
+
+def _listed(changed: list[str], one: str, more: str) -> list[str]:
+    """A note per changed path (`one` with {rel}) up to SHOWN_MAX, then one counting the rest."""
+    notes = [one.format(rel=rel) for rel in changed[:SHOWN_MAX]]
     if len(changed) > SHOWN_MAX:
-        notes.append(f"{len(changed) - SHOWN_MAX} more read-only protected files were changed "
-                     "during the run")  # fmt: skip
+        notes.append(more.format(n=len(changed) - SHOWN_MAX))
+    return notes
+
+
+def read_only_notes(changed: list[str], budget: Budget) -> list[str]:
+    notes = _listed(changed, "{rel} was changed during the run although it is read-only in the "
+                    "sandbox: through another name (a hard link) in the workspace, or from "
+                    "outside the sandbox; read it before a tool on the host does",
+                    "{n} more read-only protected files were changed during the run")
     if budget.cut:
         notes.append("the look at the end of the run for protected files changed through "
                      "another name stopped early (too many files): not every one was looked at")
     return notes
+
+
+def behind_links_notes(changed: list[str]) -> list[str]:
+    return _listed(changed, "{rel} was changed during the run: a link in a read-only folder "
+                   "leads to it, and the look at the start stopped before that link (too many "
+                   "entries), so it was not read-only; read it before a tool on the host does",
+                   "{n} more files behind links in read-only folders were changed during the run")
 
 
 def git_folder_changed(ws_fd: int, rel: str, since: float, budget: Budget) -> bool:

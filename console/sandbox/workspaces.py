@@ -7,6 +7,9 @@ Refused, with the reason: `/`; system trees (/etc, /usr, /var but /var/tmp/*, /b
 and the person's keys); other users' homes; Pilothouse's own state folders and any folder that
 holds them; and any folder the person cannot reach and write themselves (team mode cannot be
 used to read what an approver could not read).
+
+The path itself is resolved as the person would resolve it (`find_workspace`): a teammate's
+answer never depends on what lies in folders closed to them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ SYSTEM_TREES = ("/etc", "/usr", "/var", "/boot", "/proc", "/sys", "/dev", "/run"
                 "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/snap")  # fmt: skip
 ALLOWED_UNDER_SYSTEM = ("/var/tmp",)
 SHARED_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
+LINKS_MAX = 40  # links followed in one path before the kernel answers ELOOP
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,78 @@ def _allows(st: os.stat_result, uid: int, groups: set[int], bits: int) -> bool:
     return mode & bits == bits
 
 
+def _may_search(st: os.stat_result, uid: int, groups: set[int]) -> bool:
+    return stat.S_ISDIR(st.st_mode) and _allows(st, uid, groups, 1)
+
+
+def _may_follow(folder: os.stat_result, link: os.stat_result, uid: int) -> bool:
+    """fs.protected_symlinks: in a sticky world-writable folder (/tmp) the kernel follows a link
+    only for its owner or the folder's."""
+    try:
+        with open("/proc/sys/fs/protected_symlinks") as f:
+            on = f.read().strip() == "1"
+    except OSError:
+        on = True
+    sticky_open = folder.st_mode & stat.S_ISVTX and folder.st_mode & stat.S_IWOTH
+    return not (on and sticky_open and uid != 0 and link.st_uid not in (uid, folder.st_uid))
+
+
+def _resolve_as(path: str, uid: int, groups: set[int]) -> Path | None:
+    """`path` (absolute) resolved part by part as the kernel resolves it for `uid`: nothing in
+    a folder is looked at before that folder is found searchable for them, and a link is
+    followed only where they could follow it. None: a part is missing, a folder on the way is
+    closed to them, or the links loop."""
+    if not path.startswith("/"):
+        return None
+    todo, here, links = path.split("/")[::-1], "/", 0  # todo: a stack, the next part last
+    while todo:
+        name = todo.pop()
+        if name in ("", "."):
+            continue
+        try:
+            folder = os.stat(here)
+            if not _may_search(folder, uid, groups):
+                return None
+            if name == "..":
+                here = os.path.dirname(here)
+                continue
+            step = os.path.join(here, name)
+            st = os.lstat(step)
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > LINKS_MAX or not _may_follow(folder, st, uid):
+                    return None
+                target = os.readlink(step)
+                todo.extend(target.split("/")[::-1])
+                here = "/" if target.startswith("/") else here
+                continue
+        except OSError:
+            return None
+        here = step
+    return Path(here)
+
+
+def find_workspace(asked: Path, uid: int, gid: int) -> Path | Refusal:
+    """The folder `asked` (absolute, as the requester wrote it) names, resolved for `uid`, or
+    why not. The daemon's own user and root get the kernel's own resolve and a precise answer.
+    Anyone else (a teammate) gets `_resolve_as`, and one answer whether the path is missing or
+    passes through a folder closed to them: the daemon's rights must not answer for them."""
+    if uid in (0, os.getuid()):
+        path = asked.resolve()
+    else:
+        found = _resolve_as(str(asked), uid, _groups(uid, gid))
+        if found is None:
+            return Refusal(
+                f"workspace {asked} was not found, or a folder on the way is closed to you",
+                "check the path as yourself (ls); a workspace must be a folder you can reach "
+                "and write",
+            )  # fmt: skip
+        path = found
+    if not path.is_dir():  # a teammate sees this themselves: every folder on the way is theirs
+        return Refusal(f"workspace {path} is not a folder", "create it, or pass --workspace DIR")
+    return path
+
+
 def check_workspace(path: Path, fd: int, uid: int, gid: int,
                     own_dirs: list[Path]) -> Refusal | None:  # fmt: skip
     """None when `uid` may use `path` (resolved, and opened without links as `fd`) as a
@@ -102,8 +178,8 @@ def check_workspace(path: Path, fd: int, uid: int, gid: int,
             return Refusal(f"refusing {path} as a workspace: it is in another user's home "
                            f"({home})", hint)  # fmt: skip
     groups = _groups(uid, gid)
-    for parent in reversed(path.parents):
-        if not _allows(os.stat(parent), uid, groups, 1):
+    for parent in reversed(path.parents):  # again, on the folder as opened (find_workspace)
+        if not _may_search(os.stat(parent), uid, groups):
             return Refusal(
                 f"refusing {path} as a workspace: you cannot reach it ({parent} is closed to "
                 "you), and a run must not open to you what you could not open yourself", hint,
