@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -64,5 +66,98 @@ def test_runs_list_refuses_a_limit_below_one_and_caps_a_huge_one(
             out = d.cli("ps", "-a", "--limit", bad, check=False)
             assert out.returncode == 2, out
             assert "--limit" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    finally:
+        d.stop()
+
+
+# --- a reader that never reads --------------------------------------------------------------------
+
+STALLED = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(float(sys.argv[2]))  # only a bound on a hang: the daemon closes long before
+line = (json.dumps({"v": 1, "id": 1, "op": "hello", "args": {}}) + "\n").encode()
+sent = 0
+try:
+    while sent < 200_000:  # requests, never reading an answer
+        s.sendall(line * 100)
+        sent += 100
+    print(json.dumps({"outcome": "never refused", "sent": sent}))
+except socket.timeout:
+    print(json.dumps({"outcome": "still open, the daemon stopped reading", "sent": sent}))
+except (BrokenPipeError, ConnectionResetError) as exc:
+    print(json.dumps({"outcome": "closed", "sent": sent, "error": type(exc).__name__}))
+"""
+
+
+def test_a_client_that_never_reads_its_answers_is_closed(
+        home: Path, daemon_env: dict[str, str], tmp_path: Path) -> None:
+    """operator.sock's send() waited on drain() without end: a client that sends requests and
+    never reads held its handler, its MAX_IN_FLIGHT slots and the output buffered for it,
+    for as long as it liked. Secure: past [limits] send_timeout with no output taken at all,
+    the daemon closes the connection and logs one line; other clients go on."""
+    (home / "config.toml").write_text('[limits]\nsend_timeout = "2s"\n')
+    d = Daemon(home, daemon_env)
+    d.start()
+    script = tmp_path / "stalled.py"
+    script.write_text(STALLED)
+    try:
+        done = subprocess.run([sys.executable, "-S", str(script), str(d.sock), "60"],
+                              capture_output=True, text=True, timeout=120)
+        report = json.loads(done.stdout)
+        assert report["outcome"] == "closed", (report, done.stderr)
+        log = (home / "daemon-test.log").read_text()
+        assert log.count("read none of its answers") == 1, log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
+        assert json.loads(d.cli("ps", "--json").stdout) == []  # others are still answered
+    finally:
+        d.stop()
+
+
+SLOW = r"""
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.settimeout(60)
+s.sendall((json.dumps({"v": 1, "id": 1, "op": "logs", "args": {"run": sys.argv[2]}}) + "\n").encode())
+data = b""
+slow_until = time.monotonic() + float(sys.argv[3])
+while time.monotonic() < slow_until:  # 40 KB/s: a drain takes seconds, never stands still
+    data += s.recv(4096)
+    time.sleep(0.1)
+while not data.endswith(b"\n") or b'"ok"' not in data.rsplit(b"\n", 2)[-2]:
+    chunk = s.recv(1 << 16)
+    if not chunk:
+        break
+    data += chunk
+msgs = [json.loads(line) for line in data.splitlines()]
+lines = sum(len(m["event"]["lines"]) for m in msgs if "event" in m)
+print(json.dumps({"lines": lines, "answer": msgs[-1].get("result")}))
+"""
+
+
+def test_a_slow_reader_is_not_cut_off(home: Path, daemon_env: dict[str, str], workspace: Path,
+                                      tmp_path: Path) -> None:
+    """The bound is on no progress, not on time: a reader taking a long log at 40 KB/s keeps
+    a drain waiting longer than send_timeout (a full unix socket is writable again only once
+    three quarters of it is read), and still gets all of it."""
+    (home / "config.toml").write_text(
+        '[limits]\nsend_timeout = "2s"\n'
+        '[profiles.long]\ncommand = ["seq", "1", "60000"]\nsandbox = "none"\n')
+    d = Daemon(home, daemon_env)
+    d.start()
+    script = tmp_path / "slow.py"
+    script.write_text(SLOW)
+    try:
+        run_id = json.loads(d.cli("run", "long", "-w", str(workspace), "--json").stdout)["id"]
+        d.cli("logs", run_id, "--follow")  # until the run has ended
+        whole = len(d.cli("logs", run_id).stdout.splitlines())
+        assert whole > 30_000, whole
+        done = subprocess.run([sys.executable, "-S", str(script), str(d.sock), run_id, "8"],
+                              capture_output=True, text=True, timeout=120)
+        report = json.loads(done.stdout or "null")
+        assert report == {"lines": whole, "answer": {"run": run_id, "lines": whole}}, done.stderr
+        assert "read none of its answers" not in (home / "daemon-test.log").read_text()
     finally:
         d.stop()
