@@ -13,6 +13,8 @@ figure measured under the matching attack):
     send_timeout = "30s"       # an operator.sock client that takes no output for this long is closed
     events_per_second = 20     # durable rule-decided/denied rows per run per second
     lookups_per_second = 20    # DNS lookups per run per second
+    ask_burst = 64             # asks on agent.sock a run may make at once, then
+    asks_per_second = 10       # this many a second (past them an ask is denied at once)
     prune_confirm_age = "7d"   # pruning history younger than this needs --yes
     approvers_may_prune = false
 
@@ -48,6 +50,8 @@ class Bounds:
     send_timeout: float = 30.0
     events_per_second: int = 20
     lookups_per_second: int = 20
+    ask_burst: int = 64
+    asks_per_second: int = 10
     prune_confirm_age: float = 7 * 86400.0
     approvers_may_prune: bool = False
 

@@ -18,7 +18,8 @@ import pytest
 
 from console.client.sync import Client, ClientError
 from console.paths import resolve
-from tests.conftest import Daemon
+from tests.approvals.test_daemon_attacks_s13 import attempts
+from tests.conftest import Daemon, needs_bwrap
 
 RUNS_LIST_MAX = 1000  # docs/protocol.md: runs.list answers at most this many runs
 
@@ -161,3 +162,58 @@ def test_a_slow_reader_is_not_cut_off(home: Path, daemon_env: dict[str, str], wo
         assert "read none of its answers" not in (home / "daemon-test.log").read_text()
     finally:
         d.stop()
+
+
+# --- one run's asks -------------------------------------------------------------------------------
+
+ASKS = r"""
+import json, socket
+s = socket.socket(socket.AF_UNIX); s.connect("/run/pilothouse/agent.sock")
+f = s.makefile("rwb")
+first_refused, kinds = None, {}
+for i in range(1000):
+    f.write(json.dumps({"v": 1, "id": i, "op": "ask", "args": {"kind": "exec", "subject": "echo hi"}}).encode() + b"\n")
+    f.flush()
+    r = json.loads(f.readline())["result"]
+    if not r["allow"] and first_refused is None:
+        first_refused = i
+    key = json.dumps([r["allow"], r["decision"], r["reason"][:60]])
+    kinds[key] = kinds.get(key, 0) + 1
+print(json.dumps({"first_refused": first_refused, "answers": kinds}))
+"""
+
+
+@needs_bwrap
+def test_one_runs_asks_are_rate_bounded_and_folded(home: Path, daemon_env: dict[str, str],
+                                                   workspace: Path) -> None:
+    """agent.sock evaluated every ask at once, on the loop every run and console shares: a
+    crafted 4 KiB command costs ~35 ms of policy work, so a hostile agent asking in a loop
+    kept the loop busy for as long as it liked. Secure, with the default bound (a burst of
+    [limits] ask_burst, then asks_per_second): the first asks are answered, those past the
+    bound are denied at once with "too many requests", the refusals are folded into a few
+    rows with a count, and operators are still answered."""
+    (home / "config.toml").write_text(
+        '[profiles.asker]\ncommand = ["true"]\n[profiles.asker.exec]\ndefault = "ask"\n'
+        'allow = ["echo"]\n')
+    (workspace / "asks.py").write_text(ASKS)
+    d = Daemon(home, daemon_env)
+    d.start()
+    try:
+        r = d.cli("run", "asker", "-w", str(workspace), "--wait", "--", "python3",
+                  "asks.py", timeout=180)
+        report = json.loads([x for x in r.stdout.splitlines() if x.startswith("{")][-1])
+        answers = {tuple(json.loads(k)): n for k, n in report["answers"].items()}
+        assert report["first_refused"] is not None and report["first_refused"] >= 64, report
+        refused = sum(n for (allow, _, _), n in answers.items() if not allow)
+        assert refused >= 500, f"{refused} of 1000 quick asks refused: {report}"
+        for allow, decision, reason in answers:  # fail closed, and say why
+            assert allow or (decision == "deny" and reason.startswith("too many requests: ")), report
+        time.sleep(2.5)  # the flood windows close at the first tick past a second
+        rows = json.loads(d.cli("history", "--kind", "approval.refused", "--limit", "5000",
+                                "--json").stdout)
+        assert attempts(rows) == refused, rows[:5]  # every refusal counted
+        assert len(rows) < 60, f"{len(rows)} rows for {refused} refused asks"
+        assert json.loads(d.cli("ps", "--json").stdout) == []  # the operator is answered
+    finally:
+        d.stop()
+
