@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 ID_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 # A run in one of these states has a process (or is about to, or is stopping it).
 LIVE_STATES = ("starting", "running", "stopping")
+# The most runs one `runs.list` answers (docs/protocol.md): any watcher may ask, and each is a
+# row read and serialized on the daemon.
+RUNS_LIST_MAX = 1000
 
 
 def new_id(length: int) -> str:

@@ -8,7 +8,7 @@ import sys
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import echo, fail, table
 from console.cli.parsing import argument, command, option, quick_exit
-from console.cli.value_types import path
+from console.cli.value_types import int_range, path
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
@@ -105,13 +105,16 @@ def _show_runs(runs: list[dict[str, Any]], show_all: bool) -> None:
 @command()
 @quick_exit
 @option("--all", "-a", "show_all", is_flag=True, help="Include ended runs.")
+@option("--limit", type=int_range(1), default=50, show_default=True,
+        help="With --all, at most this many ended runs, newest first (the daemon answers at "
+        "most its cap, docs/protocol.md).")
 @json_option
 @pass_ctx
 @friendly
-def ps(c: Context, show_all: bool) -> None:
+def ps(c: Context, show_all: bool, limit: int) -> None:
     """List runs."""
     with c.client() as client:
-        runs = client.call("runs.list", all=show_all)
+        runs = client.call("runs.list", all=show_all, limit=limit)
     c.emit(runs, lambda rows: _show_runs(rows, show_all))
 
 

@@ -10,8 +10,11 @@ figure measured under the matching attack):
     teammate_connections = 16  # open operator.sock connections per teammate (not the owner)
     head_bytes = "32k"         # one request head at the gate
     head_timeout = "10s"       # time to send a request head
+    send_timeout = "30s"       # an operator.sock client that takes no output for this long is closed
     events_per_second = 20     # durable rule-decided/denied rows per run per second
     lookups_per_second = 20    # DNS lookups per run per second
+    ask_burst = 64             # asks on agent.sock a run may make at once, then
+    asks_per_second = 10       # this many a second (past them an ask is denied at once)
     prune_confirm_age = "7d"   # pruning history younger than this needs --yes
     approvers_may_prune = false
 
@@ -44,14 +47,17 @@ class Bounds:
     teammate_connections: int = 16
     head_bytes: int = 32 * 1024
     head_timeout: float = 10.0
+    send_timeout: float = 30.0
     events_per_second: int = 20
     lookups_per_second: int = 20
+    ask_burst: int = 64
+    asks_per_second: int = 10
     prune_confirm_age: float = 7 * 86400.0
     approvers_may_prune: bool = False
 
 
 _SIZES = {"head_bytes"}
-_DURATIONS = {"head_timeout", "prune_confirm_age"}
+_DURATIONS = {"head_timeout", "send_timeout", "prune_confirm_age"}
 _FLAGS = {"approvers_may_prune"}
 
 

@@ -25,8 +25,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from console.config.bounds import Bounds, capped
-from console.daemon.inbox import EVENT_POLICY, EVENT_REFUSED_OP, Inbox
+from console.daemon.inbox import EVENT_POLICY, EVENT_REFUSED, EVENT_REFUSED_OP, Inbox, refusal_data
 from console.daemon.requests import Outcome, agents_detail, check_request
+from console.gate.deciding import TokenBucket
 from console.policy import Decision, Provenance
 from console.policy.hosts import BadTarget, parse_connect_target
 from console.protocol import ErrorCode, Failure
@@ -58,6 +59,7 @@ class Admission(Protocol):
         """The row admit() let through is written: repeats may now be counted."""
 
 MAX_IN_FLIGHT = 64  # per connection; the inbox's per-run cap applies as well
+PAST_ASK_RATE = "asks past this run's rate"  # the flood key of every ask refused by the rate
 MAX_BAD_MESSAGES = 8
 DEFAULT_MAX_CONNECTIONS = Bounds().agent_connections
 
@@ -70,8 +72,10 @@ async def handle_agent_connection(
     inbox: Inbox,
     policy_eval: PolicyEval,
     floods: Admission | None = None,
+    asks: TokenBucket | None = None,
 ) -> None:
-    """Serve one connection on a run's agent.sock until it closes."""
+    """Serve one connection on a run's agent.sock until it closes. `asks` is the run's ask
+    rate, shared by all its connections (none: unbounded)."""
     write_lock = asyncio.Lock()
     tasks: set[asyncio.Task[None]] = set()
     bad = 0
@@ -83,7 +87,7 @@ async def handle_agent_connection(
 
     async def serve(req_id: Any, op: str, args: dict[str, Any]) -> None:
         try:
-            result = await _dispatch(op, args, run_id, profile, inbox, policy_eval, floods)
+            result = await _dispatch(op, args, run_id, profile, inbox, policy_eval, floods, asks)
             reply = ok(req_id, result)
         except Failure as exc:
             reply = error(req_id, exc)
@@ -130,9 +134,12 @@ async def handle_agent_connection(
             await writer.wait_closed()
 
 
-async def _dispatch(op: str, args: dict[str, Any], run_id: str, profile: str,
-                    inbox: Inbox, policy_eval: PolicyEval, floods: Admission | None) -> dict[str, Any]:
+async def _dispatch(op: str, args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
+                    policy_eval: PolicyEval, floods: Admission | None,
+                    asks: TokenBucket | None) -> dict[str, Any]:
     if op == "ask":
+        if asks is not None and not asks.take():
+            return await _past_rate(args, run_id, profile, inbox, floods, asks)
         return await _ask(args, run_id, profile, inbox, policy_eval, floods)
     if op == "status":
         return _status(args, run_id, inbox)
@@ -190,6 +197,24 @@ async def _ask(args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
     return _answer(outcome)
 
 
+async def _past_rate(args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
+                     floods: Admission | None, asks: TokenBucket) -> dict[str, Any]:
+    """An ask past the run's rate: denied at once, before any policy work (a crafted command
+    costs tens of ms of it, on the loop every run and console shares). Its record is the
+    first of the second, or counted into that second's summary row (floods.py)."""
+    prov = Provenance("limit", detail=(
+        f"too many requests: a run may ask {asks.burst:g} at once, then {asks.rate:g} a "
+        "second, and this one asked faster; denied without being decided. Wait a moment and "
+        "ask again (the daemon's [limits] ask_burst and asks_per_second)"))
+    kind, subject = args.get("kind", "exec"), args.get("subject", args.get("command"))
+    data = refusal_data(run_id, profile, kind, subject, prov)
+    flood_key = (run_id, EVENT_REFUSED, PAST_ASK_RATE, "deny")
+    if ((floods is None or floods.admit(*flood_key, data))
+            and await inbox.record_refused(EVENT_REFUSED, data) and floods is not None):
+        floods.recorded(*flood_key)
+    return _answer_parts(False, prov, None)
+
+
 def _answer(outcome: Outcome) -> dict[str, Any]:
     return _answer_parts(outcome.allow, outcome.provenance, outcome.request_id)
 
@@ -216,12 +241,13 @@ async def start_agent_server(
     path: str | os.PathLike[str], run_id: str, profile: str, inbox: Inbox,
     policy_eval: PolicyEval, mode: int = 0o600, *, floods: Admission | None = None,
     max_connections: Callable[[], int] | None = None,
-    on_refused: Callable[[], None] | None = None,
+    on_refused: Callable[[], None] | None = None, asks: TokenBucket | None = None,
 ) -> asyncio.AbstractServer:
     """Bind a run's agent.sock with the reader bound the codec needs. Past max_connections
-    open at once (or the daemon's fd budget), a connection is answered and closed."""
+    open at once (or the daemon's fd budget), a connection is answered and closed; past the
+    `asks` rate, an ask is denied at once."""
     async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await handle_agent_connection(r, w, run_id, profile, inbox, policy_eval, floods)
+        await handle_agent_connection(r, w, run_id, profile, inbox, policy_eval, floods, asks)
 
     refusal = encode(error(None, Failure(
         ErrorCode.TOO_MANY_CONNECTIONS, "this run has as many agent.sock connections open as it may; "

@@ -23,6 +23,7 @@ from console.daemon.inbox import Inbox
 from console.daemon.live_config import LiveConfig
 from console.daemon.recording import Recording
 from console.daemon.runs import Run
+from console.gate.deciding import TokenBucket
 from console.gate.proxy import Gate
 from console.paths import Paths
 from console.policy import GrantTable
@@ -63,13 +64,15 @@ class RunChannels:
         self.open[run.id] = channels
         agent_sock = run_dir / "agent.sock"
         gate_sock = run_dir / "gate.sock"
+        bounds = self.config.cfg.bounds  # the ask rate as it is at the run's start
         # 0666 inside a run folder whose parent (runs/) is 0700: the sandbox's uid (which may
         # be mapped or non-root in Docker) can connect, other host users cannot reach it.
         channels.servers.append(await start_agent_server(
             agent_sock, run.id, profile.name, self.inbox, self.evaluator.policy_eval, mode=0o666,
             floods=self.recording,
             max_connections=lambda: self.config.cfg.bounds.agent_connections,
-            on_refused=lambda: self.recording.refused(run.id, "agent.sock")))
+            on_refused=lambda: self.recording.refused(run.id, "agent.sock"),
+            asks=TokenBucket(bounds.asks_per_second, burst=bounds.ask_burst)))
         channels.servers.append(await gate.serve_unix(str(gate_sock)))
         os.chmod(gate_sock, 0o666)
         if handle is not None and handle.netns_pid:

@@ -181,9 +181,8 @@ class Inbox:
     async def refuse(self, run_id: str, profile: str, kind: str, subject: Any, reason: str) -> Outcome:
         """Refuse without asking (bounds, limits): recorded, at most one burst per window."""
         prov = Provenance("limit", detail=f"refused: {reason}")
-        await self.record_refusal(EVENT_REFUSED, run_id, {
-            "run_id": run_id, "profile": profile, "kind": str(kind)[:40],
-            "subject": printable(str(subject), 200), "provenance": prov.to_dict()})
+        await self.record_refusal(EVENT_REFUSED, run_id, refusal_data(run_id, profile, kind,
+                                                                       subject, prov))
         return Outcome(False, prov, None)
 
     def _over_limit(self, run_id: str, now: float) -> str | None:
@@ -214,10 +213,17 @@ class Inbox:
         if w.suppressed:
             data = {**data, "suppressed_before": w.suppressed}
             w.suppressed = 0
+        await self.record_refused(event, data)
+
+    async def record_refused(self, event: str, data: dict[str, Any]) -> bool:
+        """Record a refusal now (whoever calls this bounds the rows): False, and one log
+        line, when it could not be recorded. The refusal stands either way."""
         try:
             await self._rec(event, data)
+            return True
         except Exception as exc:  # already refused; nothing more to close
             log.warning("recording a refusal failed: %s", exc)
+            return False
 
     async def record_policy(self, run_id: str, profile: str, kind: str, subject: str,
                             action: str, provenance: Provenance, detail: dict[str, Any] | None = None) -> None:
@@ -473,3 +479,11 @@ def _event_text(event: str, data: dict[str, Any]) -> str:
     if event == EVENT_REFUSED_OP:
         return f"run {run} tried op {data.get('op')!r} on agent.sock: refused"
     return f"refused {what} for run {run}{why}"
+
+
+def refusal_data(run_id: str, profile: str, kind: Any, subject: Any,
+                 prov: Provenance) -> dict[str, Any]:
+    """The record of an ask refused without being decided (its sizes bounded: it is the
+    agent's input)."""
+    return {"run_id": run_id, "profile": profile, "kind": str(kind)[:40],
+            "subject": printable(str(subject), 200), "provenance": prov.to_dict()}

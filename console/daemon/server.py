@@ -15,7 +15,9 @@ import logging
 import os
 import signal
 import socket
+import struct
 import sys
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -216,8 +218,10 @@ class Daemon:
                     writer.close()
                     raise ConnectionResetError("no longer allowed to watch")
             async with send_lock:
+                if writer.is_closing():  # closed by a stalled drain, or the peer gone
+                    raise ConnectionResetError("the connection is closed")
                 writer.write(wire.encode(message))
-                await writer.drain()
+                await _drain_or_close(writer, self.config.cfg.bounds.send_timeout, peer.user)
 
         streams: set[asyncio.Task[None]] = set()
         try:
@@ -287,6 +291,39 @@ class Daemon:
                 "internal", f"{op} failed inside the daemon: {exc.__class__.__name__}: {exc}",
                 f"see {self.paths.daemon_log}",
             )))
+
+
+async def _drain_or_close(writer: asyncio.StreamWriter, timeout: float, user: str) -> None:
+    """Wait until the peer has taken its output, while it takes some: past `timeout` with
+    none taken at all, drop what is buffered, close the connection and raise. A client that
+    sends requests and never reads would otherwise hold its handler, its open requests and
+    their output for as long as it liked; a slow reader (logs -f over a slow link) goes on."""
+    transport = writer.transport
+    while True:
+        waiting = _unread(writer)
+        try:
+            async with asyncio.timeout(timeout):
+                await writer.drain()
+            return
+        except TimeoutError:
+            if _unread(writer) < waiting:
+                continue  # it read some: still a reader
+        log.warning("operator.sock: closed the connection of %s: it read none of its answers "
+                    "for %gs ([limits] send_timeout), %d bytes of them waiting", user, timeout,
+                    _unread(writer))
+        transport.abort()  # close() would wait to flush what it will never read
+        raise ConnectionResetError("the client read none of its answers")
+
+
+def _unread(writer: asyncio.StreamWriter) -> int:
+    """Output the peer has not read: the transport's buffer and the socket's send queue. The
+    queue is where a reader's progress shows first: a full unix socket is writable again only
+    once three quarters of it is read, so a slow reader leaves the buffer still for seconds."""
+    queued = 0
+    with contextlib.suppress(OSError, AttributeError):
+        sock = writer.get_extra_info("socket")
+        queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+    return writer.transport.get_write_buffer_size() + queued
 
 
 def _log_decided(task: asyncio.Task[Any]) -> None:

@@ -282,16 +282,18 @@ def _loopback_name(host: str) -> list[IPAddress] | None:
 
 
 class TokenBucket:
-    """`rate` tokens a second, a burst of `rate`; take() says whether one was left."""
+    """`rate` tokens a second, a burst of `burst` (`rate` unless given); take() says whether
+    one was left."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, burst: float | None = None) -> None:
         self.rate = float(rate)
-        self.tokens = float(rate)
+        self.burst = float(rate if burst is None else burst)
+        self.tokens = self.burst
         self.at = time.monotonic()
 
     def take(self) -> bool:
         now = time.monotonic()
-        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
         self.at = now
         if self.tokens < 1:
             return False

@@ -10,7 +10,7 @@ from console.daemon.core import Core
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg
 from console.daemon.peers import Peer
 from console.daemon.runs import Run
-from console.protocol import LIVE_STATES, Failure
+from console.protocol import LIVE_STATES, RUNS_LIST_MAX, Failure
 from store import history
 
 LOG_PAGE = 1000  # output lines per read and per event when replaying a run's log
@@ -28,6 +28,11 @@ async def runs_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     if not arg(args, "all", bool, False):
         return live
     limit = arg(args, "limit", int, 50)
+    if limit < 1:
+        raise Failure("bad-args", f"limit must be between 1 and {RUNS_LIST_MAX}, not {limit}",
+                      f"ask for 1 to {RUNS_LIST_MAX} ended runs (a larger limit gets "
+                      f"{RUNS_LIST_MAX})")
+    limit = min(limit, RUNS_LIST_MAX)  # any watcher may ask; each row is read and serialized
     ended = await core.store.read(lambda db: history.query_runs(db, limit=limit))
     seen = {r["id"] for r in live}
     return live + [r for r in ended if r["id"] not in seen]
