@@ -16,6 +16,7 @@ from store import audit, history
 from store.db import open_db
 from store.output_seal import EVENT_OUTPUT_SEALED
 from store.writer import StoreWriter
+from tests.conftest import Daemon, needs_bwrap
 
 Make = Callable[..., StoreWriter]
 
@@ -192,3 +193,30 @@ def test_a_batch_rolled_back_digests_nothing(make_writer: Make, db_path: Path, k
     w.close()
     assert _shown(db_path, "r1") == ["stored first", "stored last"]
     assert _verify(db_path, key).ok
+
+
+@needs_bwrap
+def test_an_agents_output_flood_does_not_leave_its_run_unsealed(daemon: Daemon,
+                                                                 workspace: Path) -> None:
+    """End to end: a real bwrap run floods its output up to its last line. The writer's queue
+    is full when the run ends, so its seal is dropped with the bulk rows: `run.ended` is
+    chained, `run.output_sealed` never is. Its stored output can then be rewritten and
+    `pilothouse audit verify` says the history is intact. (Timing: the seal was dropped in
+    most tries here, not all.)"""
+    done = daemon.cli("run", "demo", "-w", str(workspace), "--wait", "--", "sh", "-c",
+                      "yes x | head -n 1500000; echo the-last-line",
+                      check=False)
+    assert done.returncode == 0, done
+    db = daemon.home / "data" / "pilothouse.db"
+    conn = sqlite3.connect(db)
+    run_id = conn.execute("SELECT run_id FROM events WHERE kind = 'run.ended' ORDER BY id DESC "
+                          "LIMIT 1").fetchone()[0]
+    sealed = conn.execute("SELECT count(*) FROM events WHERE kind = ? AND run_id = ?",
+                          (EVENT_OUTPUT_SEALED, run_id)).fetchone()[0]
+    conn.close()
+    _sql(db, "UPDATE output SET line = 'all 212 tests passed' WHERE id = (SELECT max(id) FROM "
+             "output WHERE run_id = ?)", (run_id,))
+    found = daemon.cli("audit", "verify", check=False)
+    assert sealed == 1 or found.returncode != 0, (
+        f"run {run_id} ended unsealed (its seal dropped with the flood) and its edited output "
+        f"passes verify: {found.stdout}{found.stderr}")
