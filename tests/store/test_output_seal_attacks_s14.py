@@ -220,3 +220,41 @@ def test_an_agents_output_flood_does_not_leave_its_run_unsealed(daemon: Daemon,
     assert sealed == 1 or found.returncode != 0, (
         f"run {run_id} ended unsealed (its seal dropped with the flood) and its edited output "
         f"passes verify: {found.stdout}{found.stderr}")
+
+
+HELD = {
+    "a line each moved between two sealed runs (counts kept)":
+        "UPDATE output SET run_id = CASE run_id WHEN 'r1' THEN 'r2' ELSE 'r1' END "
+        "WHERE line IN ('r1 line 1', 'r2 line 1')",
+    "a line's NULL stream made empty": "UPDATE output SET stream = '' WHERE stream IS NULL",
+    "a line's id moved past the run's others (reordered)":
+        "UPDATE output SET id = (SELECT max(id) FROM output) + 1 WHERE line = 'r1 line 0'",
+    "a line's time moved by one ulp":
+        "UPDATE output SET ts = ts + (ts * 2.3e-16) WHERE line = 'r1 line 2'",
+    "the seal's run id given to an extra line of the other run":
+        "INSERT INTO output (run_id, ts, stream, line) SELECT 'r1', ts, stream, line FROM output "
+        "WHERE line = 'r2 line 0'",
+}
+
+
+def test_held_tamperings_are_found(make_writer: Make, db_path: Path, key: bytes) -> None:
+    """(Held in review s14: kept as guards.) Each of these is named by verify."""
+    w = make_writer()
+    now = time.time()
+    for run in ("r1", "r2"):
+        for i in range(4):
+            w.record_output(run, None if i == 3 else "out", f"{run} line {i}", ts=now + i / 1e3)
+    w.seal_output("r1")
+    w.seal_output("r2")
+    w.commit("run.ended", run_id="r2", actor="daemon", text="exited (exit 0)")
+    w.close()
+    assert _verify(db_path, key).ok
+    clean = db_path.read_bytes()
+    missed = []
+    for name, statement in HELD.items():
+        db_path.write_bytes(clean)
+        assert _verify(db_path, key).ok, name
+        _sql(db_path, statement)
+        if _verify(db_path, key).ok:
+            missed.append(name)
+    assert not missed, missed
