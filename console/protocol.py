@@ -86,10 +86,9 @@ class EventKind(StrEnum):
     OPERATOR_REFUSED = "operator.refused"
     POLICY_CHANGED = "policy.changed"  # {cause, files, diff, ...}: reloads and saved profile rules
     POLICY_DECISION = "policy.decision"
-    RUN_ENDED = "run.ended"
+    RUN_ENDED = "run.ended"  # {state, exit_code, duration_s, output: the seal (output_seal.py)}
     RUN_KILL = "run.kill"
     RUN_LOST = "run.lost"
-    RUN_OUTPUT_SEALED = "run.output_sealed"  # {lines, sha256, oldest_ts}: store/output_seal.py
     RUN_STARTED = "run.started"
     LIMITS_REFUSED = "limits.refused"
     SANDBOX_FINDING = "sandbox.finding"

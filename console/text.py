@@ -122,8 +122,8 @@ def request_line(req: dict[str, Any], limit: int | None = None) -> str:
     where = ""
     if kind == "network" and detail.get("addresses"):
         where = " → " + ", ".join(str(a) for a in detail["addresses"])
-    elif detail.get("cwd"):
-        where = f" in {detail['cwd']}"
+    elif detail.get("cwd"):  # the agent's claim: marked as its words are
+        where = f" (agent: in {detail['cwd']})"
     title = str(req.get("title") or "")
     words = f'  (agent says: "{shown(title, AGENT_WORDS_MAX)}")' if title and title != subject else ""
     main = shown(subject) + shown(where)
@@ -331,10 +331,10 @@ def review_rows(req: dict[str, Any]) -> list[ReviewRow]:
     else:
         rows.append(ReviewRow("command" if kind == "exec" else "subject",
                               shown(req.get("subject")), SUBJECT))
-        if detail.get("cwd"):
-            rows.append(ReviewRow("in", shown(detail["cwd"])))
         if req.get("title") and req.get("title") != req.get("subject"):
             rows.append(ReviewRow("agent says", shown(req["title"]), AGENT))
+    if detail.get("cwd"):  # where the agent says it is: its claim, nothing checks it
+        rows.append(ReviewRow("in (agent)", shown(detail["cwd"]), AGENT))
     change = change_diff(detail)
     if change is not None:
         rows.append(ReviewRow("change", "\n".join(escaped_line(line) for line in change), DIFF))

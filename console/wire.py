@@ -181,6 +181,13 @@ if _make_scanner is not None:
             value, end = _scan(text, start)
         except StopIteration as stop:
             raise _syntax_error("Expecting value", text, stop.value) from None
+        except SystemError:
+            # The C scanner raises its syntax errors through json.decoder, and only when that
+            # module is loaded (this module does not load it: every CLI start would pay);
+            # otherwise it fails without an error. Load it, and read again for the real one.
+            import json.decoder  # noqa: F401
+
+            value, end = _scan(text, start)
         if text[end:].strip(_WHITESPACE):
             rest = text[end:]
             raise _syntax_error("Extra data", text, end + len(rest) - len(rest.lstrip(_WHITESPACE)))

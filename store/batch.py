@@ -20,12 +20,12 @@ import sqlite_utils
 
 from store import audit
 from store.db import StoreError
-from store.output_seal import EVENT_OUTPUT_SEALED, OutputDigests
+from store.output_seal import OutputDigests
 from store.values import dumps
 
 # Queue items: (EV, ts, run_id, kind, actor, text, data_json, future|None),
-# (OUT, run_id, ts, stream, line), (CALL, fn, future), (SEAL, run_id, ts, None): a run's output
-# is sealed by a chained event (output_seal.py).
+# (OUT, run_id, ts, stream, line), (CALL, fn, future), and (SEAL, ts, run_id, kind, actor, text,
+# data_dict|None, future): an event whose data gains the run's output seal (output_seal.py).
 EV, OUT, CALL, SEAL = 0, 1, 2, 3
 EVENT_COLS = "id, ts, run_id, kind, actor, text, data, prev, hash"
 OUTPUT_COLS = "run_id, ts, stream, line"
@@ -93,11 +93,10 @@ def commit_batch(db: sqlite_utils.Database, key: bytes, items: list[tuple[Any, .
     conn.execute("BEGIN IMMEDIATE")
     for item in items:
         tag = item[0]
-        if tag == SEAL:  # a chained event like any other, its data the run's output digest
-            _, run_id, ts, fut = item
-            sealed = staged.seal(run_id)
-            item = (EV, ts, run_id, EVENT_OUTPUT_SEALED, "store",
-                    f"output sealed: {sealed['lines']} lines", dumps(sealed), fut)
+        if tag == SEAL:  # an event like any other, its data holding the run's output seal
+            sealed = staged.seal(item[2])
+            data = item[6] if sealed is None else {**(item[6] or {}), "output": sealed}
+            item = (EV, *item[1:6], None if data is None else dumps(data), item[7])
             tag = EV
         if tag == EV:
             _, ts, run_id, kind, actor, text, data, fut = item

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import sqlite3
 
-from store.fts import TABLES, index_off
+from store.fts import TABLES, index_off, marks
 from store.output_seal import output_problem
 
 # SQLite's own objects only: a row named sqlite_x written into sqlite_master by hand is loaded
@@ -89,6 +89,27 @@ def file_problems(conn: sqlite3.Connection) -> str | None:
         if off is not None:
             return (f"the search index of {table} does not hold the rows it covers ({off[0]} "
                     f"indexed, {off[1]} up to its mark): a search may not show every row")
+    return unindexed(conn)
+
+
+UNINDEXED_AFTER_S = 60.0  # far past fts.SEARCH_BOUND_S: a row this old should be searchable
+
+
+def unindexed(conn: sqlite3.Connection, now: float | None = None) -> str | None:
+    """Rows past the index's mark that are older than UNINDEXED_AFTER_S: a search does not
+    show them. A lowered mark (with the index entries above it taken out) would otherwise hide
+    lines from search with every count agreeing; a crash can leave them too, until the
+    writer's next start indexes them."""
+    import time
+
+    before = (time.time() if now is None else now) - UNINDEXED_AFTER_S
+    for (table, _mark, _cols), upto in zip(TABLES, marks(conn), strict=True):
+        late = conn.execute(f"SELECT count(*) FROM {table} WHERE id > ? AND ts < ?",
+                            (upto, before)).fetchone()[0]
+        if late:
+            return (f"{late} rows of {table} older than {UNINDEXED_AFTER_S:g} s are not in its "
+                    "search index: a search does not show them (the daemon indexes them when "
+                    "it next starts; if it is running, their index mark was moved back)")
     return None
 
 
@@ -132,17 +153,19 @@ def runs_off(conn: sqlite3.Connection) -> str | None:
 
 
 def prune_cutoff(conn: sqlite3.Connection) -> float | None:
-    """Rows older than this may have been pruned: the latest prune's cutoff (each chained
-    store.pruned note holds its own; infinity when events were pruned before notes held one),
-    None when nothing was pruned."""
+    """Rows older than this may have been pruned, or None when nothing was. Each chained
+    store.pruned note holds its prune's cutoff; a note of an earlier version does not, and then
+    its own time bounds it (a prune removes nothing newer than itself). Infinity when events
+    were pruned and no note says when."""
     import json
 
-    cutoffs = [json.loads(d or "{}").get("older_than_ts") for (d,) in conn.execute(
-        "SELECT data FROM events WHERE kind = 'store.pruned'")]
-    if conn.execute("SELECT count(*) FROM anchors").fetchone()[0] > 0 and (
-            not cutoffs or None in cutoffs):
+    cutoffs: list[float] = []
+    for ts, data in conn.execute("SELECT ts, data FROM events WHERE kind = 'store.pruned'"):
+        said = json.loads(data or "{}").get("older_than_ts")
+        cutoffs.append(said if isinstance(said, (int, float)) else ts)
+    if not cutoffs and conn.execute("SELECT count(*) FROM anchors").fetchone()[0] > 0:
         return float("inf")
-    return max((c for c in cutoffs if isinstance(c, (int, float))), default=None)
+    return max(cutoffs, default=None)
 
 
 def fts_check(conn: sqlite3.Connection) -> str | None:

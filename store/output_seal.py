@@ -2,9 +2,11 @@
 
 Output lines are bulk rows: a flood of them must not slow the chain, so no line is chained
 itself. Instead the writer keeps, per run, a digest of every line it stores, in the order it
-stores them; when the run ends, the count, the digest and the oldest line's time go into one
-chained event, `run.output_sealed`. `audit verify` reads the run's stored lines again and
-compares: a line changed, removed, reordered or added after the seal is found.
+stores them; the run's end event (`run.ended`, committed with `seal_output=True`) gains
+`output`: the count, the digest and the oldest line's time, made in the writer in the same
+transaction as the event, so a run that ended has its seal (a flood cannot crowd it out).
+`audit verify` reads each sealed run's stored lines again and compares: a line changed,
+removed, reordered or added after the end is found.
 
 What the seal covers is what the store holds: a line a full queue dropped, or a failed batch
 lost, was never stored and never digested. Lines for a run after its seal are not stored. Not
@@ -19,7 +21,7 @@ import json
 import sqlite3
 from typing import Any
 
-EVENT_OUTPUT_SEALED = "run.output_sealed"
+SEALED_KIND = "run.ended"  # the event a run's seal is committed with (RunManager._finish)
 SEALED_MAX = 100_000  # sealed runs remembered (to refuse their late lines); the oldest go first
 
 
@@ -90,8 +92,11 @@ class StagedDigests:
         self._digest(run_id).add(ts, stream, line)
         return True
 
-    def seal(self, run_id: str) -> dict[str, Any]:
-        """The seal's data; the run takes no more lines."""
+    def seal(self, run_id: str) -> dict[str, Any] | None:
+        """The seal's data; the run takes no more lines. None when it was sealed already (its
+        end handled twice): a second seal would count nothing and read as tampering."""
+        if run_id in self._base.sealed or run_id in self._sealed:
+            return None
         data = self._digest(run_id).seal()
         self._sealed.append(run_id)
         return data
@@ -111,21 +116,24 @@ def output_problem(conn: sqlite3.Connection, cutoff: float | None) -> str | None
     """The first sealed run whose stored output is not what was sealed, or None. `cutoff`: the
     latest prune's (lines older than it may be gone), None when nothing was pruned."""
     for run_id, data_text in conn.execute(
-            "SELECT run_id, data FROM events WHERE kind = ? ORDER BY id", (EVENT_OUTPUT_SEALED,)):
+            "SELECT run_id, data FROM events WHERE kind = ? AND data LIKE '%\"output\":%' "
+            "ORDER BY id", (SEALED_KIND,)):
         try:
-            sealed = json.loads(data_text or "{}")
+            sealed = json.loads(data_text).get("output")
+        except (ValueError, AttributeError):
+            return f"run {run_id}: its end's data is not what the store writes"
+        if sealed is None:
+            continue
+        try:
             lines, sha256, oldest = sealed["lines"], sealed["sha256"], sealed["oldest_ts"]
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
             return f"run {run_id}: its output seal is not what the store writes"
         if cutoff is not None and oldest is not None and oldest < cutoff:
             continue  # a prune may have removed some of its lines
-        digest = _Digest()
-        for ts, stream, line in conn.execute(
-                "SELECT ts, stream, line FROM output WHERE run_id = ? ORDER BY id", (run_id,)):
-            if type(ts) is not float or type(line) is not str or (
-                    stream is not None and type(stream) is not str):
-                return f"run {run_id}: a line of its output is not what the store writes"
-            digest.add(ts, stream, line)
+        try:
+            digest = _stored(conn, run_id)
+        except (sqlite3.Error, TypeError) as exc:  # invalid UTF-8 stored as text, a number...
+            return f"run {run_id}: a line of its output is not what the store writes ({exc})"
         if digest.lines != lines:
             return (f"run {run_id}: its output holds {digest.lines} lines, but {lines} were sealed "
                     "when it ended: lines were removed or added since")
@@ -133,3 +141,14 @@ def output_problem(conn: sqlite3.Connection, cutoff: float | None) -> str | None
             return (f"run {run_id}: its output was changed after it ended (its {lines} lines no "
                     "longer match their seal)")
     return None
+
+
+def _stored(conn: sqlite3.Connection, run_id: str) -> _Digest:
+    digest = _Digest()
+    for ts, stream, line in conn.execute(
+            "SELECT ts, stream, line FROM output WHERE run_id = ? ORDER BY id", (run_id,)):
+        if type(ts) is not float or type(line) is not str or (
+                stream is not None and type(stream) is not str):
+            raise TypeError("a value of another type than the store writes")
+        digest.add(ts, stream, line)
+    return digest

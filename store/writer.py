@@ -190,47 +190,49 @@ class StoreWriter:
 
     def record_output(self, run_id: str, stream: str, line: str, ts: float | None = None) -> None:
         """One line of a run's output: bulk, not chained itself (sealed at the run's end)."""
-        self._enqueue((OUT, _str(run_id), _ts(ts), _opt(stream), _str(line)))
-
-    def seal_output(self, run_id: str) -> None:
-        """After a run's last line: a chained event with the digest of every line stored for
-        it (store/output_seal.py). Lines for it after this are not stored."""
-        self._enqueue((SEAL, _str(run_id), time.time(), None))
-
-    def _enqueue(self, item: tuple[Any, ...]) -> None:
         if self._state not in (_NEW, _RUNNING) or len(self._q) >= self._max_queue:
             self._drop()
             return
-        self._q.append(item)
+        self._q.append((OUT, _str(run_id), _ts(ts), _opt(stream), _str(line)))
         n = len(self._q)
         if (n == 1 or n >= self._max_batch) and not self._wake.is_set():
             self._wake.set()  # first row starts the writer's max_delay clock; a full batch goes now
 
     def commit(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
                text: str = "", data: Any = None, ts: float | None = None,
-               timeout: float | None = 30.0) -> dict[str, Any]:
+               timeout: float | None = 30.0, seal_output: bool = False) -> dict[str, Any]:
         """A security event: returns the stored row once its batch is durably committed.
         Raises StoreError otherwise (the caller must then refuse the action)."""
-        fut = self.submit(kind, run_id=run_id, actor=actor, text=text, data=data, ts=ts)
+        fut = self.submit(kind, run_id=run_id, actor=actor, text=text, data=data, ts=ts,
+                          seal_output=seal_output)
         return _wait(fut, timeout, f"committing {kind!r}")
 
     def submit(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
-               text: str = "", data: Any = None,
-               ts: float | None = None) -> concurrent.futures.Future[dict[str, Any]]:
+               text: str = "", data: Any = None, ts: float | None = None,
+               seal_output: bool = False) -> concurrent.futures.Future[dict[str, Any]]:
         """`commit` without waiting: the future holds the stored row or a StoreError. Raises
         StoreError at once if the writer is closed or dead, TypeError/ValueError for data
-        that is not JSON."""
+        that is not JSON. `seal_output` (a run's end): the event's data gains `output`, the
+        digest of every line stored for run_id (store/output_seal.py), and the run takes no
+        more lines; made in the writer, in the same transaction as the event."""
         data_json = None if data is None else _dumps(data)  # a bad payload raises here, loudly
         fut: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
-        self._submit((EV, _ts(ts), _opt(run_id), _str(kind), _opt(actor), _str(text),
-                      data_json, fut))
+        if seal_output:
+            if run_id is None or (data is not None and not isinstance(data, dict)):
+                raise ValueError("an output seal needs a run id, and data that is an object")
+            self._submit((SEAL, _ts(ts), _str(run_id), _str(kind), _opt(actor), _str(text),
+                          data, fut))
+        else:
+            self._submit((EV, _ts(ts), _opt(run_id), _str(kind), _opt(actor), _str(text),
+                          data_json, fut))
         return fut
 
     async def acommit(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
                       text: str = "", data: Any = None, ts: float | None = None,
-                      timeout: float | None = 30.0) -> dict[str, Any]:
+                      timeout: float | None = 30.0, seal_output: bool = False) -> dict[str, Any]:
         """`commit` for asyncio code: awaits the commit without blocking the loop."""
-        fut = self.submit(kind, run_id=run_id, actor=actor, text=text, data=data, ts=ts)
+        fut = self.submit(kind, run_id=run_id, actor=actor, text=text, data=data, ts=ts,
+                          seal_output=seal_output)
         return await _await(fut, timeout, f"committing {kind!r}")
 
     def call(self, fn: Callable[[sqlite_utils.Database], T]) -> concurrent.futures.Future[T]:

@@ -24,6 +24,7 @@ from console.agents import home_mounts
 from console.config.load import Config, Profile
 from console.daemon.bus import Bus
 from console.daemon.lost_runs import close_lost_requests, kill_leftovers, recorded_pids
+from console.daemon.output_pump import pump_output
 from console.daemon.run_prep import carry, open_workspace, run_env
 from console.paths import Paths
 from console.protocol import LIVE_STATES, Failure, new_id
@@ -42,8 +43,6 @@ from store.runs_table import mark_lost, run_ids, runs_in_states, upsert_run
 
 log = logging.getLogger("pilothouse.runs")
 
-OUTPUT_FLUSH_S = 0.05
-MAX_LINE_BYTES = 16 * 1024  # longer lines are cut, so one line cannot fill memory
 
 
 @dataclass
@@ -277,7 +276,8 @@ class RunManager:
     # --- supervise ---------------------------------------------------------------------------
 
     async def _supervise(self, run: Run, handle: SandboxHandle, profile: Profile) -> None:
-        pump = asyncio.create_task(self._pump_output(run.id, handle.output))
+        pump = asyncio.create_task(pump_output(
+            handle.output, lambda lines: self._emit_lines(run.id, lines, "out")))
         try:
             code = await handle.wait()
         except Exception as exc:  # the backend lost the process: record, never hang
@@ -309,10 +309,9 @@ class RunManager:
                 await self.on_end(run, handle, profile)
             except Exception as exc:  # teardown must not keep a run alive in the table
                 run.notes.append(f"teardown: {exc}")
-        # The run's row and its output's seal (every line is queued by now) go ahead of the end
-        # event, so all three share one transaction (one disk flush): once the event is
-        # durable, so are they.
-        self.writer.seal_output(run.id)
+        # The run's row is queued ahead of the end event, so both share one transaction (one
+        # disk flush): once the event is durable, so is the row. The event seals the run's
+        # output (every line is queued by now): its data gains their digest (output_seal.py).
         try:
             saved = self.writer.call(self._upsert(run))
             try:
@@ -323,6 +322,7 @@ class RunManager:
                     text=f"{run.state} (exit {run.exit_code})",
                     data={"state": run.state, "exit_code": run.exit_code,
                           "duration_s": round((run.ended_at or time.time()) - run.started_at, 3)},
+                    seal_output=True,
                 )
             except Exception as exc:
                 run.notes.append(f"could not record the end: {exc}")
@@ -341,35 +341,6 @@ class RunManager:
         # Kept for a later start; never a folder an unsandboxed agent could write in.
         self.folders.give_back(self.paths.run_dir(run.id), reusable=run.backend != "none")
         self._publish_state(run)
-
-    async def _pump_output(self, run_id: str, stream: asyncio.StreamReader) -> None:
-        pending: list[str] = []
-        partial = b""
-        loop = asyncio.get_running_loop()
-        next_flush = loop.time() + OUTPUT_FLUSH_S
-        while True:
-            timeout = max(0.0, next_flush - loop.time())
-            try:
-                chunk = await asyncio.wait_for(stream.read(65536), timeout=timeout)
-            except TimeoutError:
-                chunk = None
-            if chunk:
-                parts = (partial + chunk).split(b"\n")
-                partial = parts.pop()
-                if len(partial) > MAX_LINE_BYTES:
-                    parts.append(partial[:MAX_LINE_BYTES])
-                    partial = b""
-                pending.extend(_text(p) for p in parts)
-            if chunk == b"" and partial:
-                pending.append(_text(partial))
-                partial = b""
-            if pending and (chunk is None or chunk == b"" or loop.time() >= next_flush):
-                self._emit_lines(run_id, pending, "out")
-                pending = []
-            if chunk is None or loop.time() >= next_flush:
-                next_flush = loop.time() + OUTPUT_FLUSH_S
-            if chunk == b"":
-                return
 
     def _emit_lines(self, run_id: str, lines: list[str], stream: str) -> None:
         now = time.time()
@@ -486,8 +457,3 @@ class RunManager:
 def _log_failure(fut: Any) -> None:
     if fut.exception() is not None:
         log.error("could not save a run's row: %s", fut.exception())
-
-
-def _text(raw: bytes) -> str:
-    return raw[:MAX_LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
-

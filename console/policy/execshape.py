@@ -27,7 +27,14 @@ from console.policy.parts import (
     redirection_words,
     write_targets,
 )
-from console.policy.unwrap import expand, forget_variants, strict_variants, unwrap_stages
+from console.policy.unwrap import (
+    CACHED,
+    WORDS_CACHED,
+    expand,
+    forget_variants,
+    strict_variants,
+    unwrap_stages,
+)
 
 # Long and short spellings of one flag, per program, folded to one name.
 _ALIASES: dict[str, dict[str, str]] = {
@@ -109,16 +116,23 @@ def shape_of(words: Sequence[str]) -> Shape | None:
 
 # Each forbid and ask rule compares its shape with the same command's: the command's shapes
 # are worked out once per command's words, not once per rule (keyed by the words: never stale).
-@functools.lru_cache(maxsize=256)
 def stage_shapes(words: tuple[str, ...]) -> tuple[Shape | None, ...]:
-    """The shape of each command the words run, through their wrappers."""
+    """The shape of each command the words run, through their wrappers (kept for short
+    commands only: unwrap.WORDS_CACHED)."""
+    return _cached_shapes(words) if len(words) <= WORDS_CACHED else _shapes(words)
+
+
+def _shapes(words: tuple[str, ...]) -> tuple[Shape | None, ...]:
     return tuple(shape_of(stage) for stage in unwrap_stages(list(words)))
+
+
+_cached_shapes = functools.lru_cache(maxsize=CACHED)(_shapes)
 
 
 def forget_worked_out() -> None:
     """Drop what earlier decisions worked out from commands' words (a benchmark measures a
     decision that starts from nothing; nothing else needs it: the results never go stale)."""
-    stage_shapes.cache_clear()
+    _cached_shapes.cache_clear()
     forget_variants()
 
 

@@ -391,13 +391,21 @@ def _past_shell_options(words: list[str], j: int) -> tuple[int, bool]:
 def strict_variants(part: CommandPart) -> tuple[tuple[str, ...], ...]:
     """The word lists forbid and ask rules are matched against: as written, and each command
     the wrappers run, down to the last."""
-    return _variants(tuple(part.words))
+    return word_variants(tuple(part.words))
 
 
 # Every forbid and ask rule looks at the same part's variants: worked out once per command's
 # words, not once per rule. Keyed by the words themselves, so a result never outlives them.
-# Subjects are at most 4 KiB: the cache holds at most a few MiB.
-@functools.lru_cache(maxsize=256)
+# Only commands of at most WORDS_CACHED words are kept, CACHED of them: a few MiB at most,
+# whatever an agent sends (a 4 KiB subject of 2,000 words would hold ~0.5 MiB an entry).
+WORDS_CACHED = 64
+CACHED = 256
+
+
+def word_variants(words: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return _cached_variants(words) if len(words) <= WORDS_CACHED else _variants(words)
+
+
 def _variants(words: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     out = [words]
     for stage in map(tuple, unwrap_stages(list(words))):
@@ -406,8 +414,11 @@ def _variants(words: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     return tuple(out)
 
 
+_cached_variants = functools.lru_cache(maxsize=CACHED)(_variants)
+
+
 def forget_variants() -> None:
-    _variants.cache_clear()
+    _cached_variants.cache_clear()
 
 
 def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:

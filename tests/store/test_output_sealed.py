@@ -11,6 +11,7 @@ real bwrap run and `pilothouse audit verify`.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable
@@ -20,7 +21,6 @@ import pytest
 
 from store import audit
 from store.db import open_db
-from store.output_seal import EVENT_OUTPUT_SEALED
 from store.writer import StoreWriter
 from tests.conftest import Daemon, needs_bwrap
 
@@ -48,8 +48,7 @@ def _sealed_run(make_writer: Make, lines: int = 5, run_id: str = "r1") -> None:
     now = time.time()
     for i in range(lines):
         w.record_output(run_id, "out" if i % 2 else "err", f"line {i}", ts=now + i / 1000)
-    w.seal_output(run_id)
-    w.commit("run.ended", run_id=run_id, actor="daemon", text="exited (exit 0)")
+    w.commit("run.ended", run_id=run_id, actor="daemon", text="exited (exit 0)", seal_output=True)
     w.close()
 
 
@@ -82,19 +81,21 @@ def test_the_seal_is_chained_and_holds_what_was_stored(make_writer: Make, db_pat
                                                        key: bytes) -> None:
     _sealed_run(make_writer, lines=3)
     conn = sqlite3.connect(db_path)
-    kind, run_id, text = conn.execute("SELECT kind, run_id, text FROM events WHERE kind = ?",
-                                      (EVENT_OUTPUT_SEALED,)).fetchone()
+    run_id, data = conn.execute("SELECT run_id, data FROM events WHERE kind = 'run.ended'"
+                                ).fetchone()
     conn.close()
-    assert (run_id, text) == ("r1", "output sealed: 3 lines")
-    _sql(db_path, f"UPDATE events SET text = 'output sealed: 2 lines' WHERE kind = '{kind}'")
-    assert not _verify(db_path, key).ok, "the seal itself is a link of the chain"
+    sealed = json.loads(data)["output"]
+    assert run_id == "r1" and sealed["lines"] == 3 and len(sealed["sha256"]) == 64
+    forged = json.dumps({**json.loads(data), "output": {**sealed, "lines": 2}})
+    _sql(db_path, "UPDATE events SET data = ? WHERE kind = 'run.ended'", (forged,))
+    assert not _verify(db_path, key).ok, "the seal is in a link of the chain"
 
 
 def test_lines_after_the_seal_are_not_stored(make_writer: Make, db_path: Path,
                                              key: bytes) -> None:
     w = make_writer()
     w.record_output("r1", "out", "before")
-    w.seal_output("r1")
+    w.commit("run.ended", run_id="r1", text="exited", seal_output=True)
     w.record_output("r1", "out", "after the end")
     w.record_output("r2", "out", "another run")
     w.flush()
@@ -113,13 +114,11 @@ def test_a_pruned_run_is_not_checked_and_a_later_one_still_is(make_writer: Make,
     old = time.time() - 100 * 86400
     for i in range(4):  # a long run: its first lines are older than the prune's cutoff
         w.record_output("old", "out", f"old {i}", ts=old + i * 86400 * 20)
-    w.seal_output("old")
-    w.commit("run.ended", run_id="old", actor="daemon", text="exited")
+    w.commit("run.ended", run_id="old", actor="daemon", text="exited", seal_output=True)
     w.prune(old + 86400)
     for i in range(3):
         w.record_output("new", "out", f"new {i}")
-    w.seal_output("new")
-    w.commit("run.ended", run_id="new", actor="daemon", text="exited")
+    w.commit("run.ended", run_id="new", actor="daemon", text="exited", seal_output=True)
     w.close()
     assert _verify(db_path, key).ok, "the old run's pruned lines are not a tampering"
     _sql(db_path, "UPDATE output SET line = 'edited' WHERE line = 'new 1'")

@@ -8,6 +8,7 @@ from typing import Any
 from console import wire
 from console.daemon.core import Core
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg
+from console.daemon.output_pump import line_batches
 from console.daemon.peers import Peer
 from console.daemon.runs import Run
 from console.protocol import LIVE_STATES, RUNS_LIST_MAX, Failure
@@ -92,8 +93,9 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
            if follow and not search else None)
 
     async def send_lines(rows: list[dict[str, Any]]) -> None:
-        await send(wire.event({"kind": "run.output", "run_id": run_id,
-                                   "lines": [r["line"] for r in rows]}))
+        # A page of long lines is more than a client reads as one message: cut like live output.
+        for lines in line_batches([r["line"] for r in rows]):
+            await send(wire.event({"kind": "run.output", "run_id": run_id, "lines": lines}))
 
     try:
         await core.store.flush()

@@ -1,0 +1,72 @@
+"""A run's output, read from its sandbox and cut into lines and bounded batches.
+
+Lines are cut at MAX_LINE_BYTES, so one line cannot fill memory; a batch (one run.output event
+on the bus, and one message to a `logs -f` client) holds at most OUTPUT_EVENT_CHARS characters,
+so a flood of long lines never makes a message a client cannot read (wire.OPERATOR_MAX_LINE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+OUTPUT_FLUSH_S = 0.05
+MAX_LINE_BYTES = 16 * 1024  # longer lines are cut, so one line cannot fill memory
+# Characters of output in one run.output event at most (a flood flushes sooner than
+# OUTPUT_FLUSH_S): as JSON, even all escaped (6 bytes a character), an event stays far under
+# the 4 MiB a client reads as one message (wire.OPERATOR_MAX_LINE).
+OUTPUT_EVENT_CHARS = 256 * 1024
+
+
+def line_batches(lines: list[str], most: int = OUTPUT_EVENT_CHARS) -> list[list[str]]:
+    """`lines` in order, cut into lists of at most `most` characters (at least one line each)."""
+    out: list[list[str]] = [[]]
+    size = 0
+    for line in lines:
+        if out[-1] and size + len(line) > most:
+            out.append([])
+            size = 0
+        out[-1].append(line)
+        size += len(line)
+    return out if out[0] else []
+
+
+async def pump_output(stream: asyncio.StreamReader, emit: Callable[[list[str]], None]) -> None:
+    """A run's output as lines, handed to `emit` in batches: every OUTPUT_FLUSH_S, sooner past
+    OUTPUT_EVENT_CHARS, and at the end."""
+    pending: list[str] = []
+    pending_chars = 0  # about: bytes read, which a line's characters never outnumber
+    partial = b""
+    loop = asyncio.get_running_loop()
+    next_flush = loop.time() + OUTPUT_FLUSH_S
+    while True:
+        timeout = max(0.0, next_flush - loop.time())
+        try:
+            chunk = await asyncio.wait_for(stream.read(65536), timeout=timeout)
+        except TimeoutError:
+            chunk = None
+        if chunk:
+            parts = (partial + chunk).split(b"\n")
+            partial = parts.pop()
+            if len(partial) > MAX_LINE_BYTES:
+                parts.append(partial[:MAX_LINE_BYTES])
+                partial = b""
+            pending.extend(_text(p) for p in parts)
+            pending_chars += len(chunk)
+        if chunk == b"" and partial:
+            pending.append(_text(partial))
+            partial = b""
+        if pending and (chunk is None or chunk == b"" or loop.time() >= next_flush
+                        or pending_chars >= OUTPUT_EVENT_CHARS):
+            pending_chars = 0
+            emit(pending)
+            pending = []
+        if chunk is None or loop.time() >= next_flush:
+            next_flush = loop.time() + OUTPUT_FLUSH_S
+        if chunk == b"":
+            return
+
+
+def _text(raw: bytes) -> str:
+    return raw[:MAX_LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
+
