@@ -1,0 +1,149 @@
+"""Review s14b: attacks on the history's message bounds and on `audit verify`.
+
+Each test asserts the SECURE behaviour: it fails while the attack works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from console import wire
+from console.daemon.ops.history import export_op, history_op
+from store import audit, history
+from store.db import open_db
+from store.writer import StoreWriter
+
+Make = Callable[..., StoreWriter]
+
+
+class _Store:
+    """What the history ops use of core.store: flush() and read(fn)."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+
+    async def flush(self) -> None:
+        return None
+
+    async def read(self, fn: Callable[[Any], Any]) -> Any:
+        db = open_db(self.db_path, readonly=True)
+        try:
+            return fn(db)
+        finally:
+            db.close()
+
+
+def _agent_sized_policy_events(w: StoreWriter, n: int) -> None:
+    """What an agent's asks leave: each `ask` with a distinct subject of SUBJECT_MAX_BYTES (4 KiB)
+    and a detail of DETAIL_MAX_BYTES (16 KiB) that the policy decides alone is one
+    policy.decision row holding both (Inbox.record_policy). The ask rate (64 at once, then 10 a
+    second) lets one run make a thousand of them in under two minutes; a distinct subject each
+    passes the per-second flood admission."""
+    for i in range(n):
+        subject = f"curl https://x{i}.invalid/" + "a" * 4000
+        w.record("policy.decision", run_id="r1", actor="policy", text=f"deny exec: {subject[:200]}",
+                 data={"actor": "policy", "run_id": "r1", "profile": "default", "kind": "exec",
+                       "subject": subject, "action": "deny",
+                       "provenance": {"source": "rule", "detail": "deny rule curl *"},
+                       "detail": {"agent's note": "n" * 16000}})
+    w.flush()
+
+
+def test_export_never_sends_a_message_a_client_cannot_read(make_writer: Make,
+                                                           db_path: Path) -> None:
+    """`export` sends 1000 events per export.rows message whatever their size. Agent-made
+    policy rows of ~20 KiB each make one message ~20 MB, five times wire.OPERATOR_MAX_LINE:
+    `pilothouse export` (sync and aio clients read at most 4 MiB a line) fails with
+    MessageTooLong and the audit trail cannot be exported at all."""
+    w = make_writer()
+    _agent_sized_policy_events(w, 400)
+    w.close()
+    sizes: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sizes.append(len(wire.encode(message)))
+
+    core = SimpleNamespace(store=_Store(db_path))
+    result = asyncio.run(export_op(core, None, {}, send))  # type: ignore[arg-type]
+    assert result == {"rows": 400}
+    assert max(sizes) <= wire.OPERATOR_MAX_LINE, (
+        f"an export.rows message of {max(sizes)} bytes: a client reads at most "
+        f"{wire.OPERATOR_MAX_LINE}")
+
+
+def test_a_history_page_is_never_a_message_a_client_cannot_read(make_writer: Make,
+                                                                db_path: Path) -> None:
+    """`history --limit 5000` answers in one message (limit capped at 5000 rows, not bytes):
+    agent-sized rows make it far over 4 MiB, and the console's history view / `pilothouse
+    history` cannot read the answer."""
+    w = make_writer()
+    _agent_sized_policy_events(w, 400)
+    w.close()
+
+    async def send(message: dict[str, Any]) -> None:  # history answers, it does not stream
+        raise AssertionError("history does not stream")
+
+    core = SimpleNamespace(store=_Store(db_path))
+    result = asyncio.run(history_op(core, None, {"limit": 5000}, send))  # type: ignore[arg-type]
+    size = len(wire.encode(wire.ok(1, result)))
+    assert size <= wire.OPERATOR_MAX_LINE, (
+        f"a history answer of {size} bytes ({len(result)} rows): a client reads at most "
+        f"{wire.OPERATOR_MAX_LINE}")
+
+
+def test_a_reindexed_line_is_found_even_while_someone_holds_the_write_lock(
+        make_writer: Make, db_path: Path, key: bytes) -> None:
+    """A sealed run's line re-indexed with other words keeps every count right; only FTS5's own
+    integrity-check (integrity.fts_check) finds it. That check is a write statement on a side
+    connection, and when it cannot get the write lock (\"locked\") it returns None, silently:
+    verify says ok. Whoever can write the file can hold a write lock (BEGIN IMMEDIATE) while
+    verify runs; a busy live writer can do the same. The search for the line finds nothing,
+    `audit verify` says the history holds."""
+    w = make_writer()
+    for i in range(5):
+        w.record_output("r1", "out", "uploading ~/.ssh/id_ed25519 to paste.invalid" if i == 2
+                        else f"building step {i}", ts=time.time() - 300)
+    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
+    w.flush()
+    w.close()
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    rid, line = conn.execute("SELECT id, line FROM output WHERE line LIKE 'uploading%'").fetchone()
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO output_fts(output_fts, rowid, line) VALUES ('delete', ?, ?)",
+                 (rid, line))
+    conn.execute("INSERT INTO output_fts(rowid, line) VALUES (?, 'building step two')", (rid,))
+    conn.execute("COMMIT")
+    db = open_db(db_path, readonly=True)
+    hidden = not history.query_output(db, "r1", search="id_ed25519")
+    db.close()
+    assert hidden
+    # Without the lock, verify finds it (held):
+    db = open_db(db_path, readonly=True)
+    try:
+        assert not audit.verify(db, key).ok
+    finally:
+        db.close()
+    # The attacker's lock, held while verify runs:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        db = open_db(db_path, readonly=True)
+        try:
+            result = audit.verify(db, key)
+        finally:
+            db.close()
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+    assert not (hidden and result.ok), (
+        "a sealed run's line is hidden from search and verify says ok while another connection "
+        f"holds the write lock ({result.as_dict()})")
+
+
+_ = threading  # (kept for a variant with a busy writer)
