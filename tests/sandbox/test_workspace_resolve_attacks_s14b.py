@@ -1,0 +1,104 @@
+"""Review s14b: `_resolve_as` (console/sandbox/workspaces.py) compared with the kernel's own
+resolution as the teammate (the oracle: `realpath` run as that user with setpriv).
+
+Each test asserts the SECURE behaviour: it fails while the attack works. Needs root (the
+daemon's view of a teammate) and the test user phoutsider.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from console.sandbox.workspaces import Refusal, find_workspace
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+
+
+def _outsider() -> tuple[int, int]:
+    try:
+        p = pwd.getpwnam("phoutsider")
+    except KeyError:
+        pytest.skip("no user phoutsider")
+    return p.pw_uid, p.pw_gid
+
+
+def _kernel_as(uid: int, gid: int, path: str, cwd: str = "/") -> str | None:
+    """realpath -e as uid: the kernel's answer, None when it refuses."""
+    r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "realpath",
+                        "-e", "--", path], capture_output=True, text=True, cwd=cwd, timeout=30)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+@pytest.fixture
+def hidden_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder the teammate could write, under a parent they may pass (0711) but not list:
+    its name is a secret to them."""
+    top = tmp_path_factory.mktemp("s14b-ws")
+    os.chmod(top, 0o755)
+    for p in top.parents:
+        if str(p) in ("/", "/tmp"):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o011)
+    parent = top / "lockbox"
+    parent.mkdir(mode=0o711)
+    os.chmod(parent, 0o711)
+    secret = parent / "secret-name-7f3a9c"
+    secret.mkdir()
+    os.chmod(secret, 0o777)
+    return secret
+
+
+def test_a_daemons_proc_cwd_link_is_not_followed_for_a_teammate(
+        hidden_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc/<daemon pid>/cwd: the kernel refuses it to a teammate (ptrace access mode), but
+    `_resolve_as` only checks mode bits (the link is lrwxrwxrwx in a dr-xr-xr-x folder) and
+    reads the link with the daemon's rights. The teammate gets the daemon's working folder as
+    their workspace, including a name they could not list; a refusal later names it in full."""
+    uid, gid = _outsider()
+    monkeypatch.chdir(hidden_dir)  # the daemon's cwd (a daemon started from a project folder)
+    asked = f"/proc/{os.getpid()}/cwd"
+    kernel = _kernel_as(uid, gid, asked)
+    ours = find_workspace(Path(asked), uid, gid)
+    assert kernel is None, "(the oracle: the kernel refuses another user's /proc/<pid>/cwd)"
+    assert isinstance(ours, Refusal), (
+        f"{asked} resolved for the teammate to {ours}, which the kernel refuses them")
+
+
+def test_proc_self_is_not_the_daemon_for_a_teammate(
+        hidden_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc/self/cwd names the asker's own cwd to the kernel; `_resolve_as` reads
+    /proc/self as the daemon and hands the teammate the DAEMON's working folder."""
+    uid, gid = _outsider()
+    monkeypatch.chdir(hidden_dir)
+    ours = find_workspace(Path("/proc/self/cwd"), uid, gid)
+    assert not (not isinstance(ours, Refusal) and ours == hidden_dir), (
+        f"/proc/self/cwd resolved for the teammate to the daemon's cwd {ours}")
+
+
+def test_a_path_longer_than_path_max_is_refused_like_the_kernel_and_fast(
+        hidden_dir: Path) -> None:
+    """The kernel answers ENAMETOOLONG past PATH_MAX (4096). `_resolve_as` walks any length,
+    two or three stat calls a part, on the daemon's event loop (open_workspace is called from
+    RunManager.start without a thread): a 4 MiB `run --workspace` blocks every console and
+    run for seconds, and resolves where the kernel refuses."""
+    uid, gid = _outsider()
+    top = hidden_dir.parent.parent  # 0755, reachable
+    (top / "d").mkdir(exist_ok=True)
+    asked = str(top) + "/" + "d/../" * 200_000  # 1 MB; a client may send 4 MiB
+    r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "stat",
+                        "-c", "%n", "--", str(top) + "/" + "d/../" * 1000],
+                       capture_output=True, text=True, timeout=30)  # the kernel's own lookup
+    assert r.returncode != 0 and "too long" in r.stderr, "(the oracle: File name too long)"
+    began = time.monotonic()
+    ours = find_workspace(Path(asked), uid, gid)
+    took = time.monotonic() - began
+    assert isinstance(ours, Refusal) and took < 0.5, (
+        f"a {len(asked)}-byte path: resolved to {ours} in {took:.2f} s of the daemon's loop")
