@@ -102,3 +102,53 @@ def test_a_path_longer_than_path_max_is_refused_like_the_kernel_and_fast(
     took = time.monotonic() - began
     assert isinstance(ours, Refusal) and took < 0.5, (
         f"a {len(asked)}-byte path: resolved to {ours} in {took:.2f} s of the daemon's loop")
+
+
+def _deny_user_acl(path: Path, uid: int) -> None:
+    """setfacl -m u:<uid>:--- path, written as the xattr (no acl tools needed): mode bits
+    stay 0755."""
+    import struct
+    own = 0xFFFFFFFF
+    entries = [(0x01, 7, own), (0x02, 0, uid), (0x04, 5, own), (0x10, 5, own), (0x20, 5, own)]
+    os.setxattr(path, "system.posix_acl_access", struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", tag, perm, ident) for tag, perm, ident in entries))
+
+
+def test_a_folder_closed_to_the_teammate_by_an_acl_is_not_a_workspace_for_them(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`_allows` reads only the mode bits. A folder its admin closed to one user with a POSIX
+    ACL (mode 0755, `u:phoutsider:---`) is closed to them for the kernel, but `_resolve_as`
+    and `check_workspace` let them through: the run mounts, with the daemon's (root's) rights,
+    a folder its requester cannot even look into, and the agent reads it for them."""
+    from console.sandbox.fsview import open_dir_nofollow
+    from console.sandbox.workspaces import check_workspace
+    uid, gid = _outsider()
+    top = tmp_path_factory.mktemp("s14b-acl")
+    os.chmod(top, 0o755)
+    for p in top.parents:
+        if str(p) in ("/", "/tmp"):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o011)
+    closed = top / "closed"
+    closed.mkdir()
+    os.chmod(closed, 0o755)
+    proj = closed / "proj"
+    proj.mkdir()
+    os.chmod(proj, 0o777)
+    (proj / "secret.txt").write_text("only for people the ACL lets in\n")
+    try:
+        _deny_user_acl(closed, uid)
+    except OSError as exc:
+        pytest.skip(f"no POSIX ACLs here: {exc}")
+    kernel = _kernel_as(uid, gid, str(proj))
+    assert kernel is None, "(the oracle: the kernel refuses the teammate)"
+    found = find_workspace(proj, uid, gid)
+    if isinstance(found, Refusal):
+        return
+    fd = open_dir_nofollow(found)
+    try:
+        refusal = check_workspace(found, fd, uid, gid, [])
+    finally:
+        os.close(fd)
+    assert refusal is not None, (
+        f"{proj}: closed to the teammate by an ACL, yet accepted as their workspace")
