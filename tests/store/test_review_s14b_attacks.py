@@ -147,3 +147,38 @@ def test_a_reindexed_line_is_found_even_while_someone_holds_the_write_lock(
 
 
 _ = threading  # (kept for a variant with a busy writer)
+
+
+def test_ps_all_is_never_a_message_a_client_cannot_read(make_writer: Make, db_path: Path) -> None:
+    """`run.start` takes a command of any length (an approver's, up to the 4 MiB request
+    line; nothing in ops/runs.py or RunManager.start bounds it), and its row keeps it. Three
+    runs started with a 1.5 MiB argument each make `ps --all` (runs.list, up to
+    RUNS_LIST_MAX rows in one answer) a message over 4 MiB: every operator's `ps --all` and
+    the console's run list fail to read it, for as long as those rows are in the history."""
+    import json as _json
+
+    from console.daemon.ops.runs import runs_list
+
+    w = make_writer()
+    big = ["true"] + ["x" * (100 * 1024)] * 15  # each under MAX_ARG_STRLEN: it even execs
+
+    def add(db: Any) -> None:
+        for i in range(3):
+            db.conn.execute(
+                "INSERT INTO runs (id, profile, backend, state, command, workspace, started_at, "
+                "ended_at, exit_code, pids, info) VALUES (?, 'default', 'bwrap', 'exited', ?, "
+                "'/tmp/w', ?, ?, 0, '[]', '{}')",
+                (f"r{i}", _json.dumps(big), time.time() - 60, time.time() - 30))
+
+    w.call(add).result(10)
+    w.close()
+
+    async def send(message: dict[str, Any]) -> None:
+        raise AssertionError("runs.list does not stream")
+
+    core = SimpleNamespace(store=_Store(db_path), runs=SimpleNamespace(live=lambda: []))
+    result = asyncio.run(runs_list(core, None, {"all": True}, send))  # type: ignore[arg-type]
+    size = len(wire.encode(wire.ok(1, result)))
+    assert size <= wire.OPERATOR_MAX_LINE, (
+        f"a runs.list answer of {size} bytes ({len(result)} runs): a client reads at most "
+        f"{wire.OPERATOR_MAX_LINE}")
