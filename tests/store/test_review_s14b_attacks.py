@@ -182,3 +182,52 @@ def test_ps_all_is_never_a_message_a_client_cannot_read(make_writer: Make, db_pa
     assert size <= wire.OPERATOR_MAX_LINE, (
         f"a runs.list answer of {size} bytes ({len(result)} runs): a client reads at most "
         f"{wire.OPERATOR_MAX_LINE}")
+
+
+def test_logs_follow_with_a_tail_does_not_lose_a_line_stored_during_the_replay(
+        make_writer: Make, db_path: Path) -> None:
+    """`logs -f --tail N` pages the stored lines until an empty page, then counts the run's
+    stored lines in ANOTHER read (`seen = count_output(...)`). A batch committed between the
+    two is counted as seen but was never sent; its live run.output event (first < seen) is then
+    cut to nothing. On a busy run (a batch every few ms) the follower silently misses lines."""
+    from console.daemon.ops.runs import logs
+
+    w = make_writer()
+    for i in range(5):
+        w.record_output("r1", "out", f"line {i}")
+    w.flush()
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    injected: list[bool] = []
+
+    class _RacyStore(_Store):
+        async def read(self, fn: Callable[[Any], Any]) -> Any:
+            result = await super().read(fn)
+            if result == [] and not injected:  # the empty page that ends the replay...
+                injected.append(True)
+                w.record_output("r1", "out", "line 5")  # ...and a batch committed just after
+                w.flush()
+                queue.put_nowait({"kind": "run.output", "run_id": "r1", "stream": "out",
+                                  "first": 5, "lines": ["line 5"]})
+                queue.put_nowait({"kind": "run.state", "run": {"state": "exited", "exit_code": 0}})
+            return result
+
+    class _Bus:
+        def subscribe(self, kinds: Any, run_id: str | None = None) -> Any:
+            return SimpleNamespace(get=queue.get)
+
+        def unsubscribe(self, sub: Any) -> None:
+            return None
+
+    sent: list[str] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message.get("event", {}).get("kind") == "run.output":
+            sent.extend(message["event"]["lines"])
+
+    core = SimpleNamespace(store=_RacyStore(db_path), bus=_Bus(),
+                           runs=SimpleNamespace(runs={"r1": object()}))
+    asyncio.run(logs(core, None, {"run": "r1", "follow": True, "tail": 3}, send))  # type: ignore[arg-type]
+    w.close()
+    assert injected
+    assert sent[:3] == ["line 2", "line 3", "line 4"]
+    assert "line 5" in sent, f"logs -f --tail 3 sent {sent}: line 5 was lost"
