@@ -14,9 +14,11 @@ answer never depends on what lies in folders closed to them.
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import stat
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ SYSTEM_TREES = ("/etc", "/usr", "/var", "/boot", "/proc", "/sys", "/dev", "/run"
 ALLOWED_UNDER_SYSTEM = ("/var/tmp",)
 SHARED_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm")
 LINKS_MAX = 40  # links followed in one path before the kernel answers ELOOP
+PATH_MAX = 4096  # bytes of a path the kernel takes (ENAMETOOLONG past it)
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,15 @@ def _groups(uid: int, gid: int) -> set[int]:
         return {gid}
 
 
-def _allows(st: os.stat_result, uid: int, groups: set[int], bits: int) -> bool:
-    """Mode-bit check for another uid (bits: 4 read, 2 write, 1 search). Root passes."""
+def _allows(where: str | int, st: os.stat_result, uid: int, groups: set[int], bits: int) -> bool:
+    """Whether `uid` (with `groups`) has `bits` (4 read, 2 write, 1 search) on the file at
+    `where` (a path, or a descriptor of it), as the kernel decides: its POSIX ACL when it has
+    one, else its mode bits. Root passes."""
     if uid == 0:
         return True
+    acl = _acl(where)
+    if acl is not None:
+        return _acl_allows(acl, st, uid, groups, bits)
     mode = stat.S_IMODE(st.st_mode)
     if st.st_uid == uid:
         return mode & (bits << 6) == bits << 6
@@ -71,8 +79,43 @@ def _allows(st: os.stat_result, uid: int, groups: set[int], bits: int) -> bool:
     return mode & bits == bits
 
 
-def _may_search(st: os.stat_result, uid: int, groups: set[int]) -> bool:
-    return stat.S_ISDIR(st.st_mode) and _allows(st, uid, groups, 1)
+_ACL_XATTR = "system.posix_acl_access"
+_USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+
+def _acl(where: str | int) -> list[tuple[int, int, int]] | None:
+    """(tag, permissions, id) of each entry of the file's access ACL; None when it has none.
+    An ACL that cannot be read counts as one that grants nothing (fail closed)."""
+    if isinstance(where, int):  # an O_PATH descriptor takes no getxattr of its own
+        where = f"/proc/self/fd/{where}"
+    try:
+        raw = os.getxattr(where, _ACL_XATTR)
+    except OSError as exc:
+        return None if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP) else []
+    if len(raw) < 4 or (len(raw) - 4) % 8 or struct.unpack_from("<I", raw)[0] != 2:
+        return []
+    return [struct.unpack_from("<HHI", raw, at) for at in range(4, len(raw), 8)]
+
+
+def _acl_allows(acl: list[tuple[int, int, int]], st: os.stat_result, uid: int,
+                groups: set[int], bits: int) -> bool:
+    """The kernel's ACL check (posix_acl_permission): the owner's entry, a named user's
+    (masked), the owning and named groups' (masked: any one granting all bits), else other."""
+    mask = next((perm for tag, perm, _ in acl if tag == _MASK), 7)
+    if st.st_uid == uid:
+        return any(tag == _USER_OBJ and perm & bits == bits for tag, perm, _ in acl)
+    for tag, perm, who in acl:
+        if tag == _USER and who == uid:
+            return perm & mask & bits == bits
+    matched = [perm for tag, perm, who in acl
+               if (tag == _GROUP_OBJ and st.st_gid in groups) or (tag == _GROUP and who in groups)]
+    if matched:
+        return any(perm & mask & bits == bits for perm in matched)
+    return any(tag == _OTHER and perm & bits == bits for tag, perm, _ in acl)
+
+
+def _may_search(where: str, st: os.stat_result, uid: int, groups: set[int]) -> bool:
+    return stat.S_ISDIR(st.st_mode) and _allows(where, st, uid, groups, 1)
 
 
 def _may_follow(folder: os.stat_result, link: os.stat_result, uid: int) -> bool:
@@ -91,8 +134,10 @@ def _resolve_as(path: str, uid: int, groups: set[int]) -> Path | None:
     """`path` (absolute) resolved part by part as the kernel resolves it for `uid`: nothing in
     a folder is looked at before that folder is found searchable for them, and a link is
     followed only where they could follow it. None: a part is missing, a folder on the way is
-    closed to them, or the links loop."""
-    if not path.startswith("/"):
+    closed to them, the links loop, the path is longer than the kernel takes (PATH_MAX), or
+    it reaches into /proc, whose links the kernel answers per process (/proc/self is the
+    daemon here) and guards by ptrace rules this walk does not apply."""
+    if not path.startswith("/") or len(os.fsencode(path)) >= PATH_MAX:
         return None
     todo, here, links = path.split("/")[::-1], "/", 0  # todo: a stack, the next part last
     while todo:
@@ -101,12 +146,14 @@ def _resolve_as(path: str, uid: int, groups: set[int]) -> Path | None:
             continue
         try:
             folder = os.stat(here)
-            if not _may_search(folder, uid, groups):
+            if not _may_search(here, folder, uid, groups):
                 return None
             if name == "..":
                 here = os.path.dirname(here)
                 continue
             step = os.path.join(here, name)
+            if step == "/proc":
+                return None
             st = os.lstat(step)
             if stat.S_ISLNK(st.st_mode):
                 links += 1
@@ -127,6 +174,9 @@ def find_workspace(asked: Path, uid: int, gid: int) -> Path | Refusal:
     why not. The daemon's own user and root get the kernel's own resolve and a precise answer.
     Anyone else (a teammate) gets `_resolve_as`, and one answer whether the path is missing or
     passes through a folder closed to them: the daemon's rights must not answer for them."""
+    if len(os.fsencode(str(asked))) >= PATH_MAX:
+        return Refusal(f"workspace path of {len(os.fsencode(str(asked)))} bytes: the kernel takes "
+                       f"at most {PATH_MAX - 1}", "pass a shorter path to the folder")
     if uid in (0, os.getuid()):
         path = asked.resolve()
     else:
@@ -179,13 +229,13 @@ def check_workspace(path: Path, fd: int, uid: int, gid: int,
                            f"({home})", hint)  # fmt: skip
     groups = _groups(uid, gid)
     for parent in reversed(path.parents):  # again, on the folder as opened (find_workspace)
-        if not _may_search(os.stat(parent), uid, groups):
+        if not _may_search(str(parent), os.stat(parent), uid, groups):
             return Refusal(
                 f"refusing {path} as a workspace: you cannot reach it ({parent} is closed to "
                 "you), and a run must not open to you what you could not open yourself", hint,
             )  # fmt: skip
     st = os.fstat(fd)
-    if st.st_uid != uid and not _allows(st, uid, groups, 3):
+    if st.st_uid != uid and not _allows(fd, st, uid, groups, 3):
         return Refusal(
             f"refusing {path} as a workspace: it belongs to someone else and you cannot write "
             "it", "use a folder you own or can write",
