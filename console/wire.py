@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 VERSION = 1
 OPERATOR_MAX_LINE = 4 * 1024 * 1024
+# What one answer or streamed page holds at most, as JSON: a row list past it is cut (`fitting`)
+# or sent in parts (`batched`), so no client meets a message longer than it reads.
+ANSWER_MAX_BYTES = 2 * 1024 * 1024
 AGENT_MAX_LINE = 64 * 1024
 MAX_BLANK_LINES = 64  # in a row; a client never needs more than one
 
@@ -66,6 +69,34 @@ def error(req_id: Any, failure: Any) -> dict[str, Any]:
 
 def event(payload: dict[str, Any]) -> dict[str, Any]:
     return {"v": VERSION, "event": payload}
+
+
+def size(value: Any) -> int:
+    """Bytes of `value` as JSON on the wire."""
+    return len(dumps(value, default=str).encode("utf-8", "surrogatepass"))
+
+
+def batched(items: list[Any], most: int = ANSWER_MAX_BYTES,
+            measure: Callable[[Any], int] = size) -> list[list[Any]]:
+    """`items` in order, cut into lists whose measures add up to at most `most` (one item
+    each at least)."""
+    out: list[list[Any]] = [[]]
+    total = 0
+    for item in items:
+        n = measure(item)
+        if out[-1] and total + n > most:
+            out.append([])
+            total = 0
+        out[-1].append(item)
+        total += n
+    return out if out[0] else []
+
+
+def fitting(rows: list[Any], most: int = ANSWER_MAX_BYTES) -> list[Any]:
+    """The longest head of `rows` that one answer holds (at least one row): an answer may
+    hold fewer rows than asked for, and its reader pages on from the last (docs/protocol.md)."""
+    parts = batched(rows, most)
+    return parts[0] if parts else []
 
 
 def decode(line: bytes) -> dict[str, Any]:

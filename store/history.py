@@ -290,9 +290,13 @@ def _output_source(conn: sqlite3.Connection, run_id: str, search: str | None
             "output_fts CROSS JOIN output o ON o.id = output_fts.rowid")
 
 
-def count_output(db: Db, run_id: str) -> int:
-    """How many output lines a run has stored (an index range count)."""
-    return _conn(db).execute("SELECT count(*) FROM output WHERE run_id = ?", (run_id,)).fetchone()[0]
+def count_output(db: Db, run_id: str, upto_id: int | None = None) -> int:
+    """How many output lines a run has stored (an index range count), up to a row id if given."""
+    if upto_id is None:
+        return _conn(db).execute("SELECT count(*) FROM output WHERE run_id = ?",
+                                 (run_id,)).fetchone()[0]
+    return _conn(db).execute("SELECT count(*) FROM output WHERE run_id = ? AND id <= ?",
+                             (run_id, upto_id)).fetchone()[0]
 
 
 # --- runs --------------------------------------------------------------------------------------

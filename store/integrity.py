@@ -172,7 +172,8 @@ def fts_check(conn: sqlite3.Connection) -> str | None:
     """FTS5's own integrity check of both full-text indexes against their rows (a row
     re-indexed with other words keeps every count right). It is a write statement, so it runs
     on a connection of its own, in a transaction rolled back; None when it holds, or when the
-    file cannot be opened for writing (said nowhere else: verify then relies on the counts)."""
+    file cannot be opened for writing (said nowhere else: verify then relies on the counts).
+    A lock held past 10 s is a problem: the check could not be made."""
     path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
     if not path:
         return None
@@ -180,14 +181,23 @@ def fts_check(conn: sqlite3.Connection) -> str | None:
         side = sqlite3.connect(path, isolation_level=None, timeout=10)
     except sqlite3.Error:
         return None
+    locked = ("the search index could not be checked: the database stayed locked for 10 s "
+              "(another writer held it); run the verify again")
     try:
-        side.execute("BEGIN")
+        # The write lock first, waiting for it (10 s): a check skipped whenever someone held
+        # the lock would let whoever can hold it hide a re-indexed row (review s14b).
+        try:
+            side.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            return None if "readonly" in str(exc) else locked
         for fts in (f"{table}_fts" for table, _mark, _cols in TABLES):
             try:
                 side.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)")
             except sqlite3.DatabaseError as exc:
-                if "readonly" in str(exc) or "locked" in str(exc):
+                if "readonly" in str(exc):
                     return None
+                if "locked" in str(exc) or "busy" in str(exc):
+                    return locked
                 return f"the search index {fts} does not match its rows ({exc}): a search may not show every row"
         return None
     except sqlite3.Error:

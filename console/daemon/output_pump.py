@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from console.wire import batched
+
 OUTPUT_FLUSH_S = 0.05
 MAX_LINE_BYTES = 16 * 1024  # longer lines are cut, so one line cannot fill memory
 # Characters of output in one run.output event at most (a flood flushes sooner than
@@ -20,15 +22,7 @@ OUTPUT_EVENT_CHARS = 256 * 1024
 
 def line_batches(lines: list[str], most: int = OUTPUT_EVENT_CHARS) -> list[list[str]]:
     """`lines` in order, cut into lists of at most `most` characters (at least one line each)."""
-    out: list[list[str]] = [[]]
-    size = 0
-    for line in lines:
-        if out[-1] and size + len(line) > most:
-            out.append([])
-            size = 0
-        out[-1].append(line)
-        size += len(line)
-    return out if out[0] else []
+    return batched(lines, most, len)
 
 
 async def pump_output(stream: asyncio.StreamReader, emit: Callable[[list[str]], None]) -> None:

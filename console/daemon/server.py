@@ -293,11 +293,15 @@ class Daemon:
             )))
 
 
+SEND_PROGRESS_MIN = 4096  # bytes a reader takes in each send_timeout window to stay a reader
+
+
 async def _drain_or_close(writer: asyncio.StreamWriter, timeout: float, user: str) -> None:
     """Wait until the peer has taken its output, while it takes some: past `timeout` with
-    none taken at all, drop what is buffered, close the connection and raise. A client that
-    sends requests and never reads would otherwise hold its handler, its open requests and
-    their output for as long as it liked; a slow reader (logs -f over a slow link) goes on."""
+    less than SEND_PROGRESS_MIN taken, drop what is buffered, close the connection and raise.
+    A client that sends requests and reads nothing (or a byte a window) would otherwise hold
+    its handler, its open requests and their output for as long as it liked; a slow reader
+    (logs -f over a slow link) goes on."""
     transport = writer.transport
     while True:
         waiting = _unread(writer)
@@ -306,8 +310,8 @@ async def _drain_or_close(writer: asyncio.StreamWriter, timeout: float, user: st
                 await writer.drain()
             return
         except TimeoutError:
-            if _unread(writer) < waiting:
-                continue  # it read some: still a reader
+            if _unread(writer) <= waiting - min(SEND_PROGRESS_MIN, waiting):
+                continue  # it read a fair part: still a reader (a byte a window is not)
         log.warning("operator.sock: closed the connection of %s: it read none of its answers "
                     "for %gs ([limits] send_timeout), %d bytes of them waiting", user, timeout,
                     _unread(writer))

@@ -30,15 +30,17 @@ async def history_op(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     before = arg(args, "before_id", int, None)
     await core.store.flush()
     try:
-        return await core.store.read(
+        rows = await core.store.read(
             lambda db: history.query_events(db, before_id=before, limit=limit, **f)
         )
+        return wire.fitting(rows)  # one answer: fewer rows when they are large
     except ValueError as exc:
         raise Failure("bad-args", str(exc)) from None
 
 
 async def export_op(core: Core, peer: Peer, args: Args, send: Send) -> Any:
-    """Streams matching events oldest first as events of kind export.rows, 1000 at a time."""
+    """Streams matching events oldest first as events of kind export.rows, up to 1000 at a
+    time (fewer when they are large: wire.ANSWER_MAX_BYTES a message)."""
     f = _filters(args)
     await core.store.flush()
     total = 0
@@ -51,7 +53,8 @@ async def export_op(core: Core, peer: Peer, args: Args, send: Send) -> Any:
             return {"rows": total}
         total += len(batch)
         after = batch[-1]["id"]
-        await send(wire.event({"kind": "export.rows", "rows": batch}))
+        for rows in wire.batched(batch):  # each part one message a client can read
+            await send(wire.event({"kind": "export.rows", "rows": rows}))
 
 
 async def audit_verify(core: Core, peer: Peer, args: Args, send: Send) -> Any:

@@ -14,6 +14,7 @@ from console.daemon.runs import Run
 from console.protocol import LIVE_STATES, RUNS_LIST_MAX, Failure
 from store import history
 
+COMMAND_MAX_BYTES = 256 * 1024  # a run's command, kept in its row and shown in every ps
 LOG_PAGE = 1000  # output lines per read and per event when replaying a run's log
 
 
@@ -36,13 +37,17 @@ async def runs_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     limit = min(limit, RUNS_LIST_MAX)  # any watcher may ask; each row is read and serialized
     ended = await core.store.read(lambda db: history.query_runs(db, limit=limit))
     seen = {r["id"] for r in live}
-    return live + [r for r in ended if r["id"] not in seen]
+    return wire.fitting(live + [r for r in ended if r["id"] not in seen])  # one answer
 
 
 async def run_start(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     command = arg(args, "command", list, None)
     if command is not None and not all(isinstance(c, str) for c in command):
         raise Failure("bad-args", "command must be a list of strings")
+    if command is not None and (n := sum(len(c.encode("utf-8", "surrogatepass")) for c in command)
+                                ) > COMMAND_MAX_BYTES:
+        raise Failure("bad-args", f"the command is {n} bytes; a run's command may be at most "
+                      f"{COMMAND_MAX_BYTES}", "pass long input in a file in the workspace")
     run = await core.runs.start(
         arg(args, "profile", str),
         actor=peer.user,
@@ -108,7 +113,10 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
             await send_lines(rows)
             sent += len(rows)
             after = rows[-1]["id"]
-        seen = (await core.store.read(lambda db: history.count_output(db, run_id))) if tail else sent
+        # Seen: the lines up to the last one sent, not every line stored by now (a batch
+        # committed after the last page is for the live events to bring).
+        seen = (await core.store.read(lambda db: history.count_output(db, run_id, after))
+                ) if tail else sent
         if sub is None or run_id not in core.runs.runs:
             return {"run": run_id, "lines": sent}
         while True:

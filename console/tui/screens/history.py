@@ -22,6 +22,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Select, Static
 
+from console import wire
 from console.client.sync import ClientError
 from console.config.units import parse_duration
 from console.tui.saving import stamped
@@ -157,7 +158,10 @@ class HistoryScreen(PilotScreen):
             self.ph.report(exc)
             status.update(Text(f"could not load: {exc.message}", style=style("bold red")), layout=False)
             return
-        self._next_before = rows[-1]["id"] if len(rows) >= limit else None
+        # Fewer rows than asked for is the end, unless the answer was cut to fit one message
+        # (wire.fitting: large rows); then there may be older ones.
+        cut = bool(rows) and wire.size(rows) > wire.ANSWER_MAX_BYTES // 2
+        self._next_before = rows[-1]["id"] if len(rows) >= limit or cut else None
         if decision:
             rows = [r for r in rows if decision_of(r) == decision]
         self.rows = rows
