@@ -37,16 +37,21 @@ def _kernel_as(uid: int, gid: int, path: str, cwd: str = "/") -> str | None:
     return r.stdout.strip() if r.returncode == 0 else None
 
 
+def _passable(top: Path) -> None:
+    """Every folder above `top` (below /tmp) passable for anyone, as a teammate's way in."""
+    for p in top.parents:
+        if str(p) in ("/", "/tmp"):
+            break
+        os.chmod(p, os.stat(p).st_mode | 0o011)
+
+
 @pytest.fixture
 def hidden_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder the teammate could write, under a parent they may pass (0711) but not list:
     its name is a secret to them."""
     top = tmp_path_factory.mktemp("s14b-ws")
     os.chmod(top, 0o755)
-    for p in top.parents:
-        if str(p) in ("/", "/tmp"):
-            break
-        os.chmod(p, os.stat(p).st_mode | 0o011)
+    _passable(top)
     parent = top / "lockbox"
     parent.mkdir(mode=0o711)
     os.chmod(parent, 0o711)
@@ -123,10 +128,7 @@ def test_a_folder_closed_to_the_teammate_by_an_acl_is_not_a_workspace_for_them(
     uid, gid = _outsider()
     top = tmp_path_factory.mktemp("s14b-acl")
     os.chmod(top, 0o755)
-    for p in top.parents:
-        if str(p) in ("/", "/tmp"):
-            break
-        os.chmod(p, os.stat(p).st_mode | 0o011)
+    _passable(top)
     closed = top / "closed"
     closed.mkdir()
     os.chmod(closed, 0o755)
@@ -161,10 +163,8 @@ def test_a_folder_opened_to_the_teammate_by_an_acl_is_their_workspace(
     from console.sandbox.workspaces import check_workspace
     uid, gid = _outsider()
     top = tmp_path_factory.mktemp("s14b-acl-open")
-    for p in [top, *top.parents]:
-        if str(p) in ("/", "/tmp"):
-            break
-        os.chmod(p, os.stat(p).st_mode | 0o011)
+    os.chmod(top, 0o755)
+    _passable(top)
     proj = top / "proj"
     proj.mkdir()
     os.chmod(proj, 0o700)

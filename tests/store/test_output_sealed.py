@@ -19,28 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from store import audit
-from store.db import open_db
 from store.writer import StoreWriter
 from tests.conftest import Daemon, needs_bwrap
+from tests.store.conftest import run_sql, verify_file
 
 Make = Callable[..., StoreWriter]
-
-
-def _verify(db_path: Path, key: bytes) -> audit.VerifyResult:
-    db = open_db(db_path, readonly=True)
-    try:
-        return audit.verify(db, key)
-    finally:
-        db.close()
-
-
-def _sql(db_path: Path, statement: str, params: tuple = ()) -> None:
-    conn = sqlite3.connect(db_path, isolation_level=None)
-    try:
-        conn.execute(statement, params)
-    finally:
-        conn.close()
 
 
 def _sealed_run(make_writer: Make, lines: int = 5, run_id: str = "r1") -> None:
@@ -70,10 +53,10 @@ TAMPERING = {
 def test_verify_finds_output_tampered_after_the_run_ended(case: str, make_writer: Make,
                                                           db_path: Path, key: bytes) -> None:
     _sealed_run(make_writer)
-    assert _verify(db_path, key).ok
+    assert verify_file(db_path, key).ok
     statement, said = TAMPERING[case]
-    _sql(db_path, statement)
-    result = _verify(db_path, key)
+    run_sql(db_path, statement)
+    result = verify_file(db_path, key)
     assert not result.ok and "run r1" in result.reason and said in result.reason, result
 
 
@@ -87,8 +70,8 @@ def test_the_seal_is_chained_and_holds_what_was_stored(make_writer: Make, db_pat
     sealed = json.loads(data)["output"]
     assert run_id == "r1" and sealed["lines"] == 3 and len(sealed["sha256"]) == 64
     forged = json.dumps({**json.loads(data), "output": {**sealed, "lines": 2}})
-    _sql(db_path, "UPDATE events SET data = ? WHERE kind = 'run.ended'", (forged,))
-    assert not _verify(db_path, key).ok, "the seal is in a link of the chain"
+    run_sql(db_path, "UPDATE events SET data = ? WHERE kind = 'run.ended'", (forged,))
+    assert not verify_file(db_path, key).ok, "the seal is in a link of the chain"
 
 
 def test_lines_after_the_seal_are_not_stored(make_writer: Make, db_path: Path,
@@ -105,7 +88,7 @@ def test_lines_after_the_seal_are_not_stored(make_writer: Make, db_path: Path,
     assert [r[0] for r in conn.execute("SELECT line FROM output ORDER BY id")] == [
         "before", "another run"]
     conn.close()
-    assert _verify(db_path, key).ok
+    assert verify_file(db_path, key).ok
 
 
 def test_a_pruned_run_is_not_checked_and_a_later_one_still_is(make_writer: Make, db_path: Path,
@@ -120,9 +103,9 @@ def test_a_pruned_run_is_not_checked_and_a_later_one_still_is(make_writer: Make,
         w.record_output("new", "out", f"new {i}")
     w.commit("run.ended", run_id="new", actor="daemon", text="exited", seal_output=True)
     w.close()
-    assert _verify(db_path, key).ok, "the old run's pruned lines are not a tampering"
-    _sql(db_path, "UPDATE output SET line = 'edited' WHERE line = 'new 1'")
-    result = _verify(db_path, key)
+    assert verify_file(db_path, key).ok, "the old run's pruned lines are not a tampering"
+    run_sql(db_path, "UPDATE output SET line = 'edited' WHERE line = 'new 1'")
+    result = verify_file(db_path, key)
     assert not result.ok and "run new" in result.reason, result
 
 
@@ -132,7 +115,7 @@ def test_audit_verify_finds_a_real_runs_output_edited(daemon: Daemon, workspace:
                       "for i in 1 2 3 4 5; do echo printed $i; done")
     assert "printed 5" in done.stdout
     assert daemon.cli("audit", "verify").returncode == 0
-    _sql(daemon.home / "data" / "pilothouse.db",
+    run_sql(daemon.home / "data" / "pilothouse.db",
          "UPDATE output SET line = 'printed nothing to see' WHERE line = 'printed 3'")
     found = daemon.cli("audit", "verify", check=False)
     assert found.returncode != 0 and "output was changed" in (found.stdout + found.stderr), found

@@ -19,6 +19,7 @@ from console.daemon.ops.history import export_op, history_op
 from store import audit, history
 from store.db import open_db
 from store.writer import StoreWriter
+from tests.store.conftest import sealed_run_with_a_secret
 
 Make = Callable[..., StoreWriter]
 
@@ -106,13 +107,7 @@ def test_a_reindexed_line_is_found_even_while_someone_holds_the_write_lock(
     verify says ok. Whoever can write the file can hold a write lock (BEGIN IMMEDIATE) while
     verify runs; a busy live writer can do the same. The search for the line finds nothing,
     `audit verify` says the history holds."""
-    w = make_writer()
-    for i in range(5):
-        w.record_output("r1", "out", "uploading ~/.ssh/id_ed25519 to paste.invalid" if i == 2
-                        else f"building step {i}", ts=time.time() - 300)
-    w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
-    w.flush()
-    w.close()
+    sealed_run_with_a_secret(make_writer)
     conn = sqlite3.connect(db_path, isolation_level=None)
     rid, line = conn.execute("SELECT id, line FROM output WHERE line LIKE 'uploading%'").fetchone()
     conn.execute("BEGIN")
