@@ -36,7 +36,7 @@ async def test_request_is_recorded_before_it_is_visible_and_decided(recorder: Re
     req = await next_pending(inbox)
     assert recorder.kinds() == [EVENT_REQUESTED]
     assert req.id not in recorder.visible_at_record[0]  # not visible while being recorded
-    assert len(req.id) >= 4 and req.summary() == "exec git push in /w"
+    assert len(req.id) >= 4 and req.summary() == "exec git push (agent: in /w)"
     assert req.to_dict()["rule_provenance"]["source"] == "config.toml:14"
 
     result = await inbox.decide(req.id, True, "alice", "once")
