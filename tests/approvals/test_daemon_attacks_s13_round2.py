@@ -195,14 +195,20 @@ def test_a_watcher_that_never_reads_does_not_pin_the_runs_output(
                 break
         return _rss_mb(d.proc.pid) - before
 
-    warm = loud_run()  # what a run itself costs the daemon's allocator, nobody subscribed
+    # The first run grows the allocator's arenas (~140 MB) and a second one still moves RSS by
+    # tens of MB either way (CI saw 63 MB with the bound in place), so the figure beside the
+    # watcher's is a second run without it, and the bar sits between that noise and what an
+    # unbounded queue pinned (162 MB of this run's 200 MB, review s13b2). The bound itself is
+    # 8 MiB of text (bus.QUEUE_BYTES).
+    loud_run()
+    warm = loud_run()
     p = _as(WATCHER, script, str(d.sock), "120")
     try:
         assert p.stdout is not None and p.stdout.readline().strip() == "subscribed"
         time.sleep(0.5)
         grown = loud_run()
-        assert grown < 60, (f"the daemon holds {grown:.0f} MB more for a watcher that never "
-                            f"reads (the same run without it: {warm:.0f} MB)")
+        assert grown < 100, (f"the daemon holds {grown:.0f} MB more for a watcher that never "
+                             f"reads (the same run without it: {warm:.0f} MB)")
     finally:
         p.kill()
         p.wait()
