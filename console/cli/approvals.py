@@ -96,6 +96,18 @@ def _show_decision(result: dict[str, Any], allow: bool) -> None:
         echo(f"  warning: {visible(saved.get('error') or saved.get('reload_error'))}", err=True)
 
 
+def _show_covered(covered: list[dict[str, Any]], allow: bool) -> None:
+    if not covered:
+        return
+    echo(f"\nthis also {'allows' if allow else 'denies'} {len(covered)} other pending "
+         f"request{'s' if len(covered) > 1 else ''}, each as shown:")
+    for req in covered:
+        echo()
+        show_request(req)
+        if req["allow"] != allow:  # a deny grant in force outranks this approval for it
+            echo(f"  {'':<12} (denied: a deny grant in force covers it)")
+
+
 def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
             scope: str, pattern: str | None) -> None:
     """Show the request whole before deciding it. A person at a terminal confirms an approval
@@ -110,8 +122,14 @@ def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
     show_request(req)
     if pattern is not None:  # wider than the request: the person sees what else it covers
         echo(f"  {'rule':<12} {visible(pattern)} (instead of the request's own; scope {visible(scope)})")
-    if allow and not yes and scope != "profile" and sys.stdin.isatty() and not confirm(
-            "approve this request, exactly as shown?"):
+    covered = []
+    if scope != "once":  # a grant answers the other pending requests it covers, unasked
+        covered = client.call("approval.covers", id=request_id, allow=allow, scope=scope,
+                              pattern=pattern)
+        _show_covered(covered, allow)
+    question = (f"approve these {len(covered) + 1} requests, exactly as shown?" if covered
+                else "approve this request, exactly as shown?")
+    if allow and not yes and scope != "profile" and sys.stdin.isatty() and not confirm(question):
         fail("not confirmed: nothing was decided", "answer y to approve it, or add --yes")
 
 

@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from console.config.bounds import Bounds, capped
-from console.daemon.inbox import EVENT_POLICY, EVENT_REFUSED, EVENT_REFUSED_OP, Inbox, refusal_data
-from console.daemon.requests import Outcome, agents_detail, check_request
+from console.daemon.inbox import EVENT_POLICY, EVENT_REFUSED, EVENT_REFUSED_OP, Inbox
+from console.daemon.requests import Outcome, agents_detail, check_request, refusal_data
 from console.gate.deciding import TokenBucket
 from console.policy import Decision, Provenance
 from console.policy.hosts import BadTarget, parse_connect_target

@@ -28,7 +28,9 @@ from console.daemon.requests import (
     DecisionResult,
     Outcome,
     Request,
+    answering_grant,
     check_request,
+    refusal_data,
 )
 from console.policy import (
     Decision,
@@ -245,10 +247,7 @@ class Inbox:
         raises."""
         if not actor:
             raise Failure("no-actor", "a decision needs the deciding person's user name")
-        try:
-            sc = parse_scope(scope)
-        except ValueError as exc:
-            raise Failure("bad-scope", str(exc)) from None
+        sc = _scope(scope)
         req = self.get(request_id)
         if req is None:
             raise Failure("unknown-request", f'no approval request "{printable(request_id, 40)}"',
@@ -342,20 +341,29 @@ class Inbox:
             raise Failure("bad-pattern", f'pattern "{shown}": {exc}') from None
         return grants, ""
 
+    def would_answer(self, request_id: str, allow: bool, scope: str,
+                     pattern: str | None = None) -> list[tuple[Request, bool]]:
+        """The other pending requests this decision's grants would answer too, each with whether
+        it would be allowed, so a person sees them before a wide scope decides them (a rule in
+        force that denies one still closes it denied). Failure as decide() for a bad scope."""
+        sc = _scope(scope)
+        req = self.get(request_id)
+        if req is None or req.state != "pending":
+            return []
+        now = self._clock()
+        table = self.grants.trial(self._grants_for(req, allow, "preview", sc, pattern, now)[0])
+        return [(other, g.effect == "allow") for other in self.pending()
+                if other is not req and (g := answering_grant(table, other, now)) is not None]
+
     async def _answer_pending_from_grants(self) -> tuple[str, ...]:
         """Pending requests that grants now answer are decided without asking again."""
         answered = []
         for req in self.pending():
-            if not req.grant_patterns:
-                continue
             now = self._clock()
-            found = [self.grants.match(req.kind, p, req.run_id, req.profile, now, consume=False)
-                     for p in req.grant_patterns]
-            deny = next((g for g in found if g and g.effect == "deny"), None)
-            if deny is None and not all(g and g.effect == "allow" for g in found):
+            g = answering_grant(self.grants, req, now)
+            if g is None:
                 continue
-            g = deny or found[0]
-            assert g is not None
+            deny = g if g.effect == "deny" else None
             forbidding = None if deny else await self._forbidding(req)
             if forbidding is not None:  # a grant never outranks a rule that denies
                 if await self._close_recorded(req, "denied", forbidding.provenance,
@@ -463,6 +471,13 @@ class Inbox:
             length += 1
 
 
+def _scope(scope: str) -> Any:
+    try:
+        return parse_scope(scope)
+    except ValueError as exc:
+        raise Failure("bad-scope", str(exc)) from None
+
+
 def _event_text(event: str, data: dict[str, Any]) -> str:
     what = printable(f"{data.get('kind', '')} {data.get('subject', '')}", 100)
     rid = f" ({data['id']})" if data.get("id") else ""
@@ -480,10 +495,3 @@ def _event_text(event: str, data: dict[str, Any]) -> str:
         return f"run {run} tried op {data.get('op')!r} on agent.sock: refused"
     return f"refused {what} for run {run}{why}"
 
-
-def refusal_data(run_id: str, profile: str, kind: Any, subject: Any,
-                 prov: Provenance) -> dict[str, Any]:
-    """The record of an ask refused without being decided (its sizes bounded: it is the
-    agent's input)."""
-    return {"run_id": run_id, "profile": profile, "kind": str(kind)[:40],
-            "subject": printable(str(subject), 200), "provenance": prov.to_dict()}

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.policy import Grant, Provenance, subject_too_long
-from console.text import request_line
+from console.policy import Grant, GrantTable, Provenance, subject_too_long
+from console.text import printable, request_line
 
 KINDS = ("exec", "network", "write", "custom")
 DETAIL_MAX_BYTES = 16 * 1024
@@ -127,3 +127,24 @@ class DecisionResult:
     grants: tuple[Grant, ...] = ()
     note: str = ""  # e.g. why a wider scope made no grant
     also_decided: tuple[str, ...] = ()  # other pending requests the new grants answered
+
+
+def answering_grant(table: GrantTable, req: Request, now: float) -> Grant | None:
+    """The grant that would answer a pending request without asking: a deny grant on any of its
+    parts, else allow grants on every part (the first is named); None when a person must."""
+    if not req.grant_patterns:
+        return None
+    found = [table.match(req.kind, p, req.run_id, req.profile, now, consume=False)
+             for p in req.grant_patterns]
+    deny = next((g for g in found if g and g.effect == "deny"), None)
+    if deny is not None:
+        return deny
+    return found[0] if all(g and g.effect == "allow" for g in found) else None
+
+
+def refusal_data(run_id: str, profile: str, kind: Any, subject: Any,
+                 prov: Provenance) -> dict[str, Any]:
+    """The record of an ask refused without being decided (its sizes bounded: it is the
+    agent's input)."""
+    return {"run_id": run_id, "profile": profile, "kind": str(kind)[:40],
+            "subject": printable(str(subject), 200), "provenance": prov.to_dict()}

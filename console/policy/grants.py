@@ -174,6 +174,13 @@ class GrantTable:
         self._grants[grant.id] = grant
         return grant
 
+    def trial(self, extra: Sequence[Grant]) -> GrantTable:
+        """A copy holding these grants too, to ask what a decision would answer before it is
+        made; this table is left as it is."""
+        table = GrantTable(self._clock)
+        table._grants = {**self._grants, **{g.id: g for g in extra}}
+        return table
+
     def revoke(self, grant_id: str) -> Grant | None:
         return self._grants.pop(grant_id, None)
 

@@ -88,6 +88,14 @@ async def approval_preview(core: Core, peer: Peer, args: Args, send: Send) -> An
     return _preview_result(*await asyncio.to_thread(_profile_plan, core, req, allow, pattern))
 
 
+async def approval_covers(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    """The other pending requests a decision with this scope (and pattern) would answer too,
+    before it is made: each whole, with whether it would be allowed."""
+    covered = core.inbox.would_answer(arg(args, "id", str), arg(args, "allow", bool),
+                                      arg(args, "scope", str, "once"), arg(args, "pattern", str, None))
+    return [{**req.to_dict(), "allow": allow} for req, allow in covered]
+
+
 def _request(core: Core, request_id: str) -> Request:
     req = core.inbox.get(request_id)
     if req is None:
@@ -191,6 +199,7 @@ async def grant_revoke(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 OPS: OpTable = {
     "approvals.list": Op(approvals_list),
     "approval.preview": Op(approval_preview),
+    "approval.covers": Op(approval_covers),
     "approval.decide": Op(approval_decide, decides=True),
     "grants.list": Op(grants_list),
     "grant.revoke": Op(grant_revoke, decides=True),

@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.client.sync import ClientError
-from console.text import shown
+from console.text import request_line, shown
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.state import Change
@@ -235,9 +235,32 @@ class ApprovalScreen(PilotScreen):
         if yes:
             self._decide(request_id, allow, scope)
 
+    async def _covered_confirmed(self, request_id: str, allow: bool, scope: str) -> bool:
+        """A grant of this scope also answers the other pending requests it covers: they are
+        listed whole, and decided only on a yes. True when none are covered."""
+        try:
+            covered = await self.ph.source.call("approval.covers", id=request_id, allow=allow,
+                                                scope=scope)
+        except ClientError as exc:
+            self.ph.report(exc)
+            return False
+        if not covered:
+            return True
+        verb = "allows" if allow else "denies"
+        body = Text(f"Deciding {request_id} {scope_words(scope, covered[0])} also {verb}:\n")
+        for req in covered:
+            body.append(f"\n{printable(req.get('id'))} run {printable(req.get('run_id'))}: ")
+            body.append(request_line(req), style="bold")  # whole: each is decided unseen otherwise
+        return bool(await self.app.push_screen_wait(ConfirmScreen(
+            f"Decide {len(covered) + 1} requests?", body, yes=f"Decide all {len(covered) + 1}",
+            danger=allow)))
+
     @work(group="approval-decide")
     async def _decide(self, request_id: str, allow: bool, scope: str) -> None:
-        self._busy = True
+        self._busy = True  # no second decision while this one is asked or sent
+        if scope != "once" and not await self._covered_confirmed(request_id, allow, scope):
+            self._busy = False
+            return
         asked = self.ph.state.approvals.get(request_id) or {"id": request_id}  # gone once decided
         self._status(f"sending {'allow' if allow else 'deny'} ({scope}) for {request_id}...")
         try:
