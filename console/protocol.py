@@ -88,7 +88,7 @@ class EventKind(StrEnum):
     POLICY_DECISION = "policy.decision"
     RUN_ENDED = "run.ended"  # {state, exit_code, duration_s, output: the seal (output_seal.py)}
     RUN_KILL = "run.kill"
-    RUN_LOST = "run.lost"
+    RUN_LOST = "run.lost"  # {killed_leftover_pids, output: the seal of what was stored}
     RUN_STARTED = "run.started"
     LIMITS_REFUSED = "limits.refused"
     SANDBOX_FINDING = "sandbox.finding"

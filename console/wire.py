@@ -94,9 +94,21 @@ def batched(items: list[Any], most: int = ANSWER_MAX_BYTES,
 
 def fitting(rows: list[Any], most: int = ANSWER_MAX_BYTES) -> list[Any]:
     """The longest head of `rows` that one answer holds (at least one row): an answer may
-    hold fewer rows than asked for, and its reader pages on from the last (docs/protocol.md)."""
-    parts = batched(rows, most)
-    return parts[0] if parts else []
+    hold fewer rows than asked for, and its reader pages on from the last (docs/protocol.md).
+    Rows past the first that does not fit are not measured."""
+    total = 0
+    for n, row in enumerate(rows):
+        total += size(row)
+        if n and total > most:
+            return rows[:n]
+    return rows
+
+
+def maybe_cut(rows: list[Any], asked: int) -> bool:
+    """Whether an answer of fewer rows than asked may have been cut by `fitting`, so older rows
+    may still match: it then holds over half of what one answer may (no row alone is that
+    large in practice), where a short answer at the end of the history is small."""
+    return 0 < len(rows) < asked and size(rows) > ANSWER_MAX_BYTES // 2
 
 
 def decode(line: bytes) -> dict[str, Any]:

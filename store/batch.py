@@ -89,7 +89,7 @@ def commit_batch(db: sqlite_utils.Database, key: bytes, items: list[tuple[Any, .
     done = Committed(last_id, last_hash)
     row_hash = audit.row_hasher(key)
     first_id = last_id
-    staged = digests.stage()
+    staged = digests.stage(conn)
     conn.execute("BEGIN IMMEDIATE")
     for item in items:
         tag = item[0]

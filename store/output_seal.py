@@ -9,9 +9,11 @@ transaction as the event, so a run that ended has its seal (a flood cannot crowd
 removed, reordered or added after the end is found.
 
 What the seal covers is what the store holds: a line a full queue dropped, or a failed batch
-lost, was never stored and never digested. Lines for a run after its seal are not stored. Not
-covered: a run that never ended (the daemon died first) has no seal; a run whose lines a prune
-may have removed in part (its oldest line is older than a prune's cutoff) is not checked.
+lost, was never stored and never digested. Lines for a run after its seal are not stored. A run
+the daemon lost (it died first) is sealed when the next daemon marks it lost (`run.lost`), from
+the lines stored by then: what changed between the crash and that start is not found. Not
+covered: a run still going; a run whose lines a prune may have removed in part (its oldest line
+is older than a prune's cutoff).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import json
 import sqlite3
 from typing import Any
 
-SEALED_KIND = "run.ended"  # the event a run's seal is committed with (RunManager._finish)
+# The events a run's seal is committed with: its end (RunManager._finish), or its loss found at
+# the next start (RunManager.reconcile).
+SEALED_KINDS = ("run.ended", "run.lost")
 SEALED_MAX = 100_000  # sealed runs remembered (to refuse their late lines); the oldest go first
 
 
@@ -63,16 +67,17 @@ class OutputDigests:
         self.sealed: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
         self.late = 0  # lines refused because their run's output was already sealed
 
-    def stage(self) -> StagedDigests:
-        return StagedDigests(self)
+    def stage(self, conn: sqlite3.Connection) -> StagedDigests:
+        return StagedDigests(self, conn)
 
 
 class StagedDigests:
     """One batch's changes to the digests, applied only once its COMMIT returned: a batch
     rolled back stored nothing, so it must digest nothing."""
 
-    def __init__(self, base: OutputDigests) -> None:
+    def __init__(self, base: OutputDigests, conn: sqlite3.Connection) -> None:
         self._base = base
+        self._conn = conn  # in the batch's transaction
         self._runs: dict[str, _Digest] = {}
         self._sealed: list[str] = []
         self._late = 0
@@ -97,6 +102,15 @@ class StagedDigests:
         end handled twice): a second seal would count nothing and read as tampering."""
         if run_id in self._base.sealed or run_id in self._sealed:
             return None
+        if run_id not in self._runs and run_id not in self._base.runs:
+            # Nothing stored in this writer's life: a run lost in a crash is sealed from what
+            # the store holds (or a run that printed nothing, from no lines).
+            try:
+                self._runs[run_id] = _stored(self._conn, run_id)
+            except (sqlite3.Error, TypeError) as exc:
+                self._sealed.append(run_id)
+                return {"lines": None, "sha256": None, "oldest_ts": None,
+                        "unreadable": f"{exc}"[:200]}
         data = self._digest(run_id).seal()
         self._sealed.append(run_id)
         return data
@@ -116,14 +130,17 @@ def output_problem(conn: sqlite3.Connection, cutoff: float | None) -> str | None
     """The first sealed run whose stored output is not what was sealed, or None. `cutoff`: the
     latest prune's (lines older than it may be gone), None when nothing was pruned."""
     for run_id, data_text in conn.execute(
-            "SELECT run_id, data FROM events WHERE kind = ? AND data LIKE '%\"output\":%' "
-            "ORDER BY id", (SEALED_KIND,)):
+            "SELECT run_id, data FROM events WHERE kind IN (?, ?) AND data LIKE '%\"output\":%' "
+            "ORDER BY id", SEALED_KINDS):
         try:
             sealed = json.loads(data_text).get("output")
         except (ValueError, AttributeError):
             return f"run {run_id}: its end's data is not what the store writes"
         if sealed is None:
             continue
+        if isinstance(sealed, dict) and sealed.get("unreadable"):
+            return (f"run {run_id}: its output was not what the store writes when it was sealed "
+                    f"after a restart ({sealed['unreadable']})")
         try:
             lines, sha256, oldest = sealed["lines"], sealed["sha256"], sealed["oldest_ts"]
         except (KeyError, TypeError):

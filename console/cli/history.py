@@ -48,16 +48,23 @@ def _show_events(rows: list[dict[str, Any]]) -> None:
 @command()
 @_history_filters
 @option("--limit", type=int, default=50, show_default=True)
+@option("--before", "before_id", type=int, metavar="ID", help="Only events older than this id "
+        "(page on from the last one shown).")
 @json_option
 @pass_ctx
 @friendly
 def history(c: Context, run_id: str | None, kind: str | None, search: str | None, since: str | None,
-            decision: str | None, limit: int) -> None:
+            decision: str | None, limit: int, before_id: int | None) -> None:
     """Search the recorded history, newest first."""
     filters = _filter_args(run_id, kind, search, since, decision)  # a bad --since: before connecting
     with c.client() as client:
-        rows = client.call("history", limit=limit, **filters)
+        rows = client.call("history", limit=limit, before_id=before_id, **filters)
     c.emit(rows, _show_events)
+    from console import wire
+
+    if wire.maybe_cut(rows, limit):  # one answer holds 2 MiB: never fewer rows unsaid
+        echo(f"{len(rows)} of up to {limit} events shown: they fill one answer, and older ones "
+             f"may match; add --before {rows[-1]['id']} for the next page", err=True)
 
 
 @command()

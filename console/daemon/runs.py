@@ -439,6 +439,7 @@ class RunManager:
                 "run.lost", run_id=run_id, actor="daemon",
                 text=f"the daemon restarted; run {run_id} was lost",
                 data={"killed_leftover_pids": killed},
+                seal_output=True,  # from what the store holds of it (store/output_seal.py)
             )
 
             ended_at = time.time()

@@ -119,3 +119,16 @@ def test_importing_it_loads_neither_json_nor_re() -> None:
     done = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=str(__import__("tests.conftest").conftest.REPO))
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_fitting_keeps_the_head_that_batched_would_send_first() -> None:
+    """fitting stops measuring at the first row past the bound; what it keeps is the first part
+    wire.batched cuts (the oracle): at least one row, never past `most` otherwise."""
+    import random
+
+    rng = random.Random(15)
+    for _ in range(300):
+        rows = [{"id": i, "text": "x" * rng.randrange(0, 300)} for i in range(rng.randrange(0, 40))]
+        most = rng.randrange(1, 3000)
+        parts = wire.batched(rows, most)
+        assert wire.fitting(rows, most) == (parts[0] if parts else [])

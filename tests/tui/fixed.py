@@ -162,6 +162,8 @@ class FixedSource:
             return {"request_id": req["id"], "allow": args["allow"], "actor": "dev",
                     "scope": args["scope"], "describe": f"decided by dev (scope {args['scope']})",
                     "grants": [], "also_decided": [], "saved": {}}
+        if op == "approval.covers":  # no grants here: a decision answers only its own request
+            return []
         if op == "policy.rules":
             return RULES
         if op == "grants.list":

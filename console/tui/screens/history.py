@@ -160,8 +160,8 @@ class HistoryScreen(PilotScreen):
             return
         # Fewer rows than asked for is the end, unless the answer was cut to fit one message
         # (wire.fitting: large rows); then there may be older ones.
-        cut = bool(rows) and wire.size(rows) > wire.ANSWER_MAX_BYTES // 2
-        self._next_before = rows[-1]["id"] if len(rows) >= limit or cut else None
+        more = len(rows) >= limit or wire.maybe_cut(rows, limit)
+        self._next_before = rows[-1]["id"] if more else None
         if decision:
             rows = [r for r in rows if decision_of(r) == decision]
         self.rows = rows

@@ -1,0 +1,74 @@
+"""`pilothouse history` never shows fewer events than matched without saying so.
+
+One answer holds at most 2 MiB (wire.fitting), so `history --limit 300` over agent-sized
+events (an ask's 4 KiB subject and 16 KiB detail each) answered with about a hundred of them.
+The console pages on; the CLI printed that hundred as if it were all, with no way to ask for
+the next page. Now it says the answer was full and how to page on (`--before ID`), and the
+pages together hold every event. A real daemon over a real history database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from console import paths as paths_mod
+from console.daemon.storage import witness_file
+from store import StoreWriter, load_or_create_key
+from tests.conftest import Daemon
+
+EVENTS = 300
+
+
+def _fill_agent_sized_events(home: Path) -> None:
+    old = os.environ.get("PILOTHOUSE_HOME")
+    os.environ["PILOTHOUSE_HOME"] = str(home)
+    try:
+        paths = paths_mod.resolve()
+    finally:
+        if old is None:
+            os.environ.pop("PILOTHOUSE_HOME")
+        else:
+            os.environ["PILOTHOUSE_HOME"] = old
+    paths.ensure()
+    w = StoreWriter(paths.db_file, load_or_create_key(paths.key_file),
+                    witness=witness_file(paths)).start()
+    try:
+        for i in range(EVENTS):
+            subject = f"curl https://x{i}.invalid/" + "a" * 4000
+            w.record("policy.decision", run_id="r0001", actor="policy", text=f"deny exec x{i}",
+                     data={"kind": "exec", "subject": subject, "action": "deny",
+                           "detail": {"agent's note": "n" * 16000}})
+        w.flush()
+    finally:
+        w.close()
+
+
+def test_a_full_answer_is_said_and_the_next_page_is_reachable(
+        home: Path, daemon_env: dict[str, str]) -> None:
+    _fill_agent_sized_events(home)
+    d = Daemon(home, daemon_env)
+    d.start()
+    try:
+        first = d.cli("history", "--kind", "policy.", "--limit", str(EVENTS), "--json")
+        rows = json.loads(first.stdout)
+        assert 0 < len(rows) < EVENTS, "one answer cannot hold them all (the test's premise)"
+        last = rows[-1]["id"]
+        assert f"add --before {last} for the next page" in first.stderr, first.stderr
+        seen = [r["id"] for r in rows]
+        for _ in range(10):
+            page = d.cli("history", "--kind", "policy.", "--limit", str(EVENTS),
+                         "--before", str(seen[-1]), "--json")
+            more = json.loads(page.stdout)
+            if not more:
+                break
+            assert all(r["id"] < seen[-1] for r in more)
+            seen += [r["id"] for r in more]
+        assert len(seen) == len(set(seen)) == EVENTS, "the pages hold every event, once"
+        # The last page is short because the history ended: nothing is said.
+        assert "--before" not in page.stderr
+        table = d.cli("history", "--kind", "policy.", "--limit", "20")
+        assert "--before" not in table.stderr, "20 rows fit: nothing was cut"
+    finally:
+        d.stop()
