@@ -104,13 +104,6 @@ def fitting(rows: list[Any], most: int = ANSWER_MAX_BYTES) -> list[Any]:
     return rows
 
 
-def maybe_cut(rows: list[Any], asked: int) -> bool:
-    """Whether an answer of fewer rows than asked may have been cut by `fitting`, so older rows
-    may still match: it then holds over half of what one answer may (no row alone is that
-    large in practice), where a short answer at the end of the history is small."""
-    return 0 < len(rows) < asked and size(rows) > ANSWER_MAX_BYTES // 2
-
-
 def decode(line: bytes) -> dict[str, Any]:
     try:
         msg = loads(line)

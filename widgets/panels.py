@@ -244,6 +244,21 @@ def _row(table: Table, label: str, value: RenderableType) -> None:
     table.add_row(Text(label, style="bold"), value)
 
 
+def review_grid(req: dict[str, Any], request: str) -> Table:
+    """A request whole, as a person reviews it (console.text.review_rows), under its id line
+    `request`: the approval card's body, and each request a wide scope would answer too."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    _row(grid, "request", safe(request))
+    _row(grid, "run", safe(f"{req.get('run_id')}  profile {req.get('profile')}"))
+    for row in review_rows(req):
+        value = (styled_diff(row.value.split("\n")) if row.style == DIFF
+                 else Text(row.value, style=_REVIEW_STYLES.get(row.style, "")))
+        _row(grid, row.label, value)
+    return grid
+
+
 class ApprovalCard(Shows):
     """Everything about one request a person needs to decide it."""
 
@@ -252,16 +267,7 @@ class ApprovalCard(Shows):
         if req is None:
             self.show_renderable(Text("No request pending.", style="dim"))
             return
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(no_wrap=True)
-        grid.add_column(overflow="fold")
-        rows = review_rows(req)
-        _row(grid, "request", safe(f"{req.get('id')}  ({position[0]} of {position[1]} pending)"))
-        _row(grid, "run", safe(f"{req.get('run_id')}  profile {req.get('profile')}"))
-        for row in rows:
-            value = (styled_diff(row.value.split("\n")) if row.style == DIFF
-                     else Text(row.value, style=_REVIEW_STYLES.get(row.style, "")))
-            _row(grid, row.label, value)
+        grid = review_grid(req, f"{req.get('id')}  ({position[0]} of {position[1]} pending)")
         _row(grid, "asked", safe(f"{clock(req.get('created_at'))} ({duration(now - float(req.get('created_at') or now))} ago)"))
         _row(grid, "times out", countdown(expires_in, total=timeout))
         self.show_renderable(grid)

@@ -58,13 +58,11 @@ def history(c: Context, run_id: str | None, kind: str | None, search: str | None
     """Search the recorded history, newest first."""
     filters = _filter_args(run_id, kind, search, since, decision)  # a bad --since: before connecting
     with c.client() as client:
-        rows = client.call("history", limit=limit, before_id=before_id, **filters)
+        page = client.call("history", limit=limit, before_id=before_id, paged=True, **filters)
+    rows = page["rows"]
     c.emit(rows, _show_events)
-    from console import wire
-
-    if wire.maybe_cut(rows, limit):  # one answer holds 2 MiB: never fewer rows unsaid
-        echo(f"{len(rows)} of up to {limit} events shown: they fill one answer, and older ones "
-             f"may match; add --before {rows[-1]['id']} for the next page", err=True)
+    if page["more"]:  # fewer than --limit when rows are large (2 MiB an answer): said either way
+        echo(f"older events match too: add --before {rows[-1]['id']} for the next page", err=True)
 
 
 @command()

@@ -40,6 +40,7 @@ from console.policy import (
     beyond_grants,
     new_grant,
     parse_scope,
+    subject_too_long,
 )
 from console.protocol import Failure, new_id
 from console.text import printable
@@ -322,6 +323,8 @@ class Inbox:
                     pattern: str | None, now: float) -> tuple[list[Grant], str]:
         if sc.kind == "once":
             return [], ""
+        if pattern and (too_long := subject_too_long(pattern)):  # it could answer no request
+            raise Failure("bad-pattern", f"the pattern is too long: {too_long}")
         patterns = [pattern] if pattern else list(req.grant_patterns)
         if not patterns:
             return [], f"scope {sc.kind} made no grant: the command could not be split into rules"

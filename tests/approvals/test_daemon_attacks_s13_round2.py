@@ -175,8 +175,12 @@ def test_a_watcher_that_never_reads_does_not_pin_the_runs_output(
     grows the daemon by about that much (per watcher subscription of different timing, and
     agent output is hostile). Secure: what a subscriber's queue holds is bounded in bytes,
     the reader told of the gap (bus.dropped)."""
+    # 200 MB in lines of 16,000, paced (about 20 MB/s) so the store's writer keeps up: an
+    # unpaced flood left a backlog of its own in the writer's queue, as large as the machine
+    # was busy, and the daemon grew by up to 150 MB with nobody subscribed.
     d = team_daemon(home, daemon_env, '[profiles.loud]\nsandbox = "none"\ncommand = ["sh", "-c", '
-                    '"head -c 200000000 /dev/zero | tr \'\\\\000\' x | fold -w 16000"]\n')
+                    '"for i in $(seq 105); do { head -c 1920000 /dev/zero | tr \'\\\\000\' x '
+                    '| fold -w 16000; echo; }; sleep 0.08; done"]\n')
     script = tmp_path / "subscribe.py"
     script.write_text(SUBSCRIBE)
     os.chmod(tmp_path, 0o755)
@@ -195,11 +199,10 @@ def test_a_watcher_that_never_reads_does_not_pin_the_runs_output(
                 break
         return _rss_mb(d.proc.pid) - before
 
-    # The first run grows the allocator's arenas (~140 MB) and a second one still moves RSS by
-    # tens of MB either way (CI saw 63 MB with the bound in place), so the figure beside the
-    # watcher's is a second run without it, and the bar sits between that noise and what an
-    # unbounded queue pinned (162 MB of this run's 200 MB, review s13b2). The bound itself is
-    # 8 MiB of text (bus.QUEUE_BYTES).
+    # The first run grows the allocator's arenas, so the figure beside the watcher's is a
+    # second run without it, and the bar sits well above what the bound holds (8 MiB of text,
+    # bus.QUEUE_BYTES) and well below what an unbounded queue pinned (162 to 215 MB of the
+    # run's 200 MB, review s13b2 and /work/notes/watcher-bound-s15-before.txt).
     loud_run()
     warm = loud_run()
     p = _as(WATCHER, script, str(d.sock), "120")

@@ -3,8 +3,9 @@
 One answer holds at most 2 MiB (wire.fitting), so `history --limit 300` over agent-sized
 events (an ask's 4 KiB subject and 16 KiB detail each) answered with about a hundred of them.
 The console pages on; the CLI printed that hundred as if it were all, with no way to ask for
-the next page. Now it says the answer was full and how to page on (`--before ID`), and the
-pages together hold every event. A real daemon over a real history database.
+the next page. Now the daemon says whether older events match (`history` with `paged`), the
+CLI says how to page on (`--before ID`) whenever they do, and the pages together hold every
+event. A real daemon over a real history database.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def test_a_full_answer_is_said_and_the_next_page_is_reachable(
         rows = json.loads(first.stdout)
         assert 0 < len(rows) < EVENTS, "one answer cannot hold them all (the test's premise)"
         last = rows[-1]["id"]
-        assert f"add --before {last} for the next page" in first.stderr, first.stderr
+        assert f"older events match too: add --before {last} for the next page" in first.stderr
         seen = [r["id"] for r in rows]
         for _ in range(10):
             page = d.cli("history", "--kind", "policy.", "--limit", str(EVENTS),
@@ -68,7 +69,11 @@ def test_a_full_answer_is_said_and_the_next_page_is_reachable(
         assert len(seen) == len(set(seen)) == EVENTS, "the pages hold every event, once"
         # The last page is short because the history ended: nothing is said.
         assert "--before" not in page.stderr
-        table = d.cli("history", "--kind", "policy.", "--limit", "20")
-        assert "--before" not in table.stderr, "20 rows fit: nothing was cut"
+        # Any page with older events behind it says how to reach them, cut or not.
+        table = d.cli("history", "--kind", "policy.", "--limit", "20", "--json")
+        last = json.loads(table.stdout)[-1]["id"]
+        assert f"older events match too: add --before {last}" in table.stderr, table.stderr
+        whole = d.cli("history", "--kind", "daemon.", "--limit", "20")
+        assert "--before" not in whole.stderr, "every match was shown: nothing more is said"
     finally:
         d.stop()

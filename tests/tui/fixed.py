@@ -156,7 +156,10 @@ class FixedSource:
         if op == "history":
             before = args.get("before_id")
             rows = [r for r in self._history(args) if before is None or r["id"] < before]
-            return rows[: args.get("limit", 100)]
+            limit = args.get("limit", 100)
+            if args.get("paged"):  # as the daemon answers: the page, and whether more match
+                return {"rows": rows[:limit], "more": len(rows) > limit}
+            return rows[:limit]
         if op == "approval.decide":
             req = next(r for r in self.approvals if r["id"] == args["id"])
             return {"request_id": req["id"], "allow": args["allow"], "actor": "dev",

@@ -25,17 +25,24 @@ def _filters(args: Args) -> dict[str, Any]:
 
 
 async def history_op(core: Core, peer: Peer, args: Args, send: Send) -> Any:
+    """Events newest first, as many as one answer holds. With `paged`, {rows, more}: `more`
+    says whether older events match (one more is read to know), so a reader never takes an
+    answer cut short by a large row for the end of the history."""
     f = _filters(args)
     limit = min(arg(args, "limit", int, 100), 5000)
+    if limit < 1:
+        raise Failure("bad-args", "limit must be 1 or more")
     before = arg(args, "before_id", int, None)
+    paged = arg(args, "paged", bool, False)
     await core.store.flush()
     try:
         rows = await core.store.read(
-            lambda db: history.query_events(db, before_id=before, limit=limit, **f)
+            lambda db: history.query_events(db, before_id=before, limit=limit + paged, **f)
         )
-        return wire.fitting(rows)  # one answer: fewer rows when they are large
     except ValueError as exc:
         raise Failure("bad-args", str(exc)) from None
+    kept = wire.fitting(rows[:limit])  # one answer: fewer rows when they are large
+    return {"rows": kept, "more": len(kept) < len(rows)} if paged else kept
 
 
 async def export_op(core: Core, peer: Peer, args: Args, send: Send) -> Any:

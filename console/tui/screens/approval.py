@@ -22,13 +22,13 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.client.sync import ClientError
-from console.text import request_line, shown
+from console.text import shown
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.state import Change
 from widgets.diff import diff_text
 from widgets.format import printable
-from widgets.panels import ApprovalCard
+from widgets.panels import ApprovalCard, review_grid
 
 MAX_MINUTES = 7 * 24 * 60
 DENY_LIST = {"exec": "forbid", "network": "deny"}  # where "deny for the profile" writes its rule
@@ -247,10 +247,14 @@ class ApprovalScreen(PilotScreen):
         if not covered:
             return True
         verb = "allows" if allow else "denies"
-        body = Text(f"Deciding {request_id} {scope_words(scope, covered[0])} also {verb}:\n")
-        for req in covered:
-            body.append(f"\n{printable(req.get('id'))} run {printable(req.get('run_id'))}: ")
-            body.append(request_line(req), style="bold")  # whole: each is decided unseen otherwise
+        parts: list[Any] = [Text(f"Deciding {request_id} {scope_words(scope, covered[0])} also "
+                                 f"{verb} each of these, as shown:")]
+        for req in covered:  # whole, as its own card shows it: each is decided unseen otherwise
+            parts.append(Text(""))
+            parts.append(review_grid(req, str(req.get("id"))))
+            if req.get("allow") != allow:
+                parts.append(Text("denied: a deny grant in force covers it", style="italic"))
+        body = Group(*parts)
         return bool(await self.app.push_screen_wait(ConfirmScreen(
             f"Decide {len(covered) + 1} requests?", body, yes=f"Decide all {len(covered) + 1}",
             danger=allow)))

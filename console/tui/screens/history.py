@@ -22,7 +22,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Select, Static
 
-from console import wire
 from console.client.sync import ClientError
 from console.config.units import parse_duration
 from console.tui.saving import stamped
@@ -153,15 +152,14 @@ class HistoryScreen(PilotScreen):
         status = self.query_one("#history-status", Static)
         status.update(Text("loading...", style="dim"), layout=False)
         try:
-            rows = await self.ph.source.call("history", limit=limit, before_id=before_id, **args)
+            page = await self.ph.source.call("history", limit=limit, before_id=before_id,
+                                             paged=True, **args)
         except ClientError as exc:
             self.ph.report(exc)
             status.update(Text(f"could not load: {exc.message}", style=style("bold red")), layout=False)
             return
-        # Fewer rows than asked for is the end, unless the answer was cut to fit one message
-        # (wire.fitting: large rows); then there may be older ones.
-        more = len(rows) >= limit or wire.maybe_cut(rows, limit)
-        self._next_before = rows[-1]["id"] if more else None
+        rows = page["rows"]  # fewer than asked when they are large: `more` says if that is all
+        self._next_before = rows[-1]["id"] if page["more"] else None
         if decision:
             rows = [r for r in rows if decision_of(r) == decision]
         self.rows = rows
