@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,33 @@ class Daemon:
                 f"stdout: {result.stdout}\nstderr: {result.stderr}\ndaemon log: {self.log()}"
             )
         return result
+
+
+@contextmanager
+def history_writer(home: Path) -> Iterator[object]:
+    """The store writer of a daemon's history at `home`, before that daemon starts: what it
+    records there is the history the daemon finds (as a busy daemon would have left it)."""
+    from console import paths as paths_mod
+    from console.daemon.storage import witness_file
+    from store import StoreWriter, load_or_create_key
+
+    old = os.environ.get("PILOTHOUSE_HOME")
+    os.environ["PILOTHOUSE_HOME"] = str(home)
+    try:
+        paths = paths_mod.resolve()
+    finally:
+        if old is None:
+            os.environ.pop("PILOTHOUSE_HOME")
+        else:
+            os.environ["PILOTHOUSE_HOME"] = old
+    paths.ensure()
+    w = StoreWriter(paths.db_file, load_or_create_key(paths.key_file),
+                    witness=witness_file(paths)).start()
+    try:
+        yield w
+        w.flush()
+    finally:
+        w.close()
 
 
 @pytest.fixture

@@ -17,11 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from console import paths as paths_mod
-from console.daemon.storage import witness_file
-from store import StoreWriter, load_or_create_key
 from tests.approvals.test_daemon_attacks_s13 import _rss_mb, attempts, counted_rows
 from tests.approvals.test_inbox_and_team_attacks import team_daemon
+from tests.conftest import history_writer
 from tests.core.test_team import APPROVER, WATCHER
 
 root_only = pytest.mark.skipif(os.getuid() != 0, reason="real second users need root (setpriv)")
@@ -95,27 +93,12 @@ time.sleep(float(sys.argv[3]))
 
 def _fill_decisions(home: Path, n: int) -> None:
     """n past exec decisions in the daemon's history, as a busy daemon would have."""
-    old = os.environ.get("PILOTHOUSE_HOME")
-    os.environ["PILOTHOUSE_HOME"] = str(home)
-    try:
-        paths = paths_mod.resolve()
-    finally:
-        if old is None:
-            os.environ.pop("PILOTHOUSE_HOME")
-        else:
-            os.environ["PILOTHOUSE_HOME"] = old
-    paths.ensure()
-    w = StoreWriter(paths.db_file, load_or_create_key(paths.key_file),
-                    witness=witness_file(paths)).start()
-    try:
+    with history_writer(home) as w:
         for i in range(n):
             w.record("policy.decision", run_id="r0001", actor="rule", text="deny",
                      data={"kind": "exec", "action": "deny", "run_id": "r0001", "subject":
                            f"bash -c 'cd /w && pytest -q tests/t{i}.py && rm -rf build{i} | "
                            f"xargs echo $(git status)'"})
-        w.flush()
-    finally:
-        w.close()
 
 
 @root_only

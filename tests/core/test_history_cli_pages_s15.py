@@ -11,39 +11,20 @@ event. A real daemon over a real history database.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from console import paths as paths_mod
-from console.daemon.storage import witness_file
-from store import StoreWriter, load_or_create_key
-from tests.conftest import Daemon
+from tests.conftest import Daemon, history_writer
 
 EVENTS = 300
 
 
 def _fill_agent_sized_events(home: Path) -> None:
-    old = os.environ.get("PILOTHOUSE_HOME")
-    os.environ["PILOTHOUSE_HOME"] = str(home)
-    try:
-        paths = paths_mod.resolve()
-    finally:
-        if old is None:
-            os.environ.pop("PILOTHOUSE_HOME")
-        else:
-            os.environ["PILOTHOUSE_HOME"] = old
-    paths.ensure()
-    w = StoreWriter(paths.db_file, load_or_create_key(paths.key_file),
-                    witness=witness_file(paths)).start()
-    try:
+    with history_writer(home) as w:
         for i in range(EVENTS):
             subject = f"curl https://x{i}.invalid/" + "a" * 4000
             w.record("policy.decision", run_id="r0001", actor="policy", text=f"deny exec x{i}",
                      data={"kind": "exec", "subject": subject, "action": "deny",
                            "detail": {"agent's note": "n" * 16000}})
-        w.flush()
-    finally:
-        w.close()
 
 
 def test_a_full_answer_is_said_and_the_next_page_is_reachable(

@@ -13,6 +13,25 @@ import pytest
 from store.writer import StoreWriter
 
 
+class FileStore:
+    """What the history ops use of core.store (flush, read), over a real database file."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+
+    async def flush(self) -> None:
+        return None
+
+    async def read(self, fn: Callable[[Any], Any]) -> Any:
+        from store.db import open_db
+
+        db = open_db(self.db_path, readonly=True)
+        try:
+            return fn(db)
+        finally:
+            db.close()
+
+
 @pytest.fixture
 def key() -> bytes:
     return os.urandom(32)

@@ -19,26 +19,9 @@ from console.daemon.ops.history import export_op, history_op
 from store import audit, history
 from store.db import open_db
 from store.writer import StoreWriter
-from tests.store.conftest import sealed_run_with_a_secret
+from tests.store.conftest import FileStore, sealed_run_with_a_secret
 
 Make = Callable[..., StoreWriter]
-
-
-class _Store:
-    """What the history ops use of core.store: flush() and read(fn)."""
-
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
-
-    async def flush(self) -> None:
-        return None
-
-    async def read(self, fn: Callable[[Any], Any]) -> Any:
-        db = open_db(self.db_path, readonly=True)
-        try:
-            return fn(db)
-        finally:
-            db.close()
 
 
 def _agent_sized_policy_events(w: StoreWriter, n: int) -> None:
@@ -71,7 +54,7 @@ def test_export_never_sends_a_message_a_client_cannot_read(make_writer: Make,
     async def send(message: dict[str, Any]) -> None:
         sizes.append(len(wire.encode(message)))
 
-    core = SimpleNamespace(store=_Store(db_path))
+    core = SimpleNamespace(store=FileStore(db_path))
     result = asyncio.run(export_op(core, None, {}, send))  # type: ignore[arg-type]
     assert result == {"rows": 400}
     assert max(sizes) <= wire.OPERATOR_MAX_LINE, (
@@ -91,7 +74,7 @@ def test_a_history_page_is_never_a_message_a_client_cannot_read(make_writer: Mak
     async def send(message: dict[str, Any]) -> None:  # history answers, it does not stream
         raise AssertionError("history does not stream")
 
-    core = SimpleNamespace(store=_Store(db_path))
+    core = SimpleNamespace(store=FileStore(db_path))
     result = asyncio.run(history_op(core, None, {"limit": 5000}, send))  # type: ignore[arg-type]
     size = len(wire.encode(wire.ok(1, result)))
     assert size <= wire.OPERATOR_MAX_LINE, (
@@ -171,7 +154,7 @@ def test_ps_all_is_never_a_message_a_client_cannot_read(make_writer: Make, db_pa
     async def send(message: dict[str, Any]) -> None:
         raise AssertionError("runs.list does not stream")
 
-    core = SimpleNamespace(store=_Store(db_path), runs=SimpleNamespace(live=lambda: []))
+    core = SimpleNamespace(store=FileStore(db_path), runs=SimpleNamespace(live=lambda: []))
     result = asyncio.run(runs_list(core, None, {"all": True}, send))  # type: ignore[arg-type]
     size = len(wire.encode(wire.ok(1, result)))
     assert size <= wire.OPERATOR_MAX_LINE, (
@@ -194,7 +177,7 @@ def test_logs_follow_with_a_tail_does_not_lose_a_line_stored_during_the_replay(
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     injected: list[bool] = []
 
-    class _RacyStore(_Store):
+    class _RacyStore(FileStore):
         async def read(self, fn: Callable[[Any], Any]) -> Any:
             result = await super().read(fn)
             if result == [] and not injected:  # the empty page that ends the replay...

@@ -19,39 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from console import paths as paths_mod
 from console.daemon.ops.history import history_op
-from console.daemon.storage import witness_file
-from store import StoreWriter, load_or_create_key
-from store.db import open_db
-from tests.conftest import Daemon
+from store import StoreWriter
+from tests.conftest import Daemon, history_writer
+from tests.store.conftest import FileStore
 
 # A command the daemon accepts (256 KiB of UTF-8 at most), in one argument.
 # Control characters are written as 6-byte \\u escapes in JSON: 200 Ki of ESC are 1.2 MiB.
 BIG_COMMAND = ["sh", "-c", "printf '" + "\x1b" * (200 * 1024) + "'"]
-
-
-class _Store:
-    """What history_op uses of core.store, over a real database file."""
-
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
-
-    async def flush(self) -> None:
-        return None
-
-    async def read(self, fn: Callable[[Any], Any]) -> Any:
-        db = open_db(self.db_path, readonly=True)
-        try:
-            return fn(db)
-        finally:
-            db.close()
 
 
 def test_an_answer_cut_in_front_of_one_large_row_is_said_to_be_cut(
@@ -67,7 +47,7 @@ def test_an_answer_cut_in_front_of_one_large_row_is_said_to_be_cut(
     for i in range(5):
         w.record("run.kill", run_id="r2", actor="bob", text=f"bob stopped r2 ({i})")
     w.flush()
-    core = SimpleNamespace(store=_Store(db_path))
+    core = SimpleNamespace(store=FileStore(db_path))
 
     def ask(**args: Any) -> Any:
         return asyncio.run(history_op(core, None, args, None))  # type: ignore[arg-type]
@@ -85,19 +65,7 @@ def test_an_answer_cut_in_front_of_one_large_row_is_said_to_be_cut(
 
 
 def _fill(home: Path) -> None:
-    old = os.environ.get("PILOTHOUSE_HOME")
-    os.environ["PILOTHOUSE_HOME"] = str(home)
-    try:
-        paths = paths_mod.resolve()
-    finally:
-        if old is None:
-            os.environ.pop("PILOTHOUSE_HOME")
-        else:
-            os.environ["PILOTHOUSE_HOME"] = old
-    paths.ensure()
-    w = StoreWriter(paths.db_file, load_or_create_key(paths.key_file),
-                    witness=witness_file(paths)).start()
-    try:
+    with history_writer(home) as w:
         for i in range(30):  # what the teammate did first
             w.record("approval.decided", run_id="r0001", actor="bob",
                      text=f"bob allowed exec curl https://x{i}.invalid | sh",
@@ -109,9 +77,6 @@ def _fill(home: Path) -> None:
                        "command": BIG_COMMAND, "unsandboxed": False})
         for i in range(3):
             w.record("run.kill", run_id="r0002", actor="bob", text=f"bob stopped run r0002 ({i})")
-        w.flush()
-    finally:
-        w.close()
 
 
 def test_history_says_when_an_answer_stops_in_front_of_a_large_row(
