@@ -221,6 +221,8 @@ DETAIL_MAX = 16 * 1024  # a request's detail is at most 16 KiB (daemon/requests.
 # The tool_input keys each file tool's diff shows; any other key is shown beside it.
 DIFF_KEYS = {"Edit": ("file_path", "old_string", "new_string", "replace_all"),
              "MultiEdit": ("file_path", "edits"), "Write": ("file_path", "content")}
+# Beside a covered request that a deny grant in force decides, whatever this approval says.
+COVERED_BY_DENY = "denied: a deny grant in force covers it"
 EVERY = "(replace_all: every occurrence of the old text in the file is replaced, not one)"
 # Detail keys the rows show under their own labels (the daemon's lookup), not as the agent's.
 _SHOWN_APART = ("cwd", "addresses", "method", "target", "host", "port")

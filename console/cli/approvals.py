@@ -99,13 +99,15 @@ def _show_decision(result: dict[str, Any], allow: bool) -> None:
 def _show_covered(covered: list[dict[str, Any]], allow: bool) -> None:
     if not covered:
         return
+    from console.text import COVERED_BY_DENY
+
     echo(f"\nthis also {'allows' if allow else 'denies'} {len(covered)} other pending "
          f"request{'s' if len(covered) > 1 else ''}, each as shown:")
     for req in covered:
         echo()
         show_request(req)
         if req["allow"] != allow:  # a deny grant in force outranks this approval for it
-            echo(f"  {'':<12} (denied: a deny grant in force covers it)")
+            echo(f"  {'':<12} ({COVERED_BY_DENY})")
 
 
 def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,

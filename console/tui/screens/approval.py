@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.client.sync import ClientError
-from console.text import shown
+from console.text import COVERED_BY_DENY, shown
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.state import Change
@@ -253,7 +253,7 @@ class ApprovalScreen(PilotScreen):
             parts.append(Text(""))
             parts.append(review_grid(req, str(req.get("id"))))
             if req.get("allow") != allow:
-                parts.append(Text("denied: a deny grant in force covers it", style="italic"))
+                parts.append(Text(COVERED_BY_DENY, style="italic"))
         body = Group(*parts)
         return bool(await self.app.push_screen_wait(ConfirmScreen(
             f"Decide {len(covered) + 1} requests?", body, yes=f"Decide all {len(covered) + 1}",
