@@ -50,7 +50,22 @@ class MessageTooLong(MessageRefused):
     """A line over the bound: the stream cannot be resynchronised, so the connection ends."""
 
 
+class Encoded:
+    """An answer's result together with its JSON text, made once where its rows were
+    measured (`fitted`, in a reader thread): `encode` writes the text as it is, and code in
+    the daemon's own process reads `value`."""
+
+    __slots__ = ("value", "text")
+
+    def __init__(self, value: Any, text: str) -> None:
+        self.value, self.text = value, text
+
+
 def encode(message: dict[str, Any]) -> bytes:
+    result = message.get("result")
+    if type(result) is Encoded:
+        head = dumps({k: v for k, v in message.items() if k != "result"})
+        return (f'{head[:-1]},"result":{result.text}}}\n').encode()
     return (dumps(message) + "\n").encode()
 
 
@@ -92,16 +107,25 @@ def batched(items: list[Any], most: int = ANSWER_MAX_BYTES,
     return out if out[0] else []
 
 
-def fitting(rows: list[Any], most: int = ANSWER_MAX_BYTES) -> list[Any]:
-    """The longest head of `rows` that one answer holds (at least one row): an answer may
-    hold fewer rows than asked for, and its reader pages on from the last (docs/protocol.md).
-    Rows past the first that does not fit are not measured."""
+def fitted(rows: list[Any], most: int = ANSWER_MAX_BYTES) -> tuple[list[Any], str]:
+    """(the longest head of `rows` that one answer holds, at least one row; that head as a
+    JSON list). An answer may hold fewer rows than asked for, and its reader pages on from
+    the last (docs/protocol.md). Each row is serialized once, for its size and its text;
+    rows past the first that does not fit are not serialized."""
+    texts: list[str] = []
     total = 0
-    for n, row in enumerate(rows):
-        total += size(row)
-        if n and total > most:
-            return rows[:n]
-    return rows
+    for row in rows:
+        text = dumps(row)
+        total += len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        if texts and total > most:
+            break
+        texts.append(text)
+    return rows[:len(texts)], f"[{','.join(texts)}]"
+
+
+def fitting(rows: list[Any], most: int = ANSWER_MAX_BYTES) -> list[Any]:
+    """The rows of `fitted`, without their text."""
+    return fitted(rows, most)[0]
 
 
 def decode(line: bytes) -> dict[str, Any]:

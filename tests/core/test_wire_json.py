@@ -132,3 +132,25 @@ def test_fitting_keeps_the_head_that_batched_would_send_first() -> None:
         most = rng.randrange(1, 3000)
         parts = wire.batched(rows, most)
         assert wire.fitting(rows, most) == (parts[0] if parts else [])
+
+
+def test_an_answer_of_fitted_rows_is_the_answer_of_the_rows_themselves() -> None:
+    """`fitted` serializes each row once and `encode` writes that text as the result: the
+    bytes on the wire are the ones encoding the plain rows would give (the oracle), for text
+    that is not ASCII too, paged ({rows, more}) or not."""
+    import random
+
+    rng = random.Random(16)
+    letters = "aé€😀\u2028\x1b\"\\"
+    for _ in range(200):
+        rows = [{"id": i, "text": "".join(rng.choice(letters) for _ in range(rng.randrange(0, 200))),
+                 "data": {"n": rng.random(), "ok": rng.random() < 0.5, "none": None}}
+                for i in range(rng.randrange(0, 30))]
+        most = rng.randrange(1, 4000)
+        kept, text = wire.fitted(rows, most)
+        assert kept == wire.fitting(rows, most)
+        assert wire.encode(wire.ok(9, wire.Encoded(kept, text))) == wire.encode(wire.ok(9, kept))
+        paged = {"rows": kept, "more": len(kept) < len(rows)}
+        paged_text = f'{{"rows":{text},"more":{"true" if paged["more"] else "false"}}}'
+        assert (wire.encode(wire.ok("x", wire.Encoded(paged, paged_text)))
+                == wire.encode(wire.ok("x", paged)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -23,13 +24,17 @@ class FileStore:
         return None
 
     async def read(self, fn: Callable[[Any], Any]) -> Any:
+        """fn(db) in a worker thread, as the daemon's storage reads."""
         from store.db import open_db
 
-        db = open_db(self.db_path, readonly=True)
-        try:
-            return fn(db)
-        finally:
-            db.close()
+        def work() -> Any:
+            db = open_db(self.db_path, readonly=True)
+            try:
+                return fn(db)
+            finally:
+                db.close()
+
+        return await asyncio.to_thread(work)
 
 
 @pytest.fixture

@@ -76,9 +76,10 @@ def test_a_history_page_is_never_a_message_a_client_cannot_read(make_writer: Mak
 
     core = SimpleNamespace(store=FileStore(db_path))
     result = asyncio.run(history_op(core, None, {"limit": 5000}, send))  # type: ignore[arg-type]
-    size = len(wire.encode(wire.ok(1, result)))
+    answer = wire.encode(wire.ok(1, result))
+    size, rows = len(answer), wire.decode(answer)["result"]
     assert size <= wire.OPERATOR_MAX_LINE, (
-        f"a history answer of {size} bytes ({len(result)} rows): a client reads at most "
+        f"a history answer of {size} bytes ({len(rows)} rows): a client reads at most "
         f"{wire.OPERATOR_MAX_LINE}")
 
 
@@ -156,9 +157,10 @@ def test_ps_all_is_never_a_message_a_client_cannot_read(make_writer: Make, db_pa
 
     core = SimpleNamespace(store=FileStore(db_path), runs=SimpleNamespace(live=lambda: []))
     result = asyncio.run(runs_list(core, None, {"all": True}, send))  # type: ignore[arg-type]
-    size = len(wire.encode(wire.ok(1, result)))
+    answer = wire.encode(wire.ok(1, result))
+    size, rows = len(answer), wire.decode(answer)["result"]
     assert size <= wire.OPERATOR_MAX_LINE, (
-        f"a runs.list answer of {size} bytes ({len(result)} runs): a client reads at most "
+        f"a runs.list answer of {size} bytes ({len(rows)} runs): a client reads at most "
         f"{wire.OPERATOR_MAX_LINE}")
 
 

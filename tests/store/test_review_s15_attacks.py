@@ -24,6 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from console import wire
 from console.daemon.ops.history import history_op
 from store import StoreWriter
 from tests.conftest import Daemon, history_writer
@@ -50,7 +51,8 @@ def test_an_answer_cut_in_front_of_one_large_row_is_said_to_be_cut(
     core = SimpleNamespace(store=FileStore(db_path))
 
     def ask(**args: Any) -> Any:
-        return asyncio.run(history_op(core, None, args, None))  # type: ignore[arg-type]
+        result = asyncio.run(history_op(core, None, args, None))  # type: ignore[arg-type]
+        return wire.decode(wire.encode(wire.ok(1, result)))["result"]  # as a client reads it
 
     page = ask(limit=50, paged=True)
     assert [r["kind"] for r in page["rows"]] == ["run.kill"] * 5, "cut in front of the large row"

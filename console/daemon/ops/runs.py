@@ -35,9 +35,13 @@ async def runs_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
                       f"ask for 1 to {RUNS_LIST_MAX} ended runs (a larger limit gets "
                       f"{RUNS_LIST_MAX})")
     limit = min(limit, RUNS_LIST_MAX)  # any watcher may ask; each row is read and serialized
-    ended = await core.store.read(lambda db: history.query_runs(db, limit=limit))
     seen = {r["id"] for r in live}
-    return wire.fitting(live + [r for r in ended if r["id"] not in seen])  # one answer
+
+    def page(db: Any) -> wire.Encoded:  # in the reader's thread, as history's
+        ended = history.query_runs(db, limit=limit)
+        return wire.Encoded(*wire.fitted(live + [r for r in ended if r["id"] not in seen]))
+
+    return await core.store.read(page)
 
 
 async def run_start(core: Core, peer: Peer, args: Args, send: Send) -> Any:
