@@ -187,6 +187,10 @@ def render(start: str, headers: list[tuple[str, str]]) -> bytes:
 # Chunks relayed before the loop gets a turn: one read holds thousands of one-byte chunks,
 # each parsed and forwarded without waiting, while every other connection of the daemon waits.
 _CHUNKS_PER_TURN = 64
+# Trailer field lines after the last chunk, at most (as many as a head may have): each is read
+# and dropped without waiting, so without a bound one body's trailer held the loop for as long
+# as the client kept sending two-byte lines (review s16).
+_MAX_TRAILER_LINES = _MAX_HEADER_LINES
 
 
 async def relay_exact(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int,
@@ -233,8 +237,11 @@ async def relay_chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
             raise HttpError(400, f"bad chunk size {size_text[:20]!r}")
         size = int(size_text, 16)
         if size == 0:
-            while await _chunk_line(reader):
-                pass  # trailer fields: dropped
+            trailers = 0
+            while await _chunk_line(reader):  # trailer fields: dropped
+                trailers += 1
+                if trailers > _MAX_TRAILER_LINES:
+                    raise HttpError(400, f"more than {_MAX_TRAILER_LINES} trailer lines")
             if not decode:
                 writer.write(b"0\r\n\r\n")
                 if tap:
