@@ -59,13 +59,20 @@ def daemon_stop(c: Context) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Still running: an exited process its parent has not yet reaped (a zombie: a daemon a
+    supervisor or a script started and waits on) has stopped too."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[:1]
+    except OSError:
+        return True  # no /proc to read: it answered the signal, so it is there
+    return state not in ([b"Z"], [b"X"])
 
 
 def _show_status(info: dict[str, Any]) -> None:

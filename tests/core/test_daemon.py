@@ -281,3 +281,14 @@ def test_a_daemon_restarted_after_kill9_is_the_fixtures_own_and_none_is_left(
         assert _daemons_for(daemon.home) == [daemon.proc.pid]
     daemon.stop()
     assert _daemons_for(daemon.home) == []
+
+
+def test_daemon_stop_says_stopped_once_the_daemon_has_exited_though_not_yet_reaped(
+        daemon: Daemon) -> None:
+    """The fixture's daemon is the test's child: once it exits it stays a zombie until the
+    test waits on it, as under any supervisor that reaps late. `daemon stop` took the zombie
+    for a live daemon: it waited its whole 15 s and said "is still stopping"."""
+    assert daemon.proc is not None
+    r = daemon.cli("daemon", "stop")
+    assert r.stdout.strip() == f"daemon {daemon.proc.pid} stopped", r.stdout
+    assert daemon.proc.wait(5) is not None
