@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from console.policy.gitwords import skip_git_options
 from console.policy.parts import (
     CommandPart,
     ParseError,
@@ -73,7 +74,10 @@ class Shape:
 
 
 def _path(word: str) -> str:
-    """`//`, `/.`, `/tmp/..` all name `/`: fold the spellings of one absolute path."""
+    """`//`, `/.`, `/tmp/..` all name `/`: fold the spellings of one absolute path, and of one
+    below home (`~/`, `~/.` are `~`; `~/..` is not)."""
+    if word == "~" or word.startswith("~/"):
+        return posixpath.normpath(word)
     if not word.startswith("/"):
         return word
     return posixpath.normpath(re.sub("/+", "/", word)) or "/"
@@ -136,10 +140,19 @@ def forget_worked_out() -> None:
     forget_variants()
 
 
+def _has_flag(flag: str, flags: frozenset[str]) -> bool:
+    """The flag, or a long option's abbreviation of it (`git reset --ha` is --hard: git and GNU
+    getopt take any unambiguous prefix; an ambiguous one is refused by the program, so reading
+    it as the rule's flag only makes the rule match more often)."""
+    return flag in flags or (len(flag) > 1 and any(
+        len(f) > 1 and flag.startswith(f) for f in flags))
+
+
 def covers(rule: Shape, command: Shape) -> bool:
     """Does a forbid or ask rule's shape reach this command? Same program, every flag of the rule
     present in any order or spelling, the rule's positional words in order among the command's."""
-    if rule.program != command.program or not rule.flags <= command.flags:
+    if rule.program != command.program or not all(
+            _has_flag(f, command.flags) for f in rule.flags):
         return False
     want, have = list(rule.positionals), list(command.positionals)
     if command.program in _SUBCOMMANDS and want:
@@ -176,6 +189,11 @@ _RISKY_LONG_FOR = {
     "curl": ("--remote-name-all", "--trace", "--trace-ascii", "--libcurl", "--stderr",
              "--output-dir", "--create-dirs", "--etag-save", "--hsts", "--alt-svc"),
 }
+# Options of one git subcommand that run a program: short letters, long names (any unambiguous
+# abbreviation). `git clone -c core.hooksPath=DIR` and `--template=DIR` run DIR's hooks,
+# `clone -u` is --upload-pack, `rebase -x` is --exec.
+_RISKY_GIT = {"clone": ("cu", ("--template", "--config")), "init": ("", ("--template",)),
+              "rebase": ("x", ()), "ls-remote": ("u", ()), "difftool": ("x", ("--extcmd",))}
 # Programs whose first word may be a cluster of options without a dash (`tar xf a.tar`).
 _DASHLESS_FIRST = {"tar", "ar"}
 # Single-dash words that are whole options (find's predicates).
@@ -186,23 +204,25 @@ _RISKY_WORDS = {
 _MIN_ABBREV = 1  # GNU getopt takes any unambiguous prefix: for sort, `--o=FILE` is --output
 
 
-def _risky_long(word: str, program: str = "") -> bool:
+def _risky_long(word: str, program: str = "", more: Sequence[str] = ()) -> bool:
     name = word.split("=", 1)[0]
     return any(name == opt or (len(name) - 2 >= _MIN_ABBREV and opt.startswith(name))
-               for opt in (*_RISKY_LONG, *_RISKY_LONG_FOR.get(program, ())))
+               for opt in (*_RISKY_LONG, *_RISKY_LONG_FOR.get(program, ()), *more))
 
 
-def risky_options(program: str, words: Sequence[str]) -> list[str]:
-    """The words (after a rule's own) that are options known to run a program or write a file."""
+def risky_options(program: str, words: Sequence[str], subcommand: str = "") -> list[str]:
+    """The words (after a rule's own) that are options known to run a program or write a file;
+    for git, those of its subcommand too."""
     found = []
-    short = _RISKY_SHORT.get(program, "")
+    git_short, more = _RISKY_GIT.get(subcommand, ("", ())) if program == "git" else ("", ())
+    short = _RISKY_SHORT.get(program, "") + git_short
     whole = _RISKY_WORDS.get(program, set())
     for k, w in enumerate(words):
         if w == "--":
             break
         if k == 0 and program in _DASHLESS_FIRST and w and not w.startswith("-"):
             w = "-" + w  # `tar xf a.tar` is `tar -xf a.tar`
-        if w in whole or (w.startswith("--") and _risky_long(w, program)):
+        if w in whole or (w.startswith("--") and _risky_long(w, program, more)):
             found.append(w)
         elif w.startswith("-") and not w.startswith("--") and not whole and any(c in short for c in w[1:]):
             found.append(w)
@@ -260,7 +280,9 @@ class CommandPattern:
         redirections write, options that run a program or write a file. None when nothing."""
         words = command_words(part)
         writes = sorted(set(write_targets(part)) - self.writes)
-        risky = risky_options(words[0] if words else "", words[len(self.program_words):])
+        sub = skip_git_options(words)[1:2] if words[:1] == ["git"] else []
+        risky = risky_options(words[0] if words else "", words[len(self.program_words):],
+                              sub[0] if sub else "")
         said = ([f"writes {', '.join(w or '(no target)' for w in writes)}"] if writes else []) + (
             [f"has {', '.join(risky)}"] if risky else [])
         if self._glob_past(part):

@@ -14,7 +14,7 @@ GIT_RUNS = ("alias.", "core.sshcommand", "core.pager", "core.fsmonitor", "core.e
             "pager.", "sequence.editor", "gpg.", "difftool.", "mergetool.", "merge.tool",
             "diff.tool", "interactive.", "uploadpack.", "include.", "includeif.", "remote.",
             "url.", "protocol.", "submodule.", "sendemail.", "web.browser", "browser.", "man.",
-            "help.browser")
+            "help.browser", "init.templatedir")
 
 
 def git_runs_config(words: list[str]) -> bool:

@@ -125,6 +125,10 @@ def _close_brace(s: str, i: int) -> int:
 
 
 
+# Words after which `((` starts an arithmetic command, as bash reads it.
+_BEFORE_ARITHMETIC = {"for", "if", "elif", "while", "until", "then", "do", "else", "!", "time",
+                      "{"}
+MAX_ARITH_MISSES = 16
 _EXTGLOB = "@?*+!"  # before "(": an extglob group, part of its word
 _ARRAY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=$")  # NAME=( starts an array
 
@@ -161,6 +165,7 @@ class _Splitter:
         self.globs: list[int] = []
         self.redirects: list[int] = []
         self._word_span = (0, 0)  # the last word end found (word_end): start, end
+        self.arith_misses = 0  # `((` read on that were not an arithmetic command
         # Here-documents: (index of the delimiter word, strip leading tabs) in the part being
         # read, then (part, delimiter, strip) once it ends; their bodies start at the newline.
         self.heredoc_words: list[tuple[int, bool, bool]] = []
@@ -290,6 +295,10 @@ class _Splitter:
                 body_substitutions(group, found)
                 self.inner += found.inner
                 i = end + 1
+            elif c == "(" and not self.in_word and (end := self.arithmetic(i)) is not None:
+                i = end
+            elif c == "[" and self.in_word and self.at_assignment():
+                i = self.subscript(i)
             elif c in _SEPARATORS:
                 self.end_part()
                 i += 1
@@ -311,6 +320,70 @@ class _Splitter:
                 i += 1
         self.end_part()
         return self.parts
+
+    def arithmetic(self, i: int) -> int | None:
+        """At `((` where bash reads a command (`((x<<2))`, `for ((...))`, `if ((...))`): an
+        arithmetic command, one word, in which `<<` is a shift and never a here-document. Its
+        body is also looked at as commands: dash reads `((cmd))` as two subshells. None when
+        it is not `((...))` (`((a); b)` is subshells to bash too)."""
+        s = self.s
+        if s[i + 1 : i + 2] != "(" or not all(w in _BEFORE_ARITHMETIC for w in self.words):
+            return None
+        try:
+            end = _close_paren(s, i)
+            arithmetic = _close_paren(s, i + 1) == end - 1
+        except ParseError:
+            arithmetic = False
+        if not arithmetic:
+            # Each miss reads on to the end of the line: past a few, the line is not read.
+            self.arith_misses += 1
+            if self.arith_misses > MAX_ARITH_MISSES:
+                raise ParseError("too many `((` that are not arithmetic")
+            return None
+        self.add(s[i : end + 1])
+        self.inner.append(s[i + 2 : end - 1])
+        found = CommandPart([])
+        body_substitutions(s[i + 2 : end - 1], found)  # `a['$(cmd)']` runs cmd in there
+        self.inner += found.inner
+        self.opaque = self.opaque or found.opaque
+        return end + 1
+
+    def at_assignment(self) -> bool:
+        """Whether the word being read is a name where bash takes an assignment (`a[...]=`):
+        at the start of a command, after other assignments only."""
+        return bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", "".join(self.word))) and all(
+            re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\[.*\])?\+?=", w, re.S) for w in self.words)
+
+    def subscript(self, i: int) -> int:
+        """`NAME[...]` at the start of a command: bash reads the subscript to its `]`, so `<`,
+        `>` and blanks in it are the word's (`a[1<<2]=3` is no here-document). Substitutions in
+        it run: they are looked at."""
+        s, j, depth = self.s, i, 0
+        while j < len(s):
+            c = s[j]
+            if c in _QUOTING:
+                j = _past_quoted(s, j)
+                continue
+            if c == "$" and s[j + 1 : j + 2] == "(":
+                j = _close_paren(s, j + 1) + 1
+                continue
+            if c == "$" and s[j + 1 : j + 2] == "{":
+                j = _close_brace(s, j + 2) + 1
+                continue
+            depth += (c == "[") - (c == "]")
+            if depth == 0:
+                break
+            j += 1
+        else:
+            self.add("[")
+            return i + 1  # no `]`: a plain character, read on as before
+        text = s[i : j + 1]
+        self.add(text)
+        found = CommandPart([])
+        body_substitutions(text, found)
+        self.inner += found.inner
+        self.opaque = self.opaque or found.opaque
+        return j + 1
 
     def _may_glob_an_option(self, i: int) -> bool:
         """Whether the unquoted glob character at s[i] can make its word a name starting with a

@@ -458,6 +458,11 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         if program[:1] and program[0] in _EVALUATES and any("$(" in w or "`" in w for w in program):
             for w in program[1:]:  # `let 'a[$(cmd)]'` runs cmd from single-quoted text
                 body_substitutions(w, part)
+        for w in words[: len(words) - len(program)]:
+            if _ASSIGNMENT.match(w) and ("$(" in w or "`" in w):
+                # bash evaluates a value as arithmetic where its name stands bare in one
+                # (`x='a[$(cmd)]'; (( x ))` runs cmd): its substitutions are looked at.
+                body_substitutions(w.split("=", 1)[1], part)
         bodies = part.inner + [b for stage in stages for b in _inner_commands(stage)]
         bodies += [v for w in words if (m := _RUNS_VALUE.match(w)) for v in _values(m.group(1))]
         scripts: list[str] = []
