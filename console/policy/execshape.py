@@ -101,7 +101,10 @@ def shape_of(words: Sequence[str]) -> Shape | None:
             options_end = True
         elif w.startswith("--"):
             name = w[2:].split("=", 1)[0]
-            flags.add(aliases.get(name, _unabbreviated(name, aliases)))
+            flag = aliases.get(name, _unabbreviated(name, aliases))
+            # A one-letter long option no alias names (`git reset --h`, a prefix of --hard) is
+            # kept apart from the short flag of that letter (-h): `--h`, a prefix to _has_flag.
+            flags.add(f"--{flag}" if len(flag) == 1 and flag == name else flag)
             if w in takes_arg:
                 k += 1
         else:
@@ -145,7 +148,7 @@ def _has_flag(flag: str, flags: frozenset[str]) -> bool:
     getopt take any unambiguous prefix; an ambiguous one is refused by the program, so reading
     it as the rule's flag only makes the rule match more often)."""
     return flag in flags or (len(flag) > 1 and any(
-        len(f) > 1 and flag.startswith(f) for f in flags))
+        len(f) > 1 and flag.startswith(f.removeprefix("--")) for f in flags))
 
 
 def covers(rule: Shape, command: Shape) -> bool:
@@ -186,6 +189,7 @@ _RISKY_LONG_FOR = {
     "tar": ("--extract", "--get", "--create", "--update", "--append", "--catenate",
             "--concatenate", "--delete"),
     "less": ("--log-file", "--LOG-FILE"),
+    "rg": ("--hostname-bin",),  # ripgrep 14 runs it to learn the host name
     "curl": ("--remote-name-all", "--trace", "--trace-ascii", "--libcurl", "--stderr",
              "--output-dir", "--create-dirs", "--etag-save", "--hsts", "--alt-svc"),
 }
