@@ -457,8 +457,11 @@ def plan_protection(workspace: Path | int) -> Protection:
             p.notes.append(f"{gits} nested git repositories: the first {NESTED_GIT_MAX} are "
                            "protected, and a change to the others' config or hooks is reported "
                            "at the run's end")
-        # aider takes every option from AIDER_ lines in the .env at the git root.
-        p.watched.setdefault(".env", "AIDER_")
+        # Host tools load the .env at the top as they start: docker compose (COMPOSE_FILE, and
+        # every variable its file uses), direnv's dotenv (into the person's shell), aider (its
+        # AIDER_ options). Agents edit it for the application, so it stays writable: any
+        # change is reported.
+        p.watched.setdefault(".env", "")
         gitmodules = _read_small(root_fd, ".gitmodules") or ""
         for m in re.finditer(r"^\s*path\s*=\s*(.+?)\s*$", gitmodules, re.M):
             rel = _inside(".", m.group(1).strip('"'))

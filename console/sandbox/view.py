@@ -430,8 +430,10 @@ def nested_repo_notes(view: WorkspaceView) -> list[str]:
 
 def _made_note(rel: str) -> str:
     if os.path.basename(rel) == ".env":
-        return (f"the agent wrote AIDER_ settings into {rel}: aider started here on the host "
-                "takes every option from them (a test or lint command it runs); read it first")
+        return (f"the agent changed {rel}: tools on the host load it as they start (docker "
+                "compose takes COMPOSE_FILE and its file's variables from it, direnv's dotenv "
+                "puts it in your shell, aider takes AIDER_ options: a command it runs); read it "
+                "first")
     if "lefthook" in rel:
         return (f"the agent wrote {rel}: the lefthook hook in this repository runs the commands "
                 "it lists at your next commit; read it first, or remove it")
