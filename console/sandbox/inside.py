@@ -380,11 +380,34 @@ def _tool_title(tool: str, tool_input: dict) -> str:
 
 
 def _bounded(value: object, budget: int) -> object:
-    """The value itself if its JSON fits the budget, else a truncated preview of it."""
+    """The value itself if its JSON fits the budget, else a truncated preview of it: its JSON
+    text with the shorter values first, so a flag (Edit's replace_all, NotebookEdit's edit_mode)
+    is never cut off behind a long text, cut where the preview, itself a JSON string in the
+    request (every quote and backslash escaped once more), still fits the budget."""
     text = dumps(value, separators=(", ", ": "))
-    if len(text.encode("utf-8")) <= budget:
+    if len(text.encode("utf-8", "surrogatepass")) <= budget:
         return value
-    return {"truncated": True, "preview": text.encode("utf-8")[: budget - 200].decode("utf-8", "ignore")}
+    preview = dumps(_short_first(value), separators=(", ", ": "))[:budget]
+    lo, hi = 0, len(preview)  # the longest start of it whose JSON string fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if len(dumps(preview[:mid]).encode("utf-8", "surrogatepass")) <= budget - 200:
+            lo = mid
+        else:
+            hi = mid - 1
+    return {"truncated": True, "preview": preview[:lo]}
+
+
+def _short_first(value: object, depth: int = 2) -> object:
+    """value with each object's keys ordered by the length of their values, shortest first, in
+    its first `depth` levels of objects (a MultiEdit's edits are the second; deeper ones keep
+    their order, so each value is measured at most `depth` times)."""
+    if isinstance(value, list):
+        return [_short_first(v, depth) for v in value]
+    if depth <= 0 or not isinstance(value, dict):
+        return value
+    sized = sorted(value.items(), key=lambda kv: len(dumps(kv[1])))
+    return {k: _short_first(v, depth - 1) for k, v in sized}
 
 
 def verdict_text(allowed: bool, provenance: dict, reason: str) -> str:
