@@ -103,6 +103,20 @@ def shown(text: Any, limit: int | None = None) -> str:
     return cut(collapsed, limit)
 
 
+def outside_ascii(text: str, most: int = 8) -> str | None:
+    """Each visible character of `text` outside ASCII, once, with its code point and name; None
+    when there is none. A letter of another script can look like an ASCII one (`g\u0456t` is not
+    git), as a host name's can (hosts are shown as punycode for that)."""
+    if text.isascii():
+        return None
+    chars = list(dict.fromkeys(ch for ch in text if ord(ch) > 0x7F and not hides(ch)))
+    if not chars:
+        return None
+    named = [f"{ch} U+{ord(ch):04X} {unicodedata.name(ch, 'with no name')}" for ch in chars[:most]]
+    more = f"; and {len(chars) - most} more" if len(chars) > most else ""
+    return "; ".join(named) + more
+
+
 def printable(text: Any, limit: int | None = None) -> str:
     """One line, no control characters (terminal escapes from a sandbox stop here): a newline
     shows as ⏎, any other unprintable character as �; cut to `limit` with an ellipsis."""
@@ -335,6 +349,8 @@ def review_rows(req: dict[str, Any]) -> list[ReviewRow]:
     else:
         rows.append(ReviewRow("command" if kind == "exec" else "subject",
                               shown(req.get("subject")), SUBJECT))
+        if (letters := outside_ascii(str(req.get("subject") or ""))) is not None:
+            rows.append(ReviewRow("not ASCII", letters))
         if req.get("title") and req.get("title") != req.get("subject"):
             rows.append(ReviewRow("agent says", shown(req["title"]), AGENT))
     if detail.get("cwd"):  # where the agent says it is: its claim, nothing checks it
