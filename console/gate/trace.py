@@ -15,7 +15,12 @@ piece of the answer (`response_body`: only the first one's time is kept) and the
   compact JSON) as a chained keyed hash with its length in characters. Two requests that
   share the first k blocks share the first k hashes. The key is the installation's, so a
   hash cannot be checked against guessed text elsewhere. Content itself is stored only when
-  the recorder is built with `store_content=True`.
+  the recorder is built with `store_content=True`. At most MAX_BLOCKS blocks: the messages
+  past them are one block, so a body of a million tiny messages costs no more than one.
+- every value is one SQLite takes (counts within 0..MAX_TOKENS, text without lone
+  surrogates): a refused value would undo the whole batch, other runs' rows included. Rows
+  lost anyway (the store refused the batch, the writer closed) are counted in `lost` and
+  logged.
 
 The gate's request path pays for two callbacks that append to a bounded buffer; parsing the
 body and hashing happen in a worker thread after the answer ended, and rows reach the store
@@ -38,7 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.gate.usage import Usage
+from console.gate.usage import MAX_TOKENS, Usage
+from store import values
 from store.trace_requests import insert_trace_rows
 
 __all__ = ["RequestShape", "RequestTrace", "TraceRecorder", "request_shape"]
@@ -48,6 +54,7 @@ log = logging.getLogger("pilothouse.gate.trace")
 MAX_BODY = 8 * 1024 * 1024  # a larger request body is recorded without its shape
 FLUSH_S = 0.25  # rows are handed to the store writer together at most this late
 FORGET_LANES_S = 3600.0  # a run idle this long starts its lanes afresh (no think time)
+MAX_BLOCKS = 4096  # message blocks hashed per request; the messages past them are one block
 _MAX_TOKENS_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "n_predict",
                     "num_predict", "max_new_tokens")
 
@@ -65,8 +72,20 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _items(out: list[str], items: list[Any]) -> None:
+    """One block per item; past MAX_BLOCKS (a body of a million one-byte messages) the rest
+    is one block, so neither the work nor the stored row grows with the count of items."""
+    room = max(1, MAX_BLOCKS - 3 - len(out))  # leave room for "prompt", "inputs", the tail
+    if len(items) <= room:
+        out += [_canonical(item) for item in items]
+    else:
+        out += [_canonical(item) for item in items[:room - 1]]
+        out.append(_canonical(items[room - 1:]))
+
+
 def _blocks_of(body: dict[str, Any]) -> list[str]:
-    """The prompt as an ordered list of canonical blocks, whatever the API."""
+    """The prompt as an ordered list of canonical blocks (at most MAX_BLOCKS), whatever the
+    API."""
     out: list[str] = []
     if "tools" in body:
         out.append(_canonical({"tools": body["tools"]}))
@@ -77,7 +96,7 @@ def _blocks_of(body: dict[str, Any]) -> list[str]:
     for key in ("messages", "input"):
         items = body.get(key)
         if isinstance(items, list):
-            out += [_canonical(item) for item in items]
+            _items(out, items)
         elif isinstance(items, str):
             out.append(_canonical({"role": "user", "content": items}))
     for key in ("prompt", "inputs"):  # completions, llama.cpp, Ollama generate, TGI
@@ -92,25 +111,35 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
             for key in _MAX_TOKENS_KEYS:
                 value = holder.get(key)
                 if isinstance(value, int) and not isinstance(value, bool):
-                    return value
+                    return _count(value)
     return None
+
+
+def _count(value: Any) -> int | None:
+    """A token count SQLite and the figures can take: 0..MAX_TOKENS, else unknown."""
+    return (value if isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value <= MAX_TOKENS else None)
 
 
 def request_shape(body: bytes, key: bytes, *, keep_content: bool = False) -> RequestShape:
     """What the benchmark needs of one request body; an empty shape for a body that is not
     a JSON object."""
-    try:
+    try:  # nested past the recursion limit is RecursionError, not ValueError
         obj = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         obj = None
     if not isinstance(obj, dict):
         return RequestShape()
     model = obj.get("model") if isinstance(obj.get("model"), str) else None
     stream = obj.get("stream") if isinstance(obj.get("stream"), bool) else None
     blocks, chain = [], b""
-    texts = _blocks_of(obj)
+    try:
+        texts = _blocks_of(obj)
+    except (ValueError, RecursionError):
+        texts = []
     for text in texts:
-        h = hashlib.blake2b(chain + text.encode(), key=key[:64], digest_size=8).hexdigest()
+        h = hashlib.blake2b(chain + text.encode("utf-8", "surrogatepass"), key=key[:64],
+                            digest_size=8).hexdigest()
         blocks.append((h, len(text)))
         chain = h.encode()
     return RequestShape(model and model[:200], stream, _max_tokens(obj), blocks,
@@ -201,6 +230,7 @@ class TraceRecorder:
         self._lanes: dict[str, _Lanes] = {}
         self._slots: dict[str, tuple[str, int]] = {}  # request_id -> (run, slot)
         self.recorded = 0
+        self.lost = 0  # rows that never reached the store (each said in the log)
         self._begun = 0
         self._rows: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
@@ -252,11 +282,14 @@ class TraceRecorder:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-            build()
+            try:
+                build()
+            except Exception as exc:
+                self._lose(1, exc)
             return
         future = loop.run_in_executor(None, build)
         future.add_done_callback(lambda f: f.cancelled() or f.exception() is None or
-                                 log.warning("trace row not stored: %s", f.exception()))
+                                 self._lose(1, f.exception()))
 
     def flush(self) -> None:
         """Hand the rows built so far to the store writer (one transaction)."""
@@ -264,9 +297,19 @@ class TraceRecorder:
             rows, self._rows = self._rows, []
         if rows and self.writer is not None:
             try:
-                self.writer.call(lambda db: insert_trace_rows(db.conn, rows))
+                stored = self.writer.call(lambda db: insert_trace_rows(db.conn, rows))
             except Exception as exc:  # the writer closed: the rows are lost, say so once
-                log.warning("%d trace rows not stored: %s", len(rows), exc)
+                self._lose(len(rows), exc)
+                return
+            # The insert runs later, in the writer: a refusal there (a full disk) is only in
+            # this future, and must be counted and said like any other loss.
+            stored.add_done_callback(lambda f: f.cancelled() or f.exception() is None
+                                     or self._lose(len(rows), f.exception()))
+
+    def _lose(self, n: int, exc: BaseException | None) -> None:
+        with self._lock:
+            self.lost += n
+        log.warning("%d trace row(s) not stored (%d lost so far): %s", n, self.lost, exc)
 
     def _forget_idle(self, now: float) -> None:
         """Runs end without telling the recorder: drop the lanes of runs long idle."""
@@ -283,12 +326,16 @@ class TraceRecorder:
 
 def trace_row(trace: RequestTrace, shape: RequestShape, usage: Usage | None,
               status: int | None, end: float, profile: str | None) -> tuple[Any, ...]:
+    """One row in COLUMNS order, every value one SQLite takes (text without lone surrogates,
+    counts within 0..MAX_TOKENS): a value it refuses would lose the whole batch of rows, other
+    runs' included."""
     u = usage
     return (trace.request_id, trace.run_id, profile, trace.lane, trace.started,
-            trace.first_byte, end, trace.think_s, trace.method, trace.endpoint, status,
-            (u.model if u and u.model else shape.model), None if shape.stream is None
-            else int(shape.stream), shape.max_tokens, u.prompt_tokens if u else None,
-            u.completion_tokens if u else None, u.cached_tokens if u else None,
+            trace.first_byte, end, trace.think_s, trace.method, values.text(trace.endpoint),
+            status, values.opt(u.model if u and u.model else shape.model),
+            None if shape.stream is None else int(shape.stream), _count(shape.max_tokens),
+            _count(u.prompt_tokens) if u else None, _count(u.completion_tokens) if u else None,
+            _count(u.cached_tokens) if u else None,
             json.dumps(shape.blocks, separators=(",", ":")),
-            json.dumps(shape.content, ensure_ascii=False) if shape.content is not None
-            else None)
+            values.text(json.dumps(shape.content, ensure_ascii=False))
+            if shape.content is not None else None)

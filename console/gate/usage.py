@@ -23,7 +23,8 @@ Cached prompt tokens: `prompt_tokens_details.cached_tokens` (OpenAI chat),
 `input_tokens_details.cached_tokens` (Responses), `cache_read_input_tokens` (Anthropic).
 Anthropic's prompt is `input_tokens` + `cache_creation_input_tokens` + `cache_read_input_tokens`
 (its input_tokens leave both out; OpenAI's include the cached part).
-Bodies with a Content-Encoding (gzip, br) are not metered; the proxy asks metered endpoints for
+A count above MAX_TOKENS (10**8, tenfold any context window) is not believed: that field
+reads as unreported. Bodies with a Content-Encoding (gzip, br) are not metered; the proxy asks metered endpoints for
 `identity` so that this is the exception.
 """
 
@@ -34,9 +35,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ChunkedDecoder", "Usage", "UsageMeter"]
+__all__ = ["MAX_TOKENS", "ChunkedDecoder", "Usage", "UsageMeter"]
 
 _HEAD_TAIL = 64 * 1024
+# More tokens than any model's context holds, tenfold: a count above it is not believed (the
+# field reads as unreported). Unbounded, one JSON integer of 400 digits overflowed SQLite's
+# INTEGER and every float the GPU ledger makes of it, and a trillion made the export hang.
+MAX_TOKENS = 100_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +124,8 @@ _NATIVE_KEYS = (("prompt_eval_count", "prompt_tokens"), ("eval_count", "completi
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    return (value if isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value <= MAX_TOKENS else None)
 
 
 ANTHROPIC_CACHE_KEYS = ("cache_creation_input_tokens", "cache_read_input_tokens")
@@ -336,7 +342,7 @@ class UsageMeter:
                     self._take_usage(usage)
         for name, pattern in _OLLAMA_RE.items():
             found = pattern.findall(tail)
-            if found:
+            if found and _int(int(found[-1])) is not None:
                 self._fields[name] = int(found[-1])
         if "model" not in self._fields:
             m = _MODEL_RE.search(self._head) or _MODEL_RE.search(tail)

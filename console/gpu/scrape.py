@@ -63,6 +63,10 @@ REQUEST_FAMILIES: dict[str, tuple[str, str, str]] = {
     "tgi": ("tgi_request_success", "", ""),
 }
 MAX_BYTES = 8 * 1024 * 1024
+# A counter past 2**53 no longer counts single tokens as a float, and several near the float
+# limit summed to inf (round(inf) raised out of Scraper.scrape and ended the scraper): such a
+# series is not read, like NaN and infinity.
+MAX_COUNTER = float(2**53)
 MAX_BACKOFF_S = 30.0
 
 Labels = tuple[tuple[str, str], ...]
@@ -176,7 +180,7 @@ class CounterDeltas:
 
     def update(self, samples: list[Sample], names: tuple[str, ...]) -> dict[str, float]:
         current = {(s.name, s.labels): s.value for s in samples
-                   if s.name in names and math.isfinite(s.value) and s.value >= 0}
+                   if s.name in names and 0 <= s.value <= MAX_COUNTER}
         deltas = dict.fromkeys(names, 0.0)
         if self._last is not None:
             for key, value in current.items():

@@ -20,11 +20,13 @@ get ids of their own. Ids are numbered from 0 in order of first appearance.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Iterable
 from typing import Any
 
+from console.gate.usage import MAX_TOKENS
 from store.trace_requests import load_trace_rows
 
 FORMATS = ("mooncake", "pilothouse")
@@ -37,10 +39,17 @@ def load_rows(db: Any, *, run_id: str | None = None, profile: str | None = None,
     return load_trace_rows(db.conn, run_id=run_id, profile=profile, since=since)
 
 
+def _tokens(value: Any) -> int | None:
+    """A recorded count the export believes: 1..MAX_TOKENS (a row stored before the meter
+    bounded its counts may hold a trillion, which would be two billion hash ids)."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TOKENS
+    return value if ok else None
+
+
 def _output_length(row: dict[str, Any]) -> int:
     for key in ("completion_tokens", "max_tokens"):
-        if isinstance(row.get(key), int) and row[key] > 0:
-            return int(row[key])
+        if (n := _tokens(row.get(key))) is not None:
+            return n
     return 1
 
 
@@ -52,7 +61,7 @@ class HashIds:
         chars = tokens = 0
         for row in rows:
             blocks = json.loads(row.get("blocks") or "[]")
-            if blocks and row.get("prompt_tokens"):
+            if blocks and _tokens(row.get("prompt_tokens")):
                 chars += sum(c for _, c in blocks)
                 tokens += int(row["prompt_tokens"])
         self.tokens_per_char = tokens / chars if chars else 0.25
@@ -66,14 +75,16 @@ class HashIds:
 
     def of(self, row: dict[str, Any], input_length: int) -> list[int]:
         blocks = json.loads(row.get("blocks") or "[]")
-        ends, pos = [], 0.0
+        ends, hashes, pos = [], [], 0.0
         for h, c in blocks:
             pos += c * self.tokens_per_char
-            ends.append((math.floor(pos), h))
+            ends.append(math.floor(pos))  # never decreasing: found by bisection, not a scan
+            hashes.append(h)
         out = []
         for k in range(math.ceil(input_length / self.block_size)):
             last_token = min((k + 1) * self.block_size, input_length) - 1
-            owner = next((h for end, h in ends if end > last_token), None)
+            j = bisect.bisect_right(ends, last_token)  # the first block ending past it
+            owner = hashes[j] if j < len(hashes) else None
             key = (owner, k) if owner else (row["request_id"], k)
             size = last_token + 1 - k * self.block_size
             if size < self.block_size:
@@ -93,9 +104,10 @@ def records(rows: list[dict[str, Any]], fmt: str, block_size: int = BLOCK_SIZE
     t0 = rows[0]["start"] if rows else 0.0
     for row in rows:
         blocks = json.loads(row.get("blocks") or "[]")
-        input_length = row.get("prompt_tokens")
-        if not isinstance(input_length, int) or input_length <= 0:
-            input_length = max(1, round(sum(c for _, c in blocks) * ids.tokens_per_char))
+        input_length = _tokens(row.get("prompt_tokens"))
+        if input_length is None:
+            input_length = min(MAX_TOKENS, max(1, round(sum(c for _, c in blocks)
+                                                        * ids.tokens_per_char)))
         base = {"timestamp": round((row["start"] - t0) * 1000), "input_length": input_length,
                 "output_length": _output_length(row), "hash_ids": ids.of(row, input_length)}
         if fmt == "mooncake":
