@@ -81,6 +81,10 @@ def _show_status(info: dict[str, Any]) -> None:
     if info.get("config_error"):
         echo(f"config not loaded: {info['config_error']['text']}; the previous policy "
              "stays in force (fix the file; it reloads when saved)", err=True)
+    if lost := info.get("trace_rows_lost"):
+        echo(f"warning: {lost} request(s) to inference endpoints were metered but could not be "
+             "stored, so `trace` and the benchmark miss them; the daemon log says why (a full "
+             "disk, most often: `pilothouse doctor`)", err=True)
 
 
 @command()

@@ -25,6 +25,7 @@ async def hello(core: Core, peer: Peer, args: Args, send: Send) -> Any:
         "uptime_s": round(time.time() - core.life.started_at, 1), "config_files": cfg.files,
         "config_error": core.reloader.error,
         "config_file": cfg.user_file,  # where its rules come from (may not exist yet)
+        "trace_rows_lost": core.trace.lost,  # metered requests the store refused (logged)
     }
 
 
