@@ -22,6 +22,7 @@ tokenizers; the server's own count comes back in the usage and is what the figur
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -67,10 +68,17 @@ class Workload:
         return sum(len(lane.requests) for lane in self.lanes)
 
 
-def _int(obj: dict[str, Any], key: str, line: int, minimum: int = 0) -> int:
+# Tokens in one request, at most: past any model's context window. A file may come from
+# anywhere, and the prompt of each request is built whole before it is sent.
+MAX_LENGTH = 10_000_000
+
+
+def _int(obj: dict[str, Any], key: str, line: int, minimum: int = 0,
+         maximum: int = MAX_LENGTH) -> int:
     value = obj.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise TraceError(f"line {line}: {key} must be an integer >= {minimum}, not {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise TraceError(f"line {line}: {key} must be an integer from {minimum} to {maximum:,}, "
+                         f"not {value!r}")
     return value
 
 
@@ -93,13 +101,20 @@ def load(path: str | Path, block_size: int | None = None) -> Workload:
                 raise TraceError(f"line {n}: hash_ids must be a list of integers")
             req = Request(_int(obj, "input_length", n, 1), _int(obj, "output_length", n, 1),
                           ids)
+            if len(ids) > req.input_length:  # each id stands for a block of one token or more
+                raise TraceError(f"line {n}: hash_ids has more ids ({len(ids):,}) than "
+                                 f"input_length has tokens ({req.input_length:,})")
             if "lane" in obj:
                 fmt = "pilothouse"
                 think = obj.get("think_s")
+                if isinstance(think, int | float) and not 0 <= think < math.inf:
+                    raise TraceError(f"line {n}: think_s must be a finite number of seconds "
+                                     f">= 0, not {think!r}")
                 req.think_s = float(think) if isinstance(think, int | float) else None
                 req.stream = obj.get("stream") is not False
-                if size is None and isinstance(obj.get("block_size"), int):
-                    size = obj["block_size"]
+                if "block_size" in obj:
+                    block = _int(obj, "block_size", n, 1)
+                    size = size if size is not None else block
             lane = str(obj.get("lane") or obj.get("session_id") or "trace")
             lanes.setdefault(lane, []).append(req)
     if not lanes:
