@@ -32,6 +32,7 @@ request is in flight while its answer streams.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -234,6 +235,11 @@ class TraceRecorder:
         self._begun = 0
         self._rows: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
+        # Rows are built one at a time, on a thread of their own: parsing an 8 MB body of tiny
+        # objects takes hundreds of MB for a moment, so several at once in the loop's shared
+        # pool multiplied that, and held the threads the store's reads run on.
+        self._builder = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="pilothouse-trace")
 
     def begin(self, run_id: str, method: str, endpoint: str) -> RequestTrace:
         now = self.clock()
@@ -287,7 +293,7 @@ class TraceRecorder:
             except Exception as exc:
                 self._lose(1, exc)
             return
-        future = loop.run_in_executor(None, build)
+        future = loop.run_in_executor(self._builder, build)
         future.add_done_callback(lambda f: f.cancelled() or f.exception() is None or
                                  self._lose(1, f.exception()))
 
