@@ -53,6 +53,9 @@ __all__ = ["RequestShape", "RequestTrace", "TraceRecorder", "request_shape"]
 log = logging.getLogger("pilothouse.gate.trace")
 
 MAX_BODY = 8 * 1024 * 1024  # a larger request body is recorded without its shape
+# Bodies waiting for the row builder, at most: past them a request is recorded without its
+# shape (fast refusals of 8 MB bodies arrive faster than one thread parses them).
+MAX_WAITING_BODIES = 8
 FLUSH_S = 0.25  # rows are handed to the store writer together at most this late
 FORGET_LANES_S = 3600.0  # a run idle this long starts its lanes afresh (no think time)
 MAX_BLOCKS = 4096  # message blocks hashed per request; the messages past them are one block
@@ -232,6 +235,8 @@ class TraceRecorder:
         self._slots: dict[str, tuple[str, int]] = {}  # request_id -> (run, slot)
         self.recorded = 0
         self.lost = 0  # rows that never reached the store (each said in the log)
+        self.unshaped = 0  # rows recorded without their request's shape: the builder was behind
+        self._waiting = 0  # bodies handed to the builder and not yet parsed
         self._begun = 0
         self._rows: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
@@ -268,9 +273,20 @@ class TraceRecorder:
         if self.writer is None:
             return
         profile = self.profile_of(run_id)
+        with self._lock:
+            kept = bool(body) and self._waiting < MAX_WAITING_BODIES
+            self._waiting += kept
+            self.unshaped += bool(body) and not kept
+        if not kept:
+            body = b""
 
         def build() -> None:
-            shape = request_shape(body, self.key, keep_content=self.store_content)
+            try:
+                shape = request_shape(body, self.key, keep_content=self.store_content)
+            finally:
+                if kept:
+                    with self._lock:
+                        self._waiting -= 1
             row = trace_row(trace, shape, usage, status, end, profile)
             with self._lock:
                 self._rows.append(row)
@@ -293,7 +309,13 @@ class TraceRecorder:
             except Exception as exc:
                 self._lose(1, exc)
             return
-        future = loop.run_in_executor(self._builder, build)
+        try:
+            future = loop.run_in_executor(self._builder, build)
+        except RuntimeError as exc:  # the builder is shut down (the daemon is stopping)
+            with self._lock:
+                self._waiting -= kept
+            self._lose(1, exc)
+            return
         future.add_done_callback(lambda f: f.cancelled() or f.exception() is None or
                                  self._lose(1, f.exception()))
 
