@@ -14,143 +14,14 @@ from __future__ import annotations
 
 import re
 
+from console.policy import shellscan
 from console.policy.parts import CommandPart, ParseError
-
-_SEPARATORS = ";&|\n()"
-_BLANKS = " \t"
-
-
-_QUOTING = "\\'\"`"
-
-
-def _past_quoted(s: str, j: int) -> int:
-    """The index just past the escape, quoted string or backtick substitution at s[j]."""
-    c = s[j]
-    if c == "\\":
-        return j + 2
-    if c == "'":
-        k = s.find("'", j + 1)
-        if k < 0:
-            raise ParseError("unbalanced single quote")
-        return k + 1
-    if c == '"':
-        return _close_double(s, j) + 1
-    return _close_backtick(s, j) + 1
-
-
-def _close_paren(s: str, i: int) -> int:
-    """Index of the ")" matching the "(" at s[i], skipping quoted text and comments (a `#`
-    starting a word hides the rest of its line, a `)` in it too, as bash reads it)."""
-    depth, j, n = 0, i, len(s)
-    while j < n:
-        c = s[j]
-        if c in _QUOTING:
-            j = _past_quoted(s, j)
-            continue
-        if c == "#" and s[j - 1] in " \t\n(":
-            end = s.find("\n", j)
-            if end < 0:
-                raise ParseError("unbalanced parenthesis (a comment hides the rest)")
-            j = end
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-            if depth == 0:
-                return j
-        j += 1
-    raise ParseError("unbalanced parenthesis")
-
-
-def _close_double(s: str, i: int) -> int:
-    j = i + 1
-    while j < len(s):
-        c = s[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == '"':
-            return j
-        if c == "$" and s[j + 1 : j + 2] == "(":
-            j = _close_paren(s, j + 1) + 1
-            continue
-        if c == "`":
-            j = _close_backtick(s, j) + 1
-            continue
-        j += 1
-    raise ParseError("unbalanced double quote")
-
-
-def _unescape_backticks(body: str) -> str:
-    """What the shell runs of a `...` body: inside backticks, \\`, \\\\ and \\$ lose their
-    backslash (so `echo \\`cmd\\`` nests a second substitution)."""
-    return re.sub(r"\\([`\\$])", r"\1", body)
-
-
-def _close_backtick(s: str, i: int) -> int:
-    j = i + 1
-    while j < len(s):
-        if s[j] == "\\":
-            j += 2
-            continue
-        if s[j] == "`":
-            return j
-        j += 1
-    raise ParseError("unbalanced backtick")
-
-
-def _close_brace(s: str, i: int) -> int:
-    """Index of the "}" closing the "${" just before s[i], skipping quoted text and nested
-    expansions as bash does (`${x:-'}'$(cmd)}` ends at the last brace, not the quoted one)."""
-    depth, j, n = 1, i, len(s)
-    while j < n:
-        c = s[j]
-        if c in _QUOTING:
-            j = _past_quoted(s, j)
-            continue
-        if c == "$" and s[j + 1 : j + 2] == "(":
-            j = _close_paren(s, j + 1) + 1
-            continue
-        if c == "$" and s[j + 1 : j + 2] == "{":
-            depth, j = depth + 1, j + 2
-            continue
-        if c == "}":
-            depth -= 1
-            if depth == 0:
-                return j
-        j += 1
-    raise ParseError("unbalanced ${")
-
-
-
 
 # Words after which `((` starts an arithmetic command, as bash reads it.
 _BEFORE_ARITHMETIC = {"for", "if", "elif", "while", "until", "then", "do", "else", "!", "time",
                       "{"}
 MAX_ARITH_MISSES = 16
-_EXTGLOB = "@?*+!"  # before "(": an extglob group, part of its word
 _ARRAY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=$")  # NAME=( starts an array
-
-
-def _word_end(s: str, i: int) -> int:
-    """Index just past the word that s[i] is in, skipping quoted text and substitutions."""
-    j, n = i, len(s)
-    while j < n and s[j] not in _BLANKS and s[j] not in "<>":
-        c = s[j]
-        if c == "(" and j > i and (s[j - 1] in _EXTGLOB or s[j - 1] == "="):
-            j = _close_paren(s, j) + 1
-        elif c in _SEPARATORS:
-            break
-        elif c in _QUOTING:
-            j = _past_quoted(s, j)
-        elif c == "$" and s[j + 1 : j + 2] == "(":
-            j = _close_paren(s, j + 1) + 1
-        elif c == "$" and s[j + 1 : j + 2] == "{":
-            j = _close_brace(s, j + 2) + 1
-        else:
-            j += 1
-    return min(j, n)
 
 
 class _Splitter:
@@ -224,10 +95,10 @@ class _Splitter:
         s = self.s
         nxt = s[i + 1 : i + 2]
         if nxt == "(":
-            end = _close_paren(s, i + 1)
+            end = shellscan.close_paren(s, i + 1)
             return self.substitution(i, end, s[i + 2 : end])
         if nxt == "{":
-            end = _close_brace(s, i + 2)
+            end = shellscan.close_brace(s, i + 2)
             body = s[i : end + 1]
             self.add(body)
             # Its value is not known here: it may be an option (`sort ${x:--o} f`) or a word
@@ -253,7 +124,7 @@ class _Splitter:
         s, i, n = self.s, 0, len(self.s)
         while i < n:
             c = s[i]
-            if c in _BLANKS:
+            if c in shellscan.BLANKS:
                 self.end_word()
                 i += 1
             elif c == "\\":
@@ -275,19 +146,19 @@ class _Splitter:
             elif c == "$" and (j := self.dollar(i)) is not None:
                 i = j
             elif c == "`":
-                end = _close_backtick(s, i)
-                i = self.substitution(i, end, _unescape_backticks(s[i + 1 : end]))
+                end = shellscan.close_backtick(s, i)
+                i = self.substitution(i, end, shellscan.unescape_backticks(s[i + 1 : end]))
             elif c == "#" and not self.in_word:
                 k = s.find("\n", i)
                 i = n if k < 0 else k
             elif c in "<>":
                 i = self.redirection(i)
             elif c == "(" and self.in_word and "".join(self.word) != "!" and (
-                    s[i - 1] in _EXTGLOB or _ARRAY.match("".join(self.word))):
+                    s[i - 1] in shellscan.EXTGLOB or _ARRAY.match("".join(self.word))):
                 # `@(x|y)` (an extglob group) or `NAME=(...)` (an array): one word, whose
                 # values the reader does not follow; substitutions in it are still looked at.
                 # A word `!` alone before "(" is the keyword: `!(cmd)` runs cmd in a subshell.
-                end = _close_paren(s, i)
+                end = shellscan.close_paren(s, i)
                 group = s[i : end + 1]
                 self.add(group)
                 self.opaque = True
@@ -299,7 +170,7 @@ class _Splitter:
                 i = end
             elif c == "[" and self.in_word and self.at_assignment():
                 i = self.subscript(i)
-            elif c in _SEPARATORS:
+            elif c in shellscan.SEPARATORS:
                 self.end_part()
                 i += 1
                 if c == "\n" and self.bodies:
@@ -330,8 +201,8 @@ class _Splitter:
         if s[i + 1 : i + 2] != "(" or not all(w in _BEFORE_ARITHMETIC for w in self.words):
             return None
         try:
-            end = _close_paren(s, i)
-            arithmetic = _close_paren(s, i + 1) == end - 1
+            end = shellscan.close_paren(s, i)
+            arithmetic = shellscan.close_paren(s, i + 1) == end - 1
         except ParseError:
             arithmetic = False
         if not arithmetic:
@@ -361,14 +232,14 @@ class _Splitter:
         s, j, depth = self.s, i, 0
         while j < len(s):
             c = s[j]
-            if c in _QUOTING:
-                j = _past_quoted(s, j)
+            if c in shellscan.QUOTING:
+                j = shellscan.past_quoted(s, j)
                 continue
             if c == "$" and s[j + 1 : j + 2] == "(":
-                j = _close_paren(s, j + 1) + 1
+                j = shellscan.close_paren(s, j + 1) + 1
                 continue
             if c == "$" and s[j + 1 : j + 2] == "{":
-                j = _close_brace(s, j + 2) + 1
+                j = shellscan.close_brace(s, j + 2) + 1
                 continue
             depth += (c == "[") - (c == "]")
             if depth == 0:
@@ -395,17 +266,17 @@ class _Splitter:
         return self.s[i] != "[" or "]" in self.s[i + 1 : self.word_end(i)]
 
     def word_end(self, i: int) -> int:
-        """_word_end, remembered for the word being read: a word of a thousand braces is
+        """shellscan.word_end, remembered for the word being read: a word of a thousand braces is
         walked once, not once per brace."""
         start, end = self._word_span
         if not start <= i < end:
-            end = _word_end(self.s, i)
+            end = shellscan.word_end(self.s, i)
             self._word_span = (i, end)
         return end
 
     def double(self, i: int) -> int:
         s = self.s
-        end = _close_double(s, i)
+        end = shellscan.close_double(s, i)
         j = i + 1
         out: list[str] = []
         while j < end:
@@ -414,21 +285,21 @@ class _Splitter:
                 out.append("" if s[j + 1] == "\n" else s[j + 1])
                 j += 2
             elif c == "$" and s[j + 1 : j + 2] == "(":
-                k = _close_paren(s, j + 1)
+                k = shellscan.close_paren(s, j + 1)
                 out.append(s[j : k + 1])
                 self.inner.append(s[j + 2 : k])
                 self.opaque = True
                 j = k + 1
             elif c == "`":
-                k = _close_backtick(s, j)
+                k = shellscan.close_backtick(s, j)
                 out.append(s[j : k + 1])
-                self.inner.append(_unescape_backticks(s[j + 1 : k]))
+                self.inner.append(shellscan.unescape_backticks(s[j + 1 : k]))
                 self.opaque = True
                 j = k + 1
             elif c == "$" and s[j + 1 : j + 2] == "{":
                 # Taken whole, as dollar() does: its nested ${ are its body's, read once when the
                 # body is looked at (one by one they cost time growing with the square).
-                k = _close_brace(s, j + 2)
+                k = shellscan.close_brace(s, j + 2)
                 body = s[j : k + 1]
                 self.opaque = True  # a value the rules cannot see (see dollar())
                 if "$(" in body or "`" in body:
@@ -461,7 +332,7 @@ class _Splitter:
         s, n = self.s, len(self.s)
         if s[i + 1 : i + 2] == "(":  # process substitution <(...) >(...)
             self.end_word()
-            end = _close_paren(s, i + 1)
+            end = shellscan.close_paren(s, i + 1)
             return self.substitution(i, end, s[i + 2 : end])
         fd = "".join(self.word) if self.in_word and "".join(self.word).isdigit() else ""
         if not fd:
@@ -499,11 +370,11 @@ def body_substitutions(body: str, part: CommandPart) -> None:
             if body[j] == "\\":
                 j += 2
             elif body.startswith("$(", j):
-                k = _close_paren(body, j + 1)
+                k = shellscan.close_paren(body, j + 1)
                 part.inner.append(body[j + 2 : k])
                 part.opaque, j = True, k + 1
             elif body[j] == "`":
-                k = _close_backtick(body, j)
+                k = shellscan.close_backtick(body, j)
                 part.inner.append(body[j + 1 : k])
                 part.opaque, j = True, k + 1
             else:

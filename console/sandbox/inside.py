@@ -70,12 +70,8 @@ def dumps(value: object, ensure_ascii: bool = False, separators: tuple = (",", "
 def _dump(value: object, out: list, enc: object, seps: tuple) -> None:
     if isinstance(value, str):
         out.append(enc(value))  # type: ignore[operator]
-    elif value is None:
-        out.append("null")
-    elif value is True:
-        out.append("true")
-    elif value is False:
-        out.append("false")
+    elif value is None or value is True or value is False:
+        out.append("null" if value is None else "true" if value else "false")
     elif isinstance(value, int):
         out.append(int.__repr__(value))
     elif isinstance(value, float):
@@ -108,11 +104,7 @@ _INF = float("inf")
 class _ScanContext:
     """What _json's scanner reads from a decoder: json.loads's defaults."""
 
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
+    strict, object_hook, object_pairs_hook, parse_float, parse_int = True, None, None, float, int
     parse_constant = {"NaN": float("nan"), "Infinity": _INF, "-Infinity": -_INF}.__getitem__
 
 
@@ -125,17 +117,12 @@ def loads(text: str) -> object:
     if _scan is None:
         import json
         return json.loads(text)
-    end = len(text)
-    idx = 0
-    while idx < end and text[idx] in _SPACE:
-        idx += 1
+    idx = len(text) - len(text.lstrip(_SPACE))
     try:
         value, idx = _scan(text, idx)
     except StopIteration:
         raise ValueError(f"Expecting value: char {idx}") from None
-    while idx < end and text[idx] in _SPACE:
-        idx += 1
-    if idx != end:
+    if text[idx:].strip(_SPACE):
         raise ValueError(f"Extra data: char {idx}")
     return value
 
@@ -202,12 +189,8 @@ class PilothouseClient:
 
     def ask_full(self, kind: str, subject: str, title: str | None = None, cwd: str | None = None,
                  **detail: object) -> dict:
-        args = {"kind": kind, "subject": subject, "detail": detail}
-        if title:
-            args["title"] = title
-        if cwd:
-            args["cwd"] = cwd
-        return self.call("ask", args)
+        given = {k: v for k, v in (("title", title), ("cwd", cwd)) if v}
+        return self.call("ask", {"kind": kind, "subject": subject, "detail": detail, **given})
 
     def ask(self, kind: str, subject: str, title: str | None = None, cwd: str | None = None,
             **detail: object) -> tuple:
@@ -380,28 +363,21 @@ def _tool_title(tool: str, tool_input: dict) -> str:
 
 
 def _bounded(value: object, budget: int) -> object:
-    """The value itself if its JSON fits the budget, else a truncated preview of it: its JSON
-    text with the shorter values first, so a flag (Edit's replace_all, NotebookEdit's edit_mode)
-    is never cut off behind a long text, cut where the preview, itself a JSON string in the
-    request (every quote and backslash escaped once more), still fits the budget."""
+    """The value itself if its JSON fits the budget, else a truncated preview: its JSON text
+    with the shorter values first, so a flag (Edit's replace_all, NotebookEdit's edit_mode) is
+    never cut off behind a long text, cut where it fits as a JSON string in the request."""
     text = dumps(value, separators=(", ", ": "))
     if len(text.encode("utf-8", "surrogatepass")) <= budget:
         return value
     preview = dumps(_short_first(value), separators=(", ", ": "))[:budget]
-    lo, hi = 0, len(preview)  # the longest start of it whose JSON string fits
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if len(dumps(preview[:mid]).encode("utf-8", "surrogatepass")) <= budget - 200:
-            lo = mid
-        else:
-            hi = mid - 1
-    return {"truncated": True, "preview": preview[:lo]}
+    while len(dumps(preview).encode("utf-8", "surrogatepass")) > budget - 200:
+        preview = preview[:len(preview) * 15 // 16]  # quotes and backslashes escaped again
+    return {"truncated": True, "preview": preview}
 
 
 def _short_first(value: object, depth: int = 2) -> object:
-    """value with each object's keys ordered by the length of their values, shortest first, in
-    its first `depth` levels of objects (a MultiEdit's edits are the second; deeper ones keep
-    their order, so each value is measured at most `depth` times)."""
+    """value with the keys of its first `depth` levels of objects (a MultiEdit's edits are the
+    second) ordered by the length of their values, shortest first; deeper ones as they are."""
     if isinstance(value, list):
         return [_short_first(v, depth) for v in value]
     if depth <= 0 or not isinstance(value, dict):

@@ -30,7 +30,7 @@ def test_heredoc_body_hides_the_next_lines(command: str) -> None:
     assert RULES.evaluate(command).action == "deny", command
 
 
-# 2. `${...}` is closed at the first `}` even when it is quoted inside (shellwords._close_brace):
+# 2. `${...}` is closed at the first `}` even when it is quoted inside (shellscan.close_brace):
 #    the `$(...)` after it is read as single-quoted text, so the part is not opaque.
 #    docs: "Substitutions (`$(...)`, backticks, `<(...)`, `${x:-$(...)}`) ... are asked, never
 #    allowed by a rule."

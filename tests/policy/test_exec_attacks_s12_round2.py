@@ -132,7 +132,7 @@ def test_values_the_shell_runs_later_are_never_allowed(command: str) -> None:
     assert ALLOW_DEFAULT.evaluate(command).action != "allow", command
 
 
-# 8. A brace expansion holding an extglob group: shellwords._word_end (and the splitter) stop
+# 8. A brace expansion holding an extglob group: shellscan.word_end (and the splitter) stop
 #    at "(", so the closing brace is never seen; bash runs `rm -rf / @(x)`.
 @pytest.mark.parametrize("command", [
     "shopt -s extglob\nrm -rf {/,@(x)}",

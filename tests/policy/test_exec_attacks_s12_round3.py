@@ -73,7 +73,7 @@ def test_substitution_inside_a_group_is_forbidden(command: str) -> None:
     assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
 
 
-# 4. A comment inside an array hides its `)` from bash, not from shellwords._close_paren: the
+# 4. A comment inside an array hides its `)` from bash, not from shellscan.close_paren: the
 #    reader closes the array at the last `)` and takes `; rm -rf /` for array data.
 def test_comment_inside_an_array_does_not_hide_a_command() -> None:
     command = "a=(x #(\n); rm -rf /\necho )"

@@ -144,16 +144,16 @@ def test_home_parent_is_not_home() -> None:
 def test_reading_double_parentheses_stays_bounded(monkeypatch) -> None:
     # Guard for fix 1: each `((` that is not arithmetic is read on to the end of the line; past
     # a few such misses the line is not read at all (asked), never read in square time.
-    from console.policy import shellwords
+    from console.policy import shellscan, shellwords
     calls = 0
-    real = shellwords._close_paren
+    real = shellscan.close_paren
 
     def counted(s: str, i: int) -> int:
         nonlocal calls
         calls += 1
         return real(s, i)
 
-    monkeypatch.setattr(shellwords, "_close_paren", counted)
+    monkeypatch.setattr(shellscan, "close_paren", counted)
     for line in ["((" * 2000, "for ((" * 680, "((a) )" * 680]:
         calls = 0
         assert ALLOW_DEFAULT.evaluate(line).action == "ask", line[:20]

@@ -113,7 +113,7 @@ def test_no_exception(command: str) -> None:
     assert ASK_DEFAULT.evaluate(command).action == "ask"
 
 
-# G. A here-document or a comment inside $(...): _close_paren ended the substitution at a ")" that
+# G. A here-document or a comment inside $(...): shellscan.close_paren ended the substitution at a ")" that
 #    bash reads as here-document data or comment text; the rest of the real body is then read
 #    as a quoted word. Opaque: asked under any default, never allowed; the forbid rule is not
 #    reached (docs/policy.md says so: a $(...) holding a here-document or a comment is asked).

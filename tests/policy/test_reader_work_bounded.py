@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.policy import ExecRules, shellwords
+from console.policy import ExecRules, shellscan
 
 
 def nested(levels: int, quoted: bool) -> str:
@@ -22,14 +22,14 @@ def nested(levels: int, quoted: bool) -> str:
 @pytest.mark.parametrize("quoted", [True, False], ids=["in double quotes", "bare"])
 def test_nested_expansions_are_read_in_time_linear_in_the_line(quoted: bool, monkeypatch) -> None:
     walked = [0]
-    real = shellwords._close_brace
+    real = shellscan.close_brace
 
     def counting(s: str, i: int) -> int:
         end = real(s, i)
         walked[0] += end - i
         return end
 
-    monkeypatch.setattr(shellwords, "_close_brace", counting)
+    monkeypatch.setattr(shellscan, "close_brace", counting)
     rules = ExecRules(allow=["echo"])
     for levels in (100, 400):
         walked[0] = 0
@@ -44,14 +44,14 @@ def test_a_4k_line_of_braces_is_walked_once_per_reading(monkeypatch) -> None:
     line once per brace (about 8 s, review G round 2, session 12). $'...' and eval read the line
     again at each nesting level (MAX_DEPTH), each reading once."""
     walked = [0]
-    real = shellwords._word_end
+    real = shellscan.word_end
 
     def counting(s: str, i: int) -> int:
         end = real(s, i)
         walked[0] += end - i
         return end
 
-    monkeypatch.setattr(shellwords, "_word_end", counting)
+    monkeypatch.setattr(shellscan, "word_end", counting)
     prefix = "eval $'x' eval $'x' eval $'x' eval $'x' "
     line = prefix + "{" * (4096 - len(prefix))
     assert ExecRules(allow=["echo"], default="allow").evaluate(line).action != "allow"

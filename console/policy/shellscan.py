@@ -1,0 +1,138 @@
+"""Where a quoted or bracketed stretch of a shell line ends: the scanners shellwords reads with.
+
+Each takes the line and an index and returns an index, or raises ParseError for something
+unfinished (a quote, a `$(`): the caller then asks a person.
+"""
+
+from __future__ import annotations
+
+import re
+
+from console.policy.parts import ParseError
+
+SEPARATORS = ";&|\n()"
+BLANKS = " \t"
+
+
+QUOTING = "\\'\"`"
+
+
+def past_quoted(s: str, j: int) -> int:
+    """The index just past the escape, quoted string or backtick substitution at s[j]."""
+    c = s[j]
+    if c == "\\":
+        return j + 2
+    if c == "'":
+        k = s.find("'", j + 1)
+        if k < 0:
+            raise ParseError("unbalanced single quote")
+        return k + 1
+    if c == '"':
+        return close_double(s, j) + 1
+    return close_backtick(s, j) + 1
+
+
+def close_paren(s: str, i: int) -> int:
+    """Index of the ")" matching the "(" at s[i], skipping quoted text and comments (a `#`
+    starting a word hides the rest of its line, a `)` in it too, as bash reads it)."""
+    depth, j, n = 0, i, len(s)
+    while j < n:
+        c = s[j]
+        if c in QUOTING:
+            j = past_quoted(s, j)
+            continue
+        if c == "#" and s[j - 1] in " \t\n(":
+            end = s.find("\n", j)
+            if end < 0:
+                raise ParseError("unbalanced parenthesis (a comment hides the rest)")
+            j = end
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    raise ParseError("unbalanced parenthesis")
+
+
+def close_double(s: str, i: int) -> int:
+    j = i + 1
+    while j < len(s):
+        c = s[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == '"':
+            return j
+        if c == "$" and s[j + 1 : j + 2] == "(":
+            j = close_paren(s, j + 1) + 1
+            continue
+        if c == "`":
+            j = close_backtick(s, j) + 1
+            continue
+        j += 1
+    raise ParseError("unbalanced double quote")
+
+
+def unescape_backticks(body: str) -> str:
+    """What the shell runs of a `...` body: inside backticks, \\`, \\\\ and \\$ lose their
+    backslash (so `echo \\`cmd\\`` nests a second substitution)."""
+    return re.sub(r"\\([`\\$])", r"\1", body)
+
+
+def close_backtick(s: str, i: int) -> int:
+    j = i + 1
+    while j < len(s):
+        if s[j] == "\\":
+            j += 2
+            continue
+        if s[j] == "`":
+            return j
+        j += 1
+    raise ParseError("unbalanced backtick")
+
+
+def close_brace(s: str, i: int) -> int:
+    """Index of the "}" closing the "${" just before s[i], skipping quoted text and nested
+    expansions as bash does (`${x:-'}'$(cmd)}` ends at the last brace, not the quoted one)."""
+    depth, j, n = 1, i, len(s)
+    while j < n:
+        c = s[j]
+        if c in QUOTING:
+            j = past_quoted(s, j)
+            continue
+        if c == "$" and s[j + 1 : j + 2] == "(":
+            j = close_paren(s, j + 1) + 1
+            continue
+        if c == "$" and s[j + 1 : j + 2] == "{":
+            depth, j = depth + 1, j + 2
+            continue
+        if c == "}":
+            depth -= 1
+            if depth == 0:
+                return j
+        j += 1
+    raise ParseError("unbalanced ${")
+EXTGLOB = "@?*+!"  # before "(": an extglob group, part of its word
+
+
+def word_end(s: str, i: int) -> int:
+    """Index just past the word that s[i] is in, skipping quoted text and substitutions."""
+    j, n = i, len(s)
+    while j < n and s[j] not in BLANKS and s[j] not in "<>":
+        c = s[j]
+        if c == "(" and j > i and (s[j - 1] in EXTGLOB or s[j - 1] == "="):
+            j = close_paren(s, j) + 1
+        elif c in SEPARATORS:
+            break
+        elif c in QUOTING:
+            j = past_quoted(s, j)
+        elif c == "$" and s[j + 1 : j + 2] == "(":
+            j = close_paren(s, j + 1) + 1
+        elif c == "$" and s[j + 1 : j + 2] == "{":
+            j = close_brace(s, j + 2) + 1
+        else:
+            j += 1
+    return min(j, n)
