@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .fsview import open_beneath
+from .nested import too_deep
 
 DIR_ENTRIES_MAX = 2000  # per protected folder, here and in the look for symbolic links
 # All protected folders together: a workspace of a hundred big `.claude` folders must not cost
@@ -62,7 +63,10 @@ class LookBudget:
             for dirpath, dirnames, filenames in os.walk(top):
                 if skip_objects and "HEAD" in filenames:
                     dirnames[:] = [d for d in dirnames if d != "objects"]
-                for name in dirnames + filenames:
+                names = dirnames + filenames
+                if too_deep("." + dirpath[len(top):], dirnames) and rel not in self.cut:
+                    self.cut.append(rel)  # not looked through whole: said so, and watched
+                for name in names:
                     seen += 1
                     if seen > DIR_ENTRIES_MAX:
                         self.cut.append(rel)

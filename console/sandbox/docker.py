@@ -174,9 +174,11 @@ class DockerHandle:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.container.remove, force=True)
         if self.view is not None:
-            self.end_notes.extend(await asyncio.to_thread(nested_repo_notes, self.view))
-            self.view.close()
-            self.view = None
+            view, self.view = self.view, None
+            try:
+                self.end_notes.extend(await asyncio.to_thread(nested_repo_notes, view))
+            finally:  # whatever the look met, the view is never left mounted (review s16)
+                view.close()
         if self.go_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self.go_fd)

@@ -42,6 +42,20 @@ class WalkResult:
 # Bounds of the look for nested repositories (at a run's start and end).
 NESTED_MAX_ENTRIES = 200_000
 NESTED_MAX_SECONDS = 2.0
+# Python 3.11's os.fwalk and os.walk recurse (a generator frame, and for fwalk an open
+# descriptor, per level): a tree 1,000 deep raised RecursionError out of every look through the
+# workspace (review s16). Each walk goes no deeper than this, and says so when a folder there
+# had folders below it.
+WALK_MAX_DEPTH = 256
+
+
+def too_deep(root: str, dirs: list) -> bool:
+    """At WALK_MAX_DEPTH below a walk's top (`root` as os.fwalk gives it from "."): its folders
+    are not walked into (dirs emptied); True when there were any."""
+    if root.count("/") < WALK_MAX_DEPTH or not dirs:
+        return False
+    dirs[:] = []
+    return True
 
 
 def find_nested_git(root_fd: int) -> WalkResult:
@@ -79,4 +93,6 @@ def find_nested_git(root_fd: int) -> WalkResult:
                     res.found.append(os.path.normpath(os.path.join(root, name)))
                 if name in dirs:
                     dirs.remove(name)
+        if too_deep(root, dirs):
+            res.cut = res.cut or f"folders more than {WALK_MAX_DEPTH} deep"
     return res

@@ -19,7 +19,7 @@ import stat
 import time
 from dataclasses import dataclass
 
-from .nested import NESTED_MAX_ENTRIES, NESTED_MAX_SECONDS
+from .nested import NESTED_MAX_ENTRIES, NESTED_MAX_SECONDS, too_deep
 
 # What git changes in a git folder in ordinary use (commit, fetch, merge, rebase, gc) and no
 # tool runs: passed over, so committing in a submodule or a watched repository is not news.
@@ -73,6 +73,8 @@ def changed_below(dir_fd: int, since: float, budget: Budget, git: bool = False) 
         in_git = any(root == g or root.startswith(g + "/") for g in gits)
         if in_git:
             dirs[:] = [d for d in dirs if d not in GIT_VOLATILE_DIRS]
+        if too_deep(root, dirs):
+            budget.cut = True
         for name in files:
             if in_git and _volatile(name):
                 continue
@@ -123,8 +125,11 @@ def changed_behind_links(ws_fd: int, folders: list[str], since: float,
             for root, dirs, files, rfd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
                 if not budget.spend(len(dirs) + len(files)):
                     break
+                names = dirs + files  # a link to a folder is among dirs: read before a cut
+                if too_deep(root, dirs):
+                    budget.cut = True
                 folder = os.path.normpath(os.path.join(rel, root))
-                for name in dirs + files:
+                for name in names:
                     with contextlib.suppress(OSError):
                         key = (folder, os.readlink(name, dir_fd=rfd))  # not a link: OSError
                         if key not in targets:
@@ -163,7 +168,8 @@ def read_only_notes(changed: list[str], budget: Budget) -> list[str]:
                     "{n} more read-only protected files were changed during the run")
     if budget.cut:
         notes.append("the look at the end of the run for protected files changed through "
-                     "another name stopped early (too many files): not every one was looked at")
+                     "another name stopped early (too many files, or folders too deep): not "
+                     "every one was looked at")
     return notes
 
 

@@ -209,12 +209,12 @@ def _python_for_others() -> tuple[str, str] | None:
 
 
 def chown_tree(top: Path, uid: int, gid: int) -> None:
-    """lchown a tree folder by folder (by descriptor): a path deeper than PATH_MAX, as an
-    attack test builds, is reached too."""
-    os.lchown(top, uid, gid)
-    for _root, dirs, files, rfd in os.fwalk(top, follow_symlinks=False):
-        for n in dirs + files:
-            os.chown(n, uid, gid, dir_fd=rfd, follow_symlinks=False)
+    """lchown a tree, never through links: chown(1) walks with fts, so a path deeper than
+    PATH_MAX, or a tree deeper than Python's recursion limit (os.fwalk recurses), as attack
+    tests build, is reached too."""
+    import subprocess
+
+    subprocess.run(["chown", "-hR", f"{uid}:{gid}", "--", str(top)], check=True)
 
 
 @dataclass
