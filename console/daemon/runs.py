@@ -252,7 +252,12 @@ class RunManager:
 
         try:
             handle = await backend.start(spec, prepare)
-        except (SandboxError, OSError) as exc:
+        except Exception as exc:  # a bug too (not only SandboxError, OSError): the run ends
+            if not isinstance(exc, (SandboxError, OSError)):
+                log.exception("run %s: the sandbox backend failed", run_id)
+                exc = SandboxError(f"{type(exc).__name__}: {exc}",
+                                   f"a bug in Pilothouse: the daemon log ({self.paths.daemon_log}) "
+                                   "has its traceback")
             run.state, run.ended_at = "failed", time.time()
             run.notes.append(f"could not start the sandbox: {exc}")
             await self._finish(run, None, profile)
