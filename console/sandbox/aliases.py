@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .fsview import open_beneath
-from .nested import too_deep
+from .nested import too_deep, walk_below
 
 DIR_ENTRIES_MAX = 2000  # per protected folder, here and in the look for symbolic links
 # All protected folders together: a workspace of a hundred big `.claude` folders must not cost
@@ -60,19 +60,19 @@ class LookBudget:
             return
         top, seen = f"/proc/self/fd/{fd}", 0
         try:
-            for dirpath, dirnames, filenames in os.walk(top):
+            for root, dirnames, filenames, _ in walk_below(fd, most=DIR_ENTRIES_MAX + 1):
                 if skip_objects and "HEAD" in filenames:
                     dirnames[:] = [d for d in dirnames if d != "objects"]
                 names = dirnames + filenames
-                if too_deep("." + dirpath[len(top):], dirnames) and rel not in self.cut:
+                if too_deep(root, dirnames) and rel not in self.cut:
                     self.cut.append(rel)  # not looked through whole: said so, and watched
                 for name in names:
                     seen += 1
                     if seen > DIR_ENTRIES_MAX:
                         self.cut.append(rel)
                         return
-                    path = os.path.join(dirpath, name)
-                    yield path, os.path.normpath(os.path.join(rel, os.path.relpath(path, top)))
+                    inside = os.path.normpath(os.path.join(root, name))
+                    yield f"{top}/{inside}", os.path.normpath(os.path.join(rel, inside))
         finally:
             self.total += seen
 
@@ -143,6 +143,8 @@ def find_aliases(root_fd: int, wanted: dict[tuple[int, int], str], max_entries: 
                                     res.unseen.add(wanted[key])
                                 else:
                                     res.found[path] = wanted[key]
+                    if seen > max_entries:  # one folder of millions: not read to its end
+                        break
         finally:
             os.close(dfd)
         if seen > max_entries or time.monotonic() > deadline:

@@ -6,7 +6,9 @@ agents' project config. It never follows links; at a run's start what it finds i
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 # Found anywhere below the top too: protected when there at the start, reported when made.
@@ -58,6 +60,71 @@ def too_deep(root: str, dirs: list) -> bool:
     return True
 
 
+def walk_below(dir_fd: int, onerror: Callable[[OSError], object] | None = None,
+               most: int | None = None) -> Iterator[tuple[str, list[str], list[str], int]]:
+    """os.fwalk(".", dir_fd=dir_fd, follow_symlinks=False), top down, without its two ways out
+    of a look's bounds: it lists at most `most` entries of one folder (NESTED_MAX_ENTRIES + 1,
+    past every look's budget: os.fwalk listed a folder of millions of files whole, in memory,
+    before any budget was checked), and it keeps no frame per level. As os.fwalk: `dirs` holds
+    links to folders too (never walked into), a caller empties or trims `dirs` to prune, the
+    descriptor is valid until the next step, and onerror gets a folder that cannot be opened."""
+    most = NESTED_MAX_ENTRIES + 1 if most is None else most
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(".", flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if onerror is not None:
+            onerror(exc)
+        return
+    root = "."
+    stack: list[tuple[str, int, Iterator[str]]] = []  # open folders, closed by the stack only
+    try:
+        while True:
+            stack.append((root, fd, iter(())))
+            dirs, files = _listing(fd, most, onerror, root)
+            yield root, dirs, files, fd
+            stack[-1] = (root, fd, iter(list(dirs)))  # as the caller left them (pruned)
+            while stack:
+                parent, pfd, names = stack[-1]
+                name = next(names, None)
+                if name is None:
+                    stack.pop()
+                    os.close(pfd)
+                    continue
+                try:
+                    fd = os.open(name, flags, dir_fd=pfd)
+                except OSError as exc:  # a link (ELOOP, ENOTDIR) is passed over, as fwalk does
+                    if onerror is not None and exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        onerror(OSError(exc.errno, exc.strerror, f"{parent}/{name}"))
+                    continue
+                root = f"{parent}/{name}"
+                break
+            else:
+                return
+    finally:
+        for _, pfd, _ in stack:
+            os.close(pfd)
+
+
+def _listing(fd: int, most: int, onerror: Callable[[OSError], object] | None,
+             root: str) -> tuple[list[str], list[str]]:
+    dirs: list[str] = []
+    files: list[str] = []
+    try:
+        with os.scandir(fd) as it:
+            for entry in it:
+                try:
+                    (dirs if entry.is_dir() else files).append(entry.name)
+                except OSError:  # gone meanwhile, or a dangling link: as a file
+                    files.append(entry.name)
+                if len(dirs) + len(files) >= most:
+                    break
+    except OSError as exc:
+        if onerror is not None:
+            onerror(OSError(exc.errno, exc.strerror, root))
+    return dirs, files
+
+
 def find_nested_git(root_fd: int) -> WalkResult:
     """Below the top, by descriptor, never through links: every `.git` (folder or file), every
     folder git takes for a git folder without one (HEAD, objects/ and refs/: a bare repository,
@@ -73,8 +140,7 @@ def find_nested_git(root_fd: int) -> WalkResult:
     def failed(err: OSError) -> None:
         res.unreadable.append(os.path.relpath(str(err.filename or "?"), "."))
 
-    for root, dirs, files, _dfd in os.fwalk(".", dir_fd=root_fd, follow_symlinks=False,
-                                              onerror=failed):  # fmt: skip
+    for root, dirs, files, _dfd in walk_below(root_fd, onerror=failed):
         seen += len(dirs) + len(files)
         if seen > max_entries:
             res.cut = f"more than {max_entries:,} entries"

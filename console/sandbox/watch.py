@@ -19,7 +19,7 @@ import stat
 import time
 from dataclasses import dataclass
 
-from .nested import NESTED_MAX_ENTRIES, NESTED_MAX_SECONDS, too_deep
+from .nested import NESTED_MAX_ENTRIES, NESTED_MAX_SECONDS, too_deep, walk_below
 
 # What git changes in a git folder in ordinary use (commit, fetch, merge, rebase, gc) and no
 # tool runs: passed over, so committing in a submodule or a watched repository is not news.
@@ -61,7 +61,7 @@ def changed_below(dir_fd: int, since: float, budget: Budget, git: bool = False) 
     passed over, but for the object alternates."""
     out: list[str] = []
     gits: list[str] = ["."] if git else []
-    for root, dirs, files, rfd in os.fwalk(".", dir_fd=dir_fd, follow_symlinks=False):
+    for root, dirs, files, rfd in walk_below(dir_fd):
         if not budget.spend(len(dirs) + len(files)):
             break
         if "HEAD" in files and ({"objects", "refs"} <= set(dirs) or "commondir" in files):
@@ -122,7 +122,7 @@ def changed_behind_links(ws_fd: int, folders: list[str], since: float,
         except OSError:
             continue
         try:
-            for root, dirs, files, rfd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
+            for root, dirs, files, rfd in walk_below(fd):
                 if not budget.spend(len(dirs) + len(files)):
                     break
                 names = dirs + files  # a link to a folder is among dirs: read before a cut
