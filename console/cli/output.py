@@ -95,11 +95,13 @@ def visible(text: Any) -> str:
     shown, so no escape sequence, bidi override or line separator reaches the terminal. The
     daemon may be a teammate's (another PILOTHOUSE_HOME) and cells carry a sandbox's words."""
     raw = "" if text is None else str(text)
-    if raw.isprintable():
+    if raw.isprintable() and raw.isascii():
         return raw
-    from console.text import shown
+    from console.text import hides, shown
 
-    return shown(raw)
+    # Printable is not enough: letters drawn as nothing (U+3164 HANGUL FILLER, variation
+    # selectors) are printable, and `curl\u3164x.invalid` read as `curl x.invalid`.
+    return raw if raw.isprintable() and not any(map(hides, raw)) else shown(raw)
 
 
 def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:

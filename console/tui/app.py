@@ -17,6 +17,7 @@ from typing import Any
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.signal import Signal
 
@@ -112,6 +113,13 @@ class PilothouseApp(App[None]):
         self.ticks.publish(self.now())
 
     # --- one error sink ---------------------------------------------------------------------
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """A toast, never read as markup (screens' notify asks for it): its words are often an
+        agent's, and a command holding `[/]` raised MarkupError and closed the console, one
+        holding `[red]x[/red]` was toasted as `x`."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def report(self, error: BaseException | str, *, title: str = "Error") -> None:
         """Show an error as a notification: what happened, and what to do next."""

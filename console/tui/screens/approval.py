@@ -31,6 +31,9 @@ from widgets.format import printable
 from widgets.panels import ApprovalCard, review_grid
 
 MAX_MINUTES = 7 * 24 * 60
+# The command in the N-minutes prompt: wrapped whole up to here, past it cut with a mark (the
+# card behind shows it whole), so the minutes field and the buttons stay on an 80x24 screen.
+PROMPT_SUBJECT_MAX = 300
 DENY_LIST = {"exec": "forbid", "network": "deny"}  # where "deny for the profile" writes its rule
 
 
@@ -184,7 +187,8 @@ class ApprovalScreen(PilotScreen):
         self.app.push_screen(
             PromptScreen("Allow for how long?",
                          f"Minutes to allow {printable(req.get('kind'))} "
-                         f"{shown(req.get('subject'))} in run {req.get('run_id')}:",
+                         f"{shown(req.get('subject'), PROMPT_SUBJECT_MAX)} in run "
+                         f"{printable(req.get('run_id'))}:",
                          "10", check=check_minutes), chosen)
 
     def action_everywhere(self) -> None:

@@ -32,7 +32,7 @@ class ConfirmScreen(PilotModal):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
-            yield Label(self._title, id="dialog-title")
+            yield Label(Text(self._title), id="dialog-title")  # never markup
             with VerticalScroll(id="dialog-body"):
                 yield Static(self._body)
             with Horizontal(classes="buttons"):
@@ -85,8 +85,8 @@ class PromptScreen(FormModal):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
-            yield Label(self._title, id="dialog-title")
-            yield Label(self._label)
+            yield Label(Text(self._title), id="dialog-title")  # never markup
+            yield Static(Text(self._label), id="prompt-label")  # wraps; never markup
             yield Input(value=self._default, id="prompt-value", select_on_focus=True, compact=True)
             yield Static("", id="prompt-error", classes="error-text")
             with Horizontal(classes="buttons"):
