@@ -344,7 +344,10 @@ class Gate(Deciding):
             return
         conn.how = "error"  # until the splice says otherwise; handle() closes the upstream
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        await writer.drain()
+        # A client gone at once (its hello sent behind the head) still has those bytes checked
+        # by the tunnel, and a foreign hello recorded: not passed over as the 200 failed.
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
         if CAN_SPLICE and isinstance(reader, SockStream) and isinstance(up.reader, SockStream):
             conn.how = await self._spliced(reader, up, target)
             return
