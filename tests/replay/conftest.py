@@ -45,9 +45,10 @@ def writer(cli_home: Path) -> Iterator[StoreWriter]:
 
 
 class Through:
-    """The gate of run `run-1` with a trace recorder, and what it published."""
+    """The gate of run `run_id` metering `model` (anything with a port), with a trace recorder,
+    and what it published."""
 
-    def __init__(self, tmp: Path, model: ScriptedModel, writer: StoreWriter) -> None:
+    def __init__(self, tmp: Path, model: Any, writer: StoreWriter, run_id: str = "run-1") -> None:
         self.bus = Bus()
         self.events = self.bus.subscribe(("inference", "tokens"))
         self.recorder = TraceRecorder(writer, self.bus, key=b"k" * 32,
@@ -60,9 +61,9 @@ class Through:
 
         rules = NetworkRules(allow=[(f"127.0.0.1:{model.port}", "test")], default="deny",
                              ports=[model.port])
-        self.gate = Gate("run-1", rules, ask=None, record=record, profile="demo",
+        self.gate = Gate(run_id, rules, ask=None, record=record, profile="demo",
                          meter={("127.0.0.1", model.port)}, trace=self.recorder)
-        self.path = str(tmp / "gate.sock")
+        self.path = str(tmp / f"gate-{run_id}.sock")
         self.url = f"http://127.0.0.1:{model.port}/v1/chat/completions"
 
     def published(self) -> list[dict[str, Any]]:

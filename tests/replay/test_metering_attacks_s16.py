@@ -10,15 +10,12 @@ import io
 import json
 import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from console.daemon.bus import Bus
-from console.gate import Gate, NetworkRules
 from console.gate.trace import TraceRecorder, request_shape
 from console.gpu.energy import EnergyLedger
 from console.gpu.scrape import Scraper
@@ -60,37 +57,11 @@ def json_answer(body: bytes) -> bytes:
             b"Connection: close\r\n\r\n" % len(body)) + body
 
 
-class RawThrough:
-    """Run `run-b`'s gate metering a RawModel, with a trace recorder and what it published."""
-
-    def __init__(self, tmp: Path, model: RawModel, writer: StoreWriter) -> None:
-        self.bus = Bus()
-        self.events = self.bus.subscribe(("inference", "tokens"))
-        self.recorder = TraceRecorder(writer, self.bus, key=b"k" * 32,
-                                      profile_of=lambda run: "demo")
-
-        async def record(kind: str, payload: dict[str, Any]) -> None:
-            self.bus.publish({"kind": kind, "ts": time.time(), **payload})
-
-        rules = NetworkRules(allow=[(f"127.0.0.1:{model.port}", "test")], default="deny",
-                             ports=[model.port])
-        self.gate = Gate("run-b", rules, ask=None, record=record, profile="demo",
-                         meter={("127.0.0.1", model.port)}, trace=self.recorder)
-        self.path = str(tmp / "gate-b.sock")
-        self.url = f"http://127.0.0.1:{model.port}/v1/chat/completions"
-
-    def published(self) -> list[dict[str, Any]]:
-        out = []
-        while not self.events.queue.empty():
-            out.append(self.events.queue.get_nowait())
-        return out
-
-
 @pytest.fixture
 async def raw_through(request: pytest.FixtureRequest, tmp_path: Path, writer: StoreWriter
-                      ) -> AsyncIterator[RawThrough]:
+                      ) -> AsyncIterator[Through]:
     model = await RawModel(request.param).start()
-    t = RawThrough(tmp_path, model, writer)
+    t = Through(tmp_path, model, writer, run_id="run-b")
     await t.gate.serve_unix(t.path)
     yield t
     await t.gate.close()
@@ -203,7 +174,7 @@ HUGE = b"1" + b"0" * 400  # a JSON integer Python reads as is
     b'{"model": "m", "usage": {"prompt_tokens": ' + HUGE + b', "completion_tokens": ' + HUGE
     + b', "total_tokens": 1}}')], indirect=True, ids=["401-digit-usage"])
 async def test_absurd_usage_from_the_server_does_not_stop_gpu_attribution(
-        raw_through: RawThrough, writer: StoreWriter) -> None:
+        raw_through: Through, writer: StoreWriter) -> None:
     """A 401-digit prompt_tokens passed the meter (any non-negative int): the gate published
     it, the ledger summed it and split_exact's float() overflowed at every window close from
     then on, for every run; the trace row's insert overflowed too (SQLite's 64-bit INTEGER)."""
@@ -233,7 +204,7 @@ OLLAMA_12 = b'{"model": "m", "prompt_eval_count": 999999999999, "eval_count": 99
 @pytest.mark.parametrize("raw_through", [json_answer(OLLAMA_12)], indirect=True,
                          ids=["ollama-12-digits"])
 async def test_a_trillion_token_answer_does_not_hang_the_export(
-        raw_through: RawThrough, writer: StoreWriter, monkeypatch: pytest.MonkeyPatch) -> None:
+        raw_through: Through, writer: StoreWriter, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ollama-shaped counts of 12 digits were recorded as they came; `trace export` then makes
     ceil(10**12 / 512) hash ids for that one line (2 billion: a hang, then out of memory), and
     aiperf would be asked for a 10**12-token prompt and answer. The export counts its ids."""

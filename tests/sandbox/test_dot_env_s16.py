@@ -12,17 +12,23 @@ import pytest
 from tests.sandbox.hostile_kit import git_repo, give
 from tests.sandbox.test_workspace_attacks import mentions
 
+# aider takes every option from AIDER_ lines (aider.chat/docs/config/dotenv.html): AIDER_LINT_CMD
+# (auto-lint is on by default) or AIDER_TEST_CMD with AIDER_AUTO_TEST run a command after each
+# edit, with no prompt (session 12's finding; the same settings .aider.conf.yml is read-only for).
+LINES = {"compose": "COMPOSE_FILE=ci/evil.yml\\n",
+         "aider": "AIDER_AUTO_TEST=true\\nAIDER_TEST_CMD=sh -c id\\nAIDER_LINT_CMD=python: sh -c id\\n"}
 
+
+@pytest.mark.parametrize("line", list(LINES))
 @pytest.mark.parametrize("present", [False, True])
-async def test_a_dot_env_the_agent_changes_is_reported(hostile, present):
+async def test_a_dot_env_the_agent_changes_is_reported(hostile, present, line):
     ws = hostile.workspace
     git_repo(ws)
     if present:
         (ws / ".env").write_text("DATABASE_URL=sqlite:///dev.db\n")
     give(hostile, ws)
     before = (ws / ".env").read_text() if present else None
-    r = await hostile.run("(printf 'COMPOSE_FILE=ci/evil.yml\\n' >> .env) 2>/dev/null && echo WROTE; "
-                          "true")
+    r = await hostile.run(f"(printf '{LINES[line]}' >> .env) 2>/dev/null && echo WROTE; true")
     assert (ws / ".env").is_file() and (ws / ".env").read_text() != before, r.out
     assert mentions(r.handle.end_notes, ".env"), (r.out, r.handle.end_notes)
     note = next(n for n in r.handle.end_notes if ".env" in n)

@@ -259,23 +259,7 @@ async def test_lefthook_local_config_in_its_other_names_is_writable(hostile, rel
 # --- D. agents' config beyond the protected names ------------------------------------------------
 
 
-@pytest.mark.parametrize("present", [False, True])
-async def test_aiders_dot_env_sets_what_its_protected_yaml_would(hostile, present):
-    """aider reads a .env at the git root and takes every option from AIDER_xxx in it
-    (aider.chat/docs/config/dotenv.html): AIDER_LINT_CMD (auto-lint is on by default) or
-    AIDER_TEST_CMD with AIDER_AUTO_TEST run a command after each edit, with no prompt; the same
-    settings .aider.conf.yml is now read-only (or reported) for. .env is neither."""
-    ws = hostile.workspace
-    git_repo(ws)
-    if present:
-        (ws / ".env").write_text("DATABASE_URL=sqlite:///dev.db\n")
-    give(hostile, ws)
-    before = (ws / ".env").read_text() if present else None
-    r = await hostile.run(
-        "(printf 'AIDER_AUTO_TEST=true\\nAIDER_TEST_CMD=sh -c id\\nAIDER_LINT_CMD=python: sh -c id\\n'"
-        " >> .env) 2>/dev/null && echo WROTE; true")  # fmt: skip
-    changed = (ws / ".env").is_file() and (ws / ".env").read_text() != before
-    assert not changed or mentions(r.handle.end_notes, ".env"), (r.out, r.handle.end_notes)
+# (aider's AIDER_ lines in a .env: tests/sandbox/test_dot_env_s16.py, with any other change.)
 
 
 # --- E. git folders the walk does not see ---------------------------------------------------------
