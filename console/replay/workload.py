@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from console.gate.usage import MAX_TOKENS
+
 WORDS = ("the of and to in is it you that he was for on are as with his they at be this "
          "have from or one had by word but not what all were we when your can said there "
          "use an each which she do how their if will up other about out many then them "
@@ -68,9 +70,9 @@ class Workload:
         return sum(len(lane.requests) for lane in self.lanes)
 
 
-# Tokens in one request, at most: past any model's context window. A file may come from
-# anywhere, and the prompt of each request is built whole before it is sent.
-MAX_LENGTH = 10_000_000
+# Tokens in one request, at most: the meter's and the export's bound (tenfold any context
+# window). A file may come from anywhere, and each prompt is built whole before it is sent.
+MAX_LENGTH = MAX_TOKENS
 
 
 def _int(obj: dict[str, Any], key: str, line: int, minimum: int = 0,
