@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.gate.usage import MAX_TOKENS, Usage
+from console.gate.usage import Usage, token_count
 from store import values
 from store.trace_requests import insert_trace_rows
 
@@ -115,14 +115,8 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
             for key in _MAX_TOKENS_KEYS:
                 value = holder.get(key)
                 if isinstance(value, int) and not isinstance(value, bool):
-                    return _count(value)
+                    return token_count(value)
     return None
-
-
-def _count(value: Any) -> int | None:
-    """A token count SQLite and the figures can take: 0..MAX_TOKENS, else unknown."""
-    return (value if isinstance(value, int) and not isinstance(value, bool)
-            and 0 <= value <= MAX_TOKENS else None)
 
 
 def request_shape(body: bytes, key: bytes, *, keep_content: bool = False) -> RequestShape:
@@ -361,9 +355,10 @@ def trace_row(trace: RequestTrace, shape: RequestShape, usage: Usage | None,
     return (trace.request_id, trace.run_id, profile, trace.lane, trace.started,
             trace.first_byte, end, trace.think_s, trace.method, values.text(trace.endpoint),
             status, values.opt(u.model if u and u.model else shape.model),
-            None if shape.stream is None else int(shape.stream), _count(shape.max_tokens),
-            _count(u.prompt_tokens) if u else None, _count(u.completion_tokens) if u else None,
-            _count(u.cached_tokens) if u else None,
+            None if shape.stream is None else int(shape.stream), token_count(shape.max_tokens),
+            token_count(u.prompt_tokens) if u else None,
+            token_count(u.completion_tokens) if u else None,
+            token_count(u.cached_tokens) if u else None,
             json.dumps(shape.blocks, separators=(",", ":")),
             values.text(json.dumps(shape.content, ensure_ascii=False))
             if shape.content is not None else None)

@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_TOKENS", "ChunkedDecoder", "Usage", "UsageMeter"]
+__all__ = ["MAX_TOKENS", "ChunkedDecoder", "Usage", "UsageMeter", "token_count"]
 
 _HEAD_TAIL = 64 * 1024
 # More tokens than any model's context holds, tenfold: a count above it is not believed (the
@@ -123,7 +123,9 @@ _NATIVE_KEYS = (("prompt_eval_count", "prompt_tokens"), ("eval_count", "completi
                 ("tokens_cached", "cached_tokens"))
 
 
-def _int(value: Any) -> int | None:
+def token_count(value: Any) -> int | None:
+    """A token count the figures believe: an int in 0..MAX_TOKENS, else unknown (None).
+    The meter, the trace rows, the export and the summaries all read counts through this."""
     return (value if isinstance(value, int) and not isinstance(value, bool)
             and 0 <= value <= MAX_TOKENS else None)
 
@@ -265,10 +267,10 @@ class UsageMeter:
             if isinstance(usage, dict):
                 self._take_usage(usage)
         for key, name in _NATIVE_KEYS:
-            if _int(obj.get(key)) is not None:
+            if token_count(obj.get(key)) is not None:
                 self._fields[name] = obj[key]
         details = obj.get("details")  # TGI
-        if isinstance(details, dict) and _int(details.get("generated_tokens")) is not None:
+        if isinstance(details, dict) and token_count(details.get("generated_tokens")) is not None:
             self._fields["completion_tokens"] = details["generated_tokens"]
             prefill = details.get("prefill")
             if isinstance(prefill, list) and prefill:
@@ -279,18 +281,18 @@ class UsageMeter:
                            ("completion_tokens", ("completion_tokens", "output_tokens")),
                            ("total_tokens", ("total_tokens",))):
             for key in keys:
-                if _int(usage.get(key)) is not None:
+                if token_count(usage.get(key)) is not None:
                     self._fields[name] = usage[key]
                     break
         for holder, key in ((usage.get("prompt_tokens_details"), "cached_tokens"),
                             (usage.get("input_tokens_details"), "cached_tokens"),
                             (usage, "cache_read_input_tokens")):
-            if isinstance(holder, dict) and _int(holder.get(key)) is not None:
+            if isinstance(holder, dict) and token_count(holder.get(key)) is not None:
                 self._fields["cached_tokens"] = holder[key]
         # Anthropic counts cache writes and reads apart from input_tokens (OpenAI's input
         # includes its cached part): the prompt is all three.
         for key in ANTHROPIC_CACHE_KEYS:
-            if _int(usage.get(key)) is not None:
+            if token_count(usage.get(key)) is not None:
                 self._fields[key] = usage[key]
 
     # -- result -------------------------------------------------------------------------------
@@ -342,7 +344,7 @@ class UsageMeter:
                     self._take_usage(usage)
         for name, pattern in _OLLAMA_RE.items():
             found = pattern.findall(tail)
-            if found and _int(int(found[-1])) is not None:
+            if found and token_count(int(found[-1])) is not None:
                 self._fields[name] = int(found[-1])
         if "model" not in self._fields:
             m = _MODEL_RE.search(self._head) or _MODEL_RE.search(tail)

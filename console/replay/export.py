@@ -26,7 +26,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from console.gate.usage import MAX_TOKENS
+from console.gate.usage import MAX_TOKENS, token_count
 from store.trace_requests import load_trace_rows
 
 FORMATS = ("mooncake", "pilothouse")
@@ -40,10 +40,9 @@ def load_rows(db: Any, *, run_id: str | None = None, profile: str | None = None,
 
 
 def _tokens(value: Any) -> int | None:
-    """A recorded count the export believes: 1..MAX_TOKENS (a row stored before the meter
+    """A recorded count the export believes, and not 0 (a row stored before the meter
     bounded its counts may hold a trillion, which would be two billion hash ids)."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TOKENS
-    return value if ok else None
+    return token_count(value) or None
 
 
 def _output_length(row: dict[str, Any]) -> int:

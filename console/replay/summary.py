@@ -14,15 +14,39 @@ before means the whole prefix up to it was the same.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from console.gate.usage import token_count
 from console.replay.figures import percentile
 
 
 def _ms(values: list[float], q: float) -> float | None:
     v = percentile(values, q)
     return round(v * 1000, 1) if v is not None else None
+
+
+def _seconds(value: Any) -> float | None:
+    """A recorded time or span: a finite number, else unknown (an old row or a trace file
+    may hold anything)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value) if math.isfinite(value) else None
+    except OverflowError:  # an int past the float range
+        return None
+
+
+def _blocks(value: Any) -> list[tuple[str, int]]:
+    """A row's message blocks (JSON text of [hash, chars] pairs); pairs of any other shape
+    are left out."""
+    try:
+        pairs = json.loads(value) if isinstance(value, str) else []
+    except (ValueError, RecursionError):
+        return []
+    return [(h, n) for h, n in (p for p in pairs if isinstance(p, list) and len(p) == 2)
+            if isinstance(h, str) and token_count(n) is not None] if isinstance(pairs, list) else []
 
 
 def summarise(rows: list[dict[str, Any]], by: str = "run") -> list[dict[str, Any]]:
@@ -34,21 +58,23 @@ def summarise(rows: list[dict[str, Any]], by: str = "run") -> list[dict[str, Any
             "requests": 0, "errors": 0, "tokens_in": 0, "tokens_out": 0, "tokens_cached": 0,
             "ttft": [], "duration": [], "think": [], "answer_s": 0.0, "chars": 0,
             "reused_chars": 0, "profile": row.get("profile"), "run_id": row["run_id"]})
+        start, first, end = (_seconds(row.get(k)) for k in ("start", "first_byte", "end"))
+        status = row.get("status")
         g["requests"] += 1
-        if (row.get("status") or 0) >= 400 or row.get("end") is None:
+        if (isinstance(status, int) and status >= 400) or end is None:
             g["errors"] += 1
-        g["tokens_in"] += row.get("prompt_tokens") or 0
-        g["tokens_out"] += row.get("completion_tokens") or 0
-        g["tokens_cached"] += row.get("cached_tokens") or 0
-        if row.get("first_byte"):
-            g["ttft"].append(row["first_byte"] - row["start"])
-        if row.get("end"):
-            g["duration"].append(row["end"] - row["start"])
-            g["answer_s"] += row["end"] - (row.get("first_byte") or row["start"])
-        if row.get("think_s") is not None:
-            g["think"].append(row["think_s"])
+        g["tokens_in"] += token_count(row.get("prompt_tokens")) or 0
+        g["tokens_out"] += token_count(row.get("completion_tokens")) or 0
+        g["tokens_cached"] += token_count(row.get("cached_tokens")) or 0
+        if start is not None and first is not None:
+            g["ttft"].append(first - start)
+        if start is not None and end is not None:
+            g["duration"].append(end - start)
+            g["answer_s"] += end - (start if first is None else first)
+        if (think := _seconds(row.get("think_s"))) is not None:
+            g["think"].append(think)
         reused = True
-        for h, chars in json.loads(row.get("blocks") or "[]"):
+        for h, chars in _blocks(row.get("blocks")):
             g["chars"] += chars
             if reused and h in seen:
                 g["reused_chars"] += chars
@@ -82,19 +108,21 @@ def trace_rows(path: str | Path) -> list[dict[str, Any]]:
             rec = json.loads(text)
             if not isinstance(rec, dict):
                 raise ValueError(f"line {n}: expected a JSON object")
-            start = rec.get("start")
-            if not isinstance(start, int | float):
-                start = (rec.get("timestamp") or 0) / 1000.0
-            ttft, duration = rec.get("ttft_s"), rec.get("duration_s")
+            start = _seconds(rec.get("start"))
+            if start is None:
+                start = (_seconds(rec.get("timestamp")) or 0.0) / 1000.0
+            ttft, duration = _seconds(rec.get("ttft_s")), _seconds(rec.get("duration_s"))
             # Mooncake's hash ids stand in for the message blocks: one block per id.
-            blocks = rec.get("blocks") or [[str(i), 1] for i in rec.get("hash_ids") or []]
-            timed = isinstance(duration, int | float)
+            ids = rec.get("hash_ids")
+            blocks = rec.get("blocks") or [[str(i), 1] for i in
+                                           (ids if isinstance(ids, list) else [])]
+            timed = duration is not None
             out.append({
                 "timed": timed, "request_id": rec.get("request_id") or str(n),
                 "run_id": str(rec.get("run_id") or rec.get("lane") or "trace"),
                 "lane": str(rec.get("lane") or "trace"), "profile": rec.get("profile"),
                 "start": start, "think_s": rec.get("think_s"), "status": rec.get("status"),
-                "first_byte": start + ttft if isinstance(ttft, int | float) else None,
+                "first_byte": None if ttft is None else start + ttft,
                 "end": start + duration if timed else start,
                 "prompt_tokens": rec.get("input_length"),
                 "completion_tokens": rec.get("output_length"),
