@@ -7,6 +7,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
 
 from console.tui.state import LIVE_STATES
 from widgets.format import printable
@@ -17,21 +18,28 @@ if TYPE_CHECKING:
 
 
 class ListedCommands(Provider):
-    """A provider whose commands are a list of (title, help, callback)."""
+    """A provider whose commands are a list of (title, help, callback).
+
+    Textual reads a hit's help, and a title given as a string, as markup; the help holds an
+    agent's command (the oldest request, a run's command line), so both go as plain Content.
+    Titles are our words with run ids and profile names (letters, digits, - _ .), which the
+    fuzzy highlight takes as a string."""
 
     def _commands(self) -> list[tuple[str, str, Any]]:
         raise NotImplementedError
 
     async def discover(self) -> Hits:
         for title, help_text, callback in self._commands():
-            yield DiscoveryHit(title, callback, help=help_text)
+            yield DiscoveryHit(Content(title), callback, text=title,
+                               help=cast(str, Content(help_text)))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for title, help_text, callback in self._commands():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, help=help_text)
+                yield Hit(score, matcher.highlight(title), callback, text=title,
+                          help=cast(str, Content(help_text)))
 
 
 class StartRunCommands(ListedCommands):
