@@ -86,8 +86,12 @@ async def run_get(core: Core, peer: Peer, args: Args, send: Send) -> Any:
         return _run_row(core, core.runs.runs[run_id])
     row = await core.store.read(lambda db: history.get_run(db, run_id))
     if row is None:
-        raise Failure("no-such-run", f"no run {run_id!r}", "list runs with: pilothouse ps --all")
+        raise _no_such_run(run_id)
     return row
+
+
+def _no_such_run(run_id: str) -> Failure:
+    return Failure("no-such-run", f"no run {run_id!r}", "list runs with: pilothouse ps --all")
 
 
 async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
@@ -121,6 +125,9 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
         # committed after the last page is for the live events to bring).
         seen = (await core.store.read(lambda db: history.count_output(db, run_id, after))
                 ) if tail else sent
+        if not sent and run_id not in core.runs.runs and (
+                await core.store.read(lambda db: history.get_run(db, run_id))) is None:
+            raise _no_such_run(run_id)  # a typo must not read as a run that printed nothing
         if sub is None or run_id not in core.runs.runs:
             return {"run": run_id, "lines": sent}
         while True:
