@@ -16,6 +16,7 @@ from console.policy.hosts import (
     BadTarget,
     IPAddress,
     Target,
+    loopback_addresses,
     parse_absolute_url,
     parse_connect_target,
 )
@@ -26,6 +27,8 @@ Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 NOT_RESOLVED = ("the name was not resolved (pass --resolve to look it up as the gate would); "
                 "the gate also denies a name that resolves to a non-global address")
 
+LOOPBACK_NAME = ("localhost and names under it are loopback by definition (RFC 6761): the gate "
+                 "never looks them up and judges 127.0.0.1 and ::1, whatever /etc/hosts says")
 
 DEFAULT_PORT = 443
 BARE_HOST_NOTE = ("no port given: checked as {host}:443, the CONNECT an https:// client sends; "
@@ -107,6 +110,10 @@ async def _decide_target(rules: NetworkRules, target: Target, resolver: Resolver
     if target.ip is not None:
         return as_result("network", target.authority, decide([target.ip]),
                          addresses=[str(target.ip)])
+    local = loopback_addresses(target.host)
+    if local is not None:  # as the gate: loopback by definition, never looked up
+        return as_result("network", target.authority, decide(local),
+                         addresses=[str(a) for a in local], note=LOOPBACK_NAME)
     before = decide(None)
     if resolver is None or before.action == "deny":
         note = NOT_RESOLVED if resolver is None else "denied by name: the gate never looks it up"

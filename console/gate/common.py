@@ -17,6 +17,7 @@ from console.gate.splice import Activity
 from console.policy.hosts import (
     IPAddress,
     Target,
+    ip_literal,
     normalise_host,
     parse_absolute_url,
     parse_connect_target,
@@ -82,9 +83,30 @@ Asker = Callable[[NetAsk], Awaitable[Verdict]]
 
 
 async def system_resolver(host: str, port: int) -> list[IPAddress]:
-    """The machine's resolver (getaddrinfo), addresses deduplicated in the order returned."""
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    """The machine's resolver (getaddrinfo) for exactly `host`, addresses deduplicated in the
+    order returned.
+
+    A name is looked up absolute (`name.`): written relative, the resolver's search list
+    (resolv.conf `search`, LOCALDOMAIN) makes `evil` into `evil.corp.example`, a host no rule
+    judged. glibc's hosts file never matches an absolute name, so when that finds nothing the
+    name is looked up as written, and the answer kept only if it is for the name itself (its
+    canonical name: a hosts-file line's first name, never a search domain's expansion)."""
+    loop = asyncio.get_running_loop()
+    kind = {"type": socket.SOCK_STREAM, "proto": socket.IPPROTO_TCP}
+    if ip_literal(host) is not None:
+        return _addresses(await loop.getaddrinfo(host, port, **kind))
+    try:
+        return _addresses(await loop.getaddrinfo(host + ".", port, **kind))
+    except socket.gaierror:
+        infos = await loop.getaddrinfo(host, port, flags=socket.AI_CANONNAME, **kind)
+    canonical = next((info[3] for info in infos if info[3]), "")
+    if canonical.lower().rstrip(".") != host:  # the answer's name is not said: no DNS oracle
+        raise socket.gaierror(socket.EAI_NONAME, f"no address for {host} itself; the resolver "
+                              "answers only through its search list, so write the whole name")
+    return _addresses(infos)
+
+
+def _addresses(infos: list[tuple[Any, ...]]) -> list[IPAddress]:
     out: list[IPAddress] = []
     for *_, sockaddr in infos:
         ip = ipaddress.ip_address(sockaddr[0])

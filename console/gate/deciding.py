@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import ipaddress
 import logging
 import time
 from typing import Any
@@ -26,7 +25,7 @@ from console.gate.common import (
     denial,
     ip_text,
 )
-from console.policy.hosts import IPAddress, Target, ip_literal
+from console.policy.hosts import IPAddress, Target, ip_literal, loopback_addresses
 from console.policy.netrules import NetMatch, NetworkRules
 
 __all__ = ["Deciding", "TokenBucket"]
@@ -130,19 +129,21 @@ class Deciding:
         ip = _ip_literal(target.host)
         if ip is not None:
             return await self._by_address(method, raw, target, conn, base, [ip], None)
+        local = loopback_addresses(target.host)  # never sent to a resolver
+        if local is not None:
+            return await self._by_address(method, raw, target, conn, base, local, None)
         pre = self._match(rules, target.host, target.port, None)
         if pre.action == "deny":  # denied by name: never resolved, never leaks to DNS
             await self._decided(base, pre, [], "deny", None)
             raise self._refuse(method, target, pre, None)
         yes: dict[str, Any] | None = None
-        local = _loopback_name(target.host)
-        if pre.action == "ask" and local is None and not self._address_may_allow(target.port):
+        if pre.action == "ask" and not self._address_may_allow(target.port):
             verdict = await self._ask_person(conn, method, raw, target, (), pre)
             if not verdict.allow:
                 await self._decided(base, pre, [], "deny", verdict.provenance)
                 raise self._refuse(method, target, pre, verdict.provenance)
             yes = verdict.provenance
-        addrs = local if local is not None else await self._lookup(target)
+        addrs = await self._lookup(target)
         if isinstance(addrs, str):  # the lookup failed
             if pre.action == "ask" and yes is None:
                 # Still put the attempt in front of a person: an agent reaching for an
@@ -270,15 +271,6 @@ class Deciding:
         if not isinstance(verdict, Verdict):
             return Verdict(False, {"by": "gate", "reason": "ask returned no Verdict"})
         return verdict
-
-
-_LOOPBACK = [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
-
-
-def _loopback_name(host: str) -> list[IPAddress] | None:
-    """`localhost` and names under it are loopback by definition (RFC 6761 6.3): answered
-    here, never sent to a resolver."""
-    return list(_LOOPBACK) if host == "localhost" or host.endswith(".localhost") else None
 
 
 class TokenBucket:

@@ -30,6 +30,7 @@ __all__ = [
     "Target",
     "embedded_ipv4",
     "is_globally_routable",
+    "loopback_addresses",
     "normalise_host",
     "parse_connect_target",
     "parse_absolute_url",
@@ -286,6 +287,19 @@ def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
         server, client = ip.teredo or (low32, low32)
         return [server, client]
     return []
+
+
+_LOOPBACK: tuple[IPAddress, ...] = (ipaddress.IPv4Address("127.0.0.1"), ipaddress.IPv6Address("::1"))
+
+
+def loopback_addresses(host: str) -> list[IPAddress] | None:
+    """The addresses of `localhost` and names under it, or None for any other host. They are
+    loopback by definition (RFC 6761 6.3): the gate dials these without asking a resolver, so
+    every decision about such a name (the gate's, `policy check`'s, agent.sock's) judges them,
+    whatever /etc/hosts says."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return list(_LOOPBACK)
+    return None
 
 
 def is_globally_routable(ip: IPAddress) -> bool:

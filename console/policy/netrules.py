@@ -32,6 +32,7 @@ from console.policy.hosts import (
     embedded_ipv4,
     ip_literal,
     is_globally_routable,
+    loopback_addresses,
     normalise_host,
     parse_port,
 )
@@ -252,13 +253,17 @@ class NetworkRules:
         """Decide for a normalised host and port, and the addresses the gate would dial.
 
         `addresses` is None before resolution (host rules only: lets the gate deny a name
-        without ever looking it up); for an IP literal pass `[ip]`. Order: deny rules (host or
+        without ever looking it up; a loopback name's addresses are known without a lookup and
+        judged); for an IP literal pass `[ip]`. Order: deny rules (host or
         any address, any wrapper), then non-routable addresses (denied unless an allow IP/CIDR
         rule covers that address and port), then allow rules (a host rule, or IP rules that
         cover every address), then the default.
         """
         literal = ip_literal(host)
-        addrs = list(addresses) if addresses is not None else ([literal] if literal else [])
+        if addresses is not None:
+            addrs = list(addresses)
+        else:
+            addrs = [literal] if literal else loopback_addresses(host) or []
         for rule in self.deny:
             if not rule.covers_port(port, self.ports, deny=True):
                 continue

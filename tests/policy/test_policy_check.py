@@ -117,7 +117,9 @@ def test_resolve_shows_the_address_and_the_gates_verdict(corpus_config: Path) ->
     got = check(corpus_config, "corpus", "--host", "localhost:443", "--resolve")
     assert got["decision"] == "deny"
     assert got["addresses"] and all(a in ("127.0.0.1", "::1") for a in got["addresses"])
-    plain = check(corpus_config, "corpus", "--host", "localhost:443")
+    # localhost is loopback by definition: the gate never looks it up, nor does the check
+    assert check(corpus_config, "corpus", "--host", "localhost:443")["decision"] == "deny"
+    plain = check(corpus_config, "corpus", "--host", "unknown.invalid:443")
     assert plain["decision"] == "ask" and "not resolved" in plain["note"]
 
 
