@@ -12,9 +12,16 @@ here in a private mount namespace whose resolv.conf points at a DNS server of th
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(os.getuid() != 0 or not shutil.which("unshare"),
+                                reason="a private mount namespace and port 53 need root")
 
 REPO = Path(__file__).resolve().parents[2]
 
