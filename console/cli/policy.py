@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import echo, table, visible
+from console.cli.output import echo, fail, table, visible
 from console.cli.parsing import argument, group, option
 from console.cli.value_types import Choice
 from console.text import clock
@@ -31,13 +31,16 @@ def _show_check(result: dict[str, Any]) -> None:
         help="SUBJECT is a destination: host[:port], [IPv6][:port] or an http:// URL.")
 @option("--resolve", is_flag=True, help="Look the name up as the gate would and judge the addresses.")
 @option("--exact", is_flag=True, help="Read SUBJECT exactly as a CONNECT line: a host without a port is rejected.")
+@option("--run", "run_id", metavar="RUN",
+        help="Decide for this live run of PROFILE: its grants (once, run, timed) count too.")
 @json_option
 @pass_ctx
 @friendly
 def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bool, resolve: bool,
-                 exact: bool) -> None:
+                 exact: bool, run_id: str | None) -> None:
     """What PROFILE's policy decides for a command (or, with --host, a destination): the gate's
-    and agent.sock's decision. With --config FILE, that file's, evaluated here without the daemon."""
+    and agent.sock's decision, with the grants in force for the profile (and, with --run, for
+    that run). With --config FILE, that file's rules, evaluated here without the daemon."""
     if is_host:
         what = {"host": " ".join(subject)}
     else:  # read as the agent's `ph-ask exec -- WORDS` is: the same words, the same decision
@@ -47,11 +50,16 @@ def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bo
     if c.config_file is not None:
         from console.gate.check import check_config_file
 
+        if run_id is not None:
+            fail("--run cannot be used with --config: a run's grants are in the running daemon, "
+                 "not in a file", "drop --config to ask the daemon for that run's decision")
+
         result = check_config_file(c.config_file, profile, resolve=resolve, exact=exact,
                                    daemon_files=_daemon_config_files(c), **what)
     else:
         with c.client() as client:
-            result = client.call("policy.check", profile=profile, resolve=resolve, exact=exact, **what)
+            result = client.call("policy.check", profile=profile, resolve=resolve, exact=exact,
+                                 run=run_id, **what)
     c.emit(result, _show_check)
 
 

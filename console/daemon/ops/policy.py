@@ -15,7 +15,7 @@ from console.gate.check import check_exec, check_network
 from console.gate.common import system_resolver
 from console.policy import ExecRules, Provenance
 from console.policy.shadow import shadow
-from console.protocol import Failure
+from console.protocol import LIVE_STATES, Failure
 from store.decisions import events_for_request, past_requests
 
 
@@ -51,6 +51,14 @@ async def check_policy(core: Core, profile_name: str, command: str | None, host:
         prof = cfg.profile(profile_name)
     except ConfigError as exc:
         raise Failure("no-such-profile", str(exc)) from None
+    if run_id is not None:  # that run's grants count: only a live run of this profile has any
+        run = core.runs.runs.get(run_id)
+        if run is None or run.state not in LIVE_STATES:
+            raise Failure("no-such-run", f"no live run {run_id!r}",
+                          "list runs with: pilothouse ps")
+        if run.profile != prof.name:
+            raise Failure("bad-args", f"run {run_id} is of profile {run.profile}, not {prof.name}",
+                          f"check with: pilothouse policy check {run.profile} --run {run_id} ...")
     common = {"grants": core.grants, "run_id": run_id, "profile": prof.name}
     where = {"config": cfg.user_file, "config_files": cfg.files}
     if command is not None:
