@@ -6,6 +6,9 @@ command that allows it. Each is plain text now."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from textual.command import CommandList
 
@@ -28,24 +31,25 @@ def palette(app: PilothouseApp) -> str:
                      for i in range(hits.option_count))
 
 
-@pytest.mark.parametrize("subject", ODD)
-async def test_the_palette_shows_the_oldest_request_as_written(subject: str) -> None:
-    asking = [{**APPROVALS[0], "id": "mk01", "subject": subject, "title": subject,
-               "summary": f"exec {subject}"}]
-    app = app_with(approvals=asking)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await attached(pilot)
-        await pilot.press("colon", *"Allow oldest")
-        await until(pilot, lambda: subject in palette(app), "the command in the palette")
-        assert app.is_running
+def asking(word: str) -> dict[str, Any]:
+    """The oldest request's command is `word`, under "Allow oldest approval once"."""
+    return {"approvals": [{**APPROVALS[0], "id": "mk01", "subject": word, "title": word,
+                           "summary": f"exec {word}"}]}
+
+
+def running(word: str) -> dict[str, Any]:
+    """A run's command line holds `word`, under "Open run k3mx"."""
+    return {"runs": [{**RUNS[0], "command": ["sh", "-c", word]}]}
 
 
 @pytest.mark.parametrize("word", ODD)
-async def test_the_palette_shows_a_runs_command_as_written(word: str) -> None:
-    runs = [{**RUNS[0], "command": ["sh", "-c", word]}]
-    app = app_with(runs=runs)
+@pytest.mark.parametrize(("data", "typed"), [(asking, "Allow oldest"), (running, "Open run k3mx")],
+                         ids=["oldest request", "run command"])
+async def test_the_palette_shows_an_agents_words_as_written(
+        word: str, data: Callable[[str], dict[str, Any]], typed: str) -> None:
+    app = app_with(**data(word))
     async with app.run_test(size=(100, 30)) as pilot:
         await attached(pilot)
-        await pilot.press("colon", *"Open run k3mx")
-        await until(pilot, lambda: word in palette(app), "the run's command in the palette")
+        await pilot.press("colon", *typed)
+        await until(pilot, lambda: word in palette(app), "the words in the palette")
         assert app.is_running
