@@ -156,7 +156,7 @@ def _events(db: Db, *, newest_first: bool, bound_id: int | None, limit: int,
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {rowid} {'DESC' if newest_first else 'ASC'} LIMIT ?"
     params.append(limit)
-    return [_event_row(r) for r in conn.execute(sql, params)]
+    return [_event_row(r) for r in _fetch(conn, sql, params)]
 
 
 def _by_kind_prefix(conn: sqlite3.Connection, newest_first: bool, bound_id: int | None,
@@ -218,9 +218,38 @@ def iter_events(db: Db, *, chunk: int = 1000, after_id: int | None = None,
 
 
 def _event_row(r: tuple[Any, ...]) -> dict[str, Any]:
-    row = dict(zip(EVENT_COLUMNS, r, strict=True))
+    row = dict(zip(EVENT_COLUMNS, map(_shown, r), strict=True))
     row["data"] = _json(row["data"])
     return row
+
+
+# --- values the store never writes ---------------------------------------------------------------
+# An altered file can hold them (`audit verify` names the row); a view shows them as they are,
+# escaped, rather than failing the whole page, or an export, and hiding every row beside them.
+
+
+def _fetch(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """The query's rows; when one holds text that is not UTF-8, all of them again with the
+    bytes that are not escaped (\\xff) instead of the error."""
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "decode" not in str(exc):
+            raise
+    conn.text_factory = _escaped  # this reader connection belongs to this thread
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.text_factory = str
+
+
+def _escaped(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _shown(value: Any) -> Any:
+    """A blob as SQLite writes one (x'00ff'): no JSON for bytes, and no text it could pass for."""
+    return f"x'{value.hex()}'" if isinstance(value, bytes) else value
 
 
 def _json(raw: Any) -> Any:
@@ -228,7 +257,7 @@ def _json(raw: Any) -> Any:
         return None
     try:
         return json.loads(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested past the parser
         return raw
 
 
@@ -257,7 +286,8 @@ def query_output(db: Db, run_id: str, *, after_id: int | None = None,
     sql = (f"SELECT {_OUT_SELECT} FROM {source} WHERE {' AND '.join(where)} "
            f"ORDER BY {rowid} {'ASC' if forward else 'DESC'} LIMIT ?")
     params.append(max(0, int(limit)))
-    rows = [dict(zip(OUTPUT_COLUMNS, r, strict=True)) for r in conn.execute(sql, params)]
+    rows = [dict(zip(OUTPUT_COLUMNS, map(_shown, r), strict=True))
+            for r in _fetch(conn, sql, params)]
     return rows if forward else rows[::-1]
 
 
@@ -322,6 +352,7 @@ def get_run(db: Db, run_id: str) -> dict[str, Any] | None:
 
 
 def _run_row(row: dict[str, Any]) -> dict[str, Any]:
+    row = {k: _shown(v) for k, v in row.items()}
     for col in RUN_JSON_COLUMNS:
         if col in row:
             row[col] = _json(row[col])

@@ -133,7 +133,7 @@ def runs_off(conn: sqlite3.Connection) -> str | None:
             try:
                 data = json.loads(data_text or "{}")
                 row_command = json.loads(command or "null")
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested past the parser
                 return f"run {rid}: its row in the runs table is not what the store writes"
             if kind == "run.started":
                 started = True
