@@ -11,7 +11,6 @@ mark past the last row keeps every new row out of search. Nothing here needs the
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sqlite3
 
@@ -170,39 +169,27 @@ def prune_cutoff(conn: sqlite3.Connection) -> float | None:
 
 def fts_check(conn: sqlite3.Connection) -> str | None:
     """FTS5's own integrity check of both full-text indexes against their rows (a row
-    re-indexed with other words keeps every count right). It is a write statement, so it runs
-    on a connection of its own, in a transaction rolled back; None when it holds, or when the
-    file cannot be opened for writing (said nowhere else: verify then relies on the counts).
-    A lock held past 10 s is a problem: the check could not be made."""
-    path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
-    if not path:
-        return None
+    re-indexed with other words keeps every count right); None when it holds.
+
+    It is a write statement, so it runs on a copy of the file taken from `conn`'s snapshot (a
+    temporary file SQLite deletes on close), never on the file: there it held the write lock
+    for its whole run, seconds on a large history, past the writer's busy timeout, so every
+    decision meanwhile was refused and bulk rows were lost; a watcher running `audit verify`
+    in a loop kept it so (review s17). A copy is taken under a read lock, which no writer
+    waits for, and nobody holding the write lock can make the check be skipped (review s14b)."""
+    copy = sqlite3.connect("", isolation_level=None)  # "": a private temporary database
     try:
-        side = sqlite3.connect(path, isolation_level=None, timeout=10)
-    except sqlite3.Error:
-        return None
-    locked = ("the search index could not be checked: the database stayed locked for 10 s "
-              "(another writer held it); run the verify again")
-    try:
-        # The write lock first, waiting for it (10 s): a check skipped whenever someone held
-        # the lock would let whoever can hold it hide a re-indexed row (review s14b).
         try:
-            side.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            return None if "readonly" in str(exc) else locked
+            conn.backup(copy)
+        except sqlite3.Error as exc:
+            return (f"the search index could not be checked: no copy of the history could be "
+                    f"made to check it on ({exc}); free some space for temporary files and run "
+                    "the verify again")
         for fts in (f"{table}_fts" for table, _mark, _cols in TABLES):
             try:
-                side.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)")
+                copy.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)")
             except sqlite3.DatabaseError as exc:
-                if "readonly" in str(exc):
-                    return None
-                if "locked" in str(exc) or "busy" in str(exc):
-                    return locked
                 return f"the search index {fts} does not match its rows ({exc}): a search may not show every row"
         return None
-    except sqlite3.Error:
-        return None
     finally:
-        with contextlib.suppress(sqlite3.Error):
-            side.execute("ROLLBACK")
-        side.close()
+        copy.close()
