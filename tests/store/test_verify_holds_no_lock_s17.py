@@ -18,6 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -65,3 +66,20 @@ def test_a_decision_is_recorded_while_verify_checks_the_search_index(
         verify.join(60)
         reader.close()
     assert results and results[0].ok, results
+
+
+def test_held_verify_without_room_for_the_copy_says_it_could_not_check(
+        make_writer: Callable[..., StoreWriter], db_path: Path, key: bytes, witness: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copy is made only with twice its size free (it must not fill the disk the witness
+    needs): without that room, verify is not ok and says why."""
+    w = make_writer(witness=witness)
+    w.commit("approval.decided", text="a decision")
+    w.close()
+    monkeypatch.setattr(integrity.shutil, "disk_usage", lambda _path: SimpleNamespace(free=0))
+    reader = open_db(db_path, readonly=True)
+    try:
+        result = audit.verify(reader, key)
+    finally:
+        reader.close()
+    assert not result.ok and "could not be checked" in result.reason, result
