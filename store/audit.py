@@ -321,8 +321,9 @@ def _verify(conn: sqlite3.Connection, key: bytes, witnessed: dict[int, str]) -> 
             return VerifyResult(False, checked, ts, f"row {ts} holds text that is not UTF-8: it "
                                 "was altered (the store writes only UTF-8)")
         if id_ < expected_id:
-            return VerifyResult(False, checked, id_,
-                                f"row {id_} lies before the prune anchor at row {expected_id - 1}")
+            where = (f"the prune anchor at row {expected_id - 1}" if last_upto else
+                     "row 1, where the chain starts")
+            return VerifyResult(False, checked, id_, f"row {id_} lies before {where}")
         if id_ > expected_id:
             gap = f"row {expected_id}" if id_ == expected_id + 1 else f"rows {expected_id}..{id_ - 1}"
             return VerifyResult(False, checked, expected_id,

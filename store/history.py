@@ -89,6 +89,9 @@ def _event_filters(run_id: str | None, kind: str | None, since: float | None,
     return where, params
 
 
+KINDS_MAX = 256  # distinct kinds under one prefix read one by one (the store has tens)
+
+
 def _next_prefix(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
@@ -131,8 +134,10 @@ def _events(db: Db, *, newest_first: bool, bound_id: int | None, limit: int,
         if match is None:
             return []
     elif kind and _kind_prefix(kind) is not None:
-        return _by_kind_prefix(conn, newest_first, bound_id, limit, run_id, kind, since, until,
+        rows = _by_kind_prefix(conn, newest_first, bound_id, limit, run_id, kind, since, until,
                                decision)
+        if rows is not None:
+            return rows
     bounds = _id_bounds(conn, run_id, kind, since, until)
     if bounds is None:
         return []
@@ -156,20 +161,24 @@ def _events(db: Db, *, newest_first: bool, bound_id: int | None, limit: int,
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY {rowid} {'DESC' if newest_first else 'ASC'} LIMIT ?"
     params.append(limit)
-    return [_event_row(r) for r in conn.execute(sql, params)]
+    return [_event_row(r) for r in _fetch(conn, sql, params)]
 
 
 def _by_kind_prefix(conn: sqlite3.Connection, newest_first: bool, bound_id: int | None,
                     limit: int, run_id: str | None, kind: str, since: float | None,
-                    until: float | None, decision: str | None) -> list[dict[str, Any]]:
+                    until: float | None, decision: str | None) -> list[dict[str, Any]] | None:
     """A kind prefix ("net.") without a search: one indexed query per distinct kind, merged.
-    A single range query would sort every row of every matching kind to find the newest."""
+    A single range query would sort every row of every matching kind to find the newest.
+    None past KINDS_MAX kinds (the store writes tens; a file with more was made up): then the
+    caller's one range query, bounded by the rows, not by three queries a kind."""
     prefix = _kind_prefix(kind)
     assert prefix is not None
     kinds, hi = [], _next_prefix(prefix)
     low = conn.execute("SELECT min(kind) FROM events WHERE kind >= ? AND kind < ?",
                        (prefix, hi)).fetchone()[0]
     while low is not None:  # distinct kinds by index seeks: there are tens, not millions
+        if len(kinds) == KINDS_MAX:
+            return None
         kinds.append(low)
         low = conn.execute("SELECT min(kind) FROM events WHERE kind > ? AND kind < ?",
                            (low, hi)).fetchone()[0]
@@ -218,9 +227,38 @@ def iter_events(db: Db, *, chunk: int = 1000, after_id: int | None = None,
 
 
 def _event_row(r: tuple[Any, ...]) -> dict[str, Any]:
-    row = dict(zip(EVENT_COLUMNS, r, strict=True))
+    row = dict(zip(EVENT_COLUMNS, map(_shown, r), strict=True))
     row["data"] = _json(row["data"])
     return row
+
+
+# --- values the store never writes ---------------------------------------------------------------
+# An altered file can hold them (`audit verify` names the row); a view shows them as they are,
+# escaped, rather than failing the whole page, or an export, and hiding every row beside them.
+
+
+def _fetch(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    """The query's rows; when one holds text that is not UTF-8, all of them again with the
+    bytes that are not escaped (\\xff) instead of the error."""
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "decode" not in str(exc):
+            raise
+    conn.text_factory = _escaped  # this reader connection belongs to this thread
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.text_factory = str
+
+
+def _escaped(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _shown(value: Any) -> Any:
+    """A blob as SQLite writes one (x'00ff'): no JSON for bytes, and no text it could pass for."""
+    return f"x'{value.hex()}'" if isinstance(value, bytes) else value
 
 
 def _json(raw: Any) -> Any:
@@ -228,7 +266,7 @@ def _json(raw: Any) -> Any:
         return None
     try:
         return json.loads(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested past the parser
         return raw
 
 
@@ -257,7 +295,8 @@ def query_output(db: Db, run_id: str, *, after_id: int | None = None,
     sql = (f"SELECT {_OUT_SELECT} FROM {source} WHERE {' AND '.join(where)} "
            f"ORDER BY {rowid} {'ASC' if forward else 'DESC'} LIMIT ?")
     params.append(max(0, int(limit)))
-    rows = [dict(zip(OUTPUT_COLUMNS, r, strict=True)) for r in conn.execute(sql, params)]
+    rows = [dict(zip(OUTPUT_COLUMNS, map(_shown, r), strict=True))
+            for r in _fetch(conn, sql, params)]
     return rows if forward else rows[::-1]
 
 
@@ -322,6 +361,7 @@ def get_run(db: Db, run_id: str) -> dict[str, Any] | None:
 
 
 def _run_row(row: dict[str, Any]) -> dict[str, Any]:
+    row = {k: _shown(v) for k, v in row.items()}
     for col in RUN_JSON_COLUMNS:
         if col in row:
             row[col] = _json(row[col])

@@ -11,9 +11,12 @@ mark past the last row keeps every new row out of search. Nothing here needs the
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import os
+import shutil
 import sqlite3
+import tempfile
+import threading
 
 from store.fts import TABLES, index_off, marks
 from store.output_seal import output_problem
@@ -133,7 +136,7 @@ def runs_off(conn: sqlite3.Connection) -> str | None:
             try:
                 data = json.loads(data_text or "{}")
                 row_command = json.loads(command or "null")
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested past the parser
                 return f"run {rid}: its row in the runs table is not what the store writes"
             if kind == "run.started":
                 started = True
@@ -168,41 +171,55 @@ def prune_cutoff(conn: sqlite3.Connection) -> float | None:
     return max(cutoffs, default=None)
 
 
+_CHECKING = threading.Lock()  # one copy at a time: a watcher's 16 verifies are not 16 copies
+
+
 def fts_check(conn: sqlite3.Connection) -> str | None:
     """FTS5's own integrity check of both full-text indexes against their rows (a row
-    re-indexed with other words keeps every count right). It is a write statement, so it runs
-    on a connection of its own, in a transaction rolled back; None when it holds, or when the
-    file cannot be opened for writing (said nowhere else: verify then relies on the counts).
-    A lock held past 10 s is a problem: the check could not be made."""
-    path = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
-    if not path:
-        return None
-    try:
-        side = sqlite3.connect(path, isolation_level=None, timeout=10)
-    except sqlite3.Error:
-        return None
-    locked = ("the search index could not be checked: the database stayed locked for 10 s "
-              "(another writer held it); run the verify again")
-    try:
-        # The write lock first, waiting for it (10 s): a check skipped whenever someone held
-        # the lock would let whoever can hold it hide a re-indexed row (review s14b).
+    re-indexed with other words keeps every count right); None when it holds.
+
+    It is a write statement, so it runs on a copy of the file taken from `conn`'s snapshot (a
+    temporary file, removed after), never on the file: there it held the write lock for its
+    whole run, seconds on a large history, past the writer's busy timeout, so every decision
+    meanwhile was refused and bulk rows were lost; a watcher running `audit verify` in a loop
+    kept it so (review s17). A copy is taken under a read lock, which no writer waits for,
+    and nobody holding the write lock can make the check be skipped (review s14b). It is made
+    only with twice its size free, so a verify never fills the disk the witness needs."""
+    folder = tempfile.gettempdir()
+    with _CHECKING:
+        need = 2 * sum(_size(f) for f in _files(conn))
+        free = shutil.disk_usage(folder).free
+        if free < need:
+            return (f"the search index could not be checked: its copy needs {need >> 20} MiB "
+                    f"free in {folder}, {free >> 20} MiB are; make room there (or set TMPDIR "
+                    "for the daemon) and run the verify again")
+        fd, name = tempfile.mkstemp(prefix="pilothouse-verify-", suffix=".db", dir=folder)
+        os.close(fd)
+        copy = sqlite3.connect(name, isolation_level=None)
         try:
-            side.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            return None if "readonly" in str(exc) else locked
-        for fts in (f"{table}_fts" for table, _mark, _cols in TABLES):
-            try:
-                side.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)")
-            except sqlite3.DatabaseError as exc:
-                if "readonly" in str(exc):
-                    return None
-                if "locked" in str(exc) or "busy" in str(exc):
-                    return locked
-                return f"the search index {fts} does not match its rows ({exc}): a search may not show every row"
-        return None
-    except sqlite3.Error:
-        return None
-    finally:
-        with contextlib.suppress(sqlite3.Error):
-            side.execute("ROLLBACK")
-        side.close()
+            copy.execute("PRAGMA journal_mode=OFF")
+            conn.backup(copy)
+            for fts in (f"{table}_fts" for table, _mark, _cols in TABLES):
+                try:
+                    copy.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)")
+                except sqlite3.DatabaseError as exc:
+                    return f"the search index {fts} does not match its rows ({exc}): a search may not show every row"
+            return None
+        except sqlite3.Error as exc:
+            return (f"the search index could not be checked: its copy in {folder} could not be "
+                    f"made ({exc}); run the verify again")
+        finally:
+            copy.close()
+            os.unlink(name)
+
+
+def _files(conn: sqlite3.Connection) -> list[str]:
+    main = next((row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main"), "")
+    return [main, main + "-wal"] if main else []
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0

@@ -15,6 +15,8 @@ the security team keeps (docs/threat-model.md).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import logging.handlers
@@ -58,17 +60,35 @@ class Witness:
         self.last = last
 
     def append(self, id_: int, hash_: str) -> None:
-        self.seq += 1
+        seq = self.seq + 1
         ts = round(time.time(), 6)
-        line = _dumps({"seq": self.seq, "id": id_, "hash": hash_, "ts": ts,
-                       "mac": witness_mac(self._key, self.seq, id_, hash_, ts)}) + "\n"
-        os.write(self._fd, line.encode())
-        self.last = Entry(self.seq, id_, hash_, ts)
+        line = _dumps({"seq": seq, "id": id_, "hash": hash_, "ts": ts,
+                       "mac": witness_mac(self._key, seq, id_, hash_, ts)}) + "\n"
+        self._write_whole(line.encode())
+        self.seq = seq  # only now: a line not written leaves no gap in seq
+        self.last = Entry(seq, id_, hash_, ts)
         if self._mirror is not None:
             try:
                 self._mirror(line.rstrip("\n"))
             except OSError as exc:  # the local witness is written; the copy is best effort
                 log.warning("audit witness copy not sent: %s", exc)
+
+    def _write_whole(self, data: bytes) -> None:
+        """Append all of `data` or none of it. A full disk writes what fits in the file's last
+        page and only the next write fails: a line cut short would count as written, and then
+        read as a damaged (tampered) witness, with the next line run into it."""
+        start = os.fstat(self._fd).st_size
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                view = view[n:]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, start)  # take the part back; the caller refuses
+            raise
 
     def append_or_why(self, id_: int, hash_: str) -> str | None:
         """append(), or why it failed (the rows are committed; the witness fell behind)."""

@@ -75,10 +75,8 @@ class StoreWriter:
         self._lock = threading.Lock()  # state, counters shared with producers, jobs
         self._state = _NEW
         self._urgent = 0  # queued items somebody waits for
-        self._dropped = 0
-        self._dropped_reported = 0
-        self._lost = 0
-        self._lost_reported = 0
+        self._dropped = self._dropped_reported = 0  # bulk rows refused by a full queue
+        self._lost = self._lost_reported = 0  # bulk rows in batches that failed
         self._pending_since: float | None = None
         self._thread: threading.Thread | None = None
         self._db: sqlite_utils.Database | None = None
@@ -144,13 +142,14 @@ class StoreWriter:
     def close(self, timeout: float = 5.0) -> None:
         """Flush everything queued, then close. Raises StoreError if that took too long."""
         with self._lock:
-            if self._state in (_CLOSED, _DEAD):
+            if self._state == _CLOSED:
                 return
             if self._state == _NEW:
                 self._state = _CLOSED
                 self._fail_queued(StoreError("the store writer was closed before it started"))
                 return
-            self._state = _CLOSING
+            if self._state != _DEAD:  # a dead writer may still be closing its files: wait too
+                self._state = _CLOSING
         self._wake.set()
         assert self._thread is not None
         self._thread.join(timeout)

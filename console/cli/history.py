@@ -40,9 +40,18 @@ def _show_events(rows: list[dict[str, Any]]) -> None:
     if not rows:
         echo("no events match")
         return
-    table([[str(r["id"]), clock(r["ts"], date=True), r.get("run_id") or "-", r["kind"],
+    table([[str(r["id"]), _time(r["ts"]), r.get("run_id") or "-", r["kind"],
             r.get("actor") or "-", neutralise((r.get("text") or "")[:70])] for r in rows],
           ["ID", "TIME", "RUN", "KIND", "BY", "TEXT"])
+
+
+def _time(ts: Any) -> str:
+    """An event's time; a value that is none (an altered file: `audit verify` names the row)
+    as it is, not a traceback."""
+    try:
+        return clock(ts, date=True)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return neutralise(repr(ts))
 
 
 @command()
