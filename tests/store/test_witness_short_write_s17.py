@@ -40,6 +40,7 @@ def test_every_decision_answered_as_recorded_has_its_whole_witness_line(
     w.commit("approval.decided", text="first")
     _fill(tiny_disk)
     accepted = _decide_until_refused(w)
+    w.close()  # its thread may still be writing (and taking back) a line for bulk rows
     seen = witness_mod.read(witness, key)
     assert seen is not None
     missing = [i for i in accepted if i not in seen.hashes]
