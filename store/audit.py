@@ -209,7 +209,18 @@ def chain_start(conn: sqlite3.Connection, key: bytes) -> tuple[int, str, str | N
     """
     head = read_head(conn)
     if head is not None and _same(head["mac"], head_mac(key, head["id"], head["hash"])):
-        return head["id"], head["hash"], None
+        # The head is written in the transaction of the rows it signs: a row past it was put
+        # there by someone else. Numbering on from the head would collide with it on every
+        # commit (no start, no verify); go on after it and say so, verify names it.
+        extra = conn.execute("SELECT min(id), max(id) FROM events WHERE id > ?",
+                             (head["id"],)).fetchone()
+        if extra[1] is None:
+            return head["id"], head["hash"], None
+        last = conn.execute("SELECT hash FROM events WHERE id = ?", (extra[1],)).fetchone()
+        rows = f"row {extra[0]}" if extra[0] == extra[1] else f"rows {extra[0]}..{extra[1]}"
+        return extra[1], str(last[0]), (
+            f"{rows} past the signed chain head (row {head['id']}) were not written by the "
+            f"store's writer: someone edited the file; continuing after row {extra[1]}")
     last = conn.execute("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
     anchor = conn.execute("SELECT upto_id, upto_hash FROM anchors ORDER BY id DESC LIMIT 1").fetchone()
     if last is None and anchor is None and head is None:

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import struct
 import sys
 import termios
@@ -35,6 +36,7 @@ from console.daemon.peers import Peer, as_now, identify
 from console.paths import Paths
 from console.protocol import ErrorCode, Failure
 from console.wire import MessageRefused, ProtocolError
+from store.db import StoreError
 
 ROLE_LOOK_S = 0.25  # how often a teammate's open stream checks the [team] table in force
 MAX_IN_FLIGHT = 256  # open requests per operator.sock connection
@@ -384,13 +386,19 @@ def run_foreground(paths: Paths, config_file: Path | None) -> int:
         print(f"pilothouse daemon: {exc}", file=sys.stderr)
         return 3
 
-    async def main() -> None:
+    async def main() -> int:
         asyncio.get_running_loop().set_exception_handler(daemon_log.loop_exception_handler)
         log.info("fd limit %d (hard %d); connection budget %d", soft, hard,
                  bounds.fd_budget().total)
         _use_pidfd_child_watcher()
-        await daemon.start()
+        try:
+            await daemon.start()
+        except (StoreError, sqlite3.Error) as exc:  # fail closed, in words: nothing unrecorded
+            log.error("cannot start: the history at %s cannot be opened or written (%s); "
+                      "`pilothouse doctor` checks its disk and permissions, and "
+                      "`pilothouse audit verify` the file once it opens", paths.db_file, exc)
+            return 1
         await daemon.serve_forever()
+        return 0
 
-    asyncio.run(main())
-    return 0
+    return asyncio.run(main())
