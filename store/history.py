@@ -16,6 +16,8 @@ from typing import Any, TextIO
 
 import sqlite_utils
 
+from store import values
+
 EVENT_COLUMNS = ("id", "ts", "run_id", "kind", "actor", "text", "data", "prev", "hash")
 OUTPUT_COLUMNS = ("id", "run_id", "ts", "stream", "line")
 RUN_JSON_COLUMNS = ("command", "pids", "info")
@@ -361,11 +363,38 @@ def get_run(db: Db, run_id: str) -> dict[str, Any] | None:
 
 
 def _run_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A runs row as the writer stores one: each column its type, or None (unknown) where an
+    edited file holds something else, so every reader (ps, report, the console) takes it;
+    `audit verify` names such a row."""
     row = {k: _shown(v) for k, v in row.items()}
     for col in RUN_JSON_COLUMNS:
         if col in row:
             row[col] = _json(row[col])
+    for col, kind in _RUN_TYPES.items():
+        if col in row:
+            row[col] = kind(row[col])
     return row
+
+
+def _text(v: Any) -> str | None:
+    return v if isinstance(v, str) or v is None else str(v)
+
+
+def _words(v: Any) -> list[str]:
+    """A command: a list of words (as text), or the stored text as one word."""
+    if isinstance(v, list):
+        return [w if isinstance(w, str) else json.dumps(w) for w in v]
+    return [] if v is None else [v if isinstance(v, str) else json.dumps(v)]
+
+
+_RUN_TYPES: dict[str, Any] = {
+    **dict.fromkeys(("id", "profile", "backend", "state", "workspace"), _text),
+    **dict.fromkeys(("started_at", "ended_at", "energy_j", "cost"), values.read_number),
+    **dict.fromkeys(("exit_code", "tokens_in", "tokens_out"), values.read_int),
+    "command": _words,
+    "pids": lambda v: [p for p in v if values.read_int(p) is not None] if isinstance(v, list) else [],
+    "info": lambda v: v if isinstance(v, dict) else {},
+}
 
 
 # --- export ------------------------------------------------------------------------------------

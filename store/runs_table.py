@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from store import values
+
 
 def run_ids(conn: Any) -> set[str]:
     """Every run id the store knows: the rows, and the starts recorded without one (a daemon
@@ -48,6 +50,11 @@ def write_run_totals(conn: Any, rows: list[tuple[Any, ...]], adds: list[tuple[An
 
 
 def run_totals(conn: Any, run_id: str) -> tuple[Any, ...] | None:
-    """(tokens_in, tokens_out, energy_j, cost) of one run, None if it has no row."""
-    return conn.execute("SELECT tokens_in, tokens_out, energy_j, cost FROM runs WHERE id = ?",
-                        (run_id,)).fetchone()
+    """(tokens_in, tokens_out, energy_j, cost) of one run, None if it has no row; a value an
+    edited file holds that is not a count or a finite number reads as None."""
+    row = conn.execute("SELECT tokens_in, tokens_out, energy_j, cost FROM runs WHERE id = ?",
+                       (run_id,)).fetchone()
+    if row is None:
+        return None
+    return (values.read_int(row[0]), values.read_int(row[1]), values.read_number(row[2]),
+            values.read_number(row[3]))

@@ -1,4 +1,5 @@
-"""What may be stored: timestamps, text and JSON cleaned before they reach the queue.
+"""What may be stored: timestamps, text and JSON cleaned before they reach the queue; and
+numbers read back from a file someone may have edited (`read_int`, `read_number`).
 
 Cleaning happens in the producer's thread, so a bad value fails there (or is repaired there)
 and can never make a whole batch, security events included, fail in the writer.
@@ -61,3 +62,14 @@ def text(value: Any) -> str:
 def opt(value: Any) -> str | None:
     """Optional text (run id, actor, stream)."""
     return None if value is None else text(value)
+
+
+def read_int(value: Any) -> int | None:
+    """A stored integer as read back: None for anything else an edited file may hold."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def read_number(value: Any) -> float | None:
+    """A stored finite number as read back (a float): None for anything else."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None

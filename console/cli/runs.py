@@ -91,9 +91,9 @@ def _show_runs(runs: list[dict[str, Any]], show_all: bool) -> None:
     for r in runs:
         stats = r.get("stats") or {}
         mem = stats.get("rss_bytes")
-        backend = r["backend"] + (" (UNSANDBOXED)" if r.get("backend") == "none" else "")
+        backend = (r.get("backend") or "-") + (" (UNSANDBOXED)" if r.get("backend") == "none" else "")
         rows.append([
-            r["id"], r["profile"], backend, r["state"], age(r.get("started_at")),
+            r["id"], r.get("profile") or "-", backend, r.get("state") or "-", age(r.get("started_at")),
             f"{stats['cpu_percent']:.0f}%" if stats.get("cpu_percent") is not None else "-",
             f"{mem / 2**20:.0f}M" if mem else "-",
             "-" if r.get("exit_code") is None else str(r["exit_code"]),
