@@ -38,6 +38,8 @@ from console.wire import MessageRefused, ProtocolError
 
 ROLE_LOOK_S = 0.25  # how often a teammate's open stream checks the [team] table in force
 MAX_IN_FLIGHT = 256  # open requests per operator.sock connection
+# Operations that stream: each open one is a copy of every event (or page) encoded and sent.
+STREAMS = ("subscribe", "logs", "export")
 log = logging.getLogger("pilothouse.daemon")
 # At shutdown, how long state changes under way (a run starting, a decision) may take to end.
 DECIDING_GRACE_S = 35.0  # past bubblewrap's own start timeout
@@ -57,6 +59,7 @@ class Daemon:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._teammates: dict[int, int] = {}  # open operator.sock connections per teammate uid
+        self._streams: dict[int, int] = {}  # open streaming requests per teammate uid
         self._deciding: set[asyncio.Task[Any]] = set()  # state changes under way (_one)
         self.core: Core | None = None  # the parts, once started
 
@@ -248,13 +251,36 @@ class Daemon:
                                           f"{MAX_IN_FLIGHT} requests open on this connection",
                                           "wait for answers, or open another connection")))
                     continue
+                counted = op in STREAMS and peer.role != "operator"
+                if counted and not self._take_stream(peer):
+                    await send(wire.error(req_id, Failure(ErrorCode.BUSY, (
+                        f"{peer.user} has {self._streams[peer.uid]} streams open (subscribe, "
+                        "logs, export), as many as a teammate may ([limits] "
+                        "teammate_connections)"), "close one (another console, a logs -f) and "
+                        "retry")))
+                    continue
                 # Each request runs on its own so a long stream (logs -f) does not block others.
                 t = asyncio.create_task(self._one(send, peer, req_id, op, args))
                 streams.add(t)
                 t.add_done_callback(streams.discard)
+                if counted:  # a callback, not a finally: a task cancelled unstarted runs none
+                    t.add_done_callback(lambda _t, uid=peer.uid: self._give_stream(uid))
         finally:
             for t in streams:
                 t.cancel()
+
+    def _take_stream(self, peer: Peer) -> bool:
+        """Count one more open stream of a teammate's, unless they hold their share: every
+        event is encoded and written once per open stream, and a watcher's 4,096 of them (16
+        connections of 256 subscriptions) held everyone's answers for 20 s behind one run's
+        output (review s17). A console or `logs -f` holds one stream a connection."""
+        if self._streams.get(peer.uid, 0) >= self.config.cfg.bounds.teammate_connections:
+            return False
+        self._streams[peer.uid] = self._streams.get(peer.uid, 0) + 1
+        return True
+
+    def _give_stream(self, uid: int) -> None:
+        self._streams[uid] -= 1
 
     async def _one(self, send: Send, peer: Peer, req_id: Any, op: str, args: dict[str, Any]) -> None:
         assert self.core is not None
