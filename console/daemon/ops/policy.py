@@ -111,7 +111,10 @@ async def policy_shadow(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     effect = arg(args, "effect", str, "allow")
     profile = arg(args, "profile", str, None)
     # A host rule without a port covers the profile's ports; with no profile named, the default.
-    ports = core.config.cfg.profile(profile).network.ports if profile else NetworkConfig().ports
+    try:
+        ports = core.config.cfg.profile(profile).network.ports if profile else NetworkConfig().ports
+    except ConfigError as exc:
+        raise Failure("no-such-profile", str(exc)) from None
     # Matching a rule against 20,000 past requests is seconds of CPU: off the loop (it ran on
     # it, and a watcher's 64 of them held every run, gate and console for minutes, review
     # s13b2), and one at a time per user, so a teammate holds at most one thread on it.
