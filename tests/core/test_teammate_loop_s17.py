@@ -184,3 +184,58 @@ def test_held_the_owner_may_hold_many_streams(
         assert json.loads(out.stdout) == {"subscribed": 64}, (out.stdout, out.stderr)
     finally:
         d.stop()
+
+
+# --- 3. the threads every part shares --------------------------------------------------------
+
+VERIFIES = r"""
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+n = int(sys.argv[2])
+s.sendall(b"".join((json.dumps({"v": 1, "id": i, "op": "audit.verify"}) + "\n").encode()
+                   for i in range(n)))
+print("sent", flush=True)
+f = s.makefile("rb")
+for _ in range(n):
+    f.readline()
+    print("answered", flush=True)
+"""
+
+
+def test_a_watchers_reads_do_not_queue_ahead_of_the_owners(
+        home: Path, daemon_env: dict[str, str], tmp_path: Path) -> None:
+    """Store reads (and run starts, config reloads, the gates' DNS lookups) share one pool of
+    threads. A watcher's 128 `audit.verify` of a 20,000-event history queued ahead of
+    everyone's: the owner's `history` waited 58 s, `pilothouse run ... -- true` 54 s. Secure: a
+    teammate's operations take at most TEAMMATE_AT_ONCE of it at once, the rest wait their
+    turn, so the owner's read is answered before most of the watcher's. Counted: how many of
+    the watcher's answers came before the owner's."""
+    from tests.conftest import history_writer
+
+    with history_writer(home) as w:
+        for i in range(20_000):
+            w.record("policy.decision", run_id="r0001", actor="rule", text="deny",
+                     data={"kind": "exec", "action": "deny", "subject": f"make t{i}"})
+    d = team_daemon(home, daemon_env)
+    script = tmp_path / "verifies.py"
+    script.write_text(VERIFIES)
+    os.chmod(tmp_path, 0o755)
+    pw = pwd.getpwnam(WATCHER)
+    p = subprocess.Popen(["setpriv", f"--reuid={WATCHER}", f"--regid={pw.pw_gid}", "--init-groups",
+                          "/usr/bin/python3", "-S", str(script), str(d.sock), "64"],
+                         stdout=subprocess.PIPE, env={"PATH": "/usr/bin:/bin"})
+    try:
+        assert p.stdout is not None and p.stdout.readline().strip() == b"sent"
+        os.set_blocking(p.stdout.fileno(), False)
+        rows = json.loads(d.cli("history", "--limit", "1", "--json", timeout=300).stdout)
+        assert rows, "the owner's history answered nothing"
+        try:
+            before = os.read(p.stdout.fileno(), 1 << 20).count(b"answered")
+        except BlockingIOError:  # none of the watcher's answers came first
+            before = 0
+        assert before < 16, f"{before} of the watcher's 64 verifies were answered before the owner's read"
+    finally:
+        p.kill()
+        p.wait()
+        d.stop()
