@@ -24,6 +24,7 @@ from console.daemon.peers import Peer
 from console.daemon.requests import Request
 from console.policy import Provenance, parse_scope
 from console.protocol import Failure
+from console.text import printable
 
 log = logging.getLogger("pilothouse.approvals")
 
@@ -190,12 +191,17 @@ async def grants_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 
 async def grant_revoke(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     grant_id = arg(args, "id", str)
+    # Looked for before the record: any id at all was recorded as revoked (review s17).
+    if not any(g.id == grant_id for g in core.grants.list()):
+        raise Failure("unknown-grant", f'no live grant "{printable(grant_id, 40)}"',
+                      "`pilothouse grants` lists them")
     await core.store.record_security("grant.revoked", actor=peer.user,
                                      text=f"{peer.user} revoked grant {grant_id}",
                                      data={"grant_id": grant_id})
     grant = core.grants.revoke(grant_id)
-    if grant is None:
-        raise Failure("unknown-grant", f"no live grant {grant_id!r}", "`pilothouse grants` lists them")
+    if grant is None:  # it ended while the revoke was recorded (its run, its time)
+        raise Failure("unknown-grant", f"grant {grant_id} ended before it was revoked",
+                      "`pilothouse grants` lists the live ones")
     return grant.to_dict()
 
 
