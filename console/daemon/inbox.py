@@ -325,9 +325,9 @@ class Inbox:
             return [], ""
         if pattern and (too_long := subject_too_long(pattern)):  # it could answer no request
             raise Failure("bad-pattern", f"the pattern is too long: {too_long}")
+        if why := req.why_no_grants(pattern):
+            return [], f"scope {sc.kind} made no grant: {why}"
         patterns = [pattern] if pattern else list(req.grant_patterns)
-        if not patterns:
-            return [], f"scope {sc.kind} made no grant: the command could not be split into rules"
         if req.kind == "exec" and allow and pattern is None and beyond_grants(req.subject):
             return [], (f"scope {sc.kind} made no grant: a command whose words depend on a "
                         "substitution or an expansion is asked every time (a grant would hold "

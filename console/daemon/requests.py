@@ -15,6 +15,12 @@ from console.text import printable, request_line
 KINDS = ("exec", "network", "write", "custom")
 DETAIL_MAX_BYTES = 16 * 1024
 TITLE_MAX_CHARS = 200
+# Asked parts one command's grants may hold: a grant is made of each, and every pending
+# request is matched, part by part, against every grant on the daemon's loop. An agent's
+# `x0|x1|...|x800` (4 KiB) made 800 grants, and a look at what a decision would answer took
+# 21 s of the loop per pending request (review s17). Past it, no grant answers the request
+# or is made from it: a person is asked every time.
+MAX_GRANT_PARTS = 16
 
 
 # Detail keys only the daemon writes (the gate's own lookup and request line): a request from
@@ -75,6 +81,25 @@ class Request:
     def allowed(self) -> bool:
         return self.state == "allowed"
 
+    @property
+    def too_many_parts(self) -> bool:
+        """More asked parts than grants may hold (MAX_GRANT_PARTS): no grant answers it."""
+        return len(self.grant_patterns) > MAX_GRANT_PARTS
+
+    def why_no_grants(self, pattern: str | None) -> str | None:
+        """Why deciding this request without a typed pattern makes no grant; None when it
+        makes them."""
+        if pattern:
+            return None
+        if self.too_many_parts:
+            return self.too_many_parts_reason()
+        return None if self.grant_patterns else "the command could not be split into rules"
+
+    def too_many_parts_reason(self) -> str:
+        return (f"the command has {len(self.grant_patterns)} parts a person is asked about, "
+                f"more than the {MAX_GRANT_PARTS} one decision may make grants or rules of; it "
+                "is asked every time")
+
     def age(self, now: float | None = None) -> float:
         return max(0.0, (time.time() if now is None else now) - self.created_at)
 
@@ -132,7 +157,7 @@ class DecisionResult:
 def answering_grant(table: GrantTable, req: Request, now: float) -> Grant | None:
     """The grant that would answer a pending request without asking: a deny grant on any of its
     parts, else allow grants on every part (the first is named); None when a person must."""
-    if not req.grant_patterns:
+    if not req.grant_patterns or req.too_many_parts:
         return None
     found = [table.match(req.kind, p, req.run_id, req.profile, now, consume=False)
              for p in req.grant_patterns]

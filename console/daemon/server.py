@@ -40,6 +40,9 @@ from store.db import StoreError
 
 ROLE_LOOK_S = 0.25  # how often a teammate's open stream checks the [team] table in force
 MAX_IN_FLIGHT = 256  # open requests per operator.sock connection
+# Operations that stream: each open one is a copy of every event (or page) encoded and sent.
+STREAMS = ("subscribe", "logs", "export")
+TEAMMATE_AT_ONCE = 2  # a teammate's other operations computed at once (the rest wait)
 log = logging.getLogger("pilothouse.daemon")
 # At shutdown, how long state changes under way (a run starting, a decision) may take to end.
 DECIDING_GRACE_S = 35.0  # past bubblewrap's own start timeout
@@ -59,6 +62,8 @@ class Daemon:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._teammates: dict[int, int] = {}  # open operator.sock connections per teammate uid
+        self._streams: dict[int, int] = {}  # open streaming requests per teammate uid
+        self._turns: dict[int, asyncio.Semaphore] = {}  # per teammate uid: see _turn
         self._deciding: set[asyncio.Task[Any]] = set()  # state changes under way (_one)
         self.core: Core | None = None  # the parts, once started
 
@@ -250,13 +255,64 @@ class Daemon:
                                           f"{MAX_IN_FLIGHT} requests open on this connection",
                                           "wait for answers, or open another connection")))
                     continue
+                counted = op in STREAMS and peer.role != "operator"
+                if counted and not self._take_stream(peer):
+                    await send(wire.error(req_id, Failure(ErrorCode.BUSY, (
+                        f"{peer.user} has {self._streams[peer.uid]} streams open (subscribe, "
+                        "logs, export), as many as a teammate may ([limits] "
+                        "teammate_connections)"), "close one (another console, a logs -f) and "
+                        "retry")))
+                    continue
                 # Each request runs on its own so a long stream (logs -f) does not block others.
                 t = asyncio.create_task(self._one(send, peer, req_id, op, args))
                 streams.add(t)
                 t.add_done_callback(streams.discard)
+                if counted:  # a callback, not a finally: a task cancelled unstarted runs none
+                    t.add_done_callback(lambda _t, uid=peer.uid: self._give_stream(uid))
         finally:
             for t in streams:
                 t.cancel()
+
+    def _take_stream(self, peer: Peer) -> bool:
+        """Count one more open stream of a teammate's, unless they hold their share: every
+        event is encoded and written once per open stream, and a watcher's 4,096 of them (16
+        connections of 256 subscriptions) held everyone's answers for 20 s behind one run's
+        output (review s17). A console or `logs -f` holds one stream a connection."""
+        if self._streams.get(peer.uid, 0) >= self.config.cfg.bounds.teammate_connections:
+            return False
+        self._streams[peer.uid] = self._streams.get(peer.uid, 0) + 1
+        return True
+
+    def _give_stream(self, uid: int) -> None:
+        self._streams[uid] -= 1
+
+    def _turn(self, peer: Peer, op: str) -> contextlib.AbstractAsyncContextManager[Any]:
+        """A teammate's turn at the threads every part shares (store reads, run starts, config
+        reloads, the gates' lookups): TEAMMATE_AT_ONCE of their operations at once, the rest
+        wait. A watcher's 128 queued `audit.verify` held the owner's `history` 58 s and a run's
+        start 54 s (review s17). Streams are bounded by count (_take_stream) instead."""
+        if peer.role == "operator" or op in STREAMS:
+            return contextlib.nullcontext()
+        return self._turns.setdefault(peer.uid, asyncio.Semaphore(TEAMMATE_AT_ONCE))
+
+    async def _compute(self, peer: Peer, op: str, args: dict[str, Any], send: Send) -> Any:
+        assert self.core is not None
+        call = dispatch(self.core, peer, op, args, send)
+        entry = OPERATIONS.get(op)
+        if entry is None or not entry.decides:
+            return await call
+        # A state change runs to its end though the person's connection goes (Ctrl-C, a lost
+        # SSH link): each records first and applies after, and a cut in between left a record
+        # of what was never done (a revoke on the record, the grant still in force). Only the
+        # answer is lost then.
+        task = asyncio.ensure_future(call)
+        self._deciding.add(task)
+        task.add_done_callback(self._deciding.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_log_decided)  # nobody else will see how it ended
+            raise
 
     async def _one(self, send: Send, peer: Peer, req_id: Any, op: str, args: dict[str, Any]) -> None:
         assert self.core is not None
@@ -265,23 +321,8 @@ class Daemon:
             if not peer.may_watch:
                 raise Failure("not-allowed", f"user {peer.user} may no longer use this Pilothouse "
                               "daemon", "ask its owner to add you to the [team] group in the config")
-            call = dispatch(self.core, peer, op, args, send)
-            entry = OPERATIONS.get(op)
-            if entry is not None and entry.decides:
-                # A state change runs to its end though the person's connection goes (Ctrl-C,
-                # a lost SSH link): each records first and applies after, and a cut in between
-                # left a record of what was never done (a revoke on the record, the grant still
-                # in force). Only the answer is lost then.
-                task = asyncio.ensure_future(call)
-                self._deciding.add(task)
-                task.add_done_callback(self._deciding.discard)
-                try:
-                    result = await asyncio.shield(task)
-                except asyncio.CancelledError:
-                    task.add_done_callback(_log_decided)  # nobody else will see how it ended
-                    raise
-            else:
-                result = await call
+            async with self._turn(peer, op):
+                result = await self._compute(peer, op, args, send)
             await send(wire.ok(req_id, result))
         except Failure as failure:
             await send(wire.error(req_id, failure))

@@ -24,6 +24,7 @@ from console.daemon.peers import Peer
 from console.daemon.requests import Request
 from console.policy import Provenance, parse_scope
 from console.protocol import Failure
+from console.text import printable
 
 log = logging.getLogger("pilothouse.approvals")
 
@@ -47,6 +48,9 @@ def _profile_plan(core: Core, req: Request, allow: bool, pattern: str | None) ->
     """The rules a profile-scope decision writes (all of them), the file edit, and the stricter
     rule that would override them. The same plan makes the preview and the save. Reads the
     config file: call it in a thread."""
+    if not pattern and req.too_many_parts:
+        raise Failure("no-rule", f"request {req.id} cannot become rules: "
+                      f"{req.too_many_parts_reason()}", "decide it once, or pass --pattern WORDS")
     patterns = [pattern] if pattern else list(req.grant_patterns)
     if not patterns:
         raise Failure("no-rule", f"request {req.id} cannot become a rule: its command could not be "
@@ -187,12 +191,17 @@ async def grants_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 
 async def grant_revoke(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     grant_id = arg(args, "id", str)
+    # Looked for before the record: any id at all was recorded as revoked (review s17).
+    if not any(g.id == grant_id for g in core.grants.list()):
+        raise Failure("unknown-grant", f'no live grant "{printable(grant_id, 40)}"',
+                      "`pilothouse grants` lists them")
     await core.store.record_security("grant.revoked", actor=peer.user,
                                      text=f"{peer.user} revoked grant {grant_id}",
                                      data={"grant_id": grant_id})
     grant = core.grants.revoke(grant_id)
-    if grant is None:
-        raise Failure("unknown-grant", f"no live grant {grant_id!r}", "`pilothouse grants` lists them")
+    if grant is None:  # it ended while the revoke was recorded (its run, its time)
+        raise Failure("unknown-grant", f"grant {grant_id} ended before it was revoked",
+                      "`pilothouse grants` lists the live ones")
     return grant.to_dict()
 
 

@@ -7,6 +7,7 @@ args, and returns a JSON-able result or raises Failure. Streaming handlers push 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from console.daemon.peers import Peer
 from console.protocol import Failure
 
 Args = dict[str, Any]
+INT64 = (-(2**63), 2**63 - 1)
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Handler = Callable[[Core, Peer, Args, Send], Awaitable[Any]]
 
@@ -39,6 +41,12 @@ def arg(args: Args, name: str, kind: type | tuple[type, ...], default: Any = ...
     value = args[name]
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise Failure("bad-args", f"argument {name!r} has the wrong type")
+    # Numbers as SQLite and the history's JSON take them: a 2**70 id or a NaN age reached
+    # them and came back as an "internal" error with a traceback in the log (review s17).
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        raise Failure("bad-args", f"argument {name!r} is out of range", "give a 64-bit integer")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Failure("bad-args", f"argument {name!r} must be a finite number, not {value}")
     return value
 
 

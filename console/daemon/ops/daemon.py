@@ -12,6 +12,7 @@ from console import __version__, wire
 from console.daemon.core import Core
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg
 from console.daemon.peers import Peer
+from console.protocol import Failure
 from store import StoreError
 
 log = logging.getLogger("pilothouse.ops")
@@ -48,6 +49,8 @@ async def subscribe(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     """Events until the connection closes. topics: any of protocol.Topic (the part of a kind
     before the dot), an exact kind such as run.state, or * for all."""
     topics = arg(args, "topics", list, ["*"])
+    if not all(isinstance(t, str) for t in topics):
+        raise Failure("bad-args", "topics must be a list of names (run, approval, ... or *)")
     sub = core.bus.subscribe(topics, run_id=arg(args, "run", str, None))
     await send(wire.event({"kind": "subscribed", "topics": topics}))
     try:
