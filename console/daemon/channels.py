@@ -68,7 +68,7 @@ class RunChannels:
         # 0666 inside a run folder whose parent (runs/) is 0700: the sandbox's uid (which may
         # be mapped or non-root in Docker) can connect, other host users cannot reach it.
         channels.servers.append(await start_agent_server(
-            agent_sock, run.id, profile.name, self.inbox, self.evaluator.policy_eval, mode=0o666,
+            agent_sock, run.id, profile.name, self.inbox, self.evaluator.ask, mode=0o666,
             floods=self.recording,
             max_connections=lambda: self.config.cfg.bounds.agent_connections,
             on_refused=lambda: self.recording.refused(run.id, "agent.sock"),

@@ -43,6 +43,7 @@ class Lifecycle:
     started_at: float = field(default_factory=time.time)
     stopping: bool = False  # set by daemon.stop: new work is refused
     shadowing: set[int] = field(default_factory=set)  # uids with a policy.shadow computing
+    checking: set[int] = field(default_factory=set)  # uids with a policy.check computing
 
 
 @dataclass
@@ -81,7 +82,7 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
         record=recording.approval, notify=Notifier(config), timeout_s=cfg.approval_timeout,
         grants=grants, on_change=bus.publish,
         timeout_for=lambda name: config.cfg.profile(name).approval_timeout,
-        policy_now=evaluator.policy_now,
+        policy_now=evaluator.now,
     )
     gates = GateWiring(config, evaluator, inbox, recording, trace)
     channels = RunChannels(paths, config, gates, inbox, evaluator, grants, recording,

@@ -6,11 +6,19 @@ so an agent asking ahead gets the answer the gate would give.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 
 from console.config.load import Profile
 from console.daemon.live_config import LiveConfig
-from console.policy import Decision, ExecRules, GrantTable, Provenance, make_policy_eval
+from console.policy import (
+    Decision,
+    ExecRules,
+    GrantTable,
+    Provenance,
+    evaluate_exec,
+    make_policy_eval,
+)
 from console.policy.hosts import BadTarget, IPAddress, parse_connect_target
 from console.policy.netrules import NetworkRules
 from console.policy.network import decide_network
@@ -40,6 +48,38 @@ class PolicyEvaluator:
         self.policy_now: PolicyEval = make_policy_eval(
             self.exec_rules, grants, lambda subject, run_id, profile: self.network_ask(
                 subject, run_id, profile, consume=False), consume=False)
+        self._evaluating: dict[str, asyncio.Lock] = {}  # per run: one command off the loop at a time
+
+    async def ask(self, kind: str, subject: str, run_id: str, profile: str) -> Decision:
+        """agent.sock's decision (policy_eval), a command's off the loop: see _exec_off_loop."""
+        if kind != "exec":
+            return self.policy_eval(kind, subject, run_id, profile)
+        decision = await self._exec_off_loop(subject, run_id, profile)
+        prov = decision.provenance
+        if prov.kind == "grant" and prov.scope == "once" and prov.grant_id:
+            self.grants.revoke(prov.grant_id)  # a "once" grant is used up by what it decided
+        return decision
+
+    async def now(self, kind: str, subject: str, run_id: str, profile: str) -> Decision:
+        """policy_now (the inbox's look before it applies an allow), a command's off the loop."""
+        if kind != "exec":
+            return self.policy_now(kind, subject, run_id, profile)
+        return await self._exec_off_loop(subject, run_id, profile)
+
+    async def _exec_off_loop(self, command: str, run_id: str, profile: str) -> Decision:
+        """A command's rules and grants, in a thread, on a copy of the grants the loop may change
+        meanwhile, one at a time per run. A 4 KiB command of 2,000 parts is about 0.55 s of CPU
+        under the built-in rules (more under a larger config): on the loop, one agent's burst of
+        asks held every run, gate and console for as long (review s17)."""
+        lock = self._evaluating.setdefault(run_id, asyncio.Lock())
+        try:
+            async with lock:
+                return await asyncio.to_thread(
+                    evaluate_exec, command, self.exec_rules(profile), self.grants.trial(()),
+                    run_id=run_id, profile=profile, consume=False)
+        finally:
+            if not lock.locked() and self._evaluating.get(run_id) is lock:
+                del self._evaluating[run_id]
 
     def profile(self, name: str) -> Profile:
         return self.config.cfg.profile(name)

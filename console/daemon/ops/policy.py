@@ -18,8 +18,6 @@ from console.policy.shadow import shadow
 from console.protocol import LIVE_STATES, Failure
 from store.decisions import events_for_request, past_requests
 
-_checking: set[int] = set()  # uids with a policy.check being computed (one daemon a process)
-
 
 async def policy_rules(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     """The rules in force, per profile, each with the file and line it came from."""
@@ -82,17 +80,17 @@ async def policy_check(core: Core, peer: Peer, args: Args, send: Send) -> Any:
         raise Failure("bad-args", "give a command or a host, not both")
     # One at a time per user, as policy.shadow: each holds a thread of the pool the store's
     # reads use, and a watcher may open 16 connections of 256 requests.
-    if peer.uid in _checking:
+    if peer.uid in core.life.checking:
         raise Failure("busy", f"a policy check of {peer.user}'s is still being computed",
                       "wait for its answer, then ask again")
-    _checking.add(peer.uid)
+    core.life.checking.add(peer.uid)
     try:
         return await check_policy(core, arg(args, "profile", str), command, host,
                                   arg(args, "run", str, None),
                                   bool(arg(args, "resolve", bool, False)),
                                   bool(arg(args, "exact", bool, False)))
     finally:
-        _checking.discard(peer.uid)
+        core.life.checking.discard(peer.uid)
 
 
 async def policy_why(core: Core, peer: Peer, args: Args, send: Send) -> Any:
