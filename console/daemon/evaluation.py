@@ -38,6 +38,15 @@ def network_rules(profile: Profile) -> NetworkRules:
 PolicyEval = Callable[[str, str, str, str], Decision]
 
 
+class _RunTurn:
+    """One run's turn to have a command decided off the loop, and how many asks hold or wait
+    for it."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.asks = 0
+
+
 class PolicyEvaluator:
     def __init__(self, config: LiveConfig, grants: GrantTable) -> None:
         self.config = config
@@ -48,38 +57,66 @@ class PolicyEvaluator:
         self.policy_now: PolicyEval = make_policy_eval(
             self.exec_rules, grants, lambda subject, run_id, profile: self.network_ask(
                 subject, run_id, profile, consume=False), consume=False)
-        self._evaluating: dict[str, asyncio.Lock] = {}  # per run: one command off the loop at a time
+        self._evaluating: dict[str, _RunTurn] = {}  # per run: one command off the loop at a time
 
     async def ask(self, kind: str, subject: str, run_id: str, profile: str) -> Decision:
         """agent.sock's decision (policy_eval), a command's off the loop: see _exec_off_loop."""
         if kind != "exec":
             return self.policy_eval(kind, subject, run_id, profile)
-        decision = await self._exec_off_loop(subject, run_id, profile)
-        prov = decision.provenance
-        if prov.kind == "grant" and prov.scope == "once" and prov.grant_id:
-            self.grants.revoke(prov.grant_id)  # a "once" grant is used up by what it decided
-        return decision
+        return await self._exec_off_loop(subject, run_id, profile, use_once=True)
 
     async def now(self, kind: str, subject: str, run_id: str, profile: str) -> Decision:
         """policy_now (the inbox's look before it applies an allow), a command's off the loop."""
         if kind != "exec":
             return self.policy_now(kind, subject, run_id, profile)
-        return await self._exec_off_loop(subject, run_id, profile)
+        return await self._exec_off_loop(subject, run_id, profile, use_once=False)
 
-    async def _exec_off_loop(self, command: str, run_id: str, profile: str) -> Decision:
+    async def _exec_off_loop(self, command: str, run_id: str, profile: str, *,
+                             use_once: bool) -> Decision:
         """A command's rules and grants, in a thread, on a copy of the grants the loop may change
         meanwhile, one at a time per run. A 4 KiB command of 2,000 parts is about 0.55 s of CPU
         under the built-in rules (more under a larger config): on the loop, one agent's burst of
         asks held every run, gate and console for as long (review s17)."""
-        lock = self._evaluating.setdefault(run_id, asyncio.Lock())
+        turn = self._evaluating.setdefault(run_id, _RunTurn())
+        turn.asks += 1
         try:
-            async with lock:
-                return await asyncio.to_thread(
-                    evaluate_exec, command, self.exec_rules(profile), self.grants.trial(()),
-                    run_id=run_id, profile=profile, consume=False)
+            await turn.lock.acquire()
+        except BaseException:
+            self._leave(run_id, turn, holding=False)
+            raise
+        try:
+            work = asyncio.ensure_future(asyncio.to_thread(
+                evaluate_exec, command, self.exec_rules(profile), self.grants.trial(()),
+                run_id=run_id, profile=profile, consume=False))
+        except BaseException:
+            self._leave(run_id, turn, holding=True)
+            raise
+        # The turn ends with the thread, not with this ask: a cancelled ask (its connection
+        # closed) leaves its thread deciding, and the run's next command waits for it.
+        work.add_done_callback(lambda done: self._decided(run_id, turn, done, use_once))
+        return await asyncio.shield(work)
+
+    def _decided(self, run_id: str, turn: _RunTurn, work: asyncio.Future[Decision],
+                 use_once: bool) -> None:
+        """A "once" grant is used up by what it decided, within the run's turn: the next ask's
+        copy of the grants is taken without it."""
+        try:
+            if use_once and not work.cancelled() and work.exception() is None:
+                prov = work.result().provenance
+                if prov.kind == "grant" and prov.scope == "once" and prov.grant_id:
+                    self.grants.revoke(prov.grant_id)
         finally:
-            if not lock.locked() and self._evaluating.get(run_id) is lock:
-                del self._evaluating[run_id]
+            self._leave(run_id, turn, holding=True)
+
+    def _leave(self, run_id: str, turn: _RunTurn, *, holding: bool) -> None:
+        if holding:
+            turn.lock.release()
+        # Forgotten only when no ask holds or waits for it: a lock just released may not be
+        # locked yet by the ask it woke, and a new lock then would decide two at once (each
+        # on a copy holding the same "once" grant).
+        turn.asks -= 1
+        if turn.asks == 0:
+            del self._evaluating[run_id]
 
     def profile(self, name: str) -> Profile:
         return self.config.cfg.profile(name)

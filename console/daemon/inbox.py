@@ -362,20 +362,20 @@ class Inbox:
         """Pending requests that grants now answer are decided without asking again."""
         answered = []
         for req in self.pending():
-            now = self._clock()
-            g = answering_grant(self.grants, req, now)
+            g = answering_grant(self.grants, req, self._clock())
             if g is None:
                 continue
             deny = g if g.effect == "deny" else None
             forbidding = None if deny else await self._forbidding(req)
+            now = self._clock()
             if forbidding is not None:  # a grant never outranks a rule that denies
                 if await self._close_recorded(req, "denied", forbidding.provenance,
                                               EVENT_DECIDED):
                     answered.append(req.id)
                 continue
-            async with req.lock:
-                if req.state != "pending":
-                    continue
+            async with req.lock:  # g must answer it still: the look above waited, off the loop
+                if req.state != "pending" or answering_grant(self.grants, req, now) is not g:
+                    continue  # a grant revoked meanwhile answers nothing; a person does
                 prov = g.provenance()
                 try:
                     await self._rec(EVENT_DECIDED, {

@@ -63,7 +63,7 @@ class Daemon:
         self._connections: set[asyncio.Task[None]] = set()
         self._teammates: dict[int, int] = {}  # open operator.sock connections per teammate uid
         self._streams: dict[int, int] = {}  # open streaming requests per teammate uid
-        self._turns: dict[int, asyncio.Semaphore] = {}  # per teammate uid: see _turn
+        self._turns: dict[int, asyncio.Semaphore] = {}  # per teammate uid: see _in_turn
         self._deciding: set[asyncio.Task[Any]] = set()  # state changes under way (_one)
         self.core: Core | None = None  # the parts, once started
 
@@ -286,14 +286,27 @@ class Daemon:
     def _give_stream(self, uid: int) -> None:
         self._streams[uid] -= 1
 
-    def _turn(self, peer: Peer, op: str) -> contextlib.AbstractAsyncContextManager[Any]:
+    async def _in_turn(self, peer: Peer, op: str, args: dict[str, Any], send: Send) -> Any:
         """A teammate's turn at the threads every part shares (store reads, run starts, config
         reloads, the gates' lookups): TEAMMATE_AT_ONCE of their operations at once, the rest
         wait. A watcher's 128 queued `audit.verify` held the owner's `history` 58 s and a run's
-        start 54 s (review s17). Streams are bounded by count (_take_stream) instead."""
+        start 54 s (review s17). Streams are bounded by count (_take_stream) instead.
+
+        The operation runs to its end though its connection goes, and the turn ends with it: a
+        cancelled operation's thread (policy.check's evaluation, policy.shadow's matching)
+        computes on, and a turn given back at the cancel let a watcher that asks and closes,
+        again and again, have as many computing at once as it liked (review s17 round 2)."""
         if peer.role == "operator" or op in STREAMS:
-            return contextlib.nullcontext()
-        return self._turns.setdefault(peer.uid, asyncio.Semaphore(TEAMMATE_AT_ONCE))
+            return await self._compute(peer, op, args, send)
+        turn = self._turns.setdefault(peer.uid, asyncio.Semaphore(TEAMMATE_AT_ONCE))
+        await turn.acquire()
+        task = asyncio.ensure_future(self._compute(peer, op, args, send))
+        task.add_done_callback(lambda _task: turn.release())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_log_decided)  # nobody else will see how it ended
+            raise
 
     async def _compute(self, peer: Peer, op: str, args: dict[str, Any], send: Send) -> Any:
         assert self.core is not None
@@ -321,8 +334,7 @@ class Daemon:
             if not peer.may_watch:
                 raise Failure("not-allowed", f"user {peer.user} may no longer use this Pilothouse "
                               "daemon", "ask its owner to add you to the [team] group in the config")
-            async with self._turn(peer, op):
-                result = await self._compute(peer, op, args, send)
+            result = await self._in_turn(peer, op, args, send)
             await send(wire.ok(req_id, result))
         except Failure as failure:
             await send(wire.error(req_id, failure))

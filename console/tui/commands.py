@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
+from textual.markup import escape
 
 from console.tui.state import LIVE_STATES
 from widgets.format import printable
@@ -22,8 +23,9 @@ class ListedCommands(Provider):
 
     Textual reads a hit's help, and a title given as a string, as markup; the help holds an
     agent's command (the oldest request, a run's command line), so both go as plain Content.
-    Titles are our words with run ids and profile names (letters, digits, - _ .), which the
-    fuzzy highlight takes as a string."""
+    Titles hold run ids, and an ended run's id is what the history file holds (an edited row's
+    `[/]` failed every search of the palette): the fuzzy highlight, which reads its string as
+    markup, gets the title escaped."""
 
     def _commands(self) -> list[tuple[str, str, Any]]:
         raise NotImplementedError
@@ -38,7 +40,7 @@ class ListedCommands(Provider):
         for title, help_text, callback in self._commands():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, text=title,
+                yield Hit(score, matcher.highlight(escape(title)), callback, text=title,
                           help=cast(str, Content(help_text)))
 
 
