@@ -105,7 +105,10 @@ def trace_rows(path: str | Path) -> list[dict[str, Any]]:
         for n, text in enumerate(f, 1):
             if not text.strip():
                 continue
-            rec = json.loads(text)
+            try:
+                rec = json.loads(text)
+            except RecursionError:
+                raise ValueError(f"line {n}: JSON nested too deep to read") from None
             if not isinstance(rec, dict):
                 raise ValueError(f"line {n}: expected a JSON object")
             start = _seconds(rec.get("start"))

@@ -96,6 +96,8 @@ def load(path: str | Path, block_size: int | None = None) -> Workload:
                 obj = json.loads(text)
             except ValueError as exc:
                 raise TraceError(f"line {n}: not JSON ({exc.msg})") from None
+            except RecursionError:
+                raise TraceError(f"line {n}: JSON nested too deep to read") from None
             if not isinstance(obj, dict):
                 raise TraceError(f"line {n}: expected a JSON object")
             ids = obj.get("hash_ids") or []

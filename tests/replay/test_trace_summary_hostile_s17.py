@@ -74,3 +74,14 @@ def test_replay_of_such_a_file_says_no_traceback(tmp_path: Path) -> None:
                          "--no-store"])
     assert "Traceback" not in done.output
     assert "per agent" in done.output
+
+
+def test_a_trace_line_nested_past_the_parser_is_an_error_in_words(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n" + "[" * 200_000 + "\n")
+    done = invoke(main, ["replay", str(path), "--url", "http://127.0.0.1:9/v1", "--model", "m",
+                         "--no-store"])
+    assert done.exit_code == 1 and "Traceback" not in done.output
+    assert "line 2: JSON nested too deep to read" in done.output
+    with pytest.raises(ValueError, match="line 2: JSON nested too deep"):
+        summarise_trace(path)
