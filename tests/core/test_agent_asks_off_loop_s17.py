@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from tests.conftest import Daemon, needs_bwrap
+from tests.core.loop_share import LoopShare
 
 RULES = ", ".join(f'"tool{i} sub{i}"' for i in range(20))
 CONFIG = f"""
@@ -43,10 +44,6 @@ print("decisions=" + json.dumps(decisions), flush=True)
 """
 
 
-def _cpu_ticks(path: str) -> int:
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
 
 @needs_bwrap
 def test_an_agents_costly_asks_are_decided_off_the_daemons_loop(
@@ -58,15 +55,11 @@ def test_an_agents_costly_asks_are_decided_off_the_daemons_loop(
     assert d.proc is not None
     pid = d.proc.pid
     try:
-        loop_before, all_before = _cpu_ticks(f"/proc/{pid}/task/{pid}/stat"), _cpu_ticks(f"/proc/{pid}/stat")
-        out = d.cli("run", "t", "-w", str(workspace), "--wait", "--", "python3", "asker.py", "12",
-                    timeout=300).stdout
+        with LoopShare(pid) as share:
+            out = d.cli("run", "t", "-w", str(workspace), "--wait", "--", "python3", "asker.py",
+                        "12", timeout=300).stdout
         line = next(x for x in out.splitlines() if x.startswith("decisions="))
         assert json.loads(line.split("=", 1)[1]) == {"allow": 12}, out
-        loop = _cpu_ticks(f"/proc/{pid}/task/{pid}/stat") - loop_before
-        total = _cpu_ticks(f"/proc/{pid}/stat") - all_before
-        assert total >= 150, f"the asks took {total} ticks: too few to tell where they ran"
-        assert loop * 3 < total, (f"the daemon's loop thread did {loop} of the {total} ticks "
-                                  "one agent's asks took")
+        share.assert_off_loop("one agent's asks", least=150, at_most=1 / 3)
     finally:
         d.stop()

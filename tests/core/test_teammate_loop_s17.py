@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.approvals.test_inbox_and_team_attacks import team_daemon
+from tests.core.loop_share import LoopShare
 from tests.core.test_team import WATCHER
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="real second users need root (setpriv)")
@@ -43,11 +44,6 @@ def _as(user: str, script: Path, *args: str) -> subprocess.CompletedProcess[str]
          "/usr/bin/python3", "-S", str(script), *args],
         capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"})
 
-
-def _cpu_ticks(path: str) -> int:
-    """utime + stime of a process or thread, from its /proc stat line."""
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 # --- 1. policy.check ------------------------------------------------------------------------
@@ -78,14 +74,10 @@ def test_a_watchers_policy_checks_run_off_the_daemons_loop(
     assert d.proc is not None
     pid = d.proc.pid
     try:
-        loop_before, all_before = _cpu_ticks(f"/proc/{pid}/task/{pid}/stat"), _cpu_ticks(f"/proc/{pid}/stat")
-        out = _as(WATCHER, script, str(d.sock), "6")
+        with LoopShare(pid) as share:
+            out = _as(WATCHER, script, str(d.sock), "6")
         assert json.loads(out.stdout) == {"ok": 6}, (out.stdout, out.stderr)
-        loop = _cpu_ticks(f"/proc/{pid}/task/{pid}/stat") - loop_before
-        total = _cpu_ticks(f"/proc/{pid}/stat") - all_before
-        assert total >= 50, f"the checks took {total} ticks: too few to tell where they ran"
-        assert loop * 4 < total, (f"the daemon's loop thread did {loop} of the {total} ticks a "
-                                  "watcher's policy checks took")
+        share.assert_off_loop("a watcher's policy checks", least=50, at_most=1 / 4)
     finally:
         d.stop()
 
