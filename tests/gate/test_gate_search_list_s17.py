@@ -32,7 +32,10 @@ from console.gate.check import check_network
 from console.gate.common import system_resolver
 from tests.gate.support import Echo, Harness, connect, running
 
-ANSWERS = {"evil.corp.invalid": "93.184.215.14", "good.corp.invalid": "93.184.215.15"}
+# Loopback answers, so nothing here could leave the machine even if dialled (the Harness never
+# dials what it resolves). An allow rule for 127.0.0.64/27 admits them: the gate refuses a
+# non-global address no rule names, and the short name must not be refused for that reason.
+ANSWERS = {"evil.corp.invalid": "127.0.0.91", "good.corp.invalid": "127.0.0.92"}
 queries = []
 
 def serve_dns(sock):
@@ -56,7 +59,8 @@ threading.Thread(target=serve_dns, args=(dns,), daemon=True).start()
 
 async def main():
     echo = await Echo().start()
-    rules = NetworkRules(["10.9.8.7:443"], ["evil.corp.invalid"], "allow", [80, 443])
+    rules = NetworkRules(["10.9.8.7:443", "127.0.0.64/27:443"], ["evil.corp.invalid"], "allow",
+                         [80, 443])
     out = {}
     h = Harness(rules, upstream_port=echo.port, ask=None, system_resolve=True)
     async with running(h):
@@ -94,5 +98,5 @@ def test_a_short_name_never_reaches_the_host_a_deny_rule_names(tmp_path: Path) -
     assert got["check evil:443"] == [], "policy check --resolve reads the name as the gate does"
     assert got["evil.corp.invalid:443"] == {"status": 403, "dialled": []}
     # a whole name still resolves through DNS, and a name in the hosts file through it
-    assert got["good.corp.invalid:443"] == {"status": 200, "dialled": ["93.184.215.15"]}, got
+    assert got["good.corp.invalid:443"] == {"status": 200, "dialled": ["127.0.0.92"]}, got
     assert got["gpubox:443"] == {"status": 200, "dialled": ["10.9.8.7"]}, got
