@@ -92,13 +92,10 @@ class Request:
         if pattern:
             return None
         if self.too_many_parts:
-            return self.too_many_parts_reason()
+            return (f"the command has {len(self.grant_patterns)} parts a person is asked about, "
+                    f"more than the {MAX_GRANT_PARTS} one decision may make grants or rules of; "
+                    "it is asked every time")
         return None if self.grant_patterns else "the command could not be split into rules"
-
-    def too_many_parts_reason(self) -> str:
-        return (f"the command has {len(self.grant_patterns)} parts a person is asked about, "
-                f"more than the {MAX_GRANT_PARTS} one decision may make grants or rules of; it "
-                "is asked every time")
 
     def age(self, now: float | None = None) -> float:
         return max(0.0, (time.time() if now is None else now) - self.created_at)

@@ -302,11 +302,7 @@ class Daemon:
         await turn.acquire()
         task = asyncio.ensure_future(self._compute(peer, op, args, send))
         task.add_done_callback(lambda _task: turn.release())
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.add_done_callback(_log_decided)  # nobody else will see how it ended
-            raise
+        return await _to_its_end(task)
 
     async def _compute(self, peer: Peer, op: str, args: dict[str, Any], send: Send) -> Any:
         assert self.core is not None
@@ -321,11 +317,7 @@ class Daemon:
         task = asyncio.ensure_future(call)
         self._deciding.add(task)
         task.add_done_callback(self._deciding.discard)
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.add_done_callback(_log_decided)  # nobody else will see how it ended
-            raise
+        return await _to_its_end(task)
 
     async def _one(self, send: Send, peer: Peer, req_id: Any, op: str, args: dict[str, Any]) -> None:
         assert self.core is not None
@@ -385,7 +377,17 @@ def _unread(writer: asyncio.StreamWriter) -> int:
     return writer.transport.get_write_buffer_size() + queued
 
 
-def _log_decided(task: asyncio.Task[Any]) -> None:
+async def _to_its_end(task: asyncio.Future[Any]) -> Any:
+    """task's result; cancelling the request that awaits it (its connection gone) leaves it
+    running to its end, and only the answer is lost."""
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_log_decided)  # nobody else will see how it ended
+        raise
+
+
+def _log_decided(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         exc = task.exception()
         if not isinstance(exc, Failure):

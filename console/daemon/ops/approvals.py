@@ -48,13 +48,10 @@ def _profile_plan(core: Core, req: Request, allow: bool, pattern: str | None) ->
     """The rules a profile-scope decision writes (all of them), the file edit, and the stricter
     rule that would override them. The same plan makes the preview and the save. Reads the
     config file: call it in a thread."""
-    if not pattern and req.too_many_parts:
-        raise Failure("no-rule", f"request {req.id} cannot become rules: "
-                      f"{req.too_many_parts_reason()}", "decide it once, or pass --pattern WORDS")
+    if why := req.why_no_grants(pattern):  # the same reasons a grant is not made
+        raise Failure("no-rule", f"request {req.id} cannot become rules: {why}",
+                      "decide it once, or pass --pattern WORDS")
     patterns = [pattern] if pattern else list(req.grant_patterns)
-    if not patterns:
-        raise Failure("no-rule", f"request {req.id} cannot become a rule: its command could not be "
-                      "split into rule words", "decide it once, or pass --pattern WORDS")
     try:
         planned = plan(req.profile, req.kind, patterns, allow)
     except ValueError as exc:

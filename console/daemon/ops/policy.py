@@ -4,6 +4,8 @@ why a request was decided as it was, and what a candidate rule would have change
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from console.config.load import ConfigError, NetworkConfig
@@ -80,17 +82,25 @@ async def policy_check(core: Core, peer: Peer, args: Args, send: Send) -> Any:
         raise Failure("bad-args", "give a command or a host, not both")
     # One at a time per user, as policy.shadow: each holds a thread of the pool the store's
     # reads use, and a watcher may open 16 connections of 256 requests.
-    if peer.uid in core.life.checking:
-        raise Failure("busy", f"a policy check of {peer.user}'s is still being computed",
-                      "wait for its answer, then ask again")
-    core.life.checking.add(peer.uid)
-    try:
+    with _one_per_user(core.life.checking, peer, "policy check"):
         return await check_policy(core, arg(args, "profile", str), command, host,
                                   arg(args, "run", str, None),
                                   bool(arg(args, "resolve", bool, False)),
                                   bool(arg(args, "exact", bool, False)))
+
+
+@contextlib.contextmanager
+def _one_per_user(computing: set[int], peer: Peer, what: str) -> Iterator[None]:
+    """One `what` of a user's computed at a time (off the loop, on a thread of the shared
+    pool); another meanwhile is answered busy."""
+    if peer.uid in computing:
+        raise Failure("busy", f"a {what} of {peer.user}'s is still being computed",
+                      "wait for its answer, then ask again")
+    computing.add(peer.uid)
+    try:
+        yield
     finally:
-        core.life.checking.discard(peer.uid)
+        computing.discard(peer.uid)
 
 
 async def policy_why(core: Core, peer: Peer, args: Args, send: Send) -> Any:
@@ -124,18 +134,14 @@ async def policy_shadow(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     # Matching a rule against 20,000 past requests is seconds of CPU: off the loop (it ran on
     # it, and a watcher's 64 of them held every run, gate and console for minutes, review
     # s13b2), and one at a time per user, so a teammate holds at most one thread on it.
-    if peer.uid in core.life.shadowing:
-        raise Failure("busy", f"a policy shadow of {peer.user}'s is still being computed",
-                      "wait for its answer, then ask again")
-    core.life.shadowing.add(peer.uid)
-    try:
-        await core.store.flush()
-        past = await core.store.read(past_requests)
-        hits = await asyncio.to_thread(shadow, rule, past, kind=kind, effect=effect, ports=ports)
-    except ValueError as exc:
-        raise Failure("bad-rule", str(exc)) from None
-    finally:
-        core.life.shadowing.discard(peer.uid)
+    with _one_per_user(core.life.shadowing, peer, "policy shadow"):
+        try:
+            await core.store.flush()
+            past = await core.store.read(past_requests)
+            hits = await asyncio.to_thread(shadow, rule, past, kind=kind, effect=effect,
+                                           ports=ports)
+        except ValueError as exc:
+            raise Failure("bad-rule", str(exc)) from None
     return [{"subject": h.request.get("subject"), "kind": h.request.get("kind"),
              "run_id": h.request.get("run_id"), "was": h.was, "would": h.would,
              "changes": h.changes, "risk": h.risk, "why": list(h.reasons)} for h in hits]
