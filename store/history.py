@@ -376,10 +376,6 @@ def _run_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _text(v: Any) -> str | None:
-    return v if isinstance(v, str) or v is None else str(v)
-
-
 def _words(v: Any) -> list[str]:
     """A command: a list of words (as text), or the stored text as one word."""
     if isinstance(v, list):
@@ -388,7 +384,7 @@ def _words(v: Any) -> list[str]:
 
 
 _RUN_TYPES: dict[str, Any] = {
-    **dict.fromkeys(("id", "profile", "backend", "state", "workspace"), _text),
+    **dict.fromkeys(("id", "profile", "backend", "state", "workspace"), values.opt),
     **dict.fromkeys(("started_at", "ended_at", "energy_j", "cost"), values.read_number),
     **dict.fromkeys(("exit_code", "tokens_in", "tokens_out"), values.read_int),
     "command": _words,

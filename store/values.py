@@ -70,6 +70,11 @@ def read_int(value: Any) -> int | None:
 
 
 def read_number(value: Any) -> float | None:
-    """A stored finite number as read back (a float): None for anything else."""
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None
+    """A stored finite number as read back (a float): None for anything else, an int past
+    the float range too."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value) if math.isfinite(value) else None
+    except OverflowError:
+        return None

@@ -14,28 +14,17 @@ before means the whole prefix up to it was the same.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from console.gate.usage import token_count
 from console.replay.figures import percentile
+from store.values import read_number
 
 
 def _ms(values: list[float], q: float) -> float | None:
     v = percentile(values, q)
     return round(v * 1000, 1) if v is not None else None
-
-
-def _seconds(value: Any) -> float | None:
-    """A recorded time or span: a finite number, else unknown (an old row or a trace file
-    may hold anything)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        return float(value) if math.isfinite(value) else None
-    except OverflowError:  # an int past the float range
-        return None
 
 
 def _blocks(value: Any) -> list[tuple[str, int]]:
@@ -58,7 +47,7 @@ def summarise(rows: list[dict[str, Any]], by: str = "run") -> list[dict[str, Any
             "requests": 0, "errors": 0, "tokens_in": 0, "tokens_out": 0, "tokens_cached": 0,
             "ttft": [], "duration": [], "think": [], "answer_s": 0.0, "chars": 0,
             "reused_chars": 0, "profile": row.get("profile"), "run_id": row["run_id"]})
-        start, first, end = (_seconds(row.get(k)) for k in ("start", "first_byte", "end"))
+        start, first, end = (read_number(row.get(k)) for k in ("start", "first_byte", "end"))
         status = row.get("status")
         g["requests"] += 1
         if (isinstance(status, int) and status >= 400) or end is None:
@@ -71,7 +60,7 @@ def summarise(rows: list[dict[str, Any]], by: str = "run") -> list[dict[str, Any
         if start is not None and end is not None:
             g["duration"].append(end - start)
             g["answer_s"] += end - (start if first is None else first)
-        if (think := _seconds(row.get("think_s"))) is not None:
+        if (think := read_number(row.get("think_s"))) is not None:
             g["think"].append(think)
         reused = True
         for h, chars in _blocks(row.get("blocks")):
@@ -111,10 +100,10 @@ def trace_rows(path: str | Path) -> list[dict[str, Any]]:
                 raise ValueError(f"line {n}: JSON nested too deep to read") from None
             if not isinstance(rec, dict):
                 raise ValueError(f"line {n}: expected a JSON object")
-            start = _seconds(rec.get("start"))
+            start = read_number(rec.get("start"))
             if start is None:
-                start = (_seconds(rec.get("timestamp")) or 0.0) / 1000.0
-            ttft, duration = _seconds(rec.get("ttft_s")), _seconds(rec.get("duration_s"))
+                start = (read_number(rec.get("timestamp")) or 0.0) / 1000.0
+            ttft, duration = read_number(rec.get("ttft_s")), read_number(rec.get("duration_s"))
             # Mooncake's hash ids stand in for the message blocks: one block per id.
             ids = rec.get("hash_ids")
             blocks = rec.get("blocks") or [[str(i), 1] for i in
