@@ -12,9 +12,8 @@ from console.policy.parts import ParseError
 
 SEPARATORS = ";&|\n()"
 BLANKS = " \t"
-
-
 QUOTING = "\\'\"`"
+EXTGLOB = "@?*+!"  # before "(": an extglob group, part of its word
 
 
 def past_quoted(s: str, j: int) -> int:
@@ -115,7 +114,6 @@ def close_brace(s: str, i: int) -> int:
                 return j
         j += 1
     raise ParseError("unbalanced ${")
-EXTGLOB = "@?*+!"  # before "(": an extglob group, part of its word
 
 
 def word_end(s: str, i: int) -> int:

@@ -322,8 +322,8 @@ class EventScreen(PilotModal):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog wide"):
-            yield Label(f"Event {self.row.get('id')} · {self.row.get('kind')} · "
-                        f"{human_time(self.row.get('ts'))}", id="dialog-title", markup=False)
+            yield Label(Text(f"Event {self.row.get('id')} · {self.row.get('kind')} · "
+                             f"{human_time(self.row.get('ts'))}"), id="dialog-title")  # never markup
             with VerticalScroll(id="dialog-body"):
                 # ensure_ascii: anything odd a sandbox wrote shows as an escape, never raw
                 yield Static(Syntax(json.dumps(self.row, indent=2, ensure_ascii=True), "json",
