@@ -16,6 +16,8 @@ import asyncio
 import threading
 from pathlib import Path
 
+import pytest
+
 import console.daemon.evaluation as evaluation
 from console.daemon.evaluation import PolicyEvaluator
 from console.daemon.live_config import LiveConfig
@@ -29,6 +31,14 @@ default = "ask"
 allow = ["ls"]
 """
 
+
+
+def counted_copies(monkeypatch: pytest.MonkeyPatch, grants: GrantTable) -> list[int]:
+    """One entry per copy of the grants taken: one per command being decided."""
+    copies: list[int] = []
+    real_trial = grants.trial
+    monkeypatch.setattr(grants, "trial", lambda extra: copies.append(1) or real_trial(extra))
+    return copies
 
 def test_a_once_grant_allows_one_command_when_asks_overlap(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "config.toml").write_text(CONFIG)
@@ -47,9 +57,7 @@ def test_a_once_grant_allows_one_command_when_asks_overlap(tmp_path: Path, monke
         return real_evaluate(command, *args, **kwargs)
 
     monkeypatch.setattr(evaluation, "evaluate_exec", held_evaluate)
-    copies: list[int] = []
-    real_trial = grants.trial
-    monkeypatch.setattr(grants, "trial", lambda extra: copies.append(1) or real_trial(extra))
+    copies = counted_copies(monkeypatch, grants)
 
     async def scenario() -> tuple[list[str], int]:
         first = asyncio.create_task(evaluator.ask("exec", "ls", "r1", "t"))
@@ -94,9 +102,7 @@ def test_a_cancelled_ask_keeps_its_runs_turn_until_its_thread_ends(
         return real_evaluate(command, *args, **kwargs)
 
     monkeypatch.setattr(evaluation, "evaluate_exec", held_evaluate)
-    copies: list[int] = []
-    real_trial = grants.trial
-    monkeypatch.setattr(grants, "trial", lambda extra: copies.append(1) or real_trial(extra))
+    copies = counted_copies(monkeypatch, grants)
 
     async def scenario() -> tuple[int, str]:
         closed = asyncio.create_task(evaluator.ask("exec", "ls", "r1", "t"))
