@@ -45,7 +45,9 @@ async def test_daemon_gone_then_back_reconnects_by_itself(daemon: Daemon, worksp
         assert "running" not in header.shown and " up " not in header.shown
         daemon.start()
         await wait_for(pilot, lambda: app.state.connected, "the console to attach again", timeout=30)
-        assert "attached to daemon" in status.shown
+        # the state flips in the message handler; the status line redraws on the change it publishes
+        await wait_for(pilot, lambda: "attached to daemon" in status.shown, "the attached notice")
+        assert not status.has_class("-down")
         # the run screen reads the output again from the store, by itself
         await wait_for(pilot, lambda: "before-restart" in log.lines
                        and not any("went away" in line for line in log.lines), "the output again")
@@ -123,7 +125,8 @@ async def test_unsandboxed_is_a_word_and_gpu_says_none() -> None:
         await wait_for(pilot, lambda: "q7rt" in runs, "the rows")
         assert runs.cell_text("q7rt", "backend") == "UNSANDBOXED"
         assert "UNSANDBOXED" in str(app.screen.query_one("#runs-panel").border_title)
-        assert "no NVIDIA GPU" in app.screen.query_one("#gpu").shown
+        gpu = app.screen.query_one("#gpu")
+        await wait_for(pilot, lambda: "no NVIDIA GPU" in gpu.shown, "the GPU panel")
 
 
 def test_notifications_ring_and_write_osc_9_and_777() -> None:
