@@ -7,6 +7,7 @@ Kind conditions come first in each query, so the kind index narrows before any J
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from store.history import Db
@@ -14,17 +15,30 @@ from store.history import Db
 DECISION_KINDS = ("approval.decided", "policy.decision", "net.decision")
 
 
-def events_for_request(db: Db, request_id: str) -> list[dict[str, Any]]:
-    """A request's own events (they carry its id) and the rule a profile-scope decision saved
-    (it carries the id as request_id), oldest first."""
+@dataclass
+class RequestEvents:
+    """The newest request with an id: its events, oldest first, and how many earlier requests
+    had the same id (ids are unique among one daemon's requests, not across its restarts)."""
+
+    events: list[dict[str, Any]]
+    earlier: int
+
+
+def events_for_request(db: Db, request_id: str) -> RequestEvents:
+    """The events of the newest request with this id (they carry its id) and the rule a
+    profile-scope decision of it saved (that carries the id as request_id)."""
     rows = db.execute(
         "SELECT id, ts, run_id, kind, actor, text, data FROM events "
         "WHERE (kind >= 'approval.' AND kind < 'approval/' AND json_extract(data, '$.id') = ?) "
         "OR (kind = 'policy.changed' AND json_extract(data, '$.request_id') = ?) ORDER BY id",
         (request_id, request_id),
     ).fetchall()
-    return [{"id": r[0], "ts": r[1], "run_id": r[2], "kind": r[3], "actor": r[4], "text": r[5],
-             "data": json.loads(r[6]) if r[6] else None} for r in rows]
+    asked = [i for i, r in enumerate(rows) if r[3] == "approval.requested"]
+    newest = rows[asked[-1]:] if asked else rows
+    return RequestEvents(
+        [{"id": r[0], "ts": r[1], "run_id": r[2], "kind": r[3], "actor": r[4], "text": r[5],
+          "data": json.loads(r[6]) if r[6] else None} for r in newest],
+        max(len(asked) - 1, 0))
 
 
 def past_requests(db: Db, limit: int = 20000) -> list[dict[str, Any]]:

@@ -107,6 +107,10 @@ def policy_why(c: Context, request_id: str) -> None:
 
     def show(result: dict[str, Any]) -> None:
         echo(f"{visible(request_id)}: {visible(result['state'])}: {visible(result['describe'])}")
+        if result.get("earlier"):
+            n = result["earlier"]
+            echo(f"  ({n} earlier request{'s' if n > 1 else ''} had the id {visible(request_id)}, "
+                 "before a daemon restart; this is the newest)")
         for e in result["events"]:
             echo(f"  {clock(e['ts'], date=True)}  {visible(e['kind']):20}  "
                  f"{visible(e.get('actor') or '-'):10}  {visible(e.get('text') or '')}")

@@ -37,9 +37,11 @@ def test_a_requests_events_include_the_rule_it_saved(make_writer: Callable[..., 
                                                      db_path: Path) -> None:
     _history(make_writer)
     db = open_db(db_path, readonly=True)
-    kinds = [e["kind"] for e in events_for_request(db, "abcd")]
+    request = events_for_request(db, "abcd")
+    kinds = [e["kind"] for e in request.events]
+    assert request.earlier == 0
     assert kinds == ["approval.requested", "approval.decided", "policy.changed"]
-    assert events_for_request(db, "nope") == []
+    assert events_for_request(db, "nope").events == []
 
 
 def test_past_requests_are_newest_first_without_the_gates_asks(
@@ -62,3 +64,18 @@ def test_run_activity_counts_asks_decisions_and_connections(
         "policy_denied": 1, "net": {"allow": 1, "ask": 1},
         "connections": {"count": 2, "bytes_up": 15, "bytes_down": 40},
     }
+
+
+def test_a_reused_request_id_gives_the_newest_requests_events_only(
+        make_writer: Callable[..., StoreWriter], db_path: Path) -> None:
+    """Ids are unique within one daemon's life only: the newest request with the id is the one
+    asked about, and a pending one is not given an older request's decision."""
+    w = make_writer()
+    w.commit("approval.requested", run_id="r1", data={"id": "abcd", "subject": "make lint"})
+    w.commit("approval.decided", run_id="r1", data={"id": "abcd", "allow": True})
+    w.commit("policy.changed", data={"cause": "profile-rule", "request_id": "abcd"})
+    w.commit("approval.requested", run_id="r2", data={"id": "abcd", "subject": "rm -rf x"})
+    w.close()
+    request = events_for_request(open_db(db_path, readonly=True), "abcd")
+    assert [(e["kind"], e["run_id"]) for e in request.events] == [("approval.requested", "r2")]
+    assert request.earlier == 1

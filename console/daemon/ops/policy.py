@@ -107,7 +107,8 @@ async def policy_why(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     """Why a request was decided as it was: its recorded events, and the provenance."""
     request_id = arg(args, "id", str)
     await core.store.flush()
-    events = await core.store.read(lambda db: events_for_request(db, request_id))
+    request = await core.store.read(lambda db: events_for_request(db, request_id))
+    events = request.events
     if not events:
         raise Failure("unknown-request", f"no request {request_id!r} in the history",
                       "request ids are shown by `pilothouse approvals` and `pilothouse history`")
@@ -118,6 +119,7 @@ async def policy_why(core: Core, peer: Peer, args: Args, send: Send) -> Any:
         "state": "pending" if final is None else ("allowed" if final["data"].get("allow") else "denied"),
         "describe": Provenance.from_dict(prov).describe() if prov else "still pending",
         "provenance": prov,
+        "earlier": request.earlier,
     }
 
 
