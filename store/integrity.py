@@ -20,6 +20,7 @@ import threading
 
 from store.fts import TABLES, index_off, marks
 from store.output_seal import output_problem
+from store.snapshot_copy import snapshot_copy, sweep_left_copies
 
 # SQLite's own objects only: a row named sqlite_x written into sqlite_master by hand is loaded
 # like any other trigger, so the prefix alone excuses nothing.
@@ -179,38 +180,32 @@ def fts_check(conn: sqlite3.Connection) -> str | None:
     re-indexed with other words keeps every count right); None when it holds.
 
     It is a write statement, so it runs on a copy of the file taken from `conn`'s snapshot (a
-    temporary file, removed after), never on the file: there it held the write lock for its
-    whole run, seconds on a large history, past the writer's busy timeout, so every decision
-    meanwhile was refused and bulk rows were lost; a watcher running `audit verify` in a loop
-    kept it so (review s17). A copy is taken under a read lock, which no writer waits for,
+    temporary file, removed after, or by the next check when this process was killed), never
+    on the file: there it held the write lock for its whole run, seconds on a large history,
+    past the writer's busy timeout, so every decision meanwhile was refused and bulk rows were
+    lost; a watcher running `audit verify` in a loop kept it so (review s17). A copy is taken under a read lock, which no writer waits for,
     and nobody holding the write lock can make the check be skipped (review s14b). It is made
     only with twice its size free, so a verify never fills the disk the witness needs."""
     folder = tempfile.gettempdir()
     with _CHECKING:
+        sweep_left_copies(folder)  # before the room is measured: they take room too
         need = 2 * sum(_size(f) for f in _files(conn))
         free = shutil.disk_usage(folder).free
         if free < need:
             return (f"the search index could not be checked: its copy needs {need >> 20} MiB "
                     f"free in {folder}, {free >> 20} MiB are; make room there (or set TMPDIR "
                     "for the daemon) and run the verify again")
-        fd, name = tempfile.mkstemp(prefix="pilothouse-verify-", suffix=".db", dir=folder)
-        os.close(fd)
-        copy = sqlite3.connect(name, isolation_level=None)
         try:
-            copy.execute("PRAGMA journal_mode=OFF")
-            conn.backup(copy)
-            for fts in (f"{table}_fts" for table, _mark, _cols in TABLES):
-                try:
-                    copy.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)")
-                except sqlite3.DatabaseError as exc:
-                    return f"the search index {fts} does not match its rows ({exc}): a search may not show every row"
+            with snapshot_copy(conn, folder) as copy:
+                for fts in (f"{table}_fts" for table, _mark, _cols in TABLES):
+                    try:
+                        copy.execute(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)")
+                    except sqlite3.DatabaseError as exc:
+                        return f"the search index {fts} does not match its rows ({exc}): a search may not show every row"
             return None
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             return (f"the search index could not be checked: its copy in {folder} could not be "
                     f"made ({exc}); run the verify again")
-        finally:
-            copy.close()
-            os.unlink(name)
 
 
 def _files(conn: sqlite3.Connection) -> list[str]:

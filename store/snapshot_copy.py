@@ -1,0 +1,81 @@
+"""A temporary copy of a connection's snapshot, for a check that must write (FTS5's
+integrity-check) without touching the history file, and the sweep of copies a killed
+process left behind.
+
+The copy needs its name for as long as it is open: the backup carries the source's WAL mode
+in its header, and SQLite opens the copy's -wal and -shm files by that name. So a process
+killed during the check (SIGKILL, the OOM killer) leaves a full copy of the history in
+TMPDIR. Each copy is held under flock while in use, and a sweep before the next copy removes
+those whose holder is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import stat
+import tempfile
+from collections.abc import Iterator
+
+PREFIX = "pilothouse-verify-"
+SUFFIX = ".db"
+_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+@contextlib.contextmanager
+def snapshot_copy(conn: sqlite3.Connection, folder: str) -> Iterator[sqlite3.Connection]:
+    """A connection to a copy of `conn`'s snapshot in `folder`, removed when the block ends."""
+    fd, name = tempfile.mkstemp(prefix=PREFIX, suffix=SUFFIX, dir=folder)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # in use: no sweep takes it meanwhile
+        copy = sqlite3.connect(name, isolation_level=None)
+        try:
+            copy.execute("PRAGMA journal_mode=OFF")
+            conn.backup(copy)
+            yield copy
+        finally:
+            copy.close()
+    finally:
+        _remove(name)
+        os.close(fd)
+
+
+def sweep_left_copies(folder: str) -> list[str]:
+    """Remove the copies in `folder` that this user's processes made and no longer hold (their
+    holder was killed), with their side files; the names removed. Another user's files, links,
+    and copies in use are left alone."""
+    removed = []
+    try:
+        entries = [e for e in os.scandir(folder)
+                   if e.name.startswith(PREFIX) and e.name.endswith(SUFFIX)]
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live check holds it
+            _remove(entry.path)
+            removed.append(entry.name)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _remove(name: str) -> None:
+    uid = os.geteuid()
+    for side in _SIDE_FILES:
+        path = name + side
+        with contextlib.suppress(OSError):
+            if os.lstat(path).st_uid == uid:  # not a file of that name another user planted
+                os.unlink(path)
