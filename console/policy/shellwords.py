@@ -15,11 +15,33 @@ from __future__ import annotations
 import re
 
 from console.policy import shellscan
+from console.policy.arith import reads_a_value
 from console.policy.parts import CommandPart, ParseError
 
 # Words after which `((` starts an arithmetic command, as bash reads it.
 _BEFORE_ARITHMETIC = {"for", "if", "elif", "while", "until", "then", "do", "else", "!", "time",
                       "{"}
+_TIME_OPTIONS = {"-p", "--"}  # `time -p`, `time --`, `time -p --`
+
+
+def _compound_may_start(words: list[str]) -> bool:
+    """Whether bash reads a compound command (so `((` is arithmetic) after these words: the
+    keywords above, `time` with its options, `function NAME`, `coproc` and `coproc NAME`.
+    Erring towards yes is safe: an arithmetic body is also read as commands."""
+    k, n = 0, len(words)
+    while k < n:
+        w = words[k]
+        if w in _TIME_OPTIONS and k and words[k - 1] in ("time", "-p"):
+            k += 1
+        elif w == "function" and k + 1 < n:
+            k += 2
+        elif w == "coproc":
+            k += 2 if k + 1 < n and words[k + 1] not in _BEFORE_ARITHMETIC else 1
+        elif w in _BEFORE_ARITHMETIC:
+            k += 1
+        else:
+            return False
+    return True
 MAX_ARITH_MISSES = 16
 _ARRAY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=$")  # NAME=( starts an array
 
@@ -193,12 +215,12 @@ class _Splitter:
         return self.parts
 
     def arithmetic(self, i: int) -> int | None:
-        """At `((` where bash reads a command (`((x<<2))`, `for ((...))`, `if ((...))`): an
+        """At `((` where bash reads a command (`((x<<2))`, `for ((...))`, `time -p ((...))`): an
         arithmetic command, one word, in which `<<` is a shift and never a here-document. Its
         body is also looked at as commands: dash reads `((cmd))` as two subshells. None when
         it is not `((...))` (`((a); b)` is subshells to bash too)."""
         s = self.s
-        if s[i + 1 : i + 2] != "(" or not all(w in _BEFORE_ARITHMETIC for w in self.words):
+        if s[i + 1 : i + 2] != "(" or not _compound_may_start(self.words):
             return None
         try:
             end = shellscan.close_paren(s, i)
@@ -216,7 +238,8 @@ class _Splitter:
         found = CommandPart([])
         body_substitutions(s[i + 2 : end - 1], found)  # `a['$(cmd)']` runs cmd in there
         self.inner += found.inner
-        self.opaque = self.opaque or found.opaque
+        # A name in it is evaluated as arithmetic in turn: `((x))` runs a[$(cmd)] held in x.
+        self.opaque = self.opaque or found.opaque or reads_a_value(s[i + 2 : end - 1])
         return end + 1
 
     def at_assignment(self) -> bool:

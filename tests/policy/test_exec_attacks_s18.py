@@ -1,0 +1,114 @@
+"""Attack review s18 of the exec policy: command lines whose decision says allow (or ask where a
+forbid rule should deny) while bash runs the forbidden program. Commands are data only: never
+run in a shell here.
+
+Shell facts relied on (bash 5.2.15), checked with `touch MARK` in place of the forbidden program
+in an empty folder under /tmp:
+- `((` is an arithmetic command wherever a compound command may start, also after `time -p`,
+  `time --`, `function NAME` and `coproc [NAME]`: `printf 'time -p ((x<<A))\\ntouch MARK\\nA\\n'
+  | bash` makes MARK (the `<<` is a shift, the next line a command, not a here-document body);
+- bash evaluates a variable's value as arithmetic where a name stands in an arithmetic context,
+  and a subscript in that value runs its `$(...)`: `printf -v x 'a[\\x24(touch MARK)]'; printf -v
+  'a[x]' 1` makes MARK (printf builds the value from an escape, so no `$(` is ever written), and
+  so do `x='a[$'; x+='(touch MARK)]'; ((x))`, `(( $x ))`, `let x`, `read 'a[x]'`, `test -v
+  'a[x]'`, `declare 'a[x]=1'` and `declare -i n=x` after such a value.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from console.daemon.evaluation import PolicyEvaluator
+from console.daemon.live_config import LiveConfig
+from console.policy import ExecRules, GrantTable
+from tests.policy.test_exec_attacks_s12 import _policy_check
+
+RULES = dict(allow=["git status", "ls", "echo", "printf", "test", "read"],
+             ask=["curl"], forbid=["rm", "git push"])
+ASK_DEFAULT = ExecRules(**RULES)
+ALLOW_DEFAULT = ExecRules(**RULES, default="allow")
+
+
+def _config(default: str) -> str:
+    return (f'[profiles.t]\ncommand = ["true"]\n[profiles.t.exec]\ndefault = "{default}"\n'
+            + "".join(f"{k} = {json.dumps(v)}\n" for k, v in RULES.items()))
+
+
+def _every_path(command: str, default: str, tmp_path: Path) -> list[str]:
+    """The decision of the engine, the daemon's evaluator (what ph-ask and ph-claude-hook get)
+    and `pilothouse policy check`, for the test profile with that default."""
+    config = tmp_path / f"config-{default}.toml"
+    config.write_text(_config(default))
+    rules = ASK_DEFAULT if default == "ask" else ALLOW_DEFAULT
+    evaluator = PolicyEvaluator(LiveConfig(config), GrantTable())
+    return [rules.evaluate(command).action, evaluator.policy_eval("exec", command, "r1", "t").action,
+            _policy_check(config, tmp_path / "home", command)]
+
+
+# 1. `((` after `time -p`, `function NAME` or `coproc [NAME]` was read as two subshells, so its
+#    `<<` started a here-document that hid the next lines: bash runs them. An allow default
+#    allowed the line; an ask default asked instead of denying.
+AFTER_WORDS = [
+    "time -p ((x<<A))\nrm -rf x\nA",
+    "time -p -- ((x<<A))\ngit push --force\nA",
+    "time -- ((x<<A))\nrm x\nA",
+    "function f ((x<<A))\nrm -rf x\nA",
+    "coproc ((x<<A))\nrm -rf x\nA",
+    "coproc N ((x<<A))\nrm -rf x\nA",
+    "time -p ! ((x<<A))\nrm -rf x\nA",
+]
+
+
+@pytest.mark.parametrize("command", AFTER_WORDS)
+def test_arithmetic_after_time_function_or_coproc_hides_nothing(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
+    assert ASK_DEFAULT.evaluate(command).action == "deny", command
+
+
+@pytest.mark.parametrize("command", AFTER_WORDS[:1] + AFTER_WORDS[3:5])
+def test_arithmetic_after_time_every_path_denies(command: str, tmp_path: Path) -> None:
+    assert _every_path(command, "allow", tmp_path) == ["deny"] * 3, command
+
+
+# 2. A name read in an arithmetic context evaluates the variable's value, and a subscript in
+#    that value runs its `$(...)`. The reader looked only for a `$(` written in an assignment,
+#    so a value it never sees whole (built by printf's escapes, appended with +=, read from
+#    input) was run by a command an allow rule (printf, test, read) carried.
+THROUGH_A_VALUE_ALLOWED_BY_RULES = [
+    "printf -v x 'a[\\x24(rm -rf x)]'; printf -v 'a[x]' 1",
+    "printf -v x 'a[\\044(rm -rf x)]'; printf -va[x] 1",
+    "printf -v x 'a[\\x24(rm -rf x)]'; test -v 'a[x]'",
+    "printf -v x 'a[\\x24(rm -rf x)]'; read 'a[x]' <<< 1",
+    "printf -v x '%s(rm -rf x)]' 'a[$'; printf -v 'a[ x ]' 1",
+]
+THROUGH_A_VALUE = THROUGH_A_VALUE_ALLOWED_BY_RULES + [
+    "x='a[$'; x+='(rm -rf x)]'; ((x))",
+    "x='a[$'; x+='(rm -rf x)]'; (( $x ))",
+    "x=a[\\$; x+=\\(rm\\ -rf\\ x\\)]; let x",
+    "read x; for ((i = x; i < 1; i++)); do :; done",
+    "read x; declare -i n=x",
+    "read x; declare 'a[x]=1'",
+]
+
+
+@pytest.mark.parametrize("command", THROUGH_A_VALUE_ALLOWED_BY_RULES)
+def test_arithmetic_on_a_value_is_not_allowed_by_a_rule(command: str, tmp_path: Path) -> None:
+    assert _every_path(command, "ask", tmp_path) == ["ask"] * 3, command
+
+
+@pytest.mark.parametrize("command", THROUGH_A_VALUE)
+def test_arithmetic_on_a_value_is_asked_under_an_allow_default(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+
+
+# What stays allowed: arithmetic on numbers only, and the same builtins without a subscript.
+@pytest.mark.parametrize("command", ["printf -v x '%s' 1", "printf 'a[x]\\n'", "read -r x",
+                                     "test -v x", "printf -v 'a[1]' 1", "((1<<2))",
+                                     "((16#ff + 0x1f))"])
+def test_arithmetic_on_numbers_stays_as_the_rules_say(command: str) -> None:
+    expect = "allow" if not command.startswith("((") else "ask"
+    assert ASK_DEFAULT.evaluate(command).action == expect, command
+    assert ALLOW_DEFAULT.evaluate(command).action == "allow", command
