@@ -406,6 +406,15 @@ def body_substitutions(body: str, part: CommandPart) -> None:
         part.opaque = True
 
 
+# bash drops a backslash-newline before it reads tokens, so one right after these joins what
+# follows into one token (`$\<newline>(cmd)` is `$(cmd)`, `(\<newline>(` is `((`, `<<\<newline>A`
+# an unquoted `<<A`); the reader looks at the characters as written, so it does not read on.
+_JOINING_CONTINUATION = re.compile(r"[$(<>]\\\n")
+
+
 def split_command(line: str) -> list[CommandPart]:
     """The top-level commands of a line. Raises ParseError when it cannot be read."""
+    if _JOINING_CONTINUATION.search(line):
+        raise ParseError("a backslash-newline right after `$`, `(`, `<` or `>` joins the next "
+                         "line into that token, which this reader does not follow")
     return _Splitter(line).split()

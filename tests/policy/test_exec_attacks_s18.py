@@ -112,3 +112,36 @@ def test_arithmetic_on_numbers_stays_as_the_rules_say(command: str) -> None:
     expect = "allow" if not command.startswith("((") else "ask"
     assert ASK_DEFAULT.evaluate(command).action == expect, command
     assert ALLOW_DEFAULT.evaluate(command).action == "allow", command
+
+
+# 3. bash drops a backslash-newline before it reads tokens (outside single quotes), so `$\`
+#    then a newline then `(cmd)` is `$(cmd)`, `(\` newline `(` is `((`, `<<\` newline `A` is an
+#    unquoted `<<A`. The reader skipped the pair inside a word but looked at the characters on
+#    either side as they were written: it saw a plain `$`, two subshells, a quoted delimiter.
+#    `ls $\<newline>[1<<2]` hid the next lines in a here-document that bash never reads, and the
+#    built-in allow rule for ls allowed the line (checked: the next line runs, `touch MARK`).
+JOINED_BY_A_CONTINUATION = [
+    "ls $\\\n[1<<2]\nrm -rf /\n2]",
+    "(\\\n(ls<<A))\nrm -rf /\nA",
+    "cat <<\\\nA\n$(rm -rf /)\nA",
+    "echo \"$\\\n(rm -rf /)\"",
+    "echo $\\\n'\\x72m' -rf x",
+    "ls $\\\n{x:--o}",
+]
+
+
+@pytest.mark.parametrize("command", JOINED_BY_A_CONTINUATION)
+def test_a_continuation_that_joins_a_token_is_not_allowed(command: str, tmp_path: Path) -> None:
+    rules = dict(RULES, allow=[*RULES["allow"], "cat"])
+    assert ExecRules(**rules).evaluate(command).action == "ask", command
+    assert ExecRules(**rules, default="allow").evaluate(command).action != "allow", command
+
+
+@pytest.mark.parametrize("command", JOINED_BY_A_CONTINUATION[:1])
+def test_a_continuation_every_path_asks(command: str, tmp_path: Path) -> None:
+    assert _every_path(command, "ask", tmp_path) == ["ask"] * 3, command
+
+
+@pytest.mark.parametrize("command", ["ls -la \\\n  x", "git status && \\\n  ls", "echo a\\\nb"])
+def test_continuations_between_words_stay_allowed(command: str) -> None:
+    assert ASK_DEFAULT.evaluate(command).action == "allow", command
