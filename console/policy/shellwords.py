@@ -59,6 +59,9 @@ class _Splitter:
         self.redirects: list[int] = []
         self._word_span = (0, 0)  # the last word end found (word_end): start, end
         self.arith_misses = 0  # `((` read on that were not an arithmetic command
+        # Between `[[` and `]]`: `<<` there is never a here-document to bash (a regex's `(x<<A)`
+        # is one word), so no body is taken from the lines after it.
+        self.in_condition = False
         # Here-documents: (index of the delimiter word, strip leading tabs) in the part being
         # read, then (part, delimiter, strip) once it ends; their bodies start at the newline.
         self.heredoc_words: list[tuple[int, bool, bool]] = []
@@ -67,6 +70,8 @@ class _Splitter:
     def end_word(self) -> None:
         if self.in_word:
             self.words.append("".join(self.word))
+            if self.words[-1] in ("[[", "]]"):
+                self.in_condition = self.words[-1] == "[["
         self.word, self.in_word = [], False
 
     def end_part(self) -> None:
@@ -375,7 +380,7 @@ class _Splitter:
         elif j < n and s[j] == "|" and s[j - 1] == ">":  # >|
             j += 1
         op = s[i:j]
-        if op in ("<<", "<<-"):  # a here-document: its body follows the line
+        if op in ("<<", "<<-") and not self.in_condition:  # a here-document: its body follows
             raw = re.match(r"[ \t]*([^\s;&|()<>]*)", s[j:]).group(1)  # type: ignore[union-attr]
             quoted = any(q in raw for q in "'\"\\")  # a quoted delimiter: no expansion in the body
             self.heredoc_words.append((len(self.words) + 1, op == "<<-", quoted))

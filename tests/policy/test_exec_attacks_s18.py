@@ -145,3 +145,32 @@ def test_a_continuation_every_path_asks(command: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["ls -la \\\n  x", "git status && \\\n  ls", "echo a\\\nb"])
 def test_continuations_between_words_stay_allowed(command: str) -> None:
     assert ASK_DEFAULT.evaluate(command).action == "allow", command
+
+
+# 4. Lines a forbid rule should deny that were only asked (a person could say yes to them):
+#    - in `[[ a =~ (x<<A) ]]` the parenthesised regex is one word to bash, and `<<` is never a
+#      here-document inside `[[ ... ]]`; the reader took `(` for a subshell and `<<A` for a
+#      here-document that hid the next lines, which bash runs;
+#    - inside `$(...)` a `#` after `;`, `|`, `&`, `)`, `<` or `>` starts a comment (it starts a
+#      word), which hides a `)`; the reader ended the substitution at that `)` and took the next
+#      lines for a quoted string: `echo $(true;#)'` newline `rm x` newline `#')` newline `)`
+#      runs rm inside the substitution.
+FORBID_ONLY_ASKED = [
+    "[[ a =~ (x<<A) ]]\nrm -rf x\nA",
+    "if [[ a =~ ( <<A) ]]; then :; fi\ngit push --force\nA",
+    "echo $(true;#)'\nrm -rf x\n#')\n)",
+    "echo $(echo a|#)'\nrm -rf x\n#')\n)",
+    "echo \"$(true&#)\"'\nrm -rf x\n#')\"\n)\"",
+]
+
+
+@pytest.mark.parametrize("command", FORBID_ONLY_ASKED)
+def test_forbidden_program_hidden_from_the_reader_is_denied(command: str) -> None:
+    assert ASK_DEFAULT.evaluate(command).action == "deny", command
+    assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
+
+
+def test_here_document_after_a_condition_still_hides_its_body() -> None:
+    # After `]]` a `<<` is a here-document again (bash reads one there): its body is data.
+    assert ASK_DEFAULT.evaluate("[[ -n x ]] && cat <<'A'\nrm -rf x\nA").action == "ask"
+    assert ALLOW_DEFAULT.evaluate("cat <<'A'\nrm -rf x\nA").action == "allow"
