@@ -174,3 +174,32 @@ def test_here_document_after_a_condition_still_hides_its_body() -> None:
     # After `]]` a `<<` is a here-document again (bash reads one there): its body is data.
     assert ASK_DEFAULT.evaluate("[[ -n x ]] && cat <<'A'\nrm -rf x\nA").action == "ask"
     assert ALLOW_DEFAULT.evaluate("cat <<'A'\nrm -rf x\nA").action == "allow"
+
+
+# 5. A glob in a command's words is expanded by bash before the program sees them: with a file
+#    named `push` in the folder, `git pu* --force` runs `git push --force`; `rm -rf /*` empties
+#    `/` as `rm -rf /` would (bash: `echo rm -rf /*` prints `rm -rf /bin /boot ...`). Forbid and
+#    ask rules compared the glob's text with their words, saw no match, and an allow default
+#    allowed both. A glob that may stand for a forbid or ask rule's words is now asked.
+GLOBBED = ExecRules(allow=["ls", "git status"], ask=["git commit"],
+                    forbid=["rm -rf /", "rm -rf ~", "rm -rf .", "git push --force"],
+                    default="allow")
+
+
+@pytest.mark.parametrize("command", [
+    "git pu* --force", "git p?sh -f origin main", "git pu[s]h origin +main",
+    "rm -rf /*", "rm -fr //*", "sudo rm -rf /[a-z]*", "rm -rf ~/*", "rm -rf ./*", "rm -rf *",
+    "git comm* -m x", "ls; git pu* --force",
+])
+def test_a_glob_that_may_stand_for_a_rule_is_asked(command: str, tmp_path: Path) -> None:
+    assert GLOBBED.evaluate(command).action == "ask", command
+
+
+def test_a_glob_on_every_path_is_asked(tmp_path: Path) -> None:
+    assert _every_path("git pu* --force", "allow", tmp_path) == ["ask"] * 3
+
+
+@pytest.mark.parametrize("command", ["rm -rf build/*", "rm -f *.pyc", "git log -- '*.py'",
+                                     "ls /*", "git status *", "rm -rf /tmp/x"])
+def test_a_glob_no_rule_names_stays_as_the_default_says(command: str) -> None:
+    assert GLOBBED.evaluate(command).action == "allow", command
