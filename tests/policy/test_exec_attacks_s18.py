@@ -24,7 +24,12 @@ import pytest
 from console.daemon.evaluation import PolicyEvaluator
 from console.daemon.live_config import LiveConfig
 from console.policy import ExecRules, GrantTable
-from tests.policy.test_exec_attacks_s12 import _policy_check
+from tests.policy.test_exec_attacks_s12 import (  # noqa: F401  (fixtures)
+    _helper,
+    _policy_check,
+    agent_sock,
+    config_file,
+)
 
 RULES = dict(allow=["git status", "ls", "echo", "printf", "test", "read"],
              ask=["curl"], forbid=["rm", "git push"])
@@ -203,3 +208,25 @@ def test_a_glob_on_every_path_is_asked(tmp_path: Path) -> None:
                                      "ls /*", "git status *", "rm -rf /tmp/x"])
 def test_a_glob_no_rule_names_stays_as_the_default_says(command: str) -> None:
     assert GLOBBED.evaluate(command).action == "allow", command
+
+
+# The agent's own paths (ph-ask exec, ph-claude-hook) through a run's agent.sock, for the s12
+# profile (allow default, forbid "rm -rf /"): a hidden forbidden line is denied by the rule, a
+# line the reader cannot follow is never allowed (asked, then denied when nobody answers).
+async def test_ph_ask_and_hook_deny_what_the_reader_now_sees(agent_sock: Path) -> None:  # noqa: F811
+    for command in ("time -p ((x<<A))\nrm -rf /\nA", "[[ a =~ (x<<A) ]]\nrm -rf /\nA"):
+        rc, _, err = await _helper(agent_sock, "ph-ask", "exec", "--", command)
+        assert rc == 1 and "forbid" in err, (command, rc, err)
+        event = {"tool_name": "Bash", "tool_input": {"command": command}, "cwd": "/workspace",
+                 "session_id": "s18", "hook_event_name": "PreToolUse"}
+        rc, out, _ = await _helper(agent_sock, "ph-claude-hook", stdin=json.dumps(event).encode())
+        got = json.loads(out)["hookSpecificOutput"]
+        assert rc == 0 and got["permissionDecision"] == "deny", (command, got)
+        assert "forbidden by rule" in got["permissionDecisionReason"], (command, got)
+
+
+async def test_hook_never_allows_a_joining_continuation(agent_sock: Path) -> None:  # noqa: F811
+    event = {"tool_name": "Bash", "tool_input": {"command": "ls $\\\n[1<<2]\nrm -rf /\n2]"},
+             "cwd": "/workspace", "session_id": "s18", "hook_event_name": "PreToolUse"}
+    rc, out, _ = await _helper(agent_sock, "ph-claude-hook", stdin=json.dumps(event).encode())
+    assert rc == 0 and json.loads(out)["hookSpecificOutput"]["permissionDecision"] != "allow"
