@@ -70,8 +70,11 @@ class _Splitter:
     def end_word(self) -> None:
         if self.in_word:
             self.words.append("".join(self.word))
-            if self.words[-1] in ("[[", "]]"):
-                self.in_condition = self.words[-1] == "[["
+            # `[[` only where a command starts (`echo [[ <<A` has a here-document), to `]]`.
+            if self.words[-1] == "[[" and _compound_may_start(self.words[:-1]):
+                self.in_condition = True
+            elif self.words[-1] == "]]":
+                self.in_condition = False
         self.word, self.in_word = [], False
 
     def end_part(self) -> None:

@@ -175,6 +175,15 @@ def test_forbidden_program_hidden_from_the_reader_is_denied(command: str) -> Non
     assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
 
 
+def test_a_double_bracket_that_is_an_argument_keeps_its_here_document() -> None:
+    # `echo [[ <<A` has a here-document in bash: reading its body as commands would let a quote
+    # in it swallow the line after its delimiter, which bash runs.
+    command = "echo [[ <<A\n'\nA\nrm -rf /\n#'"
+    assert ASK_DEFAULT.evaluate(command).action == "deny"
+    assert ALLOW_DEFAULT.evaluate(command).action == "deny"
+    assert ALLOW_DEFAULT.evaluate("if ! [[ a =~ (x<<A) ]]; then :; fi\nrm -rf /\nA").action == "deny"
+
+
 def test_here_document_after_a_condition_still_hides_its_body() -> None:
     # After `]]` a `<<` is a here-document again (bash reads one there): its body is data.
     assert ASK_DEFAULT.evaluate("[[ -n x ]] && cat <<'A'\nrm -rf x\nA").action == "ask"
