@@ -164,6 +164,18 @@ def _why_no_allow(rules: ExecRules, part: CommandPart) -> str | None:
             f'command also does ({also}); the default "{rules.default}"')
 
 
+def _glob_may_reach(rules: ExecRules, part: CommandPart) -> Provenance | None:
+    """An ask when a glob in the part may expand to a forbid or ask rule's words: the rule
+    cannot say it is that command, and no rule may allow it."""
+    hit = next((r for r in (*rules.forbid, *rules.ask) if r.pattern.may_reach(part)), None)
+    if hit is None:
+        return None
+    return Provenance("default", rule_list="ask", detail=(
+        f'a glob in "{canonical(part)}" may expand to the words of the {hit.list_name} rule '
+        f'"{hit.source.text}"{" at " + hit.source.where() if hit.source.where() else ""}; '
+        "a person must look"))
+
+
 def _most_specific(rules: list[_Rule], part: CommandPart) -> _Rule | None:
     # The longest (most specific) matching rule is the one worth naming.
     hits = [r for r in rules if r.matches(part)]
@@ -219,8 +231,11 @@ def evaluate_exec(
             continue
         asked = _most_specific(rules.ask, part)
         allowed = _most_specific(rules.allow, part)
+        globbed = None if asked else _glob_may_reach(rules, part)
         if asked:
             verdict: tuple[str, Provenance] = ("ask", asked.provenance())
+        elif globbed:
+            verdict = ("ask", globbed)
         elif allowed and not part.blind:
             verdict = ("allow", allowed.provenance())
         else:
@@ -239,6 +254,8 @@ def evaluate_exec(
             asked = _most_specific(rules.ask, part)
             if asked:
                 verdicts.append(("ask", asked.provenance("inside a nested command"), part))
+            elif globbed := _glob_may_reach(rules, part):
+                verdicts.append(("ask", globbed, part))
 
     action = strictest(*(v[0] for v in verdicts))
     deciding = [v for v in verdicts if v[0] == action]

@@ -13,10 +13,11 @@ match more often, or an allow rule less often.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -113,7 +114,7 @@ def shape_of(words: Sequence[str]) -> Shape | None:
             if w in takes_arg:
                 k += 1
         k += 1
-    if program == "git" and positionals[:1] == ["push"]:
+    if program == "git" and positionals and may_stand_for(positionals[0], "push"):
         # `git push origin +main` forces that ref: a forced push, whatever it is spelled as.
         if any(p.startswith("+") for p in positionals[1:]):
             flags.add("f")
@@ -151,19 +152,33 @@ def _has_flag(flag: str, flags: frozenset[str]) -> bool:
         len(f) > 1 and flag.startswith(f.removeprefix("--")) for f in flags))
 
 
-def covers(rule: Shape, command: Shape) -> bool:
+def covers(rule: Shape, command: Shape, same: Callable[[str, str], bool] = str.__eq__) -> bool:
     """Does a forbid or ask rule's shape reach this command? Same program, every flag of the rule
-    present in any order or spelling, the rule's positional words in order among the command's."""
+    present in any order or spelling, the rule's positional words in order among the command's
+    (each compared as same(command's word, rule's word) says)."""
     if rule.program != command.program or not all(
             _has_flag(f, command.flags) for f in rule.flags):
         return False
     want, have = list(rule.positionals), list(command.positionals)
     if command.program in _SUBCOMMANDS and want:
-        if not have or have[0] != want[0]:
+        if not have or not same(have[0], want[0]):
             return False
         want, have = want[1:], have[1:]
     it = iter(have)
-    return all(any(h == w for h in it) for w in want)
+    return all(any(same(h, w) for h in it) for w in want)
+
+
+def may_stand_for(word: str, rule_word: str) -> bool:
+    """Whether bash may turn the command's word into the rule's: the same word, or a glob that
+    may match it (`pu*` is `push` where a file has that name) or, for a path, everything in it
+    (`/*` empties `/` as `rm -rf /` would; `*` is `.`'s entries)."""
+    if word == rule_word:
+        return True
+    if not any(c in word for c in "*?["):
+        return False
+    return fnmatch.fnmatchcase(rule_word, word) or (
+        rule_word.startswith(("/", "~", ".")) and fnmatch.fnmatchcase(
+            rule_word.rstrip("/") + "/x", word))
 
 
 # --- options that execute a program or write a file ------------------------------------------
@@ -269,6 +284,14 @@ class CommandPattern:
             return False
         return any(theirs is not None and covers(mine, theirs)
                    for theirs in stage_shapes(tuple(command_words(part))))
+
+    def may_reach(self, part: CommandPart) -> bool:
+        """For forbid and ask rules: whether a glob in the command may expand to this rule's
+        words (see may_stand_for). Not known to be the rule's command, so never allowed."""
+        mine = self.shape
+        return mine is not None and any(
+            theirs is not None and covers(mine, theirs, may_stand_for)
+            for theirs in stage_shapes(tuple(command_words(part))))
 
     def allows(self, part: CommandPart) -> bool:
         """For allow rules and wide grants: the literal words as a prefix, and nothing past them

@@ -33,14 +33,15 @@ def past_quoted(s: str, j: int) -> int:
 
 def close_paren(s: str, i: int) -> int:
     """Index of the ")" matching the "(" at s[i], skipping quoted text and comments (a `#`
-    starting a word hides the rest of its line, a `)` in it too, as bash reads it)."""
+    starting a word hides the rest of its line, a `)` in it too, as bash reads it: after a
+    blank or an operator, `;#` and `|#` too)."""
     depth, j, n = 0, i, len(s)
     while j < n:
         c = s[j]
         if c in QUOTING:
             j = past_quoted(s, j)
             continue
-        if c == "#" and s[j - 1] in " \t\n(":
+        if c == "#" and s[j - 1] in " \t\n(;&|)<>":
             end = s.find("\n", j)
             if end < 0:
                 raise ParseError("unbalanced parenthesis (a comment hides the rest)")

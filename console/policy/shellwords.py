@@ -15,11 +15,33 @@ from __future__ import annotations
 import re
 
 from console.policy import shellscan
+from console.policy.arith import reads_a_value
 from console.policy.parts import CommandPart, ParseError
 
 # Words after which `((` starts an arithmetic command, as bash reads it.
 _BEFORE_ARITHMETIC = {"for", "if", "elif", "while", "until", "then", "do", "else", "!", "time",
                       "{"}
+_TIME_OPTIONS = {"-p", "--"}  # `time -p`, `time --`, `time -p --`
+
+
+def _compound_may_start(words: list[str]) -> bool:
+    """Whether bash reads a compound command (so `((` is arithmetic) after these words: the
+    keywords above, `time` with its options, `function NAME`, `coproc` and `coproc NAME`.
+    Erring towards yes is safe: an arithmetic body is also read as commands."""
+    k, n = 0, len(words)
+    while k < n:
+        w = words[k]
+        if w in _TIME_OPTIONS and k and words[k - 1] in ("time", "-p"):
+            k += 1
+        elif w == "function" and k + 1 < n:
+            k += 2
+        elif w == "coproc":
+            k += 2 if k + 1 < n and words[k + 1] not in _BEFORE_ARITHMETIC else 1
+        elif w in _BEFORE_ARITHMETIC:
+            k += 1
+        else:
+            return False
+    return True
 MAX_ARITH_MISSES = 16
 _ARRAY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=$")  # NAME=( starts an array
 
@@ -37,6 +59,9 @@ class _Splitter:
         self.redirects: list[int] = []
         self._word_span = (0, 0)  # the last word end found (word_end): start, end
         self.arith_misses = 0  # `((` read on that were not an arithmetic command
+        # Between `[[` and `]]`: `<<` there is never a here-document to bash (a regex's `(x<<A)`
+        # is one word), so no body is taken from the lines after it.
+        self.in_condition = False
         # Here-documents: (index of the delimiter word, strip leading tabs) in the part being
         # read, then (part, delimiter, strip) once it ends; their bodies start at the newline.
         self.heredoc_words: list[tuple[int, bool, bool]] = []
@@ -45,6 +70,11 @@ class _Splitter:
     def end_word(self) -> None:
         if self.in_word:
             self.words.append("".join(self.word))
+            # `[[` only where a command starts (`echo [[ <<A` has a here-document), to `]]`.
+            if self.words[-1] == "[[" and _compound_may_start(self.words[:-1]):
+                self.in_condition = True
+            elif self.words[-1] == "]]":
+                self.in_condition = False
         self.word, self.in_word = [], False
 
     def end_part(self) -> None:
@@ -193,12 +223,12 @@ class _Splitter:
         return self.parts
 
     def arithmetic(self, i: int) -> int | None:
-        """At `((` where bash reads a command (`((x<<2))`, `for ((...))`, `if ((...))`): an
+        """At `((` where bash reads a command (`((x<<2))`, `for ((...))`, `time -p ((...))`): an
         arithmetic command, one word, in which `<<` is a shift and never a here-document. Its
         body is also looked at as commands: dash reads `((cmd))` as two subshells. None when
         it is not `((...))` (`((a); b)` is subshells to bash too)."""
         s = self.s
-        if s[i + 1 : i + 2] != "(" or not all(w in _BEFORE_ARITHMETIC for w in self.words):
+        if s[i + 1 : i + 2] != "(" or not _compound_may_start(self.words):
             return None
         try:
             end = shellscan.close_paren(s, i)
@@ -216,7 +246,8 @@ class _Splitter:
         found = CommandPart([])
         body_substitutions(s[i + 2 : end - 1], found)  # `a['$(cmd)']` runs cmd in there
         self.inner += found.inner
-        self.opaque = self.opaque or found.opaque
+        # A name in it is evaluated as arithmetic in turn: `((x))` runs a[$(cmd)] held in x.
+        self.opaque = self.opaque or found.opaque or reads_a_value(s[i + 2 : end - 1])
         return end + 1
 
     def at_assignment(self) -> bool:
@@ -352,7 +383,7 @@ class _Splitter:
         elif j < n and s[j] == "|" and s[j - 1] == ">":  # >|
             j += 1
         op = s[i:j]
-        if op in ("<<", "<<-"):  # a here-document: its body follows the line
+        if op in ("<<", "<<-") and not self.in_condition:  # a here-document: its body follows
             raw = re.match(r"[ \t]*([^\s;&|()<>]*)", s[j:]).group(1)  # type: ignore[union-attr]
             quoted = any(q in raw for q in "'\"\\")  # a quoted delimiter: no expansion in the body
             self.heredoc_words.append((len(self.words) + 1, op == "<<-", quoted))
@@ -383,6 +414,15 @@ def body_substitutions(body: str, part: CommandPart) -> None:
         part.opaque = True
 
 
+# bash drops a backslash-newline before it reads tokens, so one right after these joins what
+# follows into one token (`$\<newline>(cmd)` is `$(cmd)`, `(\<newline>(` is `((`, `<<\<newline>A`
+# an unquoted `<<A`); the reader looks at the characters as written, so it does not read on.
+_JOINING_CONTINUATION = re.compile(r"[$(<>]\\\n")
+
+
 def split_command(line: str) -> list[CommandPart]:
     """The top-level commands of a line. Raises ParseError when it cannot be read."""
+    if _JOINING_CONTINUATION.search(line):
+        raise ParseError("a backslash-newline right after `$`, `(`, `<` or `>` joins the next "
+                         "line into that token, which this reader does not follow")
     return _Splitter(line).split()
