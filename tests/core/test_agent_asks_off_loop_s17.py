@@ -33,9 +33,10 @@ import json, os, socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.connect(os.environ["PILOTHOUSE_AGENT_SOCK"])
 f = s.makefile("rwb", buffering=0)
-command = ("a|" * 2000)[:4000].rstrip("|")
 decisions = {}
 for i in range(int(sys.argv[1])):
+    # each ask its own command: the reader caches what it read, and a repeat costs nothing
+    command = ("a|" * 2000)[:3990].rstrip("|") + f"|a {i}"
     f.write((json.dumps({"v": 1, "id": i, "op": "ask",
                          "args": {"kind": "exec", "subject": command}}) + "\n").encode())
     answer = json.loads(f.readline())["result"]["decision"]
@@ -57,9 +58,9 @@ def test_an_agents_costly_asks_are_decided_off_the_daemons_loop(
     try:
         with LoopShare(pid) as share:
             out = d.cli("run", "t", "-w", str(workspace), "--wait", "--", "python3", "asker.py",
-                        "12", timeout=300).stdout
+                        "20", timeout=300).stdout
         line = next(x for x in out.splitlines() if x.startswith("decisions="))
-        assert json.loads(line.split("=", 1)[1]) == {"allow": 12}, out
-        share.assert_off_loop("one agent's asks", least=150, at_most=1 / 3)
+        assert json.loads(line.split("=", 1)[1]) == {"allow": 20}, out
+        share.assert_off_loop("one agent's asks", least=100, at_most=1 / 3)
     finally:
         d.stop()
