@@ -135,6 +135,16 @@ MANAGED_DIR = "managed"  # inside the run folder; bound at /etc/claude-code in e
 # `!` shell lines (a skill the agent writes into ~/.claude/skills, or a repository ships), and an
 # MCP server the agent writes into ~/.claude.json, started by every later Claude Code in the run.
 # Only the managed layer's MCP servers run: an organisation's own come along (managed_settings).
+# A repository's .claude/settings.json (read-only, but still Claude Code's project layer) may
+# neither add hooks (commands Claude Code runs with no request: allowManagedHooksOnly) nor set,
+# through its "env", the variables with which Claude Code runs code around its hooks and Bash
+# commands: the managed layer's env is applied last, so these empty values win (review s18).
+CLAUDE_PINNED_ENV = {
+    "CLAUDE_CODE_SHELL_PREFIX": "",  # wraps every hook (ours too) and Bash command in a program
+    "CLAUDE_ENV_FILE": "",  # a script sourced before every Bash command
+    "LD_PRELOAD": "",  # a library loaded into every program Claude Code starts, the hook too
+    "LD_AUDIT": "",
+}
 CLAUDE_MANAGED_SETTINGS: dict = {
     "hooks": CLAUDE_SETTINGS["hooks"],
     "sandbox": {"enabled": False},
@@ -142,9 +152,12 @@ CLAUDE_MANAGED_SETTINGS: dict = {
     "disableSkillShellExecution": True,
     "allowManagedMcpServersOnly": True,
     "allowedMcpServers": [],
+    "allowManagedHooksOnly": True,
+    "env": CLAUDE_PINNED_ENV,
 }
 # What our layer forces over the host's own managed settings.
-_FORCED = ("sandbox", "disableSkillShellExecution", "allowManagedMcpServersOnly")
+_FORCED = ("sandbox", "disableSkillShellExecution", "allowManagedMcpServersOnly",
+           "allowManagedHooksOnly")
 
 
 HOST_MANAGED_SETTINGS = Path("/etc/claude-code/managed-settings.json")
@@ -173,6 +186,8 @@ def managed_settings(host_file: Path | None = None) -> dict:
     merged["hooks"] = hooks
     for key in _FORCED:
         merged[key] = CLAUDE_MANAGED_SETTINGS[key]
+    host_env = merged.get("env") if isinstance(merged.get("env"), dict) else {}
+    merged["env"] = {**host_env, **CLAUDE_PINNED_ENV}
     merged.setdefault("disableBypassPermissionsMode", "disable")
     merged.setdefault("allowedMcpServers", [])  # the host's own list, when it has one, stands
     return merged

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .aliases import ALL_ENTRIES_MAX, DIR_ENTRIES_MAX, LookBudget
+from .claude_project import bind_project_settings, filter_project_settings
 from .fsview import open_beneath
 from .gitconfig import CODE_KEYS, INCLUDE_KEY, config_entries, named_path
 from .links import link_target, link_targets, workspace_root
@@ -422,6 +423,7 @@ def plan_protection(workspace: Path | int) -> Protection:
             _protect(p, root_fd, rel, want_dir=False, absent_as_dir=True)
         for rel in AGENT_CONFIG_DIRS:
             _protect(p, root_fd, rel, want_dir=True)
+        bind_project_settings(p, root_fd, _protect)  # replaced by kept copies below
         fd, state = _open(root_fd, ".git")
         if fd is not None and stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
@@ -471,6 +473,7 @@ def plan_protection(workspace: Path | int) -> Protection:
                     os.close(sub_fd)
                     _protect(p, root_fd, f"{rel}/.git", want_dir=False)
         _protect_aliases(p, root_fd)
+        filter_project_settings(p, root_fd)  # after the aliases look: it needs their fds
         _pin_parents(p, root_fd)  # last: above every protected path, submodules' included
         if cut := p.link_look.cut:
             p.notes.append(f"the look for symbolic links in read-only folders stopped early in "

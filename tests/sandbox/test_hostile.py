@@ -76,7 +76,7 @@ async def test_protected_symlink_is_masked_not_followed(hostile, tmp_path, prote
     link.symlink_to(secret)
     give(hostile, ws)
     script = f"cat {protected} 2>&1; echo evil > {protected} 2>/dev/null; echo done"
-    if persons_daemon(hostile) and protected != ".claude/settings.json":
+    if persons_daemon(hostile):  # .claude/settings.json too: a bind of its own since s18
         await refused_for_a_persons_daemon(hostile, script)
         assert secret.read_text() == CANARY + "\n"
         return
