@@ -12,8 +12,8 @@ through a link named after the command:
     ph-claude-hook                 PreToolUse hook for Claude Code and Codex: JSON on stdin,
                                    decision on stdout ("denied by NAME (scope)" and the like)
 
-Everything goes to the run's agent.sock ($PILOTHOUSE_AGENT_SOCK, else
-/run/pilothouse/agent.sock), which can only ask: a person at the console decides.
+Everything goes to the run's agent.sock (/run/pilothouse/agent.sock in a sandbox, else
+$PILOTHOUSE_AGENT_SOCK), which can only ask: a person at the console decides.
 Importable too: PilothouseClient().ask("exec", "git push") -> (allowed, reason).
 """
 
@@ -46,6 +46,7 @@ MAX_ANSWER = 1024 * 1024
 TITLE_MAX = 200
 HOOK_INPUT_MAX = 8 * 1024 * 1024
 DETAIL_BUDGET = 12 * 1024  # under the daemon's 16 KiB bound, with room for the other fields
+_INF = float("inf")
 
 
 class PilothouseError(Exception):
@@ -98,9 +99,6 @@ def _dump(value: object, out: list, enc: object, seps: tuple) -> None:
         raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-_INF = float("inf")
-
-
 class _ScanContext:
     """What _json's scanner reads from a decoder: json.loads's defaults."""
 
@@ -148,7 +146,10 @@ class PilothouseClient:
     """A client for the run's agent.sock: one connection per question."""
 
     def __init__(self, sock: str | None = None, connect_timeout: float = 10.0) -> None:
-        self.sock = sock or _environ("PILOTHOUSE_AGENT_SOCK") or DEFAULT_SOCK
+        # A sandbox's own socket is at DEFAULT_SOCK. The variable is the agent's to set (a
+        # settings layer's env reaches the hook), so it names one only where none is there.
+        there = posix.access(DEFAULT_SOCK, posix.F_OK)
+        self.sock = sock or (DEFAULT_SOCK if there else _environ("PILOTHOUSE_AGENT_SOCK") or DEFAULT_SOCK)
         self.connect_timeout = connect_timeout
 
     def call(self, op: str, args: dict) -> dict:
