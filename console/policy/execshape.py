@@ -174,11 +174,22 @@ def may_stand_for(word: str, rule_word: str) -> bool:
     (`/*` empties `/` as `rm -rf /` would; `*` is `.`'s entries)."""
     if word == rule_word:
         return True
-    if not any(c in word for c in "*?["):
+    if not any(c in word for c in "*?[") or (rule_word[:1] == "~") != (word[:1] == "~"):
+        return False  # what a glob makes is never tilde-expanded: only `~/*` stands for `~`'s
+    if _path_glob(rule_word, word):
+        return True
+    if not rule_word.startswith(("/", "~", ".")):
         return False
-    return fnmatch.fnmatchcase(rule_word, word) or (
-        rule_word.startswith(("/", "~", ".")) and fnmatch.fnmatchcase(
-            rule_word.rstrip("/") + "/x", word))
+    inside = rule_word.rstrip("/") or "/"
+    return _path_glob(inside.rstrip("/") + "/x", word) or (inside == "." and _path_glob("x", word))
+
+
+def _path_glob(path: str, glob: str) -> bool:
+    """Whether the glob may match the path as bash matches one: name by name (a `*` never
+    spans a `/`), with any of its names' characters."""
+    names, globs = path.split("/"), glob.split("/")
+    return len(names) == len(globs) and all(
+        fnmatch.fnmatchcase(n, g) for n, g in zip(names, globs, strict=True))
 
 
 # --- options that execute a program or write a file ------------------------------------------

@@ -209,6 +209,16 @@ def test_a_glob_that_may_stand_for_a_rule_is_asked(command: str, tmp_path: Path)
     assert GLOBBED.evaluate(command).action == "ask", command
 
 
+@pytest.mark.parametrize(("command", "rule"), [
+    ("rm -rf *", "rm -rf ."), ("rm -rf /*", "rm -rf /"), ("rm -rf ~/*", "rm -rf ~"),
+    ("rm -rf ./*", "rm -rf ."), ("git pu* --force", "git push --force")])
+def test_a_globs_ask_names_the_rule_it_may_stand_for(command: str, rule: str) -> None:
+    """A `*` never spans a `/` in bash: `rm -rf *` empties the folder (rule `rm -rf .`), it
+    never stands for `/` (it was said to)."""
+    detail = GLOBBED.evaluate(command).provenance.detail
+    assert f'rule "{rule}"' in detail, detail
+
+
 def test_a_glob_on_every_path_is_asked(tmp_path: Path) -> None:
     assert _every_path("git pu* --force", "allow", tmp_path) == ["ask"] * 3
 
