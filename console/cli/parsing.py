@@ -277,7 +277,9 @@ class Group(Command):
         try:
             self.run(sys.argv[1:] if args is None else list(args), None, prog)
         except UsageError as exc:
-            sys.stderr.write(f"{exc}\n")
+            from console.cli.output import visible  # the words may hold an agent's escapes
+
+            sys.stderr.write(f"{visible(exc)}\n")
             sys.exit(USAGE_EXIT)
         except KeyboardInterrupt:
             sys.exit(130)

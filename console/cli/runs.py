@@ -27,7 +27,8 @@ def _show_started(record: dict[str, Any]) -> None:
 @quick_exit
 @argument("profile")
 @argument("command", nargs="*")
-@option("--workspace", "-w", metavar="DIR", help="Folder the agent works in (default: the profile's, else here).")
+@option("--workspace", "-w", metavar="DIR", type=path(),
+        help="Folder the agent works in (default: the profile's, else here).")
 @option("--wait", is_flag=True, help="Stream the output and exit with the agent's exit code.")
 @json_option
 @pass_ctx

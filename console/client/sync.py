@@ -89,6 +89,13 @@ def _log_tail(paths: Paths, lines: int = 8) -> str:
     return "\n".join(text[-lines:])
 
 
+def unusable_home(path: str, exc: OSError) -> ClientError:
+    return ClientError(
+        "bad-home", f"cannot use {path}: {exc.strerror or exc}",
+        "PILOTHOUSE_HOME (else the XDG folders) must name a folder you may write, with a path "
+        "short enough for a socket in it (operator.sock's whole path under 108 bytes)")
+
+
 def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = None) -> _socket.socket:
     """A connected operator.sock; with autostart, the daemon is started when nobody answers."""
     sock_path = paths.text("operator_sock")
@@ -103,7 +110,12 @@ def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = 
         if not autostart:
             raise ClientError("no-daemon", "the Pilothouse daemon is not running",
                               "start it with: pilothouse daemon (or run any command)") from None
-    proc = start_daemon(paths, config_file)
+    except OSError as exc:  # a home that is a file, a path too long for a socket (108 bytes)
+        raise unusable_home(sock_path, exc) from None
+    try:
+        proc = start_daemon(paths, config_file)
+    except OSError as exc:  # its folders cannot be made (a read-only place, one under a file)
+        raise unusable_home(exc.filename or sock_path, exc) from None
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         try:

@@ -1,0 +1,89 @@
+"""Review s18 of the CLI: inputs a person gives by mistake, or copies from somewhere hostile,
+that got a traceback, raw terminal control sequences, or a silently wrong answer.
+
+- A PILOTHOUSE_HOME the CLI cannot use (a file, a folder that cannot be made, a path too long
+  for a unix socket) gave every command a NotADirectoryError / "AF_UNIX path too long" /
+  FileNotFoundError traceback.
+- A usage error ("unrecognized arguments: ...") wrote the words as given: an escape sequence in
+  them (an id copied from an agent's output) reached the terminal raw.
+- `history --decision denied` (a typo of deny) answered "no events match", exit 0: the person
+  reads that nothing was denied.
+- `run PROFILE -w ""` (an unset "$WS") started the agent in the current folder, as if no
+  workspace had been named.
+
+The real CLI as a subprocess, a real daemon on a temporary home. Nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, Daemon
+
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
+
+
+def _cli(env: dict[str, str], *words: str, cwd: Path | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "pilothouse"), *words], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=cwd)
+
+
+def _env_with_home(home: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+    return {**env, "PILOTHOUSE_HOME": home, "PILOTHOUSE_CONFIG": "/nonexistent/config.toml"}
+
+
+def _unusable_homes(tmp_path: Path) -> dict[str, str]:
+    a_file = tmp_path / "home-is-a-file"
+    a_file.write_text("")
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    return {"a file": str(a_file), "too long for a socket": str(deep),
+            "cannot be made": "/proc/pilothouse-s18/home"}
+
+
+@pytest.mark.parametrize("words", [["ps"], ["status", "--json"], ["daemon", "stop"]])
+def test_an_unusable_home_is_said_not_a_traceback(tmp_path: Path, words: list[str]) -> None:
+    for why, home in _unusable_homes(tmp_path).items():
+        if words == ["daemon", "stop"] and why == "cannot be made":
+            continue  # no home, no daemon: "the daemon is not running" is the truth
+        done = _cli(_env_with_home(home), *words)
+        assert "Traceback" not in done.stderr, (why, done.stderr)
+        assert done.returncode == 1, (why, done.returncode, done.stderr)
+        assert "PILOTHOUSE_HOME" in done.stderr, (why, done.stderr)
+        assert done.stdout == "", (why, done.stdout)
+
+
+@pytest.mark.parametrize("words", [["ps", HOSTILE], ["stop", "r1", HOSTILE],
+                                   ["history", "--json", "--x" + HOSTILE]])
+def test_a_usage_error_shows_control_sequences_escaped(tmp_path: Path, words: list[str]) -> None:
+    done = _cli(_env_with_home(str(tmp_path / "home")), *words)
+    assert done.returncode == 2, done.stderr
+    assert "unrecognized arguments" in done.stderr, done.stderr
+    assert not any(ch in done.stderr for ch in "\x1b\x07\x9b"), ascii(done.stderr)
+    assert not (tmp_path / "home").exists(), "a usage error starts no daemon"
+
+
+@pytest.mark.parametrize("command", ["history", "export"])
+def test_a_decision_that_does_not_exist_is_refused(daemon: Daemon, command: str) -> None:
+    done = daemon.cli(command, "--decision", "denied", check=False)
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "denied" in done.stderr and "deny" in done.stderr, done.stderr
+    assert done.stdout == "", done.stdout
+
+
+def test_an_empty_workspace_is_refused_not_read_as_here(daemon: Daemon, tmp_path: Path) -> None:
+    here = tmp_path / "where-the-shell-is"
+    here.mkdir()
+    for words in (["run", "demo", "-w", ""], ["run", "--workspace=", "demo", "--", "true"]):
+        done = _cli(daemon.env, *words, cwd=here)
+        assert done.returncode == 2, (words, done.returncode, done.stdout, done.stderr)
+        assert "--workspace" in done.stderr, done.stderr
+    assert json.loads(daemon.cli("ps", "--all", "--json").stdout) == [], "no run was started"
+    assert list(here.iterdir()) == [], "nothing was made in the current folder"
