@@ -87,3 +87,23 @@ def test_an_empty_workspace_is_refused_not_read_as_here(daemon: Daemon, tmp_path
         assert "--workspace" in done.stderr, done.stderr
     assert json.loads(daemon.cli("ps", "--all", "--json").stdout) == [], "no run was started"
     assert list(here.iterdir()) == [], "nothing was made in the current folder"
+
+
+def test_reload_shows_a_rules_control_sequences_escaped(home: Path, daemon_env: dict) -> None:
+    """A rule's words can be an agent's (saved by `approve --scope profile`, or pasted from its
+    suggestion): `pilothouse reload` printed its diff lines raw."""
+    config = Path(daemon_env["PILOTHOUSE_CONFIG"])
+    rule = '[profiles.p]\ncommand = ["true"]\n[profiles.p.exec]\nallow = ["ls {}x"]\n'
+    config.write_text(rule.format("A" * 14))
+    d = Daemon(home, daemon_env)
+    d.start()
+    try:
+        before = os.stat(config)
+        with open(config, "r+") as f:  # the same size, inode and time: only `reload` sees it
+            f.write(rule.format("\\u001b[2J\\u202e"))
+        os.utime(config, ns=(before.st_atime_ns, before.st_mtime_ns))
+        done = d.cli("reload")
+        assert "[2J" in done.stdout, done.stdout
+        assert not any(ch in done.stdout for ch in "\x1b\u202e"), ascii(done.stdout)
+    finally:
+        d.stop()
