@@ -10,6 +10,9 @@ that got a traceback, raw terminal control sequences, or a silently wrong answer
   reads that nothing was denied.
 - `run PROFILE -w ""` (an unset "$WS") started the agent in the current folder, as if no
   workspace had been named.
+- `reload` printed its diff raw: a rule's words may be an agent's.
+- `approve ID --scope profile --json` at a terminal asked "save these rules?" without showing
+  them (--json hides the preview), and wrote the question into the JSON on stdout.
 
 The real CLI as a subprocess, a real daemon on a temporary home. Nothing leaves the machine.
 """
@@ -23,7 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.approvals.test_cli_review import at_a_terminal
 from tests.conftest import BIN, Daemon
+from tests.core.test_approvals_e2e import background, wait_pending
 
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x9b31m"
 
@@ -107,3 +112,22 @@ def test_reload_shows_a_rules_control_sequences_escaped(home: Path, daemon_env: 
         assert not any(ch in done.stdout for ch in "\x1b\u202e"), ascii(done.stdout)
     finally:
         d.stop()
+
+
+def test_a_profile_rule_is_not_saved_from_json_at_a_terminal_unseen(
+        daemon: Daemon, workspace: Path) -> None:
+    config = Path(daemon.env["PILOTHOUSE_CONFIG"])
+    t, out = background(daemon, workspace, "ph-ask exec -- make build; echo rc=$?")
+    try:
+        req = wait_pending(daemon)[0]
+        code, seen = at_a_terminal(daemon, "approve", req["id"], "--scope", "profile", "--json",
+                                   answer=b"y\n")
+        assert code == 1 and "--yes" in seen, (code, seen)
+        assert "[y/N]" not in seen, seen
+        assert not config.exists(), "no rule was saved"
+        assert [r["id"] for r in json.loads(daemon.cli("approvals", "--json").stdout)] == [req["id"]]
+    finally:
+        for r in json.loads(daemon.cli("approvals", "--json").stdout):
+            daemon.cli("deny", r["id"], check=False)
+        t.join(timeout=60)
+    assert "rc=0" not in out["result"].stdout
