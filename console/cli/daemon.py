@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import echo
+from console.cli.output import echo, fail
 from console.cli.parsing import command, group, quick_exit
 
 
@@ -17,6 +17,11 @@ from console.cli.parsing import command, group, quick_exit
 @friendly
 def tui(c: Context) -> None:
     """Open the console (the default command)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Else it draws its screen into a pipe or file, and waits for keys that never come.
+        fail("the console needs a terminal, and standard input or output is not one here",
+             "run `pilothouse` in a terminal; a script reads the same with --json: "
+             "`pilothouse ps --json`, `approvals --json`, `history --json`", code=2)
     from console.tui.app import run_app
 
     run_app(c.paths, c.config_file)

@@ -271,9 +271,9 @@ class Group(Command):
     def __call__(self, args: list[str] | None = None, prog_name: str | None = None) -> NoReturn:
         """The program: run the command the words name, then exit (always by SystemExit)."""
         prog = prog_name or self.name
-        for name in ("stdout", "stderr"):  # started with it closed (`>&-`): Python leaves None
-            if getattr(sys, name) is None:  # there, which no command should have to check for
-                setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - the process's own
+        for name in ("stdin", "stdout", "stderr"):  # started with it closed (`>&-`): Python
+            if getattr(sys, name) is None:  # leaves None there, which no command should check for
+                setattr(sys, name, open(os.devnull, "r" if name == "stdin" else "w"))  # noqa: SIM115 - the process's own
         try:
             self.run(sys.argv[1:] if args is None else list(args), None, prog)
         except UsageError as exc:

@@ -13,6 +13,10 @@ that got a traceback, raw terminal control sequences, or a silently wrong answer
 - `reload` printed its diff raw: a rule's words may be an agent's.
 - `approve ID --scope profile --json` at a terminal asked "save these rules?" without showing
   them (--json hides the preview), and wrote the question into the JSON on stdout.
+- `pilothouse` (the console) without a terminal (a script, cron, `| tee`) drew its screen into
+  the pipe and never ended.
+- With standard input closed (`<&-`), `approve`, `deny` and the console stopped on
+  "'NoneType' object has no attribute 'isatty'", a traceback.
 
 The real CLI as a subprocess, a real daemon on a temporary home. Nothing leaves the machine.
 """
@@ -37,6 +41,12 @@ def _cli(env: dict[str, str], *words: str, cwd: Path | None = None
          ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / "pilothouse"), *words], env=env, capture_output=True,
                           text=True, timeout=60, cwd=cwd)
+
+
+def _stdin_closed(env: dict[str, str], *words: str) -> subprocess.CompletedProcess[str]:
+    """`pilothouse WORDS <&-`: Python starts with sys.stdin None."""
+    return subprocess.run(["sh", "-c", 'exec "$0" "$@" <&-', str(BIN / "pilothouse"), *words],
+                          env=env, capture_output=True, text=True, timeout=30)
 
 
 def _env_with_home(home: str) -> dict[str, str]:
@@ -126,8 +136,31 @@ def test_a_profile_rule_is_not_saved_from_json_at_a_terminal_unseen(
         assert "[y/N]" not in seen, seen
         assert not config.exists(), "no rule was saved"
         assert [r["id"] for r in json.loads(daemon.cli("approvals", "--json").stdout)] == [req["id"]]
+        closed = _stdin_closed(daemon.env, "deny", req["id"], "--scope", "profile")
+        assert "Traceback" not in closed.stderr, closed.stderr
+        assert closed.returncode == 1 and "--yes" in closed.stderr, closed.stderr
+        assert not config.exists(), "no rule was saved"
     finally:
         for r in json.loads(daemon.cli("approvals", "--json").stdout):
             daemon.cli("deny", r["id"], check=False)
         t.join(timeout=60)
     assert "rc=0" not in out["result"].stdout
+
+
+@pytest.mark.parametrize("words", [[], ["tui"]])
+def test_the_console_without_a_terminal_says_so_and_ends(daemon: Daemon, words: list[str]) -> None:
+    try:
+        done = subprocess.run([str(BIN / "pilothouse"), *words], env=daemon.env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=30)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"still drawing into a pipe after 30s: {exc.stdout!r}") from None
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert "terminal" in done.stderr and "--json" in done.stderr, done.stderr
+    assert done.stdout == "", ascii(done.stdout[:200])
+
+
+def test_the_console_with_stdin_closed_says_so(daemon: Daemon) -> None:
+    done = _stdin_closed(daemon.env)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2 and "terminal" in done.stderr, done.stderr
