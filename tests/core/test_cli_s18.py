@@ -17,6 +17,7 @@ that got a traceback, raw terminal control sequences, or a silently wrong answer
   the pipe and never ended.
 - With standard input closed (`<&-`), `approve`, `deny` and the console stopped on
   "'NoneType' object has no attribute 'isatty'", a traceback.
+- `replay-report` on a damaged replay.db (not a database, a folder) gave a sqlite3 traceback.
 
 The real CLI as a subprocess, a real daemon on a temporary home. Nothing leaves the machine.
 """
@@ -164,3 +165,18 @@ def test_the_console_with_stdin_closed_says_so(daemon: Daemon) -> None:
     done = _stdin_closed(daemon.env)
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 2 and "terminal" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("damage", ["not a database", "a folder"])
+def test_a_damaged_replay_db_is_said_not_a_traceback(tmp_path: Path, damage: str) -> None:
+    db = tmp_path / "home" / "data" / "replay.db"
+    db.parent.mkdir(parents=True)
+    if damage == "a folder":
+        db.mkdir()
+    else:
+        db.write_text("garbage, not SQLite\n")
+    for words in (["replay-report"], ["replay-report", "--json"]):
+        done = _cli(_env_with_home(str(tmp_path / "home")), *words)
+        assert "Traceback" not in done.stderr, (damage, done.stderr)
+        assert done.returncode == 1 and str(db) in done.stderr, (damage, done.stderr)
+        assert done.stdout == "", done.stdout
