@@ -6,7 +6,7 @@ import os
 import sys
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import echo, fail, table
+from console.cli.output import colour_wanted, echo, fail, table
 from console.cli.parsing import argument, command, option, quick_exit
 from console.cli.value_types import int_range, path
 
@@ -63,7 +63,7 @@ def follow_output(client: Client, run_id: str, *, quiet: bool = False, tail: int
             from console.text import neutralise
 
             out = sys.stdout
-            colour = out.isatty()  # a pipe gets plain text
+            colour = colour_wanted()
             for line in payload["lines"]:
                 out.write((line if raw else neutralise(line, colour=colour)) + "\n")
             out.flush()
@@ -138,7 +138,7 @@ def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, r
         if follow and not search:
             follow_output(client, run_id, tail=tail, raw=raw)
             return
-        colour = sys.stdout.isatty()  # a pipe gets plain text
+        colour = colour_wanted()
         for kind, payload in client.stream("logs", run=run_id, tail=tail, search=search):
             if kind == "event" and payload.get("kind") == "run.output":
                 sys.stdout.write("".join((line if raw else neutralise(line, colour=colour)) + "\n"

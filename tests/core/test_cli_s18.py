@@ -18,6 +18,7 @@ that got a traceback, raw terminal control sequences, or a silently wrong answer
 - With standard input closed (`<&-`), `approve`, `deny` and the console stopped on
   "'NoneType' object has no attribute 'isatty'", a traceback.
 - `replay-report` on a damaged replay.db (not a database, a folder) gave a sqlite3 traceback.
+- `logs` and `run --wait` at a terminal passed a run's colours with NO_COLOR set.
 
 The real CLI as a subprocess, a real daemon on a temporary home. Nothing leaves the machine.
 """
@@ -180,3 +181,16 @@ def test_a_damaged_replay_db_is_said_not_a_traceback(tmp_path: Path, damage: str
         assert "Traceback" not in done.stderr, (damage, done.stderr)
         assert done.returncode == 1 and str(db) in done.stderr, (damage, done.stderr)
         assert done.stdout == "", done.stdout
+
+
+def test_logs_at_a_terminal_follow_no_color(daemon: Daemon, workspace: Path) -> None:
+    done = daemon.cli("run", "demo", "-w", str(workspace), "--wait", "--",
+                      "printf", "\\033[31mred\\033[0m words\\n")
+    run_id = json.loads(daemon.cli("ps", "--all", "--json").stdout)[0]["id"]
+    assert "red words" in done.stdout, done.stdout
+    coloured = Daemon(daemon.home, {**daemon.env, "NO_COLOR": ""})  # empty: not set
+    _, shown = at_a_terminal(coloured, "logs", run_id, answer=None)
+    assert "\x1b[31mred" in shown, ascii(shown)
+    plain = Daemon(daemon.home, {**daemon.env, "NO_COLOR": "1"})
+    _, shown = at_a_terminal(plain, "logs", run_id, answer=None)
+    assert "red words" in shown and "\x1b[" not in shown, ascii(shown)
