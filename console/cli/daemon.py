@@ -31,6 +31,10 @@ def tui(c: Context) -> None:
 @pass_ctx
 def daemon(c: Context) -> None:
     """Run the daemon in the foreground (for systemd); `daemon stop` stops it."""
+    from console.client.sync import not_utf8
+
+    if (problem := not_utf8(c.paths, c.config_file)) is not None:  # it could never answer
+        fail(problem.message, problem.hint, code=2)
     from console.daemon.server import run_foreground
 
     sys.exit(run_foreground(c.paths, c.config_file or c.paths.config_file))

@@ -96,8 +96,27 @@ def unusable_home(path: str, exc: OSError) -> ClientError:
         "short enough for a socket in it (operator.sock's whole path under 108 bytes)")
 
 
+def not_utf8(paths: Paths, config_file: Path | None = None) -> ClientError | None:
+    """A place that is not UTF-8 text (a Latin-1 home folder): a daemon there could not answer,
+    its answers (JSON, UTF-8) name its files. None when every place is UTF-8."""
+    places = [(paths.text(name), "PILOTHOUSE_HOME (else the XDG folders)")
+              for name in ("data_dir", "runtime_dir", "runs_dir", "log_dir")]
+    places.append((os.fspath(config_file) if config_file is not None else
+                   paths.text("config_file"), "PILOTHOUSE_CONFIG (or --config)"))
+    for text, named in places:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return ClientError("bad-home", f"{text} is not UTF-8 text, and the daemon names its "
+                               "files in its answers, which are UTF-8",
+                               f"set {named} to a path that is UTF-8 text")
+    return None
+
+
 def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = None) -> _socket.socket:
     """A connected operator.sock; with autostart, the daemon is started when nobody answers."""
+    if (problem := not_utf8(paths, config_file)) is not None:
+        raise problem
     sock_path = paths.text("operator_sock")
     try:
         return open_socket(sock_path)

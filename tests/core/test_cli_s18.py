@@ -19,6 +19,9 @@ that got a traceback, raw terminal control sequences, or a silently wrong answer
   "'NoneType' object has no attribute 'isatty'", a traceback.
 - `replay-report` on a damaged replay.db (not a database, a folder) gave a sqlite3 traceback.
 - `logs` and `run --wait` at a terminal passed a run's colours with NO_COLOR set.
+- A PILOTHOUSE_HOME that is not UTF-8 (a Latin-1 home folder) started a daemon that could not
+  answer (its answers name its files): every command hung; a PILOTHOUSE_CONFIG that is not
+  UTF-8 made every command fail "inside the daemon".
 
 The real CLI as a subprocess, a real daemon on a temporary home. Nothing leaves the machine.
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -194,3 +198,27 @@ def test_logs_at_a_terminal_follow_no_color(daemon: Daemon, workspace: Path) -> 
     plain = Daemon(daemon.home, {**daemon.env, "NO_COLOR": "1"})
     _, shown = at_a_terminal(plain, "logs", run_id, answer=None)
     assert "red words" in shown and "\x1b[" not in shown, ascii(shown)
+
+
+@pytest.mark.parametrize("which", ["PILOTHOUSE_HOME", "PILOTHOUSE_CONFIG"])
+def test_a_home_or_config_that_is_not_utf8_is_refused(tmp_path: Path, which: str) -> None:
+    home = tmp_path / ("home-" + b"\xff".decode("utf-8", "surrogateescape"))
+    if which == "PILOTHOUSE_CONFIG":
+        home = tmp_path / "home"
+    env = _env_with_home(str(home))
+    if which == "PILOTHOUSE_CONFIG":
+        env[which] = str(tmp_path / ("c-" + b"\xe9".decode("utf-8", "surrogateescape")))
+    try:
+        for words in (["status"], ["daemon"]):
+            try:
+                done = _cli(env, *words)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"{words} hung: the daemon cannot answer") from None
+            assert "Traceback" not in done.stderr, done.stderr
+            assert done.returncode in (1, 2) and "UTF-8" in done.stderr, done.stderr
+            assert which in done.stderr and "inside the daemon" not in done.stderr, done.stderr
+        assert not (home / "run" / "daemon.pid").exists(), "no daemon was started"
+    finally:  # before the fix, one was, and it never answers
+        pid_file = home / "run" / "daemon.pid"
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
