@@ -7,7 +7,7 @@ import sys
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import colour_wanted, echo, fail, table
-from console.cli.parsing import argument, command, option, quick_exit
+from console.cli.parsing import BadParameter, argument, command, option, quick_exit
 from console.cli.value_types import int_range, path
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
@@ -134,8 +134,11 @@ def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, r
     """Print a run's output."""
     from console.text import neutralise
 
+    if follow and search is not None:  # a search reads the stored lines once
+        raise BadParameter("a search reads the output stored so far, once; drop --search to "
+                           "follow the run, or --follow to search it", param_hint="--follow")
     with c.client() as client:
-        if follow and not search:
+        if follow:
             follow_output(client, run_id, tail=tail, raw=raw)
             return
         colour = colour_wanted()

@@ -22,6 +22,7 @@ that got a traceback, raw terminal control sequences, or a silently wrong answer
 - A PILOTHOUSE_HOME that is not UTF-8 (a Latin-1 home folder) started a daemon that could not
   answer (its answers name its files): every command hung; a PILOTHOUSE_CONFIG that is not
   UTF-8 made every command fail "inside the daemon".
+- `logs -f -s TEXT RUN` printed the stored matches once and ended: --follow was dropped unsaid.
 
 The real CLI as a subprocess, a real daemon on a temporary home. Nothing leaves the machine.
 """
@@ -53,6 +54,13 @@ def _stdin_closed(env: dict[str, str], *words: str) -> subprocess.CompletedProce
     """`pilothouse WORDS <&-`: Python starts with sys.stdin None."""
     return subprocess.run(["sh", "-c", 'exec "$0" "$@" <&-', str(BIN / "pilothouse"), *words],
                           env=env, capture_output=True, text=True, timeout=30)
+
+
+def _kill_daemon_of(home: Path) -> None:
+    """A daemon the CLI started in `home` where the test expected none (before a fix)."""
+    pid_file = home / "run" / "daemon.pid"
+    if pid_file.exists():
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 def _env_with_home(home: str) -> dict[str, str]:
@@ -219,6 +227,16 @@ def test_a_home_or_config_that_is_not_utf8_is_refused(tmp_path: Path, which: str
             assert which in done.stderr and "inside the daemon" not in done.stderr, done.stderr
         assert not (home / "run" / "daemon.pid").exists(), "no daemon was started"
     finally:  # before the fix, one was, and it never answers
-        pid_file = home / "run" / "daemon.pid"
-        if pid_file.exists():
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        _kill_daemon_of(home)
+
+
+def test_logs_follow_with_search_is_refused_not_dropped(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    try:
+        for words in (["logs", "-f", "-s", "error", "r1"], ["logs", "--search=x", "--follow", "r1"]):
+            done = _cli(_env_with_home(str(home)), *words)
+            assert done.returncode == 2, (words, done.returncode, done.stderr)
+            assert "--follow" in done.stderr and "--search" in done.stderr, done.stderr
+        assert not home.exists(), "refused before any daemon is started"
+    finally:
+        _kill_daemon_of(home)
