@@ -23,16 +23,22 @@ that got a traceback, raw terminal control sequences, or a silently wrong answer
   answer (its answers name its files): every command hung; a PILOTHOUSE_CONFIG that is not
   UTF-8 made every command fail "inside the daemon".
 - `logs -f -s TEXT RUN` printed the stored matches once and ended: --follow was dropped unsaid.
+- With standard output a non-blocking pipe (a parent such as node sets O_NONBLOCK), what did not
+  fit in the pipe at once was dropped without a word (CPython's behaviour), exit 0: `logs`
+  and `export` gave part of the output as if it were all.
 
 The real CLI as a subprocess, a real daemon on a temporary home. Nothing leaves the machine.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import select
 import signal
 import subprocess
+import termios
 from pathlib import Path
 
 import pytest
@@ -240,3 +246,40 @@ def test_logs_follow_with_search_is_refused_not_dropped(tmp_path: Path) -> None:
         assert not home.exists(), "refused before any daemon is started"
     finally:
         _kill_daemon_of(home)
+
+
+def _read_once_full(proc: subprocess.Popen[bytes], read: int) -> bytes:
+    """Everything written to the pipe, read only once it stops filling (the writer is blocked,
+    or has met EAGAIN and dropped what did not fit), so a writer that drops is caught."""
+    before = -1
+    while proc.poll() is None:
+        select.select([], [], [], 0.2)
+        waiting = int.from_bytes(fcntl.ioctl(read, termios.FIONREAD, b"\0\0\0\0"), "little")
+        if waiting and waiting == before:
+            break
+        before = waiting
+    out = bytearray()
+    while chunk := os.read(read, 1 << 16):
+        out += chunk
+    return bytes(out)
+
+
+def test_a_non_blocking_stdout_loses_nothing(daemon: Daemon, workspace: Path) -> None:
+    lines = 100_000
+    daemon.cli("run", "demo", "-w", str(workspace), "--wait", "--", "seq", "1", str(lines))
+    run_id = json.loads(daemon.cli("ps", "--all", "--json").stdout)[0]["id"]
+    for words in (["logs", run_id], ["export"]):
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        proc = subprocess.Popen([str(BIN / "pilothouse"), *words], env=daemon.env, stdout=write,
+                                stderr=subprocess.PIPE)
+        os.close(write)
+        out = _read_once_full(proc, read)
+        os.close(read)
+        err = proc.communicate(timeout=60)[1].decode()
+        assert proc.returncode == 0, (words, proc.returncode, err)
+        if words[0] == "logs":
+            assert out.decode().splitlines() == [str(i) for i in range(1, lines + 1)], len(out)
+        else:
+            events = [json.loads(line) for line in out.decode().splitlines()]
+            assert events[-1]["kind"] == "run.ended", events[-1]
