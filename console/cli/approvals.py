@@ -152,8 +152,10 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
                      "decide with --scope run, a duration or global (a grant outranks an ask rule), "
                      "or change that rule in your config")
             if not yes:
-                if not sys.stdin.isatty():
-                    fail("a profile rule is saved only when confirmed", "add --yes to confirm")
+                # With --json the preview is not shown, and a question would land in the JSON.
+                if c.json or not sys.stdin.isatty():
+                    fail("a profile rule is saved only when confirmed",
+                         "add --yes to confirm; `--preview` shows the rules it would write")
                 if not confirm("save these rules?"):
                     fail("not confirmed: nothing was saved", "answer y to save, or add --yes")
         elif preview_only:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import echo
+from console.cli.output import echo, visible
 from console.cli.parsing import command
 
 
 def _show_reload(result: dict[str, Any]) -> None:
-    echo(f"reloaded {', '.join(result['files'])}: "
+    echo(f"reloaded {visible(', '.join(result['files']))}: "
          f"{len(result['diff'])} change(s)" if result["diff"] else "reloaded: no policy change")
-    for line in result["diff"]:
-        echo(f"  {line}")
+    for line in result["diff"]:  # a rule's words may be an agent's (a saved profile rule)
+        echo(f"  {visible(line)}")
 
 
 @command()

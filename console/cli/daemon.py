@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import echo
+from console.cli.output import echo, fail
 from console.cli.parsing import command, group, quick_exit
 
 
@@ -17,6 +17,11 @@ from console.cli.parsing import command, group, quick_exit
 @friendly
 def tui(c: Context) -> None:
     """Open the console (the default command)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Else it draws its screen into a pipe or file, and waits for keys that never come.
+        fail("the console needs a terminal, and standard input or output is not one here",
+             "run `pilothouse` in a terminal; a script reads the same with --json: "
+             "`pilothouse ps --json`, `approvals --json`, `history --json`", code=2)
     from console.tui.app import run_app
 
     run_app(c.paths, c.config_file)
@@ -26,6 +31,10 @@ def tui(c: Context) -> None:
 @pass_ctx
 def daemon(c: Context) -> None:
     """Run the daemon in the foreground (for systemd); `daemon stop` stops it."""
+    from console.client.sync import not_utf8
+
+    if (problem := not_utf8(c.paths, c.config_file)) is not None:  # it could never answer
+        fail(problem.message, problem.hint, code=2)
     from console.daemon.server import run_foreground
 
     sys.exit(run_foreground(c.paths, c.config_file or c.paths.config_file))

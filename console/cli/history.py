@@ -25,7 +25,9 @@ def _history_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
         option("--kind", metavar="K", help="Event kind, or a prefix such as net. or approval."),
         option("--search", metavar="TEXT", help="Full-text search."),
         option("--since", metavar="AGE", help="Only newer than AGE, e.g. 2h, 30m, 7d."),
-        option("--decision", metavar="D", help="allow, deny or ask."),
+        # A closed set: a misspelt one would match nothing and read as "none of those".
+        option("--decision", metavar="D", type=Choice(["allow", "deny", "ask"]),
+               help="allow, deny or ask."),
     ]):
         fn = add(fn)
     return fn

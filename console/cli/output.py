@@ -7,6 +7,7 @@ is written by console.wire, without the json package.
 
 from __future__ import annotations
 
+import os
 import sys
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
@@ -33,6 +34,12 @@ def confirm(question: str) -> bool:
     if not answer:
         sys.stdout.write("\n")
     return answer.strip().lower() in ("y", "yes")
+
+
+def colour_wanted() -> bool:
+    """A run's colours pass to stdout: a terminal, and NO_COLOR not set (no-color.org: set and
+    not empty). A pipe, or a person who asked for none, gets plain text."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def clear_screen() -> None:

@@ -271,13 +271,16 @@ class Group(Command):
     def __call__(self, args: list[str] | None = None, prog_name: str | None = None) -> NoReturn:
         """The program: run the command the words name, then exit (always by SystemExit)."""
         prog = prog_name or self.name
-        for name in ("stdout", "stderr"):  # started with it closed (`>&-`): Python leaves None
-            if getattr(sys, name) is None:  # there, which no command should have to check for
-                setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - the process's own
+        for name in ("stdin", "stdout", "stderr"):  # started with it closed (`>&-`): Python
+            if getattr(sys, name) is None:  # leaves None there, which no command should check for
+                setattr(sys, name, open(os.devnull, "r" if name == "stdin" else "w"))  # noqa: SIM115 - the process's own
+        _block_output()
         try:
             self.run(sys.argv[1:] if args is None else list(args), None, prog)
         except UsageError as exc:
-            sys.stderr.write(f"{exc}\n")
+            from console.cli.output import visible  # the words may hold an agent's escapes
+
+            sys.stderr.write(f"{visible(exc)}\n")
             sys.exit(USAGE_EXIT)
         except KeyboardInterrupt:
             sys.exit(130)
@@ -374,6 +377,18 @@ class Group(Command):
             lines.append(f"  {name:<{pad}}{text}")
         parser.epilog = "commands:\n" + "\n".join(lines)
         sys.stdout.write(parser.format_help())
+
+
+def _block_output() -> None:
+    """Standard output and error made blocking. A parent may hand them over non-blocking (node
+    does), and CPython then drops, without a word, whatever the pipe cannot take at once: an
+    export or `logs` would end early with exit 0."""
+    for fd in (1, 2):
+        try:
+            if not os.get_blocking(fd):
+                os.set_blocking(fd, True)
+        except OSError:  # closed, or not a file that has the flag
+            pass
 
 
 def _other_threads() -> bool:

@@ -6,8 +6,8 @@ import os
 import sys
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import echo, fail, table
-from console.cli.parsing import argument, command, option, quick_exit
+from console.cli.output import colour_wanted, echo, fail, table
+from console.cli.parsing import BadParameter, argument, command, option, quick_exit
 from console.cli.value_types import int_range, path
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
@@ -27,7 +27,8 @@ def _show_started(record: dict[str, Any]) -> None:
 @quick_exit
 @argument("profile")
 @argument("command", nargs="*")
-@option("--workspace", "-w", metavar="DIR", help="Folder the agent works in (default: the profile's, else here).")
+@option("--workspace", "-w", metavar="DIR", type=path(),
+        help="Folder the agent works in (default: the profile's, else here).")
 @option("--wait", is_flag=True, help="Stream the output and exit with the agent's exit code.")
 @json_option
 @pass_ctx
@@ -62,7 +63,7 @@ def follow_output(client: Client, run_id: str, *, quiet: bool = False, tail: int
             from console.text import neutralise
 
             out = sys.stdout
-            colour = out.isatty()  # a pipe gets plain text
+            colour = colour_wanted()
             for line in payload["lines"]:
                 out.write((line if raw else neutralise(line, colour=colour)) + "\n")
             out.flush()
@@ -133,11 +134,14 @@ def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, r
     """Print a run's output."""
     from console.text import neutralise
 
+    if follow and search is not None:  # a search reads the stored lines once
+        raise BadParameter("a search reads the output stored so far, once; drop --search to "
+                           "follow the run, or --follow to search it", param_hint="--follow")
     with c.client() as client:
-        if follow and not search:
+        if follow:
             follow_output(client, run_id, tail=tail, raw=raw)
             return
-        colour = sys.stdout.isatty()  # a pipe gets plain text
+        colour = colour_wanted()
         for kind, payload in client.stream("logs", run=run_id, tail=tail, search=search):
             if kind == "event" and payload.get("kind") == "run.output":
                 sys.stdout.write("".join((line if raw else neutralise(line, colour=colour)) + "\n"

@@ -53,6 +53,8 @@ class PathType:
     def __call__(self, text: str) -> str:
         from argparse import ArgumentTypeError
 
+        if not text:  # an unset "$DIR": read as "not given", it would mean the current folder
+            raise ArgumentTypeError("an empty path names no file or folder (the current one is .)")
         if not self.file_okay and os.path.isfile(text):
             raise ArgumentTypeError(f"{text!r} is a file (give a folder)")
         if not self.dir_okay and os.path.isdir(text):

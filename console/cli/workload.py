@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -262,8 +264,9 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
                   extra={"ignore_eos": True} if ignore_eos else None, warmup=warmup)
     sweep_id = results.new_sweep_id()
     db = c.paths.data_dir / "replay.db"
-    if not no_store:
-        results.store_agents(db, sweep_id, agents)
+    if not no_store:  # a damaged replay.db stops it here, not after a sweep's minutes
+        with _replay_db(db):
+            results.store_agents(db, sweep_id, agents)
     c.say(f"replaying {wl.requests} requests in {len(wl.lanes)} lane(s) "
           f"({wl.source_format}) against {url}", err=True)
 
@@ -283,6 +286,18 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
         sys.exit(1)
 
 
+@contextmanager
+def _replay_db(db: Path) -> Iterator[None]:
+    """replay.db read or written: a damaged or unreadable file said in one line."""
+    import sqlite3
+
+    try:
+        yield
+    except (sqlite3.Error, OSError, ValueError) as exc:  # ValueError: a stored figure not JSON
+        fail(f"cannot use the replay results in {db}: {exc}",
+             "move that file aside: `pilothouse replay` starts a new one (--no-store keeps none)")
+
+
 @command("replay-report")
 @argument("sweep_id", nargs="?", metavar="SWEEP")
 @option("--limit", type=int_range(1), default=5, show_default=True)
@@ -293,7 +308,9 @@ def replay_report(c: Context, sweep_id: str | None, limit: int) -> None:
     """Stored replay sweeps: every figure per step, newest sweep first."""
     from store.replay_results import sweeps
 
-    found = sweeps(c.paths.data_dir / "replay.db", sweep_id, limit)
+    db = c.paths.data_dir / "replay.db"
+    with _replay_db(db):
+        found = sweeps(db, sweep_id, limit)
     if sweep_id and not found:
         fail(f"no replay sweep {sweep_id!r}", "list them with `pilothouse replay-report`")
 

@@ -89,8 +89,34 @@ def _log_tail(paths: Paths, lines: int = 8) -> str:
     return "\n".join(text[-lines:])
 
 
+def unusable_home(path: str, exc: OSError) -> ClientError:
+    return ClientError(
+        "bad-home", f"cannot use {path}: {exc.strerror or exc}",
+        "PILOTHOUSE_HOME (else the XDG folders) must name a folder you may write, with a path "
+        "short enough for a socket in it (operator.sock's whole path under 108 bytes)")
+
+
+def not_utf8(paths: Paths, config_file: Path | None = None) -> ClientError | None:
+    """A place that is not UTF-8 text (a Latin-1 home folder): a daemon there could not answer,
+    its answers (JSON, UTF-8) name its files. None when every place is UTF-8."""
+    places = [(paths.text(name), "PILOTHOUSE_HOME (else the XDG folders)")
+              for name in ("data_dir", "runtime_dir", "runs_dir", "log_dir")]
+    places.append((os.fspath(config_file) if config_file is not None else
+                   paths.text("config_file"), "PILOTHOUSE_CONFIG (or --config)"))
+    for text, named in places:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return ClientError("bad-home", f"{text} is not UTF-8 text, and the daemon names its "
+                               "files in its answers, which are UTF-8",
+                               f"set {named} to a path that is UTF-8 text")
+    return None
+
+
 def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = None) -> _socket.socket:
     """A connected operator.sock; with autostart, the daemon is started when nobody answers."""
+    if (problem := not_utf8(paths, config_file)) is not None:
+        raise problem
     sock_path = paths.text("operator_sock")
     try:
         return open_socket(sock_path)
@@ -103,7 +129,12 @@ def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = 
         if not autostart:
             raise ClientError("no-daemon", "the Pilothouse daemon is not running",
                               "start it with: pilothouse daemon (or run any command)") from None
-    proc = start_daemon(paths, config_file)
+    except OSError as exc:  # a home that is a file, a path too long for a socket (108 bytes)
+        raise unusable_home(sock_path, exc) from None
+    try:
+        proc = start_daemon(paths, config_file)
+    except OSError as exc:  # its folders cannot be made (a read-only place, one under a file)
+        raise unusable_home(exc.filename or sock_path, exc) from None
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
