@@ -23,7 +23,8 @@ HOSTILE = r"printf 'plain\ttext\n\033]52;c;c3RvbGVu\007clip\n\033[2J\033[Hmoved\
 def _on_a_terminal(d: Daemon, *args: str) -> bytes:
     """Run the CLI with its stdout on a pseudo-terminal, as a person's shell would."""
     main, sub = pty.openpty()
-    proc = subprocess.Popen([str(BIN / "pilothouse"), *args], env=d.env, stdout=sub,
+    env = {k: v for k, v in d.env.items() if k != "NO_COLOR"}  # the colour check needs colour
+    proc = subprocess.Popen([str(BIN / "pilothouse"), *args], env=env, stdout=sub,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     os.close(sub)
     out = b""
