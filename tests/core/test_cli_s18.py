@@ -283,3 +283,11 @@ def test_a_non_blocking_stdout_loses_nothing(daemon: Daemon, workspace: Path) ->
         else:
             events = [json.loads(line) for line in out.decode().splitlines()]
             assert events[-1]["kind"] == "run.ended", events[-1]
+
+
+def test_policy_rules_of_an_unknown_profile_is_said_not_a_daemon_failure(daemon: Daemon) -> None:
+    """`policy rules nope` came back as "policy.rules failed inside the daemon: ConfigError",
+    with a pointer to the daemon's log, as if the daemon had broken."""
+    out = daemon.cli("policy", "rules", "nope", check=False)
+    assert out.returncode == 1, out
+    assert "no profile named 'nope'" in out.stderr and "inside the daemon" not in out.stderr, out.stderr

@@ -40,7 +40,10 @@ async def policy_rules(core: Core, peer: Peer, args: Args, send: Send) -> Any:
         out.append({"profile": prof.name, "source": prof.source, "sandbox": prof.sandbox,
                     "ports": prof.network.ports, "rules": rules})
     if wanted and not out:
-        cfg.profile(wanted)  # raises with the known names
+        try:
+            cfg.profile(wanted)  # raises with the known names
+        except ConfigError as exc:
+            raise Failure("no-such-profile", str(exc)) from None
     return out
 
 
