@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from console.paths import Paths
 
 START_TIMEOUT_S = 20.0
+# An answer this late is said on a terminal, once: a daemon that is stopped (SIGSTOP, a
+# suspended VM) or stuck takes connections and never answers, and the command looked hung.
+SLOW_ANSWER_S = 10.0
 
 
 class ClientError(Exception):
@@ -192,10 +195,13 @@ class Client:
         return wire.decode(line)
 
     def call(self, op: str, **args: Any) -> Any:
+        """One request and its answer. A stream (`stream`) may rightly be quiet for long; an
+        answer is not, so a late one is said (SlowAnswerNotice) while the call goes on waiting."""
         result = None
-        for kind, payload in self.stream(op, **args):
-            if kind == "result":
-                result = payload
+        with SlowAnswerNotice(op, self.paths):
+            for kind, payload in self.stream(op, **args):
+                if kind == "result":
+                    result = payload
         return result
 
     def stream(self, op: str, **args: Any) -> Iterator[tuple[str, Any]]:
@@ -210,3 +216,39 @@ class Client:
                 continue
             yield "result", outcome(msg)
             return
+
+
+class SlowAnswerNotice:
+    """While a call waits: after SLOW_ANSWER_S, one line on stderr when it is a terminal, saying
+    what is awaited and what to look at. A timer signal, so the read itself is left as it is
+    (the kernel restarts it); only in the main thread, where Python runs signal handlers."""
+
+    def __init__(self, op: str, paths: Paths) -> None:
+        self.op, self.paths, self.old, self.armed = op, paths, None, False
+
+    def __enter__(self) -> SlowAnswerNotice:
+        if not sys.stderr.isatty():
+            return self
+        import _signal
+
+        try:
+            self.old = _signal.signal(_signal.SIGALRM, self._say)
+        except ValueError:  # not the main thread
+            return self
+        _signal.setitimer(_signal.ITIMER_REAL, SLOW_ANSWER_S)
+        self.armed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.armed:
+            import _signal
+
+            _signal.setitimer(_signal.ITIMER_REAL, 0)
+            _signal.signal(_signal.SIGALRM, _signal.SIG_DFL if self.old is None else self.old)
+
+    def _say(self, *_: object) -> None:
+        sys.stderr.write(
+            f"pilothouse: still waiting for the daemon to answer {self.op} "
+            f"({SLOW_ANSWER_S:g} s so far). It may be busy; if it is stopped or stuck, see "
+            f"{self.paths.text('daemon_log')} (ctrl-c stops waiting)\n")
+        sys.stderr.flush()
