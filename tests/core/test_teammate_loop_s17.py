@@ -53,9 +53,9 @@ import json, socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
 f = s.makefile("rwb", buffering=0)
-command = ("a|" * 2000)[:4000]
 codes = {}
 for i in range(int(sys.argv[2])):  # one at a time: each answered before the next is sent
+    command = ("a|" * 2000)[:3990] + f"a {i}"  # its own each time: a repeat is read from a cache
     f.write((json.dumps({"v": 1, "id": i, "op": "policy.check",
                          "args": {"profile": "claude", "command": command}}) + "\n").encode())
     answer = json.loads(f.readline())
