@@ -122,7 +122,7 @@ def test_a_spare_made_before_the_host_settings_changed_is_not_used(tmp_path, hos
     (runs / "abcd").mkdir()
     folders.take(runs / "abcd", PY)
     written = json.loads((runs / "abcd" / agents.MANAGED_DIR / "managed-settings.json").read_text())
-    assert written["env"] == {"ORG": "second"}
+    assert written["env"] == {"ORG": "second", **agents.CLAUDE_PINNED_ENV}  # ours pinned last
     assert not list(runs.glob(f"{SPARE_PREFIX}*"))  # the stale spare is gone too
     folders.close()
 
