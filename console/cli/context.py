@@ -3,11 +3,10 @@ turns expected failures into a message and an exit code."""
 
 from __future__ import annotations
 
-import errno
 import sys
 import time
 
-from console.cli.output import dumps, echo, fail
+from console.cli.output import could_not_write, dumps, echo, fail
 from console.cli.parsing import BadParameter, option, pass_obj
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
@@ -104,9 +103,6 @@ def json_option(fn: Callable[..., Any] | None = None, *,
     return decorate(fn) if fn is not None else decorate
 
 
-_DEVICE_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn expected failures into a message and an exit code, never a traceback."""
 
@@ -123,15 +119,7 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except BrokenPipeError:
             sys.exit(0)
         except OSError as exc:
-            if exc.errno not in _DEVICE_FULL:
-                raise
-            # Where the output goes is full: one line, and the status Python gives for output
-            # it could not write. Saying so may fail the same way (stderr on the same device).
-            try:
-                fail(f"could not write {exc.filename or 'the output'}: {exc.strerror}",
-                     "free space there, or send the output elsewhere", code=120)
-            except OSError:
-                sys.exit(120)
+            could_not_write(exc)
         except UnicodeEncodeError as exc:
             # Bytes in an argument that are not UTF-8 (Python keeps them as lone surrogates):
             # neither the daemon's protocol nor the store can carry them.

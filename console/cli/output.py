@@ -7,6 +7,7 @@ is written by console.wire, without the json package.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -85,6 +86,22 @@ def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:
         for line in hint.splitlines():
             echo(f"  {visible(line)}", err=True)
     sys.exit(code)
+
+
+DEVICE_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def could_not_write(exc: OSError) -> NoReturn:
+    """Where the output goes is full (an OSError of DEVICE_FULL; any other is raised again):
+    one line, and the status Python gives for output it could not write. Saying so may fail
+    the same way (stderr on the same device)."""
+    if exc.errno not in DEVICE_FULL:
+        raise exc
+    try:
+        fail(f"could not write {exc.filename or 'the output'}: {exc.strerror}",
+             "free space there, or send the output elsewhere", code=120)
+    except OSError:
+        sys.exit(120)
 
 
 def open_output(path: str, newline: str | None = None) -> TextIO:

@@ -276,7 +276,10 @@ class Group(Command):
                 setattr(sys, name, open(os.devnull, "r" if name == "stdin" else "w"))  # noqa: SIM115 - the process's own
         _block_output()
         try:
-            self.run(sys.argv[1:] if args is None else list(args), None, prog)
+            try:
+                self.run(sys.argv[1:] if args is None else list(args), None, prog)
+            finally:  # a full device is said here, once: at teardown it was a traceback
+                sys.stdout.flush()
         except UsageError as exc:
             from console.cli.output import visible  # the words may hold an agent's escapes
 
@@ -292,6 +295,10 @@ class Group(Command):
             except (AttributeError, OSError, ValueError):
                 pass
             sys.exit(1)
+        except OSError as exc:  # --help, --version or a command without @friendly
+            from console.cli.output import could_not_write
+
+            could_not_write(exc)
         sys.exit(0)
 
     def script(self) -> NoReturn:
@@ -454,6 +461,12 @@ def new_parser(prog: str, description: str) -> argparse.ArgumentParser:
     class OneLineErrors(argparse.ArgumentParser):
         def error(self, message: str) -> NoReturn:
             raise UsageError(message)
+
+        def print_help(self, file: Any = None) -> None:
+            # argparse's own drops an OSError: help to a full device ended 0, having said nothing
+            out = file or sys.stdout
+            out.write(self.format_help())
+            out.flush()
 
     def formatter(prog: str) -> argparse.HelpFormatter:
         return argparse.RawDescriptionHelpFormatter(prog, width=columns() - 2)

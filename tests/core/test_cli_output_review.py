@@ -87,3 +87,16 @@ def test_a_reader_that_leaves_early_gets_no_noise_and_the_status_stays(
                                "seq 1 200000"], "| head -1")
     assert done.stdout == "1\n"
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+
+
+def test_help_version_and_commands_without_a_daemon_onto_a_full_device(
+        daemon: Daemon, tmp_path: Path) -> None:
+    """`--version` and `demo-workspace` ended in a traceback onto a full device, and a
+    subcommand's `--help` ended 0 having written nothing (argparse drops the error) (review
+    s18, CLI)."""
+    for words in (["--version"], ["--help"], ["ps", "--help"], ["history", "--help"],
+                  ["demo-workspace", str(tmp_path / "demo")]):
+        done = pilothouse(daemon, words, "> /dev/full")
+        assert "Traceback" not in done.stderr, (words, done.stderr)
+        assert done.returncode == 120, (words, done.returncode, done.stderr)
+        assert "No space left on device" in done.stderr, (words, done.stderr)
