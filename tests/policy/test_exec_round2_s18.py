@@ -1,0 +1,80 @@
+"""Attack review s18, round 2: holes in this session's own exec-policy fixes. Commands are data
+only: never run in a shell here.
+
+Shell facts relied on (bash 5.2.15), checked with `touch MARK` in an empty folder under /tmp:
+- a variable given the integer attribute evaluates every later value as arithmetic, and a
+  nameref to `a[x]` evaluates its subscript on each use: `printf -v x 'a[\\x24(touch MARK)]';
+  declare -i n; n=x` makes MARK, and so do `typeset -i n; n+=x`, `declare -i n; read n <<< x`,
+  `declare -i n; printf -v n x`, `declare -n r='a[x]'; r=1` and `declare -n r; r='a[x]'; r=1`;
+- a glob expands to whatever names exist, so a glob among a folder's entries may be every one
+  of them: `echo /[!x]*` prints `/bin /boot /dev /etc ...`, and `/*/*` names everything one level
+  further down; `~+` is the working folder;
+- a glob in an option word expands to a file named like an option: with a file `--force` in
+  the folder, `echo git push --f* --forc[e]` prints `git push --force --force`; with `-r`,
+  `echo rm -? -f` prints `rm -r -f`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from console.policy import ExecRules
+
+RULES = dict(allow=["git status", "ls", "echo", "printf", "test", "read"],
+             ask=["curl"], forbid=["rm", "git push"])
+ALLOW_DEFAULT = ExecRules(**RULES, default="allow")
+
+# 1. The integer attribute and namerefs: the attribute is given in one command, the value that
+#    runs a `$(...)` is evaluated by a later plain assignment or `read` that looks harmless.
+INTEGER_OR_NAMEREF = [
+    "printf -v x 'a[\\x24(rm -rf x)]'; declare -i n; n=x",
+    "printf -v x 'a[\\x24(rm -rf x)]'; typeset -i n; n+=x",
+    "printf -v x 'a[\\x24(rm -rf x)]'; declare -i n; read n <<< x",
+    "printf -v x 'a[\\x24(rm -rf x)]'; declare -i n; printf -v n x",
+    "printf -v x 'a[\\x24(rm -rf x)]'; declare -n r='a[x]'; r=1",
+    "printf -v x 'a[\\x24(rm -rf x)]'; declare -n r; r='a[x]'; r=1",
+    "declare -ai n",
+]
+
+
+@pytest.mark.parametrize("command", INTEGER_OR_NAMEREF)
+def test_integer_attribute_or_nameref_is_asked(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+
+
+@pytest.mark.parametrize("command", ["declare -a n", "declare -x n=1", "declare -p n"])
+def test_other_declarations_stay_allowed(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "allow", command
+
+
+# 2. A glob among a rule path's entries may be every one of them: only a glob that matched the
+#    made-up name `x` was asked, so `[!x]*` (which matches every other name) was allowed, and so
+#    was `/*/*`, which empties every folder in `/`, and `~+/*` (the working folder's entries).
+GLOBBED = ExecRules(allow=["ls", "git status"], ask=["git commit"],
+                    forbid=["rm -rf /", "rm -rf ~", "rm -rf .", "git push --force"],
+                    default="allow")
+
+
+@pytest.mark.parametrize("command", [
+    "rm -rf /[!x]*", "rm -rf /*/*", "rm -rf ~/[!x]*", "rm -rf [!x]*", "rm -rf ~+/*",
+    "rm -rf /.[!.]*", "rm -rf /a* /b* /c*",
+])
+def test_any_glob_among_a_rule_paths_entries_is_asked(command: str) -> None:
+    assert GLOBBED.evaluate(command).action == "ask", command
+
+
+# 3. A glob in an option word may expand to the rule's flag: `git push --f*` with a file named
+#    `--force` is a forced push; only positional words were compared as globs.
+@pytest.mark.parametrize("command", [
+    "git push --f*", "git push --forc[e] origin main", "git push -? origin main",
+    "rm -? -f /", "rm --rec* -f /",
+])
+def test_a_globbed_option_that_may_be_the_rules_flag_is_asked(command: str) -> None:
+    assert GLOBBED.evaluate(command).action == "ask", command
+
+
+@pytest.mark.parametrize("command", ["rm -rf build/*", "rm -f *.pyc", "git log -- '*.py'",
+                                     "ls /*", "git status *", "rm -rf /tmp/*", "rm -rf /tmp/x",
+                                     "git push origin main"])
+def test_a_glob_outside_every_rule_stays_as_the_default_says(command: str) -> None:
+    assert GLOBBED.evaluate(command).action == "allow", command
