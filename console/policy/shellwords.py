@@ -62,6 +62,8 @@ class _Splitter:
         # Between `[[` and `]]`: `<<` there is never a here-document to bash (a regex's `(x<<A)`
         # is one word), so no body is taken from the lines after it.
         self.in_condition = False
+        self.condition_depth = 0  # the regex's `(` not yet closed: a `]]` there is a word
+        self.word_quoted = False  # the word being read has quoting: `"]]"` is a word too
         # Here-documents: (index of the delimiter word, strip leading tabs) in the part being
         # read, then (part, delimiter, strip) once it ends; their bodies start at the newline.
         self.heredoc_words: list[tuple[int, bool, bool]] = []
@@ -73,9 +75,9 @@ class _Splitter:
             # `[[` only where a command starts (`echo [[ <<A` has a here-document), to `]]`.
             if self.words[-1] == "[[" and _compound_may_start(self.words[:-1]):
                 self.in_condition = True
-            elif self.words[-1] == "]]":
-                self.in_condition = False
-        self.word, self.in_word = [], False
+            elif self.words[-1] == "]]" and not self.word_quoted and self.condition_depth <= 0:
+                self.in_condition, self.condition_depth = False, 0
+        self.word, self.in_word, self.word_quoted = [], False, False
 
     def end_part(self) -> None:
         self.end_word()
@@ -162,17 +164,21 @@ class _Splitter:
                     i += 2
                     continue
                 self.add(s[i + 1 : i + 2])
+                self.word_quoted = True
                 i += 2
             elif c == "'":
                 k = s.find("'", i + 1)
                 if k < 0:
                     raise ParseError("unbalanced single quote")
                 self.add(s[i + 1 : k])
+                self.word_quoted = True
                 i = k + 1
             elif c == '"':
                 i = self.double(i)
+                self.word_quoted = True
             elif c == "$" and s[i + 1 : i + 2] == "'":
                 i = self.ansi_c(i)
+                self.word_quoted = True
             elif c == "$" and (j := self.dollar(i)) is not None:
                 i = j
             elif c == "`":
@@ -201,6 +207,8 @@ class _Splitter:
             elif c == "[" and self.in_word and self.at_assignment():
                 i = self.subscript(i)
             elif c in shellscan.SEPARATORS:
+                if self.in_condition and c in "()":
+                    self.condition_depth += 1 if c == "(" else -1
                 self.end_part()
                 i += 1
                 if c == "\n" and self.bodies:

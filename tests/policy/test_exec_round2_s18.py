@@ -78,3 +78,31 @@ def test_a_globbed_option_that_may_be_the_rules_flag_is_asked(command: str) -> N
                                      "git push origin main"])
 def test_a_glob_outside_every_rule_stays_as_the_default_says(command: str) -> None:
     assert GLOBBED.evaluate(command).action == "allow", command
+
+
+# 4. Inside `[[ ... ]]` only an unquoted `]]` outside the regex's parentheses ends it: bash
+#    reads `"]]"`, `]\]` and the `]]` of `=~ ( ]] )` as words of the condition. The reader took
+#    each for the end, then read the regex's `<<A` as a here-document that hid the next lines,
+#    which bash runs (checked: `[[ a =~ "]]"(x<<A) ]]` newline `touch MARK` newline `A` makes
+#    MARK). The forbidden line was asked, not denied.
+CONDITION_NOT_ENDED = [
+    '[[ a =~ "]]"(x<<A) ]]\nrm -rf x\nA',
+    "[[ a =~ ']]'(x<<A) ]]\nrm -rf x\nA",
+    "[[ a =~ ]\\](x<<A) ]]\nrm -rf x\nA",
+    "[[ a =~ ( ]] <<A ) ]]\nrm -rf x\nA",
+    "[[ a =~ ((x) ]] (y<<A) ) ]]\nrm -rf x\nA",
+]
+
+
+@pytest.mark.parametrize("command", CONDITION_NOT_ENDED)
+def test_a_quoted_or_grouped_double_bracket_does_not_end_the_condition(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
+    assert ExecRules(**RULES).evaluate(command).action == "deny", command
+
+
+def test_an_unquoted_double_bracket_still_ends_the_condition() -> None:
+    # After the real `]]` a `<<` is a here-document again: its body is data, not commands (a
+    # `[[` is always asked; read as a command, the body's rm would be denied).
+    for command in ("[[ a =~ (x) ]] && cat <<'A'\nrm -rf x\nA",
+                    "[[ a =~ ( ]] ) ]] && cat <<'A'\nrm -rf x\nA"):
+        assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
