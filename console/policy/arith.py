@@ -17,6 +17,10 @@ _SUBSCRIPTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\[(.*)\]", re.S)  # NAME[SUBS
 _TAKES_NAMES = {"read", "declare", "typeset", "local", "readonly", "test", "getopts", "wait",
                 "mapfile", "readarray", "printf"}
 _DECLARES = {"declare", "typeset", "local", "readonly"}
+# bash's own integer variables (`declare -i` in a new bash lists them): like a name given -i,
+# every value they are given is arithmetic. A word that names one bare (`read OPTIND`, `for
+# RANDOM in`, `printf -v RANDOM`) or assigns it (`OPTIND=x`, `export SRANDOM+=x`).
+_BASH_INTEGER = re.compile(r"^(-v)?(RANDOM|SRANDOM|OPTIND|HISTCMD)(\[.*\])?(\+?=|$)", re.S)
 
 
 def reads_a_value(expression: str) -> bool:
@@ -55,3 +59,9 @@ def evaluates_a_value(program: list[str]) -> bool:
         if subscript and reads_a_value(subscript.group(1)):
             return True
     return False
+
+
+def names_bash_integer(words: list[str]) -> bool:
+    """Whether a command's words give one of bash's own integer variables a value (they may:
+    a value given them is evaluated as arithmetic, as evaluates_a_value says)."""
+    return any(_BASH_INTEGER.match(w) for w in words)

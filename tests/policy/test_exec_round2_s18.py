@@ -106,3 +106,56 @@ def test_an_unquoted_double_bracket_still_ends_the_condition() -> None:
     for command in ("[[ a =~ (x) ]] && cat <<'A'\nrm -rf x\nA",
                     "[[ a =~ ( ]] ) ]] && cat <<'A'\nrm -rf x\nA"):
         assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+
+
+# 5. bash's own integer variables (RANDOM, SRANDOM, OPTIND, HISTCMD: `declare -i` lists them)
+#    evaluate every value given them as arithmetic, like a variable made with `declare -i`:
+#    `printf -v x 'a[\x24(touch MARK)]'; read OPTIND <<< x` makes MARK, and so do `printf -v
+#    RANDOM x`, `OPTIND=x`, `SRANDOM+=x`, `for OPTIND in x`, `export OPTIND=x`, `mapfile -t
+#    OPTIND`. The allow rules for printf and read allowed the first two under an ask default.
+BUILTIN_INTEGER = [
+    "printf -v x 'a[\\x24(rm -rf x)]'; read OPTIND <<< x",
+    "printf -v x 'a[\\x24(rm -rf x)]'; printf -v RANDOM x",
+    "printf -v x 'a[\\x24(rm -rf x)]'; read -a RANDOM <<< x",
+]
+
+
+@pytest.mark.parametrize("command", BUILTIN_INTEGER)
+def test_a_value_for_bashs_integer_variable_is_not_allowed_by_a_rule(command: str) -> None:
+    assert ExecRules(**RULES).evaluate(command).action == "ask", command
+
+
+@pytest.mark.parametrize("command", [
+    *BUILTIN_INTEGER,
+    "printf -v x 'a[\\x24(rm -rf x)]'; OPTIND=x",
+    "printf -v x 'a[\\x24(rm -rf x)]'; SRANDOM+=x",
+    "printf -v x 'a[\\x24(rm -rf x)]'; HISTCMD=x",
+    "printf -v x 'a[\\x24(rm -rf x)]'; for OPTIND in x; do :; done",
+    "printf -v x 'a[\\x24(rm -rf x)]'; export OPTIND=x",
+    "printf -v x 'a[\\x24(rm -rf x)]'; declare RANDOM=x",
+    "printf -v x 'a[\\x24(rm -rf x)]'; mapfile -t OPTIND <<< x",
+])
+def test_a_value_for_bashs_integer_variable_is_asked(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+
+
+@pytest.mark.parametrize("command", ["echo random optind", "read -r line", "printf -v out %s 1"])
+def test_other_names_stay_allowed(command: str) -> None:
+    assert ExecRules(**RULES).evaluate(command).action == "allow", command
+
+
+# 6. Inside `$(...)` bash drops a backslash-newline before it reads words: in `a\` newline `#)`
+#    the `#` ends the word `a#`, it starts no comment, and that `)` ends the substitution. The
+#    reader took the `#` for a comment (it followed a newline), hid the `)` in it, and read the
+#    next line into the substitution's quoted text (checked: `echo "$(echo a\` newline
+#    `#)" ; touch MARK ; echo "` newline `)"` makes MARK). The forbidden line was asked, not
+#    denied.
+@pytest.mark.parametrize("command", [
+    'echo "$(echo a\\\n#)" ; rm -rf x ; echo "\n)"',
+    'echo "$(echo a\\\n\\\n#)" ; rm -rf x ; echo "\n)"',
+    # a blank before the backslash-newline: the `#` starts a comment, as before
+    "echo $(true \\\n#)'\nrm -rf x\n#')\n)",
+])
+def test_a_hash_after_a_continuation_is_read_as_bash_joins_it(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
+    assert ExecRules(**RULES).evaluate(command).action == "deny", command
