@@ -46,6 +46,11 @@ MAX_ARITH_MISSES = 16
 _ARRAY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=$")  # NAME=( starts an array
 
 
+def _continues(line: str) -> bool:
+    """Whether a line ends in a backslash that escapes its newline (an odd number of them)."""
+    return (len(line) - len(line.rstrip("\\"))) % 2 == 1
+
+
 class _Splitter:
     def __init__(self, line: str) -> None:
         self.s = line
@@ -102,6 +107,12 @@ class _Splitter:
                 k = s.find("\n", i)
                 k = n if k < 0 else k
                 line, i = s[i:k], k + 1
+                while not quoted and _continues(line) and i < n:
+                    # bash joins it with the next line before it compares it: `A\` newline `B`
+                    # is the delimiter AB (in an unquoted body only)
+                    k = s.find("\n", i)
+                    k = n if k < 0 else k
+                    line, i = line[:-1] + s[i:k], k + 1
                 if (line.lstrip("\t") if strip else line) == delim:
                     break
                 lines.append(line)
@@ -392,8 +403,10 @@ class _Splitter:
             j += 1
         op = s[i:j]
         if op in ("<<", "<<-") and not self.in_condition:  # a here-document: its body follows
-            raw = re.match(r"[ \t]*([^\s;&|()<>]*)", s[j:]).group(1)  # type: ignore[union-attr]
-            quoted = any(q in raw for q in "'\"\\")  # a quoted delimiter: no expansion in the body
+            # The delimiter as bash reads it: a backslash-newline in it is dropped (`<<A\`
+            # newline `B` is the unquoted AB), any other quoting makes it quoted (no expansion).
+            raw = re.match(r"[ \t]*((?:[^\s;&|()<>\\]|\\.)*)", s[j:], re.S).group(1)  # type: ignore[union-attr]
+            quoted = any(q in raw.replace("\\\n", "") for q in "'\"\\")
             self.heredoc_words.append((len(self.words) + 1, op == "<<-", quoted))
         self.redirects.append(len(self.words))
         self.words.append(fd + op)

@@ -159,3 +159,50 @@ def test_other_names_stay_allowed(command: str) -> None:
 def test_a_hash_after_a_continuation_is_read_as_bash_joins_it(command: str) -> None:
     assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
     assert ExecRules(**RULES).evaluate(command).action == "deny", command
+
+
+# 7. A backslash-newline inside a here-document's delimiter is dropped by bash before it reads
+#    the word: `<<A\` newline `B` is the unquoted delimiter AB, so the body is expanded and its
+#    `$(...)` runs (checked: `cat <<A\` newline `B` newline `$(touch MARK)` newline `AB` makes
+#    MARK). The reader saw a backslash in the delimiter, took it for a quoted one (no expansion)
+#    and the rule for cat allowed the line. Only a continuation right after `<` was caught.
+@pytest.mark.parametrize("command", [
+    "cat <<A\\\nB\n$(rm -rf x)\nAB",
+    "cat <<-A\\\nB\n\t$(rm -rf x)\n\tAB",
+    "cat <<A\\\n\\\nB\n`rm -rf x`\nAB",
+])
+def test_a_continuation_inside_a_delimiter_leaves_it_unquoted(command: str) -> None:
+    rules = dict(RULES, allow=[*RULES["allow"], "cat"])
+    assert ExecRules(**rules).evaluate(command).action == "deny", command
+    assert ExecRules(**rules, default="allow").evaluate(command).action == "deny", command
+
+
+@pytest.mark.parametrize("command", ["cat <<'A'\n$(rm -rf x)\nA", "cat <<\\A\n$(rm -rf x)\nA",
+                                     "cat <<A\\ B\n$(rm -rf x)\nA B"])
+def test_a_quoted_delimiter_still_keeps_its_body_data(command: str) -> None:
+    rules = dict(RULES, allow=[*RULES["allow"], "cat"])
+    assert ExecRules(**rules).evaluate(command).action == "allow", command
+
+
+# 8. In an unquoted here-document's body bash joins a line ending in a backslash with the next
+#    before it compares a line with the delimiter: `A\` newline `B` ends a body delimited by AB
+#    (checked: `cat <<AB` newline `x` newline `A\` newline `B` newline `touch MARK` makes MARK).
+#    The reader compared the lines as written, kept reading the body to the end, and the rule
+#    for cat allowed the line that follows it.
+@pytest.mark.parametrize("command", [
+    "cat <<AB\nx\nA\\\nB\nrm -rf x",
+    "cat <<AB\nA\\\n\\\nB\nrm -rf x",
+])
+def test_a_continuation_in_a_body_may_end_it(command: str) -> None:
+    rules = dict(RULES, allow=[*RULES["allow"], "cat"])
+    assert ExecRules(**rules).evaluate(command).action == "deny", command
+    assert ExecRules(**rules, default="allow").evaluate(command).action == "deny", command
+
+
+@pytest.mark.parametrize("command", [
+    "cat <<'AB'\nA\\\nB\nrm -rf x\nAB",  # quoted: no joining, the body ends at AB
+    "cat <<AB\nA\\\\\nB\nrm -rf x\nAB",  # an escaped backslash joins nothing
+])
+def test_a_body_that_bash_does_not_join_stays_data(command: str) -> None:
+    rules = dict(RULES, allow=[*RULES["allow"], "cat"])
+    assert ExecRules(**rules).evaluate(command).action == "allow", command
