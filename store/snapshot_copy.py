@@ -7,6 +7,11 @@ in its header, and SQLite opens the copy's -wal and -shm files by that name. So 
 killed during the check (SIGKILL, the OOM killer) leaves a full copy of the history in
 TMPDIR. Each copy is held under flock while in use, and a sweep before the next copy removes
 those whose holder is gone.
+
+The copy and those files are made in a folder of its own that only this user may enter: in a
+shared /tmp another user who saw the copy's name appear could put a link or a file of theirs
+under its -shm or -wal name, and SQLite refused the link, or replayed their file as the copy's
+WAL (review s18 round 2: every verify then said the index did not match its rows).
 """
 
 from __future__ import annotations
@@ -20,17 +25,19 @@ import tempfile
 from collections.abc import Iterator
 
 PREFIX = "pilothouse-verify-"
-SUFFIX = ".db"
+SUFFIX = ".db"  # a copy made as a bare file in TMPDIR, by earlier versions: still swept
+COPY = "copy.db"  # the copy's name inside its own folder
 _SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
 
 @contextlib.contextmanager
 def snapshot_copy(conn: sqlite3.Connection, folder: str) -> Iterator[sqlite3.Connection]:
     """A connection to a copy of `conn`'s snapshot in `folder`, removed when the block ends."""
-    fd, name = tempfile.mkstemp(prefix=PREFIX, suffix=SUFFIX, dir=folder)
+    own = tempfile.mkdtemp(prefix=PREFIX, dir=folder)  # mode 0700: nobody else puts names in
+    fd = os.open(own, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # in use: no sweep takes it meanwhile
-        copy = sqlite3.connect(name, isolation_level=None)
+        copy = sqlite3.connect(os.path.join(own, COPY), isolation_level=None)
         try:
             copy.execute("PRAGMA journal_mode=OFF")
             conn.backup(copy)
@@ -38,7 +45,7 @@ def snapshot_copy(conn: sqlite3.Connection, folder: str) -> Iterator[sqlite3.Con
         finally:
             copy.close()
     finally:
-        _remove(name)
+        _remove_folder(fd, own)
         os.close(fd)
 
 
@@ -48,8 +55,7 @@ def sweep_left_copies(folder: str) -> list[str]:
     and copies in use are left alone."""
     removed = []
     try:
-        entries = [e for e in os.scandir(folder)
-                   if e.name.startswith(PREFIX) and e.name.endswith(SUFFIX)]
+        entries = [e for e in os.scandir(folder) if e.name.startswith(PREFIX)]
     except OSError:
         return removed
     for entry in entries:
@@ -59,17 +65,31 @@ def sweep_left_copies(folder: str) -> list[str]:
             continue
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if st.st_uid != os.geteuid() or not (is_dir or (
+                    stat.S_ISREG(st.st_mode) and entry.name.endswith(SUFFIX))):
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 continue  # a live check holds it
-            _remove(entry.path)
+            if is_dir:
+                _remove_folder(fd, entry.path)
+            else:
+                _remove(entry.path)
             removed.append(entry.name)
         finally:
             os.close(fd)
     return removed
+
+
+def _remove_folder(fd: int, path: str) -> None:
+    """The copy's own folder (open as fd): the copy and its side files, then the folder."""
+    for side in _SIDE_FILES:
+        with contextlib.suppress(OSError):
+            os.unlink(COPY + side, dir_fd=fd)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 def _remove(name: str) -> None:

@@ -152,12 +152,17 @@ def _has_flag(flag: str, flags: frozenset[str]) -> bool:
         len(f) > 1 and flag.startswith(f.removeprefix("--")) for f in flags))
 
 
+_GLOB = re.compile(r"[*?[]")  # a character that makes a word a glob
+
+
 def covers(rule: Shape, command: Shape, same: Callable[[str, str], bool] = str.__eq__) -> bool:
     """Does a forbid or ask rule's shape reach this command? Same program, every flag of the rule
     present in any order or spelling, the rule's positional words in order among the command's
     (each compared as same(command's word, rule's word) says)."""
-    if rule.program != command.program or not all(
-            _has_flag(f, command.flags) for f in rule.flags):
+    # A globbed option word (`--f*`, `-?`) may expand to a file named like any option.
+    globbed_flag = same is not str.__eq__ and any(_GLOB.search(f) for f in command.flags)
+    if rule.program != command.program or not (globbed_flag or all(
+            _has_flag(f, command.flags) for f in rule.flags)):
         return False
     want, have = list(rule.positionals), list(command.positionals)
     if command.program in _SUBCOMMANDS and want:
@@ -170,18 +175,28 @@ def covers(rule: Shape, command: Shape, same: Callable[[str, str], bool] = str._
 
 def may_stand_for(word: str, rule_word: str) -> bool:
     """Whether bash may turn the command's word into the rule's: the same word, or a glob that
-    may match it (`pu*` is `push` where a file has that name) or, for a path, everything in it
-    (`/*` empties `/` as `rm -rf /` would; `*` is `.`'s entries)."""
+    may match it (`pu*` is `push` where a file has that name) or, for a path, any glob among
+    its entries: it may match every one of them (`/*` or `/[!x]*` empties `/` as `rm -rf /`
+    would, `*` is `.`'s entries, `/*/*` empties every folder in `/`)."""
     if word == rule_word:
         return True
-    if not any(c in word for c in "*?[") or (rule_word[:1] == "~") != (word[:1] == "~"):
+    if not _GLOB.search(word):
+        return False
+    if word.startswith("~+/"):  # `~+` is the working folder
+        word = "." + word[2:]
+    if (rule_word[:1] == "~") != (word[:1] == "~"):
         return False  # what a glob makes is never tilde-expanded: only `~/*` stands for `~`'s
     if _path_glob(rule_word, word):
         return True
     if not rule_word.startswith(("/", "~", ".")):
         return False
-    inside = rule_word.rstrip("/") or "/"
-    return _path_glob(inside.rstrip("/") + "/x", word) or (inside == "." and _path_glob("x", word))
+    inside = rule_word.rstrip("/").split("/")  # `/` is [""], `~/src` is ["~", "src"]
+    names = word.rstrip("/").split("/")
+    if rule_word.rstrip("/") == "." and not word.startswith(("/", "~", "./")):
+        names = [".", *names]
+    return len(names) > len(inside) and all(
+        fnmatch.fnmatchcase(n, g) for n, g in zip(inside, names, strict=False)) and all(
+        _GLOB.search(g) for g in names[len(inside):])
 
 
 def _path_glob(path: str, glob: str) -> bool:

@@ -34,14 +34,21 @@ def past_quoted(s: str, j: int) -> int:
 def close_paren(s: str, i: int) -> int:
     """Index of the ")" matching the "(" at s[i], skipping quoted text and comments (a `#`
     starting a word hides the rest of its line, a `)` in it too, as bash reads it: after a
-    blank or an operator, `;#` and `|#` too)."""
+    blank or an operator, `;#` and `|#` too). bash drops a backslash-newline before it reads
+    words, so the character before one decides (`a` backslash-newline `#` is the word `a#`)."""
     depth, j, n = 0, i, len(s)
+    joins: set[int] = set()  # where a backslash-newline ends
     while j < n:
         c = s[j]
         if c in QUOTING:
+            if s[j : j + 2] == "\\\n":
+                joins.add(j + 2)
             j = past_quoted(s, j)
             continue
-        if c == "#" and s[j - 1] in " \t\n(;&|)<>":
+        before = j
+        while before in joins:
+            before -= 2
+        if c == "#" and s[before - 1] in " \t\n(;&|)<>":
             end = s.find("\n", j)
             if end < 0:
                 raise ParseError("unbalanced parenthesis (a comment hides the rest)")

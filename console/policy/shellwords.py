@@ -46,6 +46,11 @@ MAX_ARITH_MISSES = 16
 _ARRAY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=$")  # NAME=( starts an array
 
 
+def _continues(line: str) -> bool:
+    """Whether a line ends in a backslash that escapes its newline (an odd number of them)."""
+    return (len(line) - len(line.rstrip("\\"))) % 2 == 1
+
+
 class _Splitter:
     def __init__(self, line: str) -> None:
         self.s = line
@@ -62,6 +67,8 @@ class _Splitter:
         # Between `[[` and `]]`: `<<` there is never a here-document to bash (a regex's `(x<<A)`
         # is one word), so no body is taken from the lines after it.
         self.in_condition = False
+        self.condition_depth = 0  # the regex's `(` not yet closed: a `]]` there is a word
+        self.word_quoted = False  # the word being read has quoting: `"]]"` is a word too
         # Here-documents: (index of the delimiter word, strip leading tabs) in the part being
         # read, then (part, delimiter, strip) once it ends; their bodies start at the newline.
         self.heredoc_words: list[tuple[int, bool, bool]] = []
@@ -73,9 +80,9 @@ class _Splitter:
             # `[[` only where a command starts (`echo [[ <<A` has a here-document), to `]]`.
             if self.words[-1] == "[[" and _compound_may_start(self.words[:-1]):
                 self.in_condition = True
-            elif self.words[-1] == "]]":
-                self.in_condition = False
-        self.word, self.in_word = [], False
+            elif self.words[-1] == "]]" and not self.word_quoted and self.condition_depth <= 0:
+                self.in_condition, self.condition_depth = False, 0
+        self.word, self.in_word, self.word_quoted = [], False, False
 
     def end_part(self) -> None:
         self.end_word()
@@ -100,6 +107,12 @@ class _Splitter:
                 k = s.find("\n", i)
                 k = n if k < 0 else k
                 line, i = s[i:k], k + 1
+                while not quoted and _continues(line) and i < n:
+                    # bash joins it with the next line before it compares it: `A\` newline `B`
+                    # is the delimiter AB (in an unquoted body only)
+                    k = s.find("\n", i)
+                    k = n if k < 0 else k
+                    line, i = line[:-1] + s[i:k], k + 1
                 if (line.lstrip("\t") if strip else line) == delim:
                     break
                 lines.append(line)
@@ -162,17 +175,21 @@ class _Splitter:
                     i += 2
                     continue
                 self.add(s[i + 1 : i + 2])
+                self.word_quoted = True
                 i += 2
             elif c == "'":
                 k = s.find("'", i + 1)
                 if k < 0:
                     raise ParseError("unbalanced single quote")
                 self.add(s[i + 1 : k])
+                self.word_quoted = True
                 i = k + 1
             elif c == '"':
                 i = self.double(i)
+                self.word_quoted = True
             elif c == "$" and s[i + 1 : i + 2] == "'":
                 i = self.ansi_c(i)
+                self.word_quoted = True
             elif c == "$" and (j := self.dollar(i)) is not None:
                 i = j
             elif c == "`":
@@ -201,6 +218,8 @@ class _Splitter:
             elif c == "[" and self.in_word and self.at_assignment():
                 i = self.subscript(i)
             elif c in shellscan.SEPARATORS:
+                if self.in_condition and c in "()":
+                    self.condition_depth += 1 if c == "(" else -1
                 self.end_part()
                 i += 1
                 if c == "\n" and self.bodies:
@@ -384,8 +403,10 @@ class _Splitter:
             j += 1
         op = s[i:j]
         if op in ("<<", "<<-") and not self.in_condition:  # a here-document: its body follows
-            raw = re.match(r"[ \t]*([^\s;&|()<>]*)", s[j:]).group(1)  # type: ignore[union-attr]
-            quoted = any(q in raw for q in "'\"\\")  # a quoted delimiter: no expansion in the body
+            # The delimiter as bash reads it: a backslash-newline in it is dropped (`<<A\`
+            # newline `B` is the unquoted AB), any other quoting makes it quoted (no expansion).
+            raw = re.match(r"[ \t]*((?:[^\s;&|()<>\\]|\\.)*)", s[j:], re.S).group(1)  # type: ignore[union-attr]
+            quoted = any(q in raw.replace("\\\n", "") for q in "'\"\\")
             self.heredoc_words.append((len(self.words) + 1, op == "<<-", quoted))
         self.redirects.append(len(self.words))
         self.words.append(fd + op)

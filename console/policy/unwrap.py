@@ -12,7 +12,7 @@ import functools
 import re
 import shlex
 
-from console.policy.arith import evaluates_a_value
+from console.policy.arith import evaluates_a_value, names_bash_integer
 from console.policy.gitwords import git_runs_config, skip_git_options
 from console.policy.parts import CommandPart, ParseError, command_words, redirections
 from console.policy.shellwords import body_substitutions, split_command
@@ -459,7 +459,7 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         if program[:1] and program[0] in _EVALUATES and any("$(" in w or "`" in w for w in program):
             for w in program[1:]:  # `let 'a[$(cmd)]'` runs cmd from single-quoted text
                 body_substitutions(w, part)
-        if evaluates_a_value(program):
+        if evaluates_a_value(program) or names_bash_integer(words):
             part.opaque = True  # `printf -v 'a[x]' 1` evaluates x's value: a[$(cmd)] runs cmd
         for w in words[: len(words) - len(program)]:
             if _ASSIGNMENT.match(w) and ("$(" in w or "`" in w):

@@ -48,13 +48,20 @@ def kept_settings(text: str) -> tuple[str, list[str]]:
     """(the copy Claude Code reads inside, the keys left out). A file that is not one JSON
     object under READ_MAX bytes keeps nothing."""
     try:
-        data = json.loads(text) if len(text) <= READ_MAX else None
-    except ValueError:
+        # NaN and Infinity are Python's, not JSON's: Claude Code would refuse the copy.
+        data = json.loads(text, parse_constant=_not_json) if len(text) <= READ_MAX else None
+    except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
         data = None
     if not isinstance(data, dict):
         return "{}\n", ["(the whole file: not a JSON object Pilothouse could read)"]
     kept = {k: v for k, v in data.items() if k in KEPT}
-    return json.dumps(kept, indent=2) + "\n", sorted(k for k in data if k not in KEPT)
+    # Compact: indented, each line is as deep as its value, and a small file of deep nesting
+    # made a copy of hundreds of megabytes.
+    return json.dumps(kept) + "\n", sorted(k for k in data if k not in KEPT)
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def bind_project_settings(p, root_fd: int, protect) -> None:

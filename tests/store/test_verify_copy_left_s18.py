@@ -54,7 +54,7 @@ def _paused_verify(db_path: Path, key: bytes, scratch: Path) -> subprocess.Popen
 
 
 def _copies(scratch: Path) -> list[str]:
-    return sorted(p.name for p in scratch.iterdir() if p.name.endswith(".db"))
+    return sorted(p.name for p in scratch.iterdir() if p.name.startswith("pilothouse-verify-"))
 
 
 def test_a_killed_verifys_copy_is_removed_and_a_live_ones_is_kept(
