@@ -21,11 +21,13 @@ import stat
 from .fsview import open_beneath
 
 PROJECT_SETTINGS = (".claude/settings.json", ".claude/settings.local.json")
-# Keys that change how Claude Code answers, never what it runs. `permissions` keeps a person's
-# own deny rules; what they allow is still put to the hook first, and bypassPermissions is off
-# in the managed layer.
+# Keys that change how Claude Code answers, never what it runs. `permissions` keeps only a
+# person's own deny and ask rules: Claude Code falls back on its permissions when our hook
+# gives no answer (a frozen daemon past the hook's timeout), and a repository's `allow`,
+# `defaultMode` or `additionalDirectories` would then let a command through unasked.
 KEPT = ("permissions", "model", "outputStyle", "includeCoAuthoredBy", "cleanupPeriodDays",
         "language", "alwaysThinkingEnabled")
+KEPT_PERMISSIONS = ("deny", "ask")
 READ_MAX = 1 << 20
 
 
@@ -55,9 +57,17 @@ def kept_settings(text: str) -> tuple[str, list[str]]:
     if not isinstance(data, dict):
         return "{}\n", ["(the whole file: not a JSON object Pilothouse could read)"]
     kept = {k: v for k, v in data.items() if k in KEPT}
+    dropped = sorted(k for k in data if k not in KEPT)
+    if isinstance(kept.get("permissions"), dict):
+        permissions = kept["permissions"]
+        kept["permissions"] = {k: v for k, v in permissions.items() if k in KEPT_PERMISSIONS}
+        dropped += sorted(f"permissions.{k}" for k in permissions if k not in KEPT_PERMISSIONS)
+    elif "permissions" in kept:
+        del kept["permissions"]
+        dropped.append("permissions")
     # Compact: indented, each line is as deep as its value, and a small file of deep nesting
     # made a copy of hundreds of megabytes.
-    return json.dumps(kept) + "\n", sorted(k for k in data if k not in KEPT)
+    return json.dumps(kept) + "\n", dropped
 
 
 def _not_json(constant: str) -> None:

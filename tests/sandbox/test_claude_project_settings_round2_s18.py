@@ -47,7 +47,22 @@ def test_the_copy_is_never_much_larger_than_the_file() -> None:
     """The copy was written indented: each line as deep as its value, so a 200 KB file of
     800 nested arrays around 100,000 numbers made a 160 MB copy (a 1 MiB one, near 1 GB, in the
     daemon's memory and the run folder, for each of the two files, at every run's start)."""
-    text = '{"permissions": ' + "[" * 800 + ",".join(["0"] * 100_000) + "]" * 800 + "}"
+    text = '{"model": ' + "[" * 800 + ",".join(["0"] * 100_000) + "]" * 800 + "}"
     content, _ = kept_settings(text)
     assert json.loads(content) == json.loads(text)
     assert len(content) <= 2 * len(text), len(content)
+
+
+def test_permissions_keep_only_what_holds_back() -> None:
+    """Claude Code falls back on its permissions when our hook gives no answer (a daemon frozen
+    past the hook's timeout): a repository's `allow`, `defaultMode` or `additionalDirectories`
+    would then let a command through that nobody was asked about. Only deny and ask are kept."""
+    text = json.dumps({"permissions": {
+        "allow": ["Bash(rm -rf:*)"], "defaultMode": "acceptEdits", "deny": ["Read(./.env)"],
+        "ask": ["Bash(git push:*)"], "additionalDirectories": ["/"]}})
+    content, dropped = kept_settings(text)
+    assert json.loads(content) == {"permissions": {"deny": ["Read(./.env)"],
+                                                   "ask": ["Bash(git push:*)"]}}
+    assert dropped == ["permissions.additionalDirectories", "permissions.allow",
+                       "permissions.defaultMode"]
+    assert json.loads(kept_settings('{"permissions": ["allow"]}')[0]) == {}
