@@ -57,6 +57,14 @@ class RealAgent:
     final_text: str = FINAL_TEXT  # the model's last answer
 
 
+# Claude Code against the scripted Anthropic API: its key and address, passed by name by the
+# profile (env = [...]). One definition for every test file that drives the real binary.
+CLAUDE = RealAgent(
+    "claude", "Claude Code", hosted=("**.anthropic.com",),
+    api_env=lambda srv: {"ANTHROPIC_API_KEY": "sk-ant-test-not-a-key", "ANTHROPIC_BASE_URL": srv.url},
+)
+
+
 def agent_fixtures(agent: RealAgent) -> tuple[Any, Any, Any, Any]:
     """The four fixtures every real-agent test module needs, for `agent`: its binary (named
     after it), `backend` (bwrap and Docker), `model_server` (allowed for the agent's profile and

@@ -25,8 +25,8 @@ from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import COMMAND, ModelServer
 from .real_harness import (
+    CLAUDE,
     TASK,
-    RealAgent,
     agent_fixtures,
     agent_workspace,
     model_hostport,
@@ -34,10 +34,6 @@ from .real_harness import (
 )
 
 pytestmark = needs_bwrap
-CLAUDE = RealAgent(
-    "claude", "Claude Code", hosted=("**.anthropic.com",),
-    api_env=lambda srv: {"ANTHROPIC_API_KEY": "sk-ant-test-not-a-key", "ANTHROPIC_BASE_URL": srv.url},
-)
 claude, _backend, model_server, daemon_env = agent_fixtures(CLAUDE)
 
 # Answers for the hook ("allow", as ph-claude-hook would after an approve) and runs the rest.

@@ -56,18 +56,14 @@ from tests.conftest import Daemon, needs_bwrap  # noqa: E402
 
 from .model_server import COMMAND, ModelServer  # noqa: E402
 from .real_harness import (  # noqa: E402
+    CLAUDE,
     TASK,
-    RealAgent,
     agent_fixtures,
     agent_workspace,
     model_hostport,
     run_agent,
 )
 
-CLAUDE = RealAgent(
-    "claude", "Claude Code", hosted=("**.anthropic.com",),
-    api_env=lambda srv: {"ANTHROPIC_API_KEY": "sk-ant-test-not-a-key", "ANTHROPIC_BASE_URL": srv.url},
-)
 claude, _backend, model_server, daemon_env = agent_fixtures(CLAUDE)
 
 # What an earlier step of the run leaves behind (a command a person approved, or the conftest.py

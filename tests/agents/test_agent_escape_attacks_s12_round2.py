@@ -29,8 +29,8 @@ from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import ModelServer
 from .real_harness import (
+    CLAUDE,
     TASK,
-    RealAgent,
     agent_fixtures,
     agent_workspace,
     hand_over,
@@ -39,10 +39,6 @@ from .real_harness import (
 )
 
 pytestmark = needs_bwrap
-CLAUDE = RealAgent(
-    "claude", "Claude Code", hosted=("**.anthropic.com",),
-    api_env=lambda srv: {"ANTHROPIC_API_KEY": "sk-ant-test-not-a-key", "ANTHROPIC_BASE_URL": srv.url},
-)
 claude, backend, model_server, daemon_env = agent_fixtures(CLAUDE)
 
 SKILL = """\

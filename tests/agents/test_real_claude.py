@@ -15,9 +15,9 @@ from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import COMMAND, FINAL_TEXT, ModelServer
 from .real_harness import (
+    CLAUDE,
     ME,
     TASK,
-    RealAgent,
     agent_fixtures,
     agent_workspace,
     assert_only_the_model_server,
@@ -30,11 +30,6 @@ from .real_harness import (
 )
 
 pytestmark = needs_bwrap
-CLAUDE = RealAgent(
-    "claude", "Claude Code", hosted=("**.anthropic.com",),
-    # the scripted Anthropic API: its key and address, passed by name by the profile (env = [...])
-    api_env=lambda srv: {"ANTHROPIC_API_KEY": "sk-ant-test-not-a-key", "ANTHROPIC_BASE_URL": srv.url},
-)
 claude, backend, model_server, daemon_env = agent_fixtures(CLAUDE)
 
 
