@@ -227,14 +227,9 @@ def agent_workspace(ws: Path, uid: int | None = None) -> Path:
 def docker_backend(home: Path, profile: str, agent: str) -> None:
     """Put `profile` on Docker with the local agents image; skip, saying why, when there is no
     engine or the agent is not installed to go in it."""
-    try:
-        import docker
+    from tests.images.build import docker_client_or_skip, python_image
 
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # no engine: say so; CI installs and starts one
-        pytest.skip(f"Docker engine not reachable ({exc}); make test starts dockerd")
-    from tests.images.build import python_image
+    client = docker_client_or_skip()
 
     from .agent_image import agents_image
 

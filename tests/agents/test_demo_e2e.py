@@ -89,16 +89,9 @@ def demo_backend(request: pytest.FixtureRequest, home: Path, workspace: Path) ->
     (busybox + python3); the workspace is handed to a non-root uid, which the container runs
     as (a root daemon never runs containers as root)."""
     if request.param == "docker":
-        from tests.images.build import python_image
+        from tests.images.build import docker_client_or_skip, python_image
 
-        try:
-            import docker
-
-            client = docker.from_env()
-            client.ping()
-        except Exception as exc:  # no engine: say so; CI installs and starts one
-            pytest.skip(f"Docker engine not reachable ({exc}); make test starts dockerd")
-        image = python_image(client)
+        image = python_image(docker_client_or_skip())
         with open(home / "config.toml", "a") as f:
             f.write(f'\n[profiles.demo]\nsandbox = "docker"\nimage = "{image}"\n')
     return request.param

@@ -191,3 +191,17 @@ def busybox_image(client: Any) -> str:
 def python_image(client: Any) -> str:
     """Reference of a local busybox + python3.11 image, built if missing."""
     return _build(client, "python")
+
+
+def docker_client_or_skip() -> Any:
+    """A client of the local Docker engine, or the test skipped saying why (CI starts one)."""
+    import pytest
+
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # no engine: say so; `make test` installs and starts one
+        pytest.skip(f"Docker engine not reachable ({exc}); make test starts dockerd")
+    return client

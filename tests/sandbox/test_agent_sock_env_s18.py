@@ -59,16 +59,9 @@ print(f"hook rc={hook.returncode} out={hook.stdout.strip()!r}")
 
 
 def _docker_profile() -> str:
-    from tests.images.build import python_image
+    from tests.images.build import docker_client_or_skip, python_image
 
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # no engine: say so; CI installs and starts one
-        pytest.skip(f"Docker engine not reachable ({exc}); make test starts dockerd")
-    return f'sandbox = "docker"\nimage = "{python_image(client)}"\n'
+    return f'sandbox = "docker"\nimage = "{python_image(docker_client_or_skip())}"\n'
 
 
 @needs_bwrap
