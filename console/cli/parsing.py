@@ -106,8 +106,6 @@ class Param:
 
     def convert(self, word: str) -> Any:
         """A word after `--` as argparse would have taken it for this argument."""
-        from argparse import ArgumentTypeError
-
         from console.cli.value_types import Choice
 
         name = self.metavar or self.dest.upper()
@@ -119,11 +117,16 @@ class Param:
             return word
         try:
             return self.type(word)
-        except ArgumentTypeError as exc:
-            raise UsageError(f"argument {name}: {exc}") from None
         except (TypeError, ValueError):
             kind = getattr(self.type, "__name__", "")
             raise UsageError(f"argument {name}: invalid {kind} value: {word!r}") from None
+        except Exception as exc:
+            # A type's refusal imports argparse to make it (value_types): a word that is fine
+            # does not pay for the import, so argparse is looked for only now.
+            argparse = sys.modules.get("argparse")
+            if argparse is not None and isinstance(exc, argparse.ArgumentTypeError):
+                raise UsageError(f"argument {name}: {exc}") from None
+            raise
 
 
 def _params(fn: Any) -> list[Param]:

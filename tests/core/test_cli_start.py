@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, Daemon
+from tests.conftest import REPO, Daemon, needs_bwrap
 from tests.core.cli_invoke import invoke
 
 HEAVY = ("textual", "rich", "sqlite_utils", "docker", "pynvml")
@@ -176,3 +176,17 @@ def test_the_development_venv_starts_python_without_an_import_finder() -> None:
                            "print(sorted(m for m in ('pathlib', 're') if m in sys.modules))"],
                           capture_output=True, text=True, timeout=60, cwd="/")
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+@needs_bwrap
+def test_run_wait_with_a_workspace_loads_no_stdlib_it_can_do_without(
+        daemon: Daemon, workspace: Path) -> None:
+    """`run -w DIR` checks its path with a value type. That type imported argparse (with
+    gettext and locale) on every call, 16 ms of the CLI's part of `run --wait` on this machine
+    (bench/sandbox.py, s18), and so did a word after `--`: only a refusal needs it."""
+    for args in (["run", "--wait", "-w", str(workspace), "shell"],  # the profile's command
+                 ["run", "shell", "-w", str(workspace), "--wait", "--", "true"]):
+        done = subprocess.run([sys.executable, "-S", "-c", LEAN_PROBE, *args], env=daemon.env,
+                              capture_output=True, text=True, timeout=60)
+        code, loaded = eval(done.stderr.strip().splitlines()[-1])  # noqa: S307 - our own repr
+        assert (code, loaded) == (0, []), (args, done.stderr)
