@@ -220,7 +220,12 @@ def test_fd_exhaustion_is_refused_quietly_and_operators_still_answer(
             runs = json.loads(d.cli("ps", "--json").stdout)
             run_id = runs[0]["id"] if runs else ""
             time.sleep(0.1)
+        assert run_id, d.log()
+        # ps lists a run from its first record, a moment before its agent.sock is bound.
         agent = home / "runs" / run_id / "agent.sock"
+        deadline = time.monotonic() + 30
+        while not agent.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         for _ in range(600):
             s = socket.socket(socket.AF_UNIX)
             s.connect(str(agent))
