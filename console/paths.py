@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 APP = "pilothouse"
+# The HOME of every sandbox (bwrap and Docker): an empty folder per run, where `carry` files go.
+INSIDE_HOME = "/home/agent"
 
 # Each place named once: a folder given to Paths, or a file in one of them.
 FOLDERS = ("data_dir", "runtime_dir", "runs_dir", "log_dir", "config_file")

@@ -19,7 +19,8 @@ import os
 import shutil
 from pathlib import Path
 
-from console.config.schema import AGENT_HOOK_TIMEOUT, INSIDE_HOME, INSIDE_RUN_DIR
+from console.config.schema import AGENT_HOOK_TIMEOUT, INSIDE_RUN_DIR
+from console.paths import INSIDE_HOME
 
 DEMO_SCRIPT = Path(__file__).with_name("demo.py")
 DEMO_PROJECT = DEMO_SCRIPT.with_name("demo_project.py")  # imported by demo.py from beside it

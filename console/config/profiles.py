@@ -11,7 +11,6 @@ from console.config.reader import Reader
 from console.config.schema import (
     ACTIONS,
     APPROVAL_TIMEOUT_LIMIT,
-    INSIDE_HOME,
     SANDBOXES,
     Config,
     ExecConfig,
@@ -20,6 +19,7 @@ from console.config.schema import (
     Profile,
 )
 from console.config.units import parse_size
+from console.paths import INSIDE_HOME
 from console.policy import ExecRules, compile_pattern
 from console.policy.netrules import BadPattern, parse_pattern
 

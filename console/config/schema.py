@@ -12,7 +12,6 @@ from console.policy import ExecRules
 SANDBOXES = ("auto", "bwrap", "docker", "none")
 ACTIONS = ("allow", "ask", "deny")
 EMBEDDED = "embedded defaults"  # the file name messages give the built-in profiles
-INSIDE_HOME = "/home/agent"  # the sandbox's HOME, where `carry` files go
 # Where the run folder (agent.sock, gate.sock, the helpers in bin/) appears inside every sandbox.
 INSIDE_RUN_DIR = "/run/pilothouse"
 

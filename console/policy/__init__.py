@@ -165,13 +165,14 @@ def _why_no_allow(rules: ExecRules, part: CommandPart) -> str | None:
 
 
 def _glob_may_reach(rules: ExecRules, part: CommandPart) -> Provenance | None:
-    """An ask when a glob in the part may expand to a forbid or ask rule's words: the rule
-    cannot say it is that command, and no rule may allow it."""
+    """An ask when a glob or a `~` word (another user's home, `~-`, `~/..`) in the part may
+    expand to a forbid or ask rule's words: the rule cannot say it is that command, and no rule
+    may allow it."""
     hit = next((r for r in (*rules.forbid, *rules.ask) if r.pattern.may_reach(part)), None)
     if hit is None:
         return None
     return Provenance("default", rule_list="ask", detail=(
-        f'a glob in "{canonical(part)}" may expand to the words of the {hit.list_name} rule '
+        f'a glob or `~` word in "{canonical(part)}" may expand to the words of the {hit.list_name} rule '
         f'"{hit.source.text}"{" at " + hit.source.where() if hit.source.where() else ""}; '
         "a person must look"))
 

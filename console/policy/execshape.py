@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import os
 import posixpath
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
+from console.paths import INSIDE_HOME
 from console.policy.gitwords import skip_git_options
 from console.policy.parts import (
     CommandPart,
@@ -75,13 +77,53 @@ class Shape:
 
 
 def _path(word: str) -> str:
-    """`//`, `/.`, `/tmp/..` all name `/`: fold the spellings of one absolute path, and of one
-    below home (`~/`, `~/.` are `~`; `~/..` is not)."""
+    """`//`, `/.`, `/tmp/..` all name `/`: fold the spellings of one absolute path, of one below
+    home (`~/`, `~/.` are `~`, and so is the home folder's own path: see _home_spelling), and
+    of the working folder (`./`, `./.` and bash's `~+` are `.`). A `~/..` that climbs out of home
+    is kept as written: which folder it names depends on HOME (see may_stand_for)."""
+    if word == "~+" or word.startswith("~+/"):
+        word = "." + word[2:]
     if word == "~" or word.startswith("~/"):
+        folded = posixpath.normpath(word)
+        return folded if folded == "~" or folded.startswith("~/") else word
+    if word.startswith("/"):
+        return _home_spelling(posixpath.normpath(re.sub("/+", "/", word)) or "/")
+    if word == "." or word.startswith("./"):
         return posixpath.normpath(word)
-    if not word.startswith("/"):
-        return word
-    return posixpath.normpath(re.sub("/+", "/", word)) or "/"
+    return word
+
+
+@functools.cache
+def _homes() -> tuple[str, ...]:
+    """The folders `~` may be: the sandbox's HOME, and this process's user's home (an
+    unsandboxed run's HOME, console/sandbox/none.py). Never `/`: every path would be below it."""
+    import pwd
+
+    try:
+        own = pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        own = ""
+    found = [INSIDE_HOME, posixpath.normpath(own) if own.startswith("/") else ""]
+    return tuple(dict.fromkeys(h for h in found if h not in ("", "/")))
+
+
+def _home_spelling(path: str) -> str:
+    """An absolute path in a home folder, written from `~`: `rm -rf /home/agent` is `rm -rf ~`
+    to a forbid rule (either home: a rule only matches more often)."""
+    for home in _homes():
+        if path == home or path.startswith(home + "/"):
+            return "~" + path[len(home):]
+    return path
+
+
+def _tilde_unknown(word: str) -> bool:
+    """Whether bash's tilde expansion makes the word a folder the rules cannot know: another
+    user's home (`~root`), the previous or a stacked folder (`~-`, `~2`, `~+1`), or a climb out
+    of home (`~/..`, whose target depends on which folder HOME is)."""
+    head = word.split("/", 1)[0]
+    if head[:1] != "~" or head == "~+":
+        return False
+    return head != "~" or not posixpath.normpath(word).startswith("~")
 
 
 def shape_of(words: Sequence[str]) -> Shape | None:
@@ -161,7 +203,7 @@ def covers(rule: Shape, command: Shape, same: Callable[[str, str], bool] = str._
     (each compared as same(command's word, rule's word) says)."""
     # A globbed option word (`--f*`, `-?`) may expand to a file named like any option.
     globbed_flag = same is not str.__eq__ and any(_GLOB.search(f) for f in command.flags)
-    if rule.program != command.program or not (globbed_flag or all(
+    if not _same_program(rule.program, command.program) or not (globbed_flag or all(
             _has_flag(f, command.flags) for f in rule.flags)):
         return False
     want, have = list(rule.positionals), list(command.positionals)
@@ -173,6 +215,16 @@ def covers(rule: Shape, command: Shape, same: Callable[[str, str], bool] = str._
     return all(any(same(h, w) for h in it) for w in want)
 
 
+# Programs sold under several names: a rule on the first reaches each (`mkfs.ext4` is mkfs's
+# own front end for ext4, mke2fs what it runs).
+_ALSO_NAMED = {"mkfs": ("mke2fs", "mkdosfs", "mkexfatfs", "mkntfs"), "fsck": ("e2fsck",)}
+
+
+def _same_program(rule_program: str, program: str) -> bool:
+    return program == rule_program or rule_program in _ALSO_NAMED and (
+        program.startswith(rule_program + ".") or program in _ALSO_NAMED[rule_program])
+
+
 def may_stand_for(word: str, rule_word: str) -> bool:
     """Whether bash may turn the command's word into the rule's: the same word, or a glob that
     may match it (`pu*` is `push` where a file has that name) or, for a path, any glob among
@@ -180,10 +232,10 @@ def may_stand_for(word: str, rule_word: str) -> bool:
     would, `*` is `.`'s entries, `/*/*` empties every folder in `/`)."""
     if word == rule_word:
         return True
+    if _tilde_unknown(word):
+        return rule_word.startswith(("/", "~", "."))  # some folder: maybe the rule's own
     if not _GLOB.search(word):
         return False
-    if word.startswith("~+/"):  # `~+` is the working folder
-        word = "." + word[2:]
     if (rule_word[:1] == "~") != (word[:1] == "~"):
         return False  # what a glob makes is never tilde-expanded: only `~/*` stands for `~`'s
     if _path_glob(rule_word, word):

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from console.config.schema import INSIDE_HOME, INSIDE_RUN_DIR, Limits
+from console.config.schema import INSIDE_RUN_DIR, Limits
+from console.paths import INSIDE_HOME
 
 if TYPE_CHECKING:
     import asyncio

@@ -137,8 +137,11 @@ def test_home_spellings_are_forbidden(command: str) -> None:
 
 
 def test_home_parent_is_not_home() -> None:
-    # `~/..` is the folder above home: not what `rm -rf ~` names.
-    assert CLAUDE_ALLOW_DEFAULT.evaluate("rm -rf ~/..").action == "allow"
+    # `~/..` is the folder above home: not what `rm -rf ~` names, so not denied by it. It is
+    # `/` where HOME is one level down (root's /root), so it is asked (session 19).
+    decision = CLAUDE_ALLOW_DEFAULT.evaluate("rm -rf ~/..")
+    assert decision.action == "ask", decision
+    assert 'rule "rm -rf /"' in (decision.provenance.detail or ""), decision
 
 
 def test_reading_double_parentheses_stays_bounded(monkeypatch) -> None:
