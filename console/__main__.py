@@ -1,3 +1,3 @@
 from console.cli.main import main
 
-main()
+main.script()  # as the installed program runs it (Group.script)

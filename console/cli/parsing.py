@@ -277,7 +277,6 @@ class Group(Command):
         for name in ("stdin", "stdout", "stderr"):  # started with it closed (`>&-`): Python
             if getattr(sys, name) is None:  # leaves None there, which no command should check for
                 setattr(sys, name, open(os.devnull, "r" if name == "stdin" else "w"))  # noqa: SIM115 - the process's own
-        _block_output()
         try:
             try:
                 self.run(sys.argv[1:] if args is None else list(args), None, prog)
@@ -310,12 +309,16 @@ class Group(Command):
         ends once its output is flushed, without the interpreter's teardown. Clearing every
         module a command loaded took 2-8 ms of a 30 ms `ps --json` (issue 17). Anything still
         running in another thread gets the ordinary exit. Tests call the group itself."""
+        blocked = _block_output()
         try:
             self()
         except SystemExit as done:
             if not self.done_quickly or _other_threads():
                 raise
+            _hand_back(blocked)
             _exit_now(done.code)
+        finally:
+            _hand_back(blocked)
 
     def split_options(self, argv: list[str]) -> tuple[list[str], list[str]]:
         """The group's own options (before the command's name) and the rest."""
@@ -389,15 +392,32 @@ class Group(Command):
         sys.stdout.write(parser.format_help())
 
 
-def _block_output() -> None:
-    """Standard output and error made blocking. A parent may hand them over non-blocking (node
-    does), and CPython then drops, without a word, whatever the pipe cannot take at once: an
-    export or `logs` would end early with exit 0."""
+def _block_output() -> list[int]:
+    """Standard output and error made blocking (those changed are returned): a parent may hand
+    them over non-blocking (node does), and CPython drops what the pipe cannot take at once."""
+    changed = []
     for fd in (1, 2):
         try:
             if not os.get_blocking(fd):
                 os.set_blocking(fd, True)
+                changed.append(fd)
         except OSError:  # closed, or not a file that has the flag
+            pass
+    return changed
+
+
+def _hand_back(blocked: list[int]) -> None:
+    """Output flushed, then non-blocking again: the flag is on the file shared with the parent,
+    and one that set it (node's event loop) relies on it."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # said already, or by the exit status
+            pass
+    for fd in blocked:
+        try:
+            os.set_blocking(fd, False)
+        except OSError:
             pass
 
 
