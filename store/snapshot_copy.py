@@ -28,15 +28,14 @@ PREFIX = "pilothouse-verify-"
 SUFFIX = ".db"  # a copy made as a bare file in TMPDIR, by earlier versions: still swept
 COPY = "copy.db"  # the copy's name inside its own folder
 _SIDE_FILES = ("", "-wal", "-shm", "-journal")
+_TRIES = 5  # folders made for one copy, each removed by a sweep before it was locked
 
 
 @contextlib.contextmanager
 def snapshot_copy(conn: sqlite3.Connection, folder: str) -> Iterator[sqlite3.Connection]:
     """A connection to a copy of `conn`'s snapshot in `folder`, removed when the block ends."""
-    own = tempfile.mkdtemp(prefix=PREFIX, dir=folder)  # mode 0700: nobody else puts names in
-    fd = os.open(own, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    own, fd = _own_folder(folder)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # in use: no sweep takes it meanwhile
         copy = sqlite3.connect(os.path.join(own, COPY), isolation_level=None)
         try:
             copy.execute("PRAGMA journal_mode=OFF")
@@ -47,6 +46,23 @@ def snapshot_copy(conn: sqlite3.Connection, folder: str) -> Iterator[sqlite3.Con
     finally:
         _remove_folder(fd, own)
         os.close(fd)
+
+
+def _own_folder(folder: str) -> tuple[str, int]:
+    """A new folder for the copy (mode 0700: nobody else puts names in), open and locked. Until
+    it is locked another process's sweep may take it for a killed check's: then it is gone
+    (no links left) once the lock is had, and another is made."""
+    for _ in range(_TRIES):
+        own = tempfile.mkdtemp(prefix=PREFIX, dir=folder)
+        try:
+            fd = os.open(own, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)  # in use: no sweep takes it from now on
+        if os.fstat(fd).st_nlink:
+            return own, fd
+        os.close(fd)
+    raise OSError(f"the copy's folder in {folder} was removed {_TRIES} times before it was locked")
 
 
 def sweep_left_copies(folder: str) -> list[str]:
