@@ -134,11 +134,33 @@ class Paths:
         os.chmod(text["data_dir"], 0o700)
 
 
+class UnusableSetting(Exception):
+    """A variable of the environment that cannot be used as it is: what, and what to do."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def _absolute_setting(name: str) -> str | None:
+    """The variable's path with `~` expanded. A relative one is refused: each command would
+    find its own home in the folder it runs in, and start a daemon of its own there."""
+    value = os.environ.get(name)
+    if not value:
+        return None
+    path = os.path.expanduser(value)
+    if not path.startswith("/"):
+        what = "a Pilothouse" if name == "PILOTHOUSE_HOME" else "a config file"
+        raise UnusableSetting(f"{name}={value!r} is a relative path, so each folder would have "
+                              f"{what} of its own", f"give {name} an absolute path, such as "
+                              f"{os.path.join(os.getcwd(), path)!r}")
+    return path
+
+
 def resolve(home: str | os.PathLike[str] | None = None) -> Paths:
     """Paths for this process: explicit home, then PILOTHOUSE_HOME, then the XDG places."""
-    root = home if home is not None else os.environ.get("PILOTHOUSE_HOME")
-    override = os.environ.get("PILOTHOUSE_CONFIG")
-    config = os.path.expanduser(override) if override else None
+    root = home if home is not None else _absolute_setting("PILOTHOUSE_HOME")
+    config = _absolute_setting("PILOTHOUSE_CONFIG")
     if root:
         # What Path(root).expanduser().resolve() gives (pathlib's resolve is realpath).
         base = os.path.realpath(os.path.expanduser(os.fspath(root)))

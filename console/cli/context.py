@@ -109,11 +109,14 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         # Here, not at the top: `--version` and `--help` never load the client.
         from console.client.sync import ClientError
+        from console.paths import UnusableSetting
 
         try:
             return fn(*args, **kwargs)
         except ClientError as exc:
             fail(exc.message, exc.hint)
+        except UnusableSetting as exc:
+            fail(exc.message, exc.hint, code=2)
         except KeyboardInterrupt:
             sys.exit(130)
         except BrokenPipeError:

@@ -32,12 +32,17 @@ def tui(c: Context) -> None:
 def daemon(c: Context) -> None:
     """Run the daemon in the foreground (for systemd); `daemon stop` stops it."""
     from console.client.sync import not_utf8
+    from console.paths import UnusableSetting
 
-    if (problem := not_utf8(c.paths, c.config_file)) is not None:  # it could never answer
+    try:
+        paths = c.paths
+    except UnusableSetting as exc:
+        fail(exc.message, exc.hint, code=2)
+    if (problem := not_utf8(paths, c.config_file)) is not None:  # it could never answer
         fail(problem.message, problem.hint, code=2)
     from console.daemon.server import run_foreground
 
-    sys.exit(run_foreground(c.paths, c.config_file or c.paths.config_file))
+    sys.exit(run_foreground(paths, c.config_file or paths.config_file))
 
 
 @daemon.command("stop")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -28,3 +29,27 @@ def test_a_non_blocking_output_is_non_blocking_again_after_the_cli(
     finally:
         os.close(read)
         os.close(write)
+
+
+@pytest.mark.parametrize("words", [["ps", "--json"], ["daemon"], ["history"], ["doctor"]])
+@pytest.mark.parametrize("variable", ["PILOTHOUSE_HOME", "PILOTHOUSE_CONFIG"])
+def test_a_relative_home_or_config_is_refused_with_what_to_do(
+        tmp_path: Path, words: list[str], variable: str) -> None:
+    """Each folder resolved a relative PILOTHOUSE_HOME to a home of its own: a command run in
+    another folder found no daemon there and started a second one, with a history of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+    env.update({"PILOTHOUSE_HOME": str(tmp_path / "home"), variable: "ph-state"})
+    proc = subprocess.run([str(BIN / "pilothouse"), *words], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc
+    assert f"{variable}='ph-state' is a relative path" in proc.stderr, proc.stderr
+    assert f"'{tmp_path}/ph-state'" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "ph-state").exists() and not (tmp_path / "home").exists()
+
+
+def test_a_home_under_tilde_is_taken(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+    env.update({"HOME": str(tmp_path), "PILOTHOUSE_HOME": "~/ph"})
+    proc = subprocess.run([str(BIN / "pilothouse"), "daemon", "stop"], env=env, cwd="/",
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and "not running" in proc.stdout, proc
