@@ -117,6 +117,16 @@ def outside_ascii(text: str, most: int = 8) -> str | None:
     return "; ".join(named) + more
 
 
+def names_letters(req: dict[str, Any]) -> str | None:
+    """The "not ASCII" row of a request under review (review_rows): its subject's letters
+    outside ASCII, named. A one-line view (an inbox row, the palette) cannot name them, so a
+    request that has them is allowed from its card, never from such a line. (A network
+    subject is always ASCII: hosts are asked as punycode.)"""
+    if req.get("kind") == "network":
+        return None
+    return outside_ascii(str(req.get("subject") or ""))
+
+
 def printable(text: Any, limit: int | None = None) -> str:
     """One line, no control characters (terminal escapes from a sandbox stop here): a newline
     shows as ⏎, any other unprintable character or letter drawn as nothing as �; cut to
@@ -353,7 +363,7 @@ def review_rows(req: dict[str, Any]) -> list[ReviewRow]:
     else:
         rows.append(ReviewRow("command" if kind == "exec" else "subject",
                               shown(req.get("subject")), SUBJECT))
-        if (letters := outside_ascii(str(req.get("subject") or ""))) is not None:
+        if (letters := names_letters(req)) is not None:
             rows.append(ReviewRow("not ASCII", letters))
         if req.get("title") and req.get("title") != req.get("subject"):
             rows.append(ReviewRow("agent says", shown(req["title"]), AGENT))

@@ -152,6 +152,11 @@ class ApprovalScreen(PilotScreen):
         if req is not None:
             self.ph.copy(str(req.get("subject") or ""))
 
+    def show_request(self, request_id: str) -> None:
+        if request_id in self.ph.state.approvals:
+            self.request_id = request_id
+            self._show()
+
     def action_move(self, step: int) -> None:
         ids = [i for i in self.ph.state.approvals if i not in self._decided]
         if not ids:
