@@ -10,11 +10,14 @@ its first, harmless request while the palette is open gets its second one allowe
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from console.tui.screens.approval import ApprovalScreen
+from tests.conftest import Daemon, needs_bwrap
 from tests.tui.fixed import APPROVALS, NOW
 from tests.tui.screen import app_with, attached, screen_text, until
 
@@ -130,3 +133,49 @@ async def test_allow_oldest_from_the_palette_opens_the_card_for_letters_outside_
         await choose(pilot, "Allow oldest approval once")
         assert allows(app) == []
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
+
+
+# --- the card moved on by itself, and y allowed what it moved to --------------------------------
+
+WITHDRAWS = ("ph-ask exec -- pytest -q & a=$!; "
+             "while [ ! -e ask-second ]; do sleep 0.05; done; "
+             "ph-ask exec -- 'rm -rf ~/.ssh' & b=$!; "
+             "while [ ! -e withdraw ]; do sleep 0.05; done; kill $a; wait $b; echo rc=$?")
+
+
+@needs_bwrap
+async def test_y_on_a_card_that_moved_on_by_itself_does_not_allow_the_new_request(
+        daemon: Daemon, workspace: Path) -> None:
+    """A person reads `pytest -q` on the card and reaches for y; the agent withdraws that request (its
+    asking process goes away: cancelled), the card moves on by itself to the agent's second
+    request, `rm -rf ~/.ssh`, and the y lands on it. The inbox row has guarded this since s13
+    (a row the cursor slid onto); the card allowed it."""
+    from tests.tui.conftest import cli, make_app, start_run, wait_for
+
+    app = make_app(daemon)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.state.connected, "the console to attach")
+        run_id = await start_run(daemon, workspace, WITHDRAWS)
+
+        def pending(subject: str) -> dict[str, Any] | None:
+            return next((r for r in app.state.approvals.values()
+                         if r["run_id"] == run_id and r["subject"] == subject), None)
+
+        first = await wait_for(pilot, lambda: pending("pytest -q"), "the first request")
+        (workspace / "ask-second").touch()
+        second = await wait_for(pilot, lambda: pending("rm -rf ~/.ssh"), "the second request")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: getattr(app.screen, "request_id", None) == first["id"],
+                       "the card on the first request")
+        (workspace / "withdraw").touch()
+        await wait_for(pilot, lambda: getattr(app.screen, "request_id", None) == second["id"],
+                       "the card moved on to the second request")
+        await pilot.press("y")
+        said = lambda: " ".join(n.message for n in app._notifications)  # noqa: E731, SLF001
+        await wait_for(pilot, lambda: "not seen before" in said() or second["id"] not in app.state.approvals,
+                       "the y answered")
+        listed = json.loads(await cli(daemon, "approvals", "--json"))
+        assert second["id"] in [r["id"] for r in listed], said()
+        await pilot.press("y")  # now read: the next y decides it, as on any card
+        await wait_for(pilot, lambda: second["id"] not in app.state.approvals, "the second y")
+        assert f"Allowed `rm -rf ~/.ssh` for run {run_id}" in said()

@@ -63,6 +63,9 @@ class ApprovalScreen(PilotScreen):
         super().__init__()
         self.request_id = request_id
         self._decided: set[str] = set()  # by this console, so their resolution is no surprise
+        # The request the card moved on to by itself (the one shown was closed elsewhere, or
+        # withdrawn by its agent): a y aimed at the one that went must not allow it.
+        self._unchosen: str | None = None
         self._busy = False
         self._keys_shown = ""
 
@@ -126,6 +129,7 @@ class ApprovalScreen(PilotScreen):
             self.notify(f"Request {change.key} was {req.get('state', 'closed')} by {who} "
                         "before you decided.", severity="warning")
             self._advance()
+            self._unchosen = self.request_id if self.request is not None else None
         elif change.topic == "approvals":
             self._show()
 
@@ -155,6 +159,7 @@ class ApprovalScreen(PilotScreen):
     def show_request(self, request_id: str) -> None:
         if request_id in self.ph.state.approvals:
             self.request_id = request_id
+            self._unchosen = None
             self._show()
 
     def action_move(self, step: int) -> None:
@@ -163,6 +168,7 @@ class ApprovalScreen(PilotScreen):
             return
         pos = ids.index(self.request_id) if self.request_id in ids else -1
         self.request_id = ids[(pos + step) % len(ids)]
+        self._unchosen = None
         self._show()
 
     # --- deciding -------------------------------------------------------------------------------
@@ -177,7 +183,12 @@ class ApprovalScreen(PilotScreen):
 
     def action_decide(self, scope: str, allow: bool) -> None:
         req = self._target()
-        if req is not None:
+        if req is not None and allow and req["id"] == self._unchosen:
+            self._unchosen = None  # now seen: the next y is about this request
+            self.notify(f"The card moved on by itself to request {req['id']}, not seen before "
+                        "this key: nothing was decided. Read it, then y allows it.",
+                        severity="warning")
+        elif req is not None:
             self._decide(req["id"], allow, scope)
 
     def action_timed(self) -> None:
@@ -276,15 +287,18 @@ class ApprovalScreen(PilotScreen):
             return
         asked = self.ph.state.approvals.get(request_id) or {"id": request_id}  # gone once decided
         self._status(f"sending {'allow' if allow else 'deny'} ({scope}) for {request_id}...")
+        # Marked before sending: its resolution may arrive before the answer, and is this
+        # console's own decision, not another's (nor a reason to move the card on by itself).
+        self._decided.add(request_id)
         try:
             result = await self.ph.source.call("approval.decide", id=request_id, allow=allow, scope=scope)
         except ClientError as exc:
             self._busy = False
             self.ph.report(exc)
             if exc.code in ("already-decided", "unknown-request"):
-                self._decided.add(request_id)
                 self._advance()
             else:
+                self._decided.discard(request_id)
                 self._status("")
             return
         self._busy = False
