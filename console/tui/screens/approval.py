@@ -66,6 +66,10 @@ class ApprovalScreen(PilotScreen):
         # The request the card moved on to by itself (the one shown was closed elsewhere, or
         # withdrawn by its agent): a y aimed at the one that went must not allow it.
         self._unchosen: str | None = None
+        # The card's rows that have been on the screen, for (request, width): y allows only
+        # once every row of the request has been (its end may be 50 rows down).
+        self._seen_rows: set[int] = set()
+        self._seen_key: tuple[str | None, int] = (None, 0)
         self._busy = False
         self._keys_shown = ""
 
@@ -79,7 +83,9 @@ class ApprovalScreen(PilotScreen):
         if self.request_id not in self.ph.state.approvals:
             oldest = self._next()
             self.request_id = oldest["id"] if oldest else self.request_id
-        self.query_one("#approval-body").border_title = "Approval request"
+        body = self.query_one("#approval-body", VerticalScroll)
+        body.border_title = "Approval request"
+        self.watch(body, "scroll_y", self._saw, init=False)
         self._show()
 
     # --- showing -------------------------------------------------------------------------------
@@ -115,6 +121,21 @@ class ApprovalScreen(PilotScreen):
         if text.plain != self._keys_shown:  # called every second: repaint only on a change
             self._keys_shown = text.plain
             self.query_one("#approval-keys", Static).update(text)
+
+    def _saw(self, *_: Any) -> None:
+        """The rows of the card on the screen now count as seen."""
+        body = self.query_one("#approval-body", VerticalScroll)
+        key = (self.request_id, body.size.width)
+        if key != self._seen_key:  # another request, or rewrapped: nothing of it seen yet
+            self._seen_key, self._seen_rows = key, set()
+        top = round(body.scroll_y)
+        self._seen_rows.update(range(top, top + body.scrollable_content_region.height))
+
+    def _unseen_row(self) -> int | None:
+        """The first row of the card never on the screen, or None when all have been."""
+        self._saw()
+        height = self.query_one("#approval-body", VerticalScroll).virtual_size.height
+        return next((row for row in range(height) if row not in self._seen_rows), None)
 
     def _status(self, text: str) -> None:
         self.query_one("#approval-status", Static).update(Text(printable(text)))
@@ -188,6 +209,12 @@ class ApprovalScreen(PilotScreen):
             self.notify(f"The card moved on by itself to request {req['id']}, not seen before "
                         "this key: nothing was decided. Read it, then y allows it.",
                         severity="warning")
+        elif req is not None and allow and (unseen := self._unseen_row()) is not None:
+            # A long command's first screen can look whole (`cmd # =====`, its next line
+            # 50 rows down): what runs is allowed only once all of it has been on the screen.
+            self.query_one("#approval-body", VerticalScroll).scroll_to(y=unseen, animate=False)
+            self.notify("The request goes on past the screen: nothing was decided, y showed "
+                        "the next part. Once all of it has been on the screen, y allows it.")
         elif req is not None:
             self._decide(req["id"], allow, scope)
 
