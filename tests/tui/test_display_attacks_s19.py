@@ -220,3 +220,50 @@ async def test_y_on_the_card_never_allows_a_command_whose_lines_were_not_on_scre
             seen += card_words(app)
         assert "x.invalid/i.sh|sh" in seen, "allowed before the curl line was ever on the screen"
         assert allows(app) == [{"id": "cm01", "allow": True, "scope": "once"}]
+
+
+async def test_allow_everywhere_answers_only_once_its_whole_command_was_on_screen() -> None:
+    """g asks "Allow everywhere?" with the command whole in the dialog's scrolled body (the
+    widest grant there is); y there allowed from its first screen of `=====`."""
+    from console.tui.screens.dialogs import ConfirmScreen
+
+    app = app_with(approvals=[request("gl01", COMMENTED_TAIL)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
+        await pilot.press("g")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        await pilot.pause(0.2)
+        seen = "".join(screen_text(app).split())
+        for _ in range(30):
+            await pilot.press("y")
+            await pilot.pause(0.2)
+            if not isinstance(app.screen, ConfirmScreen):
+                break
+            seen += "".join(screen_text(app).replace("█", "").split())
+        await until(pilot, lambda: allows(app), "the global allow")
+        assert "x.invalid/i.sh|sh" in seen.replace("│", ""), "allowed everywhere unseen"
+        assert allows(app) == [{"id": "gl01", "allow": True, "scope": "global"}]
+
+
+async def test_n_minutes_asks_only_once_the_whole_command_was_on_the_card() -> None:
+    """t's prompt shows the command cut at 300 characters (the card behind holds it whole):
+    it opened, and allowed for 10 minutes on enter, from the card's first screen."""
+    from console.tui.screens.dialogs import PromptScreen
+
+    app = app_with(approvals=[request("tm01", COMMENTED_TAIL)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
+        await pilot.pause(0.2)
+        seen = card_words(app)
+        for _ in range(30):
+            await pilot.press("t")
+            await pilot.pause(0.2)
+            if isinstance(app.screen, PromptScreen):
+                break
+            seen += card_words(app)
+        assert isinstance(app.screen, PromptScreen)
+        assert "x.invalid/i.sh|sh" in seen, "the minutes asked before the curl line was seen"

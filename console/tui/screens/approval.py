@@ -25,6 +25,7 @@ from console.client.sync import ClientError
 from console.text import COVERED_BY_DENY, shown
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
+from console.tui.seen import PAGED, SeenRows
 from console.tui.state import Change
 from widgets.diff import diff_text
 from widgets.format import printable
@@ -66,10 +67,9 @@ class ApprovalScreen(PilotScreen):
         # The request the card moved on to by itself (the one shown was closed elsewhere, or
         # withdrawn by its agent): a y aimed at the one that went must not allow it.
         self._unchosen: str | None = None
-        # The card's rows that have been on the screen, for (request, width): y allows only
-        # once every row of the request has been (its end may be 50 rows down).
-        self._seen_rows: set[int] = set()
-        self._seen_key: tuple[str | None, int] = (None, 0)
+        # The card's rows that have been on the screen for the request shown: it is allowed
+        # only once every row has been (its end may be 50 rows down).
+        self._seen = SeenRows()
         self._busy = False
         self._keys_shown = ""
 
@@ -85,7 +85,7 @@ class ApprovalScreen(PilotScreen):
             self.request_id = oldest["id"] if oldest else self.request_id
         body = self.query_one("#approval-body", VerticalScroll)
         body.border_title = "Approval request"
-        self.watch(body, "scroll_y", self._saw, init=False)
+        self.watch(body, "scroll_y", lambda _: self._seen.saw(body, self.request_id), init=False)
         self._show()
 
     # --- showing -------------------------------------------------------------------------------
@@ -121,21 +121,6 @@ class ApprovalScreen(PilotScreen):
         if text.plain != self._keys_shown:  # called every second: repaint only on a change
             self._keys_shown = text.plain
             self.query_one("#approval-keys", Static).update(text)
-
-    def _saw(self, *_: Any) -> None:
-        """The rows of the card on the screen now count as seen."""
-        body = self.query_one("#approval-body", VerticalScroll)
-        key = (self.request_id, body.size.width)
-        if key != self._seen_key:  # another request, or rewrapped: nothing of it seen yet
-            self._seen_key, self._seen_rows = key, set()
-        top = round(body.scroll_y)
-        self._seen_rows.update(range(top, top + body.scrollable_content_region.height))
-
-    def _unseen_row(self) -> int | None:
-        """The first row of the card never on the screen, or None when all have been."""
-        self._saw()
-        height = self.query_one("#approval-body", VerticalScroll).virtual_size.height
-        return next((row for row in range(height) if row not in self._seen_rows), None)
 
     def _status(self, text: str) -> None:
         self.query_one("#approval-status", Static).update(Text(printable(text)))
@@ -202,25 +187,30 @@ class ApprovalScreen(PilotScreen):
             return None
         return req
 
-    def action_decide(self, scope: str, allow: bool) -> None:
-        req = self._target()
-        if req is not None and allow and req["id"] == self._unchosen:
+    def _may_allow(self, req: dict[str, Any]) -> bool:
+        """An allow key (y, r, t) on the card decides only a request the person has seen:
+        not one the card moved to by itself, and only once all of it has been on the screen
+        (a long command's first screen can look whole: `cmd # =====`, its next line 50 rows
+        down). Otherwise it shows more, says so, and decides nothing."""
+        if req["id"] == self._unchosen:
             self._unchosen = None  # now seen: the next y is about this request
             self.notify(f"The card moved on by itself to request {req['id']}, not seen before "
                         "this key: nothing was decided. Read it, then y allows it.",
                         severity="warning")
-        elif req is not None and allow and (unseen := self._unseen_row()) is not None:
-            # A long command's first screen can look whole (`cmd # =====`, its next line
-            # 50 rows down): what runs is allowed only once all of it has been on the screen.
-            self.query_one("#approval-body", VerticalScroll).scroll_to(y=unseen, animate=False)
-            self.notify("The request goes on past the screen: nothing was decided, y showed "
-                        "the next part. Once all of it has been on the screen, y allows it.")
-        elif req is not None:
+            return False
+        if not self._seen.page_on(self.query_one("#approval-body", VerticalScroll), req["id"]):
+            self.notify(PAGED)
+            return False
+        return True
+
+    def action_decide(self, scope: str, allow: bool) -> None:
+        req = self._target()
+        if req is not None and (not allow or self._may_allow(req)):
             self._decide(req["id"], allow, scope)
 
     def action_timed(self) -> None:
         req = self._target()
-        if req is None:
+        if req is None or not self._may_allow(req):  # its prompt shows the command cut
             return
 
         def chosen(value: str | None) -> None:
