@@ -254,6 +254,8 @@ DIFF_KEYS = {"Edit": ("file_path", "old_string", "new_string", "replace_all"),
 # Beside a covered request that a deny grant in force decides, whatever this approval says.
 COVERED_BY_DENY = "denied: a deny grant in force covers it"
 EVERY = "(replace_all: every occurrence of the old text in the file is replaced, not one)"
+SHARED_YES = ("every connection to this destination that waits on this question, whatever it "
+              "sends; the request above is only the first")
 # Detail keys the rows show under their own labels (the daemon's lookup), not as the agent's.
 _SHOWN_APART = ("cwd", "addresses", "method", "target", "host", "port")
 
@@ -359,7 +361,10 @@ def review_rows(req: dict[str, Any]) -> list[ReviewRow]:
         rows.append(ReviewRow("resolves to", shown(", ".join(map(str, addrs)) or "-")))
         if detail.get("method") or detail.get("target"):
             target = f"{detail.get('method') or ''} {detail.get('target') or ''}".strip()
-            rows.append(ReviewRow("target", shown(target)))
+            rows.append(ReviewRow("first request", shown(target)))
+            # The gate asks once per destination at a time: every connection waiting on the
+            # question shares its answer, whatever request line each sends.
+            rows.append(ReviewRow("a yes answers", SHARED_YES))
     else:
         rows.append(ReviewRow("command" if kind == "exec" else "subject",
                               shown(req.get("subject")), SUBJECT))
