@@ -117,6 +117,16 @@ def outside_ascii(text: str, most: int = 8) -> str | None:
     return "; ".join(named) + more
 
 
+def names_letters(req: dict[str, Any]) -> str | None:
+    """The "not ASCII" row of a request under review (review_rows): its subject's letters
+    outside ASCII, named. A one-line view (an inbox row, the palette) cannot name them, so a
+    request that has them is allowed from its card, never from such a line. (A network
+    subject is always ASCII: hosts are asked as punycode.)"""
+    if req.get("kind") == "network":
+        return None
+    return outside_ascii(str(req.get("subject") or ""))
+
+
 def printable(text: Any, limit: int | None = None) -> str:
     """One line, no control characters (terminal escapes from a sandbox stop here): a newline
     shows as ⏎, any other unprintable character or letter drawn as nothing as �; cut to
@@ -244,6 +254,8 @@ DIFF_KEYS = {"Edit": ("file_path", "old_string", "new_string", "replace_all"),
 # Beside a covered request that a deny grant in force decides, whatever this approval says.
 COVERED_BY_DENY = "denied: a deny grant in force covers it"
 EVERY = "(replace_all: every occurrence of the old text in the file is replaced, not one)"
+SHARED_YES = ("every connection to this destination that waits on this question, whatever it "
+              "sends; the request above is only the first")
 # Detail keys the rows show under their own labels (the daemon's lookup), not as the agent's.
 _SHOWN_APART = ("cwd", "addresses", "method", "target", "host", "port")
 
@@ -349,11 +361,14 @@ def review_rows(req: dict[str, Any]) -> list[ReviewRow]:
         rows.append(ReviewRow("resolves to", shown(", ".join(map(str, addrs)) or "-")))
         if detail.get("method") or detail.get("target"):
             target = f"{detail.get('method') or ''} {detail.get('target') or ''}".strip()
-            rows.append(ReviewRow("target", shown(target)))
+            rows.append(ReviewRow("first request", shown(target)))
+            # The gate asks once per destination at a time: every connection waiting on the
+            # question shares its answer, whatever request line each sends.
+            rows.append(ReviewRow("a yes answers", SHARED_YES))
     else:
         rows.append(ReviewRow("command" if kind == "exec" else "subject",
                               shown(req.get("subject")), SUBJECT))
-        if (letters := outside_ascii(str(req.get("subject") or ""))) is not None:
+        if (letters := names_letters(req)) is not None:
             rows.append(ReviewRow("not ASCII", letters))
         if req.get("title") and req.get("title") != req.get("subject"):
             rows.append(ReviewRow("agent says", shown(req["title"]), AGENT))

@@ -277,6 +277,8 @@ class PilothouseApp(App[None]):
             self.notify("No approval is pending.")
             return
         if isinstance(self.screen, ApprovalScreen):
+            if request_id is not None:  # the palette over a card: the request it named
+                self.screen.show_request(request_id)
             return
         self.push_screen(ApprovalScreen(request_id))
 
@@ -297,11 +299,19 @@ class PilothouseApp(App[None]):
     def action_history(self) -> None:
         self._go(HistoryScreen, HistoryScreen)
 
-    def decide_oldest(self, allow: bool) -> None:
-        """From the palette: allow once or deny the request that has waited longest."""
-        req = self.state.oldest()
+    def decide_oldest(self, request_id: str | None, allow: bool, whole: bool = False) -> None:
+        """From the palette: allow once or deny the request its help showed (the oldest when
+        the palette listed it). Allowing one the help could not show whole opens its card."""
+        req = self.state.approvals.get(request_id or "")
         if req is None:
-            self.notify("No approval is pending.")
+            self.notify("No approval is pending." if not self.state.approvals else
+                        f"Request {printable(request_id)} is no longer pending: nothing was "
+                        "decided. Open the palette again for the oldest one now.",
+                        severity="warning")
+            return
+        if allow and not whole:
+            self.notify("The request does not fit the palette: here it is whole. y allows it.")
+            self.action_open_approval(str(req["id"]))
             return
         self.decide(req, allow, "once")
 

@@ -10,6 +10,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.markup import escape
 
+from console.text import names_letters
 from console.tui.state import LIVE_STATES
 from widgets.format import printable
 from widgets.tables import command_line, summary
@@ -103,16 +104,32 @@ class RunCommands(ListedCommands):
         return out
 
 
+PALETTE_HELP_MAX = 80  # characters of the oldest request under its commands
+
+
 class ApprovalCommands(ListedCommands):
-    """The request that has waited longest: open it, allow it once, deny it."""
+    """The request that has waited longest: open it, allow it once, deny it. Each command is
+    bound to the request its help shows (the oldest may be another one by the time it is
+    chosen), and allow opens the card instead when the help cannot show it whole."""
 
     def _commands(self) -> list[tuple[str, str, Any]]:
         app = cast("PilothouseApp", self.app)
         oldest = app.state.oldest()
-        about = (printable(f"run {oldest.get('run_id')}: {oldest.get('kind')} {summary(oldest)}", 80)
-                 if oldest else "no approval is pending")
+        if oldest is None:
+            about = "no approval is pending"
+            return [("Open oldest approval", about, app.action_open_approval),
+                    ("Allow oldest approval once", about, partial(app.decide_oldest, None, True)),
+                    ("Deny oldest approval", about, partial(app.decide_oldest, None, False))]
+        line = f"run {oldest.get('run_id')}: {oldest.get('kind')} {summary(oldest)}"
+        detail = oldest.get("detail") if isinstance(oldest.get("detail"), dict) else {}
+        # A file tool's change (the card's diff) and the names of letters outside ASCII are
+        # never in the help: like a cut line, they are reviewed on the card.
+        whole = (len(line) <= PALETTE_HELP_MAX and "tool_input" not in detail
+                 and names_letters(oldest) is None)
+        rid = str(oldest.get("id"))
+        about = printable(line, PALETTE_HELP_MAX)
         return [
-            ("Open oldest approval", about, app.action_open_approval),
-            ("Allow oldest approval once", about, partial(app.decide_oldest, True)),
-            ("Deny oldest approval", about, partial(app.decide_oldest, False)),
+            ("Open oldest approval", about, partial(app.action_open_approval, rid)),
+            ("Allow oldest approval once", about, partial(app.decide_oldest, rid, True, whole)),
+            ("Deny oldest approval", about, partial(app.decide_oldest, rid, False)),
         ]

@@ -25,6 +25,7 @@ from console.client.sync import ClientError
 from console.text import COVERED_BY_DENY, shown
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
+from console.tui.seen import PAGED, SeenRows
 from console.tui.state import Change
 from widgets.diff import diff_text
 from widgets.format import printable
@@ -63,6 +64,12 @@ class ApprovalScreen(PilotScreen):
         super().__init__()
         self.request_id = request_id
         self._decided: set[str] = set()  # by this console, so their resolution is no surprise
+        # The request the card moved on to by itself (the one shown was closed elsewhere, or
+        # withdrawn by its agent): a y aimed at the one that went must not allow it.
+        self._unchosen: str | None = None
+        # The card's rows that have been on the screen for the request shown: it is allowed
+        # only once every row has been (its end may be 50 rows down).
+        self._seen = SeenRows()
         self._busy = False
         self._keys_shown = ""
 
@@ -76,7 +83,9 @@ class ApprovalScreen(PilotScreen):
         if self.request_id not in self.ph.state.approvals:
             oldest = self._next()
             self.request_id = oldest["id"] if oldest else self.request_id
-        self.query_one("#approval-body").border_title = "Approval request"
+        body = self.query_one("#approval-body", VerticalScroll)
+        body.border_title = "Approval request"
+        self.watch(body, "scroll_y", lambda _: self._seen.saw(body, self.request_id), init=False)
         self._show()
 
     # --- showing -------------------------------------------------------------------------------
@@ -126,6 +135,7 @@ class ApprovalScreen(PilotScreen):
             self.notify(f"Request {change.key} was {req.get('state', 'closed')} by {who} "
                         "before you decided.", severity="warning")
             self._advance()
+            self._unchosen = self.request_id if self.request is not None else None
         elif change.topic == "approvals":
             self._show()
 
@@ -152,12 +162,19 @@ class ApprovalScreen(PilotScreen):
         if req is not None:
             self.ph.copy(str(req.get("subject") or ""))
 
+    def show_request(self, request_id: str) -> None:
+        if request_id in self.ph.state.approvals:
+            self.request_id = request_id
+            self._unchosen = None
+            self._show()
+
     def action_move(self, step: int) -> None:
         ids = [i for i in self.ph.state.approvals if i not in self._decided]
         if not ids:
             return
         pos = ids.index(self.request_id) if self.request_id in ids else -1
         self.request_id = ids[(pos + step) % len(ids)]
+        self._unchosen = None
         self._show()
 
     # --- deciding -------------------------------------------------------------------------------
@@ -170,14 +187,30 @@ class ApprovalScreen(PilotScreen):
             return None
         return req
 
+    def _may_allow(self, req: dict[str, Any]) -> bool:
+        """An allow key (y, r, t) on the card decides only a request the person has seen:
+        not one the card moved to by itself, and only once all of it has been on the screen
+        (a long command's first screen can look whole: `cmd # =====`, its next line 50 rows
+        down). Otherwise it shows more, says so, and decides nothing."""
+        if req["id"] == self._unchosen:
+            self._unchosen = None  # now seen: the next y is about this request
+            self.notify(f"The card moved on by itself to request {req['id']}, not seen before "
+                        "this key: nothing was decided. Read it, then y allows it.",
+                        severity="warning")
+            return False
+        if not self._seen.page_on(self.query_one("#approval-body", VerticalScroll), req["id"]):
+            self.notify(PAGED)
+            return False
+        return True
+
     def action_decide(self, scope: str, allow: bool) -> None:
         req = self._target()
-        if req is not None:
+        if req is not None and (not allow or self._may_allow(req)):
             self._decide(req["id"], allow, scope)
 
     def action_timed(self) -> None:
         req = self._target()
-        if req is None:
+        if req is None or not self._may_allow(req):  # its prompt shows the command cut
             return
 
         def chosen(value: str | None) -> None:
@@ -271,15 +304,18 @@ class ApprovalScreen(PilotScreen):
             return
         asked = self.ph.state.approvals.get(request_id) or {"id": request_id}  # gone once decided
         self._status(f"sending {'allow' if allow else 'deny'} ({scope}) for {request_id}...")
+        # Marked before sending: its resolution may arrive before the answer, and is this
+        # console's own decision, not another's (nor a reason to move the card on by itself).
+        self._decided.add(request_id)
         try:
             result = await self.ph.source.call("approval.decide", id=request_id, allow=allow, scope=scope)
         except ClientError as exc:
             self._busy = False
             self.ph.report(exc)
             if exc.code in ("already-decided", "unknown-request"):
-                self._decided.add(request_id)
                 self._advance()
             else:
+                self._decided.discard(request_id)
                 self._status("")
             return
         self._busy = False

@@ -15,6 +15,7 @@ from textual.events import Resize
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
+from console.text import names_letters
 from console.tui.screens.base import PilotScreen
 from console.tui.state import LIVE_STATES, Change
 from widgets.panels import GpuStrip
@@ -229,6 +230,10 @@ class DashboardScreen(PilotScreen):
         req = self.ph.state.approvals.get(event.request_id)
         if req is None:
             self.notify(f"Request {event.request_id} is no longer pending.", severity="warning")
+            return
+        if event.allow and names_letters(req) is not None:  # `gіt` reads as git on the row
+            self.notify("The request has letters outside ASCII: the card names them. y allows it.")
+            self.ph.action_open_approval(event.request_id)
             return
         self.ph.decide(req, event.allow, "once")
 

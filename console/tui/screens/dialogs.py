@@ -13,12 +13,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
 from console.tui.screens.base import PilotModal
+from console.tui.seen import PAGED, SeenRows
 from widgets.format import printable
 from widgets.tables import command_line
 
 
 class ConfirmScreen(PilotModal):
-    """Returns True (y, enter on yes) or False (n, escape)."""
+    """Returns True (y, enter on yes) or False (n, escape). Yes answers only once all of the
+    body (what will happen) has been on the screen; before, it shows the next part."""
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", id="confirm_yes"),
@@ -29,6 +31,7 @@ class ConfirmScreen(PilotModal):
                  danger: bool = False) -> None:
         super().__init__()
         self._title, self._body, self._yes, self._no, self._danger = title, body, yes, no, danger
+        self._seen = SeenRows()
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
@@ -42,13 +45,18 @@ class ConfirmScreen(PilotModal):
 
     def on_mount(self) -> None:
         super().on_mount()
+        body = self.query_one("#dialog-body", VerticalScroll)
+        self.watch(body, "scroll_y", lambda _: self._seen.saw(body), init=False)
         self.query_one("#no" if self._danger else "#yes", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        self.dismiss(event.button.id == "yes")
+        self.action_answer(event.button.id == "yes")
 
     def action_answer(self, yes: bool) -> None:
+        if yes and not self._seen.page_on(self.query_one("#dialog-body", VerticalScroll)):
+            self.app.notify(PAGED)
+            return
         self.dismiss(yes)
 
 
