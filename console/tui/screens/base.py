@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, cast
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Input
 
+from console.text import names_letters
 from console.tui.state import Change
 from widgets.panels import ApprovalBanner, LinkStatus
+from widgets.tables import ApprovalInbox
 
 if TYPE_CHECKING:
     from console.tui.app import PilothouseApp
@@ -42,6 +45,26 @@ class PilotScreen(AppAccess, Screen[None]):
 
     def compose_body(self) -> Iterable[Widget]:
         return ()
+
+    # The inbox's keys, on whichever screen shows one (the dashboard, a run's screen).
+    @on(ApprovalInbox.Review)
+    def _review_row(self, event: ApprovalInbox.Review) -> None:
+        """y on a row that shows its request cut (or without its change): the card, not a yes."""
+        self.notify("The request does not fit its row: here it is whole. y allows it.")
+        self.ph.action_open_approval(event.request_id)
+
+    @on(ApprovalInbox.Decide)
+    def _decide_row(self, event: ApprovalInbox.Decide) -> None:
+        """y / n on the inbox row: allow or deny that request once."""
+        req = self.ph.state.approvals.get(event.request_id)
+        if req is None:
+            self.notify(f"Request {event.request_id} is no longer pending.", severity="warning")
+            return
+        if event.allow and names_letters(req) is not None:  # `gіt` reads as git on the row
+            self.notify("The request has letters outside ASCII: the card names them. y allows it.")
+            self.ph.action_open_approval(event.request_id)
+            return
+        self.ph.decide(req, event.allow, "once")
 
     def on_mount(self) -> None:
         self.ph.changes.subscribe(self, self._changed)

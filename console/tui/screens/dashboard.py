@@ -15,7 +15,6 @@ from textual.events import Resize
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
-from console.text import names_letters
 from console.tui.screens.base import PilotScreen
 from console.tui.state import LIVE_STATES, Change
 from widgets.panels import GpuStrip
@@ -217,25 +216,6 @@ class DashboardScreen(PilotScreen):
         if action in ("stop", "toggle_ended") and isinstance(self.focused, ApprovalInbox):
             return False
         return True
-
-    @on(ApprovalInbox.Review)
-    def _review_row(self, event: ApprovalInbox.Review) -> None:
-        """y on a row that shows its request cut (or without its change): the card, not a yes."""
-        self.notify("The request does not fit its row: here it is whole. y allows it.")
-        self.ph.action_open_approval(event.request_id)
-
-    @on(ApprovalInbox.Decide)
-    def _decide_row(self, event: ApprovalInbox.Decide) -> None:
-        """y / n on the inbox row: allow or deny that request once."""
-        req = self.ph.state.approvals.get(event.request_id)
-        if req is None:
-            self.notify(f"Request {event.request_id} is no longer pending.", severity="warning")
-            return
-        if event.allow and names_letters(req) is not None:  # `gіt` reads as git on the row
-            self.notify("The request has letters outside ASCII: the card names them. y allows it.")
-            self.ph.action_open_approval(event.request_id)
-            return
-        self.ph.decide(req, event.allow, "once")
 
     def action_start_run(self) -> None:
         self.ph.action_start_run()
