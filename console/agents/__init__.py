@@ -114,6 +114,16 @@ AIDER_MODEL_SETTINGS = """\
 # litellm's bundled list (LITELLM_LOCAL_MODEL_COST_MAP in the profile).
 AIDER_MODEL_INFO_CACHE = '{"_pilothouse": "no download from a sandbox; litellm\'s bundled list is used"}\n'
 
+# Files a program reads from HOME when it starts, pinned empty and read-only: HOME and ~/.codex
+# are writable (Codex keeps its sessions there), and Codex's apply_patch is not asked, so what
+# its model wrote there ran in the next Codex of the same run, unasked (review s19): ~/.codex/.env
+# sets variables for Codex's own process (BASH_ENV: a script bash sources before the hook, which
+# could answer "allow" for it), ~/.codex/environments.toml names programs Codex starts, and the
+# login shell of Codex's shell snapshot sources the first of the three login files.
+PINNED_EMPTY = "# Written by Pilothouse: empty and read-only in its sandbox.\n"
+STARTUP_FILES = (".codex/.env", ".codex/environments.toml", ".bash_profile", ".bash_login",
+                 ".profile")
+
 HOME_FILES: dict[str, str] = {
     ".claude/settings.json": json.dumps(CLAUDE_SETTINGS, indent=2) + "\n",
     # Empty and read-only: the user-level local layer could otherwise switch the hook off
@@ -123,6 +133,7 @@ HOME_FILES: dict[str, str] = {
     ".gitconfig": GIT_CONFIG,
     ".aider.model.settings.yml": AIDER_MODEL_SETTINGS,
     ".aider/caches/model_prices_and_context_window.json": AIDER_MODEL_INFO_CACHE,
+    **dict.fromkeys(STARTUP_FILES, PINNED_EMPTY),
 }
 HOME_DIR = "home"  # inside the run folder
 MANAGED_DIR = "managed"  # inside the run folder; bound at /etc/claude-code in every sandbox
