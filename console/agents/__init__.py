@@ -131,6 +131,9 @@ HOME_FILES: dict[str, str] = {
     ".claude/settings.local.json": "{}\n",
     ".codex/config.toml": CODEX_CONFIG,
     ".gitconfig": GIT_CONFIG,
+    # git's other global file (XDG), read beside ~/.gitconfig: a core.fsmonitor or pager written
+    # there ran from `git status`, which the rules allow (review s19).
+    ".config/git/config": PINNED_EMPTY,
     ".aider.model.settings.yml": AIDER_MODEL_SETTINGS,
     ".aider/caches/model_prices_and_context_window.json": AIDER_MODEL_INFO_CACHE,
     **dict.fromkeys(STARTUP_FILES, PINNED_EMPTY),

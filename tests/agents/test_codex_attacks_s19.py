@@ -85,6 +85,20 @@ def test_a_workdir_does_not_take_an_allowed_command_to_another_repository(
     assert person.asked("exec") == [f"cd {shlex.quote(ELSEWHERE)} && git status"], person.decided
 
 
+def test_an_allowed_git_command_runs_no_program_from_the_agents_git_config(
+        codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
+    """git reads ~/.config/git/config (XDG) as well as ~/.gitconfig: apply_patch (unasked) wrote
+    a core.fsmonitor there, and `git status` (allowed) in the workspace ran it."""
+    ws = agent_workspace(workspace)
+    xdg_config = {"/home/agent/.config/git/config": f'[core]\n\tfsmonitor = "touch {MARK}; false"'}
+    model_server.script = Turns(turns=[[apply_patch(xdg_config)], [exec_command(cmd="git status")]])
+    done, _run_id, person = run_agent(daemon, "codex", ws, codex_exec(codex, model_server), False,
+                                      model_hostport(model_server))
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
+    assert len(model_server.posts("/responses")) >= 3, done.stdout[-3000:]
+    assert not (ws / Path(MARK).name).exists(), (person.decided, done.stdout[-3000:])
+
+
 # Codex reads files in its HOME when it starts: ~/.codex/.env (variables for its own process,
 # so for every hook and command it runs), ~/.codex/environments.toml (programs it starts as exec
 # servers) and, for its shell snapshot, a login shell's ~/.bash_profile. ~/.codex is a writable
