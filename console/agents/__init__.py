@@ -59,7 +59,10 @@ CLAUDE_SETTINGS: dict = {
 # (tests/agents/test_real_codex.py checks it against the installed binary; a Codex that hashes
 # differently would not run the hook, and that test says so).
 # Analytics and plugin/app fetches are off: they would put ab.chatgpt.com and github.com in
-# front of the person on every run.
+# front of the person on every run. No shell snapshot and no login shell: Codex sourced its
+# snapshot (~/.codex/shell_snapshots, writable like the rest of ~/.codex) before every command,
+# so one apply_patch (not asked) there ran code around each later command, allowed ones too
+# (review s19); a login shell would source HOME's login files instead.
 CODEX_HOOK_COMMAND = HOOK_PATH
 CODEX_HOOK_TIMEOUT = AGENT_HOOK_TIMEOUT  # seconds, longer than any approval_timeout
 CODEX_HOOK_KEY = "/home/agent/.codex/config.toml:pre_tool_use:0:0"
@@ -69,6 +72,7 @@ CODEX_CONFIG = f"""\
 sandbox_mode = "danger-full-access"   # the Pilothouse sandbox and gate are the boundary
 approval_policy = "never"             # nobody could answer Codex's own prompts in a run
 check_for_update_on_startup = false
+allow_login_shell = false             # commands run `bash -c`: no login files sourced first
 
 [analytics]
 enabled = false
@@ -76,6 +80,7 @@ enabled = false
 [features]
 plugins = false
 apps = false
+shell_snapshot = false                # the snapshot, sourced before every command, was the agent's to rewrite
 
 [[hooks.PreToolUse]]
 matcher = "Bash"

@@ -7,14 +7,17 @@ takes a `workdir`. The profile allows `git status` without asking, and the exec 
 git pointed at another repository (`git -C DIR`, `--git-dir`, `GIT_DIR=`, `cd DIR && ...`):
 that repository's config may name programs git runs (core.fsmonitor). A `workdir` reached the
 hook only as its `cwd`, which no rule looked at, so `git status` in a repository the model had
-just written with apply_patch ran that repository's program, unasked. And what apply_patch
-wrote into HOME ran in the next Codex of the same run (below).
+just written with apply_patch ran that repository's program, unasked. apply_patch could also
+write git's XDG config (`git status` ran its fsmonitor), rewrite the shell snapshot Codex
+sources before every command, and write HOME files the next Codex of the run reads at start.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,11 +42,15 @@ class Turns(Script):
     """Answers each Responses request with the next turn's tool calls; None, or no turn left,
     is the final answer."""
 
-    turns: list[list[dict] | None] = field(default_factory=list)
+    turns: list[list[dict] | Callable[[str], list[dict]] | None] = field(default_factory=list)
 
     def responses(self, srv: ModelServer, body: dict) -> tuple[list[dict], dict]:
+        """A callable turn is given the tool outputs so far (JSON text), as a model reads them."""
         usage = srv.responses_usage()
         turn = self.turns.pop(0) if self.turns else None
+        if callable(turn):
+            turn = turn(json.dumps([item for item in body.get("input") or [] if isinstance(item, dict)
+                                    and str(item.get("type", "")).endswith("call_output")]))
         if turn is None:
             return [{"type": "message", "id": "msg_scripted", "role": "assistant", "status": "completed",
                      "content": [{"type": "output_text", "text": self.final_text, "annotations": []}]}], usage
@@ -97,6 +104,28 @@ def test_an_allowed_git_command_runs_no_program_from_the_agents_git_config(
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert len(model_server.posts("/responses")) >= 3, done.stdout[-3000:]
     assert not (ws / Path(MARK).name).exists(), (person.decided, done.stdout[-3000:])
+
+
+
+def test_an_allowed_command_sources_no_shell_snapshot_the_model_rewrote(
+        codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
+    """Codex sources its shell snapshot (~/.codex/shell_snapshots/SESSION.N.sh, in the agent's
+    writable ~/.codex) before every command: `ls` (allowed) names the file, apply_patch (unasked)
+    rewrites it, and the next `ls` ran what it holds."""
+    ws = agent_workspace(workspace)
+
+    def rewrite_the_snapshot(outputs: str) -> list[dict]:
+        names = re.findall(r"[0-9a-f-]{36}\.[0-9]+\.sh", outputs) or ["no-snapshot.sh"]
+        return [apply_patch({f"/home/agent/.codex/shell_snapshots/{names[-1]}": "echo hi > /workspace/proof.txt"})]
+
+    model_server.script = Turns(turns=[[exec_command(cmd="ls ~/.codex/shell_snapshots")], rewrite_the_snapshot,
+                                       [exec_command(cmd="ls")]])
+    done, _run_id, person = run_agent(daemon, "codex", ws, codex_exec(codex, model_server), False,
+                                      model_hostport(model_server))
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
+    assert len(model_server.posts("/responses")) >= 4, done.stdout[-3000:]
+    assert not (ws / "proof.txt").exists(), (person.decided, done.stdout[-3000:])
+    assert person.asked("exec") == [], person.decided  # both are `ls`: allowed by the profile
 
 
 # Codex reads files in its HOME when it starts: ~/.codex/.env (variables for its own process,
