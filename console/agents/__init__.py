@@ -60,7 +60,10 @@ CLAUDE_SETTINGS: dict = {
 # (tests/agents/test_real_codex.py checks it against the installed binary; a Codex that hashes
 # differently would not run the hook, and that test says so).
 # Analytics and plugin/app fetches are off: they would put ab.chatgpt.com and github.com in
-# front of the person on every run.
+# front of the person on every run. No shell snapshot and no login shell: Codex sourced its
+# snapshot (~/.codex/shell_snapshots, writable like the rest of ~/.codex) before every command,
+# so one apply_patch (not asked) there ran code around each later command, allowed ones too
+# (review s19); a login shell would source HOME's login files instead.
 CODEX_HOOK_COMMAND = HOOK_PATH
 CODEX_HOOK_TIMEOUT = AGENT_HOOK_TIMEOUT  # seconds, longer than any approval_timeout
 CODEX_HOOK_KEY = "/home/agent/.codex/config.toml:pre_tool_use:0:0"
@@ -70,6 +73,7 @@ CODEX_CONFIG = f"""\
 sandbox_mode = "danger-full-access"   # the Pilothouse sandbox and gate are the boundary
 approval_policy = "never"             # nobody could answer Codex's own prompts in a run
 check_for_update_on_startup = false
+allow_login_shell = false             # commands run `bash -c`: no login files sourced first
 
 [analytics]
 enabled = false
@@ -77,6 +81,7 @@ enabled = false
 [features]
 plugins = false
 apps = false
+shell_snapshot = false                # the snapshot, sourced before every command, was the agent's to rewrite
 
 [[hooks.PreToolUse]]
 matcher = "Bash"
@@ -115,6 +120,16 @@ AIDER_MODEL_SETTINGS = """\
 # litellm's bundled list (LITELLM_LOCAL_MODEL_COST_MAP in the profile).
 AIDER_MODEL_INFO_CACHE = '{"_pilothouse": "no download from a sandbox; litellm\'s bundled list is used"}\n'
 
+# Files a program reads from HOME when it starts, pinned empty and read-only: HOME and ~/.codex
+# are writable (Codex keeps its sessions there), and Codex's apply_patch is not asked, so what
+# its model wrote there ran in the next Codex of the same run, unasked (review s19): ~/.codex/.env
+# sets variables for Codex's own process (BASH_ENV: a script bash sources before the hook, which
+# could answer "allow" for it), ~/.codex/environments.toml names programs Codex starts, and the
+# login shell of Codex's shell snapshot sources the first of the three login files.
+PINNED_EMPTY = "# Written by Pilothouse: empty and read-only in its sandbox.\n"
+STARTUP_FILES = (".codex/.env", ".codex/environments.toml", ".bash_profile", ".bash_login",
+                 ".profile")
+
 HOME_FILES: dict[str, str] = {
     ".claude/settings.json": json.dumps(CLAUDE_SETTINGS, indent=2) + "\n",
     # Empty and read-only: the user-level local layer could otherwise switch the hook off
@@ -122,8 +137,12 @@ HOME_FILES: dict[str, str] = {
     ".claude/settings.local.json": "{}\n",
     ".codex/config.toml": CODEX_CONFIG,
     ".gitconfig": GIT_CONFIG,
+    # git's other global file (XDG), read beside ~/.gitconfig: a core.fsmonitor or pager written
+    # there ran from `git status`, which the rules allow (review s19).
+    ".config/git/config": PINNED_EMPTY,
     ".aider.model.settings.yml": AIDER_MODEL_SETTINGS,
     ".aider/caches/model_prices_and_context_window.json": AIDER_MODEL_INFO_CACHE,
+    **dict.fromkeys(STARTUP_FILES, PINNED_EMPTY),
 }
 HOME_DIR = "home"  # inside the run folder
 MANAGED_DIR = "managed"  # inside the run folder; bound at /etc/claude-code in every sandbox

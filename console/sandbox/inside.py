@@ -242,17 +242,16 @@ def _take_options(args: list, names: tuple) -> tuple:
         a = args[i]
         if a == "--":
             return opts, args[i + 1:]
-        if a.startswith("--") and a[2:].split("=", 1)[0] in names:
-            key, eq, value = a[2:].partition("=")
-            if not eq:
-                if i + 1 >= len(args):
-                    raise PilothouseError(f"--{key} needs a value")
-                value = args[i + 1]
-                i += 1
-            opts[key] = value
+        if not (a.startswith("--") and a[2:].split("=", 1)[0] in names):
+            break
+        key, eq, value = a[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(args):
+                raise PilothouseError(f"--{key} needs a value")
+            value = args[i + 1]
             i += 1
-            continue
-        break
+        opts[key] = value
+        i += 1
     return opts, args[i:]
 
 
@@ -420,17 +419,19 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
         event = loads(raw)
         if not isinstance(event, dict):
             raise PilothouseError("the hook input is not a JSON object")
-        tool = event.get("tool_name")
-        tool_input = event.get("tool_input") or {}
+        tool, tool_input = event.get("tool_name"), event.get("tool_input") or {}
         if not isinstance(tool, str) or not tool or not isinstance(tool_input, dict):
             raise PilothouseError("the hook input has no tool_name or tool_input")
         cwd = event.get("cwd") if isinstance(event.get("cwd"), str) else None
-        session = event.get("session_id")
         client = client or PilothouseClient()
         if tool == "Bash":
             command = tool_input.get("command")
             if not isinstance(command, str) or not command.strip():
                 raise PilothouseError("a Bash tool call without a command")
+            # Where it runs is part of it: git elsewhere (Codex's workdir) runs that repository's config.
+            ws = "/workspace" if posix.access(DEFAULT_SOCK, posix.F_OK) else _environ("PILOTHOUSE_WORKSPACE")
+            if cwd and ws and cwd.rstrip("/") != ws.rstrip("/"):
+                command = f"cd {quote(cwd)} && {command}"
             desc = tool_input.get("description")
             kind, subject, extra = "exec", command, {}
             title = _short(desc, TITLE_MAX) if isinstance(desc, str) and desc else None
@@ -439,7 +440,7 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
             title = None if tool in FILE_TOOLS else _tool_title(tool, tool_input)
             extra = {"tool_input": _bounded(tool_input, DETAIL_BUDGET)}
         result = client.ask_full(kind, subject, title=title, cwd=cwd, tool_name=tool,
-                                 session_id=session, **extra)
+                                 session_id=event.get("session_id"), **extra)
         allowed, reason = bool(result.get("allow")), str(result.get("reason") or "")
         provenance = result.get("provenance") if isinstance(result.get("provenance"), dict) else {}
         decision = "allow" if allowed else "deny"
@@ -468,8 +469,7 @@ def main(argv: list | None = None) -> int:
         if not args:
             _err("inside.py", "usage: inside.py ph-ask|ph-guard|ph-claude-hook ...")
             return 2
-        key = args[0][3:] if args[0].startswith("ph-") else args[0]
-        args = args[1:]
+        key, args = (args[0][3:] if args[0].startswith("ph-") else args[0]), args[1:]
         if key not in COMMANDS:
             _err("inside.py", f"unknown command {argv[1]!r}: use ph-ask, ph-guard or ph-claude-hook")
             return 2

@@ -12,10 +12,12 @@ tool offered) it is `final_text`. Every request is recorded, and so is the usage
 answer (`sent`), so that a test can compare what the gate metered with what was sent.
 Each answer's usage is distinct (a counter is added), so a double count or a lost answer shows.
 
-Other scripts change the chat completions answer only: `Words` (the demo's fixed streamed
+Other scripts change one API's answer: `Words` (the demo's fixed streamed
 answer and usage) and, in tests/replay/model_server.py, `Lengths` (answers of the asked length
 with a GPU-like timing and a prefix cache, for the record and replay tests). A script's `chat`
-returns the answer; its `pace(srv, i)` waits before piece i (0: before the first).
+returns the answer; its `pace(srv, i)` waits before piece i (0: before the first); its
+`responses` returns a Responses API answer (tests/agents/test_codex_attacks_s19.py plays a
+list of tool calls with it).
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ class Script:
         pieces = [w + " " for w in (message.get("content") or "").split(" ")] \
             if message.get("content") else []
         return ChatAnswer(message, finish, usage, pieces)
+
+    def responses(self, srv: ModelServer, body: dict) -> tuple[list[dict], dict]:
+        """(output items, usage) for a Responses API request (Codex)."""
+        return responses_answer(srv, body)
 
     def pace(self, srv: ModelServer, piece: int) -> None:
         """No waiting: answers come as fast as the server writes them."""
@@ -449,7 +455,7 @@ def _handler(srv: ModelServer) -> type[BaseHTTPRequestHandler]:
             yield None, "[DONE]"
 
         def _responses(self, body: dict) -> None:
-            output, usage = responses_answer(srv, body)
+            output, usage = srv.script.responses(srv, body)
             stream = bool(body.get("stream"))
             srv.record_usage("responses", stream, usage)
             if stream:

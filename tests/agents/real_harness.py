@@ -64,6 +64,10 @@ CLAUDE = RealAgent(
     api_env=lambda srv: {"ANTHROPIC_API_KEY": "sk-ant-test-not-a-key", "ANTHROPIC_BASE_URL": srv.url},
 )
 
+# Codex against the scripted Responses API: its key by name (the address is a -c flag).
+CODEX = RealAgent("codex", "Codex", hosted=("**.openai.com", "**.chatgpt.com"),
+                  api_env=lambda srv: {"CODEX_API_KEY": "sk-test-not-a-key"})
+
 
 def agent_fixtures(agent: RealAgent) -> tuple[Any, Any, Any, Any]:
     """The four fixtures every real-agent test module needs, for `agent`: its binary (named

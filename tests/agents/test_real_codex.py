@@ -16,9 +16,9 @@ from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import COMMAND, FINAL_TEXT, ModelServer
 from .real_harness import (
+    CODEX,
     ME,
     TASK,
-    RealAgent,
     agent_fixtures,
     agent_workspace,
     assert_only_the_model_server,
@@ -31,8 +31,6 @@ from .real_harness import (
 )
 
 pytestmark = needs_bwrap
-CODEX = RealAgent("codex", "Codex", hosted=("**.openai.com", "**.chatgpt.com"),
-                  api_env=lambda srv: {"CODEX_API_KEY": "sk-test-not-a-key"})  # address: -c flag
 codex, backend, model_server, daemon_env = agent_fixtures(CODEX)
 
 
