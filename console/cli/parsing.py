@@ -309,7 +309,10 @@ class Group(Command):
         ends once its output is flushed, without the interpreter's teardown. Clearing every
         module a command loaded took 2-8 ms of a 30 ms `ps --json` (issue 17). Anything still
         running in another thread gets the ordinary exit. Tests call the group itself."""
-        blocked = _block_output()
+        if blocked := _block_output():
+            import atexit  # after other threads end (they may still write), before the last flush
+
+            atexit.register(_hand_back, blocked)
         try:
             self()
         except SystemExit as done:
@@ -317,8 +320,6 @@ class Group(Command):
                 raise
             _hand_back(blocked)
             _exit_now(done.code)
-        finally:
-            _hand_back(blocked)
 
     def split_options(self, argv: list[str]) -> tuple[list[str], list[str]]:
         """The group's own options (before the command's name) and the rest."""
