@@ -16,7 +16,7 @@ from console.cli.context import (
 from console.cli.output import dumps, echo, open_output, table
 from console.cli.parsing import BadParameter, command, group, option
 from console.cli.value_types import Choice
-from console.text import clock, neutralise
+from console.text import clock, cut, neutralise
 
 
 def _history_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -38,12 +38,15 @@ def _filter_args(run_id: str | None, kind: str | None, search: str | None, since
     return {"run": run_id, "kind": kind, "search": search, "since": since_epoch(since), "decision": decision}
 
 
+TEXT_MAX = 70  # characters of an event's text in the table; a cut says how much (`--json`: all)
+
+
 def _show_events(rows: list[dict[str, Any]]) -> None:
     if not rows:
         echo("no events match")
         return
     table([[str(r["id"]), _time(r["ts"]), r.get("run_id") or "-", r["kind"],
-            r.get("actor") or "-", neutralise((r.get("text") or "")[:70])] for r in rows],
+            r.get("actor") or "-", neutralise(cut(r.get("text") or "", TEXT_MAX))] for r in rows],
           ["ID", "TIME", "RUN", "KIND", "BY", "TEXT"])
 
 

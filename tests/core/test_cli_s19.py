@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -53,3 +54,16 @@ def test_a_home_under_tilde_is_taken(tmp_path: Path) -> None:
     proc = subprocess.run([str(BIN / "pilothouse"), "daemon", "stop"], env=env, cwd="/",
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0 and "not running" in proc.stdout, proc
+
+
+def test_history_says_where_it_cut_an_events_text(daemon: Daemon, workspace: Path) -> None:
+    """The table cut TEXT at 70 characters with no mark: a command's end was not there, and
+    nothing said so (the review's rule: every cut is marked)."""
+    tail = "&& echo THE-END-OF-IT"
+    daemon.cli("run", "demo", "-w", str(workspace), "--wait", "--", "sh", "-c",
+               "true " + "x" * 100 + " " + tail, check=False)
+    table = daemon.cli("history").stdout
+    started = next(line for line in table.splitlines() if "run.started" in line)
+    assert "THE-END-OF-IT" not in started and "more⟩" in started, started
+    rows = json.loads(daemon.cli("history", "--json").stdout)
+    assert any(tail in (r.get("text") or "") for r in rows if r["kind"] == "run.started"), rows
