@@ -129,6 +129,10 @@ AIDER_MODEL_INFO_CACHE = '{"_pilothouse": "no download from a sandbox; litellm\'
 PINNED_EMPTY = "# Written by Pilothouse: empty and read-only in its sandbox.\n"
 STARTUP_FILES = (".codex/.env", ".codex/environments.toml", ".bash_profile", ".bash_login",
                  ".profile")
+# The shell's config file, which Claude Code sources to make its shell snapshot before its first
+# Bash command: a ~/.bashrc left by an earlier step of the run ran around an allowed `ls` (review
+# s19b). zsh's too, for a sandbox where Claude Code finds zsh (and zsh reads ~/.zshenv always).
+SHELL_RC_FILES = (".bashrc", ".zshrc", ".zshenv")
 
 HOME_FILES: dict[str, str] = {
     ".claude/settings.json": json.dumps(CLAUDE_SETTINGS, indent=2) + "\n",
@@ -142,7 +146,7 @@ HOME_FILES: dict[str, str] = {
     ".config/git/config": PINNED_EMPTY,
     ".aider.model.settings.yml": AIDER_MODEL_SETTINGS,
     ".aider/caches/model_prices_and_context_window.json": AIDER_MODEL_INFO_CACHE,
-    **dict.fromkeys(STARTUP_FILES, PINNED_EMPTY),
+    **dict.fromkeys(STARTUP_FILES + SHELL_RC_FILES, PINNED_EMPTY),
 }
 HOME_DIR = "home"  # inside the run folder
 MANAGED_DIR = "managed"  # inside the run folder; bound at /etc/claude-code in every sandbox

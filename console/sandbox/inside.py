@@ -39,7 +39,6 @@ try:
     from _json import make_scanner as _make_scanner
 except ImportError:  # a Python built without the accelerator
     _json_str = _json_ascii = _make_scanner = None
-
 DEFAULT_SOCK = "/run/pilothouse/agent.sock"
 PROTOCOL_VERSION = 1
 MAX_ANSWER = 1024 * 1024
@@ -101,7 +100,6 @@ def _dump(value: object, out: list, enc: object, seps: tuple) -> None:
 
 class _ScanContext:
     """What _json's scanner reads from a decoder: json.loads's defaults."""
-
     strict, object_hook, object_pairs_hook, parse_float, parse_int = True, None, None, float, int
     parse_constant = {"NaN": float("nan"), "Infinity": _INF, "-Infinity": -_INF}.__getitem__
 
@@ -144,14 +142,12 @@ def join(words: list) -> str:
 
 class PilothouseClient:
     """A client for the run's agent.sock: one connection per question."""
-
     def __init__(self, sock: str | None = None, connect_timeout: float = 10.0) -> None:
         # A sandbox's own socket is at DEFAULT_SOCK. The variable is the agent's to set (a
         # settings layer's env reaches the hook), so it names one only where none is there.
         there = posix.access(DEFAULT_SOCK, posix.F_OK)
         self.sock = sock or (DEFAULT_SOCK if there else _environ("PILOTHOUSE_AGENT_SOCK") or DEFAULT_SOCK)
         self.connect_timeout = connect_timeout
-
     def call(self, op: str, args: dict) -> dict:
         """Send one request, wait for its answer (as long as the person takes), return result."""
         s = None
@@ -187,29 +183,24 @@ class PilothouseClient:
             err = msg.get("error") or {}
             raise PilothouseError(err.get("message") or "the daemon refused the request")
         return msg.get("result") or {}
-
     def ask_full(self, kind: str, subject: str, title: str | None = None, cwd: str | None = None,
                  **detail: object) -> dict:
         given = {k: v for k, v in (("title", title), ("cwd", cwd)) if v}
         return self.call("ask", {"kind": kind, "subject": subject, "detail": detail, **given})
-
     def ask(self, kind: str, subject: str, title: str | None = None, cwd: str | None = None,
             **detail: object) -> tuple:
         """(allowed, reason). Raises PilothouseError when no decision could be had."""
         result = self.ask_full(kind, subject, title=title, cwd=cwd, **detail)
         return bool(result.get("allow")), str(result.get("reason") or "")
-
     def status(self, request_id: str) -> dict:
         return self.call("status", {"request_id": request_id})
 
 
 class _Lines:
     """Lines from a socket, each at most MAX_ANSWER + 1 bytes (so a longer one can be refused)."""
-
     def __init__(self, s: object) -> None:
         self._s = s
         self._buf = b""
-
     def next(self) -> bytes:
         while True:
             nl = self._buf.find(b"\n", 0, MAX_ANSWER + 1)
@@ -312,7 +303,6 @@ def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     import os  # only here: execvp's PATH search
-
     try:
         os.execvp(cmd[0], cmd)
     except OSError as exc:
@@ -348,7 +338,6 @@ def tool_subject(tool: str, tool_input: dict) -> str:
     if len(raw) <= SUBJECT_INPUT_MAX:
         return f"{tool} {raw.decode('utf-8', 'surrogatepass')}"
     import hashlib
-
     head = raw[:SUBJECT_INPUT_MAX - 200].decode("utf-8", "ignore")
     return f"{tool} {head}... ({len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()})"
 
@@ -408,6 +397,15 @@ def verdict_text(allowed: bool, provenance: dict, reason: str) -> str:
     return f"{verb}: {words}" if words else verb
 
 
+def _session_env(session: object) -> list:
+    """The scripts Claude Code runs before each Bash command of a session, which SessionStart
+    hooks leave in ~/.claude/session-env/SESSION and the agent can write too (review s19b)."""
+    folder = f"{_environ('CLAUDE_CONFIG_DIR') or (_environ('HOME') or '') + '/.claude'}/session-env/{session}"
+    ok = isinstance(session, str) and session.replace("-", "").isalnum() and posix.access(folder, posix.F_OK)
+    return [f"{folder}/{n}" for n in (sorted(posix.listdir(folder)) if ok else []) if n.split("-hook-")[0]
+            in ("setup", "sessionstart", "cwdchanged", "filechanged") and posix.stat(f"{folder}/{n}").st_size]
+
+
 def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = None) -> int:
     """Claude Code PreToolUse: Bash an exec ask, other tools custom; any failure denies."""
     stdin = stdin or sys.stdin
@@ -432,6 +430,8 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
             ws = "/workspace" if posix.access(DEFAULT_SOCK, posix.F_OK) else _environ("PILOTHOUSE_WORKSPACE")
             if cwd and ws and cwd.rstrip("/") != ws.rstrip("/"):
                 command = f"cd {quote(cwd)} && {command}"
+            if scripts := _session_env(event.get("session_id")):
+                raise PilothouseError(f"Claude Code would run {', '.join(scripts)} first, unasked: remove it")
             desc = tool_input.get("description")
             kind, subject, extra = "exec", command, {}
             title = _short(desc, TITLE_MAX) if isinstance(desc, str) and desc else None

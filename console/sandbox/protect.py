@@ -7,7 +7,8 @@ that runs on the host later, or switch Pilothouse's controls off:
 - git's indirections, in every git folder of the workspace (`.git`, a `gitdir:` target inside
   the workspace, each submodule under `.git/modules`): config, config.worktree, commondir,
   hooks/, info/, worktrees/, modules/ (existing submodules stay usable), remotes/, branches/,
-  the object alternates, the `.git` files of submodule checkouts, and in the workspace what
+  the object alternates, the `.git` files of submodule checkouts (a submodule the index lists
+  but not checked out: its folder, so that no `.git` is made there), and in the workspace what
   config includes or names as a program or hook folder (core.hooksPath, core.fsmonitor,
   filters, aliases, helpers: see CODE_KEYS). What
   git needs to commit, branch and fetch (objects, refs, logs, index, HEAD, the *_HEAD files,
@@ -39,6 +40,7 @@ from .aliases import ALL_ENTRIES_MAX, DIR_ENTRIES_MAX, LookBudget
 from .claude_project import bind_project_settings, filter_project_settings
 from .fsview import open_beneath
 from .gitconfig import CODE_KEYS, INCLUDE_KEY, config_entries, named_path
+from .gitindex import index_gitlinks
 from .links import link_target, link_targets, workspace_root
 from .nested import AGENT_CONFIG_YAML, NESTED_AGENT_CONFIG, WalkResult, find_nested_git
 
@@ -472,6 +474,12 @@ def plan_protection(workspace: Path | int) -> Protection:
                 if sub_fd is not None:
                     os.close(sub_fd)
                     _protect(p, root_fd, f"{rel}/.git", want_dir=False)
+        for rel in filter(None, (_inside(".", path) for path in index_gitlinks(root_fd))):
+            sub_fd, state = _open(root_fd, f"{rel}/.git")  # not checked out: no .git made there
+            if sub_fd is not None:
+                os.close(sub_fd)
+            elif state == "absent" and rel != ".":
+                _protect(p, root_fd, rel, want_dir=True)
         _protect_aliases(p, root_fd)
         filter_project_settings(p, root_fd)  # after the aliases look: it needs their fds
         _pin_parents(p, root_fd)  # last: above every protected path, submodules' included

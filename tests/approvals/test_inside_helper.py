@@ -174,3 +174,27 @@ async def test_importable_client(agent_server: AgentServer) -> None:
     assert allowed and reason == 'rule "echo" (allow)'
     with pytest.raises(inside.PilothouseError, match="cannot reach"):
         inside.PilothouseClient(str(agent_server.path) + ".missing").ask("exec", "ls")
+
+
+async def test_claude_hook_refuses_a_bash_command_a_session_script_would_run_around(
+        agent_server: AgentServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claude Code runs ~/.claude/session-env/SESSION/sessionstart-hook-N.sh (and setup-,
+    cwdchanged-, filechanged-) before each Bash command of that session; HOME is the agent's to
+    write, so a script there would run around `git status`, allowed by rule (review s19b)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("CLAUDE_CONFIG_DIR", raising=False)
+    folder = tmp_path / ".claude" / "session-env" / "s-1"
+    folder.mkdir(parents=True)
+    (folder / "cwdchanged-hook-0.sh").write_text("")  # empty, as Claude Code clears them: nothing runs
+    stdin = json.dumps({"tool_name": "Bash", "tool_input": {"command": "git status"},
+                        "session_id": "s-1"}).encode()
+    rc, out, _ = await run_helper(agent_server.path, "ph-claude-hook", stdin=stdin)
+    assert rc == 0 and hook_output(out)["permissionDecision"] == "allow"
+    (folder / "sessionstart-hook-1.sh").write_text("touch /workspace/ran\n")
+    rc, out, _ = await run_helper(agent_server.path, "ph-claude-hook", stdin=stdin)
+    spec = hook_output(out)
+    assert rc == 0 and spec["permissionDecision"] == "deny"
+    assert f"{folder}/sessionstart-hook-1.sh first, unasked: remove it" in spec["permissionDecisionReason"]
+    other = stdin.replace(b'"s-1"', b'"../s-1"')  # not a session's name: no folder looked in
+    rc, out, _ = await run_helper(agent_server.path, "ph-claude-hook", stdin=other)
+    assert rc == 0 and hook_output(out)["permissionDecision"] == "allow"

@@ -1,0 +1,83 @@
+"""The submodule paths (gitlinks) a git index lists, read without running git.
+
+`git status` and `git diff` (which the profiles allow) run `git status` inside every submodule
+whose folder holds a `.git`, and that one reads the submodule's own config (core.fsmonitor: a
+program). The index says which paths are submodules; `.gitmodules` need not (review s19b).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import struct
+
+from .fsview import open_beneath
+
+GITLINK = 0o160000
+MODE_TYPE = 0o170000
+EXTENDED = 0x4000
+INDEX_MAX = 64 << 20  # bytes read; a larger index is read up to here
+
+
+def gitlink_paths(data: bytes, hash_len: int = 20) -> list[str]:
+    """Workspace-relative paths of the gitlinks in an index (versions 2 to 4); those before
+    where the data is cut or malformed when it is. hash_len is 32 for a SHA-256 repository."""
+    if len(data) < 12 or data[:4] != b"DIRC":
+        return []
+    version, count = struct.unpack(">II", data[4:12])
+    if version not in (2, 3, 4):
+        return []
+    found: list[str] = []
+    pos, previous = 12, b""
+    try:
+        for _ in range(count):
+            mode = int.from_bytes(data[pos + 24:pos + 28], "big")
+            flags = int.from_bytes(data[pos + 40 + hash_len:pos + 42 + hash_len], "big")
+            start = pos + 42 + hash_len + (2 if version >= 3 and flags & EXTENDED else 0)
+            if version == 4:  # the name: how much of the previous one to drop, then the rest
+                strip, start = _varint(data, start)
+                end = data.index(b"\0", start)
+                name = previous[:len(previous) - strip] + data[start:end]
+                pos = end + 1
+            else:  # the name, then NULs to a multiple of 8 bytes
+                end = data.index(b"\0", start)
+                name = data[start:end]
+                pos += (start - pos + len(name) + 8) & ~7
+            if end > len(data) - hash_len:
+                break
+            previous = name
+            if mode & MODE_TYPE == GITLINK:
+                found.append(name.decode("utf-8", "surrogateescape"))
+    except (ValueError, IndexError):
+        pass  # cut short or malformed: what was read so far
+    return found
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """git's offset varint (varint.c): (value, position after it)."""
+    byte = data[pos]
+    pos += 1
+    value = byte & 0x7F
+    while byte & 0x80:
+        byte = data[pos]
+        pos += 1
+        value = ((value + 1) << 7) | (byte & 0x7F)
+    return value, pos
+
+
+def index_gitlinks(root_fd: int) -> list[str]:
+    """The gitlinks of the workspace's own index (.git/index), as the index spells them."""
+    texts = []
+    for rel, limit in ((".git/index", INDEX_MAX), (".git/config", 1 << 16)):
+        try:
+            fd = open_beneath(root_fd, rel)
+        except OSError:
+            return []
+        try:
+            with open(f"/proc/self/fd/{fd}", "rb") as fh:
+                texts.append(fh.read(limit) if stat.S_ISREG(os.fstat(fd).st_mode) else b"")
+        finally:
+            os.close(fd)
+    sha256 = re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", texts[1])
+    return gitlink_paths(texts[0], 32 if sha256 else 20)
