@@ -26,12 +26,14 @@ DEMO_SCRIPT = Path(__file__).with_name("demo.py")
 DEMO_PROJECT = DEMO_SCRIPT.with_name("demo_project.py")  # imported by demo.py from beside it
 DEMO_COMMAND = "ph-demo-agent"
 
-# Claude Code: every risky tool call goes to the inbox through ph-claude-hook (PreToolUse).
-# Read-only tools (Read, Glob, Grep, LS) are not routed: the sandbox already bounds what they
-# can see, and asking for each file read would bury the person in prompts. The hook's timeout
-# (seconds) is longer than any approval_timeout (the config refuses one past
-# APPROVAL_TIMEOUT_MAX), so Claude waits for the person, not the clock.
-CLAUDE_HOOK_MATCHER = "Bash|Edit|MultiEdit|Write|NotebookEdit|WebFetch|WebSearch|mcp__.*"
+# Claude Code: every tool call goes through ph-claude-hook (PreToolUse), which lets the ones
+# that only read (Read, Glob, Grep, ...: inside.py UNROUTED_TOOLS) go on to Claude Code's own
+# permissions, as an unmatched tool would, and asks the inbox for every other one: a tool of a
+# newer Claude Code too (2.1.197 added Workflow, CronCreate, EnterWorktree, ..., which a list of
+# the tools that act did not name; and `Bash|Write|...` as a regex also matched BashOutput and
+# TodoWrite). The hook's timeout (seconds) is longer than any approval_timeout (the config
+# refuses one past APPROVAL_TIMEOUT_MAX), so Claude waits for the person, not the clock.
+CLAUDE_HOOK_MATCHER = "*"
 # By its full path, never its bare name: a PATH from any settings layer's "env" (or a folder
 # the agent put first on it) would otherwise choose which ph-claude-hook answers.
 HOOK_PATH = f"{INSIDE_RUN_DIR}/bin/ph-claude-hook"

@@ -323,6 +323,9 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
+# Claude Code's tools that only read or whose calls are hooked; any other (a newer one's too) is asked.
+UNROUTED_TOOLS = {"Read", "Glob", "Grep", "LS", "NotebookRead", "TodoRead", "TodoWrite", "Task",
+                  "Agent", "ExitPlanMode", "BashOutput", "KillShell", "KillBash"}
 FILE_TOOLS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path",
               "NotebookEdit": "notebook_path"}  # each file tool's path argument
 SUBJECT_INPUT_MAX = 3 * 1024  # bytes of a tool's input in its subject (the daemon takes 4 KiB)
@@ -408,8 +411,7 @@ def _session_env(session: object) -> list:
 
 def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = None) -> int:
     """Claude Code PreToolUse: Bash an exec ask, other tools custom; any failure denies."""
-    stdin = stdin or sys.stdin
-    stdout = stdout or sys.stdout
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     try:
         raw = stdin.read(HOOK_INPUT_MAX + 1)
         if len(raw) > HOOK_INPUT_MAX:
@@ -420,6 +422,8 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
         tool, tool_input = event.get("tool_name"), event.get("tool_input") or {}
         if not isinstance(tool, str) or not tool or not isinstance(tool_input, dict):
             raise PilothouseError("the hook input has no tool_name or tool_input")
+        if tool in UNROUTED_TOOLS:
+            return 0  # no answer: Claude Code's own permissions decide, as for an unmatched tool
         cwd = event.get("cwd") if isinstance(event.get("cwd"), str) else None
         client = client or PilothouseClient()
         if tool == "Bash":
@@ -446,13 +450,9 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
         decision = "allow" if allowed else "deny"
         reason = "Pilothouse: " + verdict_text(allowed, provenance, reason)
     except Exception as exc:  # fail closed, whatever went wrong
-        decision = "deny"
-        reason = f"Pilothouse could not get a decision, so this is denied: {exc}"
-    stdout.write(dumps({"hookSpecificOutput": {
-        "hookEventName": "PreToolUse",
-        "permissionDecision": decision,
-        "permissionDecisionReason": reason,
-    }}, ensure_ascii=True, separators=(", ", ": ")) + "\n")
+        decision, reason = "deny", f"Pilothouse could not get a decision, so this is denied: {exc}"
+    answer = {"hookEventName": "PreToolUse", "permissionDecision": decision, "permissionDecisionReason": reason}
+    stdout.write(dumps({"hookSpecificOutput": answer}, ensure_ascii=True, separators=(", ", ": ")) + "\n")
     stdout.flush()
     return 0
 

@@ -198,3 +198,25 @@ async def test_claude_hook_refuses_a_bash_command_a_session_script_would_run_aro
     other = stdin.replace(b'"s-1"', b'"../s-1"')  # not a session's name: no folder looked in
     rc, out, _ = await run_helper(agent_server.path, "ph-claude-hook", stdin=other)
     assert rc == 0 and hook_output(out)["permissionDecision"] == "allow"
+
+
+async def test_claude_hook_lets_read_only_tools_through_and_asks_every_other_one(
+        agent_server: AgentServer) -> None:
+    """Every tool call reaches the hook (matcher "*"): a read-only one gets no answer (Claude
+    Code's own permissions decide, as for a tool no matcher named), and any other one is asked,
+    a tool newer than any list too (session 19: Claude Code 2.1.197's Workflow, CronCreate,
+    ... were in no matcher)."""
+    from console.agents import CLAUDE_MANAGED_SETTINGS
+
+    assert [m["matcher"] for m in CLAUDE_MANAGED_SETTINGS["hooks"]["PreToolUse"]] == ["*"]
+    for tool in ("Read", "Grep", "TodoWrite", "BashOutput"):
+        stdin = hook_input(tool, {"file_path": "/workspace/x"})
+        rc, out, _ = await run_helper(agent_server.path, "ph-claude-hook", stdin=stdin)
+        assert (rc, out.strip()) == (0, ""), (tool, out)
+    assert agent_server.inbox.pending("r1") == []
+    stdin = hook_input("CronCreate", {"cron": "* * * * *", "prompt": "run make deploy"})
+    helper = asyncio.create_task(run_helper(agent_server.path, "ph-claude-hook", stdin=stdin))
+    req = await decide_next(agent_server, False)
+    assert (req.kind, req.subject) == ("custom", 'CronCreate {"cron": "* * * * *", "prompt": "run make deploy"}')
+    rc, out, _ = await helper
+    assert rc == 0 and hook_output(out)["permissionDecision"] == "deny"
