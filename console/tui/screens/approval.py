@@ -191,7 +191,14 @@ class ApprovalScreen(PilotScreen):
         """An allow key (y, r, t) on the card decides only a request the person has seen:
         not one the card moved to by itself, and only once all of it has been on the screen
         (a long command's first screen can look whole: `cmd # =====`, its next line 50 rows
-        down). Otherwise it shows more, says so, and decides nothing."""
+        down), counted once the card holding it has been drawn (keys typed ahead come before
+        the layout: j y measured the next request by the last one's rows). Otherwise it shows
+        more, says so, and decides nothing."""
+        if self.query_one(ApprovalCard).drawn != req["id"]:
+            self.notify(f"The card changed to request {req['id']} just before this key, not "
+                        "yet drawn: nothing was decided. Read it, then y allows it.",
+                        severity="warning")
+            return False
         if req["id"] == self._unchosen:
             self._unchosen = None  # now seen: the next y is about this request
             self.notify(f"The card moved on by itself to request {req['id']}, not seen before "

@@ -1,0 +1,60 @@
+"""Review s19b of the console's "nothing is allowed that was not shown" (round 2).
+
+Keys come in bursts: a terminal hands the console every key typed since its last read at once
+(a person typing ahead, a paste), and Textual handles them one after the other before the
+screen is laid out and drawn again. y counted the rows of the card's body as the last layout
+left them: j then y (one burst) moved the card to a request 50 rows long and allowed it at once,
+its rows measured as the short request's one screen, its card never drawn.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual import events
+
+from console.tui.screens.approval import ApprovalScreen
+from tests.tui.screen import app_with, attached, until
+from tests.tui.test_display_attacks_s19 import COMMENTED_TAIL, allows, request
+
+pytestmark = pytest.mark.usefixtures("utc")
+
+
+def typed_ahead(app: Any, *keys: str) -> None:
+    """The keys as one read from the terminal gives them: queued together, nothing drawn
+    between them (the pilot's press waits for the screen after each key)."""
+    for key in keys:
+        event = events.Key(key, key if len(key) == 1 else None)
+        event.set_sender(app)
+        app._driver.send_message(event)  # noqa: SLF001 - what the terminal driver does
+
+
+@pytest.mark.parametrize(("move", "subject"), [
+    ("j", COMMENTED_TAIL), ("down", COMMENTED_TAIL), ("j", "rm -rf ~/.ssh"),
+], ids=["j to a long one", "down to a long one", "j to a short one"])
+async def test_a_key_typed_ahead_of_the_card_never_allows_a_request_it_has_not_drawn(
+        move: str, subject: str) -> None:
+    """The card shows `ls` (one screen); j y typed together: j moves the card to a command whose
+    `curl ... | sh` is some 50 rows down, and y allowed that command, never drawn (its rows
+    measured as the last layout left them: `ls`'s one screen). A short one was allowed as
+    well, before its card was ever on the screen."""
+    app = app_with(approvals=[request("sh01", "ls", age=50), request("lg01", subject, age=10)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
+        await pilot.pause(0.2)
+        typed_ahead(app, move, "y")
+        await pilot.pause(0.5)
+        assert allows(app) == [], "allowed a request whose card was never drawn"
+        assert app.screen.request_id == "lg01"
+        said = " ".join(n.message for n in app._notifications)  # noqa: SLF001
+        assert "nothing was decided" in said
+        for _ in range(30):  # now drawn: y pages through it, then allows it
+            await pilot.press("y")
+            await pilot.pause(0.1)
+            if allows(app):
+                break
+        assert allows(app) == [{"id": "lg01", "allow": True, "scope": "once"}]
+
