@@ -58,3 +58,31 @@ async def test_a_key_typed_ahead_of_the_card_never_allows_a_request_it_has_not_d
                 break
         assert allows(app) == [{"id": "lg01", "allow": True, "scope": "once"}]
 
+
+async def test_the_y_after_paging_through_a_request_does_not_allow_the_next_one() -> None:
+    """y pages through a long request and, once all of it has been on the screen, allows it:
+    the same key, pressed in a rhythm whose last beat the person cannot time. An agent asks a
+    harmless command padded past the screen, then `rm -rf ~/.ssh`: the beat after the allow
+    landed on the card's next request, moved on to by itself, and allowed it."""
+    app = app_with(approvals=[request("lg01", COMMENTED_TAIL, age=50),
+                              request("rm01", "rm -rf ~/.ssh", age=10)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
+        for _ in range(30):
+            await pilot.press("y")
+            await pilot.pause(0.1)
+            if allows(app):
+                break
+        assert allows(app) == [{"id": "lg01", "allow": True, "scope": "once"}]
+        await until(pilot, lambda: app.screen.request_id == "rm01", "the next request")
+        await pilot.pause(0.1)
+        await pilot.press("y")  # the next beat
+        await pilot.pause(0.2)
+        assert [a["id"] for a in allows(app)] == ["lg01"], "the paging rhythm allowed the next one"
+        said = " ".join(n.message for n in app._notifications)  # noqa: SLF001
+        assert "nothing was decided" in said
+        await pilot.press("y")  # read now: y allows it
+        await until(pilot, lambda: len(allows(app)) == 2, "the second allow")
+

@@ -70,6 +70,9 @@ class ApprovalScreen(PilotScreen):
         # The card's rows that have been on the screen for the request shown: it is allowed
         # only once every row has been (its end may be 50 rows down).
         self._seen = SeenRows()
+        # The request y paged through (it showed more instead of deciding): the key that then
+        # allows it is one beat of a rhythm, and the next beat is not about the next request.
+        self._paged: str | None = None
         self._busy = False
         self._keys_shown = ""
 
@@ -206,6 +209,7 @@ class ApprovalScreen(PilotScreen):
                         severity="warning")
             return False
         if not self._seen.page_on(self.query_one("#approval-body", VerticalScroll), req["id"]):
+            self._paged = req["id"]
             self.notify(PAGED)
             return False
         return True
@@ -320,7 +324,7 @@ class ApprovalScreen(PilotScreen):
             self._busy = False
             self.ph.report(exc)
             if exc.code in ("already-decided", "unknown-request"):
-                self._advance()
+                self._advance_from(request_id)
             else:
                 self._decided.discard(request_id)
                 self._status("")
@@ -337,7 +341,14 @@ class ApprovalScreen(PilotScreen):
             message += f"\nAlso answered: {', '.join(result['also_decided'])}"
             self._decided.update(result["also_decided"])
         self.notify(printable(message, 400).replace("⏎", "\n"), title="Decision recorded")
+        self._advance_from(request_id)
+
+    def _advance_from(self, request_id: str) -> None:
+        """On to the next request once `request_id` is decided; after one that y paged
+        through, the next is one the person did not choose (as if it moved on by itself)."""
         self._advance()
+        if self._paged == request_id and self.request is not None:
+            self._unchosen = self.request_id
 
 
 def scope_words(scope: str, req: dict[str, Any]) -> str:
