@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from textual import events
 
+from console.tui.app import PilothouseApp
 from console.tui.screens.approval import ApprovalScreen
+from tests.tui.fixed import NOW, FixedSource
 from tests.tui.screen import app_with, attached, until
-from tests.tui.test_display_attacks_s19 import COMMENTED_TAIL, allows, request
+from tests.tui.test_display_attacks_s19 import COMMENTED_TAIL, allows, card_words, request
 
 pytestmark = pytest.mark.usefixtures("utc")
 
@@ -86,3 +88,44 @@ async def test_the_y_after_paging_through_a_request_does_not_allow_the_next_one(
         await pilot.press("y")  # read now: y allows it
         await until(pilot, lambda: len(allows(app)) == 2, "the second allow")
 
+
+class PreviewingSource(FixedSource):
+    """approval.preview as the daemon answers it for a request whose asked part is `pytest -q
+    tests/`: the rule it would write (the rest of the command is not a rule's)."""
+
+    async def call(self, op: str, **args: Any) -> Any:
+        if op == "approval.preview":
+            self.calls.append((op, args))
+            rule = "pytest -q tests/"
+            return {"file": "/home/dev/.config/pilothouse/config.toml", "profile": "demo",
+                    "section": "exec", "list": "allow", "rule": rule, "changed": True,
+                    "diff": f'+allow = ["{rule}"]\n', "lines": [f'+ demo exec allow "{rule}"'],
+                    "overridden_by": None}
+        return await super().call(op, **args)
+
+
+async def test_a_profile_rule_allows_the_request_only_once_all_of_its_card_was_on_screen() -> None:
+    """p previews the rule it saves (`pytest -q tests/`) and, on yes, allows the request now:
+    the whole request, whose `curl ... | sh` some 50 rows down the card was never on the
+    screen. y, r and t page through the card first; p did not."""
+    from console.tui.screens.dialogs import ConfirmScreen
+
+    app = PilothouseApp(source=PreviewingSource(approvals=[request("pf01", COMMENTED_TAIL)]),  # type: ignore[arg-type]
+                        clock=lambda: NOW, desktop_notify=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
+        await pilot.pause(0.2)
+        seen = card_words(app)
+        for _ in range(30):
+            await pilot.press("p")
+            await pilot.pause(0.2)
+            if isinstance(app.screen, ConfirmScreen):
+                break
+            seen += card_words(app)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "x.invalid/i.sh|sh" in seen, "the rule's yes was asked before the curl line was seen"
+        await pilot.press("y")
+        await until(pilot, lambda: allows(app), "the allow")
+        assert allows(app) == [{"id": "pf01", "allow": True, "scope": "profile"}]

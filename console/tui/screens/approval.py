@@ -191,7 +191,7 @@ class ApprovalScreen(PilotScreen):
         return req
 
     def _may_allow(self, req: dict[str, Any]) -> bool:
-        """An allow key (y, r, t) on the card decides only a request the person has seen:
+        """An allow key (y, r, t, p) on the card decides only a request the person has seen:
         not one the card moved to by itself, and only once all of it has been on the screen
         (a long command's first screen can look whole: `cmd # =====`, its next line 50 rows
         down), counted once the card holding it has been drawn (keys typed ahead come before
@@ -252,7 +252,8 @@ class ApprovalScreen(PilotScreen):
 
     def action_profile(self, allow: bool) -> None:
         req = self._target()
-        if req is not None:
+        # Its preview shows the rules it saves, not the request its yes also allows now.
+        if req is not None and (not allow or self._may_allow(req)):
             self._preview(req["id"], allow)
 
     @work(group="approval", exclusive=True)
