@@ -17,7 +17,7 @@ from textual import events
 from console.tui.app import PilothouseApp
 from console.tui.screens.approval import ApprovalScreen
 from tests.tui.fixed import NOW, FixedSource
-from tests.tui.screen import app_with, attached, until
+from tests.tui.screen import app_with, attached, screen_text, until
 from tests.tui.test_display_attacks_s19 import COMMENTED_TAIL, allows, card_words, request
 
 pytestmark = pytest.mark.usefixtures("utc")
@@ -129,3 +129,27 @@ async def test_a_profile_rule_allows_the_request_only_once_all_of_its_card_was_o
         await pilot.press("y")
         await until(pilot, lambda: allows(app), "the allow")
         assert allows(app) == [{"id": "pf01", "allow": True, "scope": "profile"}]
+
+
+async def test_y_typed_ahead_on_the_inbox_never_allows_a_row_that_was_not_on_screen() -> None:
+    """At 80x24 the dashboard's inbox shows three rows of six. With the cursor on the last row
+    shown, down y typed together moved the cursor to a row below the panel's edge and allowed
+    it, `rm -rf ~/.ssh` never on the screen: y on a row allows only a row that has been drawn
+    under the cursor; otherwise it opens the card."""
+    from widgets.tables import ApprovalInbox
+
+    reqs = [request(f"r{i}aa", f"echo {i}", age=60 - i) for i in range(5)]
+    app = app_with(approvals=[*reqs, request("r5aa", "rm -rf ~/.ssh", age=1)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        inbox = app.screen.query_one(ApprovalInbox)
+        inbox.focus()
+        for _ in range(4):
+            await pilot.press("down")
+        await pilot.pause(0.2)
+        assert inbox.selected_key() == "r4aa" and "rm -rf" not in screen_text(app)
+        typed_ahead(app, "down", "y")
+        await pilot.pause(0.5)
+        assert allows(app) == [], "allowed a row that was never on the screen"
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card instead")
+        assert app.screen.request_id == "r5aa"
