@@ -4,6 +4,7 @@ card and the run header. Each takes plain data; none knows where it came from.""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -269,9 +270,13 @@ class ApprovalCard(Shows):
     # key can follow a change of request that was never on the screen.
     holds: str | None = None
     drawn: str | None = None
+    # Told which of its rows each draw shows, with (the request, the width) they show it at.
+    on_drawn: Callable[[Any, range], None] | None = None
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self.drawn = self.holds  # asked for its lines: the screen is being drawn with them
+        if self.on_drawn is not None:
+            self.on_drawn((self.holds, self.size.width), range(crop.y, crop.bottom))
         return super().render_lines(crop)
 
     def show(self, req: dict[str, Any] | None, *, now: float, expires_in: float | None,

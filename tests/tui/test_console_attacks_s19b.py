@@ -9,6 +9,7 @@ its rows measured as the short request's one screen, its card never drawn.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -153,3 +154,36 @@ async def test_y_typed_ahead_on_the_inbox_never_allows_a_row_that_was_not_on_scr
         assert allows(app) == [], "allowed a row that was never on the screen"
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card instead")
         assert app.screen.request_id == "r5aa"
+
+
+async def test_y_held_down_allows_only_once_every_row_was_drawn(monkeypatch: Any) -> None:
+    """y held down (the terminal's key repeat) or typed in a burst: each y scrolled to the next
+    unseen part and counted its rows as seen when the scroll moved, before the screen was drawn
+    there; the y after it allowed, with the card's last rows (the `curl ... | sh` line) never
+    drawn. A row counts once the screen has been drawn with it."""
+    from widgets.panels import ApprovalCard
+
+    drawn: set[int] = set()
+    render_lines = ApprovalCard.render_lines
+
+    def recording(card: ApprovalCard, crop: Any) -> Any:
+        if not allows(app):  # what the compositor draws of the card before the allow
+            drawn.update(range(crop.y, crop.bottom))
+        return render_lines(card, crop)
+
+    monkeypatch.setattr(ApprovalCard, "render_lines", recording)
+    app = app_with(approvals=[request("lg01", COMMENTED_TAIL)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
+        await pilot.pause(0.2)
+        rows = set(range(app.screen.query_one(ApprovalCard).size.height))
+        for _ in range(40):  # the key repeat: each y in the queue before the next draw
+            typed_ahead(app, "y")
+            await asyncio.sleep(0)
+            if allows(app):
+                break
+        await pilot.pause(0.5)
+        assert allows(app)[0] == {"id": "lg01", "allow": True, "scope": "once"}
+        assert rows <= drawn, f"allowed with rows {sorted(rows - drawn)} never drawn"

@@ -88,7 +88,7 @@ class ApprovalScreen(PilotScreen):
             self.request_id = oldest["id"] if oldest else self.request_id
         body = self.query_one("#approval-body", VerticalScroll)
         body.border_title = "Approval request"
-        self.watch(body, "scroll_y", lambda _: self._seen.saw(body, self.request_id), init=False)
+        self.query_one(ApprovalCard).on_drawn = self._seen.drew
         self._show()
 
     # --- showing -------------------------------------------------------------------------------
@@ -208,7 +208,9 @@ class ApprovalScreen(PilotScreen):
                         "this key: nothing was decided. Read it, then y allows it.",
                         severity="warning")
             return False
-        if not self._seen.page_on(self.query_one("#approval-body", VerticalScroll), req["id"]):
+        card = self.query_one(ApprovalCard)
+        body = self.query_one("#approval-body", VerticalScroll)
+        if not self._seen.page_on(body, (req["id"], card.size.width), card.size.height):
             self._paged = req["id"]
             self.notify(PAGED)
             return False
