@@ -4,11 +4,14 @@ card and the run header. Each takes plain data; none knows where it came from.""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import Static
 
 from console.text import DIFF, cut, review_rows
@@ -262,8 +265,23 @@ def review_grid(req: dict[str, Any], request: str) -> Table:
 class ApprovalCard(Shows):
     """Everything about one request a person needs to decide it."""
 
+    # The request it holds, and the one it held when the screen was last drawn: keys typed
+    # ahead (one read from the terminal) are handled before the next layout and paint, so a
+    # key can follow a change of request that was never on the screen.
+    holds: str | None = None
+    drawn: str | None = None
+    # Told which of its rows each draw shows, with (the request, the width) they show it at.
+    on_drawn: Callable[[Any, range], None] | None = None
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self.drawn = self.holds  # asked for its lines: the screen is being drawn with them
+        if self.on_drawn is not None:
+            self.on_drawn((self.holds, self.size.width), range(crop.y, crop.bottom))
+        return super().render_lines(crop)
+
     def show(self, req: dict[str, Any] | None, *, now: float, expires_in: float | None,
              position: tuple[int, int] = (1, 1), timeout: float = 120.0) -> None:
+        self.holds = None if req is None else str(req.get("id"))
         if req is None:
             self.show_renderable(Text("No request pending.", style="dim"))
             return

@@ -14,7 +14,9 @@ from typing import Any
 from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
+from textual.geometry import Region
 from textual.message import Message
+from textual.strip import Strip
 
 from console.text import request_line
 from widgets.format import (
@@ -147,20 +149,35 @@ class ApprovalInbox(KeyedTable):
         super().__init__(**kwargs)
         self._whole: dict[str, str | None] = {}  # id -> its whole line (None: more to review)
         self._slid = False  # the cursor moved onto another request without the person moving it
+        # The request under the cursor when the table was last drawn with that row on the
+        # screen: keys typed ahead (down y in one read) come before the next draw.
+        self._drawn: str | None = None
 
     class Review(Message):
         """y on a row that cannot show its request whole: the card shows it, y there allows."""
 
-        def __init__(self, request_id: str) -> None:
+        def __init__(self, request_id: str, why: str = "The request does not fit its row") -> None:
             super().__init__()
-            self.request_id = request_id
+            self.request_id, self.why = request_id, why
 
     def action_decide(self, allow: bool) -> None:
         key = self.selected_key()
-        if key is not None:
-            whole = allow and self.shows_whole(key) and not self._slid
-            self._slid = False
+        if key is None:
+            return
+        whole = allow and self.shows_whole(key) and not self._slid
+        self._slid = False
+        if allow and self._drawn != key:
+            self.post_message(self.Review(key, "The row was not on the screen yet"))
+        else:
             self.post_message(self.Decide(key, allow) if whole or not allow else self.Review(key))
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        row = self._get_row_region(self.cursor_row)
+        top = row.y - round(self.scroll_y)  # the header stays put; rows scroll under it
+        header = self.header_height if self.show_header else 0
+        if row.height and max(header, crop.y) <= top and top + row.height <= crop.bottom:
+            self._drawn = self.selected_key()
+        return super().render_lines(crop)
 
     def shows_whole(self, key: str) -> bool:
         """The row's REQUEST cell holds the whole request, uncut, and there is nothing else to

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
+from rich.cells import cell_len
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 from textual.markup import escape
@@ -105,6 +106,11 @@ class RunCommands(ListedCommands):
 
 
 PALETTE_HELP_MAX = 80  # characters of the oldest request under its commands
+# A hit's help is on the screen whole only on one row of the palette (its border, padding and a
+# margin take PALETTE_SIDES columns), in a terminal tall enough to show the hit's title and that
+# row under the palette's input (10 rows measured; a margin on top).
+PALETTE_SIDES = 6
+PALETTE_MIN_ROWS = 12
 
 
 class ApprovalCommands(ListedCommands):
@@ -128,6 +134,8 @@ class ApprovalCommands(ListedCommands):
                  and names_letters(oldest) is None)
         rid = str(oldest.get("id"))
         about = printable(line, PALETTE_HELP_MAX)
+        width, height = app.size  # a small terminal (a tmux pane) cuts the help, or hides it
+        whole = whole and cell_len(about) <= width - PALETTE_SIDES and height >= PALETTE_MIN_ROWS
         return [
             ("Open oldest approval", about, partial(app.action_open_approval, rid)),
             ("Allow oldest approval once", about, partial(app.decide_oldest, rid, True, whole)),

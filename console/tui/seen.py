@@ -4,13 +4,21 @@ A yes given from a view (the approval card, a confirmation) is about what the vi
 a body taller than its screen shows only part of it: a command's first screen can look whole
 (`pytest -q # =====...`) while its next line is 50 rows down. Views that decide ask this first;
 a yes with rows never shown scrolls to the first of them instead of deciding.
+
+A row counts once the screen has been drawn with it (the body's widget reports the rows each
+draw asks it for), not when a scroll moves to it: keys held down or typed ahead are handled
+before the next draw, and a y after a scroll allowed rows that were never drawn.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.console import RenderableType
 from textual.containers import ScrollableContainer
+from textual.geometry import Region
+from textual.strip import Strip
+from textual.widgets import Static
 
 PAGED = ("It goes on past the screen: nothing was decided, y showed the next part. Once all of "
          "it has been on the screen, y answers.")
@@ -21,25 +29,35 @@ class SeenRows:
         self._key: Any = None
         self._rows: set[int] = set()
 
-    def saw(self, body: ScrollableContainer, key: Any = None) -> None:
-        """The rows on the screen now count as seen, for `key` (what the body shows) at the
-        body's width: another key or width (rewrapped) starts again from nothing seen."""
-        key = (key, body.size.width)
+    def drew(self, key: Any, rows: range) -> None:
+        """The screen was drawn with these rows of the body showing `key` (what it shows, at
+        its width): another key (another request, a rewrap) starts again from nothing seen."""
         if key != self._key:
             self._key, self._rows = key, set()
-        top = round(body.scroll_y)
-        self._rows.update(range(top, top + body.scrollable_content_region.height))
+        self._rows.update(rows)
 
-    def first_unseen(self, body: ScrollableContainer, key: Any = None) -> int | None:
-        """The first row never on the screen (what is there now counts), or None."""
-        self.saw(body, key)
-        return next((row for row in range(body.virtual_size.height) if row not in self._rows),
-                    None)
+    def first_unseen(self, key: Any, height: int) -> int | None:
+        """The first of the `height` rows of `key` never drawn, or None."""
+        if key != self._key:
+            return 0
+        return next((row for row in range(height) if row not in self._rows), None)
 
-    def page_on(self, body: ScrollableContainer, key: Any = None) -> bool:
+    def page_on(self, body: ScrollableContainer, key: Any, height: int) -> bool:
         """True when every row has been on the screen; else scroll to the first that has not."""
-        unseen = self.first_unseen(body, key)
+        unseen = self.first_unseen(key, height)
         if unseen is None:
             return True
         body.scroll_to(y=unseen, animate=False)
         return False
+
+
+class SeenStatic(Static):
+    """A Static whose rows count as seen (by `seen`) as the screen is drawn with them."""
+
+    def __init__(self, renderable: RenderableType, seen: SeenRows) -> None:
+        super().__init__(renderable)
+        self._seen = seen
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._seen.drew(self.size.width, range(crop.y, crop.bottom))
+        return super().render_lines(crop)

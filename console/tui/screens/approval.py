@@ -70,6 +70,9 @@ class ApprovalScreen(PilotScreen):
         # The card's rows that have been on the screen for the request shown: it is allowed
         # only once every row has been (its end may be 50 rows down).
         self._seen = SeenRows()
+        # The request y paged through (it showed more instead of deciding): the key that then
+        # allows it is one beat of a rhythm, and the next beat is not about the next request.
+        self._paged: str | None = None
         self._busy = False
         self._keys_shown = ""
 
@@ -85,7 +88,7 @@ class ApprovalScreen(PilotScreen):
             self.request_id = oldest["id"] if oldest else self.request_id
         body = self.query_one("#approval-body", VerticalScroll)
         body.border_title = "Approval request"
-        self.watch(body, "scroll_y", lambda _: self._seen.saw(body, self.request_id), init=False)
+        self.query_one(ApprovalCard).on_drawn = self._seen.drew
         self._show()
 
     # --- showing -------------------------------------------------------------------------------
@@ -188,17 +191,27 @@ class ApprovalScreen(PilotScreen):
         return req
 
     def _may_allow(self, req: dict[str, Any]) -> bool:
-        """An allow key (y, r, t) on the card decides only a request the person has seen:
+        """An allow key (y, r, t, p) on the card decides only a request the person has seen:
         not one the card moved to by itself, and only once all of it has been on the screen
         (a long command's first screen can look whole: `cmd # =====`, its next line 50 rows
-        down). Otherwise it shows more, says so, and decides nothing."""
+        down), counted once the card holding it has been drawn (keys typed ahead come before
+        the layout: j y measured the next request by the last one's rows). Otherwise it shows
+        more, says so, and decides nothing."""
+        if self.query_one(ApprovalCard).drawn != req["id"]:
+            self.notify(f"The card changed to request {req['id']} just before this key, not "
+                        "yet drawn: nothing was decided. Read it, then y allows it.",
+                        severity="warning")
+            return False
         if req["id"] == self._unchosen:
             self._unchosen = None  # now seen: the next y is about this request
             self.notify(f"The card moved on by itself to request {req['id']}, not seen before "
                         "this key: nothing was decided. Read it, then y allows it.",
                         severity="warning")
             return False
-        if not self._seen.page_on(self.query_one("#approval-body", VerticalScroll), req["id"]):
+        card = self.query_one(ApprovalCard)
+        body = self.query_one("#approval-body", VerticalScroll)
+        if not self._seen.page_on(body, (req["id"], card.size.width), card.size.height):
+            self._paged = req["id"]
             self.notify(PAGED)
             return False
         return True
@@ -241,7 +254,8 @@ class ApprovalScreen(PilotScreen):
 
     def action_profile(self, allow: bool) -> None:
         req = self._target()
-        if req is not None:
+        # Its preview shows the rules it saves, not the request its yes also allows now.
+        if req is not None and (not allow or self._may_allow(req)):
             self._preview(req["id"], allow)
 
     @work(group="approval", exclusive=True)
@@ -313,7 +327,7 @@ class ApprovalScreen(PilotScreen):
             self._busy = False
             self.ph.report(exc)
             if exc.code in ("already-decided", "unknown-request"):
-                self._advance()
+                self._advance_from(request_id)
             else:
                 self._decided.discard(request_id)
                 self._status("")
@@ -330,7 +344,14 @@ class ApprovalScreen(PilotScreen):
             message += f"\nAlso answered: {', '.join(result['also_decided'])}"
             self._decided.update(result["also_decided"])
         self.notify(printable(message, 400).replace("⏎", "\n"), title="Decision recorded")
+        self._advance_from(request_id)
+
+    def _advance_from(self, request_id: str) -> None:
+        """On to the next request once `request_id` is decided; after one that y paged
+        through, the next is one the person did not choose (as if it moved on by itself)."""
         self._advance()
+        if self._paged == request_id and self.request is not None:
+            self._unchosen = self.request_id
 
 
 def scope_words(scope: str, req: dict[str, Any]) -> str:

@@ -49,8 +49,9 @@ class PilotScreen(AppAccess, Screen[None]):
     # The inbox's keys, on whichever screen shows one (the dashboard, a run's screen).
     @on(ApprovalInbox.Review)
     def _review_row(self, event: ApprovalInbox.Review) -> None:
-        """y on a row that shows its request cut (or without its change): the card, not a yes."""
-        self.notify("The request does not fit its row: here it is whole. y allows it.")
+        """y on a row that shows its request cut (or without its change), or on a row not yet
+        drawn: the card, not a yes."""
+        self.notify(f"{event.why}: here it is whole. y allows it.")
         self.ph.action_open_approval(event.request_id)
 
     @on(ApprovalInbox.Decide)

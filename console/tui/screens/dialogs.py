@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
 from console.tui.screens.base import PilotModal
-from console.tui.seen import PAGED, SeenRows
+from console.tui.seen import PAGED, SeenRows, SeenStatic
 from widgets.format import printable
 from widgets.tables import command_line
 
@@ -37,7 +37,7 @@ class ConfirmScreen(PilotModal):
         with Vertical(id="dialog", classes="dialog"):
             yield Label(Text(self._title), id="dialog-title")  # never markup
             with VerticalScroll(id="dialog-body"):
-                yield Static(self._body)
+                yield SeenStatic(self._body, self._seen)
             with Horizontal(classes="buttons"):
                 yield Button(f"{self._yes} (y)", id="yes", variant="error" if self._danger else "primary",
                              compact=True)
@@ -45,8 +45,6 @@ class ConfirmScreen(PilotModal):
 
     def on_mount(self) -> None:
         super().on_mount()
-        body = self.query_one("#dialog-body", VerticalScroll)
-        self.watch(body, "scroll_y", lambda _: self._seen.saw(body), init=False)
         self.query_one("#no" if self._danger else "#yes", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -54,7 +52,9 @@ class ConfirmScreen(PilotModal):
         self.action_answer(event.button.id == "yes")
 
     def action_answer(self, yes: bool) -> None:
-        if yes and not self._seen.page_on(self.query_one("#dialog-body", VerticalScroll)):
+        shown = self.query_one(SeenStatic)
+        if yes and not self._seen.page_on(self.query_one("#dialog-body", VerticalScroll),
+                                          shown.size.width, shown.size.height):
             self.app.notify(PAGED)
             return
         self.dismiss(yes)
