@@ -185,6 +185,13 @@ async def test_y_held_down_allows_only_once_every_row_was_drawn(monkeypatch: Any
             if allows(app):
                 break
         await pilot.pause(0.5)
+        # How far the burst got depends on how often the machine drew between keys: the rest
+        # of the way with keys that wait for the screen, as a person reading along presses them.
+        for _ in range(40):
+            if allows(app):
+                break
+            await pilot.press("y")
+            await pilot.pause(0.05)
         assert allows(app)[0] == {"id": "lg01", "allow": True, "scope": "once"}
         assert rows <= drawn, f"allowed with rows {sorted(rows - drawn)} never drawn"
 
