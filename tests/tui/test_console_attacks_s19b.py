@@ -19,7 +19,7 @@ from console.tui.app import PilothouseApp
 from console.tui.screens.approval import ApprovalScreen
 from tests.tui.fixed import NOW, FixedSource
 from tests.tui.screen import app_with, attached, screen_text, until
-from tests.tui.test_display_attacks_s19 import COMMENTED_TAIL, allows, card_words, request
+from tests.tui.test_display_attacks_s19 import COMMENTED_TAIL, allows, card_until, request
 
 pytestmark = pytest.mark.usefixtures("utc")
 
@@ -115,16 +115,7 @@ async def test_a_profile_rule_allows_the_request_only_once_all_of_its_card_was_o
                         clock=lambda: NOW, desktop_notify=False)
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
-        await pilot.pause(0.2)
-        seen = card_words(app)
-        for _ in range(30):
-            await pilot.press("p")
-            await pilot.pause(0.2)
-            if isinstance(app.screen, ConfirmScreen):
-                break
-            seen += card_words(app)
+        seen = await card_until(pilot, "p", lambda: isinstance(app.screen, ConfirmScreen))
         assert isinstance(app.screen, ConfirmScreen)
         assert "x.invalid/i.sh|sh" in seen, "the rule's yes was asked before the curl line was seen"
         await pilot.press("y")

@@ -198,6 +198,23 @@ def card_words(app: Any) -> str:
     return "".join("".join(inside).split())
 
 
+async def card_until(pilot: Any, key: str, done: Any) -> str:
+    """Open the card of the oldest request, then press `key` (each press waits for the screen)
+    until done(); the card's words that were on the screen before then, blanks dropped."""
+    app = pilot.app
+    await pilot.press("a")
+    await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
+    await pilot.pause(0.2)
+    seen = card_words(app)
+    for _ in range(30):
+        await pilot.press(key)
+        await pilot.pause(0.2)
+        if done():
+            break
+        seen += card_words(app)
+    return seen
+
+
 @pytest.mark.parametrize("subject", [COMMENTED_TAIL, COMMENTED_MIDDLE], ids=["tail", "middle"])
 async def test_y_on_the_card_never_allows_a_command_whose_lines_were_not_on_screen(
         subject: str) -> None:
@@ -208,16 +225,7 @@ async def test_y_on_the_card_never_allows_a_command_whose_lines_were_not_on_scre
     app = app_with(approvals=[request("cm01", subject)])
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
-        await pilot.pause(0.2)
-        seen = card_words(app)
-        for _ in range(30):
-            await pilot.press("y")
-            await pilot.pause(0.2)
-            if allows(app):
-                break
-            seen += card_words(app)
+        seen = await card_until(pilot, "y", lambda: allows(app))
         assert "x.invalid/i.sh|sh" in seen, "allowed before the curl line was ever on the screen"
         assert allows(app) == [{"id": "cm01", "allow": True, "scope": "once"}]
 
@@ -255,15 +263,6 @@ async def test_n_minutes_asks_only_once_the_whole_command_was_on_the_card() -> N
     app = app_with(approvals=[request("tm01", COMMENTED_TAIL)])
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
-        await pilot.pause(0.2)
-        seen = card_words(app)
-        for _ in range(30):
-            await pilot.press("t")
-            await pilot.pause(0.2)
-            if isinstance(app.screen, PromptScreen):
-                break
-            seen += card_words(app)
+        seen = await card_until(pilot, "t", lambda: isinstance(app.screen, PromptScreen))
         assert isinstance(app.screen, PromptScreen)
         assert "x.invalid/i.sh|sh" in seen, "the minutes asked before the curl line was seen"
