@@ -323,9 +323,9 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-# Claude Code's tools that only read or whose calls are hooked; any other (a newer one's too) is asked.
-UNROUTED_TOOLS = {"Read", "Glob", "Grep", "LS", "NotebookRead", "TodoRead", "TodoWrite", "Task",
-                  "Agent", "ExitPlanMode", "BashOutput", "KillShell", "KillBash"}
+# Claude Code's tools that only read, keep its task list, or whose calls are hooked; any other is asked.
+UNROUTED_TOOLS = {"Read", "Glob", "Grep", "LS", "NotebookRead", "TodoWrite", "Task", "Agent", "ExitPlanMode", "BashOutput",
+                  "KillShell", "TaskCreate", "TaskGet", "TaskList", "TaskUpdate", "TaskOutput", "TaskStop"}
 FILE_TOOLS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path",
               "NotebookEdit": "notebook_path"}  # each file tool's path argument
 SUBJECT_INPUT_MAX = 3 * 1024  # bytes of a tool's input in its subject (the daemon takes 4 KiB)

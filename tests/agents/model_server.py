@@ -92,6 +92,10 @@ class Script:
         """(output items, usage) for a Responses API request (Codex)."""
         return responses_answer(srv, body)
 
+    def messages(self, srv: ModelServer, body: dict) -> tuple[list[dict], str, dict]:
+        """(content blocks, stop_reason, usage) for an Anthropic Messages request (Claude Code)."""
+        return anthropic_answer(srv, body)
+
     def pace(self, srv: ModelServer, piece: int) -> None:
         """No waiting: answers come as fast as the server writes them."""
 
@@ -190,7 +194,7 @@ def _shell_tool(names: list[str]) -> str | None:
 # ----- Anthropic messages ----------------------------------------------------------------------
 
 
-def _anthropic_has_result(messages: list[Any]) -> bool:
+def anthropic_has_result(messages: list[Any]) -> bool:
     for m in messages:
         content = m.get("content") if isinstance(m, dict) else None
         if isinstance(content, list) and any(
@@ -204,7 +208,7 @@ def anthropic_answer(srv: ModelServer, body: dict) -> tuple[list[dict], str, dic
     names = [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
     tool = _shell_tool(names)
     usage = srv.anthropic_usage()
-    if tool and not _anthropic_has_result(body.get("messages") or []):
+    if tool and not anthropic_has_result(body.get("messages") or []):
         block = {"type": "tool_use", "id": f"toolu_{srv.next_n():06d}", "name": tool,
                  "input": SHELL_TOOLS[tool](srv.script.command)}
         return [block], "tool_use", usage
@@ -410,7 +414,7 @@ def _handler(srv: ModelServer) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"error": {"type": "not_found", "message": f"no {path} here"}})
 
         def _anthropic(self, body: dict) -> None:
-            content, stop, usage = anthropic_answer(srv, body)
+            content, stop, usage = srv.script.messages(srv, body)
             stream = bool(body.get("stream"))
             srv.record_usage("anthropic", stream, usage)
             if stream:
