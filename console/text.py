@@ -256,6 +256,10 @@ COVERED_BY_DENY = "denied: a deny grant in force covers it"
 EVERY = "(replace_all: every occurrence of the old text in the file is replaced, not one)"
 SHARED_YES = ("every connection to this destination that waits on this question, whatever it "
               "sends; the request above is only the first")
+# A network request asked with no addresses: the gate asks about a name no address rule could
+# allow before it looks the name up (nothing leaks to DNS on a no), or the lookup found none.
+NOT_LOOKED_UP = ("none yet: the name is looked up after a yes, and its addresses checked then "
+                 "(or it did not resolve)")
 # Detail keys the rows show under their own labels (the daemon's lookup), not as the agent's.
 _SHOWN_APART = ("cwd", "addresses", "method", "target", "host", "port")
 
@@ -358,7 +362,7 @@ def review_rows(req: dict[str, Any]) -> list[ReviewRow]:
     if kind == "network":
         rows.append(ReviewRow("destination", shown(req.get("subject")), SUBJECT))
         addrs = detail.get("addresses") or []
-        rows.append(ReviewRow("resolves to", shown(", ".join(map(str, addrs)) or "-")))
+        rows.append(ReviewRow("resolves to", shown(", ".join(map(str, addrs))) if addrs else NOT_LOOKED_UP))
         if detail.get("method") or detail.get("target"):
             target = f"{detail.get('method') or ''} {detail.get('target') or ''}".strip()
             rows.append(ReviewRow("first request", shown(target)))

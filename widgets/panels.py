@@ -274,9 +274,11 @@ class ApprovalCard(Shows):
     on_drawn: Callable[[Any, range], None] | None = None
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        self.drawn = self.holds  # asked for its lines: the screen is being drawn with them
-        if self.on_drawn is not None:
-            self.on_drawn((self.holds, self.size.width), range(crop.y, crop.bottom))
+        # Asked for its lines: the screen is being drawn with them, seen unless under a dialog.
+        if self.screen.is_active:
+            self.drawn = self.holds
+            if self.on_drawn is not None:
+                self.on_drawn((self.holds, self.size.width), range(crop.y, crop.bottom))
         return super().render_lines(crop)
 
     def show(self, req: dict[str, Any] | None, *, now: float, expires_in: float | None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import shlex
+import time
 from typing import Any
 
 from rich.cells import cell_len
@@ -129,6 +130,11 @@ class RunsTable(KeyedTable):
 
 
 ROW_MAX = 200  # characters of a request on its inbox row
+# When the inbox's screen is shown again (a dialog or another screen closed), a row new under
+# the cursor allows only after this long on the screen, about a person's reaction time: keys
+# typed ahead (esc y: close the help, allow) are handled just after that first draw, before
+# anyone can have read it (review s20).
+ROW_SEEN_S = 0.3
 
 
 class ApprovalInbox(KeyedTable):
@@ -150,8 +156,11 @@ class ApprovalInbox(KeyedTable):
         self._whole: dict[str, str | None] = {}  # id -> its whole line (None: more to review)
         self._slid = False  # the cursor moved onto another request without the person moving it
         # The request under the cursor when the table was last drawn with that row on the
-        # screen: keys typed ahead (down y in one read) come before the next draw.
+        # screen (keys typed ahead, down y in one read, come before the next draw), and since
+        # when (monotonic) it has been there.
         self._drawn: str | None = None
+        self._drawn_since = 0.0
+        self._shown_again_at = -ROW_SEEN_S  # monotonic: when its screen was last shown again
 
     class Review(Message):
         """y on a row that cannot show its request whole: the card shows it, y there allows."""
@@ -166,17 +175,27 @@ class ApprovalInbox(KeyedTable):
             return
         whole = allow and self.shows_whole(key) and not self._slid
         self._slid = False
-        if allow and self._drawn != key:
+        if allow and (self._drawn != key or self._just_shown_again()):
             self.post_message(self.Review(key, "The row was not on the screen yet"))
         else:
             self.post_message(self.Decide(key, allow) if whole or not allow else self.Review(key))
+
+    def shown_again(self) -> None:
+        """Its screen is on top again: a row first drawn now is new to the person for a moment."""
+        self._shown_again_at = time.monotonic()
+
+    def _just_shown_again(self) -> bool:
+        since = self._drawn_since
+        return 0 <= since - self._shown_again_at < ROW_SEEN_S and time.monotonic() - since < ROW_SEEN_S
 
     def render_lines(self, crop: Region) -> list[Strip]:
         row = self._get_row_region(self.cursor_row)
         top = row.y - round(self.scroll_y)  # the header stays put; rows scroll under it
         header = self.header_height if self.show_header else 0
-        if row.height and max(header, crop.y) <= top and top + row.height <= crop.bottom:
-            self._drawn = self.selected_key()
+        # Under a dialog the screen is drawn too, dimmed or hidden: not seen (review s20).
+        if (row.height and max(header, crop.y) <= top and top + row.height <= crop.bottom
+                and self.screen.is_active and self._drawn != self.selected_key()):
+            self._drawn, self._drawn_since = self.selected_key(), time.monotonic()
         return super().render_lines(crop)
 
     def shows_whole(self, key: str) -> bool:

@@ -7,7 +7,8 @@ a yes with rows never shown scrolls to the first of them instead of deciding.
 
 A row counts once the screen has been drawn with it (the body's widget reports the rows each
 draw asks it for), not when a scroll moves to it: keys held down or typed ahead are handled
-before the next draw, and a y after a scroll allowed rows that were never drawn.
+before the next draw, and a y after a scroll allowed rows that were never drawn. Nor when the
+screen is drawn under a dialog (the help, a confirmation): dimmed or hidden, it is not seen.
 """
 
 from __future__ import annotations
@@ -59,5 +60,6 @@ class SeenStatic(Static):
         self._seen = seen
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        self._seen.drew(self.size.width, range(crop.y, crop.bottom))
+        if self.screen.is_active:  # a screen under a dialog is drawn too, dimmed or hidden
+            self._seen.drew(self.size.width, range(crop.y, crop.bottom))
         return super().render_lines(crop)
