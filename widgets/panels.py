@@ -4,6 +4,7 @@ card and the run header. Each takes plain data; none knows where it came from.""
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -270,13 +271,15 @@ class ApprovalCard(Shows):
     # key can follow a change of request that was never on the screen.
     holds: str | None = None
     drawn: str | None = None
+    drawn_at = 0.0  # when (monotonic) it was first drawn holding `drawn`
     # Told which of its rows each draw shows, with (the request, the width) they show it at.
     on_drawn: Callable[[Any, range], None] | None = None
 
     def render_lines(self, crop: Region) -> list[Strip]:
         # Asked for its lines: the screen is being drawn with them, seen unless under a dialog.
         if self.screen.is_active:
-            self.drawn = self.holds
+            if self.drawn != self.holds:
+                self.drawn, self.drawn_at = self.holds, time.monotonic()
             if self.on_drawn is not None:
                 self.on_drawn((self.holds, self.size.width), range(crop.y, crop.bottom))
         return super().render_lines(crop)

@@ -8,8 +8,10 @@ updates one keyed row.
 from __future__ import annotations
 
 import itertools
+import math
 import shlex
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.cells import cell_len
@@ -130,11 +132,6 @@ class RunsTable(KeyedTable):
 
 
 ROW_MAX = 200  # characters of a request on its inbox row
-# When the inbox's screen is shown again (a dialog or another screen closed), a row new under
-# the cursor allows only after this long on the screen, about a person's reaction time: keys
-# typed ahead (esc y: close the help, allow) are handled just after that first draw, before
-# anyone can have read it (review s20).
-ROW_SEEN_S = 0.3
 
 
 class ApprovalInbox(KeyedTable):
@@ -160,7 +157,10 @@ class ApprovalInbox(KeyedTable):
         # when (monotonic) it has been there.
         self._drawn: str | None = None
         self._drawn_since = 0.0
-        self._shown_again_at = -ROW_SEEN_S  # monotonic: when its screen was last shown again
+        # When the key being handled was typed (monotonic; the app tells): a key typed before
+        # the row was drawn is not about it (esc y in one read: the help closed, the screen
+        # drawn with a row that came meanwhile, then the y).
+        self.input_time: Callable[[], float] = lambda: math.inf
 
     class Review(Message):
         """y on a row that cannot show its request whole: the card shows it, y there allows."""
@@ -175,18 +175,10 @@ class ApprovalInbox(KeyedTable):
             return
         whole = allow and self.shows_whole(key) and not self._slid
         self._slid = False
-        if allow and (self._drawn != key or self._just_shown_again()):
+        if allow and (self._drawn != key or self.input_time() < self._drawn_since):
             self.post_message(self.Review(key, "The row was not on the screen yet"))
         else:
             self.post_message(self.Decide(key, allow) if whole or not allow else self.Review(key))
-
-    def shown_again(self) -> None:
-        """Its screen is on top again: a row first drawn now is new to the person for a moment."""
-        self._shown_again_at = time.monotonic()
-
-    def _just_shown_again(self) -> bool:
-        since = self._drawn_since
-        return 0 <= since - self._shown_again_at < ROW_SEEN_S and time.monotonic() - since < ROW_SEEN_S
 
     def render_lines(self, crop: Region) -> list[Strip]:
         row = self._get_row_region(self.cursor_row)

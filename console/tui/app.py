@@ -8,13 +8,14 @@ screens subscribe to. Nothing touches a widget from a thread. Errors go to one s
 from __future__ import annotations
 
 import gc
+import math
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
@@ -85,6 +86,16 @@ class PilothouseApp(App[None]):
         theme = os.environ.get("PILOTHOUSE_THEME")
         if theme and theme in self.available_themes:
             self.theme = theme
+
+    # When the terminal gave the key or click being handled (Textual's monotonic clock). One
+    # given before the screen showed a request is not about it: keys come in bursts (one read:
+    # esc y, a y), handled one after the other with draws between them (review s20).
+    input_time = math.inf
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent) and not event.is_forwarded:
+            self.input_time = event.time
+        await super().on_event(event)
 
     def get_default_screen(self) -> Screen[Any]:
         return DashboardScreen()

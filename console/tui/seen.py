@@ -13,6 +13,8 @@ screen is drawn under a dialog (the help, a confirmation): dimmed or hidden, it 
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 from rich.console import RenderableType
@@ -29,12 +31,13 @@ class SeenRows:
     def __init__(self) -> None:
         self._key: Any = None
         self._rows: set[int] = set()
+        self.since = math.inf  # when (monotonic) the body showing `key` was first drawn
 
     def drew(self, key: Any, rows: range) -> None:
         """The screen was drawn with these rows of the body showing `key` (what it shows, at
         its width): another key (another request, a rewrap) starts again from nothing seen."""
         if key != self._key:
-            self._key, self._rows = key, set()
+            self._key, self._rows, self.since = key, set(), time.monotonic()
         self._rows.update(rows)
 
     def first_unseen(self, key: Any, height: int) -> int | None:

@@ -197,9 +197,10 @@ class ApprovalScreen(PilotScreen):
         down), counted once the card holding it has been drawn (keys typed ahead come before
         the layout: j y measured the next request by the last one's rows). Otherwise it shows
         more, says so, and decides nothing."""
-        if self.query_one(ApprovalCard).drawn != req["id"]:
-            self.notify(f"The card changed to request {req['id']} just before this key, not "
-                        "yet drawn: nothing was decided. Read it, then y allows it.",
+        card = self.query_one(ApprovalCard)
+        if card.drawn != req["id"] or self.ph.input_time < card.drawn_at:  # typed before it showed
+            self.notify(f"Request {req['id']} was not yet on the screen when this key was "
+                        "typed: nothing was decided. Read it, then y allows it.",
                         severity="warning")
             return False
         if req["id"] == self._unchosen:
@@ -208,7 +209,6 @@ class ApprovalScreen(PilotScreen):
                         "this key: nothing was decided. Read it, then y allows it.",
                         severity="warning")
             return False
-        card = self.query_one(ApprovalCard)
         body = self.query_one("#approval-body", VerticalScroll)
         if not self._seen.page_on(body, (req["id"], card.size.width), card.size.height):
             self._paged = req["id"]

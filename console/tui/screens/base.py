@@ -35,15 +35,6 @@ class AppAccess:
 
 class PilotScreen(AppAccess, Screen[None]):
     BINDINGS = [Binding("escape", "back", "Back", id="back")]
-    _covered = False  # another screen or a dialog has been over this one
-
-    def on_screen_suspend(self) -> None:
-        self._covered = True
-
-    def on_screen_resume(self) -> None:
-        if self._covered:  # shown again, not for the first time: keys may have been typed ahead
-            for inbox in self.query(ApprovalInbox):
-                inbox.shown_again()
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="⚓")
@@ -77,6 +68,8 @@ class PilotScreen(AppAccess, Screen[None]):
         self.ph.decide(req, event.allow, "once")
 
     def on_mount(self) -> None:
+        for inbox in self.query(ApprovalInbox):
+            inbox.input_time = lambda: self.ph.input_time
         self.ph.changes.subscribe(self, self._changed)
         self.ph.ticks.subscribe(self, self._ticked)
         if self.ph.frozen:

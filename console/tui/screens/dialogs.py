@@ -53,6 +53,10 @@ class ConfirmScreen(PilotModal):
 
     def action_answer(self, yes: bool) -> None:
         shown = self.query_one(SeenStatic)
+        if yes and self.ph.input_time < self._seen.since:  # typed ahead of the question
+            self.app.notify("This question was not yet on the screen when the key was typed: "
+                            "nothing was decided. Read it, then y answers.")
+            return
         if yes and not self._seen.page_on(self.query_one("#dialog-body", VerticalScroll),
                                           shown.size.width, shown.size.height):
             self.app.notify(PAGED)
