@@ -10,8 +10,10 @@ AIDER_YES_ALWAYS, so a run behaves as its documented command line does.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
+from console.agents import HOME_DIR, install_run_files
 from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import ModelServer
@@ -53,3 +55,27 @@ def test_the_models_shell_command_is_not_run_without_yes_always(
     assert f"touch {MARK}" in out, out
     assert not (ws / MARK).exists(), f"the model's shell command ran unasked:\n{out}"
     assert person.asked("exec") == []
+
+
+# aider downloads litellm's model list (raw.githubusercontent.com) when its cache in HOME is
+# older than a day, and the run folder's cache keeps the time it was made: a spare folder is
+# kept, files and times unchanged, for the next run, so a day after a daemon started every aider
+# run put that download in front of the person again (and, allowed, made it).
+AGED_CACHE_CHECK = """
+import sys, time
+from aider import models
+now = time.time
+time.time = lambda: now() + float(sys.argv[1])
+manager = models.ModelInfoManager()
+manager._load_cache()
+sys.exit(0 if manager.content else 3)
+"""
+
+
+def test_a_run_folder_made_days_ago_still_stops_aiders_model_list_download(aider: str, tmp_path: Path) -> None:
+    install_run_files(tmp_path)
+    python = Path(aider).read_text().splitlines()[0].removeprefix("#!").strip()  # aider's own venv
+    for days in (0, 3, 400):
+        done = subprocess.run([python, "-c", AGED_CACHE_CHECK, str(days * 86400)], capture_output=True,
+                              text=True, timeout=120, env={"HOME": str(tmp_path / HOME_DIR), "PATH": "/usr/bin:/bin"})
+        assert done.returncode == 0, (days, done.stdout, done.stderr)
