@@ -121,6 +121,12 @@ AIDER_MODEL_SETTINGS = """\
 # or older than a day. A fresh, non-empty cache stops that; models are then described by
 # litellm's bundled list (LITELLM_LOCAL_MODEL_COST_MAP in the profile).
 AIDER_MODEL_INFO_CACHE = '{"_pilothouse": "no download from a sandbox; litellm\'s bundled list is used"}\n'
+AIDER_MODEL_INFO_CACHE_PATH = ".aider/caches/model_prices_and_context_window.json"
+# aider takes a cache's age from its mtime, and a run folder keeps its files' times: a spare
+# folder goes to the next run unchanged (console/sandbox/spare_folders.py), so a day after a
+# daemon started, every aider run asked the person for the download again. Dated far ahead,
+# the cache stays fresh however long the daemon or a run lasts.
+AIDER_MODEL_INFO_CACHE_MTIME = 4_102_444_800  # 2100-01-01 UTC
 
 # Files a program reads from HOME when it starts, pinned empty and read-only: HOME and ~/.codex
 # are writable (Codex keeps its sessions there), and Codex's apply_patch is not asked, so what
@@ -147,7 +153,7 @@ HOME_FILES: dict[str, str] = {
     # there ran from `git status`, which the rules allow (review s19).
     ".config/git/config": PINNED_EMPTY,
     ".aider.model.settings.yml": AIDER_MODEL_SETTINGS,
-    ".aider/caches/model_prices_and_context_window.json": AIDER_MODEL_INFO_CACHE,
+    AIDER_MODEL_INFO_CACHE_PATH: AIDER_MODEL_INFO_CACHE,
     **dict.fromkeys(STARTUP_FILES + SHELL_RC_FILES, PINNED_EMPTY),
 }
 HOME_DIR = "home"  # inside the run folder
@@ -256,6 +262,8 @@ def install_run_files(run_dir: Path) -> list[str]:
         target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         target.write_text(text)
         os.chmod(target, 0o644)
+        if rel == AIDER_MODEL_INFO_CACHE_PATH:
+            os.utime(target, (AIDER_MODEL_INFO_CACHE_MTIME, AIDER_MODEL_INFO_CACHE_MTIME))
     return notes
 
 
