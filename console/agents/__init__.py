@@ -267,6 +267,14 @@ def install_run_files(run_dir: Path) -> list[str]:
     return notes
 
 
+def pinned_under(inside: str, inside_home: str = INSIDE_HOME) -> str | None:
+    """The HOME file Pilothouse keeps in the sandbox that a mount at `inside` would replace or
+    hide (that file, or a folder above it), or None."""
+    return next((f"{inside_home}/{rel}" for rel in HOME_FILES
+                 if f"{inside_home}/{rel}" == inside or f"{inside_home}/{rel}".startswith(f"{inside}/")),
+                None)
+
+
 def home_mounts(run_dir: Path, inside_home: str = INSIDE_HOME) -> list[tuple[Path, str]]:
     """(host file, path inside the sandbox) for each HOME file: bind them read-only."""
     home = Path(run_dir) / HOME_DIR
@@ -276,5 +284,5 @@ def home_mounts(run_dir: Path, inside_home: str = INSIDE_HOME) -> list[tuple[Pat
 __all__ = [
     "AIDER_MODEL_SETTINGS", "CLAUDE_MANAGED_SETTINGS", "CLAUDE_SETTINGS", "CODEX_CONFIG", "CODEX_HOOK_HASH",
     "DEMO_COMMAND", "DEMO_SCRIPT", "GIT_CONFIG", "HOME_FILES", "MANAGED_DIR",
-    "home_mounts", "install_run_files",
+    "home_mounts", "install_run_files", "pinned_under",
 ]

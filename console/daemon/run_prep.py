@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from console.config.load import Profile
-from console.paths import Paths
+from console.paths import INSIDE_HOME, Paths
 from console.protocol import Failure
 from console.sandbox.base import BRIDGE_PORT, INSIDE_RUN_DIR, INSIDE_WORKSPACE
 
@@ -118,4 +118,18 @@ async def carry(run_dir: Path, profile: Profile, ws: Path, ws_fd: int, asker: tu
         notes.append(f"carry: nothing carried ({exc})")
         return []
     notes.extend(carry_notes)
-    return carried
+    return [(copy, inside) for copy, inside in carried if not _pinned(inside, notes)]
+
+
+def _pinned(inside: str, notes: list[str]) -> bool:
+    """A carried file over one Pilothouse keeps in HOME (an agent's settings holding its hook,
+    a pinned shell file) replaced it under bubblewrap, and every approval with it; Docker
+    refused the run (review s20): such a file is not carried, and the notes say so."""
+    from console.agents import pinned_under
+
+    pinned = pinned_under(inside)
+    if pinned is not None:
+        home = f"~{inside[len(INSIDE_HOME):]}" if inside.startswith(f"{INSIDE_HOME}/") else inside
+        notes.append(f"carry {home}: Pilothouse keeps its own {pinned} in the sandbox (its "
+                     "controls are set there); not carried")
+    return pinned is not None
