@@ -117,6 +117,16 @@ AIDER_MODEL_SETTINGS = """\
     stream_options:
       include_usage: true
 """
+# aider: a run has no terminal (stdin is closed), and aider then takes every question's default;
+# "Run shell command?" defaults to yes, so the model's shell commands ran unasked without
+# --yes-always, under which aider refuses them (they alone need an explicit yes). The profile's
+# setenv says so too, but aider loads a `.env` (a repository's, or one its model wrote for the
+# run's next aider) over the environment, and a person's own setenv replaces the profile's: this
+# read-only file in HOME holds either way (a false in a later layer does not undo a true here).
+AIDER_CONF = """\
+# Written by Pilothouse: aider refuses its model's shell commands (nobody could answer them).
+yes-always: true
+"""
 # aider downloads litellm's model list from raw.githubusercontent.com when its cache is empty
 # or older than a day. A fresh, non-empty cache stops that; models are then described by
 # litellm's bundled list (LITELLM_LOCAL_MODEL_COST_MAP in the profile).
@@ -152,6 +162,7 @@ HOME_FILES: dict[str, str] = {
     # git's other global file (XDG), read beside ~/.gitconfig: a core.fsmonitor or pager written
     # there ran from `git status`, which the rules allow (review s19).
     ".config/git/config": PINNED_EMPTY,
+    ".aider.conf.yml": AIDER_CONF,
     ".aider.model.settings.yml": AIDER_MODEL_SETTINGS,
     AIDER_MODEL_INFO_CACHE_PATH: AIDER_MODEL_INFO_CACHE,
     **dict.fromkeys(STARTUP_FILES + SHELL_RC_FILES, PINNED_EMPTY),
@@ -282,7 +293,7 @@ def home_mounts(run_dir: Path, inside_home: str = INSIDE_HOME) -> list[tuple[Pat
 
 
 __all__ = [
-    "AIDER_MODEL_SETTINGS", "CLAUDE_MANAGED_SETTINGS", "CLAUDE_SETTINGS", "CODEX_CONFIG", "CODEX_HOOK_HASH",
+    "AIDER_CONF", "AIDER_MODEL_SETTINGS", "CLAUDE_MANAGED_SETTINGS", "CLAUDE_SETTINGS", "CODEX_CONFIG", "CODEX_HOOK_HASH",
     "DEMO_COMMAND", "DEMO_SCRIPT", "GIT_CONFIG", "HOME_FILES", "MANAGED_DIR",
     "home_mounts", "install_run_files", "pinned_under",
 ]

@@ -5,13 +5,17 @@ A run has no terminal: the sandbox's stdin is closed. aider then takes every que
 default, and "Run shell command?" defaults to yes: without `--yes-always` (the only flag under
 which aider refuses the model's shell commands) a ```bash block in the model's answer ran,
 unasked, although aider's own lint and tests were switched off. The profile now pins
-AIDER_YES_ALWAYS, so a run behaves as its documented command line does.
+AIDER_YES_ALWAYS, so a run behaves as its documented command line does; and so does a read-only
+~/.aider.conf.yml, because aider loads a `.env` over the environment (a repository's, or one
+the model wrote for the run's next aider) and a person's own `setenv` replaces the profile's.
 """
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from console.agents import HOME_DIR, install_run_files
 from tests.conftest import Daemon, needs_bwrap
@@ -25,6 +29,7 @@ from .real_harness import (
     hand_over,
     model_hostport,
     run_agent,
+    write_config,
 )
 
 pytestmark = needs_bwrap
@@ -41,8 +46,19 @@ AIDER_SHELL = RealAgent(
 aider, backend, model_server, daemon_env = agent_fixtures(AIDER_SHELL)
 
 
+@pytest.fixture(params=["nothing", "dot_env", "own_setenv"])
+def around(request: pytest.FixtureRequest, home: Path, workspace: Path, model_server: ModelServer) -> str:
+    """What else the run has, set up before the daemon starts."""
+    if request.param == "dot_env":  # committed in the repository, as a model could write it for later
+        (workspace / ".env").write_text("AIDER_YES_ALWAYS=false\n")
+    if request.param == "own_setenv":  # the person's own table replaces the profile's
+        write_config(home, '\n[profiles.aider.setenv]\nGIT_AUTHOR_NAME = "Person"\n')
+    return request.param
+
+
 def test_the_models_shell_command_is_not_run_without_yes_always(
-        backend: str, aider: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
+        around: str, backend: str, aider: str, model_server: ModelServer, daemon: Daemon,
+        workspace: Path) -> None:
     ws = agent_workspace(workspace)
     hand_over(ws, backend)
     # The person's command line has no --yes-always; aider's own lint and tests are off.
