@@ -33,6 +33,7 @@ from .watch import (
     changed_behind_links,
     changed_read_only,
     git_folder_changed,
+    left_todo_notes,
     read_only_notes,
 )
 
@@ -425,7 +426,7 @@ def nested_repo_notes(view: WorkspaceView) -> list[str]:
              "workspace: read it before a tool on the host does") if rel in
             view.protection.aliased else _made_note(rel) for rel in new] + unseen + (
             read_only_notes(ro, budget) if ro or budget.cut else []) + behind_links_notes(
-            behind)  # fmt: skip
+            behind) + (left_todo_notes(view.ws_fd, view.opened_at) if view.ws_fd >= 0 else [])  # fmt: skip
 
 
 def _made_note(rel: str) -> str:

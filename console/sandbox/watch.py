@@ -195,3 +195,40 @@ def git_folder_changed(ws_fd: int, rel: str, since: float, budget: Budget) -> bo
         return bool(changed_below(fd, since, budget, git=True))
     finally:
         os.close(fd)
+
+
+# Todo files whose `exec` lines git runs at `git rebase --continue`. The workspace's .git is the
+# agent's to write but for its config and hooks, and git's own rebase keeps its state there: a
+# todo written or changed in the run runs its commands on the host when the person carries on
+# (review s20). Named at the run's end, since a rebase the agent runs itself needs them writable.
+GIT_TODO_FILES = (".git/rebase-merge/git-rebase-todo", ".git/sequencer/todo")
+TODO_READ_MAX = 64 * 1024
+
+
+def left_todo_notes(ws_fd: int, since: float) -> list[str]:
+    """A note for each git todo file changed since the start that runs commands."""
+    from .fsview import open_beneath
+
+    notes: list[str] = []
+    for rel in GIT_TODO_FILES:
+        try:
+            fd = open_beneath(ws_fd, rel)  # no link on the way, a regular file or a folder
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_ctime < since:
+                continue
+            with open(f"/proc/self/fd/{fd}", "rb") as fh:
+                text = fh.read(TODO_READ_MAX).decode("utf-8", "replace")
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        runs = [line.strip() for line in text.splitlines()
+                if line.split(maxsplit=1)[:1] in (["exec"], ["x"])]
+        if runs:
+            shown = "; ".join(repr(r) for r in runs[:3]) + (f"; {len(runs) - 3} more" if len(runs) > 3 else "")
+            notes.append(f"the run left {rel}, whose commands git runs on your machine at `git "
+                         f"rebase --continue`: {shown}; read it first, or run `git rebase --abort`")
+    return notes
