@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
     "TurnAway", "Upstream", "Verdict", "denial", "dial_address", "host_header", "ip_authority",
-    "ip_text", "meter_host", "read_absolute", "read_connect", "system_resolver", "READ_LIMIT",
+    "ip_text", "meter_host", "read_absolute", "read_connect", "shown_target", "system_resolver",
+    "READ_LIMIT",
 ]
 
 READ_LIMIT = 64 * 1024
@@ -233,6 +234,19 @@ class TurnAway:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=1.0)
+
+
+# A request target as it goes on a question (the card's "first request") and into a record.
+TARGET_SHOWN = 2048
+
+
+def shown_target(raw: str) -> str:
+    """`raw`, or its first TARGET_SHOWN characters and a mark saying how many more went out:
+    cut silently, a padded URL had a person read and allow a line whose end (the part that
+    carried the data) was never on the card (review s20)."""
+    if len(raw) <= TARGET_SHOWN:
+        return raw
+    return f"{raw[:TARGET_SHOWN]} [... {len(raw) - TARGET_SHOWN} more characters not shown]"
 
 
 def host_header(t: Target) -> str:

@@ -24,6 +24,7 @@ from console.gate.common import (
     Verdict,
     denial,
     ip_text,
+    shown_target,
 )
 from console.policy.hosts import IPAddress, Target, ip_literal, loopback_addresses
 from console.policy.netrules import NetMatch, NetworkRules
@@ -125,7 +126,7 @@ class Deciding:
         """
         rules = self.rules
         base = {"host": target.host, "port": target.port, "method": method,
-                "target": raw[:2048]}
+                "target": shown_target(raw)}
         ip = _ip_literal(target.host)
         if ip is not None:
             return await self._by_address(method, raw, target, conn, base, [ip], None)
@@ -208,7 +209,8 @@ class Deciding:
         try:
             return await self._ask(NetAsk(
                 self.run_id, target.host, target.port, tuple(str(a) for a in addrs),
-                method, raw[:2048], match.reason, self.rules.suggestion(target.host, target.port)))
+                method, shown_target(raw), match.reason,
+                self.rules.suggestion(target.host, target.port)))
         finally:
             conn.hold -= 1
             conn.last = time.monotonic()
