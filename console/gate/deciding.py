@@ -24,6 +24,7 @@ from console.gate.common import (
     Verdict,
     denial,
     ip_text,
+    request_sent,
     shown_target,
 )
 from console.policy.hosts import IPAddress, Target, ip_literal, loopback_addresses
@@ -125,8 +126,11 @@ class Deciding:
         this port could turn the answer into an allow by address (docs/threat-model.md).
         """
         rules = self.rules
+        written, raw = raw, request_sent(method, raw, target)  # asked and recorded as sent
         base = {"host": target.host, "port": target.port, "method": method,
                 "target": shown_target(raw)}
+        if written != raw:  # the agent's spelling, kept for the record only
+            base["written"] = shown_target(written)
         ip = _ip_literal(target.host)
         if ip is not None:
             return await self._by_address(method, raw, target, conn, base, [ip], None)
