@@ -5,8 +5,9 @@ every service listening on 0.0.0.0 or [::] (a dev server, a database, sshd), as 
 would. The address tables (policy/hosts.py) deny loopback and private ranges, but a machine
 with a global address (a server's public IPv4, a laptop's IPv6) is reached by that address
 too, and a name resolving to it (any wildcard DNS service) passed as a global destination
-(review s20). The kernel says which addresses are local: /proc/net/if_inet6 (IPv6) and the
-LOCAL routes of /proc/net/fib_trie (IPv4, ranges included: `ip route add local ... dev lo`).
+(review s20). The kernel says which addresses are local: /proc/net/if_inet6 and the local
+routes of /proc/net/ipv6_route (IPv6), the LOCAL routes of /proc/net/fib_trie (IPv4); routes
+count whole, as the kernel answers on every address of a `ip route add local ... dev lo` range.
 Read at most once a second, so an address added while the daemon runs is seen.
 """
 
@@ -21,7 +22,9 @@ from console.policy.hosts import IPAddress, embedded_ipv4
 __all__ = ["OwnAddresses", "own_addresses"]
 
 IF_INET6 = "/proc/net/if_inet6"
+IPV6_ROUTE = "/proc/net/ipv6_route"
 FIB_TRIE = "/proc/net/fib_trie"
+_RTF_LOCAL = 0x80000000  # an ipv6_route line's flag: a route of the local table
 _FRESH_FOR = 1.0  # seconds an answer is reused
 _LOCAL_ROUTE = re.compile(r"/(\d{1,2}) \S+ LOCAL\b")
 
@@ -51,6 +54,11 @@ def _read() -> OwnAddresses:
             hexaddr = line.split(maxsplit=1)[0] if line.strip() else ""
             if len(hexaddr) == 32:
                 networks.append(ipaddress.IPv6Network(int(hexaddr, 16)))
+    with open(IPV6_ROUTE) as fh:
+        for line in fh:
+            f = line.split()
+            if len(f) >= 9 and int(f[8], 16) & _RTF_LOCAL:
+                networks.append(ipaddress.IPv6Network((int(f[0], 16), int(f[1], 16))))
     with open(FIB_TRIE) as fh:
         leaf: str | None = None
         for line in fh:

@@ -37,6 +37,11 @@ FIB_TRIE = f"""Main:
 """
 IF_INET6 = ("00000000000000000000000000000001 01 80 10 80       lo\n"
             f"{int(OWN_V6):032x} 02 40 00 00     eth0\n")
+ANYIP_V6 = ipaddress.ip_network("2a00:1450:4001::/64")  # a local route: all of it answers here
+ZERO = "0" * 32
+IPV6_ROUTE = (f"{int(ANYIP_V6.network_address):032x} 40 {ZERO} 00 {ZERO} 00000000 00000001 "
+              "00000000 80200001       lo\n"
+              f"{ZERO} 00 {ZERO} 00 {ZERO} ffffffff 00000001 00000000 00200200       lo\n")
 
 
 @pytest.fixture
@@ -44,8 +49,10 @@ def this_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The kernel's lists, as on a machine whose eth0 has FAKE_GLOBAL and OWN_V6."""
     (tmp_path / "fib_trie").write_text(FIB_TRIE)
     (tmp_path / "if_inet6").write_text(IF_INET6)
+    (tmp_path / "ipv6_route").write_text(IPV6_ROUTE)
     monkeypatch.setattr(own, "FIB_TRIE", str(tmp_path / "fib_trie"))
     monkeypatch.setattr(own, "IF_INET6", str(tmp_path / "if_inet6"))
+    monkeypatch.setattr(own, "IPV6_ROUTE", str(tmp_path / "ipv6_route"))
     monkeypatch.setattr(own, "_cache", None)
 
 
@@ -56,6 +63,7 @@ def test_the_real_kernel_lists_name_loopback_and_not_a_global_address(
     for text in ("127.0.0.1", "127.3.4.5", "::1", "::ffff:127.0.0.1"):
         assert mine.covers(ipaddress.ip_address(text)) is not None, text
     assert mine.covers(FAKE_GLOBAL) is None
+    assert mine.covers(ipaddress.ip_address("2001:4860:4860::8888")) is None  # not the default route
 
 
 def _person(questions: list[NetAsk]):  # type: ignore[no-untyped-def]
@@ -71,9 +79,11 @@ def _person(questions: list[NetAsk]):  # type: ignore[no-untyped-def]
     (NetworkRules(default="allow", ports=[5432]), f"{FAKE_GLOBAL}:5432"),
     (NetworkRules(default="allow", ports=[22]), f"[::ffff:{FAKE_GLOBAL}]:22"),
     (NetworkRules(default="allow", ports=[8080]), f"[{OWN_V6}]:8080"),
+    (NetworkRules(default="allow", ports=[8080]), f"[{ANYIP_V6.network_address + 7}]:8080"),
     (NetworkRules(default="ask", ports=[443]), "self.invalid:443"),
     (NetworkRules(allow=["10.9.8.0/24:443"], default="ask", ports=[443]), "self.invalid:443"),
-], ids=["name-allowed-by-rule", "literal-default-allow", "mapped", "ipv6", "asked-yes",
+], ids=["name-allowed-by-rule", "literal-default-allow", "mapped", "ipv6", "ipv6-local-route",
+        "asked-yes",
         "resolved-first"])
 async def test_this_machines_own_address_is_never_dialled(rules: NetworkRules,
                                                            target: str) -> None:
