@@ -2,6 +2,7 @@
 
 - (the destinations and patterns it decides on live in console/policy: hosts.py, netrules.py)
 - proxy.py   the per-run forward proxy (CONNECT + absolute-form HTTP/1.1)
+- own.py     this machine's own addresses (denied as loopback is, unless a rule names them)
 - usage.py   token usage read from inference responses as they pass
 - http1.py, tls.py, splice.py   HTTP framing, ClientHello SNI, tunnel pumps (splice(2) when
   both ends are the gate's own sockets)

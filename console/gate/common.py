@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
     "TurnAway", "Upstream", "Verdict", "denial", "dial_address", "host_header", "ip_authority",
-    "ip_text", "meter_host", "read_absolute", "read_connect", "system_resolver", "READ_LIMIT",
+    "ip_text", "meter_host", "read_absolute", "read_connect", "request_sent", "shown_target",
+    "system_resolver", "READ_LIMIT",
 ]
 
 READ_LIMIT = 64 * 1024
@@ -235,9 +236,33 @@ class TurnAway:
             await asyncio.wait(tasks, timeout=1.0)
 
 
+# A request target as it goes on a question (the card's "first request") and into a record.
+TARGET_SHOWN = 2048
+
+
+def shown_target(raw: str) -> str:
+    """`raw`, or its first TARGET_SHOWN characters and a mark saying how many more went out:
+    cut silently, a padded URL had a person read and allow a line whose end (the part that
+    carried the data) was never on the card (review s20)."""
+    if len(raw) <= TARGET_SHOWN:
+        return raw
+    return f"{raw[:TARGET_SHOWN]} [... {len(raw) - TARGET_SHOWN} more characters not shown]"
+
+
 def host_header(t: Target) -> str:
     """The Host header for a target: written from the checked target, never copied."""
     return t.host_text if t.port == 80 else t.authority
+
+
+def request_sent(method: str, raw: str, target: Target) -> str:
+    """The request target as the gate sends it (what a person is asked about and a decision
+    records): the CONNECT authority, or the URL of the Host header and path it forwards; the
+    host normalised (punycode), no userinfo, no fragment. The agent's own spelling named a
+    host the gate does not connect to (`http://paypal.example@evil.example/`, a Cyrillic
+    letter) next to the punycode destination on the card (review s20)."""
+    if method == "CONNECT":
+        return target.authority
+    return f"http://{host_header(target)}{read_absolute(raw)[1]}"
 
 
 def ip_authority(ip: str, port: int) -> str:

