@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from console.gate.own import this_machine
 from console.policy import Decision, ExecRules, GrantTable, evaluate_exec, subject_too_long
 from console.policy.hosts import (
     BadTarget,
@@ -21,7 +22,7 @@ from console.policy.hosts import (
     parse_connect_target,
 )
 from console.policy.netrules import NetworkRules
-from console.policy.network import decide_network
+from console.policy.network import decide_network, provenance_of
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 NOT_RESOLVED = ("the name was not resolved (pass --resolve to look it up as the gate would); "
@@ -104,8 +105,10 @@ async def _decide_target(rules: NetworkRules, target: Target, resolver: Resolver
                          profile: str | None) -> dict[str, Any]:
 
     def decide(addresses: Sequence[IPAddress] | None) -> Decision:
-        return decide_network(rules, target.host, target.port, addresses, grants=grants,
-                              run_id=run_id, profile=profile, consume=False)
+        decision = decide_network(rules, target.host, target.port, addresses, grants=grants,
+                                  run_id=run_id, profile=profile, consume=False)
+        mine = this_machine(rules, target, list(addresses)) if addresses and decision.action != "deny" else None
+        return decision if mine is None else Decision("deny", provenance_of(mine))  # as the gate
 
     if target.ip is not None:
         return as_result("network", target.authority, decide([target.ip]),

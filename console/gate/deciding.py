@@ -27,7 +27,7 @@ from console.gate.common import (
     request_sent,
     shown_target,
 )
-from console.gate.own import own_addresses
+from console.gate.own import this_machine
 from console.policy.hosts import IPAddress, Target, ip_literal, loopback_addresses
 from console.policy.netrules import NetMatch, NetworkRules
 
@@ -174,7 +174,7 @@ class Deciding:
         never overrules a deny (by rule, or a name resolving into the local network)."""
         match = self._match(self.rules, target.host, target.port, addrs)
         if match.action != "deny":
-            match = self._this_machine(target, addrs) or match
+            match = this_machine(self.rules, target, addrs) or match
         action, provenance = match.action, None
         if yes is not None:
             action, provenance = ("deny", {**yes, "overruled": match.reason}) \
@@ -190,28 +190,6 @@ class Deciding:
             raise self._refuse(method, target, match,
                                None if yes is not None else provenance)
         return addrs
-
-    def _this_machine(self, target: Target, addrs: list[IPAddress]) -> NetMatch | None:
-        """A deny when an address is one of this machine's own (gate/own.py: reached like
-        loopback) and no allow rule names it on this port; or when which addresses are this
-        machine's cannot be read (fail closed)."""
-        try:
-            own = own_addresses()
-        except OSError as exc:
-            return NetMatch("deny", None, "this machine's own addresses could not be read "
-                            f"({exc}), so whether {target.host} is one is unknown",
-                            basis="not-routable")
-        rules = self.rules
-        for ip in addrs:
-            if own.covers(ip) is None or any(
-                    r.is_address and r.matches_address(ip, wrapped=False)
-                    and r.covers_port(target.port, rules.ports, deny=False) for r in rules.allow):
-                continue
-            what = target.host if target.ip is not None else f"{target.host} resolves to {ip}"
-            return NetMatch("deny", None, f"{what}, an address of this machine itself (reached "
-                            "as loopback is); only an allow rule naming that IP (and port) "
-                            "opens it", basis="not-routable", address=str(ip))
-        return None
 
     def _address_may_allow(self, port: int) -> bool:
         """Could an address turn an "ask" into an allow? Only an allow rule naming an IP or

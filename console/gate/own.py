@@ -17,9 +17,10 @@ import ipaddress
 import re
 import time
 
-from console.policy.hosts import IPAddress, embedded_ipv4
+from console.policy.hosts import IPAddress, Target, embedded_ipv4
+from console.policy.netrules import NetMatch, NetworkRules
 
-__all__ = ["OwnAddresses", "own_addresses"]
+__all__ = ["OwnAddresses", "own_addresses", "this_machine"]
 
 IF_INET6 = "/proc/net/if_inet6"
 IPV6_ROUTE = "/proc/net/ipv6_route"
@@ -81,3 +82,22 @@ def own_addresses() -> OwnAddresses:
     if _cache is None or now - _cache[0] >= _FRESH_FOR:
         _cache = (now, _read())
     return _cache[1]
+
+
+def this_machine(rules: NetworkRules, target: Target, addrs: list[IPAddress]) -> NetMatch | None:
+    """A deny when an address is one of this machine's own (reached as loopback is) and no
+    allow rule names it on this port; or when which addresses are this machine's cannot be
+    read (fail closed). The gate and `policy check` both ask it after the rules allowed."""
+    try:
+        own = own_addresses()
+    except OSError as exc:
+        return NetMatch("deny", None, "this machine's own addresses could not be read "
+                        f"({exc}), so whether {target.host} is one is unknown", basis="not-routable")
+    for ip in addrs:
+        if own.covers(ip) is None or rules.named(ip, target.port) is not None:
+            continue
+        what = target.host if target.ip is not None else f"{target.host} resolves to {ip}"
+        return NetMatch("deny", None, f"{what}, an address of this machine itself (reached "
+                        "as loopback is); only an allow rule naming that IP (and port) "
+                        "opens it", basis="not-routable", address=str(ip))
+    return None

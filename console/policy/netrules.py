@@ -242,7 +242,9 @@ class NetworkRules:
             if not isinstance(p, int) or isinstance(p, bool) or not 1 <= p <= 65535:
                 raise BadPattern(f"ports: {p!r} is not a port number 1-65535")
 
-    def _named(self, ip: IPAddress, port: int) -> Pattern | None:
+    def named(self, ip: IPAddress, port: int) -> Pattern | None:
+        """The allow rule naming this IP (or a CIDR holding it) on this port, if any: only such
+        a rule opens an address that is not a destination on the internet."""
         for rule in self.allow:
             if rule.is_address and rule.matches_address(ip, wrapped=False) and \
                     rule.covers_port(port, self.ports, deny=False):
@@ -272,7 +274,7 @@ class NetworkRules:
             ):
                 return NetMatch("deny", rule.text, f"denied by rule {rule.label()}", rule.source)
         for a in addrs:
-            if not is_globally_routable(a) and self._named(a, port) is None:
+            if not is_globally_routable(a) and self.named(a, port) is None:
                 what = host if literal is not None else f"{host} resolves to {a}, which"
                 return NetMatch("deny", None, f"{what} is not a globally routable address; only "
                                 "an allow rule naming that IP (and port) opens it",
@@ -284,7 +286,7 @@ class NetworkRules:
                 return NetMatch("allow", rule.text, f"allowed by rule {rule.label()}",
                                 rule.source)
         if addrs:
-            named = [self._named(a, port) for a in addrs]
+            named = [self.named(a, port) for a in addrs]
             if all(named):
                 first = named[0]
                 assert first is not None

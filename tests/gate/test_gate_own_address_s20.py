@@ -133,3 +133,21 @@ async def test_unreadable_kernel_lists_refuse(tmp_path: Path,
         await echo.close()
     assert status == 403 and h.dialled == []
     assert "could not be read" in h.kinds("net.decision")[0]["reason"]
+
+
+@pytest.mark.usefixtures("this_machine")
+@pytest.mark.parametrize("subject", [f"{FAKE_GLOBAL}:5432", "db.wildcard.invalid:5432", f"[{OWN_V6}]:22"])
+async def test_policy_check_says_what_the_gate_does_for_this_machines_address(subject: str) -> None:
+    """`policy check --host --resolve` answered allow where the gate now denies (the decision
+    was in the gate only): both ask console/gate/own.py's this_machine after the rules."""
+    from console.gate.check import check_network
+
+    async def resolve(host: str, port: int) -> list:
+        return [FAKE_GLOBAL]
+
+    rules = NetworkRules(allow=["db.wildcard.invalid:5432"], default="allow", ports=[443])
+    out = await check_network(rules, subject, resolver=resolve)
+    assert out["action"] == "deny" and "this machine itself" in out["describe"], out
+    named = NetworkRules(allow=[f"{FAKE_GLOBAL}:5432", "db.wildcard.invalid:5432"], default="deny", ports=[443])
+    if "[" not in subject:
+        assert (await check_network(named, subject, resolver=resolve))["action"] == "allow"
