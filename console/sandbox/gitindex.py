@@ -81,3 +81,28 @@ def index_gitlinks(root_fd: int) -> list[str]:
             os.close(fd)
     sha256 = re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", texts[1])
     return gitlink_paths(texts[0], 32 if sha256 else 20)
+
+
+def not_checked_out(root_fd: int, most: int) -> list[str]:
+    """The index's gitlinks whose folder holds no `.git` (not checked out), workspace-relative,
+    at most `most` of them (an index of 64 MiB lists about a million: protect.py would make
+    each a mount of its own, plan_limits refuses past its bound). A path that leaves the
+    workspace, or crosses a link, is left out: a link is masked where protect.py meets it."""
+    import errno
+
+    found: list[str] = []
+    for path in index_gitlinks(root_fd):
+        rel = os.path.normpath(path)
+        if rel in (".", "..") or rel.startswith(("../", "/")):
+            continue
+        try:
+            os.close(open_beneath(root_fd, f"{rel}/.git"))
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                if e.errno in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR):
+                    continue
+                raise
+            found.append(rel)
+            if len(found) >= most:
+                break
+    return found

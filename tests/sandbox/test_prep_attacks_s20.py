@@ -1,0 +1,123 @@
+"""Attack review s20 (prep): what a run's start does on the host with what an earlier run's
+agent, or a repository, left in the workspace.
+
+- A nested repository whose `.git/modules` holds a folder tree deeper than Python's recursion
+  limit: the look for its submodules' git folders used os.walk, which recurses in Python 3.11
+  (review s16 bounded every other walk). The next start in that workspace raised
+  RecursionError: no run could start there.
+- A repository whose index lists thousands of submodules that are not checked out (a hostile
+  repository cloned without --recursive, or an index the agent wrote): each became a mount of
+  its own, and under a root daemon a mount in the host's own mount table, without bound. The
+  kernel takes 100,000 mounts per namespace (fs.mount-max): past it, every mount on the host
+  fails (containers, systemd) while the run lives. A start that needs more than the bound is
+  refused now, before anything is made or mounted, saying why and what to do.
+
+Each test failed before the fix (/work/notes/review-s20-prep-before.txt). Sandbox tests run a
+real sandbox, both backends under a root daemon and an ordinary-user daemon (`hostile`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from console.sandbox.base import SandboxError
+from console.sandbox.fsview import mount_points
+from console.sandbox.protect import plan_protection
+from tests.sandbox.hostile_kit import give, workspace_owner
+from tests.sandbox.test_sandbox_attacks_s16 import _deep_tree, _remove_deep
+
+ENV = {"PATH": "/usr/bin:/bin", "GIT_CONFIG_NOSYSTEM": "1"}
+SUBMODULES = 2500  # past the bound on paths one start protects (plan_limits.PROTECTED_MAX)
+
+
+def _nested_repo_with_deep_modules(ws: Path, owner: tuple[int, int] = (-1, -1)) -> Path:
+    """sub/.git (HEAD, objects, refs) whose modules folder holds modules/deep/d/d/... 1,100
+    deep; returns the deep tree's top."""
+    git = ws / "sub" / ".git"
+    for folder in (git / "objects", git / "refs", git / "modules"):
+        folder.mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    for path in (ws / "sub", git, git / "objects", git / "refs", git / "modules", git / "HEAD"):
+        os.lchown(path, *owner)
+    _deep_tree(git / "modules" / "deep", owner)
+    return git / "modules" / "deep"
+
+
+def _index_with_gitlinks(ws: Path, count: int) -> None:
+    """A repository whose index lists `count` submodules, none checked out (no folder)."""
+    subprocess.run(["git", "init", "-q", str(ws)], check=True, env=ENV)
+    lines = "".join(f"160000 {'1' * 40}\tmod/s{i:05d}\n" for i in range(count))
+    subprocess.run(["git", "-c", "safe.directory=*", "-C", str(ws), "update-index", "--add", "--index-info"],
+                   input=lines.encode(), check=True, env=ENV)  # fmt: skip
+    (ws / "mod").mkdir()
+
+
+def test_a_deep_tree_in_a_nested_repositorys_modules_folder_does_not_stop_the_plan(
+        tmp_path: Path) -> None:
+    """The plan of the next start must not crash, and its notes say the look was cut."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    deep = _nested_repo_with_deep_modules(ws)
+    try:
+        try:
+            plan = plan_protection(ws)
+        except RecursionError as e:
+            pytest.fail(f"the plan crashed on a deep modules folder: {e!r}")
+        try:
+            kinds = {b.rel: b.kind for b in plan.binds}
+            assert kinds.get("sub/.git/modules") == "ro", kinds
+            assert any("submodules stopped early in sub/.git/modules" in n for n in plan.notes), \
+                plan.notes
+        finally:
+            plan.close()
+    finally:
+        _remove_deep(deep)
+
+
+async def test_a_run_starts_beside_a_nested_repository_with_a_deep_modules_folder(hostile):
+    ws = hostile.workspace
+    give(hostile, ws)
+    deep = _nested_repo_with_deep_modules(ws, workspace_owner(hostile))
+    try:
+        try:
+            r = await hostile.run("echo STARTED", timeout=120)
+        except RecursionError as e:  # the root daemon's backend, in this process
+            pytest.fail(f"the start crashed on a deep modules folder: {e!r}")
+        assert "STARTED" in r.out, (r.out, r.handle.notes)
+    finally:
+        _remove_deep(deep)
+
+
+def test_a_plan_of_more_protected_paths_than_the_bound_is_refused(tmp_path: Path) -> None:
+    """Before: 20,000 submodules in a 1.4 MB index planned 20,000 binds."""
+    ws = tmp_path / "ws"
+    _index_with_gitlinks(ws, SUBMODULES)
+    with pytest.raises(SandboxError) as refused:
+        plan_protection(ws).close()
+    assert "submodule" in str(refused.value) and "mod" in str(refused.value), refused.value
+    assert "git submodule update --init" in refused.value.hint, refused.value.hint
+
+
+async def test_thousands_of_submodules_not_checked_out_mount_nothing(hostile):
+    """The run is refused, saying why; nothing was made in the workspace. Before, a root daemon
+    mounted one mask per submodule in the host's mount table while the run lived."""
+    ws = hostile.workspace
+    _index_with_gitlinks(ws, SUBMODULES)
+    give(hostile, ws)
+    before = len(mount_points())
+    during: list[int] = []
+
+    async def count_mounts(_handle) -> None:
+        during.append(len(mount_points()) - before)
+
+    try:
+        r = await hostile.run("echo STARTED", prepare=count_mounts)
+    except (SandboxError, AssertionError) as e:  # refused (AssertionError: the user daemon's)
+        assert "submodule" in str(e), e
+    else:
+        pytest.fail(f"the run started; host mounts added while it lived: {during}; {r.out!r}")
+    assert os.listdir(ws / "mod") == [], "folders were made for the submodules"
