@@ -66,21 +66,60 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     return value, pos
 
 
+def _read(root_fd: int, rel: str, limit: int) -> bytes | None:
+    """A regular file's first `limit` bytes, opened without links; None when it is not one."""
+    try:
+        fd = open_beneath(root_fd, rel)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with open(f"/proc/self/fd/{fd}", "rb") as fh:
+            return fh.read(limit)
+    finally:
+        os.close(fd)
+
+
+def _inside(base: str, target: str, root_fd: int) -> str | None:
+    """target (relative to base, or absolute) as a workspace-relative path; None outside."""
+    from .links import workspace_root
+
+    if os.path.isabs(target):
+        root = workspace_root(root_fd)
+        target = os.path.normpath(target)
+        return os.path.relpath(target, root) if target.startswith(root + "/") else None
+    rel = os.path.normpath(os.path.join(base, target))
+    return None if rel in (".", "..") or rel.startswith("../") else rel
+
+
+def git_folder(root_fd: int) -> str | None:
+    """The workspace's own git folder: `.git`, or where a `.git` file's `gitdir:` line leads
+    (`git init --separate-git-dir`, a linked worktree; review s20: its index went unread);
+    None when that is outside the workspace."""
+    text = _read(root_fd, ".git", 4096)
+    if text is None:
+        return ".git"  # a folder (or absent, or a link: nothing is read through it)
+    first = text.decode(errors="replace").partition("\n")[0]
+    if not first.startswith("gitdir:"):
+        return None
+    return _inside(".", first[len("gitdir:"):].strip(), root_fd)
+
+
 def index_gitlinks(root_fd: int) -> list[str]:
-    """The gitlinks of the workspace's own index (.git/index), as the index spells them."""
-    texts = []
-    for rel, limit in ((".git/index", INDEX_MAX), (".git/config", 1 << 16)):
-        try:
-            fd = open_beneath(root_fd, rel)
-        except OSError:
-            return []
-        try:
-            with open(f"/proc/self/fd/{fd}", "rb") as fh:
-                texts.append(fh.read(limit) if stat.S_ISREG(os.fstat(fd).st_mode) else b"")
-        finally:
-            os.close(fd)
-    sha256 = re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", texts[1])
-    return gitlink_paths(texts[0], 32 if sha256 else 20)
+    """The gitlinks of the workspace's own index, as the index spells them. The object format
+    is in the config of the git folder, or of the common one a linked worktree's names."""
+    gd = git_folder(root_fd)
+    index = _read(root_fd, f"{gd}/index", INDEX_MAX) if gd is not None else None
+    if index is None:
+        return []
+    config = _read(root_fd, f"{gd}/config", 1 << 16)
+    common = (_read(root_fd, f"{gd}/commondir", 4096) or b"").decode(errors="replace").strip()
+    if config is None and common:
+        where = _inside(gd, common, root_fd)
+        config = _read(root_fd, f"{where}/config", 1 << 16) if where is not None else None
+    sha256 = re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", config or b"")
+    return gitlink_paths(index, 32 if sha256 else 20)
 
 
 def not_checked_out(root_fd: int, most: int) -> list[str]:

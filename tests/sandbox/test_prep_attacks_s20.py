@@ -121,3 +121,38 @@ async def test_thousands_of_submodules_not_checked_out_mount_nothing(hostile):
     else:
         pytest.fail(f"the run started; host mounts added while it lived: {during}; {r.out!r}")
     assert os.listdir(ws / "mod") == [], "folders were made for the submodules"
+
+
+def _separate_git_dir_with_a_submodule(ws: Path) -> None:
+    """A work tree whose `.git` is a file naming its git folder inside the workspace
+    (`git init --separate-git-dir`, the path made relative so that git finds it inside the
+    sandbox too), whose index lists `lib`, not checked out (empty)."""
+    ws.mkdir(exist_ok=True)
+    subprocess.run(["git", "init", "-q", f"--separate-git-dir={ws / '.repo.git'}", str(ws)],
+                   check=True, env=ENV)  # fmt: skip
+    (ws / ".git").write_text("gitdir: .repo.git\n")
+    subprocess.run(["git", "-c", "safe.directory=*", "-C", str(ws), "update-index", "--add",
+                    "--cacheinfo", f"160000,{'1' * 40},lib"], check=True, env=ENV)  # fmt: skip
+    (ws / "lib").mkdir()
+
+
+def test_a_submodule_not_checked_out_is_read_only_when_dot_git_is_a_file(tmp_path: Path) -> None:
+    """Review s19b made such a folder read-only, reading `.git/index`: with `.git` a file,
+    that index is elsewhere, and `lib` stayed writable (a `.git` written there, with a
+    core.fsmonitor, ran from the next `git status` the rules allow)."""
+    ws = tmp_path / "ws"
+    _separate_git_dir_with_a_submodule(ws)
+    plan = plan_protection(ws)
+    try:
+        kinds = {b.rel: b.kind for b in plan.binds}
+    finally:
+        plan.close()
+    assert kinds.get("lib") == "ro", kinds
+
+
+async def test_no_git_folder_can_be_written_into_a_submodule_not_checked_out(hostile):
+    ws = hostile.workspace
+    _separate_git_dir_with_a_submodule(ws)
+    give(hostile, ws)
+    r = await hostile.run("mkdir lib/.git 2>/dev/null && echo WROTE || echo REFUSED")
+    assert "REFUSED" in r.out, r.out
