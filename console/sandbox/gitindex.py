@@ -18,6 +18,7 @@ GITLINK = 0o160000
 MODE_TYPE = 0o170000
 EXTENDED = 0x4000
 INDEX_MAX = 64 << 20  # bytes read; a larger index is read up to here
+SUBMODULE_DEPTH = 4  # submodules of submodules looked into, as protect.py does their git folders
 
 
 def gitlink_paths(data: bytes, hash_len: int = 20) -> list[str]:
@@ -93,23 +94,26 @@ def _inside(base: str, target: str, root_fd: int) -> str | None:
     return None if rel in (".", "..") or rel.startswith("../") else rel
 
 
-def git_folder(root_fd: int) -> str | None:
-    """The workspace's own git folder: `.git`, or where a `.git` file's `gitdir:` line leads
-    (`git init --separate-git-dir`, a linked worktree; review s20: its index went unread);
-    None when that is outside the workspace."""
-    text = _read(root_fd, ".git", 4096)
+def git_folder(root_fd: int, top: str = "") -> str | None:
+    """The git folder of the work tree at `top` (workspace-relative, "" for the workspace):
+    `top/.git`, or where a `.git` file's `gitdir:` line leads (a submodule checked out, `git
+    init --separate-git-dir`, a linked worktree; review s20: their index went unread); None
+    when that is outside the workspace."""
+    dot_git = os.path.join(top, ".git")
+    text = _read(root_fd, dot_git, 4096)
     if text is None:
-        return ".git"  # a folder (or absent, or a link: nothing is read through it)
+        return dot_git  # a folder (or absent, or a link: nothing is read through it)
     first = text.decode(errors="replace").partition("\n")[0]
     if not first.startswith("gitdir:"):
         return None
-    return _inside(".", first[len("gitdir:"):].strip(), root_fd)
+    return _inside(top or ".", first[len("gitdir:"):].strip(), root_fd)
 
 
-def index_gitlinks(root_fd: int) -> list[str]:
-    """The gitlinks of the workspace's own index, as the index spells them. The object format
-    is in the config of the git folder, or of the common one a linked worktree's names."""
-    gd = git_folder(root_fd)
+def index_gitlinks(root_fd: int, top: str = "") -> list[str]:
+    """The gitlinks of the index of the work tree at `top`, as the index spells them (relative
+    to `top`). The object format is in the config of the git folder, or of the common one a
+    linked worktree's names."""
+    gd = git_folder(root_fd, top)
     index = _read(root_fd, f"{gd}/index", INDEX_MAX) if gd is not None else None
     if index is None:
         return []
@@ -122,17 +126,21 @@ def index_gitlinks(root_fd: int) -> list[str]:
     return gitlink_paths(index, 32 if sha256 else 20)
 
 
-def not_checked_out(root_fd: int, most: int) -> list[str]:
-    """The index's gitlinks whose folder holds no `.git` (not checked out), workspace-relative,
-    at most `most` of them (an index of 64 MiB lists about a million: protect.py would make
-    each a mount of its own, plan_limits refuses past its bound). A path that leaves the
-    workspace, or crosses a link, is left out: a link is masked where protect.py meets it."""
+def not_checked_out(root_fd: int, most: int, top: str = "", depth: int = 0) -> list[str]:
+    """The gitlinks whose folder holds no `.git` (not checked out), workspace-relative, of the
+    work tree at `top` and, SUBMODULE_DEPTH deep, of each submodule checked out in it: `git
+    status` goes into every checked-out submodule and does the same there (review s20: a
+    `.git` written into a submodule not checked out of a checked-out one ran its fsmonitor).
+    At most `most` of them (an index of 64 MiB lists about a million: protect.py would make
+    each a mount of its own, plan_limits refuses past its bound). A path that leaves `top`,
+    or crosses a link, is left out: a link is masked where protect.py meets it."""
     import errno
 
     found: list[str] = []
-    for path in index_gitlinks(root_fd):
-        rel = os.path.normpath(path)
-        if rel in (".", "..") or rel.startswith(("../", "/")):
+    for path in index_gitlinks(root_fd, top):
+        rel = os.path.normpath(os.path.join(top, path))
+        if rel in (".", "..") or rel.startswith(("../", "/")) or (
+                top and not rel.startswith(top + "/")):  # fmt: skip
             continue
         try:
             os.close(open_beneath(root_fd, f"{rel}/.git"))
@@ -142,6 +150,9 @@ def not_checked_out(root_fd: int, most: int) -> list[str]:
                     continue
                 raise
             found.append(rel)
-            if len(found) >= most:
-                break
+        else:
+            if depth < SUBMODULE_DEPTH:
+                found += not_checked_out(root_fd, most - len(found), rel, depth + 1)
+        if len(found) >= most:
+            return found[:most]
     return found

@@ -156,3 +156,51 @@ async def test_no_git_folder_can_be_written_into_a_submodule_not_checked_out(hos
     give(hostile, ws)
     r = await hostile.run("mkdir lib/.git 2>/dev/null && echo WROTE || echo REFUSED")
     assert "REFUSED" in r.out, r.out
+
+
+def _submodule_with_a_submodule_not_checked_out(ws: Path, scratch: Path) -> None:
+    """ws holds `lib`, a submodule checked out, whose own index lists `inner`, not checked
+    out (`git submodule update --init` without --recursive leaves it so)."""
+    env = {**ENV, "HOME": str(scratch), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t.invalid",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t.invalid"}  # fmt: skip
+
+    def git(where: Path, *args: str) -> None:
+        subprocess.run(["git", "-c", "safe.directory=*", "-c", "protocol.file.allow=always",
+                        "-C", str(where), *args], check=True, env=env, capture_output=True)
+
+    inner = scratch / "inner-lib"
+    git(scratch, "init", "-q", str(inner))
+    (inner / "b.txt").write_text("b\n")
+    git(inner, "add", "b.txt")
+    git(inner, "update-index", "--add", "--cacheinfo", f"160000,{'1' * 40},inner")
+    git(inner, "commit", "-qm", "lib")
+    ws.mkdir(exist_ok=True)
+    git(ws, "init", "-q", ".")
+    git(ws, "submodule", "add", "-q", str(inner), "lib")
+    assert (ws / "lib" / "inner").is_dir() and not (ws / "lib" / "inner" / ".git").exists()
+
+
+def test_a_submodule_not_checked_out_inside_a_checked_out_one_is_read_only(
+        tmp_path: Path) -> None:
+    """`git status` goes into lib and, from there, into lib/inner once it holds a `.git`:
+    whose core.fsmonitor it ran (on the host too). Only the workspace's own index was read."""
+    ws = tmp_path / "ws"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    _submodule_with_a_submodule_not_checked_out(ws, scratch)
+    plan = plan_protection(ws)
+    try:
+        kinds = {b.rel: b.kind for b in plan.binds}
+    finally:
+        plan.close()
+    assert kinds.get("lib/inner") == "ro", {k: v for k, v in kinds.items() if "lib" in k}
+
+
+async def test_no_git_folder_can_be_written_into_a_submodule_of_a_submodule(hostile):
+    ws = hostile.workspace
+    scratch = hostile.home / "scratch"
+    scratch.mkdir()
+    _submodule_with_a_submodule_not_checked_out(ws, scratch)
+    give(hostile, ws)
+    r = await hostile.run("mkdir lib/inner/.git 2>/dev/null && echo WROTE || echo REFUSED")
+    assert "REFUSED" in r.out, r.out
