@@ -11,6 +11,7 @@ import os
 import re
 import stat
 import struct
+from dataclasses import dataclass, field
 
 from .fsview import open_beneath
 
@@ -19,6 +20,7 @@ MODE_TYPE = 0o170000
 EXTENDED = 0x4000
 INDEX_MAX = 64 << 20  # bytes read; a larger index is read up to here
 SUBMODULE_DEPTH = 4  # submodules of submodules looked into, as protect.py does their git folders
+INDEXES_MAX = 64  # indexes read at one start (each up to INDEX_MAX)
 
 
 def gitlink_paths(data: bytes, hash_len: int = 20) -> list[str]:
@@ -126,16 +128,53 @@ def index_gitlinks(root_fd: int, top: str = "") -> list[str]:
     return gitlink_paths(index, 32 if sha256 else 20)
 
 
-def not_checked_out(root_fd: int, most: int, top: str = "", depth: int = 0) -> list[str]:
-    """The gitlinks whose folder holds no `.git` (not checked out), workspace-relative, of the
-    work tree at `top` and, SUBMODULE_DEPTH deep, of each submodule checked out in it: `git
-    status` goes into every checked-out submodule and does the same there (review s20: a
-    `.git` written into a submodule not checked out of a checked-out one ran its fsmonitor).
-    At most `most` of them (an index of 64 MiB lists about a million: protect.py would make
-    each a mount of its own, plan_limits refuses past its bound). A path that leaves `top`,
-    or crosses a link, is left out: a link is masked where protect.py meets it."""
+@dataclass
+class _Look:
+    """What one start's look through indexes may still take: gitlinks found, indexes read."""
+
+    most: int
+    indexes: int = INDEXES_MAX
+    cut: str = ""  # the first work tree whose submodules were not looked into
+    done: set[str] = field(default_factory=set)  # work trees looked at (a submodule is nested too)
+
+
+def not_checked_out(root_fd: int, nested: list[str] | None = None,
+                    notes: list[str] | None = None) -> list[str]:  # fmt: skip
+    """The gitlinks whose folder holds no `.git` (not checked out), workspace-relative: of the
+    workspace's index, of the nested repositories' (`nested`: `.git` paths find_nested_git
+    found; `git -C DIR status` is `git status` to the rules) and, SUBMODULE_DEPTH deep, of each
+    submodule checked out in those: `git status` goes into every checked-out submodule and does
+    the same there (review s20: a `.git` written into a submodule not checked out of a checked-
+    out one, or of a nested repository, ran its core.fsmonitor). At most PROTECTED_MAX + 1 of
+    them (protect.py would make each a mount of its own: plan_limits refuses past its bound),
+    from at most INDEXES_MAX indexes; past those `notes` says where the look stopped."""
+    from .plan_limits import PROTECTED_MAX
+
+    look = _Look(PROTECTED_MAX + 1)
+    found: list[str] = []
+    tops = ["", *(os.path.dirname(r) for r in nested or () if os.path.basename(r) == ".git")]
+    for top in tops:
+        found += _below(root_fd, top, 0, look, look.most - len(found))
+        if len(found) >= look.most:
+            break
+    if look.cut and notes is not None:
+        notes.append(f"the look for submodules not checked out read {INDEXES_MAX} git indexes "
+                     f"and stopped before {look.cut}'s: one not checked out there or past it is "
+                     "writable, and `git status` runs what a `.git` written into it names")
+    return found
+
+
+def _below(root_fd: int, top: str, depth: int, look: _Look, most: int) -> list[str]:
+    """not_checked_out for the work tree at `top` and its checked-out submodules."""
     import errno
 
+    if top in look.done:
+        return []
+    if look.indexes <= 0:
+        look.cut = look.cut or top or "."
+        return []
+    look.indexes -= 1
+    look.done.add(top)
     found: list[str] = []
     for path in index_gitlinks(root_fd, top):
         rel = os.path.normpath(os.path.join(top, path))
@@ -152,7 +191,7 @@ def not_checked_out(root_fd: int, most: int, top: str = "", depth: int = 0) -> l
             found.append(rel)
         else:
             if depth < SUBMODULE_DEPTH:
-                found += not_checked_out(root_fd, most - len(found), rel, depth + 1)
+                found += _below(root_fd, rel, depth + 1, look, most - len(found))
         if len(found) >= most:
             return found[:most]
     return found

@@ -44,7 +44,7 @@ from .gitconfig import CODE_KEYS, INCLUDE_KEY, config_entries, named_path
 from .gitindex import not_checked_out
 from .links import link_target, link_targets, workspace_root
 from .nested import AGENT_CONFIG_YAML, NESTED_AGENT_CONFIG, WalkResult, find_nested_git
-from .plan_limits import PROTECTED_MAX, too_many
+from .plan_limits import too_many
 from .watch import Budget
 
 OWN = (".pilothouse.toml",)
@@ -478,7 +478,7 @@ def plan_protection(workspace: Path | int) -> Protection:
                 if sub_fd is not None:
                     os.close(sub_fd)
                     _protect(p, root_fd, f"{rel}/.git", want_dir=False)
-        gitlinks = not_checked_out(root_fd, PROTECTED_MAX + 1)  # no .git is made there
+        gitlinks = not_checked_out(root_fd, p.walk.found, p.notes)  # no .git is made there
         for rel in gitlinks:
             _protect(p, root_fd, rel, want_dir=True)
         _protect_aliases(p, root_fd)

@@ -174,7 +174,7 @@ def _submodule_with_a_submodule_not_checked_out(ws: Path, scratch: Path) -> None
     git(inner, "add", "b.txt")
     git(inner, "update-index", "--add", "--cacheinfo", f"160000,{'1' * 40},inner")
     git(inner, "commit", "-qm", "lib")
-    ws.mkdir(exist_ok=True)
+    ws.mkdir(parents=True, exist_ok=True)
     git(ws, "init", "-q", ".")
     git(ws, "submodule", "add", "-q", str(inner), "lib")
     assert (ws / "lib" / "inner").is_dir() and not (ws / "lib" / "inner" / ".git").exists()
@@ -204,3 +204,35 @@ async def test_no_git_folder_can_be_written_into_a_submodule_of_a_submodule(host
     give(hostile, ws)
     r = await hostile.run("mkdir lib/inner/.git 2>/dev/null && echo WROTE || echo REFUSED")
     assert "REFUSED" in r.out, r.out
+
+
+def test_a_submodule_not_checked_out_of_a_nested_repository_is_read_only(tmp_path: Path) -> None:
+    """vendor/dep, a repository of its own below the top (vendored with its .git), lists
+    `inner`, not checked out: `git -C vendor/dep status` is `git status` to the rules."""
+    ws = tmp_path / "ws"
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    ws.mkdir()
+    subprocess.run(["git", "init", "-q", str(ws)], check=True, env=ENV)
+    _submodule_with_a_submodule_not_checked_out(ws / "vendor" / "dep", scratch)
+    plan = plan_protection(ws)
+    try:
+        kinds = {b.rel: b.kind for b in plan.binds}
+    finally:
+        plan.close()
+    assert kinds.get("vendor/dep/lib/inner") == "ro", {k: v for k, v in kinds.items()
+                                                       if "vendor" in k}  # fmt: skip
+
+
+def test_the_look_through_indexes_is_bounded_and_says_where_it_stopped(tmp_path: Path) -> None:
+    """Each nested repository's index is read (up to 64 MiB each): past INDEXES_MAX of them
+    the look stops, and the run's notes say so."""
+    from console.sandbox.gitindex import INDEXES_MAX
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    for i in range(INDEXES_MAX + 2):
+        (ws / f"r{i:03d}" / ".git").mkdir(parents=True)
+    plan = plan_protection(ws)
+    plan.close()
+    assert any("submodules not checked out read" in n for n in plan.notes), plan.notes
