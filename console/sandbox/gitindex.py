@@ -18,9 +18,9 @@ from .fsview import open_beneath
 GITLINK = 0o160000
 MODE_TYPE = 0o170000
 EXTENDED = 0x4000
-INDEX_MAX = 64 << 20  # bytes read; a larger index is read up to here
+INDEX_MAX = 64 << 20  # bytes read from all indexes at one start; past it, read up to here
 SUBMODULE_DEPTH = 4  # submodules of submodules looked into, as protect.py does their git folders
-INDEXES_MAX = 64  # indexes read at one start (each up to INDEX_MAX)
+INDEXES_MAX = 64  # indexes read at one start (all together up to INDEX_MAX bytes)
 
 
 def gitlink_paths(data: bytes, hash_len: int = 20) -> list[str]:
@@ -111,21 +111,22 @@ def git_folder(root_fd: int, top: str = "") -> str | None:
     return _inside(top or ".", first[len("gitdir:"):].strip(), root_fd)
 
 
-def index_gitlinks(root_fd: int, top: str = "") -> list[str]:
+def index_gitlinks(root_fd: int, top: str = "",
+                   limit: int = INDEX_MAX) -> tuple[list[str], int]:  # fmt: skip
     """The gitlinks of the index of the work tree at `top`, as the index spells them (relative
-    to `top`). The object format is in the config of the git folder, or of the common one a
-    linked worktree's names."""
+    to `top`), from its first `limit` bytes, and how many bytes were read. The object format
+    is in the config of the git folder, or of the common one a linked worktree's names."""
     gd = git_folder(root_fd, top)
-    index = _read(root_fd, f"{gd}/index", INDEX_MAX) if gd is not None else None
+    index = _read(root_fd, f"{gd}/index", limit) if gd is not None else None
     if index is None:
-        return []
+        return [], 0
     config = _read(root_fd, f"{gd}/config", 1 << 16)
     common = (_read(root_fd, f"{gd}/commondir", 4096) or b"").decode(errors="replace").strip()
     if config is None and common:
         where = _inside(gd, common, root_fd)
         config = _read(root_fd, f"{where}/config", 1 << 16) if where is not None else None
     sha256 = re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", config or b"")
-    return gitlink_paths(index, 32 if sha256 else 20)
+    return gitlink_paths(index, 32 if sha256 else 20), len(index)
 
 
 @dataclass
@@ -134,6 +135,7 @@ class _Look:
 
     most: int
     indexes: int = INDEXES_MAX
+    bytes_left: int = field(default_factory=lambda: INDEX_MAX)
     cut: str = ""  # the first work tree whose submodules were not looked into
     done: set[str] = field(default_factory=set)  # work trees looked at (a submodule is nested too)
 
@@ -147,7 +149,8 @@ def not_checked_out(root_fd: int, nested: list[str] | None = None,
     the same there (review s20: a `.git` written into a submodule not checked out of a checked-
     out one, or of a nested repository, ran its core.fsmonitor). At most PROTECTED_MAX + 1 of
     them (protect.py would make each a mount of its own: plan_limits refuses past its bound),
-    from at most INDEXES_MAX indexes; past those `notes` says where the look stopped."""
+    from at most INDEXES_MAX indexes and INDEX_MAX bytes; past those `notes` says where the look
+    stopped."""
     from .plan_limits import PROTECTED_MAX
 
     look = _Look(PROTECTED_MAX + 1)
@@ -158,9 +161,10 @@ def not_checked_out(root_fd: int, nested: list[str] | None = None,
         if len(found) >= look.most:
             break
     if look.cut and notes is not None:
-        notes.append(f"the look for submodules not checked out read {INDEXES_MAX} git indexes "
-                     f"and stopped before {look.cut}'s: one not checked out there or past it is "
-                     "writable, and `git status` runs what a `.git` written into it names")
+        notes.append(f"the look for submodules not checked out stopped at the git index of "
+                     f"{look.cut} (past {INDEXES_MAX} indexes or {INDEX_MAX >> 20} MiB in all): "
+                     "one not checked out there or past it is writable, and `git status` runs "
+                     "what a `.git` written into it names")
     return found
 
 
@@ -170,13 +174,17 @@ def _below(root_fd: int, top: str, depth: int, look: _Look, most: int) -> list[s
 
     if top in look.done:
         return []
-    if look.indexes <= 0:
+    if look.indexes <= 0 or look.bytes_left <= 0:
         look.cut = look.cut or top or "."
         return []
     look.indexes -= 1
     look.done.add(top)
     found: list[str] = []
-    for path in index_gitlinks(root_fd, top):
+    gitlinks, read = index_gitlinks(root_fd, top, look.bytes_left)
+    look.bytes_left -= read
+    if look.bytes_left <= 0:  # this index may have been read only in part
+        look.cut = look.cut or top or "."
+    for path in gitlinks:
         rel = os.path.normpath(os.path.join(top, path))
         if rel in (".", "..") or rel.startswith(("../", "/")) or (
                 top and not rel.startswith(top + "/")):  # fmt: skip

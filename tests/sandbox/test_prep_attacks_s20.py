@@ -235,4 +235,18 @@ def test_the_look_through_indexes_is_bounded_and_says_where_it_stopped(tmp_path:
         (ws / f"r{i:03d}" / ".git").mkdir(parents=True)
     plan = plan_protection(ws)
     plan.close()
-    assert any("submodules not checked out read" in n for n in plan.notes), plan.notes
+    assert any("submodules not checked out stopped" in n for n in plan.notes), plan.notes
+
+
+def test_the_look_through_indexes_reads_a_bounded_number_of_bytes(tmp_path: Path,
+                                                                   monkeypatch) -> None:  # fmt: skip
+    """All the indexes one start reads are read up to INDEX_MAX bytes together (64 indexes of
+    64 MiB each, which an agent can write into repositories of its own, took minutes)."""
+    from console.sandbox import gitindex
+
+    ws = tmp_path / "ws"
+    _index_with_gitlinks(ws, 40)
+    monkeypatch.setattr(gitindex, "INDEX_MAX", 1000)
+    plan = plan_protection(ws)
+    plan.close()
+    assert any("submodules not checked out stopped" in n for n in plan.notes), plan.notes
