@@ -51,6 +51,7 @@ from .base import (
     owner_key,
     sandbox_env,
 )
+from .engine_paths import changeable_by_others
 from .procstats import ProcStats, tree
 from .seccomp import docker_profile
 from .view import WorkspaceView, live_views, nested_repo_notes, open_view
@@ -372,6 +373,12 @@ class DockerBackend:
                 "when the daemon is not root (the engine would follow links that run can plant)",
                 "wait for that run to end, or use sandbox = \"bwrap\" for parallel runs",
             )
+        refusal = None if view.staged else await asyncio.to_thread(  # engine_paths.py says why
+            changeable_by_others, spec.workspace, view.ws_fd, [b.rel for b in view.binds()],
+            spec.run_dir)  # fmt: skip
+        if refusal is not None:
+            view.close()
+            raise refusal
         go_fd = None
         try:
             go_fd = _make_go_fifo(spec.run_dir) if info.has_sh else None

@@ -11,13 +11,16 @@ import os
 import re
 import stat
 import struct
+from dataclasses import dataclass, field
 
 from .fsview import open_beneath
 
 GITLINK = 0o160000
 MODE_TYPE = 0o170000
 EXTENDED = 0x4000
-INDEX_MAX = 64 << 20  # bytes read; a larger index is read up to here
+INDEX_MAX = 64 << 20  # bytes read from all indexes at one start; past it, read up to here
+SUBMODULE_DEPTH = 4  # submodules of submodules looked into, as protect.py does their git folders
+INDEXES_MAX = 64  # indexes read at one start (all together up to INDEX_MAX bytes)
 
 
 def gitlink_paths(data: bytes, hash_len: int = 20) -> list[str]:
@@ -66,18 +69,137 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     return value, pos
 
 
-def index_gitlinks(root_fd: int) -> list[str]:
-    """The gitlinks of the workspace's own index (.git/index), as the index spells them."""
-    texts = []
-    for rel, limit in ((".git/index", INDEX_MAX), (".git/config", 1 << 16)):
+def _read(root_fd: int, rel: str, limit: int) -> bytes | None:
+    """A regular file's first `limit` bytes, opened without links; None when it is not one."""
+    try:
+        fd = open_beneath(root_fd, rel)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with open(f"/proc/self/fd/{fd}", "rb") as fh:
+            return fh.read(limit)
+    finally:
+        os.close(fd)
+
+
+def _inside(base: str, target: str, root_fd: int) -> str | None:
+    """target (relative to base, or absolute) as a workspace-relative path; None outside."""
+    from .links import workspace_root
+
+    if os.path.isabs(target):
+        root = workspace_root(root_fd)
+        target = os.path.normpath(target)
+        return os.path.relpath(target, root) if target.startswith(root + "/") else None
+    rel = os.path.normpath(os.path.join(base, target))
+    return None if rel in (".", "..") or rel.startswith("../") else rel
+
+
+def git_folder(root_fd: int, top: str = "") -> str | None:
+    """The git folder of the work tree at `top` (workspace-relative, "" for the workspace):
+    `top/.git`, or where a `.git` file's `gitdir:` line leads (a submodule checked out, `git
+    init --separate-git-dir`, a linked worktree; review s20: their index went unread); None
+    when that is outside the workspace."""
+    dot_git = os.path.join(top, ".git")
+    text = _read(root_fd, dot_git, 4096)
+    if text is None:
+        return dot_git  # a folder (or absent, or a link: nothing is read through it)
+    first = text.decode(errors="replace").partition("\n")[0]
+    if not first.startswith("gitdir:"):
+        return None
+    return _inside(top or ".", first[len("gitdir:"):].strip(), root_fd)
+
+
+def index_gitlinks(root_fd: int, top: str = "",
+                   limit: int = INDEX_MAX) -> tuple[list[str], int]:  # fmt: skip
+    """The gitlinks of the index of the work tree at `top`, as the index spells them (relative
+    to `top`), from its first `limit` bytes, and how many bytes were read. The object format
+    is in the config of the git folder, or of the common one a linked worktree's names."""
+    gd = git_folder(root_fd, top)
+    index = _read(root_fd, f"{gd}/index", limit) if gd is not None else None
+    if index is None:
+        return [], 0
+    config = _read(root_fd, f"{gd}/config", 1 << 16)
+    common = (_read(root_fd, f"{gd}/commondir", 4096) or b"").decode(errors="replace").strip()
+    if config is None and common:
+        where = _inside(gd, common, root_fd)
+        config = _read(root_fd, f"{where}/config", 1 << 16) if where is not None else None
+    sha256 = re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", config or b"")
+    return gitlink_paths(index, 32 if sha256 else 20), len(index)
+
+
+@dataclass
+class _Look:
+    """What one start's look through indexes may still take: gitlinks found, indexes read."""
+
+    most: int
+    indexes: int = INDEXES_MAX
+    bytes_left: int = field(default_factory=lambda: INDEX_MAX)
+    cut: str = ""  # the first work tree whose submodules were not looked into
+    done: set[str] = field(default_factory=set)  # work trees looked at (a submodule is nested too)
+
+
+def not_checked_out(root_fd: int, nested: list[str] | None = None,
+                    notes: list[str] | None = None) -> list[str]:  # fmt: skip
+    """The gitlinks whose folder holds no `.git` (not checked out), workspace-relative: of the
+    workspace's index, of the nested repositories' (`nested`: `.git` paths find_nested_git
+    found; `git -C DIR status` is `git status` to the rules) and, SUBMODULE_DEPTH deep, of each
+    submodule checked out in those: `git status` goes into every checked-out submodule and does
+    the same there (review s20: a `.git` written into a submodule not checked out of a checked-
+    out one, or of a nested repository, ran its core.fsmonitor). At most PROTECTED_MAX + 1 of
+    them (protect.py would make each a mount of its own: plan_limits refuses past its bound),
+    from at most INDEXES_MAX indexes and INDEX_MAX bytes; past those `notes` says where the look
+    stopped."""
+    from .plan_limits import PROTECTED_MAX
+
+    look = _Look(PROTECTED_MAX + 1)
+    found: list[str] = []
+    tops = ["", *(os.path.dirname(r) for r in nested or () if os.path.basename(r) == ".git")]
+    for top in tops:
+        found += _below(root_fd, top, 0, look, look.most - len(found))
+        if len(found) >= look.most:
+            break
+    if look.cut and notes is not None:
+        notes.append(f"the look for submodules not checked out stopped at the git index of "
+                     f"{look.cut} (past {INDEXES_MAX} indexes or {INDEX_MAX >> 20} MiB in all): "
+                     "one not checked out there or past it is writable, and `git status` runs "
+                     "what a `.git` written into it names")
+    return found
+
+
+def _below(root_fd: int, top: str, depth: int, look: _Look, most: int) -> list[str]:
+    """not_checked_out for the work tree at `top` and its checked-out submodules."""
+    import errno
+
+    if top in look.done:
+        return []
+    if look.indexes <= 0 or look.bytes_left <= 0:
+        look.cut = look.cut or top or "."
+        return []
+    look.indexes -= 1
+    look.done.add(top)
+    found: list[str] = []
+    gitlinks, read = index_gitlinks(root_fd, top, look.bytes_left)
+    look.bytes_left -= read
+    if look.bytes_left <= 0:  # this index may have been read only in part
+        look.cut = look.cut or top or "."
+    for path in gitlinks:
+        rel = os.path.normpath(os.path.join(top, path))
+        if rel in (".", "..") or rel.startswith(("../", "/")) or (
+                top and not rel.startswith(top + "/")):  # fmt: skip
+            continue
         try:
-            fd = open_beneath(root_fd, rel)
-        except OSError:
-            return []
-        try:
-            with open(f"/proc/self/fd/{fd}", "rb") as fh:
-                texts.append(fh.read(limit) if stat.S_ISREG(os.fstat(fd).st_mode) else b"")
-        finally:
-            os.close(fd)
-    sha256 = re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", texts[1])
-    return gitlink_paths(texts[0], 32 if sha256 else 20)
+            os.close(open_beneath(root_fd, f"{rel}/.git"))
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                if e.errno in (errno.ELOOP, errno.EXDEV, errno.ENOTDIR):
+                    continue
+                raise
+            found.append(rel)
+        else:
+            if depth < SUBMODULE_DEPTH:
+                found += _below(root_fd, rel, depth + 1, look, most - len(found))
+        if len(found) >= most:
+            return found[:most]
+    return found

@@ -162,3 +162,21 @@ def find_nested_git(root_fd: int) -> WalkResult:
         if too_deep(root, dirs):
             res.cut = res.cut or f"folders more than {WALK_MAX_DEPTH} deep"
     return res
+
+
+def module_git_folders(modules_fd: int, budget) -> list[str]:
+    """The submodules' git folders (those holding a HEAD) below a `.git/modules` folder (its
+    descriptor), relative to it, top down, never through links, none inside another. `budget`
+    (watch.Budget) bounds the look in entries, seconds and depth, and is marked cut when it
+    stopped early: os.walk, used before, recursed one frame a level (review s20: a tree 1,100
+    deep in a nested repository's modules folder stopped every start in the workspace)."""
+    found: list[str] = []
+    for root, dirs, files, _dfd in walk_below(modules_fd, most=NESTED_MAX_ENTRIES + 1):
+        if not budget.spend(len(dirs) + len(files)):
+            break
+        if root != "." and "HEAD" in files:
+            found.append(os.path.normpath(root))
+            dirs[:] = []  # a module's own modules are looked for in its own modules folder
+        elif too_deep(root, dirs):
+            budget.cut = True
+    return found

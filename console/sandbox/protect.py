@@ -36,13 +36,16 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import nested
 from .aliases import ALL_ENTRIES_MAX, DIR_ENTRIES_MAX, LookBudget
 from .claude_project import bind_project_settings, filter_project_settings
 from .fsview import open_beneath
 from .gitconfig import CODE_KEYS, INCLUDE_KEY, config_entries, named_path
-from .gitindex import index_gitlinks
+from .gitindex import not_checked_out
 from .links import link_target, link_targets, workspace_root
 from .nested import AGENT_CONFIG_YAML, NESTED_AGENT_CONFIG, WalkResult, find_nested_git
+from .plan_limits import too_many
+from .watch import Budget
 
 OWN = (".pilothouse.toml",)
 AGENT_CONFIG_DIRS = (".claude", ".codex", ".vscode", ".idea", ".cursor", ".gemini")
@@ -98,6 +101,7 @@ class Protection:
     # The look for symbolic links in read-only folders: its `cut` folders are looked at again
     # when the run ends (watch.changed_behind_links).
     link_look: LookBudget = field(default_factory=LookBudget)
+    module_look: Budget = field(default_factory=Budget)  # for submodules in modules folders
     _seen: set[str] = field(default_factory=set)
 
     def close(self) -> None:
@@ -349,11 +353,12 @@ def _git_folder(p: Protection, root_fd: int, gd: str, depth: int = 0) -> None:
     modules_fd = _protect(p, root_fd, f"{gd}/{GIT_MODULES}", want_dir=True)
     if modules_fd is None or depth > 4:
         return
-    for dirpath, dirnames, filenames in os.walk(f"/proc/self/fd/{modules_fd}"):
-        rel_dir = os.path.relpath(dirpath, f"/proc/self/fd/{modules_fd}")
-        if "HEAD" in filenames and rel_dir != ".":
-            _git_folder(p, root_fd, f"{gd}/{GIT_MODULES}/{rel_dir}", depth + 1)
-            dirnames[:] = []  # a module's own modules are handled by its recursion
+    cut_before = p.module_look.cut
+    for module in nested.module_git_folders(modules_fd, p.module_look):  # past its bound: read-only
+        _git_folder(p, root_fd, f"{gd}/{GIT_MODULES}/{module}", depth + 1)
+    if p.module_look.cut and not cut_before:
+        p.notes.append(f"the look for submodules stopped early in {gd}/{GIT_MODULES} (too many "
+                       "entries, or too deep): those past it, and in later ones, stay read-only")
 
 
 def _gitdir_file(p: Protection, root_fd: int, rel: str) -> None:
@@ -382,7 +387,6 @@ def _pin_parents(p: Protection, root_fd: int) -> None:
 def _protect_aliases(p: Protection, root_fd: int) -> None:
     """Other names (hard links) of protected files read-only too; past ALIAS_MAX of them, or
     where the look was cut short, the protected file is watched (a change is reported)."""
-    from . import nested
     from .aliases import ALIAS_MAX, find_aliases, linked_files
 
     wanted, cut = linked_files(p.binds)
@@ -474,15 +478,14 @@ def plan_protection(workspace: Path | int) -> Protection:
                 if sub_fd is not None:
                     os.close(sub_fd)
                     _protect(p, root_fd, f"{rel}/.git", want_dir=False)
-        for rel in filter(None, (_inside(".", path) for path in index_gitlinks(root_fd))):
-            sub_fd, state = _open(root_fd, f"{rel}/.git")  # not checked out: no .git made there
-            if sub_fd is not None:
-                os.close(sub_fd)
-            elif state == "absent" and rel != ".":
-                _protect(p, root_fd, rel, want_dir=True)
+        gitlinks = not_checked_out(root_fd, p.walk.found, p.notes)  # no .git is made there
+        for rel in gitlinks:
+            _protect(p, root_fd, rel, want_dir=True)
         _protect_aliases(p, root_fd)
         filter_project_settings(p, root_fd)  # after the aliases look: it needs their fds
         _pin_parents(p, root_fd)  # last: above every protected path, submodules' included
+        if refusal := too_many([b.rel for b in p.binds], len(gitlinks)):
+            raise refusal
         if cut := p.link_look.cut:
             p.notes.append(f"the look for symbolic links in read-only folders stopped early in "
                            f"{len(cut)} folder(s), first {cut[0]} (past {DIR_ENTRIES_MAX} entries "

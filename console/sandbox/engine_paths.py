@@ -1,0 +1,144 @@
+"""Whether another user can change the folders a person's daemon names to the Docker engine.
+
+A daemon run by a person cannot mount, so Docker gets paths (the workspace, each protected path
+in it, the run folder), each checked just before without links (openat2). The engine mounts them
+as root and follows every link on the way. A user who can write a folder on one of those paths
+(a teammate who asked for the run: a workspace must be writable by whoever asks; anyone with
+write access to a shared folder) can rename an entry away and put a link in its place between
+the check and the mount: the container, which runs as the daemon's owner, then reads and writes
+what the link names with the owner's rights (review s20: a link put over `.claude` showed the
+owner's private folder to the run). No check the daemon makes can close that window, so such a
+daemon refuses a Docker run while any folder on those paths can be changed by someone else.
+
+Root counts as no one else. A folder can be changed by another user when another user owns it
+(they may make it writable at any time), or its mode bits or ACL let another user write it; a
+sticky folder (/tmp) is safe for an entry owned by this user or root, which others cannot
+rename or remove.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import os
+import pwd
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from .base import SandboxError
+from .fsview import open_beneath
+from .workspaces import _GROUP, _GROUP_OBJ, _MASK, _OTHER, _USER, _acl
+
+WRITE = 2
+
+
+def _group_has_others(gid: int, me: int) -> bool:
+    """Someone other than this user (and root) is in the group, by name or as primary group."""
+    try:
+        mine = pwd.getpwuid(me).pw_name
+    except KeyError:
+        mine = ""
+    try:
+        if set(grp.getgrgid(gid).gr_mem) - {mine, "root"}:
+            return True
+    except KeyError:
+        return True  # a group without a name: who is in it cannot be told
+    return any(p.pw_gid == gid and p.pw_uid not in (0, me) for p in pwd.getpwall())
+
+
+def _others_may_write(where: str | int, st: os.stat_result, me: int) -> str:
+    """Why a user other than `me` and root can change the folder (a path or a descriptor),
+    or "" when no one can."""
+    if st.st_uid not in (0, me):
+        return f"it belongs to uid {st.st_uid}"
+    acl = _acl(where)
+    if acl is None:
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & stat.S_IWOTH:
+            return "every user may write it"
+        if mode & stat.S_IWGRP and _group_has_others(st.st_gid, me):
+            return f"its group (gid {st.st_gid}) may write it"
+        return ""
+    mask = next((perm for tag, perm, _ in acl if tag == _MASK), 7)
+    for tag, perm, who in acl:
+        if tag == _OTHER and perm & WRITE:
+            return "every user may write it"
+        if tag == _USER and who not in (0, me) and perm & mask & WRITE:
+            return f"its ACL lets uid {who} write it"
+        group = st.st_gid if tag == _GROUP_OBJ else who
+        if tag in (_GROUP_OBJ, _GROUP) and perm & mask & WRITE and _group_has_others(group, me):
+            return f"its ACL lets group {group} write it"
+    return ""
+
+
+def _entry_is_pinned(folder: os.stat_result, child: os.stat_result | None, me: int) -> bool:
+    """A sticky folder keeps an entry of this user's or root's from being renamed or removed."""
+    return bool(folder.st_mode & stat.S_ISVTX) and child is not None and child.st_uid in (0, me)
+
+
+def _host_chain(path: Path, me: int) -> tuple[str, str] | None:
+    """(folder, why) for the first folder from / down to `path`'s parent that another user can
+    change, or None."""
+    parts = Path(path).parts
+    for i in range(1, len(parts)):
+        folder = os.path.join(*parts[:i])
+        try:
+            st = os.lstat(folder)
+            child = os.lstat(os.path.join(folder, parts[i]))
+        except OSError as e:
+            return folder, f"it could not be looked at ({e.strerror})"
+        why = _others_may_write(folder, st, me)
+        if why and not _entry_is_pinned(st, child, me):
+            return folder, why
+    return None
+
+
+def _workspace_chain(workspace: Path, ws_fd: int, rels: Iterable[str],
+                     me: int) -> tuple[str, str] | None:  # fmt: skip
+    """The same for the folders inside the workspace on the way to each path in `rels`."""
+    seen: set[str] = set()
+    for rel in rels:
+        parts = rel.split("/")
+        for i in range(len(parts)):
+            folder = "/".join(parts[:i])
+            if folder in seen:
+                continue
+            seen.add(folder)
+            shown = str(workspace / folder) if folder else str(workspace)
+            try:
+                fd = open_beneath(ws_fd, folder) if folder else os.dup(ws_fd)
+            except OSError:
+                return shown, "it is a link now, or gone"
+            try:
+                st = os.fstat(fd)
+                child = None
+                with contextlib.suppress(OSError):
+                    child = os.stat(parts[i], dir_fd=fd, follow_symlinks=False)
+                why = _others_may_write(fd, st, me)
+            finally:
+                os.close(fd)
+            if why and not _entry_is_pinned(st, child, me):
+                return shown, why
+    return None
+
+
+def changeable_by_others(workspace: Path, ws_fd: int, rels: Iterable[str],
+                         run_dir: Path) -> SandboxError | None:  # fmt: skip
+    """The refusal of a Docker run under a person's daemon when a folder on the paths the engine
+    is given (the workspace's, `rels` inside it, the run folder's) can be changed by another
+    user; None when none can."""
+    me = os.geteuid()
+    found = (_host_chain(workspace, me) or _workspace_chain(workspace, ws_fd, list(rels), me)
+             or _host_chain(run_dir, me))  # fmt: skip
+    if found is None:
+        return None
+    folder, why = found
+    return SandboxError(
+        f"refusing a Docker run: {folder} can be changed by another user ({why}). The Docker "
+        "engine follows every link on the paths this daemon gives it, as root: a link put there "
+        "after this daemon's check would show the run what it names, with your rights",
+        'use sandbox = "bwrap" (it is given opened folders, not paths), run the daemon as '
+        "root (it gives the engine a view it made itself), or work in a folder only you can "
+        "write (chmod go-w, or ask its owner)",
+    )
