@@ -150,7 +150,10 @@ STARTUP_FILES = (".codex/.env", ".codex/environments.toml", ".bash_profile", ".b
 # The shell's config file, which Claude Code sources to make its shell snapshot before its first
 # Bash command: a ~/.bashrc left by an earlier step of the run ran around an allowed `ls` (review
 # s19b). zsh's too, for a sandbox where Claude Code finds zsh (and zsh reads ~/.zshenv always).
-SHELL_RC_FILES = (".bashrc", ".zshrc", ".zshenv")
+SHELL_RC_FILES = (".bashrc", ".zshrc", ".zshenv", ".zprofile", ".zlogin")
+# ssh's own config: a `Match exec` or ProxyCommand written there ran around an approved
+# `git push` to an ssh remote (review s20). Keys are never carried in (carry refuses ~/.ssh).
+SSH_CONFIG = ".ssh/config"
 
 HOME_FILES: dict[str, str] = {
     ".claude/settings.json": json.dumps(CLAUDE_SETTINGS, indent=2) + "\n",
@@ -165,7 +168,7 @@ HOME_FILES: dict[str, str] = {
     ".aider.conf.yml": AIDER_CONF,
     ".aider.model.settings.yml": AIDER_MODEL_SETTINGS,
     AIDER_MODEL_INFO_CACHE_PATH: AIDER_MODEL_INFO_CACHE,
-    **dict.fromkeys(STARTUP_FILES + SHELL_RC_FILES, PINNED_EMPTY),
+    **dict.fromkeys((*STARTUP_FILES, *SHELL_RC_FILES, SSH_CONFIG), PINNED_EMPTY),
 }
 HOME_DIR = "home"  # inside the run folder
 MANAGED_DIR = "managed"  # inside the run folder; bound at /etc/claude-code in every sandbox

@@ -68,3 +68,28 @@ def test_a_carried_file_never_replaces_a_pinned_one(backend: str, home: Path, da
             assert f"carry {place}" in notes and "not carried" in notes, notes
     finally:
         d.stop()
+
+
+@needs_bwrap
+@pytest.mark.parametrize("backend", ["bwrap", "docker"])
+def test_ssh_and_zsh_login_files_are_pinned(backend: str, home: Path, daemon_env: dict[str, str],
+                                            workspace: Path) -> None:
+    """~/.ssh/config (a ProxyCommand or `Match exec` runs around an approved `git push` to an
+    ssh remote) and zsh's login files were writable in the sandbox's HOME (review s20)."""
+    extra = _docker_profile() if backend == "docker" else f'sandbox = "{backend}"\n'
+    Path(daemon_env["PILOTHOUSE_CONFIG"]).write_text(f'[profiles.t]\ncommand = ["true"]\n{extra}')
+    if backend == "docker" and os.geteuid() == 0:
+        os.lchown(workspace, 1000, 1000)
+    d = Daemon(home, daemon_env)
+    d.start()
+    try:
+        out = d.cli("run", "t", "-w", str(workspace), "--wait", "--", "sh", "-c",
+                    "mkdir -p ~/.ssh 2>/dev/null; for f in .ssh/config .zprofile .zlogin; do (echo 'ProxyCommand sh -c id' >> ~/$f)"
+                    " 2>/dev/null && echo WROTE $f; cat ~/$f; done; command -v ssh >/dev/null &&"
+                    " { ssh -G x.invalid >/dev/null 2>&1 && echo SSH-OK || echo SSH-REFUSED; }; echo DONE",
+                    timeout=120).stdout
+        assert "DONE" in out and "WROTE" not in out and "ProxyCommand" not in out, out
+        assert "SSH-REFUSED" not in out, out  # ssh takes the pinned file (owner, mode) as a config
+        assert out.count("empty and read-only") == 3, out
+    finally:
+        d.stop()
