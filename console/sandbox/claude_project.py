@@ -18,7 +18,7 @@ import json
 import os
 import stat
 
-from .fsview import open_beneath
+from .fsview import open_beneath, read_beneath
 
 PROJECT_SETTINGS = (".claude/settings.json", ".claude/settings.local.json")
 # Keys that change how Claude Code answers, never what it runs. `permissions` keeps only a
@@ -33,17 +33,8 @@ READ_MAX = 1 << 20
 
 def _read(root_fd: int, rel: str) -> str | None:
     """The file's text, or None when it is not a regular file here (absent, a link: masked)."""
-    try:
-        fd = open_beneath(root_fd, rel)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with open(f"/proc/self/fd/{fd}", "rb") as fh:
-            return fh.read(READ_MAX + 1).decode(errors="replace")
-    finally:
-        os.close(fd)
+    got = read_beneath(root_fd, rel, READ_MAX + 1)
+    return None if got is None else got[0].decode(errors="replace")
 
 
 def kept_settings(text: str) -> tuple[str, list[str]]:

@@ -78,6 +78,25 @@ def open_beneath(root_fd: int, rel: str) -> int:
     return fd
 
 
+def read_beneath(root_fd: int, rel: str, limit: int) -> tuple[bytes, os.stat_result] | None:
+    """(the first `limit` bytes, its stat) of root_fd/rel, opened as open_beneath does; None
+    when it is absent or not a regular file (a link on the way, a folder, a FIFO)."""
+    try:
+        fd = open_beneath(root_fd, rel)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not os.path.stat.S_ISREG(st.st_mode):
+            return None
+        with open(f"/proc/self/fd/{fd}", "rb") as fh:  # the same file, now for reading
+            return fh.read(limit), st
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def open_dir_nofollow(path: Path | str) -> int:
     """O_PATH fd of an absolute folder path in which no component is a symbolic link.
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import struct
 from dataclasses import dataclass, field
 
-from .fsview import open_beneath
+from .fsview import open_beneath, read_beneath
 
 GITLINK = 0o160000
 MODE_TYPE = 0o170000
@@ -71,17 +70,8 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 def _read(root_fd: int, rel: str, limit: int) -> bytes | None:
     """A regular file's first `limit` bytes, opened without links; None when it is not one."""
-    try:
-        fd = open_beneath(root_fd, rel)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with open(f"/proc/self/fd/{fd}", "rb") as fh:
-            return fh.read(limit)
-    finally:
-        os.close(fd)
+    got = read_beneath(root_fd, rel, limit)
+    return None if got is None else got[0]
 
 
 def _inside(base: str, target: str, root_fd: int) -> str | None:

@@ -207,24 +207,14 @@ TODO_READ_MAX = 64 * 1024
 
 def left_todo_notes(ws_fd: int, since: float) -> list[str]:
     """A note for each git todo file changed since the start that runs commands."""
-    from .fsview import open_beneath
+    from .fsview import read_beneath
 
     notes: list[str] = []
     for rel in GIT_TODO_FILES:
-        try:
-            fd = open_beneath(ws_fd, rel)  # no link on the way, a regular file or a folder
-        except OSError:
+        got = read_beneath(ws_fd, rel, TODO_READ_MAX)  # no link on the way, a regular file
+        if got is None or got[1].st_ctime < since:
             continue
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_ctime < since:
-                continue
-            with open(f"/proc/self/fd/{fd}", "rb") as fh:
-                text = fh.read(TODO_READ_MAX).decode("utf-8", "replace")
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
+        text = got[0].decode("utf-8", "replace")
         runs = [line.strip() for line in text.splitlines()
                 if line.split(maxsplit=1)[:1] in (["exec"], ["x"])]
         if runs:
