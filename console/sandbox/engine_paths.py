@@ -26,9 +26,9 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from .acl import GROUP, GROUP_OBJ, MASK, OTHER, USER, read_acl
 from .base import SandboxError
 from .fsview import open_beneath
-from .workspaces import _GROUP, _GROUP_OBJ, _MASK, _OTHER, _USER, _acl
 
 WRITE = 2
 
@@ -52,7 +52,7 @@ def _others_may_write(where: str | int, st: os.stat_result, me: int) -> str:
     or "" when no one can."""
     if st.st_uid not in (0, me):
         return f"it belongs to uid {st.st_uid}"
-    acl = _acl(where)
+    acl = read_acl(where)
     if acl is None:
         mode = stat.S_IMODE(st.st_mode)
         if mode & stat.S_IWOTH:
@@ -60,14 +60,14 @@ def _others_may_write(where: str | int, st: os.stat_result, me: int) -> str:
         if mode & stat.S_IWGRP and _group_has_others(st.st_gid, me):
             return f"its group (gid {st.st_gid}) may write it"
         return ""
-    mask = next((perm for tag, perm, _ in acl if tag == _MASK), 7)
+    mask = next((perm for tag, perm, _ in acl if tag == MASK), 7)
     for tag, perm, who in acl:
-        if tag == _OTHER and perm & WRITE:
+        if tag == OTHER and perm & WRITE:
             return "every user may write it"
-        if tag == _USER and who not in (0, me) and perm & mask & WRITE:
+        if tag == USER and who not in (0, me) and perm & mask & WRITE:
             return f"its ACL lets uid {who} write it"
-        group = st.st_gid if tag == _GROUP_OBJ else who
-        if tag in (_GROUP_OBJ, _GROUP) and perm & mask & WRITE and _group_has_others(group, me):
+        group = st.st_gid if tag == GROUP_OBJ else who
+        if tag in (GROUP_OBJ, GROUP) and perm & mask & WRITE and _group_has_others(group, me):
             return f"its ACL lets group {group} write it"
     return ""
 

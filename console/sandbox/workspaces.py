@@ -14,13 +14,13 @@ answer never depends on what lies in folders closed to them.
 
 from __future__ import annotations
 
-import errno
 import os
 import pwd
 import stat
-import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+from .acl import acl_allows, read_acl
 
 SYSTEM_TREES = ("/etc", "/usr", "/var", "/boot", "/proc", "/sys", "/dev", "/run", "/bin",
                 "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/snap")  # fmt: skip
@@ -68,50 +68,15 @@ def _allows(where: str | int, st: os.stat_result, uid: int, groups: set[int], bi
     one, else its mode bits. Root passes."""
     if uid == 0:
         return True
-    acl = _acl(where)
+    acl = read_acl(where)
     if acl is not None:
-        return _acl_allows(acl, st, uid, groups, bits)
+        return acl_allows(acl, st, uid, groups, bits)
     mode = stat.S_IMODE(st.st_mode)
     if st.st_uid == uid:
         return mode & (bits << 6) == bits << 6
     if st.st_gid in groups:
         return mode & (bits << 3) == bits << 3
     return mode & bits == bits
-
-
-_ACL_XATTR = "system.posix_acl_access"
-_USER_OBJ, _USER, _GROUP_OBJ, _GROUP, _MASK, _OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
-
-
-def _acl(where: str | int) -> list[tuple[int, int, int]] | None:
-    """(tag, permissions, id) of each entry of the file's access ACL; None when it has none.
-    An ACL that cannot be read counts as one that grants nothing (fail closed)."""
-    if isinstance(where, int):  # an O_PATH descriptor takes no getxattr of its own
-        where = f"/proc/self/fd/{where}"
-    try:
-        raw = os.getxattr(where, _ACL_XATTR)
-    except OSError as exc:
-        return None if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP) else []
-    if len(raw) < 4 or (len(raw) - 4) % 8 or struct.unpack_from("<I", raw)[0] != 2:
-        return []
-    return [struct.unpack_from("<HHI", raw, at) for at in range(4, len(raw), 8)]
-
-
-def _acl_allows(acl: list[tuple[int, int, int]], st: os.stat_result, uid: int,
-                groups: set[int], bits: int) -> bool:
-    """The kernel's ACL check (posix_acl_permission): the owner's entry, a named user's
-    (masked), the owning and named groups' (masked: any one granting all bits), else other."""
-    mask = next((perm for tag, perm, _ in acl if tag == _MASK), 7)
-    if st.st_uid == uid:
-        return any(tag == _USER_OBJ and perm & bits == bits for tag, perm, _ in acl)
-    for tag, perm, who in acl:
-        if tag == _USER and who == uid:
-            return perm & mask & bits == bits
-    matched = [perm for tag, perm, who in acl
-               if (tag == _GROUP_OBJ and st.st_gid in groups) or (tag == _GROUP and who in groups)]
-    if matched:
-        return any(perm & mask & bits == bits for perm in matched)
-    return any(tag == _OTHER and perm & bits == bits for tag, perm, _ in acl)
 
 
 def _may_search(where: str, st: os.stat_result, uid: int, groups: set[int]) -> bool:
