@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from console.config.load import Profile
 from console.daemon.live_config import LiveConfig
+from console.gate.own import but_this_machine
 from console.policy import (
     Decision,
     ExecRules,
@@ -131,9 +132,10 @@ class PolicyEvaluator:
             target = parse_connect_target(subject)
         except BadTarget as exc:
             return Decision("deny", Provenance("error", detail=f"not a host:port ({exc})"))
-        return decide_network(network_rules(self.profile(profile_name)), target.host,
-                              target.port, None, grants=self.grants, run_id=run_id,
-                              profile=profile_name, consume=consume)
+        rules = network_rules(self.profile(profile_name))
+        decision = decide_network(rules, target.host, target.port, None, grants=self.grants,
+                                  run_id=run_id, profile=profile_name, consume=consume)
+        return but_this_machine(decision, rules, target, [target.ip] if target.ip is not None else [])
 
     def connection(self, run_id: str, profile_name: str, host: str, port: int,
                    addresses: Sequence[IPAddress] | None) -> Decision:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from console.gate.own import this_machine
+from console.gate.own import but_this_machine
 from console.policy import Decision, ExecRules, GrantTable, evaluate_exec, subject_too_long
 from console.policy.hosts import (
     BadTarget,
@@ -22,7 +22,7 @@ from console.policy.hosts import (
     parse_connect_target,
 )
 from console.policy.netrules import NetworkRules
-from console.policy.network import decide_network, provenance_of
+from console.policy.network import decide_network
 
 Resolver = Callable[[str, int], Awaitable[list[IPAddress]]]
 NOT_RESOLVED = ("the name was not resolved (pass --resolve to look it up as the gate would); "
@@ -107,8 +107,7 @@ async def _decide_target(rules: NetworkRules, target: Target, resolver: Resolver
     def decide(addresses: Sequence[IPAddress] | None) -> Decision:
         decision = decide_network(rules, target.host, target.port, addresses, grants=grants,
                                   run_id=run_id, profile=profile, consume=False)
-        mine = this_machine(rules, target, list(addresses)) if addresses and decision.action != "deny" else None
-        return decision if mine is None else Decision("deny", provenance_of(mine))  # as the gate
+        return but_this_machine(decision, rules, target, list(addresses or ()))  # as the gate
 
     if target.ip is not None:
         return as_result("network", target.authority, decide([target.ip]),

@@ -17,10 +17,12 @@ import ipaddress
 import re
 import time
 
+from console.policy import Decision
 from console.policy.hosts import IPAddress, Target, embedded_ipv4
 from console.policy.netrules import NetMatch, NetworkRules
+from console.policy.network import provenance_of
 
-__all__ = ["OwnAddresses", "own_addresses", "this_machine"]
+__all__ = ["OwnAddresses", "but_this_machine", "own_addresses", "this_machine"]
 
 IF_INET6 = "/proc/net/if_inet6"
 IPV6_ROUTE = "/proc/net/ipv6_route"
@@ -101,3 +103,11 @@ def this_machine(rules: NetworkRules, target: Target, addrs: list[IPAddress]) ->
                         "as loopback is); only an allow rule naming that IP (and port) "
                         "opens it", basis="not-routable", address=str(ip))
     return None
+
+
+def but_this_machine(decision: Decision, rules: NetworkRules, target: Target,
+                     addrs: list[IPAddress]) -> Decision:
+    """A rules decision (decide_network) with this_machine applied, as the gate applies it:
+    for `policy check` and `ph-ask net`, which answer what the gate will do."""
+    mine = this_machine(rules, target, addrs) if addrs and decision.action != "deny" else None
+    return decision if mine is None else Decision("deny", provenance_of(mine))

@@ -151,3 +151,18 @@ async def test_policy_check_says_what_the_gate_does_for_this_machines_address(su
     named = NetworkRules(allow=[f"{FAKE_GLOBAL}:5432", "db.wildcard.invalid:5432"], default="deny", ports=[443])
     if "[" not in subject:
         assert (await check_network(named, subject, resolver=resolve))["action"] == "allow"
+
+
+@pytest.mark.usefixtures("this_machine")
+def test_ph_ask_net_says_what_the_gate_does_for_this_machines_address(tmp_path: Path) -> None:
+    """agent.sock's `ph-ask net ADDRESS:PORT` answered allow for an address the gate denies."""
+    from console.daemon.evaluation import PolicyEvaluator
+    from console.daemon.live_config import LiveConfig
+    from console.policy import GrantTable
+
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.p]\ncommand = ["true"]\n[profiles.p.network]\ndefault = "allow"\n')
+    evaluator = PolicyEvaluator(LiveConfig(config), GrantTable())
+    mine = evaluator.network_ask(f"{FAKE_GLOBAL}:5432", "run1", "p")
+    assert mine.action == "deny" and "this machine itself" in mine.provenance.describe(), mine
+    assert evaluator.network_ask("93.184.215.15:5432", "run1", "p").action == "allow"  # not ours
