@@ -66,3 +66,27 @@ def test_what_the_model_types_into_an_allowed_program_is_not_run_unasked(
     assert sorted(p.name for p in ws.glob("proof*.txt")) == [], said
     # Each program was asked for; nothing the model typed into one was, so none of it may run.
     assert person.asked("exec") == ["sh", READER], said
+
+
+# Codex's default model calls tools from JavaScript (code mode): the same two tools, as functions.
+CODE_MODE_TYPING = """\
+const sh = await tools.exec_command({cmd: "sh", tty: true, yield_time_ms: 1000});
+const typed = await tools.write_stdin({session_id: sh.session_id, yield_time_ms: 1000,
+                                       chars: "echo hi > /workspace/proof-code-mode.txt\\n"});
+await tools.write_stdin({session_id: sh.session_id, chars: "exit\\n", yield_time_ms: 1000});
+text(JSON.stringify([sh, typed]));"""
+
+
+def test_what_code_mode_types_into_an_allowed_program_is_not_run_unasked(
+        backend: str, codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
+    """One JavaScript cell starts `sh` in a terminal (the person allows it) and types into it."""
+    ws = agent_workspace(workspace)
+    hand_over(ws, backend)
+    model_server.script = Turns(turns=[[{"type": "custom_tool_call", "name": "exec", "input": CODE_MODE_TYPING}]])
+    command = [codex, "exec", "-c", f'openai_base_url="{model_server.url}/v1"', "type into a shell"]
+    done, _run_id, person = run_agent(daemon, "codex", ws, command, True, model_hostport(model_server))
+    said = (person.decided, done.stdout[-3000:], done.stderr[-3000:])
+    assert done.returncode == 0, said
+    assert len(model_server.posts("/responses")) >= 2, said
+    assert sorted(p.name for p in ws.glob("proof*.txt")) == [], said
+    assert person.asked("exec") == ["sh"], said
