@@ -66,6 +66,11 @@ CLAUDE_SETTINGS: dict = {
 # snapshot (~/.codex/shell_snapshots, writable like the rest of ~/.codex) before every command,
 # so one apply_patch (not asked) there ran code around each later command, allowed ones too
 # (review s19); a login shell would source HOME's login files instead.
+# No terminal for commands (unified_exec_tty = false): Codex's write_stdin types into a running
+# session and reaches no hook, so an allowed `sh` or `python3` in a terminal ran whatever the
+# model typed into it later, unasked (review s20). Without a terminal a session's stdin is
+# closed and write_stdin can only read its output. (`unified_exec = false` is ignored by Codex
+# 0.171, and shell_tool = false would leave the model no shell at all.)
 CODEX_HOOK_COMMAND = HOOK_PATH
 CODEX_HOOK_TIMEOUT = AGENT_HOOK_TIMEOUT  # seconds, longer than any approval_timeout
 CODEX_HOOK_KEY = "/home/agent/.codex/config.toml:pre_tool_use:0:0"
@@ -84,6 +89,7 @@ enabled = false
 plugins = false
 apps = false
 shell_snapshot = false                # the snapshot, sourced before every command, was the agent's to rewrite
+unified_exec_tty = false              # no terminal, so no open stdin for write_stdin (not asked) to type into
 
 [[hooks.PreToolUse]]
 matcher = "Bash"

@@ -148,7 +148,9 @@ def test_run_folder_files(tmp_path) -> None:
     assert codex == tomllib.loads(CODEX_CONFIG)
     assert (codex["sandbox_mode"], codex["approval_policy"]) == ("danger-full-access", "never")
     assert codex["analytics"] == {"enabled": False}
-    assert codex["features"] == {"plugins": False, "apps": False, "shell_snapshot": False}
+    # unified_exec_tty: no terminal, so write_stdin (no hook sees it) has no stdin to type into (review s20)
+    assert codex["features"] == {"plugins": False, "apps": False, "shell_snapshot": False,
+                                 "unified_exec_tty": False}
     assert codex["allow_login_shell"] is False  # commands source nothing first (review s19)
     assert codex["hooks"]["PreToolUse"] == [{"matcher": "Bash", "hooks": [
         {"type": "command", "command": "/run/pilothouse/bin/ph-claude-hook", "timeout": 900}]}]
