@@ -27,7 +27,7 @@ from console.gate.common import (
     request_sent,
     shown_target,
 )
-from console.gate.own import this_machine
+from console.gate.own import OwnAddresses, own_addresses, this_machine
 from console.policy.hosts import IPAddress, Target, ip_literal, loopback_addresses
 from console.policy.netrules import NetMatch, NetworkRules
 
@@ -53,6 +53,10 @@ class Deciding:
     _lookups: TokenBucket
     _decisions: dict[tuple[str, int, tuple[IPAddress, ...] | None], NetMatch]
     _decided_by: NetworkRules | None
+    # this_machine's verdicts, kept while the rules and this machine's addresses stay the same
+    # objects (a fresh dict is made before the first is kept).
+    _own_for: tuple[NetworkRules | None, OwnAddresses | None] = (None, None)
+    _own_seen: dict[tuple[str, int, tuple[IPAddress, ...]], NetMatch | None]
     _conns: set[Conn]
 
     def denied_now(self, target: Target, address: IPAddress) -> bool:
@@ -96,6 +100,23 @@ class Deciding:
                 self._decisions.clear()
             self._decisions[key] = match
         return match
+
+    def _this_machine(self, target: Target, addrs: list[IPAddress]) -> NetMatch | None:
+        """own.this_machine, remembered like _match (it is asked for every connection, and
+        parsing rules' addresses cost a tenth of a tunnel's setup); never when the kernel's
+        lists cannot be read (it then says why and denies)."""
+        try:
+            own = own_addresses()
+        except OSError:
+            return this_machine(self.rules, target, addrs)
+        if self._own_for[0] is not self.rules or self._own_for[1] is not own:
+            self._own_for, self._own_seen = (self.rules, own), {}
+        key = (target.host, target.port, tuple(addrs))
+        if key not in self._own_seen:
+            if len(self._own_seen) >= _REMEMBERED:
+                self._own_seen.clear()
+            self._own_seen[key] = this_machine(self.rules, target, addrs)
+        return self._own_seen[key]
 
     # -- records ------------------------------------------------------------------------------
 
@@ -174,7 +195,7 @@ class Deciding:
         never overrules a deny (by rule, or a name resolving into the local network)."""
         match = self._match(self.rules, target.host, target.port, addrs)
         if match.action != "deny":
-            match = this_machine(self.rules, target, addrs) or match
+            match = self._this_machine(target, addrs) or match
         action, provenance = match.action, None
         if yes is not None:
             action, provenance = ("deny", {**yes, "overruled": match.reason}) \

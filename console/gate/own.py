@@ -82,7 +82,8 @@ def own_addresses() -> OwnAddresses:
     global _cache
     now = time.monotonic()
     if _cache is None or now - _cache[0] >= _FRESH_FOR:
-        _cache = (now, _read())
+        fresh = _read()  # the same object while nothing changed: a verdict kept for it holds
+        _cache = (now, _cache[1] if _cache is not None and _cache[1].networks == fresh.networks else fresh)
     return _cache[1]
 
 

@@ -39,6 +39,7 @@ from console.policy.hosts import (
 
 Action = Literal["allow", "deny", "ask"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_MAPPED = 0xFFFF << 32  # ::ffff:0:0/96, IPv4-mapped IPv6
 # A rule as given to NetworkRules: the pattern text, or (pattern text, source label such as
 # "config.toml:12") so a decision can say which file and line made it.
 RuleSpec = str | tuple[str, str]
@@ -100,7 +101,7 @@ class Pattern:
             elif ip.ipv4_mapped is not None:
                 candidates.append(ip.ipv4_mapped)
         else:  # a rule written in the mapped form ([::ffff:1.2.3.4]) names the same destination
-            candidates.append(ipaddress.IPv6Address(f"::ffff:{ip}"))
+            candidates.append(ipaddress.IPv6Address(_MAPPED | int(ip)))  # ::ffff:ip, unparsed
         return any(c.version == self.network.version and c in self.network for c in candidates)
 
     def covers_port(self, port: int, default_ports: Sequence[int], *, deny: bool) -> bool:
@@ -244,10 +245,11 @@ class NetworkRules:
 
     def named(self, ip: IPAddress, port: int) -> Pattern | None:
         """The allow rule naming this IP (or a CIDR holding it) on this port, if any: only such
-        a rule opens an address that is not a destination on the internet."""
+        a rule opens an address that is not a destination on the internet. (The port first:
+        the gate asks this for every connection, and it is the cheap half.)"""
         for rule in self.allow:
-            if rule.is_address and rule.matches_address(ip, wrapped=False) and \
-                    rule.covers_port(port, self.ports, deny=False):
+            if rule.is_address and rule.covers_port(port, self.ports, deny=False) and \
+                    rule.matches_address(ip, wrapped=False):
                 return rule
         return None
 
