@@ -26,7 +26,9 @@ def _presents_as_whole_but_is_not(shown: str, raw: str) -> bool:
     return shown != raw and raw.startswith(shown)
 
 
-async def test_a_target_past_the_cut_is_marked_as_cut_on_the_question_and_the_record() -> None:
+async def asked_and_sent(url: str) -> tuple[int, list[str], list[NetAsk], str]:
+    """A GET of `url` a person allows: (its status, the paths the origin got, the questions
+    asked, the target the decision recorded)."""
     origin = Origin()
     questions: list[NetAsk] = []
 
@@ -39,42 +41,30 @@ async def test_a_target_past_the_cut_is_marked_as_cut_on_the_question_and_the_re
     try:
         async with running(h):
             reader, writer = await h.open()
-            writer.write(f"GET {URL} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+            writer.write(f"GET {url} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
             await writer.drain()
             status = (await read_response(reader))[0]
             writer.close()
     finally:
         origin.close()
     await asyncio.sleep(0)
+    return status, [r["path"] for r in origin.requests], questions, h.kinds("net.decision")[0]["target"]
+
+
+async def test_a_target_past_the_cut_is_marked_as_cut_on_the_question_and_the_record() -> None:
+    status, paths, questions, decision = await asked_and_sent(URL)
     assert status == 200
-    assert [r["path"] for r in origin.requests] == [URL.removeprefix("http://api.invalid")]
+    assert paths == [URL.removeprefix("http://api.invalid")]
     assert len(questions) == 1
     asked = questions[0].target
     assert not _presents_as_whole_but_is_not(asked, URL), asked[-80:]
     assert asked == URL or "not shown" in asked[-80:], asked[-80:]
-    decision = h.kinds("net.decision")[0]["target"]
     assert not _presents_as_whole_but_is_not(decision, URL), decision[-80:]
 
 
 async def test_a_target_within_the_bound_is_asked_and_recorded_as_it_is() -> None:
-    origin = Origin()
-    questions: list[NetAsk] = []
-
-    async def person(q: NetAsk) -> Verdict:
-        questions.append(q)
-        return Verdict(True, {"by": "alice", "grant": "once"})
-
-    h = Harness(NetworkRules(default="ask", ports=[80, 443]), upstream_port=origin.port,
-                ask=person)
     short = "http://api.invalid/search?q=x&page=2"
-    try:
-        async with running(h):
-            reader, writer = await h.open()
-            writer.write(f"GET {short} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
-            await writer.drain()
-            assert (await read_response(reader))[0] == 200
-            writer.close()
-    finally:
-        origin.close()
+    status, _, questions, decision = await asked_and_sent(short)
+    assert status == 200
     assert questions[0].target == short
-    assert h.kinds("net.decision")[0]["target"] == short
+    assert decision == short
