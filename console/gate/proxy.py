@@ -47,6 +47,7 @@ from console.gate.common import (
     meter_host,
     read_absolute,
     read_connect,
+    shown_target,
     system_resolver,
 )
 from console.gate.deciding import Deciding, TokenBucket
@@ -55,7 +56,7 @@ from console.gate.http1 import Head, HttpError, body_framing, parse_request_line
 from console.gate.readiness import Readiness
 from console.gate.sockio import Listener, SockStream
 from console.gate.splice import CAN_SPLICE, SplicedTunnel, pump, splice
-from console.gate.tls import MAX_HELLO_BYTES, HelloCheck
+from console.gate.tls import MAX_HELLO_BYTES, HelloCheck, SniMismatch
 from console.policy.hosts import BadTarget, IPAddress, Target
 from console.policy.netrules import NetworkRules
 
@@ -64,10 +65,6 @@ __all__ = ["Gate", "GateLimits", "NetAsk", "Verdict", "dial_address", "system_re
 log = logging.getLogger(__name__)
 HEAD_READ_LIMIT = 16 * 1024  # the client reader's buffer bound; heads are limited separately
 REQUESTS_PER_TURN = 8  # requests served on one connection before the loop gets a turn
-
-
-class _SniMismatch(Exception):
-    """The ClientHello names another host than the CONNECT target."""
 
 
 class Gate(Deciding):
@@ -276,7 +273,7 @@ class Gate(Deciding):
     async def _reject(self, writer: asyncio.StreamWriter, status: int, reason: str,
                       method: str, target: str) -> None:
         """A malformed request: answered, recorded, never dialled."""
-        await self._record_quietly("net.rejected", {"method": method, "target": target[:2048],
+        await self._record_quietly("net.rejected", {"method": method, "target": shown_target(target),
                                                     "status": status, "reason": reason})
         await self._respond(writer, Refusal(status, f"Pilothouse gate: bad request: {reason}"))
 
@@ -392,7 +389,7 @@ class Gate(Deciding):
             if check.holds_client:  # its next bytes wait for the server's first answer
                 await answered.wait()
             if not await pump(reader, up.writer, up.act, up=True, hello=check):
-                raise _SniMismatch(check.hello.sni if check.hello else None)  # a second hello
+                raise SniMismatch(check.hello.sni if check.hello else None)  # a second hello
         elif up.writer.can_write_eof():
             with contextlib.suppress(OSError, RuntimeError):
                 up.writer.write_eof()
@@ -406,7 +403,7 @@ class Gate(Deciding):
             if check.feed(data):
                 break
         if check.refused:
-            raise _SniMismatch(check.hello.sni if check.hello else None)
+            raise SniMismatch(check.hello.sni if check.hello else None)
         if check.buf:
             up.writer.write(bytes(check.buf))
             await up.writer.drain()

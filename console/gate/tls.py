@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from console.policy.hosts import BadTarget, normalise_host
 
-__all__ = ["HelloCheck", "HelloResult", "parse_client_hello", "MAX_HELLO_BYTES"]
+__all__ = ["HelloCheck", "HelloResult", "SniMismatch", "parse_client_hello", "MAX_HELLO_BYTES"]
 
 MAX_HELLO_BYTES = 64 * 1024
 _MAX_HELD = MAX_HELLO_BYTES + 16 * 1024  # what a check holds at most before it must decide
@@ -177,6 +177,10 @@ def _server_name(body: bytes) -> str | None:
     if len(names) > 1:
         raise ValueError("more than one host_name in server_name")
     return names[0] if names else None
+
+
+class SniMismatch(Exception):
+    """A tunnel's ClientHello named another host than the CONNECT target (or was refused)."""
 
 
 class HelloCheck:

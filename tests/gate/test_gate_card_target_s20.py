@@ -68,3 +68,26 @@ async def test_a_target_within_the_bound_is_asked_and_recorded_as_it_is() -> Non
     assert status == 200
     assert questions[0].target == short
     assert decision == short
+
+
+async def test_a_rejected_target_past_the_cut_is_recorded_marked_as_cut() -> None:
+    """A request refused before any question (an origin-form target: never asked, never
+    dialled) is recorded as net.rejected; its target past the bound said nothing of the cut."""
+    raw = f"/search?q={PAD}{SECRET}"
+    origin = Origin()
+    h = Harness(NetworkRules(default="ask", ports=[80, 443]), upstream_port=origin.port)
+    try:
+        async with running(h):
+            reader, writer = await h.open()
+            writer.write(f"GET {raw} HTTP/1.1\r\nHost: api.invalid\r\n\r\n".encode())
+            await writer.drain()
+            status = (await read_response(reader))[0]
+            writer.close()
+    finally:
+        origin.close()
+    await asyncio.sleep(0)
+    assert status == 400
+    assert origin.requests == []
+    recorded = h.kinds("net.rejected")[0]["target"]
+    assert not _presents_as_whole_but_is_not(recorded, raw), recorded[-80:]
+    assert "not shown" in recorded[-80:], recorded[-80:]
