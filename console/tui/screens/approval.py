@@ -310,9 +310,14 @@ class ApprovalScreen(PilotScreen):
             f"Decide {len(covered) + 1} requests?", body, yes=f"Decide all {len(covered) + 1}",
             danger=allow)))
 
+    def _decide(self, request_id: str, allow: bool, scope: str) -> None:
+        # Under way from now, not from when the worker first runs: the keys of a burst (y held
+        # down, n then y) are handled before it does, and each started a decision of its own.
+        self._busy = True
+        self._send_decision(request_id, allow, scope)
+
     @work(group="approval-decide")
-    async def _decide(self, request_id: str, allow: bool, scope: str) -> None:
-        self._busy = True  # no second decision while this one is asked or sent
+    async def _send_decision(self, request_id: str, allow: bool, scope: str) -> None:
         if scope != "once" and not await self._covered_confirmed(request_id, allow, scope):
             self._busy = False
             return
