@@ -181,11 +181,13 @@ class ApprovalInbox(KeyedTable):
             self.post_message(self.Decide(key, allow) if whole or not allow else self.Review(key))
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        row = self._get_row_region(self.cursor_row)
-        top = row.y - round(self.scroll_y)  # the header stays put; rows scroll under it
         header = self.header_height if self.show_header else 0
+        rows = self.ordered_rows  # the cursor row's place, from DataTable's public parts
+        height = rows[self.cursor_row].height if 0 <= self.cursor_row < len(rows) else 0
+        # The header stays put; rows scroll under it.
+        top = header + sum(r.height for r in rows[:self.cursor_row]) - round(self.scroll_y)
         # Under a dialog the screen is drawn too, dimmed or hidden: not seen (review s20).
-        if (row.height and max(header, crop.y) <= top and top + row.height <= crop.bottom
+        if (height and max(header, crop.y) <= top and top + height <= crop.bottom
                 and self.screen.is_active and self._drawn != self.selected_key()):
             self._drawn, self._drawn_since = self.selected_key(), time.monotonic()
         return super().render_lines(crop)
