@@ -11,6 +11,7 @@ line as the request. The cut is now marked with how much was cut.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from console.gate import NetAsk, NetworkRules, Verdict
 
@@ -26,29 +27,36 @@ def _presents_as_whole_but_is_not(shown: str, raw: str) -> bool:
     return shown != raw and raw.startswith(shown)
 
 
-async def asked_and_sent(url: str) -> tuple[int, list[str], list[NetAsk], str]:
-    """A GET of `url` a person allows: (its status, the paths the origin got, the questions
-    asked, the target the decision recorded)."""
+async def through_gate(head: str, ask: Any = None) -> tuple[int, list[str], Harness]:
+    """`head` sent to a gate that asks about everything: (the status, the paths the origin
+    got, the harness with its records)."""
     origin = Origin()
-    questions: list[NetAsk] = []
-
-    async def person(q: NetAsk) -> Verdict:
-        questions.append(q)
-        return Verdict(True, {"by": "alice", "grant": "once"})
-
-    h = Harness(NetworkRules(default="ask", ports=[80, 443]), upstream_port=origin.port,
-                ask=person)
+    h = Harness(NetworkRules(default="ask", ports=[80, 443]), upstream_port=origin.port, ask=ask)
     try:
         async with running(h):
             reader, writer = await h.open()
-            writer.write(f"GET {url} HTTP/1.1\r\nConnection: close\r\n\r\n".encode())
+            writer.write(head.encode())
             await writer.drain()
             status = (await read_response(reader))[0]
             writer.close()
     finally:
         origin.close()
     await asyncio.sleep(0)
-    return status, [r["path"] for r in origin.requests], questions, h.kinds("net.decision")[0]["target"]
+    return status, [r["path"] for r in origin.requests], h
+
+
+async def asked_and_sent(url: str) -> tuple[int, list[str], list[NetAsk], str]:
+    """A GET of `url` a person allows: (its status, the paths the origin got, the questions
+    asked, the target the decision recorded)."""
+    questions: list[NetAsk] = []
+
+    async def person(q: NetAsk) -> Verdict:
+        questions.append(q)
+        return Verdict(True, {"by": "alice", "grant": "once"})
+
+    status, paths, h = await through_gate(f"GET {url} HTTP/1.1\r\nConnection: close\r\n\r\n",
+                                          person)
+    return status, paths, questions, h.kinds("net.decision")[0]["target"]
 
 
 async def test_a_target_past_the_cut_is_marked_as_cut_on_the_question_and_the_record() -> None:
@@ -74,20 +82,9 @@ async def test_a_rejected_target_past_the_cut_is_recorded_marked_as_cut() -> Non
     """A request refused before any question (an origin-form target: never asked, never
     dialled) is recorded as net.rejected; its target past the bound said nothing of the cut."""
     raw = f"/search?q={PAD}{SECRET}"
-    origin = Origin()
-    h = Harness(NetworkRules(default="ask", ports=[80, 443]), upstream_port=origin.port)
-    try:
-        async with running(h):
-            reader, writer = await h.open()
-            writer.write(f"GET {raw} HTTP/1.1\r\nHost: api.invalid\r\n\r\n".encode())
-            await writer.drain()
-            status = (await read_response(reader))[0]
-            writer.close()
-    finally:
-        origin.close()
-    await asyncio.sleep(0)
+    status, paths, h = await through_gate(f"GET {raw} HTTP/1.1\r\nHost: api.invalid\r\n\r\n")
     assert status == 400
-    assert origin.requests == []
+    assert paths == []
     recorded = h.kinds("net.rejected")[0]["target"]
     assert not _presents_as_whole_but_is_not(recorded, raw), recorded[-80:]
     assert "not shown" in recorded[-80:], recorded[-80:]
