@@ -75,8 +75,9 @@ def test_a_watchers_policy_checks_run_off_the_daemons_loop(
     pid = d.proc.pid
     try:
         with LoopShare(pid) as share:
-            out = _as(WATCHER, script, str(d.sock), "6")
-        assert json.loads(out.stdout) == {"ok": 6}, (out.stdout, out.stderr)
+            outs = share.repeat_until(50, lambda: _as(WATCHER, script, str(d.sock), "6"))
+        for out in outs:
+            assert json.loads(out.stdout) == {"ok": 6}, (out.stdout, out.stderr)
         share.assert_off_loop("a watcher's policy checks", least=50, at_most=1 / 4)
     finally:
         d.stop()
