@@ -261,6 +261,7 @@ class _Splitter:
                 raise ParseError("too many `((` that are not arithmetic")
             return None
         self.add(s[i : end + 1])
+        self.end_word()  # a token of its own to bash: a `#` right after it starts a comment
         self.inner.append(s[i + 2 : end - 1])
         found = CommandPart([])
         body_substitutions(s[i + 2 : end - 1], found)  # `a['$(cmd)']` runs cmd in there
@@ -384,7 +385,7 @@ class _Splitter:
             self.end_word()
             end = shellscan.close_paren(s, i + 1)
             return self.substitution(i, end, s[i + 2 : end])
-        fd = "".join(self.word) if self.in_word and "".join(self.word).isdigit() else ""
+        fd = "".join(self.word) if self.in_word and re.fullmatch("[0-9]+", "".join(self.word)) else ""
         if not fd:
             self.end_word()
         else:
@@ -396,7 +397,8 @@ class _Splitter:
             j += 1
         if j < n and s[j] == "&":  # >&2, <&0, >&-; `>&2x` writes a file named 2x
             j += 1
-            dup = re.match(r"([0-9]+|-)(?=[\s;&|()<>]|$)", s[j:])
+            # Only bash's blanks end the number: `>&2<form feed>x` writes the file `2<FF>x`.
+            dup = re.match(r"([0-9]+|-)(?=[ \t\n;&|()<>]|$)", s[j:])
             if dup:
                 j += dup.end()
         elif j < n and s[j] == "|" and s[j - 1] == ">":  # >|
@@ -405,7 +407,7 @@ class _Splitter:
         if op in ("<<", "<<-") and not self.in_condition:  # a here-document: its body follows
             # The delimiter as bash reads it: a backslash-newline in it is dropped (`<<A\`
             # newline `B` is the unquoted AB), any other quoting makes it quoted (no expansion).
-            raw = re.match(r"[ \t]*((?:[^\s;&|()<>\\]|\\.)*)", s[j:], re.S).group(1)  # type: ignore[union-attr]
+            raw = re.match(r"[ \t]*((?:[^ \t\n;&|()<>\\]|\\.)*)", s[j:], re.S).group(1)  # type: ignore[union-attr]
             quoted = any(q in raw.replace("\\\n", "") for q in "'\"\\")
             self.heredoc_words.append((len(self.words) + 1, op == "<<-", quoted))
         self.redirects.append(len(self.words))

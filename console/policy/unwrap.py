@@ -14,6 +14,7 @@ import shlex
 
 from console.policy.arith import evaluates_a_value, names_bash_integer
 from console.policy.gitwords import git_runs_config, skip_git_options
+from console.policy.laterruns import sets_up_later_runs
 from console.policy.parts import CommandPart, ParseError, command_words, redirections
 from console.policy.shellwords import body_substitutions, split_command
 
@@ -90,18 +91,9 @@ _STDIN_NAMES = {"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"}
 # Programs that complete their command with words read at run time.
 _FILLS_IN = {"xargs", "parallel"}
 # Assignments a shell acts on later: the prompt strings (expanded, substitutions too, when
-# printed: PS4 for every `-x` trace line) and PROMPT_COMMAND run their value; BASH_ENV and ENV
-# name a file a shell reads first, which the rules cannot see.
+# printed: PS4 for every `-x` trace line) and PROMPT_COMMAND run their value (what else a command
+# sets up to run later is laterruns.py's).
 _RUNS_VALUE = re.compile(r"^(?:PS[0-4]|PROMPT_COMMAND)\+?=(.*)$", re.S)
-_READS_FILE = re.compile(r"^(?:BASH_ENV|ENV)\+?=")
-# Environment a program (git, a pager's user, ssh) runs as a command or reads config from, and
-# bash's exported functions (env 'BASH_FUNC_ls%%=() {...}' bash -c ls runs that ls).
-_RUNS_ENV = re.compile(r"^(?:GIT_SSH_COMMAND|GIT_SSH|GIT_PAGER|GIT_EDITOR|GIT_SEQUENCE_EDITOR|"
-                       r"GIT_EXTERNAL_DIFF|GIT_ASKPASS|SSH_ASKPASS|GIT_PROXY_COMMAND|"
-                       r"GIT_CONFIG_PARAMETERS|GIT_CONFIG_COUNT|GIT_CONFIG_KEY_\d+|"
-                       r"GIT_CONFIG_VALUE_\d+|GIT_CONFIG_GLOBAL|GIT_CONFIG_SYSTEM|GIT_CONFIG|"
-                       r"GIT_EXEC_PATH|GIT_TEMPLATE_DIR|PAGER|EDITOR|VISUAL|LESSOPEN|LESSCLOSE|"
-                       r"BASH_FUNC_.+%%)=")
 MAX_WRAPPERS = 16  # wrappers stepped through in one command; past them the part is opaque
 # Builtins that evaluate their arguments as arithmetic (array subscripts run $(...) there).
 _EVALUATES = {"let", "[[", "((", "declare", "typeset", "local", "export", "readonly", "test",
@@ -342,9 +334,10 @@ def _values(value: str) -> list[str]:
 def _runs_unseen(stages: list[list[str]], words: list[str]) -> bool:
     """Whether the part runs what its words do not show: words xargs reads from its input,
     the paths find puts in place of {}, a value env -S reads from the environment, a name
-    `hash -p` or `enable -f` points elsewhere, a file BASH_ENV or ENV names, or a shell whose
-    script comes from its standard input (a pipe, a file, the terminal)."""
-    if any(_READS_FILE.match(w) or _RUNS_ENV.match(w) for w in words):
+    `hash -p` or `enable -f` points elsewhere, what a command sets up to run later (an alias,
+    `fc`, PS4 given by `read`: laterruns.py), or a shell whose script comes from its standard
+    input (a pipe, a file, the terminal)."""
+    if sets_up_later_runs(words, stages[-1] if stages else []):
         return True
     for stage in stages:
         if not stage:
@@ -427,7 +420,14 @@ def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
     A nested command that cannot be read (or lies too deep) makes its parent opaque. Raises
     ParseError for a line that cannot be read at all, a nesting too deep for Python included."""
     try:
-        return _expand(line, depth)
+        if "\x00" not in line:
+            return _expand(line, depth)
+        # bash drops a NUL byte from a script it reads (`r<NUL>m` is rm): read the line as it
+        # does, and never let a rule allow it (`bash -c` cannot even be given one).
+        parts = _expand(line.replace("\x00", ""), depth)
+        for part in parts:
+            part.opaque = part.opaque or not part.nested
+        return parts
     except RecursionError:
         raise ParseError("nested too deeply to read") from None
 

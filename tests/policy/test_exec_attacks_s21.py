@@ -1,0 +1,216 @@
+"""Attack review s21 of the exec policy: command lines the reader read otherwise than bash, so
+that an allow rule or an allow default let through what a forbid or ask rule covers, or a write
+the rules ask about. Commands are data only: never run in a shell here.
+
+Shell facts relied on (bash 5.2.15, Debian 12), checked with `touch MARK` in place of the
+forbidden program in an empty folder under /tmp:
+- bash splits words on space, tab and newline only: `ls >&2<form feed>M` writes a file named
+  `2<form feed>M` (a `>&WORD` whose word is not a number is `> WORD 2>&1`), and so do a vertical
+  tab, U+00A0, U+2003 and U+0085 after the digit;
+- `((...))` is a token of its own: `((1))#<<A` is the arithmetic command and a comment, so the
+  next lines run (`printf '((1))#<<A\\ntouch MARK\\nA\\n' | bash` makes MARK);
+- an alias is expanded where a command starts once `shopt -s expand_aliases` (or `set -o posix`)
+  ran on an earlier line, and its value is read as the start of that command's text: after
+  `alias x='(('`, `x 1<<A))` is arithmetic (no here-document: the next line runs); after `alias
+  e=eval`, `e touch MARK` runs touch; after `alias x='ls |'`, `x touch MARK` pipes into touch;
+  after `alias ls='echo >'`, `ls MARK` writes MARK; bash's BASH_ALIASES array is the same table;
+- with `set -o history` a script keeps history: `fc -s ls=touch` runs the last command with ls
+  made touch, `history -s 'touch MARK'; fc -s t` runs the line history -s stored, `fc -e
+  'sed -i s/ls/touch/'` runs the edited line; with `set -H` (or `set -o histexpand`, `shopt -os
+  histexpand`) too, `!:1-$` and `^ls ^` rewrite a later line before bash reads it;
+- PS4 is expanded (its `$(...)` run) for each `set -x` trace line, whichever builtin gave it its
+  value: `read -r PS4`, `mapfile -t PS4`, `printf -v PS4 '\\x24(touch MARK)'`, `for PS4 in`;
+- `BASH_CMDS[ls]=/usr/bin/env; ls touch MARK` runs env (bash's command hash table, as `hash -p`);
+- bash drops NUL bytes from a script it reads: `printf 'tou\\0ch MARK\\n' | bash` makes MARK.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from console.daemon.evaluation import PolicyEvaluator
+from console.daemon.live_config import LiveConfig
+from console.policy import ExecRules, GrantTable
+from tests.policy.test_exec_attacks_s12 import _policy_check
+
+RULES = dict(allow=["git status", "ls", "cat", "echo", "printf", "read", "mapfile", "set",
+                    "shopt", "alias", "fc", "history", "true"],
+             ask=["curl"], forbid=["rm", "git push"])
+ASK_DEFAULT = ExecRules(**RULES)
+ALLOW_DEFAULT = ExecRules(**RULES, default="allow")
+_CLAUDE = tomllib.loads((Path(__file__).resolve().parents[2] / "console/agents/profiles.toml")
+                        .read_text())["profiles"]["claude"]["exec"]
+CLAUDE = ExecRules(allow=_CLAUDE["allow"], ask=_CLAUDE["ask"], forbid=_CLAUDE["forbid"])
+
+
+def _every_path(command: str, default: str, tmp_path: Path) -> list[str]:
+    """The decision of the engine, the daemon's evaluator (what ph-ask and ph-claude-hook get)
+    and `pilothouse policy check`, for the test profile with that default."""
+    config = tmp_path / f"config-{default}.toml"
+    config.write_text(f'[profiles.t]\ncommand = ["true"]\n[profiles.t.exec]\ndefault = "{default}"\n'
+                      + "".join(f"{k} = {json.dumps(v)}\n" for k, v in RULES.items()))
+    rules = ASK_DEFAULT if default == "ask" else ALLOW_DEFAULT
+    evaluator = PolicyEvaluator(LiveConfig(config), GrantTable())
+    return [rules.evaluate(command).action, evaluator.policy_eval("exec", command, "r1", "t").action,
+            _policy_check(config, tmp_path / "home", command)]
+
+
+# 1. `>&2` followed by a character Python's `\s` calls a blank (form feed, vertical tab,
+#    U+00A0, U+2003, U+0085) was read as a dup of fd 2: bash reads the word `2<FF>out`, not a
+#    number, and writes that file. The built-in claude profile's allow rule for ls carried it.
+WRITES_AFTER_A_DUP = ["ls >&2\fout", "ls >&2\vout", "ls >&1\u00a0out", "ls >&2\u2003out",
+                      "cat f >&2\x85out", "ls >&-\fout"]
+
+
+@pytest.mark.parametrize("command", WRITES_AFTER_A_DUP)
+def test_a_dup_that_is_a_file_name_to_bash_is_a_write(command: str) -> None:
+    assert CLAUDE.evaluate(command).action == "ask", command
+    assert ASK_DEFAULT.evaluate(command).action == "ask", command
+
+
+def test_a_dup_that_is_a_file_name_every_path_asks(tmp_path: Path) -> None:
+    assert _every_path("ls >&2\fout", "ask", tmp_path) == ["ask"] * 3
+
+
+@pytest.mark.parametrize("command", ["ls >&2", "ls 2>&1 | cat", "ls >&2 x", "ls >&-"])
+def test_a_real_dup_stays_allowed(command: str) -> None:
+    assert CLAUDE.evaluate(command).action == "allow", command
+
+
+# 2. A `#` right after `((...))` was read as part of that word: bash starts a comment there, so
+#    the `<<A` after it is no here-document and the lines the reader took for its body run.
+ARITHMETIC_THEN_COMMENT = [
+    "((1))#<<A\nrm -rf x\nA",
+    "((1))#<<A\ngit push\nA",
+    "time -p ((1))#<<A\nrm x\nA",
+    "for ((;0;))#<<A\ndo :; done\nrm x\nA",
+]
+
+
+@pytest.mark.parametrize("command", ARITHMETIC_THEN_COMMENT)
+def test_a_comment_after_arithmetic_hides_no_command(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
+    assert ASK_DEFAULT.evaluate(command).action == "deny", command
+
+
+# 3. An alias's value is the start of every later command that uses its name: a keyword (the
+#    next `<<` is then no here-document), a wrapper or `eval` (the rest of the line is its
+#    command), an operator (the rest is another command), a redirection (the rest is the file
+#    it writes). The reader read the value alone, and the use as a plain command `x ...`.
+ALIASED = [
+    "shopt -s expand_aliases\nalias x='(('\nx 1<<A))\nrm -rf x\nA",
+    "shopt -s expand_aliases\nalias x=time\nx ((1<<A))\nrm -rf x\nA",
+    "shopt -s expand_aliases\nalias e=eval\ne rm -rf x",
+    "shopt -s expand_aliases\nalias x='ls |'\nx rm -rf x",
+    "set -o posix\nalias ls='echo >'\nls out",
+    "shopt -s expand_aliases\nalias -- e=command\ne git push",
+    "shopt -s expand_aliases\nBASH_ALIASES[e]=eval\ne rm -rf x",
+    "shopt -s expand_aliases\nBASH_ALIASES+=([e]=eval)\ne rm -rf x",
+]
+
+
+@pytest.mark.parametrize("command", ALIASED)
+def test_an_alias_definition_is_never_allowed(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+    assert ASK_DEFAULT.evaluate(command).action == "ask", command
+
+
+@pytest.mark.parametrize("command", ["alias", "alias -p", "alias ls", "shopt -s expand_aliases"])
+def test_listing_aliases_stays_allowed(command: str) -> None:
+    assert ASK_DEFAULT.evaluate(command).action == "allow", command
+
+
+# 4. History: `fc` runs a command from the history list (changed by `old=new`, or by an editor),
+#    and history expansion rewrites later lines before bash reads them. Neither shows its
+#    command in its words.
+THROUGH_HISTORY = [
+    "set -o history\nls -rf x\nfc -s ls=rm",
+    "set -o history\nhistory -s 'rm -rf x'\nfc -s r",
+    "set -o history\nls x\nfc -e 'sed -i s/ls/rm/'",
+    "set -o history\nls x\nfc -e - ls=rm",
+    "set -H -o history\nls rm -rf x\n!:1-$",
+    "set -o histexpand -o history\nls rm -rf x\n^ls ^",
+    "set -Ho history\nls rm -rf x\n!:1-$",
+    "shopt -os histexpand history\nls rm -rf x\n!:1-$",
+    "shopt -s -o histexpand\nls rm -rf x\n!:1-$",
+]
+
+
+@pytest.mark.parametrize("command", THROUGH_HISTORY)
+def test_history_that_runs_a_command_is_never_allowed(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+    assert ASK_DEFAULT.evaluate(command).action == "ask", command
+
+
+@pytest.mark.parametrize("command", ["fc -l", "fc -ln -5", "set -o history", "set -ex",
+                                     "set +H", "history", "shopt -s nullglob"])
+def test_history_without_running_stays_allowed(command: str) -> None:
+    assert ASK_DEFAULT.evaluate(command).action == "allow", command
+
+
+# 5. A variable bash runs or reads later (PS4 for each `set -x` line, PROMPT_COMMAND, BASH_ENV,
+#    PAGER, ...) given its value by a builtin, not by an assignment the reader looks into.
+#    Allow rules for read, printf, mapfile, set and true carried the whole line.
+VALUED_BY_A_BUILTIN = [
+    "read -r PS4 <<< '$(rm -rf x)'; set -x; true",
+    "mapfile -t PS4 <<< '$(rm -rf x)'; set -x; true",
+    "printf -v PS4 '\\x24(rm -rf x)'; set -x; true",
+    "printf -vPS4 '\\x24(rm -rf x)'; set -x; true",
+    "read -r -a PS4 <<< '$(rm -rf x)'; set -x; true",
+    "read -r PROMPT_COMMAND <<< 'rm -rf x'",
+    "read -r GIT_PAGER <<< 'rm -rf x'; export GIT_PAGER",
+]
+
+
+@pytest.mark.parametrize("command", VALUED_BY_A_BUILTIN)
+def test_a_variable_that_runs_its_value_given_by_a_builtin_is_asked(command: str, tmp_path: Path) -> None:
+    assert _every_path(command, "ask", tmp_path) == ["ask"] * 3, command
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+
+
+def test_a_for_loop_over_ps4_is_asked() -> None:
+    command = "for PS4 in '$(rm -rf x)'; do set -x; true; done"
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+
+
+@pytest.mark.parametrize("command", ["read -r x", "printf -v x '%s' 1", "mapfile -t lines",
+                                     "read -r -p PS4x y"])
+def test_builtins_giving_other_variables_stay_allowed(command: str) -> None:
+    assert ASK_DEFAULT.evaluate(command).action == "allow", command
+
+
+# 6. BASH_CMDS is bash's command hash table, as `hash -p` fills it: `ls` then runs the path.
+HASHED = [
+    "BASH_CMDS[ls]=/usr/bin/env; ls rm -rf x",
+    "BASH_CMDS[ls]=/usr/bin/git; ls push --force",
+    "BASH_CMDS['ls']=/usr/bin/env; ls rm x",
+]
+
+
+@pytest.mark.parametrize("command", HASHED)
+def test_a_command_hash_entry_is_asked(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+
+
+# 7. A NUL byte: bash drops it from a script it reads (`tou<NUL>ch` is touch). The reader kept
+#    it in the word, so `r<NUL>m` was no rm.
+def test_a_nul_byte_is_read_as_bash_drops_it() -> None:
+    assert ALLOW_DEFAULT.evaluate("r\x00m -rf x").action == "deny"
+    assert ASK_DEFAULT.evaluate("ls; r\x00m -rf x").action == "deny"
+    assert ASK_DEFAULT.evaluate("ls\x00").action == "ask"
+
+
+# 8. `NAME+=VALUE` gives an unset variable VALUE, in the program's environment too:
+#    `GIT_SSH_COMMAND+='touch MARK; false' git ls-remote ssh://x.invalid/y` runs touch. The
+#    environment that runs a command was looked for as `NAME=` only.
+APPENDED_ENVIRONMENT = ["GIT_SSH_COMMAND+='rm -rf x' git fetch", "PAGER+=x git log",
+                        "GIT_CONFIG_KEY_0+=core.pager git log", "EDITOR+=vi git commit"]
+
+
+@pytest.mark.parametrize("command", APPENDED_ENVIRONMENT)
+def test_environment_given_with_plus_equals_is_asked(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
