@@ -14,9 +14,14 @@ import shlex
 
 from console.policy.arith import evaluates_a_value, names_bash_integer
 from console.policy.gitwords import git_runs_config, skip_git_options
-from console.policy.laterruns import sets_up_later_runs
 from console.policy.parts import CommandPart, ParseError, command_words, redirections
 from console.policy.shellwords import body_substitutions, split_command
+from console.policy.unseen import (
+    mapfile_callbacks,
+    names_open_file,
+    reads_a_startup_file,
+    sets_up_later_runs,
+)
 
 MAX_DEPTH = 3  # nested commands looked into: $(... $(... $(...)))
 
@@ -86,13 +91,13 @@ _POSITIONAL_FIRST = {"setarch": 1}
 _SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox", "rbash", "ash", "fish", "tcsh",
            "csh", "yash", "posh", "oksh", "loksh", "pdksh", "toybox"}
 _MULTICALL = {"busybox", "toybox"}  # a shell only with an applet name after them
-# A script file a shell is given that is its standard input after all.
-_STDIN_NAMES = {"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"}
 # Programs that complete their command with words read at run time.
 _FILLS_IN = {"xargs", "parallel"}
+# A script file a shell is given that is its standard input after all.
+_STDIN_NAMES = {"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"}
 # Assignments a shell acts on later: the prompt strings (expanded, substitutions too, when
 # printed: PS4 for every `-x` trace line) and PROMPT_COMMAND run their value (what else a command
-# sets up to run later is laterruns.py's).
+# sets up to run later is unseen.py's).
 _RUNS_VALUE = re.compile(r"^(?:PS[0-4]|PROMPT_COMMAND)\+?=(.*)$", re.S)
 MAX_WRAPPERS = 16  # wrappers stepped through in one command; past them the part is opaque
 # Builtins that evaluate their arguments as arithmetic (array subscripts run $(...) there).
@@ -271,7 +276,7 @@ def _inner_commands(words: list[str]) -> list[str]:
             args = args[1:]
         return args[:1] if len(args) > 1 and args[0] != "-" else []
     if words[0] in ("mapfile", "readarray"):  # -C STRING: run for every line read
-        return _mapfile_callbacks(words)
+        return mapfile_callbacks(words)
     if words[0] == "watch":  # watch runs its words through sh -c
         rest = words[_skip_wrapper(words, 0)[0] :]
         return [" ".join(rest)] if rest else []
@@ -289,25 +294,6 @@ def _inner_commands(words: list[str]) -> list[str]:
             k += 1
         return found
     return []
-
-
-_MAPFILE_VALUED = "duncOCs"  # mapfile's getopt string d:u:n:O:tC:c:s: (t takes nothing)
-
-
-def _mapfile_callbacks(words: list[str]) -> list[str]:
-    """The -C callbacks of `mapfile`/`readarray`, read as getopt does (`-tC 'cmd'` too)."""
-    found, k = [], 1
-    while k < len(words) and words[k].startswith("-") and words[k] != "--":
-        w, k = words[k], k + 1
-        for pos, letter in enumerate(w[1:], start=2):
-            if letter in _MAPFILE_VALUED:
-                value = w[pos:]
-                if not value and k < len(words):
-                    value, k = words[k], k + 1
-                if letter == "C":
-                    found.append(value)
-                break
-    return found
 
 
 def _starts_a_shell(stage: list[str], last: list[str]) -> bool:
@@ -331,12 +317,13 @@ def _values(value: str) -> list[str]:
         return [value[1:-1]]
 
 
-def _runs_unseen(stages: list[list[str]], words: list[str]) -> bool:
+def _runs_unseen(stages: list[list[str]], words: list[str], script_seen: bool) -> bool:
     """Whether the part runs what its words do not show: words xargs reads from its input,
     the paths find puts in place of {}, a value env -S reads from the environment, a name
     `hash -p` or `enable -f` points elsewhere, what a command sets up to run later (an alias,
-    `fc`, PS4 given by `read`: laterruns.py), or a shell whose script comes from its standard
-    input (a pipe, a file, the terminal)."""
+    `fc`, PS4 given by `read`: unseen.py), a shell's startup file, or a shell whose script
+    comes from its standard input (a pipe, a file, the terminal) unless script_seen (a
+    here-document or -string the caller looks into)."""
     if sets_up_later_runs(words, stages[-1] if stages else []):
         return True
     for stage in stages:
@@ -352,16 +339,23 @@ def _runs_unseen(stages: list[list[str]], words: list[str]) -> bool:
             return True
     program = stages[-1] if stages else []
     if program[:1] and program[0] in (".", "source"):
-        return program[1:2] == [] or program[1] in _STDIN_NAMES
-    return bool(program) and program[0] in _SHELLS - _MULTICALL and _reads_stdin(program)
+        if program[1:2] == [] or program[1] in _STDIN_NAMES:
+            return not script_seen
+        return names_open_file(program[1])
+    return bool(program) and program[0] in _SHELLS - _MULTICALL and (
+        _reads_stdin(program, script_seen) or reads_a_startup_file(program))
 
 
-def _reads_stdin(shell: list[str]) -> bool:
-    """A shell given no -c and no script file, or -s: it runs what its standard input holds."""
+def _reads_stdin(shell: list[str], script_seen: bool) -> bool:
+    """A shell given no -c and no script file, or -s: it runs what its standard input holds
+    (unless script_seen: a here-document or -string on it). A script file that is an open file
+    by another name (`/dev/fd/3`, `//dev/stdin`) may be any input: never known."""
     if _command_option(shell) is not None:
         return False
     j, dash_s = _past_shell_options(shell, 1)
-    return dash_s or j >= len(shell) or shell[j] in _STDIN_NAMES
+    if dash_s or j >= len(shell) or shell[j] in _STDIN_NAMES:
+        return not script_seen
+    return names_open_file(shell[j])
 
 
 def _past_shell_options(words: list[str], j: int) -> tuple[int, bool]:
@@ -472,7 +466,8 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         if program and program[0] in (*_SHELLS, ".", "source"):
             scripts = part.heredocs + [t for op, t in redirections(part) if op.endswith("<<<")]
             bodies += scripts  # a shell reading its script from a here-document or -string
-        if not scripts and _runs_unseen(stages, words):
+        on_input = any(op.lstrip("0") in ("<<", "<<-", "<<<") for op, _ in redirections(part))
+        if _runs_unseen(stages, words, bool(scripts) and on_input):
             part.unseen = True
         for body in bodies:
             if depth <= 0:

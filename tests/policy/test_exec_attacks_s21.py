@@ -214,3 +214,60 @@ APPENDED_ENVIRONMENT = ["GIT_SSH_COMMAND+='rm -rf x' git fetch", "PAGER+=x git l
 @pytest.mark.parametrize("command", APPENDED_ENVIRONMENT)
 def test_environment_given_with_plus_equals_is_asked(command: str) -> None:
     assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+
+
+# 9. A shell's script file that is its standard input under another name: `//dev/stdin`,
+#    `/dev/./stdin`, `/proc/thread-self/fd/0`, `/dev/fd/3` with `3<&0`, `stdin` from /dev; and
+#    `--rcfile`/`--init-file` (the file an interactive shell, `bash -ic`, reads first, like
+#    BASH_ENV): `echo 'touch MARK' | bash --rcfile /dev/stdin -ic true` runs touch. Only the
+#    exact names `-`, `/dev/stdin`, `/dev/fd/0` and `/proc/self/fd/0` were known.
+SCRIPT_FROM_INPUT = [
+    "echo 'rm -rf x' | bash //dev/stdin",
+    "echo 'rm -rf x' | bash /dev/./stdin",
+    "echo 'rm -rf x' | bash /proc/thread-self/fd/0",
+    "echo 'rm -rf x' | bash /dev/fd/3 3<&0",
+    "echo 'rm -rf x' | sh /proc/self/fd/../fd/0",
+    "cd /dev && echo 'rm -rf x' | bash stdin",
+    "cd /dev/fd && echo 'rm -rf x' | bash 0",
+    "echo 'rm -rf x' | . /dev/fd/3 3<&0",
+    "echo 'rm -rf x' | source //dev/stdin",
+    "echo 'rm -rf x' | bash --rcfile /dev/stdin -ic true",
+    "echo 'rm -rf x' | bash --init-file /dev/fd/0 -i -c true",
+    "bash --rcfile rc.sh -ic true",
+]
+
+
+@pytest.mark.parametrize("command", SCRIPT_FROM_INPUT)
+def test_a_script_read_from_input_by_another_name_is_asked(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+
+
+@pytest.mark.parametrize("command", ["bash build.sh", "sh ./scripts/fd.sh", ". ./env.sh",
+                                     "bash -c 'ls'"])
+def test_a_script_file_stays_as_the_default_says(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "allow", command
+
+
+# 10. A shell given its script as a here-string or here-document had every other reason to ask
+#     dropped with the one it answers (a script from standard input): BASH_ENV, ENV, --rcfile,
+#     xargs, a BASH_CMDS entry. `BASH_ENV=x bash -c ls` was asked, `BASH_ENV=x bash <<< ls` not.
+WITH_A_SCRIPT_GIVEN = [
+    "BASH_ENV=./evil.sh bash <<< 'ls'",
+    "bash --rcfile x -i <<< ls",
+    "ENV=./e sh -i <<< ls",
+    "echo rm -rf x | xargs bash <<< ls",
+    "BASH_CMDS[ls]=/usr/bin/env bash <<< ls",
+    "BASH_ENV=./evil.sh bash <<A\nls\nA",
+    "echo 'rm -rf x' | bash /dev/fd/3 3<&0 4<<< ls",
+    "echo 'rm -rf x' | bash 4<<< ls",
+]
+
+
+@pytest.mark.parametrize("command", WITH_A_SCRIPT_GIVEN)
+def test_a_script_given_leaves_the_other_reasons_to_ask(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+
+
+@pytest.mark.parametrize("command", ["bash <<< ls", "sh <<A\nls\nA", ". /dev/stdin <<< ls"])
+def test_a_script_given_alone_stays_as_the_default_says(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "allow", command

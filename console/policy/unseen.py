@@ -1,14 +1,15 @@
-"""Commands that set up what bash (or a program it starts) runs later, out of the words the rules
-read: environment a program runs as a command, variables bash expands or runs (PS4 for each
-`set -x` line), aliases, the command hash table, and history that `fc` or `!` brings back.
+"""Commands that run what their words do not show, beyond what unwrap.py knows of wrappers and
+input: those that set up what bash (or a program it starts) runs later (environment a program
+runs as a command, variables bash expands or runs, such as PS4 for each `set -x` line, aliases,
+the command hash table, history that `fc` or `!` brings back), and shells that read a script
+from a file already open (`bash /dev/fd/3 3<&0`, `--rcfile /dev/stdin`).
 
-The reader sees a command's words; these make a later command (in the same line, or of a program
-it starts) run something those words do not show. unwrap.py marks such a part as running what
-its words do not show, so no rule allows it.
+unwrap.py marks such a part as running what its words do not show, so no rule allows it.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 
 # Environment a program (git, a pager's user, ssh) runs as a command or reads config from, bash's
@@ -86,3 +87,42 @@ def sets_up_later_runs(words: list[str], program: list[str]) -> bool:
     if not program:
         return False
     return _named_by_builtin(program) or _defines_alias(program) or _brings_back_history(program)
+
+
+# A file name that is an open file of the shell's (its standard input under any spelling:
+# `//dev/stdin`, `/dev/./stdin`, `/proc/thread-self/fd/0`, `/dev/fd/3` with `3<&0`), anything
+# under /dev or /proc, and the names those are by from their folder (`cd /dev; bash stdin`).
+_OPEN_FILE = re.compile(r"^(?:-|/dev/.*|/proc/.*|(?:.*/)?stdin|(?:.*/)?fd/[0-9]+|[0-9]+)$", re.S)
+# Files an interactive shell (`bash -ic`) reads first, as BASH_ENV names one for any shell.
+_STARTUP_OPTIONS = ("--rcfile", "--init-file")
+
+
+def names_open_file(name: str) -> bool:
+    """Whether a shell's script file (or `.`'s) may be a file the line itself fills: its input."""
+    folded = name if name == "-" else posixpath.normpath(re.sub("/+", "/", name))
+    return bool(_OPEN_FILE.match(folded))
+
+
+def reads_a_startup_file(shell: list[str]) -> bool:
+    """`bash --rcfile FILE -ic CMD`: FILE runs first, and the rules never see it."""
+    return any(w.split("=", 1)[0] in _STARTUP_OPTIONS for w in shell[1:])
+
+
+_MAPFILE_VALUED = "duncOCs"  # mapfile's getopt string d:u:n:O:tC:c:s: (t takes nothing)
+
+
+def mapfile_callbacks(words: list[str]) -> list[str]:
+    """The -C callbacks of `mapfile`/`readarray` (run for every line read), read as getopt
+    does (`-tC 'cmd'` too)."""
+    found, k = [], 1
+    while k < len(words) and words[k].startswith("-") and words[k] != "--":
+        w, k = words[k], k + 1
+        for pos, letter in enumerate(w[1:], start=2):
+            if letter in _MAPFILE_VALUED:
+                value = w[pos:]
+                if not value and k < len(words):
+                    value, k = words[k], k + 1
+                if letter == "C":
+                    found.append(value)
+                break
+    return found
