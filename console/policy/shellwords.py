@@ -358,7 +358,8 @@ class _Splitter:
                 out.append(body)
                 j = k + 1
             else:
-                if c == "$" and (s[j + 1 : j + 2].isalnum() or s[j + 1 : j + 2] in tuple("_@*#?-!$")):
+                # $name, and bash's old arithmetic `$[x]`, which evaluates x's value in here too
+                if c == "$" and (s[j + 1 : j + 2].isalnum() or s[j + 1 : j + 2] in tuple("_@*#?-!$[")):
                     self.opaque = True
                 out.append(c)
                 j += 1
@@ -415,14 +416,22 @@ class _Splitter:
         return j
 
 
+_PLAIN_BRACED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # ${NAME}: a value, nothing more
+
+
 def body_substitutions(body: str, part: CommandPart) -> None:
     """An unquoted here-document's body is expanded: its $(...) and `...` run. They are kept
-    on the part for a second look, and make it opaque."""
+    on the part for a second look, and make it opaque. So does an expansion that evaluates a
+    variable's value (`$[x]`, `${a[x]}`, `${y:x}`, `${!x}`: a subscript in it runs its `$(...)`)
+    or runs it (`${x@P}`): anything in `${...}` past a plain `${NAME}`."""
     j, n = 0, len(body)
     try:
         while j < n:
             if body[j] == "\\":
                 j += 2
+            elif body.startswith("$[", j) or (
+                    body.startswith("${", j) and not _PLAIN_BRACED.match(body, j)):
+                part.opaque, j = True, j + 2  # read on: a `$(` inside is looked at too
             elif body.startswith("$(", j):
                 k = shellscan.close_paren(body, j + 1)
                 part.inner.append(body[j + 2 : k])

@@ -271,3 +271,29 @@ def test_a_script_given_leaves_the_other_reasons_to_ask(command: str) -> None:
 @pytest.mark.parametrize("command", ["bash <<< ls", "sh <<A\nls\nA", ". /dev/stdin <<< ls"])
 def test_a_script_given_alone_stays_as_the_default_says(command: str) -> None:
     assert ALLOW_DEFAULT.evaluate(command).action == "allow", command
+
+
+# 11. Arithmetic and prompt expansion where the reader saw plain text: `$[x]` inside double
+#     quotes, and `$[x]`, `${a[x]}`, `${x@P}`, `${y:x}` in an unquoted here-document's body.
+#     Each evaluates x's value (a subscript in it runs its `$(...)`) or expands it as a prompt
+#     (runs it): `printf -v x 'a[\x24(touch MARK)]'; cat <<A` / `${a[x]}` / `A` makes MARK.
+EXPANDS_A_VALUE = [
+    "printf -v x 'a[\\x24(rm -rf x)]'; echo \"$[x]\"",
+    "printf -v x 'a[\\x24(rm -rf x)]'; cat <<A\n$[x]\nA",
+    "printf -v x 'a[\\x24(rm -rf x)]'; cat <<A\n${a[x]}\nA",
+    "printf -v x '\\x24(rm -rf x)'; cat <<A\n${x@P}\nA",
+    "cat <<A\n${y:x}\nA",
+    "cat <<A\n${!x}\nA",
+]
+
+
+@pytest.mark.parametrize("command", EXPANDS_A_VALUE)
+def test_an_expansion_that_evaluates_a_value_is_not_allowed(command: str, tmp_path: Path) -> None:
+    assert _every_path(command, "ask", tmp_path) == ["ask"] * 3, command
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+
+
+@pytest.mark.parametrize("command", ["cat <<A\n${HOME} $HOME\nA", "cat <<'A'\n${a[x]} $[x]\nA",
+                                     "echo '$[x]'", "cat <<A\n\\${a[x]}\nA"])
+def test_plain_values_in_a_here_document_stay_allowed(command: str) -> None:
+    assert ASK_DEFAULT.evaluate(command).action == "allow", command
