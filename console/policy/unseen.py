@@ -15,18 +15,21 @@ import re
 # Environment a program (git, a pager's user, ssh) runs as a command or reads config from, bash's
 # exported functions (env 'BASH_FUNC_ls%%=() {...}' bash -c ls runs that ls), BASH_ENV and ENV
 # (a file a shell reads first), and bash's own tables of aliases and hashed commands
-# (`BASH_CMDS[ls]=/usr/bin/env` makes `ls` run env, as `hash -p` does).
+# (`BASH_CMDS[ls]=/usr/bin/env` makes `ls` run env, as `hash -p` does), and the options a new
+# bash takes from its environment (`env SHELLOPTS=history:histexpand bash`, `BASHOPTS`).
 _RUNS_NAMES = (r"GIT_SSH_COMMAND|GIT_SSH|GIT_PAGER|GIT_EDITOR|GIT_SEQUENCE_EDITOR|"
                r"GIT_EXTERNAL_DIFF|GIT_ASKPASS|SSH_ASKPASS|GIT_PROXY_COMMAND|"
                r"GIT_CONFIG_PARAMETERS|GIT_CONFIG_COUNT|GIT_CONFIG_KEY_\d+|"
                r"GIT_CONFIG_VALUE_\d+|GIT_CONFIG_GLOBAL|GIT_CONFIG_SYSTEM|GIT_CONFIG|"
                r"GIT_EXEC_PATH|GIT_TEMPLATE_DIR|PAGER|EDITOR|VISUAL|LESSOPEN|LESSCLOSE|"
-               r"BASH_ENV|ENV|BASH_ALIASES|BASH_CMDS")
+               r"BASH_ENV|ENV|BASH_ALIASES|BASH_CMDS|SHELLOPTS|BASHOPTS")
 # Given a value (`+=` appends to an unset one: a whole value too, `BASH_CMDS[ls]=` an entry).
 _GIVES_VALUE = re.compile(rf"^(?:{_RUNS_NAMES}|BASH_FUNC_.+%%)(?:\[.*\])?\+?=", re.S)
 # Named bare, as a builtin that gives a variable a value names it (`read -r PS4`): these and the
 # prompt strings and PROMPT_COMMAND, whose value an assignment shows but `read` does not.
 _NAMED = re.compile(rf"^(?:{_RUNS_NAMES}|PS[0-4]|PROMPT_COMMAND)(?:\[.*\])?$", re.S)
+# Shells that take bash's -H (history expansion) on their command line.
+_HISTORY_SHELLS = ("bash", "sh", "rbash")
 # Builtins (and loops) that give the variables they name a value the words do not show.
 _GIVES_NAMED = {"read", "mapfile", "readarray", "for", "select"}
 
@@ -72,7 +75,7 @@ def _brings_back_history(program: list[str]) -> bool:
     options = [a for a in args if a.startswith("-") and a != "--"]
     if name == "fc":
         return not any("l" in a[1:] for a in options)
-    if name == "set":
+    if name in ("set", *_HISTORY_SHELLS):  # `bash -H -o history <<< ...` expands its script
         return "histexpand" in args or any("H" in a[1:] for a in options if a[:2] != "--")
     if name == "shopt":
         return "histexpand" in args and not any("u" in a[1:] for a in options)

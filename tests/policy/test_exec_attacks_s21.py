@@ -126,7 +126,9 @@ def test_listing_aliases_stays_allowed(command: str) -> None:
 
 # 4. History: `fc` runs a command from the history list (changed by `old=new`, or by an editor),
 #    and history expansion rewrites later lines before bash reads them. Neither shows its
-#    command in its words.
+#    command in its words. A new bash takes it from its own options (`bash -H -o history` reading
+#    a here-string) or from SHELLOPTS in its environment (`env SHELLOPTS=history:histexpand
+#    bash <<< ...` runs `!:2-$`); BASHOPTS turns on expand_aliases the same way.
 THROUGH_HISTORY = [
     "set -o history\nls -rf x\nfc -s ls=rm",
     "set -o history\nhistory -s 'rm -rf x'\nfc -s r",
@@ -137,6 +139,10 @@ THROUGH_HISTORY = [
     "set -Ho history\nls rm -rf x\n!:1-$",
     "shopt -os histexpand history\nls rm -rf x\n!:1-$",
     "shopt -s -o histexpand\nls rm -rf x\n!:1-$",
+    "bash -H -o history <<< 'ls rm -rf x\n!:1-$'",
+    "bash -o histexpand -o history <<A\nls rm -rf x\n!:1-$\nA",
+    "env SHELLOPTS=history:histexpand bash <<A\nls rm -rf x\n!:1-$\nA",
+    "env BASHOPTS=expand_aliases bash <<A\nls x\nA",
 ]
 
 
