@@ -129,3 +129,22 @@ def mapfile_callbacks(words: list[str]) -> list[str]:
                     found.append(value)
                 break
     return found
+
+
+_COMPLETION_VALUED = "oAGWFCXPS"  # compgen's and complete's options that take a value
+
+
+def completion_commands(words: list[str]) -> list[str]:
+    """The -C commands of `compgen`/`complete` (run for the completions), read as getopt does."""
+    found, k = [], 1
+    while k < len(words) and words[k].startswith("-") and words[k] != "--":
+        w, k = words[k], k + 1
+        for pos, letter in enumerate(w[1:], start=2):
+            if letter in _COMPLETION_VALUED:
+                value = w[pos:]
+                if not value and k < len(words):
+                    value, k = words[k], k + 1
+                if letter == "C":
+                    found.append(value)
+                break
+    return found

@@ -17,6 +17,7 @@ from console.policy.gitwords import git_runs_config, skip_git_options
 from console.policy.parts import CommandPart, ParseError, command_words, redirections
 from console.policy.shellwords import body_substitutions, split_command
 from console.policy.unseen import (
+    completion_commands,
     mapfile_callbacks,
     names_open_file,
     reads_a_startup_file,
@@ -37,6 +38,7 @@ _KEYWORDS = {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "w
 _WRAPPER_ARGS: dict[str, set[str]] = {
     "env": {"-u", "--unset", "-C", "--chdir"},
     "command": set(), "builtin": set(), "exec": {"-a"}, "nohup": set(), "setsid": set(),
+    "jobs": set(),  # `jobs -x CMD ARGS` runs CMD
     "nice": {"-n", "--adjustment"},
     "time": {"-f", "-o", "--format", "--output"},
     "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R", "--user", "--group",
@@ -104,6 +106,7 @@ MAX_WRAPPERS = 16  # wrappers stepped through in one command; past them the part
 _EVALUATES = {"let", "[[", "((", "declare", "typeset", "local", "export", "readonly", "test",
               "[", "printf", "unset", "read", "mapfile", "readarray", "wait"}
 _FIND_EXEC = {"-exec", "-execdir", "-ok", "-okdir"}
+_COMPLETES = {"compgen", "complete"}  # -W's word list is expanded, -C's command run
 
 
 def _base(word: str) -> str:
@@ -277,6 +280,8 @@ def _inner_commands(words: list[str]) -> list[str]:
         return args[:1] if len(args) > 1 and args[0] != "-" else []
     if words[0] in ("mapfile", "readarray"):  # -C STRING: run for every line read
         return mapfile_callbacks(words)
+    if words[0] in _COMPLETES:  # -C STRING: run for the completions
+        return completion_commands(words)
     if words[0] == "watch":  # watch runs its words through sh -c
         rest = words[_skip_wrapper(words, 0)[0] :]
         return [" ".join(rest)] if rest else []
@@ -450,8 +455,9 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
             part.opaque = True  # `sudo sudo ... ls`: not followed further
         if program and any(c in program[0] for c in "*?["):
             part.opaque = True  # /usr/bin/gi[t]: a glob names the program
-        if program[:1] and program[0] in _EVALUATES and any("$(" in w or "`" in w for w in program):
-            for w in program[1:]:  # `let 'a[$(cmd)]'` runs cmd from single-quoted text
+        if program[:1] and (program[0] in _COMPLETES or program[0] in _EVALUATES and any(
+                "$(" in w or "`" in w for w in program)):
+            for w in program[1:]:  # `let 'a[$(cmd)]'`, `compgen -W '$(cmd)'` run cmd
                 body_substitutions(w, part)
         if evaluates_a_value(program) or names_bash_integer(words):
             part.opaque = True  # `printf -v 'a[x]' 1` evaluates x's value: a[$(cmd)] runs cmd

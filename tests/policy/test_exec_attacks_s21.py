@@ -303,3 +303,27 @@ def test_an_expansion_that_evaluates_a_value_is_not_allowed(command: str, tmp_pa
                                      "echo '$[x]'", "cat <<A\n\\${a[x]}\nA"])
 def test_plain_values_in_a_here_document_stay_allowed(command: str) -> None:
     assert ASK_DEFAULT.evaluate(command).action == "allow", command
+
+
+# 12. Builtins that run a command the reader took for data: `jobs -x CMD ARGS` runs CMD (with
+#     job specs replaced), `compgen -C CMD` runs CMD for its completions, and `compgen -W LIST`
+#     expands LIST as words (its `$(...)` runs): `compgen -W '$(touch MARK)' x` makes MARK.
+RUN_BY_A_BUILTIN = ["jobs -x rm -rf x", "jobs -x -- git push --force",
+                    "compgen -C 'rm -rf x' x", "compgen -o default -C 'rm -rf x' x",
+                    "compgen -W '$(rm -rf x)' x", "complete -C 'rm -rf x' ls"]
+
+
+@pytest.mark.parametrize("command", RUN_BY_A_BUILTIN)
+def test_a_command_a_builtin_runs_is_checked(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
+    assert ASK_DEFAULT.evaluate(command).action == "deny", command
+
+
+@pytest.mark.parametrize("command", ["compgen -W '${x@P}' x", "compgen -W \"$(printf x)\" x"])
+def test_a_completion_word_list_that_expands_is_asked(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "ask", command
+
+
+@pytest.mark.parametrize("command", ["jobs", "jobs -l", "compgen -W 'a b' a", "compgen -c gi"])
+def test_plain_jobs_and_completions_stay_allowed(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "allow", command
