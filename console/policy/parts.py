@@ -30,6 +30,9 @@ class CommandPart:
     # input: unwrap._runs_unseen). Never allowed by a rule, like opaque; a rule may still name
     # such a command (`forbid = ["xargs"]`), which an opaque rule may not.
     unseen: bool = False
+    # The working folder its relative paths are read in (folders.py): None for the run's own,
+    # a path where the line `cd`ed to one written out, folders.UNKNOWN where it cannot be known.
+    folder: str | None = None
 
     @property
     def blind(self) -> bool:

@@ -13,6 +13,7 @@ import re
 import shlex
 
 from console.policy.arith import evaluates_a_value, names_bash_integer
+from console.policy.folders import UNKNOWN, folder_after, moves, own_folder
 from console.policy.gitwords import git_runs_config, skip_git_options
 from console.policy.parts import CommandPart, ParseError, command_words, redirections
 from console.policy.shellwords import body_substitutions, split_command
@@ -434,6 +435,7 @@ def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
 def _expand(line: str, depth: int) -> list[CommandPart]:
     top = split_command(line)
     out = list(top)
+    folder: str | None = None  # the working folder, as `cd` in the line moves it (folders.py)
     if "$'" in line:  # sh reads $'...' as $ and a plain quote: check that reading too
         try:
             other = _expand(line.replace("$'", "'"), depth - 1) if depth > 0 else []
@@ -449,6 +451,8 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         words = command_words(part)
         stages = unwrap_stages(words)
         program = stages[-1]
+        part.folder = own_folder(folder, words[: len(words) - len(program)])
+        folder = folder_after(folder, words, program)
         if program[:1] == ["git"] and git_runs_config(words):
             part.opaque = True  # `git -c alias.p='push --force' p`, core.sshCommand, ...
         if len(stages) > MAX_WRAPPERS:
@@ -486,6 +490,9 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
                 continue
             for p in inner:
                 p.nested = True
+                p.folder = p.folder if part.folder is None else UNKNOWN
+                if moves(normalise(command_words(p))):  # `eval 'cd /'; rm -rf *`
+                    folder = UNKNOWN
             if any(p.blind for p in inner):  # `sh -c '$1 push' _ git`: its parent is as blind
                 part.opaque = True
             out.extend(inner)

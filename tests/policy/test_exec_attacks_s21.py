@@ -327,3 +327,38 @@ def test_a_completion_word_list_that_expands_is_asked(command: str) -> None:
 @pytest.mark.parametrize("command", ["jobs", "jobs -l", "compgen -W 'a b' a", "compgen -c gi"])
 def test_plain_jobs_and_completions_stay_allowed(command: str) -> None:
     assert ALLOW_DEFAULT.evaluate(command).action == "allow", command
+
+
+# 13. A relative path is relative to a working folder the line may have changed, or climbs out
+#     of it: `cd / && rm -rf *` is `rm -rf /*` (`printf '%s ' *` there prints `bin boot dev ...`),
+#     `cd /home && rm -rf agent` is `rm -rf ~` in a sandbox, `rm -rf ../*` from the workspace
+#     (/home/agent/workspace) empties home, and enough `../` reach `/` from any folder. `env -C
+#     DIR` and `sudo -D DIR` run their command in DIR. docs/policy.md asks `rm -rf /*` and
+#     `rm -rf ~/../..`; these spellings of them were allowed under an allow default.
+PATH_RULES = ExecRules(allow=["ls"], forbid=["rm -rf /", "rm -rf ~"], default="allow")
+RELATIVE_TO_ANOTHER_FOLDER = [
+    "cd / && rm -rf *", "cd / && rm -rf ./*", "cd /; rm -rf [a-z]*",
+    "cd /home && rm -rf agent", "cd && rm -rf *", "cd ~ && rm -rf *", "pushd / && rm -rf *",
+    "cd /; sh -c 'rm -rf *'", "(cd /; rm -rf *)", "env -C / rm -rf *", "env --chdir=/ rm -rf *",
+    "sudo -D / rm -rf *", "rm -rf ../*", "rm -rf ../../agent", "rm -rf ../../../../../../../../*",
+]
+
+
+@pytest.mark.parametrize("command", RELATIVE_TO_ANOTHER_FOLDER)
+def test_a_relative_path_in_another_folder_may_be_a_rule_path(command: str) -> None:
+    decision = PATH_RULES.evaluate(command)
+    assert decision.action == "ask", (command, decision)
+    assert 'rule "rm -rf' in (decision.provenance.detail or ""), decision
+
+
+@pytest.mark.parametrize("command", ["rm -rf build", "rm -rf ./build/*", "rm -rf build/../dist",
+                                     "cd src && ls ..", "cd / && ls *", "cd src && rm -rf /tmp/x"])
+def test_a_path_below_the_working_folder_stays_allowed(command: str) -> None:
+    assert PATH_RULES.evaluate(command).action == "allow", command
+
+
+def test_the_working_folder_rule_stays_the_folder_it_runs_in() -> None:
+    rules = ExecRules(allow=["ls"], forbid=["rm -rf ."], default="allow")
+    assert rules.evaluate("cd / && rm -rf .").action == "deny"
+    assert rules.evaluate("cd / && rm -rf *").action == "ask"
+    assert rules.evaluate("cd /tmp && rm -rf build").action == "allow"
