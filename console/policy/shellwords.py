@@ -200,18 +200,21 @@ class _Splitter:
                 i = n if k < 0 else k
             elif c in "<>":
                 i = self.redirection(i)
-            elif c == "(" and self.in_word and "".join(self.word) != "!" and (
+            elif c == "(" and self.in_word and (
                     s[i - 1] in shellscan.EXTGLOB or _ARRAY.match("".join(self.word))):
                 # `@(x|y)` (an extglob group) or `NAME=(...)` (an array): one word, whose
                 # values the reader does not follow; substitutions in it are still looked at.
-                # A word `!` alone before "(" is the keyword: `!(cmd)` runs cmd in a subshell.
+                # A word `!` alone before "(" is both: the keyword where extglob is off
+                # (`!(cmd)` runs cmd in a subshell), a pattern where it is on (`rm -rf !(x)`
+                # removes every entry but x; `!(x)` where a command starts runs a file's name).
+                bang = "".join(self.word) == "!"
                 end = shellscan.close_paren(s, i)
                 group = s[i : end + 1]
                 self.add(group)
                 self.opaque = True
                 found = CommandPart([])
                 body_substitutions(group, found)
-                self.inner += found.inner
+                self.inner += found.inner + ([group[1:-1]] if bang else [])
                 i = end + 1
             elif c == "(" and not self.in_word and (end := self.arithmetic(i)) is not None:
                 i = end

@@ -362,3 +362,24 @@ def test_the_working_folder_rule_stays_the_folder_it_runs_in() -> None:
     assert rules.evaluate("cd / && rm -rf .").action == "deny"
     assert rules.evaluate("cd / && rm -rf *").action == "ask"
     assert rules.evaluate("cd /tmp && rm -rf build").action == "allow"
+
+
+# 14. `!(...)` after other words, with extglob on (from an earlier line), is a pattern: every
+#     entry but those named (`shopt -s extglob` then `echo !(x)` prints `a b` in a folder of a,
+#     b and x), so `rm -rf !(x)` empties the folder and `git push !(x)` may be `git push
+#     --force`; where a command starts it runs the first name it matches. The reader read `!`
+#     as the keyword and `(x)` as a subshell, wherever it stood.
+PATH_AND_GIT = ExecRules(allow=["ls", "shopt", "echo"], forbid=["rm -rf .", "git push --force"],
+                         default="allow")
+
+
+@pytest.mark.parametrize("command", ["shopt -s extglob\nrm -rf !(x)",
+                                     "shopt -s extglob\ngit push !(x)",
+                                     "shopt -s extglob\necho !(x)", "shopt -s extglob\n!(x)"])
+def test_a_negated_extglob_pattern_is_not_allowed(command: str) -> None:
+    decision = PATH_AND_GIT.evaluate(command)
+    assert decision.action == "ask", (command, decision)
+
+
+def test_a_bang_subshell_is_still_read_as_one() -> None:
+    assert PATH_AND_GIT.evaluate("!(git push --force)").action == "deny"
