@@ -45,8 +45,9 @@ def canonical(part: CommandPart) -> str:
     return " ".join(w if i in part.redirects else shlex.quote(w) for i, w in enumerate(part.words))
 
 
-_DUP = re.compile(r"^[0-9]*[<>]&([0-9]+|-)$")  # 2>&1, >&2, <&0, >&-: no file involved
-_READS = re.compile(r"^[0-9]*(<|<<|<<-|<<<)$")
+_FD = r"(?:[0-9]*|\{[^}]*\})"  # `2>`, `{fd}>`
+_DUP = re.compile(rf"^{_FD}[<>]&([0-9]+|-)$")  # 2>&1, >&2, <&0, >&-: no file involved
+_READS = re.compile(rf"^{_FD}(<|<<|<<-|<<<)$")
 
 
 def redirections(part: CommandPart) -> list[tuple[str, str]]:

@@ -43,6 +43,7 @@ def _compound_may_start(words: list[str]) -> bool:
             return False
     return True
 MAX_ARITH_MISSES = 16
+_FD = re.compile(r"[0-9]+|\{[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\}")  # before `<`, `>`
 _ARRAY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=$")  # NAME=( starts an array
 
 
@@ -389,7 +390,8 @@ class _Splitter:
             self.end_word()
             end = shellscan.close_paren(s, i + 1)
             return self.substitution(i, end, s[i + 2 : end])
-        fd = "".join(self.word) if self.in_word and re.fullmatch("[0-9]+", "".join(self.word)) else ""
+        # `2>`, and `{fd}>` (bash puts the new fd's number in fd): part of the operator
+        fd = "".join(self.word) if self.in_word and _FD.fullmatch("".join(self.word)) else ""
         if not fd:
             self.end_word()
         else:

@@ -28,7 +28,7 @@ from console.policy.unseen import (
 MAX_DEPTH = 3  # nested commands looked into: $(... $(... $(...)))
 
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
-_REDIRECT = re.compile(r"^\d*[<>]")
+_REDIRECT = re.compile(r"^(\d*|\{[^}]*\})[<>]")  # `2>`, `{fd}>` too
 _NUMBER = re.compile(r"^\d+(\.\d+)?[smhd]?$")
 # `time` is not here: bash's keyword and /usr/bin/time both run the command after their
 # options, so it is read as a wrapper (with -f and -o taking a value).

@@ -383,3 +383,21 @@ def test_a_negated_extglob_pattern_is_not_allowed(command: str) -> None:
 
 def test_a_bang_subshell_is_still_read_as_one() -> None:
     assert PATH_AND_GIT.evaluate("!(git push --force)").action == "deny"
+
+
+# 15. `{NAME}>FILE` before the command: bash opens FILE on a new fd and puts its number in NAME
+#     (`{fd}>f touch MARK` runs touch, and so does `{a[1]}>f touch MARK`). The reader took
+#     `{fd}` for the command's name, so the program it runs was never looked at.
+NAMED_FD_FIRST = ["{fd}>f rm -rf x", "{fd}<&0 rm -rf x", "{fd}>&2 git push --force",
+                  "{a[1]}>f rm x", "{fd}>/dev/null rm x"]
+
+
+@pytest.mark.parametrize("command", NAMED_FD_FIRST)
+def test_a_named_fd_before_the_command_is_a_redirection(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
+
+
+def test_a_named_fd_that_writes_is_a_write() -> None:
+    assert ASK_DEFAULT.evaluate("ls {fd}>out").action == "ask"
+    assert ASK_DEFAULT.evaluate("ls {fd}>/dev/null").action == "allow"
+    assert ASK_DEFAULT.evaluate("ls {fd}<&0").action == "allow"
