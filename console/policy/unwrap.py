@@ -24,6 +24,14 @@ from console.policy.unseen import (
     reads_a_startup_file,
     sets_up_later_runs,
 )
+from console.policy.wrappers import (
+    OPTIONAL_ATTACHED,
+    POSITIONAL_FIRST,
+    POSITIONAL_WITHOUT_OPTIONS,
+    WRAPPER_ARGS,
+    WRAPPER_POSITIONALS,
+    WRAPPERS,
+)
 
 MAX_DEPTH = 3  # nested commands looked into: $(... $(... $(...)))
 
@@ -34,63 +42,6 @@ _NUMBER = re.compile(r"^\d+(\.\d+)?[smhd]?$")
 # options, so it is read as a wrapper (with -f and -o taking a value).
 _KEYWORDS = {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while", "until",
              "coproc"}
-# Programs that run the command named after their own options, and those of their options that
-# take a separate argument (so `sudo -u root rm` runs rm, not "root").
-_WRAPPER_ARGS: dict[str, set[str]] = {
-    "env": {"-u", "--unset", "-C", "--chdir"},
-    "command": set(), "builtin": set(), "exec": {"-a"}, "nohup": set(), "setsid": set(),
-    "jobs": set(),  # `jobs -x CMD ARGS` runs CMD
-    "nice": {"-n", "--adjustment"},
-    "time": {"-f", "-o", "--format", "--output"},
-    "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R", "--user", "--group",
-             "--close-from", "--chdir", "--host", "--prompt", "--role", "--type", "--other-user",
-             "--command-timeout", "--chroot"},
-    "doas": {"-u", "-C"},
-    "stdbuf": {"-i", "-o", "-e", "--input", "--output", "--error"},
-    "ionice": {"-c", "-n", "-p", "-P", "-u", "--class", "--classdata", "--pid", "--pgid", "--uid"},
-    "xargs": {"-I", "-n", "-P", "-d", "-E", "-L", "-s", "-a", "--arg-file", "--delimiter",
-              "--max-args", "--max-procs", "--max-lines", "--max-chars", "--eof",
-              "--process-slot-var"},
-    "timeout": {"-s", "--signal", "-k", "--kill-after"},
-    "strace": {"-o", "-e", "-p", "-s", "-u", "-P", "-a", "-b", "-E", "-I", "-O", "-S", "-X",
-               "--output", "--expr", "--attach", "--string-limit", "--user", "--trace-path",
-               "--env"},
-    "chrt": {"-T", "-P", "-D", "--sched-runtime", "--sched-period", "--sched-deadline"},
-    "taskset": set(), "unbuffer": set(), "busybox": set(), "toybox": set(),
-    "fakeroot": {"-l", "--lib", "--faked", "-s", "-i", "-b", "--fd-base"},
-    "dbus-run-session": {"--config-file", "--dbus-daemon"},
-    "flock": {"-w", "--timeout", "-E", "--conflict-exit-code"},
-    "watch": {"-n", "--interval", "-d", "--differences", "-q", "--equexit"},
-    "chroot": {"--userspec", "--groups"},
-    "runuser": {"-u", "-g", "-G", "-w", "--user", "--group", "--supp-group",
-                "--whitelist-environment"},
-    "unshare": {"-S", "-G", "-R", "-w", "--setuid", "--setgid", "--root", "--wd", "--map-user",
-                "--map-group", "--map-users", "--map-groups", "--propagation", "--setgroups"},
-    "setpriv": {"--reuid", "--regid", "--ruid", "--euid", "--rgid", "--egid", "--groups",
-                "--inh-caps", "--ambient-caps", "--bounding-set", "--securebits", "--pdeathsig",
-                "--selinux-label", "--apparmor-profile", "--landlock-access", "--landlock-rule",
-                "--seccomp-filter"},
-    "prlimit": {"-p", "--pid", "-o", "--output"},  # the limits themselves take =VALUE only
-    "nsenter": {"-t", "--target", "-S", "--setuid", "-G", "--setgid", "-W", "--wdns", "-N",
-                "--net-socket"},
-    # setarch, and the names it answers to as a link (`x86_64 CMD` is `setarch x86_64 CMD`)
-    "setarch": set(), "linux32": set(), "linux64": set(), "x86_64": set(), "i386": set(),
-    "i686": set(), "uname26": set(),
-    "runcon": {"-u", "-r", "-t", "-l", "--user", "--role", "--type", "--range"},
-    "numactl": {"-N", "-m", "-C", "-i", "-p", "-P", "-w", "--cpunodebind", "--membind",
-                "--physcpubind", "--interleave", "--preferred", "--preferred-many",
-                "--weighted-interleave"},
-}
-_WRAPPERS = set(_WRAPPER_ARGS)
-_WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1,  # before the command
-                        "chroot": 1, "runcon": 1}
-# runcon CONTEXT COMMAND, or runcon -t TYPE COMMAND: no context once an option set a part of it.
-_POSITIONAL_WITHOUT_OPTIONS = {"runcon"}
-# Short options whose value is optional, so only ever attached (`nsenter -m/proc/1/ns/mnt`): the
-# rest of the cluster is that value.
-_OPTIONAL_ATTACHED = {"nsenter": "muinpCUTrw"}
-# setarch ARCH [options] COMMAND: the positional comes before the options.
-_POSITIONAL_FIRST = {"setarch": 1}
 _SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox", "rbash", "ash", "fish", "tcsh",
            "csh", "yash", "posh", "oksh", "loksh", "pdksh", "toybox"}
 _MULTICALL = {"busybox", "toybox"}  # a shell only with an applet name after them
@@ -135,11 +86,11 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
     """Past a wrapper at words[i] and its options: the index of the command it runs, and for
     `env -S STRING` the words that string splits into."""
     name, n = _base(words[i]), len(words)
-    takes_arg = _WRAPPER_ARGS[name]
-    optional = _OPTIONAL_ATTACHED.get(name, "")
+    takes_arg = WRAPPER_ARGS[name]
+    optional = OPTIONAL_ATTACHED.get(name, "")
     i += 1
-    if name in _POSITIONAL_FIRST and i < n and not words[i].startswith("-"):
-        i += _POSITIONAL_FIRST[name]  # setarch ARCH [options]: the arch comes first
+    if name in POSITIONAL_FIRST and i < n and not words[i].startswith("-"):
+        i += POSITIONAL_FIRST[name]  # setarch ARCH [options]: the arch comes first
     valued = False  # an option with a value was given (runcon: then no context positional)
     while i < n:
         w = words[i]
@@ -182,8 +133,8 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
             i += 1
         else:
             break
-    positionals = _WRAPPER_POSITIONALS.get(name, 0)
-    if name in _POSITIONAL_WITHOUT_OPTIONS and valued:
+    positionals = WRAPPER_POSITIONALS.get(name, 0)
+    if name in POSITIONAL_WITHOUT_OPTIONS and valued:
         positionals = 0
     return min(n, i + positionals), None
 
@@ -204,7 +155,7 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
             i += 1
         elif _REDIRECT.match(w):
             i += 2 if w[-1] in "<>|&" else 1
-        elif _base(w) in _WRAPPERS:
+        elif _base(w) in WRAPPERS:
             if len(stages) >= MAX_WRAPPERS:  # the caller marks the part opaque
                 stages.append([_base(w), *words[i + 1 :]])
                 return stages + [list(words[i + 1 :])]
@@ -283,6 +234,10 @@ def _inner_commands(words: list[str]) -> list[str]:
         return mapfile_callbacks(words)
     if words[0] in _COMPLETES:  # -C STRING: run for the completions
         return completion_commands(words)
+    if words[0] == "npx" or words[:2] in (["npm", "exec"], ["npm", "x"]):  # -c STRING: sh -c
+        return [v for k, w in enumerate(words) for v in (
+            [words[k + 1]] if w in ("-c", "--call") and k + 1 < len(words) else
+            [w.split("=", 1)[1]] if w.startswith("--call=") else [])]
     if words[0] == "watch":  # watch runs its words through sh -c
         rest = words[_skip_wrapper(words, 0)[0] :]
         return [" ".join(rest)] if rest else []

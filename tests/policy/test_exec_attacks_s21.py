@@ -401,3 +401,22 @@ def test_a_named_fd_that_writes_is_a_write() -> None:
     assert ASK_DEFAULT.evaluate("ls {fd}>out").action == "ask"
     assert ASK_DEFAULT.evaluate("ls {fd}>/dev/null").action == "allow"
     assert ASK_DEFAULT.evaluate("ls {fd}<&0").action == "allow"
+
+
+# 16. Programs that run the command after their options, not known as wrappers: `ssh-agent
+#     touch MARK`, `valgrind -q touch MARK`, `npx touch MARK` and `npx -c 'touch MARK'` run
+#     touch (checked); systemd-run, run0, pkexec, eatmydata, ltrace, torsocks, proxychains,
+#     cgexec, firejail, xvfb-run and faketime do by their manuals, and so does `env -a NAME`
+#     (coreutils 9.8's argv0 option, not on this machine's 9.1).
+WRAPPED = ["ssh-agent rm -rf x", "ssh-agent -t 5 rm -rf x", "valgrind -q rm -rf x",
+           "valgrind --tool=none git push --force", "npx rm -rf x", "npx -y rm -rf x",
+           "npx -c 'rm -rf x'", "npx --call='rm -rf x'", "npm exec -c 'rm -rf x'",
+           "systemd-run --user -u job rm -rf x", "run0 -u root rm -rf x", "pkexec rm -rf x",
+           "eatmydata rm -rf x", "ltrace -o log rm -rf x", "torsocks rm -rf x",
+           "proxychains4 -q rm -rf x", "cgexec -g cpu:grp rm -rf x", "firejail --quiet rm -rf x",
+           "xvfb-run -a rm -rf x", "faketime '2020-01-01' rm -rf x", "env -a name rm -rf x"]
+
+
+@pytest.mark.parametrize("command", WRAPPED)
+def test_a_wrapped_command_is_seen(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
