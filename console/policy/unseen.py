@@ -64,7 +64,7 @@ def _named_by_builtin(program: list[str]) -> bool:
 def _defines_alias(program: list[str]) -> bool:
     """`alias NAME=VALUE`: VALUE is the start of every later command that begins with NAME (a
     keyword, `eval`, `ls |`), which the reader never puts together. Listing one is fine."""
-    return program[0] == "alias" and any("=" in w and not w.startswith("-") for w in program[1:])
+    return program[0] == "alias" and any("=" in w for w in program[1:])  # `alias -- -x=eval` too
 
 
 def _brings_back_history(program: list[str]) -> bool:
@@ -76,7 +76,10 @@ def _brings_back_history(program: list[str]) -> bool:
     if name == "fc":
         return not any("l" in a[1:] for a in options)
     if name in ("set", *_HISTORY_SHELLS):  # `bash -H -o history <<< ...` expands its script
-        return "histexpand" in args or any("H" in a[1:] for a in options if a[:2] != "--")
+        # An interactive shell (`bash -i <<< ...`) has history expansion on from the start.
+        letters = "Hi" if name != "set" else "H"
+        return "histexpand" in args or any(
+            c in a[1:] for a in options if a[:2] != "--" for c in letters)
     if name == "shopt":
         return "histexpand" in args and not any("u" in a[1:] for a in options)
     return False

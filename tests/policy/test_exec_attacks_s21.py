@@ -108,6 +108,7 @@ ALIASED = [
     "shopt -s expand_aliases\nalias x='ls |'\nx rm -rf x",
     "set -o posix\nalias ls='echo >'\nls out",
     "shopt -s expand_aliases\nalias -- e=command\ne git push",
+    "shopt -s expand_aliases\nalias -- -x=eval\n-x rm -rf x",
     "shopt -s expand_aliases\nBASH_ALIASES[e]=eval\ne rm -rf x",
     "shopt -s expand_aliases\nBASH_ALIASES+=([e]=eval)\ne rm -rf x",
 ]
@@ -143,6 +144,8 @@ THROUGH_HISTORY = [
     "bash -o histexpand -o history <<A\nls rm -rf x\n!:1-$\nA",
     "env SHELLOPTS=history:histexpand bash <<A\nls rm -rf x\n!:1-$\nA",
     "env BASHOPTS=expand_aliases bash <<A\nls x\nA",
+    "bash -i <<< 'ls rm -rf x\n!:1-$'",
+    "bash --norc -i <<A\nls rm -rf x\n!:1-$\nA",
 ]
 
 
