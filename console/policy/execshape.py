@@ -245,6 +245,8 @@ def may_stand_for(word: str, rule_word: str, folder: str | None = None) -> bool:
         return rule_word.startswith(("/", "~", "."))  # some folder: maybe the rule's own
     if not _GLOB.search(word):
         return False
+    if rule_word[:1] == "~" and word[:1] == "/":  # a glob over home's own path: `/home/*`
+        return any(may_stand_for(word, home + rule_word[1:]) for home in _homes())
     if (rule_word[:1] == "~") != (word[:1] == "~"):
         return False  # what a glob makes is never tilde-expanded: only `~/*` stands for `~`'s
     if _path_glob(rule_word, word):

@@ -25,7 +25,7 @@ def _plain(word: str) -> bool:
     return not any(c in word for c in "$`*?[{")
 
 
-def _after_cd(folder: str | None, args: list[str]) -> str | None:
+def _after_cd(folder: str | None, args: list[str], cdpath: bool) -> str | None:
     """The folder after `cd ARGS` (or pushd) from folder."""
     operands = [a for a in args if not (a.startswith("-") and a not in ("-", "--"))]
     operands = [a for a in operands if a != "--"]
@@ -35,11 +35,18 @@ def _after_cd(folder: str | None, args: list[str]) -> str | None:
     if target == "-" or target.startswith("+") or not _plain(target):
         return UNKNOWN  # the previous folder, a folder-stack entry, an expansion
     if target.startswith(("/", "~")):
-        return posixpath.normpath(target) if target != "~" else "~"
+        return _known(posixpath.normpath(target))
     if folder is None:
-        # Below the run's own folder, unless it climbs: `cd ..` may be home or `/`.
-        return None if ".." not in target.split("/") else UNKNOWN
-    return UNKNOWN if folder == UNKNOWN else posixpath.normpath(posixpath.join(folder, target))
+        # Below the run's own folder, unless it climbs (`cd ..` may be home or `/`) or CDPATH
+        # was given a value in the line (`CDPATH=/; cd home` is /home).
+        return None if ".." not in target.split("/") and not cdpath else UNKNOWN
+    return UNKNOWN if folder == UNKNOWN else _known(posixpath.join(folder, target))
+
+
+def _known(path: str) -> str:
+    """A folder written out, or UNKNOWN where it climbs out of home (`~/..`: HOME's depth)."""
+    folded = posixpath.normpath(path)
+    return folded if folded.startswith(("/", "~")) else UNKNOWN
 
 
 def moves(program: list[str]) -> bool:
@@ -47,13 +54,14 @@ def moves(program: list[str]) -> bool:
     return bool(program) and program[0] in _MOVES
 
 
-def folder_after(folder: str | None, words: list[str], program: list[str]) -> str | None:
-    """The working folder for the parts after this one (its words, and the program they run)."""
+def folder_after(folder: str | None, program: list[str], cdpath: bool) -> str | None:
+    """The working folder for the parts after this one (the program its words run), where
+    cdpath says whether the line gives CDPATH a value (it puts a relative folder anywhere)."""
     if not moves(program):
         return folder
-    if program[0] == "popd" or any(w.startswith("CDPATH") for w in words):
-        return UNKNOWN  # back to a folder the stack holds; CDPATH puts a relative one anywhere
-    return _after_cd(folder, program[1:])
+    if program[0] == "popd":
+        return UNKNOWN  # back to a folder the stack holds
+    return _after_cd(folder, program[1:], cdpath)
 
 
 def own_folder(folder: str | None, wrapper_words: list[str]) -> str | None:
@@ -74,4 +82,5 @@ def resolve(folder: str | None, word: str) -> str | None:
         return None if word == ".." or word.startswith("../") else word
     if folder == UNKNOWN:
         return None
-    return posixpath.normpath(posixpath.join(folder, word))
+    path = _known(posixpath.join(folder, word))
+    return None if path == UNKNOWN else path

@@ -407,7 +407,7 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         stages = unwrap_stages(words)
         program = stages[-1]
         part.folder = own_folder(folder, words[: len(words) - len(program)])
-        folder = folder_after(folder, words, program)
+        folder = folder_after(folder, program, "CDPATH" in line)
         if program[:1] == ["git"] and git_runs_config(words):
             part.opaque = True  # `git -c alias.p='push --force' p`, core.sshCommand, ...
         if len(stages) > MAX_WRAPPERS:

@@ -34,6 +34,7 @@ import pytest
 
 from console.daemon.evaluation import PolicyEvaluator
 from console.daemon.live_config import LiveConfig
+from console.paths import INSIDE_HOME
 from console.policy import ExecRules, GrantTable
 from tests.policy.test_exec_attacks_s12 import _policy_check
 
@@ -344,6 +345,10 @@ RELATIVE_TO_ANOTHER_FOLDER = [
     "cd /home && rm -rf agent", "cd && rm -rf *", "cd ~ && rm -rf *", "pushd / && rm -rf *",
     "cd /; sh -c 'rm -rf *'", "(cd /; rm -rf *)", "env -C / rm -rf *", "env --chdir=/ rm -rf *",
     "sudo -D / rm -rf *", "rm -rf ../*", "rm -rf ../../agent", "rm -rf ../../../../../../../../*",
+    # round 2: CDPATH given in the line (`CDPATH=/; cd tmp && pwd` prints /tmp), a climb out
+    # of home (`cd ~/..` is /home in a sandbox)
+    "CDPATH=/; cd home && rm -rf agent", "export CDPATH=/; cd home; rm -rf agent",
+    "cd ~/.. && rm -rf *", "cd ~ && cd .. && rm -rf *", "cd /home/agent && cd .. && rm -rf *",
 ]
 
 
@@ -423,3 +428,19 @@ WRAPPED = ["ssh-agent rm -rf x", "ssh-agent -t 5 rm -rf x", "valgrind -q rm -rf 
 @pytest.mark.parametrize("command", WRAPPED)
 def test_a_wrapped_command_is_seen(command: str) -> None:
     assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
+
+
+# 17. A glob over the home folder's own path: `rm -rf /home/*` removes /home/agent (a sandbox's
+#     HOME), and so do `/h*/agent` and `/home/ag?nt`. A glob was compared with a `~` rule only
+#     when it was written from `~` (`~/*`).
+@pytest.mark.parametrize("command", [f"rm -rf {INSIDE_HOME.rsplit('/', 1)[0]}/*",
+                                     "rm -rf /h*/agent", "rm -rf /home/ag?nt", "rm -rf /*/agent"])
+def test_a_glob_over_the_home_folder_path_is_asked(command: str) -> None:
+    decision = ExecRules(allow=["ls"], forbid=["rm -rf ~"], default="allow").evaluate(command)
+    assert decision.action == "ask", (command, decision)
+    assert 'rule "rm -rf ~"' in (decision.provenance.detail or ""), decision
+
+
+def test_a_glob_beside_the_home_folder_stays_allowed() -> None:
+    rules = ExecRules(allow=["ls"], forbid=["rm -rf ~"], default="allow")
+    assert rules.evaluate("rm -rf /home/agentx/*").action == "allow"
