@@ -403,9 +403,10 @@ class _Splitter:
             j += 1
         if j < n and s[j] == "&":  # >&2, <&0, >&-; `>&2x` writes a file named 2x
             j += 1
+            if s[j : j + 1] == "-":  # a token of its own to bash: `>&--rf` is `>&-` then `-rf`
+                j += 1
             # Only bash's blanks end the number: `>&2<form feed>x` writes the file `2<FF>x`.
-            dup = re.match(r"([0-9]+|-)(?=[ \t\n;&|()<>]|$)", s[j:])
-            if dup:
+            elif dup := re.match(r"[0-9]+(?=[ \t\n;&|()<>]|$)", s[j:]):
                 j += dup.end()
         elif j < n and s[j] == "|" and s[j - 1] == ">":  # >|
             j += 1

@@ -64,7 +64,7 @@ def _every_path(command: str, default: str, tmp_path: Path) -> list[str]:
 #    U+00A0, U+2003, U+0085) was read as a dup of fd 2: bash reads the word `2<FF>out`, not a
 #    number, and writes that file. The built-in claude profile's allow rule for ls carried it.
 WRITES_AFTER_A_DUP = ["ls >&2\fout", "ls >&2\vout", "ls >&1\u00a0out", "ls >&2\u2003out",
-                      "cat f >&2\x85out", "ls >&-\fout"]
+                      "cat f >&2\x85out"]
 
 
 @pytest.mark.parametrize("command", WRITES_AFTER_A_DUP)
@@ -444,3 +444,21 @@ def test_a_glob_over_the_home_folder_path_is_asked(command: str) -> None:
 def test_a_glob_beside_the_home_folder_stays_allowed() -> None:
     rules = ExecRules(allow=["ls"], forbid=["rm -rf ~"], default="allow")
     assert rules.evaluate("rm -rf /home/agentx/*").action == "allow"
+
+
+# 18. bash reads the `-` after `>&` or `<&` as a token of its own (closing the fd), and what
+#     follows it as the next word: `bash -xc 'true >&--rf /'` traces `true -rf /`. The reader
+#     took `--rf` for the file the redirection writes, so `rm >&--rf /` was `rm /` to the rules.
+CLOSE_THEN_WORD = ["rm >&--rf /", "rm 2>&--rf /", "rm <&--rf /", "git push >&--force",
+                   "git push 1>&--f"]
+
+
+@pytest.mark.parametrize("command", CLOSE_THEN_WORD)
+def test_a_word_right_after_a_closed_fd_is_an_argument(command: str) -> None:
+    rules = ExecRules(allow=["ls"], forbid=["rm -rf /", "git push --force"], default="allow")
+    assert rules.evaluate(command).action == "deny", command
+
+
+def test_a_closed_fd_writes_nothing() -> None:
+    assert ASK_DEFAULT.evaluate("ls >&-").action == "allow"
+    assert ASK_DEFAULT.evaluate("ls >&-x").action == "allow"  # `ls x` with stdout closed
