@@ -401,16 +401,20 @@ class _Splitter:
             j += 1
         if s[i:j] == "<<" and s[j : j + 1] == "-":  # <<- : a here-document, tabs stripped
             j += 1
+        closes = False
         if j < n and s[j] == "&":  # >&2, <&0, >&-; `>&2x` writes a file named 2x
             j += 1
-            if s[j : j + 1] == "-":  # a token of its own to bash: `>&--rf` is `>&-` then `-rf`
-                j += 1
+            k = j
+            while k < n and s[k] in shellscan.BLANKS:
+                k += 1
+            if s[k : k + 1] == "-":  # a token of its own to bash, blanks before it or not:
+                j, closes = k + 1, True  # `>&--rf` and `>& --rf` are `>&-` then `-rf`
             # Only bash's blanks end the number: `>&2<form feed>x` writes the file `2<FF>x`.
             elif dup := re.match(r"[0-9]+(?=[ \t\n;&|()<>]|$)", s[j:]):
                 j += dup.end()
         elif j < n and s[j] == "|" and s[j - 1] == ">":  # >|
             j += 1
-        op = s[i:j]
+        op = s[i:j] if not closes else s[i : s.index("&", i) + 1] + "-"
         if op in ("<<", "<<-") and not self.in_condition:  # a here-document: its body follows
             # The delimiter as bash reads it: a backslash-newline in it is dropped (`<<A\`
             # newline `B` is the unquoted AB), any other quoting makes it quoted (no expansion).

@@ -450,7 +450,9 @@ def test_a_glob_beside_the_home_folder_stays_allowed() -> None:
 #     follows it as the next word: `bash -xc 'true >&--rf /'` traces `true -rf /`. The reader
 #     took `--rf` for the file the redirection writes, so `rm >&--rf /` was `rm /` to the rules.
 CLOSE_THEN_WORD = ["rm >&--rf /", "rm 2>&--rf /", "rm <&--rf /", "git push >&--force",
-                   "git push 1>&--f"]
+                   "git push 1>&--f",
+                   # round 2: blanks between: `bash -xc 'true >& --force'` traces `true -force`
+                   "rm >& --rf /", "rm 2>&\t--rf /", "rm <& --rf /"]
 
 
 @pytest.mark.parametrize("command", CLOSE_THEN_WORD)
