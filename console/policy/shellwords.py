@@ -217,6 +217,9 @@ class _Splitter:
                 body_substitutions(group, found)
                 self.inner += found.inner + ([group[1:-1]] if bang else [])
                 i = end + 1
+            elif c == "(" and self.in_word and s[i + 1 : i + 2] == "(" and _compound_may_start(
+                    [*self.words, "".join(self.word)]):
+                self.end_word()  # `if((`: `(` ends the keyword; the `((` is read next round
             elif c == "(" and not self.in_word and (end := self.arithmetic(i)) is not None:
                 i = end
             elif c == "[" and self.in_word and self.at_assignment():

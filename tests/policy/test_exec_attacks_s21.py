@@ -464,3 +464,24 @@ def test_a_word_right_after_a_closed_fd_is_an_argument(command: str) -> None:
 def test_a_closed_fd_writes_nothing() -> None:
     assert ASK_DEFAULT.evaluate("ls >&-").action == "allow"
     assert ASK_DEFAULT.evaluate("ls >&-x").action == "allow"  # `ls x` with stdout closed
+
+
+# 19. A keyword written against `((` (`if((`, `while((`, `{((`): `(` ends the word, so bash reads
+#     the keyword and then the arithmetic command, whose `<<` is a shift (`printf
+#     'if((1<<A));then :;fi\ntouch MARK\nA\n' | bash` makes MARK). The reader took the first
+#     `(` for a subshell, and the `<<A` after it for a here-document hiding the next lines.
+KEYWORD_AGAINST_ARITHMETIC = [
+    "{((1<<A));}\nrm -rf x\nA",
+    "{((1<<A))\n}\nrm -rf x\nA",
+    "if((1<<A));then :;fi\nrm -rf x\nA",
+    "while((0<<A));do :;done\ngit push\nA",
+    "until((1<<A));do :;done\nrm x\nA",
+    "if :;then((1<<A));fi\nrm x\nA",
+    "time((1<<A))\nrm x\nA",
+]
+
+
+@pytest.mark.parametrize("command", KEYWORD_AGAINST_ARITHMETIC)
+def test_a_keyword_against_arithmetic_hides_no_command(command: str) -> None:
+    assert ALLOW_DEFAULT.evaluate(command).action == "deny", command
+    assert ASK_DEFAULT.evaluate(command).action == "deny", command
