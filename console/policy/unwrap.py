@@ -169,6 +169,8 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
     rest = list(words[i:])
     if rest:
         rest[0] = _base(rest[0])
+        if rest[0].startswith("git-") and len(rest[0]) > 4:  # git's exec path: git-push is git
+            rest = ["git", rest[0][4:], *rest[1:]]
         if rest[0] == "git":
             rest = skip_git_options(rest)
     stages.append(rest)
