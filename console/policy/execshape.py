@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from console.paths import INSIDE_HOME
+from console.policy.folders import resolve
 from console.policy.gitwords import skip_git_options
 from console.policy.parts import (
     CommandPart,
@@ -225,17 +226,27 @@ def _same_program(rule_program: str, program: str) -> bool:
         program.startswith(rule_program + ".") or program in _ALSO_NAMED[rule_program])
 
 
-def may_stand_for(word: str, rule_word: str) -> bool:
+def may_stand_for(word: str, rule_word: str, folder: str | None = None) -> bool:
     """Whether bash may turn the command's word into the rule's: the same word, or a glob that
     may match it (`pu*` is `push` where a file has that name) or, for a path, any glob among
     its entries: it may match every one of them (`/*` or `/[!x]*` empties `/` as `rm -rf /`
-    would, `*` is `.`'s entries, `/*/*` empties every folder in `/`)."""
+    would, `*` is `.`'s entries, `/*/*` empties every folder in `/`). A relative path is read
+    in the folder the line moved to (`cd / && rm -rf *`): one the rules cannot know, or a climb
+    out of the run's own (`../*`), may be any folder (folders.py)."""
     if word == rule_word:
         return True
+    if rule_word.startswith(("/", "~", ".")) and not word.startswith("-"):
+        resolved = resolve(folder, word)
+        if resolved is None:
+            return True  # some folder: maybe the rule's own
+        if resolved != word and rule_word[:1] != ".":  # `.` is whatever folder it runs in
+            return may_stand_for(_path(resolved), rule_word)
     if _tilde_unknown(word):
         return rule_word.startswith(("/", "~", "."))  # some folder: maybe the rule's own
     if not _GLOB.search(word):
         return False
+    if rule_word[:1] == "~" and word[:1] == "/":  # a glob over home's own path: `/home/*`
+        return any(may_stand_for(word, home + rule_word[1:]) for home in _homes())
     if (rule_word[:1] == "~") != (word[:1] == "~"):
         return False  # what a glob makes is never tilde-expanded: only `~/*` stands for `~`'s
     if _path_glob(rule_word, word):
@@ -367,8 +378,9 @@ class CommandPattern:
         """For forbid and ask rules: whether a glob in the command may expand to this rule's
         words (see may_stand_for). Not known to be the rule's command, so never allowed."""
         mine = self.shape
+        same = functools.partial(may_stand_for, folder=part.folder)
         return mine is not None and any(
-            theirs is not None and covers(mine, theirs, may_stand_for)
+            theirs is not None and covers(mine, theirs, same)
             for theirs in stage_shapes(tuple(command_words(part))))
 
     def allows(self, part: CommandPart) -> bool:

@@ -30,6 +30,9 @@ class CommandPart:
     # input: unwrap._runs_unseen). Never allowed by a rule, like opaque; a rule may still name
     # such a command (`forbid = ["xargs"]`), which an opaque rule may not.
     unseen: bool = False
+    # The working folder its relative paths are read in (folders.py): None for the run's own,
+    # a path where the line `cd`ed to one written out, folders.UNKNOWN where it cannot be known.
+    folder: str | None = None
 
     @property
     def blind(self) -> bool:
@@ -42,8 +45,9 @@ def canonical(part: CommandPart) -> str:
     return " ".join(w if i in part.redirects else shlex.quote(w) for i, w in enumerate(part.words))
 
 
-_DUP = re.compile(r"^[0-9]*[<>]&([0-9]+|-)$")  # 2>&1, >&2, <&0, >&-: no file involved
-_READS = re.compile(r"^[0-9]*(<|<<|<<-|<<<)$")
+_FD = r"(?:[0-9]*|\{[^}]*\})"  # `2>`, `{fd}>`
+_DUP = re.compile(rf"^{_FD}[<>]&([0-9]+|-)$")  # 2>&1, >&2, <&0, >&-: no file involved
+_READS = re.compile(rf"^{_FD}(<|<<|<<-|<<<)$")
 
 
 def redirections(part: CommandPart) -> list[tuple[str, str]]:

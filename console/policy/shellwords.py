@@ -43,6 +43,7 @@ def _compound_may_start(words: list[str]) -> bool:
             return False
     return True
 MAX_ARITH_MISSES = 16
+_FD = re.compile(r"[0-9]+|\{[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\}")  # before `<`, `>`
 _ARRAY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=$")  # NAME=( starts an array
 
 
@@ -200,19 +201,25 @@ class _Splitter:
                 i = n if k < 0 else k
             elif c in "<>":
                 i = self.redirection(i)
-            elif c == "(" and self.in_word and "".join(self.word) != "!" and (
+            elif c == "(" and self.in_word and (
                     s[i - 1] in shellscan.EXTGLOB or _ARRAY.match("".join(self.word))):
                 # `@(x|y)` (an extglob group) or `NAME=(...)` (an array): one word, whose
                 # values the reader does not follow; substitutions in it are still looked at.
-                # A word `!` alone before "(" is the keyword: `!(cmd)` runs cmd in a subshell.
+                # A word `!` alone before "(" is both: the keyword where extglob is off
+                # (`!(cmd)` runs cmd in a subshell), a pattern where it is on (`rm -rf !(x)`
+                # removes every entry but x; `!(x)` where a command starts runs a file's name).
+                bang = "".join(self.word) == "!"
                 end = shellscan.close_paren(s, i)
                 group = s[i : end + 1]
                 self.add(group)
                 self.opaque = True
                 found = CommandPart([])
                 body_substitutions(group, found)
-                self.inner += found.inner
+                self.inner += found.inner + ([group[1:-1]] if bang else [])
                 i = end + 1
+            elif c == "(" and self.in_word and s[i + 1 : i + 2] == "(" and _compound_may_start(
+                    [*self.words, "".join(self.word)]):
+                self.end_word()  # `if((`: `(` ends the keyword; the `((` is read next round
             elif c == "(" and not self.in_word and (end := self.arithmetic(i)) is not None:
                 i = end
             elif c == "[" and self.in_word and self.at_assignment():
@@ -261,6 +268,7 @@ class _Splitter:
                 raise ParseError("too many `((` that are not arithmetic")
             return None
         self.add(s[i : end + 1])
+        self.end_word()  # a token of its own to bash: a `#` right after it starts a comment
         self.inner.append(s[i + 2 : end - 1])
         found = CommandPart([])
         body_substitutions(s[i + 2 : end - 1], found)  # `a['$(cmd)']` runs cmd in there
@@ -357,7 +365,8 @@ class _Splitter:
                 out.append(body)
                 j = k + 1
             else:
-                if c == "$" and (s[j + 1 : j + 2].isalnum() or s[j + 1 : j + 2] in tuple("_@*#?-!$")):
+                # $name, and bash's old arithmetic `$[x]`, which evaluates x's value in here too
+                if c == "$" and (s[j + 1 : j + 2].isalnum() or s[j + 1 : j + 2] in tuple("_@*#?-!$[")):
                     self.opaque = True
                 out.append(c)
                 j += 1
@@ -384,7 +393,8 @@ class _Splitter:
             self.end_word()
             end = shellscan.close_paren(s, i + 1)
             return self.substitution(i, end, s[i + 2 : end])
-        fd = "".join(self.word) if self.in_word and "".join(self.word).isdigit() else ""
+        # `2>`, and `{fd}>` (bash puts the new fd's number in fd): part of the operator
+        fd = "".join(self.word) if self.in_word and _FD.fullmatch("".join(self.word)) else ""
         if not fd:
             self.end_word()
         else:
@@ -394,18 +404,24 @@ class _Splitter:
             j += 1
         if s[i:j] == "<<" and s[j : j + 1] == "-":  # <<- : a here-document, tabs stripped
             j += 1
+        closes = False
         if j < n and s[j] == "&":  # >&2, <&0, >&-; `>&2x` writes a file named 2x
             j += 1
-            dup = re.match(r"([0-9]+|-)(?=[\s;&|()<>]|$)", s[j:])
-            if dup:
+            k = j
+            while k < n and s[k] in shellscan.BLANKS:
+                k += 1
+            if s[k : k + 1] == "-":  # a token of its own to bash, blanks before it or not:
+                j, closes = k + 1, True  # `>&--rf` and `>& --rf` are `>&-` then `-rf`
+            # Only bash's blanks end the number: `>&2<form feed>x` writes the file `2<FF>x`.
+            elif dup := re.match(r"[0-9]+(?=[ \t\n;&|()<>]|$)", s[j:]):
                 j += dup.end()
         elif j < n and s[j] == "|" and s[j - 1] == ">":  # >|
             j += 1
-        op = s[i:j]
+        op = s[i:j] if not closes else s[i : s.index("&", i) + 1] + "-"
         if op in ("<<", "<<-") and not self.in_condition:  # a here-document: its body follows
             # The delimiter as bash reads it: a backslash-newline in it is dropped (`<<A\`
             # newline `B` is the unquoted AB), any other quoting makes it quoted (no expansion).
-            raw = re.match(r"[ \t]*((?:[^\s;&|()<>\\]|\\.)*)", s[j:], re.S).group(1)  # type: ignore[union-attr]
+            raw = re.match(r"[ \t]*((?:[^ \t\n;&|()<>\\]|\\.)*)", s[j:], re.S).group(1)  # type: ignore[union-attr]
             quoted = any(q in raw.replace("\\\n", "") for q in "'\"\\")
             self.heredoc_words.append((len(self.words) + 1, op == "<<-", quoted))
         self.redirects.append(len(self.words))
@@ -413,14 +429,22 @@ class _Splitter:
         return j
 
 
+_PLAIN_BRACED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # ${NAME}: a value, nothing more
+
+
 def body_substitutions(body: str, part: CommandPart) -> None:
     """An unquoted here-document's body is expanded: its $(...) and `...` run. They are kept
-    on the part for a second look, and make it opaque."""
+    on the part for a second look, and make it opaque. So does an expansion that evaluates a
+    variable's value (`$[x]`, `${a[x]}`, `${y:x}`, `${!x}`: a subscript in it runs its `$(...)`)
+    or runs it (`${x@P}`): anything in `${...}` past a plain `${NAME}`."""
     j, n = 0, len(body)
     try:
         while j < n:
             if body[j] == "\\":
                 j += 2
+            elif body.startswith("$[", j) or (
+                    body.startswith("${", j) and not _PLAIN_BRACED.match(body, j)):
+                part.opaque, j = True, j + 2  # read on: a `$(` inside is looked at too
             elif body.startswith("$(", j):
                 k = shellscan.close_paren(body, j + 1)
                 part.inner.append(body[j + 2 : k])

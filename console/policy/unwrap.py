@@ -13,100 +13,52 @@ import re
 import shlex
 
 from console.policy.arith import evaluates_a_value, names_bash_integer
+from console.policy.folders import UNKNOWN, folder_after, moves, own_folder
 from console.policy.gitwords import git_runs_config, skip_git_options
 from console.policy.parts import CommandPart, ParseError, command_words, redirections
 from console.policy.shellwords import body_substitutions, split_command
+from console.policy.unseen import (
+    completion_commands,
+    mapfile_callbacks,
+    names_open_file,
+    reads_a_startup_file,
+    sets_up_later_runs,
+)
+from console.policy.wrappers import (
+    OPTIONAL_ATTACHED,
+    POSITIONAL_FIRST,
+    POSITIONAL_WITHOUT_OPTIONS,
+    WRAPPER_ARGS,
+    WRAPPER_POSITIONALS,
+    WRAPPERS,
+)
 
 MAX_DEPTH = 3  # nested commands looked into: $(... $(... $(...)))
 
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
-_REDIRECT = re.compile(r"^\d*[<>]")
+_REDIRECT = re.compile(r"^(\d*|\{[^}]*\})[<>]")  # `2>`, `{fd}>` too
 _NUMBER = re.compile(r"^\d+(\.\d+)?[smhd]?$")
 # `time` is not here: bash's keyword and /usr/bin/time both run the command after their
 # options, so it is read as a wrapper (with -f and -o taking a value).
 _KEYWORDS = {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while", "until",
              "coproc"}
-# Programs that run the command named after their own options, and those of their options that
-# take a separate argument (so `sudo -u root rm` runs rm, not "root").
-_WRAPPER_ARGS: dict[str, set[str]] = {
-    "env": {"-u", "--unset", "-C", "--chdir"},
-    "command": set(), "builtin": set(), "exec": {"-a"}, "nohup": set(), "setsid": set(),
-    "nice": {"-n", "--adjustment"},
-    "time": {"-f", "-o", "--format", "--output"},
-    "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R", "--user", "--group",
-             "--close-from", "--chdir", "--host", "--prompt", "--role", "--type", "--other-user",
-             "--command-timeout", "--chroot"},
-    "doas": {"-u", "-C"},
-    "stdbuf": {"-i", "-o", "-e", "--input", "--output", "--error"},
-    "ionice": {"-c", "-n", "-p", "-P", "-u", "--class", "--classdata", "--pid", "--pgid", "--uid"},
-    "xargs": {"-I", "-n", "-P", "-d", "-E", "-L", "-s", "-a", "--arg-file", "--delimiter",
-              "--max-args", "--max-procs", "--max-lines", "--max-chars", "--eof",
-              "--process-slot-var"},
-    "timeout": {"-s", "--signal", "-k", "--kill-after"},
-    "strace": {"-o", "-e", "-p", "-s", "-u", "-P", "-a", "-b", "-E", "-I", "-O", "-S", "-X",
-               "--output", "--expr", "--attach", "--string-limit", "--user", "--trace-path",
-               "--env"},
-    "chrt": {"-T", "-P", "-D", "--sched-runtime", "--sched-period", "--sched-deadline"},
-    "taskset": set(), "unbuffer": set(), "busybox": set(), "toybox": set(),
-    "fakeroot": {"-l", "--lib", "--faked", "-s", "-i", "-b", "--fd-base"},
-    "dbus-run-session": {"--config-file", "--dbus-daemon"},
-    "flock": {"-w", "--timeout", "-E", "--conflict-exit-code"},
-    "watch": {"-n", "--interval", "-d", "--differences", "-q", "--equexit"},
-    "chroot": {"--userspec", "--groups"},
-    "runuser": {"-u", "-g", "-G", "-w", "--user", "--group", "--supp-group",
-                "--whitelist-environment"},
-    "unshare": {"-S", "-G", "-R", "-w", "--setuid", "--setgid", "--root", "--wd", "--map-user",
-                "--map-group", "--map-users", "--map-groups", "--propagation", "--setgroups"},
-    "setpriv": {"--reuid", "--regid", "--ruid", "--euid", "--rgid", "--egid", "--groups",
-                "--inh-caps", "--ambient-caps", "--bounding-set", "--securebits", "--pdeathsig",
-                "--selinux-label", "--apparmor-profile", "--landlock-access", "--landlock-rule",
-                "--seccomp-filter"},
-    "prlimit": {"-p", "--pid", "-o", "--output"},  # the limits themselves take =VALUE only
-    "nsenter": {"-t", "--target", "-S", "--setuid", "-G", "--setgid", "-W", "--wdns", "-N",
-                "--net-socket"},
-    # setarch, and the names it answers to as a link (`x86_64 CMD` is `setarch x86_64 CMD`)
-    "setarch": set(), "linux32": set(), "linux64": set(), "x86_64": set(), "i386": set(),
-    "i686": set(), "uname26": set(),
-    "runcon": {"-u", "-r", "-t", "-l", "--user", "--role", "--type", "--range"},
-    "numactl": {"-N", "-m", "-C", "-i", "-p", "-P", "-w", "--cpunodebind", "--membind",
-                "--physcpubind", "--interleave", "--preferred", "--preferred-many",
-                "--weighted-interleave"},
-}
-_WRAPPERS = set(_WRAPPER_ARGS)
-_WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1,  # before the command
-                        "chroot": 1, "runcon": 1}
-# runcon CONTEXT COMMAND, or runcon -t TYPE COMMAND: no context once an option set a part of it.
-_POSITIONAL_WITHOUT_OPTIONS = {"runcon"}
-# Short options whose value is optional, so only ever attached (`nsenter -m/proc/1/ns/mnt`): the
-# rest of the cluster is that value.
-_OPTIONAL_ATTACHED = {"nsenter": "muinpCUTrw"}
-# setarch ARCH [options] COMMAND: the positional comes before the options.
-_POSITIONAL_FIRST = {"setarch": 1}
 _SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox", "rbash", "ash", "fish", "tcsh",
            "csh", "yash", "posh", "oksh", "loksh", "pdksh", "toybox"}
 _MULTICALL = {"busybox", "toybox"}  # a shell only with an applet name after them
-# A script file a shell is given that is its standard input after all.
-_STDIN_NAMES = {"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"}
 # Programs that complete their command with words read at run time.
 _FILLS_IN = {"xargs", "parallel"}
+# A script file a shell is given that is its standard input after all.
+_STDIN_NAMES = {"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"}
 # Assignments a shell acts on later: the prompt strings (expanded, substitutions too, when
-# printed: PS4 for every `-x` trace line) and PROMPT_COMMAND run their value; BASH_ENV and ENV
-# name a file a shell reads first, which the rules cannot see.
+# printed: PS4 for every `-x` trace line) and PROMPT_COMMAND run their value (what else a command
+# sets up to run later is unseen.py's).
 _RUNS_VALUE = re.compile(r"^(?:PS[0-4]|PROMPT_COMMAND)\+?=(.*)$", re.S)
-_READS_FILE = re.compile(r"^(?:BASH_ENV|ENV)\+?=")
-# Environment a program (git, a pager's user, ssh) runs as a command or reads config from, and
-# bash's exported functions (env 'BASH_FUNC_ls%%=() {...}' bash -c ls runs that ls).
-_RUNS_ENV = re.compile(r"^(?:GIT_SSH_COMMAND|GIT_SSH|GIT_PAGER|GIT_EDITOR|GIT_SEQUENCE_EDITOR|"
-                       r"GIT_EXTERNAL_DIFF|GIT_ASKPASS|SSH_ASKPASS|GIT_PROXY_COMMAND|"
-                       r"GIT_CONFIG_PARAMETERS|GIT_CONFIG_COUNT|GIT_CONFIG_KEY_\d+|"
-                       r"GIT_CONFIG_VALUE_\d+|GIT_CONFIG_GLOBAL|GIT_CONFIG_SYSTEM|GIT_CONFIG|"
-                       r"GIT_EXEC_PATH|GIT_TEMPLATE_DIR|PAGER|EDITOR|VISUAL|LESSOPEN|LESSCLOSE|"
-                       r"BASH_FUNC_.+%%)=")
 MAX_WRAPPERS = 16  # wrappers stepped through in one command; past them the part is opaque
 # Builtins that evaluate their arguments as arithmetic (array subscripts run $(...) there).
 _EVALUATES = {"let", "[[", "((", "declare", "typeset", "local", "export", "readonly", "test",
               "[", "printf", "unset", "read", "mapfile", "readarray", "wait"}
 _FIND_EXEC = {"-exec", "-execdir", "-ok", "-okdir"}
+_COMPLETES = {"compgen", "complete"}  # -W's word list is expanded, -C's command run
 
 
 def _base(word: str) -> str:
@@ -134,11 +86,11 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
     """Past a wrapper at words[i] and its options: the index of the command it runs, and for
     `env -S STRING` the words that string splits into."""
     name, n = _base(words[i]), len(words)
-    takes_arg = _WRAPPER_ARGS[name]
-    optional = _OPTIONAL_ATTACHED.get(name, "")
+    takes_arg = WRAPPER_ARGS[name]
+    optional = OPTIONAL_ATTACHED.get(name, "")
     i += 1
-    if name in _POSITIONAL_FIRST and i < n and not words[i].startswith("-"):
-        i += _POSITIONAL_FIRST[name]  # setarch ARCH [options]: the arch comes first
+    if name in POSITIONAL_FIRST and i < n and not words[i].startswith("-"):
+        i += POSITIONAL_FIRST[name]  # setarch ARCH [options]: the arch comes first
     valued = False  # an option with a value was given (runcon: then no context positional)
     while i < n:
         w = words[i]
@@ -181,8 +133,8 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
             i += 1
         else:
             break
-    positionals = _WRAPPER_POSITIONALS.get(name, 0)
-    if name in _POSITIONAL_WITHOUT_OPTIONS and valued:
+    positionals = WRAPPER_POSITIONALS.get(name, 0)
+    if name in POSITIONAL_WITHOUT_OPTIONS and valued:
         positionals = 0
     return min(n, i + positionals), None
 
@@ -203,7 +155,7 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
             i += 1
         elif _REDIRECT.match(w):
             i += 2 if w[-1] in "<>|&" else 1
-        elif _base(w) in _WRAPPERS:
+        elif _base(w) in WRAPPERS:
             if len(stages) >= MAX_WRAPPERS:  # the caller marks the part opaque
                 stages.append([_base(w), *words[i + 1 :]])
                 return stages + [list(words[i + 1 :])]
@@ -217,6 +169,8 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
     rest = list(words[i:])
     if rest:
         rest[0] = _base(rest[0])
+        if rest[0].startswith("git-") and len(rest[0]) > 4:  # git's exec path: git-push is git
+            rest = ["git", rest[0][4:], *rest[1:]]
         if rest[0] == "git":
             rest = skip_git_options(rest)
     stages.append(rest)
@@ -279,7 +233,13 @@ def _inner_commands(words: list[str]) -> list[str]:
             args = args[1:]
         return args[:1] if len(args) > 1 and args[0] != "-" else []
     if words[0] in ("mapfile", "readarray"):  # -C STRING: run for every line read
-        return _mapfile_callbacks(words)
+        return mapfile_callbacks(words)
+    if words[0] in _COMPLETES:  # -C STRING: run for the completions
+        return completion_commands(words)
+    if words[0] == "npx" or words[:2] in (["npm", "exec"], ["npm", "x"]):  # -c STRING: sh -c
+        return [v for k, w in enumerate(words) for v in (
+            [words[k + 1]] if w in ("-c", "--call") and k + 1 < len(words) else
+            [w.split("=", 1)[1]] if w.startswith("--call=") else [])]
     if words[0] == "watch":  # watch runs its words through sh -c
         rest = words[_skip_wrapper(words, 0)[0] :]
         return [" ".join(rest)] if rest else []
@@ -297,25 +257,6 @@ def _inner_commands(words: list[str]) -> list[str]:
             k += 1
         return found
     return []
-
-
-_MAPFILE_VALUED = "duncOCs"  # mapfile's getopt string d:u:n:O:tC:c:s: (t takes nothing)
-
-
-def _mapfile_callbacks(words: list[str]) -> list[str]:
-    """The -C callbacks of `mapfile`/`readarray`, read as getopt does (`-tC 'cmd'` too)."""
-    found, k = [], 1
-    while k < len(words) and words[k].startswith("-") and words[k] != "--":
-        w, k = words[k], k + 1
-        for pos, letter in enumerate(w[1:], start=2):
-            if letter in _MAPFILE_VALUED:
-                value = w[pos:]
-                if not value and k < len(words):
-                    value, k = words[k], k + 1
-                if letter == "C":
-                    found.append(value)
-                break
-    return found
 
 
 def _starts_a_shell(stage: list[str], last: list[str]) -> bool:
@@ -339,12 +280,14 @@ def _values(value: str) -> list[str]:
         return [value[1:-1]]
 
 
-def _runs_unseen(stages: list[list[str]], words: list[str]) -> bool:
+def _runs_unseen(stages: list[list[str]], words: list[str], script_seen: bool) -> bool:
     """Whether the part runs what its words do not show: words xargs reads from its input,
     the paths find puts in place of {}, a value env -S reads from the environment, a name
-    `hash -p` or `enable -f` points elsewhere, a file BASH_ENV or ENV names, or a shell whose
-    script comes from its standard input (a pipe, a file, the terminal)."""
-    if any(_READS_FILE.match(w) or _RUNS_ENV.match(w) for w in words):
+    `hash -p` or `enable -f` points elsewhere, what a command sets up to run later (an alias,
+    `fc`, PS4 given by `read`: unseen.py), a shell's startup file, or a shell whose script
+    comes from its standard input (a pipe, a file, the terminal) unless script_seen (a
+    here-document or -string the caller looks into)."""
+    if sets_up_later_runs(words, stages[-1] if stages else []):
         return True
     for stage in stages:
         if not stage:
@@ -359,16 +302,23 @@ def _runs_unseen(stages: list[list[str]], words: list[str]) -> bool:
             return True
     program = stages[-1] if stages else []
     if program[:1] and program[0] in (".", "source"):
-        return program[1:2] == [] or program[1] in _STDIN_NAMES
-    return bool(program) and program[0] in _SHELLS - _MULTICALL and _reads_stdin(program)
+        if program[1:2] == [] or program[1] in _STDIN_NAMES:
+            return not script_seen
+        return names_open_file(program[1])
+    return bool(program) and program[0] in _SHELLS - _MULTICALL and (
+        _reads_stdin(program, script_seen) or reads_a_startup_file(program))
 
 
-def _reads_stdin(shell: list[str]) -> bool:
-    """A shell given no -c and no script file, or -s: it runs what its standard input holds."""
+def _reads_stdin(shell: list[str], script_seen: bool) -> bool:
+    """A shell given no -c and no script file, or -s: it runs what its standard input holds
+    (unless script_seen: a here-document or -string on it). A script file that is an open file
+    by another name (`/dev/fd/3`, `//dev/stdin`) may be any input: never known."""
     if _command_option(shell) is not None:
         return False
     j, dash_s = _past_shell_options(shell, 1)
-    return dash_s or j >= len(shell) or shell[j] in _STDIN_NAMES
+    if dash_s or j >= len(shell) or shell[j] in _STDIN_NAMES:
+        return not script_seen
+    return names_open_file(shell[j])
 
 
 def _past_shell_options(words: list[str], j: int) -> tuple[int, bool]:
@@ -427,7 +377,14 @@ def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
     A nested command that cannot be read (or lies too deep) makes its parent opaque. Raises
     ParseError for a line that cannot be read at all, a nesting too deep for Python included."""
     try:
-        return _expand(line, depth)
+        if "\x00" not in line:
+            return _expand(line, depth)
+        # bash drops a NUL byte from a script it reads (`r<NUL>m` is rm): read the line as it
+        # does, and never let a rule allow it (`bash -c` cannot even be given one).
+        parts = _expand(line.replace("\x00", ""), depth)
+        for part in parts:
+            part.opaque = part.opaque or not part.nested
+        return parts
     except RecursionError:
         raise ParseError("nested too deeply to read") from None
 
@@ -435,6 +392,7 @@ def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
 def _expand(line: str, depth: int) -> list[CommandPart]:
     top = split_command(line)
     out = list(top)
+    folder: str | None = None  # the working folder, as `cd` in the line moves it (folders.py)
     if "$'" in line:  # sh reads $'...' as $ and a plain quote: check that reading too
         try:
             other = _expand(line.replace("$'", "'"), depth - 1) if depth > 0 else []
@@ -450,14 +408,17 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         words = command_words(part)
         stages = unwrap_stages(words)
         program = stages[-1]
+        part.folder = own_folder(folder, words[: len(words) - len(program)])
+        folder = folder_after(folder, program, "CDPATH" in line)
         if program[:1] == ["git"] and git_runs_config(words):
             part.opaque = True  # `git -c alias.p='push --force' p`, core.sshCommand, ...
         if len(stages) > MAX_WRAPPERS:
             part.opaque = True  # `sudo sudo ... ls`: not followed further
         if program and any(c in program[0] for c in "*?["):
             part.opaque = True  # /usr/bin/gi[t]: a glob names the program
-        if program[:1] and program[0] in _EVALUATES and any("$(" in w or "`" in w for w in program):
-            for w in program[1:]:  # `let 'a[$(cmd)]'` runs cmd from single-quoted text
+        if program[:1] and (program[0] in _COMPLETES or program[0] in _EVALUATES and any(
+                "$(" in w or "`" in w for w in program)):
+            for w in program[1:]:  # `let 'a[$(cmd)]'`, `compgen -W '$(cmd)'` run cmd
                 body_substitutions(w, part)
         if evaluates_a_value(program) or names_bash_integer(words):
             part.opaque = True  # `printf -v 'a[x]' 1` evaluates x's value: a[$(cmd)] runs cmd
@@ -472,7 +433,8 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         if program and program[0] in (*_SHELLS, ".", "source"):
             scripts = part.heredocs + [t for op, t in redirections(part) if op.endswith("<<<")]
             bodies += scripts  # a shell reading its script from a here-document or -string
-        if not scripts and _runs_unseen(stages, words):
+        on_input = any(op.lstrip("0") in ("<<", "<<-", "<<<") for op, _ in redirections(part))
+        if _runs_unseen(stages, words, bool(scripts) and on_input):
             part.unseen = True
         for body in bodies:
             if depth <= 0:
@@ -485,6 +447,9 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
                 continue
             for p in inner:
                 p.nested = True
+                p.folder = p.folder if part.folder is None else UNKNOWN
+                if moves(normalise(command_words(p))):  # `eval 'cd /'; rm -rf *`
+                    folder = UNKNOWN
             if any(p.blind for p in inner):  # `sh -c '$1 push' _ git`: its parent is as blind
                 part.opaque = True
             out.extend(inner)

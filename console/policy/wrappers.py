@@ -1,0 +1,91 @@
+"""Programs that run a command given in their words (`sudo -u root CMD`, `timeout 5 CMD`): the
+wrappers unwrap.py steps through, with the options of each that take a separate value, so that
+`sudo -u root rm` runs rm, not "root". Data only.
+"""
+
+from __future__ import annotations
+
+# Programs that run the command named after their own options, and those of their options that
+# take a separate argument (so `sudo -u root rm` runs rm, not "root").
+WRAPPER_ARGS: dict[str, set[str]] = {
+    "env": {"-u", "--unset", "-C", "--chdir", "-a", "--argv0"},  # -a: coreutils 9.8
+    "command": set(), "builtin": set(), "exec": {"-a"}, "nohup": set(), "setsid": set(),
+    "jobs": set(),  # `jobs -x CMD ARGS` runs CMD
+    "nice": {"-n", "--adjustment"},
+    "time": {"-f", "-o", "--format", "--output"},
+    "sudo": {"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R", "--user", "--group",
+             "--close-from", "--chdir", "--host", "--prompt", "--role", "--type", "--other-user",
+             "--command-timeout", "--chroot"},
+    "doas": {"-u", "-C"},
+    "stdbuf": {"-i", "-o", "-e", "--input", "--output", "--error"},
+    "ionice": {"-c", "-n", "-p", "-P", "-u", "--class", "--classdata", "--pid", "--pgid", "--uid"},
+    "xargs": {"-I", "-n", "-P", "-d", "-E", "-L", "-s", "-a", "--arg-file", "--delimiter",
+              "--max-args", "--max-procs", "--max-lines", "--max-chars", "--eof",
+              "--process-slot-var"},
+    "timeout": {"-s", "--signal", "-k", "--kill-after"},
+    "strace": {"-o", "-e", "-p", "-s", "-u", "-P", "-a", "-b", "-E", "-I", "-O", "-S", "-X",
+               "--output", "--expr", "--attach", "--string-limit", "--user", "--trace-path",
+               "--env"},
+    "chrt": {"-T", "-P", "-D", "--sched-runtime", "--sched-period", "--sched-deadline"},
+    "taskset": set(), "unbuffer": set(), "busybox": set(), "toybox": set(),
+    "fakeroot": {"-l", "--lib", "--faked", "-s", "-i", "-b", "--fd-base"},
+    "dbus-run-session": {"--config-file", "--dbus-daemon"},
+    "flock": {"-w", "--timeout", "-E", "--conflict-exit-code"},
+    "watch": {"-n", "--interval", "-d", "--differences", "-q", "--equexit"},
+    "chroot": {"--userspec", "--groups"},
+    "runuser": {"-u", "-g", "-G", "-w", "--user", "--group", "--supp-group",
+                "--whitelist-environment"},
+    "unshare": {"-S", "-G", "-R", "-w", "--setuid", "--setgid", "--root", "--wd", "--map-user",
+                "--map-group", "--map-users", "--map-groups", "--propagation", "--setgroups"},
+    "setpriv": {"--reuid", "--regid", "--ruid", "--euid", "--rgid", "--egid", "--groups",
+                "--inh-caps", "--ambient-caps", "--bounding-set", "--securebits", "--pdeathsig",
+                "--selinux-label", "--apparmor-profile", "--landlock-access", "--landlock-rule",
+                "--seccomp-filter"},
+    "prlimit": {"-p", "--pid", "-o", "--output"},  # the limits themselves take =VALUE only
+    "nsenter": {"-t", "--target", "-S", "--setuid", "-G", "--setgid", "-W", "--wdns", "-N",
+                "--net-socket"},
+    # setarch, and the names it answers to as a link (`x86_64 CMD` is `setarch x86_64 CMD`)
+    "setarch": set(), "linux32": set(), "linux64": set(), "x86_64": set(), "i386": set(),
+    "i686": set(), "uname26": set(),
+    "runcon": {"-u", "-r", "-t", "-l", "--user", "--role", "--type", "--range"},
+    "numactl": {"-N", "-m", "-C", "-i", "-p", "-P", "-w", "--cpunodebind", "--membind",
+                "--physcpubind", "--interleave", "--preferred", "--preferred-many",
+                "--weighted-interleave"},
+    # Tools that run their command as it is (checked: ssh-agent, valgrind; the rest as their
+    # manuals say), with the options that take a separate value.
+    "ssh-agent": {"-a", "-E", "-P", "-t", "-O"},
+    "valgrind": set(),  # its options are --name=value
+    "systemd-run": {"-u", "--unit", "-p", "--property", "--description", "--slice", "-H",
+                    "--host", "-M", "--machine", "-E", "--setenv", "--uid", "--gid", "--nice",
+                    "--working-directory", "-D", "--on-active", "--on-boot", "--on-calendar",
+                    "--timer-property", "--path-property", "--socket-property", "--service-type",
+                    "--json"},
+    "run0": {"-u", "--user", "-g", "--group", "--nice", "-D", "--chdir", "--setenv",
+             "--unit", "--property", "--description", "--slice", "--machine",
+             "--background", "--pty"},
+    "pkexec": {"--user", "-u"},
+    "eatmydata": set(), "catchsegv": set(), "chronic": set(), "ifne": set(),
+    "ltrace": {"-o", "-e", "-p", "-s", "-u", "-a", "-A", "-D", "-F", "-l", "-n", "-w", "-x",
+               "--output", "--library", "--config"},
+    "torsocks": {"-u", "-p", "-a", "-P", "--user", "--pass", "--address", "--port"},
+    "proxychains": {"-f"}, "proxychains4": {"-f"},
+    "cgexec": {"-g"},
+    "firejail": set(),  # its options are --name=value
+    "xvfb-run": {"-n", "-s", "-e", "-f", "-p", "-w", "--server-num", "--server-args",
+                 "--error-file", "--auth-file", "--xauth-protocol", "--wait"},
+    "faketime": {"-p", "--date-prog"},
+    # npx runs a package's program, or one on PATH (`npx touch MARK` runs touch); -c/--call
+    # give it a shell command (unwrap reads that as a nested command).
+    "npx": {"-p", "--package", "-c", "--call", "-w", "--workspace", "--prefix", "--cache",
+            "--registry", "--userconfig"},
+}
+WRAPPERS = set(WRAPPER_ARGS)
+WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1,  # before the command
+                       "chroot": 1, "runcon": 1, "faketime": 1}
+# runcon CONTEXT COMMAND, or runcon -t TYPE COMMAND: no context once an option set a part of it.
+POSITIONAL_WITHOUT_OPTIONS = {"runcon"}
+# Short options whose value is optional, so only ever attached (`nsenter -m/proc/1/ns/mnt`): the
+# rest of the cluster is that value.
+OPTIONAL_ATTACHED = {"nsenter": "muinpCUTrw"}
+# setarch ARCH [options] COMMAND: the positional comes before the options.
+POSITIONAL_FIRST = {"setarch": 1}
