@@ -11,6 +11,7 @@ import gc
 import math
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,9 @@ class PilothouseApp(App[None]):
         self.frozen = clock is not None  # fixed time (snapshots): no blinking, no ticking
         self.now: Callable[[], float] = clock or time.time
         self.state = ConsoleState()
+        # The requests this console has sent a decision for (in flight or answered), from any
+        # of its ways to decide (the card, an inbox row, the palette): one decision each.
+        self.deciding: OrderedDict[str, None] = OrderedDict()
         self.changes: Signal[Change] = Signal(self, "changes")
         self.ticks: Signal[float] = Signal(self, "ticks")
         self.keys: dict[str, str] = dict(keys or {})
@@ -326,16 +330,44 @@ class PilothouseApp(App[None]):
             return
         self.decide(req, allow, "once")
 
+    def take_decision(self, request_id: str) -> bool:
+        """Claim the one decision this console sends for a request: False (and says so) when
+        one was already sent. Claimed as the key is handled, not when its worker runs: the
+        keys of a burst (y held down on a row, n then y) are all handled before it does."""
+        if request_id in self.deciding:
+            self.notify(f"A decision on request {printable(request_id)} was already sent from "
+                        "this console: nothing more was sent.", severity="warning")
+            return False
+        self.deciding[request_id] = None
+        while len(self.deciding) > 2000:  # decided ones stay claimed until long closed
+            self.deciding.popitem(last=False)
+        return True
+
+    def release_decision(self, request_id: str, error: ClientError | None = None) -> None:
+        """A decision that was not made (cancelled, or refused for a reason other than the
+        request being closed already): the request may be decided again."""
+        if error is None or error.code not in ("already-decided", "unknown-request"):
+            self.deciding.pop(request_id, None)
+
+    def decide(self, req: dict[str, Any], allow: bool, scope: str) -> None:
+        """Send a decision (once per request); say what was decided, on what, for which run,
+        in which scope."""
+        if self.take_decision(str(req["id"])):
+            self._send_decision(req, allow, scope)
+
     @work(group="approval-decide")
-    async def decide(self, req: dict[str, Any], allow: bool, scope: str) -> dict[str, Any] | None:
-        """Send a decision; say what was decided, on what, for which run, in which scope."""
+    async def _send_decision(self, req: dict[str, Any], allow: bool, scope: str) -> None:
         try:
             result = await self.source.call("approval.decide", id=req["id"], allow=allow, scope=scope)
         except ClientError as exc:
+            self.release_decision(str(req["id"]), exc)
             self.report(exc)
-            return None
+            return
+        except Exception as exc:  # a worker's error closes the console: said instead
+            self.release_decision(str(req["id"]))
+            self.report(exc)
+            return
         self.notify(decision_toast(req, result, scope), title="Decision recorded")
-        return dict(result)
 
     def action_policy(self) -> None:
         self._go(PolicyScreen, PolicyScreen)
