@@ -314,15 +314,22 @@ class PilothouseApp(App[None]):
     def action_history(self) -> None:
         self._go(HistoryScreen, HistoryScreen)
 
-    def decide_oldest(self, request_id: str | None, allow: bool, whole: bool = False) -> None:
+    def decide_oldest(self, request_id: str | None, allow: bool, whole: bool = False,
+                      listed_at: float = -math.inf) -> None:
         """From the palette: allow once or deny the request its help showed (the oldest when
-        the palette listed it). Allowing one the help could not show whole opens its card."""
+        the palette listed it). Allowing one the help could not show whole, or one listed only
+        after the key that chose it was typed (`listed_at`, monotonic), opens its card."""
         req = self.state.approvals.get(request_id or "")
         if req is None:
             self.notify("No approval is pending." if not self.state.approvals else
                         f"Request {printable(request_id)} is no longer pending: nothing was "
                         "decided. Open the palette again for the oldest one now.",
                         severity="warning")
+            return
+        if allow and self.input_time < listed_at:
+            self.notify("The request was not yet on the screen when the key was typed: nothing "
+                        "was decided. Here it is whole. y allows it.")
+            self.action_open_approval(str(req["id"]))
             return
         if allow and not whole:
             self.notify("The request does not fit the palette: here it is whole. y allows it.")

@@ -216,3 +216,23 @@ async def test_a_row_replaced_under_its_id_is_not_allowed_by_a_y_typed_before_it
         typed_ahead(app, "y")
         await pilot.pause(0.6)
         assert decides(app) == [], "allowed a request whose command was never drawn"
+
+
+async def test_allow_oldest_typed_into_the_palette_in_one_read_does_not_allow() -> None:
+    """The palette open over an empty inbox (its hits drawn: "no approval is pending"); a
+    request arrives, and `allow oldest approval once` and enter come in one read (a paste, a
+    fast hand): the hits were gathered again between the keys and the enter chose the only
+    one, allowing the new request, whose help (the request itself) was never on the screen."""
+    app = app_with(approvals=[])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await attached(pilot)
+        await pilot.press("colon")
+        await pilot.pause(0.5)
+        arrived = request("rq01", "rm -rf ~/.ssh", age=1)
+        app.source.approvals.append(arrived)
+        app.post_message(DaemonEvent({"kind": "approval.requested", "request": arrived}))
+        typed_ahead(app, *"allow oldest approval once", "enter")
+        await pilot.pause(1.0)
+        assert decides(app) == [], "allowed from a palette hit never drawn"
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card instead")
+        assert app.screen.request_id == "rq01"
