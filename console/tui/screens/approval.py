@@ -195,7 +195,7 @@ class ApprovalScreen(PilotScreen):
         return req
 
     def _may_allow(self, req: dict[str, Any]) -> bool:
-        """An allow key (y, r, t, p) on the card decides only a request the person has seen:
+        """An allow key (y, r, t, p, g) on the card decides only a request the person has seen:
         not one the card moved to by itself, and only once all of it has been on the screen
         (a long command's first screen can look whole: `cmd # =====`, its next line 50 rows
         down), counted once the card holding it has been drawn (keys typed ahead come before
@@ -244,7 +244,9 @@ class ApprovalScreen(PilotScreen):
 
     def action_everywhere(self) -> None:
         req = self._target()
-        if req is None:
+        # Its question names the kind and the subject only: a file's change, the agent's
+        # other input, where a host resolves are on the card alone, which must have been read.
+        if req is None or not self._may_allow(req):
             return
         body = Text(f"Allow {printable(req.get('kind'))} ")
         body.append(shown(req.get("subject")), style="bold")  # whole: the widest yes there is
