@@ -199,6 +199,8 @@ class PilothouseApp(App[None]):
             self.resync()
             return
         for change in self.state.apply(event):
+            if change.topic == "resolved":  # closed: no way to decide it is left, and its id
+                self.deciding.pop(str(change.key), None)  # may come back on a new request
             self.changes.publish(change)
             if change.topic == "approvals" and change.new:
                 self._announce(self.state.approvals[change.key or ""])

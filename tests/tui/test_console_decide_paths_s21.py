@@ -260,3 +260,29 @@ async def test_everywhere_typed_ahead_of_a_card_does_not_allow_what_the_card_nev
             await pilot.pause(0.6)
         assert decides(app) == [], "allowed a write whose content was never on the screen"
         assert app.screen.request_id == "wr01"
+
+
+async def test_a_new_request_reusing_a_closed_one_s_id_is_shown_and_can_be_decided() -> None:
+    """Ids are 4 letters and the daemon keeps the last 1000 closed ones out of reuse (none
+    across a restart); the console remembered 2000 closed ids by id alone, so a new request
+    given an id the daemon had forgotten was never shown here (no row, no bell: it timed out,
+    denied, unseen), and the id decided here once stayed claimed, refusing its decision."""
+    app = app_with(approvals=[request("rq01", "ls", age=500)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await on_the_card(pilot, app)
+        await pilot.press("y")
+        await until(pilot, lambda: decides(app), "the first decision")
+        old = {**request("rq01", "ls", age=500), "state": "allowed"}
+        app.post_message(DaemonEvent({"kind": "approval.resolved", "request": old}))
+        await pilot.pause(0.3)
+        fresh = request("rq01", "make test", age=1)
+        app.source.approvals[:] = [fresh]
+        app.post_message(DaemonEvent({"kind": "approval.requested", "request": fresh}))
+        await pilot.pause(0.3)
+        assert "rq01" in app.state.approvals, "the new request is not shown"
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "its card")
+        await pilot.pause(0.3)
+        await pilot.press("y")
+        await pilot.pause(0.5)
+        assert len(decides(app)) == 2, decides(app)
