@@ -286,3 +286,24 @@ async def test_a_new_request_reusing_a_closed_one_s_id_is_shown_and_can_be_decid
         await pilot.press("y")
         await pilot.pause(0.5)
         assert len(decides(app)) == 2, decides(app)
+
+
+async def test_the_answer_to_a_decision_does_not_move_a_card_the_person_moved_meanwhile() -> None:
+    """y on rq01 (its answer on its way), then j j to rq03, read: the answer came and moved the
+    card on to "the next" request, rq02, over the one the person chose, and the y they then
+    typed for rq03 allowed rq02."""
+    app = app_over(Slow(approvals=[request("rq01", "ls", age=50), request("rq02", "rm -rf ~/.ssh", age=40),
+                                   request("rq03", "make test", age=30)]))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await on_the_card(pilot, app)
+        await pilot.press("y")
+        await pilot.pause(0.3)
+        await pilot.press("j", "j")
+        await pilot.pause(0.3)
+        chosen = app.screen.request_id
+        app.source.answer.set()
+        await pilot.pause(0.5)
+        assert app.screen.request_id == chosen, "the card left the request the person chose"
+        await pilot.press("y")
+        await pilot.pause(0.5)
+        assert [d["id"] for d in decides(app)] == ["rq01", chosen]

@@ -390,7 +390,12 @@ class ApprovalScreen(PilotScreen):
 
     def _advance_from(self, request_id: str) -> None:
         """On to the next request once `request_id` is decided; after one that y paged
-        through, the next is one the person did not choose (as if it moved on by itself)."""
+        through, the next is one the person did not choose (as if it moved on by itself).
+        A card the person moved to another request while the answer was on its way stays
+        there: moved on, it would take the key they typed for the one they chose."""
+        if self.request_id != request_id and self.request is not None:
+            self._status("")
+            return
         self._advance()
         if self._paged == request_id and self.request is not None:
             self._unchosen = self.request_id
