@@ -307,3 +307,24 @@ async def test_the_answer_to_a_decision_does_not_move_a_card_the_person_moved_me
         await pilot.press("y")
         await pilot.pause(0.5)
         assert [d["id"] for d in decides(app)] == ["rq01", chosen]
+
+
+@pytest.mark.parametrize("key", ["t", "g"])
+async def test_a_dialog_s_yes_does_not_decide_a_new_request_under_its_request_s_id(key: str) -> None:
+    """"Allow for how long?" (or "Allow everywhere?") open on rq01 `ls`; rq01 closes and the
+    daemon (restarted: ids are reused) asks `rm -rf ~/.ssh` as rq01. The dialog still shows
+    `ls`, and its yes sent approval.decide for rq01: the daemon decides by id, so it allowed
+    the new request, never on the screen."""
+    app = app_with(approvals=[request("rq01", "ls", age=50)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await on_the_card(pilot, app)
+        await pilot.press(key)
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen | ConfirmScreen), "the dialog")
+        old = {**request("rq01", "ls", age=50), "state": "cancelled"}
+        app.post_message(DaemonEvent({"kind": "approval.resolved", "request": old}))
+        fresh = request("rq01", "rm -rf ~/.ssh", age=1)
+        app.post_message(DaemonEvent({"kind": "approval.requested", "request": fresh}))
+        await pilot.pause(0.5)
+        await pilot.press("enter" if key == "t" else "y")
+        await pilot.pause(0.5)
+        assert decides(app) == [], "decided a request the dialog never showed"

@@ -224,7 +224,7 @@ class ApprovalScreen(PilotScreen):
     def action_decide(self, scope: str, allow: bool) -> None:
         req = self._target()
         if req is not None and (not allow or self._may_allow(req)):
-            self._decide(req["id"], allow, scope)
+            self._decide(req, allow, scope)
 
     def action_timed(self) -> None:
         req = self._target()
@@ -233,7 +233,7 @@ class ApprovalScreen(PilotScreen):
 
         def chosen(value: str | None) -> None:
             if value:
-                self._decide(req["id"], True, f"{int(value)}m")
+                self._decide(req, True, f"{int(value)}m")
 
         self.app.push_screen(
             PromptScreen("Allow for how long?",
@@ -254,7 +254,7 @@ class ApprovalScreen(PilotScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._decide(req["id"], True, "global")
+                self._decide(req, True, "global")
 
         self.app.push_screen(ConfirmScreen("Allow everywhere?", body, yes="Allow everywhere",
                                            danger=True), answered)
@@ -266,16 +266,16 @@ class ApprovalScreen(PilotScreen):
             # Under way from the key: a y or n typed after p (one read) is handled while the
             # preview is on its way, and decided the request its confirmation then asked about.
             self._busy = True
-            self._preview(req["id"], allow)
+            self._preview(req, allow)
 
     @work(group="approval", exclusive=True)
-    async def _preview(self, request_id: str, allow: bool) -> None:
+    async def _preview(self, req: dict[str, Any], allow: bool) -> None:
         try:
-            scope = await self._preview_confirmed(request_id, allow)
+            scope = await self._preview_confirmed(req["id"], allow)
         finally:
             self._busy = False
         if scope is not None:
-            self._decide(request_id, allow, scope)
+            self._decide(req, allow, scope)
 
     async def _preview_confirmed(self, request_id: str, allow: bool) -> str | None:
         """The profile rule's preview, then its question: the scope a yes decides with, or None."""
@@ -328,19 +328,22 @@ class ApprovalScreen(PilotScreen):
             f"Decide {len(covered) + 1} requests?", body, yes=f"Decide all {len(covered) + 1}",
             danger=allow)))
 
-    def _decide(self, request_id: str, allow: bool, scope: str) -> None:
+    def _decide(self, req: dict[str, Any], allow: bool, scope: str) -> None:
+        """Decide `req`, the request as the person saw it (on the card, in a dialog)."""
+        request_id = str(req["id"])
         # Under way from now, not from when the worker first runs: the keys of a burst (y held
         # down, n then y) are handled before it does, and each started a decision of its own.
         if not self.ph.take_decision(request_id):  # the palette or a row sent one already
             return
         self._busy = True
-        self._send_decision(request_id, allow, scope)
+        self._send_decision(req, allow, scope)
 
     @work(group="approval-decide")
-    async def _send_decision(self, request_id: str, allow: bool, scope: str) -> None:
+    async def _send_decision(self, seen: dict[str, Any], allow: bool, scope: str) -> None:
+        request_id = str(seen["id"])
         under_way: list[bool] = []  # holds True once the decision is on its way to the daemon
         try:
-            await self._sent_decision(request_id, allow, scope, under_way)
+            await self._sent_decision(seen, allow, scope, under_way)
         except Exception as exc:  # any failure: said, the request decidable again
             self._decided.discard(request_id)
             self.ph.release_decision(request_id)
@@ -352,11 +355,20 @@ class ApprovalScreen(PilotScreen):
             if not under_way:  # cancelled, or not confirmed, before it was sent
                 self.ph.release_decision(request_id)
 
-    async def _sent_decision(self, request_id: str, allow: bool, scope: str,
+    async def _sent_decision(self, seen: dict[str, Any], allow: bool, scope: str,
                              under_way: list[bool]) -> None:
+        request_id = str(seen["id"])
         if scope != "once" and not await self._covered_confirmed(request_id, allow, scope):
             return
-        asked = self.ph.state.approvals.get(request_id) or {"id": request_id}  # gone once decided
+        now = self.ph.state.approvals.get(request_id)
+        # The daemon decides by id, and ids come back (4 letters; any after it restarts): a
+        # dialog open on a request that closed meanwhile would decide the new one under its id.
+        if now is not None and ApprovalCard.identity(now) != ApprovalCard.identity(seen):
+            self.notify(f"Request {request_id} is now another request, not the one shown when "
+                        "this was asked: nothing was decided. Read it, then decide.",
+                        severity="warning")
+            return
+        asked = now or {"id": request_id}  # gone once decided
         self._status(f"sending {'allow' if allow else 'deny'} ({scope}) for {request_id}...")
         # Marked before sending: its resolution may arrive before the answer, and is this
         # console's own decision, not another's (nor a reason to move the card on by itself).
