@@ -46,6 +46,7 @@ from console.tui.state import Change, ConsoleState
 from widgets.format import printable, use_monochrome
 from widgets.keyed_table import KeyedTable
 from widgets.output_log import OutputLog
+from widgets.panels import ApprovalCard
 from widgets.tables import ApprovalInbox, summary
 
 
@@ -317,16 +318,22 @@ class PilothouseApp(App[None]):
         self._go(HistoryScreen, HistoryScreen)
 
     def decide_oldest(self, request_id: str | None, allow: bool, whole: bool = False,
-                      listed_at: float = -math.inf) -> None:
+                      listed_at: float = -math.inf, listed: dict[str, Any] | None = None) -> None:
         """From the palette: allow once or deny the request its help showed (the oldest when
-        the palette listed it). Allowing one the help could not show whole, or one listed only
-        after the key that chose it was typed (`listed_at`, monotonic), opens its card."""
+        the palette listed it: `listed`). Allowing one the help could not show whole, one
+        listed only after the key that chose it was typed (`listed_at`, monotonic), or another
+        request under the listed one's id (ids come back), opens its card."""
         req = self.state.approvals.get(request_id or "")
         if req is None:
             self.notify("No approval is pending." if not self.state.approvals else
                         f"Request {printable(request_id)} is no longer pending: nothing was "
                         "decided. Open the palette again for the oldest one now.",
                         severity="warning")
+            return
+        if allow and listed is not None and ApprovalCard.identity(listed) != ApprovalCard.identity(req):
+            self.notify(f"Request {printable(request_id)} is now another request, not the one "
+                        "the palette showed: nothing was decided. Here it is whole. y allows it.")
+            self.action_open_approval(str(req["id"]))
             return
         if allow and self.input_time < listed_at:
             self.notify("The request was not yet on the screen when the key was typed: nothing "

@@ -147,6 +147,6 @@ class ApprovalCommands(ListedCommands):
         return [
             ("Open oldest approval", about, partial(app.action_open_approval, rid)),
             ("Allow oldest approval once", about,
-             partial(app.decide_oldest, rid, True, whole, listed_at)),
+             partial(app.decide_oldest, rid, True, whole, listed_at, oldest)),
             ("Deny oldest approval", about, partial(app.decide_oldest, rid, False)),
         ]

@@ -328,3 +328,21 @@ async def test_a_dialog_s_yes_does_not_decide_a_new_request_under_its_request_s_
         await pilot.press("enter" if key == "t" else "y")
         await pilot.pause(0.5)
         assert decides(app) == [], "decided a request the dialog never showed"
+
+
+async def test_the_palette_s_allow_does_not_allow_a_new_request_under_the_id_its_help_named() -> None:
+    """The palette lists "Allow oldest approval once" for rq01 `ls` (drawn); rq01 closes and a
+    restarted daemon asks `rm -rf ~/.ssh` as rq01; enter allowed rq01, the new request."""
+    app = app_with(approvals=[request("rq01", "ls", age=50)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await attached(pilot)
+        await pilot.press("colon", *"allow oldest")
+        await pilot.pause(0.8)
+        old = {**request("rq01", "ls", age=50), "state": "cancelled"}
+        app.post_message(DaemonEvent({"kind": "approval.resolved", "request": old}))
+        fresh = request("rq01", "rm -rf ~/.ssh", age=1)
+        app.post_message(DaemonEvent({"kind": "approval.requested", "request": fresh}))
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        assert decides(app) == [], "allowed a request the palette never showed"
