@@ -268,9 +268,11 @@ class ApprovalCard(Shows):
 
     # The request it holds, and the one it held when the screen was last drawn: keys typed
     # ahead (one read from the terminal) are handled before the next layout and paint, so a
-    # key can follow a change of request that was never on the screen.
-    holds: str | None = None
-    drawn: str | None = None
+    # key can follow a change of request that was never on the screen. Each is the request's
+    # `identity`: what the card shows of it, not only its id (a request listed again under
+    # the same id with another command is another request).
+    holds: tuple[Any, ...] | None = None
+    drawn: tuple[Any, ...] | None = None
     drawn_at = 0.0  # when (monotonic) it was first drawn holding `drawn`
     # Told which of its rows each draw shows, with (the request, the width) they show it at.
     on_drawn: Callable[[Any, range], None] | None = None
@@ -284,9 +286,17 @@ class ApprovalCard(Shows):
                 self.on_drawn((self.holds, self.size.width), range(crop.y, crop.bottom))
         return super().render_lines(crop)
 
+    @staticmethod
+    def identity(req: dict[str, Any]) -> tuple[Any, ...]:
+        """The request as the card shows it (its id first), leaving out what moves with the
+        clock or the queue (its age, its countdown, its place among the pending)."""
+        return (str(req.get("id")), printable(req.get("run_id")), printable(req.get("profile")),
+                str(req.get("created_at")),
+                tuple((row.label, row.value, row.style) for row in review_rows(req)))
+
     def show(self, req: dict[str, Any] | None, *, now: float, expires_in: float | None,
              position: tuple[int, int] = (1, 1), timeout: float = 120.0) -> None:
-        self.holds = None if req is None else str(req.get("id"))
+        self.holds = None if req is None else self.identity(req)
         if req is None:
             self.show_renderable(Text("No request pending.", style="dim"))
             return

@@ -155,8 +155,11 @@ class ApprovalInbox(KeyedTable):
         # The request under the cursor when the table was last drawn with that row on the
         # screen (keys typed ahead, down y in one read, come before the next draw), and since
         # when (monotonic) it has been there.
-        self._drawn: str | None = None
+        # Each is (id, what the row shows of the request): a request listed again under the
+        # same id with another command is another request, its row not yet drawn.
+        self._drawn: tuple[str, Any] | None = None
         self._drawn_since = 0.0
+        self._row_request: dict[str, Any] = {}  # id -> what its row shows
         # When the key being handled was typed (monotonic; the app tells): a key typed before
         # the row was drawn is not about it (esc y in one read: the help closed, the screen
         # drawn with a row that came meanwhile, then the y).
@@ -175,7 +178,7 @@ class ApprovalInbox(KeyedTable):
             return
         whole = allow and self.shows_whole(key) and not self._slid
         self._slid = False
-        if allow and (self._drawn != key or self.input_time() < self._drawn_since):
+        if allow and (self._drawn != self._held(key) or self.input_time() < self._drawn_since):
             self.post_message(self.Review(key, "The row was not on the screen yet"))
         else:
             self.post_message(self.Decide(key, allow) if whole or not allow else self.Review(key))
@@ -187,10 +190,14 @@ class ApprovalInbox(KeyedTable):
         # The header stays put; rows scroll under it.
         top = header + sum(r.height for r in rows[:self.cursor_row]) - round(self.scroll_y)
         # Under a dialog the screen is drawn too, dimmed or hidden: not seen (review s20).
-        if (height and max(header, crop.y) <= top and top + height <= crop.bottom
-                and self.screen.is_active and self._drawn != self.selected_key()):
-            self._drawn, self._drawn_since = self.selected_key(), time.monotonic()
+        key = self.selected_key()
+        if (key is not None and height and max(header, crop.y) <= top and top + height <= crop.bottom
+                and self.screen.is_active and self._drawn != self._held(key)):
+            self._drawn, self._drawn_since = self._held(key), time.monotonic()
         return super().render_lines(crop)
+
+    def _held(self, key: str) -> tuple[str, Any]:
+        return (key, self._row_request.get(key))
 
     def shows_whole(self, key: str) -> bool:
         """The row's REQUEST cell holds the whole request, uncut, and there is nothing else to
@@ -200,6 +207,7 @@ class ApprovalInbox(KeyedTable):
 
     def drop(self, key: str) -> None:
         self._whole.pop(key, None)
+        self._row_request.pop(key, None)
         self._watched(lambda: super(ApprovalInbox, self).drop(key))
 
     def put(self, key: str, cells: list[Any], search: str = "") -> None:
@@ -262,6 +270,7 @@ class ApprovalInbox(KeyedTable):
         search = " ".join(str(req.get(k, "")) for k in ("id", "run_id", "profile", "kind", "subject"))
         detail = req.get("detail") if isinstance(req.get("detail"), dict) else {}
         self._whole[str(req["id"])] = None if "tool_input" in detail else summary(req)
+        self._row_request[str(req["id"])] = (req.get("run_id"), req.get("kind"), summary(req))
         self.put(str(req["id"]), cells, search)
 
 

@@ -99,7 +99,12 @@ class AsyncClient:
     async def call(self, op: str, **args: Any) -> Any:
         fut = self._send(op, args)
         assert self.writer is not None
-        await self.writer.drain()
+        try:
+            await self.writer.drain()
+        except OSError:  # the daemon closed the line before the reader noticed: as a ClientError
+            self._waiting = {k: f for k, f in self._waiting.items() if f is not fut}
+            fut.cancel()
+            raise closed(self.paths) from None
         return await fut
 
     async def subscribe(self, topics: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ import gc
 import math
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from console.tui.state import Change, ConsoleState
 from widgets.format import printable, use_monochrome
 from widgets.keyed_table import KeyedTable
 from widgets.output_log import OutputLog
+from widgets.panels import ApprovalCard
 from widgets.tables import ApprovalInbox, summary
 
 
@@ -76,6 +78,9 @@ class PilothouseApp(App[None]):
         self.frozen = clock is not None  # fixed time (snapshots): no blinking, no ticking
         self.now: Callable[[], float] = clock or time.time
         self.state = ConsoleState()
+        # The requests this console has sent a decision for (in flight or answered), from any
+        # of its ways to decide (the card, an inbox row, the palette): one decision each.
+        self.deciding: OrderedDict[str, None] = OrderedDict()
         self.changes: Signal[Change] = Signal(self, "changes")
         self.ticks: Signal[float] = Signal(self, "ticks")
         self.keys: dict[str, str] = dict(keys or {})
@@ -195,6 +200,8 @@ class PilothouseApp(App[None]):
             self.resync()
             return
         for change in self.state.apply(event):
+            if change.topic == "resolved":  # closed: no way to decide it is left, and its id
+                self.deciding.pop(str(change.key), None)  # may come back on a new request
             self.changes.publish(change)
             if change.topic == "approvals" and change.new:
                 self._announce(self.state.approvals[change.key or ""])
@@ -310,9 +317,12 @@ class PilothouseApp(App[None]):
     def action_history(self) -> None:
         self._go(HistoryScreen, HistoryScreen)
 
-    def decide_oldest(self, request_id: str | None, allow: bool, whole: bool = False) -> None:
+    def decide_oldest(self, request_id: str | None, allow: bool, whole: bool = False,
+                      listed_at: float = -math.inf, listed: dict[str, Any] | None = None) -> None:
         """From the palette: allow once or deny the request its help showed (the oldest when
-        the palette listed it). Allowing one the help could not show whole opens its card."""
+        the palette listed it: `listed`). Allowing one the help could not show whole, one
+        listed only after the key that chose it was typed (`listed_at`, monotonic), or another
+        request under the listed one's id (ids come back), opens its card."""
         req = self.state.approvals.get(request_id or "")
         if req is None:
             self.notify("No approval is pending." if not self.state.approvals else
@@ -320,22 +330,60 @@ class PilothouseApp(App[None]):
                         "decided. Open the palette again for the oldest one now.",
                         severity="warning")
             return
+        if allow and listed is not None and ApprovalCard.identity(listed) != ApprovalCard.identity(req):
+            self.notify(f"Request {printable(request_id)} is now another request, not the one "
+                        "the palette showed: nothing was decided. Here it is whole. y allows it.")
+            self.action_open_approval(str(req["id"]))
+            return
+        if allow and self.input_time < listed_at:
+            self.notify("The request was not yet on the screen when the key was typed: nothing "
+                        "was decided. Here it is whole. y allows it.")
+            self.action_open_approval(str(req["id"]))
+            return
         if allow and not whole:
             self.notify("The request does not fit the palette: here it is whole. y allows it.")
             self.action_open_approval(str(req["id"]))
             return
         self.decide(req, allow, "once")
 
+    def take_decision(self, request_id: str) -> bool:
+        """Claim the one decision this console sends for a request: False (and says so) when
+        one was already sent. Claimed as the key is handled, not when its worker runs: the
+        keys of a burst (y held down on a row, n then y) are all handled before it does."""
+        if request_id in self.deciding:
+            self.notify(f"A decision on request {printable(request_id)} was already sent from "
+                        "this console: nothing more was sent.", severity="warning")
+            return False
+        self.deciding[request_id] = None
+        while len(self.deciding) > 2000:  # decided ones stay claimed until long closed
+            self.deciding.popitem(last=False)
+        return True
+
+    def release_decision(self, request_id: str, error: ClientError | None = None) -> None:
+        """A decision that was not made (cancelled, or refused for a reason other than the
+        request being closed already): the request may be decided again."""
+        if error is None or error.code not in ("already-decided", "unknown-request"):
+            self.deciding.pop(request_id, None)
+
+    def decide(self, req: dict[str, Any], allow: bool, scope: str) -> None:
+        """Send a decision (once per request); say what was decided, on what, for which run,
+        in which scope."""
+        if self.take_decision(str(req["id"])):
+            self._send_decision(req, allow, scope)
+
     @work(group="approval-decide")
-    async def decide(self, req: dict[str, Any], allow: bool, scope: str) -> dict[str, Any] | None:
-        """Send a decision; say what was decided, on what, for which run, in which scope."""
+    async def _send_decision(self, req: dict[str, Any], allow: bool, scope: str) -> None:
         try:
             result = await self.source.call("approval.decide", id=req["id"], allow=allow, scope=scope)
         except ClientError as exc:
+            self.release_decision(str(req["id"]), exc)
             self.report(exc)
-            return None
+            return
+        except Exception as exc:  # a worker's error closes the console: said instead
+            self.release_decision(str(req["id"]))
+            self.report(exc)
+            return
         self.notify(decision_toast(req, result, scope), title="Decision recorded")
-        return dict(result)
 
     def action_policy(self) -> None:
         self._go(PolicyScreen, PolicyScreen)

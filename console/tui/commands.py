@@ -3,6 +3,7 @@ approval, go to a screen."""
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
@@ -116,7 +117,13 @@ PALETTE_MIN_ROWS = 12
 class ApprovalCommands(ListedCommands):
     """The request that has waited longest: open it, allow it once, deny it. Each command is
     bound to the request its help shows (the oldest may be another one by the time it is
-    chosen), and allow opens the card instead when the help cannot show it whole."""
+    chosen), and allow opens the card instead when the help cannot show it whole, or when
+    the key that chose it was typed before the help was first listed (one read: the palette's
+    hits are gathered between its keys, and the enter chose one never drawn)."""
+
+    async def startup(self) -> None:
+        # This palette's: when (monotonic) each request's help was first listed.
+        self._listed_at: dict[tuple[str, str], float] = {}
 
     def _commands(self) -> list[tuple[str, str, Any]]:
         app = cast("PilothouseApp", self.app)
@@ -136,8 +143,10 @@ class ApprovalCommands(ListedCommands):
         about = printable(line, PALETTE_HELP_MAX)
         width, height = app.size  # a small terminal (a tmux pane) cuts the help, or hides it
         whole = whole and cell_len(about) <= width - PALETTE_SIDES and height >= PALETTE_MIN_ROWS
+        listed_at = self._listed_at.setdefault((rid, about), time.monotonic())
         return [
             ("Open oldest approval", about, partial(app.action_open_approval, rid)),
-            ("Allow oldest approval once", about, partial(app.decide_oldest, rid, True, whole)),
+            ("Allow oldest approval once", about,
+             partial(app.decide_oldest, rid, True, whole, listed_at, oldest)),
             ("Deny oldest approval", about, partial(app.decide_oldest, rid, False)),
         ]

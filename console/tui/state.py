@@ -123,8 +123,11 @@ class ConsoleState:
     link_text: str = "connecting to the daemon..."
     hello: dict[str, Any] = field(default_factory=dict)
     profiles: list[dict[str, Any]] = field(default_factory=list)
-    # Requests known to be closed: a listing taken before they closed must not bring them back.
-    closed: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # Requests known to be closed (id -> when it was asked, None if not said): a listing taken
+    # before they closed must not bring them back. A request asked at another time is another
+    # request under a reused id (4 letters; the daemon keeps fewer closed ids out of reuse than
+    # this remembers, and none across a restart): it is shown.
+    closed: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     # Per run: CPU percent and memory (bytes) from each poll, for the run screen's sparklines.
     usage: dict[str, tuple[Series, Series]] = field(default_factory=dict)
     # Network events read from the history on attach: the same events may also come on the bus.
@@ -145,12 +148,12 @@ class ConsoleState:
     def load_approvals(self, rows: list[dict[str, Any]]) -> list[Change]:
         """An approvals.list answer: the pending set is exactly these."""
         changes: list[Change] = []
-        wanted = {r["id"] for r in rows if r["id"] not in self.closed}
+        wanted = {r["id"] for r in rows if not self.was_closed(r)}
         for rid in [rid for rid in self.approvals if rid not in wanted]:
             del self.approvals[rid]
             changes.append(Change("approvals", rid))
         for row in rows:
-            if row["id"] in self.closed:
+            if self.was_closed(row):
                 continue
             if row.get("expires_in") is not None and row.get("age") is not None:
                 self.timeout_s = float(row["expires_in"]) + float(row["age"])
@@ -208,7 +211,7 @@ class ConsoleState:
             return [Change("runs", change.key, event, change.new)] if change else []
         if kind == "approval.requested":
             req = event.get("request") or {}
-            if req.get("state", "pending") != "pending" or "id" not in req or req["id"] in self.closed:
+            if req.get("state", "pending") != "pending" or "id" not in req or self.was_closed(req):
                 return []
             new = req["id"] not in self.approvals
             self.approvals[req["id"]] = req
@@ -216,9 +219,11 @@ class ConsoleState:
             return [Change("approvals", req["id"], event, new=new)]
         if kind == "approval.resolved":
             req = event.get("request") or {}
-            self._close(req.get("id"))
-            if self.approvals.pop(req.get("id"), None) is None:
+            self._close(req.get("id"), req.get("created_at"))
+            held = self.approvals.get(req.get("id"))
+            if held is None or not self.was_closed(held):  # a new request under that id stays
                 return [Change("resolved", req.get("id"), event)]
+            del self.approvals[req["id"]]
             return [Change("approvals", req.get("id"), event), Change("resolved", req.get("id"), event)]
         if kind in ("net.decision", "net.closed"):
             loaded = self._net_loaded.pop(_net_key(event), None)
@@ -243,11 +248,19 @@ class ConsoleState:
         self.gpu_note = ""
         return [Change("gpu", None, event)]
 
-    def _close(self, request_id: str | None) -> None:
+    def _close(self, request_id: str | None, created_at: Any = None) -> None:
         if request_id:
-            self.closed[request_id] = None
+            self.closed[request_id] = created_at
+            self.closed.move_to_end(request_id)
             while len(self.closed) > 2000:
                 self.closed.popitem(last=False)
+
+    def was_closed(self, req: dict[str, Any]) -> bool:
+        """`req` is one this console knows closed (the same id, asked at the same time)."""
+        if req.get("id") not in self.closed:
+            return False
+        asked = self.closed[req["id"]]
+        return asked is None or asked == req.get("created_at")
 
     def _tokens(self, event: dict[str, Any]) -> list[Change]:
         run_id = event.get("run_id")

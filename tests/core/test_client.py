@@ -7,6 +7,7 @@ import ast
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,39 @@ def test_importing_the_package_loads_no_metadata_reader() -> None:
     code = "import sys, console; print(console.__version__, 'importlib.metadata' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.split()[1] == "False", done.stderr
+
+
+def test_a_call_on_a_line_the_daemon_closed_fails_as_a_client_error(tmp_path: Path) -> None:
+    """The daemon went away (it closed the connection) and the console sent a decision before
+    its link noticed: asyncio's drain raised ConnectionResetError, which no caller expects
+    from the client (they catch ClientError), and the console's decision worker closed the
+    console with it."""
+    from console.paths import resolve
+
+    paths = resolve(tmp_path / "home")
+    sock_path = paths.operator_sock
+    sock_path.parent.mkdir(parents=True, exist_ok=True)
+
+    async def closing_daemon() -> ClientError | BaseException | None:
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.close()
+
+        server = await asyncio.start_unix_server(hang_up, path=str(sock_path))
+        client = aio.AsyncClient(paths)
+        try:
+            await client.open(autostart=False)
+            async for event in client.events():  # the client saw the line close
+                if event.get("kind") == "client.disconnected":
+                    break
+            try:
+                await client.call("approval.decide", id="rq01", allow=True, scope="once")
+            except BaseException as exc:  # noqa: BLE001 - which kind is what is tested
+                return exc
+            return None
+        finally:
+            await client.close()
+            server.close()
+
+    failed = asyncio.run(closing_daemon())
+    assert isinstance(failed, ClientError), repr(failed)
+    assert failed.code == "disconnected"

@@ -188,17 +188,22 @@ class ApprovalScreen(PilotScreen):
             self.notify("No request pending.", severity="warning")
         elif self._busy:
             return None
+        elif req["id"] in self.ph.deciding:  # sent from the palette or a row: one decision
+            self.notify(f"A decision on request {req['id']} was already sent from this console.",
+                        severity="warning")
+            return None
         return req
 
     def _may_allow(self, req: dict[str, Any]) -> bool:
-        """An allow key (y, r, t, p) on the card decides only a request the person has seen:
+        """An allow key (y, r, t, p, g) on the card decides only a request the person has seen:
         not one the card moved to by itself, and only once all of it has been on the screen
         (a long command's first screen can look whole: `cmd # =====`, its next line 50 rows
         down), counted once the card holding it has been drawn (keys typed ahead come before
         the layout: j y measured the next request by the last one's rows). Otherwise it shows
         more, says so, and decides nothing."""
         card = self.query_one(ApprovalCard)
-        if card.drawn != req["id"] or self.ph.input_time < card.drawn_at:  # typed before it showed
+        if (card.drawn != ApprovalCard.identity(req) or card.drawn != card.holds
+                or self.ph.input_time < card.drawn_at):  # typed before it showed
             self.notify(f"Request {req['id']} was not yet on the screen when this key was "
                         "typed: nothing was decided. Read it, then y allows it.",
                         severity="warning")
@@ -210,7 +215,7 @@ class ApprovalScreen(PilotScreen):
                         severity="warning")
             return False
         body = self.query_one("#approval-body", VerticalScroll)
-        if not self._seen.page_on(body, (req["id"], card.size.width), card.size.height):
+        if not self._seen.page_on(body, (card.holds, card.size.width), card.size.height):
             self._paged = req["id"]
             self.notify(PAGED)
             return False
@@ -219,7 +224,7 @@ class ApprovalScreen(PilotScreen):
     def action_decide(self, scope: str, allow: bool) -> None:
         req = self._target()
         if req is not None and (not allow or self._may_allow(req)):
-            self._decide(req["id"], allow, scope)
+            self._decide(req, allow, scope)
 
     def action_timed(self) -> None:
         req = self._target()
@@ -228,7 +233,7 @@ class ApprovalScreen(PilotScreen):
 
         def chosen(value: str | None) -> None:
             if value:
-                self._decide(req["id"], True, f"{int(value)}m")
+                self._decide(req, True, f"{int(value)}m")
 
         self.app.push_screen(
             PromptScreen("Allow for how long?",
@@ -239,7 +244,9 @@ class ApprovalScreen(PilotScreen):
 
     def action_everywhere(self) -> None:
         req = self._target()
-        if req is None:
+        # Its question names the kind and the subject only: a file's change, the agent's
+        # other input, where a host resolves are on the card alone, which must have been read.
+        if req is None or not self._may_allow(req):
             return
         body = Text(f"Allow {printable(req.get('kind'))} ")
         body.append(shown(req.get("subject")), style="bold")  # whole: the widest yes there is
@@ -247,7 +254,7 @@ class ApprovalScreen(PilotScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._decide(req["id"], True, "global")
+                self._decide(req, True, "global")
 
         self.app.push_screen(ConfirmScreen("Allow everywhere?", body, yes="Allow everywhere",
                                            danger=True), answered)
@@ -256,15 +263,27 @@ class ApprovalScreen(PilotScreen):
         req = self._target()
         # Its preview shows the rules it saves, not the request its yes also allows now.
         if req is not None and (not allow or self._may_allow(req)):
-            self._preview(req["id"], allow)
+            # Under way from the key: a y or n typed after p (one read) is handled while the
+            # preview is on its way, and decided the request its confirmation then asked about.
+            self._busy = True
+            self._preview(req, allow)
 
     @work(group="approval", exclusive=True)
-    async def _preview(self, request_id: str, allow: bool) -> None:
+    async def _preview(self, req: dict[str, Any], allow: bool) -> None:
+        try:
+            scope = await self._preview_confirmed(req["id"], allow)
+        finally:
+            self._busy = False
+        if scope is not None:
+            self._decide(req, allow, scope)
+
+    async def _preview_confirmed(self, request_id: str, allow: bool) -> str | None:
+        """The profile rule's preview, then its question: the scope a yes decides with, or None."""
         try:
             edit = await self.ph.source.call("approval.preview", id=request_id, allow=allow)
         except ClientError as exc:
             self.ph.report(exc)
-            return
+            return None
         body = preview_body(edit, allow)
         override = edit.get("overridden_by")
         if override and override.get("rule_list") != "ask":
@@ -273,7 +292,7 @@ class ApprovalScreen(PilotScreen):
                            "stricter and still decides it, so nothing was saved\n"
                            "change that rule in your config, or decide this request once",
                            title="Not saved")
-            return
+            return None
         if override:  # an ask rule outranks a profile rule, not a grant: offer the grant
             title = f"The rule would not work in profile {printable(edit.get('profile'))}"
             yes_words, scope = "Allow for this run instead", "run"
@@ -283,8 +302,7 @@ class ApprovalScreen(PilotScreen):
                      f"{printable(edit.get('profile'))} and {'allow' if allow else 'deny'}?")
             yes_words, scope, danger = "Save and decide", "profile", not allow
         yes = await self.app.push_screen_wait(ConfirmScreen(title, body, yes=yes_words, danger=danger))
-        if yes:
-            self._decide(request_id, allow, scope)
+        return scope if yes else None
 
     async def _covered_confirmed(self, request_id: str, allow: bool, scope: str) -> bool:
         """A grant of this scope also answers the other pending requests it covers: they are
@@ -310,26 +328,57 @@ class ApprovalScreen(PilotScreen):
             f"Decide {len(covered) + 1} requests?", body, yes=f"Decide all {len(covered) + 1}",
             danger=allow)))
 
-    def _decide(self, request_id: str, allow: bool, scope: str) -> None:
+    def _decide(self, req: dict[str, Any], allow: bool, scope: str) -> None:
+        """Decide `req`, the request as the person saw it (on the card, in a dialog)."""
+        request_id = str(req["id"])
         # Under way from now, not from when the worker first runs: the keys of a burst (y held
         # down, n then y) are handled before it does, and each started a decision of its own.
+        if not self.ph.take_decision(request_id):  # the palette or a row sent one already
+            return
         self._busy = True
-        self._send_decision(request_id, allow, scope)
+        self._send_decision(req, allow, scope)
 
     @work(group="approval-decide")
-    async def _send_decision(self, request_id: str, allow: bool, scope: str) -> None:
-        if scope != "once" and not await self._covered_confirmed(request_id, allow, scope):
+    async def _send_decision(self, seen: dict[str, Any], allow: bool, scope: str) -> None:
+        request_id = str(seen["id"])
+        under_way: list[bool] = []  # holds True once the decision is on its way to the daemon
+        try:
+            await self._sent_decision(seen, allow, scope, under_way)
+        except Exception as exc:  # any failure: said, the request decidable again
+            self._decided.discard(request_id)
+            self.ph.release_decision(request_id)
+            self._status("")
+            self.ph.report(exc)
+        finally:
+            # A worker that ends in any way frees the card: busy for good, every key ignored.
             self._busy = False
+            if not under_way:  # cancelled, or not confirmed, before it was sent
+                self.ph.release_decision(request_id)
+
+    async def _sent_decision(self, seen: dict[str, Any], allow: bool, scope: str,
+                             under_way: list[bool]) -> None:
+        request_id = str(seen["id"])
+        if scope != "once" and not await self._covered_confirmed(request_id, allow, scope):
             return
-        asked = self.ph.state.approvals.get(request_id) or {"id": request_id}  # gone once decided
+        now = self.ph.state.approvals.get(request_id)
+        # The daemon decides by id, and ids come back (4 letters; any after it restarts): a
+        # dialog open on a request that closed meanwhile would decide the new one under its id.
+        if now is not None and ApprovalCard.identity(now) != ApprovalCard.identity(seen):
+            self.notify(f"Request {request_id} is now another request, not the one shown when "
+                        "this was asked: nothing was decided. Read it, then decide.",
+                        severity="warning")
+            return
+        asked = now or {"id": request_id}  # gone once decided
         self._status(f"sending {'allow' if allow else 'deny'} ({scope}) for {request_id}...")
         # Marked before sending: its resolution may arrive before the answer, and is this
         # console's own decision, not another's (nor a reason to move the card on by itself).
         self._decided.add(request_id)
+        under_way.append(True)
         try:
             result = await self.ph.source.call("approval.decide", id=request_id, allow=allow, scope=scope)
         except ClientError as exc:
             self._busy = False
+            self.ph.release_decision(request_id, exc)
             self.ph.report(exc)
             if exc.code in ("already-decided", "unknown-request"):
                 self._advance_from(request_id)
@@ -353,7 +402,12 @@ class ApprovalScreen(PilotScreen):
 
     def _advance_from(self, request_id: str) -> None:
         """On to the next request once `request_id` is decided; after one that y paged
-        through, the next is one the person did not choose (as if it moved on by itself)."""
+        through, the next is one the person did not choose (as if it moved on by itself).
+        A card the person moved to another request while the answer was on its way stays
+        there: moved on, it would take the key they typed for the one they chose."""
+        if self.request_id != request_id and self.request is not None:
+            self._status("")
+            return
         self._advance()
         if self._paged == request_id and self.request is not None:
             self._unchosen = self.request_id

@@ -94,11 +94,14 @@ class PromptScreen(FormModal):
                  check: Callable[[str], str | None] | None = None) -> None:
         super().__init__()
         self._title, self._label, self._default, self._check = title, label, default, check
+        self._seen = SeenRows()  # when the question was first on the screen
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
             yield Label(Text(self._title), id="dialog-title")  # never markup
-            yield Static(Text(self._label), id="prompt-label")  # wraps; never markup
+            label = SeenStatic(Text(self._label), self._seen)  # wraps; never markup
+            label.id = "prompt-label"
+            yield label
             yield Input(value=self._default, id="prompt-value", select_on_focus=True, compact=True)
             yield Static("", id="prompt-error", classes="error-text")
             with Horizontal(classes="buttons"):
@@ -110,6 +113,12 @@ class PromptScreen(FormModal):
         self.query_one("#prompt-value", Input).focus()
 
     def _submit(self) -> None:
+        # An enter typed with the key that opened it (one read: t enter) is not an answer: the
+        # question, and the value it would send, were not yet on the screen.
+        if self.ph.input_time < self._seen.since:
+            self.app.notify("This question was not yet on the screen when the key was typed: "
+                            "nothing was decided. Read it, then enter answers.")
+            return
         value = self.query_one("#prompt-value", Input).value.strip()
         problem = self._check(value) if self._check else None
         if problem:
