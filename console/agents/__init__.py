@@ -19,6 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
+from console.agents.codex_bash import codex_bash
 from console.config.schema import AGENT_HOOK_TIMEOUT, INSIDE_RUN_DIR
 from console.paths import INSIDE_HOME
 
@@ -271,6 +272,8 @@ def install_run_files(run_dir: Path) -> list[str]:
         os.chmod(wrapper, 0o755)
     else:
         notes.append(f"{DEMO_SCRIPT} is missing: {DEMO_COMMAND} is not available")
+    (bin_dir / "bash").write_text(codex_bash(HOOK_PATH, f"{INSIDE_RUN_DIR}/bin/ph-guard"))
+    os.chmod(bin_dir / "bash", 0o755)
     managed = Path(run_dir) / MANAGED_DIR
     managed.mkdir(mode=0o755, exist_ok=True)
     (managed / "managed-settings.json").write_text(

@@ -8,6 +8,11 @@ Ops, as JSON-lines requests (console/protocol.py):
 
     ask     {kind: exec|network|write|custom, subject | command, cwd?, title?, detail?}
             -> {allow, decision: allow|deny, reason, provenance, request_id}
+    claim   {subject, cwd?}  -> as ask: the command a run's shell guard is about to start
+            (Codex's commands, sandbox/shims.py). Allowed at once when this run's hook was
+            answered allow for the same subject and no claim has taken that answer yet;
+            otherwise asked as an exec ask is. A hook killed before it answered (a process
+            of the run can kill it) thus leaves its command asked, not run.
     status  {request_id}  -> {request_id, state, kind, subject, summary, age, reason?, allow?}
 
 Requests on one connection may overlap (answers carry the request's id). A client must keep
@@ -21,6 +26,7 @@ import contextlib
 import inspect
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -58,6 +64,31 @@ class Admission(Protocol):
     def recorded(self, run_id: str, kind: str, subject: str, decision: str) -> None:
         """The row admit() let through is written: repeats may now be counted."""
 
+class ExecTickets:
+    """The exec subjects a run's asks were allowed for and whose commands have not been claimed
+    yet: each allow lets one claim through. Bounded, the oldest dropped first (its command is
+    then asked again when it starts, never run unasked)."""
+
+    def __init__(self, most: int = 64) -> None:
+        self._left: OrderedDict[str, int] = OrderedDict()
+        self._most = most
+
+    def grant(self, subject: str) -> None:
+        self._left[subject] = self._left.get(subject, 0) + 1
+        self._left.move_to_end(subject)
+        while len(self._left) > self._most:
+            self._left.popitem(last=False)
+
+    def take(self, subject: str) -> bool:
+        left = self._left.get(subject, 0)
+        if left > 1:
+            self._left[subject] = left - 1
+        elif left:
+            del self._left[subject]
+        return bool(left)
+
+
+CLAIMED = Provenance("hook", detail="allowed by this run's answer to its hook for this command")
 MAX_IN_FLIGHT = 64  # per connection; the inbox's per-run cap applies as well
 PAST_ASK_RATE = "asks past this run's rate"  # the flood key of every ask refused by the rate
 MAX_BAD_MESSAGES = 8
@@ -73,9 +104,11 @@ async def handle_agent_connection(
     policy_eval: PolicyEval,
     floods: Admission | None = None,
     asks: TokenBucket | None = None,
+    tickets: ExecTickets | None = None,
 ) -> None:
     """Serve one connection on a run's agent.sock until it closes. `asks` is the run's ask
-    rate, shared by all its connections (none: unbounded)."""
+    rate and `tickets` its allowed commands not yet claimed, both shared by all its
+    connections (no rate: unbounded; no tickets: every claim is asked)."""
     write_lock = asyncio.Lock()
     tasks: set[asyncio.Task[None]] = set()
     bad = 0
@@ -87,7 +120,8 @@ async def handle_agent_connection(
 
     async def serve(req_id: Any, op: str, args: dict[str, Any]) -> None:
         try:
-            result = await _dispatch(op, args, run_id, profile, inbox, policy_eval, floods, asks)
+            result = await _dispatch(op, args, run_id, profile, inbox, policy_eval, floods, asks,
+                                     tickets)
             reply = ok(req_id, result)
         except Failure as exc:
             reply = error(req_id, exc)
@@ -136,11 +170,19 @@ async def handle_agent_connection(
 
 async def _dispatch(op: str, args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
                     policy_eval: PolicyEval, floods: Admission | None,
-                    asks: TokenBucket | None) -> dict[str, Any]:
-    if op == "ask":
+                    asks: TokenBucket | None, tickets: ExecTickets | None) -> dict[str, Any]:
+    if op == "claim":
+        if tickets is not None and tickets.take(str(args.get("subject"))):
+            return _answer_parts(True, CLAIMED, None)
+        args = {**args, "kind": "exec"}  # no answer to claim: asked as the command it is
+    if op in ("ask", "claim"):
         if asks is not None and not asks.take():
             return await _past_rate(args, run_id, profile, inbox, floods, asks)
-        return await _ask(args, run_id, profile, inbox, policy_eval, floods)
+        answer = await _ask(args, run_id, profile, inbox, policy_eval, floods)
+        if (op == "ask" and answer["allow"] and tickets is not None
+                and args.get("kind", "exec") == "exec"):
+            tickets.grant(str(args.get("subject", args.get("command"))))
+        return answer
     if op == "status":
         return _status(args, run_id, inbox)
     await inbox.record_refusal(EVENT_REFUSED_OP, run_id, {
@@ -247,8 +289,10 @@ async def start_agent_server(
     open at once (or the daemon's fd budget), a connection is answered and closed; past the
     `asks` rate, an ask is denied at once."""
     async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        await handle_agent_connection(r, w, run_id, profile, inbox, policy_eval, floods, asks)
+        await handle_agent_connection(r, w, run_id, profile, inbox, policy_eval, floods, asks,
+                                      tickets)
 
+    tickets = ExecTickets()
     refusal = encode(error(None, Failure(
         ErrorCode.TOO_MANY_CONNECTIONS, "this run has as many agent.sock connections open as it may; "
         "close one and retry")))

@@ -53,8 +53,7 @@ class PilothouseError(Exception):
 
 
 def _environ(name: str) -> str | None:
-    value = posix.environ.get(name.encode())
-    return None if value is None else value.decode("utf-8", "surrogateescape")
+    return None if (value := posix.environ.get(name.encode())) is None else value.decode("utf-8", "surrogateescape")
 
 
 def dumps(value: object, ensure_ascii: bool = False, separators: tuple = (",", ":")) -> str:
@@ -184,16 +183,14 @@ class PilothouseClient:
             raise PilothouseError(err.get("message") or "the daemon refused the request")
         return msg.get("result") or {}
     def ask_full(self, kind: str, subject: str, title: str | None = None, cwd: str | None = None,
-                 **detail: object) -> dict:
+                 op: str = "ask", **detail: object) -> dict:
         given = {k: v for k, v in (("title", title), ("cwd", cwd)) if v}
-        return self.call("ask", {"kind": kind, "subject": subject, "detail": detail, **given})
+        return self.call(op, {"kind": kind, "subject": subject, "detail": detail, **given})
     def ask(self, kind: str, subject: str, title: str | None = None, cwd: str | None = None,
             **detail: object) -> tuple:
         """(allowed, reason). Raises PilothouseError when no decision could be had."""
         result = self.ask_full(kind, subject, title=title, cwd=cwd, **detail)
         return bool(result.get("allow")), str(result.get("reason") or "")
-    def status(self, request_id: str) -> dict:
-        return self.call("status", {"request_id": request_id})
 
 
 class _Lines:
@@ -289,11 +286,13 @@ def cmd_ask(args: list, client: PilothouseClient | None = None) -> int:
 def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
     prog = "ph-guard"
     try:
-        opts, cmd = _take_options(args, ("title",))
+        opts, cmd = _take_options(args, ("title", "claim"))
         if not cmd:
             raise PilothouseError("usage: ph-guard [--title T] -- CMD...")
+        claim = opts.get("claim")  # the command Codex starts: its hook's answer claimed (shims.py)
+        subject = where(claim, _cwd()) if claim else join(cmd)
         allowed, reason = (client or PilothouseClient()).ask(
-            "exec", join(cmd), title=opts.get("title"), cwd=_cwd())
+            "exec", subject, title=opts.get("title"), cwd=_cwd(), op="claim" if claim else "ask")
     except PilothouseError as exc:
         _err(prog, str(exc))
         return 2
@@ -309,6 +308,12 @@ def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
         _err(prog, f"cannot run {cmd[0]}: {exc.strerror or exc}")
         return 127 if isinstance(exc, FileNotFoundError) else 126
     return 2  # not reached
+
+
+def where(command: str, cwd: str | None) -> str:
+    """A command as asked (and claimed): where it runs is part of it (git runs a repo's config)."""
+    ws = "/workspace" if posix.access(DEFAULT_SOCK, posix.F_OK) else _environ("PILOTHOUSE_WORKSPACE")
+    return f"cd {quote(cwd)} && {command}" if cwd and ws and cwd.rstrip("/") != ws.rstrip("/") else command
 
 
 def _cwd() -> str | None:
@@ -430,10 +435,7 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
             command = tool_input.get("command")
             if not isinstance(command, str) or not command.strip():
                 raise PilothouseError("a Bash tool call without a command")
-            # Where it runs is part of it: git elsewhere (Codex's workdir) runs that repository's config.
-            ws = "/workspace" if posix.access(DEFAULT_SOCK, posix.F_OK) else _environ("PILOTHOUSE_WORKSPACE")
-            if cwd and ws and cwd.rstrip("/") != ws.rstrip("/"):
-                command = f"cd {quote(cwd)} && {command}"
+            command = where(command, cwd)
             if scripts := _session_env(event.get("session_id")):
                 raise PilothouseError(f"Claude Code would run {', '.join(scripts)} first, unasked: remove it")
             desc = tool_input.get("description")
@@ -466,12 +468,10 @@ def main(argv: list | None = None) -> int:
     args = argv[1:]
     key = name[3:] if name.startswith("ph-") else name
     if key not in COMMANDS:  # run as `python3 inside.py ph-ask ...`
-        if not args:
-            _err("inside.py", "usage: inside.py ph-ask|ph-guard|ph-claude-hook ...")
-            return 2
-        key, args = (args[0][3:] if args[0].startswith("ph-") else args[0]), args[1:]
+        first = args[0] if args else ""
+        key, args = (first[3:] if first.startswith("ph-") else first), args[1:]
         if key not in COMMANDS:
-            _err("inside.py", f"unknown command {argv[1]!r}: use ph-ask, ph-guard or ph-claude-hook")
+            _err("inside.py", f"unknown command {first!r}: use inside.py ph-ask|ph-guard|ph-claude-hook ...")
             return 2
     return COMMANDS[key](args)
 
