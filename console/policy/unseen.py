@@ -115,35 +115,17 @@ def reads_a_startup_file(shell: list[str]) -> bool:
 
 
 _MAPFILE_VALUED = "duncOCs"  # mapfile's getopt string d:u:n:O:tC:c:s: (t takes nothing)
-
-
-def mapfile_callbacks(words: list[str]) -> list[str]:
-    """The -C callbacks of `mapfile`/`readarray` (run for every line read), read as getopt
-    does (`-tC 'cmd'` too)."""
-    found, k = [], 1
-    while k < len(words) and words[k].startswith("-") and words[k] != "--":
-        w, k = words[k], k + 1
-        for pos, letter in enumerate(w[1:], start=2):
-            if letter in _MAPFILE_VALUED:
-                value = w[pos:]
-                if not value and k < len(words):
-                    value, k = words[k], k + 1
-                if letter == "C":
-                    found.append(value)
-                break
-    return found
-
-
 _COMPLETION_VALUED = "oAGWFCXPS"  # compgen's and complete's options that take a value
 
 
-def completion_commands(words: list[str]) -> list[str]:
-    """The -C commands of `compgen`/`complete` (run for the completions), read as getopt does."""
+def _c_values(words: list[str], valued: str) -> list[str]:
+    """The values of a builtin's -C options (a command it runs), its options read as getopt
+    does (`-tC 'cmd'` too), where `valued` holds the letters that take a value."""
     found, k = [], 1
     while k < len(words) and words[k].startswith("-") and words[k] != "--":
         w, k = words[k], k + 1
         for pos, letter in enumerate(w[1:], start=2):
-            if letter in _COMPLETION_VALUED:
+            if letter in valued:
                 value = w[pos:]
                 if not value and k < len(words):
                     value, k = words[k], k + 1
@@ -151,3 +133,13 @@ def completion_commands(words: list[str]) -> list[str]:
                     found.append(value)
                 break
     return found
+
+
+def mapfile_callbacks(words: list[str]) -> list[str]:
+    """The -C callbacks of `mapfile`/`readarray` (run for every line read)."""
+    return _c_values(words, _MAPFILE_VALUED)
+
+
+def completion_commands(words: list[str]) -> list[str]:
+    """The -C commands of `compgen`/`complete` (run for the completions)."""
+    return _c_values(words, _COMPLETION_VALUED)
