@@ -22,15 +22,13 @@ real=/usr/bin/bash
 [ -x "$real" ] || real=/bin/bash
 parent=
 read -r parent 2>/dev/null < "/proc/$PPID/comm"
-if [ "$parent" = codex ]; then
-  if [ "$#" = 2 ] && [ "$1" = -c ] && [ "$2" = {hook} ]; then
-    exec "$real" -c "$2"
-  fi
-  if [ "$#" = 2 ] && [ "$1" = -c ]; then
-    exec {guard} --claim "$2" -- "$real" -c "$2"
-  fi
-  echo "pilothouse: Codex started bash in a way it cannot check ($1); refused" >&2
-  exit 126
+case "$parent" in codex*) ;; *) exec "$real" "$@";; esac  # codex, or a longer build name
+if [ "$#" = 2 ] && [ "$1" = -c ] && [ "$2" = {hook} ]; then
+  exec "$real" -c "$2"
 fi
-exec "$real" "$@"
+if [ "$#" = 2 ] && [ "$1" = -c ]; then
+  exec {guard} --claim "$2" -- "$real" -c "$2"
+fi
+echo "pilothouse: Codex started bash in a way it cannot check ($1); refused" >&2
+exit 126
 """
