@@ -374,7 +374,8 @@ class PilothouseApp(App[None]):
     @work(group="approval-decide")
     async def _send_decision(self, req: dict[str, Any], allow: bool, scope: str) -> None:
         try:
-            result = await self.source.call("approval.decide", id=req["id"], allow=allow, scope=scope)
+            result = await self.source.call("approval.decide", id=req["id"], allow=allow, scope=scope,
+                                            created_at=req.get("created_at"))
         except ClientError as exc:
             self.release_decision(str(req["id"]), exc)
             self.report(exc)

@@ -162,6 +162,9 @@ class FixedSource:
             return rows[:limit]
         if op == "approval.decide":
             req = next(r for r in self.approvals if r["id"] == args["id"])
+            if args.get("created_at") not in (None, req.get("created_at")):  # as the daemon does
+                raise ClientError("unknown-request", f"request {req['id']} is not the one you "
+                                  "were shown; nothing was decided")
             return {"request_id": req["id"], "allow": args["allow"], "actor": "dev",
                     "scope": args["scope"], "describe": f"decided by dev (scope {args['scope']})",
                     "grants": [], "also_decided": [], "saved": {}}

@@ -16,6 +16,7 @@ from tests.conftest import Daemon, needs_bwrap
 from tests.tui import conftest as live
 from tests.tui.fixed import APPROVALS, NOW
 from tests.tui.screen import app_with, attached, line_with, screen_text, until
+from tests.tui.test_display_attacks_s19 import decision
 from widgets.tables import ApprovalInbox
 
 pytestmark = pytest.mark.usefixtures("utc")
@@ -36,7 +37,7 @@ WRITE = {**APPROVALS[0], "id": "wr1t", "kind": "custom", "subject": "Write shop/
 
 
 def decided(app: Any) -> list[dict[str, Any]]:
-    return [args for op, args in app.source.calls if op == "approval.decide"]
+    return [decision(args) for op, args in app.source.calls if op == "approval.decide"]
 
 
 # --- 1a. labels say the rule written; the preview names an overriding rule ---------------------

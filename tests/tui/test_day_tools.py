@@ -207,7 +207,8 @@ async def test_palette_has_run_and_approval_commands() -> None:
         await until(pilot, lambda: any(c[0] == "approval.decide" for c in app.source.calls),  # type: ignore[attr-defined]
                     "the deny sent")
         call = next(c for c in app.source.calls if c[0] == "approval.decide")  # type: ignore[attr-defined]
-        assert call[1] == {"id": APPROVALS[0]["id"], "allow": False, "scope": "once"}
+        assert call[1] == {"id": APPROVALS[0]["id"], "allow": False, "scope": "once",
+                           "created_at": APPROVALS[0].get("created_at")}
 
 
 async def test_screenshot_saves_to_a_folder_that_exists_and_says_where(

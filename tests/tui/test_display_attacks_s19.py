@@ -36,8 +36,15 @@ def request(rid: str, subject: str, *, age: float = 42.0, detail: Any = None) ->
             "detail": detail if detail is not None else {"cwd": "/workspace"}}
 
 
+def decision(args: dict[str, Any]) -> dict[str, Any]:
+    """What an approval.decide call decided (when the request was asked, also sent, is checked
+    by tests/tui/test_decide_by_request_s21.py)."""
+    return {k: v for k, v in args.items() if k != "created_at"}
+
+
 def allows(app: Any) -> list[dict[str, Any]]:
-    return [args for op, args in app.source.calls if op == "approval.decide" and args["allow"]]
+    return [decision(args) for op, args in app.source.calls
+            if op == "approval.decide" and args["allow"]]
 
 
 async def choose(pilot: Any, words: str) -> None:

@@ -158,17 +158,28 @@ async def approval_decide(core: Core, peer: Peer, args: Args, send: Send) -> Any
     allow = arg(args, "allow", bool)
     scope = arg(args, "scope", str, "once")
     pattern = arg(args, "pattern", str, None)
+    # The request as the person was shown it (the console sends when it was asked): ids are four
+    # letters and come back, so a decision sent as one closes and a new one takes its id must
+    # not decide the new one, never shown (review s21).
+    shown_at = arg(args, "created_at", (int, float), None)
     try:
         parsed = parse_scope(scope)
     except ValueError as exc:
         raise Failure("bad-scope", str(exc)) from None
     req = _request(core, request_id)
+    if shown_at is not None and shown_at != req.created_at:
+        raise Failure("unknown-request", f"request {request_id} is not the one you were shown: that "
+                      "one is closed, and its id now names another request; nothing was decided",
+                      "read the new one (`pilothouse approvals`), then decide it")
     planned: list[PlannedRule] | None = None
     if parsed.kind == "profile" and req.state == "pending":
         # Refuse before deciding. The plan reads the file: in a thread, like the save.
         planned, _, override = await asyncio.to_thread(_profile_plan, core, req, allow, pattern)
         if override is not None:
             _refuse_overridden(override)
+    if core.inbox.get(request_id) is not req:  # closed and replaced while the rule was planned
+        raise Failure("unknown-request", f"request {request_id} closed while its rule was "
+                      "planned, and its id may name another request now; nothing was decided")
     result = await core.inbox.decide(request_id, allow, peer.user, scope, pattern=pattern)
     saved = None
     if planned:

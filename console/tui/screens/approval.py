@@ -375,7 +375,10 @@ class ApprovalScreen(PilotScreen):
         self._decided.add(request_id)
         under_way.append(True)
         try:
-            result = await self.ph.source.call("approval.decide", id=request_id, allow=allow, scope=scope)
+            # When it was asked, too: the daemon decides by id, and refuses another request
+            # that took the id since (ids come back).
+            result = await self.ph.source.call("approval.decide", id=request_id, allow=allow,
+                                               scope=scope, created_at=seen.get("created_at"))
         except ClientError as exc:
             self._busy = False
             self.ph.release_decision(request_id, exc)
