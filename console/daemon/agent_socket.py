@@ -26,6 +26,7 @@ import contextlib
 import inspect
 import logging
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -66,25 +67,26 @@ class Admission(Protocol):
 
 class ExecTickets:
     """The exec subjects a run's asks were allowed for and whose commands have not been claimed
-    yet: each allow lets one claim through. Bounded, the oldest dropped first (its command is
-    then asked again when it starts, never run unasked)."""
+    yet: each allow lets one claim through, within `ttl` seconds (Codex starts a command within
+    milliseconds of its hook's answer: an older allow is of a call that never ran). Bounded,
+    the oldest dropped first: its command is then asked again when it starts, never run unasked."""
 
-    def __init__(self, most: int = 64) -> None:
-        self._left: OrderedDict[str, int] = OrderedDict()
-        self._most = most
+    def __init__(self, most: int = 64, ttl: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._left: OrderedDict[str, list[float]] = OrderedDict()
+        self._most, self._ttl, self._clock = most, ttl, clock
 
     def grant(self, subject: str) -> None:
-        self._left[subject] = self._left.get(subject, 0) + 1
+        self._left.setdefault(subject, []).append(self._clock())
         self._left.move_to_end(subject)
         while len(self._left) > self._most:
             self._left.popitem(last=False)
 
     def take(self, subject: str) -> bool:
-        left = self._left.get(subject, 0)
-        if left > 1:
-            self._left[subject] = left - 1
-        elif left:
-            del self._left[subject]
+        now = self._clock()
+        left = [t for t in self._left.pop(subject, []) if now - t <= self._ttl]
+        if len(left) > 1:
+            self._left[subject] = left[1:]
         return bool(left)
 
 

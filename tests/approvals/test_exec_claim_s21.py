@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from console.daemon.agent_socket import ExecTickets
 from console.daemon.inbox import EVENT_POLICY
 
 from .conftest import AgentServer, next_pending
@@ -85,3 +86,18 @@ async def test_a_denied_hook_leaves_nothing_to_claim(agent_server: AgentServer,
     req = await next_pending(agent_server.inbox)
     await agent_server.inbox.decide(req.id, False, "alice", "once")
     assert (await again)[0] == 1 and not (tmp_path / "proof").exists()
+
+
+def test_an_answer_is_claimed_once_within_its_time_and_the_oldest_go_first() -> None:
+    now = [0.0]
+    tickets = ExecTickets(most=2, ttl=60.0, clock=lambda: now[0])
+    tickets.grant("make")
+    tickets.grant("make")
+    assert tickets.take("make") and tickets.take("make") and not tickets.take("make")
+    tickets.grant("late")
+    now[0] = 61.0  # a call that never ran: its answer does not let a later one through
+    assert not tickets.take("late")
+    for subject in ("a", "b", "c"):
+        tickets.grant(subject)
+    assert not tickets.take("a")  # past the bound: asked again, never run unasked
+    assert tickets.take("b") and tickets.take("c")
