@@ -9,7 +9,7 @@ Ops, as JSON-lines requests (console/protocol.py):
     ask     {kind: exec|network|write|custom, subject | command, cwd?, title?, detail?}
             -> {allow, decision: allow|deny, reason, provenance, request_id}
     claim   {subject, cwd?}  -> as ask: the command a run's shell guard is about to start
-            (Codex's commands, sandbox/shims.py). Allowed at once when this run's hook was
+            (Codex's commands, console/agents/codex_bash.py). Allowed at once when this run's hook was
             answered allow for the same subject and no claim has taken that answer yet;
             otherwise asked as an exec ask is. A hook killed before it answered (a process
             of the run can kill it) thus leaves its command asked, not run.
@@ -64,6 +64,7 @@ class Admission(Protocol):
 
     def recorded(self, run_id: str, kind: str, subject: str, decision: str) -> None:
         """The row admit() let through is written: repeats may now be counted."""
+
 
 class ExecTickets:
     """The exec subjects a run's asks were allowed for and whose commands have not been claimed

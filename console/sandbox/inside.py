@@ -289,7 +289,7 @@ def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
         opts, cmd = _take_options(args, ("title", "claim"))
         if not cmd:
             raise PilothouseError("usage: ph-guard [--title T] -- CMD...")
-        claim = opts.get("claim")  # the command Codex starts: its hook's answer claimed (shims.py)
+        claim = opts.get("claim")  # the command Codex starts: its hook's answer claimed (codex_bash.py)
         subject = where(claim, _cwd()) if claim else join(cmd)
         allowed, reason = (client or PilothouseClient()).ask(
             "exec", subject, title=opts.get("title"), cwd=_cwd(), op="claim" if claim else "ask")
