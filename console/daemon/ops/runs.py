@@ -110,17 +110,22 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
         for lines in line_batches([r["line"] for r in rows]):
             await send(wire.event({"kind": "run.output", "run_id": run_id, "lines": lines}))
 
-    try:
+    async def send_stored(after: int | None) -> tuple[int, int | None]:
+        """Page through the store after `after` (committed first): a long run's output never
+        sits in memory whole, whatever tail a watcher asks for. (lines sent, the last id)"""
         await core.store.flush()
-        # Page through the store, from the tail's first line when a tail is asked for: a long
-        # run's output never sits in memory whole, whatever tail a watcher asks for.
         sent = 0
-        after = await core.store.read(lambda db: history.tail_after(db, run_id, tail, search))
         while rows := await core.store.read(lambda db, after=after: history.query_output(
                 db, run_id, after_id=after, limit=LOG_PAGE, search=search)):
             await send_lines(rows)
             sent += len(rows)
             after = rows[-1]["id"]
+        return sent, after
+
+    try:
+        # From the tail's first line when a tail is asked for.
+        after = await core.store.read(lambda db: history.tail_after(db, run_id, tail, search))
+        sent, after = await send_stored(after)
         # Seen: the lines up to the last one sent, not every line stored by now (a batch
         # committed after the last page is for the live events to bring).
         seen = (await core.store.read(lambda db: history.count_output(db, run_id, after))
@@ -129,6 +134,10 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
                 await core.store.read(lambda db: history.get_run(db, run_id))) is None:
             raise _no_such_run(run_id)  # a typo must not read as a run that printed nothing
         if sub is None or run_id not in core.runs.runs:
+            if sub is not None:
+                # It ended while the store was read: its last lines, published to `sub` before
+                # the end, are stored by now (a fast run's whole output was lost here).
+                sent += (await send_stored(after))[0]
             return {"run": run_id, "lines": sent}
         while True:
             event = await sub.get()
