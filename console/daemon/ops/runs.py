@@ -110,22 +110,30 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
         for lines in line_batches([r["line"] for r in rows]):
             await send(wire.event({"kind": "run.output", "run_id": run_id, "lines": lines}))
 
-    async def send_stored(after: int | None) -> tuple[int, int | None]:
-        """Page through the store after `after` (committed first): a long run's output never
-        sits in memory whole, whatever tail a watcher asks for. (lines sent, the last id)"""
+    async def send_stored(after: int | None, most: int = 0) -> tuple[int, int | None]:
+        """Page through the store after `after` (committed first), at most `most` lines when
+        not 0: a long run's output never sits in memory whole, whatever tail a watcher asks
+        for. (lines sent, the last id)"""
         await core.store.flush()
         sent = 0
         while rows := await core.store.read(lambda db, after=after: history.query_output(
                 db, run_id, after_id=after, limit=LOG_PAGE, search=search)):
+            if most:
+                rows = rows[: most - sent]
             await send_lines(rows)
             sent += len(rows)
             after = rows[-1]["id"]
+            if most and sent >= most:
+                break
         return sent, after
 
     try:
-        # From the tail's first line when a tail is asked for.
+        # From the tail's first line when a tail is asked for, over what is committed by now.
+        await core.store.flush()
         after = await core.store.read(lambda db: history.tail_after(db, run_id, tail, search))
-        sent, after = await send_stored(after)
+        # A live run's lines committed after the tail was found are past it: without follow,
+        # `--tail N` is N lines (CI saw two for `--tail 1`); with follow, the live events bring them.
+        sent, after = await send_stored(after, most=0 if sub is not None else tail)
         # Seen: the lines up to the last one sent, not every line stored by now (a batch
         # committed after the last page is for the live events to bring).
         seen = (await core.store.read(lambda db: history.count_output(db, run_id, after))
