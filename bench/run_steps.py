@@ -37,11 +37,13 @@ STEPS = [
     ("store.writer", "StoreWriter.acommit", "commit (run.started; #2 run.ended)"),
     ("console.sandbox.bwrap", "BwrapBackend.start", "backend start (to the sandbox's release)"),
     ("console.sandbox.bwrap", "open_view", "workspace view (protected paths)"),
+    ("console.sandbox.cgroups", "Limiter.start_move_early", "early move (RCU wait, a thread)"),
     ("console.sandbox.bwrap", "build_args", "bwrap arguments"),
     ("console.sandbox.bwrap", "_read_info", "bwrap exec to its child's pid"),
-    ("console.sandbox.bwrap", "_attach", "cgroup move (kernel RCU wait)"),
+    ("console.sandbox.bwrap", "_attach", "cgroup move (after the early one)"),
     ("console.daemon.channels", "RunChannels.prepare", "agent.sock, gate.sock, bridge"),
     ("console.sandbox.bwrap", "BwrapHandle.wait", "the sandbox runs /bin/true and exits"),
+    ("console.sandbox.bwrap", "BwrapHandle._cleanup", "cgroups removed, view closed"),
     ("console.daemon.runs", "RunManager._finish", "teardown and run.ended"),
 ]
 
