@@ -111,16 +111,17 @@ def _show_covered(covered: list[dict[str, Any]], allow: bool) -> None:
 
 
 def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
-            scope: str, pattern: str | None) -> None:
+            scope: str, pattern: str | None) -> float | None:
     """Show the request whole before deciding it. A person at a terminal confirms an approval
     of what they now see (a denial needs no question: it is the safe answer; a profile rule
-    asks once, after its preview); a program, or --yes, decides without the question."""
+    asks once, after its preview); a program, or --yes, decides without the question.
+    Returns when the shown request was made, for the decision to name it."""
     if c.json:
-        return
+        return None
     pending = {r["id"]: r for r in client.call("approvals.list")}
     req = pending.get(request_id)
     if req is None:
-        return  # decided, closed or unknown: the daemon's answer says which
+        return None  # decided, closed or unknown: the daemon's answer says which
     show_request(req)
     if pattern is not None:  # wider than the request: the person sees what else it covers
         echo(f"  {'rule':<12} {visible(pattern)} (instead of the request's own; scope {visible(scope)})")
@@ -133,13 +134,17 @@ def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
                 else "approve this request, exactly as shown?")
     if allow and not yes and scope != "profile" and sys.stdin.isatty() and not confirm(question):
         fail("not confirmed: nothing was decided", "answer y to approve it, or add --yes")
+    return req["created_at"]
 
 
 def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str | None,
             yes: bool, preview_only: bool) -> None:
+    shown_at = None
     with c.client() as client:
         if not preview_only:
-            _review(c, client, request_id, allow, yes, scope, pattern)
+            # The decision names the request shown: while the person read it, it may have
+            # closed (timed out, cancelled) and its four-letter id come back on another one.
+            shown_at = _review(c, client, request_id, allow, yes, scope, pattern)
         if scope == "profile":
             edit = client.call("approval.preview", id=request_id, allow=allow, pattern=pattern)
             if preview_only:
@@ -160,7 +165,8 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
                     fail("not confirmed: nothing was saved", "answer y to save, or add --yes")
         elif preview_only:
             fail("--preview shows what --scope profile would write", "add --scope profile")
-        result = client.call("approval.decide", id=request_id, allow=allow, scope=scope, pattern=pattern)
+        result = client.call("approval.decide", id=request_id, allow=allow, scope=scope,
+                             pattern=pattern, **({} if shown_at is None else {"created_at": shown_at}))
     c.emit(result, lambda r: _show_decision(r, allow))
 
 
