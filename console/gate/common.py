@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -29,9 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
-    "TurnAway", "Upstream", "Verdict", "denial", "dial_address", "host_header", "ip_authority",
-    "ip_text", "meter_host", "read_absolute", "read_connect", "request_sent", "shown_target",
-    "system_resolver", "READ_LIMIT",
+    "TurnAway", "Upstream", "Verdict", "denial", "dial_address", "dial_failure", "host_header",
+    "ip_authority", "ip_text", "meter_host", "read_absolute", "read_connect", "request_sent",
+    "shown_target", "system_resolver", "READ_LIMIT",
 ]
 
 READ_LIMIT = 64 * 1024
@@ -125,6 +126,15 @@ async def dial_address(ip: IPAddress, port: int, timeout: float) -> tuple[Any, A
     addr: tuple[Any, ...] = (text, port) if ip.version == 4 else (text, port, 0, 0)
     stream = await connect_stream(family, addr, READ_LIMIT, timeout)
     return stream, stream
+
+
+def dial_failure(exc: OSError) -> str:
+    """Why a dial failed, without where: an OSError's text names the address it dialled
+    (sockio's "connect to ADDR port N", asyncio's "Connect call failed (ADDR, N)"), and the
+    sandbox is not told what a name resolved to (review s22)."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
 
 
 @functools.lru_cache(maxsize=1024)

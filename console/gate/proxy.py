@@ -43,6 +43,7 @@ from console.gate.common import (
     Upstream,
     Verdict,
     dial_address,
+    dial_failure,
     ip_text,
     meter_host,
     read_absolute,
@@ -284,7 +285,7 @@ class Gate(Deciding):
             raise Refusal(503, f"Pilothouse gate: this run already has {self.tunnels} open "
                                 f"connections (limit {self.limits.max_tunnels}); close some.")
         self.tunnels += 1
-        errors = []
+        errors, why = [], []
         for ip in addrs:
             try:
                 if self._closing:  # a decision recorded, or a dial failed, while the gate closes
@@ -300,6 +301,7 @@ class Gate(Deciding):
                 return Upstream(target, ip, reader, writer)
             except (OSError, TimeoutError) as exc:
                 errors.append(f"{ip}: {exc or type(exc).__name__}")
+                why.append(dial_failure(exc))
             except BaseException:  # cancelled, or the gate closing: the slot is given back
                 self.tunnels -= 1
                 raise
@@ -307,9 +309,9 @@ class Gate(Deciding):
         await self._record_quietly("net.error", {"host": target.host, "port": target.port,
                                                  "stage": "dial", "error": "; ".join(errors)})
         # The sandbox reads why, not where: the addresses a name resolved to stay in the
-        # record (a 403 never says them either: no DNS oracle into the local network).
-        shown = errors if target.ip is not None else list(dict.fromkeys(
-            e.split(": ", 1)[-1] for e in errors))
+        # record (a 403 never says them either: no DNS oracle into the local network). The
+        # error's own text names the address (sockio's, asyncio's), so only its errno is told.
+        shown = errors if target.ip is not None else list(dict.fromkeys(why))
         raise Refusal(502, f"Pilothouse gate: could not connect to {target.authority} "
                             f"({'; '.join(shown)}).")
 
