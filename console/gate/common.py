@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.gate.sockio import connect_stream
 from console.gate.splice import Activity
+from console.policy.grants import canonical_network_pattern
 from console.policy.hosts import (
     IPAddress,
     Target,
@@ -320,6 +321,19 @@ def _names_an_address(rule: str | None) -> bool:
         return False
 
 
+def header_spelling(rule: str | None) -> str:
+    """A rule as a header may carry it: as written when that is ASCII, else its canonical
+    spelling (`пример.invalid` is `xn--e1afmkfd.invalid`). A head is latin-1: the text as
+    written made every refusal under such a rule a dropped connection and a traceback in the
+    log (review s22)."""
+    if rule is not None and rule.isascii():
+        return rule
+    try:
+        return canonical_network_pattern(parse_pattern(rule or ""))
+    except BadPattern:
+        return (rule or "").encode("ascii", "backslashreplace").decode("ascii")
+
+
 def denial(run_id: str, profile: str, suggestion: str, method: str, target: Target,
            m: NetMatch, provenance: dict[str, Any] | None) -> Refusal:
     """The 403 for a denied destination: which rule (or why), and the one edit that would
@@ -344,7 +358,7 @@ def denial(run_id: str, profile: str, suggestion: str, method: str, target: Targ
         why = m.reason
         fix = (f'the deny rule "{m.rule}"{src} wins over every allow rule; remove or narrow '
                f"it in {where} deny")
-        tag = f"deny; rule={m.rule}"
+        tag = f"deny; rule={header_spelling(m.rule)}"
     elif m.basis == "not-routable" and target.ip is None:
         # A name that resolved into the local network: the sandbox is not told the address
         # (that would make the gate a DNS oracle); the person's record has it.

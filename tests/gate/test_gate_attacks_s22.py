@@ -8,6 +8,13 @@
    failed ('10.1.2.77', 5432)": the 502 handed the sandbox the address a name resolved to. With
    an allow rule naming a private range (the shared corpus's 10.1.2.0/24), an agent mapped the
    internal names behind it by asking for a closed port on each.
+
+2. A deny rule written as a person writes an IDN (`пример.invalid`, not its punycode) made
+   every refusal under it a dropped connection and a traceback in the daemon's log: the 403's
+   `X-Pilothouse-Decision: deny; rule=...` header carried the rule's text, and a head is
+   latin-1. The sandbox got no answer (why, what to do) and could fill the log, one traceback
+   a request. The header now names the rule in its canonical (punycode) spelling; the body
+   keeps it as written.
 """
 
 from __future__ import annotations
@@ -54,3 +61,19 @@ async def test_a_failed_dial_to_an_address_still_says_it(
         status, _, body, _, writer = await connect(h, f"{SECRET}:{port}")
         writer.close()
     assert status == 502 and str(SECRET) in body.decode(), body.decode()
+
+
+@pytest.mark.parametrize("shape", ["connect", "http"])
+async def test_a_deny_rule_written_in_unicode_is_answered_403_not_dropped(shape: str) -> None:
+    h = Harness(NetworkRules(deny=["пример.invalid"], default="allow"), upstream_port=free_port())
+    async with running(h):
+        if shape == "connect":
+            status, headers, body, _, writer = await connect(h, "xn--e1afmkfd.invalid:443")
+        else:
+            reader, writer = await h.open()
+            writer.write("GET http://ПРИМЕР.invalid/ HTTP/1.1\r\n\r\n".encode())
+            status, headers, body = await read_response(reader)
+        writer.close()
+    assert status == 403 and not h.dialled
+    assert headers["x-pilothouse-decision"] == "deny; rule=xn--e1afmkfd.invalid"
+    assert 'the deny rule "пример.invalid"' in body.decode()  # as the person wrote it
