@@ -10,6 +10,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
     "TurnAway", "Upstream", "Verdict", "denial", "dial_address", "dial_failure", "host_header",
-    "ip_authority", "ip_text", "meter_host", "read_absolute", "read_connect", "request_sent",
+    "ip_authority", "ip_text", "lookups_in_threads", "meter_host", "read_absolute", "read_connect", "request_sent",
     "shown_target", "system_resolver", "READ_LIMIT",
 ]
 
@@ -51,6 +52,7 @@ class GateLimits:
     max_connections: int = 128  # client connections open at once (gate.sock and the bridge)
     head_timeout: float = 10.0  # to send one whole request head
     lookups_per_second: float = 20.0  # DNS lookups of this run (a burst of as many)
+    lookups_at_once: int = 4  # threads of this run's own for lookups (lookups_in_threads)
     idle_timeout: float = 300.0
     connect_timeout: float = 10.0
     ask_timeout: float = 900.0  # a backstop; the daemon's approval_timeout normally answers first
@@ -85,9 +87,11 @@ Recorder = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 Asker = Callable[[NetAsk], Awaitable[Verdict]]
 
 
-async def system_resolver(host: str, port: int) -> list[IPAddress]:
+async def system_resolver(host: str, port: int,
+                          executor: Executor | None = None) -> list[IPAddress]:
     """The machine's resolver (getaddrinfo) for exactly `host`, addresses deduplicated in the
-    order returned.
+    order returned; in `executor`'s threads (a gate's own: lookups_in_threads), else the
+    loop's default pool.
 
     A name is looked up absolute (`name.`): written relative, the resolver's search list
     (resolv.conf `search`, LOCALDOMAIN) makes `evil` into `evil.corp.example`, a host no rule
@@ -95,18 +99,37 @@ async def system_resolver(host: str, port: int) -> list[IPAddress]:
     name is looked up as written, and the answer kept only if it is for the name itself (its
     canonical name: a hosts-file line's first name, never a search domain's expansion)."""
     loop = asyncio.get_running_loop()
-    kind = {"type": socket.SOCK_STREAM, "proto": socket.IPPROTO_TCP}
+
+    def getaddrinfo(name: str, flags: int = 0) -> Awaitable[list[tuple[Any, ...]]]:
+        return loop.run_in_executor(executor, functools.partial(
+            socket.getaddrinfo, name, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP,
+            flags=flags))
+
     if ip_literal(host) is not None:
-        return _addresses(await loop.getaddrinfo(host, port, **kind))
+        return _addresses(await getaddrinfo(host))
     try:
-        return _addresses(await loop.getaddrinfo(host + ".", port, **kind))
+        return _addresses(await getaddrinfo(host + "."))
     except socket.gaierror:
-        infos = await loop.getaddrinfo(host, port, flags=socket.AI_CANONNAME, **kind)
+        infos = await getaddrinfo(host, socket.AI_CANONNAME)
     canonical = next((info[3] for info in infos if info[3]), "")
     if canonical.lower().rstrip(".") != host:  # the answer's name is not said: no DNS oracle
         raise socket.gaierror(socket.EAI_NONAME, f"no address for {host} itself; the resolver "
                               "answers only through its search list, so write the whole name")
     return _addresses(infos)
+
+
+def lookups_in_threads(resolver: Resolver | None,
+                       limits: GateLimits) -> tuple[Resolver, ThreadPoolExecutor | None]:
+    """A gate's resolver: `resolver` as given, or the system's in threads of the gate's own
+    (limits.lookups_at_once of them). In the loop's default pool, shared with everything the
+    daemon does off the loop (a command's policy check, a run's start, every run's lookups), a
+    name whose server never answers held a thread for the resolver's whole timeout (the gate's
+    timeout ends the wait, not the thread): a few such names from one run starved them all
+    (review s22). A lookup waiting for one of the gate's threads is dropped at that timeout."""
+    if resolver is not None:
+        return resolver, None
+    pool = ThreadPoolExecutor(limits.lookups_at_once, thread_name_prefix="pilothouse-lookup")
+    return functools.partial(system_resolver, executor=pool), pool
 
 
 def _addresses(infos: list[tuple[Any, ...]]) -> list[IPAddress]:

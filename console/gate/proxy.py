@@ -45,6 +45,7 @@ from console.gate.common import (
     dial_address,
     dial_failure,
     ip_text,
+    lookups_in_threads,
     meter_host,
     read_absolute,
     read_connect,
@@ -84,7 +85,7 @@ class Gate(Deciding):
         *,
         ask: Asker | None,
         record: Recorder,
-        resolver: Resolver = system_resolver,
+        resolver: Resolver | None = None,  # None: the system's, in threads of its own
         limits: GateLimits = GateLimits(),  # noqa: B008 - frozen, shared safely
         meter: Iterable[tuple[str, int]] = (),
         profile: str | None = None,
@@ -93,13 +94,9 @@ class Gate(Deciding):
         on_refused: Callable[[], None] | None = None,
         budget: FdBudget | None = None,
     ) -> None:
-        self.run_id = run_id
-        self.rules = rules
-        self.limits = limits
-        self.profile = profile or "NAME"
-        self._ask_fn = ask
-        self._record_fn = record
-        self._resolve = resolver
+        self.run_id, self.rules, self.limits, self.profile = run_id, rules, limits, profile or "NAME"
+        self._ask_fn, self._record_fn = ask, record
+        self._resolve, self._lookup_threads = lookups_in_threads(resolver, limits)
         self._dial = dial
         self.meter = {(meter_host(h), int(p)) for h, p in meter}
         self.trace = trace
@@ -162,6 +159,8 @@ class Gate(Deciding):
         if self._readiness is not None:
             self._readiness.close()
             self._readiness = None
+        if self._lookup_threads is not None:  # a thread still waiting on a server ends with it
+            self._lookup_threads.shutdown(wait=False, cancel_futures=True)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one client connection until it closes or goes idle. Past max_connections
