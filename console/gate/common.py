@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
     "TurnAway", "Upstream", "Verdict", "denial", "dial_address", "dial_failure", "host_header",
-    "ip_authority", "ip_text", "lookups_in_threads", "meter_host", "read_absolute", "read_connect", "request_sent",
-    "shown_target", "system_resolver", "READ_LIMIT",
+    "header_spelling", "ip_authority", "ip_text", "lookups_in_threads", "meter_host",
+    "read_absolute", "read_connect", "request_sent", "shown_target", "system_resolver",
+    "READ_LIMIT",
 ]
 
 READ_LIMIT = 64 * 1024
