@@ -275,7 +275,8 @@ def _status(args: dict[str, Any], run_id: str, inbox: Inbox) -> dict[str, Any]:
     if req is None or req.run_id != run_id:  # another run's request does not exist for this one
         raise Failure(ErrorCode.UNKNOWN_REQUEST, f'no request "{printable(str(rid), 40)}" from this run')
     out: dict[str, Any] = {"request_id": req.id, "state": req.state, "kind": req.kind,
-                           "subject": req.subject, "summary": req.summary(), "age": req.age()}
+                           "subject": req.subject, "summary": req.summary(addresses=False),
+                           "age": req.age()}
     if req.provenance is not None:
         out["reason"] = req.provenance.describe()
         out["allow"] = req.allowed

@@ -100,10 +100,15 @@ class Request:
     def age(self, now: float | None = None) -> float:
         return max(0.0, (time.time() if now is None else now) - self.created_at)
 
-    def summary(self, limit: int = 100) -> str:
-        """What will run (or connect), escaped; the agent's title only beside it, marked."""
+    def summary(self, limit: int = 100, *, addresses: bool = True) -> str:
+        """What will run (or connect), escaped; the agent's title only beside it, marked.
+        Without `addresses`, a network request's resolved addresses are left out: the line
+        agent.sock's `status` gives the sandbox, which is never told what a name resolved to
+        (review s22)."""
+        detail = self.detail if addresses else {
+            k: v for k, v in self.detail.items() if k != "addresses"}
         line = request_line({"kind": self.kind, "subject": self.subject, "title": self.title,
-                             "detail": self.detail}, max(20, limit - len(self.kind) - 1))
+                             "detail": detail}, max(20, limit - len(self.kind) - 1))
         return f"{self.kind} {line}"
 
     def closed_message(self) -> str:

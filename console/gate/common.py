@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from console.gate.sockio import connect_stream
 from console.gate.splice import Activity
+from console.policy.grants import canonical_network_pattern
 from console.policy.hosts import (
     IPAddress,
     Target,
@@ -29,9 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
-    "TurnAway", "Upstream", "Verdict", "denial", "dial_address", "host_header", "ip_authority",
-    "ip_text", "meter_host", "read_absolute", "read_connect", "request_sent", "shown_target",
-    "system_resolver", "READ_LIMIT",
+    "TurnAway", "Upstream", "Verdict", "denial", "dial_address", "dial_failure", "host_header",
+    "header_spelling", "ip_authority", "ip_text", "lookups_in_threads", "meter_host",
+    "read_absolute", "read_connect", "request_sent", "shown_target", "system_resolver",
+    "READ_LIMIT",
 ]
 
 READ_LIMIT = 64 * 1024
@@ -49,6 +53,7 @@ class GateLimits:
     max_connections: int = 128  # client connections open at once (gate.sock and the bridge)
     head_timeout: float = 10.0  # to send one whole request head
     lookups_per_second: float = 20.0  # DNS lookups of this run (a burst of as many)
+    lookups_at_once: int = 4  # threads of this run's own for lookups (lookups_in_threads)
     idle_timeout: float = 300.0
     connect_timeout: float = 10.0
     ask_timeout: float = 900.0  # a backstop; the daemon's approval_timeout normally answers first
@@ -83,9 +88,11 @@ Recorder = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 Asker = Callable[[NetAsk], Awaitable[Verdict]]
 
 
-async def system_resolver(host: str, port: int) -> list[IPAddress]:
+async def system_resolver(host: str, port: int,
+                          executor: Executor | None = None) -> list[IPAddress]:
     """The machine's resolver (getaddrinfo) for exactly `host`, addresses deduplicated in the
-    order returned.
+    order returned; in `executor`'s threads (a gate's own: lookups_in_threads), else the
+    loop's default pool.
 
     A name is looked up absolute (`name.`): written relative, the resolver's search list
     (resolv.conf `search`, LOCALDOMAIN) makes `evil` into `evil.corp.example`, a host no rule
@@ -93,18 +100,37 @@ async def system_resolver(host: str, port: int) -> list[IPAddress]:
     name is looked up as written, and the answer kept only if it is for the name itself (its
     canonical name: a hosts-file line's first name, never a search domain's expansion)."""
     loop = asyncio.get_running_loop()
-    kind = {"type": socket.SOCK_STREAM, "proto": socket.IPPROTO_TCP}
+
+    def getaddrinfo(name: str, flags: int = 0) -> Awaitable[list[tuple[Any, ...]]]:
+        return loop.run_in_executor(executor, functools.partial(
+            socket.getaddrinfo, name, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP,
+            flags=flags))
+
     if ip_literal(host) is not None:
-        return _addresses(await loop.getaddrinfo(host, port, **kind))
+        return _addresses(await getaddrinfo(host))
     try:
-        return _addresses(await loop.getaddrinfo(host + ".", port, **kind))
+        return _addresses(await getaddrinfo(host + "."))
     except socket.gaierror:
-        infos = await loop.getaddrinfo(host, port, flags=socket.AI_CANONNAME, **kind)
+        infos = await getaddrinfo(host, socket.AI_CANONNAME)
     canonical = next((info[3] for info in infos if info[3]), "")
     if canonical.lower().rstrip(".") != host:  # the answer's name is not said: no DNS oracle
         raise socket.gaierror(socket.EAI_NONAME, f"no address for {host} itself; the resolver "
                               "answers only through its search list, so write the whole name")
     return _addresses(infos)
+
+
+def lookups_in_threads(resolver: Resolver | None,
+                       limits: GateLimits) -> tuple[Resolver, ThreadPoolExecutor | None]:
+    """A gate's resolver: `resolver` as given, or the system's in threads of the gate's own
+    (limits.lookups_at_once of them). In the loop's default pool, shared with everything the
+    daemon does off the loop (a command's policy check, a run's start, every run's lookups), a
+    name whose server never answers held a thread for the resolver's whole timeout (the gate's
+    timeout ends the wait, not the thread): a few such names from one run starved them all
+    (review s22). A lookup waiting for one of the gate's threads is dropped at that timeout."""
+    if resolver is not None:
+        return resolver, None
+    pool = ThreadPoolExecutor(limits.lookups_at_once, thread_name_prefix="pilothouse-lookup")
+    return functools.partial(system_resolver, executor=pool), pool
 
 
 def _addresses(infos: list[tuple[Any, ...]]) -> list[IPAddress]:
@@ -125,6 +151,15 @@ async def dial_address(ip: IPAddress, port: int, timeout: float) -> tuple[Any, A
     addr: tuple[Any, ...] = (text, port) if ip.version == 4 else (text, port, 0, 0)
     stream = await connect_stream(family, addr, READ_LIMIT, timeout)
     return stream, stream
+
+
+def dial_failure(exc: OSError) -> str:
+    """Why a dial failed, without where: an OSError's text names the address it dialled
+    (sockio's "connect to ADDR port N", asyncio's "Connect call failed (ADDR, N)"), and the
+    sandbox is not told what a name resolved to (review s22)."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
 
 
 @functools.lru_cache(maxsize=1024)
@@ -310,6 +345,19 @@ def _names_an_address(rule: str | None) -> bool:
         return False
 
 
+def header_spelling(rule: str | None) -> str:
+    """A rule as a header may carry it: as written when that is ASCII, else its canonical
+    spelling (`пример.invalid` is `xn--e1afmkfd.invalid`). A head is latin-1: the text as
+    written made every refusal under such a rule a dropped connection and a traceback in the
+    log (review s22)."""
+    if rule is not None and rule.isascii():
+        return rule
+    try:
+        return canonical_network_pattern(parse_pattern(rule or ""))
+    except BadPattern:
+        return (rule or "").encode("ascii", "backslashreplace").decode("ascii")
+
+
 def denial(run_id: str, profile: str, suggestion: str, method: str, target: Target,
            m: NetMatch, provenance: dict[str, Any] | None) -> Refusal:
     """The 403 for a denied destination: which rule (or why), and the one edit that would
@@ -334,7 +382,7 @@ def denial(run_id: str, profile: str, suggestion: str, method: str, target: Targ
         why = m.reason
         fix = (f'the deny rule "{m.rule}"{src} wins over every allow rule; remove or narrow '
                f"it in {where} deny")
-        tag = f"deny; rule={m.rule}"
+        tag = f"deny; rule={header_spelling(m.rule)}"
     elif m.basis == "not-routable" and target.ip is None:
         # A name that resolved into the local network: the sandbox is not told the address
         # (that would make the gate a DNS oracle); the person's record has it.

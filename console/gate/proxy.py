@@ -43,7 +43,9 @@ from console.gate.common import (
     Upstream,
     Verdict,
     dial_address,
+    dial_failure,
     ip_text,
+    lookups_in_threads,
     meter_host,
     read_absolute,
     read_connect,
@@ -83,7 +85,7 @@ class Gate(Deciding):
         *,
         ask: Asker | None,
         record: Recorder,
-        resolver: Resolver = system_resolver,
+        resolver: Resolver | None = None,  # None: the system's, in threads of its own
         limits: GateLimits = GateLimits(),  # noqa: B008 - frozen, shared safely
         meter: Iterable[tuple[str, int]] = (),
         profile: str | None = None,
@@ -92,13 +94,9 @@ class Gate(Deciding):
         on_refused: Callable[[], None] | None = None,
         budget: FdBudget | None = None,
     ) -> None:
-        self.run_id = run_id
-        self.rules = rules
-        self.limits = limits
-        self.profile = profile or "NAME"
-        self._ask_fn = ask
-        self._record_fn = record
-        self._resolve = resolver
+        self.run_id, self.rules, self.limits, self.profile = run_id, rules, limits, profile or "NAME"
+        self._ask_fn, self._record_fn = ask, record
+        self._resolve, self._lookup_threads = lookups_in_threads(resolver, limits)
         self._dial = dial
         self.meter = {(meter_host(h), int(p)) for h, p in meter}
         self.trace = trace
@@ -161,6 +159,8 @@ class Gate(Deciding):
         if self._readiness is not None:
             self._readiness.close()
             self._readiness = None
+        if self._lookup_threads is not None:  # a thread still waiting on a server ends with it
+            self._lookup_threads.shutdown(wait=False, cancel_futures=True)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one client connection until it closes or goes idle. Past max_connections
@@ -284,7 +284,7 @@ class Gate(Deciding):
             raise Refusal(503, f"Pilothouse gate: this run already has {self.tunnels} open "
                                 f"connections (limit {self.limits.max_tunnels}); close some.")
         self.tunnels += 1
-        errors = []
+        errors, why = [], []
         for ip in addrs:
             try:
                 if self._closing:  # a decision recorded, or a dial failed, while the gate closes
@@ -300,6 +300,7 @@ class Gate(Deciding):
                 return Upstream(target, ip, reader, writer)
             except (OSError, TimeoutError) as exc:
                 errors.append(f"{ip}: {exc or type(exc).__name__}")
+                why.append(dial_failure(exc))
             except BaseException:  # cancelled, or the gate closing: the slot is given back
                 self.tunnels -= 1
                 raise
@@ -307,9 +308,9 @@ class Gate(Deciding):
         await self._record_quietly("net.error", {"host": target.host, "port": target.port,
                                                  "stage": "dial", "error": "; ".join(errors)})
         # The sandbox reads why, not where: the addresses a name resolved to stay in the
-        # record (a 403 never says them either: no DNS oracle into the local network).
-        shown = errors if target.ip is not None else list(dict.fromkeys(
-            e.split(": ", 1)[-1] for e in errors))
+        # record (a 403 never says them either: no DNS oracle into the local network). The
+        # error's own text names the address (sockio's, asyncio's), so only its errno is told.
+        shown = errors if target.ip is not None else list(dict.fromkeys(why))
         raise Refusal(502, f"Pilothouse gate: could not connect to {target.authority} "
                             f"({'; '.join(shown)}).")
 
