@@ -167,6 +167,10 @@ HOME_FILES: dict[str, str] = {
     # Empty and read-only: the user-level local layer could otherwise switch the hook off
     # ("disableAllHooks") without the agent touching settings.json.
     ".claude/settings.local.json": "{}\n",
+    # Server-managed settings, which Claude Code keeps here and reads at start (and keeps using
+    # when the fetch from api.anthropic.com fails) as its managed layer: the first source of that
+    # layer wins, so one left here by an earlier step replaced ours, hook and all (review s22).
+    ".claude/remote-settings.json": "{}\n",
     ".codex/config.toml": CODEX_CONFIG,
     ".gitconfig": GIT_CONFIG,
     # git's other global file (XDG), read beside ~/.gitconfig: a core.fsmonitor or pager written
