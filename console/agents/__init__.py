@@ -167,6 +167,10 @@ HOME_FILES: dict[str, str] = {
     # Empty and read-only: the user-level local layer could otherwise switch the hook off
     # ("disableAllHooks") without the agent touching settings.json.
     ".claude/settings.local.json": "{}\n",
+    # Server-managed settings, which Claude Code keeps here and reads at start (and keeps using
+    # when the fetch from api.anthropic.com fails) as its managed layer: the first source of that
+    # layer wins, so one left here by an earlier step replaced ours, hook and all (review s22).
+    ".claude/remote-settings.json": "{}\n",
     ".codex/config.toml": CODEX_CONFIG,
     ".gitconfig": GIT_CONFIG,
     # git's other global file (XDG), read beside ~/.gitconfig: a core.fsmonitor or pager written
@@ -214,22 +218,65 @@ _FORCED = ("sandbox", "disableSkillShellExecution", "allowManagedMcpServersOnly"
 
 
 HOST_MANAGED_SETTINGS = Path("/etc/claude-code/managed-settings.json")
+MANAGED_DROPINS = "managed-settings.d"  # beside it: Claude Code merges each *.json over it
+
+
+def _dropins(host_file: Path) -> list[Path]:
+    """The host's drop-ins, in the order Claude Code applies them (names ending in .json, not
+    starting with a dot, sorted). Our folder hides the host's /etc/claude-code in the sandbox,
+    so what they say must be in our one file (review s22: an organisation's deny rules and
+    hooks there were lost inside)."""
+    folder = host_file.parent / MANAGED_DROPINS
+    try:
+        names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".json")
+                       and not e.name.startswith(".") and (e.is_file() or e.is_symlink()))
+    except OSError:
+        return []
+    return [folder / n for n in names]
 
 
 def run_file_sources() -> tuple[Path, ...]:
     """The files install_run_files reads: a run folder made from them is stale once one of
-    them changes (console/sandbox/spare_folders.py)."""
-    return (DEMO_SCRIPT, DEMO_PROJECT, HOST_MANAGED_SETTINGS)
+    them changes (console/sandbox/spare_folders.py). The drop-ins' folder too: one added or
+    removed changes it."""
+    folder = HOST_MANAGED_SETTINGS.parent / MANAGED_DROPINS
+    return (DEMO_SCRIPT, DEMO_PROJECT, HOST_MANAGED_SETTINGS, folder, *_dropins(HOST_MANAGED_SETTINGS))
+
+
+def _settings_merge(into: dict, over: dict) -> dict:
+    """Claude Code's merge of one settings file over another: objects deeply, lists joined
+    (a value already there is not repeated), anything else replaced."""
+    out = dict(into)
+    for key, value in over.items():
+        have = out.get(key)
+        if isinstance(have, dict) and isinstance(value, dict):
+            out[key] = _settings_merge(have, value)
+        elif isinstance(have, list) and isinstance(value, list) and key != "fallbackModel":
+            out[key] = have + [v for v in value if isinstance(v, (dict, list)) or v not in have]
+        else:
+            out[key] = value
+    return out
+
+
+def _host_managed(host_file: Path) -> dict | None:
+    """The host's managed layer as Claude Code reads it: the file, then each drop-in over it
+    (one it cannot read is left out, as Claude Code leaves it out); None when there is none."""
+    host, found = {}, False
+    for path in (host_file, *_dropins(host_file)):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data:
+            host, found = _settings_merge(host, data), True
+    return host if found else None
 
 
 def managed_settings(host_file: Path | None = None) -> dict:
     """Ours, merged into the host's own managed settings when it has them (an organisation's
     policy must survive inside the sandbox): our PreToolUse hook is added to theirs."""
-    try:
-        host = json.loads((host_file or HOST_MANAGED_SETTINGS).read_text())
-    except (OSError, ValueError):
-        host = None
-    if not isinstance(host, dict):
+    host = _host_managed(host_file or HOST_MANAGED_SETTINGS)
+    if host is None:
         return json.loads(json.dumps(CLAUDE_MANAGED_SETTINGS))
     merged = dict(host)
     merged.pop("disableAllHooks", None)  # the Pilothouse hook must run in its sandbox

@@ -11,12 +11,19 @@ import re
 # Config keys whose value names a program, a script or a folder git runs or reads code from.
 # A value that points into the workspace makes that file (or folder) read-only: the config is
 # protected, but a hook script it names would otherwise stay the agent's to rewrite.
+# Review s22: also every other key git (2.39, and the config hooks of later ones) runs a program
+# from: a project script named under one of them was left writable, and the person's next
+# `git fetch` (core.gitProxy) or `git commit --trailer` ran what the agent put there.
 CODE_KEYS = re.compile(
-    r"^(core\.(hookspath|fsmonitor|sshcommand|editor|pager|askpass|worktree)|sequence\.editor"
-    r"|diff\.external|gpg(\..+)?\.program|credential(\..+)?\.helper"
+    r"^(core\.(hookspath|fsmonitor|sshcommand|editor|pager|askpass|worktree|gitproxy"
+    r"|alternaterefscommand)|sequence\.editor"
+    r"|diff\.external|gpg(\..+)?\.program|gpg\.ssh\.defaultkeycommand|credential(\..+)?\.helper"
     r"|filter\..+\.(clean|smudge|process)|diff\..+\.(textconv|command)|merge\..+\.driver"
-    r"|(merge|diff)tool\..+\.cmd|alias\..+|uploadpack\.packobjectshook"
-    r"|remote\..+\.(uploadpack|receivepack)|init\.templatedir)$"
+    r"|(merge|diff)tool\..+\.(cmd|path)|alias\..+|uploadpack\.packobjectshook"
+    r"|remote\..+\.(uploadpack|receivepack)|init\.templatedir|pager\..+|interactive\.difffilter"
+    r"|imap\.tunnel|(browser|man)\..+\.(cmd|path)|submodule\..+\.update|trailer\..+\.(command|cmd)"
+    r"|sendemail(\..+)?\.(smtpserver|sendmailcmd|tocmd|cccmd|headercmd)|guitool\..+\.cmd"
+    r"|hook\..+\.command)$"
 )
 INCLUDE_KEY = re.compile(r"^include(if\..+)?\.path$")
 

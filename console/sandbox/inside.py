@@ -406,12 +406,12 @@ def verdict_text(allowed: bool, provenance: dict, reason: str) -> str:
 
 
 def _session_env(session: object) -> list:
-    """The scripts Claude Code runs before each Bash command of a session, which SessionStart
-    hooks leave in ~/.claude/session-env/SESSION and the agent can write too (review s19b)."""
+    """The scripts Claude Code runs before each Bash command of a session, which SessionStart hooks leave in
+    ~/.claude/session-env/SESSION, as can the agent (s19b): all but empty regular files (links, FIFOs: s22)."""
     folder = f"{_environ('CLAUDE_CONFIG_DIR') or (_environ('HOME') or '') + '/.claude'}/session-env/{session}"
     ok = isinstance(session, str) and session.replace("-", "").isalnum() and posix.access(folder, posix.F_OK)
-    return [f"{folder}/{n}" for n in (sorted(posix.listdir(folder)) if ok else []) if n.split("-hook-")[0]
-            in ("setup", "sessionstart", "cwdchanged", "filechanged") and posix.stat(f"{folder}/{n}").st_size]
+    return [f"{folder}/{n}" for n in (sorted(posix.listdir(folder)) if ok else []) if n.split("-hook-")[0] in ("setup", "sessionstart",
+            "cwdchanged", "filechanged") and ((st := posix.lstat(f"{folder}/{n}")).st_size or st.st_mode & 0o170000 != 0o100000)]
 
 
 def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = None) -> int:
