@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+from typing import Any
 
 from store.fts import TABLES, index_off, marks
 from store.output_seal import output_problem
@@ -117,42 +118,77 @@ def unindexed(conn: sqlite3.Connection, now: float | None = None) -> str | None:
     return None
 
 
+_LIVE = ("starting", "running", "stopping")  # console.protocol.LIVE_STATES
+
+
 def runs_off(conn: sqlite3.Connection) -> str | None:
-    """The first row of `runs` (what `ps` and the console show) that its chained events say
-    otherwise about: the profile, backend, workspace and command of `run.started`, the state
-    and exit code of `run.ended`. Runs whose events were pruned cannot be checked."""
+    """The first row of `runs` (what `ps`, `report` and the console show) that its chained
+    events say otherwise about, naming the run and the field: the profile, backend, workspace,
+    command, start time and actor of `run.started`; the state, exit code, end time and notes of
+    `run.ended` (`run.lost`: the state and end time). A row in an ended state whose end is not
+    recorded, and a recorded start and end whose row is gone, are named too (rows are never
+    deleted).
+    Times and notes are compared where the event holds them (events of earlier versions do
+    not). Runs whose events were pruned cannot be checked."""
     import json
 
+    told: dict[str, list[tuple[str, str | None, Any]]] = {}
+    for rid, kind, actor, data_text in conn.execute(
+            "SELECT run_id, kind, actor, data FROM events WHERE kind IN ('run.started', "
+            "'run.ended', 'run.lost') ORDER BY id"):
+        try:
+            data = json.loads(data_text or "{}")
+        except (ValueError, RecursionError):  # chained: verify named an edit before this
+            data = {}
+        told.setdefault(rid, []).append((kind, actor, data if isinstance(data, dict) else {}))
     pruned = conn.execute("SELECT count(*) FROM anchors").fetchone()[0] > 0
     # A start can be missing only when a prune removed it: when the run started before a
-    # prune's cutoff.
+    # prune's cutoff. A prune removes a prefix, so a recorded start's end is never pruned.
     cutoff = prune_cutoff(conn)
-    for rid, profile, backend, state, command, workspace, exit_code, started_at in conn.execute(
-            "SELECT id, profile, backend, state, command, workspace, exit_code, started_at "
-            "FROM runs"):
-        started = False
-        for kind, data_text in conn.execute(
-                "SELECT kind, data FROM events WHERE run_id = ? AND kind IN ('run.started', "
-                "'run.ended', 'run.lost') ORDER BY id", (rid,)):
-            try:
-                data = json.loads(data_text or "{}")
-                row_command = json.loads(command or "null")
-            except (ValueError, RecursionError):  # RecursionError: nested past the parser
-                return f"run {rid}: its row in the runs table is not what the store writes"
+    for rid, profile, backend, state, command, workspace, exit_code, started_at, ended_at, \
+            info in conn.execute("SELECT id, profile, backend, state, command, workspace, "
+                                 "exit_code, started_at, ended_at, info FROM runs"):
+        events = told.pop(rid, [])
+        try:
+            row_command = json.loads(command or "null")
+            row_info = json.loads(info or "{}")
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser
+            return f"run {rid}: its row in the runs table is not what the store writes"
+        if not isinstance(row_info, dict):
+            return f"run {rid}: its row's info is not what the store writes"
+        started = ended = False
+        for kind, actor, data in events:
             if kind == "run.started":
                 started = True
                 said = (data.get("profile"), data.get("backend"), data.get("workspace"), data.get("command"))
                 if said != (profile, backend, workspace, row_command):
                     return (f"run {rid}: its row in the runs table (profile, backend, workspace "
                             "or command) differs from its recorded start")
-            elif kind == "run.ended" and (data.get("state"), data.get("exit_code")) != (state, exit_code):
+                if "started_at" in data and data["started_at"] != started_at:
+                    return f"run {rid}: its row's started_at differs from its recorded start"
+                if row_info.get("actor") != actor:
+                    return f"run {rid}: its row's info (actor) differs from its recorded start"
+                continue
+            ended = True
+            if kind == "run.ended" and (data.get("state"), data.get("exit_code")) != (state, exit_code):
                 return f"run {rid}: its row's state or exit code differs from its recorded end"
-            elif kind == "run.lost" and state != "lost":
+            if kind == "run.lost" and state != "lost":
                 return f"run {rid}: its row's state differs from its recorded end (lost)"
+            if "ended_at" in data and data["ended_at"] != ended_at:
+                return f"run {rid}: its row's ended_at differs from its recorded end"
+            if kind == "run.ended" and "notes" in data and data["notes"] != row_info.get("notes"):
+                return f"run {rid}: its row's info (notes) differs from its recorded end"
+        if started and not ended and state not in _LIVE:
+            return (f"run {rid}: its row's state says it ended ({state}) but no end is recorded "
+                    "(if its notes say the end could not be recorded, that is why)")
         could_be_pruned = pruned and cutoff is not None and (
             not isinstance(started_at, (int, float)) or started_at < cutoff)
         if not started and not could_be_pruned:  # a row is written only after its start is
             return f"run {rid}: in the runs table, but its start was never recorded"
+    for rid, events in told.items():  # a start and an end recorded, and no row
+        kinds = {kind for kind, _actor, _data in events}
+        if "run.started" in kinds and len(kinds) > 1:
+            return f"run {rid}: its end is recorded but its row in the runs table is gone"
     return None
 
 

@@ -208,7 +208,8 @@ class RunManager:
                 actor=actor,
                 text=f"{profile.name} in {backend.name}: {' '.join(run.command)}",
                 data={"profile": profile.name, "backend": backend.name, "workspace": str(ws),
-                      "command": run.command, "unsandboxed": backend.name == "none"},
+                      "command": run.command, "unsandboxed": backend.name == "none",
+                      "started_at": run.started_at},
             ),
             return_exceptions=True,  # both finish before either failure is acted on
         )
@@ -326,7 +327,9 @@ class RunManager:
                     actor=run.stop_requested and run.actor or None,
                     text=f"{run.state} (exit {run.exit_code})",
                     data={"state": run.state, "exit_code": run.exit_code,
-                          "duration_s": round((run.ended_at or time.time()) - run.started_at, 3)},
+                          "duration_s": round((run.ended_at or time.time()) - run.started_at, 3),
+                          # what the row says of the end, chained: verify compares them
+                          "ended_at": run.ended_at, "notes": list(run.notes)},
                     seal_output=True,
                 )
             except Exception as exc:
@@ -440,14 +443,13 @@ class RunManager:
         for run_id, pids_json in rows:
             killed = kill_leftovers(recorded_pids(pids_json),
                                     f"{owner_key(self.paths.runs_dir)}-{run_id}")
+            ended_at = time.time()  # the row's end, chained in the event (audit verify)
             await self.writer.acommit(
                 "run.lost", run_id=run_id, actor="daemon",
                 text=f"the daemon restarted; run {run_id} was lost",
-                data={"killed_leftover_pids": killed},
+                data={"killed_leftover_pids": killed, "ended_at": ended_at},
                 seal_output=True,  # from what the store holds of it (store/output_seal.py)
             )
-
-            ended_at = time.time()
             await asyncio.wrap_future(
                 self.writer.call(lambda conn, r=run_id, t=ended_at: mark_lost(conn, r, t)))
             await close_lost_requests(self.writer, run_id)
