@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from store.fts import TABLES, index_off, marks
-from store.output_seal import output_problem
+from store.output_seal import output_problem, unclaimed_output
 from store.snapshot_copy import snapshot_copy, sweep_left_copies
 
 # SQLite's own objects only: a row named sqlite_x written into sqlite_master by hand is loaded
@@ -85,7 +85,8 @@ def file_problems(conn: sqlite3.Connection) -> str | None:
         return "the database's own integrity check fails: " + "; ".join(check[:3])
     if (run := runs_off(conn)) is not None:
         return run
-    if (output := output_problem(conn, prune_cutoff(conn))) is not None:
+    cutoff = prune_cutoff(conn)
+    if (output := output_problem(conn, cutoff) or unclaimed_output(conn, cutoff)) is not None:
         return output
     if (fts := fts_check(conn)) is not None:
         return fts
