@@ -122,7 +122,7 @@ def unindexed(conn: sqlite3.Connection, now: float | None = None) -> str | None:
 _LIVE = ("starting", "running", "stopping")  # console.protocol.LIVE_STATES
 
 
-def runs_off(conn: sqlite3.Connection) -> str | None:
+def runs_off(conn: sqlite3.Connection, run_id: str | None = None) -> str | None:
     """The first row of `runs` (what `ps`, `report` and the console show) that its chained
     events say otherwise about, naming the run and the field: the profile, backend, workspace,
     command, start time and actor of `run.started`; the state, exit code, end time and notes of
@@ -130,13 +130,14 @@ def runs_off(conn: sqlite3.Connection) -> str | None:
     recorded, and a recorded start and end whose row is gone, are named too (rows are never
     deleted).
     Times and notes are compared where the event holds them (events of earlier versions do
-    not). Runs whose events were pruned cannot be checked."""
+    not). Runs whose events were pruned cannot be checked. With `run_id`, that run alone (what
+    `report` warns of; the chain of its events is `audit verify`'s to check)."""
     import json
 
     told: dict[str, list[tuple[str, str | None, Any]]] = {}
     for rid, kind, actor, data_text in conn.execute(
             "SELECT run_id, kind, actor, data FROM events WHERE kind IN ('run.started', "
-            "'run.ended', 'run.lost') ORDER BY id"):
+            "'run.ended', 'run.lost') AND (?1 IS NULL OR run_id = ?1) ORDER BY id", (run_id,)):
         try:
             data = json.loads(data_text or "{}")
         except (ValueError, RecursionError):  # chained: verify named an edit before this
@@ -148,7 +149,8 @@ def runs_off(conn: sqlite3.Connection) -> str | None:
     cutoff = prune_cutoff(conn)
     for rid, profile, backend, state, command, workspace, exit_code, started_at, ended_at, \
             info in conn.execute("SELECT id, profile, backend, state, command, workspace, "
-                                 "exit_code, started_at, ended_at, info FROM runs"):
+                                 "exit_code, started_at, ended_at, info FROM runs WHERE "
+                                 "?1 IS NULL OR id = ?1", (run_id,)):
         events = told.pop(rid, [])
         try:
             row_command = json.loads(command or "null")

@@ -135,3 +135,21 @@ def test_pruned_runs_are_not_a_false_alarm(make_writer: Make, db_path: Path, key
     assert _one(db_path, "SELECT count(*) FROM events WHERE run_id = 'old'") == 0
     result = _verify(db_path, key, witness)
     assert result.ok, result.reason
+
+
+def test_report_warns_when_the_runs_row_disagrees_with_the_chain(daemon, workspace: Path) -> None:
+    """`report RUN` shows the row (state, exit code, command): an edited exit code read as a
+    clean run there with no word of doubt; only `audit verify` knew."""
+    from tests.conftest import needs_bwrap  # noqa: F401
+
+    daemon.cli("run", "shell", "-w", str(workspace), "--wait", "--", "sh", "-c", "exit 3",
+               check=False)
+    db = _db(daemon)
+    rid = str(_one(db, "SELECT id FROM runs"))
+    clean = daemon.cli("report", rid)
+    assert "WARNING" not in clean.stdout, clean.stdout
+    _sql(db, f"UPDATE runs SET exit_code = 0, state = 'exited' WHERE id = '{rid}'")
+    shown = daemon.cli("report", rid)
+    assert "WARNING" in shown.stdout and "exit code" in shown.stdout, shown.stdout
+    answer = json.loads(daemon.cli("report", rid, "--json").stdout)
+    assert "exit code" in (answer.get("warning") or ""), answer
