@@ -144,9 +144,11 @@ def runs_off(conn: sqlite3.Connection, run_id: str | None = None) -> str | None:
             data = {}
         told.setdefault(rid, []).append((kind, actor, data if isinstance(data, dict) else {}))
     pruned = conn.execute("SELECT count(*) FROM anchors").fetchone()[0] > 0
-    # A start can be missing only when a prune removed it: when the run started before a
-    # prune's cutoff. A prune removes a prefix, so a recorded start's end is never pruned.
+    # A start can be missing only when a prune removed it: one its note names, or (notes of
+    # earlier versions, a prune cut short) when the run started before a prune's cutoff. A
+    # prune removes a prefix, so a recorded start's end is never pruned.
     cutoff = prune_cutoff(conn)
+    named = pruned_runs(conn)
     for rid, profile, backend, state, command, workspace, exit_code, started_at, ended_at, \
             info in conn.execute("SELECT id, profile, backend, state, command, workspace, "
                                  "exit_code, started_at, ended_at, info FROM runs WHERE "
@@ -184,14 +186,35 @@ def runs_off(conn: sqlite3.Connection, run_id: str | None = None) -> str | None:
         if started and not ended and state not in _LIVE:
             return (f"run {rid}: its row's state says it ended ({state}) but no end is recorded "
                     "(if its notes say the end could not be recorded, that is why)")
-        could_be_pruned = pruned and cutoff is not None and (
-            not isinstance(started_at, (int, float)) or started_at < cutoff)
+        could_be_pruned = pruned and (rid in named if named is not None else (
+            cutoff is not None and (not isinstance(started_at, (int, float)) or started_at < cutoff)))
         if not started and not could_be_pruned:  # a row is written only after its start is
             return f"run {rid}: in the runs table, but its start was never recorded"
     for rid, events in told.items():  # a start and an end recorded, and no row
         kinds = {kind for kind, _actor, _data in events}
         if "run.started" in kinds and len(kinds) > 1:
             return f"run {rid}: its end is recorded but its row in the runs table is gone"
+    return None
+
+
+def pruned_runs(conn: sqlite3.Connection) -> set[str] | None:
+    """The runs with a row whose recorded start a prune removed, as the newest chained
+    store.pruned note names them (each note carries the names of the prunes before it); empty
+    when nothing was pruned. None when the newest anchor's prune is not accounted for so (a
+    note of an earlier version, a prune cut short before its note): then only the cutoff
+    bounds them."""
+    import json
+
+    newest = conn.execute("SELECT max(id) FROM anchors").fetchone()[0]
+    if newest is None:
+        return set()
+    for (data,) in conn.execute("SELECT data FROM events WHERE kind = 'store.pruned' "
+                                "ORDER BY id DESC"):
+        note = json.loads(data or "{}")
+        if note.get("anchor_id") is None:
+            continue  # a prune that removed no events
+        names = note.get("runs_pruned")
+        return set(names) if note["anchor_id"] == newest and isinstance(names, list) else None
     return None
 
 

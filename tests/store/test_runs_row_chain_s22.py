@@ -153,3 +153,41 @@ def test_report_warns_when_the_runs_row_disagrees_with_the_chain(daemon, workspa
     assert "WARNING" in shown.stdout and "exit code" in shown.stdout, shown.stdout
     answer = json.loads(daemon.cli("report", rid, "--json").stdout)
     assert "exit code" in (answer.get("warning") or ""), answer
+
+
+def test_forged_row_dated_before_a_prune_is_caught(make_writer: Make, db_path: Path, key: bytes,
+                                                   witness: Path) -> None:
+    """Once anything was pruned, a runs row without a recorded start was excused whenever its
+    started_at fell before the prune's cutoff: a row forged 200 days back (`ps --all` shows
+    it) passed verify. The prune's note now names the runs whose start it removed."""
+    old = time.time() - 100 * DAY
+    _started(make_writer, witness, "old", ts=old)
+    w = make_writer(witness=witness)
+    w.commit("approval.decided", run_id=None, actor="alice", text="young", data={})
+    w.flush()
+    w.prune(time.time() - 30 * DAY)
+    w.close()
+    assert _verify(db_path, key, witness).ok
+    _sql(db_path, "INSERT INTO runs (id, profile, backend, state, command, workspace, started_at,"
+         " ended_at, exit_code, pids, info) VALUES ('forged', 'claude', 'bwrap', 'exited', "
+         "'[\"make\", \"deploy\"]', '/w', ?, ?, 0, '[]', '{\"actor\": \"alice\", \"notes\": []}')",
+         params=(old - 100 * DAY, old - 100 * DAY + 60))
+    result = _verify(db_path, key, witness)
+    assert not result.ok and "forged" in result.reason, result.reason
+
+
+def test_a_second_prune_that_removes_the_first_note_keeps_its_runs_excused(
+        make_writer: Make, db_path: Path, key: bytes, witness: Path) -> None:
+    old = time.time() - 100 * DAY
+    _started(make_writer, witness, "old", ts=old)
+    w = make_writer(witness=witness)
+    w.commit("approval.decided", run_id=None, actor="alice", text="young", data={})
+    w.flush()
+    w.prune(time.time() - 30 * DAY)
+    w.commit("approval.decided", run_id=None, actor="alice", text="later", data={})
+    w.flush()
+    w.prune(time.time() + 60)  # everything, the first prune's note too
+    w.close()
+    assert _one(db_path, "SELECT count(*) FROM events WHERE kind = 'store.pruned'") == 1
+    result = _verify(db_path, key, witness)
+    assert result.ok, result.reason
