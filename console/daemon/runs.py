@@ -39,7 +39,7 @@ from console.sandbox.base import (
     sweep_removed,
 )
 from console.sandbox.spare_folders import SpareRunFolders, sweep_spares
-from store.runs_table import mark_lost, run_ids, runs_in_states, upsert_run
+from store.runs_table import mark_lost, restore_missing_rows, run_ids, runs_in_states, upsert_run
 
 log = logging.getLogger("pilothouse.runs")
 
@@ -437,6 +437,7 @@ class RunManager:
         await asyncio.to_thread(sweep_removed, self.paths.runs_dir)
         await asyncio.to_thread(sweep_spares, self.paths.runs_dir)
         await self._stored_ids()  # here, so the first start does not read them
+        restored = set(await asyncio.wrap_future(self.writer.call(restore_missing_rows)))
         rows = await asyncio.wrap_future(
             self.writer.call(lambda conn: runs_in_states(conn, LIVE_STATES)))
         found = []
@@ -447,7 +448,8 @@ class RunManager:
             await self.writer.acommit(
                 "run.lost", run_id=run_id, actor="daemon",
                 text=f"the daemon restarted; run {run_id} was lost",
-                data={"killed_leftover_pids": killed, "ended_at": ended_at},
+                data={"killed_leftover_pids": killed, "ended_at": ended_at,
+                      **({"row_missing": True} if run_id in restored else {})},
                 seal_output=True,  # from what the store holds of it (store/output_seal.py)
             )
             await asyncio.wrap_future(
