@@ -221,16 +221,27 @@ def pruned_runs(conn: sqlite3.Connection) -> set[str] | None:
 def prune_cutoff(conn: sqlite3.Connection) -> float | None:
     """Rows older than this may have been pruned, or None when nothing was. Each chained
     store.pruned note holds its prune's cutoff; a note of an earlier version does not, and then
-    its own time bounds it (a prune removes nothing newer than itself). Infinity when events
-    were pruned and no note says when."""
+    its own time bounds it (a prune removes nothing newer than itself). Anchors no note
+    accounts for (a prune cut short before its note) are bounded by the chained row after them:
+    before, they counted as infinity, and every seal was skipped from then on."""
     import json
 
     cutoffs: list[float] = []
+    covered = 0
     for ts, data in conn.execute("SELECT ts, data FROM events WHERE kind = 'store.pruned'"):
-        said = json.loads(data or "{}").get("older_than_ts")
+        note = json.loads(data or "{}")
+        said = note.get("older_than_ts")
         cutoffs.append(said if isinstance(said, (int, float)) else ts)
-    if not cutoffs and conn.execute("SELECT count(*) FROM anchors").fetchone()[0] > 0:
-        return float("inf")
+        if isinstance(note.get("anchor_id"), int):
+            covered = max(covered, note["anchor_id"])
+    # The first row after an anchor is older than its prune's cutoff (cut short among the
+    # events: then no output was pruned yet) or the first one at or after it (the events were
+    # done): either way nothing newer than it was pruned. Without that row, the anchor's time.
+    (uncovered,) = conn.execute(
+        "SELECT max(coalesce((SELECT e.ts FROM events e WHERE e.id = a.upto_id + 1), a.ts)) "
+        "FROM anchors a WHERE a.id > ?", (covered,)).fetchone()
+    if uncovered is not None:
+        cutoffs.append(uncovered if isinstance(uncovered, (int, float)) else float("inf"))
     return max(cutoffs, default=None)
 
 
