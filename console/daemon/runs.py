@@ -60,10 +60,12 @@ class Run:
     pids: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     stop_requested: str | None = None  # "stop" or "kill" when a person asked
+    stopped_by: str | None = None  # who asked (the end names them, not the run's starter)
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("stop_requested", None)
+        data.pop("stopped_by", None)
         data["unsandboxed"] = self.backend == "none"
         return data
 
@@ -324,7 +326,7 @@ class RunManager:
                 await self.writer.acommit(
                     "run.ended",
                     run_id=run.id,
-                    actor=run.stop_requested and run.actor or None,
+                    actor=run.stopped_by if run.stop_requested else None,
                     text=f"{run.state} (exit {run.exit_code})",
                     data={"state": run.state, "exit_code": run.exit_code,
                           "duration_s": round((run.ended_at or time.time()) - run.started_at, 3),
@@ -381,7 +383,7 @@ class RunManager:
             run.notes.append(f"the {verb} by {actor} could not be recorded ({exc})")
             log.error("run %s: %s by %s not recorded (stopping anyway): %s", run_id, verb, actor,
                       exc)
-        run.stop_requested = verb
+        run.stop_requested, run.stopped_by = verb, actor
         if self.on_stop is not None:
             try:
                 await self.on_stop(run_id, f"{verb} requested by {actor}")
