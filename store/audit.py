@@ -23,7 +23,7 @@ from typing import Any
 import sqlite_utils
 
 from store.db import FTS_OUTPUT_MARK, StoreError
-from store.integrity import file_problems, foreign_schema
+from store.integrity import file_problems, foreign_schema, pruned_runs
 from store.mac import hmac_sha256, keyed_states
 
 KEY_BYTES = 32
@@ -413,6 +413,7 @@ class PruneResult:
     output_pruned: int = 0
     upto_id: int | None = None
     older_than_ts: float | None = None  # the cutoff: a run started after it was never pruned
+    runs_pruned: list[str] | None = None  # runs with a row whose recorded start was removed
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -433,6 +434,8 @@ def prune_steps(conn: sqlite3.Connection, key: bytes, older_than_ts: float, *,
         first_new = (conn.execute("SELECT max(id) FROM events").fetchone()[0] or 0) + 1
     boundary = first_new - 1
     pruned, anchor_id, out_pruned = 0, None, 0
+    known = pruned_runs(conn)  # carried on: the names of earlier prunes, whose notes may go now
+    runs_pruned: set[str] = set()
     upto_done: int | None = None
     last = conn.execute("SELECT upto_id, upto_hash FROM anchors ORDER BY id DESC LIMIT 1").fetchone()
     at, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
@@ -457,6 +460,10 @@ def prune_steps(conn: sqlite3.Connection, key: bytes, older_than_ts: float, *,
         row = conn.execute("SELECT id, hash FROM events WHERE id <= ? ORDER BY id DESC LIMIT 1",
                            (upto,)).fetchone()
         upto, upto_hash = row
+        # Named in the prune's note: verify excuses a row without a recorded start only then.
+        runs_pruned.update(r[0] for r in conn.execute(
+            "SELECT run_id FROM events WHERE id <= ? AND kind = 'run.started' AND run_id IN "
+            "(SELECT id FROM runs)", (upto,)))
         deleted = conn.execute("DELETE FROM events WHERE id <= ?", (upto,)).rowcount
         anchor_id = (conn.execute("SELECT max(id) FROM anchors").fetchone()[0] or 0) + 1
         conn.execute("INSERT INTO anchors (id, upto_id, upto_hash, pruned, ts, sig) VALUES "
@@ -477,4 +484,5 @@ def prune_steps(conn: sqlite3.Connection, key: bytes, older_than_ts: float, *,
         if n < chunk:
             break
         yield
-    return PruneResult(pruned, anchor_id, out_pruned, upto_done, older_than_ts)
+    return PruneResult(pruned, anchor_id, out_pruned, upto_done, older_than_ts,
+                       None if known is None else sorted(known | runs_pruned))

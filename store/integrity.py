@@ -17,9 +17,10 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+from typing import Any
 
 from store.fts import TABLES, index_off, marks
-from store.output_seal import output_problem
+from store.output_seal import output_problem, unclaimed_output
 from store.snapshot_copy import snapshot_copy, sweep_left_copies
 
 # SQLite's own objects only: a row named sqlite_x written into sqlite_master by hand is loaded
@@ -84,7 +85,8 @@ def file_problems(conn: sqlite3.Connection) -> str | None:
         return "the database's own integrity check fails: " + "; ".join(check[:3])
     if (run := runs_off(conn)) is not None:
         return run
-    if (output := output_problem(conn, prune_cutoff(conn))) is not None:
+    cutoff = prune_cutoff(conn)
+    if (output := output_problem(conn, cutoff) or unclaimed_output(conn, cutoff)) is not None:
         return output
     if (fts := fts_check(conn)) is not None:
         return fts
@@ -117,58 +119,129 @@ def unindexed(conn: sqlite3.Connection, now: float | None = None) -> str | None:
     return None
 
 
-def runs_off(conn: sqlite3.Connection) -> str | None:
-    """The first row of `runs` (what `ps` and the console show) that its chained events say
-    otherwise about: the profile, backend, workspace and command of `run.started`, the state
-    and exit code of `run.ended`. Runs whose events were pruned cannot be checked."""
+_LIVE = ("starting", "running", "stopping")  # console.protocol.LIVE_STATES
+
+
+def runs_off(conn: sqlite3.Connection, run_id: str | None = None) -> str | None:
+    """The first row of `runs` (what `ps`, `report` and the console show) that its chained
+    events say otherwise about, naming the run and the field: the profile, backend, workspace,
+    command, start time and actor of `run.started`; the state, exit code, end time and notes of
+    `run.ended` (`run.lost`: the state and end time). A row in an ended state whose end is not
+    recorded, and a recorded start and end whose row is gone, are named too (rows are never
+    deleted).
+    Times and notes are compared where the event holds them (events of earlier versions do
+    not). Runs whose events were pruned cannot be checked. With `run_id`, that run alone (what
+    `report` warns of; the chain of its events is `audit verify`'s to check)."""
     import json
 
+    told: dict[str, list[tuple[str, str | None, Any]]] = {}
+    for rid, kind, actor, data_text in conn.execute(
+            "SELECT run_id, kind, actor, data FROM events WHERE kind IN ('run.started', "
+            "'run.ended', 'run.lost') AND (?1 IS NULL OR run_id = ?1) ORDER BY id", (run_id,)):
+        try:
+            data = json.loads(data_text or "{}")
+        except (ValueError, RecursionError):  # chained: verify named an edit before this
+            data = {}
+        told.setdefault(rid, []).append((kind, actor, data if isinstance(data, dict) else {}))
     pruned = conn.execute("SELECT count(*) FROM anchors").fetchone()[0] > 0
-    # A start can be missing only when a prune removed it: when the run started before a
-    # prune's cutoff.
+    # A start can be missing only when a prune removed it: one its note names, or (notes of
+    # earlier versions, a prune cut short) when the run started before a prune's cutoff. A
+    # prune removes a prefix, so a recorded start's end is never pruned.
     cutoff = prune_cutoff(conn)
-    for rid, profile, backend, state, command, workspace, exit_code, started_at in conn.execute(
-            "SELECT id, profile, backend, state, command, workspace, exit_code, started_at "
-            "FROM runs"):
-        started = False
-        for kind, data_text in conn.execute(
-                "SELECT kind, data FROM events WHERE run_id = ? AND kind IN ('run.started', "
-                "'run.ended', 'run.lost') ORDER BY id", (rid,)):
-            try:
-                data = json.loads(data_text or "{}")
-                row_command = json.loads(command or "null")
-            except (ValueError, RecursionError):  # RecursionError: nested past the parser
-                return f"run {rid}: its row in the runs table is not what the store writes"
+    named = pruned_runs(conn)
+    for rid, profile, backend, state, command, workspace, exit_code, started_at, ended_at, \
+            info in conn.execute("SELECT id, profile, backend, state, command, workspace, "
+                                 "exit_code, started_at, ended_at, info FROM runs WHERE "
+                                 "?1 IS NULL OR id = ?1", (run_id,)):
+        events = told.pop(rid, [])
+        try:
+            row_command = json.loads(command or "null")
+            row_info = json.loads(info or "{}")
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser
+            return f"run {rid}: its row in the runs table is not what the store writes"
+        if not isinstance(row_info, dict):
+            return f"run {rid}: its row's info is not what the store writes"
+        started = ended = False
+        for kind, actor, data in events:
             if kind == "run.started":
                 started = True
                 said = (data.get("profile"), data.get("backend"), data.get("workspace"), data.get("command"))
                 if said != (profile, backend, workspace, row_command):
                     return (f"run {rid}: its row in the runs table (profile, backend, workspace "
                             "or command) differs from its recorded start")
-            elif kind == "run.ended" and (data.get("state"), data.get("exit_code")) != (state, exit_code):
+                if "started_at" in data and data["started_at"] != started_at:
+                    return f"run {rid}: its row's started_at differs from its recorded start"
+                if row_info.get("actor") != actor:
+                    return f"run {rid}: its row's info (actor) differs from its recorded start"
+                continue
+            ended = True
+            if kind == "run.ended" and (data.get("state"), data.get("exit_code")) != (state, exit_code):
                 return f"run {rid}: its row's state or exit code differs from its recorded end"
-            elif kind == "run.lost" and state != "lost":
+            if kind == "run.lost" and state != "lost":
                 return f"run {rid}: its row's state differs from its recorded end (lost)"
-        could_be_pruned = pruned and cutoff is not None and (
-            not isinstance(started_at, (int, float)) or started_at < cutoff)
+            if "ended_at" in data and data["ended_at"] != ended_at:
+                return f"run {rid}: its row's ended_at differs from its recorded end"
+            if kind == "run.ended" and "notes" in data and data["notes"] != row_info.get("notes"):
+                return f"run {rid}: its row's info (notes) differs from its recorded end"
+        if started and not ended and state not in _LIVE:
+            return (f"run {rid}: its row's state says it ended ({state}) but no end is recorded "
+                    "(if its notes say the end could not be recorded, that is why)")
+        could_be_pruned = pruned and (rid in named if named is not None else (
+            cutoff is not None and (not isinstance(started_at, (int, float)) or started_at < cutoff)))
         if not started and not could_be_pruned:  # a row is written only after its start is
             return f"run {rid}: in the runs table, but its start was never recorded"
+    for rid, events in told.items():  # a start and an end recorded, and no row
+        kinds = {kind for kind, _actor, _data in events}
+        if "run.started" in kinds and len(kinds) > 1:
+            return f"run {rid}: its end is recorded but its row in the runs table is gone"
+    return None
+
+
+def pruned_runs(conn: sqlite3.Connection) -> set[str] | None:
+    """The runs with a row whose recorded start a prune removed, as the newest chained
+    store.pruned note names them (each note carries the names of the prunes before it); empty
+    when nothing was pruned. None when the newest anchor's prune is not accounted for so (a
+    note of an earlier version, a prune cut short before its note): then only the cutoff
+    bounds them."""
+    import json
+
+    newest = conn.execute("SELECT max(id) FROM anchors").fetchone()[0]
+    if newest is None:
+        return set()
+    for (data,) in conn.execute("SELECT data FROM events WHERE kind = 'store.pruned' "
+                                "ORDER BY id DESC"):
+        note = json.loads(data or "{}")
+        if note.get("anchor_id") is None:
+            continue  # a prune that removed no events
+        names = note.get("runs_pruned")
+        return set(names) if note["anchor_id"] == newest and isinstance(names, list) else None
     return None
 
 
 def prune_cutoff(conn: sqlite3.Connection) -> float | None:
     """Rows older than this may have been pruned, or None when nothing was. Each chained
     store.pruned note holds its prune's cutoff; a note of an earlier version does not, and then
-    its own time bounds it (a prune removes nothing newer than itself). Infinity when events
-    were pruned and no note says when."""
+    its own time bounds it (a prune removes nothing newer than itself). Anchors no note
+    accounts for (a prune cut short before its note) are bounded by the chained row after them:
+    before, they counted as infinity, and every seal was skipped from then on."""
     import json
 
     cutoffs: list[float] = []
+    covered = 0
     for ts, data in conn.execute("SELECT ts, data FROM events WHERE kind = 'store.pruned'"):
-        said = json.loads(data or "{}").get("older_than_ts")
+        note = json.loads(data or "{}")
+        said = note.get("older_than_ts")
         cutoffs.append(said if isinstance(said, (int, float)) else ts)
-    if not cutoffs and conn.execute("SELECT count(*) FROM anchors").fetchone()[0] > 0:
-        return float("inf")
+        if isinstance(note.get("anchor_id"), int):
+            covered = max(covered, note["anchor_id"])
+    # The first row after an anchor is older than its prune's cutoff (cut short among the
+    # events: then no output was pruned yet) or the first one at or after it (the events were
+    # done): either way nothing newer than it was pruned. Without that row, the anchor's time.
+    (uncovered,) = conn.execute(
+        "SELECT max(coalesce((SELECT e.ts FROM events e WHERE e.id = a.upto_id + 1), a.ts)) "
+        "FROM anchors a WHERE a.id > ?", (covered,)).fetchone()
+    if uncovered is not None:
+        cutoffs.append(uncovered if isinstance(uncovered, (int, float)) else float("inf"))
     return max(cutoffs, default=None)
 
 

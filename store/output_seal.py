@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 from typing import Any
 
@@ -157,6 +158,24 @@ def output_problem(conn: sqlite3.Connection, cutoff: float | None) -> str | None
         if digest.hash.hexdigest() != sha256:
             return (f"run {run_id}: its output was changed after it ended (its {lines} lines no "
                     "longer match their seal)")
+    return None
+
+
+def unclaimed_output(conn: sqlite3.Connection, cutoff: float | None) -> str | None:
+    """The first run whose stored lines no chained event names, or None: lines are stored only
+    for a run whose start is recorded, so such lines were written into the file (no seal can
+    catch them). A run whose events were all pruned had every line older than the cutoff, so
+    only lines at or after it count. One index seek per run id, not a scan of the lines."""
+    run_id = conn.execute("SELECT min(run_id) FROM output").fetchone()[0]
+    while run_id is not None:
+        if not conn.execute("SELECT 1 FROM events WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+            late = conn.execute("SELECT count(*) FROM output WHERE run_id = ? AND NOT ts < ?",
+                                (run_id, -math.inf if cutoff is None else cutoff)).fetchone()[0]
+            if late:
+                return (f"run {run_id}: {late} lines of output are stored for it, but no "
+                        "recorded event names that run: they were written into the file")
+        run_id = conn.execute("SELECT min(run_id) FROM output WHERE run_id > ?",
+                              (run_id,)).fetchone()[0]
     return None
 
 

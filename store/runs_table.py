@@ -3,6 +3,7 @@ moves through its states, and the rows a restarted daemon finds still live."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,38 @@ def upsert_run(conn: Any, row: dict[str, Any]) -> None:
         f"INSERT INTO runs ({cols}) VALUES ({marks}) ON CONFLICT(id) DO UPDATE SET {updates}",
         tuple(row.values()),
     )
+
+
+MISSING_ROW_NOTE = ("its row was missing from the runs table at the daemon's start (the "
+                    "daemon died before saving it, or the file was edited): rebuilt from its "
+                    "recorded start")
+
+
+def restore_missing_rows(conn: Any) -> list[str]:
+    """Runs whose start is recorded but that have neither a row nor a recorded end: a row
+    rebuilt from the start, live, so the restart marks them lost (and seals their output) like
+    any other. Their ids. A daemon dies between a start's commit and its row; a row deleted
+    from the file looks the same, and was never marked lost, sealed, shown or named."""
+    found = conn.execute(
+        "SELECT e.run_id, e.ts, e.actor, e.data FROM events e WHERE e.kind = 'run.started' AND "
+        "e.run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id) AND "
+        "NOT EXISTS (SELECT 1 FROM events x WHERE x.run_id = e.run_id AND x.kind IN "
+        "('run.ended', 'run.lost'))").fetchall()
+    for run_id, ts, actor, data_text in found:
+        try:
+            data = json.loads(data_text or "{}")
+        except ValueError:
+            data = {}
+        data = data if isinstance(data, dict) else {}
+        started = data.get("started_at")
+        upsert_run(conn, {
+            "id": run_id, "profile": data.get("profile"), "backend": data.get("backend"),
+            "state": "running", "command": json.dumps(data.get("command")),
+            "workspace": data.get("workspace"),
+            "started_at": started if isinstance(started, (int, float)) else ts,
+            "ended_at": None, "exit_code": None, "pids": "[]",
+            "info": json.dumps({"actor": actor, "notes": [MISSING_ROW_NOTE]})})
+    return [row[0] for row in found]
 
 
 def runs_in_states(conn: Any, states: Sequence[str]) -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,6 +76,7 @@ class StoreWriter:
         self._state = _NEW
         self._urgent = 0  # queued items somebody waits for
         self._dropped = self._dropped_reported = 0  # bulk rows refused by a full queue
+        self._run_dropped: Counter[str | None] = Counter()  # output lines, per run: its seal says so
         self._lost = self._lost_reported = 0  # bulk rows in batches that failed
         self._pending_since: float | None = None
         self._thread: threading.Thread | None = None
@@ -172,8 +173,7 @@ class StoreWriter:
 
     def record(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
                text: str = "", data: Any = None, ts: float | None = None) -> None:
-        """A bulk event: queued, batched, fire and forget. Dropped (and counted) when the
-        queue is full or the writer has closed."""
+        """A bulk event: queued, batched, fire and forget; dropped (counted) on a full queue."""
         if self._state not in (_NEW, _RUNNING) or len(self._q) >= self._max_queue:
             self._drop()
             return
@@ -190,7 +190,7 @@ class StoreWriter:
     def record_output(self, run_id: str, stream: str, line: str, ts: float | None = None) -> None:
         """One line of a run's output: bulk, not chained itself (sealed at the run's end)."""
         if self._state not in (_NEW, _RUNNING) or len(self._q) >= self._max_queue:
-            self._drop()
+            self._drop(_str(run_id))
             return
         self._q.append((OUT, _str(run_id), _ts(ts), _opt(stream), _str(line)))
         n = len(self._q)
@@ -211,14 +211,16 @@ class StoreWriter:
                seal_output: bool = False) -> concurrent.futures.Future[dict[str, Any]]:
         """`commit` without waiting: the future holds the stored row or a StoreError. Raises
         StoreError at once if the writer is closed or dead, TypeError/ValueError for data
-        that is not JSON. `seal_output` (a run's end): the event's data gains `output`, the
-        digest of every line stored for run_id (store/output_seal.py), and the run takes no
-        more lines; made in the writer, in the same transaction as the event."""
+        that is not JSON. `seal_output` (a run's end): the data gains `output`, the digest of
+        every line stored for run_id (store/output_seal.py, made in the event's transaction),
+        and `output_dropped`, its lines a full queue refused; the run takes no more lines."""
         data_json = None if data is None else _dumps(data)  # a bad payload raises here, loudly
         fut: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
         if seal_output:
             if run_id is None or (data is not None and not isinstance(data, dict)):
                 raise ValueError("an output seal needs a run id, and data that is an object")
+            if dropped := self._run_dropped.pop(run_id, 0):  # its lines were all offered by now
+                data = {**(data or {}), "output_dropped": dropped}
             self._submit((SEAL, _ts(ts), _str(run_id), _str(kind), _opt(actor), _str(text),
                           data, fut))
         else:
@@ -235,8 +237,7 @@ class StoreWriter:
         return await _await(fut, timeout, f"committing {kind!r}")
 
     def call(self, fn: Callable[[sqlite_utils.Database], T]) -> concurrent.futures.Future[T]:
-        """Run fn(db) on the write connection inside the next transaction (in a savepoint:
-        an exception from fn undoes only fn's work). The future resolves after the commit."""
+        """fn(db) in the next transaction, in a savepoint (its exception undoes its work only)."""
         fut: concurrent.futures.Future[T] = concurrent.futures.Future()
         self._submit((CALL, fn, fut))
         return fut
@@ -259,8 +260,7 @@ class StoreWriter:
         return fut
 
     def prune(self, older_than_ts: float, *, timeout: float | None = None) -> PruneResult:
-        """Delete events (a prefix) and output older than the cutoff, leaving signed anchors;
-        runs in the writer thread in chunks, between regular batches."""
+        """Delete events (a prefix) and output older than the cutoff under signed anchors."""
         return _wait(self._submit_prune(older_than_ts), timeout, "pruning")
 
     async def aprune(self, older_than_ts: float, *, timeout: float | None = None) -> PruneResult:
@@ -287,9 +287,10 @@ class StoreWriter:
             why = f": {self.last_error}" if self._state == _DEAD and self.last_error else ""
             raise StoreError(f"the store writer is {self._state}{why}")
 
-    def _drop(self) -> None:
+    def _drop(self, run_id: str | None = None) -> None:
         with self._lock:
             self._dropped += 1
+            self._run_dropped[run_id] += 1
 
     # --- the thread ----------------------------------------------------------------------------
 

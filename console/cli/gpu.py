@@ -63,6 +63,9 @@ def gpu(c: Context, watch: bool) -> None:
 
 def _show_report(rep: dict[str, Any]) -> None:
     run, m, a = rep["run"], rep["metering"] or {}, rep["activity"]
+    if rep.get("warning"):
+        echo(f"WARNING: {visible(rep['warning'])}: the file was edited; the recorded events "
+             "hold the truth (run `pilothouse audit verify`)")
     echo(f"run {run['id']}  {run['profile']} in {run['backend']}  {run['state']}"
          f"  exit {run.get('exit_code')}")
     echo(f"  command   {visible(' '.join(run.get('command') or []))}")

@@ -13,7 +13,7 @@ from console.cli.context import (
     pass_ctx,
     since_epoch,
 )
-from console.cli.output import dumps, echo, open_output, table
+from console.cli.output import dumps, echo, open_output, table, visible
 from console.cli.parsing import BadParameter, command, group, option
 from console.cli.value_types import Choice
 from console.text import clock, cut, neutralise
@@ -124,10 +124,13 @@ def audit() -> None:
 
 
 def _show_verify(result: dict[str, Any]) -> None:
+    # The reason quotes names from the file (a row's run id, a planted trigger's name): shown
+    # escaped, so an edited file cannot write `ok` over its own BROKEN line.
+    reason = visible(result["reason"])
     if result["ok"]:
-        echo(f"ok: {result['checked']} events verified ({result['reason']})")
+        echo(f"ok: {result['checked']} events verified ({reason})")
     else:
-        echo(f"BROKEN at event {result['first_bad_id']}: {result['reason']} "
+        echo(f"BROKEN at event {result['first_bad_id']}: {reason} "
              f"({result['checked']} verified before it)")
 
 

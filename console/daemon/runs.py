@@ -39,7 +39,7 @@ from console.sandbox.base import (
     sweep_removed,
 )
 from console.sandbox.spare_folders import SpareRunFolders, sweep_spares
-from store.runs_table import mark_lost, run_ids, runs_in_states, upsert_run
+from store.runs_table import mark_lost, restore_missing_rows, run_ids, runs_in_states, upsert_run
 
 log = logging.getLogger("pilothouse.runs")
 
@@ -60,10 +60,12 @@ class Run:
     pids: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     stop_requested: str | None = None  # "stop" or "kill" when a person asked
+    stopped_by: str | None = None  # who asked (the end names them, not the run's starter)
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("stop_requested", None)
+        data.pop("stopped_by", None)
         data["unsandboxed"] = self.backend == "none"
         return data
 
@@ -208,7 +210,8 @@ class RunManager:
                 actor=actor,
                 text=f"{profile.name} in {backend.name}: {' '.join(run.command)}",
                 data={"profile": profile.name, "backend": backend.name, "workspace": str(ws),
-                      "command": run.command, "unsandboxed": backend.name == "none"},
+                      "command": run.command, "unsandboxed": backend.name == "none",
+                      "started_at": run.started_at},
             ),
             return_exceptions=True,  # both finish before either failure is acted on
         )
@@ -323,10 +326,12 @@ class RunManager:
                 await self.writer.acommit(
                     "run.ended",
                     run_id=run.id,
-                    actor=run.stop_requested and run.actor or None,
+                    actor=run.stopped_by if run.stop_requested else None,
                     text=f"{run.state} (exit {run.exit_code})",
                     data={"state": run.state, "exit_code": run.exit_code,
-                          "duration_s": round((run.ended_at or time.time()) - run.started_at, 3)},
+                          "duration_s": round((run.ended_at or time.time()) - run.started_at, 3),
+                          # what the row says of the end, chained: verify compares them
+                          "ended_at": run.ended_at, "notes": list(run.notes)},
                     seal_output=True,
                 )
             except Exception as exc:
@@ -378,7 +383,7 @@ class RunManager:
             run.notes.append(f"the {verb} by {actor} could not be recorded ({exc})")
             log.error("run %s: %s by %s not recorded (stopping anyway): %s", run_id, verb, actor,
                       exc)
-        run.stop_requested = verb
+        run.stop_requested, run.stopped_by = verb, actor
         if self.on_stop is not None:
             try:
                 await self.on_stop(run_id, f"{verb} requested by {actor}")
@@ -434,20 +439,21 @@ class RunManager:
         await asyncio.to_thread(sweep_removed, self.paths.runs_dir)
         await asyncio.to_thread(sweep_spares, self.paths.runs_dir)
         await self._stored_ids()  # here, so the first start does not read them
+        restored = set(await asyncio.wrap_future(self.writer.call(restore_missing_rows)))
         rows = await asyncio.wrap_future(
             self.writer.call(lambda conn: runs_in_states(conn, LIVE_STATES)))
         found = []
         for run_id, pids_json in rows:
             killed = kill_leftovers(recorded_pids(pids_json),
                                     f"{owner_key(self.paths.runs_dir)}-{run_id}")
+            ended_at = time.time()  # the row's end, chained in the event (audit verify)
             await self.writer.acommit(
                 "run.lost", run_id=run_id, actor="daemon",
                 text=f"the daemon restarted; run {run_id} was lost",
-                data={"killed_leftover_pids": killed},
+                data={"killed_leftover_pids": killed, "ended_at": ended_at,
+                      **({"row_missing": True} if run_id in restored else {})},
                 seal_output=True,  # from what the store holds of it (store/output_seal.py)
             )
-
-            ended_at = time.time()
             await asyncio.wrap_future(
                 self.writer.call(lambda conn, r=run_id, t=ended_at: mark_lost(conn, r, t)))
             await close_lost_requests(self.writer, run_id)

@@ -80,6 +80,7 @@ def test_lines_after_the_seal_are_not_stored(make_writer: Make, db_path: Path,
     w.record_output("r1", "out", "before")
     w.commit("run.ended", run_id="r1", text="exited", seal_output=True)
     w.record_output("r1", "out", "after the end")
+    w.record("run.started", run_id="r2", text="r2")  # lines are stored for a started run
     w.record_output("r2", "out", "another run")
     w.flush()
     assert w.stats()["late_output"] == 1

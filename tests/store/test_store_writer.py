@@ -225,7 +225,7 @@ def test_awkward_values_are_stored_and_chain_verifies(make_writer: Make, db_path
                                                       key: bytes) -> None:
     w = make_writer()
     w.record("x", text="lone \udcff surrogate", actor="bad\udc80actor")
-    w.record("x", text="nul \x00 inside, emoji 🚀, rtl ‏שלום")
+    w.record("x", text="nul \x00 inside, emoji 🚀, rtl ‏שלום", run_id="r")  # r's lines: known
     w.record("x", text=b"bytes \xff", ts=1700000000)  # int ts, bytes text
     w.record("x", data={"obj": object()})  # not JSON: kept as a repr, never fails the batch
     w.record_output("r", "stdout", "tab\tand\r\ncrlf \udcfe")
