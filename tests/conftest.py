@@ -101,6 +101,17 @@ class Daemon:
         return result
 
 
+def daemon_with_sitecustomize(home: Path, env: dict[str, str], folder: Path, code: str,
+                              config: str) -> Daemon:
+    """A real daemon (not started) whose Python runs `code` as its sitecustomize, to hold a
+    race's window open every time, with `config` as its config file."""
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(code)
+    env = {**env, "PYTHONPATH": str(folder)}
+    Path(env["PILOTHOUSE_CONFIG"]).write_text(config)
+    return Daemon(home, env)
+
+
 @contextmanager
 def history_writer(home: Path) -> Iterator[object]:
     """The store writer of a daemon's history at `home`, before that daemon starts: what it

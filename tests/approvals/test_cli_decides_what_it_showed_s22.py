@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import BIN, Daemon, needs_bwrap
+from tests.conftest import BIN, Daemon, daemon_with_sitecustomize, needs_bwrap
 from tests.core.test_approvals_e2e import background, wait_pending
 
 SAME_ID = '''
@@ -35,12 +35,8 @@ def pending_subject(d: Daemon) -> str | None:
 @needs_bwrap
 def test_a_yes_decides_the_request_shown_not_the_next_one_under_its_id(
         home: Path, daemon_env: dict[str, str], workspace: Path, tmp_path: Path) -> None:
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(SAME_ID)
-    env = {**daemon_env, "PYTHONPATH": str(hooks)}
-    Path(env["PILOTHOUSE_CONFIG"]).write_text('[defaults]\napproval_timeout = "4s"\n')
-    d = Daemon(home, env)
+    d = daemon_with_sitecustomize(home, daemon_env, tmp_path / "hooks", SAME_ID,
+                                  '[defaults]\napproval_timeout = "4s"\n')
     d.start()
     try:
         t, out = background(d, workspace, "ph-ask exec -- make shown; echo rc1=$?; "
@@ -48,7 +44,7 @@ def test_a_yes_decides_the_request_shown_not_the_next_one_under_its_id(
         first = wait_pending(d)[0]
         assert (first["id"], first["subject"]) == ("reqa", "make shown")
         leader, follower = pty.openpty()
-        cli_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+        cli_env = {k: v for k, v in d.env.items() if k != "PYTHONPATH"}
         proc = subprocess.Popen([str(BIN / "pilothouse"), "approve", "reqa"], env=cli_env,
                                 stdin=follower, stdout=follower, stderr=follower, close_fds=True)
         os.close(follower)

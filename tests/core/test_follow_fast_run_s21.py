@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import Daemon
+from tests.conftest import daemon_with_sitecustomize
 
 SLOW_LAST_PAGE = '''
 import time
@@ -31,13 +31,8 @@ history.query_output = query_output
 
 def test_the_lines_of_a_run_that_ends_while_its_output_is_read_are_followed(
         home: Path, daemon_env: dict[str, str], workspace: Path, tmp_path: Path) -> None:
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(SLOW_LAST_PAGE)
-    env = {**daemon_env, "PYTHONPATH": str(hooks)}
-    Path(env["PILOTHOUSE_CONFIG"]).write_text(
-        '[profiles.bare]\ncommand = ["true"]\nsandbox = "none"\n')
-    d = Daemon(home, env)
+    d = daemon_with_sitecustomize(home, daemon_env, tmp_path / "hooks", SLOW_LAST_PAGE,
+                                  '[profiles.bare]\ncommand = ["true"]\nsandbox = "none"\n')
     d.start()
     try:
         done = d.cli("run", "bare", "-w", str(workspace), "--wait", "--", "sh", "-c",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.conftest import Daemon
+from tests.conftest import daemon_with_sitecustomize
 
 SLOW_TAIL = '''
 import time
@@ -28,13 +28,8 @@ history.tail_after = tail_after
 
 def test_a_tail_of_a_live_run_is_as_many_lines_as_asked(
         home: Path, daemon_env: dict[str, str], workspace: Path, tmp_path: Path) -> None:
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(SLOW_TAIL)
-    env = {**daemon_env, "PYTHONPATH": str(hooks)}
-    Path(env["PILOTHOUSE_CONFIG"]).write_text(
-        '[profiles.bare]\ncommand = ["true"]\nsandbox = "none"\n')
-    d = Daemon(home, env)
+    d = daemon_with_sitecustomize(home, daemon_env, tmp_path / "hooks", SLOW_TAIL,
+                                  '[profiles.bare]\ncommand = ["true"]\nsandbox = "none"\n')
     d.start()
     try:
         run_id = d.cli("run", "bare", "-w", str(workspace), "--", "sh", "-c",
