@@ -15,7 +15,7 @@ import os
 import secrets
 import sqlite3
 import stat
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Collection, Generator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -257,9 +257,11 @@ class VerifyResult:
 
 
 def verify(db: sqlite_utils.Database | sqlite3.Connection, key: bytes, *,
-           witness: Path | None = None) -> VerifyResult:
+           witness: Path | None = None, live_states: Collection[str] | None = None) -> VerifyResult:
     """Recompute the whole chain from the newest anchor (or the start) in one read snapshot,
-    and compare it with the witness file (store/witness.py) when one is given."""
+    and compare it with the witness file (store/witness.py) when one is given. `live_states`
+    (the daemon's run states before an end): a runs row in another state with no recorded end
+    is named too."""
     from store import witness as witness_mod  # it builds on this module's HMAC
 
     seen = witness_mod.read(witness, key) if witness is not None else None
@@ -276,7 +278,7 @@ def verify(db: sqlite_utils.Database | sqlite3.Connection, key: bytes, *,
             return VerifyResult(False, 0, None, "the database holds schema objects the store "
                                 "never made: " + "; ".join(foreign[:5]))
         result = _verify(conn, key, seen.hashes if seen else {})
-        if result.ok and (problem := file_problems(conn)) is not None:
+        if result.ok and (problem := file_problems(conn, live_states)) is not None:
             return VerifyResult(False, result.checked, None, problem)
         if not result.ok or witness is None:
             return result

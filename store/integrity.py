@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Collection
 from typing import Any
 
 from store.fts import TABLES, index_off, marks
@@ -76,14 +77,15 @@ def refuse_foreign(conn: sqlite3.Connection, path: object) -> None:
                          "audit verify`, and move the file aside to start a new history")
 
 
-def file_problems(conn: sqlite3.Connection) -> str | None:
+def file_problems(conn: sqlite3.Connection,
+                  live_states: Collection[str] | None = None) -> str | None:
     """Why the file cannot be trusted beyond its chain, or None: the database's own integrity
     check (indexes that disagree with their tables), full-text indexes that do not hold
     exactly the rows up to their marks. (foreign_schema comes first, on its own.)"""
     check = [row[0] for row in conn.execute("PRAGMA integrity_check(20)")]
     if check != ["ok"]:
         return "the database's own integrity check fails: " + "; ".join(check[:3])
-    if (run := runs_off(conn)) is not None:
+    if (run := runs_off(conn, live_states=live_states)) is not None:
         return run
     cutoff = prune_cutoff(conn)
     if (output := output_problem(conn, cutoff) or unclaimed_output(conn, cutoff)) is not None:
@@ -119,16 +121,14 @@ def unindexed(conn: sqlite3.Connection, now: float | None = None) -> str | None:
     return None
 
 
-_LIVE = ("starting", "running", "stopping")  # console.protocol.LIVE_STATES
-
-
-def runs_off(conn: sqlite3.Connection, run_id: str | None = None) -> str | None:
+def runs_off(conn: sqlite3.Connection, run_id: str | None = None, *,
+             live_states: Collection[str] | None = None) -> str | None:
     """The first row of `runs` (what `ps`, `report` and the console show) that its chained
     events say otherwise about, naming the run and the field: the profile, backend, workspace,
     command, start time and actor of `run.started`; the state, exit code, end time and notes of
     `run.ended` (`run.lost`: the state and end time). A row in an ended state whose end is not
-    recorded, and a recorded start and end whose row is gone, are named too (rows are never
-    deleted).
+    recorded (given `live_states`, the daemon's: the store does not define run states), and a
+    recorded start and end whose row is gone, are named too (rows are never deleted).
     Times and notes are compared where the event holds them (events of earlier versions do
     not). Runs whose events were pruned cannot be checked. With `run_id`, that run alone (what
     `report` warns of; the chain of its events is `audit verify`'s to check)."""
@@ -183,7 +183,7 @@ def runs_off(conn: sqlite3.Connection, run_id: str | None = None) -> str | None:
                 return f"run {rid}: its row's ended_at differs from its recorded end"
             if kind == "run.ended" and "notes" in data and data["notes"] != row_info.get("notes"):
                 return f"run {rid}: its row's info (notes) differs from its recorded end"
-        if started and not ended and state not in _LIVE:
+        if started and not ended and live_states is not None and state not in live_states:
             return (f"run {rid}: its row's state says it ended ({state}) but no end is recorded "
                     "(if its notes say the end could not be recorded, that is why)")
         could_be_pruned = pruned and (rid in named if named is not None else (

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from console.protocol import LIVE_STATES
 from store import audit, history
 from store.db import StoreError, open_db
 from store.writer import StoreWriter
@@ -38,7 +39,7 @@ DAY = 86400.0
 def _verify(db_path: Path, key: bytes, witness: Path | None) -> audit.VerifyResult:
     db = open_db(db_path, readonly=True)
     try:
-        return audit.verify(db, key, witness=witness)
+        return audit.verify(db, key, witness=witness, live_states=LIVE_STATES)
     finally:
         db.close()
 

@@ -9,6 +9,7 @@ from console.daemon.core import Core
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg
 from console.daemon.ops.runs import run_get
 from console.daemon.peers import Peer
+from console.protocol import LIVE_STATES
 from store.integrity import runs_off
 from store.run_activity import run_activity
 
@@ -24,7 +25,7 @@ async def report(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     metering = await core.gpu.areport(run_id)
     activity = await core.store.read(lambda db: run_activity(db, run_id))
     # The row shown is not chained: say so when its recorded start or end says otherwise.
-    warning = await core.store.read(lambda db: runs_off(db.conn, run_id))
+    warning = await core.store.read(lambda db: runs_off(db.conn, run_id, live_states=LIVE_STATES))
     return {"run": run, "metering": metering, "activity": activity, "warning": warning}
 
 

@@ -9,7 +9,7 @@ from console import wire
 from console.daemon.core import Core
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg, record_denied
 from console.daemon.peers import Peer
-from console.protocol import Failure
+from console.protocol import LIVE_STATES, Failure
 from store import audit, history
 
 
@@ -73,7 +73,8 @@ async def export_op(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 async def audit_verify(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     await core.store.flush()
     key, witness = core.store.key, core.store.witness_file
-    result = await core.store.read(lambda db: audit.verify(db, key, witness=witness))
+    result = await core.store.read(lambda db: audit.verify(db, key, witness=witness,
+                                                                 live_states=LIVE_STATES))
     return result.as_dict()
 
 
