@@ -28,10 +28,10 @@ from console.daemon.live_config import LiveConfig
 from console.policy import GrantTable
 from console.wire import AGENT_MAX_LINE, encode, request
 
+from .support import FAKE_GLOBAL as PUBLIC
 from .support import Echo, Harness, connect, running
 
 WAIT = 10.0  # a bound on a hang, never a measurement
-PUBLIC = ipaddress.ip_address("93.184.215.14")  # global: never dialled (no one says yes)
 SECRET = ipaddress.ip_address("127.0.0.77")  # inside the range the rule names
 
 
