@@ -144,8 +144,8 @@ def main() -> None:
                 seen[name] = seen.get(name, 0) + 1  # a step taken twice: each on its own row
                 shown = name if seen[name] == 1 else f"{name} #{seen[name]}"
                 at.setdefault(shown, []).append(((a - t) * 1e3, (b - a) * 1e3))
-    print(f"# a run of /bin/true through the daemon, n={len(calls) - 5}; raw bwrap with the "
-          f"same options: {raw:.1f} ms p50")
+    print(f"# a run of /bin/true through the daemon, n={len(calls) - 5}; raw bwrap from the "
+          f"bench spec (bench/sandbox.py): {raw:.1f} ms p50")
     print(f"{'step':<44} {'starts at':>10} {'takes':>9}   (medians, ms from the client's call)")
     for name, v in sorted(at.items(), key=lambda kv: statistics.median(x[0] for x in kv[1])):
         print(f"{name:<44} {statistics.median(x[0] for x in v):>10.2f} "

@@ -5,15 +5,21 @@
 Rows (p50 and p99 over N runs, all measured in this one run, interleaved so drift hits all):
 
 - bwrap backend: BwrapBackend.start + wait (cgroups, protected paths, /etc masks, info/block fd)
-  against raw `bwrap` with the very same options (--args from build_args) and no Python around.
+  against raw `bwrap` started as root with build_args of the same bench spec ("bench spec": no
+  workspace view, no agent files, no seccomp, no switch to the agent's identity).
 - bwrap backend + bridge: the same plus the bridge listener put into the namespace (what every
   real run pays) against the same raw bwrap.
 - docker backend: DockerBackend.start + wait + removal (FIFO release, attach, labels) against
   `docker run --rm` with the same options on the CLI (network none, read-only, tmpfs, cap-drop,
   no-new-privileges, init, user, limits, the same mounts).
 - pilothouse run --wait: the CLI against a daemon on a temporary PILOTHOUSE_HOME (store commit,
-  run sockets, bridge, output streaming) against raw bwrap, the CLI as installed (no editable
-  finder: bench.common.installed_layout). Skipped when the CLI is missing.
+  run sockets, bridge, output streaming), the CLI as installed (no editable finder:
+  bench.common.installed_layout). Skipped when the CLI is missing. Its anchor with the target is
+  raw bwrap with the daemon's own argv ("daemon's argv", bench/raw_argv_daemon.py: the same
+  options file, the same read-only binds of the agent's pinned files and the /etc masks, the
+  view, seccomp, started as the agent's identity), timed by a second daemon patched for the
+  bench; the row against the bench spec stays beside it. Those binds are most of bwrap's own
+  time: it remounts each one and re-reads the mount table for each.
   The daemon's part gets a row of its own (the same run through the client library, in this
   process: no Python start); the CLI process (run --wait minus that row) gets a row beside
   `python -c pass`, its floor: starting the interpreter alone. The same daemon
@@ -144,12 +150,14 @@ def docker_cli_runner(b: Bench, image: str) -> Callable[[], None] | None:
 class CliDaemon:
     """A daemon on a temporary PILOTHOUSE_HOME with one profile running /bin/true in bwrap."""
 
-    def __init__(self, b: Bench) -> None:
-        self.home = b.base / "phhome"
+    def __init__(self, b: Bench, name: str = "phhome", entry: list[str] | None = None) -> None:
+        """entry: how the daemon is started (default: the real one, `python -m console daemon`)."""
+        self.home = b.base / name
         self.home.mkdir()
+        self.entry = entry or [sys.executable, "-m", "console", "daemon"]
         # A repository as the workspace: the view protects .git (config, hooks, ...) and
         # reads the config for what it names.
-        self.git_ws = b.base / "gitws"
+        self.git_ws = b.base / f"{name}-gitws"
         subprocess.run(["git", "init", "-q", str(self.git_ws)], check=True)
         (self.git_ws / "tools").mkdir()
         subprocess.run(["git", "-C", str(self.git_ws), "config", "core.hooksPath", "./tools"],
@@ -170,7 +178,7 @@ class CliDaemon:
         # As installed (bench.common.installed_layout), whatever the development venv holds.
         self.python, self.cli = installed_layout(self.venv, self.dev_cli)
         log = open(self.home / "daemon.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "console", "daemon"], env=self.env,
+        self.proc = subprocess.Popen(self.entry, env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         log.close()
         deadline = time.monotonic() + 20
@@ -269,10 +277,21 @@ async def main() -> None:
         print("pilothouse run --wait skipped: the CLI or daemon did not start", file=sys.stderr)
         daemon.stop()
         daemon = None
+    # A second daemon, patched for the bench only, times raw bwrap with the exact argv the
+    # daemon gives it (bench/raw_argv_daemon.py): the anchor with the same options.
+    raw_argv_out = b.base / "raw-argv.txt"
+    same_argv = None if daemon is None else CliDaemon(
+        b, "phhome-raw-argv", [sys.executable, str(ROOT / "bench" / "raw_argv_daemon.py")])
+    if same_argv is not None:
+        same_argv.env["RAW_ARGV_OUT"] = str(raw_argv_out)
+        if not same_argv.start():
+            print("the daemon's-argv anchor skipped: its daemon did not start", file=sys.stderr)
+            same_argv.stop()
+            same_argv = None
 
     t: dict[str, list[float]] = {k: [] for k in
                                  ("raw", "backend", "bridge", "docker", "docker_cli", "cli",
-                                  "client", "client_git", "python")}  # fmt: skip
+                                  "client", "client_git", "python", "raw_argv")}  # fmt: skip
     # Warm-up: first runs pay page cache and image probes.
     true = ["/bin/true"]
     raw()
@@ -294,11 +313,22 @@ async def main() -> None:
             t["client"].append(time_sync(daemon.run_client))
             t["client_git"].append(time_sync(lambda d=daemon: d.run_client(d.git_ws)))
             t["python"].append(time_sync(daemon.start_python))
+        if same_argv is not None:
+            same_argv.run_client()
         for s in servers:
             s.close()
         servers.clear()
-    if daemon is not None:
-        daemon.stop()
+    for d in (daemon, same_argv):
+        if d is not None:
+            d.stop()
+    if same_argv is not None:
+        samples = [line.split() for line in raw_argv_out.read_text().splitlines()]
+        failed = [rc for _ms, rc in samples if rc != "0"]
+        if failed:
+            print(f"the daemon's-argv anchor failed ({len(failed)} raw starts exited non-zero): "
+                  "its row is left out", file=sys.stderr)
+        else:
+            t["raw_argv"] = [float(ms) for ms, _rc in samples[-opts.n:]]  # warm-up left out
 
     rows: list[Row] = []
 
@@ -315,12 +345,14 @@ async def main() -> None:
     print(f"start-to-exit of /bin/true, n={opts.n}, {os.cpu_count()} CPUs")
     print(f"{'figure':<30} {'p50 ms':>8} {'p99 ms':>8}   {'anchor':<26} {'p50 ms':>8} {'p99 ms':>8}"
           "   ratio")
-    row("bwrap backend", "backend", "raw bwrap, same options", "raw")
-    row("bwrap backend + bridge", "bridge", "raw bwrap, same options", "raw")
+    row("bwrap backend", "backend", "raw bwrap, bench spec", "raw")
+    row("bwrap backend + bridge", "bridge", "raw bwrap, bench spec", "raw")
     row("docker backend", "docker", "docker run --rm, same opts", "docker_cli", "<= 1.2x")
-    row("pilothouse run --wait (bwrap)", "cli", "raw bwrap, same options", "raw", "<= +25 ms")
-    row("run via daemon, client library", "client", "raw bwrap, same options", "raw")
-    row("same, git repository workspace", "client_git", "raw bwrap, same options", "raw")
+    row("pilothouse run --wait (bwrap)", "cli", "raw bwrap, daemon's argv", "raw_argv",
+        "<= +25 ms")
+    row("pilothouse run --wait (bwrap)", "cli", "raw bwrap, bench spec", "raw")
+    row("run via daemon, client library", "client", "raw bwrap, bench spec", "raw")
+    row("same, git repository workspace", "client_git", "raw bwrap, bench spec", "raw")
     if t["cli"] and t["client"] and t["raw"]:
         cli, client, raw = (statistics.median(t[k]) for k in ("cli", "client", "raw"))
         python = statistics.median(t["python"])
