@@ -138,7 +138,8 @@ class PolicyEvaluator:
         return but_this_machine(decision, rules, target, [target.ip] if target.ip is not None else [])
 
     def connection(self, run_id: str, profile_name: str, host: str, port: int,
-                   addresses: Sequence[IPAddress] | None) -> Decision:
+                   addresses: Sequence[IPAddress] | None, *, consume: bool = True) -> Decision:
         """A gate's connection, with the addresses it resolved (None before any lookup)."""
         return decide_network(network_rules(self.profile(profile_name)), host, port, addresses,
-                              grants=self.grants, run_id=run_id, profile=profile_name)
+                              grants=self.grants, run_id=run_id, profile=profile_name,
+                              consume=consume)

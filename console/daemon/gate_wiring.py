@@ -12,10 +12,11 @@ from console.daemon.evaluation import PolicyEvaluator, network_rules
 from console.daemon.inbox import Inbox
 from console.daemon.live_config import LiveConfig
 from console.daemon.recording import Recording
-from console.gate.common import Asker, GateLimits, NetAsk, Verdict
+from console.gate.common import Asker, GateLimits, NetAsk, Verdict, Veto
 from console.gate.proxy import Gate
 from console.gate.trace import TraceRecorder
 from console.policy import Provenance
+from console.policy.hosts import IPAddress
 
 
 def inference_endpoints(items: list[str]) -> list[tuple[str, int]]:
@@ -48,12 +49,26 @@ class GateWiring:
                               head_timeout=b.head_timeout,
                               lookups_per_second=b.lookups_per_second),
             on_refused=lambda: self.recording.refused(run_id, "gate"), budget=fd_budget(),
+            veto=self.veto(run_id, profile.name),
         )
 
     def apply_config(self, gate: Gate, profile_name: str) -> None:
         """Config changed: a live gate reads its profile's new rules on the next request, and
         its connections to what they now deny end."""
         gate.replace_rules(network_rules(self.evaluator.profile(profile_name)))
+
+    def veto(self, run_id: str, profile_name: str) -> Veto:
+        """The gate's look at the grants with the addresses it is about to dial: a person's
+        deny grant on one of them (or on the name) refuses the connection, whatever yes or
+        allow grant the name got before its lookup. Uses nothing up (a "once" grant stays)."""
+        def veto(host: str, port: int, addresses: list[IPAddress]) -> Verdict | None:
+            decided = self.evaluator.connection(run_id, profile_name, host, port, addresses,
+                                                consume=False)
+            if decided.action == "deny" and decided.provenance.kind == "grant":
+                return Verdict(False, decided.provenance.to_dict())
+            return None
+
+        return veto
 
     def _asker(self, run_id: str, profile: Profile) -> Asker:
         async def ask(request: NetAsk) -> Verdict:

@@ -17,6 +17,7 @@ from console.policy.hosts import (
     BadTarget,
     IPAddress,
     Target,
+    address_text,
     loopback_addresses,
     parse_absolute_url,
     parse_connect_target,
@@ -111,11 +112,11 @@ async def _decide_target(rules: NetworkRules, target: Target, resolver: Resolver
 
     if target.ip is not None:
         return as_result("network", target.authority, decide([target.ip]),
-                         addresses=[str(target.ip)])
+                         addresses=[address_text(target.ip)])
     local = loopback_addresses(target.host)
     if local is not None:  # as the gate: loopback by definition, never looked up
         return as_result("network", target.authority, decide(local),
-                         addresses=[str(a) for a in local], note=LOOPBACK_NAME)
+                         addresses=[address_text(a) for a in local], note=LOOPBACK_NAME)
     before = decide(None)
     if resolver is None or before.action == "deny":
         note = NOT_RESOLVED if resolver is None else "denied by name: the gate never looks it up"
@@ -131,7 +132,7 @@ async def _decide_target(rules: NetworkRules, target: Target, resolver: Resolver
                          note=f"could not resolve {target.host} ({error}); the gate would "
                               "ask if the rules ask, else answer 502")
     return as_result("network", target.authority, decide(addresses),
-                     addresses=[str(a) for a in addresses])
+                     addresses=[address_text(a) for a in addresses])
 
 
 def check_config_file(

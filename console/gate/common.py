@@ -20,6 +20,7 @@ from console.policy.grants import canonical_network_pattern
 from console.policy.hosts import (
     IPAddress,
     Target,
+    address_text,
     ip_literal,
     normalise_host,
     parse_absolute_url,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
-    "TurnAway", "Upstream", "Verdict", "denial", "dial_address", "dial_failure", "host_header",
+    "TurnAway", "Upstream", "Verdict", "Veto", "denial", "dial_address", "dial_failure", "host_header",
     "header_spelling", "ip_authority", "ip_text", "lookups_in_threads", "meter_host",
     "read_absolute", "read_connect", "request_sent", "shown_target", "system_resolver",
     "READ_LIMIT",
@@ -86,6 +87,10 @@ Dialer = Callable[[IPAddress, int, float],
                   Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 Recorder = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 Asker = Callable[[NetAsk], Awaitable[Verdict]]
+# (host, port, the addresses about to be dialled) -> a deny Verdict (a person's deny grant
+# covers the host or one of them), or None: the daemon's grants, for a destination the rules
+# leave to a person, asked after the lookup (a yes to a name came before it).
+Veto = Callable[[str, int, list[IPAddress]], Verdict | None]
 
 
 async def system_resolver(host: str, port: int,
@@ -164,9 +169,10 @@ def dial_failure(exc: OSError) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def ip_text(ip: IPAddress) -> str:
-    """An address's text, remembered: str() of an ipaddress object is slow, and the same few
-    addresses are written into every decision, dial and close record."""
-    return str(ip)
+    """An address's text (hosts.address_text: a mapped IPv4 dotted), remembered: the text of
+    an ipaddress object is slow, and the same few addresses are written into every decision,
+    dial and close record."""
+    return address_text(ip)
 
 
 # Request targets repeat (an agent calls the same hosts all day) and parsing one is pure, so
@@ -212,7 +218,7 @@ def meter_host(host: str) -> str:
     """A metered endpoint's host as requests name it: an address compressed, a name
     normalised."""
     try:
-        return ipaddress.ip_address(host.strip("[]")).compressed
+        return address_text(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
         return normalise_host(host)
 
@@ -373,7 +379,7 @@ def denial(run_id: str, profile: str, suggestion: str, method: str, target: Targ
     elif m.basis == "rule" and target.ip is None and _names_an_address(m.rule):
         # A name denied by an address rule: saying which rule would say what the name resolved
         # to (a DNS oracle into the local network, as below); the person's record has it.
-        why = f"{target.host} resolves to an address a deny rule covers"
+        why = f"{target.host} resolves to an address a deny rule or grant covers"
         fix = ("an address deny rule wins over every allow rule; the operator sees which with: "
                "pilothouse history --kind net.decision")
         tag = "deny; rule=address"

@@ -22,6 +22,7 @@ from console.gate.common import (
     Refusal,
     Resolver,
     Verdict,
+    Veto,
     denial,
     ip_text,
     request_sent,
@@ -58,6 +59,7 @@ class Deciding:
     _own_for: tuple[NetworkRules | None, OwnAddresses | None] = (None, None)
     _own_seen: dict[tuple[str, int, tuple[IPAddress, ...]], NetMatch | None]
     _conns: set[Conn]
+    _veto: Veto | None
 
     def denied_now(self, target: Target, address: IPAddress) -> bool:
         """Whether the rules in force deny a connection to this address: one just dialled (a
@@ -206,6 +208,17 @@ class Deciding:
             now = self._match(self.rules, target.host, target.port, addrs)  # reloaded meanwhile?
             if action == "allow" and now.action == "deny":
                 match, action, provenance = now, "deny", {**provenance, "overruled": now.reason}
+        if action == "allow" and match.action == "ask" and self._veto is not None:
+            # A yes about the name came before its lookup (or a grant changed since): the
+            # person's deny grants are asked about the very addresses to be dialled.
+            veto = self._veto(target.host, target.port, addrs)
+            if veto is not None:
+                rule = veto.provenance.get("rule")
+                match = NetMatch("deny", rule, f"denied by the grant {rule or '(no pattern)'}",
+                                 basis="rule")
+                action, provenance = "deny", {**(provenance or {}), "overruled": match.reason,
+                                              "grant": veto.provenance}
+                yes = veto.provenance  # the refusal names the grant, not a person's no
         await self._decided(base, match, addrs, action, provenance)
         if action != "allow":
             raise self._refuse(method, target, match,
@@ -236,7 +249,7 @@ class Deciding:
         conn.hold += 1  # a person may take longer than the idle timeout
         try:
             return await self._ask(NetAsk(
-                self.run_id, target.host, target.port, tuple(str(a) for a in addrs),
+                self.run_id, target.host, target.port, tuple(ip_text(a) for a in addrs),
                 method, shown_target(raw), match.reason,
                 self.rules.suggestion(target.host, target.port)))
         finally:

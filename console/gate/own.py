@@ -18,7 +18,7 @@ import re
 import time
 
 from console.policy import Decision
-from console.policy.hosts import IPAddress, Target, embedded_ipv4
+from console.policy.hosts import IPAddress, Target, address_text, embedded_ipv4
 from console.policy.netrules import NetMatch, NetworkRules
 from console.policy.network import provenance_of
 
@@ -99,10 +99,11 @@ def this_machine(rules: NetworkRules, target: Target, addrs: list[IPAddress]) ->
     for ip in addrs:
         if own.covers(ip) is None or rules.named(ip, target.port) is not None:
             continue
-        what = target.host if target.ip is not None else f"{target.host} resolves to {ip}"
+        shown = address_text(ip)
+        what = target.host if target.ip is not None else f"{target.host} resolves to {shown}"
         return NetMatch("deny", None, f"{what}, an address of this machine itself (reached "
                         "as loopback is); only an allow rule naming that IP (and port) "
-                        "opens it", basis="not-routable", address=str(ip))
+                        "opens it", basis="not-routable", address=shown)
     return None
 
 

@@ -42,6 +42,7 @@ from console.gate.common import (
     TurnAway,
     Upstream,
     Verdict,
+    Veto,
     dial_address,
     dial_failure,
     ip_text,
@@ -93,9 +94,10 @@ class Gate(Deciding):
         trace: Any = None,  # a gate.trace.TraceRecorder: per-request records of metered calls
         on_refused: Callable[[], None] | None = None,
         budget: FdBudget | None = None,
+        veto: Veto | None = None,  # the daemon's deny grants, asked with the addresses
     ) -> None:
         self.run_id, self.rules, self.limits, self.profile = run_id, rules, limits, profile or "NAME"
-        self._ask_fn, self._record_fn = ask, record
+        self._ask_fn, self._record_fn, self._veto = ask, record, veto
         self._resolve, self._lookup_threads = lookups_in_threads(resolver, limits)
         self._dial = dial
         self.meter = {(meter_host(h), int(p)) for h, p in meter}
@@ -299,7 +301,7 @@ class Gate(Deciding):
                                        "rules reloaded while it was being connected.")
                 return Upstream(target, ip, reader, writer)
             except (OSError, TimeoutError) as exc:
-                errors.append(f"{ip}: {exc or type(exc).__name__}")
+                errors.append(f"{ip_text(ip)}: {exc or type(exc).__name__}")
                 why.append(dial_failure(exc))
             except BaseException:  # cancelled, or the gate closing: the slot is given back
                 self.tunnels -= 1

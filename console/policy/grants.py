@@ -12,7 +12,13 @@ from functools import cached_property
 from typing import Any
 
 from console.policy.execshape import CommandPattern, compile_pattern
-from console.policy.hosts import BadTarget, ip_literal, normalise_host, parse_connect_target
+from console.policy.hosts import (
+    BadTarget,
+    address_text,
+    ip_literal,
+    normalise_host,
+    parse_connect_target,
+)
 from console.policy.netrules import Pattern, parse_pattern
 from console.policy.parts import CommandPart, ParseError, canonical
 from console.policy.types import Provenance
@@ -252,7 +258,7 @@ def canonical_network_pattern(pattern: Pattern) -> str:
     if pattern.network is not None:
         net = pattern.network
         single = net.prefixlen == net.max_prefixlen
-        text = str(net.network_address) if single else str(net)
+        text = address_text(net.network_address) if single else str(net)
         return f"[{text}]{port}" if net.version == 6 and port else text + port
     prefix = {"exact": "", "sub": "*.", "tree": "**."}[pattern.kind]
     return f"{prefix}{pattern.host}{port}"

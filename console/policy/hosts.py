@@ -26,6 +26,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 __all__ = [
     "BadTarget",
     "IPAddress",
+    "address_text",
     "ip_literal",
     "Target",
     "embedded_ipv4",
@@ -92,6 +93,16 @@ def ip_literal(host: str) -> IPAddress | None:
         return None
 
 
+def address_text(ip: IPAddress) -> str:
+    """An address as people read it and the gate writes it (targets, cards, refusals, records):
+    its canonical text, but an IPv4-mapped IPv6 address with its IPv4 dotted, `::ffff:8.8.8.8`.
+    Python 3.11 writes `::ffff:808:808`, which no one reading an approval takes for 8.8.8.8
+    (review s23)."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return f"::ffff:{ip.ipv4_mapped}"
+    return ip.compressed
+
+
 def parse_port(text: str) -> int:
     """A port: 1-5 ASCII digits, 1..65535. `int()` would accept `4_43`, `+443` and
     Unicode digits, which a second parser might read differently."""
@@ -111,7 +122,7 @@ def _check_authority_chars(text: str) -> None:
 
 def _normalise_ipv6(text: str) -> str:
     try:
-        return ipaddress.IPv6Address(text).compressed
+        return address_text(ipaddress.IPv6Address(text))
     except ValueError:
         raise BadTarget(f"[{text}] is not an IPv6 address") from None
 

@@ -29,6 +29,7 @@ from typing import Literal
 from console.policy.hosts import (
     BadTarget,
     IPAddress,
+    address_text,
     embedded_ipv4,
     ip_literal,
     is_globally_routable,
@@ -277,10 +278,11 @@ class NetworkRules:
                 return NetMatch("deny", rule.text, f"denied by rule {rule.label()}", rule.source)
         for a in addrs:
             if not is_globally_routable(a) and self.named(a, port) is None:
-                what = host if literal is not None else f"{host} resolves to {a}, which"
+                shown = address_text(a)
+                what = host if literal is not None else f"{host} resolves to {shown}, which"
                 return NetMatch("deny", None, f"{what} is not a globally routable address; only "
                                 "an allow rule naming that IP (and port) opens it",
-                                basis="not-routable", address=str(a))
+                                basis="not-routable", address=shown)
         for rule in self.allow:
             if rule.is_address or literal is not None:
                 continue

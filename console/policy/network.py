@@ -8,10 +8,15 @@ from the CLI get the same answer with the same provenance. Order:
     address not globally routable, not named by an allow IP rule -> deny (no grant opens it)
     allow rule                                            -> allow
     the profile's default, when it is allow or deny       -> that
-    deny grant, then allow grant (newest first)           -> that
+    deny grant (host, or any address it would dial)       -> deny
+    allow grant for the host:port (newest first)          -> allow
     otherwise                                             -> ask a person
 
 Grants are consulted only where the rules would ask: a grant never opens what a rule closes.
+A deny grant on an address or CIDR covers a name resolving there, as a deny rule does (review
+s23: a person's deny on 127.0.0.77 let `db.corp.invalid`, resolving to it, through under an
+allow grant for the name); the gate asks again with the addresses it is about to dial when a
+yes came before the lookup (Gate's `veto`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from console.policy import Decision, GrantTable, Provenance
-from console.policy.hosts import IPAddress
+from console.policy import Decision, Grant, GrantTable, Provenance
+from console.policy.hosts import IPAddress, address_text
 from console.policy.netrules import NetMatch, NetworkRules
 
 
@@ -51,11 +56,30 @@ def decide_network(
     match = rules.decide(host, port, addresses)
     if match.action != "ask":
         return Decision(match.action, provenance_of(match))
-    subject = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    subject = _subject(host, port)
     if grants is not None:
         now = time.time() if now is None else now
-        grant = grants.match("network", subject, run_id, profile, now, consume=consume,
-                             ports=rules.ports)
+        dialled = [_subject(address_text(a), port) for a in addresses or ()]
+        grant = _deciding_grant(grants, subject, dialled, run_id, profile, now,
+                                consume=consume, ports=rules.ports)
         if grant is not None:
             return Decision("allow" if grant.effect == "allow" else "deny", grant.provenance())
     return Decision("ask", provenance_of(match), (subject,))
+
+
+def _subject(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _deciding_grant(grants: GrantTable, subject: str, dialled: Sequence[str],
+                    run_id: str | None, profile: str | None, now: float, *, consume: bool,
+                    ports: Sequence[int]) -> Grant | None:
+    """The grant that decides: a deny grant covering the host or any address to be dialled
+    (strictest wins), else an allow grant covering the host:port; newest first in each."""
+    for g in grants.live("network", run_id, profile, now):  # deny grants first
+        covered = (subject, *dialled) if g.effect == "deny" else (subject,)
+        if any(g.matches(s, ports) for s in covered):
+            if consume:
+                grants.consume(g)
+            return g
+    return None

@@ -174,7 +174,7 @@ class Harness:
                  ask: Callable[[NetAsk], Any] | None = None, limits: GateLimits | None = None,
                  system_resolve: bool = False, meter: set[tuple[str, int]] | None = None,
                  record_fails: bool = False, real_dial: bool = False,
-                 budget: Any = None) -> None:
+                 budget: Any = None, veto: Any = None) -> None:
         self.records: list[tuple[str, dict[str, Any]]] = []
         self.dialled: list[tuple[str, int]] = []
         self.resolved: list[str] = []
@@ -192,7 +192,7 @@ class Harness:
             kwargs["dial"] = self._dial
         self.gate = Gate("run-1", rules, ask=ask, record=self._record,
                          limits=limits or GateLimits(), meter=meter or set(), profile="demo",
-                         budget=budget, **kwargs)
+                         budget=budget, veto=veto, **kwargs)
 
     async def _record(self, kind: str, payload: dict[str, Any]) -> None:
         if self.record_fails and kind == "net.decision":

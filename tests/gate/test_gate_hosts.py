@@ -28,7 +28,7 @@ from console.policy.hosts import Target, embedded_ipv4
     ("Example.COM:443", "example.com", 443),
     ("example.com.:1", "example.com", 1),
     ("[::1]:443", "::1", 443),
-    ("[::FFFF:7f00:1]:80", "::ffff:7f00:1", 80),
+    ("[::FFFF:7f00:1]:80", "::ffff:127.0.0.1", 80),  # a mapped IPv4 dotted (s23)
     ("１２７.０.０.１:443", "127.0.0.1", 443),  # full-width digits map to ASCII under UTS 46
     ("bücher.de:443", "xn--bcher-kva.de", 443),
     ("a。b.com:443", "a.b.com", 443),  # ideographic full stop is a dot

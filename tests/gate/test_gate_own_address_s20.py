@@ -99,7 +99,8 @@ async def test_this_machines_own_address_is_never_dialled(rules: NetworkRules,
         await echo.close()
     assert status == 403, (status, body)
     assert h.dialled == []
-    assert str(FAKE_GLOBAL) not in body.decode() or target.startswith(str(FAKE_GLOBAL))
+    # (unless the agent wrote it: the mapped form is shown dotted since s23)
+    assert str(FAKE_GLOBAL) not in body.decode() or str(FAKE_GLOBAL) in target
     (decision,) = h.kinds("net.decision")
     assert decision["action"] == "deny" and "this machine" in decision["reason"]
 
