@@ -42,7 +42,7 @@ class GateWiring:
         cfg = self.config.cfg
         b = cfg.bounds
         return Gate(
-            run_id, network_rules(profile), ask=self._asker(run_id, profile),
+            run_id, network_rules(profile), ask=self.asker(run_id, profile),
             record=self.recording.for_gate(run_id), profile=profile.name,
             meter=inference_endpoints(cfg.inference), trace=self.trace,
             limits=GateLimits(max_connections=b.gate_connections, max_header_bytes=b.head_bytes,
@@ -70,7 +70,9 @@ class GateWiring:
 
         return veto
 
-    def _asker(self, run_id: str, profile: Profile) -> Asker:
+    def asker(self, run_id: str, profile: Profile) -> Asker:
+        """The gate's question to the daemon for a destination its rules do not settle: the
+        policy with the grants first, then a person through the inbox."""
         async def ask(request: NetAsk) -> Verdict:
             decided = self.evaluator.connection(
                 run_id, profile.name, request.host, request.port,

@@ -62,7 +62,7 @@ async def test_agent_sock_status_does_not_tell_what_a_name_resolved_to(tmp_path:
     echo = await Echo().start()
     h = Harness(network_rules(evaluator.profile("demo")), upstream_port=echo.port,
                 names={"db.corp.invalid": [PUBLIC, SECRET]},
-                ask=wiring._asker("run-1", evaluator.profile("demo")))
+                ask=wiring.asker("run-1", evaluator.profile("demo")))
     sock_dir = Path(tempfile.mkdtemp(prefix="ph-", dir="/tmp"))
     server = await start_agent_server(sock_dir / "agent.sock", "run-1", "demo", inbox,
                                       evaluator.policy_eval)
