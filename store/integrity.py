@@ -86,7 +86,7 @@ def file_problems(conn: sqlite3.Connection,
     check = [row[0] for row in conn.execute("PRAGMA integrity_check(20)")]
     if check != ["ok"]:
         return "the database's own integrity check fails: " + "; ".join(check[:3])
-    if (run := runs_off(conn, live_states=live_states)) is not None:
+    if (run := runs_off(conn, live_states=live_states) or tokens_off(conn)) is not None:
         return run
     cutoff = prune_cutoff(conn)
     if (output := output_problem(conn, cutoff) or unclaimed_output(conn, cutoff)) is not None:
@@ -244,6 +244,68 @@ def _row_off(row: tuple[Any, ...], events: list[tuple[str, str | None, Any]],
     if not started and not could_be_pruned:  # a row is written only after its start is
         return "in the runs table, but its start was never recorded"
     return None
+
+
+def tokens_off(conn: sqlite3.Connection) -> str | None:
+    """The first run whose row's token totals (what `report`, `gpu` and the console show) its
+    chained events rule out, naming the run and the field: more than its recorded `tokens`
+    events add up to (the GPU service counts those same events, each stored before it is
+    counted; a note since the run's start that rows were dropped or lost excuses it, and a run
+    whose start was pruned is not summed), or fewer than its recorded end says the row held
+    then (`tokens_at_end`: totals only grow). Fewer than the events add up to is no finding by
+    itself: the service may not have counted them all (a full bus, a daemon that stopped)."""
+    import json
+
+    sums: dict[str, list[int]] = {}
+    for rid, data_text in conn.execute("SELECT run_id, data FROM events WHERE kind = 'tokens' "
+                                       "AND run_id IS NOT NULL"):
+        counted = _counted(data_text)
+        if counted is not None:
+            got = sums.setdefault(rid, [0, 0])
+            got[0], got[1] = got[0] + counted[0], got[1] + counted[1]
+    starts = dict(conn.execute("SELECT run_id, min(id) FROM events WHERE kind = 'run.started' "
+                               "GROUP BY run_id"))
+    (noted,) = conn.execute("SELECT coalesce(max(id), 0) FROM events WHERE kind IN "
+                            "('store.dropped', 'store.write_failed')").fetchone()
+    at_end: dict[str, Any] = {}
+    for rid, data_text in conn.execute("SELECT run_id, data FROM events WHERE kind IN "
+                                       "('run.ended', 'run.lost') AND data LIKE "
+                                       "'%\"tokens_at_end\":%'"):
+        try:
+            at_end[rid] = json.loads(data_text)["tokens_at_end"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            continue  # chained: the store wrote it so, verify named an edit before this
+    for rid, *row in conn.execute("SELECT id, tokens_in, tokens_out FROM runs"):
+        for i, (field, value) in enumerate(zip(("tokens_in", "tokens_out"), row, strict=True)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                continue  # shown as unknown (store.history), never as a count
+            summed = sums.get(rid, [0, 0])[i]
+            if rid in starts and value > summed and noted <= starts[rid]:
+                return (f"run {rid}: its row's {field} ({value}) is more than its recorded "
+                        f"tokens events add up to ({summed})")
+            end = at_end.get(rid)
+            least = end.get(field) if isinstance(end, dict) else None
+            if isinstance(least, int) and value < least:
+                return (f"run {rid}: its row's {field} ({value}) is less than its recorded end "
+                        f"says it held then ({least})")
+    return None
+
+
+def _counted(data_text: str | None) -> tuple[int, int] | None:
+    """(prompt, completion) of one recorded `tokens` event as the GPU service counts it
+    (console/gpu/service.py on_tokens: completion from the total when only that is given), or
+    None where it counts nothing."""
+    import json
+
+    try:
+        ev = json.loads(data_text or "{}")
+        prompt = int(ev.get("prompt_tokens") or 0)
+        completion, total = ev.get("completion_tokens"), ev.get("total_tokens")
+        if completion is None and total is not None:
+            completion = max(0, int(total) - prompt)
+        return max(0, prompt), max(0, int(completion or 0))
+    except (ValueError, TypeError, AttributeError, OverflowError, RecursionError):
+        return None
 
 
 def pruned_runs(conn: sqlite3.Connection) -> set[str] | None:
