@@ -11,13 +11,14 @@ mark past the last row keeps every new row out of search. Nothing here needs the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from store.fts import TABLES, index_off, marks
@@ -85,7 +86,7 @@ def file_problems(conn: sqlite3.Connection,
     check = [row[0] for row in conn.execute("PRAGMA integrity_check(20)")]
     if check != ["ok"]:
         return "the database's own integrity check fails: " + "; ".join(check[:3])
-    if (run := runs_off(conn, live_states=live_states)) is not None:
+    if (run := runs_off(conn, live_states=live_states) or tokens_off(conn)) is not None:
         return run
     cutoff = prune_cutoff(conn)
     if (output := output_problem(conn, cutoff) or unclaimed_output(conn, cutoff)) is not None:
@@ -132,12 +133,49 @@ def runs_off(conn: sqlite3.Connection, run_id: str | None = None, *,
     Times and notes are compared where the event holds them (events of earlier versions do
     not). Runs whose events were pruned cannot be checked. With `run_id`, that run alone (what
     `report` warns of; the chain of its events is `audit verify`'s to check)."""
+    ids = None if run_id is None else [run_id]
+    with one_snapshot(conn):
+        return next((why for _rid, why in _runs_off(conn, ids, live_states)), None)
+
+
+def runs_off_each(conn: sqlite3.Connection, run_ids: Collection[str], *,
+                  live_states: Collection[str] | None = None) -> dict[str, str]:
+    """runs_off for each of `run_ids` (the rows `ps` shows): run id -> why its row is not what
+    its recorded events say; runs whose rows agree are left out."""
+    if not run_ids:
+        return {}
+    with one_snapshot(conn):
+        return dict(_runs_off(conn, list(run_ids), live_states))
+
+
+@contextlib.contextmanager
+def one_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """The reads inside see one state of the file (a run's row and its end are committed
+    together: read apart, a commit between them reads as a row with no recorded end). Inside
+    a transaction already, that one."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+
+def _runs_off(conn: sqlite3.Connection, run_ids: list[str] | None,
+              live_states: Collection[str] | None) -> Iterator[tuple[str, str]]:
+    """(run id, why) for each run, of all or of `run_ids`, whose row the chain says otherwise
+    about: the first thing wrong with it (see runs_off)."""
     import json
 
+    only = None if run_ids is None else json.dumps(run_ids)
     told: dict[str, list[tuple[str, str | None, Any]]] = {}
     for rid, kind, actor, data_text in conn.execute(
             "SELECT run_id, kind, actor, data FROM events WHERE kind IN ('run.started', "
-            "'run.ended', 'run.lost') AND (?1 IS NULL OR run_id = ?1) ORDER BY id", (run_id,)):
+            "'run.ended', 'run.lost') AND (?1 IS NULL OR run_id IN (SELECT value FROM "
+            "json_each(?1))) ORDER BY id", (only,)):
         try:
             data = json.loads(data_text or "{}")
         except (ValueError, RecursionError):  # chained: verify named an edit before this
@@ -149,52 +187,125 @@ def runs_off(conn: sqlite3.Connection, run_id: str | None = None, *,
     # prune removes a prefix, so a recorded start's end is never pruned.
     cutoff = prune_cutoff(conn)
     named = pruned_runs(conn)
-    for rid, profile, backend, state, command, workspace, exit_code, started_at, ended_at, \
-            info in conn.execute("SELECT id, profile, backend, state, command, workspace, "
-                                 "exit_code, started_at, ended_at, info FROM runs WHERE "
-                                 "?1 IS NULL OR id = ?1", (run_id,)):
+    for row in conn.execute("SELECT id, profile, backend, state, command, workspace, exit_code, "
+                            "started_at, ended_at, info FROM runs WHERE ?1 IS NULL OR id IN "
+                            "(SELECT value FROM json_each(?1))", (only,)):
+        rid, started_at = row[0], row[7]
         events = told.pop(rid, [])
-        try:
-            row_command = json.loads(command or "null")
-            row_info = json.loads(info or "{}")
-        except (ValueError, RecursionError):  # RecursionError: nested past the parser
-            return f"run {rid}: its row in the runs table is not what the store writes"
-        if not isinstance(row_info, dict):
-            return f"run {rid}: its row's info is not what the store writes"
-        started = ended = False
-        for kind, actor, data in events:
-            if kind == "run.started":
-                started = True
-                said = (data.get("profile"), data.get("backend"), data.get("workspace"), data.get("command"))
-                if said != (profile, backend, workspace, row_command):
-                    return (f"run {rid}: its row in the runs table (profile, backend, workspace "
-                            "or command) differs from its recorded start")
-                if "started_at" in data and data["started_at"] != started_at:
-                    return f"run {rid}: its row's started_at differs from its recorded start"
-                if row_info.get("actor") != actor:
-                    return f"run {rid}: its row's info (actor) differs from its recorded start"
-                continue
-            ended = True
-            if kind == "run.ended" and (data.get("state"), data.get("exit_code")) != (state, exit_code):
-                return f"run {rid}: its row's state or exit code differs from its recorded end"
-            if kind == "run.lost" and state != "lost":
-                return f"run {rid}: its row's state differs from its recorded end (lost)"
-            if "ended_at" in data and data["ended_at"] != ended_at:
-                return f"run {rid}: its row's ended_at differs from its recorded end"
-            if kind == "run.ended" and "notes" in data and data["notes"] != row_info.get("notes"):
-                return f"run {rid}: its row's info (notes) differs from its recorded end"
-        if started and not ended and live_states is not None and state not in live_states:
-            return (f"run {rid}: its row's state says it ended ({state}) but no end is recorded "
-                    "(if its notes say the end could not be recorded, that is why)")
         could_be_pruned = pruned and (rid in named if named is not None else (
             cutoff is not None and (not isinstance(started_at, (int, float)) or started_at < cutoff)))
-        if not started and not could_be_pruned:  # a row is written only after its start is
-            return f"run {rid}: in the runs table, but its start was never recorded"
+        why = _row_off(row, events, live_states, could_be_pruned)
+        if why is not None:
+            yield rid, f"run {rid}: {why}"
     for rid, events in told.items():  # a start and an end recorded, and no row
         kinds = {kind for kind, _actor, _data in events}
         if "run.started" in kinds and len(kinds) > 1:
-            return f"run {rid}: its end is recorded but its row in the runs table is gone"
+            yield rid, f"run {rid}: its end is recorded but its row in the runs table is gone"
+
+
+def _row_off(row: tuple[Any, ...], events: list[tuple[str, str | None, Any]],
+             live_states: Collection[str] | None, could_be_pruned: bool) -> str | None:
+    """Why one runs row is not what its recorded events say, or None."""
+    import json
+
+    _rid, profile, backend, state, command, workspace, exit_code, started_at, ended_at, info = row
+    try:
+        row_command = json.loads(command or "null")
+        row_info = json.loads(info or "{}")
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser
+        return "its row in the runs table is not what the store writes"
+    if not isinstance(row_info, dict):
+        return "its row's info is not what the store writes"
+    started = ended = False
+    for kind, actor, data in events:
+        if kind == "run.started":
+            started = True
+            said = (data.get("profile"), data.get("backend"), data.get("workspace"), data.get("command"))
+            if said != (profile, backend, workspace, row_command):
+                return ("its row in the runs table (profile, backend, workspace or command) "
+                        "differs from its recorded start")
+            if "started_at" in data and data["started_at"] != started_at:
+                return "its row's started_at differs from its recorded start"
+            if row_info.get("actor") != actor:
+                return "its row's info (actor) differs from its recorded start"
+            continue
+        ended = True
+        if kind == "run.ended" and (data.get("state"), data.get("exit_code")) != (state, exit_code):
+            return "its row's state or exit code differs from its recorded end"
+        if kind == "run.lost" and state != "lost":
+            return "its row's state differs from its recorded end (lost)"
+        if "ended_at" in data and data["ended_at"] != ended_at:
+            return "its row's ended_at differs from its recorded end"
+        if kind == "run.ended" and "notes" in data and data["notes"] != row_info.get("notes"):
+            return "its row's info (notes) differs from its recorded end"
+    if started and not ended and live_states is not None and state not in live_states:
+        return (f"its row's state says it ended ({state}) but no end is recorded (if its notes "
+                "say the end could not be recorded, that is why)")
+    if not started and not could_be_pruned:  # a row is written only after its start is
+        return "in the runs table, but its start was never recorded"
     return None
+
+
+def tokens_off(conn: sqlite3.Connection) -> str | None:
+    """The first run whose row's token totals (what `report`, `gpu` and the console show) its
+    chained events rule out, naming the run and the field: more than its recorded `tokens`
+    events add up to (the GPU service counts those same events, each stored before it is
+    counted; a note since the run's start that rows were dropped or lost excuses it, and a run
+    whose start was pruned is not summed), or fewer than its recorded end says the row held
+    then (`tokens_at_end`: totals only grow). Fewer than the events add up to is no finding by
+    itself: the service may not have counted them all (a full bus, a daemon that stopped)."""
+    import json
+
+    sums: dict[str, list[int]] = {}
+    for rid, data_text in conn.execute("SELECT run_id, data FROM events WHERE kind = 'tokens' "
+                                       "AND run_id IS NOT NULL"):
+        counted = _counted(data_text)
+        if counted is not None:
+            got = sums.setdefault(rid, [0, 0])
+            got[0], got[1] = got[0] + counted[0], got[1] + counted[1]
+    starts = dict(conn.execute("SELECT run_id, min(id) FROM events WHERE kind = 'run.started' "
+                               "GROUP BY run_id"))
+    (noted,) = conn.execute("SELECT coalesce(max(id), 0) FROM events WHERE kind IN "
+                            "('store.dropped', 'store.write_failed')").fetchone()
+    at_end: dict[str, Any] = {}
+    for rid, data_text in conn.execute("SELECT run_id, data FROM events WHERE kind IN "
+                                       "('run.ended', 'run.lost') AND data LIKE "
+                                       "'%\"tokens_at_end\":%'"):
+        try:
+            at_end[rid] = json.loads(data_text)["tokens_at_end"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            continue  # chained: the store wrote it so, verify named an edit before this
+    for rid, *row in conn.execute("SELECT id, tokens_in, tokens_out FROM runs"):
+        for i, (field, value) in enumerate(zip(("tokens_in", "tokens_out"), row, strict=True)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                continue  # shown as unknown (store.history), never as a count
+            summed = sums.get(rid, [0, 0])[i]
+            if rid in starts and value > summed and noted <= starts[rid]:
+                return (f"run {rid}: its row's {field} ({value}) is more than its recorded "
+                        f"tokens events add up to ({summed})")
+            end = at_end.get(rid)
+            least = end.get(field) if isinstance(end, dict) else None
+            if isinstance(least, int) and value < least:
+                return (f"run {rid}: its row's {field} ({value}) is less than its recorded end "
+                        f"says it held then ({least})")
+    return None
+
+
+def _counted(data_text: str | None) -> tuple[int, int] | None:
+    """(prompt, completion) of one recorded `tokens` event as the GPU service counts it
+    (console/gpu/service.py on_tokens: completion from the total when only that is given), or
+    None where it counts nothing."""
+    import json
+
+    try:
+        ev = json.loads(data_text or "{}")
+        prompt = int(ev.get("prompt_tokens") or 0)
+        completion, total = ev.get("completion_tokens"), ev.get("total_tokens")
+        if completion is None and total is not None:
+            completion = max(0, int(total) - prompt)
+        return max(0, prompt), max(0, int(completion or 0))
+    except (ValueError, TypeError, AttributeError, OverflowError, RecursionError):
+        return None
 
 
 def pruned_runs(conn: sqlite3.Connection) -> set[str] | None:

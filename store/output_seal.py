@@ -188,3 +188,17 @@ def _stored(conn: sqlite3.Connection, run_id: str) -> _Digest:
             raise TypeError("a value of another type than the store writes")
         digest.add(ts, stream, line)
     return digest
+
+
+def output_dropped(conn: sqlite3.Connection, run_id: str) -> int:
+    """How many of the run's output lines a full queue dropped (never stored, so no seal or
+    search shows them), as its sealed end counts them: 0 when none were, or it has not ended.
+    The count is chained with the end (`audit verify` vouches for it)."""
+    row = conn.execute("SELECT data FROM events WHERE run_id = ? AND kind IN (?, ?) "
+                       "ORDER BY id LIMIT 1", (run_id, *SEALED_KINDS)).fetchone()
+    try:
+        data = json.loads(row[0] or "{}") if row is not None else {}
+    except (ValueError, RecursionError, TypeError):
+        return 0  # not what the store writes: verify names it
+    dropped = data.get("output_dropped") if isinstance(data, dict) else None
+    return dropped if type(dropped) is int and dropped > 0 else 0

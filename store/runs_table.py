@@ -4,6 +4,7 @@ moves through its states, and the rows a restarted daemon finds still live."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,3 +92,16 @@ def run_totals(conn: Any, run_id: str) -> tuple[Any, ...] | None:
         return None
     return (values.read_int(row[0]), values.read_int(row[1]), values.read_number(row[2]),
             values.read_number(row[3]))
+
+
+def tokens_at_end(conn: Any, run_id: str) -> dict[str, int] | None:
+    """The row's token totals as the run's end is committed, for its end's data: totals only
+    grow after (late counts are added), so `audit verify` takes them as the least the row may
+    hold from then on. None without a row, or with totals that are not counts."""
+    try:
+        found = run_totals(conn, run_id)
+    except sqlite3.Error:  # an odd file must not cost the run its recorded end
+        return None
+    if found is None or found[0] is None or found[1] is None:
+        return None
+    return {"tokens_in": found[0], "tokens_out": found[1]}

@@ -6,7 +6,7 @@ import os
 import sys
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import colour_wanted, echo, fail, table
+from console.cli.output import colour_wanted, echo, fail, table, visible
 from console.cli.parsing import BadParameter, argument, command, option, quick_exit
 from console.cli.value_types import int_range, path
 
@@ -71,6 +71,7 @@ def follow_output(client: Client, run_id: str, *, quiet: bool = False, tail: int
             echo(f"[pilothouse] {payload['count']} output events skipped (slow reader)", err=True)
         elif kind == "result":
             result = payload
+    say_dropped(result)
     if "exit_code" not in result:
         result = client.call("run.get", run=run_id)
     code = result.get("exit_code")
@@ -94,13 +95,18 @@ def _show_runs(runs: list[dict[str, Any]], show_all: bool) -> None:
         mem = stats.get("rss_bytes")
         backend = (r.get("backend") or "-") + (" (UNSANDBOXED)" if r.get("backend") == "none" else "")
         rows.append([
-            r["id"], r.get("profile") or "-", backend, r.get("state") or "-", age(r.get("started_at")),
+            r["id"], r.get("profile") or "-", backend,
+            (r.get("state") or "-") + (" (!)" if r.get("warning") else ""), age(r.get("started_at")),
             f"{stats['cpu_percent']:.0f}%" if stats.get("cpu_percent") is not None else "-",
             f"{mem / 2**20:.0f}M" if mem else "-",
             "-" if r.get("exit_code") is None else str(r["exit_code"]),
             " ".join(r.get("command") or [])[:40],
         ])
     table(rows, ["ID", "PROFILE", "BACKEND", "STATE", "AGE", "CPU", "MEM", "EXIT", "COMMAND"])
+    for r in runs:  # (!): the row shown is not what the run's recorded events say
+        if r.get("warning"):
+            echo(f"WARNING (!): {visible(r['warning'])}: the file was edited; the recorded "
+                 "events hold the truth (`pilothouse report RUN`, `pilothouse audit verify`)")
 
 
 @command()
@@ -146,7 +152,19 @@ def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, r
             if kind == "event" and payload.get("kind") == "run.output":
                 sys.stdout.write("".join((line if raw else neutralise(line, colour=colour)) + "\n"
                                          for line in payload["lines"]))
+            elif kind == "result":
+                sys.stdout.flush()
+                say_dropped(payload)
         sys.stdout.flush()
+
+
+def say_dropped(result: dict[str, Any]) -> None:
+    """The output shown has a hole: lines the store never kept (its chained end counts them)."""
+    n = result.get("output_dropped")
+    if isinstance(n, int) and n > 0:
+        lines = "1 output line was" if n == 1 else f"{n} output lines were"
+        echo(f"[pilothouse] {lines} dropped (the store's queue was full): the output above is "
+             "not all the run printed; the run's record counts them", err=True)
 
 
 @command()

@@ -13,6 +13,8 @@ from console.daemon.peers import Peer
 from console.daemon.runs import Run
 from console.protocol import LIVE_STATES, RUNS_LIST_MAX, Failure
 from store import history
+from store.integrity import one_snapshot, runs_off_each
+from store.output_seal import output_dropped
 
 COMMAND_MAX_BYTES = 256 * 1024  # a run's command, kept in its row and shown in every ps
 LOG_PAGE = 1000  # output lines per read and per event when replaying a run's log
@@ -26,7 +28,8 @@ def _run_row(core: Core, run: Run) -> dict[str, Any]:
 
 
 async def runs_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
-    live = [_run_row(core, r) for r in core.runs.live()]
+    # A live run is shown from the daemon's own record, not from the file's row.
+    live = [{**_run_row(core, r), "warning": None} for r in core.runs.live()]
     if not arg(args, "all", bool, False):
         return live
     limit = arg(args, "limit", int, 50)
@@ -38,8 +41,15 @@ async def runs_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     seen = {r["id"] for r in live}
 
     def page(db: Any) -> wire.Encoded:  # in the reader's thread, as history's
-        ended = history.query_runs(db, limit=limit)
-        return wire.Encoded(*wire.fitted(live + [r for r in ended if r["id"] not in seen]))
+        # The rows read from the file are not chained: `warning` says why one is not what its
+        # recorded start or end says (the check `report` and `audit verify` make), read in
+        # the rows' own snapshot.
+        with one_snapshot(db.conn):
+            ended = [r for r in history.query_runs(db, limit=limit) if r["id"] not in seen]
+            off = runs_off_each(db.conn, [r["id"] for r in ended], live_states=LIVE_STATES)
+        for r in ended:
+            r["warning"] = off.get(r["id"])
+        return wire.Encoded(*wire.fitted(live + ended))
 
     return await core.store.read(page)
 
@@ -146,7 +156,7 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
                 # It ended while the store was read: its last lines, published to `sub` before
                 # the end, are stored by now (a fast run's whole output was lost here).
                 sent += (await send_stored(after))[0]
-            return {"run": run_id, "lines": sent}
+            return {"run": run_id, "lines": sent, "output_dropped": await _dropped(core, run_id)}
         while True:
             event = await sub.get()
             if event["kind"] == "run.output":
@@ -157,12 +167,20 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
                         continue
                 await send(wire.event(event))
             elif event["kind"] == "run.state" and event["run"]["state"] not in LIVE_STATES:
-                return {"run": run_id, "state": event["run"]["state"], "exit_code": event["run"]["exit_code"]}
+                return {"run": run_id, "state": event["run"]["state"],
+                        "exit_code": event["run"]["exit_code"],
+                        "output_dropped": await _dropped(core, run_id)}
             elif event["kind"] == "bus.dropped":
                 await send(wire.event(event))
     finally:
         if sub is not None:
             core.bus.unsubscribe(sub)
+
+
+async def _dropped(core: Core, run_id: str) -> int:
+    """The run's output lines a full queue dropped, as its chained end counts them (0 while it
+    runs: its count is sealed with its end)."""
+    return await core.store.read(lambda db: output_dropped(db.conn, run_id))
 
 
 OPS: OpTable = {
