@@ -61,6 +61,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
     stop_requested: str | None = None  # "stop" or "kill" when a person asked
     stopped_by: str | None = None  # who asked (the end names them, not the run's starter)
+    output_dropped: int = 0  # its output lines a full store queue refused (its sealed end's)
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)
@@ -323,7 +324,7 @@ class RunManager:
         try:
             saved = self.writer.call(self._upsert(run))
             try:
-                await self.writer.acommit(
+                ended = await self.writer.acommit(
                     "run.ended",
                     run_id=run.id,
                     actor=run.stopped_by if run.stop_requested else None,
@@ -334,6 +335,8 @@ class RunManager:
                           "ended_at": run.ended_at, "notes": list(run.notes)},
                     seal_output=True,
                 )
+                dropped = (ended.get("data") or {}).get("output_dropped")
+                run.output_dropped = dropped if type(dropped) is int and dropped > 0 else 0
             except Exception as exc:
                 run.notes.append(f"could not record the end: {exc}")
                 saved = self.writer.call(self._upsert(run))  # with that note

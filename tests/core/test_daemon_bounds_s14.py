@@ -158,7 +158,8 @@ def test_a_slow_reader_is_not_cut_off(home: Path, daemon_env: dict[str, str], wo
         done = subprocess.run([sys.executable, "-S", str(script), str(d.sock), run_id, "8"],
                               capture_output=True, text=True, timeout=120)
         report = json.loads(done.stdout or "null")
-        assert report == {"lines": whole, "answer": {"run": run_id, "lines": whole}}, done.stderr
+        assert report == {"lines": whole, "answer": {"run": run_id, "lines": whole,
+                                                     "output_dropped": 0}}, done.stderr
         assert "read none of its answers" not in (home / "daemon-test.log").read_text()
     finally:
         d.stop()

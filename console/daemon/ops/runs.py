@@ -167,9 +167,11 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
                         continue
                 await send(wire.event(event))
             elif event["kind"] == "run.state" and event["run"]["state"] not in LIVE_STATES:
+                # The count its sealed end holds, as the end's state event carries it: no
+                # second read of the store on `run --wait`'s way out.
                 return {"run": run_id, "state": event["run"]["state"],
                         "exit_code": event["run"]["exit_code"],
-                        "output_dropped": await _dropped(core, run_id)}
+                        "output_dropped": event["run"].get("output_dropped", 0)}
             elif event["kind"] == "bus.dropped":
                 await send(wire.event(event))
     finally:
