@@ -85,6 +85,17 @@ def state_text(state: str | None, exit_code: int | None = None) -> Text:
     return Text(label, style=style(STATE_STYLES.get(s, "")))
 
 
+def run_state_text(run: dict[str, Any]) -> Text:
+    """A run's state, marked `(!)` where its stored row is not what its recorded events say
+    (runs.list's `warning`: an edited file; `ps --all` marks it the same way)."""
+    text = state_text(run.get("state"), run.get("exit_code"))
+    if not run.get("warning"):
+        return text
+    marked = Text("(!) ", style=style("bold red"))  # first: a narrow column cuts the end
+    marked.append_text(text)
+    return marked
+
+
 def backend_text(backend: str | None) -> Text:
     if backend == "none":
         return Text("UNSANDBOXED", style=style("bold red reverse"))

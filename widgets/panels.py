@@ -23,9 +23,9 @@ from widgets.format import (
     clock,
     duration,
     printable,
+    run_state_text,
     safe,
     size,
-    state_text,
     style,
 )
 from widgets.plot import resample, sparkline
@@ -357,7 +357,7 @@ class RunHeader(Shows):
         if unknown:
             line.append("unknown (daemon away)", style=style("bold yellow"))
         else:
-            line.append_text(state_text(run.get("state"), run.get("exit_code")))
+            line.append_text(run_state_text(run))
             line.append(f"  up {duration(run_uptime(run, now))}")
         if pending:
             line.append(f"  {pending} approval(s) pending", style=style("bold yellow"))
@@ -371,6 +371,10 @@ class RunHeader(Shows):
                 usage.append(usage_spark(mem, now).ljust(USAGE_SPARK_W))
             if stats.get("pids"):
                 usage.append(f"  pids {stats['pids']}")
+        elif run.get("warning"):  # the row is not the record: say so where the usage would be
+            usage.append(printable(f"(!) {run['warning']}: the file was edited; `pilothouse "
+                                   "report RUN` shows the recorded events", 300),
+                         style=style("bold red"))
         else:
             usage.append(printable(f"workspace {run.get('workspace') or '-'}", 300), style="dim")
         command = Text(printable(f"$ {command_line(run)}", 300), style="dim", no_wrap=True,

@@ -32,9 +32,9 @@ from widgets.format import (
     live_first,
     printable,
     provenance_text,
+    run_state_text,
     safe,
     size,
-    state_text,
     style,
 )
 from widgets.keyed_table import Column, KeyedTable
@@ -116,7 +116,7 @@ class RunsTable(KeyedTable):
             safe(run.get("profile")),
             backend_text(run.get("backend")),
             Text("unknown", style=style("bold yellow")) if unknown
-            else state_text(run.get("state"), run.get("exit_code")),
+            else run_state_text(run),
             "-" if unknown else duration(run_uptime(run, now)),
             "-" if cpu is None else f"{cpu:.0f}%",
             size(mem) if mem else "-",
@@ -128,6 +128,8 @@ class RunsTable(KeyedTable):
                           + [command_line(run)])
         if run.get("backend") == "none":
             search += " unsandboxed"
+        if run.get("warning"):
+            search += " (!) warning"
         self.put(str(run["id"]), cells, search)
 
 

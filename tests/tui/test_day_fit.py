@@ -155,17 +155,19 @@ async def test_live_runs_first_newest_first_and_ended_runs_can_be_hidden() -> No
         # a run started after attaching goes first, not to the bottom
         fresh = {**RUNS[0], "id": "n3w1", "started_at": NOW - 1}
         app.post_message(DaemonEvent({"kind": "run.state", "run": fresh}))
-        await pilot.pause(0.2)
+        # Waited for, not slept on: a loaded machine (CI's 2 cores) lost a fixed 0.2 s pause.
+        await until(pilot, lambda: "n3w1" in table.shown_keys(), "the new run in the table")
         order = table.shown_keys()
         assert order[:4] == ["n3w1", "qu0t", "q7rt", "k3mx"], order
         assert order[4:] == ["st1p", "kl9x", "z2bc", "e0aa", "e1aa", "e2aa", "e3aa", "e4aa"], order
         text = screen_text(app)
         assert "n3w1" in text and "k3mx" in text
         await pilot.press("e")  # hide the ended runs
-        await pilot.pause(0.1)
+        await until(pilot, lambda: len(table.shown_keys()) == 4, "the ended runs hidden")
         assert table.shown_keys() == ["n3w1", "qu0t", "q7rt", "k3mx"]
         assert "8 ended hidden" in screen_text(app)
         await pilot.press("e", "P")  # all again, sorted by profile
+        await until(pilot, lambda: len(table.shown_keys()) == 12, "the ended runs shown again")
         await pilot.pause(0.1)
         profiles = [table.cell_text(k, "profile") for k in table.shown_keys()]
         assert len(profiles) == 12 and profiles == sorted(profiles), profiles
