@@ -45,6 +45,8 @@ _KEYWORDS = {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "w
 _SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "mksh", "busybox", "rbash", "ash", "fish", "tcsh",
            "csh", "yash", "posh", "oksh", "loksh", "pdksh", "toybox"}
 _MULTICALL = {"busybox", "toybox"}  # a shell only with an applet name after them
+# GNU coreutils as one binary: these options name the program it runs as (the rest are its args).
+_COREUTILS_PROG = {"--coreutils-prog", "--coreutils-prog-shebang"}
 # Programs that complete their command with words read at run time.
 _FILLS_IN = {"xargs", "parallel"}
 # A script file a shell is given that is its standard input after all.
@@ -98,6 +100,8 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
             i += 1
             break
         long_name, eq, value = w.partition("=")
+        if name == "coreutils" and eq and long_name in _COREUTILS_PROG:
+            return i + 1, [value]  # GNU's multicall: it runs as the program the option names
         if name == "env" and (w == "-S" or (w.startswith("-S") and not w.startswith("--")) or (
                 len(long_name) > 3 and "--split-string".startswith(long_name))):
             if w.startswith("--"):

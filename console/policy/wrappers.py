@@ -28,6 +28,9 @@ WRAPPER_ARGS: dict[str, set[str]] = {
                "--env"},
     "chrt": {"-T", "-P", "-D", "--sched-runtime", "--sched-period", "--sched-deadline"},
     "taskset": set(), "unbuffer": set(), "busybox": set(), "toybox": set(),
+    # A multicall coreutils: `coreutils NAME ARGS` (uutils), or GNU's
+    # `--coreutils-prog=NAME ARGS` (unwrap.py reads the name out of that option).
+    "coreutils": set(),
     "fakeroot": {"-l", "--lib", "--faked", "-s", "-i", "-b", "--fd-base"},
     "dbus-run-session": {"--config-file", "--dbus-daemon"},
     "flock": {"-w", "--timeout", "-E", "--conflict-exit-code"},
