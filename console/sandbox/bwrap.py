@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 
 import psutil
 
@@ -33,7 +34,13 @@ from .base import (
     default_owner,
     owner_key,
 )
-from .bwrap_args import FdBinds, args_memfd, build_args, ensure_managed_mountpoint
+from .bwrap_args import (
+    FdBinds,
+    args_memfd,
+    build_args,
+    ensure_managed_mountpoint,
+    system_root,
+)
 from .cgroups import Limiter, RunLimits
 from .identity import AgentIdentity
 from .procstats import SubprocessHandle
@@ -42,6 +49,7 @@ from .view import WorkspaceView, nested_repo_notes, open_view
 
 BWRAP = "/usr/bin/bwrap"
 START_TIMEOUT = 30.0
+PROBE_FAILURE_TTL = 10.0  # seconds a failed probe is believed before bwrap is tried again
 
 
 def find_bwrap() -> str | None:
@@ -169,6 +177,7 @@ class BwrapBackend:
         self.owner = owner or default_owner()
         self._limiter = limiter
         self._usable: tuple[bool, str] | None = None
+        self._probed = 0.0
 
     @property
     def limiter(self) -> Limiter:
@@ -177,8 +186,13 @@ class BwrapBackend:
         return self._limiter
 
     def usable(self) -> tuple[bool, str]:
-        """Actually try a sandbox (cached): a present binary may still be refused by the kernel."""
-        if self._usable is None:
+        """Actually try a sandbox: a present binary may still be refused by the kernel. A
+        success is remembered; a failure only for PROBE_FAILURE_TTL seconds (it may pass: a
+        fix made, or a transient error), never for the daemon's life."""
+        now = time.monotonic()
+        if self._usable is None or (
+                not self._usable[0] and now - self._probed > PROBE_FAILURE_TTL):
+            self._probed = now
             self._usable = probe_bwrap(self.bwrap)
         return self._usable
 
@@ -382,8 +396,9 @@ def probe_bwrap(bwrap: str = BWRAP, timeout: float = 10.0) -> tuple[bool, str]:
             'bubblewrap) or use sandbox = "docker"'
         )
     true = shutil.which("true") or "/bin/true"
-    argv = [bwrap, "--unshare-all", "--die-with-parent", "--cap-drop", "ALL",
-            "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", true]  # fmt: skip
+    # The host's system folders as a sandbox binds them, not all of `/` (bwrap_args.system_root).
+    argv = [bwrap, "--unshare-all", "--die-with-parent", "--cap-drop", "ALL", *system_root(),
+            "--proc", "/proc", "--dev", "/dev", true]  # fmt: skip
     try:
         r = subprocess.run(argv, capture_output=True, timeout=timeout, text=True)
     except (OSError, subprocess.TimeoutExpired) as e:

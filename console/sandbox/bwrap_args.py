@@ -141,6 +141,20 @@ def ensure_managed_mountpoint() -> str:
     )
 
 
+def system_root() -> list[str]:
+    """bwrap options for the host's programs and libraries, read-only: /usr, and /bin, /lib
+    and the rest as the host has them (links into /usr, or folders). Never the whole root:
+    binding `/` remounts every mount on the host, other runs' views too, and one unmounted
+    (its folder removed) half way fails the bind (review s23)."""
+    a = ["--ro-bind", "/usr", "/usr"]
+    for top in SYSTEM_LINKS:
+        if os.path.islink(top):
+            a += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            a += ["--ro-bind", top, top]
+    return a
+
+
 def build_args(
     spec: SandboxSpec,
     view: WorkspaceView | None = None,
@@ -170,12 +184,7 @@ def build_args(
     ]  # fmt: skip
     for key, value in sandbox_env(spec).items():
         a += ["--setenv", key, value]
-    a += ["--ro-bind", "/usr", "/usr"]
-    for top in SYSTEM_LINKS:
-        if os.path.islink(top):
-            a += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            a += ["--ro-bind", top, top]
+    a += system_root()
     a += ["--ro-bind", etc, "/etc"]
     files, dirs = etc_masks(etc)
     for d in dirs:

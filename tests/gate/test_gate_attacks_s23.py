@@ -97,7 +97,7 @@ async def test_a_deny_grant_on_an_address_refuses_a_name_allowed_before_its_look
     echo = await Echo().start()
     h = Harness(network_rules(wiring.evaluator.profile("demo")), upstream_port=echo.port,
                 names={"db.corp.invalid": [FAKE_GLOBAL]},
-                ask=wiring._asker("run-1", wiring.evaluator.profile("demo")),
+                ask=wiring.asker("run-1", wiring.evaluator.profile("demo")),
                 veto=wiring.veto("run-1", "demo"))
     try:
         async with running(h):
@@ -125,7 +125,7 @@ async def test_a_deny_grant_on_an_address_refuses_a_name_asked_with_its_addresse
     _grant(grants, deny, "deny")
     _grant(grants, "db.corp.invalid:443", "allow")
     asked: list[NetAsk] = []
-    asker = wiring._asker("run-1", wiring.evaluator.profile("demo"))
+    asker = wiring.asker("run-1", wiring.evaluator.profile("demo"))
 
     async def ask(q: NetAsk) -> Verdict:
         asked.append(q)
@@ -155,7 +155,7 @@ async def test_an_address_grant_still_leaves_other_names_alone(tmp_path: Path) -
     echo = await Echo().start()
     h = Harness(network_rules(wiring.evaluator.profile("demo")), upstream_port=echo.port,
                 names={"ok.corp.invalid": [ipaddress.ip_address("127.0.0.78"), FAKE_GLOBAL]},
-                ask=wiring._asker("run-1", wiring.evaluator.profile("demo")),
+                ask=wiring.asker("run-1", wiring.evaluator.profile("demo")),
                 veto=wiring.veto("run-1", "demo"))
     try:
         async with running(h):
