@@ -8,14 +8,12 @@ command where `rm -rf /` and `busybox rm -rf /` are refused (leftover since s21)
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from console.policy import ExecRules
 from console.policy.unwrap import unwrap_stages
+from tests.conftest import Daemon
 
 RULES = ExecRules(allow=["ls"], ask=[], forbid=["rm -rf /"], default="ask")
 
@@ -43,10 +41,9 @@ def test_the_program_and_its_words_are_what_runs() -> None:
     assert RULES.evaluate("coreutils --help").action == "ask"
 
 
-def test_policy_check_refuses_it_with_the_embedded_defaults(tmp_path: Path) -> None:
-    env = {"PILOTHOUSE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
-    out = subprocess.run([sys.executable, "-m", "console", "policy", "check", "demo", "--json",
-                          "--", "coreutils", "--coreutils-prog=rm", "-rf", "/"],
-                         capture_output=True, text=True, env=env, timeout=60)
+def test_policy_check_refuses_it_with_the_embedded_defaults(daemon: Daemon) -> None:
+    """The daemon's answer (what ph-ask gets): its embedded defaults forbid `rm -rf /`."""
+    out = daemon.cli("policy", "check", "demo", "--json", "--", "coreutils",
+                     "--coreutils-prog=rm", "-rf", "/")
     decided = json.loads(out.stdout)
-    assert decided["action"] == "deny", (out.stdout, out.stderr)
+    assert decided["decision"] == "deny", (out.stdout, out.stderr)
