@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .bwrap import BWRAP, find_bwrap, probe_bwrap
+from .bwrap_args import system_root
 from .cgroups import Limiter
 
 APPARMOR_SYSCTL = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
@@ -109,7 +110,7 @@ def check_bridge() -> Finding:
         return Finding("network bridge", "warning", "not checked: bubblewrap is not usable")
     r, w = os.pipe()
     proc = subprocess.Popen(
-        [path, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "--proc", "/proc",
+        [path, "--unshare-all", "--die-with-parent", *system_root(), "--proc", "/proc",
          "--dev", "/dev", "--info-fd", str(w), "sleep", "10"],
         pass_fds=(w,), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
