@@ -257,6 +257,20 @@ async def connect(h: Harness, target: str | bytes, extra: bytes = b""
     return status, headers, body, reader, writer
 
 
+async def through(h: Harness, shape: str, authority: str) -> tuple[int, dict[str, str], bytes]:
+    """One request through the gate, its answer: `CONNECT authority` (shape "connect") or a
+    proxied `GET http://authority/` (any other shape); the connection is closed after."""
+    if shape == "connect":
+        status, headers, body, _, writer = await connect(h, authority)
+    else:
+        reader, writer = await h.open()
+        writer.write(f"GET http://{authority}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        status, headers, body = await read_response(reader)
+    writer.close()
+    return status, headers, body
+
+
 def client_hello(server_name: str | None) -> bytes:
     """A real TLS ClientHello from Python's ssl module (never sent to a real server)."""
     ctx = ssl.create_default_context()

@@ -25,7 +25,7 @@ import pytest
 
 from console.gate import NetworkRules
 
-from .support import Harness, connect, free_port, read_response, running
+from .support import Harness, connect, free_port, read_response, running, through
 
 SECRET = ipaddress.ip_address("127.0.0.77")  # where the name points: never told the sandbox
 
@@ -37,13 +37,7 @@ async def test_a_failed_real_dial_does_not_tell_the_sandbox_the_resolved_address
     h = Harness(NetworkRules(allow=[f"127.0.0.0/8:{port}"], default="ask"), upstream_port=port,
                 names={"db.corp.invalid": [SECRET]}, real_dial=True)
     async with running(h):
-        if shape == "connect":
-            status, _, body, _, writer = await connect(h, f"db.corp.invalid:{port}")
-        else:
-            reader, writer = await h.open()
-            writer.write(f"GET http://db.corp.invalid:{port}/ HTTP/1.1\r\n\r\n".encode())
-            status, _, body = await read_response(reader)
-        writer.close()
+        status, _, body = await through(h, shape, f"db.corp.invalid:{port}")
     assert status == 502, body.decode()
     (error,) = h.kinds("net.error")
     assert str(SECRET) in error["error"]  # the person's record has it

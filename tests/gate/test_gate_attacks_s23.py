@@ -30,7 +30,7 @@ from console.daemon.live_config import LiveConfig
 from console.gate import NetAsk, NetworkRules, Verdict
 from console.policy import GrantTable, new_grant
 
-from .support import FAKE_GLOBAL, Echo, Harness, connect, read_response, running
+from .support import FAKE_GLOBAL, Echo, Harness, connect, running, through
 
 WAIT = 10.0  # a bound on a hang, never a measurement
 SECRET = ipaddress.ip_address("127.0.0.77")
@@ -56,18 +56,6 @@ def _wiring(tmp_path: Path, network: str) -> tuple[GateWiring, Inbox, GrantTable
 def _grant(grants: GrantTable, pattern: str, effect: str) -> None:
     grants.add(new_grant("network", pattern, effect, "run", run_id="run-1", profile="demo",
                          decided_by="alice"))
-
-
-async def _request(h: Harness, shape: str, host: str) -> tuple[int, dict[str, str], bytes]:
-    """CONNECT host:443, or GET http://host/ (port 80)."""
-    if shape == "connect":
-        status, headers, body, _, writer = await connect(h, f"{host}:443")
-    else:
-        reader, writer = await h.open()
-        writer.write(f"GET http://{host}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        status, headers, body = await read_response(reader)
-    writer.close()
-    return status, headers, body
 
 
 async def _answer_when_asked(inbox: Inbox, allow: bool) -> None:
@@ -101,7 +89,8 @@ async def test_a_deny_grant_on_an_address_refuses_a_name_allowed_before_its_look
                 veto=wiring.veto("run-1", "demo"))
     try:
         async with running(h):
-            attempt = asyncio.ensure_future(_request(h, shape, "db.corp.invalid"))
+            attempt = asyncio.ensure_future(through(
+                h, shape, "db.corp.invalid:443" if shape == "connect" else "db.corp.invalid"))
             if yes == "person":
                 await _answer_when_asked(inbox, True)
             status, headers, body = await asyncio.wait_for(attempt, WAIT)
@@ -194,7 +183,7 @@ async def test_a_mapped_address_is_shown_dotted_on_the_card_and_in_the_record() 
 async def test_a_mapped_literal_is_shown_dotted_in_the_refusal(written: str) -> None:
     h = Harness(NetworkRules(default="ask"), upstream_port=1)
     async with running(h):
-        status, headers, body = await _request(h, "connect", written)
+        status, headers, body = await through(h, "connect", f"{written}:443")
     text = body.decode()
     assert status == 403 and not h.dialled
     assert "[::ffff:127.0.0.9]:443" in text and "7f00" not in text, text
