@@ -23,6 +23,7 @@ from typing import Any
 
 from store.fts import TABLES, index_off, marks
 from store.output_seal import output_problem, unclaimed_output
+from store.runs_table import usage_counts
 from store.snapshot_copy import snapshot_copy, sweep_left_copies
 
 # SQLite's own objects only: a row named sqlite_x written into sqlite_master by hand is loaded
@@ -293,17 +294,13 @@ def tokens_off(conn: sqlite3.Connection) -> str | None:
 
 def _counted(data_text: str | None) -> tuple[int, int] | None:
     """(prompt, completion) of one recorded `tokens` event as the GPU service counts it
-    (console/gpu/service.py on_tokens: completion from the total when only that is given), or
-    None where it counts nothing."""
+    (runs_table.usage_counts, the rule both use), or None where it counts nothing."""
     import json
 
     try:
         ev = json.loads(data_text or "{}")
-        prompt = int(ev.get("prompt_tokens") or 0)
-        completion, total = ev.get("completion_tokens"), ev.get("total_tokens")
-        if completion is None and total is not None:
-            completion = max(0, int(total) - prompt)
-        return max(0, prompt), max(0, int(completion or 0))
+        return usage_counts(ev.get("prompt_tokens"), ev.get("completion_tokens"),
+                            ev.get("total_tokens"))
     except (ValueError, TypeError, AttributeError, OverflowError, RecursionError):
         return None
 

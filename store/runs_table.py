@@ -94,6 +94,19 @@ def run_totals(conn: Any, run_id: str) -> tuple[Any, ...] | None:
             values.read_number(row[3]))
 
 
+def usage_counts(prompt_tokens: Any, completion_tokens: Any,
+                 total_tokens: Any) -> tuple[int, int]:
+    """(prompt, completion) tokens of one usage report, as a run's totals count them: the
+    completion from the total where a server reports only that. One rule for the GPU service
+    that adds them up and for `audit verify`, which sums the chained events to check the row.
+    Raises ValueError or TypeError for values that are not counts."""
+    prompt = int(prompt_tokens or 0)
+    completion = completion_tokens
+    if completion is None and total_tokens is not None:
+        completion = max(0, int(total_tokens) - prompt)
+    return prompt, int(completion or 0)
+
+
 def tokens_at_end(conn: Any, run_id: str) -> dict[str, int] | None:
     """The row's token totals as the run's end is committed, for its end's data: totals only
     grow after (late counts are added), so `audit verify` takes them as the least the row may

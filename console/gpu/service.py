@@ -29,7 +29,7 @@ from console.gpu.energy import WINDOW_S, EnergyLedger, cost_usd
 from console.gpu.nvml import GpuSample, NvmlSampler, Tick
 from console.gpu.scrape import Scraper
 from console.gpu.views import LABELS, gpu_view, present, round_figure
-from store.runs_table import run_totals, write_run_totals
+from store.runs_table import run_totals, usage_counts, write_run_totals
 
 log = logging.getLogger("pilothouse.gpu")
 
@@ -131,15 +131,12 @@ class GpuService:
             self._loop.call_soon_threadsafe(lambda: self.on_tokens(
                 run_id, prompt_tokens, completion_tokens, ts, source, started, total_tokens))
             return
-        prompt = int(prompt_tokens or 0)
-        completion = completion_tokens
-        if completion is None and total_tokens is not None:
-            completion = max(0, int(total_tokens) - prompt)  # a server that reports only totals
+        prompt, completion = usage_counts(prompt_tokens, completion_tokens, total_tokens)
         when = self._clock() if ts is None else float(ts)
         if source == "server":
-            self.ledger.add_scraped(prompt, int(completion or 0), when)
+            self.ledger.add_scraped(prompt, completion, when)
         else:
-            self.ledger.add_tokens(run_id, prompt, int(completion or 0), when, started)
+            self.ledger.add_tokens(run_id, prompt, completion, when, started)
 
     def _on_loop(self) -> bool:
         try:
