@@ -53,6 +53,15 @@ def _wiring(tmp_path: Path, network: str) -> tuple[GateWiring, Inbox, GrantTable
     return GateWiring(live, evaluator, inbox, None, None), inbox, grants  # type: ignore[arg-type]
 
 
+def _wired(wiring: GateWiring, echo: Echo, names: dict[str, list[Any]],
+           ask: Any = None) -> Harness:
+    """A gate as the daemon wires it for run-1 of profile demo: its rules, its asker (or `ask`)
+    and its veto over the grants, with `names` resolved by the harness and dials to `echo`."""
+    profile = wiring.evaluator.profile("demo")
+    return Harness(network_rules(profile), upstream_port=echo.port, names=names,
+                   ask=ask or wiring.asker("run-1", profile), veto=wiring.veto("run-1", "demo"))
+
+
 def _grant(grants: GrantTable, pattern: str, effect: str) -> None:
     grants.add(new_grant("network", pattern, effect, "run", run_id="run-1", profile="demo",
                          decided_by="alice"))
@@ -83,10 +92,7 @@ async def test_a_deny_grant_on_an_address_refuses_a_name_allowed_before_its_look
     if yes == "grant":
         _grant(grants, "db.corp.invalid", "allow")
     echo = await Echo().start()
-    h = Harness(network_rules(wiring.evaluator.profile("demo")), upstream_port=echo.port,
-                names={"db.corp.invalid": [FAKE_GLOBAL]},
-                ask=wiring.asker("run-1", wiring.evaluator.profile("demo")),
-                veto=wiring.veto("run-1", "demo"))
+    h = _wired(wiring, echo, {"db.corp.invalid": [FAKE_GLOBAL]})
     try:
         async with running(h):
             attempt = asyncio.ensure_future(through(
@@ -121,9 +127,7 @@ async def test_a_deny_grant_on_an_address_refuses_a_name_asked_with_its_addresse
         return await asker(q)
 
     echo = await Echo().start()
-    h = Harness(network_rules(wiring.evaluator.profile("demo")), upstream_port=echo.port,
-                names={"db.corp.invalid": [SECRET, FAKE_GLOBAL]}, ask=ask,
-                veto=wiring.veto("run-1", "demo"))
+    h = _wired(wiring, echo, {"db.corp.invalid": [SECRET, FAKE_GLOBAL]}, ask)
     try:
         async with running(h):
             status, _, body, _, writer = await connect(h, "db.corp.invalid:443")
@@ -142,10 +146,8 @@ async def test_an_address_grant_still_leaves_other_names_alone(tmp_path: Path) -
     _grant(grants, str(SECRET), "deny")
     _grant(grants, "ok.corp.invalid:443", "allow")
     echo = await Echo().start()
-    h = Harness(network_rules(wiring.evaluator.profile("demo")), upstream_port=echo.port,
-                names={"ok.corp.invalid": [ipaddress.ip_address("127.0.0.78"), FAKE_GLOBAL]},
-                ask=wiring.asker("run-1", wiring.evaluator.profile("demo")),
-                veto=wiring.veto("run-1", "demo"))
+    h = _wired(wiring, echo, {"ok.corp.invalid": [ipaddress.ip_address("127.0.0.78"),
+                                                  FAKE_GLOBAL]})
     try:
         async with running(h):
             status, _, _, _, writer = await connect(h, "ok.corp.invalid:443")
