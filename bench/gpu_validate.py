@@ -14,8 +14,8 @@ real StoreWriter on a temporary file, 1 s windows) and `nvidia-smi -lms 100` log
   gen    greedy generation, random weights   -> tokens/s, W, J/token vs nvidia-smi's integral
   tail   nothing runs                        -> the meter settles back
 
-Each generate() call is reported to the service like the gate would (on_tokens, spread over
-the call's duration). Compared per phase: mean board power from our windows, from the raw NVML
+Each generate() call is reported to the service as the gate reports a metered request (an
+inference.start event when it goes upstream, then its usage with its start when it ends). Compared per phase: mean board power from our windows, from the raw NVML
 energy counter read directly, and from nvidia-smi's power.draw; tokens/s as counted here and as
 the service counted them; J/token ours vs nvidia-smi's trapezoid integral. A figure within
 tolerance prints "ok"; the exit status is 1 when any is not.
@@ -234,17 +234,24 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     await svc.start()
     loop = asyncio.get_running_loop()
     phases: dict[str, dict[str, Any]] = {}
-    counted = {"in": 0, "out": 0}
+    counted = {"in": 0, "out": 0, "calls": 0}
 
     def gen_loop(seconds: float) -> None:
+        # Each generate() call is told to the service as the gate tells it of a metered
+        # request: inference.start when it goes upstream (windows that close while it runs are
+        # held for it, not classed idle), then its usage with its start when it ends.
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            started = time.time()
+            started, key = time.time(), f"gen-{counted['calls']}"
+            loop.call_soon_threadsafe(svc.handle_event, {
+                "kind": "inference.start", "run_id": RUN, "request_id": key, "ts": started})
             p, c = work.generate()
             counted["in"] += p
             counted["out"] += c
-            loop.call_soon_threadsafe(svc.on_tokens, RUN, p, c, time.time(), "validate",
-                                      started)
+            counted["calls"] += 1
+            loop.call_soon_threadsafe(svc.handle_event, {
+                "kind": "tokens", "run_id": RUN, "request_id": key, "ts": time.time(),
+                "started": started, "prompt_tokens": p, "completion_tokens": c})
 
     async def phase(name: str, seconds: float, body: Any) -> None:
         print(f"phase {name}: {seconds:g} s", flush=True)
@@ -295,13 +302,21 @@ def compare(phases: dict[str, dict[str, Any]], svc: GpuService, smi: PowerLog) -
         }
         if "tokens_out" in ph:
             tokens = sum(w.runs.get(RUN, [0, 0])[1] for w in ws)
-            smi_j = smi.energy_j(t0, t1)
+            # The run's energy: windows held while its requests were in flight, settled when
+            # the last one ended (in the tail, as a gate's stream settles after it ends); so
+            # nvidia-smi is integrated over those windows, whichever phase they fall in.
+            held = [w for w in svc.ledger.closed
+                    if w.end > ph["t0"] and w.kind in ("pooled", "attributed")]
+            run = svc.ledger.runs.get(RUN)
+            smi_j = smi.energy_j(held[0].start, held[-1].end) if held else None
             row.update({
                 "tok_s_counted": ph["tokens_out"] / (ph["t1"] - ph["t0"]),
                 "tok_s_ours": tokens / (t1 - t0),
-                "j_per_token_ours": sum(w.attributed.get(RUN, 0) for w in ws) / 1000 / tokens
-                if tokens else None,
-                "j_per_token_smi": smi_j / tokens if tokens and smi_j else None,
+                "run_seconds": round(held[-1].end - held[0].start, 1) if held else None,
+                "j_per_token_ours": run.energy_mj / 1000 / run.tokens_out
+                if run and run.tokens_out else None,
+                "j_per_token_smi": smi_j / ph["tokens_out"] if ph["tokens_out"] and smi_j
+                else None,
             })
         out[name] = row
     return out

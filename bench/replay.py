@@ -155,9 +155,12 @@ async def record_overhead(tmp: str, port: int, n: int) -> tuple[list[float], lis
     return times
 
 
-async def record_trace(tmp: str, port: int, turns: int) -> Path:
-    """Three agents through a recording gate: one system prompt, growing conversations."""
-    db_path = Path(tmp) / "history.db"
+async def record_trace(tmp: str, port: int, turns: int, *, model: str = MODEL,
+                       db_path: Path | None = None, think_s: float = 0.02) -> Path:
+    """Three agents through a recording gate: one system prompt, growing conversations, a
+    pause of think_s between an answer and the agent's next request. Rows go to db_path (a
+    daemon's database, for bench/gpu_replay.py's CLI export) or a scratch one."""
+    db_path = db_path or Path(tmp) / "history.db"
     writer = StoreWriter(db_path, os.urandom(32)).start()
     gate = gate_for(port, TraceRecorder(writer, None, key=b"b" * 32))
     sock = str(Path(tmp) / "rec.sock")
@@ -168,12 +171,12 @@ async def record_trace(tmp: str, port: int, turns: int) -> Path:
     async def agent(name: str) -> None:
         msgs = [system, {"role": "user", "content": f"task for {name} " * 30}]
         for turn in range(turns):
-            body = json.dumps({"model": MODEL, "messages": msgs, "max_tokens": 24 + 8 * turn,
+            body = json.dumps({"model": model, "messages": msgs, "max_tokens": 24 + 8 * turn,
                                "stream": True, "stream_options": {"include_usage": True}})
             await post(sock, url, body.encode())
             msgs = [*msgs, {"role": "assistant", "content": "tok " * (24 + 8 * turn)},
                     {"role": "user", "content": f"tool output {turn} " * 40}]
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(think_s)
 
     await asyncio.gather(*(agent(f"agent{i}") for i in range(3)))
     await gate.close()

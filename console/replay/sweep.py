@@ -174,12 +174,13 @@ async def run_step(workload: Workload, st: Settings, concurrency: int, energy: E
         if st.warmup:
             await asyncio.gather(*(lane.warm() for lane in lanes))
         before, why = await asyncio.to_thread(energy.read)
-        t0 = time.perf_counter()
+        started_at, t0 = time.time(), time.perf_counter()
         deadline = t0 + st.duration_s if st.duration_s else None
         await asyncio.gather(*(lane.run(think, deadline, results) for lane in lanes))
         seconds = time.perf_counter() - t0
     finally:
         await asyncio.gather(*(lane.conn.close() for lane in lanes), return_exceptions=True)
+    ended_at = time.time()  # with started_at: the wall-clock span the energy covers
     after, why_after = await asyncio.to_thread(energy.read)
     energy_j, why_delta = (None, why or why_after) if (why or why_after) else \
         _joules(before, after)
@@ -188,7 +189,8 @@ async def run_step(workload: Workload, st: Settings, concurrency: int, energy: E
                            energy_why=why_delta, price_kwh=st.price_kwh,
                            price_gpu_hour=st.price_gpu_hour,
                            all_in_kw_per_gpu=st.all_in_kw_per_gpu)
-    return {"concurrency": concurrency, **figures}
+    return {"concurrency": concurrency, "started_at": started_at, "ended_at": ended_at,
+            **figures}
 
 
 async def run_sweep(workload: Workload, st: Settings, *, nvml: Any = None,
