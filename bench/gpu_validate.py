@@ -309,9 +309,13 @@ def compare(phases: dict[str, dict[str, Any]], svc: GpuService, smi: PowerLog) -
                     if w.end > ph["t0"] and w.kind in ("pooled", "attributed")]
             run = svc.ledger.runs.get(RUN)
             smi_j = smi.energy_j(held[0].start, held[-1].end) if held else None
+            # Tokens: the run's total over the phase's seconds. Per window they land where
+            # each answer's usage arrives (windows closed while it ran are not reopened), so
+            # the windows inside the phase hold whichever answers ended inside it.
             row.update({
                 "tok_s_counted": ph["tokens_out"] / (ph["t1"] - ph["t0"]),
-                "tok_s_ours": tokens / (t1 - t0),
+                "tok_s_ours": run.tokens_out / (ph["t1"] - ph["t0"]) if run else None,
+                "tok_s_in_windows": tokens / (t1 - t0),
                 "run_seconds": round(held[-1].end - held[0].start, 1) if held else None,
                 "j_per_token_ours": run.energy_mj / 1000 / run.tokens_out
                 if run and run.tokens_out else None,
