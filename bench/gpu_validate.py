@@ -179,10 +179,12 @@ class Workload:
 
 
 class FakeWorkload:
-    """--fake: sleeps while the fake GPUs draw more power; 'generates' 64 tokens per call."""
+    """--fake: sleeps while the fake GPUs draw more power; 'generates' 64 tokens per call.
+    A call lasts call_s: the H200's took 2.5 to 3.7 s (several 1 s windows close during each,
+    which is what the meter has to get right)."""
 
-    def __init__(self, fake: Any) -> None:
-        self.fake = fake
+    def __init__(self, fake: Any, call_s: float = 2.5) -> None:
+        self.fake, self.call_s = fake, call_s
 
     def _power(self, watts: float) -> None:
         for g in self.fake.gpus:
@@ -195,7 +197,7 @@ class FakeWorkload:
 
     def generate(self) -> tuple[int, int]:
         self._power(300)
-        time.sleep(0.25)
+        time.sleep(self.call_s)
         self._power(60)
         return 128, 64
 

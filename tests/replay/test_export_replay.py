@@ -201,10 +201,20 @@ async def test_replay_sweep_with_energy(tmp_path: Path) -> None:
         wl = load(trace_file(tmp_path))
         st = Settings(model.v1, MODEL, [1, 2, 4], think="cap=0.05", price_kwh=0.30,
                       price_gpu_hour=2.0, all_in_kw_per_gpu=1.2)
+        began = time.time()
         steps = await run_sweep(wl, st, nvml=fake)
+        done = time.time()
     finally:
         model.close()
     assert [s["concurrency"] for s in steps] == [1, 2, 4]
+    # Each step's wall-clock span (what an outside power log is integrated over: on the H200,
+    # nvidia-smi's power over it matched the step's energy within 0.3-3%), in order, inside
+    # the sweep's time and as long as the step's own seconds.
+    spans = [(s["started_at"], s["ended_at"]) for s in steps]
+    assert began <= spans[0][0] and spans[-1][1] <= done
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
+    for s in steps:
+        assert s["ended_at"] - s["started_at"] == pytest.approx(s["seconds"], abs=0.05)
     one, two, four = steps
     # Concurrency 1 plays lane r/0 (2 requests); 2 plays both lanes; 4 plays each twice.
     assert (one["requests"], two["requests"], four["requests"]) == (2, 3, 6)
