@@ -48,6 +48,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -92,18 +94,25 @@ class Target:
     """The server both clients replay against: llama-cpp-python with the tiny GGUF, or the
     scripted server."""
 
-    def __init__(self, which: str, tmp: str) -> None:
+    def __init__(self, which: str, tmp: str, size: tuple[int, int] = LLAMA_SIZE) -> None:
         self.llama: llama_server.LlamaServer | None = None
         self.proc: subprocess.Popen[str] | None = None
         if which == "llama":
-            self.llama = llama_server.LlamaServer(Path(tmp) / "llama", size=LLAMA_SIZE,
+            self.llama = llama_server.LlamaServer(Path(tmp) / "llama", size=size,
                                                   cpus=SPLIT[0] if SPLIT else None)
             self.url, self.model = self.llama.v1, llama_server.MODEL
-            self.label = (f"llama-cpp-python, random GGUF {LLAMA_SIZE[0]} wide x "
-                          f"{LLAMA_SIZE[1]} layers on CPU")
+            self.label = (f"llama-cpp-python, random GGUF {size[0]} wide x {size[1]} layers "
+                          "on CPU")
         else:
             self.proc, self.url = start_server(itl=0.002)
             self.model, self.label = MODEL, "scripted (tests/replay/model_server.py)"
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server's process has used so far (user and system, all threads)."""
+        proc = self.llama.proc if self.llama is not None else self.proc
+        assert proc is not None
+        times = psutil.Process(proc.pid).cpu_times()
+        return times.user + times.system
 
     def close(self) -> None:
         if self.llama is not None:
@@ -253,7 +262,7 @@ def anchor_step(wl: Workload, trace: Path, target: Target, c: int, hf_home: Path
 
 # Summed over rounds (both clients ran as many); output tok/s is the pooled rate, the rest
 # the median round's.
-SUMMED = ("requests", "errors", "tokens_in", "tokens_out", "cpu_s", "seconds")
+SUMMED = ("requests", "errors", "tokens_in", "tokens_out", "cpu_s", "seconds", "server_cpu_s")
 
 
 def over_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -270,6 +279,16 @@ def over_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     out["ttft_p50_ms"] = statistics.median(r["ttft_p50_ms"] for r in rounds)
     out["rounds"] = len(rounds)
     return out
+
+
+def spread(rounds: list[dict[str, Any]], key: str) -> float:
+    """(largest - smallest) / median of one figure over a client's rounds, in %: how far the
+    same client, server and trace move between rounds here, the floor under any band drawn
+    between two clients."""
+    values = sorted(r[key] for r in rounds if isinstance(r.get(key), int | float))
+    if len(values) < 2 or not statistics.median(values):
+        return float("nan")
+    return (values[-1] - values[0]) / statistics.median(values) * 100
 
 
 def nvml_source() -> tuple[Any, str]:
@@ -318,6 +337,8 @@ def main() -> None:
     ap.add_argument("--turns", type=int, help="turns per recorded agent")
     ap.add_argument("--concurrency", default="1,2,4")
     ap.add_argument("--rounds", type=int, help="turns each client takes per step (3; full: 5)")
+    ap.add_argument("--size", default=",".join(map(str, LLAMA_SIZE)), metavar="WIDTH,LAYERS",
+                    help="the llama server's random GGUF")
     ap.add_argument("--server", choices=["llama", "scripted"],
                     help="default: llama where installed, else scripted")
     args = ap.parse_args()
@@ -342,7 +363,8 @@ def main() -> None:
                             percentile(without, 0.5) * 1000, "<= 1.1x"))
             trace = asyncio.run(record_trace(tmp, port, turns))
             wl = load(trace, block_size=64)
-            target = Target(which, tmp)
+            width, layers = (int(x) for x in args.size.split(","))
+            target = Target(which, tmp, (width, layers))
             nvml, energy_label = nvml_source()
             why_not = aiperf_anchor.missing()
             hf_home = aiperf_anchor.prepare(Path(tmp)) if why_not is None else None
@@ -372,15 +394,21 @@ def main() -> None:
                 for r in range(rounds):  # the two clients take turns: drift lands on both
                     print(f"step c={c}, round {r + 1}/{rounds}: our replay ...", file=sys.stderr,
                           flush=True)
-                    c0 = time.process_time()
+                    c0, s0 = time.process_time(), target.cpu_s()
                     one = asyncio.run(run_sweep(wl, st, nvml=nvml))[0]
                     one["cpu_s"] = time.process_time() - c0
+                    s1 = target.cpu_s()
+                    one["server_cpu_s"] = s1 - s0
                     ours_rounds.append(one)
                     print(f"step c={c}, round {r + 1}/{rounds}: {anchor} ...", file=sys.stderr,
                           flush=True)
                     ref_rounds.append(anchor_step(wl, trace, target, c, hf_home, Path(tmp)
                                                   / f"aiperf-{c}-{r}"))
+                    ref_rounds[-1]["server_cpu_s"] = target.cpu_s() - s1
                 step, ref = over_rounds(ours_rounds), over_rounds(ref_rounds)
+                noise = [Row(f"c={c} {name}: spread of one client's own rounds", spread(
+                    ours_rounds, key), "%", anchor + ", its rounds", spread(ref_rounds, key), "")
+                    for key, name in (("tok_s_out", "output tok/s"), ("ttft_p50_ms", "TTFT p50"))]
                 for side in (step, ref):
                     side["cpu_ms_per_request"] = side["cpu_s"] * 1000 / max(1, side["requests"])
                 ours_cpu.append((step["requests"], step["cpu_s"]))
@@ -404,11 +432,17 @@ def main() -> None:
                     Row(f"c={c} client CPU per request", step["cpu_ms_per_request"], "ms",
                         anchor + (", its start included" if hf_home else ""),
                         ref["cpu_ms_per_request"], "<= 1.0x"),
+                    # The same server, the same tokens: the CPU it spent per token while each
+                    # client ran says whether that client slowed it (two cores share a cache).
+                    Row(f"c={c} server CPU per output token, while each client ran",
+                        step["server_cpu_s"] * 1000 / max(1, step["tokens_out"]), "ms", anchor,
+                        ref["server_cpu_s"] * 1000 / max(1, ref["tokens_out"]), ""),
+                    *noise,
                 ]
                 if hf_home is not None:
-                    rows.insert(-5, Row(f"c={c} prompt tokens", step["tokens_in"], "", anchor,
+                    rows.insert(-8, Row(f"c={c} prompt tokens", step["tokens_in"], "", anchor,
                                         ref["tokens_in"], "<= 1.05x"))
-                    rows.insert(-3, Row(f"c={c} output tok/s, aiperf's headline (its own "
+                    rows.insert(-6, Row(f"c={c} output tok/s, aiperf's headline (its own "
                                         "duration)", step["tok_s_out"], "tok/s", anchor,
                                         ref["tok_s_out_headline"], ""))
             if len(levels) > 1:
