@@ -141,19 +141,13 @@ class Workload:
 
     def __init__(self, layers: int, batch: int, prompt: int, new_tokens: int) -> None:
         import torch
-        from transformers import LlamaConfig, LlamaForCausalLM
+
+        from bench.torch_server import random_llama
 
         if not torch.cuda.is_available():
             sys.exit("torch sees no CUDA device")
         self.torch = torch
-        cfg = LlamaConfig(vocab_size=32000, hidden_size=2048, intermediate_size=5632,
-                          num_hidden_layers=layers, num_attention_heads=16,
-                          num_key_value_heads=16, max_position_embeddings=4096)
-        torch.manual_seed(0)
-        torch.set_default_dtype(torch.bfloat16)
-        with torch.device("cuda"):
-            self.model = LlamaForCausalLM(cfg).eval()
-        torch.set_default_dtype(torch.float32)
+        self.model = random_llama(layers, 2048, "cuda", max_positions=4096)
         self.batch, self.prompt, self.new_tokens = batch, prompt, new_tokens
         self.ids = torch.randint(100, 30000, (batch, prompt), device="cuda")
         self.generate()  # warm-up (kernels, allocator) outside the measured phases

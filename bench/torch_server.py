@@ -59,6 +59,30 @@ def word_id(word: str) -> int:
 _WORD_IDS = {w: FIRST_WORD_ID + i for i, w in enumerate(WORDS)}
 
 
+def random_llama(layers: int, hidden: int, device: str, max_positions: int = 16384) -> Any:
+    """A Llama of this size with random weights (seed 0) on `device`, bf16 on a GPU: nothing
+    is downloaded. Also bench/gpu_validate.py's model."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    heads = max(1, hidden // 128)
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=hidden, intermediate_size=hidden * 11 // 4,
+                      num_hidden_layers=layers, num_attention_heads=heads,
+                      num_key_value_heads=heads, max_position_embeddings=max_positions)
+    torch.manual_seed(0)
+    if device.startswith("cuda"):
+        # torch 2.11 sends attention with a padding mask (a batch of unequal prompts) to cuDNN
+        # first on Hopper, and cuDNN builds a plan for every new shape: every decode step took
+        # ~70 ms on an H200 (the first lease's run). The other kernels need no plan.
+        torch.backends.cuda.enable_cudnn_sdp(False)
+    torch.set_default_dtype(torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    try:
+        with torch.device(device):
+            return LlamaForCausalLM(cfg).eval()
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
 class Job:
     """One request's place in the engine: its ids, how many tokens to answer, and where the
     engine puts each one (an asyncio queue on the server's loop)."""
@@ -79,26 +103,11 @@ class Engine(threading.Thread):
     def __init__(self, layers: int, hidden: int, device: str, max_batch: int) -> None:
         super().__init__(daemon=True, name="engine")
         import torch
-        from transformers import LlamaConfig, LlamaForCausalLM
 
         self.torch, self.device, self.max_batch = torch, device, max_batch
         self.pending: queue.Queue[Job] = queue.Queue()
-        cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=hidden, intermediate_size=hidden * 11 // 4,
-                          num_hidden_layers=layers, num_attention_heads=max(1, hidden // 128),
-                          num_key_value_heads=max(1, hidden // 128),
-                          max_position_embeddings=16384)
-        torch.manual_seed(0)
-        if device.startswith("cuda"):
-            # torch 2.11 sends attention with a padding mask (a batch of unequal prompts) to
-            # cuDNN first on Hopper, and cuDNN builds a plan for every new shape: every decode
-            # step took ~70 ms on an H200 (the first lease's run). The other kernels need none.
-            torch.backends.cuda.enable_cudnn_sdp(False)
-        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        torch.set_default_dtype(dtype)
-        with torch.device(device):
-            self.model = LlamaForCausalLM(cfg).eval()
-        torch.set_default_dtype(torch.float32)
-        self.max_positions = cfg.max_position_embeddings
+        self.model = random_llama(layers, hidden, device)
+        self.max_positions = self.model.config.max_position_embeddings
         self.counters = {"prompt": 0, "generation": 0, "requests": 0, "batches": 0,
                          "steps": 0, "step_s": 0.0}
         self.lock = threading.Lock()
