@@ -44,6 +44,8 @@ STEPS = [
     ("console.daemon.channels", "RunChannels.prepare", "agent.sock, gate.sock, bridge"),
     ("console.sandbox.bwrap", "BwrapHandle.wait", "the sandbox runs /bin/true and exits"),
     ("console.sandbox.bwrap", "BwrapHandle._cleanup", "cgroups removed, view closed"),
+    ("console.sandbox.bwrap", "_close_view", "  of which the view (a thread)"),
+    ("console.sandbox.cgroups", "RunLimits.cleanup", "  of which the cgroups' rmdir"),
     ("console.daemon.runs", "RunManager._finish", "teardown and run.ended"),
 ]
 

@@ -195,7 +195,8 @@ class Server:
         try:
             while await self.one(reader, writer):
                 pass
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ValueError):  # ValueError: a Content-Length that is not a count
             pass
         finally:
             writer.close()
