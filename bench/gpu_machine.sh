@@ -6,19 +6,21 @@
 #
 # Needs python3 with torch (CUDA) and transformers, and this project's own dependencies: where
 # they are missing (a machine that cannot reach PyPI), put their wheels in .whl/ (see
-# docs/gpu-validation.md) and they are installed into /tmp/ph-site first. Each step runs under
+# docs/gpu-validation.md) and they are installed into a new folder under /tmp first. Each step runs under
 # its own time limit and a failed step does not stop the next; the exit status is the number
 # of steps that failed. Everything printed is also kept in OUT_DIR/log.txt.
 set -u
-out=${1:-${OUT:-/tmp/ph-gpu-check}}
+# A folder of our own: a fixed name under /tmp could be another user's, with links in it.
+out=${1:-${OUT:-$(mktemp -d /tmp/ph-gpu-check.XXXXXX)}}
 mkdir -p "$out"
 exec > >(tee "$out/log.txt") 2>&1
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 py=${PYTHON:-python3}
 if compgen -G ".whl/*.whl" >/dev/null; then
+  site=$(mktemp -d /tmp/ph-site.XXXXXX)  # code goes on PYTHONPATH: never a folder we did not make
   $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/ph-site .whl/*.whl && export PYTHONPATH=/tmp/ph-site${PYTHONPATH:+:$PYTHONPATH}
+    --target "$site" .whl/*.whl && export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
 fi
 failed=0
 only=${ONLY:-}  # e.g. ONLY="validate replay": those steps alone
