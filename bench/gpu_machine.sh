@@ -6,9 +6,10 @@
 #
 # Needs python3 with torch (CUDA) and transformers, and this project's own dependencies: where
 # they are missing (a machine that cannot reach PyPI), put their wheels in .whl/ (see
-# docs/gpu-validation.md) and they are installed into a new folder under /tmp first. Each step runs under
-# its own time limit and a failed step does not stop the next; the exit status is the number
-# of steps that failed. Everything printed is also kept in OUT_DIR/log.txt.
+# docs/gpu-validation.md) and they are installed into a new folder under /tmp first. Each
+# step runs under its own time limit and a failed step does not stop the next; the exit status
+# is the number of steps that failed. Everything printed is also kept in OUT_DIR/log.txt
+# (OUT_DIR: a new folder under /tmp when not given). ONLY="validate replay": those steps alone.
 set -u
 # A folder of our own: a fixed name under /tmp could be another user's, with links in it.
 out=${1:-${OUT:-$(mktemp -d /tmp/ph-gpu-check.XXXXXX)}}
@@ -23,7 +24,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     --target "$site" .whl/*.whl && export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
 fi
 failed=0
-only=${ONLY:-}  # e.g. ONLY="validate replay": those steps alone
+only=${ONLY:-}
 step() {  # step KEY SECONDS NAME COMMAND...
   local key=$1 limit=$2 name=$3; shift 3
   [ -z "$only" ] || [[ " $only " == *" $key "* ]] || return 0

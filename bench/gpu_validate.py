@@ -15,10 +15,11 @@ real StoreWriter on a temporary file, 1 s windows) and `nvidia-smi -lms 100` log
   tail   nothing runs                        -> the meter settles back
 
 Each generate() call is reported to the service as the gate reports a metered request (an
-inference.start event when it goes upstream, then its usage with its start when it ends). Compared per phase: mean board power from our windows, from the raw NVML
-energy counter read directly, and from nvidia-smi's power.draw; tokens/s as counted here and as
-the service counted them; J/token ours vs nvidia-smi's trapezoid integral. A figure within
-tolerance prints "ok"; the exit status is 1 when any is not.
+inference.start event when it goes upstream, then its usage with its start when it ends).
+Compared per phase: mean board power from our windows, from the raw NVML energy counter read
+directly, and from nvidia-smi's power.draw; tokens/s as counted here and as the service counted
+them; the run's J/token against nvidia-smi's trapezoid integral over the run's windows. A figure
+within tolerance prints "ok"; the exit status is 1 when any is not.
 """
 
 from __future__ import annotations
