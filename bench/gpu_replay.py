@@ -46,24 +46,6 @@ from console.paths import resolve  # noqa: E402
 TOL = {"energy": 0.10, "tokens": 0.02}
 
 
-def integrate(points: list[tuple[float, float]], t0: float, t1: float) -> float | None:
-    """Joules from (ts, W) readings between t0 and t1: the trapezoid, with the power at the
-    edges interpolated. None when the readings do not cover the span."""
-    pts = sorted(points)
-    if len(pts) < 2 or pts[0][0] > t0 or pts[-1][0] < t1:
-        return None
-
-    def at(t: float) -> float:
-        for (ta, wa), (tb, wb) in zip(pts, pts[1:], strict=False):
-            if ta <= t <= tb:
-                return wa if tb == ta else wa + (wb - wa) * (t - ta) / (tb - ta)
-        return pts[-1][1]
-
-    inside = [(t0, at(t0)), *[p for p in pts if t0 < p[0] < t1], (t1, at(t1))]
-    return sum((tb - ta) * (wa + wb) / 2 for (ta, wa), (tb, wb)
-               in zip(inside, inside[1:], strict=False))
-
-
 def server_counters(url: str) -> dict[str, float]:
     text = urllib.request.urlopen(url.rsplit("/v1", 1)[0] + "/metrics", timeout=10).read()
     out: dict[str, float] = {}
@@ -137,6 +119,7 @@ def main() -> None:
         print(f"recorded through the gate in {time.time() - t0:.1f} s", flush=True)
         keep = args.out or tmp
         keep.mkdir(parents=True, exist_ok=True)
+        print(f"the trace and the CLI's answers are kept in {keep}", flush=True)
         summary = cli(home, "trace", "summary", "--by", "lane", "--json",
                       out=keep / "trace-summary.json")
         print(f"trace summary: {json.dumps(summary)[:600]}", flush=True)
@@ -161,7 +144,7 @@ def main() -> None:
               f"{len(smi.points)}", flush=True)
         print("checks:")
         for s in steps:
-            ref = integrate(smi.points, s["started_at"], s["ended_at"])
+            ref = smi.energy_j(s["started_at"], s["ended_at"])
             ok &= verdict(f"c={s['concurrency']} energy J vs nvidia-smi integral",
                           s.get("energy_j"), ref, TOL["energy"])
         for ours_key, metric in (("tokens_in", "vllm:prompt_tokens_total"),

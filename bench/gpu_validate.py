@@ -52,6 +52,24 @@ RUN = "validate"
 TOL = {"watts": 0.10, "tok_s": 0.02, "j_per_token": 0.10}
 
 
+def integrate(points: list[tuple[float, float]], t0: float, t1: float) -> float | None:
+    """Joules from (ts, W) readings between t0 and t1: the trapezoid, with the power at the
+    edges interpolated. None when the readings do not cover the span."""
+    pts = sorted(points)
+    if len(pts) < 2 or pts[0][0] > t0 or pts[-1][0] < t1:
+        return None
+
+    def at(t: float) -> float:
+        for (ta, wa), (tb, wb) in zip(pts, pts[1:], strict=False):
+            if ta <= t <= tb:
+                return wa if tb == ta else wa + (wb - wa) * (t - ta) / (tb - ta)
+        return pts[-1][1]
+
+    inside = [(t0, at(t0)), *[p for p in pts if t0 < p[0] < t1], (t1, at(t1))]
+    return sum((tb - ta) * (wa + wb) / 2 for (ta, wa), (tb, wb)
+               in zip(inside, inside[1:], strict=False))
+
+
 class PowerLog:
     """nvidia-smi's readings (or the fake GPU's) as (wall ts, total W over all GPUs)."""
 
@@ -116,11 +134,7 @@ class PowerLog:
         return sum(values) / len(values) if values else None
 
     def energy_j(self, t0: float, t1: float) -> float | None:
-        pts = [(t, w) for t, w in self.points if t0 <= t < t1]
-        if len(pts) < 2:
-            return None
-        area = sum((b[0] - a[0]) * (a[1] + b[1]) / 2 for a, b in zip(pts, pts[1:], strict=False))
-        return area * (t1 - t0) / (pts[-1][0] - pts[0][0])  # stretch over the whole phase
+        return integrate(self.points, t0, t1)
 
 
 def counter_j(nvml: Any) -> float | None:

@@ -123,7 +123,7 @@ class Engine(threading.Thread):
                     break
             try:
                 self._generate(batch)
-            except BaseException as exc:  # the requests get the error, the engine goes on
+            except Exception as exc:  # the requests get the error, the engine goes on
                 for job in batch:
                     job.put(exc)
 

@@ -6,8 +6,8 @@ real engine only).
 What is checked: stdlib http.client (an oracle for the chunked framing) reads its streamed
 and plain answers; two requests share a keep-alive connection; bad requests are answered 400
 without a traceback; the gate meters its streamed answers exactly (the GPU run compared the
-replay's tokens with the server's counters, which this pins); and gpu_replay's integral of
-the power log against a hand computation.
+replay's tokens with the server's counters, which this pins); and the power log's integral
+(bench/gpu_validate.py, which gpu_replay uses too) against a hand computation.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from bench.gpu_replay import integrate
+from bench.gpu_validate import integrate
 from bench.torch_server import MODEL, Server
 from console.replay.workload import WORDS
 from store.writer import StoreWriter
