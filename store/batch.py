@@ -21,7 +21,7 @@ import sqlite_utils
 from store import audit
 from store.db import StoreError
 from store.output_seal import OutputDigests
-from store.runs_table import tokens_at_end
+from store.runs_table import totals_at_end
 from store.values import dumps
 
 # Queue items: (EV, ts, run_id, kind, actor, text, data_json, future|None),
@@ -97,8 +97,8 @@ def commit_batch(db: sqlite_utils.Database, key: bytes, items: list[tuple[Any, .
         if tag == SEAL:  # an event like any other, its data holding the run's output seal
             sealed = staged.seal(item[2])
             data = item[6] if sealed is None else {**(item[6] or {}), "output": sealed}
-            if (tokens := tokens_at_end(conn, item[2])) is not None:  # its row's, as it ends
-                data = {**(data or {}), "tokens_at_end": tokens}
+            if kept := totals_at_end(conn, item[2]):  # its row's, as it ends
+                data = {**(data or {}), **kept}
             item = (EV, *item[1:6], None if data is None else dumps(data), item[7])
             tag = EV
         if tag == EV:

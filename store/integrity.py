@@ -25,6 +25,7 @@ from store.fts import TABLES, index_off, marks
 from store.output_seal import output_problem, unclaimed_output
 from store.runs_table import usage_counts
 from store.snapshot_copy import snapshot_copy, sweep_left_copies
+from store.values import read_number
 
 # SQLite's own objects only: a row named sqlite_x written into sqlite_master by hand is loaded
 # like any other trigger, so the prefix alone excuses nothing.
@@ -87,7 +88,7 @@ def file_problems(conn: sqlite3.Connection,
     check = [row[0] for row in conn.execute("PRAGMA integrity_check(20)")]
     if check != ["ok"]:
         return "the database's own integrity check fails: " + "; ".join(check[:3])
-    if (run := runs_off(conn, live_states=live_states) or tokens_off(conn)) is not None:
+    if (run := runs_off(conn, live_states=live_states) or totals_off(conn)) is not None:
         return run
     cutoff = prune_cutoff(conn)
     if (output := output_problem(conn, cutoff) or unclaimed_output(conn, cutoff)) is not None:
@@ -247,14 +248,16 @@ def _row_off(row: tuple[Any, ...], events: list[tuple[str, str | None, Any]],
     return None
 
 
-def tokens_off(conn: sqlite3.Connection) -> str | None:
-    """The first run whose row's token totals (what `report`, `gpu` and the console show) its
-    chained events rule out, naming the run and the field: more than its recorded `tokens`
-    events add up to (the GPU service counts those same events, each stored before it is
-    counted; a note since the run's start that rows were dropped or lost excuses it, and a run
-    whose start was pruned is not summed), or fewer than its recorded end says the row held
-    then (`tokens_at_end`: totals only grow). Fewer than the events add up to is no finding by
-    itself: the service may not have counted them all (a full bus, a daemon that stopped)."""
+def totals_off(conn: sqlite3.Connection) -> str | None:
+    """The first run whose row's totals (what `report`, `gpu` and the console show) its
+    chained events rule out, naming the run and the field: token counts more than its
+    recorded `tokens` events add up to (the GPU service counts those same events, each stored
+    before it is counted; a note since the run's start that rows were dropped or lost excuses
+    it, and a run whose start was pruned is not summed), or counts or energy less than its
+    recorded end says the row held then (`tokens_at_end`, `energy_j_at_end`: totals only grow).
+    Fewer tokens than the events add up to is no finding by itself: the service may not have
+    counted them all (a full bus, a daemon that stopped). Energy is measured, not chained, so
+    energy raised after the end is not found; nor is the cost, derived with the prices."""
     import json
 
     sums: dict[str, list[int]] = {}
@@ -268,27 +271,39 @@ def tokens_off(conn: sqlite3.Connection) -> str | None:
                                "GROUP BY run_id"))
     (noted,) = conn.execute("SELECT coalesce(max(id), 0) FROM events WHERE kind IN "
                             "('store.dropped', 'store.write_failed')").fetchone()
-    at_end: dict[str, Any] = {}
+    at_end: dict[str, dict[str, Any]] = {}
     for rid, data_text in conn.execute("SELECT run_id, data FROM events WHERE kind IN "
-                                       "('run.ended', 'run.lost') AND data LIKE "
-                                       "'%\"tokens_at_end\":%'"):
+                                       "('run.ended', 'run.lost') AND (data LIKE "
+                                       "'%\"tokens_at_end\":%' OR data LIKE "
+                                       "'%\"energy_j_at_end\":%')"):
         try:
-            at_end[rid] = json.loads(data_text)["tokens_at_end"]
-        except (ValueError, KeyError, TypeError, RecursionError):
+            data = json.loads(data_text)
+        except (ValueError, TypeError, RecursionError):
             continue  # chained: the store wrote it so, verify named an edit before this
-    for rid, *row in conn.execute("SELECT id, tokens_in, tokens_out FROM runs"):
-        for i, (field, value) in enumerate(zip(("tokens_in", "tokens_out"), row, strict=True)):
+        if isinstance(data, dict):
+            least = data.get("tokens_at_end")
+            least = dict(least) if isinstance(least, dict) else {}
+            least["energy_j"] = data.get("energy_j_at_end")
+            at_end[rid] = least
+    for rid, tokens_in, tokens_out, energy_j in conn.execute(
+            "SELECT id, tokens_in, tokens_out, energy_j FROM runs"):
+        least = at_end.get(rid, {})
+        for i, (field, value) in enumerate(zip(("tokens_in", "tokens_out"),
+                                               (tokens_in, tokens_out), strict=True)):
             if not isinstance(value, int) or isinstance(value, bool):
                 continue  # shown as unknown (store.history), never as a count
             summed = sums.get(rid, [0, 0])[i]
             if rid in starts and value > summed and noted <= starts[rid]:
                 return (f"run {rid}: its row's {field} ({value}) is more than its recorded "
                         f"tokens events add up to ({summed})")
-            end = at_end.get(rid)
-            least = end.get(field) if isinstance(end, dict) else None
-            if isinstance(least, int) and value < least:
+            floor = least.get(field)
+            if isinstance(floor, int) and value < floor:
                 return (f"run {rid}: its row's {field} ({value}) is less than its recorded end "
-                        f"says it held then ({least})")
+                        f"says it held then ({floor})")
+        energy, floor = read_number(energy_j), read_number(least.get("energy_j"))
+        if energy is not None and floor is not None and energy < floor:
+            return (f"run {rid}: its row's energy_j ({energy:g}) is less than its recorded "
+                    f"end says it held then ({floor:g})")
     return None
 
 

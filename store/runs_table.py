@@ -107,14 +107,21 @@ def usage_counts(prompt_tokens: Any, completion_tokens: Any,
     return prompt, int(completion or 0)
 
 
-def tokens_at_end(conn: Any, run_id: str) -> dict[str, int] | None:
-    """The row's token totals as the run's end is committed, for its end's data: totals only
-    grow after (late counts are added), so `audit verify` takes them as the least the row may
-    hold from then on. None without a row, or with totals that are not counts."""
+def totals_at_end(conn: Any, run_id: str) -> dict[str, Any]:
+    """What the run's end keeps of its row's totals, for its end's data: `tokens_at_end` (the
+    counts) and `energy_j_at_end`. Totals only grow after the end (late counts and late
+    windows are added), so `audit verify` takes them as the least the row may hold from then
+    on. The cost is not kept: it is derived with the prices in force, which a reload may lower.
+    Empty without a row; a value that is not a count or a finite number is left out."""
     try:
         found = run_totals(conn, run_id)
     except sqlite3.Error:  # an odd file must not cost the run its recorded end
-        return None
-    if found is None or found[0] is None or found[1] is None:
-        return None
-    return {"tokens_in": found[0], "tokens_out": found[1]}
+        return {}
+    if found is None:
+        return {}
+    kept: dict[str, Any] = {}
+    if found[0] is not None and found[1] is not None:
+        kept["tokens_at_end"] = {"tokens_in": found[0], "tokens_out": found[1]}
+    if found[2] is not None:
+        kept["energy_j_at_end"] = found[2]
+    return kept

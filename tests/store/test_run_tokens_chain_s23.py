@@ -23,7 +23,7 @@ TOKENS_IN, TOKENS_OUT = 150, 50  # what the GPU service counts of USES
 
 
 def _metered_run(make_writer: Make, witness: Path, rid: str = "r1", *,
-                 dropped: dict | None = None) -> dict:
+                 dropped: dict | None = None, energy_j: float = 0.0) -> dict:
     """A run that made the metered calls USES (and `dropped`, which a full queue drops), its
     totals stored as the GPU service counts them, and its end recorded: the end's data."""
     now = time.time()
@@ -47,7 +47,7 @@ def _metered_run(make_writer: Make, witness: Path, rid: str = "r1", *,
             dropped = None
         w.flush()
     assert w.stats()["dropped"] == (0 if counted == [TOKENS_IN, TOKENS_OUT] else 1)
-    w.call(lambda db: write_run_totals(db.conn, [(*counted, 0.0, 0.0, rid)], [])).result(10)
+    w.call(lambda db: write_run_totals(db.conn, [(*counted, energy_j, 0.0, rid)], [])).result(10)
     w.call(lambda db: db.conn.execute(
         "UPDATE runs SET state = 'exited', exit_code = 0, ended_at = ? WHERE id = ?",
         (now, rid))).result(10)
