@@ -186,6 +186,7 @@ class RunManager:
             raise Failure("not-allowed", f"profile {profile.name} runs unsandboxed, as the "
                           "daemon's own user; only that user or root may start it",
                           "use a profile with a sandbox, or ask the daemon's owner")
+        backend.prestart()  # the cgroup move's kernel wait overlaps what follows (bwrap.py)
         run_id = await self._new_id()
         run_dir = self.paths.run_dir(run_id)
         run_dir.mkdir(mode=0o755)

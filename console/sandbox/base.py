@@ -110,6 +110,11 @@ class SandboxBackend(Protocol):
         """(True, "") or (False, why not and what to do)."""
         ...
 
+    def prestart(self) -> None:
+        """A run is about to start here (before its checks and its recorded start): begin
+        slow kernel work start() will need. Never fails, changes nothing a run can see."""
+        ...
+
     async def start(self, spec: SandboxSpec, prepare: Prepare | None = None) -> SandboxHandle: ...
 
     async def reconcile(self, live_run_ids: set[str]) -> list[str]:

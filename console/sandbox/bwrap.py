@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import psutil
 
@@ -178,6 +179,7 @@ class BwrapBackend:
         self._limiter = limiter
         self._usable: tuple[bool, str] | None = None
         self._probed = 0.0
+        self._early: Future[None] | None = None  # the latest early cgroup.procs write
 
     @property
     def limiter(self) -> Limiter:
@@ -199,6 +201,13 @@ class BwrapBackend:
     def limits_enforced(self) -> dict[str, str]:
         return self.limiter.can_enforce()
 
+    def prestart(self) -> None:
+        """A run is about to start here: begin the kernel's slow part of moving it into its
+        cgroups now, while the run manager checks, names and records it (see start())."""
+        if self.limiter.mode in ("v1", "v2") and (self._early is None or self._early.done()):
+            # Best effort, never fails: an error is ignored and nothing moves.
+            self._early = _CGROUP_WORK.submit(self.limiter.start_move_early)
+
     async def start(self, spec: SandboxSpec, prepare: Prepare | None = None) -> BwrapHandle:
         if not spec.command:
             raise SandboxError("empty command", "the profile's command must name a program")
@@ -209,26 +218,31 @@ class BwrapBackend:
         loop = asyncio.get_running_loop()
         managed_note = ensure_managed_mountpoint()
         # cgroup names carry the owner key so another daemon's reconcile never touches them.
-        limits = self.limiter.create(f"{owner_key(spec.run_dir.parent)}-{spec.run_id}", spec.limits)
+        name = f"{owner_key(spec.run_dir.parent)}-{spec.run_id}"
         # Moving a process into a cgroup waits for the kernel: the first write to any
         # cgroup.procs waits out an RCU grace period (5-15 ms), and writes within about one
-        # more grace period do not. Start that wait now, in a thread, beside the view and
-        # bwrap's own start, so the sandbox's move below is quick (cgroups.py). After the
-        # cgroups are made: the waiting write holds the kernel's cgroup lock, and a mkdir
-        # would wait behind it.
-        if limits.mode in ("v1", "v2"):
-            loop.run_in_executor(None, self.limiter.start_move_early)  # best effort, never fails
+        # more grace period do not. prestart() began that wait as the run manager took the
+        # run; the cgroups are made after it, in a thread, beside the view and bwrap's own
+        # start, so the sandbox's move below is quick (cgroups.py).
+        made: Future[RunLimits]
+        if self.limiter.mode in ("v1", "v2"):
+            self.prestart()  # shares a write still waiting; else one more, quick after it
+            made = _CGROUP_WORK.submit(_create_after, self._early, self.limiter, name,
+                                       spec.limits)
+        else:
+            made = Future()
+            made.set_result(self.limiter.create(name, spec.limits))
         try:
             identity, view = await open_view(spec)
         except BaseException:
-            limits.cleanup()
+            _cleanup_when_made(made)
             raise
         binds = FdBinds()
         try:
             opts = build_args(spec, view, fds=binds)
         except OSError as e:
             binds.close()
-            limits.cleanup()
+            _cleanup_when_made(made)
             view.close()
             raise SandboxError(f"cannot prepare the sandbox: {e}") from e
         args_fd = args_memfd(opts)
@@ -264,11 +278,13 @@ class BwrapBackend:
                 start_new_session=True,  # a terminal's ^C to the daemon must not reach runs
                 **switch,  # type: ignore[arg-type]
             )
-        except OSError as e:
+        except BaseException as e:  # cut short too: asyncio has killed what it started
             for fd in (*passed, info_r, block_w):
                 os.close(fd)
-            limits.cleanup()
+            _cleanup_when_made(made)
             view.close()
+            if not isinstance(e, OSError):
+                raise
             raise SandboxError(
                 f"cannot run bubblewrap ({self.bwrap}): {e.strerror}", "pilothouse doctor"
             ) from e
@@ -276,7 +292,9 @@ class BwrapBackend:
             with contextlib.suppress(OSError):
                 os.close(fd)
         binds.fds = []
-        handle = BwrapHandle(proc, limits)
+        # The cgroups may still be in the making: the handle holds them once made (below, or
+        # on the way out), so its kill and cleanup always reach them.
+        handle = BwrapHandle(proc, RunLimits(self.limiter.mode, spec.limits))
         if seccomp_fd is None:
             handle.notes.append("no seccomp filter: libseccomp was not found on this host")
         handle.view, handle.identity = view, identity
@@ -297,14 +315,16 @@ class BwrapBackend:
             # The move runs in a thread while the bridge and sockets are made, and the sandbox
             # is released only once both are done. Handed to the thread now, not when the loop
             # next runs a task: `prepare` below holds the loop for a millisecond or two.
-            attaching = loop.run_in_executor(None, _attach, limits, handle.netns_pid)
+            attaching = loop.run_in_executor(None, _attach_when_made, made, handle.netns_pid)
             try:
                 if prepare is not None:
                     await prepare(handle)
             finally:
-                refused = await attaching
+                handle.limits, refused = await attaching
+            handle.limits_enforced = dict(handle.limits.enforced)
             if refused is not None:
-                handle.limits_enforced = {k: f"not enforced: {refused}" for k in limits.enforced}
+                handle.limits_enforced = {k: f"not enforced: {refused}"
+                                          for k in handle.limits.enforced}
             handle.notes.extend(_limit_notes(handle.limits_enforced))
             if not any(
                 os.access(p, os.X_OK) for p in ("/usr/bin/python3", "/usr/local/bin/python3")
@@ -320,7 +340,10 @@ class BwrapBackend:
                     "run `pilothouse doctor` to see why",
                 ) from None
         except BaseException:
-            await handle.kill()
+            try:
+                await _settle_limits(handle, made)
+            finally:
+                await handle.kill()
             raise
         finally:
             os.close(block_w)
@@ -353,6 +376,44 @@ def _close_view(view: WorkspaceView) -> list[str]:
         return nested_repo_notes(view)
     finally:
         view.close()
+
+
+# Threads for the cgroups' slow writes: a start hands them work the loop must not wait on.
+# FIFO, so a creation waits only on an early write handed over before it (never a deadlock).
+_CGROUP_WORK = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cgroups")
+
+
+def _create_after(early: Future[None] | None, limiter: Limiter, name: str,
+                  limits: Limits) -> RunLimits:
+    """The run's cgroups, made once the early write is done: that write's wait holds the
+    kernel's cgroup lock, and a mkdir would only wait behind it."""
+    if early is not None:
+        with contextlib.suppress(Exception):
+            early.result()
+    return limiter.create(name, limits)
+
+
+def _cleanup_when_made(made: Future[RunLimits]) -> None:
+    """A start that failed: remove its cgroups as soon as they exist (now, if they do)."""
+    made.add_done_callback(lambda f: f.cancelled() or f.exception() is not None
+                           or f.result().cleanup())
+
+
+async def _settle_limits(handle: BwrapHandle, made: Future[RunLimits]) -> None:
+    """A start that failed after bwrap began: the handle gets the cgroups once made, so its
+    kill reaches them and its cleanup removes them; cut short, they are removed when made."""
+    try:
+        handle.limits = await asyncio.wrap_future(made)
+    except BaseException:
+        _cleanup_when_made(made)
+        raise
+
+
+def _attach_when_made(made: Future[RunLimits], pid: int) -> tuple[RunLimits, OSError | None]:
+    """(the run's limits, the error when the kernel refused): pid moved into its cgroups once
+    they are made (in a thread)."""
+    limits = made.result()
+    return limits, _attach(limits, pid)
 
 
 def _attach(limits: RunLimits, pid: int) -> OSError | None:

@@ -222,6 +222,9 @@ class DockerBackend:
                 self._client = docker.from_env(timeout=60)
             return self._client
 
+    def prestart(self) -> None:
+        """Nothing to begin early here."""
+
     def usable(self) -> tuple[bool, str]:
         """A working engine is remembered; a failure only for a few seconds (it may start)."""
         now = time.monotonic()

@@ -90,6 +90,9 @@ class NoSandboxBackend:
     def __init__(self, limiter: Limiter | None = None) -> None:
         self._limiter = limiter
 
+    def prestart(self) -> None:
+        """Nothing to begin early here."""
+
     def usable(self) -> tuple[bool, str]:
         return True, ""
 

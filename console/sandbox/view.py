@@ -105,9 +105,15 @@ async def open_view(spec: SandboxSpec) -> tuple[AgentIdentity, WorkspaceView]:
     # The descriptor runs.py opened when it checked the workspace (0 is a valid one).
     ws = spec.workspace_fd if spec.workspace_fd is not None else spec.workspace
     identity = agent_identity(ws, spec.requester)
+    opening = asyncio.ensure_future(asyncio.to_thread(
+        WorkspaceView.open, spec.workspace, spec.run_dir, identity, spec.workspace_fd))
     try:
-        view = await asyncio.to_thread(WorkspaceView.open, spec.workspace, spec.run_dir,
-                                       identity, spec.workspace_fd)  # fmt: skip
+        view = await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        # The thread goes on and mounts the view: a start cut short closes it once made.
+        opening.add_done_callback(lambda f: f.cancelled() or f.exception() is not None
+                                  or f.result().close())
+        raise
     except OSError as e:
         raise view_error(e, identity) from e
     return identity, view

@@ -23,6 +23,9 @@ from store.writer import StoreWriter
 class BrokenBackend:
     name = "bwrap"
 
+    def prestart(self) -> None:
+        pass
+
     async def start(self, spec: Any, prepare: Any = None) -> Any:
         raise RuntimeError("a bug in the backend")
 

@@ -1,0 +1,138 @@
+"""Issue 17 (s25): the cgroup move's kernel wait now starts as the run manager takes a run
+(BwrapBackend.prestart), and the run's cgroups are made in a thread after it, beside the view
+and bwrap's own start. A start may now fail, or be cut short, while its cgroups are still in
+the making: none may be left behind, and no sandbox may be left running, whatever the moment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from console.sandbox.base import Limits, SandboxError
+from console.sandbox.bwrap import BwrapBackend
+from console.sandbox.cgroups import Limiter
+
+LIMITS = Limits(memory_bytes=128 << 20, pids=32)
+
+
+def _cgroup_box(bwrap_box: Any) -> Any:
+    if bwrap_box.backend.limiter.mode not in ("v1", "v2"):
+        pytest.skip(f"no writable cgroups here: {bwrap_box.backend.limiter.detail}")
+    return bwrap_box
+
+
+def _left(backend: BwrapBackend, run_id: str) -> list[Path]:
+    return [p / f"{backend.owner}-{run_id}" for p in backend.limiter.run_parents()
+            if (p / f"{backend.owner}-{run_id}").exists()]
+
+
+def _slow_limiter(delay: float) -> tuple[Limiter, list[float]]:
+    """The host's limiter, its creation slowed: a start can be cut short before it is done."""
+    limiter = Limiter.detect()
+    real, made_at = limiter.create, []
+
+    def create(name: str, limits: Limits) -> Any:
+        time.sleep(delay)
+        made = real(name, limits)
+        made_at.append(time.monotonic())
+        return made
+
+    limiter.create = create  # type: ignore[method-assign]
+    return limiter, made_at
+
+
+async def _gone(backend: BwrapBackend, run_id: str, made_at: list[float] | None = None) -> None:
+    deadline = time.monotonic() + 5
+    while (made_at is not None and not made_at) or _left(backend, run_id):
+        assert time.monotonic() < deadline, _left(backend, run_id)
+        await asyncio.sleep(0.02)
+
+
+async def test_two_starts_at_once_each_get_their_cgroups(bwrap_box: Any) -> None:
+    box = _cgroup_box(bwrap_box)
+    backend = box.backend
+    backend.prestart()
+    first = box.spec("echo go; sleep 5", limits=LIMITS)
+    box.run_id = box.run_id + "b"
+    second = box.spec("echo go; sleep 5", limits=LIMITS)
+    handles = await asyncio.gather(backend.start(first), backend.start(second))
+    try:
+        for h in handles:
+            await h.output.readline()
+            mode = backend.limiter.mode
+            assert h.limits_enforced == {"memory": f"cgroup {mode}", "pids": f"cgroup {mode}"}
+            assert h.limits.dirs and all(d.exists() for d in h.limits.dirs)
+            assert h.limits.pids() and set(h.limits.pids()) <= set(h.host_pids())
+    finally:
+        for h in handles:
+            await h.stop(grace=0.2)
+    assert not any(d.exists() for h in handles for d in h.limits.dirs)
+
+
+async def test_bwrap_that_cannot_run_leaves_no_cgroups(bwrap_box: Any, tmp_path: Path) -> None:
+    box = _cgroup_box(bwrap_box)
+    limiter, made_at = _slow_limiter(0.2)
+    backend = BwrapBackend(bwrap=str(tmp_path / "no-bwrap"), limiter=limiter,
+                           owner=box.backend.owner)
+    backend.prestart()
+    with pytest.raises(SandboxError, match="bubblewrap"):  # as root setpriv runs, then fails
+        await backend.start(box.spec("true", limits=LIMITS))
+    await _gone(backend, box.run_id, made_at)
+
+
+async def test_bwrap_that_dies_at_once_leaves_no_cgroups(bwrap_box: Any, tmp_path: Path) -> None:
+    box = _cgroup_box(bwrap_box)
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: no' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    limiter, made_at = _slow_limiter(0.2)
+    backend = BwrapBackend(bwrap=str(fake), limiter=limiter, owner=box.backend.owner)
+    with pytest.raises(SandboxError, match="failed to start the sandbox"):
+        await backend.start(box.spec("true", limits=LIMITS))
+    assert made_at  # the failure waited for its cgroups, then removed them
+    assert not _left(backend, box.run_id)
+
+
+@pytest.mark.parametrize("after", [0.0, 0.01, 0.05, 0.15])
+async def test_a_start_cut_short_leaves_no_cgroups_and_no_sandbox(bwrap_box: Any,
+                                                                  after: float) -> None:
+    box = _cgroup_box(bwrap_box)
+    limiter, made_at = _slow_limiter(0.3)
+    backend = BwrapBackend(limiter=limiter, owner=box.backend.owner)
+    marker = f"ph-cut-short-{os.getpid()}-{box.run_id}"
+    backend.prestart()
+    task = asyncio.ensure_future(backend.start(box.spec(f"echo {marker}; sleep 30",
+                                                        limits=LIMITS)))
+    await asyncio.sleep(after)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _gone(backend, box.run_id, made_at)
+    assert not [p for p in _procs_with(marker)], _procs_with(marker)
+    deadline = time.monotonic() + 5  # a view being made when the start was cut is closed
+    while _mounts_of(box.run_id):
+        assert time.monotonic() < deadline, _mounts_of(box.run_id)
+        await asyncio.sleep(0.02)
+
+
+def _mounts_of(run_id: str) -> list[str]:
+    """Mount points of the run: its view, and a root daemon's hand-off folder."""
+    text = Path("/proc/self/mountinfo").read_text()
+    return [line.split()[4] for line in text.splitlines() if run_id in line.split()[4]]
+
+
+def _procs_with(text: str) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if text.encode() in (d / "cmdline").read_bytes():
+                    found.append(int(d.name))
+            except OSError:
+                continue
+    return found
