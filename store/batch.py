@@ -22,6 +22,7 @@ from store import audit
 from store.db import StoreError
 from store.output_seal import OutputDigests
 from store.runs_table import totals_at_end
+from store.trace_requests import trace_seal
 from store.values import dumps
 
 # Queue items: (EV, ts, run_id, kind, actor, text, data_json, future|None),
@@ -99,6 +100,7 @@ def commit_batch(db: sqlite_utils.Database, key: bytes, items: list[tuple[Any, .
             data = item[6] if sealed is None else {**(item[6] or {}), "output": sealed}
             if kept := totals_at_end(conn, item[2]):  # its row's, as it ends
                 data = {**(data or {}), **kept}
+            data = {**(data or {}), "trace": trace_seal(conn, item[2])}  # trace_requests.py
             item = (EV, *item[1:6], None if data is None else dumps(data), item[7])
             tag = EV
         if tag == EV:

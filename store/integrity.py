@@ -25,6 +25,7 @@ from store.fts import TABLES, index_off, marks
 from store.output_seal import output_problem, unclaimed_output
 from store.runs_table import usage_counts
 from store.snapshot_copy import snapshot_copy, sweep_left_copies
+from store.trace_requests import trace_problem
 from store.values import read_number
 
 # SQLite's own objects only: a row named sqlite_x written into sqlite_master by hand is loaded
@@ -91,7 +92,8 @@ def file_problems(conn: sqlite3.Connection,
     if (run := runs_off(conn, live_states=live_states) or totals_off(conn)) is not None:
         return run
     cutoff = prune_cutoff(conn)
-    if (output := output_problem(conn, cutoff) or unclaimed_output(conn, cutoff)) is not None:
+    if (output := output_problem(conn, cutoff) or unclaimed_output(conn, cutoff)
+            or trace_problem(conn)) is not None:
         return output
     if (fts := fts_check(conn)) is not None:
         return fts

@@ -1,8 +1,20 @@
 """The gate's per-request trace records (console/gate/trace.py builds them) in the history
-database: written in batches through the store writer, read back for `trace` and export."""
+database: written in batches through the store writer, read back for `trace` and export.
+
+Sealed like a run's output (store/output_seal.py), because the workload benchmark replays
+them: the run's end event (`run.ended`, or `run.lost` at the next start) gains `trace`, the
+count and digest of the run's rows as stored then, made in the writer in the event's
+transaction (the daemon hands the run's built rows to the writer before its end). Rows for a
+run whose end is recorded are not stored (counted lost by the recorder). `audit verify` digests
+each sealed run's rows again: a row changed, removed or added after the end is found. Runs
+ended by versions before the seal have none and are not checked.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -11,11 +23,70 @@ COLUMNS = ("request_id", "run_id", "profile", "lane", "start", "first_byte", "en
            "completion_tokens", "cached_tokens", "blocks", "content")
 INSERT = (f"INSERT OR IGNORE INTO trace_requests ({', '.join(COLUMNS)}) "
           f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+_ENDED = "SELECT 1 FROM events WHERE run_id = ? AND kind IN ('run.ended', 'run.lost') LIMIT 1"
+_RUN = COLUMNS.index("run_id")
 
 
-def insert_trace_rows(conn: Any, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Rows in COLUMNS order; a request id already stored is left as it was."""
-    conn.executemany(INSERT, rows)
+def insert_trace_rows(conn: Any, rows: Iterable[tuple[Any, ...]]) -> int:
+    """Rows in COLUMNS order; a request id already stored is left as it was. A row of a run
+    whose end is recorded (its rows sealed) is not stored: returns how many were refused."""
+    rows = list(rows)
+    ended = {rid for rid in {r[_RUN] for r in rows}
+             if rid is not None and conn.execute(_ENDED, (rid,)).fetchone() is not None}
+    kept = [r for r in rows if r[_RUN] not in ended]
+    conn.executemany(INSERT, kept)
+    return len(rows) - len(kept)
+
+
+def trace_seal(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
+    """The run's stored trace rows as its end seals them: how many, and their digest. A row
+    the store would not have written (an edited file) is said, never raised: it must not cost
+    the run its recorded end."""
+    try:
+        rows, digest = _digest(conn, run_id)
+    except (TypeError, ValueError, sqlite3.Error) as exc:
+        return {"unreadable": str(exc)[:200]}
+    return {"rows": rows, "sha256": digest}
+
+
+def _digest(conn: sqlite3.Connection, run_id: str) -> tuple[int, str]:
+    """Every column of every row of the run, in id order, each row one length-prefixed JSON
+    array (so no row can pass for two). Raises TypeError for a value SQLite holds that JSON
+    cannot (a blob written into the file)."""
+    h, n = hashlib.sha256(), 0
+    for row in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM trace_requests WHERE run_id = ? "
+                            "ORDER BY id", (run_id,)):
+        framed = json.dumps(row, separators=(",", ":"), allow_nan=True).encode()
+        h.update(b"%d:" % len(framed) + framed + b"\n")
+        n += 1
+    return n, h.hexdigest()
+
+
+def trace_problem(conn: sqlite3.Connection) -> str | None:
+    """The first sealed run whose stored trace rows are not what its end sealed, or None."""
+    for run_id, data_text in conn.execute(
+            "SELECT run_id, data FROM events WHERE kind IN ('run.ended', 'run.lost') AND "
+            "data LIKE '%\"trace\":%' ORDER BY id"):
+        try:
+            sealed = json.loads(data_text).get("trace")
+        except (ValueError, AttributeError, RecursionError):
+            continue  # chained: verify names an edited end before this is reached
+        if not isinstance(sealed, dict):
+            continue
+        if "unreadable" in sealed:
+            return (f"run {run_id}: its workload trace was not what the store writes when it "
+                    f"ended ({sealed['unreadable']})")
+        try:
+            rows, digest = _digest(conn, run_id)
+        except (TypeError, ValueError, sqlite3.Error) as exc:
+            return f"run {run_id}: a row of its workload trace is not what the store writes ({exc})"
+        if rows != sealed.get("rows"):
+            return (f"run {run_id}: its workload trace holds {rows} requests, but "
+                    f"{sealed.get('rows')} were sealed when it ended: rows were removed or added")
+        if digest != sealed.get("sha256"):
+            return (f"run {run_id}: its workload trace was changed after it ended (its {rows} "
+                    "requests no longer match their seal)")
+    return None
 
 
 def load_trace_rows(conn: Any, *, run_id: str | None = None, profile: str | None = None,

@@ -232,6 +232,7 @@ class TraceRecorder:
         self.unshaped = 0  # rows recorded without their request's shape: the builder was behind
         self._waiting = 0  # bodies handed to the builder and not yet parsed
         self._begun = 0
+        self._last_build: asyncio.Future[None] | None = None  # the newest row handed to _builder
         self._rows: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
         # Rows are built one at a time, on a thread of their own: parsing an 8 MB body of tiny
@@ -312,6 +313,7 @@ class TraceRecorder:
             return
         future.add_done_callback(lambda f: f.cancelled() or f.exception() is None or
                                  self._lose(1, f.exception()))
+        self._last_build = future
 
     def flush(self) -> None:
         """Hand the rows built so far to the store writer (one transaction)."""
@@ -324,9 +326,27 @@ class TraceRecorder:
                 self._lose(len(rows), exc)
                 return
             # The insert runs later, in the writer: a refusal there (a full disk) is only in
-            # this future, and must be counted and said like any other loss.
-            stored.add_done_callback(lambda f: f.cancelled() or f.exception() is None
-                                     or self._lose(len(rows), f.exception()))
+            # this future, and must be counted and said like any other loss; so are rows of a
+            # run whose end (and seal) was recorded first (store/trace_requests.py).
+            stored.add_done_callback(lambda f: f.cancelled() or self._stored(f, len(rows)))
+
+    def _stored(self, stored: concurrent.futures.Future[int], n: int) -> None:
+        if stored.exception() is not None:
+            self._lose(n, stored.exception())
+        elif refused := stored.result():
+            self._lose(refused, RuntimeError("their run's end was recorded first"))
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Every row built so far handed to the store writer, so a run's end, queued next,
+        seals all of its rows. The builder is one thread, first in first out: once the last
+        build handed to it is done, so is every one before it (the run's included)."""
+        if self.writer is None:
+            return
+        last = self._last_build
+        if last is not None and not last.done():
+            with contextlib.suppress(Exception, TimeoutError):  # a slow body: its row is late
+                await asyncio.wait_for(asyncio.shield(last), timeout)
+        self.flush()
 
     def _lose(self, n: int, exc: BaseException | None) -> None:
         with self._lock:
