@@ -8,9 +8,11 @@ what its end recorded, with the run and the field."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from store.runs_table import upsert_run, write_run_totals
@@ -108,22 +110,8 @@ def test_a_real_metered_run_verifies_and_its_inflated_row_does_not(
         home: Path, daemon_env: dict[str, str], tmp_path: Path) -> None:
     """A real daemon, a real sandboxed agent calling a local model through its gate: its row's
     totals pass verify as the GPU service wrote them, and not once raised in the file."""
-    from tests.replay.model_server import MODEL, ScriptedModel
-
-    model = ScriptedModel(itl_s=0.001)
-    (home / "config.toml").write_text(
-        f'[gate]\ninference = ["127.0.0.1:{model.port}"]\n\n'
-        f'[profiles.shell.network]\nallow = ["127.0.0.1:{model.port}"]\n')
-    d = Daemon(home, daemon_env)
-    d.start()
-    try:
-        ws = tmp_path / "ws"
-        ws.mkdir()
-        (ws / "agent.py").write_text(AGENT.replace("MODEL", MODEL))
-        done = d.cli("run", "shell", "-w", str(ws), "--wait", "--", "python3",
-                     "/workspace/agent.py", f"http://127.0.0.1:{model.port}/v1", check=False,
-                     timeout=120)
-        assert done.returncode == 0 and "agent done" in done.stdout, done.stdout + done.stderr
+    with metered_daemon(home, daemon_env, tmp_path) as (d, agent_run):
+        agent_run()
         db = home / "data" / "pilothouse.db"
         conn = sqlite3.connect(db)
         try:
@@ -140,11 +128,38 @@ def test_a_real_metered_run_verifies_and_its_inflated_row_does_not(
         assert clean["ok"], clean
         _sql(db, f"UPDATE runs SET tokens_out = {tout * 10} WHERE id = '{rid}'")
         tampered = json.loads(d.cli("audit", "verify", "--json", check=False).stdout)
+    assert not tampered["ok"] and rid in tampered["reason"] and "tokens_out" in tampered["reason"], (
+        tampered)
+
+
+@contextlib.contextmanager
+def metered_daemon(home: Path, daemon_env: dict[str, str], tmp_path: Path
+                   ) -> Iterator[tuple[Daemon, Callable[[], None]]]:
+    """A real daemon whose shell profile reaches a scripted model through its gate (metered),
+    and a function that runs AGENT (two metered calls) in a sandbox to its end."""
+    from tests.replay.model_server import MODEL, ScriptedModel
+
+    model = ScriptedModel(itl_s=0.001)
+    (home / "config.toml").write_text(
+        f'[gate]\ninference = ["127.0.0.1:{model.port}"]\n\n'
+        f'[profiles.shell.network]\nallow = ["127.0.0.1:{model.port}"]\n')
+    d = Daemon(home, daemon_env)
+    d.start()
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "agent.py").write_text(AGENT.replace("MODEL", MODEL))
+
+    def agent_run() -> None:
+        done = d.cli("run", "shell", "-w", str(ws), "--wait", "--", "python3",
+                     "/workspace/agent.py", f"http://127.0.0.1:{model.port}/v1", check=False,
+                     timeout=120)
+        assert done.returncode == 0 and "agent done" in done.stdout, done.stdout + done.stderr
+
+    try:
+        yield d, agent_run
     finally:
         d.stop()
         model.close()
-    assert not tampered["ok"] and rid in tampered["reason"] and "tokens_out" in tampered["reason"], (
-        tampered)
 
 
 def _summed(conn: sqlite3.Connection, rid: str) -> tuple[int, int]:

@@ -14,8 +14,9 @@ from pathlib import Path
 from store.runs_table import upsert_run
 from store.trace_requests import COLUMNS, insert_trace_rows
 from store.writer import StoreWriter
-from tests.conftest import Daemon, needs_bwrap
+from tests.conftest import needs_bwrap
 from tests.store.test_audit_tamper_attacks import Make, _sql, _verify
+from tests.store.test_run_tokens_chain_s23 import metered_daemon
 
 
 def _row(rid: str, n: int, **over: object) -> tuple[object, ...]:
@@ -118,43 +119,15 @@ def test_a_row_the_store_would_not_write_costs_no_recorded_end(
     assert not result.ok and "workload trace" in result.reason, result.reason
 
 
-AGENT = """
-import json, sys, urllib.request
-body = json.dumps({"model": "MODEL", "messages": [{"role": "user", "content": "fix the bug"}],
-                   "max_tokens": 12, "stream": True,
-                   "stream_options": {"include_usage": True}}).encode()
-for _ in range(3):
-    req = urllib.request.Request(sys.argv[1] + "/chat/completions", body,
-                                 {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        r.read()
-print("agent done")
-"""
-
-
 @needs_bwrap
 def test_a_real_runs_trace_is_sealed_whole_and_an_edit_is_named(
         home: Path, daemon_env: dict[str, str], tmp_path: Path) -> None:
     """A real daemon, a sandboxed agent calling a local model through its gate, three runs in
     a row: each end seals all of its requests (none arrive after it: no false alarm), verify is
     clean, and a request's tokens edited in the file are named."""
-    from tests.replay.model_server import MODEL, ScriptedModel
-
-    model = ScriptedModel(itl_s=0.001)
-    (home / "config.toml").write_text(
-        f'[gate]\ninference = ["127.0.0.1:{model.port}"]\n\n'
-        f'[profiles.shell.network]\nallow = ["127.0.0.1:{model.port}"]\n')
-    d = Daemon(home, daemon_env)
-    d.start()
-    try:
-        ws = tmp_path / "ws"
-        ws.mkdir()
-        (ws / "agent.py").write_text(AGENT.replace("MODEL", MODEL))
+    with metered_daemon(home, daemon_env, tmp_path) as (d, agent_run):
         for _ in range(3):
-            done = d.cli("run", "shell", "-w", str(ws), "--wait", "--", "python3",
-                         "/workspace/agent.py", f"http://127.0.0.1:{model.port}/v1",
-                         check=False, timeout=120)
-            assert done.returncode == 0 and "agent done" in done.stdout, done.stdout + done.stderr
+            agent_run()
         db = home / "data" / "pilothouse.db"
         conn = sqlite3.connect(db)
         try:
@@ -163,13 +136,10 @@ def test_a_real_runs_trace_is_sealed_whole_and_an_edit_is_named(
             stored = conn.execute("SELECT count(*) FROM trace_requests").fetchone()[0]
         finally:
             conn.close()
-        assert [s["rows"] for s in seals] == [3, 3, 3] and stored == 9, (seals, stored)
+        assert [s["rows"] for s in seals] == [2, 2, 2] and stored == 6, (seals, stored)
         clean = json.loads(d.cli("audit", "verify", "--json", check=False).stdout)
         assert clean["ok"], clean
         _sql(db, "UPDATE trace_requests SET completion_tokens = completion_tokens * 10 "
                  "WHERE id = (SELECT max(id) FROM trace_requests)")
         tampered = json.loads(d.cli("audit", "verify", "--json", check=False).stdout)
-    finally:
-        d.stop()
-        model.close()
     assert not tampered["ok"] and "workload trace" in tampered["reason"], tampered
