@@ -16,12 +16,32 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from store.runs_table import upsert_run, write_run_totals
+from store.writer import StoreWriter
 from tests.conftest import Daemon, needs_bwrap
 from tests.store.test_audit_tamper_attacks import Make, _sql, _verify
 
 USES = [{"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
         {"prompt_tokens": 50, "completion_tokens": None, "total_tokens": 80}]  # 30 by the total
 TOKENS_IN, TOKENS_OUT = 150, 50  # what the GPU service counts of USES
+
+
+def start_run(w: StoreWriter, rid: str, now: float) -> None:
+    """A run's recorded start (5 s ago) and its row, as the run manager makes them."""
+    w.commit("run.started", run_id=rid, actor="alice", text="shell in bwrap: sh",
+             data={"profile": "shell", "backend": "bwrap", "workspace": "/w", "command": ["sh"],
+                   "unsandboxed": False, "started_at": now - 5}, ts=now - 5)
+    w.call(lambda db: upsert_run(db.conn, {
+        "id": rid, "profile": "shell", "backend": "bwrap", "state": "running",
+        "command": '["sh"]', "workspace": "/w", "started_at": now - 5, "ended_at": None,
+        "exit_code": None, "pids": "[]",
+        "info": json.dumps({"actor": "alice", "notes": []})})).result(10)
+
+
+def end_row(w: StoreWriter, rid: str, now: float) -> None:
+    """The run's row as the run manager leaves it at an exit 0, before the end is recorded."""
+    w.call(lambda db: db.conn.execute(
+        "UPDATE runs SET state = 'exited', exit_code = 0, ended_at = ? WHERE id = ?",
+        (now, rid))).result(10)
 
 
 def _metered_run(make_writer: Make, witness: Path, rid: str = "r1", *,
@@ -31,14 +51,7 @@ def _metered_run(make_writer: Make, witness: Path, rid: str = "r1", *,
     now = time.time()
     # One row queued at a time, taken only when flushed: the second row offered is dropped.
     w = make_writer(witness=witness, max_queue=1, max_delay=30.0)
-    w.commit("run.started", run_id=rid, actor="alice", text="shell in bwrap: sh",
-             data={"profile": "shell", "backend": "bwrap", "workspace": "/w", "command": ["sh"],
-                   "unsandboxed": False, "started_at": now - 5}, ts=now - 5)
-    w.call(lambda db: upsert_run(db.conn, {
-        "id": rid, "profile": "shell", "backend": "bwrap", "state": "running",
-        "command": '["sh"]', "workspace": "/w", "started_at": now - 5, "ended_at": None,
-        "exit_code": None, "pids": "[]",
-        "info": json.dumps({"actor": "alice", "notes": []})})).result(10)
+    start_run(w, rid, now)
     counted = [TOKENS_IN, TOKENS_OUT]
     for use in USES:
         w.record("tokens", run_id=rid, text="127.0.0.1:8000", data=use)
@@ -50,9 +63,7 @@ def _metered_run(make_writer: Make, witness: Path, rid: str = "r1", *,
         w.flush()
     assert w.stats()["dropped"] == (0 if counted == [TOKENS_IN, TOKENS_OUT] else 1)
     w.call(lambda db: write_run_totals(db.conn, [(*counted, energy_j, 0.0, rid)], [])).result(10)
-    w.call(lambda db: db.conn.execute(
-        "UPDATE runs SET state = 'exited', exit_code = 0, ended_at = ? WHERE id = ?",
-        (now, rid))).result(10)
+    end_row(w, rid, now)
     ended = w.commit("run.ended", run_id=rid, text="exited (exit 0)",
                      data={"state": "exited", "exit_code": 0, "ended_at": now, "notes": []},
                      seal_output=True)

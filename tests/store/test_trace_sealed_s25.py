@@ -11,12 +11,10 @@ import sqlite3
 import time
 from pathlib import Path
 
-from store.runs_table import upsert_run
 from store.trace_requests import COLUMNS, insert_trace_rows
-from store.writer import StoreWriter
 from tests.conftest import needs_bwrap
 from tests.store.test_audit_tamper_attacks import Make, _sql, _verify
-from tests.store.test_run_tokens_chain_s23 import metered_daemon
+from tests.store.test_run_tokens_chain_s23 import end_row, metered_daemon, start_run
 
 
 def _row(rid: str, n: int, **over: object) -> tuple[object, ...]:
@@ -29,22 +27,11 @@ def _row(rid: str, n: int, **over: object) -> tuple[object, ...]:
     return tuple(row[c] for c in COLUMNS)
 
 
-def _started(w: StoreWriter, rid: str, now: float) -> None:
-    """A run's recorded start and its row, as the run manager makes them."""
-    w.commit("run.started", run_id=rid, actor="alice", text="shell in bwrap: sh",
-             data={"profile": "shell", "backend": "bwrap", "workspace": "/w", "command": ["sh"],
-                   "unsandboxed": False, "started_at": now - 5}, ts=now - 5)
-    w.call(lambda db: upsert_run(db.conn, {
-        "id": rid, "profile": "shell", "backend": "bwrap", "state": "exited",
-        "command": '["sh"]', "workspace": "/w", "started_at": now - 5, "ended_at": now,
-        "exit_code": 0, "pids": "[]", "info": json.dumps({"actor": "alice", "notes": []})})
-    ).result(10)
-
-
 def _ended_run(make_writer: Make, witness: Path, rid: str = "r1", rows: int = 3) -> dict:
     w = make_writer(witness=witness)
     now = time.time()
-    _started(w, rid, now)
+    start_run(w, rid, now)
+    end_row(w, rid, now)
     assert w.call(lambda db: insert_trace_rows(db.conn, [_row(rid, i) for i in range(rows)])
                   ).result(10) == 0
     ended = w.commit("run.ended", run_id=rid, text="exited (exit 0)",
@@ -106,7 +93,8 @@ def test_a_row_the_store_would_not_write_costs_no_recorded_end(
     """A blob planted in the file before the end: the end is still recorded, and says so."""
     w = make_writer(witness=witness)
     now = time.time()
-    _started(w, "r1", now)
+    start_run(w, "r1", now)
+    end_row(w, "r1", now)
     w.flush()
     _sql(db_path, f"INSERT INTO trace_requests ({', '.join(COLUMNS)}) VALUES "
          f"({', '.join('?' for _ in COLUMNS)})", params=_row("r1", 1, blocks=b"\x00blob"))
