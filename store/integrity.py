@@ -292,17 +292,25 @@ def totals_off(conn: sqlite3.Connection) -> str | None:
         least = at_end.get(rid, {})
         for i, (field, value) in enumerate(zip(("tokens_in", "tokens_out"),
                                                (tokens_in, tokens_out), strict=True)):
+            floor = least.get(field)
             if not isinstance(value, int) or isinstance(value, bool):
-                continue  # shown as unknown (store.history), never as a count
+                # Shown as unknown (store.history), or as none by a report: a count its end
+                # recorded, erased so, is a finding like one lowered.
+                if isinstance(floor, int):
+                    return (f"run {rid}: its row's {field} is not a count ({value!r}), but its "
+                            f"recorded end says it held {floor}")
+                continue
             summed = sums.get(rid, [0, 0])[i]
             if rid in starts and value > summed and noted <= starts[rid]:
                 return (f"run {rid}: its row's {field} ({value}) is more than its recorded "
                         f"tokens events add up to ({summed})")
-            floor = least.get(field)
             if isinstance(floor, int) and value < floor:
                 return (f"run {rid}: its row's {field} ({value}) is less than its recorded end "
                         f"says it held then ({floor})")
         energy, floor = read_number(energy_j), read_number(least.get("energy_j"))
+        if floor is not None and energy is None:
+            return (f"run {rid}: its row's energy_j is not a number ({energy_j!r}), but its "
+                    f"recorded end says it held {floor:g}")
         if energy is not None and floor is not None and energy < floor:
             return (f"run {rid}: its row's energy_j ({energy:g}) is less than its recorded "
                     f"end says it held then ({floor:g})")

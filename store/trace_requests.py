@@ -56,7 +56,10 @@ def _digest(conn: sqlite3.Connection, run_id: str) -> tuple[int, str]:
     h, n = hashlib.sha256(), 0
     for row in conn.execute(f"SELECT {', '.join(COLUMNS)} FROM trace_requests WHERE run_id = ? "
                             "ORDER BY id", (run_id,)):
-        framed = json.dumps(row, separators=(",", ":"), allow_nan=True).encode()
+        # Text as it is (not escaped to ASCII): stored content can be large, and this runs in
+        # the writer's transaction at the run's end.
+        framed = json.dumps(row, separators=(",", ":"), ensure_ascii=False).encode(
+            "utf-8", "surrogatepass")
         h.update(b"%d:" % len(framed) + framed + b"\n")
         n += 1
     return n, h.hexdigest()

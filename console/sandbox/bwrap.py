@@ -245,26 +245,41 @@ class BwrapBackend:
             _cleanup_when_made(made)
             view.close()
             raise SandboxError(f"cannot prepare the sandbox: {e}") from e
-        args_fd = args_memfd(opts)
-        seccomp_fd = filter_fd()
-        info_r, info_w = os.pipe()
-        block_r, block_w = os.pipe()
-        for fd in (info_r, block_w):
-            os.set_inheritable(fd, False)
-        argv = [
-            self.bwrap,
-            "--args", str(args_fd),
-            "--info-fd", str(info_w),
-            "--block-fd", str(block_r),
-        ]  # fmt: skip
-        passed = [args_fd, info_w, block_r, *binds.fds]
-        if seccomp_fd is not None:
-            argv += ["--seccomp", str(seccomp_fd)]
-            passed.append(seccomp_fd)
-        argv += ["--", *spec.command]
-        # A root daemon never runs the agent as root: bwrap itself starts as the agent's
-        # identity (no supplementary groups) and builds an unprivileged user namespace.
-        argv, switch = as_agent(argv, identity) if os.geteuid() == 0 else (argv, {})
+        opened: list[int] = []  # made here: closed on any way out before bwrap has them
+        try:
+            args_fd = args_memfd(opts)
+            opened.append(args_fd)
+            seccomp_fd = filter_fd()
+            opened += [] if seccomp_fd is None else [seccomp_fd]
+            info_r, info_w = os.pipe()
+            opened += [info_r, info_w]
+            block_r, block_w = os.pipe()
+            opened += [block_r, block_w]
+            for fd in (info_r, block_w):
+                os.set_inheritable(fd, False)
+            argv = [
+                self.bwrap,
+                "--args", str(args_fd),
+                "--info-fd", str(info_w),
+                "--block-fd", str(block_r),
+            ]  # fmt: skip
+            passed = [args_fd, info_w, block_r, *binds.fds]
+            if seccomp_fd is not None:
+                argv += ["--seccomp", str(seccomp_fd)]
+                passed.append(seccomp_fd)
+            argv += ["--", *spec.command]
+            # A root daemon never runs the agent as root: bwrap itself starts as the agent's
+            # identity (no supplementary groups) and builds an unprivileged user namespace.
+            argv, switch = as_agent(argv, identity) if os.geteuid() == 0 else (argv, {})
+        except BaseException as e:  # out of descriptors (EMFILE), or cut short
+            for fd in opened:
+                os.close(fd)
+            binds.close()
+            _cleanup_when_made(made)
+            view.close()
+            if not isinstance(e, OSError):
+                raise
+            raise SandboxError(f"cannot prepare the sandbox: {e}") from e
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -302,7 +317,8 @@ class BwrapBackend:
         if managed_note:
             handle.notes.append(managed_note)
         try:
-            info = await asyncio.wait_for(_read_info(info_r), START_TIMEOUT)
+            async with asyncio.timeout(START_TIMEOUT):  # not wait_for: in 3.11 it can lose
+                info = await _read_info(info_r)       # a cancel that lands as the read ends
             child = info.get("child-pid")
             if not child:
                 rc = await proc.wait()

@@ -42,11 +42,20 @@ def test_energy_added_after_the_end_is_no_false_alarm(make_writer: Make, db_path
     assert result.ok, result.reason
 
 
-def test_an_edited_energy_that_is_not_a_number_is_no_finding_and_no_crash(
-        make_writer: Make, db_path: Path, key: bytes, witness: Path) -> None:
-    """Shown as unknown (store.values.read_number), as an odd token count is."""
+def test_totals_erased_to_what_is_no_number_are_named(make_writer: Make, db_path: Path,
+                                                      key: bytes, witness: Path) -> None:
+    """Review s25: a value that is not a number skipped the check, and a report shows it as
+    none (0 J): energy or a count the end recorded, set to NULL, text or infinity, passed."""
     _metered_run(make_writer, witness, energy_j=ENERGY_J)
-    _sql(db_path, "UPDATE runs SET energy_j = 'lots' WHERE id = 'r1'")
+    for field, bad in [("energy_j", None), ("energy_j", "lots"), ("energy_j", float("inf")),
+                       ("energy_j", float("-inf")), ("tokens_in", None), ("tokens_out", "x"),
+                       ("tokens_out", 2.5)]:
+        _sql(db_path, f"UPDATE runs SET {field} = ? WHERE id = 'r1'", params=(bad,))
+        result = _verify(db_path, key, witness)
+        assert not result.ok and "r1" in result.reason and field in result.reason, (
+            f"{field} = {bad!r}: verify says {result.reason!r}")
+        _sql(db_path, "UPDATE runs SET tokens_in = ?, tokens_out = ?, energy_j = ? "
+             "WHERE id = 'r1'", params=(TOKENS_IN, TOKENS_OUT, ENERGY_J))
     assert _verify(db_path, key, witness).ok
 
 
