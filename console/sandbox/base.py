@@ -122,6 +122,13 @@ class SandboxBackend(Protocol):
         ...
 
 
+class NothingEarly:
+    """A backend with no slow kernel work to begin before a start (SandboxBackend.prestart)."""
+
+    def prestart(self) -> None:
+        return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Shared helpers for every backend (additions; the names above are the run manager's contract).
 # ---------------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from .base import (
     INSIDE_WORKSPACE,
     MANAGED_DIR,
     NO_PYTHON_NOTE,
+    NothingEarly,
     Prepare,
     SandboxError,
     SandboxSpec,
@@ -83,8 +84,7 @@ class _Pump:
         self.loop, self.reader = loop, reader
         self._buf: list[bytes] = []
         self._lock = threading.Lock()
-        self._scheduled = False
-        self._eof = False
+        self._scheduled = self._eof = False
 
     def push(self, data: bytes) -> None:
         with self._lock:
@@ -200,7 +200,7 @@ class DockerHandle:
         return self._stats.sample(self.host_pids())
 
 
-class DockerBackend:
+class DockerBackend(NothingEarly):
     name = "docker"
 
     def __init__(self, client: Any = None, owner: str | None = None) -> None:
@@ -221,9 +221,6 @@ class DockerBackend:
 
                 self._client = docker.from_env(timeout=60)
             return self._client
-
-    def prestart(self) -> None:
-        """Nothing to begin early here."""
 
     def usable(self) -> tuple[bool, str]:
         """A working engine is remembered; a failure only for a few seconds (it may start)."""

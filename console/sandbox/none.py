@@ -13,7 +13,14 @@ import os
 import signal
 import subprocess
 
-from .base import BRIDGE_PORT, INSIDE_RUN_DIR, Prepare, SandboxError, SandboxSpec
+from .base import (
+    BRIDGE_PORT,
+    INSIDE_RUN_DIR,
+    NothingEarly,
+    Prepare,
+    SandboxError,
+    SandboxSpec,
+)
 from .cgroups import Limiter, RunLimits
 from .procstats import SubprocessHandle
 
@@ -84,14 +91,11 @@ def _home() -> str:
         return os.environ.get("HOME") or "/"
 
 
-class NoSandboxBackend:
+class NoSandboxBackend(NothingEarly):
     name = "none"
 
     def __init__(self, limiter: Limiter | None = None) -> None:
         self._limiter = limiter
-
-    def prestart(self) -> None:
-        """Nothing to begin early here."""
 
     def usable(self) -> tuple[bool, str]:
         return True, ""
