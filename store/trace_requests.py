@@ -4,10 +4,10 @@ database: written in batches through the store writer, read back for `trace` and
 Sealed like a run's output (store/output_seal.py), because the workload benchmark replays
 them: the run's end event (`run.ended`, or `run.lost` at the next start) gains `trace`, the
 count and digest of the run's rows as stored then, made in the writer in the event's
-transaction (the daemon hands the run's built rows to the writer before its end). Rows for a
-run whose end is recorded are not stored (counted lost by the recorder). `audit verify` digests
-each sealed run's rows again: a row changed, removed or added after the end is found. Runs
-ended by versions before the seal have none and are not checked.
+transaction (the daemon hands the run's built rows to the writer before its end, and its
+recorder stores none of them after that: `drain` in console/gate/trace.py). `audit verify`
+digests each sealed run's rows again: a row changed, removed or added after the end is
+found. Runs ended by versions before the seal have none and are not checked.
 """
 
 from __future__ import annotations
@@ -23,19 +23,11 @@ COLUMNS = ("request_id", "run_id", "profile", "lane", "start", "first_byte", "en
            "completion_tokens", "cached_tokens", "blocks", "content")
 INSERT = (f"INSERT OR IGNORE INTO trace_requests ({', '.join(COLUMNS)}) "
           f"VALUES ({', '.join('?' for _ in COLUMNS)})")
-_ENDED = "SELECT 1 FROM events WHERE run_id = ? AND kind IN ('run.ended', 'run.lost') LIMIT 1"
-_RUN = COLUMNS.index("run_id")
 
 
-def insert_trace_rows(conn: Any, rows: Iterable[tuple[Any, ...]]) -> int:
-    """Rows in COLUMNS order; a request id already stored is left as it was. A row of a run
-    whose end is recorded (its rows sealed) is not stored: returns how many were refused."""
-    rows = list(rows)
-    ended = {rid for rid in {r[_RUN] for r in rows}
-             if rid is not None and conn.execute(_ENDED, (rid,)).fetchone() is not None}
-    kept = [r for r in rows if r[_RUN] not in ended]
-    conn.executemany(INSERT, kept)
-    return len(rows) - len(kept)
+def insert_trace_rows(conn: Any, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Rows in COLUMNS order; a request id already stored is left as it was."""
+    conn.executemany(INSERT, rows)
 
 
 def trace_seal(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:

@@ -90,7 +90,7 @@ class RunChannels:
         for server in channels.servers:
             server.close()
         await channels.gate.close()
-        await self.gates.trace.drain()  # the run's trace rows, stored before its end seals them
+        await self.gates.trace.drain(run.id)  # the run's trace rows, stored before its end seals them
         self.recording.run_ended(run.id)
 
     def apply_config(self) -> None:

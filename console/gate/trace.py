@@ -56,6 +56,7 @@ MAX_BODY = 8 * 1024 * 1024  # a larger request body is recorded without its shap
 # Bodies waiting for the row builder, at most: past them a request is recorded without its
 # shape (fast refusals of 8 MB bodies arrive faster than one thread parses them).
 MAX_WAITING_BODIES = 8
+ENDED_MAX = 100_000  # ended runs remembered (to refuse their late rows); the oldest go first
 FLUSH_S = 0.25  # rows are handed to the store writer together at most this late
 FORGET_LANES_S = 3600.0  # a run idle this long starts its lanes afresh (no think time)
 MAX_BLOCKS = 4096  # message blocks hashed per request; the messages past them are one block
@@ -233,6 +234,7 @@ class TraceRecorder:
         self._waiting = 0  # bodies handed to the builder and not yet parsed
         self._begun = 0
         self._last_build: asyncio.Future[None] | None = None  # the newest row handed to _builder
+        self._ended: dict[str, None] = {}  # runs whose rows went to their end (oldest first)
         self._rows: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
         # Rows are built one at a time, on a thread of their own: parsing an 8 MB body of tiny
@@ -284,8 +286,13 @@ class TraceRecorder:
                         self._waiting -= 1
             row = trace_row(trace, shape, usage, status, end, profile)
             with self._lock:
-                self._rows.append(row)
-                first = len(self._rows) == 1
+                late = run_id in self._ended
+                if not late:
+                    self._rows.append(row)
+                first = len(self._rows) == 1 and not late
+            if late:  # its run's rows were handed over for its end's seal: stored, it would
+                self._lose(1, RuntimeError("its run had ended"))  # break that seal
+                return
             if first and loop is not None:
                 try:  # rows go to the store together, not one commit (and fsync) each
                     loop.call_soon_threadsafe(loop.call_later, FLUSH_S, self.flush)
@@ -326,26 +333,25 @@ class TraceRecorder:
                 self._lose(len(rows), exc)
                 return
             # The insert runs later, in the writer: a refusal there (a full disk) is only in
-            # this future, and must be counted and said like any other loss; so are rows of a
-            # run whose end (and seal) was recorded first (store/trace_requests.py).
-            stored.add_done_callback(lambda f: f.cancelled() or self._stored(f, len(rows)))
+            # this future, and must be counted and said like any other loss.
+            stored.add_done_callback(lambda f: f.cancelled() or f.exception() is None
+                                     or self._lose(len(rows), f.exception()))
 
-    def _stored(self, stored: concurrent.futures.Future[int], n: int) -> None:
-        if stored.exception() is not None:
-            self._lose(n, stored.exception())
-        elif refused := stored.result():
-            self._lose(refused, RuntimeError("their run's end was recorded first"))
-
-    async def drain(self, timeout: float = 10.0) -> None:
-        """Every row built so far handed to the store writer, so a run's end, queued next,
-        seals all of its rows. The builder is one thread, first in first out: once the last
-        build handed to it is done, so is every one before it (the run's included)."""
+    async def drain(self, run_id: str, timeout: float = 10.0) -> None:
+        """A run ended: every row built so far handed to the store writer, so its end, queued
+        next, seals all of its rows (store/trace_requests.py); a row of it built later is
+        not stored (counted lost). The builder is one thread, first in first out: once the
+        last build handed to it is done, so is every one before it (the run's included)."""
         if self.writer is None:
             return
         last = self._last_build
         if last is not None and not last.done():
-            with contextlib.suppress(Exception, TimeoutError):  # a slow body: its row is late
+            with contextlib.suppress(Exception):  # timed out (a slow body): its row is late
                 await asyncio.wait_for(asyncio.shield(last), timeout)
+        with self._lock:
+            self._ended[run_id] = None
+            while len(self._ended) > ENDED_MAX:
+                del self._ended[next(iter(self._ended))]
         self.flush()
 
     def _lose(self, n: int, exc: BaseException | None) -> None:

@@ -1,8 +1,9 @@
 """Left after s23: the workload trace (`trace_requests`, what `trace export` and the replays
 read) was neither chained nor sealed: a request's tokens or times edited in the file, a request
 removed or one planted, passed `audit verify` and went into the benchmark. A run's end now
-seals its trace rows as stored (count and digest, chained with the end); rows for a run whose
-end is recorded are refused; verify digests each sealed run's rows again and names it."""
+seals its trace rows as stored (count and digest, chained with the end); the recorder stores no
+row of a run after handing its rows over for the end; verify digests each sealed run's rows
+again and names it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 from store.trace_requests import COLUMNS, insert_trace_rows
+from store.writer import StoreWriter
 from tests.conftest import needs_bwrap
 from tests.store.test_audit_tamper_attacks import Make, _sql, _verify
 from tests.store.test_run_tokens_chain_s23 import end_row, metered_daemon, start_run
@@ -32,13 +34,10 @@ def _ended_run(make_writer: Make, witness: Path, rid: str = "r1", rows: int = 3)
     now = time.time()
     start_run(w, rid, now)
     end_row(w, rid, now)
-    assert w.call(lambda db: insert_trace_rows(db.conn, [_row(rid, i) for i in range(rows)])
-                  ).result(10) == 0
+    w.call(lambda db: insert_trace_rows(db.conn, [_row(rid, i) for i in range(rows)])).result(10)
     ended = w.commit("run.ended", run_id=rid, text="exited (exit 0)",
                      data={"state": "exited", "exit_code": 0, "ended_at": now, "notes": []},
                      seal_output=True)
-    late = w.call(lambda db: insert_trace_rows(db.conn, [_row(rid, 99)])).result(10)
-    assert late == 1, "a row for a run whose end is recorded is refused"
     w.flush()
     w.close()
     return ended["data"]
@@ -66,7 +65,6 @@ def test_edited_removed_or_planted_trace_rows_are_named_by_verify(
         assert _verify(db_path, key, witness).ok, undo
     conn = sqlite3.connect(db_path, isolation_level=None)
     try:
-        insert_trace_rows(conn, [])  # nothing to do, nothing refused
         conn.execute(f"INSERT INTO trace_requests ({', '.join(COLUMNS)}) VALUES "
                      f"({', '.join('?' for _ in COLUMNS)})", _row("r1", 7))  # planted
     finally:
@@ -131,3 +129,30 @@ def test_a_real_runs_trace_is_sealed_whole_and_an_edit_is_named(
                  "WHERE id = (SELECT max(id) FROM trace_requests)")
         tampered = json.loads(d.cli("audit", "verify", "--json", check=False).stdout)
     assert not tampered["ok"] and "workload trace" in tampered["reason"], tampered
+
+
+async def test_a_request_that_ends_after_its_runs_end_is_not_stored(tmp_path: Path) -> None:
+    """drain(run) hands the run's rows over for its end; a request of it that finishes later
+    would break the seal if stored: it is counted lost, and another run's is stored."""
+    import os
+
+    from console.gate.trace import TraceRecorder
+
+    w = StoreWriter(tmp_path / "history.db", os.urandom(32)).start()
+    try:
+        recorder = TraceRecorder(w, None, key=b"k" * 32)
+        early = recorder.begin("r1", "POST", "127.0.0.1:1/v1/chat/completions")
+        late = recorder.begin("r1", "POST", "127.0.0.1:1/v1/chat/completions")
+        other = recorder.begin("r2", "POST", "127.0.0.1:1/v1/chat/completions")
+        early.finish(None, 200)
+        await recorder.drain("r1")
+        late.finish(None, 200)
+        other.finish(None, 200)
+        await recorder.drain("r2")
+        w.flush()
+        stored = w.call(lambda db: db.conn.execute(
+            "SELECT run_id, count(*) FROM trace_requests GROUP BY run_id").fetchall()).result(10)
+    finally:
+        w.close()
+    assert dict(stored) == {"r1": 1, "r2": 1}, stored
+    assert recorder.lost == 1, recorder.lost
