@@ -105,8 +105,11 @@ async def open_view(spec: SandboxSpec) -> tuple[AgentIdentity, WorkspaceView]:
     # The descriptor runs.py opened when it checked the workspace (0 is a valid one).
     ws = spec.workspace_fd if spec.workspace_fd is not None else spec.workspace
     identity = agent_identity(ws, spec.requester)
+    # Copied here, not in the thread: a start cut short closes runs.py's descriptor at once,
+    # and its number, soon reused, would name another folder by the time the thread ran.
+    fd = os.dup(spec.workspace_fd) if spec.workspace_fd is not None else None
     opening = asyncio.ensure_future(asyncio.to_thread(
-        WorkspaceView.open, spec.workspace, spec.run_dir, identity, spec.workspace_fd))
+        WorkspaceView.open, spec.workspace, spec.run_dir, identity, fd, take=True))
     try:
         view = await asyncio.shield(opening)
     except asyncio.CancelledError:
@@ -137,10 +140,14 @@ class WorkspaceView:
 
     @classmethod
     def open(cls, workspace: Path, run_dir: Path, identity: AgentIdentity,
-             ws_fd: int | None = None) -> WorkspaceView:  # fmt: skip
-        """ws_fd: the descriptor runs.py opened when it checked the workspace (duplicated here;
-        the caller keeps its own). Without one the path is opened now, refusing links."""
-        fd = os.dup(ws_fd) if ws_fd is not None else fsview.open_dir_nofollow(workspace)
+             ws_fd: int | None = None, *, take: bool = False) -> WorkspaceView:  # fmt: skip
+        """ws_fd: the descriptor runs.py opened when it checked the workspace (duplicated here,
+        the caller keeping its own; with `take`, the view owns ws_fd itself, closed on every
+        way out). Without one the path is opened now, refusing links."""
+        if ws_fd is None:
+            fd = fsview.open_dir_nofollow(workspace)
+        else:
+            fd = ws_fd if take else os.dup(ws_fd)
         # Counted live before the plan reads the workspace: a sibling run ending meanwhile then
         # leaves the mask mountpoints this plan may take for real files (close() says when
         # they go).
