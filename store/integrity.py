@@ -11,6 +11,7 @@ mark past the last row keeps every new row out of search. Nothing here needs the
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import os
@@ -25,7 +26,7 @@ from store.fts import TABLES, index_off, marks
 from store.output_seal import output_problem, unclaimed_output
 from store.runs_table import usage_counts
 from store.snapshot_copy import snapshot_copy, sweep_left_copies
-from store.trace_requests import trace_problem
+from store.trace_requests import trace_problem, unclaimed_trace
 from store.values import read_number
 
 # SQLite's own objects only: a row named sqlite_x written into sqlite_master by hand is loaded
@@ -91,9 +92,9 @@ def file_problems(conn: sqlite3.Connection,
         return "the database's own integrity check fails: " + "; ".join(check[:3])
     if (run := runs_off(conn, live_states=live_states) or totals_off(conn)) is not None:
         return run
-    cutoff = prune_cutoff(conn)
-    if (output := output_problem(conn, cutoff) or unclaimed_output(conn, cutoff)
-            or trace_problem(conn)) is not None:
+    cutoff, pruned = prune_cutoff(conn), pruned_runs(conn)
+    if (output := output_problem(conn, cutoff) or unclaimed_output(conn, cutoff, pruned)
+            or trace_problem(conn) or unclaimed_trace(conn, cutoff, pruned)) is not None:
         return output
     if (fts := fts_check(conn)) is not None:
         return fts
@@ -131,7 +132,7 @@ def runs_off(conn: sqlite3.Connection, run_id: str | None = None, *,
     """The first row of `runs` (what `ps`, `report` and the console show) that its chained
     events say otherwise about, naming the run and the field: the profile, backend, workspace,
     command, start time and actor of `run.started`; the state, exit code, end time and notes of
-    `run.ended` (`run.lost`: the state and end time). A row in an ended state whose end is not
+    `run.ended` (`run.lost`: the state, end time and, when recorded, exit code). A row in an ended state whose end is not
     recorded (given `live_states`, the daemon's: the store does not define run states), and a
     recorded start and end whose row is gone, are named too (rows are never deleted).
     Times and notes are compared where the event holds them (events of earlier versions do
@@ -236,8 +237,9 @@ def _row_off(row: tuple[Any, ...], events: list[tuple[str, str | None, Any]],
         ended = True
         if kind == "run.ended" and (data.get("state"), data.get("exit_code")) != (state, exit_code):
             return "its row's state or exit code differs from its recorded end"
-        if kind == "run.lost" and state != "lost":
-            return "its row's state differs from its recorded end (lost)"
+        if kind == "run.lost" and (state != "lost" or (
+                "exit_code" in data and data["exit_code"] != exit_code)):
+            return "its row's state or exit code differs from its recorded end (lost)"
         if "ended_at" in data and data["ended_at"] != ended_at:
             return "its row's ended_at differs from its recorded end"
         if kind == "run.ended" and "notes" in data and data["notes"] != row_info.get("notes"):
@@ -254,7 +256,7 @@ def totals_off(conn: sqlite3.Connection) -> str | None:
     """The first run whose row's totals (what `report`, `gpu` and the console show) its
     chained events rule out, naming the run and the field: token counts more than its
     recorded `tokens` events add up to (the GPU service counts those same events, each stored
-    before it is counted; a note since the run's start that rows were dropped or lost excuses
+    before it is counted; a note while the run was live that rows were dropped or lost excuses
     it, and a run whose start was pruned is not summed), or counts or energy less than its
     recorded end says the row held then (`tokens_at_end`, `energy_j_at_end`: totals only grow).
     Fewer tokens than the events add up to is no finding by itself: the service may not have
@@ -271,8 +273,17 @@ def totals_off(conn: sqlite3.Connection) -> str | None:
             got[0], got[1] = got[0] + counted[0], got[1] + counted[1]
     starts = dict(conn.execute("SELECT run_id, min(id) FROM events WHERE kind = 'run.started' "
                                "GROUP BY run_id"))
-    (noted,) = conn.execute("SELECT coalesce(max(id), 0) FROM events WHERE kind IN "
-                            "('store.dropped', 'store.write_failed')").fetchone()
+    ends = dict(conn.execute("SELECT run_id, min(id) FROM events WHERE kind IN ('run.ended', "
+                             "'run.lost') GROUP BY run_id"))
+    notes = [i for (i,) in conn.execute("SELECT id FROM events WHERE kind IN ('store.dropped', "
+                                        "'store.write_failed') ORDER BY id")]
+
+    def excused(rid: str) -> bool:
+        """A note of rows dropped or lost while the run was live: a batch opens with the notes
+        of what was dropped before it, so those of a run's rows come before its end."""
+        after = bisect.bisect_right(notes, starts[rid])
+        return after < len(notes) and (rid not in ends or notes[after] < ends[rid])
+
     at_end: dict[str, dict[str, Any]] = {}
     for rid, data_text in conn.execute("SELECT run_id, data FROM events WHERE kind IN "
                                        "('run.ended', 'run.lost') AND (data LIKE "
@@ -301,7 +312,7 @@ def totals_off(conn: sqlite3.Connection) -> str | None:
                             f"recorded end says it held {floor}")
                 continue
             summed = sums.get(rid, [0, 0])[i]
-            if rid in starts and value > summed and noted <= starts[rid]:
+            if rid in starts and value > summed and not excused(rid):
                 return (f"run {rid}: its row's {field} ({value}) is more than its recorded "
                         f"tokens events add up to ({summed})")
             if isinstance(floor, int) and value < floor:

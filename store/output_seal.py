@@ -161,14 +161,18 @@ def output_problem(conn: sqlite3.Connection, cutoff: float | None) -> str | None
     return None
 
 
-def unclaimed_output(conn: sqlite3.Connection, cutoff: float | None) -> str | None:
+def unclaimed_output(conn: sqlite3.Connection, cutoff: float | None,
+                     pruned: set[str] | None = None) -> str | None:
     """The first run whose stored lines no chained event names, or None: lines are stored only
     for a run whose start is recorded, so such lines were written into the file (no seal can
     catch them). A run whose events were all pruned had every line older than the cutoff, so
-    only lines at or after it count. One index seek per run id, not a scan of the lines."""
+    only lines at or after it count, unless the chained prune note names the run (`pruned`:
+    a run still going when its start was pruned goes on printing). One index seek per run
+    id, not a scan of the lines."""
     run_id = conn.execute("SELECT min(run_id) FROM output").fetchone()[0]
     while run_id is not None:
-        if not conn.execute("SELECT 1 FROM events WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+        if run_id not in (pruned or ()) and not conn.execute(
+                "SELECT 1 FROM events WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
             late = conn.execute("SELECT count(*) FROM output WHERE run_id = ? AND NOT ts < ?",
                                 (run_id, -math.inf if cutoff is None else cutoff)).fetchone()[0]
             if late:

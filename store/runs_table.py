@@ -71,7 +71,9 @@ def runs_in_states(conn: Any, states: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def mark_lost(conn: Any, run_id: str, ended_at: float) -> None:
-    conn.execute("UPDATE runs SET state = 'lost', ended_at = ? WHERE id = ?", (ended_at, run_id))
+    # Its exit was never seen: none (as its recorded end says, which verify compares).
+    conn.execute("UPDATE runs SET state = 'lost', ended_at = ?, exit_code = NULL WHERE id = ?",
+                 (ended_at, run_id))
 
 
 def write_run_totals(conn: Any, rows: list[tuple[Any, ...]], adds: list[tuple[Any, ...]]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
@@ -81,6 +82,25 @@ def trace_problem(conn: sqlite3.Connection) -> str | None:
         if digest != sealed.get("sha256"):
             return (f"run {run_id}: its workload trace was changed after it ended (its {rows} "
                     "requests no longer match their seal)")
+    return None
+
+
+def unclaimed_trace(conn: sqlite3.Connection, cutoff: float | None,
+                    pruned: set[str] | None = None) -> str | None:
+    """The first trace rows no chained event accounts for, or None: the gate records requests
+    of a run only, so rows without a run, or of a run no event names, were written into the
+    file (no seal covers them). As for output (unclaimed_output): rows of a run whose events a
+    prune removed are older than its cutoff, or of a run its note names."""
+    if n := conn.execute("SELECT count(*) FROM trace_requests WHERE run_id IS NULL").fetchone()[0]:
+        return f"{n} workload trace rows name no run: they were written into the file"
+    for run_id, late in conn.execute(  # one seek per run, not per row
+            "SELECT run_id, n FROM (SELECT run_id, count(*) AS n FROM trace_requests WHERE NOT "
+            "start < ? AND run_id IS NOT NULL GROUP BY run_id) g WHERE NOT EXISTS (SELECT 1 "
+            "FROM events e WHERE e.run_id = g.run_id) ORDER BY run_id",
+            (-math.inf if cutoff is None else cutoff,)):
+        if run_id not in (pruned or ()):
+            return (f"run {run_id}: {late} workload trace rows are stored for it, but no "
+                    "recorded event names that run: they were written into the file")
     return None
 
 

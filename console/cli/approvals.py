@@ -73,7 +73,10 @@ def preview_text(edit: dict[str, Any]) -> str:
     """What a profile rule would write, every line escaped where it holds anything unprintable:
     the rule's words are the agent's (a bidi override would show one rule and save another)."""
     lines = [f"this writes to {visible(edit['file'])}:", *(f"  {visible(line)}" for line in edit["lines"])]
-    lines.extend(visible(line) for line in (edit["diff"] or "(the rules are already there)").splitlines())
+    # The file's lines end at \n only: splitlines() also cut at U+2028 and such, which a rule's
+    # words may hold, and showed one rule as two.
+    diff = (edit["diff"] or "(the rules are already there)").removesuffix("\n")
+    lines.extend(visible(line) for line in diff.split("\n"))
     if edit.get("overridden_by"):
         lines.append(f"but it would never take effect: {visible(edit['overridden_by']['text'])} is stricter")
     return "\n".join(lines)

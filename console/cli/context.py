@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from console.cli.output import could_not_write, dumps, echo, fail
+from console.cli.output import could_not_write, dumps, echo, fail, visible
 from console.cli.parsing import BadParameter, option, pass_obj
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
@@ -42,6 +42,13 @@ class Context:
 
             found = paths.resolve()
             if self.config_file is not None:
+                if not self.config_file.is_file():
+                    # A daemon started with it would run on the built-in defaults alone, none
+                    # of the rules the person meant in force, and say nothing.
+                    fail(f"--config {visible(self.config_file)}: "
+                         f"{'not a file' if self.config_file.exists() else 'no such file'}",
+                         "check the path (without --config, PILOTHOUSE_CONFIG or the user "
+                         "file is read)", code=2)
                 found = found.with_config_file(self.config_file)
             self._paths = found
         return self._paths

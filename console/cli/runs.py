@@ -212,8 +212,12 @@ def demo_workspace(path: str, no_git: bool) -> None:
         root = make_demo_workspace(path, git=not no_git)
     except OSError as exc:  # FileExistsError included: never overwrites other files
         fail(f"cannot write the demo workspace: {exc}", "pick another folder")
-    echo(os.path.realpath(root))
-    echo(f"next: pilothouse run demo -w {root} --wait", err=True)
+    import shlex
+
+    # The path is the person's words: escaped (no escape sequence reaches the terminal), and
+    # quoted in the command so it can be pasted as it is.
+    echo(visible(os.path.realpath(root)))
+    echo(f"next: pilothouse run demo -w {visible(shlex.quote(str(root)))} --wait", err=True)
 
 
 COMMANDS = (run, ps, logs, stop, profiles, demo_workspace)

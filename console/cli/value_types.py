@@ -33,6 +33,8 @@ class Range:
 
     def __call__(self, text: str) -> Any:
         value = self.kind(text)
+        if value != value or value in (float("inf"), float("-inf")):  # NaN passes every bound
+            raise _refused(f"{text} is not a finite number")
         if self.low is not None and value < self.low:
             raise _refused(f"{text} is smaller than the minimum {self.low}")
         if self.high is not None and value > self.high:

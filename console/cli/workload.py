@@ -164,14 +164,17 @@ def trace_export(c: Context, run_id: str | None, profile: str | None, since: str
         write(rows, fmt, sys.stdout, block_size)
 
 
+MAX_CONCURRENCY = 4096  # lanes at once: each holds a connection and a task of this process
+
+
 def _concurrency(text: str) -> list[int]:
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         values = []
-    if not values or any(v < 1 for v in values):
-        raise BadParameter(f"{text!r}: give positive integers separated by commas, "
-                           "like 1,2,4,8", param_hint="--concurrency")
+    if not values or any(not 1 <= v <= MAX_CONCURRENCY for v in values):
+        raise BadParameter(f"{text!r}: give whole numbers from 1 to {MAX_CONCURRENCY} separated "
+                           "by commas, like 1,2,4,8", param_hint="--concurrency")
     return values
 
 
@@ -217,8 +220,8 @@ def _print_sweep(sweep: dict[str, Any]) -> None:
 @option("--gpus", type=int_range(1), help="GPUs serving the model (for per-GPU "
         "figures); default: how many NVML reports.")
 @option("--gpu-index", metavar="I,J", help="Read only these GPUs' energy.")
-@option("--price-kwh", type=float, help="$ per kWh (default: [gpu] price_kwh).")
-@option("--price-gpu-hour", type=float, help="$ per GPU-hour (default: [gpu] "
+@option("--price-kwh", type=float_range(0), help="$ per kWh (default: [gpu] price_kwh).")
+@option("--price-gpu-hour", type=float_range(0), help="$ per GPU-hour (default: [gpu] "
         "price_gpu_hour).")
 @option("--all-in-kw", type=float_range(0.001), metavar="KW",
         help="All-in kW per GPU (facility included), for the InferenceX-comparable "
@@ -241,6 +244,8 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
     """Replay a recorded trace against a local server, step by step, with energy."""
     import asyncio
 
+    lanes = _concurrency(concurrency)  # a bad value is refused before the trace is read
+
     from console.replay import workload
     from console.replay.client import ClientError, Endpoint
     from console.replay.summary import summarise_trace
@@ -258,7 +263,7 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
     except OSError as exc:
         fail(f"cannot read {trace_file}: {exc.strerror or exc}")
     kwh, gpu_hour = _prices(c)
-    st = Settings(url, model, _concurrency(concurrency), think, duration, gpus, index,
+    st = Settings(url, model, lanes, think, duration, gpus, index,
                   kwh if price_kwh is None else price_kwh,
                   gpu_hour if price_gpu_hour is None else price_gpu_hour, all_in_kw,
                   extra={"ignore_eos": True} if ignore_eos else None, warmup=warmup)

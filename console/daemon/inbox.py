@@ -68,20 +68,15 @@ class _Window:
 
 class Inbox:
     def __init__(
-        self,
-        record: RecordFn,
-        notify: Callable[[Request], None] | None = None,
-        timeout_s: float = 120.0,
-        *,
-        grants: GrantTable | None = None,
-        max_pending_per_run: int = 32,
-        max_rate_per_run: tuple[int, float] = (20, 10.0),
+        self, record: RecordFn, notify: Callable[[Request], None] | None = None,
+        timeout_s: float = 120.0, *, grants: GrantTable | None = None,
+        max_pending_per_run: int = 32, max_rate_per_run: tuple[int, float] = (20, 10.0),
         clock: Callable[[], float] = time.time,
         on_change: Callable[[dict[str, Any]], None] | None = None,
         keep_closed: int = 1000,
         timeout_for: Callable[[str], float] | None = None,
         policy_now: PolicyNow | None = None,
-    ) -> None:
+    ) -> None:  # fmt: skip
         self._record = record
         # The rules and grants in force now (the daemon's policy evaluator): a rule added
         # since a request was asked (a reload) outranks a person's or a grant's allow.
@@ -342,6 +337,10 @@ class Inbox:
         except ValueError as exc:
             shown = printable(pattern or patterns[0], 80)
             raise Failure("bad-pattern", f'pattern "{shown}": {exc}') from None
+        if (pattern is not None and req.grant_patterns and not req.too_many_parts
+                and answering_grant(self.grants.trial(grants), req, now) is None):
+            raise Failure("bad-pattern", f'pattern "{printable(pattern, 80)}" does not cover '  # it
+                          f"this request ({req.summary(80)})", "give one that does, or none")
         return grants, ""
 
     def would_answer(self, request_id: str, allow: bool, scope: str,

@@ -454,7 +454,7 @@ class RunManager:
             await self.writer.acommit(
                 "run.lost", run_id=run_id, actor="daemon",
                 text=f"the daemon restarted; run {run_id} was lost",
-                data={"killed_leftover_pids": killed, "ended_at": ended_at,
+                data={"killed_leftover_pids": killed, "ended_at": ended_at, "exit_code": None,
                       **({"row_missing": True} if run_id in restored else {})},
                 seal_output=True,  # from what the store holds of it (store/output_seal.py)
             )

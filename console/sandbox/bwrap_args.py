@@ -23,6 +23,7 @@ from .base import (
     INSIDE_RUN_DIR,
     INSIDE_WORKSPACE,
     MANAGED_DIR,
+    SandboxError,
     SandboxSpec,
     ensure_masks,
     home_folders,
@@ -227,6 +228,16 @@ def build_args(
 
 
 def args_memfd(args: list[str]) -> int:
+    """bwrap's options in a memory file, each ended by a NUL: a NUL inside one would end it
+    early and make the rest an option of its own (an environment value `x\0--share-net`
+    would give the sandbox the host's network). Such a value is refused, naming it."""
+    for i, arg in enumerate(args):
+        if "\0" in arg:
+            what = (f"the environment variable {args[i - 1]}" if i >= 2 and args[i - 2] == "--setenv"
+                    else "a sandbox option")
+            raise SandboxError(f"{what} holds a NUL byte, which no program can be given",
+                               "remove the NUL (\\u0000) from the value (the profile's setenv, "
+                               "or the variable in the shell that ran `pilothouse run`)")
     fd = os.memfd_create("bwrap-args", 0)  # no CLOEXEC: bwrap must inherit it
     data = b"".join(x.encode() + b"\0" for x in args)
     os.write(fd, data)

@@ -458,4 +458,4 @@ def preview_body(edit: dict[str, Any], allow: bool) -> Group:
     diff = edit.get("diff") or ""
     if not edit.get("changed", True) or not diff:
         return Group(head, Text("(the rule is already there; nothing changes in the file)", style="dim"))
-    return Group(head, diff_text(diff.splitlines()))
+    return Group(head, diff_text(diff.removesuffix("\n").split("\n")))  # as preview_text
