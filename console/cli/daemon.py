@@ -8,8 +8,10 @@ import time
 from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import echo, fail
+from console.cli.output import echo, fail, visible
 from console.cli.parsing import command, group, quick_exit
+
+SUN_PATH_MAX = 108  # sockaddr_un's sun_path on Linux, its closing NUL included
 
 
 @command()
@@ -40,6 +42,17 @@ def daemon(c: Context) -> None:
         fail(exc.message, exc.hint, code=2)
     if (problem := not_utf8(paths, c.config_file)) is not None:  # it could never answer
         fail(problem.message, problem.hint, code=2)
+    sock = os.fsencode(paths.operator_sock)
+    if len(sock) >= SUN_PATH_MAX:  # bind() would fail once everything else was opened
+        fail(f"the daemon's socket path is {len(sock)} bytes, past the {SUN_PATH_MAX - 1} a "
+             f"unix socket may have: {visible(paths.operator_sock)}",
+             "set PILOTHOUSE_HOME (or XDG_RUNTIME_DIR) to a shorter path", code=2)
+    try:
+        paths.ensure()
+    except OSError as exc:
+        fail(f"cannot make the daemon's folders ({visible(exc.filename or paths.data_dir)}: "
+             f"{exc.strerror})", "point PILOTHOUSE_HOME at a folder you may write, or create "
+             "it", code=2)
     from console.daemon.server import run_foreground
 
     sys.exit(run_foreground(paths, c.config_file or paths.config_file))

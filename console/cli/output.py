@@ -91,15 +91,21 @@ def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:
 DEVICE_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
+# The output cannot be written at all: a terminal hung up (an SSH link dropped), standard
+# output closed or opened for reading only (`1</dev/null`), a file system that fails.
+OUTPUT_GONE = (errno.EIO, errno.EBADF, errno.ENXIO, errno.EROFS)
+
+
 def could_not_write(exc: OSError) -> NoReturn:
-    """Where the output goes is full (an OSError of DEVICE_FULL; any other is raised again):
-    one line, and the status Python gives for output it could not write. Saying so may fail
-    the same way (stderr on the same device)."""
-    if exc.errno not in DEVICE_FULL:
+    """Where the output goes is full or gone (an OSError of DEVICE_FULL or OUTPUT_GONE; any
+    other is raised again): one line, and the status Python gives for output it could not
+    write. Saying so may fail the same way (stderr on the same device or terminal)."""
+    if exc.errno not in DEVICE_FULL + OUTPUT_GONE:
         raise exc
+    hint = ("free space there, or send the output elsewhere" if exc.errno in DEVICE_FULL else
+            "send the output to a file or a terminal that can take it")
     try:
-        fail(f"could not write {exc.filename or 'the output'}: {exc.strerror}",
-             "free space there, or send the output elsewhere", code=120)
+        fail(f"could not write {exc.filename or 'the output'}: {exc.strerror}", hint, code=120)
     except OSError:
         sys.exit(120)
 

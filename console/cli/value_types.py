@@ -35,6 +35,8 @@ class Range:
         value = self.kind(text)
         if value != value or value in (float("inf"), float("-inf")):  # NaN passes every bound
             raise _refused(f"{text} is not a finite number")
+        if self.kind is int and not -(2**63) <= value < 2**63:  # what the store can hold
+            raise _refused(f"{text} is past what a 64-bit integer holds")
         if self.low is not None and value < self.low:
             raise _refused(f"{text} is smaller than the minimum {self.low}")
         if self.high is not None and value > self.high:

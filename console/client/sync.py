@@ -83,10 +83,21 @@ def start_daemon(paths: Paths, config_file: Path | None = None) -> subprocess.Po
         log.close()
 
 
-def _log_tail(paths: Paths, lines: int = 8) -> str:
+def _log_size(paths: Paths) -> int:
     try:
-        with open(paths.text("daemon_log"), errors="replace") as log:
-            text = log.read().splitlines()
+        return os.stat(paths.text("daemon_log")).st_size
+    except OSError:
+        return 0
+
+
+def _log_tail(paths: Paths, since: int = 0, lines: int = 8) -> str:
+    """The log's last lines written after offset `since` (this start's, not an earlier
+    failure's), reading at most its last 64 KiB."""
+    try:
+        with open(paths.text("daemon_log"), "rb") as log:
+            end = log.seek(0, os.SEEK_END)
+            log.seek(max(since, end - 65536))
+            text = log.read().decode(errors="replace").splitlines()
     except OSError:
         return ""
     return "\n".join(text[-lines:])
@@ -134,6 +145,7 @@ def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = 
                               "start it with: pilothouse daemon (or run any command)") from None
     except OSError as exc:  # a home that is a file, a path too long for a socket (108 bytes)
         raise unusable_home(sock_path, exc) from None
+    since = _log_size(paths)
     try:
         proc = start_daemon(paths, config_file)
     except OSError as exc:  # its folders cannot be made (a read-only place, one under a file)
@@ -148,7 +160,7 @@ def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = 
         if code is not None and code != 3:  # 3: another daemon won the race; keep trying
             raise ClientError(
                 "daemon-failed", f"the daemon exited at start (code {code})",
-                f"its log says:\n{_log_tail(paths)}",
+                f"its log says:\n{_log_tail(paths, since)}",
             )
         time.sleep(0.05)
     raise ClientError("daemon-timeout", f"the daemon did not answer within {START_TIMEOUT_S:.0f}s",
