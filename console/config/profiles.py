@@ -62,6 +62,9 @@ def carry_entry(value: str) -> tuple[str, str]:
     return src, f"{INSIDE_HOME}/{rel}"
 
 
+MAX_PIDS = 4194304  # PID_MAX_LIMIT on 64-bit Linux: a pids.max past it is refused there
+
+
 def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profile | None) -> Profile:
     table = ("profiles", name)
     data = r.expect_table(data, table)
@@ -72,6 +75,9 @@ def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profil
         command = shlex.split(command)
     if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
         raise r.fail(table, "command", f"profile {name!r}: command must be a non-empty list of strings")
+    if any("\0" in c for c in command) or not command[0]:
+        raise r.fail(table, "command", f"profile {name!r}: no program can be given a NUL "
+                     "byte, nor be named by nothing: the command's words must hold neither")
     if base is not None:
         for key, value in (("workspace", base.workspace), ("image", base.image),
                            ("gpu", base.gpu), ("gpus", base.gpus), ("env", base.env),
@@ -93,8 +99,10 @@ def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profil
         memory = memory if "memory" in limits_raw else base.limits.memory_bytes
         limits_raw = {"pids": base.limits.pids, "cpus": base.limits.cpus, **limits_raw}
     pids = limits_raw.get("pids")
-    if pids is not None and (not isinstance(pids, int) or isinstance(pids, bool) or pids < 1):
-        raise r.fail(table + ("limits",), "pids", "pids must be a whole number of at least 1")
+    if pids is not None and (not isinstance(pids, int) or isinstance(pids, bool)
+                             or not 1 <= pids <= MAX_PIDS):
+        raise r.fail(table + ("limits",), "pids", f"pids must be a whole number from 1 to "
+                     f"{MAX_PIDS} (the kernel's own most)")
     cpus = limits_raw.get("cpus")
     if cpus is not None and (not isinstance(cpus, int | float) or isinstance(cpus, bool)
                              or not 0 < cpus < math.inf):
@@ -107,6 +115,14 @@ def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profil
     setenv = data.get("setenv", {})
     if not isinstance(setenv, dict) or not all(isinstance(v, str) for v in setenv.values()):
         raise r.fail(table, "setenv", "setenv must be a table of strings")
+    for name in r.string_list(data, table, "env"):
+        if not name or "=" in name or "\0" in name:
+            raise r.fail(table, "env", f"env {name!r}: a variable's name must be one word "
+                         "without '=' or a NUL byte")
+    for key, value in setenv.items():
+        if not key or "=" in key or "\0" in key + value:
+            raise r.fail(table, "setenv", f"setenv {key!r}: a variable's name must be one word "
+                         "without '=', and neither it nor its value may hold a NUL byte")
     carry = []
     for value in r.string_list(data, table, "carry"):
         try:

@@ -58,6 +58,9 @@ async def run_start(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     command = arg(args, "command", list, None)
     if command is not None and not all(isinstance(c, str) for c in command):
         raise Failure("bad-args", "command must be a list of strings")
+    if command and (not command[0] or any("\0" in c for c in command)):
+        raise Failure("bad-args", "the command's program is named by nothing, or a word holds "
+                      "a NUL byte: no program can be run so", "give the program to run after --")
     if command is not None and (n := sum(len(c.encode("utf-8", "surrogatepass")) for c in command)
                                 ) > COMMAND_MAX_BYTES:
         raise Failure("bad-args", f"the command is {n} bytes; a run's command may be at most "
