@@ -232,6 +232,13 @@ def check_disk(paths: Any) -> Finding:
     target = Path(getattr(paths, "data_dir", None) or Path.home())
     while not target.exists() and target != target.parent:
         target = target.parent
+    if not target.is_dir() or not os.access(target, os.W_OK | os.X_OK):
+        # Every command would fail to make or use its folders here (a file named as the home,
+        # a folder this user may not write): the free space of the place says nothing.
+        what = "is not a folder" if not target.is_dir() else "is not writable by this user"
+        return Finding("disk", "error", f"{target} {what}: the history, sockets and logs "
+                       "cannot be made there",
+                       "point PILOTHOUSE_HOME at a folder you may write, or create it")
     usage = shutil.disk_usage(target)
     free_gib = usage.free / 1024**3
     detail = f"{free_gib:.1f} GiB free at {target}"

@@ -74,3 +74,14 @@ def test_a_daemon_that_fails_at_start_is_quoted_from_this_start_only(tmp_path: P
         said.append(done.stderr)
     assert "not valid TOML" in said[0]
     assert "second_mistake" in said[1] and "not valid TOML" not in said[1], said[1]
+
+
+def test_doctor_says_a_home_that_is_a_file_cannot_be_used(tmp_path: Path) -> None:
+    """`doctor` printed `[ok] disk: 67.5 GiB free at .../afile` and exited 0 for a home that is
+    a file, while every other command failed (CLI sweep, finding 7)."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    done = _cli(afile, "doctor")
+    assert done.returncode != 0, done.stdout
+    line = next(x for x in done.stdout.splitlines() if "disk:" in x)
+    assert line.startswith("[error") and "is not a folder" in line, line
