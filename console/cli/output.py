@@ -76,15 +76,25 @@ def _json_escape(ch: str) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
+FAIL_LINE_MAX = 2000  # characters of one line of an error: an argument may be 100k long
+
+
+def bounded_line(line: str) -> str:
+    if len(line) <= FAIL_LINE_MAX:
+        return line
+    return f"{line[:FAIL_LINE_MAX]}... ({len(line) - FAIL_LINE_MAX} more characters)"
+
+
 def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:
-    """Messages and hints often carry the daemon's words: each line is shown `visible`."""
+    """Messages and hints often carry the daemon's words: each line is shown `visible`, and
+    cut at FAIL_LINE_MAX characters (it quotes what was given, which may be of any size)."""
     first, *more = str(message).splitlines() or [""]
-    echo(f"pilothouse: {visible(first)}", err=True)
+    echo(f"pilothouse: {bounded_line(visible(first))}", err=True)
     for line in more:
-        echo(visible(line), err=True)
+        echo(bounded_line(visible(line)), err=True)
     if hint:
         for line in hint.splitlines():
-            echo(f"  {visible(line)}", err=True)
+            echo(f"  {bounded_line(visible(line))}", err=True)
     sys.exit(code)
 
 

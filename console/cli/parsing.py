@@ -283,9 +283,10 @@ class Group(Command):
             finally:  # a full device is said here, once: at teardown it was a traceback
                 sys.stdout.flush()
         except UsageError as exc:
-            from console.cli.output import visible  # the words may hold an agent's escapes
+            # The words may hold an agent's escapes, and a value of any size.
+            from console.cli.output import bounded_line, visible
 
-            sys.stderr.write(f"{visible(exc)}\n")
+            sys.stderr.write(f"{bounded_line(visible(exc))}\n")
             sys.exit(USAGE_EXIT)
         except KeyboardInterrupt:
             sys.exit(130)

@@ -85,3 +85,11 @@ def test_doctor_says_a_home_that_is_a_file_cannot_be_used(tmp_path: Path) -> Non
     assert done.returncode != 0, done.stdout
     line = next(x for x in done.stdout.splitlines() if "disk:" in x)
     assert line.startswith("[error") and "is not a folder" in line, line
+
+
+def test_an_error_quoting_a_huge_argument_is_cut(tmp_path: Path) -> None:
+    """A 100,000-character argument came back whole in its error (CLI sweep, finding 12)."""
+    done = _cli(tmp_path / "home", "replay", "t.jsonl", "--url", "http://127.0.0.1:9/v1",
+                "--model", "m", "--concurrency", "x" * 100_000)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr) < 3000 and "more characters" in done.stderr, len(done.stderr)
