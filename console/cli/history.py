@@ -15,7 +15,7 @@ from console.cli.context import (
 )
 from console.cli.output import dumps, echo, open_output, table, visible
 from console.cli.parsing import BadParameter, command, group, option
-from console.cli.value_types import Choice
+from console.cli.value_types import Choice, path
 from console.text import clock, cut, neutralise
 
 
@@ -82,7 +82,8 @@ def history(c: Context, run_id: str | None, kind: str | None, search: str | None
 @command()
 @option("--format", "fmt", type=Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @_history_filters
-@option("--output", "-o", metavar="FILE", help="Write here instead of stdout.")
+@option("--output", "-o", metavar="FILE", type=path(dir_okay=False),
+        help="Write here instead of stdout.")
 @pass_ctx
 @friendly
 def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: str | None,
