@@ -115,9 +115,9 @@ def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profil
     setenv = data.get("setenv", {})
     if not isinstance(setenv, dict) or not all(isinstance(v, str) for v in setenv.values()):
         raise r.fail(table, "setenv", "setenv must be a table of strings")
-    for name in r.string_list(data, table, "env"):
-        if not name or "=" in name or "\0" in name:
-            raise r.fail(table, "env", f"env {name!r}: a variable's name must be one word "
+    for var in r.string_list(data, table, "env"):
+        if not var or "=" in var or "\0" in var:
+            raise r.fail(table, "env", f"env {var!r}: a variable's name must be one word "
                          "without '=' or a NUL byte")
     for key, value in setenv.items():
         if not key or "=" in key or "\0" in key + value:

@@ -38,3 +38,13 @@ def test_a_run_whose_program_is_named_by_nothing_is_refused(
     done = daemon.cli("run", "shell", "-w", str(workspace), "--", "", check=False)
     assert done.returncode != 0 and "named by nothing" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_profile_with_env_names_keeps_its_own_name(tmp_path: Path) -> None:
+    """The check of `env` names must not take the profile's name (a first version of it did:
+    every profile with `env` was named after its last variable)."""
+    f = tmp_path / "config.toml"
+    f.write_text('[profiles.p]\ncommand = ["sh"]\nenv = ["FOO", "BAR"]\n')
+    cfg = load(f)
+    assert cfg.profile("p").name == "p" and cfg.profile("p").env == ["FOO", "BAR"]
+    assert cfg.profile("claude").name == "claude" and cfg.profile("claude").env
