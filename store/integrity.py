@@ -132,9 +132,10 @@ def runs_off(conn: sqlite3.Connection, run_id: str | None = None, *,
     """The first row of `runs` (what `ps`, `report` and the console show) that its chained
     events say otherwise about, naming the run and the field: the profile, backend, workspace,
     command, start time and actor of `run.started`; the state, exit code, end time and notes of
-    `run.ended` (`run.lost`: the state, end time and, when recorded, exit code). A row in an ended state whose end is not
-    recorded (given `live_states`, the daemon's: the store does not define run states), and a
-    recorded start and end whose row is gone, are named too (rows are never deleted).
+    `run.ended` (`run.lost`: the state, end time and, when recorded, exit code). A row in an
+    ended state whose end is not recorded (given `live_states`, the daemon's: the store does
+    not define run states), and a recorded start and end whose row is gone, are named too
+    (rows are never deleted).
     Times and notes are compared where the event holds them (events of earlier versions do
     not). Runs whose events were pruned cannot be checked. With `run_id`, that run alone (what
     `report` warns of; the chain of its events is `audit verify`'s to check)."""

@@ -339,7 +339,7 @@ class Inbox:
             raise Failure("bad-pattern", f'pattern "{shown}": {exc}') from None
         if (pattern is not None and req.grant_patterns and not req.too_many_parts
                 and answering_grant(self.grants.trial(grants), req, now) is None):
-            raise Failure("bad-pattern", f'pattern "{printable(pattern, 80)}" does not cover '  # it
+            raise Failure("bad-pattern", f'pattern "{printable(pattern, 80)}" does not cover '
                           f"this request ({req.summary(80)})", "give one that does, or none")
         return grants, ""
 
