@@ -82,7 +82,7 @@ def history(c: Context, run_id: str | None, kind: str | None, search: str | None
 @command()
 @option("--format", "fmt", type=Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
 @_history_filters
-@option("--output", "-o", metavar="FILE", type=path(dir_okay=False),
+@option("--output", "-o", metavar="FILE", type=path(),
         help="Write here instead of stdout.")
 @pass_ctx
 @friendly

@@ -139,7 +139,7 @@ def _agents_table(groups: list[dict[str, Any]], by: str) -> None:
         help="mooncake: what aiperf replays as it is; pilothouse: everything recorded.")
 @option("--block-size", type=int_range(1), default=512, show_default=True,
         help="Tokens per hash id (aiperf's --block-size).")
-@option("--output", "-o", metavar="FILE", type=path(dir_okay=False),
+@option("--output", "-o", metavar="FILE", type=path(),
         help="Write here instead of stdout.")
 @json_option(help="Print a JSON summary on stderr's place (stdout) when writing to a file.")
 @pass_ctx
