@@ -32,11 +32,11 @@ def test_a_nul_in_an_option_is_refused_naming_the_variable() -> None:
 
 
 def _config(home: Path) -> None:
+    # (A NUL in the config's own setenv is refused as the file is read, with its line:
+    # tests/core/test_config_values_run_time_s26.py.)
     (home / "config.toml").write_text(
         '[profiles.fromshell]\ncommand = ["/usr/bin/env"]\nsandbox = "bwrap"\n'
-        'env = ["PH_V"]\n\n'
-        '[profiles.fromconfig]\ncommand = ["/usr/bin/env"]\nsandbox = "bwrap"\n'
-        'setenv = { PH_V = "x\\u0000--setenv\\u0000INJECTED\\u0000yes" }\n')
+        'env = ["PH_V"]\n')
 
 
 def _run(client: Client, profile: str, workspace: Path, env: dict[str, str]) -> str:
@@ -52,9 +52,9 @@ def _run(client: Client, profile: str, workspace: Path, env: dict[str, str]) -> 
     return "\n".join(out)
 
 
-@pytest.mark.parametrize("profile", ["fromshell", "fromconfig"])
 def test_a_value_with_a_nul_never_becomes_a_bwrap_option(home: Path, daemon_env: dict[str, str],
-                                                        workspace: Path, profile: str) -> None:
+                                                        workspace: Path) -> None:
+    profile = "fromshell"
     _config(home)
     d = Daemon(home, daemon_env)
     d.start()
@@ -64,8 +64,7 @@ def test_a_value_with_a_nul_never_becomes_a_bwrap_option(home: Path, daemon_env:
         assert "INJECTED" not in said.replace("INJECTED\\u0000", "")
         assert "refused" in said and "PH_V holds a NUL byte" in said, said
         # The same profile with a clean value runs as usual.
-        if profile == "fromshell":
-            clean = _run(client, profile, workspace, {"PH_V": "plain"})
-            assert "PH_V=plain" in clean.splitlines(), clean
+        clean = _run(client, profile, workspace, {"PH_V": "plain"})
+        assert "PH_V=plain" in clean.splitlines(), clean
     finally:
         d.stop()
