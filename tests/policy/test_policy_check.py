@@ -148,7 +148,10 @@ def test_any_command_warns_when_the_daemon_runs_another_file(daemon, tmp_path: P
     out = daemon.cli("--config", str(mine), "profiles", "--json")
     assert "not what the running daemon uses" in out.stderr and str(mine) in out.stderr
     json.loads(out.stdout)  # stdout stays clean JSON
-    same = daemon.cli("--config", daemon.env["PILOTHOUSE_CONFIG"], "profiles", "--json")
+    theirs = Path(daemon.env["PILOTHOUSE_CONFIG"])
+    if not theirs.exists():  # a --config naming no file is refused (s26); the daemon's is none
+        theirs.write_text("")
+    same = daemon.cli("--config", str(theirs), "profiles", "--json")
     assert "warning" not in same.stderr
 
 
