@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,19 @@ def sealed_run_with_a_secret(make: Callable[..., StoreWriter]) -> None:
     w.commit("run.ended", run_id="r1", actor="daemon", text="exited (exit 0)", seal_output=True)
     w.flush()
     w.close()
+
+
+def killed_mid_run(d: Any, workspace: Path) -> str:
+    """A run that printed a line, its daemon then killed with SIGKILL (not started again): at
+    the next start the run is found lost. Its id."""
+    import json
+
+    started = json.loads(d.cli("run", "demo", "-w", str(workspace), "--json", "--", "sh",
+                               "-c", "echo printed; sleep 60").stdout)
+    rid = started["id"]
+    deadline = time.monotonic() + 30
+    while "printed" not in d.cli("logs", rid).stdout:
+        assert time.monotonic() < deadline, "the run printed nothing"
+        time.sleep(0.2)
+    d.kill9()
+    return rid

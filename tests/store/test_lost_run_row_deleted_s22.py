@@ -8,11 +8,10 @@ lost, with a row rebuilt from its recorded start, and the event says the row was
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from tests.conftest import Daemon, needs_bwrap
-from tests.store.conftest import run_sql
+from tests.store.conftest import killed_mid_run, run_sql
 
 
 @needs_bwrap
@@ -21,14 +20,7 @@ def test_a_lost_runs_deleted_row_is_recovered_at_the_next_start(
     d = Daemon(home, daemon_env)
     d.start()
     try:
-        started = json.loads(d.cli("run", "demo", "-w", str(workspace), "--json", "--", "sh",
-                                   "-c", "echo printed; sleep 60").stdout)
-        rid = started["id"]
-        deadline = time.monotonic() + 30
-        while "printed" not in d.cli("logs", rid).stdout:
-            assert time.monotonic() < deadline, "the run printed nothing"
-            time.sleep(0.2)
-        d.kill9()
+        rid = killed_mid_run(d, workspace)
         run_sql(home / "data" / "pilothouse.db", "DELETE FROM runs WHERE id = ?", (rid,))
         d.start()
         lost = json.loads(d.cli("history", "--run", rid, "--kind", "run.lost", "--json").stdout)

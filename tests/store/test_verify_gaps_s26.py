@@ -17,7 +17,7 @@ from pathlib import Path
 
 from store.trace_requests import COLUMNS, insert_trace_rows
 from tests.conftest import Daemon, needs_bwrap
-from tests.store.conftest import run_sql
+from tests.store.conftest import killed_mid_run, run_sql
 from tests.store.test_audit_tamper_attacks import Make, _sql, _verify
 from tests.store.test_run_tokens_chain_s23 import _metered_run, start_run
 from tests.store.test_trace_sealed_s25 import _ended_run, _row
@@ -28,26 +28,14 @@ def _verify_daemon(d: Daemon) -> dict:
     return json.loads(done.stdout)
 
 
-def _lost_run(d: Daemon, workspace: Path) -> str:
-    started = json.loads(d.cli("run", "demo", "-w", str(workspace), "--json", "--", "sh",
-                               "-c", "echo printed; sleep 60").stdout)
-    rid = started["id"]
-    deadline = time.monotonic() + 30
-    while "printed" not in d.cli("logs", rid).stdout:
-        assert time.monotonic() < deadline, "the run printed nothing"
-        time.sleep(0.2)
-    d.kill9()
-    d.start()  # the run is found lost
-    return rid
-
-
 @needs_bwrap
 def test_a_lost_runs_exit_code_set_afterwards_is_named(
         home: Path, daemon_env: dict[str, str], workspace: Path) -> None:
     d = Daemon(home, daemon_env)
     d.start()
     try:
-        rid = _lost_run(d, workspace)
+        rid = killed_mid_run(d, workspace)
+        d.start()  # the run is found lost
         shown = [r for r in json.loads(d.cli("ps", "--all", "--json").stdout) if r["id"] == rid]
         assert shown[0]["state"] == "lost" and shown[0]["exit_code"] is None, shown
         assert _verify_daemon(d)["ok"]
