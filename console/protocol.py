@@ -22,6 +22,13 @@ LIVE_STATES = ("starting", "running", "stopping")
 RUNS_LIST_MAX = 1000
 
 
+def unrunnable(command: list[str]) -> bool:
+    """No program can be run from these words: the first names nothing, or one holds a NUL
+    (execve ends a word there, so what ran would not be what was shown). A profile's command
+    and a run.start's are refused on this one rule."""
+    return not command or not command[0] or any("\0" in word for word in command)
+
+
 def new_id(length: int) -> str:
     """A random id of `length` characters from ID_ALPHABET (callers check it is unused)."""
     import secrets  # here, not at the top: it costs a CLI start more than it saves

@@ -120,10 +120,20 @@ def _show_status(info: dict[str, Any]) -> None:
 @pass_ctx
 @friendly
 def status(c: Context) -> None:
-    """Is the daemon up, and who am I to it."""
-    with c.client() as client:
+    """Is the daemon up, and who am I to it. Starts nothing: exit 3 when it is not running."""
+    from console.client.sync import ClientError
+
+    try:
+        client = c.client(autostart=False)
+    except ClientError as exc:
+        if exc.code != "no-daemon":
+            raise
+        c.emit({"running": False}, lambda _: echo(
+            "the daemon is not running; `pilothouse` (or any command that needs it) starts it"))
+        sys.exit(3)  # what an init script's `status` says of a service that is not running
+    with client:
         info = client.call("hello")
-    c.emit(info, _show_status)
+    c.emit({"running": True, **info}, _show_status)
 
 
 COMMANDS = (tui, daemon, status)

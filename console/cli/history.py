@@ -15,7 +15,7 @@ from console.cli.context import (
 )
 from console.cli.output import dumps, echo, open_output, table, visible
 from console.cli.parsing import BadParameter, command, group, option
-from console.cli.value_types import Choice, path
+from console.cli.value_types import Choice, int_range, path
 from console.text import clock, cut, neutralise
 
 
@@ -61,8 +61,8 @@ def _time(ts: Any) -> str:
 
 @command()
 @_history_filters
-@option("--limit", type=int, default=50, show_default=True)
-@option("--before", "before_id", type=int, metavar="ID", help="Only events older than this id "
+@option("--limit", type=int_range(1), default=50, show_default=True)
+@option("--before", "before_id", type=int_range(1), metavar="ID", help="Only events older than this id "
         "(page on from the last one shown).")
 @json_option
 @pass_ctx

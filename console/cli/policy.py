@@ -43,6 +43,11 @@ def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bo
     that run). With --config FILE, that file's rules, evaluated here without the daemon."""
     if is_host:
         what = {"host": " ".join(subject)}
+    elif resolve or exact:  # else dropped without a word: the answer would not be what was asked
+        flag = "--resolve" if resolve else "--exact"
+        fail(f"{flag} applies to a destination, and {' '.join(subject)!r} is read as a command",
+             f"add --host to check a destination: `pilothouse policy check --host {flag} "
+             f"{profile} HOST[:PORT]`", code=2)
     else:  # read as the agent's `ph-ask exec -- WORDS` is: the same words, the same decision
         from console.sandbox.inside import command_line
 

@@ -129,7 +129,7 @@ def ps(c: Context, show_all: bool, limit: int) -> None:
 @quick_exit
 @argument("run_id", metavar="RUN")
 @option("--follow", "-f", is_flag=True, help="Keep printing new output until the run ends.")
-@option("--tail", "-n", type=int, default=0, help="Only the last N lines.")
+@option("--tail", "-n", type=int_range(0), default=0, help="Only the last N lines.")
 @option("--search", "-s", metavar="TEXT", help="Only lines matching TEXT (full-text search).")
 @option("--raw", is_flag=True, help="The bytes as the run wrote them, terminal control "
         "sequences included (default: only colour passes; other controls are shown, "

@@ -22,6 +22,7 @@ from console.config.units import parse_size
 from console.paths import INSIDE_HOME
 from console.policy import ExecRules, compile_pattern
 from console.policy.netrules import BadPattern, parse_pattern
+from console.protocol import unrunnable
 
 DEFAULTED = ("sandbox", "approval_timeout")  # profile keys [defaults] sets unless the profile does
 PROFILE_KEYS = {
@@ -75,7 +76,7 @@ def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profil
         command = shlex.split(command)
     if not isinstance(command, list) or not command or not all(isinstance(c, str) for c in command):
         raise r.fail(table, "command", f"profile {name!r}: command must be a non-empty list of strings")
-    if any("\0" in c for c in command) or not command[0]:
+    if unrunnable(command):
         raise r.fail(table, "command", f"profile {name!r}: no program can be given a NUL "
                      "byte, nor be named by nothing: the command's words must hold neither")
     if base is not None:

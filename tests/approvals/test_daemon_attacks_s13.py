@@ -22,7 +22,12 @@ from typing import Any
 
 import pytest
 
-from tests.approvals.test_inbox_and_team_attacks import SECRET, team_daemon, teammates_workspace
+from tests.approvals.test_inbox_and_team_attacks import (
+    SECRET,
+    owner_call,
+    team_daemon,
+    teammates_workspace,
+)
 from tests.conftest import BIN, REPO, Daemon, needs_bwrap
 from tests.core.test_team import APPROVER, GROUP, OUTSIDER, WATCHER, _ensure_users, as_user
 from tests.sandbox.conftest import _python_for_others
@@ -368,7 +373,11 @@ def test_a_huge_tail_does_not_load_a_long_runs_output_whole(
         assert out.returncode == 0, out.stderr
         assert out.stdout.splitlines() == whole
         assert grown < 25, f"the daemon's peak memory grew {grown:.0f} MB for one tail"
-        bad = d.cli("logs", run_id, "--tail", "-5", check=False)
-        assert bad.returncode != 0 and "tail must be" in bad.stderr + bad.stdout, bad
+        bad = d.cli("logs", run_id, "--tail", "-5", check=False)  # refused as read (s27)
+        assert bad.returncode == 2 and "smaller than the minimum 0" in bad.stderr, bad
+        from console.client.sync import ClientError
+
+        with pytest.raises(ClientError, match="tail must be"):  # and by the daemon itself
+            owner_call(d, "logs", run=run_id, tail=-5)
     finally:
         d.stop()

@@ -11,7 +11,7 @@ from console.daemon.ops.base import Args, Op, OpTable, Send, arg
 from console.daemon.output_pump import line_batches
 from console.daemon.peers import Peer
 from console.daemon.runs import Run
-from console.protocol import LIVE_STATES, RUNS_LIST_MAX, Failure
+from console.protocol import LIVE_STATES, RUNS_LIST_MAX, Failure, unrunnable
 from store import history
 from store.integrity import one_snapshot, runs_off_each
 from store.output_seal import output_dropped
@@ -58,7 +58,7 @@ async def run_start(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     command = arg(args, "command", list, None)
     if command is not None and not all(isinstance(c, str) for c in command):
         raise Failure("bad-args", "command must be a list of strings")
-    if command and (not command[0] or any("\0" in c for c in command)):
+    if command and unrunnable(command):
         raise Failure("bad-args", "the command's program is named by nothing, or a word holds "
                       "a NUL byte: no program can be run so", "give the program to run after --")
     if command is not None and (n := sum(len(c.encode("utf-8", "surrogatepass")) for c in command)
