@@ -284,9 +284,13 @@ _RISKY_LONG = (
 )
 # Short options (letters, alone or in a cluster) risky for one program.
 _RISKY_SHORT = {
-    "sort": "o", "curl": "oOKTDc", "wget": "OoaP", "sed": "i", "rsync": "e", "ssh": "oF",
+    "sort": "o", "curl": "oOKTDc", "wget": "OoaPe", "sed": "i", "rsync": "e", "ssh": "oF",
     "fd": "xX", "fdfind": "xX", "tar": "IFxcruA", "zip": "T", "yq": "i", "less": "oO",
     "git": "O", "perl": "ie", "ruby": "ie", "strace": "o",
+    # man -P PAGER and -H[BROWSER] run them; scp and sftp -S run a program as ssh, -o can be a
+    # ProxyCommand and -F a config holding one, sftp -D runs a local server; wget -e runs a
+    # wgetrc command (output_document=FILE, use_askpass=PROGRAM).
+    "man": "PH", "scp": "SoF", "sftp": "SoFD",
 }
 # Long options risky for one program only (any unambiguous abbreviation counts too).
 _RISKY_LONG_FOR = {
@@ -294,6 +298,8 @@ _RISKY_LONG_FOR = {
             "--concatenate", "--delete"),
     "less": ("--log-file", "--LOG-FILE"),
     "rg": ("--hostname-bin",),  # ripgrep 14 runs it to learn the host name
+    "man": ("--pager", "--html"),
+    "wget": ("--use-askpass", "--execute", "--config"),
     "curl": ("--remote-name-all", "--trace", "--trace-ascii", "--libcurl", "--stderr",
              "--output-dir", "--create-dirs", "--etag-save", "--hsts", "--alt-svc"),
 }
@@ -301,7 +307,8 @@ _RISKY_LONG_FOR = {
 # abbreviation). `git clone -c core.hooksPath=DIR` and `--template=DIR` run DIR's hooks,
 # `clone -u` is --upload-pack, `rebase -x` is --exec.
 _RISKY_GIT = {"clone": ("cu", ("--template", "--config")), "init": ("", ("--template",)),
-              "rebase": ("x", ()), "ls-remote": ("u", ()), "difftool": ("x", ("--extcmd",))}
+              "rebase": ("x", ()), "ls-remote": ("u", ()), "difftool": ("x", ("--extcmd",)),
+              "archive": ("o", ()), "format-patch": ("o", ())}  # -o: --output(-directory)
 # Programs whose first word may be a cluster of options without a dash (`tar xf a.tar`).
 _DASHLESS_FIRST = {"tar", "ar"}
 # Single-dash words that are whole options (find's predicates).
@@ -333,6 +340,8 @@ def risky_options(program: str, words: Sequence[str], subcommand: str = "") -> l
         if w in whole or (w.startswith("--") and _risky_long(w, program, more)):
             found.append(w)
         elif w.startswith("-") and not w.startswith("--") and not whole and any(c in short for c in w[1:]):
+            found.append(w)
+        elif program == "curl" and "%output{" in w:  # --write-out's %output{FILE} writes FILE
             found.append(w)
     return found
 

@@ -46,3 +46,39 @@ def skip_git_options(words: list[str]) -> list[str]:
     while i < n and words[i].startswith("-"):
         i += 2 if words[i] in GIT_ARGS else 1
     return [words[0], *words[i:]]
+
+
+# filter-branch's options whose value is a shell command it runs (for every commit).
+_FILTERS = ("--env-filter", "--tree-filter", "--index-filter", "--parent-filter", "--msg-filter",
+            "--commit-filter", "--tag-name-filter", "--setup")
+
+
+def git_commands(words: list[str]) -> list[str]:
+    """Command strings git runs from its subcommand's words (its own options already gone):
+    `submodule foreach CMD` (in each submodule), `bisect run CMD ARGS` (at each step), and
+    filter-branch's filters. Several words are read both as one shell line and as argv."""
+    sub = words[1:2]
+    rest: list[str] = []
+    if sub == ["submodule"]:
+        k = 2
+        while k < len(words) and words[k].startswith("-"):
+            k += 1
+        if words[k : k + 1] == ["foreach"]:
+            k += 1
+            while k < len(words) and words[k].startswith("-") and words[k] != "--":
+                k += 1
+            rest = words[k + (words[k : k + 1] == ["--"]) :]
+    elif sub == ["bisect"] and words[2:3] == ["run"]:
+        rest = words[3:]
+    elif sub == ["filter-branch"]:
+        found = []
+        for k, w in enumerate(words[2:], start=2):
+            name, eq, value = w.partition("=")
+            if name in _FILTERS:
+                found.append(value if eq else (words[k + 1] if k + 1 < len(words) else ""))
+        return found
+    if not rest:
+        return []
+    import shlex
+
+    return [rest[0]] if len(rest) == 1 else [" ".join(rest), shlex.join(rest)]

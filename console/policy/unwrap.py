@@ -14,7 +14,7 @@ import shlex
 
 from console.policy.arith import evaluates_a_value, names_bash_integer
 from console.policy.folders import UNKNOWN, folder_after, moves, own_folder
-from console.policy.gitwords import git_runs_config, skip_git_options
+from console.policy.gitwords import git_commands, git_runs_config, skip_git_options
 from console.policy.parts import CommandPart, ParseError, command_words, redirections
 from console.policy.shellwords import body_substitutions, split_command
 from console.policy.unseen import (
@@ -28,6 +28,7 @@ from console.policy.wrappers import (
     OPTIONAL_ATTACHED,
     POSITIONAL_FIRST,
     POSITIONAL_WITHOUT_OPTIONS,
+    RUNNERS,
     WRAPPER_ARGS,
     WRAPPER_POSITIONALS,
     WRAPPERS,
@@ -84,11 +85,26 @@ def env_split(text: str) -> list[str]:
         return text.split()
 
 
-def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
-    """Past a wrapper at words[i] and its options: the index of the command it runs, and for
-    `env -S STRING` the words that string splits into."""
+def _skip_runner(words: list[str], i: int) -> int | None:
+    """Past `npm [opts] exec [opts]`, `uv run`, `poetry run` (wrappers.RUNNERS) at words[i]:
+    the index of the command it runs; None when its subcommand runs nothing given."""
+    before, subcommands = RUNNERS[_base(words[i])]
+    j, n = i + 1, len(words)
+    while j < n and words[j].startswith("-") and words[j] != "--":
+        j += 2 if words[j] in before else 1
+    for sub, takes_arg in subcommands.items():
+        if tuple(words[j : j + len(sub)]) == sub:
+            return _skip_wrapper(words, j + len(sub) - 1, takes_arg)[0]
+    return None
+
+
+def _skip_wrapper(words: list[str], i: int,
+                  takes: set[str] | None = None) -> tuple[int, list[str] | None]:
+    """Past a wrapper at words[i] and its options (`takes`: those with a value, else the
+    wrapper's own): the index of the command it runs, and for `env -S STRING` the words that
+    string splits into."""
     name, n = _base(words[i]), len(words)
-    takes_arg = WRAPPER_ARGS[name]
+    takes_arg = WRAPPER_ARGS.get(name, set()) if takes is None else takes
     optional = OPTIONAL_ATTACHED.get(name, "")
     i += 1
     if name in POSITIONAL_FIRST and i < n and not words[i].startswith("-"):
@@ -159,6 +175,9 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
             i += 1
         elif _REDIRECT.match(w):
             i += 2 if w[-1] in "<>|&" else 1
+        elif _base(w) in RUNNERS and (at := _skip_runner(words, i)) is not None:
+            stages.append([_base(w), *words[i + 1 :]])
+            i = at
         elif _base(w) in WRAPPERS:
             if len(stages) >= MAX_WRAPPERS:  # the caller marks the part opaque
                 stages.append([_base(w), *words[i + 1 :]])
@@ -244,6 +263,13 @@ def _inner_commands(words: list[str]) -> list[str]:
         return [v for k, w in enumerate(words) for v in (
             [words[k + 1]] if w in ("-c", "--call") and k + 1 < len(words) else
             [w.split("=", 1)[1]] if w.startswith("--call=") else [])]
+    if words[0] in ("pnpm", "pnpx") and (shell := {"-c", "--shell-mode"} & set(words)):
+        at = min(words.index(w) for w in shell)  # pnpm dlx -c: the rest is one shell command
+        return [" ".join(words[at + 1 :])] if at + 1 < len(words) else []
+    if words[0] == "capsh" and "--" in words:  # capsh ... -- ARGS: bash ARGS
+        return _command_option(["bash", *words[words.index("--") + 1 :]]) or []
+    if words[0] == "git":
+        return git_commands(words)
     if words[0] == "watch":  # watch runs its words through sh -c
         rest = words[_skip_wrapper(words, 0)[0] :]
         return [" ".join(rest)] if rest else []

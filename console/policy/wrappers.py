@@ -81,6 +81,59 @@ WRAPPER_ARGS: dict[str, set[str]] = {
     # give it a shell command (unwrap reads that as a nested command).
     "npx": {"-p", "--package", "-c", "--call", "-w", "--workspace", "--prefix", "--cache",
             "--registry", "--userconfig"},
+    # Run a program as given: as another user (chpst), with a password fed (sshpass), with
+    # line editing (rlwrap), queued (GNU parallel's sem), in a detached terminal (screen).
+    "chpst": {"-u", "-U", "-b", "-e", "-/", "-C", "-n", "-l", "-L", "-m", "-d", "-o", "-p", "-f",
+              "-c", "-r", "-t"},
+    "sshpass": {"-p", "-f", "-d", "-P"},
+    "rlwrap": {"-b", "-C", "-D", "-f", "-F", "-g", "-H", "-l", "-O", "-P", "-q", "-s", "-S", "-t",
+               "-w", "-z", "-e", "-M", "-m"},
+    "sem": {"-j", "--jobs", "--id", "--semaphorename", "--st", "--semaphoretimeout"},
+    "screen": {"-c", "-e", "-h", "-p", "-S", "-s", "-T", "-t"},
+    # Package runners named as one word: `bunx CMD`, `uvx CMD` (uv tool run), `pnpx CMD`.
+    "bunx": {"-p", "--package"},
+    "pnpx": {"--package", "--allow-build"},
+}
+# uv's options that take a separate value (uv run, uv tool run, uvx).
+_UV_VALUES = {
+    "--with", "-w", "--with-editable", "--with-requirements", "--python", "-p", "--index",
+    "--default-index", "--index-url", "-i", "--extra-index-url", "--find-links", "-f",
+    "--directory", "--project", "--config-file", "--cache-dir", "--env-file", "--extra",
+    "--group", "--only-group", "--no-group", "--package", "--index-strategy",
+    "--keyring-provider", "--resolution", "--prerelease", "--exclude-newer", "--link-mode",
+    "--reinstall-package", "--upgrade-package", "-P", "--refresh-package", "--python-platform",
+    "--color", "--allow-insecure-host", "--from", "--constraints", "-c", "--overrides",
+    "--build-constraints", "-b", "--config-setting", "-C", "--no-build-isolation-package",
+    "--no-binary-package", "--only-binary", "--no-build-package", "--python-preference",
+    "--fork-strategy", "--no-extra", "--exclude-newer-package", "--torch-backend",
+}
+WRAPPER_ARGS["uvx"] = _UV_VALUES
+_NPM_EXEC = {"-p", "--package", "-c", "--call", "-w", "--workspace", "--prefix", "--cache",
+             "--registry", "--userconfig"}
+# Tools with a subcommand that runs the command after its own options (`npm exec -- CMD`,
+# `uv run CMD`): the tool's options before the subcommand that take a value, and for each
+# subcommand (its words), its own options that take one.
+RUNNERS: dict[str, tuple[set[str], dict[tuple[str, ...], set[str]]]] = {
+    "npm": ({"-w", "--workspace", "--prefix", "-C", "--cache", "--registry", "--userconfig"},
+            {("exec",): _NPM_EXEC, ("x",): _NPM_EXEC}),
+    "pnpm": ({"-C", "--dir", "-F", "--filter", "--filter-prod", "--reporter", "--loglevel"},
+             {("exec",): {"-C", "--dir", "-F", "--filter", "--reporter"},
+              ("dlx",): {"--package", "--allow-build"}}),
+    "yarn": ({"--cwd"}, {("exec",): set(), ("dlx",): {"-p", "--package"}}),
+    "bun": ({"--cwd"}, {("x",): {"-p", "--package"}}),
+    "uv": ({"--directory", "--project", "--config-file", "--cache-dir", "--color",
+            "--python-preference", "--allow-insecure-host"},
+           {("run",): _UV_VALUES, ("tool", "run"): _UV_VALUES}),
+    "poetry": ({"-C", "--directory", "-P", "--project"}, {("run",): set()}),
+    "pipx": (set(), {("run",): {"--spec", "--python", "--pip-args", "--index-url", "-i"}}),
+    "conda": (set(), {("run",): {"-n", "--name", "-p", "--prefix", "--cwd"}}),
+    "mamba": (set(), {("run",): {"-n", "--name", "-p", "--prefix", "--cwd"}}),
+    "micromamba": (set(), {("run",): {"-n", "--name", "-p", "--prefix", "--cwd"}}),
+    "pdm": ({"-p", "--project"}, {("run",): {"-p", "--project", "--venv"}}),
+    "hatch": ({"-e", "--env", "-p", "--project", "--data-dir", "--cache-dir", "--config"},
+              {("run",): set()}),
+    "pipenv": ({"--python"}, {("run",): set()}),
+    "rye": (set(), {("run",): {"--pyproject"}}),
 }
 WRAPPERS = set(WRAPPER_ARGS)
 WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1,  # before the command

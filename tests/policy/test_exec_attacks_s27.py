@@ -1,0 +1,95 @@
+"""The s27 review of the policy engine (a helper attacking it, each case run with the real
+tool where one was at hand): commands that run another command, and options that run a program
+or write a file, which the rules did not see.
+
+1. Package runners: forbid and ask rules saw through `npx CMD` but not through `npm exec`,
+   `npm x`, `pnpm exec|dlx`, `pnpx`, `yarn exec|dlx`, `bunx`, `bun x`, `uvx`, `uv run`,
+   `uv tool run`, `poetry run`, `pipx run`, `conda run` and the like: with an allow rule for
+   the tool, `npm exec -- rm -rf ~` was allowed (npm ran the script given so).
+   Wrappers only a default of allow let through: chpst, sem, rlwrap, sshpass, screen, and
+   capsh's `-- -c CMD`.
+2. git subcommands that run a command: `git submodule foreach CMD`, `git bisect run CMD`,
+   and filter-branch's filters, were read as git's own words only.
+3. Options that run a program, carried by an allow rule that does not name them: man -P/-H
+   (--pager, --html), scp/sftp -S and -o (ProxyCommand), -F, sftp -D, wget --use-askpass.
+4. Options that write a file: wget -e/--execute (a wgetrc command: output_document=...),
+   wget --config, curl's --write-out with %output{FILE}.
+5. The short spelling of an option whose long one is asked: git archive -o, git format-patch -o.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from console.policy import ExecRules
+
+RULES = ExecRules(
+    allow=["npm", "pnpm", "yarn", "bun", "uv", "poetry", "pipx", "conda", "pdm", "hatch",
+           "pipenv", "git submodule", "git bisect", "git filter-branch", "man", "scp", "sftp",
+           "wget", "curl", "git archive", "git format-patch"],
+    ask=["git push"],
+    forbid=["rm -rf /", "rm -rf ~", "git push --force"],
+    default="ask",
+)
+OPEN = ExecRules(ask=["git push"], forbid=["rm -rf /", "rm -rf ~"], default="allow")
+
+DENIED = [
+    "npm exec -- rm -rf ~", "npm x rm -rf /", "npm exec --package=foo -- rm -rf /",
+    "npm --prefix /tmp exec -- rm -rf /", "npm exec -p foo rm -rf /",
+    "pnpm exec rm -rf /", "pnpm --filter app exec rm -rf /", "pnpm dlx rm -rf /",
+    "pnpm dlx -c 'rm -rf /'", "pnpx rm -rf /",
+    "yarn exec rm -rf /", "yarn dlx -p foo rm -rf /", "bunx rm -rf /", "bun x rm -rf /",
+    "uvx rm -rf /", "uv run rm -rf /", "uv run --with requests rm -rf /",
+    "uv tool run rm -rf /", "uv --directory /tmp run rm -rf /", "uvx --from foo rm -rf /",
+    "poetry run rm -rf /", "poetry -C /tmp run rm -rf /", "pipx run --spec foo rm -rf /",
+    "conda run -n base rm -rf /", "mamba run -n base rm -rf /", "micromamba run -n x rm -rf /",
+    "pdm run rm -rf /", "hatch run rm -rf /", "pipenv run rm -rf /", "rye run rm -rf /",
+    "git submodule foreach rm -rf ~", "git submodule foreach 'rm -rf ~'",
+    "git submodule --quiet foreach --recursive 'rm -rf /'", "git bisect run rm -rf ~",
+    "git filter-branch --tree-filter 'rm -rf /' HEAD",
+    "git submodule foreach git push --force",
+]
+ASKED = [
+    "uv run git push origin main", "npm exec -- git push", "poetry run git push",
+    "git submodule foreach git push", "git bisect run git push",
+    "man -P 'rm -rf x' ls", "man --pager=./evil ls", "man -H ls", "man --html=./evil ls",
+    "scp -S ./evil a h.invalid:b", "scp -oProxyCommand=./evil.sh a h.invalid:b",
+    "scp -F ./cfg a h.invalid:b", "sftp -S ./evil.sh h.invalid", "sftp -D ./server",
+    "sftp -o ProxyCommand=./evil h.invalid",
+    "wget --use-askpass=./evil.sh http://127.0.0.1:9/", "wget -e output_document=/tmp/x "
+    "http://127.0.0.1:9/", "wget --execute output_document=/tmp/x http://127.0.0.1:9/",
+    "wget --config=./rc http://127.0.0.1:9/",
+    "curl -w '%output{/home/agent/.bashrc}echo pwned' http://x.invalid/",
+    "curl --write-out '%output{>>f}x' http://x.invalid/",
+    "git archive -o /tmp/x HEAD", "git format-patch -o /tmp/x HEAD~1",
+]
+OPEN_DENIED = [
+    "chpst -u nobody rm -rf /", "sem -j 2 rm -rf /", "rlwrap rm -rf /",
+    "sshpass -p secret rm -rf /", "screen -dmS x rm -rf /", "capsh -- -c 'rm -rf /'",
+]
+STILL_ALLOWED = [
+    "npm install", "npm exec --help", "uv pip install requests", "poetry install",
+    "git submodule update --init", "git bisect good", "man ls", "scp a h.invalid:b",
+    "wget http://127.0.0.1:9/x", "curl -w '%{http_code}' http://x.invalid/",
+    "git archive HEAD", "git format-patch HEAD~1", "uv run pytest -q",
+]
+
+
+@pytest.mark.parametrize("command", DENIED)
+def test_a_runner_does_not_hide_a_forbidden_command(command: str) -> None:
+    assert RULES.evaluate(command).action == "deny", command
+
+
+@pytest.mark.parametrize("command", ASKED)
+def test_what_the_allow_rule_does_not_name_is_asked(command: str) -> None:
+    assert RULES.evaluate(command).action == "ask", command
+
+
+@pytest.mark.parametrize("command", OPEN_DENIED)
+def test_wrappers_under_a_default_of_allow(command: str) -> None:
+    assert OPEN.evaluate(command).action == "deny", command
+
+
+@pytest.mark.parametrize("command", STILL_ALLOWED)
+def test_the_tools_own_work_stays_allowed(command: str) -> None:
+    assert RULES.evaluate(command).action == "allow", command
