@@ -274,7 +274,7 @@ def beyond_grants(command: str) -> bool:
     """Whether no grant can ever cover this command: a part of it whose words depend on a
     substitution or an expansion (Grant.covers), or a line that cannot be read."""
     try:
-        return any(p.opaque for p in expand(command) if not p.nested)
+        return any(p.opaque or p.expands for p in expand(command) if not p.nested)
     except ParseError:
         return True
 

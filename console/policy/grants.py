@@ -20,7 +20,7 @@ from console.policy.hosts import (
     parse_connect_target,
 )
 from console.policy.netrules import Pattern, parse_pattern
-from console.policy.parts import CommandPart, ParseError, canonical
+from console.policy.parts import CommandPart, ParseError, canonical, named_words_expand
 from console.policy.types import Provenance
 from console.policy.unwrap import expand
 from console.protocol import new_id
@@ -117,8 +117,10 @@ class Grant:
             return pattern.reaches(part)
         if part.opaque:  # a pattern is never opaque: the same words quoted are another command
             return False
-        if self.exact:
-            return pattern.is_exactly(part)
+        if self.exact:  # `rm ./*` is not the `rm './*'` a person approved, nor `~` their '~'
+            return not part.expands and pattern.is_exactly(part)
+        if named_words_expand(part, len(pattern.program_words)):
+            return False
         return pattern.allows(part) and (not part.unseen or len(pattern.words) == len(part.words))
 
     @cached_property

@@ -26,6 +26,9 @@ class CommandPart:
     # option: an unquoted glob with nothing or a dash before it (`*`, `?*`, `[-]*`, `--o*`)
     # matches `--pre=sh` or `--output=x`.
     globs: list[int] = field(default_factory=list)
+    # Indexes in words of the words bash expands (an unquoted glob character, a tilde where it
+    # expands): `rm ./*` and `rm './*'` have the same words and mean two commands.
+    expands: list[int] = field(default_factory=list)
     # It runs what its words do not show (xargs, find -exec {}, a shell reading its standard
     # input: unwrap._runs_unseen). Never allowed by a rule, like opaque; a rule may still name
     # such a command (`forbid = ["xargs"]`), which an opaque rule may not.
@@ -83,3 +86,13 @@ def command_words(part: CommandPart) -> list[str]:
     """The words without redirections and their targets: what the program receives."""
     skip = redirection_words(part)
     return [w for i, w in enumerate(part.words) if i not in skip]
+
+
+def named_words_expand(part: CommandPart, count: int) -> bool:
+    """Whether one of the part's first `count` command words (those a pattern names) is one
+    bash expands: a pattern's literal `~` or `./*` is not the unquoted one."""
+    if not part.expands:
+        return False
+    skip = redirection_words(part)
+    named = [i for i in range(len(part.words)) if i not in skip][:count]
+    return bool(set(named) & set(part.expands))

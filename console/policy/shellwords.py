@@ -52,6 +52,9 @@ def _continues(line: str) -> bool:
     return (len(line) - len(line.rstrip("\\"))) % 2 == 1
 
 
+_UNTIL_BLANK = re.compile(r"[^\s;&|()<>]*")  # the rest of a word, roughly: a `]` in it
+
+
 class _Splitter:
     def __init__(self, line: str) -> None:
         self.s = line
@@ -62,6 +65,7 @@ class _Splitter:
         self.inner: list[str] = []
         self.opaque = False
         self.globs: list[int] = []
+        self.expands: list[int] = []
         self.redirects: list[int] = []
         self._word_span = (0, 0)  # the last word end found (word_end): start, end
         self.arith_misses = 0  # `((` read on that were not an arithmetic command
@@ -89,13 +93,13 @@ class _Splitter:
         self.end_word()
         if self.words or self.inner:
             part = CommandPart(self.words, self.opaque, False, self.inner, self.redirects,
-                               globs=self.globs)
+                               globs=self.globs, expands=sorted(set(self.expands)))
             self.parts.append(part)
             for k, strip, quoted in self.heredoc_words:
                 delim = self.words[k] if k < len(self.words) else ""
                 self.bodies.append((part, delim, strip, quoted))
         self.words, self.inner, self.opaque, self.redirects = [], [], False, []
-        self.globs = []
+        self.globs, self.expands = [], []
         self.heredoc_words = []
 
     def skip_bodies(self, i: int) -> int:
@@ -243,6 +247,8 @@ class _Splitter:
                         self.opaque = True
                 elif c in "*?[" and self.words and self._may_glob_an_option(i):
                     self.globs.append(len(self.words))
+                if self._expands_here(c, i):
+                    self.expands.append(len(self.words))
                 self.add(c)
                 i += 1
         self.end_part()
@@ -313,6 +319,17 @@ class _Splitter:
         self.inner += found.inner
         self.opaque = self.opaque or found.opaque
         return j + 1
+
+    def _expands_here(self, c: str, i: int) -> bool:
+        """Whether the unquoted character at s[i] makes bash read its word as more than its
+        letters: a glob character (a `[` only with a `]` after it in the word), or a tilde
+        where tilde expansion happens (a word's start, after `=` or `:`)."""
+        if c == "~":
+            before = "".join(self.word) if self.in_word else ""
+            return not before or before[-1] in "=:"
+        if c == "[":  # `[ -f x ]` is the test command: its `]` is another word
+            return "]" in _UNTIL_BLANK.match(self.s, i + 1).group()  # type: ignore[union-attr]
+        return c in "*?"
 
     def _may_glob_an_option(self, i: int) -> bool:
         """Whether the unquoted glob character at s[i] can make its word a name starting with a
