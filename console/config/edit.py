@@ -236,8 +236,13 @@ def preview(path: str | os.PathLike[str], profile: str, section: str, list_name:
     if section not in LISTS or list_name not in LISTS[section]:
         raise PolicyEditError(f'no list "{list_name}" in {section} rules; use one of '
                               f'{", ".join(LISTS.get(section, ()))} (section exec or network)')
-    if not profile or not rule.strip() or "\n" in rule:
-        raise PolicyEditError("a profile name and a one-line rule are needed")
+    if "\n" in rule or "\r" in rule:
+        raise PolicyEditError("this command holds a line break, and a rule in the file is one "
+                              "line, so it cannot be saved as a rule; decide it with --scope "
+                              "once, run or a duration, or give a one-line --pattern")
+    if not profile or not rule.strip():
+        raise PolicyEditError("a profile name and a rule are needed: the rule is empty; give "
+                              "a --pattern, or decide with --scope once, run or a duration")
     if not (profile + rule).isprintable() and not _encodes(profile + rule):
         raise PolicyEditError("the rule holds text that is not UTF-8 (an unpaired surrogate), so it "
                               "cannot be written to the file; decide this request without a rule")

@@ -122,7 +122,7 @@ def test_a_rule_already_there_changes_nothing(config: Path) -> None:
 @pytest.mark.parametrize(("args", "words"), [
     (("demo", "exec", "deny", "x"), 'no list "deny"'),
     (("demo", "files", "allow", "x"), "section exec or network"),
-    (("demo", "exec", "allow", "a\nb"), "one-line rule"),
+    (("demo", "exec", "allow", "a\nb"), "holds a line break"),
 ])
 def test_edits_it_will_not_make(config: Path, args: tuple, words: str) -> None:
     with pytest.raises(PolicyEditError, match=words):
