@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import textwrap
 from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
@@ -11,10 +13,19 @@ from console.cli.parsing import command
 
 
 def _show_findings(findings: list[dict[str, Any]]) -> None:
+    # Folded to the terminal (80 columns over SSH), each line after a finding's first indented
+    # under its text, so the status column stays readable.
+    width = max(40, shutil.get_terminal_size((80, 24)).columns)
+    indent = " " * 10
+
+    def fold(text: str, first: str) -> str:
+        return textwrap.fill(text, width, initial_indent=first, subsequent_indent=indent,
+                             break_on_hyphens=False, break_long_words=False)
+
     for f in findings:
-        echo(f"[{f['status']:7}] {f['name']}: {f['detail']}")
+        echo(fold(f"{f['name']}: {f['detail']}", f"[{f['status']:7}] "))
         if f.get("fix") and f["status"] != "ok":
-            echo(f"          fix: {f['fix']}")
+            echo(fold(f"fix: {f['fix']}", indent))
 
 
 @command()
