@@ -52,6 +52,7 @@ def _continues(line: str) -> bool:
     return (len(line) - len(line.rstrip("\\"))) % 2 == 1
 
 
+_ASSIGNMENT_START = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _UNTIL_BLANK = re.compile(r"[^\s;&|()<>]*")  # the rest of a word, roughly: a `]` in it
 
 
@@ -323,10 +324,12 @@ class _Splitter:
     def _expands_here(self, c: str, i: int) -> bool:
         """Whether the unquoted character at s[i] makes bash read its word as more than its
         letters: a glob character (a `[` only with a `]` after it in the word), or a tilde
-        where tilde expansion happens (a word's start, after `=` or `:`)."""
-        if c == "~":
+        where tilde expansion happens (a word's start; in a word like an assignment, after its
+        `=` or a `:`)."""
+        if c == "~":  # as bash does: `x=~`, `PATH=a:~/b` (an argument like one too), not `--o=~`
             before = "".join(self.word) if self.in_word else ""
-            return not before or before[-1] in "=:"
+            return not before or (bool(_ASSIGNMENT_START.match(before)) and (
+                before.endswith(":") or _ASSIGNMENT_START.fullmatch(before) is not None))
         if c == "[":  # `[ -f x ]` is the test command: its `]` is another word
             return "]" in _UNTIL_BLANK.match(self.s, i + 1).group()  # type: ignore[union-attr]
         return c in "*?"
