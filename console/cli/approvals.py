@@ -1,4 +1,5 @@
-"""`pilothouse approvals`, `approve`, `deny` and `grants`: the approval inbox from a shell."""
+"""`pilothouse approvals`, `approve`, `deny`, `grants` and `revoke`: the approval inbox from a
+shell."""
 
 from __future__ import annotations
 
@@ -223,10 +224,25 @@ def _show_grants(rows: list[dict[str, Any]]) -> None:
 @pass_ctx
 @friendly
 def grants(c: Context) -> None:
-    """Grants in force (decisions that outlive one request)."""
+    """Grants in force (decisions that outlive one request); `revoke ID` ends one."""
     with c.client() as client:
         rows = client.call("grants.list")
     c.emit(rows, _show_grants)
 
 
-COMMANDS = (approvals, approve, deny, grants)
+@command()
+@quick_exit
+@argument("grant_id", metavar="GRANT")
+@json_option
+@pass_ctx
+@friendly
+def revoke(c: Context, grant_id: str) -> None:
+    """End a grant now (its id from `pilothouse grants`); recorded with who did it."""
+    with c.client() as client:
+        grant = client.call("grant.revoke", id=grant_id)
+    c.emit(grant, lambda g: echo(
+        f"revoked grant {g['id']}: {g['effect']} {g['kind']} {visible(g['pattern'])} "
+        f"({g['scope']}); what it answered is asked again"))
+
+
+COMMANDS = (approvals, approve, deny, grants, revoke)

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import textwrap
 from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import echo
-from console.cli.parsing import command
+from console.cli.parsing import columns, command
 
 
 def _show_findings(findings: list[dict[str, Any]]) -> None:
     # Folded to the terminal (80 columns over SSH), each line after a finding's first indented
     # under its text, so the status column stays readable.
-    width = max(40, shutil.get_terminal_size((80, 24)).columns)
+    width = max(40, columns())
     indent = " " * 10
 
     def fold(text: str, first: str) -> str:

@@ -27,6 +27,7 @@ WHERE = {
     "run": "runs", "ps": "runs", "logs": "runs", "stop": "runs", "profiles": "runs",
     "demo-workspace": "runs",
     "approvals": "approvals", "approve": "approvals", "deny": "approvals", "grants": "approvals",
+    "revoke": "approvals",
     "policy": "policy",
     "reload": "config",
     "history": "history", "export": "history", "audit": "history", "prune": "history",
