@@ -288,9 +288,10 @@ _RISKY_SHORT = {
     "fd": "xX", "fdfind": "xX", "tar": "IFxcruA", "zip": "T", "yq": "i", "less": "oO",
     "git": "O", "perl": "ie", "ruby": "ie", "strace": "o",
     # man -P PAGER and -H[BROWSER] run them; scp and sftp -S run a program as ssh, -o can be a
-    # ProxyCommand and -F a config holding one, sftp -D runs a local server; wget -e runs a
+    # ProxyCommand and -F a config holding one, -D runs a local sftp server; man -C reads a
+    # config naming the pager; wget -e runs a
     # wgetrc command (output_document=FILE, use_askpass=PROGRAM).
-    "man": "PH", "scp": "SoF", "sftp": "SoFD",
+    "man": "PHC", "scp": "SoFD", "sftp": "SoFD",
 }
 # Long options risky for one program only (any unambiguous abbreviation counts too).
 _RISKY_LONG_FOR = {
@@ -298,7 +299,7 @@ _RISKY_LONG_FOR = {
             "--concatenate", "--delete"),
     "less": ("--log-file", "--LOG-FILE"),
     "rg": ("--hostname-bin",),  # ripgrep 14 runs it to learn the host name
-    "man": ("--pager", "--html"),
+    "man": ("--pager", "--html", "--config-file"),
     "wget": ("--use-askpass", "--execute", "--config"),
     "curl": ("--remote-name-all", "--trace", "--trace-ascii", "--libcurl", "--stderr",
              "--output-dir", "--create-dirs", "--etag-save", "--hsts", "--alt-svc"),

@@ -59,7 +59,10 @@ def git_commands(words: list[str]) -> list[str]:
     filter-branch's filters. Several words are read both as one shell line and as argv."""
     sub = words[1:2]
     rest: list[str] = []
-    if sub == ["submodule"]:
+    if sub in (["rebase"], ["difftool"]):  # rebase -x/--exec CMD, difftool -x/--extcmd CMD
+        return _option_values(words[2:], {"rebase": ("-x", "--exec"),
+                                          "difftool": ("-x", "--extcmd")}[sub[0]])
+    if sub in (["submodule"], ["submodule--helper"]):
         k = 2
         while k < len(words) and words[k].startswith("-"):
             k += 1
@@ -71,14 +74,23 @@ def git_commands(words: list[str]) -> list[str]:
     elif sub == ["bisect"] and words[2:3] == ["run"]:
         rest = words[3:]
     elif sub == ["filter-branch"]:
-        found = []
-        for k, w in enumerate(words[2:], start=2):
-            name, eq, value = w.partition("=")
-            if name in _FILTERS:
-                found.append(value if eq else (words[k + 1] if k + 1 < len(words) else ""))
-        return found
+        return _option_values(words[2:], _FILTERS)
     if not rest:
         return []
     import shlex
 
     return [rest[0]] if len(rest) == 1 else [" ".join(rest), shlex.join(rest)]
+
+
+def _option_values(words: list[str], names: tuple[str, ...]) -> list[str]:
+    """The values of these options (`--exec CMD`, `--exec=CMD`, `-x CMD`, `-xCMD`)."""
+    found = []
+    for k, w in enumerate(words):
+        name, eq, value = w.partition("=")
+        if name in names and name.startswith("--"):
+            found.append(value if eq else (words[k + 1] if k + 1 < len(words) else ""))
+        elif any(w == short for short in names if not short.startswith("--")):
+            found.append(words[k + 1] if k + 1 < len(words) else "")
+        elif any(w.startswith(short) and len(w) > 2 for short in names if not short.startswith("--")):
+            found.append(w[2:])
+    return found

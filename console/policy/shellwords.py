@@ -53,7 +53,6 @@ def _continues(line: str) -> bool:
 
 
 _ASSIGNMENT_START = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
-_UNTIL_BLANK = re.compile(r"[^\s;&|()<>]*")  # the rest of a word, roughly: a `]` in it
 
 
 class _Splitter:
@@ -330,8 +329,8 @@ class _Splitter:
             before = "".join(self.word) if self.in_word else ""
             return not before or (bool(_ASSIGNMENT_START.match(before)) and (
                 before.endswith(":") or _ASSIGNMENT_START.fullmatch(before) is not None))
-        if c == "[":  # `[ -f x ]` is the test command: its `]` is another word
-            return "]" in _UNTIL_BLANK.match(self.s, i + 1).group()  # type: ignore[union-attr]
+        if c == "[":  # a `]` later in the word, quoted or not (`x[a' ']` is a glob)
+            return "]" in self.s[i + 1 : self.word_end(i)]
         return c in "*?"
 
     def _may_glob_an_option(self, i: int) -> bool:

@@ -16,6 +16,7 @@ from console.policy.arith import evaluates_a_value, names_bash_integer
 from console.policy.folders import UNKNOWN, folder_after, moves, own_folder
 from console.policy.gitwords import git_commands, git_runs_config, skip_git_options
 from console.policy.parts import CommandPart, ParseError, command_words, redirections
+from console.policy.runners import runner_readings, shell_strings, types_into_a_shell
 from console.policy.shellwords import body_substitutions, split_command
 from console.policy.unseen import (
     completion_commands,
@@ -85,26 +86,11 @@ def env_split(text: str) -> list[str]:
         return text.split()
 
 
-def _skip_runner(words: list[str], i: int) -> int | None:
-    """Past `npm [opts] exec [opts]`, `uv run`, `poetry run` (wrappers.RUNNERS) at words[i]:
-    the index of the command it runs; None when its subcommand runs nothing given."""
-    before, subcommands = RUNNERS[_base(words[i])]
-    j, n = i + 1, len(words)
-    while j < n and words[j].startswith("-") and words[j] != "--":
-        j += 2 if words[j] in before else 1
-    for sub, takes_arg in subcommands.items():
-        if tuple(words[j : j + len(sub)]) == sub:
-            return _skip_wrapper(words, j + len(sub) - 1, takes_arg)[0]
-    return None
-
-
-def _skip_wrapper(words: list[str], i: int,
-                  takes: set[str] | None = None) -> tuple[int, list[str] | None]:
-    """Past a wrapper at words[i] and its options (`takes`: those with a value, else the
-    wrapper's own): the index of the command it runs, and for `env -S STRING` the words that
-    string splits into."""
+def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
+    """Past a wrapper at words[i] and its options: the index of the command it runs, and for
+    `env -S STRING` the words that string splits into."""
     name, n = _base(words[i]), len(words)
-    takes_arg = WRAPPER_ARGS.get(name, set()) if takes is None else takes
+    takes_arg = WRAPPER_ARGS[name]
     optional = OPTIONAL_ATTACHED.get(name, "")
     i += 1
     if name in POSITIONAL_FIRST and i < n and not words[i].startswith("-"):
@@ -166,6 +152,7 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
     command's path is reduced to its name, and git's own options before its subcommand go."""
     words = list(words)
     stages: list[list[str]] = []
+    others: list[list[str]] = []  # a runner's other readings (runners.py), before the program
     i, n = 0, len(words)
     while i < n:
         w = words[i]
@@ -175,13 +162,15 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
             i += 1
         elif _REDIRECT.match(w):
             i += 2 if w[-1] in "<>|&" else 1
-        elif _base(w) in RUNNERS and (at := _skip_runner(words, i)) is not None:
+        elif _base(w) in RUNNERS and (read := runner_readings(words, i)) is not None:
             stages.append([_base(w), *words[i + 1 :]])
-            i = at
+            i = read[0]
+            for other in read[1] if len(stages) < MAX_WRAPPERS else ():
+                others += unwrap_stages(other)  # where the command starts, if not at i
         elif _base(w) in WRAPPERS:
             if len(stages) >= MAX_WRAPPERS:  # the caller marks the part opaque
                 stages.append([_base(w), *words[i + 1 :]])
-                return stages + [list(words[i + 1 :])]
+                return stages + others + [list(words[i + 1 :])]
             stages.append([_base(w), *words[i + 1 :]])
             i, split = _skip_wrapper(words, i)
             if split is not None:
@@ -196,8 +185,7 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
             rest = ["git", rest[0][4:], *rest[1:]]
         if rest[0] == "git":
             rest = skip_git_options(rest)
-    stages.append(rest)
-    return stages
+    return stages + others + [rest]
 
 
 def normalise(words: list[str]) -> list[str]:
@@ -259,15 +247,8 @@ def _inner_commands(words: list[str]) -> list[str]:
         return mapfile_callbacks(words)
     if words[0] in _COMPLETES:  # -C STRING: run for the completions
         return completion_commands(words)
-    if words[0] == "npx" or words[:2] in (["npm", "exec"], ["npm", "x"]):  # -c STRING: sh -c
-        return [v for k, w in enumerate(words) for v in (
-            [words[k + 1]] if w in ("-c", "--call") and k + 1 < len(words) else
-            [w.split("=", 1)[1]] if w.startswith("--call=") else [])]
-    if words[0] in ("pnpm", "pnpx") and (shell := {"-c", "--shell-mode"} & set(words)):
-        at = min(words.index(w) for w in shell)  # pnpm dlx -c: the rest is one shell command
-        return [" ".join(words[at + 1 :])] if at + 1 < len(words) else []
-    if words[0] == "capsh" and "--" in words:  # capsh ... -- ARGS: bash ARGS
-        return _command_option(["bash", *words[words.index("--") + 1 :]]) or []
+    if found := shell_strings(words):  # npm --call, pnpm -c, capsh --, tmux new, sem, ...
+        return found
     if words[0] == "git":
         return git_commands(words)
     if words[0] == "watch":  # watch runs its words through sh -c
@@ -324,6 +305,8 @@ def _runs_unseen(stages: list[list[str]], words: list[str], script_seen: bool) -
             continue
         name = stage[0]
         if name in _FILLS_IN or UNKNOWN_WORD in stage or _starts_a_shell(stage, stages[-1]):
+            return True
+        if types_into_a_shell(stage):  # tmux send-keys, screen -X stuff
             return True
         if name == "find" and any(w in _FIND_EXEC for w in stage) and any("{}" in w for w in stage):
             return True

@@ -26,7 +26,8 @@ from console.policy import ExecRules
 RULES = ExecRules(
     allow=["npm", "pnpm", "yarn", "bun", "uv", "poetry", "pipx", "conda", "pdm", "hatch",
            "pipenv", "git submodule", "git bisect", "git filter-branch", "man", "scp", "sftp",
-           "wget", "curl", "git archive", "git format-patch"],
+           "wget", "curl", "git archive", "git format-patch", "capsh", "git submodule--helper",
+           "git rebase", "git difftool", "sem", "tmux", "screen"],
     ask=["git push"],
     forbid=["rm -rf /", "rm -rf ~", "git push --force"],
     default="ask",
@@ -48,6 +49,17 @@ DENIED = [
     "git submodule --quiet foreach --recursive 'rm -rf /'", "git bisect run rm -rf ~",
     "git filter-branch --tree-filter 'rm -rf /' HEAD",
     "git submodule foreach git push --force",
+    # The second look (a helper attacking the first fix, each run with the real tool):
+    "npm --call 'rm -rf /' exec", "npm -c 'rm -rf /' x",
+    "npm --loglevel silent exec --yes -- rm -rf /", "npm --location global exec --yes -- rm -rf /",
+    "npm exec --script-shell sh --yes -- rm -rf /", "npm exec --before 2020-01-01 --yes -- rm -rf /",
+    "npm exe --yes -- rm -rf /", "uv tool --quiet run rm -rf /", "yarn workspace app exec rm -rf /",
+    "hatch run test:rm -rf /", "hatch env run -- rm -rf /", "bun exec 'rm -rf /'",
+    "pnpm exec --shell-mode=true 'rm -rf /'", "sem 'rm -rf /'",
+    "capsh -+ -c 'rm -rf /'", "capsh --shell=/bin/rm -- -rf /", "capsh --shell=/bin/sh -+ -c 'rm -rf /'",
+    "git submodule--helper foreach 'rm -rf /'", "git rebase --exec 'rm -rf /' HEAD~1",
+    "git rebase -x 'rm -rf /' HEAD~1", "git difftool -x 'rm -rf /'", "git difftool --extcmd='rm -rf /'",
+    "tmux new-session -d 'rm -rf /'", "tmux -c 'rm -rf /'", "tmux new -s x -d rm -rf /",
 ]
 ASKED = [
     "uv run git push origin main", "npm exec -- git push", "poetry run git push",
@@ -62,6 +74,10 @@ ASKED = [
     "curl -w '%output{/home/agent/.bashrc}echo pwned' http://x.invalid/",
     "curl --write-out '%output{>>f}x' http://x.invalid/",
     "git archive -o /tmp/x HEAD", "git format-patch -o /tmp/x HEAD~1",
+    "npm exe git push", "capsh -+ -c 'git push'", "capsh --shell=/usr/bin/git -- push origin main",
+    "git submodule--helper foreach --recursive -- 'git push'", "scp -D /tmp/x a h.invalid:b",
+    "man -C ./evil.conf ls", "man --config-file=./evil.conf ls",
+    "screen -X stuff 'git push'", "tmux send-keys 'git push' Enter",
 ]
 OPEN_DENIED = [
     "chpst -u nobody rm -rf /", "sem -j 2 rm -rf /", "rlwrap rm -rf /",
@@ -72,6 +88,8 @@ STILL_ALLOWED = [
     "git submodule update --init", "git bisect good", "man ls", "scp a h.invalid:b",
     "wget http://127.0.0.1:9/x", "curl -w '%{http_code}' http://x.invalid/",
     "git archive HEAD", "git format-patch HEAD~1", "uv run pytest -q",
+    "npm x -- prettier --check .", "git submodule foreach git status", "git bisect run make test",
+    "capsh --print", "man git-push", "conda run -n x python x.py", "npm exec --yes -- prettier .",
 ]
 
 

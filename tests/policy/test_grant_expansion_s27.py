@@ -27,6 +27,8 @@ def _grant(pattern: str, exact: bool = True):  # type: ignore[no-untyped-def]
     ("chmod -R 777 '~'", "chmod -R 777 ~"), ("rm -rf '~'", "rm -rf ~"),
     ("rm -rf \\~", "rm -rf ~/"), ("cat 'a?'", "cat a?"), ("ls '[ab]'", "ls [ab]"),
     ("ls x='~'", "ls x=~"),
+    ("rm -f 'x[a ]'", "rm -f x[a' ']"), ("rm -f 'x[a ]'", "rm -f x[a\\ ]"),
+    ("rm -rf '/hom[e ]'", "rm -rf /hom[e\" \"]"),  # a quoted blank inside a bracket glob
     ("env P='~:/bin' ls", "env P=~:/bin ls"),
 ])
 def test_an_exact_grant_does_not_cover_the_expanded_spelling(approved: str, other: str) -> None:
@@ -37,7 +39,7 @@ def test_an_exact_grant_does_not_cover_the_expanded_spelling(approved: str, othe
 
 
 @pytest.mark.parametrize("command", ["rm -rf ~", "rm -f ./*", "ls [ab]", "cat a?", "ls x=~",
-                                     "env P=/bin:~/b ls", "rm -rf ~/.ssh"])
+                                     "env P=/bin:~/b ls", "rm -rf ~/.ssh", "rm -f x[a' ']"])
 def test_approving_an_expanding_command_makes_no_grant(command: str) -> None:
     assert beyond_grants(command), command
 

@@ -1,0 +1,159 @@
+"""Programs that run a command named after a subcommand of their own (`npm exec -- CMD`,
+`uv run CMD`, `yarn workspace W exec CMD`: wrappers.RUNNERS), and programs that hand a string
+of their words to a shell (`capsh -- -c`, `tmux new CMD`, `sem CMD`, `pnpm dlx -c`, `bun exec`,
+`npm --call`), for unwrap.py. Where a runner's option is not known to take a value, both
+readings are kept: a forbid rule must see the command whichever one the tool takes.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from console.policy.wrappers import RUNNERS, WRAPPER_ARGS
+
+MAX_READINGS = 8  # other places a command may start, per runner
+_ABBREVIATES = {"npm"}  # npm takes a unique prefix of a command (`npm exe` is exec)
+_TMUX_TOP = {"-L", "-S", "-f", "-T"}  # tmux's options before its command that take a value
+# tmux commands that run a shell command given last, with their options that take a value.
+_NEW = {"-c", "-e", "-F", "-n", "-s", "-t", "-x", "-y", "-f"}
+_WINDOW = {"-c", "-e", "-F", "-n", "-t"}
+_SPLIT = {"-c", "-e", "-F", "-l", "-t"}
+_RESPAWN = {"-c", "-e", "-t"}
+_TMUX_RUNS = {"new-session": _NEW, "new": _NEW, "new-window": _WINDOW, "neww": _WINDOW,
+              "split-window": _SPLIT, "splitw": _SPLIT, "respawn-pane": _RESPAWN,
+              "respawnp": _RESPAWN, "respawn-window": _RESPAWN, "respawnw": _RESPAWN,
+              "run-shell": {"-c", "-d", "-t"}, "run": {"-c", "-d", "-t"}}
+_TMUX_TYPES = {"send-keys", "send", "paste-buffer", "pasteb"}  # into a shell the words do not show
+
+
+def _base(word: str) -> str:
+    return word.rsplit("/", 1)[-1]
+
+
+def _past_subcommand(words: list[str], k: int, sub: tuple[str, ...], values: set[str],
+                     abbreviates: bool) -> int | None:
+    """The index past `sub` (its words, `*` for any one) from words[k], with options between
+    them skipped (a word after an option not known to take a value may be that value)."""
+    n = len(words)
+    for part in sub:
+        maybe_value = False
+        while True:
+            if k >= n or words[k] == "--":
+                return None
+            w = words[k]
+            if w.startswith("-") and len(w) > 1:
+                k, maybe_value = (k + 2, False) if w in values else (k + 1, "=" not in w)
+                continue
+            if part in ("*", w) or (abbreviates and len(w) >= 3 and part.startswith(w)):
+                k += 1
+                break
+            if not maybe_value:
+                return None
+            k, maybe_value = k + 1, False
+    return k
+
+
+def program_starts(words: list[str], k: int, values: set[str]) -> list[int]:
+    """Where the command after a runner's options may start, from words[k]: first as read with
+    every option not in `values` taken as a flag, then as read with each taking the next word."""
+    starts: list[int] = []
+    n = len(words)
+    while k < n and len(starts) <= MAX_READINGS:
+        w = words[k]
+        if w == "--":
+            starts += [k + 1] if k + 1 < n else []
+            break
+        if not (w.startswith("-") and len(w) > 1):
+            starts.append(k)
+            break
+        name = w.split("=", 1)[0]
+        if w in values or (name.startswith("--") and "=" not in w and len(name) > 3 and any(
+                v.startswith(name) for v in values if v.startswith("--"))):
+            k += 2
+            continue
+        if "=" not in w and k + 1 < n and not words[k + 1].startswith("-"):
+            starts.append(k + 1)  # read as a flag: the command is the next word
+            k += 2  # read as taking a value: the command comes later
+            continue
+        k += 1
+    return starts
+
+
+def runner_readings(words: list[str], i: int) -> tuple[int, list[list[str]]] | None:
+    """For a runner at words[i] whose subcommand runs a command: where that command starts as
+    first read, and the other word lists it may be. None when the words run none."""
+    tool = _base(words[i])
+    before, subcommands = RUNNERS[tool]
+    for sub, values in subcommands.items():
+        at = _past_subcommand(words, i + 1, sub, before | values, tool in _ABBREVIATES)
+        if at is None:
+            continue
+        starts = program_starts(words, at, values)
+        if not starts:
+            return len(words), []
+        others = [words[k:] for k in starts[1:]]
+        first = words[starts[0]] if starts[0] < len(words) else ""
+        if tool == "hatch" and ":" in first:  # hatch run ENV:COMMAND
+            others.append([first.split(":", 1)[1], *words[starts[0] + 1 :]])
+        return starts[0], others
+    return None
+
+
+def shell_strings(words: list[str]) -> list[str]:
+    """Command strings these programs hand to a shell (or run as a line): `npm --call S`,
+    `pnpm dlx -c WORDS`, `bun exec S`, `sem WORDS`, `capsh [--shell=P] -- ARGS` (and `-+`),
+    `tmux -c S`, `tmux new WORDS`."""
+    name = words[0] if words else ""
+    if name in ("npx", "npm"):  # -c/--call: npm takes it anywhere on the line
+        return [v for k, w in enumerate(words) for v in (
+            [words[k + 1]] if w in ("-c", "--call") and k + 1 < len(words) else
+            [w.split("=", 1)[1]] if w.startswith("--call=") else [])]
+    if name in ("pnpm", "pnpx"):
+        at = next((k for k, w in enumerate(words)
+                   if w in ("-c", "--shell-mode") or w.startswith("--shell-mode=")), None)
+        return [" ".join(words[at + 1 :])] if at is not None and at + 1 < len(words) else []
+    if name == "bun" and words[1:2] == ["exec"]:
+        return [" ".join(words[2:])] if len(words) > 2 else []
+    if name == "sem":  # GNU parallel's sem: its command words go through a shell
+        starts = program_starts(words, 1, WRAPPER_ARGS["sem"])
+        return [" ".join(words[starts[0] :])] if starts else []
+    if name == "capsh":
+        return _capsh(words)
+    if name == "tmux":
+        return _tmux(words)
+    return []
+
+
+def _capsh(words: list[str]) -> list[str]:
+    """capsh ... -- ARGS runs `bash ARGS` (`-+` too, by execve), or --shell=PROG's ARGS."""
+    shell = "/bin/bash"
+    for k, w in enumerate(words[1:], start=1):
+        if w.startswith("--shell="):
+            shell = w.split("=", 1)[1]
+        elif w in ("--", "-+"):
+            return [shlex.join([shell, *words[k + 1 :]])]
+    return []
+
+
+def _tmux(words: list[str]) -> list[str]:
+    found, k, n = [], 1, len(words)
+    while k < n and words[k].startswith("-"):
+        if words[k] == "-c" and k + 1 < n:  # tmux -c CMD: runs CMD with the default shell
+            found.append(words[k + 1])
+        k += 2 if words[k] in _TMUX_TOP | {"-c"} else 1
+    if k < n and words[k] in _TMUX_RUNS:
+        starts = program_starts(words, k + 1, _TMUX_RUNS[words[k]])
+        if starts:
+            found.append(" ".join(words[starts[0] :]))
+    return found
+
+
+def types_into_a_shell(words: list[str]) -> bool:
+    """tmux send-keys and screen -X (stuff): words typed into a shell already running, which
+    runs them as it likes: never seen."""
+    name = words[0] if words else ""
+    if name == "tmux":
+        return any(w in _TMUX_TYPES for w in words[1:])
+    if name == "screen":
+        return any(w.startswith("-") and not w.startswith("--") and "X" in w for w in words[1:])
+    return False
