@@ -22,6 +22,7 @@ from tests.conftest import Daemon, needs_bwrap
 
 def test_cli_starts_the_daemon_on_demand_and_stops_it(home: Path, daemon_env: dict[str, str]) -> None:
     d = Daemon(home, daemon_env)
+    d.cli("ps", "--json")  # any command but status starts it (status only looks, s27)
     status = json.loads(d.cli("status", "--json").stdout)
     assert status["role"] == "operator" and status["user"] == pwd.getpwuid(os.getuid()).pw_name
     assert oct(os.stat(home / "run").st_mode & 0o777) == "0o700"
@@ -41,7 +42,7 @@ def test_one_daemon_per_home(daemon: Daemon) -> None:
 def test_bad_config_is_refused_with_line(home: Path, daemon_env: dict[str, str]) -> None:
     (home / "config.toml").write_text('[defaults]\nsandbox = "jail"\n')
     d = Daemon(home, daemon_env)
-    result = d.cli("status", check=False)
+    result = d.cli("ps", check=False)
     assert result.returncode != 0
     assert "config.toml:2" in result.stderr and "must be one of" in result.stderr
     assert "Traceback" not in result.stderr

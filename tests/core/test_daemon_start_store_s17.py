@@ -15,7 +15,7 @@ def test_a_history_that_cannot_be_opened_is_said_in_one_line(tmp_path: Path) -> 
     (home / "data" / "pilothouse.db").mkdir(parents=True)  # not a file SQLite can open
     env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
     env["PILOTHOUSE_HOME"] = str(home)
-    done = subprocess.run([str(BIN / "pilothouse"), "status"], env=env, capture_output=True,
+    done = subprocess.run([str(BIN / "pilothouse"), "ps"], env=env, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr, done.stderr
