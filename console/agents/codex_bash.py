@@ -32,3 +32,23 @@ fi
 echo "pilothouse: Codex started bash in a way it cannot check ($1); refused" >&2
 exit 126
 """
+
+
+# Login shells that mean "no shell": an account with one keeps it.
+_NO_SHELL = {"nologin", "false", "sync", "shutdown", "halt", ""}
+
+
+def guarded_passwd(text: str, guard: str) -> str:
+    """The passwd file a sandbox shows: every account's login shell is `guard` (the run's
+    bin/bash). Codex runs a login shell that is bash (or zsh) by its path from passwd, not
+    the first bash on PATH, so an account with /bin/bash went around the guard (review s27,
+    with a hook killed). Lines that are not accounts stay as they are."""
+    out = []
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) == 7 and not line.startswith(("#", "+", "-")) and (
+                fields[6].rsplit("/", 1)[-1] not in _NO_SHELL):
+            fields[6] = guard
+            line = ":".join(fields)
+        out.append(line)
+    return "\n".join(out) + "\n"

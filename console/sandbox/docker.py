@@ -47,12 +47,14 @@ from .base import (
     SandboxSpec,
     default_owner,
     ensure_masks,
+    guarded_passwd_file,
     home_folders,
     mask_source,
     owner_key,
     sandbox_env,
 )
 from .engine_paths import changeable_by_others
+from .image_files import exists, read_text
 from .procstats import ProcStats, tree
 from .seccomp import docker_profile
 from .view import WorkspaceView, live_views, nested_repo_notes, open_view
@@ -71,6 +73,7 @@ class ImageInfo:
     id: str
     has_sh: bool
     has_python: bool
+    passwd: str | None = None  # its /etc/passwd, shown with the guard as every login shell
 
 
 class _Pump:
@@ -254,12 +257,13 @@ class DockerBackend(NothingEarly):
             img.id, command=["/nonexistent"], entrypoint=[], network_mode="none"
         )
         try:
-            has_sh = _exists(probe, "/bin/sh")
-            has_py = any(_exists(probe, f"{d}/python3") for d in path.split(":") if d)
+            has_sh = exists(probe, "/bin/sh")
+            has_py = any(exists(probe, f"{d}/python3") for d in path.split(":") if d)
+            passwd = read_text(probe, "/etc/passwd")
         finally:
             with contextlib.suppress(Exception):
                 probe.remove(force=True)
-        info = ImageInfo(img.id, has_sh, has_py)
+        info = ImageInfo(img.id, has_sh, has_py, passwd)
         self._images[img.id] = info
         return info
 
@@ -281,6 +285,9 @@ class DockerBackend(NothingEarly):
             Mount(INSIDE_WORKSPACE, str(staged or spec.workspace), type="bind", read_only=False),
             Mount(INSIDE_RUN_DIR, str(spec.run_dir), type="bind", read_only=True),
         ]
+        if info.passwd is not None:  # Codex runs a bash login shell by its passwd path
+            passwd = guarded_passwd_file(spec.run_dir, info.passwd)
+            mounts.append(Mount("/etc/passwd", str(passwd), type="bind", read_only=True))
         if (spec.run_dir / MANAGED_DIR).is_dir():
             mounts.append(Mount(CLAUDE_MANAGED_DIR, str(spec.run_dir / MANAGED_DIR),
                                 type="bind", read_only=True))  # fmt: skip
@@ -441,18 +448,6 @@ class DockerBackend(NothingEarly):
 
         ok, _ = await asyncio.to_thread(self.usable)
         return await asyncio.to_thread(sweep) if ok else []
-
-
-def _exists(container: Any, path: str) -> bool:
-    import docker.errors
-
-    try:
-        stream, _stat = container.get_archive(path)
-        for _ in stream:
-            break
-        return True
-    except docker.errors.NotFound:
-        return False
 
 
 def _make_go_fifo(run_dir: Path) -> int:
