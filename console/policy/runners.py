@@ -11,7 +11,7 @@ import shlex
 
 from console.policy.wrappers import RUNNERS, WRAPPER_ARGS
 
-MAX_READINGS = 8  # other places a command may start, per runner
+MAX_READINGS = 4  # other places a command may start, per runner
 _ABBREVIATES = {"npm"}  # npm takes a unique prefix of a command (`npm exe` is exec)
 _TMUX_TOP = {"-L", "-S", "-f", "-T"}  # tmux's options before its command that take a value
 # tmux commands that run a shell command given last, with their options that take a value.

@@ -145,7 +145,7 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
     return min(n, i + positionals), None
 
 
-def unwrap_stages(words: list[str]) -> list[list[str]]:
+def unwrap_stages(words: list[str], readings: int = 1) -> list[list[str]]:
     """Each command a line runs, outermost first: `FOO=1 sudo -u root /bin/rm -rf /` gives
     `sudo -u root /bin/rm -rf /` and `rm -rf /`. Leading assignments, redirections and keywords
     are dropped, wrappers are stepped through with their options and option arguments, a
@@ -163,10 +163,16 @@ def unwrap_stages(words: list[str]) -> list[list[str]]:
         elif _REDIRECT.match(w):
             i += 2 if w[-1] in "<>|&" else 1
         elif _base(w) in RUNNERS and (read := runner_readings(words, i)) is not None:
+            if len(stages) + len(others) >= MAX_WRAPPERS:  # too many to follow: never allowed
+                return stages + others + [[UNKNOWN_WORD]]
             stages.append([_base(w), *words[i + 1 :]])
             i = read[0]
-            for other in read[1] if len(stages) < MAX_WRAPPERS else ():
-                others += unwrap_stages(other)  # where the command starts, if not at i
+            # Where the command starts if not at i: read to a bounded depth (`npm exec --a npm
+            # exec --a ...` doubles the readings at each runner); past it, the part is opaque.
+            for other in read[1] if readings > 0 else ():
+                others += unwrap_stages(other, readings - 1)
+            if read[1] and readings <= 0:  # not followed: a word not known, so never allowed
+                return stages + others + [[UNKNOWN_WORD]]
         elif _base(w) in WRAPPERS:
             if len(stages) >= MAX_WRAPPERS:  # the caller marks the part opaque
                 stages.append([_base(w), *words[i + 1 :]])

@@ -111,3 +111,18 @@ def test_wrappers_under_a_default_of_allow(command: str) -> None:
 @pytest.mark.parametrize("command", STILL_ALLOWED)
 def test_the_tools_own_work_stays_allowed(command: str) -> None:
     assert RULES.evaluate(command).action == "allow", command
+
+
+def test_readings_are_bounded_and_what_is_not_followed_is_asked() -> None:
+    """Each runner with an option not known to take a value doubles the readings: followed
+    a bounded number of times (a 4 KiB line of them was minutes of work per decision, in the
+    daemon's loop), and a command past them is asked, never allowed by the runner's rule."""
+    from console.policy.unwrap import MAX_WRAPPERS, unwrap_stages
+
+    for line in (("npm exec --a " * 400)[:4000] + "ls", ("npm exec " + "--a x " * 8) * 60,
+                 ("uv run --a " * 400)[:4000]):
+        assert len(unwrap_stages(line.split())) <= 2 * MAX_WRAPPERS, line[:40]
+        assert RULES.evaluate(line).action == "ask", line[:40]
+    deep = "npm exec --before X npm exec --before Y npm exec --before Z rm -rf /"
+    assert RULES.evaluate(deep).action == "ask"
+    assert RULES.evaluate("npm exec --before X npm exec --before Y rm -rf /").action in ("ask", "deny")
