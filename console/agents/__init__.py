@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from console.agents.codex_bash import codex_bash
+from console.agents.codex_bash import codex_bash, guarded_passwd
 from console.config.schema import AGENT_HOOK_TIMEOUT, INSIDE_RUN_DIR
 from console.paths import INSIDE_HOME
 
@@ -38,6 +38,8 @@ CLAUDE_HOOK_MATCHER = "*"
 # By its full path, never its bare name: a PATH from any settings layer's "env" (or a folder
 # the agent put first on it) would otherwise choose which ph-claude-hook answers.
 HOOK_PATH = f"{INSIDE_RUN_DIR}/bin/ph-claude-hook"
+HOST_PASSWD = Path("/etc/passwd")
+RUN_PASSWD = "passwd"  # in the run folder: the host's accounts, login shells guarded
 CLAUDE_SETTINGS: dict = {
     "hooks": {
         "PreToolUse": [
@@ -240,7 +242,8 @@ def run_file_sources() -> tuple[Path, ...]:
     them changes (console/sandbox/spare_folders.py). The drop-ins' folder too: one added or
     removed changes it."""
     folder = HOST_MANAGED_SETTINGS.parent / MANAGED_DROPINS
-    return (DEMO_SCRIPT, DEMO_PROJECT, HOST_MANAGED_SETTINGS, folder, *_dropins(HOST_MANAGED_SETTINGS))
+    return (DEMO_SCRIPT, DEMO_PROJECT, HOST_MANAGED_SETTINGS, folder, HOST_PASSWD,
+            *_dropins(HOST_MANAGED_SETTINGS))
 
 
 def _settings_merge(into: dict, over: dict) -> dict:
@@ -321,6 +324,15 @@ def install_run_files(run_dir: Path) -> list[str]:
         notes.append(f"{DEMO_SCRIPT} is missing: {DEMO_COMMAND} is not available")
     (bin_dir / "bash").write_text(codex_bash(HOOK_PATH, f"{INSIDE_RUN_DIR}/bin/ph-guard"))
     os.chmod(bin_dir / "bash", 0o755)
+    try:  # the host's accounts, each with that bash as its login shell (bubblewrap shows it)
+        accounts = HOST_PASSWD.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError:
+        pass
+    else:
+        passwd = Path(run_dir) / RUN_PASSWD
+        passwd.write_text(guarded_passwd(accounts, f"{INSIDE_RUN_DIR}/bin/bash"),
+                          encoding="utf-8", errors="surrogateescape")
+        os.chmod(passwd, 0o444)
     managed = Path(run_dir) / MANAGED_DIR
     managed.mkdir(mode=0o755, exist_ok=True)
     (managed / "managed-settings.json").write_text(

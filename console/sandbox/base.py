@@ -160,12 +160,12 @@ def ensure_masks(run_dir: Path) -> tuple[Path, Path]:
 
 
 def guarded_passwd_file(run_dir: Path, accounts: str) -> Path:
-    """run_dir/passwd, the /etc/passwd a sandbox shows: `accounts` (the host's, or the image's)
-    with the run's bin/bash as every login shell (console/agents/codex_bash.py says why).
-    Written once per run, read-only."""
+    """run_dir/image-passwd, the /etc/passwd a container shows: the image's `accounts` with the
+    run's bin/bash as every login shell (console/agents/codex_bash.py says why; bubblewrap's,
+    the host's, is made with the run folder). Written once per run, read-only."""
     from console.agents.codex_bash import guarded_passwd
 
-    path = run_dir / "passwd"
+    path = run_dir / "image-passwd"
     if not path.exists():
         path.write_text(guarded_passwd(accounts, f"{INSIDE_RUN_DIR}/bin/bash"),
                         encoding="utf-8", errors="surrogateescape")

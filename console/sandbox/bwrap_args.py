@@ -17,6 +17,8 @@ import stat
 import time
 from pathlib import Path
 
+from console.agents import RUN_PASSWD
+
 from .base import (
     CLAUDE_MANAGED_DIR,
     INSIDE_HOME,
@@ -26,7 +28,6 @@ from .base import (
     SandboxError,
     SandboxSpec,
     ensure_masks,
-    guarded_passwd_file,
     home_folders,
     mask_source,
     sandbox_env,
@@ -157,13 +158,6 @@ def system_root() -> list[str]:
     return a
 
 
-def _read(path: str) -> str | None:
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError:
-        return None
-
-
 def build_args(
     spec: SandboxSpec,
     view: WorkspaceView | None = None,
@@ -202,9 +196,8 @@ def build_args(
         a += ["--ro-bind-fd", fds.add(empty_file), "/etc" + f[len(etc) :]]
     # Every account's login shell is the run's bin/bash: Codex runs a bash login shell by its
     # path from passwd, around the guard first on PATH (console/agents/codex_bash.py).
-    if (accounts := _read(f"{etc}/passwd")) is not None:
-        passwd = guarded_passwd_file(spec.run_dir, accounts)
-        a += ["--ro-bind-fd", fds.add(here(passwd)), "/etc/passwd"]
+    if (spec.run_dir / RUN_PASSWD).is_file():  # written with the run folder (agents/)
+        a += ["--ro-bind-fd", fds.add(here(spec.run_dir / RUN_PASSWD)), "/etc/passwd"]
     # Claude Code's managed settings: the hook that project settings cannot switch off.
     if (spec.run_dir / MANAGED_DIR).is_dir() and os.path.isdir(etc + "/claude-code"):
         a += ["--ro-bind-fd", fds.add(here(spec.run_dir / MANAGED_DIR)), CLAUDE_MANAGED_DIR]

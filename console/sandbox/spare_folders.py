@@ -32,6 +32,7 @@ import secrets
 import shutil
 import stat
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,8 +130,10 @@ def _rehouse(old: Path, manifest: Manifest) -> Path:
         os.chmod(new, 0o755)  # whatever the umask
         old_fd = os.open(old, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         new_fd = os.open(new, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        for name in (rel for rel in manifest if rel and os.sep not in rel):
+        for name in [rel for rel in manifest if rel and os.sep not in rel]:
             os.rename(name, name, src_dir_fd=old_fd, dst_dir_fd=new_fd)
+            # A move sets the moved file's ctime: the one checked next time is the one now.
+            manifest[name] = _signature(os.stat(name, dir_fd=new_fd, follow_symlinks=False))
         old.rmdir()
     except OSError:
         remove_unmounted(new)  # what was moved goes too; the caller removes old
@@ -170,6 +173,7 @@ class SpareRunFolders:
         self._ready: dict[str | None, list[tuple[Path, _Made]]] = {}
         self._lent: dict[Path, _Made] = {}  # run folder -> what it is, until the run ends
         self._filling: set[str | None] = set()
+        self._recycling: Counter[str | None] = Counter()  # ended runs' folders on their way back
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._closed = False
 
@@ -205,7 +209,8 @@ class SpareRunFolders:
     def refill(self, interpreter: str | None) -> None:
         """Make a spare for `interpreter` in the background, unless one is ready or coming."""
         with self._lock:
-            if self._closed or self._ready.get(interpreter) or interpreter in self._filling:
+            if self._closed or self._ready.get(interpreter) or interpreter in self._filling or (
+                    self._recycling[interpreter]):  # a folder coming back is the next spare
                 return
             self._filling.add(interpreter)
             self._submit(self._fill, interpreter)
@@ -226,6 +231,7 @@ class SpareRunFolders:
                 except OSError:
                     pass
                 else:
+                    self._recycling[made.interpreter] += 1
                     self._submit(self._recycle, aside, made)  # under the lock: close() waits
                     return
         remove_run_dir(run_dir)
@@ -252,14 +258,18 @@ class SpareRunFolders:
 
     def _recycle(self, path: Path, made: _Made) -> None:
         try:
-            spare = _rehouse(path, made.manifest) if scrub(path, made.manifest) else None
-        except OSError:
-            spare = None
-        if spare is None:
-            remove_unmounted(path)
-            return
-        made.manifest[""] = _signature(os.lstat(spare))
-        self._keep(spare, made)
+            try:
+                spare = _rehouse(path, made.manifest) if scrub(path, made.manifest) else None
+            except OSError:
+                spare = None
+            if spare is None:
+                remove_unmounted(path)
+                return
+            made.manifest[""] = _signature(os.lstat(spare))
+            self._keep(spare, made)
+        finally:
+            with self._lock:
+                self._recycling[made.interpreter] -= 1
 
     def _keep(self, path: Path, made: _Made) -> None:
         with self._lock:
