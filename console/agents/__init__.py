@@ -296,6 +296,15 @@ def managed_settings(host_file: Path | None = None) -> dict:
     return merged
 
 
+def write_passwd(path: Path, accounts: str) -> Path:
+    """`accounts` (a passwd file's text: the host's, or an image's) written to `path`,
+    read-only, with the run's bin/bash as every login shell (codex_bash.guarded_passwd)."""
+    path.write_text(guarded_passwd(accounts, f"{INSIDE_RUN_DIR}/bin/bash"),
+                    encoding="utf-8", errors="surrogateescape")
+    os.chmod(path, 0o444)
+    return path
+
+
 def install_run_files(run_dir: Path) -> list[str]:
     """Write bin/demo.py, the bin/ph-demo-agent wrapper and home/* into a run folder.
 
@@ -329,10 +338,7 @@ def install_run_files(run_dir: Path) -> list[str]:
     except OSError:
         pass
     else:
-        passwd = Path(run_dir) / RUN_PASSWD
-        passwd.write_text(guarded_passwd(accounts, f"{INSIDE_RUN_DIR}/bin/bash"),
-                          encoding="utf-8", errors="surrogateescape")
-        os.chmod(passwd, 0o444)
+        write_passwd(Path(run_dir) / RUN_PASSWD, accounts)
     managed = Path(run_dir) / MANAGED_DIR
     managed.mkdir(mode=0o755, exist_ok=True)
     (managed / "managed-settings.json").write_text(

@@ -159,20 +159,6 @@ def ensure_masks(run_dir: Path) -> tuple[Path, Path]:
     return empty_file, empty_dir
 
 
-def guarded_passwd_file(run_dir: Path, accounts: str) -> Path:
-    """run_dir/image-passwd, the /etc/passwd a container shows: the image's `accounts` with the
-    run's bin/bash as every login shell (console/agents/codex_bash.py says why; bubblewrap's,
-    the host's, is made with the run folder). Written once per run, read-only."""
-    from console.agents.codex_bash import guarded_passwd
-
-    path = run_dir / "image-passwd"
-    if not path.exists():
-        path.write_text(guarded_passwd(accounts, f"{INSIDE_RUN_DIR}/bin/bash"),
-                        encoding="utf-8", errors="surrogateescape")
-        os.chmod(path, 0o444)
-    return path
-
-
 def mask_source(run_dir: Path, kind: str, content: str = "") -> Path:
     """The read-only file or folder bound over a masked path: empty, or (for files a tool must
     be able to parse, like git's commondir) a content that means "nothing here"."""

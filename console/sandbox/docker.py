@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from console.agents import write_passwd
+
 from .base import (
     CLAUDE_MANAGED_DIR,
     INSIDE_HOME,
@@ -47,7 +49,6 @@ from .base import (
     SandboxSpec,
     default_owner,
     ensure_masks,
-    guarded_passwd_file,
     home_folders,
     mask_source,
     owner_key,
@@ -63,6 +64,7 @@ LABEL_RUN = "pilothouse.run"
 LABEL_PROFILE = "pilothouse.profile"
 LABEL_OWNER = "pilothouse.owner"  # owner_key(runs folder): reconcile touches only its own
 GO_FIFO = ".go"
+IMAGE_PASSWD = "image-passwd"  # in the run folder: the image's accounts, login shells guarded
 WAIT_SCRIPT = f'read -r _ < {INSIDE_RUN_DIR}/{GO_FIFO}; exec "$@"'
 TMPFS_OPTS = "rw,nosuid,nodev,size=512m"
 FAILURE_TTL = 10.0
@@ -286,7 +288,7 @@ class DockerBackend(NothingEarly):
             Mount(INSIDE_RUN_DIR, str(spec.run_dir), type="bind", read_only=True),
         ]
         if info.passwd is not None:  # Codex runs a bash login shell by its passwd path
-            passwd = guarded_passwd_file(spec.run_dir, info.passwd)
+            passwd = write_passwd(spec.run_dir / IMAGE_PASSWD, info.passwd)
             mounts.append(Mount("/etc/passwd", str(passwd), type="bind", read_only=True))
         if (spec.run_dir / MANAGED_DIR).is_dir():
             mounts.append(Mount(CLAUDE_MANAGED_DIR, str(spec.run_dir / MANAGED_DIR),
