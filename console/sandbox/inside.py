@@ -127,15 +127,10 @@ _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 
 def quote(word: str) -> str:
     """shlex.quote (without importing shlex, which imports re)."""
-    if not word:
-        return "''"
-    if all(c in _SAFE for c in word):
-        return word
-    return "'" + word.replace("'", "'\"'\"'") + "'"
+    return word if word and all(c in _SAFE for c in word) else "'" + word.replace("'", "'\"'\"'") + "'"
 
 
-def join(words: list) -> str:
-    """shlex.join."""
+def join(words: list) -> str:  # shlex.join
     return " ".join(quote(w) for w in words)
 
 
@@ -268,8 +263,7 @@ def cmd_ask(args: list, client: PilothouseClient | None = None) -> int:
                 raise PilothouseError(f"{what} needs one {one[what]}")
             kind, subject = ("write" if what == "write" else "network"), rest[0]
         elif what == "custom":
-            kind = "custom"
-            subject = title or " ".join(rest)
+            kind, subject = "custom", title or " ".join(rest)
             if not subject:
                 raise PilothouseError("custom needs --title T")
             title = subject[:TITLE_MAX]
@@ -299,8 +293,7 @@ def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
     if not allowed:
         _err(prog, "denied: " + reason)
         return 1
-    sys.stdout.flush()
-    sys.stderr.flush()
+    sys.stdout.flush(), sys.stderr.flush()
     import os  # only here: execvp's PATH search
     try:
         os.execvp(cmd[0], cmd)
@@ -336,12 +329,19 @@ FILE_TOOLS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path
 SUBJECT_INPUT_MAX = 3 * 1024  # bytes of a tool's input in its subject (the daemon takes 4 KiB)
 
 
-def tool_subject(tool: str, tool_input: dict) -> str:
-    """A tool call as asked and granted: a file tool with its path as given, any other with its
-    whole input (a long one: its start and a digest). A grant covers that file or that call."""
+def tool_subject(tool: str, tool_input: dict, cwd: str | None = None) -> str:
+    """A tool call as asked and granted: a file tool with its path, any other with its whole input (a long one: its
+    start and a digest). A grant covers that file or that call. A path through a link names first where the write
+    lands, as the links stand now (a grant for src/* reached ../Makefile through src/up -> ..: review s28)."""
     path = tool_input.get(FILE_TOOLS.get(tool, ""))
     if isinstance(path, str) and path:
-        return f"{tool} {path}"
+        import posixpath  # frozen: no file is read for it
+        full = path if path.startswith("/") or not cwd else f"{cwd}/{path}"
+        try:
+            lands = posixpath.realpath(full)
+        except (OSError, ValueError):  # a NUL in it: no file has that name
+            lands = posixpath.normpath(full)
+        return f"{tool} {path}" if lands == posixpath.normpath(full) else f"{tool} {lands} (asked as {path}: a link leads there)"
     raw = dumps(tool_input, separators=(", ", ": ")).encode("utf-8", "surrogatepass")
     if len(raw) <= SUBJECT_INPUT_MAX:
         return f"{tool} {raw.decode('utf-8', 'surrogatepass')}"
@@ -442,7 +442,7 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
             kind, subject, extra = "exec", command, {}
             title = _short(desc, TITLE_MAX) if isinstance(desc, str) and desc else None
         else:  # the title is only the agent's side: the subject is what runs
-            kind, subject = "custom", tool_subject(tool, tool_input)
+            kind, subject = "custom", tool_subject(tool, tool_input, cwd)
             title = None if tool in FILE_TOOLS else _tool_title(tool, tool_input)
             extra = {"tool_input": _bounded(tool_input, DETAIL_BUDGET)}
         result = client.ask_full(kind, subject, title=title, cwd=cwd, tool_name=tool,

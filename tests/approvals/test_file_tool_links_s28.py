@@ -1,0 +1,57 @@
+"""Review s28: a file tool's request names where the write lands, links followed.
+
+The hook asked `Write /workspace/src/up/Makefile` when src/up -> ..: a grant for
+`Write /workspace/src/*` covered it by its name, and the Makefile a person runs on the host was
+written (tests/agents/test_claude_link_grant_s28.py has it with the real Claude Code). These
+check the subject the hook builds, on real links, and that a folder's grant does not cover it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from console.policy.grants import new_grant
+from console.sandbox.inside import tool_subject
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "Makefile").write_text("all:\n")
+    os.symlink("..", tmp_path / "src" / "up")
+    os.symlink("/etc", tmp_path / "src" / "etc")
+    os.symlink("../Makefile", tmp_path / "src" / "notes.md")
+    os.symlink("loop", tmp_path / "src" / "loop")
+    return tmp_path.resolve()
+
+
+def test_a_path_through_a_folder_link_names_where_it_lands_first(ws: Path) -> None:
+    given = f"{ws}/src/up/Makefile"
+    assert tool_subject("Write", {"file_path": given}) == \
+        f"Write {ws}/Makefile (asked as {given}: a link leads there)"
+    assert tool_subject("Edit", {"file_path": f"{ws}/src/etc/passwd"}) == \
+        f"Edit /etc/passwd (asked as {ws}/src/etc/passwd: a link leads there)"
+    assert tool_subject("NotebookEdit", {"notebook_path": f"{ws}/src/notes.md"}) == \
+        f"NotebookEdit {ws}/Makefile (asked as {ws}/src/notes.md: a link leads there)"
+    # A new file under a link, and a path given relative to the agent's folder.
+    assert tool_subject("Write", {"file_path": "up/new.txt"}, cwd=f"{ws}/src") == \
+        f"Write {ws}/new.txt (asked as up/new.txt: a link leads there)"
+
+
+def test_a_path_without_a_link_is_asked_as_given(ws: Path) -> None:
+    for given in (f"{ws}/src/b.py", f"{ws}/src/../Makefile", f"{ws}/src//b.py", f"{ws}/src/./b.py"):
+        assert tool_subject("Write", {"file_path": given}) == f"Write {given}", given
+    assert tool_subject("Write", {"file_path": f"{ws}/src/loop/x"}).startswith("Write "), "a loop"
+
+
+def test_a_grant_for_the_folder_does_not_cover_the_link_out_of_it(ws: Path) -> None:
+    def folder(pattern: str):
+        return new_grant("custom", pattern, "allow", "run", run_id="r1", profile=None,
+                         decided_by="alice", exact=False)
+    through = tool_subject("Write", {"file_path": f"{ws}/src/up/Makefile"})
+    assert folder(f"Write {ws}/src/*").matches(f"Write {ws}/src/b.py")
+    assert not folder(f"Write {ws}/src/*").matches(through)
+    assert folder(f"Write {ws}/*").matches(through)  # it does land there
