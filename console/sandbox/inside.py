@@ -12,9 +12,8 @@ through a link named after the command:
     ph-claude-hook                 PreToolUse hook for Claude Code and Codex: JSON on stdin,
                                    decision on stdout ("denied by NAME (scope)" and the like)
 
-Everything goes to the run's agent.sock (/run/pilothouse/agent.sock in a sandbox, else
-$PILOTHOUSE_AGENT_SOCK), which can only ask: a person at the console decides.
-Importable too: PilothouseClient().ask("exec", "git push") -> (allowed, reason).
+Everything goes to the run's agent.sock (/run/pilothouse/agent.sock in a sandbox, else $PILOTHOUSE_AGENT_SOCK), which
+can only ask: a person decides. Importable too: PilothouseClient().ask("exec", "git push") -> (allowed, reason).
 """
 
 from __future__ import annotations
@@ -89,8 +88,7 @@ def _dump(value: object, out: list, enc: object, seps: tuple) -> None:
     elif isinstance(value, (list, tuple)):
         out.append("[")
         for i, v in enumerate(value):
-            if i:
-                out.append(seps[0])
+            out.append(seps[0] if i else "")
             _dump(v, out, enc, seps)
         out.append("]")
     else:
@@ -191,8 +189,7 @@ class PilothouseClient:
 class _Lines:
     """Lines from a socket, each at most MAX_ANSWER + 1 bytes (so a longer one can be refused)."""
     def __init__(self, s: object) -> None:
-        self._s = s
-        self._buf = b""
+        self._s, self._buf = s, b""
     def next(self) -> bytes:
         while True:
             nl = self._buf.find(b"\n", 0, MAX_ANSWER + 1)
@@ -261,7 +258,7 @@ def cmd_ask(args: list, client: PilothouseClient | None = None) -> int:
         elif what in one:
             if len(rest) != 1:
                 raise PilothouseError(f"{what} needs one {one[what]}")
-            kind, subject = ("write" if what == "write" else "network"), rest[0]
+            kind, subject = ("write", written_path(rest[0], cwd)) if what == "write" else ("network", rest[0])
         elif what == "custom":
             kind, subject = "custom", title or " ".join(rest)
             if not subject:
@@ -324,30 +321,33 @@ def _short(text: str, limit: int) -> str:
 # Claude Code's tools that only read, keep its task list, or whose calls are hooked; any other is asked.
 UNROUTED_TOOLS = {"Read", "Glob", "Grep", "LS", "NotebookRead", "TodoWrite", "Task", "Agent", "ExitPlanMode", "BashOutput",
                   "KillShell", "TaskCreate", "TaskGet", "TaskList", "TaskUpdate", "TaskOutput", "TaskStop"}
-FILE_TOOLS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path",
-              "NotebookEdit": "notebook_path"}  # each file tool's path argument
+FILE_TOOLS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
 SUBJECT_INPUT_MAX = 3 * 1024  # bytes of a tool's input in its subject (the daemon takes 4 KiB)
 
 
 def tool_subject(tool: str, tool_input: dict, cwd: str | None = None) -> str:
-    """A tool call as asked and granted: a file tool with its path, any other with its whole input (a long one: its
-    start and a digest). A grant covers that file or that call. A path through a link names first where the write
-    lands, as the links stand now (a grant for src/* reached ../Makefile through src/up -> ..: review s28)."""
+    """A tool call as asked and granted: a file tool with the file it writes (written_path), any other with its whole
+    input (a long one: its start and a digest). A grant covers that file or that call."""
     path = tool_input.get(FILE_TOOLS.get(tool, ""))
     if isinstance(path, str) and path:
-        import posixpath  # frozen: no file is read for it
-        full = path if path.startswith("/") or not cwd else f"{cwd}/{path}"
-        try:
-            lands = posixpath.realpath(full)
-        except (OSError, ValueError):  # a NUL in it: no file has that name
-            lands = posixpath.normpath(full)
-        return f"{tool} {path}" if lands == posixpath.normpath(full) else f"{tool} {lands} (asked as {path}: a link leads there)"
+        return f"{tool} {written_path(path, cwd)}"
     raw = dumps(tool_input, separators=(", ", ": ")).encode("utf-8", "surrogatepass")
     if len(raw) <= SUBJECT_INPUT_MAX:
         return f"{tool} {raw.decode('utf-8', 'surrogatepass')}"
     import hashlib
     head = raw[:SUBJECT_INPUT_MAX - 200].decode("utf-8", "ignore")
     return f"{tool} {head}... ({len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()})"
+
+
+def written_path(path: str, cwd: str | None) -> str:
+    """A path to write as asked: as given, or where a link makes it land first, as links stand now (review s28)."""
+    import posixpath  # frozen: no file is read for it
+    full = path if path.startswith("/") or not cwd else f"{cwd}/{path}"
+    try:
+        lands = posixpath.realpath(full)
+    except (OSError, ValueError):  # a NUL in it: no file has that name
+        return path
+    return path if lands == posixpath.abspath(full) else f"{lands} (asked as {path}: a link leads there)"
 
 
 def _tool_title(tool: str, tool_input: dict) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from console.policy.grants import new_grant
-from console.sandbox.inside import tool_subject
+from console.sandbox.inside import cmd_ask, tool_subject
 
 
 @pytest.fixture
@@ -55,3 +55,19 @@ def test_a_grant_for_the_folder_does_not_cover_the_link_out_of_it(ws: Path) -> N
     assert folder(f"Write {ws}/src/*").matches(f"Write {ws}/src/b.py")
     assert not folder(f"Write {ws}/src/*").matches(through)
     assert folder(f"Write {ws}/*").matches(through)  # it does land there
+
+
+def test_ph_ask_write_names_where_the_write_lands(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent's own `ph-ask write PATH` is read the same way as the hook's file tools."""
+    asked: list[tuple[str, str]] = []
+
+    class Client:
+        def ask(self, kind: str, subject: str, **_: object) -> tuple[bool, str]:
+            asked.append((kind, subject))
+            return False, "no"
+
+    monkeypatch.chdir(ws / "src")
+    assert cmd_ask(["write", "up/Makefile"], client=Client()) == 1  # type: ignore[arg-type]
+    assert cmd_ask(["write", "b.py"], client=Client()) == 1  # type: ignore[arg-type]
+    assert asked == [("write", f"{ws}/Makefile (asked as up/Makefile: a link leads there)"),
+                     ("write", "b.py")]
