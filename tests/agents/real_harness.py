@@ -125,6 +125,10 @@ class Person(threading.Thread):
             return req["subject"] in self.hosts
         return self.exec_allow
 
+    def answer(self, req: dict[str, Any]) -> tuple[bool, list[str]]:
+        """(allow, the approve or deny command's further words, such as a grant's pattern)."""
+        return self.decide(req), []
+
     @property
     def decided(self) -> list[tuple[str, str, bool]]:
         return [(r["kind"], r["subject"], r["allowed"]) for r in self.seen]
@@ -141,8 +145,8 @@ class Person(threading.Thread):
                 if req["id"] in handled or req.get("state", "pending") != "pending":
                     continue
                 handled.add(req["id"])
-                allow = self.decide(req)
-                r = self.d.cli("approve" if allow else "deny", req["id"], check=False)
+                allow, extra = self.answer(req)
+                r = self.d.cli("approve" if allow else "deny", req["id"], *extra, check=False)
                 if r.returncode != 0:
                     self.errors.append(r.stderr)
                 self.seen.append({**req, "allowed": allow})

@@ -11,7 +11,6 @@ not cover that, so the person is asked (and here says no).
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -70,23 +69,11 @@ class GrantsAFolder(Person):
         super().__init__(daemon, True, hosts)
         self.pattern, self.granted = pattern, False
 
-    def run(self) -> None:
-        handled: set[str] = set()
-        while not self.done.is_set():
-            for req in json.loads(self.d.cli("approvals", "--json", check=False).stdout or "[]"):
-                if req["id"] in handled or req.get("state", "pending") != "pending":
-                    continue
-                handled.add(req["id"])
-                allow, extra = self.decide(req), []
-                if req["kind"] == "custom":
-                    allow, extra = not self.granted, ([] if self.granted else
-                                                      ["--pattern", self.pattern, "--scope", "run", "--yes"])
-                    self.granted = True
-                r = self.d.cli("approve" if allow else "deny", req["id"], *extra, check=False)
-                if r.returncode != 0:
-                    self.errors.append(r.stderr)
-                self.seen.append({**req, "allowed": allow})
-            self.done.wait(0.2)
+    def answer(self, req: dict[str, Any]) -> tuple[bool, list[str]]:
+        if req["kind"] != "custom":
+            return self.decide(req), []
+        first, self.granted = not self.granted, True
+        return first, (["--pattern", self.pattern, "--scope", "run", "--yes"] if first else [])
 
 
 @pytest.mark.parametrize("link", ["shipped", "made by the agent"])
