@@ -290,7 +290,8 @@ def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
     if not allowed:
         _err(prog, "denied: " + reason)
         return 1
-    sys.stdout.flush(), sys.stderr.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
     import os  # only here: execvp's PATH search
     try:
         os.execvp(cmd[0], cmd)
@@ -326,8 +327,7 @@ SUBJECT_INPUT_MAX = 3 * 1024  # bytes of a tool's input in its subject (the daem
 
 
 def tool_subject(tool: str, tool_input: dict, cwd: str | None = None) -> str:
-    """A tool call as asked and granted: a file tool with the file it writes (written_path), any other with its whole
-    input (a long one: its start and a digest). A grant covers that file or that call."""
+    """A tool call as asked and granted: a file tool's written_path, else its whole input (if long: start and digest)."""
     path = tool_input.get(FILE_TOOLS.get(tool, ""))
     if isinstance(path, str) and path:
         return f"{tool} {written_path(path, cwd)}"
