@@ -35,9 +35,10 @@ import time  # noqa: E402
 try:
     from _json import encode_basestring as _json_str
     from _json import encode_basestring_ascii as _json_ascii
+    from _json import make_encoder as _make_encoder
     from _json import make_scanner as _make_scanner
 except ImportError:  # a Python built without the accelerator
-    _json_str = _json_ascii = _make_scanner = None
+    _json_str = _json_ascii = _make_encoder = _make_scanner = None
 DEFAULT_SOCK = "/run/pilothouse/agent.sock"
 PROTOCOL_VERSION = 1
 MAX_ANSWER = 1024 * 1024
@@ -57,42 +58,18 @@ def _environ(name: str) -> str | None:
 
 def dumps(value: object, ensure_ascii: bool = False, separators: tuple = (",", ":")) -> str:
     """JSON text exactly as json.dumps(value, ensure_ascii=..., separators=...) writes it."""
-    if _json_str is None:
+    if _make_encoder is None:
         import json
         return json.dumps(value, ensure_ascii=ensure_ascii, separators=separators)
-    out: list = []
-    _dump(value, out, _json_ascii if ensure_ascii else _json_str, separators)
-    return "".join(out)
+    # json.dumps's own C encoder, as json.dumps makes it (no table of containers: a value that holds itself
+    # meets the recursion limit instead).
+    encode = _make_encoder(None, _not_json, _json_ascii if ensure_ascii else _json_str, None, separators[1],
+                           separators[0], False, False, True)
+    return "".join(encode(value, 0))
 
 
-def _dump(value: object, out: list, enc: object, seps: tuple) -> None:
-    if isinstance(value, str):
-        out.append(enc(value))  # type: ignore[operator]
-    elif value is None or value is True or value is False:
-        out.append("null" if value is None else "true" if value else "false")
-    elif isinstance(value, int):
-        out.append(int.__repr__(value))
-    elif isinstance(value, float):
-        out.append(float.__repr__(value) if value == value and value not in (_INF, -_INF)
-                   else "NaN" if value != value else "Infinity" if value > 0 else "-Infinity")
-    elif isinstance(value, dict):
-        out.append("{")
-        for i, (k, v) in enumerate(value.items()):
-            if not isinstance(k, str):  # json.dumps's keys: numbers, true, false, null
-                if k is not None and not isinstance(k, (int, float)):
-                    raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")
-                k = dumps(k)
-            out.append((seps[0] if i else "") + enc(k) + seps[1])  # type: ignore[operator]
-            _dump(v, out, enc, seps)
-        out.append("}")
-    elif isinstance(value, (list, tuple)):
-        out.append("[")
-        for i, v in enumerate(value):
-            out.append(seps[0] if i else "")
-            _dump(v, out, enc, seps)
-        out.append("]")
-    else:
-        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+def _not_json(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 class _ScanContext:
@@ -340,14 +317,37 @@ def tool_subject(tool: str, tool_input: dict, cwd: str | None = None) -> str:
 
 
 def written_path(path: str, cwd: str | None) -> str:
-    """A path to write as asked: as given, or where a link makes it land first, as links stand now (review s28)."""
-    import posixpath  # frozen: no file is read for it
-    full = path if path.startswith("/") or not cwd else f"{cwd}/{path}"
-    try:
-        lands = posixpath.realpath(full)
-    except (OSError, ValueError):  # a NUL in it: no file has that name
-        return path
-    return path if lands == posixpath.abspath(full) else f"{lands} (asked as {path}: a link leads there)"
+    """A path to write as asked: as given, or where links make it land first, as they stand now (review s28)."""
+    base = "" if path.startswith("/") else (cwd or _cwd())
+    if base is None:
+        raise PilothouseError(f"{path} is relative to a folder that is gone, so it is refused")
+    lands, links = _follow(f"{base}/{path}" if base else path)
+    return path if not links else f"{lands} (asked as {path}: a link leads there)"
+
+
+def _follow(full: str) -> tuple:
+    """(the path the kernel would write, links followed), walked one name at a time as the kernel does. What it
+    cannot follow is refused, never guessed: posixpath.realpath took a name too long to look up for no link, and
+    a link into /proc means another thing to the agent's process (/proc/self/cwd: review s28)."""
+    done, todo, links = [], [p for p in full.split("/") if p not in ("", ".")], 0
+    while todo:
+        name = todo.pop(0)
+        if done[:1] == ["proc"] or (not done and name == "proc") or links > 40:
+            raise PilothouseError(f"{full} goes through /proc or too many links, so it is refused")
+        if name == "..":
+            done = done[:-1]
+            continue
+        try:
+            target = posix.readlink("/".join(["", *done, name]))
+        except (OSError, ValueError) as exc:  # not a link (EINVAL), not there yet (made as asked), a NUL in it
+            if getattr(exc, "errno", 22) not in (2, 20, 22):  # ENOENT, ENOTDIR, EINVAL
+                raise PilothouseError(f"{full} cannot be checked ({exc}), so it is refused") from None
+            done.append(name)
+            continue
+        links += 1
+        todo[:0] = [p for p in target.split("/") if p not in ("", ".")]
+        done = [] if target.startswith("/") else done
+    return "/" + "/".join(done), links
 
 
 def _tool_title(tool: str, tool_input: dict) -> str:

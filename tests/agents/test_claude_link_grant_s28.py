@@ -7,6 +7,11 @@ agent makes `src/mine -> ..` with an approved `ln -s`). The model then writes
 Makefile (which a person runs on the host) held the model's recipe. The hook now asks with
 where the write lands, links followed, beside the path the agent gave; a grant for src/* does
 not cover that, so the person is asked (and here says no).
+
+Helper 93 then broke the first fix (posixpath.realpath in the hook): a shipped `src/c ->
+/proc/self/cwd` means the hook's folder to the hook and Claude Code's own to Claude Code, so
+after an approved `cd /workspace/src/sub` the hook named `src/sub/Makefile` and the write
+landed on the top-level one. A path through /proc is now refused by the hook, unasked.
 """
 
 from __future__ import annotations
@@ -76,24 +81,11 @@ class GrantsAFolder(Person):
         return first, (["--pattern", self.pattern, "--scope", "run", "--yes"] if first else [])
 
 
-@pytest.mark.parametrize("link", ["shipped", "made by the agent"])
-def test_a_folder_grant_does_not_cover_a_write_through_a_link_out_of_it(
-        link: str, backend: str, claude: str, model_server: ModelServer, daemon: Daemon,
-        workspace: Path) -> None:
-    (workspace / "src").mkdir()
-    (workspace / "Makefile").write_text(MAKEFILE)
-    if link == "shipped":
-        os.symlink("..", workspace / "src" / "up")
-    ws = agent_workspace(workspace)
-    hand_over(ws, backend)
-    through = "/workspace/src/up/Makefile" if link == "shipped" else "/workspace/src/mine/Makefile"
-    model_server.script = Turns(turns=[
-        ("Write", {"file_path": "/workspace/src/b.py", "content": "print('b')\n"}),  # the grant
-        ("Bash", {"command": "ln -s .. src/mine" if link != "shipped" else "true",
-                  "description": "a link"}),
-        ("Read", {"file_path": through}),  # Claude Code writes only a file it has read
-        ("Write", {"file_path": through, "content": PLANTED}),
-    ])
+def run_turns(daemon: Daemon, claude: str, ws: Path, model_server: ModelServer,
+              turns: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, bool]]:
+    """Claude Code runs `turns` with a person who grants `Write /workspace/src/*` on the first
+    file request; the file requests the person saw, with the answers."""
+    model_server.script = Turns(turns=turns)
     person = GrantsAFolder(daemon, [model_hostport(model_server)], "Write /workspace/src/*")
     person.start()
     try:
@@ -106,6 +98,48 @@ def test_a_folder_grant_does_not_cover_a_write_through_a_link_out_of_it(
     assert not person.errors, person.errors
     files = [(r["subject"], r["allowed"]) for r in person.seen if r["kind"] == "custom"]
     assert (ws / "src" / "b.py").exists(), (files, done.stderr[-2000:])  # the grant was made
+    return files
+
+
+@pytest.mark.parametrize("link", ["shipped", "made by the agent"])
+def test_a_folder_grant_does_not_cover_a_write_through_a_link_out_of_it(
+        link: str, backend: str, claude: str, model_server: ModelServer, daemon: Daemon,
+        workspace: Path) -> None:
+    (workspace / "src").mkdir()
+    (workspace / "Makefile").write_text(MAKEFILE)
+    if link == "shipped":
+        os.symlink("..", workspace / "src" / "up")
+    ws = agent_workspace(workspace)
+    hand_over(ws, backend)
+    through = "/workspace/src/up/Makefile" if link == "shipped" else "/workspace/src/mine/Makefile"
+    files = run_turns(daemon, claude, ws, model_server, [
+        ("Write", {"file_path": "/workspace/src/b.py", "content": "print('b')\n"}),  # the grant
+        ("Bash", {"command": "ln -s .. src/mine" if link != "shipped" else "true",
+                  "description": "a link"}),
+        ("Read", {"file_path": through}),  # Claude Code writes only a file it has read
+        ("Write", {"file_path": through, "content": PLANTED}),
+    ])
     assert (ws / "Makefile").read_text() == MAKEFILE, f"written through the link: {files}"
     # The person was asked, shown where the write lands and the path the agent gave.
     assert (f"Write /workspace/Makefile (asked as {through}: a link leads there)", False) in files, files
+
+
+def test_a_link_through_proc_is_refused_not_named_by_the_hooks_own_view(
+        backend: str, claude: str, model_server: ModelServer, daemon: Daemon,
+        workspace: Path) -> None:
+    (workspace / "src" / "sub").mkdir(parents=True)
+    (workspace / "src" / "sub" / "keep").write_text("")
+    (workspace / "Makefile").write_text(MAKEFILE)
+    os.symlink("/proc/self/cwd", workspace / "src" / "c")
+    ws = agent_workspace(workspace)
+    hand_over(ws, backend)
+    through = "/workspace/src/c/Makefile"
+    files = run_turns(daemon, claude, ws, model_server, [
+        ("Write", {"file_path": "/workspace/src/b.py", "content": "print('b')\n"}),  # the grant
+        ("Bash", {"command": "cd /workspace/src/sub", "description": "a folder"}),
+        ("Read", {"file_path": through}),
+        ("Write", {"file_path": through, "content": PLANTED}),
+    ])
+    assert (ws / "Makefile").read_text() == MAKEFILE, f"written through /proc/self/cwd: {files}"
+    assert not (ws / "src" / "sub" / "Makefile").exists()
+    assert [subject for subject, _ in files] == ["Write /workspace/src/b.py"], files  # refused unasked

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from console.policy.grants import new_grant
-from console.sandbox.inside import cmd_ask, tool_subject
+from console.sandbox.inside import PilothouseError, cmd_ask, tool_subject, written_path
 
 
 @pytest.fixture
@@ -24,7 +24,6 @@ def ws(tmp_path: Path) -> Path:
     os.symlink("..", tmp_path / "src" / "up")
     os.symlink("/etc", tmp_path / "src" / "etc")
     os.symlink("../Makefile", tmp_path / "src" / "notes.md")
-    os.symlink("loop", tmp_path / "src" / "loop")
     return tmp_path.resolve()
 
 
@@ -42,9 +41,49 @@ def test_a_path_through_a_folder_link_names_where_it_lands_first(ws: Path) -> No
 
 
 def test_a_path_without_a_link_is_asked_as_given(ws: Path) -> None:
-    for given in (f"{ws}/src/b.py", f"{ws}/src/../Makefile", f"{ws}/src//b.py", f"{ws}/src/./b.py"):
+    for given in (f"{ws}/src/b.py", f"{ws}/src/../Makefile", f"{ws}/src//b.py", f"{ws}/src/./b.py",
+                  f"{ws}/src/new/../b.py", f"{ws}/src/new/dir/c.py"):
         assert tool_subject("Write", {"file_path": given}) == f"Write {given}", given
-    assert tool_subject("Write", {"file_path": f"{ws}/src/loop/x"}).startswith("Write "), "a loop"
+
+
+# Review s28, helper 93: the first fix used posixpath.realpath, which takes a name it cannot look up
+# (too long past 4 KiB) for no link, and follows /proc/self as the hook's own process.
+N = "n" * 250
+
+
+def deep_chain(ws: Path) -> str:
+    """src/a -> N*8; there b -> N*9/k/..*18; k, 17 deep, -> ../*18 q/d1..d17. The kernel lands
+    src/a/b at the workspace itself; realpath said src (lstat: ENAMETOOLONG, 'not a link')."""
+    fd = os.open(ws / "src", os.O_RDONLY)
+    for _ in range(17):
+        os.mkdir(N, dir_fd=fd)
+        fd, old = os.open(N, os.O_RDONLY, dir_fd=fd), fd
+        os.close(old)
+    os.symlink("../" * 18 + "q/" + "/".join(f"d{i}" for i in range(1, 18)), "k", dir_fd=fd)
+    os.close(fd)
+    (ws / "q").joinpath(*[f"d{i}" for i in range(1, 18)]).mkdir(parents=True)
+    os.symlink("/".join([N] * 8), ws / "src" / "a")
+    os.symlink("/".join([N] * 9) + "/k" + "/.." * 18, "b", dir_fd=(fd := os.open(
+        "/".join([N] * 8), os.O_RDONLY, dir_fd=os.open(ws / "src", os.O_RDONLY))))
+    os.close(fd)
+    return f"{ws}/src/a/b/Makefile"
+
+
+@pytest.mark.parametrize("case", ["deep", "proc-self-cwd", "dev-fd", "loop"])
+def test_a_path_that_cannot_be_followed_as_the_kernel_would_is_refused(ws: Path, case: str) -> None:
+    if case == "deep":
+        given = deep_chain(ws)
+        with open(given, "a"):  # the kernel does follow it, to the top-level Makefile
+            pass
+        assert (ws / "src" / "Makefile").exists() is False
+    else:
+        os.symlink({"proc-self-cwd": "/proc/self/cwd", "dev-fd": "/dev/fd/3", "loop": "c"}[case],
+                   ws / "src" / "c")
+        given = f"{ws}/src/c/Makefile"
+    with pytest.raises(PilothouseError, match="so it is refused"):
+        tool_subject("Write", {"file_path": given})
+    with pytest.raises(PilothouseError, match="so it is refused"):
+        written_path(given, None)
 
 
 def test_a_grant_for_the_folder_does_not_cover_the_link_out_of_it(ws: Path) -> None:
