@@ -45,7 +45,6 @@ MAX_ANSWER = 1024 * 1024
 TITLE_MAX = 200
 HOOK_INPUT_MAX = 8 * 1024 * 1024
 DETAIL_BUDGET = 12 * 1024  # under the daemon's 16 KiB bound, with room for the other fields
-_INF = float("inf")
 
 
 class PilothouseError(Exception):
@@ -61,8 +60,7 @@ def dumps(value: object, ensure_ascii: bool = False, separators: tuple = (",", "
     if _make_encoder is None:
         import json
         return json.dumps(value, ensure_ascii=ensure_ascii, separators=separators)
-    # json.dumps's own C encoder, as json.dumps makes it (no table of containers: a value that holds itself
-    # meets the recursion limit instead).
+    # json.dumps's own C encoder (no table of containers: a value that holds itself meets the recursion limit).
     encode = _make_encoder(None, _not_json, _json_ascii if ensure_ascii else _json_str, None, separators[1],
                            separators[0], False, False, True)
     return "".join(encode(value, 0))
@@ -75,7 +73,7 @@ def _not_json(value: object) -> object:
 class _ScanContext:
     """What _json's scanner reads from a decoder: json.loads's defaults."""
     strict, object_hook, object_pairs_hook, parse_float, parse_int = True, None, None, float, int
-    parse_constant = {"NaN": float("nan"), "Infinity": _INF, "-Infinity": -_INF}.__getitem__
+    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__
 
 
 _scan = _make_scanner(_ScanContext()) if _make_scanner is not None else None
@@ -326,9 +324,8 @@ def written_path(path: str, cwd: str | None) -> str:
 
 
 def _follow(full: str) -> tuple:
-    """(the path the kernel would write, links followed), walked one name at a time as the kernel does. What it
-    cannot follow is refused, never guessed: posixpath.realpath took a name too long to look up for no link, and
-    a link into /proc means another thing to the agent's process (/proc/self/cwd: review s28)."""
+    """(where the kernel writes, links followed), one name at a time as the kernel walks; what it cannot follow so
+    is refused (a name too long to look up, /proc/self/cwd: another thing to another process; a hard link: s28)."""
     done, todo, links = [], [p for p in full.split("/") if p not in ("", ".")], 0
     while todo:
         name = todo.pop(0)
@@ -338,13 +335,18 @@ def _follow(full: str) -> tuple:
             done = done[:-1]
             continue
         try:
-            target = posix.readlink("/".join(["", *done, name]))
-        except (OSError, ValueError) as exc:  # not a link (EINVAL), not there yet (made as asked), a NUL in it
-            if getattr(exc, "errno", 22) not in (2, 20, 22):  # ENOENT, ENOTDIR, EINVAL
+            st = posix.lstat("/".join(["", *done, name]))
+        except (OSError, ValueError) as exc:  # not there yet (made as asked), or a NUL in it (never written)
+            if isinstance(exc, UnicodeError) or getattr(exc, "errno", 2) not in (2, 20):  # ENOENT, ENOTDIR
                 raise PilothouseError(f"{full} cannot be checked ({exc}), so it is refused") from None
+            st = None
+        if st is None or st.st_mode & 0o170000 != 0o120000:  # not a link
+            if st is not None and not todo and st.st_nlink > 1 and st.st_mode & 0o170000 == 0o100000:
+                raise PilothouseError(f"{full} is a file with another name too (a hard link), so it is refused")
             done.append(name)
             continue
         links += 1
+        target = posix.readlink("/".join(["", *done, name]))
         todo[:0] = [p for p in target.split("/") if p not in ("", ".")]
         done = [] if target.startswith("/") else done
     return "/" + "/".join(done), links
@@ -398,8 +400,7 @@ def verdict_text(allowed: bool, provenance: dict, reason: str) -> str:
         return f"{verb}{by} (grant {provenance.get('grant_id')}, {scope})"
     if kind == "rule" and provenance.get("rule"):
         where = f" ({provenance['source']})" if provenance.get("source") else ""
-        if not allowed and provenance.get("rule_list") in ("forbid", "deny"):
-            verb = "forbidden"
+        verb = "forbidden" if not allowed and provenance.get("rule_list") in ("forbid", "deny") else verb
         return f'{verb} by rule "{provenance["rule"]}"{where}'
     words = reason[: -len("; " + verb)] if reason.endswith("; " + verb) else reason
     return f"{verb}: {words}" if words else verb
@@ -464,8 +465,7 @@ COMMANDS = {"ask": cmd_ask, "guard": cmd_guard, "claude-hook": lambda args: cmd_
 
 def main(argv: list | None = None) -> int:
     argv = list(sys.argv if argv is None else argv)
-    name = argv[0].rpartition("/")[2] if argv else ""
-    args = argv[1:]
+    name, args = (argv[0].rpartition("/")[2] if argv else ""), argv[1:]
     key = name[3:] if name.startswith("ph-") else name
     if key not in COMMANDS:  # run as `python3 inside.py ph-ask ...`
         first = args[0] if args else ""

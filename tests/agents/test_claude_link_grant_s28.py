@@ -12,6 +12,11 @@ Helper 93 then broke the first fix (posixpath.realpath in the hook): a shipped `
 /proc/self/cwd` means the hook's folder to the hook and Claude Code's own to Claude Code, so
 after an approved `cd /workspace/src/sub` the hook named `src/sub/Makefile` and the write
 landed on the top-level one. A path through /proc is now refused by the hook, unasked.
+
+Helper 94: a hard link. After an approved `mkdir -p src/gen && ln Makefile src/gen/Makefile.in
+&& chmod a-w src/gen`, Claude Code cannot make its temporary file beside the target, so it
+writes the file in place, which is the top-level Makefile's too. A file with another name is
+now refused by the hook, unasked.
 """
 
 from __future__ import annotations
@@ -142,4 +147,28 @@ def test_a_link_through_proc_is_refused_not_named_by_the_hooks_own_view(
     ])
     assert (ws / "Makefile").read_text() == MAKEFILE, f"written through /proc/self/cwd: {files}"
     assert not (ws / "src" / "sub" / "Makefile").exists()
+    assert [subject for subject, _ in files] == ["Write /workspace/src/b.py"], files  # refused unasked
+
+
+def test_a_file_with_another_name_is_refused_not_written_in_place(
+        backend: str, claude: str, model_server: ModelServer, daemon: Daemon,
+        workspace: Path) -> None:
+    (workspace / "src").mkdir()
+    (workspace / "Makefile").write_text(MAKEFILE)
+    ws = agent_workspace(workspace)
+    hand_over(ws, backend)
+    through = "/workspace/src/gen/Makefile.in"
+    try:
+        files = run_turns(daemon, claude, ws, model_server, [
+            ("Write", {"file_path": "/workspace/src/b.py", "content": "print('b')\n"}),  # the grant
+            ("Bash", {"command": "mkdir -p src/gen && ln Makefile src/gen/Makefile.in && chmod a-w src/gen",
+                      "description": "vendored sources"}),
+            ("Read", {"file_path": through}),
+            ("Write", {"file_path": through, "content": PLANTED}),
+        ])
+        assert (ws / "src" / "gen" / "Makefile.in").stat().st_nlink == 2, "the approved ln ran"
+    finally:
+        if (ws / "src" / "gen").exists():
+            os.chmod(ws / "src" / "gen", 0o755)  # for the folder's removal
+    assert (ws / "Makefile").read_text() == MAKEFILE, f"written through a hard link: {files}"
     assert [subject for subject, _ in files] == ["Write /workspace/src/b.py"], files  # refused unasked

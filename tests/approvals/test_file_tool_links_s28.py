@@ -69,9 +69,12 @@ def deep_chain(ws: Path) -> str:
     return f"{ws}/src/a/b/Makefile"
 
 
-@pytest.mark.parametrize("case", ["deep", "proc-self-cwd", "dev-fd", "loop"])
+@pytest.mark.parametrize("case", ["deep", "proc-self-cwd", "dev-fd", "loop", "hard link", "hard link via a link"])
 def test_a_path_that_cannot_be_followed_as_the_kernel_would_is_refused(ws: Path, case: str) -> None:
-    if case == "deep":
+    if case.startswith("hard link"):  # helper 94: written in place, it changes the other name's file too
+        os.link(ws / "Makefile", ws / "src" / "Makefile.in")
+        given = f"{ws}/src/Makefile.in" if case == "hard link" else f"{ws}/src/up/src/Makefile.in"
+    elif case == "deep":
         given = deep_chain(ws)
         with open(given, "a"):  # the kernel does follow it, to the top-level Makefile
             pass
