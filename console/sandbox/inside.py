@@ -330,7 +330,7 @@ def _follow(full: str) -> tuple:
     while todo:
         name = todo.pop(0)
         if done[:1] == ["proc"] or (not done and name == "proc") or links > 40:
-            raise PilothouseError(f"{full} goes through /proc or too many links, so it is refused")
+            raise PilothouseError(f"{full} goes through /proc or too many links, so it is refused: name the file itself")
         if name == "..":
             done = done[:-1]
             continue
@@ -342,7 +342,7 @@ def _follow(full: str) -> tuple:
             st = None
         if st is None or st.st_mode & 0o170000 != 0o120000:  # not a link
             if st is not None and not todo and st.st_nlink > 1 and st.st_mode & 0o170000 == 0o100000:
-                raise PilothouseError(f"{full} is a file with another name too (a hard link), so it is refused")
+                raise PilothouseError(f"{full} has another name (a hard link), so it is refused: remove it, write it anew")
             done.append(name)
             continue
         links += 1
