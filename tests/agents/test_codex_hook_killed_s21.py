@@ -13,16 +13,13 @@ from pathlib import Path
 
 from tests.conftest import Daemon, needs_bwrap
 
-from .hook_killer import with_hooks_killed
-from .model_server import COMMAND, ModelServer
+from .hook_killer import assert_codex_asks_with_hooks_killed
+from .model_server import ModelServer
 from .real_harness import (
     CODEX,
-    TASK,
     agent_fixtures,
     agent_workspace,
     hand_over,
-    model_hostport,
-    run_agent,
 )
 
 pytestmark = needs_bwrap
@@ -33,10 +30,5 @@ def test_a_command_whose_hook_was_killed_is_asked_not_run(
         backend: str, codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
     ws = agent_workspace(workspace)
     hand_over(ws, backend)
-    command = [codex, "exec", "-c", f'openai_base_url="{model_server.url}/v1"', "-c",
-               'model="scripted-model-1"', TASK]
-    done, _run_id, person = run_agent(daemon, "codex", ws, with_hooks_killed(command), False,
-                                      model_hostport(model_server))
-    assert not (ws / "proof.txt").exists(), f"the command ran, nobody was asked\n{done.stderr[-2000:]}"
-    assert person.asked("exec") == [COMMAND], (person.seen, done.stderr[-2000:])
+    assert_codex_asks_with_hooks_killed(codex, model_server, daemon, ws)
 

@@ -21,16 +21,13 @@ import pytest
 
 from tests.conftest import Daemon, needs_bwrap
 
-from .hook_killer import with_hooks_killed
-from .model_server import COMMAND, ModelServer
+from .hook_killer import assert_codex_asks_with_hooks_killed
+from .model_server import ModelServer
 from .real_harness import (
     CODEX,
-    TASK,
     agent_fixtures,
     agent_workspace,
     hand_over,
-    model_hostport,
-    run_agent,
     write_config,
 )
 
@@ -51,17 +48,6 @@ def _owned_by_a_bash_user(ws: Path) -> None:
         os.lchown(path, uid, uid)
 
 
-def _asked_with_its_hook_killed(codex: str, model_server: ModelServer, daemon: Daemon,
-                                ws: Path) -> None:
-    """Codex runs the model's command with every hook killed: the person is asked for it."""
-    command = [codex, "exec", "-c", f'openai_base_url="{model_server.url}/v1"', "-c",
-               'model="scripted-model-1"', TASK]
-    done, _run_id, person = run_agent(daemon, "codex", ws, with_hooks_killed(command), False,
-                                      model_hostport(model_server))
-    assert not (ws / "proof.txt").exists(), f"the command ran, nobody was asked\n{done.stderr[-2000:]}"
-    assert person.asked("exec") == [COMMAND], (person.seen, done.stderr[-2000:])
-
-
 def test_the_sandbox_names_the_guard_as_the_login_shell(daemon: Daemon, workspace: Path) -> None:
     _owned_by_a_bash_user(workspace)
     done = daemon.cli("run", "shell", "-w", str(workspace), "--wait", "--", "sh", "-c",
@@ -76,7 +62,7 @@ def test_codex_as_a_bash_user_with_its_hook_killed_is_asked(
         codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
     ws = agent_workspace(workspace)
     _owned_by_a_bash_user(ws)
-    _asked_with_its_hook_killed(codex, model_server, daemon, ws)
+    assert_codex_asks_with_hooks_killed(codex, model_server, daemon, ws)
 
 
 def _image_with_a_bash_person() -> str:
@@ -122,4 +108,4 @@ def test_codex_in_docker_as_an_image_bash_account_with_its_hook_killed_is_asked(
     shown = daemon.cli("run", "codex", "-w", str(ws), "--wait", "--", "sh", "who.sh")
     assert "(codex in docker)" in shown.stdout + shown.stderr, (shown.stdout, shown.stderr)
     assert shown.stdout.strip().splitlines()[-1].endswith(f":{GUARD}"), shown.stdout
-    _asked_with_its_hook_killed(codex, model_server, daemon, ws)
+    assert_codex_asks_with_hooks_killed(codex, model_server, daemon, ws)
