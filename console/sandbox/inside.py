@@ -33,10 +33,9 @@ import posix  # noqa: E402
 import time  # noqa: E402
 
 try:
-    from _json import encode_basestring as _json_str
-    from _json import encode_basestring_ascii as _json_ascii
-    from _json import make_encoder as _make_encoder
-    from _json import make_scanner as _make_scanner
+    import _json
+    _json_str, _json_ascii, _make_encoder, _make_scanner = (
+        _json.encode_basestring, _json.encode_basestring_ascii, _json.make_encoder, _json.make_scanner)
 except ImportError:  # a Python built without the accelerator
     _json_str = _json_ascii = _make_encoder = _make_scanner = None
 DEFAULT_SOCK = "/run/pilothouse/agent.sock"
@@ -49,6 +48,10 @@ DETAIL_BUDGET = 12 * 1024  # under the daemon's 16 KiB bound, with room for the 
 
 class PilothouseError(Exception):
     """The daemon could not be asked, or answered with an error. str() is for a person."""
+
+
+class Refused(PilothouseError):
+    """Refused here without asking anyone (a path the hook cannot name truly): str() says what to do instead."""
 
 
 def _environ(name: str) -> str | None:
@@ -110,8 +113,7 @@ def join(words: list) -> str:  # shlex.join
 class PilothouseClient:
     """A client for the run's agent.sock: one connection per question."""
     def __init__(self, sock: str | None = None, connect_timeout: float = 10.0) -> None:
-        # A sandbox's own socket is at DEFAULT_SOCK. The variable is the agent's to set (a
-        # settings layer's env reaches the hook), so it names one only where none is there.
+        # The variable is the agent's to set (a settings layer's env reaches the hook): only where DEFAULT_SOCK is not.
         there = posix.access(DEFAULT_SOCK, posix.F_OK)
         self.sock = sock or (DEFAULT_SOCK if there else _environ("PILOTHOUSE_AGENT_SOCK") or DEFAULT_SOCK)
         self.connect_timeout = connect_timeout
@@ -147,8 +149,7 @@ class PilothouseClient:
         finally:
             s.close()
         if not msg.get("ok"):
-            err = msg.get("error") or {}
-            raise PilothouseError(err.get("message") or "the daemon refused the request")
+            raise PilothouseError((msg.get("error") or {}).get("message") or "the daemon refused the request")
         return msg.get("result") or {}
     def ask_full(self, kind: str, subject: str, title: str | None = None, cwd: str | None = None,
                  op: str = "ask", **detail: object) -> dict:
@@ -273,7 +274,6 @@ def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
     except OSError as exc:
         _err(prog, f"cannot run {cmd[0]}: {exc.strerror or exc}")
         return 127 if isinstance(exc, FileNotFoundError) else 126
-    return 2  # not reached
 
 
 def where(command: str, cwd: str | None) -> str:
@@ -318,7 +318,7 @@ def written_path(path: str, cwd: str | None) -> str:
     """A path to write as asked: as given, or where links make it land first, as they stand now (review s28)."""
     base = "" if path.startswith("/") else (cwd or _cwd())
     if base is None:
-        raise PilothouseError(f"{path} is relative to a folder that is gone, so it is refused")
+        raise Refused(f"{path} is relative to a folder that is gone, so it is refused: give the whole path")
     lands, links = _follow(f"{base}/{path}" if base else path)
     return path if not links else f"{lands} (asked as {path}: a link leads there)"
 
@@ -330,7 +330,7 @@ def _follow(full: str) -> tuple:
     while todo:
         name = todo.pop(0)
         if done[:1] == ["proc"] or (not done and name == "proc") or links > 40:
-            raise PilothouseError(f"{full} goes through /proc or too many links, so it is refused: name the file itself")
+            raise Refused(f"{full} goes through /proc or too many links, so it is refused: name the file itself")
         if name == "..":
             done = done[:-1]
             continue
@@ -338,11 +338,11 @@ def _follow(full: str) -> tuple:
             st = posix.lstat("/".join(["", *done, name]))
         except (OSError, ValueError) as exc:  # not there yet (made as asked), or a NUL in it (never written)
             if isinstance(exc, UnicodeError) or getattr(exc, "errno", 2) not in (2, 20):  # ENOENT, ENOTDIR
-                raise PilothouseError(f"{full} cannot be checked ({exc}), so it is refused") from None
+                raise Refused(f"{full} cannot be checked ({exc}), so it is refused") from None
             st = None
         if st is None or st.st_mode & 0o170000 != 0o120000:  # not a link
             if st is not None and not todo and st.st_nlink > 1 and st.st_mode & 0o170000 == 0o100000:
-                raise PilothouseError(f"{full} has another name (a hard link), so it is refused: remove it, write it anew")
+                raise Refused(f"{full} has another name (a hard link), so it is refused: remove it, write it anew")
             done.append(name)
             continue
         links += 1
@@ -438,7 +438,7 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
                 raise PilothouseError("a Bash tool call without a command")
             command = where(command, cwd)
             if scripts := _session_env(event.get("session_id")):
-                raise PilothouseError(f"Claude Code would run {', '.join(scripts)} first, unasked: remove it")
+                raise Refused(f"Claude Code would run {', '.join(scripts)} first, unasked: remove it")
             desc = tool_input.get("description")
             kind, subject, extra = "exec", command, {}
             title = _short(desc, TITLE_MAX) if isinstance(desc, str) and desc else None
@@ -450,10 +450,10 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
                                  session_id=event.get("session_id"), **extra)
         allowed, reason = bool(result.get("allow")), str(result.get("reason") or "")
         provenance = result.get("provenance") if isinstance(result.get("provenance"), dict) else {}
-        decision = "allow" if allowed else "deny"
-        reason = "Pilothouse: " + verdict_text(allowed, provenance, reason)
+        decision, reason = ("allow" if allowed else "deny"), "Pilothouse: " + verdict_text(allowed, provenance, reason)
     except Exception as exc:  # fail closed, whatever went wrong
-        decision, reason = "deny", f"Pilothouse could not get a decision, so this is denied: {exc}"
+        why = "refused this without asking" if isinstance(exc, Refused) else "could not get a decision, so this is denied"
+        decision, reason = "deny", f"Pilothouse {why}: {exc}"
     answer = {"hookEventName": "PreToolUse", "permissionDecision": decision, "permissionDecisionReason": reason}
     stdout.write(dumps({"hookSpecificOutput": answer}, ensure_ascii=True, separators=(", ", ": ")) + "\n")
     stdout.flush()

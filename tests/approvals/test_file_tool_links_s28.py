@@ -8,12 +8,15 @@ check the subject the hook builds, on real links, and that a folder's grant does
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 from console.policy.grants import new_grant
+from console.sandbox import inside
 from console.sandbox.inside import PilothouseError, cmd_ask, tool_subject, written_path
 
 
@@ -113,3 +116,25 @@ def test_ph_ask_write_names_where_the_write_lands(ws: Path, monkeypatch: pytest.
     assert cmd_ask(["write", "b.py"], client=Client()) == 1  # type: ignore[arg-type]
     assert asked == [("write", f"{ws}/Makefile (asked as up/Makefile: a link leads there)"),
                      ("write", "b.py")]
+
+
+def hook_reason(tool_input: dict, tmp_path: Path) -> str:
+    """The hook's answer for a Write, its daemon out of reach (no socket at that path)."""
+    out = io.StringIO()
+    event = {"session_id": "s1", "cwd": str(tmp_path), "hook_event_name": "PreToolUse",
+             "tool_name": "Write", "tool_input": tool_input}
+    inside.cmd_claude_hook(stdin=io.StringIO(json.dumps(event)), stdout=out,
+                           client=inside.PilothouseClient(sock=str(tmp_path / "no.sock")))
+    spec = json.loads(out.getvalue())["hookSpecificOutput"]
+    assert spec["permissionDecision"] == "deny"
+    return spec["permissionDecisionReason"]
+
+
+def test_a_refused_path_reads_as_a_refusal_not_as_a_daemon_out_of_reach(ws: Path) -> None:
+    """Helper 95 (s28): a hard-linked file's refusal began "could not get a decision", as if the
+    daemon were down; a person (and the model) could only retry. It now says it was refused."""
+    os.link(ws / "Makefile", ws / "src" / "Makefile.in")
+    reason = hook_reason({"file_path": f"{ws}/src/Makefile.in", "content": "x"}, ws)
+    assert reason.startswith("Pilothouse refused this without asking: ") and "hard link" in reason
+    reason = hook_reason({"file_path": f"{ws}/src/new.py", "content": "x"}, ws)
+    assert reason.startswith("Pilothouse could not get a decision, so this is denied: cannot reach")
