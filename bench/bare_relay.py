@@ -1,9 +1,10 @@
-"""A bare CONNECT relay on asyncio's loop callbacks, for bench/gate.py: what Python itself
+"""A bare CONNECT (and GET) relay on asyncio's loop callbacks, for bench/gate.py: what Python itself
 costs per tunnel on this machine, beside the gate and tinyproxy.
 
 It decides nothing, records nothing and checks nothing (no rules, no ClientHello, no limits,
 no idle watch, no byte counts): it reads one head, dials the authority it names, answers 200
-and copies bytes both ways until both sides have closed. Never a proxy to run: the benchmark
+(CONNECT) or sends the head on in origin form (GET http://host:port/path: the answer is never
+parsed) and copies bytes both ways until both sides have closed. Never a proxy to run: the benchmark
 points it at its own loopback upstream only.
 
     python bench/bare_relay.py SOCKET_PATH     (prints "ready" once listening)
@@ -44,18 +45,26 @@ class BareRelay:
         if not data:
             client.close()
             return
-        host, _, port = data.split(b" ", 2)[1].decode().rpartition(":")
+        method, target, rest = data.split(b" ", 2)
+        request = b""  # CONNECT: nothing to send on; GET http://host:port/path: the head, origin-form
+        if method != b"CONNECT":
+            target, slash, path = target[len(b"http://"):].partition(b"/")
+            request = b" ".join((method, slash + path, rest))
+        host, _, port = target.decode().rpartition(":")
         upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         upstream.connect_ex((host, int(port)))
-        self.loop.add_writer(upstream.fileno(), self._dialled, client, upstream)
+        self.loop.add_writer(upstream.fileno(), self._dialled, client, upstream, request)
 
-    def _dialled(self, client: socket.socket, upstream: socket.socket) -> None:
+    def _dialled(self, client: socket.socket, upstream: socket.socket, request: bytes) -> None:
         self.loop.remove_writer(upstream.fileno())
         if upstream.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
             client.close()
             upstream.close()
             return
-        client.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        if request:  # a GET: its head goes up, and the answer comes back as bytes, unread
+            upstream.send(request)
+        else:
+            client.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
         open_directions = [2]
         self.loop.add_reader(client.fileno(), self._copy, client, upstream, open_directions)
         self.loop.add_reader(upstream.fileno(), self._copy, upstream, client, open_directions)

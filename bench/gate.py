@@ -17,8 +17,9 @@ blocking sockets so the client's cost is the same small constant on every path. 
   (one non-blocking client process drives all 50, the same way on every path).
 
 A bare relay (bench/bare_relay.py: asyncio loop callbacks that decide, record and check
-nothing) is a further anchor, without a target, for CONNECT setup, CPU per tunnel and tunnels
-per second: what Python on this machine costs before any of the gate's own work.
+nothing) is a further anchor, without a target, for a GET on a new connection, CONNECT setup,
+CPU per tunnel and tunnels per second: what Python on this machine costs before any of the
+gate's own work.
 
 Each figure and its anchors take turns (latencies in 5 rounds, downloads and tunnels per
 second per try), so a change in the shared machine's load lands on both sides of a ratio.
@@ -401,7 +402,8 @@ def main() -> None:
             {"direct keep-alive": lambda k: keepalive_get(direct, origin, k)[0]})
         add("GET new connection via gate", lambda k: fresh_get(sock, absolute, k),
             {"direct new connection": lambda k: fresh_get(direct, origin, k),
-             "tinyproxy new connection": lambda k: fresh_get(tinyp, absolute, k)})
+             "tinyproxy new connection": lambda k: fresh_get(tinyp, absolute, k),
+             BARE + " new connection": lambda k: fresh_get(bare_sock, absolute, k)})
         add("CONNECT setup via gate", lambda k: connect_setup(sock, bulk, k),
             {"direct TCP connect": lambda k: connect_setup(("127.0.0.1", bulk_port), b"", k),
              "tinyproxy CONNECT setup": lambda k: connect_setup(tinyp, bulk, k),
