@@ -56,9 +56,10 @@ CLAUDE_SETTINGS: dict = {
 }
 
 # Codex CLI: its own sandbox off (ours is on; its Landlock/bubblewrap one cannot nest), and no
-# approval prompts of its own (a run has no terminal to answer them in). Its shell commands go
-# to the inbox through the same PreToolUse hook as Claude Code's (Codex sends the Claude Code
-# hook shape, tool_name "Bash"). Codex runs a hook only once a person has trusted it: the trust
+# approval prompts of its own (a run has no terminal to answer them in). Its shell commands and
+# its patches go to the inbox through the same PreToolUse hook as Claude Code's (Codex sends the
+# Claude Code hook shape, tool_name "Bash", or "apply_patch" with the patch text: one request per
+# file it writes, console/sandbox/inside_writes.py). Codex runs a hook only once a person has trusted it: the trust
 # state it would write after that review ([hooks.state], the hook's key and content hash) is
 # shipped with the hook, in the same read-only file, so nothing in the workspace can change
 # either. The hash is what `codex app-server` reports as currentHash for exactly this hook
@@ -67,7 +68,7 @@ CLAUDE_SETTINGS: dict = {
 # Analytics and plugin/app fetches are off: they would put ab.chatgpt.com and github.com in
 # front of the person on every run. No shell snapshot and no login shell: Codex sourced its
 # snapshot (~/.codex/shell_snapshots, writable like the rest of ~/.codex) before every command,
-# so one apply_patch (not asked) there ran code around each later command, allowed ones too
+# so one apply_patch (not asked then) there ran code around each later command, allowed ones too
 # (review s19); a login shell would source HOME's login files instead.
 # No terminal for commands (unified_exec_tty = false): Codex's write_stdin types into a running
 # session and reaches no hook, so an allowed `sh` or `python3` in a terminal ran whatever the
@@ -77,7 +78,7 @@ CLAUDE_SETTINGS: dict = {
 CODEX_HOOK_COMMAND = HOOK_PATH
 CODEX_HOOK_TIMEOUT = AGENT_HOOK_TIMEOUT  # seconds, longer than any approval_timeout
 CODEX_HOOK_KEY = "/home/agent/.codex/config.toml:pre_tool_use:0:0"
-CODEX_HOOK_HASH = "sha256:704c562997a102b30639622c89c8cf22040095c870ceffbbfd4cb759f4624e52"
+CODEX_HOOK_HASH = "sha256:e6bbf57f99e8779e56e683b0956878710b9da7fceb6874f7198e3b460a8ef0a7"
 CODEX_CONFIG = f"""\
 # Written by Pilothouse for runs in its sandbox (read-only here).
 sandbox_mode = "danger-full-access"   # the Pilothouse sandbox and gate are the boundary
@@ -95,7 +96,7 @@ shell_snapshot = false                # the snapshot, sourced before every comma
 unified_exec_tty = false              # no terminal, so no open stdin for write_stdin (not asked) to type into
 
 [[hooks.PreToolUse]]
-matcher = "Bash"
+matcher = "^(Bash|apply_patch)$"
 hooks = [{{ type = "command", command = "{CODEX_HOOK_COMMAND}", timeout = {CODEX_HOOK_TIMEOUT} }}]
 
 [hooks.state."{CODEX_HOOK_KEY}"]
@@ -148,8 +149,9 @@ AIDER_MODEL_INFO_CACHE_PATH = ".aider/caches/model_prices_and_context_window.jso
 AIDER_MODEL_INFO_CACHE_MTIME = 4_102_444_800  # 2100-01-01 UTC
 
 # Files a program reads from HOME when it starts, pinned empty and read-only: HOME and ~/.codex
-# are writable (Codex keeps its sessions there), and Codex's apply_patch is not asked, so what
-# its model wrote there ran in the next Codex of the same run, unasked (review s19): ~/.codex/.env
+# are writable (Codex keeps its sessions there), and Codex's apply_patch was not asked until s29
+# (an allowed patch is no review of HOME either), so what its model wrote there ran in the next
+# Codex of the same run, unasked (review s19): ~/.codex/.env
 # sets variables for Codex's own process (BASH_ENV: a script bash sources before the hook, which
 # could answer "allow" for it), ~/.codex/environments.toml names programs Codex starts, and the
 # login shell of Codex's shell snapshot sources the first of the three login files.

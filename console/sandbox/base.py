@@ -148,6 +148,11 @@ def default_helper_src() -> Path:
     return Path(__file__).with_name("inside.py")
 
 
+def helper_module_src() -> Path:
+    """The helper's one module of its own, beside it in bin/: read for tools other than Bash alone."""
+    return Path(__file__).with_name("inside_writes.py")
+
+
 def ensure_masks(run_dir: Path) -> tuple[Path, Path]:
     """(empty file, empty dir) under run_dir/.mask, read-only, created if missing."""
     mask = run_dir / MASK_DIR
@@ -180,7 +185,7 @@ def prepare_run_dir(run_dir: Path, helper_src: Path | None = None, *,
                     interpreter: str | None = None) -> list[str]:
     """Fill a run folder with what the sandbox sees at /run/pilothouse/bin.
 
-    Writes bin/inside.py (a copy, so a package upgrade mid-run changes nothing inside) and one
+    Writes bin/inside.py and inside_writes.py (copies, so a package upgrade mid-run changes nothing inside) and one
     wrapper per helper command: a Python script whose first line names `interpreter` where the
     backend knows the path of the sandbox's python3 (bubblewrap shows the host's /usr), else an
     sh wrapper that finds python3 on PATH and says so when there is none. Returns notes for
@@ -198,9 +203,10 @@ def prepare_run_dir(run_dir: Path, helper_src: Path | None = None, *,
     notes: list[str] = []
     dst = bin_dir / "inside.py"
     if src.is_file():
-        shutil.copyfile(src, dst)
-        os.chmod(dst, 0o644)
-        write_helper_pyc(dst)
+        for one, there in ((src, dst), (helper_module_src(), bin_dir / "inside_writes.py")):
+            shutil.copyfile(one, there)
+            os.chmod(there, 0o644)
+            write_helper_pyc(there)
     else:
         notes.append(f"helper {src} is missing: ph-ask, ph-guard and ph-claude-hook are absent")
     for cmd in HELPER_COMMANDS:
@@ -310,7 +316,8 @@ def write_helper_pyc(helper: Path) -> None:
                                invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
         except py_compile.PyCompileError:
             return  # the sandbox's python3 reports the syntax error itself
-        _HELPER_PYC.clear()
+        if len(_HELPER_PYC) >= 4:  # inside.py and inside_writes.py, and an upgrade's new copies
+            _HELPER_PYC.clear()
         _HELPER_PYC[source] = cfile.read_bytes()
     os.chmod(cfile, 0o644)
 

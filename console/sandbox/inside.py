@@ -234,7 +234,7 @@ def cmd_ask(args: list, client: PilothouseClient | None = None) -> int:
         elif what in one:
             if len(rest) != 1:
                 raise PilothouseError(f"{what} needs one {one[what]}")
-            kind, subject = ("write", written_path(rest[0], cwd)) if what == "write" else ("network", rest[0])
+            kind, subject = ("write", _from_writes("written_path", rest[0], cwd)) if what == "write" else ("network", rest[0])
         elif what == "custom":
             kind, subject = "custom", title or " ".join(rest)
             if not subject:
@@ -297,59 +297,45 @@ def _short(text: str, limit: int) -> str:
 # Claude Code's tools that only read, keep its task list, or whose calls are hooked; any other is asked.
 UNROUTED_TOOLS = {"Read", "Glob", "Grep", "LS", "NotebookRead", "TodoWrite", "Task", "Agent", "ExitPlanMode", "BashOutput",
                   "KillShell", "TaskCreate", "TaskGet", "TaskList", "TaskUpdate", "TaskOutput", "TaskStop"}
-FILE_TOOLS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
 SUBJECT_INPUT_MAX = 3 * 1024  # bytes of a tool's input in its subject (the daemon takes 4 KiB)
 
 
-def tool_subject(tool: str, tool_input: dict, cwd: str | None = None) -> str:
-    """A tool call as asked and granted: a file tool's written_path, else its whole input (if long: start and digest)."""
-    path = tool_input.get(FILE_TOOLS.get(tool, ""))
-    if isinstance(path, str) and path:
-        return f"{tool} {written_path(path, cwd)}"
+def tool_subjects(tool: str, tool_input: dict, cwd: str | None = None) -> list:
+    """A tool call as asked and granted: each file a writing tool writes (inside_writes.py), else its whole input
+    (if long: start and digest). A file the hook cannot name truly is Refused."""
+    if (files := _from_writes("subjects", tool, tool_input, cwd)) is not None:
+        return files
     raw = dumps(tool_input, separators=(", ", ": ")).encode("utf-8", "surrogatepass")
     if len(raw) <= SUBJECT_INPUT_MAX:
-        return f"{tool} {raw.decode('utf-8', 'surrogatepass')}"
+        return [f"{tool} {raw.decode('utf-8', 'surrogatepass')}"]
     import hashlib
     head = raw[:SUBJECT_INPUT_MAX - 200].decode("utf-8", "ignore")
-    return f"{tool} {head}... ({len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()})"
+    return [f"{tool} {head}... ({len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()})"]
 
 
-def written_path(path: str, cwd: str | None) -> str:
-    """A path to write as asked: as given, or where links make it land first, as they stand now (review s28)."""
-    base = "" if path.startswith("/") else (cwd or _cwd())
-    if base is None:
-        raise Refused(f"{path} is relative to a folder that is gone, so it is refused: give the whole path")
-    lands, links = _follow(f"{base}/{path}" if base else path)
-    return path if not links else f"{lands} (asked as {path}: a link leads there)"
+def _from_writes(name: str, *args: object) -> list | str | None:
+    """inside_writes' function `name` called, its refusals this module's Refused."""
+    writes = _writes()
+    try:
+        return getattr(writes, name)(*args)
+    except writes.Refused as exc:
+        raise Refused(str(exc)) from None
 
 
-def _follow(full: str) -> tuple:
-    """(where the kernel writes, links followed), one name at a time as the kernel walks; what it cannot follow so
-    is refused (a name too long to look up, /proc/self/cwd: another thing to another process; a hard link: s28)."""
-    done, todo, links = [], [p for p in full.split("/") if p not in ("", ".")], 0
-    while todo:
-        name = todo.pop(0)
-        if done[:1] == ["proc"] or (not done and name == "proc") or links > 40:
-            raise Refused(f"{full} goes through /proc or too many links, so it is refused: name the file itself")
-        if name == "..":
-            done = done[:-1]
-            continue
-        try:
-            st = posix.lstat("/".join(["", *done, name]))
-        except (OSError, ValueError) as exc:  # not there yet (made as asked), or a NUL in it (never written)
-            if isinstance(exc, UnicodeError) or getattr(exc, "errno", 2) not in (2, 20):  # ENOENT, ENOTDIR
-                raise Refused(f"{full} cannot be checked ({exc}), so it is refused") from None
-            st = None
-        if st is None or st.st_mode & 0o170000 != 0o120000:  # not a link
-            if st is not None and not todo and st.st_nlink > 1 and st.st_mode & 0o170000 == 0o100000:
-                raise Refused(f"{full} has another name (a hard link), so it is refused: remove it, write it anew")
-            done.append(name)
-            continue
-        links += 1
-        target = posix.readlink("/".join(["", *done, name]))
-        todo[:0] = [p for p in target.split("/") if p not in ("", ".")]
-        done = [] if target.startswith("/") else done
-    return "/" + "/".join(done), links
+def _writes() -> object:
+    """inside_writes: the package's module (the daemon, tests), or in a sandbox the file beside this one, read by
+    its own path in the read-only bin folder (sys.path is not searched: the workspace may be on it)."""
+    if __package__:
+        from . import inside_writes
+        return inside_writes
+    if "inside_writes" not in sys.modules:
+        from importlib.machinery import SourceFileLoader
+        path = __file__.rpartition("/")[0] + "/inside_writes.py"
+        module = type(sys)("inside_writes")
+        module.__file__ = path
+        exec(SourceFileLoader("inside_writes", path).get_code("inside_writes"), module.__dict__)
+        sys.modules["inside_writes"] = module
+    return sys.modules["inside_writes"]
 
 
 def _tool_title(tool: str, tool_input: dict) -> str:
@@ -440,17 +426,22 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
             if scripts := _session_env(event.get("session_id")):
                 raise Refused(f"Claude Code would run {', '.join(scripts)} first, unasked: remove it")
             desc = tool_input.get("description")
-            kind, subject, extra = "exec", command, {}
+            kind, subjects, extra = "exec", [command], {}
             title = _short(desc, TITLE_MAX) if isinstance(desc, str) and desc else None
-        else:  # the title is only the agent's side: the subject is what runs
-            kind, subject = "custom", tool_subject(tool, tool_input, cwd)
-            title = None if tool in FILE_TOOLS else _tool_title(tool, tool_input)
+        else:  # the title is only the agent's side: the subjects are what runs (one per file a patch writes)
+            kind, subjects = "custom", tool_subjects(tool, tool_input, cwd)
+            title = None if tool in _writes().WRITING_TOOLS else _tool_title(tool, tool_input)
             extra = {"tool_input": _bounded(tool_input, DETAIL_BUDGET)}
-        result = client.ask_full(kind, subject, title=title, cwd=cwd, tool_name=tool,
-                                 session_id=event.get("session_id"), **extra)
-        allowed, reason = bool(result.get("allow")), str(result.get("reason") or "")
-        provenance = result.get("provenance") if isinstance(result.get("provenance"), dict) else {}
-        decision, reason = ("allow" if allowed else "deny"), "Pilothouse: " + verdict_text(allowed, provenance, reason)
+        verdicts = []
+        for subject in subjects:  # every file allowed, or the call is denied
+            result = client.ask_full(kind, subject, title=title, cwd=cwd, tool_name=tool,
+                                     session_id=event.get("session_id"), **extra)
+            allowed, reason = bool(result.get("allow")), str(result.get("reason") or "")
+            provenance = result.get("provenance") if isinstance(result.get("provenance"), dict) else {}
+            verdicts.append(verdict_text(allowed, provenance, reason))
+            if not allowed:
+                break
+        decision, reason = ("allow" if allowed else "deny"), "Pilothouse: " + "; ".join(verdicts)
     except Exception as exc:  # fail closed, whatever went wrong
         why = "refused this without asking" if isinstance(exc, Refused) else "could not get a decision, so this is denied"
         decision, reason = "deny", f"Pilothouse {why}: {exc}"

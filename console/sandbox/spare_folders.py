@@ -37,7 +37,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import default_helper_src, prepare_run_dir, remove_run_dir, remove_unmounted
+from .base import (
+    default_helper_src,
+    helper_module_src,
+    prepare_run_dir,
+    remove_run_dir,
+    remove_unmounted,
+)
 from .fsview import under_a_mount
 
 SPARE_PREFIX = ".spare-"
@@ -64,7 +70,7 @@ def folder_inputs(sources: Iterable[Path]) -> Inputs:
 def run_folder_sources() -> tuple[Path, ...]:
     from console.agents import run_file_sources
 
-    return (default_helper_src(), *run_file_sources())
+    return (default_helper_src(), helper_module_src(), *run_file_sources())
 
 
 def _signature(st: os.stat_result) -> tuple[int, ...]:

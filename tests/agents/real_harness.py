@@ -113,9 +113,11 @@ class Person(threading.Thread):
     destination is approved only when named in `hosts` (the model server, or names under
     .invalid: never a public address), else denied. Records every request it saw."""
 
-    def __init__(self, daemon: Daemon, exec_allow: bool, hosts: Iterable[str] = ()) -> None:
+    def __init__(self, daemon: Daemon, exec_allow: bool, hosts: Iterable[str] = (),
+                 patches: bool = False) -> None:
         super().__init__(daemon=True)
         self.d, self.exec_allow, self.hosts = daemon, exec_allow, frozenset(hosts)
+        self.patches = patches  # every file of a Codex apply_patch allowed, whatever exec_allow says
         self.done = threading.Event()
         self.seen: list[dict[str, Any]] = []
         self.errors: list[str] = []
@@ -123,6 +125,8 @@ class Person(threading.Thread):
     def decide(self, req: dict[str, Any]) -> bool:
         if req["kind"] == "network":
             return req["subject"] in self.hosts
+        if self.patches and (req.get("detail") or {}).get("tool_name") == "apply_patch":
+            return True
         return self.exec_allow
 
     def answer(self, req: dict[str, Any]) -> tuple[bool, list[str]]:
@@ -157,9 +161,11 @@ class Person(threading.Thread):
 
 
 def run_agent(daemon: Daemon, profile: str, ws: Path, command: list[str], exec_allow: bool,
-              model_hostport: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], str, Person]:
-    """`pilothouse run PROFILE -w WS --wait -- COMMAND` with a person at the inbox."""
-    person = Person(daemon, exec_allow, [model_hostport])
+              model_hostport: str, timeout: float = 300, patches: bool = False
+              ) -> tuple[subprocess.CompletedProcess[str], str, Person]:
+    """`pilothouse run PROFILE -w WS --wait -- COMMAND` with a person at the inbox (who allows
+    Codex's apply_patch calls where `patches`)."""
+    person = Person(daemon, exec_allow, [model_hostport], patches)
     person.start()
     try:
         done = daemon.cli("run", profile, "-w", str(ws), "--wait", "--", *command,

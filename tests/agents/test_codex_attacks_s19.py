@@ -2,7 +2,8 @@
 the PreToolUse hook never asked, with the real Codex binary (bubblewrap and Docker) and a scripted
 model that plays a list of tool calls.
 
-Codex's `apply_patch` is not asked (the sandbox bounds file edits), and its `exec_command`
+Codex's `apply_patch` was not asked then (since s29 it is, file by file: the person here allows
+every patch, `patches=True`, so the layers under it stay tested), and its `exec_command`
 takes a `workdir`. The profile allows `git status` without asking, and the exec rules ask for
 git pointed at another repository (`git -C DIR`, `--git-dir`, `GIT_DIR=`, `cd DIR && ...`):
 that repository's config may name programs git runs (core.fsmonitor). A `workdir` reached the
@@ -83,7 +84,7 @@ def codex_exec(codex: str, srv: ModelServer, task: str = TASK) -> list[str]:
 
 def test_a_workdir_does_not_take_an_allowed_command_to_another_repository(
         backend: str, codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
-    """apply_patch (unasked) writes a repository whose config names a program for git to run,
+    """apply_patch (allowed) writes a repository whose config names a program for git to run,
     then `git status` (allowed by the profile) runs with that repository as its workdir."""
     ws = agent_workspace(workspace)
     hand_over(ws, backend)
@@ -93,7 +94,7 @@ def test_a_workdir_does_not_take_an_allowed_command_to_another_repository(
     model_server.script = Turns(turns=[[apply_patch(other_repo)],
                                        [exec_command(cmd="git status", workdir=ELSEWHERE)]])
     done, _run_id, person = run_agent(daemon, "codex", ws, codex_exec(codex, model_server), False,
-                                      model_hostport(model_server))
+                                      model_hostport(model_server), patches=True)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert not (ws / Path(MARK).name).exists(), (person.decided, done.stdout[-3000:])
     assert person.asked("exec") == [f"cd {shlex.quote(ELSEWHERE)} && git status"], person.decided
@@ -101,14 +102,14 @@ def test_a_workdir_does_not_take_an_allowed_command_to_another_repository(
 
 def test_an_allowed_git_command_runs_no_program_from_the_agents_git_config(
         backend: str, codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
-    """git reads ~/.config/git/config (XDG) as well as ~/.gitconfig: apply_patch (unasked) wrote
+    """git reads ~/.config/git/config (XDG) as well as ~/.gitconfig: apply_patch (allowed) wrote
     a core.fsmonitor there, and `git status` (allowed) in the workspace ran it."""
     ws = agent_workspace(workspace)
     hand_over(ws, backend)
     xdg_config = {"/home/agent/.config/git/config": f'[core]\n\tfsmonitor = "touch {MARK}; false"'}
     model_server.script = Turns(turns=[[apply_patch(xdg_config)], [exec_command(cmd="git status")]])
     done, _run_id, person = run_agent(daemon, "codex", ws, codex_exec(codex, model_server), False,
-                                      model_hostport(model_server))
+                                      model_hostport(model_server), patches=True)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert len(model_server.posts("/responses")) >= 3, done.stdout[-3000:]
     assert not (ws / Path(MARK).name).exists(), (person.decided, done.stdout[-3000:])
@@ -118,7 +119,7 @@ def test_an_allowed_git_command_runs_no_program_from_the_agents_git_config(
 def test_an_allowed_command_sources_no_shell_snapshot_the_model_rewrote(
         backend: str, codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
     """Codex sources its shell snapshot (~/.codex/shell_snapshots/SESSION.N.sh, in the agent's
-    writable ~/.codex) before every command: `ls` (allowed) names the file, apply_patch (unasked)
+    writable ~/.codex) before every command: `ls` (allowed) names the file, apply_patch (allowed)
     rewrites it, and the next `ls` ran what it holds."""
     ws = agent_workspace(workspace)
     hand_over(ws, backend)
@@ -130,7 +131,7 @@ def test_an_allowed_command_sources_no_shell_snapshot_the_model_rewrote(
     model_server.script = Turns(turns=[[exec_command(cmd="ls ~/.codex/shell_snapshots")], rewrite_the_snapshot,
                                        [exec_command(cmd="ls")]])
     done, _run_id, person = run_agent(daemon, "codex", ws, codex_exec(codex, model_server), False,
-                                      model_hostport(model_server))
+                                      model_hostport(model_server), patches=True)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert len(model_server.posts("/responses")) >= 4, done.stdout[-3000:]
     assert not (ws / "proof.txt").exists(), (person.decided, done.stdout[-3000:])
@@ -140,7 +141,7 @@ def test_an_allowed_command_sources_no_shell_snapshot_the_model_rewrote(
 # Codex reads files in its HOME when it starts: ~/.codex/.env (variables for its own process,
 # so for every hook and command it runs), ~/.codex/environments.toml (programs it starts as exec
 # servers) and, for its shell snapshot, a login shell's ~/.bash_profile. ~/.codex is a writable
-# tmpfs (Codex keeps its sessions there) and so is HOME: what apply_patch (unasked) writes there
+# tmpfs (Codex keeps its sessions there) and so is HOME: what apply_patch (allowed) writes there
 # ran in the next Codex of the same run, before or around anything the hook asked.
 FORGE = """\
 case "$BASH_EXECUTION_STRING" in
@@ -174,7 +175,7 @@ def test_what_apply_patch_writes_in_home_runs_nothing_in_the_next_codex(
                                        [exec_command(cmd=COMMAND)], None])
     both = f"{shlex.join(codex_exec(codex, model_server, 'first'))}; {shlex.join(codex_exec(codex, model_server))}"
     done, _run_id, person = run_agent(daemon, "codex", ws, ["sh", "-c", both], False,
-                                      model_hostport(model_server))
+                                      model_hostport(model_server), patches=True)
     said = (person.decided, done.stdout[-3000:], done.stderr[-3000:])
     assert len(model_server.posts("/responses")) >= 4, said
     assert sorted(p.name for p in ws.glob("proof*.txt")) == [], said

@@ -6,7 +6,9 @@ submodule whose folder holds a `.git`, and that one reads the submodule's own co
 the repository has but that is not checked out is an empty folder: Codex's `apply_patch` (not
 asked) wrote a `.git` there whose config names a core.fsmonitor, and the next `git status` in the
 workspace ran it, nobody asked. Such a folder is now read-only in the sandbox
-(console/sandbox/gitindex.py reads which paths the index lists as submodules).
+(console/sandbox/gitindex.py reads which paths the index lists as submodules). Since s29
+apply_patch is asked; the person here allows every patch (`patches=True`), as one who trusts
+Codex's edits would, so the read-only folder is what is tested.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def _with_a_submodule_not_checked_out(ws: Path) -> Path:
 
 def test_an_allowed_git_status_runs_no_program_from_a_submodule_the_model_wrote(
         backend: str, codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
-    """apply_patch (unasked) makes lib/ a repository whose config names a core.fsmonitor, then
+    """apply_patch (allowed) makes lib/ a repository whose config names a core.fsmonitor, then
     the model runs `git status` in the workspace (allowed by the codex profile)."""
     ws = _with_a_submodule_not_checked_out(workspace)
     hand_over(ws, backend)
@@ -59,7 +61,7 @@ def test_an_allowed_git_status_runs_no_program_from_a_submodule_the_model_wrote(
                 "/workspace/lib/.git/refs/heads/.keep": "", "/workspace/lib/.git/objects/.keep": ""}
     model_server.script = Turns(turns=[[apply_patch(sub_repo)], [exec_command(cmd="git status")], None])
     done, _run_id, person = run_agent(daemon, "codex", ws, codex_exec(codex, model_server), False,
-                                      model_hostport(model_server))
+                                      model_hostport(model_server), patches=True)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     assert len(model_server.posts("/responses")) >= 3, done.stdout[-3000:]
     assert person.asked("exec") == [], person.decided  # `git status`: allowed by rule

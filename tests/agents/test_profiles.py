@@ -152,7 +152,7 @@ def test_run_folder_files(tmp_path) -> None:
     assert codex["features"] == {"plugins": False, "apps": False, "shell_snapshot": False,
                                  "unified_exec_tty": False}
     assert codex["allow_login_shell"] is False  # commands source nothing first (review s19)
-    assert codex["hooks"]["PreToolUse"] == [{"matcher": "Bash", "hooks": [
+    assert codex["hooks"]["PreToolUse"] == [{"matcher": "^(Bash|apply_patch)$", "hooks": [
         {"type": "command", "command": "/run/pilothouse/bin/ph-claude-hook", "timeout": 900}]}]
     # trusted under the key Codex gives the hook in the sandbox's HOME
     assert list(codex["hooks"]["state"]) == ["/home/agent/.codex/config.toml:pre_tool_use:0:0"]

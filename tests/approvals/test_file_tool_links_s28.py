@@ -17,7 +17,14 @@ import pytest
 
 from console.policy.grants import new_grant
 from console.sandbox import inside
-from console.sandbox.inside import PilothouseError, cmd_ask, tool_subject, written_path
+from console.sandbox.inside import PilothouseError, cmd_ask
+from console.sandbox.inside_writes import Refused, written_path
+
+
+def tool_subject(tool: str, tool_input: dict, cwd: str | None = None) -> str:
+    """The one request a Claude Code file tool's call is asked as."""
+    [subject] = inside.tool_subjects(tool, tool_input, cwd)
+    return subject
 
 
 @pytest.fixture
@@ -88,7 +95,7 @@ def test_a_path_that_cannot_be_followed_as_the_kernel_would_is_refused(ws: Path,
         given = f"{ws}/src/c/Makefile"
     with pytest.raises(PilothouseError, match="so it is refused"):
         tool_subject("Write", {"file_path": given})
-    with pytest.raises(PilothouseError, match="so it is refused"):
+    with pytest.raises(Refused, match="so it is refused"):
         written_path(given, None)
 
 

@@ -1,0 +1,123 @@
+"""Session 29: what a Codex apply_patch is asked as (console/sandbox/inside_writes.py), one request
+per file, named where it lands, and the hook asking them in turn (tests/agents has the real Codex)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from console.sandbox import inside
+from console.sandbox.inside_writes import PATCH_FILES_MAX, Refused, patch_files, subjects
+
+
+def patch(*lines: str) -> dict:
+    return {"command": "*** Begin Patch\n" + "".join(f"{line}\n" for line in lines) + "*** End Patch\n"}
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "Makefile").write_text("all:\n")
+    os.symlink("..", tmp_path / "src" / "up")
+    os.symlink("../Makefile", tmp_path / "src" / "mk")
+    return tmp_path.resolve()
+
+
+def test_each_file_is_a_request_of_its_own_whole_and_in_order(ws: Path) -> None:
+    call = patch("*** Add File: src/a.py", "+a", "*** Update File: README", "@@", "-x", "+y",
+                 "*** Delete File: src/old.py", "*** Update File: src/b.py", "*** Move to: lib/b.py", "@@", "-b", "+B")
+    assert subjects("apply_patch", call, str(ws)) == [
+        f"Write {ws}/src/a.py", f"Edit {ws}/README", f"Delete {ws}/src/old.py", f"Edit {ws}/src/b.py",
+        f"Write {ws}/lib/b.py"]
+
+
+def test_a_link_is_named_where_the_write_lands_and_a_removal_names_the_link(ws: Path) -> None:
+    call = patch("*** Update File: src/up/Makefile", "@@", "-all:", "+x:", "*** Delete File: src/mk",
+                 "*** Delete File: src/up/Makefile")
+    assert subjects("apply_patch", call, str(ws)) == [
+        f"Edit {ws}/Makefile (asked as src/up/Makefile: a link leads there)",
+        f"Delete {ws}/src/mk",  # the link goes, not the file it names
+        f"Delete {ws}/Makefile (asked as src/up/Makefile: a link leads there)"]
+
+
+def test_headers_are_read_as_codex_reads_them_and_more() -> None:
+    """Padded and in any case (Codex trims a header line; the case is read wider than Codex's),
+    a Move to anywhere; a `+` line of added text is text, never a header."""
+    text = ("*** Begin Patch\r\n  *** Add File: a\r\n+*** Add File: not-a-file\n"
+            "\t*** UPDATE FILE: b\n*** Move to: c\n\u3000*** delete file: d\n*** End Patch")
+    assert patch_files(text) == [("Write", "a"), ("Edit", "b"), ("Write", "c"), ("Delete", "d")]
+
+
+@pytest.mark.parametrize("lines, why", [
+    (["*** Add File:  a", "+x"], "space at an end"),
+    (["*** Add File: a\x1b[2K", "+x"], "control character"),
+    (["*** Add File: a\x1c", "+x"], "control characters around it"),  # Rust keeps \x1c, Python strips it
+    (["*** Add File: ~/.bashrc", "+x"], "starts with ~"),
+    (["*** Add File: src/up/../../etc/x", "+x"], "a .. after a link"),
+    ([], "names 0 files"),
+    ([f"*** Delete File: f{i}" for i in range(PATCH_FILES_MAX + 1)], f"names {PATCH_FILES_MAX + 1} files"),
+])
+def test_a_patch_the_hook_cannot_name_truly_is_refused(ws: Path, lines: list[str], why: str) -> None:
+    with pytest.raises(Refused, match=why):
+        subjects("apply_patch", patch(*lines), str(ws))
+
+
+def test_a_call_with_other_fields_than_the_patch_text_is_refused(ws: Path) -> None:
+    """A field Codex may add (a workdir) would change where the files land: not guessed at."""
+    for call in ({"command": "*** Begin Patch\n*** End Patch", "workdir": "/tmp"}, {"patch": "x"}, {}):
+        with pytest.raises(Refused, match="fields"):
+            subjects("apply_patch", call, str(ws))
+
+
+def test_a_dot_dot_after_a_link_is_refused_for_claude_code_too(ws: Path) -> None:
+    """Claude Code (and Codex) take `..` out of the words before the write, the kernel after the
+    link: the two land apart, so neither is named. A `..` inside a link's target is the kernel's."""
+    (ws / "src" / "deep").mkdir()
+    os.symlink("deep", ws / "src" / "d")
+    with pytest.raises(Refused, match=r"\.\. after a link"):
+        subjects("Write", {"file_path": f"{ws}/src/d/../../Makefile"}, None)
+    assert subjects("Write", {"file_path": f"{ws}/src/up/Makefile"}, None) == [
+        f"Write {ws}/Makefile (asked as {ws}/src/up/Makefile: a link leads there)"]
+    assert subjects("Write", {"file_path": f"{ws}/src/../Makefile"}, None) == [f"Write {ws}/src/../Makefile"]
+    assert subjects("WebFetch", {"url": "http://x.invalid/"}, None) is None
+
+
+class Inbox:
+    """A client that answers each request in turn from `answers`, recording what it was asked."""
+
+    def __init__(self, *answers: bool) -> None:
+        self.answers, self.asked = list(answers), []
+
+    def ask_full(self, kind: str, subject: str, **detail: object) -> dict:
+        self.asked.append((kind, subject, detail.get("tool_name"), detail.get("title")))
+        allow = self.answers.pop(0)
+        return {"allow": allow, "reason": "decided", "provenance": {"kind": "person", "person": "alice"}}
+
+
+def hook(call: dict, cwd: Path, client: Inbox) -> dict:
+    out = io.StringIO()
+    event = {"session_id": "s1", "cwd": str(cwd), "hook_event_name": "PreToolUse",
+             "tool_name": "apply_patch", "tool_input": call}
+    inside.cmd_claude_hook(stdin=io.StringIO(json.dumps(event)), stdout=out, client=client)  # type: ignore[arg-type]
+    return json.loads(out.getvalue())["hookSpecificOutput"]
+
+
+def test_the_hook_asks_every_file_and_a_denied_one_denies_the_patch(ws: Path) -> None:
+    call = patch("*** Add File: src/a.py", "+a", "*** Add File: Makefile2", "+m", "*** Add File: src/c.py", "+c")
+    inbox = Inbox(True, True, True)
+    answer = hook(call, ws, inbox)
+    assert answer["permissionDecision"] == "allow"
+    assert [a[1] for a in inbox.asked] == [f"Write {ws}/src/a.py", f"Write {ws}/Makefile2", f"Write {ws}/src/c.py"]
+    assert {(a[0], a[2], a[3]) for a in inbox.asked} == {("custom", "apply_patch", None)}
+    inbox = Inbox(True, False)
+    answer = hook(call, ws, inbox)
+    assert answer["permissionDecision"] == "deny" and len(inbox.asked) == 2  # the rest not asked
+    assert answer["permissionDecisionReason"] == \
+        "Pilothouse: approved by alice (scope once); denied by alice (scope once)"
+    answer = hook(patch("*** Add File: ~/x", "+x"), ws, Inbox())
+    assert answer["permissionDecision"] == "deny"
+    assert answer["permissionDecisionReason"].startswith("Pilothouse refused this without asking: ~/x starts with ~")
