@@ -44,6 +44,9 @@ MAX_ANSWER = 1024 * 1024
 TITLE_MAX = 200
 HOOK_INPUT_MAX = 8 * 1024 * 1024
 DETAIL_BUDGET = 12 * 1024  # under the daemon's 16 KiB bound, with room for the other fields
+# Claude Code and Codex run the tool as if unhooked at 900 s (config.schema.AGENT_HOOK_TIMEOUT): a patch's
+# files, asked in turn, are all answered before, or the call is denied.
+HOOK_ANSWERS_WITHIN = 870.0
 
 
 class PilothouseError(Exception):
@@ -117,8 +120,8 @@ class PilothouseClient:
         there = posix.access(DEFAULT_SOCK, posix.F_OK)
         self.sock = sock or (DEFAULT_SOCK if there else _environ("PILOTHOUSE_AGENT_SOCK") or DEFAULT_SOCK)
         self.connect_timeout = connect_timeout
-    def call(self, op: str, args: dict) -> dict:
-        """Send one request, wait for its answer (as long as the person takes), return result."""
+    def call(self, op: str, args: dict, within: float | None = None) -> dict:
+        """Send one request, wait for its answer (as long as the person takes, or `within` seconds), return result."""
         s = None
         try:
             s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -131,7 +134,7 @@ class PilothouseClient:
                 f"cannot reach the Pilothouse agent socket at {self.sock}: is this running inside a "
                 f"Pilothouse sandbox? ({exc.strerror or exc})") from None
         try:
-            s.settimeout(None)  # the daemon answers by its own approval timeout
+            s.settimeout(within)  # the daemon answers by its own approval timeout (closed: the request is withdrawn)
             line = dumps({"v": PROTOCOL_VERSION, "id": 1, "op": op, "args": args}) + "\n"
             s.sendall(line.encode("utf-8", "surrogateescape"))
             lines = _Lines(s)
@@ -152,9 +155,9 @@ class PilothouseClient:
             raise PilothouseError((msg.get("error") or {}).get("message") or "the daemon refused the request")
         return msg.get("result") or {}
     def ask_full(self, kind: str, subject: str, title: str | None = None, cwd: str | None = None,
-                 op: str = "ask", **detail: object) -> dict:
+                 op: str = "ask", within: float | None = None, **detail: object) -> dict:
         given = {k: v for k, v in (("title", title), ("cwd", cwd)) if v}
-        return self.call(op, {"kind": kind, "subject": subject, "detail": detail, **given})
+        return self.call(op, {"kind": kind, "subject": subject, "detail": detail, **given}, within)
     def ask(self, kind: str, subject: str, title: str | None = None, cwd: str | None = None,
             **detail: object) -> tuple:
         """(allowed, reason). Raises PilothouseError when no decision could be had."""
@@ -432,9 +435,11 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
             kind, subjects = "custom", tool_subjects(tool, tool_input, cwd)
             title = None if tool in _writes().WRITING_TOOLS else _tool_title(tool, tool_input)
             extra = {"tool_input": _bounded(tool_input, DETAIL_BUDGET)}
-        verdicts = []
+        verdicts, deadline = [], time.monotonic() + HOOK_ANSWERS_WITHIN
         for subject in subjects:  # every file allowed, or the call is denied
-            result = client.ask_full(kind, subject, title=title, cwd=cwd, tool_name=tool,
+            if (left := deadline - time.monotonic()) <= 0:
+                raise PilothouseError(f"not every file was answered within {HOOK_ANSWERS_WITHIN:g}s")
+            result = client.ask_full(kind, subject, title=title, cwd=cwd, within=left, tool_name=tool,
                                      session_id=event.get("session_id"), **extra)
             allowed, reason = bool(result.get("allow")), str(result.get("reason") or "")
             provenance = result.get("provenance") if isinstance(result.get("provenance"), dict) else {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -89,11 +90,17 @@ def test_a_dot_dot_after_a_link_is_refused_for_claude_code_too(ws: Path) -> None
 class Inbox:
     """A client that answers each request in turn from `answers`, recording what it was asked."""
 
-    def __init__(self, *answers: bool) -> None:
-        self.answers, self.asked = list(answers), []
+    def __init__(self, *answers: bool, takes: float = 0.0) -> None:
+        self.answers, self.asked, self.within, self.takes = list(answers), [], [], takes
+        self.clock = 1000.0  # inside's time.monotonic, where a test sets it so
 
-    def ask_full(self, kind: str, subject: str, **detail: object) -> dict:
+    def monotonic(self) -> float:
+        return self.clock
+
+    def ask_full(self, kind: str, subject: str, within: float | None = None, **detail: object) -> dict:
         self.asked.append((kind, subject, detail.get("tool_name"), detail.get("title")))
+        self.within.append(within)
+        self.clock += self.takes  # the person's time to answer
         allow = self.answers.pop(0)
         return {"allow": allow, "reason": "decided", "provenance": {"kind": "person", "person": "alice"}}
 
@@ -121,3 +128,31 @@ def test_the_hook_asks_every_file_and_a_denied_one_denies_the_patch(ws: Path) ->
     answer = hook(patch("*** Add File: ~/x", "+x"), ws, Inbox())
     assert answer["permissionDecision"] == "deny"
     assert answer["permissionDecisionReason"].startswith("Pilothouse refused this without asking: ~/x starts with ~")
+
+
+def test_every_file_is_answered_before_the_agent_gives_up_on_its_hook(
+        ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claude Code and Codex run the tool as if unhooked at 900 s. A request waits up to 840 s,
+    but a patch's files are asked in turn: each one waits only for what is left of 870 s, and a
+    file not reached in time denies the call (not the agent's timeout, which would allow it)."""
+    call = patch("*** Add File: src/a.py", "+a", "*** Add File: src/b.py", "+b", "*** Add File: src/c.py", "+c")
+    inbox = Inbox(True, True, True, takes=500.0)
+    monkeypatch.setattr(inside.time, "monotonic", inbox.monotonic)
+    answer = hook(call, ws, inbox)
+    assert inbox.within == [inside.HOOK_ANSWERS_WITHIN, inside.HOOK_ANSWERS_WITHIN - 500.0]
+    assert answer["permissionDecision"] == "deny" and len(inbox.asked) == 2
+    assert "not every file was answered within 870s" in answer["permissionDecisionReason"]
+
+
+def test_a_request_not_answered_within_its_time_is_withdrawn(tmp_path: Path) -> None:
+    """The client stops waiting at `within` (its connection closed: the daemon withdraws the
+    request), and no answer is no decision."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tmp_path / "agent.sock"))
+    server.listen(1)
+    try:
+        with pytest.raises(inside.PilothouseError, match="timed out"):
+            inside.PilothouseClient(sock=str(tmp_path / "agent.sock")).ask_full(
+                "custom", "Write /workspace/x", within=0.2)
+    finally:
+        server.close()
