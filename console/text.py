@@ -250,7 +250,8 @@ DETAIL_MAX = 16 * 1024  # a request's detail is at most 16 KiB (daemon/requests.
 
 # The tool_input keys each file tool's diff shows; any other key is shown beside it.
 DIFF_KEYS = {"Edit": ("file_path", "old_string", "new_string", "replace_all"),
-             "MultiEdit": ("file_path", "edits"), "Write": ("file_path", "content")}
+             "MultiEdit": ("file_path", "edits"), "Write": ("file_path", "content"),
+             "apply_patch": ("command",)}
 # Beside a covered request that a deny grant in force decides, whatever this approval says.
 COVERED_BY_DENY = "denied: a deny grant in force covers it"
 EVERY = "(replace_all: every occurrence of the old text in the file is replaced, not one)"
@@ -304,10 +305,12 @@ def change_diff(detail: dict[str, Any]) -> list[str] | None:
     tool_input = detail.get("tool_input")
     if not isinstance(tool, str) or not isinstance(tool_input, dict):
         return None
-    if cut_by_hook(tool_input) and tool in ("Edit", "MultiEdit", "Write"):
+    if cut_by_hook(tool_input) and tool in DIFF_KEYS:
         preview = str(tool_input.get("preview") or "")[:PREVIEW_MAX]
         return [f"(the change is too large to show; the first {len(preview)} characters of it:)",
                 preview]
+    if tool == "apply_patch" and isinstance(tool_input.get("command"), str):
+        return tool_input["command"].removesuffix("\n").split("\n")  # Codex's patch: a diff of its own
     pairs = _old_new(tool, tool_input)
     if pairs is None:
         return None

@@ -13,6 +13,7 @@ import pytest
 
 from console.sandbox import inside
 from console.sandbox.inside_writes import PATCH_FILES_MAX, Refused, patch_files, subjects
+from console.text import review_rows
 
 
 def patch(*lines: str) -> dict:
@@ -156,3 +157,16 @@ def test_a_request_not_answered_within_its_time_is_withdrawn(tmp_path: Path) -> 
                 "custom", "Write /workspace/x", within=0.2)
     finally:
         server.close()
+
+
+def test_the_card_shows_the_patch_as_its_change_escaped_and_whole() -> None:
+    """A file of a patch is decided on the patch: the card shows it line by line as its change
+    (a control character named, not sent), not as one cut line of the agent's input."""
+    text = "*** Begin Patch\n*** Update File: src/a.py\n@@\n-x = 1\n+x = 2\x1b[2K\n*** End Patch\n" + "+y\n" * 400
+    rows = review_rows({"kind": "custom", "subject": "Edit /workspace/src/a.py", "detail": {
+        "tool_name": "apply_patch", "tool_input": {"command": text}, "cwd": "/workspace"}})
+    [change] = [r for r in rows if r.label == "change"]
+    lines = change.value.split("\n")
+    assert change.style == "diff" and lines[:4] == ["*** Begin Patch", "*** Update File: src/a.py", "@@", "-x = 1"]
+    assert lines[4].startswith("+x = 2") and "\x1b" not in change.value and len(lines) == 406
+    assert not [r for r in rows if r.label.startswith("tool_input")]  # nothing else of the input hides
