@@ -303,10 +303,10 @@ UNROUTED_TOOLS = {"Read", "Glob", "Grep", "LS", "NotebookRead", "TodoWrite", "Ta
 SUBJECT_INPUT_MAX = 3 * 1024  # bytes of a tool's input in its subject (the daemon takes 4 KiB)
 
 
-def tool_subjects(tool: str, tool_input: dict, cwd: str | None = None) -> list:
+def tool_subjects(tool: str, tool_input: dict, cwd: str | None = None, deadline: float | None = None) -> list:
     """A tool call as asked and granted: each file a writing tool writes (inside_writes.py), else its whole input
     (if long: start and digest). A file the hook cannot name truly is Refused."""
-    if (files := _from_writes("subjects", tool, tool_input, cwd)) is not None:
+    if (files := _from_writes("subjects", tool, tool_input, cwd, deadline)) is not None:
         return files
     raw = dumps(tool_input, separators=(", ", ": ")).encode("utf-8", "surrogatepass")
     if len(raw) <= SUBJECT_INPUT_MAX:
@@ -407,6 +407,7 @@ def _session_env(session: object) -> list:
 def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = None) -> int:
     """Claude Code PreToolUse: Bash an exec ask, other tools custom; any failure denies."""
     stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    deadline = time.monotonic() + HOOK_ANSWERS_WITHIN  # from the start: naming the files takes time too (helper 98)
     try:
         raw = stdin.read(HOOK_INPUT_MAX + 1)
         if len(raw) > HOOK_INPUT_MAX:
@@ -432,10 +433,10 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
             kind, subjects, extra = "exec", [command], {}
             title = _short(desc, TITLE_MAX) if isinstance(desc, str) and desc else None
         else:  # the title is only the agent's side: the subjects are what runs (one per file a patch writes)
-            kind, subjects = "custom", tool_subjects(tool, tool_input, cwd)
+            kind, subjects = "custom", tool_subjects(tool, tool_input, cwd, deadline)
             title = None if tool in _writes().WRITING_TOOLS else _tool_title(tool, tool_input)
             extra = {"tool_input": _bounded(tool_input, DETAIL_BUDGET)}
-        verdicts, deadline = [], time.monotonic() + HOOK_ANSWERS_WITHIN
+        verdicts = []
         for subject in subjects:  # every file allowed, or the call is denied
             if (left := deadline - time.monotonic()) <= 0:
                 raise PilothouseError(f"not every file was answered within {HOOK_ANSWERS_WITHIN:g}s")

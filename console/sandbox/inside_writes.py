@@ -12,6 +12,7 @@ folder (`Write /workspace/src/*`) covers what lands in that folder and nothing e
 from __future__ import annotations
 
 import posix
+import time
 
 FILE_TOOLS = {"Write": "file_path", "Edit": "file_path", "MultiEdit": "file_path", "NotebookEdit": "notebook_path"}
 WRITING_TOOLS = frozenset([*FILE_TOOLS, "apply_patch"])  # their requests are the files: no title of the agent's
@@ -19,6 +20,9 @@ WRITING_TOOLS = frozenset([*FILE_TOOLS, "apply_patch"])  # their requests are th
 RUST_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
              "\u2028\u2029\u202f\u205f\u3000"
 PATCH_FILES_MAX = 50  # files one apply_patch may name: a request each, asked in turn
+# A path the hook walks: the kernel's PATH_MAX for what is given, and a bound on the names it looks
+# up, links' included (a..×500,000 after a folder 2,000 deep took the hook minutes: helper 98).
+PATH_BYTES_MAX, NAMES_MAX = 4096, 4096
 # apply_patch's file headers, lower case: Codex takes a line for one once trimmed (codex-rs/apply-patch's parser).
 PATCH_HEADERS = (("*** add file: ", "Write"), ("*** update file: ", "Edit"), ("*** delete file: ", "Delete"),
                  ("*** move to: ", "Write"))
@@ -28,9 +32,10 @@ class Refused(Exception):
     """A write refused without asking anyone: str() says why and what to do instead."""
 
 
-def subjects(tool: str, tool_input: dict, cwd: str | None) -> list | None:
+def subjects(tool: str, tool_input: dict, cwd: str | None, deadline: float | None = None) -> list | None:
     """The requests a call of a writing tool is asked as, one per file in the order it names them;
-    None for a call that names no file to write (a tool that writes none: asked by its input)."""
+    None for a call that names no file to write (a tool that writes none: asked by its input).
+    Past `deadline` (time.monotonic) before every file is named, the call is refused."""
     if tool == "apply_patch":
         patch = tool_input.get("command")  # Codex 0.171 sends the patch text alone, so
         if not isinstance(patch, str) or set(tool_input) != {"command"}:  # a field it adds (a workdir) is not guessed at
@@ -40,7 +45,12 @@ def subjects(tool: str, tool_input: dict, cwd: str | None) -> list | None:
         if not 0 < len(files) <= PATCH_FILES_MAX:  # each file is a request of its own
             raise Refused(f"an apply_patch that names {len(files)} files, so it is refused: "
                           f"write 1 to {PATCH_FILES_MAX} files a patch (`*** Add File: PATH` and the like)")
-        return [f"{verb} {written_path(path, cwd, verb != 'Delete', whole=True)}" for verb, path in files]
+        named = []
+        for verb, path in files:
+            if deadline is not None and time.monotonic() > deadline:
+                raise Refused("naming the patch's files took too long, so it is refused: write fewer, plainer paths")
+            named.append(f"{verb} {written_path(path, cwd, verb != 'Delete', whole=True)}")
+        return named
     path = tool_input.get(FILE_TOOLS.get(tool, ""))
     return [f"{tool} {written_path(path, cwd)}"] if isinstance(path, str) and path else None
 
@@ -67,6 +77,8 @@ def patch_files(patch: str) -> list:
 def written_path(path: str, cwd: str | None, follow_last: bool = True, whole: bool = False) -> str:
     """A path to write as asked: as given (whole: from /), or where links make it land first, as they stand now
     (review s28). follow_last=False: the last name itself, not where a link there leads (a file removed)."""
+    if len(path.encode("utf-8", "surrogatepass")) > PATH_BYTES_MAX:
+        raise Refused(f"{path[:80]}... is longer than {PATH_BYTES_MAX} bytes, so it is refused: name the file plainly")
     if path.startswith("~"):  # Codex reads it as HOME (and Claude Code may): named plainly, nothing is guessed
         raise Refused(f"{path} starts with ~, so it is refused: give the whole path")
     base = "" if path.startswith("/") else (cwd or _cwd())
@@ -89,8 +101,11 @@ def _follow(full: str) -> tuple:
     is refused (a name too long to look up, /proc/self/cwd: another thing to another process; a hard link: s28).
     A `..` of the path itself after a link is refused too: Claude Code and Codex take it out of the words first."""
     done, todo, links = [], [(p, True) for p in full.split("/") if p not in ("", ".")], 0
+    looked = 0
     while todo:
         name, given = todo.pop(0)
+        if (looked := looked + 1) > NAMES_MAX:
+            raise Refused(f"{full[:80]}... has more than {NAMES_MAX} names to follow, so it is refused: name the file plainly")
         if done[:1] == ["proc"] or (not done and name == "proc") or links > 40:
             raise Refused(f"{full} goes through /proc or too many links, so it is refused: name the file itself")
         if name == "..":

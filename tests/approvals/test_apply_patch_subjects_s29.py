@@ -170,3 +170,41 @@ def test_the_card_shows_the_patch_as_its_change_escaped_and_whole() -> None:
     assert change.style == "diff" and lines[:4] == ["*** Begin Patch", "*** Update File: src/a.py", "@@", "-x = 1"]
     assert lines[4].startswith("+x = 2") and "\x1b" not in change.value and len(lines) == 406
     assert not [r for r in rows if r.label.startswith("tool_input")]  # nothing else of the input hides
+
+
+def test_the_time_naming_the_files_takes_counts_against_the_deadline(
+        ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Helper 98: a path the hook takes minutes to walk (a..×500,000 under a folder 2,000 deep)
+    used up Codex's 900 s before the first request, whose 840 s then ran past it: Codex wrote
+    the Makefile with its request pending. The 870 s count from the hook's start."""
+    inbox = Inbox(True, True, takes=0.0)
+    monkeypatch.setattr(inside.time, "monotonic", inbox.monotonic)
+    named = inside.tool_subjects
+
+    def slow(*args: object) -> list:
+        inbox.clock += 860.0  # the walk
+        return named(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(inside, "tool_subjects", slow)
+    answer = hook(patch("*** Add File: src/a.py", "+a", "*** Add File: src/b.py", "+b"), ws, inbox)
+    assert inbox.within[0] == pytest.approx(inside.HOOK_ANSWERS_WITHIN - 860.0)
+    assert answer["permissionDecision"] == "allow"
+
+
+def test_a_walk_past_its_bounds_or_its_time_is_refused(ws: Path) -> None:
+    deep = "a/" * 500  # a folder 500 deep, and at its bottom a link back to its top
+    (ws / deep).mkdir(parents=True)
+    os.symlink(str(ws / deep), ws / deep / "l")
+    try:
+        assert subjects("apply_patch", patch(f"*** Add File: {deep}l/x", "+x"), str(ws)) == [
+            f"Write {ws}/{deep}x (asked as {deep}l/x: a link leads there)"]
+        with pytest.raises(Refused, match="more than 4096 names"):
+            subjects("apply_patch", patch(f"*** Add File: {deep}" + "l/" * 8 + "x", "+x"), str(ws))
+        with pytest.raises(Refused, match="longer than 4096 bytes"):
+            subjects("apply_patch", patch("*** Add File: src/" + "a/.." * 1100 + "/x", "+x"), str(ws))
+        with pytest.raises(Refused, match="took too long"):
+            subjects("apply_patch", patch("*** Add File: src/a.py", "+a"), str(ws), deadline=0.0)
+    finally:  # bottom up: a tree this deep is past the recursion limit of pytest's own removal
+        os.unlink(ws / deep / "l")
+        for depth in range(500, 0, -1):
+            os.rmdir(ws / ("a/" * depth))
