@@ -39,7 +39,7 @@ def subjects(tool: str, tool_input: dict, cwd: str | None, deadline: float | Non
     if tool == "apply_patch":
         patch = tool_input.get("command")  # Codex 0.171 sends the patch text alone, so
         if not isinstance(patch, str) or set(tool_input) != {"command"}:  # a field it adds (a workdir) is not guessed at
-            raise Refused(f"an apply_patch call with fields {sorted(tool_input)} (the patch text, `command`, alone is read), "
+            raise Refused(f"an apply_patch call with fields {str(sorted(tool_input))[:200]} (the patch text, `command`, alone is read), "
                           "so it is refused")
         files = patch_files(patch)
         if not 0 < len(files) <= PATCH_FILES_MAX:  # each file is a request of its own
@@ -64,11 +64,11 @@ def patch_files(patch: str) -> list:
         for header, verb in PATCH_HEADERS:
             if bare[:len(header)].lower() == header:
                 if line.strip(RUST_SPACE) != bare:  # the oracle test found Codex writes `f\x1c`
-                    raise Refused(f"the patch has a file header with control characters around it ({bare!r}), "
+                    raise Refused(f"the patch has a file header with control characters around it ({bare[:200]!r}), "
                                   "so it is refused: write it plainly")
                 path = bare[len(header):]
                 if not path or path != path.strip() or any(c < " " or c == "\x7f" for c in path):
-                    raise Refused(f"the patch names a file {path!r} with a space at an end or a control character, "
+                    raise Refused(f"the patch names a file {path[:200]!r} with a space at an end or a control character, "
                                   "so it is refused: name it plainly")
                 found.append((verb, path))
     return found

@@ -208,3 +208,13 @@ def test_a_walk_past_its_bounds_or_its_time_is_refused(ws: Path) -> None:
         os.unlink(ws / deep / "l")
         for depth in range(500, 0, -1):
             os.rmdir(ws / ("a/" * depth))
+
+
+def test_a_refusal_quotes_at_most_a_line_of_what_it_refuses(ws: Path) -> None:
+    """Helper 99: the refusal echoed a whole header line back, megabytes of it, into the hook's
+    answer; the agent's program reads that answer, and a person the reason in the history."""
+    for call in (patch("*** Add File: a" + "\x1b" * 3_000_000, "+x"), patch("*** Add File: a\x1c" + "b" * 3_000_000, "+x"),
+                 {"x" * 3_000_000: "y"}):
+        with pytest.raises(Refused) as refused:
+            subjects("apply_patch", call, str(ws))
+        assert len(str(refused.value)) < 2000  # 200 characters, escaped
