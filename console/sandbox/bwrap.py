@@ -42,7 +42,7 @@ from .bwrap_args import (
     ensure_managed_mountpoint,
     system_root,
 )
-from .cgroups import Limiter, RunLimits
+from .cgroups import Limiter, RunLimits, remove_leftovers
 from .identity import AgentIdentity
 from .procstats import SubprocessHandle
 from .seccomp import filter_fd
@@ -368,22 +368,7 @@ class BwrapBackend:
 
     async def reconcile(self, live_run_ids: set[str]) -> list[str]:
         """bwrap runs die with the daemon (--die-with-parent); only empty cgroups can remain."""
-        removed: list[str] = []
-        lim = self.limiter
-        for root in lim.run_parents():
-            if not root.is_dir():
-                continue
-            for d in root.iterdir():
-                owner, _, run_id = d.name.partition("-")
-                if d.is_dir() and owner == self.owner and run_id not in live_run_ids:
-                    rl = RunLimits(lim.mode, Limits(), dirs=[d])
-                    rl.kill()
-                    await asyncio.sleep(0)
-                    with contextlib.suppress(OSError):
-                        d.rmdir()
-                        if run_id not in removed:
-                            removed.append(run_id)
-        return removed
+        return await remove_leftovers(self.limiter, self.owner, live_run_ids)
 
 
 def _close_view(view: WorkspaceView) -> list[str]:

@@ -13,6 +13,7 @@ run is born inside the limits. Docker enforces its own limits; this module is no
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import resource
@@ -317,3 +318,22 @@ def _v2_delegated(base: Path) -> tuple[bool, str]:
         except OSError as e:
             return False, f"cannot move the daemon into a leaf cgroup ({e.strerror})"
     return True, ""
+
+
+async def remove_leftovers(limiter: Limiter, owner: str, live_run_ids: set[str]) -> list[str]:
+    """Remove the cgroups `owner`'s runs left behind (named OWNER-RUNID: another daemon's are
+    never touched), but those of live runs; their processes are killed first. The run ids."""
+    removed: list[str] = []
+    for root in limiter.run_parents():
+        if not root.is_dir():
+            continue
+        for d in root.iterdir():
+            mine, _, run_id = d.name.partition("-")
+            if d.is_dir() and mine == owner and run_id not in live_run_ids:
+                RunLimits(limiter.mode, Limits(), dirs=[d]).kill()
+                await asyncio.sleep(0)
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+                    if run_id not in removed:
+                        removed.append(run_id)
+    return removed

@@ -20,8 +20,10 @@ from .base import (
     Prepare,
     SandboxError,
     SandboxSpec,
+    default_owner,
+    owner_key,
 )
-from .cgroups import Limiter, RunLimits
+from .cgroups import Limiter, RunLimits, remove_leftovers
 from .procstats import SubprocessHandle
 
 UNSANDBOXED_NOTE = (
@@ -94,8 +96,10 @@ def _home() -> str:
 class NoSandboxBackend(NothingEarly):
     name = "none"
 
-    def __init__(self, limiter: Limiter | None = None) -> None:
+    def __init__(self, limiter: Limiter | None = None, owner: str | None = None) -> None:
+        """owner: owner_key() of the runs folder whose leftover cgroups reconcile may remove."""
         self._limiter = limiter
+        self.owner = owner or default_owner()
 
     def usable(self) -> tuple[bool, str]:
         return True, ""
@@ -105,7 +109,9 @@ class NoSandboxBackend(NothingEarly):
             raise SandboxError("empty command", "the profile's command must name a program")
         if self._limiter is None:
             self._limiter = Limiter.detect()
-        limits = self._limiter.create(spec.run_id, spec.limits)
+        # Named as bwrap's are (OWNER-RUNID): run ids are short, and another daemon's run of
+        # the same id must never share (or have killed) this one's cgroup.
+        limits = self._limiter.create(f"{owner_key(spec.run_dir.parent)}-{spec.run_id}", spec.limits)
         env = host_env(spec)
         # The shell's stdin is a gate: it waits for one line until the limits are attached and
         # prepare() ran, then runs the command with stdin /dev/null (as every sandbox does).
@@ -139,4 +145,8 @@ class NoSandboxBackend(NothingEarly):
         return handle
 
     async def reconcile(self, live_run_ids: set[str]) -> list[str]:
-        return []
+        """Its runs' processes outlive a daemon killed hard (no namespace ends them): those in
+        cgroups are killed, and the cgroups removed."""
+        if self._limiter is None:
+            self._limiter = Limiter.detect()
+        return await remove_leftovers(self._limiter, self.owner, live_run_ids)

@@ -164,3 +164,33 @@ async def test_none_backend_runs_on_the_host_and_says_so(tmp_path):
 def test_owner_key_is_stable(tmp_path):
     assert owner_key(tmp_path) == owner_key(tmp_path / ".")
     assert owner_key(tmp_path / "a") != owner_key(tmp_path / "b")
+
+
+async def test_none_backend_cgroups_carry_the_owner_and_reconcile_removes_only_its_own(tmp_path):
+    """Its cgroups were named by the run id alone (4 letters): another daemon's run of the same
+    id shared, and could kill, the cgroup; the daemon's lost-run sweep looked for OWNER-RUNID;
+    and a leftover stayed for good (reconcile returned nothing; one was left by `make test`)."""
+    from console.sandbox.base import Limits, SandboxSpec
+    from console.sandbox.cgroups import Limiter
+    from console.sandbox.none import NoSandboxBackend
+
+    lim = Limiter.detect()
+    if lim.mode != "v1":
+        pytest.skip("checked on cgroup v1 hosts")
+    ws, rd = tmp_path / "ws", tmp_path / "runs" / "n2"
+    ws.mkdir()
+    prepare_run_dir(rd)
+    b = NoSandboxBackend(limiter=lim, owner=owner_key(rd.parent))
+    h = await b.start(SandboxSpec(run_id="n2", profile="p", command=["true"], workspace=ws, run_dir=rd,
+                                  env={"PATH": "/usr/bin:/bin"}, limits=Limits(pids=50)))
+    assert {d.name for d in h.limits.dirs} == {f"{owner_key(rd.parent)}-n2"}
+    await h.wait()
+    mine = lim.create(f"{b.owner}-gone", Limits(pids=10))
+    other = lim.create("someoneelse0-gone", Limits(pids=10))
+    try:
+        assert "gone" in await b.reconcile({"n2"})
+        assert not any(d.exists() for d in mine.dirs) and all(d.exists() for d in other.dirs)
+    finally:
+        other.cleanup()
+        mine.cleanup()
+        h.limits.cleanup()
