@@ -33,8 +33,8 @@ from console.sandbox.base import (
     SandboxError,
     SandboxHandle,
     SandboxSpec,
-    owner_key,
     remove_unmounted,
+    run_cgroup_name,
     sandbox_python,
     sweep_removed,
 )
@@ -449,7 +449,7 @@ class RunManager:
         found = []
         for run_id, pids_json in rows:
             killed = kill_leftovers(recorded_pids(pids_json),
-                                    f"{owner_key(self.paths.runs_dir)}-{run_id}")
+                                    run_cgroup_name(self.paths.runs_dir, run_id))
             ended_at = time.time()  # the row's end, chained in the event (audit verify)
             await self.writer.acommit(
                 "run.lost", run_id=run_id, actor="daemon",

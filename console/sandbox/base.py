@@ -397,6 +397,12 @@ def owner_key(runs_dir: Path) -> str:
     return hashlib.sha256(str(Path(runs_dir).resolve()).encode()).hexdigest()[:12]
 
 
+def run_cgroup_name(runs_dir: Path, run_id: str) -> str:
+    """A run's cgroups' name, OWNER-RUNID: run ids are short, and another daemon's run of the
+    same id never shares them (cgroups.remove_leftovers reads the owner back from it)."""
+    return f"{owner_key(runs_dir)}-{run_id}"
+
+
 def default_owner() -> str:
     import warnings
 

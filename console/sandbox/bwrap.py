@@ -33,7 +33,7 @@ from .base import (
     SandboxError,
     SandboxSpec,
     default_owner,
-    owner_key,
+    run_cgroup_name,
 )
 from .bwrap_args import (
     FdBinds,
@@ -218,7 +218,7 @@ class BwrapBackend:
         loop = asyncio.get_running_loop()
         managed_note = ensure_managed_mountpoint()
         # cgroup names carry the owner key so another daemon's reconcile never touches them.
-        name = f"{owner_key(spec.run_dir.parent)}-{spec.run_id}"
+        name = run_cgroup_name(spec.run_dir.parent, spec.run_id)
         # Moving a process into a cgroup waits for the kernel: the first write to any
         # cgroup.procs waits out an RCU grace period (5-15 ms), and writes within about one
         # more grace period do not. prestart() began that wait as the run manager took the

@@ -21,7 +21,7 @@ from .base import (
     SandboxError,
     SandboxSpec,
     default_owner,
-    owner_key,
+    run_cgroup_name,
 )
 from .cgroups import Limiter, RunLimits, remove_leftovers
 from .procstats import SubprocessHandle
@@ -101,17 +101,19 @@ class NoSandboxBackend(NothingEarly):
         self._limiter = limiter
         self.owner = owner or default_owner()
 
+    @property
+    def limiter(self) -> Limiter:
+        if self._limiter is None:
+            self._limiter = Limiter.detect()
+        return self._limiter
+
     def usable(self) -> tuple[bool, str]:
         return True, ""
 
     async def start(self, spec: SandboxSpec, prepare: Prepare | None = None) -> NoSandboxHandle:
         if not spec.command:
             raise SandboxError("empty command", "the profile's command must name a program")
-        if self._limiter is None:
-            self._limiter = Limiter.detect()
-        # Named as bwrap's are (OWNER-RUNID): run ids are short, and another daemon's run of
-        # the same id must never share (or have killed) this one's cgroup.
-        limits = self._limiter.create(f"{owner_key(spec.run_dir.parent)}-{spec.run_id}", spec.limits)
+        limits = self.limiter.create(run_cgroup_name(spec.run_dir.parent, spec.run_id), spec.limits)
         env = host_env(spec)
         # The shell's stdin is a gate: it waits for one line until the limits are attached and
         # prepare() ran, then runs the command with stdin /dev/null (as every sandbox does).
@@ -147,6 +149,4 @@ class NoSandboxBackend(NothingEarly):
     async def reconcile(self, live_run_ids: set[str]) -> list[str]:
         """Its runs' processes outlive a daemon killed hard (no namespace ends them): those in
         cgroups are killed, and the cgroups removed."""
-        if self._limiter is None:
-            self._limiter = Limiter.detect()
-        return await remove_leftovers(self._limiter, self.owner, live_run_ids)
+        return await remove_leftovers(self.limiter, self.owner, live_run_ids)
