@@ -169,3 +169,57 @@ def daemon(home: Path, daemon_env: dict[str, str]) -> Iterator[Daemon]:
     d.start()
     yield d
     d.stop()
+
+
+# -- run cgroups the suite leaves behind --------------------------------------------------------
+# A test that kills its daemon (or whose daemon dies) and never starts it again leaves that
+# daemon's run cgroups: only the daemon's next start reconciles them (cgroups.remove_leftovers).
+# The session removes those it made, at its end, with the same function, and says which.
+
+def _run_cgroup_owners() -> set[tuple[str, str]]:
+    """(owner, run id) of every run cgroup this process can see."""
+    from console.sandbox.cgroups import Limiter
+
+    seen: set[tuple[str, str]] = set()
+    for root in Limiter.detect().run_parents():
+        if root.is_dir():
+            for d in root.iterdir():
+                owner, dash, run_id = d.name.partition("-")
+                if dash and d.is_dir():
+                    seen.add((owner, run_id))
+    return seen
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_CGROUPS_BEFORE] = _run_cgroup_owners()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    import asyncio
+
+    from console.sandbox.base import default_owner
+    from console.sandbox.cgroups import Limiter, remove_leftovers
+
+    before = session.config.stash.get(_CGROUPS_BEFORE, None)
+    if before is None:
+        return
+    mine = default_owner()  # the person's own daemon's runs are never touched
+    owners = {owner for owner, run_id in _run_cgroup_owners() - before if owner != mine}
+    limiter, removed = Limiter.detect(), []
+    for owner in sorted(owners):
+        removed += [f"{owner}-{run_id}"
+                    for run_id in asyncio.run(remove_leftovers(limiter, owner, set()))]
+    session.config.stash[_CGROUPS_REMOVED] = removed
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    removed = config.stash.get(_CGROUPS_REMOVED, [])
+    if removed:
+        terminalreporter.write_line(
+            f"pilothouse: removed {len(removed)} run cgroup(s) the tests left behind: "
+            + ", ".join(removed))
+
+
+_CGROUPS_BEFORE = pytest.StashKey[set[tuple[str, str]]]()
+_CGROUPS_REMOVED = pytest.StashKey[list[str]]()
