@@ -45,8 +45,11 @@ CLAUDE_SETTINGS: dict = {
         "PreToolUse": [
             {
                 "matcher": CLAUDE_HOOK_MATCHER,
+                # onFailure: a hook that dies, times out or cannot start blocks the call
+                # (Claude Code 2.1.295 and later; older ones ignore the key and fall back on
+                # their own permissions, which the run keeps closed: docs/threat-model.md).
                 "hooks": [{"type": "command", "command": HOOK_PATH,
-                           "timeout": AGENT_HOOK_TIMEOUT}],
+                           "timeout": AGENT_HOOK_TIMEOUT, "onFailure": "block"}],
             }
         ]
     },

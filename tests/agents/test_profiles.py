@@ -141,8 +141,9 @@ def test_run_folder_files(tmp_path) -> None:
     hook = settings["hooks"]["PreToolUse"][0]
     assert hook["matcher"] == "*"  # every tool reaches the hook (it lets the read-only ones by)
     # By its full path: no PATH a settings layer or the agent sets can pick another one.
+    # onFailure: a killed or failed hook blocks the call (newer Claude Code; older ignore it)
     assert hook["hooks"] == [{"type": "command", "command": "/run/pilothouse/bin/ph-claude-hook",
-                              "timeout": 900}]
+                              "timeout": 900, "onFailure": "block"}]
     assert settings["sandbox"] == {"enabled": False}
     codex = tomllib.loads(mounts["/home/agent/.codex/config.toml"].read_text())
     assert codex == tomllib.loads(CODEX_CONFIG)
