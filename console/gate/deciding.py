@@ -63,8 +63,10 @@ class Deciding:
 
     def denied_now(self, target: Target, address: IPAddress) -> bool:
         """Whether the rules in force deny a connection to this address: one just dialled (a
-        reload meanwhile is not seen by replace_rules: it had no upstream yet), or one open."""
-        return self._match(self.rules, target.host, target.port, [address]).action == "deny"
+        reload meanwhile is not seen by replace_rules: it had no upstream yet), or one open.
+        This machine's own addresses count as they do for a new connection (review s30: a
+        reload that took away the rule naming one left its tunnels open)."""
+        return self._by_rules(target, [address]).action == "deny"
 
     def replace_rules(self, rules: NetworkRules) -> int:
         """New rules (a config reload): every request from now on reads them, and a connection
@@ -101,6 +103,14 @@ class Deciding:
             if len(self._decisions) >= _REMEMBERED:
                 self._decisions.clear()
             self._decisions[key] = match
+        return match
+
+    def _by_rules(self, target: Target, addrs: list[IPAddress]) -> NetMatch:
+        """The rules' verdict on these addresses, this machine's own denied unless a rule
+        names them (own.this_machine): every check of addresses reads this one."""
+        match = self._match(self.rules, target.host, target.port, addrs)
+        if match.action != "deny":
+            match = self._this_machine(target, addrs) or match
         return match
 
     def _this_machine(self, target: Target, addrs: list[IPAddress]) -> NetMatch | None:
@@ -195,9 +205,7 @@ class Deciding:
                           yes: dict[str, Any] | None) -> list[IPAddress]:
         """The rules again with the addresses; a person's earlier yes covers an "ask" but
         never overrules a deny (by rule, or a name resolving into the local network)."""
-        match = self._match(self.rules, target.host, target.port, addrs)
-        if match.action != "deny":
-            match = self._this_machine(target, addrs) or match
+        match = self._by_rules(target, addrs)
         action, provenance = match.action, None
         if yes is not None:
             action, provenance = ("deny", {**yes, "overruled": match.reason}) \
@@ -205,7 +213,7 @@ class Deciding:
         elif action == "ask":
             verdict = await self._ask_person(conn, method, raw, target, addrs, match)
             action, provenance = ("allow" if verdict.allow else "deny"), verdict.provenance
-            now = self._match(self.rules, target.host, target.port, addrs)  # reloaded meanwhile?
+            now = self._by_rules(target, addrs)  # reloaded meanwhile?
             if action == "allow" and now.action == "deny":
                 match, action, provenance = now, "deny", {**provenance, "overruled": now.reason}
         if action == "allow" and match.action == "ask" and self._veto is not None:
