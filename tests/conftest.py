@@ -174,42 +174,51 @@ def daemon(home: Path, daemon_env: dict[str, str]) -> Iterator[Daemon]:
 # -- run cgroups the suite leaves behind --------------------------------------------------------
 # A test that kills its daemon (or whose daemon dies) and never starts it again leaves that
 # daemon's run cgroups: only the daemon's next start reconciles them (cgroups.remove_leftovers).
-# The session removes those it made, at its end, with the same function, and says which.
+# The session removes them at its end, with the same function, and says which: only those of the
+# homes under its own temporary folder (another session's runs on this machine, live ones
+# included, are not its to touch: review s30).
 
-def _run_cgroup_owners() -> set[tuple[str, str]]:
-    """(owner, run id) of every run cgroup this process can see."""
+def _run_cgroup_owners() -> set[str]:
+    """The owner part of every run cgroup (OWNER-RUNID) this process can see."""
     from console.sandbox.cgroups import Limiter
 
-    seen: set[tuple[str, str]] = set()
+    owners: set[str] = set()
     for root in Limiter.detect().run_parents():
         if root.is_dir():
             for d in root.iterdir():
-                owner, dash, run_id = d.name.partition("-")
+                owner, dash, _run_id = d.name.partition("-")
                 if dash and d.is_dir():
-                    seen.add((owner, run_id))
-    return seen
+                    owners.add(owner)
+    return owners
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[_CGROUPS_BEFORE] = _run_cgroup_owners()
+def _owners_under(base: Path, depth: int = 4) -> set[str]:
+    """Owner keys of the runs folders (HOME/runs) within `depth` levels under `base`."""
+    from console.sandbox.base import owner_key
+
+    owners: set[str] = set()
+    for root, dirs, _files in os.walk(base):
+        if "runs" in dirs:
+            owners.add(owner_key(Path(root) / "runs"))
+        if len(Path(root).relative_to(base).parts) >= depth:
+            dirs[:] = []
+    return owners
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+@pytest.fixture(scope="session", autouse=True)
+def _remove_left_run_cgroups(request: pytest.FixtureRequest,
+                             tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    yield
     import asyncio
 
-    from console.sandbox.base import default_owner
     from console.sandbox.cgroups import Limiter, remove_leftovers
 
-    before = session.config.stash.get(_CGROUPS_BEFORE, None)
-    if before is None:
-        return
-    mine = default_owner()  # the person's own daemon's runs are never touched
-    owners = {owner for owner, run_id in _run_cgroup_owners() - before if owner != mine}
+    owners = _run_cgroup_owners() & _owners_under(tmp_path_factory.getbasetemp())
     limiter, removed = Limiter.detect(), []
     for owner in sorted(owners):
         removed += [f"{owner}-{run_id}"
                     for run_id in asyncio.run(remove_leftovers(limiter, owner, set()))]
-    session.config.stash[_CGROUPS_REMOVED] = removed
+    request.config.stash[_CGROUPS_REMOVED] = removed
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
@@ -221,5 +230,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
             + ", ".join(removed))
 
 
-_CGROUPS_BEFORE = pytest.StashKey[set[tuple[str, str]]]()
 _CGROUPS_REMOVED = pytest.StashKey[list[str]]()
