@@ -7,10 +7,14 @@ from typing import Any
 
 from store.history import Db
 
+# Events a row stands for: a flood's summary row (console/daemon/floods.py) stands for `count`.
+_EVENTS = "CASE WHEN json_extract(data, '$.aggregated') THEN json_extract(data, '$.count') ELSE 1 END"
+
 
 def run_activity(db: Db, run_id: str) -> dict[str, Any]:
     rows = db.execute(
-        "SELECT kind, json_extract(data, '$.action'), json_extract(data, '$.allow'), count(*) "
+        "SELECT kind, json_extract(data, '$.action'), json_extract(data, '$.allow'), "
+        f"sum({_EVENTS}) "
         "FROM events WHERE run_id = ? AND kind IN ('approval.requested', 'approval.decided', "
         "'policy.decision', 'net.decision', 'net.closed') GROUP BY 1, 2, 3", (run_id,),
     ).fetchall()
@@ -26,7 +30,7 @@ def run_activity(db: Db, run_id: str) -> dict[str, Any]:
         elif kind == "net.decision":
             out["net"][action or "?"] = out["net"].get(action or "?", 0) + n
     count, up, down = db.execute(
-        "SELECT count(*), coalesce(sum(json_extract(data, '$.bytes_up')), 0), "
+        f"SELECT coalesce(sum({_EVENTS}), 0), coalesce(sum(json_extract(data, '$.bytes_up')), 0), "
         "coalesce(sum(json_extract(data, '$.bytes_down')), 0) FROM events "
         "WHERE run_id = ? AND kind = 'net.closed'", (run_id,)).fetchone()
     out["connections"] = {"count": count, "bytes_up": up, "bytes_down": down}

@@ -5,8 +5,11 @@ rate become one `store.throttled` row; refused connections one `limits.refused` 
 The first event of each key in a window is written as it happens (security events are still
 committed before they take effect); the repeats within that second are counted and written
 as one summary row (the same kind, the last event's data, `count`, `aggregated: true`) when
-the window closes. A distinct key past the run's rate is only throttled when its decision is
-not an allow: an allow that takes effect always has its own row.
+the window closes. What told the repeats apart is kept in it too, per kind (a Fold): the
+distinct values of the listed fields (a request line, an address), the first MAX_LISTED of them
+and how many more, and the sums of the summed fields (bytes), so a summary never hides a
+distinct request behind the last one (review s30). A distinct key past the run's rate is only
+throttled when its decision is not an allow: an allow that takes effect always has its own row.
 """
 
 from __future__ import annotations
@@ -20,12 +23,62 @@ from typing import Any
 
 Emit = Callable[[str, str | None, str, dict[str, Any]], None]  # kind, run_id, text, data
 
+MAX_LISTED = 16  # distinct repeats a summary row lists; past that, only how many more
+_VALUE_CHARS = 300  # of each listed value
+
+
+@dataclass(frozen=True)
+class Fold:
+    """How one kind's repeats are summed up: the fields whose distinct values are listed, and
+    the numeric fields added up."""
+
+    listed: tuple[str, ...] = ()
+    summed: tuple[str, ...] = ()
+
+
+@dataclass
+class _Repeats:
+    count: int = 0
+    data: dict[str, Any] = field(default_factory=dict)  # the last one's
+    distinct: dict[tuple[Any, ...], None] = field(default_factory=dict)  # in order, bounded
+    unlisted: int = 0  # distinct ones past MAX_LISTED
+    sums: dict[str, float] = field(default_factory=dict)
+
+    def add(self, data: dict[str, Any], fold: Fold | None) -> None:
+        self.count += 1
+        self.data = data
+        if fold is None:
+            return
+        if fold.listed:
+            seen = tuple(_value(data.get(f)) for f in fold.listed)
+            if seen not in self.distinct:
+                if len(self.distinct) < MAX_LISTED:
+                    self.distinct[seen] = None
+                else:
+                    self.unlisted += 1  # counted once per repeat past the bound
+        for f in fold.summed:
+            value = data.get(f)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self.sums[f] = self.sums.get(f, 0) + value
+
+    def summary(self, fold: Fold | None) -> dict[str, Any]:
+        out = {**self.data, **self.sums, "count": self.count, "aggregated": True}
+        if fold is not None and fold.listed:
+            out["distinct"] = [dict(zip(fold.listed, seen, strict=True)) for seen in self.distinct]
+            if self.unlisted:
+                out["distinct_unlisted"] = self.unlisted
+        return out
+
+
+def _value(value: Any) -> Any:
+    return value[:_VALUE_CHARS] if isinstance(value, str) else value
+
 
 @dataclass
 class _Window:
     start: float
     rows: int = 0  # rows written in this window
-    repeats: dict[tuple[str, str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    repeats: dict[tuple[str, str, str], _Repeats] = field(default_factory=dict)
     seen: set[tuple[str, str, str]] = field(default_factory=set)
     throttled: int = 0
     refused: dict[str, int] = field(default_factory=dict)
@@ -33,11 +86,13 @@ class _Window:
 
 class FloodControl:
     def __init__(self, emit: Emit, rate: Callable[[], int], interval: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 folds: dict[str, Fold] | None = None) -> None:
         self._emit = emit
         self._rate = rate
         self.interval = interval
         self._clock = clock
+        self._folds = folds or {}
         self._windows: dict[str | None, _Window] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -63,8 +118,7 @@ class FloodControl:
         w = self._window(run_id)
         key = (kind, subject, decision)
         if key in w.seen:
-            count, _ = w.repeats.get(key, (0, {}))
-            w.repeats[key] = (count + 1, data or {})
+            w.repeats.setdefault(key, _Repeats()).add(data or {}, self._folds.get(kind))
             return False
         if w.rows >= self._rate() and decision != "allow":
             w.throttled += 1
@@ -88,9 +142,9 @@ class FloodControl:
             w = self._windows.pop(rid, None)
             if w is None:
                 continue
-            for (kind, subject, decision), (count, data) in w.repeats.items():
-                self._emit(kind, rid, f"{count} more suppressed: {decision} {subject}"[:500],
-                           {**data, "count": count, "aggregated": True, "subject": subject,
+            for (kind, subject, decision), repeats in w.repeats.items():
+                self._emit(kind, rid, f"{repeats.count} more suppressed: {decision} {subject}"[:500],
+                           {**repeats.summary(self._folds.get(kind)), "subject": subject,
                             "decision": decision})
             if w.throttled:
                 self._emit("store.throttled", rid,
