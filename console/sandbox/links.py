@@ -21,13 +21,47 @@ def workspace_root(root_fd: int) -> str:
     return os.readlink(f"/proc/self/fd/{root_fd}").rstrip("/") or "/"
 
 
+# Links the kernel follows for one path before it gives up (ELOOP): a chain past it leads
+# nowhere a program on the host could reach either.
+MAX_LINKS = 40
+
+
 def link_target(root_fd: int, rel: str) -> str | None:
-    """Where a path that crosses a link ends up, workspace-relative, or None when outside."""
+    """Where a path that crosses a link ends up, workspace-relative, or None when outside (or
+    past MAX_LINKS links)."""
     root = workspace_root(root_fd)
-    real = os.path.realpath(os.path.join(root, rel))
-    if real == root or not real.startswith(root + "/"):
+    real = real_path(os.path.join(root, rel))
+    if real is None or real == root or not real.startswith(root + "/"):
         return None
     return os.path.relpath(real, root)
+
+
+def real_path(path: str) -> str | None:
+    """os.path.realpath of an absolute path (a missing name and what follows it are kept as
+    written), one name at a time and without recursion: None past MAX_LINKS links. Python
+    3.11's realpath recurses once per link, so a chain of 3,000 the agent made raised
+    RecursionError out of a run's end look, and every note of it was lost (review s30)."""
+    resolved, pending, links = "/", [n for n in reversed(path.split("/")) if n], 0
+    while pending:
+        name = pending.pop()
+        if name == ".":
+            continue
+        if name == "..":
+            resolved = os.path.dirname(resolved)
+            continue
+        here = os.path.join(resolved, name)
+        try:
+            target = os.readlink(here)
+        except OSError:  # not a link, or not there: the name stays as it is
+            resolved = here
+            continue
+        links += 1
+        if links > MAX_LINKS:
+            return None
+        if target.startswith("/"):
+            resolved = "/"
+        pending.extend(n for n in reversed(target.split("/")) if n)
+    return resolved
 
 
 def link_targets(root_fd: int, fd: int, rel: str,

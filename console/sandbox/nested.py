@@ -180,3 +180,22 @@ def module_git_folders(modules_fd: int, budget) -> list[str]:
         elif too_deep(root, dirs):
             budget.cut = True
     return found
+
+
+def made_note(rel: str) -> str:
+    """The end-of-run note for a repository or agent configuration the agent made at rel."""
+    if os.path.basename(rel) == ".env":
+        return (f"the agent changed {rel}: tools on the host load it as they start (docker "
+                "compose takes COMPOSE_FILE and its file's variables from it, direnv's dotenv "
+                "puts it in your shell, aider takes AIDER_ options: a command it runs); read it "
+                "first")
+    if "lefthook" in rel:
+        return (f"the agent wrote {rel}: the lefthook hook in this repository runs the commands "
+                "it lists at your next commit; read it first, or remove it")
+    if os.path.basename(rel) in (*NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
+        return (f"the agent wrote agent configuration at {rel}: an agent or editor started in "
+                f"that folder on the host reads it (hooks, MCP servers, programs to run); read it "
+                "first, or remove it")
+    return (f"the agent wrote a git repository at {rel}: git on the host runs what its config "
+            "names (core.fsmonitor, hooks) as soon as you use git in that folder; read "
+            f"{rel}/config and {rel}/hooks first, or remove it")

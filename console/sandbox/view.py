@@ -25,7 +25,7 @@ from pathlib import Path
 from . import fsview
 from .base import SandboxSpec
 from .identity import AgentIdentity, agent_identity
-from .nested import AGENT_CONFIG_YAML, NESTED_AGENT_CONFIG, find_nested_git
+from .nested import find_nested_git, made_note
 from .protect import Bind, Protection, plan_protection
 from .watch import (
     Budget,
@@ -34,6 +34,7 @@ from .watch import (
     changed_read_only,
     git_folder_changed,
     left_todo_notes,
+    one_part,
     read_only_notes,
 )
 
@@ -425,39 +426,25 @@ def _remove_mountpoint(ws_fd: int, rel: str) -> None:
 
 
 def nested_repo_notes(view: WorkspaceView) -> list[str]:
-    budget = Budget()
-    new, unseen = view.nested_repositories(budget)
+    budget, failed, ws = Budget(), [], view.ws_fd >= 0
+    new, unseen = one_part(failed, "the repositories and agent configuration made in it",
+                           lambda: view.nested_repositories(budget), ([], []))
     # A read-only protected file changed anyway: through a second name the start could not
     # bind (watch.py), or from outside the sandbox.
-    ro = (changed_read_only(view.protection.binds, view.opened_at, set(new), budget)
-          if view.ws_fd >= 0 else [])  # fmt: skip
+    ro = one_part(failed, "its read-only files", lambda: changed_read_only(
+        view.protection.binds, view.opened_at, set(new), budget) if ws else [], [])
     # Where links in read-only folders lead that the look at the start did not reach.
-    behind = [rel for rel in changed_behind_links(view.ws_fd, view.protection.link_look.cut,
-                                                  view.opened_at, budget)
-              if rel not in ro and rel not in new] if view.ws_fd >= 0 else []  # fmt: skip
+    behind = one_part(failed, "where links in its read-only folders lead", lambda: [
+        rel for rel in changed_behind_links(view.ws_fd, view.protection.link_look.cut,
+                                            view.opened_at, budget)
+        if rel not in ro and rel not in new] if ws else [], [])
+    todo = one_part(failed, "the rebase plans git runs", lambda: left_todo_notes(
+        view.ws_fd, view.opened_at) if ws else [], [])
     return [(f"{rel} was changed during the run through another name (a hard link) in the "
              "workspace: read it before a tool on the host does") if rel in
-            view.protection.aliased else _made_note(rel) for rel in new] + unseen + (
+            view.protection.aliased else made_note(rel) for rel in new] + unseen + (
             read_only_notes(ro, budget) if ro or budget.cut else []) + behind_links_notes(
-            behind) + (left_todo_notes(view.ws_fd, view.opened_at) if view.ws_fd >= 0 else [])  # fmt: skip
-
-
-def _made_note(rel: str) -> str:
-    if os.path.basename(rel) == ".env":
-        return (f"the agent changed {rel}: tools on the host load it as they start (docker "
-                "compose takes COMPOSE_FILE and its file's variables from it, direnv's dotenv "
-                "puts it in your shell, aider takes AIDER_ options: a command it runs); read it "
-                "first")
-    if "lefthook" in rel:
-        return (f"the agent wrote {rel}: the lefthook hook in this repository runs the commands "
-                "it lists at your next commit; read it first, or remove it")
-    if os.path.basename(rel) in (*NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
-        return (f"the agent wrote agent configuration at {rel}: an agent or editor started in "
-                f"that folder on the host reads it (hooks, MCP servers, programs to run); read it "
-                "first, or remove it")
-    return (f"the agent wrote a git repository at {rel}: git on the host runs what its config "
-            "names (core.fsmonitor, hooks) as soon as you use git in that folder; read "
-            f"{rel}/config and {rel}/hooks first, or remove it")
+            behind) + todo + failed
 
 
 def reconcile_views(runs_dir: Path, live: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]

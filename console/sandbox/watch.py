@@ -17,7 +17,9 @@ import contextlib
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .nested import NESTED_MAX_ENTRIES, NESTED_MAX_SECONDS, too_deep, walk_below
 
@@ -30,6 +32,21 @@ GIT_VOLATILE_FILES = frozenset({"index", "packed-refs", "COMMIT_EDITMSG", "MERGE
                                 "sharedindex", "description", "FETCH_HEAD", "ORIG_HEAD",
                                 "AUTO_MERGE"})  # fmt: skip
 SHOWN_MAX = 10  # changed files named one by one in the notes; the rest are counted
+T = TypeVar("T")
+
+
+def one_part(notes: list[str], what: str, look: Callable[[], T], nothing: T) -> T:
+    """One part of a run's end look: what it found, or `nothing` and a note that it could not
+    look. A part that fails costs its own notes only: a RecursionError in one lost every note
+    of the run's end, a nested repository's fsmonitor and a rebase's exec lines with it
+    (review s30)."""
+    try:
+        return look()
+    except Exception as exc:  # noqa: BLE001 - said in the notes; the others still look
+        notes.append(f"the run's end could not look at {what} ({type(exc).__name__}: "
+                     f"{str(exc)[:120]}): look in the workspace yourself before a tool on the "
+                     "host uses it")
+        return nothing
 
 
 @dataclass
