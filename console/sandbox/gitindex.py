@@ -20,11 +20,16 @@ EXTENDED = 0x4000
 INDEX_MAX = 64 << 20  # bytes read from all indexes at one start; past it, read up to here
 SUBMODULE_DEPTH = 4  # submodules of submodules looked into, as protect.py does their git folders
 INDEXES_MAX = 64  # indexes read at one start (all together up to INDEX_MAX bytes)
+# A name git itself would not write (PATH_MAX): the index is malformed from there. Version 4
+# builds each name from the one before, so without it names the agent made grow by 64 bytes an
+# entry cost work with the square of the index's size (review s30: 16 MiB held a start 74 s).
+NAME_MAX = 4096
 
 
-def gitlink_paths(data: bytes, hash_len: int = 20) -> list[str]:
-    """Workspace-relative paths of the gitlinks in an index (versions 2 to 4); those before
-    where the data is cut or malformed when it is. hash_len is 32 for a SHA-256 repository."""
+def gitlink_paths(data: bytes, hash_len: int = 20, most: int | None = None) -> list[str]:
+    """Workspace-relative paths of the gitlinks in an index (versions 2 to 4), at most `most`;
+    those before where the data is cut or malformed when it is (a name past NAME_MAX is).
+    hash_len is 32 for a SHA-256 repository."""
     if len(data) < 12 or data[:4] != b"DIRC":
         return []
     version, count = struct.unpack(">II", data[4:12])
@@ -46,11 +51,13 @@ def gitlink_paths(data: bytes, hash_len: int = 20) -> list[str]:
                 end = data.index(b"\0", start)
                 name = data[start:end]
                 pos += (start - pos + len(name) + 8) & ~7
-            if end > len(data) - hash_len:
+            if end > len(data) - hash_len or len(name) >= NAME_MAX:
                 break
             previous = name
             if mode & MODE_TYPE == GITLINK:
                 found.append(name.decode("utf-8", "surrogateescape"))
+                if most is not None and len(found) >= most:
+                    break
     except (ValueError, IndexError):
         pass  # cut short or malformed: what was read so far
     return found
@@ -101,11 +108,12 @@ def git_folder(root_fd: int, top: str = "") -> str | None:
     return _inside(top or ".", first[len("gitdir:"):].strip(), root_fd)
 
 
-def index_gitlinks(root_fd: int, top: str = "",
-                   limit: int = INDEX_MAX) -> tuple[list[str], int]:  # fmt: skip
-    """The gitlinks of the index of the work tree at `top`, as the index spells them (relative
-    to `top`), from its first `limit` bytes, and how many bytes were read. The object format
-    is in the config of the git folder, or of the common one a linked worktree's names."""
+def index_gitlinks(root_fd: int, top: str = "", limit: int = INDEX_MAX,
+                   most: int | None = None) -> tuple[list[str], int]:  # fmt: skip
+    """The gitlinks of the index of the work tree at `top` (at most `most`), as the index
+    spells them (relative to `top`), from its first `limit` bytes, and how many bytes were
+    read. The object format is in the config of the git folder, or of the common one a linked
+    worktree's names."""
     gd = git_folder(root_fd, top)
     index = _read(root_fd, f"{gd}/index", limit) if gd is not None else None
     if index is None:
@@ -116,7 +124,7 @@ def index_gitlinks(root_fd: int, top: str = "",
         where = _inside(gd, common, root_fd)
         config = _read(root_fd, f"{where}/config", 1 << 16) if where is not None else None
     sha256 = re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", config or b"")
-    return gitlink_paths(index, 32 if sha256 else 20), len(index)
+    return gitlink_paths(index, 32 if sha256 else 20, most), len(index)
 
 
 @dataclass
@@ -170,7 +178,8 @@ def _below(root_fd: int, top: str, depth: int, look: _Look, most: int) -> list[s
     look.indexes -= 1
     look.done.add(top)
     found: list[str] = []
-    gitlinks, read = index_gitlinks(root_fd, top, look.bytes_left)
+    # Each gitlink is one more below (most), or one more to look into: no more are needed.
+    gitlinks, read = index_gitlinks(root_fd, top, look.bytes_left, look.most)
     look.bytes_left -= read
     if look.bytes_left <= 0:  # this index may have been read only in part
         look.cut = look.cut or top or "."
