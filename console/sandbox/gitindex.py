@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass, field
 
 from .fsview import open_beneath, read_beneath
+from .links import inside_workspace
 
 GITLINK = 0o160000
 MODE_TYPE = 0o170000
@@ -81,18 +82,6 @@ def _read(root_fd: int, rel: str, limit: int) -> bytes | None:
     return None if got is None else got[0]
 
 
-def _inside(base: str, target: str, root_fd: int) -> str | None:
-    """target (relative to base, or absolute) as a workspace-relative path; None outside."""
-    from .links import workspace_root
-
-    if os.path.isabs(target):
-        root = workspace_root(root_fd)
-        target = os.path.normpath(target)
-        return os.path.relpath(target, root) if target.startswith(root + "/") else None
-    rel = os.path.normpath(os.path.join(base, target))
-    return None if rel in (".", "..") or rel.startswith("../") else rel
-
-
 def git_folder(root_fd: int, top: str = "") -> str | None:
     """The git folder of the work tree at `top` (workspace-relative, "" for the workspace):
     `top/.git`, or where a `.git` file's `gitdir:` line leads (a submodule checked out, `git
@@ -105,7 +94,7 @@ def git_folder(root_fd: int, top: str = "") -> str | None:
     first = text.decode(errors="replace").partition("\n")[0]
     if not first.startswith("gitdir:"):
         return None
-    return _inside(top or ".", first[len("gitdir:"):].strip(), root_fd)
+    return inside_workspace(top or ".", first[len("gitdir:"):].strip(), root_fd)
 
 
 def index_gitlinks(root_fd: int, top: str = "", limit: int = INDEX_MAX,
@@ -121,7 +110,7 @@ def index_gitlinks(root_fd: int, top: str = "", limit: int = INDEX_MAX,
     config = _read(root_fd, f"{gd}/config", 1 << 16)
     common = (_read(root_fd, f"{gd}/commondir", 4096) or b"").decode(errors="replace").strip()
     if config is None and common:
-        where = _inside(gd, common, root_fd)
+        where = inside_workspace(gd, common, root_fd)
         config = _read(root_fd, f"{where}/config", 1 << 16) if where is not None else None
     sha256 = re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", config or b"")
     return gitlink_paths(index, 32 if sha256 else 20, most), len(index)

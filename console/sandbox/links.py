@@ -73,3 +73,21 @@ def link_targets(root_fd: int, fd: int, rel: str,
             target = link_target(root_fd, link_rel)
             if target is not None:
                 yield target, os.path.isdir(path)
+
+
+def inside_workspace(base_rel: str, target: str, root_fd: int | None = None) -> str | None:
+    """A workspace-relative path for target (relative to base_rel, or absolute under the
+    workspace when root_fd is given: git writes absolute `gitdir:` lines and includes), or None
+    when outside."""
+    if os.path.isabs(target):
+        if root_fd is None:
+            return None
+        root = workspace_root(root_fd)
+        target = os.path.normpath(target)
+        if not target.startswith(root + "/"):
+            return None
+        return os.path.relpath(target, root)
+    joined = os.path.normpath(os.path.join(base_rel, target))
+    if joined == ".." or joined.startswith("../") or joined == ".":
+        return None
+    return joined

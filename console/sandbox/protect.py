@@ -42,9 +42,9 @@ from .claude_project import bind_project_settings, filter_project_settings
 from .fsview import open_beneath
 from .gitconfig import CODE_KEYS, INCLUDE_KEY, config_entries, named_path
 from .gitindex import not_checked_out
-from .links import link_target, link_targets, workspace_root
+from .links import inside_workspace, link_target, link_targets, workspace_root
 from .nested import AGENT_CONFIG_YAML, NESTED_AGENT_CONFIG, WalkResult, find_nested_git
-from .plan_limits import too_many
+from .plan_limits import PROTECTED_MAX, too_many
 from .watch import Budget
 
 OWN = (".pilothouse.toml",)
@@ -102,6 +102,7 @@ class Protection:
     # when the run ends (watch.changed_behind_links).
     link_look: LookBudget = field(default_factory=LookBudget)
     module_look: Budget = field(default_factory=Budget)  # for submodules in modules folders
+    gitlinks: int = 0  # submodules not checked out among the paths (for the refusal's words)
     _seen: set[str] = field(default_factory=set)
 
     def close(self) -> None:
@@ -123,6 +124,11 @@ class Protection:
         self._seen.add(rel)
         content = MASK_CONTENT.get(rel.rsplit("/", 1)[-1], "") if kind == "mask-file" else ""
         self.binds.append(Bind(rel, kind, fd, content))
+        # Refused once past the bound, not when made: each path holds a descriptor (review
+        # s30: a config including 20,000 files took the daemon's last ones, the store's too).
+        if len(self.binds) > PROTECTED_MAX and (refusal := too_many(
+                [b.rel for b in self.binds], self.gitlinks)):
+            raise refusal
 
 
 def _open(root_fd: int, rel: str) -> tuple[int | None, str]:
@@ -199,7 +205,7 @@ def _config_path(p: Protection, root_fd: int, base_rel: str, target: str) -> str
     """Where a path a config names leads, as the kernel resolves it for git: `x/../hooks` with
     `x` a link is the hooks folder beside where `x` leads, not `hooks`. Each link on the way is
     protected (masked, its target read-only) so the agent cannot point it elsewhere."""
-    rel = _inside(base_rel, target, root_fd)
+    rel = inside_workspace(base_rel, target, root_fd)
     parts = target.replace("\\", "/").split("/")
     if rel is None or ".." not in parts[1:]:
         return rel
@@ -212,24 +218,6 @@ def _config_path(p: Protection, root_fd: int, base_rel: str, target: str) -> str
             if not link_rel.startswith(".."):
                 _protect(p, root_fd, link_rel, want_dir=True)
     return link_target(root_fd, os.path.join(base_rel, target))
-
-
-def _inside(base_rel: str, target: str, root_fd: int | None = None) -> str | None:
-    """A workspace-relative path for target (relative to base_rel, or absolute under the
-    workspace when root_fd is given: git writes absolute `gitdir:` lines and includes), or None
-    when outside."""
-    if os.path.isabs(target):
-        if root_fd is None:
-            return None
-        root = workspace_root(root_fd)
-        target = os.path.normpath(target)
-        if not target.startswith(root + "/"):
-            return None
-        return os.path.relpath(target, root)
-    joined = os.path.normpath(os.path.join(base_rel, target))
-    if joined == ".." or joined.startswith("../") or joined == ".":
-        return None
-    return joined
 
 
 def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str,
@@ -281,7 +269,7 @@ def _hooks(p: Protection, root_fd: int, rel: str, top: str) -> None:
     for name in looked:
         script = _read_small(root_fd, f"{rel}/{name}", limit=1 << 14) or ""
         for target in _config_options(script):
-            path = _inside(top or ".", target, root_fd)
+            path = inside_workspace(top or ".", target, root_fd)
             if path is not None:
                 _protect(p, root_fd, path, want_dir=False)
         if "lefthook" in script:
@@ -344,7 +332,7 @@ def _git_folder(p: Protection, root_fd: int, gd: str, depth: int = 0) -> None:
         _protect(p, root_fd, f"{gd}/objects/info/alternates", want_dir=False)
     common = (_read_small(root_fd, f"{gd}/commondir") or "").strip()
     if common and common != "." and depth < 4:  # a linked worktree's objects, refs and config
-        target = _inside(gd, common, root_fd)
+        target = inside_workspace(gd, common, root_fd)
         if target is not None:
             _git_folder(p, root_fd, target, depth + 1)
     for name in GIT_FILES[:2]:  # config and config.worktree
@@ -367,7 +355,7 @@ def _gitdir_file(p: Protection, root_fd: int, rel: str) -> None:
     _protect(p, root_fd, rel, want_dir=False)
     text = _read_small(root_fd, rel) or ""
     if text.startswith("gitdir:"):
-        target = _inside(os.path.dirname(rel) or ".", text[len("gitdir:"):].strip(), root_fd)
+        target = inside_workspace(os.path.dirname(rel) or ".", text[len("gitdir:"):].strip(), root_fd)
         if target is not None:
             _git_folder(p, root_fd, target)
 
@@ -472,13 +460,14 @@ def plan_protection(workspace: Path | int) -> Protection:
         p.watched.setdefault(".env", "")
         gitmodules = _read_small(root_fd, ".gitmodules") or ""
         for m in re.finditer(r"^\s*path\s*=\s*(.+?)\s*$", gitmodules, re.M):
-            rel = _inside(".", m.group(1).strip('"'))
+            rel = inside_workspace(".", m.group(1).strip('"'))
             if rel is not None:
                 sub_fd, state = _open(root_fd, f"{rel}/.git")
                 if sub_fd is not None:
                     os.close(sub_fd)
                     _protect(p, root_fd, f"{rel}/.git", want_dir=False)
         gitlinks = not_checked_out(root_fd, p.walk.found, p.notes)  # no .git is made there
+        p.gitlinks = len(gitlinks)
         for rel in gitlinks:
             _protect(p, root_fd, rel, want_dir=True)
         _protect_aliases(p, root_fd)
