@@ -24,6 +24,7 @@ from pathlib import Path
 
 from . import fsview
 from .base import SandboxSpec
+from .gitindex import git_folder
 from .identity import AgentIdentity, agent_identity
 from .nested import find_nested_git, made_note
 from .protect import Bind, Protection, plan_protection
@@ -342,6 +343,13 @@ class WorkspaceView:
                 if rel not in new and self._changed(rel, mark, budget)]
         return new, walk.notes("at the end of the run")
 
+    def git_folders(self, new: list[str]) -> list[str]:
+        """The git folders git on the host uses in this workspace: the top's (or where its
+        `.git` file leads), and each nested repository's, from the start and the end."""
+        found = self.protection.walk.found if self.protection.walk is not None else []
+        tops = ["", *(os.path.dirname(r) for r in (*found, *new) if os.path.basename(r) == ".git")]
+        return [gd for top in tops if (gd := git_folder(self.ws_fd, top)) is not None]
+
     def _changed(self, rel: str, mark: str, budget: Budget) -> bool:
         """A watched path (protect.py) made or changed during the run: for a git folder, its
         config or hooks (a hook rewritten in place too: watch.py); for a file, one that holds
@@ -439,7 +447,7 @@ def nested_repo_notes(view: WorkspaceView) -> list[str]:
                                             view.opened_at, budget)
         if rel not in ro and rel not in new] if ws else [], [])
     todo = one_part(failed, "the rebase plans git runs", lambda: left_todo_notes(
-        view.ws_fd, view.opened_at) if ws else [], [])
+        view.ws_fd, view.opened_at, view.git_folders(new)) if ws else [], [])
     return [(f"{rel} was changed during the run through another name (a hard link) in the "
              "workspace: read it before a tool on the host does") if rel in
             view.protection.aliased else made_note(rel) for rel in new] + unseen + (

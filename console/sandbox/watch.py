@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import time
 from collections.abc import Callable
@@ -218,24 +219,64 @@ def git_folder_changed(ws_fd: int, rel: str, since: float, budget: Budget) -> bo
 # agent's to write but for its config and hooks, and git's own rebase keeps its state there: a
 # todo written or changed in the run runs its commands on the host when the person carries on
 # (review s20). Named at the run's end, since a rebase the agent runs itself needs them writable.
-GIT_TODO_FILES = (".git/rebase-merge/git-rebase-todo", ".git/sequencer/todo")
+# A rebase's or a cherry-pick's state in a git folder, which git on the host carries on: its
+# todo file, and where it keeps the merge strategy it runs as `git-merge-<strategy>`.
+GIT_STATES = (("rebase-merge", "git-rebase-todo", "strategy", "rebase"),
+              ("sequencer", "todo", "opts", "cherry-pick"))
 TODO_READ_MAX = 64 * 1024
+# Strategies git has built in; any other name is a program git looks for, and one with a slash
+# is a path from the work tree (`/../evil.sh` and a folder `git-merge-` ran ./evil.sh).
+BUILTIN_STRATEGIES = frozenset({"ort", "recursive", "resolve", "octopus", "ours", "subtree"})
 
 
-def left_todo_notes(ws_fd: int, since: float) -> list[str]:
-    """A note for each git todo file changed since the start that runs commands."""
+def left_todo_notes(ws_fd: int, since: float, git_dirs: list[str]) -> list[str]:
+    """A note for each rebase or cherry-pick changed since the start in one of `git_dirs`
+    (the workspace's git folder, the one a `.git` file names, nested repositories'), when
+    git on the host would run something carrying it on: a todo's exec lines, a todo longer
+    than the part read, a strategy that is not built in (review s30: the same todo in a
+    separate or nested git folder, after 64 KiB of comments, or a strategy, went unnamed)."""
+    notes: list[str] = []
+    for gd in dict.fromkeys(git_dirs):
+        for state, todo, holds_strategy, command in GIT_STATES:
+            found = _todo_commands(ws_fd, f"{gd}/{state}/{todo}", since)
+            strategy = _strategy(ws_fd, f"{gd}/{state}/{holds_strategy}", since)
+            if strategy is not None:
+                found.append(f"a merge strategy git runs as a program, {strategy!r}")
+            if found:
+                notes.append(f"the run left {gd}/{state}/{todo}, whose commands git runs on "
+                             f"your machine at `git {command} --continue`: "
+                             f"{'; '.join(found)}; read it first, or run `git {command} --abort`")
+    return notes
+
+
+def _todo_commands(ws_fd: int, rel: str, since: float) -> list[str]:
     from .fsview import read_beneath
 
-    notes: list[str] = []
-    for rel in GIT_TODO_FILES:
-        got = read_beneath(ws_fd, rel, TODO_READ_MAX)  # no link on the way, a regular file
-        if got is None or got[1].st_ctime < since:
-            continue
-        text = got[0].decode("utf-8", "replace")
-        runs = [line.strip() for line in text.splitlines()
-                if line.split(maxsplit=1)[:1] in (["exec"], ["x"])]
-        if runs:
-            shown = "; ".join(repr(r) for r in runs[:3]) + (f"; {len(runs) - 3} more" if len(runs) > 3 else "")
-            notes.append(f"the run left {rel}, whose commands git runs on your machine at `git "
-                         f"rebase --continue`: {shown}; read it first, or run `git rebase --abort`")
-    return notes
+    got = read_beneath(ws_fd, rel, TODO_READ_MAX + 1)  # no link on the way, a regular file
+    if got is None or got[1].st_ctime < since:
+        return []
+    text = got[0][:TODO_READ_MAX].decode("utf-8", "replace")
+    runs = [line.strip() for line in text.splitlines()
+            if line.split(maxsplit=1)[:1] in (["exec"], ["x"])]
+    found = ["; ".join(repr(r) for r in runs[:3]) + (f"; {len(runs) - 3} more" if len(runs) > 3
+                                                     else "")] if runs else []
+    if len(got[0]) > TODO_READ_MAX:
+        found.append(f"more than the first {TODO_READ_MAX >> 10} KiB read here, which may hold "
+                     "exec lines too")
+    return found
+
+
+def _strategy(ws_fd: int, rel: str, since: float) -> str | None:
+    """The merge strategy a rebase's `strategy` or a cherry-pick's `opts` names, when it was
+    written since the start and is not one git has built in."""
+    from .fsview import read_beneath
+
+    got = read_beneath(ws_fd, rel, 4096)
+    if got is None or got[1].st_ctime < since:
+        return None
+    text = got[0].decode("utf-8", "replace")
+    if rel.endswith("/opts"):  # a config file: `strategy = NAME` under [options]
+        m = re.search(r"(?im)^\s*strategy\s*=\s*(.*?)\s*$", text)
+        text = m.group(1).strip('"') if m else ""
+    name = text.strip()
+    return None if not name or name in BUILTIN_STRATEGIES else name[:200]
