@@ -93,6 +93,10 @@ class ExecTickets:
 
 CLAIMED = Provenance("hook", detail="allowed by this run's answer to its hook for this command")
 MAX_IN_FLIGHT = 64  # per connection; the inbox's per-run cap applies as well
+# Messages a run's connections may send together, all ops: past them the next ones wait in their
+# sockets. Asks have a rate of their own ([limits] asks_per_second); `status` and refused ops had
+# none, and 32 connections of them took the operator's answers from 1 ms to 3 s (review s30).
+MESSAGES_PER_SECOND, MESSAGE_BURST = 200, 400
 PAST_ASK_RATE = "asks past this run's rate"  # the flood key of every ask refused by the rate
 MAX_BAD_MESSAGES = 8
 DEFAULT_MAX_CONNECTIONS = Bounds().agent_connections
@@ -108,10 +112,12 @@ async def handle_agent_connection(
     floods: Admission | None = None,
     asks: TokenBucket | None = None,
     tickets: ExecTickets | None = None,
+    messages: TokenBucket | None = None,
 ) -> None:
     """Serve one connection on a run's agent.sock until it closes. `asks` is the run's ask
-    rate and `tickets` its allowed commands not yet claimed, both shared by all its
-    connections (no rate: unbounded; no tickets: every claim is asked)."""
+    rate, `messages` its rate of messages of any op, and `tickets` its allowed commands not
+    yet claimed, all shared by all its connections (no rate: unbounded; no tickets: every
+    claim is asked)."""
     write_lock = asyncio.Lock()
     tasks: set[asyncio.Task[None]] = set()
     bad = 0
@@ -140,6 +146,8 @@ async def handle_agent_connection(
                 msg = await read_message(reader, AGENT_MAX_LINE)
                 if msg is None:
                     break
+                if messages is not None:
+                    await _paced(messages)
                 req_id, op, args = parse_request(msg)
             except ProtocolError as exc:
                 bad += 1
@@ -169,6 +177,12 @@ async def handle_agent_connection(
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
+
+
+async def _paced(bucket: TokenBucket) -> None:
+    """Wait for the run's next message: its connections' lines wait meanwhile, unread."""
+    while not bucket.take():
+        await asyncio.sleep(max(0.001, (1 - bucket.tokens) / bucket.rate))
 
 
 async def _dispatch(op: str, args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
@@ -291,12 +305,14 @@ async def start_agent_server(
 ) -> asyncio.AbstractServer:
     """Bind a run's agent.sock with the reader bound the codec needs. Past max_connections
     open at once (or the daemon's fd budget), a connection is answered and closed; past the
-    `asks` rate, an ask is denied at once."""
+    `asks` rate, an ask is denied at once; past MESSAGES_PER_SECOND, a run's next messages of
+    any op wait unread."""
     async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         await handle_agent_connection(r, w, run_id, profile, inbox, policy_eval, floods, asks,
-                                      tickets)
+                                      tickets, messages)
 
     tickets = ExecTickets()
+    messages = TokenBucket(MESSAGES_PER_SECOND, burst=MESSAGE_BURST)
     refusal = encode(error(None, Failure(
         ErrorCode.TOO_MANY_CONNECTIONS, "this run has as many agent.sock connections open as it may; "
         "close one and retry")))
