@@ -325,8 +325,9 @@ class Inbox:
         patterns = [pattern] if pattern else list(req.grant_patterns)
         if req.kind == "exec" and allow and pattern is None and beyond_grants(req.subject):
             return [], (f"scope {sc.kind} made no grant: a command whose words depend on a "
-                        "substitution or an expansion is asked every time (a grant would hold "
-                        "its quoted spelling, another command)")
+                        "substitution or an expansion, or that runs or writes what its words "
+                        "do not show (a here-document, a script piped into a shell), is asked "
+                        "every time (a grant would hold its words only, another command)")
         # The request's own command makes an exact grant; a pattern the person typed covers
         # added words too (allow rules' reading: never a write or executing option). Either is
         # read by the grammar config rules use, so no grant holds what a config could not.

@@ -272,9 +272,11 @@ def evaluate_exec(
 
 def beyond_grants(command: str) -> bool:
     """Whether no grant can ever cover this command: a part of it whose words depend on a
-    substitution or an expansion (Grant.covers), or a line that cannot be read."""
+    substitution or an expansion, or that runs or writes what its words do not show (a
+    here-document, a script piped into a shell: Grant.covers), or a line that cannot be read."""
     try:
-        return any(p.opaque or p.expands for p in expand(command) if not p.nested)
+        return any(p.opaque or p.expands or p.unseen or p.heredocs
+                   for p in expand(command) if not p.nested)
     except ParseError:
         return True
 

@@ -107,21 +107,23 @@ class Grant:
 
     def covers(self, part: CommandPart) -> bool:
         """For exec: deny grants reach like forbid rules (through wrappers, any flag order);
-        allow grants cover exactly the command, or as a pattern its words plus more (a part
-        that runs what its words do not show only when they name it whole; one with a
-        substitution never: its words are not what runs)."""
+        allow grants cover exactly the command, or as a pattern its words plus more. Never a
+        part with a substitution (its words are not what runs), nor one that runs or writes
+        what its words do not show: a here-document's body, a script piped into a shell
+        (review s30: one approval of `bash <<'EOF'` with a harmless body, or of `cat x | bash`,
+        allowed every later body or script for the grant's scope)."""
         pattern = self.compiled
         if pattern is None:
             return False
         if self.effect == "deny":
             return pattern.reaches(part)
-        if part.opaque:  # a pattern is never opaque: the same words quoted are another command
+        if part.opaque or part.unseen or part.heredocs:  # a pattern holds none of that
             return False
         if self.exact:  # `rm ./*` is not the `rm './*'` a person approved, nor `~` their '~'
             return not part.expands and pattern.is_exactly(part)
         if named_words_expand(part, len(pattern.program_words)):
             return False
-        return pattern.allows(part) and (not part.unseen or len(pattern.words) == len(part.words))
+        return pattern.allows(part)
 
     @cached_property
     def network_pattern(self) -> Pattern | None:

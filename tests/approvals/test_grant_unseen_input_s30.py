@@ -1,0 +1,66 @@
+"""Review s30 (helper 101): a grant made from a command whose script its words do not show.
+
+An approval with scope run (timed, global) made an exact grant of the command's words: for
+`bash <<'EOF'` with a harmless body, `bash << EOF`; for `echo 'echo setup' | bash`, `bash`.
+Neither holds the body or the piped script, so every later here-document script, or anything
+piped into bash, was allowed for the grant's scope, nobody asked. Such a command now makes no
+grant (the answer says why) and no grant covers one: it is asked every time. Real
+ph-claude-hook, agent.sock and Inbox (tests/approvals/conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from console.policy import GrantTable, evaluate_exec, new_grant
+from console.policy.parts import canonical
+from console.policy.unwrap import expand
+from tests.approvals.conftest import RULES, AgentServer, next_pending
+from tests.approvals.test_inside_helper import hook_input, hook_output, run_helper
+
+CASES = [  # (approved for the run, a later command the grant must not answer)
+    ("bash <<'EOF'\necho hello from the script the person read\nEOF",
+     "bash <<'EOF'\necho pwned > PWNED_MARKER\nEOF"),
+    ("python3 <<'EOF'\nprint('hello')\nEOF", "python3 <<'EOF'\nopen('PY', 'w').write('x')\nEOF"),
+    ("echo 'echo setup' | bash", "echo 'echo pwned > PIPE_PWNED_MARKER' | bash"),
+    ("cat <<'EOF' > notes.txt\nthe notes\nEOF", "cat <<'EOF' > notes.txt\nother words\nEOF"),
+]
+
+
+async def _hook(server: AgentServer, command: str) -> asyncio.Task:
+    return asyncio.create_task(run_helper(server.path, "ph-claude-hook",
+                                          stdin=hook_input("Bash", {"command": command})))
+
+
+@pytest.mark.parametrize(("approved", "later"), CASES)
+async def test_a_later_script_is_asked_not_answered_by_the_grant(
+        agent_server: AgentServer, approved: str, later: str) -> None:
+    hook = await _hook(agent_server, approved)
+    req = await next_pending(agent_server.inbox)
+    decided = await agent_server.inbox.decide(req.id, True, "alice", "run")
+    assert not decided.grants, [g.pattern for g in decided.grants]
+    _rc, out, _ = await hook
+    assert hook_output(out)["permissionDecision"] == "allow"  # this one, as approved
+    hook = await _hook(agent_server, later)
+    again = await next_pending(agent_server.inbox)  # asked, as the person must read it
+    assert again.subject == later
+    await agent_server.inbox.decide(again.id, False, "alice")
+    _rc, out, _ = await asyncio.wait_for(hook, 10)
+    assert hook_output(out)["permissionDecision"] == "deny"
+
+
+@pytest.mark.parametrize(("approved", "later"), CASES)
+def test_no_grant_covers_input_its_pattern_does_not_hold(approved: str, later: str) -> None:
+    """A grant made another way (an exact one written before this change, a pattern a person
+    typed naming the same words) covers no such part either."""
+    table = GrantTable()
+    for part in expand(approved):
+        if not part.nested and part.words[0] in ("bash", "python3", "cat"):
+            table.add(new_grant("exec", canonical(part), "allow", "run", run_id="r1",
+                                profile="p", decided_by="alice", exact=True))
+            table.add(new_grant("exec", part.words[0], "allow", "run", run_id="r1",
+                                profile="p", decided_by="alice", exact=False))
+    decision = evaluate_exec(later, RULES, table, run_id="r1", profile="p")
+    assert decision.action == "ask", decision
