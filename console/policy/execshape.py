@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from console.paths import INSIDE_HOME
+from console.policy.chmodes import same_mode
 from console.policy.folders import resolve
 from console.policy.gitwords import skip_git_options
 from console.policy.parts import (
@@ -165,35 +166,6 @@ def shape_of(words: Sequence[str]) -> Shape | None:
     return Shape(program, frozenset(flags), tuple(positionals))
 
 
-_MODE_CLAUSE = re.compile(r"([ugoa]*)([-+=])([rwx]*)")
-_WHO = {"u": 0o700, "g": 0o070, "o": 0o007}
-
-
-def chmod_mode(word: str) -> str:
-    """chmod's mode as the permission bits it leaves, where the mode alone decides them all: octal
-    without leading zeros (`0777` is `777`), and a symbolic mode that sets every bit one way
-    (`a+rwx` and `ugo=rwx` are `777`, `u=rwx,go=rx` is `755`); else the word as written (review
-    s29, helper 97: `forbid = ["chmod -R 777"]` did not reach `chmod -R 0777` or `a+rwx`)."""
-    if re.fullmatch(r"[0-7]{1,8}", word):
-        return format(int(word, 8), "o")
-    known = value = 0  # bits the mode decides, and what it sets them to
-    for clause in word.split(","):
-        m = _MODE_CLAUSE.fullmatch(clause)
-        if m is None or not m[1]:  # X, s, t, u=g copies, or no who (the umask decides): unknown
-            return word
-        who = sum(_WHO[c] for c in set(m[1].replace("a", "ugo")))
-        bits = who & sum({"r": 0o444, "w": 0o222, "x": 0o111}[c] for c in set(m[3]))
-        if m[2] == "=":
-            known, value = known | who, (value & ~who) | bits
-        else:
-            known, value = known | bits, value | bits if m[2] == "+" else value & ~bits
-    return format(value, "o") if known == 0o777 else word
-
-
-def _same_mode(same: Callable[[str, str], bool], word: str, rule_word: str) -> bool:
-    return same(word, rule_word) or same(chmod_mode(word), chmod_mode(rule_word))
-
-
 # Each forbid and ask rule compares its shape with the same command's: the command's shapes
 # are worked out once per command's words, not once per rule (keyed by the words: never stale).
 def stage_shapes(words: tuple[str, ...]) -> tuple[Shape | None, ...]:
@@ -238,7 +210,7 @@ def covers(rule: Shape, command: Shape, same: Callable[[str, str], bool] = str._
         return False
     want, have = list(rule.positionals), list(command.positionals)
     if command.program == "chmod":  # a mode also as the bits it leaves: only ever matching more
-        same = functools.partial(_same_mode, same)
+        same = functools.partial(same_mode, same)
     if command.program in _SUBCOMMANDS and want:
         if not have or not same(have[0], want[0]):
             return False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from console.policy import ExecRules
-from console.policy.execshape import chmod_mode
+from console.policy.chmodes import chmod_mode
 
 RULES = ExecRules(allow=["chmod"], forbid=["chmod -R 777"], ask=["chmod 0600 ~/.ssh"], default="allow")
 

@@ -1,0 +1,81 @@
+"""chmod's modes as the bits they leave, for forbid and ask rules on chmod (execshape.covers):
+`forbid = ["chmod -R 777"]` reaches `chmod -R 0777`, `a+rwx`, `=777`, `1777` and the rest of
+GNU chmod's spellings of the same bits.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+__all__ = ["chmod_mode", "mode_bits", "same_mode"]
+
+_CLAUSE = re.compile(r"([ugoa]*)((?:[-+=](?:[0-7]+|[ugo]|[rwxst]*))+)")
+_ACTION = re.compile(r"([-+=])([0-7]+|[ugo]|[rwxst]*)")
+_WHO = {"u": 0o700, "g": 0o070, "o": 0o007}
+_SPECIAL = {"u": 0o4000, "g": 0o2000, "o": 0o1000}  # setuid, setgid, sticky
+_PERMS = {"r": 0o444, "w": 0o222, "x": 0o111}
+
+
+def mode_bits(word: str) -> int | None:
+    """chmod's mode as the bits it leaves (permissions, and setuid, setgid, sticky), where the
+    mode alone decides every permission bit: octal (`0777`, `1777`), an operator with octal
+    (`=777`, `+777`), and symbolic clauses GNU chmod reads (`a+rwx`, `u=rwx,go=rx`, `o+t`, a
+    copy `g=u` of bits decided before it). None where the umask decides (no who), `X`, or a bit
+    stays as it was (review s29, helper 97; s30, helper 101: `=777`, `1777`, `u=rwx,g=u,o=u`
+    and `a+rwx,o-t` each left 777 past `forbid = ["chmod -R 777"]`)."""
+    if re.fullmatch(r"[0-7]{1,8}", word):
+        return int(word, 8) & 0o7777
+    known = value = 0  # bits the mode decides, and what it sets them to
+    for clause in word.split(","):
+        m = _CLAUSE.fullmatch(clause)
+        if m is None:
+            return None
+        who = "ugo" if m[1] in ("", "a") or "a" in m[1] else "".join(sorted(set(m[1])))
+        for op, arg in _ACTION.findall(m[2]):
+            if arg[:1].isdigit():  # an operator with octal: every who, no umask
+                bits, mask = int(arg, 8) & 0o7777, 0o7777
+            elif not m[1]:
+                return None  # `+rwx`: the umask decides which bits
+            else:
+                mask = sum(_WHO[w] | _SPECIAL[w] for w in who)
+                bits = _letters(arg, who, value, known)
+                if bits is None:
+                    return None
+            if op == "=":
+                known, value = known | mask, (value & ~mask) | bits
+            else:
+                known, value = known | bits, value | bits if op == "+" else value & ~bits
+    return value if known & 0o777 == 0o777 else None
+
+
+def _letters(arg: str, who: str, value: int, known: int) -> int | None:
+    """The bits `rwxst` (or a copy of u, g or o as decided so far) give `who`."""
+    if arg in _WHO:  # a copy: that class's permission bits, where they are decided
+        shift = {"u": 6, "g": 3, "o": 0}[arg]
+        if (known >> shift) & 7 != 7:
+            return None
+        three = (value >> shift) & 7
+        return sum(three << {"u": 6, "g": 3, "o": 0}[w] for w in who)
+    bits = sum(_WHO[w] & _PERMS[c] for w in who for c in set(arg) if c in _PERMS)
+    if "s" in arg:
+        bits |= sum(_SPECIAL[w] for w in who if w in "ug")
+    if "t" in arg and "o" in who:
+        bits |= _SPECIAL["o"]
+    return bits
+
+
+def chmod_mode(word: str) -> str:
+    """A mode as the octal bits it leaves where mode_bits decides them, else as written."""
+    bits = mode_bits(word)
+    return word if bits is None else format(bits, "o")
+
+
+def same_mode(same: Callable[[str, str], bool], word: str, rule_word: str) -> bool:
+    """The command's mode is the rule's: the same words, or the same permission bits and at
+    least the rule's setuid, setgid and sticky bits (`chmod 777` reaches `chmod 1777`)."""
+    if same(word, rule_word):
+        return True
+    mine, rule = mode_bits(word), mode_bits(rule_word)
+    return (mine is not None and rule is not None and mine & 0o777 == rule & 0o777
+            and rule & 0o7000 & ~mine == 0)
