@@ -15,7 +15,7 @@ _SUBSCRIPTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\[(.*)\]", re.S)  # NAME[SUBS
 # Builtins whose words name variables (a subscript in a name is arithmetic), and those of them
 # whose -i (integer) or -n (nameref) makes every later value given that name arithmetic.
 _TAKES_NAMES = {"read", "declare", "typeset", "local", "readonly", "test", "getopts", "wait",
-                "mapfile", "readarray", "printf"}
+                "mapfile", "readarray", "printf", "unset"}
 _DECLARES = {"declare", "typeset", "local", "readonly"}
 # bash's own integer variables (`declare -i` in a new bash lists them): like a name given -i,
 # every value they are given is arithmetic. A word that names one bare (`read OPTIND`, `for

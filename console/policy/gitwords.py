@@ -14,7 +14,7 @@ GIT_RUNS = ("alias.", "core.sshcommand", "core.pager", "core.fsmonitor", "core.e
             "pager.", "sequence.editor", "gpg.", "difftool.", "mergetool.", "merge.tool",
             "diff.tool", "interactive.", "uploadpack.", "include.", "includeif.", "remote.",
             "url.", "protocol.", "submodule.", "sendemail.", "web.browser", "browser.", "man.",
-            "help.browser", "init.templatedir")
+            "help.browser", "init.templatedir", ".cmd", "imap.", "hook.", "trailer.", "guitool.")
 
 
 def git_runs_config(words: list[str]) -> bool:
@@ -53,15 +53,30 @@ _FILTERS = ("--env-filter", "--tree-filter", "--index-filter", "--parent-filter"
             "--commit-filter", "--tag-name-filter", "--setup")
 
 
+# Subcommands' options whose value is a command git runs (review s30: --upload-pack,
+# --receive-pack and --exec were not read, nor an abbreviation such as `rebase --exe`).
+_RUNS_OPTIONS = {
+    "rebase": ("-x", "--exec"), "difftool": ("-x", "--extcmd"),
+    "fetch": ("--upload-pack",), "pull": ("--upload-pack",), "ls-remote": ("--upload-pack",),
+    "clone": ("-u", "--upload-pack"), "fetch-pack": ("--upload-pack", "--exec"),
+    "push": ("--receive-pack", "--exec"), "send-pack": ("--receive-pack", "--exec"),
+    "archive": ("--exec",),
+}
+
+
 def git_commands(words: list[str]) -> list[str]:
     """Command strings git runs from its subcommand's words (its own options already gone):
-    `submodule foreach CMD` (in each submodule), `bisect run CMD ARGS` (at each step), and
-    filter-branch's filters. Several words are read both as one shell line and as argv."""
+    the options of _RUNS_OPTIONS, `grep -O<pager>`, `submodule foreach CMD` (in each
+    submodule), `bisect run CMD ARGS` (at each step), and filter-branch's filters. Several
+    words are read both as one shell line and as argv."""
     sub = words[1:2]
     rest: list[str] = []
-    if sub in (["rebase"], ["difftool"]):  # rebase -x/--exec CMD, difftool -x/--extcmd CMD
-        return _option_values(words[2:], {"rebase": ("-x", "--exec"),
-                                          "difftool": ("-x", "--extcmd")}[sub[0]])
+    if sub and sub[0] in _RUNS_OPTIONS:
+        return _option_values(words[2:], _RUNS_OPTIONS[sub[0]])
+    if sub == ["grep"]:  # -O<pager>, --open-files-in-pager=<pager>: only ever attached
+        return [w[2:] if w.startswith("-O") else w.split("=", 1)[1] for w in words[2:]
+                if (w.startswith("-O") and len(w) > 2) or (w.startswith("--o") and "=" in w
+                    and "--open-files-in-pager".startswith(w.split("=", 1)[0]))]
     if sub in (["submodule"], ["submodule--helper"]):
         k = 2
         while k < len(words) and words[k].startswith("-"):
@@ -87,7 +102,8 @@ def _option_values(words: list[str], names: tuple[str, ...]) -> list[str]:
     found = []
     for k, w in enumerate(words):
         name, eq, value = w.partition("=")
-        if name in names and name.startswith("--"):
+        if name.startswith("--") and len(name) > 3 and any(  # git takes a unique prefix
+                long.startswith(name) for long in names if long.startswith("--")):
             found.append(value if eq else (words[k + 1] if k + 1 < len(words) else ""))
         elif any(w == short for short in names if not short.startswith("--")):
             found.append(words[k + 1] if k + 1 < len(words) else "")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import shlex
 
+from console.policy.envsplit import UNKNOWN_WORD as UNKNOWN  # a word the rules cannot read
 from console.policy.wrappers import RUNNERS, WRAPPER_ARGS
 
 MAX_READINGS = 4  # other places a command may start, per runner
+CUT = -1  # program_starts' last start when it stopped looking with words left
 _ABBREVIATES = {"npm"}  # npm takes a unique prefix of a command (`npm exe` is exec)
 _TMUX_TOP = {"-L", "-S", "-f", "-T"}  # tmux's options before its command that take a value
 # tmux commands that run a shell command given last, with their options that take a value.
@@ -55,10 +57,15 @@ def _past_subcommand(words: list[str], k: int, sub: tuple[str, ...], values: set
 
 def program_starts(words: list[str], k: int, values: set[str]) -> list[int]:
     """Where the command after a runner's options may start, from words[k]: first as read with
-    every option not in `values` taken as a flag, then as read with each taking the next word."""
+    every option not in `values` taken as a flag, then as read with each taking the next word.
+    Past MAX_READINGS of them with words left, the last is CUT: where it starts is not known
+    (review s30: five options not known to take a value hid the command that ran)."""
     starts: list[int] = []
     n = len(words)
-    while k < n and len(starts) <= MAX_READINGS:
+    while k < n:
+        if len(starts) > MAX_READINGS:
+            starts.append(CUT)
+            break
         w = words[k]
         if w == "--":
             starts += [k + 1] if k + 1 < n else []
@@ -89,13 +96,25 @@ def runner_readings(words: list[str], i: int) -> tuple[int, list[list[str]]] | N
         if at is None:
             continue
         starts = program_starts(words, at, values)
+        shell = _script_shell(words[i + 1 :]) if tool in ("npm", "npx") else None
+        shelled = [[shell, "-c", UNKNOWN]] if shell is not None else []  # --script-shell P -c S
         if not starts:
-            return len(words), []
-        others = [words[k:] for k in starts[1:]]
+            return len(words), shelled
+        others = [words[k:] if k != CUT else [UNKNOWN] for k in starts[1:]] + shelled
         first = words[starts[0]] if starts[0] < len(words) else ""
         if tool == "hatch" and ":" in first:  # hatch run ENV:COMMAND
             others.append([first.split(":", 1)[1], *words[starts[0] + 1 :]])
         return starts[0], others
+    return None
+
+
+def _script_shell(words: list[str]) -> str | None:
+    """npm's `--script-shell P` (or `=P`): the program its `-c` strings run with."""
+    for k, w in enumerate(words):
+        if w == "--script-shell" and k + 1 < len(words):
+            return words[k + 1]
+        if w.startswith("--script-shell="):
+            return w.split("=", 1)[1]
     return None
 
 
@@ -116,9 +135,14 @@ def shell_strings(words: list[str]) -> list[str]:
         return [" ".join(words[2:])] if len(words) > 2 else []
     if name == "sem":  # GNU parallel's sem: its command words go through a shell
         starts = program_starts(words, 1, WRAPPER_ARGS["sem"])
-        return [" ".join(words[starts[0] :])] if starts else []
+        return [" ".join(words[starts[0] :])] if starts and starts[0] != CUT else []
     if name == "capsh":
         return _capsh(words)
+    if name == "strace":  # -o |CMD (or !CMD): its trace goes into CMD's input, run by a shell
+        return [v[1:] for k, w in enumerate(words[1:], start=1) for v in (
+            [words[k + 1]] if w in ("-o", "--output") and k + 1 < len(words) else
+            [w.split("=", 1)[1]] if w.startswith("--output=") else
+            [w[2:]] if w.startswith("-o") and len(w) > 2 else []) if v[:1] in ("|", "!")]
     if name == "tmux":
         return _tmux(words)
     return []
@@ -143,7 +167,7 @@ def _tmux(words: list[str]) -> list[str]:
         k += 2 if words[k] in _TMUX_TOP | {"-c"} else 1
     if k < n and words[k] in _TMUX_RUNS:
         starts = program_starts(words, k + 1, _TMUX_RUNS[words[k]])
-        if starts:
+        if starts and starts[0] != CUT:
             found.append(" ".join(words[starts[0] :]))
     return found
 

@@ -13,6 +13,7 @@ import re
 import shlex
 
 from console.policy.arith import evaluates_a_value, names_bash_integer
+from console.policy.envsplit import UNKNOWN_WORD, env_split
 from console.policy.folders import UNKNOWN, folder_after, moves, own_folder
 from console.policy.gitwords import git_commands, git_runs_config, skip_git_options
 from console.policy.parts import CommandPart, ParseError, command_words, redirections
@@ -67,23 +68,6 @@ _COMPLETES = {"compgen", "complete"}  # -W's word list is expanded, -C's command
 
 def _base(word: str) -> str:
     return word.rsplit("/", 1)[-1] if "/" in word else word
-
-
-UNKNOWN_WORD = "${?}"  # stands for a word only known when the command runs (env -S ${VAR})
-
-
-def env_split(text: str) -> list[str]:
-    """The words `env -S TEXT` runs, read with env's own rules: `\\_` separates words, `\\c`
-    ends the string, `${VAR}` is a value from the environment (UNKNOWN_WORD here, which the
-    caller sees as a word the rules cannot read)."""
-    text = text.split("\\c", 1)[0]
-    text = re.sub(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", lambda _m: UNKNOWN_WORD, text)
-    text = re.sub(r"\\([_tnrfv])", lambda m: " " if m.group(1) == "_" else {
-        "t": "\t", "n": "\n", "r": "\r", "f": "\f", "v": "\v"}[m.group(1)], text)
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return text.split()
 
 
 def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:

@@ -23,9 +23,13 @@ WRAPPER_ARGS: dict[str, set[str]] = {
               "--max-args", "--max-procs", "--max-lines", "--max-chars", "--eof",
               "--process-slot-var"},
     "timeout": {"-s", "--signal", "-k", "--kill-after"},
+    # strace's long options that take a value (strace 6): `--columns 40` hid the command.
     "strace": {"-o", "-e", "-p", "-s", "-u", "-P", "-a", "-b", "-E", "-I", "-O", "-S", "-X",
-               "--output", "--expr", "--attach", "--string-limit", "--user", "--trace-path",
-               "--env"},
+               "-U", "--output", "--expr", "--attach", "--string-limit", "--user",
+               "--trace-path", "--env", "--columns", "--detach-on", "--interruptible",
+               "--summary-sort-by", "--summary-columns", "--const-print-style", "--trace",
+               "--abbrev", "--verbose", "--raw", "--read", "--write", "--signal", "--status",
+               "--inject", "--fault", "--trace-fds", "--argv0", "--kvm"},
     "chrt": {"-T", "-P", "-D", "--sched-runtime", "--sched-period", "--sched-deadline"},
     "taskset": set(), "unbuffer": set(), "busybox": set(), "toybox": set(),
     # A multicall coreutils: `coreutils NAME ARGS` (uutils), or GNU's
@@ -34,12 +38,14 @@ WRAPPER_ARGS: dict[str, set[str]] = {
     "fakeroot": {"-l", "--lib", "--faked", "-s", "-i", "-b", "--fd-base"},
     "dbus-run-session": {"--config-file", "--dbus-daemon"},
     "flock": {"-w", "--timeout", "-E", "--conflict-exit-code"},
-    "watch": {"-n", "--interval", "-d", "--differences", "-q", "--equexit"},
+    # -d/--differences take a value only attached (`-d=permanent`): OPTIONAL_ATTACHED.
+    "watch": {"-n", "--interval", "-q", "--equexit"},
     "chroot": {"--userspec", "--groups"},
     "runuser": {"-u", "-g", "-G", "-w", "--user", "--group", "--supp-group",
                 "--whitelist-environment"},
     "unshare": {"-S", "-G", "-R", "-w", "--setuid", "--setgid", "--root", "--wd", "--map-user",
-                "--map-group", "--map-users", "--map-groups", "--propagation", "--setgroups"},
+                "--map-group", "--map-users", "--map-groups", "--propagation", "--setgroups",
+                "--monotonic", "--boottime"},
     "setpriv": {"--reuid", "--regid", "--ruid", "--euid", "--rgid", "--egid", "--groups",
                 "--inh-caps", "--ambient-caps", "--bounding-set", "--securebits", "--pdeathsig",
                 "--selinux-label", "--apparmor-profile", "--landlock-access", "--landlock-rule",
@@ -109,13 +115,22 @@ _UV_VALUES = {
 }
 WRAPPER_ARGS["uvx"] = _UV_VALUES
 _NPM_EXEC = {"-p", "--package", "-c", "--call", "-w", "--workspace", "--prefix", "--cache",
-             "--registry", "--userconfig"}
+             "--registry", "--userconfig", "--globalconfig", "--loglevel", "--tag", "--otp",
+             "--umask", "--editor", "--before", "--script-shell", "--shell", "--node-options",
+             "--include", "--omit", "--location", "--cpu", "--os", "--libc"}
 # Tools with a subcommand that runs the command after its own options (`npm exec -- CMD`,
 # `uv run CMD`): the tool's options before the subcommand that take a value, and for each
 # subcommand (its words), its own options that take one.
 RUNNERS: dict[str, tuple[set[str], dict[tuple[str, ...], set[str]]]] = {
     "npm": ({"-w", "--workspace", "--prefix", "-C", "--cache", "--registry", "--userconfig"},
-            {("exec",): _NPM_EXEC, ("x",): _NPM_EXEC}),
+            {("exec",): _NPM_EXEC, ("x",): _NPM_EXEC, ("explore", "*"): set()}),
+    # One word for a runner and its subcommand: `npx CMD`, `uvx CMD` (uv tool run), `pnpx CMD`,
+    # `bunx CMD`, read both ways past an option not known to take a value (review s30:
+    # `npx --loglevel silent touch` was read as the program `silent`).
+    "npx": (set(), {(): _NPM_EXEC}),
+    "uvx": (set(), {(): _UV_VALUES}),
+    "pnpx": (set(), {(): {"--package", "--allow-build"}}),
+    "bunx": (set(), {(): {"-p", "--package"}}),
     "pnpm": ({"-C", "--dir", "-F", "--filter", "--filter-prod", "--reporter", "--loglevel"},
              {("exec",): {"-C", "--dir", "-F", "--filter", "--reporter"},
               ("dlx",): {"--package", "--allow-build"}}),
@@ -146,6 +161,6 @@ WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1,  # bef
 POSITIONAL_WITHOUT_OPTIONS = {"runcon"}
 # Short options whose value is optional, so only ever attached (`nsenter -m/proc/1/ns/mnt`): the
 # rest of the cluster is that value.
-OPTIONAL_ATTACHED = {"nsenter": "muinpCUTrw"}
+OPTIONAL_ATTACHED = {"nsenter": "muinpCUTrw", "watch": "d"}
 # setarch ARCH [options] COMMAND: the positional comes before the options.
 POSITIONAL_FIRST = {"setarch": 1}

@@ -70,6 +70,10 @@ def patch_files(patch: str) -> list:
                 if not path or path != path.strip() or any(c < " " or c == "\x7f" for c in path):
                     raise Refused(f"the patch names a file {path[:200]!r} with a space at an end or a control character, "
                                   "so it is refused: name it plainly")
+                if path.endswith("/"):  # Codex writes the file `build` for `build/` (review s30)
+                    raise Refused(f"the patch names {path[:200]!r}, a folder, so it is refused: name the file")
+                if verb == "Write" and header.startswith("*** move") and found and found[-1][0] == "Edit":
+                    found[-1] = ("Delete", found[-1][1])  # moved: the file (or link) is removed, not written
                 found.append((verb, path))
     return found
 

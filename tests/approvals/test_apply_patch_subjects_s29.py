@@ -33,7 +33,7 @@ def test_each_file_is_a_request_of_its_own_whole_and_in_order(ws: Path) -> None:
     call = patch("*** Add File: src/a.py", "+a", "*** Update File: README", "@@", "-x", "+y",
                  "*** Delete File: src/old.py", "*** Update File: src/b.py", "*** Move to: lib/b.py", "@@", "-b", "+B")
     assert subjects("apply_patch", call, str(ws)) == [
-        f"Write {ws}/src/a.py", f"Edit {ws}/README", f"Delete {ws}/src/old.py", f"Edit {ws}/src/b.py",
+        f"Write {ws}/src/a.py", f"Edit {ws}/README", f"Delete {ws}/src/old.py", f"Delete {ws}/src/b.py",
         f"Write {ws}/lib/b.py"]
 
 
@@ -51,7 +51,8 @@ def test_headers_are_read_as_codex_reads_them_and_more() -> None:
     a Move to anywhere; a `+` line of added text is text, never a header."""
     text = ("*** Begin Patch\r\n  *** Add File: a\r\n+*** Add File: not-a-file\n"
             "\t*** UPDATE FILE: b\n*** Move to: c\n\u3000*** delete file: d\n*** End Patch")
-    assert patch_files(text) == [("Write", "a"), ("Edit", "b"), ("Write", "c"), ("Delete", "d")]
+    # a moved file is removed where it was (review s30: it was asked as an Edit)
+    assert patch_files(text) == [("Write", "a"), ("Delete", "b"), ("Write", "c"), ("Delete", "d")]
 
 
 @pytest.mark.parametrize("lines, why", [

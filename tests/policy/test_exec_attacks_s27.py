@@ -123,6 +123,8 @@ def test_readings_are_bounded_and_what_is_not_followed_is_asked() -> None:
                  ("uv run --a " * 400)[:4000]):
         assert len(unwrap_stages(line.split())) <= 2 * MAX_WRAPPERS, line[:40]
         assert RULES.evaluate(line).action == "ask", line[:40]
-    deep = "npm exec --before X npm exec --before Y npm exec --before Z rm -rf /"
+    # --zz: an option npm is not known to give a value (--before was, until s30 listed it)
+    deep = "npm exec --zz X npm exec --zz Y npm exec --zz Z rm -rf /"
     assert RULES.evaluate(deep).action == "ask"
-    assert RULES.evaluate("npm exec --before X npm exec --before Y rm -rf /").action in ("ask", "deny")
+    assert RULES.evaluate("npm exec --zz X npm exec --zz Y rm -rf /").action in ("ask", "deny")
+    assert RULES.evaluate(deep.replace("--zz", "--before")).action == "deny"  # read through
