@@ -231,8 +231,12 @@ class WorkspaceView:
         try:
             if b.kind == "mask-dir":
                 os.mkdir(name, 0o755, dir_fd=dfd)
-            else:
-                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444, dir_fd=dfd))
+            else:  # what the mask holds, so the person's own git reads it meanwhile (review
+                fd = os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o444, dir_fd=dfd)
+                try:  # s30: an empty .git/commondir broke git on the host while a run lived)
+                    os.write(fd, b.content.encode())
+                finally:
+                    os.close(fd)
             _MADE.add(key)
         except FileExistsError:
             pass  # made by the person meanwhile: not ours
