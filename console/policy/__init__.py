@@ -41,6 +41,7 @@ from console.policy.grants import (
     GrantTable,
     Scope,
     canonical_network_pattern,
+    fed_code,
     grant_to_rule,
     new_grant,
     parse_scope,
@@ -63,7 +64,7 @@ from console.policy.unwrap import expand
 
 __all__ = [  # console.policy is the one place callers import decisions, rules and grants from
     "ACTIONS", "GRANT_KINDS", "MAX_TIMED_S", "SCOPES", "WEB_PORTS", "Action", "CommandPattern",
-    "SUBJECT_MAX_BYTES", "beyond_grants", "Decision", "ExecRules", "Grant", "GrantTable", "Provenance",
+    "SUBJECT_MAX_BYTES", "ungrantable", "Decision", "ExecRules", "Grant", "GrantTable", "Provenance",
     "RuleSource", "Scope",
     "canonical_network_pattern", "compile_pattern", "evaluate_exec", "forget_worked_out", "grant_to_rule",
     "make_policy_eval", "new_grant", "parse_scope", "pattern_covers", "rule_list_for",
@@ -270,15 +271,16 @@ def evaluate_exec(
 
 
 
-def beyond_grants(command: str) -> bool:
-    """Whether no grant can ever cover this command: a part of it whose words depend on a
-    substitution or an expansion, or that runs or writes what its words do not show (a
-    here-document, a script piped into a shell: Grant.covers), or a line that cannot be read."""
+def ungrantable(command: str) -> frozenset[str] | None:
+    """The parts of this command (as canonical() writes them) that no grant can ever cover: one
+    whose words depend on a substitution or an expansion, or that runs or writes what its words
+    do not show (a here-document, a script piped into a program: Grant.covers); None when the
+    line cannot be read (no part can be granted then)."""
     try:
-        return any(p.opaque or p.expands or p.unseen or p.heredocs
-                   for p in expand(command) if not p.nested)
+        return frozenset(canonical(p) for p in expand(command) if not p.nested and (
+            p.opaque or p.expands or p.unseen or p.heredocs or fed_code(p)))
     except ParseError:
-        return True
+        return None
 
 
 # --- wiring help ---------------------------------------------------------------------------

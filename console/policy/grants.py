@@ -20,15 +20,48 @@ from console.policy.hosts import (
     parse_connect_target,
 )
 from console.policy.netrules import Pattern, parse_pattern
-from console.policy.parts import CommandPart, ParseError, canonical, named_words_expand
+from console.policy.parts import (
+    CommandPart,
+    ParseError,
+    canonical,
+    command_words,
+    named_words_expand,
+)
 from console.policy.types import Provenance
-from console.policy.unwrap import expand
+from console.policy.unwrap import expand, unwrap_stages
 from console.protocol import new_id
 
 GRANT_KINDS = ("exec", "network", "write", "custom")
 SCOPES = ("once", "run", "timed", "profile", "global")
 WEB_PORTS = (80, 443)  # the config's default `ports`, for callers that know no profile
 MAX_TIMED_S = 7 * 24 * 3600
+
+
+# Programs to which their standard input is data only (what they print from it is all they do
+# with it): a grant may cover one fed by a pipe. Any other program may run what the pipe brings
+# (`| python3`, `| node`, `| patch`, `| sqlite3`), which a grant, holding words only, never
+# holds (review s30: one approval of `echo 'print(1)' | python3` allowed every later script).
+DATA_FILTERS = frozenset({
+    "cat", "tac", "head", "tail", "grep", "egrep", "fgrep", "rg", "sort", "uniq", "wc", "cut",
+    "tr", "column", "fold", "nl", "fmt", "pr", "paste", "rev", "expand", "unexpand", "jq",
+    "less", "more", "tee", "base64", "md5sum", "sha1sum", "sha256sum", "sha512sum", "xxd",
+    "od", "hexdump", "strings", "sed", "awk", "gawk", "mawk", "true"})
+_SCRIPT_FROM_FILE = frozenset({"sed", "awk", "gawk", "mawk"})  # -f FILE: a script, not data
+
+
+def fed_code(part: CommandPart) -> bool:
+    """Whether a part's program reads its standard input from a pipe and is not a data filter
+    (or is one given a script file with -f, which may be that input)."""
+    if not part.piped:
+        return False
+    stages = unwrap_stages(list(command_words(part)))
+    program = stages[-1] if stages else []
+    name = program[0].rsplit("/", 1)[-1] if program else ""
+    if name not in DATA_FILTERS:
+        return True
+    return name in _SCRIPT_FROM_FILE and any(
+        w.startswith("--file") or (w.startswith("-") and not w.startswith("--") and "f" in w)
+        for w in program[1:])
 
 
 @dataclass(frozen=True)
@@ -117,7 +150,7 @@ class Grant:
             return False
         if self.effect == "deny":
             return pattern.reaches(part)
-        if part.opaque or part.unseen or part.heredocs:  # a pattern holds none of that
+        if part.opaque or part.unseen or part.heredocs or fed_code(part):  # a pattern holds none
             return False
         if self.exact:  # `rm ./*` is not the `rm './*'` a person approved, nor `~` their '~'
             return not part.expands and pattern.is_exactly(part)

@@ -36,6 +36,9 @@ class CommandPart:
     # The working folder its relative paths are read in (folders.py): None for the run's own,
     # a path where the line `cd`ed to one written out, folders.UNKNOWN where it cannot be known.
     folder: str | None = None
+    # Its standard input is the output of the command before it (`a | b`: b): what it reads
+    # is not in its words, and a program may run it (grants.py: `| python3`).
+    piped: bool = False
 
     @property
     def blind(self) -> bool:

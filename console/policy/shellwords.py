@@ -78,6 +78,7 @@ class _Splitter:
         # read, then (part, delimiter, strip) once it ends; their bodies start at the newline.
         self.heredoc_words: list[tuple[int, bool, bool]] = []
         self.bodies: list[tuple[CommandPart, str, bool, bool]] = []
+        self.after_pipe = False  # the next part's input is a pipe (`|` or `|&` before it)
 
     def end_word(self) -> None:
         if self.in_word:
@@ -93,7 +94,9 @@ class _Splitter:
         self.end_word()
         if self.words or self.inner:
             part = CommandPart(self.words, self.opaque, False, self.inner, self.redirects,
-                               globs=self.globs, expands=sorted(set(self.expands)))
+                               globs=self.globs, expands=sorted(set(self.expands)),
+                               piped=self.after_pipe)
+            self.after_pipe = False
             self.parts.append(part)
             for k, strip, quoted in self.heredoc_words:
                 delim = self.words[k] if k < len(self.words) else ""
@@ -232,12 +235,15 @@ class _Splitter:
                 if self.in_condition and c in "()":
                     self.condition_depth += 1 if c == "(" else -1
                 self.end_part()
-                i += 1
+                start, i = i, i + 1
                 if c == "\n" and self.bodies:
                     i = self.skip_bodies(i)
+                    self.after_pipe = False
                     continue
                 while i < n and s[i] in ";&|":  # &&, ||, ;;, |&, ;& read as one separator
                     i += 1
+                if c not in "()":  # `a | (b)`: b still reads the pipe
+                    self.after_pipe = s[start:i] in ("|", "|&")
             else:
                 if c == "{" and (self.in_word or s[i + 1 : i + 2] not in ("", " ", "\t", "\n")):
                     rest = s[i : self.word_end(i)]

@@ -3,8 +3,10 @@
 An approval with scope run (timed, global) made an exact grant of the command's words: for
 `bash <<'EOF'` with a harmless body, `bash << EOF`; for `echo 'echo setup' | bash`, `bash`.
 Neither holds the body or the piped script, so every later here-document script, or anything
-piped into bash, was allowed for the grant's scope, nobody asked. Such a command now makes no
-grant (the answer says why) and no grant covers one: it is asked every time. Real
+piped into bash, was allowed for the grant's scope, nobody asked; so was a script piped into
+python3, node, `sed -f -` or patch (second round). Such a part now makes no grant (the answer
+says why) and no grant covers one: it is asked every time. A pipe into a data filter (head,
+grep, jq...) stays grantable. Real
 ph-claude-hook, agent.sock and Inbox (tests/approvals/conftest.py).
 """
 
@@ -26,6 +28,12 @@ CASES = [  # (approved for the run, a later command the grant must not answer)
     ("python3 <<'EOF'\nprint('hello')\nEOF", "python3 <<'EOF'\nopen('PY', 'w').write('x')\nEOF"),
     ("echo 'echo setup' | bash", "echo 'echo pwned > PIPE_PWNED_MARKER' | bash"),
     ("cat <<'EOF' > notes.txt\nthe notes\nEOF", "cat <<'EOF' > notes.txt\nother words\nEOF"),
+    # review s30, second round (helper 103): a script piped into any program that may run it
+    ("echo 'print(1)' | python3", "echo 'open(\"PWNED\", \"w\")' | python3"),
+    ("echo 'console.log(1)' | node", "echo 'require(\"fs\").writeFileSync(\"P\", \"\")' | node"),
+    ("echo p | sed -f - notes.txt", "echo 'e touch PWNED' | sed -f - notes.txt"),
+    ("echo fix | patch -p1", "echo 'evil diff' | patch -p1"),
+    ("echo 1 | nice python3", "echo 'import os' | nice python3"),
 ]
 
 
@@ -57,10 +65,19 @@ def test_no_grant_covers_input_its_pattern_does_not_hold(approved: str, later: s
     typed naming the same words) covers no such part either."""
     table = GrantTable()
     for part in expand(approved):
-        if not part.nested and part.words[0] in ("bash", "python3", "cat"):
+        if not part.nested and part.words[0] in ("bash", "python3", "cat", "node", "sed",
+                                                   "patch", "nice"):
             table.add(new_grant("exec", canonical(part), "allow", "run", run_id="r1",
                                 profile="p", decided_by="alice", exact=True))
             table.add(new_grant("exec", part.words[0], "allow", "run", run_id="r1",
                                 profile="p", decided_by="alice", exact=False))
     decision = evaluate_exec(later, RULES, table, run_id="r1", profile="p")
     assert decision.action == "ask", decision
+
+
+def test_a_pipe_into_a_data_filter_stays_grantable() -> None:
+    from console.policy import ungrantable
+
+    assert ungrantable("cargo test 2>&1 | tail -50") == frozenset()
+    assert ungrantable("git log | grep fix | head -3") == frozenset()
+    assert ungrantable("echo x | python3") == frozenset({"python3"})
