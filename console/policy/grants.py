@@ -41,27 +41,22 @@ MAX_TIMED_S = 7 * 24 * 3600
 # with it): a grant may cover one fed by a pipe. Any other program may run what the pipe brings
 # (`| python3`, `| node`, `| patch`, `| sqlite3`), which a grant, holding words only, never
 # holds (review s30: one approval of `echo 'print(1)' | python3` allowed every later script).
+# Not sed nor awk: `sed 's/.*/&/e'` and `awk '{system($0)}'` run what they read.
 DATA_FILTERS = frozenset({
     "cat", "tac", "head", "tail", "grep", "egrep", "fgrep", "rg", "sort", "uniq", "wc", "cut",
     "tr", "column", "fold", "nl", "fmt", "pr", "paste", "rev", "expand", "unexpand", "jq",
     "less", "more", "tee", "base64", "md5sum", "sha1sum", "sha256sum", "sha512sum", "xxd",
-    "od", "hexdump", "strings", "sed", "awk", "gawk", "mawk", "true"})
-_SCRIPT_FROM_FILE = frozenset({"sed", "awk", "gawk", "mawk"})  # -f FILE: a script, not data
+    "od", "hexdump", "strings", "true"})
 
 
 def fed_code(part: CommandPart) -> bool:
-    """Whether a part's program reads its standard input from a pipe and is not a data filter
-    (or is one given a script file with -f, which may be that input)."""
+    """Whether a part's program reads its standard input from a pipe and is not a data
+    filter."""
     if not part.piped:
         return False
     stages = unwrap_stages(list(command_words(part)))
     program = stages[-1] if stages else []
-    name = program[0].rsplit("/", 1)[-1] if program else ""
-    if name not in DATA_FILTERS:
-        return True
-    return name in _SCRIPT_FROM_FILE and any(
-        w.startswith("--file") or (w.startswith("-") and not w.startswith("--") and "f" in w)
-        for w in program[1:])
+    return (program[0].rsplit("/", 1)[-1] if program else "") not in DATA_FILTERS
 
 
 @dataclass(frozen=True)
