@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import stat
 import time
 from collections.abc import Callable
@@ -224,6 +223,8 @@ def git_folder_changed(ws_fd: int, rel: str, since: float, budget: Budget) -> bo
 GIT_STATES = (("rebase-merge", "git-rebase-todo", "strategy", "rebase"),
               ("sequencer", "todo", "opts", "cherry-pick"))
 TODO_READ_MAX = 64 * 1024
+TODO_NOTES_MAX = 10  # git folders named one by one at a run's end; the rest are counted
+SHOWN_CHARS = 200  # of each command quoted
 # Strategies git has built in; any other name is a program git looks for, and one with a slash
 # is a path from the work tree (`/../evil.sh` and a folder `git-merge-` ran ./evil.sh).
 BUILTIN_STRATEGIES = frozenset({"ort", "recursive", "resolve", "octopus", "ours", "subtree"})
@@ -236,16 +237,23 @@ def left_todo_notes(ws_fd: int, since: float, git_dirs: list[str]) -> list[str]:
     than the part read, a strategy that is not built in (review s30: the same todo in a
     separate or nested git folder, after 64 KiB of comments, or a strategy, went unnamed)."""
     notes: list[str] = []
+    more = 0
     for gd in dict.fromkeys(git_dirs):
         for state, todo, holds_strategy, command in GIT_STATES:
             found = _todo_commands(ws_fd, f"{gd}/{state}/{todo}", since)
             strategy = _strategy(ws_fd, f"{gd}/{state}/{holds_strategy}", since)
             if strategy is not None:
                 found.append(f"a merge strategy git runs as a program, {strategy!r}")
-            if found:
-                notes.append(f"the run left {gd}/{state}/{todo}, whose commands git runs on "
-                             f"your machine at `git {command} --continue`: "
+            if found and len(notes) >= TODO_NOTES_MAX:  # bounded: one run made 400 of them,
+                more += 1  # 50 MB of notes in one record, past what a client reads (review s30)
+            elif found:
+                notes.append(f"the run left {gd[:200]}/{state}/{todo}, whose commands git runs "
+                             f"on your machine at `git {command} --continue`: "
                              f"{'; '.join(found)}; read it first, or run `git {command} --abort`")
+    if more:
+        notes.append(f"{more} more rebases or cherry-picks the run left in git folders of the "
+                     "workspace, each with commands git runs on your machine when it carries "
+                     "them on: look for rebase-merge and sequencer folders before you do")
     return notes
 
 
@@ -258,8 +266,9 @@ def _todo_commands(ws_fd: int, rel: str, since: float) -> list[str]:
     text = got[0][:TODO_READ_MAX].decode("utf-8", "replace")
     runs = [line.strip() for line in text.splitlines()
             if line.split(maxsplit=1)[:1] in (["exec"], ["x"])]
-    found = ["; ".join(repr(r) for r in runs[:3]) + (f"; {len(runs) - 3} more" if len(runs) > 3
-                                                     else "")] if runs else []
+    found = ["; ".join(repr(r[:SHOWN_CHARS]) + ("..." if len(r) > SHOWN_CHARS else "")
+                       for r in runs[:3]) + (f"; {len(runs) - 3} more" if len(runs) > 3
+                                             else "")] if runs else []
     if len(got[0]) > TODO_READ_MAX:
         found.append(f"more than the first {TODO_READ_MAX >> 10} KiB read here, which may hold "
                      "exec lines too")
@@ -267,16 +276,22 @@ def _todo_commands(ws_fd: int, rel: str, since: float) -> list[str]:
 
 
 def _strategy(ws_fd: int, rel: str, since: float) -> str | None:
-    """The merge strategy a rebase's `strategy` or a cherry-pick's `opts` names, when it was
-    written since the start and is not one git has built in."""
+    """The merge strategy a rebase's `strategy` or a cherry-pick's `opts` names (the last
+    value, as git takes it, read by git's own config parser), when it was written since the
+    start and is not one git has built in; a file longer than the part read is named as such
+    (review s30: a second `strategy =`, one on the section's line, or one after 4 KiB of
+    comments was passed over)."""
     from .fsview import read_beneath
+    from .gitconfig import config_entries
 
-    got = read_beneath(ws_fd, rel, 4096)
+    got = read_beneath(ws_fd, rel, TODO_READ_MAX + 1)
     if got is None or got[1].st_ctime < since:
         return None
+    if len(got[0]) > TODO_READ_MAX:
+        return f"(in a file longer than the first {TODO_READ_MAX >> 10} KiB read here)"
     text = got[0].decode("utf-8", "replace")
     if rel.endswith("/opts"):  # a config file: `strategy = NAME` under [options]
-        m = re.search(r"(?im)^\s*strategy\s*=\s*(.*?)\s*$", text)
-        text = m.group(1).strip('"') if m else ""
+        values = [v for k, v in config_entries(text) if k == "options.strategy"]
+        text = values[-1] if values else ""
     name = text.strip()
-    return None if not name or name in BUILTIN_STRATEGIES else name[:200]
+    return None if not name or name in BUILTIN_STRATEGIES else name[:SHOWN_CHARS]
