@@ -299,7 +299,7 @@ class RunManager:
             pump.cancel()
         run.exit_code = code
         run.ended_at = time.time()
-        end_notes = list(getattr(handle, "end_notes", []))
+        end_notes = bounded_notes(list(getattr(handle, "end_notes", [])))
         if end_notes:
             run.notes.extend(end_notes)
             self._emit_lines(run.id, [f"[pilothouse] {n}" for n in end_notes], "system")
@@ -473,3 +473,17 @@ class RunManager:
 def _log_failure(fut: Any) -> None:
     if fut.exception() is not None:
         log.error("could not save a run's row: %s", fut.exception())
+
+
+END_NOTES_MAX, END_NOTE_CHARS = 50, 2000  # what one run's end may say (review s30: 50 MB)
+
+
+def bounded_notes(notes: list[str]) -> list[str]:
+    """A run's end notes as recorded and shown: each cut, and past END_NOTES_MAX counted, so
+    one record, one bus message and one history answer stay far below what a client reads."""
+    out = [n if len(n) <= END_NOTE_CHARS else n[:END_NOTE_CHARS] + " [cut]"
+           for n in notes[:END_NOTES_MAX]]
+    if len(notes) > END_NOTES_MAX:
+        out.append(f"{len(notes) - END_NOTES_MAX} more notes of the run's end not shown: "
+                   "look at the workspace before tools on the host use it")
+    return out
