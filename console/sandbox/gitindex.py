@@ -25,12 +25,14 @@ INDEXES_MAX = 64  # indexes read at one start (all together up to INDEX_MAX byte
 # builds each name from the one before, so without it names the agent made grow by 64 bytes an
 # entry cost work with the square of the index's size (review s30: 16 MiB held a start 74 s).
 NAME_MAX = 4096
+LONG_NAME = "\0"  # gitlink_paths' last path when a name past NAME_MAX stopped it
 
 
 def gitlink_paths(data: bytes, hash_len: int = 20, most: int | None = None) -> list[str]:
     """Workspace-relative paths of the gitlinks in an index (versions 2 to 4), at most `most`;
-    those before where the data is cut or malformed when it is (a name past NAME_MAX is).
-    hash_len is 32 for a SHA-256 repository."""
+    those before where the data is cut or malformed when it is. hash_len is 32 for a SHA-256
+    repository. A name past NAME_MAX ends the reading with LONG_NAME last: git takes such a
+    name, so the entries after it are not known (the caller says so)."""
     if len(data) < 12 or data[:4] != b"DIRC":
         return []
     version, count = struct.unpack(">II", data[4:12])
@@ -52,7 +54,10 @@ def gitlink_paths(data: bytes, hash_len: int = 20, most: int | None = None) -> l
                 end = data.index(b"\0", start)
                 name = data[start:end]
                 pos += (start - pos + len(name) + 8) & ~7
-            if end > len(data) - hash_len or len(name) >= NAME_MAX:
+            if end > len(data) - hash_len:
+                break
+            if len(name) >= NAME_MAX:
+                found.append(LONG_NAME)
                 break
             previous = name
             if mode & MODE_TYPE == GITLINK:
@@ -149,7 +154,8 @@ def not_checked_out(root_fd: int, nested: list[str] | None = None,
             break
     if look.cut and notes is not None:
         notes.append(f"the look for submodules not checked out stopped at the git index of "
-                     f"{look.cut} (past {INDEXES_MAX} indexes or {INDEX_MAX >> 20} MiB in all): "
+                     f"{look.cut} (past {INDEXES_MAX} indexes or {INDEX_MAX >> 20} MiB in all, "
+                     f"or a name past {NAME_MAX} bytes): "
                      "one not checked out there or past it is writable, and `git status` runs "
                      "what a `.git` written into it names")
     return found
@@ -170,8 +176,9 @@ def _below(root_fd: int, top: str, depth: int, look: _Look, most: int) -> list[s
     # Each gitlink is one more below (most), or one more to look into: no more are needed.
     gitlinks, read = index_gitlinks(root_fd, top, look.bytes_left, look.most)
     look.bytes_left -= read
-    if look.bytes_left <= 0:  # this index may have been read only in part
+    if look.bytes_left <= 0 or gitlinks[-1:] == [LONG_NAME]:  # read only in part
         look.cut = look.cut or top or "."
+        gitlinks = [g for g in gitlinks if g != LONG_NAME]
     for path in gitlinks:
         rel = os.path.normpath(os.path.join(top, path))
         if rel in (".", "..") or rel.startswith(("../", "/")) or (

@@ -13,11 +13,17 @@ built is what the square came from.
 
 from __future__ import annotations
 
+import os
+import shutil
 import struct
+import subprocess
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 
-from console.sandbox.gitindex import NAME_MAX, gitlink_paths
+import pytest
+
+from console.sandbox.gitindex import LONG_NAME, NAME_MAX, gitlink_paths, not_checked_out
 
 FILE, GITLINK = 0o100644, 0o160000
 
@@ -50,10 +56,38 @@ def test_names_that_grow_without_end_are_read_no_further_than_git_would() -> Non
     assert peak(lambda: gitlink_paths(data)) < 1 << 20  # the longest name built: 4 MiB before
 
 
-def test_a_malformed_name_ends_the_index_what_came_before_stands() -> None:
+def test_a_name_past_the_bound_ends_the_reading_and_says_so() -> None:
     long_name = [(FILE, 0, b"x" * 4000), (FILE, 0, b"y" * 200)]  # the second is 4,200 bytes
     data = index_v4([(GITLINK, 0, b"lib"), *long_name, (GITLINK, 255, b"after")])
-    assert NAME_MAX < 4200 and gitlink_paths(data) == ["lib"]
+    assert NAME_MAX < 4200 and gitlink_paths(data) == ["lib", LONG_NAME]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed (apt-get install git)")
+def test_a_submodule_listed_past_a_long_name_is_noted(tmp_path: Path) -> None:
+    """Second round (helper 104): git takes a name of 4,624 bytes in its index, and a gitlink
+    after it went unread without a word (its folder not masked: a `.git` the agent writes
+    there later runs its fsmonitor at the person's `git status`). The start now says the look
+    stopped there."""
+    git = ["git", "-c", "safe.directory=*", "-c", "user.name=t", "-c", "user.email=t@t.invalid",
+           "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q", "-b", "master"], check=True)
+    (tmp_path / "f").write_text("x\n")
+    subprocess.run([*git, "add", "f"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    blob = subprocess.run([*git, "hash-object", "-w", "f"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    long = "a" * 200 + "/" + ("b" * 200 + "/") * 22 + "x"
+    subprocess.run([*git, "update-index", "--add", "--cacheinfo", f"100644,{blob},{long}"], check=True)
+    subprocess.run([*git, "update-index", "--add", "--cacheinfo", f"160000,{head},zsub"], check=True)
+    fd = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
+    notes: list[str] = []
+    try:
+        not_checked_out(fd, [], notes)
+    finally:
+        os.close(fd)
+    assert notes and "stopped at the git index" in notes[0], notes
 
 
 def test_no_more_gitlinks_are_kept_than_asked_for() -> None:
