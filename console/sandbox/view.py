@@ -27,7 +27,7 @@ from .base import SandboxSpec
 from .gitindex import git_folder
 from .identity import AgentIdentity, agent_identity
 from .nested import find_nested_git, made_note
-from .protect import Bind, Protection, plan_protection
+from .protect import MASK_CONTENT, Bind, Protection, plan_protection
 from .watch import (
     Budget,
     behind_links_notes,
@@ -419,8 +419,9 @@ def _leave(ws_fd: int) -> None:
 
 
 def _remove_mountpoint(ws_fd: int, rel: str) -> None:
-    """Remove an empty mask mountpoint we made, through the workspace descriptor: a folder
-    swapped for a link since cannot point the removal elsewhere."""
+    """Remove a mask mountpoint we made while it holds what we put there (nothing, or the
+    mask's content: review s30, `.git/commondir` was left after every run), through the
+    workspace descriptor: a folder swapped for a link since cannot point the removal elsewhere."""
     parent, name = _split(rel)
     dfd = _parent_dir(ws_fd, parent)
     if dfd is None:
@@ -429,7 +430,8 @@ def _remove_mountpoint(ws_fd: int, rel: str) -> None:
         st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
         if stat.S_ISDIR(st.st_mode):
             os.rmdir(name, dir_fd=dfd)  # only while empty: never the person's data
-        elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        elif stat.S_ISREG(st.st_mode) and (got := fsview.read_beneath(ws_fd, rel, 257)) and (
+                got[0].decode(errors="replace") in ("", MASK_CONTENT.get(name, ""))):
             os.unlink(name, dir_fd=dfd)
     except OSError:
         pass

@@ -4,7 +4,8 @@ A mask needs a mount point: the start makes an empty file where the masked one i
 `.git/commondir` that empty file, on the real disk, broke every `git status` of the person's in
 that workspace while the run lived ("fatal: failed to read .git/commondir"), on both backends
 with either daemon; a person who deleted it to mend git (a person's daemon) lifted the mask in
-the live sandbox. The mount point now holds what the mask shows (`.`: the git folder itself).
+the live sandbox. The mount point now holds what the mask shows (`.`: the git folder itself),
+and is removed at the run's end while it still does (second round, helper 104: it was left).
 """
 
 from __future__ import annotations
@@ -38,3 +39,4 @@ async def test_the_persons_git_works_while_a_run_lives(hostile) -> None:
 
     await asyncio.gather(hostile.run("sleep 6; echo DONE", timeout=60), person())
     assert seen["git"][0] == 0, seen
+    assert not (ws / ".git" / "commondir").exists(), "the mount point was left after the run"
