@@ -10,21 +10,24 @@ from collections.abc import Callable
 
 __all__ = ["chmod_mode", "mode_bits", "same_mode"]
 
-_CLAUSE = re.compile(r"([ugoa]*)((?:[-+=](?:[0-7]+|[ugo]|[rwxst]*))+)")
-_ACTION = re.compile(r"([-+=])([0-7]+|[ugo]|[rwxst]*)")
+_CLAUSE = re.compile(r"([ugoa]*)((?:[-+=](?:[0-7]+|[ugo]|[rwxXst]*))+)")
+_ACTION = re.compile(r"([-+=])([0-7]+|[ugo]|[rwxXst]*)")
 _WHO = {"u": 0o700, "g": 0o070, "o": 0o007}
 _SPECIAL = {"u": 0o4000, "g": 0o2000, "o": 0o1000}  # setuid, setgid, sticky
-_PERMS = {"r": 0o444, "w": 0o222, "x": 0o111}
+# X (execute where a folder, or already executable) counts as x: a folder gets it, and a rule
+# on 777 is about the tree (review s30: `chmod -R a+rwX` left every folder 777).
+_PERMS = {"r": 0o444, "w": 0o222, "x": 0o111, "X": 0o111}
 
 
 def mode_bits(word: str) -> int | None:
     """chmod's mode as the bits it leaves (permissions, and setuid, setgid, sticky), where the
     mode alone decides every permission bit: octal (`0777`, `1777`), an operator with octal
     (`=777`, `+777`), and symbolic clauses GNU chmod reads (`a+rwx`, `u=rwx,go=rx`, `o+t`, a
-    copy `g=u` of bits decided before it). None where the umask decides (no who), `X`, or a bit
-    stays as it was (review s29, helper 97; s30, helper 101: `=777`, `1777`, `u=rwx,g=u,o=u`
-    and `a+rwx,o-t` each left 777 past `forbid = ["chmod -R 777"]`)."""
-    if re.fullmatch(r"[0-7]{1,8}", word):
+    copy `g=u` of bits decided before it). A clause with no who leaves the bits it names to the
+    umask: undecided, unless a later clause decides them. None where a permission bit is left
+    undecided (review s29, helper 97; s30, helpers 101 and 103: `=777`, `1777`,
+    `u=rwx,g=u,o=u`, `a+rwx,o-t`, `+x,a=rwx`, `a+rwX` each left 777 past `chmod -R 777`)."""
+    if re.fullmatch(r"[0-7]+", word):
         return int(word, 8) & 0o7777
     known = value = 0  # bits the mode decides, and what it sets them to
     for clause in word.split(","):
@@ -35,8 +38,14 @@ def mode_bits(word: str) -> int | None:
         for op, arg in _ACTION.findall(m[2]):
             if arg[:1].isdigit():  # an operator with octal: every who, no umask
                 bits, mask = int(arg, 8) & 0o7777, 0o7777
-            elif not m[1]:
-                return None  # `+rwx`: the umask decides which bits
+            elif not m[1]:  # `+rwx`: the umask decides which of those bits; `=` all of them
+                named = _letters(arg, "ugo", value, known)
+                if named is None:
+                    return None
+                # what `+` may add is only undecided where it was not set; `-` where not clear
+                stays = value if op == "+" else ~value if op == "-" else 0
+                known &= ~(named & ~stays) if op != "=" else 0
+                continue
             else:
                 mask = sum(_WHO[w] | _SPECIAL[w] for w in who)
                 bits = _letters(arg, who, value, known)
@@ -46,7 +55,7 @@ def mode_bits(word: str) -> int | None:
                 known, value = known | mask, (value & ~mask) | bits
             else:
                 known, value = known | bits, value | bits if op == "+" else value & ~bits
-    return value if known & 0o777 == 0o777 else None
+    return value & known if known & 0o777 == 0o777 else None
 
 
 def _letters(arg: str, who: str, value: int, known: int) -> int | None:

@@ -128,6 +128,9 @@ def _tilde_unknown(word: str) -> bool:
     return head != "~" or not posixpath.normpath(word).startswith("~")
 
 
+_CHMOD_MODE = re.compile(r"-[rwxXst]*([,=+-][ugoa]*[-+=]?[rwxXst0-7ugo]*)*")  # chmod reads it
+
+
 def shape_of(words: Sequence[str]) -> Shape | None:
     """The shape of a command's words (wrappers already removed); None for no words."""
     if not words:
@@ -140,7 +143,8 @@ def shape_of(words: Sequence[str]) -> Shape | None:
     k, n, options_end = 1, len(words), False
     while k < n:
         w = words[k]
-        if options_end or w == "-" or not w.startswith("-"):
+        if options_end or w == "-" or not w.startswith("-") or (
+                program == "chmod" and w[1:2] != "-" and _CHMOD_MODE.fullmatch(w)):  # `-w,a+rwx`: a mode
             positionals.append(_path(w))
         elif w == "--":
             options_end = True

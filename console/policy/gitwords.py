@@ -98,15 +98,19 @@ def git_commands(words: list[str]) -> list[str]:
 
 
 def _option_values(words: list[str], names: tuple[str, ...]) -> list[str]:
-    """The values of these options (`--exec CMD`, `--exec=CMD`, `-x CMD`, `-xCMD`)."""
+    """The values of these options as git's parse-options reads them: `--exec CMD`, `--exec=CMD`
+    and any prefix git takes (`--ex=CMD`, down to `--e`), `-x CMD`, `-xCMD`, and the option in a
+    cluster of short ones (`-ix CMD`, review s30)."""
     found = []
+    shorts = [n[1] for n in names if not n.startswith("--")]
     for k, w in enumerate(words):
         name, eq, value = w.partition("=")
-        if name.startswith("--") and len(name) > 3 and any(  # git takes a unique prefix
+        after = words[k + 1] if k + 1 < len(words) else ""
+        if name.startswith("--") and len(name) >= 3 and any(
                 long.startswith(name) for long in names if long.startswith("--")):
-            found.append(value if eq else (words[k + 1] if k + 1 < len(words) else ""))
-        elif any(w == short for short in names if not short.startswith("--")):
-            found.append(words[k + 1] if k + 1 < len(words) else "")
-        elif any(w.startswith(short) and len(w) > 2 for short in names if not short.startswith("--")):
-            found.append(w[2:])
+            found.append(value if eq else after)
+        elif w.startswith("-") and not w.startswith("--"):
+            at = min((i for i in (w.find(c, 1) for c in shorts) if i > 0), default=0)
+            if at:
+                found.append(w[at + 1 :] or after)
     return found

@@ -96,8 +96,8 @@ def runner_readings(words: list[str], i: int) -> tuple[int, list[list[str]]] | N
         if at is None:
             continue
         starts = program_starts(words, at, values)
-        shell = _script_shell(words[i + 1 :]) if tool in ("npm", "npx") else None
-        shelled = [[shell, "-c", UNKNOWN]] if shell is not None else []  # --script-shell P -c S
+        shelled = [[shell, "-c", UNKNOWN] for shell in _script_shells(words[i + 1 :])
+                   ] if tool in ("npm", "npx") else []  # --script-shell P -c S
         if not starts:
             return len(words), shelled
         others = [words[k:] if k != CUT else [UNKNOWN] for k in starts[1:]] + shelled
@@ -108,14 +108,20 @@ def runner_readings(words: list[str], i: int) -> tuple[int, list[list[str]]] | N
     return None
 
 
-def _script_shell(words: list[str]) -> str | None:
-    """npm's `--script-shell P` (or `=P`): the program its `-c` strings run with."""
+def _abbreviates(word: str, option: str, shortest: int) -> bool:
+    """`word` is `option` or a prefix of it at least `shortest` long (npm takes those)."""
+    return len(word) >= shortest and option.startswith(word)
+
+
+def _script_shells(words: list[str]) -> list[str]:
+    """npm's `--script-shell P` (or `=P`, or an abbreviation down to `--scr`): the programs
+    its scripts and `-c` strings run with."""
+    found = []
     for k, w in enumerate(words):
-        if w == "--script-shell" and k + 1 < len(words):
-            return words[k + 1]
-        if w.startswith("--script-shell="):
-            return w.split("=", 1)[1]
-    return None
+        name, eq, value = w.partition("=")
+        if _abbreviates(name, "--script-shell", 5):
+            found += [value] if eq else words[k + 1 : k + 2]
+    return found
 
 
 def shell_strings(words: list[str]) -> list[str]:
@@ -123,10 +129,12 @@ def shell_strings(words: list[str]) -> list[str]:
     `pnpm dlx -c WORDS`, `bun exec S`, `sem WORDS`, `capsh [--shell=P] -- ARGS` (and `-+`),
     `tmux -c S`, `tmux new WORDS`."""
     name = words[0] if words else ""
-    if name in ("npx", "npm"):  # -c/--call: npm takes it anywhere on the line
+    if name in ("npx", "npm"):  # -c/--call (npm takes `--c`, `--ca`...) anywhere on the line;
+        # --script-shell P: every script of any subcommand runs as `P -c SCRIPT` (review s30)
         return [v for k, w in enumerate(words) for v in (
-            [words[k + 1]] if w in ("-c", "--call") and k + 1 < len(words) else
-            [w.split("=", 1)[1]] if w.startswith("--call=") else [])]
+            [words[k + 1]] if (w == "-c" or _abbreviates(w, "--call", 3)) and k + 1 < len(words)
+            else [w.split("=", 1)[1]] if _abbreviates(w.split("=", 1)[0], "--call", 3) and "=" in w
+            else [])] + [f"{shlex.quote(shell)} -c {UNKNOWN}" for shell in _script_shells(words)]
     if name in ("pnpm", "pnpx"):
         at = next((k for k, w in enumerate(words)
                    if w in ("-c", "--shell-mode") or w.startswith("--shell-mode=")), None)
@@ -139,13 +147,32 @@ def shell_strings(words: list[str]) -> list[str]:
     if name == "capsh":
         return _capsh(words)
     if name == "strace":  # -o |CMD (or !CMD): its trace goes into CMD's input, run by a shell
-        return [v[1:] for k, w in enumerate(words[1:], start=1) for v in (
-            [words[k + 1]] if w in ("-o", "--output") and k + 1 < len(words) else
-            [w.split("=", 1)[1]] if w.startswith("--output=") else
-            [w[2:]] if w.startswith("-o") and len(w) > 2 else []) if v[:1] in ("|", "!")]
+        return [v[1:] for v in _strace_outputs(words) if v[:1] in ("|", "!")]
     if name == "tmux":
         return _tmux(words)
     return []
+
+
+def _strace_outputs(words: list[str]) -> list[str]:
+    """strace's -o values: `-o F`, `-oF`, `--output[=]F`, and -o in a cluster (`-fo F`,
+    `-fo'|evil'`: review s30), read as getopt does (a letter that takes a value ends it)."""
+    takes = WRAPPER_ARGS["strace"]
+    found, k = [], 1
+    while k < len(words):
+        w, after = words[k], words[k + 1] if k + 1 < len(words) else ""
+        if w.startswith("--output"):
+            found.append(w.split("=", 1)[1] if "=" in w else after)
+        elif w.startswith("-") and not w.startswith("--"):
+            for at, letter in enumerate(w[1:], start=2):
+                if f"-{letter}" in takes:
+                    if letter == "o":
+                        found.append(w[at:] or after)
+                    k += 0 if w[at:] else 1
+                    break
+        elif not w.startswith("-"):
+            break  # the command strace runs
+        k += 1
+    return found
 
 
 def _capsh(words: list[str]) -> list[str]:

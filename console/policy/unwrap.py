@@ -57,7 +57,9 @@ _STDIN_NAMES = {"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"}
 # Assignments a shell acts on later: the prompt strings (expanded, substitutions too, when
 # printed: PS4 for every `-x` trace line) and PROMPT_COMMAND run their value (what else a command
 # sets up to run later is unseen.py's).
-_RUNS_VALUE = re.compile(r"^(?:PS[0-4]|PROMPT_COMMAND)\+?=(.*)$", re.S)
+# Assignments whose value is a command: bash's prompts, and the shell npm runs scripts with.
+_RUNS_VALUE = re.compile(r"^(?:PS[0-4]|PROMPT_COMMAND|(?i:npm_config_script_shell))\+?=(.*)$",
+                         re.S)
 MAX_WRAPPERS = 16  # wrappers stepped through in one command; past them the part is opaque
 # Builtins that evaluate their arguments as arithmetic (array subscripts run $(...) there).
 _EVALUATES = {"let", "[[", "((", "declare", "typeset", "local", "export", "readonly", "test",

@@ -29,7 +29,8 @@ WRAPPER_ARGS: dict[str, set[str]] = {
                "--trace-path", "--env", "--columns", "--detach-on", "--interruptible",
                "--summary-sort-by", "--summary-columns", "--const-print-style", "--trace",
                "--abbrev", "--verbose", "--raw", "--read", "--write", "--signal", "--status",
-               "--inject", "--fault", "--trace-fds", "--argv0", "--kvm"},
+               "--inject", "--fault", "--trace-fds", "--argv0", "--kvm", "--decode-pids",
+               "--summary-syscall-overhead"},
     "chrt": {"-T", "-P", "-D", "--sched-runtime", "--sched-period", "--sched-deadline"},
     "taskset": set(), "unbuffer": set(), "busybox": set(), "toybox": set(),
     # A multicall coreutils: `coreutils NAME ARGS` (uutils), or GNU's

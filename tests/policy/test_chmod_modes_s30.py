@@ -25,12 +25,15 @@ RULES = ExecRules(allow=["chmod"], forbid=["chmod -R 777", "chmod 4755"], defaul
 
 
 @pytest.mark.parametrize("mode", ["=777", "+777", "=0777", "1777", "01777", "u=rwx,g=u,o=u",
-                                  "a+rwx,o-t", "a=rwx,u+s", "ugo+rwx-t", "a=t,a+rwx"])
+                                  "a+rwx,o-t", "a=rwx,u+s", "ugo+rwx-t", "a=t,a+rwx",
+                                  # second round (helper 103)
+                                  "a=rwx,+t", "+x,a=rwx", "-w,a+rwx", "=,a=rwx", "a=rwx,-t",
+                                  "a+rwX", "a=rwx,+X", "0000000000777"])
 def test_every_spelling_of_777_is_denied(mode: str) -> None:
     assert RULES.evaluate(f"chmod -R {mode} d").action == "deny", mode
 
 
-@pytest.mark.parametrize("mode", ["755", "1755", "a+rwX", "+rwx", "u=rwx,g=u", "o+t"])
+@pytest.mark.parametrize("mode", ["755", "1755", "+rwx", "u=rwx,g=u", "o+t", "a=rwx,-x"])
 def test_other_bits_are_not_that_rule(mode: str) -> None:
     assert RULES.evaluate(f"chmod -R {mode} d").action == "allow", mode
 

@@ -14,6 +14,9 @@ asked (never allowed): the forbidden word may be anywhere past the reading.
 - `unset 'a[x]'` evaluates x's value as arithmetic (a subscript there runs its `$(...)`).
 - git options whose value git runs (`--upload-pack`, `--receive-pack`, `--exec`, `grep -O`), an
   abbreviation (`rebase --exe`), and config keys that run one (`trailer.*.cmd`, `imap.tunnel`).
+- Second round (helper 103): npm's `--script-shell` on any subcommand (`npm test`), npm's and
+  git's abbreviations (`--script-shel`, `--c=`, `--u=`), git's short clusters (`-ix`),
+  `npm_config_script_shell=`, strace's `-fo '|evil'` and two more long options with values.
 """
 
 from __future__ import annotations
@@ -58,6 +61,20 @@ DENIED = [
     "git archive --remote=. --exec=evil HEAD",
     "git rebase --exe 'touch MARK' HEAD~1",
     "git clone -u evil src dst",
+    # second round (helper 103): npm's script shell on any subcommand, abbreviations, clusters
+    "npm test --script-shell=evil",
+    "npm run build --script-shell evil",
+    "npm exec --script-shel=evil -c 'echo hi'",
+    "npx --c=touch",
+    "npm --c=touch exec",
+    "npm_config_script_shell=evil npm exec -c x",
+    "git ls-remote --u=evil src",
+    "git clone --u evil src d",
+    "git rebase -ix evil HEAD~1",
+    "strace -fo '|evil' true",
+    "strace -qfo '|evil' true",
+    "strace --decode-pids comm touch MARK",
+    "strace --summary-syscall-overhead 1 touch MARK",
 ]
 ASKED = [  # the command cannot be read whole: asked, never allowed
     "uv run --no-sources-package a --no-sources-package b --no-sources-package c "
@@ -69,7 +86,8 @@ ASKED = [  # the command cannot be read whole: asked, never allowed
 ]
 STILL_ALLOWED = ["npx prettier --check .", "npm exec -- ls", "watch -d=permanent -n 1 ls",
                  "strace -o out.txt ls", "git fetch origin", "git grep -O main", "unset x",
-                 "env -S 'ls -l' ."]
+                 "env -S 'ls -l' .", "npm --cache /tmp/c install", "git rebase -i HEAD~3",
+                 "strace -fo out.txt ls"]
 
 
 @pytest.mark.parametrize("command", DENIED)
