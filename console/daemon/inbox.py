@@ -40,7 +40,6 @@ from console.policy import (
     new_grant,
     parse_scope,
     subject_too_long,
-    ungrantable,
 )
 from console.protocol import Failure, new_id
 from console.text import printable
@@ -322,15 +321,13 @@ class Inbox:
             raise Failure("bad-pattern", f"the pattern is too long: {too_long}")
         if why := req.why_no_grants(pattern):
             return [], f"scope {sc.kind} made no grant: {why}"
-        patterns = [pattern] if pattern else list(req.grant_patterns)
-        if req.kind == "exec" and allow and pattern is None:
-            blocked = ungrantable(req.subject)
-            patterns = [p for p in patterns if blocked is not None and p not in blocked]
-            if not patterns:
-                return [], (f"scope {sc.kind} made no grant: a command whose words depend on a "
-                            "substitution or an expansion, or that runs or writes what its words "
-                            "do not show (a here-document, a script piped into a program), is "
-                            "asked every time (a grant would hold its words only, another command)")
+        patterns = [pattern] if pattern else (
+            req.own_grant_patterns() if allow else list(req.grant_patterns))
+        if not patterns:
+            return [], (f"scope {sc.kind} made no grant: a command whose words depend on a "
+                        "substitution or an expansion, or that runs or writes what its words "
+                        "do not show (a here-document, a script piped into a program), is "
+                        "asked every time (a grant would hold its words only, another command)")
         # The request's own command makes an exact grant; a pattern the person typed covers
         # added words too (allow rules' reading: never a write or executing option). Either is
         # read by the grammar config rules use, so no grant holds what a config could not.

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.policy import Grant, GrantTable, Provenance, subject_too_long
+from console.policy import Grant, GrantTable, Provenance, subject_too_long, ungrantable
 from console.text import printable, request_line
 
 KINDS = ("exec", "network", "write", "custom")
@@ -85,6 +85,15 @@ class Request:
     def too_many_parts(self) -> bool:
         """More asked parts than grants may hold (MAX_GRANT_PARTS): no grant answers it."""
         return len(self.grant_patterns) > MAX_GRANT_PARTS
+
+    def own_grant_patterns(self) -> list[str]:
+        """The parts of it an answer with a wider scope makes exact grants of: of a command,
+        not those no grant can ever cover (policy.ungrantable: a substitution or an expansion,
+        a here-document, a script piped into a program)."""
+        if self.kind != "exec":
+            return list(self.grant_patterns)
+        blocked = ungrantable(self.subject)
+        return [p for p in self.grant_patterns if blocked is not None and p not in blocked]
 
     def why_no_grants(self, pattern: str | None) -> str | None:
         """Why deciding this request without a typed pattern makes no grant; None when it

@@ -46,4 +46,4 @@ def test_a_plan_past_its_bound_is_refused_before_it_holds_more(
     with pytest.raises(SandboxError, match="paths to protect"):
         protect.plan_protection(ws)
     assert most[0] <= PROTECTED_MAX + 64, f"{most[0]} descriptors held by one start's plan"
-    assert _fds() == held, "the refused plan left descriptors open"
+    assert _fds() <= held, "the refused plan left descriptors open"  # others may close meanwhile
