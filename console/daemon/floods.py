@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ class Fold:
 class _Repeats:
     count: int = 0
     data: dict[str, Any] = field(default_factory=dict)  # the last one's
-    distinct: dict[tuple[Any, ...], None] = field(default_factory=dict)  # in order, bounded
+    distinct: dict[tuple[Any, ...], tuple[Any, ...]] = field(default_factory=dict)  # as shown
     unlisted: int = 0  # distinct ones past MAX_LISTED
     sums: dict[str, float] = field(default_factory=dict)
 
@@ -50,10 +51,11 @@ class _Repeats:
         if fold is None:
             return
         if fold.listed:
-            seen = tuple(_value(data.get(f)) for f in fold.listed)
+            values = [data.get(f) for f in fold.listed]
+            seen = tuple(map(_key, values))  # told apart whole, shown cut
             if seen not in self.distinct:
                 if len(self.distinct) < MAX_LISTED:
-                    self.distinct[seen] = None
+                    self.distinct[seen] = tuple(map(_shown, values))
                 else:
                     self.unlisted += 1  # counted once per repeat past the bound
         for f in fold.summed:
@@ -64,14 +66,26 @@ class _Repeats:
     def summary(self, fold: Fold | None) -> dict[str, Any]:
         out = {**self.data, **self.sums, "count": self.count, "aggregated": True}
         if fold is not None and fold.listed:
-            out["distinct"] = [dict(zip(fold.listed, seen, strict=True)) for seen in self.distinct]
+            out["distinct"] = [dict(zip(fold.listed, shown, strict=True))
+                               for shown in self.distinct.values()]
             if self.unlisted:
                 out["distinct_unlisted"] = self.unlisted
         return out
 
 
-def _value(value: Any) -> Any:
-    return value[:_VALUE_CHARS] if isinstance(value, str) else value
+def _key(value: Any) -> Any:
+    """A value to tell repeats apart by: a long text by its digest (review s30: cut to 300
+    characters, two request lines alike that far were one, a token past them lost)."""
+    if isinstance(value, str) and len(value) > _VALUE_CHARS:
+        return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return value if isinstance(value, str | int | float | bool | None) else repr(value)
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _VALUE_CHARS:
+        return (f"{value[:_VALUE_CHARS]}[... {len(value) - _VALUE_CHARS} more characters, "
+                f"sha256 {_key(value)[:16]}]")
+    return value
 
 
 @dataclass

@@ -39,3 +39,22 @@ def test_a_new_window_writes_the_first_row_again() -> None:
     now[0] += 1.5
     assert floods.admit(*key)  # the window closed: its summary went, the next second starts anew
     assert [e[3]["count"] for e in emitted] == [1]
+
+
+def test_long_request_lines_alike_in_their_first_characters_stay_apart() -> None:
+    """Review s30 (helper 104): repeats were told apart by their first 300 characters, so
+    `/<320 p>?token=SECRET` folded into `/<320 p>?q=1` and was in no row."""
+    from console.daemon.floods import Fold
+
+    emitted: list[tuple[str, str | None, str, dict[str, Any]]] = []
+    floods = FloodControl(lambda *row: emitted.append(row), lambda: 1000, clock=lambda: 100.0,
+                          folds={"net.decision": Fold(listed=("method", "target"))})
+    key = ("r1", "net.decision", "127.0.0.5:80", "allow")
+    assert floods.admit(*key, {"method": "GET", "target": "/" + "p" * 320 + "?q=1"})
+    floods.recorded(*key)
+    for tail in ("?token=SECRET-7f3a", "?q=2"):
+        assert not floods.admit(*key, {"method": "GET", "target": "/" + "p" * 320 + tail})
+    floods.flush()
+    (summary,) = emitted
+    shown = [d["target"] for d in summary[3]["distinct"]]
+    assert len(shown) == 2 and all("more characters, sha256" in t for t in shown), shown
