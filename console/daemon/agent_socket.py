@@ -151,6 +151,8 @@ async def handle_agent_connection(
                 req_id, op, args = parse_request(msg)
             except ProtocolError as exc:
                 bad += 1
+                if messages is not None:  # a line that is not JSON costs what any other does
+                    await _paced(messages)  # (review s30: bad lines went unpaced)
                 await send(error(None, Failure(ErrorCode.BAD_MESSAGE, str(exc))))
                 # An over-long or hostile line cannot be skipped safely; too many bad ones is
                 # not a client. One log line, no traceback: this is input, not a bug.

@@ -79,3 +79,29 @@ async def test_a_runs_status_flood_waits_past_its_rate(monkeypatch: pytest.Monke
         shutil.rmtree(sock_dir, ignore_errors=True)
     assert first == MESSAGE_BURST, f"{first} answers with no time passing"
     assert second == MESSAGES_PER_SECOND, f"{second} answers in one more second"
+
+
+async def test_lines_that_are_not_json_are_paced_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Second round (helper 104): a line that is not JSON was answered before the bucket was
+    asked, so a flood of them went unpaced."""
+    now = [1000.0]
+    monkeypatch.setattr(deciding, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    inbox = Inbox(_record, timeout_s=5)
+    sock_dir = Path(tempfile.mkdtemp(prefix="ph-", dir="/tmp"))
+    server = await start_agent_server(sock_dir / "agent.sock", "run-1", "demo", inbox,
+                                      lambda *a, **k: None)  # type: ignore[arg-type]
+    conns = [await asyncio.open_unix_connection(str(sock_dir / "agent.sock"))
+             for _ in range(CONNECTIONS)]
+    try:
+        line = encode(request(1, "status", {"request_id": "zzzz"}))
+        for _, writer in conns:  # 7 bad lines each (the 8th closes), then good ones
+            writer.write(b"not json\n" * 7 + line * EACH)
+            await writer.drain()
+        answered = await _answers([r for r, _ in conns])
+    finally:
+        for _, writer in conns:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    assert answered == MESSAGE_BURST, f"{answered} answers to bad lines with no time passing"
