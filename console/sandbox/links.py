@@ -26,17 +26,21 @@ def workspace_root(root_fd: int) -> str:
 MAX_LINKS = 40
 
 
-def link_target(root_fd: int, rel: str) -> str | None:
+def link_target(root_fd: int, rel: str, via: list[str] | None = None) -> str | None:
     """Where a path that crosses a link ends up, workspace-relative, or None when outside (or
-    past MAX_LINKS links)."""
+    past MAX_LINKS links). `via` gets the workspace's links it went through, workspace-relative
+    (an agent that replaces one on the way points the path elsewhere: review s30)."""
     root = workspace_root(root_fd)
-    real = real_path(os.path.join(root, rel))
+    passed: list[str] = []
+    real = real_path(os.path.join(root, rel), passed)
+    if via is not None:
+        via += [os.path.relpath(x, root) for x in passed if x.startswith(root + "/")]
     if real is None or real == root or not real.startswith(root + "/"):
         return None
     return os.path.relpath(real, root)
 
 
-def real_path(path: str) -> str | None:
+def real_path(path: str, via: list[str] | None = None) -> str | None:
     """os.path.realpath of an absolute path (a missing name and what follows it are kept as
     written), one name at a time and without recursion: None past MAX_LINKS links. Python
     3.11's realpath recurses once per link, so a chain of 3,000 the agent made raised
@@ -58,6 +62,8 @@ def real_path(path: str) -> str | None:
         links += 1
         if links > MAX_LINKS:
             return None
+        if via is not None:
+            via.append(here)
         if target.startswith("/"):
             resolved = "/"
         pending.extend(n for n in reversed(target.split("/")) if n)
@@ -65,14 +71,16 @@ def real_path(path: str) -> str | None:
 
 
 def link_targets(root_fd: int, fd: int, rel: str,
-                 budget: LookBudget) -> Iterator[tuple[str, bool]]:  # fmt: skip
-    """(where it leads, whether that is a folder) for each link below the protected folder `rel`
-    (open as `fd`) that leads inside the workspace, while `budget` lasts."""
+                 budget: LookBudget) -> Iterator[tuple[str, bool, list[str]]]:  # fmt: skip
+    """(where it leads, whether that is a folder, the other links of the workspace on the way)
+    for each link below the protected folder `rel` (open as `fd`) that leads inside the
+    workspace, while `budget` lasts."""
     for path, link_rel in budget.entries(fd, rel):
         if os.path.islink(path):
-            target = link_target(root_fd, link_rel)
+            via: list[str] = []
+            target = link_target(root_fd, link_rel, via)
             if target is not None:
-                yield target, os.path.isdir(path)
+                yield target, os.path.isdir(path), [v for v in via if v != link_rel]
 
 
 def inside_workspace(base_rel: str, target: str, root_fd: int | None = None) -> str | None:

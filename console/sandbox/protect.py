@@ -183,8 +183,12 @@ def _protect(p: Protection, root_fd: int, rel: str, want_dir: bool, pin: bool = 
 
 
 def _protect_link_targets(p: Protection, root_fd: int, rel: str, fd: int, depth: int) -> None:
-    """Where a read-only folder's links lead inside the workspace is read-only too (links.py)."""
-    for target, is_dir in link_targets(root_fd, fd, rel, p.link_look):
+    """Where a read-only folder's links lead inside the workspace is read-only too (links.py),
+    and each link on the way is masked (review s30: `tools/hook -> hook.sh` on the way from
+    `.git/hooks/pre-commit` was the agent's to replace)."""
+    for target, is_dir, via in link_targets(root_fd, fd, rel, p.link_look):
+        for link in via:
+            _protect(p, root_fd, link, want_dir=is_dir, depth=depth + 1)
         _protect(p, root_fd, target, want_dir=is_dir, depth=depth + 1)
 
 

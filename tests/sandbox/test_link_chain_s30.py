@@ -7,13 +7,21 @@ repository with a core.fsmonitor, a rebase todo with `exec` lines, both left for
 git on the host). The same chain shipped by a repository raised out of the start's plan.
 Links are now followed one at a time, without recursion, at most 40 as the kernel does, and
 each part of the end look that fails costs its own notes only, saying so.
+
+Second round (helper 104): `.git/hooks/pre-commit -> ../../tools/hook -> hook.sh` made only
+hook.sh read-only; the agent replaced the link in the middle with a script of its own, which
+the person's `git commit` on the host ran. Each link on the way is masked now, as a protected
+path that is a link is.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from console.sandbox.links import MAX_LINKS, real_path
 from tests.sandbox.hostile_kit import git_repo, give
@@ -78,8 +86,8 @@ def _repo(ws: Path) -> None:
     harmless chain: where it leads is looked at when the run ends."""
     git_repo(ws)
     (ws / ".vscode").mkdir()
-    for i in range(2001):
-        (ws / ".vscode" / f"f{i}").write_text("{}\n")
+    for i in range(2001):  # folders, listed before the link: the look stops before it
+        (ws / ".vscode" / f"d{i}").mkdir()
     (ws / "chain").mkdir()
     (ws / "real").write_text("x\n")
     os.symlink("../real", ws / "chain" / "l0")
@@ -95,3 +103,33 @@ async def test_a_long_link_chain_does_not_hide_the_runs_end_notes(hostile) -> No
     notes = r.handle.end_notes
     assert mentions(notes, "src/.git"), notes
     assert mentions(notes, "git-rebase-todo"), notes
+
+
+G = ["git", "-c", "safe.directory=*", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+
+
+async def test_a_link_in_the_middle_of_a_hook_chain_cannot_be_replaced(hostile, tmp_path: Path) -> None:
+    ws = hostile.workspace
+    subprocess.run([*G, "init", "-q", "-b", "master", str(ws)], check=True)
+    (ws / "tools").mkdir()
+    (ws / "tools" / "hook.sh").write_text("#!/bin/sh\nexit 0\n")
+    (ws / "tools" / "hook.sh").chmod(0o755)
+    os.symlink("hook.sh", ws / "tools" / "hook")
+    os.symlink("../../tools/hook", ws / ".git" / "hooks" / "pre-commit")
+    (ws / "f").write_text("f\n")
+    subprocess.run([*G, "-C", str(ws), "add", "f", "tools"], check=True)
+    subprocess.run([*G, "-C", str(ws), "commit", "-qm", "x"], check=True)
+    give(hostile, ws)
+    proof = tmp_path / "proof"
+    if hostile.name.endswith("-user"):  # a person's daemon cannot cover a link: it refuses
+        with pytest.raises(AssertionError, match="cannot cover a link"):
+            await hostile.run("true")
+        return
+    r = await hostile.run(
+        "echo tamper >> tools/hook.sh 2>&1; "  # the end of the chain: refused
+        f"rm tools/hook && printf '#!/bin/sh\\necho RAN-ON-HOST > {proof}\\n' > tools/hook && "
+        "chmod +x tools/hook && echo SWAPPED")
+    (ws / "f").write_text("g\n")
+    done = subprocess.run([*G, "-C", str(ws), "commit", "-qam", "y"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr  # the person's hook, as it was, still runs
+    assert "SWAPPED" not in r.out and not proof.exists(), (r.out, r.handle.end_notes)
