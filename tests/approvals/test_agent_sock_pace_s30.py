@@ -13,9 +13,11 @@ answers come while no token is added: the burst, then as many as the clock is mo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import types
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -53,9 +55,10 @@ async def _answers(readers: list[asyncio.StreamReader], settle: float = 0.5) -> 
         await asyncio.gather(*reads, return_exceptions=True)
 
 
-async def test_a_runs_status_flood_waits_past_its_rate(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [1000.0]
-    monkeypatch.setattr(deciding, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+@contextlib.asynccontextmanager
+async def flooded(first: bytes) -> AsyncIterator[list[asyncio.StreamReader]]:
+    """A run's agent.sock with CONNECTIONS connections, each having sent `first` then EACH
+    status requests; their readers."""
     inbox = Inbox(_record, timeout_s=5)
     sock_dir = Path(tempfile.mkdtemp(prefix="ph-", dir="/tmp"))
     server = await start_agent_server(sock_dir / "agent.sock", "run-1", "demo", inbox,
@@ -65,43 +68,37 @@ async def test_a_runs_status_flood_waits_past_its_rate(monkeypatch: pytest.Monke
     try:
         line = encode(request(1, "status", {"request_id": "zzzz"}))
         for _, writer in conns:
-            writer.write(line * EACH)
+            writer.write(first + line * EACH)
             await writer.drain()
-        readers = [r for r, _ in conns]
-        first = await _answers(readers)
-        now[0] += 1.0  # one second on: MESSAGES_PER_SECOND more
-        second = await _answers(readers)
+        yield [r for r, _ in conns]
     finally:
         for _, writer in conns:
             writer.close()
         server.close()
         await server.wait_closed()
         shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The bucket's clock (its module's `time`), held still until moved on."""
+    now = [1000.0]
+    monkeypatch.setattr(deciding, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    return now
+
+
+async def test_a_runs_status_flood_waits_past_its_rate(clock: list[float]) -> None:
+    async with flooded(b"") as readers:
+        first = await _answers(readers)
+        clock[0] += 1.0  # one second on: MESSAGES_PER_SECOND more
+        second = await _answers(readers)
     assert first == MESSAGE_BURST, f"{first} answers with no time passing"
     assert second == MESSAGES_PER_SECOND, f"{second} answers in one more second"
 
 
-async def test_lines_that_are_not_json_are_paced_too(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_lines_that_are_not_json_are_paced_too(clock: list[float]) -> None:
     """Second round (helper 104): a line that is not JSON was answered before the bucket was
     asked, so a flood of them went unpaced."""
-    now = [1000.0]
-    monkeypatch.setattr(deciding, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
-    inbox = Inbox(_record, timeout_s=5)
-    sock_dir = Path(tempfile.mkdtemp(prefix="ph-", dir="/tmp"))
-    server = await start_agent_server(sock_dir / "agent.sock", "run-1", "demo", inbox,
-                                      lambda *a, **k: None)  # type: ignore[arg-type]
-    conns = [await asyncio.open_unix_connection(str(sock_dir / "agent.sock"))
-             for _ in range(CONNECTIONS)]
-    try:
-        line = encode(request(1, "status", {"request_id": "zzzz"}))
-        for _, writer in conns:  # 7 bad lines each (the 8th closes), then good ones
-            writer.write(b"not json\n" * 7 + line * EACH)
-            await writer.drain()
-        answered = await _answers([r for r, _ in conns])
-    finally:
-        for _, writer in conns:
-            writer.close()
-        server.close()
-        await server.wait_closed()
-        shutil.rmtree(sock_dir, ignore_errors=True)
+    async with flooded(b"not json\n" * 7) as readers:  # 7 bad lines each: the 8th closes
+        answered = await _answers(readers)
     assert answered == MESSAGE_BURST, f"{answered} answers to bad lines with no time passing"
