@@ -105,7 +105,33 @@ def runner_readings(words: list[str], i: int) -> tuple[int, list[list[str]]] | N
         if tool == "hatch" and ":" in first:  # hatch run ENV:COMMAND
             others.append([first.split(":", 1)[1], *words[starts[0] + 1 :]])
         return starts[0], others
+    if tool in _OWN_COMMANDS:  # `yarn touch`, `pnpm touch`: implicit exec
+        at = _past_subcommand(words, i + 1, ("*",), before, False)
+        if at is not None and words[at - 1] not in _OWN_COMMANDS[tool]:
+            return at - 1, []
     return None
+
+
+# yarn's and pnpm's own commands: any other first word is a package's program or script, run
+# as `yarn run WORD` runs it (implicit exec: review s30, `yarn touch` ran touch unread).
+_OWN_COMMANDS = {
+    "yarn": frozenset({
+        "access", "add", "audit", "autoclean", "bin", "cache", "check", "config", "constraints",
+        "create", "dedupe", "dlx", "exec", "explain", "generate-lock-entry", "global", "help",
+        "import", "info", "init", "install", "licenses", "link", "list", "login", "logout", "node",
+        "npm", "outdated", "owner", "pack", "patch", "patch-commit", "plugin", "policies",
+        "publish", "rebuild", "remove", "run", "search", "set", "stage", "tag", "team", "test",
+        "unlink", "unplug", "up", "upgrade", "upgrade-interactive", "version", "versions", "why",
+        "workspace", "workspaces"}),
+    "pnpm": frozenset({
+        "add", "audit", "bin", "c", "cat-file", "cat-index", "config", "create", "dedupe",
+        "deploy", "dlx", "doctor", "env", "exec", "fetch", "find-hash", "i", "ignored-builds",
+        "import", "init", "install", "install-test", "it", "licenses", "link", "list", "ln", "ls",
+        "outdated", "pack", "patch", "patch-commit", "patch-remove", "prune", "publish",
+        "rb", "rebuild", "recursive", "remove", "rm", "root", "run", "self-update", "server",
+        "setup", "start", "store", "t", "test", "un", "uninstall", "unlink", "up", "update",
+        "upgrade", "why", "approve-builds"}),
+}
 
 
 def _abbreviates(word: str, option: str, shortest: int) -> bool:

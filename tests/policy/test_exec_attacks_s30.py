@@ -35,7 +35,7 @@ from console.policy.envsplit import UNKNOWN_WORD, env_split
 from tests.policy.test_exec_attacks_s18 import _policy_check
 
 RULES = dict(allow=["npm", "npx", "uv", "uvx", "pnpx", "watch", "strace", "unshare", "env",
-                    "git", "ls", "read"],
+                    "git", "ls", "read", "yarn", "pnpm"],
              forbid=["touch", "evil", "git push"])
 OPEN = ExecRules(**RULES, default="allow")
 ASKS = ExecRules(**RULES, default="ask")
@@ -75,6 +75,12 @@ DENIED = [
     "strace -qfo '|evil' true",
     "strace --decode-pids comm touch MARK",
     "strace --summary-syscall-overhead 1 touch MARK",
+    # yarn's and pnpm's implicit exec: a word none of their commands runs a package's program
+    "yarn touch MARK",
+    "yarn --silent touch MARK",
+    "yarn run touch MARK",
+    "pnpm touch MARK",
+    "pnpm run touch",
 ]
 ASKED = [  # the command cannot be read whole: asked, never allowed
     "uv run --no-sources-package a --no-sources-package b --no-sources-package c "
@@ -87,7 +93,8 @@ ASKED = [  # the command cannot be read whole: asked, never allowed
 STILL_ALLOWED = ["npx prettier --check .", "npm exec -- ls", "watch -d=permanent -n 1 ls",
                  "strace -o out.txt ls", "git fetch origin", "git grep -O main", "unset x",
                  "env -S 'ls -l' .", "npm --cache /tmp/c install", "git rebase -i HEAD~3",
-                 "strace -fo out.txt ls"]
+                 "strace -fo out.txt ls", "yarn install", "yarn add lodash", "pnpm install",
+                 "yarn build"]
 
 
 @pytest.mark.parametrize("command", DENIED)
