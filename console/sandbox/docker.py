@@ -224,7 +224,10 @@ class DockerBackend(NothingEarly):
             if self._client is None:
                 import docker
 
+                # A connection a call: the engine may close a kept-alive one as a call goes on it (s30)
                 self._client = docker.from_env(timeout=60)
+                self._client.api.headers["Connection"] = "close"
+                self._client.api.close()  # the version lookup's connection, kept alive
             return self._client
 
     def usable(self) -> tuple[bool, str]:
