@@ -96,11 +96,9 @@ def runner_readings(words: list[str], i: int) -> tuple[int, list[list[str]]] | N
         if at is None:
             continue
         starts = program_starts(words, at, values)
-        shelled = [[shell, "-c", UNKNOWN] for shell in _script_shells(words[i + 1 :])
-                   ] if tool in ("npm", "npx") else []  # --script-shell P -c S
-        if not starts:
-            return len(words), shelled
-        others = [words[k:] if k != CUT else [UNKNOWN] for k in starts[1:]] + shelled
+        if not starts:  # (npm's --script-shell: shell_strings, for every npm subcommand)
+            return len(words), []
+        others = [words[k:] if k != CUT else [UNKNOWN] for k in starts[1:]]
         first = words[starts[0]] if starts[0] < len(words) else ""
         if tool == "hatch" and ":" in first:  # hatch run ENV:COMMAND
             others.append([first.split(":", 1)[1], *words[starts[0] + 1 :]])
