@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from console.config.bounds import Bounds, capped
 from console.daemon.inbox import EVENT_POLICY, EVENT_REFUSED, EVENT_REFUSED_OP, Inbox
-from console.daemon.requests import Outcome, agents_detail, check_request, refusal_data
+from console.daemon.requests import Outcome, agents_detail, check_request, refusal_data, unseen_whole
 from console.gate.deciding import TokenBucket
 from console.policy import Decision, Provenance
 from console.policy.hosts import BadTarget, parse_connect_target
@@ -253,6 +253,8 @@ async def _ask(args: dict[str, Any], run_id: str, profile: str, inbox: Inbox,
         if floods is not None:
             floods.recorded(*flood_key)
         return _answer_parts(decision.allowed, decision.provenance, None)
+    if (unseen := unseen_whole(detail)) is not None:
+        return _answer(await inbox.refuse(run_id, profile, kind, subject, unseen))
     outcome = await inbox.submit(run_id, profile, kind, subject, detail, decision.provenance,
                                  title=title, grant_patterns=decision.asking or None)
     return _answer(outcome)

@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.policy import Grant, GrantTable, Provenance, subject_too_long, ungrantable
-from console.text import printable, request_line
+from console.text import cut_by_hook, printable, request_line
 
 KINDS = ("exec", "network", "write", "custom")
 DETAIL_MAX_BYTES = 16 * 1024
+# What a request shows of a tool's input whole: ph-claude-hook cuts a longer one to a preview
+# (inside.DETAIL_BUDGET, the same number), and such a request is never asked (unseen_whole).
+CUT_INPUT_BYTES = 12 * 1024
 TITLE_MAX_CHARS = 200
 # Asked parts one command's grants may hold: a grant is made of each, and every pending
 # request is matched, part by part, against every grant on the daemon's loop. An agent's
@@ -54,6 +57,22 @@ def check_request(kind: str, subject: Any, title: Any, detail: Any) -> str | Non
     if size > DETAIL_MAX_BYTES:
         return f"detail is {size} bytes as JSON; at most {DETAIL_MAX_BYTES}"
     return None
+
+
+def unseen_whole(detail: dict[str, Any]) -> str | None:
+    """Why a request is never put to a person, or None: the hook cut the tool's input to fit a
+    request (text.cut_by_hook), so every view shows its start only and a yes would approve the
+    rest unseen; the agent chose what the start shows (review s31, helper 105: a 27 KB Write
+    whose last line ran `curl | sh` was approved after its first 2,000 characters). A rule or
+    a grant may still decide it; only the question is refused."""
+    tool_input = detail.get("tool_input")
+    if not isinstance(tool_input, dict) or not cut_by_hook(tool_input):
+        return None
+    size = detail.get("input_bytes")
+    said = f"{size} bytes as JSON" if isinstance(size, int) and not isinstance(size, bool) else "too long"
+    return (f"the tool's input ({said}) is larger than a person can be shown whole in a "
+            f"request; make the change in smaller parts (each under {CUT_INPUT_BYTES // 1024} KiB), or "
+            "ask the person to allow writes to its folder with a grant or an allow rule")
 
 
 @dataclass(eq=False)

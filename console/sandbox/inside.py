@@ -43,7 +43,7 @@ PROTOCOL_VERSION = 1
 MAX_ANSWER = 1024 * 1024
 TITLE_MAX = 200
 HOOK_INPUT_MAX = 8 * 1024 * 1024
-DETAIL_BUDGET = 12 * 1024  # under the daemon's 16 KiB bound, with room for the other fields
+DETAIL_BUDGET = 12 * 1024  # under the daemon's 16 KiB bound; a longer input is cut, and never asked (requests.unseen_whole)
 # Claude Code and Codex run the tool as if unhooked at 900 s (config.schema.AGENT_HOOK_TIMEOUT): a patch's
 # files, asked in turn, are all answered before, or the call is denied.
 HOOK_ANSWERS_WITHIN = 870.0
@@ -436,6 +436,8 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
             kind, subjects = "custom", tool_subjects(tool, tool_input, cwd, deadline)
             title = None if tool in _writes().WRITING_TOOLS else _tool_title(tool, tool_input)
             extra = {"tool_input": _bounded(tool_input, DETAIL_BUDGET)}
+            if extra["tool_input"] is not tool_input:  # cut: the daemon refuses to ask it, and says how large
+                extra["input_bytes"] = len(dumps(tool_input, separators=(", ", ": ")).encode("utf-8", "surrogatepass"))
         verdicts = []
         for subject in subjects:  # every file allowed, or the call is denied
             if (left := deadline - time.monotonic()) <= 0:

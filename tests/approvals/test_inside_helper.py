@@ -131,12 +131,13 @@ async def test_claude_hook_bash_allow_and_deny(agent_server: AgentServer, python
 
 async def test_claude_hook_edit_becomes_a_custom_request(agent_server: AgentServer) -> None:
     stdin = hook_input("Edit", {"file_path": "/workspace/src/app.py", "old_string": "a",
-                                "new_string": "b" * 50_000})
+                                "new_string": "b" * 5_000})
     helper = asyncio.create_task(run_helper(agent_server.path, "ph-claude-hook", stdin=stdin))
     req = await decide_next(agent_server, False)
     # asked as the file it edits, exactly (no title: the subject says it all)
     assert (req.kind, req.title, req.subject) == ("custom", "", "Edit /workspace/src/app.py")
-    assert req.detail["tool_name"] == "Edit" and req.detail["tool_input"]["truncated"] is True
+    assert req.detail["tool_name"] == "Edit" and req.detail["tool_input"]["new_string"] == "b" * 5_000
+    # (an input too large to show whole is refused unasked: test_unseen_input_s31.py)
     rc, out, _ = await helper
     spec = hook_output(out)
     assert rc == 0 and spec["permissionDecision"] == "deny"
