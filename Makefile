@@ -70,24 +70,25 @@ docker-up:
 # host's /usr read-only and nothing of /root or /opt: the venv is made from /usr/bin/python3,
 # not a pyenv or other python3 that lives under a home. Versions are pinned to the ones the
 # tests were written against (Codex's hook trust hash is checked against the installed one).
-# As root: installs what is missing, quietly when nothing is. Otherwise, or when a registry
+# As root: installs what is missing or not the pinned version, quietly when nothing is. Otherwise, or when a registry
 # cannot be reached: says what is missing and goes on (those tests skip and say why).
 AGENTS_PREFIX  ?= /usr/local
 AIDER_VENV     ?= $(AGENTS_PREFIX)/lib/pilothouse-agents/aider
 SYSTEM_PYTHON  ?= /usr/bin/python3
-CLAUDE_CODE_PKG ?= @anthropic-ai/claude-code@2.1.197
+CLAUDE_CODE_PKG ?= @anthropic-ai/claude-code@2.1.332
 CODEX_PKG      ?= @openai/codex@0.171.0
 AIDER_PKG      ?= aider-chat==0.86.1
 AGENTS_SKIP    := their end-to-end tests will skip and say so
 
 agents-install:
 	@missing=""; \
-	[ -x "$(AGENTS_PREFIX)/bin/claude" ] || missing="$$missing claude"; \
-	[ -x "$(AGENTS_PREFIX)/bin/codex" ] || missing="$$missing codex"; \
-	[ -x "$(AGENTS_PREFIX)/bin/aider" ] || missing="$$missing aider"; \
+	pinned() { "$(AGENTS_PREFIX)/bin/$$1" --version 2>/dev/null | head -n 1 | grep -qwF -- "$$2"; }; \
+	pinned claude "$(lastword $(subst @, ,$(CLAUDE_CODE_PKG)))" || missing="$$missing claude"; \
+	pinned codex "$(lastword $(subst @, ,$(CODEX_PKG)))" || missing="$$missing codex"; \
+	pinned aider "$(lastword $(subst ==, ,$(AIDER_PKG)))" || missing="$$missing aider"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
-	  echo "agents not installed under $(AGENTS_PREFIX)/bin:$$missing"; \
+	  echo "agents missing (or not the pinned version) under $(AGENTS_PREFIX)/bin:$$missing"; \
 	  echo "  install them with: sudo make agents-install"; \
 	  echo "  (their end-to-end tests skip and say so)"; exit 0; \
 	fi; \

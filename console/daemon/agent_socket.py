@@ -33,7 +33,13 @@ from typing import Any, Protocol
 
 from console.config.bounds import Bounds, capped
 from console.daemon.inbox import EVENT_POLICY, EVENT_REFUSED, EVENT_REFUSED_OP, Inbox
-from console.daemon.requests import Outcome, agents_detail, check_request, refusal_data, unseen_whole
+from console.daemon.requests import (
+    Outcome,
+    agents_detail,
+    check_request,
+    refusal_data,
+    unseen_whole,
+)
 from console.gate.deciding import TokenBucket
 from console.policy import Decision, Provenance
 from console.policy.hosts import BadTarget, parse_connect_target

@@ -15,7 +15,11 @@ from __future__ import annotations
 import asyncio
 
 from tests.approvals.conftest import AgentServer
-from tests.approvals.test_approval_truth_attacks_s13 import approve_for_the_run, asked_or_allowed, hook
+from tests.approvals.test_approval_truth_attacks_s13 import (
+    approve_for_the_run,
+    asked_or_allowed,
+    hook,
+)
 from tests.approvals.test_inside_helper import hook_output
 
 HARMLESS = "".join(f"def helper_{i}(x):\n    return x + {i}\n\n" for i in range(900))
