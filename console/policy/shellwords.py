@@ -17,32 +17,10 @@ import re
 from console.policy import shellscan
 from console.policy.arith import reads_a_value
 from console.policy.parts import CommandPart, ParseError
+from console.policy.reserved import CLOSERS, OPENERS, compound_may_start, reserved_word
 
-# Words after which `((` starts an arithmetic command, as bash reads it.
-_BEFORE_ARITHMETIC = {"for", "if", "elif", "while", "until", "then", "do", "else", "!", "time",
-                      "{"}
-_TIME_OPTIONS = {"-p", "--"}  # `time -p`, `time --`, `time -p --`
-
-
-def _compound_may_start(words: list[str]) -> bool:
-    """Whether bash reads a compound command (so `((` is arithmetic) after these words: the
-    keywords above, `time` with its options, `function NAME`, `coproc` and `coproc NAME`.
-    Erring towards yes is safe: an arithmetic body is also read as commands."""
-    k, n = 0, len(words)
-    while k < n:
-        w = words[k]
-        if w in _TIME_OPTIONS and k and words[k - 1] in ("time", "-p"):
-            k += 1
-        elif w == "function" and k + 1 < n:
-            k += 2
-        elif w == "coproc":
-            k += 2 if k + 1 < n and words[k + 1] not in _BEFORE_ARITHMETIC else 1
-        elif w in _BEFORE_ARITHMETIC:
-            k += 1
-        else:
-            return False
-    return True
 MAX_ARITH_MISSES = 16
+_WHOLE_LINE = -1  # fed to the end of the line: a pipe into a subshell, a coprocess
 _FD = re.compile(r"[0-9]+|\{[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\}")  # before `<`, `>`
 _ARRAY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=$")  # NAME=( starts an array
 
@@ -79,12 +57,16 @@ class _Splitter:
         self.heredoc_words: list[tuple[int, bool, bool]] = []
         self.bodies: list[tuple[CommandPart, str, bool, bool]] = []
         self.after_pipe = False  # the next part's input is a pipe (`|` or `|&` before it)
+        # Where a pipe feeds a compound command: the depth of reserved words it opened at (its
+        # parts read the pipe until it closes), _WHOLE_LINE, or None when none does.
+        self.fed_from: int | None = None
+        self.reserved_depth = 0
 
     def end_word(self) -> None:
         if self.in_word:
             self.words.append("".join(self.word))
             # `[[` only where a command starts (`echo [[ <<A` has a here-document), to `]]`.
-            if self.words[-1] == "[[" and _compound_may_start(self.words[:-1]):
+            if self.words[-1] == "[[" and compound_may_start(self.words[:-1]):
                 self.in_condition = True
             elif self.words[-1] == "]]" and not self.word_quoted and self.condition_depth <= 0:
                 self.in_condition, self.condition_depth = False, 0
@@ -95,7 +77,7 @@ class _Splitter:
         if self.words or self.inner:
             part = CommandPart(self.words, self.opaque, False, self.inner, self.redirects,
                                globs=self.globs, expands=sorted(set(self.expands)),
-                               piped=self.after_pipe)
+                               piped=self.fed())
             self.after_pipe = False
             self.parts.append(part)
             for k, strip, quoted in self.heredoc_words:
@@ -104,6 +86,24 @@ class _Splitter:
         self.words, self.inner, self.opaque, self.redirects = [], [], False, []
         self.globs, self.expands = [], []
         self.heredoc_words = []
+
+    def fed(self) -> bool:
+        """Whether the part now ending reads a pipe: one right before it, a compound command a
+        pipe feeds, or a coprocess (`coproc python3`: what the line later writes to it)."""
+        word = reserved_word(self.words)  # a closing word runs nothing: fed by a pipe only
+        piped = self.after_pipe or (self.fed_from is not None and word not in CLOSERS) or word == "coproc"
+        if word == "coproc":
+            self.fed_from = _WHOLE_LINE
+        elif word in OPENERS:
+            if self.after_pipe and self.fed_from is None:
+                self.fed_from = self.reserved_depth
+            self.reserved_depth += 1
+        elif word in CLOSERS:
+            self.reserved_depth = max(0, self.reserved_depth - 1)
+            if self.fed_from is not None and self.fed_from != _WHOLE_LINE and (
+                    self.reserved_depth <= self.fed_from):
+                self.fed_from = None
+        return piped
 
     def skip_bodies(self, i: int) -> int:
         """At the start of the line after one with here-documents: past their bodies (bash reads
@@ -224,7 +224,7 @@ class _Splitter:
                 body_substitutions(group, found)
                 self.inner += found.inner + ([group[1:-1]] if bang else [])
                 i = end + 1
-            elif c == "(" and self.in_word and s[i + 1 : i + 2] == "(" and _compound_may_start(
+            elif c == "(" and self.in_word and s[i + 1 : i + 2] == "(" and compound_may_start(
                     [*self.words, "".join(self.word)]):
                 self.end_word()  # `if((`: `(` ends the keyword; the `((` is read next round
             elif c == "(" and not self.in_word and (end := self.arithmetic(i)) is not None:
@@ -244,6 +244,8 @@ class _Splitter:
                     i += 1
                 if c not in "()":  # `a | (b)`: b still reads the pipe
                     self.after_pipe = s[start:i] in ("|", "|&")
+                elif c == "(" and self.after_pipe and self.fed_from is None:
+                    self.fed_from = _WHOLE_LINE  # `a | (b; c)`: c too
             else:
                 if c == "{" and (self.in_word or s[i + 1 : i + 2] not in ("", " ", "\t", "\n")):
                     rest = s[i : self.word_end(i)]
@@ -266,7 +268,7 @@ class _Splitter:
         body is also looked at as commands: dash reads `((cmd))` as two subshells. None when
         it is not `((...))` (`((a); b)` is subshells to bash too)."""
         s = self.s
-        if s[i + 1 : i + 2] != "(" or not _compound_may_start(self.words):
+        if s[i + 1 : i + 2] != "(" or not compound_may_start(self.words):
             return None
         try:
             end = shellscan.close_paren(s, i)

@@ -1,0 +1,58 @@
+"""Review s31 (helper 106): a pipe into a compound command feeds every command in it.
+
+s30 made a part fed by a pipe ungrantable unless its program is a data filter (grants.fed_code),
+but only the part right after the `|` was marked: `cat build.py | if true; then python3; fi`
+granted `then python3` by its words, and a later `cat evil.py | if true; then python3; fi` was
+allowed for the rest of the run, nobody asked (real bash ran it). So were `{ true; python3; }`,
+a while loop, a subshell with two commands, and a coprocess that a later redirection feeds.
+Every command inside such a compound, and a coprocess, now reads as fed. Real ph-claude-hook,
+agent.sock and Inbox (tests/approvals/conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from console.policy import ungrantable
+from tests.approvals.conftest import AgentServer, next_pending
+from tests.approvals.test_grant_unseen_input_s30 import _hook
+from tests.approvals.test_inside_helper import hook_output
+
+CASES = [  # (approved for the run, a later command no grant of it may answer)
+    ("echo 'print(1)' | if true; then python3; fi",
+     "echo 'open(\"PWNED\", \"w\")' | if true; then python3; fi"),
+    ("echo 'print(1)' | { true; python3; }", "echo 'open(\"PWNED\", \"w\")' | { true; python3; }"),
+    ("echo 'print(1)' | while true; do python3; break; done",
+     "echo 'open(\"PWNED\", \"w\")' | while true; do python3; break; done"),
+    ("echo 'print(1)' | (true; python3)", "echo 'open(\"PWNED\", \"w\")' | (true; python3)"),
+    ("echo 'print(1)' | ! time -p { python3; }",
+     "echo 'open(\"PWNED\", \"w\")' | ! time -p { python3; }"),
+    ("coproc python3; echo 'print(1)' >&60; exec 60>&-; wait",
+     "coproc python3; echo 'open(\"PWNED\", \"w\")' >&60; exec 60>&-; wait"),
+]
+
+
+@pytest.mark.parametrize(("approved", "later"), CASES)
+async def test_a_later_script_fed_to_a_compound_is_asked(
+        agent_server: AgentServer, approved: str, later: str) -> None:
+    hook = await _hook(agent_server, approved)
+    req = await next_pending(agent_server.inbox)
+    await agent_server.inbox.decide(req.id, True, "alice", "run")
+    _rc, out, _ = await hook
+    assert hook_output(out)["permissionDecision"] == "allow"  # this one, as approved
+    hook = await _hook(agent_server, later)
+    again = await next_pending(agent_server.inbox)  # asked, as the person must read it
+    assert again.subject == later
+    await agent_server.inbox.decide(again.id, False, "alice")
+    _rc, out, _ = await asyncio.wait_for(hook, 10)
+    assert hook_output(out)["permissionDecision"] == "deny"
+
+
+def test_a_compound_fed_only_data_filters_stays_grantable() -> None:
+    """What a pipe feeds inside a compound is judged as after a plain pipe: a data filter
+    stays grantable, and the commands after the compound ends read no pipe."""
+    assert ungrantable("cat notes.txt | if true; then grep a; fi; make test") == frozenset()
+    assert ungrantable("cat notes.txt | { grep a; wc -l; } && make test") == frozenset()
+    assert ungrantable("cat b.py | { grep a; }; python3 b.py") == frozenset()
