@@ -14,6 +14,7 @@ _CLAUSE = re.compile(r"([ugoa]*)((?:[-+=](?:[0-7]+|[ugo]|[rwxXst]*))+)")
 _ACTION = re.compile(r"([-+=])([0-7]+|[ugo]|[rwxXst]*)")
 _WHO = {"u": 0o700, "g": 0o070, "o": 0o007}
 _SPECIAL = {"u": 0o4000, "g": 0o2000, "o": 0o1000}  # setuid, setgid, sticky
+_SHIFT = {"u": 6, "g": 3, "o": 0}
 # X (execute where a folder, or already executable) counts as x: a folder gets it, and a rule
 # on 777 is about the tree (review s30: `chmod -R a+rwX` left every folder 777).
 _PERMS = {"r": 0o444, "w": 0o222, "x": 0o111, "X": 0o111}
@@ -36,6 +37,12 @@ def mode_bits(word: str) -> int | None:
             return None
         who = "ugo" if m[1] in ("", "a") or "a" in m[1] else "".join(sorted(set(m[1])))
         for op, arg in _ACTION.findall(m[2]):
+            if arg in _WHO and (known >> _SHIFT[arg]) & 7 != 7:
+                # A copy of bits the file decides: what it sets is undecided, and a later clause
+                # may still decide it (`u-g,a=rwx` is 777: review s31, helper 106).
+                targets = who if m[1] else "ugo"
+                known &= ~sum(_WHO[w] | (_SPECIAL[w] if op == "=" else 0) for w in targets)
+                continue
             if arg[:1].isdigit():  # an operator with octal: every who, no umask
                 bits, mask = int(arg, 8) & 0o7777, 0o7777
             elif not m[1]:  # `+rwx`: the umask decides which of those bits; `=` all of them
@@ -61,12 +68,13 @@ def mode_bits(word: str) -> int | None:
 def _letters(arg: str, who: str, value: int, known: int) -> int | None:
     """The bits `rwxst` (or a copy of u, g or o as decided so far) give `who`."""
     if arg in _WHO:  # a copy: that class's permission bits, where they are decided
-        shift = {"u": 6, "g": 3, "o": 0}[arg]
-        if (known >> shift) & 7 != 7:
+        if (known >> _SHIFT[arg]) & 7 != 7:
             return None
-        three = (value >> shift) & 7
-        return sum(three << {"u": 6, "g": 3, "o": 0}[w] for w in who)
-    bits = sum(_WHO[w] & _PERMS[c] for w in who for c in set(arg) if c in _PERMS)
+        three = (value >> _SHIFT[arg]) & 7
+        return sum(three << _SHIFT[w] for w in who)
+    bits = 0
+    for c in set(arg) & set(_PERMS):  # x and X are the same bits: or-ed, never added (s31)
+        bits |= sum(_WHO[w] & _PERMS[c] for w in who)
     if "s" in arg:
         bits |= sum(_SPECIAL[w] for w in who if w in "ug")
     if "t" in arg and "o" in who:

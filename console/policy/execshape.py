@@ -128,7 +128,9 @@ def _tilde_unknown(word: str) -> bool:
     return head != "~" or not posixpath.normpath(word).startswith("~")
 
 
-_CHMOD_MODE = re.compile(r"-[rwxXst]*([,=+-][ugoa]*[-+=]?[rwxXst0-7ugo]*)*")  # chmod reads it
+# A word chmod reads as a mode, not options: `-` then only mode letters, digits and operators
+# (its getopt string lists them all: `-w,a+rwx`, `-0,a=rwx`, `-u,a=rwx`: review s31).
+_CHMOD_MODE = re.compile(r"-[rwxXstugoa0-7,=+-]+")
 
 
 def shape_of(words: Sequence[str]) -> Shape | None:

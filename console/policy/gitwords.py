@@ -36,9 +36,25 @@ def git_runs_config(words: list[str]) -> bool:
             k += 2 if w in GIT_ARGS else 1
         if stage[k : k + 1] == ["config"]:
             values += stage[k + 1 :]
+        if stage[k : k + 1] == ["clone"]:  # `clone -c KEY=VALUE`: set before it fetches (review s31)
+            values += _clone_config(stage[k + 1 :])
         if any(key in v.lower() for v in values for key in GIT_RUNS):
             return True
     return False
+
+
+def _clone_config(words: list[str]) -> list[str]:
+    """`git clone`'s -c/--config values (-cV, --config=V, an abbreviation down to --conf)."""
+    found = []
+    for k, w in enumerate(words):
+        name, eq, value = w.partition("=")
+        if w == "-c" or (len(name) >= 6 and "--config".startswith(name) and not eq):
+            found += words[k + 1 : k + 2]
+        elif w.startswith("-c") and not w.startswith("--"):
+            found.append(w[2:])
+        elif eq and len(name) >= 6 and "--config".startswith(name):
+            found.append(value)
+    return found
 
 
 def skip_git_options(words: list[str]) -> list[str]:

@@ -73,9 +73,11 @@ def program_starts(words: list[str], k: int, values: set[str]) -> list[int]:
         if not (w.startswith("-") and len(w) > 1):
             starts.append(k)
             break
-        name = w.split("=", 1)[0]
-        if w in values or (name.startswith("--") and "=" not in w and len(name) > 3 and any(
-                v.startswith(name) for v in values if v.startswith("--"))):
+        # Only the option itself surely takes the next word: npm reads an abbreviation it
+        # cannot resolve (`--ta`: --tag? --tag-version-prefix?) as a flag, and the next word
+        # is the command (review s31, helper 106: `npx --ta git push --force` pushed), so an
+        # abbreviation keeps both readings below.
+        if w in values:
             k += 2
             continue
         if "=" not in w and k + 1 < n and not words[k + 1].startswith("-"):
@@ -99,6 +101,11 @@ def runner_readings(words: list[str], i: int) -> tuple[int, list[list[str]]] | N
         if not starts:  # (npm's --script-shell: shell_strings, for every npm subcommand)
             return len(words), []
         others = [words[k:] if k != CUT else [UNKNOWN] for k in starts[1:]]
+        if tool in ("npm", "npx") and "--" in words[starts[0]:] and "--" not in words[:starts[0]]:
+            # npm's own parser takes the first `--` it meets, after the command too: `npx --ta
+            # rm -- -rf ~` ran `rm -rf ~` (review s31, helper 106)
+            cut = words[starts[0]:]
+            others.append(cut[:cut.index("--")] + cut[cut.index("--") + 1:])
         first = words[starts[0]] if starts[0] < len(words) else ""
         if tool == "hatch" and ":" in first:  # hatch run ENV:COMMAND
             others.append([first.split(":", 1)[1], *words[starts[0] + 1 :]])
@@ -137,14 +144,26 @@ def _abbreviates(word: str, option: str, shortest: int) -> bool:
     return len(word) >= shortest and option.startswith(word)
 
 
-def _script_shells(words: list[str]) -> list[str]:
-    """npm's `--script-shell P` (or `=P`, or an abbreviation down to `--scr`): the programs
-    its scripts and `-c` strings run with."""
+# npm's options whose value is a program npm runs, with the shortest abbreviation read as one:
+# a shell its scripts and -c strings run with (`--shell` is npx's spelling of --script-shell),
+# or a program it starts (`npm edit`, `npm docs`, `npm help`, git dependencies). Review s31,
+# helper 106: `npm edit foo --editor='rm -rf DIR'` removed DIR, and `npx --shell=P` ran P.
+_NPM_SHELLS = (("--script-shell", 5), ("--shell", 4))
+_NPM_PROGRAMS = (("--editor", 4), ("--browser", 4), ("--viewer", 4), ("--git", 5))
+
+
+def _npm_programs(words: list[str]) -> list[str]:
+    """The command lines npm's program options give it to run (their arguments unknown)."""
     found = []
     for k, w in enumerate(words):
         name, eq, value = w.partition("=")
-        if _abbreviates(name, "--script-shell", 5):
-            found += [value] if eq else words[k + 1 : k + 2]
+        given = [value] if eq else words[k + 1 : k + 2]
+        for option, shortest in _NPM_SHELLS:
+            if _abbreviates(name, option, shortest):
+                found += [f"{shlex.quote(p)} -c {UNKNOWN}" for p in given]
+        for option, shortest in _NPM_PROGRAMS:
+            if _abbreviates(name, option, shortest):
+                found += [f"{p} {UNKNOWN}" for p in given]
     return found
 
 
@@ -154,11 +173,12 @@ def shell_strings(words: list[str]) -> list[str]:
     `tmux -c S`, `tmux new WORDS`."""
     name = words[0] if words else ""
     if name in ("npx", "npm"):  # -c/--call (npm takes `--c`, `--ca`...) anywhere on the line;
-        # --script-shell P: every script of any subcommand runs as `P -c SCRIPT` (review s30)
+        # --script-shell P: every script of any subcommand runs as `P -c SCRIPT` (review s30),
+        # and the other programs npm may start (_npm_programs)
         return [v for k, w in enumerate(words) for v in (
             [words[k + 1]] if (w == "-c" or _abbreviates(w, "--call", 3)) and k + 1 < len(words)
             else [w.split("=", 1)[1]] if _abbreviates(w.split("=", 1)[0], "--call", 3) and "=" in w
-            else [])] + [f"{shlex.quote(shell)} -c {UNKNOWN}" for shell in _script_shells(words)]
+            else [])] + _npm_programs(words)
     if name in ("pnpm", "pnpx"):
         at = next((k for k, w in enumerate(words)
                    if w in ("-c", "--shell-mode") or w.startswith("--shell-mode=")), None)
@@ -186,6 +206,9 @@ def _strace_outputs(words: list[str]) -> list[str]:
         w, after = words[k], words[k + 1] if k + 1 < len(words) else ""
         if w.startswith("--output"):
             found.append(w.split("=", 1)[1] if "=" in w else after)
+        elif w.startswith("--") and "=" not in w and len(w) > 2 and any(
+                o.startswith(w) for o in takes if o.startswith("--")):
+            k += 1  # its value (`--columns 40 -o '|CMD'`: review s31, helper 106)
         elif w.startswith("-") and not w.startswith("--"):
             for at, letter in enumerate(w[1:], start=2):
                 if f"-{letter}" in takes:

@@ -91,7 +91,7 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
         if name == "coreutils" and eq and long_name in _COREUTILS_PROG:
             return i + 1, [value]  # GNU's multicall: it runs as the program the option names
         if name == "env" and (w == "-S" or (w.startswith("-S") and not w.startswith("--")) or (
-                len(long_name) > 3 and "--split-string".startswith(long_name))):
+                len(long_name) > 2 and "--split-string".startswith(long_name))):
             if w.startswith("--"):
                 arg = value if eq else (words[i + 1] if i + 1 < n else "")
                 used = 1 if eq else 2
@@ -99,9 +99,9 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
                 arg = w[2:] or (words[i + 1] if i + 1 < n else "")
                 used = 1 if w[2:] else 2
             return i + used, ["env", *env_split(arg)]  # env reads its options in there too
-        if w in takes_arg or (w.startswith("--") and "=" not in w and len(w) > 3 and
+        if w in takes_arg or (w.startswith("--") and "=" not in w and len(w) > 2 and
                               any(o.startswith(w) for o in takes_arg if o.startswith("--"))):
-            i += 2  # an option that takes a value (getopt takes any unambiguous abbreviation)
+            i += 2  # an option that takes a value (getopt takes any unambiguous abbreviation, `--s` too)
             valued = True
         elif name == "env" and w == "-":  # env's old spelling of -i
             i += 1
@@ -199,7 +199,7 @@ def _command_option(words: list[str]) -> list[str] | None:
     its NAME and ARGS as a command too. None without a -c."""
     for k, w in enumerate(words[1:], start=1):
         name, eq, value = w.partition("=")
-        if name.startswith("--") and len(name) > 3 and any(o.startswith(name) for o in _COMMAND_LONG):
+        if name.startswith("--") and len(name) > 2 and any(o.startswith(name) for o in _COMMAND_LONG):
             if eq:
                 return [value]
             return [words[k + 1]] if k + 1 < len(words) else [""]
