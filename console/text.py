@@ -166,6 +166,9 @@ def request_line(req: dict[str, Any], limit: int | None = None) -> str:
 
 # Run output: colour kept, every other control shown.
 _SGR = r"\x1b\[[0-9;:]*m"
+_RESET = "\x1b[0m"
+NOTE = "[pilothouse]"  # how the daemon's own lines in a run's output start
+AGENT_MARK = "[agent] "  # before an agent's line that starts as the daemon's notes do
 
 
 def _visible(code: int) -> str:
@@ -186,14 +189,44 @@ def neutralise(text: str, *, colour: bool = True) -> str:
     if text.isprintable() and (text.isascii() or not any(map(_invisible_letter, text))):
         return text
     out = []
-    pos = 0
+    pos, coloured = 0, False
     for m in _pattern(_SGR).finditer(text):
         out.append(_shown_controls(text[pos:m.start()]))
         if colour:
-            out.append(m.group())
+            out.append(_unconcealed(m.group()))
+            coloured = True
         pos = m.end()
     out.append(_shown_controls(text[pos:]))
+    if coloured:  # a line's colours end with it: never carried onto the next (a daemon note)
+        out.append(_RESET)
     return "".join(out)
+
+
+def _unconcealed(sgr: str) -> str:
+    """An SGR sequence without `8` (conceal: text drawn as nothing; review s31, helper 105 hid
+    the daemon's end notes with it). A colour's own numbers (38;5;8) are kept."""
+    params, kept, k = sgr[2:-1].split(";"), [], 0
+    while k < len(params):
+        p = params[k]
+        if p in ("38", "48", "58") and k + 1 < len(params):
+            n = {"5": 3, "2": 5}.get(params[k + 1], 1)
+            kept += params[k : k + n]
+            k += n
+            continue
+        if not (p and p.lstrip("0") == "8"):
+            kept.append(p)
+        k += 1
+    return f"\x1b[{';'.join(kept)}m" if kept else ""
+
+
+def as_agents(line: str) -> str:
+    """A run's output line from the agent, marked when it starts as the daemon's notes do
+    (`[pilothouse] the run left nothing ...`): an agent cannot pass its words off as the
+    daemon's (review s31, helper 105)."""
+    if NOTE in line and (line.lstrip().startswith(NOTE) or _pattern(_SGR).sub(
+            "", line).lstrip().startswith(NOTE)):
+        return AGENT_MARK + line
+    return line
 
 
 def _shown_controls(part: str) -> str:

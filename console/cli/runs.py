@@ -52,20 +52,28 @@ def run(c: Context, profile: str, command: tuple[str, ...], workspace: str | Non
     sys.exit(code)
 
 
+def _shown_lines(payload: dict[str, Any], raw: bool) -> str:
+    """A run.output event's lines as printed: controls shown, colour kept where wanted, and an
+    agent's line that starts as the daemon's notes do marked as the agent's."""
+    if raw:
+        return "".join(line + "\n" for line in payload["lines"])
+    # Imported at the first line (its unicodedata is a shared library): a run that prints
+    # nothing, and `ps --json`, never load it.
+    from console.text import as_agents, neutralise
+
+    colour, daemons = colour_wanted(), payload.get("stream") == "system"
+    return "".join(neutralise(line if daemons else as_agents(line), colour=colour) + "\n"
+                   for line in payload["lines"])
+
+
 def follow_output(client: Client, run_id: str, *, quiet: bool = False, tail: int = 0,
            raw: bool = False) -> int:
     """Print a run's output until it ends; its exit code as a shell would give it."""
     result: dict[str, Any] = {}
     for kind, payload in client.stream("logs", run=run_id, follow=True, tail=tail):
         if kind == "event" and payload.get("kind") == "run.output" and not quiet:
-            # Imported at the first line (its unicodedata is a shared library): a run that
-            # prints nothing, and `ps --json`, never load it.
-            from console.text import neutralise
-
             out = sys.stdout
-            colour = colour_wanted()
-            for line in payload["lines"]:
-                out.write((line if raw else neutralise(line, colour=colour)) + "\n")
+            out.write(_shown_lines(payload, raw))
             out.flush()
         elif kind == "event" and payload.get("kind") == "bus.dropped":
             echo(f"[pilothouse] {payload['count']} output events skipped (slow reader)", err=True)
@@ -138,8 +146,6 @@ def ps(c: Context, show_all: bool, limit: int) -> None:
 @friendly
 def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, raw: bool) -> None:
     """Print a run's output."""
-    from console.text import neutralise
-
     if follow and search is not None:  # a search reads the stored lines once
         raise BadParameter("a search reads the output stored so far, once; drop --search to "
                            "follow the run, or --follow to search it", param_hint="--follow")
@@ -147,11 +153,9 @@ def logs(c: Context, run_id: str, follow: bool, tail: int, search: str | None, r
         if follow:
             follow_output(client, run_id, tail=tail, raw=raw)
             return
-        colour = colour_wanted()
         for kind, payload in client.stream("logs", run=run_id, tail=tail, search=search):
             if kind == "event" and payload.get("kind") == "run.output":
-                sys.stdout.write("".join((line if raw else neutralise(line, colour=colour)) + "\n"
-                                         for line in payload["lines"]))
+                sys.stdout.write(_shown_lines(payload, raw))
             elif kind == "result":
                 sys.stdout.flush()
                 say_dropped(payload)

@@ -18,9 +18,12 @@ secure behaviour and failed before its fix (/work/notes/review-s16-agent-before.
   parse it, so one run streaming such lines held the daemon's loop, which the ask rate is
   there to prevent.
 
+Since review s31 a call the hook had to cut is refused without asking anyone (a person would
+approve what the preview does not show: requests.unseen_whole); the tests of the first two
+points now check that the refusal is that one, never the detail bound's.
+
 Real parts: the real helper (python3 inside.py) against a real agent.sock served by the real
-handler and inbox; console.text.review_rows, which the console's card and `pilothouse approve`
-both show. Nothing leaves the machine.
+handler and inbox. Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -35,71 +38,59 @@ from console.daemon.agent_socket import start_agent_server
 from console.daemon.inbox import EVENT_REFUSED, Inbox
 from console.gate.deciding import TokenBucket
 from console.policy import GrantTable, make_policy_eval
-from console.text import review_rows
-from tests.approvals.conftest import RULES, WAIT, AgentServer, Recorder, next_pending
+from tests.approvals.conftest import RULES, WAIT, AgentServer, Recorder
 from tests.approvals.test_inside_helper import hook_input, hook_output, run_helper
 
-
-def card(req: dict[str, Any]) -> str:
-    """Every row a person reads before deciding (the card, `pilothouse approve ID`)."""
-    return "\n".join(f"{row.label}: {row.value}" for row in review_rows(req))
+UNSEEN = "larger than a person can be shown whole"
 
 
-async def asked(server: AgentServer, tool: str, tool_input: dict[str, Any]) -> dict[str, Any]:
-    """The request as the daemon lists it, once the real hook has asked it (then denied, so
-    nothing waits); fails when the call was answered without reaching a person."""
-    task = asyncio.create_task(run_helper(server.path, "ph-claude-hook",
-                                          stdin=hook_input(tool, tool_input)))
-    waiting = asyncio.create_task(next_pending(server.inbox))
-    done, _ = await asyncio.wait({task, waiting}, timeout=WAIT,
-                                 return_when=asyncio.FIRST_COMPLETED)
-    if waiting not in done:
-        waiting.cancel()
-        rc, out, err = await task
-        raise AssertionError(f"answered without a person: {hook_output(out)} {err}")
-    req = waiting.result()
-    shown = req.to_dict()
-    await server.inbox.decide(req.id, False, "alice")
-    await task
-    return shown
+async def refused_unasked(server: AgentServer, tool: str, tool_input: dict[str, Any]) -> str:
+    """The hook's reason when the call is answered deny with no person asked."""
+    rc, out, _ = await asyncio.wait_for(run_helper(server.path, "ph-claude-hook",
+                                                   stdin=hook_input(tool, tool_input)), WAIT)
+    spec = hook_output(out)
+    assert rc == 0 and spec["permissionDecision"] == "deny" and not server.inbox.pending(), spec
+    return spec["permissionDecisionReason"]
 
 
 # ============================ a flag behind a long input ========================================
 
 
-async def test_replace_all_behind_a_long_new_string_is_still_on_the_card(
+async def test_replace_all_behind_a_long_new_string_is_never_asked_unseen(
         agent_server: AgentServer) -> None:
     """Edit {old_string: "verify=True", new_string: 13 KB, replace_all: true}: the preview
     ended inside new_string, and the card said neither replace_all nor every occurrence."""
-    text = card(await asked(agent_server, "Edit", {
+    reason = await refused_unasked(agent_server, "Edit", {
         "file_path": "/workspace/shop/http.py", "old_string": "verify=True",
-        "new_string": "verify=False  # see the notes below\n" * 400, "replace_all": True}))
-    assert "replace_all" in text or "every occurrence" in text, text[-600:]
+        "new_string": "verify=False  # see the notes below\n" * 400, "replace_all": True})
+    assert UNSEEN in reason, reason  # since s31: no card at all for what it cannot show whole
 
 
-async def test_a_notebook_cell_deleted_behind_a_long_source_says_delete_on_the_card(
+async def test_a_notebook_cell_deleted_behind_a_long_source_is_never_asked_unseen(
         agent_server: AgentServer) -> None:
     """NotebookEdit {cell_id, new_source: 13 KB, cell_type, edit_mode: "delete"}: the card
     showed a cell's new source, cut, and nothing of edit_mode."""
-    text = card(await asked(agent_server, "NotebookEdit", {
+    reason = await refused_unasked(agent_server, "NotebookEdit", {
         "notebook_path": "/workspace/analysis.ipynb", "cell_id": "setup-cell",
         "new_source": "print('the quarterly figures')\n" * 450, "cell_type": "code",
-        "edit_mode": "delete"}))
-    assert "edit_mode" in text and "delete" in text, text[-600:]
+        "edit_mode": "delete"})
+    assert UNSEEN in reason, reason
 
 
-# ============================ a long write is asked, not refused ================================
+# ============================ a long write is refused for what it is ============================
 
 
-async def test_a_long_write_of_code_with_quotes_reaches_a_person(agent_server: AgentServer) -> None:
+async def test_a_long_write_of_code_with_quotes_is_refused_as_too_large_to_show(
+        agent_server: AgentServer) -> None:
     """A 13 KB Write of Python with string literals: refused "detail is 16507 bytes as JSON;
-    at most 16384" with no person asked. (Fail closed, but the hook's own budget is meant to
-    keep such a call under the bound, as a 50 KB Edit of plain text is.)"""
+    at most 16384", a bound the agent cannot act on. Since s31 it is refused as too large to
+    show whole, saying how to make the change instead."""
     content = 'print("step", i, "of", n, "\\\\ done")\n' * 350
-    shown = await asked(agent_server, "Write", {"file_path": "/workspace/steps.py",
-                                                "content": content})
-    assert shown["subject"] == "Write /workspace/steps.py"
-    assert not [d for d in agent_server.recorder.of(EVENT_REFUSED)], agent_server.recorder.events
+    reason = await refused_unasked(agent_server, "Write", {"file_path": "/workspace/steps.py",
+                                                           "content": content})
+    assert UNSEEN in reason and "at most 16384" not in reason, reason
+    refused = agent_server.recorder.of(EVENT_REFUSED)
+    assert [d["subject"] for d in refused] == ["Write /workspace/steps.py"], refused
 
 
 # ============================ answers without a decision stay cheap =============================

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from itertools import groupby
 from typing import Any
 
 from console import wire
@@ -120,8 +121,12 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 
     async def send_lines(rows: list[dict[str, Any]]) -> None:
         # A page of long lines is more than a client reads as one message: cut like live output.
-        for lines in line_batches([r["line"] for r in rows]):
-            await send(wire.event({"kind": "run.output", "run_id": run_id, "lines": lines}))
+        # Each batch is of one stream, as live ones are: a view tells the daemon's notes
+        # ("system") from the agent's lines that imitate them (text.as_agents).
+        for stream, same in groupby(rows, key=lambda r: r.get("stream")):
+            for lines in line_batches([r["line"] for r in same]):
+                await send(wire.event({"kind": "run.output", "run_id": run_id, "stream": stream,
+                                       "lines": lines}))
 
     async def send_stored(after: int | None, most: int = 0) -> tuple[int, int | None]:
         """Page through the store after `after` (committed first), at most `most` lines when

@@ -20,6 +20,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static
 
 from console.client.sync import ClientError
+from console.text import as_agents
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.history import HistoryScreen
 from console.tui.spool import OutputSpool
@@ -114,7 +115,10 @@ class RunScreen(PilotScreen):
                 kind = event.get("kind")
                 if kind == "run.output":
                     skipped = 0  # its line number counts the lines skipped before it
-                    self._hand_over(event.get("lines") or [], event.get("first"))
+                    lines = event.get("lines") or []
+                    if event.get("stream") != "system":  # the agent's: never read as the daemon's notes
+                        lines = [as_agents(line) for line in lines]
+                    self._hand_over(lines, event.get("first"))
                 elif kind == "bus.dropped":
                     skipped += int(event.get("count") or 0)
                 elif kind == "stream.result":
