@@ -108,7 +108,7 @@ def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: s
                     # Through output.dumps, as every --json: an agent's bidi override or C1
                     # control stays an escape, also when the export goes to a terminal.
                     if writer:
-                        writer.writerow({**row, "text": neutralise(row.get("text") or ""),
+                        writer.writerow({**row, "text": neutralise(row.get("text") or "", colour=False),
                                          "data": dumps(row.get("data"), one_line=True)})
                     else:
                         out.write(dumps(row, one_line=True) + "\n")

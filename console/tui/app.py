@@ -269,11 +269,15 @@ class PilothouseApp(App[None]):
         title = screen.sub_title or type(screen).__name__.replace("Screen", "").lower()
         self.push_screen(HelpScreen(title, help_rows(self, screen)))
 
-    def copy(self, text: str) -> None:
+    def copy(self, text: str, *, escaped: bool = False) -> None:
         """To the clipboard through the terminal (OSC 52; over SSH and in tmux too, where the
-        terminal allows it), and said on screen, so it can be copied by hand where it does not."""
+        terminal allows it), and said on screen, so it can be copied by hand where it does not.
+        `escaped`: its control characters were made visible text first, and the title says so."""
         self.copy_to_clipboard(text)
-        self.notify(printable(text, 200), title="Copied (if your terminal allows OSC 52)")
+        title = "Copied (if your terminal allows OSC 52)"
+        if escaped:
+            title += ": its control characters as text (^[ ...), not as they would act"
+        self.notify(printable(text, 200), title=title)
 
     def deliver_screenshot(self, filename: str | None = None, path: str | None = None,
                            time_format: str | None = None) -> str | None:

@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.client.sync import ClientError
-from console.text import COVERED_BY_DENY, shown
+from console.text import COVERED_BY_DENY, neutralise, shown
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.seen import PAGED, SeenRows
@@ -163,7 +163,12 @@ class ApprovalScreen(PilotScreen):
     def action_copy(self) -> None:
         req = self.request
         if req is not None:
-            self.ph.copy(str(req.get("subject") or ""))
+            # An agent's controls never reach the clipboard as they would act when pasted (an
+            # ESC [201~ ends a terminal's bracketed paste, and the lines after it run at once:
+            # review s31, helper 105): shown as the card shows them, and said so.
+            subject = str(req.get("subject") or "")
+            safe = neutralise(subject, colour=False)
+            self.ph.copy(safe, escaped=safe != subject)
 
     def show_request(self, request_id: str) -> None:
         if request_id in self.ph.state.approvals:
