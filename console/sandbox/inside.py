@@ -299,7 +299,8 @@ def _short(text: str, limit: int) -> str:
 
 # Claude Code's tools that only read, keep its task list, or whose calls are hooked; any other is asked.
 UNROUTED_TOOLS = {"Read", "Glob", "Grep", "LS", "NotebookRead", "TodoWrite", "Task", "Agent", "ExitPlanMode", "BashOutput",
-                  "KillShell", "TaskCreate", "TaskGet", "TaskList", "TaskUpdate", "TaskOutput", "TaskStop"}
+                  "KillShell", "TaskCreate", "TaskGet", "TaskList", "TaskUpdate", "TaskOutput", "TaskStop",
+                  "ToolSearch", "ListAgents"}  # 2.1.332: loads a deferred tool's definition; lists agents to message
 SUBJECT_INPUT_MAX = 3 * 1024  # bytes of a tool's input in its subject (the daemon takes 4 KiB)
 
 

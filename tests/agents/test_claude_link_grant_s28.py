@@ -106,6 +106,9 @@ def run_turns(daemon: Daemon, claude: str, ws: Path, model_server: ModelServer,
     return files
 
 
+MAKE_LINK = "python3 -c 'import os; os.symlink(\"..\", \"src/mine\")'"
+
+
 @pytest.mark.parametrize("link", ["shipped", "made by the agent"])
 def test_a_folder_grant_does_not_cover_a_write_through_a_link_out_of_it(
         link: str, backend: str, claude: str, model_server: ModelServer, daemon: Daemon,
@@ -119,7 +122,8 @@ def test_a_folder_grant_does_not_cover_a_write_through_a_link_out_of_it(
     through = "/workspace/src/up/Makefile" if link == "shipped" else "/workspace/src/mine/Makefile"
     files = run_turns(daemon, claude, ws, model_server, [
         ("Write", {"file_path": "/workspace/src/b.py", "content": "print('b')\n"}),  # the grant
-        ("Bash", {"command": "ln -s .. src/mine" if link != "shipped" else "true",
+        # (by python3: Claude Code 2.1.332 refuses `ln -s .. src/mine` itself, unasked)
+        ("Bash", {"command": MAKE_LINK if link != "shipped" else "true",
                   "description": "a link"}),
         ("Read", {"file_path": through}),  # Claude Code writes only a file it has read
         ("Write", {"file_path": through, "content": PLANTED}),
