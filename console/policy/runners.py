@@ -118,12 +118,13 @@ def runner_readings(words: list[str], i: int) -> tuple[int, list[list[str]]] | N
 
 
 # yarn's and pnpm's own commands: any other first word is a package's program or script, run
-# as `yarn run WORD` runs it (implicit exec: review s30, `yarn touch` ran touch unread).
+# as `yarn run WORD` runs it (implicit exec: review s30, `yarn touch` ran touch unread). Not
+# yarn's `node`: `yarn node ARGS` runs `node ARGS`, read so (review s31).
 _OWN_COMMANDS = {
     "yarn": frozenset({
         "access", "add", "audit", "autoclean", "bin", "cache", "check", "config", "constraints",
         "create", "dedupe", "dlx", "exec", "explain", "generate-lock-entry", "global", "help",
-        "import", "info", "init", "install", "licenses", "link", "list", "login", "logout", "node",
+        "import", "info", "init", "install", "licenses", "link", "list", "login", "logout",
         "npm", "outdated", "owner", "pack", "patch", "patch-commit", "plugin", "policies",
         "publish", "rebuild", "remove", "run", "search", "set", "stage", "tag", "team", "test",
         "unlink", "unplug", "up", "upgrade", "upgrade-interactive", "version", "versions", "why",

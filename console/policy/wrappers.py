@@ -115,6 +115,7 @@ _UV_VALUES = {
     "--fork-strategy", "--no-extra", "--exclude-newer-package", "--torch-backend",
 }
 WRAPPER_ARGS["uvx"] = _UV_VALUES
+_PNPM_EXEC = {"-C", "--dir", "-F", "--filter", "--reporter"}
 _NPM_EXEC = {"-p", "--package", "-c", "--call", "-w", "--workspace", "--prefix", "--cache",
              "--registry", "--userconfig", "--globalconfig", "--loglevel", "--tag", "--otp",
              "--umask", "--editor", "--before", "--script-shell", "--shell", "--node-options",
@@ -133,7 +134,8 @@ RUNNERS: dict[str, tuple[set[str], dict[tuple[str, ...], set[str]]]] = {
     "pnpx": (set(), {(): {"--package", "--allow-build"}}),
     "bunx": (set(), {(): {"-p", "--package"}}),
     "pnpm": ({"-C", "--dir", "-F", "--filter", "--filter-prod", "--reporter", "--loglevel"},
-             {("exec",): {"-C", "--dir", "-F", "--filter", "--reporter"},
+             {("exec",): _PNPM_EXEC, ("recursive", "exec"): _PNPM_EXEC, ("m", "exec"): _PNPM_EXEC,
+              ("multi", "exec"): _PNPM_EXEC,  # `pnpm recursive exec CMD` in every package (s31)
               ("dlx",): {"--package", "--allow-build"}, ("run",): set()}),
     "yarn": ({"--cwd"}, {("exec",): set(), ("dlx",): {"-p", "--package"}, ("run",): set(),
                          ("workspace", "*", "exec"): set(),

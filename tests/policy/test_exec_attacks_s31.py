@@ -14,6 +14,8 @@ stand-in `touch` that only leaves a mark. Commands are data only here: never run
 - chmod: `a=rwxX` added x twice, a copy of a class the file decides (`u-g`) gave up although a
   later clause decides every bit, and `-0,a=rwx` was read as options, not a mode.
 - `git clone -c core.sshCommand=CMD` (or --config) runs CMD while it clones.
+- Suspected, not run here (tools missing or older): `git --attr-source HEAD push` (2.42+),
+  `pnpm recursive exec CMD` / `pnpm m exec CMD`, `yarn node ARGS`.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from console.policy import ExecRules
 from console.policy.chmodes import mode_bits
 
 RULES = dict(allow=["npm", "npx", "timeout", "nice", "stdbuf", "flock", "env", "script",
-                    "strace", "chmod", "git", "true", "ls"],
-             forbid=["touch", "git push", "rm -rf ~", "chmod -R 777", "evil"])
+                    "strace", "chmod", "git", "true", "ls", "pnpm", "yarn"],
+             forbid=["touch", "git push", "rm -rf ~", "chmod -R 777", "evil", "node"])
 OPEN = ExecRules(**RULES, default="allow")
 ASKS = ExecRules(**RULES, default="ask")
 
@@ -63,6 +65,11 @@ DENIED = [
     "npm edit foo --editor 'rm -rf ~'",
     "npm docs foo --browser=evil",
     "npm install --git=evil git+ssh://x.invalid/y",
+    # the helper's suspicions, read as the tools' documentation says
+    "git --attr-source HEAD push --force",  # git 2.42+: --attr-source takes a value
+    "pnpm recursive exec touch MARK",
+    "pnpm m exec git push --force",
+    "yarn node evil.js",  # yarn's node runs node
 ]
 ASKED = [  # a program npm or git runs whose words the rules cannot see whole
     "npx --shell=/tmp/sh hi",
