@@ -20,12 +20,13 @@ _SHIFT = {"u": 6, "g": 3, "o": 0}
 _PERMS = {"r": 0o444, "w": 0o222, "x": 0o111, "X": 0o111}
 
 
-def mode_bits(word: str) -> int | None:
+def mode_bits(word: str, *, no_umask: bool = False) -> int | None:
     """chmod's mode as the bits it leaves (permissions, and setuid, setgid, sticky), where the
     mode alone decides every permission bit: octal (`0777`, `1777`), an operator with octal
     (`=777`, `+777`), and symbolic clauses GNU chmod reads (`a+rwx`, `u=rwx,go=rx`, `o+t`, a
     copy `g=u` of bits decided before it). A clause with no who leaves the bits it names to the
-    umask: undecided, unless a later clause decides them. None where a permission bit is left
+    umask: undecided, unless a later clause decides them (with `no_umask`, as under a umask
+    of 0: the bits it names, for every class). None where a permission bit is left
     undecided (review s29, helper 97; s30, helpers 101 and 103: `=777`, `1777`,
     `u=rwx,g=u,o=u`, `a+rwx,o-t`, `+x,a=rwx`, `a+rwX` each left 777 past `chmod -R 777`)."""
     if re.fullmatch(r"[0-7]+", word):
@@ -45,7 +46,7 @@ def mode_bits(word: str) -> int | None:
                 continue
             if arg[:1].isdigit():  # an operator with octal: every who, no umask
                 bits, mask = int(arg, 8) & 0o7777, 0o7777
-            elif not m[1]:  # `+rwx`: the umask decides which of those bits; `=` all of them
+            elif not m[1] and not no_umask:  # `+rwx`: the umask decides which bits; `=` all of them
                 named = _letters(arg, "ugo", value, known)
                 if named is None:
                     return None
@@ -93,6 +94,9 @@ def same_mode(same: Callable[[str, str], bool], word: str, rule_word: str) -> bo
     least the rule's setuid, setgid and sticky bits (`chmod 777` reaches `chmod 1777`)."""
     if same(word, rule_word):
         return True
-    mine, rule = mode_bits(word), mode_bits(rule_word)
-    return (mine is not None and rule is not None and mine & 0o777 == rule & 0o777
-            and rule & 0o7000 & ~mine == 0)
+    rule = mode_bits(rule_word)
+    # Read also as under a umask of 0, which the agent may have set (`umask 0; chmod -R +rwx`
+    # is 777: review s31, helper 106): a clause with no who then gives every class its bits.
+    return rule is not None and any(
+        mine is not None and mine & 0o777 == rule & 0o777 and rule & 0o7000 & ~mine == 0
+        for mine in (mode_bits(word), mode_bits(word, no_umask=True)))

@@ -25,7 +25,7 @@ def test_every_spelling_of_the_forbidden_mode_is_denied(command: str) -> None:
 
 
 @pytest.mark.parametrize("command", [
-    "chmod -R 755 .", "chmod -R u=rwx,go=rx .", "chmod -R +rwx .",  # +rwx: the umask decides
+    "chmod -R 755 .", "chmod -R u=rwx,go=rx .",  # (+rwx: 777 under umask 0 since s31)
     "chmod -R o+w .", "chmod 777 f",  # not recursive
 ])
 def test_other_modes_are_not_that_rule(command: str) -> None:

@@ -14,6 +14,8 @@ stand-in `touch` that only leaves a mark. Commands are data only here: never run
 - chmod: `a=rwxX` added x twice, a copy of a class the file decides (`u-g`) gave up although a
   later clause decides every bit, and `-0,a=rwx` was read as options, not a mode.
 - `git clone -c core.sshCommand=CMD` (or --config) runs CMD while it clones.
+- `umask 0; chmod -R +rwx d` leaves 777: a mode with no who is read as under a umask of 0 too
+  (the agent may have set it in an earlier command of its shell).
 - Suspected, not run here (tools missing or older): `git --attr-source HEAD push` (2.42+),
   `pnpm recursive exec CMD` / `pnpm m exec CMD`, `yarn node ARGS`.
 """
@@ -61,6 +63,8 @@ DENIED = [
     "chmod -R -0,a=rwx d",
     "chmod -R -1,a+rwx d",
     "chmod -R -u,a=rwx d",
+    "umask 0; chmod -R +rwx d",  # a who-less mode is 777 under the umask the agent may set
+    "chmod -R =rwx d",
     "npm edit foo --editor='touch MARK'",
     "npm edit foo --editor 'rm -rf ~'",
     "npm docs foo --browser=evil",
