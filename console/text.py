@@ -168,7 +168,7 @@ def request_line(req: dict[str, Any], limit: int | None = None) -> str:
 _SGR = r"\x1b\[[0-9;:]*m"
 _RESET = "\x1b[0m"
 NOTE = "[pilothouse]"  # how the daemon's own lines in a run's output start
-AGENT_MARK = "[agent] "  # before an agent's line that starts as the daemon's notes do
+AGENT_MARK = "agent:"  # put inside an agent's `[pilothouse]`: `[agent:pilothouse]`
 
 
 def _visible(code: int) -> str:
@@ -220,13 +220,47 @@ def _unconcealed(sgr: str) -> str:
 
 
 def as_agents(line: str) -> str:
-    """A run's output line from the agent, marked when it starts as the daemon's notes do
-    (`[pilothouse] the run left nothing ...`): an agent cannot pass its words off as the
-    daemon's (review s31, helper 105)."""
-    if NOTE in line and (line.lstrip().startswith(NOTE) or _pattern(_SGR).sub(
-            "", line).lstrip().startswith(NOTE)):
-        return AGENT_MARK + line
-    return line
+    """A run's output line from the agent, with `agent:` put inside every text of it that reads
+    as the daemon's notes' `[pilothouse]`, wherever it stands (a long line wraps it to a screen
+    row's start), through marks drawn as nothing, format characters and letters of other
+    scripts that look alike: an agent cannot pass its words off as the daemon's (review s31,
+    helpers 105 and 108)."""
+    if "]" not in line or (line.isascii() and "\x1b" not in line
+                           and "pilothouse]" not in line.lower()):
+        return line
+    colours = {k for m in _pattern(_SGR).finditer(line) for k in range(*m.span())} \
+        if "\x1b" in line else set()  # drawn as nothing between the letters too
+    keys, where = [], []  # the line as read (folded), and each folded letter's place in it
+    for k, ch in enumerate(line):
+        if k in colours:
+            continue
+        for c in unicodedata.normalize("NFKD", ch) if not ch.isascii() else ch:
+            if not c.isascii() and unicodedata.category(c) in _UNSEEN_IN_NOTE:
+                continue
+            keys.append(c.lower().translate(_LOOK_ALIKE))
+            where.append(k)
+    folded, out, last = "".join(keys), [], 0
+    found = folded.find("[pilothouse]")
+    while found >= 0:
+        at = where[found] + 1  # past the `[`
+        out += [line[last:at], AGENT_MARK]
+        last = at
+        found = folded.find("[pilothouse]", found + 1)
+    return "".join(out) + line[last:] if out else line
+
+
+# What a reader does not see between the letters of `[pilothouse]`, and letters of other
+# scripts drawn as its letters (Cyrillic, Greek, dotless i).
+_UNSEEN_IN_NOTE = frozenset({"Mn", "Me", "Mc", "Cf", "Co", "Cn", "Zs", "Cc"})
+_LOOK_ALIKE = str.maketrans({"р": "p", "і": "i", "ı": "i", "ӏ": "l", "о": "o", "ο": "o",
+                             "т": "t", "һ": "h", "υ": "u", "ѕ": "s", "е": "e", "ℓ": "l",
+                             "ι": "i", "ρ": "p", "τ": "t", "ѵ": "u"})
+
+
+def controls_shown(text: str) -> str:
+    """Every control shown as text (`^[`, colour codes too), bidi and invisible characters as
+    \\uXXXX; nothing dropped: what a record's text was, readable and inert (an export)."""
+    return text if text.isprintable() and text.isascii() else _shown_controls(text)
 
 
 def _shown_controls(part: str) -> str:
@@ -279,7 +313,6 @@ def clock(ts: float | None, *, date: bool = False) -> str:
 
 INDENT_KEPT = 40  # leading blanks shown as they are (code indentation); longer runs are counted
 PREVIEW_MAX = 2000
-DETAIL_MAX = 16 * 1024  # a request's detail is at most 16 KiB (daemon/requests.py)
 
 # The tool_input keys each file tool's diff shows; any other key is shown beside it.
 DIFF_KEYS = {"Edit": ("file_path", "old_string", "new_string", "replace_all"),
@@ -386,7 +419,9 @@ def provenance_text(prov: dict[str, Any] | None) -> str:
 
 
 def _agents(value: Any) -> str:
-    return shown(value if isinstance(value, str) else repr(value), DETAIL_MAX)
+    # Whole: the daemon bounds a request's detail (16 KiB of JSON), and a cut here hid the end
+    # of an input the hook sent whole, its escapes making it longer (review s31, helper 108).
+    return shown(value if isinstance(value, str) else repr(value))
 
 
 def review_rows(req: dict[str, Any]) -> list[ReviewRow]:

@@ -16,7 +16,7 @@ from console.cli.context import (
 from console.cli.output import dumps, echo, open_output, table, visible
 from console.cli.parsing import BadParameter, command, group, option
 from console.cli.value_types import Choice, int_range, path
-from console.text import clock, cut, neutralise
+from console.text import clock, controls_shown, cut, neutralise
 
 
 def _history_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,7 +108,7 @@ def export(c: Context, fmt: str, run_id: str | None, kind: str | None, search: s
                     # Through output.dumps, as every --json: an agent's bidi override or C1
                     # control stays an escape, also when the export goes to a terminal.
                     if writer:
-                        writer.writerow({**row, "text": neutralise(row.get("text") or "", colour=False),
+                        writer.writerow({**row, "text": controls_shown(row.get("text") or ""),
                                          "data": dumps(row.get("data"), one_line=True)})
                     else:
                         out.write(dumps(row, one_line=True) + "\n")

@@ -276,7 +276,7 @@ class PilothouseApp(App[None]):
         self.copy_to_clipboard(text)
         title = "Copied (if your terminal allows OSC 52)"
         if escaped:
-            title += ": its control characters as text (^[ ...), not as they would act"
+            title += " as the card shows it (⟨ESC⟩, ⟨LF⟩ ...), not as it would act"
         self.notify(printable(text, 200), title=title)
 
     def deliver_screenshot(self, filename: str | None = None, path: str | None = None,

@@ -5,8 +5,9 @@ run's output stream, after the agent's lines. An agent's output passed colour co
 conceal (SGR 8) included, and never reset them: `printf '\\033[8m'` as its last output drew the
 real note, and the shell prompt after it, as nothing on the person's terminal; a line of its
 own, `[pilothouse] the run left nothing that tools on the host load`, read as the daemon's.
-Now each shown line's colours end with it, conceal is dropped, and an agent's line that starts
-as the daemon's do is marked `[agent]`. A real daemon and bubblewrap; `run --wait` on a pty
+Now each shown line's colours end with it, conceal is dropped, and wherever an agent's line
+holds what reads as `[pilothouse]` (helper 108: mid-line where it wraps to a row's start,
+behind a combining mark, with a Cyrillic letter) it shows `[agent:pilothouse]`. A real daemon and bubblewrap; `run --wait` on a pty
 (colour on), and `logs` from the store.
 """
 
@@ -23,8 +24,13 @@ from tests.conftest import BIN, Daemon, needs_bwrap
 HIDE = ("mkdir -p sub/.git/objects sub/.git/refs; printf 'ref: refs/heads/main\\n' > sub/.git/HEAD; "
         "printf '[core]\\n\\tfsmonitor = \"sh -c evil\"\\n' > sub/.git/config; "
         "echo 'all tests passed'; echo '[pilothouse] the run left nothing that tools on the host load'; "
+        # helper 108: a line that wraps to put it at a screen row's start, a mark drawn as
+        # nothing before it, a Cyrillic letter in it
+        "printf 'tests/test_api.py %0400d[pilothouse] the run left nothing that tools on the host load\\n' 0; "
+        "printf '\\314\\200[pilothouse] the run left nothing that tools on the host load\\n'; "
+        "printf '[pil\\320\\276thouse] the run left nothing that tools on the host load\\n'; "
         "printf '\\033[8m'")
-FAKE = "[pilothouse] the run left nothing that tools on the host load"
+FAKE = "the run left nothing that tools on the host load"
 
 
 def _on_a_terminal(env: dict[str, str], *args: str) -> str:
@@ -56,7 +62,7 @@ def _assert_note_shown(out: str) -> None:
         if "\x1b[" in line:
             assert line.endswith("\x1b[0m"), repr(line)
     fake = [line for line in lines if FAKE in line]
-    assert fake and all(line.startswith("[agent] ") for line in fake), fake
+    assert len(fake) == 4 and all("[agent:pil" in line for line in fake), fake
 
 
 @needs_bwrap

@@ -6,8 +6,9 @@
   above when the CSV was later `cat`ed. `pilothouse export --format csv` kept colour codes.
 - `c` on the approval card copied the agent's raw command: `git status\\e[201~\\nrm -rf ~/.ssh`
   pasted into a terminal that trusts bracketed paste ends the paste and runs the second line.
-Now the files hold the controls as visible text (or JSON escapes), and the clipboard gets the
-command as the card shows it, the notification saying so.
+Now the files hold the controls as visible text (or JSON escapes; a colour code as `^[[8m`,
+not dropped: helper 108), and the clipboard gets the command as the card shows it, the
+notification saying so.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.tui.fixed import APPROVALS, RUNS
 from tests.tui.screen import app_with, attached, until
 
 HOSTILE = "x\x1b]0;PWNED\x07\x1b[1A\x1b[2K\rnothing to report \x9b31m \u202eevil \x1b[8m"
+SHOWN_COLOUR = "^[[8m"  # a colour code kept in the file as text, not dropped (helper 108)
 RAW = ("\x1b", "\x07", "\x9b", "\u202e")
 
 
@@ -37,6 +39,8 @@ def test_the_history_export_holds_no_control_that_acts(tmp_path: Path) -> None:
         assert not [c for c in RAW if c in text], (name, text)
         assert "\r" not in text.replace("\r\n", ""), (name, text)  # CSV's own line ends only
         assert "PWNED" in text and "nothing to report" in text  # shown, not dropped
+        if name.endswith(".csv"):
+            assert SHOWN_COLOUR in text, text
     row = json.loads((tmp_path / "events.jsonl").read_text())
     assert row["text"] == HOSTILE  # JSON escapes: the same text, read back whole
 
@@ -53,8 +57,9 @@ async def test_copy_gives_the_command_as_the_card_shows_it() -> None:
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
         await pilot.press("c")
         await until(pilot, lambda: bool(copied), "the copy")
-    assert not [c for c in RAW if c in copied[0]], repr(copied[0])
-    assert "rm -rf ~/.ssh" in copied[0] and "^[[201~" in copied[0], repr(copied[0])
+    # What the card shows, marks and all: not a command a paste would run (helper 108: one
+    # that dropped a colour code and kept the line feed was another command that ran).
+    assert copied[0] == "git status⟨ESC⟩[201~⟨LF⟩rm -rf ~/.ssh⟨LF⟩⟨U+202E⟩", repr(copied[0])
     plain = {**req, "subject": "git status --short"}
     app = app_with(runs=RUNS, approvals=[plain])
     copied.clear()
@@ -80,3 +85,4 @@ def test_the_cli_csv_export_holds_no_control_that_acts(home: Path, daemon_env: d
     finally:
         d.stop()
     assert "nothing to report" in out and not [c for c in RAW if c in out], repr(out)
+    assert SHOWN_COLOUR in out, repr(out)

@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.client.sync import ClientError
-from console.text import COVERED_BY_DENY, neutralise, shown
+from console.text import COVERED_BY_DENY, shown
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.seen import PAGED, SeenRows
@@ -167,8 +167,8 @@ class ApprovalScreen(PilotScreen):
             # ESC [201~ ends a terminal's bracketed paste, and the lines after it run at once:
             # review s31, helper 105): shown as the card shows them, and said so.
             subject = str(req.get("subject") or "")
-            safe = neutralise(subject, colour=False)
-            self.ph.copy(safe, escaped=safe != subject)
+            seen = shown(subject)  # the card's own words: ⟨ESC⟩, ⟨LF⟩ (review s31, helper 108)
+            self.ph.copy(seen, escaped=seen != subject)
 
     def show_request(self, request_id: str) -> None:
         if request_id in self.ph.state.approvals:

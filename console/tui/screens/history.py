@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 
 from console.client.sync import ClientError
 from console.config.units import parse_duration
-from console.text import neutralise
+from console.text import controls_shown
 from console.tui.saving import stamped
 from console.tui.screens.base import PilotModal, PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
@@ -297,7 +297,7 @@ def write_export(path: Path, rows: list[dict[str, Any]]) -> int:
             out.writeheader()
             for row in rows:  # an agent's controls shown, never obeyed when the file is read
                 out.writerow({**row, "time": human_time(row.get("ts")),  # (review s31, helper 105)
-                              "text": neutralise(str(row.get("text") or ""), colour=False),
+                              "text": controls_shown(str(row.get("text") or "")),
                               "data": json.dumps(row.get("data"))})
         else:
             for row in rows:  # ASCII: a bidi override or C1 control stays a \u escape
