@@ -44,16 +44,17 @@ def git_runs_config(words: list[str]) -> bool:
 
 
 def _clone_config(words: list[str]) -> list[str]:
-    """`git clone`'s -c/--config values (-cV, --config=V, an abbreviation down to --conf)."""
+    """`git clone`'s -c/--config values: -c V, -cV, in a cluster of short flags (-qc V, -qcV),
+    --config[=]V and its abbreviations down to --co (git takes any unambiguous one: review
+    s31, helper 107 ran a hook with --co and -qc)."""
     found = []
     for k, w in enumerate(words):
         name, eq, value = w.partition("=")
-        if w == "-c" or (len(name) >= 6 and "--config".startswith(name) and not eq):
-            found += words[k + 1 : k + 2]
-        elif w.startswith("-c") and not w.startswith("--"):
-            found.append(w[2:])
-        elif eq and len(name) >= 6 and "--config".startswith(name):
-            found.append(value)
+        if name.startswith("--") and len(name) >= 4 and "--config".startswith(name):
+            found += [value] if eq else words[k + 1 : k + 2]
+        elif w.startswith("-") and not w.startswith("--") and "c" in w:
+            rest = w[w.index("c") + 1 :]  # the cluster's -c takes the rest, or the next word
+            found += [rest] if rest else words[k + 1 : k + 2]
     return found
 
 

@@ -26,6 +26,7 @@ from console.policy.parts import (
     canonical,
     command_words,
     named_words_expand,
+    write_targets,
 )
 from console.policy.types import Provenance
 from console.policy.unwrap import expand, unwrap_stages
@@ -50,13 +51,49 @@ DATA_FILTERS = frozenset({
 
 
 def fed_code(part: CommandPart) -> bool:
-    """Whether a part's program reads its standard input from a pipe and is not a data
-    filter."""
+    """Whether a part reads its standard input from a pipe and may run it or write it to a
+    file: anything but a data filter of the system's, run by its name, writing nowhere (review
+    s31, helper 107: `| ./cat`, `| PATH=dir cat`, a function named cat, `| sort
+    --compress-program=python3` and `| tee Makefile` were granted by their words)."""
     if not part.piped:
         return False
-    stages = unwrap_stages(list(command_words(part)))
+    words = list(command_words(part))
+    stages = unwrap_stages(words)
     program = stages[-1] if stages else []
-    return (program[0].rsplit("/", 1)[-1] if program else "") not in DATA_FILTERS
+    if not program or program[0] in part.functions or write_targets(part):
+        return True
+    name = words[len(words) - len(program)]  # as written: unwrap_stages reads `./cat` as cat
+    if "/" in name and name.rsplit("/", 1)[0] not in _SYSTEM_BIN:
+        return True
+    before = words[: len(words) - len(program)]  # `PATH=dir cat`, `env PATH=dir cat`
+    if any(_ASSIGNS.match(w) for w in before):
+        return True
+    base = name.rsplit("/", 1)[-1]
+    return base not in DATA_FILTERS or _filter_writes_or_runs(base, program[1:])
+
+
+_SYSTEM_BIN = ("/bin", "/usr/bin", "/usr/local/bin")  # root's folders: the agent writes none
+_ASSIGNS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
+
+
+def _filter_writes_or_runs(name: str, args: list[str]) -> bool:
+    """A data filter's options that write a file or run a program: tee's files, sort's -o and
+    --compress-program, uniq's output file, xxd -r's, less's log file, rg's --pre."""
+    options = [a for a in args if a.startswith("-") and a != "-"]
+    files = [a for a in args if not a.startswith("-") or a == "-"]
+    if name == "tee":
+        return any(f != "-" for f in files)
+    if name == "sort":
+        return any(o.startswith(("--o", "--co")) or (not o.startswith("--") and "o" in o) for o in options)
+    if name == "uniq":
+        return len(files) > 1
+    if name == "xxd":
+        return len(files) > 1 or any(not o.startswith("--") and "r" in o for o in options)
+    if name in ("less", "more"):
+        return any(o.startswith(("-o", "-O", "--log", "--LOG")) for o in options)
+    if name == "rg":
+        return any(o.startswith("--pre") for o in options)
+    return False
 
 
 @dataclass(frozen=True)

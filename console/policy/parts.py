@@ -39,6 +39,9 @@ class CommandPart:
     # Its standard input is the output of the command before it (`a | b`: b): what it reads
     # is not in its words, and a program may run it (grants.py: `| python3`).
     piped: bool = False
+    # The functions its line defines: a part naming one runs the function's body, whatever
+    # program of that name would do (grants.fed_code: `cat() { python3; }; x | cat`).
+    functions: frozenset[str] = frozenset()
 
     @property
     def blind(self) -> bool:

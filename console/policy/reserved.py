@@ -31,7 +31,8 @@ def compound_may_start(words: list[str]) -> bool:
 
 # Reserved words that open and close a compound command. A pipe into one feeds every command
 # in it (`| if true; then python3; fi`, `| { true; python3; }`), not only the first (review
-# s31, helper 106: each was granted by its words and a later script ran unasked).
+# s31, helper 106: each was granted by its words and a later script ran unasked); its end is
+# not looked for (helper 107 nested one, or quoted a `}`): every part after it reads as fed.
 OPENERS = {"if", "while", "until", "for", "select", "case", "{"}
 CLOSERS = {"fi", "done", "esac", "}"}
 
@@ -44,3 +45,33 @@ def reserved_word(words: list[str]) -> str:
             k and words[k] in TIME_OPTIONS and words[k - 1] in ("time", "-p"))):
         k += 1
     return words[k] if k < len(words) else ""
+
+
+class Feeds:
+    """Which parts of a line read a pipe (CommandPart.piped), and the functions it defines."""
+
+    def __init__(self) -> None:
+        self.whole_line = False  # a pipe fed a compound command or a subshell, or a coprocess ran
+        self.functions: frozenset[str] = frozenset()
+
+    def part(self, words: list[str], after_pipe: bool) -> bool:
+        """Whether the part of these words reads a pipe: one right before it, one that feeds
+        the compound command it is in, or a coprocess's (`coproc python3`: what the line
+        writes to it later). A word that closes a compound runs nothing."""
+        word = reserved_word(words)
+        if word == "function" and len(words) > 1:
+            self._defines(words[1])
+        if word == "coproc" or (after_pipe and word in OPENERS):
+            self.whole_line = True
+        return after_pipe or word == "coproc" or (self.whole_line and word not in CLOSERS)
+
+    def paren(self, after_pipe: bool, parts: list, after: str) -> None:
+        """At a `(`, `after` what follows it: a subshell a pipe feeds, or `NAME ()`, a
+        function's definition."""
+        if after_pipe:
+            self.whole_line = True
+        if after.startswith(")") and parts and len(parts[-1].words) == 1:
+            self._defines(parts[-1].words[0])
+
+    def _defines(self, name: str) -> None:
+        self.functions = self.functions | {name}

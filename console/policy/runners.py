@@ -7,6 +7,7 @@ readings are kept: a forbid rule must see the command whichever one the tool tak
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from console.policy.envsplit import UNKNOWN_WORD as UNKNOWN  # a word the rules cannot read
@@ -151,13 +152,32 @@ def _abbreviates(word: str, option: str, shortest: int) -> bool:
 # helper 106: `npm edit foo --editor='rm -rf DIR'` removed DIR, and `npx --shell=P` ran P.
 _NPM_SHELLS = (("--script-shell", 5), ("--shell", 4))
 _NPM_PROGRAMS = (("--editor", 4), ("--browser", 4), ("--viewer", 4), ("--git", 5))
+_NPM_C = re.compile(r"-[A-Za-z]*c")  # -c, alone or last of a cluster of npm's short flags
+
+
+def _npm_dashes(word: str) -> str:
+    """npm reads `---call` as `--call` (any number of dashes: review s31, helper 107)."""
+    return "--" + word.lstrip("-") if word.startswith("---") else word
+
+
+def npm_sets_a_program(program: list[str]) -> bool:
+    """`npm config set script-shell P` (or `set`, `KEY=VALUE`, any program option): every
+    later npm command of the project runs P, as `git config core.pager` does for git."""
+    if program[:1] not in (["npm"], ["pnpm"], ["yarn"]):
+        return False
+    words = [_npm_dashes(w) for w in program[1:] if not w.startswith("-")]
+    if words[:2] != ["config", "set"] and words[:1] != ["set"]:
+        return False
+    keys = {"--" + k.split("=", 1)[0].lower().replace("_", "-") for k in words[1:]}
+    return any(_abbreviates(key, option, len(option)) for key in keys
+               for option, _ in (*_NPM_SHELLS, *_NPM_PROGRAMS, ("--call", 6)))
 
 
 def _npm_programs(words: list[str]) -> list[str]:
     """The command lines npm's program options give it to run (their arguments unknown)."""
     found = []
     for k, w in enumerate(words):
-        name, eq, value = w.partition("=")
+        name, eq, value = _npm_dashes(w).partition("=")
         given = [value] if eq else words[k + 1 : k + 2]
         for option, shortest in _NPM_SHELLS:
             if _abbreviates(name, option, shortest):
@@ -176,9 +196,11 @@ def shell_strings(words: list[str]) -> list[str]:
     if name in ("npx", "npm"):  # -c/--call (npm takes `--c`, `--ca`...) anywhere on the line;
         # --script-shell P: every script of any subcommand runs as `P -c SCRIPT` (review s30),
         # and the other programs npm may start (_npm_programs)
-        return [v for k, w in enumerate(words) for v in (
-            [words[k + 1]] if (w == "-c" or _abbreviates(w, "--call", 3)) and k + 1 < len(words)
-            else [w.split("=", 1)[1]] if _abbreviates(w.split("=", 1)[0], "--call", 3) and "=" in w
+        dashed = [_npm_dashes(w) for w in words]  # -yc, -qc: -c bundled; -c=S (helper 107)
+        return [v for k, w in enumerate(dashed) for v in (
+            [words[k + 1]] if (_NPM_C.fullmatch(w) or _abbreviates(w, "--call", 3)) and k + 1 < len(words)
+            else [w.split("=", 1)[1]] if "=" in w and (_abbreviates(w.split("=", 1)[0], "--call", 3)
+                                                       or _NPM_C.fullmatch(w.split("=", 1)[0]))
             else [])] + _npm_programs(words)
     if name in ("pnpm", "pnpx"):
         at = next((k for k, w in enumerate(words)
@@ -195,7 +217,40 @@ def shell_strings(words: list[str]) -> list[str]:
         return [v[1:] for v in _strace_outputs(words) if v[:1] in ("|", "!")]
     if name == "tmux":
         return _tmux(words)
-    return []
+    return _program_options(name, words)
+
+
+# Options whose value is a program the tool runs (with arguments of its own, or a shell line):
+# read as commands, so a forbid rule sees them (review s31, helper 107: `tar -I 'touch T'`,
+# `sort --compress-program=touch`, `rg --pre touch`, `man -P touch` each ran under a forbid
+# of touch). Short ones also attached (`-Itouch`); long ones down to the length given.
+_PROGRAM_OPTIONS = {
+    "tar": (("-I", 2), ("--use-compress-program", 7), ("--to-command", 6), ("-F", 2),
+            ("--info-script", 6), ("--new-volume-script", 6)),
+    "sort": (("--compress-program", 4),),
+    "rg": (("--pre", 5),),
+    "man": (("-P", 2), ("--pager", 4)),
+    "rsync": (("-e", 2), ("--rsh", 5)),
+    "zip": (("-TT", 3), ("--unzip-command", 4)),
+}
+
+
+def _program_options(name: str, words: list[str]) -> list[str]:
+    found = []
+    for k, w in enumerate(words[1:], start=1):
+        key, eq, value = w.partition("=")
+        for option, shortest in _PROGRAM_OPTIONS.get(name, ()):
+            if option.startswith("--") and key.startswith("--") and _abbreviates(key, option, shortest):
+                found += [value] if eq else words[k + 1 : k + 2]
+            elif not option.startswith("--") and w.startswith(option) and not w.startswith("--"):
+                found += [w[len(option):]] if len(w) > len(option) else words[k + 1 : k + 2]
+    return found
+
+
+# strace's long flags that are also the start of an option with a value: the flag itself,
+# never its abbreviation (`--summary -o '|CMD'`: review s31, helper 107).
+_STRACE_FLAGS = {"--summary", "--summary-only", "--summary-wall-clock", "--seccomp-bpf",
+                 "--decode-fds", "--daemonize", "--follow-forks", "--output-separately"}
 
 
 def _strace_outputs(words: list[str]) -> list[str]:
@@ -207,7 +262,7 @@ def _strace_outputs(words: list[str]) -> list[str]:
         w, after = words[k], words[k + 1] if k + 1 < len(words) else ""
         if w.startswith("--output"):
             found.append(w.split("=", 1)[1] if "=" in w else after)
-        elif w.startswith("--") and "=" not in w and len(w) > 2 and any(
+        elif w.startswith("--") and "=" not in w and w not in _STRACE_FLAGS and len(w) > 2 and any(
                 o.startswith(w) for o in takes if o.startswith("--")):
             k += 1  # its value (`--columns 40 -o '|CMD'`: review s31, helper 106)
         elif w.startswith("-") and not w.startswith("--"):

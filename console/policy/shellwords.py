@@ -17,10 +17,9 @@ import re
 from console.policy import shellscan
 from console.policy.arith import reads_a_value
 from console.policy.parts import CommandPart, ParseError
-from console.policy.reserved import CLOSERS, OPENERS, compound_may_start, reserved_word
+from console.policy.reserved import Feeds, compound_may_start
 
 MAX_ARITH_MISSES = 16
-_WHOLE_LINE = -1  # fed to the end of the line: a pipe into a subshell, a coprocess
 _FD = re.compile(r"[0-9]+|\{[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\}")  # before `<`, `>`
 _ARRAY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=$")  # NAME=( starts an array
 
@@ -57,10 +56,7 @@ class _Splitter:
         self.heredoc_words: list[tuple[int, bool, bool]] = []
         self.bodies: list[tuple[CommandPart, str, bool, bool]] = []
         self.after_pipe = False  # the next part's input is a pipe (`|` or `|&` before it)
-        # Where a pipe feeds a compound command: the depth of reserved words it opened at (its
-        # parts read the pipe until it closes), _WHOLE_LINE, or None when none does.
-        self.fed_from: int | None = None
-        self.reserved_depth = 0
+        self.feeds = Feeds()  # which parts read a pipe, and the functions the line defines
 
     def end_word(self) -> None:
         if self.in_word:
@@ -77,7 +73,7 @@ class _Splitter:
         if self.words or self.inner:
             part = CommandPart(self.words, self.opaque, False, self.inner, self.redirects,
                                globs=self.globs, expands=sorted(set(self.expands)),
-                               piped=self.fed())
+                               piped=self.feeds.part(self.words, self.after_pipe))
             self.after_pipe = False
             self.parts.append(part)
             for k, strip, quoted in self.heredoc_words:
@@ -86,24 +82,6 @@ class _Splitter:
         self.words, self.inner, self.opaque, self.redirects = [], [], False, []
         self.globs, self.expands = [], []
         self.heredoc_words = []
-
-    def fed(self) -> bool:
-        """Whether the part now ending reads a pipe: one right before it, a compound command a
-        pipe feeds, or a coprocess (`coproc python3`: what the line later writes to it)."""
-        word = reserved_word(self.words)  # a closing word runs nothing: fed by a pipe only
-        piped = self.after_pipe or (self.fed_from is not None and word not in CLOSERS) or word == "coproc"
-        if word == "coproc":
-            self.fed_from = _WHOLE_LINE
-        elif word in OPENERS:
-            if self.after_pipe and self.fed_from is None:
-                self.fed_from = self.reserved_depth
-            self.reserved_depth += 1
-        elif word in CLOSERS:
-            self.reserved_depth = max(0, self.reserved_depth - 1)
-            if self.fed_from is not None and self.fed_from != _WHOLE_LINE and (
-                    self.reserved_depth <= self.fed_from):
-                self.fed_from = None
-        return piped
 
     def skip_bodies(self, i: int) -> int:
         """At the start of the line after one with here-documents: past their bodies (bash reads
@@ -244,8 +222,8 @@ class _Splitter:
                     i += 1
                 if c not in "()":  # `a | (b)`: b still reads the pipe
                     self.after_pipe = s[start:i] in ("|", "|&")
-                elif c == "(" and self.after_pipe and self.fed_from is None:
-                    self.fed_from = _WHOLE_LINE  # `a | (b; c)`: c too
+                elif c == "(":
+                    self.feeds.paren(self.after_pipe, self.parts, s[start + 1 : start + 9].lstrip())
             else:
                 if c == "{" and (self.in_word or s[i + 1 : i + 2] not in ("", " ", "\t", "\n")):
                     rest = s[i : self.word_end(i)]
@@ -260,6 +238,8 @@ class _Splitter:
                 self.add(c)
                 i += 1
         self.end_part()
+        for part in self.parts:
+            part.functions = self.feeds.functions
         return self.parts
 
     def arithmetic(self, i: int) -> int | None:

@@ -17,7 +17,12 @@ from console.policy.envsplit import UNKNOWN_WORD, env_split
 from console.policy.folders import UNKNOWN, folder_after, moves, own_folder
 from console.policy.gitwords import git_commands, git_runs_config, skip_git_options
 from console.policy.parts import CommandPart, ParseError, command_words, redirections
-from console.policy.runners import runner_readings, shell_strings, types_into_a_shell
+from console.policy.runners import (
+    npm_sets_a_program,
+    runner_readings,
+    shell_strings,
+    types_into_a_shell,
+)
 from console.policy.shellwords import body_substitutions, split_command
 from console.policy.unseen import (
     completion_commands,
@@ -58,7 +63,9 @@ _STDIN_NAMES = {"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"}
 # printed: PS4 for every `-x` trace line) and PROMPT_COMMAND run their value (what else a command
 # sets up to run later is unseen.py's).
 # Assignments whose value is a command: bash's prompts, and the shell npm runs scripts with.
-_RUNS_VALUE = re.compile(r"^(?:PS[0-4]|PROMPT_COMMAND|(?i:npm_config_script_shell))\+?=(.*)$",
+# (npm's program options set in its environment too: review s31, helper 107)
+_RUNS_VALUE = re.compile(r"^(?:PS[0-4]|PROMPT_COMMAND|(?i:npm_config_(?:script_shell|shell|editor|call"
+                         r"|browser|viewer|git)))\+?=(.*)$",
                          re.S)
 MAX_WRAPPERS = 16  # wrappers stepped through in one command; past them the part is opaque
 # Builtins that evaluate their arguments as arithmetic (array subscripts run $(...) there).
@@ -415,7 +422,7 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         program = stages[-1]
         part.folder = own_folder(folder, words[: len(words) - len(program)])
         folder = folder_after(folder, program, "CDPATH" in line)
-        if program[:1] == ["git"] and git_runs_config(words):
+        if program[:1] == ["git"] and git_runs_config(words) or npm_sets_a_program(program):
             part.opaque = True  # `git -c alias.p='push --force' p`, core.sshCommand, ...
         if len(stages) > MAX_WRAPPERS:
             part.opaque = True  # `sudo sudo ... ls`: not followed further

@@ -38,7 +38,7 @@ WRAPPER_ARGS: dict[str, set[str]] = {
     "coreutils": set(),
     "fakeroot": {"-l", "--lib", "--faked", "-s", "-i", "-b", "--fd-base"},
     "dbus-run-session": {"--config-file", "--dbus-daemon"},
-    "flock": {"-w", "--timeout", "-E", "--conflict-exit-code"},
+    "flock": {"-w", "--wait", "--timeout", "-E", "--conflict-exit-code"},  # --wait: s31
     # -d/--differences take a value only attached (`-d=permanent`): OPTIONAL_ATTACHED.
     "watch": {"-n", "--interval", "-q", "--equexit"},
     "chroot": {"--userspec", "--groups"},

@@ -16,6 +16,11 @@ stand-in `touch` that only leaves a mark. Commands are data only here: never run
 - `git clone -c core.sshCommand=CMD` (or --config) runs CMD while it clones.
 - `umask 0; chmod -R +rwx d` leaves 777: a mode with no who is read as under a umask of 0 too
   (the agent may have set it in an earlier command of its shell).
+- Second round (helper 107, on these fixes): npm reads `---call` (any number of dashes), `-c`
+  last in a cluster (`-yc`) and `-c=S`, and its program options from its environment
+  (`npm_config_editor=`); `npm config set script-shell P`; `git clone --co`/`-qc`; strace's
+  `--summary` (a flag, not an abbreviation of `--summary-columns`); flock's `--wait`; and
+  options whose value is a program (`tar -I`, `sort --compress-program`, `rg --pre`, `man -P`).
 - Suspected, not run here (tools missing or older): `git --attr-source HEAD push` (2.42+),
   `pnpm recursive exec CMD` / `pnpm m exec CMD`, `yarn node ARGS`.
 """
@@ -34,7 +39,8 @@ from console.policy import ExecRules
 from console.policy.chmodes import mode_bits
 
 RULES = dict(allow=["npm", "npx", "timeout", "nice", "stdbuf", "flock", "env", "script",
-                    "strace", "chmod", "git", "true", "ls", "pnpm", "yarn"],
+                    "strace", "chmod", "git", "true", "ls", "pnpm", "yarn", "tar", "sort", "rg",
+                    "man", "rsync"],
              forbid=["touch", "git push", "rm -rf ~", "chmod -R 777", "evil", "node"])
 OPEN = ExecRules(**RULES, default="allow")
 ASKS = ExecRules(**RULES, default="ask")
@@ -74,6 +80,27 @@ DENIED = [
     "pnpm recursive exec touch MARK",
     "pnpm m exec git push --force",
     "yarn node evil.js",  # yarn's node runs node
+    # second round (helper 107), each run with the real tool
+    "npm exec ---call 'touch MARK'",  # npm reads any number of dashes
+    "npx ---call 'touch MARK'",
+    "npm exec ----call='touch MARK'",
+    "npm edit foo ---editor=touch",
+    "npm ---script-shell=touch run x",
+    "npx -yc 'touch MARK'",  # -c last in a cluster of npm's short flags
+    "npx -qc 'touch MARK'",
+    "npm exec -yc 'touch MARK'",
+    "npx -y -c='touch MARK'",
+    "npm_config_shell=touch npm explore foo",  # npm's program options from its environment
+    "npm_config_editor=touch npm edit foo",
+    "NPM_CONFIG_CALL='touch MARK' npm exec",
+    "strace --summary -o '|touch MARK' true",  # a flag that starts like a value option
+    "flock --wait 1 /tmp/l touch MARK",
+    "flock --w 1 /tmp/l touch MARK",
+    "tar -I 'touch MARK' -xf a.tar",  # options whose value is a program the tool runs
+    "tar --use-compress-program=touch -xf a.tar",
+    "sort --compress-program=touch f",
+    "rg --pre touch x",
+    "man -P touch ls",
 ]
 ASKED = [  # a program npm or git runs whose words the rules cannot see whole
     "npx --shell=/tmp/sh hi",
@@ -82,11 +109,20 @@ ASKED = [  # a program npm or git runs whose words the rules cannot see whole
     "git clone --config core.sshCommand='touch MARK' ssh://x.invalid/y dst",
     "git clone --config=core.sshCommand='touch MARK' ssh://x.invalid/y dst",
     "git clone -ccore.sshCommand=evil ssh://x.invalid/y dst",
+    # second round (helper 107): an abbreviation git takes, -c in a cluster, npm config set
+    "git clone --co core.hooksPath=H src d",
+    "git clone --co=core.hooksPath=H src d",
+    "git clone -qc core.hooksPath=H src d",
+    "git clone -qccore.hooksPath=H src d",
+    "npm config set script-shell touch --location=project",
+    "npm set editor=touch",
 ]
 STILL_ALLOWED = ["npx prettier --check .", "npm exec -- ls", "npx tsc -p .", "npm run build",
                  "timeout 5 ls", "timeout --signal KILL 5 ls", "env --unset X ls", "chmod -R 755 d",
                  "chmod -R u=rwx,go=rx d", "strace --columns 40 -o out.txt ls",
-                 "git clone https://x.invalid/y dst", "git clone -c core.autocrlf=false ssh://x.invalid/y d"]
+                 "git clone https://x.invalid/y dst", "git clone -c core.autocrlf=false ssh://x.invalid/y d",
+                 "git clone -q src d", "npm config set registry http://127.0.0.1:1/", "tar -xzf a.tar.gz",
+                 "sort -n f", "rg --pre-glob '*.x' y", "npx -y prettier --check .", "flock /tmp/l ls"]
 
 
 @pytest.mark.parametrize("command", DENIED)
