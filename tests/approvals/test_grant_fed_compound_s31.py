@@ -14,14 +14,11 @@ never granted). Real ph-claude-hook, agent.sock and Inbox (tests/approvals/conft
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from console.policy import ungrantable
-from tests.approvals.conftest import AgentServer, next_pending
-from tests.approvals.test_grant_unseen_input_s30 import _hook
-from tests.approvals.test_inside_helper import hook_output
+from tests.approvals.conftest import AgentServer
+from tests.approvals.test_grant_unseen_input_s30 import approved_then_asked
 
 CASES = [  # (approved for the run, a later command no grant of it may answer)
     ("echo 'print(1)' | if true; then python3; fi",
@@ -52,17 +49,7 @@ CASES = [  # (approved for the run, a later command no grant of it may answer)
 @pytest.mark.parametrize(("approved", "later"), CASES)
 async def test_a_later_script_fed_to_a_compound_is_asked(
         agent_server: AgentServer, approved: str, later: str) -> None:
-    hook = await _hook(agent_server, approved)
-    req = await next_pending(agent_server.inbox)
-    await agent_server.inbox.decide(req.id, True, "alice", "run")
-    _rc, out, _ = await hook
-    assert hook_output(out)["permissionDecision"] == "allow"  # this one, as approved
-    hook = await _hook(agent_server, later)
-    again = await next_pending(agent_server.inbox)  # asked, as the person must read it
-    assert again.subject == later
-    await agent_server.inbox.decide(again.id, False, "alice")
-    _rc, out, _ = await asyncio.wait_for(hook, 10)
-    assert hook_output(out)["permissionDecision"] == "deny"
+    await approved_then_asked(agent_server, approved, later)
 
 
 def test_a_compound_fed_only_data_filters_stays_grantable() -> None:

@@ -13,6 +13,7 @@ ph-claude-hook, agent.sock and Inbox (tests/approvals/conftest.py).
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -45,18 +46,25 @@ async def _hook(server: AgentServer, command: str) -> asyncio.Task:
 @pytest.mark.parametrize(("approved", "later"), CASES)
 async def test_a_later_script_is_asked_not_answered_by_the_grant(
         agent_server: AgentServer, approved: str, later: str) -> None:
-    hook = await _hook(agent_server, approved)
-    req = await next_pending(agent_server.inbox)
-    decided = await agent_server.inbox.decide(req.id, True, "alice", "run")
+    decided = await approved_then_asked(agent_server, approved, later)
     assert not decided.grants, [g.pattern for g in decided.grants]
+
+
+async def approved_then_asked(server: AgentServer, approved: str, later: str) -> Any:
+    """`approved` is approved for the run (its decision returned); `later` must then reach a
+    person again (denied there)."""
+    hook = await _hook(server, approved)
+    req = await next_pending(server.inbox)
+    decided = await server.inbox.decide(req.id, True, "alice", "run")
     _rc, out, _ = await hook
     assert hook_output(out)["permissionDecision"] == "allow"  # this one, as approved
-    hook = await _hook(agent_server, later)
-    again = await next_pending(agent_server.inbox)  # asked, as the person must read it
+    hook = await _hook(server, later)
+    again = await next_pending(server.inbox)  # asked, as the person must read it
     assert again.subject == later
-    await agent_server.inbox.decide(again.id, False, "alice")
+    await server.inbox.decide(again.id, False, "alice")
     _rc, out, _ = await asyncio.wait_for(hook, 10)
     assert hook_output(out)["permissionDecision"] == "deny"
+    return decided
 
 
 @pytest.mark.parametrize(("approved", "later"), CASES)

@@ -45,8 +45,8 @@ def test_the_history_export_holds_no_control_that_acts(tmp_path: Path) -> None:
     assert row["text"] == HOSTILE  # JSON escapes: the same text, read back whole
 
 
-async def test_copy_gives_the_command_as_the_card_shows_it() -> None:
-    subject = "git status\x1b[201~\nrm -rf ~/.ssh\n\u202e"
+async def _copied(subject: str) -> str:
+    """What `c` on the card of a request for `subject` puts on the clipboard."""
     req = {**APPROVALS[0], "subject": subject, "title": "", "summary": "exec x"}
     app = app_with(runs=RUNS, approvals=[req])
     copied: list[str] = []
@@ -57,20 +57,15 @@ async def test_copy_gives_the_command_as_the_card_shows_it() -> None:
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
         await pilot.press("c")
         await until(pilot, lambda: bool(copied), "the copy")
+    return copied[0]
+
+
+async def test_copy_gives_the_command_as_the_card_shows_it() -> None:
     # What the card shows, marks and all: not a command a paste would run (helper 108: one
     # that dropped a colour code and kept the line feed was another command that ran).
-    assert copied[0] == "git status⟨ESC⟩[201~⟨LF⟩rm -rf ~/.ssh⟨LF⟩⟨U+202E⟩", repr(copied[0])
-    plain = {**req, "subject": "git status --short"}
-    app = app_with(runs=RUNS, approvals=[plain])
-    copied.clear()
-    app.copy_to_clipboard = copied.append  # type: ignore[method-assign]
-    async with app.run_test(size=(80, 24)) as pilot:
-        await attached(pilot)
-        app.action_open_approval(plain["id"])
-        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
-        await pilot.press("c")
-        await until(pilot, lambda: bool(copied), "the copy")
-    assert copied == ["git status --short"]  # a plain command: exactly as it runs
+    copied = await _copied("git status\x1b[201~\nrm -rf ~/.ssh\n\u202e")
+    assert copied == "git status⟨ESC⟩[201~⟨LF⟩rm -rf ~/.ssh⟨LF⟩⟨U+202E⟩", repr(copied)
+    assert await _copied("git status --short") == "git status --short"  # plain: exactly as it runs
 
 
 def test_the_cli_csv_export_holds_no_control_that_acts(home: Path, daemon_env: dict[str, str]) -> None:
