@@ -318,6 +318,11 @@ PREVIEW_MAX = 2000
 DIFF_KEYS = {"Edit": ("file_path", "old_string", "new_string", "replace_all"),
              "MultiEdit": ("file_path", "edits"), "Write": ("file_path", "content"),
              "apply_patch": ("command",)}
+# Under a profile's exec allow rule a person is about to save: a rule reads wider than the
+# exact grant a run scope makes (review s31, helper 110: `rm -f notes.txt` saved as a rule
+# allowed `rm -f notes.txt -r /root`, and nothing said so).
+RULE_IS_WIDER = ("a rule also allows the command with more words after it, in any folder; "
+                 "--scope run (or a duration) allows exactly this command")
 # Beside a covered request that a deny grant in force decides, whatever this approval says.
 COVERED_BY_DENY = "denied: a deny grant in force covers it"
 EVERY = "(replace_all: every occurrence of the old text in the file is replaced, not one)"

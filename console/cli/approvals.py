@@ -78,6 +78,10 @@ def preview_text(edit: dict[str, Any]) -> str:
     # words may hold, and showed one rule as two.
     diff = (edit["diff"] or "(the rules are already there)").removesuffix("\n")
     lines.extend(visible(line) for line in diff.split("\n"))
+    if edit.get("section") == "exec" and edit.get("list") == "allow":
+        from console.text import RULE_IS_WIDER  # here: `approvals --json` never loads it
+
+        lines.append(f"({RULE_IS_WIDER})")
     if edit.get("overridden_by"):
         lines.append(f"but it would never take effect: {visible(edit['overridden_by']['text'])} is stricter")
     return "\n".join(lines)

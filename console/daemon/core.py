@@ -81,7 +81,7 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
     inbox = Inbox(
         record=recording.approval, notify=Notifier(config), timeout_s=cfg.approval_timeout,
         grants=grants, on_change=bus.publish,
-        timeout_for=lambda name: config.cfg.profile(name).approval_timeout,
+        profile_of=lambda name: config.cfg.profile(name),
         policy_now=evaluator.now,
     )
     gates = GateWiring(config, evaluator, inbox, recording, trace)

@@ -27,6 +27,7 @@ from typing import Any
 from console.daemon.requests import (
     DecisionResult,
     Outcome,
+    ProfileLookup,
     Request,
     answering_grant,
     check_request,
@@ -73,7 +74,7 @@ class Inbox:
         clock: Callable[[], float] = time.time,
         on_change: Callable[[dict[str, Any]], None] | None = None,
         keep_closed: int = 1000,
-        timeout_for: Callable[[str], float] | None = None,
+        profile_of: Callable[[str], Any] | None = None,
         policy_now: PolicyNow | None = None,
     ) -> None:  # fmt: skip
         self._record = record
@@ -85,7 +86,7 @@ class Inbox:
         self._cancelled_runs: dict[str, str] = {}
         self._notify = notify
         self.timeout_s = timeout_s
-        self._timeout_for = timeout_for  # a profile's approval_timeout, when it sets one
+        self._profiles = ProfileLookup(profile_of, timeout_s)  # its approval_timeout and ports
         self.grants = grants if grants is not None else GrantTable(clock)
         self.max_pending_per_run = max_pending_per_run
         self.max_rate_per_run = max_rate_per_run
@@ -144,7 +145,7 @@ class Inbox:
             id=self._new_id(), run_id=run_id, profile=profile, kind=kind, subject=subject,
             title=title or "",  # the agent's own words only: none when it gave none
             detail=dict(detail or {}), created_at=now, rule_provenance=rule_provenance,
-            timeout_s=self._timeout(profile),
+            timeout_s=self._profiles.timeout(profile),
             grant_patterns=tuple(grant_patterns) if grant_patterns is not None else (
                 () if kind == "exec" else (subject,)),
         )
@@ -321,8 +322,8 @@ class Inbox:
             raise Failure("bad-pattern", f"the pattern is too long: {too_long}")
         if why := req.why_no_grants(pattern):
             return [], f"scope {sc.kind} made no grant: {why}"
-        patterns = [pattern] if pattern else (
-            req.own_grant_patterns() if allow else list(req.grant_patterns))
+        patterns = [(pattern, None)] if pattern else (
+            req.own_grant_parts() if allow else [(p, None) for p in req.grant_patterns])
         if not patterns:
             return [], (f"scope {sc.kind} made no grant: a command whose words depend on a "
                         "substitution or an expansion, or that runs or writes what its words "
@@ -334,12 +335,12 @@ class Inbox:
         try:
             grants = [new_grant(req.kind, p, "allow" if allow else "deny", sc, run_id=req.run_id,
                                 profile=req.profile, decided_by=actor, now=now,
-                                exact=pattern is None) for p in patterns]
+                                exact=pattern is None, folder=folder) for p, folder in patterns]
         except ValueError as exc:
-            shown = printable(pattern or patterns[0], 80)
+            shown = printable(pattern or patterns[0][0], 80)
             raise Failure("bad-pattern", f'pattern "{shown}": {exc}') from None
         if (pattern is not None and req.grant_patterns and not req.too_many_parts
-                and answering_grant(self.grants.trial(grants), req, now) is None):
+                and answering_grant(self.grants.trial(grants), req, now, self._profiles) is None):
             raise Failure("bad-pattern", f'pattern "{printable(pattern, 80)}" does not cover '
                           f"this request ({req.summary(80)})", "give one that does, or none")
         return grants, ""
@@ -356,13 +357,13 @@ class Inbox:
         now = self._clock()
         table = self.grants.trial(self._grants_for(req, allow, "preview", sc, pattern, now)[0])
         return [(other, g.effect == "allow") for other in self.pending()
-                if other is not req and (g := answering_grant(table, other, now)) is not None]
+                if other is not req and (g := answering_grant(table, other, now, self._profiles))]
 
     async def _answer_pending_from_grants(self) -> tuple[str, ...]:
         """Pending requests that grants now answer are decided without asking again."""
         answered = []
         for req in self.pending():
-            g = answering_grant(self.grants, req, self._clock())
+            g = answering_grant(self.grants, req, self._clock(), self._profiles)
             if g is None:
                 continue
             deny = g if g.effect == "deny" else None
@@ -374,7 +375,7 @@ class Inbox:
                     answered.append(req.id)
                 continue
             async with req.lock:  # g must answer it still: the look above waited, off the loop
-                if req.state != "pending" or answering_grant(self.grants, req, now) is not g:
+                if req.state != "pending" or answering_grant(self.grants, req, now, self._profiles) is not g:
                     continue  # a grant revoked meanwhile answers nothing; a person does
                 prov = g.provenance()
                 try:
@@ -409,14 +410,6 @@ class Inbox:
         data.setdefault("actor", f"run:{data.get('run_id', '?')}")
         data.setdefault("text", _event_text(event, data))
         return await self._record(event, data)
-
-    def _timeout(self, profile: str) -> float:
-        if self._timeout_for is not None:
-            try:
-                return float(self._timeout_for(profile))
-            except Exception:  # an unknown profile keeps the inbox's own timeout
-                log.debug("no approval_timeout for profile %s", profile)
-        return self.timeout_s
 
     async def _time_out(self, req: Request) -> None:
         await self._close_recorded(req, "timeout", Provenance(

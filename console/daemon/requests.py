@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from console.policy import Grant, GrantTable, Provenance, subject_too_long, ungrantable
+from console.policy.grants import WEB_PORTS
+from console.policy.parts import CommandPart, ParseError, canonical
+from console.policy.unwrap import expand
 from console.text import cut_by_hook, printable, request_line
 
 KINDS = ("exec", "network", "write", "custom")
@@ -114,6 +118,16 @@ class Request:
         blocked = ungrantable(self.subject)
         return [p for p in self.grant_patterns if blocked is not None and p not in blocked]
 
+    def own_grant_parts(self) -> list[tuple[str, str | None]]:
+        """own_grant_patterns, each with the folder its command runs in (the line's `cd`, the
+        hook's own `cd CWD &&`): an exact grant covers the command there only (review s31,
+        helper 110: `make` approved after `cd src &&` allowed `make` at the top)."""
+        patterns = self.own_grant_patterns()
+        if self.kind != "exec" or not patterns:
+            return [(p, None) for p in patterns]
+        return list(dict.fromkeys((canonical(part), part.folder) for part in _top_parts(self.subject)
+                                  if canonical(part) in patterns))
+
     def why_no_grants(self, pattern: str | None) -> str | None:
         """Why deciding this request without a typed pattern makes no grant; None when it
         makes them."""
@@ -184,17 +198,65 @@ class DecisionResult:
     also_decided: tuple[str, ...] = ()  # other pending requests the new grants answered
 
 
-def answering_grant(table: GrantTable, req: Request, now: float) -> Grant | None:
+class ProfileLookup:
+    """What the inbox reads of a request's profile: its approval timeout, and the ports a
+    network grant without one covers (review s31, helper 110: the inbox answered a pending
+    `host:80` with a port-less grant the gate reads as the profile's `ports = [443]`)."""
+
+    def __init__(self, profile_of: Callable[[str], Any] | None, timeout_s: float) -> None:
+        self._profile_of, self._timeout_s = profile_of, timeout_s
+
+    def _get(self, name: str, attribute: Callable[[Any], Any], default: Any) -> Any:
+        try:
+            return attribute(self._profile_of(name)) if self._profile_of else default
+        except Exception:  # an unknown profile keeps the inbox's own
+            return default
+
+    def timeout(self, name: str) -> float:
+        return float(self._get(name, lambda p: p.approval_timeout, self._timeout_s))
+
+    def ports(self, name: str) -> tuple[int, ...]:
+        return tuple(self._get(name, lambda p: p.network.ports, WEB_PORTS))
+
+
+def answering_grant(table: GrantTable, req: Request, now: float,
+                    profiles: ProfileLookup | None = None) -> Grant | None:
     """The grant that would answer a pending request without asking: a deny grant on any of its
-    parts, else allow grants on every part (the first is named); None when a person must."""
+    parts, else allow grants on every part (the first is named); None when a person must. A
+    command's parts are read in their line, as the hook's next ask would read them (review
+    s31, helper 110: `python3 -q` read alone answered `cat evil.py | python3 -q`)."""
     if not req.grant_patterns or req.too_many_parts:
         return None
-    found = [table.match(req.kind, p, req.run_id, req.profile, now, consume=False)
+    if req.kind == "exec":
+        return _answering_exec_grant(table, req, now)
+    ports = profiles.ports(req.profile) if profiles else WEB_PORTS
+    found = [table.match(req.kind, p, req.run_id, req.profile, now, consume=False, ports=ports)
              for p in req.grant_patterns]
     deny = next((g for g in found if g and g.effect == "deny"), None)
     if deny is not None:
         return deny
     return found[0] if all(g and g.effect == "allow" for g in found) else None
+
+
+def _top_parts(command: str) -> list[CommandPart]:
+    try:
+        return [p for p in expand(command) if not p.nested]
+    except ParseError:
+        return []
+
+
+def _answering_exec_grant(table: GrantTable, req: Request, now: float) -> Grant | None:
+    live = table.live("exec", req.run_id, req.profile, now)
+    try:
+        parts = expand(req.subject)
+    except ParseError:
+        return None
+    deny = next((g for part in parts for g in live if g.effect == "deny" and g.covers(part)), None)
+    if deny is not None:
+        return deny
+    asked = [p for p in parts if not p.nested and canonical(p) in req.grant_patterns]
+    found = [next((g for g in live if g.effect == "allow" and g.covers(p)), None) for p in asked]
+    return found[0] if found and all(found) else None
 
 
 def refusal_data(run_id: str, profile: str, kind: Any, subject: Any,

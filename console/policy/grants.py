@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from console.policy.execshape import CommandPattern, compile_pattern
+from console.policy.folders import UNKNOWN
 from console.policy.hosts import (
     BadTarget,
     address_text,
@@ -140,6 +141,9 @@ class Grant:
     # An exec allow grant covers exactly the command a person saw, unless it was given as a
     # pattern (`--pattern`), which covers added words too (never a write or executing option).
     exact: bool = True
+    # The folder an exact grant's command was approved in (CommandPart.folder: None for the
+    # run's own): `make` approved after `cd src &&` is not `make` at the top (review s31).
+    folder: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in GRANT_KINDS:
@@ -185,7 +189,8 @@ class Grant:
         if part.opaque or part.unseen or part.heredocs or fed_code(part):  # a pattern holds none
             return False
         if self.exact:  # `rm ./*` is not the `rm './*'` a person approved, nor `~` their '~'
-            return not part.expands and pattern.is_exactly(part)
+            return (not part.expands and part.folder == self.folder and part.folder != UNKNOWN
+                    and pattern.is_exactly(part))
         if named_words_expand(part, len(pattern.program_words)):
             return False
         return pattern.allows(part)
@@ -224,6 +229,7 @@ class Grant:
 def new_grant(
     kind: str, pattern: str, effect: str, scope: str | Scope, *, run_id: str | None,
     profile: str | None, decided_by: str | None, now: float | None = None, exact: bool = True,
+    folder: str | None = None,
 ) -> Grant:
     """A grant for a scope word ("run", "10m"...), bound to the run or profile it came from."""
     now = time.time() if now is None else now
@@ -234,7 +240,7 @@ def new_grant(
         run_id=run_id if sc.kind in ("once", "run", "timed") else None,
         profile=profile if sc.kind == "profile" else None,
         expires_at=now + sc.seconds if sc.seconds else None,
-        decided_by=decided_by, created_at=now, exact=exact,
+        decided_by=decided_by, created_at=now, exact=exact, folder=folder,
     )
 
 

@@ -22,7 +22,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.client.sync import ClientError
-from console.text import COVERED_BY_DENY, shown
+from console.text import COVERED_BY_DENY, RULE_IS_WIDER, shown
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.seen import PAGED, SeenRows
@@ -448,6 +448,8 @@ def preview_body(edit: dict[str, Any], allow: bool) -> Group:
     for line in lines:
         head.append(printable(line), style="bold")
         head.append("\n")
+    if edit.get("section") == "exec" and edit.get("list") == "allow":
+        head.append(f"({RULE_IS_WIDER})\n")
     if override:
         head.append("\nbut it would never take effect: ", style="bold")
         head.append(printable(override.get("text") or override.get("rule")), style="bold reverse")

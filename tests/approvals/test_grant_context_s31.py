@@ -1,0 +1,103 @@
+"""Review s31 (helper 110): grants answered commands outside the line they were approved in.
+
+- A pending request was answered from the grants a decision just made by matching each asked
+  part's text alone: approving `cat evil2.py; python3 -q` for the run (grants `cat evil2.py`
+  and `python3 -q`) also allowed a pending `cat evil2.py | python3 -q`, a script piped into
+  Python, which no grant covers when the hook asks it (and, asked while the person read the
+  first, it was never shown). Pending requests are now answered as the hook's next ask would
+  be: each part read in its own line.
+- Grants made part by part dropped the folder: `cd src && make` approved for the run allowed
+  `make` at the top (the other Makefile). An exact grant now covers its command in the folder
+  it was approved in only.
+
+Real ph-claude-hook, agent.sock and Inbox (tests/approvals/conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.approvals.conftest import AgentServer, next_pending
+from tests.approvals.test_approval_truth_attacks_s13 import asked_or_allowed
+from tests.approvals.test_grant_unseen_input_s30 import _hook
+from tests.approvals.test_inside_helper import hook_output
+
+
+async def _pending(server: AgentServer, command: str) -> tuple[asyncio.Task, str]:
+    before = {r.id for r in server.inbox.pending()}
+    task = await _hook(server, command)
+    for _ in range(500):
+        new = [r for r in server.inbox.pending() if r.id not in before]
+        if new:
+            return task, new[0].id
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{command!r} was never asked")
+
+
+async def test_a_pending_pipe_is_not_answered_by_grants_of_its_parts_alone(agent_server: AgentServer) -> None:
+    first, first_id = await _pending(agent_server, "cat evil2.py; python3 -q")
+    piped, piped_id = await _pending(agent_server, "cat evil2.py | python3 -q")
+    shown = agent_server.inbox.would_answer(first_id, True, "run")
+    assert piped_id not in [r.id for r, _ in shown], shown
+    decided = await agent_server.inbox.decide(first_id, True, "alice", "run")
+    assert piped_id not in decided.also_decided, decided.also_decided
+    assert hook_output((await first)[1])["permissionDecision"] == "allow"
+    assert agent_server.inbox.get(piped_id).state == "pending"  # a person still decides it
+    await agent_server.inbox.decide(piped_id, False, "alice")
+    assert hook_output((await asyncio.wait_for(piped, 10))[1])["permissionDecision"] == "deny"
+
+
+async def test_a_grant_covers_its_command_in_the_folder_it_was_approved_in(agent_server: AgentServer) -> None:
+    task = await _hook(agent_server, "cd /workspace/src && make")
+    req = await next_pending(agent_server.inbox)
+    await agent_server.inbox.decide(req.id, True, "alice", "run")
+    assert hook_output((await task)[1])["permissionDecision"] == "allow"
+    assert await asked_or_allowed(agent_server, await _hook(agent_server, "make")) == "asked"
+    again = await _hook(agent_server, "cd /workspace/src && make")
+    assert await asked_or_allowed(agent_server, again) == "allow"
+
+
+def test_a_profile_rule_says_it_is_wider_than_the_request() -> None:
+    """Helper 110: `rm -f notes.txt` for the profile saved `allow = ["rm -f notes.txt"]`, which
+    allows `rm -f notes.txt -r /root` too, and the preview showed the line alone."""
+    from rich.console import Console
+
+    from console.cli.approvals import preview_text
+    from console.tui.screens.approval import preview_body
+
+    edit = {"file": "config.toml", "profile": "demo", "section": "exec", "list": "allow",
+            "rule": "rm -f notes.txt", "lines": ['+ demo exec allow "rm -f notes.txt"'],
+            "diff": '+allow = ["rm -f notes.txt"]\n', "overridden_by": None}
+    said = "also allows the command with more words after it"
+    assert said in preview_text(edit)
+    console = Console(width=200, record=True, color_system=None)
+    console.print(preview_body(edit, True))
+    assert said in console.export_text()
+    network = {**edit, "section": "network", "rule": "api.invalid:443",
+               "lines": ['+ demo network allow "api.invalid:443"']}
+    assert said not in preview_text(network)
+
+
+async def test_a_port_less_grant_answers_pending_requests_on_the_profiles_ports_only() -> None:
+    """Helper 110: with `ports = [443]`, approving `api.invalid:443` with the pattern
+    `api.invalid` also allowed a pending `api.invalid:80`, which the gate (and `policy check`)
+    never let that grant cover."""
+    from types import SimpleNamespace
+
+    from console.daemon.inbox import Inbox
+    from tests.approvals.conftest import Recorder
+
+    profile = SimpleNamespace(approval_timeout=30.0, network=SimpleNamespace(ports=[443]))
+    inbox = Inbox(Recorder(), timeout_s=30.0, profile_of=lambda name: profile)
+    waits = [asyncio.create_task(inbox.submit("r1", "p", "network", f"api.invalid:{port}",
+                                              grant_patterns=[f"api.invalid:{port}"]))
+             for port in (443, 80)]
+    for _ in range(200):
+        if len(inbox.pending()) == 2:
+            break
+        await asyncio.sleep(0.01)
+    first, second = sorted(inbox.pending(), key=lambda r: r.subject != "api.invalid:443")
+    decided = await inbox.decide(first.id, True, "alice", "run", pattern="api.invalid")
+    assert second.id not in decided.also_decided and second.state == "pending", decided
+    await inbox.decide(second.id, False, "alice")
+    await asyncio.gather(*waits)
