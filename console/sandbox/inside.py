@@ -237,7 +237,7 @@ def cmd_ask(args: list, client: PilothouseClient | None = None) -> int:
         elif what in one:
             if len(rest) != 1:
                 raise PilothouseError(f"{what} needs one {one[what]}")
-            kind, subject = ("write", _from_writes("written_path", rest[0], cwd)) if what == "write" else ("network", rest[0])
+            kind, subject = ("write", _from_writes("written_path", rest[0], cwd, True, True)) if what == "write" else ("network", rest[0])
         elif what == "custom":
             kind, subject = "custom", title or " ".join(rest)
             if not subject:

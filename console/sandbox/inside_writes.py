@@ -52,7 +52,8 @@ def subjects(tool: str, tool_input: dict, cwd: str | None, deadline: float | Non
             named.append(f"{verb} {written_path(path, cwd, verb != 'Delete', whole=True)}")
         return named
     path = tool_input.get(FILE_TOOLS.get(tool, ""))
-    return [f"{tool} {written_path(path, cwd)}"] if isinstance(path, str) and path else None
+    # Whole, from /: a relative path's grant covered the same name in another folder (s31)
+    return [f"{tool} {written_path(path, cwd, whole=True)}"] if isinstance(path, str) and path else None
 
 
 def patch_files(patch: str) -> list:
