@@ -12,7 +12,7 @@ from typing import Any
 
 from console.policy import Grant, GrantTable, Provenance, subject_too_long, ungrantable
 from console.policy.grants import WEB_PORTS
-from console.policy.parts import CommandPart, ParseError, canonical
+from console.policy.parts import CommandPart, ParseError, canonical, command_words
 from console.policy.unwrap import expand
 from console.text import cut_by_hook, printable, request_line
 
@@ -125,8 +125,9 @@ class Request:
         patterns = self.own_grant_patterns()
         if self.kind != "exec" or not patterns:
             return [(p, None) for p in patterns]
+        # (a part of redirections only, `> F` of `cat &>F`, runs nothing: no grant of its own)
         return list(dict.fromkeys((canonical(part), part.folder) for part in _top_parts(self.subject)
-                                  if canonical(part) in patterns))
+                                  if canonical(part) in patterns and command_words(part)))
 
     def why_no_grants(self, pattern: str | None) -> str | None:
         """Why deciding this request without a typed pattern makes no grant; None when it

@@ -61,7 +61,7 @@ def fed_code(part: CommandPart) -> bool:
     words = list(command_words(part))
     stages = unwrap_stages(words)
     program = stages[-1] if stages else []
-    if not program or program[0] in part.functions or write_targets(part):
+    if not program or program[0] in part.functions or write_targets(part) or part.line_diverts:
         return True
     name = words[len(words) - len(program)]  # as written: unwrap_stages reads `./cat` as cat
     if "/" in name and name.rsplit("/", 1)[0] not in _SYSTEM_BIN:
@@ -80,8 +80,9 @@ _ASSIGNS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
 def _filter_writes_or_runs(name: str, args: list[str]) -> bool:
     """A data filter's options that write a file or run a program: tee's files, sort's -o and
     --compress-program, uniq's output file, xxd -r's, less's log file, rg's --pre."""
-    options = [a for a in args if a.startswith("-") and a != "-"]
-    files = [a for a in args if not a.startswith("-") or a == "-"]
+    end = args.index("--") if "--" in args else len(args)  # after `--`, `-d/../F` is a file
+    options = [a for a in args[:end] if a.startswith("-") and a != "-"]
+    files = [a for a in args[:end] if not a.startswith("-") or a == "-"] + args[end + 1 :]
     if name == "tee":
         return any(f != "-" for f in files)
     if name == "sort":

@@ -42,6 +42,9 @@ class CommandPart:
     # The functions its line defines: a part naming one runs the function's body, whatever
     # program of that name would do (grants.fed_code: `cat() { python3; }; x | cat`).
     functions: frozenset[str] = frozenset()
+    # Its line writes through a redirection or changes what a program's name runs (PATH,
+    # hash, alias): a part fed by a pipe there is never a mere data filter (reserved.Feeds).
+    line_diverts: bool = False
 
     @property
     def blind(self) -> bool:

@@ -3,6 +3,8 @@ arithmetic there) and the words that open and close a compound command."""
 
 from __future__ import annotations
 
+from console.policy.parts import redirections
+
 # Words after which `((` starts an arithmetic command, as bash reads it.
 BEFORE_ARITHMETIC = {"for", "if", "elif", "while", "until", "then", "do", "else", "!", "time",
                      "{"}
@@ -75,3 +77,22 @@ class Feeds:
 
     def _defines(self, name: str) -> None:
         self.functions = self.functions | {name}
+
+    @staticmethod
+    def diverts(parts: list) -> bool:
+        """Whether the line writes through a redirection or a file descriptor it opened, or
+        changes which program a name runs (PATH, hash, alias, enable): what a pipe feeds may
+        then go anywhere (review s31, helper 109: `echo x | { cat; } > F`, `exec 3>F; ... |
+        cat >&3`, `PATH=dir; echo x | cat`)."""
+        for part in parts:
+            for op, target in redirections(part):
+                if ">" not in op:
+                    continue
+                dup_to = op.rsplit("&", 1)[1] if not target and "&" in op else None
+                if (dup_to is None and target != "/dev/null") or (
+                        dup_to and dup_to.isdigit() and int(dup_to) > 2):
+                    return True
+            if part.words[:1] in (["unset"], ["hash"], ["alias"], ["enable"]) or any(
+                    w.startswith(("PATH=", "PATH+=")) for w in part.words):
+                return True
+        return False

@@ -160,15 +160,23 @@ def _npm_dashes(word: str) -> str:
     return "--" + word.lstrip("-") if word.startswith("---") else word
 
 
-def npm_sets_a_program(program: list[str]) -> bool:
-    """`npm config set script-shell P` (or `set`, `KEY=VALUE`, any program option): every
-    later npm command of the project runs P, as `git config core.pager` does for git."""
-    if program[:1] not in (["npm"], ["pnpm"], ["yarn"]):
+def npm_sets_a_program(words: list[str]) -> bool:
+    """`npm config set script-shell P` (`c set`, `conf set`, `set`, `KEY=VALUE`, any program
+    option, options anywhere), or a config file named on the line (`--userconfig F`,
+    `npm_config_globalconfig=F`): every later npm command of the project may run P, as `git
+    config core.pager` does for git (review s31, helpers 107 and 109)."""
+    at = next((k for k, w in enumerate(words) if _base(w) in ("npm", "pnpm", "yarn")), None)
+    if at is None:
         return False
-    words = [_npm_dashes(w) for w in program[1:] if not w.startswith("-")]
-    if words[:2] != ["config", "set"] and words[:1] != ["set"]:
+    named = [_npm_dashes(w).lower().replace("_", "-") for w in words]
+    if any(w.startswith(("--userconfig", "--globalconfig", "npm-config-userconfig=",
+                         "npm-config-globalconfig=")) for w in named):
+        return True
+    rest = named[at + 1 :]
+    verb = next((k for k, w in enumerate(rest) if w in ("config", "c", "conf", "set")), None)
+    if verb is None or (rest[verb] != "set" and "set" not in rest[verb + 1 :]):
         return False
-    keys = {"--" + k.split("=", 1)[0].lower().replace("_", "-") for k in words[1:]}
+    keys = {"--" + k.split("=", 1)[0] for k in rest[verb + 1 :] if not k.startswith("-")}
     return any(_abbreviates(key, option, len(option)) for key in keys
                for option, _ in (*_NPM_SHELLS, *_NPM_PROGRAMS, ("--call", 6)))
 
@@ -226,16 +234,27 @@ def shell_strings(words: list[str]) -> list[str]:
 # of touch). Short ones also attached (`-Itouch`); long ones down to the length given.
 _PROGRAM_OPTIONS = {
     "tar": (("-I", 2), ("--use-compress-program", 7), ("--to-command", 6), ("-F", 2),
-            ("--info-script", 6), ("--new-volume-script", 6)),
+            ("--info-script", 6), ("--new-volume-script", 6), ("--checkpoint-action", 14)),
     "sort": (("--compress-program", 4),),
     "rg": (("--pre", 5),),
     "man": (("-P", 2), ("--pager", 4)),
     "rsync": (("-e", 2), ("--rsh", 5)),
     "zip": (("-TT", 3), ("--unzip-command", 4)),
+    "scp": (("-S", 2),), "sftp": (("-S", 2),),
 }
+# ssh's -o keys whose value runs on this machine (review s31, helper 109)
+_SSH_LOCAL = ("proxycommand", "localcommand", "knownhostscommand")
+_EDITORS = {"vim", "vi", "nvim", "view", "ex", "vimdiff", "rvim"}  # -c, --cmd, +CMD, -S run commands
 
 
 def _program_options(name: str, words: list[str]) -> list[str]:
+    if name in ("ssh", "scp", "sftp") and (found := _ssh_commands(words)):
+        return found
+    if name in _EDITORS and any(w.startswith(("-c", "--cmd", "+", "-S")) for w in words[1:]):
+        return [UNKNOWN]  # an editor's own commands: `:!CMD` runs CMD
+    if name == "tar" and len(words) > 1 and not words[1].startswith("-") and (
+            set(words[1]) & set("IF")):
+        return [UNKNOWN]  # `tar cIf P ...`: old-style letters, a program among their values
     found = []
     for k, w in enumerate(words[1:], start=1):
         key, eq, value = w.partition("=")
@@ -243,7 +262,23 @@ def _program_options(name: str, words: list[str]) -> list[str]:
             if option.startswith("--") and key.startswith("--") and _abbreviates(key, option, shortest):
                 found += [value] if eq else words[k + 1 : k + 2]
             elif not option.startswith("--") and w.startswith(option) and not w.startswith("--"):
-                found += [w[len(option):]] if len(w) > len(option) else words[k + 1 : k + 2]
+                found += [w[len(option):].removeprefix("=")] if len(w) > len(option) else words[k + 1 : k + 2]
+    # tar's --checkpoint-action=exec=CMD: the action's own command
+    return [v.split("=", 1)[1] if name == "tar" and v.startswith("exec=") else v for v in found]
+
+
+def _ssh_commands(words: list[str]) -> list[str]:
+    """ssh's `-o ProxyCommand=CMD` (-oKEY=V, `-o 'KEY V'`) and such, run here; `-F FILE`'s
+    settings are not read: unknown."""
+    found = []
+    for k, w in enumerate(words[1:], start=1):
+        if w == "-F" or (w.startswith("-F") and len(w) > 2):
+            found.append(UNKNOWN)
+        value = words[k + 1] if w == "-o" and k + 1 < len(words) else w[2:] if w.startswith("-o") else None
+        if value is not None:
+            key, _, command = value.replace("=", " ", 1).partition(" ")
+            if key.lower() in _SSH_LOCAL:
+                found.append(command.strip())
     return found
 
 

@@ -212,16 +212,19 @@ class _Splitter:
             elif c in shellscan.SEPARATORS:
                 if self.in_condition and c in "()":
                     self.condition_depth += 1 if c == "(" else -1
+                # A newline right after `|` (a comment between) continues the pipeline, bodies of
+                # here-documents read first (review s31, helper 109: `x |⏎python3` ran piped).
+                piping = c == "\n" and self.after_pipe and not (self.words or self.inner or self.in_word)
                 self.end_part()
                 start, i = i, i + 1
                 if c == "\n" and self.bodies:
                     i = self.skip_bodies(i)
-                    self.after_pipe = False
+                    self.after_pipe = piping
                     continue
                 while i < n and s[i] in ";&|":  # &&, ||, ;;, |&, ;& read as one separator
                     i += 1
                 if c not in "()":  # `a | (b)`: b still reads the pipe
-                    self.after_pipe = s[start:i] in ("|", "|&")
+                    self.after_pipe = piping or s[start:i] in ("|", "|&")
                 elif c == "(":
                     self.feeds.paren(self.after_pipe, self.parts, s[start + 1 : start + 9].lstrip())
             else:
@@ -238,8 +241,9 @@ class _Splitter:
                 self.add(c)
                 i += 1
         self.end_part()
+        diverts = self.feeds.diverts(self.parts)
         for part in self.parts:
-            part.functions = self.feeds.functions
+            part.functions, part.line_diverts = self.feeds.functions, diverts
         return self.parts
 
     def arithmetic(self, i: int) -> int | None:

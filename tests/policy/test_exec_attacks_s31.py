@@ -40,7 +40,7 @@ from console.policy.chmodes import mode_bits
 
 RULES = dict(allow=["npm", "npx", "timeout", "nice", "stdbuf", "flock", "env", "script",
                     "strace", "chmod", "git", "true", "ls", "pnpm", "yarn", "tar", "sort", "rg",
-                    "man", "rsync"],
+                    "man", "rsync", "zip", "ssh", "scp", "sftp", "vim"],
              forbid=["touch", "git push", "rm -rf ~", "chmod -R 777", "evil", "node"])
 OPEN = ExecRules(**RULES, default="allow")
 ASKS = ExecRules(**RULES, default="ask")
@@ -101,6 +101,16 @@ DENIED = [
     "sort --compress-program=touch f",
     "rg --pre touch x",
     "man -P touch ls",
+    # third round (helper 109), each run with the real tool
+    "env 'npm_config_script-shell=touch' npm run x",
+    "tar -cf a.tar --checkpoint=1 --checkpoint-action=exec=touch x",
+    "tar -cf a.tar --checkpoint-act=exec=touch x",
+    "zip -TT=touch -T a.zip x",
+    "ssh -o ProxyCommand=touch h.invalid",
+    "ssh -oProxyCommand=touch h.invalid",
+    "ssh -o 'ProxyCommand touch' h.invalid",
+    "scp -S touch x h.invalid:y",
+    "sftp -S touch h.invalid",
 ]
 ASKED = [  # a program npm or git runs whose words the rules cannot see whole
     "npx --shell=/tmp/sh hi",
@@ -116,13 +126,21 @@ ASKED = [  # a program npm or git runs whose words the rules cannot see whole
     "git clone -qccore.hooksPath=H src d",
     "npm config set script-shell touch --location=project",
     "npm set editor=touch",
+    "npm --location project config set script-shell touch",  # third round (helper 109)
+    "npm c set script-shell touch",
+    "npm run x --userconfig ./rc",
+    "npm_config_globalconfig=./rc npm run x",
+    "tar cIf touch b.tar x",
+    "ssh -F ./cfg h.invalid",
+    "vim -Es -c '!touch' -c q x",
 ]
 STILL_ALLOWED = ["npx prettier --check .", "npm exec -- ls", "npx tsc -p .", "npm run build",
                  "timeout 5 ls", "timeout --signal KILL 5 ls", "env --unset X ls", "chmod -R 755 d",
                  "chmod -R u=rwx,go=rx d", "strace --columns 40 -o out.txt ls",
                  "git clone https://x.invalid/y dst", "git clone -c core.autocrlf=false ssh://x.invalid/y d",
                  "git clone -q src d", "npm config set registry http://127.0.0.1:1/", "tar -xzf a.tar.gz",
-                 "sort -n f", "rg --pre-glob '*.x' y", "npx -y prettier --check .", "flock /tmp/l ls"]
+                 "sort -n f", "rg --pre-glob '*.x' y", "npx -y prettier --check .", "flock /tmp/l ls",
+                 "tar xzf a.tgz", "ssh h.invalid ls", "vim x", "npm config get registry"]
 
 
 @pytest.mark.parametrize("command", DENIED)
