@@ -292,16 +292,19 @@ class Inbox:
     async def _forbidding(self, req: Request) -> Decision | None:
         """The policy in force now, when it denies req (a forbid or deny rule, a deny grant);
         None when it does not, or when nothing here can say."""
+        decision = await self._policy_says(req)
+        return decision if decision is not None and decision.action == "deny" else None
+
+    async def _policy_says(self, req: Request) -> Decision | None:
+        """What the rules and grants in force now decide for req (None: nothing here can say)."""
         if self._policy_now is None:
             return None
         try:
             decision = self._policy_now(req.kind, req.subject, req.run_id, req.profile)
-            if not isinstance(decision, Decision):
-                decision = await decision
+            return decision if isinstance(decision, Decision) else await decision
         except Exception as exc:  # fail closed: an allow nobody could check is not given
             return Decision("deny", Provenance("error", detail=f"the policy in force could not "
                                                              f"be checked ({exc}); denied"))
-        return decision if decision.action == "deny" else None
 
     async def close_forbidden(self) -> tuple[str, ...]:
         """After a reload: pending requests the policy in force now denies are closed as
@@ -335,7 +338,7 @@ class Inbox:
         try:
             grants = [new_grant(req.kind, p, "allow" if allow else "deny", sc, run_id=req.run_id,
                                 profile=req.profile, decided_by=actor, now=now,
-                                exact=pattern is None, folder=folder) for p, folder in patterns]
+                                exact=pattern is None, context=context) for p, context in patterns]
         except ValueError as exc:
             shown = printable(pattern or patterns[0][0], 80)
             raise Failure("bad-pattern", f'pattern "{shown}": {exc}') from None
@@ -367,8 +370,11 @@ class Inbox:
             if g is None:
                 continue
             deny = g if g.effect == "deny" else None
-            forbidding = None if deny else await self._forbidding(req)
+            says = None if deny else await self._policy_says(req)
+            forbidding = says if says is not None and says.action == "deny" else None
             now = self._clock()
+            if says is not None and says.action == "ask":
+                continue  # the hook's next ask would ask (a grant a part relied on is gone): a person
             if forbidding is not None:  # a grant never outranks a rule that denies
                 if await self._close_recorded(req, "denied", forbidding.provenance,
                                               EVENT_DECIDED):

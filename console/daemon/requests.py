@@ -119,14 +119,14 @@ class Request:
         return [p for p in self.grant_patterns if blocked is not None and p not in blocked]
 
     def own_grant_parts(self) -> list[tuple[str, str | None]]:
-        """own_grant_patterns, each with the folder its command runs in (the line's `cd`, the
-        hook's own `cd CWD &&`): an exact grant covers the command there only (review s31,
-        helper 110: `make` approved after `cd src &&` allowed `make` at the top)."""
+        """own_grant_patterns, each with the line's `cd`s before it as written (the agent's, the
+        hook's own `cd CWD &&`): an exact grant covers the command after them only (review s31,
+        helpers 110, 111: `make` approved after `cd src &&` allowed `make` at the top)."""
         patterns = self.own_grant_patterns()
         if self.kind != "exec" or not patterns:
             return [(p, None) for p in patterns]
         # (a part of redirections only, `> F` of `cat &>F`, runs nothing: no grant of its own)
-        return list(dict.fromkeys((canonical(part), part.folder) for part in _top_parts(self.subject)
+        return list(dict.fromkeys((canonical(part), part.cd_context) for part in _top_parts(self.subject)
                                   if canonical(part) in patterns and command_words(part)))
 
     def why_no_grants(self, pattern: str | None) -> str | None:
@@ -233,10 +233,23 @@ def answering_grant(table: GrantTable, req: Request, now: float,
     ports = profiles.ports(req.profile) if profiles else WEB_PORTS
     found = [table.match(req.kind, p, req.run_id, req.profile, now, consume=False, ports=ports)
              for p in req.grant_patterns]
-    deny = next((g for g in found if g and g.effect == "deny"), None)
+    dialled = [table.match(req.kind, a, req.run_id, req.profile, now, consume=False, ports=ports)
+               for a in _dialled(req)]  # a deny grant on an address it resolved to
+    deny = next((g for g in [*found, *dialled] if g and g.effect == "deny"), None)
     if deny is not None:
         return deny
     return found[0] if all(g and g.effect == "allow" for g in found) else None
+
+
+def _dialled(req: Request) -> list[str]:
+    """A network request's addresses as `address:port`, which the gate checks deny grants
+    against (review s31, helper 111: a deny of 127.0.0.9:443 did not stop the inbox answering
+    a name that resolves there)."""
+    addresses = req.detail.get("addresses") if req.kind == "network" else None
+    port = req.subject.rpartition(":")[2]
+    if not isinstance(addresses, list) or not port.isdigit():
+        return []
+    return [f"[{a}]:{port}" if ":" in str(a) else f"{a}:{port}" for a in addresses[:16]]
 
 
 def _top_parts(command: str) -> list[CommandPart]:

@@ -12,7 +12,6 @@ from functools import cached_property
 from typing import Any
 
 from console.policy.execshape import CommandPattern, compile_pattern
-from console.policy.folders import UNKNOWN
 from console.policy.hosts import (
     BadTarget,
     address_text,
@@ -27,6 +26,7 @@ from console.policy.parts import (
     canonical,
     command_words,
     named_words_expand,
+    redirections,
     write_targets,
 )
 from console.policy.types import Provenance
@@ -43,11 +43,12 @@ MAX_TIMED_S = 7 * 24 * 3600
 # with it): a grant may cover one fed by a pipe. Any other program may run what the pipe brings
 # (`| python3`, `| node`, `| patch`, `| sqlite3`), which a grant, holding words only, never
 # holds (review s30: one approval of `echo 'print(1)' | python3` allowed every later script).
-# Not sed nor awk: `sed 's/.*/&/e'` and `awk '{system($0)}'` run what they read.
+# Not sed nor awk: `sed 's/.*/&/e'` and `awk '{system($0)}'` run what they read; nor less or
+# more: a lesskey file (`~/.lesskey`, `-k F`, `LESSKEYIN`) sets LESSOPEN (review s31, helper 111).
 DATA_FILTERS = frozenset({
     "cat", "tac", "head", "tail", "grep", "egrep", "fgrep", "rg", "sort", "uniq", "wc", "cut",
     "tr", "column", "fold", "nl", "fmt", "pr", "paste", "rev", "expand", "unexpand", "jq",
-    "less", "more", "tee", "base64", "md5sum", "sha1sum", "sha256sum", "sha512sum", "xxd",
+    "tee", "base64", "md5sum", "sha1sum", "sha256sum", "sha512sum", "xxd",
     "od", "hexdump", "strings", "true"})
 
 
@@ -61,8 +62,10 @@ def fed_code(part: CommandPart) -> bool:
     words = list(command_words(part))
     stages = unwrap_stages(words)
     program = stages[-1] if stages else []
-    if not program or program[0] in part.functions or write_targets(part) or part.line_diverts:
-        return True
+    if not program or part.functions or write_targets(part) or part.line_diverts or any(
+            op.rsplit("&", 1)[-1].isdigit() and int(op.rsplit("&", 1)[-1]) > 2
+            for op, _ in redirections(part) if ">&" in op):  # `>&3`: a file opened before
+        return True  # (any function the line defines: `/bin/cat() {...}` is named so too)
     name = words[len(words) - len(program)]  # as written: unwrap_stages reads `./cat` as cat
     if "/" in name and name.rsplit("/", 1)[0] not in _SYSTEM_BIN:
         return True
@@ -79,7 +82,7 @@ _ASSIGNS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
 
 def _filter_writes_or_runs(name: str, args: list[str]) -> bool:
     """A data filter's options that write a file or run a program: tee's files, sort's -o and
-    --compress-program, uniq's output file, xxd -r's, less's log file, rg's --pre."""
+    --compress-program, uniq's output file, xxd -r's, rg's --pre."""
     end = args.index("--") if "--" in args else len(args)  # after `--`, `-d/../F` is a file
     options = [a for a in args[:end] if a.startswith("-") and a != "-"]
     files = [a for a in args[:end] if not a.startswith("-") or a == "-"] + args[end + 1 :]
@@ -91,8 +94,6 @@ def _filter_writes_or_runs(name: str, args: list[str]) -> bool:
         return len(files) > 1
     if name == "xxd":
         return len(files) > 1 or any(not o.startswith("--") and "r" in o for o in options)
-    if name in ("less", "more"):
-        return any(o.startswith(("-o", "-O", "--log", "--LOG")) for o in options)
     if name == "rg":
         return any(o.startswith("--pre") for o in options)
     return False
@@ -142,9 +143,10 @@ class Grant:
     # An exec allow grant covers exactly the command a person saw, unless it was given as a
     # pattern (`--pattern`), which covers added words too (never a write or executing option).
     exact: bool = True
-    # The folder an exact grant's command was approved in (CommandPart.folder: None for the
-    # run's own): `make` approved after `cd src &&` is not `make` at the top (review s31).
-    folder: str | None = None
+    # The line as written from its first `cd` up to an exact grant's command (CommandPart
+    # .cd_context; None without one): `make` approved after `cd src &&` is not `make` at the
+    # top, nor after `(cd src);` (review s31, helpers 110 and 111).
+    context: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in GRANT_KINDS:
@@ -190,8 +192,7 @@ class Grant:
         if part.opaque or part.unseen or part.heredocs or fed_code(part):  # a pattern holds none
             return False
         if self.exact:  # `rm ./*` is not the `rm './*'` a person approved, nor `~` their '~'
-            return (not part.expands and part.folder == self.folder and part.folder != UNKNOWN
-                    and pattern.is_exactly(part))
+            return not part.expands and part.cd_context == self.context and pattern.is_exactly(part)
         if named_words_expand(part, len(pattern.program_words)):
             return False
         return pattern.allows(part)
@@ -230,7 +231,7 @@ class Grant:
 def new_grant(
     kind: str, pattern: str, effect: str, scope: str | Scope, *, run_id: str | None,
     profile: str | None, decided_by: str | None, now: float | None = None, exact: bool = True,
-    folder: str | None = None,
+    context: str | None = None,
 ) -> Grant:
     """A grant for a scope word ("run", "10m"...), bound to the run or profile it came from."""
     now = time.time() if now is None else now
@@ -241,7 +242,7 @@ def new_grant(
         run_id=run_id if sc.kind in ("once", "run", "timed") else None,
         profile=profile if sc.kind == "profile" else None,
         expires_at=now + sc.seconds if sc.seconds else None,
-        decided_by=decided_by, created_at=now, exact=exact, folder=folder,
+        decided_by=decided_by, created_at=now, exact=exact, context=context,
     )
 
 

@@ -45,6 +45,11 @@ class CommandPart:
     # Its line writes through a redirection or changes what a program's name runs (PATH,
     # hash, alias): a part fed by a pipe there is never a mere data filter (reserved.Feeds).
     line_diverts: bool = False
+    # The separators between it and the part before (`&&`, `;`, `|`, `)` and `;`...), and the
+    # line as written from its first `cd`, `pushd` or `popd` up to it (unwrap.py): an exact
+    # grant covers its command after the same `cd`s only (review s31, helpers 110 and 111).
+    joined: str = ""
+    cd_context: str | None = None
 
     @property
     def blind(self) -> bool:

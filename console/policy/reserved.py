@@ -49,6 +49,9 @@ def reserved_word(words: list[str]) -> str:
     return words[k] if k < len(words) else ""
 
 
+_NOT_FILES = ("", "/dev/null", "/dev/stdout", "/dev/stderr")  # ("": a dup such as 2>&1)
+
+
 class Feeds:
     """Which parts of a line read a pipe (CommandPart.piped), and the functions it defines."""
 
@@ -80,19 +83,19 @@ class Feeds:
 
     @staticmethod
     def diverts(parts: list) -> bool:
-        """Whether the line writes through a redirection or a file descriptor it opened, or
-        changes which program a name runs (PATH, hash, alias, enable): what a pipe feeds may
-        then go anywhere (review s31, helper 109: `echo x | { cat; } > F`, `exec 3>F; ... |
-        cat >&3`, `PATH=dir; echo x | cat`)."""
+        """Whether what a pipe feeds may go somewhere its part does not show: the line opens a
+        file for the shell itself (`exec >F`, `exec 3>F`), closes a compound with a file after
+        a fed part (`... | { cat; } > F`), or changes which program a name runs (PATH set by
+        any means, hash, alias, enable, unset) (review s31, helpers 109 and 111)."""
+        fed = False
         for part in parts:
-            for op, target in redirections(part):
-                if ">" not in op:
-                    continue
-                dup_to = op.rsplit("&", 1)[1] if not target and "&" in op else None
-                if (dup_to is None and target != "/dev/null") or (
-                        dup_to and dup_to.isdigit() and int(dup_to) > 2):
-                    return True
-            if part.words[:1] in (["unset"], ["hash"], ["alias"], ["enable"]) or any(
-                    w.startswith(("PATH=", "PATH+=")) for w in part.words):
+            words = part.words
+            fed = fed or part.piped
+            writes = any(">" in op and target not in _NOT_FILES for op, target in redirections(part))
+            if writes and (words[:1] == ["exec"] or (fed and reserved_word(words) in CLOSERS)):
+                return True
+            if words[:1] in (["unset"], ["hash"], ["alias"], ["enable"]) or any(
+                    w == "PATH" or w.startswith(("PATH=", "PATH+=", "PATH[")) or w.endswith("=PATH")
+                    for w in words):  # read PATH, for PATH in, printf -v PATH, getopts x PATH
                 return True
         return False

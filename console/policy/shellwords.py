@@ -57,6 +57,7 @@ class _Splitter:
         self.bodies: list[tuple[CommandPart, str, bool, bool]] = []
         self.after_pipe = False  # the next part's input is a pipe (`|` or `|&` before it)
         self.feeds = Feeds()  # which parts read a pipe, and the functions the line defines
+        self.sep = ""  # the separators since the last part (CommandPart.joined)
 
     def end_word(self) -> None:
         if self.in_word:
@@ -73,7 +74,8 @@ class _Splitter:
         if self.words or self.inner:
             part = CommandPart(self.words, self.opaque, False, self.inner, self.redirects,
                                globs=self.globs, expands=sorted(set(self.expands)),
-                               piped=self.feeds.part(self.words, self.after_pipe))
+                               piped=self.feeds.part(self.words, self.after_pipe), joined=self.sep)
+            self.sep = ""
             self.after_pipe = False
             self.parts.append(part)
             for k, strip, quoted in self.heredoc_words:
@@ -218,11 +220,13 @@ class _Splitter:
                 self.end_part()
                 start, i = i, i + 1
                 if c == "\n" and self.bodies:
+                    self.sep += "\n"
                     i = self.skip_bodies(i)
                     self.after_pipe = piping
                     continue
                 while i < n and s[i] in ";&|":  # &&, ||, ;;, |&, ;& read as one separator
                     i += 1
+                self.sep += s[start:i]  # what joins the next part to the one before (`)`+`;`)
                 if c not in "()":  # `a | (b)`: b still reads the pipe
                     self.after_pipe = piping or s[start:i] in ("|", "|&")
                 elif c == "(":

@@ -16,7 +16,7 @@ from console.policy.arith import evaluates_a_value, names_bash_integer
 from console.policy.envsplit import UNKNOWN_WORD, env_split
 from console.policy.folders import UNKNOWN, folder_after, moves, own_folder
 from console.policy.gitwords import git_commands, git_runs_config, skip_git_options
-from console.policy.parts import CommandPart, ParseError, command_words, redirections
+from console.policy.parts import CommandPart, ParseError, canonical, command_words, redirections
 from console.policy.runners import (
     npm_sets_a_program,
     runner_readings,
@@ -416,12 +416,16 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         for p in other:
             p.nested = True
         out.extend(other)
+    trail: list[str] = []  # the line from its first cd, as written (CommandPart.cd_context)
     for part in top:
         words = command_words(part)
         stages = unwrap_stages(words)
         program = stages[-1]
         part.folder = own_folder(folder, words[: len(words) - len(program)])
         folder = folder_after(folder, program, "CDPATH" in line)
+        if trail or program[:1] in (["cd"], ["pushd"], ["popd"]):
+            part.cd_context = "".join(trail) + part.joined if trail else None
+            trail.append(part.joined + canonical(part))
         if program[:1] == ["git"] and git_runs_config(words) or npm_sets_a_program(words):
             part.opaque = True  # `git -c alias.p='push --force' p`, core.sshCommand, ...
         if len(stages) > MAX_WRAPPERS:

