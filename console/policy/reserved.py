@@ -99,3 +99,42 @@ class Feeds:
                     for w in words):  # read PATH, for PATH in, printf -v PATH, getopts x PATH
                 return True
         return False
+
+
+class CdContexts:
+    """CommandPart.cd_context, part by part, for the grants it binds (review s31, helpers 110 to
+    112): None where no `cd` came before; after a chain of `cd`s the line starts with, joined by
+    `&&` (the hook's own `cd CWD &&`, an agent's `cd src && make`), that chain, for each part it
+    reaches through `&&` and `|` only (those run only where every cd succeeded); anywhere else,
+    the whole line before the part as written, so a `cd` that may not have run (`git status &&
+    cd src; make`, `cd src & make`, `(cd src); make`) never matches one that did."""
+
+    CDS = (["cd"], ["pushd"], ["popd"])
+    _REACHES = ("&&", "|", "|&")
+
+    def __init__(self) -> None:
+        self.before: list[str] = []  # the line so far, as written
+        self.chain = ""
+        self.state = "start"  # start | no-cd | chain | reached | broken
+
+    def next(self, joined: str, text: str, is_cd: bool) -> str | None:
+        """The context of the next part (`joined`: its separators before it), then read it.
+        (`cd X | y`: the cd runs in the pipeline's own process, so `|` reaches from a part
+        after the chain only.)"""
+        reaches = joined == "&&" or (self.state == "reached" and joined in ("|", "|&"))
+        if self.state in ("start", "no-cd"):
+            context = None
+        elif self.state in ("chain", "reached") and reaches and not (is_cd and self.state == "reached"):
+            context = self.chain
+        else:
+            context = "".join(self.before) + joined
+        if self.state == "start":
+            self.state = ("broken" if joined else "chain") if is_cd else "no-cd"
+        elif self.state in ("chain", "reached") and reaches and (not is_cd or self.state == "chain"):
+            self.state = "chain" if is_cd else "reached"
+        elif is_cd or self.state != "no-cd":
+            self.state = "broken"
+        if self.state == "chain":
+            self.chain += joined + text
+        self.before.append(joined + text)
+        return context

@@ -17,6 +17,7 @@ from console.policy.envsplit import UNKNOWN_WORD, env_split
 from console.policy.folders import UNKNOWN, folder_after, moves, own_folder
 from console.policy.gitwords import git_commands, git_runs_config, skip_git_options
 from console.policy.parts import CommandPart, ParseError, canonical, command_words, redirections
+from console.policy.reserved import CdContexts
 from console.policy.runners import (
     npm_sets_a_program,
     runner_readings,
@@ -416,16 +417,14 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         for p in other:
             p.nested = True
         out.extend(other)
-    trail: list[str] = []  # the line from its first cd, as written (CommandPart.cd_context)
+    cds = CdContexts()  # CommandPart.cd_context, part by part
     for part in top:
         words = command_words(part)
         stages = unwrap_stages(words)
         program = stages[-1]
         part.folder = own_folder(folder, words[: len(words) - len(program)])
         folder = folder_after(folder, program, "CDPATH" in line)
-        if trail or program[:1] in (["cd"], ["pushd"], ["popd"]):
-            part.cd_context = "".join(trail) + part.joined if trail else None
-            trail.append(part.joined + canonical(part))
+        part.cd_context = cds.next(part.joined, canonical(part), program[:1] in CdContexts.CDS)
         if program[:1] == ["git"] and git_runs_config(words) or npm_sets_a_program(words):
             part.opaque = True  # `git -c alias.p='push --force' p`, core.sshCommand, ...
         if len(stages) > MAX_WRAPPERS:

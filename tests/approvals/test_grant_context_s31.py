@@ -67,6 +67,28 @@ async def test_a_grant_covers_its_command_after_the_same_cds_only(agent_server: 
     assert await asked_or_allowed(agent_server, await _hook(agent_server, "make test")) == "asked"
 
 
+async def test_a_cd_that_may_not_run_never_matches_one_that_did(agent_server: AgentServer) -> None:
+    """Helper 112: approving `git status && cd src; make` bound `make` to `&&cd src;` only, and
+    `git status --bogus && cd src; make` (the cd skipped: make at the top) matched it."""
+    await _approve(agent_server, "git status && cd src; make")
+    later = await _hook(agent_server, "git status --bogus && cd src; make")
+    assert await asked_or_allowed(agent_server, later) == "asked"
+
+
+async def test_grants_after_the_hooks_own_cd_are_reused(agent_server: AgentServer) -> None:
+    """Helper 112: from a subfolder every call starts with the hook's `cd CWD &&`, and a grant
+    was bound to all of the line before it: `npm test` approved in `npm run build && npm test`
+    was asked again alone, `jq .x` after `echo a |` asked after `echo b |`."""
+    await _approve(agent_server, "cd /workspace/sub && npm run build && npm test")
+    later = await _hook(agent_server, "cd /workspace/sub && npm test")
+    assert await asked_or_allowed(agent_server, later) == "allow"
+    await _approve(agent_server, "cd /workspace/sub && echo a | jq .x")
+    later = await _hook(agent_server, "cd /workspace/sub && echo b | jq .x")
+    assert await asked_or_allowed(agent_server, later) == "allow"
+    later = await _hook(agent_server, "cd /workspace/sub && ls; npm test")  # may run at the top
+    assert await asked_or_allowed(agent_server, later) == "asked"
+
+
 async def test_a_grant_after_a_quoted_folder_is_reused(agent_server: AgentServer) -> None:
     """Helper 111: the hook's own `cd '/workspace/{{proj}}' &&` made a grant no later ask
     could use (its folder read as unknown)."""
