@@ -109,7 +109,7 @@ class CdContexts:
     the whole line before the part as written, so a `cd` that may not have run (`git status &&
     cd src; make`, `cd src & make`, `(cd src); make`) never matches one that did."""
 
-    CDS = (["cd"], ["pushd"], ["popd"])
+    CDS = (["cd"], ["pushd"], ["popd"], ["."], ["source"])  # a sourced file may cd (helper 113)
     _REACHES = ("&&", "|", "|&")
 
     def __init__(self) -> None:
@@ -121,6 +121,7 @@ class CdContexts:
         """The context of the next part (`joined`: its separators before it), then read it.
         (`cd X | y`: the cd runs in the pipeline's own process, so `|` reaches from a part
         after the chain only.)"""
+        joined = joined.rstrip("\n") or joined  # `&&⏎` is `&&`
         reaches = joined == "&&" or (self.state == "reached" and joined in ("|", "|&"))
         if self.state in ("start", "no-cd"):
             context = None
@@ -134,7 +135,9 @@ class CdContexts:
             self.state = "chain" if is_cd else "reached"
         elif is_cd or self.state != "no-cd":
             self.state = "broken"
-        if self.state == "chain":
-            self.chain += joined + text
+        if self.state == "chain":  # a cd to a whole path starts the chain again: the hook's own
+            # `cd CWD &&` before the agent's `cd CWD &&` is the same place (review s31, helper 113)
+            absolute = text.startswith(("cd /", "cd '/", "pushd /", "pushd '/"))
+            self.chain = text if absolute else self.chain + joined + text
         self.before.append(joined + text)
         return context

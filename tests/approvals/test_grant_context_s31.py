@@ -89,6 +89,19 @@ async def test_grants_after_the_hooks_own_cd_are_reused(agent_server: AgentServe
     assert await asked_or_allowed(agent_server, later) == "asked"
 
 
+async def test_a_sourced_file_is_read_as_a_cd_and_the_agents_own_cd_to_cwd_changes_nothing(
+        agent_server: AgentServer) -> None:
+    """Helper 113: `make` granted in `make && source ./env.sh` covered `source ./env.sh && make`
+    (env.sh may cd); and the hook's `cd CWD &&` before the agent's own `cd CWD &&` made a
+    context that neither `npm test` nor `cd CWD && npm test` from that folder reused."""
+    await _approve(agent_server, "make && source ./env.sh")
+    later = await _hook(agent_server, "source ./env.sh && make")
+    assert await asked_or_allowed(agent_server, later) == "asked"
+    await _approve(agent_server, "cd /workspace/sub && cd '/workspace/sub' && npm test")  # the agent's own cd too
+    for later in ("cd /workspace/sub && npm test", "cd /workspace/sub &&\nnpm test"):  # the hook's prefix alone
+        assert await asked_or_allowed(agent_server, await _hook(agent_server, later)) == "allow", later
+
+
 async def test_a_grant_after_a_quoted_folder_is_reused(agent_server: AgentServer) -> None:
     """Helper 111: the hook's own `cd '/workspace/{{proj}}' &&` made a grant no later ask
     could use (its folder read as unknown)."""
