@@ -1,5 +1,6 @@
-"""Bash's reserved words, and where bash reads one: a compound command's start (so `((` is
-arithmetic there) and the words that open and close a compound command."""
+"""How bash joins a line's commands, as grants and `((` need it: its reserved words (where a
+compound command starts, and the words that open and close one), which parts read a pipe
+(Feeds), and which `cd`s a part runs after (CdContexts)."""
 
 from __future__ import annotations
 
@@ -110,7 +111,6 @@ class CdContexts:
     cd src; make`, `cd src & make`, `(cd src); make`) never matches one that did."""
 
     CDS = (["cd"], ["pushd"], ["popd"], ["."], ["source"])  # a sourced file may cd (helper 113)
-    _REACHES = ("&&", "|", "|&")
 
     def __init__(self) -> None:
         self.before: list[str] = []  # the line so far, as written
