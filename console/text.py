@@ -235,8 +235,8 @@ def as_agents(line: str) -> str:
         if k in colours:
             continue
         for c in unicodedata.normalize("NFKD", ch) if not ch.isascii() else ch:
-            if not c.isascii() and unicodedata.category(c) in _UNSEEN_IN_NOTE:
-                continue
+            if not c.isascii() and (hides(c) or unicodedata.category(c)[0] == "M"):
+                continue  # drawn as nothing (or on the letter before): a mark, a format character
             keys.append(c.lower().translate(_LOOK_ALIKE))
             where.append(k)
     folded, out, last = "".join(keys), [], 0
@@ -249,9 +249,7 @@ def as_agents(line: str) -> str:
     return "".join(out) + line[last:] if out else line
 
 
-# What a reader does not see between the letters of `[pilothouse]`, and letters of other
-# scripts drawn as its letters (Cyrillic, Greek, dotless i).
-_UNSEEN_IN_NOTE = frozenset({"Mn", "Me", "Mc", "Cf", "Co", "Cn", "Zs", "Cc"})
+# Letters of other scripts drawn as the letters of `[pilothouse]` (Cyrillic, Greek, dotless i).
 _LOOK_ALIKE = str.maketrans({"р": "p", "і": "i", "ı": "i", "ӏ": "l", "о": "o", "ο": "o",
                              "т": "t", "һ": "h", "υ": "u", "ѕ": "s", "е": "e", "ℓ": "l",
                              "ι": "i", "ρ": "p", "τ": "t", "ѵ": "u"})

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.policy import Grant, GrantTable, Provenance, subject_too_long, ungrantable
-from console.policy.grants import WEB_PORTS
+from console.policy.grants import WEB_PORTS, covering
 from console.policy.parts import CommandPart, ParseError, canonical, command_words
 from console.policy.unwrap import expand
 from console.text import cut_by_hook, printable, request_line
@@ -265,11 +265,11 @@ def _answering_exec_grant(table: GrantTable, req: Request, now: float) -> Grant 
         parts = expand(req.subject)
     except ParseError:
         return None
-    deny = next((g for part in parts for g in live if g.effect == "deny" and g.covers(part)), None)
+    deny = next((g for part in parts if (g := covering(live, "deny", part))), None)
     if deny is not None:
         return deny
     asked = [p for p in parts if not p.nested and canonical(p) in req.grant_patterns]
-    found = [next((g for g in live if g.effect == "allow" and g.covers(p)), None) for p in asked]
+    found = [covering(live, "allow", p) for p in asked]
     return found[0] if found and all(found) else None
 
 

@@ -41,6 +41,7 @@ from console.policy.grants import (
     GrantTable,
     Scope,
     canonical_network_pattern,
+    covering,
     fed_code,
     grant_to_rule,
     new_grant,
@@ -216,7 +217,7 @@ def evaluate_exec(
     live = grants.live("exec", run_id, profile, now) if grants else []
     # 2. deny grants, seen through wrappers like forbid rules.
     for part in parts:
-        g = next((g for g in live if g.effect == "deny" and g.covers(part)), None)
+        g = covering(live, "deny", part)
         if g:
             if consume and grants:
                 grants.consume(g)
@@ -226,7 +227,7 @@ def evaluate_exec(
     verdicts: list[tuple[str, Provenance, CommandPart]] = []
     used: list[Grant] = []
     for part in top:
-        g = next((g for g in live if g.effect == "allow" and g.covers(part)), None)
+        g = covering(live, "allow", part)
         if g:
             used.append(g)
             verdicts.append(("allow", g.provenance(), part))

@@ -21,6 +21,7 @@ from console.policy.hosts import (
 )
 from console.policy.netrules import Pattern, parse_pattern
 from console.policy.parts import (
+    ASSIGNMENT,
     CommandPart,
     ParseError,
     canonical,
@@ -70,14 +71,13 @@ def fed_code(part: CommandPart) -> bool:
     if "/" in name and name.rsplit("/", 1)[0] not in _SYSTEM_BIN:
         return True
     before = words[: len(words) - len(program)]  # `PATH=dir cat`, `env PATH=dir cat`
-    if any(_ASSIGNS.match(w) for w in before):
+    if any(ASSIGNMENT.match(w) for w in before):
         return True
     base = name.rsplit("/", 1)[-1]
     return base not in DATA_FILTERS or _filter_writes_or_runs(base, program[1:])
 
 
 _SYSTEM_BIN = ("/bin", "/usr/bin", "/usr/local/bin")  # root's folders: the agent writes none
-_ASSIGNS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
 
 
 def _filter_writes_or_runs(name: str, args: list[str]) -> bool:
@@ -143,9 +143,9 @@ class Grant:
     # An exec allow grant covers exactly the command a person saw, unless it was given as a
     # pattern (`--pattern`), which covers added words too (never a write or executing option).
     exact: bool = True
-    # The line as written from its first `cd` up to an exact grant's command (CommandPart
-    # .cd_context; None without one): `make` approved after `cd src &&` is not `make` at the
-    # top, nor after `(cd src);` (review s31, helpers 110 and 111).
+    # The `cd`s an exact grant's command was approved after (CommandPart.cd_context, read by
+    # reserved.CdContexts; None without one): `make` approved after `cd src &&` is not `make`
+    # at the top, nor after `(cd src);` (review s31, helpers 110 to 113).
     context: str | None = None
 
     def __post_init__(self) -> None:
@@ -226,6 +226,12 @@ class Grant:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def covering(live: Sequence[Grant], effect: str, part: CommandPart) -> Grant | None:
+    """The first of these live exec grants with this effect that covers the part: the one look
+    evaluate_exec and the inbox's answer to a pending request both make."""
+    return next((g for g in live if g.effect == effect and g.covers(part)), None)
 
 
 def new_grant(

@@ -62,6 +62,8 @@ def canonical(part: CommandPart) -> str:
     return " ".join(w if i in part.redirects else shlex.quote(w) for i, w in enumerate(part.words))
 
 
+# A shell assignment's start, `NAME=` or `NAME+=` (match and fullmatch read it from the start).
+ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 _FD = r"(?:[0-9]*|\{[^}]*\})"  # `2>`, `{fd}>`
 _DUP = re.compile(rf"^{_FD}[<>]&([0-9]+|-)$")  # 2>&1, >&2, <&0, >&-: no file involved
 _READS = re.compile(rf"^{_FD}(<|<<|<<-|<<<)$")

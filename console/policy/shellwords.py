@@ -16,7 +16,7 @@ import re
 
 from console.policy import shellscan
 from console.policy.arith import reads_a_value
-from console.policy.parts import CommandPart, ParseError
+from console.policy.parts import ASSIGNMENT, CommandPart, ParseError
 from console.policy.reserved import Feeds, compound_may_start
 
 MAX_ARITH_MISSES = 16
@@ -29,7 +29,6 @@ def _continues(line: str) -> bool:
     return (len(line) - len(line.rstrip("\\"))) % 2 == 1
 
 
-_ASSIGNMENT_START = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 
 
 class _Splitter:
@@ -323,8 +322,8 @@ class _Splitter:
         `=` or a `:`)."""
         if c == "~":  # as bash does: `x=~`, `PATH=a:~/b` (an argument like one too), not `--o=~`
             before = "".join(self.word) if self.in_word else ""
-            return not before or (bool(_ASSIGNMENT_START.match(before)) and (
-                before.endswith(":") or _ASSIGNMENT_START.fullmatch(before) is not None))
+            return not before or (bool(ASSIGNMENT.match(before)) and (
+                before.endswith(":") or ASSIGNMENT.fullmatch(before) is not None))
         if c == "[":  # a `]` later in the word, quoted or not (`x[a' ']` is a glob)
             return "]" in self.s[i + 1 : self.word_end(i)]
         return c in "*?"

@@ -16,7 +16,14 @@ from console.policy.arith import evaluates_a_value, names_bash_integer
 from console.policy.envsplit import UNKNOWN_WORD, env_split
 from console.policy.folders import UNKNOWN, folder_after, moves, own_folder
 from console.policy.gitwords import git_commands, git_runs_config, skip_git_options
-from console.policy.parts import CommandPart, ParseError, canonical, command_words, redirections
+from console.policy.parts import (
+    ASSIGNMENT,
+    CommandPart,
+    ParseError,
+    canonical,
+    command_words,
+    redirections,
+)
 from console.policy.reserved import CdContexts
 from console.policy.runners import (
     npm_sets_a_program,
@@ -44,7 +51,6 @@ from console.policy.wrappers import (
 
 MAX_DEPTH = 3  # nested commands looked into: $(... $(... $(...)))
 
-_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\+?=")
 _REDIRECT = re.compile(r"^(\d*|\{[^}]*\})[<>]")  # `2>`, `{fd}>` too
 _NUMBER = re.compile(r"^\d+(\.\d+)?[smhd]?$")
 # `time` is not here: bash's keyword and /usr/bin/time both run the command after their
@@ -129,7 +135,7 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
                     break
             else:
                 i += 1
-        elif w.startswith("-") and len(w) > 1 or (name == "env" and _ASSIGNMENT.match(w)):
+        elif w.startswith("-") and len(w) > 1 or (name == "env" and ASSIGNMENT.match(w)):
             i += 1
         else:
             break
@@ -152,7 +158,7 @@ def unwrap_stages(words: list[str], readings: int = 1) -> list[list[str]]:
         w = words[i]
         if w == "function" or (w == "coproc" and i + 2 < n and words[i + 2] == "{"):
             i += 2  # `function NAME`, `coproc NAME {`: the name is not a command
-        elif _ASSIGNMENT.match(w) or w in _KEYWORDS:
+        elif ASSIGNMENT.match(w) or w in _KEYWORDS:
             i += 1
         elif _REDIRECT.match(w):
             i += 2 if w[-1] in "<>|&" else 1
@@ -438,7 +444,7 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         if evaluates_a_value(program) or names_bash_integer(words):
             part.opaque = True  # `printf -v 'a[x]' 1` evaluates x's value: a[$(cmd)] runs cmd
         for w in words[: len(words) - len(program)]:
-            if _ASSIGNMENT.match(w) and ("$(" in w or "`" in w):
+            if ASSIGNMENT.match(w) and ("$(" in w or "`" in w):
                 # bash evaluates a value as arithmetic where its name stands bare in one
                 # (`x='a[$(cmd)]'; (( x ))` runs cmd): its substitutions are looked at.
                 body_substitutions(w.split("=", 1)[1], part)
