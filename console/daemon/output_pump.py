@@ -1,6 +1,7 @@
 """A run's output, read from its sandbox and cut into lines and bounded batches.
 
-Lines are cut at MAX_LINE_BYTES, so one line cannot fill memory; a batch (one run.output event
+A line longer than MAX_LINE_BYTES goes on as the next line (cut where a character starts), so
+one line cannot fill memory and no byte of it is lost; a batch (one run.output event
 on the bus, and one message to a `logs -f` client) holds at most OUTPUT_EVENT_CHARS characters,
 so a flood of long lines never makes a message a client cannot read (wire.OPERATOR_MAX_LINE).
 """
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from console.wire import batched
 
 OUTPUT_FLUSH_S = 0.05
-MAX_LINE_BYTES = 16 * 1024  # longer lines are cut, so one line cannot fill memory
+MAX_LINE_BYTES = 16 * 1024  # a longer line is stored as several, in order
 # Characters of output in one run.output event at most (a flood flushes sooner than
 # OUTPUT_FLUSH_S): as JSON, even all escaped (6 bytes a character), an event stays far under
 # the 4 MiB a client reads as one message (wire.OPERATOR_MAX_LINE).
@@ -42,13 +43,15 @@ async def pump_output(stream: asyncio.StreamReader, emit: Callable[[list[str]], 
         if chunk:
             parts = (partial + chunk).split(b"\n")
             partial = parts.pop()
-            if len(partial) > MAX_LINE_BYTES:
-                parts.append(partial[:MAX_LINE_BYTES])
-                partial = b""
-            pending.extend(_text(p) for p in parts)
+            for part in parts:
+                pending.extend(_pieces(part))
+            while len(partial) > MAX_LINE_BYTES:  # the rest of a long line waits for more
+                cut = _cut_at(partial)
+                pending.append(partial[:cut].decode("utf-8", "replace"))
+                partial = partial[cut:]
             pending_chars += len(chunk)
         if chunk == b"" and partial:
-            pending.append(_text(partial))
+            pending.extend(_pieces(partial))
             partial = b""
         if pending and (chunk is None or chunk == b"" or loop.time() >= next_flush
                         or pending_chars >= OUTPUT_EVENT_CHARS):
@@ -61,6 +64,26 @@ async def pump_output(stream: asyncio.StreamReader, emit: Callable[[list[str]], 
             return
 
 
-def _text(raw: bytes) -> str:
-    return raw[:MAX_LINE_BYTES].decode("utf-8", "replace").rstrip("\r")
+def _pieces(line: bytes) -> list[str]:
+    """One line read whole (its newline gone; a CR before it too), as lines of at most
+    MAX_LINE_BYTES bytes each: every byte kept, in order."""
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    pieces = []
+    while len(line) > MAX_LINE_BYTES:
+        cut = _cut_at(line)
+        pieces.append(line[:cut].decode("utf-8", "replace"))
+        line = line[cut:]
+    pieces.append(line.decode("utf-8", "replace"))
+    return pieces
+
+
+def _cut_at(raw: bytes) -> int:
+    """Where to cut a line longer than MAX_LINE_BYTES: at most that many bytes, before a UTF-8
+    character's continuation bytes rather than inside it (bytes that are not UTF-8: at the
+    bound)."""
+    cut = MAX_LINE_BYTES
+    while cut > MAX_LINE_BYTES - 3 and raw[cut] & 0xC0 == 0x80:
+        cut -= 1
+    return cut if raw[cut] & 0xC0 != 0x80 else MAX_LINE_BYTES
 
