@@ -174,7 +174,8 @@ def _glob_may_reach(rules: ExecRules, part: CommandPart) -> Provenance | None:
     if hit is None:
         return None
     return Provenance("default", rule_list="ask", detail=(
-        f'a glob or `~` word in "{canonical(part)}" may expand to the words of the {hit.list_name} rule '
+        f'a glob, a `~` word or a mode copied from a file (chmod --reference) in "{canonical(part)}" '
+        f'may stand for the words of the {hit.list_name} rule '
         f'"{hit.source.text}"{" at " + hit.source.where() if hit.source.where() else ""}; '
         "a person must look"))
 

@@ -83,6 +83,33 @@ def _letters(arg: str, who: str, value: int, known: int) -> int | None:
     return bits
 
 
+_ADDS = re.compile(r"[ugoa]*\+[rwxXst]+")  # a rule's mode that only adds bits
+
+
+def _may_set(word: str) -> int:
+    """The bits a mode may turn on, whatever the file's mode and the umask were (a copy of a
+    class's bits: any of them); none for a word that is no mode (a file's name: chmod would
+    refuse it as a mode)."""
+    if re.fullmatch(r"[0-7]+", word):
+        return int(word, 8) & 0o7777
+    bits = 0
+    for clause in word.split(","):
+        m = _CLAUSE.fullmatch(clause)
+        if m is None:
+            return 0
+        who = "ugo" if m[1] in ("", "a") or "a" in m[1] else m[1]
+        for op, arg in _ACTION.findall(m[2]):
+            if op == "-":
+                continue
+            if arg[:1].isdigit():
+                bits |= int(arg, 8) & 0o7777
+            elif arg in _WHO:
+                bits |= sum(_WHO[w] for w in who)
+            else:
+                bits |= _letters(arg, who, 0, 0o7777) or 0
+    return bits
+
+
 def chmod_mode(word: str) -> str:
     """A mode as the octal bits it leaves where mode_bits decides them, else as written."""
     bits = mode_bits(word)
@@ -94,6 +121,8 @@ def same_mode(same: Callable[[str, str], bool], word: str, rule_word: str) -> bo
     least the rule's setuid, setgid and sticky bits (`chmod 777` reaches `chmod 1777`)."""
     if same(word, rule_word):
         return True
+    if _ADDS.fullmatch(rule_word):  # `+x`, `u+s`: any mode that may set one of those bits
+        return bool(_may_set(word) & _may_set(rule_word))
     rule = mode_bits(rule_word)
     # Read also as under a umask of 0, which the agent may have set (`umask 0; chmod -R +rwx`
     # is 777: review s31, helper 106): a clause with no who then gives every class its bits.

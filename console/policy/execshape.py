@@ -33,6 +33,7 @@ from console.policy.parts import (
     redirection_words,
     write_targets,
 )
+from console.policy.riskyopts import dashes_end_options, risky_options, written_operand
 from console.policy.unwrap import (
     CACHED,
     WORDS_CACHED,
@@ -164,6 +165,10 @@ def shape_of(words: Sequence[str]) -> Shape | None:
             if w in takes_arg:
                 k += 1
         k += 1
+    if program == "chmod" and any(_ref_option(f) for f in flags):
+        # `--reference=F` copies F's mode: any mode, so a glob may stand for it (may_reach asks
+        # a forbid or ask rule on a mode; review s32, helper 115: `forbid chmod -R 777`).
+        positionals.insert(0, "*")
     if program == "git" and positionals and may_stand_for(positionals[0], "push"):
         # `git push origin +main` forces that ref: a forced push, whatever it is spelled as.
         if any(p.startswith("+") for p in positionals[1:]):
@@ -225,6 +230,11 @@ def covers(rule: Shape, command: Shape, same: Callable[[str, str], bool] = str._
     return all(any(same(h, w) for h in it) for w in want)
 
 
+def _ref_option(flag: str) -> bool:
+    """chmod's --reference in an unambiguous abbreviation (`--ref`; `--re` is also --recursive)."""
+    return len(flag) >= 3 and "reference".startswith(flag)
+
+
 # Programs sold under several names: a rule on the first reaches each (`mkfs.ext4` is mkfs's
 # own front end for ext4, mke2fs what it runs).
 _ALSO_NAMED = {"mkfs": ("mke2fs", "mkdosfs", "mkexfatfs", "mkntfs"), "fsck": ("e2fsck",)}
@@ -277,83 +287,6 @@ def _path_glob(path: str, glob: str) -> bool:
     names, globs = path.split("/"), glob.split("/")
     return len(names) == len(globs) and all(
         fnmatch.fnmatchcase(n, g) for n, g in zip(names, globs, strict=True))
-
-
-# --- options that execute a program or write a file ------------------------------------------
-
-# Long options risky for any program (and their unambiguous abbreviations, which GNU getopt and
-# git accept): they name a program to run or a file to write.
-_RISKY_LONG = (
-    "--output", "--output-file", "--output-document", "--output-directory", "--pre", "--exec",
-    "--exec-batch", "--upload-pack", "--receive-pack", "--to-command", "--use-compress-program",
-    "--compress-program", "--checkpoint-action", "--info-script", "--new-volume-script", "--rsh",
-    "--rsync-path", "--ext-diff", "--open-files-in-pager", "--config-env", "--exec-path",
-    "--in-place", "--upload-file", "--unzip-command", "--remote-name", "--dump-header",
-    "--cookie-jar", "--append-output", "--directory-prefix", "--log-file",
-)
-# Short options (letters, alone or in a cluster) risky for one program.
-_RISKY_SHORT = {
-    "sort": "o", "curl": "oOKTDc", "wget": "OoaPe", "sed": "i", "rsync": "e", "ssh": "oF",
-    "fd": "xX", "fdfind": "xX", "tar": "IFxcruA", "zip": "T", "yq": "i", "less": "oO",
-    "git": "O", "perl": "ie", "ruby": "ie", "strace": "o",
-    # man -P PAGER and -H[BROWSER] run them; scp and sftp -S run a program as ssh, -o can be a
-    # ProxyCommand and -F a config holding one, -D runs a local sftp server; man -C reads a
-    # config naming the pager; wget -e runs a
-    # wgetrc command (output_document=FILE, use_askpass=PROGRAM).
-    "man": "PHC", "scp": "SoFD", "sftp": "SoFD",
-}
-# Long options risky for one program only (any unambiguous abbreviation counts too).
-_RISKY_LONG_FOR = {
-    "tar": ("--extract", "--get", "--create", "--update", "--append", "--catenate",
-            "--concatenate", "--delete"),
-    "less": ("--log-file", "--LOG-FILE"),
-    "rg": ("--hostname-bin",),  # ripgrep 14 runs it to learn the host name
-    "man": ("--pager", "--html", "--config-file"),
-    "wget": ("--use-askpass", "--execute", "--config"),
-    "curl": ("--remote-name-all", "--trace", "--trace-ascii", "--libcurl", "--stderr",
-             "--output-dir", "--create-dirs", "--etag-save", "--hsts", "--alt-svc"),
-}
-# Options of one git subcommand that run a program: short letters, long names (any unambiguous
-# abbreviation). `git clone -c core.hooksPath=DIR` and `--template=DIR` run DIR's hooks,
-# `clone -u` is --upload-pack, `rebase -x` is --exec.
-_RISKY_GIT = {"clone": ("cu", ("--template", "--config")), "init": ("", ("--template",)),
-              "rebase": ("x", ()), "ls-remote": ("u", ()), "difftool": ("x", ("--extcmd",)),
-              "archive": ("o", ()), "format-patch": ("o", ())}  # -o: --output(-directory)
-# Programs whose first word may be a cluster of options without a dash (`tar xf a.tar`).
-_DASHLESS_FIRST = {"tar", "ar"}
-# Single-dash words that are whole options (find's predicates).
-_RISKY_WORDS = {
-    "find": {"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fprint", "-fprint0", "-fprintf",
-             "-fls"},
-}
-_MIN_ABBREV = 1  # GNU getopt takes any unambiguous prefix: for sort, `--o=FILE` is --output
-
-
-def _risky_long(word: str, program: str = "", more: Sequence[str] = ()) -> bool:
-    name = word.split("=", 1)[0]
-    return any(name == opt or (len(name) - 2 >= _MIN_ABBREV and opt.startswith(name))
-               for opt in (*_RISKY_LONG, *_RISKY_LONG_FOR.get(program, ()), *more))
-
-
-def risky_options(program: str, words: Sequence[str], subcommand: str = "") -> list[str]:
-    """The words (after a rule's own) that are options known to run a program or write a file;
-    for git, those of its subcommand too."""
-    found = []
-    git_short, more = _RISKY_GIT.get(subcommand, ("", ())) if program == "git" else ("", ())
-    short = _RISKY_SHORT.get(program, "") + git_short
-    whole = _RISKY_WORDS.get(program, set())
-    for k, w in enumerate(words):
-        if w == "--":
-            break
-        if k == 0 and program in _DASHLESS_FIRST and w and not w.startswith("-"):
-            w = "-" + w  # `tar xf a.tar` is `tar -xf a.tar`
-        if w in whole or (w.startswith("--") and _risky_long(w, program, more)):
-            found.append(w)
-        elif w.startswith("-") and not w.startswith("--") and not whole and any(c in short for c in w[1:]):
-            found.append(w)
-        elif program == "curl" and "%output{" in w:  # --write-out's %output{FILE} writes FILE
-            found.append(w)
-    return found
 
 
 # --- rules and grant patterns, read once ------------------------------------------------------
@@ -417,8 +350,12 @@ class CommandPattern:
         words = command_words(part)
         writes = sorted(set(write_targets(part)) - self.writes)
         sub = skip_git_options(words)[1:2] if words[:1] == ["git"] else []
-        risky = risky_options(words[0] if words else "", words[len(self.program_words):],
-                              sub[0] if sub else "")
+        own = len(self.program_words)
+        risky = risky_options(words[0] if words else "", words[own:], sub[0] if sub else "",
+                              before=words[own - 1] if 0 < own <= len(words) else "")
+        out = written_operand(words)
+        if out is not None and out[0] >= own and words[out[0]] not in self.writes:
+            writes = sorted({*writes, words[out[0]]})
         said = ([f"writes {', '.join(w or '(no target)' for w in writes)}"] if writes else []) + (
             [f"has {', '.join(risky)}"] if risky else [])
         if self._glob_past(part):
@@ -434,9 +371,7 @@ class CommandPattern:
         before = ""
         for i in kept[len(self.program_words):]:
             word = part.words[i]
-            # A `--` ends the options, unless it is the value of the option before it
-            # (`sort -T -- *`): which options take one is the program's to say, so any may.
-            if word == "--" and not (before.startswith("-") and "=" not in before):
+            if word == "--" and dashes_end_options(before):  # `sort -T -- *`: the -T's value
                 return False
             if i in part.globs:
                 return True

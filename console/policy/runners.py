@@ -152,6 +152,7 @@ def _abbreviates(word: str, option: str, shortest: int) -> bool:
 # helper 106: `npm edit foo --editor='rm -rf DIR'` removed DIR, and `npx --shell=P` ran P.
 _NPM_SHELLS = (("--script-shell", 5), ("--shell", 4))
 _NPM_PROGRAMS = (("--editor", 4), ("--browser", 4), ("--viewer", 4), ("--git", 5))
+_NPM_NODE = ("--node-options", 7)  # node's own options for every node npm starts: `--require F` runs F
 _NPM_C = re.compile(r"-[A-Za-z]*c")  # -c, alone or last of a cluster of npm's short flags
 
 
@@ -178,7 +179,7 @@ def npm_sets_a_program(words: list[str]) -> bool:
         return False
     keys = {"--" + k.split("=", 1)[0] for k in rest[verb + 1 :] if not k.startswith("-")}
     return any(_abbreviates(key, option, len(option)) for key in keys
-               for option, _ in (*_NPM_SHELLS, *_NPM_PROGRAMS, ("--call", 6)))
+               for option, _ in (*_NPM_SHELLS, *_NPM_PROGRAMS, _NPM_NODE, ("--call", 6)))
 
 
 def _npm_programs(words: list[str]) -> list[str]:
@@ -193,6 +194,8 @@ def _npm_programs(words: list[str]) -> list[str]:
         for option, shortest in _NPM_PROGRAMS:
             if _abbreviates(name, option, shortest):
                 found += [f"{p} {UNKNOWN}" for p in given]
+        if _abbreviates(name, *_NPM_NODE):
+            found += [f"node {p} {UNKNOWN}" for p in given]
     return found
 
 
