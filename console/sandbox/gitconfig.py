@@ -23,7 +23,7 @@ CODE_KEYS = re.compile(
     r"|remote\..+\.(uploadpack|receivepack)|init\.templatedir|pager\..+|interactive\.difffilter"
     r"|imap\.tunnel|(browser|man)\..+\.(cmd|path)|submodule\..+\.update|trailer\..+\.(command|cmd)"
     r"|sendemail(\..+)?\.(smtpserver|sendmailcmd|tocmd|cccmd|headercmd)|guitool\..+\.cmd"
-    r"|hook\..+\.command)$"
+    r"|hook\..+\.command|tar\..+\.command|instaweb\.(httpd|modulepath))$"
 )
 INCLUDE_KEY = re.compile(r"^include(if\..+)?\.path$")
 
@@ -83,14 +83,41 @@ def _parse_config(text: str) -> list[tuple[str, str]]:
 
 
 def named_path(value: str) -> str | None:
-    """The file a config value names: its first word (an alias's after `!`), when it looks
-    like a path."""
+    """The path a value that is a path names (core.worktree, core.hooksPath): its first word."""
+    words = _words(value)
+    first = words[0] if words else ""
+    return first if _path_like(first) else None
+
+
+def named_paths(value: str, depth: int = 0) -> list[str]:
+    """Every file a command a config value gives git to run may name: each word that looks
+    like a path (an alias's after `!`, an option's or a variable's value after `=`, shell
+    punctuation trimmed). Not its first word alone: `python3 tools/conv.py` runs conv.py, and
+    the person's `git diff` ran the agent's rewrite of it (review s32)."""
+    found: list[str] = []
+    for word in _words(value):
+        if len(word.split()) > 1 and depth < 4:  # a quoted command line (`sh -c "./a.sh && b"`)
+            found += [w for w in named_paths(word, depth + 1) if w not in found]
+            continue
+        word = word.strip(";&|(){}<>`'\"")
+        piece = word.partition("=")[2] if "=" in word else word
+        if _path_like(piece) and piece not in found:
+            found.append(piece)
+    return found
+
+
+def _words(value: str) -> list[str]:
     import shlex
 
     value = value.strip().lstrip("!").strip()
     try:
-        words = shlex.split(value)
+        return shlex.split(value)
     except ValueError:
-        words = value.split()
-    first = words[0] if words else ""
-    return first if ("/" in first or first.startswith(".")) and not first.startswith("~") else None
+        return value.split()
+
+
+def _path_like(word: str) -> bool:
+    """A word that may name a file: a `/` in it or a leading `.`; not `~` (outside), a URL,
+    or a format or pattern (`--format=%h/%s`: no placeholder is made for those)."""
+    return ("/" in word or word.startswith(".")) and word not in (".", "..") and not word.startswith(
+        "~") and "://" not in word and not any(c in word for c in "%$*?[")

@@ -18,6 +18,15 @@ NESTED_AGENT_CONFIG = (".claude", ".codex", ".mcp.json", ".cursor", ".gemini")
 # at the start; absent, they are reported when made (like a nested repository): aider fails on
 # a folder where it expects its config, and an empty file mask would show in `git status`.
 AGENT_CONFIG_YAML = (".aider.conf.yml", ".aider.model.settings.yml")
+# Other tools' project config that runs programs on the host when the person opens the folder
+# (a dev container's initializeCommand, other agents' MCP servers and plugins, editors'
+# project files, Mercurial's and jj's repository config): read-only when there at the start,
+# reported when made, at the top too (review s32). No placeholder: too many to stand there.
+HOST_TOOL_CONFIG = (".devcontainer", ".devcontainer.json", "opencode.json", ".opencode",
+                    ".kiro", ".roo", ".amazonq", ".windsurf", ".zed", ".helix", ".nvim.lua",
+                    ".exrc", ".nvimrc", ".dir-locals.el", ".hg", ".jj")
+# Reported when made at any level, the top included.
+MADE_ANYWHERE = AGENT_CONFIG_YAML + HOST_TOOL_CONFIG
 
 
 @dataclass
@@ -153,9 +162,9 @@ def find_nested_git(root_fd: int) -> WalkResult:
             res.found.append(os.path.normpath(root))
             dirs[:] = []
             continue
-        for name in (".git", *NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
+        for name in (".git", *NESTED_AGENT_CONFIG, *MADE_ANYWHERE):
             if name in dirs or name in files:
-                if root != "." or name in AGENT_CONFIG_YAML:
+                if root != "." or name in MADE_ANYWHERE:
                     res.found.append(os.path.normpath(os.path.join(root, name)))
                 if name in dirs:
                     dirs.remove(name)
@@ -192,6 +201,10 @@ def made_note(rel: str) -> str:
     if "lefthook" in rel:
         return (f"the agent wrote {rel}: the lefthook hook in this repository runs the commands "
                 "it lists at your next commit; read it first, or remove it")
+    if os.path.basename(rel) in HOST_TOOL_CONFIG:
+        return (f"the agent wrote {rel}: a tool on the host that opens this folder runs what it "
+                "names (a dev container's initializeCommand, an agent's MCP servers or plugins, "
+                "an editor's project config, a repository's hooks); read it first, or remove it")
     if os.path.basename(rel) in (*NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
         return (f"the agent wrote agent configuration at {rel}: an agent or editor started in "
                 f"that folder on the host reads it (hooks, MCP servers, programs to run); read it "

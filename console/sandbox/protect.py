@@ -40,10 +40,10 @@ from . import nested
 from .aliases import ALL_ENTRIES_MAX, DIR_ENTRIES_MAX, LookBudget
 from .claude_project import bind_project_settings, filter_project_settings
 from .fsview import open_beneath
-from .gitconfig import CODE_KEYS, INCLUDE_KEY, config_entries, named_path
+from .gitconfig import CODE_KEYS, INCLUDE_KEY, config_entries, named_path, named_paths
 from .gitindex import not_checked_out
 from .links import inside_workspace, link_target, link_targets, workspace_root
-from .nested import AGENT_CONFIG_YAML, NESTED_AGENT_CONFIG, WalkResult, find_nested_git
+from .nested import MADE_ANYWHERE, NESTED_AGENT_CONFIG, WalkResult, find_nested_git
 from .plan_limits import PROTECTED_MAX, too_many
 from .watch import Budget
 
@@ -242,21 +242,23 @@ def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str,
             continue
         if not CODE_KEYS.match(key):
             continue
-        named = named_path(value)
-        if named is None:
+        if key in ("core.worktree", "core.hookspath"):  # a path, not a command
+            named = named_path(value)
+            rel = named and _config_path(p, root_fd, gd if key == "core.worktree" else (top or "."), named)
+            if not rel:
+                continue
+            if key == "core.worktree":
+                _protect(p, root_fd, f"{rel}/.git", want_dir=False)
+            else:
+                _hooks(p, root_fd, rel, top)
+                if os.path.basename(rel) == "_" and "/" in rel:
+                    # husky 9: its hooks in `.husky/_` run the project's hook one folder up.
+                    _protect(p, root_fd, os.path.dirname(rel), want_dir=True)
             continue
-        rel = _config_path(p, root_fd, gd if key == "core.worktree" else (top or "."), named)
-        if rel is None:
-            continue
-        if key == "core.worktree":
-            _protect(p, root_fd, f"{rel}/.git", want_dir=False)
-        elif key == "core.hookspath":
-            _hooks(p, root_fd, rel, top)
-            if os.path.basename(rel) == "_" and "/" in rel:
-                # husky 9: its hooks in `.husky/_` run the project's hook one folder up.
-                _protect(p, root_fd, os.path.dirname(rel), want_dir=True)
-        else:
-            _protect(p, root_fd, rel, want_dir=False)
+        for named in named_paths(value):  # a command: each file it may name, not its program alone
+            rel = _config_path(p, root_fd, top or ".", named)
+            if rel is not None:
+                _protect(p, root_fd, rel, want_dir=False)
 
 
 def _hooks(p: Protection, root_fd: int, rel: str, top: str) -> None:
@@ -431,6 +433,11 @@ def plan_protection(workspace: Path | int) -> Protection:
                 os.close(fd)
             # Absent: masked, so the agent cannot make one whose config the host would read.
             _git_folder(p, root_fd, ".git")
+            if fd is None:
+                # Without a .git, git takes the top itself for a git folder once it holds HEAD,
+                # objects/ and refs/ (a config there naming core.fsmonitor ran at the person's
+                # `git status`: review s32): an empty read-only folder stands at HEAD.
+                _protect(p, root_fd, "HEAD", want_dir=False, absent_as_dir=True)
         # Repositories nested anywhere below (vendored, or made by an earlier run), and agents'
         # project config below the top: host tools read them as soon as a person's prompt
         # enters the folder.
@@ -441,7 +448,7 @@ def plan_protection(workspace: Path | int) -> Protection:
             is_dir = nested_fd is not None and stat.S_ISDIR(os.fstat(nested_fd).st_mode)
             if nested_fd is not None:
                 os.close(nested_fd)
-            if state == "link" or os.path.basename(rel) in (*NESTED_AGENT_CONFIG, *AGENT_CONFIG_YAML):
+            if state == "link" or os.path.basename(rel) in (*NESTED_AGENT_CONFIG, *MADE_ANYWHERE):
                 if state == "link":  # masked, where it leads protected (a folder or a file)
                     is_dir = os.path.isdir(f"/proc/self/fd/{root_fd}/{rel}")
                 _protect(p, root_fd, rel, want_dir=is_dir)

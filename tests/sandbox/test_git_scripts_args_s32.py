@@ -1,0 +1,79 @@
+"""Review s32 (helper 114): scripts a git config runs through an interpreter stayed writable.
+
+What a config key runs was read as its value's first word only: `diff.nb.textconv = python3
+tools/conv.py` (with `*.nb diff=nb`), `alias.t = !sh scripts/t.sh`, `node ./bin/clean.js`,
+`!f() { ./scripts/x.sh; }; f` and `FOO=1 ./x.sh` named no file, so the scripts stayed the
+agent's to rewrite, and the person's `git diff` (reviewing the agent's work) ran the rewrite on
+the host, as root under a root daemon. `tar.<format>.command` (`git archive`) was no key at
+all. Every word of such a value that may be a path is read-only now.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from console.sandbox.protect import plan_protection
+from tests.sandbox.hostile_kit import git_repo, give
+from tests.sandbox.test_workspace_attacks import host_git
+
+SCRIPTS = {  # config text -> the scripts it names, relative to the top
+    '[diff "nb"]\n\ttextconv = python3 tools/conv.py\n': ["tools/conv.py"],
+    '[alias]\n\tt = !sh scripts/t.sh\n': ["scripts/t.sh"],
+    '[filter "c"]\n\tclean = node ./bin/clean.js\n': ["bin/clean.js"],
+    '[alias]\n\tx = "!f() { ./scripts/x.sh; }; f"\n': ["scripts/x.sh"],
+    '[core]\n\tpager = FOO=1 ./tools/pg.sh\n': ["tools/pg.sh"],
+    '[alias]\n\ty = "!sh -c \'./a.sh && tools/b.py\'"\n': ["a.sh", "tools/b.py"],
+    '[tar "tgz"]\n\tcommand = tools/gz.sh\n': ["tools/gz.sh"],
+}
+CODE = "print('ok')\n"
+
+
+def _plant(ws: Path, config: str, scripts: list[str]) -> None:
+    for rel in scripts:
+        (ws / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ws / rel).write_text(CODE)
+    with open(ws / ".git" / "config", "a") as fh:
+        fh.write(config)
+
+
+@pytest.mark.parametrize("config", sorted(SCRIPTS), ids=range(len(SCRIPTS)))
+def test_every_script_a_config_command_names_is_read_only(tmp_path: Path, config: str) -> None:
+    git_repo(tmp_path)
+    _plant(tmp_path, config, SCRIPTS[config])
+    p = plan_protection(tmp_path)
+    try:
+        kinds = {b.rel: b.kind for b in p.binds}
+    finally:
+        p.close()
+    for rel in SCRIPTS[config]:
+        assert kinds.get(rel) == "ro", (config, rel, sorted(kinds))
+
+
+async def test_the_textconv_script_the_persons_git_diff_runs_is_not_the_agents(hostile, tmp_path):
+    if shutil.which("python3") is None:
+        pytest.skip("python3 is not installed")
+    marker = tmp_path / "pwned"
+    ws = hostile.workspace
+    git_repo(ws)
+    (ws / ".gitattributes").write_text("*.nb diff=nb\n")
+    (ws / "tools").mkdir()
+    (ws / "tools" / "conv.py").write_text("import sys; print(open(sys.argv[1]).read())\n")
+    (ws / "a.nb").write_text("one\n")
+    git = shutil.which("git")
+    subprocess.run([git, "-C", str(ws), "-c", "safe.directory=*", "add", "-A"], check=True)
+    subprocess.run([git, "-C", str(ws), "-c", "safe.directory=*", "-c", "user.name=t", "-c",
+                    "user.email=t@t.invalid", "commit", "-qm", "nb"], check=True)
+    with open(ws / ".git" / "config", "a") as fh:
+        fh.write('[diff "nb"]\n\ttextconv = python3 tools/conv.py\n')
+    give(hostile, ws)
+    os.chmod(tmp_path, 0o755)
+    r = await hostile.run(
+        f"(printf 'open(\"{marker}\", \"w\")\\n' > tools/conv.py) 2>/dev/null && echo WROTE; "
+        "echo two > a.nb; true")
+    host_git(ws, tmp_path, "diff")
+    assert "WROTE" not in r.out and not marker.exists(), (r.out, r.handle.end_notes)
