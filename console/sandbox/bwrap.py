@@ -153,8 +153,13 @@ class BwrapHandle(SubprocessHandle):
 
     async def kill(self) -> None:
         if self.proc.returncode is None:
-            # Killing a pid namespace's init makes the kernel SIGKILL everything inside it.
-            for pid in (self.netns_pid, self.pid):
+            # Killing a pid namespace's init makes the kernel SIGKILL everything inside it. Not
+            # known yet (a start that failed before bwrap reported it), it is bwrap's child,
+            # found before bwrap goes: once bwrap is gone it is init's. One still blocked on
+            # --block-fd was seen to outlive bwrap, holding the output pipe, and the wait below
+            # never ended (review s32, helper 117).
+            inits = [self.netns_pid] if self.netns_pid is not None else _children(self.pid)
+            for pid in (*inits, self.pid):
                 if pid is not None:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(pid, signal.SIGKILL)
@@ -237,16 +242,15 @@ class BwrapBackend:
         except BaseException:
             _cleanup_when_made(made)
             raise
+        # From here on the view is mounted (a root daemon's: in the run folder, on the
+        # workspace's own files and under /run/pilothouse-handoff). Every way out closes it:
+        # before bwrap runs, the handlers below; after, the handle's kill and cleanup. A start
+        # that raised anything but an OSError here (a NameError in build_args) left it mounted,
+        # in the run folder that went back to the spares as `.spare-*` (review s32, helper 117).
         binds = FdBinds()
-        try:
-            opts = build_args(spec, view, fds=binds)
-        except OSError as e:
-            binds.close()
-            _cleanup_when_made(made)
-            view.close()
-            raise SandboxError(f"cannot prepare the sandbox: {e}") from e
         opened: list[int] = []  # made here: closed on any way out before bwrap has them
         try:
+            opts = build_args(spec, view, fds=binds)
             args_fd = args_memfd(opts)
             opened.append(args_fd)
             seccomp_fd = filter_fd()
@@ -271,7 +275,7 @@ class BwrapBackend:
             # A root daemon never runs the agent as root: bwrap itself starts as the agent's
             # identity (no supplementary groups) and builds an unprivileged user namespace.
             argv, switch = as_agent(argv, identity) if os.geteuid() == 0 else (argv, {})
-        except BaseException as e:  # out of descriptors (EMFILE), or cut short
+        except BaseException as e:  # out of descriptors (EMFILE), cut short, or a bug
             for fd in opened:
                 os.close(fd)
             binds.close()
@@ -308,15 +312,16 @@ class BwrapBackend:
                 os.close(fd)
         binds.fds = []
         # The cgroups may still be in the making: the handle holds them once made (below, or
-        # on the way out), so its kill and cleanup always reach them.
+        # on the way out), so its kill and cleanup always reach them. It holds the view at
+        # once: whatever raises from here on, its kill ends bwrap and its cleanup closes the view.
         handle = BwrapHandle(proc, RunLimits(self.limiter.mode, spec.limits))
-        if seccomp_fd is None:
-            handle.notes.append("no seccomp filter: libseccomp was not found on this host")
         handle.view, handle.identity = view, identity
-        handle.notes.extend(view.notes)
-        if managed_note:
-            handle.notes.append(managed_note)
         try:
+            if seccomp_fd is None:
+                handle.notes.append("no seccomp filter: libseccomp was not found on this host")
+            handle.notes.extend(view.notes)
+            if managed_note:
+                handle.notes.append(managed_note)
             async with asyncio.timeout(START_TIMEOUT):  # not wait_for: in 3.11 it can lose
                 info = await _read_info(info_r)       # a cancel that lands as the read ends
             child = info.get("child-pid")
@@ -369,6 +374,14 @@ class BwrapBackend:
     async def reconcile(self, live_run_ids: set[str]) -> list[str]:
         """bwrap runs die with the daemon (--die-with-parent); only empty cgroups can remain."""
         return await remove_leftovers(self.limiter, self.owner, live_run_ids)
+
+
+def _children(pid: int) -> list[int]:
+    """pid's processes below it that exist now (none when it cannot be read)."""
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def _close_view(view: WorkspaceView) -> list[str]:

@@ -375,43 +375,50 @@ class DockerBackend(NothingEarly):
         info = await asyncio.to_thread(self.image_info, spec.image)
         identity, view = await open_view(spec)
         user = identity.uid, identity.gid
-        _share_run_dir(spec.run_dir, user)
-        if view.staged is None and live_views(view.ws_fd) > 1:
-            # A person's daemon cannot stage: the root engine binds paths and follows links,
-            # which a live run in the same workspace could plant between our check and its bind.
-            view.close()
-            raise SandboxError(
-                f"another run is live in {spec.workspace}: a Docker run cannot start beside it "
-                "when the daemon is not root (the engine would follow links that run can plant)",
-                "wait for that run to end, or use sandbox = \"bwrap\" for parallel runs",
-            )
-        refusal = None if view.staged else await asyncio.to_thread(  # engine_paths.py says why
-            changeable_by_others, spec.workspace, view.ws_fd, [b.rel for b in view.binds()],
-            spec.run_dir)  # fmt: skip
-        if refusal is not None:
-            view.close()
-            raise refusal
+        # The view is mounted from here on (a root daemon's): every way out before the handle
+        # holds it closes it, whatever raised (review s32, helper 117: a bwrap start that raised
+        # other than OSError left it mounted).
         go_fd = None
         try:
-            go_fd = _make_go_fifo(spec.run_dir) if info.has_sh else None
-            kw = self.container_config(spec, info, user, view)
-            container = await asyncio.to_thread(self.client.containers.create, **kw)
-        except Exception as e:
+            _share_run_dir(spec.run_dir, user)
+            if view.staged is None and live_views(view.ws_fd) > 1:
+                # A person's daemon cannot stage: the root engine binds paths and follows links,
+                # which a live run in the same workspace could plant between our check and its
+                # bind.
+                raise SandboxError(
+                    f"another run is live in {spec.workspace}: a Docker run cannot start beside "
+                    "it when the daemon is not root (the engine would follow links that run can "
+                    "plant)",
+                    "wait for that run to end, or use sandbox = \"bwrap\" for parallel runs",
+                )
+            refusal = None if view.staged else await asyncio.to_thread(  # engine_paths.py: why
+                changeable_by_others, spec.workspace, view.ws_fd, [b.rel for b in view.binds()],
+                spec.run_dir)  # fmt: skip
+            if refusal is not None:
+                raise refusal
+            try:
+                go_fd = _make_go_fifo(spec.run_dir) if info.has_sh else None
+                kw = self.container_config(spec, info, user, view)
+                container = await asyncio.to_thread(self.client.containers.create, **kw)
+            except Exception as e:
+                raise SandboxError(f"Docker refused the container: {e}",
+                                   "pilothouse doctor") from e
+        except BaseException:
             view.close()
             if go_fd is not None:
                 os.close(go_fd)
-            raise SandboxError(f"Docker refused the container: {e}", "pilothouse doctor") from e
+            raise
         handle = DockerHandle(self, container)
         handle.view, handle.go_fd = view, go_fd
-        handle.notes.extend(view.notes)
-        if not info.has_python:
-            handle.notes.append(NO_PYTHON_NOTE)
-        if not info.has_sh:
-            handle.notes.append(
-                "this image has no /bin/sh: the command starts before the network bridge is "
-                "ready; its first connections to 127.0.0.1:3128 may be refused"
-            )
         try:
+            handle.notes.extend(view.notes)
+            if not info.has_python:
+                handle.notes.append(NO_PYTHON_NOTE)
+            if not info.has_sh:
+                handle.notes.append(
+                    "this image has no /bin/sh: the command starts before the network bridge is "
+                    "ready; its first connections to 127.0.0.1:3128 may be refused"
+                )
             # Attach before start (logs=True too) so not a byte of output is lost.
             stream = await asyncio.to_thread(
                 container.attach, stdout=True, stderr=True, stream=True, logs=True

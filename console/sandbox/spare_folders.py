@@ -287,7 +287,10 @@ class SpareRunFolders:
             remove_unmounted(path)
 
     def close(self) -> None:
-        """Stop keeping spares and remove the ready ones (waits for work under way)."""
+        """Stop keeping spares and remove them (waits for work under way): the ready ones, and
+        those a run's end could not make spares again because something was still mounted in
+        them (the view of a start that failed without closing it: detached here first, with
+        its hand-off, so that no mount of the person's workspace outlives the daemon)."""
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
@@ -298,6 +301,15 @@ class SpareRunFolders:
             self._ready = {}
         for path in ready:
             remove_unmounted(path)
+        # Every spare is this daemon's (the daemon lock) and none is lent to a run any more: a
+        # lent folder has its run's name, and one given back now is removed (give_back).
+        left = sorted(self.runs_dir.glob(f"{SPARE_PREFIX}*"))
+        if left:
+            from .view import reconcile_views
+
+            reconcile_views(self.runs_dir, only=[p.name for p in left])
+            for path in left:
+                remove_unmounted(path)
 
 
 def sweep_spares(runs_dir: Path) -> None:

@@ -19,6 +19,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -461,12 +462,25 @@ def nested_repo_notes(view: WorkspaceView) -> list[str]:
             behind) + todo + failed
 
 
-def reconcile_views(runs_dir: Path, live: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def reconcile_views(runs_dir: Path, live: set[str] = frozenset(),  # type: ignore[assignment]
+                    *, only: Iterable[str] | None = None) -> list[str]:
     """Detach staged views and hand-offs left by runs of this runs folder that are not live
-    (a daemon killed with SIGKILL never ran close()). Root only; returns the run ids."""
+    (a daemon killed with SIGKILL never ran close(); a start that failed without closing its
+    view). `only`: just these folders of the runs folder (the spare folders, at a daemon's
+    stop). Root only; returns the folders' names."""
     if os.geteuid() != 0:
         return []
     runs = {p.name for p in Path(runs_dir).iterdir() if p.is_dir()} if Path(runs_dir).is_dir() else set()
+    if only is not None:
+        runs &= set(only)
+    # A hand-off is named after its run, but the run's folder may have gone back to the spares
+    # since (`.spare-*`, spare_folders.py) with the view still in it: the hand-off's mount is a
+    # clone of that folder, so its root is the folder itself (the same device and inode).
+    by_inode: dict[tuple[int, int], str] = {}
+    for name in runs:
+        with contextlib.suppress(OSError):
+            st = os.lstat(Path(runs_dir) / name)
+            by_inode[(st.st_dev, st.st_ino)] = name
     stale: dict[str, list[Path]] = {}
     real_runs = Path(os.path.realpath(runs_dir))  # mountinfo lists resolved paths
     with contextlib.suppress(OSError):
@@ -477,6 +491,12 @@ def reconcile_views(runs_dir: Path, live: set[str] = frozenset()) -> list[str]: 
                 run_id = point.parent.name
             elif point.parent.parent == HANDOFF_BASE and point.name == "run":
                 run_id = point.parent.name.rsplit("-", 1)[0]
+                if run_id not in runs:
+                    try:
+                        st = os.stat(point)
+                    except OSError:
+                        continue
+                    run_id = by_inode.get((st.st_dev, st.st_ino))
             if run_id and run_id in runs and run_id not in live:
                 stale.setdefault(run_id, []).append(point)
     for points in stale.values():
