@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from console.config.load import Profile
@@ -53,26 +54,88 @@ def open_workspace(paths: Paths, profile: Profile, requested: str | None,
     return path, fd
 
 
+@dataclass(frozen=True)
+class EnvReach:
+    """Where the values of a profile's `env` names may go, for one run (env_reach)."""
+
+    owners_run: bool = True  # asked for by the daemon's user or root
+    callers: bool = True  # the values from the shell that ran `pilothouse run`
+    daemons: bool = True  # the daemon's own (its owner's API keys), for the names that shell lacks
+    agent: str = ""  # who the agent runs as, when it is someone else: for the withheld note
+    advice: str = ""  # what to do to pass them
+
+
+def env_reach(backend: str, ws_fd: int, asker: tuple[int, int]) -> EnvReach:
+    """A value from the caller's shell goes only to an agent that runs as the caller; one from
+    the daemon's environment only to an agent that runs as the daemon's user, and only in a run
+    that user or root asked for (a teammate's run, and every watcher of its output, must not get
+    the owner's keys). The root daemon's own account (pilothouse-agent: root's runs in
+    root-owned workspaces, no person controls it) takes both. Any other uid is a person's, who
+    can read the agent's environment in /proc/PID/environ from their own shell, outside the
+    sandbox: a root-asked run in alice's workspace runs as alice (identity.py), and root's keys
+    were hers to read (review s32). Such values are withheld, and the run's notes say so."""
+    import pwd
+
+    from console.sandbox.identity import agent_identity
+
+    owners_run = asker[0] in (0, os.getuid())
+    if backend == "none":  # a plain process of the daemon's own user
+        uid, dedicated, why = os.getuid(), False, "the daemon's own user"
+    else:
+        ident = agent_identity(ws_fd, asker)
+        uid, dedicated, why = ident.uid, ident.dedicated, ident.why
+    callers = dedicated or uid == asker[0]
+    daemons = owners_run and (dedicated or uid == os.getuid())
+    if callers and daemons:
+        return EnvReach(owners_run, callers, daemons)
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = f"uid {uid}"
+    if os.geteuid() == 0:  # root's run in a person's workspace runs as that person
+        advice = (f"run it as {name} (`pilothouse run` from that user's shell, with the values "
+                  "set there), or in a workspace you own")
+    else:  # a person's daemon runs every agent as that person
+        advice = (f"run it as {name} (`pilothouse run` from that user's shell, with the values "
+                  "set there), or on a daemon of your own")
+    return EnvReach(owners_run, callers, daemons, f"{name} (uid {uid}, {why})", advice)
+
+
 def run_env(run_id: str, profile: Profile, caller_env: dict[str, str] | None = None,
-            notes: list[str] | None = None, *, owners_run: bool = True) -> dict[str, str]:
+            notes: list[str] | None = None, reach: EnvReach | None = None) -> dict[str, str]:
     """The agent's environment: a few of the daemon's (terminal, locale), the profile's `env`
     names from the caller's shell, its `setenv`, the proxy pointing at the bridge, and the
-    run's own names. `notes` gets a line for each `env` name set nowhere."""
+    run's own names. `notes` gets a line for each `env` name set nowhere, and one naming those
+    withheld because the agent runs as another person (`reach`, env_reach)."""
+    reach = reach or EnvReach()
     env = {name: os.environ[name] for name in PASSTHROUGH_ENV if name in os.environ}
     # The profile's `env` names: from the shell that ran `pilothouse run`, else the daemon's,
     # but the daemon's (its owner's API keys) only for a run its owner or root asked for: a
     # teammate's run, and every watcher of its output, must not get them.
-    fallback = os.environ if owners_run else {}
+    fallback = os.environ if reach.owners_run else {}
+    withheld: list[str] = []
     for name in profile.env:
+        from_caller = name in (caller_env or {})
         value = (caller_env or {}).get(name, fallback.get(name))
         if value is None:
             if notes is not None:
-                where = "nor in the daemon's environment" if owners_run else (
+                where = "nor in the daemon's environment" if reach.owners_run else (
                     "(the daemon's own values go only to its owner's runs)")
                 notes.append(f"env {name}: set neither where `pilothouse run` ran {where}; "
                              "the agent runs without it")
             continue
+        if not (reach.callers if from_caller else reach.daemons):
+            withheld.append(name)  # fail closed: the value goes nowhere, not even to a note
+            continue
         env[name] = value
+    if withheld and notes is not None:
+        them = "it" if len(withheld) == 1 else "them"
+        notes.append(
+            f"env {', '.join(withheld)}: withheld: the agent runs as {reach.agent}, who can read "
+            f"its environment from outside the sandbox (/proc/PID/environ); a value from the "
+            f"shell that ran `pilothouse run`, or from the daemon's, goes only to an agent that "
+            f"runs as the user it came from (or as pilothouse-agent, which no person controls). "
+            f"The agent runs without {them}: to pass {them}, {reach.advice}")
     env.update(profile.setenv)
     proxy = f"http://127.0.0.1:{BRIDGE_PORT}"
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):

@@ -25,7 +25,7 @@ from console.config.load import Config, Profile
 from console.daemon.bus import Bus
 from console.daemon.lost_runs import close_lost_requests, kill_leftovers, recorded_pids
 from console.daemon.output_pump import pump_output
-from console.daemon.run_prep import carry, open_workspace, run_env
+from console.daemon.run_prep import carry, env_reach, open_workspace, run_env
 from console.paths import Paths
 from console.protocol import LIVE_STATES, Failure, new_id
 from console.sandbox.base import (
@@ -241,7 +241,7 @@ class RunManager:
             workspace=ws,
             run_dir=run_dir,
             env=run_env(run_id, profile, caller_env, run.notes,
-                        owners_run=asker[0] in (0, os.getuid())),
+                        env_reach(backend.name, ws_fd, asker)),
             limits=profile.limits,
             gpu=profile.gpu,
             gpus=profile.gpus,

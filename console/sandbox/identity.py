@@ -12,6 +12,11 @@
   root's. The agent holds no host privilege; the person's files stay the person's. Because its
   files land as root's, seccomp refuses set-id mode bits in every sandbox (seccomp.py).
 
+Whoever the agent runs as can read its environment (/proc/PID/environ) from outside the
+sandbox: a profile's `env` values from the asker's shell, or the daemon's, go in only when that
+is the asker themselves (or the daemon's user, for the daemon's values) or `pilothouse-agent`;
+else they are withheld and the run's notes say so (run_prep.env_reach, review s32).
+
 A root daemon drops supplementary groups: a person's `docker` or `sudo` group must not ride
 along. A daemon run by a person cannot: the kernel refuses setgroups in the unprivileged user
 namespace bubblewrap builds, so that person's groups stay on the agent (shown inside as nogroup)
@@ -37,6 +42,14 @@ class AgentIdentity:
     gid: int
     idmap: bool  # the workspace is shown through an id-mapped mount (root-owned workspace)
     why: str  # one line for doctor and the run's notes
+
+    @property
+    def dedicated(self) -> bool:
+        """The root daemon's own account: only root's runs use it and no person controls it,
+        so root's `env` values may go to it (run_prep.env_reach). nobody, the fallback, is
+        shared with other services: it is not."""
+        account = agent_account(create=False)
+        return self.idmap and self.uid != NOBODY and account is not None and self.uid == account[0]
 
     def describe(self) -> str:
         try:

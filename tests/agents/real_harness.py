@@ -254,10 +254,10 @@ def docker_backend(home: Path, profile: str, agent: str) -> None:
 
 
 def hand_over(ws: Path, backend: str) -> None:
-    """A root daemon runs containers as uid 1000: the workspace becomes that uid's."""
-    if backend == "docker" and os.geteuid() == 0:
-        for path in [ws, *ws.rglob("*")]:
-            os.lchown(path, 1000, 1000)
+    """Nothing now: a root daemon runs a container in a root-owned workspace as pilothouse-agent
+    over an id-mapped view, as it runs bubblewrap. Before review s32 the workspace became uid
+    1000's here, a person's account on most hosts (cloudsdk, ubuntu): the agent then ran as that
+    person, and the daemon's API key, root's, is withheld from such an agent now (run_prep.py)."""
 
 
 def assert_tokens(hist: list[dict[str, Any]], field: str, expected: int) -> None:

@@ -27,7 +27,6 @@ from .real_harness import (
     CODEX,
     agent_fixtures,
     agent_workspace,
-    hand_over,
     write_config,
 )
 
@@ -103,7 +102,8 @@ def test_codex_in_docker_as_an_image_bash_account_with_its_hook_killed_is_asked(
         codex: str, codex_in_docker: str, model_server: ModelServer, daemon: Daemon,
         workspace: Path) -> None:
     ws = agent_workspace(workspace)
-    hand_over(ws, "docker")
+    for path in [ws, *ws.rglob("*")]:  # the agent runs as uid 1000, the image's bash person
+        os.lchown(path, 1000, 1000)
     (ws / "who.sh").write_text('grep ":1000:" /etc/passwd\n')
     shown = daemon.cli("run", "codex", "-w", str(ws), "--wait", "--", "sh", "who.sh")
     assert "(codex in docker)" in shown.stdout + shown.stderr, (shown.stdout, shown.stderr)
