@@ -27,7 +27,7 @@ _RISKY_SHORT = {
     "sort": "o", "curl": "oOKTDc", "wget": "OoaPe", "sed": "i", "rsync": "e", "ssh": "oF",
     "fd": "xX", "fdfind": "xX", "tar": "IFxcruA", "zip": "T", "yq": "i", "less": "oO",
     "git": "O", "perl": "ie", "ruby": "ie", "strace": "o", "iconv": "o", "shuf": "o",
-    "file": "C",  # file -C compiles the magic it reads into NAME.mgc
+    "file": "C",  # file -C (--compile) compiles the magic it reads into NAME.mgc
     # man -P PAGER and -H[BROWSER] run them; scp and sftp -S run a program as ssh, -o can be a
     # ProxyCommand and -F a config holding one, -D runs a local sftp server; man -C reads a
     # config naming the pager; wget -e runs a
@@ -40,6 +40,7 @@ _RISKY_LONG_FOR = {
             "--concatenate", "--delete", "--rsh-command", "--rmt-command", "--index-file",
             "--volno-file"),
     "less": ("--log-file", "--LOG-FILE"),
+    "file": ("--compile",),
     "rg": ("--hostname-bin",),  # ripgrep 14 runs it to learn the host name
     "man": ("--pager", "--html", "--config-file"),
     "wget": ("--use-askpass", "--execute", "--config", "--save-cookies", "--hsts-file",
@@ -62,11 +63,15 @@ _RISKY_WORDS = {
              "-fls"},
 }
 _MIN_ABBREV = 1  # GNU getopt takes any unambiguous prefix: for sort, `--o=FILE` is --output
-# Programs that read options and their expression past a `--` (find's -exec, -delete).
-_EXPRESSION_AFTER_DASHES = {"find"}
+# Programs that read options past a `--` whatever came before it: find's expression follows it,
+# and tar's first word may be a cluster whose letters take the next words as values (`tar tfC
+# a.tar -- --to-command=X`: `--` is -C's value; review s32, helper 118).
+_READS_PAST_DASHES = {"find", "tar"}
 # sqlite3's SQL that writes a file or loads code, in any case (a dot command is matched apart).
-_SQLITE_RISKY = re.compile(r"load_extension|\battach\b|\bvacuum\b.*\binto\b|\bbackup\b",
-                           re.IGNORECASE | re.DOTALL)
+# The shell's own SQL functions too: writefile() writes a file, edit() runs an editor (review s32,
+# helper 118: `select edit('x', 'touch M')` ran touch).
+_SQLITE_RISKY = re.compile(r"load_extension|\battach\b|\bvacuum\b.*\binto\b|\bbackup\b"
+                           r"|\bwritefile\b|\bedit\s*\(", re.IGNORECASE | re.DOTALL)
 # Programs whose Nth operand is a file they write (`uniq IN OUT`, `xxd IN OUT`), and their
 # options that take a value as the next word (that word is not an operand).
 _OUTPUT_OPERAND = {"uniq": (2, {"-f", "-s", "-w"}),
@@ -108,6 +113,17 @@ def _risky_long(word: str, program: str = "", more: Sequence[str] = ()) -> bool:
                for opt in (*_RISKY_LONG, *_RISKY_LONG_FOR.get(program, ()), *more))
 
 
+def _remote_archive(word: str, before: str) -> bool:
+    """tar's archive named `host:file` (`-f h:f`, `tf h:f`, `--file=h:f`, `--file h:f`)."""
+    name = word.split("=", 1)[1] if word.startswith("--f") and "=" in word else word
+    if name.startswith("-") or ":" not in name.split("/", 1)[0]:
+        return False
+    if word is not name:
+        return True
+    return (before.startswith("--f") and "=" not in before) or (
+        before[-1:] == "f" and not before.startswith("--"))
+
+
 def risky_options(program: str, words: Sequence[str], subcommand: str = "",
                   before: str = "") -> list[str]:
     """The words (after a rule's own; `before` is the last of those) that are options known to
@@ -117,8 +133,9 @@ def risky_options(program: str, words: Sequence[str], subcommand: str = "",
     short = _RISKY_SHORT.get(program, "") + git_short
     whole = _RISKY_WORDS.get(program, set())
     first = before in ("", program)  # the program's own first word comes first here
+    previous = before
     for k, w in enumerate(words):
-        if w == "--" and program not in _EXPRESSION_AFTER_DASHES and dashes_end_options(before):
+        if w == "--" and program not in _READS_PAST_DASHES and dashes_end_options(before):
             break
         before = w
         if k == 0 and first and program in _DASHLESS_FIRST and w and not w.startswith("-"):
@@ -133,7 +150,6 @@ def risky_options(program: str, words: Sequence[str], subcommand: str = "",
             found.append(w)  # `-qo-l`: a `-` in a cluster negates the next letter (-l, -t)
         elif program == "sqlite3" and (re.match(r"\.[A-Za-z]", w) or _SQLITE_RISKY.search(w)):
             found.append(w)  # a dot command (.shell, .output F) or SQL that writes or loads
-        elif program == "tar" and not w.startswith("-") and ":" in w.split("/", 1)[0] and (
-                k > 0 and words[k - 1].startswith("-") and words[k - 1][-1:] == "f"):
+        elif program == "tar" and _remote_archive(w, words[k - 1] if k else previous):
             found.append(w)  # `-f host:file`: tar runs rsh (or ssh) to reach the archive
     return found

@@ -89,21 +89,52 @@ def named_path(value: str) -> str | None:
     return first if _path_like(first) else None
 
 
-def named_paths(value: str, depth: int = 0) -> list[str]:
-    """Every file a command a config value gives git to run may name: each word that looks
-    like a path (an alias's after `!`, an option's or a variable's value after `=`, shell
-    punctuation trimmed). Not its first word alone: `python3 tools/conv.py` runs conv.py, and
-    the person's `git diff` ran the agent's rewrite of it (review s32)."""
-    found: list[str] = []
-    for word in _words(value):
-        if len(word.split()) > 1 and depth < 4:  # a quoted command line (`sh -c "./a.sh && b"`)
-            found += [w for w in named_paths(word, depth + 1) if w not in found]
+# Programs a config command may run that read a project file of their own (`!make lint` runs
+# what the Makefile says).
+_PROJECT_FILES = {"make": ("Makefile", "makefile", "GNUmakefile"), "npm": ("package.json",),
+                  "pnpm": ("package.json",), "yarn": ("package.json",), "npx": ("package.json",),
+                  "just": ("justfile", "Justfile", ".justfile"), "rake": ("Rakefile", "rakefile")}
+_SHELL_SPLIT = re.compile(r"[\s;&|(){}<>`'\"]+")  # where a shell ends a word, roughly
+
+
+def named_paths(value: str) -> list[tuple[str, bool]]:
+    """Every file a command a config value gives git to run may name, as (path, guessed): a
+    word that looks like a path (a `/` in it, or a leading `.`: guessed False, made read-only
+    or kept from being made); and, guessed, any other word, the file a build tool it names
+    reads, a `-m` module's files, a path after `$VAR/` or `$(...)`, one after `cd DIR` in DIR:
+    read-only only where such a file exists. Not its first word alone: `python3 tools/conv.py`
+    runs conv.py, and the person's `git diff` ran the agent's rewrite of it (review s32,
+    helpers 114 and 118: `python3 conv.py`, `!make lint`, `cd tools && ./pg.sh`)."""
+    found: dict[str, bool] = {}
+
+    def add(path: str, guessed: bool) -> None:
+        if path and path not in (".", "..") and "://" not in path and not path.startswith("~"):
+            found[path] = found.get(path, True) and guessed
+
+    tokens = [t for t in _SHELL_SPLIT.split(value.strip().lstrip("!")) if t]
+    folder = ""
+    for i, token in enumerate(tokens):
+        if i and tokens[i - 1] == "cd":
+            folder = "" if token.startswith("/") else token.rstrip("/") + "/"
             continue
-        word = word.strip(";&|(){}<>`'\"")
-        piece = word.partition("=")[2] if "=" in word else word
-        if _path_like(piece) and piece not in found:
-            found.append(piece)
-    return found
+        for name in _PROJECT_FILES.get(token, ()):
+            add(folder + name, True)
+        if i and tokens[i - 1] == "-m":  # python -m pkg.mod
+            base = folder + token.replace(".", "/")
+            for path in (f"{base}.py", f"{base}/__init__.py", f"{base}/__main__.py"):
+                add(path, True)
+        piece = token.partition("=")[2] if "=" in token else token
+        bare = re.sub(r"^\$\{?\w*\}?/", "", piece)  # `$GIT_PREFIX/x`, and `$(...)/x` split above
+        if bare.startswith("/"):
+            add(bare, False)
+            add(folder + bare.lstrip("/"), True)  # `$(git rev-parse --show-toplevel)/x`
+        elif bare.startswith("-"):
+            continue
+        elif ("/" in bare or bare.startswith(".")) and bare == piece and not any(c in bare for c in "%$*?["):
+            add(folder + bare, False)
+        else:
+            add(folder + bare, True)
+    return list(found.items())
 
 
 def _words(value: str) -> list[str]:

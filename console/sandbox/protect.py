@@ -182,6 +182,16 @@ def _protect(p: Protection, root_fd: int, rel: str, want_dir: bool, pin: bool = 
     return fd if is_dir else None
 
 
+def _is_file(root_fd: int, rel: str) -> bool:
+    """A regular file at rel, or a link there (masked, where it leads protected, by _protect)."""
+    fd, state = _open(root_fd, rel)
+    if fd is None:
+        return state == "link"
+    is_file = stat.S_ISREG(os.fstat(fd).st_mode)
+    os.close(fd)
+    return is_file
+
+
 def _protect_link_targets(p: Protection, root_fd: int, rel: str, fd: int, depth: int) -> None:
     """Where a read-only folder's links lead inside the workspace is read-only too (links.py),
     and each link on the way is masked (review s30: `tools/hook -> hook.sh` on the way from
@@ -255,9 +265,9 @@ def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str,
                     # husky 9: its hooks in `.husky/_` run the project's hook one folder up.
                     _protect(p, root_fd, os.path.dirname(rel), want_dir=True)
             continue
-        for named in named_paths(value):  # a command: each file it may name, not its program alone
+        for named, guessed in named_paths(value):  # a command: each file it may name
             rel = _config_path(p, root_fd, top or ".", named)
-            if rel is not None:
+            if rel is not None and (not guessed or _is_file(root_fd, rel)):
                 _protect(p, root_fd, rel, want_dir=False)
 
 
@@ -433,11 +443,11 @@ def plan_protection(workspace: Path | int) -> Protection:
                 os.close(fd)
             # Absent: masked, so the agent cannot make one whose config the host would read.
             _git_folder(p, root_fd, ".git")
-            if fd is None:
-                # Without a .git, git takes the top itself for a git folder once it holds HEAD,
-                # objects/ and refs/ (a config there naming core.fsmonitor ran at the person's
-                # `git status`: review s32): an empty read-only folder stands at HEAD.
-                _protect(p, root_fd, "HEAD", want_dir=False, absent_as_dir=True)
+        # Without a valid .git (none, or one the agent broke: a junk .git/HEAD, refs renamed),
+        # git takes the top itself for a git folder once it holds HEAD, objects/ and refs/ (a
+        # config there naming core.fsmonitor ran at the person's `git status`: review s32,
+        # helpers 114 and 118): an empty read-only folder stands at HEAD.
+        _protect(p, root_fd, "HEAD", want_dir=False, absent_as_dir=True)
         # Repositories nested anywhere below (vendored, or made by an earlier run), and agents'
         # project config below the top: host tools read them as soon as a person's prompt
         # enters the folder.

@@ -54,6 +54,14 @@ CARRIED = {  # rule -> commands its allow rule must not carry
     "npm test": ["npm test --node-options='--require /tmp/x.js'", "npm test --node-opt='-r x'"],
     "wget --spider": ["wget --spider --save-cookies=c.txt http://127.0.0.1:8765/",
                       "wget --spider --hsts-file=h http://127.0.0.1:8765/"],
+    # second round (helper 118), each run with the real tool
+    "tar": ["tar tfC b.tar -- --checkpoint=1 --checkpoint-action=exec='touch MARK'",
+            "tar tvfC b.tar -- --to-command=x"],
+    "tar -t ": ["tar -t --file=localhost:/tmp/a.tar", "tar -t --file localhost:/tmp/a.tar"],
+    "tar -tf ": ["tar -tf localhost:/tmp/a.tar"],
+    "file ": ["file --compile -m magic"],
+    "sqlite3 ": ["sqlite3 db \"select writefile('out.txt','pwned')\"",
+                 "sqlite3 db \"select edit('x','touch MARK')\""],
     "sqlite3": ["sqlite3 db '.shell touch MARK'", "sqlite3 db -cmd '.output F' 'select 1'",
                 "sqlite3 db \"select load_extension('./e')\"", "sqlite3 -init F db",
                 "sqlite3 db \"ATTACH 'f.db' AS x\"", "sqlite3 db \"VACUUM INTO 'f.db'\""],
@@ -67,12 +75,14 @@ STILL_ALLOWED = {  # each rule's plain use: nothing past its words writes or run
     "unzip -l": ["unzip -l a.zip"],
     "sqlite3": ["sqlite3 db 'select count(*) from t'"],
     "tar -tf": ["tar -tf a.tar"],
+    "tar": ["tar tf a.tar", "tar -t --file=a.tar"],
+    "file": ["file x.bin"],
 }
 
 
 @pytest.mark.parametrize(("rule", "command"), [(r, c) for r, cs in CARRIED.items() for c in cs])
 def test_an_allow_rule_does_not_carry_what_writes_or_runs(rule: str, command: str) -> None:
-    d = evaluate_exec(command, ExecRules(allow=[rule], default="ask"), consume=False)
+    d = evaluate_exec(command, ExecRules(allow=[rule.strip()], default="ask"), consume=False)
     assert d.action == "ask", (d.action, d.provenance)
 
 

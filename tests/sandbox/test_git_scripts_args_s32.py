@@ -29,7 +29,18 @@ SCRIPTS = {  # config text -> the scripts it names, relative to the top
     '[core]\n\tpager = FOO=1 ./tools/pg.sh\n': ["tools/pg.sh"],
     '[alias]\n\ty = "!sh -c \'./a.sh && tools/b.py\'"\n': ["a.sh", "tools/b.py"],
     '[tar "tgz"]\n\tcommand = tools/gz.sh\n': ["tools/gz.sh"],
+    # second round (helper 118): no `/`, a build tool's file, a variable or $(...) in front, a cd
+    '[diff "nb"]\n\ttextconv = python3 conv.py\n': ["conv.py"],
+    '[alias]\n\tt = !sh t.sh\n': ["t.sh"],
+    '[alias]\n\tl = !make lint\n': ["Makefile"],
+    '[alias]\n\tg = "!$GIT_PREFIX/tools/g.sh"\n': ["tools/g.sh"],
+    '[core]\n\tpager = sh -c "cd tools && ./pg.sh"\n': ["tools/pg.sh"],
+    '[filter "c"]\n\tclean = python3 -m tools.clean\n': ["tools/clean.py"],
+    '[alias]\n\ti = !sh<tools/in.sh\n': ["tools/in.sh"],
+    '[core]\n\tpager = ./tools/pg%s.sh\n': ["tools/pg%s.sh"],
+    '[diff "nb"]\n\ttextconv = "sh -c \'python3 $(git rev-parse --show-toplevel)/tools/c2.py \\"$1\\"\' -"\n': ["tools/c2.py"],
 }
+PLAIN = ["src/app.py", "lint", "README.md"]  # files no config names stay the agent's
 CODE = "print('ok')\n"
 
 
@@ -52,6 +63,21 @@ def test_every_script_a_config_command_names_is_read_only(tmp_path: Path, config
         p.close()
     for rel in SCRIPTS[config]:
         assert kinds.get(rel) == "ro", (config, rel, sorted(kinds))
+
+
+def test_a_word_that_is_no_file_makes_no_placeholder(tmp_path: Path) -> None:
+    git_repo(tmp_path)
+    for rel in PLAIN:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(CODE)
+    _plant(tmp_path, '[alias]\n\tlg = !git log --format=%h/%s --grep=lint -- src\n'
+                     '[core]\n\tpager = less -R\n', [])
+    p = plan_protection(tmp_path)
+    try:
+        kinds = {b.rel: b.kind for b in p.binds}
+    finally:
+        p.close()
+    assert not {"src", "src/app.py", "README.md", "%h", "less", "git"} & set(kinds), sorted(kinds)
 
 
 async def test_the_textconv_script_the_persons_git_diff_runs_is_not_the_agents(hostile, tmp_path):
