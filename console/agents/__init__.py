@@ -19,7 +19,14 @@ import os
 import shutil
 from pathlib import Path
 
-from console.agents.codex_bash import codex_bash, guarded_passwd
+from console.agents.codex_bash import (
+    CLAIMED,
+    REAL_SH,
+    SH_GUARD,
+    codex_bash,
+    codex_sh,
+    guarded_passwd,
+)
 from console.config.schema import AGENT_HOOK_TIMEOUT, INSIDE_RUN_DIR
 from console.paths import INSIDE_HOME
 
@@ -338,6 +345,13 @@ def install_run_files(run_dir: Path) -> list[str]:
         notes.append(f"{DEMO_SCRIPT} is missing: {DEMO_COMMAND} is not available")
     (bin_dir / "bash").write_text(codex_bash(HOOK_PATH, f"{INSIDE_RUN_DIR}/bin/ph-guard"))
     os.chmod(bin_dir / "bash", 0o755)
+    (Path(run_dir) / CLAIMED).touch(mode=0o644)  # what ph-guard holds open in a claimed command
+    real_sh = Path(run_dir) / REAL_SH  # the mount point of the system's sh (bwrap_args.sh_guard)
+    real_sh.parent.mkdir(mode=0o755, exist_ok=True)
+    real_sh.touch(mode=0o644)
+    (Path(run_dir) / SH_GUARD).write_text(
+        codex_sh(HOOK_PATH, f"{INSIDE_RUN_DIR}/bin/ph-guard", f"{INSIDE_RUN_DIR}/{REAL_SH}"))
+    os.chmod(Path(run_dir) / SH_GUARD, 0o755)
     try:  # the host's accounts, each with that bash as its login shell (bubblewrap shows it)
         accounts = HOST_PASSWD.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from console.agents import RUN_PASSWD
+from console.agents.codex_bash import REAL_SH, SH_GUARD
 
 from .base import (
     CLAUDE_MANAGED_DIR,
@@ -158,6 +159,17 @@ def system_root() -> list[str]:
     return a
 
 
+def sh_guard(run_dir: Path, fds: FdBinds, here) -> list[str]:
+    """The system's sh covered by the run's guard, the real one bound in the run folder: Codex
+    starts a shell it is told to use by the path /bin/sh (console/agents/codex_bash.py). Not
+    where sh is bash (the guard would run it as bash, not sh)."""
+    real = os.path.realpath("/bin/sh")
+    if not (run_dir / SH_GUARD).is_file() or os.path.basename(real) == "bash" or not os.path.isfile(real):
+        return []
+    return ["--ro-bind", real, f"{INSIDE_RUN_DIR}/{REAL_SH}",
+            "--ro-bind-fd", fds.add(here(run_dir / SH_GUARD)), real]
+
+
 def build_args(
     spec: SandboxSpec,
     view: WorkspaceView | None = None,
@@ -210,6 +222,7 @@ def build_args(
         for dev in devices:
             a += ["--dev-bind", dev, dev]
     a += ["--ro-bind-fd", fds.add(here(spec.run_dir)), INSIDE_RUN_DIR]
+    a += sh_guard(spec.run_dir, fds, here)
     if view is not None and view.staged is not None:
         a += ["--bind-fd", fds.add(here(view.staged)), INSIDE_WORKSPACE]
     else:

@@ -12,22 +12,20 @@ through a link named after the command:
     ph-claude-hook                 PreToolUse hook for Claude Code and Codex: JSON on stdin,
                                    decision on stdout ("denied by NAME (scope)" and the like)
 
-Everything goes to the run's agent.sock (/run/pilothouse/agent.sock in a sandbox, else $PILOTHOUSE_AGENT_SOCK), which
-can only ask: a person decides. Importable too: PilothouseClient().ask("exec", "git push") -> (allowed, reason).
+Everything goes to the run's agent.sock (/run/pilothouse/agent.sock in a sandbox, else $PILOTHOUSE_AGENT_SOCK), which can
+only ask: a person decides. Importable too: PilothouseClient().ask("exec", "git push") -> (allowed, reason).
 """
 
 from __future__ import annotations
 
 import sys
 
-# Run as a script, Python puts this file's folder first on sys.path, where a module named like a
-# standard one would shadow it: only the standard library is wanted here.
+# Run as a script, this file's folder comes first on sys.path, where a module named like a standard one would shadow it.
 if __name__ == "__main__" and not (getattr(sys.flags, "safe_path", False) or sys.flags.isolated):
     del sys.path[0]
 
-# Every hook call starts a fresh interpreter: json, socket, shlex and os would pull in re, enum,
-# selectors and collections (as long again as the start itself, `-X importtime`). Their C
-# halves built into every CPython serve instead; the json package only where _json is missing.
+# Every hook call starts a fresh interpreter: json, socket, shlex and os would pull in re, enum, selectors and
+# collections (as long again as the start itself, `-X importtime`). Their C halves serve instead (json only without _json).
 import _socket  # noqa: E402
 import posix  # noqa: E402
 import time  # noqa: E402
@@ -39,6 +37,7 @@ try:
 except ImportError:  # a Python built without the accelerator
     _json_str = _json_ascii = _make_encoder = _make_scanner = None
 DEFAULT_SOCK = "/run/pilothouse/agent.sock"
+CLAIMED_MARK = "/run/pilothouse/claimed"  # held open by a command ph-guard let through after a claim
 PROTOCOL_VERSION = 1
 MAX_ANSWER = 1024 * 1024
 TITLE_MAX = 200
@@ -272,6 +271,9 @@ def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     import os  # only here: execvp's PATH search
+    if claim and posix.access(CLAIMED_MARK, posix.F_OK):  # a guarded shell it execs into passes (codex_bash.py)
+        os.set_inheritable(mark := os.open(CLAIMED_MARK, os.O_RDONLY), True)
+        os.environ["PILOTHOUSE_CLAIMED"] = str(mark)
     try:
         os.execvp(cmd[0], cmd)
     except OSError as exc:
