@@ -30,7 +30,7 @@ from console.paths import Paths
 from console.policy import GrantTable
 from console.sandbox.base import SandboxBackend
 from console.sandbox.choose import choose_backend, get_backend
-from console.sandbox.view import reconcile_views
+from console.sandbox.view_leftovers import reconcile_views
 
 log = logging.getLogger("pilothouse.core")
 

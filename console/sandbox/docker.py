@@ -58,6 +58,7 @@ from .engine_paths import changeable_by_others
 from .image_files import exists, read_text
 from .procstats import ProcStats, tree
 from .seccomp import docker_profile
+from .stream_pump import StreamPump
 from .view import WorkspaceView, live_views, nested_repo_notes, open_view
 
 LABEL_RUN = "pilothouse.run"
@@ -76,55 +77,6 @@ class ImageInfo:
     has_sh: bool
     has_python: bool
     passwd: str | None = None  # its /etc/passwd, shown with the guard as every login shell
-
-
-class _Pump:
-    """Moves bytes from a blocking docker stream into an asyncio StreamReader.
-
-    The thread appends to a buffer and schedules at most one flush at a time, so a chatty
-    container costs the loop one wake-up per batch, not one per frame.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, reader: asyncio.StreamReader) -> None:
-        self.loop, self.reader = loop, reader
-        self._buf: list[bytes] = []
-        self._lock = threading.Lock()
-        self._scheduled = self._eof = False
-
-    def push(self, data: bytes) -> None:
-        with self._lock:
-            self._buf.append(data)
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self.loop.call_soon_threadsafe(self._flush)
-
-    def close(self) -> None:
-        with self._lock:
-            self._eof = True
-            if self._scheduled:
-                return
-            self._scheduled = True
-        self.loop.call_soon_threadsafe(self._flush)
-
-    def _flush(self) -> None:
-        with self._lock:
-            data, self._buf = b"".join(self._buf), []
-            eof, self._scheduled = self._eof, False
-        if data:
-            self.reader.feed_data(data)
-        if eof and not self.reader.at_eof():
-            self.reader.feed_eof()
-
-    def run(self, stream: Any) -> None:
-        try:
-            for chunk in stream:
-                if chunk:
-                    self.push(chunk)
-        except Exception:  # the engine closed the stream (container removed): end of output
-            pass
-        finally:
-            self.close()
 
 
 class DockerHandle:
@@ -423,7 +375,7 @@ class DockerBackend(NothingEarly):
             stream = await asyncio.to_thread(
                 container.attach, stdout=True, stderr=True, stream=True, logs=True
             )
-            pump = _Pump(asyncio.get_running_loop(), handle.output)
+            pump = StreamPump(asyncio.get_running_loop(), handle.output)
             handle._pump_thread = threading.Thread(
                 target=pump.run, args=(stream,), name=f"docker-out-{spec.run_id}", daemon=True
             )

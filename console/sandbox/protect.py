@@ -1,29 +1,28 @@
 """Which workspace paths stay read-only inside a sandbox, and how they are found without links.
 
-Three families, each a way a hostile agent (or the repository it works on) could reach code
-that runs on the host later, or switch Pilothouse's controls off:
+Each family is a way a hostile agent (or its repository) could reach code that runs on the host
+later, or switch Pilothouse's controls off:
 
 - Pilothouse's own: `.pilothouse.toml`.
 - git's indirections, in every git folder of the workspace (`.git`, a `gitdir:` target inside
-  the workspace, each submodule under `.git/modules`): config, config.worktree, commondir,
-  hooks/, info/, worktrees/, modules/ (existing submodules stay usable), remotes/, branches/,
-  the object alternates, the `.git` files of submodule checkouts (a submodule the index lists
-  but not checked out: its folder, so that no `.git` is made there), and in the workspace what
-  config includes or names as a program or hook folder (core.hooksPath, core.fsmonitor,
-  filters, aliases, helpers: see CODE_KEYS). What
-  git needs to commit, branch and fetch (objects, refs, logs, index, HEAD, the *_HEAD files,
-  packed-refs, lock files) stays writable.
-- Agents' and editors' project config: `.claude/`, `.codex/`, `.mcp.json`, `.vscode/`,
-  `.idea/`, `.envrc`, `.cursor/`, `.gemini/` (and below the top: see find_nested_git), aider's
-  two YAML files when present.
+  it, each submodule under `.git/modules`): config, config.worktree, commondir, hooks/, info/,
+  worktrees/, modules/ (existing submodules stay usable), remotes/, branches/, the alternates,
+  submodule checkouts' `.git` files (a listed submodule not checked out: its folder), and what
+  config includes or names as a program, script or hook folder (CODE_KEYS). What git needs to
+  commit, branch and fetch (objects, refs, logs, index, HEAD, packed-refs, locks) stays
+  writable; at the top an empty read-only folder stands at HEAD, so the top itself never
+  becomes a git folder once `.git` is broken or absent.
+- Agents', editors' and other host tools' project config: `.claude/`, `.codex/`, `.mcp.json`,
+  `.vscode/`, `.idea/`, `.envrc`, `.cursor/`, `.gemini/` (and below the top: find_nested_git),
+  aider's YAML files and nested.HOST_TOOL_CONFIG when present.
 - Around them: the config a hook runner in a protected hooks folder reads (pre-commit,
   lefthook), husky 9's `.husky/`, and every folder above a protected path, pinned so that it
   cannot be renamed away with the protected path inside.
 
-`plan_protection` opens every path with openat2 (no symbolic links anywhere on the way, never
-outside the workspace) and returns what to bind where; a path that is a link, or lies under
-one, is masked (an empty read-only file or folder), and the run's notes say so. Absent paths
-are masked too, so the agent cannot create them.
+`plan_protection` opens every path with openat2 (no symbolic links on the way, never outside
+the workspace) and returns what to bind where; a path that is a link, or lies under one, is
+masked (an empty read-only file or folder), and the run's notes say so. Absent paths are
+masked too, so the agent cannot create them.
 """
 
 from __future__ import annotations

@@ -305,7 +305,7 @@ class SpareRunFolders:
         # lent folder has its run's name, and one given back now is removed (give_back).
         left = sorted(self.runs_dir.glob(f"{SPARE_PREFIX}*"))
         if left:
-            from .view import reconcile_views
+            from .view_leftovers import reconcile_views
 
             reconcile_views(self.runs_dir, only=[p.name for p in left])
             for path in left:

@@ -474,7 +474,7 @@ async def test_nothing_survives_sigkill_of_the_parent(sandbox):
         await asyncio.sleep(0.05)
     survivors = [p for p in pids if _alive(p)]
     # The killed parent never closed its staged workspace view: the next daemon detaches it.
-    from console.sandbox.view import reconcile_views
+    from console.sandbox.view_leftovers import reconcile_views
 
     if os.geteuid() == 0:
         assert sandbox.run_id in reconcile_views(sandbox.home / "runs")
