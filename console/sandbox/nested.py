@@ -19,12 +19,13 @@ NESTED_AGENT_CONFIG = (".claude", ".codex", ".mcp.json", ".cursor", ".gemini")
 # a folder where it expects its config, and an empty file mask would show in `git status`.
 AGENT_CONFIG_YAML = (".aider.conf.yml", ".aider.model.settings.yml")
 # Other tools' project config that runs programs on the host when the person opens the folder
-# (a dev container's initializeCommand, other agents' MCP servers and plugins, editors'
-# project files, Mercurial's and jj's repository config): read-only when there at the start,
-# reported when made, at the top too (review s32). No placeholder: too many to stand there.
+# (a dev container's initializeCommand, other agents' MCP servers and plugins, editors' project
+# files, mise's hooks and tasks, Mercurial's and jj's repository config): read-only when there
+# at the start, reported when made, at the top too (review s32). No placeholder: too many.
 HOST_TOOL_CONFIG = (".devcontainer", ".devcontainer.json", "opencode.json", ".opencode",
                     ".kiro", ".roo", ".amazonq", ".windsurf", ".zed", ".helix", ".nvim.lua",
-                    ".exrc", ".nvimrc", ".dir-locals.el", ".hg", ".jj")
+                    ".lazy.lua", ".exrc", ".nvimrc", ".dir-locals.el", ".dir-locals-2.el",
+                    "mise.toml", ".mise.toml", "mise.local.toml", ".mise.local.toml", ".hg", ".jj")
 # Reported when made at any level, the top included.
 MADE_ANYWHERE = AGENT_CONFIG_YAML + HOST_TOOL_CONFIG
 

@@ -21,7 +21,8 @@ MADE = {".devcontainer": "mkdir -p .devcontainer && echo '{\"initializeCommand\"
         ".nvim.lua": "echo 'os.execute(\"touch x\")' > .nvim.lua",
         ".dir-locals.el": "echo '((nil . ((eval . (shell-command \"touch x\")))))' > .dir-locals.el",
         ".hg": "mkdir -p .hg && printf '[hooks]\\npre-status = touch x\\n' > .hg/hgrc",
-        "sub/.exrc": "mkdir -p sub && echo '!touch x' > sub/.exrc"}
+        "sub/.exrc": "mkdir -p sub && echo '!touch x' > sub/.exrc",
+        ".mise.toml": "printf '[hooks]\\nenter = \"touch x\"\\n' > .mise.toml"}
 
 
 async def test_host_tool_config_the_agent_makes_is_named_at_the_end(hostile):
