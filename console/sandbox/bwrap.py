@@ -250,7 +250,7 @@ class BwrapBackend:
         binds = FdBinds()
         opened: list[int] = []  # made here: closed on any way out before bwrap has them
         try:
-            opts = build_args(spec, view, fds=binds)
+            opts = build_args(spec, view, fds=binds, tmpfs_sized=sizes_tmpfs(self.bwrap))
             args_fd = args_memfd(opts)
             opened.append(args_fd)
             seccomp_fd = filter_fd()
@@ -461,6 +461,15 @@ def as_agent(argv: list[str], identity: AgentIdentity) -> tuple[list[str], dict[
 def _limit_notes(enforced: dict[str, str]) -> list[str]:
     weak = {k: v for k, v in enforced.items() if not v.startswith("cgroup")}
     return [f"limit {k}: {v}" for k, v in sorted(weak.items())]
+
+
+@functools.lru_cache(maxsize=4)
+def sizes_tmpfs(bwrap: str) -> bool:
+    """Whether this bwrap takes --size for a tmpfs (0.8 and later; 0.6, Ubuntu 22.04's, not)."""
+    try:
+        return b"--size" in subprocess.run([bwrap, "--help"], capture_output=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def probe_bwrap(bwrap: str = BWRAP, timeout: float = 10.0) -> tuple[bool, str]:

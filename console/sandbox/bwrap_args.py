@@ -177,6 +177,7 @@ def build_args(
     fds: FdBinds | None = None,
     gpu_devices: list[str] | None = None,
     etc: str = "/etc",
+    tmpfs_sized: bool = False,
 ) -> list[str]:
     """bwrap options (everything before the command) for a spec. Pure apart from reading /etc.
 
@@ -215,8 +216,11 @@ def build_args(
         a += ["--ro-bind-fd", fds.add(here(spec.run_dir / MANAGED_DIR)), CLAUDE_MANAGED_DIR]
     # Kernel tunables: the agent is never host uid 0 (identity.py), so /proc/sys is not
     # writable to it, and bwrap covers /proc/sys read-only where its set-up could write it.
-    a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    a += ["--dir", "/var", "--tmpfs", "/var/tmp", "--dir", "/home", "--tmpfs", INSIDE_HOME]
+    # Each in-memory folder bounded by the memory limit where bwrap can (0.8+): without cgroups
+    # (a person's daemon) the limit is on address space, which tmpfs pages are not (review s32).
+    size = ["--size", str(spec.limits.memory_bytes)] if tmpfs_sized and spec.limits.memory_bytes else []
+    a += ["--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/tmp"]
+    a += ["--dir", "/var", *size, "--tmpfs", "/var/tmp", "--dir", "/home", *size, "--tmpfs", INSIDE_HOME]
     if spec.gpu:
         devices = gpu_device_paths() if gpu_devices is None else gpu_devices
         for dev in devices:
@@ -237,7 +241,7 @@ def build_args(
                 mask = here(mask_source(spec.run_dir, b.kind, b.content))
                 a += ["--ro-bind-fd", fds.add(mask), inside]
     for folder in home_folders(spec.extra_mounts):  # pinned: base.home_folders says why
-        a += ["--tmpfs", folder]
+        a += [*size, "--tmpfs", folder]
     for m in spec.extra_mounts:
         a += ["--ro-bind-fd" if m.read_only else "--bind-fd", fds.add(here(m.source)), m.target]
     # The sandbox's own root (a tmpfs bwrap builds) read-only too: writable are the workspace,

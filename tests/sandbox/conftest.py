@@ -240,6 +240,7 @@ class UserBox(Box):
             "workspace": str(self.workspace), "run_dir": str(self.run_dir),
             "env": kw.pop("env", {"PATH": "/usr/bin:/bin"}), "image": kw.pop("image", self.image),
             "timeout": timeout, "sibling": kw.pop("sibling", False),
+            "limits": vars(kw.pop("limits", Limits())),
         }  # fmt: skip
         python, site = self.python
         repo = str(Path(__file__).resolve().parents[2])

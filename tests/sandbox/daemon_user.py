@@ -28,7 +28,7 @@ async def _main(job: dict) -> dict:
     spec = SandboxSpec(
         run_id=job["run_id"], profile="test", command=job["command"],
         workspace=Path(job["workspace"]), run_dir=Path(job["run_dir"]), env=job["env"],
-        limits=Limits(), image=job.get("image"),
+        limits=Limits(**job.get("limits", {})), image=job.get("image"),
     )  # fmt: skip
     sibling = None
     if job.get("sibling"):  # a live bwrap run in the same workspace first
