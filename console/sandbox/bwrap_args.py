@@ -218,8 +218,10 @@ def build_args(
     # writable to it, and bwrap covers /proc/sys read-only where its set-up could write it.
     # Each in-memory folder bounded by the memory limit where bwrap can (0.8+): without cgroups
     # (a person's daemon) the limit is on address space, which tmpfs pages are not (review s32).
+    # /dev, bwrap's own tmpfs, read-only then, and /dev/shm one of those (review s32, helper 119).
     size = ["--size", str(spec.limits.memory_bytes)] if tmpfs_sized and spec.limits.memory_bytes else []
-    a += ["--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/tmp"]
+    dev = ["--remount-ro", "/dev", "--perms", "01777", *size, "--tmpfs", "/dev/shm"] if size else []
+    a += ["--proc", "/proc", "--dev", "/dev", *dev, *size, "--tmpfs", "/tmp"]
     a += ["--dir", "/var", *size, "--tmpfs", "/var/tmp", "--dir", "/home", *size, "--tmpfs", INSIDE_HOME]
     if spec.gpu:
         devices = gpu_device_paths() if gpu_devices is None else gpu_devices

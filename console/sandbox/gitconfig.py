@@ -27,6 +27,19 @@ CODE_KEYS = re.compile(
 )
 INCLUDE_KEY = re.compile(r"^include(if\..+)?\.path$")
 
+# Hook runners whose protected hook runs what a file in the work tree lists.
+LEFTHOOK_CONFIGS = tuple(f"{d}{n}.{e}" for d in ("", ".config/")
+                         for n in ("lefthook", ".lefthook", "lefthook-local", ".lefthook-local")
+                         for e in ("yml", "yaml", "toml", "json", "jsonc")
+                         ) + (".lefthook", ".lefthook-local")  # its script folders
+# The hooks git runs (githooks(5)): a hook runner's marks are looked for in these first.
+GIT_HOOK_NAMES = (
+    "applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit",
+    "prepare-commit-msg", "commit-msg", "post-commit", "pre-rebase", "post-checkout",
+    "post-merge", "pre-push", "pre-receive", "update", "proc-receive", "post-receive",
+    "post-update", "reference-transaction", "push-to-checkout", "pre-auto-gc", "post-rewrite",
+    "sendemail-validate", "fsmonitor-watchman", "post-index-change")
+
 
 def config_entries(text: str) -> list[tuple[str, str]]:
     """(key, value) pairs of one config file as git reads it (keys lower-cased), without
@@ -91,25 +104,28 @@ def named_path(value: str) -> str | None:
 
 # Programs a config command may run that read a project file of their own (`!make lint` runs
 # what the Makefile says).
-_PROJECT_FILES = {"make": ("Makefile", "makefile", "GNUmakefile"), "npm": ("package.json",),
+PROJECT_FILES = {"make": ("GNUmakefile", "makefile", "Makefile"), "npm": ("package.json",),
                   "pnpm": ("package.json",), "yarn": ("package.json",), "npx": ("package.json",),
                   "just": ("justfile", "Justfile", ".justfile"), "rake": ("Rakefile", "rakefile")}
 _SHELL_SPLIT = re.compile(r"[\s;&|(){}<>`'\"]+")  # where a shell ends a word, roughly
 
 
-def named_paths(value: str) -> list[tuple[str, bool]]:
-    """Every file a command a config value gives git to run may name, as (path, guessed): a
-    word that looks like a path (a `/` in it, or a leading `.`: guessed False, made read-only
-    or kept from being made); and, guessed, any other word, the file a build tool it names
-    reads, a `-m` module's files, a path after `$VAR/` or `$(...)`, one after `cd DIR` in DIR:
-    read-only only where such a file exists. Not its first word alone: `python3 tools/conv.py`
-    runs conv.py, and the person's `git diff` ran the agent's rewrite of it (review s32,
-    helpers 114 and 118: `python3 conv.py`, `!make lint`, `cd tools && ./pg.sh`)."""
-    found: dict[str, bool] = {}
+def named_paths(value: str) -> list[tuple[str, str]]:
+    """Every file a command a config value gives git to run may name, as (path, kind): "path"
+    for a word that looks like one (a `/` in it, or a leading `.`: read-only, or kept from
+    being made); "file" for any other word, a `-m` module's files, a path after `$VAR/` or
+    `$(...)`, one after `cd DIR` in DIR (read-only where such a file exists); "watch" for the
+    files a build tool it names reads, in every name it looks for (`!make lint`: GNUmakefile,
+    makefile, Makefile: the agent's to edit, named at the run's end if it did). Not its first
+    word alone: `python3 tools/conv.py` runs conv.py, and the person's `git diff` ran the
+    agent's rewrite of it (review s32, helpers 114, 118 and 119)."""
+    found: dict[str, str] = {}
+    rank = {"watch": 0, "file": 1, "path": 2}
 
-    def add(path: str, guessed: bool) -> None:
+    def add(path: str, kind: str) -> None:
         if path and path not in (".", "..") and "://" not in path and not path.startswith("~"):
-            found[path] = found.get(path, True) and guessed
+            if path not in found or rank[kind] > rank[found[path]]:
+                found[path] = kind
 
     tokens = [t for t in _SHELL_SPLIT.split(value.strip().lstrip("!")) if t]
     folder = ""
@@ -117,23 +133,23 @@ def named_paths(value: str) -> list[tuple[str, bool]]:
         if i and tokens[i - 1] == "cd":
             folder = "" if token.startswith("/") else token.rstrip("/") + "/"
             continue
-        for name in _PROJECT_FILES.get(token, ()):
-            add(folder + name, True)
+        for name in PROJECT_FILES.get(token, ()):
+            add(folder + name, "watch")
         if i and tokens[i - 1] == "-m":  # python -m pkg.mod
             base = folder + token.replace(".", "/")
             for path in (f"{base}.py", f"{base}/__init__.py", f"{base}/__main__.py"):
-                add(path, True)
+                add(path, "file")
         piece = token.partition("=")[2] if "=" in token else token
         bare = re.sub(r"^\$\{?\w*\}?/", "", piece)  # `$GIT_PREFIX/x`, and `$(...)/x` split above
         if bare.startswith("/"):
-            add(bare, False)
-            add(folder + bare.lstrip("/"), True)  # `$(git rev-parse --show-toplevel)/x`
+            add(bare, "path")
+            add(folder + bare.lstrip("/"), "file")  # `$(git rev-parse --show-toplevel)/x`
         elif bare.startswith("-"):
             continue
         elif ("/" in bare or bare.startswith(".")) and bare == piece and not any(c in bare for c in "%$*?["):
-            add(folder + bare, False)
+            add(folder + bare, "path")
         else:
-            add(folder + bare, True)
+            add(folder + bare, "file")
     return list(found.items())
 
 
@@ -152,3 +168,24 @@ def _path_like(word: str) -> bool:
     or a format or pattern (`--format=%h/%s`: no placeholder is made for those)."""
     return ("/" in word or word.startswith(".")) and word not in (".", "..") and not word.startswith(
         "~") and "://" not in word and not any(c in word for c in "%$*?[")
+
+
+def hook_config_files(script: str) -> list[str]:
+    """The files a hook script hands a runner with `--config=FILE` (or `--config FILE`), read
+    as the shell reads its words (pre-commit quotes a name with a space)."""
+    import shlex
+
+    out = []
+    for line in script.splitlines():
+        if "--config" not in line:
+            continue
+        try:
+            words = shlex.split(line.replace("(", " ").replace(")", " "))
+        except ValueError:
+            words = line.split()
+        for i, word in enumerate(words):
+            if word.startswith("--config="):
+                out.append(word[len("--config="):])
+            elif word == "--config" and i + 1 < len(words):
+                out.append(words[i + 1])
+    return [o for o in out if o]

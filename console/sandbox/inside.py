@@ -36,8 +36,7 @@ try:
         _json.encode_basestring, _json.encode_basestring_ascii, _json.make_encoder, _json.make_scanner)
 except ImportError:  # a Python built without the accelerator
     _json_str = _json_ascii = _make_encoder = _make_scanner = None
-DEFAULT_SOCK = "/run/pilothouse/agent.sock"
-CLAIMED_MARK = "/run/pilothouse/claimed"  # held open by a command ph-guard let through after a claim
+DEFAULT_SOCK, CLAIMED = "/run/pilothouse/agent.sock", "/run/pilothouse/claimed"  # the latter: codex_bash.CLAIMED
 PROTOCOL_VERSION = 1
 MAX_ANSWER = 1024 * 1024
 TITLE_MAX = 200
@@ -187,8 +186,7 @@ def _err(prog: str, message: str) -> None:
 
 
 def command_line(words: list) -> str:
-    """The command line `ph-ask exec -- WORDS` asks about, and `pilothouse policy check` checks:
-    one word is taken as a command line as written; several are joined with quoting."""
+    """What `ph-ask exec -- WORDS` asks (and `policy check` checks): one word as written, several joined, quoted."""
     return words[0] if len(words) == 1 else join(words)
 
 
@@ -271,8 +269,8 @@ def cmd_guard(args: list, client: PilothouseClient | None = None) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     import os  # only here: execvp's PATH search
-    if claim and posix.access(CLAIMED_MARK, posix.F_OK):  # a guarded shell it execs into passes (codex_bash.py)
-        os.set_inheritable(mark := os.open(CLAIMED_MARK, os.O_RDONLY), True)
+    if claim and posix.access(CLAIMED, posix.F_OK):  # held open: a guarded shell the command execs passes
+        os.set_inheritable(mark := os.open(CLAIMED, os.O_RDONLY), True)
         os.environ["PILOTHOUSE_CLAIMED"] = str(mark)
     try:
         os.execvp(cmd[0], cmd)
@@ -307,8 +305,8 @@ SUBJECT_INPUT_MAX = 3 * 1024  # bytes of a tool's input in its subject (the daem
 
 
 def tool_subjects(tool: str, tool_input: dict, cwd: str | None = None, deadline: float | None = None) -> list:
-    """A tool call as asked and granted: each file a writing tool writes (inside_writes.py), else its whole input
-    (if long: start and digest). A file the hook cannot name truly is Refused."""
+    """A tool call as asked: each file a writing tool writes (inside_writes.py; one it cannot name truly is
+    Refused), else its whole input (if long: start and digest)."""
     if (files := _from_writes("subjects", tool, tool_input, cwd, deadline)) is not None:
         return files
     raw = dumps(tool_input, separators=(", ", ": ")).encode("utf-8", "surrogatepass")

@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from .gitconfig import PROJECT_FILES
+
 # Found anywhere below the top too: protected when there at the start, reported when made.
 NESTED_AGENT_CONFIG = (".claude", ".codex", ".mcp.json", ".cursor", ".gemini")
 # aider reads these from the git root at every start (`lint-cmd` with `auto-lint` runs a
@@ -202,6 +204,14 @@ def made_note(rel: str) -> str:
     if "lefthook" in rel:
         return (f"the agent wrote {rel}: the lefthook hook in this repository runs the commands "
                 "it lists at your next commit; read it first, or remove it")
+    if os.path.basename(rel) in {n for names in PROJECT_FILES.values() for n in names}:
+        return (f"the agent changed or made {rel}, which a command your git config runs reads "
+                "(an alias or filter running make, npm, just, rake); read it before you use "
+                "git here")
+    if rel.endswith("/"):  # protect.py watches the folder of a script a git config runs
+        return (f"files were added to or removed from {rel}, beside a script your git config "
+                "runs (a filter, a diff driver, an alias): Python, node and sh load files from "
+                "a script's own folder; read them before you use git here")
     if os.path.basename(rel) in HOST_TOOL_CONFIG:
         return (f"the agent wrote {rel}: a tool on the host that opens this folder runs what it "
                 "names (a dev container's initializeCommand, an agent's MCP servers or plugins, "

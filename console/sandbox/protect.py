@@ -39,7 +39,16 @@ from . import nested
 from .aliases import ALL_ENTRIES_MAX, DIR_ENTRIES_MAX, LookBudget
 from .claude_project import bind_project_settings, filter_project_settings
 from .fsview import open_beneath
-from .gitconfig import CODE_KEYS, INCLUDE_KEY, config_entries, named_path, named_paths
+from .gitconfig import (
+    CODE_KEYS,
+    GIT_HOOK_NAMES,
+    INCLUDE_KEY,
+    LEFTHOOK_CONFIGS,
+    config_entries,
+    hook_config_files,
+    named_path,
+    named_paths,
+)
 from .gitindex import not_checked_out
 from .links import inside_workspace, link_target, link_targets, workspace_root
 from .nested import MADE_ANYWHERE, NESTED_AGENT_CONFIG, WalkResult, find_nested_git
@@ -49,18 +58,6 @@ from .watch import Budget
 OWN = (".pilothouse.toml",)
 AGENT_CONFIG_DIRS = (".claude", ".codex", ".vscode", ".idea", ".cursor", ".gemini")
 AGENT_CONFIG_FILES = (".mcp.json", ".envrc")
-# Hook runners whose protected hook runs what a file in the work tree lists.
-LEFTHOOK_CONFIGS = tuple(f"{d}{n}.{e}" for d in ("", ".config/")
-                         for n in ("lefthook", ".lefthook", "lefthook-local", ".lefthook-local")
-                         for e in ("yml", "yaml", "toml", "json", "jsonc")
-                         ) + (".lefthook", ".lefthook-local")  # its script folders
-# The hooks git runs (githooks(5)): a hook runner's marks are looked for in these first.
-GIT_HOOK_NAMES = (
-    "applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit",
-    "prepare-commit-msg", "commit-msg", "post-commit", "pre-rebase", "post-checkout",
-    "post-merge", "pre-push", "pre-receive", "update", "proc-receive", "post-receive",
-    "post-update", "reference-transaction", "push-to-checkout", "pre-auto-gc", "post-rewrite",
-    "sendemail-validate", "fsmonitor-watchman", "post-index-change")
 # Nested git folders protected one by one (each is about fourteen binds); past that, the rest
 # are watched: a change to their config or hooks is reported at the run's end.
 NESTED_GIT_MAX = 64
@@ -264,10 +261,16 @@ def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str,
                     # husky 9: its hooks in `.husky/_` run the project's hook one folder up.
                     _protect(p, root_fd, os.path.dirname(rel), want_dir=True)
             continue
-        for named, guessed in named_paths(value):  # a command: each file it may name
+        for named, kind in named_paths(value):  # a command: each file it may name
             rel = _config_path(p, root_fd, top or ".", named)
-            if rel is not None and (not guessed or _is_file(root_fd, rel)):
-                _protect(p, root_fd, rel, want_dir=False)
+            if rel is None or (kind == "file" and not _is_file(root_fd, rel)):
+                continue
+            if kind == "watch":  # a build tool's file: the agent's to edit, reported if it did
+                p.watched.setdefault(rel, "")
+                continue
+            _protect(p, root_fd, rel, want_dir=False)
+            if os.path.dirname(rel):  # what the script may load beside it (json.py, a module)
+                p.watched.setdefault(os.path.dirname(rel) + "/", "")
 
 
 def _hooks(p: Protection, root_fd: int, rel: str, top: str) -> None:
@@ -283,7 +286,7 @@ def _hooks(p: Protection, root_fd: int, rel: str, top: str) -> None:
     looked = [n for n in GIT_HOOK_NAMES if n in names] + sorted(names - set(GIT_HOOK_NAMES))[:64]
     for name in looked:
         script = _read_small(root_fd, f"{rel}/{name}", limit=1 << 14) or ""
-        for target in _config_options(script):
+        for target in hook_config_files(script):
             path = inside_workspace(top or ".", target, root_fd)
             if path is not None:
                 _protect(p, root_fd, path, want_dir=False)
@@ -296,27 +299,6 @@ def _hooks(p: Protection, root_fd: int, rel: str, top: str) -> None:
                 else:
                     os.close(found)
                     _protect(p, root_fd, path, want_dir=conf.endswith(("lefthook", "-local")))
-
-
-def _config_options(script: str) -> list[str]:
-    """The files a hook script hands a runner with `--config=FILE` (or `--config FILE`), read
-    as the shell reads its words (pre-commit quotes a name with a space)."""
-    import shlex
-
-    out = []
-    for line in script.splitlines():
-        if "--config" not in line:
-            continue
-        try:
-            words = shlex.split(line.replace("(", " ").replace(")", " "))
-        except ValueError:
-            words = line.split()
-        for i, word in enumerate(words):
-            if word.startswith("--config="):
-                out.append(word[len("--config="):])
-            elif word == "--config" and i + 1 < len(words):
-                out.append(words[i + 1])
-    return [o for o in out if o]
 
 
 def _git_folder(p: Protection, root_fd: int, gd: str, depth: int = 0) -> None:

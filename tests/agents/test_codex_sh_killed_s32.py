@@ -35,6 +35,21 @@ pytestmark = needs_bwrap
 codex, backend, model_server, daemon_env = agent_fixtures(CODEX)
 
 
+def _codex_runs(backend: str, codex: str, model_server: ModelServer, daemon: Daemon,
+                workspace: Path, call: dict, *, killed: bool, allow: bool, files: dict | None = None):
+    """Codex makes one exec_command call in a run (every hook killed where `killed`), a person
+    answering `allow`: (workspace, the run's end, the person)."""
+    ws = agent_workspace(workspace)
+    for name, text in (files or {}).items():
+        (ws / name).write_text(text)
+    hand_over(ws, backend)
+    model_server.script = Turns(turns=[[call]])
+    command = codex_exec(codex, model_server)
+    done, _run_id, person = run_agent(daemon, "codex", ws, with_hooks_killed(command) if killed else command,
+                                      allow, model_hostport(model_server))
+    return ws, done, person
+
+
 # Codex starts `shell: "/bin/sh"` (and any shell it does not know) as /bin/sh or /usr/bin/sh:
 # by path, never the bash first on PATH. `shell: "bash"` reaches the guard on PATH.
 @pytest.mark.parametrize(("backend", "shell"), [("bwrap", "/bin/sh"), ("bwrap", "dash"),
@@ -43,11 +58,8 @@ codex, backend, model_server, daemon_env = agent_fixtures(CODEX)
 def test_a_command_codex_starts_by_a_shells_path_is_asked_when_its_hook_was_killed(
         backend: str, codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path,
         shell: str) -> None:
-    ws = agent_workspace(workspace)
-    hand_over(ws, backend)
-    model_server.script = Turns(turns=[[exec_command(cmd=COMMAND, shell=shell)]])
-    done, _run_id, person = run_agent(daemon, "codex", ws, with_hooks_killed(codex_exec(codex, model_server)),
-                                      False, model_hostport(model_server))
+    ws, done, person = _codex_runs(backend, codex, model_server, daemon, workspace,
+                                   exec_command(cmd=COMMAND, shell=shell), killed=True, allow=False)
     assert not (ws / "proof.txt").exists(), f"the command ran, nobody was asked\n{done.stderr[-3000:]}"
     assert person.asked("exec") == [COMMAND], (person.seen, done.stderr[-3000:])
 
@@ -57,11 +69,8 @@ def test_with_its_hook_alive_the_command_runs_once_allowed(
         backend: str, codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path,
         shell: str) -> None:
     """The guard claims the hook's allow: the person is asked once, and the command runs."""
-    ws = agent_workspace(workspace)
-    hand_over(ws, backend)
-    model_server.script = Turns(turns=[[exec_command(cmd=COMMAND, shell=shell)]])
-    done, _run_id, person = run_agent(daemon, "codex", ws, codex_exec(codex, model_server), True,
-                                      model_hostport(model_server))
+    ws, done, person = _codex_runs(backend, codex, model_server, daemon, workspace,
+                                   exec_command(cmd=COMMAND, shell=shell), killed=False, allow=True)
     assert (ws / "proof.txt").read_text().strip() == "hi", done.stderr[-3000:]
     assert person.asked("exec") == [COMMAND], person.seen
 
@@ -73,11 +82,8 @@ def test_an_allowed_command_that_execs_a_shell_runs_without_a_second_question(
     """bash runs a `-c` string's last command in its own process, so the shell `sh ./w.sh` starts
     has Codex for its parent: the guard there passes it (ph-guard's claimed mark), where it once
     refused it as a form it cannot check."""
-    ws = agent_workspace(workspace)
-    (ws / "w.sh").write_text("echo hi > proof.txt\n")
-    hand_over(ws, backend)
-    model_server.script = Turns(turns=[[exec_command(cmd=command)]])
-    done, _run_id, person = run_agent(daemon, "codex", ws, codex_exec(codex, model_server), True,
-                                      model_hostport(model_server))
+    ws, done, person = _codex_runs(backend, codex, model_server, daemon, workspace,
+                                   exec_command(cmd=command), killed=False, allow=True,
+                                   files={"w.sh": "echo hi > proof.txt\n"})
     assert (ws / "proof.txt").read_text().strip() == "hi", done.stderr[-3000:]
     assert person.asked("exec") == [command], person.seen

@@ -32,7 +32,6 @@ SCRIPTS = {  # config text -> the scripts it names, relative to the top
     # second round (helper 118): no `/`, a build tool's file, a variable or $(...) in front, a cd
     '[diff "nb"]\n\ttextconv = python3 conv.py\n': ["conv.py"],
     '[alias]\n\tt = !sh t.sh\n': ["t.sh"],
-    '[alias]\n\tl = !make lint\n': ["Makefile"],
     '[alias]\n\tg = "!$GIT_PREFIX/tools/g.sh"\n': ["tools/g.sh"],
     '[core]\n\tpager = sh -c "cd tools && ./pg.sh"\n': ["tools/pg.sh"],
     '[filter "c"]\n\tclean = python3 -m tools.clean\n': ["tools/clean.py"],
@@ -103,3 +102,35 @@ async def test_the_textconv_script_the_persons_git_diff_runs_is_not_the_agents(h
         "echo two > a.nb; true")
     host_git(ws, tmp_path, "diff")
     assert "WROTE" not in r.out and not marker.exists(), (r.out, r.handle.end_notes)
+
+
+# -- round three (helper 119): what a protected script loads, and a build tool's other names --
+
+def test_a_build_tools_files_are_watched_in_every_name_it_reads(tmp_path: Path) -> None:
+    """`!make lint` ran the agent's GNUmakefile (make reads it before Makefile) while Makefile
+    was read-only, which also kept the agent from a file it edits every day: all three names
+    are the agent's now, and named at the run's end when made or changed."""
+    git_repo(tmp_path)
+    _plant(tmp_path, '[alias]\n\tl = !make lint\n', ["Makefile"])
+    p = plan_protection(tmp_path)
+    try:
+        kinds, watched = {b.rel: b.kind for b in p.binds}, set(p.watched)
+    finally:
+        p.close()
+    assert "Makefile" not in kinds and {"GNUmakefile", "makefile", "Makefile"} <= watched
+
+
+async def test_files_beside_a_script_git_runs_are_named_when_added(hostile, tmp_path):
+    """`python3 tools/conv.py` imports json: a tools/json.py the agent adds runs instead, in the
+    person's `git diff`. The folder is watched: what is added there is named at the end."""
+    ws = hostile.workspace
+    git_repo(ws)
+    _plant(ws, '[diff "nb"]\n\ttextconv = python3 tools/conv.py\n[alias]\n\tl = !make lint\n',
+           ["tools/conv.py", "Makefile"])
+    give(hostile, ws)
+    quiet = await hostile.run("echo nothing here; true")
+    assert not [n for n in quiet.handle.end_notes if "tools/" in n or "makefile" in n.lower()], (
+        quiet.handle.end_notes)
+    r = await hostile.run("echo 'import os' > tools/json.py; printf 'lint:\\n\\ttrue\\n' > GNUmakefile; true")
+    assert any("tools/" in n and "beside a script" in n for n in r.handle.end_notes), r.handle.end_notes
+    assert any("GNUmakefile" in n for n in r.handle.end_notes), r.handle.end_notes
