@@ -120,7 +120,7 @@ def named_paths(value: str) -> list[tuple[str, str]]:
     word alone: `python3 tools/conv.py` runs conv.py, and the person's `git diff` ran the
     agent's rewrite of it (review s32, helpers 114, 118 and 119)."""
     found: dict[str, str] = {}
-    rank = {"watch": 0, "file": 1, "path": 2}
+    rank = {"file": 0, "watch": 1, "path": 2}  # a build file named as a word: still the agent's
 
     def add(path: str, kind: str) -> None:
         if path and path not in (".", "..") and "://" not in path and not path.startswith("~"):
@@ -150,7 +150,34 @@ def named_paths(value: str) -> list[tuple[str, str]]:
             add(folder + bare, "path")
         else:
             add(folder + bare, "file")
+    for i, token in enumerate(tokens):  # `make -C DIR`, `make -f F`, `npm --prefix DIR`
+        for where, kind in _tool_options(token, tokens[i + 1:]):
+            names = PROJECT_FILES[token] if kind == "dir" else ("",)
+            for name in names:
+                add(f"{where.rstrip('/')}/{name}".rstrip("/") if kind == "dir" else where, "watch")
     return list(found.items())
+
+
+_TOOL_DIRS = ("-C", "--directory", "--prefix", "--dir", "-d", "--working-directory")
+_TOOL_FILES = ("-f", "--file", "--makefile", "--justfile")
+
+
+def _tool_options(tool: str, rest: list[str]) -> list[tuple[str, str]]:
+    """(where, "dir" or "file") a build tool's options point it to, among the words after it
+    (read wide: each only makes a file watched, never read-only)."""
+    if tool not in PROJECT_FILES:
+        return []
+    out = []
+    for j, word in enumerate(rest):
+        option, eq, value = word.partition("=")
+        value = value if eq else (rest[j + 1] if j + 1 < len(rest) else "")
+        if tool == "make" and option.startswith("-C") and len(option) > 2:
+            out.append((option[2:], "dir"))  # -CDIR
+        elif option in _TOOL_DIRS and value:
+            out.append((value, "dir"))
+        elif option in _TOOL_FILES and value:
+            out.append((value, "file"))
+    return out
 
 
 def _words(value: str) -> list[str]:

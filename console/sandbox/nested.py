@@ -209,7 +209,7 @@ def made_note(rel: str) -> str:
                 "(an alias or filter running make, npm, just, rake); read it before you use "
                 "git here")
     if rel.endswith("/"):  # protect.py watches the folder of a script a git config runs
-        return (f"files were added to or removed from {rel}, beside a script your git config "
+        return (f"files were added to, removed from or changed in {rel}, beside a script your git config "
                 "runs (a filter, a diff driver, an alias): Python, node and sh load files from "
                 "a script's own folder; read them before you use git here")
     if os.path.basename(rel) in HOST_TOOL_CONFIG:

@@ -268,8 +268,9 @@ def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str,
             if kind == "watch":  # a build tool's file: the agent's to edit, reported if it did
                 p.watched.setdefault(rel, "")
                 continue
+            there = _is_file(root_fd, rel)  # before a placeholder for it changes its folder
             _protect(p, root_fd, rel, want_dir=False)
-            if os.path.dirname(rel):  # what the script may load beside it (json.py, a module)
+            if there and os.path.dirname(rel):  # what it may load beside it (json.py, a module)
                 p.watched.setdefault(os.path.dirname(rel) + "/", "")
 
 

@@ -72,7 +72,7 @@ def _volatile(name: str) -> bool:
 
 
 def changed_below(dir_fd: int, since: float, budget: Budget, git: bool = False) -> list[str]:
-    """Regular files below a folder (a descriptor, O_PATH or not) with a ctime at or after
+    """Regular files and links below a folder (a descriptor, O_PATH or not) with a ctime at or after
     `since`, relative to it, never through links. In a git folder (`git`, or any folder below
     one holding a HEAD: a submodule's in .git/modules) what git changes in ordinary use is
     passed over, but for the object alternates."""
@@ -97,7 +97,8 @@ def changed_below(dir_fd: int, since: float, budget: Budget, git: bool = False) 
                 continue
             with contextlib.suppress(OSError):
                 st = os.stat(name, dir_fd=rfd, follow_symlinks=False)
-                if stat.S_ISREG(st.st_mode) and st.st_ctime >= since:
+                # A link too: one made below a watched folder can stand for a module (s32).
+                if (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)) and st.st_ctime >= since:
                     out.append(os.path.normpath(os.path.join(root, name)))
     return out
 

@@ -134,3 +134,41 @@ async def test_files_beside_a_script_git_runs_are_named_when_added(hostile, tmp_
     r = await hostile.run("echo 'import os' > tools/json.py; printf 'lint:\\n\\ttrue\\n' > GNUmakefile; true")
     assert any("tools/" in n and "beside a script" in n for n in r.handle.end_notes), r.handle.end_notes
     assert any("GNUmakefile" in n for n in r.handle.end_notes), r.handle.end_notes
+
+
+# -- round four (helper 120) -----------------------------------------------------------------
+
+@pytest.mark.parametrize("alias", ["!make -C tools lint", "!make --directory=tools lint",
+                                   "!make -Ctools lint"])
+def test_a_build_tool_pointed_elsewhere_has_those_files_watched(tmp_path: Path, alias: str) -> None:
+    git_repo(tmp_path)
+    _plant(tmp_path, f'[alias]\n\tt = {alias}\n', ["tools/Makefile"])
+    p = plan_protection(tmp_path)
+    try:
+        watched = set(p.watched)
+    finally:
+        p.close()
+    assert {"tools/GNUmakefile", "tools/makefile", "tools/Makefile"} <= watched, sorted(watched)
+
+
+async def test_a_link_added_below_a_scripts_folder_is_named(hostile, tmp_path):
+    """tools/json/ existed (fixtures); a link tools/json/__init__.py to the agent's code made
+    `import json` in tools/conv.py run it, and only regular files were looked at."""
+    ws = hostile.workspace
+    git_repo(ws)
+    _plant(ws, '[diff "nb"]\n\ttextconv = python3 tools/conv.py\n', ["tools/conv.py",
+                                                                     "tools/json/fixture.json"])
+    give(hostile, ws)
+    r = await hostile.run("mkdir -p notes && echo 'import os' > notes/p.py && "
+                          "ln -s ../../notes/p.py tools/json/__init__.py; true")
+    assert any("tools/" in n and "beside a script" in n for n in r.handle.end_notes), r.handle.end_notes
+
+
+async def test_a_script_absent_at_the_start_makes_no_note_on_a_quiet_run(hostile, tmp_path):
+    """Its placeholder changed the folder after the start: every quiet run was told of it."""
+    ws = hostile.workspace
+    git_repo(ws)
+    _plant(ws, '[alias]\n\tt = !sh tools/gen.sh\n', ["tools/other.txt"])
+    give(hostile, ws)
+    r = await hostile.run("true")
+    assert not [n for n in r.handle.end_notes if "beside a script" in n], r.handle.end_notes
