@@ -115,12 +115,11 @@ def _risky_long(word: str, program: str = "", more: Sequence[str] = ()) -> bool:
 
 def _remote_archive(word: str, before: str) -> bool:
     """tar's archive named `host:file` (`-f h:f`, `tf h:f`, `--file=h:f`, `--file h:f`)."""
-    name = word.split("=", 1)[1] if word.startswith("--f") and "=" in word else word
+    joined = word.startswith("--f") and "=" in word
+    name = word.split("=", 1)[1] if joined else word
     if name.startswith("-") or ":" not in name.split("/", 1)[0]:
         return False
-    if word is not name:
-        return True
-    return (before.startswith("--f") and "=" not in before) or (
+    return joined or (before.startswith("--f") and "=" not in before) or (
         before[-1:] == "f" and not before.startswith("--"))
 
 
@@ -133,11 +132,10 @@ def risky_options(program: str, words: Sequence[str], subcommand: str = "",
     short = _RISKY_SHORT.get(program, "") + git_short
     whole = _RISKY_WORDS.get(program, set())
     first = before in ("", program)  # the program's own first word comes first here
-    previous = before
     for k, w in enumerate(words):
-        if w == "--" and program not in _READS_PAST_DASHES and dashes_end_options(before):
+        prior, before = before, w
+        if w == "--" and program not in _READS_PAST_DASHES and dashes_end_options(prior):
             break
-        before = w
         if k == 0 and first and program in _DASHLESS_FIRST and w and not w.startswith("-"):
             w = "-" + w  # `tar xf a.tar` is `tar -xf a.tar`
         if w in whole or (w.startswith("--") and _risky_long(w, program, more)):
@@ -150,6 +148,6 @@ def risky_options(program: str, words: Sequence[str], subcommand: str = "",
             found.append(w)  # `-qo-l`: a `-` in a cluster negates the next letter (-l, -t)
         elif program == "sqlite3" and (re.match(r"\.[A-Za-z]", w) or _SQLITE_RISKY.search(w)):
             found.append(w)  # a dot command (.shell, .output F) or SQL that writes or loads
-        elif program == "tar" and _remote_archive(w, words[k - 1] if k else previous):
+        elif program == "tar" and _remote_archive(w, prior):
             found.append(w)  # `-f host:file`: tar runs rsh (or ssh) to reach the archive
     return found

@@ -135,6 +135,10 @@ def named_paths(value: str) -> list[tuple[str, str]]:
             continue
         for name in PROJECT_FILES.get(token, ()):
             add(folder + name, "watch")
+        for where, kind in _tool_options(token, tokens[i + 1:]):  # make -C DIR, npm --prefix DIR
+            where = folder + where.rstrip("/")
+            for path in [f"{where}/{n}" for n in PROJECT_FILES[token]] if kind == "dir" else [where]:
+                add(path, "watch")
         if i and tokens[i - 1] == "-m":  # python -m pkg.mod
             base = folder + token.replace(".", "/")
             for path in (f"{base}.py", f"{base}/__init__.py", f"{base}/__main__.py"):
@@ -146,15 +150,10 @@ def named_paths(value: str) -> list[tuple[str, str]]:
             add(folder + bare.lstrip("/"), "file")  # `$(git rev-parse --show-toplevel)/x`
         elif bare.startswith("-"):
             continue
-        elif ("/" in bare or bare.startswith(".")) and bare == piece and not any(c in bare for c in "%$*?["):
+        elif _path_like(bare) and bare == piece:
             add(folder + bare, "path")
         else:
             add(folder + bare, "file")
-    for i, token in enumerate(tokens):  # `make -C DIR`, `make -f F`, `npm --prefix DIR`
-        for where, kind in _tool_options(token, tokens[i + 1:]):
-            names = PROJECT_FILES[token] if kind == "dir" else ("",)
-            for name in names:
-                add(f"{where.rstrip('/')}/{name}".rstrip("/") if kind == "dir" else where, "watch")
     return list(found.items())
 
 
