@@ -39,7 +39,7 @@ def codex_sh(hook: str, guard: str, real: str) -> str:
     are, since a guard started by Codex runs them with Codex still its parent."""
     ours = guard.rsplit("/", 1)[0] + "/*"
     return _guard_script("sh", hook, guard, real, f"real={real}",
-                         f'case "$1" in {ours}) exec "$real" "$@";; esac  # our own, read-only')
+                         f'case "$1" in *..*) ;; {ours}) exec "$real" "$@";; esac  # our own, read-only')
 
 
 def _guard_script(name: str, hook: str, guard: str, interpreter: str, real: str,
