@@ -45,10 +45,8 @@ async def pump_output(stream: asyncio.StreamReader, emit: Callable[[list[str]], 
             partial = parts.pop()
             for part in parts:
                 pending.extend(_pieces(part))
-            while len(partial) > MAX_LINE_BYTES:  # the rest of a long line waits for more
-                cut = _cut_at(partial)
-                pending.append(partial[:cut].decode("utf-8", "replace"))
-                partial = partial[cut:]
+            done, partial = _full_pieces(partial)  # the rest of a long line waits for more
+            pending.extend(done)
             pending_chars += len(chunk)
         if chunk == b"" and partial:
             pending.extend(_pieces(partial))
@@ -67,15 +65,19 @@ async def pump_output(stream: asyncio.StreamReader, emit: Callable[[list[str]], 
 def _pieces(line: bytes) -> list[str]:
     """One line read whole (its newline gone; a CR before it too), as lines of at most
     MAX_LINE_BYTES bytes each: every byte kept, in order."""
-    if line.endswith(b"\r"):
-        line = line[:-1]
+    pieces, rest = _full_pieces(line[:-1] if line.endswith(b"\r") else line)
+    return [*pieces, rest.decode("utf-8", "replace")]
+
+
+def _full_pieces(line: bytes) -> tuple[list[str], bytes]:
+    """Pieces of at most MAX_LINE_BYTES off the front of a line while it is longer, and what
+    is left of it (at most MAX_LINE_BYTES)."""
     pieces = []
     while len(line) > MAX_LINE_BYTES:
         cut = _cut_at(line)
         pieces.append(line[:cut].decode("utf-8", "replace"))
         line = line[cut:]
-    pieces.append(line.decode("utf-8", "replace"))
-    return pieces
+    return pieces, line
 
 
 def _cut_at(raw: bytes) -> int:
