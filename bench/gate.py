@@ -9,7 +9,9 @@ blocking sockets so the client's cost is the same small constant on every path. 
 
 - GET keep-alive p50/p99: one connection, many small GETs (against direct only: tinyproxy
   closes every client connection after one response, so it appears in the next figure).
-- GET new connection p50/p99: connect, one GET, close (what a CLI agent mostly does).
+- GET new connection p50/p99: connect, one GET, close (what a CLI agent mostly does). The
+  gate takes the upstream connection the previous request left parked (each request is
+  still decided); a second gate with parking off gives the row "nothing parked".
 - CONNECT setup p50/p99: connect, CONNECT, 200 (the gate decides and records here).
 - Tunnel download MB/s: bytes from the upstream through a CONNECT tunnel.
 - Tunnels per second, 50 concurrent clients: each opens a connection, CONNECTs, sends one
@@ -95,9 +97,12 @@ async def _upstream() -> None:
     await asyncio.Event().wait()
 
 
-async def _gate(path: str, ports: list[int]) -> None:
+async def _gate(path: str, ports: list[int], *, park: bool = True) -> None:
     sys.path.insert(0, str(ROOT))
-    from console.gate import Gate, GateLimits, NetworkRules
+    from console.gate import Gate, GateLimits, NetworkRules, upstreams
+
+    if not park:  # every request dials its own upstream connection, as tinyproxy's do
+        upstreams.PARKED_MOST = 0
 
     records = 0
 
@@ -360,6 +365,10 @@ def main() -> None:
         gate, ready = _spawn("--serve-gate", sock, str(http_port), str(bulk_port))
         procs.append(gate)
         assert ready == "ready", ready
+        unparked_sock = str(Path(tmp) / "unparked.sock")
+        unparked, ready = _spawn("--serve-gate-unparked", unparked_sock, str(http_port))
+        procs.append(unparked)
+        assert ready == "ready", ready
         tiny, tiny_port = _tinyproxy(tmp)
         procs.append(tiny)
         bare_sock = str(Path(tmp) / "bare.sock")
@@ -380,7 +389,7 @@ def main() -> None:
         out: list[Row] = []
 
         def add(figure: str, run: Callable[[int], list[float]],
-                anchors: dict[str, Callable[[int], list[float]]]) -> None:
+                anchors: dict[str, Callable[[int], list[float]]], targets: bool = True) -> None:
             # Interleaved in rounds, so a change in the machine's load mid-run falls on the
             # figure and its anchors alike (this box is shared; a ratio is what is compared).
             mine: list[float] = []
@@ -394,7 +403,7 @@ def main() -> None:
                 a50, a99 = _pct(samples)
                 rows.append((f"{figure} p50 µs", p50, name, a50))
                 rows.append((f"{figure} p99 µs", p99, name, a99))
-                target = "<= 1.2x" if name.startswith("tinyproxy") else ""
+                target = "<= 1.2x" if targets and name.startswith("tinyproxy") else ""
                 out.append(Row(f"{figure}, p50", p50, "µs", f"{name}, p50", a50, target))
                 out.append(Row(f"{figure}, p99", p99, "µs", f"{name}, p99", a99))
 
@@ -404,6 +413,14 @@ def main() -> None:
             {"direct new connection": lambda k: fresh_get(direct, origin, k),
              "tinyproxy new connection": lambda k: fresh_get(tinyp, absolute, k),
              BARE + " new connection": lambda k: fresh_get(bare_sock, absolute, k)})
+        # The row above reuses the upstream connection the previous client's request left
+        # parked (gate/upstreams.py); this one dials a new one for every request, as
+        # tinyproxy and the bare relay do.
+        add("GET new connection via gate, nothing parked",
+            lambda k: fresh_get(unparked_sock, absolute, k),
+            {"tinyproxy new connection": lambda k: fresh_get(tinyp, absolute, k),
+             BARE + " new connection": lambda k: fresh_get(bare_sock, absolute, k)},
+            targets=False)
         add("CONNECT setup via gate", lambda k: connect_setup(sock, bulk, k),
             {"direct TCP connect": lambda k: connect_setup(("127.0.0.1", bulk_port), b"", k),
              "tinyproxy CONNECT setup": lambda k: connect_setup(tinyp, bulk, k),
@@ -467,7 +484,8 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-upstream":
         asyncio.run(_upstream())
-    elif len(sys.argv) > 1 and sys.argv[1] == "--serve-gate":
-        asyncio.run(_gate(sys.argv[2], [int(p) for p in sys.argv[3:]]))
+    elif len(sys.argv) > 1 and sys.argv[1] in ("--serve-gate", "--serve-gate-unparked"):
+        asyncio.run(_gate(sys.argv[2], [int(p) for p in sys.argv[3:]],
+                          park=sys.argv[1] == "--serve-gate"))
     else:
         main()

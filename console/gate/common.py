@@ -212,6 +212,8 @@ class Upstream:
     writer: asyncio.StreamWriter
     act: Activity = field(default_factory=Activity)
     started: float = field(default_factory=time.monotonic)
+    exchanges: int = 0  # HTTP exchanges completed on it
+    reusable: bool = False  # the last one completed, and its server keeps the connection open
 
 
 def meter_host(host: str) -> str:

@@ -44,8 +44,6 @@ from console.gate.common import (
     Verdict,
     Veto,
     dial_address,
-    dial_failure,
-    ip_text,
     lookups_in_threads,
     meter_host,
     read_absolute,
@@ -53,14 +51,15 @@ from console.gate.common import (
     shown_target,
     system_resolver,
 )
-from console.gate.deciding import Deciding, TokenBucket
+from console.gate.deciding import TokenBucket
 from console.gate.forward import AnswerCut, exchange
 from console.gate.http1 import Head, HttpError, body_framing, parse_request_line, read_head, render
 from console.gate.readiness import Readiness
 from console.gate.sockio import Listener, SockStream
 from console.gate.splice import CAN_SPLICE, SplicedTunnel, pump, splice
 from console.gate.tls import MAX_HELLO_BYTES, HelloCheck, SniMismatch
-from console.policy.hosts import BadTarget, IPAddress, Target
+from console.gate.upstreams import REPLAYABLE, Dialling
+from console.policy.hosts import BadTarget, Target
 from console.policy.netrules import NetworkRules
 
 __all__ = ["Gate", "GateLimits", "NetAsk", "Verdict", "dial_address", "system_resolver"]
@@ -70,7 +69,7 @@ HEAD_READ_LIMIT = 16 * 1024  # the client reader's buffer bound; heads are limit
 REQUESTS_PER_TURN = 8  # requests served on one connection before the loop gets a turn
 
 
-class Gate(Deciding):
+class Gate(Dialling):
     """The egress proxy of one run. See the module docstring for the decision path.
 
     `rules` may be replaced on a live gate (config reload); each request reads it once.
@@ -108,6 +107,7 @@ class Gate(Deciding):
         self._conns: set[Conn] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self.tunnels = 0
+        self._parked, self._ending = {}, set()
         self._closing = False
         self._turn_away = TurnAway()
         self._on_refused = on_refused
@@ -151,6 +151,7 @@ class Gate(Deciding):
             for task in stuck:  # e.g. a record callback that never returns
                 task.cancel()
             await asyncio.gather(*stuck, return_exceptions=True)
+        await self._end_parked()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -203,7 +204,7 @@ class Gate(Deciding):
         finally:
             self._conns.discard(conn)
             if conn.upstream is not None:
-                await self._finish(conn.upstream, conn.ended_how())
+                await self._let_go(conn.upstream, conn.ended_how())
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -278,53 +279,6 @@ class Gate(Deciding):
         await self._record_quietly("net.rejected", {"method": method, "target": shown_target(target),
                                                     "status": status, "reason": reason})
         await self._respond(writer, Refusal(status, f"Pilothouse gate: bad request: {reason}"))
-
-    # -- upstream connections -----------------------------------------------------------------
-
-    async def _open(self, addrs: list[IPAddress], target: Target) -> Upstream:
-        if self.tunnels >= self.limits.max_tunnels:
-            raise Refusal(503, f"Pilothouse gate: this run already has {self.tunnels} open "
-                                f"connections (limit {self.limits.max_tunnels}); close some.")
-        self.tunnels += 1
-        errors, why = [], []
-        for ip in addrs:
-            try:
-                if self._closing:  # a decision recorded, or a dial failed, while the gate closes
-                    raise Refusal(503, "Pilothouse gate: this run's gate is closing.")
-                reader, writer = await self._dial(ip, target.port, self.limits.connect_timeout)
-                if self.denied_now(target, ip):  # the rules were reloaded while it dialled
-                    writer.close()
-                    await self._record_quietly("net.error", {
-                        "host": target.host, "port": target.port, "stage": "reload",
-                        "error": "denied by the rules reloaded while it was being connected"})
-                    raise Refusal(403, f"Pilothouse gate: {target.authority} is denied by the "
-                                       "rules reloaded while it was being connected.")
-                return Upstream(target, ip, reader, writer)
-            except (OSError, TimeoutError) as exc:
-                errors.append(f"{ip_text(ip)}: {exc or type(exc).__name__}")
-                why.append(dial_failure(exc))
-            except BaseException:  # cancelled, or the gate closing: the slot is given back
-                self.tunnels -= 1
-                raise
-        self.tunnels -= 1
-        await self._record_quietly("net.error", {"host": target.host, "port": target.port,
-                                                 "stage": "dial", "error": "; ".join(errors)})
-        # The sandbox reads why, not where: the addresses a name resolved to stay in the
-        # record (a 403 never says them either: no DNS oracle into the local network). The
-        # error's own text names the address (sockio's, asyncio's), so only its errno is told.
-        shown = errors if target.ip is not None else list(dict.fromkeys(why))
-        raise Refusal(502, f"Pilothouse gate: could not connect to {target.authority} "
-                            f"({'; '.join(shown)}).")
-
-    async def _finish(self, up: Upstream, how: str) -> None:
-        self.tunnels -= 1
-        up.writer.close()
-        with contextlib.suppress(Exception):
-            await up.writer.wait_closed()
-        await self._record_quietly("net.closed", {
-            "host": up.target.host, "port": up.target.port, "address": ip_text(up.address),
-            "bytes_up": up.act.up, "bytes_down": up.act.down, "how": how,
-            "duration_s": round(time.monotonic() - up.started, 6)})
 
     # -- CONNECT ------------------------------------------------------------------------------
 
@@ -458,7 +412,8 @@ class Gate(Deciding):
                 await self._finish(up, "closed")
                 conn.upstream = up = None
             if up is None:
-                conn.upstream = up = await self._open(addrs, target)
+                conn.upstream = up = (self._take_parked(target, addrs)
+                                      or await self._open(addrs, target))
         except Refusal as r:
             await self._respond(writer, r)
             return False
@@ -468,10 +423,30 @@ class Gate(Deciding):
         metered, started = (target.host, target.port) in self.meter, time.time()
         rec = self.trace.begin(self.run_id, method, f"{target.authority}{path.split('?')[0]}") \
             if metered and self.trace is not None else None
+        # A connection that served before may have been closed by its server as this request
+        # went: a request that may be repeated is sent once more on a fresh one.
+        again = up.exchanges > 0 and method in REPLAYABLE and framing == "none"
+        up.reusable = False  # until this exchange completes and the server says it keeps it
         try:
-            outcome = await exchange(
-                reader, writer, req, up, target, path, framing, length, client_keep=client_keep,
-                metered=metered, max_header_bytes=self.limits.max_header_bytes, observer=rec)
+            while True:
+                try:
+                    outcome = await exchange(
+                        reader, writer, req, up, target, path, framing, length,
+                        client_keep=client_keep, metered=metered,
+                        max_header_bytes=self.limits.max_header_bytes, observer=rec)
+                    break
+                except (HttpError, OSError, asyncio.IncompleteReadError):
+                    if not again or up.act.down != down_before:
+                        raise
+                again, conn.upstream = False, None
+                await self._finish(up, "closed")
+                conn.upstream = up = await self._open(addrs, target)
+                down_before = up.act.down
+        except Refusal as r:  # no fresh connection for the repeat
+            if rec is not None:
+                rec.finish(None, None)
+            await self._respond(writer, r)
+            return False
         except (AnswerCut, HttpError, OSError, asyncio.IncompleteReadError) as exc:
             usage = exc.usage if isinstance(exc, AnswerCut) else None
             if usage is not None:  # the client got these tokens before the answer broke off
@@ -494,6 +469,8 @@ class Gate(Deciding):
         if rec is not None:
             rec.finish(outcome.usage, outcome.status)
         conn.last = time.monotonic()
+        up.exchanges += 1
+        up.reusable = outcome.upstream_keep
         if not outcome.upstream_keep:
             conn.upstream = None
             await self._finish(up, "closed")

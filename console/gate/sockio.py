@@ -137,6 +137,22 @@ class SockStream:
                 break
         return buf.find(b"\n\n", pos) >= 0 or buf.find(b"\n\r\n", pos) >= 0
 
+    def settled(self) -> bool:
+        """Nothing read and left unconsumed, nothing waiting to be sent, no EOF, no error: a
+        connection between two exchanges (upstreams.py parks only such)."""
+        return not (self.buf or self.eof or self.closed or self._out or self._error)
+
+    def peer_quiet(self) -> str | None:
+        """None while the peer has neither closed the connection nor sent anything (looked at,
+        not read); else how it ends: "closed", or "error" (bytes nobody asked for)."""
+        try:
+            data = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            return "error"
+        return "closed" if not data else "error"
+
     def take_buffered(self) -> bytes:
         """What was read from the socket but not yet consumed (handed on before a splice)."""
         data = bytes(self.buf)

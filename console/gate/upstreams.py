@@ -1,0 +1,166 @@
+"""The gate's upstream connections: dialled within the run's limit, ended with a record, and
+an HTTP one parked when its client connection ends, for the run's next request to the same
+checked address (as forward proxies keep their upstream connections alive).
+
+Parking never skips a decision: every request is decided first (deciding.py), and a parked
+connection is taken only for the target it was dialled for and only when its address is among
+those the new decision allows. One is parked only after a complete exchange the upstream said
+it would keep (HTTP/1.1, framed, no `Connection: close`), with nothing unread; it is taken only
+while the peer has neither closed it nor sent anything unasked, and it is ended after
+PARK_SECONDS idle (under the keep-alive timeout of common servers), on new rules that deny it,
+and when the gate closes. Parked ones count as open upstream connections (`tunnels`, the
+run's limit, the daemon's descriptor budget) until they end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from console.config.bounds import FdBudget
+from console.gate.common import Dialer, Refusal, Upstream, dial_failure, ip_text
+from console.gate.deciding import Deciding
+from console.gate.sockio import SockStream
+from console.policy.hosts import IPAddress, Target
+from console.policy.netrules import NetworkRules
+
+__all__ = ["Dialling", "PARK_SECONDS", "PARKED_MOST"]
+
+PARK_SECONDS = 4.0  # servers commonly drop an idle keep-alive connection at 5 s (uvicorn, Node)
+PARKED_MOST = 8  # parked at once per gate; the oldest ends first
+# Requests sent again, once, on a fresh connection when a parked one turns out to have been
+# closed by its server as the request went (no byte of an answer came back): only these, and
+# only without a body, may be repeated (RFC 9110 9.2.2: safe and idempotent).
+REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Dialling(Deciding):
+    """The upstream half of a Gate (proxy.py); the attributes are set by Gate.__init__."""
+
+    _dial: Dialer
+    _closing: bool
+    _budget: FdBudget | None
+    tunnels: int
+    # parked connection -> the timer that ends it; a dict keeps them oldest first
+    _parked: dict[Upstream, asyncio.TimerHandle]
+    _ending: set[asyncio.Task[None]]
+
+    @property
+    def parked(self) -> int:
+        """Upstream connections parked now (counted in `tunnels` too)."""
+        return len(self._parked)
+
+    async def _open(self, addrs: list[IPAddress], target: Target) -> Upstream:
+        if self.tunnels >= self.limits.max_tunnels and self._parked:
+            await self._finish(self._unpark(next(iter(self._parked))), "idle")
+        if self.tunnels >= self.limits.max_tunnels:
+            raise Refusal(503, f"Pilothouse gate: this run already has {self.tunnels} open "
+                                f"connections (limit {self.limits.max_tunnels}); close some.")
+        self.tunnels += 1
+        errors, why = [], []
+        for ip in addrs:
+            try:
+                if self._closing:  # a decision recorded, or a dial failed, while the gate closes
+                    raise Refusal(503, "Pilothouse gate: this run's gate is closing.")
+                reader, writer = await self._dial(ip, target.port, self.limits.connect_timeout)
+                if self.denied_now(target, ip):  # the rules were reloaded while it dialled
+                    writer.close()
+                    await self._record_quietly("net.error", {
+                        "host": target.host, "port": target.port, "stage": "reload",
+                        "error": "denied by the rules reloaded while it was being connected"})
+                    raise Refusal(403, f"Pilothouse gate: {target.authority} is denied by the "
+                                       "rules reloaded while it was being connected.")
+                return Upstream(target, ip, reader, writer)
+            except (OSError, TimeoutError) as exc:
+                errors.append(f"{ip_text(ip)}: {exc or type(exc).__name__}")
+                why.append(dial_failure(exc))
+            except BaseException:  # cancelled, or the gate closing: the slot is given back
+                self.tunnels -= 1
+                raise
+        self.tunnels -= 1
+        await self._record_quietly("net.error", {"host": target.host, "port": target.port,
+                                                 "stage": "dial", "error": "; ".join(errors)})
+        # The sandbox reads why, not where: the addresses a name resolved to stay in the
+        # record (a 403 never says them either: no DNS oracle into the local network). The
+        # error's own text names the address (sockio's, asyncio's), so only its errno is told.
+        shown = errors if target.ip is not None else list(dict.fromkeys(why))
+        raise Refusal(502, f"Pilothouse gate: could not connect to {target.authority} "
+                            f"({'; '.join(shown)}).")
+
+    async def _finish(self, up: Upstream, how: str) -> None:
+        self.tunnels -= 1
+        up.writer.close()
+        with contextlib.suppress(Exception):
+            await up.writer.wait_closed()
+        await self._record_quietly("net.closed", {
+            "host": up.target.host, "port": up.target.port, "address": ip_text(up.address),
+            "bytes_up": up.act.up, "bytes_down": up.act.down, "how": how,
+            "duration_s": round(time.monotonic() - up.started, 6)})
+
+    # -- parking ------------------------------------------------------------------------------
+
+    async def _let_go(self, up: Upstream, how: str) -> None:
+        """A client connection ended (`how`): its upstream is parked when the client simply
+        closed and the upstream may serve again, else ended."""
+        if how != "closed" or not self._park(up):
+            await self._finish(up, how)
+
+    def _park(self, up: Upstream) -> bool:
+        if not (PARKED_MOST and up.reusable and not self._closing
+                and isinstance(up.reader, SockStream) and up.reader.settled()):
+            return False
+        if self._budget is not None and not self._budget.take(1):
+            return False  # the client's descriptors go back with it; a parked one holds its own
+        if len(self._parked) >= PARKED_MOST:
+            self._end_later(self._unpark(next(iter(self._parked))), "idle")
+        loop = asyncio.get_running_loop()
+        self._parked[up] = loop.call_later(PARK_SECONDS, self._expire, up)
+        return True
+
+    def _unpark(self, up: Upstream) -> Upstream:
+        self._parked.pop(up).cancel()
+        if self._budget is not None:
+            self._budget.give(1)
+        return up
+
+    def _expire(self, up: Upstream) -> None:
+        if up in self._parked:
+            self._end_later(self._unpark(up), "idle")
+
+    def _end_later(self, up: Upstream, how: str) -> None:
+        task = asyncio.ensure_future(self._finish(up, how))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
+
+    def _take_parked(self, target: Target, addrs: list[IPAddress]) -> Upstream | None:
+        """A parked connection to this target at one of the allowed addresses, still open and
+        quiet; any found closed, or with bytes nobody asked for, is ended on the way."""
+        for up in list(self._parked):
+            if up.target != target or up.address not in addrs:
+                continue
+            self._unpark(up)
+            how = up.reader.peer_quiet()
+            if how is None:
+                return up
+            self._end_later(up, how)
+        return None
+
+    async def _end_parked(self) -> None:
+        """The gate closes: every parked connection ends, and every ending is waited for."""
+        for up in list(self._parked):
+            self._end_later(self._unpark(up), "closed")
+        if self._ending:  # bounded like the connections' own ends (a recorder may hang)
+            _, stuck = await asyncio.wait(set(self._ending), timeout=5)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+
+    def replace_rules(self, rules: NetworkRules) -> int:
+        """Deciding.replace_rules, and parked connections the new rules deny end too."""
+        ended = super().replace_rules(rules)
+        for up in list(self._parked):
+            if self.denied_now(up.target, up.address):
+                self._end_later(self._unpark(up), "policy")
+                ended += 1
+        return ended
+
