@@ -77,6 +77,14 @@ def _escape_char(ch: str) -> str:
     return ch
 
 
+def clipped(text: str, most: int) -> str:
+    """`text`, or its first `most` characters and a mark saying how many more there were: what
+    a record keeps of something a sandbox wrote, whose length the sandbox chooses."""
+    if len(text) <= most:
+        return text
+    return f"{text[:most]} [... {len(text) - most} more characters not shown]"
+
+
 def cut(text: str, limit: int | None) -> str:
     """Text already shown, cut to `limit` characters with a mark saying how many were cut
     (never inside an escape)."""

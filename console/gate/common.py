@@ -27,6 +27,7 @@ from console.policy.hosts import (
     parse_connect_target,
 )
 from console.policy.netrules import BadPattern, NetMatch, parse_pattern
+from console.text import clipped
 
 if TYPE_CHECKING:
     from console.config.bounds import FdBudget
@@ -287,9 +288,7 @@ def shown_target(raw: str) -> str:
     """`raw`, or its first TARGET_SHOWN characters and a mark saying how many more went out:
     cut silently, a padded URL had a person read and allow a line whose end (the part that
     carried the data) was never on the card (review s20)."""
-    if len(raw) <= TARGET_SHOWN:
-        return raw
-    return f"{raw[:TARGET_SHOWN]} [... {len(raw) - TARGET_SHOWN} more characters not shown]"
+    return clipped(raw, TARGET_SHOWN)
 
 
 def host_header(t: Target) -> str:

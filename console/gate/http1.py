@@ -29,6 +29,7 @@ __all__ = [
     "render",
 ]
 
+METHOD_MOST = 32  # WebDAV's longest is 17
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _MAX_HEADER_LINES = 256
 _CHUNK_LINE_MAX = 4096
@@ -123,6 +124,8 @@ def parse_request_line(lines: list[bytes]) -> Head:
     if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]):
         raise HttpError(400, "malformed request line")
     method, target, version = parts
+    if len(method) > METHOD_MOST:  # recorded, and shown on a card: its length is bounded
+        raise HttpError(400, f"request method longer than {METHOD_MOST} characters")
     if version not in (b"HTTP/1.1", b"HTTP/1.0"):
         raise HttpError(505 if version.startswith(b"HTTP/") else 400,
                         "only HTTP/1.0 and HTTP/1.1 are spoken here")

@@ -48,7 +48,6 @@ from console.gate.common import (
     meter_host,
     read_absolute,
     read_connect,
-    shown_target,
     system_resolver,
 )
 from console.gate.deciding import TokenBucket
@@ -59,8 +58,9 @@ from console.gate.sockio import Listener, SockStream
 from console.gate.splice import CAN_SPLICE, SplicedTunnel, pump, splice
 from console.gate.tls import MAX_HELLO_BYTES, HelloCheck, SniMismatch
 from console.gate.upstreams import REPLAYABLE, Dialling
-from console.policy.hosts import BadTarget, Target
+from console.policy.hosts import REASON_SHOWN, BadTarget, Target
 from console.policy.netrules import NetworkRules
+from console.text import clipped
 
 __all__ = ["Gate", "GateLimits", "NetAsk", "Verdict", "dial_address", "system_resolver"]
 
@@ -275,9 +275,11 @@ class Gate(Dialling):
 
     async def _reject(self, writer: asyncio.StreamWriter, status: int, reason: str,
                       method: str, target: str) -> None:
-        """A malformed request: answered, recorded, never dialled."""
-        await self._record_quietly("net.rejected", {"method": method, "target": shown_target(target),
-                                                    "status": status, "reason": reason})
+        """A malformed request: answered, recorded (what the sandbox wrote cut short: it
+        chooses the length, review s33), never dialled."""
+        await self._record_quietly("net.rejected", {
+            "method": method, "target": clipped(target, REASON_SHOWN), "status": status,
+            "reason": clipped(reason, REASON_SHOWN)})
         await self._respond(writer, Refusal(status, f"Pilothouse gate: bad request: {reason}"))
 
     # -- CONNECT ------------------------------------------------------------------------------

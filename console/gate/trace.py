@@ -53,6 +53,10 @@ __all__ = ["RequestShape", "RequestTrace", "TraceRecorder", "request_shape"]
 log = logging.getLogger("pilothouse.gate.trace")
 
 MAX_BODY = 8 * 1024 * 1024  # a larger request body is recorded without its shape
+# Request body bytes one run's requests in flight hold at once: past them a request is recorded
+# without its shape. Without it, 64 requests kept just short of their end held 512 MB of the
+# daemon's memory (review s33).
+MAX_HELD_PER_RUN = 16 * 1024 * 1024
 # Bodies waiting for the row builder, at most: past them a request is recorded without its
 # shape (fast refusals of 8 MB bodies arrive faster than one thread parses them).
 MAX_WAITING_BODIES = 8
@@ -166,8 +170,10 @@ class RequestTrace:
     def request_body(self, data: bytes) -> None:
         if self._over:
             return
-        if len(self._body) + len(data) > MAX_BODY:
+        if (len(self._body) + len(data) > MAX_BODY
+                or not self._recorder.hold(self.run_id, len(data))):
             self._over = True
+            self._recorder.release(self.run_id, len(self._body))
             self._body.clear()
             return
         self._body += data
@@ -181,6 +187,7 @@ class RequestTrace:
         if self._done:
             return
         self._done = True
+        self._recorder.release(self.run_id, len(self._body))
         try:
             self._recorder.finish(self, usage, status, bytes(self._body))
         except Exception:  # recording must never break the proxied exchange
@@ -232,6 +239,7 @@ class TraceRecorder:
         self.lost = 0  # rows that never reached the store (each said in the log)
         self.unshaped = 0  # rows recorded without their request's shape: the builder was behind
         self._waiting = 0  # bodies handed to the builder and not yet parsed
+        self._held: dict[str, int] = {}  # run -> body bytes its requests in flight hold
         self._begun = 0
         self._last_build: asyncio.Future[None] | None = None  # the newest row handed to _builder
         self._ended: dict[str, None] = {}  # runs whose rows went to their end (oldest first)
@@ -257,6 +265,26 @@ class TraceRecorder:
         self._publish({"kind": "inference.start", "run_id": run_id,
                        "request_id": trace.request_id, "ts": now, "lane": trace.lane})
         return trace
+
+    def hold(self, run_id: str, n: int) -> bool:
+        """Count n more body bytes held by a request of run_id in flight, if within the run's
+        bound (the gate's loop is the only caller, as of release)."""
+        held = self._held.get(run_id, 0) + n
+        if held > MAX_HELD_PER_RUN:
+            return False
+        self._held[run_id] = held
+        return True
+
+    def release(self, run_id: str, n: int) -> None:
+        left = self._held.get(run_id, 0) - n
+        if left > 0:
+            self._held[run_id] = left
+        else:
+            self._held.pop(run_id, None)
+
+    def held(self, run_id: str) -> int:
+        """Body bytes run_id's requests in flight hold now."""
+        return self._held.get(run_id, 0)
 
     def finish(self, trace: RequestTrace, usage: Usage | None, status: int | None,
                body: bytes) -> None:
