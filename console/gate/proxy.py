@@ -57,7 +57,7 @@ from console.gate.readiness import Readiness
 from console.gate.sockio import Listener, SockStream
 from console.gate.splice import CAN_SPLICE, SplicedTunnel, pump, splice
 from console.gate.tls import MAX_HELLO_BYTES, HelloCheck, SniMismatch
-from console.gate.upstreams import REPLAYABLE, Dialling
+from console.gate.upstreams import REPLAYABLE, Dialling, give_up_on
 from console.policy.hosts import REASON_SHOWN, BadTarget, Target
 from console.policy.netrules import NetworkRules
 from console.text import clipped
@@ -137,6 +137,7 @@ class Gate(Dialling):
     async def close(self) -> None:
         """Stop listening, deny pending asks, and end every connection."""
         self._closing = True
+        self._drop_parked()
         for server in self._servers:
             server.close()
         await self._turn_away.close()  # refused connections still waiting are answered now
@@ -148,9 +149,7 @@ class Gate(Dialling):
         tasks = {c.task for c in conns if c.task not in (None, asyncio.current_task())}
         if tasks:
             _, stuck = await asyncio.wait(tasks, timeout=5)
-            for task in stuck:  # e.g. a record callback that never returns
-                task.cancel()
-            await asyncio.gather(*stuck, return_exceptions=True)
+            await give_up_on(stuck)  # e.g. a record callback that never returns
         await self._end_parked()
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -426,8 +425,11 @@ class Gate(Dialling):
         rec = self.trace.begin(self.run_id, method, f"{target.authority}{path.split('?')[0]}") \
             if metered and self.trace is not None else None
         # A connection that served before may have been closed by its server as this request
-        # went: a request that may be repeated is sent once more on a fresh one.
-        again = up.exchanges > 0 and method in REPLAYABLE and framing == "none"
+        # went: a request that may be repeated is sent once more on a fresh one, when not one
+        # byte came back.
+        again = (up.exchanges > 0 and method in REPLAYABLE and framing == "none"
+                 and isinstance(up.reader, SockStream))
+        heard = up.reader.received if again else 0
         up.reusable = False  # until this exchange completes and the server says it keeps it
         try:
             while True:
@@ -438,7 +440,7 @@ class Gate(Dialling):
                         max_header_bytes=self.limits.max_header_bytes, observer=rec)
                     break
                 except (HttpError, OSError, asyncio.IncompleteReadError):
-                    if not again or up.act.down != down_before:
+                    if not again or up.reader.received != heard:
                         raise
                 again, conn.upstream = False, None
                 await self._finish(up, "closed")

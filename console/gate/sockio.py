@@ -38,8 +38,8 @@ _YIELD_EVERY = 16
 class SockStream:
     """Reader and writer of one connected non-blocking socket (see the module docstring)."""
 
-    __slots__ = ("sock", "loop", "limit", "buf", "eof", "closed", "_out", "_error", "_flusher",
-                 "_streak")
+    __slots__ = ("sock", "loop", "limit", "buf", "eof", "closed", "received", "_out", "_error",
+                 "_flusher", "_streak")
 
     def __init__(self, sock: socket.socket, limit: int) -> None:
         self.sock = sock
@@ -48,6 +48,7 @@ class SockStream:
         self.buf = bytearray()
         self.eof = False
         self.closed = False
+        self.received = 0  # bytes read from the socket, ever
         self._out = b""  # written, not yet accepted by the kernel (drain sends it)
         self._error: OSError | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -70,6 +71,7 @@ class SockStream:
             raise ConnectionResetError(str(exc)) from exc
         if data:
             self.buf += data
+            self.received += len(data)
         else:
             self.eof = True
 
@@ -122,6 +124,7 @@ class SockStream:
                 return False
             if data:
                 self.buf += data
+                self.received += len(data)
             else:
                 self.eof = True
         return self.eof or self._whole_head()

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from typing import Any
 
 from console.config.bounds import FdBudget
 from console.gate.common import Dialer, Refusal, Upstream, dial_failure, ip_text
@@ -24,7 +26,9 @@ from console.gate.sockio import SockStream
 from console.policy.hosts import IPAddress, Target
 from console.policy.netrules import NetworkRules
 
-__all__ = ["Dialling", "PARK_SECONDS", "PARKED_MOST"]
+__all__ = ["Dialling", "PARK_SECONDS", "PARKED_MOST", "give_up_on"]
+
+log = logging.getLogger("console.gate.proxy")
 
 PARK_SECONDS = 4.0  # servers commonly drop an idle keep-alive connection at 5 s (uvicorn, Node)
 PARKED_MOST = 8  # parked at once per gate; the oldest ends first
@@ -88,8 +92,15 @@ class Dialling(Deciding):
                             f"({'; '.join(shown)}).")
 
     async def _finish(self, up: Upstream, how: str) -> None:
+        self._release(up)
+        await self._closed(up, how)
+
+    def _release(self, up: Upstream) -> None:
+        """The connection is closed and no longer counts; its record may follow (_closed)."""
         self.tunnels -= 1
         up.writer.close()
+
+    async def _closed(self, up: Upstream, how: str) -> None:
         with contextlib.suppress(Exception):
             await up.writer.wait_closed()
         await self._record_quietly("net.closed", {
@@ -111,10 +122,15 @@ class Dialling(Deciding):
             return False
         if self._budget is not None and not self._budget.take(1):
             return False  # the client's descriptors go back with it; a parked one holds its own
+        # Its server's keep-alive clock runs from the last answer, not from the client's close.
+        left = up.act.last + PARK_SECONDS - time.monotonic()
+        if left <= 0:
+            if self._budget is not None:
+                self._budget.give(1)
+            return False
         if len(self._parked) >= PARKED_MOST:
             self._end_later(self._unpark(next(iter(self._parked))), "idle")
-        loop = asyncio.get_running_loop()
-        self._parked[up] = loop.call_later(PARK_SECONDS, self._expire, up)
+        self._parked[up] = asyncio.get_running_loop().call_later(left, self._expire, up)
         return True
 
     def _unpark(self, up: Upstream) -> Upstream:
@@ -128,13 +144,18 @@ class Dialling(Deciding):
             self._end_later(self._unpark(up), "idle")
 
     def _end_later(self, up: Upstream, how: str) -> None:
-        task = asyncio.ensure_future(self._finish(up, how))
+        """End it now (its slot is free at once); only its record waits for a task."""
+        self._release(up)
+        task = asyncio.ensure_future(self._closed(up, how))
         self._ending.add(task)
         task.add_done_callback(self._ending.discard)
 
     def _take_parked(self, target: Target, addrs: list[IPAddress]) -> Upstream | None:
         """A parked connection to this target at one of the allowed addresses, still open and
-        quiet; any found closed, or with bytes nobody asked for, is ended on the way."""
+        quiet; any found closed, or with bytes nobody asked for, is ended on the way. None
+        once the gate is closing: nothing goes upstream then."""
+        if self._closing:
+            return None
         for up in list(self._parked):
             if up.target != target or up.address not in addrs:
                 continue
@@ -145,15 +166,17 @@ class Dialling(Deciding):
             self._end_later(up, how)
         return None
 
-    async def _end_parked(self) -> None:
-        """The gate closes: every parked connection ends, and every ending is waited for."""
+    def _drop_parked(self) -> None:
+        """The gate starts closing: every parked connection ends now."""
         for up in list(self._parked):
             self._end_later(self._unpark(up), "closed")
+
+    async def _end_parked(self) -> None:
+        """The gate closes: every parked connection has ended; their records are waited for."""
+        self._drop_parked()
         if self._ending:  # bounded like the connections' own ends (a recorder may hang)
             _, stuck = await asyncio.wait(set(self._ending), timeout=5)
-            for task in stuck:
-                task.cancel()
-            await asyncio.gather(*stuck, return_exceptions=True)
+            await give_up_on(stuck)
 
     def replace_rules(self, rules: NetworkRules) -> int:
         """Deciding.replace_rules, and parked connections the new rules deny end too."""
@@ -164,3 +187,14 @@ class Dialling(Deciding):
                 ended += 1
         return ended
 
+
+async def give_up_on(tasks: set[asyncio.Task[Any]]) -> None:
+    """Cancel tasks that did not end in time, and wait a moment for them: a cancelled task's
+    own cleanup may wait on the same hung callback again (a record in a `finally`), and the
+    gate's close must not wait on it for ever (review s33)."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, left = await asyncio.wait(tasks, timeout=1)
+        if left:
+            log.warning("gate: %d task(s) still ending after their cancellation", len(left))

@@ -129,7 +129,7 @@ async def test_new_rules_that_deny_it_end_a_parked_connection() -> None:
         assert (await request(h))[0] == 200
         assert await until(lambda: h.gate.parked == 1)
         assert h.gate.replace_rules(rules(allow=[], deny=["example.com"])) == 1
-        assert await until(lambda: h.gate.tunnels == 0)
+        assert await until(lambda: h.gate.tunnels == 0 and h.kinds("net.closed"))
         assert [c["how"] for c in h.kinds("net.closed")] == ["policy"]
         status, _ = await request(h)
         assert status == 403 and up.connections == 1 and len(up.requests) == 1
@@ -247,7 +247,7 @@ async def test_a_parked_connection_ends_after_its_idle_time(monkeypatch) -> None
     async with running(h):
         assert (await request(h))[0] == 200
         assert await until(lambda: h.gate.parked == 1)
-        assert await until(lambda: h.gate.tunnels == 0, within=3)
+        assert await until(lambda: h.gate.tunnels == 0 and h.kinds("net.closed"), within=3)
         assert [c["how"] for c in h.kinds("net.closed")] == ["idle"]
     await up.close()
 
@@ -277,7 +277,8 @@ async def test_at_most_a_few_are_parked_and_the_oldest_ends_first() -> None:
         assert up.connections == count
         for _, writer in clients:
             writer.close()
-        assert await until(lambda: h.gate.tunnels == upstreams.PARKED_MOST)
+        assert await until(lambda: h.gate.tunnels == upstreams.PARKED_MOST
+                           and len(h.kinds("net.closed")) == 2)
         assert h.gate.parked == upstreams.PARKED_MOST
         assert [c["how"] for c in h.kinds("net.closed")] == ["idle", "idle"]
     await up.close()
