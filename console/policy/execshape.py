@@ -33,7 +33,12 @@ from console.policy.parts import (
     redirection_words,
     write_targets,
 )
-from console.policy.riskyopts import dashes_end_options, risky_options, written_operand
+from console.policy.riskyopts import (
+    dashes_end_options,
+    has_table,
+    risky_options,
+    written_operand,
+)
 from console.policy.unwrap import (
     CACHED,
     WORDS_CACHED,
@@ -289,6 +294,31 @@ def _path_glob(path: str, glob: str) -> bool:
         fnmatch.fnmatchcase(n, g) for n, g in zip(names, globs, strict=True))
 
 
+# python's options before `-m`: those taking the next word as their value, and plain flags.
+_PYTHON_VALUED = {"-X", "-W", "--check-hash-based-pycs"}
+_PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+
+
+def _as_module(words: list[str]) -> list[str]:
+    """`python3 -m pytest ARGS` as `pytest ARGS` (the module is the program whose options
+    count); other words as they are."""
+    if not words or not _PYTHON.match(words[0]):
+        return words
+    k = 1
+    while k < len(words) and words[k].startswith("-") and words[k] != "-m":
+        k += 2 if words[k] in _PYTHON_VALUED else 1
+    if k + 1 < len(words) and words[k] == "-m":
+        return words[k + 1:]
+    return words
+
+
+def _options_past(words: Sequence[str], own: int) -> list[str]:
+    """risky_options for the words past a rule's `own` first ones, read as words[0]'s."""
+    sub = skip_git_options(list(words))[1:2] if words[:1] == ["git"] else []
+    return risky_options(words[0] if words else "", words[own:], sub[0] if sub else "",
+                         before=words[own - 1] if 0 < own <= len(words) else "")
+
+
 # --- rules and grant patterns, read once ------------------------------------------------------
 
 
@@ -349,13 +379,22 @@ class CommandPattern:
         redirections write, options that run a program or write a file. None when nothing."""
         words = command_words(part)
         writes = sorted(set(write_targets(part)) - self.writes)
-        sub = skip_git_options(words)[1:2] if words[:1] == ["git"] else []
-        own = len(self.program_words)
-        risky = risky_options(words[0] if words else "", words[own:], sub[0] if sub else "",
-                              before=words[own - 1] if 0 < own <= len(words) else "")
+        risky = _options_past(words, len(self.program_words))
         out = written_operand(words)
-        if out is not None and out[0] >= own and words[out[0]] not in self.writes:
+        if out is not None and out[0] >= len(self.program_words) and words[out[0]] not in self.writes:
             writes = sorted({*writes, words[out[0]]})
+        # The program's own tables by its name, when the words start with a path, a wrapper or
+        # an assignment (`timeout 30 find`, `/usr/bin/sort`, `LC_ALL=C sort`; review s33), or
+        # a runner runs it (`npm x -- find`: all its words, the rule does not name it).
+        inner = _as_module(unwrap_stages(words, git_options=True)[-1])
+        if inner and inner[0] != words[0]:
+            mine = _as_module(unwrap_stages(list(self.program_words), git_options=True)[-1])
+            own = len(mine) if inner[:len(mine)] == mine else 0
+            if own or has_table(inner[0]):  # else only the options read wide for any program
+                risky += [w for w in _options_past(inner, own) if w not in risky]
+            out = written_operand(inner)
+            if out is not None and out[0] >= own and out[1] not in self.writes:
+                writes = sorted({*writes, out[1]})
         said = ([f"writes {', '.join(w or '(no target)' for w in writes)}"] if writes else []) + (
             [f"has {', '.join(risky)}"] if risky else [])
         if self._glob_past(part):

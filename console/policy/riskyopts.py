@@ -24,8 +24,8 @@ _RISKY_LONG = (
 )
 # Short options (letters, alone or in a cluster) risky for one program.
 _RISKY_SHORT = {
-    "sort": "o", "curl": "oOKTDc", "wget": "OoaPe", "sed": "i", "rsync": "e", "ssh": "oF",
-    "fd": "xX", "fdfind": "xX", "tar": "IFxcruA", "zip": "T", "yq": "i", "less": "oO",
+    "sort": "o", "curl": "oOKTDc", "wget": "OoaPe", "sed": "i", "rsync": "e", "ssh": "oFE",
+    "fd": "xX", "fdfind": "xX", "tar": "IFxcruA", "zip": "T", "yq": "i", "less": "oOk",
     "git": "O", "perl": "ie", "ruby": "ie", "strace": "o", "iconv": "o", "shuf": "o",
     "file": "C",  # file -C (--compile) compiles the magic it reads into NAME.mgc
     # man -P PAGER and -H[BROWSER] run them; scp and sftp -S run a program as ssh, -o can be a
@@ -33,13 +33,22 @@ _RISKY_SHORT = {
     # config naming the pager; wget -e runs a
     # wgetrc command (output_document=FILE, use_askpass=PROGRAM).
     "man": "PHC", "scp": "SoFD", "sftp": "SoFD",
+    # less -k FILE reads a lesskey file, whose #env section can set LESSOPEN=|CMD (s33); ssh -E
+    # writes its log to a file; pytest -o sets an ini value (cache_dir: where it writes).
+    "pytest": "o", "py.test": "o",
 }
 # Long options risky for one program only (any unambiguous abbreviation counts too).
 _RISKY_LONG_FOR = {
     "tar": ("--extract", "--get", "--create", "--update", "--append", "--catenate",
             "--concatenate", "--delete", "--rsh-command", "--rmt-command", "--index-file",
             "--volno-file"),
-    "less": ("--log-file", "--LOG-FILE"),
+    "less": ("--log-file", "--LOG-FILE", "--lesskey-file", "--lesskey-src", "--lesskey-content"),
+    # pytest --basetemp DIR empties DIR first (`~` is a home: review s33, helper 123); the others
+    # write a file, and --pastebin posts the results to a web service.
+    "py.test": ("--basetemp", "--junitxml", "--debug", "--report-log", "--pastebin"),
+    "pytest": ("--basetemp", "--junitxml", "--junit-xml", "--debug", "--report-log",
+               "--resultlog", "--result-log", "--pastebin", "--override-ini"),
+    "npm": ("--logs-dir",),
     "file": ("--compile",),
     "rg": ("--hostname-bin",),  # ripgrep 14 runs it to learn the host name
     "man": ("--pager", "--html", "--config-file"),
@@ -75,8 +84,15 @@ _SQLITE_RISKY = re.compile(r"load_extension|\battach\b|\bvacuum\b.*\binto\b|\bba
 # Programs whose Nth operand is a file they write (`uniq IN OUT`, `xxd IN OUT`), and their
 # options that take a value as the next word (that word is not an operand).
 _OUTPUT_OPERAND = {"uniq": (2, {"-f", "-s", "-w"}),
+                   "json.tool": (2, set()),  # python -m json.tool IN OUT
                    "xxd": (2, {"-c", "-g", "-l", "-o", "-s", "-n", "-cols", "-groupsize", "-len",
                                "-offset", "-seek", "-name"})}
+
+
+def has_table(program: str) -> bool:
+    """Whether options or operands of this program in particular are known to run or write."""
+    return program == "git" or any(program in t for t in (
+        _RISKY_SHORT, _RISKY_LONG_FOR, _RISKY_WORDS, _OUTPUT_OPERAND))
 
 
 def dashes_end_options(before: str) -> bool:

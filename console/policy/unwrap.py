@@ -145,11 +145,13 @@ def _skip_wrapper(words: list[str], i: int) -> tuple[int, list[str] | None]:
     return min(n, i + positionals), None
 
 
-def unwrap_stages(words: list[str], readings: int = 1) -> list[list[str]]:
+def unwrap_stages(words: list[str], readings: int = 1, *,
+                  git_options: bool = False) -> list[list[str]]:
     """Each command a line runs, outermost first: `FOO=1 sudo -u root /bin/rm -rf /` gives
     `sudo -u root /bin/rm -rf /` and `rm -rf /`. Leading assignments, redirections and keywords
     are dropped, wrappers are stepped through with their options and option arguments, a
-    command's path is reduced to its name, and git's own options before its subcommand go."""
+    command's path is reduced to its name, and git's own options before its subcommand go
+    (kept with `git_options`: what an option table reads)."""
     words = list(words)
     stages: list[list[str]] = []
     others: list[list[str]] = []  # a runner's other readings (runners.py), before the program
@@ -170,7 +172,7 @@ def unwrap_stages(words: list[str], readings: int = 1) -> list[list[str]]:
             # Where the command starts if not at i: read to a bounded depth (`npm exec --a npm
             # exec --a ...` doubles the readings at each runner); past it, the part is opaque.
             for other in read[1] if readings > 0 else ():
-                others += unwrap_stages(other, readings - 1)
+                others += unwrap_stages(other, readings - 1, git_options=git_options)
             if read[1] and readings <= 0:  # not followed: a word not known, so never allowed
                 return stages + others + [[UNKNOWN_WORD]]
         elif _base(w) in WRAPPERS:
@@ -189,7 +191,7 @@ def unwrap_stages(words: list[str], readings: int = 1) -> list[list[str]]:
         rest[0] = _base(rest[0])
         if rest[0].startswith("git-") and len(rest[0]) > 4:  # git's exec path: git-push is git
             rest = ["git", rest[0][4:], *rest[1:]]
-        if rest[0] == "git":
+        if rest[0] == "git" and not git_options:
             rest = skip_git_options(rest)
     return stages + others + [rest]
 
