@@ -13,6 +13,7 @@ so `from console.config.load import Config, load` reads as one API.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import tomllib
@@ -149,10 +150,14 @@ def load(user_file: Path | None, *, include_embedded: bool = True, text: str | N
     if user_file is not None:
         cfg.user_file = str(user_file)
         if text is None and user_file.exists():
-            try:
-                text = user_file.read_text(encoding="utf-8")
+            try:  # read once: the hash a reload records is of the bytes that were loaded
+                raw = user_file.read_bytes()
+                text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError(str(user_file), None, f"cannot read: {exc}") from None
+            cfg.user_file_sha256 = hashlib.sha256(raw).hexdigest()
+        elif text is not None:
+            cfg.user_file_sha256 = hashlib.sha256(text.encode()).hexdigest()
         if text is not None:
             _apply_file(cfg, str(user_file), text)
     for prof in cfg.profiles.values():  # [defaults] of the last file reach every profile

@@ -1,22 +1,90 @@
-"""What a reload changes: the rules and settings that decide something, as lines, and the diff
-between two configs that a policy.changed event records (the daemon's live_config reloads)."""
+"""What a reload changes: every setting of the config as lines, and the diff between two
+configs that a policy.changed event records (the daemon's live_config reloads).
+
+The lines are read off the config's schema (console/config/schema.py), field by field, so a
+setting added there is compared without a change here: what is allowed (rules, defaults, ports,
+[gate]), who may decide ([team], [limits]), what reaches a sandbox (a profile's command,
+workspace, image, gpus, env, setenv, carry, limits) and where copies go ([audit]). A profile's
+lines start with its name (`demo exec forbid "make"`); the daemon-wide ones with their table
+(`[team] approvers "bob"`: a profile name never starts with `[`). A `setenv` value is never
+written, only a fingerprint of it (`sha256:` and 12 hex digits), so a key put there despite the
+advice stays out of the history, and its change still shows."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import fields, is_dataclass
+from typing import Any
+
 from console.config import load as config_mod
+from console.config.schema import Rule
+
+# Config fields under the name the file gives them; a field not named here is still compared,
+# under its own name.
+_TABLES = {
+    "sandbox": "[defaults] sandbox", "approval_timeout": "[defaults] approval_timeout",
+    "notify_command": "[notify] command", "inference": "[gate] inference",
+    "gpu_sample_hz": "[gpu] sample_hz", "price_kwh": "[gpu] price_kwh",
+    "price_gpu_hour": "[gpu] price_gpu_hour", "team": "[team]", "bounds": "[limits]",
+    "audit_syslog": "[audit] syslog", "audit_otlp": "[audit] otlp", "keys": "[keys]",
+}
+# Bookkeeping, not settings: where a value was read, what was loaded, what a load derived.
+_NOT_SETTINGS = {"profiles", "files", "user_file", "user_file_sha256", "name", "source", "file",
+                 "own", "compiled"}
+# Lists compared item by item (adding one name reads as one line); other lists are one value.
+_EACH = {"approvers", "inference", "env", "carry", "allow", "ask", "deny", "forbid"}
+# Durations, written in seconds with their unit.
+_SECONDS = {"approval_timeout", "head_timeout", "send_timeout", "prune_confirm_age"}
+# Choices, written bare as they always were (`demo sandbox bwrap`); other text is quoted, so
+# a value never reads as `unset` or as another line.
+_CHOICES = {"sandbox", "default"}
+
+
+def _value(key: str, v: Any) -> str:
+    if v is None:
+        return "unset"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}s" if key in _SECONDS else f"{v:g}"
+    if isinstance(v, Rule):
+        return f'"{v.text}"'  # the rule lines as they always were
+    if isinstance(v, tuple):
+        return " -> ".join(json.dumps(x) for x in v)
+    if isinstance(v, str) and key in _CHOICES:
+        return v
+    return json.dumps(v)
+
+
+def _fingerprint(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
+def _lines(prefix: str, key: str, v: Any) -> Iterator[str]:
+    if is_dataclass(v):
+        for f in fields(v):
+            if f.name not in _NOT_SETTINGS:
+                yield from _lines(f"{prefix} {f.name}", f.name, getattr(v, f.name))
+    elif isinstance(v, dict):
+        for k, item in v.items():
+            shown = _fingerprint(item) if key == "setenv" else _value(k, item)
+            yield f"{prefix} {k} {shown}"
+    elif isinstance(v, list) and key in _EACH:
+        yield from (f"{prefix} {_value(key, item)}" for item in v)
+    else:
+        yield f"{prefix} {_value(key, v)}"
 
 
 def policy_lines(cfg: config_mod.Config) -> set[str]:
     """Every rule and setting that decides something, one line each, for a diff."""
     lines: set[str] = set()
+    for f in fields(cfg):
+        if f.name not in _NOT_SETTINGS:
+            lines.update(_lines(_TABLES.get(f.name, f.name), f.name, getattr(cfg, f.name)))
     for name, p in cfg.profiles.items():
-        lines |= {f"{name} sandbox {p.sandbox}", f"{name} approval_timeout {p.approval_timeout:g}s",
-                  f"{name} exec default {p.exec.default}", f"{name} network default {p.network.default}",
-                  f"{name} network ports {p.network.ports}"}
-        for section, lists in (("exec", p.exec), ("network", p.network)):
-            for list_name in ("allow", "ask", "forbid", "deny"):
-                for rule in getattr(lists, list_name, ()):
-                    lines.add(f'{name} {section} {list_name} "{rule.text}"')
+        lines.update(_lines(name, name, p))
     return lines
 
 

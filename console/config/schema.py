@@ -123,6 +123,7 @@ class Config:
     profiles: dict[str, Profile] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)  # what was loaded, in order
     user_file: str | None = None  # where profile rules are written back
+    user_file_sha256: str | None = None  # of the user file's bytes as loaded (None: no file)
 
     def profile(self, name: str) -> Profile:
         try:

@@ -2,8 +2,9 @@
 SIGHUP and a change of the file, validating first.
 
 A bad file leaves the policy in force and is kept as `error` (file, line, reason) for
-`pilothouse status` and the console; a good one is recorded as policy.changed with the rules it
-adds and removes, committed before it takes effect (fail closed). Reading and parsing the file
+`pilothouse status` and the console; a good one is recorded as policy.changed with the settings
+it adds and removes (console/config/reload.py) and the file's sha256 before and after, committed
+before it takes effect (fail closed). Reading and parsing the file
 runs in a thread: a slow disk (or a file that is a pipe) never stops the daemon's loop.
 """
 
@@ -85,11 +86,14 @@ class ConfigReloader:
                 log.error("config not reloaded (%s): %s; the old policy stays", cause, exc)
                 raise
             diff = policy_diff(self.config.cfg, cfg)
+            # The whole file's hash, before and after: a change no setting shows is evident too.
+            hashes = {"sha256_before": self.config.cfg.user_file_sha256,
+                      "sha256_after": cfg.user_file_sha256}
             try:
                 row = await self.storage.record_security(
                     "policy.changed", actor=actor,
                     text=f"config reloaded ({cause}) by {actor}: {len(diff)} change(s)",
-                    data={"cause": cause, "files": cfg.files, "diff": diff})
+                    data={"cause": cause, "files": cfg.files, "diff": diff} | hashes)
             except StoreError as exc:
                 # Not in force until it is on the record. The file is not taken as seen, so
                 # the watcher tries again each second: the change applies once the history
@@ -105,7 +109,7 @@ class ConfigReloader:
             self.config.cfg = cfg
             self.error = None
             self.on_change()
-            return {"changed": bool(diff), "diff": diff, "files": cfg.files,
+            return {"changed": bool(diff), "diff": diff, "files": cfg.files, **hashes,
                     "profiles": sorted(cfg.profiles), "event_id": row["id"]}
 
     async def _reload_quietly(self, actor: str, cause: str) -> None:
