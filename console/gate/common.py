@@ -215,6 +215,7 @@ class Upstream:
     started: float = field(default_factory=time.monotonic)
     exchanges: int = 0  # HTTP exchanges completed on it
     reusable: bool = False  # the last one completed, and its server keeps the connection open
+    keep_s: float | None = None  # how long its server said it keeps it idle (Keep-Alive)
 
 
 def meter_host(host: str) -> str:

@@ -36,12 +36,14 @@ __all__ = ["Outcome", "exchange"]
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """`keep`: the client connection may carry another request; `upstream_keep`: the upstream
-    connection may be reused; `usage`: tokens when metered."""
+    connection may be reused, for `keep_s` seconds when its server said (Keep-Alive: timeout);
+    `usage`: tokens when metered."""
 
     keep: bool
     upstream_keep: bool
     status: int
     usage: Usage | None
+    keep_s: float | None = None
 
 
 class AnswerCut(Exception):
@@ -107,6 +109,7 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     keep = client_keep and rframing != "eof"
     upstream_keep = (rframing != "eof" and resp.start[0] == "HTTP/1.1"
                      and "close" not in resp.tokens("connection"))
+    keep_s = _keep_alive_timeout(resp) if upstream_keep else None
     out = filtered_headers(resp)
     if rframing == "length":
         out.append(("Content-Length", str(rlength)))
@@ -148,4 +151,14 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         await writer.drain()
     except (HttpError, OSError, asyncio.IncompleteReadError) as exc:
         raise AnswerCut(exc, status, meter.finish() if meter is not None else None) from exc
-    return Outcome(keep, upstream_keep, status, meter.finish() if meter is not None else None)
+    return Outcome(keep, upstream_keep, status, meter.finish() if meter is not None else None,
+                   keep_s)
+
+
+def _keep_alive_timeout(resp: Head) -> float | None:
+    """The seconds a server says it keeps an idle connection (`Keep-Alive: timeout=5`)."""
+    for token in resp.tokens("keep-alive"):
+        name, _, value = token.partition("=")
+        if name.strip() == "timeout" and value.strip().isdigit():
+            return float(value.strip())
+    return None

@@ -474,7 +474,7 @@ class Gate(Dialling):
             rec.finish(outcome.usage, outcome.status)
         conn.last = time.monotonic()
         up.exchanges += 1
-        up.reusable = outcome.upstream_keep
+        up.reusable, up.keep_s = outcome.upstream_keep, outcome.keep_s
         if not outcome.upstream_keep:
             conn.upstream = None
             await self._finish(up, "closed")

@@ -122,8 +122,10 @@ class Dialling(Deciding):
             return False
         if self._budget is not None and not self._budget.take(1):
             return False  # the client's descriptors go back with it; a parked one holds its own
-        # Its server's keep-alive clock runs from the last answer, not from the client's close.
-        left = up.act.last + PARK_SECONDS - time.monotonic()
+        # Its server's keep-alive clock runs from the last answer, not from the client's close,
+        # and a server that says how long it keeps one is taken at its word, less a second.
+        keep = PARK_SECONDS if up.keep_s is None else min(PARK_SECONDS, up.keep_s - 1)
+        left = up.act.last + keep - time.monotonic()
         if left <= 0:
             if self._budget is not None:
                 self._budget.give(1)

@@ -171,3 +171,44 @@ async def test_close_ends_even_when_recording_hangs_with_an_upstream_and_a_decis
     assert h.gate.tunnels == 0
     writer.close()
     await up.close()
+
+
+class SaysKeepAlive(Upstream):
+    """Answers with `Keep-Alive: timeout=N` and keeps the connection."""
+
+    def __init__(self, header: bytes) -> None:
+        super().__init__("keep")
+        self.header = header
+
+    async def _serve(self, reader, writer):  # type: ignore[no-untyped-def]
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                self.requests.append(head.split(b"\r\n", 1)[0])
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (
+                    len(BODY), self.header) + BODY)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+
+async def test_a_server_that_keeps_a_connection_one_second_is_not_parked() -> None:
+    up = await SaysKeepAlive(b"Keep-Alive: timeout=1, max=100\r\n").start()
+    h = Harness(rules(), upstream_port=up.port)
+    async with running(h):
+        assert await request(h) == (200, BODY)
+        assert await until(lambda: h.gate.tunnels == 0)
+        assert h.gate.parked == 0
+    await up.close()
+
+
+async def test_a_server_that_keeps_a_connection_long_enough_is_parked() -> None:
+    up = await SaysKeepAlive(b"Keep-Alive: timeout=60\r\n").start()
+    h = Harness(rules(), upstream_port=up.port)
+    async with running(h):
+        assert await request(h) == (200, BODY)
+        assert await until(lambda: h.gate.parked == 1)
+        assert await request(h) == (200, BODY) and up.connections == 1
+    await up.close()
