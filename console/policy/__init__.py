@@ -158,7 +158,7 @@ def _why_no_allow(rules: ExecRules, part: CommandPart) -> str | None:
     rule = max(near, key=lambda r: len(r.words))
     also = rule.pattern.beyond(part) or (
         "its words depend on an expansion or substitution the rules cannot see" if part.opaque
-        else "it runs what its words do not show (input read as words or as a script)"
+        else part.why_unseen or "it runs what its words do not show (input read as words or as a script)"
         if part.unseen else None)
     if also is None:
         return None
@@ -247,8 +247,9 @@ def evaluate_exec(
                                                  detail=_why_no_allow(rules, part)))
         if part.blind and verdict[0] == "allow":
             why = ("depends on a substitution or quoting the rules cannot see through"
-                   if part.opaque else "runs what its words do not show (words or a script "
-                   "read from its input, a path find fills in, a name hash -p moved)")
+                   if part.opaque else part.why_unseen and f"is asked: {part.why_unseen}"
+                   or "runs what its words do not show (words "
+                   "or a script read from its input, a path find fills in, a name hash -p moved)")
             verdict = ("ask", Provenance("default", rule_list="ask", detail=(
                 f'"{canonical(part)}" {why}; a person must look')))
         verdicts.append((*verdict, part))
@@ -263,8 +264,11 @@ def evaluate_exec(
 
     action = strictest(*(v[0] for v in verdicts))
     deciding = [v for v in verdicts if v[0] == action]
-    # For an allow, name the grant if one was needed: it is the non-obvious reason.
-    prov = next((p for _, p, _ in deciding if p.kind == "grant"), deciding[0][1])
+    # For an allow, name the grant if one was needed: it is the non-obvious reason. Else a part
+    # decided by its own words before one asked for what an earlier part set up (unseen.py).
+    prov = next((p for _, p, _ in deciding if p.kind == "grant"), None) or next(
+        (p for _, p, part in deciding if not part.why_unseen or part.why_unseen not in (p.detail or "")),
+        deciding[0][1])
     asking = tuple(dict.fromkeys(canonical(p) for a, _, p in verdicts if a == "ask" and not p.nested))
     if action == "allow" and consume and grants:
         for g in used:

@@ -31,8 +31,11 @@ class CommandPart:
     expands: list[int] = field(default_factory=list)
     # It runs what its words do not show (xargs, find -exec {}, a shell reading its standard
     # input: unwrap._runs_unseen). Never allowed by a rule, like opaque; a rule may still name
-    # such a command (`forbid = ["xargs"]`), which an opaque rule may not.
+    # such a command (`forbid = ["xargs"]`), which an opaque rule may not. So is a part that
+    # connects through /dev/tcp, and one run after a variable of the environment is given a
+    # value (unseen.after_environment): why_unseen says which.
     unseen: bool = False
+    why_unseen: str = ""  # said when that is known: a variable an earlier part gave, /dev/tcp
     # The working folder its relative paths are read in (folders.py): None for the run's own,
     # a path where the line `cd`ed to one written out, folders.UNKNOWN where it cannot be known.
     folder: str | None = None
@@ -86,6 +89,19 @@ def write_targets(part: CommandPart) -> list[str]:
     listed as "" so that it still counts."""
     return [t for op, t in redirections(part)
             if not _DUP.match(op) and not _READS.match(op) and t != "/dev/null"]
+
+
+# bash opens these itself (`/dev/tcp/*/*`, read or written), looking the host's name up first: a
+# connection (and a DNS query) that no gate sees where the run has no sandbox. `//dev/tcp/...`
+# is a file to bash: asked all the same.
+_NETWORK = re.compile(r"^/+dev/+(?:\./+)*(?:tcp|udp)/", re.S)
+_DATA = re.compile(rf"^{_FD}(<<|<<-|<<<)$")  # here-documents and -strings: no file opened
+
+
+def network_target(part: CommandPart) -> str | None:
+    """The first /dev/tcp or /dev/udp file a part's redirections open, in any direction."""
+    return next((t for op, t in redirections(part)
+                 if not _DATA.match(op) and _NETWORK.match(t)), None)
 
 
 def redirection_words(part: CommandPart) -> set[int]:

@@ -1,8 +1,10 @@
 """Commands that run what their words do not show, beyond what unwrap.py knows of wrappers and
 input: those that set up what bash (or a program it starts) runs later (environment a program
 runs as a command, variables bash expands or runs, such as PS4 for each `set -x` line, aliases,
-the command hash table, history that `fc` or `!` brings back), and shells that read a script
-from a file already open (`bash /dev/fd/3 3<&0`, `--rcfile /dev/stdin`).
+the command hash table, history that `fc` or `!` brings back), shells that read a script
+from a file already open (`bash /dev/fd/3 3<&0`, `--rcfile /dev/stdin`), and a variable of the
+environment a builtin gives a value, which every program run after it in the line sees
+(`export GIT_DIR=D; git status`, `printf -v PATH %s D; ls`: sets_environment).
 
 unwrap.py marks such a part as running what its words do not show, so no rule allows it.
 """
@@ -11,6 +13,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+
+from console.policy.parts import ASSIGNMENT, CommandPart
+from console.policy.reserved import reserved_word
 
 # Environment a program (git, a pager's user, ssh) runs as a command or reads config from, bash's
 # exported functions (env 'BASH_FUNC_ls%%=() {...}' bash -c ls runs that ls), BASH_ENV and ENV
@@ -95,6 +100,99 @@ def sets_up_later_runs(words: list[str], program: list[str]) -> bool:
     return _named_by_builtin(program) or _defines_alias(program) or _brings_back_history(program)
 
 
+# --- environment a builtin gives the programs that run after it (review s33, helper 123) -----
+
+_DECLARES = {"declare", "typeset", "local", "readonly", "export"}
+# POSIX's special builtins: sh keeps a prefix assignment to one (`HOME=x :`) for the rest of the line.
+_SPECIAL = {":", ".", "source", "eval", "exec", "exit", "export", "readonly", "return", "set",
+            "shift", "trap", "unset", "times", "break", "continue"}
+_READ_VALUED = "adinNptu"  # read's getopt string a:d:ei:n:N:p:rst:u: (-a names an array)
+# A name an arithmetic expression gives a value: `x=`, `x[i]+=`, `x<<=`, `x++`, `--x`.
+_ARITH_SETS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[[^]]*\]\s*)?(?:(?:[-+*/%&|^]|<<|>>)?=(?!=)"
+                         r"|\+\+|--)|(?:\+\+|--)\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _given_names(program: list[str]) -> tuple[list[str], bool]:
+    """The variables a builtin (or a loop, or arithmetic) gives a value, takes one from or
+    removes, by name, and whether it exports them: `printf -v NAME`, `read [-a] NAME`,
+    `mapfile NAME`, `for NAME in`, `getopts S NAME`, `wait -p NAME`, `unset NAME`, `let`,
+    `((...))`, and `declare`, `typeset`, `local`, `readonly`, `export` with their `-x`."""
+    name, args = program[0], program[1:]
+    if name == "printf":
+        return _printf_target(args), False
+    if name == "read":
+        options, operands = _read_options(args, _READ_VALUED)
+        return operands + [v for o, v in options if o == "-a"], False
+    if name in ("mapfile", "readarray"):
+        return _read_options(args, _MAPFILE_VALUED)[1][:1], False
+    if name in ("for", "select"):
+        return args[:1], False
+    if name == "getopts":
+        return args[1:2], False
+    if name == "wait":
+        return [v for o, v in _read_options(args, "p")[0] if o == "-p"], False
+    if name == "unset":
+        options, operands = _read_options(args, "")
+        return ([] if ("-f", "") in options and ("-v", "") not in options else operands), False
+    if name == "let" or name.startswith("(("):
+        return [m.group(1) or m.group(2) for w in args or [name] for m in _ARITH_SETS.finditer(w)], False
+    if name not in _DECLARES:
+        return [], False
+    options, operands = _read_options(args, "", "-+")
+    letters = {o[1] for o, _ in options}
+    exported = name == "export" or "x" in letters
+    if "p" in letters or (letters & {"f", "F"} and not exported):
+        return [], False  # a listing, or functions only
+    return [w.split("=", 1)[0].removesuffix("+") for w in operands], exported
+
+
+def _in_environment(name: str, exported: bool) -> bool:
+    """Whether a variable given a value reaches the environment of the programs started after
+    it: one its command exports, or one that may already be exported: a name with a capital
+    letter (HOME, PATH, GIT_DIR, LD_PRELOAD: bash exports what it inherited, and an exported
+    variable's new value goes to every later program) or a proxy's (`https_proxy`)."""
+    base = name.split("[", 1)[0]
+    return bool(base) and (exported or base != base.lower() or base.lower().endswith("_proxy"))
+
+
+def sets_environment(words: list[str], program: list[str]) -> str | None:
+    """The variable a part gives a value (or removes) that the programs run after it in the
+    line see in their environment, or None: a builtin's (see _given_names), and an assignment
+    that outlives its part (`HOME=x` alone, or before a special builtin). One decision with the
+    prefix assignment, which an allow rule only carries where it names it (`GIT_DIR=D git
+    status`): `export GIT_DIR=D; git status` gives git the same environment. `set -a` (and `-o
+    allexport`) exports every variable given a value after it."""
+    names, exported = _given_names(program) if program else ([], False)
+    if not program or program[0] in _SPECIAL:
+        names += [w.split("=", 1)[0].removesuffix("+")
+                  for w in words[: len(words) - len(program)] if ASSIGNMENT.match(w)]
+    if program[:1] == ["set"]:
+        options = _read_options(program[1:], "o")[0]
+        if ("-a", "") in options or ("-o", "allexport") in options:
+            return "every variable (set -a)"
+    return next((n for n in names if _in_environment(n, exported)), None)
+
+
+def after_environment(parts: list[CommandPart], given: list[str | None]) -> None:
+    """Marks unseen each part that may run after a part given a variable of the environment
+    (given[k] for parts[k]): the parts after it, and where the line loops or defines a
+    function (an earlier part may run again after it) every other part."""
+    setters = [(j, n) for j, n in enumerate(given) if n][:2]  # the first two are enough
+    if not setters:
+        return
+    again = any(p.functions or reserved_word(p.words) in _LOOPS for p in parts)
+    for k, part in enumerate(parts):
+        name = next((n for j, n in setters if j < k or (again and j != k)), None)
+        if name is not None:
+            part.unseen = True
+            part.why_unseen = part.why_unseen or (
+                f"an earlier command in the line gives {name} a value, which this program's "
+                f"environment holds as a prefix `{name.split(' ')[0]}=...` would")
+
+
+_LOOPS = ("while", "until", "for", "select")
+
+
 # A file name that is an open file of the shell's (its standard input under any spelling:
 # `//dev/stdin`, `/dev/./stdin`, `/proc/thread-self/fd/0`, `/dev/fd/3` with `3<&0`), anything
 # under /dev or /proc, and the names those are by from their folder (`cd /dev; bash stdin`).
@@ -118,21 +216,31 @@ _MAPFILE_VALUED = "duncOCs"  # mapfile's getopt string d:u:n:O:tC:c:s: (t takes 
 _COMPLETION_VALUED = "oAGWFCXPS"  # compgen's and complete's options that take a value
 
 
-def _c_values(words: list[str], valued: str) -> list[str]:
-    """The values of a builtin's -C options (a command it runs), its options read as getopt
-    does (`-tC 'cmd'` too), where `valued` holds the letters that take a value."""
-    found, k = [], 1
-    while k < len(words) and words[k].startswith("-") and words[k] != "--":
-        w, k = words[k], k + 1
+def _read_options(args: list[str], valued: str, signs: str = "-") -> tuple[list[tuple[str, str]], list[str]]:
+    """A builtin's options read as its getopt does (`-tC 'cmd'` too; `+x` where signs has
+    `+`), `valued` the letters that take a value: ((sign + letter, value), ...) and the
+    operands after them (past a `--`)."""
+    found, k = [], 0
+    while k < len(args) and args[k][:1] in tuple(signs):  # a lone `-` too, as before
+        w, k = args[k], k + 1
+        if w == "--":
+            break
         for pos, letter in enumerate(w[1:], start=2):
+            value = ""
             if letter in valued:
                 value = w[pos:]
-                if not value and k < len(words):
-                    value, k = words[k], k + 1
-                if letter == "C":
-                    found.append(value)
+                if not value and k < len(args):
+                    value, k = args[k], k + 1
+            found.append((w[0] + letter, value))
+            if letter in valued:
                 break
-    return found
+    return found, args[k:]
+
+
+def _c_values(words: list[str], valued: str) -> list[str]:
+    """The values of a builtin's -C options (a command it runs), where `valued` holds the
+    letters that take a value."""
+    return [value for option, value in _read_options(words[1:], valued)[0] if option == "-C"]
 
 
 def mapfile_callbacks(words: list[str]) -> list[str]:

@@ -22,6 +22,7 @@ from console.policy.parts import (
     ParseError,
     canonical,
     command_words,
+    network_target,
     redirections,
 )
 from console.policy.reserved import CdContexts
@@ -33,10 +34,12 @@ from console.policy.runners import (
 )
 from console.policy.shellwords import body_substitutions, split_command
 from console.policy.unseen import (
+    after_environment,
     completion_commands,
     mapfile_callbacks,
     names_open_file,
     reads_a_startup_file,
+    sets_environment,
     sets_up_later_runs,
 )
 from console.policy.wrappers import (
@@ -426,6 +429,7 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
             p.nested = True
         out.extend(other)
     cds = CdContexts()  # CommandPart.cd_context, part by part
+    given: list[str | None] = []  # the environment variable each part gives a value (unseen.py)
     for part in top:
         words = command_words(part)
         stages = unwrap_stages(words)
@@ -459,6 +463,9 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         on_input = any(op.lstrip("0") in ("<<", "<<-", "<<<") for op, _ in redirections(part))
         if _runs_unseen(stages, words, bool(scripts) and on_input):
             part.unseen = True
+        if (target := network_target(part)) is not None:
+            part.unseen, part.why_unseen = True, f"bash itself connects to {target}: without a sandbox, no gate sees it"
+        given.append(sets_environment(words, program))
         for body in bodies:
             if depth <= 0:
                 part.opaque = True
@@ -473,7 +480,10 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
                 p.folder = p.folder if part.folder is None else UNKNOWN
                 if moves(normalise(command_words(p))):  # `eval 'cd /'; rm -rf *`
                     folder = UNKNOWN
+                inner_words = command_words(p)  # `eval 'export GIT_DIR=D'`: given here too
+                given[-1] = given[-1] or sets_environment(inner_words, normalise(inner_words))
             if any(p.blind for p in inner):  # `sh -c '$1 push' _ git`: its parent is as blind
                 part.opaque = True
             out.extend(inner)
+    after_environment(top, given)
     return out
