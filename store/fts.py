@@ -186,8 +186,11 @@ class Indexer:
             waiting = list(self._waiters)
             self._waiters.clear()
             for upto, fut in waiting:
+                if fut.cancelled():  # its waiter timed out (a bounded flush): nobody to tell
+                    continue
                 if all(d >= e for d, e in zip(self.done, upto, strict=True)):
-                    fut.set_result(None)
+                    if fut.set_running_or_notify_cancel():  # not cancelled meanwhile
+                        fut.set_result(None)
                 else:
                     self._waiters.append((upto, fut))
         return ok
@@ -200,4 +203,5 @@ class Indexer:
     def fail(self, err: Exception) -> None:
         with self._lock:
             while self._waiters:
-                self._waiters.popleft()[1].set_exception(err)
+                if (fut := self._waiters.popleft()[1]).set_running_or_notify_cancel():
+                    fut.set_exception(err)

@@ -9,8 +9,9 @@ witness saw with two different hashes is a history rewritten after a rollback.
 One JSON line per committed batch of events: {"seq", "id", "hash", "ts", "mac"}; seq grows by
 one per line, mac is HMAC(key) over the rest, so lines cannot be forged without the key. A
 witness deleted or truncated together with the database is not caught here: that is what a
-copy off the machine is for: each line can also go to syslog (`[audit] syslog`), a collector
-the security team keeps (docs/threat-model.md).
+copy off the machine is for: each line can also go to syslog (`[audit] syslog`,
+store/syslog_copy.py, queued and sent off the commit path), a collector the security team
+keeps (docs/threat-model.md).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import contextlib
 import errno
 import json
 import logging
-import logging.handlers
 import os
 import time
 from collections.abc import Callable
@@ -114,26 +114,6 @@ class Witness:
 
     def close(self) -> None:
         os.close(self._fd)
-
-
-def syslog_mirror(address: str) -> Callable[[str], None]:
-    """A copy of each witness line for a collector off this machine: `udp://HOST:PORT`, or
-    a unix datagram socket path such as /dev/log (journald and rsyslog listen there)."""
-    if address.startswith("udp://"):
-        host, _, port = address[len("udp://"):].rpartition(":")
-        target: Any = (host.strip("[]"), int(port))
-    else:
-        target = address
-    handler = logging.handlers.SysLogHandler(
-        address=target, facility=logging.handlers.SysLogHandler.LOG_AUTHPRIV)
-    handler.ident = "pilothouse-audit: "
-    handler.setFormatter(logging.Formatter("%(message)s"))
-
-    def send(line: str) -> None:
-        handler.emit(logging.LogRecord("pilothouse.audit", logging.INFO, __file__, 0, line,
-                                       None, None))
-
-    return send
 
 
 def last_entry(path: Path) -> Entry | None:

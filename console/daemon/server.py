@@ -37,6 +37,7 @@ from console.paths import Paths
 from console.protocol import ErrorCode, Failure
 from console.wire import MessageRefused, ProtocolError
 from store.db import StoreError
+from store.syslog_copy import AuditCopyError
 
 ROLE_LOOK_S = 0.25  # how often a teammate's open stream checks the [team] table in force
 MAX_IN_FLIGHT = 256  # open requests per operator.sock connection
@@ -448,6 +449,9 @@ def run_foreground(paths: Paths, config_file: Path | None) -> int:
         _use_pidfd_child_watcher()
         try:
             await daemon.start()
+        except AuditCopyError as exc:  # before the history: a copy it must keep cannot be made
+            log.error("cannot start: %s", exc)
+            return 1
         except (StoreError, sqlite3.Error) as exc:  # fail closed, in words: nothing unrecorded
             log.error("cannot start: the history at %s cannot be opened or written (%s); "
                       "`pilothouse doctor` checks its disk and permissions, and "

@@ -24,20 +24,22 @@ from store import StoreError
 from store.audit import load_or_create_key
 from store.db import migrate, open_db
 from store.otlp import OtlpExporter
-from store.witness import syslog_mirror
+from store.syslog_copy import SyslogCopy
 from store.writer import StoreWriter
 
 log = logging.getLogger("pilothouse.storage")
 T = TypeVar("T")
+FLUSH_S = 30.0  # a read that must see everything queued waits at most this for the writer
 
 
 class Storage:
     def __init__(self, paths: Paths, writer: StoreWriter, key: bytes,
-                 otlp: OtlpExporter | None = None) -> None:
+                 otlp: OtlpExporter | None = None, syslog: SyslogCopy | None = None) -> None:
         self.paths = paths
         self.writer = writer
         self.key = key
         self.otlp = otlp  # where [audit] otlp sends copies, when set
+        self.syslog = syslog  # where [audit] syslog sends witness lines, when set
         self._readers = threading.local()
 
     @classmethod
@@ -49,12 +51,22 @@ class Storage:
             return load_or_create_key(paths.key_file)
 
         key = await asyncio.to_thread(prepare)
+        # Resolved once, here (a name that does not resolve stops the start, in words), and
+        # sent by its own thread: the writer only queues (store/syslog_copy.py).
+        syslog = (await asyncio.to_thread(SyslogCopy, cfg.audit_syslog)
+                  if cfg.audit_syslog else None)
         otlp = OtlpExporter(cfg.audit_otlp) if cfg.audit_otlp else None
-        mirror, export = _audit_copies(cfg, otlp)
+        mirror, export = _audit_copies(syslog, otlp)
         writer = StoreWriter(paths.db_file, key, witness=witness_file(paths),
                              witness_mirror=mirror, export_event=export)
-        writer.start()
-        return cls(paths, writer, key, otlp)
+        try:
+            writer.start()
+        except BaseException:
+            for copy in (syslog, otlp):
+                if copy is not None:
+                    copy.close(timeout=1.0)
+            raise
+        return cls(paths, writer, key, otlp, syslog)
 
     @property
     def witness_file(self) -> Path:
@@ -76,8 +88,14 @@ class Storage:
 
     async def flush(self) -> None:
         """Wait until everything queued before now is committed and indexed (so reads and
-        searches see it)."""
-        await self.writer.aflush(timeout=None)
+        searches see it); StoreError after FLUSH_S (a stuck store is said, not waited on)."""
+        try:
+            await self.writer.aflush(timeout=FLUSH_S)
+        except StoreError as exc:
+            log.error("a read that must see the latest rows was refused: %s", exc)
+            raise Failure("store-failed", f"the history cannot be read up to date: {exc}",
+                          f"the daemon log ({self.paths.daemon_log}) says why; "
+                          "`pilothouse doctor` checks the store") from None
 
     async def close(self) -> None:
         self.writer.record("daemon.stopped", actor="daemon", text="daemon stopped")
@@ -85,8 +103,9 @@ class Storage:
             await asyncio.to_thread(self.writer.close)
         except StoreError as exc:
             log.error("the store did not flush before exit: %s", exc)
-        if self.otlp is not None:
-            await asyncio.to_thread(self.otlp.close)
+        for copy in (self.syslog, self.otlp):
+            if copy is not None:
+                await asyncio.to_thread(copy.close)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -116,10 +135,11 @@ def witness_file(paths: Paths) -> Path:
     return paths.key_file.with_name("audit.witness")
 
 
-def _audit_copies(cfg: Config, otlp: OtlpExporter | None) -> tuple[
+def _audit_copies(syslog: SyslogCopy | None, otlp: OtlpExporter | None) -> tuple[
         Callable[[str], None] | None, Callable[[dict[str, Any]], None] | None]:
-    """Where copies of the history go off this machine ([audit] syslog, otlp)."""
-    mirrors = [syslog_mirror(cfg.audit_syslog)] if cfg.audit_syslog else []
+    """Where copies of the history go off this machine ([audit] syslog, otlp): both only
+    queue in the writer's thread."""
+    mirrors: list[Callable[[str], None]] = [syslog] if syslog is not None else []
     if otlp is not None:
         mirrors.append(otlp.witness)
 

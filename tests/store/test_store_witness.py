@@ -132,16 +132,17 @@ def test_each_witness_line_is_copied_to_syslog(make_writer: Make, witness: Path)
     so deleting the local witness with the database does not erase the record."""
     import socket
 
-    from store.witness import syslog_mirror
+    from store.syslog_copy import SyslogCopy
 
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     rx.settimeout(5)
-    w = make_writer(witness=witness, witness_mirror=syslog_mirror(
-        f"udp://127.0.0.1:{rx.getsockname()[1]}"))
+    copy = SyslogCopy(f"udp://127.0.0.1:{rx.getsockname()[1]}")
+    w = make_writer(witness=witness, witness_mirror=copy)
     for i in range(3):
         w.commit("approval.decided", text=f"d{i}")
     w.close()
+    copy.close()
     got = [rx.recv(4096).decode() for _ in range(3)]
     rx.close()
     local = witness.read_text().splitlines()
