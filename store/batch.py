@@ -95,6 +95,10 @@ def commit_batch(db: sqlite_utils.Database, key: bytes, items: list[tuple[Any, .
     conn.execute("BEGIN IMMEDIATE")
     for item in items:
         tag = item[0]
+        # A security event whose waiter gave up was cancelled (store/waits.py): withdrawn, it
+        # is not stored (its caller said "not recorded"); once running it can no longer be.
+        if tag in (EV, SEAL) and item[7] is not None and not item[7].set_running_or_notify_cancel():
+            continue
         if tag == SEAL:  # an event like any other, its data holding the run's output seal
             sealed = staged.seal(item[2])
             data = item[6] if sealed is None else {**(item[6] or {}), "output": sealed}
@@ -110,7 +114,7 @@ def commit_batch(db: sqlite_utils.Database, key: bytes, items: list[tuple[Any, .
             row = (last_id, ts, run_id, kind, actor, text, data, last_hash, h)
             events.append(row)
             last_hash = h
-            if fut is not None and fut.set_running_or_notify_cancel():
+            if fut is not None:
                 done.secured.append((fut, row))
         elif tag == OUT:
             if staged.add(*item[1:]):

@@ -1,26 +1,88 @@
 """Waiting on the writer's futures, from a thread or from asyncio, with one error for a stuck
-store (the caller refuses the action it was about to take)."""
+store (the caller refuses the action it was about to take).
+
+A security commit whose waiter gives up is withdrawn (`withdraw=True`): its future is
+cancelled, and the writer skips a cancelled item (store/batch.py), so "not recorded" is true.
+An item already in the batch being committed cannot be withdrawn; it is no longer behind
+anything, so its outcome is waited for, SETTLE_S more at most: the row if it committed, the
+batch's error if not, and `StoreUncertain` (still a refusal) only if even that does not come.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from typing import TypeVar
 
 from store.db import StoreError
 
 T = TypeVar("T")
+log = logging.getLogger("pilothouse.store")
+SETTLE_S = 10.0  # an item in a batch that is committing: its COMMIT is normally milliseconds
 
 
-def wait(fut: concurrent.futures.Future[T], timeout: float | None, what: str) -> T:
+class StoreStuck(StoreError):
+    """The writer did not answer in time: the store is stuck, not (known to be) out of disk."""
+
+
+class StoreUncertain(StoreStuck):
+    """Timed out in the batch being committed: the record may still land. The caller refuses
+    the action, but must not say it was not recorded."""
+
+    uncertain = True  # for callers that test for it without importing this module
+
+
+def _stuck(timeout: float | None, what: str) -> StoreStuck:
+    log.error("store: timed out after %ss %s; withdrawn, not recorded: the writer is stuck",
+              timeout, what)
+    return StoreStuck(f"timed out after {timeout}s {what}; the store is stuck (withdrawn: "
+                      "not recorded)")
+
+
+def _uncertain(timeout: float | None, what: str) -> StoreUncertain:
+    log.error("store: timed out after %ss %s, in a batch that is still committing after "
+              "%ss more: it may yet be recorded", timeout, what, SETTLE_S)
+    return StoreUncertain(f"timed out after {timeout}s {what}, in a batch still committing "
+                          f"{SETTLE_S}s later; the store is stuck and it may yet be recorded")
+
+
+def wait(fut: concurrent.futures.Future[T], timeout: float | None, what: str,
+         withdraw: bool = False) -> T:
     try:
         return fut.result(timeout)
     except concurrent.futures.TimeoutError:
-        raise StoreError(f"timed out after {timeout}s {what}; the store is stuck") from None
+        pass
+    if not withdraw:
+        raise StoreStuck(f"timed out after {timeout}s {what}; the store is stuck") from None
+    if fut.cancel():
+        raise _stuck(timeout, what) from None
+    try:  # in the batch being committed (or just done): its outcome, not a guess
+        return fut.result(SETTLE_S)
+    except concurrent.futures.TimeoutError:
+        raise _uncertain(timeout, what) from None
 
 
-async def await_(fut: concurrent.futures.Future[T], timeout: float | None, what: str) -> T:
+async def await_(fut: concurrent.futures.Future[T], timeout: float | None, what: str,
+                 withdraw: bool = False) -> T:
+    if not withdraw:
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+        except TimeoutError:
+            raise StoreStuck(f"timed out after {timeout}s {what}; the store is stuck") from None
+    waiter = asyncio.wrap_future(fut)
     try:
-        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
+        # shield: wait_for's timeout must not cancel the item on its own (it cannot know
+        # whether the batch holds it); withdrawal is decided below
+        return await asyncio.wait_for(asyncio.shield(waiter), timeout)
     except TimeoutError:
-        raise StoreError(f"timed out after {timeout}s {what}; the store is stuck") from None
+        pass
+    except asyncio.CancelledError:  # the caller is gone: it will not act, so withdraw it
+        fut.cancel()
+        raise
+    if fut.cancel():
+        raise _stuck(timeout, what) from None
+    try:
+        return await asyncio.wait_for(asyncio.shield(waiter), SETTLE_S)
+    except TimeoutError:
+        raise _uncertain(timeout, what) from None

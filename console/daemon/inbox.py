@@ -279,8 +279,9 @@ class Inbox:
                 "grants": [g.to_dict() for g in grants]}
         try:
             await self._rec(EVENT_DECIDED, data)
-        except Exception as exc:
-            raise Failure("record-failed", f"the decision on {req.id} could not be recorded, "
+        except Exception as exc:  # one that may yet land is not said unrecorded (store/waits.py)
+            said = "is not confirmed as" if getattr(exc, "uncertain", False) else "could not be"
+            raise Failure("record-failed", f"the decision on {req.id} {said} recorded, "
                           f"so it was not applied: {exc}",
                           hint="check the store (`pilothouse doctor`), then decide again") from None
         for g in grants:

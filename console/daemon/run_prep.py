@@ -14,6 +14,7 @@ from console.config.load import Profile
 from console.paths import INSIDE_HOME, Paths
 from console.protocol import Failure
 from console.sandbox.base import BRIDGE_PORT, INSIDE_RUN_DIR, INSIDE_WORKSPACE
+from store.waits import StoreStuck, StoreUncertain
 
 PASSTHROUGH_ENV = ("TERM", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "COLORTERM", "NO_COLOR")
 
@@ -196,3 +197,18 @@ def _pinned(inside: str, notes: list[str]) -> bool:
         notes.append(f"carry {home}: Pilothouse keeps its own {pinned} in the sandbox (its "
                      "controls are set there); not carried")
     return pinned is not None
+
+def start_refused(run_id: str, exc: BaseException, paths: Paths) -> Failure:
+    """Why a run was not started, truthfully: a start withdrawn after a timeout was not
+    recorded; one timed out in the batch being committed may yet be (store/waits.py)."""
+    if isinstance(exc, StoreUncertain):
+        return Failure("record-failed", f"run {run_id} was not started: its start is not "
+                       f"confirmed as recorded, and the record may still land ({exc})",
+                       f"the daemon log ({paths.daemon_log}) says why the store is stuck; a "
+                       "start recorded without its run is marked lost at the next start")
+    hint = (f"the history cannot be written; check the free space and permissions of "
+            f"{paths.data_dir} and the daemon log ({paths.daemon_log})")
+    if isinstance(exc, StoreStuck):
+        hint = f"the store did not answer in time; the daemon log ({paths.daemon_log}) says why"
+    return Failure("record-failed",
+                   f"run {run_id} was not started: its start could not be recorded ({exc})", hint)

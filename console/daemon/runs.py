@@ -25,7 +25,7 @@ from console.config.load import Config, Profile
 from console.daemon.bus import Bus
 from console.daemon.lost_runs import close_lost_requests, kill_leftovers, recorded_pids
 from console.daemon.output_pump import pump_output
-from console.daemon.run_prep import carry, env_reach, open_workspace, run_env
+from console.daemon.run_prep import carry, env_reach, open_workspace, run_env, start_refused
 from console.paths import Paths
 from console.protocol import LIVE_STATES, Failure, new_id
 from console.sandbox.base import (
@@ -222,12 +222,7 @@ class RunManager:
             self.runs.pop(run_id, None)
             self.folders.give_back(run_dir)
             if isinstance(started, BaseException):
-                raise Failure(
-                    "record-failed",
-                    f"run {run_id} was not started: its start could not be recorded ({started})",
-                    f"the history cannot be written; check the free space and permissions of "
-                    f"{self.paths.data_dir} and the daemon log ({self.paths.daemon_log})",
-                ) from None
+                raise start_refused(run_id, started, self.paths) from None
             raise setup_notes
         run.notes[:0] = setup_notes
         self._save_soon(run)
@@ -487,3 +482,4 @@ def bounded_notes(notes: list[str]) -> list[str]:
         out.append(f"{len(notes) - END_NOTES_MAX} more notes of the run's end not shown: "
                    "look at the workspace before tools on the host use it")
     return out
+

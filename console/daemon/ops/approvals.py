@@ -25,6 +25,7 @@ from console.daemon.requests import Request
 from console.policy import Provenance, parse_scope
 from console.protocol import Failure
 from console.text import printable
+from store.waits import StoreUncertain
 
 log = logging.getLogger("pilothouse.approvals")
 
@@ -203,9 +204,15 @@ async def grant_revoke(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     if not any(g.id == grant_id for g in core.grants.list()):
         raise Failure("unknown-grant", f'no live grant "{printable(grant_id, 40)}"',
                       "`pilothouse grants` lists them")
-    await core.store.record_security("grant.revoked", actor=peer.user,
-                                     text=f"{peer.user} revoked grant {grant_id}",
-                                     data={"grant_id": grant_id})
+    try:
+        await core.store.record_security("grant.revoked", actor=peer.user,
+                                         text=f"{peer.user} revoked grant {grant_id}",
+                                         data={"grant_id": grant_id})
+    except StoreUncertain as exc:  # its row may still land: the grant must not outlive it
+        core.grants.revoke(grant_id)  # taking power away needs no record to be safe
+        raise Failure("record-failed", f"grant {grant_id} was revoked, but the record of it "
+                      f"is not confirmed and may still land ({exc})",
+                      "the daemon log says why the store is stuck") from None
     grant = core.grants.revoke(grant_id)
     if grant is None:  # it ended while the revoke was recorded (its run, its time)
         raise Failure("unknown-grant", f"grant {grant_id} ended before it was revoked",

@@ -14,6 +14,7 @@ from console.daemon.ops.base import Args, OpTable, Send, record_denied
 from console.daemon.peers import Peer
 from console.protocol import Failure
 from store import StoreError
+from store.waits import StoreStuck, StoreUncertain
 
 log = logging.getLogger("pilothouse.daemon")
 
@@ -55,6 +56,11 @@ async def dispatch(core: Core, peer: Peer, name: str, args: Args, send: Send) ->
         where = (f"check the disk where the history lives ({core.paths.data_dir}: free space, "
                  f"permissions) with `pilothouse doctor`, and the daemon log "
                  f"({core.paths.daemon_log})")
+        if isinstance(exc, StoreStuck):  # not the disk: the writer did not answer in time
+            where = f"the daemon log ({core.paths.daemon_log}) says why the store is stuck"
+        if entry.decides and isinstance(exc, StoreUncertain):  # store/waits.py: not "not recorded"
+            raise Failure("record-failed", f"{name} was not done, but its record may still "
+                          f"be committed ({exc})", f"nothing was applied; {where}") from None
         if entry.decides:
             raise Failure("record-failed", f"{name} was not done: it could not be recorded "
                           f"({exc})", f"nothing was applied; {where}") from None
