@@ -294,21 +294,29 @@ def _path_glob(path: str, glob: str) -> bool:
         fnmatch.fnmatchcase(n, g) for n, g in zip(names, globs, strict=True))
 
 
-# python's options before `-m`: those taking the next word as their value, and plain flags.
+# python's options before `-m`: those taking the next word as their value, and plain flags;
+# `coverage run`'s, before its own `-m`.
 _PYTHON_VALUED = {"-X", "-W", "--check-hash-based-pycs"}
-_PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+_COVERAGE_VALUED = {"--rcfile", "--data-file", "--concurrency", "--context", "--include",
+                    "--omit", "--source"}
+_PYTHON = re.compile(r"^(?:python|pypy)(\d+(\.\d+)?)?$")
 
 
 def _as_module(words: list[str]) -> list[str]:
-    """`python3 -m pytest ARGS` as `pytest ARGS` (the module is the program whose options
-    count); other words as they are."""
-    if not words or not _PYTHON.match(words[0]):
-        return words
-    k = 1
-    while k < len(words) and words[k].startswith("-") and words[k] != "-m":
-        k += 2 if words[k] in _PYTHON_VALUED else 1
-    if k + 1 < len(words) and words[k] == "-m":
-        return words[k + 1:]
+    """`python3 -m pytest ARGS` and `coverage run -m pytest ARGS` as `pytest ARGS` (the module
+    is the program whose options count), through each other; other words as they are."""
+    while words:
+        if _PYTHON.match(words[0]):
+            k, valued = 1, _PYTHON_VALUED
+        elif words[:2] == ["coverage", "run"]:
+            k, valued = 2, _COVERAGE_VALUED
+        else:
+            return words
+        while k < len(words) and words[k].startswith("-") and words[k] != "-m":
+            k += 2 if words[k] in valued else 1
+        if not (k + 1 < len(words) and words[k] == "-m"):
+            return words
+        words = words[k + 1:]
     return words
 
 

@@ -94,7 +94,9 @@ def write_targets(part: CommandPart) -> list[str]:
 # bash opens these itself (`/dev/tcp/*/*`, read or written), looking the host's name up first: a
 # connection (and a DNS query) that no gate sees where the run has no sandbox. `//dev/tcp/...`
 # is a file to bash: asked all the same.
-_NETWORK = re.compile(r"^/+dev/+(?:\./+)*(?:tcp|udp)/", re.S)
+# /dev/tcp and /dev/udp, and a `~NAME`, `~+` or `~-` target: another account's home may be /dev
+# (Debian's `sys`: `cat < ~sys/tcp/H/P` connected; review s33, helper 128).
+_NETWORK = re.compile(r"^(?:/+dev/+(?:\./+)*(?:tcp|udp)/|~[^/])", re.S)
 _DATA = re.compile(rf"^{_FD}(<<|<<-|<<<)$")  # here-documents and -strings: no file opened
 
 

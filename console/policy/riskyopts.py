@@ -35,7 +35,10 @@ _RISKY_SHORT = {
     "man": "PHC", "scp": "SoFD", "sftp": "SoFD",
     # less -k FILE reads a lesskey file, whose #env section can set LESSOPEN=|CMD (s33); ssh -E
     # writes its log to a file; pytest -o sets an ini value (cache_dir: where it writes).
-    "pytest": "o", "py.test": "o",
+    "pytest": "o",
+    # make -E TEXT evaluates TEXT as a makefile line ($(shell CMD) runs); coverage's reports
+    # write where -o (a file) and -d (a folder) say; ruff -o is --output-file.
+    "make": "E", "coverage": "od", "ruff": "o",
 }
 # Long options risky for one program only (any unambiguous abbreviation counts too).
 _RISKY_LONG_FOR = {
@@ -45,10 +48,12 @@ _RISKY_LONG_FOR = {
     "less": ("--log-file", "--LOG-FILE", "--lesskey-file", "--lesskey-src", "--lesskey-content"),
     # pytest --basetemp DIR empties DIR first (`~` is a home: review s33, helper 123); the others
     # write a file, and --pastebin posts the results to a web service.
-    "py.test": ("--basetemp", "--junitxml", "--debug", "--report-log", "--pastebin"),
-    "pytest": ("--basetemp", "--junitxml", "--junit-xml", "--debug", "--report-log",
+    "pytest": ("--basetemp", "--cov-report", "--junitxml", "--junit-xml", "--debug", "--report-log",
                "--resultlog", "--result-log", "--pastebin", "--override-ini"),
-    "npm": ("--logs-dir",),
+    "npm": ("--logs-dir", "--cache"),
+    "make": ("--eval",),
+    "coverage": ("--data-file",),
+    "ruff": ("--fix", "--unsafe-fixes", "--add-noqa", "--output-file", "--cache-dir"),
     "file": ("--compile",),
     "rg": ("--hostname-bin",),  # ripgrep 14 runs it to learn the host name
     "man": ("--pager", "--html", "--config-file"),
@@ -84,13 +89,25 @@ _SQLITE_RISKY = re.compile(r"load_extension|\battach\b|\bvacuum\b.*\binto\b|\bba
 # Programs whose Nth operand is a file they write (`uniq IN OUT`, `xxd IN OUT`), and their
 # options that take a value as the next word (that word is not an operand).
 _OUTPUT_OPERAND = {"uniq": (2, {"-f", "-s", "-w"}),
-                   "json.tool": (2, set()),  # python -m json.tool IN OUT
+                   "json.tool": (2, {"--indent"}),  # python -m json.tool IN OUT
                    "xxd": (2, {"-c", "-g", "-l", "-o", "-s", "-n", "-cols", "-groupsize", "-len",
                                "-offset", "-seek", "-name"})}
 
 
+# Other names of a program whose tables apply (Debian's pytest-3, GNU make as gmake).
+_SAME_AS = {"py.test": "pytest", "pytest-3": "pytest", "gmake": "make"}
+# Programs that take a `NAME=VALUE` word as a variable that runs (make: `X=$(shell CMD)`, and
+# SHELL / .SHELLFLAGS choose the recipes' shell).
+_VARIABLE_WORDS = {"make"}
+_VARIABLE = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.-]*\s*[:+?!]?=")
+# Programs that take no abbreviation of a long option (argparse with allow_abbrev off): only
+# their own whole names count (`pytest --co` is its --collect-only).
+_WHOLE_NAMES = {"pytest"}
+
+
 def has_table(program: str) -> bool:
     """Whether options or operands of this program in particular are known to run or write."""
+    program = _SAME_AS.get(program, program)
     return program == "git" or any(program in t for t in (
         _RISKY_SHORT, _RISKY_LONG_FOR, _RISKY_WORDS, _OUTPUT_OPERAND))
 
@@ -125,7 +142,8 @@ def written_operand(words: Sequence[str]) -> tuple[int, str] | None:
 
 def _risky_long(word: str, program: str = "", more: Sequence[str] = ()) -> bool:
     name = word.split("=", 1)[0]
-    return any(name == opt or (len(name) - 2 >= _MIN_ABBREV and opt.startswith(name))
+    shortest = len(name) + 1 if program in _WHOLE_NAMES else _MIN_ABBREV + 2
+    return any(name == opt or (len(name) >= shortest and opt.startswith(name))
                for opt in (*_RISKY_LONG, *_RISKY_LONG_FOR.get(program, ()), *more))
 
 
@@ -144,6 +162,7 @@ def risky_options(program: str, words: Sequence[str], subcommand: str = "",
     """The words (after a rule's own; `before` is the last of those) that are options known to
     run a program or write a file; for git, those of its subcommand too."""
     found = []
+    program = _SAME_AS.get(program, program)
     git_short, more = _RISKY_GIT.get(subcommand, ("", ())) if program == "git" else ("", ())
     short = _RISKY_SHORT.get(program, "") + git_short
     whole = _RISKY_WORDS.get(program, set())
@@ -166,4 +185,6 @@ def risky_options(program: str, words: Sequence[str], subcommand: str = "",
             found.append(w)  # a dot command (.shell, .output F) or SQL that writes or loads
         elif program == "tar" and _remote_archive(w, prior):
             found.append(w)  # `-f host:file`: tar runs rsh (or ssh) to reach the archive
+        elif program in _VARIABLE_WORDS and _VARIABLE.match(w):
+            found.append(w)
     return found

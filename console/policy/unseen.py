@@ -170,7 +170,19 @@ def sets_environment(words: list[str], program: list[str]) -> str | None:
         options = _read_options(program[1:], "o")[0]
         if ("-a", "") in options or ("-o", "allexport") in options:
             return "every variable (set -a)"
+        if ("-k", "") in options or ("-o", "keyword") in options:  # NAME=V anywhere is an export
+            return "every NAME=VALUE word of a later command (set -k)"
     return next((n for n in names if _in_environment(n, exported)), None)
+
+
+_FD_NAME = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def fd_name_given(operators: list[str]) -> str | None:
+    """`{NAME}>F`: bash gives NAME the new descriptor's number, in the shell itself when the
+    command is a builtin (`pwd {PATH}>/dev/null; git status` ran ./11/git: review s33)."""
+    return next((m.group(1) for op in operators if (m := _FD_NAME.match(op))
+                 and _in_environment(m.group(1), False)), None)
 
 
 def after_environment(parts: list[CommandPart], given: list[str | None]) -> None:

@@ -36,6 +36,7 @@ from console.policy.shellwords import body_substitutions, split_command
 from console.policy.unseen import (
     after_environment,
     completion_commands,
+    fd_name_given,
     mapfile_callbacks,
     names_open_file,
     reads_a_startup_file,
@@ -464,8 +465,11 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         if _runs_unseen(stages, words, bool(scripts) and on_input):
             part.unseen = True
         if (target := network_target(part)) is not None:
-            part.unseen, part.why_unseen = True, f"bash itself connects to {target}: without a sandbox, no gate sees it"
-        given.append(sets_environment(words, program))
+            part.unseen, part.why_unseen = True, (
+                f"bash itself may connect for {target} (/dev/tcp, /dev/udp): without a sandbox, "
+                "no gate sees it")
+        given.append(sets_environment(words, program)
+                     or fd_name_given([op for op, _ in redirections(part)]))
         for body in bodies:
             if depth <= 0:
                 part.opaque = True

@@ -156,6 +156,15 @@ RUNNERS: dict[str, tuple[set[str], dict[tuple[str, ...], set[str]]]] = {
                                                  "--exclude", "--filter"}}),
     "pipenv": ({"--python"}, {("run",): set()}),
     "rye": (set(), {("run",): {"--pyproject"}}),
+    # Version managers run a command with their shims first on PATH (review s33, helper 128).
+    "pyenv": (set(), {("exec",): set()}),
+    "rbenv": (set(), {("exec",): set()}),
+    "nodenv": (set(), {("exec",): set()}),
+    "goenv": (set(), {("exec",): set()}),
+    "asdf": (set(), {("exec",): set()}),
+    "direnv": (set(), {("exec", "*"): set()}),
+    "mise": ({"-C", "--cd", "-E", "--env"}, {("exec",): {"-j", "--jobs", "-c", "--command"},
+                                            ("x",): {"-j", "--jobs", "-c", "--command"}}),
 }
 WRAPPERS = set(WRAPPER_ARGS)
 WRAPPER_POSITIONALS = {"timeout": 1, "chrt": 1, "taskset": 1, "flock": 1,  # before the command
