@@ -163,6 +163,11 @@ class BwrapHandle(SubprocessHandle):
                 if pid is not None:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(pid, signal.SIGKILL)
+            # bwrap leads its own process group (start_new_session) and its child is in it
+            # until the sandbox's own setsid: a child forked after the look above (a start
+            # failing the moment bwrap ran, under load) is reached here, race-free with fork.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
             self.limits.kill()
         await self.wait()
 
