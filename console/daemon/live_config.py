@@ -99,8 +99,13 @@ class ConfigReloader:
                 # the watcher tries again each second: the change applies once the history
                 # can be written, and until then status and the console say it is waiting.
                 self._stamp = previous
-                reason = (f"the change was not applied: it could not be recorded ({exc}); "
-                          "the old policy stays, and it is tried again")
+                if getattr(exc, "uncertain", False):  # store/waits.StoreUncertain: may land
+                    reason = (f"the change was not applied: its record is not confirmed ({exc}); "
+                              "the history may yet show it, but the old policy stays, and it "
+                              "is tried again")
+                else:
+                    reason = (f"the change was not applied: it could not be recorded ({exc}); "
+                              "the old policy stays, and it is tried again")
                 self.error = {"file": str(self.config.file), "line": None, "reason": reason,
                               "text": f"{self.config.file}: {reason}", "cause": cause}
                 raise Failure("record-failed", f"{self.config.file}: {reason}",

@@ -114,7 +114,11 @@ def write_rules(path: Path, planned: Sequence[PlannedRule]) -> RuleEdit:
 
 async def _take_back(edit: RuleEdit, why: Exception) -> str:
     """Undo a written rule whose record failed; what to tell the person either way."""
-    unrecorded = f"the change could not be recorded in the audit history ({why})"
+    if isinstance(why, StoreUncertain):  # it may yet land: the history may show it saved
+        unrecorded = (f"its record in the audit history is not confirmed ({why}); the history "
+                      "may yet show the rule saved though it is not in the file")
+    else:
+        unrecorded = f"the change could not be recorded in the audit history ({why})"
     try:
         await asyncio.to_thread(undo, edit)
     except PolicyEditError as exc:
@@ -144,8 +148,9 @@ async def _save_planned(core: Core, peer: Peer, planned: list[PlannedRule],
                 data={"cause": "profile-rule", "files": [str(path)], "diff": saved["lines"],
                       "profile": planned[0].profile, "request_id": request_id},
             )
-        except Exception as exc:  # whatever failed, it is not recorded: fail closed
-            log.error("policy.changed for a saved rule not recorded; taking it out: %s", exc)
+        except Exception as exc:  # not recorded, or not confirmed: fail closed either way
+            log.error("policy.changed for a saved rule not recorded (or not confirmed); taking "
+                      "it out: %s", exc)
             return {"lines": saved["lines"], "error": await _take_back(edit, exc)}
         try:
             await core.reloader.take_written_file()
@@ -208,8 +213,14 @@ async def grant_revoke(core: Core, peer: Peer, args: Args, send: Send) -> Any:
         await core.store.record_security("grant.revoked", actor=peer.user,
                                          text=f"{peer.user} revoked grant {grant_id}",
                                          data={"grant_id": grant_id})
-    except StoreUncertain as exc:  # its row may still land: the grant must not outlive it
-        core.grants.revoke(grant_id)  # taking power away needs no record to be safe
+    except StoreUncertain as exc:  # its row may still land, or may not
+        grant = next((g for g in core.grants.list() if g.id == grant_id), None)
+        if grant is not None and grant.effect == "deny":  # revoking a deny gives power
+            raise Failure("record-failed", f"grant {grant_id} still applies: it is a deny grant, "
+                          f"and the record of its revoke is not confirmed ({exc}); the history "
+                          "may yet show it revoked", "revoke it again once the store records "
+                          "(the daemon log says why it is stuck)") from None
+        core.grants.revoke(grant_id)  # taking an allow away needs no record to be safe
         raise Failure("record-failed", f"grant {grant_id} was revoked, but the record of it "
                       f"is not confirmed and may still land ({exc})",
                       "the daemon log says why the store is stuck") from None
