@@ -83,6 +83,9 @@ def daemon_stop(c: Context) -> None:
         echo("warning: the history could not record this stop (the daemon stopped anyway); "
              "the history cannot be written: check the disk with `pilothouse doctor`, and the "
              "daemon log", err=True)
+    elif "recorded" in answer and answer["recorded"] is None:  # it may yet land
+        echo("warning: this stop is not confirmed as recorded (the daemon stopped anyway); "
+             "the daemon log says why the store is stuck", err=True)
 
 
 def _alive(pid: int) -> bool:

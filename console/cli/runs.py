@@ -189,6 +189,10 @@ def stop(c: Context, run_id: str, kill: bool) -> None:
         echo(f"warning: run {record['id']} was stopped, but the history could not record the "
              f"stop ({record.get('unrecorded_because')}); the history cannot be written: see "
              "`pilothouse doctor` for the disk, and the daemon log", err=True)
+    elif "stop_recorded" in record and record["stop_recorded"] is None:  # may yet land
+        echo(f"warning: run {record['id']} was stopped, but the stop is not confirmed as "
+             f"recorded ({record.get('unrecorded_because')}); the daemon log says why the "
+             "store is stuck", err=True)
 
 
 @command()

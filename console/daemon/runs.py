@@ -334,8 +334,12 @@ class RunManager:
                 dropped = (ended.get("data") or {}).get("output_dropped")
                 run.output_dropped = dropped if type(dropped) is int and dropped > 0 else 0
             except Exception as exc:
-                run.notes.append(f"could not record the end: {exc}")
-                saved = self.writer.call(self._upsert(run))  # with that note
+                if getattr(exc, "uncertain", False):  # store/waits: it may yet land, with the
+                    # row queued ahead of it; a note here would contradict the chained end
+                    log.error("run %s: its end is not confirmed as recorded: %s", run.id, exc)
+                else:
+                    run.notes.append(f"could not record the end: {exc}")
+                    saved = self.writer.call(self._upsert(run))  # with that note
             await asyncio.wrap_future(saved)
         except Exception as exc:
             # The process is gone whatever the disk says: the run still leaves the live table
@@ -364,8 +368,9 @@ class RunManager:
     # --- control -----------------------------------------------------------------------------
 
     async def stop(self, run_id: str, *, actor: str, kill: bool = False,
-                   grace: float = 2.0) -> tuple[Run, str | None]:
-        """Stop (or kill) a run; (the run, why its stop is not on the record, else None).
+                   grace: float = 2.0) -> tuple[Run, Exception | None]:
+        """Stop (or kill) a run; (the run, why its stop is not (confirmed) on the record, else
+        None: a StoreUncertain's record may yet land).
 
         A stop takes effect whether or not the store can record it: it only ever takes power
         from the agent, and a daemon stopping must still stop its runs (their views are
@@ -378,9 +383,11 @@ class RunManager:
             await self.writer.acommit(f"run.{verb}", run_id=run_id, actor=actor,
                                       text=f"{verb} requested by {actor}")
         except Exception as exc:
-            unrecorded = str(exc)
-            run.notes.append(f"the {verb} by {actor} could not be recorded ({exc})")
-            log.error("run %s: %s by %s not recorded (stopping anyway): %s", run_id, verb, actor,
+            unrecorded = exc
+            said = ("is not confirmed as recorded" if getattr(exc, "uncertain", False)
+                    else "could not be recorded")  # store/waits.StoreUncertain: it may land
+            run.notes.append(f"the {verb} by {actor} {said} ({exc})")
+            log.error("run %s: %s by %s %s (stopping anyway): %s", run_id, verb, actor, said,
                       exc)
         run.stop_requested, run.stopped_by = verb, actor
         if self.on_stop is not None:

@@ -34,13 +34,14 @@ async def daemon_stop(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     """Always stops: new work is refused from here on, and a store that cannot record the
     request (full, locked) is logged, not a reason to keep running."""
     core.life.stopping = True
-    recorded = True
+    recorded: bool | None = True
     try:
         await core.store.record_security(
             "daemon.stop", actor=peer.user, text=f"stop requested by {peer.user}", timeout=10)
-    except StoreError as exc:
-        recorded = False
-        log.error("daemon stop by %s not recorded (stopping anyway): %s", peer.user, exc)
+    except StoreError as exc:  # None: not confirmed (store/waits.StoreUncertain), may land
+        recorded = None if getattr(exc, "uncertain", False) else False
+        log.error("daemon stop by %s %s (stopping anyway): %s", peer.user,
+                  "not confirmed as recorded" if recorded is None else "not recorded", exc)
     asyncio.get_running_loop().call_later(0.05, core.life.request_stop)
     return {"stopping": True, "recorded": recorded}
 

@@ -91,7 +91,10 @@ async def run_stop(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     run_id = arg(args, "run", str)
     run, unrecorded = await core.runs.stop(run_id, actor=peer.user,
                                            kill=arg(args, "kill", bool, False))
-    return {**run.public(), "stop_recorded": unrecorded is None, "unrecorded_because": unrecorded}
+    # None: not confirmed (store/waits.StoreUncertain), it may yet be recorded; not a False
+    recorded = None if getattr(unrecorded, "uncertain", False) else unrecorded is None
+    return {**run.public(), "stop_recorded": recorded,
+            "unrecorded_because": None if unrecorded is None else str(unrecorded)}
 
 
 async def run_get(core: Core, peer: Peer, args: Args, send: Send) -> Any:
