@@ -24,13 +24,21 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from console.daemon.requests import (
+from console.daemon.requests import (  # the EVENT_ names: imported from here too
+    EVENT_CANCELLED,
+    EVENT_DECIDED,
+    EVENT_POLICY,
+    EVENT_REFUSED,
+    EVENT_REFUSED_OP,  # noqa: F401 (agent_socket imports it from here)
+    EVENT_REQUESTED,
     DecisionResult,
     Outcome,
     ProfileLookup,
     Request,
     answering_grant,
     check_request,
+    event_text,
+    parse_scope_arg,
     refusal_data,
 )
 from console.policy import (
@@ -39,7 +47,6 @@ from console.policy import (
     GrantTable,
     Provenance,
     new_grant,
-    parse_scope,
     subject_too_long,
 )
 from console.protocol import Failure, new_id
@@ -48,13 +55,6 @@ from console.text import printable
 log = logging.getLogger(__name__)
 # (kind, subject, run_id, profile) -> the decision of the rules and grants in force now
 PolicyNow = Callable[[str, str, str, str], "Decision | Awaitable[Decision]"]
-
-EVENT_REQUESTED = "approval.requested"
-EVENT_DECIDED = "approval.decided"
-EVENT_CANCELLED = "approval.cancelled"
-EVENT_REFUSED = "approval.refused"
-EVENT_REFUSED_OP = "approval.refused_op"
-EVENT_POLICY = "policy.decision"  # decided by rules or grants without a person
 
 RecordFn = Callable[[str, dict[str, Any]], Awaitable[Any]]
 
@@ -155,8 +155,13 @@ class Inbox:
                 await self._rec(EVENT_REQUESTED, self._record_data(req))
             except Exception as exc:
                 log.warning("recording approval request failed: %s", exc)
-                self._close(req, "denied", Provenance(
-                    "error", detail=f"the request could not be recorded ({exc}); refused"), emit=False)
+                uncertain = getattr(exc, "uncertain", False)  # store/waits: it may yet land
+                said = "is not confirmed as recorded" if uncertain else "could not be recorded"
+                prov = Provenance("error", detail=f"the request {said} ({exc}); refused")
+                if uncertain:  # it may land: then with a recorded close, not pending for good
+                    await self._record_close(req, prov)
+                if req.state == "recording":
+                    self._close(req, "denied", prov, emit=False)
                 return self._outcome(req)
             req.state = "pending"
             self._emit("approval.requested", req)
@@ -243,7 +248,7 @@ class Inbox:
         raises."""
         if not actor:
             raise Failure("no-actor", "a decision needs the deciding person's user name")
-        sc = _scope(scope)
+        sc = parse_scope_arg(scope)
         req = self.get(request_id)
         if req is None:
             raise Failure("unknown-request", f'no approval request "{printable(request_id, 40)}"',
@@ -354,7 +359,7 @@ class Inbox:
         """The other pending requests this decision's grants would answer too, each with whether
         it would be allowed, so a person sees them before a wide scope decides them (a rule in
         force that denies one still closes it denied). Failure as decide() for a bad scope."""
-        sc = _scope(scope)
+        sc = parse_scope_arg(scope)
         req = self.get(request_id)
         if req is None or req.state != "pending":
             return []
@@ -415,7 +420,7 @@ class Inbox:
         """record(), with "actor" and a one-line "text" filled in for the history view."""
         data = dict(data)
         data.setdefault("actor", f"run:{data.get('run_id', '?')}")
-        data.setdefault("text", _event_text(event, data))
+        data.setdefault("text", event_text(event, data))
         return await self._record(event, data)
 
     async def _time_out(self, req: Request) -> None:
@@ -436,6 +441,21 @@ class Inbox:
                 log.warning("recording %s of %s failed: %s", state, req.id, exc)
             self._close(req, state, prov, emit=req.state == "pending")
             return True
+
+    async def _record_close(self, req: Request, prov: Provenance) -> None:
+        """Best effort: tried again while the store withdraws it (stuck), for as long as the
+        asker would wait for a person, until it lands or may."""
+        deadline = time.monotonic() + (req.timeout_s or self.timeout_s)
+        while req.state == "recording":
+            try:
+                await self._rec(EVENT_CANCELLED, {
+                    **self._decision_data(req, False, prov), "actor": "daemon"})
+                break
+            except Exception as exc:
+                if getattr(exc, "uncertain", False) or time.monotonic() >= deadline:
+                    log.warning("recording the close of %s failed: %s", req.id, exc)
+                    break
+            await asyncio.sleep(0.2)
 
     def _close(self, req: Request, state: str, prov: Provenance, *, at: float | None = None,
                emit: bool = True) -> None:
@@ -472,29 +492,4 @@ class Inbox:
                 if rid not in self._open and rid not in self._closed:
                     return rid
             length += 1
-
-
-def _scope(scope: str) -> Any:
-    try:
-        return parse_scope(scope)
-    except ValueError as exc:
-        raise Failure("bad-scope", str(exc)) from None
-
-
-def _event_text(event: str, data: dict[str, Any]) -> str:
-    what = printable(f"{data.get('kind', '')} {data.get('subject', '')}", 100)
-    rid = f" ({data['id']})" if data.get("id") else ""
-    prov = data.get("provenance") or {}
-    why = f": {prov.get('text')}" if prov.get("text") else ""
-    run = data.get("run_id", "?")
-    if event == EVENT_REQUESTED:
-        return f"run {run} asks: {what}{rid}"
-    if event in (EVENT_DECIDED, EVENT_POLICY):
-        allowed = data.get("allow", data.get("action") == "allow")
-        return f"{'allowed' if allowed else 'denied'} {what}{rid} for run {run}{why}"
-    if event == EVENT_CANCELLED:
-        return f"closed {what}{rid} for run {run}{why}"
-    if event == EVENT_REFUSED_OP:
-        return f"run {run} tried op {data.get('op')!r} on agent.sock: refused"
-    return f"refused {what} for run {run}{why}"
 

@@ -10,10 +10,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.policy import Grant, GrantTable, Provenance, subject_too_long, ungrantable
+from console.policy import (
+    Grant,
+    GrantTable,
+    Provenance,
+    parse_scope,
+    subject_too_long,
+    ungrantable,
+)
 from console.policy.grants import WEB_PORTS, covering
 from console.policy.parts import CommandPart, ParseError, canonical, command_words
 from console.policy.unwrap import expand
+from console.protocol import Failure
 from console.text import cut_by_hook, printable, request_line
 
 KINDS = ("exec", "network", "write", "custom")
@@ -28,6 +36,13 @@ TITLE_MAX_CHARS = 200
 # 21 s of the loop per pending request (review s17). Past it, no grant answers the request
 # or is made from it: a person is asked every time.
 MAX_GRANT_PARTS = 16
+
+EVENT_REQUESTED = "approval.requested"
+EVENT_DECIDED = "approval.decided"
+EVENT_CANCELLED = "approval.cancelled"
+EVENT_REFUSED = "approval.refused"
+EVENT_REFUSED_OP = "approval.refused_op"
+EVENT_POLICY = "policy.decision"  # decided by rules or grants without a person
 
 
 # Detail keys only the daemon writes (the gate's own lookup and request line): a request from
@@ -279,3 +294,31 @@ def refusal_data(run_id: str, profile: str, kind: Any, subject: Any,
     agent's input)."""
     return {"run_id": run_id, "profile": profile, "kind": str(kind)[:40],
             "subject": printable(str(subject), 200), "provenance": prov.to_dict()}
+
+
+def event_text(event: str, data: dict[str, Any]) -> str:
+    """The one-line text of an inbox event, for the history view."""
+    what = printable(f"{data.get('kind', '')} {data.get('subject', '')}", 100)
+    rid = f" ({data['id']})" if data.get("id") else ""
+    prov = data.get("provenance") or {}
+    why = f": {prov.get('text')}" if prov.get("text") else ""
+    run = data.get("run_id", "?")
+    if event == EVENT_REQUESTED:
+        return f"run {run} asks: {what}{rid}"
+    if event in (EVENT_DECIDED, EVENT_POLICY):
+        allowed = data.get("allow", data.get("action") == "allow")
+        return f"{'allowed' if allowed else 'denied'} {what}{rid} for run {run}{why}"
+    if event == EVENT_CANCELLED:
+        return f"closed {what}{rid} for run {run}{why}"
+    if event == EVENT_REFUSED_OP:
+        return f"run {run} tried op {data.get('op')!r} on agent.sock: refused"
+    return f"refused {what} for run {run}{why}"
+
+
+def parse_scope_arg(scope: str) -> Any:
+    """A scope word from a decider, as a Scope; Failure "bad-scope" if it is none."""
+    try:
+        return parse_scope(scope)
+    except ValueError as exc:
+        raise Failure("bad-scope", str(exc)) from None
+
