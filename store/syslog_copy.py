@@ -9,12 +9,15 @@ sent in the writer's thread, and a hung journald made every security commit time
 The address is resolved once, when the copy is made (at daemon start): a name that does not
 resolve, or a socket path that is not there, is a clear `AuditCopyError` then, not a lookup
 per line inside the writer. Lines go out in the format of logging's SysLogHandler:
-`<PRI>pilothouse-audit: LINE\\0`, facility authpriv, severity info.
+`<PRI>pilothouse-audit: LINE\\0`, facility authpriv, severity info. A unix socket that is
+not a datagram one (syslog-ng's unix-stream /dev/log) is spoken to as a stream, as logging's
+handler did: the same NUL-terminated lines, connected again after a failure.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 import threading
@@ -88,9 +91,21 @@ class SyslogCopy:
         if self._thread.is_alive():
             log.warning("audit copy to syslog %s: %d lines not sent at exit", self.address,
                         len(self._q))
+        if self.dropped:  # said at the end too: lines dropped at the stop were never said
+            log.warning("audit copy to syslog %s: %d witness lines dropped in all, %d sent",
+                        self.address, self.dropped, self.sent)
 
     def _connect(self) -> None:
-        sock = socket.socket(self._family, self._type)
+        try:
+            self._sock = self._open(self._type)
+        except OSError as exc:  # a stream socket refuses a datagram one: EPROTOTYPE
+            if self._family != socket.AF_UNIX or exc.errno != errno.EPROTOTYPE:
+                raise
+            self._type = socket.SOCK_STREAM if self._type == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+            self._sock = self._open(self._type)
+
+    def _open(self, type_: int) -> socket.socket:
+        sock = socket.socket(self._family, type_)
         try:
             sock.settimeout(self._send_timeout)
             if self._family == socket.AF_UNIX:
@@ -98,7 +113,13 @@ class SyslogCopy:
         except OSError:
             sock.close()
             raise
-        self._sock = sock
+        return sock
+
+    def _disconnect(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
 
     def _run(self) -> None:
         while True:
@@ -121,18 +142,20 @@ class SyslogCopy:
             if self._sock is None:  # the receiver went away: try it again, once a line
                 self._connect()
             assert self._sock is not None
-            if self._family == socket.AF_UNIX:
+            if self._type == socket.SOCK_STREAM:
+                self._sock.sendall(data)
+            elif self._family == socket.AF_UNIX:
                 self._sock.send(data)
             else:
                 self._sock.sendto(data, self._target)
         except TimeoutError:  # the receiver stopped reading: its queue is full
+            if self._type == socket.SOCK_STREAM:  # part of a line may be out: a new stream
+                self._disconnect()
             self._drop(1, f"the receiver took nothing for {self._send_timeout}s")
             return
         except OSError as exc:  # gone (restarted, say): connect again for the next line
-            if self._family == socket.AF_UNIX and self._sock is not None:
-                with contextlib.suppress(OSError):
-                    self._sock.close()
-                self._sock = None
+            if self._family == socket.AF_UNIX:
+                self._disconnect()
             self._drop(1, exc.strerror or str(exc))
             return
         self.sent += 1
