@@ -7,6 +7,7 @@ timeout 0.3 s, SETTLE_S 0.3 s."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -42,7 +43,8 @@ def test_an_uncertain_rule_record_is_taken_back_and_said_unconfirmed(tmp_path: P
         return await w.acommit(kind, timeout=0.3, **kw)
 
     core: Any = SimpleNamespace(
-        config=SimpleNamespace(cfg=SimpleNamespace(user_file=str(config))),
+        config=SimpleNamespace(cfg=SimpleNamespace(
+            user_file=str(config), user_file_sha256=hashlib.sha256(config.read_bytes()).hexdigest())),
         paths=SimpleNamespace(config_file=config),
         reloader=SimpleNamespace(lock=asyncio.Lock()),
         store=SimpleNamespace(record_security=record_security))

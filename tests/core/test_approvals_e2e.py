@@ -108,6 +108,7 @@ def test_ph_ask_net_uses_the_profiles_rules(daemon: Daemon, workspace: Path) -> 
 def test_profile_scope_writes_the_rule_into_the_config(daemon: Daemon, workspace: Path) -> None:
     config = daemon.home / "config.toml"
     config.write_text("# my settings\n[defaults]\napproval_timeout = \"60s\"\n")
+    daemon.cli("reload")  # in force and recorded: a rule is saved only into the file in force
     t, out = background(daemon, workspace, "ph-ask exec -- make lint; echo rc=$?")
     req = wait_pending(daemon)[0]
     shown = daemon.cli("approve", req["id"], "--scope", "profile", "--yes")

@@ -43,6 +43,7 @@ def wait_until_daemon_opens(d: Daemon, path: Path) -> None:
 def test_a_held_rule_save_leaves_other_operations_answered(daemon: Daemon, workspace: Path) -> None:
     config = daemon.home / "config.toml"
     config.write_text("# my settings\n[defaults]\napproval_timeout = \"60s\"\n")
+    daemon.cli("reload")  # in force and recorded: a rule is saved only into the file in force
     t, out = background(daemon, workspace, "ph-ask exec -- make lint; echo rc=$?")
     req = wait_pending(daemon)[0]
     lock = config.with_name(config.name + ".lock")

@@ -11,6 +11,7 @@ closed): unrecorded, it would take effect at the next reload.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,21 @@ Plan = tuple[list[PlannedRule], list[RuleEdit], Provenance | None]
 
 def _config_path(core: Core) -> Path:
     return Path(core.config.cfg.user_file or core.paths.config_file)
+
+
+def _unapplied_edit(core: Core, path: Path) -> str | None:
+    """Why the config file is not the one in force, or None. A rule saved into it loads the
+    whole file: an edit the daemon has not taken on the record yet (a reload not yet run, or
+    one whose record failed) would come into force with it, unrecorded (review s33)."""
+    try:
+        now: str | None = hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        now = None
+    if now == core.config.cfg.user_file_sha256:
+        return None
+    return (f"{path} has changes that are not in force yet (a reload is pending, or its record "
+            "failed: `pilothouse status` says which); saving a rule into it now would put them "
+            "in force unrecorded")
 
 
 async def approvals_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
@@ -62,6 +78,9 @@ def _profile_plan(core: Core, req: Request, allow: bool, pattern: str | None) ->
         edits = [preview(path, p.profile, p.section, p.list_name, p.rule) for p in planned]
     except PolicyEditError as exc:
         raise Failure("cannot-save-rule", str(exc)) from None
+    if why := _unapplied_edit(core, path):  # after the preview: a file that would not load says so
+        raise Failure("config-not-in-force", why, "run `pilothouse reload` (or undo the edit), "
+                      "then decide again")
     override = overridden_by(core.config.cfg.profile(req.profile), req.kind, req.subject, planned)
     return planned, edits, override
 
@@ -137,6 +156,9 @@ async def _save_planned(core: Core, peer: Peer, planned: list[PlannedRule],
     path = _config_path(core)
     saved: dict[str, Any] = {"file": str(path), "lines": [p.line() for p in planned]}
     async with core.reloader.lock:  # the file watcher waits: this is one change, not two
+        if why := await asyncio.to_thread(_unapplied_edit, core, path):  # edited since the plan
+            return saved | {"error": f"the rule was not saved: {why}; run `pilothouse reload`, "
+                                     "then save it again"}
         try:
             edit = await asyncio.to_thread(write_rules, path, planned)
         except PolicyEditError as exc:
