@@ -154,20 +154,15 @@ class BwrapHandle(SubprocessHandle):
     async def kill(self) -> None:
         if self.proc.returncode is None:
             # Killing a pid namespace's init makes the kernel SIGKILL everything inside it. Not
-            # known yet (a start that failed before bwrap reported it), it is bwrap's child,
-            # found before bwrap goes: once bwrap is gone it is init's. One still blocked on
-            # --block-fd was seen to outlive bwrap, holding the output pipe, and the wait below
-            # never ended (review s32, helper 117).
+            # known yet, it is bwrap's child (one blocked on --block-fd outlived bwrap and the
+            # wait below never ended: s32), found now or, forked after, in bwrap's group (s33).
             inits = [self.netns_pid] if self.netns_pid is not None else _children(self.pid)
             for pid in (*inits, self.pid):
                 if pid is not None:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(pid, signal.SIGKILL)
-            # bwrap leads its own process group (start_new_session) and its child is in it
-            # until the sandbox's own setsid: a child forked after the look above (a start
-            # failing the moment bwrap ran, under load) is reached here, race-free with fork.
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)
+                os.killpg(self.pid, signal.SIGKILL)  # bwrap leads its group: start_new_session
             self.limits.kill()
         await self.wait()
 
