@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,22 +17,14 @@ import pytest
 
 from console.config.profile_rules import PlannedRule
 from console.daemon.ops.approvals import _save_planned
-from store import audit, waits
 from store.writer import StoreWriter
+
+from .store_stall import stall_batches
 
 
 def test_an_uncertain_rule_record_is_taken_back_and_said_unconfirmed(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(waits, "SETTLE_S", 0.3)
-    armed = {"on": False}
-    real = audit.write_head
-
-    def slow_head(*a: Any, **kw: Any) -> Any:
-        if armed["on"]:
-            time.sleep(1.5)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(audit, "write_head", slow_head)
+    armed = stall_batches(monkeypatch)
     w = StoreWriter(tmp_path / "h.db", os.urandom(32)).start()
     config = tmp_path / "config.toml"
     config.write_text('[profiles.demo]\ncommand = ["true"]\n')

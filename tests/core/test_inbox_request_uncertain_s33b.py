@@ -9,29 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from console.daemon.inbox import Inbox
-from store import audit, waits
 from store.writer import StoreWriter
+
+from .store_stall import stall_batches
 
 
 def test_an_uncertain_request_gets_a_recorded_close(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(waits, "SETTLE_S", 0.3)
-    armed = {"on": False}
-    real = audit.write_head
-
-    def slow_head(*a: Any, **kw: Any) -> Any:
-        if armed["on"]:
-            time.sleep(1.5)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(audit, "write_head", slow_head)
+    armed = stall_batches(monkeypatch)
     w = StoreWriter(tmp_path / "h.db", os.urandom(32)).start()
 
     async def record(kind: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,23 +20,14 @@ from console.policy import GrantTable, new_grant
 from console.policy.netrules import NetworkRules
 from console.policy.network import decide_network
 from console.protocol import Failure
-from store import audit, waits
 from store.writer import StoreWriter
+
+from .store_stall import stall_batches
 
 
 def test_a_deny_grant_stays_when_its_revoke_is_uncertain(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(waits, "SETTLE_S", 0.3)
-    armed = {"on": False}
-    real = audit.write_head
-
-    def slow_failing_head(*a: Any, **kw: Any) -> Any:
-        if armed["on"]:
-            time.sleep(1.5)
-            raise sqlite3.OperationalError("disk I/O error")
-        return real(*a, **kw)
-
-    monkeypatch.setattr(audit, "write_head", slow_failing_head)
+    armed = stall_batches(monkeypatch, fail=True)
     w = StoreWriter(tmp_path / "h.db", os.urandom(32)).start()
     now = time.time()
     table = GrantTable()
@@ -79,16 +69,7 @@ def test_a_deny_grant_stays_when_its_revoke_is_uncertain(
 
 def test_an_allow_grant_goes_when_its_revoke_is_uncertain(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(waits, "SETTLE_S", 0.3)
-    armed = {"on": False}
-    real = audit.write_head
-
-    def slow_head(*a: Any, **kw: Any) -> Any:
-        if armed["on"]:
-            time.sleep(1.5)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(audit, "write_head", slow_head)
+    armed = stall_batches(monkeypatch)
     w = StoreWriter(tmp_path / "h.db", os.urandom(32)).start()
     table = GrantTable()
     allow = table.add(new_grant("network", "**.example.net", "allow", "run", run_id="r1",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,9 @@ from console.config.load import load
 from console.daemon.bus import Bus
 from console.daemon.runs import Run, RunManager
 from console.paths import resolve
-from store import audit, waits
 from store.writer import StoreWriter
+
+from .store_stall import stall_batches
 
 
 class ShortStop(StoreWriter):
@@ -30,16 +30,7 @@ class ShortStop(StoreWriter):
 
 def test_an_uncertain_run_stop_is_said_unconfirmed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(waits, "SETTLE_S", 0.3)
-    armed = {"on": False}
-    real = audit.write_head
-
-    def slow_head(*a: Any, **kw: Any) -> Any:
-        if armed["on"]:
-            time.sleep(1.5)
-        return real(*a, **kw)
-
-    monkeypatch.setattr(audit, "write_head", slow_head)
+    armed = stall_batches(monkeypatch)
     paths = resolve(tmp_path / "home")
     paths.ensure()
     cfg = load(tmp_path / "config.toml", text='[profiles.t]\ncommand = ["true"]\n')

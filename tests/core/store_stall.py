@@ -1,0 +1,33 @@
+"""A store whose committing batch stalls on demand, for the tests of uncertain records (s33b):
+`store.audit.write_head` runs inside the batch after its rows and before COMMIT, so a security
+future is already running when it sleeps; with `fail` the batch then fails too. A record's
+timeout and SETTLE_S shorter than the sleep make it StoreUncertain."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+import pytest
+
+from store import audit, waits
+
+STALL_S = 1.5
+
+
+def stall_batches(monkeypatch: pytest.MonkeyPatch, *, fail: bool = False) -> dict[str, bool]:
+    """Arm with `armed["on"] = True`: each batch then stalls STALL_S (and fails, with `fail`)."""
+    monkeypatch.setattr(waits, "SETTLE_S", 0.3)
+    armed = {"on": False}
+    real = audit.write_head
+
+    def head(*a: Any, **kw: Any) -> Any:
+        if armed["on"]:
+            time.sleep(STALL_S)
+            if fail:
+                raise sqlite3.OperationalError("disk I/O error")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(audit, "write_head", head)
+    return armed
