@@ -6,9 +6,10 @@ Parking never skips a decision: every request is decided first (deciding.py), an
 connection is taken only for the target it was dialled for and only when its address is among
 those the new decision allows. One is parked only after a complete exchange the upstream said
 it would keep (HTTP/1.1, framed, no `Connection: close`), with nothing unread; it is taken only
-while the peer has neither closed it nor sent anything unasked, and it is ended after
-PARK_SECONDS idle (under the keep-alive timeout of common servers), on new rules that deny it,
-and when the gate closes. Parked ones count as open upstream connections (`tunnels`, the
+while the peer has neither closed it nor sent anything unasked, and never once the gate is
+closing; it is ended PARK_SECONDS after its last answer (under the keep-alive timeout of common
+servers, or a second under the one its server states), on new rules that deny it, and as the
+gate starts closing. Parked ones count as open upstream connections (`tunnels`, the
 run's limit, the daemon's descriptor budget) until they end."""
 
 from __future__ import annotations
