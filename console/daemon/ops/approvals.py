@@ -79,7 +79,7 @@ def _profile_plan(core: Core, req: Request, allow: bool, pattern: str | None) ->
     except PolicyEditError as exc:
         raise Failure("cannot-save-rule", str(exc)) from None
     if why := _unapplied_edit(core, path):  # after the preview: a file that would not load says so
-        raise Failure("config-not-in-force", why, "run `pilothouse reload` (or undo the edit), "
+        raise Failure("cannot-save-rule", why, "run `pilothouse reload` (or undo the edit), "
                       "then decide again")
     override = overridden_by(core.config.cfg.profile(req.profile), req.kind, req.subject, planned)
     return planned, edits, override
