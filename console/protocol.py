@@ -107,6 +107,7 @@ class EventKind(StrEnum):
     STORE_PRUNED = "store.pruned"
     STORE_ROLLBACK_DETECTED = "store.rollback_detected"
     STORE_THROTTLED = "store.throttled"
+    STORE_UNCONFIRMED = "store.unconfirmed"  # {event_id, event_kind, waited_s}: landed unwaited
     STORE_WRITE_FAILED = "store.write_failed"
     TOKENS = "tokens"
 

@@ -30,8 +30,9 @@ def events_for_request(db: Db, request_id: str) -> RequestEvents:
     rows = db.execute(
         "SELECT id, ts, run_id, kind, actor, text, data FROM events "
         "WHERE (kind >= 'approval.' AND kind < 'approval/' AND json_extract(data, '$.id') = ?) "
+        "OR (kind = 'store.unconfirmed' AND json_extract(data, '$.id') = ?) "
         "OR (kind = 'policy.changed' AND json_extract(data, '$.request_id') = ?) ORDER BY id",
-        (request_id, request_id),
+        (request_id, request_id, request_id),
     ).fetchall()
     asked = [i for i, r in enumerate(rows) if r[3] == "approval.requested"]
     newest = rows[asked[-1]:] if asked else rows
@@ -41,11 +42,25 @@ def events_for_request(db: Db, request_id: str) -> RequestEvents:
         max(len(asked) - 1, 0))
 
 
+def final_decision(events: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
+    """(the request's last closing event or None while pending, whether the daemon did not
+    apply it: a `store.unconfirmed` names it, committed after its wait had ended)."""
+    final = next((e for e in reversed(events)
+                  if e["kind"] not in ("approval.requested", "store.unconfirmed")), None)
+    unapplied = final is not None and any(
+        e["kind"] == "store.unconfirmed" and (e.get("data") or {}).get("event_id") == final["id"]
+        for e in events)
+    return final, unapplied
+
+
 def past_requests(db: Db, limit: int = 20000) -> list[dict[str, Any]]:
     """The newest `limit` decisions, as {kind, subject, decision, run_id}; a gate's "ask"
-    (a person then decided it) is left out."""
+    (a person then decided it) is left out, and so is a decision the daemon did not act on
+    (a `store.unconfirmed` names it: committed after its wait ended)."""
     rows = db.execute(
-        "SELECT kind, data FROM events WHERE kind IN (?, ?, ?) ORDER BY id DESC LIMIT ?",
+        "SELECT kind, data FROM events WHERE kind IN (?, ?, ?) AND id NOT IN ("
+        "SELECT json_extract(data, '$.event_id') FROM events WHERE kind = 'store.unconfirmed') "
+        "ORDER BY id DESC LIMIT ?",
         (*DECISION_KINDS, limit),
     ).fetchall()
     out = []

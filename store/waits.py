@@ -6,6 +6,9 @@ cancelled, and the writer skips a cancelled item (store/batch.py), so "not recor
 An item already in the batch being committed cannot be withdrawn; it is no longer behind
 anything, so its outcome is waited for, SETTLE_S more at most: the row if it committed, the
 batch's error if not, and `StoreUncertain` (still a refusal) only if even that does not come.
+Such a record may land later all the same: then a `store.unconfirmed` record follows it, naming
+it, so the history never shows it as acted on without saying that the daemon did not wait for
+it (an allow it records was refused; `late`, the writer's submit, queues that record).
 """
 
 from __future__ import annotations
@@ -13,13 +16,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from store.db import StoreError
 
 T = TypeVar("T")
 log = logging.getLogger("pilothouse.store")
 SETTLE_S = 10.0  # an item in a batch that is committing: its COMMIT is normally milliseconds
+UNCONFIRMED = "store.unconfirmed"
+Submit = Callable[..., Any]
 
 
 class StoreStuck(StoreError):
@@ -47,8 +53,36 @@ def _uncertain(timeout: float | None, what: str) -> StoreUncertain:
                           f"{SETTLE_S}s later; the store is stuck and it may yet be recorded")
 
 
+def _say_when_landed(fut: concurrent.futures.Future[Any], late: Submit | None,
+                     timeout: float | None) -> None:
+    """An uncertain record that lands after all is followed by a record that names it."""
+    if late is None:
+        return
+    waited = (timeout or 0.0) + SETTLE_S
+
+    def landed(f: concurrent.futures.Future[Any]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            return  # not recorded: what the caller said of it holds
+        row = f.result()
+        data = row.get("data") if isinstance(row.get("data"), dict) else {}
+        note: dict[str, Any] = {"event_id": row["id"], "event_kind": row["kind"],
+                                "waited_s": waited}
+        if str(row["kind"]).startswith("approval.") and isinstance(data.get("id"), str):
+            note["id"] = data["id"]  # the request's, so `policy why` shows it with the rest
+        try:
+            late(UNCONFIRMED, run_id=row.get("run_id"), actor="daemon", data=note,
+                 text=f"#{row['id']} {row['kind']} was committed after the daemon had stopped "
+                      f"waiting for it ({waited:g}s): the daemon went on as if it was not "
+                      "recorded (an allow it records was refused)")
+        except Exception as exc:  # a writer that is closing: the log keeps what happened
+            log.error("store: #%s %s landed after its wait ended, and that could not be "
+                      "recorded: %s", row["id"], row["kind"], exc)
+
+    fut.add_done_callback(landed)
+
+
 def wait(fut: concurrent.futures.Future[T], timeout: float | None, what: str,
-         withdraw: bool = False) -> T:
+         withdraw: bool = False, late: Submit | None = None) -> T:
     try:
         return fut.result(timeout)
     except concurrent.futures.TimeoutError:
@@ -60,11 +94,12 @@ def wait(fut: concurrent.futures.Future[T], timeout: float | None, what: str,
     try:  # in the batch being committed (or just done): its outcome, not a guess
         return fut.result(SETTLE_S)
     except concurrent.futures.TimeoutError:
+        _say_when_landed(fut, late, timeout)
         raise _uncertain(timeout, what) from None
 
 
 async def await_(fut: concurrent.futures.Future[T], timeout: float | None, what: str,
-                 withdraw: bool = False) -> T:
+                 withdraw: bool = False, late: Submit | None = None) -> T:
     if not withdraw:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
@@ -85,4 +120,5 @@ async def await_(fut: concurrent.futures.Future[T], timeout: float | None, what:
     try:
         return await asyncio.wait_for(asyncio.shield(waiter), SETTLE_S)
     except TimeoutError:
+        _say_when_landed(fut, late, timeout)
         raise _uncertain(timeout, what) from None

@@ -204,7 +204,7 @@ class StoreWriter:
         Raises StoreError otherwise (the caller must then refuse the action)."""
         fut = self.submit(kind, run_id=run_id, actor=actor, text=text, data=data, ts=ts,
                           seal_output=seal_output)
-        return _wait(fut, timeout, f"committing {kind!r}", withdraw=True)  # store/waits.py
+        return _wait(fut, timeout, f"committing {kind!r}", withdraw=True, late=self.submit)
 
     def submit(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
                text: str = "", data: Any = None, ts: float | None = None,
@@ -234,7 +234,7 @@ class StoreWriter:
         """`commit` for asyncio code: awaits the commit without blocking the loop."""
         fut = self.submit(kind, run_id=run_id, actor=actor, text=text, data=data, ts=ts,
                           seal_output=seal_output)
-        return await _await(fut, timeout, f"committing {kind!r}", withdraw=True)
+        return await _await(fut, timeout, f"committing {kind!r}", withdraw=True, late=self.submit)
 
     def call(self, fn: Callable[[sqlite_utils.Database], T]) -> concurrent.futures.Future[T]:
         """fn(db) in the next transaction, in a savepoint (its exception undoes its work only)."""

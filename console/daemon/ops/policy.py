@@ -18,7 +18,7 @@ from console.gate.common import system_resolver
 from console.policy import ExecRules, Provenance
 from console.policy.shadow import shadow
 from console.protocol import LIVE_STATES, Failure
-from store.decisions import events_for_request, past_requests
+from store.decisions import events_for_request, final_decision, past_requests
 
 
 async def policy_rules(core: Core, peer: Peer, args: Args, send: Send) -> Any:
@@ -115,12 +115,16 @@ async def policy_why(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     if not events:
         raise Failure("unknown-request", f"no request {request_id!r} in the history",
                       "request ids are shown by `pilothouse approvals` and `pilothouse history`")
-    final = next((e for e in reversed(events) if e["kind"] != "approval.requested"), None)
+    final, unapplied = final_decision(events)
     prov = (final or {}).get("data", {}).get("provenance") if final else None
+    state = "pending" if final is None else ("allowed" if final["data"].get("allow") else "denied")
+    describe = Provenance.from_dict(prov).describe() if prov else "still pending"
+    if unapplied:
+        state = "not applied"
+        describe = (f"{describe}; its record was committed after the daemon had stopped waiting "
+                    "for it, so it was not applied")
     return {
-        "request_id": request_id, "events": events,
-        "state": "pending" if final is None else ("allowed" if final["data"].get("allow") else "denied"),
-        "describe": Provenance.from_dict(prov).describe() if prov else "still pending",
+        "request_id": request_id, "events": events, "state": state, "describe": describe,
         "provenance": prov,
         "earlier": request.earlier,
     }
