@@ -41,6 +41,7 @@ from console.sandbox.base import (
 from console.sandbox.spare_folders import SpareRunFolders, sweep_spares
 from store.runs_table import mark_lost, restore_missing_rows, run_ids, runs_in_states, upsert_run
 
+END_WAIT_S = 30.0  # a run's end waits this long for its record (then it stays queued)
 log = logging.getLogger("pilothouse.runs")
 
 
@@ -317,30 +318,37 @@ class RunManager:
         # The run's row is queued ahead of the end event, so both share one transaction (one
         # disk flush): once the event is durable, so is the row. The event seals the run's
         # output (every line is queued by now): its data gains their digest (output_seal.py).
+        # A run's end is a fact, not a permission: behind a stuck store it is not withdrawn
+        # (as a refused action's record is) but lands with its row when the store moves.
         try:
             saved = self.writer.call(self._upsert(run))
+            ending = self.writer.submit(
+                "run.ended",
+                run_id=run.id,
+                actor=run.stopped_by if run.stop_requested else None,
+                text=f"{run.state} (exit {run.exit_code})",
+                data={"state": run.state, "exit_code": run.exit_code,
+                      "duration_s": round((run.ended_at or time.time()) - run.started_at, 3),
+                      # what the row says of the end, chained: verify compares them
+                      "ended_at": run.ended_at, "notes": list(run.notes)},
+                seal_output=True,
+            )
             try:
-                ended = await self.writer.acommit(
-                    "run.ended",
-                    run_id=run.id,
-                    actor=run.stopped_by if run.stop_requested else None,
-                    text=f"{run.state} (exit {run.exit_code})",
-                    data={"state": run.state, "exit_code": run.exit_code,
-                          "duration_s": round((run.ended_at or time.time()) - run.started_at, 3),
-                          # what the row says of the end, chained: verify compares them
-                          "ended_at": run.ended_at, "notes": list(run.notes)},
-                    seal_output=True,
-                )
+                # shielded: a wait that ends must not cancel (withdraw) the queued end
+                ended = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(ending)),
+                                               END_WAIT_S)
                 dropped = (ended.get("data") or {}).get("output_dropped")
                 run.output_dropped = dropped if type(dropped) is int and dropped > 0 else 0
-            except Exception as exc:
-                if getattr(exc, "uncertain", False):  # store/waits: it may yet land, with the
-                    # row queued ahead of it; a note here would contradict the chained end
-                    log.error("run %s: its end is not confirmed as recorded: %s", run.id, exc)
-                else:
-                    run.notes.append(f"could not record the end: {exc}")
-                    saved = self.writer.call(self._upsert(run))  # with that note
-            await asyncio.wrap_future(saved)
+            except TimeoutError:  # still queued: a note now would contradict the end that lands
+                log.error("run %s: its end is not recorded yet after %ss (the store is stuck); "
+                          "it stays queued, with the run's row, until the store moves",
+                          run.id, END_WAIT_S)
+                saved = None
+            except Exception as exc:  # the batch failed: neither the end nor its row is stored
+                run.notes.append(f"could not record the end: {exc}")
+                saved = self.writer.call(self._upsert(run))  # with that note
+            if saved is not None:
+                await asyncio.wrap_future(saved)
         except Exception as exc:
             # The process is gone whatever the disk says: the run still leaves the live table
             # and its followers hear of its end. The store keeps it as started, so the next

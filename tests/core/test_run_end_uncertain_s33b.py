@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from console.config.load import load
+from console.daemon import runs
 from console.daemon.bus import Bus
 from console.daemon.runs import RunManager
 from console.paths import resolve
@@ -35,16 +36,10 @@ class BrokenBackend:
         raise RuntimeError("the backend failed")
 
 
-class ShortEnd(StoreWriter):
-    async def acommit(self, kind: str, **kw: Any) -> dict[str, Any]:
-        if kind == "run.ended":
-            kw["timeout"] = 0.3
-        return await super().acommit(kind, **kw)
-
-
 def test_an_uncertain_run_end_that_lands_verifies(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(waits, "SETTLE_S", 0.3)
+    monkeypatch.setattr(runs, "END_WAIT_S", 0.3)
     real = batch.trace_seal
 
     def slow_seal(conn: Any, run_id: str) -> Any:
@@ -59,7 +54,7 @@ def test_an_uncertain_run_end_that_lands_verifies(tmp_path: Path,
     cfg = load(tmp_path / "config.toml",
                text='[profiles.t]\ncommand = ["true"]\nsandbox = "bwrap"\n')
     key = os.urandom(32)
-    writer = ShortEnd(paths.db_file, key).start()
+    writer = StoreWriter(paths.db_file, key).start()
     try:
         manager = RunManager(paths, lambda: cfg, writer, Bus(),
                              choose_backend=lambda *a: BrokenBackend())
@@ -79,3 +74,71 @@ def test_an_uncertain_run_end_that_lands_verifies(tmp_path: Path,
         db.close()
     assert ended == 1  # the end did land
     assert result.ok, (rows, result)  # an honest history must verify
+
+
+class ShortEnd(StoreWriter):
+    """run.ended's wait as short as END_WAIT_S below, through the writer's own acommit too
+    (how the end was committed before s34: the before-run of the test below)."""
+
+    async def acommit(self, kind: str, **kw: Any) -> dict[str, Any]:
+        if kind == "run.ended":
+            kw["timeout"] = 0.3
+        return await super().acommit(kind, **kw)
+
+
+class StallingBackend(BrokenBackend):
+    """Fails to start, but first stalls the store: a batch with another security record
+    sleeps in write_head (tests/core/store_stall.py), so the run's end queues behind it."""
+
+    def __init__(self, writer: StoreWriter, armed: dict[str, bool]) -> None:
+        self.writer, self.armed = writer, armed
+
+    async def start(self, spec: Any, prepare: Any = None) -> Any:
+        self.armed["on"] = True
+        self.writer.submit("daemon.stop", actor="test", text="a record in the stalled batch")
+        await asyncio.sleep(0.2)  # that batch is committing (asleep) by now
+        raise RuntimeError("the backend failed")
+
+
+def test_a_run_end_queued_behind_a_stuck_store_lands_with_its_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review s33 (helper 130): the end, queued behind a stuck batch, was withdrawn when its
+    wait ended, while the run's row queued ahead of it (not withdrawable) landed saying the
+    run ended: a row without its run.ended, which `audit verify` names. Now the end stays
+    queued and lands with the row."""
+    from tests.core.store_stall import stall_batches
+
+    armed = stall_batches(monkeypatch)
+    monkeypatch.setattr(runs, "END_WAIT_S", 0.3, raising=False)
+    paths = resolve(tmp_path / "home")
+    paths.ensure()
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    cfg = load(tmp_path / "config.toml",
+               text='[profiles.t]\ncommand = ["true"]\nsandbox = "bwrap"\n')
+    key = os.urandom(32)
+    writer = ShortEnd(paths.db_file, key).start()
+    try:
+        manager = RunManager(paths, lambda: cfg, writer, Bus(),
+                             choose_backend=lambda *a: StallingBackend(writer, armed))
+        began = time.monotonic()
+        with pytest.raises(Failure):
+            asyncio.run(manager.start("t", actor="alice", workspace=str(ws)))
+        answered_in = time.monotonic() - began
+        armed["on"] = False
+        writer.flush(timeout=10)
+        ended = writer.call(lambda db: db.conn.execute(
+            "SELECT count(*) FROM events WHERE kind='run.ended'").fetchone()[0]).result(5)
+        rows = writer.call(lambda db: db.conn.execute(
+            "SELECT state, info FROM runs").fetchall()).result(5)
+    finally:
+        armed["on"] = False
+        writer.close()
+    db = open_db(paths.db_file, readonly=True)
+    try:
+        result = verify(db, key, live_states=LIVE_STATES)
+    finally:
+        db.close()
+    assert ended == 1, rows  # the end landed, after the row queued ahead of it
+    assert result.ok, (rows, result)
+    assert answered_in < 1.4, answered_in  # the end did not wait for the stuck store
