@@ -59,7 +59,8 @@ def past_requests(db: Db, limit: int = 20000) -> list[dict[str, Any]]:
     (a `store.unconfirmed` names it: committed after its wait ended)."""
     rows = db.execute(
         "SELECT kind, data FROM events WHERE kind IN (?, ?, ?) AND id NOT IN ("
-        "SELECT json_extract(data, '$.event_id') FROM events WHERE kind = 'store.unconfirmed') "
+        "SELECT json_extract(data, '$.event_id') FROM events WHERE kind = 'store.unconfirmed' "
+        "AND json_extract(data, '$.event_id') IS NOT NULL) "  # one NULL would empty NOT IN
         "ORDER BY id DESC LIMIT ?",
         (*DECISION_KINDS, limit),
     ).fetchall()
