@@ -107,9 +107,13 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     rframing, rlength = body_framing(resp, request=False, status=status, method=method)
     decode = rframing == "chunked" and version == "HTTP/1.0"
     keep = client_keep and rframing != "eof"
+    keep_s, keep_max = keep_alive_params(resp)
+    # A server's `Keep-Alive: max=N` is read both ways servers mean it (N more requests, or N
+    # in all, counting this one): the stricter, so a connection it is about to close is not
+    # sent a request again (that costs a fresh dial, never a resend).
     upstream_keep = (rframing != "eof" and resp.start[0] == "HTTP/1.1"
-                     and "close" not in resp.tokens("connection"))
-    keep_s = _keep_alive_timeout(resp) if upstream_keep else None
+                     and "close" not in resp.tokens("connection")
+                     and (keep_max is None or up.exchanges + 1 < keep_max))
     out = filtered_headers(resp)
     if rframing == "length":
         out.append(("Content-Length", str(rlength)))
@@ -155,10 +159,16 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
                    keep_s)
 
 
-def _keep_alive_timeout(resp: Head) -> float | None:
-    """The seconds a server says it keeps an idle connection (`Keep-Alive: timeout=5`)."""
+def keep_alive_params(resp: Head) -> tuple[float | None, int | None]:
+    """(the seconds a server says it keeps an idle connection, the requests it says it takes
+    on it): `Keep-Alive: timeout=5, max=100`; None where it says nothing readable."""
+    timeout = most = None
     for token in resp.tokens("keep-alive"):
         name, _, value = token.partition("=")
-        if name.strip() == "timeout" and value.strip().isdigit():
-            return float(value.strip())
-    return None
+        name, value = name.strip(), value.strip()
+        if value.isdigit() and len(value) <= 9:  # said twice: the shorter
+            if name == "timeout":
+                timeout = min(float(value), timeout if timeout is not None else float(value))
+            elif name == "max":
+                most = min(int(value), most if most is not None else int(value))
+    return timeout, most
