@@ -44,10 +44,11 @@ def events_for_request(db: Db, request_id: str) -> RequestEvents:
 
 def final_decision(events: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
     """(the request's last closing event or None while pending, whether the daemon did not
-    apply it: a `store.unconfirmed` names it, committed after its wait had ended)."""
-    final = next((e for e in reversed(events)
-                  if e["kind"] not in ("approval.requested", "store.unconfirmed")), None)
-    unapplied = final is not None and any(
+    apply it: an allow a `store.unconfirmed` names, committed after its wait had ended; a deny
+    or cancel took effect all the same). A profile rule's policy.changed closes nothing."""
+    final = next((e for e in reversed(events) if e["kind"] not in (
+        "approval.requested", "store.unconfirmed", "policy.changed")), None)
+    unapplied = final is not None and bool((final.get("data") or {}).get("allow")) and any(
         e["kind"] == "store.unconfirmed" and (e.get("data") or {}).get("event_id") == final["id"]
         for e in events)
     return final, unapplied

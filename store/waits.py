@@ -72,8 +72,8 @@ def _say_when_landed(fut: concurrent.futures.Future[Any], late: Submit | None,
         try:
             late(UNCONFIRMED, run_id=row.get("run_id"), actor="daemon", data=note,
                  text=f"#{row['id']} {row['kind']} was committed after the daemon had stopped "
-                      f"waiting for it ({waited:g}s): the daemon went on as if it was not "
-                      "recorded (an allow it records was refused)")
+                      f"waiting for it ({waited:g}s): an allow, start or policy change it "
+                      "records was refused; a stop, kill, revoke, cancel or deny took effect")
         except Exception as exc:  # a writer that is closing: the log keeps what happened
             log.error("store: #%s %s landed after its wait ended, and that could not be "
                       "recorded: %s", row["id"], row["kind"], exc)
@@ -113,7 +113,8 @@ async def await_(fut: concurrent.futures.Future[T], timeout: float | None, what:
     except TimeoutError:
         pass
     except asyncio.CancelledError:  # the caller is gone: it will not act, so withdraw it
-        fut.cancel()
+        if not fut.cancel():  # in the batch being committed: it may land, named then
+            _say_when_landed(fut, late, timeout)
         raise
     if fut.cancel():
         raise _stuck(timeout, what) from None

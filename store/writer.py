@@ -183,8 +183,7 @@ class StoreWriter:
             data_json = _dumps({"unserializable": repr(data)[:4000]})
         self._q.append((EV, _ts(ts), _opt(run_id), _str(kind), _opt(actor), _str(text),
                         data_json, None))
-        n = len(self._q)
-        if (n == 1 or n >= self._max_batch) and not self._wake.is_set():
+        if ((n := len(self._q)) == 1 or n >= self._max_batch) and not self._wake.is_set():
             self._wake.set()  # first row starts the writer's max_delay clock; a full batch goes now
 
     def record_output(self, run_id: str, stream: str, line: str, ts: float | None = None) -> None:
@@ -282,8 +281,9 @@ class StoreWriter:
             self._urgent += 1
         self._wake.set()
 
-    def _check_open(self) -> None:
-        if self._state not in (_NEW, _RUNNING):
+    def _check_open(self) -> None:  # in a close's drain, the thread's own note (waits.py) too
+        if self._state not in (_NEW, _RUNNING) and not (
+                self._state == _CLOSING and threading.current_thread() is self._thread):
             why = f": {self.last_error}" if self._state == _DEAD and self.last_error else ""
             raise StoreError(f"the store writer is {self._state}{why}")
 

@@ -25,6 +25,7 @@ from console.config.load import Config, Profile
 from console.daemon.bus import Bus
 from console.daemon.lost_runs import close_lost_requests, kill_leftovers, recorded_pids
 from console.daemon.output_pump import pump_output
+from console.daemon.run_end import note_if_it_fails
 from console.daemon.run_prep import carry, env_reach, open_workspace, run_env, start_refused
 from console.paths import Paths
 from console.protocol import LIVE_STATES, Failure, new_id
@@ -323,9 +324,7 @@ class RunManager:
         try:
             saved = self.writer.call(self._upsert(run))
             ending = self.writer.submit(
-                "run.ended",
-                run_id=run.id,
-                actor=run.stopped_by if run.stop_requested else None,
+                "run.ended", run_id=run.id, actor=run.stopped_by if run.stop_requested else None,
                 text=f"{run.state} (exit {run.exit_code})",
                 data={"state": run.state, "exit_code": run.exit_code,
                       "duration_s": round((run.ended_at or time.time()) - run.started_at, 3),
@@ -340,9 +339,10 @@ class RunManager:
                 dropped = (ended.get("data") or {}).get("output_dropped")
                 run.output_dropped = dropped if type(dropped) is int and dropped > 0 else 0
             except TimeoutError:  # still queued: a note now would contradict the end that lands
-                log.error("run %s: its end is not recorded yet after %ss (the store is stuck); "
-                          "it stays queued, with the run's row, until the store moves",
-                          run.id, END_WAIT_S)
+                log.error("run %s: its end is not recorded after %ss (the store is stuck); it "
+                          "stays queued, with the run's row", run.id, END_WAIT_S)
+                ending.add_done_callback(note_if_it_fails(  # unless its batch fails: run_end.py
+                    asyncio.get_running_loop(), self.writer, run, self._upsert))
                 saved = None
             except Exception as exc:  # the batch failed: neither the end nor its row is stored
                 run.notes.append(f"could not record the end: {exc}")
