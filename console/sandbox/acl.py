@@ -7,7 +7,8 @@ import errno
 import os
 import struct
 
-__all__ = ["GROUP", "GROUP_OBJ", "MASK", "OTHER", "USER", "USER_OBJ", "acl_allows", "read_acl"]
+__all__ = ["GROUP", "GROUP_OBJ", "MASK", "OTHER", "USER", "USER_OBJ", "acl_allows", "read_acl",
+           "traverse_only_for"]
 
 ACL_XATTR = "system.posix_acl_access"
 USER_OBJ, USER, GROUP_OBJ, GROUP, MASK, OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
@@ -42,3 +43,13 @@ def acl_allows(acl: list[tuple[int, int, int]], st: os.stat_result, uid: int,
     if matched:
         return any(perm & mask & bits == bits for perm in matched)
     return any(tag == OTHER and perm & bits == bits for tag, perm, _ in acl)
+
+
+def traverse_only_for(path: str, uid: int) -> None:
+    """Give one user search (x) on a folder and nobody else anything but its owner: owner rwx,
+    user:uid --x, group ---, mask --x, other ---. OSError where the file system has no ACLs."""
+    undefined = 0xFFFFFFFF
+    entries = [(USER_OBJ, 7, undefined), (USER, 1, uid), (GROUP_OBJ, 0, undefined),
+               (MASK, 1, undefined), (OTHER, 0, undefined)]
+    os.setxattr(path, ACL_XATTR, struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", *entry) for entry in entries))

@@ -130,7 +130,9 @@ class DockerHandle:
 
     async def _remove(self) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(self.container.remove, force=True)
+            # v: the anonymous volumes of the image's VOLUMEs too (review h133: each run left one,
+            # holding whatever the agent wrote there, on the host's disk)
+            await asyncio.to_thread(self.container.remove, force=True, v=True)
         if self.view is not None:
             view, self.view = self.view, None
             try:
@@ -219,7 +221,7 @@ class DockerBackend(NothingEarly):
             passwd = read_text(probe, "/etc/passwd")
         finally:
             with contextlib.suppress(Exception):
-                probe.remove(force=True)
+                probe.remove(force=True, v=True)
         info = ImageInfo(img.id, has_sh, has_py, passwd)
         self._images[img.id] = info
         return info
@@ -406,7 +408,7 @@ class DockerBackend(NothingEarly):
                 run = c.labels.get(LABEL_RUN, "")
                 if run not in live_run_ids:
                     with contextlib.suppress(Exception):
-                        c.remove(force=True)
+                        c.remove(force=True, v=True)
                         removed.append(run)
             return removed
 

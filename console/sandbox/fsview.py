@@ -32,6 +32,7 @@ MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOUNT_ATTR_IDMAP = 0x00100000
 MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC = 1, 32, 4096, 16384
 MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8
 RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH = 0x02, 0x04, 0x08
 # Same numbers on x86_64 and arm64 (the generic syscall table since 5.x).
 SYS_OPEN_TREE, SYS_MOVE_MOUNT, SYS_OPENAT2, SYS_MOUNT_SETATTR = 428, 429, 437, 442
@@ -219,8 +220,9 @@ def under_a_mount(folder: str | Path) -> bool:
 
 
 def unmount(target: Path) -> None:
+    """Detach the mount at target, never one a link there leads to (review h133)."""
     with contextlib.suppress(OSError):
-        _check(_libc.umount2(str(target).encode(), MNT_DETACH), "umount")
+        _check(_libc.umount2(str(target).encode(), MNT_DETACH | UMOUNT_NOFOLLOW), "umount")
 
 
 MOUNT_ATTR_RDONLY = 0x1

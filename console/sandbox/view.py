@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import fsview
+from .acl import traverse_only_for
 from .base import SandboxSpec
 from .gitindex import git_folder
 from .identity import AgentIdentity, agent_identity
@@ -301,7 +302,14 @@ class WorkspaceView:
         os.chmod(HANDOFF_BASE, 0o711)
         folder = HANDOFF_BASE / f"{self.run_dir.name}-{secrets.token_hex(8)}"
         folder.mkdir(mode=0o700)
-        os.chown(folder, self.identity.uid, self.identity.gid)
+        # Root's, with search for the agent's uid alone (review h133): a folder the agent's uid
+        # owned let that person, from a mount namespace of their own where the hand-off is not
+        # mounted, rename `run` (the mount moves with it) and put a link in its place, which
+        # the unmount at the run's end followed, as root, to any mount on the host.
+        try:
+            traverse_only_for(str(folder), self.identity.uid)
+        except OSError:  # no ACLs here: the agent's own folder; unmount() never follows a link
+            os.chown(folder, self.identity.uid, self.identity.gid)
         self.handoff = folder / "run"
         run_fd = os.open(self.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         dest_fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
