@@ -151,12 +151,35 @@ def printable(text: Any, limit: int | None = None) -> str:
     return out
 
 
+# How Claude Code runs a Bash command, which its words do not say: ph-claude-hook copies each of
+# these keys of the call's tool_input into the request's detail when it is a JSON true (and
+# refuses a call whose value is neither true nor false), and requests.check_request refuses any
+# other value in a request. Each is the daemon's own sentence on the card, never agent's words.
+RUN_FLAGS = {
+    "run_in_background": ("runs", "in the background: Claude Code does not wait for it to end; it "
+                          "goes on running beside the agent's next calls (its output read later)"),
+    "dangerouslyDisableSandbox": ("sandbox", "asks Claude Code to run it outside Claude Code's own "
+                                  "sandbox (dangerouslyDisableSandbox); Pilothouse's sandbox still applies"),
+}
+RUN_MARKS = {"run_in_background": "⟨in the background⟩",  # on one line: the inbox row, the CLI
+             "dangerouslyDisableSandbox": "⟨Claude Code's sandbox off⟩"}
+
+
+def run_flags(req: dict[str, Any]) -> list[str]:
+    """The RUN_FLAGS keys an exec request carries as true (an exact JSON true, nothing else)."""
+    detail = req.get("detail") if isinstance(req.get("detail"), dict) else {}
+    return [key for key in RUN_FLAGS if req.get("kind") == "exec" and detail.get(key) is True]
+
+
 def request_line(req: dict[str, Any], limit: int | None = None) -> str:
-    """A request as one line: what will run (and where) or where it connects (and the address),
-    then the agent's own words, marked as the agent's. The agent's words are cut first."""
+    """A request as one line: how it runs when that is not as a command's words say (marks `⟨ ⟩`,
+    which no escaped text can forge, first so no cut hides them), what will run (and where) or
+    where it connects (and the address), then the agent's own words, marked as the agent's. The
+    agent's words are cut first."""
     kind = req.get("kind")
     detail = req.get("detail") if isinstance(req.get("detail"), dict) else {}
     subject = str(req.get("subject") or "")
+    marks = "".join(RUN_MARKS[key] + " " for key in run_flags(req))
     where = ""
     if kind == "network" and detail.get("addresses"):
         where = " → " + ", ".join(str(a) for a in detail["addresses"])
@@ -164,7 +187,7 @@ def request_line(req: dict[str, Any], limit: int | None = None) -> str:
         where = f" (agent: in {detail['cwd']})"
     title = str(req.get("title") or "")
     words = f'  (agent says: "{shown(title, AGENT_WORDS_MAX)}")' if title and title != subject else ""
-    main = shown(subject) + shown(where)
+    main = marks + shown(subject) + shown(where)
     if limit is None:
         return main + words
     if len(main) >= limit:
@@ -456,6 +479,7 @@ def review_rows(req: dict[str, Any]) -> list[ReviewRow]:
                               shown(req.get("subject")), SUBJECT))
         if (letters := names_letters(req)) is not None:
             rows.append(ReviewRow("not ASCII", letters))
+        rows.extend(ReviewRow(*RUN_FLAGS[key]) for key in run_flags(req))
         if req.get("title") and req.get("title") != req.get("subject"):
             rows.append(ReviewRow("agent says", shown(req["title"]), AGENT))
     if detail.get("cwd"):  # where the agent says it is: its claim, nothing checks it
@@ -465,8 +489,9 @@ def review_rows(req: dict[str, Any]) -> list[ReviewRow]:
         rows.append(ReviewRow("change", "\n".join(escaped_line(line) for line in change), DIFF))
         if rest := other_input(detail):
             rows.append(ReviewRow("other input (agent)", _agents(rest), AGENT))
+    flags = run_flags(req)
     for key, value in sorted(detail.items()):
-        if key in _SHOWN_APART or (key == "tool_input" and change is not None):
+        if key in _SHOWN_APART or key in flags or (key == "tool_input" and change is not None):
             continue
         # The key is the agent's too: escaped like its value, and never a bare label.
         rows.append(ReviewRow(f"{shown(key, 30)} (agent)", _agents(value), AGENT))

@@ -22,7 +22,7 @@ from console.policy.grants import WEB_PORTS, covering
 from console.policy.parts import CommandPart, ParseError, canonical, command_words
 from console.policy.unwrap import expand
 from console.protocol import Failure
-from console.text import cut_by_hook, printable, request_line
+from console.text import RUN_FLAGS, cut_by_hook, printable, request_line
 
 KINDS = ("exec", "network", "write", "custom")
 DETAIL_MAX_BYTES = 16 * 1024
@@ -69,6 +69,9 @@ def check_request(kind: str, subject: Any, title: Any, detail: Any) -> str | Non
         return f"the title must be text of at most {TITLE_MAX_CHARS} characters"
     if detail is not None and not isinstance(detail, dict):
         return "detail must be an object"
+    for key in RUN_FLAGS:  # the card's own sentence when true: never a value of the agent's
+        if detail and key in detail and (detail[key] is not True or kind != "exec"):
+            return f"detail's {key} must be true, and only in an exec request"
     try:
         size = len(json.dumps(detail or {}, ensure_ascii=False).encode("utf-8", "surrogatepass"))
     except (TypeError, ValueError):

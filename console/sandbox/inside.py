@@ -65,8 +65,7 @@ def dumps(value: object, ensure_ascii: bool = False, separators: tuple = (",", "
         import json
         return json.dumps(value, ensure_ascii=ensure_ascii, separators=separators)
     # json.dumps's own C encoder (no table of containers: a value that holds itself meets the recursion limit).
-    encode = _make_encoder(None, _not_json, _json_ascii if ensure_ascii else _json_str, None, separators[1],
-                           separators[0], False, False, True)
+    encode = _make_encoder(None, _not_json, _json_ascii if ensure_ascii else _json_str, None, separators[1], separators[0], False, False, True)
     return "".join(encode(value, 0))
 
 
@@ -192,8 +191,7 @@ def command_line(words: list) -> str:
 
 def _take_options(args: list, names: tuple) -> tuple:
     """Leading --name VALUE options, then the rest (after an optional --)."""
-    opts = {}
-    i = 0
+    opts, i = {}, 0
     while i < len(args):
         a = args[i]
         if a == "--":
@@ -302,6 +300,8 @@ UNROUTED_TOOLS = {"Read", "Glob", "Grep", "LS", "NotebookRead", "TodoWrite", "Ta
                   "KillShell", "TaskCreate", "TaskGet", "TaskList", "TaskUpdate", "TaskOutput", "TaskStop",
                   "ToolSearch", "ListAgents"}  # 2.1.332: loads a deferred tool's definition; lists agents to message
 SUBJECT_INPUT_MAX = 3 * 1024  # bytes of a tool's input in its subject (the daemon takes 4 KiB)
+# Bash's input on how Claude Code runs a command, not what runs: a JSON true is on the card (console.text.RUN_FLAGS).
+RUN_FLAGS = ("run_in_background", "dangerouslyDisableSandbox")
 
 
 def tool_subjects(tool: str, tool_input: dict, cwd: str | None = None, deadline: float | None = None) -> list:
@@ -378,8 +378,7 @@ def _short_first(value: object, depth: int = 2) -> object:
 def verdict_text(allowed: bool, provenance: dict, reason: str) -> str:
     """One line an agent (and its model) cannot misread: the verdict, then who or what decided:
     "denied by alice (scope once)", 'forbidden by rule "rm -rf /" (config.toml:12)'."""
-    kind = provenance.get("kind")
-    verb = "approved" if allowed else "denied"
+    kind, verb = provenance.get("kind"), ("approved" if allowed else "denied")
     scope = f"scope {provenance.get('scope') or 'once'}"
     if isinstance(provenance.get("expires_at"), (int, float)):
         scope += ", until " + time.strftime("%H:%M:%S", time.localtime(provenance["expires_at"]))
@@ -430,9 +429,10 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
             command = where(command, cwd)
             if scripts := _session_env(event.get("session_id")):
                 raise Refused(f"Claude Code would run {', '.join(scripts)} first, unasked: remove it")
-            desc = tool_input.get("description")
-            kind, subjects, extra = "exec", [command], {}
-            title = _short(desc, TITLE_MAX) if isinstance(desc, str) and desc else None
+            if odd := [k for k in RUN_FLAGS if type(tool_input.get(k)) not in (bool, type(None))]:  # "true" may read as true
+                raise Refused(f"the Bash call's {', '.join(odd)} is not true or false: call it with a JSON boolean")
+            kind, subjects, extra = "exec", [command], {k: True for k in RUN_FLAGS if tool_input.get(k) is True}
+            title = _short(d, TITLE_MAX) if isinstance(d := tool_input.get("description"), str) and d else None
         else:  # the title is only the agent's side: the subjects are what runs (one per file a patch writes)
             kind, subjects = "custom", tool_subjects(tool, tool_input, cwd, deadline)
             title = None if tool in _writes().WRITING_TOOLS else _tool_title(tool, tool_input)
