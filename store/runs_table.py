@@ -39,12 +39,16 @@ def restore_missing_rows(conn: Any) -> list[str]:
     """Runs whose start is recorded but that have neither a row nor a recorded end: a row
     rebuilt from the start, live, so the restart marks them lost (and seals their output) like
     any other. Their ids. A daemon dies between a start's commit and its row; a row deleted
-    from the file looks the same, and was never marked lost, sealed, shown or named."""
+    from the file looks the same, and was never marked lost, sealed, shown or named. A start
+    a `store.unconfirmed` names was refused (committed after its wait ended): nothing ran, so
+    it is not restored, nor then marked lost (review s34, helper 132)."""
     found = conn.execute(
         "SELECT e.run_id, e.ts, e.actor, e.data FROM events e WHERE e.kind = 'run.started' AND "
         "e.run_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id) AND "
         "NOT EXISTS (SELECT 1 FROM events x WHERE x.run_id = e.run_id AND x.kind IN "
-        "('run.ended', 'run.lost'))").fetchall()
+        "('run.ended', 'run.lost')) AND NOT EXISTS (SELECT 1 FROM events u WHERE u.run_id = "
+        "e.run_id AND u.kind = 'store.unconfirmed' AND json_extract(u.data, '$.event_id') = e.id)"
+    ).fetchall()
     for run_id, ts, actor, data_text in found:
         try:
             data = json.loads(data_text or "{}")

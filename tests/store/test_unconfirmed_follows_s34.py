@@ -177,3 +177,26 @@ def test_history_without_notes_reads_as_before() -> None:
               {"id": 2, "kind": "approval.decided", "data": {"allow": True}}]
     assert final_decision(events) == (events[1], False)
     assert final_decision(events[:1]) == (None, False)
+
+
+def test_a_refused_start_that_landed_late_is_not_restored_as_lost(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run.started whose wait ended uncertain: the start was refused and nothing ran. When it
+    lands, the next daemon start did rebuild its row from it and mark the run lost (helper 132's
+    note): a run that never ran, reported lost."""
+    from store.runs_table import restore_missing_rows
+
+    armed = stall_batches(monkeypatch)
+    w = _writer(tmp_path)
+    armed["on"] = True
+    try:
+        with pytest.raises(StoreUncertain):
+            asyncio.run(w.acommit("run.started", run_id="r9", timeout=0.3, data={
+                "profile": "demo", "backend": "bwrap", "workspace": "/w", "command": ["true"]}))
+        armed["on"] = False
+        _followed(_events(w), "run.started")
+        restored = w.call(lambda db: restore_missing_rows(db.conn)).result(5)
+    finally:
+        armed["on"] = False
+        w.close()
+    assert restored == [], restored
