@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from console.cli.context import Context, friendly, json_option, pass_ctx, since_epoch
-from console.cli.output import echo, fail, open_output, table
+from console.cli.output import echo, fail, open_output, table, visible
 from console.cli.parsing import BadParameter, argument, command, group, option
 from console.cli.value_types import Choice, float_range, int_range, path
 from console.text import clock
@@ -147,12 +147,16 @@ def _agents_table(groups: list[dict[str, Any]], by: str) -> None:
 def trace_export(c: Context, run_id: str | None, profile: str | None, since: str | None,
                  fmt: str, block_size: int, output: str | None) -> None:
     """Write recorded requests as a JSONL trace (one request per line)."""
-    from console.replay.export import write
+    from console.replay.export import check_size, write
 
     rows = _rows(c, run_id, profile, since)
     if not rows:
         fail("no recorded requests match", "check --run/--profile/--since with "
              "`pilothouse trace list`")
+    try:
+        check_size(rows, block_size)  # before a file is made
+    except ValueError as exc:
+        fail(f"cannot export: {exc}")
     if output:
         with open_output(output) as out:
             n = write(rows, fmt, out, block_size)
@@ -194,10 +198,10 @@ def _print_steps(steps: list[dict[str, Any]]) -> None:
           [h for _, h, _ in FIGURE_COLUMNS])
     missing = {k: v for s in steps for k, v in (s.get("missing") or {}).items()}
     for k, why in sorted(missing.items()):
-        echo(f"  {k}: n/a ({why})")
+        echo(f"  {k}: n/a ({visible(why)})")
     errors = {e for s in steps for e in s.get("error_samples", [])}
     for e in sorted(errors)[:3]:
-        echo(f"  error: {e}")
+        echo(f"  error: {visible(e)}")  # the server's words: its status line
 
 
 def _print_sweep(sweep: dict[str, Any]) -> None:
@@ -325,7 +329,7 @@ def replay_report(c: Context, sweep_id: str | None, limit: int) -> None:
             echo("no replay results yet (run `pilothouse replay TRACE --url ... "
                  "--model ...`)")
         for s in items:
-            echo(f"sweep {s['sweep_id']}  {s['model']} at {s['url']}  trace {s['trace']}")
+            echo(visible(f"sweep {s['sweep_id']}  {s['model']} at {s['url']}  trace {s['trace']}"))
             _print_sweep(s)
 
     c.emit(found, human)

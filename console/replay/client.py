@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from console.gate.usage import token_count
+
 MAX_HEAD = 64 * 1024
+# An answer's body (or one server-sent event) held at most: the server is one the person named,
+# but what it sends must not grow this process without bound.
+MAX_ANSWER = 64 * 1024 * 1024
+MAX_EVENT = 4 * 1024 * 1024  # one server-sent event (a chunk of a streamed answer)
+_HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 class ClientError(Exception):
@@ -83,8 +90,8 @@ class Connection:
         try:
             await asyncio.wait_for(self._exchange(json.dumps(body).encode(), result),
                                    self.timeout_s)
-        except (OSError, asyncio.IncompleteReadError, ClientError, ValueError,
-                TimeoutError) as exc:
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ClientError,
+                ValueError, TimeoutError) as exc:
             result.error = str(exc) or type(exc).__name__
             await self.close()
         result.end = time.perf_counter()
@@ -99,7 +106,10 @@ class Connection:
                      "Content-Type: application/json\r\nAccept-Encoding: identity\r\n"
                      f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
         await writer.drain()
-        head = await reader.readuntil(b"\r\n\r\n")
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.LimitOverrunError:
+            raise ClientError("response head too large") from None
         if len(head) > MAX_HEAD:
             raise ClientError("response head too large")
         lines = head.decode("latin-1").split("\r\n")
@@ -115,6 +125,8 @@ class Connection:
             if events is not None:
                 events.feed(data)
             else:
+                if len(body) + len(data) > MAX_ANSWER:
+                    raise ClientError(f"answer too large (over {MAX_ANSWER:,} bytes)")
                 body.extend(data)
 
         if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -152,13 +164,14 @@ class Connection:
 def _usage(result: Result, usage: Any) -> None:
     if not isinstance(usage, dict):
         return
-    for attr, key in (("prompt_tokens", "prompt_tokens"),
-                      ("completion_tokens", "completion_tokens")):
-        if isinstance(usage.get(key), int):
-            setattr(result, attr, usage[key])
+    # Counts as the meter believes them (0..MAX_TOKENS, no bool): a negative or absurd count
+    # reads as unreported, so the figures fall back on what was sent and received.
+    for key in ("prompt_tokens", "completion_tokens"):
+        if key in usage:
+            setattr(result, key, token_count(usage[key]))
     details = usage.get("prompt_tokens_details")
-    if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
-        result.cached_tokens = details["cached_tokens"]
+    if isinstance(details, dict) and "cached_tokens" in details:
+        result.cached_tokens = token_count(details["cached_tokens"])
 
 
 class ChunkedBody:
@@ -206,7 +219,10 @@ class ChunkedBody:
                         raise ClientError("bad chunked framing")
                     self.buf = buf[i:]
                     break
-                size = int(buf[i:end].split(b";", 1)[0], 16)
+                digits = buf[i:end].split(b";", 1)[0].rstrip(b" \t")
+                if not digits or len(digits) > 15 or not _HEX.issuperset(digits):
+                    raise ClientError("bad chunked framing")  # int() takes -6, +5, 0x5, 5_0
+                size = int(digits, 16)
                 i = end + 2
                 if size:
                     self.left = size
@@ -224,6 +240,8 @@ class _Events:
 
     def feed(self, data: bytes) -> None:
         self.buf = (self.buf + data).replace(b"\r\n", b"\n")
+        if len(self.buf) > MAX_EVENT and b"\n\n" not in self.buf:
+            raise ClientError(f"server-sent event too large (over {MAX_EVENT:,} bytes)")
         while True:
             end = self.buf.find(b"\n\n")
             if end < 0:

@@ -31,6 +31,11 @@ from store.trace_requests import load_trace_rows
 
 FORMATS = ("mooncake", "pilothouse")
 BLOCK_SIZE = 512
+# Hash ids in one export, at most (8.6 * 10**9 prompt tokens at 512 a block). Each recorded
+# count is believed up to MAX_TOKENS (195,313 ids at 512), but a server an agent controls can
+# claim that for every request: a thousand of them made 195 million ids, about 33 GB held and
+# a 1.5 GB file. Past it the export stops in words before it writes (review h136).
+MAX_EXPORT_IDS = 1 << 24
 
 
 def load_rows(db: Any, *, run_id: str | None = None, profile: str | None = None,
@@ -94,19 +99,37 @@ class HashIds:
         return out
 
 
+def _input_length(row: dict[str, Any], blocks: list[Any], ids: HashIds) -> int:
+    n = _tokens(row.get("prompt_tokens"))
+    if n is None:
+        n = min(MAX_TOKENS, max(1, round(sum(c for _, c in blocks) * ids.tokens_per_char)))
+    return n
+
+
+def check_size(rows: list[dict[str, Any]], block_size: int = BLOCK_SIZE,
+               ids: HashIds | None = None) -> None:
+    """Raises ValueError when the export would make more than MAX_EXPORT_IDS hash ids."""
+    ids = ids or HashIds(rows, block_size)
+    total = sum(math.ceil(_input_length(r, json.loads(r.get("blocks") or "[]"), ids)
+                          / block_size) for r in rows)
+    if total > MAX_EXPORT_IDS:
+        raise ValueError(f"these {len(rows):,} requests make {total:,} hash ids, more than an "
+                         f"export makes ({MAX_EXPORT_IDS:,}); export fewer (--run, --since) or "
+                         "give a larger --block-size")
+
+
 def records(rows: list[dict[str, Any]], fmt: str, block_size: int = BLOCK_SIZE
             ) -> Iterable[dict[str, Any]]:
-    """One JSON-ready object per request, in the format asked."""
+    """One JSON-ready object per request, in the format asked. Raises ValueError (before the
+    first) for a format it does not know or an export past MAX_EXPORT_IDS."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     ids = HashIds(rows, block_size)
+    check_size(rows, block_size, ids)
     t0 = rows[0]["start"] if rows else 0.0
     for row in rows:
         blocks = json.loads(row.get("blocks") or "[]")
-        input_length = _tokens(row.get("prompt_tokens"))
-        if input_length is None:
-            input_length = min(MAX_TOKENS, max(1, round(sum(c for _, c in blocks)
-                                                        * ids.tokens_per_char)))
+        input_length = _input_length(row, blocks, ids)
         base = {"timestamp": round((row["start"] - t0) * 1000), "input_length": input_length,
                 "output_length": _output_length(row), "hash_ids": ids.of(row, input_length)}
         if fmt == "mooncake":
@@ -127,6 +150,8 @@ def records(rows: list[dict[str, Any]], fmt: str, block_size: int = BLOCK_SIZE
 def write(rows: list[dict[str, Any]], fmt: str, out: Any, block_size: int = BLOCK_SIZE) -> int:
     n = 0
     for rec in records(rows, fmt, block_size):
-        out.write(json.dumps(rec, separators=(",", ":"), ensure_ascii=False) + "\n")
+        # ASCII: a model name the agent sent (a bidi override, a C1 control, U+2028) is a \u
+        # escape, meaning the same, on a terminal and to a reader that splits lines its way.
+        out.write(json.dumps(rec, separators=(",", ":")) + "\n")
         n += 1
     return n
