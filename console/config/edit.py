@@ -62,9 +62,14 @@ class RuleEdit:
 
     @property
     def diff(self) -> str:
+        return self.diff_with(3)
+
+    def diff_with(self, context: int) -> str:
+        """The unified diff with `context` lines around each change: 0 shows only the lines
+        the edit changes, none of the rest of the file (a teammate's view: review h135)."""
         return "".join(difflib.unified_diff(
             self.old_text.splitlines(keepends=True), self.new_text.splitlines(keepends=True),
-            fromfile=str(self.path), tofile=f"{self.path} (with the new rule)",
+            fromfile=str(self.path), tofile=f"{self.path} (with the new rule)", n=context,
         ))
 
 

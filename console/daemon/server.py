@@ -44,6 +44,9 @@ MAX_IN_FLIGHT = 256  # open requests per operator.sock connection
 # Operations that stream: each open one is a copy of every event (or page) encoded and sent.
 STREAMS = ("subscribe", "logs", "export")
 TEAMMATE_AT_ONCE = 2  # a teammate's other operations computed at once (the rest wait)
+# A teammate's operations waiting for a turn, all connections together: each holds its request
+# (up to 4 MiB of args), and 16 connections of 256 waiting requests were 16 GiB (review h135).
+TEAMMATE_WAITING = 32
 log = logging.getLogger("pilothouse.daemon")
 # At shutdown, how long state changes under way (a run starting, a decision) may take to end.
 DECIDING_GRACE_S = 35.0  # past bubblewrap's own start timeout
@@ -65,6 +68,7 @@ class Daemon:
         self._teammates: dict[int, int] = {}  # open operator.sock connections per teammate uid
         self._streams: dict[int, int] = {}  # open streaming requests per teammate uid
         self._turns: dict[int, asyncio.Semaphore] = {}  # per teammate uid: see _in_turn
+        self._waiting: dict[int, int] = {}  # per teammate uid: requests waiting for a turn
         self._deciding: set[asyncio.Task[Any]] = set()  # state changes under way (_one)
         self.core: Core | None = None  # the parts, once started
 
@@ -300,7 +304,14 @@ class Daemon:
         if peer.role == "operator" or op in STREAMS:
             return await self._compute(peer, op, args, send)
         turn = self._turns.setdefault(peer.uid, asyncio.Semaphore(TEAMMATE_AT_ONCE))
-        await turn.acquire()
+        if turn.locked() and self._waiting.get(peer.uid, 0) >= TEAMMATE_WAITING:
+            raise Failure(ErrorCode.BUSY, f"{peer.user} has {TEAMMATE_WAITING} requests waiting "
+                          "for their turn", "wait for their answers, then ask again")
+        self._waiting[peer.uid] = self._waiting.get(peer.uid, 0) + 1
+        try:
+            await turn.acquire()
+        finally:
+            self._waiting[peer.uid] -= 1
         task = asyncio.ensure_future(self._compute(peer, op, args, send))
         task.add_done_callback(lambda _task: turn.release())
         return await _to_its_end(task)

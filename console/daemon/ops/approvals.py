@@ -86,11 +86,12 @@ def _profile_plan(core: Core, req: Request, allow: bool, pattern: str | None) ->
 
 
 def _preview_result(planned: list[PlannedRule], edits: list[RuleEdit],
-                    override: Provenance | None) -> dict[str, Any]:
+                    override: Provenance | None, context: int = 3) -> dict[str, Any]:
     first = edits[0]
     return {"file": str(first.path), "profile": first.profile, "section": first.section,
             "list": first.list_name, "rule": first.rule, "changed": any(e.changed for e in edits),
-            "diff": "".join(e.diff for e in edits), "lines": [p.line() for p in planned],
+            "diff": "".join(e.diff_with(context) for e in edits),
+            "lines": [p.line() for p in planned],
             "overridden_by": override.to_dict() if override else None}
 
 
@@ -104,9 +105,14 @@ def _refuse_overridden(override: Provenance) -> None:
 async def approval_preview(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     """Every rule a profile-scope decision would write, and where, before it is saved; and the
     stricter rule that would override them, if one would."""
+    # The diff quotes the owner's config file around the edit (a setenv value, [audit] targets):
+    # a watcher, who may not save a rule, gets no preview (the table: approvers_only), and an
+    # approver sees only the lines the edit changes (review h135: a watcher read
+    # `OWNER_TOKEN = "..."` in its context).
     req = _request(core, arg(args, "id", str))
     allow, pattern = arg(args, "allow", bool), arg(args, "pattern", str, None)
-    return _preview_result(*await asyncio.to_thread(_profile_plan, core, req, allow, pattern))
+    planned, edits, override = await asyncio.to_thread(_profile_plan, core, req, allow, pattern)
+    return _preview_result(planned, edits, override, 3 if peer.role == "operator" else 0)
 
 
 async def approval_covers(core: Core, peer: Peer, args: Args, send: Send) -> Any:
@@ -255,7 +261,7 @@ async def grant_revoke(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 
 OPS: OpTable = {
     "approvals.list": Op(approvals_list),
-    "approval.preview": Op(approval_preview),
+    "approval.preview": Op(approval_preview, approvers_only=True),
     "approval.covers": Op(approval_covers),
     "approval.decide": Op(approval_decide, decides=True),
     "grants.list": Op(grants_list),

@@ -26,6 +26,9 @@ Handler = Callable[[Core, Peer, Args, Send], Awaitable[Any]]
 class Op:
     handler: Handler
     decides: bool = False  # changes state: only operators and approvers
+    # Reads what a watcher may not see (the owner's config file around a rule to save): only
+    # operators and approvers, as for `decides`, but nothing changes (review h135).
+    approvers_only: bool = False
 
 
 OpTable = dict[str, Op]

@@ -42,7 +42,7 @@ async def dispatch(core: Core, peer: Peer, name: str, args: Args, send: Send) ->
     if entry.decides and core.life.stopping and name != "daemon.stop":
         raise Failure("stopping", f"the daemon is stopping; {name} was not done",
                       "start it again (pilothouse daemon) once it has stopped")
-    if entry.decides and not peer.may_decide:
+    if (entry.decides or entry.approvers_only) and not peer.may_decide:
         await record_denied(core, peer, name)
         raise Failure(
             "not-allowed",
