@@ -32,11 +32,12 @@ from typing import Any
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import Comment, InlineTable, Table, Whitespace
+from tomlkit.items import Comment, InlineTable, String, StringType, Table, Trivia, Whitespace
 
 from console.config.load import load
 from console.config.schema import ConfigError
 from console.policy import Grant, grant_to_rule, rule_list_for
+from console.text import hides
 
 LISTS = {"exec": ("allow", "ask", "forbid"), "network": ("allow", "deny")}
 
@@ -76,6 +77,17 @@ class RuleEdit:
 # --- the edit ----------------------------------------------------------------------------------
 
 
+def _rule_item(rule: str) -> Any:
+    """The rule as TOML, every character a person cannot see written as its escape: the agent's
+    text (a rule saved from its request) put a bidi override raw into the owner's file, which
+    an editor or `cat` then drew reordered (review s34, helper 135). _check reads it back."""
+    if not any(hides(ch) for ch in rule):
+        return rule
+    body = "".join((f"\\u{ord(ch):04X}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08X}")
+                   if hides(ch) else {"\\": "\\\\", '"': '\\"'}.get(ch, ch) for ch in rule)
+    return String(StringType.SLB, rule, body, Trivia())
+
+
 def _where(keys: tuple[str, ...]) -> str:
     return "[" + ".".join(tomlkit.key(k).as_string() for k in keys) + "]"
 
@@ -87,7 +99,7 @@ def _tables(below: tuple[str, ...], list_name: str, rule: str,
     padded like it; otherwise only the innermost gets a header ([profiles.a.exec], not
     [profiles.a] then [profiles.a.exec])."""
     value: Any = tomlkit.array()
-    value.append(rule)
+    value.append(_rule_item(rule))
     innermost = None
     for key in reversed((*below, list_name)):
         if inline is not None:
@@ -176,7 +188,7 @@ def _edit_text(text: str, profile: str, section: str, list_name: str, rule: str)
     current = node.get(list_name)
     if current is None:
         value = tomlkit.array()
-        value.append(rule)
+        value.append(_rule_item(rule))
         if isinstance(node, Table | InlineTable):
             _add_key(node, list_name, value)
         else:
@@ -184,7 +196,7 @@ def _edit_text(text: str, profile: str, section: str, list_name: str, rule: str)
     elif not isinstance(current, list):
         raise PolicyEditError(f"{list_name} in {_where(keys)} is not a list")
     else:
-        current.append(rule)
+        current.append(_rule_item(rule))
     return tomlkit.dumps(doc)
 
 
