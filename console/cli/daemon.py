@@ -53,9 +53,13 @@ def daemon(c: Context) -> None:
         fail(f"cannot make the daemon's folders ({visible(exc.filename or paths.data_dir)}: "
              f"{exc.strerror})", "point PILOTHOUSE_HOME at a folder you may write, or create "
              "it", code=2)
+    from pathlib import Path
+
     from console.daemon.server import run_foreground
 
-    sys.exit(run_foreground(paths, c.config_file or paths.config_file))
+    config = Path(os.path.abspath(c.config_file)) if c.config_file else paths.config_file
+    os.chdir("/")  # its programs (notify_command, git) never start in a person's project (h138)
+    sys.exit(run_foreground(paths, config))
 
 
 @daemon.command("stop")

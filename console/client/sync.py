@@ -64,6 +64,16 @@ def open_socket(path: str | Path) -> _socket.socket:
     return sock
 
 
+def _package_root() -> str | None:
+    """The folder holding this package when only the current folder (sys.path's '' or the
+    folder itself) reaches it, as in a checkout run in place; None when it is installed."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    here = os.getcwd()
+    if any(p and os.path.abspath(p) == root and os.path.abspath(p) != here for p in sys.path):
+        return None
+    return root
+
+
 def start_daemon(paths: Paths, config_file: Path | None = None) -> subprocess.Popen[bytes]:
     """Start `pilothouse daemon` detached (own session), logging to the daemon log."""
     import subprocess  # only when no daemon answers: most commands never start one
@@ -71,11 +81,15 @@ def start_daemon(paths: Paths, config_file: Path | None = None) -> subprocess.Po
     paths.ensure()
     env = dict(os.environ)
     if config_file is not None:
-        env["PILOTHOUSE_CONFIG"] = str(config_file)
+        env["PILOTHOUSE_CONFIG"] = os.path.abspath(config_file)  # the daemon starts in /
+    if (root := _package_root()) is not None:  # found only through the current folder
+        env["PYTHONPATH"] = os.pathsep.join(x for x in (env.get("PYTHONPATH", ""), root) if x)
     log = open(paths.text("daemon_log"), "ab")  # noqa: SIM115 - handed to the child
     try:
+        # -P, in /: `-m` would put the current folder (a workspace an agent wrote) first on
+        # the daemon's sys.path, and its modules ran as the person at the start (review h138).
         return subprocess.Popen(
-            [sys.executable, "-m", "console", "daemon"],
+            [sys.executable, "-P", "-m", "console", "daemon"], cwd="/",
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, env=env,
         )

@@ -47,6 +47,10 @@ TEAMMATE_AT_ONCE = 2  # a teammate's other operations computed at once (the rest
 # A teammate's operations waiting for a turn, all connections together: each holds its request
 # (up to 4 MiB of args), and 16 connections of 256 waiting requests were 16 GiB (review h135).
 TEAMMATE_WAITING = 32
+# A teammate's requests open at once, all connections together, answered or not: past it their
+# connections are not read (review h137: a request refused busy, or answered, holds its message
+# until its answer is written, which a client that reads nothing delays: 256 a connection).
+TEAMMATE_OPEN = 64
 log = logging.getLogger("pilothouse.daemon")
 # At shutdown, how long state changes under way (a run starting, a decision) may take to end.
 DECIDING_GRACE_S = 35.0  # past bubblewrap's own start timeout
@@ -69,6 +73,8 @@ class Daemon:
         self._streams: dict[int, int] = {}  # open streaming requests per teammate uid
         self._turns: dict[int, asyncio.Semaphore] = {}  # per teammate uid: see _in_turn
         self._waiting: dict[int, int] = {}  # per teammate uid: requests waiting for a turn
+        self._open: dict[int, int] = {}  # per teammate uid: open requests (TEAMMATE_OPEN)
+        self._room: dict[int, asyncio.Event] = {}  # per teammate uid: set when one closes
         self._deciding: set[asyncio.Task[Any]] = set()  # state changes under way (_one)
         self.core: Core | None = None  # the parts, once started
 
@@ -236,8 +242,13 @@ class Daemon:
                 await _drain_or_close(writer, self.config.cfg.bounds.send_timeout, peer.user)
 
         streams: set[asyncio.Task[None]] = set()
+        mate = peer.uid if peer.role != "operator" else None
         try:
             while True:
+                while mate is not None and self._open.get(mate, 0) >= TEAMMATE_OPEN:
+                    room = self._room.setdefault(mate, asyncio.Event())
+                    room.clear()
+                    await room.wait()  # read no more of this teammate's until one closes
                 try:
                     msg = await wire.read_message(reader, wire.OPERATOR_MAX_LINE)
                 except MessageRefused as exc:
@@ -272,6 +283,9 @@ class Daemon:
                 t = asyncio.create_task(self._one(send, peer, req_id, op, args))
                 streams.add(t)
                 t.add_done_callback(streams.discard)
+                if mate is not None:
+                    self._open[mate] = self._open.get(mate, 0) + 1
+                    t.add_done_callback(lambda _t, uid=mate: self._closed(uid))
                 if counted:  # a callback, not a finally: a task cancelled unstarted runs none
                     t.add_done_callback(lambda _t, uid=peer.uid: self._give_stream(uid))
         finally:
@@ -290,6 +304,11 @@ class Daemon:
 
     def _give_stream(self, uid: int) -> None:
         self._streams[uid] -= 1
+
+    def _closed(self, uid: int) -> None:
+        self._open[uid] -= 1
+        if (room := self._room.get(uid)) is not None:
+            room.set()
 
     async def _in_turn(self, peer: Peer, op: str, args: dict[str, Any], send: Send) -> Any:
         """A teammate's turn at the threads every part shares (store reads, run starts, config

@@ -209,6 +209,8 @@ class ChunkedBody:
                 else:
                     end = buf.find(b"\r\n", i)
                     if end < 0:
+                        if n - i > MAX_HEAD:  # bounded as a head is (review h137)
+                            raise ClientError("bad chunked framing")
                         self.buf = buf[i:]
                         break
                     i = end + 2  # a trailer field: ignored
