@@ -172,6 +172,12 @@ async def read_message(reader: asyncio.StreamReader, max_line: int) -> dict[str,
     """Read one message; None at end of stream. Raises ProtocolError on oversize or bad JSON.
 
     The StreamReader's own limit must be at least max_line (see open_limits)."""
+    line = await read_line(reader, max_line)
+    return None if line is None else decode(line)
+
+
+async def read_line(reader: asyncio.StreamReader, max_line: int) -> bytes | None:
+    """read_message's line, not yet decoded (its size counts against a teammate's bound)."""
     import asyncio  # here, so the blocking CLI client does not import asyncio at start
     for _ in range(MAX_BLANK_LINES + 1):
         try:
@@ -185,7 +191,7 @@ async def read_message(reader: asyncio.StreamReader, max_line: int) -> dict[str,
         if len(line) > max_line:
             raise MessageTooLong(f"message longer than {max_line} bytes")
         if line.strip():
-            return decode(line)
+            return line
     raise MessageRefused(f"more than {MAX_BLANK_LINES} blank lines in a row")
 
 

@@ -47,10 +47,10 @@ TEAMMATE_AT_ONCE = 2  # a teammate's other operations computed at once (the rest
 # A teammate's operations waiting for a turn, all connections together: each holds its request
 # (up to 4 MiB of args), and 16 connections of 256 waiting requests were 16 GiB (review h135).
 TEAMMATE_WAITING = 32
-# A teammate's requests open at once, all connections together, answered or not: past it their
-# connections are not read (review h137: a request refused busy, or answered, holds its message
-# until its answer is written, which a client that reads nothing delays: 256 a connection).
-TEAMMATE_OPEN = 64
+# A teammate's requests open at once, all connections together, answered or not, and their
+# bytes: past either their connections are not read (review h137: a request holds its parsed
+# message, up to ~30x its line, until its answer is written, which a client not reading delays).
+TEAMMATE_OPEN, TEAMMATE_OPEN_BYTES, TEAMMATE_MAX_LINE = 64, 4 << 20, 1 << 20
 log = logging.getLogger("pilothouse.daemon")
 # At shutdown, how long state changes under way (a run starting, a decision) may take to end.
 DECIDING_GRACE_S = 35.0  # past bubblewrap's own start timeout
@@ -73,7 +73,7 @@ class Daemon:
         self._streams: dict[int, int] = {}  # open streaming requests per teammate uid
         self._turns: dict[int, asyncio.Semaphore] = {}  # per teammate uid: see _in_turn
         self._waiting: dict[int, int] = {}  # per teammate uid: requests waiting for a turn
-        self._open: dict[int, int] = {}  # per teammate uid: open requests (TEAMMATE_OPEN)
+        self._open: dict[int, list[int]] = {}  # per teammate uid: open requests, their bytes
         self._room: dict[int, asyncio.Event] = {}  # per teammate uid: set when one closes
         self._deciding: set[asyncio.Task[Any]] = set()  # state changes under way (_one)
         self.core: Core | None = None  # the parts, once started
@@ -245,12 +245,15 @@ class Daemon:
         mate = peer.uid if peer.role != "operator" else None
         try:
             while True:
-                while mate is not None and self._open.get(mate, 0) >= TEAMMATE_OPEN:
-                    room = self._room.setdefault(mate, asyncio.Event())
+                held = self._open.setdefault(mate, [0, 0]) if mate is not None else [0, 0]
+                while held[0] >= TEAMMATE_OPEN or held[1] >= TEAMMATE_OPEN_BYTES:
+                    room = self._room.setdefault(peer.uid, asyncio.Event())
                     room.clear()
                     await room.wait()  # read no more of this teammate's until one closes
                 try:
-                    msg = await wire.read_message(reader, wire.OPERATOR_MAX_LINE)
+                    line = await wire.read_line(reader, wire.OPERATOR_MAX_LINE if mate is None
+                                                else TEAMMATE_MAX_LINE)
+                    msg = None if line is None else wire.decode(line)
                 except MessageRefused as exc:
                     log.warning("operator.sock: refused input from %s: %s", peer.user, exc)
                     await send(wire.error(None, Failure("bad-message", str(exc))))
@@ -284,8 +287,9 @@ class Daemon:
                 streams.add(t)
                 t.add_done_callback(streams.discard)
                 if mate is not None:
-                    self._open[mate] = self._open.get(mate, 0) + 1
-                    t.add_done_callback(lambda _t, uid=mate: self._closed(uid))
+                    size = len(line or b"")
+                    held[0], held[1] = held[0] + 1, held[1] + size
+                    t.add_done_callback(lambda _t, uid=mate, n=size: self._closed(uid, n))
                 if counted:  # a callback, not a finally: a task cancelled unstarted runs none
                     t.add_done_callback(lambda _t, uid=peer.uid: self._give_stream(uid))
         finally:
@@ -305,8 +309,9 @@ class Daemon:
     def _give_stream(self, uid: int) -> None:
         self._streams[uid] -= 1
 
-    def _closed(self, uid: int) -> None:
-        self._open[uid] -= 1
+    def _closed(self, uid: int, size: int) -> None:
+        held = self._open[uid]
+        held[0], held[1] = held[0] - 1, held[1] - size
         if (room := self._room.get(uid)) is not None:
             room.set()
 

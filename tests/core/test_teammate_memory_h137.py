@@ -72,7 +72,40 @@ def test_a_watcher_that_reads_nothing_cannot_make_the_daemon_hold_its_requests(
         grown = (_rss_kib(pid) - before) // 1024
         p.kill()
         p.wait()
-        # 255 of them held are ~1.3 GiB; a bound of 64 open requests ~330 MiB.
-        assert grown < 600, f"the daemon holds {grown} MiB more for one watcher connection"
+        # 255 of them held are ~1.3 GiB; a bound of 64 open requests ~330 MiB; 4 MiB of their
+        # lines open at once (TEAMMATE_OPEN_BYTES) about 110 MiB.
+        assert grown < 200, f"the daemon holds {grown} MiB more for one watcher connection"
     finally:
         d.stop()
+
+
+LONG = r'''
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall((json.dumps({"v": 1, "id": 1, "op": "hello", "args": {"pad": "x" * (1200 * 1024)}})
+           + "\n").encode())
+s.settimeout(10)
+print(s.makefile().readline().strip(), flush=True)
+'''
+
+
+def test_a_teammates_message_is_at_most_a_mebibyte(
+        home: Path, daemon_env: dict[str, str], tmp_path: Path) -> None:
+    """A teammate's line is bounded at 1 MiB (the owner's at 4 MiB): a message parses to ~30
+    times its size, and each open one is held until its answer is written."""
+    import json
+
+    d = team_daemon(home, daemon_env)
+    script = tmp_path / "long.py"
+    script.write_text(LONG)
+    os.chmod(tmp_path, 0o755)
+    pw = pwd.getpwnam(WATCHER)
+    try:
+        done = subprocess.run(
+            ["setpriv", f"--reuid={WATCHER}", f"--regid={pw.pw_gid}", "--init-groups",
+             "/usr/bin/python3", "-S", str(script), str(d.sock)],
+            capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+        answer = json.loads(done.stdout)
+    finally:
+        d.stop()
+    assert answer.get("error", {}).get("code") == "bad-message", answer
