@@ -182,11 +182,10 @@ def test_a_watcher_that_never_reads_does_not_pin_the_runs_output(
                 break
         return _rss_mb(d.proc.pid) - before
 
-    # The first run grows the allocator's arenas, so the figure beside the watcher's is a
-    # second run without it, and the bar sits well above what the bound holds (8 MiB of text,
+    # The first run grows the allocator's arenas (what it grew is shown beside the watcher's
+    # figure), and the bar sits well above what the bound holds (8 MiB of text,
     # bus.QUEUE_BYTES) and well below what an unbounded queue pinned (162 to 215 MB of the
     # run's 200 MB, review s13b2 and /work/notes/watcher-bound-s15-before.txt).
-    loud_run()
     warm = loud_run()
     p = _as(WATCHER, script, str(d.sock), "120")
     try:
@@ -194,7 +193,7 @@ def test_a_watcher_that_never_reads_does_not_pin_the_runs_output(
         time.sleep(0.5)
         grown = loud_run()
         assert grown < 100, (f"the daemon holds {grown:.0f} MB more for a watcher that never "
-                             f"reads (the same run without it: {warm:.0f} MB)")
+                             f"reads (the first run, without it, grew it {warm:.0f} MB)")
     finally:
         p.kill()
         p.wait()
