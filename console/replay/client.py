@@ -23,6 +23,7 @@ MAX_HEAD = 64 * 1024
 # but what it sends must not grow this process without bound.
 MAX_ANSWER = 64 * 1024 * 1024
 MAX_EVENT = 4 * 1024 * 1024  # one server-sent event (a chunk of a streamed answer)
+MAX_TOKEN_EVENTS = 1_000_000  # content events of one streamed answer: each keeps its time
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
@@ -269,6 +270,8 @@ class _Events:
         if _has_content(payload):
             if self.result.first_token is None:
                 self.result.first_token = now
+            if len(self.result.token_times) >= MAX_TOKEN_EVENTS:  # a server that never stops
+                raise ClientError(f"more than {MAX_TOKEN_EVENTS:,} content events in one answer")
             self.result.token_times.append(now)
 
 

@@ -151,6 +151,18 @@ async def test_an_event_without_its_end_is_cut(monkeypatch: pytest.MonkeyPatch) 
     assert result.error and "large" in result.error
 
 
+async def test_an_endless_stream_of_events_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each content event keeps its time (token_times): a stream that never ends grew it until
+    the request's 600 s timeout (helper 137's note)."""
+    monkeypatch.setattr(replay_client, "MAX_TOKEN_EVENTS", 1000, raising=False)
+    event = b'data: {"choices":[{"delta":{"content":"x"}}]}\n\n'
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+              + event * 5000)
+    result = await _chat(answer, stream=True)
+    assert result.error and "content events" in result.error, result.error
+    assert len(result.token_times) <= 1000
+
+
 # --- 5. the server's status line reaches the terminal as it came ----------------------------
 
 async def test_a_status_reason_with_terminal_escapes_is_printed_escaped(
