@@ -183,3 +183,15 @@ def test_pilothouse_approvals_shows_a_background_call_the_hook_asked(daemon: Dae
     finally:
         daemon.cli("deny", req["id"], check=False)
         t.join(60)
+
+
+def test_the_history_line_of_a_background_request_says_so() -> None:
+    """The history view's line of a request (event_text) carries the mark too (helper 134's
+    note: a background run read there as a foreground one)."""
+    from console.daemon.requests import event_text
+
+    data = {"kind": "exec", "subject": "npm run dev", "id": "ab12", "run_id": "r1",
+            "detail": {"run_in_background": True}}
+    assert event_text("approval.requested", data).startswith("run r1 asks: ⟨in the background⟩ exec npm run dev")
+    data["detail"] = {"run_in_background": "true"}  # never the agent's value: only a JSON true
+    assert "⟨" not in event_text("approval.requested", data)
