@@ -64,6 +64,9 @@ def carry_entry(value: str) -> tuple[str, str]:
 
 
 MAX_PIDS = 4194304  # PID_MAX_LIMIT on 64-bit Linux: a pids.max past it is refused there
+# A profile that sets no pids limit gets this one: without it a fork bomb in a run of a profile
+# of the person's own took the host (review s34, helper 140). Set `pids` to change it.
+DEFAULT_PIDS = 4096
 
 
 def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profile | None) -> Profile:
@@ -99,7 +102,7 @@ def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profil
     if base is not None:
         memory = memory if "memory" in limits_raw else base.limits.memory_bytes
         limits_raw = {"pids": base.limits.pids, "cpus": base.limits.cpus, **limits_raw}
-    pids = limits_raw.get("pids")
+    pids = limits_raw.get("pids", DEFAULT_PIDS)
     if pids is not None and (not isinstance(pids, int) or isinstance(pids, bool)
                              or not 1 <= pids <= MAX_PIDS):
         raise r.fail(table + ("limits",), "pids", f"pids must be a whole number from 1 to "

@@ -1,8 +1,8 @@
 """The Docker backend: one container per run, no network, read-only root, no capabilities.
 
 Container settings: network_mode none (the daemon adds the bridge inside), read_only root with
-tmpfs /tmp and HOME, cap_drop ALL, no-new-privileges (the engine's default seccomp profile
-stays), pids / memory (swap included) / CPU limits, init=True (tini reaps and forwards
+tmpfs /tmp and HOME (and each image VOLUME), cap_drop ALL, no-new-privileges (our seccomp profile
+replaces the engine's default), pids / memory (swap included) / CPU limits, init=True (tini reaps and forwards
 signals), labels pilothouse.run and pilothouse.profile, workspace bound rw at /workspace with
 the protected paths read-only on top, the run folder read-only at /run/pilothouse.
 
@@ -68,6 +68,10 @@ GO_FIFO = ".go"
 IMAGE_PASSWD = "image-passwd"  # in the run folder: the image's accounts, login shells guarded
 WAIT_SCRIPT = f'read -r _ < {INSIDE_RUN_DIR}/{GO_FIFO}; exec "$@"'
 TMPFS_OPTS = "rw,nosuid,nodev,size=512m"
+# The engine's json-file log holds every byte the agent prints, escaped (a NUL takes 6), on the
+# host's disk, unbounded by default (review h140: 48 MB printed, 288 MB there). We read the
+# output from the attach stream; the log is only `docker logs` for a person: a bounded tail.
+LOG_CONFIG = {"type": "json-file", "config": {"max-size": "8m", "max-file": "1"}}
 FAILURE_TTL = 10.0
 
 
@@ -77,6 +81,7 @@ class ImageInfo:
     has_sh: bool
     has_python: bool
     passwd: str | None = None  # its /etc/passwd, shown with the guard as every login shell
+    volumes: tuple[str, ...] = ()  # its VOLUMEs: each a tmpfs in the run (volume_tmpfs)
 
 
 class DockerHandle:
@@ -222,7 +227,8 @@ class DockerBackend(NothingEarly):
         finally:
             with contextlib.suppress(Exception):
                 probe.remove(force=True, v=True)
-        info = ImageInfo(img.id, has_sh, has_py, passwd)
+        volumes = tuple(sorted(img.attrs.get("Config", {}).get("Volumes") or {}))
+        info = ImageInfo(img.id, has_sh, has_py, passwd, volumes)
         self._images[img.id] = info
         return info
 
@@ -283,7 +289,9 @@ class DockerBackend(NothingEarly):
                 "/tmp": f"{TMPFS_OPTS},mode=1777",
                 INSIDE_HOME: f"{TMPFS_OPTS},mode=0700,uid={uid},gid={gid}",
                 **{d: f"{TMPFS_OPTS},mode=0700,uid={uid},gid={gid}" for d in home_dirs},
+                **volume_tmpfs(info.volumes, [m["Target"] for m in mounts]),
             },
+            "log_config": LOG_CONFIG,
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true", f"seccomp={docker_profile()}"],
             "init": True,
@@ -368,6 +376,10 @@ class DockerBackend(NothingEarly):
             handle.notes.extend(view.notes)
             if not info.has_python:
                 handle.notes.append(NO_PYTHON_NOTE)
+            if info.volumes:
+                handle.notes.append(
+                    f"this image's VOLUMEs ({', '.join(info.volumes)}) are empty in-memory folders "
+                    "in the run (bounded like /tmp): the image's files there are not shown")
             if not info.has_sh:
                 handle.notes.append(
                     "this image has no /bin/sh: the command starts before the network bridge is "
@@ -414,6 +426,20 @@ class DockerBackend(NothingEarly):
 
         ok, _ = await asyncio.to_thread(self.usable)
         return await asyncio.to_thread(sweep) if ok else []
+
+
+def volume_tmpfs(volumes: tuple[str, ...], taken: list[str]) -> dict[str, str]:
+    """A tmpfs at each of the image's VOLUMEs that no mount of ours covers. An image's VOLUME
+    is writable under the read-only root and lives on the host's disk, unbounded while the run
+    lives (review h140; h133 removed it after the run): a tmpfs is bounded by its size and the
+    memory limit. It starts empty: the engine copies no image files into a tmpfs (start() notes
+    it)."""
+    out: dict[str, str] = {}
+    for v in volumes:
+        path = os.path.normpath("/" + v.strip("/"))
+        if path != "/" and path not in taken and path not in (INSIDE_HOME, "/tmp"):
+            out[path] = f"{TMPFS_OPTS},mode=1777"
+    return out
 
 
 def _make_go_fifo(run_dir: Path) -> int:
