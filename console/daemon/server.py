@@ -44,12 +44,10 @@ MAX_IN_FLIGHT = 256  # open requests per operator.sock connection
 # Operations that stream: each open one is a copy of every event (or page) encoded and sent.
 STREAMS = ("subscribe", "logs", "export")
 TEAMMATE_AT_ONCE = 2  # a teammate's other operations computed at once (the rest wait)
-# A teammate's operations waiting for a turn, all connections together: each holds its request
-# (up to 4 MiB of args), and 16 connections of 256 waiting requests were 16 GiB (review h135).
-TEAMMATE_WAITING = 32
-# A teammate's requests open at once, all connections together, answered or not, and their
-# bytes: past either their connections are not read (review h137: a request holds its parsed
-# message, up to ~30x its line, until its answer is written, which a client not reading delays).
+# A teammate's requests open at once, all connections together, waiting for a turn, computing or
+# answered, and their bytes: past either their connections are not read (reviews h135, h137: a
+# request holds its parsed message, ~30x its line, until its answer is written; 16 connections
+# of 256 waiting requests were 16 GiB, and a client that reads nothing delays every answer).
 TEAMMATE_OPEN, TEAMMATE_OPEN_BYTES, TEAMMATE_MAX_LINE = 64, 4 << 20, 1 << 20
 log = logging.getLogger("pilothouse.daemon")
 # At shutdown, how long state changes under way (a run starting, a decision) may take to end.
@@ -72,7 +70,6 @@ class Daemon:
         self._teammates: dict[int, int] = {}  # open operator.sock connections per teammate uid
         self._streams: dict[int, int] = {}  # open streaming requests per teammate uid
         self._turns: dict[int, asyncio.Semaphore] = {}  # per teammate uid: see _in_turn
-        self._waiting: dict[int, int] = {}  # per teammate uid: requests waiting for a turn
         self._open: dict[int, list[int]] = {}  # per teammate uid: open requests, their bytes
         self._room: dict[int, asyncio.Event] = {}  # per teammate uid: set when one closes
         self._deciding: set[asyncio.Task[Any]] = set()  # state changes under way (_one)
@@ -328,14 +325,7 @@ class Daemon:
         if peer.role == "operator" or op in STREAMS:
             return await self._compute(peer, op, args, send)
         turn = self._turns.setdefault(peer.uid, asyncio.Semaphore(TEAMMATE_AT_ONCE))
-        if turn.locked() and self._waiting.get(peer.uid, 0) >= TEAMMATE_WAITING:
-            raise Failure(ErrorCode.BUSY, f"{peer.user} has {TEAMMATE_WAITING} requests waiting "
-                          "for their turn", "wait for their answers, then ask again")
-        self._waiting[peer.uid] = self._waiting.get(peer.uid, 0) + 1
-        try:
-            await turn.acquire()
-        finally:
-            self._waiting[peer.uid] -= 1
+        await turn.acquire()  # those waiting are bounded with the rest (TEAMMATE_OPEN)
         task = asyncio.ensure_future(self._compute(peer, op, args, send))
         task.add_done_callback(lambda _task: turn.release())
         return await _to_its_end(task)

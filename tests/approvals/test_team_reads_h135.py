@@ -6,23 +6,17 @@ A. approval.preview (any watcher) answered a unified diff with three lines of th
    the edit changes, the owner the whole diff.
 B. A teammate's requests waiting for one of their two turns held their args (up to 4 MiB each)
    without a bound: 16 connections of 256 waiting requests, 16 GiB in the daemon. Secure: at
-   most TEAMMATE_WAITING wait, the rest are answered busy.
+   most TEAMMATE_OPEN are open (tests/core/test_teammate_memory_h137.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import pwd
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from console.daemon import server as server_mod
-from console.daemon.peers import Peer
-from console.protocol import Failure
 from tests.approvals.test_inbox_and_team_attacks import (
     deny_all,
     owner_call,
@@ -93,30 +87,3 @@ def test_a_watcher_reads_nothing_of_the_owners_config_through_a_rule_preview(
         if t is not None:
             t.join(timeout=60)
         d.stop()
-
-
-def test_a_teammates_requests_waiting_for_a_turn_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    daemon = server_mod.Daemon.__new__(server_mod.Daemon)
-    daemon._turns, daemon._waiting = {}, {}
-    release = asyncio.Event()
-
-    async def slow(peer: Peer, op: str, args: dict[str, Any], send: Any) -> str:
-        await release.wait()
-        return op
-
-    monkeypatch.setattr(daemon, "_compute", slow, raising=False)
-    watcher = Peer(1, 4242, 4242, "mate", "watcher")
-    pad = {"pad": "A" * 1024}
-
-    async def main() -> list[Any]:
-        tasks = [asyncio.ensure_future(daemon._in_turn(watcher, "hello", pad, None))
-                 for _ in range(server_mod.TEAMMATE_AT_ONCE + 100)]
-        await asyncio.sleep(0.05)
-        release.set()
-        return await asyncio.gather(*tasks, return_exceptions=True)
-
-    results = asyncio.run(main())
-    busy = [r for r in results if isinstance(r, Failure) and r.code == "busy"]
-    done = [r for r in results if r == "hello"]
-    assert len(done) <= server_mod.TEAMMATE_AT_ONCE + getattr(server_mod, "TEAMMATE_WAITING", 10**9), len(done)
-    assert busy, "every waiting request was kept, each with its args"

@@ -191,8 +191,7 @@ s.sendall(b"".join((json.dumps({"v": 1, "id": i, "op": "audit.verify"}) + "\n").
 print("sent", flush=True)
 f = s.makefile("rb")
 for _ in range(n):
-    # A request past the teammate's waiting bound (server.TEAMMATE_WAITING) is answered busy
-    # at once, not computed: only the verifies done count (review h135).
+    # Only the verifies done count: an answer that is not one (busy) was not computed.
     print("answered" if json.loads(f.readline()).get("ok") else "busy", flush=True)
 """
 

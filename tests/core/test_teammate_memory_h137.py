@@ -1,6 +1,6 @@
 """Attack review h137 on 8d9421b: a teammate's requests still pile up in the daemon.
 
-TEAMMATE_WAITING bounds the requests *waiting for a turn*; one refused `busy` (or answered)
+A bound on the requests *waiting for a turn* (h135's first fix); one refused `busy` (or answered)
 still holds its message (its id and args) until its answer is written, and the answers of a
 client that reads nothing (or 4 KiB a send_timeout window) wait on the connection's send lock.
 So each connection still holds MAX_IN_FLIGHT (256) parsed messages, 16 connections a watcher:
