@@ -121,10 +121,18 @@ def could_not_write(exc: OSError) -> NoReturn:
 
 
 def open_output(path: str, newline: str | None = None) -> TextIO:
-    """The -o FILE of an export, opened for writing, or a one-line failure saying why."""
+    """The -o FILE of an export, opened for writing, or a one-line failure saying why. A link
+    as the file is refused (but under /dev and /proc: `-o /dev/stdout`): an agent may leave
+    `events.csv -> /etc/shadow` in its workspace for a person, or root, to write through."""
+    special = os.path.abspath(path).startswith(("/dev/", "/proc/"))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | (0 if special else os.O_NOFOLLOW)
     try:
-        return open(path, "w", encoding="utf-8", newline=newline)  # noqa: SIM115 - the caller closes it
+        fd = os.open(path, flags, 0o666)
+        return open(fd, "w", encoding="utf-8", newline=newline)  # noqa: SIM115 - the caller closes it
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            fail(f"cannot write {path}: it is a link", "give -o the file itself, not a link "
+                 "(a link in a workspace may be the agent's, leading to a file of yours)")
         fail(f"cannot write {path}: {exc.strerror or exc}",
              "give -o a file in a folder that exists and that you may write to")
 
