@@ -289,7 +289,7 @@ class DockerBackend(NothingEarly):
                 "/tmp": f"{TMPFS_OPTS},mode=1777",
                 INSIDE_HOME: f"{TMPFS_OPTS},mode=0700,uid={uid},gid={gid}",
                 **{d: f"{TMPFS_OPTS},mode=0700,uid={uid},gid={gid}" for d in home_dirs},
-                **volume_tmpfs(info.volumes, [m["Target"] for m in mounts]),
+                **volume_tmpfs(info.volumes, [m["Target"] for m in mounts] + home_dirs),
             },
             "log_config": LOG_CONFIG,
             "cap_drop": ["ALL"],
@@ -386,9 +386,7 @@ class DockerBackend(NothingEarly):
                     "ready; its first connections to 127.0.0.1:3128 may be refused"
                 )
             # Attach before start (logs=True too) so not a byte of output is lost.
-            stream = await asyncio.to_thread(
-                container.attach, stdout=True, stderr=True, stream=True, logs=True
-            )
+            stream = await asyncio.to_thread(attach_output, container)
             pump = StreamPump(asyncio.get_running_loop(), handle.output)
             handle._pump_thread = threading.Thread(
                 target=pump.run, args=(stream,), name=f"docker-out-{spec.run_id}", daemon=True
@@ -428,8 +426,21 @@ class DockerBackend(NothingEarly):
         return await asyncio.to_thread(sweep) if ok else []
 
 
+def attach_output(container: Any) -> Any:
+    """The container's output stream, attached before it starts. A pooled connection dockerd
+    had closed failed a start now and then ("Remote end closed connection without response",
+    docker-py #2075, seen in the suite): tried once more on a fresh one, nothing has run yet."""
+    import requests
+
+    try:
+        return container.attach(stdout=True, stderr=True, stream=True, logs=True)
+    except requests.exceptions.ConnectionError:
+        return container.attach(stdout=True, stderr=True, stream=True, logs=True)
+
+
 def volume_tmpfs(volumes: tuple[str, ...], taken: list[str]) -> dict[str, str]:
-    """A tmpfs at each of the image's VOLUMEs that no mount of ours covers. An image's VOLUME
+    """A tmpfs at each of the image's VOLUMEs that no mount or tmpfs of ours is (`taken`, HOME,
+    /tmp: ours keep their modes and owners). An image's VOLUME
     is writable under the read-only root and lives on the host's disk, unbounded while the run
     lives (review h140; h133 removed it after the run): a tmpfs is bounded by its size and the
     memory limit. It starts empty: the engine copies no image files into a tmpfs (start() notes

@@ -75,3 +75,43 @@ def test_held_the_config_keeps_our_own_labels_over_the_images(docker_box):
     kw = docker_box.backend.container_config(docker_box.spec("true"),
                                              ImageInfo("x", True, False), (1000, 1000))
     assert {LABEL_RUN, LABEL_OWNER} <= set(kw["labels"])
+
+
+def test_an_images_volume_never_replaces_a_tmpfs_of_ours(docker_box):
+    """An image VOLUME at HOME, /tmp or a pinned HOME folder (~/.claude) leaves our tmpfs as it
+    is (mode 0700, the agent's): only a path no mount or tmpfs of ours is becomes a volume's."""
+    from console.sandbox.base import Mount
+    from console.sandbox.docker import INSIDE_HOME, ImageInfo
+
+    spec = docker_box.spec("true")
+    pinned = f"{INSIDE_HOME}/.claude"
+    spec.extra_mounts = [*spec.extra_mounts, Mount(spec.run_dir, f"{pinned}/settings.json")]
+    info = ImageInfo("x", True, False, None, (pinned, INSIDE_HOME, "/tmp", "/data"))
+    tmpfs = docker_box.backend.container_config(spec, info, (1000, 1000))["tmpfs"]
+    assert "mode=0700" in tmpfs[pinned] and "mode=0700" in tmpfs[INSIDE_HOME], tmpfs
+    assert "mode=1777" in tmpfs["/tmp"] and "size=512m" in tmpfs["/data"], tmpfs
+
+
+def test_an_attach_on_a_connection_dockerd_closed_is_tried_once_more():
+    """docker-py reuses a pooled connection that dockerd may have closed: the attach before a
+    container's start failed once in a full run of the suite (RemoteDisconnected). A stand-in
+    container: the fault cannot be made on demand against the real engine."""
+    import requests
+
+    from console.sandbox.docker import attach_output
+
+    class Closing:
+        def __init__(self, fails: int) -> None:
+            self.fails, self.calls = fails, 0
+
+        def attach(self, **kw):
+            self.calls += 1
+            if self.calls <= self.fails:
+                raise requests.exceptions.ConnectionError("Remote end closed connection")
+            return "stream"
+
+    once = Closing(1)
+    assert attach_output(once) == "stream" and once.calls == 2
+    twice = Closing(2)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        attach_output(twice)
