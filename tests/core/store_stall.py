@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from console.daemon.inbox import Inbox
 from store import audit, waits
+from store.writer import StoreWriter
 
 STALL_S = 1.5
 
@@ -31,3 +33,12 @@ def stall_batches(monkeypatch: pytest.MonkeyPatch, *, fail: bool = False) -> dic
 
     monkeypatch.setattr(audit, "write_head", head)
     return armed
+
+
+def stalled_inbox(w: StoreWriter) -> Inbox:
+    """An inbox recording through `w` with the short timeout the stall outlasts (0.3 s)."""
+    async def record(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        return await w.acommit(kind, run_id=data.get("run_id"), actor=data.get("actor"),
+                               text=str(data.get("text", ""))[:500], data=data, timeout=0.3)
+
+    return Inbox(record, timeout_s=5)

@@ -15,14 +15,13 @@ from typing import Any
 
 import pytest
 
-from console.daemon.inbox import Inbox
 from console.protocol import LIVE_STATES
 from store.audit import verify
 from store.db import open_db
 from store.decisions import events_for_request, final_decision
 from store.waits import StoreUncertain
 from store.writer import StoreWriter
-from tests.core.store_stall import STALL_S, stall_batches
+from tests.core.store_stall import STALL_S, stall_batches, stalled_inbox
 
 
 def _rows(path: Path) -> list[tuple[int, str, Any]]:
@@ -91,14 +90,6 @@ def test_a_cancelled_waiter_whose_record_lands_is_named(
     _named(_rows(tmp_path / "h.db"), "policy.decision")
 
 
-def _inbox(w: StoreWriter) -> Inbox:
-    async def record(kind: str, data: dict[str, Any]) -> dict[str, Any]:
-        return await w.acommit(kind, run_id=data.get("run_id"), actor=data.get("actor"),
-                               text=str(data.get("text", ""))[:500], data=data, timeout=0.3)
-
-    return Inbox(record, timeout_s=5)
-
-
 def test_an_applied_cancellation_is_not_read_as_not_applied(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A deny-side close is applied whatever the store says (inbox._close_recorded): the
@@ -107,7 +98,7 @@ def test_an_applied_cancellation_is_not_read_as_not_applied(
     on as if it were not recorded."""
     armed = stall_batches(monkeypatch)
     w = StoreWriter(tmp_path / "h.db", os.urandom(32)).start()
-    inbox = _inbox(w)
+    inbox = stalled_inbox(w)
 
     async def scene() -> str:
         asking = asyncio.ensure_future(inbox.submit("r1", "demo", "exec", "make deploy"))

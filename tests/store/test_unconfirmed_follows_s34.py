@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 
-from console.daemon.inbox import Inbox
 from console.policy.types import Provenance
 from console.protocol import Failure
 from store.decisions import events_for_request, final_decision, past_requests
 from store.waits import StoreUncertain
 from store.writer import StoreWriter
-from tests.core.store_stall import stall_batches
+from tests.core.store_stall import stall_batches, stalled_inbox
 
 
 def _events(w: StoreWriter) -> list[tuple[int, str, Any]]:
@@ -90,20 +89,12 @@ def test_a_record_whose_batch_failed_gets_no_note(
     assert "policy.decision" not in kinds and "store.unconfirmed" not in kinds, events
 
 
-def _inbox(w: StoreWriter) -> Inbox:
-    async def record(kind: str, data: dict[str, Any]) -> dict[str, Any]:
-        return await w.acommit(kind, run_id=data.get("run_id"), actor=data.get("actor"),
-                               text=str(data.get("text", ""))[:500], data=data, timeout=0.3)
-
-    return Inbox(record, timeout_s=5)
-
-
 def test_a_rules_allow_that_was_refused_is_not_left_standing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Finding 2: a rule-decided allow whose policy.decision record was uncertain."""
     armed = stall_batches(monkeypatch)
     w = _writer(tmp_path)
-    inbox = _inbox(w)
+    inbox = stalled_inbox(w)
     armed["on"] = True
     try:
         with pytest.raises(StoreUncertain):
@@ -125,7 +116,7 @@ def test_a_persons_allow_that_was_not_applied_reads_so(
     applied; when it lands, `policy why` says "not applied", not "allowed"."""
     armed = stall_batches(monkeypatch)
     w = _writer(tmp_path)
-    inbox = _inbox(w)
+    inbox = stalled_inbox(w)
 
     async def scene() -> tuple[str, Failure | None, bool]:
         asking = asyncio.ensure_future(inbox.submit("r1", "demo", "exec", "make deploy"))
