@@ -1,7 +1,7 @@
-"""A run's end: its notes are bounded (bounded_notes); an end that outlived its wait
-(runs.py, RunManager._finish) stays queued with the run's row; if that batch then fails,
-neither is stored. Then, as when the end fails in time, the run gains the note "could not
-record the end" and its row is queued again with it: else the row kept saying the run was live (until the next start marked it lost), and nothing in
+"""A run's end that outlived its wait (runs.py, RunManager._finish) stays queued with the
+run's row; if that batch then fails, neither is stored. Then, as when the end fails in time,
+the run gains the note "could not record the end" and its row is queued again with it: else
+the row kept saying the run was live (until the next start marked it lost), and nothing in
 the history said its end was not recorded (review h132).
 
 The callback runs in the writer's thread, which may hold the writer's lock while it fails
@@ -39,18 +39,3 @@ def note_if_it_fails(loop: asyncio.AbstractEventLoop, writer: Any, run: Any,
             log.error("run %s: its end was not recorded: %s", run.id, exc)
 
     return done
-
-
-END_NOTES_MAX, END_NOTE_CHARS = 50, 2000  # what one run's end may say (review s30: 50 MB)
-
-
-def bounded_notes(notes: list[str]) -> list[str]:
-    """A run's end notes as recorded and shown: each cut, and past END_NOTES_MAX counted, so
-    one record, one bus message and one history answer stay far below what a client reads."""
-    out = [n if len(n) <= END_NOTE_CHARS else n[:END_NOTE_CHARS] + " [cut]"
-           for n in notes[:END_NOTES_MAX]]
-    if len(notes) > END_NOTES_MAX:
-        out.append(f"{len(notes) - END_NOTES_MAX} more notes of the run's end not shown: "
-                   "look at the workspace before tools on the host use it")
-    return out
-

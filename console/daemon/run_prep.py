@@ -212,12 +212,3 @@ def start_refused(run_id: str, exc: BaseException, paths: Paths) -> Failure:
         hint = f"the store did not answer in time; the daemon log ({paths.daemon_log}) says why"
     return Failure("record-failed",
                    f"run {run_id} was not started: its start could not be recorded ({exc})", hint)
-
-
-async def start_failure(started: asyncio.Future[object]) -> BaseException | None:
-    """Once the run.started commit has finished: why it failed, or None when it is recorded.
-    A cancelled commit counts as a failure (it was withdrawn, so the start is not on record)."""
-    await asyncio.wait({started})
-    if started.cancelled():
-        return asyncio.CancelledError("the start's record was withdrawn")
-    return started.exception()

@@ -25,15 +25,8 @@ from console.config.load import Config, Profile
 from console.daemon.bus import Bus
 from console.daemon.lost_runs import close_lost_requests, kill_leftovers, recorded_pids
 from console.daemon.output_pump import pump_output
-from console.daemon.run_end import bounded_notes, note_if_it_fails
-from console.daemon.run_prep import (
-    carry,
-    env_reach,
-    open_workspace,
-    run_env,
-    start_failure,
-    start_refused,
-)
+from console.daemon.run_end import note_if_it_fails
+from console.daemon.run_prep import carry, env_reach, open_workspace, run_env, start_refused
 from console.paths import Paths
 from console.protocol import LIVE_STATES, Failure, new_id
 from console.sandbox.base import (
@@ -209,30 +202,30 @@ class RunManager:
         )
         self.runs[run_id] = run
         # The start is committed before anything runs: a run the history does not know of
-        # must not exist. Under a backend that holds the command until prepare() returns
-        # (bubblewrap: --block-fd), the commit lands while the folder is filled and the
-        # sandbox is set up, and prepare() waits for it; else it lands before start().
+        # must not exist. The run folder is filled meanwhile (in a thread: a spare made ahead
+        # of time is renamed into place, else a dozen small files are made, each waiting on
+        # the file system's journal as the commit waits on the disk); nothing runs yet.
         interpreter = sandbox_python(backend.name)
-        started = asyncio.ensure_future(self.writer.acommit(
-            "run.started", run_id=run_id, actor=actor,
-            text=f"{profile.name} in {backend.name}: {' '.join(run.command)}",
-            data={"profile": profile.name, "backend": backend.name, "workspace": str(ws),
-                  "command": run.command, "unsandboxed": backend.name == "none",
-                  "started_at": run.started_at}))
-        try:
-            # A spare folder made ahead of time is renamed into place, else a dozen small
-            # files are made, in a thread: each waits on the file system's journal.
-            setup_notes = await asyncio.to_thread(self.folders.take, run_dir, interpreter)
-            if not getattr(backend, "holds_command", False):
-                await started
-        except BaseException as exc:
-            withdrawn = started.cancel()  # when still queued, no record (store/waits.py)
-            refused = await start_failure(started)  # both finish before either is acted on
-            self.runs.pop(run_id, None)  # nothing ran: the run leaves the live table
+        setup_notes, started = await asyncio.gather(
+            asyncio.to_thread(self.folders.take, run_dir, interpreter),
+            self.writer.acommit(
+                "run.started",
+                run_id=run_id,
+                actor=actor,
+                text=f"{profile.name} in {backend.name}: {' '.join(run.command)}",
+                data={"profile": profile.name, "backend": backend.name, "workspace": str(ws),
+                      "command": run.command, "unsandboxed": backend.name == "none",
+                      "started_at": run.started_at},
+            ),
+            return_exceptions=True,  # both finish before either failure is acted on
+        )
+        if isinstance(started, BaseException) or isinstance(setup_notes, BaseException):
+            # Nothing ran: the run leaves the live table and its folder goes.
+            self.runs.pop(run_id, None)
             self.folders.give_back(run_dir)
-            if refused is None or withdrawn or isinstance(exc, asyncio.CancelledError):
-                raise
-            raise start_refused(run_id, refused, self.paths) from None
+            if isinstance(started, BaseException):
+                raise start_refused(run_id, started, self.paths) from None
+            raise setup_notes
         run.notes[:0] = setup_notes
         self._save_soon(run)
         carried: list[tuple[Path, str]] = []
@@ -256,18 +249,12 @@ class RunManager:
         )
 
         async def prepare(handle: SandboxHandle) -> None:
-            await started  # raises when the start is not recorded: the command never runs
             if self.on_prepare is not None:
                 await self.on_prepare(run, handle, profile)
 
         try:
             handle = await backend.start(spec, prepare)
         except Exception as exc:  # a bug too (not only SandboxError, OSError): the run ends
-            refused = await start_failure(started)
-            if refused is not None:  # not on record: nothing ran, nothing to end
-                self.runs.pop(run_id, None)
-                self.folders.give_back(run_dir)
-                raise start_refused(run_id, refused, self.paths) from None
             if not isinstance(exc, (SandboxError, OSError)):
                 log.exception("run %s: the sandbox backend failed", run_id)
                 exc = SandboxError(f"{type(exc).__name__}: {exc}",
@@ -496,3 +483,18 @@ class RunManager:
 def _log_failure(fut: Any) -> None:
     if fut.exception() is not None:
         log.error("could not save a run's row: %s", fut.exception())
+
+
+END_NOTES_MAX, END_NOTE_CHARS = 50, 2000  # what one run's end may say (review s30: 50 MB)
+
+
+def bounded_notes(notes: list[str]) -> list[str]:
+    """A run's end notes as recorded and shown: each cut, and past END_NOTES_MAX counted, so
+    one record, one bus message and one history answer stay far below what a client reads."""
+    out = [n if len(n) <= END_NOTE_CHARS else n[:END_NOTE_CHARS] + " [cut]"
+           for n in notes[:END_NOTES_MAX]]
+    if len(notes) > END_NOTES_MAX:
+        out.append(f"{len(notes) - END_NOTES_MAX} more notes of the run's end not shown: "
+                   "look at the workspace before tools on the host use it")
+    return out
+

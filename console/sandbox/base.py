@@ -105,10 +105,6 @@ class SandboxHandle(Protocol):
 
 class SandboxBackend(Protocol):
     name: str
-    # True where nothing of the command runs before start()'s prepare() returns, whatever
-    # the image or host: the run manager then records the start beside the sandbox's setup
-    # and prepare() waits for that record. A backend without it gets the record first.
-    holds_command: bool
 
     def usable(self) -> tuple[bool, str]:
         """(True, "") or (False, why not and what to do)."""

@@ -174,7 +174,6 @@ class BwrapHandle(SubprocessHandle):
 
 class BwrapBackend:
     name = "bwrap"
-    holds_command = True  # the command waits on --block-fd until prepare() has returned
 
     def __init__(
         self, bwrap: str | None = None, limiter: Limiter | None = None, owner: str | None = None

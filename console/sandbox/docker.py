@@ -166,7 +166,6 @@ class DockerHandle:
 
 class DockerBackend(NothingEarly):
     name = "docker"
-    holds_command = False  # an image without /bin/sh runs its command at container start
 
     def __init__(self, client: Any = None, owner: str | None = None) -> None:
         """owner: owner_key() of the runs folder whose leftovers reconcile may remove

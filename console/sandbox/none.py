@@ -95,7 +95,6 @@ def _home() -> str:
 
 class NoSandboxBackend(NothingEarly):
     name = "none"
-    holds_command = False  # kept simple: the start is recorded before the shell exists
 
     def __init__(self, limiter: Limiter | None = None, owner: str | None = None) -> None:
         """owner: owner_key() of the runs folder whose leftover cgroups reconcile may remove."""

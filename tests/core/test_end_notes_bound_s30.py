@@ -1,11 +1,11 @@
 """Review s30 (helper 104): what one run's end may say. 400 rebase todos of long exec lines made
 50 MB of end notes, stored in one record and sent in one message: `run --wait`, `history` and
 `report` failed on it (past what a client reads on one line). Each note is cut and their number
-bounded where the daemon records them (run_end.bounded_notes), whatever made them."""
+bounded where the daemon records them (runs.bounded_notes), whatever made them."""
 
 from __future__ import annotations
 
-from console.daemon.run_end import END_NOTE_CHARS, END_NOTES_MAX, bounded_notes
+from console.daemon.runs import END_NOTE_CHARS, END_NOTES_MAX, bounded_notes
 
 
 def test_notes_are_cut_and_counted() -> None:
