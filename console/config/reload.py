@@ -7,12 +7,15 @@ setting added there is compared without a change here: what is allowed (rules, d
 workspace, image, gpus, env, setenv, carry, limits) and where copies go ([audit]). A profile's
 lines start with its name (`demo exec forbid "make"`); the daemon-wide ones with their table
 (`[team] approvers "bob"`: a profile name never starts with `[`). A `setenv` value is never
-written, only a fingerprint of it (`sha256:` and 12 hex digits), so a key put there despite the
-advice stays out of the history, and its change still shows."""
+written, only a fingerprint of it (`hmac-sha256:` and 12 hex digits), so a key put there despite
+the advice stays out of the history, and its change still shows. The fingerprint is keyed with
+a secret of the daemon's (derived from the audit key): anyone who reads the history (a
+teammate) could try every short value against a plain hash, not against this one."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from dataclasses import fields, is_dataclass
@@ -58,18 +61,23 @@ def _value(key: str, v: Any) -> str:
     return json.dumps(v)
 
 
-def _fingerprint(value: str) -> str:
-    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:12]
+def fingerprint_key(audit_key: bytes) -> bytes:
+    """The setenv fingerprints' own key: stable for one installation, never the audit key."""
+    return hmac.new(audit_key, b"pilothouse: setenv fingerprint", hashlib.sha256).digest()
 
 
-def _lines(prefix: str, key: str, v: Any) -> Iterator[str]:
+def _fingerprint(value: str, secret: bytes) -> str:
+    return "hmac-sha256:" + hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def _lines(prefix: str, key: str, v: Any, secret: bytes) -> Iterator[str]:
     if is_dataclass(v):
         for f in fields(v):
             if f.name not in _NOT_SETTINGS:
-                yield from _lines(f"{prefix} {f.name}", f.name, getattr(v, f.name))
+                yield from _lines(f"{prefix} {f.name}", f.name, getattr(v, f.name), secret)
     elif isinstance(v, dict):
         for k, item in v.items():
-            shown = _fingerprint(item) if key == "setenv" else _value(k, item)
+            shown = _fingerprint(item, secret) if key == "setenv" else _value(k, item)
             yield f"{prefix} {k} {shown}"
     elif isinstance(v, list) and key in _EACH:
         yield from (f"{prefix} {_value(key, item)}" for item in v)
@@ -77,17 +85,18 @@ def _lines(prefix: str, key: str, v: Any) -> Iterator[str]:
         yield f"{prefix} {_value(key, v)}"
 
 
-def policy_lines(cfg: config_mod.Config) -> set[str]:
-    """Every rule and setting that decides something, one line each, for a diff."""
+def policy_lines(cfg: config_mod.Config, secret: bytes) -> set[str]:
+    """Every rule and setting that decides something, one line each, for a diff; `secret`
+    keys the setenv fingerprints (fingerprint_key)."""
     lines: set[str] = set()
     for f in fields(cfg):
         if f.name not in _NOT_SETTINGS:
-            lines.update(_lines(_TABLES.get(f.name, f.name), f.name, getattr(cfg, f.name)))
+            lines.update(_lines(_TABLES.get(f.name, f.name), f.name, getattr(cfg, f.name), secret))
     for name, p in cfg.profiles.items():
-        lines.update(_lines(name, name, p))
+        lines.update(_lines(name, name, p, secret))
     return lines
 
 
-def policy_diff(old: config_mod.Config, new: config_mod.Config) -> list[str]:
-    before, after = policy_lines(old), policy_lines(new)
+def policy_diff(old: config_mod.Config, new: config_mod.Config, *, secret: bytes) -> list[str]:
+    before, after = policy_lines(old, secret), policy_lines(new, secret)
     return [f"- {line}" for line in sorted(before - after)] + [f"+ {line}" for line in sorted(after - before)]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from console.config import load as config_mod
-from console.config.reload import policy_diff
+from console.config.reload import fingerprint_key, policy_diff
 from console.daemon.storage import Storage
 from console.protocol import Failure
 from store import StoreError
@@ -85,7 +85,7 @@ class ConfigReloader:
                               "text": str(exc), "cause": cause}
                 log.error("config not reloaded (%s): %s; the old policy stays", cause, exc)
                 raise
-            diff = policy_diff(self.config.cfg, cfg)
+            diff = policy_diff(self.config.cfg, cfg, secret=fingerprint_key(self.storage.key))
             # The whole file's hash, before and after: a change no setting shows is evident too.
             hashes = {"sha256_before": self.config.cfg.user_file_sha256,
                       "sha256_after": cfg.user_file_sha256}

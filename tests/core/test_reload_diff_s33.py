@@ -15,6 +15,7 @@ from console.config.load import load
 from console.config.reload import policy_diff
 from tests.conftest import Daemon
 
+KEY = b"k" * 32
 BASE = '[profiles.t]\ncommand = ["true"]\nsandbox = "bwrap"\n'
 SECRET = "s3cr3t-value-never-recorded"
 GRANTS = ('[team]\napprovers = ["phdaemon"]\n\n'
@@ -53,6 +54,9 @@ def test_reload_records_team_limits_audit_gate_and_what_reaches_a_sandbox(
         assert any(x.startswith('+ t carry "/root/.bashrc" -> ') for x in diff), diff
         (setenv,) = [x for x in diff if x.startswith("+ t setenv X ")]
         assert "sha256:" in setenv
+        # Keyed (review s35): a teammate reading the history cannot try short values against
+        # it; a plain sha256 of "hunter2" is one dictionary lookup away.
+        assert hashlib.sha256(SECRET.encode()).hexdigest()[:12] not in json.dumps(row)
         assert SECRET not in json.dumps(row) and SECRET not in json.dumps(answer)
         assert row["data"]["sha256_before"] == before and row["data"]["sha256_after"] == _sha(cfg)
         assert f"{len(diff)} change(s)" in row["text"]
@@ -80,10 +84,10 @@ def test_reload_records_team_limits_audit_gate_and_what_reaches_a_sandbox(
 ])
 def test_every_daemon_wide_setting_is_in_the_diff(tmp_path: Path, added: str) -> None:
     old = load(None)
-    assert policy_diff(old, load(None)) == []
+    assert policy_diff(old, load(None), secret=KEY) == []
     path = tmp_path / "c.toml"
     path.write_text(added)
-    diff = policy_diff(old, load(path))
+    diff = policy_diff(old, load(path), secret=KEY)
     assert any(line[2] == "[" for line in diff), (added, diff)
 
 
@@ -97,7 +101,7 @@ def test_every_profile_setting_is_in_the_diff(tmp_path: Path, key: str) -> None:
     a, b = tmp_path / "a.toml", tmp_path / "b.toml"
     a.write_text('[profiles.t]\ncommand = ["true"]\n')
     b.write_text("[profiles.t]\n" + key + ("\n" if key.startswith("command") else '\ncommand = ["true"]\n'))
-    diff = policy_diff(load(a), load(b))
+    diff = policy_diff(load(a), load(b), secret=KEY)
     assert diff and all(" t " in f" {line} " for line in diff), (key, diff)
 
 
@@ -105,9 +109,11 @@ def test_a_setenv_value_change_shows_without_the_value(tmp_path: Path) -> None:
     a, b = tmp_path / "a.toml", tmp_path / "b.toml"
     a.write_text(BASE + f'setenv = {{ K = "{SECRET}" }}\n')
     b.write_text(BASE + f'setenv = {{ K = "{SECRET}2" }}\n')
-    diff = policy_diff(load(a), load(b))
+    diff = policy_diff(load(a), load(b), secret=KEY)
     assert len(diff) == 2 and all(x.split()[1:4] == ["t", "setenv", "K"] for x in diff), diff
     assert SECRET not in " ".join(diff)
+    # the same value under another installation's key reads otherwise: no lookup table
+    assert set(policy_diff(load(a), load(b), secret=b"j" * 32)).isdisjoint(diff)
 
 
 def test_the_rule_lines_keep_their_format(tmp_path: Path) -> None:
@@ -115,7 +121,7 @@ def test_the_rule_lines_keep_their_format(tmp_path: Path) -> None:
     a.write_text(BASE)
     b.write_text(BASE + 'approval_timeout = "30s"\n\n[profiles.t.exec]\nforbid = ["make"]\n'
                  'default = "deny"\n\n[profiles.t.network]\nports = [443]\nallow = ["pypi.org"]\n')
-    diff = policy_diff(load(a), load(b))
+    diff = policy_diff(load(a), load(b), secret=KEY)
     for line in ('+ t exec forbid "make"', "+ t exec default deny", "- t exec default ask",
                  "+ t network ports [443]", "- t network ports [80, 443]",
                  '+ t network allow "pypi.org"', "+ t approval_timeout 30s",
