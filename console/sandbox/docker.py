@@ -343,14 +343,14 @@ class DockerBackend(NothingEarly):
         go_fd = None
         try:
             _share_run_dir(spec.run_dir, user)
-            if view.staged is None and live_views(view.ws_fd) > 1:
+            if view.staged is None and live_views(view.ws_fd) > 1:  # here, above or inside (h141)
                 # A person's daemon cannot stage: the root engine binds paths and follows links,
                 # which a live run in the same workspace could plant between our check and its
                 # bind.
                 raise SandboxError(
-                    f"another run is live in {spec.workspace}: a Docker run cannot start beside "
-                    "it when the daemon is not root (the engine would follow links that run can "
-                    "plant)",
+                    f"another run is live in {spec.workspace}, in a folder above it or in one "
+                    "inside it: a Docker run cannot start beside it when the daemon is not root "
+                    "(the engine would follow links that run can plant)",
                     "wait for that run to end, or use sandbox = \"bwrap\" for parallel runs",
                 )
             refusal = None if view.staged else await asyncio.to_thread(  # engine_paths.py: why

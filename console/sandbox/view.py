@@ -59,9 +59,34 @@ _LIVE: dict[tuple[int, int], int] = {}
 _BOOKS = threading.RLock()
 
 
+_OPEN: set[int] = set()  # the workspace descriptors of live views (live_views walks up them)
+
+
 def live_views(ws_fd: int) -> int:
-    st = os.fstat(ws_fd)
-    return _LIVE.get((st.st_dev, st.st_ino), 0)
+    """Live views of this workspace, of a folder above it, or of one inside it: an agent writes
+    every folder below its workspace, so a run in a folder above can swap this one's paths
+    (review h141: a live run in the folder above was not counted)."""
+    with _BOOKS:
+        mine, above = _ws_key(ws_fd), _above(ws_fd)
+        return sum(1 for fd in _OPEN if _ws_key(fd) == mine or _ws_key(fd) in above
+                   or mine in _above(fd))  # fmt: skip
+
+
+def _above(fd: int) -> set[tuple[int, int]]:
+    """(st_dev, st_ino) of each folder above the one open as fd, walked by `..` up to /."""
+    out: set[tuple[int, int]] = set()
+    cur = os.dup(fd)
+    try:
+        for _ in range(4096):
+            up = os.open("..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=cur)
+            os.close(cur)
+            cur = up
+            if _ws_key(cur) in out:
+                break
+            out.add(_ws_key(cur))
+    finally:
+        os.close(cur)
+    return out
 
 
 def view_error(e: OSError, identity: AgentIdentity) -> Exception:
@@ -156,6 +181,7 @@ class WorkspaceView:
         # they go).
         with _BOOKS:
             _LIVE[_ws_key(fd)] = _LIVE.get(_ws_key(fd), 0) + 1
+            _OPEN.add(fd)
         try:
             plan = plan_protection(fd)
         except BaseException:
@@ -417,6 +443,7 @@ def _leave(ws_fd: int) -> None:
     a view still being made)."""
     with _BOOKS:
         key = _ws_key(ws_fd)
+        _OPEN.discard(ws_fd)
         _LIVE[key] = _LIVE.get(key, 1) - 1
         if _LIVE[key] <= 0:
             _LIVE.pop(key, None)

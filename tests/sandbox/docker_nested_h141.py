@@ -1,0 +1,66 @@
+"""Run as the ordinary-user daemon's account by test_docker_user_daemon_h141.py: a live bwrap
+run in a folder, then a Docker run in a folder below it. The bwrap run's agent can write the
+Docker run's workspace (it lies inside its own), so between the daemon's checks and the engine's
+mounts it swaps that workspace for a link; the daemon waits there (no timing needed) until the
+agent says it is done, as docker_swap_s20.py does for another user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from console.sandbox import docker
+from console.sandbox.base import Limits, SandboxSpec, prepare_run_dir
+from console.sandbox.bwrap import BwrapBackend
+
+HANDSHAKE = Path(sys.argv[2])
+_config = docker.DockerBackend.container_config
+
+
+def _config_after_the_swap(self, *args, **kw):  # type: ignore[no-untyped-def]
+    (HANDSHAKE / "checked").write_text("")
+    deadline = time.monotonic() + 30
+    while not (HANDSHAKE / "swapped").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _config(self, *args, **kw)
+
+
+docker.DockerBackend.container_config = _config_after_the_swap
+
+
+async def _main(job: dict) -> dict:
+    spec = SandboxSpec(
+        run_id=job["run_id"], profile="test", command=job["command"],
+        workspace=Path(job["workspace"]), run_dir=Path(job["run_dir"]), env=job["env"],
+        limits=Limits(), image=job["image"],
+    )  # fmt: skip
+    outer_dir = Path(job["run_dir"] + "-outer")
+    prepare_run_dir(outer_dir)
+    outer = await BwrapBackend(owner=job["owner"]).start(
+        replace(spec, run_id=job["run_id"] + "o", run_dir=outer_dir, image=None,
+                workspace=Path(job["outer"]), command=["/bin/sh", "-c", job["outer_script"]]),
+        None)  # fmt: skip
+    try:
+        handle = await docker.DockerBackend(owner=job["owner"]).start(spec, None)
+        try:
+            out = await asyncio.wait_for(handle.output.read(), 60)
+            rc = await asyncio.wait_for(handle.wait(), 60)
+        finally:
+            await handle.kill()
+    finally:
+        await outer.kill()
+    return {"rc": rc, "out": out.decode(errors="replace"), "notes": list(handle.notes)}
+
+
+if __name__ == "__main__":
+    job = json.loads(sys.argv[1])
+    try:
+        result = asyncio.run(_main(job))
+    except Exception as e:  # noqa: BLE001 - the parent shows it
+        result = {"rc": -1, "out": "", "notes": [], "error": f"{type(e).__name__}: {e}"}
+    print(json.dumps(result))
