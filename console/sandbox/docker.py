@@ -54,7 +54,7 @@ from .base import (
     owner_key,
     sandbox_env,
 )
-from .engine_paths import changeable_by_others
+from .engine_paths import bridge_refusal, changeable_by_others
 from .image_files import exists, read_text
 from .procstats import ProcStats, tree
 from .seccomp import docker_profile
@@ -334,6 +334,8 @@ class DockerBackend(NothingEarly):
         ok, why = await asyncio.to_thread(self.usable)
         if not ok:
             raise SandboxError(why, "pilothouse doctor")
+        if prepare is not None and (no := await asyncio.to_thread(bridge_refusal, self.client)):
+            raise no  # rootful engine, a person's daemon: nothing made or run (review h141)
         info = await asyncio.to_thread(self.image_info, spec.image)
         identity, view = await open_view(spec)
         user = identity.uid, identity.gid

@@ -184,7 +184,7 @@ def check_docker() -> list[Finding]:
         out.append(Finding(
             "docker bridge", "warning",
             "rootful Docker with a non-root daemon: the daemon cannot enter a container's network "
-            "namespace, so Docker runs get no 127.0.0.1:3128 bridge (no network at all)",
+            "namespace to put the gate's bridge there, so Docker runs are refused",
             "use rootless Docker (dockerd-rootless-setuptool.sh install), or bubblewrap",
         ))  # fmt: skip
     if "userns" in names:

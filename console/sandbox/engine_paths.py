@@ -142,3 +142,22 @@ def changeable_by_others(workspace: Path, ws_fd: int, rels: Iterable[str],
         "root (it gives the engine a view it made itself), or work in a folder only you can "
         "write (chmod go-w, or ask its owner)",
     )
+
+
+def bridge_refusal(client: object) -> SandboxError | None:
+    """Why a daemon that is not root cannot run this engine's containers, or None. Rootful
+    Docker makes each container's network namespace root's: such a daemon cannot put the gate's
+    bridge there, so every run failed, but only after the engine had mounted the paths it was
+    given and started the container, and an image without /bin/sh (no wait for the go line) ran
+    the agent's command meanwhile (review h141). Refused before anything is made."""
+    if os.geteuid() == 0:
+        return None
+    options = client.info().get("SecurityOptions") or []  # type: ignore[attr-defined]
+    if any(o.split(",")[0].removeprefix("name=") == "rootless" for o in options):
+        return None
+    return SandboxError(
+        "refusing a Docker run: the Docker engine is rootful and this daemon is not root, so it "
+        "cannot put the network bridge into the container (nothing was started)",
+        'use rootless Docker (dockerd-rootless-setuptool.sh install), sandbox = "bwrap", or '
+        "run the daemon as root",
+    )

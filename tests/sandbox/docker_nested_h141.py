@@ -33,7 +33,30 @@ def _config_after_the_swap(self, *args, **kw):  # type: ignore[no-untyped-def]
 docker.DockerBackend.container_config = _config_after_the_swap
 
 
+async def _with_prepare(job: dict) -> dict:
+    """A Docker run as a real daemon starts one: with a `prepare` (the gate's bridge)."""
+    spec = SandboxSpec(
+        run_id=job["run_id"], profile="test", command=job["command"],
+        workspace=Path(job["workspace"]), run_dir=Path(job["run_dir"]), env=job["env"],
+        limits=Limits(), image=job["image"],
+    )  # fmt: skip
+
+    async def prepare(handle) -> None:  # type: ignore[no-untyped-def]
+        from console.sandbox.bridge import open_bridge_listener
+
+        (await open_bridge_listener(handle.netns_pid)).close()
+
+    handle = await docker.DockerBackend(owner=job["owner"]).start(spec, prepare)
+    try:
+        out = await asyncio.wait_for(handle.output.read(), 60)
+    finally:
+        await handle.kill()
+    return {"rc": handle.exit_code, "out": out.decode(errors="replace"), "notes": handle.notes}
+
+
 async def _main(job: dict) -> dict:
+    if job.get("prepare"):
+        return await _with_prepare(job)
     spec = SandboxSpec(
         run_id=job["run_id"], profile="test", command=job["command"],
         workspace=Path(job["workspace"]), run_dir=Path(job["run_dir"]), env=job["env"],

@@ -36,7 +36,7 @@ def persons_docker(request: pytest.FixtureRequest, tmp_path: Path):
 
 
 async def _nested_run(box, outer: Path, inner: Path, outer_script: str, command: str,
-                      handshake: Path) -> dict:
+                      handshake: Path, more: dict | None = None) -> dict:
     """A bwrap run of `outer_script` live in `outer`, then a Docker run of `command` in `inner`
     (both under the person's daemon)."""
     box.run_dir_owner()
@@ -44,7 +44,7 @@ async def _nested_run(box, outer: Path, inner: Path, outer_script: str, command:
     job = {"owner": owner_key(box.home / "runs"), "run_id": box.run_id,
            "command": ["/bin/sh", "-c", command], "workspace": str(inner),
            "run_dir": str(box.run_dir), "env": {"PATH": "/usr/bin:/bin"}, "image": box.image,
-           "outer": str(outer), "outer_script": outer_script}  # fmt: skip
+           "outer": str(outer), "outer_script": outer_script, **(more or {})}  # fmt: skip
     python, site = box.python
     repo = str(Path(__file__).resolve().parents[2])
     proc = await asyncio.create_subprocess_exec(
@@ -97,3 +97,26 @@ async def test_a_live_run_in_a_folder_inside_refuses_a_docker_run_around_it(
     res = await _nested_run(box, inner, box.workspace, "sleep 30", "echo started", handshake)
     assert "started" not in res.get("out", ""), res
     assert "another run is live" in res.get("error", ""), res
+
+
+async def test_a_rootful_engine_runs_nothing_for_a_persons_daemon(persons_docker,
+                                                                  docker_client) -> None:
+    """Rootful Docker, a daemon in the docker group: the bridge cannot be put into the
+    container, so the run must fail before the engine mounts or starts anything. It failed only
+    after: an image without /bin/sh ran the agent's command (it wrote in the workspace) while
+    the run was reported as not started."""
+    from tests.images.build import noshell_image
+
+    if "rootless" in str(docker_client.info().get("SecurityOptions")):
+        pytest.skip("the engine is rootless: a person's daemon can bridge into it")
+    box = persons_docker
+    handshake = box.home / "hs"
+    handshake.mkdir()
+    (handshake / "swapped").touch()
+    image = noshell_image(docker_client)
+    res = await _nested_run(
+        box, box.home / "elsewhere", box.workspace, "true", "",
+        handshake, {"prepare": True, "image": image, "command": [
+            "/busybox", "sh", "-c", "/busybox touch /workspace/ran; /busybox sleep 5"]})
+    assert not (box.workspace / "ran").exists(), res
+    assert "rootful" in res.get("error", ""), res
