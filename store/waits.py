@@ -123,3 +123,6 @@ async def await_(fut: concurrent.futures.Future[T], timeout: float | None, what:
     except TimeoutError:
         _say_when_landed(fut, late, timeout)
         raise _uncertain(timeout, what) from None
+    except asyncio.CancelledError:  # gone while it settles: it may land, named then (h142)
+        _say_when_landed(fut, late, timeout)
+        raise
