@@ -263,7 +263,14 @@ class HistoryScreen(PilotScreen):
                          str(stamped("pilothouse-history", "jsonl", self.ph.now()))))
         if not path:
             return
-        target = Path(path).expanduser().resolve()
+        # Not resolved, and a link refused (review h142, as the CLI's -o): an agent may leave
+        # `events.jsonl -> ~/.ssh/authorized_keys` in its workspace for a person to write through.
+        target = Path(path).expanduser().absolute()
+        if target.is_symlink():
+            self.ph.report(f"cannot write {target}: it is a link\n"
+                           "give the file itself, not a link (a link in a workspace may be "
+                           "the agent's, leading to a file of yours)")
+            return
         if target.exists():
             ok = await self.app.push_screen_wait(
                 ConfirmScreen("Replace the file?", Text(f"{target} exists. Replace it?"), yes="Replace"))
@@ -291,7 +298,7 @@ def write_export(path: Path, rows: list[dict[str, Any]]) -> int:
     """JSON lines, or CSV when the name ends in .csv (data as JSON in one column); written
     beside the target and moved into place, so a failed export leaves no half file."""
     tmp = path.with_name(path.name + f".tmp{int(time.time() * 1000)}")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with open(tmp, "x", encoding="utf-8", newline="") as f:  # x: never through a link there
         if path.suffix.lower() == ".csv":
             out = csv.DictWriter(f, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
             out.writeheader()
