@@ -83,11 +83,13 @@ def past_requests(db: Db, limit: int = 20000) -> list[dict[str, Any]]:
 def open_requests(db: Db, run_id: str) -> list[dict[str, Any]]:
     """The approval requests of a run recorded as asked and never closed (decided, cancelled or
     refused): what a daemon that died left open. Their recorded data, oldest first."""
+    # IS NOT NULL: an ask refused past the run's rate is recorded without an id, and one NULL
+    # in the list makes every NOT IN unknown: none was found open (review h142)
     rows = db.execute(
         "SELECT data FROM events WHERE run_id = ? AND kind = 'approval.requested' "
         "AND json_extract(data, '$.id') NOT IN (SELECT json_extract(data, '$.id') FROM events "
         "WHERE run_id = ? AND kind IN ('approval.decided', 'approval.cancelled', "
-        "'approval.refused')) ORDER BY id",
+        "'approval.refused') AND json_extract(data, '$.id') IS NOT NULL) ORDER BY id",
         (run_id, run_id),
     ).fetchall()
     return [json.loads(r[0]) for r in rows if r[0]]
