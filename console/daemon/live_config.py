@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from console.config import load as config_mod
+from console.config.file_trust import check_config_file
 from console.config.reload import fingerprint_key, policy_diff
 from console.daemon.storage import Storage
 from console.protocol import Failure
@@ -34,7 +35,7 @@ class LiveConfig:
 
     def __init__(self, file: Path | None) -> None:
         self.file = file
-        self.cfg = config_mod.load(file)  # at start, before the loop serves anyone
+        self.cfg = self._load()  # at start, before the loop serves anyone
 
     def get(self) -> config_mod.Config:
         return self.cfg
@@ -42,7 +43,12 @@ class LiveConfig:
     async def read_file(self) -> config_mod.Config:
         """Load and validate the file again, in a thread; the caller decides to apply it.
         Raises ConfigError."""
-        return await asyncio.to_thread(config_mod.load, self.file)
+        return await asyncio.to_thread(self._load)
+
+    def _load(self) -> config_mod.Config:
+        if self.file is not None:
+            check_config_file(self.file)  # nobody but us (or root) may change it (review h141)
+        return config_mod.load(self.file)
 
 
 class ConfigReloader:
