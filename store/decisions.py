@@ -56,12 +56,15 @@ def final_decision(events: list[dict[str, Any]]) -> tuple[dict[str, Any] | None,
 
 def past_requests(db: Db, limit: int = 20000) -> list[dict[str, Any]]:
     """The newest `limit` decisions, as {kind, subject, decision, run_id}; a gate's "ask"
-    (a person then decided it) is left out, and so is a decision the daemon did not act on
-    (a `store.unconfirmed` names it: committed after its wait ended)."""
+    (a person then decided it) is left out, and so is an allow the daemon did not act on
+    (a `store.unconfirmed` names it: committed after its wait ended, so refused). A late deny
+    took effect all the same and stays, as in final_decision (review h144)."""
     rows = db.execute(
-        "SELECT kind, data FROM events WHERE kind IN (?, ?, ?) AND id NOT IN ("
+        "SELECT kind, data FROM events WHERE kind IN (?, ?, ?) AND NOT ("
+        "COALESCE(json_extract(data, '$.action'), "
+        "CASE WHEN json_extract(data, '$.allow') THEN 'allow' END) IS 'allow' AND id IN ("
         "SELECT json_extract(data, '$.event_id') FROM events WHERE kind = 'store.unconfirmed' "
-        "AND json_extract(data, '$.event_id') IS NOT NULL) "  # one NULL would empty NOT IN
+        "AND json_extract(data, '$.event_id') IS NOT NULL)) "  # one NULL would empty NOT IN
         "ORDER BY id DESC LIMIT ?",
         (*DECISION_KINDS, limit),
     ).fetchall()
