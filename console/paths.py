@@ -12,6 +12,7 @@ re, fnmatch and urllib.parse behind it costs about 5 ms of it (issue 17).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -220,3 +221,95 @@ def _private_dir(path: str) -> bool:
         return False
     return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
             and stat.S_IMODE(info.st_mode) == 0o700)
+
+
+# Files a person writes on an agent's behalf (review h144). Where a file a person asks for on an agent's behalf is written (`-o FILE` of the CLI's
+# exports, the History screen's export): through no link an agent could have made.
+#
+# Refusing a link as the file itself is not enough: `-o out/events.csv` where the agent left
+# `out -> ~/.ssh` (or, for root, `-> /etc/cron.d`) wrote the person's file into the folder the
+# agent chose, and `/proc/self/cwd/...` or `/dev/shm/...` skipped every check. So the folders on
+# the way are opened one by one (openat, never following a link, no check-then-use race), and a
+# link among them is followed only where only root could have made it: owned by root, in a
+# folder of root's that nobody else may write (`/var/run`, `/tmp` on macOS, `/home -> var/home`,
+# `/proc/self`). No agent runs as root on the host (docs/threat-model.md), but the agent does
+# run as the person, so a link of the person's own is refused too: the person gives the path
+# it leads to. What a descriptor the person's shell opened stands for (`/dev/stdout`,
+# `/dev/fd/N`, `/proc/self/fd/N`) is written as before: the person made that redirection.
+
+
+def _own_descriptor(plain: str) -> bool:
+    """A descriptor of the writing process (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`):
+    the file behind it is the person's own redirection. Without re (a CLI start's cost)."""
+    def number(word: str) -> bool:
+        return word.isascii() and word.isdigit()
+
+    parts = plain.split("/")
+    return (plain in ("/dev/stdout", "/dev/stderr")
+            or (len(parts) == 4 and parts[1:3] == ["dev", "fd"] and number(parts[3]))
+            or (len(parts) == 5 and parts[1] == "proc" and parts[3] == "fd" and number(parts[4])
+                and (parts[2] in ("self", "thread-self") or number(parts[2]))))
+
+
+_PATH = getattr(os, "O_PATH", os.O_RDONLY)
+_FOLDER = _PATH | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+class LinkOnTheWay(OSError):
+    """A link the path goes through that an agent could have made."""
+
+    def __init__(self, path: str, link: str) -> None:
+        super().__init__(errno.ELOOP, f"{link} is a link", path)
+        self.link = link
+
+
+def _roots_link(parent: int, name: str) -> bool:
+    """A link only root could have made or swapped: root's, in a folder of root's that no
+    one else may write (or sticky, where only its owner may rename or remove it)."""
+    link = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    folder = os.fstat(parent)
+    return (stat.S_ISLNK(link.st_mode) and link.st_uid == 0 and folder.st_uid == 0
+            and (not folder.st_mode & 0o022 or bool(folder.st_mode & stat.S_ISVTX)))
+
+
+def open_folder_of(path: str) -> tuple[int, str]:
+    """(a descriptor of the folder `path` names its file in, the file's name), walked from
+    `/` (or the current folder, the person's choice) without following a link an agent could
+    have made: LinkOnTheWay names it. The caller closes the descriptor."""
+    *folders, name = path.split("/")
+    fd = os.open("/" if path.startswith("/") else ".", _FOLDER)
+    walked = "" if path.startswith("/") else "."
+    try:
+        for part in folders:
+            if part in ("", "."):
+                continue
+            walked = f"{walked.rstrip('/')}/{part}" if walked else f"/{part}"
+            try:
+                step = os.open(part, _FOLDER | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR) or not stat.S_ISLNK(
+                        os.stat(part, dir_fd=fd, follow_symlinks=False).st_mode):
+                    raise
+                if not _roots_link(fd, part):
+                    raise LinkOnTheWay(path, walked.removeprefix("./")) from None
+                step = os.open(part, _FOLDER, dir_fd=fd)
+            os.close(fd)
+            fd = step
+        return fd, name
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_output_fd(path: str, flags: int, mode: int = 0o666) -> int:
+    """os.open(path, flags | O_NOFOLLOW, mode), with no link an agent could have made on the
+    way (LinkOnTheWay, or OSError ELOOP for the file itself); a descriptor of the process
+    itself (`/dev/stdout`, `/proc/self/fd/1`) is opened as it stands."""
+    plain = os.path.normpath(os.path.abspath(path))
+    if _own_descriptor(plain):
+        return os.open(plain, flags | os.O_CLOEXEC, mode)
+    folder, name = open_folder_of(path)
+    try:
+        return os.open(name or ".", flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=folder)
+    finally:
+        os.close(folder)

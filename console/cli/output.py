@@ -121,14 +121,19 @@ def could_not_write(exc: OSError) -> NoReturn:
 
 
 def open_output(path: str, newline: str | None = None) -> TextIO:
-    """The -o FILE of an export, opened for writing, or a one-line failure saying why. A link
-    as the file is refused (but under /dev and /proc: `-o /dev/stdout`): an agent may leave
-    `events.csv -> /etc/shadow` in its workspace for a person, or root, to write through."""
-    special = os.path.abspath(path).startswith(("/dev/", "/proc/"))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | (0 if special else os.O_NOFOLLOW)
+    """The -o FILE of an export, opened for writing, or a one-line failure saying why. No link
+    an agent could have made is followed, as the file or as a folder on the way
+    (console.paths): an agent may leave `events.csv -> /etc/shadow`, or `out -> ~/.ssh`, in
+    its workspace for a person, or root, to write through. `-o /dev/stdout` still works."""
+    from console.paths import LinkOnTheWay, open_output_fd
+
     try:
-        fd = os.open(path, flags, 0o666)
+        fd = open_output_fd(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         return open(fd, "w", encoding="utf-8", newline=newline)  # noqa: SIM115 - the caller closes it
+    except LinkOnTheWay as exc:
+        fail(f"cannot write {path}: {exc.link} is a link",
+             "give -o the path the link leads to, with no link on the way (a link in a "
+             "workspace may be the agent's, leading to a folder of yours)")
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             fail(f"cannot write {path}: it is a link", "give -o the file itself, not a link "

@@ -5,10 +5,13 @@ kept up to date while the newest page is shown, and an export of everything the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
+import os
+import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from textual.widgets import DataTable, Input, Label, Select, Static
 
 from console.client.sync import ClientError
 from console.config.units import parse_duration
+from console.paths import LinkOnTheWay, open_folder_of
 from console.text import controls_shown
 from console.tui.saving import stamped
 from console.tui.screens.base import PilotModal, PilotScreen
@@ -264,12 +268,14 @@ class HistoryScreen(PilotScreen):
         if not path:
             return
         # Not resolved, and a link refused (review h142, as the CLI's -o): an agent may leave
-        # `events.jsonl -> ~/.ssh/authorized_keys` in its workspace for a person to write through.
+        # `events.jsonl -> ~/.ssh/authorized_keys` in its workspace for a person to write
+        # through, or `out -> ~/.ssh` for `out/events.jsonl` (h144: console.paths).
         target = Path(path).expanduser().absolute()
-        if target.is_symlink():
-            self.ph.report(f"cannot write {target}: it is a link\n"
-                           "give the file itself, not a link (a link in a workspace may be "
-                           "the agent's, leading to a file of yours)")
+        refused = links_on_the_way(target)
+        if refused:
+            self.ph.report(f"cannot write {target}: {refused} is a link\n"
+                           "give the path the link leads to, with no link on the way (a link "
+                           "in a workspace may be the agent's, leading to a file of yours)")
             return
         if target.exists():
             ok = await self.app.push_screen_wait(
@@ -297,8 +303,15 @@ class HistoryScreen(PilotScreen):
 def write_export(path: Path, rows: list[dict[str, Any]]) -> int:
     """JSON lines, or CSV when the name ends in .csv (data as JSON in one column); written
     beside the target and moved into place, so a failed export leaves no half file."""
-    tmp = path.with_name(path.name + f".tmp{int(time.time() * 1000)}")
-    with open(tmp, "x", encoding="utf-8", newline="") as f:  # x: never through a link there
+    folder, name = open_folder_of(str(path))  # no agent's link on the way (console.paths)
+    tmp = f"{name}.tmp{int(time.time() * 1000)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o666, dir_fd=folder)  # EXCL: never through a link there
+    except BaseException:
+        os.close(folder)
+        raise
+    with open(fd, "w", encoding="utf-8", newline="") as f, _closing(folder):
         if path.suffix.lower() == ".csv":
             out = csv.DictWriter(f, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
             out.writeheader()
@@ -309,8 +322,35 @@ def write_export(path: Path, rows: list[dict[str, Any]]) -> int:
         else:
             for row in rows:  # ASCII: a bidi override or C1 control stays a \u escape
                 f.write(json.dumps(row) + "\n")
-    tmp.replace(path)
+        f.flush()
+        os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
     return len(rows)
+
+
+def links_on_the_way(target: Path) -> str:
+    """The link an agent could have made that writing `target` would go through (as a
+    folder on the way, or as the file itself: the export replaces it), or ""."""
+    try:
+        folder, name = open_folder_of(str(target))
+    except LinkOnTheWay as exc:
+        return exc.link
+    except OSError:
+        return ""  # said when it is written
+    try:
+        return str(target) if stat.S_ISLNK(os.stat(name, dir_fd=folder,
+                                                   follow_symlinks=False).st_mode) else ""
+    except OSError:
+        return ""
+    finally:
+        os.close(folder)
+
+
+@contextlib.contextmanager
+def _closing(fd: int) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def human_time(ts: Any) -> str:

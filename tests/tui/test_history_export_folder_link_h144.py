@@ -1,0 +1,54 @@
+"""Review h144: the History export (key e) refused a link as the file (h142) but went through
+one as a folder: `ws/out/events.jsonl` where the agent left `out -> ~/.ssh` wrote the export
+into the person's folder. A plain path of the person's is still written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.tui.fixed import NOW
+from tests.tui.screen import app_with, attached, until
+
+pytestmark = pytest.mark.usefixtures("utc")
+
+ROWS = [{"id": 1, "ts": NOW - 1, "run_id": "k3mx", "kind": "net.decision", "actor": None,
+         "text": "allow host.invalid:443", "data": {"action": "allow"}}]
+
+
+async def _export_to(path: Path) -> None:
+    app = app_with(history=ROWS)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("h")
+        await until(pilot, lambda: len(getattr(app.screen, "rows", [])) == 1, "the page")
+        await pilot.press("e")
+        await pilot.pause(0.2)
+        app.screen.query_one("#prompt-value").value = str(path)
+        await pilot.press("enter")
+        await pilot.pause(1.0)
+
+
+async def test_the_history_export_goes_through_no_folder_link(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    victim = tmp_path / "dotssh"
+    victim.mkdir()
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "out").symlink_to(victim)
+    if os.geteuid() == 0:  # the agent is never root on the host: its link is another user's
+        os.lchown(ws / "out", 65534, 65534)
+    await _export_to(ws / "out" / "authorized_keys")
+    assert list(victim.iterdir()) == [], "the export was written through the agent's link"
+
+
+async def test_the_history_export_writes_a_plain_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "a").mkdir()
+    await _export_to(tmp_path / "a" / "events.jsonl")
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["events.jsonl"]
+    assert "host.invalid" in (tmp_path / "a" / "events.jsonl").read_text()
