@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import difflib
 import fcntl
 import os
@@ -72,6 +73,46 @@ class RuleEdit:
             self.old_text.splitlines(keepends=True), self.new_text.splitlines(keepends=True),
             fromfile=str(self.path), tofile=f"{self.path} (with the new rule)", n=context,
         ))
+
+
+    def for_approver(self) -> str:
+        """diff_with(0), less the owner's text: an approver (not the file's owner) sees a
+        changed line only when it holds nothing but rule lists. An inline table puts a whole
+        profile on one line (`demo = { setenv = { TOKEN = "..." }, exec = {...} }`), and the
+        line the rule goes into came back whole, its setenv value too (review h144); such a
+        line is named, not shown."""
+        out = []
+        for line in self.diff_with(0).splitlines(keepends=True):
+            if line[:1] not in ("+", "-") or line.startswith(("--- ", "+++ ")) or \
+                    _only_rules(line[1:].rstrip("\r\n"), self.profile):
+                out.append(line)
+            elif line.startswith("-"):
+                out.append("-(a line of the owner's file that holds more than rules: not shown)\n")
+            else:
+                out.append(f"+(that line with {tomlkit.string(self.rule).as_string()} added to "
+                           f"{self.list_name}: the rest is the owner's, not shown)\n")
+        return "".join(out)
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
+
+
+def _only_rules(line: str, profile: str) -> bool:
+    """The line, read alone, holds rule lists and the tables above them, and no comment."""
+    if "#" in _STRING.sub("", line):
+        return False
+    try:
+        data = tomllib.loads(line)
+    except tomllib.TOMLDecodeError:
+        return False
+    keys = {"profiles", profile, *LISTS, *(n for names in LISTS.values() for n in names)}
+
+    def rules(value: Any) -> bool:
+        if isinstance(value, list):
+            return all(isinstance(v, str) for v in value)
+        return isinstance(value, dict) and all(k in keys and rules(v) for k, v in value.items())
+
+    return rules(data)
 
 
 # --- the edit ----------------------------------------------------------------------------------
@@ -308,11 +349,7 @@ def apply_all(path: str | os.PathLike[str], rules: Sequence[tuple[str, str, str,
         target.parent.mkdir(parents=True, exist_ok=True)
         with _locked(target):
             existed = target.exists()
-            edits = [preview(target, *rules[0])]
-            for rule in rules[1:]:
-                edits.append(_preview_on(target, edits[-1].new_text, *rule))
-            whole = RuleEdit(target, *rules[0][:4], edits[0].old_text, edits[-1].new_text,
-                             existed)
+            whole = dataclasses.replace(preview_all(target, rules), existed=existed)
             if whole.changed:
                 _atomic_write(target, whole.new_text)
     except OSError as exc:
@@ -320,6 +357,18 @@ def apply_all(path: str | os.PathLike[str], rules: Sequence[tuple[str, str, str,
                               "it was: check its folder and permissions, then save the rule "
                               "again") from None
     return whole
+
+
+def preview_all(path: str | os.PathLike[str],
+                rules: Sequence[tuple[str, str, str, str]]) -> RuleEdit:
+    """What apply_all writes, without writing: each rule added to the text the one before it
+    made. Previewed one by one from the file, two rules for a missing table showed two new
+    tables, where one holding both is written (review h144)."""
+    path = Path(path)
+    edits = [preview(path, *rules[0])]
+    for rule in rules[1:]:
+        edits.append(_preview_on(path, edits[-1].new_text, *rule))
+    return RuleEdit(path, *rules[0][:4], edits[0].old_text, edits[-1].new_text)
 
 
 def undo(edit: RuleEdit) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from console.config.edit import PolicyEditError, RuleEdit, apply_all, preview, undo
+from console.config.edit import PolicyEditError, RuleEdit, apply_all, preview_all, undo
 from console.config.profile_rules import PlannedRule, overridden_by, plan
 from console.daemon.core import Core
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg
@@ -75,7 +75,7 @@ def _profile_plan(core: Core, req: Request, allow: bool, pattern: str | None) ->
         raise Failure("bad-pattern", f"pattern {patterns[0]!r}: {exc}") from None
     path = _config_path(core)
     try:
-        edits = [preview(path, p.profile, p.section, p.list_name, p.rule) for p in planned]
+        edits = [preview_all(path, [(p.profile, p.section, p.list_name, p.rule) for p in planned])]
     except PolicyEditError as exc:
         raise Failure("cannot-save-rule", str(exc)) from None
     if why := _unapplied_edit(core, path):  # after the preview: a file that would not load says so
@@ -86,11 +86,11 @@ def _profile_plan(core: Core, req: Request, allow: bool, pattern: str | None) ->
 
 
 def _preview_result(planned: list[PlannedRule], edits: list[RuleEdit],
-                    override: Provenance | None, context: int = 3) -> dict[str, Any]:
+                    override: Provenance | None, owner: bool = True) -> dict[str, Any]:
     first = edits[0]
     return {"file": str(first.path), "profile": first.profile, "section": first.section,
             "list": first.list_name, "rule": first.rule, "changed": any(e.changed for e in edits),
-            "diff": "".join(e.diff_with(context) for e in edits),
+            "diff": "".join(e.diff_with(3) if owner else e.for_approver() for e in edits),
             "lines": [p.line() for p in planned],
             "overridden_by": override.to_dict() if override else None}
 
@@ -112,7 +112,7 @@ async def approval_preview(core: Core, peer: Peer, args: Args, send: Send) -> An
     req = _request(core, arg(args, "id", str))
     allow, pattern = arg(args, "allow", bool), arg(args, "pattern", str, None)
     planned, edits, override = await asyncio.to_thread(_profile_plan, core, req, allow, pattern)
-    return _preview_result(planned, edits, override, 3 if peer.role == "operator" else 0)
+    return _preview_result(planned, edits, override, peer.role == "operator")
 
 
 async def approval_covers(core: Core, peer: Peer, args: Args, send: Send) -> Any:
