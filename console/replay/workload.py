@@ -141,7 +141,11 @@ def prompt(req: Request, block_size: int, *, salt: str = "",
     of a request without hash ids."""
     words: list[str] = []
     for i in req.hash_ids:
-        words += _block(f"{i}" if i in shared else f"{salt}:{i}", block_size)
+        # Only the words the prompt keeps: a trace's block_size of 100M made a one-word prompt
+        # draw 100M words (800 MB, seconds of the loop every lane's timings run on; review
+        # h144). random.choices draws a block's first words the same whatever its length.
+        need = min(block_size, req.input_length - len(words))
+        words += _block(f"{i}" if i in shared else f"{salt}:{i}", need)
         if len(words) >= req.input_length:
             break
     if len(words) < req.input_length:
