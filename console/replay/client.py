@@ -157,9 +157,21 @@ class Connection:
         if events is not None:
             events.feed(b"\n\n")
         else:
-            obj = json.loads(bytes(body))
+            obj = _object(bytes(body))
             result.first_token = time.perf_counter()  # a whole answer: first byte is the end
             _usage(result, obj.get("usage"))
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    """An answer (or event) as a JSON object, or a ClientError: `[]` raised AttributeError and
+    deep nesting RecursionError out of chat(), and the whole sweep stopped (review h144)."""
+    try:
+        obj = json.loads(raw)
+    except RecursionError:
+        raise ClientError("the answer's JSON is nested too deep to read") from None
+    if not isinstance(obj, dict):
+        raise ClientError(f"the answer is JSON but not an object ({type(obj).__name__})")
+    return obj
 
 
 def _usage(result: Result, usage: Any) -> None:
@@ -260,7 +272,7 @@ class _Events:
             return
         now = time.perf_counter()
         if b'"usage"' in payload and b'"usage":null' not in payload:
-            obj = json.loads(payload)
+            obj = _object(payload)
             _usage(self.result, obj.get("usage"))
             if not obj.get("choices"):
                 return
