@@ -33,3 +33,21 @@ async def test_an_answer_that_is_not_an_object_is_one_failed_request(
     assert result.end >= result.start
     if b"choices" not in answer:
         assert result.error, result
+
+
+async def test_more_output_tokens_than_asked_for_read_as_unreported() -> None:
+    """A count within MAX_TOKENS (h136's bound) but over max_tokens (4 here): 10**8 output
+    tokens for one content event made 10**8 tok/s and a $/Mtok of almost nothing."""
+    import json
+
+    from console.replay.figures import step_figures
+
+    body = json.dumps({"choices": [{"message": {"content": "hi"}}],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": 10**8}}).encode()
+    result = await _chat(_json(body))
+    assert result.error is None and result.completion_tokens is None, result
+    figures = step_figures([result], seconds=1.0, gpus=1, energy_j=100.0, price_kwh=0.3)
+    assert figures["tok_s_out"] <= 4, figures
+    honest = json.dumps({"choices": [{"message": {"content": "hi"}}],
+                         "usage": {"prompt_tokens": 5, "completion_tokens": 4}}).encode()
+    assert (await _chat(_json(honest))).completion_tokens == 4
