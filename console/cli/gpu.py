@@ -76,6 +76,9 @@ def _show_report(rep: dict[str, Any]) -> None:
          f"  J/token {_num(m.get('j_per_token'), '{:.3f}')}")
     echo(f"  approvals asked {a['approvals_asked']}, approved {a['approved']}, denied "
          f"{a['denied_by_person']}; by policy: allowed {a['policy_allowed']}, denied {a['policy_denied']}")
+    if a.get("allows_not_applied"):
+        echo(f"  {a['allows_not_applied']} allow(s) recorded after their wait ended: refused, "
+             "not applied (`pilothouse policy why` shows each)")
     net = ", ".join(f"{k} {v}" for k, v in sorted(a["net"].items())) or "none"
     conns = a["connections"]
     echo(f"  network   decisions: {net}; {conns['count']} connections, "

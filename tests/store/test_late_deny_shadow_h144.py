@@ -11,6 +11,7 @@ from pathlib import Path
 
 from store.db import open_db
 from store.decisions import final_decision, past_requests
+from store.run_activity import run_activity
 from store.writer import StoreWriter
 
 
@@ -44,3 +45,8 @@ def test_a_late_deny_stays_in_shadow_and_a_late_allow_does_not(
                 "data": {"event_id": row["id"]}}
         _, unapplied = final_decision([{**row, "data": row["data"]}, note])
         assert unapplied == bool(row["data"]["allow"])
+    # `pilothouse report` counts the late allows apart, the late denies as denies
+    activity = run_activity(open_db(db_path, readonly=True), "r1")
+    assert (activity["approved"], activity["denied_by_person"]) == (0, 1), activity
+    assert (activity["policy_allowed"], activity["policy_denied"]) == (0, 1), activity
+    assert activity["net"] == {"deny": 1} and activity["allows_not_applied"] == 3, activity

@@ -63,6 +63,7 @@ def test_run_activity_counts_asks_decisions_and_connections(
         "approvals_asked": 2, "approved": 1, "denied_by_person": 0, "policy_allowed": 0,
         "policy_denied": 1, "net": {"allow": 1, "ask": 1},
         "connections": {"count": 2, "bytes_up": 15, "bytes_down": 40},
+        "allows_not_applied": 0,
     }
 
 
