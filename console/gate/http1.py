@@ -32,6 +32,8 @@ __all__ = [
 METHOD_MOST = 32  # WebDAV's longest is 17
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _MAX_HEADER_LINES = 256
+# RFC 9112 4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ): any other control is refused
+_REASON_CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _CHUNK_LINE_MAX = 4096
 _PIECE = 64 * 1024
 # Hop-by-hop headers (RFC 9110 7.6.1) plus framing and Host, which the gate writes itself.
@@ -142,6 +144,8 @@ def parse_status_line(lines: list[bytes]) -> Head:
     status, _, reason = rest.partition(b" ")
     if version not in (b"HTTP/1.1", b"HTTP/1.0") or not re.fullmatch(rb"[1-5][0-9]{2}", status):
         raise HttpError(502, "upstream sent a malformed status line")
+    if _REASON_CTL.search(reason):  # copied to the client: a bare CR there ends a line for some
+        raise HttpError(502, "upstream sent a control character in its status line")
     return Head((version.decode("ascii"), status.decode("ascii"),
                  reason.decode("latin-1")), _headers(lines[1:]))
 

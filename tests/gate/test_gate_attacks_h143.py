@@ -1,0 +1,81 @@
+"""Attack review of the network gate, helper 143: a hostile upstream's status line.
+
+The gate re-serialises every head it forwards, and refuses a header value with CR, LF or NUL
+in it (http1._headers), so what a client reads is framed the way the gate framed it. The
+reason phrase of a status line was copied to the client byte for byte: a bare CR (or NUL, or
+an escape) in it reached the client in the line the gate wrote. A client that ends a line at
+a bare CR then reads the text behind it as a header the gate never let through (a
+`Transfer-Encoding: chunked` beside the gate's own `Content-Length`), and frames the answer
+differently than the gate did: what it reads as the answer to its next request on the same
+proxy connection (to another destination, decided and recorded as such) is then bytes of
+this server's. RFC 9112 4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ); a proxy that
+forwards a bare CR breaks 2.2's MUST. Refused now (502), as a header value with one is.
+
+Nothing here leaves the machine: names are under .invalid, the harness resolves them to a
+global address that exists nowhere and routes the checked address to a local server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import pytest
+
+from tests.gate.support import Harness, running
+from tests.gate.test_gate_attacks_s12_round2 import RawUpstream, policy
+
+SMUGGLED = b"0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
+
+
+def _answer(status_line: bytes, body: bytes = SMUGGLED):  # type: ignore[no-untyped-def]
+    def serve(up: RawUpstream, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while b"\r\n\r\n" not in up.received:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                up.received += data
+            conn.sendall(status_line + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    return serve
+
+
+async def _through(status_line: bytes) -> bytes:
+    up = RawUpstream(_answer(status_line))
+    h = Harness(policy(), upstream_port=up.port)
+    try:
+        async with running(h):
+            reader, writer = await h.open()
+            writer.write(b"GET http://ok.invalid/ HTTP/1.1\r\nHost: ok.invalid\r\n\r\n")
+            await writer.drain()
+            got = b""
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                async with asyncio.timeout(3):
+                    while data := await reader.read(65536):
+                        got += data
+                        if got.endswith(SMUGGLED) or b"Bad Gateway" in got:
+                            break
+            writer.close()
+            return got
+    finally:
+        up.close()
+
+
+@pytest.mark.parametrize("reason", [
+    b"OK\rTransfer-Encoding: chunked",  # a header only a bare-CR client sees
+    b"OK\x00",
+    b"OK\x1b]0;owned\x07",
+    b"OK\x0bX",
+])
+async def test_a_status_lines_reason_with_control_characters_is_refused(reason: bytes) -> None:
+    got = await _through(b"HTTP/1.1 200 " + reason)
+    head = got.split(b"\r\n", 1)[0]
+    assert reason not in got, got[:200]
+    assert head.startswith(b"HTTP/1.1 502 "), got[:200]
+
+
+async def test_a_plain_reason_and_a_tab_still_pass() -> None:
+    got = await _through(b"HTTP/1.1 200 All\tfine \xe9")
+    assert got.startswith(b"HTTP/1.1 200 All\tfine \xe9\r\n"), got[:200]
+    assert got.endswith(SMUGGLED)
