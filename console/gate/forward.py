@@ -9,6 +9,7 @@ copied to a usage meter when the endpoint is metered.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -119,8 +120,8 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         out.append(("Content-Length", str(rlength)))
     elif rframing == "chunked" and not decode:
         out.append(("Transfer-Encoding", "chunked"))
-    elif rframing == "none" and resp.get("content-length") is not None:
-        out.append(("Content-Length", resp.get("content-length") or "0"))
+    elif rframing == "none" and (declared := bodiless_length(resp, status)) is not None:
+        out.append(("Content-Length", declared))
     if not keep:
         out.append(("Connection", "close"))
     rhead = render(f"HTTP/1.1 {status} {resp.start[2]}", out)
@@ -157,6 +158,18 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         raise AnswerCut(exc, status, meter.finish() if meter is not None else None) from exc
     return Outcome(keep, upstream_keep, status, meter.finish() if meter is not None else None,
                    keep_s)
+
+
+def bodiless_length(resp: Head, status: int) -> str | None:
+    """The Content-Length a bodiless answer (to HEAD, a 204 or a 304) may pass on: one plain
+    number, never on a 204 (RFC 9110 8.6). Its body is never read, so body_framing never
+    checked it: copied as written, conflicting values or junk framed the client's next answer
+    on the same connection differently than the gate did (review h143)."""
+    values = {v.strip() for v in resp.get_all("content-length")}
+    if status == 204 or len(values) != 1:
+        return None
+    value = values.pop()
+    return value if re.fullmatch(r"[0-9]{1,18}", value) else None
 
 
 def keep_alive_params(resp: Head) -> tuple[float | None, int | None]:

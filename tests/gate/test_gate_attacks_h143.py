@@ -79,3 +79,58 @@ async def test_a_plain_reason_and_a_tab_still_pass() -> None:
     got = await _through(b"HTTP/1.1 200 All\tfine \xe9")
     assert got.startswith(b"HTTP/1.1 200 All\tfine \xe9\r\n"), got[:200]
     assert got.endswith(SMUGGLED)
+
+
+# -- 2. a bodiless answer's Content-Length was forwarded as the server wrote it ----------------
+#
+# An answer to HEAD, a 204 or a 304 has no body whatever its head says, so body_framing never
+# reads its Content-Length; the gate still copied the last one to the client unread: two
+# conflicting values (`5, 7`), junk, or one on a 204 (RFC 9110 8.6: a server MUST NOT send
+# one there). A client that frames by it reads the gate's next answer on the same proxy
+# connection (another destination's) as this one's body. Now a bodiless answer carries one
+# only when it is a single plain number, and a 204 none.
+
+
+def _raw(answer: bytes):  # type: ignore[no-untyped-def]
+    def serve(up: RawUpstream, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while b"\r\n\r\n" not in up.received:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                up.received += data
+            conn.sendall(answer)
+    return serve
+
+
+async def _head_of(method: bytes, answer: bytes) -> bytes:
+    up = RawUpstream(_raw(answer))
+    h = Harness(policy(), upstream_port=up.port)
+    try:
+        async with running(h):
+            reader, writer = await h.open()
+            writer.write(method + b" http://ok.invalid/ HTTP/1.1\r\nHost: ok.invalid\r\n\r\n")
+            await writer.drain()
+            async with asyncio.timeout(3):
+                head = await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+            return head
+    finally:
+        up.close()
+
+
+@pytest.mark.parametrize(("method", "answer", "shown"), [
+    (b"HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 5, 7\r\n\r\n", None),
+    (b"HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n", None),
+    (b"HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", None),
+    (b"GET", b"HTTP/1.1 204 No Content\r\nContent-Length: 100\r\n\r\n", None),
+    (b"GET", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5, 7\r\n\r\n", None),
+    (b"HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", b"1234"),
+    (b"GET", b"HTTP/1.1 304 Not Modified\r\nContent-Length: 42\r\n\r\n", b"42"),
+])
+async def test_a_bodiless_answers_length_is_forwarded_only_when_plain(
+        method: bytes, answer: bytes, shown: bytes | None) -> None:
+    head = await _head_of(method, answer)
+    lengths = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+               if line.lower().startswith(b"content-length:")]
+    assert lengths == ([shown] if shown is not None else []), head
