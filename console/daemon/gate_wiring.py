@@ -5,6 +5,7 @@ leave to a person, the recorder, the limits and the trace of metered inference c
 from __future__ import annotations
 
 from ipaddress import ip_address
+from typing import Any
 
 from console.config.bounds import fd_budget
 from console.config.load import Profile
@@ -12,7 +13,7 @@ from console.daemon.evaluation import PolicyEvaluator, network_rules
 from console.daemon.inbox import Inbox
 from console.daemon.live_config import LiveConfig
 from console.daemon.recording import Recording
-from console.gate.common import Asker, GateLimits, NetAsk, Verdict, Veto
+from console.gate.common import Asker, GateLimits, NetAsk, Stands, Verdict, Veto
 from console.gate.proxy import Gate
 from console.gate.trace import TraceRecorder
 from console.policy import Provenance
@@ -49,7 +50,7 @@ class GateWiring:
                               head_timeout=b.head_timeout,
                               lookups_per_second=b.lookups_per_second),
             on_refused=lambda: self.recording.refused(run_id, "gate"), budget=fd_budget(),
-            veto=self.veto(run_id, profile.name),
+            veto=self.veto(run_id, profile.name), stands=self.stands(run_id, profile.name),
         )
 
     def apply_config(self, gate: Gate, profile_name: str) -> None:
@@ -69,6 +70,20 @@ class GateWiring:
             return None
 
         return veto
+
+    def stands(self, run_id: str, profile_name: str) -> Stands:
+        """Whether an open connection's yes (a person's, or a grant's: its provenance) still
+        stands: not when the rules and grants now deny where it goes (a deny grant made since),
+        nor when nothing allows it now and the yes was a grant's or made one that has ended
+        (revoked, its time run out). A `once` yes stands. Uses nothing up."""
+        def stands(host: str, port: int, address: IPAddress, yes: dict[str, Any]) -> bool:
+            decided = self.evaluator.connection(run_id, profile_name, host, port, [address],
+                                                consume=False)
+            if decided.action != "ask":
+                return decided.action == "allow"
+            return not yes.get("grant_id") or yes.get("scope") == "once"
+
+        return stands
 
     def asker(self, run_id: str, profile: Profile) -> Asker:
         """The gate's question to the daemon for a destination its rules do not settle: the

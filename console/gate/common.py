@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
-    "TurnAway", "Upstream", "Verdict", "Veto", "denial", "dial_address", "dial_failure", "host_header",
+    "Stands", "TurnAway", "Upstream", "Verdict", "Veto", "denial", "dial_address", "dial_failure", "host_header",
     "header_spelling", "ip_authority", "ip_text", "lookups_in_threads", "meter_host",
     "read_absolute", "read_connect", "request_sent", "shown_target", "system_resolver",
     "READ_LIMIT",
@@ -92,6 +92,10 @@ Asker = Callable[[NetAsk], Awaitable[Verdict]]
 # covers the host or one of them), or None: the daemon's grants, for a destination the rules
 # leave to a person, asked after the lookup (a yes to a name came before it).
 Veto = Callable[[str, int, list[IPAddress]], Verdict | None]
+# (host, port, the address connected, the provenance of the yes it was opened on) -> whether
+# that yes still stands (the daemon's grants now): asked again of every open connection a
+# person or a grant allowed, so none outlives the grant it was opened on (review h143).
+Stands = Callable[[str, int, IPAddress, dict[str, Any]], bool]
 
 
 async def system_resolver(host: str, port: int,
@@ -320,7 +324,7 @@ class Conn:
     tunnel does not count as idle. `hold` stops the clock while a person is being asked.
     """
 
-    __slots__ = ("task", "writer", "last", "hold", "upstream", "idle", "cut", "how")
+    __slots__ = ("task", "writer", "last", "hold", "upstream", "idle", "cut", "how", "allowed_by")
 
     def __init__(self, task: asyncio.Task[Any] | None, writer: asyncio.StreamWriter) -> None:
         self.task = task
@@ -331,6 +335,7 @@ class Conn:
         self.idle = False
         self.cut = False  # ended because new rules deny where it goes (Deciding.replace_rules)
         self.how = "closed"
+        self.allowed_by: dict[str, Any] | None = None  # the yes its last decision went on
 
     def ended_how(self) -> str:
         """How the connection ended, for its upstream's `net.closed`."""

@@ -21,6 +21,7 @@ from console.gate.common import (
     Recorder,
     Refusal,
     Resolver,
+    Stands,
     Verdict,
     Veto,
     denial,
@@ -60,6 +61,7 @@ class Deciding:
     _own_seen: dict[tuple[str, int, tuple[IPAddress, ...]], NetMatch | None]
     _conns: set[Conn]
     _veto: Veto | None
+    _stands: Stands | None
 
     def denied_now(self, target: Target, address: IPAddress) -> bool:
         """Whether the rules in force deny a connection to this address: one just dialled (a
@@ -231,7 +233,32 @@ class Deciding:
         if action != "allow":
             raise self._refuse(method, target, match,
                                None if yes is not None else provenance)
+        conn.allowed_by = provenance  # None: the rules allowed it (a reload looks at those)
         return addrs
+
+    def recheck_asked(self) -> int:
+        """End every open connection a person or a grant allowed whose yes no longer stands
+        (`_stands`, the daemon's grants now: the grant it was opened on revoked or run out, a
+        deny grant made since), recorded `net.closed` how "policy" as a reload's cut is: a
+        tunnel must not outlive the grant it was opened on any more than the rule (review
+        h143). The sweeper asks it every second. A check that fails ends the connection."""
+        stands, ended = self._stands, 0
+        if stands is None:
+            return 0
+        for conn in list(self._conns):
+            up, why = conn.upstream, conn.allowed_by
+            if up is None or why is None or conn.cut:
+                continue
+            try:
+                ok = stands(up.target.host, up.target.port, up.address, why)
+            except Exception:
+                log.exception("gate %s: could not check a yes still stands", self.run_id)
+                ok = False
+            if not ok:
+                conn.cut = True
+                conn.drop()
+                ended += 1
+        return ended
 
     def _address_may_allow(self, port: int) -> bool:
         """Could an address turn an "ask" into an allow? Only an allow rule naming an IP or

@@ -39,6 +39,7 @@ from console.gate.common import (
     Recorder,
     Refusal,
     Resolver,
+    Stands,
     TurnAway,
     Upstream,
     Verdict,
@@ -94,9 +95,10 @@ class Gate(Dialling):
         on_refused: Callable[[], None] | None = None,
         budget: FdBudget | None = None,
         veto: Veto | None = None,  # the daemon's deny grants, asked with the addresses
+        stands: Stands | None = None,  # whether an open connection's yes still stands
     ) -> None:
         self.run_id, self.rules, self.limits, self.profile = run_id, rules, limits, profile or "NAME"
-        self._ask_fn, self._record_fn, self._veto = ask, record, veto
+        self._ask_fn, self._record_fn, self._veto, self._stands = ask, record, veto, stands
         self._resolve, self._lookup_threads = lookups_in_threads(resolver, limits)
         self._dial = dial
         self.meter = {(meter_host(h), int(p)) for h, p in meter}
@@ -214,6 +216,7 @@ class Gate(Dialling):
         idle = self.limits.idle_timeout
         while self._conns:
             await asyncio.sleep(min(1.0, idle / 4))
+            self.recheck_asked()  # a grant revoked or run out, a deny grant made
             now = time.monotonic()
             for conn in list(self._conns):
                 up = conn.upstream

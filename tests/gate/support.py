@@ -174,7 +174,7 @@ class Harness:
                  ask: Callable[[NetAsk], Any] | None = None, limits: GateLimits | None = None,
                  system_resolve: bool = False, meter: set[tuple[str, int]] | None = None,
                  record_fails: bool = False, real_dial: bool = False,
-                 budget: Any = None, veto: Any = None) -> None:
+                 budget: Any = None, veto: Any = None, stands: Any = None) -> None:
         self.records: list[tuple[str, dict[str, Any]]] = []
         self.dialled: list[tuple[str, int]] = []
         self.resolved: list[str] = []
@@ -190,6 +190,8 @@ class Harness:
             kwargs["resolver"] = self._resolve
         if not real_dial:
             kwargs["dial"] = self._dial
+        if stands is not None:
+            kwargs["stands"] = stands
         self.gate = Gate("run-1", rules, ask=ask, record=self._record,
                          limits=limits or GateLimits(), meter=meter or set(), profile="demo",
                          budget=budget, veto=veto, **kwargs)

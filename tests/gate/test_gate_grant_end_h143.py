@@ -1,0 +1,127 @@
+"""Attack review h143: a tunnel opened on a grant outlived the grant.
+
+A config reload ends every open connection to a destination the new rules deny ("an open
+tunnel must not outlive the rule written to stop it", Deciding.replace_rules). A person's own
+words about a destination did not: a tunnel opened on a `run` or timed yes (its grant), or on
+an allow grant, stayed open after the person revoked that grant or after its time ran out, and
+one opened on a yes stayed open after the person then denied the host (or its address) for
+the run: a CONNECT tunnel carries bytes for as long as either side keeps it busy. Now the
+gate looks again, at most a second later, at every open connection a person or a grant
+allowed: it ends (`net.closed`, how "policy") when the grant its yes came from has ended, or
+when a deny grant now covers it. A `once` yes, and a rule's allow, stand.
+
+Only loopback addresses and names under .invalid; the harness's stand-in global address
+(support.FAKE_GLOBAL) is routed to a local echo, never dialled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from console.daemon.evaluation import network_rules
+from console.daemon.gate_wiring import GateWiring
+
+from .support import FAKE_GLOBAL, Echo, Harness, connect, running
+from .test_gate_attacks_s23 import WAIT, _grant, _wiring
+
+NAME = "ask.corp.invalid"
+
+
+def _wired(wiring: GateWiring, echo: Echo) -> Harness:
+    """A gate as the daemon wires it for run-1 of profile demo (gate_for's hooks)."""
+    profile = wiring.evaluator.profile("demo")
+    stands = getattr(wiring, "stands", None)  # none before this review
+    return Harness(network_rules(profile), upstream_port=echo.port, names={NAME: [FAKE_GLOBAL]},
+                   ask=wiring.asker("run-1", profile), veto=wiring.veto("run-1", "demo"),
+                   stands=stands("run-1", "demo") if stands else None)
+
+
+async def _still_open(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      for_s: float = 3.0) -> bool:
+    """Whether the tunnel still carries bytes after `for_s` seconds (echoed back)."""
+    deadline = time.monotonic() + for_s
+    while time.monotonic() < deadline:
+        try:
+            writer.write(b"ping")
+            await writer.drain()
+            got = await asyncio.wait_for(reader.read(64), 1.0)
+        except (ConnectionError, TimeoutError):
+            return False
+        if not got:
+            return False
+        await asyncio.sleep(0.2)
+    return True
+
+
+async def _tunnel(tmp_path: Path, scope: str | None, change) -> tuple[bool, list]:  # type: ignore[no-untyped-def]
+    """A CONNECT tunnel to NAME:443 opened on a person's yes with `scope` (None: an allow
+    grant made beforehand), then `change(grants, inbox)`; whether it is open 3 s later."""
+    wiring, inbox, grants = _wiring(tmp_path, 'default = "ask"\n')
+    if scope is None:
+        _grant(grants, f"{NAME}:443", "allow")
+    echo = await Echo().start()
+    h = _wired(wiring, echo)
+    try:
+        async with running(h):
+            attempt = asyncio.ensure_future(connect(h, f"{NAME}:443"))
+            if scope is not None:
+                deadline = asyncio.get_running_loop().time() + WAIT
+                while not inbox.pending("run-1"):
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.01)
+                (req,) = inbox.pending("run-1")
+                await inbox.decide(req.id, True, "alice", scope)
+            status, _, _, reader, writer = await asyncio.wait_for(attempt, WAIT)
+            assert status == 200
+            assert await _still_open(reader, writer, 0.3)
+            change(grants, inbox)
+            open_after = await _still_open(reader, writer)
+            writer.close()
+            closed = h.kinds("net.closed")
+    finally:
+        await echo.close()
+    return open_after, closed
+
+
+def _revoke_all(grants, inbox) -> None:  # type: ignore[no-untyped-def]
+    for g in grants.list():
+        grants.revoke(g.id)
+
+
+@pytest.mark.parametrize("scope", ["run", None])
+async def test_a_tunnel_ends_when_the_grant_it_was_opened_on_is_revoked(
+        tmp_path: Path, scope: str | None) -> None:
+    open_after, closed = await _tunnel(tmp_path, scope, _revoke_all)
+    assert not open_after, "the tunnel outlived the grant it was opened on"
+    assert [c["how"] for c in closed] == ["policy"]
+
+
+async def test_a_tunnel_ends_when_its_timed_grant_runs_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def expire(grants, inbox) -> None:  # type: ignore[no-untyped-def]
+        later = time.time() + 3600  # the 1 minute grant is over
+        monkeypatch.setattr(grants, "_clock", lambda: later)
+        monkeypatch.setattr(time, "time", lambda: later)
+    open_after, closed = await _tunnel(tmp_path, "1m", expire)
+    assert not open_after, "the tunnel outlived its timed grant"
+
+
+@pytest.mark.parametrize("deny", [NAME, str(FAKE_GLOBAL)])
+async def test_a_tunnel_ends_when_a_deny_grant_covers_it(tmp_path: Path, deny: str) -> None:
+    open_after, closed = await _tunnel(
+        tmp_path, "once", lambda grants, inbox: _grant(grants, deny, "deny"))
+    assert not open_after, f"a deny grant on {deny} left the open tunnel carrying bytes"
+    assert [c["how"] for c in closed] == ["policy"]
+
+
+@pytest.mark.parametrize("scope", ["once", "run"])
+async def test_a_tunnel_on_a_yes_stands_while_its_grant_does(tmp_path: Path, scope: str) -> None:
+    def unrelated(grants, inbox) -> None:  # type: ignore[no-untyped-def]
+        _grant(grants, "other.invalid", "deny")
+        _grant(grants, "127.0.0.99", "deny")
+    open_after, closed = await _tunnel(tmp_path, scope, unrelated)
+    assert open_after and not closed
