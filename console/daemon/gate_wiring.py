@@ -18,6 +18,8 @@ from console.gate.proxy import Gate
 from console.gate.trace import TraceRecorder
 from console.policy import Provenance
 from console.policy.hosts import IPAddress
+from console.policy.netrules import NetworkRules
+from console.policy.network import decide_network
 
 
 def inference_endpoints(items: list[str]) -> list[tuple[str, int]]:
@@ -76,9 +78,10 @@ class GateWiring:
         stands: not when the rules and grants now deny where it goes (a deny grant made since),
         nor when nothing allows it now and the yes was a grant's or made one that has ended
         (revoked, its time run out). A `once` yes stands. Uses nothing up."""
-        def stands(host: str, port: int, address: IPAddress, yes: dict[str, Any]) -> bool:
-            decided = self.evaluator.connection(run_id, profile_name, host, port, [address],
-                                                consume=False)
+        def stands(rules: NetworkRules, host: str, port: int, address: IPAddress,
+                   yes: dict[str, Any]) -> bool:
+            decided = decide_network(rules, host, port, [address], grants=self.evaluator.grants,
+                                     run_id=run_id, profile=profile_name, consume=False)
             if decided.action != "ask":
                 return decided.action == "allow"
             return not yes.get("grant_id") or yes.get("scope") == "once"

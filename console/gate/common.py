@@ -26,7 +26,7 @@ from console.policy.hosts import (
     parse_absolute_url,
     parse_connect_target,
 )
-from console.policy.netrules import BadPattern, NetMatch, parse_pattern
+from console.policy.netrules import BadPattern, NetMatch, NetworkRules, parse_pattern
 from console.text import clipped
 
 if TYPE_CHECKING:
@@ -92,10 +92,10 @@ Asker = Callable[[NetAsk], Awaitable[Verdict]]
 # covers the host or one of them), or None: the daemon's grants, for a destination the rules
 # leave to a person, asked after the lookup (a yes to a name came before it).
 Veto = Callable[[str, int, list[IPAddress]], Verdict | None]
-# (host, port, the address connected, the provenance of the yes it was opened on) -> whether
-# that yes still stands (the daemon's grants now): asked again of every open connection a
-# person or a grant allowed, so none outlives the grant it was opened on (review h143).
-Stands = Callable[[str, int, IPAddress, dict[str, Any]], bool]
+# (the gate's rules now, host, port, the address connected, the provenance of the yes it was
+# opened on) -> whether that yes still stands (with the daemon's grants now): asked again of
+# every open connection a person or a grant allowed, so none outlives its grant (review h143).
+Stands = Callable[[NetworkRules, str, int, IPAddress, dict[str, Any]], bool]
 
 
 async def system_resolver(host: str, port: int,

@@ -250,7 +250,7 @@ class Deciding:
             if up is None or why is None or conn.cut:
                 continue
             try:
-                ok = stands(up.target.host, up.target.port, up.address, why)
+                ok = stands(self.rules, up.target.host, up.target.port, up.address, why)
             except Exception:
                 log.exception("gate %s: could not check a yes still stands", self.run_id)
                 ok = False
