@@ -28,7 +28,7 @@ from console.gate.http1 import (
     render,
 )
 from console.gate.sockio import SockStream
-from console.gate.usage import Usage, UsageMeter
+from console.gate.usage import HeldBytes, Usage, UsageMeter
 from console.policy.hosts import Target
 
 __all__ = ["Outcome", "exchange"]
@@ -60,7 +60,7 @@ class AnswerCut(Exception):
 async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: Head,
                    up: Upstream, target: Target, path: str, framing: str, length: int, *,
                    client_keep: bool, metered: bool, max_header_bytes: int,
-                   observer: Any = None) -> Outcome:
+                   observer: Any = None, held: HeldBytes | None = None) -> Outcome:
     """Send one request upstream and relay its response; raises HttpError/OSError midway.
     `observer` (a gate.trace.RequestTrace) sees the request body and the answer's bytes."""
     method, version = req.start[0], req.start[2]
@@ -136,7 +136,7 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     meter = None
     if metered and (resp.get("content-encoding") or "identity").lower() == "identity":
         meter = UsageMeter(resp.get("content-type") or "",
-                           chunked=rframing == "chunked" and not decode)
+                           chunked=rframing == "chunked" and not decode, pool=held)
 
     def tap_down(data: bytes) -> None:
         act.last = time.monotonic()
@@ -156,6 +156,9 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         await writer.drain()
     except (HttpError, OSError, asyncio.IncompleteReadError) as exc:
         raise AnswerCut(exc, status, meter.finish() if meter is not None else None) from exc
+    finally:
+        if meter is not None:  # ended, cut or cancelled: the run's bound gets it back
+            meter.release()
     return Outcome(keep, upstream_keep, status, meter.finish() if meter is not None else None,
                    keep_s)
 

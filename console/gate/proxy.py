@@ -59,6 +59,7 @@ from console.gate.sockio import Listener, SockStream
 from console.gate.splice import CAN_SPLICE, SplicedTunnel, pump, splice
 from console.gate.tls import MAX_HELLO_BYTES, HelloCheck, SniMismatch
 from console.gate.upstreams import REPLAYABLE, Dialling, give_up_on
+from console.gate.usage import HeldBytes
 from console.policy.hosts import REASON_SHOWN, BadTarget, Target
 from console.policy.netrules import NetworkRules
 from console.text import clipped
@@ -115,6 +116,7 @@ class Gate(Dialling):
         self._on_refused = on_refused
         self._budget = budget
         self._lookups = TokenBucket(limits.lookups_per_second)
+        self._meters_held = HeldBytes()  # what its metered answers keep (usage.py)
         self._decisions = {}
         self._decided_by = None
         self._readiness: Readiness | None = None  # made with the first spliced tunnel
@@ -440,7 +442,8 @@ class Gate(Dialling):
                     outcome = await exchange(
                         reader, writer, req, up, target, path, framing, length,
                         client_keep=client_keep, metered=metered,
-                        max_header_bytes=self.limits.max_header_bytes, observer=rec)
+                        max_header_bytes=self.limits.max_header_bytes, observer=rec,
+                        held=self._meters_held)
                     break
                 except (HttpError, OSError, asyncio.IncompleteReadError):
                     if not again or up.reader.received != heard:

@@ -35,13 +35,35 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MAX_TOKENS", "ChunkedDecoder", "Usage", "UsageMeter", "token_count"]
+__all__ = ["MAX_TOKENS", "ChunkedDecoder", "HeldBytes", "Usage", "UsageMeter", "token_count"]
 
 _HEAD_TAIL = 64 * 1024
 # More tokens than any model's context holds, tenfold: a count above it is not believed (the
 # field reads as unreported). Unbounded, one JSON integer of 400 digits overflowed SQLite's
 # INTEGER and every float the GPU ledger makes of it, and a trillion made the export hang.
 MAX_TOKENS = 100_000_000
+# JSON bytes one run's meters keep whole at once; past them a meter keeps its head and tail.
+# Per answer alone (max_buffer), a run holding 64 answers just short of 4 MiB kept 256 MiB of
+# the daemon's memory for as long as it liked (review h143; the request side: trace.py).
+METERS_HELD_PER_RUN = 16 * 1024 * 1024
+
+
+class HeldBytes:
+    """What a run's meters hold, against one bound (a gate has one)."""
+
+    __slots__ = ("held", "most")
+
+    def __init__(self, most: int = METERS_HELD_PER_RUN) -> None:
+        self.held, self.most = 0, most
+
+    def take(self, n: int) -> bool:
+        if self.held + n > self.most:
+            return False
+        self.held += n
+        return True
+
+    def give(self, n: int) -> None:
+        self.held = max(0, self.held - n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +169,7 @@ class UsageMeter:
         chunked: bool = False,
         max_buffer: int = 4 * 1024 * 1024,
         max_line: int = 1024 * 1024,
+        pool: HeldBytes | None = None,
     ) -> None:
         ct = content_type.split(";", 1)[0].strip().lower()
         self._mode = ("sse" if ct == "text/event-stream" else
@@ -165,6 +188,7 @@ class UsageMeter:
         self._truncated = False
         self._fields: dict[str, Any] = {}
         self.failed = False
+        self._pool, self._taken = pool, 0  # the run's bound; what this meter took of it
 
     # -- feeding ------------------------------------------------------------------------------
 
@@ -193,11 +217,14 @@ class UsageMeter:
 
     def _keep(self, data: bytes) -> None:
         if not self._truncated:
+            fits = self._pool is None or self._pool.take(len(data))
+            self._taken += len(data) if fits and self._pool is not None else 0
             self._buf += data
-            if len(self._buf) > self._max_buffer:
+            if len(self._buf) > self._max_buffer or not fits:
                 self._head = bytes(self._buf[:_HEAD_TAIL])
                 del self._buf[:-_HEAD_TAIL]
                 self._truncated = True
+                self.release()
         else:
             self._buf += data
             if len(self._buf) > 2 * _HEAD_TAIL:
@@ -296,6 +323,12 @@ class UsageMeter:
                 self._fields[key] = usage[key]
 
     # -- result -------------------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Give back what this meter took of its run's bound (it keeps no whole body now)."""
+        if self._pool is not None:
+            self._pool.give(self._taken)
+        self._taken = 0
 
     def finish(self) -> Usage | None:
         """Flush what is pending and return the usage seen, or None if there was none."""

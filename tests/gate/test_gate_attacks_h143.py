@@ -134,3 +134,62 @@ async def test_a_bodiless_answers_length_is_forwarded_only_when_plain(
     lengths = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
                if line.lower().startswith(b"content-length:")]
     assert lengths == ([shown] if shown is not None else []), head
+
+
+# -- 3. a run's metered answers held memory without a bound for the run -----------------------
+#
+# The usage meter keeps a JSON answer whole up to 4 MiB (usage.py) to read its usage at the end.
+# That bound was per answer: a run's agent holding many metered answers just short of that (an
+# embeddings call returns megabytes of JSON; the agent reads what arrives and stops) kept 4 MiB
+# each in the daemon for as long as it held them, 64 upstream connections a run: 256 MiB, as
+# the request bodies were before review s33 bounded them per run. Now a run's meters share 16
+# MiB; past it a meter keeps only the head and tail it keeps past 4 MiB.
+
+CHUNK = 1 << 20
+
+
+async def test_a_runs_metered_answers_share_one_memory_bound() -> None:
+    import gc
+
+    from console.gate.usage import UsageMeter
+
+    sent = 3 * CHUNK + CHUNK // 2  # under the per-answer 4 MiB, so each is kept whole
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(Exception):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n{\"data\": \"" % (8 * CHUNK))
+            writer.write(b"x" * sent)  # and the rest never: the answer stays in flight
+            await writer.drain()
+            await asyncio.sleep(30)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    h = Harness(policy(), upstream_port=port, meter={("ok.invalid", 80)})
+    conns = []
+    try:
+        async with running(h):
+            for _ in range(12):
+                reader, writer = await h.open()
+                writer.write(b"POST http://ok.invalid/v1/embeddings HTTP/1.1\r\n"
+                             b"Host: ok.invalid\r\nContent-Length: 2\r\n\r\n{}")
+                await writer.drain()
+                conns.append((reader, writer))
+            for reader, _ in conns:  # the agent reads what arrives, then stops reading
+                got = 0
+                async with asyncio.timeout(20):
+                    while got < sent:
+                        data = await reader.read(1 << 20)
+                        assert data
+                        got += len(data)
+            gc.collect()
+            meters = [m for m in gc.get_objects() if isinstance(m, UsageMeter)]
+            held = sum(len(m._buf) + len(m._head) + len(m._line) for m in meters)
+            for _, writer in conns:
+                writer.close()
+    finally:
+        server.close()
+    assert len(meters) == 12
+    assert held <= 16 * CHUNK + 12 * 3 * 64 * 1024, f"{held / CHUNK:.0f} MiB held by one run"
