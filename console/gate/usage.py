@@ -198,8 +198,35 @@ class UsageMeter:
             return
         try:
             self._feed(data)
+            if self._pool is not None:
+                self._held_now()
         except Exception:
             self.failed = True
+            self.release()
+
+    def _holding(self) -> int:
+        """Bytes kept that grow with the answer: a whole body, a line, an event's data."""
+        return (0 if self._truncated else len(self._buf)) + len(self._line) + self._event_bytes
+
+    def _held_now(self) -> None:
+        """Take what this meter keeps from its run's bound; refused, keep only what is bounded
+        per answer: the body's head and tail, no line or event in progress (their usage, if
+        they carried any, is not read)."""
+        pool, now = self._pool, self._holding()
+        assert pool is not None
+        if now > self._taken and not pool.take(now - self._taken):
+            if not self._truncated:
+                self._head = bytes(self._buf[:_HEAD_TAIL])
+                del self._buf[:-_HEAD_TAIL]
+                self._truncated = True
+            if self._line:
+                self._line.clear()
+                self._skipping_line = True
+            self._event, self._event_bytes = [], 0
+            now = self._holding()
+        if now < self._taken:
+            pool.give(self._taken - now)
+        self._taken = now
 
     def _feed(self, data: bytes) -> None:
         if self._chunked is not None:
@@ -217,14 +244,11 @@ class UsageMeter:
 
     def _keep(self, data: bytes) -> None:
         if not self._truncated:
-            fits = self._pool is None or self._pool.take(len(data))
-            self._taken += len(data) if fits and self._pool is not None else 0
             self._buf += data
-            if len(self._buf) > self._max_buffer or not fits:
+            if len(self._buf) > self._max_buffer:
                 self._head = bytes(self._buf[:_HEAD_TAIL])
                 del self._buf[:-_HEAD_TAIL]
                 self._truncated = True
-                self.release()
         else:
             self._buf += data
             if len(self._buf) > 2 * _HEAD_TAIL:
@@ -325,7 +349,7 @@ class UsageMeter:
     # -- result -------------------------------------------------------------------------------
 
     def release(self) -> None:
-        """Give back what this meter took of its run's bound (it keeps no whole body now)."""
+        """Give back what this meter took of its run's bound (the answer ended)."""
         if self._pool is not None:
             self._pool.give(self._taken)
         self._taken = 0

@@ -148,18 +148,22 @@ async def test_a_bodiless_answers_length_is_forwarded_only_when_plain(
 CHUNK = 1 << 20
 
 
-async def test_a_runs_metered_answers_share_one_memory_bound() -> None:
+@pytest.mark.parametrize(("ctype", "start", "sent", "count"), [
+    (b"application/json", b'{"data": "', 3 * CHUNK + CHUNK // 2, 12),  # under 4 MiB: kept whole
+    (b"text/event-stream", b"data: ", CHUNK - CHUNK // 8, 24),  # a line under its 1 MiB bound
+])
+async def test_a_runs_metered_answers_share_one_memory_bound(
+        ctype: bytes, start: bytes, sent: int, count: int) -> None:
     import gc
 
+    from console.gate import GateLimits
     from console.gate.usage import UsageMeter
-
-    sent = 3 * CHUNK + CHUNK // 2  # under the per-answer 4 MiB, so each is kept whole
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
             await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n{\"data\": \"" % (8 * CHUNK))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (ctype, 8 * CHUNK, start))
             writer.write(b"x" * sent)  # and the rest never: the answer stays in flight
             await writer.drain()
             await asyncio.sleep(30)
@@ -167,11 +171,12 @@ async def test_a_runs_metered_answers_share_one_memory_bound() -> None:
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    h = Harness(policy(), upstream_port=port, meter={("ok.invalid", 80)})
+    h = Harness(policy(), upstream_port=port, meter={("ok.invalid", 80)},
+                limits=GateLimits(lookups_per_second=100))
     conns = []
     try:
         async with running(h):
-            for _ in range(12):
+            for _ in range(count):
                 reader, writer = await h.open()
                 writer.write(b"POST http://ok.invalid/v1/embeddings HTTP/1.1\r\n"
                              b"Host: ok.invalid\r\nContent-Length: 2\r\n\r\n{}")
@@ -186,10 +191,11 @@ async def test_a_runs_metered_answers_share_one_memory_bound() -> None:
                         got += len(data)
             gc.collect()
             meters = [m for m in gc.get_objects() if isinstance(m, UsageMeter)]
-            held = sum(len(m._buf) + len(m._head) + len(m._line) for m in meters)
+            held = sum(len(m._buf) + len(m._head) + len(m._line) + m._event_bytes
+                       for m in meters)
             for _, writer in conns:
                 writer.close()
     finally:
         server.close()
-    assert len(meters) == 12
-    assert held <= 16 * CHUNK + 12 * 3 * 64 * 1024, f"{held / CHUNK:.0f} MiB held by one run"
+    assert len(meters) == count
+    assert held <= 16 * CHUNK + count * 3 * 64 * 1024, f"{held / CHUNK:.0f} MiB held by one run"
