@@ -38,7 +38,7 @@ def test_a_rule_is_not_saved_into_a_file_whose_edit_is_not_in_force(tmp_path: Pa
         rows.append((kind, kw.get("data") or {}))
         return {"id": len(rows)}
 
-    storage: Any = SimpleNamespace(record_security=record_security)
+    storage: Any = SimpleNamespace(record_security=record_security, key=b"k" * 32)
     reloader = ConfigReloader(live, storage, on_change=lambda: None)
     config.write_text(EDITED)  # a person's edit, whose reload cannot be recorded
 
