@@ -29,7 +29,7 @@ from tests.gate.test_gate_attacks_s12_round2 import RawUpstream, policy
 SMUGGLED = b"0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
 
 
-def _answer(status_line: bytes, body: bytes = SMUGGLED):  # type: ignore[no-untyped-def]
+def _raw(answer: bytes):  # type: ignore[no-untyped-def]
     def serve(up: RawUpstream, conn: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while b"\r\n\r\n" not in up.received:
@@ -37,8 +37,13 @@ def _answer(status_line: bytes, body: bytes = SMUGGLED):  # type: ignore[no-unty
                 if not data:
                     return
                 up.received += data
-            conn.sendall(status_line + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            conn.sendall(answer)
     return serve
+
+
+def _answer(status_line: bytes, body: bytes = SMUGGLED):  # type: ignore[no-untyped-def]
+    """An upstream that reads one request head and sends this status line, then a body."""
+    return _raw(status_line + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
 
 async def _through(status_line: bytes) -> bytes:
@@ -90,17 +95,6 @@ async def test_a_plain_reason_and_a_tab_still_pass() -> None:
 # connection (another destination's) as this one's body. Now a bodiless answer carries one
 # only when it is a single plain number, and a 204 none.
 
-
-def _raw(answer: bytes):  # type: ignore[no-untyped-def]
-    def serve(up: RawUpstream, conn: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while b"\r\n\r\n" not in up.received:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                up.received += data
-            conn.sendall(answer)
-    return serve
 
 
 async def _head_of(method: bytes, answer: bytes) -> bytes:

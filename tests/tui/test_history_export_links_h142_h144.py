@@ -1,6 +1,9 @@
-"""Review h144: the History export (key e) refused a link as the file (h142) but went through
-one as a folder: `ws/out/events.jsonl` where the agent left `out -> ~/.ssh` wrote the export
-into the person's folder. A plain path of the person's is still written."""
+"""The History export (key e) against an agent's links. Review h142: it resolved the name it
+was given (`Path.resolve()`) and wrote the file the link names: an agent's `events.jsonl ->
+~/.ssh/authorized_keys` in the workspace was written through, with no question asked when that
+file did not exist yet (the CLI's -o already refused it). Review h144: it then refused a link
+as the file but went through one as a folder: `ws/out/events.jsonl` where the agent left
+`out -> ~/.ssh` wrote into the person's folder. A plain path of the person's is still written."""
 
 from __future__ import annotations
 
@@ -29,6 +32,19 @@ async def _export_to(path: Path) -> None:
         app.screen.query_one("#prompt-value").value = str(path)
         await pilot.press("enter")
         await pilot.pause(1.0)
+
+
+async def test_the_history_export_does_not_write_through_a_link(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "dotssh").mkdir()
+    victim = tmp_path / "dotssh" / "authorized_keys"  # not there yet: no "Replace?" question
+    link = tmp_path / "ws" / "events.jsonl"
+    link.parent.mkdir()
+    link.symlink_to(victim)
+    await _export_to(link)
+    assert not victim.exists(), "the export was written through the agent's link"
+    assert link.is_symlink()
 
 
 async def test_the_history_export_goes_through_no_folder_link(
