@@ -10,27 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
 from console.sandbox import docker
 from console.sandbox.base import Limits, SandboxSpec, prepare_run_dir
 from console.sandbox.bwrap import BwrapBackend
+from tests.sandbox.swap_handshake import hold_before_the_mounts
 
 HANDSHAKE = Path(sys.argv[2])
-_config = docker.DockerBackend.container_config
-
-
-def _config_after_the_swap(self, *args, **kw):  # type: ignore[no-untyped-def]
-    (HANDSHAKE / "checked").write_text("")
-    deadline = time.monotonic() + 30
-    while not (HANDSHAKE / "swapped").exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return _config(self, *args, **kw)
-
-
-docker.DockerBackend.container_config = _config_after_the_swap
+hold_before_the_mounts(HANDSHAKE)
 
 
 async def _with_prepare(job: dict) -> dict:

@@ -9,25 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from pathlib import Path
 
-from console.sandbox import docker
 from tests.sandbox import daemon_user
+from tests.sandbox.swap_handshake import hold_before_the_mounts
 
 HANDSHAKE = Path(sys.argv[2])
-_config = docker.DockerBackend.container_config
-
-
-def _config_after_the_swap(self, *args, **kw):  # type: ignore[no-untyped-def]
-    (HANDSHAKE / "checked").write_text("")
-    deadline = time.monotonic() + 30
-    while not (HANDSHAKE / "swapped").exists() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return _config(self, *args, **kw)
-
-
-docker.DockerBackend.container_config = _config_after_the_swap
+hold_before_the_mounts(HANDSHAKE)
 
 if __name__ == "__main__":
     job = json.loads(sys.argv[1])
