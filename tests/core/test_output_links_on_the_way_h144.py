@@ -15,7 +15,7 @@ from console.cli.output import open_output
 from console.paths import LinkOnTheWay, open_folder_of
 
 
-def _scene(tmp_path: Path) -> tuple[Path, Path]:
+def agents_folder_link(tmp_path: Path) -> tuple[Path, Path]:
     victim = tmp_path / "dotssh"
     victim.mkdir()
     ws = tmp_path / "ws"
@@ -30,7 +30,7 @@ def _scene(tmp_path: Path) -> tuple[Path, Path]:
 def test_a_link_on_the_way_is_not_written_through(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         how: str) -> None:
-    ws, victim = _scene(tmp_path)
+    ws, victim = agents_folder_link(tmp_path)
     (victim / "sub").mkdir()
     monkeypatch.chdir(ws)
     path = {"relative": "out/events.csv", "absolute": str(ws / "out" / "events.csv"),
@@ -71,7 +71,7 @@ def test_roots_own_link_on_the_way_is_followed() -> None:
 
 
 def test_the_link_named_is_the_one_on_the_way(tmp_path: Path) -> None:
-    ws, _ = _scene(tmp_path)
+    ws, _ = agents_folder_link(tmp_path)
     with pytest.raises(LinkOnTheWay) as caught:
         open_folder_of(str(ws / "out" / "x.csv"))
     assert caught.value.link == str(ws / "out")

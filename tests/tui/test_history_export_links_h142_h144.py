@@ -7,11 +7,11 @@ as the file but went through one as a folder: `ws/out/events.jsonl` where the ag
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from tests.core.test_output_links_on_the_way_h144 import agents_folder_link
 from tests.tui.fixed import NOW
 from tests.tui.screen import app_with, attached, until
 
@@ -50,13 +50,7 @@ async def test_the_history_export_does_not_write_through_a_link(
 async def test_the_history_export_goes_through_no_folder_link(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    victim = tmp_path / "dotssh"
-    victim.mkdir()
-    ws = tmp_path / "ws"
-    ws.mkdir()
-    (ws / "out").symlink_to(victim)
-    if os.geteuid() == 0:  # the agent is never root on the host: its link is another user's
-        os.lchown(ws / "out", 65534, 65534)
+    ws, victim = agents_folder_link(tmp_path)  # ws/out -> dotssh, as the agent leaves it
     await _export_to(ws / "out" / "authorized_keys")
     assert list(victim.iterdir()) == [], "the export was written through the agent's link"
 
