@@ -7,6 +7,7 @@ reaches through another to find a third. `start_core` builds the parts in depend
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -109,6 +110,10 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
 
 async def stop_core(core: Core) -> None:
     core.reloader.stop()
+    docker = get_backend("docker")
+    if docker.swept is not None:  # a stop before the engine answered: the sweep waits no more
+        docker.swept.cancel()
+        docker.swept = None
     await core.runs.close(actor="daemon", grace=2.0)
     await core.channels.close()
     await core.gpu.stop()
@@ -129,18 +134,34 @@ def _profile_of(runs: RunManager) -> Callable[[str], str | None]:
 
 
 async def _reconcile_backends(core: Core) -> None:
-    """Docker containers of runs this daemon does not know are orphans: remove them."""
+    """Sandboxes of runs this daemon does not know are orphans: removed. Views and bwrap's
+    cgroups before the daemon answers; Docker's containers beside its first answers (loading
+    the engine's client and asking it took ~0.15 s of every start), every Docker start waiting
+    for that sweep (docker.py), so it never removes a run of this daemon's."""
     removed: list[str] = reconcile_views(core.paths.runs_dir)
     try:
-        for name in ("bwrap", "docker"):
-            backend = get_backend(name)
-            if backend.usable()[0]:
-                removed += await backend.reconcile(set())
+        bwrap = get_backend("bwrap")
+        if bwrap.usable()[0]:
+            removed += await bwrap.reconcile(set())
     except Exception as exc:
         log.warning("could not reconcile sandboxes: %s", exc)
+    _note_orphans(core, removed)
+    docker = get_backend("docker")
+    docker.swept = asyncio.ensure_future(docker.reconcile(set()))
+    docker.swept.add_done_callback(lambda done: _docker_swept(core, done))
+
+
+def _docker_swept(core: Core, done: asyncio.Future[list[str]]) -> None:
+    if done.cancelled():
         return
+    if (exc := done.exception()) is not None:
+        log.warning("could not reconcile Docker sandboxes: %s", exc)
+    else:
+        _note_orphans(core, done.result())
+
+
+def _note_orphans(core: Core, removed: list[str]) -> None:
     if removed:
         core.store.record("sandbox.orphans_removed", actor="daemon",
                           text=f"removed {len(removed)} orphan sandbox(es)",
                           data={"removed": removed})
-

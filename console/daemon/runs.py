@@ -180,7 +180,7 @@ class RunManager:
                      actor: str, command: list[str] | None,
                      caller_env: dict[str, str] | None) -> Run:  # fmt: skip
         try:
-            backend = self.choose_backend(profile.sandbox, profile)
+            backend = await asyncio.to_thread(self.choose_backend, profile.sandbox, profile)
         except SandboxError as exc:
             raise Failure("no-sandbox", str(exc), exc.hint or "run: pilothouse doctor") from None
         if backend.name == "none" and asker[0] not in (0, os.getuid()):

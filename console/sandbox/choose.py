@@ -57,6 +57,8 @@ def choose_backend(requested: str, image: str | None = None) -> Any:
     if req != "auto":
         get_backend(req)  # raises the "unknown sandbox" error
     bwrap_ok, bwrap_why = get_backend("bwrap").usable()
+    if bwrap_ok and not image:  # the engine is not asked (it may be slow, or not answer at all)
+        return get_backend("bwrap")
     docker_ok, docker_why = get_backend("docker").usable()
     if image:
         if docker_ok:
@@ -65,8 +67,6 @@ def choose_backend(requested: str, image: str | None = None) -> Any:
             f"this profile names the image {image!r} but Docker is not usable: {docker_why}",
             "start Docker, or remove `image` to run under bubblewrap; pilothouse doctor",
         )
-    if bwrap_ok:
-        return get_backend("bwrap")
     reason = f"bubblewrap: {bwrap_why}"
     if docker_ok:
         reason += '; Docker works, but this profile names no image (set image = "...")'

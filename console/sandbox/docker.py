@@ -1,9 +1,9 @@
 """The Docker backend: one container per run, no network, read-only root, no capabilities.
 
 Container settings: network_mode none (the daemon adds the bridge inside), read_only root with
-tmpfs /tmp and HOME (and each image VOLUME), cap_drop ALL, no-new-privileges (our seccomp profile
-replaces the engine's default), pids / memory (swap included) / CPU limits, init=True (tini reaps and forwards
-signals), labels pilothouse.run and pilothouse.profile, workspace bound rw at /workspace with
+tmpfs /tmp and HOME (and each image VOLUME), cap_drop ALL, no-new-privileges (our seccomp
+profile replaces the engine's default), pids / memory (swap included) / CPU limits, init=True
+(tini reaps and forwards signals), labels pilothouse.run and pilothouse.profile, workspace bound rw at /workspace with
 the protected paths read-only on top, the run folder read-only at /run/pilothouse.
 
 User: identity.py decides (the same rule as bubblewrap): never uid 0; a root-owned workspace is
@@ -58,7 +58,7 @@ from .engine_paths import bridge_refusal, changeable_by_others
 from .image_files import exists, read_text
 from .procstats import ProcStats, tree
 from .seccomp import docker_profile
-from .stream_pump import StreamPump
+from .stream_pump import StreamPump, attach_output
 from .view import WorkspaceView, live_views, nested_repo_notes, open_view
 
 LABEL_RUN = "pilothouse.run"
@@ -176,6 +176,7 @@ class DockerBackend(NothingEarly):
         self._probed = 0.0
         self._images: dict[str, ImageInfo] = {}
         self._lock = threading.Lock()
+        self.swept: asyncio.Future[list[str]] | None = None  # the daemon's start sweep (core.py)
 
     @property
     def client(self) -> Any:
@@ -331,6 +332,8 @@ class DockerBackend(NothingEarly):
             raise SandboxError(
                 f"workspace {spec.workspace} is not a directory", "create it or fix the profile"
             )
+        if self.swept is not None:  # it removes every container no live run holds: made after it
+            await asyncio.wait([self.swept])
         ok, why = await asyncio.to_thread(self.usable)
         if not ok:
             raise SandboxError(why, "pilothouse doctor")
@@ -426,18 +429,6 @@ class DockerBackend(NothingEarly):
 
         ok, _ = await asyncio.to_thread(self.usable)
         return await asyncio.to_thread(sweep) if ok else []
-
-
-def attach_output(container: Any) -> Any:
-    """The container's output stream, attached before it starts. A pooled connection dockerd
-    had closed failed a start now and then ("Remote end closed connection without response",
-    docker-py #2075, seen in the suite): tried once more on a fresh one, nothing has run yet."""
-    import requests
-
-    try:
-        return container.attach(stdout=True, stderr=True, stream=True, logs=True)
-    except requests.exceptions.ConnectionError:
-        return container.attach(stdout=True, stderr=True, stream=True, logs=True)
 
 
 def volume_tmpfs(volumes: tuple[str, ...], taken: list[str]) -> dict[str, str]:

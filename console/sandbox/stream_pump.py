@@ -54,3 +54,15 @@ class StreamPump:
             pass
         finally:
             self.close()
+
+
+def attach_output(container: Any) -> Any:
+    """The container's output stream, attached before it starts. A pooled connection dockerd
+    had closed failed a start now and then ("Remote end closed connection without response",
+    docker-py #2075, seen in the suite): tried once more on a fresh one, nothing has run yet."""
+    import requests
+
+    try:
+        return container.attach(stdout=True, stderr=True, stream=True, logs=True)
+    except requests.exceptions.ConnectionError:
+        return container.attach(stdout=True, stderr=True, stream=True, logs=True)

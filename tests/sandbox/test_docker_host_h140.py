@@ -98,7 +98,7 @@ def test_an_attach_on_a_connection_dockerd_closed_is_tried_once_more():
     container: the fault cannot be made on demand against the real engine."""
     import requests
 
-    from console.sandbox.docker import attach_output
+    from console.sandbox.stream_pump import attach_output
 
     class Closing:
         def __init__(self, fails: int) -> None:
