@@ -11,6 +11,7 @@ import functools
 import inspect
 import logging
 import time
+from types import CoroutineType
 from typing import Any
 
 from console.gate.common import (
@@ -37,6 +38,7 @@ __all__ = ["Deciding", "TokenBucket"]
 
 log = logging.getLogger("console.gate.proxy")
 _REMEMBERED = 4096  # verdicts kept per gate before the memory starts over
+_UNSEEN: Any = object()
 _ip_literal = functools.lru_cache(maxsize=1024)(ip_literal)  # pure; asked per request
 
 
@@ -126,17 +128,18 @@ class Deciding:
         if self._own_for[0] is not self.rules or self._own_for[1] is not own:
             self._own_for, self._own_seen = (self.rules, own), {}
         key = (target.host, target.port, tuple(addrs))
-        if key not in self._own_seen:
+        seen = self._own_seen.get(key, _UNSEEN)  # one lookup: hashing an address is slow
+        if seen is _UNSEEN:
             if len(self._own_seen) >= _REMEMBERED:
                 self._own_seen.clear()
-            self._own_seen[key] = this_machine(self.rules, target, addrs)
-        return self._own_seen[key]
+            seen = self._own_seen[key] = this_machine(self.rules, target, addrs)
+        return seen
 
     # -- records ------------------------------------------------------------------------------
 
     async def _record(self, kind: str, payload: dict[str, Any]) -> None:
         result = self._record_fn(kind, {"run_id": self.run_id, **payload})
-        if inspect.isawaitable(result):
+        if type(result) is CoroutineType or (result is not None and inspect.isawaitable(result)):
             await result
 
     async def _record_quietly(self, kind: str, payload: dict[str, Any]) -> None:

@@ -41,9 +41,10 @@ class SockStream:
     __slots__ = ("sock", "loop", "limit", "buf", "eof", "closed", "received", "_out", "_error",
                  "_flusher", "_streak")
 
-    def __init__(self, sock: socket.socket, limit: int) -> None:
+    def __init__(self, sock: socket.socket, limit: int,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.sock = sock
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop or asyncio.get_running_loop()  # a getpid(2) each on 3.11: given if known
         self.limit = limit
         self.buf = bytearray()
         self.eof = False
@@ -246,11 +247,16 @@ class SockStream:
         """Read what the peer sent that no one will read now. A socket closed with input
         unread resets the connection (ECONNRESET on a unix socket, RST on TCP), and a peer
         that had not yet read the answer sent just before (a 503 at the connection limit,
-        sent without reading the head) loses it to the reset."""
-        with contextlib.suppress(OSError):  # EAGAIN: nothing (more) there
+        sent without reading the head) loses it to the reset. Nothing is left to read once
+        the peer's EOF was read (here, or by a tunnel's direction: Gate._spliced says so)."""
+        if self.eof:
+            return
+        try:  # not contextlib.suppress: every connection passes here
             for _ in range(4):  # bounded: a peer that keeps sending gets its reset
                 if not self.sock.recv(_DISCARD, socket.MSG_DONTWAIT):
                     return
+        except OSError:  # EAGAIN: nothing (more) there
+            pass
 
     async def wait_closed(self) -> None:
         if self._flusher is not None:
@@ -346,7 +352,7 @@ class Listener:
             conn.setblocking(False)
             if self._tcp:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            stream = SockStream(conn, self._limit)
+            stream = SockStream(conn, self._limit, self._loop)
             # The connection's first step runs now, not a loop turn later (eager.py says why).
             start_eagerly(self._handler(stream, stream), self._loop)
 

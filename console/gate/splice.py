@@ -276,8 +276,10 @@ class _Direction:
             self.tunnel.readiness.remove_writer(self.dst)
             self.writing = False
         if self.eof:
-            with contextlib.suppress(OSError):
+            try:
                 self.dst_sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
             self.stop()
             if self.gone:
                 self.tunnel.end("closed")
@@ -330,7 +332,7 @@ class SplicedTunnel:
 
     def __init__(self, client: socket.socket, upstream: socket.socket, act: Activity,
                  readiness: Readiness, budget: FdBudget | None = None) -> None:
-        self.loop = asyncio.get_running_loop()
+        self.loop = readiness.loop
         self.readiness = readiness  # watches both sockets (the gate's own epoll)
         self.client, self.upstream, self.act = client, upstream, act
         self.budget = budget  # the daemon's fd budget: a pipe's two fds come out of it
@@ -358,7 +360,11 @@ class SplicedTunnel:
         If they do, the client's direction holds what comes next for `check` again; past its
         first bytes it may move them by splice(2), unseen: such a tunnel ends instead (no
         client sends that much before a retry). Either way it reads again."""
-        up = next((d for d in self.directions if d.up), None)
+        up = None
+        for d in self.directions:  # two at most: a loop, not a generator, on the hot path
+            if d.up:
+                up = d
+                break
         if up is None or self.result.done():
             return
         if check.waiting:
@@ -398,6 +404,14 @@ class SplicedTunnel:
 
     async def wait(self) -> str:
         return await self.result
+
+    def read_eof(self, up: bool) -> bool:
+        """Whether that direction read its sender's EOF (up: the client's), so nothing more
+        can come from that socket."""
+        for d in self.directions:  # two at most: a loop, not a generator, on the hot path
+            if d.up == up and d.eof:
+                return True
+        return False
 
     def stop(self) -> None:
         for d in self.directions:

@@ -50,6 +50,7 @@ class HelloResult:
 
 
 _NEED_MORE = HelloResult("need_more")
+_NOT_TLS = HelloResult("not_tls")  # what most plain tunnels' first bytes get: made once
 
 
 def _handshake_bytes(buf: bytes) -> tuple[bytes, int, int] | HelloResult:
@@ -61,7 +62,7 @@ def _handshake_bytes(buf: bytes) -> tuple[bytes, int, int] | HelloResult:
         ctype, major, length = buf[pos], buf[pos + 1], int.from_bytes(buf[pos + 3 : pos + 5])
         if ctype != _HANDSHAKE:
             if pos == 0:
-                return HelloResult("not_tls")
+                return _NOT_TLS
             return HelloResult("malformed", detail="non-handshake record inside the ClientHello")
         if major != 3 or length == 0 or length > 16384 + 2048:
             return HelloResult("malformed", detail="bad TLS record header")
@@ -89,9 +90,9 @@ def parse_client_hello(buf: bytes) -> HelloResult:
             return HelloResult("need_more", want=2)
         if buf[1] == 3:  # a TLS record header (major version 3), not a plain protocol's byte
             return HelloResult("malformed", detail="a TLS record before the ClientHello")
-        return HelloResult("not_tls")
+        return _NOT_TLS
     if buf[0] != _HANDSHAKE:
-        return HelloResult("not_tls")
+        return _NOT_TLS
     got = _handshake_bytes(buf)
     if isinstance(got, HelloResult):
         return got

@@ -15,7 +15,6 @@ run's limit, the daemon's descriptor budget) until they end."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -102,8 +101,10 @@ class Dialling(Deciding):
         up.writer.close()
 
     async def _closed(self, up: Upstream, how: str) -> None:
-        with contextlib.suppress(Exception):
+        try:
             await up.writer.wait_closed()
+        except Exception:
+            pass
         await self._record_quietly("net.closed", {
             "host": up.target.host, "port": up.target.port, "address": ip_text(up.address),
             "bytes_up": up.act.up, "bytes_down": up.act.down, "how": how,
