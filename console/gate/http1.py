@@ -11,6 +11,7 @@ never swallowed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,7 +105,7 @@ async def read_head(reader: asyncio.StreamReader, max_bytes: int) -> list[bytes]
             raise HttpError(431, f"more than {_MAX_HEADER_LINES} header lines")
 
 
-def _headers(lines: list[bytes]) -> list[tuple[str, str]]:
+def _headers(lines: list[bytes] | tuple[bytes, ...]) -> list[tuple[str, str]]:
     out = []
     for line in lines:
         if line[:1] in (b" ", b"\t"):
@@ -119,9 +120,27 @@ def _headers(lines: list[bytes]) -> list[tuple[str, str]]:
     return out
 
 
+# Request heads repeat (an agent's client sends the same CONNECT head for the same host all
+# day) and parsing one is pure, so short heads' parses are remembered (a refused head raises
+# and is not); each caller gets its own Head, the headers list copied.
+_REMEMBER_HEAD_LINES, _REMEMBER_HEAD_BYTES = 8, 512
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_request(lines: tuple[bytes, ...]) -> Head:
+    return _parse_request_line(lines)
+
+
 def parse_request_line(lines: list[bytes]) -> Head:
     """`METHOD SP target SP HTTP/1.x` and the headers. The target is decoded as UTF-8 so an
     IDN host reaches normalisation intact."""
+    if len(lines) <= _REMEMBER_HEAD_LINES and sum(map(len, lines)) <= _REMEMBER_HEAD_BYTES:
+        head = _parsed_request(tuple(lines))
+        return Head(head.start, list(head.headers))
+    return _parse_request_line(lines)
+
+
+def _parse_request_line(lines: list[bytes] | tuple[bytes, ...]) -> Head:
     parts = lines[0].split(b" ")
     if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]):
         raise HttpError(400, "malformed request line")

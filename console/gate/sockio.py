@@ -118,7 +118,7 @@ class SockStream:
         now, without waiting): then http1.read_head returns or raises without waiting. A head
         ends at the first empty line after the first non-empty one; empty lines before it
         (CRLF or LF) are skipped, as read_head skips them."""
-        if not self.eof and not self._whole_head():
+        if not self.eof and (not self.buf or not self._whole_head()):
             try:
                 data = self.sock.recv(_RECV)
             except OSError:  # nothing yet (EAGAIN), or an error the normal read will raise

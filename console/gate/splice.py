@@ -119,7 +119,10 @@ def _hung_up(fd: int) -> bool:
     reset or once both halves are shut."""
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
-    return any(ev & select.POLLHUP for _, ev in poller.poll(0))
+    for _, ev in poller.poll(0):  # one fd: at most one entry (a loop: no generator)
+        if ev & select.POLLHUP:
+            return True
+    return False
 
 
 class _Direction:
