@@ -8,6 +8,7 @@ parsed) and copies bytes both ways until both sides have closed. Never a proxy t
 points it at its own loopback upstream only.
 
     python bench/bare_relay.py SOCKET_PATH     (prints "ready" once listening)
+    python bench/bare_relay.py tcp             (127.0.0.1, a free port: prints "ready PORT")
 """
 
 from __future__ import annotations
@@ -20,14 +21,17 @@ import sys
 class BareRelay:
     def __init__(self, path: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(path)
+        self.tcp = path == "tcp"  # as the gate is reached inside a sandbox: 127.0.0.1:3128
+        self.listener = socket.socket(socket.AF_INET if self.tcp else socket.AF_UNIX,
+                                      socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0) if self.tcp else path)
         self.listener.listen(socket.SOMAXCONN)
         self.listener.setblocking(False)
 
     def run(self) -> None:
         self.loop.add_reader(self.listener.fileno(), self._accept)
-        print("ready", flush=True)
+        port = f" {self.listener.getsockname()[1]}" if self.tcp else ""
+        print(f"ready{port}", flush=True)
         self.loop.run_forever()
 
     def _accept(self) -> None:
@@ -37,6 +41,8 @@ class BareRelay:
             except BlockingIOError:
                 return
             client.setblocking(False)
+            if self.tcp:
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.loop.add_reader(client.fileno(), self._head, client)
 
     def _head(self, client: socket.socket) -> None:
