@@ -31,9 +31,11 @@ from console.paths import Paths
 from console.policy import GrantTable
 from console.sandbox.base import SandboxBackend
 from console.sandbox.choose import choose_backend, get_backend
+from console.sandbox.docker_sweep import StartSweep
 from console.sandbox.view_leftovers import reconcile_views
 
 log = logging.getLogger("pilothouse.core")
+SWEEP_STOP_GRACE_S = 3.0  # a stop waits this long for a container removal under way
 
 
 @dataclass
@@ -63,6 +65,7 @@ class Core:
     gpu: GpuService
     trace: TraceRecorder
     life: Lifecycle
+    sweep: StartSweep | None = None  # Docker's orphan sweep, beside the first answers
 
 
 async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
@@ -110,10 +113,15 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
 
 async def stop_core(core: Core) -> None:
     core.reloader.stop()
-    docker = get_backend("docker")
-    if docker.swept is not None:  # a stop before the engine answered: the sweep waits no more
-        docker.swept.cancel()
-        docker.swept = None
+    sweep, docker = core.sweep, get_backend("docker")
+    if sweep is not None and not sweep.done.done():
+        # A stop before the sweep ended: it removes nothing more, a removal under way is given
+        # a moment, and what it removed is recorded (_docker_swept); the Docker starts waiting
+        # for it wait no more. Its thread does not hold the process's exit.
+        if sweep.halt():
+            await asyncio.wait([sweep.done], timeout=SWEEP_STOP_GRACE_S)
+        sweep.done.cancel()
+    docker.swept = None
     await core.runs.close(actor="daemon", grace=2.0)
     await core.channels.close()
     await core.gpu.stop()
@@ -146,22 +154,25 @@ async def _reconcile_backends(core: Core) -> None:
     except Exception as exc:
         log.warning("could not reconcile sandboxes: %s", exc)
     _note_orphans(core, removed)
-    docker = get_backend("docker")
-    docker.swept = asyncio.ensure_future(docker.reconcile(set()))
-    docker.swept.add_done_callback(lambda done: _docker_swept(core, done))
+    core.sweep = sweep = StartSweep(get_backend("docker"))
+    sweep.backend.swept = sweep.done
+    sweep.done.add_done_callback(lambda done: _docker_swept(core, sweep, done))
 
 
-def _docker_swept(core: Core, done: asyncio.Future[list[str]]) -> None:
-    if done.cancelled():
-        return
-    if (exc := done.exception()) is not None:
+def _docker_swept(core: Core, sweep: StartSweep, done: asyncio.Future[list[str]]) -> None:
+    if done.cancelled():  # the daemon stopped first: what the sweep removed until then
+        unfinished = {"unfinished": True, **({"removing": sweep.removing} if sweep.removing
+                                             else {})}
+        _note_orphans(core, list(sweep.removed), unfinished)
+    elif (exc := done.exception()) is not None:
         log.warning("could not reconcile Docker sandboxes: %s", exc)
+        _note_orphans(core, list(sweep.removed))
     else:
         _note_orphans(core, done.result())
 
 
-def _note_orphans(core: Core, removed: list[str]) -> None:
-    if removed:
+def _note_orphans(core: Core, removed: list[str], more: dict[str, object] | None = None) -> None:
+    if removed or more and "removing" in more:
         core.store.record("sandbox.orphans_removed", actor="daemon",
                           text=f"removed {len(removed)} orphan sandbox(es)",
-                          data={"removed": removed})
+                          data={"removed": removed, **(more or {})})

@@ -54,6 +54,7 @@ from .base import (
     owner_key,
     sandbox_env,
 )
+from .docker_sweep import LABEL_OWNER, LABEL_RUN, remove_orphans
 from .engine_paths import bridge_refusal, changeable_by_others
 from .image_files import exists, read_text
 from .procstats import ProcStats, tree
@@ -61,9 +62,7 @@ from .seccomp import docker_profile
 from .stream_pump import StreamPump, attach_output
 from .view import WorkspaceView, live_views, nested_repo_notes, open_view
 
-LABEL_RUN = "pilothouse.run"
 LABEL_PROFILE = "pilothouse.profile"
-LABEL_OWNER = "pilothouse.owner"  # owner_key(runs folder): reconcile touches only its own
 GO_FIFO = ".go"
 IMAGE_PASSWD = "image-passwd"  # in the run folder: the image's accounts, login shells guarded
 WAIT_SCRIPT = f'read -r _ < {INSIDE_RUN_DIR}/{GO_FIFO}; exec "$@"'
@@ -415,20 +414,10 @@ class DockerBackend(NothingEarly):
 
         Only containers labelled with our owner key: another daemon's runs are not ours.
         """
-
-        def sweep() -> list[str]:
-            removed = []
-            labels = [LABEL_RUN, f"{LABEL_OWNER}={self.owner}"]
-            for c in self.client.containers.list(all=True, filters={"label": labels}):
-                run = c.labels.get(LABEL_RUN, "")
-                if run not in live_run_ids:
-                    with contextlib.suppress(Exception):
-                        c.remove(force=True, v=True)
-                        removed.append(run)
-            return removed
-
         ok, _ = await asyncio.to_thread(self.usable)
-        return await asyncio.to_thread(sweep) if ok else []
+        if not ok:
+            return []
+        return await asyncio.to_thread(remove_orphans, self.client, self.owner, live_run_ids)
 
 
 def volume_tmpfs(volumes: tuple[str, ...], taken: list[str]) -> dict[str, str]:
