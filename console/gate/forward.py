@@ -33,6 +33,8 @@ from console.policy.hosts import Target
 
 __all__ = ["Outcome", "exchange"]
 
+MAX_DROPPED_INTERIM = 32  # 1xx answers read and dropped for one HTTP/1.0 request
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -73,7 +75,9 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         headers.append(("Content-Length", str(length)))
     elif framing == "chunked":
         headers.append(("Transfer-Encoding", "chunked"))
-    if "100-continue" in req.tokens("expect") and framing != "none":
+    # No 1xx to an HTTP/1.0 client (RFC 9110 15.2): it would read one as the answer.
+    interim_ok = version != "HTTP/1.0"
+    if interim_ok and "100-continue" in req.tokens("expect") and framing != "none":
         writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # answered here, not forwarded
     head = render(f"{method} {path} HTTP/1.1", headers)
     up.writer.write(head)
@@ -90,6 +94,7 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     elif framing == "chunked":
         await relay_chunked(reader, up.writer, tap_up)
     await up.writer.drain()
+    dropped = 0
     while True:
         lines = await read_head(up.reader, max_header_bytes)
         if lines is None:
@@ -98,9 +103,16 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         status = int(resp.start[1])
         if status == 101 or not 100 <= status < 200:
             break
+        act.last = time.monotonic()
+        if not interim_ok:  # read and dropped; no client's reading paces them, so a bound does
+            dropped += 1
+            if dropped > MAX_DROPPED_INTERIM:
+                raise HttpError(502, f"upstream sent more than {MAX_DROPPED_INTERIM} interim "
+                                "(1xx) answers")
+            await asyncio.sleep(0)  # other connections' turn, as a drain would give it
+            continue
         interim = render(f"HTTP/1.1 {status} {resp.start[2]}", filtered_headers(resp))
         act.down += len(interim)
-        act.last = time.monotonic()
         writer.write(interim)
         await writer.drain()  # an upstream sending interim answers without end waits for the client
     if status == 101:
