@@ -88,13 +88,11 @@ async def test_a_tls_alert_record_before_the_hello_does_not_hide_a_foreign_sni(
 # The agent holds both ends: it is the client, and the upstream is any server of its own that
 # a person allowed (or a rule did).
 
-class InterimFlood:
-    """An origin on 127.0.0.1 (its own thread, blocking socket) that answers a request head
-    with 1xx heads for as long as it can send them, counting the bytes the gate took."""
+class OneRequestOrigin:
+    """An origin on 127.0.0.1 (its own thread, blocking socket) for one connection: it reads
+    one request head, then `answer(conn)` says what comes back."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.sent = 0
+    def __init__(self) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen()
@@ -109,16 +107,32 @@ class InterimFlood:
             got = b""
             while b"\r\n\r\n" not in got:
                 got += conn.recv(65536)
-            conn.settimeout(0.5)
-            head = b"HTTP/1.1 102 Processing\r\nX-Pad: " + b"a" * 16000 + b"\r\n\r\n"
-            end = time.monotonic() + self.seconds
-            while time.monotonic() < end:
-                try:
-                    self.sent += conn.send(head)
-                except TimeoutError:
-                    continue  # the gate stopped reading: back-pressure works
-                except OSError:
-                    return
+            self.answer(conn)
+
+    def answer(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class InterimFlood(OneRequestOrigin):
+    """Answers a request head with 1xx heads for as long as it can send them, counting the
+    bytes the gate took."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.sent = 0
+        super().__init__()
+
+    def answer(self, conn: socket.socket) -> None:
+        conn.settimeout(0.5)
+        head = b"HTTP/1.1 102 Processing\r\nX-Pad: " + b"a" * 16000 + b"\r\n\r\n"
+        end = time.monotonic() + self.seconds
+        while time.monotonic() < end:
+            try:
+                self.sent += conn.send(head)
+            except TimeoutError:
+                continue  # the gate stopped reading: back-pressure works
+            except OSError:
+                return
 
 
 def probe_latency(path: str, delay: float, out: list[float]) -> None:

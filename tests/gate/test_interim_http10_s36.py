@@ -5,38 +5,24 @@ on, and answered an HTTP/1.0 `Expect: 100-continue` with a 100 of its own."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import threading
 
 import pytest
 
 from tests.gate.support import Harness, running
+from tests.gate.test_gate_attacks_s12 import InterimFlood, OneRequestOrigin
 from tests.gate.test_gate_http import policy, read_response
 
 HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
-class HintingOrigin:
-    """One-request origin on 127.0.0.1 that answers a 103, then a 200."""
+class HintingOrigin(OneRequestOrigin):
+    """Answers a 103, then a 200."""
 
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        conn, _ = self.sock.accept()
-        with conn, contextlib.suppress(OSError):
-            conn.settimeout(5)
-            got = b""
-            while b"\r\n\r\n" not in got:
-                got += conn.recv(65536)
-            conn.sendall(HINTS + ANSWER)
-            conn.recv(1)  # until the gate closes
+    def answer(self, conn: socket.socket) -> None:
+        conn.sendall(HINTS + ANSWER)
+        conn.recv(1)  # until the gate closes
 
 
 @pytest.mark.parametrize("version", ["HTTP/1.0", "HTTP/1.1"])
@@ -73,8 +59,6 @@ async def test_an_http10_expect_100_continue_gets_no_100() -> None:
 
 
 async def test_an_interim_flood_to_an_http10_client_ends_in_a_502_and_stalls_nothing() -> None:
-    from tests.gate.test_gate_attacks_s12 import InterimFlood
-
     flood = InterimFlood(seconds=3.0)  # 102s for as long as the gate takes them
     h = Harness(policy(), upstream_port=flood.port)
     try:

@@ -19,14 +19,21 @@ from console.sandbox.base import owner_key
 from tests.conftest import Daemon, needs_bwrap
 
 
-@needs_bwrap
-def test_a_silent_docker_engine_holds_neither_the_start_nor_a_bwrap_run(
-        home: Path, daemon_env: dict[str, str], workspace: Path, tmp_path: Path) -> None:
-    engine = tmp_path / "silent-docker.sock"
+def silent_engine(folder: Path) -> tuple[socket.socket, dict[str, str]]:
+    """A Docker engine socket that takes connections and never answers, and the environment
+    that points a daemon at it."""
+    engine = folder / "silent-docker.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(engine))
     listener.listen(16)  # connections queue and are never answered
-    d = Daemon(home, {**daemon_env, "DOCKER_HOST": f"unix://{engine}"})
+    return listener, {"DOCKER_HOST": f"unix://{engine}"}
+
+
+@needs_bwrap
+def test_a_silent_docker_engine_holds_neither_the_start_nor_a_bwrap_run(
+        home: Path, daemon_env: dict[str, str], workspace: Path, tmp_path: Path) -> None:
+    listener, engine_env = silent_engine(tmp_path)
+    d = Daemon(home, {**daemon_env, **engine_env})
     try:
         d.start(timeout=15)  # before: no answer for the client's 60 s
         r = d.cli("run", "shell", "-w", str(workspace), "--wait", "--", "sh", "-c", "echo ran-$((6*7))",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import socketserver
 import threading
 import time
@@ -21,6 +20,7 @@ from typing import Any
 from console.paths import resolve
 from console.sandbox.base import owner_key
 from tests.conftest import Daemon
+from tests.sandbox.test_docker_sweep_at_start_s36 import silent_engine
 
 
 class FakeEngine(socketserver.ThreadingUnixStreamServer):
@@ -89,11 +89,8 @@ def _history(d: Daemon) -> list[list[str]]:
 
 def test_a_stop_does_not_wait_for_an_engine_that_never_answers(
         home: Path, daemon_env: dict[str, str], tmp_path: Path) -> None:
-    engine = tmp_path / "silent-docker.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(engine))
-    listener.listen(16)  # connections queue and are never answered
-    d = Daemon(home, {**daemon_env, "DOCKER_HOST": f"unix://{engine}"})
+    listener, engine_env = silent_engine(tmp_path)
+    d = Daemon(home, {**daemon_env, **engine_env})
     try:
         d.start(timeout=15)
         began = time.monotonic()
