@@ -2,11 +2,12 @@
 
     .venv/bin/python bench/gate.py [--quick] [--requests 2000] [--mb 256]
 
-Three processes serve: a local upstream (small HTTP responses on one port, a bulk byte source
-on another), the gate (console.gate.Gate on a TCP loopback listener, as the bridge listener at
+Three processes serve: a local upstream (small HTTP responses on one port, a bulk byte source on
+another), the gate (console.gate.Gate on a TCP loopback listener, as the bridge listener at
 127.0.0.1:3128 an agent reaches inside its sandbox, and on a unix socket, as a run's gate.sock)
-and tinyproxy (/usr/bin/tinyproxy on a free loopback port, temporary config). The client here uses plain
-blocking sockets so the client's cost is the same small constant on every path. Figures:
+and tinyproxy (/usr/bin/tinyproxy on a free loopback port, temporary config). The client here
+uses plain blocking sockets so the client's cost is the same small constant on every path.
+Figures:
 
 - GET keep-alive p50/p99: one connection, many small GETs (against direct only: tinyproxy
   closes every client connection after one response, so it appears in the next figure).
@@ -24,13 +25,13 @@ nothing) is a further anchor, without a target, for a GET on a new connection, C
 CPU per tunnel and tunnels per second: what Python on this machine costs before any of the
 gate's own work.
 
-Each figure and its anchors take turns (latencies in 5 rounds, downloads and tunnels per
-second per try), so a change in the shared machine's load lands on both sides of a ratio.
-Each row prints: figure, value, anchor, anchor value, ratio (figure / anchor; for MB/s a
-ratio below 1 means slower). Every proxy is reached over TCP loopback (the gate at its bridge
-listener, as agents reach it); one more download row goes through the run's gate.sock. --quick: 1000 requests per figure and
-64 MiB per download unless given. The rows also go through bench.common.emit (the table
-`make bench` prints).
+Each figure and its anchors take turns (latencies in 5 rounds, downloads and tunnels per second
+per try), so a change in the shared machine's load lands on both sides of a ratio. Each row
+prints: figure, value, anchor, anchor value, ratio (figure / anchor; for MB/s a ratio below 1
+means slower). Every proxy is reached over TCP loopback (the gate at its bridge listener, as
+agents reach it); one more download row goes through the run's gate.sock. --quick: 1000 requests
+per figure and 64 MiB per download unless given. The rows also go through bench.common.emit (the
+table `make bench` prints).
 """
 
 from __future__ import annotations

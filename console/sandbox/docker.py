@@ -3,8 +3,9 @@
 Container settings: network_mode none (the daemon adds the bridge inside), read_only root with
 tmpfs /tmp and HOME (and each image VOLUME), cap_drop ALL, no-new-privileges (our seccomp
 profile replaces the engine's default), pids / memory (swap included) / CPU limits, init=True
-(tini reaps and forwards signals), labels pilothouse.run and pilothouse.profile, workspace bound rw at /workspace with
-the protected paths read-only on top, the run folder read-only at /run/pilothouse.
+(tini reaps and forwards signals), labels pilothouse.run and pilothouse.profile, workspace bound
+rw at /workspace with the protected paths read-only on top, the run folder read-only at
+/run/pilothouse.
 
 User: identity.py decides (the same rule as bubblewrap): never uid 0; a root-owned workspace is
 shown through an id-mapped mount to the dedicated pilothouse-agent account. The run folder and
