@@ -386,7 +386,12 @@ def _handler(srv: ModelServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             self._record()
             path = self.path.split("?")[0].rstrip("/")
-            if path.endswith("/models"):
+            if path.endswith("/responses"):  # Codex asks for the Responses API over a WebSocket
+                # first. 426 says "not here": Codex goes to POST at once; to a 404 it retried the
+                # WebSocket six times with backoff (~6 s a run, Codex 0.171) before falling back.
+                self._json(426, {"error": {"type": "upgrade_required", "message":
+                                           "the Responses API is served over POST here, no WebSocket"}})
+            elif path.endswith("/models"):
                 self._json(200, {"object": "list", "data": [
                     {"id": srv.model, "object": "model", "type": "model", "display_name": srv.model}]})
             else:

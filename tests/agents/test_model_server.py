@@ -154,3 +154,21 @@ def test_responses_code_mode_gets_javascript_calling_exec_command() -> None:
         item = json.loads(raw)["output"][0]
         assert (item["type"], item["name"]) == ("custom_tool_call", "exec")
         assert "tools.exec_command" in item["input"] and json.dumps(COMMAND) in item["input"]
+
+
+def test_a_websocket_ask_for_the_responses_api_is_told_426_not_404() -> None:
+    # Codex asks GET /v1/responses with Upgrade: websocket first. To a 404 it retried six times
+    # with backoff (~6 s a run) before posting; a 426 sends it to POST at once
+    # (test_real_codex.py checks that it asked once).
+    with ModelServer() as srv:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        try:
+            conn.request("GET", "/v1/responses", headers={
+                "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+            resp = conn.getresponse()
+            assert resp.status == 426, resp.status
+            assert "POST" in json.loads(resp.read())["error"]["message"]
+        finally:
+            conn.close()
+        assert [(r.method, r.path) for r in srv.requests] == [("GET", "/v1/responses")]

@@ -73,6 +73,10 @@ def test_codex_approved_command_runs(backend: str, codex: str, model_server: Mod
     decided = [e for e in hist if e["kind"] == "approval.decided"]
     assert [(e["data"]["subject"], e["data"]["allow"], e["actor"]) for e in decided] == [(COMMAND, True, ME)]
     assert_clean(hist, model_server, person)
+    # Told 426 (model_server.py), Codex asked for the WebSocket once and then posted: every
+    # Codex test's run is ~1 s, not ~7 s of WebSocket retries.
+    asked_ws = [r.path for r in model_server.requests if r.method == "GET" and r.path.endswith("/responses")]
+    assert len(asked_ws) <= 1, asked_ws
 
 
 def test_codex_denied_command_is_blocked_and_says_by_whom(backend: str, codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
