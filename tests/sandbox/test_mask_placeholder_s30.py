@@ -36,7 +36,11 @@ async def test_the_persons_git_works_while_a_run_lives(hostile) -> None:
         done = subprocess.run([*GIT, "-C", str(ws), "status", "--short"], capture_output=True,
                               text=True)
         seen["git"] = (done.returncode, (done.stdout + done.stderr).strip())
+        (ws / ".person-done").write_text("")  # the run ends once the person has looked
 
-    await asyncio.gather(hostile.run("sleep 6; echo DONE", timeout=60), person())
+    # The run lives until the person's git has run (60 s at most), not a fixed 6 s.
+    await asyncio.gather(hostile.run(
+        "for i in $(seq 600); do [ -e .person-done ] && break; sleep 0.1 2>/dev/null || sleep 1; "
+        "done; echo DONE", timeout=90), person())
     assert seen["git"][0] == 0, seen
     assert not (ws / ".git" / "commondir").exists(), "the mount point was left after the run"
