@@ -2,11 +2,11 @@
 bench/daemon_attack.py: open N connections to a unix socket (or to the bridge at
 127.0.0.1:3128), optionally send a partial request head on each, and hold them.
 
-    python3 hold.py TARGET N PAYLOAD WAIT_S      (TARGET: a socket path, or "bridge")
+    python3 hold.py TARGET N PAYLOAD WAIT_S [until-closed]   (TARGET: a socket path, or "bridge")
 
 Once all are open it writes .held ({"opened", "failed", "closed"}: how many connected, how
 many could not, how many the daemon closed at once), holds until .release appears or WAIT_S
-passes, then prints a JSON report: closed at once, closed later (the daemon's timeouts),
+passes (with until-closed: or the daemon has closed every one of them), then prints a JSON report: closed at once, closed later (the daemon's timeouts),
 failed, and the distinct replies the daemon sent.
 Stdlib only: the sandbox's python3 runs it. `install` copies it into a workspace.
 """
@@ -61,6 +61,7 @@ def closed(s: socket.socket) -> tuple[bool, bytes]:
 
 def main() -> None:
     target, n, payload, wait = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode(), float(sys.argv[4])
+    until_closed = sys.argv[5:] == ["until-closed"]
     socks: list[socket.socket] = []
     failed = 0
     for _ in range(n):
@@ -77,10 +78,15 @@ def main() -> None:
     first = [closed(s) for s in socks]
     at_once = sum(c for c, _ in first)
     Path(".held").write_text(json.dumps({"opened": len(socks), "failed": failed, "closed": at_once}))
+    later = [c for c, _ in first]
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline and not os.path.exists(".release"):
+        if until_closed:  # nothing left to wait for once the daemon has closed them all
+            later = [c or closed(s)[0] for s, c in zip(socks, later, strict=True)]
+            if all(later):
+                break
         time.sleep(0.1)
-    later = [c or closed(s)[0] for s, (c, _) in zip(socks, first, strict=True)]
+    later = [c or closed(s)[0] for s, c in zip(socks, later, strict=True)]
     replies = sorted({d.decode(errors="replace")[:200] for _, d in first if d})
     print(json.dumps({"closed_at_once": at_once, "closed_later": sum(later), "failed": failed,
                       "replies": replies}))

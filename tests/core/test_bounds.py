@@ -116,8 +116,10 @@ def test_gate_partial_heads_are_capped_and_timed_out(home: Path, daemon_env: dic
     d.start()
     try:
         head = "GET http://a.blocked.invalid/ HTTP/1.1\r\nX-Pad: " + "a" * 6000
+        # Held 8 s at most: past head_timeout (2 s) the daemon has closed the 4 it admitted,
+        # and the hold ends as soon as it has (a daemon that never closes them fails below).
         t, out = _background(d, workspace, "flood", "python3", "hold.py", "bridge", "40",
-                             head, "8")
+                             head, "8", "until-closed")
         held = json.loads(_wait_file(workspace / ".held"))
         t.join(120)
         report = _last_json(out["result"].stdout)
