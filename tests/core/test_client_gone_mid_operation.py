@@ -14,7 +14,9 @@ import json
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from console.paths import resolve
 from tests.conftest import Daemon, needs_bwrap
@@ -39,11 +41,17 @@ def test_a_decision_recorded_as_made_is_the_one_applied(daemon: Daemon, workspac
     finally:
         db.execute("ROLLBACK")
         db.close()
-    time.sleep(1.0)
-    decided = [e for e in json.loads(daemon.cli("history", "--kind", "approval.decided",
-                                                "--json").stdout)
-               if e["data"].get("id") == req["id"]]
-    pending = [r["id"] for r in json.loads(daemon.cli("approvals", "--json").stdout)]
+    # The store is free again: the decision lands and is applied (the request leaves the
+    # queue). Read until it has, or as things stand once the deadline has passed.
+    deadline = time.monotonic() + 10
+    while True:
+        decided = [e for e in json.loads(daemon.cli("history", "--kind", "approval.decided",
+                                                    "--json").stdout)
+                   if e["data"].get("id") == req["id"]]
+        pending = [r["id"] for r in json.loads(daemon.cli("approvals", "--json").stdout)]
+        if (decided and req["id"] not in pending) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert not (decided and req["id"] in pending), (
         f"recorded as {decided[0]['text']!r} but still pending, unapplied")
     if req["id"] in pending:
@@ -71,7 +79,18 @@ def _send_and_go_away(d: Daemon, op: str, args: dict) -> None:
     finally:
         db.execute("ROLLBACK")
         db.close()
-    time.sleep(1.0)
+
+
+def _settled(read: Callable[[], tuple[Any, ...]], done: Callable[..., bool],
+             timeout: float = 10) -> tuple[Any, ...]:
+    """`read()` once `done(*read())` holds, or as it is when `timeout` has passed: the store
+    is free again, and an operation that ran to its end has landed and been applied."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = read()
+        if done(*got) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
 
 
 @needs_bwrap
@@ -82,10 +101,16 @@ def test_a_grant_recorded_as_revoked_no_longer_allows(daemon: Daemon, workspace:
     req = wait_pending(daemon)[0]
     grant = json.loads(daemon.cli("approve", req["id"], "--scope", "run", "--json").stdout)["grants"][0]
     _send_and_go_away(daemon, "grant.revoke", {"id": grant["id"]})
-    revoked = json.loads(daemon.cli("history", "--kind", "grant.revoked", "--json").stdout)
-    live = [g["id"] for g in json.loads(daemon.cli("grants", "--json").stdout)]
+    revoked, live = _settled(
+        lambda: (json.loads(daemon.cli("history", "--kind", "grant.revoked", "--json").stdout),
+                 [g["id"] for g in json.loads(daemon.cli("grants", "--json").stdout)]),
+        lambda revoked, live: bool(revoked) and grant["id"] not in live)
     (workspace / "go").write_text("")
-    time.sleep(2)
+    # The second ask is answered by the grant (the run ends) or waits for a person.
+    deadline = time.monotonic() + 30
+    while t.is_alive() and not json.loads(daemon.cli("approvals", "--json").stdout):
+        assert time.monotonic() < deadline, "the second ask was neither answered nor asked"
+        time.sleep(0.1)
     for r in json.loads(daemon.cli("approvals", "--json").stdout):
         daemon.cli("deny", r["id"])  # the second ask, if the grant did not answer it
     t.join(timeout=60)
@@ -103,10 +128,12 @@ def test_a_run_recorded_as_stopped_is_stopped(daemon: Daemon, workspace: Path) -
                         "sleep 60").stdout.split()[-1]
     wait_running(daemon, run_id)
     _send_and_go_away(daemon, "run.stop", {"run": run_id})
-    time.sleep(3)  # more than the stop's grace
-    stops = [e for e in json.loads(daemon.cli("history", "--kind", "run.stop", "--json").stdout)
-             if e.get("run_id") == run_id]
-    live = {r["id"]: r["state"] for r in json.loads(daemon.cli("ps", "--json").stdout)}
+    stops, live = _settled(  # the deadline is more than the stop's grace
+        lambda: ([e for e in json.loads(daemon.cli("history", "--kind", "run.stop",
+                                                   "--json").stdout)
+                  if e.get("run_id") == run_id],
+                 {r["id"]: r["state"] for r in json.loads(daemon.cli("ps", "--json").stdout)}),
+        lambda stops, live: bool(stops) and live.get(run_id) != "running")
     try:
         # Before: "stop requested by root" was on the record and the run still running.
         assert not (stops and live.get(run_id) == "running"), (stops[0]["text"], live)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import Daemon, needs_bwrap
 
@@ -24,6 +26,17 @@ def _start_and_go_away(d: Daemon, ws: Path, delay: float) -> None:
     s.close()
 
 
+def _until(d: Daemon, done: Callable[[list[dict[str, Any]]], bool],
+           timeout: float = 30) -> list[dict[str, Any]]:
+    """`ps` once `done` holds for its runs, or as it is when `timeout` has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = json.loads(d.cli("ps", "--json").stdout)
+        if done(runs) or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.1)
+
+
 def _handoff_mounts(run_ids: list[str]) -> list[str]:
     lines = Path("/proc/self/mountinfo").read_text().splitlines()
     return [ln.split()[4] for ln in lines
@@ -36,15 +49,17 @@ def test_a_start_cut_short_leaves_no_run_stuck_or_mounted(
     d = Daemon(home, daemon_env)
     d.start()
     try:
-        for delay in (0.005, 0.02, 0.05, 0.1, 0.2):
+        delays = (0.005, 0.02, 0.05, 0.1, 0.2)
+        for delay in delays:
             _start_and_go_away(d, workspace, delay)
-        time.sleep(5)
-        live = json.loads(d.cli("ps", "--json").stdout)
+        # Each start runs to its end: wait until all of them are running (a start stuck in
+        # "starting" never gets there, and is named below once the deadline has passed).
+        live = _until(d, lambda runs: len(runs) >= len(delays) and all(
+            r["state"] == "running" for r in runs))
         stuck = [r["id"] for r in live if r["state"] != "running"]
         for r in live:
             d.cli("stop", r["id"], check=False)
-        time.sleep(3)
-        left = [(r["id"], r["state"]) for r in json.loads(d.cli("ps", "--json").stdout)]
+        left = [(r["id"], r["state"]) for r in _until(d, lambda runs: not runs)]
         d.stop()
         mounts = _handoff_mounts(stuck)
         assert not stuck and not left, (f"stuck: {stuck}; listed after stop: {left}; "

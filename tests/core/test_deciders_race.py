@@ -31,7 +31,9 @@ def decide(d: Daemon, rid: str, allow: bool, scope: str, barrier: threading.Barr
 @needs_bwrap
 def test_two_deciders_at_once_one_wins(daemon: Daemon, workspace: Path) -> None:
     n = 10
-    script = " ".join(f"(ph-ask exec -- make t{i}; echo rc{i}=$?) &" for i in range(n)) + " wait; sleep 5"
+    # The run lives until the grants are read (run-scoped grants end with it), 60 s at most.
+    script = " ".join(f"(ph-ask exec -- make t{i}; echo rc{i}=$?) &" for i in range(n)) + (
+        " wait; i=0; while [ ! -e read ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done")
     t, out = background(daemon, workspace, script)
     rows = wait_pending(daemon, n)
     results: dict[str, dict[str, Any]] = {}
@@ -48,6 +50,7 @@ def test_two_deciders_at_once_one_wins(daemon: Daemon, workspace: Path) -> None:
             x.join(30)
         results[row["id"]] = {"row": row, **res}
     grants = json.loads(daemon.cli("grants", "--json").stdout)  # while the run lives
+    (workspace / "read").write_text("")
     t.join(timeout=60)
     text = out["result"].stdout
     decided = json.loads(daemon.cli("history", "--kind", "approval.decided", "--json",

@@ -51,13 +51,24 @@ def test_a_saved_file_the_store_could_not_record_is_not_forgotten(
     d = _start(home, daemon_env)
     try:
         with store_failing(d):
-            time.sleep(1.1)  # a new mtime second
+            # The watcher compares size and mtime in ns: NEW is longer than OLD, so it is seen.
             (home / "config.toml").write_text(NEW)
-            time.sleep(3)  # the watcher looks once a second
+            # The watcher looks once a second: wait until status names the change it could
+            # not record, or (as this test always did) three looks.
+            deadline = time.monotonic() + 3
+            while (not json.loads(d.cli("status", "--json").stdout).get("config_error")
+                   and time.monotonic() < deadline):
+                time.sleep(0.1)
             assert _decides(d) == "allow"  # refused while it cannot be recorded: fine
-        time.sleep(3)  # the store records again; the watcher has had three more looks
-        status = d.cli("status", "--json")
-        in_force = _decides(d)
+        # The store records again; the watcher tries the file again at its next look. Read
+        # until the file is in force, or as things stand after ten more looks.
+        deadline = time.monotonic() + 10
+        while True:
+            status = d.cli("status", "--json")
+            in_force = _decides(d)
+            if in_force == "deny" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         told = json.loads(status.stdout).get("config_error")
         assert in_force == "deny" or told, (
             f"the file says deny, the daemon decides {in_force!r}, and status says nothing: "
