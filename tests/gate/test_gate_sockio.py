@@ -115,7 +115,8 @@ def _read_all(sock: socket.socket) -> bytes:
 
 async def _ready_then_read(data: bytes) -> tuple[bool, str]:
     """head_ready() on `data` (peer still open), then what read_head does with no more bytes
-    coming: "lines", "none", "error", or "waited" (it would have needed the timer)."""
+    coming: "lines", "none", "error", or "waited" (it would have needed the timer); "timed"
+    when head_ready() said no: the gate then keeps the timer, and read_head may wait."""
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     stream = SockStream(ours, LIMIT)
@@ -124,6 +125,8 @@ async def _ready_then_read(data: bytes) -> tuple[bool, str]:
             theirs.sendall(data)
         await asyncio.sleep(0)
         ready = stream.head_ready()
+        if not ready:  # nothing to check, and read_head would wait out the 0.05 s below
+            return ready, "timed"
         try:
             lines = await asyncio.wait_for(read_head(stream, 1024), 0.05)
         except TimeoutError:
