@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from store import db as db_mod
 from store import history
 from store.audit import verify
 from store.db import StoreError, open_db
@@ -279,9 +280,17 @@ async def test_aprune_and_aflush(make_writer: Make, db_path: Path, key: bytes) -
     assert _verified(db_path, key)
 
 
-def test_database_locked_by_someone_else_fails_closed(make_writer: Make, raw: Raw) -> None:
+def test_database_locked_by_someone_else_fails_closed(make_writer: Make, raw: Raw,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process holds the write lock past the busy timeout: the security event fails
-    (the action is refused), and once the lock is gone the writer works again."""
+    (the action is refused), and once the lock is gone the writer works again. The lock is
+    held until the failure is seen, so the writer's busy timeout (5 s) is made 0.5 s here:
+    it is waited out either way."""
+    ms = 500
+    monkeypatch.setattr(db_mod, "BUSY_TIMEOUT_MS", ms)
+    monkeypatch.setattr(db_mod, "WRITE_PRAGMAS", tuple(
+        f"PRAGMA busy_timeout={ms}" if p.startswith("PRAGMA busy_timeout=") else p
+        for p in db_mod.WRITE_PRAGMAS))
     w = make_writer()
     blocker = raw()
     blocker.execute("BEGIN IMMEDIATE")
