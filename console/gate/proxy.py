@@ -58,7 +58,7 @@ from console.gate.readiness import Readiness
 from console.gate.sockio import Listener, SockStream
 from console.gate.splice import CAN_SPLICE, SplicedTunnel, pump, splice
 from console.gate.tls import MAX_HELLO_BYTES, HelloCheck, SniMismatch
-from console.gate.upstreams import REPLAYABLE, Dialling, give_up_on
+from console.gate.upstreams import REPLAYABLE, Dialling, end_within_grace
 from console.gate.usage import HeldBytes
 from console.policy.hosts import REASON_SHOWN, BadTarget, Target
 from console.policy.netrules import NetworkRules
@@ -151,9 +151,7 @@ class Gate(Dialling):
         for conn in conns:
             conn.drop()
         tasks = {c.task for c in conns if c.task not in (None, asyncio.current_task())}
-        if tasks:
-            _, stuck = await asyncio.wait(tasks, timeout=5)
-            await give_up_on(stuck)  # e.g. a record callback that never returns
+        await end_within_grace(tasks)  # a record callback may never return
         await self._end_parked()
         if self._sweeper is not None:
             self._sweeper.cancel()

@@ -26,12 +26,13 @@ from console.gate.sockio import SockStream
 from console.policy.hosts import IPAddress, Target
 from console.policy.netrules import NetworkRules
 
-__all__ = ["Dialling", "PARK_SECONDS", "PARKED_MOST", "give_up_on"]
+__all__ = ["CLOSE_GRACE_S", "Dialling", "PARK_SECONDS", "PARKED_MOST", "end_within_grace"]
 
 log = logging.getLogger("console.gate.proxy")
 
 PARK_SECONDS = 4.0  # servers commonly drop an idle keep-alive connection at 5 s (uvicorn, Node)
 PARKED_MOST = 8  # parked at once per gate; the oldest ends first
+CLOSE_GRACE_S = 5.0  # the gate's close waits this long for connections to end, then cancels
 # Requests sent again, once, on a fresh connection when a parked one turns out to have been
 # closed by its server as the request went (no byte of an answer came back): only these, and
 # only without a body, may be repeated (RFC 9110 9.2.2: safe and idempotent).
@@ -178,9 +179,7 @@ class Dialling(Deciding):
     async def _end_parked(self) -> None:
         """The gate closes: every parked connection has ended; their records are waited for."""
         self._drop_parked()
-        if self._ending:  # bounded like the connections' own ends (a recorder may hang)
-            _, stuck = await asyncio.wait(set(self._ending), timeout=5)
-            await give_up_on(stuck)
+        await end_within_grace(set(self._ending))  # bounded like the connections' own ends
 
     def replace_rules(self, rules: NetworkRules) -> int:
         """Deciding.replace_rules, and parked connections the new rules deny end too."""
@@ -192,7 +191,15 @@ class Dialling(Deciding):
         return ended
 
 
-async def give_up_on(tasks: set[asyncio.Task[Any]]) -> None:
+async def end_within_grace(tasks: set[asyncio.Task[Any]]) -> None:
+    """The gate closes: wait up to CLOSE_GRACE_S for these tasks to end, then give up on
+    those that did not (a recorder may hang)."""
+    if tasks:
+        _, stuck = await asyncio.wait(tasks, timeout=CLOSE_GRACE_S)
+        await _give_up_on(stuck)
+
+
+async def _give_up_on(tasks: set[asyncio.Task[Any]]) -> None:
     """Cancel tasks that did not end in time, and wait a moment for them: a cancelled task's
     own cleanup may wait on the same hung callback again (a record in a `finally`), and the
     gate's close must not wait on it for ever (review s33)."""

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from console.config.bounds import FdBudget
-from console.gate import GateLimits, NetAsk, NetworkRules, Verdict
+from console.gate import GateLimits, NetAsk, NetworkRules, Verdict, upstreams
 
 from .support import Echo, Harness, connect, read_response, running
 
@@ -130,9 +130,11 @@ async def test_close_while_a_person_is_asked_denies_and_gives_everything_back(
 
 
 async def test_close_while_a_recorder_a_resolver_or_a_dial_hangs_ends_them_all(
-        echo: Echo) -> None:
-    """Each hangs in the connection's first step; close() gives up waiting after 5 s and
-    cancels, and each connection's finally blocks still give back what it held."""
+        echo: Echo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each hangs in the connection's first step; close() gives up waiting after
+    upstreams.CLOSE_GRACE_S (1 s here) and cancels, and each connection's finally blocks still
+    give back what it held."""
+    monkeypatch.setattr(upstreams, "CLOSE_GRACE_S", 1.0)  # what close() gives up on, sooner
     hung = asyncio.Event()
 
     async def forever(*_: Any) -> Any:

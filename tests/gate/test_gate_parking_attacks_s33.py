@@ -9,6 +9,8 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from console.gate import GateLimits, upstreams
 
 from .support import Harness, read_response, running
@@ -146,10 +148,11 @@ async def test_4_park_time_counts_from_the_last_exchange(monkeypatch) -> None:
 
 
 async def test_close_ends_even_when_recording_hangs_with_an_upstream_and_a_decision_waiting(
-) -> None:
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Older than parking (helper 124): a connection's task cancelled while its decision's
     record hung waited on a record again in its cleanup (its upstream's `net.closed`), and the
     gate's close never returned."""
+    monkeypatch.setattr(upstreams, "CLOSE_GRACE_S", 1.0)  # what close() gives up on, sooner
     up = await Scripted().start()
     h = Harness(rules(), upstream_port=up.port)
     await h.gate.serve_unix(h.path)
