@@ -100,26 +100,41 @@ def test_follow_resumes_after_page_up_then_end(daemon: Daemon, workspace: Path,
     pane = small_pane
     pane.wait(lambda s: "attached to daemon" in s, "the console to attach")
     daemon.cli("run", "shell", "-w", str(workspace), "--", "sh", "-c", "true")  # an ended run
+
+    def logged() -> int:
+        """The newest tick the run has written (the daemon's log of it, not the screen)."""
+        return newest_tick(daemon.cli("logs", run_id, "--tail", "1").stdout)
+
+    def until_logged(tick: int) -> None:
+        deadline = time.monotonic() + 30
+        while logged() < tick:
+            assert time.monotonic() < deadline, f"the run never wrote tick-{tick}"
+            time.sleep(0.2)
+
+    # A screenful at once (more than the pane shows: PageUp has somewhere to go), then a line
+    # every 0.3 s, so lines go on arriving while the view is paused and once it follows again.
     run_id = daemon.cli("run", "shell", "-w", str(workspace), "--", "sh", "-c",
-                        "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.3; done").stdout.strip()
+                        "i=0; while [ $i -lt 30 ]; do echo tick-$i; i=$((i+1)); done; "
+                        "while true; do echo tick-$i; i=$((i+1)); sleep 0.3; done").stdout.strip()
     pane.wait(lambda s: run_id in s, "the live run in the table")
     pane.keys("/", *run_id, "Enter", "Enter")  # filter the runs to this one, open it
     pane.wait(lambda s: f"run {run_id}" in s and newest_tick(s) > 25, "a screenful of output")
     pane.keys("PPage")
     pane.wait(lambda s: "PAUSED" in s, "PageUp to pause")
     # The status can be painted a frame before the scroll (CI once saw tick-19, then 18): the
-    # view is taken once it has settled, then must hold while lines go on arriving (0.3 s).
+    # view is taken once it has settled, then must hold while lines go on arriving: four more
+    # written (the daemon's log says so), and 0.5 s more for the screen to have drawn them.
     paused = settled(pane)
-    time.sleep(1.5)
+    until_logged(logged() + 4)
+    time.sleep(0.5)
     assert newest_tick(pane.text()) == newest_tick(paused), "the view holds still while paused"
     pane.keys("End")
-    screen = pane.wait(lambda s: "FOLLOWING" in s, "End to follow again")
-    time.sleep(1.5)
-    last = daemon.cli("logs", run_id, "--tail", "1").stdout.strip()
-    screen = pane.text()
-    assert newest_tick(screen) >= int(last.removeprefix("tick-")) - 3, screen
-    time.sleep(1.5)  # and it keeps following
-    assert newest_tick(pane.text()) > newest_tick(screen)
+    pane.wait(lambda s: "FOLLOWING" in s, "End to follow again")
+    # Following: the screen comes to show lines written after End was handled (the newest
+    # logged once FOLLOWING was on the screen), then lines newer than those.
+    last = logged()
+    screen = pane.wait(lambda s: newest_tick(s) > last, f"a line newer than tick-{last} on the screen")
+    pane.wait(lambda s: newest_tick(s) > newest_tick(screen), "it keeps following")
     daemon.cli("stop", "--kill", run_id, check=False)
 
 
