@@ -85,7 +85,16 @@ def test_history_empty(snap_compare, size) -> None:
         await pilot.press("h")
         await pilot.pause(0.1)
         await pilot.press("slash", *"zzz-nothing", "enter")
-        for _ in range(50):
+        app = pilot.app
+        empty = app.screen.query_one("#history-empty")
+
+        def shown() -> bool:  # the search's page is in (none match) and said so
+            return empty.display and any(op == "history" and a.get("search") == "zzz-nothing"
+                                         for op, a in app.source.calls)  # type: ignore[attr-defined]
+
+        for _ in range(500):
+            if shown():
+                break
             await pilot.pause(0.02)
         await pilot.pause()
 
