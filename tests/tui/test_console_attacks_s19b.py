@@ -18,7 +18,7 @@ from textual import events
 from console.tui.app import PilothouseApp
 from console.tui.screens.approval import ApprovalScreen
 from tests.tui.fixed import NOW, FixedSource
-from tests.tui.screen import app_with, attached, screen_text, until
+from tests.tui.screen import app_with, attached, card_drawn, screen_text, settled, until
 from tests.tui.test_display_attacks_s19 import COMMENTED_TAIL, allows, card_until, request
 
 pytestmark = pytest.mark.usefixtures("utc")
@@ -46,17 +46,16 @@ async def test_a_key_typed_ahead_of_the_card_never_allows_a_request_it_has_not_d
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
         await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
-        await pilot.pause(0.2)
+        await card_drawn(pilot)
         typed_ahead(app, move, "y")
-        await pilot.pause(0.5)
+        await settled(pilot)
         assert allows(app) == [], "allowed a request whose card was never drawn"
         assert app.screen.request_id == "lg01"
         said = " ".join(n.message for n in app._notifications)  # noqa: SLF001
         assert "nothing was decided" in said
         for _ in range(30):  # now drawn: y pages through it, then allows it
             await pilot.press("y")
-            await pilot.pause(0.1)
+            await settled(pilot)
             if allows(app):
                 break
         assert allows(app) == [{"id": "lg01", "allow": True, "scope": "once"}]
@@ -75,14 +74,14 @@ async def test_the_y_after_paging_through_a_request_does_not_allow_the_next_one(
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
         for _ in range(30):
             await pilot.press("y")
-            await pilot.pause(0.1)
+            await settled(pilot)
             if allows(app):
                 break
         assert allows(app) == [{"id": "lg01", "allow": True, "scope": "once"}]
         await until(pilot, lambda: app.screen.request_id == "rm01", "the next request")
-        await pilot.pause(0.1)
+        await settled(pilot)
         await pilot.press("y")  # the next beat
-        await pilot.pause(0.2)
+        await settled(pilot)
         assert [a["id"] for a in allows(app)] == ["lg01"], "the paging rhythm allowed the next one"
         said = " ".join(n.message for n in app._notifications)  # noqa: SLF001
         assert "nothing was decided" in said
@@ -138,12 +137,12 @@ async def test_y_typed_ahead_on_the_inbox_never_allows_a_row_that_was_not_on_scr
         inbox.focus()
         for _ in range(4):
             await pilot.press("down")
-        await pilot.pause(0.2)
+        await settled(pilot)
         assert inbox.selected_key() == "r4aa" and "rm -rf" not in screen_text(app)
         typed_ahead(app, "down", "y")
-        await pilot.pause(0.5)
-        assert allows(app) == [], "allowed a row that was never on the screen"
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card instead")
+        await settled(pilot)
+        assert allows(app) == [], "allowed a row that was never on the screen"
         assert app.screen.request_id == "r5aa"
 
 
@@ -168,14 +167,14 @@ async def test_y_held_down_allows_only_once_every_row_was_drawn(monkeypatch: Any
         await attached(pilot)
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
-        await pilot.pause(0.2)
+        await settled(pilot)
         rows = set(range(app.screen.query_one(ApprovalCard).size.height))
         for _ in range(40):  # the key repeat: each y in the queue before the next draw
             typed_ahead(app, "y")
             await asyncio.sleep(0)
             if allows(app):
                 break
-        await pilot.pause(0.5)
+        await settled(pilot)
         # How far the burst got depends on how often the machine drew between keys: the rest
         # of the way with keys that wait for the screen, as a person reading along presses them.
         for _ in range(40):
@@ -187,7 +186,7 @@ async def test_y_held_down_allows_only_once_every_row_was_drawn(monkeypatch: Any
         assert rows <= drawn, f"allowed with rows {sorted(rows - drawn)} never drawn"
         # The rest of the burst is still queued: handled here, not while the app shuts down
         # (a key handled with no screen left raised ScreenStackError in the test's teardown).
-        await pilot.pause(1.0)
+        await settled(pilot)
 
 
 @pytest.mark.parametrize(("size", "subject"), [

