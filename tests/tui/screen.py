@@ -50,7 +50,7 @@ async def attached(pilot: Pilot[Any]) -> PilothouseApp:
     app = pilot.app
     assert isinstance(app, PilothouseApp)
     await until(pilot, lambda: app.state.connected, "the console to attach")
-    await pilot.pause(0.1)
+    await pilot.pause()  # what the source sent with the attach (its events) handled too
     return app
 
 
@@ -140,3 +140,11 @@ async def dialog_drawn(pilot: Pilot[Any]) -> None:
         return seen.first_unseen(shown.first().size.width, shown.first().size.height) is None
 
     await until(pilot, drawn, "the dialog drawn, all of its question on the screen", tries=1500)
+
+
+async def shows(pilot: Pilot[Any], needle: str) -> str:
+    """The screen's text once it shows `needle` (30 s deadline): what the next check reads is
+    drawn, however long the drawing took."""
+    app = pilot.app
+    return await until(pilot, lambda: needle in (text := screen_text(app)) and text,
+                       f"{needle!r} on the screen", tries=1500)

@@ -14,7 +14,7 @@ from console.tui.app import PilothouseApp
 from console.tui.screens.bench import BenchScreen
 from store.replay_results import store_agents, store_step
 from tests.tui.fixed import NOW, FixedSource
-from tests.tui.screen import attached, screen_text, until
+from tests.tui.screen import attached, palette_ready, screen_text, shows, until
 
 pytestmark = pytest.mark.usefixtures("utc")
 
@@ -73,8 +73,7 @@ async def test_the_curve_and_each_steps_figures_at_80x24(tmp_path: Path) -> None
         await pilot.press("b")
         screen = await until(pilot, lambda: isinstance(app.screen, BenchScreen) and app.screen.loaded
                              and app.screen, "the benchmark screen")
-        await pilot.pause(0.1)
-        text = screen_text(app)
+        text = await shows(pilot, "1 of 2")
         assert "sweep 20260101-000100-bbbbbb" in text and "1 of 2" in text, text
         assert "qwen-7b at http://127.0.0.1:8000/v1" in text, text
         rows = plot_rows(text)
@@ -93,8 +92,7 @@ async def test_the_curve_and_each_steps_figures_at_80x24(tmp_path: Path) -> None
         assert top8 < top1 and left8 < left1, text
         assert "tok/s per user" in text and "output tok/s per GPU" in text
         await pilot.press("end")
-        await pilot.pause(0.1)
-        text = screen_text(app)
+        text = await shows(pilot, "01JD8ZQ5K3R…XN6Y/1")  # the last row: scrolled to the end
         assert "TTFT p50" in text and "$/Mtok" in text, text
         row8 = next(line for line in text.splitlines() if "388.0" in line)
         for figure in ("47.9", "240", "420", "777", "0.370", "0.103"):
@@ -107,12 +105,10 @@ async def test_the_curve_and_each_steps_figures_at_80x24(tmp_path: Path) -> None
         assert " 7 " in lane1 and "52,000" in lane1 and "n/a" in lane1 and "60%" in lane1, lane1
         assert "Per agent (lane)" in text and max(len(line) for line in text.splitlines()) <= 80
         await pilot.press("left_square_bracket", "home")
-        await pilot.pause(0.1)
-        text = screen_text(app)
+        text = await shows(pilot, "2 of 2")
         assert "sweep 20260101-000000-aaaaaa" in text and "2 of 2" in text, text
         await pilot.press("end")
-        await pilot.pause(0.1)
-        text = screen_text(app)
+        text = await shows(pilot, "No per-agent figures for this sweep")
         assert "j_per_output_token: n/a (no GPU energy readings" in text, text
         assert "No per-agent figures for this sweep" in text, text
         assert screen.index == 1
@@ -123,12 +119,12 @@ async def test_reachable_from_the_palette_and_listed_in_help(tmp_path: Path) -> 
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
         await pilot.press("question_mark")
-        await pilot.pause(0.3)
+        await shows(pilot, "Keys: ")  # the help's title: the help is drawn
         assert "Workload benchmark" in screen_text(app) or "Workload benchmark" in str(
             app.screen.query_one("#dialog-body").render()), screen_text(app)
         await pilot.press("escape")
         await pilot.press("colon", *"Workload benchmark")
-        await pilot.pause(0.6)
+        await palette_ready(pilot, "Workload benchmark")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, BenchScreen), "the screen from the palette")
 
@@ -140,8 +136,7 @@ async def test_no_results_says_how_to_get_some(tmp_path: Path) -> None:
         await attached(pilot)
         await pilot.press("b")
         await until(pilot, lambda: isinstance(app.screen, BenchScreen) and app.screen.loaded, "the screen")
-        await pilot.pause(0.1)
-        text = screen_text(app)
+        text = await shows(pilot, "No replay results yet")
         assert "No replay results yet" in text and "pilothouse replay TRACE" in text, text
 
 

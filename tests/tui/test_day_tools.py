@@ -13,13 +13,24 @@ import pytest
 
 from console.tui.app import PilothouseApp
 from console.tui.link import DaemonEvent, Disconnected, Polled
+from console.tui.screens.dialogs import PromptScreen
 from console.tui.screens.history import EventScreen, HistoryScreen
+from console.tui.screens.policy import PolicyScreen
 from console.tui.screens.run_detail import RunScreen
 from tests.conftest import Daemon, needs_bwrap
 from tests.tui.conftest import attached as real_attached
 from tests.tui.conftest import cli, make_app, wait_for
 from tests.tui.fixed import APPROVALS, HISTORY, NET, NOW, RUNS, FixedSource, net_rows
-from tests.tui.screen import app_with, attached, line_with, more_runs, screen_text, until
+from tests.tui.screen import (
+    app_with,
+    attached,
+    line_with,
+    more_runs,
+    palette_ready,
+    screen_text,
+    shows,
+    until,
+)
 from widgets.output_log import OutputLog
 from widgets.tables import NetFeed, RunsTable
 
@@ -66,8 +77,7 @@ async def test_help_lists_this_screens_keys_first_and_shows_keys_literally() -> 
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
         await pilot.press("question_mark")
-        await pilot.pause(0.2)
-        text = screen_text(app)
+        text = await shows(pilot, "Keys: ")  # the help's title: the help is drawn
         assert "[keys]" in text, text
         lines = text.splitlines()
         start = next(i for i, line in enumerate(lines) if "Start run" in line)
@@ -148,8 +158,8 @@ async def test_history_export_writes_every_matching_event_as_jsonl_or_csv(
         await until(pilot, lambda: len(getattr(app.screen, "rows", [])) == 100, "the first page")
         for suffix in ("jsonl", "csv"):
             await pilot.press("e")
-            await pilot.pause(0.2)
-            field = app.screen.query_one("#prompt-value")
+            field = await until(pilot, lambda: isinstance(app.screen, PromptScreen)
+                                and app.screen.query_one("#prompt-value"), "the export prompt", tries=1500)
             default = Path(field.value)
             assert default.is_absolute() and default.parent.is_dir(), default
             assert not str(default).startswith(str(Path.cwd())), "not into the project folder"
@@ -157,7 +167,9 @@ async def test_history_export_writes_every_matching_event_as_jsonl_or_csv(
             field.value = str(target)
             await pilot.press("enter")
             await until(pilot, target.exists, f"the {suffix} export")
-            await pilot.pause(0.2)
+            await until(pilot, lambda t=target: any(f"written to {t}" in n.message  # its toast
+                                                    for n in app._notifications),  # noqa: SLF001
+                        f"the {suffix} export's toast", tries=1500)
             said = [n.message for n in app._notifications]  # noqa: SLF001
             assert any(f"250 event(s) written to {target}" in m for m in said), said
         rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -171,7 +183,8 @@ async def test_event_detail_shows_a_human_time() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
         app.push_screen(EventScreen(HISTORY[0]))
-        await pilot.pause(0.2)
+        await until(pilot, lambda: isinstance(app.screen, EventScreen), "the event", tries=1500)
+        await pilot.pause()
         assert "2026-01-01 00:00:00" in screen_text(app)
 
 
@@ -197,12 +210,12 @@ async def test_palette_has_run_and_approval_commands() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
         await pilot.press("colon", *"Open run q7rt")
-        await pilot.pause(0.6)
+        await palette_ready(pilot, "Open run q7rt")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.run_id == "q7rt",
                     "the run opened from the palette")
         await pilot.press("colon", *"Deny oldest approval")
-        await pilot.pause(0.6)
+        await palette_ready(pilot, "Deny oldest approval")
         await pilot.press("enter")
         await until(pilot, lambda: any(c[0] == "approval.decide" for c in app.source.calls),  # type: ignore[attr-defined]
                     "the deny sent")
@@ -218,9 +231,11 @@ async def test_screenshot_saves_to_a_folder_that_exists_and_says_where(
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
         await pilot.press("colon", *"Screenshot")
-        await pilot.pause(0.6)
+        await palette_ready(pilot, "Screenshot")
         await pilot.press("enter")
-        await pilot.pause(0.8)
+        await until(pilot, lambda: any(n.title in ("Screenshot saved", "Error")  # saved, or why not
+                                       for n in app._notifications),  # noqa: SLF001
+                    "the screenshot's toast", tries=1500)
         said = " ".join(n.message for n in app._notifications)  # noqa: SLF001
         saved = list(tmp_path.rglob("*.svg"))
         assert saved and str(saved[0]) in said, said
@@ -232,10 +247,11 @@ async def test_policy_box_tests_a_host_as_a_host() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
         await pilot.press("p")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: isinstance(app.screen, PolicyScreen), "the policy screen", tries=1500)
+        await pilot.pause()
         await pilot.press("c", *"127.0.0.9:80", "enter")
-        await pilot.pause(0.3)
-        checks = [c[1] for c in app.source.calls if c[0] == "policy.check"]  # type: ignore[attr-defined]
+        checks = await until(pilot, lambda: [c[1] for c in app.source.calls  # type: ignore[attr-defined]
+                                             if c[0] == "policy.check"], "the check", tries=1500)
         assert checks and checks[-1].get("host") == "127.0.0.9:80", checks
 
 
@@ -248,7 +264,7 @@ async def test_log_filter_highlights_counts_and_steps_through_matches() -> None:
                           "the run screen")
         await until(pilot, lambda: log.total == 40, "the output")
         await pilot.press("slash", *"collected", "enter")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: "match" in screen_text(app), "the filter's count", tries=1500)
         assert "6 match" in screen_text(app), screen_text(app)
         await pilot.press("n")
         assert log.match_index == 0

@@ -16,6 +16,7 @@ from console.tui.screens.run_detail import RunScreen
 from console.tui.screens.start_run import StartRunScreen
 from tests.conftest import Daemon, needs_bwrap
 from tests.tui.conftest import attached, cli, make_app, run_output, run_state, start_run, wait_for
+from tests.tui.screen import palette_ready, settled
 from widgets.output_log import OutputLog
 from widgets.tables import HistoryTable, RunsTable
 
@@ -52,11 +53,12 @@ async def test_history_search_filters_pages_and_export(daemon: Daemon, workspace
         assert run_id in [table.cell_text(k, "run") for k in table.shown_keys()]
 
         # a filter: kind runs, by this run only
+        searched = screen.rows
         screen.query_one("#h-search").value = ""
         screen.query_one("#h-kind").value = "run."
-        await pilot.pause(0.3)
-        await wait_for(pilot, lambda: screen.rows and all(r["kind"].startswith("run.") for r in screen.rows),
-                       "only run events")
+        await wait_for(pilot, lambda: screen.rows is not searched and screen.rows  # a page read anew
+                       and all(r["kind"].startswith("run.") for r in screen.rows), "only run events",
+                       timeout=30)
         shown = len(screen.rows)
 
         await pilot.press("e")
@@ -120,7 +122,7 @@ async def test_stop_and_kill_ask_first(daemon: Daemon, workspace: Path) -> None:
         await pilot.press("x")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")  # not confirmed: nothing happens
-        await pilot.pause(0.3)
+        await settled(pilot)
         assert app.state.runs[first]["state"] == "running"
         await pilot.press("x")
         await pilot.press("y")
@@ -186,8 +188,7 @@ async def test_start_a_run_from_the_key_and_from_the_palette(daemon: Daemon, wor
 
         await pilot.press("colon")
         await pilot.press(*"Start run: shell")
-        await wait_for(pilot, lambda: app.screen.query("CommandList"), "the palette")
-        await pilot.pause(0.5)
+        await palette_ready(pilot, "Start run: shell")
         await pilot.press("enter")
         palette = await wait_for(
             pilot, lambda: next((r for r in app.state.runs.values()
