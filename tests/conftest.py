@@ -8,10 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -25,6 +26,21 @@ def have_bwrap() -> bool:
 
 
 needs_bwrap = pytest.mark.skipif(not have_bwrap(), reason="bubblewrap is not installed (apt-get install bubblewrap)")
+
+
+T = TypeVar("T")
+
+
+def read_until(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.0,
+               every: float = 0.1) -> T:
+    """`read()` once `done` holds for what it read, or as it reads when `timeout` has passed:
+    the test's assertions then say what did not happen, instead of a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = read()
+        if done(got) or time.monotonic() > deadline:
+            return got
+        time.sleep(every)
 
 
 @dataclass

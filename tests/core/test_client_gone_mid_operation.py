@@ -14,12 +14,10 @@ import json
 import socket
 import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from console.paths import resolve
-from tests.conftest import Daemon, needs_bwrap
+from tests.conftest import Daemon, needs_bwrap, read_until
 from tests.core.failing_store import wait_running
 from tests.core.test_approvals_e2e import background, wait_pending
 
@@ -81,18 +79,6 @@ def _send_and_go_away(d: Daemon, op: str, args: dict) -> None:
         db.close()
 
 
-def _settled(read: Callable[[], tuple[Any, ...]], done: Callable[..., bool],
-             timeout: float = 10) -> tuple[Any, ...]:
-    """`read()` once `done(*read())` holds, or as it is when `timeout` has passed: the store
-    is free again, and an operation that ran to its end has landed and been applied."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = read()
-        if done(*got) or time.monotonic() > deadline:
-            return got
-        time.sleep(0.1)
-
-
 @needs_bwrap
 def test_a_grant_recorded_as_revoked_no_longer_allows(daemon: Daemon, workspace: Path) -> None:
     t, out = background(daemon, workspace,
@@ -101,10 +87,11 @@ def test_a_grant_recorded_as_revoked_no_longer_allows(daemon: Daemon, workspace:
     req = wait_pending(daemon)[0]
     grant = json.loads(daemon.cli("approve", req["id"], "--scope", "run", "--json").stdout)["grants"][0]
     _send_and_go_away(daemon, "grant.revoke", {"id": grant["id"]})
-    revoked, live = _settled(
+    # Read until the store is free again and the revocation has landed and been applied.
+    revoked, live = read_until(
         lambda: (json.loads(daemon.cli("history", "--kind", "grant.revoked", "--json").stdout),
                  [g["id"] for g in json.loads(daemon.cli("grants", "--json").stdout)]),
-        lambda revoked, live: bool(revoked) and grant["id"] not in live)
+        lambda got: bool(got[0]) and grant["id"] not in got[1])
     (workspace / "go").write_text("")
     # The second ask is answered by the grant (the run ends) or waits for a person.
     deadline = time.monotonic() + 30
@@ -128,12 +115,12 @@ def test_a_run_recorded_as_stopped_is_stopped(daemon: Daemon, workspace: Path) -
                         "sleep 60").stdout.split()[-1]
     wait_running(daemon, run_id)
     _send_and_go_away(daemon, "run.stop", {"run": run_id})
-    stops, live = _settled(  # the deadline is more than the stop's grace
+    stops, live = read_until(  # the deadline is more than the stop's grace
         lambda: ([e for e in json.loads(daemon.cli("history", "--kind", "run.stop",
                                                    "--json").stdout)
                   if e.get("run_id") == run_id],
                  {r["id"]: r["state"] for r in json.loads(daemon.cli("ps", "--json").stdout)}),
-        lambda stops, live: bool(stops) and live.get(run_id) != "running")
+        lambda got: bool(got[0]) and got[1].get(run_id) != "running")
     try:
         # Before: "stop requested by root" was on the record and the run still running.
         assert not (stops and live.get(run_id) == "running"), (stops[0]["text"], live)

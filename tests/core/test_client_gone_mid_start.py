@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Daemon, needs_bwrap
+from tests.conftest import Daemon, needs_bwrap, read_until
 
 
 def _start_and_go_away(d: Daemon, ws: Path, delay: float) -> None:
@@ -26,15 +26,9 @@ def _start_and_go_away(d: Daemon, ws: Path, delay: float) -> None:
     s.close()
 
 
-def _until(d: Daemon, done: Callable[[list[dict[str, Any]]], bool],
-           timeout: float = 30) -> list[dict[str, Any]]:
-    """`ps` once `done` holds for its runs, or as it is when `timeout` has passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        runs = json.loads(d.cli("ps", "--json").stdout)
-        if done(runs) or time.monotonic() > deadline:
-            return runs
-        time.sleep(0.1)
+def _runs_until(d: Daemon, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+    """`ps` once `done` holds for its runs, or as it is after 30 s."""
+    return read_until(lambda: json.loads(d.cli("ps", "--json").stdout), done, timeout=30)
 
 
 def _handoff_mounts(run_ids: list[str]) -> list[str]:
@@ -54,12 +48,12 @@ def test_a_start_cut_short_leaves_no_run_stuck_or_mounted(
             _start_and_go_away(d, workspace, delay)
         # Each start runs to its end: wait until all of them are running (a start stuck in
         # "starting" never gets there, and is named below once the deadline has passed).
-        live = _until(d, lambda runs: len(runs) >= len(delays) and all(
+        live = _runs_until(d, lambda runs: len(runs) >= len(delays) and all(
             r["state"] == "running" for r in runs))
         stuck = [r["id"] for r in live if r["state"] != "running"]
         for r in live:
             d.cli("stop", r["id"], check=False)
-        left = [(r["id"], r["state"]) for r in _until(d, lambda runs: not runs)]
+        left = [(r["id"], r["state"]) for r in _runs_until(d, lambda runs: not runs)]
         d.stop()
         mounts = _handoff_mounts(stuck)
         assert not stuck and not left, (f"stuck: {stuck}; listed after stop: {left}; "

@@ -19,7 +19,7 @@ import pytest
 from console.client.sync import Client, ClientError
 from console.paths import resolve
 from tests.approvals.test_daemon_attacks_s13 import attempts
-from tests.conftest import Daemon, needs_bwrap
+from tests.conftest import Daemon, needs_bwrap, read_until
 
 RUNS_LIST_MAX = 1000  # docs/protocol.md: runs.list answers at most this many runs
 
@@ -213,13 +213,9 @@ def test_one_runs_asks_are_rate_bounded_and_folded(home: Path, daemon_env: dict[
             assert allow or (decision == "deny" and reason.startswith("too many requests: ")), report
         # The flood windows close at the first tick past a second, and their summaries land
         # then: read until every refusal is accounted for (or far past that tick).
-        deadline = time.monotonic() + 30
-        while True:
-            rows = json.loads(d.cli("history", "--kind", "approval.refused", "--limit", "5000",
-                                    "--json").stdout)
-            if attempts(rows) >= refused or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        rows = read_until(lambda: json.loads(d.cli("history", "--kind", "approval.refused",
+                                                   "--limit", "5000", "--json").stdout),
+                          lambda rows: attempts(rows) >= refused, timeout=30, every=0.2)
         assert attempts(rows) == refused, rows[:5]  # every refusal counted
         assert len(rows) < 60, f"{len(rows)} rows for {refused} refused asks"
         assert json.loads(d.cli("ps", "--json").stdout) == []  # the operator is answered

@@ -4,10 +4,9 @@ plainly, and not forgotten once the store records again."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-from tests.conftest import Daemon
+from tests.conftest import Daemon, read_until
 from tests.core.failing_store import store_failing
 
 OLD = '[profiles.p]\ncommand = ["true"]\n\n[profiles.p.exec]\nallow = ["make deploy"]\n'
@@ -55,20 +54,13 @@ def test_a_saved_file_the_store_could_not_record_is_not_forgotten(
             (home / "config.toml").write_text(NEW)
             # The watcher looks once a second: wait until status names the change it could
             # not record, or (as this test always did) three looks.
-            deadline = time.monotonic() + 3
-            while (not json.loads(d.cli("status", "--json").stdout).get("config_error")
-                   and time.monotonic() < deadline):
-                time.sleep(0.1)
+            read_until(lambda: json.loads(d.cli("status", "--json").stdout).get("config_error"),
+                       bool, timeout=3)
             assert _decides(d) == "allow"  # refused while it cannot be recorded: fine
         # The store records again; the watcher tries the file again at its next look. Read
         # until the file is in force, or as things stand after ten more looks.
-        deadline = time.monotonic() + 10
-        while True:
-            status = d.cli("status", "--json")
-            in_force = _decides(d)
-            if in_force == "deny" or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        status, in_force = read_until(lambda: (d.cli("status", "--json"), _decides(d)),
+                                      lambda got: got[1] == "deny", timeout=10)
         told = json.loads(status.stdout).get("config_error")
         assert in_force == "deny" or told, (
             f"the file says deny, the daemon decides {in_force!r}, and status says nothing: "
