@@ -4,6 +4,9 @@ leave to a person, the recorder, the limits and the trace of metered inference c
 
 from __future__ import annotations
 
+import asyncio
+import time
+import weakref
 from ipaddress import ip_address
 from typing import Any
 
@@ -16,7 +19,7 @@ from console.daemon.recording import Recording
 from console.gate.common import Asker, GateLimits, NetAsk, Stands, Verdict, Veto
 from console.gate.proxy import Gate
 from console.gate.trace import TraceRecorder
-from console.policy import Provenance
+from console.policy import Grant, Provenance
 from console.policy.hosts import IPAddress
 from console.policy.netrules import NetworkRules
 from console.policy.network import decide_network
@@ -40,11 +43,14 @@ class GateWiring:
         self.inbox = inbox
         self.recording = recording
         self.trace = trace
+        self._following: weakref.WeakSet[Gate] = weakref.WeakSet()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        evaluator.grants.watch(self._grants_changed)
 
     def gate_for(self, run_id: str, profile: Profile) -> Gate:
         cfg = self.config.cfg
         b = cfg.bounds
-        return Gate(
+        return self.follow_grants(Gate(
             run_id, network_rules(profile), ask=self.asker(run_id, profile),
             record=self.recording.for_gate(run_id), profile=profile.name,
             meter=inference_endpoints(cfg.inference), trace=self.trace,
@@ -53,7 +59,35 @@ class GateWiring:
                               lookups_per_second=b.lookups_per_second),
             on_refused=lambda: self.recording.refused(run_id, "gate"), budget=fd_budget(),
             veto=self.veto(run_id, profile.name), stands=self.stands(run_id, profile.name),
-        )
+        ))
+
+    def follow_grants(self, gate: Gate) -> Gate:
+        """Have the gate look again at its open connections as soon as a grant is made or
+        ends, and when a timed grant's time is up: a tunnel opened on a grant ends with it,
+        not at the gate's next sweep up to a second later (Gate.recheck_asked)."""
+        if self._loop is None:  # the first gate: timed grants made before it get their look
+            self._loop = asyncio.get_running_loop()
+            for grant in self.evaluator.grants.list():
+                self._look_when_up(grant)
+        self._following.add(gate)
+        return gate
+
+    def _grants_changed(self, made: Grant | None) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._recheck, made)  # the table may change in a thread
+
+    def _recheck(self, made: Grant | None) -> None:
+        for gate in list(self._following):
+            gate.recheck_asked()
+        if made is not None:
+            self._look_when_up(made)
+
+    def _look_when_up(self, grant: Grant) -> None:
+        if grant.expires_at is not None and self._loop is not None:
+            # Just after its end: a look a moment early would find it still standing.
+            self._loop.call_later(max(0.0, grant.expires_at - time.time()) + 0.005,
+                                  self._recheck, None)
 
     def apply_config(self, gate: Gate, profile_name: str) -> None:
         """Config changed: a live gate reads its profile's new rules on the next request, and

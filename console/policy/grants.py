@@ -258,9 +258,21 @@ class GrantTable:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._grants: dict[str, Grant] = {}
         self._clock = clock
+        self._watchers: list[Callable[[Grant | None], None]] = []
+
+    def watch(self, watcher: Callable[[Grant | None], None]) -> None:
+        """watcher(grant) once a grant is made, watcher(None) once one ends before its time
+        (revoked, its run over) or by it; called on whichever thread changed the table. A
+        "once" grant used up by its request is not announced: what it allowed stands."""
+        self._watchers.append(watcher)
+
+    def _changed(self, made: Grant | None = None) -> None:
+        for watcher in self._watchers:
+            watcher(made)
 
     def add(self, grant: Grant) -> Grant:
         self._grants[grant.id] = grant
+        self._changed(grant)
         return grant
 
     def trial(self, extra: Sequence[Grant]) -> GrantTable:
@@ -271,7 +283,10 @@ class GrantTable:
         return table
 
     def revoke(self, grant_id: str) -> Grant | None:
-        return self._grants.pop(grant_id, None)
+        grant = self._grants.pop(grant_id, None)
+        if grant is not None:
+            self._changed()
+        return grant
 
     def consume(self, grant: Grant) -> None:
         """A "once" grant is used up by the request it answered; other scopes stay."""
@@ -283,12 +298,16 @@ class GrantTable:
         gone = [g for g in self._grants.values() if g.expires_at is not None and now >= g.expires_at]
         for g in gone:
             del self._grants[g.id]
+        if gone:
+            self._changed()
         return gone
 
     def end_run(self, run_id: str) -> list[Grant]:
         gone = [g for g in self._grants.values() if g.run_id == run_id]
         for g in gone:
             del self._grants[g.id]
+        if gone:
+            self._changed()
         return gone
 
     def list(self, now: float | None = None) -> list[Grant]:

@@ -6,8 +6,8 @@ words about a destination did not: a tunnel opened on a `run` or timed yes (its 
 an allow grant, stayed open after the person revoked that grant or after its time ran out, and
 one opened on a yes stayed open after the person then denied the host (or its address) for
 the run: a CONNECT tunnel carries bytes for as long as either side keeps it busy. Now the
-gate looks again, at most a second later, at every open connection a person or a grant
-allowed: it ends (`net.closed`, how "policy") when the grant its yes came from has ended, or
+gate looks again at every open connection a person or a grant allowed (at its sweep, once a
+second; since review s38 also as soon as a grant is made or ends, and when a timed one is up): it ends (`net.closed`, how "policy") when the grant its yes came from has ended, or
 when a deny grant now covers it. A `once` yes, and a rule's allow, stand.
 
 Only loopback addresses and names under .invalid; the harness's stand-in global address
@@ -25,6 +25,7 @@ import pytest
 from console.daemon.evaluation import network_rules
 from console.daemon.gate_wiring import GateWiring
 from console.gate import GateLimits
+from console.policy import new_grant
 
 from .support import FAKE_GLOBAL, Echo, Harness, connect, running
 from .test_gate_attacks_s23 import WAIT, _grant, _wiring
@@ -135,3 +136,74 @@ async def test_a_tunnel_on_a_yes_stands_while_its_grant_does(tmp_path: Path, sco
         _grant(grants, "127.0.0.99", "deny")
     open_after, closed = await _tunnel(tmp_path, scope, unrelated, STANDS_S)
     assert open_after and not closed
+
+
+# Review s38: the gate looked again only at its sweeps, once a second, so a tunnel outlived a
+# revoked grant by up to a second and a timed grant by up to a second past its time. The
+# daemon's wiring now has its gates look as soon as a grant ends, and when a timed one is up.
+# With a long idle_timeout the sweeper looks once a second from the first connection on: the
+# looks these tests wait for come well before it.
+SWEEP_AWAY = GateLimits(idle_timeout=1000.0)
+
+
+async def _tunnel_on_grant(tmp_path: Path, grant_age_s: float = 0.0):  # type: ignore[no-untyped-def]
+    """A gate as gate_for wires it, and a CONNECT tunnel opened on an allow grant for NAME
+    (a timed one, 1 minute made grant_age_s ago; or one for the run)."""
+    wiring, inbox, grants = _wiring(tmp_path, 'default = "ask"\n')
+    scope, made = ("1m", time.time() - grant_age_s) if grant_age_s else ("run", None)
+    grants.add(new_grant("network", f"{NAME}:443", "allow", scope, run_id="run-1",
+                         profile="demo", decided_by="alice", now=made))
+    echo = await Echo().start()
+    profile = wiring.evaluator.profile("demo")
+    h = Harness(network_rules(profile), upstream_port=echo.port, names={NAME: [FAKE_GLOBAL]},
+                ask=wiring.asker("run-1", profile), veto=wiring.veto("run-1", "demo"),
+                stands=wiring.stands("run-1", "demo"), limits=SWEEP_AWAY)
+    follow = getattr(wiring, "follow_grants", None)  # none before this review
+    if follow is not None:
+        follow(h.gate)
+    return wiring, grants, echo, h
+
+
+async def _ended_within(h: Harness, reader: asyncio.StreamReader, seconds: float) -> bool:
+    """Whether the tunnel's end reached the client, and was recorded, within `seconds`."""
+    try:
+        async with asyncio.timeout(seconds):
+            while await reader.read(64):
+                pass
+    except TimeoutError:
+        return False
+    return [c["how"] for c in h.kinds("net.closed")] == ["policy"]
+
+
+async def test_a_revoked_grant_ends_its_tunnel_at_once(tmp_path: Path) -> None:
+    _wiring_, grants, echo, h = await _tunnel_on_grant(tmp_path)
+    try:
+        async with running(h):
+            status, _, _, reader, writer = await asyncio.wait_for(
+                connect(h, f"{NAME}:443"), WAIT)
+            assert status == 200
+            (grant,) = grants.list()
+            grants.revoke(grant.id)
+            assert await _ended_within(h, reader, 0.3), \
+                "the tunnel outlived its revoked grant until the gate's next sweep"
+            writer.close()
+    finally:
+        await echo.close()
+
+
+async def test_a_timed_grant_ends_its_tunnel_when_its_time_is_up(tmp_path: Path) -> None:
+    # Made 59.6 s ago for a minute: 0.4 s left when the tunnel opens.
+    _wiring_, grants, echo, h = await _tunnel_on_grant(tmp_path, grant_age_s=59.6)
+    try:
+        async with running(h):
+            status, _, _, reader, writer = await asyncio.wait_for(
+                connect(h, f"{NAME}:443"), WAIT)
+            assert status == 200
+            (grant,) = grants.list()
+            left = grant.expires_at - time.time()
+            assert 0.1 < left < 0.45
+            assert await _ended_within(h, reader, left + 0.25), \
+                "the tunnel outlived its timed grant until the gate's next sweep"
+            writer.close()
+    finally:
+        await echo.close()

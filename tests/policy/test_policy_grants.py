@@ -229,3 +229,25 @@ def test_a_look_without_consume_uses_no_once_grant() -> None:
     assert look("exec", "make build", "r1", "demo").action == "allow"  # still there
     assert decide("exec", "make build", "r1", "demo").action == "allow"  # used up now
     assert decide("exec", "make build", "r1", "demo").action == "ask"
+
+
+def test_the_table_announces_a_grant_made_or_ended_but_not_a_once_grant_used_up() -> None:
+    """The gates look again at their open tunnels on these (console.daemon.gate_wiring)."""
+    table = GrantTable(clock=lambda: 1000.0)
+    heard: list[str | None] = []
+    table.watch(lambda made: heard.append(made.id if made is not None else None))
+    once = table.add(new_grant("network", "a.invalid", "allow", "once", run_id="r1",
+                               profile="p", decided_by="al", now=1000.0))
+    timed = table.add(new_grant("network", "b.invalid", "allow", "1m", run_id="r1",
+                                profile="p", decided_by="al", now=900.0))
+    ran = table.add(new_grant("network", "c.invalid", "allow", "run", run_id="r2",
+                              profile="p", decided_by="al", now=1000.0))
+    assert heard == [once.id, timed.id, ran.id]
+    table.consume(once)  # used up by the request it answered: what it allowed stands
+    assert table.revoke("g-none") is None
+    assert heard == [once.id, timed.id, ran.id]
+    table.expire()  # the timed grant's minute ended at 960
+    table.end_run("r2")
+    table.end_run("r2")  # nothing left to end
+    assert heard == [once.id, timed.id, ran.id, None, None]
+    assert table.list() == []
