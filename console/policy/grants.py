@@ -261,9 +261,9 @@ class GrantTable:
         self._watchers: list[Callable[[Grant | None], None]] = []
 
     def watch(self, watcher: Callable[[Grant | None], None]) -> None:
-        """watcher(grant) once a grant is made, watcher(None) once one ends before its time
-        (revoked, its run over) or by it; called on whichever thread changed the table. A
-        "once" grant used up by its request is not announced: what it allowed stands."""
+        """watcher(grant) once a grant is made, watcher(None) once grants are taken away
+        (revoked, their run over, their time found up); called on whichever thread changed the
+        table. A "once" grant used up by its request is not announced: what it allowed stands."""
         self._watchers.append(watcher)
 
     def _changed(self, made: Grant | None = None) -> None:
