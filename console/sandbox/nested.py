@@ -24,10 +24,14 @@ AGENT_CONFIG_YAML = (".aider.conf.yml", ".aider.model.settings.yml")
 # (a dev container's initializeCommand, other agents' MCP servers and plugins, editors' project
 # files, mise's hooks and tasks, Mercurial's and jj's repository config): read-only when there
 # at the start, reported when made, at the top too (review s32). No placeholder: too many.
+# Review h152 added agents whose project config starts programs: Continue (.continue/mcpServers),
+# Charm Crush (MCP servers and LSP commands), Factory Droid (hooks, MCP), Kilo Code and Qwen Code.
 HOST_TOOL_CONFIG = (".devcontainer", ".devcontainer.json", "opencode.json", ".opencode",
                     ".kiro", ".roo", ".amazonq", ".windsurf", ".zed", ".helix", ".nvim.lua",
                     ".lazy.lua", ".exrc", ".nvimrc", ".dir-locals.el", ".dir-locals-2.el",
-                    "mise.toml", ".mise.toml", "mise.local.toml", ".mise.local.toml", ".hg", ".jj")
+                    "mise.toml", ".mise.toml", "mise.local.toml", ".mise.local.toml", ".hg", ".jj",
+                    ".continue", "crush.json", ".crush.json", ".factory", ".kilocode", ".kilo",
+                    "kilo.json", "kilo.jsonc", ".qwen")
 # Reported when made at any level, the top included.
 MADE_ANYWHERE = AGENT_CONFIG_YAML + HOST_TOOL_CONFIG
 
