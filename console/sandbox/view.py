@@ -26,6 +26,7 @@ from . import fsview
 from .acl import traverse_only_for
 from .base import SandboxSpec
 from .gitindex import git_folder
+from .hidden import hidden_change_notes
 from .identity import AgentIdentity, agent_identity
 from .nested import find_nested_git, made_note
 from .protect import MASK_CONTENT, Bind, Protection, plan_protection
@@ -381,6 +382,12 @@ class WorkspaceView:
                 if rel not in new and self._changed(rel, mark, budget)]
         return new, walk.notes("at the end of the run")
 
+    def work_trees(self, new: list[str]) -> list[str]:
+        """The workspace-relative tops of the work trees git on the host uses here: the
+        workspace's ("") and each nested repository's, from the start and the end."""
+        found = self.protection.walk.found if self.protection.walk is not None else []
+        return ["", *(os.path.dirname(r) for r in (*found, *new) if os.path.basename(r) == ".git")]
+
     def git_folders(self, new: list[str]) -> list[str]:
         """The git folders git on the host uses in this workspace: the top's (or where its
         `.git` file leads), and each nested repository's, from the start and the end."""
@@ -489,8 +496,11 @@ def nested_repo_notes(view: WorkspaceView) -> list[str]:
         if rel not in ro and rel not in new] if ws else [], [])
     todo = one_part(failed, "the rebase plans git runs", lambda: left_todo_notes(
         view.ws_fd, view.opened_at, view.git_folders(new)) if ws else [], [])
+    # Tracked files changed while the index tells git not to look (review h152).
+    hidden = one_part(failed, "tracked files git would not show as changed", lambda: hidden_change_notes(
+        view.ws_fd, view.opened_at, view.work_trees(new)) if ws else [], [])
     return [(f"{rel} was changed during the run through another name (a hard link) in the "
              "workspace: read it before a tool on the host does") if rel in
             view.protection.aliased else made_note(rel) for rel in new] + unseen + (
             read_only_notes(ro, budget) if ro or budget.cut else []) + behind_links_notes(
-            behind) + todo + failed
+            behind) + todo + hidden + failed

@@ -1,0 +1,160 @@
+"""Tracked files the run changed while the git index tells git on the host not to look
+(review h152).
+
+The workspace's `.git/index` is the agent's to write (git needs it). An entry's
+assume-unchanged bit (`git update-index --assume-unchanged`), its skip-worktree bit
+(`--skip-worktree`), or stat data copied from the changed file (size and mtime as the file
+now has them, beside the old content's object id) make `git status` and `git diff` say the
+file is as committed: an agent rewrote a tracked Makefile, hid it so, and the person's review
+(`git status --ignored`, `git diff`) showed nothing before `make` ran it. At a run's end each
+tracked file changed during the run that git would so pass over is named, read without running
+git and without following links (gitindex.py reads the same index).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import struct
+from dataclasses import dataclass
+
+from .fsview import open_beneath, read_beneath
+from .gitindex import EXTENDED, NAME_MAX, _read, _varint, git_folder
+
+ASSUME_VALID = 0x8000  # an entry's flags: git trusts the entry without looking at the file
+SKIP_WORKTREE = 0x4000  # its extended flags (index version 3 and 4)
+REGULAR = 0o100000
+MODE_TYPE = 0o170000
+INDEX_MAX = 64 << 20  # bytes of indexes read at one end
+HASH_MAX = 64 << 20  # bytes of files hashed at one end, all together
+FILE_MAX = 16 << 20  # a larger file is not hashed (named when its stat data was copied)
+ENTRIES_MAX = 200_000
+SHOWN = 10
+
+
+@dataclass
+class Entry:
+    name: str
+    mtime: tuple[int, int]
+    size: int
+    oid: bytes
+    assume_valid: bool
+    skip_worktree: bool
+    mode: int
+
+
+def index_entries(data: bytes, hash_len: int = 20, most: int = ENTRIES_MAX) -> list[Entry]:
+    """The entries of an index (versions 2 to 4), those before where it is cut or malformed."""
+    if len(data) < 12 or data[:4] != b"DIRC":
+        return []
+    version, count = struct.unpack(">II", data[4:12])
+    if version not in (2, 3, 4):
+        return []
+    out: list[Entry] = []
+    pos, previous = 12, b""
+    try:
+        for _ in range(min(count, most)):
+            _cs, _cn, ms, mn, _dev, _ino, mode, _uid, _gid, size = struct.unpack(
+                ">10I", data[pos:pos + 40])
+            oid = data[pos + 40:pos + 40 + hash_len]
+            flags = int.from_bytes(data[pos + 40 + hash_len:pos + 42 + hash_len], "big")
+            start = pos + 42 + hash_len
+            ext = 0
+            if version >= 3 and flags & EXTENDED:
+                ext = int.from_bytes(data[start:start + 2], "big")
+                start += 2
+            if version == 4:
+                strip, start = _varint(data, start)
+                end = data.index(b"\0", start)
+                name = previous[:len(previous) - strip] + data[start:end]
+                pos = end + 1
+            else:
+                end = data.index(b"\0", start)
+                name = data[start:end]
+                pos += (start - pos + len(name) + 8) & ~7
+            if end > len(data) - hash_len or len(name) >= NAME_MAX:
+                break
+            previous = name
+            out.append(Entry(name.decode("utf-8", "surrogateescape"), (ms, mn), size, oid,
+                             bool(flags & ASSUME_VALID), bool(ext & SKIP_WORKTREE), mode))
+    except (ValueError, IndexError, struct.error):
+        pass
+    return out
+
+
+def _object_id(content: bytes, sha256: bool) -> bytes:
+    h = hashlib.sha256() if sha256 else hashlib.sha1()  # noqa: S324 - git's object ids
+    h.update(b"blob %d\0" % len(content))
+    h.update(content)
+    return h.digest()
+
+
+def hidden_changes(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str], str]:
+    """(workspace-relative paths of tracked files changed since `since` that git would not
+    show as changed, why the look stopped early or "") for the work trees at `tops`."""
+    found: list[str] = []
+    index_left, hash_left, cut = INDEX_MAX, HASH_MAX, ""
+    for top in dict.fromkeys(tops):
+        gd = git_folder(ws_fd, top)
+        got = read_beneath(ws_fd, f"{gd}/index", index_left) if gd is not None else None
+        if got is None:
+            continue
+        data, ist = got
+        index_left -= len(data)
+        if ist.st_ctime < since:
+            continue  # an index the run did not write
+        config = _read(ws_fd, f"{gd}/config", 1 << 16) or b""
+        sha256 = bool(re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", config))
+        for e in index_entries(data, 32 if sha256 else 20):
+            if e.mode & MODE_TYPE != REGULAR:
+                continue
+            rel = os.path.normpath(os.path.join(top, e.name))
+            if rel.startswith(("../", "/")) or rel == "..":
+                continue
+            try:
+                fd = open_beneath(ws_fd, rel)
+            except OSError:
+                continue  # absent (a sparse checkout's skip-worktree), or behind a link
+            try:
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+            if not os.path.stat.S_ISREG(st.st_mode) or st.st_ctime < since:
+                continue
+            if e.assume_valid or e.skip_worktree:
+                found.append(rel)
+                continue
+            mtime = (int(st.st_mtime) & 0xFFFFFFFF, st.st_mtime_ns % 1_000_000_000)
+            if e.size != st.st_size & 0xFFFFFFFF or e.mtime[0] != mtime[0] or (
+                    e.mtime[1] and e.mtime[1] != mtime[1]):
+                continue  # git looks at this file, and shows it if it changed
+            if st.st_size > FILE_MAX or st.st_size > hash_left:
+                cut = cut or f"{rel} (past the {HASH_MAX >> 20} MiB hashed at one end)"
+                continue
+            content = read_beneath(ws_fd, rel, FILE_MAX + 1)
+            if content is None:
+                continue
+            hash_left -= len(content[0])
+            if _object_id(content[0], sha256) != e.oid:
+                found.append(rel)
+    return found, cut
+
+
+def hidden_change_notes(ws_fd: int, since: float, tops: list[str]) -> list[str]:
+    found, cut = hidden_changes(ws_fd, since, tops)
+    notes = []
+    if found:
+        shown = ", ".join(found[:SHOWN]) + (f" and {len(found) - SHOWN} more" if len(found) > SHOWN
+                                            else "")
+        notes.append(f"the run changed tracked files that `git status` and `git diff` will not "
+                     f"show ({shown}): the git index says they are unchanged (assume-unchanged "
+                     "or skip-worktree bits, or stat data copied from the changed file); read "
+                     "them before a tool on the host does, and run `git update-index "
+                     "--really-refresh --no-assume-unchanged --no-skip-worktree -- PATH` "
+                     "(a clean filter such as Git LFS can also make a file differ from its "
+                     "index entry)")
+    if cut:
+        notes.append(f"the look for tracked files git would not show as changed stopped early "
+                     f"at {cut}")
+    return notes

@@ -1,0 +1,121 @@
+"""Review h152: a tracked file the agent changed and hid from git on the host.
+
+The workspace's `.git/index` is the agent's to write (git needs it). The agent rewrote the
+tracked Makefile and ran `git update-index --skip-worktree Makefile` (or `--assume-unchanged`,
+or wrote the changed file's stat data beside the old object id): after the run the person's
+`git status --porcelain --ignored` and `git diff` showed nothing, the run's end named nothing,
+and `make` ran the agent's line. Now the run's end names each tracked file changed during the
+run that git would not show as changed (console/sandbox/hidden.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from console.sandbox.hidden import hidden_changes
+from tests.sandbox.hostile_kit import give
+
+GIT = ["-c", "safe.directory=*", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
+
+
+def _repo(ws: Path) -> None:
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed (apt-get install git)")
+    subprocess.run([git, *GIT, "init", "-q", str(ws)], check=True)
+    (ws / "Makefile").write_text("all:\n\techo built\n")
+    (ws / "build.sh").write_text("echo ok\n")
+    (ws / "plain.txt").write_text("plain\n")
+    subprocess.run([git, "-C", str(ws), *GIT, "add", "Makefile", "build.sh", "plain.txt"], check=True)
+    subprocess.run([git, "-C", str(ws), *GIT, "commit", "-qm", "init"], check=True)
+
+
+def _host_git(ws: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(ws), *GIT, *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+# The third way: an index entry whose stat data is the changed file's, its object id the old one.
+COPY_STAT = r"""
+import os, struct, subprocess, time
+subprocess.run(["git", "update-index", "--refresh"], capture_output=True)
+time.sleep(1.1)
+with open("plain.txt", "w") as f: f.write("changed!\n")
+data = bytearray(open(".git/index", "rb").read())
+st = os.stat("plain.txt")
+pos = 12
+for _ in range(struct.unpack(">I", data[8:12])[0]):
+    end = data.index(b"\0", pos + 62)
+    if data[pos + 62:end] == b"plain.txt":
+        data[pos:pos + 40] = struct.pack(
+            ">10I", int(st.st_ctime), st.st_ctime_ns % 10**9, int(st.st_mtime),
+            st.st_mtime_ns % 10**9, st.st_dev & 0xFFFFFFFF, st.st_ino & 0xFFFFFFFF,
+            0o100644, OWNER[0], OWNER[1], st.st_size)
+    pos += (62 + end - (pos + 62) + 8) & ~7
+import hashlib
+body = bytes(data[:-20])
+time.sleep(1.1)
+open(".git/index", "wb").write(body + hashlib.sha1(body).digest())
+"""
+
+
+PRELUDE = "export HOME=/tmp; git config --global safe.directory '*'; "
+
+
+def _image(hostile, request) -> dict:
+    if hostile.name.startswith("docker"):
+        return {"image": request.getfixturevalue("python_ref")}  # carries the host's git
+    return {}
+
+
+async def test_a_tracked_file_hidden_from_git_status_is_named_at_the_end(hostile, request):
+    ws = hostile.workspace
+    _repo(ws)
+    give(hostile, ws)
+    owner = ws.stat().st_uid, ws.stat().st_gid  # the owner as the host sees it: the agent guesses
+    (ws / "copy_stat.py").write_text(f"OWNER = {owner}\n" + COPY_STAT)
+    give(hostile, ws / "copy_stat.py")
+    r = await hostile.run(PRELUDE +
+        "printf 'all:\\n\\ttouch /tmp/pwned\\n' > Makefile && git update-index --skip-worktree Makefile; "
+        "echo 'echo evil' >> build.sh && git update-index --assume-unchanged build.sh; "
+        "python3 copy_stat.py; git status --porcelain; true", **_image(hostile, request))
+    # What the person's review sees on the host: neither hidden file.
+    shown = _host_git(ws, "status", "--porcelain", "--ignored")
+    assert "Makefile" not in shown and "build.sh" not in shown, (shown, r.out)
+    assert "Makefile" not in _host_git(ws, "diff")
+    assert "touch /tmp/pwned" in (ws / "Makefile").read_text()
+    notes = " ".join(r.handle.end_notes)
+    # The copied stat data fools git where the agent could match every field git compares
+    # (not where the engine's user differs from the owner it guessed): named wherever it does.
+    for name in ("Makefile", "build.sh", *(() if "plain.txt" in shown else ("plain.txt",))):
+        assert name in notes, (name, r.handle.end_notes)
+
+
+async def test_ordinary_edits_and_commits_are_not_named(hostile, request):
+    ws = hostile.workspace
+    _repo(ws)
+    give(hostile, ws)
+    r = await hostile.run(PRELUDE + f"echo more >> build.sh; echo x >> plain.txt && git {' '.join(GIT)} "
+                          "commit -qam edit; git status --porcelain; true",
+                          **_image(hostile, request))
+    assert not any("will not show" in n for n in r.handle.end_notes), r.handle.end_notes
+
+
+def test_the_reader_passes_over_files_the_run_did_not_touch(tmp_path: Path) -> None:
+    import os
+    import time
+
+    _repo(tmp_path)
+    subprocess.run(["git", "-C", str(tmp_path), "update-index", "--assume-unchanged", "build.sh"],
+                   check=True)
+    fd = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
+    try:
+        assert hidden_changes(fd, time.time() + 5, [""]) == ([], "")
+        (tmp_path / "build.sh").write_text("echo changed\n")
+        assert hidden_changes(fd, 0, [""]) == (["build.sh"], "")
+    finally:
+        os.close(fd)
