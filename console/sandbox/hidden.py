@@ -141,9 +141,51 @@ def hidden_changes(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str]
     return found, cut
 
 
+def replace_refs(ws_fd: int, since: float, tops: list[str]) -> list[str]:
+    """The git folders (workspace-relative) where the run made or changed a replace ref
+    (`refs/replace/`, loose or packed): git on the host then shows the object it names in
+    place of the real one (`git show HEAD:Makefile`, `git log -p`), whatever the work tree holds."""
+    found = []
+    for top in dict.fromkeys(tops):
+        gd = git_folder(ws_fd, top)
+        if gd is None:
+            continue
+        changed = False
+        try:
+            fd = open_beneath(ws_fd, f"{gd}/refs/replace")
+        except OSError:
+            fd = None
+        if fd is not None:
+            try:
+                dfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                dfd = None
+            finally:
+                os.close(fd)
+            if dfd is not None:
+                try:
+                    changed = os.fstat(dfd).st_ctime >= since or any(
+                        os.stat(n, dir_fd=dfd, follow_symlinks=False).st_ctime >= since
+                        for n in os.listdir(dfd)[:10_000])
+                except OSError:
+                    changed = True
+                finally:
+                    os.close(dfd)
+        packed = read_beneath(ws_fd, f"{gd}/packed-refs", INDEX_MAX)
+        if packed is not None and packed[1].st_ctime >= since and b" refs/replace/" in packed[0]:
+            changed = True
+        if changed:
+            found.append(gd)
+    return found
+
+
 def hidden_change_notes(ws_fd: int, since: float, tops: list[str]) -> list[str]:
     found, cut = hidden_changes(ws_fd, since, tops)
-    notes = []
+    notes = [f"the run made or changed replace refs in {gd}/refs/replace (or packed-refs): git "
+             "on your machine shows the objects they name in place of the real ones (`git log "
+             "-p`, `git show`), so a change can read as another; look with "
+             "`git --no-replace-objects log -p`, or remove them (`git replace -d`)"
+             for gd in replace_refs(ws_fd, since, tops)]
     if found:
         shown = ", ".join(found[:SHOWN]) + (f" and {len(found) - SHOWN} more" if len(found) > SHOWN
                                             else "")

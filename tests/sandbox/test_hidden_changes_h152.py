@@ -119,3 +119,18 @@ def test_the_reader_passes_over_files_the_run_did_not_touch(tmp_path: Path) -> N
         assert hidden_changes(fd, 0, [""]) == (["build.sh"], "")
     finally:
         os.close(fd)
+
+
+async def test_a_replace_ref_the_run_makes_is_named(hostile, request):
+    """`git replace NEW OLD` after a commit: the person's `git log -p` showed the commit with
+    no change, and `git show HEAD:Makefile` the old Makefile, while the file ran the agent's."""
+    ws = hostile.workspace
+    _repo(ws)
+    give(hostile, ws)
+    r = await hostile.run(PRELUDE + "B=$(git rev-parse HEAD:Makefile); "
+                          "printf 'all:\\n\\ttouch /tmp/pwned\\n' > Makefile; "
+                          f"git {' '.join(GIT)} commit -qam tidy; "
+                          "git replace -f $(git rev-parse HEAD:Makefile) $B; true",
+                          **_image(hostile, request))
+    assert "echo built" in _host_git(ws, "show", "HEAD:Makefile")
+    assert any("refs/replace" in n for n in r.handle.end_notes), r.handle.end_notes
