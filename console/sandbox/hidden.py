@@ -141,6 +141,16 @@ def hidden_changes(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str]
     return found, cut
 
 
+def _any_changed(dfd: int, since: float, most: int = 10_000) -> bool:
+    """An entry of the folder changed since `since`, among its first `most` (read one by one:
+    a folder of millions is not listed whole); past them, True."""
+    with os.scandir(dfd) as it:
+        for i, entry in enumerate(it):
+            if i >= most or entry.stat(follow_symlinks=False).st_ctime >= since:
+                return True
+    return False
+
+
 def replace_refs(ws_fd: int, since: float, tops: list[str]) -> list[str]:
     """The git folders (workspace-relative) where the run made or changed a replace ref
     (`refs/replace/`, loose or packed): git on the host then shows the object it names in
@@ -164,9 +174,7 @@ def replace_refs(ws_fd: int, since: float, tops: list[str]) -> list[str]:
                 os.close(fd)
             if dfd is not None:
                 try:
-                    changed = os.fstat(dfd).st_ctime >= since or any(
-                        os.stat(n, dir_fd=dfd, follow_symlinks=False).st_ctime >= since
-                        for n in os.listdir(dfd)[:10_000])
+                    changed = os.fstat(dfd).st_ctime >= since or _any_changed(dfd, since)
                 except OSError:
                     changed = True
                 finally:
