@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import struct
+import time
 from dataclasses import dataclass
 
 from .fsview import open_beneath, read_beneath
@@ -30,6 +31,7 @@ INDEX_MAX = 64 << 20  # bytes of indexes read at one end
 HASH_MAX = 64 << 20  # bytes of files hashed at one end, all together
 FILE_MAX = 16 << 20  # a larger file is not hashed (named when its stat data was copied)
 ENTRIES_MAX = 200_000
+SECONDS_MAX = 2.0  # of looking at one end
 SHOWN = 10
 
 
@@ -95,6 +97,7 @@ def hidden_changes(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str]
     show as changed, why the look stopped early or "") for the work trees at `tops`."""
     found: list[str] = []
     index_left, hash_left, cut = INDEX_MAX, HASH_MAX, ""
+    deadline = time.monotonic() + SECONDS_MAX
     for top in dict.fromkeys(tops):
         gd = git_folder(ws_fd, top)
         got = read_beneath(ws_fd, f"{gd}/index", index_left) if gd is not None else None
@@ -109,6 +112,8 @@ def hidden_changes(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str]
         for e in index_entries(data, 32 if sha256 else 20):
             if e.mode & MODE_TYPE != REGULAR:
                 continue
+            if time.monotonic() > deadline:
+                return found, f"{top or '.'} (past {SECONDS_MAX:g} s)"
             rel = os.path.normpath(os.path.join(top, e.name))
             if rel.startswith(("../", "/")) or rel == "..":
                 continue
