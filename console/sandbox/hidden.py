@@ -207,7 +207,7 @@ def hidden_change_notes(ws_fd: int, since: float, tops: list[str]) -> list[str]:
                      "or skip-worktree bits, or stat data copied from the changed file); read "
                      "them before a tool on the host does, and run `git update-index "
                      "--really-refresh --no-assume-unchanged --no-skip-worktree -- PATH` "
-                     "(a clean filter such as Git LFS can also make a file differ from its "
+                     "(a clean filter such as Git LFS, or end-of-line conversion, can also make a file differ from its "
                      "index entry)")
     if cut:
         notes.append(f"the look for tracked files git would not show as changed stopped early "
