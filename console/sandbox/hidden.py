@@ -46,17 +46,20 @@ class Entry:
     mode: int
 
 
-def index_entries(data: bytes, hash_len: int = 20, most: int = ENTRIES_MAX) -> list[Entry]:
-    """The entries of an index (versions 2 to 4), those before where it is cut or malformed."""
+def _parse(data: bytes, hash_len: int, most: int) -> tuple[list[Entry], int]:
+    """An index's entries (versions 2 to 4), those before where it is cut or malformed, and
+    where its extensions start (0 when the entries did not all parse)."""
     if len(data) < 12 or data[:4] != b"DIRC":
-        return []
+        return [], 0
     version, count = struct.unpack(">II", data[4:12])
     if version not in (2, 3, 4):
-        return []
+        return [], 0
     out: list[Entry] = []
     pos, previous = 12, b""
     try:
-        for _ in range(min(count, most)):
+        for _ in range(count):
+            if len(out) >= most:
+                return out, 0
             _cs, _cn, ms, mn, _dev, _ino, mode, _uid, _gid, size = struct.unpack(
                 ">10I", data[pos:pos + 40])
             oid = data[pos + 40:pos + 40 + hash_len]
@@ -76,13 +79,86 @@ def index_entries(data: bytes, hash_len: int = 20, most: int = ENTRIES_MAX) -> l
                 name = data[start:end]
                 pos += (start - pos + len(name) + 8) & ~7
             if end > len(data) - hash_len or len(name) >= NAME_MAX:
-                break
+                return out, 0
             previous = name
             out.append(Entry(name.decode("utf-8", "surrogateescape"), (ms, mn), size, oid,
                              bool(flags & ASSUME_VALID), bool(ext & SKIP_WORKTREE), mode))
     except (ValueError, IndexError, struct.error):
-        pass
+        return out, 0
+    return out, pos
+
+
+def index_entries(data: bytes, hash_len: int = 20, most: int = ENTRIES_MAX) -> list[Entry]:
+    """The entries of an index (versions 2 to 4), those before where it is cut or malformed."""
+    return _parse(data, hash_len, most)[0]
+
+
+def _extensions(data: bytes, pos: int, hash_len: int) -> dict[bytes, bytes]:
+    """An index's extensions from `pos` (where its entries end) to its trailing hash."""
+    out: dict[bytes, bytes] = {}
+    while pos and pos + 8 <= len(data) - hash_len:
+        sig, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "big")
+        out[sig] = data[pos + 8:pos + 8 + size]
+        pos += 8 + size
     return out
+
+
+def _ewah(data: bytes, pos: int) -> tuple[list[int], int]:
+    """The set bits of git's EWAH bitmap at `pos` (ewah/ewah_io.c), and where it ends."""
+    _bits, words = struct.unpack(">II", data[pos:pos + 8])
+    buf = [int.from_bytes(data[pos + 8 + 8 * i:pos + 16 + 8 * i], "big") for i in range(words)]
+    pos += 8 + 8 * words + 4  # the words, then the position of the last run-length word
+    out: list[int] = []
+    i, word = 0, 0
+    while i < len(buf) and len(out) <= ENTRIES_MAX:
+        rlw = buf[i]
+        i += 1
+        run, literals = (rlw >> 1) & 0xFFFFFFFF, rlw >> 33
+        if rlw & 1:
+            out.extend(range(word * 64, (word + run) * 64))
+        word += run
+        for lit in buf[i:i + literals]:
+            out.extend(word * 64 + b for b in range(64) if lit >> b & 1)
+            word += 1
+        i += literals
+    return out, pos
+
+
+def _merged(ws_fd: int, gd: str, data: bytes, hash_len: int,
+            limit: int) -> tuple[list[Entry], float, int]:
+    """The entries git reads from an index, a split index's shared part merged in as
+    split-index.c does (review h152: `git update-index --split-index` put a skip-worktree
+    entry where a reader of the index file alone did not see it); the newest ctime of the
+    files read and the bytes read besides `data`."""
+    entries, end = _parse(data, hash_len, ENTRIES_MAX)
+    link = _extensions(data, end, hash_len).get(b"link")
+    if link is None or len(link) < hash_len:
+        return entries, 0.0, 0
+    shared = read_beneath(ws_fd, f"{gd}/sharedindex.{link[:hash_len].hex()}", limit)
+    if shared is None:
+        return entries, 0.0, 0
+    base = _parse(shared[0], hash_len, ENTRIES_MAX)[0]
+    deleted: set[int] = set()
+    replaced: list[int] = []
+    if len(link) > hash_len:
+        try:
+            dele, pos = _ewah(link, hash_len)
+            replaced, _ = _ewah(link, pos)
+            deleted = set(dele)
+        except (struct.error, IndexError):
+            pass
+    merged: list[Entry | None] = list(base)
+    fresh = [e for e in entries if e.name]
+    unnamed = iter(e for e in entries if not e.name)
+    for i in replaced:
+        new = next(unnamed, None)
+        if new is not None and i < len(merged) and merged[i] is not None:
+            merged[i] = Entry(merged[i].name, new.mtime, new.size, new.oid,  # type: ignore[union-attr]
+                              new.assume_valid, new.skip_worktree, new.mode)
+    for i in deleted:
+        if i < len(merged):
+            merged[i] = None
+    return [e for e in merged if e is not None] + fresh, shared[1].st_ctime, len(shared[0])
 
 
 def _object_id(content: bytes, sha256: bool) -> bytes:
@@ -105,11 +181,14 @@ def hidden_changes(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str]
             continue
         data, ist = got
         index_left -= len(data)
-        if ist.st_ctime < since:
-            continue  # an index the run did not write
         config = _read(ws_fd, f"{gd}/config", 1 << 16) or b""
         sha256 = bool(re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", config))
-        for e in index_entries(data, 32 if sha256 else 20):
+        entries, shared_ctime, shared_read = _merged(ws_fd, gd, data, 32 if sha256 else 20,
+                                                     max(index_left, 0))
+        index_left -= shared_read
+        if max(ist.st_ctime, shared_ctime) < since:
+            continue  # an index the run did not write
+        for e in entries:
             if e.mode & MODE_TYPE != REGULAR:
                 continue
             if time.monotonic() > deadline:

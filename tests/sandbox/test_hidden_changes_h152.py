@@ -134,3 +134,22 @@ async def test_a_replace_ref_the_run_makes_is_named(hostile, request):
                           **_image(hostile, request))
     assert "echo built" in _host_git(ws, "show", "HEAD:Makefile")
     assert any("refs/replace" in n for n in r.handle.end_notes), r.handle.end_notes
+
+
+async def test_a_split_index_does_not_hide_it(hostile, request):
+    """The skip-worktree entry kept in `.git/sharedindex.*` (`git update-index --split-index`),
+    where a reader of `.git/index` alone did not see it; and one set after the split, kept in
+    `.git/index` with no name (split-index.c's replaced entries)."""
+    ws = hostile.workspace
+    _repo(ws)
+    give(hostile, ws)
+    r = await hostile.run(PRELUDE + "printf 'all:\\n\\ttouch /tmp/pwned\\n' > Makefile; "
+                          "git update-index --skip-worktree Makefile; "
+                          "git -c splitIndex.maxPercentChange=0 update-index --split-index; "
+                          "echo 'echo evil' >> build.sh; git update-index --skip-worktree build.sh; "
+                          "ls .git; true", **_image(hostile, request))
+    assert "sharedindex." in r.out, r.out
+    shown = _host_git(ws, "status", "--porcelain")
+    assert "Makefile" not in shown and "build.sh" not in shown, shown
+    notes = " ".join(r.handle.end_notes)
+    assert "Makefile" in notes and "build.sh" in notes, r.handle.end_notes
