@@ -118,7 +118,30 @@ def index_gitlinks(root_fd: int, top: str = "", limit: int = INDEX_MAX,
         where = inside_workspace(gd, common, root_fd)
         config = _read(root_fd, f"{where}/config", 1 << 16) if where is not None else None
     sha256 = re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", config or b"")
-    return gitlink_paths(index, 32 if sha256 else 20, most), len(index)
+    hash_len = 32 if sha256 else 20
+    found = gitlink_paths(index, hash_len, most)
+    shared = _shared_index(root_fd, gd, index, hash_len, max(limit - len(index), 0))
+    if shared and found[-1:] != [LONG_NAME]:
+        # A split index (`git update-index --split-index`) keeps most entries in its shared
+        # part: a gitlink there went unseen and its folder stayed writable (review h152).
+        # Both parts' gitlinks count (one the main part deletes is protected needlessly).
+        found += [g for g in gitlink_paths(shared, hash_len, most) if g not in found]
+        if most is not None:
+            found = found[:most]
+    return found, len(index) + len(shared)
+
+
+def _shared_index(root_fd: int, gd: str, index: bytes, hash_len: int, limit: int) -> bytes:
+    """The shared part a split index's `link` extension names (`sharedindex.HEX` in its git
+    folder), its first `limit` bytes; b"" when there is none."""
+    from .hidden import _extensions, _parse
+
+    if b"link" not in index:  # no split index: the entries need no second reading
+        return b""
+    link = _extensions(index, _parse(index, hash_len, 1 << 30)[1], hash_len).get(b"link")
+    if link is None or len(link) < hash_len or limit <= 0:
+        return b""
+    return _read(root_fd, f"{gd}/sharedindex.{link[:hash_len].hex()}", limit) or b""
 
 
 @dataclass
