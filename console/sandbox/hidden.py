@@ -168,6 +168,21 @@ def _object_id(content: bytes, sha256: bool) -> bytes:
     return h.digest()
 
 
+def _lstat(ws_fd: int, rel: str) -> os.stat_result | None:
+    """The entry at `rel` itself (a link not followed), reached with no link on the way."""
+    parent, name = os.path.split(rel)
+    try:
+        pfd = open_beneath(ws_fd, parent or ".")
+    except OSError:
+        return None
+    try:
+        return os.stat(name, dir_fd=pfd, follow_symlinks=False)
+    except OSError:
+        return None
+    finally:
+        os.close(pfd)
+
+
 def hidden_changes(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str], str]:
     """(workspace-relative paths of tracked files changed since `since` that git would not
     show as changed, why the look stopped early or "") for the work trees at `tops`."""
@@ -196,19 +211,14 @@ def hidden_changes(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str]
             rel = os.path.normpath(os.path.join(top, e.name))
             if rel.startswith(("../", "/")) or rel == "..":
                 continue
-            try:
-                fd = open_beneath(ws_fd, rel)
-            except OSError:
-                continue  # absent (a sparse checkout's skip-worktree), or behind a link
-            try:
-                st = os.fstat(fd)
-            finally:
-                os.close(fd)
-            if not os.path.stat.S_ISREG(st.st_mode) or st.st_ctime < since:
-                continue
+            st = _lstat(ws_fd, rel)
+            if st is None or st.st_ctime < since:
+                continue  # absent (a sparse checkout's skip-worktree), or not changed
             if e.assume_valid or e.skip_worktree:
-                found.append(rel)
+                found.append(rel)  # a file, or a link or folder now standing in its place
                 continue
+            if not os.path.stat.S_ISREG(st.st_mode):
+                continue  # git sees the type change and shows it
             mtime = (int(st.st_mtime) & 0xFFFFFFFF, st.st_mtime_ns % 1_000_000_000)
             if e.size != st.st_size & 0xFFFFFFFF or e.mtime[0] != mtime[0] or (
                     e.mtime[1] and e.mtime[1] != mtime[1]):

@@ -153,3 +153,21 @@ async def test_a_split_index_does_not_hide_it(hostile, request):
     assert "Makefile" not in shown and "build.sh" not in shown, shown
     notes = " ".join(r.handle.end_notes)
     assert "Makefile" in notes and "build.sh" in notes, r.handle.end_notes
+
+
+def test_a_link_standing_for_a_hidden_file_is_named(tmp_path: Path) -> None:
+    """`Makefile -> build/evil.mk` (build/ ignored), its entry skip-worktree: git status shows
+    nothing, and make reads the link's target."""
+    import os
+
+    _repo(tmp_path)
+    (tmp_path / "Makefile").unlink()
+    (tmp_path / "Makefile").symlink_to("build/evil.mk")
+    subprocess.run(["git", "-C", str(tmp_path), "update-index", "--skip-worktree", "Makefile"],
+                   check=True)
+    assert "Makefile" not in _host_git(tmp_path, "status", "--porcelain")
+    fd = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
+    try:
+        assert hidden_changes(fd, 0, [""])[0] == ["Makefile"]
+    finally:
+        os.close(fd)
