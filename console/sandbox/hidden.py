@@ -103,22 +103,25 @@ def _extensions(data: bytes, pos: int, hash_len: int) -> dict[bytes, bytes]:
     return out
 
 
-def _ewah(data: bytes, pos: int) -> tuple[list[int], int]:
-    """The set bits of git's EWAH bitmap at `pos` (ewah/ewah_io.c), and where it ends."""
+def _ewah(data: bytes, pos: int, limit: int) -> tuple[list[int], int]:
+    """The set bits below `limit` of git's EWAH bitmap at `pos` (ewah/ewah_io.c), and where it
+    ends. Its sizes are the agent's: no more words are read than the data holds, and no run is
+    spelled out past `limit`."""
     _bits, words = struct.unpack(">II", data[pos:pos + 8])
+    words = min(words, max(len(data) - pos - 8, 0) // 8)
     buf = [int.from_bytes(data[pos + 8 + 8 * i:pos + 16 + 8 * i], "big") for i in range(words)]
     pos += 8 + 8 * words + 4  # the words, then the position of the last run-length word
     out: list[int] = []
     i, word = 0, 0
-    while i < len(buf) and len(out) <= ENTRIES_MAX:
+    while i < len(buf) and word * 64 < limit:
         rlw = buf[i]
         i += 1
         run, literals = (rlw >> 1) & 0xFFFFFFFF, rlw >> 33
         if rlw & 1:
-            out.extend(range(word * 64, (word + run) * 64))
+            out.extend(range(word * 64, min((word + run) * 64, limit)))
         word += run
         for lit in buf[i:i + literals]:
-            out.extend(word * 64 + b for b in range(64) if lit >> b & 1)
+            out.extend(b for b in range(word * 64, min(word * 64 + 64, limit)) if lit >> (b - word * 64) & 1)
             word += 1
         i += literals
     return out, pos
@@ -142,8 +145,8 @@ def _merged(ws_fd: int, gd: str, data: bytes, hash_len: int,
     replaced: list[int] = []
     if len(link) > hash_len:
         try:
-            dele, pos = _ewah(link, hash_len)
-            replaced, _ = _ewah(link, pos)
+            dele, pos = _ewah(link, hash_len, len(base))
+            replaced, _ = _ewah(link, pos, len(base))
             deleted = set(dele)
         except (struct.error, IndexError):
             pass
