@@ -43,10 +43,11 @@ from .bwrap_args import (
     system_root,
 )
 from .cgroups import Limiter, RunLimits, remove_leftovers
+from .end_look import nested_repo_notes
 from .identity import AgentIdentity
 from .procstats import SubprocessHandle
 from .seccomp import filter_fd
-from .view import WorkspaceView, nested_repo_notes, open_view
+from .view import WorkspaceView, open_view
 
 BWRAP = "/usr/bin/bwrap"
 START_TIMEOUT = 30.0

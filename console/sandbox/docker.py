@@ -56,12 +56,13 @@ from .base import (
     sandbox_env,
 )
 from .docker_sweep import LABEL_OWNER, LABEL_RUN, remove_orphans
+from .end_look import nested_repo_notes
 from .engine_paths import bridge_refusal, changeable_by_others
 from .image_files import exists, read_text
 from .procstats import ProcStats, tree
 from .seccomp import docker_profile
 from .stream_pump import StreamPump, attach_output
-from .view import WorkspaceView, live_views, nested_repo_notes, open_view
+from .view import WorkspaceView, live_views, open_view
 
 LABEL_PROFILE = "pilothouse.profile"
 GO_FIFO = ".go"

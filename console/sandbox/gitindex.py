@@ -1,4 +1,6 @@
-"""The submodule paths (gitlinks) a git index lists, read without running git.
+"""A git index read without running git: the submodule paths (gitlinks) it lists, and its
+entries (the stat data, object id and flags hidden.py compares with the work tree), a split
+index's shared part merged in as git does.
 
 `git status` and `git diff` (which the profiles allow) run `git status` inside every submodule
 whose folder holds a `.git`, and that one reads the submodule's own config (core.fsmonitor: a
@@ -26,6 +28,9 @@ INDEXES_MAX = 64  # indexes read at one start (all together up to INDEX_MAX byte
 # entry cost work with the square of the index's size (review s30: 16 MiB held a start 74 s).
 NAME_MAX = 4096
 LONG_NAME = "\0"  # gitlink_paths' last path when a name past NAME_MAX stopped it
+ASSUME_VALID = 0x8000  # an entry's flags: git trusts the entry without looking at the file
+SKIP_WORKTREE = 0x4000  # its extended flags (index version 3 and 4)
+ENTRIES_MAX = 200_000  # entries read from one index by parse_index
 
 
 def gitlink_paths(data: bytes, hash_len: int = 20, most: int | None = None) -> list[str]:
@@ -102,23 +107,28 @@ def git_folder(root_fd: int, top: str = "") -> str | None:
     return inside_workspace(top or ".", first[len("gitdir:"):].strip(), root_fd)
 
 
-def index_gitlinks(root_fd: int, top: str = "", limit: int = INDEX_MAX,
-                   most: int | None = None) -> tuple[list[str], int]:  # fmt: skip
-    """The gitlinks of the index of the work tree at `top` (at most `most`), as the index
-    spells them (relative to `top`), from its first `limit` bytes, and how many bytes were
-    read. The object format is in the config of the git folder, or of the common one a linked
+def object_id_length(root_fd: int, gd: str) -> int:
+    """Bytes of an object id in the repository of git folder `gd`: 32 for SHA-256, else 20.
+    The object format is in the config of the git folder, or of the common one a linked
     worktree's names."""
-    gd = git_folder(root_fd, top)
-    index = _read(root_fd, f"{gd}/index", limit) if gd is not None else None
-    if index is None:
-        return [], 0
     config = _read(root_fd, f"{gd}/config", 1 << 16)
     common = (_read(root_fd, f"{gd}/commondir", 4096) or b"").decode(errors="replace").strip()
     if config is None and common:
         where = inside_workspace(gd, common, root_fd)
         config = _read(root_fd, f"{where}/config", 1 << 16) if where is not None else None
-    sha256 = re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", config or b"")
-    hash_len = 32 if sha256 else 20
+    return 32 if re.search(rb"(?im)^\s*objectformat\s*=\s*sha256", config or b"") else 20
+
+
+def index_gitlinks(root_fd: int, top: str = "", limit: int = INDEX_MAX,
+                   most: int | None = None) -> tuple[list[str], int]:  # fmt: skip
+    """The gitlinks of the index of the work tree at `top` (at most `most`), as the index
+    spells them (relative to `top`), from its first `limit` bytes, and how many bytes were
+    read."""
+    gd = git_folder(root_fd, top)
+    index = _read(root_fd, f"{gd}/index", limit) if gd is not None else None
+    if index is None:
+        return [], 0
+    hash_len = object_id_length(root_fd, gd)
     found = gitlink_paths(index, hash_len, most)
     shared = _shared_index(root_fd, gd, index, hash_len, max(limit - len(index), 0))
     if shared and found[-1:] != [LONG_NAME]:
@@ -134,11 +144,9 @@ def index_gitlinks(root_fd: int, top: str = "", limit: int = INDEX_MAX,
 def _shared_index(root_fd: int, gd: str, index: bytes, hash_len: int, limit: int) -> bytes:
     """The shared part a split index's `link` extension names (`sharedindex.HEX` in its git
     folder), its first `limit` bytes; b"" when there is none."""
-    from .hidden import _extensions, _parse
-
     if b"link" not in index:  # no split index: the entries need no second reading
         return b""
-    link = _extensions(index, _parse(index, hash_len, 1 << 30)[1], hash_len).get(b"link")
+    link = index_extensions(index, parse_index(index, hash_len, 1 << 30)[1], hash_len).get(b"link")
     if link is None or len(link) < hash_len or limit <= 0:
         return b""
     return _read(root_fd, f"{gd}/sharedindex.{link[:hash_len].hex()}", limit) or b""
@@ -221,3 +229,127 @@ def _below(root_fd: int, top: str, depth: int, look: _Look, most: int) -> list[s
         if len(found) >= most:
             return found[:most]
     return found
+
+
+@dataclass
+class Entry:
+    name: str
+    mtime: tuple[int, int]
+    size: int
+    oid: bytes
+    assume_valid: bool
+    skip_worktree: bool
+    mode: int
+
+
+def parse_index(data: bytes, hash_len: int, most: int) -> tuple[list[Entry], int]:
+    """An index's entries (versions 2 to 4), those before where it is cut or malformed, and
+    where its extensions start (0 when the entries did not all parse)."""
+    if len(data) < 12 or data[:4] != b"DIRC":
+        return [], 0
+    version, count = struct.unpack(">II", data[4:12])
+    if version not in (2, 3, 4):
+        return [], 0
+    out: list[Entry] = []
+    pos, previous = 12, b""
+    try:
+        for _ in range(count):
+            if len(out) >= most:
+                return out, 0
+            _cs, _cn, ms, mn, _dev, _ino, mode, _uid, _gid, size = struct.unpack(
+                ">10I", data[pos:pos + 40])
+            oid = data[pos + 40:pos + 40 + hash_len]
+            flags = int.from_bytes(data[pos + 40 + hash_len:pos + 42 + hash_len], "big")
+            start = pos + 42 + hash_len
+            ext = 0
+            if version >= 3 and flags & EXTENDED:
+                ext = int.from_bytes(data[start:start + 2], "big")
+                start += 2
+            if version == 4:
+                strip, start = _varint(data, start)
+                end = data.index(b"\0", start)
+                name = previous[:len(previous) - strip] + data[start:end]
+                pos = end + 1
+            else:
+                end = data.index(b"\0", start)
+                name = data[start:end]
+                pos += (start - pos + len(name) + 8) & ~7
+            if end > len(data) - hash_len or len(name) >= NAME_MAX:
+                return out, 0
+            previous = name
+            out.append(Entry(name.decode("utf-8", "surrogateescape"), (ms, mn), size, oid,
+                             bool(flags & ASSUME_VALID), bool(ext & SKIP_WORKTREE), mode))
+    except (ValueError, IndexError, struct.error):
+        return out, 0
+    return out, pos
+
+
+def index_extensions(data: bytes, pos: int, hash_len: int) -> dict[bytes, bytes]:
+    """An index's extensions from `pos` (where its entries end) to its trailing hash."""
+    out: dict[bytes, bytes] = {}
+    while pos and pos + 8 <= len(data) - hash_len:
+        sig, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "big")
+        out[sig] = data[pos + 8:pos + 8 + size]
+        pos += 8 + size
+    return out
+
+
+def ewah_bits(data: bytes, pos: int, limit: int) -> tuple[list[int], int]:
+    """The set bits below `limit` of git's EWAH bitmap at `pos` (ewah/ewah_io.c), and where it
+    ends. Its sizes are the agent's: no more words are read than the data holds, and no run is
+    spelled out past `limit`."""
+    _bits, words = struct.unpack(">II", data[pos:pos + 8])
+    words = min(words, max(len(data) - pos - 8, 0) // 8)
+    buf = [int.from_bytes(data[pos + 8 + 8 * i:pos + 16 + 8 * i], "big") for i in range(words)]
+    pos += 8 + 8 * words + 4  # the words, then the position of the last run-length word
+    out: list[int] = []
+    i, word = 0, 0
+    while i < len(buf) and word * 64 < limit:
+        rlw = buf[i]
+        i += 1
+        run, literals = (rlw >> 1) & 0xFFFFFFFF, rlw >> 33
+        if rlw & 1:
+            out.extend(range(word * 64, min((word + run) * 64, limit)))
+        word += run
+        for lit in buf[i:i + literals]:
+            out.extend(b for b in range(word * 64, min(word * 64 + 64, limit)) if lit >> (b - word * 64) & 1)
+            word += 1
+        i += literals
+    return out, pos
+
+
+def merged_entries(ws_fd: int, gd: str, data: bytes, hash_len: int,
+            limit: int) -> tuple[list[Entry], float, int]:
+    """The entries git reads from an index, a split index's shared part merged in as
+    split-index.c does (review h152: `git update-index --split-index` put a skip-worktree
+    entry where a reader of the index file alone did not see it); the newest ctime of the
+    files read and the bytes read besides `data`."""
+    entries, end = parse_index(data, hash_len, ENTRIES_MAX)
+    link = index_extensions(data, end, hash_len).get(b"link")
+    if link is None or len(link) < hash_len:
+        return entries, 0.0, 0
+    shared = read_beneath(ws_fd, f"{gd}/sharedindex.{link[:hash_len].hex()}", limit)
+    if shared is None:
+        return entries, 0.0, 0
+    base = parse_index(shared[0], hash_len, ENTRIES_MAX)[0]
+    deleted: set[int] = set()
+    replaced: list[int] = []
+    if len(link) > hash_len:
+        try:
+            dele, pos = ewah_bits(link, hash_len, len(base))
+            replaced, _ = ewah_bits(link, pos, len(base))
+            deleted = set(dele)
+        except (struct.error, IndexError):
+            pass
+    merged: list[Entry | None] = list(base)
+    fresh = [e for e in entries if e.name]
+    unnamed = iter(e for e in entries if not e.name)
+    for i in replaced:
+        new = next(unnamed, None)
+        if new is not None and i < len(merged) and merged[i] is not None:
+            merged[i] = Entry(merged[i].name, new.mtime, new.size, new.oid,  # type: ignore[union-attr]
+                              new.assume_valid, new.skip_worktree, new.mode)
+    for i in deleted:
+        if i < len(merged):
+            merged[i] = None
+    return [e for e in merged if e is not None] + fresh, shared[1].st_ctime, len(shared[0])

@@ -26,20 +26,10 @@ from . import fsview
 from .acl import traverse_only_for
 from .base import SandboxSpec
 from .gitindex import git_folder
-from .hidden import hidden_change_notes
 from .identity import AgentIdentity, agent_identity
-from .nested import find_nested_git, made_note
+from .nested import find_nested_git
 from .protect import MASK_CONTENT, Bind, Protection, plan_protection
-from .watch import (
-    Budget,
-    behind_links_notes,
-    changed_behind_links,
-    changed_read_only,
-    git_folder_changed,
-    left_todo_notes,
-    one_part,
-    read_only_notes,
-)
+from .watch import Budget, git_folder_changed
 
 VIEW_DIR = ".view"
 # Root daemon: where the agent's uid finds what bubblewrap binds (bwrap resolves every source by
@@ -389,11 +379,8 @@ class WorkspaceView:
         return ["", *(os.path.dirname(r) for r in (*found, *new) if os.path.basename(r) == ".git")]
 
     def git_folders(self, new: list[str]) -> list[str]:
-        """The git folders git on the host uses in this workspace: the top's (or where its
-        `.git` file leads), and each nested repository's, from the start and the end."""
-        found = self.protection.walk.found if self.protection.walk is not None else []
-        tops = ["", *(os.path.dirname(r) for r in (*found, *new) if os.path.basename(r) == ".git")]
-        return [gd for top in tops if (gd := git_folder(self.ws_fd, top)) is not None]
+        """The git folders of those work trees: `.git`, or where a `.git` file leads."""
+        return [gd for top in self.work_trees(new) if (gd := git_folder(self.ws_fd, top)) is not None]
 
     def _changed(self, rel: str, mark: str, budget: Budget) -> bool:
         """A watched path (protect.py) made or changed during the run: for a git folder, its
@@ -479,28 +466,3 @@ def _remove_mountpoint(ws_fd: int, rel: str) -> None:
         pass
     finally:
         os.close(dfd)
-
-
-def nested_repo_notes(view: WorkspaceView) -> list[str]:
-    budget, failed, ws = Budget(), [], view.ws_fd >= 0
-    new, unseen = one_part(failed, "the repositories and agent configuration made in it",
-                           lambda: view.nested_repositories(budget), ([], []))
-    # A read-only protected file changed anyway: through a second name the start could not
-    # bind (watch.py), or from outside the sandbox.
-    ro = one_part(failed, "its read-only files", lambda: changed_read_only(
-        view.protection.binds, view.opened_at, set(new), budget) if ws else [], [])
-    # Where links in read-only folders lead that the look at the start did not reach.
-    behind = one_part(failed, "where links in its read-only folders lead", lambda: [
-        rel for rel in changed_behind_links(view.ws_fd, view.protection.link_look.cut,
-                                            view.opened_at, budget)
-        if rel not in ro and rel not in new] if ws else [], [])
-    todo = one_part(failed, "the rebase plans git runs", lambda: left_todo_notes(
-        view.ws_fd, view.opened_at, view.git_folders(new)) if ws else [], [])
-    # Tracked files changed while the index tells git not to look (review h152).
-    hidden = one_part(failed, "tracked files git would not show as changed", lambda: hidden_change_notes(
-        view.ws_fd, view.opened_at, view.work_trees(new)) if ws else [], [])
-    return [(f"{rel} was changed during the run through another name (a hard link) in the "
-             "workspace: read it before a tool on the host does") if rel in
-            view.protection.aliased else made_note(rel) for rel in new] + unseen + (
-            read_only_notes(ro, budget) if ro or budget.cut else []) + behind_links_notes(
-            behind) + todo + hidden + failed

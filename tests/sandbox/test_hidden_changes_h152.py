@@ -174,16 +174,15 @@ def test_a_link_standing_for_a_hidden_file_is_named(tmp_path: Path) -> None:
 
 
 def test_a_hostile_link_extension_costs_no_more_than_its_bytes() -> None:
-    """EWAH sizes are the agent's: 2^32 words claimed, and one run of 2^32 words of ones."""
+    """EWAH sizes are the agent's: 2^32 words claimed, and one run of 2^32 words of ones.
+    Only the bits below the limit (the shared part's entries) come back: spelling out the
+    run would be 2^38 numbers."""
     import struct
-    import time
 
-    from console.sandbox.hidden import _ewah
+    from console.sandbox.gitindex import ewah_bits
 
-    start = time.monotonic()
-    bits, _ = _ewah(struct.pack(">II", 1 << 31, 0xFFFFFFFF) + b"\xff" * 16, 0, 100)
+    bits, _ = ewah_bits(struct.pack(">II", 1 << 31, 0xFFFFFFFF) + b"\xff" * 16, 0, 100)
     assert bits == list(range(100))
-    bits, _ = _ewah(struct.pack(">II", 64, 1) + struct.pack(">Q", (0xFFFFFFFF << 1) | 1)
-                    + b"\0" * 4, 0, 10)
+    bits, _ = ewah_bits(struct.pack(">II", 64, 1) + struct.pack(">Q", (0xFFFFFFFF << 1) | 1)
+                        + b"\0" * 4, 0, 10)
     assert bits == list(range(10))
-    assert time.monotonic() - start < 1
