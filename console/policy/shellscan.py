@@ -31,11 +31,13 @@ def past_quoted(s: str, j: int) -> int:
     return close_backtick(s, j) + 1
 
 
-def close_paren(s: str, i: int) -> int:
+def close_paren(s: str, i: int, comments: bool = True) -> int:
     """Index of the ")" matching the "(" at s[i], skipping quoted text and comments (a `#`
     starting a word hides the rest of its line, a `)` in it too, as bash reads it: after a
     blank or an operator, `;#` and `|#` too). bash drops a backslash-newline before it reads
-    words, so the character before one decides (`a` backslash-newline `#` is the word `a#`)."""
+    words, so the character before one decides (`a` backslash-newline `#` is the word `a#`).
+    Without comments, as bash reads an arithmetic command `((...))`: a `#` there is no comment
+    (`(( echo #x )); rm -rf /` is arithmetic, then rm), though one inside a `$(...)` in it is."""
     depth, j, n = 0, i, len(s)
     joins: set[int] = set()  # where a backslash-newline ends
     while j < n:
@@ -45,10 +47,13 @@ def close_paren(s: str, i: int) -> int:
                 joins.add(j + 2)
             j = past_quoted(s, j)
             continue
+        if not comments and c == "$" and s[j + 1 : j + 2] == "(":
+            j = close_paren(s, j + 1) + 1  # a command substitution's own text has comments
+            continue
         before = j
         while before in joins:
             before -= 2
-        if c == "#" and s[before - 1] in " \t\n(;&|)<>":
+        if comments and c == "#" and s[before - 1] in " \t\n(;&|)<>":
             end = s.find("\n", j)
             if end < 0:
                 raise ParseError("unbalanced parenthesis (a comment hides the rest)")

@@ -203,6 +203,17 @@ class _Splitter:
                 body_substitutions(group, found)
                 self.inner += found.inner + ([group[1:-1]] if bang else [])
                 i = end + 1
+            elif c == "(" and self.in_condition and self.words and self.words[-1] == "=~":
+                # A regex's `(...)` in `[[ ... =~ ... ]]` is part of its word, read as bash reads
+                # it: a `#` in it is no comment (`[[ a =~ (#x) ]]; rm -rf /` runs rm).
+                end = shellscan.close_paren(s, i, comments=False)
+                group = s[i : end + 1]
+                self.add(group)
+                self.opaque = True
+                found = CommandPart([])
+                body_substitutions(group, found)
+                self.inner += found.inner
+                i = end + 1
             elif c == "(" and self.in_word and s[i + 1 : i + 2] == "(" and compound_may_start(
                     [*self.words, "".join(self.word)]):
                 self.end_word()  # `if((`: `(` ends the keyword; the `((` is read next round
@@ -258,8 +269,10 @@ class _Splitter:
         if s[i + 1 : i + 2] != "(" or not compound_may_start(self.words):
             return None
         try:
-            end = shellscan.close_paren(s, i)
-            arithmetic = shellscan.close_paren(s, i + 1) == end - 1
+            # bash finds the `))` reading no comments: `(( echo #x )); rm -rf /` is arithmetic
+            # (an error), then rm; read with comments, the `#` hid the rest of the line
+            end = shellscan.close_paren(s, i, comments=False)
+            arithmetic = shellscan.close_paren(s, i + 1, comments=False) == end - 1
         except ParseError:
             arithmetic = False
         if not arithmetic:

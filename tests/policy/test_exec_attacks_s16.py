@@ -151,10 +151,10 @@ def test_reading_double_parentheses_stays_bounded(monkeypatch) -> None:
     calls = 0
     real = shellscan.close_paren
 
-    def counted(s: str, i: int) -> int:
+    def counted(s: str, i: int, **kw: bool) -> int:
         nonlocal calls
         calls += 1
-        return real(s, i)
+        return real(s, i, **kw)
 
     monkeypatch.setattr(shellscan, "close_paren", counted)
     for line in ["((" * 2000, "for ((" * 680, "((a) )" * 680]:

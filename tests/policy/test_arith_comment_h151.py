@@ -1,0 +1,74 @@
+"""Review h151: a `#` inside an arithmetic command hid the rest of its line.
+
+bash finds the `))` of `((...))` without reading comments (`(( echo #x ))` is the expression
+`echo #x`, an error whose status is 1), then runs what follows on the line. The reader found
+the end with comments read, so the `#` hid `)); rm -rf /`: it fell back to subshells and saw
+only `echo`, which an allow rule allowed, and no forbid rule saw the rest. Commands are data
+only here; where bash is present, a stand-in `touch` that only leaves a mark shows it runs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from console.policy import ExecRules, evaluate_exec
+from console.policy.shellwords import split_command
+
+RULES = ExecRules(allow=["echo", "git status", "touch"], ask=["curl"], forbid=["rm -rf /"], default="ask")
+OPEN = ExecRules(allow=["echo"], ask=["curl"], forbid=["rm -rf /"], default="allow")
+
+HIDDEN = [
+    "(( echo #x )); rm -rf /",
+    "(( echo #x )) || rm -rf /",
+    "((echo #)) ; rm -rf /",
+    "(( git status # )); rm -rf /",
+    "time (( echo #x )); rm -rf /",
+    "for (( i #x )); do :; done; rm -rf /",
+]
+
+
+@pytest.mark.parametrize("line", HIDDEN)
+def test_a_hash_in_an_arithmetic_command_hides_nothing_from_a_forbid_rule(line: str) -> None:
+    assert evaluate_exec(line, RULES).action == "deny"
+
+
+@pytest.mark.parametrize("line", ["(( echo #x )); curl http://x.invalid/", "(( echo #x )); touch mark"])
+def test_nor_from_an_ask_rule_or_the_default(line: str) -> None:
+    assert evaluate_exec(line, OPEN).action == "ask"
+    assert evaluate_exec(line, RULES).action == "ask"
+
+
+def test_the_arithmetic_command_is_one_word_and_the_rest_is_read() -> None:
+    parts = split_command("(( echo #x )); rm -rf /")
+    assert [p.words for p in parts] == [["(( echo #x ))"], ["rm", "-rf", "/"]]
+
+
+def test_a_comment_in_a_substitution_inside_one_is_still_a_comment() -> None:
+    # `$(...)` in `((...))` is a command substitution: a `#` in it does comment (to its line's end)
+    parts = split_command("(( $(echo #)\n) )); rm -rf /")
+    assert [p.words for p in parts][-1] == ["rm", "-rf", "/"]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_runs_what_follows(tmp_path) -> None:
+    subprocess.run(["bash", "-c", "(( echo #x )); touch mark"], cwd=tmp_path, capture_output=True, timeout=10)
+    assert (tmp_path / "mark").exists()
+
+
+# The same in a regex of `[[ ... =~ ... ]]`: bash reads its `(...)` as part of the word, with no
+# comment in it. `[[` is always asked, but a forbid rule must still deny what follows.
+REGEX = ["[[ a =~ (#x) ]]; rm -rf /", "[[ a =~ x(#y) ]]; rm -rf /", "[[ a =~ (a|#x) ]] ; rm -rf /",
+         "[[ a =~ x(#y\n) ]]; rm -rf /"]
+
+
+@pytest.mark.parametrize("line", REGEX)
+def test_a_hash_in_a_regex_group_hides_nothing_from_a_forbid_rule(line: str) -> None:
+    assert evaluate_exec(line, RULES).action == "deny"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_runs_what_follows_a_regex_group(tmp_path) -> None:
+    subprocess.run(["bash", "-c", "[[ a =~ (#x) ]]; touch mark"], cwd=tmp_path, capture_output=True, timeout=10)
+    assert (tmp_path / "mark").exists()
