@@ -196,6 +196,13 @@ class _Splitter:
                 # removes every entry but x; `!(x)` where a command starts runs a file's name).
                 bang = "".join(self.word) == "!"
                 end = shellscan.close_paren(s, i)
+                if not _ARRAY.match("".join(self.word)):
+                    # bash reads an extglob group with no comment in it (`@(#x) ; rm -rf /` runs
+                    # rm), an array or a subshell with them: the group ends where either does
+                    try:
+                        end = min(end, shellscan.close_paren(s, i, comments=False))
+                    except ParseError:
+                        pass
                 group = s[i : end + 1]
                 self.add(group)
                 self.opaque = True

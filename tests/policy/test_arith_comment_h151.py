@@ -72,3 +72,22 @@ def test_a_hash_in_a_regex_group_hides_nothing_from_a_forbid_rule(line: str) -> 
 def test_bash_runs_what_follows_a_regex_group(tmp_path) -> None:
     subprocess.run(["bash", "-c", "[[ a =~ (#x) ]]; touch mark"], cwd=tmp_path, capture_output=True, timeout=10)
     assert (tmp_path / "mark").exists()
+
+
+# And in an extglob group: `shopt -s extglob` on one line, then `echo @(#x) ; rm -rf /` runs rm
+# (bash reads the group with no comment in it); the `)` on a later line is bash's syntax error,
+# after rm ran. The group ends where either reading (a pattern, or `!` and a subshell) ends it.
+EXTGLOB = ["shopt -s extglob\necho @(#x) ; rm -rf /\n)", "echo !(#x) ; rm -rf /\n)",
+           "echo +(a|#x) ; rm -rf /\n)", "!(#x)\nrm -rf /\n)"]
+
+
+@pytest.mark.parametrize("line", EXTGLOB)
+def test_a_hash_in_an_extglob_group_hides_nothing_from_a_forbid_rule(line: str) -> None:
+    assert evaluate_exec(line, RULES).action == "deny"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_runs_what_follows_an_extglob_group(tmp_path) -> None:
+    subprocess.run(["bash", "-c", "shopt -s extglob\necho @(#x) ; touch mark\n)"], cwd=tmp_path,
+                   capture_output=True, timeout=10)
+    assert (tmp_path / "mark").exists()
