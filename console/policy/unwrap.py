@@ -414,15 +414,52 @@ def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
         raise ParseError("nested too deeply to read") from None
 
 
+_ANSI_C = re.compile(r"\$'((?:[^'\\]|\\.)*)'", re.S)
+_ANSI_C_ESCAPE = re.compile(
+    r"\\(?:([abeEfnrtv\\'\"?])|([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{1,4})"
+    r"|U([0-9A-Fa-f]{1,8})|c(.)|(.))", re.S)
+_SIMPLE = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r",
+           "t": "\t", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}
+
+
+def _ansi_c_value(body: str) -> str:
+    """What bash makes of $'BODY': its escapes decoded, cut at a NUL as bash cuts it
+    (`$'\x72m'` is rm, `$'rm\0x'` is rm)."""
+    def one(m: re.Match[str]) -> str:
+        simple, octal, hex2, u4, u8, ctl, other = m.groups()
+        if simple is not None:
+            return _SIMPLE[simple]
+        if octal is not None:
+            return chr(int(octal, 8) & 0xFF)
+        if hex2 or u4 or u8:
+            code = int(hex2 or u4 or u8, 16)
+            return chr(code) if code <= 0x10FFFF else ""
+        if ctl is not None:
+            return "" if ctl in "@`" else chr(ord(ctl.upper() if ctl != "?" else ctl) & 0x1F)
+        return "\\" + other
+    value = _ANSI_C_ESCAPE.sub(one, body)
+    return value.split("\x00", 1)[0]
+
+
+def _ansi_c_decoded(line: str) -> str:
+    """The line with each $'...' written as the plain quoted word bash makes of it: a forbid
+    rule sees `$'\x72m' -rf /` as rm (review h151)."""
+    return _ANSI_C.sub(lambda m: "'" + _ansi_c_value(m.group(1)).replace("'", "'\"'\"'") + "'", line)
+
+
 def _expand(line: str, depth: int) -> list[CommandPart]:
     top = split_command(line)
     out = list(top)
     folder: str | None = None  # the working folder, as `cd` in the line moves it (folders.py)
-    if "$'" in line:  # sh reads $'...' as $ and a plain quote: check that reading too
-        try:
-            other = _expand(line.replace("$'", "'"), depth - 1) if depth > 0 else []
-        except ParseError:
-            other = []
+    # sh reads $'...' as $ and a plain quote, and bash reads $"..." as "..." (no translation
+    # found): check those readings too (`cat <<$"A"` ends its body at a line `A`: review h151)
+    if "$'" in line or '$"' in line:
+        other = []
+        for alt in {line.replace("$'", "'"), line.replace('$"', '"'), _ansi_c_decoded(line)} - {line}:
+            try:
+                other += _expand(alt, depth - 1) if depth > 0 else []
+            except ParseError:
+                pass
         if depth <= 0:
             for p in top:
                 p.opaque = True

@@ -91,3 +91,22 @@ def test_bash_runs_what_follows_an_extglob_group(tmp_path) -> None:
     subprocess.run(["bash", "-c", "shopt -s extglob\necho @(#x) ; touch mark\n)"], cwd=tmp_path,
                    capture_output=True, timeout=10)
     assert (tmp_path / "mark").exists()
+
+
+# bash's own readings of $"..." and $'...': `$"A"` is "A" (no translation), so `cat <<$"A"` ends
+# its body at a line `A` and runs what follows, which the reader took as more of the body; and
+# `$'\x72m'` is rm, which a forbid rule did not see (the line was asked, not denied).
+BASH_QUOTES = ['cat <<$"A"\nx\nA\nrm -rf /\n$A\n', '$"rm" -rf /', "$'\\x72m' -rf /", "$'\\162m' -rf /",
+               "$'r\\u006d' -rf /", "$'rm\\0zz' -rf /", "eval $'rm\\x20-rf /'", "sh -c $'rm\\x20-rf\\x20/'"]
+
+
+@pytest.mark.parametrize("line", BASH_QUOTES)
+def test_bash_quoting_hides_nothing_from_a_forbid_rule(line: str) -> None:
+    assert evaluate_exec(line, RULES).action == "deny"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize("line", ['cat <<$"A"\nx\nA\ntouch mark\n$A\n', "$'\\x74ouch' mark", "$'touch\\0zz' mark"])
+def test_bash_reads_them_so(tmp_path, line: str) -> None:
+    subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, timeout=10)
+    assert (tmp_path / "mark").exists()

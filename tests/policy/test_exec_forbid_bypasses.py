@@ -58,7 +58,6 @@ COMPOUNDS = [
 EXPANSIONS = [
     "{git,push} --force",
     "git {push,--force}",
-    '$"git" push --force',
     "rm -rf ${HOME:+/}",
     "rm${IFS}-rf${IFS}/",
     "git -c alias.p='push --force' p",
@@ -75,6 +74,7 @@ OTHERS = [
     "[[ 'a[$(git push --force)]' -eq 0 ]]",
     "let 'a[$(git push --force)]'",
     "shopt -s expand_aliases; alias g='git push --force'\ng",
+    '$"git" push --force',  # bash's reading, $"git" is git (no translation): denied since h151
 ]
 ALL = WRAPPER_OPTIONS + SHELL_STRINGS + COMPOUNDS + EXPANSIONS + OTHERS
 
