@@ -101,6 +101,14 @@ WRAPPER_ARGS: dict[str, set[str]] = {
     "bunx": {"-p", "--package"},
     "pnpx": {"--package", "--allow-build"},
 }
+# The dynamic loader runs the program named after its options, on every glibc and musl system
+# (`/lib64/ld-linux-x86-64.so.2 /bin/rm -rf /` is rm: review h151), by each name it goes by.
+_LOADER_VALUES = {"--library-path", "--preload", "--argv0", "--audit", "--inhibit-rpath",
+                  "--glibc-hwcaps-prepend", "--glibc-hwcaps-mask"}
+for _loader in ("ld.so", "ld-linux.so.2", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1",
+                "ld-linux-armhf.so.3", "ld-linux-riscv64-lp64d.so.1", "ld64.so.1", "ld64.so.2",
+                "ld-musl-x86_64.so.1", "ld-musl-aarch64.so.1", "ld-musl-armhf.so.1"):
+    WRAPPER_ARGS[_loader] = _LOADER_VALUES
 # uv's options that take a separate value (uv run, uv tool run, uvx).
 _UV_VALUES = {
     "--with", "-w", "--with-editable", "--with-requirements", "--python", "-p", "--index",

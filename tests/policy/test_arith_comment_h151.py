@@ -110,3 +110,16 @@ def test_bash_quoting_hides_nothing_from_a_forbid_rule(line: str) -> None:
 def test_bash_reads_them_so(tmp_path, line: str) -> None:
     subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, timeout=10)
     assert (tmp_path / "mark").exists()
+
+
+# The dynamic loader is a wrapper on every Linux: `/lib64/ld-linux-x86-64.so.2 /bin/rm -rf /` is rm.
+@pytest.mark.parametrize("line", ["/lib64/ld-linux-x86-64.so.2 /bin/rm -rf /",
+                                  "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path /x rm -rf /",
+                                  "/lib/ld-linux-aarch64.so.1 --argv0 x /bin/rm -rf /", "ld.so /bin/rm -rf /"])
+def test_the_dynamic_loader_runs_what_it_names(line: str) -> None:
+    assert evaluate_exec(line, RULES).action == "deny"
+    assert evaluate_exec(line, OPEN).action == "deny"
+
+
+def test_a_loader_is_never_allowed_by_the_rule_for_what_it_runs() -> None:
+    assert evaluate_exec("/lib64/ld-linux-x86-64.so.2 /bin/echo hi", RULES).action == "ask"
