@@ -40,6 +40,8 @@ def close_paren(s: str, i: int, comments: bool = True) -> int:
     (`(( echo #x )); rm -rf /` is arithmetic, then rm), though one inside a `$(...)` in it is."""
     depth, j, n = 0, i, len(s)
     joins: set[int] = set()  # where a backslash-newline ends
+    cases: list[str] = []  # each `case` open in it: "word" (before `in`), "pattern", "body"
+    commands = comments and i > 0 and s[i - 1] in "$<>"  # `$(...)`, `<(...)`: commands in it
     while j < n:
         c = s[j]
         if c in QUOTING:
@@ -59,6 +61,11 @@ def close_paren(s: str, i: int, comments: bool = True) -> int:
                 raise ParseError("unbalanced parenthesis (a comment hides the rest)")
             j = end
             continue
+        if commands and (c.isascii() and c.isalpha() or cases):
+            k = _case_step(s, j, cases)
+            if k is not None:
+                j = k
+                continue
         if c == "(":
             depth += 1
         elif c == ")":
@@ -67,6 +74,55 @@ def close_paren(s: str, i: int, comments: bool = True) -> int:
                 return j
         j += 1
     raise ParseError("unbalanced parenthesis")
+
+
+_WORD = re.compile(r"[A-Za-z]+")
+_STARTS_AFTER = {"then", "do", "else", "elif", "if", "while", "until", "{", "!", "time"}
+
+
+def _case_step(s: str, j: int, cases: list[str]) -> int | None:
+    """Inside a `$(...)`: a `case` statement's patterns end in `)`, which close nothing (`$(case
+    x in x) rm -rf /;; esac)` is one substitution: ended at `x)`, the rest was read as words of
+    the command outside it: review h151). Where the reader moves past s[j] itself, the index
+    after; else None. `cases` is the stack of open case statements, changed here."""
+    c = s[j]
+    if c.isascii() and c.isalpha() and (j == 0 or s[j - 1] in " \t\n;&|()"):
+        word = _WORD.match(s, j).group(0)  # type: ignore[union-attr]
+        after = s[j + len(word) : j + len(word) + 1]
+        if after and after not in " \t\n;&|()<>":
+            return None
+        k = j  # past the blanks before the word, then the word before them (linear: each
+        while k > 0 and s[k - 1] in " \t":  # blank run and word is walked for one word only)
+            k -= 1
+        last = s[k - 1] if k > 0 else ""
+        w = k
+        while w > 0 and s[w - 1] not in " \t\n;&|()":
+            w -= 1
+        at_start = not last or last in ";\n&|({" or s[w:k] in _STARTS_AFTER or (
+            last == ")" and bool(cases) and cases[-1] == "body")
+        if word == "case" and at_start and not (cases and cases[-1] == "pattern"):
+            cases.append("word")
+        elif word == "in" and cases and cases[-1] == "word":
+            cases[-1] = "pattern"
+        elif word == "esac" and cases and (cases[-1] == "pattern" or (cases[-1] == "body" and at_start)):
+            cases.pop()
+        else:
+            return None
+        return j + len(word)
+    if not cases:
+        return None
+    if cases[-1] == "pattern":
+        if c == "(" and j > 0 and s[j - 1] in "$<>@?*+!":
+            return close_paren(s, j) + 1  # `$(cmd)`, `@(x|y)` in a pattern: its own parentheses
+        if c == "(":
+            return j + 1  # a pattern's optional opening parenthesis
+        if c == ")":
+            cases[-1] = "body"
+            return j + 1
+    elif cases[-1] == "body" and c == ";" and s[j + 1 : j + 2] in (";", "&"):
+        cases[-1] = "pattern"
+        return j + (3 if s[j + 1 : j + 3] == ";&" else 2)
+    return None
 
 
 def close_double(s: str, i: int) -> int:

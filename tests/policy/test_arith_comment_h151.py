@@ -123,3 +123,22 @@ def test_the_dynamic_loader_runs_what_it_names(line: str) -> None:
 
 def test_a_loader_is_never_allowed_by_the_rule_for_what_it_runs() -> None:
     assert evaluate_exec("/lib64/ld-linux-x86-64.so.2 /bin/echo hi", RULES).action == "ask"
+
+
+# A `case` statement in a command substitution: its patterns' `)` close nothing, as bash reads
+# it. The reader ended `$(case x in x)` there, and read `rm -rf /;; esac)` as the words of the
+# command outside (`echo`): asked, never denied.
+CASES = ["echo $(case x in x) rm -rf /;; esac)", "echo \"$(case x in x) echo '\"'; rm -rf /; esac)\" #'",
+         "cat <(case x in x) rm -rf /;; esac)", "echo ${x:-$(case x in x) rm -rf /;; esac)}",
+         "echo $(case x in (x|y) echo;; (z) rm -rf / ;; esac)",
+         "echo $(if true; then case x in x) echo;; esac; fi; rm -rf /)"]
+
+
+@pytest.mark.parametrize("line", CASES)
+def test_a_case_pattern_in_a_substitution_hides_nothing_from_a_forbid_rule(line: str) -> None:
+    assert evaluate_exec(line, RULES).action == "deny"
+
+
+def test_an_array_is_no_substitution() -> None:
+    # bash ends `a=(case in x` at the next `)`: what follows is read as commands
+    assert evaluate_exec("a=(case in x\n)\nrm -rf /\nesac)", RULES).action == "deny"
