@@ -15,6 +15,7 @@ import pytest
 
 from console.policy import ExecRules, evaluate_exec
 from console.policy.shellwords import split_command
+from tests.conftest import Daemon
 
 RULES = ExecRules(allow=["echo", "git status", "touch"], ask=["curl"], forbid=["rm -rf /"], default="ask")
 OPEN = ExecRules(allow=["echo"], ask=["curl"], forbid=["rm -rf /"], default="allow")
@@ -142,3 +143,15 @@ def test_a_case_pattern_in_a_substitution_hides_nothing_from_a_forbid_rule(line:
 def test_an_array_is_no_substitution() -> None:
     # bash ends `a=(case in x` at the next `)`: what follows is read as commands
     assert evaluate_exec("a=(case in x\n)\nrm -rf /\nesac)", RULES).action == "deny"
+
+
+@pytest.mark.parametrize("line", ["(( ls #x )); rm -rf ~", "[[ a =~ (#x) ]]; rm -rf ~",
+                                  "$'\\x72m' -rf ~", "/lib64/ld-linux-x86-64.so.2 /bin/rm -rf ~"])
+def test_the_daemons_answer_with_the_built_in_claude_profile_is_deny(daemon: Daemon, line: str) -> None:
+    """What ph-ask and the hook get from a real daemon: before, the first line was allowed by
+    the claude profile's rule "ls" and the others were asked; its forbid rule refuses them."""
+    import json
+
+    out = daemon.cli("policy", "check", "claude", "--json", "--", line)
+    decided = json.loads(out.stdout)
+    assert decided["decision"] == "deny" and "rm -rf ~" in decided["rule"], (line, out.stdout)
