@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from console.policy.parts import ParseError
+from console.policy.parts import CommandPart, ParseError
 
 SEPARATORS = ";&|\n()"
 BLANKS = " \t"
@@ -203,3 +203,33 @@ def word_end(s: str, i: int) -> int:
         else:
             j += 1
     return min(j, n)
+
+
+_PLAIN_BRACED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # ${NAME}: a value, nothing more
+
+
+def body_substitutions(body: str, part: CommandPart) -> None:
+    """An unquoted here-document's body is expanded: its $(...) and `...` run. They are kept
+    on the part for a second look, and make it opaque. So does an expansion that evaluates a
+    variable's value (`$[x]`, `${a[x]}`, `${y:x}`, `${!x}`: a subscript in it runs its `$(...)`)
+    or runs it (`${x@P}`): anything in `${...}` past a plain `${NAME}`."""
+    j, n = 0, len(body)
+    try:
+        while j < n:
+            if body[j] == "\\":
+                j += 2
+            elif body.startswith("$[", j) or (
+                    body.startswith("${", j) and not _PLAIN_BRACED.match(body, j)):
+                part.opaque, j = True, j + 2  # read on: a `$(` inside is looked at too
+            elif body.startswith("$(", j):
+                k = close_paren(body, j + 1)
+                part.inner.append(body[j + 2 : k])
+                part.opaque, j = True, k + 1
+            elif body[j] == "`":
+                k = close_backtick(body, j)
+                part.inner.append(body[j + 1 : k])
+                part.opaque, j = True, k + 1
+            else:
+                j += 1
+    except ParseError:
+        part.opaque = True

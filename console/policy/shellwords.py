@@ -106,7 +106,7 @@ class _Splitter:
             body = "\n".join(lines)
             part.heredocs.append(body)
             if not quoted:
-                body_substitutions(body, part)
+                shellscan.body_substitutions(body, part)
         self.bodies = []
         return min(i, n)
 
@@ -203,24 +203,11 @@ class _Splitter:
                         end = min(end, shellscan.close_paren(s, i, comments=False))
                     except ParseError:
                         pass
-                group = s[i : end + 1]
-                self.add(group)
-                self.opaque = True
-                found = CommandPart([])
-                body_substitutions(group, found)
-                self.inner += found.inner + ([group[1:-1]] if bang else [])
-                i = end + 1
+                i = self.group(s, i, end, bang)
             elif c == "(" and self.in_condition and self.words and self.words[-1] == "=~":
                 # A regex's `(...)` in `[[ ... =~ ... ]]` is part of its word, read as bash reads
                 # it: a `#` in it is no comment (`[[ a =~ (#x) ]]; rm -rf /` runs rm).
-                end = shellscan.close_paren(s, i, comments=False)
-                group = s[i : end + 1]
-                self.add(group)
-                self.opaque = True
-                found = CommandPart([])
-                body_substitutions(group, found)
-                self.inner += found.inner
-                i = end + 1
+                i = self.group(s, i, shellscan.close_paren(s, i, comments=False), False)
             elif c == "(" and self.in_word and s[i + 1 : i + 2] == "(" and compound_may_start(
                     [*self.words, "".join(self.word)]):
                 self.end_word()  # `if((`: `(` ends the keyword; the `((` is read next round
@@ -292,7 +279,7 @@ class _Splitter:
         self.end_word()  # a token of its own to bash: a `#` right after it starts a comment
         self.inner.append(s[i + 2 : end - 1])
         found = CommandPart([])
-        body_substitutions(s[i + 2 : end - 1], found)  # `a['$(cmd)']` runs cmd in there
+        shellscan.body_substitutions(s[i + 2 : end - 1], found)  # `a['$(cmd)']` runs cmd in there
         self.inner += found.inner
         # A name in it is evaluated as arithmetic in turn: `((x))` runs a[$(cmd)] held in x.
         self.opaque = self.opaque or found.opaque or reads_a_value(s[i + 2 : end - 1])
@@ -330,7 +317,7 @@ class _Splitter:
         text = s[i : j + 1]
         self.add(text)
         found = CommandPart([])
-        body_substitutions(text, found)
+        shellscan.body_substitutions(text, found)
         self.inner += found.inner
         self.opaque = self.opaque or found.opaque
         return j + 1
@@ -421,6 +408,18 @@ class _Splitter:
             j += 1
         raise ParseError("unbalanced $'")
 
+    def group(self, s: str, i: int, end: int, bang: bool) -> int:
+        """The parenthesised group s[i:end+1] read as part of the word (an extglob group, an
+        array's values, a regex's group): the reader does not follow its values, the
+        substitutions in it are looked at, and `!(...)` may be a subshell. Returns end + 1."""
+        group = s[i : end + 1]
+        self.add(group)
+        self.opaque = True
+        found = CommandPart([])
+        shellscan.body_substitutions(group, found)
+        self.inner += found.inner + ([group[1:-1]] if bang else [])
+        return end + 1
+
     def redirection(self, i: int) -> int:
         s, n = self.s, len(self.s)
         if s[i + 1 : i + 2] == "(":  # process substitution <(...) >(...)
@@ -461,36 +460,6 @@ class _Splitter:
         self.redirects.append(len(self.words))
         self.words.append(fd + op)
         return j
-
-
-_PLAIN_BRACED = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")  # ${NAME}: a value, nothing more
-
-
-def body_substitutions(body: str, part: CommandPart) -> None:
-    """An unquoted here-document's body is expanded: its $(...) and `...` run. They are kept
-    on the part for a second look, and make it opaque. So does an expansion that evaluates a
-    variable's value (`$[x]`, `${a[x]}`, `${y:x}`, `${!x}`: a subscript in it runs its `$(...)`)
-    or runs it (`${x@P}`): anything in `${...}` past a plain `${NAME}`."""
-    j, n = 0, len(body)
-    try:
-        while j < n:
-            if body[j] == "\\":
-                j += 2
-            elif body.startswith("$[", j) or (
-                    body.startswith("${", j) and not _PLAIN_BRACED.match(body, j)):
-                part.opaque, j = True, j + 2  # read on: a `$(` inside is looked at too
-            elif body.startswith("$(", j):
-                k = shellscan.close_paren(body, j + 1)
-                part.inner.append(body[j + 2 : k])
-                part.opaque, j = True, k + 1
-            elif body[j] == "`":
-                k = shellscan.close_backtick(body, j)
-                part.inner.append(body[j + 1 : k])
-                part.opaque, j = True, k + 1
-            else:
-                j += 1
-    except ParseError:
-        part.opaque = True
 
 
 # bash drops a backslash-newline before it reads tokens, so one right after these joins what

@@ -13,6 +13,7 @@ import re
 import shlex
 
 from console.policy.arith import evaluates_a_value, names_bash_integer
+from console.policy.bashquote import ansi_c_decoded
 from console.policy.envsplit import UNKNOWN_WORD, env_split
 from console.policy.folders import UNKNOWN, folder_after, moves, own_folder
 from console.policy.gitwords import git_commands, git_runs_config, skip_git_options
@@ -32,7 +33,8 @@ from console.policy.runners import (
     shell_strings,
     types_into_a_shell,
 )
-from console.policy.shellwords import body_substitutions, split_command
+from console.policy.shellscan import body_substitutions
+from console.policy.shellwords import split_command
 from console.policy.unseen import (
     after_environment,
     completion_commands,
@@ -414,39 +416,6 @@ def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
         raise ParseError("nested too deeply to read") from None
 
 
-_ANSI_C = re.compile(r"\$'((?:[^'\\]|\\.)*)'", re.S)
-_ANSI_C_ESCAPE = re.compile(
-    r"\\(?:([abeEfnrtv\\'\"?])|([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{1,4})"
-    r"|U([0-9A-Fa-f]{1,8})|c(.)|(.))", re.S)
-_SIMPLE = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r",
-           "t": "\t", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}
-
-
-def _ansi_c_value(body: str) -> str:
-    """What bash makes of $'BODY': its escapes decoded, cut at a NUL as bash cuts it
-    (`$'\x72m'` is rm, `$'rm\0x'` is rm)."""
-    def one(m: re.Match[str]) -> str:
-        simple, octal, hex2, u4, u8, ctl, other = m.groups()
-        if simple is not None:
-            return _SIMPLE[simple]
-        if octal is not None:
-            return chr(int(octal, 8) & 0xFF)
-        if hex2 or u4 or u8:
-            code = int(hex2 or u4 or u8, 16)
-            return chr(code) if code <= 0x10FFFF else ""
-        if ctl is not None:
-            return "" if ctl in "@`" else chr(ord(ctl.upper() if ctl != "?" else ctl) & 0x1F)
-        return "\\" + other
-    value = _ANSI_C_ESCAPE.sub(one, body)
-    return value.split("\x00", 1)[0]
-
-
-def _ansi_c_decoded(line: str) -> str:
-    """The line with each $'...' written as the plain quoted word bash makes of it: a forbid
-    rule sees `$'\x72m' -rf /` as rm (review h151)."""
-    return _ANSI_C.sub(lambda m: "'" + _ansi_c_value(m.group(1)).replace("'", "'\"'\"'") + "'", line)
-
-
 def _expand(line: str, depth: int) -> list[CommandPart]:
     top = split_command(line)
     out = list(top)
@@ -455,7 +424,7 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
     # found): check those readings too (`cat <<$"A"` ends its body at a line `A`: review h151)
     if "$'" in line or '$"' in line:
         other = []
-        for alt in {line.replace("$'", "'"), line.replace('$"', '"'), _ansi_c_decoded(line)} - {line}:
+        for alt in {line.replace("$'", "'"), line.replace('$"', '"'), ansi_c_decoded(line)} - {line}:
             try:
                 other += _expand(alt, depth - 1) if depth > 0 else []
             except ParseError:
