@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -146,9 +147,11 @@ async def test_a_tunnel_on_a_yes_stands_while_its_grant_does(tmp_path: Path, sco
 SWEEP_AWAY = GateLimits(idle_timeout=1000.0)
 
 
+@asynccontextmanager
 async def _tunnel_on_grant(tmp_path: Path, grant_age_s: float = 0.0):  # type: ignore[no-untyped-def]
-    """A gate as gate_for wires it, and a CONNECT tunnel opened on an allow grant for NAME
-    (a timed one, 1 minute made grant_age_s ago; or one for the run)."""
+    """A gate as gate_for wires it and a CONNECT tunnel through it to NAME, opened on an allow
+    grant (a timed one, 1 minute, made grant_age_s ago; or one for the run): (the grants, the
+    harness, the tunnel's reader)."""
     wiring, inbox, grants = _wiring(tmp_path, 'default = "ask"\n')
     scope, made = ("1m", time.time() - grant_age_s) if grant_age_s else ("run", None)
     grants.add(new_grant("network", f"{NAME}:443", "allow", scope, run_id="run-1",
@@ -161,7 +164,15 @@ async def _tunnel_on_grant(tmp_path: Path, grant_age_s: float = 0.0):  # type: i
     follow = getattr(wiring, "follow_grants", None)  # none before this review
     if follow is not None:
         follow(h.gate)
-    return wiring, grants, echo, h
+    try:
+        async with running(h):
+            status, _, _, reader, writer = await asyncio.wait_for(
+                connect(h, f"{NAME}:443"), WAIT)
+            assert status == 200
+            yield grants, h, reader
+            writer.close()
+    finally:
+        await echo.close()
 
 
 async def _ended_within(h: Harness, reader: asyncio.StreamReader, seconds: float) -> bool:
@@ -176,34 +187,18 @@ async def _ended_within(h: Harness, reader: asyncio.StreamReader, seconds: float
 
 
 async def test_a_revoked_grant_ends_its_tunnel_at_once(tmp_path: Path) -> None:
-    _wiring_, grants, echo, h = await _tunnel_on_grant(tmp_path)
-    try:
-        async with running(h):
-            status, _, _, reader, writer = await asyncio.wait_for(
-                connect(h, f"{NAME}:443"), WAIT)
-            assert status == 200
-            (grant,) = grants.list()
-            grants.revoke(grant.id)
-            assert await _ended_within(h, reader, 0.3), \
-                "the tunnel outlived its revoked grant until the gate's next sweep"
-            writer.close()
-    finally:
-        await echo.close()
+    async with _tunnel_on_grant(tmp_path) as (grants, h, reader):
+        (grant,) = grants.list()
+        grants.revoke(grant.id)
+        assert await _ended_within(h, reader, 0.3), \
+            "the tunnel outlived its revoked grant until the gate's next sweep"
 
 
 async def test_a_timed_grant_ends_its_tunnel_when_its_time_is_up(tmp_path: Path) -> None:
     # Made 59.6 s ago for a minute: 0.4 s left when the tunnel opens.
-    _wiring_, grants, echo, h = await _tunnel_on_grant(tmp_path, grant_age_s=59.6)
-    try:
-        async with running(h):
-            status, _, _, reader, writer = await asyncio.wait_for(
-                connect(h, f"{NAME}:443"), WAIT)
-            assert status == 200
-            (grant,) = grants.list()
-            left = grant.expires_at - time.time()
-            assert 0.1 < left < 0.45
-            assert await _ended_within(h, reader, left + 0.25), \
-                "the tunnel outlived its timed grant until the gate's next sweep"
-            writer.close()
-    finally:
-        await echo.close()
+    async with _tunnel_on_grant(tmp_path, grant_age_s=59.6) as (grants, h, reader):
+        (grant,) = grants.list()
+        left = grant.expires_at - time.time()
+        assert 0.1 < left < 0.45
+        assert await _ended_within(h, reader, left + 0.25), \
+            "the tunnel outlived its timed grant until the gate's next sweep"
