@@ -26,6 +26,7 @@ INDEX_MAX = 64 << 20  # bytes of indexes read at one end
 HASH_MAX = 64 << 20  # bytes of files hashed at one end, all together
 FILE_MAX = 16 << 20  # a larger file is not hashed (named when its stat data was copied)
 SECONDS_MAX = 2.0  # of looking at one end
+TREES_MAX = 64  # work trees looked at (the top first), as gitindex reads at most 64 indexes
 SHOWN = 10
 
 
@@ -175,7 +176,13 @@ def replace_refs(ws_fd: int, since: float, tops: list[str]) -> list[str]:
 
 
 def hidden_change_notes(ws_fd: int, since: float, tops: list[str]) -> list[str]:
+    # A workspace of thousands of nested repositories (an agent can leave them) must not make
+    # every run's end read thousands of indexes: the first TREES_MAX, and a note past them.
+    trees = list(dict.fromkeys(tops))
+    tops, past = trees[:TREES_MAX], trees[TREES_MAX:TREES_MAX + 1]
     found, cut = hidden_changes(ws_fd, since, tops)
+    if past and not cut:
+        cut = f"{past[0]} (past {TREES_MAX} repositories; their replace refs were not read either)"
     notes = [f"the run made or changed replace refs in {gd}/refs/replace (or packed-refs): git "
              "on your machine shows the objects they name in place of the real ones (`git log "
              "-p`, `git show`), so a change can read as another; look with "

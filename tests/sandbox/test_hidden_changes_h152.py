@@ -186,3 +186,28 @@ def test_a_hostile_link_extension_costs_no_more_than_its_bytes() -> None:
     bits, _ = ewah_bits(struct.pack(">II", 64, 1) + struct.pack(">Q", (0xFFFFFFFF << 1) | 1)
                         + b"\0" * 4, 0, 10)
     assert bits == list(range(10))
+
+
+def test_the_look_reads_at_most_so_many_repositories_and_says_where_it_stopped(
+        tmp_path: Path) -> None:
+    """Thousands of nested repositories must not make every run's end read thousands of
+    indexes: the top first, then up to TREES_MAX in all, and a note naming the first left."""
+    import os
+
+    from console.sandbox import hidden
+
+    trees_max = getattr(hidden, "TREES_MAX", 64)  # none before this bound
+
+    _repo(tmp_path)
+    subprocess.run(["git", "-C", str(tmp_path), "update-index", "--skip-worktree", "build.sh"],
+                   check=True)
+    (tmp_path / "build.sh").write_text("echo changed\n")
+    nested = [f"vendor/r{i:03}" for i in range(trees_max + 5)]
+    fd = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
+    try:
+        notes = hidden.hidden_change_notes(fd, 0, ["", *nested])
+    finally:
+        os.close(fd)
+    assert any("build.sh" in n for n in notes), notes
+    stopped = [n for n in notes if "stopped early" in n]
+    assert len(stopped) == 1 and nested[trees_max - 1] in stopped[0], notes
