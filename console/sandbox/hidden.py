@@ -30,8 +30,8 @@ TREES_MAX = 64  # work trees looked at (the top first), as gitindex reads at mos
 SHOWN = 10
 
 
-def _object_id(content: bytes, sha256: bool) -> bytes:
-    h = hashlib.sha256() if sha256 else hashlib.sha1()  # noqa: S324 - git's object ids
+def _object_id(content: bytes, hash_len: int) -> bytes:
+    h = hashlib.sha256() if hash_len == 32 else hashlib.sha1()  # noqa: S324 - git's object ids
     h.update(b"blob %d\0" % len(content))
     h.update(content)
     return h.digest()
@@ -89,7 +89,6 @@ def hidden_changes(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str]
             data, ist = got
             index_left -= len(data)
             hash_len = object_id_length(ws_fd, gd)
-            sha256 = hash_len == 32
             entries, shared_ctime, shared_read = merged_entries(ws_fd, gd, data, hash_len,
                                                                 max(index_left, 0))
             index_left -= shared_read
@@ -122,7 +121,7 @@ def hidden_changes(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str]
                 if content is None:
                     continue
                 hash_left -= len(content[0])
-                if _object_id(content[0], sha256) != e.oid:
+                if _object_id(content[0], hash_len) != e.oid:
                     found.append(rel)
     finally:
         folders.close()
