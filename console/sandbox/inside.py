@@ -106,8 +106,26 @@ def quote(word: str) -> str:
     return word if word and all(c in _SAFE for c in word) else "'" + word.replace("'", "'\"'\"'") + "'"
 
 
-def join(words: list) -> str:  # shlex.join
-    return " ".join(quote(w) for w in words)
+# Words bash reads otherwise in a command's first place, where shlex.quote leaves them bare:
+# `a=b ls` gives a variable to ls, `if x` starts a statement; the program named `a=b` or `if`
+# runs only quoted (review s38: ph-guard showed `a=b ls` and ran a program named `a=b`).
+_RESERVED = frozenset(("case", "coproc", "do", "done", "elif", "else", "esac", "fi", "for", "function",
+                       "if", "in", "select", "then", "time", "until", "while"))
+_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _reads_otherwise_first(word: str) -> bool:
+    name = word.partition("=")[0].removesuffix("+")
+    return word in _RESERVED or ("=" in word and bool(name) and not name[0].isdigit() and all(c in _NAME for c in name))
+
+
+def join(words: list) -> str:
+    """shlex.join, and a first word bash would read as an assignment or a keyword quoted: the
+    line runs the words given."""
+    quoted = [quote(w) for w in words]
+    if quoted and quoted[0] == words[0] and _reads_otherwise_first(words[0]):
+        quoted[0] = f"'{words[0]}'"  # bare, so only safe characters: no quote inside
+    return " ".join(quoted)
 
 
 class PilothouseClient:

@@ -34,8 +34,9 @@ PYTHONS = interpreters()
 
 
 async def run_helper(sock: Path | str, *args: str, stdin: bytes = b"", python: str = PYTHONS[0],
-                     script: Path = INSIDE, cwd: str | None = None) -> tuple[int, str, str]:
-    env = {**os.environ, "PILOTHOUSE_AGENT_SOCK": str(sock)}
+                     script: Path = INSIDE, cwd: str | None = None,
+                     path: str | None = None) -> tuple[int, str, str]:
+    env = {**os.environ, "PILOTHOUSE_AGENT_SOCK": str(sock), **({"PATH": path} if path else {})}
     cmd = [python, str(script)]
     proc = await asyncio.create_subprocess_exec(
         *cmd, *args, env=env, cwd=cwd, stdin=asyncio.subprocess.PIPE,
@@ -221,3 +222,31 @@ async def test_claude_hook_lets_read_only_tools_through_and_asks_every_other_one
     assert (req.kind, req.subject) == ("custom", 'CronCreate {"cron": "* * * * *", "prompt": "run make deploy"}')
     rc, out, _ = await helper
     assert rc == 0 and hook_output(out)["permissionDecision"] == "deny"
+
+
+# A first word bash reads as an assignment or a keyword (review s38): ph-guard asked about
+# `a=b ls`, a line that runs ls, and then ran the program named `a=b`.
+FIRST_WORDS = ["a=b", "x+=1", "A_1=:x", "if", "time", "while"]
+
+
+@pytest.mark.parametrize("first", FIRST_WORDS)
+def test_a_joined_line_runs_the_words_given_as_bash_reads_it(tmp_path: Path, first: str) -> None:
+    (tmp_path / first).write_text("#!/bin/sh\necho \"ran $0 $*\"\n")
+    (tmp_path / first).chmod(0o755)
+    line = inside.join([first, "arg"])
+    out = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=WAIT,
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert out.stdout == f"ran {tmp_path / first} arg\n", (line, out.stdout, out.stderr)
+
+
+async def test_ph_guard_asks_about_the_program_it_runs(agent_server: AgentServer, tmp_path: Path) -> None:
+    prog = tmp_path / "a=b"
+    prog.write_text("#!/bin/sh\necho \"ran $0 $*\"\n")
+    prog.chmod(0o755)
+    env_path = f"{tmp_path}:{os.environ['PATH']}"
+    helper = asyncio.create_task(run_helper(agent_server.path, "ph-guard", "--", "a=b", "ls",
+                                            path=env_path))
+    req = await decide_next(agent_server, True)
+    rc, out, _ = await helper
+    assert req.subject == "'a=b' ls", req.subject  # was `a=b ls`: ls, given a variable
+    assert rc == 0 and out == f"ran {prog} ls\n"
