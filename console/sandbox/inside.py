@@ -106,25 +106,16 @@ def quote(word: str) -> str:
     return word if word and all(c in _SAFE for c in word) else "'" + word.replace("'", "'\"'\"'") + "'"
 
 
-# Words bash reads otherwise in a command's first place, where shlex.quote leaves them bare:
-# `a=b ls` gives a variable to ls, `if x` starts a statement; the program named `a=b` or `if`
-# runs only quoted (review s38: ph-guard showed `a=b ls` and ran a program named `a=b`).
-_RESERVED = frozenset(("case", "coproc", "do", "done", "elif", "else", "esac", "fi", "for", "function",
-                       "if", "in", "select", "then", "time", "until", "while"))
-_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-
-
-def _reads_otherwise_first(word: str) -> bool:
-    name = word.partition("=")[0].removesuffix("+")
-    return word in _RESERVED or ("=" in word and bool(name) and not name[0].isdigit() and all(c in _NAME for c in name))
+# A first word bash reads as an assignment or a keyword, which shlex.quote leaves bare: `a=b ls` runs ls (review s38).
+_RESERVED = frozenset("case coproc do done elif else esac fi for function if in select then time until while".split())
 
 
 def join(words: list) -> str:
-    """shlex.join, and a first word bash would read as an assignment or a keyword quoted: the
-    line runs the words given."""
-    quoted = [quote(w) for w in words]
-    if quoted and quoted[0] == words[0] and _reads_otherwise_first(words[0]):
-        quoted[0] = f"'{words[0]}'"  # bare, so only safe characters: no quote inside
+    """shlex.join, a first word bash would read otherwise quoted: the line runs the words given."""
+    quoted, name = [quote(w) for w in words], (words[0].partition("=")[0] if words else "")
+    name = name[:-1] if name.endswith("+") else name  # (not removesuffix: python 3.8 runs this)
+    if quoted and quoted[0] == words[0] and (words[0] in _RESERVED or "=" in words[0] and name.isidentifier()):
+        quoted[0] = "'" + words[0] + "'"  # bare, so only safe characters: no quote inside
     return " ".join(quoted)
 
 
@@ -217,13 +208,9 @@ def _take_options(args: list, names: tuple) -> tuple:
         if not (a.startswith("--") and a[2:].split("=", 1)[0] in names):
             break
         key, eq, value = a[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(args):
-                raise PilothouseError(f"--{key} needs a value")
-            value = args[i + 1]
-            i += 1
-        opts[key] = value
-        i += 1
+        if not eq and i + 1 >= len(args):
+            raise PilothouseError(f"--{key} needs a value")
+        opts[key], i = (value, i + 1) if eq else (args[i + 1], i + 2)
     return opts, args[i:]
 
 
@@ -323,8 +310,7 @@ RUN_FLAGS = ("run_in_background", "dangerouslyDisableSandbox")
 
 
 def tool_subjects(tool: str, tool_input: dict, cwd: str | None = None, deadline: float | None = None) -> list:
-    """A tool call as asked: each file a writing tool writes (inside_writes.py; one it cannot name truly is
-    Refused), else its whole input (if long: start and digest)."""
+    """A tool call as asked: each file a writing tool writes (inside_writes.py), else its whole input (long: start, digest)."""
     if (files := _from_writes("subjects", tool, tool_input, cwd, deadline)) is not None:
         return files
     raw = dumps(tool_input, separators=(", ", ": ")).encode("utf-8", "surrogatepass")
@@ -370,9 +356,8 @@ def _tool_title(tool: str, tool_input: dict) -> str:
 
 
 def _bounded(value: object, budget: int) -> object:
-    """The value itself if its JSON fits the budget, else a truncated preview: its JSON text
-    with the shorter values first, so a flag (Edit's replace_all, NotebookEdit's edit_mode) is
-    never cut off behind a long text, cut where it fits as a JSON string in the request."""
+    """The value itself if its JSON fits the budget, else a truncated preview: its JSON text with the shorter values
+    first, so a flag (Edit's replace_all, NotebookEdit's edit_mode) is never cut off behind a long text."""
     text = dumps(value, separators=(", ", ": "))
     if len(text.encode("utf-8", "surrogatepass")) <= budget:
         return value
@@ -383,8 +368,7 @@ def _bounded(value: object, budget: int) -> object:
 
 
 def _short_first(value: object, depth: int = 2) -> object:
-    """value with the keys of its first `depth` levels of objects (a MultiEdit's edits are the
-    second) ordered by the length of their values, shortest first; deeper ones as they are."""
+    """value with the keys of its first `depth` levels of objects (a MultiEdit's edits: the second) shortest value first."""
     if isinstance(value, list):
         return [_short_first(v, depth) for v in value]
     if depth <= 0 or not isinstance(value, dict):
@@ -394,8 +378,7 @@ def _short_first(value: object, depth: int = 2) -> object:
 
 
 def verdict_text(allowed: bool, provenance: dict, reason: str) -> str:
-    """One line an agent (and its model) cannot misread: the verdict, then who or what decided:
-    "denied by alice (scope once)", 'forbidden by rule "rm -rf /" (config.toml:12)'."""
+    """One line an agent cannot misread: "denied by alice (scope once)", 'forbidden by rule "rm -rf /" (config.toml:12)'."""
     kind, verb = provenance.get("kind"), ("approved" if allowed else "denied")
     scope = f"scope {provenance.get('scope') or 'once'}"
     if isinstance(provenance.get("expires_at"), (int, float)):
@@ -495,8 +478,7 @@ def main(argv: list | None = None) -> int:
 
 
 def run_and_exit(argv: list | None = None) -> None:
-    """main(argv), then exit without the interpreter's teardown (1.3-1.6 ms, a sixth of a hook
-    call) once stdout and stderr are flushed: the helper has no thread and no exit handler."""
+    """main(argv), then exit without the interpreter's teardown (1.3-1.6 ms) once stdout and stderr are flushed."""
     argv = list(sys.argv if argv is None else argv)
     try:
         code = main(argv)
