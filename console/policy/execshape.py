@@ -47,6 +47,7 @@ from console.policy.unwrap import (
     strict_variants,
     unwrap_stages,
 )
+from console.policy.wrappers import NESTED_RUNNERS
 
 # Long and short spellings of one flag, per program, folded to one name.
 _ALIASES: dict[str, dict[str, str]] = {
@@ -435,11 +436,19 @@ def compile_pattern(text: str) -> CommandPattern:
         parts = expand(text)
     except ParseError as exc:
         raise ValueError(f"cannot read it as shell words ({exc})") from None
-    if len(parts) != 1 or parts[0].opaque:
+    # A program whose command is read as a nested one (gosu, perf, ...: runners.nested_readings)
+    # may be named with its words: what it runs is still looked at by forbid and ask rules.
+    if not parts or parts[0].opaque or parts[0].nested or len(parts) > 1 and not (
+            runs_nested(parts[0]) and all(p.nested for p in parts[1:])):
         raise ValueError("a rule is one plain command: no ;, &&, ||, |, $(...), backticks or $'...'")
     if not command_words(parts[0]):
         raise ValueError("a rule needs a command, not only a redirection")
     return CommandPattern(parts[0])
+
+
+def runs_nested(part: CommandPart) -> bool:
+    """Whether the part runs, or is wrapped in, a program whose command is read as nested."""
+    return any(stage[:1] and stage[0] in NESTED_RUNNERS for stage in unwrap_stages(command_words(part)))
 
 
 def rule_words(text: str) -> tuple[str, ...]:

@@ -11,7 +11,14 @@ import re
 import shlex
 
 from console.policy.envsplit import UNKNOWN_WORD as UNKNOWN  # a word the rules cannot read
-from console.policy.wrappers import RUNNERS, WRAPPER_ARGS
+from console.policy.wrappers import (
+    NESTED_RUNNERS,
+    NESTED_SCRIPTS,
+    NESTED_SHELL_JOINS,
+    NESTED_WORD_LINES,
+    RUNNERS,
+    WRAPPER_ARGS,
+)
 
 MAX_READINGS = 4  # other places a command may start, per runner
 CUT = -1  # program_starts' last start when it stopped looking with words left
@@ -228,7 +235,7 @@ def shell_strings(words: list[str]) -> list[str]:
         return [v[1:] for v in _strace_outputs(words) if v[:1] in ("|", "!")]
     if name == "tmux":
         return _tmux(words)
-    return _program_options(name, words)
+    return _program_options(name, words) + nested_readings(words)
 
 
 # Options whose value is a program the tool runs (with arguments of its own, or a shell line):
@@ -314,6 +321,38 @@ def _strace_outputs(words: list[str]) -> list[str]:
             break  # the command strace runs
         k += 1
     return found
+
+
+def nested_readings(words: list[str]) -> list[str]:
+    """The command a NESTED_RUNNERS program runs, read from each word past its name that is not
+    an option (its options are not known, so a value may be the start), and from past a `--`:
+    at most NESTED_STARTS of them, and past them a reading no rule can see (UNKNOWN). Reading
+    too many is safe: only forbid and ask rules look at a nested command. A word naming a
+    wrapper or another such program starts no reading of its own: the readings from the words
+    after it are the same ones, and reading it again would multiply them at every depth."""
+    name = words[0] if words else ""
+    if name not in NESTED_RUNNERS:
+        return []
+    if len(words) > NESTED_WORDS:
+        return [UNKNOWN]
+    end = words.index("--", 1) if "--" in words[1:] else len(words)
+    starts = [k for k in range(1, end) if words[k][:1] != "-" and _base(words[k]) not in _STEPPED]
+    starts += [end + 1] if end + 1 < len(words) else []
+    lines = [w for w in words[1:] if w[:1] != "-" and _base(w) not in _STEPPED] if (
+        name in NESTED_WORD_LINES) else []
+    found = [shlex.join(words[k:]) for k in starts[:NESTED_STARTS]] + lines[:NESTED_STARTS]
+    if name in NESTED_SHELL_JOINS:  # one line for a shell: `'rm -rf /'` is rm
+        found += [" ".join(words[k:]) for k in starts[:NESTED_STARTS]]
+    scripts = NESTED_SCRIPTS.get(name, ())
+    if len(starts) > NESTED_STARTS or len(lines) > NESTED_STARTS or any(
+            w == o or w.startswith(o + "=") for w in words[1:end] for o in scripts):
+        found.append(UNKNOWN)
+    return found
+
+
+NESTED_STARTS = 8
+NESTED_WORDS = 64  # past this many words, a nested runner's command is not looked for
+_STEPPED = NESTED_RUNNERS | set(WRAPPER_ARGS) | set(RUNNERS)
 
 
 def _capsh(words: list[str]) -> list[str]:

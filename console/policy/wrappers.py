@@ -101,6 +101,37 @@ WRAPPER_ARGS: dict[str, set[str]] = {
     "bunx": {"-p", "--package"},
     "pnpx": {"--package", "--allow-build"},
 }
+# Programs that run a command given in their words, whose options are not vetted here (or
+# that run more than that command: gdb's -ex, perf's --pre, hyperfine's --setup). Their
+# command is read as a nested one, every way it may start (runners.nested_readings), so forbid
+# and ask rules see it while the program itself is never allowed through it: `gosu root rm
+# -rf /` was asked, not refused (review s38). Launchers, privilege droppers, init shims,
+# profilers, debuggers, compiler caches, secret injectors, HPC and GPU launchers.
+NESTED_RUNNERS = frozenset({
+    "gosu", "su-exec", "setuidgid", "s6-setuidgid", "envuidgid", "envdir", "setlock",
+    "softlimit", "with-contenv", "tini", "tini-static", "dumb-init", "cpulimit", "trickle",
+    "nocache", "ccache", "sccache", "distcc", "icecc", "perf", "gdb", "cuda-gdb", "lldb",
+    "heaptrack", "memusage", "hyperfine", "watchexec", "entr", "parallel", "tsp", "nq",
+    "aws-vault", "doppler", "dotenv", "dotenvx", "cross-env", "env-cmd", "infisical", "chamber",
+    "bwrap", "proot", "fakechroot", "flatpak-spawn", "mpirun", "mpiexec", "srun", "nsys",
+    "ncu", "nvprof", "compute-sanitizer",
+})
+# Of those, the ones that hand their command words to a shell as one line (`watchexec -- 'rm
+# -rf /'` runs rm), or each word as a line of its own (hyperfine, parallel's arguments).
+NESTED_SHELL_JOINS = frozenset({"watchexec", "parallel", "tsp", "hyperfine"})
+NESTED_WORD_LINES = frozenset({"hyperfine"})
+# A debugger's options whose value runs its own commands (`-ex 'shell rm -rf /'`, `-o
+# 'platform shell ...'`), and a profiler's whose value is a shell line (`perf stat --pre`):
+# what they run is not read, so the line is never allowed by a rule below them.
+NESTED_SCRIPTS = {
+    "gdb": ("-ex", "--ex", "-eval-command", "--eval-command", "-iex", "--iex",
+            "-init-eval-command", "--init-eval-command", "-x", "--x", "-command", "--command",
+            "-ix", "--ix", "-init-command", "--init-command"),
+    "lldb": ("-o", "--one-line", "-O", "--one-line-before-file", "-k", "--one-line-on-crash",
+             "-s", "--source", "-S", "--source-before-file", "-K", "--source-on-crash"),
+    "perf": ("--pre", "--post"),
+}
+NESTED_SCRIPTS["cuda-gdb"] = NESTED_SCRIPTS["gdb"]
 # The dynamic loader runs the program named after its options, on every glibc and musl system
 # (`/lib64/ld-linux-x86-64.so.2 /bin/rm -rf /` is rm: review h151), by each name it goes by.
 _LOADER_VALUES = {"--library-path", "--preload", "--argv0", "--audit", "--inhibit-rpath",
