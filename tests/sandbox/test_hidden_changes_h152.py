@@ -213,3 +213,39 @@ def test_the_look_reads_at_most_so_many_repositories_and_says_where_it_stopped(
     assert any("build.sh" in n for n in notes), notes
     stopped = [n for n in notes if "stopped early" in n]
     assert len(stopped) == 1 and nested[trees_max - 1] in stopped[0], notes
+
+
+# A file git checked out through end-of-line conversion or Git LFS differs from its object,
+# its stat data is in the index, and `git status` is clean: the run's end named it as hidden
+# (a `git checkout` or `git stash` in the run touches it). The object is the content as git
+# stores it, so it is no hidden change; a real one beside it still is.
+LFS_CLEAN = ("python3 -c \"import sys,hashlib; d=sys.stdin.buffer.read(); "
+             "sys.stdout.write('version https://git-lfs.github.com/spec/v1\\\\noid sha256:%s\\\\nsize %d\\\\n'"
+             " % (hashlib.sha256(d).hexdigest(), len(d)))\"")
+
+
+@pytest.mark.parametrize("how", ["eol", "lfs"])
+def test_a_file_stored_through_a_filter_git_knows_is_not_named(tmp_path: Path, how: str) -> None:
+    import os
+
+    _repo(tmp_path)
+    if how == "eol":
+        (tmp_path / ".gitattributes").write_text("*.txt text eol=crlf\n")
+        (tmp_path / "notes.txt").write_bytes(b"one\r\ntwo\r\n")
+    else:
+        (tmp_path / ".gitattributes").write_text("*.bin filter=lfs -text\n")
+        subprocess.run(["git", "-C", str(tmp_path), "config", "filter.lfs.clean", LFS_CLEAN], check=True)
+        subprocess.run(["git", "-C", str(tmp_path), "config", "filter.lfs.smudge", "cat"], check=True)
+        (tmp_path / "weights.bin").write_bytes(os.urandom(4096))
+    _host_git(tmp_path, "add", "-A")
+    _host_git(tmp_path, "commit", "-qm", "filtered")
+    stored = "notes.txt" if how == "eol" else "weights.bin"
+    assert _host_git(tmp_path, "status", "--porcelain") == ""
+    assert (tmp_path / stored).read_bytes() != _host_git(tmp_path, "cat-file", "-p", f"HEAD:{stored}").encode()
+    subprocess.run(["git", "-C", str(tmp_path), "update-index", "--skip-worktree", "build.sh"], check=True)
+    (tmp_path / "build.sh").write_text("echo changed\n")
+    fd = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
+    try:
+        assert hidden_changes(fd, 0, [""]) == (["build.sh"], "")
+    finally:
+        os.close(fd)
