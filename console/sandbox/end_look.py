@@ -1,11 +1,13 @@
 """What a run's end finds in its workspace, as notes for the person: repositories and agent
 configuration the run made, read-only files changed anyway, where links in read-only folders
-lead, rebase plans left behind, and tracked files changed that git would not show. Each part
-is looked at on its own: one that fails is named and the others still report.
+lead, rebase plans left behind, tracked files changed that git would not show, and CI
+configuration changed. Each part is looked at on its own: one that fails is named and the
+others still report.
 """
 
 from __future__ import annotations
 
+from .ci_look import ci_config_notes
 from .hidden import hidden_change_notes
 from .nested import made_note
 from .view import WorkspaceView
@@ -39,8 +41,11 @@ def nested_repo_notes(view: WorkspaceView) -> list[str]:
     hidden = one_part(failed, "tracked files git would not show as changed", lambda:
                       hidden_change_notes(view.ws_fd, view.opened_at, view.work_trees(new))
                       if ws else [], [])
+    # CI configuration the run changed: it runs with secrets where the repository is pushed.
+    ci = one_part(failed, "the CI configuration in it", lambda: ci_config_notes(
+        view.ws_fd, view.opened_at, view.work_trees(new)) if ws else [], [])
     return [(f"{rel} was changed during the run through another name (a hard link) in the "
              "workspace: read it before a tool on the host does") if rel in
             view.protection.aliased else made_note(rel) for rel in new] + unseen + (
             read_only_notes(ro, budget) if ro or budget.cut else []) + behind_links_notes(
-            behind) + todo + hidden + failed
+            behind) + todo + hidden + ci + failed

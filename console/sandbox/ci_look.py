@@ -1,0 +1,123 @@
+"""CI configuration a run made or changed, named at its end (review s38).
+
+A workflow runs where the repository is pushed, with what that place gives it: deploy keys,
+cloud credentials, package tokens. It never runs on this machine, so it is not protected like
+a git hook; but an agent's line in it (`curl ... -d "$SECRET"`) runs the moment the person
+pushes, and among a hundred changed files a review can pass over it. The run's end names it.
+Looked at without following links, bounded in entries per work tree.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from .fsview import open_beneath
+
+# Files and folders CI services read from a repository's top.
+CI_FILES = (".gitlab-ci.yml", ".travis.yml", "Jenkinsfile", "azure-pipelines.yml",
+            "bitbucket-pipelines.yml", ".drone.yml", ".woodpecker.yml", "cloudbuild.yaml",
+            "cloudbuild.yml", "appveyor.yml", ".appveyor.yml", ".cirrus.yml", "codemagic.yaml",
+            "buildspec.yml", ".gitlab-ci.yaml")
+CI_FOLDERS = (".github/workflows", ".github/actions", ".gitlab", ".circleci", ".buildkite",
+              ".woodpecker", ".forgejo/workflows", ".gitea/workflows", ".tekton",
+              ".azure-pipelines", ".semaphore")
+ENTRIES_MAX = 2000  # entries looked at below one work tree's CI folders
+TREES_MAX = 64  # work trees looked at, the top first (as hidden.py)
+SHOWN = 10
+
+
+def changed_ci_config(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str], bool]:
+    """(workspace-relative CI files and folders made or changed since `since` in the work trees
+    at `tops`, whether the look stopped at its bound). A folder is named when an entry was
+    removed from it (its own change time moves)."""
+    found: list[str] = []
+    cut = False
+    for top in list(dict.fromkeys(tops))[:TREES_MAX]:
+        for name in CI_FILES:
+            rel = os.path.join(top, name)
+            st = _lstat_beneath(ws_fd, rel)
+            if st is not None and st.st_ctime >= since:
+                found.append(rel)
+        left = ENTRIES_MAX
+        for folder in CI_FOLDERS:
+            rel = os.path.join(top, folder)
+            st = _lstat_beneath(ws_fd, rel)
+            if st is None or not stat.S_ISDIR(st.st_mode):  # a file or link there: itself
+                found += [rel] if st is not None and st.st_ctime >= since else []
+                continue
+            changed, left = _changed_below(ws_fd, rel, since, left)
+            found += changed
+            if left < 0:
+                cut = True
+                break
+    return found, cut
+
+
+def _lstat_beneath(ws_fd: int, rel: str) -> os.stat_result | None:
+    """The entry at `rel` itself (a link is not followed, nor one on the way); None if absent."""
+    parent, name = os.path.split(rel)
+    try:
+        fd = open_beneath(ws_fd, parent or ".")
+    except OSError:
+        return None
+    try:
+        return os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _changed_below(ws_fd: int, rel: str, since: float, left: int) -> tuple[list[str], int]:
+    """The folder at `rel` if it changed, and each entry below it that did, at most `left`
+    entries looked at (links named, never followed), and how many are left."""
+    try:
+        opened = open_beneath(ws_fd, rel)
+    except OSError:
+        return [], left
+    try:
+        dfd = os.open(f"/proc/self/fd/{opened}", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return [], left
+    finally:
+        os.close(opened)
+    found: list[str] = []
+    try:
+        if os.fstat(dfd).st_ctime >= since:
+            found.append(rel)
+        for parent, dirs, files, pfd in os.fwalk(".", dir_fd=dfd):  # links are not walked into
+            names = (*files, *dirs)[:max(left, 0)]
+            left -= len(files) + len(dirs)
+            found += [os.path.normpath(os.path.join(rel, parent, n)) for n in names
+                      if os.stat(n, dir_fd=pfd, follow_symlinks=False).st_ctime >= since]
+            if left < 0:
+                break
+    except OSError:
+        found.append(rel)  # could not be read whole: named, to be looked at
+    finally:
+        os.close(dfd)
+    # A folder whose change time moved because of an entry named below it would only repeat
+    # it; one named alone lost an entry (a removed workflow).
+    above: set[str] = set()
+    for g in found:
+        d = os.path.dirname(g)
+        while d and d not in above:
+            above.add(d)
+            d = os.path.dirname(d)
+    return [f for f in found if f not in above], left
+
+
+def ci_config_notes(ws_fd: int, since: float, tops: list[str]) -> list[str]:
+    found, cut = changed_ci_config(ws_fd, since, tops)
+    notes = []
+    if found:
+        shown = ", ".join(found[:SHOWN]) + (f" and {len(found) - SHOWN} more" if len(found) > SHOWN
+                                            else "")
+        notes.append(f"the run changed CI configuration ({shown}): it runs where the repository "
+                     "is pushed, with the secrets that service holds; read the change before you "
+                     "push")
+    if cut:
+        notes.append(f"the look for changed CI configuration stopped after {ENTRIES_MAX} entries "
+                     "in one repository: look at its CI folders yourself before you push")
+    return notes
