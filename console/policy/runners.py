@@ -329,7 +329,9 @@ def nested_readings(words: list[str]) -> list[str]:
     at most NESTED_STARTS of them, and past them a reading no rule can see (UNKNOWN). Reading
     too many is safe: only forbid and ask rules look at a nested command. A word naming a
     wrapper or another such program starts no reading of its own: the readings from the words
-    after it are the same ones, and reading it again would multiply them at every depth."""
+    after it are the same ones, and reading it again would multiply them at every depth; not
+    one that hands a shell a line or runs its own scripts (`tini watchexec 'rm -rf /'`, `tini
+    npx -c ...`, `tini gdb -ex ...`: review h153), whose readings are not those."""
     name = words[0] if words else ""
     if name not in NESTED_RUNNERS:
         return []
@@ -337,22 +339,51 @@ def nested_readings(words: list[str]) -> list[str]:
         return [UNKNOWN]
     end = words.index("--", 1) if "--" in words[1:] else len(words)
     starts = [k for k in range(1, end) if words[k][:1] != "-" and _base(words[k]) not in _STEPPED]
+    # At most two of them start a reading (each reads its own words again, at every depth:
+    # `hyperfine hyperfine ...` took seconds); past them, a reading no rule can see.
+    readers = [k for k in starts if _base(words[k]) in _READS_A_LINE]
+    starts = [k for k in starts if k not in readers[NESTED_LINE_READERS:]]
     starts += [end + 1] if end + 1 < len(words) else []
-    lines = [w for w in words[1:] if w[:1] != "-" and _base(w) not in _STEPPED] if (
+    lines = [w for w in words[1:] if w[:1] != "-" and _base(w) not in _STEPPED | _READS_A_LINE] if (
         name in NESTED_WORD_LINES) else []
     found = [shlex.join(words[k:]) for k in starts[:NESTED_STARTS]] + lines[:NESTED_STARTS]
     if name in NESTED_SHELL_JOINS:  # one line for a shell: `'rm -rf /'` is rm
         found += [" ".join(words[k:]) for k in starts[:NESTED_STARTS]]
     scripts = NESTED_SCRIPTS.get(name, ())
-    if len(starts) > NESTED_STARTS or len(lines) > NESTED_STARTS or any(
-            w == o or w.startswith(o + "=") for w in words[1:end] for o in scripts):
+    if len(starts) > NESTED_STARTS or len(lines) > NESTED_STARTS or len(readers) > NESTED_LINE_READERS or any(
+            _names_option(w, o) for w in words[1:end] for o in scripts) or (
+            name in NESTED_WORD_LINES and any(_value_in_word(w) for w in words[1:end])):
         found.append(UNKNOWN)
     return found
 
 
+def _names_option(word: str, option: str) -> bool:
+    """`word` gives `option`: as spelled, with `=VALUE`, by a unique prefix (perf's parser and
+    gdb's getopt_long_only take one: `--po` is perf's --post, `-eval` gdb's --eval-command), or
+    as a one-letter option with its value joined (`-oLINE`). Read widely: it only asks."""
+    name = word.split("=", 1)[0]
+    if name == option or option[1:2] != "-" and len(option) == 2 and word.startswith(option):
+        return True
+    bare = name.lstrip("-")
+    return word[:1] == "-" and len(bare) >= (2 if name[:2] == "--" else 3) and (
+        option.lstrip("-").startswith(bare) and len(option.lstrip("-")) > 1)
+
+
+def _value_in_word(word: str) -> bool:
+    """An option of hyperfine's given its value in the same word (`--prepare=LINE`, `-pLINE`):
+    a line read nowhere else."""
+    return word[:1] == "-" and word != "--" and ("=" in word or word[:2] != "--" and len(word) > 2)
+
+
 NESTED_STARTS = 8
+NESTED_LINE_READERS = 2
 NESTED_WORDS = 64  # past this many words, a nested runner's command is not looked for
-_STEPPED = NESTED_RUNNERS | set(WRAPPER_ARGS) | set(RUNNERS)
+# Programs that hand a shell a line of their words, or run scripts of their own: a reading
+# starts at their name, since the ones from the words after it miss that line.
+_READS_A_LINE = NESTED_SHELL_JOINS | set(NESTED_SCRIPTS) | {
+    "npx", "npm", "pnpm", "pnpx", "bun", "sem", "strace", "capsh", "tmux", "flock", "runuser",
+    "su", "sg", "script", "watch", "env", "screen"}
+_STEPPED = (NESTED_RUNNERS | set(WRAPPER_ARGS) | set(RUNNERS)) - _READS_A_LINE
 
 
 def _capsh(words: list[str]) -> list[str]:

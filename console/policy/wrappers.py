@@ -130,6 +130,10 @@ NESTED_SCRIPTS = {
     "lldb": ("-o", "--one-line", "-O", "--one-line-before-file", "-k", "--one-line-on-crash",
              "-s", "--source", "-S", "--source-before-file", "-K", "--source-on-crash"),
     "perf": ("--pre", "--post"),
+    # hyperfine's parameter list puts its values into the command (`-L x 'ls,rm -rf /' '{x}'`),
+    # and watchexec's shell may be a command line of its own (review h153).
+    "hyperfine": ("-L", "--parameter-list"),
+    "watchexec": ("--shell",),
 }
 NESTED_SCRIPTS["cuda-gdb"] = NESTED_SCRIPTS["gdb"]
 # The dynamic loader runs the program named after its options, on every glibc and musl system
