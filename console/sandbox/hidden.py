@@ -37,21 +37,15 @@ def _object_id(content: bytes, hash_len: int) -> bytes:
     return h.digest()
 
 
-# What Git LFS stores in place of a file (its pointer, as `git lfs pointer` writes it).
-LFS_POINTER = b"version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n"
-
-
 def stored_as(content: bytes, oid: bytes, hash_len: int) -> bool:
-    """Whether `oid` is this content as git stores it: itself, with its CRLF line ends made LF
-    (end-of-line conversion), or a Git LFS pointer to it. Checked out through such a filter, a
-    file differs from its object and is no hidden change: the object is the content, and where
-    it is not the one committed, `git status` shows the change as staged."""
+    """Whether `oid` is this content as git stores it: itself, or with its CRLF line ends made LF
+    (end-of-line conversion, which can hide no more than carriage returns). Not a Git LFS
+    pointer to it: any pointer matches the content it was made from, and a pointer the agent
+    stored through a filter of its own shows in `git show` where the content never does
+    (review h153); such a file is named, the note saying why."""
     if _object_id(content, hash_len) == oid:
         return True
-    if b"\r\n" in content and _object_id(content.replace(b"\r\n", b"\n"), hash_len) == oid:
-        return True
-    pointer = LFS_POINTER % (hashlib.sha256(content).hexdigest().encode(), len(content))
-    return _object_id(pointer, hash_len) == oid
+    return b"\r\n" in content and _object_id(content.replace(b"\r\n", b"\n"), hash_len) == oid
 
 
 class _Folders:
@@ -212,8 +206,8 @@ def hidden_change_notes(ws_fd: int, since: float, tops: list[str]) -> list[str]:
                      "or skip-worktree bits, or stat data copied from the changed file); read "
                      "them before a tool on the host does, and run `git update-index "
                      "--really-refresh --no-assume-unchanged --no-skip-worktree -- PATH` "
-                     "(a clean filter of the repository's own, other than Git LFS and end-of-line "
-                     "conversion, can also make a file differ from its index entry)")
+                     "(a file checked out through Git LFS, or another clean filter, is named too: "
+                     "git keeps its pointer, not its content, so read the file itself)")
     if cut:
         notes.append(f"the look for tracked files git would not show as changed stopped early "
                      f"at {cut}")

@@ -215,18 +215,22 @@ def test_the_look_reads_at_most_so_many_repositories_and_says_where_it_stopped(
     assert len(stopped) == 1 and nested[trees_max - 1] in stopped[0], notes
 
 
-# A file git checked out through end-of-line conversion or Git LFS differs from its object,
-# its stat data is in the index, and `git status` is clean: the run's end named it as hidden
-# (a `git checkout` or `git stash` in the run touches it). The object is the content as git
-# stores it, so it is no hidden change; a real one beside it still is.
+# A file git checked out through end-of-line conversion differs from its object, its stat data
+# is in the index, and `git status` is clean: the run's end named it as hidden (a `git checkout`
+# or `git stash` in the run touches it). The object is the content as git stores it, so it is
+# no hidden change; a real one beside it still is. A file stored through Git LFS is named, the
+# note saying why: any pointer matches the content it was made from (review h153).
 LFS_CLEAN = ("python3 -c \"import sys,hashlib; d=sys.stdin.buffer.read(); "
              "sys.stdout.write('version https://git-lfs.github.com/spec/v1\\\\noid sha256:%s\\\\nsize %d\\\\n'"
              " % (hashlib.sha256(d).hexdigest(), len(d)))\"")
 
 
 @pytest.mark.parametrize("how", ["eol", "lfs"])
-def test_a_file_stored_through_a_filter_git_knows_is_not_named(tmp_path: Path, how: str) -> None:
+def test_a_file_stored_through_a_filter_is_named_only_where_it_can_hide_a_change(
+        tmp_path: Path, how: str) -> None:
     import os
+
+    from console.sandbox.hidden import hidden_change_notes
 
     _repo(tmp_path)
     if how == "eol":
@@ -246,6 +250,9 @@ def test_a_file_stored_through_a_filter_git_knows_is_not_named(tmp_path: Path, h
     (tmp_path / "build.sh").write_text("echo changed\n")
     fd = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
     try:
-        assert hidden_changes(fd, 0, [""]) == (["build.sh"], "")
+        found = hidden_changes(fd, 0, [""])
+        notes = " ".join(hidden_change_notes(fd, 0, [""]))
     finally:
         os.close(fd)
+    assert found == ((["build.sh"], "") if how == "eol" else (["build.sh", "weights.bin"], ""))
+    assert "Git LFS" in notes
