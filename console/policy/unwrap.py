@@ -33,6 +33,7 @@ from console.policy.runners import (
     shell_strings,
     types_into_a_shell,
 )
+from console.policy.shellopts import command_option, past_shell_options
 from console.policy.shellscan import body_substitutions
 from console.policy.shellwords import split_command
 from console.policy.unseen import (
@@ -56,6 +57,11 @@ from console.policy.wrappers import (
 )
 
 MAX_DEPTH = 3  # nested commands looked into: $(... $(... $(...)))
+# Characters of nested commands read for one line, all depths together, each counted
+# NESTED_COST more (a reading costs ~100 us however short): each is read again for its own (a
+# runner's every possible start, `hyperfine 'hyperfine ...'`), so a line of 4 KiB could make
+# thousands (review h153: a second and more). Past it, the part is opaque: asked.
+MAX_NESTED_CHARS, NESTED_COST = 64 * 1024, 256
 
 _REDIRECT = re.compile(r"^(\d*|\{[^}]*\})[<>]")  # `2>`, `{fd}>` too
 _NUMBER = re.compile(r"^\d+(\.\d+)?[smhd]?$")
@@ -208,35 +214,6 @@ def normalise(words: list[str]) -> list[str]:
     return unwrap_stages(words)[-1]
 
 
-_POSITIONAL_PARAMS = re.compile(r"\$(\{)?[@*0-9]")
-# Shell options that take a value (`bash -c -o errexit STRING`), with - or +.
-_SHELL_VALUE_OPTIONS = {"-o", "+o", "-O", "+O", "--rcfile", "--init-file"}
-_COMMAND_LONG = ("--command", "--session-command")
-
-
-def _command_option(words: list[str]) -> list[str] | None:
-    """The commands of `sh -c [options] [--] STRING [NAME ARGS...]`, `su --command=STRING`
-    (or any abbreviation, or --session-command) and the like: the first operand after a -c
-    (alone or in a cluster); when that string runs its positional parameters ("$@", $0, $1),
-    its NAME and ARGS as a command too. None without a -c."""
-    for k, w in enumerate(words[1:], start=1):
-        name, eq, value = w.partition("=")
-        if name.startswith("--") and len(name) > 2 and any(o.startswith(name) for o in _COMMAND_LONG):
-            if eq:
-                return [value]
-            return [words[k + 1]] if k + 1 < len(words) else [""]
-        if not (w.startswith("-") and not w.startswith("--") and "c" in w[1:]):
-            continue
-        j = _past_shell_options(words, k + 1)[0]
-        if j >= len(words):
-            return [""]
-        found, after = [words[j]], words[j + 1 :]
-        if _POSITIONAL_PARAMS.search(words[j]) and after:
-            found += [shlex.join(after), shlex.join(after[1:])] if len(after) > 1 else [shlex.join(after)]
-        return found
-    return None
-
-
 def _inner_commands(words: list[str]) -> list[str]:
     """Command strings run by `eval ...`, `sh -c '...'`, `su -c '...'`, `flock F -c '...'`,
     `script -c '...'`, `watch ...` or `find -exec ... ;`."""
@@ -245,7 +222,7 @@ def _inner_commands(words: list[str]) -> list[str]:
     if words[0] == "eval":
         return [" ".join(words[2:] if words[1:2] == ["--"] else words[1:])]
     if words[0] in _SHELLS or words[0] in ("su", "flock", "script", "runuser", "sg"):
-        found = _command_option(words)
+        found = command_option(words)
         if found is not None:
             return found
         if words[0] == "sg" and len(words) > 2:  # sg GROUP COMMAND: run through sh -c
@@ -288,7 +265,7 @@ def _starts_a_shell(stage: list[str], last: list[str]) -> bool:
     """`su`, `sg GROUP` or `sudo -s`/`-i` with no command: a shell reading its input."""
     name = stage[0]
     if name in ("su", "sg"):
-        return _command_option(stage) is None and (name == "su" or len(stage) <= 2)
+        return command_option(stage) is None and (name == "su" or len(stage) <= 2)
     if name in ("sudo", "doas") and not last:
         return any(w in ("--shell", "--login") or (w.startswith("-") and not w.startswith("--")
                    and ("s" in w or "i" in w)) for w in stage[1:])
@@ -340,30 +317,12 @@ def _reads_stdin(shell: list[str], script_seen: bool) -> bool:
     """A shell given no -c and no script file, or -s: it runs what its standard input holds
     (unless script_seen: a here-document or -string on it). A script file that is an open file
     by another name (`/dev/fd/3`, `//dev/stdin`) may be any input: never known."""
-    if _command_option(shell) is not None:
+    if command_option(shell) is not None:
         return False
-    j, dash_s = _past_shell_options(shell, 1)
+    j, dash_s = past_shell_options(shell, 1)
     if dash_s or j >= len(shell) or shell[j] in _STDIN_NAMES:
         return not script_seen
     return names_open_file(shell[j])
-
-
-def _past_shell_options(words: list[str], j: int) -> tuple[int, bool]:
-    """From words[j], past a shell's options (`-o errexit`, `+x`, `--`): the index of its first
-    operand, and whether -s (read the script from standard input) was among them."""
-    dash_s = False
-    while j < len(words):
-        x = words[j]
-        if x == "--":
-            return j + 1, dash_s
-        if x in _SHELL_VALUE_OPTIONS:
-            j += 2
-        elif x.startswith(("-", "+")) and len(x) > 1:
-            dash_s = dash_s or (x.startswith("-") and not x.startswith("--") and "s" in x[1:])
-            j += 1
-        else:
-            break
-    return j, dash_s
 
 
 def strict_variants(part: CommandPart) -> tuple[tuple[str, ...], ...]:
@@ -405,10 +364,10 @@ def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
     ParseError for a line that cannot be read at all, a nesting too deep for Python included."""
     try:
         if "\x00" not in line:
-            return _expand(line, depth)
+            return _expand(line, depth, [MAX_NESTED_CHARS])
         # bash drops a NUL byte from a script it reads (`r<NUL>m` is rm): read the line as it
         # does, and never let a rule allow it (`bash -c` cannot even be given one).
-        parts = _expand(line.replace("\x00", ""), depth)
+        parts = _expand(line.replace("\x00", ""), depth, [MAX_NESTED_CHARS])
         for part in parts:
             part.opaque = part.opaque or not part.nested
         return parts
@@ -416,7 +375,8 @@ def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
         raise ParseError("nested too deeply to read") from None
 
 
-def _expand(line: str, depth: int) -> list[CommandPart]:
+def _expand(line: str, depth: int, left: list[int]) -> list[CommandPart]:
+    """expand(), `left` holding the characters of nested commands still to be read."""
     top = split_command(line)
     out = list(top)
     folder: str | None = None  # the working folder, as `cd` in the line moves it (folders.py)
@@ -425,11 +385,12 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
     if "$'" in line or '$"' in line:
         other = []
         for alt in {line.replace("$'", "'"), line.replace('$"', '"'), ansi_c_decoded(line)} - {line}:
+            left[0] -= len(alt) + NESTED_COST
             try:
-                other += _expand(alt, depth - 1) if depth > 0 else []
+                other += _expand(alt, depth - 1, left) if depth > 0 and left[0] >= 0 else []
             except ParseError:
                 pass
-        if depth <= 0:
+        if depth <= 0 or left[0] < 0:
             for p in top:
                 p.opaque = True
         for p in other:
@@ -477,11 +438,12 @@ def _expand(line: str, depth: int) -> list[CommandPart]:
         given.append(sets_environment(words, program)
                      or fd_name_given([op for op, _ in redirections(part)]))
         for body in bodies:
-            if depth <= 0:
+            left[0] -= len(body) + NESTED_COST
+            if depth <= 0 or left[0] < 0:
                 part.opaque = True
                 continue
             try:
-                inner = _expand(body, depth - 1)
+                inner = _expand(body, depth - 1, left)
             except ParseError:
                 part.opaque = True
                 continue

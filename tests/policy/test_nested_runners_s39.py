@@ -7,6 +7,7 @@ start: forbid and ask rules see it, and no allow rule is reached through it."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 
@@ -68,12 +69,28 @@ def test_what_a_debugger_or_profiler_runs_of_its_own_is_never_allowed(line: str)
     assert evaluate_exec(line, RULES, consume=False).action == "ask", line
 
 
-@pytest.mark.parametrize("word", ["gosu", "hyperfine", "watchexec", "nice gosu", "perf stat -e x",
-                                  "hyperfine 'a b'"])
-def test_readings_stay_bounded_on_a_long_hostile_line(word: str) -> None:
+def _quoted_levels(levels: int, width: int) -> str:
+    line = "gosu 1 2 3 4 5 6 7 8"
+    for _ in range(levels):
+        line = "hyperfine " + " ".join([shlex.quote(line)] * width)
+    return line
+
+
+HOSTILE = [" ".join([w] * 400)[:4000] + " rm -rf /" for w in (
+    "gosu", "hyperfine", "watchexec", "nice gosu", "perf stat -e x", "hyperfine 'a b'")] + [
+    # review h153: readings of readings, quoted a level deeper each time (a second and more)
+    "; ".join([_quoted_levels(2, 7)] * 2),
+    "; ".join(["hyperfine c c c c c c c " + shlex.quote("hyperfine c c c c c c c " + shlex.quote(
+        "hyperfine c c c c c c c x"))] * 12),
+    "; ".join([" ".join(["parallel"] * 12)] * 40)[:4000],
+]
+
+
+@pytest.mark.parametrize("line", HOSTILE)
+def test_readings_stay_bounded_on_a_long_hostile_line(line: str) -> None:
     """Every reading is read again for its own readings, to a depth: a line of such programs
-    must not multiply them (it took seconds before the bound)."""
-    line = " ".join([word] * 400)[:4000] + " rm -rf /"
+    must not multiply them (thousands of readings, a second and more, before the bound on
+    the nested text read for one line). Past it the line is asked, never allowed."""
     assert len(expand(line)) < 400
     assert evaluate_exec(line, RULES, consume=False).action in ("ask", "deny")
 
