@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tomllib
@@ -107,3 +108,84 @@ def test_the_daemons_answer_with_the_built_in_claude_profile_is_deny(daemon: Dae
     out = daemon.cli("policy", "check", "claude", "--json", "--", line)
     decided = json.loads(out.stdout)
     assert decided["decision"] == "deny", (line, out.stdout)
+
+
+# 2. systemd-run's timer options --on-startup, --on-unit-active and --on-unit-inactive take a
+#    value (systemd 252: `--on-startup=SECONDS`, getopt's required argument, so the next word
+#    too), as --on-active and --on-boot do; the reader's table (console/policy/wrappers.py,
+#    WRAPPER_ARGS["systemd-run"]) lists only those two, so it read `1` as the command and the
+#    forbid rule missed `rm -rf ~` (asked). `--on-startup=1` was already denied.
+SYSTEMD_RUN_TIMERS = ["systemd-run --on-startup 1 rm -rf ~", "systemd-run --user --on-unit-active 5 rm -rf ~",
+                      "systemd-run --on-unit-inactive 5 git push --force"]
+
+
+@pytest.mark.parametrize("line", SYSTEMD_RUN_TIMERS)
+def test_systemd_run_timer_values_hide_no_command_from_a_forbid_rule(line: str) -> None:
+    decision = evaluate_exec(line, _rules("claude"), consume=False)
+    assert decision.action == "deny", (line, decision)
+
+
+@pytest.mark.skipif(shutil.which("systemd-run") is None, reason="needs systemd-run")
+@pytest.mark.parametrize("option", ["--on-startup", "--on-unit-active", "--on-unit-inactive"])
+def test_systemd_run_takes_a_value_for_them(option: str) -> None:
+    out = subprocess.run(["systemd-run", option], capture_output=True, text=True, timeout=10)
+    assert "requires an argument" in out.stderr, out.stderr
+
+
+# 3. Past the reader's bounds a forbid rule is missed and the line is only asked: a nested
+#    runner's command is read from at most eight words that may start it (runners.py,
+#    NESTED_STARTS: `perf stat -e E` eight times, then `rm -rf ~`; gdb's `-ex run` nine
+#    times), wrappers seventeen deep (`nice` eighteen times), and nested commands three deep
+#    (`bash -c` four times, `tini --` four times: unwrap.MAX_DEPTH). bash runs each one's
+#    command. The reader giving up is right to ask where it cannot see; where the words it
+#    gave up on hold a forbid rule's program and words, it should refuse.
+def _bash_c(line: str, times: int) -> str:
+    for _ in range(times):
+        line = "bash -c " + shlex.quote(line)
+    return line
+
+
+_PERF = "perf stat " + "-e task-clock " * 8
+_GDB = "gdb -batch " + "-ex run " * 9 + "--args "
+PAST_THE_BOUNDS = [
+    _PERF + "rm -rf ~",
+    _PERF + "git push --force",
+    "cpulimit " + " ".join(f"-l {n}" for n in range(1, 10)) + " rm -rf ~",
+    "mpirun " + " ".join(f"-np {n}" for n in range(1, 10)) + " git reset --hard",
+    _GDB + "rm -rf ~",
+    "nice " * 18 + "rm -rf ~",
+    "timeout 5 " * 17 + "git clean -fd",
+    "tini -s -- " * 4 + "rm -rf ~",
+    _bash_c("rm -rf ~", 4),
+]
+
+
+@pytest.mark.parametrize("line", PAST_THE_BOUNDS)
+def test_past_the_readers_bounds_a_forbid_rule_still_refuses(line: str) -> None:
+    decision = evaluate_exec(line, _rules("claude"), consume=False)
+    assert decision.action == "deny", (line, decision)
+
+
+def _marks(tmp_path: Path, line: str) -> bool:
+    subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, timeout=60,
+                   stdin=subprocess.DEVNULL)
+    return (tmp_path / "mark").exists()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize("line", ["nice " * 18 + "touch mark", _bash_c("touch mark", 4)])
+def test_bash_runs_the_command_past_the_bounds(tmp_path: Path, line: str) -> None:
+    assert _marks(tmp_path, line)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize(("tool", "line"), [("perf", _PERF + "touch mark"), ("gdb", _GDB + "touch mark"),
+                                            ("tini", "tini -s -- " * 4 + "touch mark")])
+def test_the_runners_run_it_too(tmp_path: Path, tool: str, line: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"needs {tool}")
+    base = tmp_path / "base"
+    base.mkdir()
+    if not _marks(base, line.replace(" -e task-clock" * 7, "").replace(" -ex run" * 8, "")):
+        pytest.skip(f"{tool} cannot run a command here")
+    assert _marks(tmp_path, line)
