@@ -186,6 +186,23 @@ def _most_specific(rules: list[_Rule], part: CommandPart) -> _Rule | None:
     return max(hits, key=lambda r: len(r.words)) if hits else None
 
 
+def _forbidden_past_bounds(forbid: list[_Rule], part: CommandPart) -> _Rule | None:
+    """A forbid rule matching the words of a blind part from one naming the rule's program on:
+    past the reader's bounds (wrappers 16 deep, a runner's eight possible starts, nesting three
+    deep) the command is not followed, and the line would only be asked (review h154: `nice`
+    eighteen times, then `rm -rf ~`). Read flat, so it may refuse an odd line a person would
+    have been asked about; never allows."""
+    if not part.blind or not forbid:
+        return None
+    programs = {r.words[0] for r in forbid if r.words}
+    for k in range(1, len(part.words)):
+        if part.words[k].rpartition("/")[2] in programs:
+            hit = _most_specific(forbid, CommandPart(words=part.words[k:]))
+            if hit:
+                return hit
+    return None
+
+
 def evaluate_exec(
     command: str,
     rules: ExecRules,
@@ -209,9 +226,10 @@ def evaluate_exec(
     if not top:
         return Decision(strictest("ask", rules.default), Provenance("error", detail="empty command"))
 
-    # 1. forbid rules, in every part and every nested command: nothing overrides them.
+    # 1. forbid rules, in every part and every nested command: nothing overrides them; in a
+    # part the reader did not follow to its end, also from each word naming a rule's program.
     for part in parts:
-        hit = _most_specific(rules.forbid, part)
+        hit = _most_specific(rules.forbid, part) or _forbidden_past_bounds(rules.forbid, part)
         if hit:
             return Decision("deny", hit.provenance("inside a nested command" if part.nested else None))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 # git's own options before its subcommand: `git -c x=y -C dir push` is a push.
 GIT_ARGS = {"-c", "-C", "--git-dir", "--work-tree", "--namespace", "--config-env",
-            "--super-prefix", "--exec-path", "--list-cmds", "--attr-source"}  # (git 2.42+)
+            "--super-prefix", "--exec-path", "--list-cmds", "--attr-source",  # (git 2.42+)
+            "--shallow-file"}  # undocumented; the next word is its value (review h154)
 # git configuration that runs a command (the neighbours of alias.*), as `-c key=value` or
 # `--config-env key=VAR` before the subcommand, or written by `git config`.
 GIT_RUNS = ("alias.", "core.sshcommand", "core.pager", "core.fsmonitor", "core.editor",

