@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .fsview import open_beneath
+from .fsview import open_beneath, open_dir_beneath
 
 # Files and folders CI services read from a repository's top.
 CI_FILES = (".gitlab-ci.yml", ".travis.yml", "Jenkinsfile", "azure-pipelines.yml",
@@ -73,15 +73,9 @@ def _changed_below(ws_fd: int, rel: str, since: float, left: int) -> tuple[list[
     """The folder at `rel` if it changed, and each entry below it that did, at most `left`
     entries looked at (links named, never followed), and how many are left."""
     try:
-        opened = open_beneath(ws_fd, rel)
+        dfd = open_dir_beneath(ws_fd, rel)
     except OSError:
         return [], left
-    try:
-        dfd = os.open(f"/proc/self/fd/{opened}", os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return [], left
-    finally:
-        os.close(opened)
     found: list[str] = []
     try:
         if os.fstat(dfd).st_ctime >= since:

@@ -79,6 +79,17 @@ def open_beneath(root_fd: int, rel: str) -> int:
     return fd
 
 
+def open_dir_beneath(root_fd: int, rel: str) -> int:
+    """A real (not O_PATH) fd of the folder root_fd/rel, reached as open_beneath reaches it
+    ("" or "." is root_fd's own folder), for listing it or *at() calls in it; OSError if it
+    cannot be reached so or is not a folder."""
+    pfd = open_beneath(root_fd, rel or ".")
+    try:
+        return os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_DIRECTORY)
+    finally:
+        os.close(pfd)
+
+
 def read_beneath(root_fd: int, rel: str, limit: int) -> tuple[bytes, os.stat_result] | None:
     """(the first `limit` bytes, its stat) of root_fd/rel, opened as open_beneath does; None
     when it is absent or not a regular file (a link on the way, a folder, a FIFO)."""

@@ -17,7 +17,7 @@ import hashlib
 import os
 import time
 
-from .fsview import open_beneath, read_beneath
+from .fsview import open_beneath, open_dir_beneath, read_beneath
 from .gitindex import git_folder, merged_entries, object_id_length
 
 REGULAR = 0o100000
@@ -160,23 +160,16 @@ def replace_refs(ws_fd: int, since: float, tops: list[str]) -> list[str]:
             continue
         changed = False
         try:
-            fd = open_beneath(ws_fd, f"{gd}/refs/replace")
+            dfd = open_dir_beneath(ws_fd, f"{gd}/refs/replace")
         except OSError:
-            fd = None
-        if fd is not None:
+            dfd = None
+        if dfd is not None:
             try:
-                dfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECTORY)
+                changed = os.fstat(dfd).st_ctime >= since or _any_changed(dfd, since)
             except OSError:
-                dfd = None
+                changed = True
             finally:
-                os.close(fd)
-            if dfd is not None:
-                try:
-                    changed = os.fstat(dfd).st_ctime >= since or _any_changed(dfd, since)
-                except OSError:
-                    changed = True
-                finally:
-                    os.close(dfd)
+                os.close(dfd)
         packed = read_beneath(ws_fd, f"{gd}/packed-refs", INDEX_MAX)
         if packed is not None and packed[1].st_ctime >= since and b" refs/replace/" in packed[0]:
             changed = True
