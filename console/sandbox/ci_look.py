@@ -18,10 +18,11 @@ from .fsview import open_beneath, open_dir_beneath
 CI_FILES = (".gitlab-ci.yml", ".travis.yml", "Jenkinsfile", "azure-pipelines.yml",
             "bitbucket-pipelines.yml", ".drone.yml", ".woodpecker.yml", "cloudbuild.yaml",
             "cloudbuild.yml", "appveyor.yml", ".appveyor.yml", ".cirrus.yml", "codemagic.yaml",
-            "buildspec.yml", ".gitlab-ci.yaml")
+            "buildspec.yml", ".gitlab-ci.yaml", ".woodpecker.yaml", "cloudbuild.json", ".cirrus.star",
+            ".build.yml", "buildkite.yml", "buildkite.yaml")  # review h155: SourceHut, Buildkite
 CI_FOLDERS = (".github/workflows", ".github/actions", ".gitlab", ".circleci", ".buildkite",
               ".woodpecker", ".forgejo/workflows", ".gitea/workflows", ".tekton",
-              ".azure-pipelines", ".semaphore")
+              ".azure-pipelines", ".semaphore", ".builds")
 ENTRIES_MAX = 2000  # entries looked at below one work tree's CI folders
 TREES_MAX = 64  # work trees looked at, the top first (as hidden.py)
 SHOWN = 10
@@ -87,7 +88,7 @@ def _changed_below(ws_fd: int, rel: str, since: float, left: int) -> tuple[list[
                       if os.stat(n, dir_fd=pfd, follow_symlinks=False).st_ctime >= since]
             if left < 0:
                 break
-    except OSError:
+    except (OSError, RecursionError):  # a folder nested past Python's limit (review h155)
         found.append(rel)  # could not be read whole: named, to be looked at
     finally:
         os.close(dfd)
