@@ -59,3 +59,18 @@ def test_a_file_named_like_a_forbidden_program_is_asked_not_refused(profile: str
                                   "nice " * 18 + "rm " + "-v " * 40 + "-rf ~"])
 def test_past_the_bounds_a_forbidden_command_is_still_refused(line: str) -> None:
     assert evaluate_exec(line, _rules("claude"), consume=False).action == "deny"
+
+
+# 3. Options of the nested runners (wrappers.py NESTED_RUNNERS, a03b443/4405fc9) that run a
+#    command the reader does not read: hyperfine's -s/--setup and -c/--cleanup (beside
+#    -p/--prepare and --conclude, which are read), perf stat's --pre/--post, gdb's `-ex 'shell
+#    CMD'` (gdb's shell command). Each is asked, never allowed; a forbid rule misses them.
+#    Fails: no fix here.
+RUNNER_OPTIONS = ["hyperfine -c'rm -rf ~' true", "hyperfine --setup='rm -rf ~' true",
+                  "perf stat --pre 'rm -rf ~' true", "perf stat --post='rm -rf ~' true",
+                  "gdb -ex 'shell rm -rf ~'", "gdb -batch -iex 'shell rm -rf ~'"]
+
+
+@pytest.mark.parametrize("line", RUNNER_OPTIONS)
+def test_a_runners_command_options_are_read(line: str) -> None:
+    assert evaluate_exec(line, _rules("claude"), consume=False).action == "deny"
