@@ -350,11 +350,34 @@ def nested_readings(words: list[str]) -> list[str]:
     if name in NESTED_SHELL_JOINS:  # one line for a shell: `'rm -rf /'` is rm
         found += [" ".join(words[k:]) for k in starts[:NESTED_STARTS]]
     scripts = NESTED_SCRIPTS.get(name, ())
-    if len(starts) > NESTED_STARTS or len(lines) > NESTED_STARTS or len(readers) > NESTED_LINE_READERS or any(
-            _names_option(w, o) for w in words[1:end] for o in scripts) or (
-            name in NESTED_WORD_LINES and any(_value_in_word(w) for w in words[1:end])):
+    given = [(k, o) for k in range(1, end) for o in scripts if _names_option(words[k], o)]
+    joined = [k for k in range(1, end) if name in NESTED_WORD_LINES and _value_in_word(words[k])]
+    # What those options run, read as lines too (never allowed, but a forbid rule sees it:
+    # `perf stat --pre 'rm -rf ~' true`, `gdb -ex 'shell rm -rf ~'`: review h155).
+    found += [v for k, o in given for v in _script_lines(words, k, o)][:NESTED_STARTS]
+    found += [_joined_value(words[k]) for k in joined][:NESTED_STARTS]
+    if len(starts) > NESTED_STARTS or len(lines) > NESTED_STARTS or len(readers) > NESTED_LINE_READERS or (
+            given or joined):
         found.append(UNKNOWN)
     return found
+
+
+def _joined_value(word: str) -> str:
+    """The value given in the same word as its option: `--opt=VALUE`, `-oVALUE`."""
+    return word.split("=", 1)[1] if word[:2] == "--" or "=" in word[:3] else word[2:]
+
+
+def _script_lines(words: list[str], k: int, option: str) -> list[str]:
+    """The line an option at words[k] runs (its value, joined or the next word), and, read as
+    a debugger's command, what its `shell CMD` or `!CMD` runs."""
+    word = words[k]
+    name = word.split("=", 1)[0]
+    value = (_joined_value(word) if "=" in word or (name == word and len(option) == 2 and len(word) > 2)
+             else words[k + 1] if k + 1 < len(words) else "")
+    head, _, rest = value.lstrip().partition(" ")
+    shell = rest if head and "shell".startswith(head) and len(head) >= 2 else value.lstrip()[1:] if (
+        value.lstrip()[:1] == "!") else ""
+    return [v for v in (value, shell) if v]
 
 
 def _names_option(word: str, option: str) -> bool:
