@@ -28,11 +28,44 @@ TREES_MAX = 64  # work trees looked at, the top first (as hidden.py)
 SHOWN = 10
 
 
-def changed_ci_config(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str], bool]:
-    """(workspace-relative CI files and folders made or changed since `since` in the work trees
-    at `tops`, whether the look stopped at its bound). A folder is named when an entry was
-    removed from it (its own change time moves)."""
-    found: list[str] = []
+def ci_entries(ws_fd: int, tops: list[str]) -> frozenset[str]:
+    """The CI files and folders in the work trees at `tops` (at a run's start: one listed now
+    and gone at the end was removed). One listing of each top, and of the folders on the way
+    to a CI folder that are there (`.github`)."""
+    found: set[str] = set()
+    for top in list(dict.fromkeys(tops))[:TREES_MAX]:
+        names = _names(ws_fd, top)
+        below: dict[str, set[str]] = {}  # `.github`'s own names, listed once
+        found |= {os.path.join(top, f) for f in CI_FILES if f in names}
+        for folder in CI_FOLDERS:  # one or two levels: `.gitlab`, `.github/workflows`
+            first, _, rest = folder.partition("/")
+            if first in names and rest and first not in below:
+                below[first] = _names(ws_fd, os.path.join(top, first))
+            if first in names and (not rest or rest in below[first]):
+                found.add(os.path.join(top, folder))
+    return frozenset(found)
+
+
+def _names(ws_fd: int, rel: str) -> set[str]:
+    try:
+        fd = open_dir_beneath(ws_fd, rel)
+    except OSError:
+        return set()
+    try:
+        return set(os.listdir(fd))
+    except OSError:
+        return set()
+    finally:
+        os.close(fd)
+
+
+def changed_ci_config(ws_fd: int, since: float, tops: list[str],
+                      at_start: frozenset[str] = frozenset()) -> tuple[list[str], bool]:
+    """(workspace-relative CI files and folders made, changed or removed since `since` in the
+    work trees at `tops`, whether the look stopped at its bound). A folder is named when an
+    entry was removed from it (its own change time moves); one of `at_start` (ci_entries at
+    the run's start) that is gone, as removed."""
+    found = [rel for rel in sorted(at_start) if _lstat_beneath(ws_fd, rel) is None]
     cut = False
     for top in list(dict.fromkeys(tops))[:TREES_MAX]:
         for name in CI_FILES:
@@ -103,8 +136,9 @@ def _changed_below(ws_fd: int, rel: str, since: float, left: int) -> tuple[list[
     return [f for f in found if f not in above], left
 
 
-def ci_config_notes(ws_fd: int, since: float, tops: list[str]) -> list[str]:
-    found, cut = changed_ci_config(ws_fd, since, tops)
+def ci_config_notes(ws_fd: int, since: float, tops: list[str],
+                    at_start: frozenset[str] = frozenset()) -> list[str]:
+    found, cut = changed_ci_config(ws_fd, since, tops, at_start)
     notes = []
     if found:
         shown = ", ".join(found[:SHOWN]) + (f" and {len(found) - SHOWN} more" if len(found) > SHOWN

@@ -43,7 +43,7 @@ def nested_repo_notes(view: WorkspaceView) -> list[str]:
                       if ws else [], [])
     # CI configuration the run changed: it runs with secrets where the repository is pushed.
     ci = one_part(failed, "the CI configuration in it", lambda: ci_config_notes(
-        view.ws_fd, view.opened_at, view.work_trees(new)) if ws else [], [])
+        view.ws_fd, view.opened_at, view.work_trees(new), view.ci_at_start) if ws else [], [])
     return [(f"{rel} was changed during the run through another name (a hard link) in the "
              "workspace: read it before a tool on the host does") if rel in
             view.protection.aliased else made_note(rel) for rel in new] + unseen + (

@@ -25,6 +25,7 @@ from pathlib import Path
 from . import fsview
 from .acl import traverse_only_for
 from .base import SandboxSpec
+from .ci_look import ci_entries
 from .gitindex import git_folder
 from .identity import AgentIdentity, agent_identity
 from .nested import find_nested_git
@@ -156,6 +157,7 @@ class WorkspaceView:
     staged: Path | None = None  # root daemon: the folder both backends bind at /workspace
     handoff: Path | None = None  # root daemon: the run folder, reachable by the agent's uid
     opened_at: float = 0.0
+    ci_at_start: frozenset[str] = frozenset()  # CI files and folders there (ci_look.py)
 
     @classmethod
     def open(cls, workspace: Path, run_dir: Path, identity: AgentIdentity,
@@ -195,6 +197,8 @@ class WorkspaceView:
             )
         view = cls(workspace, run_dir, identity, plan, ws_fd=fd, opened_at=time.time())
         try:
+            # (a CI file removed in the run is one there now and gone at its end)
+            view.ci_at_start = ci_entries(fd, view.work_trees([]))
             with _BOOKS:
                 view._make_mountpoints()
             if os.geteuid() == 0:

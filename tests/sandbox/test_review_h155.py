@@ -9,8 +9,8 @@
    `.build.yml` and `.builds/` (SourceHut builds, run on push with its secrets), `buildkite.yml`
    (buildkite-agent pipeline upload's default).
 3. A CI file or folder removed whole is not named (the module says a removed one is): `rm
-   .gitlab-ci.yml` or `rm -r .github/workflows` leaves nothing to look at. Fails: no fix here
-   (a file gone from the top cannot be told from one never there without git's index).
+   .gitlab-ci.yml` or `rm -r .github/workflows` leaves nothing to look at. The view now lists
+   the CI files and folders at the run's start (ci_entries), and the end names those gone.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from console.sandbox.ci_look import changed_ci_config
+from console.sandbox.ci_look import changed_ci_config, ci_entries
 
 
 def _look(ws: Path, since: float) -> list[str]:
@@ -79,7 +79,12 @@ def test_ci_configuration_removed_whole_is_named(tmp_path: Path, gone: str) -> N
     (tmp_path / ".github" / "workflows" / "codeql.yml").write_text("on: push\n")
     (tmp_path / ".gitlab-ci.yml").write_text("test:\n  script: make\n")
     since = _before(tmp_path)
-    target = tmp_path / gone
-    shutil.rmtree(target) if target.is_dir() else target.unlink()
-    found = _look(tmp_path, since)
+    fd = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
+    try:
+        at_start = ci_entries(fd, [""])  # what the view records as the run starts
+        target = tmp_path / gone
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+        found = changed_ci_config(fd, since, [""], at_start)[0]
+    finally:
+        os.close(fd)
     assert any(gone == f or gone.startswith(f + "/") for f in found), (gone, found)
