@@ -19,7 +19,11 @@ CI_FILES = (".gitlab-ci.yml", ".travis.yml", "Jenkinsfile", "azure-pipelines.yml
             "bitbucket-pipelines.yml", ".drone.yml", ".woodpecker.yml", "cloudbuild.yaml",
             "cloudbuild.yml", "appveyor.yml", ".appveyor.yml", ".cirrus.yml", "codemagic.yaml",
             "buildspec.yml", ".gitlab-ci.yaml", ".woodpecker.yaml", "cloudbuild.json", ".cirrus.star",
-            ".build.yml", "buildkite.yml", "buildkite.yaml")  # review h155: SourceHut, Buildkite
+            ".build.yml", "buildkite.yml", "buildkite.yaml",  # review h155: SourceHut, Buildkite
+            # build and deploy services that run the repository's commands with their secrets,
+            # and a GitHub Action's own definition (it runs in every repository that uses it)
+            "netlify.toml", "vercel.json", ".readthedocs.yaml", ".readthedocs.yml", "render.yaml",
+            "fly.toml", ".gitpod.yml", "action.yml", "action.yaml")
 CI_FOLDERS = (".github/workflows", ".github/actions", ".gitlab", ".circleci", ".buildkite",
               ".woodpecker", ".forgejo/workflows", ".gitea/workflows", ".tekton",
               ".azure-pipelines", ".semaphore", ".builds")

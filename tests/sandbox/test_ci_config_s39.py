@@ -12,6 +12,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from console.sandbox.ci_look import ENTRIES_MAX, changed_ci_config, ci_config_notes
 from tests.sandbox.hostile_kit import give
 
@@ -87,3 +89,14 @@ def test_nested_repositories_are_looked_at_and_the_look_is_bounded(tmp_path: Pat
         os.close(fd)
     assert any("stopped after" in n for n in notes), notes
     assert any("and " in n and "more" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("rel", ["netlify.toml", "vercel.json", ".readthedocs.yaml", ".gitpod.yml",
+                                 "action.yml", "fly.toml"])
+def test_build_and_deploy_config_is_named_too(tmp_path: Path, rel: str) -> None:
+    """Build and deploy services run the repository's commands with their secrets, and an
+    Action's own definition runs in every repository that uses it."""
+    (tmp_path / "README").write_text("x")
+    start = time.time() - 1
+    (tmp_path / rel).write_text("x")
+    assert _look(tmp_path, start)[0] == [rel]
