@@ -116,6 +116,8 @@ NESTED_RUNNERS = frozenset({
     "aws-vault", "doppler", "dotenv", "dotenvx", "cross-env", "env-cmd", "infisical", "chamber",
     "bwrap", "proot", "fakechroot", "flatpak-spawn", "mpirun", "mpiexec", "srun", "nsys",
     "ncu", "nvprof", "compute-sanitizer",
+    # review h155: more that run a command, or a line (entr -s, nix-shell --run)
+    "bundle", "rr", "systemd-inhibit", "caffeinate", "retry", "nix-shell", "nix",
 })
 # Of those, the ones that hand their command words to a shell as one line (`watchexec -- 'rm
 # -rf /'` runs rm), or each word as a line of its own (hyperfine, parallel's arguments).
@@ -131,6 +133,7 @@ NESTED_SCRIPTS = {
     "lldb": ("-o", "--one-line", "-O", "--one-line-before-file", "-k", "--one-line-on-crash",
              "-s", "--source", "-S", "--source-before-file", "-K", "--source-on-crash"),
     "perf": ("--pre", "--post"),
+    "entr": ("-s",), "nix-shell": ("--run", "--command"), "nix": ("-c", "--command"),
     # hyperfine's parameter list puts its values into the command (`-L x 'ls,rm -rf /' '{x}'`),
     # and watchexec's shell may be a command line of its own (review h153).
     "hyperfine": ("-L", "--parameter-list"),

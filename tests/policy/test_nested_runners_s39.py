@@ -30,6 +30,10 @@ HIDDEN = [
     "bwrap --ro-bind / / --dev /dev rm -rf /", "sudo gosu root rm -rf /",
     "gosu root sh -c 'rm -rf /'", "perf stat -e a -e b -e c -e d -e e -e f -- rm -rf /",
     "gosu a gosu b gosu c gosu d gosu e rm -rf /",
+    # review h155
+    "bundle exec rm -rf /", "rr record rm -rf /", "systemd-inhibit rm -rf /", "retry -- rm -rf /",
+    "entr -s 'rm -rf /'", "nix-shell --run 'rm -rf /'", "nix develop -c rm -rf /",
+    "nix shell nixpkgs#hello --command rm -rf /", "caffeinate -i rm -rf /",
 ]
 
 
