@@ -32,10 +32,14 @@ TREES_MAX = 64  # work trees looked at, the top first (as hidden.py)
 SHOWN = 10
 
 
-def ci_entries(ws_fd: int, tops: list[str]) -> frozenset[str]:
-    """The CI files and folders in the work trees at `tops` (at a run's start: one listed now
-    and gone at the end was removed). One listing of each top, and of the folders on the way
-    to a CI folder that are there (`.github`)."""
+Entry = tuple[str, int, int]  # a CI file or folder: workspace-relative, its device and inode
+
+
+def ci_entries(ws_fd: int, tops: list[str]) -> frozenset[Entry]:
+    """The CI files and folders in the work trees at `tops`, each with its device and inode (at
+    a run's start: one listed then and gone at the end was removed, one there now and not then,
+    or another entry by its name, was made or moved into place). One listing of each top, and
+    of the folders on the way to a CI folder that are there (`.github`)."""
     found: set[str] = set()
     for top in list(dict.fromkeys(tops))[:TREES_MAX]:
         names = _names(ws_fd, top)
@@ -47,7 +51,8 @@ def ci_entries(ws_fd: int, tops: list[str]) -> frozenset[str]:
                 below[first] = _names(ws_fd, os.path.join(top, first))
             if first in names and (not rest or rest in below[first]):
                 found.add(os.path.join(top, folder))
-    return frozenset(found)
+    return frozenset((rel, st.st_dev, st.st_ino) for rel in found
+                     if (st := _lstat_beneath(ws_fd, rel)) is not None)
 
 
 def _names(ws_fd: int, rel: str) -> set[str]:
@@ -64,12 +69,18 @@ def _names(ws_fd: int, rel: str) -> set[str]:
 
 
 def changed_ci_config(ws_fd: int, since: float, tops: list[str],
-                      at_start: frozenset[str] = frozenset()) -> tuple[list[str], bool]:
+                      at_start: frozenset[Entry] | None = None) -> tuple[list[str], bool]:
     """(workspace-relative CI files and folders made, changed or removed since `since` in the
     work trees at `tops`, whether the look stopped at its bound). A folder is named when an
-    entry was removed from it (its own change time moves); one of `at_start` (ci_entries at
-    the run's start) that is gone, as removed."""
-    found = [rel for rel in sorted(at_start) if _lstat_beneath(ws_fd, rel) is None]
+    entry was removed from it (its own change time moves). Given `at_start` (ci_entries at the
+    run's start): one of them gone, and one there now that was not or is another entry: a
+    folder renamed into place with a folder above it keeps its own change times and those
+    below it (`mv vendor/lib/.github .github`: review h156)."""
+    found: list[str] = []
+    if at_start is not None:
+        now = ci_entries(ws_fd, tops)
+        found += sorted({e[0] for e in at_start} - {e[0] for e in now})
+        found += sorted(e[0] for e in now - at_start)
     cut = False
     for top in list(dict.fromkeys(tops))[:TREES_MAX]:
         for name in CI_FILES:
@@ -89,7 +100,7 @@ def changed_ci_config(ws_fd: int, since: float, tops: list[str],
             if left < 0:
                 cut = True
                 break
-    return found, cut
+    return list(dict.fromkeys(found)), cut
 
 
 def _lstat_beneath(ws_fd: int, rel: str) -> os.stat_result | None:
@@ -141,7 +152,7 @@ def _changed_below(ws_fd: int, rel: str, since: float, left: int) -> tuple[list[
 
 
 def ci_config_notes(ws_fd: int, since: float, tops: list[str],
-                    at_start: frozenset[str] = frozenset()) -> list[str]:
+                    at_start: frozenset[Entry] | None = None) -> list[str]:
     found, cut = changed_ci_config(ws_fd, since, tops, at_start)
     notes = []
     if found:

@@ -25,7 +25,7 @@ from pathlib import Path
 from . import fsview
 from .acl import traverse_only_for
 from .base import SandboxSpec
-from .ci_look import ci_entries
+from .ci_look import Entry, ci_entries
 from .gitindex import git_folder
 from .identity import AgentIdentity, agent_identity
 from .nested import find_nested_git
@@ -157,7 +157,7 @@ class WorkspaceView:
     staged: Path | None = None  # root daemon: the folder both backends bind at /workspace
     handoff: Path | None = None  # root daemon: the run folder, reachable by the agent's uid
     opened_at: float = 0.0
-    ci_at_start: frozenset[str] = frozenset()  # CI files and folders there (ci_look.py)
+    ci_at_start: frozenset[Entry] | None = None  # CI files and folders there (ci_look.py)
 
     @classmethod
     def open(cls, workspace: Path, run_dir: Path, identity: AgentIdentity,
