@@ -368,16 +368,35 @@ def _joined_value(word: str) -> str:
 
 
 def _script_lines(words: list[str], k: int, option: str) -> list[str]:
-    """The line an option at words[k] runs (its value, joined or the next word), and, read as
-    a debugger's command, what its `shell CMD` or `!CMD` runs."""
+    """The line an option at words[k] runs (its value, joined or the next word; in a cluster of
+    flags, `entr -rs LINE`, both: review h156), and, read as a debugger's command, what its
+    shell runs."""
     word = words[k]
     name = word.split("=", 1)[0]
-    value = (_joined_value(word) if "=" in word or (name == word and len(option) == 2 and len(word) > 2)
-             else words[k + 1] if k + 1 < len(words) else "")
-    head, _, rest = value.lstrip().partition(" ")
-    shell = rest if head and "shell".startswith(head) and len(head) >= 2 else value.lstrip()[1:] if (
-        value.lstrip()[:1] == "!") else ""
-    return [v for v in (value, shell) if v]
+    if len(option) == 2 and word != option and _CLUSTER.fullmatch(word):  # `-rs`, `-sr`
+        values = [word[word.index(option[1], 1) + 1 :], *words[k + 1 : k + 2]]
+    else:
+        values = [_joined_value(word) if "=" in word or (name == word and len(option) == 2 and len(word) > 2)
+                  else words[k + 1] if k + 1 < len(words) else ""]
+    return [v for value in values for v in (value, *_shell_lines(value)) if v]
+
+
+_OPTIONS_END = re.compile(r"(?:^|\s)--(?:\s|$)")
+
+
+def _shell_lines(value: str) -> list[str]:
+    """What a debugger's command runs in a shell: gdb's `shell CMD` (a prefix of it, any blank
+    after it: `shell<TAB>CMD` ran CMD, review h156) and `!CMD`, lldb's `platform shell [-h]
+    [--] CMD`."""
+    text = value.lstrip()
+    if text[:1] == "!":
+        return [text[1:]]
+    head, rest = [*text.split(None, 1), "", ""][:2]
+    if len(head) >= 2 and "platform".startswith(head):
+        head, rest = [*rest.split(None, 1), "", ""][:2]
+    if len(head) < 2 or not "shell".startswith(head):
+        return []
+    return [rest, *_OPTIONS_END.split(rest, 1)[1:]] if rest[:1] == "-" else [rest]
 
 
 def _names_option(word: str, option: str) -> bool:
@@ -387,9 +406,14 @@ def _names_option(word: str, option: str) -> bool:
     name = word.split("=", 1)[0]
     if name == option or option[1:2] != "-" and len(option) == 2 and word.startswith(option):
         return True
+    if len(option) == 2 and option[1:2] != "-" and _CLUSTER.fullmatch(word) and option[1] in word:
+        return True  # a one-letter option among others (`entr -rs LINE`: review h156)
     bare = name.lstrip("-")
     return word[:1] == "-" and len(bare) >= (2 if name[:2] == "--" else 3) and (
         option.lstrip("-").startswith(bare) and len(option.lstrip("-")) > 1)
+
+
+_CLUSTER = re.compile(r"-[A-Za-z]{2,}")  # flags given together, getopt's way
 
 
 def _value_in_word(word: str) -> bool:

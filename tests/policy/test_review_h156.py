@@ -27,6 +27,7 @@ def _claude() -> ExecRules:
 @pytest.mark.parametrize("line", [
     "ls *.py | entr -rs 'rm -rf ~'",
     "entr -cs 'git push --force'",
+    "entr -sr 'rm -rf ~'",
     "entr -n -rcs 'git reset --hard'",
     "tini -- entr -rs 'rm -rf ~'",
     "gdb -batch -ex 'shell\trm -rf ~' ./a.out",
