@@ -356,10 +356,22 @@ def nested_readings(words: list[str]) -> list[str]:
     # `perf stat --pre 'rm -rf ~' true`, `gdb -ex 'shell rm -rf ~'`: review h155).
     found += [v for k, o in given for v in _script_lines(words, k, o)][:NESTED_STARTS]
     found += [_joined_value(words[k]) for k in joined][:NESTED_STARTS]
+    found += _with_parameters(words[1:end], lines) if name == "hyperfine" else []
     if len(starts) > NESTED_STARTS or len(lines) > NESTED_STARTS or len(readers) > NESTED_LINE_READERS or (
             given or joined):
         found.append(UNKNOWN)
     return found
+
+
+def _with_parameters(words: list[str], lines: list[str]) -> list[str]:
+    """hyperfine's command lines with its parameter lists' values put in (`-L x 'ls,rm -rf ~'
+    '{x}'` runs `rm -rf ~`: review h156), every list at once, at most NESTED_STARTS of them."""
+    params = [(words[k + 1], words[k + 2].split(",", NESTED_STARTS)[:NESTED_STARTS])
+              for k in range(len(words) - 2) if words[k] in ("-L", "--parameter-list")]
+    filled = [line for line in lines if "{" in line][:NESTED_STARTS]
+    for param, values in params:
+        filled = [line.replace("{" + param + "}", v) for line in filled for v in values][:NESTED_STARTS]
+    return filled if params else []
 
 
 def _joined_value(word: str) -> str:

@@ -34,6 +34,8 @@ def _claude() -> ExecRules:
     "lldb -o 'platform shell rm -rf ~' ./a.out",
     "lldb -o 'platform shell -h -- git push --force' ./a.out",
     "lldb --one-line='plat sh rm -rf ~' ./a.out",
+    "hyperfine -L x 'ls,rm -rf ~' '{x}'",
+    "hyperfine --parameter-list cmd 'git status,git reset --hard' -L ref HEAD~1 '{cmd} {ref}'",
 ])
 def test_a_forbidden_line_a_runner_option_runs_is_refused(line: str) -> None:
     assert evaluate_exec(line, _claude(), consume=False).action == "deny"
