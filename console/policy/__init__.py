@@ -196,15 +196,17 @@ def _forbidden_past_bounds(forbid: list[_Rule], part: CommandPart) -> _Rule | No
     past the reader's bounds (wrappers 16 deep, a runner's eight possible starts, nesting three
     deep) the command is not followed, and the line would only be asked (review h154: `nice`
     eighteen times, then `rm -rf ~`). Read flat, so it may refuse an odd line a person would
-    have been asked about; never allows. A start is a bare name or an absolute path without an
-    expansion: `src/dd` or `"$HOME"/dd` is a file an ordinary command names (review h155:
-    `ls "$HOME"/dd` was refused). Bounded: past the bounds, the line is asked."""
-    if not part.blind or not forbid:
+    have been asked about; never allows. A start is a bare name or an absolute path: `src/dd`
+    is a file an ordinary command names (review h155). Bounded: past the bounds, the line is
+    asked."""
+    # A line whose words hold an expansion is blind for that alone, and asked: its words read
+    # flat would refuse everyday lines (`pytest "$T" -k dd`, `git diff "$BASE" -- dd`: review
+    # h156). The reader's bounds are past for a line without one (`nice` eighteen times).
+    if not part.blind or not forbid or any("$" in w or "`" in w for w in part.words):
         return None
     programs = {r.words[0] for r in forbid if r.words}
     starts = [k for k in range(1, len(part.words)) if part.words[k].rpartition("/")[2] in programs
-              and (part.words[k].startswith("/") or "/" not in part.words[k])
-              and "$" not in part.words[k] and "`" not in part.words[k]]
+              and (part.words[k].startswith("/") or "/" not in part.words[k])]
     for k in starts[:PAST_BOUNDS_STARTS]:
         hit = _most_specific(forbid, CommandPart(words=part.words[k: k + PAST_BOUNDS_WORDS]))
         if hit:

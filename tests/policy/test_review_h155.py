@@ -55,7 +55,7 @@ def test_a_file_named_like_a_forbidden_program_is_asked_not_refused(profile: str
 
 
 @pytest.mark.parametrize("line", ["nice " * 18 + "rm -rf ~", "nice " * 18 + "/bin/rm -rf ~",
-                                  'echo "$(date)" rm -rf ~', "timeout 5 " * 17 + "git clean -fd",
+                                  "timeout 5 " * 17 + "git clean -fd",
                                   "nice " * 18 + "rm " + "-v " * 40 + "-rf ~"])
 def test_past_the_bounds_a_forbidden_command_is_still_refused(line: str) -> None:
     assert evaluate_exec(line, _rules("claude"), consume=False).action == "deny"
@@ -74,3 +74,19 @@ RUNNER_OPTIONS = ["hyperfine -c'rm -rf ~' true", "hyperfine --setup='rm -rf ~' t
 @pytest.mark.parametrize("line", RUNNER_OPTIONS)
 def test_a_runners_command_options_are_read(line: str) -> None:
     assert evaluate_exec(line, _rules("claude"), consume=False).action == "deny"
+
+
+# Review h156: a line blind only for an expansion in its words is asked, not read flat: the
+# flat reading refused everyday lines naming a file `dd` or a word `clean` beside one.
+EVERYDAY = ['git diff "$BASE" -- dd', 'git checkout "$BRANCH" -- dd', 'pytest "$T" -k dd',
+            'cargo test -p dd "$FILTER"', 'go test ./... -run "$T" dd', 'find "$DIR" -name dd',
+            'mv "$tmp" dd', 'echo "$x" git clean', 'ls `pwd`/x dd', 'echo "$(date)" rm -rf ~']
+
+
+@pytest.mark.parametrize("line", EVERYDAY)
+@pytest.mark.parametrize("profile", ["claude", "demo"])
+def test_an_everyday_line_with_an_expansion_is_asked_not_refused(line: str, profile: str) -> None:
+    p = _PROFILES["profiles"][profile]["exec"]
+    rules = ExecRules(allow=p["allow"], ask=p.get("ask", []), forbid=[*p["forbid"], "dd", "git clean"],
+                      default=p["default"])
+    assert evaluate_exec(line, rules, consume=False).action == "ask", line
