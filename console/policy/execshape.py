@@ -188,7 +188,7 @@ def shape_of(words: Sequence[str]) -> Shape | None:
 def stage_shapes(words: tuple[str, ...]) -> tuple[Shape | None, ...]:
     """The shape of each command the words run, through their wrappers (kept for short
     commands only: unwrap.WORDS_CACHED)."""
-    return _cached_shapes(words) if len(words) <= WORDS_CACHED else _shapes(words)
+    return (_cached_shapes if len(words) <= WORDS_CACHED else _last_long_shapes)(words)
 
 
 def _shapes(words: tuple[str, ...]) -> tuple[Shape | None, ...]:
@@ -196,12 +196,17 @@ def _shapes(words: tuple[str, ...]) -> tuple[Shape | None, ...]:
 
 
 _cached_shapes = functools.lru_cache(maxsize=CACHED)(_shapes)
+# A long command's shapes are kept for the rules that look at it next (one decision asks each
+# forbid and ask rule in turn: `nice` eighteen times, then 2,000 words, worked its shapes out
+# 444 times, ~0.4 s), and only a few of them, so a flood of long lines holds little memory.
+_last_long_shapes = functools.lru_cache(maxsize=4)(_shapes)
 
 
 def forget_worked_out() -> None:
     """Drop what earlier decisions worked out from commands' words (a benchmark measures a
     decision that starts from nothing; nothing else needs it: the results never go stale)."""
     _cached_shapes.cache_clear()
+    _last_long_shapes.cache_clear()
     forget_variants()
 
 
