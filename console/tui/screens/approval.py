@@ -75,6 +75,9 @@ class ApprovalScreen(PilotScreen):
         self._paged: str | None = None
         self._busy = False
         self._keys_shown = ""
+        # A second ask (a row's y typed ahead of the card) can come before the widgets exist:
+        # it names the request, and on_ready shows it (CI s39: NoMatches stopped the console).
+        self._ready = False
 
     def compose_body(self) -> Iterable[Widget]:
         with VerticalScroll(id="approval-body"):
@@ -89,6 +92,7 @@ class ApprovalScreen(PilotScreen):
         body = self.query_one("#approval-body", VerticalScroll)
         body.border_title = "Approval request"
         self.query_one(ApprovalCard).on_drawn = self._seen.drew
+        self._ready = True
         self._show()
 
     # --- showing -------------------------------------------------------------------------------
@@ -98,6 +102,8 @@ class ApprovalScreen(PilotScreen):
         return self.ph.state.approvals.get(self.request_id or "")
 
     def _show(self) -> None:
+        if not self._ready:
+            return
         state = self.ph.state
         req = self.request
         now = self.ph.now()
@@ -126,6 +132,8 @@ class ApprovalScreen(PilotScreen):
             self.query_one("#approval-keys", Static).update(text)
 
     def _status(self, text: str) -> None:
+        if not self._ready:
+            return
         self.query_one("#approval-status", Static).update(Text(printable(text)))
 
     def on_tick(self, now: float) -> None:
