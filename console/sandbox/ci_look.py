@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .fsview import open_beneath, open_dir_beneath
+from .fsview import FolderStats, open_dir_beneath
 
 # Files and folders CI services read from a repository's top.
 CI_FILES = (".gitlab-ci.yml", ".travis.yml", "Jenkinsfile", "azure-pipelines.yml",
@@ -23,10 +23,18 @@ CI_FILES = (".gitlab-ci.yml", ".travis.yml", "Jenkinsfile", "azure-pipelines.yml
             # build and deploy services that run the repository's commands with their secrets,
             # and a GitHub Action's own definition (it runs in every repository that uses it)
             "netlify.toml", "vercel.json", ".readthedocs.yaml", ".readthedocs.yml", "render.yaml",
-            "fly.toml", ".gitpod.yml", "action.yml", "action.yaml")
+            "fly.toml", ".gitpod.yml", "action.yml", "action.yaml",
+            # more services that run the repository's steps (s40): AWS Amplify, Bitrise,
+            # Codefresh, Wercker, Zuul, Earthly, Platform.sh, Heroku (release phase, app.json's
+            # scripts), Railway and Nixpacks, Firebase's deploy hooks, Serverless
+            "amplify.yml", "amplify.yaml", "bitrise.yml", "bitrise.yaml", "codefresh.yml",
+            "codefresh.yaml", "wercker.yml", ".zuul.yaml", ".zuul.yml", "zuul.yaml", "Earthfile",
+            ".platform.app.yaml", "Procfile", "app.json", "railway.json", "railway.toml",
+            "nixpacks.toml", "firebase.json", "serverless.yml", "serverless.yaml")
 CI_FOLDERS = (".github/workflows", ".github/actions", ".gitlab", ".circleci", ".buildkite",
               ".woodpecker", ".forgejo/workflows", ".gitea/workflows", ".tekton",
-              ".azure-pipelines", ".semaphore", ".builds")
+              ".azure-pipelines", ".semaphore", ".builds", ".teamcity", ".zuul.d", "zuul.d",
+              ".platform", ".harness", ".codefresh", ".bitrise")
 ENTRIES_MAX = 2000  # entries looked at below one work tree's CI folders
 TREES_MAX = 64  # work trees looked at, the top first (as hidden.py)
 SHOWN = 10
@@ -51,8 +59,12 @@ def ci_entries(ws_fd: int, tops: list[str]) -> frozenset[Entry]:
                 below[first] = _names(ws_fd, os.path.join(top, first))
             if first in names and (not rest or rest in below[first]):
                 found.add(os.path.join(top, folder))
-    return frozenset((rel, st.st_dev, st.st_ino) for rel in found
-                     if (st := _lstat_beneath(ws_fd, rel)) is not None)
+    folders = FolderStats(ws_fd)
+    try:
+        return frozenset((rel, st.st_dev, st.st_ino) for rel in found
+                         if (st := folders.lstat(rel)) is not None)
+    finally:
+        folders.close()
 
 
 def _names(ws_fd: int, rel: str) -> set[str]:
@@ -82,40 +94,29 @@ def changed_ci_config(ws_fd: int, since: float, tops: list[str],
         found += sorted({e[0] for e in at_start} - {e[0] for e in now})
         found += sorted(e[0] for e in now - at_start)
     cut = False
-    for top in list(dict.fromkeys(tops))[:TREES_MAX]:
-        for name in CI_FILES:
-            rel = os.path.join(top, name)
-            st = _lstat_beneath(ws_fd, rel)
-            if st is not None and st.st_ctime >= since:
-                found.append(rel)
-        left = ENTRIES_MAX
-        for folder in CI_FOLDERS:
-            rel = os.path.join(top, folder)
-            st = _lstat_beneath(ws_fd, rel)
-            if st is None or not stat.S_ISDIR(st.st_mode):  # a file or link there: itself
-                found += [rel] if st is not None and st.st_ctime >= since else []
-                continue
-            changed, left = _changed_below(ws_fd, rel, since, left)
-            found += changed
-            if left < 0:
-                cut = True
-                break
-    return list(dict.fromkeys(found)), cut
-
-
-def _lstat_beneath(ws_fd: int, rel: str) -> os.stat_result | None:
-    """The entry at `rel` itself (a link is not followed, nor one on the way); None if absent."""
-    parent, name = os.path.split(rel)
+    folders = FolderStats(ws_fd)  # a top's CI names share its folder: one open for them all
     try:
-        fd = open_beneath(ws_fd, parent or ".")
-    except OSError:
-        return None
-    try:
-        return os.stat(name, dir_fd=fd, follow_symlinks=False)
-    except OSError:
-        return None
+        for top in list(dict.fromkeys(tops))[:TREES_MAX]:
+            for name in CI_FILES:
+                rel = os.path.join(top, name)
+                st = folders.lstat(rel)
+                if st is not None and st.st_ctime >= since:
+                    found.append(rel)
+            left = ENTRIES_MAX
+            for folder in CI_FOLDERS:
+                rel = os.path.join(top, folder)
+                st = folders.lstat(rel)
+                if st is None or not stat.S_ISDIR(st.st_mode):  # a file or link there: itself
+                    found += [rel] if st is not None and st.st_ctime >= since else []
+                    continue
+                changed, left = _changed_below(ws_fd, rel, since, left)
+                found += changed
+                if left < 0:
+                    cut = True
+                    break
     finally:
-        os.close(fd)
+        folders.close()
+    return list(dict.fromkeys(found)), cut
 
 
 def _changed_below(ws_fd: int, rel: str, since: float, left: int) -> tuple[list[str], int]:

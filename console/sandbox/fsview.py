@@ -282,3 +282,39 @@ def userns_for_idmap(uid: int, gid: int) -> int:
     if fd is None:
         fd = _USERNS[(uid, gid)] = _userns_fd(uid, gid)
     return fd
+
+
+class FolderStats:
+    """lstat of entries beneath a folder, each entry's folder opened once (no link on the way,
+    as open_beneath): an index lists every tracked file, and opening each one's folder anew
+    cost 35 us a file (30,000 files: 1.1 s at every run's end; hidden.py, ci_look.py)."""
+
+    MOST = 256  # folders held open at once
+
+    def __init__(self, ws_fd: int) -> None:
+        self.ws_fd = ws_fd
+        self.fds: dict[str, int | None] = {}
+
+    def lstat(self, rel: str) -> os.stat_result | None:
+        """The entry at `rel` itself (a link not followed); None when it cannot be reached."""
+        parent, name = os.path.split(rel)
+        if parent not in self.fds:
+            if len(self.fds) >= self.MOST:
+                self.close()
+            try:
+                self.fds[parent] = open_beneath(self.ws_fd, parent or ".")
+            except OSError:
+                self.fds[parent] = None
+        fd = self.fds[parent]
+        if fd is None:
+            return None
+        try:
+            return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            if fd is not None:
+                os.close(fd)
+        self.fds.clear()

@@ -17,7 +17,7 @@ import hashlib
 import os
 import time
 
-from .fsview import open_beneath, open_dir_beneath, read_beneath
+from .fsview import FolderStats, open_dir_beneath, read_beneath
 from .gitindex import git_folder, merged_entries, object_id_length
 
 REGULAR = 0o100000
@@ -48,49 +48,13 @@ def stored_as(content: bytes, oid: bytes, hash_len: int) -> bool:
     return b"\r\n" in content and _object_id(content.replace(b"\r\n", b"\n"), hash_len) == oid
 
 
-class _Folders:
-    """The work tree's folders, each opened once (no link on the way) to look at its entries:
-    an index lists every tracked file, and opening each one's folder anew cost 35 us a file
-    (30,000 files: 1.1 s at every run's end)."""
-
-    MOST = 256  # folders held open at once
-
-    def __init__(self, ws_fd: int) -> None:
-        self.ws_fd = ws_fd
-        self.fds: dict[str, int | None] = {}
-
-    def lstat(self, rel: str) -> os.stat_result | None:
-        """The entry at `rel` itself (a link not followed); None when it cannot be reached."""
-        parent, name = os.path.split(rel)
-        if parent not in self.fds:
-            if len(self.fds) >= self.MOST:
-                self.close()
-            try:
-                self.fds[parent] = open_beneath(self.ws_fd, parent or ".")
-            except OSError:
-                self.fds[parent] = None
-        fd = self.fds[parent]
-        if fd is None:
-            return None
-        try:
-            return os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except OSError:
-            return None
-
-    def close(self) -> None:
-        for fd in self.fds.values():
-            if fd is not None:
-                os.close(fd)
-        self.fds.clear()
-
-
 def hidden_changes(ws_fd: int, since: float, tops: list[str]) -> tuple[list[str], str]:
     """(workspace-relative paths of tracked files changed since `since` that git would not
     show as changed, why the look stopped early or "") for the work trees at `tops`."""
     found: list[str] = []
     index_left, hash_left, cut = INDEX_MAX, HASH_MAX, ""
     deadline = time.monotonic() + SECONDS_MAX
-    folders = _Folders(ws_fd)
+    folders = FolderStats(ws_fd)
     try:
         for top in dict.fromkeys(tops):
             gd = git_folder(ws_fd, top)
