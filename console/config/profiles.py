@@ -4,6 +4,7 @@ keys it sets replace the earlier values, its rule lists are added to the earlier
 from __future__ import annotations
 
 import math
+import os
 import shlex
 from typing import Any
 
@@ -67,6 +68,19 @@ MAX_PIDS = 4194304  # PID_MAX_LIMIT on 64-bit Linux: a pids.max past it is refus
 # A profile that sets no pids limit gets this one: without it a fork bomb in a run of a profile
 # of the person's own took the host (review s34, helper 140). Set `pids` to change it.
 DEFAULT_PIDS = 4096
+# A profile that sets no memory limit gets half of this machine's memory: without one, an agent
+# (or a test it ran) that leaks took the host's memory with the daemon's and the person's own
+# processes, though the threat model names memory exhaustion as stopped (s40). Set `memory`.
+DEFAULT_MEMORY_SHARE = 0.5
+
+
+def default_memory() -> int | None:
+    """Half of this machine's physical memory, in bytes (None if the kernel does not say)."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+    return int(total * DEFAULT_MEMORY_SHARE) if total > 0 else None
 
 
 def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profile | None) -> Profile:
@@ -99,9 +113,13 @@ def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profil
         memory = parse_size(limits_raw["memory"]) if "memory" in limits_raw else None
     except ValueError as exc:
         raise r.fail(table + ("limits",), "memory", str(exc)) from None
+    by_default = False
     if base is not None:
         memory = memory if "memory" in limits_raw else base.limits.memory_bytes
+        by_default = "memory" not in limits_raw and base.limits.memory_by_default
         limits_raw = {"pids": base.limits.pids, "cpus": base.limits.cpus, **limits_raw}
+    if memory is None:
+        memory, by_default = default_memory(), True
     pids = limits_raw.get("pids", DEFAULT_PIDS)
     if pids is not None and (not isinstance(pids, int) or isinstance(pids, bool)
                              or not 1 <= pids <= MAX_PIDS):
@@ -185,7 +203,8 @@ def read_profile(r: Reader, name: str, data: Any, defaults: Config, base: Profil
         env=r.string_list(data, table, "env"),
         setenv=dict(setenv),
         carry=carry,
-        limits=Limits(memory_bytes=memory, pids=pids, cpus=float(cpus) if cpus else None),
+        limits=Limits(memory_bytes=memory, pids=pids, cpus=float(cpus) if cpus else None,
+                      memory_by_default=by_default and memory is not None),
         approval_timeout=r.duration(data, table, "approval_timeout", defaults.approval_timeout,
                                     APPROVAL_TIMEOUT_LIMIT),
         description=description,

@@ -45,6 +45,9 @@ class Limits:
     memory_bytes: int | None = None
     pids: int | None = None
     cpus: float | None = None
+    # memory_bytes is the default (the profile set none): kept where cgroups keep it, never
+    # as RLIMIT_AS, which bounds address space (a V8 or Go reservation), not memory used.
+    memory_by_default: bool = False
 
 
 @dataclass

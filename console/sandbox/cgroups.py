@@ -81,7 +81,7 @@ class RunLimits:
             for d in self.dirs:
                 _write(d / "cgroup.procs", str(pid))
         elif self.mode == "rlimit":
-            if self.limits.memory_bytes:
+            if self.limits.memory_bytes and not self.limits.memory_by_default:
                 m = self.limits.memory_bytes
                 resource.prlimit(pid, resource.RLIMIT_AS, (m, m))
             if self.limits.pids:
@@ -220,12 +220,14 @@ class Limiter:
     def create(self, run_id: str, limits: Limits) -> RunLimits:
         rl = RunLimits(self.mode, limits)
         wanted = {
-            "memory": limits.memory_bytes is not None,
+            "memory": limits.memory_bytes is not None,  # a default one: only where cgroups are
             "pids": limits.pids is not None,
             "cpu": limits.cpus is not None,
         }
         can = self.can_enforce()
         rl.enforced = {k: can[k] for k, want in wanted.items() if want}
+        if limits.memory_by_default and self.mode not in ("v1", "v2"):
+            rl.enforced["memory"] = DEFAULT_MEMORY_UNKEPT
         try:
             if self.mode == "v1":
                 self._create_v1(run_id, limits, rl)
@@ -239,6 +241,8 @@ class Limiter:
                 for k, want in wanted.items()
                 if want and k != "cpu"
             }
+            if limits.memory_by_default:
+                fallback.enforced["memory"] = DEFAULT_MEMORY_UNKEPT
             if wanted["cpu"]:
                 fallback.enforced["cpu"] = "not enforced"
             return fallback
@@ -281,6 +285,8 @@ class Limiter:
 
 
 NEEDED = ("memory", "pids", "cpu")
+DEFAULT_MEMORY_UNKEPT = ("not enforced: the default memory limit is kept only by cgroups "
+                         "(RLIMIT_AS counts address space); set `memory` in the profile for one")
 
 
 def _enable_controllers(d: Path) -> None:
