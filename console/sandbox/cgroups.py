@@ -209,7 +209,9 @@ class Limiter:
             how = f"cgroup {self.mode}"
             return {"memory": how, "pids": how, "cpu": how}
         return {
-            "memory": "rlimit (RLIMIT_AS: address space, not resident memory)",
+            # A profile's default memory limit (it set none) is not kept so (profiles.py).
+            "memory": "rlimit (RLIMIT_AS: address space, not resident memory; a profile's "
+                      "default limit is not kept without cgroups)",
             # Linux 5.14+ counts RLIMIT_NPROC per user namespace: bwrap's (--unshare-all) holds
             # the sandbox's processes only, not the person's others (checked: 30 outside, 5
             # forked inside under a limit of 10; 15 refused). Root's sandbox has none of its own.
@@ -227,7 +229,7 @@ class Limiter:
         can = self.can_enforce()
         rl.enforced = {k: can[k] for k, want in wanted.items() if want}
         if limits.memory_by_default and self.mode not in ("v1", "v2"):
-            rl.enforced["memory"] = DEFAULT_MEMORY_UNKEPT
+            del rl.enforced["memory"]  # not asked for: no note on every run (the doctor says)
         try:
             if self.mode == "v1":
                 self._create_v1(run_id, limits, rl)
@@ -242,7 +244,7 @@ class Limiter:
                 if want and k != "cpu"
             }
             if limits.memory_by_default:
-                fallback.enforced["memory"] = DEFAULT_MEMORY_UNKEPT
+                fallback.enforced.pop("memory", None)
             if wanted["cpu"]:
                 fallback.enforced["cpu"] = "not enforced"
             return fallback
@@ -285,8 +287,6 @@ class Limiter:
 
 
 NEEDED = ("memory", "pids", "cpu")
-DEFAULT_MEMORY_UNKEPT = ("not enforced: the default memory limit is kept only by cgroups "
-                         "(RLIMIT_AS counts address space); set `memory` in the profile for one")
 
 
 def _enable_controllers(d: Path) -> None:
