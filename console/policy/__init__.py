@@ -202,7 +202,10 @@ def _forbidden_past_bounds(forbid: list[_Rule], part: CommandPart) -> _Rule | No
     # A line whose words hold an expansion is blind for that alone, and asked: its words read
     # flat would refuse everyday lines (`pytest "$T" -k dd`, `git diff "$BASE" -- dd`: review
     # h156). The reader's bounds are past for a line without one (`nice` eighteen times).
-    if not part.blind or not forbid or any("$" in w or "`" in w for w in part.words):
+    # Only a part the reader stopped in (CommandPart.bounded): one blind for its input alone was
+    # read in full, and its arguments are not commands (`xargs grep dd`, `find . -exec grep -H
+    # mkfs {} +` were refused: review h158).
+    if not part.bounded or not forbid or any("$" in w or "`" in w for w in part.words):
         return None
     programs = {r.words[0] for r in forbid if r.words}
     starts = [k for k in range(1, len(part.words)) if part.words[k].rpartition("/")[2] in programs

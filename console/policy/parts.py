@@ -36,6 +36,10 @@ class CommandPart:
     # value (unseen.after_environment): why_unseen says which.
     unseen: bool = False
     why_unseen: str = ""  # said when that is known: a variable an earlier part gave, /dev/tcp
+    # The reader stopped in it (wrappers or runners past their bounds, nesting too deep, the
+    # nested-text budget spent): only such a part's words are read flat against the forbid
+    # rules (console.policy: not one blind for its input alone, `xargs grep dd`: review h158).
+    bounded: bool = False
     # The working folder its relative paths are read in (folders.py): None for the run's own,
     # a path where the line `cd`ed to one written out, folders.UNKNOWN where it cannot be known.
     folder: str | None = None

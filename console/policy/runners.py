@@ -11,6 +11,7 @@ import re
 import shlex
 
 from console.policy.envsplit import UNKNOWN_WORD as UNKNOWN  # a word the rules cannot read
+from console.policy.runnerstarts import plausible_starts
 from console.policy.wrappers import (
     NESTED_RUNNERS,
     NESTED_SCRIPTS,
@@ -20,6 +21,7 @@ from console.policy.wrappers import (
     WRAPPER_ARGS,
 )
 
+UNREAD = "${-}"  # what a runner's own script runs: never allowed, no bound passed (review h158)
 MAX_READINGS = 4  # other places a command may start, per runner
 CUT = -1  # program_starts' last start when it stopped looking with words left
 _ABBREVIATES = {"npm"}  # npm takes a unique prefix of a command (`npm exe` is exec)
@@ -338,7 +340,8 @@ def nested_readings(words: list[str]) -> list[str]:
     if len(words) > NESTED_WORDS:
         return [UNKNOWN]
     end = words.index("--", 1) if "--" in words[1:] else len(words)
-    starts = [k for k in range(1, end) if words[k][:1] != "-" and _base(words[k]) not in _STEPPED]
+    starts = plausible_starts(words, [k for k in range(1, end) if words[k][:1] != "-"], _STEPPED)
+    starts = [k for k in starts if _base(words[k]) not in _STEPPED]
     # At most two of them start a reading (each reads its own words again, at every depth:
     # `hyperfine hyperfine ...` took seconds); past them, a reading no rule can see.
     readers = [k for k in starts if _base(words[k]) in _READS_A_LINE]
@@ -357,9 +360,10 @@ def nested_readings(words: list[str]) -> list[str]:
     found += [v for k, o in given for v in _script_lines(words, k, o)][:NESTED_STARTS]
     found += [_joined_value(words[k]) for k in joined][:NESTED_STARTS]
     found += _with_parameters(words[1:end], lines) if name == "hyperfine" else []
-    if len(starts) > NESTED_STARTS or len(lines) > NESTED_STARTS or len(readers) > NESTED_LINE_READERS or (
-            given or joined):
-        found.append(UNKNOWN)
+    if len(starts) > NESTED_STARTS or len(lines) > NESTED_STARTS or len(readers) > NESTED_LINE_READERS:
+        found.append(UNKNOWN)  # past the reader's bounds
+    elif given or joined:  # never allowed, but no bound was passed: not read flat (review h158)
+        found.append(UNREAD)
     return found
 
 

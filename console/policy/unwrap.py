@@ -392,7 +392,7 @@ def _expand(line: str, depth: int, left: list[int]) -> list[CommandPart]:
                 pass
         if depth <= 0 or left[0] < 0:
             for p in top:
-                p.opaque = True
+                p.opaque = p.bounded = True
         for p in other:
             p.nested = True
         out.extend(other)
@@ -408,7 +408,9 @@ def _expand(line: str, depth: int, left: list[int]) -> list[CommandPart]:
         if program[:1] == ["git"] and git_runs_config(words) or npm_sets_a_program(words):
             part.opaque = True  # `git -c alias.p='push --force' p`, core.sshCommand, ...
         if len(stages) > MAX_WRAPPERS:
-            part.opaque = True  # `sudo sudo ... ls`: not followed further
+            part.opaque = part.bounded = True  # `sudo sudo ... ls`: not followed further
+        if any(UNKNOWN_WORD in stage for stage in stages):
+            part.bounded = True  # a runner's readings past their bound
         if program and any(c in program[0] for c in "*?["):
             part.opaque = True  # /usr/bin/gi[t]: a glob names the program
         if program[:1] and (program[0] in _COMPLETES or program[0] in _EVALUATES and any(
@@ -440,12 +442,12 @@ def _expand(line: str, depth: int, left: list[int]) -> list[CommandPart]:
         for body in bodies:
             left[0] -= len(body) + NESTED_COST
             if depth <= 0 or left[0] < 0:
-                part.opaque = True
+                part.opaque = part.bounded = True
                 continue
             try:
                 inner = _expand(body, depth - 1, left)
             except ParseError:
-                part.opaque = True
+                part.opaque = part.bounded = True
                 continue
             for p in inner:
                 p.nested = True
@@ -456,6 +458,7 @@ def _expand(line: str, depth: int, left: list[int]) -> list[CommandPart]:
                 given[-1] = given[-1] or sets_environment(inner_words, normalise(inner_words))
             if any(p.blind for p in inner):  # `sh -c '$1 push' _ git`: its parent is as blind
                 part.opaque = True
+            part.bounded = part.bounded or any(p.bounded for p in inner)
             out.extend(inner)
     after_environment(top, given)
     return out
