@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from console.gate.eager import start_eagerly
+from console.gate.http1 import EMPTY_LINES_MOST
 
 __all__ = ["Listener", "SockStream", "connect_stream"]
 
@@ -117,7 +118,8 @@ class SockStream:
         """Whether a whole message head, or EOF, is already here (taking what the socket holds
         now, without waiting): then http1.read_head returns or raises without waiting. A head
         ends at the first empty line after the first non-empty one; empty lines before it
-        (CRLF or LF) are skipped, as read_head skips them."""
+        (CRLF or LF) are skipped, as read_head skips them, and past EMPTY_LINES_MOST of them
+        read_head refuses at once: the look stops there (it was a Python step per byte)."""
         if not self.eof and (not self.buf or not self._whole_head()):
             try:
                 data = self.sock.recv(_RECV)
@@ -132,13 +134,15 @@ class SockStream:
 
     def _whole_head(self) -> bool:
         buf, pos = self.buf, 0
-        while True:
+        for _ in range(EMPTY_LINES_MOST + 1):
             if buf.startswith(b"\r\n", pos):
                 pos += 2
             elif buf.startswith(b"\n", pos):
                 pos += 1
             else:
                 break
+        else:  # one empty line too many: read_head refuses it without waiting
+            return True
         return buf.find(b"\n\n", pos) >= 0 or buf.find(b"\n\r\n", pos) >= 0
 
     def settled(self) -> bool:
