@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
+from typing import Any
+
+import pytest
 
 from console.gate import NetworkRules
 from console.gate.http1 import HttpError, read_head
 from console.gate.sockio import SockStream
+from console.policy.hosts import (
+    BadTarget,
+    Target,
+    normalise_host,
+    parse_absolute_url,
+    parse_connect_target,
+)
 from tests.gate.support import Harness, running
 
 # -- 1. newlines before a head were skipped one Python step at a time, without a turn --------
@@ -96,3 +107,56 @@ async def test_a_connection_of_newlines_is_answered_400_at_once() -> None:
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert b"empty lines" in answer
     assert h.dialled == []
+
+
+# -- 2. a long request target was checked a Python step per character ------------------------
+#
+# parse_absolute_url looked at a URL character by character (and the gate parses a long one
+# twice: once to decide, once for the line a person and the record see), and a host went
+# whole into the IDNA mapping, a few ms per 10,000 characters. With a connection's first step
+# inside the accept, 100 connections each sending `GET http://denied.invalid/` and a 31 KiB
+# path held the daemon's loop 0.5 s, as did `CONNECT` and 10,500 CJK characters (0.3-0.47 s);
+# 200 KiB heads of header lines: 26 ms. Steps are counted here, not time.
+
+
+def _python_steps(fn: Any, *args: Any) -> int:
+    """Python line events while fn(*args) runs (every module), an error it raises ignored."""
+    steps = 0
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal steps
+        if event == "line":
+            steps += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        fn(*args)
+    except BadTarget:
+        pass
+    finally:
+        sys.settrace(None)
+    return steps
+
+
+def test_a_long_url_is_checked_without_a_step_per_character() -> None:
+    url = "http://denied.invalid/" + "a" * 31_000
+    assert _python_steps(parse_absolute_url, url) < 1_000
+    assert _python_steps(parse_absolute_url, url + "\x7f") < 1_000  # and refused the same way
+    with pytest.raises(BadTarget, match="not allowed in a request URL"):
+        parse_absolute_url(url + "\x7f")
+
+
+def test_a_long_host_is_refused_before_its_mapping() -> None:
+    for target in ("\u4e00" * 10_500 + ":443", "a" * 20_000 + ":443", "\u00e9." * 5_000 + ":80"):
+        assert _python_steps(parse_connect_target, target) < 1_000, target[:3]
+        with pytest.raises(BadTarget):
+            parse_connect_target(target)
+
+
+def test_forbidden_characters_are_still_refused_in_a_destination() -> None:
+    for ch in '%\\ /?#@"<>^`{|}\x00\x01\x1f\x7f\t\r\n':
+        with pytest.raises(BadTarget, match="not allowed in a destination"):
+            parse_connect_target(f"a{ch}b.invalid:443")
+    assert parse_connect_target("\u00e9.invalid:443") == Target("xn--9ca.invalid", 443)
+    assert normalise_host("A" * 63 + ".invalid") == "a" * 63 + ".invalid"
