@@ -25,6 +25,11 @@ MAX_HELLO_RECORDS = 16
 # ClientHellos one after another in what a client sends before the server answers: its hello,
 # and the one a HelloRetryRequest asks for, sent ahead of it. No client sends a third.
 _MAX_HELLOS = 2
+# Records of the other types (change_cipher_spec, early data, alerts) walked past around the
+# hellos before the server answers, at most: a client sends a change_cipher_spec and a few
+# records of early data. Walked without bound, 200 KiB of empty five-byte alerts behind a hello
+# cost 36 ms of the loop in one go, and 100 such tunnels held it 0.7 s (review h157).
+MAX_OTHER_RECORDS = 64
 _HANDSHAKE = 0x16
 # The other TLS record types (change_cipher_spec, alert, application_data, heartbeat). A client
 # opening with one of these speaks TLS but hides its ClientHello behind it: some servers skip a
@@ -51,6 +56,8 @@ class HelloResult:
 
 _NEED_MORE = HelloResult("need_more")
 _NOT_TLS = HelloResult("not_tls")  # what most plain tunnels' first bytes get: made once
+_TOO_MANY_OTHERS = HelloResult("malformed", detail=f"more than {MAX_OTHER_RECORDS} TLS records "
+                               "other than handshakes before the server answered")
 
 
 def _handshake_bytes(buf: bytes) -> tuple[bytes, int, int] | HelloResult:
@@ -116,19 +123,20 @@ def parse_client_hello(buf: bytes) -> HelloResult:
         return HelloResult("malformed", detail=str(exc))
 
 
-def _past_records(buf: bytes | bytearray, types: frozenset[int], pos: int) -> tuple[int, int]:
-    """From `pos`, past every whole record of `types`: (where the next record starts, or
-    len(buf); the buffer length at which a record of `types` still incomplete there is whole,
-    else 0)."""
-    n = len(buf)
-    while pos < n and buf[pos] in types:
+def _past_records(buf: bytes | bytearray, types: frozenset[int], pos: int,
+                  most: int) -> tuple[int, int, int]:
+    """From `pos`, past every whole record of `types`, `most` of them at most: (where the next
+    record starts, or len(buf); the buffer length at which a record of `types` still
+    incomplete there is whole, else 0; how many were passed)."""
+    n, passed = len(buf), 0
+    while pos < n and buf[pos] in types and passed < most:
         if pos + 5 > n:
-            return pos, pos + 5
+            return pos, pos + 5, passed
         end = pos + 5 + int.from_bytes(buf[pos + 3 : pos + 5])
         if end > n:
-            return pos, end
-        pos = end
-    return pos, 0
+            return pos, end, passed
+        pos, passed = end, passed + 1
+    return pos, 0, passed
 
 
 def is_retry_request(buf: bytes) -> bool | None:
@@ -203,7 +211,7 @@ class HelloCheck:
     s30: 1,600 tiny hellos in front of one trickled held the daemon's loop 9 ms a byte)."""
 
     __slots__ = ("buf", "want", "hello", "retrying", "server_decided", "on_server", "_server",
-                 "_matches", "_pos", "_passed", "_hellos")
+                 "_matches", "_pos", "_passed", "_hellos", "_others")
 
     def __init__(self, name_matches: Callable[[str], bool]) -> None:
         self.buf = bytearray()
@@ -219,8 +227,17 @@ class HelloCheck:
     def _restart(self) -> None:
         """Nothing of the buffer read yet. Then `_pos`: how far it has been read (each byte is
         walked once, whatever the client trickles); `_passed`: the last hello found there, which
-        passed; `_hellos`: how many were found."""
-        self._pos, self._passed, self._hellos = 0, None, 0
+        passed; `_hellos`: how many were found; `_others`: the records of other types walked
+        past (MAX_OTHER_RECORDS)."""
+        self._pos, self._passed, self._hellos, self._others = 0, None, 0, 0
+
+    def _skip_others(self, buf: bytearray) -> int | None:
+        """Move `_pos` past the records of other types there: the `want` of one incomplete
+        (0: none), or None once more than MAX_OTHER_RECORDS were (the check then refuses)."""
+        self._pos, want, passed = _past_records(buf, _OTHER_TLS_RECORDS, self._pos,
+                                                MAX_OTHER_RECORDS + 1 - self._others)
+        self._others += passed
+        return None if self._others > MAX_OTHER_RECORDS else want
 
     @classmethod
     def naming(cls, host: str) -> HelloCheck:
@@ -267,7 +284,9 @@ class HelloCheck:
         hello = self._passed
         if hello is None:
             if self.retrying:
-                self._pos, want = _past_records(buf, _OTHER_TLS_RECORDS, self._pos)
+                want = self._skip_others(buf)
+                if want is None:
+                    return _TOO_MANY_OTHERS
                 if want or self._pos == len(buf):
                     return HelloResult("need_more", want=want or len(buf) + 1)
             hello = self._hello_at(buf)
@@ -277,7 +296,9 @@ class HelloCheck:
                                        detail="no ClientHello after a HelloRetryRequest")
                 return hello
         while not self._names_another(hello) and self._pos < len(buf):
-            self._pos, want = _past_records(buf, _OTHER_TLS_RECORDS, self._pos)
+            want = self._skip_others(buf)
+            if want is None:
+                return _TOO_MANY_OTHERS
             if want:
                 return HelloResult("need_more", want=want)  # a record behind it, incomplete
             if self._pos == len(buf) or buf[self._pos] != _HANDSHAKE:
