@@ -49,6 +49,7 @@ from console.gate.common import (
     meter_host,
     read_absolute,
     read_connect,
+    shown_target,
     system_resolver,
 )
 from console.gate.deciding import TokenBucket
@@ -391,7 +392,7 @@ class Gate(Dialling):
         await self._record_quietly("tokens", {
             "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
             "total_tokens": u.total_tokens, "model": u.model,
-            "endpoint": f"{target.authority}{path.split('?')[0]}",
+            "endpoint": shown_target(f"{target.authority}{path.split('?')[0]}"),  # review h157
             "host": target.host, "port": target.port, "status": status,
             "started": started, "request_id": rec.request_id if rec else None})
 
@@ -431,8 +432,9 @@ class Gate(Dialling):
         up.act.last = time.monotonic()
         down_before = up.act.down
         metered, started = (target.host, target.port) in self.meter, time.time()
-        rec = self.trace.begin(self.run_id, method, f"{target.authority}{path.split('?')[0]}") \
-            if metered and self.trace is not None else None
+        rec = self.trace.begin(self.run_id, method, shown_target(  # the sandbox's length: cut
+            f"{target.authority}{path.split('?')[0]}")) if metered and self.trace is not None \
+            else None
         # A connection that served before may have been closed by its server as this request
         # went: a request that may be repeated is sent once more on a fresh one, when not one
         # byte came back.

@@ -26,7 +26,7 @@ from console.policy.hosts import (
     parse_absolute_url,
     parse_connect_target,
 )
-from tests.gate.support import FAKE_GLOBAL, Harness, client_hello, running
+from tests.gate.support import FAKE_GLOBAL, Harness, Origin, client_hello, running
 
 # -- 1. newlines before a head were skipped one Python step at a time, without a turn --------
 #
@@ -244,3 +244,61 @@ async def test_interim_answers_to_a_client_that_keeps_up_give_the_loop_turns() -
     await counter
     assert outcome.status == 200 and client.out.count(b"HTTP/1.1 100 ") == 2_000
     assert turns >= 2_000 // 64, turns
+
+
+# -- 5. a metered request's endpoint went into its records as long as the sandbox wrote it ----
+#
+# The `tokens` record and the trace row of a metered call name its endpoint (host and path),
+# copied whole: a 30 KiB path made each such record 30 KiB, where every other record of a
+# request (net.decision's target, net.rejected's) is cut to a bound (review s33). Cut now as
+# the decision's target is (common.TARGET_SHOWN, 2,048 characters and a mark).
+
+_USAGE = (b'{"model":"m","usage":{"prompt_tokens":3,"completion_tokens":2,'
+          b'"total_tokens":5}}')
+
+
+class _Trace:
+    def __init__(self) -> None:
+        self.endpoints: list[str] = []
+
+    def begin(self, run_id: str, method: str, endpoint: str) -> Any:
+        self.endpoints.append(endpoint)
+        return self
+
+    request_id = "r1"
+
+    def request_body(self, data: bytes) -> None:
+        pass
+
+    def response_body(self, data: bytes) -> None:
+        pass
+
+    def finish(self, usage: Any, status: Any) -> None:
+        pass
+
+
+async def test_a_metered_requests_long_path_is_cut_in_its_records() -> None:
+    origin = Origin()
+    path = "/v1/chat/" + "p" * 30_000
+    origin.route(path, "application/json", [_USAGE])
+    h = Harness(NetworkRules(allow=["ok.invalid"], default="deny", ports=[80]),
+                upstream_port=origin.port, names={"ok.invalid": [FAKE_GLOBAL]},
+                meter={("ok.invalid", 80)})
+    trace = _Trace()
+    h.gate.trace = trace
+    try:
+        async with running(h):
+            reader, writer = await h.open()
+            writer.write(f"GET http://ok.invalid{path} HTTP/1.1\r\nHost: ok.invalid\r\n"
+                         "Connection: close\r\n\r\n".encode())
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+    finally:
+        origin.close()
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    (tokens,) = h.kinds("tokens")
+    assert tokens["total_tokens"] == 5
+    assert len(tokens["endpoint"]) < 2_200, len(tokens["endpoint"])
+    assert tokens["endpoint"].startswith("ok.invalid:80/v1/chat/ppp")
+    assert [len(e) < 2_200 for e in trace.endpoints] == [True]
