@@ -424,9 +424,9 @@ def _names_option(word: str, option: str) -> bool:
         return True
     if len(option) == 2 and option[1:2] != "-" and _CLUSTER.fullmatch(word) and option[1] in word:
         return True  # a one-letter option among others (`entr -rs LINE`: review h156)
-    bare = name.lstrip("-")
-    return word[:1] == "-" and len(bare) >= (2 if name[:2] == "--" else 3) and (
-        option.lstrip("-").startswith(bare) and len(option.lstrip("-")) > 1)
+    whole = option.lstrip("-")
+    return word[:1] == "-" and len(whole) > 1 and _abbreviates(
+        name.lstrip("-"), whole, 2 if name[:2] == "--" else 3)
 
 
 _CLUSTER = re.compile(r"-[A-Za-z]{2,}")  # flags given together, getopt's way
