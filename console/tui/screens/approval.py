@@ -86,9 +86,16 @@ class ApprovalScreen(PilotScreen):
         yield Static(id="approval-status")
 
     def on_ready(self) -> None:
-        if self.request_id not in self.ph.state.approvals:
+        named = self.request_id
+        if named not in self.ph.state.approvals:
             oldest = self._next()
             self.request_id = oldest["id"] if oldest else self.request_id
+            if named is not None and oldest is not None:
+                # Closed before this card listened (between its push and its compose): moved
+                # on by itself, as on_change does, not as if the person had chosen this one.
+                self._unchosen = self.request_id
+                self.notify(f"Request {printable(named)} is no longer pending: it closed before "
+                            "its card opened. This is another request.", severity="warning")
         body = self.query_one("#approval-body", VerticalScroll)
         body.border_title = "Approval request"
         self.query_one(ApprovalCard).on_drawn = self._seen.drew
@@ -145,6 +152,13 @@ class ApprovalScreen(PilotScreen):
             who = req.get("decided_by") or (req.get("provenance") or {}).get("kind") or "the daemon"
             self.notify(f"Request {change.key} was {req.get('state', 'closed')} by {who} "
                         "before you decided.", severity="warning")
+            self._advance()
+            self._unchosen = self.request_id if self.request is not None else None
+        elif (change.topic == "approvals" and change.event is None and change.key == self.request_id
+              and self.request is None and change.key not in self._decided):
+            # Gone from the pending set with no resolution heard (a poll, a resync after dropped
+            # events, a reconnect): the card read "No request pending" while others were.
+            self.notify(f"Request {printable(change.key)} is no longer pending.", severity="warning")
             self._advance()
             self._unchosen = self.request_id if self.request is not None else None
         elif change.topic == "approvals":
