@@ -30,3 +30,18 @@ async def test_a_card_asked_for_again_before_it_is_drawn_shows_the_request_named
         assert app.screen.request_id == "cd02"
         await pilot.pause(0.2)
         assert allows(app) == []
+
+
+async def test_an_allow_on_a_card_not_yet_built_decides_nothing() -> None:
+    """A card's allow reached in the same beat as its push (h160 found it reachable only by a
+    direct call, never by keys): refused, not a crash, and nothing is allowed."""
+    app = app_with(approvals=[request("cd03", "rm -rf ~/.ssh", age=1)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        app.action_open_approval("cd03")
+        card = app.screen
+        assert isinstance(card, ApprovalScreen)
+        card.action_decide("once", True)
+        await until(pilot, lambda: "rm -rf ~/.ssh" in screen_text(app), "the card")
+        await pilot.pause(0.2)
+        assert allows(app) == []

@@ -228,6 +228,8 @@ class ApprovalScreen(PilotScreen):
         down), counted once the card holding it has been drawn (keys typed ahead come before
         the layout: j y measured the next request by the last one's rows). Otherwise it shows
         more, says so, and decides nothing."""
+        if not self._ready:  # its widgets not built yet: nothing of it can have been seen
+            return False
         card = self.query_one(ApprovalCard)
         if (card.drawn != ApprovalCard.identity(req) or card.drawn != card.holds
                 or self.ph.input_time < card.drawn_at):  # typed before it showed
