@@ -37,8 +37,9 @@ class CommandPart:
     unseen: bool = False
     why_unseen: str = ""  # said when that is known: a variable an earlier part gave, /dev/tcp
     # The reader stopped in it (wrappers or runners past their bounds, nesting too deep, the
-    # nested-text budget spent): only such a part's words are read flat against the forbid
-    # rules (console.policy: not one blind for its input alone, `xargs grep dd`: review h158).
+    # nested-text budget spent, a program word bash expands: a glob, braces) or does not follow
+    # its words (typed into a shell, `hash -p`: review h159): only such a part's words are read
+    # flat against the forbid rules (not one blind for its input alone, `xargs grep dd`: h158).
     bounded: bool = False
     # The working folder its relative paths are read in (folders.py): None for the run's own,
     # a path where the line `cd`ed to one written out, folders.UNKNOWN where it cannot be known.

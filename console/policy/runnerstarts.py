@@ -42,8 +42,18 @@ _FLAGS = {
 }
 _FLAGS["cuda-gdb"] = _FLAGS["gdb"]
 # Options that take two values (`mpirun --mca KEY VALUE`, `mpiexec -genv NAME VALUE`).
+# PRRTE's global ones too (prte(1): `--gpmixmca <key> <value>`: review h159), and the single-dash
+# spellings of the MCA ones.
 _TWO_VALUES = {"--mca", "-mca", "--gmca", "-gmca", "--prtemca", "--pmixmca", "-genv", "-env",
-               "--genv", "--env"}
+               "--genv", "--env", "--gprtemca", "--gpmixmca", "-prtemca", "-pmixmca",
+               "-gprtemca", "-gpmixmca"}
+# gdb runs the word after `--args` (getopt_long_only: `-args`, `--ar`, ...), a positional word
+# before it dropped (`gdb -ex run foo --args CMD`: review h159): the count starts again there.
+_RESTARTS = {"gdb": {"-ar", "-arg", "-args", "--ar", "--arg", "--args"}}
+_RESTARTS["cuda-gdb"] = _RESTARTS["gdb"]
+# GNU parallel's options naming its own `:::` and `::::` (`--arg-sep XX XX CMD`: review h159),
+# by any prefix Getopt::Long takes; not --arg-file, an option of its own.
+_SEPARATORS = ("--arg-sep", "--argsep", "--arg-file-sep", "--argfilesep")
 # Words past which the rest may be commands of their own: parallel's arguments, given no command
 # before them (`parallel ::: 'rm -rf ~' ls` runs both), and the next program of an MPI or Slurm
 # launch of several (`mpirun -np 2 ./a : -np 2 CMD`).
@@ -54,10 +64,25 @@ _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")  # cross-env NAME=VALUE CMD
 def _own_words(words: list[str]) -> int | None:
     own = _OWN_WORDS.get(words[0]) if words else None
     if isinstance(own, dict):
-        # `perf stat record CMD`, `perf trace record CMD`: one more
         sub = words[1] if len(words) > 1 else ""
-        return None if sub not in own else own[sub] + (words[2:3] == ["record"])
+        return own.get(sub)
     return own
+
+
+def _records(words: list[str]) -> bool:
+    """`perf stat` and `perf trace` take `record` as the first word past their options (`perf
+    stat -a record CMD`; perf stat any prefix of three letters or more, `perf stat rec CMD`:
+    builtin-stat.c), read as one more word of their own (review h159)."""
+    return words[0] == "perf" and words[1:2] in (["stat"], ["trace"])
+
+
+def _separators(words: list[str], k: int) -> set[str]:
+    """The separator a parallel option at words[k] names (`--arg-sep XX`, `--argsep=XX`)."""
+    name, eq, value = words[k].partition("=")
+    if words[0] != "parallel" or len(name) < 5 or name in ("--arg-file", "--argfile") or not any(
+            s.startswith(name) for s in _SEPARATORS):
+        return set()
+    return {value} if eq else set(words[k + 1 : k + 2])
 
 
 def plausible_starts(words: list[str], starts: list[int], stepped: set[str]) -> list[int]:
@@ -67,19 +92,25 @@ def plausible_starts(words: list[str], starts: list[int], stepped: set[str]) -> 
     own = _own_words(words)
     if own is None:
         return starts
-    flags = _FLAGS.get(words[0], set())
-    kept, surely, opened, given = [], 0, False, set(starts)
+    flags, restarts = _FLAGS.get(words[0], set()), _RESTARTS.get(words[0], set())
+    kept, surely, opened, given, opens = [], 0, False, set(starts), set(_OPENS)
+    record = _records(words)
     for k in range(1, (max(starts) + 1) if starts else 1):
         w, before = words[k], words[k - 1]
         if w[:1] == "-":
+            surely = 0 if w in restarts else surely
+            opens |= _separators(words, k)
             continue
         possible = opened or surely <= own
         if k in given and possible:
             kept.append(k)
         sub = k == 1 and isinstance(_OWN_WORDS.get(words[0]), dict)  # `bundle exec`: not exec(1)
-        if w == ":" or possible and (w.rsplit("/", 1)[-1] in stepped and not sub or w in _OPENS):
+        opens_here = w in opens and not _separators(words, k - 1)  # not `--arg-sep XX`'s XX
+        if w == ":" or possible and (w.rsplit("/", 1)[-1] in stepped and not sub or opens_here):
             opened = True
         value = before[:1] == "-" and before not in flags or (
             k >= 2 and words[k - 2] in _TWO_VALUES) or _ASSIGNMENT.match(w)
+        if record and k >= 2 and possible and len(w) >= 3 and "record".startswith(w):
+            value, record = True, False  # `perf stat -a record CMD`: CMD is one word on
         surely += 0 if value else 1
     return kept

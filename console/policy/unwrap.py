@@ -8,6 +8,7 @@ with their words.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import re
 import shlex
@@ -47,6 +48,7 @@ from console.policy.unseen import (
     sets_up_later_runs,
 )
 from console.policy.wrappers import (
+    NESTED_RUNNERS,
     OPTIONAL_ATTACHED,
     POSITIONAL_FIRST,
     POSITIONAL_WITHOUT_OPTIONS,
@@ -65,6 +67,9 @@ MAX_NESTED_CHARS, NESTED_COST = 64 * 1024, 256
 
 _REDIRECT = re.compile(r"^(\d*|\{[^}]*\})[<>]")  # `2>`, `{fd}>` too
 _NUMBER = re.compile(r"^\d+(\.\d+)?[smhd]?$")
+_BRACES = re.compile(r"\{[^{}]*(?:,|\.\.)[^{}]*\}")  # a brace expansion bash makes words of
+_EXTGLOB = re.compile(r"[@+!*?]\(")  # `/usr/bin/@(nice)` under extglob
+_STEPS = WRAPPERS | NESTED_RUNNERS | set(RUNNERS)
 # `time` is not here: bash's keyword and /usr/bin/time both run the command after their
 # options, so it is read as a wrapper (with -f and -o taking a value).
 _KEYWORDS = {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while", "until",
@@ -297,12 +302,9 @@ def _runs_unseen(stages: list[list[str]], words: list[str], script_seen: bool) -
         name = stage[0]
         if name in _FILLS_IN or UNKNOWN_WORD in stage or _starts_a_shell(stage, stages[-1]):
             return True
-        if types_into_a_shell(stage):  # tmux send-keys, screen -X stuff
-            return True
         if name == "find" and any(w in _FIND_EXEC for w in stage) and any("{}" in w for w in stage):
             return True
-        if (name == "hash" and any(w.startswith("-") and "p" in w for w in stage[1:])) or (
-                name == "enable" and any(w.startswith("-") and "f" in w for w in stage[1:])):
+        if _runs_its_words(stage):
             return True
     program = stages[-1] if stages else []
     if program[:1] and program[0] in (".", "source"):
@@ -311,6 +313,15 @@ def _runs_unseen(stages: list[list[str]], words: list[str], script_seen: bool) -
         return names_open_file(program[1])
     return bool(program) and program[0] in _SHELLS - _MULTICALL and (
         _reads_stdin(program, script_seen) or reads_a_startup_file(program))
+
+
+def _runs_its_words(stage: list[str]) -> bool:
+    """tmux send-keys and screen -X stuff type their words into a shell; `hash -p PATH NAME`
+    and `enable -f FILE NAME` point a name elsewhere: what runs is in the words, not followed,
+    so they are read flat against the forbid rules (CommandPart.bounded: review h159)."""
+    letter = {"hash": "p", "enable": "f"}.get(stage[0] if stage else "")
+    return types_into_a_shell(stage) or letter is not None and any(
+        w.startswith("-") and letter in w for w in stage[1:])
 
 
 def _reads_stdin(shell: list[str], script_seen: bool) -> bool:
@@ -356,6 +367,12 @@ _cached_variants = functools.lru_cache(maxsize=CACHED)(_variants)
 
 def forget_variants() -> None:
     _cached_variants.cache_clear()
+
+
+def _may_step(word: str) -> bool:
+    """A program word holding a glob that may name a wrapper or runner (an extglob may)."""
+    name = word.rsplit("/", 1)[-1]
+    return bool(_EXTGLOB.search(name)) or any(fnmatch.fnmatchcase(w, name) for w in _STEPS)
 
 
 def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
@@ -409,10 +426,15 @@ def _expand(line: str, depth: int, left: list[int]) -> list[CommandPart]:
             part.opaque = True  # `git -c alias.p='push --force' p`, core.sshCommand, ...
         if len(stages) > MAX_WRAPPERS:
             part.opaque = part.bounded = True  # `sudo sudo ... ls`: not followed further
-        if any(UNKNOWN_WORD in stage for stage in stages):
-            part.bounded = True  # a runner's readings past their bound
-        if program and any(c in program[0] for c in "*?["):
+        if any(UNKNOWN_WORD in stage or _runs_its_words(stage) for stage in stages):
+            part.bounded = True  # a runner's readings past their bound, keys typed into a shell
+        if program and any(c in program[0] for c in "*?[") or _EXTGLOB.search(program[0] if program else ""):
             part.opaque = True  # /usr/bin/gi[t]: a glob names the program
+            # One that may name a wrapper or runner stopped the reader (`/usr/bin/nic? rm -rf ~`
+            # runs rm), as does a brace expansion (`env {-u,X} rm -rf ~`): review h159
+            part.bounded = part.bounded or _may_step(program[0])
+        if part.opaque and program and _BRACES.search(program[0]):
+            part.bounded = True
         if program[:1] and (program[0] in _COMPLETES or program[0] in _EVALUATES and any(
                 "$(" in w or "`" in w for w in program)):
             for w in program[1:]:  # `let 'a[$(cmd)]'`, `compgen -W '$(cmd)'` run cmd
