@@ -8,20 +8,10 @@
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-
 import pytest
 
-from console.policy import ExecRules, evaluate_exec
-
-_PROFILES = Path(__file__).resolve().parents[2] / "console" / "agents" / "profiles.toml"
-
-
-def _claude() -> ExecRules:
-    with open(_PROFILES, "rb") as f:
-        e = tomllib.load(f)["profiles"]["claude"]["exec"]
-    return ExecRules(allow=e["allow"], ask=e["ask"], forbid=e["forbid"], default=e["default"])
+from console.policy import evaluate_exec
+from tests.policy.builtin_profiles import builtin_rules
 
 
 @pytest.mark.parametrize("line", [
@@ -38,7 +28,7 @@ def _claude() -> ExecRules:
     "hyperfine --parameter-list cmd 'git status,git reset --hard' -L ref HEAD~1 '{cmd} {ref}'",
 ])
 def test_a_forbidden_line_a_runner_option_runs_is_refused(line: str) -> None:
-    assert evaluate_exec(line, _claude(), consume=False).action == "deny"
+    assert evaluate_exec(line, builtin_rules("claude"), consume=False).action == "deny"
 
 
 @pytest.mark.parametrize("line", [
@@ -46,4 +36,4 @@ def test_a_forbidden_line_a_runner_option_runs_is_refused(line: str) -> None:
     "lldb -o 'platform shell ls' ./a.out", "gdb -nx ./a.out", "entr -r ./serve",
 ])
 def test_such_lines_are_still_asked(line: str) -> None:
-    assert evaluate_exec(line, _claude(), consume=False).action == "ask"
+    assert evaluate_exec(line, builtin_rules("claude"), consume=False).action == "ask"

@@ -24,23 +24,12 @@ program a stand-in: /bin/echo copied as `dd` first on PATH); each was refused be
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-
 import pytest
 
 from console.policy import ExecRules, evaluate_exec
+from tests.policy.builtin_profiles import builtin_rules
 
-_PROFILES = Path(__file__).resolve().parents[2] / "console" / "agents" / "profiles.toml"
-
-
-def _profile(name: str) -> ExecRules:
-    with open(_PROFILES, "rb") as f:
-        e = tomllib.load(f)["profiles"][name]["exec"]
-    return ExecRules(allow=e["allow"], ask=e["ask"], forbid=e["forbid"], default=e["default"])
-
-
-CLAUDE, DEMO = _profile("claude"), _profile("demo")
+CLAUDE, DEMO = builtin_rules("claude"), builtin_rules("demo")
 
 REFUSED = [
     # gdb: the word after --args is the program, a positional word before it is dropped
