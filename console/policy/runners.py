@@ -11,7 +11,7 @@ import re
 import shlex
 
 from console.policy.envsplit import UNKNOWN_WORD as UNKNOWN  # a word the rules cannot read
-from console.policy.runnerstarts import plausible_starts
+from console.policy.runnerstarts import past_dashes, plausible_starts
 from console.policy.wrappers import (
     NESTED_RUNNERS,
     NESTED_SCRIPTS,
@@ -346,7 +346,7 @@ def nested_readings(words: list[str]) -> list[str]:
     # `hyperfine hyperfine ...` took seconds); past them, a reading no rule can see.
     readers = [k for k in starts if _base(words[k]) in _READS_A_LINE]
     starts = [k for k in starts if k not in readers[NESTED_LINE_READERS:]]
-    starts += [end + 1] if end + 1 < len(words) else []
+    starts += past_dashes(words, end, _STEPPED)  # `perf stat -- record CMD` (review h161)
     lines = [w for w in words[1:] if w[:1] != "-" and _base(w) not in _STEPPED | _READS_A_LINE] if (
         name in NESTED_WORD_LINES) else []
     found = [shlex.join(words[k:]) for k in starts[:NESTED_STARTS]] + lines[:NESTED_STARTS]

@@ -79,10 +79,31 @@ def _records(words: list[str]) -> bool:
 def _separators(words: list[str], k: int) -> set[str]:
     """The separator a parallel option at words[k] names (`--arg-sep XX`, `--argsep=XX`)."""
     name, eq, value = words[k].partition("=")
+    name = name.lower()  # Getopt::Long matches long options in any case (`--ARG-SEP`: h161)
     if words[0] != "parallel" or len(name) < 5 or name in ("--arg-file", "--argfile") or not any(
             s.startswith(name) for s in _SEPARATORS):
         return set()
     return {value} if eq else set(words[k + 1 : k + 2])
+
+
+def past_dashes(words: list[str], end: int, stepped: set[str]) -> list[int]:
+    """Where the command may start past a runner's `--` at words[end]: the next word, and for
+    perf stat and perf trace, given `record` there, where it may start past that record's own
+    options (perf's parser drops the `--` and reads record next: `perf stat -- record dd ...`
+    runs dd, perf 6.1: review h161), read as `perf record`'s words are."""
+    starts = [end + 1] if end + 1 < len(words) else []
+    if not starts or not _records(words) or not _is_record(words[end + 1]):
+        return starts
+    at = end + 2
+    rest = ["perf", "record", *words[at:]]
+    close = rest.index("--", 2) if "--" in rest[2:] else len(rest)
+    found = plausible_starts(rest, [k for k in range(2, close) if rest[k][:1] != "-"], stepped)
+    found += [close + 1] if close + 1 < len(rest) else []
+    return starts + [at + k - 2 for k in found]
+
+
+def _is_record(word: str) -> bool:
+    return len(word) >= 3 and "record".startswith(word)
 
 
 def plausible_starts(words: list[str], starts: list[int], stepped: set[str]) -> list[int]:
@@ -110,7 +131,7 @@ def plausible_starts(words: list[str], starts: list[int], stepped: set[str]) -> 
             opened = True
         value = before[:1] == "-" and before not in flags or (
             k >= 2 and words[k - 2] in _TWO_VALUES) or _ASSIGNMENT.match(w)
-        if record and k >= 2 and possible and len(w) >= 3 and "record".startswith(w):
+        if record and k >= 2 and possible and _is_record(w):
             value, record = True, False  # `perf stat -a record CMD`: CMD is one word on
         surely += 0 if value else 1
     return kept
