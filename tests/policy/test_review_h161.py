@@ -9,6 +9,17 @@ left only asked. Under the built-in claude and demo profiles (`forbid = [..., "r
 - perf's parser drops a `--` and perf stat (perf trace) then reads `record` as it does without
   it: `perf stat -- record dd ...` and `perf trace -- record dd ...` run dd. Asked before h158
   too: the reading past `--` started at `record`.
+- Open MPI 5's mpirun takes two values after every option whose name ends in "mca" (PRRTE's
+  schizo/ompi defines --omca and --gomca; PMIx's pmix_cmd_line_parse takes a second token for any
+  option whose getopt_long name ends in "mca", so a prefix getopt_long takes, `--om`, `--pmix`, does
+  too, and schizo/ompi makes `-omca` `--omca`), and after --prepend-env and --append-env: `mpirun
+  --omca a b rm -rf ~` runs rm (read in openpmix/prrte and openpmix/openpmix; Open MPI 5 is not
+  packaged here to run it). Refused before h158.
+- A word bash makes no word or several of, standing where the runner's positional words are
+  counted: `$X` unset is none (`perf stat $X dd ...` runs dd: bash 5.2), a brace expansion is
+  several (`perf stat {-a,record} dd ...` is `perf stat -a record dd ...`, `gdb -batch -ex run
+  {foo,--args} dd ...` is `... foo --args dd ...`: run with gdb 13 and perf 6.1). Refused before
+  h158; where such a word follows an option it stays that option's value (`srun -n $N`).
 """
 
 from __future__ import annotations
@@ -34,6 +45,24 @@ REFUSED = [
     "perf stat -- record -e cycles -- dd if=/dev/zero of=/tmp/x",
     "perf trace -- record dd if=/dev/zero of=/tmp/x",
     "gosu app perf stat -- record rm -rf ~",
+    # Open MPI 5's options of two values
+    "mpirun --omca a b rm -rf ~",
+    "mpirun --gomca a b dd if=/dev/zero of=/tmp/x",
+    "mpirun -omca a b rm -rf ~",
+    "mpiexec --om a b rm -rf ~",
+    "mpirun --pmix a b rm -rf ~",
+    "mpirun --prepend-env PATH /opt/bin rm -rf ~",
+    "mpirun --append-env LD_LIBRARY_PATH /opt/lib dd if=/dev/zero of=/tmp/x",
+    # a word that may become none or several, where the runner's words are counted
+    "srun $X dd if=/dev/zero of=/tmp/x",
+    "srun -n 1 $X dd if=/dev/zero of=/tmp/x",
+    "gosu app $X rm -rf ~",
+    "perf stat $X dd if=/dev/zero of=/tmp/x",
+    "perf stat $(true) dd if=/dev/zero of=/tmp/x",
+    "srun {-n,1} rm -rf ~",
+    "mpirun {-np,2} rm -rf ~",
+    "perf stat {-a,record} dd if=/dev/zero of=/tmp/x",
+    "gdb -batch -ex run {foo,--args} dd if=/dev/zero of=/tmp/x",
 ]
 
 # Everyday lines these readings must not refuse (asked: a nested runner is never allowed).
@@ -44,6 +73,13 @@ ASKED = [
     "perf stat -- record -e cycles ./bench --mode dd",
     "perf stat -- ./bench dd",
     "perf trace -- record grep -c dd log",
+    "mpirun -np 2 --omca btl self ./solver dd",
+    "mpirun --prepend-env PATH /opt/bin ./solver --method dd",
+    "srun -n $N grep dd log",
+    "mpirun -np $NP ./solver --method dd",
+    "srun -n 1 grep dd src/{a,b}.c",
+    "gosu app grep -n dd src/{a,b}.c",
+    "perf stat make {dd,mkfs}.o",
 ]
 
 
