@@ -47,6 +47,22 @@ _FLAGS["cuda-gdb"] = _FLAGS["gdb"]
 _TWO_VALUES = {"--mca", "-mca", "--gmca", "-gmca", "--prtemca", "--pmixmca", "-genv", "-env",
                "--genv", "--env", "--gprtemca", "--gpmixmca", "-prtemca", "-pmixmca",
                "-gprtemca", "-gpmixmca"}
+# Open MPI 5's mpirun (PRRTE's schizo/ompi and PMIx's pmix_cmd_line_parse) takes two values after
+# every option whose name ends in "mca" (--omca, --gomca too), given by any prefix getopt_long
+# takes (`--om`, `--pmix`) or with one dash, and after --prepend-env and --append-env (review h161).
+_MPI = {"mpirun", "mpiexec"}
+_MPI_PAIRS = ("mca", "gmca", "omca", "gomca", "prtemca", "gprtemca", "pmixmca", "gpmixmca",
+              "prepend-env", "append-env")
+
+
+def _two_values(runner: str, word: str) -> bool:
+    if word in _TWO_VALUES:
+        return True
+    name = word.lstrip("-")
+    return runner in _MPI and word[:1] == "-" and "=" not in word and len(name) >= 2 and (
+        name.endswith("mca") or any(o.startswith(name) for o in _MPI_PAIRS))
+
+
 # gdb runs the word after `--args` (getopt_long_only: `-args`, `--ar`, ...), a positional word
 # before it dropped (`gdb -ex run foo --args CMD`: review h159): the count starts again there.
 _RESTARTS = {"gdb": {"-ar", "-arg", "-args", "--ar", "--arg", "--args"}}
@@ -59,6 +75,11 @@ _SEPARATORS = ("--arg-sep", "--argsep", "--arg-file-sep", "--argfilesep")
 # launch of several (`mpirun -np 2 ./a : -np 2 CMD`).
 _OPENS = {":::", "::::", ":::+", "::::+"}  # and ":", wherever it stands
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")  # cross-env NAME=VALUE CMD
+# A word bash may make no word or several of: an expansion (`$X` unset is none: `srun $X dd ...`
+# runs dd) or a brace expansion (`srun {-n,1} dd ...`, `perf stat {-a,record} dd ...`). Where it
+# stands as a positional word the runner's words past it are not known: every start is kept
+# (review h161); where it follows an option it is read as that option's value (`srun -n $N`).
+_VARIES = re.compile(r"[$`]|\{[^{}]*(?:,|\.\.)[^{}]*\}")
 
 
 def _own_words(words: list[str]) -> int | None:
@@ -130,8 +151,9 @@ def plausible_starts(words: list[str], starts: list[int], stepped: set[str]) -> 
         if w == ":" or possible and (w.rsplit("/", 1)[-1] in stepped and not sub or opens_here):
             opened = True
         value = before[:1] == "-" and before not in flags or (
-            k >= 2 and words[k - 2] in _TWO_VALUES) or _ASSIGNMENT.match(w)
+            k >= 2 and _two_values(words[0], words[k - 2])) or _ASSIGNMENT.match(w)
         if record and k >= 2 and possible and _is_record(w):
             value, record = True, False  # `perf stat -a record CMD`: CMD is one word on
+        opened = opened or possible and not value and bool(_VARIES.search(w))
         surely += 0 if value else 1
     return kept
