@@ -20,6 +20,10 @@ left only asked. Under the built-in claude and demo profiles (`forbid = [..., "r
   several (`perf stat {-a,record} dd ...` is `perf stat -a record dd ...`, `gdb -batch -ex run
   {foo,--args} dd ...` is `... foo --args dd ...`: run with gdb 13 and perf 6.1). Refused before
   h158; where such a word follows an option it stays that option's value (`srun -n $N`).
+- A program word whose glob names a wrapper or runner the way bash reads a pattern, and fnmatch
+  does not: a negation `[^x]` (fnmatch: `^` or `x`) or a character class `[[:alpha:]]`:
+  `/usr/bin/n[^x]ce rm -rf ~` and `/usr/bin/[[:lower:]]ice rm -rf ~` run nice, which runs rm
+  (bash 5.2). Refused before h158; h159 reads flat only a glob fnmatch sees naming one.
 """
 
 from __future__ import annotations
@@ -63,6 +67,11 @@ REFUSED = [
     "mpirun {-np,2} rm -rf ~",
     "perf stat {-a,record} dd if=/dev/zero of=/tmp/x",
     "gdb -batch -ex run {foo,--args} dd if=/dev/zero of=/tmp/x",
+    # a program word bash's pattern matching makes a wrapper's name
+    "/usr/bin/n[^x]ce rm -rf ~",
+    "/usr/bin/[[:lower:]]ice rm -rf ~",
+    "/usr/bin/ni[[:alpha:]]e rm -rf ~",
+    "/usr/bin/tim[^x]out 5 dd if=/dev/zero of=/tmp/x",
 ]
 
 # Everyday lines these readings must not refuse (asked: a nested runner is never allowed).
@@ -80,6 +89,8 @@ ASKED = [
     "srun -n 1 grep dd src/{a,b}.c",
     "gosu app grep -n dd src/{a,b}.c",
     "perf stat make {dd,mkfs}.o",
+    "./scripts/run[^x].sh dd",
+    "./scripts/run[[:digit:]].sh dd",
 ]
 
 
