@@ -8,12 +8,12 @@ with their words.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import re
 import shlex
 
 from console.policy.arith import evaluates_a_value, names_bash_integer
+from console.policy.bashglob import matcher as glob_matcher
 from console.policy.bashquote import ansi_c_decoded
 from console.policy.envsplit import UNKNOWN_WORD, env_split
 from console.policy.folders import UNKNOWN, folder_after, moves, own_folder
@@ -376,7 +376,7 @@ def _may_step(word: str) -> bool:
     name = word.rsplit("/", 1)[-1]
     if _EXTGLOB.search(name):
         return True
-    matches = re.compile(fnmatch.translate(name)).match
+    matches = glob_matcher(name)  # as bash reads it: `[^x]`, `[[:alpha:]]` (review h161)
     return any(matches(w) for w in _STEPS)
 
 
