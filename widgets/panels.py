@@ -15,7 +15,8 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import Static
 
-from console.text import DIFF, cut, review_rows
+from console.text import DIFF, SUBJECT, cut, review_rows
+from console.wrapping import Wrapped
 from widgets.diff import styled_diff
 from widgets.format import (
     LIVE_STATES,
@@ -257,8 +258,10 @@ def review_grid(req: dict[str, Any], request: str) -> Table:
     _row(grid, "request", safe(request))
     _row(grid, "run", safe(f"{req.get('run_id')}  profile {req.get('profile')}"))
     for row in review_rows(req):
-        value = (styled_diff(row.value.split("\n")) if row.style == DIFF
-                 else Text(row.value, style=_REVIEW_STYLES.get(row.style, "")))
+        value: RenderableType = (styled_diff(row.value.split("\n")) if row.style == DIFF
+                                 else Text(row.value, style=_REVIEW_STYLES.get(row.style, "")))
+        if row.style == SUBJECT:  # a space where the command breaks is drawn (review h162)
+            value = Wrapped(value)
         _row(grid, row.label, value)
     return grid
 

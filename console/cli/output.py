@@ -164,13 +164,16 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from console.wrapping import Wrapped
+
     terminal = sys.stdout.isatty()
     grid = Table(box=None, pad_edge=False, padding=(0, 1), show_edge=False,
                  header_style="bold" if terminal else "")
     for header in headers:
         grid.add_column(Text(header), no_wrap=not terminal, overflow="fold")
     for row in rows:
-        grid.add_row(*(Text(visible(cell)) for cell in row))
+        # Wrapped: a space where a cell breaks is drawn (review h162)
+        grid.add_row(*(Wrapped(Text(visible(cell))) for cell in row))
     console = Console(highlight=False, soft_wrap=False, force_terminal=terminal or None,
                       width=None if terminal else 100_000, color_system="auto" if terminal else None)
     with console.capture() as captured:

@@ -22,7 +22,15 @@ from console.policy.grants import WEB_PORTS, covering
 from console.policy.parts import CommandPart, ParseError, canonical, command_words
 from console.policy.unwrap import expand
 from console.protocol import Failure
-from console.text import RUN_FLAGS, RUN_MARKS, cut_by_hook, printable, request_line, run_flags
+from console.text import (
+    RUN_FLAGS,
+    RUN_MARKS,
+    cut_by_hook,
+    printable,
+    request_line,
+    run_flags,
+    shown,
+)
 
 KINDS = ("exec", "network", "write", "custom")
 DETAIL_MAX_BYTES = 16 * 1024
@@ -302,7 +310,9 @@ def refusal_data(run_id: str, profile: str, kind: Any, subject: Any,
 def event_text(event: str, data: dict[str, Any]) -> str:
     """The one-line text of an inbox event, for the history view."""
     marks = "".join(RUN_MARKS[key] + " " for key in run_flags(data))  # how it runs, first
-    what = marks + printable(f"{data.get('kind', '')} {data.get('subject', '')}", 100)
+    # Escaped as every view of a request is: blanks counted, a cut saying how much it cut (a
+    # bare `…` after 90 blanks recorded `pytest -q` for an allowed `pytest -q ... | sh`: h162)
+    what = marks + shown(f"{data.get('kind', '')} {data.get('subject', '')}", 100)
     rid = f" ({data['id']})" if data.get("id") else ""
     prov = data.get("provenance") or {}
     why = f": {prov.get('text')}" if prov.get("text") else ""

@@ -17,12 +17,14 @@ from widgets.format import printable
 
 
 def osc_sequences(title: str, body: str, *, tmux: bool = False) -> str:
-    def clean(text: str) -> str:
-        # no control characters (they could end the sequence) and no ";" (the OSC 777 separator)
-        return printable(text, 200).replace(";", ",")
+    def clean(text: str, semicolon: str = ";") -> str:
+        # no control characters (they could end the sequence); in OSC 777 no ";" (its
+        # separator), marked, never turned into another letter: `a, b` reads as one command
+        # where `a; b` is two (review h162)
+        return printable(text, 200).replace(";", semicolon)
 
     seqs = [f"\x1b]9;{clean(title)}: {clean(body)}\x07",
-            f"\x1b]777;notify;{clean(title)};{clean(body)}\x07"]
+            f"\x1b]777;notify;{clean(title, '⟨semicolon⟩')};{clean(body, '⟨semicolon⟩')}\x07"]
     if tmux:
         seqs = ["\x1bPtmux;" + s.replace("\x1b", "\x1b\x1b") + "\x1b\\" for s in seqs]
     return "".join(seqs)

@@ -137,8 +137,8 @@ def test_notifications_ring_and_write_osc_9_and_777() -> None:
     n.approval(2, "exec rm -rf /tmp/x;\x1b]0;pwned\x07", "k3mx")
     assert rings == [1]
     out = written[0]
-    assert out.startswith("\x1b]9;Pilothouse: run k3mx asks: exec rm -rf /tmp/x,")
-    assert "\x1b]777;notify;Pilothouse;run k3mx asks" in out
+    assert out.startswith("\x1b]9;Pilothouse: run k3mx asks: exec rm -rf /tmp/x;")  # OSC 9 keeps it (h162)
+    assert "\x1b]777;notify;Pilothouse;run k3mx asks: exec rm -rf /tmp/x⟨semicolon⟩" in out
     assert out.count("\x07") == 2 and out.count("\x1b") == 2, "nothing from the request escapes"
     n.desktop = False
     n.approval(1, "exec ls", "k3mx")

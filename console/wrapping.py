@@ -1,0 +1,58 @@
+"""Text wrapped to a column with every space where a line breaks shown (review h162).
+
+rich wraps at spaces and drops (or leaves blank at the end of the line) the space it breaks
+at, and folds a word longer than the column without a mark: `rm -rf DIR/ *`, with DIR/ as wide
+as the column, was drawn as `rm -rf`, `DIR/`, `*` on three lines, exactly as `rm -rf DIR/*`
+(DIR/* folded) was. `Wrapped` draws each space a break takes as `␣` at the end of its line, so
+a break at a space and a fold inside a word never look the same. Used for a request's command
+or destination on the console's card and in `pilothouse approvals`' table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.containers import Lines
+from rich.measure import Measurement
+from rich.text import Text
+
+BREAK_MARK = "␣"
+
+
+class Wrapped:
+    """A one-line Text that, wrapped, ends each line broken at spaces with a `␣` per space (a
+    line as wide as the column gets its mark on a line of its own)."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+
+    def __rich_measure__(self, console: Any, options: Any) -> Measurement:
+        return Measurement.get(console, options, self.text)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        source, width = self.text.plain, max(1, options.max_width)
+        lines = list(self.text.wrap(console, width, overflow="fold"))
+        pos = 0
+        out: list[Text] = []
+        for i, line in enumerate(lines):
+            if not source.startswith(line.plain, pos):  # not a plain split: draw it as rich did
+                yield self.text
+                return
+            pos += len(line.plain)
+            kept = len(line.plain) - len(line.plain.rstrip(" "))
+            if i + 1 < len(lines):
+                follows = lines[i + 1].plain
+                run = len(source[pos:]) - len(source[pos:].lstrip(" "))
+                dropped = max(0, run - (len(follows) - len(follows.lstrip(" "))))
+                pos += dropped
+                if kept + dropped:
+                    line = line.copy()
+                    if kept:
+                        line.right_crop(kept)
+                    line.append(BREAK_MARK * (kept + dropped), style="dim")
+            # Never wider than the column: wrapped again, a space in it would be lost again.
+            out.extend(line.divide(range(width, len(line.plain), width)))
+        lines = Lines(out)  # justified as rich justifies a Text (the padding in its style)
+        lines.justify(console, width, justify=self.text.justify or options.justify or "default",
+                      overflow="fold")
+        yield Text("\n").join(lines)
