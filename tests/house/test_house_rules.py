@@ -53,7 +53,11 @@ def test_no_module_is_past_the_size_of_one_job():
 
 def test_console_top_level_is_a_handful_of_modules():
     top = sorted(p.name for p in (ROOT / "console").iterdir() if p.suffix == ".py")
-    assert top == ["__init__.py", "__main__.py", "paths.py", "protocol.py", "text.py", "wire.py"]
+    # wrapping.py (s40, review h162): a request's command wrapped with its breaks shown, for the
+    # card and the CLI's tables alike; text.py, its natural home, is at the size limit. It sits
+    # in the lowest layer beside text.py, under the same contracts (pyproject.toml).
+    assert top == ["__init__.py", "__main__.py", "paths.py", "protocol.py", "text.py", "wire.py",
+                   "wrapping.py"]
 
 
 def test_graph_script_sees_a_circle_and_type_checking_imports(tmp_path):
