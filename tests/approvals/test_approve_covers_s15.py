@@ -19,7 +19,7 @@ from console.daemon.inbox import Inbox
 from console.tui.screens.approval import ApprovalScreen
 from console.tui.screens.dialogs import ConfirmScreen
 from tests.approvals.conftest import WAIT, Recorder
-from tests.approvals.test_cli_review import at_a_terminal
+from tests.approvals.terminal import at_a_terminal
 from tests.conftest import Daemon, needs_bwrap
 from tests.core.test_approvals_e2e import background, wait_pending
 from tests.tui.conftest import (

@@ -12,17 +12,13 @@ A real daemon, real bubblewrap and the real hook helper; the terminal is a real 
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
-import subprocess
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
+from tests.approvals.terminal import at_a_terminal
 from tests.approvals.test_inside_helper import hook_input
-from tests.conftest import BIN, Daemon, needs_bwrap
+from tests.conftest import Daemon, needs_bwrap
 from tests.core.test_approvals_e2e import background, wait_pending
 
 # The harm is past the 100th character: the table's cut hides it.
@@ -36,34 +32,6 @@ def ask_edit(d: Daemon, ws: Path) -> tuple[threading.Thread, dict[str, Any]]:
         "file_path": f"{ws}/setup.py", "old_string": "version = 1\n",
         "new_string": "version = 1\nimport os; os.system('id')\n", "replace_all": True}, str(ws)))
     return background(d, ws, "ph-claude-hook < in.json; echo rc=$?")
-
-
-def at_a_terminal(d: Daemon, *args: str, answer: bytes | None) -> tuple[int, str]:
-    """`pilothouse ARGS` with a pty as its terminal; `answer` is typed once a question shows."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([str(BIN / "pilothouse"), *args], env=d.env, stdin=follower,
-                            stdout=follower, stderr=follower, close_fds=True)
-    os.close(follower)
-    seen, typed = b"", False
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-        if answer is not None and not typed and b"[y/N]" in seen:
-            os.write(leader, answer)
-            typed = True
-        if proc.poll() is not None and not ready:
-            break
-    proc.wait(timeout=30)
-    os.close(leader)
-    return proc.returncode, seen.decode(errors="replace").replace("\r\n", "\n")
 
 
 @needs_bwrap

@@ -20,21 +20,14 @@ a real agent.sock and inbox (the history's line).
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
 import re
-import select
-import struct
-import subprocess
-import termios
-import time
 
 from console.text import request_line
 from tests.approvals.conftest import AgentServer, next_pending
+from tests.approvals.terminal import at_a_terminal
 from tests.approvals.test_approval_truth_attacks_s13 import hook
-from tests.conftest import BIN, Daemon, needs_bwrap
+from tests.conftest import Daemon, needs_bwrap
 from tests.core.test_approvals_e2e import background, wait_pending
 
 PATH = "/workspace/build/cache/" + "x" * 40 + "/"
@@ -43,29 +36,10 @@ SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 def table_at_80_columns(d: Daemon) -> str:
     """`pilothouse approvals` with an 80x24 pty as its terminal."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {k: v for k, v in d.env.items() if k not in ("COLUMNS", "LINES")}
-    proc = subprocess.Popen([str(BIN / "pilothouse"), "approvals"], env={**env, "NO_COLOR": "1"},
-                            stdin=follower, stdout=follower, stderr=follower, close_fds=True)
-    os.close(follower)
-    seen = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.2)
-        if ready:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-        if proc.poll() is not None and not ready:
-            break
-    proc.wait(timeout=30)
-    os.close(leader)
-    return SGR.sub("", seen.decode(errors="replace").replace("\r\n", "\n"))
+    _, seen = at_a_terminal(d, "approvals", answer=None, size=(24, 80),
+                            env={**env, "NO_COLOR": "1"})
+    return SGR.sub("", seen)
 
 
 def request_column(table: str) -> str:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.approvals.test_cli_review import at_a_terminal
+from tests.approvals.terminal import at_a_terminal
 from tests.conftest import BIN, Daemon
 from tests.core.test_approvals_e2e import background, wait_pending
 
