@@ -245,23 +245,32 @@ class Deciding:
         deny grant made since), recorded `net.closed` how "policy" as a reload's cut is: a
         tunnel must not outlive the grant it was opened on any more than the rule (review
         h143). The sweeper asks it every second. A check that fails ends the connection."""
-        stands, ended = self._stands, 0
-        if stands is None:
+        if self._stands is None:
             return 0
+        ended = 0
         for conn in list(self._conns):
             up, why = conn.upstream, conn.allowed_by
             if up is None or why is None or conn.cut:
                 continue
-            try:
-                ok = stands(self.rules, up.target.host, up.target.port, up.address, why)
-            except Exception:
-                log.exception("gate %s: could not check a yes still stands", self.run_id)
-                ok = False
-            if not ok:
+            if not self.yes_stands(up.target, up.address, why):
                 conn.cut = True
                 conn.drop()
                 ended += 1
         return ended
+
+    def yes_stands(self, target: Target, address: IPAddress, why: dict[str, Any] | None) -> bool:
+        """Whether the yes a connection was allowed on (`why`, its provenance; None: the rules
+        allowed it) still stands for this address: asked of every open connection, and of one
+        just dialled (a grant revoked while it dialled found no upstream to end). A check
+        that fails is a no."""
+        stands = self._stands
+        if why is None or stands is None:
+            return True
+        try:
+            return stands(self.rules, target.host, target.port, address, why)
+        except Exception:
+            log.exception("gate %s: could not check a yes still stands", self.run_id)
+            return False
 
     def _address_may_allow(self, port: int) -> bool:
         """Could an address turn an "ask" into an allow? Only an allow rule naming an IP or

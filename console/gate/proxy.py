@@ -299,7 +299,7 @@ class Gate(Dialling):
             return
         try:
             addrs = await self._authorise("CONNECT", raw, target, conn)
-            conn.upstream = up = await self._open(addrs, target)
+            conn.upstream = up = await self._open(addrs, target, conn.allowed_by)
         except Refusal as r:
             await self._respond(writer, r)
             return
@@ -424,7 +424,7 @@ class Gate(Dialling):
                 conn.upstream = up = None
             if up is None:
                 conn.upstream = up = (self._take_parked(target, addrs)
-                                      or await self._open(addrs, target))
+                                      or await self._open(addrs, target, conn.allowed_by))
         except Refusal as r:
             await self._respond(writer, r)
             return False
@@ -456,7 +456,7 @@ class Gate(Dialling):
                         raise
                 again, conn.upstream = False, None
                 await self._finish(up, "closed")
-                conn.upstream = up = await self._open(addrs, target)
+                conn.upstream = up = await self._open(addrs, target, conn.allowed_by)
                 down_before = up.act.down
         except Refusal as r:  # no fresh connection for the repeat
             if rec is not None:

@@ -55,7 +55,8 @@ class Dialling(Deciding):
         """Upstream connections parked now (counted in `tunnels` too)."""
         return len(self._parked)
 
-    async def _open(self, addrs: list[IPAddress], target: Target) -> Upstream:
+    async def _open(self, addrs: list[IPAddress], target: Target,
+                    allowed_by: dict[str, Any] | None = None) -> Upstream:
         if self.tunnels >= self.limits.max_tunnels and self._parked:
             await self._finish(self._unpark(next(iter(self._parked))), "idle")
         if self.tunnels >= self.limits.max_tunnels:
@@ -75,6 +76,15 @@ class Dialling(Deciding):
                         "error": "denied by the rules reloaded while it was being connected"})
                     raise Refusal(403, f"Pilothouse gate: {target.authority} is denied by the "
                                        "rules reloaded while it was being connected.")
+                if not self.yes_stands(target, ip, allowed_by):  # its grant ended while it dialled
+                    writer.close()
+                    await self._record_quietly("net.error", {
+                        "host": target.host, "port": target.port, "stage": "grant",
+                        "error": "the grant it was allowed on ended while it was being "
+                                 "connected"})
+                    raise Refusal(403, f"Pilothouse gate: the grant that allowed "
+                                       f"{target.authority} ended while it was being "
+                                       "connected; ask again.")
                 return Upstream(target, ip, reader, writer)
             except (OSError, TimeoutError) as exc:
                 errors.append(f"{ip_text(ip)}: {exc or type(exc).__name__}")
