@@ -128,11 +128,87 @@ class Paths:
     def ensure(self, runtime_mode: int = 0o700) -> None:
         """Create the folders with private permissions (the runtime folder guards operator.sock)."""
         text = self._text
+        for name in ("data_dir", "runs_dir", "log_dir", "runtime_dir"):
+            _make_above(text[name])
         for name in ("data_dir", "runs_dir", "log_dir"):
             os.makedirs(text[name], mode=0o700, exist_ok=True)
         os.makedirs(text["runtime_dir"], mode=runtime_mode, exist_ok=True)
         os.chmod(text["runtime_dir"], runtime_mode)
         os.chmod(text["data_dir"], 0o700)
+
+    def open_to_others(self) -> str | None:
+        """Why another user could change where the daemon keeps its state (open_to_others),
+        for the first of its folders where they could; None when none."""
+        for name in ("runtime_dir", "data_dir", "runs_dir", "log_dir"):
+            if (why := open_to_others(self._text[name])) is not None:
+                return why
+        return None
+
+
+def _make_above(path: str) -> None:
+    """The folders above `path` that are missing, none writable by the group or others:
+    os.makedirs makes them 0777 less the umask, and under umask 000 a PILOTHOUSE_HOME it made
+    let any user move the runtime folder aside and answer for the daemon (review h164)."""
+    missing = []
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(folder) and folder != os.path.dirname(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o755)  # less the umask: 0700 under 077, never more than 0755
+        except FileExistsError:
+            pass
+
+
+def open_to_others(path: str, *, its_owner: bool = False) -> str | None:
+    """Why someone other than root, this process's user and (with `its_owner`) the owner of
+    `path` itself (the daemon's user, as a teammate's client sees the runtime folder) could
+    rename or replace what `path` names, or None. Checked from the folder itself (or the
+    nearest one that exists) up to `/`, as OpenSSH's StrictModes: each owned by one of those,
+    and none writable by its group or by others, unless sticky (/tmp) or the group is its
+    owner's own (a user-private group). A
+    folder another user may write lets them move the runtime folder aside and put an
+    operator.sock of their own in its place, which then hears the owner's decisions and keys
+    (review h164)."""
+    trusted = {0, os.geteuid()}
+    folder = os.path.realpath(path)
+    while True:
+        try:
+            st = os.stat(folder)
+            break
+        except FileNotFoundError:
+            if folder == os.path.dirname(folder):
+                return None
+            folder = os.path.dirname(folder)
+    if its_owner and folder == os.path.realpath(path):
+        trusted.add(st.st_uid)
+    while True:
+        if st.st_uid not in trusted:
+            return f"{folder} belongs to uid {st.st_uid}, who could replace what is in it"
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX and not _private_group(st):
+            who = "its group and others" if st.st_mode & 0o022 == 0o022 else (
+                "its group" if st.st_mode & 0o020 else "others")
+            return f"{folder} can be written by {who} (mode {st.st_mode & 0o7777:04o})"
+        above = os.path.dirname(folder)
+        if above == folder:
+            return None
+        folder, st = above, os.stat(above)
+
+
+def _private_group(st: os.stat_result) -> bool:
+    """Whether only the folder's owner may write it through its group: not writable by others,
+    and the group is the owner's own (its primary group, with no other members)."""
+    if st.st_mode & 0o002:
+        return False
+    import grp
+    import pwd
+
+    try:
+        owner, group = pwd.getpwuid(st.st_uid), grp.getgrgid(st.st_gid)
+    except KeyError:
+        return False
+    return owner.pw_gid == st.st_gid and set(group.gr_mem) <= {owner.pw_name}
 
 
 class UnusableSetting(Exception):

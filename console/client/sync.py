@@ -146,6 +146,8 @@ def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = 
     if (problem := not_utf8(paths, config_file)) is not None:
         raise problem
     sock_path = paths.text("operator_sock")
+    if (problem := _open_to_others(paths)) is not None:
+        raise problem
     try:
         return open_socket(sock_path)
     except PermissionError:
@@ -179,6 +181,24 @@ def connect(paths: Paths, *, autostart: bool = True, config_file: Path | None = 
         time.sleep(0.05)
     raise ClientError("daemon-timeout", f"the daemon did not answer within {START_TIMEOUT_S:.0f}s",
                       f"see {paths.text('daemon_log')}")
+
+
+def _open_to_others(paths: Paths) -> ClientError | None:
+    """Another user who may write a folder on the way to operator.sock could have put a socket
+    of their own there: it would list what it likes as pending and hear every decision and
+    every key `pilothouse run` sends (review h164). Nothing is sent through such a folder."""
+    from console.paths import open_to_others
+
+    try:
+        why = open_to_others(paths.text("runtime_dir"), its_owner=True)
+    except OSError:  # a folder this user cannot look at: connecting says what is wrong
+        return None
+    if why is None:
+        return None
+    return ClientError("bad-home", f"not connecting to {paths.text('operator_sock')}: {why}, so "
+                       "another user could have put a socket of their own there",
+                       "the daemon's owner makes each folder there theirs alone (chmod go-w), or "
+                       "sets PILOTHOUSE_HOME to a folder only they can write")
 
 
 class Client:

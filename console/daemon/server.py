@@ -89,7 +89,12 @@ class Daemon:
                 f"a Pilothouse daemon already runs for {self.paths.runtime_dir.parent}"
             ) from None
         self._lock_fd = fd
-        self.paths.pid_file.write_text(f"{os.getpid()}\n")
+        # 0644 whatever the umask: in team mode the group may enter this folder (review h164).
+        pid_fd = os.open(self.paths.pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o644)
+        os.fchmod(pid_fd, 0o644)
+        with open(pid_fd, "w") as pid:
+            pid.write(f"{os.getpid()}\n")
 
     async def start(self) -> None:
         self.core = await start_core(self.paths, self.config, self.bus, self.request_stop)
@@ -453,6 +458,14 @@ def _use_pidfd_child_watcher() -> None:
 
 def run_foreground(paths: Paths, config_file: Path | None) -> int:
     """`pilothouse daemon`: run until SIGTERM. Exit 0 on a clean stop."""
+    # Before anything is made there: another user who may write a folder on the way could put
+    # an operator.sock of their own in place of the daemon's (review h164).
+    if (why := paths.open_to_others()) is not None:
+        print(f"pilothouse daemon: not started: {why}, so another user could move its folders "
+              "aside and answer for this daemon (its decisions and the keys sent with a run); "
+              "make each folder there yours alone (chmod go-w), or set PILOTHOUSE_HOME to a "
+              "folder only you can write", file=sys.stderr)
+        return 2
     paths.ensure()
     daemon_log.setup(paths.daemon_log)
     # Before anything opens sockets: every run draws on one fd budget under this limit.

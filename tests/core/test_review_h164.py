@@ -1,0 +1,160 @@
+"""Review h164: a teammate (or any other local user) against the daemon of a shared workstation,
+with real second users, a root daemon and an ordinary-user daemon.
+
+Found: under umask 000 the daemon made its PILOTHOUSE_HOME 0777 (os.makedirs makes the folders
+above the one it is given with 0777 less the umask), and it started in, and every client
+talked through, a home other users may write. Any other user then moved the runtime folder
+aside (a rename needs write on the home only) and put an operator.sock of their own in its
+place: the owner's `pilothouse approvals` listed that user's made-up request, and the owner's
+`pilothouse run` sent them the values of the profile's `env` names (API keys) from the owner's
+shell. Now no folder Pilothouse makes is writable by its group or others, whatever the umask,
+the daemon refuses to start with state in (or under) a folder that another user could change,
+and the client refuses to talk through such a folder.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN, REPO, Daemon
+
+pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="creating users needs root")
+
+ATTACKER, OWNER = "ph-h164a", "ph-h164b"  # a teammate (watcher), an ordinary daemon owner
+GROUP = "ph-h164"
+SECRET = "sk-h164-owners-key-7Q2"
+CONFIG = (f'[team]\ngroup = "{GROUP}"\n\n[profiles.keyed]\ncommand = ["true"]\n'
+          'sandbox = "bwrap"\nenv = ["PH_H164_KEY"]\n')
+
+
+def _python_for_others() -> list[str] | None:
+    """An interpreter and this venv's packages that a second user can run (the venv's own
+    interpreter lives under /root), or None."""
+    site = sysconfig.get_paths()["purelib"]
+    want = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+    if not want.exists() or not all(os.stat(d).st_mode & 0o001 for d in Path(site).parents):
+        return None
+    return [str(want), site]
+
+
+@pytest.fixture
+def users() -> Iterator[None]:
+    subprocess.run(["groupadd", "-f", GROUP], check=True, capture_output=True)
+    for user in (ATTACKER, OWNER):
+        if subprocess.run(["id", user], capture_output=True).returncode != 0:
+            subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                            "-G", GROUP, user], check=True, capture_output=True)
+    yield
+    for user in (ATTACKER, OWNER):
+        subprocess.run(["pkill", "-u", user], capture_output=True)  # only these throwaway users
+        subprocess.run(["userdel", user], capture_output=True)
+    subprocess.run(["groupdel", GROUP], capture_output=True)
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    # Not under pytest's 0700 folders: the second users must reach it, as a /srv home.
+    folder = Path(tempfile.mkdtemp(prefix="ph-h164-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _as(user: str | None, argv: list[str], env: dict[str, str], **kw: object
+        ) -> subprocess.CompletedProcess[str]:
+    if user is not None:
+        pw = pwd.getpwnam(user)
+        argv = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", *argv]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, **kw)
+
+
+def test_a_home_made_under_umask_000_is_open_to_no_one_else(base: Path) -> None:
+    home = base / "made" / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+    env.update(PILOTHOUSE_HOME=str(home), PATH=f"{BIN}:/usr/bin:/bin")
+    done = _as(None, ["sh", "-c", f"umask 000; exec {BIN / 'pilothouse'} ps"], env)
+    try:
+        assert done.returncode == 0, done.stderr
+        for path in (base / "made", home, *home.iterdir(), home / "run" / "daemon.pid"):
+            assert not os.stat(path).st_mode & 0o022, f"{path}: {os.stat(path).st_mode:o}"
+    finally:
+        _as(None, [str(BIN / "pilothouse"), "daemon", "stop"], env)
+
+
+@pytest.mark.parametrize("owner", ["root", OWNER])
+def test_another_user_cannot_stand_in_for_the_daemon_in_a_home_they_may_write(
+        users: None, base: Path, owner: str) -> None:
+    """The home is 0777, as `mkdir` under umask 000 (or the daemon itself, before) made it; the
+    config lives in a folder only the owner writes, so its own check is not what stops this."""
+    python = [sys.executable]
+    if owner != "root":
+        found = _python_for_others()
+        if found is None:
+            pytest.skip("no interpreter a second user can run with this venv's packages")
+        python = [found[0]]
+    pw = pwd.getpwnam(owner)
+    home, cfg, kept_dir = base / "home", base / "cfg", base / "attacker"
+    for folder in (home, cfg, kept_dir):
+        folder.mkdir()
+    home.chmod(0o777)
+    (cfg / "config.toml").write_text(CONFIG)
+    os.chown(cfg, pw.pw_uid, pw.pw_gid)
+    os.chown(cfg / "config.toml", pw.pw_uid, pw.pw_gid)
+    os.chown(kept_dir, pwd.getpwnam(ATTACKER).pw_uid, grp.getgrnam(GROUP).gr_gid)
+    workspace = base / "ws"
+    workspace.mkdir()
+    os.chown(workspace, pw.pw_uid, pw.pw_gid)
+    env = {"PILOTHOUSE_HOME": str(home), "PILOTHOUSE_CONFIG": str(cfg / "config.toml"),
+           "PATH": "/usr/bin:/bin", "HOME": str(base),
+           "PYTHONPATH": str(REPO) if owner == "root" else f"{REPO}:{_python_for_others()[1]}"}
+    daemon = Daemon(home, env)
+    started = subprocess.Popen(
+        ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups",
+         *python, "-m", "console", "daemon"], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    daemon.proc = started  # type: ignore[assignment]
+    fake = None
+    try:
+        refused = None
+        try:
+            refused = started.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass  # it runs: the attacker moves its runtime folder aside below
+        kept = kept_dir / "requests"
+        fake = subprocess.Popen(
+            ["setpriv", f"--reuid={ATTACKER}", f"--regid={GROUP}", "--init-groups",
+             "/usr/bin/python3", "-S", str(Path(__file__).with_name("fake_operator_sock.py")),
+             str(home), str(kept)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert fake.stdout is not None and fake.stdout.readline().strip() == "ready"
+
+        cli = [*python, "-m", "console"]
+        listed = _as(owner if owner != "root" else None, [*cli, "approvals", "--json"], env)
+        ran = _as(owner if owner != "root" else None,
+                  [*cli, "run", "keyed", "-w", str(workspace), "--", "true"],
+                  {**env, "PH_H164_KEY": SECRET})
+        got = kept.read_bytes().decode() if kept.exists() else ""
+        assert SECRET not in got, "the owner's key went to the other user's socket"
+        assert "FAKE" not in listed.stdout, listed.stdout
+        for said in (listed, ran):
+            assert said.returncode != 0 and "others" in said.stderr, said
+            assert "Traceback" not in said.stderr
+        # The daemon would not start in such a home, and said why.
+        assert refused is not None and refused != 0
+        out = started.stdout.read() if started.stdout else ""
+        assert f"{home} can be written by" in out, out
+    finally:
+        if fake is not None:
+            fake.kill()
+            fake.wait()
+        daemon.stop()
