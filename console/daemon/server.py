@@ -89,12 +89,10 @@ class Daemon:
                 f"a Pilothouse daemon already runs for {self.paths.runtime_dir.parent}"
             ) from None
         self._lock_fd = fd
-        # 0644 whatever the umask: in team mode the group may enter this folder (review h164).
-        pid_fd = os.open(self.paths.pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o644)
-        os.fchmod(pid_fd, 0o644)
-        with open(pid_fd, "w") as pid:
-            pid.write(f"{os.getpid()}\n")
+        pid = os.open(self.paths.pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW)
+        os.fchmod(pid, 0o644)  # whatever the umask: the team's group may enter this folder
+        os.write(pid, f"{os.getpid()}\n".encode())
+        os.close(pid)
 
     async def start(self) -> None:
         self.core = await start_core(self.paths, self.config, self.bus, self.request_stop)
@@ -224,7 +222,6 @@ class Daemon:
         await writer.drain()
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
-
         send_lock = asyncio.Lock()
         looked = time.monotonic()
 
@@ -317,6 +314,13 @@ class Daemon:
         if (room := self._room.get(uid)) is not None:
             room.set()
 
+    def _in_force(self, peer: Peer) -> Peer:
+        peer = as_now(peer, self.config.cfg.team)
+        if not peer.may_watch:
+            raise Failure("not-allowed", f"user {peer.user} may no longer use this Pilothouse "
+                          "daemon", "ask its owner to add you to the [team] group in the config")
+        return peer
+
     async def _in_turn(self, peer: Peer, op: str, args: dict[str, Any], send: Send) -> Any:
         """A teammate's turn at the threads every part shares (store reads, run starts, config
         reloads, the gates' lookups): TEAMMATE_AT_ONCE of their operations at once, the rest
@@ -337,7 +341,8 @@ class Daemon:
 
     async def _compute(self, peer: Peer, op: str, args: dict[str, Any], send: Send) -> Any:
         assert self.core is not None
-        call = dispatch(self.core, peer, op, args, send)
+        # Again once its turn has come: a request queued before a reload kept the old role (h164).
+        call = dispatch(self.core, self._in_force(peer), op, args, send)
         entry = OPERATIONS.get(op)
         if entry is None or not entry.decides:
             return await call
@@ -353,10 +358,7 @@ class Daemon:
     async def _one(self, send: Send, peer: Peer, req_id: Any, op: str, args: dict[str, Any]) -> None:
         assert self.core is not None
         try:
-            peer = as_now(peer, self.config.cfg.team)  # the role in force, not the one at connect
-            if not peer.may_watch:
-                raise Failure("not-allowed", f"user {peer.user} may no longer use this Pilothouse "
-                              "daemon", "ask its owner to add you to the [team] group in the config")
+            peer = self._in_force(peer)  # the role in force, not the one at connect
             result = await self._in_turn(peer, op, args, send)
             await send(wire.ok(req_id, result))
         except Failure as failure:
@@ -458,13 +460,10 @@ def _use_pidfd_child_watcher() -> None:
 
 def run_foreground(paths: Paths, config_file: Path | None) -> int:
     """`pilothouse daemon`: run until SIGTERM. Exit 0 on a clean stop."""
-    # Before anything is made there: another user who may write a folder on the way could put
-    # an operator.sock of their own in place of the daemon's (review h164).
-    if (why := paths.open_to_others()) is not None:
+    if (why := paths.open_to_others()) is not None:  # before anything is made there (h164)
         print(f"pilothouse daemon: not started: {why}, so another user could move its folders "
-              "aside and answer for this daemon (its decisions and the keys sent with a run); "
-              "make each folder there yours alone (chmod go-w), or set PILOTHOUSE_HOME to a "
-              "folder only you can write", file=sys.stderr)
+              "aside and answer for this daemon; make each folder there yours alone (chmod "
+              "go-w), or set PILOTHOUSE_HOME to a folder only you can write", file=sys.stderr)
         return 2
     paths.ensure()
     daemon_log.setup(paths.daemon_log)

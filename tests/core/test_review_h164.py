@@ -15,6 +15,7 @@ and the client refuses to talk through such a folder.
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import shutil
@@ -158,3 +159,78 @@ def test_another_user_cannot_stand_in_for_the_daemon_in_a_home_they_may_write(
             fake.kill()
             fake.wait()
         daemon.stop()
+
+
+# The teammate's two turns held open (server.TEAMMATE_AT_ONCE): `audit.verify` waits until a
+# file appears, so what the teammate sends after it waits for a turn, every time.
+HOLD = """
+import asyncio, os
+import console.daemon.ops.history as history
+from console.daemon.ops.base import Op
+
+async def held(core, peer, args, send):
+    while not os.path.exists({gate!r}):
+        await asyncio.sleep(0.02)
+    return {{}}
+
+history.OPS["audit.verify"] = Op(held)
+"""
+
+QUEUE = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+for i, op in enumerate(["hello", "audit.verify", "audit.verify", "daemon.stop"]):
+    s.sendall((json.dumps({"v": 1, "id": i, "op": op, "args": {}}) + "\\n").encode())
+f = s.makefile("rb")
+for line in f:
+    print(line.decode().strip(), flush=True)
+"""
+
+
+def test_a_teammate_taken_off_approvers_cannot_act_with_a_request_queued_before(
+        users: None, home: Path, daemon_env: dict[str, str], tmp_path: Path) -> None:
+    """The role was read once per request, before it waited for the teammate's turn: an
+    approver who queued `daemon.stop` behind two slow reads, then was taken off `approvers`
+    (the owner's reload), stopped the daemon once a turn came. A request is now checked against
+    the [team] table in force when it runs."""
+    from tests.conftest import daemon_with_sitecustomize
+
+    gate = tmp_path / "go"
+    config = f'[team]\ngroup = "{GROUP}"\napprovers = ["{ATTACKER}"]\n'
+    d = daemon_with_sitecustomize(home, daemon_env, tmp_path / "hooks",
+                                  HOLD.format(gate=str(gate)), config)
+    d.env["PYTHONPATH"] = f"{tmp_path / 'hooks'}:{REPO}"
+    for parent in (home / "run").parents:  # pytest's folders are 0700: the teammate reaches it
+        if parent in (Path("/tmp"), Path("/")):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o005)
+    script = tmp_path / "queue.py"
+    script.write_text(QUEUE)
+    script.chmod(0o644)
+    d.start()
+    mate = None
+    try:
+        mate = subprocess.Popen(
+            ["setpriv", f"--reuid={ATTACKER}", f"--regid={GROUP}", "--init-groups",
+             "/usr/bin/python3", "-S", str(script), str(d.sock)], stdout=subprocess.PIPE,
+            text=True, env={"PATH": "/usr/bin:/bin"})
+        assert mate.stdout is not None
+        hello = json.loads(mate.stdout.readline())
+        assert hello["result"]["role"] == "approver", hello
+        (home / "config.toml").write_text(f'[team]\ngroup = "{GROUP}"\napprovers = []\n')
+        reloaded = d.cli("reload")
+        assert "approvers" in reloaded.stdout, reloaded.stdout
+        gate.touch()
+        answers = {}
+        while len(answers) < 3:
+            msg = json.loads(mate.stdout.readline())
+            answers[msg["id"]] = msg
+        assert not answers[3]["ok"] and answers[3]["error"]["code"] == "not-allowed", answers[3]
+        assert d.answering_pid() == d.proc.pid  # the daemon still runs
+    finally:
+        gate.touch()
+        if mate is not None:
+            mate.kill()
+            mate.wait()
+        d.stop()
