@@ -161,6 +161,12 @@ def _make_above(path: str) -> None:
             pass
 
 
+OPEN_HOME_HINT = ("another user who may change a folder on the way could move the daemon's "
+                  "folders aside and answer in its place (hearing every decision, and the keys a "
+                  "run is sent); the daemon's owner makes each folder there theirs alone (chmod "
+                  "go-w), or sets PILOTHOUSE_HOME to a folder only they can write")
+
+
 def open_to_others(path: str, *, its_owner: bool = False) -> str | None:
     """Why someone other than root, this process's user and (with `its_owner`) the owner of
     `path` itself (the daemon's user, as a teammate's client sees the runtime folder) could

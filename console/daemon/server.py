@@ -33,7 +33,7 @@ from console.daemon.live_config import LiveConfig
 from console.daemon.ops.base import Send
 from console.daemon.ops.table import OPERATIONS, dispatch
 from console.daemon.peers import Peer, as_now, identify
-from console.paths import Paths
+from console.paths import OPEN_HOME_HINT, Paths
 from console.protocol import ErrorCode, Failure
 from console.wire import MessageRefused, ProtocolError
 from store.db import StoreError
@@ -460,10 +460,9 @@ def _use_pidfd_child_watcher() -> None:
 
 def run_foreground(paths: Paths, config_file: Path | None) -> int:
     """`pilothouse daemon`: run until SIGTERM. Exit 0 on a clean stop."""
+    os.umask(0o022)  # whatever it was started with: docs/threat-model.md, review h164
     if (why := paths.open_to_others()) is not None:  # before anything is made there (h164)
-        print(f"pilothouse daemon: not started: {why}, so another user could move its folders "
-              "aside and answer for this daemon; make each folder there yours alone (chmod "
-              "go-w), or set PILOTHOUSE_HOME to a folder only you can write", file=sys.stderr)
+        print(f"pilothouse daemon: not started: {why}; {OPEN_HOME_HINT}", file=sys.stderr)
         return 2
     paths.ensure()
     daemon_log.setup(paths.daemon_log)

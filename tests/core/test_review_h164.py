@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, Daemon
+from tests.conftest import BIN, REPO, Daemon, needs_bwrap
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="creating users needs root")
 
@@ -233,4 +233,38 @@ def test_a_teammate_taken_off_approvers_cannot_act_with_a_request_queued_before(
         if mate is not None:
             mate.kill()
             mate.wait()
+        d.stop()
+
+
+@needs_bwrap
+@pytest.mark.parametrize("umask", [0o000, 0o077])
+def test_a_root_daemon_started_under_any_umask_runs_agents_that_leave_no_open_files(
+        users: None, base: Path, umask: int) -> None:
+    """The daemon's umask was its children's, and its run folders': started under umask 000,
+    a run in a teammate's workspace left files and folders there that every user could change
+    (0666, 0777: code the teammate runs later); under umask 077 the run folder's own folders
+    were 0700 root, closed to the agent's uid, and no run started ("cannot put the network
+    bridge into the sandbox"). The daemon now works under umask 022 whatever it was given."""
+    pw = pwd.getpwnam(OWNER)  # the workspace's owner: a root daemon's agent runs as them
+    home, workspace = base / "home", base / "ws"
+    home.mkdir(mode=0o700)
+    workspace.mkdir()
+    os.chown(workspace, pw.pw_uid, pw.pw_gid)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+    env.update(PILOTHOUSE_HOME=str(home), PILOTHOUSE_CONFIG=str(home / "config.toml"),
+               PATH=f"{BIN}:/usr/bin:/bin")
+    d = Daemon(home, env)
+    old = os.umask(umask)
+    try:
+        d.start()
+    finally:
+        os.umask(old)
+    try:
+        ran = d.cli("run", "shell", "-w", str(workspace), "--wait", "--", "sh", "-c",
+                    "echo hi > made.txt; mkdir sub; echo done", check=False)
+        assert ran.returncode == 0 and "done" in ran.stdout, (ran.stdout, ran.stderr)
+        for path in (workspace / "made.txt", workspace / "sub"):
+            assert os.stat(path).st_uid == pw.pw_uid
+            assert not os.stat(path).st_mode & 0o022, f"{path}: {os.stat(path).st_mode:o}"
+    finally:
         d.stop()
