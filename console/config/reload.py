@@ -8,9 +8,10 @@ workspace, image, gpus, env, setenv, carry, limits) and where copies go ([audit]
 lines start with its name (`demo exec forbid "make"`); the daemon-wide ones with their table
 (`[team] approvers "bob"`: a profile name never starts with `[`). A `setenv` value is never
 written, only a fingerprint of it (`hmac-sha256:` and 12 hex digits), so a key put there despite
-the advice stays out of the history, and its change still shows. The fingerprint is keyed with
-a secret of the daemon's (derived from the audit key): anyone who reads the history (a
-teammate) could try every short value against a plain hash, not against this one."""
+the advice stays out of the history, and its change still shows; nor is `[notify] command` or
+`[audit] otlp`. The fingerprint is keyed with a secret of the daemon's (derived from the audit
+key): anyone who reads the history (a teammate) could try every short value against a plain
+hash, not against this one."""
 
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ _TABLES = {
 # Bookkeeping, not settings: where a value was read, what was loaded, what a load derived.
 _NOT_SETTINGS = {"profiles", "files", "user_file", "user_file_sha256", "name", "source", "file",
                  "own", "compiled"}
+# Written as a fingerprint, as setenv's values: every watcher reads a reload's record, and these
+# are where a token goes (a webhook's secret path, a collector's api key; review h164).
+_FINGERPRINTED = {"notify_command", "audit_otlp"}
 # Lists compared item by item (adding one name reads as one line); other lists are one value.
 _EACH = {"approvers", "inference", "env", "carry", "allow", "ask", "deny", "forbid"}
 # Durations, written in seconds with their unit.
@@ -79,6 +83,8 @@ def _lines(prefix: str, key: str, v: Any, secret: bytes) -> Iterator[str]:
         for k, item in v.items():
             shown = _fingerprint(item, secret) if key == "setenv" else _value(k, item)
             yield f"{prefix} {k} {shown}"
+    elif key in _FINGERPRINTED and v is not None:
+        yield f"{prefix} {_fingerprint(json.dumps(v), secret)}"
     elif isinstance(v, list) and key in _EACH:
         yield from (f"{prefix} {_value(key, item)}" for item in v)
     else:

@@ -268,3 +268,47 @@ def test_a_root_daemon_started_under_any_umask_runs_agents_that_leave_no_open_fi
             assert not os.stat(path).st_mode & 0o022, f"{path}: {os.stat(path).st_mode:o}"
     finally:
         d.stop()
+
+
+READ_ALL = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b'{"v":1,"id":1,"op":"history","args":{"limit":1000}}\\n')
+print(s.makefile("rb").readline().decode())
+"""
+
+
+def test_a_watcher_reads_no_webhook_or_collector_key_from_a_reloads_record(
+        users: None, home: Path, daemon_env: dict[str, str], tmp_path: Path) -> None:
+    """A reload's record (policy.changed, which every watcher may read in the history) wrote
+    `[notify] command` and `[audit] otlp` whole: a webhook's secret path and a collector's
+    api key, the usual places for a token, went to the team. They are fingerprinted now, as a
+    profile's setenv values are: the change shows, the value does not."""
+    hook, key = "T0/B0/HOOKSECRET164", "OTLPKEY164"
+    config = f'[team]\ngroup = "{GROUP}"\n'
+    (home / "config.toml").write_text(config)
+    for parent in (home / "run").parents:  # pytest's folders are 0700: the teammate reaches it
+        if parent in (Path("/tmp"), Path("/")):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o005)
+    script = tmp_path / "read_all.py"
+    script.write_text(READ_ALL)
+    script.chmod(0o644)
+    d = Daemon(home, daemon_env)
+    d.start()
+    try:
+        (home / "config.toml").write_text(
+            f'{config}[notify]\ncommand = ["curl", "-fsS", "https://hooks.example.invalid/'
+            f'services/{hook}"]\n[audit]\notlp = "https://collector.example.invalid/v1/logs'
+            f'?api_key={key}"\n')
+        reloaded = d.cli("reload")
+        assert "[notify] command" in reloaded.stdout, reloaded.stdout
+        read = _as(ATTACKER, ["/usr/bin/python3", "-S", str(script), str(d.sock)],
+                   {"PATH": "/usr/bin:/bin"})
+        rows = json.loads(read.stdout)["result"]
+        assert any(r["kind"] == "policy.changed" for r in rows), rows
+        assert hook not in read.stdout and key not in read.stdout
+        assert hook not in reloaded.stdout and key not in reloaded.stdout
+    finally:
+        d.stop()
