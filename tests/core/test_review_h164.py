@@ -58,7 +58,6 @@ def users() -> Iterator[None]:
                             "-G", GROUP, user], check=True, capture_output=True)
     yield
     for user in (ATTACKER, OWNER):
-        subprocess.run(["pkill", "-u", user], capture_output=True)  # only these throwaway users
         subprocess.run(["userdel", user], capture_output=True)
     subprocess.run(["groupdel", GROUP], capture_output=True)
 
