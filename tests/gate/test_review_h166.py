@@ -1,0 +1,104 @@
+"""Review h166 of what a person is shown about a network destination, through the real gate:
+a real daemon on a temporary PILOTHOUSE_HOME, a bubblewrap run whose program writes raw
+request lines to its proxy, and the daemon's history as `pilothouse history` gives it.
+
+Nothing here leaves the machine: the one destination dialled is a server of the test's own on
+the IPv6 loopback address, opened by an allow rule naming it; the others are `.invalid` names.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Daemon, needs_bwrap
+
+# Sends each request line given to it to the run's proxy (the bridge to its gate), one
+# connection each, and prints the status line it got back.
+RAW_CLIENT = """
+import os, socket, sys
+host, _, port = os.environ["HTTP_PROXY"].split("//")[1].rstrip("/").rpartition(":")
+for line in sys.argv[1:]:
+    s = socket.create_connection((host, int(port)))
+    s.sendall(line.encode() + b"\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+    print("status", line, "->", s.recv(4096).split(b"\\r\\n")[0].decode())
+    s.close()
+"""
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _V6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    daemon_threads = True
+
+
+@pytest.fixture
+def v6_origin() -> Iterator[int]:
+    """An HTTP server on [::1] (the port it listens on)."""
+    try:
+        server = _V6Server(("::1", 0), _Ok)
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback address to listen on ({exc})")
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+def run_raw(d: Daemon, workspace: Path, profile: str, *lines: str) -> str:
+    result = d.cli("run", profile, "-w", str(workspace), "--wait", "--", "python3", "-c",
+                   RAW_CLIENT, *lines, check=False, timeout=120)
+    return result.stdout + result.stderr
+
+
+def history_texts(d: Daemon, kind: str) -> list[str]:
+    return [str(row.get("text")) for row in json.loads(d.cli("history", "--json").stdout)
+            if row.get("kind") == kind]
+
+
+# -- 1. an IPv6 destination was written host:port without brackets ---------------------------
+#
+# The gate's records (the history's line for each net.decision and net.closed, what
+# `pilothouse history`, the console's history and the audit lines show) and the console's
+# network feed wrote a destination as f"{host}:{port}", and an IPv6 host has no brackets in a
+# record: an allowed connection to [::1] port 8443 was listed as `allow ::1:8443`, which is
+# the address ::1:8443 (0:0:0:0:0:0:1:8443), another host, on no port at all; a config
+# pattern copied from it (`::1:8443`, bare IPv6: no port) names that other host. The card
+# and the approvals list write `[::1]:8443`. Now every view writes it so.
+
+@needs_bwrap
+def test_an_ipv6_destination_in_the_history_is_written_in_brackets(
+        home: Path, daemon_env: dict[str, str], workspace: Path, v6_origin: int) -> None:
+    port = v6_origin
+    (home / "config.toml").write_text(
+        '[profiles.six]\ncommand = ["true"]\n[profiles.six.network]\ndefault = "deny"\n'
+        f'allow = ["[::1]:{port}"]\n')
+    d = Daemon(home, daemon_env)
+    d.start()
+    try:
+        out = run_raw(d, workspace, "six", f"GET http://[::1]:{port}/ HTTP/1.1")
+        assert "-> HTTP/1.1 200" in out, out  # the rule allowed it and the server answered
+        decided = history_texts(d, "net.decision")
+        closed = history_texts(d, "net.closed")
+    finally:
+        d.stop()
+    assert decided == [f"allow [::1]:{port}"], decided
+    assert closed == [f"[::1]:{port}"], closed
