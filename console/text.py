@@ -1,20 +1,12 @@
 """What a person sees of an approval: the exact command or destination, escaped so nothing in it
-can hide, with the agent's own words only beside it and marked as the agent's.
-
-One function for every place a request appears: the CLI list, the console's inbox row, banner and
-card, the bell/OSC notification and notify_command. Text from a sandbox is untrusted: control
-characters, bidi overrides and invisible characters are written as visible names (`⟨ESC⟩`,
-`⟨U+202E⟩`), runs of blanks as their count (`⟨300 spaces⟩`, so padding cannot push a tail out
-of sight), and a cut says how much it cut. `⟨` and `⟩` themselves are escaped, so the marks
-cannot be forged.
-
-`review_rows` is a pending request as a person reviews it before deciding, in the console's card
-and from `pilothouse approve`/`deny` alike: what runs or where it connects, a file tool's change
-as a diff (Claude Code's Edit, MultiEdit and Write carry it in the hook's tool_input), every
-other input of the agent's, and why it asks.
-
-Run output goes through `neutralise` instead: colour (SGR) is kept, every other control is shown
-in caret or \\x notation, so OSC 52, OSC 8, cursor moves and DCS are visible text, never obeyed.
+can hide, with the agent's own words only beside it and marked as the agent's. One function for every place a request appears (the CLI list, the console's inbox row, banner
+and card, the bell/OSC notification, notify_command). Text from a sandbox is untrusted: controls,
+bidi overrides and invisible characters are written as names (`⟨ESC⟩`, `⟨U+202E⟩`), runs of
+blanks as their count (`⟨300 spaces⟩`), and a cut says how much it cut; `⟨` and `⟩` are escaped.
+`review_rows` is a pending request as a person reviews it (the card, `pilothouse approve`): what
+runs or where it connects, a file tool's change as a diff, every other input, why it asks. Run
+output goes through `neutralise`: colour (SGR) kept, every other control shown in caret or \\x
+notation, so OSC 52, OSC 8, cursor moves and DCS are visible text, never obeyed.
 """
 
 from __future__ import annotations
@@ -100,6 +92,13 @@ def cut(text: str, limit: int | None) -> str:
             return text[:keep] + mark
         keep -= 1
     return "…"[:limit]
+
+
+def destination(host: Any, port: Any) -> str:
+    """`host:port` as a person reads where a connection goes: an IPv6 host in brackets, as the
+    card writes it (`::1:8443` is the address ::1:8443, another host, on no port: review h166)."""
+    text = str(host)
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
 
 
 def shown(text: Any, limit: int | None = None) -> str:

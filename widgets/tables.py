@@ -21,7 +21,7 @@ from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
 
-from console.text import request_line
+from console.text import destination, request_line
 from widgets.format import (
     LIVE_STATES,
     backend_text,
@@ -352,7 +352,7 @@ class NetFeed(KeyedTable):
         self._render(key, decision, moved)
 
     def _render(self, key: str, ev: dict[str, Any], moved: str) -> None:
-        dest = f"{ev.get('host', '?')}:{ev.get('port', '?')}"
+        dest = destination(ev.get("host", "?"), ev.get("port", "?"))  # [v6]:port (review h166)
         action = ev.get("action")
         cells: list[str | Text] = [
             clock(ev.get("ts")),

@@ -13,6 +13,7 @@ from console.daemon.bus import Bus
 from console.daemon.floods import FloodControl, Fold
 from console.daemon.live_config import LiveConfig
 from console.daemon.storage import Storage
+from console.text import destination
 
 # Events the gate reports that must be durable before the connection proceeds.
 SECURITY_NET_EVENTS = frozenset({"net.decision", "net.sni_mismatch"})
@@ -77,10 +78,13 @@ class Recording:
 
     def for_gate(self, run_id: str) -> GateRecord:
         async def record(kind: str, data: dict[str, Any]) -> None:
-            text = f"{data.get('action') or ''} {data.get('host', '')}:{data.get('port', '')}".strip()
+            # [v6]:port: `::1:8443` reads as the address ::1:8443, another host (review h166)
+            where = destination(data.get("host", ""), data.get("port", ""))
+            text = f"{data.get('action') or ''} {where}".strip()
             flood_key = None
             if kind in FLOOD_NET_EVENTS and not data.get("asked"):
-                subject = f"{data.get('host') or data.get('target', '')}:{data.get('port', '')}"
+                subject = destination(data.get("host") or data.get("target", ""),
+                                      data.get("port", ""))
                 decision = str(next((data[k] for k in _DECIDED_BY if data.get(k)), "-"))
                 flood_key = (run_id, kind, subject, decision)
                 if not self.admit(*flood_key, data):

@@ -26,6 +26,7 @@ from console.text import (
     RUN_FLAGS,
     RUN_MARKS,
     cut_by_hook,
+    destination,
     printable,
     request_line,
     run_flags,
@@ -275,7 +276,7 @@ def _dialled(req: Request) -> list[str]:
     port = req.subject.rpartition(":")[2]
     if not isinstance(addresses, list) or not port.isdigit():
         return []
-    return [f"[{a}]:{port}" if ":" in str(a) else f"{a}:{port}" for a in addresses[:16]]
+    return [destination(a, port) for a in addresses[:16]]
 
 
 def _top_parts(command: str) -> list[CommandPart]:

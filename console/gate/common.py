@@ -27,7 +27,7 @@ from console.policy.hosts import (
     parse_connect_target,
 )
 from console.policy.netrules import BadPattern, NetMatch, NetworkRules, parse_pattern
-from console.text import clipped
+from console.text import clipped, destination
 
 if TYPE_CHECKING:
     from console.config.bounds import FdBudget
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Asker", "Conn", "Dialer", "GateLimits", "NetAsk", "Recorder", "Refusal", "Resolver",
     "Stands", "TurnAway", "Upstream", "Verdict", "Veto", "denial", "dial_address", "dial_failure", "host_header",
-    "header_spelling", "ip_authority", "ip_text", "lookups_in_threads", "meter_host",
+    "header_spelling", "ip_text", "lookups_in_threads", "meter_host",
     "read_absolute", "read_connect", "request_sent", "shown_target", "system_resolver",
     "READ_LIMIT",
 ]
@@ -312,10 +312,6 @@ def request_sent(method: str, raw: str, target: Target) -> str:
     return f"http://{host_header(target)}{read_absolute(raw)[1]}"
 
 
-def ip_authority(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 class Conn:
     """One client connection: its idle clock, its current upstream, why it ended.
 
@@ -406,7 +402,7 @@ def denial(run_id: str, profile: str, suggestion: str, method: str, target: Targ
         tag = "deny; rule=not-routable"
     elif m.basis == "not-routable":
         why = m.reason
-        named = ip_authority(m.address or target.host, target.port)
+        named = destination(m.address or target.host, target.port)
         fix = (f'add "{named}" to {where} allow (only a rule naming the address opens a '
                "loopback, private or link-local destination)")
         tag = "deny; rule=not-routable"

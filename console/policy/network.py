@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from console.policy import Decision, Grant, GrantTable, Provenance
 from console.policy.hosts import IPAddress, address_text
 from console.policy.netrules import NetMatch, NetworkRules
+from console.text import destination
 
 
 def provenance_of(match: NetMatch) -> Provenance:
@@ -56,19 +57,15 @@ def decide_network(
     match = rules.decide(host, port, addresses)
     if match.action != "ask":
         return Decision(match.action, provenance_of(match))
-    subject = _subject(host, port)
+    subject = destination(host, port)
     if grants is not None:
         now = time.time() if now is None else now
-        dialled = [_subject(address_text(a), port) for a in addresses or ()]
+        dialled = [destination(address_text(a), port) for a in addresses or ()]
         grant = _deciding_grant(grants, subject, dialled, run_id, profile, now,
                                 consume=consume, ports=rules.ports)
         if grant is not None:
             return Decision("allow" if grant.effect == "allow" else "deny", grant.provenance())
     return Decision("ask", provenance_of(match), (subject,))
-
-
-def _subject(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _deciding_grant(grants: GrantTable, subject: str, dialled: Sequence[str],
