@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -102,3 +103,50 @@ def test_an_ipv6_destination_in_the_history_is_written_in_brackets(
         d.stop()
     assert decided == [f"allow [::1]:{port}"], decided
     assert closed == [f"[::1]:{port}"], closed
+
+
+# -- 2. an IPv6 address that wraps an IPv4 one was shown without the IPv4 address ------------
+#
+# On a network with a NAT64 translator (DNS64: IPv6-only offices, phones, many clouds), the
+# well-known prefix 64:ff9b::/96 is the way to every IPv4 address, and SIIT's ::ffff:0:0:0/96
+# likewise: `CONNECT [64:ff9b::93.184.215.14]:443` reaches 93.184.215.14. The gate judged it by
+# the IPv4 address it wraps (a wrapper of 127.0.0.1 is refused), but the card, `pilothouse
+# approvals` and the records wrote it as Python does, `[64:ff9b::5db8:d70e]:443`: no one
+# reading it takes it for 93.184.215.14, as no one took `::ffff:808:808` for 8.8.8.8 (review
+# s23, which writes the IPv4-mapped form dotted). Now both are written with the IPv4 address
+# dotted (RFC 6052 2.4: `64:ff9b::93.184.215.14`), and a grant made from the card names that.
+# The one request below is denied, never dialled.
+
+WRAPPED = [("[64:ff9b::5db8:d70e]:443", "[64:ff9b::93.184.215.14]:443"),
+           ("[::ffff:0:5db8:d70e]:443", "[::ffff:0:93.184.215.14]:443")]
+
+
+@needs_bwrap
+def test_an_ipv6_address_wrapping_an_ipv4_one_is_asked_with_it_dotted(
+        home: Path, daemon_env: dict[str, str], workspace: Path) -> None:
+    (home / "config.toml").write_text(
+        '[defaults]\napproval_timeout = "60s"\n'
+        '[profiles.wrap]\ncommand = ["true"]\n[profiles.wrap.network]\ndefault = "ask"\n')
+    d = Daemon(home, daemon_env)
+    d.start()
+    asked: list[dict[str, Any]] = []
+    try:
+        done: dict[str, str] = {}
+        client = threading.Thread(target=lambda: done.setdefault("out", run_raw(
+            d, workspace, "wrap", *(f"CONNECT {written} HTTP/1.1" for written, _ in WRAPPED))))
+        client.start()
+        while client.is_alive() and len(asked) < len(WRAPPED):
+            rows = json.loads(d.cli("approvals", "--json").stdout)
+            for row in rows:  # each denied, once seen: nothing is dialled
+                asked.append(row)
+                d.cli("deny", row["id"], "--json")
+            if not rows:
+                time.sleep(0.05)
+        client.join(timeout=120)
+        shown = d.cli("history").stdout
+    finally:
+        d.stop()
+    assert [r["subject"] for r in asked] == [want for _, want in WRAPPED], asked
+    assert "403" in done.get("out", ""), done
+    for written, want in WRAPPED:
+        assert want in shown and written not in shown, shown
