@@ -97,6 +97,11 @@ _DOTTED_QUAD = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
                           r"(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
 
 
+# IPv6 blocks whose last 32 bits are an IPv4 address a translator reaches, written dotted.
+_DOTTED_TAIL = (("64:ff9b::", ipaddress.IPv6Network("64:ff9b::/96")),
+                ("::ffff:0:", ipaddress.IPv6Network("::ffff:0:0:0/96")))
+
+
 @functools.lru_cache(maxsize=4096)
 def ip_literal(host: str) -> IPAddress | None:
     """The address a normalised host spells, or None for a name (cached: asked per request)."""
@@ -112,9 +117,15 @@ def address_text(ip: IPAddress) -> str:
     """An address as people read it and the gate writes it (targets, cards, refusals, records):
     its canonical text, but an IPv4-mapped IPv6 address with its IPv4 dotted, `::ffff:8.8.8.8`.
     Python 3.11 writes `::ffff:808:808`, which no one reading an approval takes for 8.8.8.8
-    (review s23)."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return f"::ffff:{ip.ipv4_mapped}"
+    (review s23). The translators' wrappers likewise (RFC 6052 2.4): `64:ff9b::93.184.215.14`,
+    `::ffff:0:93.184.215.14`, which reach that IPv4 address where a NAT64 or SIIT translator is
+    (review h166: the card asked about `[64:ff9b::5db8:d70e]:443`)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return f"::ffff:{ip.ipv4_mapped}"
+        for prefix, net in _DOTTED_TAIL:
+            if ip in net:
+                return f"{prefix}{ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)}"
     return ip.compressed
 
 
