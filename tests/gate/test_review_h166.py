@@ -150,3 +150,44 @@ def test_an_ipv6_address_wrapping_an_ipv4_one_is_asked_with_it_dotted(
     assert "403" in done.get("out", ""), done
     for written, want in WRAPPED:
         assert want in shown and written not in shown, shown
+
+
+# -- 3. a grant kept the host as the person typed it, not as it is reached ----------------------
+#
+# `pilothouse deny ID --scope global --pattern pаypal.invalid:443` (a Cyrillic а, as copied from an
+# agent's text) was checked against the request (it covers xn--pypal-4ve.invalid:443) and kept
+# as typed: `pilothouse grants` and the console's grants list then read `pаypal.invalid:443`,
+# which reads as paypal.invalid, a host the grant does not cover (and an allow grant so typed
+# opens xn--pypal-4ve.invalid where the list reads paypal.invalid). A profile rule made from
+# the same pattern is written in punycode (canonical_network_pattern); a grant is now kept so
+# too. Denied, never dialled.
+
+@needs_bwrap
+def test_a_network_grant_is_kept_as_the_host_it_reaches(
+        home: Path, daemon_env: dict[str, str], workspace: Path) -> None:
+    (home / "config.toml").write_text(
+        '[defaults]\napproval_timeout = "60s"\n'
+        '[profiles.typed]\ncommand = ["true"]\n[profiles.typed.network]\ndefault = "ask"\n')
+    d = Daemon(home, daemon_env)
+    d.start()
+    try:
+        done: dict[str, str] = {}
+        client = threading.Thread(target=lambda: done.setdefault("out", run_raw(
+            d, workspace, "typed", "CONNECT p\u0430ypal.invalid:443 HTTP/1.1",
+            "CONNECT xn--pypal-4ve.invalid:443 HTTP/1.1")))
+        client.start()
+        rows: list[dict[str, Any]] = []
+        while client.is_alive() and not rows:
+            rows = json.loads(d.cli("approvals", "--json").stdout)
+            time.sleep(0.05)
+        assert [r["subject"] for r in rows] == ["xn--pypal-4ve.invalid:443"], (rows, done)
+        d.cli("deny", rows[0]["id"], "--scope", "global", "--pattern", "P\u0430YPAL.invalid.:443",
+              "--json")
+        client.join(timeout=120)
+        listed = json.loads(d.cli("grants", "--json").stdout)
+        table = d.cli("grants").stdout
+    finally:
+        d.stop()
+    assert done.get("out", "").count("403") == 2, done  # the second was denied by the grant
+    assert [g["pattern"] for g in listed] == ["xn--pypal-4ve.invalid:443"], listed
+    assert "xn--pypal-4ve.invalid:443" in table and "\u0430" not in table, table
