@@ -239,8 +239,13 @@ def new_grant(
     profile: str | None, decided_by: str | None, now: float | None = None, exact: bool = True,
     context: str | None = None,
 ) -> Grant:
-    """A grant for a scope word ("run", "10m"...), bound to the run or profile it came from."""
+    """A grant for a scope word ("run", "10m"...), bound to the run or profile it came from. A
+    network pattern is kept in its one spelling (punycode, lower case, canonical address), as a
+    rule is written: kept as typed, `pаypal.invalid` (a Cyrillic а) was listed as reading
+    paypal.invalid while it covers xn--pypal-4ve.invalid (review h166). Raises ValueError."""
     now = time.time() if now is None else now
+    if kind == "network":
+        pattern = canonical_network_pattern(parse_pattern(pattern))
     sc = scope if isinstance(scope, Scope) else parse_scope(scope)
     return Grant(
         id="g" + new_id(5),
