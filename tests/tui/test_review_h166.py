@@ -12,7 +12,9 @@ import pytest
 from tests.conftest import Daemon, needs_bwrap
 from tests.gate.test_review_h166 import run_raw, v6_origin
 from tests.tui.conftest import attached, make_app, wait_for
-from tests.tui.screen import line_with, screen_text
+from tests.tui.fixed import APPROVALS
+from tests.tui.screen import app_with, line_with, screen_text, until
+from tests.tui.test_console_hostile_s16 import open_card
 from widgets.tables import NetFeed
 
 pytestmark = pytest.mark.usefixtures("utc")
@@ -45,3 +47,29 @@ async def test_the_network_feed_writes_an_ipv6_destination_in_brackets(
         daemon.stop()
     _, destination, decision = line_with(screen, "ALLOW").strip("│ ").split()[:3]
     assert (destination, decision) == (f"[::1]:{port}", "ALLOW"), screen
+
+
+# The toast that says what a key on the card decided cut the destination at 80 characters with a
+# bare `…`: `n` on `login.bank.invalid.` + 70 letters + `.evil.invalid:443` said "Denied
+# `login.bank.invalid.aaaa…`", a host under login.bank.invalid, not the one decided. The end of
+# a host name is what decides: a destination is written whole (at most 253 characters), and a
+# command cut with a mark saying how much.
+
+LONG_HOST = "login.bank.invalid." + "a" * 70 + ".evil.invalid:443"
+
+
+async def test_the_decision_toast_names_the_whole_destination() -> None:
+    req = {**APPROVALS[1], "id": "lh01", "subject": LONG_HOST, "title": LONG_HOST,
+           "summary": f"network {LONG_HOST}",
+           "detail": {**APPROVALS[1]["detail"], "host": LONG_HOST[:-4], "target": LONG_HOST}}
+    app = app_with(approvals=[req])
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await open_card(pilot)
+        await pilot.press("n")
+
+        def decision_toast() -> str:
+            said = ["".join(str(t.render().plain).split()) for t in app.screen.query("Toast")]
+            return next((s for s in said if s.startswith("Decisionrecorded")), "")
+
+        said = await until(pilot, decision_toast, "the decision toast")
+    assert f"Denied`{LONG_HOST}`" in said, said
