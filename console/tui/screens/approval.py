@@ -456,7 +456,9 @@ def decision_toast(req: dict[str, Any], result: dict[str, Any], scope: str) -> s
     """What was decided, on what, for which run and how far: "Allowed `git push` for run
     9z73, this run"."""
     verb = "Allowed" if result.get("allow") else "Denied"
-    subject = printable(req.get("subject") or req.get("id"), 80)
+    # A destination whole (its end decides which host: review h166), a command cut with a mark.
+    subject = shown(req.get("subject") or req.get("id"),
+                    None if req.get("kind") == "network" else 80)
     return f"{verb} `{subject}` for run {printable(req.get('run_id'))}, {scope_words(scope, req)}"
 
 
