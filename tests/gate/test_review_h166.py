@@ -191,3 +191,40 @@ def test_a_network_grant_is_kept_as_the_host_it_reaches(
     assert done.get("out", "").count("403") == 2, done  # the second was denied by the grant
     assert [g["pattern"] for g in listed] == ["xn--pypal-4ve.invalid:443"], listed
     assert "xn--pypal-4ve.invalid:443" in table and "\u0430" not in table, table
+
+
+# -- held: a grant from the card covers the destination it showed, in any spelling, and no more --
+#
+# `n` for this run on `x.invalid:443`: the same host and port written otherwise (upper case, a
+# trailing dot, a fullwidth letter) is answered by that grant without a question, and the same
+# name on another port is asked again, shown as itself. A deny grant, so nothing is looked up.
+
+@needs_bwrap
+def test_a_grant_covers_the_destination_shown_and_no_other_port(
+        home: Path, daemon_env: dict[str, str], workspace: Path) -> None:
+    (home / "config.toml").write_text(
+        '[defaults]\napproval_timeout = "60s"\n'
+        '[profiles.cover]\ncommand = ["true"]\n[profiles.cover.network]\ndefault = "ask"\n')
+    d = Daemon(home, daemon_env)
+    d.start()
+    asked: list[str] = []
+    try:
+        done: dict[str, str] = {}
+        lines = ["CONNECT x.invalid:443", "CONNECT X.INVALID.:443", "CONNECT \uff58.invalid:443",
+                 "GET http://x.invalid.:443/", "CONNECT x.invalid.:8443"]
+        client = threading.Thread(target=lambda: done.setdefault("out", run_raw(
+            d, workspace, "cover", *(f"{line} HTTP/1.1" for line in lines))))
+        client.start()
+        while client.is_alive():
+            rows = json.loads(d.cli("approvals", "--json").stdout)
+            for row in rows:
+                asked.append(row["subject"])
+                d.cli("deny", row["id"], *(("--scope", "run") if len(asked) == 1 else ()),
+                      "--json")
+            if not rows:
+                time.sleep(0.05)
+        client.join(timeout=120)
+    finally:
+        d.stop()
+    assert asked == ["x.invalid:443", "x.invalid:8443"], (asked, done)
+    assert done.get("out", "").count("-> HTTP/1.1 403") == len(lines), done
