@@ -12,7 +12,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,36 @@ def run_raw(d: Daemon, workspace: Path, profile: str, *lines: str) -> str:
     return result.stdout + result.stderr
 
 
+def started(home: Path, env: dict[str, str], profile: str, network: str) -> Daemon:
+    """A real daemon whose config has `profile` with these [network] lines."""
+    (home / "config.toml").write_text(
+        f'[defaults]\napproval_timeout = "60s"\n[profiles.{profile}]\ncommand = ["true"]\n'
+        f"[profiles.{profile}.network]\n{network}")
+    d = Daemon(home, env)
+    d.start()
+    return d
+
+
+def answering(d: Daemon, workspace: Path, profile: str, lines: list[str],
+              decide: Callable[[dict[str, Any], int], list[str]]) -> tuple[list[dict[str, Any]], str]:
+    """A run sending `lines`; each request it makes a person answer is decided by the CLI words
+    `decide(request, how many came before it)` gives. The requests asked, and the run's output."""
+    done: dict[str, str] = {}
+    client = threading.Thread(target=lambda: done.setdefault("out", run_raw(
+        d, workspace, profile, *(f"{line} HTTP/1.1" for line in lines))))
+    client.start()
+    asked: list[dict[str, Any]] = []
+    while client.is_alive():
+        rows = json.loads(d.cli("approvals", "--json").stdout)
+        for row in rows:
+            d.cli(*decide(row, len(asked)), "--json")
+            asked.append(row)
+        if not rows:
+            time.sleep(0.05)
+    client.join(timeout=120)
+    return asked, done.get("out", "")
+
+
 def history_texts(d: Daemon, kind: str) -> list[str]:
     return [str(row.get("text")) for row in json.loads(d.cli("history", "--json").stdout)
             if row.get("kind") == kind]
@@ -89,11 +119,7 @@ def history_texts(d: Daemon, kind: str) -> list[str]:
 def test_an_ipv6_destination_in_the_history_is_written_in_brackets(
         home: Path, daemon_env: dict[str, str], workspace: Path, v6_origin: int) -> None:
     port = v6_origin
-    (home / "config.toml").write_text(
-        '[profiles.six]\ncommand = ["true"]\n[profiles.six.network]\ndefault = "deny"\n'
-        f'allow = ["[::1]:{port}"]\n')
-    d = Daemon(home, daemon_env)
-    d.start()
+    d = started(home, daemon_env, "six", f'default = "deny"\nallow = ["[::1]:{port}"]\n')
     try:
         out = run_raw(d, workspace, "six", f"GET http://[::1]:{port}/ HTTP/1.1")
         assert "-> HTTP/1.1 200" in out, out  # the rule allowed it and the server answered
@@ -124,30 +150,15 @@ WRAPPED = [("[64:ff9b::5db8:d70e]:443", "[64:ff9b::93.184.215.14]:443"),
 @needs_bwrap
 def test_an_ipv6_address_wrapping_an_ipv4_one_is_asked_with_it_dotted(
         home: Path, daemon_env: dict[str, str], workspace: Path) -> None:
-    (home / "config.toml").write_text(
-        '[defaults]\napproval_timeout = "60s"\n'
-        '[profiles.wrap]\ncommand = ["true"]\n[profiles.wrap.network]\ndefault = "ask"\n')
-    d = Daemon(home, daemon_env)
-    d.start()
-    asked: list[dict[str, Any]] = []
+    d = started(home, daemon_env, "wrap", 'default = "ask"\n')
     try:
-        done: dict[str, str] = {}
-        client = threading.Thread(target=lambda: done.setdefault("out", run_raw(
-            d, workspace, "wrap", *(f"CONNECT {written} HTTP/1.1" for written, _ in WRAPPED))))
-        client.start()
-        while client.is_alive() and len(asked) < len(WRAPPED):
-            rows = json.loads(d.cli("approvals", "--json").stdout)
-            for row in rows:  # each denied, once seen: nothing is dialled
-                asked.append(row)
-                d.cli("deny", row["id"], "--json")
-            if not rows:
-                time.sleep(0.05)
-        client.join(timeout=120)
+        asked, out = answering(d, workspace, "wrap", [f"CONNECT {w}" for w, _ in WRAPPED],
+                               lambda row, _: ["deny", row["id"]])
         shown = d.cli("history").stdout
     finally:
         d.stop()
     assert [r["subject"] for r in asked] == [want for _, want in WRAPPED], asked
-    assert "403" in done.get("out", ""), done
+    assert out.count("-> HTTP/1.1 403") == len(WRAPPED), out
     for written, want in WRAPPED:
         assert want in shown and written not in shown, shown
 
@@ -165,30 +176,19 @@ def test_an_ipv6_address_wrapping_an_ipv4_one_is_asked_with_it_dotted(
 @needs_bwrap
 def test_a_network_grant_is_kept_as_the_host_it_reaches(
         home: Path, daemon_env: dict[str, str], workspace: Path) -> None:
-    (home / "config.toml").write_text(
-        '[defaults]\napproval_timeout = "60s"\n'
-        '[profiles.typed]\ncommand = ["true"]\n[profiles.typed.network]\ndefault = "ask"\n')
-    d = Daemon(home, daemon_env)
-    d.start()
+    d = started(home, daemon_env, "typed", 'default = "ask"\n')
     try:
-        done: dict[str, str] = {}
-        client = threading.Thread(target=lambda: done.setdefault("out", run_raw(
-            d, workspace, "typed", "CONNECT p\u0430ypal.invalid:443 HTTP/1.1",
-            "CONNECT xn--pypal-4ve.invalid:443 HTTP/1.1")))
-        client.start()
-        rows: list[dict[str, Any]] = []
-        while client.is_alive() and not rows:
-            rows = json.loads(d.cli("approvals", "--json").stdout)
-            time.sleep(0.05)
-        assert [r["subject"] for r in rows] == ["xn--pypal-4ve.invalid:443"], (rows, done)
-        d.cli("deny", rows[0]["id"], "--scope", "global", "--pattern", "P\u0430YPAL.invalid.:443",
-              "--json")
-        client.join(timeout=120)
+        asked, out = answering(
+            d, workspace, "typed", ["CONNECT p\u0430ypal.invalid:443",
+                                    "CONNECT xn--pypal-4ve.invalid:443"],
+            lambda row, _: ["deny", row["id"], "--scope", "global",
+                            "--pattern", "P\u0430YPAL.invalid.:443"])
         listed = json.loads(d.cli("grants", "--json").stdout)
         table = d.cli("grants").stdout
     finally:
         d.stop()
-    assert done.get("out", "").count("403") == 2, done  # the second was denied by the grant
+    assert [r["subject"] for r in asked] == ["xn--pypal-4ve.invalid:443"], (asked, out)
+    assert out.count("-> HTTP/1.1 403") == 2, out  # the second was denied by the grant
     assert [g["pattern"] for g in listed] == ["xn--pypal-4ve.invalid:443"], listed
     assert "xn--pypal-4ve.invalid:443" in table and "\u0430" not in table, table
 
@@ -202,29 +202,13 @@ def test_a_network_grant_is_kept_as_the_host_it_reaches(
 @needs_bwrap
 def test_a_grant_covers_the_destination_shown_and_no_other_port(
         home: Path, daemon_env: dict[str, str], workspace: Path) -> None:
-    (home / "config.toml").write_text(
-        '[defaults]\napproval_timeout = "60s"\n'
-        '[profiles.cover]\ncommand = ["true"]\n[profiles.cover.network]\ndefault = "ask"\n')
-    d = Daemon(home, daemon_env)
-    d.start()
-    asked: list[str] = []
+    lines = ["CONNECT x.invalid:443", "CONNECT X.INVALID.:443", "CONNECT \uff58.invalid:443",
+             "GET http://x.invalid.:443/", "CONNECT x.invalid.:8443"]
+    d = started(home, daemon_env, "cover", 'default = "ask"\n')
     try:
-        done: dict[str, str] = {}
-        lines = ["CONNECT x.invalid:443", "CONNECT X.INVALID.:443", "CONNECT \uff58.invalid:443",
-                 "GET http://x.invalid.:443/", "CONNECT x.invalid.:8443"]
-        client = threading.Thread(target=lambda: done.setdefault("out", run_raw(
-            d, workspace, "cover", *(f"{line} HTTP/1.1" for line in lines))))
-        client.start()
-        while client.is_alive():
-            rows = json.loads(d.cli("approvals", "--json").stdout)
-            for row in rows:
-                asked.append(row["subject"])
-                d.cli("deny", row["id"], *(("--scope", "run") if len(asked) == 1 else ()),
-                      "--json")
-            if not rows:
-                time.sleep(0.05)
-        client.join(timeout=120)
+        asked, out = answering(d, workspace, "cover", lines, lambda row, before: [
+            "deny", row["id"], *(() if before else ("--scope", "run"))])
     finally:
         d.stop()
-    assert asked == ["x.invalid:443", "x.invalid:8443"], (asked, done)
-    assert done.get("out", "").count("-> HTTP/1.1 403") == len(lines), done
+    assert [r["subject"] for r in asked] == ["x.invalid:443", "x.invalid:8443"], (asked, out)
+    assert out.count("-> HTTP/1.1 403") == len(lines), out

@@ -33,6 +33,13 @@ def screen_text(app: PilothouseApp) -> str:
     return console.export_text()
 
 
+def toast(app: PilothouseApp, start: str, sep: str = " ") -> str:
+    """The shown toast whose text (its lines joined by `sep`, blanks folded) starts with `start`,
+    or "". Joined with "", a word the toast wrapped reads whole."""
+    said = [sep.join(str(t.render().plain).split()) for t in app.screen.query("Toast")]
+    return next((s for s in said if s.startswith(start)), "")
+
+
 def line_with(text: str, needle: str) -> str:
     return next((line for line in text.splitlines() if needle in line), "")
 

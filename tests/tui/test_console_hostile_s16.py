@@ -13,7 +13,7 @@ from console.tui.screens.approval import ApprovalScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.screens.history import HistoryScreen
 from tests.tui.fixed import APPROVALS, HISTORY
-from tests.tui.screen import app_with, attached, screen_text, until
+from tests.tui.screen import app_with, attached, screen_text, toast, until
 
 pytestmark = pytest.mark.usefixtures("utc")
 
@@ -44,12 +44,7 @@ async def test_the_decision_toast_shows_the_command_as_written(subject: str) -> 
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await open_card(pilot)
         await pilot.press("y")
-
-        def decision_toast() -> str:
-            said = [" ".join(str(t.render().plain).split()) for t in app.screen.query("Toast")]
-            return next((s for s in said if s.startswith("Decision recorded")), "")
-
-        said = await until(pilot, decision_toast, "the decision toast")
+        said = await until(pilot, lambda: toast(app, "Decision recorded"), "the decision toast")
         assert subject in said, said
 
 

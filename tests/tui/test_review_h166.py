@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Daemon, needs_bwrap
-from tests.gate.test_review_h166 import run_raw, v6_origin
+from tests.conftest import needs_bwrap
+from tests.gate.test_review_h166 import run_raw, started, v6_origin
 from tests.tui.conftest import attached, make_app, wait_for
 from tests.tui.fixed import APPROVALS
-from tests.tui.screen import app_with, line_with, screen_text, until
+from tests.tui.screen import app_with, line_with, screen_text, toast, until
 from tests.tui.test_console_hostile_s16 import open_card
 from widgets.tables import NetFeed
 
@@ -28,11 +28,7 @@ __all__ = ["v6_origin"]  # the fixture, used by name below
 async def test_the_network_feed_writes_an_ipv6_destination_in_brackets(
         home: Path, daemon_env: dict[str, str], workspace: Path, v6_origin: int) -> None:
     port = v6_origin
-    (home / "config.toml").write_text(
-        '[profiles.six]\ncommand = ["true"]\n[profiles.six.network]\ndefault = "deny"\n'
-        f'allow = ["[::1]:{port}"]\n')
-    daemon = Daemon(home, daemon_env)
-    daemon.start()
+    daemon = started(home, daemon_env, "six", f'default = "deny"\nallow = ["[::1]:{port}"]\n')
     try:
         out = run_raw(daemon, workspace, "six", f"GET http://[::1]:{port}/ HTTP/1.1")
         assert "-> HTTP/1.1 200" in out, out
@@ -66,10 +62,5 @@ async def test_the_decision_toast_names_the_whole_destination() -> None:
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await open_card(pilot)
         await pilot.press("n")
-
-        def decision_toast() -> str:
-            said = ["".join(str(t.render().plain).split()) for t in app.screen.query("Toast")]
-            return next((s for s in said if s.startswith("Decisionrecorded")), "")
-
-        said = await until(pilot, decision_toast, "the decision toast")
+        said = await until(pilot, lambda: toast(app, "Decisionrecorded", ""), "the decision toast")
     assert f"Denied`{LONG_HOST}`" in said, said
