@@ -1,8 +1,9 @@
 """What a person sees of an approval: the exact command or destination, escaped so nothing in it
-can hide, with the agent's own words only beside it and marked as the agent's. One function for every place a request appears (the CLI list, the console's inbox row, banner
-and card, the bell/OSC notification, notify_command). Text from a sandbox is untrusted: controls,
-bidi overrides and invisible characters are written as names (`⟨ESC⟩`, `⟨U+202E⟩`), runs of
-blanks as their count (`⟨300 spaces⟩`), and a cut says how much it cut; `⟨` and `⟩` are escaped.
+can hide, with the agent's own words only beside it and marked as the agent's. One function for
+every place a request appears (the CLI list, the console's inbox row, banner and card, the
+bell/OSC notification, notify_command). Text from a sandbox is untrusted: controls, bidi
+overrides and invisible characters are written as names (`⟨ESC⟩`, `⟨U+202E⟩`), runs of blanks
+as their count (`⟨300 spaces⟩`), and a cut says how much it cut; `⟨` and `⟩` are escaped.
 `review_rows` is a pending request as a person reviews it (the card, `pilothouse approve`): what
 runs or where it connects, a file tool's change as a diff, every other input, why it asks. Run
 output goes through `neutralise`: colour (SGR) kept, every other control shown in caret or \\x
