@@ -28,12 +28,7 @@ left only asked. Under the built-in claude and demo profiles (`forbid = [..., "r
 
 from __future__ import annotations
 
-import pytest
-
-from console.policy import ExecRules, evaluate_exec
-from tests.policy.builtin_profiles import builtin_rules
-
-CLAUDE, DEMO = builtin_rules("claude"), builtin_rules("demo")
+from tests.policy.runner_lines import refused_and_asked
 
 REFUSED = [
     # GNU parallel's separator option in another case
@@ -94,13 +89,5 @@ ASKED = [
 ]
 
 
-@pytest.mark.parametrize("rules", [CLAUDE, DEMO], ids=["claude", "demo"])
-@pytest.mark.parametrize("line", REFUSED)
-def test_a_forbidden_command_a_runner_really_runs_is_refused(line: str, rules: ExecRules) -> None:
-    assert evaluate_exec(line, rules, consume=False).action == "deny"
-
-
-@pytest.mark.parametrize("rules", [CLAUDE, DEMO], ids=["claude", "demo"])
-@pytest.mark.parametrize("line", ASKED)
-def test_an_argument_of_the_runners_command_is_still_asked(line: str, rules: ExecRules) -> None:
-    assert evaluate_exec(line, rules, consume=False).action == "ask"
+(test_a_forbidden_command_a_runner_really_runs_is_refused,
+ test_an_argument_of_the_runners_command_is_still_asked) = refused_and_asked(REFUSED, ASKED)
