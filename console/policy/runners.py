@@ -11,10 +11,13 @@ import re
 import shlex
 
 from console.policy.envsplit import UNKNOWN_WORD as UNKNOWN  # a word the rules cannot read
-from console.policy.runnerstarts import past_dashes, plausible_starts
+from console.policy.runnerstarts import past_dashes, plausible_starts, steps_into
+from console.policy.tmuxkeys import TYPES as TMUX_TYPES
+from console.policy.tmuxkeys import typed_lines
 from console.policy.wrappers import (
     NESTED_RUNNERS,
     NESTED_SCRIPTS,
+    NESTED_SHELL_FLAGS,
     NESTED_SHELL_JOINS,
     NESTED_WORD_LINES,
     RUNNERS,
@@ -35,7 +38,6 @@ _TMUX_RUNS = {"new-session": _NEW, "new": _NEW, "new-window": _WINDOW, "neww": _
               "split-window": _SPLIT, "splitw": _SPLIT, "respawn-pane": _RESPAWN,
               "respawnp": _RESPAWN, "respawn-window": _RESPAWN, "respawnw": _RESPAWN,
               "run-shell": {"-c", "-d", "-t"}, "run": {"-c", "-d", "-t"}}
-_TMUX_TYPES = {"send-keys", "send", "paste-buffer", "pasteb"}  # into a shell the words do not show
 
 
 def _base(word: str) -> str:
@@ -211,7 +213,7 @@ def _npm_programs(words: list[str]) -> list[str]:
 def shell_strings(words: list[str]) -> list[str]:
     """Command strings these programs hand to a shell (or run as a line): `npm --call S`,
     `pnpm dlx -c WORDS`, `bun exec S`, `sem WORDS`, `capsh [--shell=P] -- ARGS` (and `-+`),
-    `tmux -c S`, `tmux new WORDS`."""
+    `tmux -c S`, `tmux new WORDS`, the line `tmux send-keys` types."""
     name = words[0] if words else ""
     if name in ("npx", "npm"):  # -c/--call (npm takes `--c`, `--ca`...) anywhere on the line;
         # --script-shell P: every script of any subcommand runs as `P -c SCRIPT` (review s30),
@@ -329,11 +331,12 @@ def nested_readings(words: list[str]) -> list[str]:
     """The command a NESTED_RUNNERS program runs, read from each word past its name that is not
     an option (its options are not known, so a value may be the start), and from past a `--`:
     at most NESTED_STARTS of them, and past them a reading no rule can see (UNKNOWN). Reading
-    too many is safe: only forbid and ask rules look at a nested command. A word naming a
-    wrapper or another such program starts no reading of its own: the readings from the words
-    after it are the same ones, and reading it again would multiply them at every depth; not
-    one that hands a shell a line or runs its own scripts (`tini watchexec 'rm -rf /'`, `tini
-    npx -c ...`, `tini gdb -ex ...`: review h153), whose readings are not those."""
+    too many is safe: only forbid and ask rules look at a nested command. Of the words naming a
+    wrapper or another such program, the first starts a reading (read as that program reads its
+    words: `srun -n 1 nice python app.py dd` runs python, review h165); past a second every
+    word is a start and they start none, which would multiply readings at every depth. One that
+    hands a shell a line or runs its own scripts starts a reading (`tini watchexec 'rm -rf /'`,
+    `tini npx -c ...`, `tini gdb -ex ...`: review h153), at most NESTED_LINE_READERS."""
     name = words[0] if words else ""
     if name not in NESTED_RUNNERS:
         return []
@@ -341,7 +344,8 @@ def nested_readings(words: list[str]) -> list[str]:
         return [UNKNOWN]
     end = words.index("--", 1) if "--" in words[1:] else len(words)
     starts = plausible_starts(words, [k for k in range(1, end) if words[k][:1] != "-"], _STEPPED)
-    starts = [k for k in starts if _base(words[k]) not in _STEPPED]
+    into = steps_into(words, starts, _STEPPED)
+    starts = [k for k in starts if k == into or _base(words[k]) not in _STEPPED]
     # At most two of them start a reading (each reads its own words again, at every depth:
     # `hyperfine hyperfine ...` took seconds); past them, a reading no rule can see.
     readers = [k for k in starts if _base(words[k]) in _READS_A_LINE]
@@ -350,15 +354,16 @@ def nested_readings(words: list[str]) -> list[str]:
     lines = [w for w in words[1:] if w[:1] != "-" and _base(w) not in _STEPPED | _READS_A_LINE] if (
         name in NESTED_WORD_LINES) else []
     found = [shlex.join(words[k:]) for k in starts[:NESTED_STARTS]] + lines[:NESTED_STARTS]
-    if name in NESTED_SHELL_JOINS:  # one line for a shell: `'rm -rf /'` is rm
+    if name in NESTED_SHELL_JOINS or NESTED_SHELL_FLAGS.get(name) in words[1:end]:
+        # one line for a shell: `'rm -rf /'` is rm
         found += [" ".join(words[k:]) for k in starts[:NESTED_STARTS]]
     scripts = NESTED_SCRIPTS.get(name, ())
     given = [(k, o) for k in range(1, end) for o in scripts if _names_option(words[k], o)]
-    joined = [k for k in range(1, end) if name in NESTED_WORD_LINES and _value_in_word(words[k])]
+    joined = [v for w in words[1:end] if name in NESTED_WORD_LINES and (v := _joined_value(w)) is not None]
     # What those options run, read as lines too (never allowed, but a forbid rule sees it:
     # `perf stat --pre 'rm -rf ~' true`, `gdb -ex 'shell rm -rf ~'`: review h155).
     found += [v for k, o in given for v in _script_lines(words, k, o)][:NESTED_STARTS]
-    found += [_joined_value(words[k]) for k in joined][:NESTED_STARTS]
+    found += joined[:NESTED_STARTS]
     found += _with_parameters(words[1:end], lines) if name == "hyperfine" else []
     if len(starts) > NESTED_STARTS or len(lines) > NESTED_STARTS or len(readers) > NESTED_LINE_READERS:
         found.append(UNKNOWN)  # past the reader's bounds
@@ -378,8 +383,12 @@ def _with_parameters(words: list[str], lines: list[str]) -> list[str]:
     return filled if params else []
 
 
-def _joined_value(word: str) -> str:
-    """The value given in the same word as its option: `--opt=VALUE`, `-oVALUE`."""
+def _joined_value(word: str) -> str | None:
+    """The value an option word holds (`--opt=VALUE`, `-oVALUE`, `-o=VALUE`); None for a word
+    that holds none (`--opt`, `-o`, `--`, not an option). For hyperfine's options it is a line
+    read nowhere else (`--prepare=LINE`, `-pLINE`: review h158)."""
+    if word[:1] != "-" or word == "--" or "=" not in word and (word[:2] == "--" or len(word) <= 2):
+        return None
     return word.split("=", 1)[1] if word[:2] == "--" or "=" in word[:3] else word[2:]
 
 
@@ -392,8 +401,8 @@ def _script_lines(words: list[str], k: int, option: str) -> list[str]:
     if len(option) == 2 and word != option and _CLUSTER.fullmatch(word):  # `-rs`, `-sr`
         values = [word[word.index(option[1], 1) + 1 :], *words[k + 1 : k + 2]]
     else:
-        values = [_joined_value(word) if "=" in word or (name == word and len(option) == 2 and len(word) > 2)
-                  else words[k + 1] if k + 1 < len(words) else ""]
+        value = _joined_value(word) if "=" in word or name == word and len(option) == 2 else None
+        values = [value if value is not None else words[k + 1] if k + 1 < len(words) else ""]
     return [v for value in values for v in (value, *_shell_lines(value)) if v]
 
 
@@ -432,18 +441,12 @@ def _names_option(word: str, option: str) -> bool:
 _CLUSTER = re.compile(r"-[A-Za-z]{2,}")  # flags given together, getopt's way
 
 
-def _value_in_word(word: str) -> bool:
-    """An option of hyperfine's given its value in the same word (`--prepare=LINE`, `-pLINE`):
-    a line read nowhere else."""
-    return word[:1] == "-" and word != "--" and ("=" in word or word[:2] != "--" and len(word) > 2)
-
-
 NESTED_STARTS = 8
 NESTED_LINE_READERS = 2
 NESTED_WORDS = 64  # past this many words, a nested runner's command is not looked for
 # Programs that hand a shell a line of their words, or run scripts of their own: a reading
 # starts at their name, since the ones from the words after it miss that line.
-_READS_A_LINE = NESTED_SHELL_JOINS | set(NESTED_SCRIPTS) | {
+_READS_A_LINE = NESTED_SHELL_JOINS | set(NESTED_SHELL_FLAGS) | set(NESTED_SCRIPTS) | {
     "npx", "npm", "pnpm", "pnpx", "bun", "sem", "strace", "capsh", "tmux", "flock", "runuser",
     "su", "sg", "script", "watch", "env", "screen"}
 _STEPPED = (NESTED_RUNNERS | set(WRAPPER_ARGS) | set(RUNNERS)) - _READS_A_LINE
@@ -470,7 +473,7 @@ def _tmux(words: list[str]) -> list[str]:
         starts = program_starts(words, k + 1, _TMUX_RUNS[words[k]])
         if starts and starts[0] != CUT:
             found.append(" ".join(words[starts[0] :]))
-    return found
+    return found + typed_lines(words)  # `tmux send-keys -t s 'rm -rf ~' Enter` (review h165)
 
 
 def types_into_a_shell(words: list[str]) -> bool:
@@ -478,7 +481,7 @@ def types_into_a_shell(words: list[str]) -> bool:
     runs them as it likes: never seen."""
     name = words[0] if words else ""
     if name == "tmux":
-        return any(w in _TMUX_TYPES for w in words[1:])
+        return any(w in TMUX_TYPES for w in words[1:])
     if name == "screen":
         return any(w.startswith("-") and not w.startswith("--") and "X" in w for w in words[1:])
     return False

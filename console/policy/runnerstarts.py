@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from console.policy.parallelopts import takes_no_value
+
 # The runner's own positional words before its command, for the shapes known: a name maps to a
 # count, or to {first word: count} when it takes a subcommand first.
 _OWN_WORDS: dict[str, int | dict[str, int]] = {
@@ -26,6 +28,10 @@ _OWN_WORDS: dict[str, int | dict[str, int]] = {
                      "parallel"), 0),
     **dict.fromkeys(("gosu", "su-exec", "setuidgid", "s6-setuidgid", "envuidgid", "envdir",
                      "setlock", "env-cmd"), 1),  # env-cmd before v9: `env-cmd FILE CMD`
+    # python-dotenv's `dotenv [-f F] run [--override] CMD` (1.2.2's --help: -f, -q, -e take a
+    # value), or dotenv-cli's (npm) `dotenv [-e F] CMD`: the command is the first or second
+    # positional word (review h165: `dotenv -e .env python app.py dd` was refused)
+    "dotenv": 1,
     "perf": {"stat": 1, "record": 1, "trace": 1},
     "nsys": {"profile": 1, "launch": 1},
     "rr": {"record": 1},
@@ -41,6 +47,8 @@ _FLAGS = {
     "perf": {"-g", "-a", "--all-cpus", "-q", "--quiet", "-v", "--verbose"},
 }
 _FLAGS["cuda-gdb"] = _FLAGS["gdb"]
+# Read from the runner's own table: GNU parallel's Getopt::Long options (review h165).
+_FLAG_READERS = {"parallel": takes_no_value}
 # Options that take two values (`mpirun --mca KEY VALUE`, `mpiexec -genv NAME VALUE`).
 # PRRTE's global ones too (prte(1): `--gpmixmca <key> <value>`: review h159), and the single-dash
 # spellings of the MCA ones.
@@ -127,15 +135,32 @@ def _is_record(word: str) -> bool:
     return len(word) >= 3 and "record".startswith(word)
 
 
+def _steps(words: list[str], k: int, stepped: set[str]) -> bool:
+    """words[k] names a wrapper or runner, and not the runner's own subcommand (`bundle exec`).
+    Not under parallel, which puts its arguments after that command (`parallel nice ::: dd` runs
+    `nice dd`): every word past a wrapper there stays a start."""
+    sub = k == 1 and isinstance(_OWN_WORDS.get(words[0]), dict)
+    return not sub and words[0] != "parallel" and words[k].rsplit("/", 1)[-1] in stepped
+
+
+def steps_into(words: list[str], starts: list[int], stepped: set[str]) -> int | None:
+    """The first of plausible_starts' `starts` naming a wrapper or runner: read as a command of
+    its own, its readings stand for the words after it."""
+    return next((k for k in starts if _steps(words, k, stepped)), None)
+
+
 def plausible_starts(words: list[str], starts: list[int], stepped: set[str]) -> list[int]:
     """Of `starts` (indexes in a nested runner's words, before any `--`), those its command may
-    begin at. Past a word naming a wrapper or another runner (in `stepped`: the readings after it
-    stand for its command), every one is kept."""
+    begin at. Past a second word naming a wrapper or another runner (in `stepped`), every one is
+    kept; the first (steps_into) is read as a command of its own, which reads its words as it
+    does (`srun -n 1 nice python app.py dd` was refused: review h165)."""
     own = _own_words(words)
     if own is None:
         return starts
     flags, restarts = _FLAGS.get(words[0], set()), _RESTARTS.get(words[0], set())
+    reads_flag = _FLAG_READERS.get(words[0], flags.__contains__)
     kept, surely, opened, given, opens = [], 0, False, set(starts), set(_OPENS)
+    stepped_in = False
     record = _records(words)
     for k in range(1, (max(starts) + 1) if starts else 1):
         w, before = words[k], words[k - 1]
@@ -146,11 +171,13 @@ def plausible_starts(words: list[str], starts: list[int], stepped: set[str]) -> 
         possible = opened or surely <= own
         if k in given and possible:
             kept.append(k)
-        sub = k == 1 and isinstance(_OWN_WORDS.get(words[0]), dict)  # `bundle exec`: not exec(1)
+        steps = possible and _steps(words, k, stepped)
         opens_here = w in opens and not _separators(words, k - 1)  # not `--arg-sep XX`'s XX
-        if w == ":" or possible and (w.rsplit("/", 1)[-1] in stepped and not sub or opens_here):
+        if w == ":" or possible and (opens_here or words[0] == "parallel" and
+                                      w.rsplit("/", 1)[-1] in stepped) or steps and stepped_in:
             opened = True
-        value = before[:1] == "-" and before not in flags or (
+        stepped_in = stepped_in or steps
+        value = before[:1] == "-" and not reads_flag(before) or (
             k >= 2 and _two_values(words[0], words[k - 2])) or _ASSIGNMENT.match(w)
         if record and k >= 2 and possible and _is_record(w):
             value, record = True, False  # `perf stat -a record CMD`: CMD is one word on

@@ -123,6 +123,9 @@ NESTED_RUNNERS = frozenset({
 # -rf /'` runs rm), or each word as a line of its own (hyperfine, parallel's arguments).
 NESTED_SHELL_JOINS = frozenset({"watchexec", "parallel", "tsp", "hyperfine"})
 NESTED_WORD_LINES = frozenset({"hyperfine"})
+# Of those, the ones that hand their command words to a shell as one line given a flag (env-cmd's
+# `--use-shell`, by its README: `env-cmd --use-shell 'rm -rf ~'` runs rm: review h165).
+NESTED_SHELL_FLAGS = {"env-cmd": "--use-shell"}
 # A debugger's options whose value runs its own commands (`-ex 'shell rm -rf /'`, `-o
 # 'platform shell ...'`), and a profiler's whose value is a shell line (`perf stat --pre`):
 # what they run is not read, so the line is never allowed by a rule below them.
@@ -138,6 +141,8 @@ NESTED_SCRIPTS = {
     # and watchexec's shell may be a command line of its own (review h153).
     "hyperfine": ("-L", "--parameter-list"),
     "watchexec": ("--shell",),
+    # A secret injector's shell line (`doppler run --command 'rm -rf ~'`: review h165).
+    "doppler": ("--command",), "infisical": ("--command",),
 }
 NESTED_SCRIPTS["cuda-gdb"] = NESTED_SCRIPTS["gdb"]
 # The dynamic loader runs the program named after its options, on every glibc and musl system

@@ -1,0 +1,100 @@
+"""GNU parallel's options as its Getopt::Long reads them (runnerstarts.py): which ones surely
+take no value, so that the word after one is a word of its own (`parallel -k echo ::: dd` runs
+echo: read as -k's value, `dd` became the command and the line was refused: review h165).
+
+The table is parallel 20221122's options_hash (`/usr/bin/parallel`), as Getopt::Long specs:
+`=s`, `=i`, `=f` take the next word when none is attached; `:s`, `:f` may take it (`parallel -i
+echo {} ::: a` runs `{}`, `-e echo ::: w` runs w). Parsed with bundling and require_order: a
+single dash starts letters given together (`-kj2`), case counts; a long option is matched in any
+case and by any prefix naming one option only. An option not in the table, or a prefix naming
+several, stops parallel with its usage: its next word is kept as a possible value.
+"""
+
+from __future__ import annotations
+
+_SPECS = """
+B=s E=s H=i I=s L=s U=s W=s _parset=s _test=s arg-file-sep|argfilesep=s arg-file|argfile|a=s
+arg-sep|argsep=s basefile|bf=s basenameextensionreplace|bner=s basenamereplace|bnr=s bin=s
+block-size|blocksize|block=s block-timeout|blocktimeout|bt=s col-sep|colsep|C=s
+ctag-string|ctagstring=s debug|D=s delay=s delimiter|d=s dirnamereplace|dnr=s env=s eof|e:s
+extensionreplace|er=s filter=s group-by|groupby=s halt-on-error|haltonerror|halt=s header=s
+joblog|jl=s jobs|j=s limit=s linkinputsource|xapplyinputsource=i load=s max-args|maxargs|n=s
+max-chars|maxchars|s=s max-lines|maxlines|l:f max-procs|maxprocs|P=s
+max-replace-args|maxreplaceargs|N=s memfree=s memsuspend=s min-version|minversion=i nice=i
+parens=s process-slot-var|processslotvar=s profile|J=s recend=s recstart=s replace|i:s
+results|result|res=s retries=s return=s rpl=s rsync-opts|rsyncopts=s
+semaphore-name|semaphorename|id=s semaphore-timeout|semaphoretimeout|st=s seqreplace=s shard=s
+shell-completion|shellcompletion=s slotreplace=s sql-and-worker|sqlandworker=s
+sql-master|sqlmaster=s sql-worker|sqlworker=s sql=s ssh-delay|sshdelay=f ssh=s
+sshloginfile|slf=s sshlogin|S=s tag-string|tagstring=s template|tmpl=s term-seq|termseq=s
+timeout=s tmpdir|tempdir=s total-jobs|totaljobs|total=s
+transfer-file|transferfile|transfer-files|transferfiles|tf=s trc=s trim=s
+use-compress-program|compress-program|usecompressprogram|compressprogram=s
+use-decompress-program|decompress-program|usedecompressprogram|decompressprogram=s
+work-dir|workdir|wd=s
+T X Y _pipe-means-argfiles bar bg bug cat cleanup
+color-failed|colour-failed|colorfailed|colourfailed|color-fail|colour-fail|colorfail|colourfail|cf
+color|colour compress controlmaster|M csv ctag ctrl-c|ctrlc dry-run|dryrun|dr embed eta
+exit|x fg fifo filter-hosts|filterhosts|filter-host g gnu group help|h
+hgrp|hostgrp|hostgroup|hostgroups interactive|p keep-order|keeporder|k
+latest-line|latestline|ll line-buffer|line-buffered|linebuffer|linebuffered|lb link|xapply m
+max-line-length-allowed|maxlinelengthallowed no-ctrl-c|no-ctrlc|noctrlc
+no-keep-order|nokeeporder|nok|no-k no-run-if-empty|norunifempty|r nonall noswap null|0
+number-of-cores|numberofcores number-of-cpus|numberofcpus number-of-sockets|numberofsockets
+number-of-threads|numberofthreads onall open-tty|o output-as-files|outputasfiles|files
+pipe-part|pipepart pipe|spreadstdin plain plus progress quote|q recordenv|record-env
+regexp|regex remove-rec-sep|removerecsep|rrs resume resume-failed|resumefailed
+retry-failed|retryfailed round-robin|roundrobin|round semaphore session shebang|hashbang
+shell-quote|shellquote|shell_quote show-limits|showlimits shuf silent
+skip-first-line|skipfirstline tag tee tmux tmux-pane|tmuxpane tollef transfer tty ungroup|u
+use-cores-instead-of-threads|usecoresinsteadofthreads
+use-cpus-instead-of-cores|usecpusinsteadofcores
+use-sockets-instead-of-threads|usesocketsinsteadofthreads v verbose|t version|V wait
+will-cite|willcite|nn|nonotice|no-notice xargs
+"""
+
+FLAG, VALUE, MAYBE = "flag", "value", "maybe"  # takes no value, takes one, may take one
+
+
+def _table() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """Long names (lower case) to (the option's first name, its kind); letters to their kind."""
+    longs: dict[str, tuple[str, str]] = {}
+    letters: dict[str, str] = {}
+    for spec in _SPECS.split():
+        names, kind = spec, FLAG
+        for mark, found in (("=", VALUE), (":", MAYBE)):
+            if mark in spec:
+                names, kind = spec.split(mark, 1)[0], found
+        for name in names.split("|"):
+            if len(name) == 1:
+                letters[name] = kind
+            else:
+                longs[name.lower()] = (names, kind)
+    return longs, letters
+
+
+_LONGS, _LETTERS = _table()
+
+
+def _long_kind(name: str) -> str | None:
+    """A long option's kind, by its name or a prefix naming one option only; None for none."""
+    name = name.lower()
+    if name in _LONGS:
+        return _LONGS[name][1]
+    hits = {_LONGS[n] for n in _LONGS if n.startswith(name)} if name else set()
+    return next(iter(hits))[1] if len(hits) == 1 else None
+
+
+def takes_no_value(word: str) -> bool:
+    """Whether the word after the option word `word` is surely not its value."""
+    if word.startswith("--"):
+        name, eq, _ = word[2:].partition("=")
+        kind = _long_kind(name)
+        return kind is not None and (kind == FLAG or bool(eq))
+    for at, letter in enumerate(word[1:], start=2):
+        kind = _LETTERS.get(letter)
+        if kind is None:
+            return False  # not an option of parallel's: it stops, nothing is known
+        if kind != FLAG:  # its value is the rest of the word, if any (-l's only if a number)
+            return at < len(word) and (kind == VALUE or letter != "l")
+    return len(word) > 1
