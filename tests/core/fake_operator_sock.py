@@ -2,8 +2,9 @@
 (review h164): it moves the real runtime folder aside (a rename needs write on the home only),
 serves a made-up pending request to whoever connects, and keeps every request it is sent.
 
-Run as that user with a bare interpreter (`python3 -S`): argv is the home and the file to keep
-the requests in. Prints `ready` once it listens."""
+Run as that user with a bare interpreter (`python3 -S`): argv is the home, the file to keep
+the requests in and, optionally, the runtime folder's mode in octal (0777 when not given; review
+h169 plants a 0755 one, as a daemon's own). Prints `ready` once it listens."""
 
 import json
 import os
@@ -11,11 +12,12 @@ import socket
 import sys
 
 home, kept = sys.argv[1], sys.argv[2]
+mode = int(sys.argv[3], 8) if len(sys.argv) > 3 else 0o777
 run = os.path.join(home, "run")
 if os.path.isdir(run):
     os.rename(run, run + ".moved-aside")
 os.mkdir(run)
-os.chmod(run, 0o777)
+os.chmod(run, mode)
 path = os.path.join(run, "operator.sock")
 server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 server.bind(path)
