@@ -364,8 +364,11 @@ def canonical_network_pattern(pattern: Pattern) -> str:
     port = f":{pattern.port}" if pattern.port is not None else ""
     if pattern.network is not None:
         net = pattern.network
-        single = net.prefixlen == net.max_prefixlen
-        text = address_text(net.network_address) if single else str(net)
+        # A range inside a translator's /96 names its IPv4 part dotted, as its addresses are
+        # (`64:ff9b::93.184.215.0/120`, not `64:ff9b::5db8:d700/120`: review h169).
+        dotted = net.prefixlen == net.max_prefixlen or (net.version == 6 and net.prefixlen > 96)
+        text = address_text(net.network_address) if dotted else str(net.network_address)
+        text += "" if net.prefixlen == net.max_prefixlen else f"/{net.prefixlen}"
         return f"[{text}]{port}" if net.version == 6 and port else text + port
     prefix = {"exact": "", "sub": "*.", "tree": "**."}[pattern.kind]
     return f"{prefix}{pattern.host}{port}"

@@ -207,3 +207,28 @@ def test_ordinary_homes_are_still_used(users: None, base: Path) -> None:
             subprocess.run([*_as(owner), env["PH_PYTHON"], "-m", "console", "daemon", "stop"],
                            env=env, capture_output=True, text=True, timeout=60)
     assert data.exists()
+
+
+def test_a_teammate_still_reaches_an_ordinary_users_daemon_in_a_home_of_theirs(
+        users: None, base: Path) -> None:
+    """What held: OWNER's daemon at a /srv-like home of OWNER's (0755, in root's 0755 folder),
+    OTHER in the [team] group: the teammate's client trusts the daemon's user there."""
+    home = _own(_own(base / "srv", "root", 0o755) / "pilothouse", OWNER, 0o755)
+    env = _owner_env(base, OWNER, home)
+    Path(env["PILOTHOUSE_CONFIG"]).write_text(f'[team]\ngroup = "{SHARED}"\n')
+    daemon = subprocess.Popen([*_as(OWNER), env["PH_PYTHON"], "-m", "console", "daemon"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, start_new_session=True)
+    try:
+        sock = home / "run" / "operator.sock"
+        for _ in range(200):
+            if sock.exists() or daemon.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.1"])
+        assert sock.exists(), daemon.stdout.read() if daemon.stdout else ""
+        done = subprocess.run([*_as(OTHER), env["PH_PYTHON"], "-m", "console", "ps"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    finally:
+        daemon.terminate()
+        daemon.wait()
