@@ -34,7 +34,7 @@ def tui(c: Context) -> None:
 def daemon(c: Context) -> None:
     """Run the daemon in the foreground (for systemd); `daemon stop` stops it."""
     from console.client.sync import not_utf8
-    from console.paths import UnusableSetting
+    from console.paths import OPEN_HOME_HINT, UnusableSetting
 
     try:
         paths = c.paths
@@ -47,6 +47,14 @@ def daemon(c: Context) -> None:
         fail(f"the daemon's socket path is {len(sock)} bytes, past the {SUN_PATH_MAX - 1} a "
              f"unix socket may have: {visible(paths.operator_sock)}",
              "set PILOTHOUSE_HOME (or XDG_RUNTIME_DIR) to a shorter path", code=2)
+    # Before anything is made or chmodded there: in an open home another user's link
+    # (`data -> /etc/ssl`) had the daemon's user make that folder 0700 (review h169).
+    try:
+        why = paths.open_to_others()
+    except OSError:  # a folder it cannot look in: making the folders says what is wrong
+        why = None
+    if why is not None:
+        fail(f"not started: {why}", OPEN_HOME_HINT, code=2)
     try:
         paths.ensure()
     except OSError as exc:

@@ -232,3 +232,19 @@ def test_a_teammate_still_reaches_an_ordinary_users_daemon_in_a_home_of_theirs(
     finally:
         daemon.terminate()
         daemon.wait()
+
+
+def test_the_daemon_changes_nothing_in_a_home_it_refuses(users: None, base: Path) -> None:
+    """`pilothouse daemon` (as a systemd unit runs it) made and chmodded its folders before it
+    checked the home: in a root daemon's 0777 home, OTHER's link `data -> <a folder of root's>`
+    had root make that folder 0700 (/etc/ssl, say: no one else could read a certificate)."""
+    home = _own(base / "home", "root", 0o777)
+    victim = _own(base / "roots", "root", 0o755)
+    subprocess.run([*_as(OTHER), "ln", "-s", str(victim), str(home / "data")], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+    env.update(PILOTHOUSE_HOME=str(home), PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-m", "console", "daemon"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and f"{home} can be written by" in done.stderr, done
+    assert victim.stat().st_mode & 0o777 == 0o755, f"{victim}: {victim.stat().st_mode:o}"
+    assert sorted(p.name for p in home.iterdir()) == ["data"]
