@@ -173,9 +173,11 @@ def open_to_others(path: str, *, its_owner: bool = False) -> str | None:
     rename or replace what `path` names, or None. Checked on every folder the system looks a
     name up in to reach it (or the deepest that exists), from `/`, as OpenSSH's StrictModes:
     each owned by one of those, and none writable by its group or by others, unless sticky
-    (/tmp) or the group is its owner's alone (a user-private group). A folder another user may
-    write lets them move the runtime folder aside and put an operator.sock of their own in its
-    place, which then hears the owner's decisions and keys (review h164)."""
+    (/tmp) or the group is its owner's alone (a user-private group); the owner of `path` is
+    trusted only for folders no one else could have made first (not in /tmp: review h169). A
+    folder another user may write lets them move the runtime folder aside and put an
+    operator.sock of their own in its place, which then hears the owner's decisions and keys
+    (review h164)."""
     folders, links = _looked_up(os.path.abspath(path))
     stats = [os.stat(folder) for folder in folders]
     trusted = {0, os.geteuid()}
@@ -195,10 +197,11 @@ def _open_on_the_way(folders: list[str], stats: list[os.stat_result],
         if owner not in trusted:
             return f"{link} is a link of uid {owner}'s, who could point it elsewhere"
     for i, (folder, st) in enumerate(zip(folders, stats, strict=True)):
-        if st.st_uid == theirs and i and stats[i - 1].st_mode & 0o002:
+        if st.st_uid == theirs and i and stats[i - 1].st_mode & stat.S_ISVTX and (
+                stats[i - 1].st_mode & 0o022):
             # In /tmp any user may make the folder first: its owner is not the daemon's, then
             # (review h169: a home under /tmp made by another user before its owner's daemon).
-            return (f"{folder} is another user's folder in {folders[i - 1]}, where any user may "
+            return (f"{folder} is another user's folder in {folders[i - 1]}, where others may "
                     "make one: it need not be the daemon's")
         if st.st_uid not in trusted | {theirs}:
             return f"{folder} belongs to uid {st.st_uid}, who could replace what is in it"

@@ -65,6 +65,7 @@ def users() -> Iterator[None]:
 
 @pytest.fixture
 def base() -> Iterator[Path]:
+    """A folder of root's under /tmp the second users may reach (pytest's own are 0700)."""
     folder = Path(tempfile.mkdtemp(prefix="ph-h169-", dir="/tmp"))
     folder.chmod(0o755)
     yield folder
@@ -143,24 +144,18 @@ def _daemon_refuses(owner: str, env: dict[str, str], said: str = "not started") 
     assert code == 2 and said in out, out
 
 
-def test_a_group_home_shared_as_another_users_primary_group_is_open(
-        users: None, base: Path) -> None:
-    """OWNER's home is 0775 with OWNER's primary group, which is OTHER's primary group too."""
-    home = _own(base / "owner-home", OWNER, 0o775)
-    env = _owner_env(base, OWNER, home)
-    _daemon_refuses(OWNER, env)
-    _own(home / "run", OWNER, 0o700)
-    _owner_talks_to_a_planted_socket(base, OWNER, env, OTHER, home)
-
-
-def test_a_private_group_home_with_an_acl_naming_another_user_is_open(
-        users: None, base: Path) -> None:
-    home = _own(base / "private-home", PRIVATE, 0o775)
-    _acl_write_for(home, OTHER)
-    env = _owner_env(base, PRIVATE, home)
-    _daemon_refuses(PRIVATE, env)
-    _own(home / "run", PRIVATE, 0o700)
-    _owner_talks_to_a_planted_socket(base, PRIVATE, env, OTHER, home)
+@pytest.mark.parametrize("owner", [OWNER, PRIVATE], ids=["shared-primary-group", "acl"])
+def test_a_group_writable_home_another_user_may_write_is_open(
+        users: None, base: Path, owner: str) -> None:
+    """A 0775 home: OWNER's group is OTHER's primary group too; PRIVATE's group is their own,
+    and an ACL gives OTHER write."""
+    home = _own(base / "home", owner, 0o775)
+    if owner == PRIVATE:
+        _acl_write_for(home, OTHER)
+    env = _owner_env(base, owner, home)
+    _daemon_refuses(owner, env)
+    _own(home / "run", owner, 0o700)
+    _owner_talks_to_a_planted_socket(base, owner, env, OTHER, home)
 
 
 def test_a_home_another_user_made_first_in_a_sticky_shared_folder_is_not_the_daemons(
