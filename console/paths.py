@@ -202,7 +202,8 @@ def _open_on_the_way(folders: list[str], stats: list[os.stat_result],
             # In /tmp any user may make the folder first: its owner is not the daemon's, then
             # (review h169: a home under /tmp made by another user before its owner's daemon).
             return (f"{folder} is another user's folder in {folders[i - 1]}, where others may "
-                    "make one: it need not be the daemon's")
+                    "make one: it need not be the daemon's (a team's daemon keeps its home where "
+                    "only root makes folders, such as /srv)")
         if st.st_uid not in trusted | {theirs}:
             return f"{folder} belongs to uid {st.st_uid}, who could replace what is in it"
         if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX and not _private_group(folder,
