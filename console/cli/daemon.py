@@ -34,7 +34,8 @@ def tui(c: Context) -> None:
 def daemon(c: Context) -> None:
     """Run the daemon in the foreground (for systemd); `daemon stop` stops it."""
     from console.client.sync import not_utf8
-    from console.paths import OPEN_HOME_HINT, UnusableSetting
+    from console.home_trust import OPEN_HOME_HINT
+    from console.paths import UnusableSetting
 
     try:
         paths = c.paths

@@ -187,7 +187,7 @@ def _open_to_others(paths: Paths) -> ClientError | None:
     """Another user who may write a folder on the way to operator.sock could have put a socket
     of their own there: it would list what it likes as pending and hear every decision and
     every key `pilothouse run` sends (review h164). Nothing is sent through such a folder."""
-    from console.paths import OPEN_HOME_HINT, open_to_others
+    from console.home_trust import OPEN_HOME_HINT, open_to_others
 
     try:
         why = open_to_others(paths.text("runtime_dir"), its_owner=True)

@@ -33,7 +33,8 @@ from console.daemon.live_config import LiveConfig
 from console.daemon.ops.base import Send
 from console.daemon.ops.table import OPERATIONS, dispatch
 from console.daemon.peers import Peer, as_now, identify
-from console.paths import OPEN_HOME_HINT, Paths
+from console.home_trust import OPEN_HOME_HINT
+from console.paths import Paths
 from console.protocol import ErrorCode, Failure
 from console.wire import MessageRefused, ProtocolError
 from store.db import StoreError

@@ -1,4 +1,4 @@
-"""Review h169: the open-home checks of review h164 (console.paths.open_to_others), attacked with
+"""Review h169: the open-home checks of review h164 (console.home_trust.open_to_others), attacked with
 real second users, a real CLI and a socket another user plants (fake_operator_sock.py).
 
 Found: four homes another user could answer in were taken as closed, so the owner's
