@@ -19,6 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
+from console.agents.aider_env import AIDER_ENV_FILE, AIDER_ENV_PATH, aider_env_text
 from console.agents.codex_bash import (
     CLAIMED,
     REAL_SH,
@@ -193,8 +194,12 @@ HOME_FILES: dict[str, str] = {
     ".aider.conf.yml": AIDER_CONF,
     ".aider.model.settings.yml": AIDER_MODEL_SETTINGS,
     AIDER_MODEL_INFO_CACHE_PATH: AIDER_MODEL_INFO_CACHE,
+    AIDER_ENV_PATH: aider_env_text(),
     **dict.fromkeys((*STARTUP_FILES, *SHELL_RC_FILES, SSH_CONFIG), PINNED_EMPTY),
 }
+# In every run's environment, after the profile's setenv: aider loads the file it names last,
+# over the workspace's .env and a repository's .aider.conf.yml (aider_env.py, review h163).
+RUN_ENV_PINNED = {"AIDER_ENV_FILE": AIDER_ENV_FILE}
 HOME_DIR = "home"  # inside the run folder
 MANAGED_DIR = "managed"  # inside the run folder; bound at /etc/claude-code in every sandbox
 
@@ -390,6 +395,6 @@ def home_mounts(run_dir: Path, inside_home: str = INSIDE_HOME) -> list[tuple[Pat
 
 __all__ = [
     "AIDER_CONF", "AIDER_MODEL_SETTINGS", "CLAUDE_MANAGED_SETTINGS", "CLAUDE_SETTINGS", "CODEX_CONFIG", "CODEX_HOOK_HASH",
-    "DEMO_COMMAND", "DEMO_SCRIPT", "GIT_CONFIG", "HOME_FILES", "MANAGED_DIR",
+    "DEMO_COMMAND", "DEMO_SCRIPT", "GIT_CONFIG", "HOME_FILES", "MANAGED_DIR", "RUN_ENV_PINNED",
     "home_mounts", "install_run_files", "pinned_under",
 ]

@@ -14,6 +14,8 @@ ACTIONS = ("allow", "ask", "deny")
 EMBEDDED = "embedded defaults"  # the file name messages give the built-in profiles
 # Where the run folder (agent.sock, gate.sock, the helpers in bin/) appears inside every sandbox.
 INSIDE_RUN_DIR = "/run/pilothouse"
+# PATH in every run: the helpers first, then the system's (nothing the agent can write).
+RUN_PATH = f"{INSIDE_RUN_DIR}/bin:/usr/local/bin:/usr/bin:/bin"
 
 
 class ConfigError(Exception):

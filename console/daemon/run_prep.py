@@ -10,7 +10,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from console.agents import RUN_ENV_PINNED
 from console.config.load import Profile
+from console.config.schema import RUN_PATH
 from console.paths import INSIDE_HOME, Paths
 from console.protocol import Failure
 from console.sandbox.base import BRIDGE_PORT, INSIDE_RUN_DIR, INSIDE_WORKSPACE
@@ -144,13 +146,14 @@ def run_env(run_id: str, profile: Profile, caller_env: dict[str, str] | None = N
         env[name.lower()] = proxy
     env["NO_PROXY"] = env["no_proxy"] = ""
     env.update(
-        PATH=f"{INSIDE_RUN_DIR}/bin:/usr/local/bin:/usr/bin:/bin",
+        PATH=RUN_PATH,
         HOME="/home/agent",
         PILOTHOUSE_RUN_ID=run_id,
         PILOTHOUSE_PROFILE=profile.name,
         PILOTHOUSE_AGENT_SOCK=f"{INSIDE_RUN_DIR}/agent.sock",
         PILOTHOUSE_WORKSPACE=INSIDE_WORKSPACE,
     )
+    env.update(RUN_ENV_PINNED)  # after setenv: the agents' own, which no profile may move
     if profile.gpus is not None:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in profile.gpus)
     return env

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from console.agents.aider_env import AIDER_ENV_FILE
 from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import ModelServer
@@ -34,6 +35,7 @@ from .real_harness import (
     hand_over,
     model_hostport,
     run_agent,
+    write_config,
 )
 
 pytestmark = needs_bwrap
@@ -86,3 +88,20 @@ def test_a_repositorys_files_start_nothing_in_aider_unasked(
     assert (ws / "app.py").read_text() == "x = 2\n", f"the edit was not made:\n{out}"
     assert not (ws / MARK).exists(), f"{plant}: the repository's program ran unasked:\n{out}"
     assert person.asked("exec") == []
+
+
+@pytest.fixture
+def own_env_file(home: Path) -> None:
+    """A person's own setenv naming another env file (written before the daemon starts)."""
+    write_config(home, '\n[profiles.shell.setenv]\nAIDER_ENV_FILE = "/workspace/mine.env"\n')
+
+
+def test_every_run_names_the_read_only_env_file_whatever_the_profile_sets(
+        own_env_file: None, daemon: Daemon, workspace: Path) -> None:
+    script = ('echo "file=$AIDER_ENV_FILE"; grep -c PYTHONSAFEPATH "$AIDER_ENV_FILE"; '
+              'echo AIDER_LOAD=x >> "$AIDER_ENV_FILE" || echo refused')
+    done = daemon.cli("run", "shell", "-w", str(workspace), "--wait", "--", "sh", "-c", script,
+                      check=False, timeout=120)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    assert f"file={AIDER_ENV_FILE}\n1\n" in done.stdout, done.stdout
+    assert "refused" in done.stdout, done.stdout

@@ -1,0 +1,79 @@
+"""aider's last word on its own environment in a sandbox: a read-only `.env` file in HOME that
+aider loads after the workspace's (review h163).
+
+aider has no hook: what it starts by itself is never put in front of a person, and the profile
+keeps `--yes-always` on so that it refuses its model's shell commands (review s20). It still
+starts programs of its own, and took them from the workspace: the `.env` at the repository's
+top (the application's, so not read-only), which aider loads over its environment, and a
+repository's `.aider.conf.yml` (read-only, but read). With the real aider 0.86.1, each of these
+ran the repository's program after one ordinary edit, nobody asked:
+
+- `python -m flake8`, aider's own lint after each edit, in the repository's top: `-m` puts
+  that folder first on Python's path, so a `flake8.py` there ran (PYTHONSAFEPATH stops it);
+- `GIT_CONFIG_COUNT`/`KEY_0`/`VALUE_0` in `.env` named a core.fsmonitor for aider's own
+  `git commit`; `AIDER_LINT_CMD` there (or `lint-cmd:` in the YAML) named the lint command;
+- `load:` in the YAML names a file of aider commands run at start, `/run CMD` among them.
+
+aider loads, with override, `~/.env`, the repository's `.env`, the current folder's, then the
+file `--env-file` names, in that order; AIDER_ENV_FILE (set for every run, after the profile's
+`setenv`: run_prep.run_env) names this one, so its values win over every `.env` and, being
+in the environment, over every `.aider.conf.yml`. Only the person's own command line
+(`--lint-cmd`, `--test-cmd`, `--load`, `--env-file`) comes before it.
+"""
+
+from __future__ import annotations
+
+from console.config.schema import RUN_PATH
+from console.paths import INSIDE_HOME
+
+AIDER_ENV_PATH = ".aider/pilothouse.env"  # in HOME
+AIDER_ENV_FILE = f"{INSIDE_HOME}/{AIDER_ENV_PATH}"
+
+# What a `.env` or a repository's config can no longer set for aider, and what it is then.
+# A value left empty is, to the program that reads it, as if unset (git, Python, the loader,
+# bash); git's GIT_CONFIG_COUNT must be a number.
+PINNED: dict[str, str] = {
+    "AIDER_YES_ALWAYS": "true",  # aider refuses its model's shell commands (review s20)
+    # An entry for no language aider knows: the variable being set, no config file's
+    # lint-cmd is taken, and aider's own lint (flake8, below) stays as it is.
+    "AIDER_LINT_CMD": "pilothouse: true",
+    "AIDER_TEST_CMD": "",  # a repository's test command, run after each edit under auto-test
+    "AIDER_AUTO_TEST": "false",
+    "AIDER_LOAD": "",  # a file of aider commands run at start (`/run CMD`)
+    "AIDER_NOTIFICATIONS_COMMAND": "",
+    # Python: no folder of the workspace on the path of `python -m flake8` and the like.
+    "PYTHONSAFEPATH": "1",
+    "PYTHONPATH": "",
+    "PYTHONHOME": "",
+    # git's config from the environment, and the programs it runs.
+    "GIT_CONFIG_COUNT": "0",
+    "GIT_CONFIG_PARAMETERS": "",
+    "GIT_CONFIG_GLOBAL": f"{INSIDE_HOME}/.gitconfig",  # the run's own, read-only
+    "GIT_CONFIG_SYSTEM": "/etc/gitconfig",
+    "XDG_CONFIG_HOME": "",
+    "GIT_EXEC_PATH": "",
+    "GIT_EXTERNAL_DIFF": "",
+    "GIT_PAGER": "",
+    "GIT_EDITOR": "",
+    "GIT_SEQUENCE_EDITOR": "",
+    "GIT_SSH": "",
+    "GIT_SSH_COMMAND": "",
+    "GIT_ASKPASS": "",
+    "SSH_ASKPASS": "",
+    "GIT_PROXY_COMMAND": "",
+    "GIT_TEMPLATE_DIR": "",
+    # What every program starts with: the loader's, the shells', PATH and HOME as the run has them.
+    "LD_PRELOAD": "",
+    "LD_AUDIT": "",
+    "LD_LIBRARY_PATH": "",
+    "BASH_ENV": "",
+    "ENV": "",
+    "PATH": RUN_PATH,
+    "HOME": INSIDE_HOME,
+}
+
+
+def aider_env_text() -> str:
+    lines = ["# Written by Pilothouse: loaded by aider after the workspace's .env, so these hold."]
+    lines += [f"{name}='{value}'" for name, value in PINNED.items()]  # quoted: read as written
+    return "\n".join(lines) + "\n"
