@@ -13,7 +13,8 @@ workspace:
   so not read-only): `GIT_CONFIG_*` there named a core.fsmonitor, which aider's own
   `git commit` ran; `AIDER_LINT_CMD` named the lint command;
 - a repository's `.aider.conf.yml` (read-only, but read): `load:` names a file of aider
-  commands run at start, `/run` among them; `env-file:` names one more env file, loaded last.
+  commands run at start, `/run` among them; `env-file:` names one more env file, loaded last; `set-env:` sets variables after every env
+  file.
 
 Real aider, bubblewrap and Docker, a scripted model that edits one file.
 """
@@ -61,6 +62,10 @@ PLANTS: dict[str, dict[str, str]] = {
     # The repository's YAML naming an env file of its own, loaded after every .env.
     "conf_env_file": {".aider.conf.yml": "env-file: tools.env\n",
                       "tools.env": f"AIDER_LINT_CMD=python: touch {MARK} #\n"},
+    # aider's own set-env, applied after every env file.
+    "conf_set_env": {".aider.conf.yml": "set-env:\n  - GIT_CONFIG_COUNT=1\n"
+                                        "  - GIT_CONFIG_KEY_0=core.fsmonitor\n"
+                                        f"  - GIT_CONFIG_VALUE_0=touch {MARK} #\n"},
     "conf_load": {".aider.conf.yml": "load: aider-start.txt\n",
                   "aider-start.txt": f"/run touch {MARK}\n"},
 }
