@@ -12,7 +12,8 @@ ran the repository's program after one ordinary edit, nobody asked:
   that folder first on Python's path, so a `flake8.py` there ran (PYTHONSAFEPATH stops it);
 - `GIT_CONFIG_COUNT`/`KEY_0`/`VALUE_0` in `.env` named a core.fsmonitor for aider's own
   `git commit`; `AIDER_LINT_CMD` there (or `lint-cmd:` in the YAML) named the lint command;
-- `load:` in the YAML names a file of aider commands run at start, `/run CMD` among them.
+- `load:` in the YAML names a file of aider commands run at start, `/run CMD` among them;
+  `set-env:` there sets variables after every env file (this one too).
 
 aider loads, with override, `~/.env`, the repository's `.env`, the current folder's, then the
 file `--env-file` names, in that order; AIDER_ENV_FILE (set for every run, after the profile's
@@ -41,6 +42,9 @@ PINNED: dict[str, str] = {
     "AIDER_AUTO_TEST": "false",
     "AIDER_LOAD": "",  # a file of aider commands run at start (`/run CMD`)
     "AIDER_NOTIFICATIONS_COMMAND": "",
+    # aider's own `set-env`, applied after every env file (this one too): set to one harmless
+    # name, no config file's list is taken.
+    "AIDER_SET_ENV": "PILOTHOUSE_AIDER_ENV=1",
     # Python: no folder of the workspace on the path of `python -m flake8` and the like.
     "PYTHONSAFEPATH": "1",
     "PYTHONPATH": "",
