@@ -177,6 +177,15 @@ SHELL_RC_FILES = (".bashrc", ".zshrc", ".zshenv", ".zprofile", ".zlogin")
 # `git push` to an ssh remote (review s20). Keys are never carried in (carry refuses ~/.ssh).
 SSH_CONFIG = ".ssh/config"
 
+# Folders in HOME pinned empty and read-only. Claude Code (2.1.332) loads a folder of
+# ~/.claude/skills that holds `.claude-plugin/` as a plugin of the person's own, and starts the
+# language servers its `.lsp.json` names when a file is edited, with no hook: one left there by
+# an earlier step of the run ran at the next Claude Code's approved Write (review h163). Its
+# hooks and MCP servers were held back by the managed layer; its language servers were not.
+# (CLAUDE_CODE_RESTRICT_PERSONAL_CONFIG would load it as a skill only, but also drops the answer
+# of the hook in ~/.claude/settings.json, which the managed one is deduplicated into.)
+HOME_DIRS = (".claude/skills",)
+
 HOME_FILES: dict[str, str] = {
     ".claude/settings.json": json.dumps(CLAUDE_SETTINGS, indent=2) + "\n",
     # Empty and read-only: the user-level local layer could otherwise switch the hook off
@@ -369,6 +378,8 @@ def install_run_files(run_dir: Path) -> list[str]:
         json.dumps(managed_settings(), indent=2) + "\n"
     )
     os.chmod(managed / "managed-settings.json", 0o644)
+    for rel in HOME_DIRS:
+        (Path(run_dir) / HOME_DIR / rel).mkdir(mode=0o755, parents=True, exist_ok=True)
     for rel, text in HOME_FILES.items():
         target = Path(run_dir) / HOME_DIR / rel
         target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -382,19 +393,21 @@ def install_run_files(run_dir: Path) -> list[str]:
 def pinned_under(inside: str, inside_home: str = INSIDE_HOME) -> str | None:
     """The HOME file Pilothouse keeps in the sandbox that a mount at `inside` would replace or
     hide (that file, or a folder above it), or None."""
-    return next((f"{inside_home}/{rel}" for rel in HOME_FILES
-                 if f"{inside_home}/{rel}" == inside or f"{inside_home}/{rel}".startswith(f"{inside}/")),
-                None)
+    pinned = (f"{inside_home}/{rel}" for rel in (*HOME_FILES, *HOME_DIRS))
+    return next((p for p in pinned if p == inside or p.startswith(f"{inside}/")
+                 or (p[len(inside_home) + 1:] in HOME_DIRS and inside.startswith(f"{p}/"))), None)
 
 
 def home_mounts(run_dir: Path, inside_home: str = INSIDE_HOME) -> list[tuple[Path, str]]:
-    """(host file, path inside the sandbox) for each HOME file: bind them read-only."""
+    """(host path, path inside the sandbox) for each HOME file and pinned folder: bind them
+    read-only."""
     home = Path(run_dir) / HOME_DIR
-    return [(home / rel, f"{inside_home}/{rel}") for rel in HOME_FILES if (home / rel).is_file()]
+    return [*((home / rel, f"{inside_home}/{rel}") for rel in HOME_DIRS if (home / rel).is_dir()),
+            *((home / rel, f"{inside_home}/{rel}") for rel in HOME_FILES if (home / rel).is_file())]
 
 
 __all__ = [
     "AIDER_CONF", "AIDER_MODEL_SETTINGS", "CLAUDE_MANAGED_SETTINGS", "CLAUDE_SETTINGS", "CODEX_CONFIG", "CODEX_HOOK_HASH",
-    "DEMO_COMMAND", "DEMO_SCRIPT", "GIT_CONFIG", "HOME_FILES", "MANAGED_DIR", "RUN_ENV_PINNED",
+    "DEMO_COMMAND", "DEMO_SCRIPT", "GIT_CONFIG", "HOME_DIRS", "HOME_FILES", "MANAGED_DIR", "RUN_ENV_PINNED",
     "home_mounts", "install_run_files", "pinned_under",
 ]

@@ -12,6 +12,7 @@ import pytest
 from console.agents import (
     CLAUDE_SETTINGS,
     CODEX_CONFIG,
+    HOME_DIRS,
     HOME_FILES,
     home_mounts,
     install_run_files,
@@ -135,7 +136,8 @@ def test_run_folder_files(tmp_path) -> None:
     wrapper = run_dir / "bin" / "ph-demo-agent"
     assert wrapper.stat().st_mode & 0o111 and (run_dir / "bin" / "demo.py").is_file()
     mounts = dict((inside, src) for src, inside in home_mounts(run_dir))
-    assert set(mounts) == {f"/home/agent/{rel}" for rel in HOME_FILES}
+    assert set(mounts) == {f"/home/agent/{rel}" for rel in (*HOME_FILES, *HOME_DIRS)}
+    assert all(not any(mounts[f"/home/agent/{rel}"].iterdir()) for rel in HOME_DIRS)  # empty
     settings = json.loads(mounts["/home/agent/.claude/settings.json"].read_text())
     assert settings == CLAUDE_SETTINGS
     hook = settings["hooks"]["PreToolUse"][0]

@@ -16,10 +16,19 @@ import json
 import shlex
 from pathlib import Path
 
+from console.agents import pinned_under
 from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import ModelServer
-from .real_harness import CLAUDE, TASK, agent_fixtures, agent_workspace, hand_over, model_hostport, run_agent
+from .real_harness import (
+    CLAUDE,
+    TASK,
+    agent_fixtures,
+    agent_workspace,
+    hand_over,
+    model_hostport,
+    run_agent,
+)
 from .test_claude_every_tool_s19 import CallsOneTool
 
 pytestmark = needs_bwrap
@@ -51,3 +60,12 @@ def test_a_skill_folder_left_in_home_starts_no_language_server(
     assert (ws / "b.py").is_file(), (person.decided, done.stdout[-2000:], done.stderr[-2000:])
     assert person.asked("custom") == ["Write /workspace/b.py"], person.decided
     assert not (ws / Path(MARK).name).exists(), "the plugin's language server ran at the approved Write"
+
+
+def test_nothing_is_carried_into_the_pinned_skills_folder() -> None:
+    # A profile's carry below it would stand where the agent may not write (and, as a folder
+    # mounted there, hold what it likes): refused with a note, as over a pinned file.
+    assert pinned_under("/home/agent/.claude/skills/mine/SKILL.md") == "/home/agent/.claude/skills"
+    assert pinned_under("/home/agent/.claude/skills") == "/home/agent/.claude/skills"
+    assert pinned_under("/home/agent/.claude/skillset") is None
+    assert pinned_under("/home/agent/.claude/agents/a.md") is None
