@@ -391,11 +391,12 @@ def install_run_files(run_dir: Path) -> list[str]:
 
 
 def pinned_under(inside: str, inside_home: str = INSIDE_HOME) -> str | None:
-    """The HOME file Pilothouse keeps in the sandbox that a mount at `inside` would replace or
-    hide (that file, or a folder above it), or None."""
-    pinned = (f"{inside_home}/{rel}" for rel in (*HOME_FILES, *HOME_DIRS))
-    return next((p for p in pinned if p == inside or p.startswith(f"{inside}/")
-                 or (p[len(inside_home) + 1:] in HOME_DIRS and inside.startswith(f"{p}/"))), None)
+    """The HOME file or folder Pilothouse keeps in the sandbox that a mount at `inside` would
+    replace, hide (at it, or at a folder above it) or land in (below a pinned folder), or None."""
+    dirs = [f"{inside_home}/{rel}" for rel in HOME_DIRS]
+    pinned = [*(f"{inside_home}/{rel}" for rel in HOME_FILES), *dirs]
+    return next((p for p in pinned if p == inside or p.startswith(f"{inside}/")),
+                next((d for d in dirs if inside.startswith(f"{d}/")), None))
 
 
 def home_mounts(run_dir: Path, inside_home: str = INSIDE_HOME) -> list[tuple[Path, str]]:
