@@ -88,7 +88,11 @@ def etc_masks(etc: str = "/etc") -> tuple[list[str], list[str]]:
     Cached for a minute: /etc rarely changes and the walk costs a few milliseconds.
     """
     files, dirs = _etc_masks_cached(etc, int(time.monotonic() // 60))
-    fset, dset = list(files), list(dirs)
+    # Only what is still there: a file there for a moment (useradd's /etc/subuid.lock) made
+    # bwrap fail every start for the rest of the minute, unable to make its mountpoint in the
+    # read-only /etc (review h167).
+    fset = [f for f in files if os.path.lexists(f)]
+    dset = [d for d in dirs if os.path.isdir(d) and not os.path.islink(d)]
     for p in ALWAYS_MASK:
         if p.startswith(etc) and os.path.lexists(p):
             if os.path.isdir(p) and not os.path.islink(p):

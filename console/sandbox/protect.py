@@ -358,6 +358,12 @@ def _gitdir_file(p: Protection, root_fd: int, rel: str) -> None:
             _git_folder(p, root_fd, target)
 
 
+def protect_files(p: Protection, root_fd: int, rels: list[str]) -> None:
+    """Bind each of rels read-only (an id-mapped view's set-id files: privileged_files.py)."""
+    for rel in rels:
+        _protect(p, root_fd, rel, want_dir=False)
+
+
 def _pin_parents(p: Protection, root_fd: int) -> None:
     """Every folder above a protected path pinned (bound onto itself): a mount point cannot be
     renamed, so `mv tools tools.orig; mkdir tools` cannot put the agent's script where a

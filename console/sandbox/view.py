@@ -22,14 +22,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import fsview
+from . import fsview, privileged_files
 from .acl import traverse_only_for
 from .base import SandboxSpec
 from .ci_look import Entry, ci_entries
 from .gitindex import git_folder
 from .identity import AgentIdentity, agent_identity
 from .nested import find_nested_git
-from .protect import MASK_CONTENT, Bind, Protection, plan_protection
+from .protect import MASK_CONTENT, Bind, Protection, plan_protection, protect_files
 from .watch import Budget, git_folder_changed
 
 VIEW_DIR = ".view"
@@ -199,6 +199,12 @@ class WorkspaceView:
         try:
             # (a CI file removed in the run is one there now and gone at its end)
             view.ci_at_start = ci_entries(fd, view.work_trees([]))
+            if identity.idmap:  # root's files are the agent's inside (privileged_files.py)
+                found = privileged_files.find_privileged(fd)
+                if refusal := privileged_files.too_many_linked_out(found):
+                    raise refusal
+                protect_files(plan, fd, found.set_id + found.linked_out)
+                plan.notes.extend(privileged_files.notes(found))
             with _BOOKS:
                 view._make_mountpoints()
             if os.geteuid() == 0:
