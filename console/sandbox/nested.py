@@ -42,6 +42,9 @@ class WalkResult:
     never follows links; `cut` says why it stopped early, `unreadable` what it could not open."""
 
     found: list[str] = field(default_factory=list)
+    # Below the top, entries neither folder, file nor link (sockets, FIFOs, devices): a socket
+    # there is a host service the agent would reach by its path (host_sockets.py).
+    special: list[str] = field(default_factory=list)
     cut: str = ""
     unreadable: list[str] = field(default_factory=list)
 
@@ -77,13 +80,16 @@ def too_deep(root: str, dirs: list) -> bool:
 
 
 def walk_below(dir_fd: int, onerror: Callable[[OSError], object] | None = None,
-               most: int | None = None) -> Iterator[tuple[str, list[str], list[str], int]]:
+               most: int | None = None,
+               special: list[str] | None = None) -> Iterator[tuple[str, list[str], list[str], int]]:
     """os.fwalk(".", dir_fd=dir_fd, follow_symlinks=False), top down, without its two ways out
     of a look's bounds: it lists at most `most` entries of one folder (NESTED_MAX_ENTRIES + 1,
     past every look's budget: os.fwalk listed a folder of millions of files whole, in memory,
     before any budget was checked), and it keeps no frame per level. As os.fwalk: `dirs` holds
     links to folders too (never walked into), a caller empties or trims `dirs` to prune, the
-    descriptor is valid until the next step, and onerror gets a folder that cannot be opened."""
+    descriptor is valid until the next step, and onerror gets a folder that cannot be opened.
+    `special` collects the paths of entries the folder's listing says are neither folder, file
+    nor link (no system call more)."""
     most = NESTED_MAX_ENTRIES + 1 if most is None else most
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
@@ -97,7 +103,7 @@ def walk_below(dir_fd: int, onerror: Callable[[OSError], object] | None = None,
     try:
         while True:
             stack.append((root, fd, iter(())))
-            dirs, files = _listing(fd, most, onerror, root)
+            dirs, files = _listing(fd, most, onerror, root, special)
             yield root, dirs, files, fd
             stack[-1] = (root, fd, iter(list(dirs)))  # as the caller left them (pruned)
             while stack:
@@ -123,7 +129,7 @@ def walk_below(dir_fd: int, onerror: Callable[[OSError], object] | None = None,
 
 
 def _listing(fd: int, most: int, onerror: Callable[[OSError], object] | None,
-             root: str) -> tuple[list[str], list[str]]:
+             root: str, special: list[str] | None = None) -> tuple[list[str], list[str]]:
     dirs: list[str] = []
     files: list[str] = []
     try:
@@ -131,6 +137,9 @@ def _listing(fd: int, most: int, onerror: Callable[[OSError], object] | None,
             for entry in it:
                 try:
                     (dirs if entry.is_dir() else files).append(entry.name)
+                    if special is not None and not (entry.is_dir() or entry.is_file()
+                                                    or entry.is_symlink()):
+                        special.append(os.path.normpath(f"{root}/{entry.name}"))
                 except OSError:  # gone meanwhile, or a dangling link: as a file
                     files.append(entry.name)
                 if len(dirs) + len(files) >= most:
@@ -156,7 +165,7 @@ def find_nested_git(root_fd: int) -> WalkResult:
     def failed(err: OSError) -> None:
         res.unreadable.append(os.path.relpath(str(err.filename or "?"), "."))
 
-    for root, dirs, files, _dfd in walk_below(root_fd, onerror=failed):
+    for root, dirs, files, _dfd in walk_below(root_fd, onerror=failed, special=res.special):
         seen += len(dirs) + len(files)
         if seen > max_entries:
             res.cut = f"more than {max_entries:,} entries"

@@ -358,10 +358,14 @@ def _gitdir_file(p: Protection, root_fd: int, rel: str) -> None:
             _git_folder(p, root_fd, target)
 
 
-def protect_files(p: Protection, root_fd: int, rels: list[str]) -> None:
-    """Bind each of rels read-only (an id-mapped view's set-id files: privileged_files.py)."""
+def protect_files(p: Protection, root_fd: int, rels: list[str], mask: bool = False) -> None:
+    """Bind each of rels read-only (an id-mapped view's set-id files: privileged_files.py), or
+    cover it with an empty file (a host service's socket: host_sockets.py)."""
     for rel in rels:
-        _protect(p, root_fd, rel, want_dir=False)
+        if mask:
+            p._add(rel, "mask-file")
+        else:
+            _protect(p, root_fd, rel, want_dir=False)
 
 
 def _pin_parents(p: Protection, root_fd: int) -> None:

@@ -37,6 +37,10 @@ for rel in sys.argv[1:]:
         print("refused", rel, e.strerror)
 """
 
+def _python(hostile, request) -> dict:
+    return {"image": request.getfixturevalue("python_ref")} if hostile.name.startswith("docker") else {}
+
+
 PLANTED = {"rootfs/usr/bin/passwd": 0o4755, "rootfs/usr/bin/wall": 0o2755,
            "rootfs/usr/bin/ping": 0o755}  # fmt: skip
 
@@ -107,6 +111,22 @@ async def test_a_root_file_with_a_name_outside_a_root_owned_workspace_is_not_wri
     assert (box.workspace / "inside-b").read_text() == "a\nAGENT\n", r.out
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="a root daemon needs root")
+async def test_too_many_files_linked_from_outside_refuse_the_run_saying_how_to_fix_it(bwrap_box):
+    from console.sandbox.base import SandboxError
+    from console.sandbox.privileged_files import LINKED_OUT_MAX
+
+    bwrap_box.uid = 0
+    outside = bwrap_box.home / "objects"
+    outside.mkdir()
+    for i in range(LINKED_OUT_MAX + 1):
+        (outside / f"o{i}").write_text("x")
+        os.link(outside / f"o{i}", bwrap_box.workspace / f"o{i}")
+    with pytest.raises(SandboxError, match="hard links") as caught:
+        await bwrap_box.run("echo started")
+    assert "--no-hardlinks" in str(caught.value.hint), caught.value
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="writing a root-only file in the host's /etc needs root")
 async def test_a_root_only_file_gone_from_etc_does_not_stop_the_next_runs(bwrap_box):
     """The masks over /etc's root-only files are listed once a minute. A file there for a
@@ -127,11 +147,43 @@ async def test_a_root_only_file_gone_from_etc_does_not_stop_the_next_runs(bwrap_
     assert "started" in second.out, second.out
 
 
+SOCKET_PROBE = r"""
+import socket
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect("/workspace/run/app.sock"); s.sendall(b"from the sandbox"); print("CONNECTED")
+except OSError as e:
+    print("refused:", e.strerror)
+"""
+
+
+async def test_a_host_services_socket_in_the_workspace_is_not_reachable(hostile, request):
+    """A unix socket is reached by its path, whatever the network namespace: a service on the
+    host listening in the workspace (a dev server's gunicorn or php-fpm socket, supervisord's,
+    a database's run folder in the project) answered the agent, past the gate."""
+    import socket
+
+    from tests.sandbox.hostile_kit import give
+
+    (hostile.workspace / "run").mkdir()
+    (hostile.workspace / "probe.py").write_text(SOCKET_PROBE)
+    give(hostile, hostile.workspace / "run", hostile.workspace / "probe.py")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(hostile.workspace / "run" / "app.sock"))
+    os.chmod(hostile.workspace / "run" / "app.sock", 0o777)  # as such services leave them
+    listener.listen(4)
+    listener.setblocking(False)
+    try:
+        r = await hostile.run("python3 probe.py 2>&1", **_python(hostile, request))
+        assert "refused:" in r.out or "CONNECTED" in r.out, r.out
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+        assert "CONNECTED" not in r.out, r.out
+    finally:
+        listener.close()
+
+
 # --- what held (each on both backends, under a root daemon and a person's) ---------------------
-
-def _python(hostile, request) -> dict:
-    return {"image": request.getfixturevalue("python_ref")} if hostile.name.startswith("docker") else {}
-
 
 IPC_PROBE = r"""
 import ctypes, errno, os, socket, sys
