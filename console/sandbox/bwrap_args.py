@@ -1,6 +1,6 @@
 """bubblewrap's options for one run: what the sandbox sees, as `--args` for bwrap.
 
-Inside: /usr, /etc (minus anything not world-readable: shadow, sudoers, ssh host keys, ...) and
+Inside: /usr, /etc (minus what a group may read and others not: shadow, sudoers, ssh, ...) and
 the /bin, /lib, /sbin links as the host has them, read-only; fresh /proc and /dev; tmpfs /tmp
 and HOME (/home/agent); the workspace read-write at /workspace with its protected paths
 read-only on top; the run folder read-only at /run/pilothouse. Pure apart from reading /etc and
@@ -74,7 +74,12 @@ def _etc_masks_cached(etc: str, _epoch: int) -> tuple[tuple[str, ...], tuple[str
                 st = os.lstat(p)
             except OSError:
                 continue
-            if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o004:
+            # Root's alone (no group or other bits) needs no mask: the agent is never uid 0
+            # (identity.py), so the kernel refuses it. Lock and temporary files are such
+            # (useradd's /etc/subuid.lock): one gone between this list and bwrap's mount
+            # failed the start (review h167).
+            root_only = st.st_uid == 0 and not st.st_mode & 0o077
+            if stat.S_ISREG(st.st_mode) and not st.st_mode & 0o004 and not root_only:
                 files.append(p)
     return tuple(files), tuple(dirs)
 
@@ -82,10 +87,10 @@ def _etc_masks_cached(etc: str, _epoch: int) -> tuple[tuple[str, ...], tuple[str
 def etc_masks(etc: str = "/etc") -> tuple[list[str], list[str]]:
     """(files, dirs) under /etc that other users may not read, plus well-known secrets.
 
-    When the daemon runs as root the sandbox's processes are host uid 0 without capabilities,
-    so owner permissions would still let them read root-only files; hiding everything that is
-    not world-readable covers shadow, sudoers, ssh host keys and whatever a distro adds.
-    Cached for a minute: /etc rarely changes and the walk costs a few milliseconds.
+    The agent keeps the groups of a person's daemon, so a file a group may read is hidden
+    (shadow's group, ssl-cert's keys, whatever a distro adds); one only root may read is not,
+    as the agent is never uid 0 (identity.py). Cached for a minute: /etc rarely changes and the
+    walk costs a few milliseconds.
     """
     files, dirs = _etc_masks_cached(etc, int(time.monotonic() // 60))
     # Only what is still there: a file there for a moment (useradd's /etc/subuid.lock) made

@@ -137,7 +137,7 @@ async def test_a_root_only_file_gone_from_etc_does_not_stop_the_next_runs(bwrap_
 
     passing = Path("/etc") / f"ph-h167-{uuid.uuid4().hex[:8]}.lock"
     passing.write_text("1\n")
-    os.chmod(passing, 0o600)
+    os.chmod(passing, 0o640)  # a group's: masked while it is there
     try:
         first = await bwrap_box.run("echo started")
         assert "started" in first.out, first.out
@@ -181,6 +181,43 @@ async def test_a_host_services_socket_in_the_workspace_is_not_reachable(hostile,
         assert "CONNECTED" not in r.out, r.out
     finally:
         listener.close()
+
+
+async def test_a_host_programs_named_pipe_in_the_workspace_is_not_reachable(hostile):
+    """The same for a named pipe a program on the host reads (or writes) in the workspace."""
+    (hostile.workspace / "run").mkdir()
+    fifo = hostile.workspace / "run" / "commands"
+    os.mkfifo(fifo, 0o666)
+    os.chmod(fifo, 0o666)
+    from tests.sandbox.hostile_kit import give
+
+    give(hostile, hostile.workspace / "run")
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        r = await hostile.run("echo from-the-sandbox > run/commands && echo WROTE; echo done")
+        assert "done" in r.out, r.out
+        try:
+            got = os.read(reader, 4096)
+        except BlockingIOError:
+            got = b""
+        assert b"from-the-sandbox" not in got and "WROTE" not in r.out, r.out
+    finally:
+        os.close(reader)
+
+
+def test_a_file_only_root_may_read_in_etc_is_left_to_the_kernel(tmp_path):
+    """useradd's lock and temporary files (root's alone) came and went between a start's list
+    of masks and bubblewrap's mount, failing starts while another session added users; the agent
+    is never uid 0, so the kernel refuses them without a mask."""
+    from console.sandbox.bwrap_args import etc_masks
+
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    for name, mode in (("subuid.lock", 0o600), ("group-readable", 0o640)):
+        (etc / name).write_text("x")
+        os.chmod(etc / name, mode)
+    files, _dirs = etc_masks(str(etc))
+    assert str(etc / "group-readable") in files and str(etc / "subuid.lock") not in files, files
 
 
 # --- what held (each on both backends, under a root daemon and a person's) ---------------------
