@@ -237,6 +237,8 @@ def unmount(target: Path) -> None:
 
 
 MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
 
 
 def clone_onto(src_fd: int, parent_fd: int, name: str, *, read_only: bool, recursive: bool,
@@ -249,18 +251,18 @@ def clone_onto(src_fd: int, parent_fd: int, name: str, *, read_only: bool, recur
     flags = OPEN_TREE_CLONE | os.O_CLOEXEC | AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     tree = _check(_libc.syscall(SYS_OPEN_TREE, src_fd, b"", flags), "open_tree")
     try:
-        attr_set = (MOUNT_ATTR_RDONLY if read_only else 0) | (
-            MOUNT_ATTR_IDMAP if idmap_ns is not None else 0
-        )
-        if attr_set:
-            attr = _MountAttr(attr_set, 0, 0, idmap_ns if idmap_ns is not None else 0)
-            _check(
-                _libc.syscall(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH
-                              | (AT_RECURSIVE if recursive and not top_only else 0),
-                              ctypes.byref(attr),
-                              ctypes.sizeof(attr)),
-                "mount_setattr",
-            )  # fmt: skip
+        # nodev and nosuid always: the engine binds the staged view as it finds it, and a
+        # device node in the workspace (a root file system's dev/console) opened (review h167).
+        attr_set = (MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID | (MOUNT_ATTR_RDONLY if read_only else 0)
+                    | (MOUNT_ATTR_IDMAP if idmap_ns is not None else 0))  # fmt: skip
+        attr = _MountAttr(attr_set, 0, 0, idmap_ns if idmap_ns is not None else 0)
+        _check(
+            _libc.syscall(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH
+                          | (AT_RECURSIVE if recursive and not top_only else 0),
+                          ctypes.byref(attr),
+                          ctypes.sizeof(attr)),
+            "mount_setattr",
+        )  # fmt: skip
         _check(
             _libc.syscall(SYS_MOVE_MOUNT, tree, b"", parent_fd, name.encode(),
                           MOVE_MOUNT_F_EMPTY_PATH),

@@ -220,6 +220,24 @@ def test_a_file_only_root_may_read_in_etc_is_left_to_the_kernel(tmp_path):
     assert str(etc / "group-readable") in files and str(etc / "subuid.lock") not in files, files
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="a root daemon needs root, and mknod root")
+@pytest.mark.parametrize("backend,owner", [("bwrap_box", 0), ("docker_box", 0), ("docker_box", 1000)])
+async def test_a_device_node_in_the_workspace_does_not_open(request, backend, owner):
+    """A root file system being built holds device nodes (debootstrap makes dev/console,
+    dev/null, dev/tty). The engine bound the workspace without nodev, so one opened, as far as
+    the engine's device list allows: /dev/console's 5:1 is on it, so an agent could write to
+    the host's console, and read what is typed there. bubblewrap's binds are nodev; the root
+    daemon's staged view is now too (and nosuid), and the engine's bind of it keeps both."""
+    box = request.getfixturevalue(backend)
+    box.uid = owner
+    os.mknod(box.workspace / "null", 0o20666, os.makedev(1, 3))  # the engine's list has it
+    os.chmod(box.workspace / "null", 0o666)
+    os.chown(box.workspace / "null", owner, owner)
+    r = await box.run("echo x > null && echo OPENED; echo done")
+    assert "done" in r.out, r.out
+    assert "OPENED" not in r.out, r.out
+
+
 # --- what held (each on both backends, under a root daemon and a person's) ---------------------
 
 IPC_PROBE = r"""
