@@ -43,7 +43,7 @@ class WalkResult:
 
     found: list[str] = field(default_factory=list)
     # Below the top, entries neither folder, file nor link (sockets, FIFOs, devices): a socket
-    # there is a host service the agent would reach by its path (host_sockets.py).
+    # there is a host service the agent would reach by its path (special_files.py).
     special: list[str] = field(default_factory=list)
     cut: str = ""
     unreadable: list[str] = field(default_factory=list)

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import fsview, host_sockets, privileged_files
+from . import fsview, privileged_files, special_files
 from .acl import traverse_only_for
 from .base import SandboxSpec
 from .ci_look import Entry, ci_entries
@@ -199,9 +199,9 @@ class WorkspaceView:
         try:
             # (a CI file removed in the run is one there now and gone at its end)
             view.ci_at_start = ci_entries(fd, view.work_trees([]))
-            found_sockets = host_sockets.sockets(fd, plan.walk.special if plan.walk else [])
-            protect_files(plan, fd, found_sockets, mask=True)
-            plan.notes.extend(host_sockets.note(found_sockets))
+            special = special_files.special_files(fd, plan.walk.special if plan.walk else [])
+            protect_files(plan, fd, special, mask=True)
+            plan.notes.extend(special_files.note(special))
             if identity.idmap:  # root's files are the agent's inside (privileged_files.py)
                 found = privileged_files.find_privileged(fd)
                 if refusal := privileged_files.too_many_linked_out(found):

@@ -238,6 +238,17 @@ async def test_a_device_node_in_the_workspace_does_not_open(request, backend, ow
     assert "OPENED" not in r.out, r.out
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+async def test_a_device_node_in_the_workspace_does_not_open_under_any_daemon(hostile):
+    """A person's daemon hands the engine the workspace's path: no staged view to make nodev."""
+    uid, gid = os.stat(hostile.workspace).st_uid, os.stat(hostile.workspace).st_gid
+    os.mknod(hostile.workspace / "null", 0o20666, os.makedev(1, 3))
+    os.chmod(hostile.workspace / "null", 0o666)
+    os.chown(hostile.workspace / "null", uid, gid)
+    r = await hostile.run("echo x > null && echo OPENED; echo done")
+    assert "done" in r.out and "OPENED" not in r.out, r.out
+
+
 # --- what held (each on both backends, under a root daemon and a person's) ---------------------
 
 IPC_PROBE = r"""
