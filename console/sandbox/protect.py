@@ -359,8 +359,7 @@ def _gitdir_file(p: Protection, root_fd: int, rel: str) -> None:
 
 
 def protect_files(p: Protection, root_fd: int, rels: list[str], mask: bool = False) -> None:
-    """Bind each of rels read-only (an id-mapped view's set-id files: privileged_files.py), or
-    cover it with an empty file (a host service's socket: special_files.py)."""
+    """Bind each of rels read-only (privileged_files.py), or cover it (mask: special_files.py)."""
     for rel in rels:
         if mask:
             p._add(rel, "mask-file")
