@@ -230,12 +230,12 @@ def build_args(
     # /dev, bwrap's own tmpfs, read-only then, and /dev/shm one of those (review s32, helper 119).
     size = ["--size", str(spec.limits.memory_bytes)] if tmpfs_sized and spec.limits.memory_bytes else []
     dev = ["--remount-ro", "/dev", "--perms", "01777", *size, "--tmpfs", "/dev/shm"] if size else []
-    a += ["--proc", "/proc", "--dev", "/dev", *dev, *size, "--tmpfs", "/tmp"]
+    # A GPU's nodes are bound before /dev is made read-only: bwrap makes each one's mount point
+    # there, which a read-only /dev refuses (no GPU run with a memory limit started, s41).
+    gpu = [x for d in (gpu_device_paths() if gpu_devices is None else gpu_devices)
+           for x in ("--dev-bind", d, d)] if spec.gpu else []
+    a += ["--proc", "/proc", "--dev", "/dev", *gpu, *dev, *size, "--tmpfs", "/tmp"]
     a += ["--dir", "/var", *size, "--tmpfs", "/var/tmp", "--dir", "/home", *size, "--tmpfs", INSIDE_HOME]
-    if spec.gpu:
-        devices = gpu_device_paths() if gpu_devices is None else gpu_devices
-        for dev in devices:
-            a += ["--dev-bind", dev, dev]
     a += ["--ro-bind-fd", fds.add(here(spec.run_dir)), INSIDE_RUN_DIR]
     a += sh_guard(spec.run_dir, fds, here)
     if view is not None and view.staged is not None:
