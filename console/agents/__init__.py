@@ -28,6 +28,14 @@ from console.agents.codex_bash import (
     codex_sh,
     guarded_passwd,
 )
+from console.agents.codex_home import (
+    CODEX_DIR,
+    CODEX_STATE_KEYS,
+    codex_state_folders,
+    codex_state_links,
+    make_codex_home,
+    mount_point,
+)
 from console.config.schema import AGENT_HOOK_TIMEOUT, INSIDE_RUN_DIR
 from console.paths import INSIDE_HOME
 
@@ -96,6 +104,7 @@ sandbox_mode = "danger-full-access"   # the Pilothouse sandbox and gate are the 
 approval_policy = "never"             # nobody could answer Codex's own prompts in a run
 check_for_update_on_startup = false
 allow_login_shell = false             # commands run `bash -c`: no login files sourced first
+{CODEX_STATE_KEYS.rstrip()}
 
 [analytics]
 enabled = false
@@ -380,6 +389,7 @@ def install_run_files(run_dir: Path) -> list[str]:
     os.chmod(managed / "managed-settings.json", 0o644)
     for rel in HOME_DIRS:
         (Path(run_dir) / HOME_DIR / rel).mkdir(mode=0o755, parents=True, exist_ok=True)
+    make_codex_home(Path(run_dir) / HOME_DIR)
     for rel, text in HOME_FILES.items():
         target = Path(run_dir) / HOME_DIR / rel
         target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -393,22 +403,25 @@ def install_run_files(run_dir: Path) -> list[str]:
 def pinned_under(inside: str, inside_home: str = INSIDE_HOME) -> str | None:
     """The HOME file or folder Pilothouse keeps in the sandbox that a mount at `inside` would
     replace, hide (at it, or at a folder above it) or land in (below a pinned folder), or None."""
-    dirs = [f"{inside_home}/{rel}" for rel in HOME_DIRS]
-    pinned = [*(f"{inside_home}/{rel}" for rel in HOME_FILES), *dirs]
+    dirs = [*(f"{inside_home}/{rel}" for rel in HOME_DIRS), *codex_state_folders(inside_home)]
+    pinned = [*(f"{inside_home}/{rel}" for rel in HOME_FILES), *codex_state_links(inside_home),
+              *dirs]
     return next((p for p in pinned if p == inside or p.startswith(f"{inside}/")),
                 next((d for d in dirs if inside.startswith(f"{d}/")), None))
 
 
 def home_mounts(run_dir: Path, inside_home: str = INSIDE_HOME) -> list[tuple[Path, str]]:
     """(host path, path inside the sandbox) for each HOME file and pinned folder: bind them
-    read-only."""
+    read-only. ~/.codex is bound whole (codex_home.py says why), its files with it."""
     home = Path(run_dir) / HOME_DIR
-    return [*((home / rel, f"{inside_home}/{rel}") for rel in HOME_DIRS if (home / rel).is_dir()),
-            *((home / rel, f"{inside_home}/{rel}") for rel in HOME_FILES if (home / rel).is_file())]
+    dirs = [rel for rel in (CODEX_DIR, *HOME_DIRS) if (home / rel).is_dir()]
+    return [*((home / rel, f"{inside_home}/{rel}") for rel in dirs),
+            *((home / rel, f"{inside_home}/{rel}") for rel in HOME_FILES
+              if (home / rel).is_file() and not rel.startswith(f"{CODEX_DIR}/"))]
 
 
 __all__ = [
     "AIDER_CONF", "AIDER_MODEL_SETTINGS", "CLAUDE_MANAGED_SETTINGS", "CLAUDE_SETTINGS", "CODEX_CONFIG", "CODEX_HOOK_HASH",
     "DEMO_COMMAND", "DEMO_SCRIPT", "GIT_CONFIG", "HOME_DIRS", "HOME_FILES", "MANAGED_DIR", "RUN_ENV_PINNED",
-    "home_mounts", "install_run_files", "pinned_under",
+    "HOME_DIR", "codex_state_folders", "home_mounts", "install_run_files", "mount_point", "pinned_under",
 ]

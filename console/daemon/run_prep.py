@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from console.agents import RUN_ENV_PINNED
+from console.agents import HOME_DIR, RUN_ENV_PINNED, mount_point
 from console.config.load import Profile
 from console.config.schema import RUN_PATH
 from console.paths import INSIDE_HOME, Paths
@@ -185,7 +185,10 @@ async def carry(run_dir: Path, profile: Profile, ws: Path, ws_fd: int, asker: tu
         notes.append(f"carry: nothing carried ({exc})")
         return []
     notes.extend(carry_notes)
-    return [(copy, inside) for copy, inside in carried if not _pinned(inside, notes)]
+    taken = [(copy, inside) for copy, inside in carried if not _pinned(inside, notes)]
+    for _copy, inside in taken:  # one below the read-only ~/.codex needs its point made there
+        mount_point(run_dir / HOME_DIR, inside)
+    return taken
 
 
 def _pinned(inside: str, notes: list[str]) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from console.agents import home_mounts
+from console.agents import codex_state_folders, home_mounts
 from console.config.load import Config, Profile
 from console.daemon.bus import Bus
 from console.daemon.lost_runs import close_lost_requests, kill_leftovers, recorded_pids
@@ -228,9 +228,8 @@ class RunManager:
             raise setup_notes
         run.notes[:0] = setup_notes
         self._save_soon(run)
-        carried: list[tuple[Path, str]] = []
-        if profile.carry:
-            carried = await carry(run_dir, profile, ws, ws_fd, asker, backend.name, run.notes)
+        carried = (await carry(run_dir, profile, ws, ws_fd, asker, backend.name, run.notes)
+                   if profile.carry else [])
         spec = SandboxSpec(
             run_id=run_id,
             profile=profile.name,
@@ -244,6 +243,7 @@ class RunManager:
             gpus=profile.gpus,
             image=profile.image,
             extra_mounts=[Mount(src, target) for src, target in [*home_mounts(run_dir), *carried]],
+            scratch=codex_state_folders(),
             requester=asker,
             workspace_fd=ws_fd,
         )

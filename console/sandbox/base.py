@@ -55,6 +55,7 @@ def home_folders(mounts: list[Mount]) -> list[str]:
         while folder.is_relative_to(INSIDE_HOME) and str(folder) != INSIDE_HOME:
             folders.add(str(folder))
             folder = folder.parent
+    folders -= {m.target for m in mounts}  # a folder mounted whole (~/.codex) is its own point
     return sorted(folders)  # a parent is a prefix of its children: it sorts first
 
 
@@ -71,6 +72,9 @@ class SandboxSpec:
     gpus: list[int] | None = None  # pinned GPU indexes (CUDA_VISIBLE_DEVICES)
     image: str | None = None  # Docker only
     extra_mounts: list[Mount] = field(default_factory=list)
+    # Folders below a read-only one of extra_mounts that are a fresh tmpfs each, the agent's to
+    # write (Codex's state below the read-only ~/.codex: agents/codex_home.py).
+    scratch: list[str] = field(default_factory=list)
     # Who asked for the run (SO_PEERCRED uid, gid): a root daemon runs the agent as them.
     requester: tuple[int, int] | None = None
     # The workspace opened once, without links, when it was checked (runs.py); backends use

@@ -255,6 +255,8 @@ def build_args(
         a += [*size, "--tmpfs", folder]
     for m in spec.extra_mounts:
         a += ["--ro-bind-fd" if m.read_only else "--bind-fd", fds.add(here(m.source)), m.target]
+    for folder in spec.scratch:  # after the read-only folder that holds their mount points
+        a += [*size, "--tmpfs", folder]
     # The sandbox's own root (a tmpfs bwrap builds) read-only too: writable are the workspace,
     # /tmp, /var/tmp and HOME, nothing else.
     a += ["--remount-ro", "/", "--chdir", INSIDE_WORKSPACE]

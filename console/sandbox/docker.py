@@ -290,8 +290,10 @@ class DockerBackend(NothingEarly):
             "tmpfs": {
                 "/tmp": f"{TMPFS_OPTS},mode=1777",
                 INSIDE_HOME: f"{TMPFS_OPTS},mode=0700,uid={uid},gid={gid}",
-                **{d: f"{TMPFS_OPTS},mode=0700,uid={uid},gid={gid}" for d in home_dirs},
-                **volume_tmpfs(info.volumes, [m["Target"] for m in mounts] + home_dirs),
+                **{d: f"{TMPFS_OPTS},mode=0700,uid={uid},gid={gid}"
+                   for d in [*home_dirs, *spec.scratch]},
+                **volume_tmpfs(info.volumes,
+                               [m["Target"] for m in mounts] + home_dirs + spec.scratch),
             },
             "log_config": LOG_CONFIG,
             "cap_drop": ["ALL"],

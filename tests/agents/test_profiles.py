@@ -136,7 +136,11 @@ def test_run_folder_files(tmp_path) -> None:
     wrapper = run_dir / "bin" / "ph-demo-agent"
     assert wrapper.stat().st_mode & 0o111 and (run_dir / "bin" / "demo.py").is_file()
     mounts = dict((inside, src) for src, inside in home_mounts(run_dir))
-    assert set(mounts) == {f"/home/agent/{rel}" for rel in (*HOME_FILES, *HOME_DIRS)}
+    # ~/.codex whole, its pinned files in it (review h170: no NAME.config.toml can be made there)
+    assert set(mounts) == {f"/home/agent/{rel}" for rel in (*HOME_FILES, *HOME_DIRS, ".codex")
+                           if not rel.startswith(".codex/")}
+    assert {p.name for p in mounts["/home/agent/.codex"].iterdir()} >= {
+        "config.toml", ".env", "environments.toml", "sessions", "sqlite", "log", "files"}
     assert all(not any(mounts[f"/home/agent/{rel}"].iterdir()) for rel in HOME_DIRS)  # empty
     settings = json.loads(mounts["/home/agent/.claude/settings.json"].read_text())
     assert settings == CLAUDE_SETTINGS
@@ -147,8 +151,11 @@ def test_run_folder_files(tmp_path) -> None:
     assert hook["hooks"] == [{"type": "command", "command": "/run/pilothouse/bin/ph-claude-hook",
                               "timeout": 900, "onFailure": "block"}]
     assert settings["sandbox"] == {"enabled": False}
-    codex = tomllib.loads(mounts["/home/agent/.codex/config.toml"].read_text())
+    codex = tomllib.loads((mounts["/home/agent/.codex"] / "config.toml").read_text())
     assert codex == tomllib.loads(CODEX_CONFIG)
+    # its databases and log in folders of their own below the read-only ~/.codex (review h170)
+    assert (codex["sqlite_home"], codex["log_dir"]) == ("/home/agent/.codex/sqlite",
+                                                       "/home/agent/.codex/log")
     assert (codex["sandbox_mode"], codex["approval_policy"]) == ("danger-full-access", "never")
     assert codex["analytics"] == {"enabled": False}
     # unified_exec_tty: no terminal, so write_stdin (no hook sees it) has no stdin to type into (review s20)

@@ -24,13 +24,16 @@ PY = "/usr/bin/python3"
 
 
 def _tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
-    """Every entry under root: its mode, and a file's bytes."""
+    """Every entry under root: its mode, and a file's bytes (a link's target: ~/.codex holds
+    links into a folder that is a tmpfs in the sandbox, agents/codex_home.py)."""
     out: dict[str, tuple[int, bytes | None]] = {}
     for folder, dirs, files in os.walk(root):
         for name in dirs + files:
             path = Path(folder, name)
             st = path.lstat()
-            out[str(path.relative_to(root))] = (st.st_mode, path.read_bytes() if name in files else None)
+            data = (os.fsencode(os.readlink(path)) if path.is_symlink()
+                    else path.read_bytes() if name in files else None)
+            out[str(path.relative_to(root))] = (st.st_mode, data)
     return out
 
 
