@@ -123,8 +123,7 @@ class PilothouseClient:
     """A client for the run's agent.sock: one connection per question."""
     def __init__(self, sock: str | None = None, connect_timeout: float = 10.0) -> None:
         # The variable is the agent's to set (a settings layer's env reaches the hook): only where DEFAULT_SOCK is not.
-        there = posix.access(DEFAULT_SOCK, posix.F_OK)
-        self.sock = sock or (DEFAULT_SOCK if there else _environ("PILOTHOUSE_AGENT_SOCK") or DEFAULT_SOCK)
+        self.sock = sock or (DEFAULT_SOCK if posix.access(DEFAULT_SOCK, posix.F_OK) else _environ("PILOTHOUSE_AGENT_SOCK") or DEFAULT_SOCK)
         self.connect_timeout = connect_timeout
     def call(self, op: str, args: dict, within: float | None = None) -> dict:
         """Send one request, wait for its answer (as long as the person takes, or `within` seconds), return result."""
@@ -456,7 +455,8 @@ def cmd_claude_hook(stdin=None, stdout=None, client: PilothouseClient | None = N
         why = "refused this without asking" if isinstance(exc, Refused) else "could not get a decision, so this is denied"
         decision, reason = "deny", f"Pilothouse {why}: {exc}"
     answer = {"hookEventName": "PreToolUse", "permissionDecision": decision, "permissionDecisionReason": reason}
-    stdout.write(dumps({"hookSpecificOutput": answer}, ensure_ascii=True, separators=(", ", ": ")) + "\n")
+    quiet = decision == "allow" and "turn_id" in event  # Codex (its input has turn_id) takes no "allow": says the hook Failed
+    stdout.write("" if quiet else dumps({"hookSpecificOutput": answer}, ensure_ascii=True, separators=(", ", ": ")) + "\n")
     stdout.flush()
     return 0
 

@@ -130,6 +130,23 @@ async def test_claude_hook_bash_allow_and_deny(agent_server: AgentServer, python
     assert spec["permissionDecisionReason"].startswith('Pilothouse: forbidden by rule "rm -rf /"')
 
 
+async def test_codex_is_told_nothing_on_an_allow_and_a_deny_on_a_deny(
+        agent_server: AgentServer) -> None:
+    """Codex's input carries turn_id (its own extension); Codex 0.171 takes no "allow" from a
+    PreToolUse hook (it says the hook Failed, and runs the call): silence is its allow."""
+    def codex_input(command: str) -> bytes:
+        event = {**json.loads(hook_input("Bash", {"command": command})), "turn_id": "t1",
+                 "model": "m", "permission_mode": "default", "tool_use_id": "u1"}
+        return json.dumps(event).encode()
+
+    rc, out, _ = await run_helper(agent_server.path, "ph-claude-hook",
+                                  stdin=codex_input("git status"))
+    assert (rc, out) == (0, "")
+    rc, out, _ = await run_helper(agent_server.path, "ph-claude-hook",
+                                  stdin=codex_input("cd / && rm -rf /"))
+    assert rc == 0 and hook_output(out)["permissionDecision"] == "deny"
+
+
 async def test_claude_hook_edit_becomes_a_custom_request(agent_server: AgentServer) -> None:
     stdin = hook_input("Edit", {"file_path": "/workspace/src/app.py", "old_string": "a",
                                 "new_string": "b" * 5_000})
