@@ -12,6 +12,8 @@ several, stops parallel with its usage: its next word is kept as a possible valu
 
 from __future__ import annotations
 
+import re
+
 _SPECS = """
 B=s E=s H=i I=s L=s U=s W=s _parset=s _test=s arg-file-sep|argfilesep=s arg-file|argfile|a=s
 arg-sep|argsep=s basefile|bf=s basenameextensionreplace|bner=s basenamereplace|bnr=s bin=s
@@ -56,10 +58,10 @@ will-cite|willcite|nn|nonotice|no-notice xargs
 FLAG, VALUE, MAYBE = "flag", "value", "maybe"  # takes no value, takes one, may take one
 
 
-def _table() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
-    """Long names (lower case) to (the option's first name, its kind); letters to their kind."""
+def _table() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """Long names (lower case), and letters, to (the option's names, its kind)."""
     longs: dict[str, tuple[str, str]] = {}
-    letters: dict[str, str] = {}
+    letters: dict[str, tuple[str, str]] = {}
     for spec in _SPECS.split():
         names, kind = spec, FLAG
         for mark, found in (("=", VALUE), (":", MAYBE)):
@@ -67,7 +69,7 @@ def _table() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
                 names, kind = spec.split(mark, 1)[0], found
         for name in names.split("|"):
             if len(name) == 1:
-                letters[name] = kind
+                letters[name] = (names, kind)
             else:
                 longs[name.lower()] = (names, kind)
     return longs, letters
@@ -76,25 +78,63 @@ def _table() -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
 _LONGS, _LETTERS = _table()
 
 
-def _long_kind(name: str) -> str | None:
-    """A long option's kind, by its name or a prefix naming one option only; None for none."""
+def _long(name: str) -> tuple[str, str] | None:
+    """A long option's (names, kind), by its name or a prefix naming one option only."""
     name = name.lower()
     if name in _LONGS:
-        return _LONGS[name][1]
+        return _LONGS[name]
     hits = {_LONGS[n] for n in _LONGS if n.startswith(name)} if name else set()
-    return next(iter(hits))[1] if len(hits) == 1 else None
+    return next(iter(hits)) if len(hits) == 1 else None
 
 
 def takes_no_value(word: str) -> bool:
     """Whether the word after the option word `word` is surely not its value."""
     if word.startswith("--"):
         name, eq, _ = word[2:].partition("=")
-        kind = _long_kind(name)
-        return kind is not None and (kind == FLAG or bool(eq))
+        option = _long(name)
+        return option is not None and (option[1] == FLAG or bool(eq))
     for at, letter in enumerate(word[1:], start=2):
-        kind = _LETTERS.get(letter)
+        kind = _LETTERS.get(letter, ("", None))[1]
         if kind is None:
             return False  # not an option of parallel's: it stops, nothing is known
         if kind != FLAG:  # its value is the rest of the word, if any (-l's only if a number)
             return at < len(word) and (kind == VALUE or letter != "l")
     return len(word) > 1
+
+
+def _valued(word: str) -> tuple[str, str, str | None] | None:
+    """The option of an option word that may take a value: (its names, its kind, the value the
+    word holds, None for none); None for flags alone or an option parallel does not know."""
+    if word.startswith("--"):
+        name, eq, value = word[2:].partition("=")
+        option = _long(name)
+        return (*option, value if eq else None) if option and option[1] != FLAG else None
+    for at, letter in enumerate(word[1:], start=2):
+        names, kind = _LETTERS.get(letter, ("", None))
+        if kind is None:
+            return None
+        if kind != FLAG:
+            return names, kind, word[at:] or None
+    return None
+
+
+def option_name(word: str) -> tuple[str | None, str | None]:
+    """The names of the option an option word gives that may take a value (`replace|i` for -i,
+    --rep, --REPLACE=X), and the value it holds in the same word (None for none); (None, None)
+    for flags alone or an option parallel does not know (paralleljobs.py)."""
+    option = _valued(word)
+    return (option[0], option[2]) if option else (None, None)
+
+
+def takes_next(word: str, following: str) -> bool:
+    """Whether the option word `word` surely takes `following`, the word after it, as its value
+    (`-I XX`, `--rpl 'XX ...'`; -i and -e one that is no option, -l a number), paralleljobs.py."""
+    option = _valued(word)
+    if option is None or option[2] is not None:
+        return False
+    names, kind, _ = option
+    if kind == VALUE:
+        return True
+    if names.endswith("|l"):  # -l's value is a number (`:f`), or none
+        return bool(re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)", following))
+    return following[:1] != "-"

@@ -11,6 +11,7 @@ import re
 import shlex
 
 from console.policy.envsplit import UNKNOWN_WORD as UNKNOWN  # a word the rules cannot read
+from console.policy.paralleljobs import jobs
 from console.policy.runnerstarts import past_dashes, plausible_starts, steps_into
 from console.policy.tmuxkeys import TYPES as TMUX_TYPES
 from console.policy.tmuxkeys import typed_lines
@@ -345,6 +346,9 @@ def nested_readings(words: list[str]) -> list[str]:
     end = words.index("--", 1) if "--" in words[1:] else len(words)
     starts = plausible_starts(words, [k for k in range(1, end) if words[k][:1] != "-"], _STEPPED)
     into = steps_into(words, starts, _STEPPED)
+    # parallel's jobs: its command given each argument (`parallel -k {} ::: dd`: review h168)
+    ran, past = jobs(words, starts + past_dashes(words, end, _STEPPED), NESTED_STARTS) if (
+        name == "parallel") else ([], False)
     starts = [k for k in starts if k == into or _base(words[k]) not in _STEPPED]
     # At most two of them start a reading (each reads its own words again, at every depth:
     # `hyperfine hyperfine ...` took seconds); past them, a reading no rule can see.
@@ -365,7 +369,8 @@ def nested_readings(words: list[str]) -> list[str]:
     found += [v for k, o in given for v in _script_lines(words, k, o)][:NESTED_STARTS]
     found += joined[:NESTED_STARTS]
     found += _with_parameters(words[1:end], lines) if name == "hyperfine" else []
-    if len(starts) > NESTED_STARTS or len(lines) > NESTED_STARTS or len(readers) > NESTED_LINE_READERS:
+    found += ran
+    if len(starts) > NESTED_STARTS or len(lines) > NESTED_STARTS or len(readers) > NESTED_LINE_READERS or past:
         found.append(UNKNOWN)  # past the reader's bounds
     elif given or joined:  # never allowed, but no bound was passed: not read flat (review h158)
         found.append(UNREAD)

@@ -119,8 +119,13 @@ def past_dashes(words: list[str], end: int, stepped: set[str]) -> list[int]:
     """Where the command may start past a runner's `--` at words[end]: the next word, and for
     perf stat and perf trace, given `record` there, where it may start past that record's own
     options (perf's parser drops the `--` and reads record next: `perf stat -- record dd ...`
-    runs dd, perf 6.1: review h161), read as `perf record`'s words are."""
+    runs dd, perf 6.1: review h161), read as `perf record`'s words are. Where the runner's own
+    positional words may follow the `--`, each word after it up to them (`dotenv -- run dd`,
+    python-dotenv's click reads `run` past the `--`, ran dd: review h168)."""
+    surely = sum(1 for k in range(1, end) if words[k][:1] != "-" and words[k - 1][:1] != "-")
+    left = max((_own_words(words) or 0) - surely, 0)  # own words not surely given before it
     starts = [end + 1] if end + 1 < len(words) else []
+    starts += [k for k in range(end + 2, len(words)) if words[k][:1] != "-"][:left] if starts else []
     if not starts or not _records(words) or not _is_record(words[end + 1]):
         return starts
     at = end + 2
