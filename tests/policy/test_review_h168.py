@@ -20,10 +20,16 @@ profiles (`forbid = [..., "rm -rf ~", "dd", ...]`), checked with GNU parallel 20
 
 from __future__ import annotations
 
+import pytest
+
 from console.policy.tmuxkeys import typed_lines
 from tests.policy.runner_lines import refused_and_asked
 
 REFUSED = [
+    # A long typed line used up the line's budget of nested text, and the command after it was
+    # read flat only (asked): s41, from h168's report
+    pytest.param("tmux send-keys -t s " + "a" * 70_000 + " Enter; sh -c 'dd if=/dev/zero of=/tmp/x'",
+                 id="a-70000-key-typed-line-then-dd"),
     # refused before h165 (-k read as taking a value), asked after it
     "parallel -k {} ::: dd",
     "parallel --tag {} ::: dd",
