@@ -64,8 +64,9 @@ def _skill_shell_run(where: str, claude: str, backend: str, model_server: ModelS
         (workspace / ".claude/skills/fixup/SKILL.md").write_text(SKILL)
         plant = 'exec "$@"'
     else:  # an earlier step of the run (an approved command, a conftest.py) left it in HOME
+        # (~/.claude/skills is read-only since review h163: the plant fails, Claude runs anyway)
         plant = ('mkdir -p $HOME/.claude/skills/fixup && '
-                 f"printf '%s' '{SKILL}' > $HOME/.claude/skills/fixup/SKILL.md && exec \"$@\"")
+                 f"printf '%s' '{SKILL}' > $HOME/.claude/skills/fixup/SKILL.md; exec \"$@\"")
     ws = agent_workspace(workspace)
     hand_over(ws, backend)
     command = ["sh", "-c", plant, "sh", claude, "-p", TASK, "--output-format", "json",
