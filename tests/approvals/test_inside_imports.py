@@ -65,6 +65,27 @@ def test_loads_refuses_what_json_refuses(text: str) -> None:
         inside.loads(text)
 
 
+# bash's own list of its reserved words, the oracle for the words join must quote first.
+BASH_KEYWORDS = frozenset(subprocess.run(["bash", "-c", "compgen -k"], capture_output=True, text=True, check=True).stdout.split())
+
+
+def _read_otherwise_by_bash(word: str) -> bool:
+    """A bare first word bash would take as an assignment or a keyword, which join quotes and shlex does not."""
+    name = word.partition("=")[0].removesuffix("+")
+    return word in BASH_KEYWORDS or ("=" in word and name.isidentifier())
+
+
 @given(st.lists(st.text(), max_size=5))
 def test_join_quotes_as_shlex_does(words: list[str]) -> None:
-    assert inside.join(words) == shlex.join(words)
+    """Word for word as shlex, but for a first word bash would read otherwise (see test_inside_helper)."""
+    got = inside.join(words)
+    assert shlex.split(got) == words
+    if not (words and shlex.quote(words[0]) == words[0] and _read_otherwise_by_bash(words[0])):
+        assert got == shlex.join(words)
+    else:
+        assert got.startswith("'" + words[0] + "'")
+
+
+@pytest.mark.parametrize("first", ["A=", "a+=1", "if", "time"])
+def test_join_quotes_a_first_word_bash_would_not_run(first: str) -> None:
+    assert inside.join([first, "x"]) == f"'{first}' x" != shlex.join([first, "x"])
