@@ -31,6 +31,48 @@ needs_bwrap = pytest.mark.skipif(not have_bwrap(), reason="bubblewrap is not ins
 T = TypeVar("T")
 
 
+# -- accounts ----------------------------------------------------------------------------------
+# The tests' second users and groups are made on first use and shared by files that run in
+# parallel workers (make test: pytest -n): one worker at a time checks and makes them, so two
+# never race to `useradd` the same name (the loser failed "already exists").
+
+_ACCOUNTS_LOCK = Path("/tmp/pilothouse-tests-accounts.lock")
+
+
+@contextmanager
+def accounts_locked() -> Iterator[None]:
+    import fcntl
+
+    fd = os.open(_ACCOUNTS_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def ensure_group(group: str) -> None:
+    with accounts_locked():
+        subprocess.run(["groupadd", "-f", group], check=True, capture_output=True)
+
+
+def ensure_user(user: str, *useradd_args: str) -> None:
+    """Make the account `user` (useradd USERADD_ARGS... USER) unless it is there."""
+    with accounts_locked():
+        if subprocess.run(["id", user], capture_output=True).returncode != 0:
+            subprocess.run(["useradd", *useradd_args, user], check=True, capture_output=True)
+
+
+def remove_accounts(users: tuple[str, ...], groups: tuple[str, ...] = ()) -> None:
+    with accounts_locked():
+        for user in users:
+            subprocess.run(["userdel", user], capture_output=True)
+        for group in groups:
+            subprocess.run(["groupdel", group], capture_output=True)
+
+
+
+
 def read_until(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.0,
                every: float = 0.1) -> T:
     """`read()` once `done` holds for what it read, or as it reads when `timeout` has passed:

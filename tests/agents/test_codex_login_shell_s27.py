@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import os
 import pwd
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Daemon, needs_bwrap
+from tests.conftest import Daemon, ensure_user, needs_bwrap
 
 from .hook_killer import assert_codex_asks_with_hooks_killed
 from .model_server import ModelServer
@@ -39,9 +38,7 @@ GUARD = "/run/pilothouse/bin/bash"
 def _owned_by_a_bash_user(ws: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root: a second account, whose login shell is bash, owns the workspace")
-    if subprocess.run(["id", BASH_USER], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/bash", BASH_USER],
-                       check=True, capture_output=True)
+    ensure_user(BASH_USER, "--no-create-home", "--shell", "/bin/bash")
     uid = pwd.getpwnam(BASH_USER).pw_uid
     for path in [ws, *ws.rglob("*")]:
         os.lchown(path, uid, uid)

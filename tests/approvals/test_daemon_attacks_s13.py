@@ -28,7 +28,7 @@ from tests.approvals.test_inbox_and_team_attacks import (
     team_daemon,
     teammates_workspace,
 )
-from tests.conftest import BIN, REPO, Daemon, needs_bwrap
+from tests.conftest import BIN, REPO, Daemon, ensure_user, needs_bwrap
 from tests.core.test_team import APPROVER, GROUP, OUTSIDER, WATCHER, _ensure_users, as_user
 from tests.sandbox.conftest import _python_for_others
 
@@ -67,11 +67,8 @@ MATE_HOME = Path("/tmp/ph-s13-mate-home")
 def _ensure_person_team() -> None:
     _ensure_users()  # the group
     for user, home in ((OWNER, None), (MATE, MATE_HOME)):
-        if subprocess.run(["id", user], capture_output=True).returncode != 0:
-            cmd = ["useradd", "-M", "-G", GROUP, "--shell", "/usr/sbin/nologin", user]
-            if home is not None:
-                cmd[1:1] = ["-d", str(home)]
-            subprocess.run(cmd, check=True, capture_output=True)
+        ensure_user(user, "-M", "-G", GROUP, "--shell", "/usr/sbin/nologin",
+                    *(["-d", str(home)] if home is not None else []))
     os.makedirs("/etc/claude-code", exist_ok=True)  # a person's daemon needs it (doctor says so)
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from console.client.sync import Client, ClientError
 from console.paths import resolve
-from tests.conftest import Daemon, needs_bwrap
+from tests.conftest import Daemon, ensure_user, needs_bwrap
 
 
 def test_cli_starts_the_daemon_on_demand_and_stops_it(home: Path, daemon_env: dict[str, str]) -> None:
@@ -137,7 +137,7 @@ def test_connection_from_another_user_is_refused(daemon: Daemon, tmp_path: Path)
     if os.getuid() != 0:
         pytest.skip("needs root to create a second user")
     user = "phtestother"
-    subprocess.run(["useradd", "--no-create-home", user], capture_output=True)
+    ensure_user(user, "--no-create-home")
     pw = pwd.getpwnam(user)
     # The folder is 0700: the kernel refuses the other user before the daemon sees it.
     probe = (

@@ -28,7 +28,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, Daemon, needs_bwrap
+from tests.conftest import (
+    BIN,
+    REPO,
+    Daemon,
+    ensure_group,
+    ensure_user,
+    needs_bwrap,
+    remove_accounts,
+)
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="creating users needs root")
 
@@ -51,15 +59,11 @@ def _python_for_others() -> list[str] | None:
 
 @pytest.fixture
 def users() -> Iterator[None]:
-    subprocess.run(["groupadd", "-f", GROUP], check=True, capture_output=True)
+    ensure_group(GROUP)
     for user in (ATTACKER, OWNER):
-        if subprocess.run(["id", user], capture_output=True).returncode != 0:
-            subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                            "-G", GROUP, user], check=True, capture_output=True)
+        ensure_user(user, "--no-create-home", "--shell", "/usr/sbin/nologin", "-G", GROUP)
     yield
-    for user in (ATTACKER, OWNER):
-        subprocess.run(["userdel", user], capture_output=True)
-    subprocess.run(["groupdel", GROUP], capture_output=True)
+    remove_accounts((ATTACKER, OWNER), (GROUP,))
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, ensure_group, ensure_user, remove_accounts
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="creating users needs root")
 
@@ -50,17 +50,12 @@ def _python_for_others() -> tuple[str, str]:
 
 @pytest.fixture
 def users() -> Iterator[None]:
-    subprocess.run(["groupadd", "-f", SHARED], check=True, capture_output=True)
+    ensure_group(SHARED)
     for user, group in ((OWNER, ["-g", SHARED, "-N"]), (OTHER, ["-g", SHARED, "-N"]),
                         (PRIVATE, ["-U"])):
-        if subprocess.run(["id", user], capture_output=True).returncode != 0:
-            subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                            *group, user], check=True, capture_output=True)
+        ensure_user(user, "--no-create-home", "--shell", "/usr/sbin/nologin", *group)
     yield
-    for user in (OWNER, OTHER, PRIVATE):
-        subprocess.run(["userdel", user], capture_output=True)
-    for group in (SHARED, PRIVATE):
-        subprocess.run(["groupdel", group], capture_output=True)
+    remove_accounts((OWNER, OTHER, PRIVATE), (SHARED, PRIVATE))
 
 
 @pytest.fixture

@@ -22,9 +22,10 @@ def _mounts_under(path: Path) -> list[str]:
             if line.split()[1].startswith(str(path))]
 
 
-def _handoffs() -> set[str]:
-    """A root daemon's hand-off mounts (console/sandbox/view.py), which live outside its home."""
-    return set(_mounts_under(Path("/run/pilothouse-handoff")))
+def _handoffs(run_id: str) -> set[str]:
+    """A root daemon's hand-off mounts (console/sandbox/view.py) of one run (RUN-TOKEN), which
+    live outside its home: another test's runs may have theirs there at the same time."""
+    return set(_mounts_under(Path("/run/pilothouse-handoff") / f"{run_id}-"))
 
 
 @pytest.fixture
@@ -45,8 +46,7 @@ def _ask_stop(d: Daemon) -> None:
 
 
 def _stop(d: Daemon, workspace: Path, failing: bool) -> tuple[float, bool, list[str]]:
-    before = _handoffs()
-    start_run(d, "shell", workspace, SCRIPT)
+    run_id = start_run(d, "shell", workspace, SCRIPT)
     assert d.proc is not None
     t0 = time.monotonic()
     # Through the client: the CLI's own wait reads a zombie (the test's child) as alive.
@@ -59,7 +59,7 @@ def _stop(d: Daemon, workspace: Path, failing: bool) -> tuple[float, bool, list[
         d.proc.wait(60)
     took = time.monotonic() - t0
     time.sleep(0.5)
-    left = _mounts_under(d.home) + sorted(_handoffs() - before)
+    left = _mounts_under(d.home) + sorted(_handoffs(run_id))
     return took, (workspace / "got-term").exists(), left
 
 

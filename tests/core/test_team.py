@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, Daemon, needs_bwrap
+from tests.conftest import BIN, Daemon, ensure_group, ensure_user, needs_bwrap
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="creating users needs root")
 
@@ -21,13 +21,10 @@ WATCHER, APPROVER, OUTSIDER = "phwatcher", "phapprover", "phoutsider"
 
 
 def _ensure_users() -> None:
-    subprocess.run(["groupadd", "-f", GROUP], check=True, capture_output=True)
+    ensure_group(GROUP)
     for user, groups in ((WATCHER, [GROUP]), (APPROVER, [GROUP]), (OUTSIDER, [])):
-        if subprocess.run(["id", user], capture_output=True).returncode != 0:
-            cmd = ["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user]
-            if groups:
-                cmd[1:1] = ["-G", ",".join(groups)]
-            subprocess.run(cmd, check=True, capture_output=True)
+        ensure_user(user, "--no-create-home", "--shell", "/usr/sbin/nologin",
+                    *(["-G", ",".join(groups)] if groups else []))
 
 
 def _open_parents(path: Path) -> None:

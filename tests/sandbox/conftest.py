@@ -25,6 +25,7 @@ from console.sandbox.base import Limits, SandboxSpec, owner_key, prepare_run_dir
 
 # tests/ is not a package of its own; make the image builders importable however pytest runs.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.conftest import accounts_locked, ensure_user  # noqa: E402
 from tests.images.build import busybox_image, python_image  # noqa: E402
 
 DOCKER_UID = 1000  # workspace owner for Docker runs, so the container user (not root) owns it
@@ -179,10 +180,8 @@ def _ensure_daemon_user() -> Any:
 
     if os.geteuid() != 0:
         pytest.skip("creating the ordinary-user daemon's account needs root")
-    if subprocess.run(["id", DAEMON_USER], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        DAEMON_USER], check=True, capture_output=True)  # fmt: skip
-    with contextlib.suppress(KeyError):
+    ensure_user(DAEMON_USER, "--no-create-home", "--shell", "/usr/sbin/nologin")
+    with contextlib.suppress(KeyError), accounts_locked():
         if DAEMON_USER not in grp.getgrnam("docker").gr_mem:
             subprocess.run(["usermod", "-aG", "docker", DAEMON_USER], check=True,
                            capture_output=True)  # fmt: skip
