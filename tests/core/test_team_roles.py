@@ -1,5 +1,6 @@
 """Every operation in the merged table x every role, against a real daemon in team mode with real
-users: the owner is refused nothing, an approver only what is the owner's alone (prune), a
+users: the owner is refused nothing, an approver only what is the owner's alone (prune, stopping
+the daemon), a
 watcher exactly the operations docs/protocol.md marks *decides*, an outsider everything (the
 socket itself). A new operation that forgets its role check fails here."""
 
@@ -89,14 +90,16 @@ def test_every_op_checks_every_role(home: Path, daemon_env: dict[str, str], tmp_
         safe = [n for n in names if n not in ENDS_DAEMON]
         seen = {
             "owner": call_every_op(None, d, safe, script),
-            "approver": call_every_op(APPROVER, d, safe, script),
+            "approver": call_every_op(APPROVER, d, names, script),
             "viewer": call_every_op(WATCHER, d, names, script),
             "outsider": call_every_op(OUTSIDER, d, names, script),
         }
         refused = {role: {n for n, code in got.items() if code == "not-allowed"}
                    for role, got in seen.items()}
         assert refused["owner"] == set(), seen["owner"]
-        assert refused["approver"] == {"prune"}, seen["approver"]
+        owner_only = {n for n, op in table.OPERATIONS.items() if op.owner_only}
+        assert owner_only == {"daemon.stop"}
+        assert refused["approver"] == {"prune"} | owner_only, seen["approver"]
         approvers_only = {n for n, op in table.OPERATIONS.items() if op.approvers_only}
         assert approvers_only == {"approval.preview"}  # the owner's config file (review h135)
         assert refused["viewer"] == decides | approvers_only, seen["viewer"]
@@ -108,5 +111,8 @@ def test_every_op_checks_every_role(home: Path, daemon_env: dict[str, str], tmp_
                                 "--json").stdout)
         tried = {r["data"]["op"] for r in rows if r["actor"] == WATCHER}
         assert tried == decides | approvers_only
+        tried = {r["data"]["op"] for r in rows if r["actor"] == APPROVER}
+        assert tried == {"prune"} | owner_only
+        assert d.proc is not None and d.proc.poll() is None, "the approver stopped the daemon"
     finally:
         d.stop()

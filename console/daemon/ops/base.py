@@ -29,6 +29,9 @@ class Op:
     # Reads what a watcher may not see (the owner's config file around a rule to save): only
     # operators and approvers, as for `decides`, but nothing changes (review h135).
     approvers_only: bool = False
+    # Ends what is not the caller's alone (every run, the owner's included): the daemon's own
+    # user or root only; an approver decides, starts and stops runs, not the daemon (review s42).
+    owner_only: bool = False
 
 
 OpTable = dict[str, Op]

@@ -63,6 +63,6 @@ async def subscribe(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 
 OPS: OpTable = {
     "hello": Op(hello),
-    "daemon.stop": Op(daemon_stop, decides=True),
+    "daemon.stop": Op(daemon_stop, decides=True, owner_only=True),
     "subscribe": Op(subscribe),
 }

@@ -49,6 +49,10 @@ async def dispatch(core: Core, peer: Peer, name: str, args: Args, send: Send) ->
             f"{peer.user} may watch but not {name} (role: {peer.role})",
             "ask the owner to list you in [team] approvers",
         )
+    if entry.owner_only and peer.role != "operator":
+        await record_denied(core, peer, name)
+        raise Failure("not-allowed", f"{peer.user} may not {name} (role: {peer.role}): it is "
+                      "the daemon owner's alone", "ask the owner of the daemon to do it")
     try:
         return await entry.handler(core, peer, args, send)
     except StoreError as exc:  # the disk, not a bug: refused (fail closed), said plainly
