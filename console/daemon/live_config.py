@@ -56,7 +56,8 @@ class ConfigReloader:
                  on_change: Callable[[], None]) -> None:
         self.config = config
         self.storage = storage
-        self.on_change = on_change  # live parts (the gates) read the new rules
+        # Live parts read the new config: the gates their rules, the server its [team] group.
+        self._listeners: list[Callable[[], None]] = [on_change]
         self.error: dict[str, Any] | None = None
         self._stamp = self._file_stamp()
         self._task: asyncio.Task[None] | None = None
@@ -78,7 +79,14 @@ class ConfigReloader:
         ConfigError (the old config stays)."""
         self._stamp = self._file_stamp()
         self.config.cfg = await self.config.read_file()
-        self.on_change()
+        self._changed()
+
+    def also_on_change(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     async def reload(self, actor: str, cause: str) -> dict[str, Any]:
         """Load, validate, record, apply. Raises ConfigError (the old config stays)."""
@@ -119,7 +127,7 @@ class ConfigReloader:
                               "doctor`; the change applies by itself once it can be recorded") from None
             self.config.cfg = cfg
             self.error = None
-            self.on_change()
+            self._changed()
             return {"changed": bool(diff), "diff": diff, "files": cfg.files, **hashes,
                     "profiles": sorted(cfg.profiles), "event_id": row["id"]}
 

@@ -1,7 +1,8 @@
 """Who is on the other end of a unix socket, from the kernel (SO_PEERCRED), and what they may do.
 
-Nothing a peer sends can change who it is. Roles:
-  operator  the daemon's own user (or root): may watch and decide
+Nothing a peer sends can change who it is. Who may open operator.sock at all is the [team]
+group's (open_to_team). Roles:
+  operator  the daemon's own user (or root): may watch and decide, and stop the daemon
   approver  a team member listed in [team] approvers: may watch and decide
   watcher   a member of the [team] group: may watch, not decide
 """
@@ -9,13 +10,17 @@ Nothing a peer sends can change who it is. Roles:
 from __future__ import annotations
 
 import grp
+import logging
 import os
 import pwd
 import socket
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 from console.config.load import TeamConfig
+
+log = logging.getLogger("pilothouse.daemon")
 
 
 @dataclass(frozen=True)
@@ -88,3 +93,23 @@ def _primary_gid(uid: int) -> int | None:
         return pwd.getpwuid(uid).pw_gid
     except KeyError:
         return None
+
+
+def open_to_team(sock_path: Path, runtime_dir: Path, group: str | None) -> None:
+    """operator.sock (and its folder) open to the [team] group `group`, or the owner's alone."""
+    try:
+        gid = grp.getgrnam(group).gr_gid if group else None
+    except KeyError:
+        log.error("team group %r does not exist; operator.sock stays private", group)
+        gid = None
+    try:
+        # Private first, then the group's: never open to a group taken off meanwhile.
+        os.chmod(sock_path, 0o600)
+        os.chmod(runtime_dir, 0o700)
+        if gid is None:
+            return
+        for path, mode in ((runtime_dir, 0o750), (sock_path, 0o660)):
+            os.chown(path, -1, gid)
+            os.chmod(path, mode)
+    except OSError as exc:  # as private as the step it failed at left it
+        log.error("operator.sock's permissions for [team] group %r not applied: %s", group, exc)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import grp
 import logging
 import os
 import signal
@@ -32,7 +31,7 @@ from console.daemon.core import Core, start_core, stop_core
 from console.daemon.live_config import LiveConfig
 from console.daemon.ops.base import Send
 from console.daemon.ops.table import OPERATIONS, dispatch
-from console.daemon.peers import Peer, as_now, identify
+from console.daemon.peers import Peer, as_now, identify, open_to_team
 from console.home_trust import OPEN_HOME_HINT
 from console.paths import Paths
 from console.protocol import ErrorCode, Failure
@@ -108,22 +107,13 @@ class Daemon:
         finally:
             os.umask(old_umask)
         self._apply_team_permissions(sock_path)
+        # A reload that names another [team] group (or none) opens or closes the socket to it
+        # at once: teammates no longer wait for a restart, nor keep a group taken off (s42).
+        self.core.reloader.also_on_change(lambda: self._apply_team_permissions(sock_path))
         log.info("daemon %s listening on %s", os.getpid(), sock_path)
 
     def _apply_team_permissions(self, sock_path: Path) -> None:
-        group = self.config.cfg.team.group
-        if not group:
-            os.chmod(sock_path, 0o600)
-            return
-        try:
-            gid = grp.getgrnam(group).gr_gid
-        except KeyError:
-            log.error("team group %r does not exist; operator.sock stays private", group)
-            os.chmod(sock_path, 0o600)
-            return
-        for path, mode in ((self.paths.runtime_dir, 0o750), (sock_path, 0o660)):
-            os.chown(path, -1, gid)
-            os.chmod(path, mode)
+        open_to_team(sock_path, self.paths.runtime_dir, self.config.cfg.team.group)
 
     async def serve_forever(self) -> None:
         assert self.core is not None, "start() first"

@@ -106,3 +106,31 @@ def test_team_group_that_does_not_exist_keeps_the_socket_private(
         assert oct(os.stat(home / "run" / "operator.sock").st_mode & 0o777) == "0o600"
     finally:
         d.stop()
+
+
+def test_a_reload_opens_the_socket_to_a_new_team_group_and_closes_it_again(
+    home: Path, daemon_env: dict[str, str]
+) -> None:
+    """[team] group added by a reload: its members may watch at once, without a restart; taken
+    off again, the socket is the owner's alone (s42)."""
+    _ensure_users()
+    config = home / "config.toml"
+    config.write_text("")
+    _open_parents(home / "run")
+    d = Daemon(home, daemon_env)
+    d.start()
+    try:
+        assert as_user(WATCHER, d, "ps").returncode != 0
+        config.write_text(f'[team]\ngroup = "{GROUP}"\n')
+        d.cli("reload")
+        watched = as_user(WATCHER, d, "ps", "--json")
+        assert watched.returncode == 0, watched.stderr
+        assert oct(os.stat(home / "run" / "operator.sock").st_mode & 0o777) == "0o660"
+        config.write_text("")
+        d.cli("reload")
+        out = as_user(WATCHER, d, "ps")
+        assert out.returncode != 0 and "permission denied" in out.stderr, out.stderr
+        assert oct(os.stat(home / "run" / "operator.sock").st_mode & 0o777) == "0o600"
+        assert oct(os.stat(home / "run").st_mode & 0o777) == "0o700"
+    finally:
+        d.stop()
