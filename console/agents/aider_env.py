@@ -13,13 +13,21 @@ ran the repository's program after one ordinary edit, nobody asked:
 - `GIT_CONFIG_COUNT`/`KEY_0`/`VALUE_0` in `.env` named a core.fsmonitor for aider's own
   `git commit`; `AIDER_LINT_CMD` there (or `lint-cmd:` in the YAML) named the lint command;
 - `load:` in the YAML names a file of aider commands run at start, `/run CMD` among them;
-  `set-env:` there sets variables after every env file (this one too).
+  `set-env:` there sets variables after every env file (this one too);
+- `GIT_DIR` or `GIT_COMMON_DIR` in `.env` naming another git folder of the workspace gave git
+  that folder's config, whose core.fsmonitor, or filter named by `.gitattributes`, ran at
+  aider's own diff and commit (review h171). git refuses them empty, so they are set to
+  `.git` and the work tree to `.`: relative, read where git runs, which for aider is its
+  repository's top, so git uses the repository it would find by itself.
 
 aider loads, with override, `~/.env`, the repository's `.env`, the current folder's, then the
 file `--env-file` names, in that order; AIDER_ENV_FILE (set for every run, after the profile's
 `setenv`: run_prep.run_env) names this one, so its values win over every `.env` and, being
 in the environment, over every `.aider.conf.yml`. Only the person's own command line
-(`--lint-cmd`, `--test-cmd`, `--load`, `--env-file`) comes before it.
+(`--lint-cmd`, `--test-cmd`, `--load`, `--env-file`) comes before it. What aider starts inherits
+these too: a test command of the person's that runs git elsewhere unsets `GIT_DIR`,
+`GIT_WORK_TREE` and `GIT_COMMON_DIR` first; where `.git` is a file (a submodule,
+`--separate-git-dir`) aider's own commits fail, as git takes no file for `GIT_COMMON_DIR`.
 """
 
 from __future__ import annotations
@@ -49,6 +57,21 @@ PINNED: dict[str, str] = {
     "PYTHONSAFEPATH": "1",
     "PYTHONPATH": "",
     "PYTHONHOME": "",
+    # Where git finds the repository (review h171): a `.env` naming another git folder of the
+    # workspace (GIT_DIR, or GIT_COMMON_DIR, where git reads the repository's config) gave git
+    # that folder's config, which ran its core.fsmonitor or a filter the repository's
+    # .gitattributes names at aider's own commit. git refuses these empty, so they name the
+    # repository git would find itself: aider runs git in its repository's top, and a relative
+    # value is taken from where git runs (a `.git` file, a submodule's or --separate-git-dir's,
+    # is followed for GIT_DIR; as GIT_COMMON_DIR it is not, so there aider's commits fail).
+    "GIT_DIR": ".git",
+    "GIT_WORK_TREE": ".",
+    "GIT_COMMON_DIR": ".git",
+    # Read only when set: empty is as if unset.
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES": "",
+    "GIT_CEILING_DIRECTORIES": "",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM": "",
+    "GIT_NAMESPACE": "",
     # git's config from the environment, and the programs it runs.
     "GIT_CONFIG_COUNT": "0",
     "GIT_CONFIG_PARAMETERS": "",

@@ -16,6 +16,9 @@ workspace:
   commands run at start, `/run` among them; `env-file:` names one more env file, loaded last; `set-env:` sets variables after every env
   file.
 
+Review h171: `GIT_DIR` or `GIT_COMMON_DIR` in `.env` naming another git folder of the
+workspace gave git its config (a core.fsmonitor, a filter), run at aider's own diff.
+
 Real aider, bubblewrap and Docker, a scripted model that edits one file.
 """
 
@@ -68,6 +71,16 @@ PLANTS: dict[str, dict[str, str]] = {
                                         f"  - GIT_CONFIG_VALUE_0=touch {MARK} #\n"},
     "conf_load": {".aider.conf.yml": "load: aider-start.txt\n",
                   "aider-start.txt": f"/run touch {MARK}\n"},
+    # Review h171: .env pointing git at another git folder of the workspace, whose config is
+    # the repository's: a core.fsmonitor (GIT_DIR), or a filter its .gitattributes names
+    # (GIT_COMMON_DIR, where git reads the repository's config). A name ending in / is a folder.
+    "dot_env_git_dir": {".env": "GIT_DIR=tools/git\n", "tools/git/HEAD": "ref: refs/heads/main\n",
+                        "tools/git/config": f"[core]\n\tfsmonitor = touch {MARK} #\n",
+                        "tools/git/objects/": "", "tools/git/refs/heads/": ""},
+    "dot_env_git_common_dir": {".env": "GIT_COMMON_DIR=tools/git\n", ".gitattributes": "*.py filter=x\n",
+                               "tools/git/config": f"[filter \"x\"]\n\tclean = touch {MARK}; cat\n",
+                               "tools/git/objects/info/alternates": "../../../.git/objects\n",
+                               "tools/git/refs/": ""},
 }
 
 
@@ -84,7 +97,11 @@ def test_a_repositorys_files_start_nothing_in_aider_unasked(
         workspace: Path) -> None:
     (workspace / "app.py").write_text("x = 1\n")
     for name, text in PLANTS[plant].items():
-        (workspace / name).write_text(text)
+        (workspace / name).parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith("/"):
+            (workspace / name).mkdir(exist_ok=True)
+        else:
+            (workspace / name).write_text(text)
     ws = agent_workspace(workspace)  # committed: the repository as cloned
     hand_over(ws, backend)
     # A person's ordinary command line: aider's own lint on (its default), app.py in the chat.
