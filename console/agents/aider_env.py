@@ -38,6 +38,8 @@ from console.paths import INSIDE_HOME
 AIDER_ENV_PATH = ".aider/pilothouse.env"  # in HOME
 AIDER_ENV_FILE = f"{INSIDE_HOME}/{AIDER_ENV_PATH}"
 
+EXTERNAL_DIFF = 'ph_diff() { diff -u -L "a/$1" -L "b/$1" "$2" "$5"; :; }; ph_diff'
+
 # What a `.env` or a repository's config can no longer set for aider, and what it is then.
 # A value left empty is, to the program that reads it, as if unset (git, Python, the loader,
 # bash); git's GIT_CONFIG_COUNT must be a number.
@@ -79,7 +81,10 @@ PINNED: dict[str, str] = {
     "GIT_CONFIG_SYSTEM": "/etc/gitconfig",
     "XDG_CONFIG_HOME": "",
     "GIT_EXEC_PATH": "",
-    "GIT_EXTERNAL_DIFF": "",
+    # Not empty: git runs an empty one as a program, so aider's `git diff HEAD` failed and it
+    # committed no edit to a tracked file (s42). git hands this to the shell with its seven
+    # arguments (path, old file, hash, mode, new file, hash, mode): a plain unified diff.
+    "GIT_EXTERNAL_DIFF": EXTERNAL_DIFF,
     "GIT_PAGER": "",
     "GIT_EDITOR": "",
     "GIT_SEQUENCE_EDITOR": "",

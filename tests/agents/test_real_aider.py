@@ -41,6 +41,9 @@ aider, backend, model_server, daemon_env = agent_fixtures(AIDER)
 
 def test_aider_edits_and_commits_in_a_git_repository(backend: str, aider: str, model_server: ModelServer,
                                                       daemon: Daemon, workspace: Path) -> None:
+    # proof.txt is tracked: aider commits an edit to it only when its `git diff HEAD` works (a
+    # pinned empty GIT_EXTERNAL_DIFF broke that, and every such edit stayed uncommitted: s42).
+    (workspace / "proof.txt").write_text("before\n")
     ws = agent_workspace(workspace)
     hand_over(ws, backend)
     git_config_before = (ws / ".git" / "config").read_text()
@@ -54,6 +57,13 @@ def test_aider_edits_and_commits_in_a_git_repository(backend: str, aider: str, m
     log = subprocess.run(["git", "-c", f"safe.directory={ws}", "-C", str(ws), "log", "--format=%an <%ae>|%s", "-1"],
                          capture_output=True, text=True, check=True).stdout
     assert "proof.txt" in log or "hi" in log.lower(), log
+    git = ["git", "-c", f"safe.directory={ws}", "-C", str(ws)]
+    last = subprocess.run([*git, "show", "--format=", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "-before" in last and "+hi" in last, last
+    status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"],
+                            capture_output=True, text=True, check=True).stdout
+    assert status == "", status
     assert (ws / ".git" / "config").read_text() == git_config_before
 
     hist = metered_history(daemon, run_id, len([s for s in model_server.sent if s.usage]))
