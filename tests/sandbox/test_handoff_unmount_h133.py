@@ -165,9 +165,13 @@ def test_an_images_volume_does_not_outlive_the_run(daemon_env: dict[str, str], h
 
     image = _volume_image()
     client = docker.from_env()
+    # The run marks its /data with a token of its own: another test file running at the same
+    # time (make test: -n) makes and removes volumes too (a cold `docker build` of an image
+    # with a VOLUME makes one per step), and those are not this run's to count or remove.
+    token = f"h133-{os.getpid()}-{time.monotonic_ns()}"
     (home / "config.toml").write_text(
-        f'[profiles.v]\ncommand = ["sh", "-c", "echo left > /data/mark"]\nsandbox = "docker"\n'
-        f'image = "{image}"\n[profiles.v.network]\ndefault = "deny"\n')
+        f'[profiles.v]\ncommand = ["sh", "-c", "echo {token} > /data/mark"]\n'
+        f'sandbox = "docker"\nimage = "{image}"\n[profiles.v.network]\ndefault = "deny"\n')
     before = {v.id for v in client.volumes.list()}
     d = Daemon(home, daemon_env)
     d.start()
@@ -175,7 +179,19 @@ def test_an_images_volume_does_not_outlive_the_run(daemon_env: dict[str, str], h
         d.cli("run", "v", "-w", str(workspace), "--wait")
     finally:
         d.stop()
-    left = [v.id for v in client.volumes.list() if v.id not in before]
+    left = [v.id for v in client.volumes.list() if v.id not in before and _marked(v, token)]
     for name in left:
         client.volumes.get(name).remove(force=True)
     assert not left, f"the run's anonymous volume(s) stayed on the host after its end: {left}"
+
+
+def _marked(volume: object, token: str) -> bool:
+    """Whether `volume` is the run's: its /data/mark holds `token`. One whose folder this
+    process cannot read (a rootless engine's) counts, as any new volume did before."""
+    try:
+        mark = Path(volume.attrs["Mountpoint"], "mark")  # type: ignore[attr-defined]
+        return token in mark.read_text()
+    except FileNotFoundError:
+        return False
+    except (OSError, KeyError):
+        return True
