@@ -277,6 +277,19 @@ def _remove_left_run_cgroups(request: pytest.FixtureRequest,
         removed += [f"{owner}-{run_id}"
                     for run_id in asyncio.run(remove_leftovers(limiter, owner, set()))]
     request.config.stash[_CGROUPS_REMOVED] = removed
+    # Under pytest-xdist (make test: -n) this runs in each worker, for the homes under its own
+    # temporary folder; the controller prints the summary, so the worker hands it the list.
+    workeroutput = getattr(request.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_CGROUPS_REMOVED_KEY] = removed
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """pytest-xdist: a worker finished; keep the run cgroups it removed for the summary."""
+    removed = getattr(node, "workeroutput", {}).get(_CGROUPS_REMOVED_KEY, [])
+    config = node.config  # type: ignore[attr-defined]
+    config.stash[_CGROUPS_REMOVED] = config.stash.get(_CGROUPS_REMOVED, []) + removed
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
@@ -289,3 +302,4 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
 
 
 _CGROUPS_REMOVED = pytest.StashKey[list[str]]()
+_CGROUPS_REMOVED_KEY = "pilothouse_run_cgroups_removed"
