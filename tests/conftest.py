@@ -1,4 +1,10 @@
-"""Shared fixtures: a real daemon on a temporary PILOTHOUSE_HOME, and the CLI as a subprocess."""
+"""Shared fixtures: a real daemon on a temporary PILOTHOUSE_HOME, and the CLI as a subprocess.
+
+`make test` runs test files at the same time (pytest-xdist, -n, one file per worker): a test
+looks only at what is its own on the machine (its home, run ids, owner label, a token it wrote),
+never at all mounts, volumes, processes or images; a fixed name, address or port belongs to one
+file only; and a machine-wide thing two files change (the second accounts) changes under a lock.
+"""
 
 from __future__ import annotations
 
