@@ -38,6 +38,9 @@ VIEW_DIR = ".view"
 # per run, 0700 and owned by the agent's uid, below a root-owned 0711 base: nobody else can
 # list or enter it.
 HANDOFF_BASE = Path("/run/pilothouse-handoff")
+# In the run folder: the name of its hand-off folder, so a later start removes only its own
+# (another daemon's run may have the same id: view_leftovers.py).
+HANDOFF_RECORD = ".handoff"
 
 # Mountpoints this process made in workspaces. Several runs may share a workspace: deleting a
 # mountpoint detaches the mounts on it in every namespace, so they go only with the last view
@@ -331,6 +334,7 @@ class WorkspaceView:
         HANDOFF_BASE.mkdir(mode=0o711, exist_ok=True)
         os.chmod(HANDOFF_BASE, 0o711)
         folder = HANDOFF_BASE / f"{self.run_dir.name}-{secrets.token_hex(8)}"
+        (self.run_dir / HANDOFF_RECORD).write_text(folder.name)
         folder.mkdir(mode=0o700)
         # Root's, with search for the agent's uid alone (review h133): a folder the agent's uid
         # owned let that person, from a mount namespace of their own where the hand-off is not
@@ -427,6 +431,7 @@ class WorkspaceView:
             with contextlib.suppress(OSError):
                 self.handoff.rmdir()
                 self.handoff.parent.rmdir()
+                (self.run_dir / HANDOFF_RECORD).unlink()
             self.handoff = None
         if self.staged is not None:
             fsview.unmount(self.staged)

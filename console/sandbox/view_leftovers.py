@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from . import fsview
-from .view import HANDOFF_BASE, VIEW_DIR
+from .view import HANDOFF_BASE, HANDOFF_RECORD, VIEW_DIR
+
+_HANDOFF_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}-[0-9a-f]{16}")
 
 
 def reconcile_views(runs_dir: Path, live: set[str] = frozenset(),  # type: ignore[assignment]
@@ -41,13 +44,13 @@ def reconcile_views(runs_dir: Path, live: set[str] = frozenset(),  # type: ignor
             if point.name == VIEW_DIR and point.parent.parent == real_runs:
                 run_id = point.parent.name
             elif point.parent.parent == HANDOFF_BASE and point.name == "run":
-                run_id = point.parent.name.rsplit("-", 1)[0]
-                if run_id not in runs:
-                    try:
-                        st = os.stat(point)
-                    except OSError:
-                        continue
-                    run_id = by_inode.get((st.st_dev, st.st_ino))
+                # By what is mounted, never by the name: another daemon's run (another home)
+                # may have the same id, and its live hand-off is not ours to detach (h172).
+                try:
+                    st = os.stat(point)
+                except OSError:
+                    continue
+                run_id = by_inode.get((st.st_dev, st.st_ino))
             if run_id and run_id in runs and run_id not in live:
                 stale.setdefault(run_id, []).append(point)
     for points in stale.values():
@@ -57,13 +60,23 @@ def reconcile_views(runs_dir: Path, live: set[str] = frozenset(),  # type: ignor
                 point.rmdir()
                 if point.parent.parent == HANDOFF_BASE:
                     point.parent.rmdir()
-    # Hand-off folders whose mount is already gone (a start that failed half-way).
-    for folder in HANDOFF_BASE.iterdir() if HANDOFF_BASE.is_dir() else []:
-        run_id = folder.name.rsplit("-", 1)[0]
-        if run_id in runs and run_id not in live:
+    # Hand-off folders whose mount is already gone (a start that failed half-way): those the
+    # run folders name, not those named like them (another daemon's may be in the making).
+    for run_id in sorted(runs - set(live)):
+        record = Path(runs_dir) / run_id / HANDOFF_RECORD
+        try:
+            name = record.read_text()[:256]
+        except OSError:
+            continue
+        if not _HANDOFF_NAME.fullmatch(name):
+            continue  # not a name this daemon writes: nothing of it is touched
+        folder = HANDOFF_BASE / name
+        with contextlib.suppress(OSError):
+            (folder / "run").rmdir()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+            stale.setdefault(run_id, [])
+        if not os.path.lexists(folder):
             with contextlib.suppress(OSError):
-                (folder / "run").rmdir()
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-                stale.setdefault(run_id, [])
+                record.unlink()
     return sorted(stale)
