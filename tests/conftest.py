@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -42,19 +42,22 @@ T = TypeVar("T")
 # parallel workers (make test: pytest -n): one worker at a time checks and makes them, so two
 # never race to `useradd` the same name (the loser failed "already exists").
 
-_ACCOUNTS_LOCK = Path("/tmp/pilothouse-tests-accounts.lock")
-
-
 @contextmanager
-def accounts_locked() -> Iterator[None]:
+def machine_locked(name: str) -> Iterator[None]:
+    """One test process at a time, on this machine, holds `name` (a file lock in /tmp)."""
     import fcntl
 
-    fd = os.open(_ACCOUNTS_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fd = os.open(f"/tmp/pilothouse-tests-{name}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
+                 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+def accounts_locked() -> AbstractContextManager[None]:
+    return machine_locked("accounts")
 
 
 def ensure_group(group: str) -> None:

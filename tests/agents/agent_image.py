@@ -52,14 +52,21 @@ def _digest(base: str, sources: dict[str, Path]) -> str:
 
 
 def agents_image(client: Any, base: str) -> tuple[str, set[str]]:
-    """(image reference, the agents it holds), built from `base` if missing."""
+    """(image reference, the agents it holds), built from `base` if missing: by one test
+    process at a time (make test runs two), the others then find it built."""
+    from tests.conftest import machine_locked
+
     sources = _sources()
     ref = f"{REPO}:{_digest(base, sources)}"
-    try:
-        client.images.get(ref)
-        return ref, set(sources)
-    except Exception:
-        pass
+    with machine_locked("agents-image"):
+        try:
+            client.images.get(ref)
+        except Exception:
+            _build(client, base, sources, ref)
+    return ref, set(sources)
+
+
+def _build(client: Any, base: str, sources: dict[str, Path], ref: str) -> None:
     lines = [f"FROM {base}"]
     with tempfile.TemporaryDirectory(prefix="ph-agents-image-") as ctx:
         if "claude" in sources:
@@ -83,7 +90,6 @@ def agents_image(client: Any, base: str) -> tuple[str, set[str]]:
         (Path(ctx) / "Dockerfile").write_text("\n".join(lines) + "\n")
         client.images.build(path=ctx, tag=ref, rm=True, forcerm=True, network_mode="none")
     drop_older_tags(client, REPO, ref)
-    return ref, set(sources)
 
 
 def _add_libs(ctx: str, libs: list[str]) -> None:
