@@ -8,6 +8,7 @@ figure measured under the matching attack):
     agent_connections = 32     # open connections per run on agent.sock
     gate_connections = 128     # open client connections per run on gate.sock and the bridge
     teammate_connections = 16  # open operator.sock connections per teammate (not the owner)
+    teammate_runs = 8          # live runs per teammate (not the owner)
     head_bytes = "32k"         # one request head at the gate
     head_timeout = "10s"       # time to send a request head
     send_timeout = "30s"       # an operator.sock client that takes no output for this long is closed
@@ -45,6 +46,7 @@ class Bounds:
     agent_connections: int = 32
     gate_connections: int = 128
     teammate_connections: int = 16
+    teammate_runs: int = 8
     head_bytes: int = 32 * 1024
     head_timeout: float = 10.0
     send_timeout: float = 30.0

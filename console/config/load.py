@@ -42,6 +42,9 @@ __all__ = [
     "TeamConfig", "embedded_text", "load", "load_explicit",
 ]
 
+# A group name as a group file can hold it (sssd's may have spaces, '@' and backslashes): no control
+# character (NUL included), ':' or ','.
+_GROUP_NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f:,]{1,256}")
 _TOP = {"defaults", "profiles", "team", "keys", "gate", "gpu", "notify", "limits", "audit"}
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -94,6 +97,12 @@ def _apply_file(cfg: Config, file: str, text: str) -> None:
     if "group" in t:
         if not isinstance(t["group"], str) or not t["group"]:
             raise r.fail(("team",), "group", "group must be a Unix group name")
+        if not _GROUP_NAME.fullmatch(t["group"]):
+            # The system's look-up raises on a NUL (not "no such group"), and no group file
+            # holds a control character, ':' or ',': such a name reached operator.sock's
+            # permissions and every teammate's role check and failed there (review h173).
+            raise r.fail(("team",), "group", f"group {t['group'][:60]!r} is not a Unix "
+                         "group name: no control characters, ':' or ','")
         cfg.team.group = t["group"]
     if "approvers" in t:
         cfg.team.approvers = r.string_list(t, ("team",), "approvers")

@@ -47,6 +47,7 @@ class Lifecycle:
     stopping: bool = False  # set by daemon.stop: new work is refused
     shadowing: set[int] = field(default_factory=set)  # uids with a policy.shadow computing
     checking: set[int] = field(default_factory=set)  # uids with a policy.check computing
+    starting: dict[int, int] = field(default_factory=dict)  # uid: its run.starts under way
 
 
 @dataclass

@@ -56,7 +56,7 @@ def user_name(uid: int) -> str:
 def _group_members(group: str) -> tuple[int | None, set[str]]:
     try:
         g = grp.getgrnam(group)
-    except KeyError:
+    except (KeyError, ValueError):  # ValueError: a name no look-up takes (a NUL): no such group
         return None, set()
     return g.gr_gid, set(g.gr_mem)
 
@@ -99,7 +99,7 @@ def open_to_team(sock_path: Path, runtime_dir: Path, group: str | None) -> None:
     """operator.sock (and its folder) open to the [team] group `group`, or the owner's alone."""
     try:
         gid = grp.getgrnam(group).gr_gid if group else None
-    except KeyError:
+    except (KeyError, ValueError):  # raised before the socket was closed to the old group
         log.error("team group %r does not exist; operator.sock stays private", group)
         gid = None
     try:

@@ -1,6 +1,6 @@
 """Every operation in the merged table x every role, against a real daemon in team mode with real
 users: the owner is refused nothing, an approver only what is the owner's alone (prune, stopping
-the daemon), a
+the daemon, reloading its config), a
 watcher exactly the operations docs/protocol.md marks *decides*, an outsider everything (the
 socket itself). A new operation that forgets its role check fails here."""
 
@@ -98,7 +98,7 @@ def test_every_op_checks_every_role(home: Path, daemon_env: dict[str, str], tmp_
                    for role, got in seen.items()}
         assert refused["owner"] == set(), seen["owner"]
         owner_only = {n for n, op in table.OPERATIONS.items() if op.owner_only}
-        assert owner_only == {"daemon.stop"}
+        assert owner_only == {"daemon.stop", "config.reload"}
         assert refused["approver"] == {"prune"} | owner_only, seen["approver"]
         approvers_only = {n for n, op in table.OPERATIONS.items() if op.approvers_only}
         assert approvers_only == {"approval.preview"}  # the owner's config file (review h135)

@@ -29,8 +29,9 @@ class Op:
     # Reads what a watcher may not see (the owner's config file around a rule to save): only
     # operators and approvers, as for `decides`, but nothing changes (review h135).
     approvers_only: bool = False
-    # Ends what is not the caller's alone (every run, the owner's included): the daemon's own
-    # user or root only; an approver decides, starts and stops runs, not the daemon (review s42).
+    # Ends or changes what is not the caller's alone (every run, the owner's included; the
+    # owner's config in force): the daemon's own user or root only; an approver decides,
+    # starts and stops runs, not the daemon or its config (reviews s42, h173).
     owner_only: bool = False
 
 

@@ -27,6 +27,9 @@ async def profiles(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 
 
 OPS: OpTable = {
-    "config.reload": Op(config_reload, decides=True),
+    # The owner's file, put in force when the owner says (the daemon also reloads it when it
+    # changes): an approver's 200 reloads were 200 chained rows only the owner may prune, each
+    # closing and opening operator.sock to the team again (review h173).
+    "config.reload": Op(config_reload, decides=True, owner_only=True),
     "profiles": Op(profiles),
 }

@@ -66,16 +66,38 @@ async def run_start(core: Core, peer: Peer, args: Args, send: Send) -> Any:
                                 ) > COMMAND_MAX_BYTES:
         raise Failure("bad-args", f"the command is {n} bytes; a run's command may be at most "
                       f"{COMMAND_MAX_BYTES}", "pass long input in a file in the workspace")
-    run = await core.runs.start(
-        arg(args, "profile", str),
-        actor=peer.user,
-        workspace=arg(args, "workspace", str, None),
-        command=command or None,
-        client_cwd=arg(args, "cwd", str, None),
-        requester=(peer.uid, peer.gid),
-        caller_env=_caller_env(arg(args, "env", dict, None)),
-    )
+    env = _caller_env(arg(args, "env", dict, None))
+    starting = core.life.starting
+    if peer.role != "operator":
+        _refuse_past_teammate_runs(core, peer)
+    starting[peer.uid] = starting.get(peer.uid, 0) + 1
+    try:
+        run = await core.runs.start(
+            arg(args, "profile", str),
+            actor=peer.user,
+            workspace=arg(args, "workspace", str, None),
+            command=command or None,
+            client_cwd=arg(args, "cwd", str, None),
+            requester=(peer.uid, peer.gid),
+            caller_env=env,
+        )
+    finally:
+        if (left := starting.pop(peer.uid) - 1) > 0:
+            starting[peer.uid] = left
     return run.public()
+
+
+def _refuse_past_teammate_runs(core: Core, peer: Peer) -> None:
+    """A teammate's live runs (and starts under way) are at most [limits] teammate_runs: each
+    holds ~23 of the daemon's descriptors and a sandbox it started, outside the teammate's own
+    process limits, and a loop of starts took a root daemon towards its fd limit (review h173)."""
+    most = core.config.cfg.bounds.teammate_runs
+    held = sum(r.actor == peer.user for r in core.runs.live()) + core.life.starting.get(peer.uid, 0)
+    if held >= most:
+        raise Failure("busy", f"{peer.user} has {held} runs live or starting, the most a teammate "
+                      f"may (limits.teammate_runs = {most})",
+                      "stop one (`pilothouse stop ID`), or ask the daemon's owner to raise "
+                      "teammate_runs under [limits]")
 
 
 def _caller_env(env: dict[str, Any] | None) -> dict[str, str] | None:
