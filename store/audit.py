@@ -190,7 +190,8 @@ def read_head(conn: sqlite3.Connection) -> dict[str, Any] | None:
     try:
         head = json.loads(row[0])
         return {"id": int(head["id"]), "hash": str(head["hash"]), "mac": str(head["mac"])}
-    except (ValueError, KeyError, TypeError, OverflowError):  # OverflowError: an id of 1e999
+    # OverflowError: an id of 1e999; RecursionError: a value nested past the parser
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
         return {"id": -1, "hash": "", "mac": ""}
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hmac
 import json
 import logging
 import os
@@ -55,7 +56,7 @@ class Witness:
         self._mirror = mirror
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
                            0o600)
-        last = last_entry(self.path)
+        last, self._tail_problem = last_signed(self.path, key)
         self.seq = last.seq if last is not None else 0
         self.last = last
 
@@ -101,12 +102,15 @@ class Witness:
         return None
 
     def ahead_of(self, last_id: int, last_hash: str) -> str | None:
-        """Why the database is behind what this witness saw committed; None if it is not."""
-        seen = self.last
-        if seen is None or (seen.id < last_id) or (seen.id == last_id and seen.hash == last_hash):
-            return None
-        return (f"the database ends at row {last_id} but the witness saw row {seen.id} "
-                "committed: it was truncated or rolled back; `pilothouse audit verify` says more")
+        """Why the database is behind what this witness saw committed, or why the witness's
+        end cannot be trusted to tell (checked against its last validly signed line: a line
+        appended without the key must not stand level with a database rolled back); None if
+        neither."""
+        seen, why = self.last, self._tail_problem
+        if not (seen is None or (seen.id < last_id) or (seen.id == last_id and seen.hash == last_hash)):
+            why = (f"the database ends at row {last_id} but the witness saw row {seen.id} "
+                   "committed: it was truncated or rolled back" + (f"; {why}" if why else ""))
+        return None if why is None else why + "; `pilothouse audit verify` says more"
 
     def sync(self) -> None:
         """Get the lines written so far onto the disk (called by the store's syncer)."""
@@ -116,23 +120,55 @@ class Witness:
         os.close(self._fd)
 
 
-def last_entry(path: Path) -> Entry | None:
-    """The last line, read from the end (the file grows with every batch)."""
+TAIL_BYTES = 4096  # a line is ~200 bytes: the end always holds a whole one
+
+
+def _entry(raw: bytes | str) -> tuple[Entry, str] | None:
+    """A line as (entry, its mac), or None where it is not one: any value JSON can spell and
+    Python cannot turn into the numbers (an id of 1e999) or read at all (nested past the
+    parser's recursion limit) is a damaged line, never a crash of verify or of the start."""
+    try:
+        d: dict[str, Any] = json.loads(raw)
+        return Entry(int(d["seq"]), int(d["id"]), str(d["hash"]), float(d["ts"])), str(d["mac"])
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
+        return None
+
+
+def last_signed(path: Path, key: bytes) -> tuple[Entry | None, str | None]:
+    """The last validly signed line, read from the end (the file grows with every batch), and
+    why the end is not to be trusted: a readable line after it that is not validly signed
+    (appended without the key) or damaged, or an end that holds no signed line at all.
+    (A full disk leaves no line cut short: Witness._write_whole takes the part back.)"""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
             size = f.tell()
-            f.seek(max(0, size - 4096))
+            f.seek(max(0, size - TAIL_BYTES))
             tail = f.read().splitlines()
     except FileNotFoundError:
-        return None
+        return None, None
+    if size > TAIL_BYTES:
+        tail = tail[1:]  # the first is most likely a part of a line
+    problem = None
     for raw in reversed(tail):
-        try:
-            d = json.loads(raw)
-            return Entry(int(d["seq"]), int(d["id"]), str(d["hash"]), float(d["ts"]))
-        except (ValueError, KeyError, TypeError):
+        got = _entry(raw)
+        if got is None:  # verify calls it damaged too
+            problem = problem or ("the witness's last line is damaged (not a line the store "
+                                  "writes)")
             continue
-    return None
+        e, mac = got
+        if _same(mac, witness_mac(key, e.seq, e.id, e.hash, e.ts)):
+            return e, problem
+        problem = problem or (f"the witness's last line (seq {e.seq}, row {e.id}) is not validly "
+                              "signed: it was written without the key, after the fact")
+    if size:
+        return None, (f"the witness's last {min(size, TAIL_BYTES)} bytes hold no validly "
+                      "signed line: it was damaged or edited after the fact")
+    return None, None
+
+
+def _same(stored: str, expected: str) -> bool:
+    return hmac.compare_digest(stored.encode("utf-8", "surrogatepass"), expected.encode())
 
 
 @dataclass
@@ -159,14 +195,12 @@ def read(path: Path, key: bytes) -> Seen | None:
     n = 0
     with f:
         for n, raw in enumerate(f, start=1):
-            try:
-                d: dict[str, Any] = json.loads(raw)
-                e = Entry(int(d["seq"]), int(d["id"]), str(d["hash"]), float(d["ts"]))
-                mac = str(d["mac"])
-            except (ValueError, KeyError, TypeError):
+            got = _entry(raw)
+            if got is None:
                 problem = problem or (0, f"witness line {n} is damaged")
                 continue
-            if mac != witness_mac(key, e.seq, e.id, e.hash, e.ts):
+            e, mac = got
+            if not _same(mac, witness_mac(key, e.seq, e.id, e.hash, e.ts)):
                 problem = problem or (e.id, f"witness line {n} is not validly signed (forged "
                                             "or written with another key)")
                 continue
