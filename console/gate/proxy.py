@@ -418,9 +418,8 @@ class Gate(Dialling):
         try:
             addrs = await self._authorise(method, raw, target, conn)
             up = conn.upstream
-            if up is not None and (up.target != target or up.address not in addrs
-                                   or up.reader.at_eof()):
-                await self._finish(up, "closed")
+            if up is not None and (how := self._spent(up, target, addrs)) is not None:
+                await self._finish(up, how)
                 conn.upstream = up = None
             if up is None:
                 conn.upstream = up = (self._take_parked(target, addrs)

@@ -121,6 +121,22 @@ class Dialling(Deciding):
             "bytes_up": up.act.up, "bytes_down": up.act.down, "how": how,
             "duration_s": round(time.monotonic() - up.started, 6)})
 
+    def _spent(self, up: Upstream, target: Target, addrs: list[IPAddress]) -> str | None:
+        """Why the upstream a client connection kept may not carry its next request (how it
+        ends), or None when it may: another target or an address the new decision did not
+        allow, or the server closed it or sent bytes no request asked for. Those bytes (a body
+        behind an answer framed bodiless: to a HEAD, a 204, a 304) were read as the next
+        request's answer, a whole forged one (review h176); parked ones were already looked at
+        so (_take_parked)."""
+        if up.target != target or up.address not in addrs:
+            return "closed"
+        reader = up.reader
+        if not isinstance(reader, SockStream):
+            return "closed" if reader.at_eof() else None
+        if reader.buf:
+            return "error"
+        return reader.peer_quiet() if reader.settled() else "closed"
+
     # -- parking ------------------------------------------------------------------------------
 
     async def _let_go(self, up: Upstream, how: str) -> None:
