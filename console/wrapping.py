@@ -5,7 +5,9 @@ at, and folds a word longer than the column without a mark: `rm -rf DIR/ *`, wit
 as the column, was drawn as `rm -rf`, `DIR/`, `*` on three lines, exactly as `rm -rf DIR/*`
 (DIR/* folded) was. `Wrapped` draws each space a break takes as `␣` at the end of its line, so
 a break at a space and a fold inside a word never look the same. Used for a request's command
-or destination on the console's card and in `pilothouse approvals`' table.
+or destination on the console's card and in `pilothouse approvals`' table, and for each line of
+a file's change on the card, where a line's later rows also start with CONTINUED: folded, an
+added line's rest could start with `-` and read as a removed line (review h174).
 """
 
 from __future__ import annotations
@@ -17,20 +19,26 @@ from rich.measure import Measurement
 from rich.text import Text
 
 BREAK_MARK = "␣"
+# What starts each later row of a line drawn with `continued`: no escaped text (console.text.shown)
+# starts with it (a `⟩` of its own is written ⟨U+27E9⟩), so no line of a diff can look like one.
+CONTINUED = "⟩"
 
 
 class Wrapped:
     """A one-line Text that, wrapped, ends each line broken at spaces with a `␣` per space (a
-    line as wide as the column gets its mark on a line of its own)."""
+    line as wide as the column gets its mark on a line of its own). With `continued`, every row
+    after the first starts with that mark (dim), so where a line goes on is never a new line."""
 
-    def __init__(self, text: Text) -> None:
+    def __init__(self, text: Text, continued: str = "") -> None:
         self.text = text
+        self.continued = continued
 
     def __rich_measure__(self, console: Any, options: Any) -> Measurement:
         return Measurement.get(console, options, self.text)
 
     def __rich_console__(self, console: Any, options: Any) -> Any:
-        source, width = self.text.plain, max(1, options.max_width)
+        source = self.text.plain
+        width = max(1, options.max_width - len(self.continued))  # room for the mark on each row
         lines = list(self.text.wrap(console, width, overflow="fold"))
         pos = 0
         out: list[Text] = []
@@ -52,6 +60,9 @@ class Wrapped:
                     line.append(BREAK_MARK * (kept + dropped), style="dim")
             # Never wider than the column: wrapped again, a space in it would be lost again.
             out.extend(line.divide(range(width, len(line.plain), width)))
+        if self.continued:
+            out[1:] = [Text.assemble((self.continued, "dim"), row) for row in out[1:]]
+            width += len(self.continued)
         lines = Lines(out)  # justified as rich justifies a Text (the padding in its style)
         lines.justify(console, width, justify=self.text.justify or options.justify or "default",
                       overflow="fold")
