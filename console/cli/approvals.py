@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from console.cli.context import Context, friendly, json_option, pass_ctx
-from console.cli.output import confirm, echo, fail, table, visible
+from console.cli.output import confirm, echo, fail, labelled, table, visible
 from console.cli.parsing import argument, command, option, quick_exit
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
@@ -41,11 +41,7 @@ def show_request(req: dict[str, Any]) -> None:
 
     echo(f"request {visible(req.get('id'))}  run {visible(req.get('run_id'))}  "
          f"profile {visible(req.get('profile'))}")
-    for row in review_rows(req):
-        first, *more = row.value.split("\n")
-        echo(f"  {row.label:<12} {first}")
-        for line in more:
-            echo(f"  {'':<12} {line}")
+    labelled((row.label, row.value.split("\n")) for row in review_rows(req))
 
 
 def _show_full(rows: list[dict[str, Any]]) -> None:

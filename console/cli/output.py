@@ -180,3 +180,37 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> None:
         console.print(grid)
     for line in captured.get().splitlines():
         echo(line.rstrip())
+
+
+def labelled(rows: Iterable[tuple[str, list[str]]], indent: int = 2, label_width: int = 12) -> None:
+    """Rows of a label and its lines, as `pilothouse approve` shows a request. At a terminal
+    each line is wrapped to its width under its label (console.wrapping): a space a break
+    takes is drawn `␣`, and where a label has several lines (a diff), each later row of one
+    has `⟩` before it, as on the console's card. Left to the
+    terminal, the space a line wraps at was a blank cell at the 80th column, which cannot be
+    seen: `rm -rf DIR/ ..` read as `rm -rf DIR/..` (review h174). A pipe gets whole lines."""
+    rows = list(rows)
+    if not sys.stdout.isatty():
+        for label, lines in rows:
+            for i, line in enumerate(lines or [""]):
+                echo(f"{' ' * indent}{label if i == 0 else '':<{label_width}} {line}")
+        return
+    from rich.console import Console
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    from console.wrapping import CONTINUED, Wrapped
+
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, min_width=label_width)
+    grid.add_column(overflow="fold")
+    for label, lines in rows:
+        for i, line in enumerate(lines or [""]):
+            grid.add_row(Text(label if i == 0 else ""),
+                         Wrapped(Text(line), continued=CONTINUED if len(lines) > 1 else ""))
+    console = Console(highlight=False, soft_wrap=False, force_terminal=True, color_system=None)
+    with console.capture() as captured:
+        console.print(Padding(grid, (0, 0, 0, indent)))
+    for line in captured.get().splitlines():
+        echo(line.rstrip())
