@@ -107,7 +107,9 @@ async def test_profile_scope_shows_the_rule_then_saves_it(daemon: Daemon, worksp
         await pilot.press("a", "p")
         confirm = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen,
                                  "the rule preview")
-        shown = str(confirm._body.renderables[0])  # noqa: SLF001 - the text shown above the diff
+        # the text shown above the diff (each rule line a Wrapped: review h174)
+        shown = "\n".join(str(getattr(part, "text", part))
+                          for part in confirm._body.renderables[:-1])  # noqa: SLF001
         assert "make lint" in shown and str(config) in shown and "exec allow" in shown
         assert not config.exists(), "nothing is saved before the person confirms"
         await pilot.press("y")
@@ -126,7 +128,7 @@ async def test_profile_scope_shows_the_rule_then_saves_it(daemon: Daemon, worksp
         await pilot.press("N")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the deny preview")
         assert "forbid rule" in app.screen._title, "labelled by what it writes"  # noqa: SLF001
-        assert '+ demo exec forbid "pip install evil"' in str(app.screen._body.renderables[0])  # noqa: SLF001
+        assert '+ demo exec forbid "pip install evil"' in str(app.screen._body.renderables[1].text)  # noqa: SLF001
         await pilot.press("y")
         await run_output(pilot, denied, "rc=1")
         saved = tomllib.loads(config.read_text())["profiles"]["demo"]["exec"]

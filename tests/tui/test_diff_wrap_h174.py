@@ -14,6 +14,7 @@ The fixed daemon double, the console at 80x24 with NO_COLOR; the card's lines re
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -76,3 +77,27 @@ async def test_every_line_of_a_change_reads_as_it_is_written_at_80x24(
     expected = [escaped_line(line) for line in change_diff(req["detail"]) or []]
     read = change_as_read(rows)
     assert read == expected, "\n".join(rows)
+
+
+def test_a_profile_rules_preview_reads_as_the_rule_it_saves_at_every_width() -> None:
+    """p on the card previews the rule it saves: its line was wrapped by rich, so at 78
+    columns `allow "rm -rf DIR/ .."` was drawn `... DIR/` and `.."`, the rule `rm -rf DIR/..`."""
+    from rich.console import Console
+
+    from console.tui.screens.approval import preview_body
+
+    line = f'+ demo exec allow "rm -rf /workspace/{"b" * 40}/ .."'
+    edit = {"file": "config.toml", "profile": "demo", "section": "exec", "list": "allow",
+            "rule": line.split('"')[1], "lines": [line], "diff": "", "changed": False,
+            "overridden_by": None}
+    for width in range(50, 81):
+        console = Console(width=width, file=io.StringIO(), record=True, color_system=None)
+        console.print(preview_body(edit, True))
+        rows = console.export_text().split("\n")
+        start = next(i for i, row in enumerate(rows) if row.startswith("+ demo"))
+        read = rows[start].rstrip()
+        for row in rows[start + 1:]:
+            if not row.startswith(CONTINUED):
+                break
+            read += row[len(CONTINUED):].rstrip()
+        assert read.replace(BREAK_MARK, " ") == line, "\n".join(rows)

@@ -27,6 +27,7 @@ from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.seen import PAGED, SeenRows
 from console.tui.state import Change
+from console.wrapping import CONTINUED, Wrapped
 from widgets.diff import diff_text
 from widgets.format import printable
 from widgets.panels import ApprovalCard, review_grid
@@ -465,15 +466,15 @@ def decision_toast(req: dict[str, Any], result: dict[str, Any], scope: str) -> s
 def preview_body(edit: dict[str, Any], allow: bool) -> Group:
     """Every line the decision writes (as the daemon planned them, nothing else), where, and
     whether it would take effect: a stricter rule that would override it is named."""
-    head = Text()
     lines = edit.get("lines") or [f"+ {edit.get('profile')} {edit.get('section')} {edit.get('list')} "
                                   f'"{edit.get("rule")}"']
     override = edit.get("overridden_by")
-    head.append(f"This {'would write' if override else 'writes'} {len(lines)} line(s) to "
-                f"{printable(edit.get('file'))}:\n")
-    for line in lines:
-        head.append(printable(line), style="bold")
-        head.append("\n")
+    intro = Text(f"This {'would write' if override else 'writes'} {len(lines)} line(s) to "
+                 f"{printable(edit.get('file'))}:")
+    # Each rule wrapped with a mark for a space a break takes (review h174): `rm -rf DIR/ ..`
+    # broken at its last space read as the rule `rm -rf DIR/..`.
+    rules = [Wrapped(Text(printable(line), style="bold"), continued=CONTINUED) for line in lines]
+    head = Text()
     if edit.get("section") == "exec" and edit.get("list") == "allow":
         head.append(f"({RULE_IS_WIDER})\n")
     if override:
@@ -486,9 +487,10 @@ def preview_body(edit: dict[str, Any], allow: bool) -> Group:
         else:
             head.append("Nothing is saved: only changing that rule in your config lets this "
                         "through.\n")
-        return Group(head)
+        return Group(intro, *rules, head)
     head.append(f"and {'allows' if allow else 'denies'} this request now.\n")
     diff = edit.get("diff") or ""
     if not edit.get("changed", True) or not diff:
-        return Group(head, Text("(the rule is already there; nothing changes in the file)", style="dim"))
-    return Group(head, diff_text(diff.removesuffix("\n").split("\n")))  # as preview_text
+        return Group(intro, *rules, head,
+                     Text("(the rule is already there; nothing changes in the file)", style="dim"))
+    return Group(intro, *rules, head, diff_text(diff.removesuffix("\n").split("\n")))  # as preview_text
