@@ -15,7 +15,7 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import Static
 
-from console.text import DIFF, SUBJECT, cut, review_rows
+from console.text import AGENT, DIFF, SUBJECT, cut, review_rows
 from console.wrapping import Wrapped
 from widgets.diff import styled_diff
 from widgets.format import (
@@ -260,7 +260,9 @@ def review_grid(req: dict[str, Any], request: str) -> Table:
     for row in review_rows(req):
         value: RenderableType = (styled_diff(row.value.split("\n")) if row.style == DIFF
                                  else Text(row.value, style=_REVIEW_STYLES.get(row.style, "")))
-        if row.style == SUBJECT:  # a space where the command breaks is drawn (review h162)
+        # A space where the command breaks is drawn (review h162), and where the agent's input
+        # breaks (a tool's input with no diff: a notebook cell's source, review h174).
+        if row.style in (SUBJECT, AGENT):
             value = Wrapped(value)
         _row(grid, row.label, value)
     return grid
