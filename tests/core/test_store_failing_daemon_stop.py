@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BIN, Daemon, needs_bwrap
-from tests.core.failing_store import start_run, store_failing
+from tests.core.failing_store import start_run, store_failing, wait_file
 
-SCRIPT = "trap 'echo term > got-term; exit 0' TERM; while :; do sleep 0.05; done"
+SCRIPT = "trap 'echo term > got-term; exit 0' TERM; touch trapped; while :; do sleep 0.05; done"
 
 
 def _mounts_under(path: Path) -> list[str]:
@@ -47,6 +47,7 @@ def _ask_stop(d: Daemon) -> None:
 
 def _stop(d: Daemon, workspace: Path, failing: bool) -> tuple[float, bool, list[str]]:
     run_id = start_run(d, "shell", workspace, SCRIPT)
+    wait_file(workspace / "trapped")  # the shell's trap is set (running is the sandbox's state)
     assert d.proc is not None
     t0 = time.monotonic()
     # Through the client: the CLI's own wait reads a zombie (the test's child) as alive.

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import Daemon, needs_bwrap
-from tests.core.failing_store import start_run, store_failing
+from tests.core.failing_store import start_run, store_failing, wait_file
 
 SCRIPT = "while [ ! -e end ]; do sleep 0.05; done; exit 0"
 
@@ -30,8 +30,11 @@ def _ended(d: Daemon, run_id: str, timeout: float = 30) -> dict:
 @needs_bwrap
 def test_a_stop_the_store_cannot_record_still_stops_and_says_so(daemon: Daemon,
                                                                 workspace: Path) -> None:
-    run_id = start_run(daemon, "shell", workspace,
-                       "trap 'echo term > got-term; exit 0' TERM; while :; do sleep 0.05; done")
+    run_id = start_run(daemon, "shell", workspace, "trap 'echo term > got-term; exit 0' TERM; "
+                       "touch trapped; while :; do sleep 0.05; done")
+    # Running is the sandbox's state, not the shell's: a TERM before its trap killed it
+    # without the file (seen once with the suite's files run two at a time).
+    wait_file(workspace / "trapped")
     with store_failing(daemon):
         out = daemon.cli("stop", run_id, check=False)
         live = [r["id"] for r in json.loads(daemon.cli("ps", "--json").stdout)]
