@@ -17,14 +17,14 @@ from store.writer import StoreWriter
 Make = Callable[..., StoreWriter]
 
 
-def _fill(make_writer: Make, witness: Path, n: int, start: int = 0) -> None:
+def fill(make_writer: Make, witness: Path, n: int, start: int = 0) -> None:
     w = make_writer(witness=witness)
     for i in range(start, start + n):
         w.commit("approval.decided", run_id="r1", actor="alice", text=f"decision {i}")
     w.close()
 
 
-def _verify(db_path: Path, key: bytes, witness: Path) -> audit.VerifyResult:
+def verify(db_path: Path, key: bytes, witness: Path) -> audit.VerifyResult:
     db = open_db(db_path, readonly=True)
     try:
         return audit.verify(db, key, witness=witness)
@@ -49,8 +49,8 @@ def _head(db_path: Path) -> str:
 
 def test_untouched_history_agrees_with_its_witness(make_writer: Make, db_path: Path, key: bytes,
                                                    witness: Path) -> None:
-    _fill(make_writer, witness, 30)
-    result = _verify(db_path, key, witness)
+    fill(make_writer, witness, 30)
+    result = verify(db_path, key, witness)
     assert result.ok, result
     lines = witness.read_text().splitlines()
     assert lines and all('"seq"' in line for line in lines)
@@ -58,14 +58,14 @@ def test_untouched_history_agrees_with_its_witness(make_writer: Make, db_path: P
 
 def test_truncation_with_a_replayed_older_head_is_caught(make_writer: Make, db_path: Path,
                                                          key: bytes, witness: Path) -> None:
-    _fill(make_writer, witness, 20)
+    fill(make_writer, witness, 20)
     old_head = _head(db_path)
-    _fill(make_writer, witness, 20, start=20)
+    fill(make_writer, witness, 20, start=20)
     # The attacker cuts the last 20 rows and puts back the head signed when there were 20.
     _sql(db_path, "DELETE FROM events WHERE id > 20")
     _sql(db_path, "UPDATE meta SET value = ? WHERE key = 'chain_head'", params=(old_head,))
     assert audit.verify(sqlite3.connect(db_path), key).ok, "without the witness this passes"
-    result = _verify(db_path, key, witness)
+    result = verify(db_path, key, witness)
     assert not result.ok and "witness" in result.reason, result
     assert result.first_bad_id == 21
 
@@ -73,12 +73,12 @@ def test_truncation_with_a_replayed_older_head_is_caught(make_writer: Make, db_p
 def test_whole_database_rolled_back_to_an_older_copy_is_caught(make_writer: Make, db_path: Path,
                                                                key: bytes, witness: Path,
                                                                tmp_path: Path) -> None:
-    _fill(make_writer, witness, 10)
+    fill(make_writer, witness, 10)
     backup = tmp_path / "old.db"
     shutil.copy(db_path, backup)
-    _fill(make_writer, witness, 10, start=10)
+    fill(make_writer, witness, 10, start=10)
     shutil.copy(backup, db_path)
-    result = _verify(db_path, key, witness)
+    result = verify(db_path, key, witness)
     assert not result.ok and "rolled back" in result.reason, result
 
 
@@ -86,32 +86,32 @@ def test_rollback_then_new_events_is_caught(make_writer: Make, db_path: Path, ke
                                             witness: Path, tmp_path: Path) -> None:
     """The daemon keeps writing on the old copy: the ids the witness saw come round again
     with other hashes."""
-    _fill(make_writer, witness, 10)
+    fill(make_writer, witness, 10)
     backup = tmp_path / "old.db"
     shutil.copy(db_path, backup)
-    _fill(make_writer, witness, 10, start=10)
+    fill(make_writer, witness, 10, start=10)
     shutil.copy(backup, db_path)
-    _fill(make_writer, witness, 15, start=100)
-    result = _verify(db_path, key, witness)
+    fill(make_writer, witness, 15, start=100)
+    result = verify(db_path, key, witness)
     assert not result.ok and ("rolled back" in result.reason or "witness" in result.reason), result
 
 
 def test_tail_deleted_together_with_the_head_is_caught(make_writer: Make, db_path: Path,
                                                        key: bytes, witness: Path) -> None:
-    _fill(make_writer, witness, 20)
+    fill(make_writer, witness, 20)
     _sql(db_path, "DELETE FROM events WHERE id > 12", "DELETE FROM meta WHERE key = 'chain_head'")
     # The writer starts again on the cut database and carries on.
-    _fill(make_writer, witness, 5, start=50)
-    result = _verify(db_path, key, witness)
+    fill(make_writer, witness, 5, start=50)
+    result = verify(db_path, key, witness)
     assert not result.ok, result
 
 
 def test_a_forged_witness_line_is_caught(make_writer: Make, db_path: Path, key: bytes,
                                          witness: Path) -> None:
-    _fill(make_writer, witness, 5)
+    fill(make_writer, witness, 5)
     with witness.open("a") as f:
         f.write('{"seq":999,"id":3,"hash":"00","ts":1.0,"mac":"00"}\n')
-    result = _verify(db_path, key, witness)
+    result = verify(db_path, key, witness)
     assert not result.ok and "witness" in result.reason
 
 
@@ -123,7 +123,7 @@ def test_prune_keeps_the_witness_consistent(make_writer: Make, db_path: Path, ke
     w.prune(1020.0)
     w.commit("approval.decided", text="after the prune")
     w.close()
-    result = _verify(db_path, key, witness)
+    result = verify(db_path, key, witness)
     assert result.ok and "anchor" in result.reason, result
 
 
@@ -161,4 +161,4 @@ def test_bulk_batches_do_not_grow_the_witness_per_batch(make_writer: Make, db_pa
     w.close()
     lines = witness.read_text().splitlines()
     assert w.stats()["batches"] >= 200 and len(lines) <= 10, len(lines)
-    assert _verify(db_path, key, witness).ok
+    assert verify(db_path, key, witness).ok

@@ -19,26 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from store import audit
-from store.db import open_db
 from store.writer import StoreWriter
+from tests.store.test_store_witness import fill, verify
 
 Make = Callable[..., StoreWriter]
-
-
-def _fill(make_writer: Make, witness: Path, n: int, start: int = 0) -> None:
-    w = make_writer(witness=witness)
-    for i in range(start, start + n):
-        w.commit("approval.decided", run_id="r1", actor="alice", text=f"decision {i}")
-    w.close()
-
-
-def _verify(db_path: Path, key: bytes, witness: Path) -> audit.VerifyResult:
-    db = open_db(db_path, readonly=True)
-    try:
-        return audit.verify(db, key, witness=witness)
-    finally:
-        db.close()
 
 
 def _kinds(db_path: Path) -> list[tuple[str, str]]:
@@ -51,9 +35,9 @@ def _kinds(db_path: Path) -> list[tuple[str, str]]:
 
 def test_a_rollback_behind_an_unsigned_witness_line_is_named_at_start(
         make_writer: Make, db_path: Path, key: bytes, witness: Path, tmp_path: Path) -> None:
-    _fill(make_writer, witness, 5)
+    fill(make_writer, witness, 5)
     shutil.copy(db_path, tmp_path / "old.db")
-    _fill(make_writer, witness, 5, start=5)
+    fill(make_writer, witness, 5, start=5)
     shutil.copy(tmp_path / "old.db", db_path)  # the backup of an hour ago, put back
     for side in ("-wal", "-shm"):
         Path(f"{db_path}{side}").unlink(missing_ok=True)
@@ -67,7 +51,7 @@ def test_a_rollback_behind_an_unsigned_witness_line_is_named_at_start(
     make_writer(witness=witness).close()
     said = [text for kind, text in _kinds(db_path) if kind == "store.rollback_detected"]
     assert said and "not validly signed" in said[0] and "row 10" in said[0], _kinds(db_path)
-    assert not _verify(db_path, key, witness).ok
+    assert not verify(db_path, key, witness).ok
 
 
 @pytest.mark.parametrize("line", [
@@ -77,10 +61,10 @@ def test_a_rollback_behind_an_unsigned_witness_line_is_named_at_start(
 ], ids=["id-1e999", "seq-1e999", "nested"])
 def test_a_witness_line_json_cannot_read_as_numbers_is_named(
         make_writer: Make, db_path: Path, key: bytes, witness: Path, line: str) -> None:
-    _fill(make_writer, witness, 3)
+    fill(make_writer, witness, 3)
     with witness.open("a") as f:
         f.write(line + "\n")
-    result = _verify(db_path, key, witness)
+    result = verify(db_path, key, witness)
     assert not result.ok and "witness line 4" in result.reason, result
     make_writer(witness=witness).close()  # the start goes on, and says so
     assert any(kind == "store.rollback_detected" for kind, _ in _kinds(db_path))
@@ -88,12 +72,12 @@ def test_a_witness_line_json_cannot_read_as_numbers_is_named(
 
 def test_a_chain_head_nested_past_the_parser_is_named(make_writer: Make, db_path: Path,
                                                       key: bytes, witness: Path) -> None:
-    _fill(make_writer, witness, 3)
+    fill(make_writer, witness, 3)
     conn = sqlite3.connect(db_path)
     conn.execute("UPDATE meta SET value = ? WHERE key = 'chain_head'", ("[" * 100_000,))
     conn.commit()
     conn.close()
-    result = _verify(db_path, key, witness)
+    result = verify(db_path, key, witness)
     assert not result.ok and "not validly signed" in result.reason, result
     make_writer(witness=witness).close()  # goes on after the last row, and says so
     said = [text for kind, text in _kinds(db_path) if kind == "store.chain_warning"]
