@@ -65,21 +65,7 @@ async def test_an_unframed_body_is_never_the_next_answer(method: str, first: byt
     h = Harness(NetworkRules(allow=["a.invalid"], default="deny", ports=[80]),
                 upstream_port=origin.port)
 
-    def client() -> list[tuple[int, bytes]]:
-        conn = UnixHTTPConnection(h.path)
-        out = []
-        for m, path in ((method, "/one"), ("GET", "/two")):
-            conn.request(m, f"http://a.invalid{path}")
-            resp = conn.getresponse()
-            out.append((resp.status, resp.read()))
-        conn.close()
-        return out
-
-    try:
-        async with running(h):
-            answers = await asyncio.to_thread(client)
-    finally:
-        origin.server.close()
+    answers = await _on_one_connection(h, origin, [(method, "/one"), ("GET", "/two")])
     assert answers[1] == (200, b"real"), answers  # before: (200, b"forged")
     # The second request went on a fresh connection, after its own decision, to the address
     # that decision checked; the first connection ended unread.
@@ -89,16 +75,14 @@ async def test_an_unframed_body_is_never_the_next_answer(method: str, first: byt
     assert h.kinds("net.closed")[0]["how"] == "error"
 
 
-async def test_a_clean_kept_upstream_is_still_reused() -> None:
-    origin = await RawOrigin(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal").start()
-    h = Harness(NetworkRules(allow=["a.invalid"], default="deny", ports=[80]),
-                upstream_port=origin.port)
-
+async def _on_one_connection(h: Harness, origin: RawOrigin,
+                             requests: list[tuple[str, str]]) -> list[tuple[int, bytes]]:
+    """(status, body) of each request, sent in turn on one client connection through the gate."""
     def client() -> list[tuple[int, bytes]]:
         conn = UnixHTTPConnection(h.path)
         out = []
-        for path in ("/one", "/two", "/three"):
-            conn.request("GET", f"http://a.invalid{path}")
+        for method, path in requests:
+            conn.request(method, f"http://a.invalid{path}")
             resp = conn.getresponse()
             out.append((resp.status, resp.read()))
         conn.close()
@@ -106,9 +90,17 @@ async def test_a_clean_kept_upstream_is_still_reused() -> None:
 
     try:
         async with running(h):
-            answers = await asyncio.to_thread(client)
+            return await asyncio.to_thread(client)
     finally:
         origin.server.close()
+
+
+async def test_a_clean_kept_upstream_is_still_reused() -> None:
+    origin = await RawOrigin(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal").start()
+    h = Harness(NetworkRules(allow=["a.invalid"], default="deny", ports=[80]),
+                upstream_port=origin.port)
+
+    answers = await _on_one_connection(h, origin, [("GET", p) for p in ("/one", "/two", "/three")])
     assert answers == [(200, b"real")] * 3
     assert len(origin.connections) == 1 and len(h.dialled) == 1
 

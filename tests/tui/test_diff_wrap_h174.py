@@ -62,10 +62,8 @@ def change_as_read(rows: list[str]) -> list[str]:
     return lines
 
 
-async def test_every_line_of_a_change_reads_as_it_is_written_at_80x24(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_COLOR", "1")
-    req = edit("\n".join(LINES) + "\n")
+async def card_rows(req: dict) -> tuple[int, list[str]]:
+    """The approval card of `req` at 80x24, opened by the keyboard: its width and its rows."""
     app = app_with(approvals=[req])
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
@@ -74,8 +72,16 @@ async def test_every_line_of_a_change_reads_as_it_is_written_at_80x24(
                     and app.screen.query_one(ApprovalCard).holds is not None, "the card")
         await pilot.pause()
         card = app.screen.query_one(ApprovalCard)
-        assert card.size.width < 80  # the width the lines were made to meet
-        rows = [strip.text for strip in card.render_lines(Region(0, 0, card.size.width, card.size.height))]
+        return card.size.width, [strip.text for strip in
+                                 card.render_lines(Region(0, 0, card.size.width, card.size.height))]
+
+
+async def test_every_line_of_a_change_reads_as_it_is_written_at_80x24(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    req = edit("\n".join(LINES) + "\n")
+    width, rows = await card_rows(req)
+    assert width < 80  # the width the lines were made to meet
     expected = [escaped_line(line) for line in change_diff(req["detail"]) or []]
     read = change_as_read(rows)
     assert read == expected, "\n".join(rows)
@@ -113,15 +119,7 @@ async def test_every_input_of_the_agents_reads_as_it_is_written_at_80x24() -> No
     req = {**APPROVALS[0], "id": "nb01", "kind": "custom", "subject": "NotebookEdit /workspace/a.ipynb",
            "title": "NotebookEdit /workspace/a.ipynb", "summary": "custom NotebookEdit",
            "detail": {"cwd": "/workspace", **values}}
-    app = app_with(approvals=[req])
-    async with app.run_test(size=(80, 24)) as pilot:
-        await attached(pilot)
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen)
-                    and app.screen.query_one(ApprovalCard).holds is not None, "the card")
-        await pilot.pause()
-        card = app.screen.query_one(ApprovalCard)
-        rows = [strip.text for strip in card.render_lines(Region(0, 0, card.size.width, card.size.height))]
+    _width, rows = await card_rows(req)
     column = rows[next(i for i, row in enumerate(rows) if row.startswith("kind"))].index("custom")
     read: dict[str, str] = {}
     label = ""
