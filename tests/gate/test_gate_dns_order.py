@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
 
 from console.gate import GateLimits, NetAsk, NetworkRules, Verdict
 
@@ -94,12 +95,17 @@ async def test_lookups_are_rate_limited_per_run() -> None:
                 upstream_port=echo.port, limits=GateLimits(lookups_per_second=5))
     async with running(h):
         statuses = []
+        started = time.monotonic()
         for i in range(20):
             status, _, _, _, writer = await connect(h, f"n{i}.allowed.invalid:443")
             statuses.append(status)
             writer.close()
-    assert len(h.resolved) <= 6, f"{len(h.resolved)} lookups in well under a second"
-    assert statuses.count(503) >= 14
+        elapsed = time.monotonic() - started
+    # A burst of 5, then 5 more each second the loop took: a loaded machine (CI runs files
+    # side by side) earns the bucket a token or two more, never the 20 an unlimited gate does.
+    allowed = 5 + int(5 * elapsed) + 1
+    assert len(h.resolved) <= allowed, f"{len(h.resolved)} lookups in {elapsed:.2f} s"
+    assert statuses.count(503) >= 20 - allowed
     await echo.close()
 
 
