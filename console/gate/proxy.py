@@ -56,7 +56,7 @@ from console.gate.deciding import TokenBucket
 from console.gate.forward import AnswerCut, exchange
 from console.gate.http1 import Head, HttpError, body_framing, parse_request_line, read_head, render
 from console.gate.readiness import Readiness
-from console.gate.sockio import Listener, SockStream
+from console.gate.sockio import Listener, SockStream, held_now
 from console.gate.splice import CAN_SPLICE, SplicedTunnel, pump, splice
 from console.gate.tls import MAX_HELLO_BYTES, HelloCheck, SniMismatch
 from console.gate.upstreams import REPLAYABLE, Dialling, end_within_grace
@@ -304,6 +304,7 @@ class Gate(Dialling):
             await self._respond(writer, r)
             return
         conn.how = "error"  # until the splice says otherwise; handle() closes the upstream
+        early = b"" if isinstance(reader, SockStream) else held_now(reader, MAX_HELLO_BYTES)
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         # A client gone at once (its hello sent behind the head) still has those bytes checked
         # by the tunnel, and a foreign hello recorded: not passed over as the 200 failed.
@@ -319,7 +320,7 @@ class Gate(Dialling):
         check = HelloCheck.naming(target.host)
         answered = asyncio.Event()
         check.on_server = answered.set
-        conn.how = await splice(self._client_to_upstream(reader, up, check, answered),
+        conn.how = await splice(self._client_to_upstream(reader, up, check, answered, early),
                                 pump(up.reader, writer, up.act, up=False, hello=check))
         if check.refused:
             await self._record_hello_refused(check, target)
@@ -352,8 +353,9 @@ class Gate(Dialling):
                                         upstream.eof or tunnel.read_eof(up=False))
 
     async def _client_to_upstream(self, reader: asyncio.StreamReader, up: Upstream,
-                                  check: HelloCheck, answered: asyncio.Event) -> None:
-        if await self._forward_hello(reader, up, check):
+                                  check: HelloCheck, answered: asyncio.Event,
+                                  early: bytes) -> None:
+        if await self._forward_hello(reader, up, check, early):
             if check.holds_client:  # its next bytes wait for the server's first answer
                 await answered.wait()
             if not await pump(reader, up.writer, up.act, up=True, hello=check):
@@ -362,11 +364,13 @@ class Gate(Dialling):
             with contextlib.suppress(OSError, RuntimeError):
                 up.writer.write_eof()
 
-    async def _forward_hello(self, reader: Any, up: Upstream, check: HelloCheck) -> bool:
-        """Hold the client's first bytes until the hello check decides (tls.HelloCheck), and
-        forward them; True while the client has more to send. A refusal raises."""
+    async def _forward_hello(self, reader: Any, up: Upstream, check: HelloCheck,
+                             early: bytes) -> bool:
+        """Hold the client's first bytes (`early`: those taken before the 200) until the hello
+        check decides (tls.HelloCheck), and forward them; True while the client has more to
+        send. A refusal raises."""
         while True:
-            data = await reader.read(MAX_HELLO_BYTES)
+            data, early = early or await reader.read(MAX_HELLO_BYTES), b""
             up.act.last = time.monotonic()
             if check.feed(data):
                 break

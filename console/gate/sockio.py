@@ -26,7 +26,7 @@ from typing import Any
 from console.gate.eager import start_eagerly
 from console.gate.http1 import EMPTY_LINES_MOST
 
-__all__ = ["Listener", "SockStream", "connect_stream"]
+__all__ = ["Listener", "SockStream", "connect_stream", "held_now"]
 
 _RECV = 256 * 1024
 _DISCARD = 64 * 1024
@@ -376,3 +376,17 @@ class Listener:
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
+
+
+def held_now(reader: asyncio.StreamReader, most: int) -> bytes:
+    """Up to `most` bytes an asyncio StreamReader already holds, taken without waiting (b""
+    when it holds none). Taken before a write that may fail: a failed write puts its error in
+    the reader ahead of what it held, and those bytes (a hello behind a CONNECT head) would
+    never be read."""
+    coro = reader.read(most)
+    try:
+        coro.send(None)  # read() returns at once when it holds bytes or has seen EOF
+    except StopIteration as done:
+        return bytes(done.value)
+    coro.close()  # it would have waited: nothing held yet
+    return b""
