@@ -38,8 +38,15 @@ def test_notify_command_runs_per_request(home: Path, daemon_env: dict[str, str],
             time.sleep(0.1)
         body = (out / request_id).read_text()
         assert "deploy" in body  # the summary arrives on stdin
-        time.sleep(0.3)
-        argv = (out / f"argv-{request_id}").read_text()
+        # ps runs after cat: its file is there, and written, once it has run (a fixed 0.3 s
+        # could end before it started on a loaded machine, or read its file still empty).
+        argv_file = out / f"argv-{request_id}"
+        deadline = time.monotonic() + 10
+        while not argv_file.exists() or not argv_file.read_text().strip():
+            assert time.monotonic() < deadline, "the notify command's ps did not run"
+            time.sleep(0.05)
+        argv = argv_file.read_text()
+        assert "sh -c" in argv  # its own command line, read
         assert "SECRET123" not in argv and "deploy" not in argv
         d.cli("deny", request_id)
         t.join(timeout=30)
