@@ -348,9 +348,11 @@ class Gate(Dialling):
                 return "error"
             return how
         finally:
-            tunnel.stop()  # a sender whose EOF a direction read leaves nothing to discard
+            # A sender whose EOF a direction read leaves nothing to discard.
             client.eof, upstream.eof = (client.eof or tunnel.read_eof(up=True),
                                         upstream.eof or tunnel.read_eof(up=False))
+            tunnel.stop()
+            check.on_server = None  # it and its callback refer to each other (stop says why)
 
     async def _client_to_upstream(self, reader: asyncio.StreamReader, up: Upstream,
                                   check: HelloCheck, answered: asyncio.Event,

@@ -417,5 +417,10 @@ class SplicedTunnel:
         return False
 
     def stop(self) -> None:
-        for d in self.directions:
+        """Stop both directions and forget them: a tunnel and its directions refer to each
+        other, and left so, about fifteen objects a tunnel (its sockets among them) waited for
+        the cyclic garbage collector: about 3% of the gate's CPU per tunnel in bench/gate.py
+        (review h178). read_eof() is asked before."""
+        directions, self.directions = self.directions, []
+        for d in directions:
             d.stop()
