@@ -141,10 +141,31 @@ def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
     return req["created_at"]
 
 
+# The scope words that make a standing rule (console.policy's Scope.standing, spelled here: the
+# CLI does not load the policy package to start): the daemon owner's alone (review h179).
+STANDING_SCOPES = ("profile", "global", "everywhere")
+
+
+def _owners_scope(client: Any, scope: str) -> None:
+    """Refuse a standing scope to a teammate before the request is reviewed or a rule previewed:
+    the daemon would refuse the decision (and records the try); nothing here is asked first."""
+    if scope.strip().lower() not in STANDING_SCOPES:
+        return
+    me = client.call("hello")
+    if me.get("role") != "operator":
+        fail(f"scope {scope} is the daemon owner's alone: it makes a standing rule (profile: "
+             "saved to the owner's config; global: over every run), and you are "
+             f"{me.get('user')} ({me.get('role')}); nothing was decided",
+             "decide it once, for this run (--scope run) or for a while (--scope 10m), "
+             "or ask the owner to make the rule")
+
+
 def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str | None,
             yes: bool, preview_only: bool) -> None:
     shown_at = None
     with c.client() as client:
+        if not preview_only:  # a preview writes nothing: an approver may show the owner a rule
+            _owners_scope(client, scope)
         if not preview_only:
             # The decision names the request shown: while the person read it, it may have
             # closed (timed out, cancelled) and its four-letter id come back on another one.
@@ -174,7 +195,8 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
     c.emit(result, lambda r: _show_decision(r, allow))
 
 
-_SCOPE_HELP = "once, run, a duration (10m, 2h), profile (saved to the config) or global"
+_SCOPE_HELP = ("once, run, a duration (10m, 2h), profile (saved to the config) or global (every "
+               "run until the daemon stops); profile and global are the daemon owner's only")
 _PREVIEW_HELP = "With --scope profile: show every rule it would write, and save nothing."
 
 

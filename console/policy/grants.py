@@ -104,6 +104,12 @@ class Scope:
     kind: str  # once | run | timed | profile | global
     seconds: float | None = None  # for timed
 
+    @property
+    def standing(self) -> bool:
+        """Past this run and this while: a rule saved to the owner's config, or a grant over
+        every run until the daemon stops. The daemon owner's alone to make (review h179)."""
+        return self.kind in ("profile", "global")
+
 
 _DURATION = re.compile(r"^(\d{1,6})([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

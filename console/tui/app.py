@@ -27,11 +27,12 @@ from console.client.sync import ClientError
 from console.paths import Paths
 from console.text import cut
 from console.tui.commands import ApprovalCommands, RunCommands, ScreenCommands, StartRunCommands
+from console.tui.decided import decision_toast
 from console.tui.keys import check_keymap, help_rows
 from console.tui.link import Connected, DaemonEvent, DaemonLink, Disconnected, Polled, Source
 from console.tui.notify import Notifier
 from console.tui.saving import save_folder
-from console.tui.screens.approval import ApprovalScreen, decision_toast
+from console.tui.screens.approval import ApprovalScreen
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.bench import BenchScreen
 from console.tui.screens.dashboard import DashboardScreen

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.protocol import LIVE_STATES
-from widgets.format import live_first
+from widgets.format import live_first, printable
 
 TOKEN_WINDOW_S = 30.0
 KEEP_ENDED_RUNS = 25
@@ -132,6 +132,16 @@ class ConsoleState:
     usage: dict[str, tuple[Series, Series]] = field(default_factory=dict)
     # Network events read from the history on attach: the same events may also come on the bus.
     _net_loaded: dict[tuple[str, ...], float] = field(default_factory=dict)
+
+    def standing_refused(self) -> str | None:
+        """Why this console may not make a standing rule (a profile rule, a grant everywhere),
+        or None: they are the daemon owner's, who the daemon says we are (review h179)."""
+        role = self.hello.get("role")
+        if role == "operator":
+            return None
+        return (f"Profile rules and grants everywhere are the daemon owner's; you are "
+                f"{printable(self.hello.get('user'))} ({printable(role)}). Decide once, for this "
+                "run or for N minutes, or ask the owner to make the rule.")
 
     # --- snapshots -------------------------------------------------------------------------
 

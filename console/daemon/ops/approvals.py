@@ -1,7 +1,8 @@
 """The inbox and grants, served on operator.sock.
 
 Deciding is for operators and approvers only (`decides=True`); the decider recorded is the
-peer's user from SO_PEERCRED. A profile-scope decision writes its rule into the user's config
+peer's user from SO_PEERCRED. A standing decision (scope profile or global) is the daemon
+owner's alone. A profile-scope decision writes its rule into the user's config
 file (under a lock, atomically, in a thread: the flock may wait on another writer and the fsync
 on the disk, and the loop must not) and loads the config again; `approval.preview` shows that
 exact edit first. A rule whose policy.changed record fails is taken out of the file again (fail
@@ -20,7 +21,7 @@ from typing import Any
 from console.config.edit import PolicyEditError, RuleEdit, apply_all, preview_all, undo
 from console.config.profile_rules import PlannedRule, overridden_by, plan
 from console.daemon.core import Core
-from console.daemon.ops.base import Args, Op, OpTable, Send, arg
+from console.daemon.ops.base import Args, Op, OpTable, Send, arg, record_denied
 from console.daemon.peers import Peer
 from console.daemon.requests import Request
 from console.policy import Provenance, parse_scope
@@ -200,6 +201,17 @@ async def approval_decide(core: Core, peer: Peer, args: Args, send: Send) -> Any
         parsed = parse_scope(scope)
     except ValueError as exc:
         raise Failure("bad-scope", str(exc)) from None
+    if parsed.standing and peer.role != "operator":
+        # A rule in the owner's file, or a grant over every run: the owner's policy, theirs to
+        # change, as reloading it is; an approver answers requests, runs and whiles (h179).
+        await record_denied(core, peer, "approval.decide", parsed.kind)
+        made = ("saves a rule into the daemon owner's config" if parsed.kind == "profile"
+                else "makes a grant over every run, the owner's too")
+        raise Failure("not-allowed", f"{peer.user} may not decide with scope {parsed.kind} "
+                      f"(role: {peer.role}): it {made}, and standing rules are the daemon "
+                      "owner's alone; nothing was decided",
+                      "decide it once, for this run (--scope run) or for a while (--scope 10m), "
+                      "or ask the owner to make the rule")
     req = _request(core, request_id)
     if shown_at is not None and shown_at != req.created_at:
         raise Failure("unknown-request", f"request {request_id} is not the one you were shown: that "

@@ -57,14 +57,17 @@ def arg(args: Args, name: str, kind: type | tuple[type, ...], default: Any = ...
     return value
 
 
-async def record_denied(core: Core, peer: Peer, name: str) -> None:
+async def record_denied(core: Core, peer: Peer, name: str, scope: str | None = None) -> None:
     """A teammate's refused attempt at an op (a watcher's at a deciding op, an approver's
-    prune): its own row, or counted into this second's summary for (user, op) as an agent's
-    floods are (floods.py), so a teammate cannot fill the history and the disk. The op is
-    refused either way."""
+    prune, or decision of a standing `scope`): its own row, or counted into this second's
+    summary for (user, op) as an agent's floods are (floods.py), so a teammate cannot fill the
+    history and the disk. The op is refused either way."""
     subject, data = f"{peer.user}: {name}", {"op": name, "role": peer.role, "user": peer.user}
+    if scope is not None:
+        data["scope"] = scope
     if not core.recording.admit(None, "operator.denied_op", subject, "deny", data):
         return
     await core.store.record_security("operator.denied_op", actor=peer.user,
-                                     text=f"{peer.user} ({peer.role}) tried {name}", data=data)
+                                     text=f"{peer.user} ({peer.role}) tried {name}"
+                                     + (f" with scope {scope}" if scope else ""), data=data)
     core.recording.recorded(None, "operator.denied_op", subject, "deny")

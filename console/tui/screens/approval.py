@@ -1,11 +1,11 @@
 """One approval request in full, and the keys to decide it.
 
 y once · r this run · t N minutes · p an allow rule for the profile · g everywhere · n deny once ·
-N a forbid (exec) or deny (network) rule for the profile. The key labels name the list the rule
-is written to; a profile rule is previewed first, every line of it, and one that a stricter rule
-would override is named with that rule, offering a decision that does take effect instead.
-After a decision: the next pending request, or back. If someone else decides it first (another
-console, the CLI), this screen says so.
+N a forbid (exec) or deny (network) rule for the profile (p, g, N: the daemon owner's alone). The
+key labels name the list the rule is written to; a profile rule is previewed first, every line of
+it, and one that a stricter rule would override is named with that rule, offering a decision that
+does take effect instead. After a decision: the next pending request, or back. If someone else
+decides it first (another console, the CLI), this screen says so.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from textual.widgets import Static
 
 from console.client.sync import ClientError
 from console.text import COVERED_BY_DENY, RULE_IS_WIDER, shown
+from console.tui.decided import decision_toast, scope_words
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.seen import PAGED, SeenRows
@@ -127,12 +128,14 @@ class ApprovalScreen(PilotScreen):
         """The profile keys are labelled by the list their rule is written to."""
         k = self.ph.key_for
         stricter = DENY_LIST.get(str((req or {}).get("kind")), "deny")
+        own = "" if self.ph.state.standing_refused() is None else " (owner's)"
         text = Text()
         for key, words in ((k("approve_once", "y"), "allow once"), (k("approve_run", "r"), "this run"),
                            (k("approve_timed", "t"), "N minutes"),
-                           (k("approve_profile", "p"), "profile: allow rule"),
-                           (k("approve_global", "g"), "everywhere"), (k("deny_once", "n"), "deny once"),
-                           (k("deny_profile", "N"), f"profile: {stricter} rule"), ("esc", "back")):
+                           (k("approve_profile", "p"), f"profile: allow rule{own}"),
+                           (k("approve_global", "g"), f"everywhere{own}"),
+                           (k("deny_once", "n"), "deny once"),
+                           (k("deny_profile", "N"), f"profile: {stricter} rule{own}"), ("esc", "back")):
             text.append(f" {key} ", style="bold reverse")
             text.append(f" {words}  ")
         if text.plain != self._keys_shown:  # called every second: repaint only on a change
@@ -276,7 +279,7 @@ class ApprovalScreen(PilotScreen):
         req = self._target()
         # Its question names the kind and the subject only: a file's change, the agent's
         # other input, where a host resolves are on the card alone, which must have been read.
-        if req is None or not self._may_allow(req):
+        if req is None or self._owners(req) or not self._may_allow(req):
             return
         body = Text(f"Allow {printable(req.get('kind'))} ")
         body.append(shown(req.get("subject")), style="bold")  # whole: the widest yes there is
@@ -289,10 +292,16 @@ class ApprovalScreen(PilotScreen):
         self.app.push_screen(ConfirmScreen("Allow everywhere?", body, yes="Allow everywhere",
                                            danger=True), answered)
 
+    def _owners(self, req: dict[str, Any]) -> bool:
+        """A standing rule (p, N, g) is the daemon owner's: a teammate is told, nothing sent."""
+        if why := self.ph.state.standing_refused():
+            self.notify(why, title=f"Request {req['id']}: not decided", severity="warning")
+        return why is not None
+
     def action_profile(self, allow: bool) -> None:
         req = self._target()
         # Its preview shows the rules it saves, not the request its yes also allows now.
-        if req is not None and (not allow or self._may_allow(req)):
+        if req is not None and not self._owners(req) and (not allow or self._may_allow(req)):
             # Under way from the key: a y or n typed after p (one read) is handled while the
             # preview is on its way, and decided the request its confirmation then asked about.
             self._busy = True
@@ -444,23 +453,6 @@ class ApprovalScreen(PilotScreen):
         self._advance()
         if self._paged == request_id and self.request is not None:
             self._unchosen = self.request_id
-
-
-def scope_words(scope: str, req: dict[str, Any]) -> str:
-    if scope.endswith("m") and scope[:-1].isdigit():
-        return f"for {int(scope[:-1])} minutes"
-    return {"once": "once", "run": "this run", "global": "everywhere",
-            "profile": f"profile {printable(req.get('profile'))} (rule saved)"}.get(scope, scope)
-
-
-def decision_toast(req: dict[str, Any], result: dict[str, Any], scope: str) -> str:
-    """What was decided, on what, for which run and how far: "Allowed `git push` for run
-    9z73, this run"."""
-    verb = "Allowed" if result.get("allow") else "Denied"
-    # A destination whole (its end decides which host: review h166), a command cut with a mark.
-    subject = shown(req.get("subject") or req.get("id"),
-                    None if req.get("kind") == "network" else 80)
-    return f"{verb} `{subject}` for run {printable(req.get('run_id'))}, {scope_words(scope, req)}"
 
 
 def preview_body(edit: dict[str, Any], allow: bool) -> Group:
