@@ -4,8 +4,10 @@ SIGHUP and a change of the file, validating first.
 A bad file leaves the policy in force and is kept as `error` (file, line, reason) for
 `pilothouse status` and the console; a good one is recorded as policy.changed with the settings
 it adds and removes (console/config/reload.py) and the file's sha256 before and after, committed
-before it takes effect (fail closed). Reading and parsing the file
-runs in a thread: a slow disk (or a file that is a pipe) never stops the daemon's loop.
+before it takes effect (fail closed). A `pilothouse reload` that finds the file already in
+force because the watcher or a SIGHUP took it says so, with that change (review h182). Reading
+and parsing the file runs in a thread: a slow disk (or a file that is a pipe) never stops the
+daemon's loop.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import logging
 import os
 import pwd
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,11 @@ class ConfigReloader:
         self._listeners: list[Callable[[], None]] = [on_change]
         self.error: dict[str, Any] | None = None
         self._stamp = self._file_stamp()
+        # The last change put in force that came with a new file or a new policy: cause, at,
+        # event_id, diff and the file's stamp. A person who edits the file and runs `reload`
+        # is often a second behind the watcher; their reload then finds nothing to change, and
+        # says what was taken instead of "no policy change" (review h182).
+        self._last: dict[str, Any] | None = None
         self._task: asyncio.Task[None] | None = None
         # Held by every reload and by the daemon while it writes the file itself, so the watcher
         # never reloads a file the daemon is writing (and records one change, not two).
@@ -103,9 +111,10 @@ class ConfigReloader:
             # The whole file's hash, before and after: a change no setting shows is evident too.
             hashes = {"sha256_before": self.config.cfg.user_file_sha256,
                       "sha256_after": cfg.user_file_sha256}
+            at = time.time()
             try:
                 row = await self.storage.record_security(
-                    "policy.changed", actor=actor,
+                    "policy.changed", actor=actor, ts=at,
                     text=f"config reloaded ({cause}) by {actor}: {len(diff)} change(s)",
                     data={"cause": cause, "files": cfg.files, "diff": diff} | hashes)
             except StoreError as exc:
@@ -128,8 +137,21 @@ class ConfigReloader:
             self.config.cfg = cfg
             self.error = None
             self._changed()
+            taken = self._taken_before(cause, diff)
+            if diff or self._last is None or self._last["stamp"] != self._stamp:
+                self._last = {"cause": cause, "at": at, "event_id": row["id"], "diff": diff,
+                              "stamp": self._stamp}
             return {"changed": bool(diff), "diff": diff, "files": cfg.files, **hashes,
-                    "profiles": sorted(cfg.profiles), "event_id": row["id"]}
+                    "profiles": sorted(cfg.profiles), "event_id": row["id"]} | taken
+
+    def _taken_before(self, cause: str, diff: list[str]) -> dict[str, Any]:
+        """For an explicit reload that changed nothing: the change the watcher or a SIGHUP put
+        in force from the very file (same stamp) this reload found, as it was recorded."""
+        last = self._last
+        if cause != "reload" or diff or last is None or last["cause"] == "reload" \
+                or last["stamp"] != self._stamp:
+            return {}
+        return {"taken": {k: last[k] for k in ("cause", "at", "event_id", "diff")}}
 
     async def _reload_quietly(self, actor: str, cause: str) -> None:
         logged = self.error

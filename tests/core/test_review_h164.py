@@ -309,6 +309,8 @@ def test_a_watcher_reads_no_webhook_or_collector_key_from_a_reloads_record(
             f'{config}[notify]\ncommand = ["curl", "-fsS", "https://hooks.example.invalid/'
             f'services/{hook}"]\n[audit]\notlp = "https://collector.example.invalid/v1/logs'
             f'?api_key={key}"\n')
+        # The reload's own change or, the watcher having been first, the change the watcher
+        # took ("already in force", review h182): its lines show either way.
         reloaded = d.cli("reload")
         assert "[notify] command" in reloaded.stdout, reloaded.stdout
         read = _as(ATTACKER, ["/usr/bin/python3", "-S", str(script), str(d.sock)],
