@@ -101,7 +101,10 @@ async def _upstream() -> None:
 
 async def _gate(path: str, ports: list[int], *, park: bool = True) -> None:
     sys.path.insert(0, str(ROOT))
+    from console.daemon.collector import settle_collector
     from console.gate import Gate, GateLimits, NetworkRules, upstreams
+
+    settle_collector()  # as the daemon serves its gates
 
     if not park:  # every request dials its own upstream connection, as tinyproxy's do
         upstreams.PARKED_MOST = 0

@@ -27,6 +27,7 @@ from console.config import bounds
 from console.config import load as config_mod
 from console.daemon import log as daemon_log
 from console.daemon.bus import Bus
+from console.daemon.collector import settle_collector
 from console.daemon.core import Core, start_core, stop_core
 from console.daemon.live_config import LiveConfig
 from console.daemon.ops.base import Send
@@ -484,6 +485,7 @@ def run_foreground(paths: Paths, config_file: Path | None) -> int:
                       "`pilothouse doctor` checks its disk and permissions, and "
                       "`pilothouse audit verify` the file once it opens", paths.db_file, exc)
             return 1
+        settle_collector()  # the gate's connections allocate a lot, briefly (collector.py)
         await daemon.serve_forever()
         return 0
 
