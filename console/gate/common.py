@@ -240,12 +240,13 @@ class TurnAway:
     (the gate closing) ends every wait now: a refused connection is no connection of the
     gate's, so nothing else would end it, and it would hold its descriptor past the close."""
 
-    __slots__ = ("_tasks", "at_once", "closed")
+    __slots__ = ("_tasks", "at_once", "closed", "wait")
 
-    def __init__(self, at_once: int = 16) -> None:
+    def __init__(self, at_once: int = 16, wait: float = 1.0) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.at_once = at_once
         self.closed = False
+        self.wait = wait  # seconds; tests set it long so that "at once" needs no clock
 
     @property
     def waiting(self) -> int:
@@ -262,7 +263,7 @@ class TurnAway:
             return
         self._tasks.add(task)
         try:
-            async with asyncio.timeout(1.0):
+            async with asyncio.timeout(self.wait):
                 await reader.read(1)
         except (OSError, TimeoutError):  # ConnectionError is an OSError
             pass
