@@ -6,7 +6,6 @@ Each test failed on the parking commit (d24348a)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -56,8 +55,9 @@ class Scripted(Upstream):
         writer.close()
 
 
-async def _second_request_while_closing(h: Harness) -> tuple[float, Any]:
-    """A request whose decision is being committed (a store write) as the gate closes."""
+async def _second_request_while_closing(h: Harness) -> Any:
+    """A request whose decision is being committed (a store write) as the gate closes; the
+    close must end within 10 s (a test that says it is not held sets the grace far longer)."""
     release, entered = asyncio.Event(), asyncio.Event()
     original = h.gate._record_fn
 
@@ -72,12 +72,11 @@ async def _second_request_while_closing(h: Harness) -> tuple[float, Any]:
     writer.write(b"GET http://example.com/two HTTP/1.1\r\nHost: x\r\n\r\n")
     await writer.drain()
     await asyncio.wait_for(entered.wait(), 5)
-    t0 = time.monotonic()
     closing = asyncio.ensure_future(h.close())  # the run ends
     await asyncio.sleep(0.05)
     release.set()
     await asyncio.wait_for(closing, 10)
-    return time.monotonic() - t0, writer
+    return writer
 
 
 async def test_1a_no_request_goes_out_on_a_parked_connection_once_the_gate_is_closing() -> None:
@@ -86,21 +85,24 @@ async def test_1a_no_request_goes_out_on_a_parked_connection_once_the_gate_is_cl
     await h.gate.serve_unix(h.path)
     assert await request(h, path="/one") == (200, BODY)
     assert await until(lambda: h.gate.parked == 1)
-    _, writer = await _second_request_while_closing(h)
+    writer = await _second_request_while_closing(h)
     # with nothing parked, _open refuses ("this run's gate is closing") and nothing is sent
     assert up.requests == [b"GET /one HTTP/1.1"]
     writer.close()
     await up.close()
 
 
-async def test_1b_close_is_not_held_by_a_parked_connection_taken_while_closing() -> None:
+async def test_1b_close_is_not_held_by_a_parked_connection_taken_while_closing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Held, close would wait out the grace for the taken connection's answer, then cancel:
+    # a grace far past the helper's 10 s bound tells held from not with no clock here.
+    monkeypatch.setattr(upstreams, "CLOSE_GRACE_S", 60.0)
     up = await Scripted("silent").start()
     h = Harness(rules(), upstream_port=up.port)
     await h.gate.serve_unix(h.path)
     assert await request(h, path="/one") == (200, BODY)
     assert await until(lambda: h.gate.parked == 1)
-    took, writer = await _second_request_while_closing(h)
-    assert took < 2, took  # 5.0: close waits for the taken connection's answer, then cancels
+    writer = await _second_request_while_closing(h)
     writer.close()
     await up.close()
 
@@ -168,9 +170,7 @@ async def test_close_ends_even_when_recording_hangs_with_an_upstream_and_a_decis
     writer.write(b"GET http://example.com/two HTTP/1.1\r\nHost: x\r\n\r\n")
     await writer.drain()
     await asyncio.sleep(0.1)  # its decision's record now hangs
-    started = time.monotonic()
-    await asyncio.wait_for(h.close(), 30)
-    assert time.monotonic() - started < 15
+    await asyncio.wait_for(h.close(), 15)  # grace 1 s, then the cancelled tasks' moment
     assert h.gate.tunnels == 0
     writer.close()
     await up.close()

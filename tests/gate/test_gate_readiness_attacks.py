@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from console.config.bounds import FdBudget
-from console.gate import GateLimits, NetworkRules, splice
+from console.gate import GateLimits, NetworkRules, splice, upstreams
 from console.gate.tls import HelloCheck
 
 from .support import Echo, Harness, connect, running
@@ -380,7 +380,11 @@ async def test_descriptor_numbers_reused_tunnel_after_tunnel_carry_their_own_byt
 
 # -- Gate.close mid-transfer, a bug in a callback -----------------------------------------
 
-async def test_close_mid_transfer_leaves_nothing_watched_or_open(complaints) -> None:
+async def test_close_mid_transfer_leaves_nothing_watched_or_open(
+        complaints, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Close must end the transfers, not wait them out: with a grace far past the bound on
+    # close below, a close that waited for them fails without a clock in the test.
+    monkeypatch.setattr(upstreams, "CLOSE_GRACE_S", 60.0)
     async def serve(peer: Peer, reader: asyncio.StreamReader,
                     writer: asyncio.StreamWriter) -> None:
         chunk = payload(MiB, 9)
@@ -400,9 +404,7 @@ async def test_close_mid_transfer_leaves_nothing_watched_or_open(complaints) -> 
     await asyncio.sleep(0.3)
     assert watching(h) >= 5 and epolls() == epoll_before + 1
     assert budget.used > 5 * 2  # pipes made: the transfers are past their first 256 KiB
-    started = time.monotonic()
-    await asyncio.wait_for(h.close(), 5)
-    assert time.monotonic() - started < 1.0
+    await asyncio.wait_for(h.close(), 10)
     got = await asyncio.wait_for(asyncio.gather(*readers), 10)
     for *_, writer in tunnels:
         writer.close()
