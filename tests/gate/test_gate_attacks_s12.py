@@ -114,60 +114,75 @@ class OneRequestOrigin:
 
 
 class InterimFlood(OneRequestOrigin):
-    """Answers a request head with 1xx heads for as long as it can send them, counting the
-    bytes the gate took."""
+    """Answers a request head with 1xx heads for `seconds` or until `stop`, counting the
+    bytes the gate took; `going` is set while it sends."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.sent = 0
+        self.going, self.stop = threading.Event(), threading.Event()
         super().__init__()
 
     def answer(self, conn: socket.socket) -> None:
         conn.settimeout(0.5)
         head = b"HTTP/1.1 102 Processing\r\nX-Pad: " + b"a" * 16000 + b"\r\n\r\n"
         end = time.monotonic() + self.seconds
-        while time.monotonic() < end:
-            try:
-                self.sent += conn.send(head)
-            except TimeoutError:
-                continue  # the gate stopped reading: back-pressure works
-            except OSError:
-                return
+        self.going.set()
+        try:
+            while time.monotonic() < end and not self.stop.is_set():
+                try:
+                    self.sent += conn.send(head)
+                except TimeoutError:
+                    continue  # the gate stopped reading: back-pressure works
+                except OSError:
+                    return
+        finally:
+            self.going.clear()
 
 
-def probe_latency(path: str, delay: float, out: list[float]) -> None:
-    """From a thread (the gate's loop may be busy): after `delay`, how long a denied CONNECT
-    on a second connection waits for its 403."""
-    time.sleep(delay)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(20)
-        s.connect(path)
-        start = time.monotonic()
-        s.sendall(b"CONNECT evil.invalid:443 HTTP/1.1\r\nHost: evil.invalid\r\n\r\n")
-        got = s.recv(100)
-        out.append(time.monotonic() - start)
-        assert got.startswith(b"HTTP/1.1 403"), got
+DENIED = b"CONNECT evil.invalid:443 HTTP/1.1\r\nHost: evil.invalid\r\n\r\n"
+
+
+def probe_during(path: str, going: threading.Event, done: threading.Event,
+                 out: list[tuple[bytes, bool]], delay: float = 1.0) -> None:
+    """From a thread (the gate's loop may be busy): `delay` into the attack (`going`), a
+    denied CONNECT on a second connection; out gets its answer's first bytes and whether the
+    attack was still going when it came. `done` then ends the attack: an attack that holds
+    the loop runs to its end (far past any answer a free loop gives) before the 403 comes,
+    which tells "stalled" from "slow" with no clock in the test."""
+    try:
+        going.wait(10)
+        time.sleep(delay)  # well into the attack
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(60)
+            s.connect(path)
+            s.sendall(DENIED)
+            got = s.recv(100)
+            out.append((got[:12], going.is_set()))
+    finally:
+        done.set()
 
 
 async def test_an_upstream_streaming_interim_answers_does_not_stall_the_gate() -> None:
-    flood = InterimFlood(seconds=3.0)
+    flood = InterimFlood(seconds=20.0)  # ended by the probe's answer, when there is one
     h = Harness(policy(), upstream_port=flood.port)
     loop = asyncio.get_running_loop()
-    latency: list[float] = []
+    answered: list[tuple[bytes, bool]] = []
     async with running(h):
         s = await unix_client(h)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         await loop.sock_sendall(s, b"GET http://ok.invalid/ HTTP/1.1\r\nHost: ok.invalid\r\n\r\n")
         # The client never reads; the upstream pushes 1xx heads as fast as the gate takes
         # them. Meanwhile another connection asks for a denied host.
-        probe = threading.Thread(target=probe_latency, args=(h.path, 1.0, latency))
+        probe = threading.Thread(target=probe_during,
+                                 args=(h.path, flood.going, flood.stop, answered))
         probe.start()
-        await asyncio.to_thread(flood.thread.join, 15)
-        await asyncio.to_thread(probe.join, 15)
+        await asyncio.to_thread(flood.thread.join, 30)
+        await asyncio.to_thread(probe.join, 30)
         s.close()
     flood.sock.close()
-    assert latency and latency[0] < 1.0, (
-        f"a 403 on another connection took {latency[0] if latency else 'for ever'}s: the "
+    assert answered == [(b"HTTP/1.1 403", True)], (
+        f"a 403 on another connection came only once the flood ended ({answered}): the "
         f"gate's loop served the 1xx flood ({flood.sent / 2**20:.0f} MiB taken from upstream "
         "for a client that reads nothing) and nothing else")
 
