@@ -70,6 +70,7 @@ __all__ = ["Gate", "GateLimits", "NetAsk", "Verdict", "dial_address", "system_re
 log = logging.getLogger(__name__)
 HEAD_READ_LIMIT = 16 * 1024  # the client reader's buffer bound; heads are limited separately
 REQUESTS_PER_TURN = 8  # requests served on one connection before the loop gets a turn
+SWEEP_MOST_S = 1.0  # the longest between looks at the open connections (idle, grants)
 
 
 class Gate(Dialling):
@@ -218,7 +219,7 @@ class Gate(Dialling):
         timeout, at most once a second)."""
         idle = self.limits.idle_timeout
         while self._conns:
-            await asyncio.sleep(min(1.0, idle / 4))
+            await asyncio.sleep(min(SWEEP_MOST_S, idle / 4))
             self.recheck_asked()  # a grant revoked or run out, a deny grant made
             now = time.monotonic()
             for conn in list(self._conns):
