@@ -15,7 +15,6 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from tests.approvals.test_inbox_and_team_attacks import (
     team_daemon,
     teammates_workspace,
 )
-from tests.conftest import BIN, REPO, Daemon, ensure_user, needs_bwrap
+from tests.conftest import BIN, REPO, Daemon, ensure_user, needs_bwrap, read_until
 from tests.core.test_team import APPROVER, GROUP, OUTSIDER, WATCHER, _ensure_users, as_user
 from tests.sandbox.conftest import _python_for_others
 
@@ -257,14 +256,18 @@ print(json.dumps(codes), flush=True)
 
 
 
-def counted_rows(d: Daemon, kind: str, field: str, value: Any) -> list[dict[str, Any]]:
+def counted_rows(d: Daemon, kind: str, field: str, value: Any, made: int
+                 ) -> list[dict[str, Any]]:
     """The rows of `kind` whose data names this user (its own rows and the summaries of its
     repeats), and the daemon's rows of events past its rate (store.throttled, no run: this
-    test's user is the only one flooding). Read once every window has closed."""
-    time.sleep(2.5)  # a window closes at the first tick past a second: up to two
-    rows = json.loads(d.cli("history", "--limit", "20000", "--json").stdout)
-    return [r for r in rows if (r["kind"] == kind and (r["data"] or {}).get(field) == value)
-            or (r["kind"] == "store.throttled" and r["run_id"] is None)]
+    test's user is the only one flooding). A window closes at the first tick past a second
+    and its summary lands then: read until they account for the `made` attempts (or far past
+    that tick), not after a fixed 2.5 s a loaded machine's tick may come after."""
+    def read() -> list[dict[str, Any]]:
+        rows = json.loads(d.cli("history", "--limit", "20000", "--json").stdout)
+        return [r for r in rows if (r["kind"] == kind and (r["data"] or {}).get(field) == value)
+                or (r["kind"] == "store.throttled" and r["run_id"] is None)]
+    return read_until(read, lambda rows: attempts(rows) >= made, timeout=30, every=0.25)
 
 
 def attempts(rows: list[dict[str, Any]]) -> int:
@@ -292,7 +295,7 @@ def test_a_watchers_refused_attempts_do_not_flood_the_history(
              "/usr/bin/python3", "-S", str(script), str(d.sock), "2000"],
             capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
         assert json.loads(done.stdout) == {"not-allowed": 2000}, (done.stdout, done.stderr)
-        mine = counted_rows(d, "operator.denied_op", "user", WATCHER)
+        mine = counted_rows(d, "operator.denied_op", "user", WATCHER, 2000)
         assert len(mine) <= 200, f"{len(mine)} rows for 2000 refused attempts"
         assert attempts(mine) == 2000, mine  # every attempt is still counted
     finally:
@@ -332,7 +335,7 @@ def test_a_strangers_refused_connections_do_not_flood_the_history(
              str(d.sock), "300"],
             capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
         assert json.loads(done.stdout) == {"not-allowed": 300}, (done.stdout, done.stderr)
-        mine = counted_rows(d, "operator.refused", "uid", pw.pw_uid)
+        mine = counted_rows(d, "operator.refused", "uid", pw.pw_uid, 300)
         assert len(mine) <= 60, f"{len(mine)} rows for 300 refused connections"
         assert attempts(mine) == 300, mine  # every refusal is still counted
     finally:
