@@ -20,6 +20,7 @@ import pytest
 from tests.approvals.test_daemon_attacks_s13 import _rss_mb, attempts, counted_rows
 from tests.approvals.test_inbox_and_team_attacks import team_daemon
 from tests.conftest import history_writer
+from tests.core.loop_share import LoopShare
 from tests.core.test_team import APPROVER, WATCHER
 
 root_only = pytest.mark.skipif(os.getuid() != 0, reason="real second users need root (setpriv)")
@@ -108,8 +109,8 @@ def test_a_watchers_policy_shadow_does_not_stop_the_daemons_loop(
     against each on the daemon's event loop: about 2-3 s of pure CPU a call for a history of
     agent commands, during which no agent's ask, gate connection, run output or console is
     served. A watcher sends 64 of them on one connection (256 are allowed, 16 connections):
-    the loop is held for minutes. Secure: the owner's `hello` is answered within 2 s while
-    they are pending."""
+    the loop is held for minutes. Secure: the shadows compute off the loop (counted in the
+    daemon's CPU ticks, not timed), and the owner's `ps` is answered while they are pending."""
     _fill_decisions(home, 20_000)
     d = team_daemon(home, daemon_env)
     script = tmp_path / "shadows.py"
@@ -118,16 +119,12 @@ def test_a_watchers_policy_shadow_does_not_stop_the_daemons_loop(
     p = _as(WATCHER, script, str(d.sock), "64", "60")
     try:
         assert p.stdout is not None and p.stdout.readline().strip() == "sent"
-        time.sleep(1.0)
-        worst = 0.0
-        for _ in range(3):
-            t0 = time.monotonic()
-            try:
-                d.cli("ps", timeout=20)
-            except subprocess.TimeoutExpired:
-                pass
-            worst = max(worst, time.monotonic() - t0)
-        assert worst < 2.0, f"the owner's `ps` took {worst:.1f} s behind a watcher's shadows"
+        # Counted from the moment they are sent: a shadow computes for a second or two and
+        # those sent meanwhile are answered busy, so a later start may miss it.
+        with LoopShare(d.proc.pid) as share:
+            # A hang bound, not a measure: 64 shadows on the loop hold it for minutes.
+            share.repeat_until(50, lambda: d.cli("ps", timeout=30), rounds=10)  # answered
+        share.assert_off_loop("a watcher's shadows", least=50, at_most=1 / 2)
     finally:
         p.kill()
         p.wait()
