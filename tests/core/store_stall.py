@@ -6,6 +6,7 @@ timeout and SETTLE_S shorter than the sleep make it StoreUncertain."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from typing import Any
 
@@ -18,15 +19,24 @@ from store.writer import StoreWriter
 STALL_S = 1.5
 
 
-def stall_batches(monkeypatch: pytest.MonkeyPatch, *, fail: bool = False) -> dict[str, bool]:
-    """Arm with `armed["on"] = True`: each batch then stalls STALL_S (and fails, with `fail`)."""
+def stall_batches(monkeypatch: pytest.MonkeyPatch, *, fail: bool = False,
+                  until: threading.Event | None = None) -> dict[str, bool]:
+    """Arm with `armed["on"] = True`: each batch then stalls STALL_S, or with `until` until it
+    is set (30 s at most), and fails with `fail`; `armed["stalling"]` while one stalls."""
     monkeypatch.setattr(waits, "SETTLE_S", 0.3)
-    armed = {"on": False}
+    armed = {"on": False, "stalling": False}
     real = audit.write_head
 
     def head(*a: Any, **kw: Any) -> Any:
         if armed["on"]:
-            time.sleep(STALL_S)
+            armed["stalling"] = True
+            try:
+                if until is None:
+                    time.sleep(STALL_S)
+                else:
+                    until.wait(30)
+            finally:
+                armed["stalling"] = False
             if fail:
                 raise sqlite3.OperationalError("disk I/O error")
         return real(*a, **kw)
