@@ -23,6 +23,7 @@ from console.gate import GateLimits, NetworkRules, splice, upstreams
 from console.gate.tls import HelloCheck
 
 from .support import Echo, Harness, connect, running
+from .test_gate_upstream_parking import until
 
 MiB = 1024 * 1024
 
@@ -61,9 +62,11 @@ class Peer:
             self.server.close()
 
 
-async def read_slowly(reader: asyncio.StreamReader, pause: float = 0.003) -> bytes:
-    """Everything until EOF (or a reset), 64 KiB at a time with a pause: a slow receiver."""
-    out = bytearray()
+async def read_slowly(reader: asyncio.StreamReader, pause: float = 0.003,
+                      out: bytearray | None = None) -> bytes:
+    """Everything until EOF (or a reset), 64 KiB at a time with a pause: a slow receiver
+    (into `out` as it reads, when given)."""
+    out = bytearray() if out is None else out
     while True:
         try:
             data = await reader.read(64 * 1024)
@@ -385,6 +388,7 @@ async def test_close_mid_transfer_leaves_nothing_watched_or_open(
     # Close must end the transfers, not wait them out: with a grace far past the bound on
     # close below, a close that waited for them fails without a clock in the test.
     monkeypatch.setattr(upstreams, "CLOSE_GRACE_S", 60.0)
+
     async def serve(peer: Peer, reader: asyncio.StreamReader,
                     writer: asyncio.StreamWriter) -> None:
         chunk = payload(MiB, 9)
@@ -398,10 +402,14 @@ async def test_close_mid_transfer_leaves_nothing_watched_or_open(
     h = Harness(policy(), upstream_port=peer.port, budget=budget)
     await h.gate.serve_unix(h.path)
     tunnels = [await connect(h, "example.com:443") for _ in range(5)]
-    readers = [asyncio.ensure_future(read_slowly(t[3], pause=0.01)) for t in tunnels]
+    seen = [bytearray() for _ in tunnels]
+    readers = [asyncio.ensure_future(read_slowly(t[3], pause=0.01, out=b))
+               for t, b in zip(tunnels, seen, strict=True)]
     for *_, writer in tunnels:
         writer.write(payload(MiB, 10))  # the client direction busy too
-    await asyncio.sleep(0.3)
+    # Closed once every transfer is well under way (not after a fixed 0.3 s, which a loaded
+    # machine's transfers may not be past 1 MiB in).
+    assert await until(lambda: all(len(b) >= MiB for b in seen), within=10)
     assert watching(h) >= 5 and epolls() == epoll_before + 1
     assert budget.used > 5 * 2  # pipes made: the transfers are past their first 256 KiB
     await asyncio.wait_for(h.close(), 10)
