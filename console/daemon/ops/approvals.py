@@ -1,8 +1,8 @@
 """The inbox and grants, served on operator.sock.
 
 Deciding is for operators and approvers only (`decides=True`); the decider recorded is the
-peer's user from SO_PEERCRED. A standing decision (scope profile or global) is the daemon
-owner's alone. A profile-scope decision writes its rule into the user's config
+peer's user from SO_PEERCRED. A standing decision (scope profile or global), and revoking a
+standing grant, is the daemon owner's alone. A profile-scope decision writes its rule into the user's config
 file (under a lock, atomically, in a thread: the flock may wait on another writer and the fsync
 on the disk, and the loop must not) and loads the config again; `approval.preview` shows that
 exact edit first. A rule whose policy.changed record fails is taken out of the file again (fail
@@ -24,7 +24,7 @@ from console.daemon.core import Core
 from console.daemon.ops.base import Args, Op, OpTable, Send, arg, record_denied
 from console.daemon.peers import Peer
 from console.daemon.requests import Request
-from console.policy import Provenance, parse_scope
+from console.policy import Provenance, Scope, parse_scope
 from console.protocol import Failure
 from console.text import printable
 from store.waits import StoreUncertain
@@ -246,9 +246,18 @@ async def grants_list(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 async def grant_revoke(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     grant_id = arg(args, "id", str)
     # Looked for before the record: any id at all was recorded as revoked (review s17).
-    if not any(g.id == grant_id for g in core.grants.list()):
+    found = next((g for g in core.grants.list() if g.id == grant_id), None)
+    if found is None:
         raise Failure("unknown-grant", f'no live grant "{printable(grant_id, 40)}"',
                       "`pilothouse grants` lists them")
+    if Scope(found.scope).standing and peer.role != "operator":
+        # Unmaking the owner's standing policy is changing it, as making it is (h179): an
+        # approver revoked a global deny, and the owner's later runs were asked again (h183).
+        await record_denied(core, peer, "grant.revoke", found.scope)
+        raise Failure("not-allowed", f"{peer.user} may not revoke grant {grant_id} (role: "
+                      f"{peer.role}): its scope is {found.scope}, a standing rule of the daemon "
+                      "owner's, theirs alone to make or take away; it still applies",
+                      "ask the owner to revoke it; a grant of one run or for a while you may")
     try:
         await core.store.record_security("grant.revoked", actor=peer.user,
                                          text=f"{peer.user} revoked grant {grant_id}",

@@ -59,7 +59,7 @@ def arg(args: Args, name: str, kind: type | tuple[type, ...], default: Any = ...
 
 async def record_denied(core: Core, peer: Peer, name: str, scope: str | None = None) -> None:
     """A teammate's refused attempt at an op (a watcher's at a deciding op, an approver's
-    prune, or decision of a standing `scope`): its own row, or counted into this second's
+    prune, or decision or revoke of a standing `scope`): its own row, or counted into this second's
     summary for (user, op) as an agent's floods are (floods.py), so a teammate cannot fill the
     history and the disk. The op is refused either way."""
     subject, data = f"{peer.user}: {name}", {"op": name, "role": peer.role, "user": peer.user}
