@@ -201,17 +201,13 @@ async def approval_decide(core: Core, peer: Peer, args: Args, send: Send) -> Any
         parsed = parse_scope(scope)
     except ValueError as exc:
         raise Failure("bad-scope", str(exc)) from None
-    if parsed.standing and peer.role != "operator":
-        # A rule in the owner's file, or a grant over every run: the owner's policy, theirs to
-        # change, as reloading it is; an approver answers requests, runs and whiles (h179).
-        await record_denied(core, peer, "approval.decide", parsed.kind)
-        made = ("saves a rule into the daemon owner's config" if parsed.kind == "profile"
-                else "makes a grant over every run, the owner's too")
-        raise Failure("not-allowed", f"{peer.user} may not decide with scope {parsed.kind} "
-                      f"(role: {peer.role}): it {made}, and standing rules are the daemon "
-                      "owner's alone; nothing was decided",
-                      "decide it once, for this run (--scope run) or for a while (--scope 10m), "
-                      "or ask the owner to make the rule")
+    made = ("saves a rule into the daemon owner's config" if parsed.kind == "profile"
+            else "makes a grant over every run, the owner's too")
+    await _standing_is_owners(
+        core, peer, "approval.decide", parsed,
+        f"decide with scope {parsed.kind}", f"it {made}", "nothing was decided",
+        "decide it once, for this run (--scope run) or for a while (--scope 10m), or ask the "
+        "owner to make the rule")
     req = _request(core, request_id)
     if shown_at is not None and shown_at != req.created_at:
         raise Failure("unknown-request", f"request {request_id} is not the one you were shown: that "
@@ -250,14 +246,12 @@ async def grant_revoke(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     if found is None:
         raise Failure("unknown-grant", f'no live grant "{printable(grant_id, 40)}"',
                       "`pilothouse grants` lists them")
-    if Scope(found.scope).standing and peer.role != "operator":
-        # Unmaking the owner's standing policy is changing it, as making it is (h179): an
-        # approver revoked a global deny, and the owner's later runs were asked again (h183).
-        await record_denied(core, peer, "grant.revoke", found.scope)
-        raise Failure("not-allowed", f"{peer.user} may not revoke grant {grant_id} (role: "
-                      f"{peer.role}): its scope is {found.scope}, a standing rule of the daemon "
-                      "owner's, theirs alone to make or take away; it still applies",
-                      "ask the owner to revoke it; a grant of one run or for a while you may")
+    # Unmaking the owner's standing policy is changing it, as making it is: an approver
+    # revoked a global deny, and the owner's later runs were asked again (h183).
+    await _standing_is_owners(
+        core, peer, "grant.revoke", Scope(found.scope), f"revoke grant {grant_id}",
+        f"its scope is {found.scope}", "it still applies",
+        "ask the owner to revoke it; a grant of one run or for a while you may")
     try:
         await core.store.record_security("grant.revoked", actor=peer.user,
                                          text=f"{peer.user} revoked grant {grant_id}",
@@ -280,6 +274,17 @@ async def grant_revoke(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     return grant.to_dict()
 
 
+async def _standing_is_owners(core: Core, peer: Peer, op: str, scope: Scope, act: str,
+                              why: str, kept: str, hint: str) -> None:
+    """A rule in the owner's file or a grant over every run is the owner's policy, theirs to
+    make and take away, as reloading it is (h179, h183); an approver answers requests, runs
+    and whiles. Anyone else's try is refused and recorded."""
+    if scope.standing and peer.role != "operator":
+        await record_denied(core, peer, op, scope.kind)
+        raise Failure("not-allowed", f"{peer.user} may not {act} (role: {peer.role}): {why}, "
+                      f"and standing rules are the daemon owner's alone; {kept}", hint)
+
+
 OPS: OpTable = {
     "approvals.list": Op(approvals_list),
     "approval.preview": Op(approval_preview, approvers_only=True),
@@ -288,3 +293,4 @@ OPS: OpTable = {
     "grants.list": Op(grants_list),
     "grant.revoke": Op(grant_revoke, decides=True),
 }
+
