@@ -11,7 +11,9 @@ import pytest
 
 from console.tui.app import PilothouseApp
 from console.tui.link import Connected, Post
-from tests.tui.fixed import HELLO, NOW, PROFILES, FixedSource
+from console.tui.screens.dialogs import ConfirmScreen
+from console.tui.screens.policy import GrantsTable, PolicyScreen
+from tests.tui.fixed import GRANTS, HELLO, NOW, PROFILES, FixedSource
 from tests.tui.screen import attached, card_drawn, screen_text, settled, until
 from tests.tui.test_display_attacks_s19 import request
 
@@ -51,3 +53,48 @@ async def test_an_approvers_card_offers_no_standing_rule() -> None:
         await pilot.press("y")
         await until(pilot, lambda: sent(app, "approval.decide"), "the decision")
         assert [a["scope"] for _, a in sent(app, "approval.decide")] == ["once"]
+
+
+class AsApproverWithGrants(AsApprover):
+    def __init__(self, grants: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.grants = grants
+
+    async def call(self, op: str, **args: Any) -> Any:
+        if op == "grants.list":
+            self.calls.append((op, args))
+            return self.grants
+        if op == "grant.revoke":
+            self.calls.append((op, args))
+            self.grants = [g for g in self.grants if g["id"] != args["id"]]
+            return {}
+        return await super().call(op, **args)
+
+
+async def test_an_approver_is_told_a_standing_grant_is_the_owners_to_revoke() -> None:
+    """Review h183 (console): the daemon refuses a teammate's revoke of a profile or global
+    grant; the policy screen says so at `d` and sends nothing, and still revokes a timed one."""
+    standing = {**GRANTS[0], "id": "gglob1", "kind": "exec", "pattern": "make deploy",
+                "effect": "deny", "scope": "global", "run_id": None, "profile": None,
+                "expires_at": None}
+    source = AsApproverWithGrants([standing, GRANTS[0]])
+    app = PilothouseApp(source=source, clock=lambda: NOW, desktop_notify=False)  # type: ignore[arg-type]
+    async with app.run_test(size=(160, 40)) as pilot:
+        await attached(pilot)
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, PolicyScreen)
+                    and app.screen.query_one(GrantsTable).row_count == 2, "the grants")
+        table = app.screen.query_one(GrantsTable)
+        table.focus()
+        table.move_cursor(row=table.keys().index("gglob1"))
+        await pilot.press("d")
+        await settled(pilot)
+        assert not isinstance(app.screen, ConfirmScreen)
+        said = [n.message for n in app._notifications]  # noqa: SLF001
+        assert any("gglob1 (global) is a standing rule" in m for m in said), said
+        table.move_cursor(row=table.keys().index(GRANTS[0]["id"]))
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: sent(app, "grant.revoke"), "the revoke")
+        assert [a["id"] for _, a in sent(app, "grant.revoke")] == [GRANTS[0]["id"]]

@@ -133,6 +133,14 @@ class PolicyScreen(PilotScreen):
         if not grant_id or not table.has_focus:
             self.notify("Select a grant first (tab to the grants table).", severity="warning")
             return
+        # A profile rule or a grant everywhere is the owner's to take away too (review h183):
+        # a teammate is told why, and nothing is sent.
+        scope = table.cell_text(grant_id, "scope")
+        if scope in ("profile", "global") and self.ph.state.standing_refused():
+            self.notify(f"Grant {grant_id} ({scope}) is a standing rule, the daemon owner's "
+                        "alone to revoke: ask them. A grant of one run or for a while you may "
+                        "revoke.", severity="warning")
+            return
         body = Text(f"Revoke grant {grant_id}: {table.cell_text(grant_id, 'effect')} "
                     f"{table.cell_text(grant_id, 'pattern')} ({table.cell_text(grant_id, 'scope')})?")
 
