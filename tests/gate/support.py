@@ -259,6 +259,18 @@ async def connect(h: Harness, target: str | bytes, extra: bytes = b""
     return status, headers, body, reader, writer
 
 
+async def echo_tunnels(h: Harness, n: int = 3) -> None:
+    """n tunnels to example.com:443 through the gate (allowed), each one echo of five bytes,
+    each client closed and gone before the next."""
+    for _ in range(n):
+        status, _, _, reader, writer = await connect(h, "example.com:443")
+        assert status == 200
+        writer.write(b"hello")
+        assert await asyncio.wait_for(reader.readexactly(5), 5) == b"hello"
+        writer.close()
+        await writer.wait_closed()
+
+
 async def through(h: Harness, shape: str, authority: str) -> tuple[int, dict[str, str], bytes]:
     """One request through the gate, its answer: `CONNECT authority` (shape "connect") or a
     proxied `GET http://authority/` (any other shape); the connection is closed after."""

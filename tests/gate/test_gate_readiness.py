@@ -13,7 +13,7 @@ from console.gate import NetworkRules
 from console.gate.readiness import Readiness
 from console.gate.splice import Activity, SplicedTunnel
 
-from .support import Echo, Harness, connect, running
+from .support import Echo, Harness, echo_tunnels, running
 
 
 @pytest.fixture
@@ -168,12 +168,7 @@ async def test_a_closed_gate_leaves_no_descriptor_of_its_tunnels_behind() -> Non
                 upstream_port=echo.port)
     before = _open_fds()
     async with running(h):
-        for _ in range(3):
-            status, _, _, reader, writer = await connect(h, "example.com:443")
-            assert status == 200
-            writer.write(b"hello")
-            assert await asyncio.wait_for(reader.readexactly(5), 5) == b"hello"
-            writer.close()
+        await echo_tunnels(h)
     await asyncio.sleep(0.05)
     left = _open_fds() - before
     await echo.close()

@@ -6,14 +6,13 @@ them) stayed until a collection found them, and in bench/gate.py those collectio
 
 from __future__ import annotations
 
-import asyncio
 import gc
 
 from console.gate import NetworkRules
 from console.gate.splice import SplicedTunnel
 from console.gate.tls import HelloCheck
 
-from .support import Echo, Harness, connect, running
+from .support import Echo, Harness, echo_tunnels, running
 
 
 def _alive(kind: type) -> int:
@@ -29,13 +28,7 @@ async def test_an_ended_tunnel_is_freed_without_the_cyclic_collector() -> None:
     try:
         before = (_alive(SplicedTunnel), _alive(HelloCheck))
         async with running(h):
-            for _ in range(3):
-                status, _, _, reader, writer = await connect(h, "example.com:443")
-                assert status == 200
-                writer.write(b"hello")
-                assert await asyncio.wait_for(reader.readexactly(5), 5) == b"hello"
-                writer.close()
-                await writer.wait_closed()
+            await echo_tunnels(h)
         # The gate is closed: every connection's handler has returned.
         after = (_alive(SplicedTunnel), _alive(HelloCheck))
     finally:
