@@ -155,7 +155,7 @@ def _owners_scope(client: Any, scope: str) -> None:
     if me.get("role") != "operator":
         fail(f"scope {scope} is the daemon owner's alone: it makes a standing rule (profile: "
              "saved to the owner's config; global: over every run), and you are "
-             f"{me.get('user')} ({me.get('role')}); nothing was decided",
+             f"{visible(me.get('user'))} ({visible(me.get('role'))}); nothing was decided",
              "decide it once, for this run (--scope run) or for a while (--scope 10m), "
              "or ask the owner to make the rule")
 
@@ -166,7 +166,6 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
     with c.client() as client:
         if not preview_only:  # a preview writes nothing: an approver may show the owner a rule
             _owners_scope(client, scope)
-        if not preview_only:
             # The decision names the request shown: while the person read it, it may have
             # closed (timed out, cancelled) and its four-letter id come back on another one.
             shown_at = _review(c, client, request_id, allow, yes, scope, pattern)
