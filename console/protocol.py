@@ -20,6 +20,10 @@ LIVE_STATES = ("starting", "running", "stopping")
 # The most runs one `runs.list` answers (docs/protocol.md): any watcher may ask, and each is a
 # row read and serialized on the daemon.
 RUNS_LIST_MAX = 1000
+# Grant scopes that outlive the run and the while: a rule saved to the owner's config, a grant
+# over every run. The daemon owner's alone to make and to revoke (reviews h179, h183). Here, not
+# in console.policy, so the CLI and the console can tell without loading the policy package.
+STANDING_SCOPES = ("profile", "global")
 
 
 def unrunnable(command: list[str]) -> bool:

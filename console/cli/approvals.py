@@ -8,6 +8,7 @@ import sys
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import confirm, echo, fail, labelled, table, visible
 from console.cli.parsing import argument, command, option, quick_exit
+from console.protocol import STANDING_SCOPES
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
@@ -141,15 +142,15 @@ def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
     return req["created_at"]
 
 
-# The scope words that make a standing rule (console.policy's Scope.standing, spelled here: the
-# CLI does not load the policy package to start): the daemon owner's alone (review h179).
-STANDING_SCOPES = ("profile", "global", "everywhere")
+# The scope words that make a standing rule: the daemon owner's alone (review h179);
+# "everywhere" is parse_scope's word for global.
+STANDING_SCOPE_WORDS = (*STANDING_SCOPES, "everywhere")
 
 
 def _owners_scope(client: Any, scope: str) -> None:
     """Refuse a standing scope to a teammate before the request is reviewed or a rule previewed:
     the daemon would refuse the decision (and records the try); nothing here is asked first."""
-    if scope.strip().lower() not in STANDING_SCOPES:
+    if scope.strip().lower() not in STANDING_SCOPE_WORDS:
         return
     me = client.call("hello")
     if me.get("role") != "operator":

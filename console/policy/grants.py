@@ -32,7 +32,7 @@ from console.policy.parts import (
 )
 from console.policy.types import Provenance
 from console.policy.unwrap import expand, unwrap_stages
-from console.protocol import new_id
+from console.protocol import STANDING_SCOPES, new_id
 
 GRANT_KINDS = ("exec", "network", "write", "custom")
 SCOPES = ("once", "run", "timed", "profile", "global")
@@ -108,7 +108,7 @@ class Scope:
     def standing(self) -> bool:
         """Past this run and this while: a rule saved to the owner's config, or a grant over
         every run until the daemon stops. The daemon owner's alone to make (review h179)."""
-        return self.kind in ("profile", "global")
+        return self.kind in STANDING_SCOPES
 
 
 _DURATION = re.compile(r"^(\d{1,6})([smhd])$")

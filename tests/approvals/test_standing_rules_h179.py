@@ -82,9 +82,10 @@ def test_an_approver_cannot_make_a_standing_rule(
 
 
 def test_the_clis_standing_scopes_are_the_policys() -> None:
-    """The CLI spells the standing scopes itself (it does not load console.policy to start)."""
-    from console.cli.approvals import STANDING_SCOPES
+    """The CLI's standing scope words (it does not load console.policy to start) are those
+    parse_scope reads as standing."""
+    from console.cli.approvals import STANDING_SCOPE_WORDS
     from console.policy import parse_scope
 
     for word in ("once", "run", "10m", "2h", "profile", "global", "everywhere", " Profile "):
-        assert parse_scope(word).standing == (word.strip().lower() in STANDING_SCOPES), word
+        assert parse_scope(word).standing == (word.strip().lower() in STANDING_SCOPE_WORDS), word

@@ -15,6 +15,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Select, Static
 
 from console.client.sync import ClientError
+from console.protocol import STANDING_SCOPES
 from console.tui.screens.base import PilotScreen
 from console.tui.screens.dialogs import ConfirmScreen
 from widgets.format import clock, decision_text, printable, safe, style
@@ -136,7 +137,7 @@ class PolicyScreen(PilotScreen):
         # A profile rule or a grant everywhere is the owner's to take away too (review h183):
         # a teammate is told why, and nothing is sent.
         scope = table.cell_text(grant_id, "scope")
-        if scope in ("profile", "global") and self.ph.state.standing_refused():
+        if scope in STANDING_SCOPES and self.ph.state.standing_refused():
             self.notify(f"Grant {grant_id} ({scope}) is a standing rule, the daemon owner's "
                         "alone to revoke: ask them. A grant of one run or for a while you may "
                         "revoke.", severity="warning")
