@@ -86,6 +86,8 @@ def test_the_clis_standing_scopes_are_the_policys() -> None:
     parse_scope reads as standing."""
     from console.cli.approvals import STANDING_SCOPE_WORDS
     from console.policy import parse_scope
+    from console.protocol import STANDING_SCOPES
 
     for word in ("once", "run", "10m", "2h", "profile", "global", "everywhere", " Profile "):
         assert parse_scope(word).standing == (word.strip().lower() in STANDING_SCOPE_WORDS), word
+    assert set(STANDING_SCOPE_WORDS) == {*STANDING_SCOPES, "everywhere"}
