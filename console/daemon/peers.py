@@ -9,11 +9,13 @@ group's (open_to_team). Roles:
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import logging
 import os
 import pwd
 import socket
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,13 +105,24 @@ def open_to_team(sock_path: Path, runtime_dir: Path, group: str | None) -> None:
         log.error("team group %r does not exist; operator.sock stays private", group)
         gid = None
     try:
-        # Private first, then the group's: never open to a group taken off meanwhile.
-        os.chmod(sock_path, 0o600)
-        os.chmod(runtime_dir, 0o700)
         if gid is None:
+            os.chmod(sock_path, 0o600)
+            os.chmod(runtime_dir, 0o700)
             return
-        for path, mode in ((runtime_dir, 0o750), (sock_path, 0o660)):
-            os.chown(path, -1, gid)
-            os.chmod(path, mode)
-    except OSError as exc:  # as private as the step it failed at left it
-        log.error("operator.sock's permissions for [team] group %r not applied: %s", group, exc)
+        # Every reload re-applies this, so no step may shut out a group that stays (a teammate
+        # connecting meanwhile would be refused) or let in one that is neither the old nor the
+        # new: bits beyond the target go first, then the socket changes hands before its folder
+        # (an old member may still reach the folder, no longer the socket).
+        for path, mode in ((sock_path, 0o660), (runtime_dir, 0o750)):
+            now = os.stat(path)
+            if stat.S_IMODE(now.st_mode) & ~mode:
+                os.chmod(path, stat.S_IMODE(now.st_mode) & mode)
+            if now.st_gid != gid:
+                os.chown(path, -1, gid)
+            if stat.S_IMODE(now.st_mode) != mode:
+                os.chmod(path, mode)
+    except OSError as exc:
+        log.error("operator.sock's permissions for [team] group %r not applied: %s; it is "
+                  "the owner's alone until a reload applies them", group, exc)
+        with contextlib.suppress(OSError):  # never left open to a group taken off
+            os.chmod(sock_path, 0o600)
