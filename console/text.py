@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 import unicodedata
 
+from console.cells import invisible_letter, width_disputed
+
 TYPE_CHECKING = False  # typing's, without importing typing: `run --wait` and `ps` load this module
 if TYPE_CHECKING:
     from typing import Any
@@ -33,33 +35,21 @@ def _pattern(source: str) -> Any:
     return re.compile(source)
 
 
-# Default_Ignorable_Code_Point characters (and blanks) that are letters or marks, not format
-# characters: fonts draw them as nothing or as a space (Hangul fillers, the combining grapheme
-# joiner, variation selectors), so `curl\u3164x.invalid` would read as `curl x.invalid`.
-_INVISIBLE_LETTERS = ((0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
-                      (0x2800, 0x2800), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0),
-                      (0xE0100, 0xE01EF))
-
-
-def _invisible_letter(ch: str) -> bool:
-    code = ord(ch)
-    return code >= 0x034F and any(lo <= code <= hi for lo, hi in _INVISIBLE_LETTERS)
-
-
 def hides(ch: str) -> bool:
     """A character a person cannot see as itself: Cc control, Cf format (bidi, zero-width,
     tags), Co/Cn private/unassigned, Cs surrogates, Zl/Zp separators, Zs spaces other than the
-    plain one (they look like a space and are not one), and letters or marks drawn as nothing."""
+    plain one (they look like a space and are not one), letters or marks drawn as nothing, and
+    characters a terminal draws at another width than the layout counts (they move a row's end)."""
     cat = unicodedata.category(ch)
     return (cat[0] == "C" or cat in ("Zl", "Zp") or (cat == "Zs" and ch != " ")
-            or not ch.isprintable() or _invisible_letter(ch))
+            or not ch.isprintable() or invisible_letter(ch) or (ch > "\x7f" and width_disputed(ch)))
 
 
 def reorders(ch: str) -> bool:
     """What run output must not pass through as is beyond the C0/C1 controls: format
     characters (bidi overrides reorder the line, zero-width ones hide), line separators, and
     letters drawn as nothing. (Spaces of other widths stay: text in many scripts has them.)"""
-    return unicodedata.category(ch) in ("Cf", "Zl", "Zp", "Cs") or _invisible_letter(ch)
+    return unicodedata.category(ch) in ("Cf", "Zl", "Zp", "Cs") or invisible_letter(ch)
 
 
 def _escape_char(ch: str) -> str:
@@ -144,7 +134,7 @@ def printable(text: Any, limit: int | None = None) -> str:
         raw = raw[: max(0, limit) + 1]
     # Letters drawn as nothing are printable, and hide as well as a control does.
     out = raw if raw.isascii() and raw.isprintable() else "".join(
-        ch if ch.isprintable() and not _invisible_letter(ch) else ("⏎" if ch == "\n" else "�")
+        ch if ch.isprintable() and not invisible_letter(ch) else ("⏎" if ch == "\n" else "�")
         for ch in raw)
     if limit is not None and len(out) > limit:
         return out[: max(0, limit - 1)] + "…"
@@ -217,7 +207,7 @@ _TABLE = {c: _visible(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]
 def neutralise(text: str, *, colour: bool = True) -> str:
     """`text` with every control shown, not obeyed; colour kept (or dropped, for a pipe).
     Bidi overrides and characters drawn as nothing are shown as \\uXXXX too."""
-    if text.isprintable() and (text.isascii() or not any(map(_invisible_letter, text))):
+    if text.isprintable() and (text.isascii() or not any(map(invisible_letter, text))):
         return text
     out = []
     pos, coloured = 0, False
