@@ -33,9 +33,17 @@ def _write(path: Path, value: str) -> None:
         fh.write(value)
 
 
+def _lines(path: Path) -> list[str]:
+    """A /proc file's lines. Not UTF-8 everywhere: a mount point or a cgroup may be named with
+    any bytes (a user's FUSE mount at /tmp/\\xff stopped every bwrap start, s44); those bytes
+    are kept as surrogates and never match a name looked for."""
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+        return fh.read().splitlines()
+
+
 def _cgroup2_mount(mountinfo: Path = Path("/proc/self/mountinfo")) -> Path | None:
     try:
-        for line in mountinfo.read_text().splitlines():
+        for line in _lines(mountinfo):
             pre, _, post = line.partition(" - ")
             if post.split(" ", 1)[0] == "cgroup2":
                 return Path(pre.split()[4])
@@ -46,7 +54,7 @@ def _cgroup2_mount(mountinfo: Path = Path("/proc/self/mountinfo")) -> Path | Non
 
 def _own_v2_path(proc_cgroup: Path = Path("/proc/self/cgroup")) -> str | None:
     try:
-        for line in proc_cgroup.read_text().splitlines():
+        for line in _lines(proc_cgroup):
             if line.startswith("0::"):
                 return line[3:]
     except OSError:
@@ -57,7 +65,7 @@ def _own_v2_path(proc_cgroup: Path = Path("/proc/self/cgroup")) -> str | None:
 def _own_v1_path(ctrl: str, proc_cgroup: Path = Path("/proc/self/cgroup")) -> str:
     """Our own cgroup in a v1 hierarchy, so run cgroups nest under the daemon's (and its limits)."""
     try:
-        for line in proc_cgroup.read_text().splitlines():
+        for line in _lines(proc_cgroup):
             _, names, path = line.split(":", 2)
             if ctrl in names.split(","):
                 return path

@@ -66,7 +66,7 @@ def reconcile_views(runs_dir: Path, live: set[str] = frozenset(),  # type: ignor
         record = Path(runs_dir) / run_id / HANDOFF_RECORD
         try:
             name = record.read_text()[:256]
-        except OSError:
+        except (OSError, ValueError):  # ValueError: not UTF-8, so not a name this daemon wrote
             continue
         if not _HANDOFF_NAME.fullmatch(name):
             continue  # not a name this daemon writes: nothing of it is touched
