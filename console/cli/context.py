@@ -134,7 +134,9 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             # Bytes in an argument that are not UTF-8 (Python keeps them as lone surrogates):
             # neither the daemon's protocol nor the store can carry them.
             fail(f"{ascii(exc.object[exc.start:exc.end])} is not UTF-8 text, so it cannot be "
-                 "sent to the daemon or stored", "give the arguments as UTF-8 text", code=2)
+                 "sent to the daemon or stored",
+                 "give arguments and paths as UTF-8 text, and run it from a folder whose "
+                 "path is UTF-8", code=2)
         except Exception as exc:
             # Imported here: the config module is not needed by most commands' start-up.
             from console.config.load import ConfigError

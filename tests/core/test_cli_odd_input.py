@@ -100,3 +100,16 @@ def test_an_export_to_a_place_that_cannot_be_written_says_so(daemon: Daemon, tmp
                               capture_output=True, text=True, timeout=60)
         assert "Traceback" not in done.stderr, (words, done.stderr)
         assert done.returncode == 1 and f"cannot write {words[-1]}" in done.stderr, done.stderr
+
+
+def test_a_folder_whose_path_is_not_utf8_is_named_as_the_cause(daemon: Daemon,
+                                                               tmp_path: Path) -> None:
+    """`run` sends the folder it is started in: from one named with a byte that is not UTF-8
+    the hint must say so, not only blame the arguments (s44)."""
+    odd = os.fsencode(tmp_path) + b"/ws-\xff"
+    os.mkdir(odd)
+    done = subprocess.run([str(BIN / "pilothouse"), "run", "shell", "--", "/bin/true"],
+                          env=daemon.env, capture_output=True, timeout=60, cwd=odd)
+    err = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2 and "Traceback" not in err, err
+    assert "from a folder whose path is UTF-8" in err, err
