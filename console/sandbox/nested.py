@@ -47,6 +47,9 @@ class WalkResult:
     special: list[str] = field(default_factory=list)
     cut: str = ""
     unreadable: list[str] = field(default_factory=list)
+    # Folders below which the walk did not look: their subfolders at WALK_MAX_DEPTH (pruned),
+    # and those it could not open (special_files.py covers them: review h184).
+    pruned: list[str] = field(default_factory=list)
 
     def notes(self, when: str) -> list[str]:
         out = []
@@ -163,7 +166,9 @@ def find_nested_git(root_fd: int) -> WalkResult:
     seen = 0
 
     def failed(err: OSError) -> None:
-        res.unreadable.append(os.path.relpath(str(err.filename or "?"), "."))
+        res.unreadable.append(rel := os.path.relpath(str(err.filename or "?"), "."))
+        if err.errno in (errno.EACCES, errno.EPERM) and rel not in ("?", "."):
+            res.pruned.append(rel)  # its owner, the agent, may open it again next run
 
     for root, dirs, files, _dfd in walk_below(root_fd, onerror=failed, special=res.special):
         seen += len(dirs) + len(files)
@@ -186,6 +191,7 @@ def find_nested_git(root_fd: int) -> WalkResult:
                     dirs.remove(name)
         if too_deep(root, dirs):
             res.cut = res.cut or f"folders more than {WALK_MAX_DEPTH} deep"
+            res.pruned.append(os.path.normpath(root))
     return res
 
 

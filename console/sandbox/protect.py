@@ -358,11 +358,11 @@ def _gitdir_file(p: Protection, root_fd: int, rel: str) -> None:
             _git_folder(p, root_fd, target)
 
 
-def protect_files(p: Protection, root_fd: int, rels: list[str], mask: bool = False) -> None:
-    """Bind each of rels read-only (privileged_files.py), or cover it (mask: special_files.py)."""
+def protect_files(p: Protection, root_fd: int, rels: list[str], mask: str = "") -> None:
+    """Bind each read-only (privileged_files.py), or cover it with `mask` (special_files.py)."""
     for rel in rels:
         if mask:
-            p._add(rel, "mask-file")
+            p._add(rel, mask)
         else:
             _protect(p, root_fd, rel, want_dir=False)
 

@@ -8,6 +8,12 @@ dev/console) opened under a person's daemon's Docker run: the engine binds the w
 without nodev, and its device list allows the console. The look for nested repositories lists
 what is neither folder, file nor link (nested.WalkResult); each of these is covered by an empty
 read-only file, so a connect finds no socket, a write no pipe, an open no device.
+
+A socket keeps answering when its folder is renamed or made unreadable, and the walk does not
+look below WALK_MAX_DEPTH nor into a folder it cannot open: an earlier run's agent moved a host
+service's socket folder 260 folders down, or took read and search off it (a person's daemon, the
+agent's own uid, could not open it; the next run's agent gave them back), and the next run
+reached the service (review h184). Such folders are covered by an empty read-only folder.
 """
 
 from __future__ import annotations
@@ -17,8 +23,12 @@ import os
 import stat
 
 from .fsview import open_beneath
+from .nested import WALK_MAX_DEPTH
 
 KINDS = (stat.S_ISSOCK, stat.S_ISFIFO, stat.S_ISCHR, stat.S_ISBLK)
+# A mask's path goes to bubblewrap and the engine as text: below PATH_MAX, an ancestor is
+# covered instead (everything below it unseen too).
+PATH_BYTES = 3800
 
 
 def special_files(root_fd: int, special: list[str]) -> list[str]:
@@ -39,6 +49,36 @@ def special_files(root_fd: int, special: list[str]) -> list[str]:
         finally:
             os.close(pfd)
     return out
+
+
+def unlooked(pruned: list[str]) -> list[str]:
+    """The folders to cover for those the walk did not look into (nested.WalkResult.pruned),
+    none below another."""
+    out: list[str] = []
+    for rel in sorted(pruned, key=len):
+        while len(rel.encode(errors="surrogateescape")) > PATH_BYTES and "/" in rel:
+            rel = rel.rsplit("/", 1)[0]
+        if not any(rel == o or rel.startswith(f"{o}/") for o in out):
+            out.append(rel)
+    return out
+
+
+def unlooked_note(rels: list[str], cut: str = "") -> list[str]:
+    """Notes on the folders covered, and on a walk stopped early (`cut`, WalkResult.cut): past
+    that point nothing is covered (covering the rest would hide a large repository's own
+    folders), which the person is told."""
+    out = []
+    if cut and "deep" not in cut:
+        out.append(f"the look for sockets and named pipes in the workspace stopped early ({cut}):"
+                   " one beyond that point (a service on this host listening there) is not "
+                   "covered, and the agent can reach it; keep such sockets outside the workspace")
+    if not rels:
+        return out
+    shown = ", ".join(rels[:3]) + (f" and {len(rels) - 3} more" if len(rels) > 3 else "")
+    return [*out, f"folders the start could not look through (unreadable, or more than "
+            f"{WALK_MAX_DEPTH} deep) are covered by an empty read-only folder, so no socket or "
+            f"pipe hidden there is reached: {shown}; make them readable (or shallower) to see "
+            "them in the next run"]
 
 
 def note(rels: list[str]) -> list[str]:

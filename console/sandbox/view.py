@@ -203,8 +203,12 @@ class WorkspaceView:
             # (a CI file removed in the run is one there now and gone at its end)
             view.ci_at_start = ci_entries(fd, view.work_trees([]))
             special = special_files.special_files(fd, plan.walk.special if plan.walk else [])
-            protect_files(plan, fd, special, mask=True)
+            protect_files(plan, fd, special, mask="mask-file")
             plan.notes.extend(special_files.note(special))
+            unlooked = special_files.unlooked(plan.walk.pruned if plan.walk else [])
+            protect_files(plan, fd, unlooked, mask="mask-dir")
+            plan.notes.extend(special_files.unlooked_note(
+                unlooked, plan.walk.cut if plan.walk else ""))
             if identity.idmap:  # root's files are the agent's inside (privileged_files.py)
                 found = privileged_files.find_privileged(fd)
                 if refusal := privileged_files.too_many_linked_out(found):

@@ -1,0 +1,89 @@
+"""Review h184: a workspace an earlier run's agent made hostile, then a second run started in it.
+
+A host service listening in the workspace (a dev server's socket in `tmp/sockets`) is covered at
+each start (review h167): the start looks for sockets in the walk for nested repositories. The
+agent of an earlier run could put the socket where that walk does not reach: its folder made
+unreadable (a person's daemon cannot open it; the agent, its owner, opens it again in the next
+run), or moved more than 256 folders down (the walk stops there). The socket moves with its
+folder and the service keeps answering at the new path; the next run's agent reached it, past
+the gate.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from console.sandbox.nested import WALK_MAX_DEPTH
+from tests.sandbox.hostile_kit import give
+
+pytestmark = pytest.mark.asyncio
+
+# Connects by a path relative to its folder: a socket's path may be longer than sun_path.
+PROBE = r"""
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+try:
+    os.chdir(sys.argv[1])  # a covered folder is empty
+    s.connect(sys.argv[2])
+    print("CONNECTED")
+except OSError as e:
+    print("refused:", e.strerror)
+"""
+
+
+def _python(hostile, request) -> dict:
+    return {"image": request.getfixturevalue("python_ref")} if hostile.name.startswith("docker") else {}
+
+
+def _listen(ws: Path) -> socket.socket:
+    """A host service's socket in the workspace, as a dev server leaves it (0777)."""
+    folder = ws / "tmp" / "sockets"
+    folder.mkdir(parents=True)
+    (ws / "probe.py").write_text(PROBE)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(folder / "app.sock"))
+    os.chmod(folder / "app.sock", 0o777)
+    listener.listen(4)
+    listener.setblocking(False)
+    return listener
+
+
+async def _second_run(hostile, request, listener: socket.socket, script: str, where: str) -> None:
+    r = await hostile.run(f"{script}; python3 probe.py {where} app.sock 2>&1", **_python(hostile, request))
+    assert "refused:" in r.out or "CONNECTED" in r.out, r.out
+    with pytest.raises(BlockingIOError):
+        listener.accept()
+    assert "CONNECTED" not in r.out, r.out
+    assert any(" covered" in n for n in r.handle.notes), r.handle.notes  # the person is told
+
+
+async def test_a_socket_in_a_folder_made_unreadable_is_still_covered(hostile, request):
+    """Run 1's agent takes read and search off the socket's folder; run 2's gives them back."""
+    listener = _listen(hostile.workspace)
+    try:
+        give(hostile, hostile.workspace / "tmp", hostile.workspace / "probe.py")
+        first = await hostile.run("chmod 000 tmp && echo PLANTED")
+        assert "PLANTED" in first.out, first.out
+        await _second_run(hostile, request, listener, "chmod 755 tmp", "tmp/sockets")
+    finally:
+        listener.close()
+        os.chmod(hostile.workspace / "tmp", 0o755)
+
+
+async def test_a_socket_moved_below_the_walks_depth_is_still_covered(hostile, request):
+    """Run 1's agent moves the socket's folder (the mask inside it goes along) 260 folders
+    down; the service answers at the new path."""
+    listener = _listen(hostile.workspace)
+    deep = "/".join(["d"] * (WALK_MAX_DEPTH + 4))
+    try:
+        give(hostile, hostile.workspace / "tmp", hostile.workspace / "probe.py")
+        first = await hostile.run(f"mkdir -p {deep} && mv tmp/sockets {deep}/s && echo PLANTED")
+        assert "PLANTED" in first.out, first.out
+        await _second_run(hostile, request, listener, "true", f"{deep}/s")
+    finally:
+        listener.close()
