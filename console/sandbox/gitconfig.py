@@ -26,6 +26,11 @@ CODE_KEYS = re.compile(
     r"|hook\..+\.command|tar\..+\.command|instaweb\.(httpd|modulepath))$"
 )
 INCLUDE_KEY = re.compile(r"^include(if\..+)?\.path$")
+# How much of a config (a hook script, .gitmodules, a .git file) the start reads. git reads all
+# of it: the start read 64 KiB, and an include or a hooks path written past that, in a nested
+# repository an earlier run made, was left the agent's to change (review h184). A longer file
+# refuses the run: what it names could not all be protected.
+CONFIG_MAX = 4 << 20
 
 # Hook runners whose protected hook runs what a file in the work tree lists.
 LEFTHOOK_CONFIGS = tuple(f"{d}{n}.{e}" for d in ("", ".config/")
@@ -215,3 +220,23 @@ def hook_config_files(script: str) -> list[str]:
             elif word == "--config" and i + 1 < len(words):
                 out.append(words[i + 1])
     return [o for o in out if o]
+
+
+def read_whole(root_fd: int, rel: str, prefix: int = 0) -> str | None:
+    """A regular file of the workspace (a config git reads whole) as text, opened without
+    links; None when it is absent or not a regular file; SandboxError past CONFIG_MAX. With
+    `prefix` (a hook, which may be a program) its first `prefix` bytes, never refused."""
+    from .base import SandboxError
+    from .fsview import read_beneath
+
+    got = read_beneath(root_fd, rel, prefix or CONFIG_MAX + 1)
+    if got is None:
+        return None
+    if not prefix and len(got[0]) > CONFIG_MAX:
+        raise SandboxError(
+            f"refusing to start: {rel} in the workspace is larger than {CONFIG_MAX >> 20} MiB, "
+            "and git reads all of it: what it includes or runs could not all be made read-only",
+            f"look at {rel} (a repository made in an earlier run may have padded it to hide an "
+            "include or a program past its start); shorten or remove it, then start again",
+        )
+    return got[0].decode(errors="replace")

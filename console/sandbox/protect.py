@@ -48,6 +48,7 @@ from .gitconfig import (
     hook_config_files,
     named_path,
     named_paths,
+    read_whole,
 )
 from .gitindex import not_checked_out
 from .links import inside_workspace, link_target, link_targets, workspace_root
@@ -198,19 +199,6 @@ def _protect_link_targets(p: Protection, root_fd: int, rel: str, fd: int, depth:
         _protect(p, root_fd, target, want_dir=is_dir, depth=depth + 1)
 
 
-def _read_small(root_fd: int, rel: str, limit: int = 1 << 16) -> str | None:
-    fd, state = _open(root_fd, rel)
-    if fd is None:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with open(f"/proc/self/fd/{fd}", "rb") as fh:
-            return fh.read(limit).decode(errors="replace")
-    finally:
-        os.close(fd)
-
-
 def _config_path(p: Protection, root_fd: int, base_rel: str, target: str) -> str | None:
     """Where a path a config names leads, as the kernel resolves it for git: `x/../hooks` with
     `x` a link is the hooks folder beside where `x` leads, not `hooks`. Each link on the way is
@@ -243,7 +231,7 @@ def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str,
             if rel is not None and rel not in p._seen:
                 _protect(p, root_fd, rel, want_dir=False)
                 if depth < INCLUDE_DEPTH:
-                    _protect_config_targets(p, root_fd, gd, _read_small(root_fd, rel) or "",
+                    _protect_config_targets(p, root_fd, gd, read_whole(root_fd, rel) or "",
                                             os.path.dirname(rel) or ".", depth + 1)
             continue
         if not CODE_KEYS.match(key):
@@ -286,7 +274,7 @@ def _hooks(p: Protection, root_fd: int, rel: str, top: str) -> None:
         return
     looked = [n for n in GIT_HOOK_NAMES if n in names] + sorted(names - set(GIT_HOOK_NAMES))[:64]
     for name in looked:
-        script = _read_small(root_fd, f"{rel}/{name}", limit=1 << 14) or ""
+        script = read_whole(root_fd, f"{rel}/{name}", 1 << 20) or ""
         for target in hook_config_files(script):
             path = inside_workspace(top or ".", target, root_fd)
             if path is not None:
@@ -328,13 +316,13 @@ def _git_folder(p: Protection, root_fd: int, gd: str, depth: int = 0) -> None:
                 os.close(dfd)
         os.close(objects_fd)
         _protect(p, root_fd, f"{gd}/objects/info/alternates", want_dir=False)
-    common = (_read_small(root_fd, f"{gd}/commondir") or "").strip()
+    common = (read_whole(root_fd, f"{gd}/commondir") or "").strip()
     if common and common != "." and depth < 4:  # a linked worktree's objects, refs and config
         target = inside_workspace(gd, common, root_fd)
         if target is not None:
             _git_folder(p, root_fd, target, depth + 1)
     for name in GIT_FILES[:2]:  # config and config.worktree
-        _protect_config_targets(p, root_fd, gd, _read_small(root_fd, f"{gd}/{name}") or "")
+        _protect_config_targets(p, root_fd, gd, read_whole(root_fd, f"{gd}/{name}") or "")
     # Submodules: the modules folder read-only (no new ones), each existing one usable.
     modules_fd = _protect(p, root_fd, f"{gd}/{GIT_MODULES}", want_dir=True)
     if modules_fd is None or depth > 4:
@@ -351,7 +339,7 @@ def _gitdir_file(p: Protection, root_fd: int, rel: str) -> None:
     """A `.git` file read-only, and the git folder its `gitdir:` line names (relative to the
     file's folder, or absolute, as `git init --separate-git-dir` writes it) protected as one."""
     _protect(p, root_fd, rel, want_dir=False)
-    text = _read_small(root_fd, rel) or ""
+    text = read_whole(root_fd, rel) or ""
     if text.startswith("gitdir:"):
         target = inside_workspace(os.path.dirname(rel) or ".", text[len("gitdir:"):].strip(), root_fd)
         if target is not None:
@@ -470,7 +458,7 @@ def plan_protection(workspace: Path | int) -> Protection:
         # AIDER_ options). Agents edit it for the application, so it stays writable: any
         # change is reported.
         p.watched.setdefault(".env", "")
-        gitmodules = _read_small(root_fd, ".gitmodules") or ""
+        gitmodules = read_whole(root_fd, ".gitmodules") or ""
         for m in re.finditer(r"^\s*path\s*=\s*(.+?)\s*$", gitmodules, re.M):
             rel = inside_workspace(".", m.group(1).strip('"'))
             if rel is not None:

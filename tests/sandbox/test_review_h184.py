@@ -20,8 +20,6 @@ import pytest
 from console.sandbox.nested import WALK_MAX_DEPTH
 from tests.sandbox.hostile_kit import give
 
-pytestmark = pytest.mark.asyncio
-
 # Connects by a path relative to its folder: a socket's path may be longer than sun_path.
 PROBE = r"""
 import os, socket, sys
@@ -87,3 +85,44 @@ async def test_a_socket_moved_below_the_walks_depth_is_still_covered(hostile, re
         await _second_run(hostile, request, listener, "true", f"{deep}/s")
     finally:
         listener.close()
+
+
+# Run 1's agent makes a nested repository (reported at that run's end as made) whose config
+# includes a file of the workspace after 80 KB of comments: the start read the first 64 KiB of
+# a config for what it includes or runs, git reads all of it.
+NESTED = r"""
+mkdir -p sub/.git/objects sub/.git/refs sub/.git/hooks && echo 'ref: refs/heads/main' > sub/.git/HEAD
+i=0; while [ $i -lt 1300 ]; do echo "# a comment line to push the include past what was read ....."; i=$((i+1)); done > sub/.git/config
+printf '[include]\n\tpath = ../../notes.cfg\n' >> sub/.git/config
+echo benign > notes.cfg && echo PLANTED
+"""
+
+
+async def test_what_a_long_nested_config_includes_stays_read_only(hostile):
+    """Run 2's agent wrote the included file (`[core] fsmonitor = ...`: git on the host runs
+    it in that repository), unseen: it was not read-only and not watched."""
+    first = await hostile.run(NESTED)
+    assert "PLANTED" in first.out, first.out
+    r = await hostile.run("printf '[core]\\n\\tfsmonitor = \"touch /tmp/x\"\\n' > notes.cfg "
+                          "&& echo WROTE; cat notes.cfg")
+    assert "WROTE" not in r.out and "benign" in r.out, r.out
+
+
+def test_a_config_too_long_to_read_whole_refuses_the_run(tmp_path):
+    """Past CONFIG_MAX what a config names cannot all be protected: the start says so."""
+    from console.sandbox.base import SandboxError
+    from console.sandbox.fsview import open_dir_nofollow
+    from console.sandbox.gitconfig import CONFIG_MAX
+    from console.sandbox.protect import plan_protection
+
+    git = tmp_path / "sub" / ".git"
+    for d in ("objects", "refs", "hooks"):
+        (git / d).mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    (git / "config").write_text("#" * CONFIG_MAX + "\n[include]\n\tpath = ../../notes.cfg\n")
+    fd = open_dir_nofollow(tmp_path)
+    try:
+        with pytest.raises(SandboxError, match="sub/.git/config .* larger than"):
+            plan_protection(fd)
+    finally:
+        os.close(fd)
