@@ -139,7 +139,7 @@ def find_aliases(root_fd: int, wanted: dict[tuple[int, int], str], max_entries: 
                             st = e.stat(follow_symlinks=False)
                             key = (st.st_dev, st.st_ino)
                             if stat.S_ISREG(st.st_mode) and key in wanted:
-                                if len(path.encode()) > ALIAS_PATH_MAX:
+                                if len(os.fsencode(path)) > ALIAS_PATH_MAX:
                                     res.unseen.add(wanted[key])
                                 else:
                                     res.found[path] = wanted[key]

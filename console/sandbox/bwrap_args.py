@@ -275,7 +275,8 @@ def args_memfd(args: list[str]) -> int:
                                "remove the NUL (\\u0000) from the value (the profile's setenv, "
                                "or the variable in the shell that ran `pilothouse run`)")
     fd = os.memfd_create("bwrap-args", 0)  # no CLOEXEC: bwrap must inherit it
-    data = b"".join(x.encode() + b"\0" for x in args)
+    # As bytes: a workspace name that is not UTF-8 (surrogate-escaped) is its own bytes again.
+    data = b"".join(os.fsencode(x) + b"\0" for x in args)
     os.write(fd, data)
     os.lseek(fd, 0, os.SEEK_SET)
     return fd

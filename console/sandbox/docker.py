@@ -57,7 +57,7 @@ from .base import (
 )
 from .docker_sweep import LABEL_OWNER, LABEL_RUN, remove_orphans
 from .end_look import nested_repo_notes
-from .engine_paths import bridge_refusal, changeable_by_others
+from .engine_paths import bridge_refusal, changeable_by_others, unnameable
 from .image_files import exists, read_text
 from .procstats import ProcStats, tree
 from .seccomp import docker_profile
@@ -361,9 +361,10 @@ class DockerBackend(NothingEarly):
                     "(the engine would follow links that run can plant)",
                     "wait for that run to end, or use sandbox = \"bwrap\" for parallel runs",
                 )
-            refusal = None if view.staged else await asyncio.to_thread(  # engine_paths.py: why
-                changeable_by_others, spec.workspace, view.ws_fd, [b.rel for b in view.binds()],
-                spec.run_dir)  # fmt: skip
+            refusal = None if view.staged else unnameable(b.rel for b in view.binds()) or (
+                await asyncio.to_thread(  # engine_paths.py: why
+                    changeable_by_others, spec.workspace, view.ws_fd,
+                    [b.rel for b in view.binds()], spec.run_dir))  # fmt: skip
             if refusal is not None:
                 raise refusal
             try:

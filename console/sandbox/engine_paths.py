@@ -144,6 +144,25 @@ def changeable_by_others(workspace: Path, ws_fd: int, rels: Iterable[str],
     )
 
 
+def unnameable(rels: Iterable[str]) -> SandboxError | None:
+    """The refusal of a Docker run under a person's daemon when a path it would give the engine
+    is not UTF-8: the engine's API is JSON, which cannot carry such a name (docker-py sent
+    `\\udcff`, read as U+FFFD), so a mask went on another path, made for it in the workspace,
+    and the real one (a host service's socket) stayed open (review h184)."""
+    for rel in rels:
+        try:
+            rel.encode()
+        except UnicodeEncodeError:
+            shown = rel.encode(errors="surrogateescape").decode(errors="backslashreplace")
+            return SandboxError(
+                f"refusing a Docker run: '{shown}' in the workspace has a name that is not UTF-8, "
+                "which the Docker engine cannot be given, and it must be covered or read-only",
+                'rename it (convmv, or mv with the name in $\'...\' quotes), use sandbox = '
+                '"bwrap", or run the daemon as root',
+            )
+    return None
+
+
 def bridge_refusal(client: object) -> SandboxError | None:
     """Why a daemon that is not root cannot run this engine's containers, or None. Rootful
     Docker makes each container's network namespace root's: such a daemon cannot put the gate's

@@ -70,7 +70,7 @@ def open_beneath(root_fd: int, rel: str) -> int:
         0,
         RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     )
-    fd = _libc.syscall(SYS_OPENAT2, root_fd, rel.encode(), ctypes.byref(how), ctypes.sizeof(how))
+    fd = _libc.syscall(SYS_OPENAT2, root_fd, os.fsencode(rel), ctypes.byref(how), ctypes.sizeof(how))
     fd = _check(fd, f"open {rel}")
     st = os.fstat(fd)
     if not (os.path.stat.S_ISDIR(st.st_mode) or os.path.stat.S_ISREG(st.st_mode)):
@@ -119,7 +119,7 @@ def open_dir_nofollow(path: Path | str) -> int:
         0,
         RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
     )
-    fd = _libc.syscall(SYS_OPENAT2, AT_FDCWD, str(path).encode(), ctypes.byref(how),
+    fd = _libc.syscall(SYS_OPENAT2, AT_FDCWD, os.fsencode(path), ctypes.byref(how),
                        ctypes.sizeof(how))  # fmt: skip
     return _check(fd, f"open {path}")
 
@@ -172,7 +172,7 @@ def idmapped_view(source_fd: int, target: Path, uid: int, gid: int) -> None:
         )  # fmt: skip
         target.mkdir(mode=0o700, exist_ok=True)
         _check(
-            _libc.syscall(SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, str(target).encode(),
+            _libc.syscall(SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, os.fsencode(target),
                           MOVE_MOUNT_F_EMPTY_PATH),
             "move_mount",
         )  # fmt: skip
@@ -189,10 +189,10 @@ def stage_fd(fd: int, target: Path, read_only: bool) -> None:
         target.mkdir(mode=0o755, exist_ok=True)
     else:
         target.touch(mode=0o444, exist_ok=True)
-    _check(_libc.mount(fd_path(fd).encode(), str(target).encode(), None, MS_BIND, None), "bind")
+    _check(_libc.mount(os.fsencode(fd_path(fd)), os.fsencode(target), None, MS_BIND, None), "bind")
     if read_only:
         flags = MS_BIND | MS_REMOUNT | MS_RDONLY
-        _check(_libc.mount(None, str(target).encode(), None, flags, None), "remount read-only")
+        _check(_libc.mount(None, os.fsencode(target), None, flags, None), "remount read-only")
 
 
 def mount_points() -> list[str]:
@@ -233,7 +233,7 @@ def under_a_mount(folder: str | Path) -> bool:
 def unmount(target: Path) -> None:
     """Detach the mount at target, never one a link there leads to (review h133)."""
     with contextlib.suppress(OSError):
-        _check(_libc.umount2(str(target).encode(), MNT_DETACH | UMOUNT_NOFOLLOW), "umount")
+        _check(_libc.umount2(os.fsencode(target), MNT_DETACH | UMOUNT_NOFOLLOW), "umount")
 
 
 MOUNT_ATTR_RDONLY = 0x1
@@ -264,7 +264,7 @@ def clone_onto(src_fd: int, parent_fd: int, name: str, *, read_only: bool, recur
             "mount_setattr",
         )  # fmt: skip
         _check(
-            _libc.syscall(SYS_MOVE_MOUNT, tree, b"", parent_fd, name.encode(),
+            _libc.syscall(SYS_MOVE_MOUNT, tree, b"", parent_fd, os.fsencode(name),
                           MOVE_MOUNT_F_EMPTY_PATH),
             f"move_mount onto {name}",
         )  # fmt: skip

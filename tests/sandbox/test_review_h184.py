@@ -7,6 +7,9 @@ unreadable (a person's daemon cannot open it; the agent, its owner, opens it aga
 run), or moved more than 256 folders down (the walk stops there). The socket moves with its
 folder and the service keeps answering at the new path; the next run's agent reached it, past
 the gate.
+
+Also: an include written past the first 64 KiB of a nested repository's config (the start read
+no more), and a socket whose name is not UTF-8 (the Docker engine's API cannot name it).
 """
 
 from __future__ import annotations
@@ -126,3 +129,46 @@ def test_a_config_too_long_to_read_whole_refuses_the_run(tmp_path):
             plan_protection(fd)
     finally:
         os.close(fd)
+
+
+UNNAMED_PROBE = r"""
+import socket
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+try:
+    s.connect(b"tmp/\xffapp.sock")
+    print("CONNECTED")
+except OSError as e:
+    print("refused:", e.strerror)
+"""
+
+
+async def test_a_socket_whose_name_is_not_utf8_is_covered(hostile, request):
+    """A name that is not UTF-8 (`tmp/\\xffapp.sock`): the Docker engine's API is JSON, which
+    cannot name it; a person's daemon handed it `tmp/\\ufffdapp.sock`, the engine made that
+    file in the workspace and covered it, the real socket answered, and the notes said it was
+    covered. Bubblewrap and the root daemon's staged view failed the start on the name
+    (UnicodeEncodeError). Now the name is given as its bytes; a person's Docker run is refused,
+    saying which path."""
+    ws = hostile.workspace
+    (ws / "tmp").mkdir()
+    (ws / "probe.py").write_text(UNNAMED_PROBE)
+    give(hostile, ws / "tmp", ws / "probe.py")
+    sock = os.fsencode(ws / "tmp") + b"/\xffapp.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(sock)
+    os.chmod(sock, 0o777)
+    listener.listen(4)
+    listener.setblocking(False)
+    try:
+        try:
+            r = await hostile.run("python3 probe.py 2>&1", **_python(hostile, request))
+        except Exception as e:  # noqa: BLE001 - a person's Docker run is refused
+            assert hostile.name == "docker-user" and "not UTF-8" in str(e), e
+        else:
+            assert "refused:" in r.out and "CONNECTED" not in r.out, r.out
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+        assert os.listdir(os.fsencode(ws / "tmp")) == [b"\xffapp.sock"]  # nothing made beside it
+    finally:
+        listener.close()
