@@ -12,7 +12,7 @@ from console.cli.parsing import argument, command, option, quick_exit
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, NoReturn
 
 
 REQUEST_COLUMN = 100  # the table's request column; a longer request is cut there, and said so
@@ -125,7 +125,7 @@ def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
     pending = {r["id"]: r for r in client.call("approvals.list")}
     req = pending.get(request_id)
     if req is None:
-        return None  # decided, closed or unknown: the daemon's answer says which
+        _not_pending(client, request_id)
     show_request(req)
     if pattern is not None:  # wider than the request: the person sees what else it covers
         echo(f"  {'rule':<12} {visible(pattern)} (instead of the request's own; scope {visible(scope)})")
@@ -139,6 +139,29 @@ def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
     if allow and not yes and scope != "profile" and sys.stdin.isatty() and not confirm(question):
         fail("not confirmed: nothing was decided", "answer y to approve it, or add --yes")
     return req["created_at"]
+
+
+def _not_pending(client: Any, request_id: str) -> NoReturn:
+    """ID named no pending request when this command looked: nothing was shown, so nothing is
+    decided. Sent by the id alone, the decision decided whatever held the id by then: an
+    agent's next request, given it meanwhile (ids come back), allowed unseen (review h186)."""
+    from console.client.sync import ClientError
+
+    try:
+        why = client.call("policy.why", id=request_id)
+    except ClientError:
+        why = {}
+    prov = why.get("provenance") or {}
+    if why.get("state") == "pending":  # asked after the look: perhaps another request
+        said = f"request {request_id} was not pending when this command looked"
+    elif prov.get("kind") == "person":
+        said = f"request {request_id} was already decided by {prov.get('person')} ({why['state']})"
+    elif why:
+        said = f"request {request_id} was already closed: {why.get('describe')}"
+    else:
+        said = f"no pending request {request_id}"
+    fail(f"{said}; nothing was decided",
+         "`pilothouse approvals` lists the pending ones; run this again to see one and decide it")
 
 
 # The scope words that make a standing rule: the daemon owner's alone (review h179); console.
