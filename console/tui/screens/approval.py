@@ -153,8 +153,11 @@ class ApprovalScreen(PilotScreen):
     def on_change(self, change: Change) -> None:
         if change.topic == "resolved" and change.key == self.request_id and change.key not in self._decided:
             req = (change.event or {}).get("request") or {}
-            who = req.get("decided_by") or (req.get("provenance") or {}).get("kind") or "the daemon"
-            self.notify(f"Request {change.key} was {req.get('state', 'closed')} by {who} "
+            # Who, or else how: "cancelled by cancelled" said nothing of why (review h186).
+            prov = req.get("provenance") or {}
+            how = (f"by {printable(req['decided_by'])}" if req.get("decided_by") else
+                   f"({printable(prov.get('text') or prov.get('kind') or 'by the daemon', 200)})")
+            self.notify(f"Request {change.key} was {printable(req.get('state', 'closed'))} {how} "
                         "before you decided.", severity="warning")
             self._advance()
             self._unchosen = self.request_id if self.request is not None else None
