@@ -146,9 +146,17 @@ class ApprovalInbox(KeyedTable):
     ]
 
     class Decide(Message):
-        def __init__(self, request_id: str, allow: bool) -> None:
+        """y / n on a row; `shown` is what the row showed of the request (row_of), so a request
+        put under the same id before the row caught up is not the one decided."""
+
+        def __init__(self, request_id: str, allow: bool, shown: Any = None) -> None:
             super().__init__()
-            self.request_id, self.allow = request_id, allow
+            self.request_id, self.allow, self.shown = request_id, allow, shown
+
+    @staticmethod
+    def row_of(req: dict[str, Any]) -> tuple[Any, ...]:
+        """What a request's row shows of it: its run, its kind and its one line."""
+        return (req.get("run_id"), req.get("kind"), summary(req))
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -183,7 +191,8 @@ class ApprovalInbox(KeyedTable):
         if allow and (self._drawn != self._held(key) or self.input_time() < self._drawn_since):
             self.post_message(self.Review(key, "The row was not on the screen yet"))
         else:
-            self.post_message(self.Decide(key, allow) if whole or not allow else self.Review(key))
+            self.post_message(self.Decide(key, allow, self._row_request.get(key))
+                              if whole or not allow else self.Review(key))
 
     def render_lines(self, crop: Region) -> list[Strip]:
         header = self.header_height if self.show_header else 0
@@ -272,7 +281,7 @@ class ApprovalInbox(KeyedTable):
         search = " ".join(str(req.get(k, "")) for k in ("id", "run_id", "profile", "kind", "subject"))
         detail = req.get("detail") if isinstance(req.get("detail"), dict) else {}
         self._whole[str(req["id"])] = None if "tool_input" in detail else summary(req)
-        self._row_request[str(req["id"])] = (req.get("run_id"), req.get("kind"), summary(req))
+        self._row_request[str(req["id"])] = self.row_of(req)
         self.put(str(req["id"]), cells, search)
 
 

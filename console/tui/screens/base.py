@@ -61,6 +61,11 @@ class PilotScreen(AppAccess, Screen[None]):
         if req is None:
             self.notify(f"Request {event.request_id} is no longer pending.", severity="warning")
             return
+        if ApprovalInbox.row_of(req) != event.shown:  # another request under the id, not yet drawn
+            self.notify(f"Request {event.request_id} changed since its row was drawn: here it is "
+                        "whole. Nothing was decided.", severity="warning")
+            self.ph.action_open_approval(event.request_id)
+            return
         if event.allow and names_letters(req) is not None:  # `gіt` reads as git on the row
             self.notify("The request has letters outside ASCII: the card names them. y allows it.")
             self.ph.action_open_approval(event.request_id)
