@@ -18,7 +18,7 @@ reached the service (review h184). Such folders are covered by an empty read-onl
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
 import stat
 
@@ -31,9 +31,12 @@ KINDS = (stat.S_ISSOCK, stat.S_ISFIFO, stat.S_ISCHR, stat.S_ISBLK)
 PATH_BYTES = 3800
 
 
-def special_files(root_fd: int, special: list[str]) -> list[str]:
+def special_files(root_fd: int, special: list[str], pruned: list[str]) -> list[str]:
     """The sockets, named pipes and devices among `special` (paths below the top), reached
-    without links."""
+    without links. The folder of one that cannot be looked at goes on `pruned` (unlooked): an
+    earlier run's agent took search, not read, off it (a person's daemon, the agent's uid,
+    listed the socket but could not look at it; the next run's agent gave search back and
+    reached the service: review h187)."""
     out: list[str] = []
     for rel in special:
         parent, name = os.path.split(rel)
@@ -42,12 +45,15 @@ def special_files(root_fd: int, special: list[str]) -> list[str]:
         except OSError:
             continue  # under a link or gone: nothing of it shows inside
         try:
-            with contextlib.suppress(OSError):
-                mode = os.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode
-                if any(kind(mode) for kind in KINDS):
-                    out.append(rel)
+            mode = os.stat(name, dir_fd=pfd, follow_symlinks=False).st_mode
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM) and parent:
+                pruned.append(parent)
+            continue  # gone meanwhile
         finally:
             os.close(pfd)
+        if any(kind(mode) for kind in KINDS):
+            out.append(rel)
     return out
 
 
@@ -55,10 +61,17 @@ def unlooked(pruned: list[str]) -> list[str]:
     """The folders to cover for those the walk did not look into (nested.WalkResult.pruned),
     none below another."""
     out: list[str] = []
+    kept: set[str] = set()
+    # Each against its own ancestors, not every folder kept: an earlier run's agent made 20,000
+    # folders no one may open, and comparing each with all took the start 60 s (review h187).
     for rel in sorted(pruned, key=len):
         while len(rel.encode(errors="surrogateescape")) > PATH_BYTES and "/" in rel:
             rel = rel.rsplit("/", 1)[0]
-        if not any(rel == o or rel.startswith(f"{o}/") for o in out):
+        up = rel
+        while up and up not in kept:
+            up = os.path.dirname(up)
+        if not up:  # no ancestor (nor itself) kept
+            kept.add(rel)
             out.append(rel)
     return out
 

@@ -202,7 +202,8 @@ class WorkspaceView:
         try:
             # (a CI file removed in the run is one there now and gone at its end)
             view.ci_at_start = ci_entries(fd, view.work_trees([]))
-            special = special_files.special_files(fd, plan.walk.special if plan.walk else [])
+            special = special_files.special_files(
+                fd, plan.walk.special if plan.walk else [], plan.walk.pruned if plan.walk else [])
             protect_files(plan, fd, special, mask="mask-file")
             plan.notes.extend(special_files.note(special))
             unlooked = special_files.unlooked(plan.walk.pruned if plan.walk else [])
