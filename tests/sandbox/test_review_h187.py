@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from tests.sandbox.hostile_kit import give
 from tests.sandbox.test_review_h184 import _listen, _second_run
 
@@ -53,3 +55,24 @@ def test_many_unopened_folders_are_each_compared_with_their_ancestors_only():
     covered = unlooked(pruned)
     assert sorted(covered) == sorted(f"m/{i}" for i in range(n))
     assert _Counted.calls < 10 * n, f"{_Counted.calls:,} comparisons for {n:,} folders"
+
+
+def test_configs_that_name_too_many_includes_refuse_the_run(tmp_path):
+    """Read whole (review h184), a nested repository's config of 4 MiB of `path = ...` lines
+    made the start resolve each: 55 s for four such repositories, 15 minutes for 64."""
+    from console.sandbox.base import SandboxError
+    from console.sandbox.fsview import open_dir_nofollow
+    from console.sandbox.protect import plan_protection
+
+    git = tmp_path / "sub" / ".git"
+    for d in ("objects", "refs", "hooks"):
+        (git / d).mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    (git / "config").write_text("[include]\n\tpath = ../../notes.cfg\n" * 8193)  # CONFIG_ENTRIES_MAX + 1
+    (tmp_path / "notes.cfg").write_text("[core]\n\tbare = false\n")
+    fd = open_dir_nofollow(tmp_path)
+    try:
+        with pytest.raises(SandboxError, match=r"more than 8,192 included files .* sub/\.git/config"):
+            plan_protection(fd)
+    finally:
+        os.close(fd)
