@@ -185,7 +185,7 @@ def _owners_scope(client: Any, scope: str) -> None:
 
 
 def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str | None,
-            yes: bool, preview_only: bool) -> None:
+            yes: bool, preview_only: bool, asked_at: float | None) -> None:
     shown_at = None
     with c.client() as client:
         if not preview_only:  # a preview writes nothing: an approver may show the owner a rule
@@ -193,6 +193,12 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
             # The decision names the request shown: while the person read it, it may have
             # closed (timed out, cancelled) and its four-letter id come back on another one.
             shown_at = _review(c, client, request_id, allow, yes, scope, pattern)
+            if asked_at is not None and shown_at not in (None, asked_at):
+                fail(f"request {request_id} was asked at {shown_at}, not at {asked_at}: it is "
+                     "another request under the same id; nothing was decided",
+                     "`pilothouse approvals --json` gives each request's created_at")
+            # A program (--json) saw the request in `approvals --json`: --asked-at names it.
+            shown_at = asked_at if shown_at is None else shown_at
         if scope == "profile":
             edit = client.call("approval.preview", id=request_id, allow=allow, pattern=pattern)
             if preview_only:
@@ -221,6 +227,9 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
 _SCOPE_HELP = ("once, run, a duration (10m, 2h), profile (saved to the config) or global (every "
                "run until the daemon stops); profile and global are the daemon owner's only")
 _PREVIEW_HELP = "With --scope profile: show every rule it would write, and save nothing."
+_ASKED_AT_HELP = ("The request's created_at from `approvals --json`: decide only that request, "
+                  "not another that took its id since (for programs; --json decides by the id "
+                  "alone without it).")
 
 
 def _decision_options(pattern_help: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -233,6 +242,7 @@ def _decision_options(pattern_help: str) -> Callable[[Callable[..., None]], Call
                                 "saving a profile rule)."),
                     option("--pattern", metavar="WORDS", help=pattern_help),
                     option("--scope", default="once", show_default=True, help=_SCOPE_HELP),
+                    option("--asked-at", metavar="TIME", type=float, help=_ASKED_AT_HELP),
                     argument("request_id", metavar="ID"), command()):
             fn = add(fn)
         return fn
@@ -242,16 +252,16 @@ def _decision_options(pattern_help: str) -> Callable[[Callable[..., None]], Call
 @_decision_options("The rule to grant, instead of the request's own exact command; it covers "
                    "added words too.")
 def approve(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool,
-            preview_only: bool) -> None:
+            preview_only: bool, asked_at: float | None) -> None:
     """Approve a pending request."""
-    _decide(c, request_id, True, scope, pattern, yes, preview_only)
+    _decide(c, request_id, True, scope, pattern, yes, preview_only, asked_at)
 
 
 @_decision_options("The rule to deny, instead of the request's own.")
 def deny(c: Context, request_id: str, scope: str, pattern: str | None, yes: bool,
-         preview_only: bool) -> None:
+         preview_only: bool, asked_at: float | None) -> None:
     """Deny a pending request."""
-    _decide(c, request_id, False, scope, pattern, yes, preview_only)
+    _decide(c, request_id, False, scope, pattern, yes, preview_only, asked_at)
 
 
 def _show_grants(rows: list[dict[str, Any]]) -> None:

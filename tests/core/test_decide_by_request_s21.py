@@ -32,3 +32,20 @@ def test_a_decision_names_the_request_it_was_shown(daemon: Daemon, workspace: Pa
     assert decided["allow"] is True
     t.join(timeout=60)
     assert "rc=0" in out["result"].stdout
+
+
+@needs_bwrap
+def test_a_programs_approve_names_the_request_with_asked_at(daemon: Daemon,
+                                                            workspace: Path) -> None:
+    """`approve --json ID` decided by the id alone (h187): a program that read the request in
+    `approvals --json` names it with --asked-at, and another request under the id is refused."""
+    t, out = background(daemon, workspace, "ph-ask exec -- make deploy; echo rc=$?")
+    req = wait_pending(daemon)[0]
+    other = daemon.cli("approve", "--json", req["id"], "--asked-at",
+                       repr(req["created_at"] - 60), check=False)
+    assert other.returncode != 0 and "not the one you were shown" in other.stderr, other.stderr
+    assert [r["id"] for r in wait_pending(daemon)] == [req["id"]], "still pending"
+    done = daemon.cli("approve", "--json", req["id"], "--asked-at", repr(req["created_at"]))
+    assert '"allow": true' in done.stdout, done.stdout
+    t.join(timeout=60)
+    assert "rc=0" in out["result"].stdout
