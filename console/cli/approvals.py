@@ -147,6 +147,10 @@ def _not_pending(client: Any, request_id: str) -> NoReturn:
     agent's next request, given it meanwhile (ids come back), allowed unseen (review h186)."""
     from console.client.sync import ClientError
 
+    if client.call("hello").get("role") not in ("operator", "approver"):
+        # A watcher is told (and the daemon records the try) as for any decision: the daemon
+        # refuses it by role before it looks at the id; no request was asked at -1.
+        client.call("approval.decide", id=request_id, allow=False, scope="once", created_at=-1.0)
     try:
         why = client.call("policy.why", id=request_id)
     except ClientError:
