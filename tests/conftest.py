@@ -99,6 +99,8 @@ class Daemon:
     home: Path
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
+    # Runs in the daemon's process before it starts (a lower fd limit, a mount namespace).
+    preexec: Callable[[], None] | None = None
 
     @property
     def sock(self) -> Path:
@@ -108,7 +110,7 @@ class Daemon:
         log = open(self.home / "daemon-test.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "console", "daemon"], env=self.env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=self.preexec,
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -11,16 +11,18 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from tests.conftest import BIN, Daemon
 
 
 def at_a_terminal(d: Daemon, *args: str, answer: bytes | None,
                   size: tuple[int, int] | None = None,
-                  env: Mapping[str, str] | None = None) -> tuple[int, str]:
+                  env: Mapping[str, str] | None = None,
+                  meanwhile: Callable[[], None] | None = None) -> tuple[int, str]:
     """Run `pilothouse ARGS` with a pty as its terminal (`size` = rows, columns); `answer` is
-    typed once a question shows. Returns the exit status and what the terminal showed."""
+    typed once a question shows; `meanwhile` is called at every turn of the reading loop (a
+    test's move while the command runs). Returns the exit status and what the terminal showed."""
     leader, follower = pty.openpty()
     if size is not None:
         fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
@@ -31,7 +33,9 @@ def at_a_terminal(d: Daemon, *args: str, answer: bytes | None,
     seen, typed = b"", False
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([leader], [], [], 0.2)
+        if meanwhile is not None:
+            meanwhile()
+        ready, _, _ = select.select([leader], [], [], 0.1 if meanwhile else 0.2)
         if ready:
             try:
                 chunk = os.read(leader, 65536)

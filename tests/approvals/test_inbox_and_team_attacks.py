@@ -314,18 +314,8 @@ class LimitedDaemon(Daemon):
 
     nofile = 512
 
-    def start(self, timeout: float = 20.0) -> None:
-        real = subprocess.Popen
-
-        def limited(*a: Any, **kw: Any) -> Any:
-            kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
-            return real(*a, **kw)
-
-        subprocess.Popen = limited  # type: ignore[misc]
-        try:
-            super().start(timeout)
-        finally:
-            subprocess.Popen = real  # type: ignore[misc]
+    def __post_init__(self) -> None:
+        self.preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
 
 HOARD = r"""

@@ -14,14 +14,10 @@ time; real bubblewrap, the real `ph-ask`, the CLI on a real pty.
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
-import subprocess
-import time
 from pathlib import Path
 
-from tests.conftest import BIN, Daemon, daemon_with_sitecustomize, needs_bwrap
+from tests.approvals.terminal import at_a_terminal
+from tests.conftest import Daemon, daemon_with_sitecustomize, needs_bwrap
 from tests.core.test_approvals_e2e import background, wait_pending
 
 HELD = '''
@@ -52,34 +48,6 @@ def pending_subjects(d: Daemon) -> list[str]:
     return [r["subject"] for r in json.loads(d.cli("approvals", "--json").stdout)]
 
 
-def on_a_pty(d: Daemon, args: list[str], until: Path, then: Path) -> tuple[int, str]:
-    """Run the CLI on a pty; once `until` exists, make `then`; its exit status and output."""
-    leader, follower = pty.openpty()
-    env = {k: v for k, v in d.env.items() if k != "PYTHONPATH"}
-    proc = subprocess.Popen([str(BIN / "pilothouse"), *args], env=env, stdin=follower,
-                            stdout=follower, stderr=follower, close_fds=True)
-    os.close(follower)
-    seen = b""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if not then.exists() and until.exists():
-            then.write_text("")
-        if select.select([leader], [], [], 0.1)[0]:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-            if b"[y/N]" in seen:  # a question is an answer too: not typed, it says no
-                os.write(leader, b"\n")
-        elif proc.poll() is not None:
-            break
-    os.close(leader)
-    return proc.wait(timeout=30), seen.decode(errors="replace")
-
-
 @needs_bwrap
 def test_approve_of_an_id_not_pending_decides_nothing(
         home: Path, daemon_env: dict[str, str], workspace: Path, tmp_path: Path) -> None:
@@ -94,7 +62,12 @@ def test_approve_of_an_id_not_pending_decides_nothing(
         assert wait_pending(d)[0]["subject"] == "make shown"
         d.cli("deny", "reqa")  # closed while the person turned to their shell
         (hooks / "hold").write_text("")
-        rc, shown = on_a_pty(d, ["approve", "reqa"], hooks / "holding", workspace / "go")
+        def release_the_agent() -> None:  # the look is held: the agent asks its next now
+            if (hooks / "holding").exists() and not (workspace / "go").exists():
+                (workspace / "go").write_text("")
+
+        rc, shown = at_a_terminal(d, "approve", "reqa", answer=b"\n", meanwhile=release_the_agent,
+                                  env={k: v for k, v in d.env.items() if k != "PYTHONPATH"})
         assert rc != 0, shown
         assert "nothing was decided" in shown and "Traceback" not in shown, shown
         assert "make never-shown" not in shown, shown  # never shown, and not allowed either

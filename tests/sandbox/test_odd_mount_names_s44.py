@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,30 +18,14 @@ pytestmark = [needs_bwrap,
 CLONE_NEWNS, MS_REC, MS_PRIVATE = 0x00020000, 0x4000, 1 << 18
 
 
-class OddMountDaemon(Daemon):
-    """A daemon in a mount namespace of its own, holding a tmpfs at a path that is not UTF-8."""
-
-    odd: bytes = b""
-
-    def start(self, timeout: float = 20.0) -> None:
-        real, odd = subprocess.Popen, self.odd
-
-        def in_own_namespace() -> None:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.unshare(CLONE_NEWNS) != 0 or \
-                    libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0 or \
-                    libc.mount(b"odd", odd, b"tmpfs", 0, None) != 0:
-                raise OSError(ctypes.get_errno(), "could not mount the odd tmpfs")
-
-        def wrapped(*a: Any, **kw: Any) -> Any:
-            kw["preexec_fn"] = in_own_namespace
-            return real(*a, **kw)
-
-        subprocess.Popen = wrapped  # type: ignore[misc]
-        try:
-            super().start(timeout)
-        finally:
-            subprocess.Popen = real  # type: ignore[misc]
+def odd_mount(path: bytes) -> None:
+    """In the daemon's process, before it starts: a mount namespace of its own, holding a tmpfs
+    at `path` (not UTF-8)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0 or \
+            libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0 or \
+            libc.mount(b"odd", path, b"tmpfs", 0, None) != 0:
+        raise OSError(ctypes.get_errno(), "could not mount the odd tmpfs")
 
 
 def test_a_mount_with_a_name_that_is_not_utf8_does_not_stop_runs(
@@ -51,8 +33,7 @@ def test_a_mount_with_a_name_that_is_not_utf8_does_not_stop_runs(
     odd = os.fsencode(tmp_path) + b"/mnt-\xff\xfe"
     os.mkdir(odd)
     (home / "config.toml").write_text("")
-    d = OddMountDaemon(home, daemon_env)
-    d.odd = odd
+    d = Daemon(home, daemon_env, preexec=lambda: odd_mount(odd))
     d.start()
     try:
         ws = tmp_path / "ws"

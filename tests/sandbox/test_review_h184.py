@@ -63,17 +63,20 @@ async def _second_run(hostile, request, listener: socket.socket, script: str, wh
     assert any(" covered" in n for n in r.handle.notes), r.handle.notes  # the person is told
 
 
-async def test_a_socket_in_a_folder_made_unreadable_is_still_covered(hostile, request):
-    """Run 1's agent takes read and search off the socket's folder; run 2's gives them back."""
+@pytest.mark.parametrize(("folder", "mode"), [("tmp", "000"), ("tmp/sockets", "600")],
+                         ids=["unreadable", "unsearchable"])
+async def test_a_socket_in_a_folder_made_unreadable_is_still_covered(hostile, request, folder, mode):
+    """Run 1's agent takes read and search off the socket's folder (or search alone, review
+    h187: the walk listed the socket but could not look at it); run 2's gives them back."""
     listener = _listen(hostile.workspace)
     try:
         give(hostile, hostile.workspace / "tmp", hostile.workspace / "probe.py")
-        first = await hostile.run("chmod 000 tmp && echo PLANTED")
+        first = await hostile.run(f"chmod {mode} {folder} && echo PLANTED")
         assert "PLANTED" in first.out, first.out
-        await _second_run(hostile, request, listener, "chmod 755 tmp", "tmp/sockets")
+        await _second_run(hostile, request, listener, f"chmod 755 {folder}", "tmp/sockets")
     finally:
         listener.close()
-        os.chmod(hostile.workspace / "tmp", 0o755)
+        os.chmod(hostile.workspace / folder, 0o755)
 
 
 async def test_a_socket_moved_below_the_walks_depth_is_still_covered(hostile, request):
