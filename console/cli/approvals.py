@@ -132,7 +132,7 @@ def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
     covered = []
     if scope != "once":  # a grant answers the other pending requests it covers, unasked
         covered = client.call("approval.covers", id=request_id, allow=allow, scope=scope,
-                              pattern=pattern)
+                              pattern=pattern, created_at=req["created_at"])
         _show_covered(covered, allow)
     question = (f"approve these {len(covered) + 1} requests, exactly as shown?" if covered
                 else "approve this request, exactly as shown?")
@@ -204,7 +204,8 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
             # A program (--json) saw the request in `approvals --json`: --asked-at names it.
             shown_at = asked_at if shown_at is None else shown_at
         if scope == "profile":
-            edit = client.call("approval.preview", id=request_id, allow=allow, pattern=pattern)
+            edit = client.call("approval.preview", id=request_id, allow=allow, pattern=pattern,
+                               **({} if shown_at is None else {"created_at": shown_at}))
             if preview_only:
                 c.emit(edit, lambda e: echo(preview_text(e)))
                 return

@@ -49,3 +49,22 @@ def test_a_programs_approve_names_the_request_with_asked_at(daemon: Daemon,
     assert '"allow": true' in done.stdout, done.stdout
     t.join(timeout=60)
     assert "rc=0" in out["result"].stdout
+
+
+@needs_bwrap
+def test_a_preview_and_what_a_grant_covers_name_the_request_shown(daemon: Daemon,
+                                                                  workspace: Path) -> None:
+    """The rule preview and the list of what a grant would answer were made for whatever held
+    the id (h186: a preview held while the request was replaced showed the new one's rules)."""
+    t, out = background(daemon, workspace, "ph-ask exec -- make deploy; echo rc=$?")
+    req = wait_pending(daemon)[0]
+    with Client(resolve(daemon.home), autostart=False) as c:
+        for op, extra in (("approval.preview", {}), ("approval.covers", {"scope": "run"})):
+            with pytest.raises(ClientError) as refused:
+                c.call(op, id=req["id"], allow=True, created_at=req["created_at"] - 60, **extra)
+            assert refused.value.code == "unknown-request", (op, refused.value.message)
+            assert "not the one you were shown" in refused.value.message
+            c.call(op, id=req["id"], allow=True, created_at=req["created_at"], **extra)
+        c.call("approval.decide", id=req["id"], allow=True, created_at=req["created_at"])
+    t.join(timeout=60)
+    assert "rc=0" in out["result"].stdout

@@ -34,3 +34,20 @@ async def test_the_cards_yes_names_the_request_it_showed() -> None:
         assert [s["created_at"] for s in sent] == [shown["created_at"]], sent
         said = " ".join(n.message for n in app._notifications)  # noqa: SLF001
         assert "not the one you were shown" in said, said
+
+
+async def test_the_cards_grant_asks_what_it_covers_for_the_request_it_showed() -> None:
+    """What a grant would answer too is asked for the request shown (its created_at), so the
+    daemon refuses the list for another request that took the id (h186's open point)."""
+    shown = request("rq02", "ls", age=50)
+    app = app_with(approvals=[shown])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await attached(pilot)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
+        await pilot.pause(0.3)
+        await pilot.press("r")  # allow for this run: a grant, so what it covers is asked first
+        await until(pilot, lambda: any(op == "approval.covers" for op, _ in app.source.calls),
+                    "the covers question")
+        asked = [args for op, args in app.source.calls if op == "approval.covers"]
+        assert [a.get("created_at") for a in asked] == [shown["created_at"]], asked

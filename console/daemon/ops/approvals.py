@@ -110,7 +110,7 @@ async def approval_preview(core: Core, peer: Peer, args: Args, send: Send) -> An
     # a watcher, who may not save a rule, gets no preview (the table: approvers_only), and an
     # approver sees only the lines the edit changes (review h135: a watcher read
     # `OWNER_TOKEN = "..."` in its context).
-    req = _request(core, arg(args, "id", str))
+    req = _shown_request(core, args, "nothing was previewed")
     allow, pattern = arg(args, "allow", bool), arg(args, "pattern", str, None)
     planned, edits, override = await asyncio.to_thread(_profile_plan, core, req, allow, pattern)
     return _preview_result(planned, edits, override, peer.role == "operator")
@@ -119,9 +119,25 @@ async def approval_preview(core: Core, peer: Peer, args: Args, send: Send) -> An
 async def approval_covers(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     """The other pending requests a decision with this scope (and pattern) would answer too,
     before it is made: each whole, with whether it would be allowed."""
-    covered = core.inbox.would_answer(arg(args, "id", str), arg(args, "allow", bool),
+    req = _shown_request(core, args, "nothing was listed")
+    covered = core.inbox.would_answer(req.id, arg(args, "allow", bool),
                                       arg(args, "scope", str, "once"), arg(args, "pattern", str, None))
     return [{**req.to_dict(), "allow": allow} for req, allow in covered]
+
+
+def _shown_request(core: Core, args: Args, what: str) -> Request:
+    """The request under args' id, and the one the person was shown: with `created_at` (when
+    the shown one was asked), another request that has taken its id since is refused. Ids are
+    four letters and come back (review s21); a preview or a list of what a grant covers must
+    not be about the new one either (review h186)."""
+    request_id = arg(args, "id", str)
+    shown_at = arg(args, "created_at", (int, float), None)
+    req = _request(core, request_id)
+    if shown_at is not None and shown_at != req.created_at:
+        raise Failure("unknown-request", f"request {request_id} is not the one you were shown: that "
+                      f"one is closed, and its id now names another request; {what}",
+                      "read the new one (`pilothouse approvals`), then decide it")
+    return req
 
 
 def _request(core: Core, request_id: str) -> Request:
@@ -193,10 +209,6 @@ async def approval_decide(core: Core, peer: Peer, args: Args, send: Send) -> Any
     allow = arg(args, "allow", bool)
     scope = arg(args, "scope", str, "once")
     pattern = arg(args, "pattern", str, None)
-    # The request as the person was shown it (the console sends when it was asked): ids are four
-    # letters and come back, so a decision sent as one closes and a new one takes its id must
-    # not decide the new one, never shown (review s21).
-    shown_at = arg(args, "created_at", (int, float), None)
     try:
         parsed = parse_scope(scope)
     except ValueError as exc:
@@ -208,11 +220,8 @@ async def approval_decide(core: Core, peer: Peer, args: Args, send: Send) -> Any
         f"decide with scope {parsed.kind}", f"it {made}", "nothing was decided",
         "decide it once, for this run (--scope run) or for a while (--scope 10m), or ask the "
         "owner to make the rule")
-    req = _request(core, request_id)
-    if shown_at is not None and shown_at != req.created_at:
-        raise Failure("unknown-request", f"request {request_id} is not the one you were shown: that "
-                      "one is closed, and its id now names another request; nothing was decided",
-                      "read the new one (`pilothouse approvals`), then decide it")
+    # The request as the person was shown it (the console sends when it was asked).
+    req = _shown_request(core, args, "nothing was decided")
     planned: list[PlannedRule] | None = None
     if parsed.kind == "profile" and req.state == "pending":
         # Refuse before deciding. The plan reads the file: in a thread, like the save.

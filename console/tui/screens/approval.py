@@ -313,16 +313,17 @@ class ApprovalScreen(PilotScreen):
     @work(group="approval", exclusive=True)
     async def _preview(self, req: dict[str, Any], allow: bool) -> None:
         try:
-            scope = await self._preview_confirmed(req["id"], allow)
+            scope = await self._preview_confirmed(req, allow)
         finally:
             self._busy = False
         if scope is not None:
             self._decide(req, allow, scope)
 
-    async def _preview_confirmed(self, request_id: str, allow: bool) -> str | None:
+    async def _preview_confirmed(self, req: dict[str, Any], allow: bool) -> str | None:
         """The profile rule's preview, then its question: the scope a yes decides with, or None."""
         try:
-            edit = await self.ph.source.call("approval.preview", id=request_id, allow=allow)
+            edit = await self.ph.source.call("approval.preview", id=req["id"], allow=allow,
+                                             **_asked(req))
         except ClientError as exc:
             self.ph.report(exc)
             return None
@@ -346,19 +347,19 @@ class ApprovalScreen(PilotScreen):
         yes = await self.app.push_screen_wait(ConfirmScreen(title, body, yes=yes_words, danger=danger))
         return scope if yes else None
 
-    async def _covered_confirmed(self, request_id: str, allow: bool, scope: str) -> bool:
+    async def _covered_confirmed(self, shown: dict[str, Any], allow: bool, scope: str) -> bool:
         """A grant of this scope also answers the other pending requests it covers: they are
         listed whole, and decided only on a yes. True when none are covered."""
         try:
-            covered = await self.ph.source.call("approval.covers", id=request_id, allow=allow,
-                                                scope=scope)
+            covered = await self.ph.source.call("approval.covers", id=shown["id"], allow=allow,
+                                                scope=scope, **_asked(shown))
         except ClientError as exc:
             self.ph.report(exc)
             return False
         if not covered:
             return True
         verb = "allows" if allow else "denies"
-        parts: list[Any] = [Text(f"Deciding {request_id} {scope_words(scope, covered[0])} also "
+        parts: list[Any] = [Text(f"Deciding {shown['id']} {scope_words(scope, covered[0])} also "
                                  f"{verb} each of these, as shown:")]
         for req in covered:  # whole, as its own card shows it: each is decided unseen otherwise
             parts.append(Text(""))
@@ -400,7 +401,7 @@ class ApprovalScreen(PilotScreen):
     async def _sent_decision(self, seen: dict[str, Any], allow: bool, scope: str,
                              under_way: list[bool]) -> None:
         request_id = str(seen["id"])
-        if scope != "once" and not await self._covered_confirmed(request_id, allow, scope):
+        if scope != "once" and not await self._covered_confirmed(seen, allow, scope):
             return
         now = self.ph.state.approvals.get(request_id)
         # The daemon decides by id, and ids come back (4 letters; any after it restarts): a
@@ -489,3 +490,8 @@ def preview_body(edit: dict[str, Any], allow: bool) -> Group:
         return Group(intro, *rules, head,
                      Text("(the rule is already there; nothing changes in the file)", style="dim"))
     return Group(intro, *rules, head, diff_text(diff.removesuffix("\n").split("\n")))  # as preview_text
+
+
+def _asked(req: dict[str, Any]) -> dict[str, Any]:
+    """When the shown request was asked, for the daemon to refuse another under its id."""
+    return {"created_at": req["created_at"]} if "created_at" in req else {}
