@@ -9,6 +9,8 @@ tests/core/test_decide_by_request_s21.py) refuses another request under the id.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from console.tui.screens.approval import ApprovalScreen
@@ -18,14 +20,18 @@ from tests.tui.test_display_attacks_s19 import request
 pytestmark = pytest.mark.usefixtures("utc")
 
 
+async def _on_the_card(pilot: Any, app: Any) -> None:
+    await attached(pilot)
+    await pilot.press("a")
+    await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
+    await pilot.pause(0.3)
+
+
 async def test_the_cards_yes_names_the_request_it_showed() -> None:
     shown = request("rq01", "ls", age=50)
     app = app_with(approvals=[shown])
     async with app.run_test(size=(80, 24)) as pilot:
-        await attached(pilot)
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
-        await pilot.pause(0.3)
+        await _on_the_card(pilot, app)
         # The daemon's side moved on, unheard here: rq01 is now another request.
         app.source.approvals[:] = [request("rq01", "rm -rf ~/.ssh", age=1)]
         await pilot.press("y")
@@ -42,10 +48,7 @@ async def test_the_cards_grant_asks_what_it_covers_for_the_request_it_showed() -
     shown = request("rq02", "ls", age=50)
     app = app_with(approvals=[shown])
     async with app.run_test(size=(80, 24)) as pilot:
-        await attached(pilot)
-        await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
-        await pilot.pause(0.3)
+        await _on_the_card(pilot, app)
         await pilot.press("r")  # allow for this run: a grant, so what it covers is asked first
         await until(pilot, lambda: any(op == "approval.covers" for op, _ in app.source.calls),
                     "the covers question")
