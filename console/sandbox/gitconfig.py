@@ -31,7 +31,8 @@ INCLUDE_KEY = re.compile(r"^include(if\..+)?\.path$")
 # repository an earlier run made, was left the agent's to change (review h184). A longer file
 # refuses the run: what it names could not all be protected.
 CONFIG_MAX = 4 << 20
-# Includes and commands the configs of one start may name, all together. Each is resolved
+# Includes and commands the configs of one start may name, and config files its hooks name, all
+# together. Each is resolved
 # through the workspace (about 0.1 ms): 4 MiB of `path = ...` lines in each of four nested
 # repositories an earlier run's agent made took the start 55 s, 64 of them would take 15 min
 # (review h187). Past it the run is refused, as past CONFIG_MAX.
@@ -247,15 +248,29 @@ def read_whole(root_fd: int, rel: str, prefix: int = 0) -> str | None:
     return got[0].decode(errors="replace")
 
 
-def too_many_entries(gd: str) -> Exception:
-    """The refusal of a start whose configs name more than CONFIG_ENTRIES_MAX includes and
-    commands, `gd` the git folder whose config passed it."""
+class NamedPaths:
+    """The count of includes, commands and config files a start's git configs and hooks name,
+    each resolved through the workspace: past CONFIG_ENTRIES_MAX the start is refused."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def take(self, where: str) -> None:
+        """One more, named in `where` (the file the refusal names)."""
+        self.count += 1
+        if self.count > CONFIG_ENTRIES_MAX:
+            raise too_many_entries(where)
+
+
+def too_many_entries(where: str) -> Exception:
+    """The refusal of a start whose configs and hooks name more than CONFIG_ENTRIES_MAX includes,
+    commands and config files, `where` the file that passed it."""
     from .base import SandboxError
 
     return SandboxError(
-        f"refusing to start: the git configs in the workspace name more than "
-        f"{CONFIG_ENTRIES_MAX:,} included files and commands (past it in {gd}/config or what it "
-        "includes), each of which must be made read-only",
-        f"look at {gd}/config (a repository made in an earlier run may have filled it with "
-        "includes to slow every start); remove what it should not name, then start again",
+        f"refusing to start: the git configs and hooks in the workspace name more than "
+        f"{CONFIG_ENTRIES_MAX:,} included files and commands (and config files hooks run with; "
+        f"past it in {where} or what it includes), each of which must be made read-only",
+        f"look at {where} (a repository made in an earlier run may have filled it with "
+        "names to slow every start); remove what it should not name, then start again",
     )

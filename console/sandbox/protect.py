@@ -41,16 +41,15 @@ from .claude_project import bind_project_settings, filter_project_settings
 from .fsview import open_beneath
 from .gitconfig import (
     CODE_KEYS,
-    CONFIG_ENTRIES_MAX,
     GIT_HOOK_NAMES,
     INCLUDE_KEY,
     LEFTHOOK_CONFIGS,
+    NamedPaths,
     config_entries,
     hook_config_files,
     named_path,
     named_paths,
     read_whole,
-    too_many_entries,
 )
 from .gitindex import not_checked_out
 from .links import inside_workspace, link_target, link_targets, workspace_root
@@ -100,7 +99,7 @@ class Protection:
     # The look for symbolic links in read-only folders: its `cut` folders are looked at again
     # when the run ends (watch.changed_behind_links).
     link_look: LookBudget = field(default_factory=LookBudget)
-    config_looks: int = 0  # includes and commands the configs named (CONFIG_ENTRIES_MAX)
+    config_looks: NamedPaths = field(default_factory=NamedPaths)  # configs' and hooks'
     module_look: Budget = field(default_factory=Budget)  # for submodules in modules folders
     gitlinks: int = 0  # submodules not checked out among the paths (for the refusal's words)
     _seen: set[str] = field(default_factory=set)
@@ -229,9 +228,7 @@ def _protect_config_targets(p: Protection, root_fd: int, gd: str, text: str,
     top = os.path.dirname(gd)  # the work tree's top: where git runs hooks and helpers
     for key, value in config_entries(text):
         if INCLUDE_KEY.match(key) or CODE_KEYS.match(key):
-            p.config_looks += 1  # each resolved through the workspace: bounded (gitconfig.py)
-            if p.config_looks > CONFIG_ENTRIES_MAX:
-                raise too_many_entries(gd)
+            p.config_looks.take(f"{gd}/config")
         if INCLUDE_KEY.match(key):
             rel = _config_path(p, root_fd, gd if base is None else base, value.strip()
                                ) if value.strip() else None
@@ -283,6 +280,7 @@ def _hooks(p: Protection, root_fd: int, rel: str, top: str) -> None:
     for name in looked:
         script = read_whole(root_fd, f"{rel}/{name}", 1 << 20) or ""
         for target in hook_config_files(script):
+            p.config_looks.take(f"{rel}/{name}")
             path = inside_workspace(top or ".", target, root_fd)
             if path is not None:
                 _protect(p, root_fd, path, want_dir=False)

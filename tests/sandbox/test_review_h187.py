@@ -61,3 +61,25 @@ def test_configs_that_name_too_many_includes_refuse_the_run(tmp_path):
             plan_protection(fd)
     finally:
         os.close(fd)
+
+
+def test_a_hook_that_names_too_many_config_files_refuses_the_run(tmp_path):
+    """Hooks are read for 1 MiB since review h184 (16 KiB before): one hook of `--config FILE`
+    lines named a file 28,000 times, each resolved through the workspace (83 hooks a folder:
+    minutes), outside the bound on what configs name (s44's read of the change)."""
+    from console.sandbox.base import SandboxError
+    from console.sandbox.fsview import open_dir_nofollow
+    from console.sandbox.protect import plan_protection
+
+    git = tmp_path / "sub" / ".git"
+    for d in ("objects", "refs", "hooks"):
+        (git / d).mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    (git / "hooks" / "pre-commit").write_text(
+        "#!/bin/sh\n" + "pre-commit run --config ../../c.yaml\n" * 8193)  # one name, each resolved
+    fd = open_dir_nofollow(tmp_path)
+    try:
+        with pytest.raises(SandboxError, match=r"more than 8,192 .* sub/\.git/hooks/pre-commit"):
+            plan_protection(fd)
+    finally:
+        os.close(fd)
