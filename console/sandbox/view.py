@@ -28,7 +28,7 @@ from .base import SandboxSpec
 from .ci_look import Entry, ci_entries
 from .gitindex import git_folder
 from .identity import AgentIdentity, agent_identity
-from .nested import find_nested_git
+from .nested import WalkResult, find_nested_git
 from .protect import MASK_CONTENT, Bind, Protection, plan_protection, protect_files
 from .watch import Budget, git_folder_changed
 
@@ -202,14 +202,13 @@ class WorkspaceView:
         try:
             # (a CI file removed in the run is one there now and gone at its end)
             view.ci_at_start = ci_entries(fd, view.work_trees([]))
-            special = special_files.special_files(
-                fd, plan.walk.special if plan.walk else [], plan.walk.pruned if plan.walk else [])
+            walk = plan.walk or WalkResult()  # special_files adds to its pruned: one list
+            special = special_files.special_files(fd, walk.special, walk.pruned)
             protect_files(plan, fd, special, mask="mask-file")
             plan.notes.extend(special_files.note(special))
-            unlooked = special_files.unlooked(plan.walk.pruned if plan.walk else [])
+            unlooked = special_files.unlooked(walk.pruned)
             protect_files(plan, fd, unlooked, mask="mask-dir")
-            plan.notes.extend(special_files.unlooked_note(
-                unlooked, plan.walk.cut if plan.walk else ""))
+            plan.notes.extend(special_files.unlooked_note(unlooked, walk.cut))
             if identity.idmap:  # root's files are the agent's inside (privileged_files.py)
                 found = privileged_files.find_privileged(fd)
                 if refusal := privileged_files.too_many_linked_out(found):
