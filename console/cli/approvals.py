@@ -205,7 +205,7 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
             shown_at = asked_at if shown_at is None else shown_at
         if scope == "profile":
             edit = client.call("approval.preview", id=request_id, allow=allow, pattern=pattern,
-                               **({} if shown_at is None else {"created_at": shown_at}))
+                               created_at=shown_at)  # None: the daemon takes it as not given
             if preview_only:
                 c.emit(edit, lambda e: echo(preview_text(e)))
                 return
@@ -225,7 +225,7 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
         elif preview_only:
             fail("--preview shows what --scope profile would write", "add --scope profile")
         result = client.call("approval.decide", id=request_id, allow=allow, scope=scope,
-                             pattern=pattern, **({} if shown_at is None else {"created_at": shown_at}))
+                             pattern=pattern, created_at=shown_at)
     c.emit(result, lambda r: _show_decision(r, allow))
 
 

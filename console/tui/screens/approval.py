@@ -323,7 +323,7 @@ class ApprovalScreen(PilotScreen):
         """The profile rule's preview, then its question: the scope a yes decides with, or None."""
         try:
             edit = await self.ph.source.call("approval.preview", id=req["id"], allow=allow,
-                                             **_asked(req))
+                                             created_at=req.get("created_at"))
         except ClientError as exc:
             self.ph.report(exc)
             return None
@@ -352,7 +352,7 @@ class ApprovalScreen(PilotScreen):
         listed whole, and decided only on a yes. True when none are covered."""
         try:
             covered = await self.ph.source.call("approval.covers", id=shown["id"], allow=allow,
-                                                scope=scope, **_asked(shown))
+                                                scope=scope, created_at=shown.get("created_at"))
         except ClientError as exc:
             self.ph.report(exc)
             return False
@@ -491,7 +491,3 @@ def preview_body(edit: dict[str, Any], allow: bool) -> Group:
                      Text("(the rule is already there; nothing changes in the file)", style="dim"))
     return Group(intro, *rules, head, diff_text(diff.removesuffix("\n").split("\n")))  # as preview_text
 
-
-def _asked(req: dict[str, Any]) -> dict[str, Any]:
-    """When the shown request was asked, for the daemon to refuse another under its id."""
-    return {"created_at": req["created_at"]} if "created_at" in req else {}
