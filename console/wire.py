@@ -150,7 +150,7 @@ def decode(line: bytes) -> dict[str, Any]:
         raise MessageRefused(f"JSON value out of range: {str(exc)[:120]}") from None
     if not isinstance(msg, dict):
         raise ProtocolError("a message must be a JSON object")
-    if msg.get("v") != VERSION:
+    if type(msg.get("v")) is not int or msg["v"] != VERSION:  # not true, not 1.0 (review h190)
         raise ProtocolError(f"unsupported protocol version {msg.get('v')!r}; this side speaks {VERSION}")
     return msg
 

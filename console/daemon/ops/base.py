@@ -46,7 +46,10 @@ def arg(args: Args, name: str, kind: type | tuple[type, ...], default: Any = ...
             raise Failure("bad-args", f"missing argument {name!r}")
         return default
     value = args[name]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+    # JSON's true is Python's 1: `"older_than_s": true` pruned what was older than a second
+    # (review h190). A boolean is taken only where one is asked for.
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in kinds):
         raise Failure("bad-args", f"argument {name!r} has the wrong type")
     # Numbers as SQLite and the history's JSON take them: a 2**70 id or a NaN age reached
     # them and came back as an "internal" error with a traceback in the log (review s17).
