@@ -424,13 +424,7 @@ class Gate(Dialling):
             return False
         try:
             addrs = await self._authorise(method, raw, target, conn)
-            up = conn.upstream
-            if up is not None and (how := self._spent(up, target, addrs)) is not None:
-                await self._finish(up, how)
-                conn.upstream = up = None
-            if up is None:
-                conn.upstream = up = (self._take_parked(target, addrs)
-                                      or await self._open(addrs, target, conn.allowed_by))
+            up = await self._carrier(conn, target, addrs)
         except Refusal as r:
             await self._respond(writer, r)
             return False

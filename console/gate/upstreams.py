@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from console.config.bounds import FdBudget
-from console.gate.common import Dialer, Refusal, Upstream, dial_failure, ip_text
+from console.gate.common import Conn, Dialer, Refusal, Upstream, dial_failure, ip_text
 from console.gate.deciding import Deciding
 from console.gate.sockio import SockStream
 from console.policy.hosts import IPAddress, Target
@@ -78,13 +78,7 @@ class Dialling(Deciding):
                                        "rules reloaded while it was being connected.")
                 if not self.yes_stands(target, ip, allowed_by):  # its grant ended while it dialled
                     writer.close()
-                    await self._record_quietly("net.error", {
-                        "host": target.host, "port": target.port, "stage": "grant",
-                        "error": "the grant it was allowed on ended while it was being "
-                                 "connected"})
-                    raise Refusal(403, f"Pilothouse gate: the grant that allowed "
-                                       f"{target.authority} ended while it was being "
-                                       "connected; ask again.")
+                    raise await self._grant_ended(target)
                 return Upstream(target, ip, reader, writer)
             except (OSError, TimeoutError) as exc:
                 errors.append(f"{ip_text(ip)}: {exc or type(exc).__name__}")
@@ -101,6 +95,37 @@ class Dialling(Deciding):
         shown = errors if target.ip is not None else list(dict.fromkeys(why))
         raise Refusal(502, f"Pilothouse gate: could not connect to {target.authority} "
                             f"({'; '.join(shown)}).")
+
+    async def _carrier(self, conn: Conn, target: Target, addrs: list[IPAddress]) -> Upstream:
+        """The upstream connection a request just allowed goes on, as `conn.upstream`: the one
+        the client connection keeps when it may carry this request (_spent), else a parked one
+        (_take_parked), else a fresh dial (_open). A held one (kept or parked) carries it only
+        while the yes it was allowed on stands, as a dial's is asked again once it completes: a
+        grant that ended while the decision was being recorded let the request out on a held
+        connection where a fresh dial was refused (review h188)."""
+        up, conn.upstream = conn.upstream, None  # a connection ended here is not ended twice
+        if up is not None and (how := self._spent(up, target, addrs)) is not None:
+            await self._finish(up, how)
+            up = None
+        if up is None:
+            up = self._take_parked(target, addrs)
+        if up is None:
+            up = await self._open(addrs, target, conn.allowed_by)
+        elif not self.yes_stands(target, up.address, conn.allowed_by):
+            await self._finish(up, "policy")
+            raise await self._grant_ended(target)
+        conn.upstream = up
+        return up
+
+    async def _grant_ended(self, target: Target) -> Refusal:
+        """Record that the grant a request was allowed on ended before the request went, and
+        the refusal the client is answered with."""
+        await self._record_quietly("net.error", {
+            "host": target.host, "port": target.port, "stage": "grant",
+            "error": "the grant it was allowed on ended before the request was sent"})
+        return Refusal(403, f"Pilothouse gate: the grant that allowed {target.authority} "
+                            "ended before the request was sent (revoked, or its time ran "
+                            "out); ask again.")
 
     async def _finish(self, up: Upstream, how: str) -> None:
         self._release(up)
