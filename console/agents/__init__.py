@@ -239,8 +239,16 @@ CLAUDE_PINNED_ENV = {
     "LD_PRELOAD": "",  # a library loaded into every program Claude Code starts, the hook too
     "LD_AUDIT": "",
 }
+# Claude Code 2.1.332 loads a folder of `.claude/skills` holding `.claude-plugin/` as a plugin
+# ("skills-as-plugins"): the person's (~/.claude/skills, pinned empty since h163) and the
+# project's, once the workspace is trusted, which `~/.claude.json` records and the agent can
+# write. A repository's plugin there started the language servers its `.lsp.json` names at an
+# approved edit, with no hook (review h191). This sentinel in blockedMarketplaces turns that
+# scan off, both folders, and blocks no marketplace (a block wins over strictKnownMarketplaces).
+SKILLS_DIR_PLUGINS = {"source": "skills-dir"}
 CLAUDE_MANAGED_SETTINGS: dict = {
     "hooks": CLAUDE_SETTINGS["hooks"],
+    "blockedMarketplaces": [SKILLS_DIR_PLUGINS],
     "sandbox": {"enabled": False},
     "disableBypassPermissionsMode": "disable",
     "disableSkillShellExecution": True,
@@ -326,6 +334,10 @@ def managed_settings(host_file: Path | None = None) -> dict:
         merged[key] = CLAUDE_MANAGED_SETTINGS[key]
     host_env = merged.get("env") if isinstance(merged.get("env"), dict) else {}
     merged["env"] = {**host_env, **CLAUDE_PINNED_ENV}
+    blocked = merged.get("blockedMarketplaces")
+    blocked = blocked if isinstance(blocked, list) else []
+    merged["blockedMarketplaces"] = [*blocked, *([] if SKILLS_DIR_PLUGINS in blocked
+                                                 else [SKILLS_DIR_PLUGINS])]
     merged.setdefault("disableBypassPermissionsMode", "disable")
     merged.setdefault("allowedMcpServers", [])  # the host's own list, when it has one, stands
     return merged
