@@ -14,6 +14,9 @@ ran the repository's program after one ordinary edit, nobody asked:
   `git commit`; `AIDER_LINT_CMD` there (or `lint-cmd:` in the YAML) named the lint command;
 - `load:` in the YAML names a file of aider commands run at start, `/run CMD` among them;
   `set-env:` there sets variables after every env file (this one too);
+- `BROWSER` in `.env` ran at aider's own opening of its documentation, `PYTHONWARNINGS` (a
+  category in a module of the standard library that opens a page) or `PYTHONPYCACHEPREFIX`
+  (a compiled flake8 `__main__` of the repository's) at its lint (review h191);
 - `GIT_DIR` or `GIT_COMMON_DIR` in `.env` naming another git folder of the workspace gave git
   that folder's config, whose core.fsmonitor, or filter named by `.gitattributes`, ran at
   aider's own diff and commit (review h171). git refuses them empty, so they are set to
@@ -59,6 +62,15 @@ PINNED: dict[str, str] = {
     "PYTHONSAFEPATH": "1",
     "PYTHONPATH": "",
     "PYTHONHOME": "",
+    # Python's own ways to run what a `.env` names (review h191): PYTHONWARNINGS imports each
+    # -W category's module when Python starts (the standard library's `antigravity` opens a
+    # page), PYTHONPYCACHEPREFIX is where Python takes compiled modules from (a `.pyc` stamped
+    # with the installed source's time and size is run as that module), and BROWSER is the
+    # program `webbrowser` runs: aider opens its documentation by itself under --yes-always.
+    # `true` opens nothing (empty, webbrowser would look for another browser: gio, xdg-open).
+    "PYTHONWARNINGS": "",
+    "PYTHONPYCACHEPREFIX": "",
+    "BROWSER": "true",
     # Where git finds the repository (review h171): a `.env` naming another git folder of the
     # workspace (GIT_DIR, or GIT_COMMON_DIR, where git reads the repository's config) gave git
     # that folder's config, which ran its core.fsmonitor or a filter the repository's
