@@ -6,7 +6,10 @@ unfinished (a quote, a `$(`): the caller then asks a person.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
+from collections.abc import Iterator
 
 from console.policy.parts import CommandPart, ParseError
 
@@ -14,6 +17,81 @@ SEPARATORS = ";&|\n()"
 BLANKS = " \t"
 QUOTING = "\\'\"`"
 EXTGLOB = "@?*+!"  # before "(": an extglob group, part of its word
+# Whether close_paren skips the bodies of here-documents in a `$(...)` as bash does (review h189:
+# a `)` in one ended the substitution early, and a quote after it hid the rest of the line).
+# unwrap.expand also reads a line without it: a `<<` taken for one may be a shift there.
+_BODIES = contextvars.ContextVar("here_document_bodies", default=True)
+
+
+@contextlib.contextmanager
+def reading_bodies(skip: bool) -> Iterator[None]:
+    """Within it, close_paren skips a here-document's body in a substitution only if `skip` (and
+    it did before): without, the body is read as commands."""
+    token = _BODIES.set(skip and _BODIES.get())
+    try:
+        yield
+    finally:
+        _BODIES.reset(token)
+
+
+def bodies_read() -> bool:
+    """Whether close_paren skips here-document bodies here (not within reading_bodies(False))."""
+    return _BODIES.get()
+
+
+def here_in_substitution(line: str) -> bool:
+    """A `<<` after a `$(`, `<(` or `>(`: unwrap.expand reads it with bodies skipped, and not."""
+    k = line.rfind("<<")
+    return k > 0 and any(0 <= line.find(o) < k for o in ("$(", "<(", ">("))
+
+
+def continues(line: str) -> bool:
+    """Whether a line ends in a backslash that escapes its newline (an odd number of them)."""
+    return (len(line) - len(line.rstrip("\\"))) % 2 == 1
+
+
+def here_document(s: str, j: int) -> tuple[int, tuple[str, bool, bool]]:
+    """At the `<<` or `<<-` at s[j]: the index past its delimiter word, and (the delimiter as
+    bash compares it, strip leading tabs, quoted: the body is not expanded)."""
+    k = j + 2
+    strip = s[k : k + 1] == "-"
+    k += strip
+    while k < len(s) and s[k] in BLANKS:
+        k += 1
+    delim, quoted = [], False
+    while k < len(s) and s[k] not in " \t\n;&|()<>":
+        c = s[k]
+        if c == "\\" and s[k + 1 : k + 2] == "\n":  # dropped before bash reads the word
+            k += 2
+        elif c == "\\":
+            delim.append(s[k + 1 : k + 2])
+            quoted, k = True, k + 2
+        elif c in "'\"":
+            end = past_quoted(s, k)
+            delim.append(s[k + 1 : end - 1])
+            quoted, k = True, end
+        else:
+            delim.append(c)
+            k += 1
+    return k, ("".join(delim), strip, quoted)
+
+
+def past_bodies(s: str, i: int, docs: list[tuple[str, bool, bool]]) -> int:
+    """From the start of the line after one with here-documents: the index past their bodies
+    (each up to its delimiter line; the end of the text when one has none)."""
+    n = len(s)
+    for delim, strip, quoted in docs:
+        while i < n:
+            k = s.find("\n", i)
+            k = n if k < 0 else k
+            line, i = s[i:k], k + 1
+            while not quoted and continues(line) and i < n:  # `A\` newline `B` is the line AB
+                k = s.find("\n", i)
+                k = n if k < 0 else k
+                line, i = line[:-1] + s[i:k], k + 1
+            if (line.lstrip("\t") if strip else line) == delim:
+                break
+    return min(i, n)
 
 
 def past_quoted(s: str, j: int) -> int:
@@ -42,8 +120,17 @@ def close_paren(s: str, i: int, comments: bool = True) -> int:
     joins: set[int] = set()  # where a backslash-newline ends
     cases: list[str] = []  # each `case` open in it: "word" (before `in`), "pattern", "body"
     commands = comments and i > 0 and s[i - 1] in "$<>"  # `$(...)`, `<(...)`: commands in it
+    bodies = commands and _BODIES.get() and s[i + 1 : i + 2] != "("  # not `$((`: arithmetic
+    docs: list[tuple[str, bool, bool]] = []  # here-documents whose bodies follow the newline
     while j < n:
         c = s[j]
+        if bodies and c == "<" and s.startswith("<<", j) and s[j + 2 : j + 3] != "<" and s[j - 1] != "<":
+            j, doc = here_document(s, j)
+            docs.append(doc)
+            continue
+        if bodies and c == "\n" and docs:
+            j, docs = past_bodies(s, j + 1, docs), []
+            continue
         if c in QUOTING:
             if s[j : j + 2] == "\\\n":
                 joins.add(j + 2)

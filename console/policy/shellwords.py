@@ -22,11 +22,9 @@ from console.policy.reserved import Feeds, compound_may_start
 MAX_ARITH_MISSES = 16
 _FD = re.compile(r"[0-9]+|\{[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\}")  # before `<`, `>`
 _ARRAY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=$")  # NAME=( starts an array
-
-
-def _continues(line: str) -> bool:
-    """Whether a line ends in a backslash that escapes its newline (an odd number of them)."""
-    return (len(line) - len(line.rstrip("\\"))) % 2 == 1
+# Reserved words bash reads as a new command right after a compound's head, no separator between
+# (review h189: `if ((1)) then rm -rf ~; fi` was one part, `((1))` its program: rm unseen).
+_AFTER_HEAD = {"then", "do", "else", "elif", "fi", "done", "esac", "{", "}"}
 
 
 
@@ -57,16 +55,33 @@ class _Splitter:
         self.after_pipe = False  # the next part's input is a pipe (`|` or `|&` before it)
         self.feeds = Feeds()  # which parts read a pipe, and the functions the line defines
         self.sep = ""  # the separators since the last part (CommandPart.joined)
+        self.head_end = -1  # index of a word ending a compound's head (`((...))`, `]]`, `for x`)
 
     def end_word(self) -> None:
         if self.in_word:
-            self.words.append("".join(self.word))
+            word = "".join(self.word)
+            if not self.word_quoted and word in _AFTER_HEAD and 0 <= self.head_end == len(self.words) - 1:
+                self.word, self.in_word = [], False
+                self.end_part()  # the head is a whole command: the reserved word starts the next
+                self.sep, self.word, self.in_word = " ", [word], True
+            self.words.append(word)
             # `[[` only where a command starts (`echo [[ <<A` has a here-document), to `]]`.
             if self.words[-1] == "[[" and compound_may_start(self.words[:-1]):
                 self.in_condition = True
             elif self.words[-1] == "]]" and not self.word_quoted and self.condition_depth <= 0:
                 self.in_condition, self.condition_depth = False, 0
+                self.head_end = len(self.words) - 1
+            elif not self.word_quoted and self._ends_head():
+                self.head_end = len(self.words) - 1
         self.word, self.in_word, self.word_quoted = [], False, False
+
+    def _ends_head(self) -> bool:
+        """Whether the word just read ends a compound's head where a command starts: `for NAME`
+        and `select NAME` (`for x do`), or a closing `esac`, `}`, `fi` or `done`."""
+        words = self.words
+        if len(words) >= 2 and words[-2] in ("for", "select") and compound_may_start(words[:-2]):
+            return True
+        return words[-1] in ("esac", "}", "fi", "done") and compound_may_start(words[:-1])
 
     def end_part(self) -> None:
         self.end_word()
@@ -83,6 +98,7 @@ class _Splitter:
         self.words, self.inner, self.opaque, self.redirects = [], [], False, []
         self.globs, self.expands = [], []
         self.heredoc_words = []
+        self.head_end = -1
 
     def skip_bodies(self, i: int) -> int:
         """At the start of the line after one with here-documents: past their bodies (bash reads
@@ -94,7 +110,7 @@ class _Splitter:
                 k = s.find("\n", i)
                 k = n if k < 0 else k
                 line, i = s[i:k], k + 1
-                while not quoted and _continues(line) and i < n:
+                while not quoted and shellscan.continues(line) and i < n:
                     # bash joins it with the next line before it compares it: `A\` newline `B`
                     # is the delimiter AB (in an unquoted body only)
                     k = s.find("\n", i)
@@ -277,6 +293,7 @@ class _Splitter:
             return None
         self.add(s[i : end + 1])
         self.end_word()  # a token of its own to bash: a `#` right after it starts a comment
+        self.head_end = len(self.words) - 1  # `if ((1)) then`: a reserved word may follow
         self.inner.append(s[i + 2 : end - 1])
         found = CommandPart([])
         shellscan.body_substitutions(s[i + 2 : end - 1], found)  # `a['$(cmd)']` runs cmd in there

@@ -12,6 +12,7 @@ import functools
 import re
 import shlex
 
+from console.policy import shellscan
 from console.policy.arith import evaluates_a_value, names_bash_integer
 from console.policy.bashglob import matcher as glob_matcher
 from console.policy.bashquote import ansi_c_decoded
@@ -384,17 +385,21 @@ def expand(line: str, depth: int = MAX_DEPTH) -> list[CommandPart]:
     """Top-level parts, then every nested command (substitutions, eval, sh -c) marked nested.
     A nested command that cannot be read (or lies too deep) makes its parent opaque. Raises
     ParseError for a line that cannot be read at all, a nesting too deep for Python included."""
+    # bash drops a NUL byte from a script it reads (`r<NUL>m` is rm): read the line as it
+    # does, and never let a rule allow it (`bash -c` cannot even be given one).
     try:
-        if "\x00" not in line:
-            return _expand(line, depth, [MAX_NESTED_CHARS])
-        # bash drops a NUL byte from a script it reads (`r<NUL>m` is rm): read the line as it
-        # does, and never let a rule allow it (`bash -c` cannot even be given one).
-        parts = _expand(line.replace("\x00", ""), depth, [MAX_NESTED_CHARS])
-        for part in parts:
-            part.opaque = part.opaque or not part.nested
-        return parts
+        try:
+            parts = _expand(line.replace("\x00", ""), depth, [MAX_NESTED_CHARS])
+        except ParseError:
+            if not shellscan.here_in_substitution(line):
+                raise
+            with shellscan.reading_bodies(False):  # a `<<` taken for one may be a shift: `$( ((1<<A)) )`
+                parts = _expand(line.replace("\x00", ""), depth, [MAX_NESTED_CHARS])
     except RecursionError:
         raise ParseError("nested too deeply to read") from None
+    for part in parts if "\x00" in line else ():
+        part.opaque = part.opaque or not part.nested
+    return parts
 
 
 def _expand(line: str, depth: int, left: list[int]) -> list[CommandPart]:
@@ -404,12 +409,16 @@ def _expand(line: str, depth: int, left: list[int]) -> list[CommandPart]:
     folder: str | None = None  # the working folder, as `cd` in the line moves it (folders.py)
     # sh reads $'...' as $ and a plain quote, and bash reads $"..." as "..." (no translation
     # found): check those readings too (`cat <<$"A"` ends its body at a line `A`: review h151)
-    if "$'" in line or '$"' in line:
+    alternates = [(alt, True) for alt in {line.replace("$'", "'"), line.replace('$"', '"'), ansi_c_decoded(
+        line)} - {line}] if "$'" in line or '$"' in line else []
+    alternates += [(line, False)] if shellscan.here_in_substitution(line) and shellscan.bodies_read() else []
+    if alternates:
         other = []
-        for alt in {line.replace("$'", "'"), line.replace('$"', '"'), ansi_c_decoded(line)} - {line}:
+        for alt, bodies in alternates:
             left[0] -= len(alt) + NESTED_COST
             try:
-                other += _expand(alt, depth - 1, left) if depth > 0 and left[0] >= 0 else []
+                with shellscan.reading_bodies(bodies):
+                    other += _expand(alt, depth - 1, left) if depth > 0 and left[0] >= 0 else []
             except ParseError:
                 pass
         if depth <= 0 or left[0] < 0:
