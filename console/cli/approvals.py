@@ -8,6 +8,7 @@ import sys
 from console.cli.context import Context, friendly, json_option, pass_ctx
 from console.cli.output import confirm, echo, fail, labelled, table, visible
 from console.cli.parsing import argument, command, option, quick_exit
+from console.cli.value_types import float_range
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
@@ -191,6 +192,13 @@ def _owners_scope(client: Any, scope: str) -> None:
 def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str | None,
             yes: bool, preview_only: bool, asked_at: float | None) -> None:
     shown_at = None
+    if pattern is not None and scope.strip().lower() == "once":
+        # Said before the request is shown and a person asked to confirm it: the daemon
+        # refuses it too (a pattern with no grant to keep it was dropped unsaid).
+        fail("--pattern is kept by a grant, and --scope once makes none, so it would be "
+             "dropped; nothing was decided",
+             "add --scope run (or a duration, profile or global) to keep it, or leave --pattern "
+             "out to decide this request alone", code=2)
     with c.client() as client:
         if not preview_only:  # a preview writes nothing: an approver may show the owner a rule
             _owners_scope(client, scope)
@@ -247,7 +255,9 @@ def _decision_options(pattern_help: str) -> Callable[[Callable[..., None]], Call
                                 "saving a profile rule)."),
                     option("--pattern", metavar="WORDS", help=pattern_help),
                     option("--scope", default="once", show_default=True, help=_SCOPE_HELP),
-                    option("--asked-at", metavar="TIME", type=float, help=_ASKED_AT_HELP),
+                    # A time since the epoch: NaN was sent on, refused as 'created_at'.
+                    option("--asked-at", metavar="TIME", type=float_range(0),
+                           help=_ASKED_AT_HELP),
                     argument("request_id", metavar="ID"), command()):
             fn = add(fn)
         return fn

@@ -10,15 +10,14 @@ argparse is a fraction of that and is imported only when a command's words are p
 (`--version` and `--help` at the top are answered before any parser exists).
 
 Usage errors (an unknown option, a missing argument, a bad value) print one line that says
-what went wrong and where to look (`see pilothouse ps --help`) and exit 2, never a traceback.
-"""
+what went wrong and where to look (`see pilothouse ps --help`) and exit 2, never a traceback."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from console.cli.plain_words import NOT_GIVEN, read_plainly
+from console.cli.plain_words import NOT_GIVEN, dash_value_said, read_plainly
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
@@ -286,6 +285,7 @@ class Group(Command):
             # The words may hold an agent's escapes, and a value of any size.
             from console.cli.output import bounded_line, visible
 
+            exc.message = dash_value_said(exc.message, sys.argv[1:] if args is None else args)
             sys.stderr.write(f"{bounded_line(visible(exc))}\n")
             sys.exit(USAGE_EXIT)
         except KeyboardInterrupt:

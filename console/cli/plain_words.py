@@ -15,6 +15,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
     from console.cli.parsing import Param
@@ -119,3 +120,18 @@ def read_plainly(params: list[Param], argv: list[str], *,
                 isinstance(values[param.dest], list) and _REFUSED in values[param.dest]):
             return None
     return None if words else values
+
+
+def dash_value_said(message: str, words: Sequence[str]) -> str:
+    """argparse reads a value that starts with a dash (`--search -rf`, `--since -5m`) as an
+    option, and said the option "expected one argument", which the person had given: say why,
+    and the spelling it takes (h192)."""
+    head, _, said = message.partition(": ")
+    if said != "expected one argument" or not head.startswith("argument "):
+        return message
+    flags = head.removeprefix("argument ").split("/")
+    for word, after in zip(words, words[1:], strict=False):
+        if word in flags and after.startswith("-"):
+            return (f"{message}: {after!r} starts with a dash, so it was read as an option; "
+                    f"give it as {word}={after}")
+    return message

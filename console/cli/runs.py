@@ -47,7 +47,16 @@ def run(c: Context, profile: str, command: tuple[str, ...], workspace: str | Non
             c.emit(record, _show_started)
             return
         c.say(f"[pilothouse] run {record['id']} ({record['profile']} in {record['backend']})", err=True)
-        code = follow_output(client, record["id"], quiet=c.json)
+        try:
+            code = follow_output(client, record["id"], quiet=c.json)
+        except KeyboardInterrupt:
+            # Ctrl-C ends the following, not the run (the daemon's): say so, and how to end it.
+            run_id = visible(record["id"])
+            echo(f"pilothouse: stopped following run {run_id}; it goes on in the background",
+                 err=True)
+            echo(f"  `pilothouse logs -f {run_id}` follows it again, "
+                 f"`pilothouse stop {run_id}` ends it", err=True)
+            raise
         c.emit_for_scripts(lambda: client.call("run.get", run=record["id"]))
     sys.exit(code)
 

@@ -103,6 +103,24 @@ def _refuse_overridden(override: Provenance) -> None:
                   "or change that rule in your config")
 
 
+def _pattern(args: Args, what: str, scope: Scope | None = None) -> str | None:
+    """The words a grant or rule holds instead of the request's own (None: its own). Refused
+    where they would not be what was given (h192): an empty pattern was read as none, and made
+    the request's own grant cover added words too (exact only without one); scope once makes
+    no grant, and dropped a pattern unsaid."""
+    pattern = arg(args, "pattern", str, None)
+    if pattern is not None and not pattern.strip():
+        raise Failure("bad-pattern", f"an empty pattern names no command; {what}",
+                      "leave --pattern out to decide the request's own command, or give the "
+                      "words to grant")
+    if pattern is not None and scope is not None and scope.kind == "once":
+        raise Failure("bad-pattern", "a pattern is kept by a grant, and scope once makes none, "
+                      f"so it would be dropped; {what}",
+                      "add --scope run (or a duration, profile or global) to keep it, or leave "
+                      "--pattern out to decide this request alone")
+    return pattern
+
+
 async def approval_preview(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     """Every rule a profile-scope decision would write, and where, before it is saved; and the
     stricter rule that would override them, if one would."""
@@ -111,7 +129,7 @@ async def approval_preview(core: Core, peer: Peer, args: Args, send: Send) -> An
     # approver sees only the lines the edit changes (review h135: a watcher read
     # `OWNER_TOKEN = "..."` in its context).
     req = _shown_request(core, args, "nothing was previewed")
-    allow, pattern = arg(args, "allow", bool), arg(args, "pattern", str, None)
+    allow, pattern = arg(args, "allow", bool), _pattern(args, "nothing was previewed")
     planned, edits, override = await asyncio.to_thread(_profile_plan, core, req, allow, pattern)
     return _preview_result(planned, edits, override, peer.role == "operator")
 
@@ -121,7 +139,8 @@ async def approval_covers(core: Core, peer: Peer, args: Args, send: Send) -> Any
     before it is made: each whole, with whether it would be allowed."""
     req = _shown_request(core, args, "nothing was listed")
     covered = core.inbox.would_answer(req.id, arg(args, "allow", bool),
-                                      arg(args, "scope", str, "once"), arg(args, "pattern", str, None))
+                                      arg(args, "scope", str, "once"),
+                                      _pattern(args, "nothing was listed"))
     return [{**req.to_dict(), "allow": allow} for req, allow in covered]
 
 
@@ -208,11 +227,11 @@ async def approval_decide(core: Core, peer: Peer, args: Args, send: Send) -> Any
     request_id = arg(args, "id", str)
     allow = arg(args, "allow", bool)
     scope = arg(args, "scope", str, "once")
-    pattern = arg(args, "pattern", str, None)
     try:
         parsed = parse_scope(scope)
     except ValueError as exc:
         raise Failure("bad-scope", str(exc)) from None
+    pattern = _pattern(args, "nothing was decided", parsed)
     made = ("saves a rule into the daemon owner's config" if parsed.kind == "profile"
             else "makes a grant over every run, the owner's too")
     await _standing_is_owners(
