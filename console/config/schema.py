@@ -135,6 +135,10 @@ class Config:
             return self.profiles[name]
         except KeyError:
             known = ", ".join(sorted(self.profiles)) or "none"
-            raise ConfigError(
-                self.user_file or EMBEDDED, None, f"no profile named {name!r} (known: {known})"
-            ) from None
+            # Blame the user file only if one was read (h192: a home with no config.toml was
+            # named as if the profile were missing from it); say where one would be defined.
+            where = self.user_file if self.user_file_sha256 is not None else EMBEDDED
+            define = (f"; a profile is defined under [profiles] in {self.user_file}"
+                      + ("" if where == self.user_file else " (no such file yet)")
+                      if self.user_file else "")
+            raise ConfigError(where, None, f"no profile named {name!r} (known: {known}){define}") from None

@@ -291,3 +291,18 @@ def test_policy_rules_of_an_unknown_profile_is_said_not_a_daemon_failure(daemon:
     out = daemon.cli("policy", "rules", "nope", check=False)
     assert out.returncode == 1, out
     assert "no profile named 'nope'" in out.stderr and "inside the daemon" not in out.stderr, out.stderr
+
+
+def test_an_unknown_profile_in_a_home_with_no_config_file_blames_no_file(daemon: Daemon) -> None:
+    """Review h192: with no config.toml in the home, `policy check nope ls` said
+    `.../config.toml: no profile named 'nope'`, naming a file that does not exist as where the
+    profile was missing. The built-in profiles are blamed, and the file is named as the place
+    to define one."""
+    config = daemon.home / "config.toml"
+    if config.exists():
+        pytest.skip("this daemon's home has a config file")
+    out = daemon.cli("policy", "check", "nope", "ls", check=False)
+    assert out.returncode == 1, out
+    first = out.stderr.strip().splitlines()[0]
+    assert not first.startswith(f"pilothouse: {config}:"), first
+    assert f"defined under [profiles] in {config} (no such file yet)" in out.stderr, out.stderr
