@@ -111,7 +111,7 @@ class Scope:
         return self.kind in STANDING_SCOPES
 
 
-_DURATION = re.compile(r"^(\d{1,6})([smhd])$")
+_DURATION = re.compile(r"^([0-9]+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -124,11 +124,18 @@ def parse_scope(word: str) -> Scope:
         return Scope("global")
     m = _DURATION.match(w)
     if m:
-        seconds = int(m.group(1)) * _UNITS[m.group(2)]
+        # A long number is out of range, not unknown (h192), and is never made an int.
+        seconds = int(m.group(1)) * _UNITS[m.group(2)] if len(m.group(1)) <= 7 else 0
         if 0 < seconds <= MAX_TIMED_S:
             return Scope("timed", float(seconds))
-        raise ValueError(f'scope "{word}": a timed grant lasts between 1s and 7d')
-    raise ValueError(f'unknown scope "{word}": use once, run, a duration like 10m or 2h, profile or global')
+        raise ValueError(f'scope "{_said(word)}": a timed grant lasts between 1s and 7d')
+    raise ValueError(f'unknown scope "{_said(word)}": use once, run, a duration like 10m or 2h, '
+                     "profile or global")
+
+
+def _said(word: str) -> str:
+    """A scope word as an error repeats it: whole up to 40 characters."""
+    return word if len(word) <= 40 else f"{word[:40]}... ({len(word)} characters)"
 
 
 @dataclass(frozen=True)

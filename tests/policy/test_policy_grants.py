@@ -49,6 +49,15 @@ def test_parse_scope_refuses(word: str) -> None:
         parse_scope(word)
 
 
+@pytest.mark.parametrize("word", ["99999999999d", "9" * 5000 + "d", "1000000s"])
+def test_a_long_duration_is_out_of_range_not_unknown(word: str) -> None:
+    """h192: `--scope 99999999999d` was an "unknown scope" (the pattern took six digits at
+    most); it is a duration past 7d, said as such, its number cut in the message."""
+    with pytest.raises(ValueError, match="lasts between 1s and 7d") as caught:
+        parse_scope(word)
+    assert len(str(caught.value)) < 120, caught.value
+
+
 def test_scopes_bind_run_profile_and_expiry() -> None:
     assert (grant("ls", scope="once").run_id, grant("ls", scope="once").profile) == ("r1", None)
     assert (grant("ls", scope="run").run_id, grant("ls", scope="run").expires_at) == ("r1", None)
