@@ -464,7 +464,8 @@ def run_foreground(paths: Paths, config_file: Path | None) -> int:
         daemon = Daemon(paths, config_file)
         daemon.acquire_lock()
     except config_mod.ConfigError as exc:
-        print(f"pilothouse daemon: bad config: {exc}", file=sys.stderr)
+        print(f"pilothouse daemon: bad config: {exc}\n  fix that file, then run the command "
+              "again: the daemon starts with it", file=sys.stderr)
         return 2
     except DaemonRunning as exc:
         print(f"pilothouse daemon: {exc}", file=sys.stderr)

@@ -74,6 +74,8 @@ def test_a_daemon_that_fails_at_start_is_quoted_from_this_start_only(tmp_path: P
         said.append(done.stderr)
     assert "not valid TOML" in said[0]
     assert "second_mistake" in said[1] and "not valid TOML" not in said[1], said[1]
+    # h192: what to do, not only what is wrong
+    assert all("fix that file, then run the command again" in s for s in said), said
 
 
 def test_doctor_says_a_home_that_is_a_file_cannot_be_used(tmp_path: Path) -> None:
