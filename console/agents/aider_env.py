@@ -21,7 +21,11 @@ ran the repository's program after one ordinary edit, nobody asked:
   that folder's config, whose core.fsmonitor, or filter named by `.gitattributes`, ran at
   aider's own diff and commit (review h171). git refuses them empty, so they are set to
   `.git` and the work tree to `.`: relative, read where git runs, which for aider is its
-  repository's top, so git uses the repository it would find by itself.
+  repository's top, so git uses the repository it would find by itself;
+- `GIT_TEST_FSMONITOR` (git runs it as core.fsmonitor), `PYTHONPLATLIBDIR` (the standard
+  library's folder) and `LOCPATH` with `GCONV_PATH` (a locale and a character-set converter,
+  a shared object) at aider's own diff, commit and lint; `OPENSSL_CONF` and `PYTHONUSERBASE`
+  at a person's own Python lint command (review h193).
 
 aider loads, with override, `~/.env`, the repository's `.env`, the current folder's, then the
 file `--env-file` names, in that order; AIDER_ENV_FILE (set for every run, after the profile's
@@ -71,6 +75,21 @@ PINNED: dict[str, str] = {
     "PYTHONWARNINGS": "",
     "PYTHONPYCACHEPREFIX": "",
     "BROWSER": "true",
+    # Review h193: the folder under Python's prefix its standard library is taken from (a path
+    # there is used as given: `encodings` ran from the workspace at aider's own lint), and the
+    # user site, whose `.pth` files run at start in a Python outside a venv (a person's own
+    # lint command, `python3 ...`): off, not moved, as empty would name ~/.local.
+    "PYTHONPLATLIBDIR": "",
+    "PYTHONNOUSERSITE": "1",
+    # OpenSSL's config, read at a Python's `import hashlib`: it loads the shared objects it
+    # names (a person's own Python lint command ran one of the workspace's). aider's own
+    # Python has read it before any `.env`. Empty: no config file, OpenSSL's defaults.
+    "OPENSSL_CONF": "",
+    # glibc (review h193): a locale of the workspace's (LOCPATH, with LC_ALL naming it) whose
+    # character set has no built-in converter made the first conversion of aider's lint's
+    # Python load one from GCONV_PATH, a shared object of the workspace's. Empty: glibc's own.
+    "LOCPATH": "",
+    "GCONV_PATH": "",
     # Where git finds the repository (review h171): a `.env` naming another git folder of the
     # workspace (GIT_DIR, or GIT_COMMON_DIR, where git reads the repository's config) gave git
     # that folder's config, which ran its core.fsmonitor or a filter the repository's
@@ -106,6 +125,9 @@ PINNED: dict[str, str] = {
     "SSH_ASKPASS": "",
     "GIT_PROXY_COMMAND": "",
     "GIT_TEMPLATE_DIR": "",
+    # A knob of git's own tests that release builds honour: where no config names
+    # core.fsmonitor, git runs it as the fsmonitor hook at every diff and commit (review h193).
+    "GIT_TEST_FSMONITOR": "",
     # What every program starts with: the loader's, the shells', PATH and HOME as the run has them.
     "LD_PRELOAD": "",
     "LD_AUDIT": "",
