@@ -6,7 +6,7 @@ VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
-APT_PKGS := bubblewrap tmux docker.io iproute2 tinyproxy curl busybox-static openssl
+APT_PKGS := bubblewrap tmux docker.io iproute2 tinyproxy curl busybox-static openssl gcc  # gcc: tests build a small .so (review h193)
 
 .PHONY: run test bytecode setup system docker-up agents-install model-server-install aiperf-install bench lint clean
 
