@@ -437,6 +437,8 @@ class CommandPattern:
 
 def compile_pattern(text: str) -> CommandPattern:
     """The one reading of an exec rule or exec grant pattern; ValueError says what is wrong."""
+    if not text.strip():  # not "no ;, &&, ..." (h192: `policy shadow ""`)
+        raise ValueError("a rule is one command: this one is empty")
     try:
         parts = expand(text)
     except ParseError as exc:

@@ -192,3 +192,14 @@ def test_built_in_read_only_lists_allow_no_write_or_execution(profile: str, comm
 
     rules = ExecRules.from_config(load(None).profile(profile).exec)
     assert rules.evaluate(command).action != "allow", (profile, command)
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_an_empty_rule_is_said_to_be_empty(tmp_path, text: str) -> None:
+    """h192: `policy shadow ""` (and an empty rule in a config) was refused for holding
+    `;, &&, ||, |, $(...)`, which it does not."""
+    path = tmp_path / "config.toml"
+    path.write_text(f'[profiles.p]\ncommand = ["true"]\n\n[profiles.p.exec]\nallow = ["{text}"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_explicit(path)
+    assert "this one is empty" in err.value.reason, err.value.reason
