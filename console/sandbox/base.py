@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 
 INSIDE_WORKSPACE = "/workspace"
 BRIDGE_PORT = 3128
+# Every sandboxed process's core dump limit, soft and hard (the agent cannot raise a hard one):
+# 1 byte. A file dump needs a page at least, and the kernel starts no pipe handler (apport,
+# systemd-coredump: root, in the host's namespaces, keeping the dump and the run's environment
+# on the host's disk) for a limit of 1, which 0 would still start (fs/coredump.c; review h194).
+CORE_LIMIT = 1
 
 # Claude Code reads managed settings from here; project settings cannot switch off the hooks
 # they install. The run folder's copy (MANAGED_DIR) is bound there in every sandbox.

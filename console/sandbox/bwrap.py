@@ -42,7 +42,7 @@ from .bwrap_args import (
     ensure_managed_mountpoint,
     system_root,
 )
-from .cgroups import Limiter, RunLimits, remove_leftovers
+from .cgroups import Limiter, RunLimits, no_core_dumps, remove_leftovers
 from .end_look import nested_repo_notes
 from .identity import AgentIdentity
 from .procstats import SubprocessHandle
@@ -222,6 +222,7 @@ class BwrapBackend:
                 f"workspace {spec.workspace} is not a directory", "create it or fix the profile"
             )
         loop = asyncio.get_running_loop()
+        no_core_dumps()  # inherited by bwrap and the sandbox: base.CORE_LIMIT says why
         managed_note = ensure_managed_mountpoint()
         # cgroup names carry the owner key so another daemon's reconcile never touches them.
         name = run_cgroup_name(spec.run_dir.parent, spec.run_id)
@@ -292,8 +293,7 @@ class BwrapBackend:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 pass_fds=tuple(passed),
-                # bwrap's own process (PID 1 inside) keeps the environment it was started
-                # with: it gets none, so nothing of the daemon's is readable in /proc/1/environ.
+                # bwrap's PID 1 keeps this environment: none, so no daemon's in /proc/1/environ.
                 env={},
                 start_new_session=True,  # a terminal's ^C to the daemon must not reach runs
                 **switch,  # type: ignore[arg-type]

@@ -21,11 +21,24 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .base import Limits
+from .base import CORE_LIMIT, Limits
 
 V1_ROOT = Path("/sys/fs/cgroup")
 GROUP = "pilothouse"
 CPU_PERIOD_US = 100_000
+
+
+def no_core_dumps() -> None:
+    """This process's core dump limit, soft and hard, lowered to base.CORE_LIMIT (which says
+    why) before it starts a sandbox: bwrap and every process inside inherit it, and none may
+    raise it. Lowered here rather than with prlimit(2) on the sandbox's first process, which for
+    another uid (a root daemon's agent) needs CAP_SYS_RESOURCE, and root in a container may lack
+    it. The daemon dumps no core either, which suits it: it holds every run's keys. A hard limit
+    already 0 cannot be raised to 1 and stays 0 (no file dump; a pipe handler still starts)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    want = CORE_LIMIT if hard == resource.RLIM_INFINITY else min(hard, CORE_LIMIT)
+    if (soft, hard) != (want, want):
+        resource.setrlimit(resource.RLIMIT_CORE, (want, want))
 
 
 def _write(path: Path, value: str) -> None:

@@ -39,6 +39,7 @@ from console.agents import write_passwd
 
 from .base import (
     CLAUDE_MANAGED_DIR,
+    CORE_LIMIT,
     INSIDE_HOME,
     INSIDE_RUN_DIR,
     INSIDE_WORKSPACE,
@@ -243,7 +244,7 @@ class DockerBackend(NothingEarly):
     ) -> dict[str, Any]:
         """Keyword arguments for containers.create (pure but for reading the view; tests inspect
         it). Without a view (tests) the workspace is bound as it is."""
-        from docker.types import DeviceRequest, Mount
+        from docker.types import DeviceRequest, Mount, Ulimit
 
         empty_file, empty_dir = ensure_masks(spec.run_dir)
         uid, gid = user
@@ -299,6 +300,7 @@ class DockerBackend(NothingEarly):
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true", f"seccomp={docker_profile()}"],
             "init": True,
+            "ulimits": [Ulimit(name="core", soft=CORE_LIMIT, hard=CORE_LIMIT)],  # base.py: why
             "ipc_mode": "private",
             "labels": {
                 LABEL_RUN: spec.run_id,
