@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import difflib
 import fcntl
+import hashlib
 import os
 import re
 import tempfile
@@ -337,10 +338,23 @@ def apply(path: str | os.PathLike[str], profile: str, section: str, list_name: s
     return apply_all(path, [(profile, section, list_name, rule)])
 
 
-def apply_all(path: str | os.PathLike[str], rules: Sequence[tuple[str, str, str, str]]) -> RuleEdit:
+ANY_TEXT = object()  # apply_all's expect_sha256 when any text of the file will do
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def apply_all(path: str | os.PathLike[str], rules: Sequence[tuple[str, str, str, str]], *,
+              expect_sha256: str | None | object = ANY_TEXT) -> RuleEdit:
     """Every rule (profile, section, list, rule) for real, in one write under one lock: all of
     them are written or none is (a second rule that cannot be added leaves the file as it
-    was, not holding the first alone). Returns one edit from the old text to the new."""
+    was, not holding the first alone). Returns one edit from the old text to the new. With
+    `expect_sha256` (None: no file), the file read under the lock must be that one, or
+    nothing is written."""
     path = Path(path)
     target = path.resolve() if path.is_symlink() else path
     if not rules:
@@ -349,6 +363,12 @@ def apply_all(path: str | os.PathLike[str], rules: Sequence[tuple[str, str, str,
         target.parent.mkdir(parents=True, exist_ok=True)
         with _locked(target):
             existed = target.exists()
+            if expect_sha256 is not ANY_TEXT and _sha256(target) != expect_sha256:
+                # An edit saved meanwhile (an editor takes no lock) would come into force with
+                # the rule, recorded as the rule alone (review h196).
+                raise PolicyEditError(f"{path} changed while the rule was being saved (an edit "
+                                      "not in force yet), so nothing was written: run "
+                                      "`pilothouse reload`, then save the rule again")
             whole = dataclasses.replace(preview_all(target, rules), existed=existed)
             if whole.changed:
                 _atomic_write(target, whole.new_text)

@@ -13,6 +13,7 @@ daemon's loop.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import pwd
@@ -81,12 +82,19 @@ class ConfigReloader:
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino) if st else None
 
-    async def take_written_file(self) -> None:
+    async def take_written_file(self, written: str) -> None:
         """The daemon wrote the file itself (a profile rule, already recorded): load it and put
         it in force without recording a second change. Call with `lock` held. Raises
-        ConfigError (the old config stays)."""
-        self._stamp = self._file_stamp()
-        self.config.cfg = await self.config.read_file()
+        ConfigError (the old config stays), also when the file is no longer the text written:
+        an edit saved since is the watcher's to record and load (review h196)."""
+        stamp = self._file_stamp()
+        cfg = await self.config.read_file()
+        if cfg.user_file_sha256 != hashlib.sha256(written.encode()).hexdigest():
+            raise config_mod.ConfigError(str(self.config.file), None, "it changed again after "
+                                         "the rule was written; that change is loaded (and "
+                                         "recorded) as a reload")
+        self._stamp = stamp
+        self.config.cfg = cfg
         self._changed()
 
     def also_on_change(self, listener: Callable[[], None]) -> None:

@@ -409,9 +409,11 @@ def pattern_covers(pattern: Pattern, effect: str, subject: str,
 
 
 def grant_to_rule(grant: Grant) -> str:
-    """The rule text a profile grant becomes in the config file."""
-    if grant.kind == "exec":
-        return canonical(CommandPart(list(grant.words)))
+    """The rule text a profile grant becomes in the config file: for exec, its command as the
+    reader read it, redirections as such (h196: quoted as words, `make 2>&1` was saved as
+    `make '2>&1'`, a command passing make the text `2>&1`, never the one approved)."""
+    if grant.kind == "exec" and grant.compiled is not None:
+        return canonical(grant.compiled.part)
     if grant.kind == "network" and grant.network_pattern is not None:
         return canonical_network_pattern(grant.network_pattern)
     raise ValueError(f"{grant.kind} grants have no config rule; they live until the daemon stops")

@@ -153,12 +153,13 @@ def test_the_rules_of_one_decision_are_written_all_or_none(tmp_path: Path) -> No
     config = tmp_path / "config.toml"
     config.write_text('[profiles.shell.exec]\nallow = ["ls"]\n')
     before = config.read_bytes()
+    in_force = load(config).user_file_sha256
     with pytest.raises(PolicyEditError):
         write_rules(config, [PlannedRule("shell", "exec", "allow", "make test"),
-                             PlannedRule("shell", "exec", "allow", 'make a"b')])
+                             PlannedRule("shell", "exec", "allow", 'make a"b')], in_force)
     assert config.read_bytes() == before
     write_rules(config, [PlannedRule("shell", "exec", "allow", "make test"),
-                         PlannedRule("shell", "exec", "allow", "make lint")])
+                         PlannedRule("shell", "exec", "allow", "make lint")], in_force)
     assert load(config).profile("shell") is not None
     import tomllib
     assert tomllib.loads(config.read_text())["profiles"]["shell"]["exec"]["allow"] == [

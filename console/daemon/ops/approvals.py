@@ -167,10 +167,12 @@ def _request(core: Core, request_id: str) -> Request:
     return req
 
 
-def write_rules(path: Path, planned: Sequence[PlannedRule]) -> RuleEdit:
+def write_rules(path: Path, planned: Sequence[PlannedRule], in_force: str | None) -> RuleEdit:
     """Every planned rule into the file in one write, under the file's lock, fsynced: all of
-    them or none (blocking). Returns the edit, for `undo`."""
-    return apply_all(path, [(p.profile, p.section, p.list_name, p.rule) for p in planned])
+    them or none (blocking), and only into the file in force (sha256 `in_force`, read again
+    under the lock). Returns the edit, for `undo`."""
+    return apply_all(path, [(p.profile, p.section, p.list_name, p.rule) for p in planned],
+                     expect_sha256=in_force)
 
 
 async def _take_back(edit: RuleEdit, why: Exception) -> str:
@@ -202,7 +204,8 @@ async def _save_planned(core: Core, peer: Peer, planned: list[PlannedRule],
             return saved | {"error": f"the rule was not saved: {why}; run `pilothouse reload`, "
                                      "then save it again"}
         try:
-            edit = await asyncio.to_thread(write_rules, path, planned)
+            edit = await asyncio.to_thread(write_rules, path, planned,
+                                           core.config.cfg.user_file_sha256)
         except PolicyEditError as exc:
             return saved | {"error": str(exc)}
         try:
@@ -217,7 +220,7 @@ async def _save_planned(core: Core, peer: Peer, planned: list[PlannedRule],
                       "it out: %s", exc)
             return {"lines": saved["lines"], "error": await _take_back(edit, exc)}
         try:
-            await core.reloader.take_written_file()
+            await core.reloader.take_written_file(edit.new_text)
         except Exception as exc:  # the grant is in force anyway; say why the file did not load
             saved["reload_error"] = str(exc)
     return saved
