@@ -99,6 +99,22 @@ def _filter_writes_or_runs(name: str, args: list[str]) -> bool:
     return False
 
 
+# Names whose files run code on the host or steer an agent (console/sandbox/protect.py and
+# nested.py protect them where they stand at a run's start): a folder's grant never covers one
+# made below it, in any case (review h195: `Write /workspace/src/*` let Codex's apply_patch
+# write `src/.git/config` with a core.fsmonitor and `src/.claude/settings.json`, unasked).
+PROTECTED_NAMES = frozenset({
+    ".git", ".pilothouse.toml", ".claude", ".codex", ".mcp.json", ".vscode", ".idea", ".envrc",
+    ".cursor", ".gemini", ".husky", ".aider.conf.yml", ".aider.model.settings.yml"})
+
+
+def prefix_excludes(subject: str) -> bool:
+    """Whether a file request is one no allow pattern ending in "*" covers: a path with a ".."
+    segment, or through a protected name (PROTECTED_NAMES); a person is asked for it."""
+    words = re.split(r"[/\s]", subject)  # the landing's names and the asked-as path's too
+    return ".." in subject.split("/") or any(w.casefold() in PROTECTED_NAMES for w in words)
+
+
 @dataclass(frozen=True)
 class Scope:
     kind: str  # once | run | timed | profile | global
@@ -225,10 +241,11 @@ class Grant:
         if self.network_pattern is not None:
             return pattern_covers(self.network_pattern, self.effect, subject, ports)
         # write / custom: exactly the subject a person saw (a path may end in "*"); a pattern a
-        # person typed with a final "*" is a prefix, which allows nothing with a ".." segment.
+        # person typed with a final "*" is a prefix, which allows nothing with a ".." segment,
+        # nor a file in a protected place (a git folder, an agent's config) made below it.
         if not self.exact and self.pattern.endswith("*"):
             return subject.startswith(self.pattern[:-1]) and (
-                self.effect == "deny" or ".." not in subject.split("/"))
+                self.effect == "deny" or not prefix_excludes(subject))
         return subject == self.pattern
 
     def provenance(self) -> Provenance:
