@@ -30,6 +30,7 @@ from console.policy.parts import (
     redirections,
     write_targets,
 )
+from console.policy.protected_names import PROTECTED_NAMES
 from console.policy.types import Provenance
 from console.policy.unwrap import expand, unwrap_stages
 from console.protocol import STANDING_SCOPES, new_id
@@ -99,13 +100,9 @@ def _filter_writes_or_runs(name: str, args: list[str]) -> bool:
     return False
 
 
-# Names whose files run code on the host or steer an agent (console/sandbox/protect.py and
-# nested.py protect them where they stand at a run's start): a folder's grant never covers one
-# made below it, in any case (review h195: `Write /workspace/src/*` let Codex's apply_patch
-# write `src/.git/config` with a core.fsmonitor and `src/.claude/settings.json`, unasked).
-PROTECTED_NAMES = frozenset({
-    ".git", ".pilothouse.toml", ".claude", ".codex", ".mcp.json", ".vscode", ".idea", ".envrc",
-    ".cursor", ".gemini", ".husky", ".aider.conf.yml", ".aider.model.settings.yml"})
+# PROTECTED_NAMES (protected_names.py): a folder's grant never covers a path through one of
+# them, made below it, in any case (review h195: `Write /workspace/src/*` let Codex's
+# apply_patch write `src/.git/config` with a core.fsmonitor and `src/.claude/settings.json`).
 
 
 def prefix_excludes(subject: str) -> bool:

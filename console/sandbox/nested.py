@@ -11,27 +11,10 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from console.policy.protected_names import AGENT_CONFIG_YAML, HOST_TOOL_CONFIG, NESTED_AGENT_CONFIG
+
 from .gitconfig import PROJECT_FILES
 
-# Found anywhere below the top too: protected when there at the start, reported when made.
-NESTED_AGENT_CONFIG = (".claude", ".codex", ".mcp.json", ".cursor", ".gemini")
-# aider reads these from the git root at every start (`lint-cmd` with `auto-lint` runs a
-# command with no prompt; the model settings override the metering ones). Read-only when there
-# at the start; absent, they are reported when made (like a nested repository): aider fails on
-# a folder where it expects its config, and an empty file mask would show in `git status`.
-AGENT_CONFIG_YAML = (".aider.conf.yml", ".aider.model.settings.yml")
-# Other tools' project config that runs programs on the host when the person opens the folder
-# (a dev container's initializeCommand, other agents' MCP servers and plugins, editors' project
-# files, mise's hooks and tasks, Mercurial's and jj's repository config): read-only when there
-# at the start, reported when made, at the top too (review s32). No placeholder: too many.
-# Review h152 added agents whose project config starts programs: Continue (.continue/mcpServers),
-# Charm Crush (MCP servers and LSP commands), Factory Droid (hooks, MCP), Kilo Code and Qwen Code.
-HOST_TOOL_CONFIG = (".devcontainer", ".devcontainer.json", "opencode.json", ".opencode",
-                    ".kiro", ".roo", ".amazonq", ".windsurf", ".zed", ".helix", ".nvim.lua",
-                    ".lazy.lua", ".exrc", ".nvimrc", ".dir-locals.el", ".dir-locals-2.el",
-                    "mise.toml", ".mise.toml", "mise.local.toml", ".mise.local.toml", ".hg", ".jj",
-                    ".continue", "crush.json", ".crush.json", ".factory", ".kilocode", ".kilo",
-                    "kilo.json", "kilo.jsonc", ".qwen")
 # Reported when made at any level, the top included.
 MADE_ANYWHERE = AGENT_CONFIG_YAML + HOST_TOOL_CONFIG
 

@@ -14,7 +14,7 @@ later, or switch Pilothouse's controls off:
   becomes a git folder once `.git` is broken or absent.
 - Agents', editors' and other host tools' project config: `.claude/`, `.codex/`, `.mcp.json`,
   `.vscode/`, `.idea/`, `.envrc`, `.cursor/`, `.gemini/` (and below the top: find_nested_git),
-  aider's YAML files and nested.HOST_TOOL_CONFIG when present.
+  aider's YAML files and HOST_TOOL_CONFIG (console/policy/protected_names.py) when present.
 - Around them: the config a hook runner in a protected hooks folder reads (pre-commit,
   lefthook), husky 9's `.husky/`, and every folder above a protected path, pinned so that it
   cannot be renamed away with the protected path inside.
@@ -35,6 +35,13 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from console.policy.protected_names import (
+    AGENT_CONFIG_DIRS,
+    AGENT_CONFIG_FILES,
+    NESTED_AGENT_CONFIG,
+    OWN,
+)
+
 from . import nested
 from .aliases import ALL_ENTRIES_MAX, DIR_ENTRIES_MAX, LookBudget
 from .claude_project import bind_project_settings, filter_project_settings
@@ -53,13 +60,10 @@ from .gitconfig import (
 )
 from .gitindex import not_checked_out
 from .links import inside_workspace, link_target, link_targets, workspace_root
-from .nested import MADE_ANYWHERE, NESTED_AGENT_CONFIG, WalkResult, find_nested_git
+from .nested import MADE_ANYWHERE, WalkResult, find_nested_git
 from .plan_limits import PROTECTED_MAX, too_many
 from .watch import Budget
 
-OWN = (".pilothouse.toml",)
-AGENT_CONFIG_DIRS = (".claude", ".codex", ".vscode", ".idea", ".cursor", ".gemini")
-AGENT_CONFIG_FILES = (".mcp.json", ".envrc")
 # Nested git folders protected one by one (each is about fourteen binds); past that, the rest
 # are watched: a change to their config or hooks is reported at the run's end.
 NESTED_GIT_MAX = 64

@@ -57,3 +57,20 @@ def test_an_exact_grant_is_the_subject_the_person_saw() -> None:
     g = new_grant("custom", "Write /workspace/src/.mcp.json", "allow", "run", run_id="r1",
                   profile="p", decided_by="me")
     assert g.matches("Write /workspace/src/.mcp.json")
+
+
+def test_every_name_the_sandbox_protects_is_outside_a_folder_grant() -> None:
+    """One list (console/policy/protected_names.py) for the sandbox's start and the folder
+    grant: h195's first fix copied 13 names by hand, and a dev container's or Continue's config
+    made below a granted folder (`src/.devcontainer/devcontainer.json`) stayed covered."""
+    from console.policy import protected_names as names
+    from console.sandbox import nested, protect
+
+    assert protect.AGENT_CONFIG_DIRS is names.AGENT_CONFIG_DIRS
+    assert nested.MADE_ANYWHERE == names.AGENT_CONFIG_YAML + names.HOST_TOOL_CONFIG
+    every = {names.GIT_FOLDER, names.HUSKY, *names.OWN, *names.AGENT_CONFIG_DIRS,
+             *names.AGENT_CONFIG_FILES, *names.NESTED_AGENT_CONFIG, *names.AGENT_CONFIG_YAML,
+             *names.HOST_TOOL_CONFIG}
+    covered = [n for n in sorted(every) if grant().matches(f"Write /workspace/src/{n}/x")
+               or grant().matches(f"Write /workspace/src/{n.upper()}")]
+    assert covered == [], covered

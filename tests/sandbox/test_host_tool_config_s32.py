@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.sandbox.nested import HOST_TOOL_CONFIG
+from console.policy.protected_names import HOST_TOOL_CONFIG
 from tests.sandbox.hostile_kit import git_repo, give
 
 MADE = {".devcontainer": "mkdir -p .devcontainer && echo '{\"initializeCommand\": \"touch x\"}' > .devcontainer/devcontainer.json",
