@@ -71,9 +71,12 @@ def _show_report(rep: dict[str, Any]) -> None:
     echo(f"  command   {visible(' '.join(run.get('command') or []))}")
     echo(f"  tokens    in {m.get('tokens_in', run.get('tokens_in', 0))}"
          f"  out {m.get('tokens_out', run.get('tokens_out', 0))}")
-    echo(f"  energy    {_num(m.get('energy_j', run.get('energy_j')), '{:.1f}')} J"
-         f"  cost ${_num(m.get('cost_usd', run.get('cost')), '{:.6f}')}"
-         f"  J/token {_num(m.get('j_per_token'), '{:.3f}')}")
+    energy, cost = m.get("energy_j", run.get("energy_j")), m.get("cost_usd", run.get("cost"))
+    echo(f"  energy    {_num(energy, '{:.1f} J')}  cost {_num(cost, '${:.6f}')}"
+         f"  J/token {_num(m.get('j_per_token'), '{:.3f}')}"
+         f"  $/Mtok {_num(m.get('usd_per_mtok'), '{:.4f}')}")
+    for why in sorted({str(w) for w in (m.get("missing") or {}).values()}):
+        echo(f"            n/a: {visible(why)}")
     echo(f"  approvals asked {a['approvals_asked']}, approved {a['approved']}, denied "
          f"{a['denied_by_person']}; by policy: allowed {a['policy_allowed']}, denied {a['policy_denied']}")
     if a.get("allows_not_applied"):

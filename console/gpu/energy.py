@@ -122,6 +122,7 @@ class EnergyLedger:
         self._open: dict[int, Window] = {}
         self.closed: deque[Window] = deque(maxlen=keep)
         self._last: dict[str, tuple[float, int | None, int | None]] = {}
+        self._lost: dict[str, float] = {}  # GPU -> its last sample before it was lost
         self.runs: dict[str, RunTotals] = {}
         self.total_mj = 0
         self.idle_mj = 0
@@ -163,8 +164,14 @@ class EnergyLedger:
         """One GPU sample. `fresh`: the counter cannot be compared with the previous reading.
         `lost`: the GPU did not answer; the next sample starts a new interval."""
         if lost:
-            self._last.pop(gpu, None)
+            gone = self._last.pop(gpu, None)
+            self._lost.setdefault(gpu, gone[0] if gone else ts)
             return
+        since = self._lost.pop(gpu, None)
+        if since is not None:  # back: the windows still open that it missed lack its energy
+            for w in self._open.values():
+                if w.start < ts and w.end > since:
+                    w.invalid.add(_lost_reason(gpu))
         prev = self._last.get(gpu)
         self._last[gpu] = (ts, energy_mj, power_mw)
         self._seen(ts)
@@ -280,6 +287,9 @@ class EnergyLedger:
         done = []
         for k in sorted(k for k in self._open if k < upto):
             w = self._open.pop(k)
+            for gpu, since in self._lost.items():
+                if since < w.end:  # a GPU lost in this window: its energy is missing
+                    w.invalid.add(_lost_reason(gpu))
             self._attribute(w)
             self.closed.append(w)
             done.append(w)
@@ -392,6 +402,11 @@ class EnergyLedger:
     # --- reading ---------------------------------------------------------------------------------
 
     @property
+    def closed_until(self) -> float | None:
+        """Time up to which every window is closed (windows hold data only where some came)."""
+        return None if self._closed_upto is None else self._closed_upto * self.window_s
+
+    @property
     def pooled_mj(self) -> int:
         return self._pool_mj
 
@@ -410,7 +425,9 @@ class EnergyLedger:
         server under "all", each run under "runs"."""
         if not self.closed:
             return {"all": None, "runs": {}, "windows": 0, "invalid_windows": 0}
-        last_end = self.closed[-1].end
+        # The span ends where closing reached, not at the last window holding data: without
+        # a GPU only tokens make windows, and a rate of the last burst would stay on.
+        last_end = max(self.closed[-1].end, self.closed_until or 0.0)
         cutoff = last_end - span_s
         windows = [w for w in self.closed if w.end > cutoff]
         seconds = max(0.0, last_end - max(cutoff, self.first_ts if self.first_ts is not None
@@ -433,6 +450,10 @@ class EnergyLedger:
             result["runs"][run] = derive(seconds=seconds, energy_j=energy_j if has_energy
                                          else None, **sums, **prices)
         return result
+
+
+def _lost_reason(gpu: str) -> str:
+    return f"GPU {gpu} lost: its energy is not measured"
 
 
 def _sum(windows: Iterable[Window], run: str | None) -> dict[str, Any]:

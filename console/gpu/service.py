@@ -26,9 +26,10 @@ from typing import Any
 import psutil
 
 from console.gpu.energy import WINDOW_S, EnergyLedger, cost_usd
+from console.gpu.maths import NO_PRICE, priced, run_figures
 from console.gpu.nvml import GpuSample, NvmlSampler, Tick
 from console.gpu.scrape import Scraper
-from console.gpu.views import LABELS, gpu_view, present, round_figure
+from console.gpu.views import LABELS, gpu_view, present, round_figure, totals_view
 from store.runs_table import run_totals, usage_counts, write_run_totals
 
 log = logging.getLogger("pilothouse.gpu")
@@ -198,25 +199,33 @@ class GpuService:
             self._schedule_totals()
 
     async def _housekeeping(self) -> None:
-        """Once a second: follow sample_hz changes; without ticks (no GPU, a stalled driver)
-        close windows by the clock so token figures and totals keep moving."""
         while True:
             await asyncio.sleep(1.0)
             try:
-                cfg = self._config()
-                if cfg.gpu_sample_hz != self.sampler.hz:  # config reloaded
-                    self.sampler.hz = cfg.gpu_sample_hz
-                    self.ledger.gap_s = max(3.0, 1.5 / self.sampler.hz)
-                now = self._clock()
-                quiet = self._latest is None or now - self._latest.ts > 3.0 / self.sampler.hz
-                if (not self.sampler.available or quiet) and self.ledger.close_until(now):
-                    self._status(self.sampler.status)
-                    self._refresh_live()
-                    self._publish(None)
-                if now - self._last_totals >= self.totals_every_s:
-                    self._schedule_totals()
+                self.housekeep()
             except Exception:
                 log.exception("GPU housekeeping failed")
+
+    def housekeep(self) -> None:
+        """Once a second, on the loop (public so tests can drive it by a fake clock): follow
+        sample_hz changes; without ticks (no GPU, a stalled driver) close windows by the clock
+        so token figures and totals keep moving."""
+        cfg = self._config()
+        if cfg.gpu_sample_hz != self.sampler.hz:  # config reloaded
+            self.sampler.hz = cfg.gpu_sample_hz
+            self.ledger.gap_s = max(3.0, 1.5 / self.sampler.hz)
+        now = self._clock()
+        quiet = self._latest is None or now - self._latest.ts > 3.0 / self.sampler.hz
+        if not self.sampler.available or quiet:
+            until = self.ledger.closed_until
+            # Also when time moved on with no window to close (no GPU, no tokens): the live
+            # figures still change (tokens/s falls to 0).
+            if self.ledger.close_until(now) or self.ledger.closed_until != until:
+                self._status(self.sampler.status)
+                self._refresh_live()
+                self._publish(None)
+        if now - self._last_totals >= self.totals_every_s:
+            self._schedule_totals()
 
     def _refresh_live(self) -> None:
         cfg = self._config()
@@ -275,8 +284,10 @@ class GpuService:
     def _totals_row(self, run_id: str) -> tuple[int, int, float, float]:
         cfg = self._config()
         t = self.ledger.runs[run_id]
+        # Significant digits, not decimals: a short run's $0.0000014 must not be stored as
+        # $0.000001 (and a ratio made of it 28% low).
         return (t.tokens_in, t.tokens_out, round(t.energy_mj / 1000.0, 3),
-                round(t.cost(cfg.price_kwh, cfg.price_gpu_hour), 6))
+                round_figure(t.cost(cfg.price_kwh, cfg.price_gpu_hour)))
 
     def _schedule_totals(self) -> None:
         self._last_totals = self._clock()
@@ -374,15 +385,24 @@ class GpuService:
     # --- reading ---------------------------------------------------------------------------------
 
     def _run_rows(self) -> dict[str, Any]:
-        cfg = self._config()
         rows: dict[str, Any] = {}
         for run_id, t in self.ledger.runs.items():
             live = present(self._live.get("runs", {}).get(run_id))
+            shown, why = self._run_figures(run_id)
             rows[run_id] = {**live, "total_tokens_in": t.tokens_in,
                             "total_tokens_out": t.tokens_out,
-                            "total_energy_j": round(t.energy_mj / 1000.0, 3),
-                            "total_cost_usd": round(t.cost(cfg.price_kwh, cfg.price_gpu_hour), 6)}
+                            **{f"total_{k}": f"n/a: {why[k]}" if shown[k] is None else shown[k]
+                               for k in ("energy_j", "cost_usd")}}
         return rows
+
+    def _run_figures(self, run_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """A run in memory: its energy, cost and ratios from the unrounded totals, and why
+        each one that is None is not known."""
+        cfg, t = self._config(), self.ledger.runs[run_id]
+        why = (self.sampler.status if not self.sampler.available else
+               "no GPU energy attributed to this run yet (its windows have not closed)")
+        return totals_view(run_figures(t.tokens_out, t.energy_mj / 1000.0,
+                                       t.cost(cfg.price_kwh, cfg.price_gpu_hour), why))
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the `gpu` op shows."""
@@ -401,16 +421,25 @@ class GpuService:
             "gpus": [gpu_view(g) for g in tick.gpus] if tick else [],
             "live": present(self._live.get("all")), "live_span_s": self.live_span_s,
             "runs": runs,
-            "energy": {"total_j": led.total_mj / 1000.0, "idle_j": led.idle_mj / 1000.0,
-                       "unmetered_j": led.unmetered_mj / 1000.0,
-                       "pending_j": (led.pooled_mj + led.open_mj) / 1000.0,
-                       "counter_resets": led.counter_resets, "in_flight": led.in_flight,
-                       "idle_cost_usd": round(cost_usd(led.idle_mj / 1000.0, led.idle_gpu_s,
-                                                       cfg.price_kwh, cfg.price_gpu_hour), 6)},
+            "energy": {**self._energy_totals(), "counter_resets": led.counter_resets,
+                       "in_flight": led.in_flight,
+                       "idle_cost_usd": round_figure(cost_usd(
+                           led.idle_mj / 1000.0, led.idle_gpu_s, cfg.price_kwh,
+                           cfg.price_gpu_hour)) if priced(cfg.price_kwh, cfg.price_gpu_hour)
+                       else f"n/a: {NO_PRICE}"},
             "servers": self.scraper.status() if self.scraper else [],
             "prices": {"usd_per_kwh": cfg.price_kwh, "usd_per_gpu_hour": cfg.price_gpu_hour},
             "window_s": led.window_s, "labels": LABELS,
         }
+
+    def _energy_totals(self) -> dict[str, Any]:
+        """The ledger's energy in J; "n/a: why" while no GPU was ever metered (not 0 J)."""
+        led = self.ledger
+        totals = {"total_j": led.total_mj, "idle_j": led.idle_mj,
+                  "unmetered_j": led.unmetered_mj, "pending_j": led.pooled_mj + led.open_mj}
+        if not self.sampler.available and led.total_mj == 0:
+            return dict.fromkeys(totals, f"n/a: {self.sampler.status}")
+        return {k: v / 1000.0 for k, v in totals.items()}
 
     def report(self, run_id: str) -> dict[str, Any]:
         """Tokens, energy and cost of one run, from memory ({"found": False} if unknown)."""
@@ -418,13 +447,12 @@ class GpuService:
         if t is None:
             return {"run_id": run_id, "found": False}
         cfg = self._config()
-        tin, tout, energy_j, cost = self._totals_row(run_id)
+        shown, why = self._run_figures(run_id)
         return {"run_id": run_id, "found": True, "source": "live",
                 "final": run_id in self._finishing and self._clock() >= self._finishing[run_id],
-                "tokens_in": tin, "tokens_out": tout, "energy_j": energy_j,
-                "gpu_hours": round(t.gpu_s / 3600.0, 6), "cost_usd": cost,
-                "j_per_token": round(energy_j / tout, 4) if tout and energy_j else None,
-                "usd_per_mtok": round(cost / tout * 1e6, 4) if tout else None,
+                "tokens_in": t.tokens_in, "tokens_out": t.tokens_out, **shown,
+                "gpu_hours": round_figure(t.gpu_s / 3600.0) if shown["energy_j"] else None,
+                "missing": why,
                 "prices": {"usd_per_kwh": cfg.price_kwh, "usd_per_gpu_hour": cfg.price_gpu_hour}}
 
     async def areport(self, run_id: str) -> dict[str, Any]:
@@ -436,11 +464,13 @@ class GpuService:
         row = await asyncio.wrap_future(self.writer.call(lambda db: run_totals(db.conn, run_id)))
         if row is None:
             return live
-        tin, tout, energy_j, cost = (row[0] or 0, row[1] or 0, row[2] or 0.0, row[3] or 0.0)
+        tin, tout = row[0] or 0, row[1] or 0
+        shown, why = totals_view(run_figures(
+            tout, row[2], row[3], "no GPU energy was attributed to this run",
+            "no price was set when the run's totals were stored ([gpu] price_kwh, "
+            "price_gpu_hour)"))
         return {"run_id": run_id, "found": True, "source": "store", "final": True,
-                "tokens_in": tin, "tokens_out": tout, "energy_j": energy_j, "cost_usd": cost,
-                "j_per_token": round(energy_j / tout, 4) if tout and energy_j else None,
-                "usd_per_mtok": round(cost / tout * 1e6, 4) if tout else None}
+                "tokens_in": tin, "tokens_out": tout, **shown, "missing": why}
 
 
 def _is_loopback(item: str) -> bool:

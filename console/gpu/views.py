@@ -41,6 +41,15 @@ def present(figures: dict[str, Any] | None) -> dict[str, Any]:
     return {k: round_figure(_na(v, missing.get(k))) for k, v in figures.items() if k != "missing"}
 
 
+def totals_view(figures: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A run's totals (maths.run_figures) for people and JSON: each a number (energy to the
+    mJ, as stored; the rest to 6 significant digits) or None, and the reason of each None."""
+    why = figures.get("missing", {})
+    values = {k: None if v is None else round(v, 3) if k == "energy_j" else round_figure(v)
+              for k, v in figures.items() if k != "missing"}
+    return values, {k: why.get(k, "not known") for k, v in values.items() if v is None}
+
+
 def gpu_view(s: GpuSample) -> dict[str, Any]:
     """One GPU's latest readings in display units; a missing field reads "n/a: reason"."""
     out: dict[str, Any] = {"index": s.index, "name": s.name, "uuid": s.uuid, "lost": s.lost}

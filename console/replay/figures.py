@@ -95,8 +95,12 @@ def step_figures(results: list[Result], *, seconds: float, gpus: int,
     out["tok_s_per_user"] = percentile(user, 50)
     if out["tok_s_per_user"] is None:
         missing["tok_s_per_user"] = "no request produced more than one output token"
-    energy_names = ("energy_j", "watts", "j_per_token", "j_per_input_token",
+    energy_names = ("energy_j", "watts", "cost_usd", "j_per_token", "j_per_input_token",
                     "j_per_output_token", "tok_s_per_mw_board", "usd_per_mtok")
+    if energy_j is not None and energy_j <= 0 and seconds > 0:
+        # A GPU draws power all the time: 0 J is a counter that did not count, not a measure.
+        energy_j, energy_why = None, ("the GPUs' energy counters did not move during the step "
+                                      "(too short for them to count)")
     if energy_j is None or seconds <= 0:
         for n in energy_names:
             out[n] = None
@@ -104,13 +108,20 @@ def step_figures(results: list[Result], *, seconds: float, gpus: int,
     else:
         out["energy_j"] = round(energy_j, 3)
         out["watts"] = energy_j / seconds
-        out["j_per_token"] = energy_j / (tin + tout) if tin + tout else None
-        out["j_per_input_token"] = energy_j / tin if tin else None
-        out["j_per_output_token"] = energy_j / tout if tout else None
-        out["tok_s_per_mw_board"] = tout * 1e6 / energy_j if energy_j > 0 else None
+        out["tok_s_per_mw_board"] = tout * 1e6 / energy_j
         cost = energy_j / 3.6e6 * price_kwh + gpus * seconds / 3600.0 * price_gpu_hour
-        out["cost_usd"] = cost
-        out["usd_per_mtok"] = cost / tout * 1e6 if tout else None
+        out["cost_usd"] = cost if price_kwh > 0 or price_gpu_hour > 0 else None
+        for name, n, what in (("j_per_token", tin + tout, "tokens"),
+                              ("j_per_input_token", tin, "prompt tokens"),
+                              ("j_per_output_token", tout, "output tokens"),
+                              ("usd_per_mtok", tout, "output tokens")):
+            out[name] = (cost * 1e6 if name == "usd_per_mtok" else energy_j) / n if n else None
+            if not n:
+                missing[name] = f"no {what} in the step"
+        if out["cost_usd"] is None:  # prices default to 0: not set, not free
+            out["usd_per_mtok"] = None
+            missing["cost_usd"] = missing["usd_per_mtok"] = (
+                "no price set: --price-kwh or --price-gpu-hour ([gpu] price_kwh, price_gpu_hour)")
     if all_in_kw_per_gpu and out["tok_s_out"] is not None:
         out["tok_s_per_mw_all_in"] = out["tok_s_out"] / (gpus * all_in_kw_per_gpu / 1000.0)
     else:

@@ -6,7 +6,8 @@ and hash ids only, so its think time and TTFT are None).
 
 Per group (a run, or a lane with by="lane"): requests, prompt / output / cached tokens, TTFT
 and duration p50/p90 as the agent saw them through the gate, think time p50, output tok/s
-while answering, and prefix reuse: the share of the prompt (in recorded characters) whose
+while answering (from the first byte of a streamed answer, from the start of one recorded
+as not streamed), and prefix reuse: the share of the prompt (in recorded characters) whose
 blocks an earlier request of any lane had already sent. The hashes chain, so a block seen
 before means the whole prefix up to it was the same.
 """
@@ -59,7 +60,10 @@ def summarise(rows: list[dict[str, Any]], by: str = "run") -> list[dict[str, Any
             g["ttft"].append(first - start)
         if start is not None and end is not None:
             g["duration"].append(end - start)
-            g["answer_s"] += end - (start if first is None else first)
+            # A non-streamed answer's first byte comes once it is all made: it was being
+            # answered from the start (end - first byte read 200 000 tok/s for 100).
+            plain = row.get("stream") is not None and not row.get("stream")
+            g["answer_s"] += end - (start if first is None or plain else first)
         if (think := read_number(row.get("think_s"))) is not None:
             g["think"].append(think)
         reused = True
@@ -113,6 +117,7 @@ def trace_rows(path: str | Path) -> list[dict[str, Any]]:
                 "timed": timed, "request_id": rec.get("request_id") or str(n),
                 "run_id": str(rec.get("run_id") or rec.get("lane") or "trace"),
                 "lane": str(rec.get("lane") or "trace"), "profile": rec.get("profile"),
+                "stream": rec.get("stream"),
                 "start": start, "think_s": rec.get("think_s"), "status": rec.get("status"),
                 "first_byte": None if ttft is None else start + ttft,
                 "end": start + duration if timed else start,

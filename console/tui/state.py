@@ -11,7 +11,9 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from console.gate.usage import token_count
 from console.protocol import LIVE_STATES
+from store.runs_table import usage_counts
 from widgets.format import live_first, printable
 
 TOKEN_WINDOW_S = 30.0
@@ -274,8 +276,11 @@ class ConsoleState:
 
     def _tokens(self, event: dict[str, Any]) -> list[Change]:
         run_id = event.get("run_id")
-        count = event.get("completion_tokens") or event.get("total_tokens") or 0
-        if not run_id or not isinstance(count, int):
+        # Output tokens as the run's totals count them (not a prompt inside the total).
+        count = usage_counts(token_count(event.get("prompt_tokens")),
+                             token_count(event.get("completion_tokens")),
+                             token_count(event.get("total_tokens")))[1]
+        if not run_id:
             return []
         ts = float(event.get("ts") or 0.0)
         window = self.tokens.setdefault(run_id, deque(maxlen=1000))
