@@ -73,9 +73,15 @@ class ApprovalBanner(Shows):
         text.append(f" {count} pending · ", style="bold")
         text.append(f" {key} ", style="bold reverse")
         # What it is comes last: when the line is too narrow, the request's words are cut
-        # (visibly), never its age, its run or the key to open it.
-        text.append(f" opens · oldest {age} ago, run {printable(oldest.get('run_id'))}: ")
-        room = max(8, (self.size.width or 120) - text.cell_len - 2)
+        # (visibly), never its age, its run or the key to open it. At 60 columns the words
+        # around them go first: the line wrapped into a row its height hides (review h198).
+        width = self.size.width or 120
+        run = printable(oldest.get("run_id"))
+        words = f" opens · oldest {age} ago, run {run}: "
+        if width - 2 - text.cell_len - len(words) < 12:
+            words = f" · {age} · run {run}: "
+        text.append(words)
+        room = max(8, width - text.cell_len - 2)
         text.append(cut(f"{oldest.get('kind', '')} {summary(oldest)}", room), style="bold")
         self.show_renderable(text)
 

@@ -295,6 +295,11 @@ class PilothouseApp(App[None]):
         self.notify(str(saved), title="Screenshot saved")
         return str(saved)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """a (open the approvals) does nothing on the card: neither the footer nor the help
+        lists it there (review h198). The palette's commands call the action directly."""
+        return not (action == "open_approval" and isinstance(self.screen, ApprovalScreen))
+
     def action_open_approval(self, request_id: str | None = None) -> None:
         if not self.state.approvals:
             self.notify("No approval is pending.")

@@ -23,8 +23,10 @@ from textual.geometry import Region
 from textual.strip import Strip
 from textual.widgets import Static
 
-PAGED = ("It goes on past the screen: nothing was decided, y showed the next part. Once all of "
-         "it has been on the screen, y answers.")
+# Two rows at 60 columns (the approval card's status line holds two).
+PAGED = "It goes on: y showed more, nothing was decided. y answers once all of it has been on the screen."
+# A dialog's one row for it (its body and buttons take the rest of 24 rows; 56 columns at 60).
+PAGED_SHORT = "It goes on: y showed more. y answers once all is shown."
 
 
 class SeenRows:

@@ -57,8 +57,10 @@ class ApprovalScreen(PilotScreen):
         Binding("N", "profile(False)", "Forbid (exec) or deny (network) rule for the profile",
                 id="deny_profile", show=False),
         Binding("c", "copy", "Copy the command or host", id="approval_copy", show=False),
-        Binding("j,down", "move(1)", "Next", id="approval_next", show=False),
-        Binding("k,up", "move(-1)", "Previous", id="approval_prev", show=False),
+        # j and k only: down and up scroll the card (as the help says), and on a card that fit
+        # the screen they switched to another request (review h198).
+        Binding("j", "move(1)", "Next request", id="approval_next", show=False),
+        Binding("k", "move(-1)", "Previous request", id="approval_prev", show=False),
         Binding("escape", "back", "Back", id="back"),
     ]
 
@@ -203,6 +205,7 @@ class ApprovalScreen(PilotScreen):
         if request_id in self.ph.state.approvals:
             self.request_id = request_id
             self._unchosen = None
+            self._status("")
             self._show()
 
     def action_move(self, step: int) -> None:
@@ -212,6 +215,7 @@ class ApprovalScreen(PilotScreen):
         pos = ids.index(self.request_id) if self.request_id in ids else -1
         self.request_id = ids[(pos + step) % len(ids)]
         self._unchosen = None
+        self._status("")
         self._show()
 
     # --- deciding -------------------------------------------------------------------------------
@@ -253,7 +257,9 @@ class ApprovalScreen(PilotScreen):
         body = self.query_one("#approval-body", VerticalScroll)
         if not self._seen.page_on(body, (card.holds, card.size.width), card.size.height):
             self._paged = req["id"]
-            self.notify(PAGED)
+            # Under the card, not a toast: one was drawn over the rows this y just scrolled in
+            # (review h198), which then counted as seen.
+            self._status(PAGED)
             return False
         return True
 

@@ -17,6 +17,8 @@ from textual.widgets import DataTable, Input, Static
 
 from console.tui.screens.base import PilotScreen
 from console.tui.state import LIVE_STATES, Change
+from widgets.format import printable
+from widgets.keyed_table import KeyedTable
 from widgets.panels import GpuStrip
 from widgets.tables import ApprovalInbox, NetFeed, RunsTable, command_line
 
@@ -167,11 +169,12 @@ class DashboardScreen(PilotScreen):
             runs_title += " · daemon away: states unknown"
         if unsandboxed:
             runs_title += f" · {unsandboxed} UNSANDBOXED"
-        self.query_one("#runs-panel").border_title = runs_title
+        self.query_one("#runs-panel").border_title = runs_title + filtered(table)
         pending = len(state.approvals)
         self.query_one("#approvals-panel").border_title = f"Approvals ({pending} pending)" + (
-            "" if state.connected or not pending else " · daemon away: as last known")
-        self.query_one("#net-panel").border_title = "Network"
+            "" if state.connected or not pending else " · daemon away: as last known"
+        ) + filtered(self.query_one(ApprovalInbox))
+        self.query_one("#net-panel").border_title = "Network" + filtered(self.query_one(NetFeed))
         self._empty("#runs-empty", not state.runs,
                     "No runs yet. Press s to start one (or : for the command palette),\n"
                     "or from a shell: pilothouse run demo")
@@ -280,3 +283,13 @@ class DashboardScreen(PilotScreen):
             self.notify("Select a live run first (arrows in the runs table).", severity="warning")
             return
         self.ph.confirm_stop(run, kill)
+
+
+def filtered(table: KeyedTable) -> str:
+    """What a panel's title adds while the filter hides rows: an empty table under "1 pending"
+    said nothing of the filter that emptied it (review h198)."""
+    rows = [key for key in table.keys() if not table.row_hidden(key)]
+    if not table.filter_text or not rows:
+        return ""
+    return (f" · {len(table.shown_keys())} of {len(rows)} shown, "
+            f"filter \"{printable(table.filter_text, 20)}\" (esc clears)")

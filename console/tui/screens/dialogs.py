@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
 from console.tui.screens.base import PilotModal
-from console.tui.seen import PAGED, SeenRows, SeenStatic
+from console.tui.seen import PAGED_SHORT, SeenRows, SeenStatic
 from widgets.format import printable
 from widgets.tables import command_line
 
@@ -36,6 +36,12 @@ class ConfirmScreen(PilotModal):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
             yield Label(Text(self._title), id="dialog-title")  # never markup
+            # y's note that the body goes on: in the dialog, not a toast, which was drawn over
+            # the body's last rows and its buttons (review h198). It takes the blank row under
+            # the title (class -paged), so the buttons stay on a 60x20 screen.
+            note = Static(Text(PAGED_SHORT), id="dialog-note", classes="error-text")
+            note.display = False
+            yield note
             with VerticalScroll(id="dialog-body"):
                 yield SeenStatic(self._body, self._seen)
             with Horizontal(classes="buttons"):
@@ -59,7 +65,8 @@ class ConfirmScreen(PilotModal):
             return
         if yes and not self._seen.page_on(self.query_one("#dialog-body", VerticalScroll),
                                           shown.size.width, shown.size.height):
-            self.app.notify(PAGED)
+            self.query_one("#dialog-note", Static).display = True
+            self.query_one("#dialog").add_class("-paged")
             return
         self.dismiss(yes)
 
