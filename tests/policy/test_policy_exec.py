@@ -72,7 +72,7 @@ def test_rules_from_config_objects() -> None:
 
 
 @pytest.mark.parametrize(("text", "words"), [
-    ("", "one plain command"),
+    ("", "this one is empty"),
     ("git status && rm", "one plain command"),
     ("echo $(id)", "one plain command"),
     ("echo $'x'", "one plain command"),
