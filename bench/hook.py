@@ -18,6 +18,11 @@ the children), which a loaded machine inflates far less.
 Every figure is the p50 (and p99) of wall time around spawn-to-exit, beside the anchor's same
 percentile from the same rounds. Target (issue 17): hook and ask p50 <= 1.5x `python3 -S -c pass`.
 Afterwards the bench checks that every call's decision row is in the history (none lost).
+
+Then the same driver runs again while another run floods its output (a tight loop writing
+lines as fast as its sandbox can): each helper's p50 beside its idle one, and `pilothouse logs
+--tail 2` of the flooding run (session 45: a flood's backlog in the store's queue held every
+run's decisions ~2.5 s, and another run's `run --wait` failed after 30 s).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import Row, emit  # noqa: E402
 
 # Runs inside the sandbox with `python3 -S`: standard library only.
+FLOOD = "import sys\nw = sys.stdout.write\nline = 'x' * 60 + '\\n'\nwhile True:\n    w(line * 100)\n"
 DRIVER = r'''
 import json, random, resource, subprocess, sys, time
 n = int(sys.argv[1])
@@ -82,6 +88,18 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, max(0, round(p / 100 * (len(xs) - 1))))]
 
 
+def _timed(cli: str, env: dict[str, str], ws: Path) -> dict[str, list[float]] | None:
+    """One run of the timing driver; its times, or None (said) when it failed."""
+    (ws / "hook-bench.json").unlink(missing_ok=True)
+    run = subprocess.run([cli, "run", "--wait", "-w", str(ws), "hookbench"], env=env,
+                         capture_output=True, text=True, timeout=900)
+    if run.returncode != 0 or not (ws / "hook-bench.json").exists():
+        print(f"the timing run failed (exit {run.returncode}):\n{run.stdout[-2000:]}\n"
+              f"{run.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads((ws / "hook-bench.json").read_text())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,10 +117,12 @@ def main() -> int:
     home.mkdir()
     ws.mkdir()
     (ws / "driver.py").write_text(DRIVER)
+    (ws / "flood.py").write_text(FLOOD)
     (home / "config.toml").write_text(
         f'[profiles.hookbench]\ncommand = ["python3", "-S", "driver.py", "{n}"]\n'
         'sandbox = "bwrap"\n\n[profiles.hookbench.exec]\ndefault = "ask"\n'
         'allow = ["git status"]\n'
+        '\n[profiles.flood]\ncommand = ["python3", "-S", "flood.py"]\nsandbox = "bwrap"\n'
         # The rate bound on a run's asks is not what is measured: every call here must be
         # decided, not refused for its pace (the calls come faster than an agent's turns).
         '\n[limits]\nask_burst = 1000000\n')
@@ -121,13 +141,22 @@ def main() -> int:
                       file=sys.stderr)
                 return 1
             time.sleep(0.1)
-        run = subprocess.run([cli, "run", "--wait", "-w", str(ws), "hookbench"], env=env,
-                             capture_output=True, text=True, timeout=900)
-        if run.returncode != 0 or not (ws / "hook-bench.json").exists():
-            print(f"the timing run failed (exit {run.returncode}):\n{run.stdout[-2000:]}\n"
-                  f"{run.stderr[-2000:]}", file=sys.stderr)
+        times = _timed(cli, env, ws)
+        if times is None:
             return 1
-        times = json.loads((ws / "hook-bench.json").read_text())
+        flood = json.loads(subprocess.run([cli, "run", "--json", "-w", str(ws), "flood"], env=env,
+                                          capture_output=True, text=True, check=True).stdout)["id"]
+        try:
+            time.sleep(3)  # the flood fills the store's queue
+            t = time.perf_counter()
+            subprocess.run([cli, "logs", "--tail", "2", flood], env=env, capture_output=True,
+                           check=True, timeout=300)
+            tail_ms = (time.perf_counter() - t) * 1000
+            flooded = _timed(cli, env, ws)
+        finally:
+            subprocess.run([cli, "stop", flood], env=env, capture_output=True)
+        if flooded is None:
+            return 1
     finally:
         daemon.terminate()
         try:
@@ -146,7 +175,7 @@ def main() -> int:
     rows: list[Row] = []
     print(f"# helper round trip inside one bwrap sandbox, {n} calls each (after 3 warm-up "
           f"rounds), {os.cpu_count()} CPUs; decision rows recorded: {recorded} "
-          f"(expected {2 * (n + 3)})")
+          f"(expected {4 * (n + 3)}: two timing runs)")
     print(f"{'figure':<48} {'p50 ms':>8} {'p99 ms':>8}   {'anchor':<22} {'p50 ms':>8} "
           f"{'p99 ms':>8}   ratio")
 
@@ -168,8 +197,18 @@ def main() -> int:
         "python_S_cpu")
     row("ph-ask exec, CPU time of the helper", "ask_cpu", "python3 -S -c pass CPU",
         "python_S_cpu")
-    if recorded is not None and recorded != 2 * (n + 3):
-        print(f"# WARNING: {recorded} decision rows recorded for {2 * (n + 3)} calls")
+    for name, key in (("ph-claude-hook", "hook"), ("ph-ask exec", "ask")):
+        p50, idle = statistics.median(flooded[key]), statistics.median(times[key])
+        label = f"{name} under another run's output flood"
+        print(f"{label:<48} {p50:8.2f}             "
+              f"{'the same, idle daemon':<22} {idle:8.2f}            {p50 / idle:5.2f}x")
+        rows.append(Row(f"{name} under another run's output flood, p50", p50, "ms",
+                        f"{name}, idle daemon, p50", idle))
+    print(f"# logs --tail 2 of the flooding run: {tail_ms:.0f} ms")
+    rows.append(Row("logs --tail 2 of a run flooding its output", tail_ms, "ms",
+                    "ph-ask exec, idle daemon, p50", statistics.median(times["ask"])))
+    if recorded is not None and recorded != 4 * (n + 3):
+        print(f"# WARNING: {recorded} decision rows recorded for {4 * (n + 3)} calls")
     if args.keep:
         print(f"# kept {base}")
     else:

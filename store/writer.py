@@ -44,7 +44,7 @@ class StoreWriter:
     """Owns THE write connection, in one thread. See the module docstring for the contract."""
 
     def __init__(self, db_path: Path, key: bytes, *, max_batch: int = 1000,
-                 max_delay: float = 0.05, max_queue: int = 100_000,
+                 max_delay: float = 0.05, max_queue: int = 100_000, max_output_queue: int = 10_000,
                  prune_chunk: int = 20_000, witness: Path | None = None,
                  witness_mirror: Callable[[str], None] | None = None,
                  export_event: Callable[[dict[str, Any]], None] | None = None,
@@ -58,18 +58,20 @@ class StoreWriter:
         self._sync_error: str | None = None
         self._index = fts.Indexer()
         self._digests = OutputDigests()
-        self._last_batch_at = 0.0
+        self._last_batch_at = self._witnessed_at = 0.0
         self.db_path = Path(db_path)
         self._key = key
         self._max_batch = max(1, int(max_batch))
         self._max_delay = float(max_delay)
         self._max_queue = max(1, int(max_queue))
+        # Output lines ahead of a security event delay it: a flood's 100,000 held every run's
+        # decisions 2.5 s (s45). Past this, lines are dropped and counted; events keep max_queue.
+        self._max_output = min(self._max_queue, max(1, int(max_output_queue)))
         self._prunes = PruneJobs(key, prune_chunk)
         self._witness_path = Path(witness) if witness is not None else None
         self._witness: Witness | None = None
         self._witness_mirror = witness_mirror
         self._export_event = export_event  # each committed security event, e.g. OTLP
-        self._witnessed_at = 0.0
         self._q: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()  # state, counters shared with producers, jobs
@@ -81,11 +83,8 @@ class StoreWriter:
         self._pending_since: float | None = None
         self._thread: threading.Thread | None = None
         self._db: sqlite_utils.Database | None = None
-        self._last_id = 0
-        self._last_hash = audit.GENESIS
-        self.batches = 0
-        self.rows = 0
-        self.failed_batches = 0
+        self._last_id, self._last_hash = 0, audit.GENESIS
+        self.batches = self.rows = self.failed_batches = 0
         self.last_error: str | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -188,13 +187,12 @@ class StoreWriter:
 
     def record_output(self, run_id: str, stream: str, line: str, ts: float | None = None) -> None:
         """One line of a run's output: bulk, not chained itself (sealed at the run's end)."""
-        if self._state not in (_NEW, _RUNNING) or len(self._q) >= self._max_queue:
+        if self._state not in (_NEW, _RUNNING) or len(self._q) >= self._max_output:
             self._drop(_str(run_id))
             return
         self._q.append((OUT, _str(run_id), _ts(ts), _opt(stream), _str(line)))
-        n = len(self._q)
-        if (n == 1 or n >= self._max_batch) and not self._wake.is_set():
-            self._wake.set()  # first row starts the writer's max_delay clock; a full batch goes now
+        if ((n := len(self._q)) == 1 or n >= self._max_batch) and not self._wake.is_set():
+            self._wake.set()  # as record()'s
 
     def commit(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
                text: str = "", data: Any = None, ts: float | None = None,
@@ -241,14 +239,16 @@ class StoreWriter:
         self._submit((CALL, fn, fut))
         return fut
 
-    def flush(self, timeout: float | None = 30.0) -> None:
-        """Block until everything queued before this call is committed and searchable."""
+    def flush(self, timeout: float | None = 30.0, *, searchable: bool = True) -> None:
+        """Block until all queued before is committed (and searchable: the index lags a flood)."""
         ends = _wait(self.call(fts.ends), timeout, "flushing the store")
-        _wait(self._indexed(ends), timeout, "indexing the store for search")
+        if searchable:
+            _wait(self._indexed(ends), timeout, "indexing the store for search")
 
-    async def aflush(self, timeout: float | None = 30.0) -> None:
+    async def aflush(self, timeout: float | None = 30.0, *, searchable: bool = True) -> None:
         ends = await _await(self.call(fts.ends), timeout, "flushing the store")
-        await _await(self._indexed(ends), timeout, "indexing the store for search")
+        if searchable:
+            await _await(self._indexed(ends), timeout, "indexing the store for search")
 
     def _indexed(self, ends: tuple[int, int]) -> concurrent.futures.Future[None]:
         """A future resolved once the full-text index reaches `ends`."""

@@ -86,11 +86,13 @@ class Storage:
         result = await self.writer.aprune(cutoff_ts)
         return result.as_dict()
 
-    async def flush(self) -> None:
-        """Wait until everything queued before now is committed and indexed (so reads and
-        searches see it); StoreError after FLUSH_S (a stuck store is said, not waited on)."""
+    async def flush(self, *, searchable: bool = True) -> None:
+        """Wait until everything queued before now is committed, and indexed unless a read
+        searches nothing (`searchable` False: under a flood of output the index's second pass
+        lags by minutes, and every `run --wait` failed here after FLUSH_S, review s45);
+        StoreError after FLUSH_S (a stuck store is said, not waited on)."""
         try:
-            await self.writer.aflush(timeout=FLUSH_S)
+            await self.writer.aflush(timeout=FLUSH_S, searchable=searchable)
         except StoreError as exc:
             log.error("a read that must see the latest rows was refused: %s", exc)
             raise Failure("store-failed", f"the history cannot be read up to date: {exc}",

@@ -21,7 +21,7 @@ class FileStore:
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
 
-    async def flush(self) -> None:
+    async def flush(self, *, searchable: bool = True) -> None:
         return None
 
     async def read(self, fn: Callable[[Any], Any]) -> Any:

@@ -20,7 +20,7 @@ async def gpu(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 
 async def report(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     run_id = arg(args, "run", str)
-    await core.store.flush()
+    await core.store.flush(searchable=False)
     run = await run_get(core, peer, {"run": run_id}, send)
     metering = await core.gpu.areport(run_id)
     activity = await core.store.read(lambda db: run_activity(db, run_id))

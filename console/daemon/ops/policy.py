@@ -109,7 +109,7 @@ def _one_per_user(computing: set[int], peer: Peer, what: str) -> Iterator[None]:
 async def policy_why(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     """Why a request was decided as it was: its recorded events, and the provenance."""
     request_id = arg(args, "id", str)
-    await core.store.flush()
+    await core.store.flush(searchable=False)  # its events by id: no search
     request = await core.store.read(lambda db: events_for_request(db, request_id))
     events = request.events
     if not events:
