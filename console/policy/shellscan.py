@@ -76,22 +76,30 @@ def here_document(s: str, j: int) -> tuple[int, tuple[str, bool, bool]]:
     return k, ("".join(delim), strip, quoted)
 
 
-def past_bodies(s: str, i: int, docs: list[tuple[str, bool, bool]]) -> int:
-    """From the start of the line after one with here-documents: the index past their bodies
-    (each up to its delimiter line; the end of the text when one has none)."""
-    n = len(s)
-    for delim, strip, quoted in docs:
-        while i < n:
+def read_body(s: str, i: int, delim: str, strip: bool, quoted: bool) -> tuple[list[str], int]:
+    """From the start of a here-document's body: its lines up to its delimiter line (the end of
+    the text when it has none), and the index past that line. In an unquoted body bash joins a
+    line ending in a backslash with the next before it compares it (`A\\` newline `B` is AB)."""
+    n, lines = len(s), []
+    while i < n:
+        k = s.find("\n", i)
+        k = n if k < 0 else k
+        line, i = s[i:k], k + 1
+        while not quoted and continues(line) and i < n:
             k = s.find("\n", i)
             k = n if k < 0 else k
-            line, i = s[i:k], k + 1
-            while not quoted and continues(line) and i < n:  # `A\` newline `B` is the line AB
-                k = s.find("\n", i)
-                k = n if k < 0 else k
-                line, i = line[:-1] + s[i:k], k + 1
-            if (line.lstrip("\t") if strip else line) == delim:
-                break
-    return min(i, n)
+            line, i = line[:-1] + s[i:k], k + 1
+        if (line.lstrip("\t") if strip else line) == delim:
+            break
+        lines.append(line)
+    return lines, i
+
+
+def past_bodies(s: str, i: int, docs: list[tuple[str, bool, bool]]) -> int:
+    """From the start of the line after one with here-documents: the index past their bodies."""
+    for delim, strip, quoted in docs:
+        i = read_body(s, i, delim, strip, quoted)[1]
+    return min(i, len(s))
 
 
 def past_quoted(s: str, j: int) -> int:

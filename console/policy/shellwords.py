@@ -103,28 +103,14 @@ class _Splitter:
     def skip_bodies(self, i: int) -> int:
         """At the start of the line after one with here-documents: past their bodies (bash reads
         them as data, up to each delimiter line, not as commands), kept on their parts."""
-        s, n = self.s, len(self.s)
         for part, delim, strip, quoted in self.bodies:
-            lines = []
-            while i < n:
-                k = s.find("\n", i)
-                k = n if k < 0 else k
-                line, i = s[i:k], k + 1
-                while not quoted and shellscan.continues(line) and i < n:
-                    # bash joins it with the next line before it compares it: `A\` newline `B`
-                    # is the delimiter AB (in an unquoted body only)
-                    k = s.find("\n", i)
-                    k = n if k < 0 else k
-                    line, i = line[:-1] + s[i:k], k + 1
-                if (line.lstrip("\t") if strip else line) == delim:
-                    break
-                lines.append(line)
+            lines, i = shellscan.read_body(self.s, i, delim, strip, quoted)
             body = "\n".join(lines)
             part.heredocs.append(body)
             if not quoted:
                 shellscan.body_substitutions(body, part)
         self.bodies = []
-        return min(i, n)
+        return min(i, len(self.s))
 
     def add(self, text: str) -> None:
         self.word.append(text)
