@@ -44,7 +44,7 @@ class StoreWriter:
     """Owns THE write connection, in one thread. See the module docstring for the contract."""
 
     def __init__(self, db_path: Path, key: bytes, *, max_batch: int = 1000,
-                 max_delay: float = 0.05, max_queue: int = 100_000, max_output_queue: int = 10_000,
+                 max_delay: float = 0.05, max_queue: int = 100_000,
                  prune_chunk: int = 20_000, witness: Path | None = None,
                  witness_mirror: Callable[[str], None] | None = None,
                  export_event: Callable[[dict[str, Any]], None] | None = None,
@@ -64,9 +64,6 @@ class StoreWriter:
         self._max_batch = max(1, int(max_batch))
         self._max_delay = float(max_delay)
         self._max_queue = max(1, int(max_queue))
-        # Output lines ahead of a security event delay it: a flood's 100,000 held every run's
-        # decisions 2.5 s (s45). Past this, lines are dropped and counted; events keep max_queue.
-        self._max_output = min(self._max_queue, max(1, int(max_output_queue)))
         self._prunes = PruneJobs(key, prune_chunk)
         self._witness_path = Path(witness) if witness is not None else None
         self._witness: Witness | None = None
@@ -187,7 +184,7 @@ class StoreWriter:
 
     def record_output(self, run_id: str, stream: str, line: str, ts: float | None = None) -> None:
         """One line of a run's output: bulk, not chained itself (sealed at the run's end)."""
-        if self._state not in (_NEW, _RUNNING) or len(self._q) >= self._max_output:
+        if self._state not in (_NEW, _RUNNING) or len(self._q) >= self._max_queue:
             self._drop(_str(run_id))
             return
         self._q.append((OUT, _str(run_id), _ts(ts), _opt(stream), _str(line)))
