@@ -1,7 +1,8 @@
 """The one writer: a thread that owns the only write connection and commits in batches.
 
 Bulk rows (output lines, samples, routine events) are fire and forget and grouped into
-transactions of up to `max_batch` rows or `max_delay` seconds. Security events wait for the
+transactions of up to `max_batch` rows or `max_delay` seconds; output lines wait per run, apart
+(store/write_queue.py). Security events wait for the
 commit of their batch and fail loudly (StoreError) when it does not happen, so the daemon can
 refuse the action (fail closed). The chain is extended here, in id order. Commits: NORMAL
 with the syncer behind (store/syncer.py), search a second pass (store/fts.py); threat-model.
@@ -14,8 +15,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +32,7 @@ from store.syncer import Syncer
 from store.waits import await_ as _await
 from store.waits import wait as _wait
 from store.witness import Witness
+from store.write_queue import WriteQueue
 
 log = logging.getLogger("pilothouse.store")
 T = TypeVar("T")
@@ -69,11 +71,10 @@ class StoreWriter:
         self._witness: Witness | None = None
         self._witness_mirror = witness_mirror
         self._export_event = export_event  # each committed security event, e.g. OTLP
-        self._q: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
-        self._lock = threading.Lock()  # state, counters shared with producers, jobs
+        self._lock = threading.Lock()  # state, the queue, counters shared with producers, jobs
+        self._q = WriteQueue(self._lock, max_events=self._max_queue, max_lines=self._max_queue)
         self._state = _NEW
-        self._urgent = 0  # queued items somebody waits for
         self._dropped = self._dropped_reported = 0  # bulk rows refused by a full queue
         self._run_dropped: Counter[str | None] = Counter()  # output lines, per run: its seal says so
         self._lost = self._lost_reported = 0  # bulk rows in batches that failed
@@ -170,26 +171,31 @@ class StoreWriter:
     def record(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
                text: str = "", data: Any = None, ts: float | None = None) -> None:
         """A bulk event: queued, batched, fire and forget; dropped (counted) on a full queue."""
-        if self._state not in (_NEW, _RUNNING) or len(self._q) >= self._max_queue:
-            self._drop()
-            return
         try:
             data_json = None if data is None else _dumps(data)
         except (TypeError, ValueError):
             data_json = _dumps({"unserializable": repr(data)[:4000]})
-        self._q.append((EV, _ts(ts), _opt(run_id), _str(kind), _opt(actor), _str(text),
-                        data_json, None))
-        if ((n := len(self._q)) == 1 or n >= self._max_batch) and not self._wake.is_set():
+        item = (EV, _ts(ts), _opt(run_id), _str(kind), _opt(actor), _str(text), data_json, None)
+        with self._lock:
+            queued = self._state in (_NEW, _RUNNING) and self._q.add_event(item)
+            n = len(self._q.events)
+        self._queued(queued, n, None)
+
+    def _queued(self, queued: bool, n: int, run_id: str | None) -> None:
+        if not queued:
+            self._drop(run_id)
+        elif (n == 1 or n >= self._max_batch) and not self._wake.is_set():
             self._wake.set()  # first row starts the writer's max_delay clock; a full batch goes now
 
     def record_output(self, run_id: str, stream: str, line: str, ts: float | None = None) -> None:
-        """One line of a run's output: bulk, not chained itself (sealed at the run's end)."""
-        if self._state not in (_NEW, _RUNNING) or len(self._q) >= self._max_queue:
-            self._drop(_str(run_id))
-            return
-        self._q.append((OUT, _str(run_id), _ts(ts), _opt(stream), _str(line)))
-        if ((n := len(self._q)) == 1 or n >= self._max_batch) and not self._wake.is_set():
-            self._wake.set()  # as record()'s
+        """One line of a run's output: bulk, not chained itself (sealed at the run's end).
+        Each run's lines wait apart, `max_queue` at most (store/write_queue.py)."""
+        run_id = _str(run_id)
+        item = (OUT, run_id, _ts(ts), _opt(stream), _str(line))
+        with self._lock:
+            queued = self._state in (_NEW, _RUNNING) and self._q.add_line(run_id, item)
+            n = len(self._q.events) + self._q.lines_of(run_id)
+        self._queued(queued, n, run_id)
 
     def commit(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
                text: str = "", data: Any = None, ts: float | None = None,
@@ -236,46 +242,49 @@ class StoreWriter:
         self._submit((CALL, fn, fut))
         return fut
 
-    def flush(self, timeout: float | None = 30.0, *, searchable: bool = True) -> None:
-        """Block until all queued before is committed (and searchable: the index lags a flood)."""
+    def flush(self, timeout: float | None = 30.0, *, searchable: bool = True,
+              lines_of: Collection[str] | None = None) -> None:
+        """Block until all queued before is committed (and searchable: the index lags a flood).
+        `lines_of`: the runs whose output lines the read needs (None: every run's), so a read
+        of one run does not wait for another run's flood."""
+        _wait(self._asked(lambda: self._q.lines_in(lines_of)), timeout, "committing lines")
         ends = _wait(self.call(fts.ends), timeout, "flushing the store")
         if searchable:
-            _wait(self._indexed(ends), timeout, "indexing the store for search")
+            _wait(self._asked(lambda: self._index.want(ends)), timeout, "indexing for search")
 
-    async def aflush(self, timeout: float | None = 30.0, *, searchable: bool = True) -> None:
+    async def aflush(self, timeout: float | None = 30.0, *, searchable: bool = True,
+                     lines_of: Collection[str] | None = None) -> None:
+        await _await(self._asked(lambda: self._q.lines_in(lines_of)), timeout,
+                     "committing lines")
         ends = await _await(self.call(fts.ends), timeout, "flushing the store")
         if searchable:
-            await _await(self._indexed(ends), timeout, "indexing the store for search")
+            await _await(self._asked(lambda: self._index.want(ends)), timeout,
+                         "indexing for search")
 
-    def _indexed(self, ends: tuple[int, int]) -> concurrent.futures.Future[None]:
-        """A future resolved once the full-text index reaches `ends`."""
+    def _asked(self, make: Callable[[], concurrent.futures.Future[T]]
+               ) -> concurrent.futures.Future[T]:
+        """make() under the lock of an open writer (its future: lines in, the index at some
+        ends, a prune), then the writer is woken to work on it."""
         with self._lock:
             self._check_open()
-            fut = self._index.want(ends)
+            fut = make()
         self._wake.set()
         return fut
 
     def prune(self, older_than_ts: float, *, timeout: float | None = None) -> PruneResult:
         """Delete events (a prefix) and output older than the cutoff under signed anchors."""
-        return _wait(self._submit_prune(older_than_ts), timeout, "pruning")
+        return _wait(self._asked(lambda: self._prunes.submit(_ts(older_than_ts))), timeout,
+                     "pruning")
 
     async def aprune(self, older_than_ts: float, *, timeout: float | None = None) -> PruneResult:
-        return await _await(self._submit_prune(older_than_ts), timeout, "pruning")
-
-    def _submit_prune(self, older_than_ts: float) -> concurrent.futures.Future[PruneResult]:
-        cutoff = _ts(older_than_ts)
-        with self._lock:
-            self._check_open()
-            fut = self._prunes.submit(cutoff)
-        self._wake.set()
-        return fut
+        return await _await(self._asked(lambda: self._prunes.submit(_ts(older_than_ts))),
+                            timeout, "pruning")
 
     def _submit(self, item: tuple[Any, ...]) -> None:
         """Queue an item somebody waits for; never dropped, never past a closed writer."""
         with self._lock:
             self._check_open()
-            self._q.append(item)
-            self._urgent += 1
+            self._q.add_waited(item)
         self._wake.set()
 
     def _check_open(self) -> None:  # in a close's drain, the thread's own note (waits.py) too
@@ -334,9 +343,9 @@ class StoreWriter:
                     self._pending_since = now
                 due = now - self._pending_since >= self._max_delay
                 starting = self._prunes.starting  # rows queued before a prune go first
-                if self._urgent or closing or due or n >= self._max_batch or starting:
+                if self._q.pressing or closing or due or n >= self._max_batch or starting:
                     if not self._index_due(n, closing):  # a flush or DEFER_S: index first
-                        self._batch(min(n, self._max_batch))
+                        self._batch()
                         self._pending_since = None
                         continue
             if self._index_due(n, closing):
@@ -364,21 +373,16 @@ class StoreWriter:
                 timeout = max(0.0, self._pending_since + self._max_delay - time.monotonic())
             self._wake.wait(timeout)
 
-    def _batch(self, count: int) -> None:
-        """Pop up to `count` items and commit them in one transaction."""
-        q = self._q
-        items = [q.popleft() for _ in range(count)]
-        waited = sum(1 for it in items if it[0] != OUT and it[-1] is not None)
-        if waited:
-            with self._lock:
-                self._urgent -= waited
-        items = self._notes() + items
+    def _batch(self) -> None:
+        """Take up to max_batch items and commit them in one transaction."""
+        items = self._notes() + self._q.take(self._max_batch)
         assert self._db is not None
         try:
             done = batch.commit_batch(self._db, self._key, items, self._last_id, self._last_hash,
                                       self._digests)
         except Exception as exc:
             self._failed(exc, items)
+            self._q.settle()
             return
         self._last_id, self._last_hash = done.last_id, done.last_hash
         # Every batch holding a security event is witnessed; bulk-only batches at most once
@@ -397,6 +401,7 @@ class StoreWriter:
             self._index.committed()
         self._dirty()
         done.resolve()
+        self._q.settle()
         if self._export_event is not None:
             for _, row in done.secured:
                 self._export_event(batch.row_dict(row))
@@ -405,7 +410,7 @@ class StoreWriter:
         """A stream of bulk rows is not idle even when each batch empties the queue: idle is
         nothing queued for max_delay (or closing)."""
         idle = not queued and (closing or time.monotonic() - self._last_batch_at >= self._max_delay)
-        return self._index.due(bool(self._urgent), idle)
+        return self._index.due(bool(self._q.urgent), idle)
 
     def _witness_head(self) -> str | None:  # why the head could not be witnessed, if so
         w = self._witness
@@ -456,21 +461,19 @@ class StoreWriter:
             return
         note: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
         kind, text, data = prune_jobs.note(result)
-        self._q.appendleft((EV, time.time(), None, kind, "store", text, _dumps(data), note))
         with self._lock:
-            self._urgent += 1
+            self._q.add_waited((EV, time.time(), None, kind, "store", text, _dumps(data), note),
+                               first=True)
         note.add_done_callback(lambda f: fut.set_exception(exc) if (exc := f.exception())
                                else fut.set_result(result))
 
-    def _fail_queued(self, err: StoreError) -> None:
-        batch.fail_items(list(self._q), err)
-        self._q.clear()
+    def _fail_queued(self, err: StoreError) -> None:  # under the lock
+        self._q.fail(err)
         self._prunes.fail(err)
 
     def _fail_all(self, err: StoreError) -> None:
         with self._lock:
             self._fail_queued(err)
-            self._urgent = 0
         self._index.fail(err)
 
     def _shutdown(self) -> None:

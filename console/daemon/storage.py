@@ -11,7 +11,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -86,13 +86,15 @@ class Storage:
         result = await self.writer.aprune(cutoff_ts)
         return result.as_dict()
 
-    async def flush(self, *, searchable: bool = True) -> None:
+    async def flush(self, *, searchable: bool = True,
+                    lines_of: Collection[str] | None = None) -> None:
         """Wait until everything queued before now is committed, and indexed unless a read
         searches nothing (`searchable` False: under a flood of output the index's second pass
         lags by minutes, and every `run --wait` failed here after FLUSH_S, review s45);
+        `lines_of`: the runs whose output the read needs (None: every run's; store/write_queue.py).
         StoreError after FLUSH_S (a stuck store is said, not waited on)."""
         try:
-            await self.writer.aflush(timeout=FLUSH_S, searchable=searchable)
+            await self.writer.aflush(timeout=FLUSH_S, searchable=searchable, lines_of=lines_of)
         except StoreError as exc:
             log.error("a read that must see the latest rows was refused: %s", exc)
             raise Failure("store-failed", f"the history cannot be read up to date: {exc}",

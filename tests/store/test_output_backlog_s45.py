@@ -1,7 +1,7 @@
 """Session 45: under one run's flood of output, `logs` and another run's `run --wait` waited
 for the full-text index's second pass to catch up with the flood (minutes behind) and failed
 after 30 s ("the store is stuck"). A read that searches nothing now waits for the commit only.
-(The decisions of every run still wait behind the flood's queued lines: bench/hook.py prints
+(Decisions no longer wait behind the flood: tests/store/test_output_apart_s46.py; bench/hook.py prints
 that round trip beside the idle one.)"""
 
 from __future__ import annotations

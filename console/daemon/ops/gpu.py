@@ -20,7 +20,7 @@ async def gpu(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 
 async def report(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     run_id = arg(args, "run", str)
-    await core.store.flush(searchable=False)
+    await core.store.flush(searchable=False, lines_of=())  # events and the runs row only
     run = await run_get(core, peer, {"run": run_id}, send)
     metering = await core.gpu.areport(run_id)
     activity = await core.store.read(lambda db: run_activity(db, run_id))

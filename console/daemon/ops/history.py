@@ -34,7 +34,7 @@ async def history_op(core: Core, peer: Peer, args: Args, send: Send) -> Any:
         raise Failure("bad-args", "limit must be 1 or more")
     before = arg(args, "before_id", int, None)
     paged = arg(args, "paged", bool, False)
-    await core.store.flush(searchable=f["search"] is not None)
+    await core.store.flush(searchable=f["search"] is not None, lines_of=())  # events only
 
     def page(db: Any) -> wire.Encoded:  # in the reader's thread: 5,000 rows are ms of JSON
         rows = history.query_events(db, before_id=before, limit=limit + paged, **f)
@@ -55,7 +55,7 @@ async def export_op(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     """Streams matching events oldest first as events of kind export.rows, up to 1000 at a
     time (fewer when they are large: wire.ANSWER_MAX_BYTES a message)."""
     f = _filters(args)
-    await core.store.flush(searchable=f["search"] is not None)
+    await core.store.flush(searchable=f["search"] is not None, lines_of=())  # events only
     total = 0
     after: int | None = None
     while True:

@@ -109,7 +109,7 @@ def _one_per_user(computing: set[int], peer: Peer, what: str) -> Iterator[None]:
 async def policy_why(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     """Why a request was decided as it was: its recorded events, and the provenance."""
     request_id = arg(args, "id", str)
-    await core.store.flush(searchable=False)  # its events by id: no search
+    await core.store.flush(searchable=False, lines_of=())  # its events by id: no search
     request = await core.store.read(lambda db: events_for_request(db, request_id))
     events = request.events
     if not events:
@@ -145,7 +145,7 @@ async def policy_shadow(core: Core, peer: Peer, args: Args, send: Send) -> Any:
     # s13b2), and one at a time per user, so a teammate holds at most one thread on it.
     with _one_per_user(core.life.shadowing, peer, "policy shadow"):
         try:
-            await core.store.flush()
+            await core.store.flush(lines_of=())  # past requests: events
             past = await core.store.read(past_requests)
             hits = await asyncio.to_thread(shadow, rule, past, kind=kind, effect=effect,
                                            ports=ports)

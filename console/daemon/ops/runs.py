@@ -157,7 +157,7 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
         """Page through the store after `after` (committed first), at most `most` lines when
         not 0: a long run's output never sits in memory whole, whatever tail a watcher asks
         for. (lines sent, the last id)"""
-        await core.store.flush(searchable=search is not None)
+        await core.store.flush(searchable=search is not None, lines_of=(run_id,))
         sent = 0
         while rows := await core.store.read(lambda db, after=after: history.query_output(
                 db, run_id, after_id=after, limit=LOG_PAGE, search=search)):
@@ -172,7 +172,7 @@ async def logs(core: Core, peer: Peer, args: Args, send: Send) -> Any:
 
     try:
         # From the tail's first line when a tail is asked for, over what is committed by now.
-        await core.store.flush(searchable=search is not None)
+        await core.store.flush(searchable=search is not None, lines_of=(run_id,))
         after = await core.store.read(lambda db: history.tail_after(db, run_id, tail, search))
         # A live run's lines committed after the tail was found are past it: without follow,
         # `--tail N` is N lines (CI saw two for `--tail 1`); with follow, the live events bring them.
