@@ -127,7 +127,12 @@ trusted_hash = "{CODEX_HOOK_HASH}"
 # does not write one into the repository's .git/config (read-only in the sandbox, and not the
 # agent's to change). GIT_AUTHOR_NAME/EMAIL and GIT_COMMITTER_NAME/EMAIL in a profile's setenv
 # override it. /workspace is the only repository an agent works on; its owner inside the
-# sandbox may differ from the agent's uid, which git would otherwise refuse.
+# sandbox may differ from the agent's uid, which git would otherwise refuse. A folder holding
+# HEAD, config, objects/ and refs/ is a git folder to git: one the agent writes under an ordinary
+# name (`Write src/*` allows src/foo/config) ran its core.fsmonitor at the next `git status` in
+# that folder, the agent's own or its program's (review h201); git opens one only when named
+# (--git-dir, GIT_DIR: asked about). A `.git` folder, and worktrees' and submodules' gitfiles,
+# are unaffected.
 GIT_CONFIG = """\
 # Written by Pilothouse for runs in its sandbox (read-only here).
 [user]
@@ -135,6 +140,7 @@ GIT_CONFIG = """\
 \temail = agent@pilothouse.invalid
 [safe]
 \tdirectory = /workspace
+\tbareRepository = explicit
 """
 
 # aider: streamed answers carry usage only when the request asks for it

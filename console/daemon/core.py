@@ -24,6 +24,7 @@ from console.daemon.live_config import ConfigReloader, LiveConfig
 from console.daemon.notify import Notifier
 from console.daemon.recording import Recording
 from console.daemon.runs import RunManager
+from console.daemon.saved_grants import SavedRuleGrants
 from console.daemon.storage import Storage
 from console.gate.trace import TraceRecorder
 from console.gpu import GpuService
@@ -95,6 +96,7 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
     runs.on_prepare, runs.on_end = channels.prepare, channels.teardown
     runs.on_stop = inbox.cancel_run
     reloader = ConfigReloader(config, store, on_change=channels.apply_config)
+    reloader.also_on_change(SavedRuleGrants(config, grants).follow)  # the file is the truth
     core = Core(paths=paths, config=config, reloader=reloader, bus=bus, store=store,
                 grants=grants, evaluator=evaluator, inbox=inbox, channels=channels,
                 recording=recording, runs=runs,
