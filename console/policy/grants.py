@@ -59,8 +59,25 @@ def fed_code(part: CommandPart) -> bool:
     file: anything but a data filter of the system's, run by its name, writing nowhere (review
     s31, helper 107: `| ./cat`, `| PATH=dir cat`, a function named cat, `| sort
     --compress-program=python3` and `| tee Makefile` were granted by their words)."""
-    if not part.piped:
-        return False
+    return part.piped and _may_run_input(part)
+
+
+# Standard input from a file, a here-string, or another descriptor: `< x.sql`, `<<<'.shell id'`,
+# `<&3` (not /dev/null, `<&0` nor a closed `<&-`; here-documents are refused on their own).
+_STDIN = re.compile(r"^0?(<|<<<|<>|<&[1-9][0-9]*)$")
+
+
+def fed_by_redirection(part: CommandPart) -> bool:
+    """Whether a part's standard input is a redirection that a program other than a data filter
+    may run: a pattern grant never covers one (review h201: `--pattern "sqlite3 test.db"` asked
+    for `sqlite3 test.db .shell id` and for `echo .shell id | sqlite3 test.db`, and allowed
+    `sqlite3 test.db <<<'.shell id'` and `sqlite3 test.db < cmds.sql`)."""
+    return any(_STDIN.match(op) and target != "/dev/null" for op, target in redirections(part)
+               ) and _may_run_input(part)
+
+
+def _may_run_input(part: CommandPart) -> bool:
+    """Whether what a part reads on its standard input may be run or written to a file."""
     words = list(command_words(part))
     stages = unwrap_stages(words)
     program = stages[-1] if stages else []
@@ -219,7 +236,7 @@ class Grant:
             return False
         if self.exact:  # `rm ./*` is not the `rm './*'` a person approved, nor `~` their '~'
             return not part.expands and part.cd_context == self.context and pattern.is_exactly(part)
-        if named_words_expand(part, len(pattern.program_words)):
+        if named_words_expand(part, len(pattern.program_words)) or fed_by_redirection(part):
             return False
         return pattern.allows(part)
 

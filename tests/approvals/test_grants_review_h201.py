@@ -109,3 +109,43 @@ def test_the_sandboxs_git_opens_no_bare_repository_it_finds(
     assert not (workspace / "FSMON-RAN").exists(), (
         "git in the sandbox ran the planted core.fsmonitor of src/foo/config", r.stdout)
     assert "explicit" in r.stdout, r.stdout
+
+
+@needs_bwrap
+def test_a_pattern_grant_does_not_cover_code_fed_by_a_here_string(
+        daemon: Daemon, workspace: Path) -> None:
+    """`--pattern "sqlite3 test.db"` covers added words (never `.shell` among them, nor a pipe
+    into it): a here-string feeding it a dot command is asked (tests/policy/
+    test_grant_stdin_h201.py has the other redirections)."""
+    t, out = background(daemon, workspace, "ph-ask exec -- \"sqlite3 test.db 'select 1'\"; echo rc1=$?;"
+                        " ph-ask exec -- \"sqlite3 test.db <<<'.shell id'\"; echo rc2=$?")
+    req = wait_pending(daemon)[0]
+    daemon.cli("approve", req["id"], "--scope", "run", "--pattern", "sqlite3 test.db")
+    rows = _second_ask(daemon, workspace, t, out)
+    text = out["result"].stdout
+    assert "rc1=0" in text, text
+    assert rows and "rc2=0" not in text, ("the pattern grant allowed a here-string's dot command",
+                                          text)
+
+
+def test_a_network_rule_taken_out_ends_its_grant_and_an_unsaved_one_stands(tmp_path: Path) -> None:
+    """The same follow for a host saved for the profile (the gate reads the grant table too);
+    a grant whose rule never came into force (its save failed) is left to its scope."""
+    from console.config.load import load
+    from console.daemon.live_config import LiveConfig
+    from console.daemon.saved_grants import SavedRuleGrants
+    from console.policy import GrantTable, new_grant
+
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.demo.network]\nallow = ["pypi.org:443"]\n')
+    live, grants = LiveConfig(config), GrantTable()
+    follow = SavedRuleGrants(live, grants).follow
+    saved = grants.add(new_grant("network", "PyPI.org.:443", "allow", "profile", run_id=None,
+                                 profile="demo", decided_by="me"))
+    unsaved = grants.add(new_grant("network", "files.pythonhosted.org:443", "allow", "profile",
+                                   run_id=None, profile="demo", decided_by="me"))
+    assert follow() == [] and {g.id for g in grants.list()} == {saved.id, unsaved.id}
+    config.write_text('[profiles.demo.network]\nallow = ["example.invalid:443"]\n')
+    live.cfg = load(config)
+    assert follow() == [saved]
+    assert [g.id for g in grants.list()] == [unsaved.id]
