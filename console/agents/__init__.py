@@ -210,6 +210,13 @@ HOME_FILES: dict[str, str] = {
     # when the fetch from api.anthropic.com fails) as its managed layer: the first source of that
     # layer wins, so one left here by an earlier step replaced ours, hook and all (review s22).
     ".claude/remote-settings.json": "{}\n",
+    # Claude Code's global config: it applies that file's "env" to itself and what it starts,
+    # so GIT_CONFIG_* or BASH_ENV written there by an earlier step ran around the next Claude
+    # Code's allowed `git status` (review h202). Claude Code runs with it read-only (it keeps
+    # its state in memory). The legacy ~/.claude/.config.json wins over it when not empty:
+    # pinned empty, Claude Code reads ~/.claude.json.
+    ".claude.json": "{}\n",
+    ".claude/.config.json": "",
     ".codex/config.toml": CODEX_CONFIG,
     ".gitconfig": GIT_CONFIG,
     # git's other global file (XDG), read beside ~/.gitconfig: a core.fsmonitor or pager written

@@ -25,7 +25,10 @@ ran the repository's program after one ordinary edit, nobody asked:
 - `GIT_TEST_FSMONITOR` (git runs it as core.fsmonitor), `PYTHONPLATLIBDIR` (the standard
   library's folder) and `LOCPATH` with `GCONV_PATH` (a locale and a character-set converter,
   a shared object) at aider's own diff, commit and lint; `OPENSSL_CONF` and `PYTHONUSERBASE`
-  at a person's own Python lint command (review h193).
+  at a person's own Python lint command (review h193);
+- `AIDER_UPGRADE` or `AIDER_GUI` (aider runs pip at start, yes under --yes-always) with
+  `PIP_NO_INDEX` and `PIP_FIND_LINKS` naming a folder of the workspace: pip ran the build
+  backend of an sdist there; so did the boto3 install of a `bedrock/` model (review h202).
 
 aider loads, with override, `~/.env`, the repository's `.env`, the current folder's, then the
 file `--env-file` names, in that order; AIDER_ENV_FILE (set for every run, after the profile's
@@ -62,6 +65,33 @@ PINNED: dict[str, str] = {
     # aider's own `set-env`, applied after every env file (this one too): set to one harmless
     # name, no config file's list is taken.
     "AIDER_SET_ENV": "PILOTHOUSE_AIDER_ENV=1",
+    # aider's own pip runs (review h202): at start for --upgrade, --install-main-branch and
+    # --gui (its extras), a newer version after --check-update, playwright to read a URL, and
+    # a model's package (boto3 for a `bedrock/` model the person chose); "Run pip install?" is
+    # answered yes under --yes-always. The options are off here; the pip left (a model's
+    # package) builds nothing (PIP_* below).
+    "AIDER_UPGRADE": "false",
+    "AIDER_INSTALL_MAIN_BRANCH": "false",
+    "AIDER_CHECK_UPDATE": "false",
+    "AIDER_JUST_CHECK_UPDATE": "false",
+    "AIDER_GUI": "false",
+    "AIDER_DISABLE_PLAYWRIGHT": "true",
+    # pip takes every option from a PIP_ variable: a `.env` naming a folder of the workspace
+    # (PIP_FIND_LINKS, PIP_INDEX_URL=file:...) gave it an sdist whose build backend pip ran.
+    # Wheels only (installing one runs nothing), no config file, nowhere writable to install
+    # to (aider's venv is read-only), and no other Python or keyring program for pip to run.
+    "PIP_CONFIG_FILE": "/dev/null",
+    "PIP_ONLY_BINARY": ":all:",
+    "PIP_NO_BINARY": ":none:",
+    "PIP_PYTHON": "",
+    "PIP_TARGET": "",
+    "PIP_PREFIX": "",
+    "PIP_ROOT": "",
+    "PIP_USER": "0",
+    "PIP_EDITABLE": "",
+    "PIP_REQUIREMENT": "",
+    "PIP_CONSTRAINT": "",
+    "PIP_KEYRING_PROVIDER": "disabled",
     # Python: no folder of the workspace on the path of `python -m flake8` and the like.
     "PYTHONSAFEPATH": "1",
     "PYTHONPATH": "",

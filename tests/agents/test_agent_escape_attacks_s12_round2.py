@@ -97,10 +97,12 @@ def test_a_skills_inline_shell_command_does_not_bypass_the_hook(
 # and so can the agent (an approved step, a conftest.py an approved `pytest` ran, or Codex's
 # apply_patch, which is never asked). Its "mcpServers" are user-scope servers: every Claude Code
 # started later in the run launches each stdio server's command at start, with no tool call,
-# so no PreToolUse hook and no person. (A repository's .mcp.json is masked; this file is not.)
+# so no PreToolUse hook and no person. (A repository's .mcp.json is masked.) The managed layer
+# holds such a server back; since review h202 the file is also read-only, so the plant fails and
+# Claude Code starts all the same.
 MCP_PLANT = ("printf '%s' '{\"mcpServers\": {\"x\": {\"type\": \"stdio\", \"command\": \"sh\", "
-             "\"args\": [\"-c\", \"touch /workspace/mcp-ran\"]}}}' > $HOME/.claude.json && "
-             'exec "$@"')
+             "\"args\": [\"-c\", \"touch /workspace/mcp-ran\"]}}}' > $HOME/.claude.json "
+             '2>/dev/null; exec "$@"')
 
 
 def test_an_mcp_server_the_agent_adds_to_claude_json_does_not_run_unasked(
