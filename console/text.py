@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import unicodedata
+from functools import lru_cache
 
 from console.cells import invisible_letter, width_disputed
 
@@ -45,11 +46,15 @@ def hides(ch: str) -> bool:
             or not ch.isprintable() or invisible_letter(ch) or (ch > "\x7f" and width_disputed(ch)))
 
 
+@lru_cache(maxsize=4096)  # per character, on every non-ASCII line of a run's output
 def reorders(ch: str) -> bool:
     """What run output must not pass through as is beyond the C0/C1 controls: format
-    characters (bidi overrides reorder the line, zero-width ones hide), line separators, and
-    letters drawn as nothing. (Spaces of other widths stay: text in many scripts has them.)"""
-    return unicodedata.category(ch) in ("Cf", "Zl", "Zp", "Cs") or invisible_letter(ch)
+    characters (bidi overrides reorder the line, zero-width ones hide), line separators,
+    letters drawn as nothing, and characters drawn at another width than the layout counts
+    (they push a line's end off the screen: review h203). (Spaces of other widths stay: text in
+    many scripts has them.)"""
+    return (unicodedata.category(ch) in ("Cf", "Zl", "Zp", "Cs") or invisible_letter(ch)
+            or width_disputed(ch))
 
 
 def _escape_char(ch: str) -> str:
@@ -206,8 +211,8 @@ _TABLE = {c: _visible(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]
 
 def neutralise(text: str, *, colour: bool = True) -> str:
     """`text` with every control shown, not obeyed; colour kept (or dropped, for a pipe).
-    Bidi overrides and characters drawn as nothing are shown as \\uXXXX too."""
-    if text.isprintable() and (text.isascii() or not any(map(invisible_letter, text))):
+    Bidi overrides, characters drawn as nothing or at a disputed width are shown as \\uXXXX too."""
+    if text.isprintable() and (text.isascii() or not any(ch > "\x9f" and reorders(ch) for ch in text)):
         return text
     out = []
     pos, coloured = 0, False
@@ -286,7 +291,12 @@ def _shown_controls(part: str) -> str:
     part = part.translate(_TABLE)
     if part.isascii():
         return part
-    return "".join(f"\\u{ord(ch):04x}" if ch > "\x9f" and reorders(ch) else ch for ch in part)
+    return "".join(_u_escape(ch) if ch > "\x9f" and reorders(ch) else ch for ch in part)
+
+
+def _u_escape(ch: str) -> str:
+    """\\uXXXX, or \\UXXXXXXXX past the BMP (`\\u1f3fb` would read as U+1F3F and a `b`)."""
+    return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
 
 
 # Times and sizes as a person reads them: the CLI's tables and the console's widgets alike.

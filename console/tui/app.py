@@ -28,12 +28,12 @@ from console.paths import Paths
 from console.text import cut
 from console.tui.commands import ApprovalCommands, RunCommands, ScreenCommands, StartRunCommands
 from console.tui.decided import decision_toast
-from console.tui.keys import check_keymap, help_rows
+from console.tui.keys import check_keymap, help_rows, screen_scopes
 from console.tui.link import Connected, DaemonEvent, DaemonLink, Disconnected, Polled, Source
+from console.tui.notes import Notes, noted
 from console.tui.notify import Notifier
 from console.tui.saving import save_folder
 from console.tui.screens.approval import ApprovalScreen
-from console.tui.screens.base import PilotScreen
 from console.tui.screens.bench import BenchScreen
 from console.tui.screens.dashboard import DashboardScreen
 from console.tui.screens.dialogs import ConfirmScreen, stop_text
@@ -45,10 +45,8 @@ from console.tui.screens.run_detail import RunScreen
 from console.tui.screens.start_run import StartRunScreen
 from console.tui.state import Change, ConsoleState
 from widgets.format import printable, use_monochrome
-from widgets.keyed_table import KeyedTable
-from widgets.output_log import OutputLog
 from widgets.panels import ApprovalCard
-from widgets.tables import ApprovalInbox, summary
+from widgets.tables import summary
 
 
 class PilothouseApp(App[None]):
@@ -68,7 +66,8 @@ class PilothouseApp(App[None]):
                  source: Source | None = None, clock: Callable[[], float] | None = None,
                  keys: dict[str, str] | None = None, desktop_notify: bool | None = None,
                  freeze_startup: bool = False) -> None:
-        super().__init__()
+        # NO_COLOR: Textual's greys were colour codes still (h203); its ANSI mode sends none.
+        super().__init__(ansi_color=True if os.environ.get("NO_COLOR") is not None else None)
         self.freeze_startup = freeze_startup
         if source is None:
             if paths is None:
@@ -86,6 +85,7 @@ class PilothouseApp(App[None]):
         self.ticks: Signal[float] = Signal(self, "ticks")
         self.keys: dict[str, str] = dict(keys or {})
         self.notifier = Notifier(self._write_terminal, self.bell, desktop=desktop_notify)
+        self.notes = Notes()
         self._attached_once = False
         self.startup_problems: list[str] = []
         use_monochrome(self.no_color)
@@ -135,8 +135,9 @@ class PilothouseApp(App[None]):
                timeout: float | None = None, markup: bool = False) -> None:
         """A toast, never read as markup (screens' notify asks for it): its words are often an
         agent's, and a command holding `[/]` raised MarkupError and closed the console, one
-        holding `[red]x[/red]` was toasted as `x`."""
+        holding `[red]x[/red]` was toasted as `x`. While a card is shown, written under it."""
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+        noted(self, message, title, severity, self.NOTIFICATION_TIMEOUT if timeout is None else timeout)
 
     def report(self, error: BaseException | str, *, title: str = "Error") -> None:
         """Show an error as a notification: what happened, and what to do next."""
@@ -483,17 +484,5 @@ def run_app(paths: Paths, config_file: Path | None) -> None:
 
 
 def binding_scopes() -> dict[str, list[BindingType]]:
-    """Where bindings are active together: each screen with the widgets it holds (a key remap
-    must not clash within one)."""
-    app = list(PilothouseApp.BINDINGS)
-    base = list(PilotScreen.BINDINGS)
-    table = list(KeyedTable.BINDINGS)
-    return {
-        "dashboard": app + base + list(DashboardScreen.BINDINGS) + table + list(ApprovalInbox.BINDINGS),
-        "run": app + base + list(RunScreen.BINDINGS) + list(OutputLog.BINDINGS),
-        "approval": app + base + list(ApprovalScreen.BINDINGS),
-        "history": app + base + list(HistoryScreen.BINDINGS) + table,
-        "policy": app + base + list(PolicyScreen.BINDINGS) + table,
-        "GPU": app + base + list(GpuScreen.BINDINGS) + table,
-        "benchmark": app + base + list(BenchScreen.BINDINGS),
-    }
+    """Where bindings are active together (console.tui.keys.screen_scopes)."""
+    return screen_scopes(list(PilothouseApp.BINDINGS))

@@ -92,3 +92,36 @@ def help_rows(app: App[Any], screen: Screen[Any]) -> list[tuple[str, str, str]]:
             groups[1].append(row)
     groups[2].append(("ctrl+p or :", "command palette (runs, approvals, screens, themes)", "palette"))
     return [row for group in groups for row in group]
+
+
+def screen_scopes(app: list[BindingType]) -> dict[str, list[BindingType]]:
+    """Where bindings are active together: each screen with the widgets it holds (a key remap
+    must not clash within one). `app`: the app's own bindings, active on every screen. (The
+    screens are imported here: keys is imported by the app, before them.)"""
+    from console.tui.screens.approval import ApprovalScreen
+    from console.tui.screens.base import PilotScreen
+    from console.tui.screens.bench import BenchScreen
+    from console.tui.screens.dashboard import DashboardScreen
+    from console.tui.screens.dialogs import ConfirmScreen
+    from console.tui.screens.gpu import GpuScreen
+    from console.tui.screens.help import HelpScreen
+    from console.tui.screens.history import HistoryScreen
+    from console.tui.screens.policy import PolicyScreen
+    from console.tui.screens.run_detail import RunScreen
+    from widgets.keyed_table import KeyedTable
+    from widgets.output_log import OutputLog
+    from widgets.tables import ApprovalInbox
+
+    base = list(PilotScreen.BINDINGS)
+    table = list(KeyedTable.BINDINGS)
+    return {
+        "dashboard": app + base + list(DashboardScreen.BINDINGS) + table + list(ApprovalInbox.BINDINGS),
+        "run": app + base + list(RunScreen.BINDINGS) + list(OutputLog.BINDINGS),
+        "approval": app + base + list(ApprovalScreen.BINDINGS),
+        "history": app + base + list(HistoryScreen.BINDINGS) + table,
+        "policy": app + base + list(PolicyScreen.BINDINGS) + table,
+        "GPU": app + base + list(GpuScreen.BINDINGS) + table,
+        "benchmark": app + base + list(BenchScreen.BINDINGS),
+        "help": app + list(HelpScreen.BINDINGS),
+        "question": app + list(ConfirmScreen.BINDINGS),
+    }

@@ -215,7 +215,7 @@ async def test_y_on_a_dashboard_row_never_allows_what_the_row_cannot_show() -> N
 
 
 async def test_the_everywhere_confirmation_shows_the_whole_command() -> None:
-    """g (allow everywhere, the widest grant) asks again in a dialog that printed the command
+    """e (allow everywhere, the widest grant) asks again in a dialog that printed the command
     cut at 200 characters: the last thing read before a global yes hid the tail."""
     from console.tui.screens.dialogs import ConfirmScreen
 
@@ -227,7 +227,7 @@ async def test_the_everywhere_confirmation_shows_the_whole_command() -> None:
         await attached(pilot)
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval card")
-        await pilot.press("g")
+        await pilot.press("e")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
         await pilot.pause(0.1)
         from tests.tui.screen import screen_text

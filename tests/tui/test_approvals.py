@@ -157,7 +157,7 @@ async def test_everywhere_asks_first_and_the_grant_can_be_revoked(daemon: Daemon
         await attached(pilot)
         run_id = await start_run(daemon, workspace, "ph-ask exec -- git push; echo rc=$?")
         await pending_request(pilot, run_id)
-        await pilot.press("a", "g")
+        await pilot.press("a", "e")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await run_output(pilot, run_id, "rc=0")

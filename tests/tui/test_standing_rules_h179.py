@@ -43,7 +43,7 @@ async def test_an_approvers_card_offers_no_standing_rule() -> None:
         await card_drawn(pilot)
         text = screen_text(app)
         assert "everywhere (owner's)" in text and "profile: allow rule (owner's)" in text, text
-        for key in ("p", "g", "N"):
+        for key in ("p", "e", "N"):
             await pilot.press(key)
             await settled(pilot)
         assert sent(app, "approval.preview", "approval.decide") == []

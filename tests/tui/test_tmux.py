@@ -154,3 +154,35 @@ def test_approve_in_a_real_terminal(daemon: Daemon, workspace: Path, pane: Pane)
     pane.keys("enter")
     pane.wait(lambda s: "rc=0" in s, "the run's output")
     pane.keys("q")
+
+
+# SGR parameters that set a colour (38/48/58 take the colour's own numbers after them); 39 and
+# 49 (the terminal's default colours) and the attributes (bold, reverse...) are not colour.
+COLOUR_SGR = {*range(30, 38), *range(40, 48), *range(90, 98), *range(100, 108), 38, 48, 58}
+
+
+def colours_sent(screen: str) -> list[str]:
+    """Each SGR sequence in a `capture-pane -e` that sets a colour."""
+    found = []
+    for params in re.findall(r"\x1b\[([0-9;:]*)m", screen):
+        numbers = [int(p.split(":")[0] or 0) for p in params.split(";")]
+        if any(n in COLOUR_SGR for n in numbers):
+            found.append(params)
+    return found
+
+
+def test_no_color_sends_no_colour(daemon: Daemon, workspace: Path, small_pane: Pane) -> None:
+    """NO_COLOR=1 (no-color.org): Textual's own answer was shades of grey, colour codes still
+    (38;2;r;g;b); the words that matter already carry bold, reverse, underline instead."""
+    pane = small_pane
+    pane.wait(lambda s: "attached to daemon" in s, "the console to attach")
+    daemon.cli("run", "demo", "-w", str(workspace), "--", "sh", "-c", "ph-ask exec -- pytest -q")
+    pane.wait(lambda s: "APPROVAL" in s and "1 pending" in s, "the approval banner")
+    screens = [pane.tmux("capture-pane", "-e", "-p", "-t", pane.name)]
+    pane.keys("a")
+    pane.wait(lambda s: "why it asks" in s, "the approval card")
+    screens.append(pane.tmux("capture-pane", "-e", "-p", "-t", pane.name))
+    sent = [c for screen in screens for c in colours_sent(screen)]
+    assert not sent, f"colour sent under NO_COLOR: {sorted(set(sent))[:20]}"
+    assert "\x1b[7m" in screens[1] or ";7m" in screens[1] or "[7;" in screens[1], \
+        "the keys' reverse video is gone too"

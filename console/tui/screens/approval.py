@@ -1,7 +1,7 @@
 """One approval request in full, and the keys to decide it.
 
-y once · r this run · t N minutes · p an allow rule for the profile · g everywhere · n deny once ·
-N a forbid (exec) or deny (network) rule for the profile (p, g, N: the daemon owner's alone). The
+y once · r this run · t N minutes · p an allow rule for the profile · e everywhere · n deny once ·
+N a forbid (exec) or deny (network) rule for the profile (p, e, N: the daemon owner's alone). The
 key labels name the list the rule is written to; a profile rule is previewed first, every line of
 it, and one that a stricter rule would override is named with that rule, offering a decision that
 does take effect instead. After a decision: the next pending request, or back. If someone else
@@ -22,14 +22,14 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.client.sync import ClientError
-from console.text import COVERED_BY_DENY, RULE_IS_WIDER, shown
+from console.text import COVERED_BY_DENY, shown
 from console.tui.decided import decision_toast, scope_words
-from console.tui.screens.base import PilotScreen
+from console.tui.notes import NotesLine
+from console.tui.preview import preview_body
+from console.tui.screens.base import PilotScreen, ScrollsBody
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.seen import PAGED, SeenRows
 from console.tui.state import Change
-from console.wrapping import CONTINUED, Wrapped
-from widgets.diff import diff_text
 from widgets.format import printable
 from widgets.panels import ApprovalCard, review_grid
 
@@ -46,13 +46,14 @@ def check_minutes(value: str) -> str | None:
     return None
 
 
-class ApprovalScreen(PilotScreen):
+class ApprovalScreen(ScrollsBody, PilotScreen):
+    SCROLL_BODY = "#approval-body"
     BINDINGS = [
         Binding("y", "decide('once', True)", "Allow once", id="approve_once"),
         Binding("r", "decide('run', True)", "This run", id="approve_run"),
         Binding("t", "timed", "N min", id="approve_timed", show=False),
         Binding("p", "profile(True)", "Allow rule for the profile", id="approve_profile", show=False),
-        Binding("g", "everywhere", "Everywhere", id="approve_global", show=False),
+        Binding("e", "everywhere", "Everywhere", id="approve_global", show=False),
         Binding("n", "decide('once', False)", "Deny", id="deny_once"),
         Binding("N", "profile(False)", "Forbid (exec) or deny (network) rule for the profile",
                 id="deny_profile", show=False),
@@ -61,6 +62,8 @@ class ApprovalScreen(PilotScreen):
         # the screen they switched to another request (review h198).
         Binding("j", "move(1)", "Next request", id="approval_next", show=False),
         Binding("k", "move(-1)", "Previous request", id="approval_prev", show=False),
+        Binding("g", "scroll_body('home')", "Top of the card", id="approval_top", show=False),
+        Binding("G", "scroll_body('end')", "Bottom of the card", id="approval_bottom", show=False),
         Binding("escape", "back", "Back", id="back"),
     ]
 
@@ -86,6 +89,7 @@ class ApprovalScreen(PilotScreen):
     def compose_body(self) -> Iterable[Widget]:
         with VerticalScroll(id="approval-body"):
             yield ApprovalCard(id="card")
+        yield NotesLine(id="approval-notes")  # every note while the card shows: never over it
         yield Static(id="approval-keys")
         yield Static(id="approval-status")
 
@@ -135,7 +139,7 @@ class ApprovalScreen(PilotScreen):
         for key, words in ((k("approve_once", "y"), "allow once"), (k("approve_run", "r"), "this run"),
                            (k("approve_timed", "t"), "N minutes"),
                            (k("approve_profile", "p"), f"profile: allow rule{own}"),
-                           (k("approve_global", "g"), f"everywhere{own}"),
+                           (k("approve_global", "e"), f"everywhere{own}"),
                            (k("deny_once", "n"), "deny once"),
                            (k("deny_profile", "N"), f"profile: {stricter} rule{own}"), ("esc", "back")):
             text.append(f" {key} ", style="bold reverse")
@@ -233,7 +237,7 @@ class ApprovalScreen(PilotScreen):
         return req
 
     def _may_allow(self, req: dict[str, Any]) -> bool:
-        """An allow key (y, r, t, p, g) on the card decides only a request the person has seen:
+        """An allow key (y, r, t, p, e) on the card decides only a request the person has seen:
         not one the card moved to by itself, and only once all of it has been on the screen
         (a long command's first screen can look whole: `cmd # =====`, its next line 50 rows
         down), counted once the card holding it has been drawn (keys typed ahead come before
@@ -302,7 +306,7 @@ class ApprovalScreen(PilotScreen):
                                            danger=True), answered)
 
     def _owners(self, req: dict[str, Any]) -> bool:
-        """A standing rule (p, N, g) is the daemon owner's: a teammate is told, nothing sent."""
+        """A standing rule (p, N, e) is the daemon owner's: a teammate is told, nothing sent."""
         if why := self.ph.state.standing_refused():
             self.notify(why, title=f"Request {req['id']}: not decided", severity="warning")
         return why is not None
@@ -463,37 +467,4 @@ class ApprovalScreen(PilotScreen):
         self._advance()
         if self._paged == request_id and self.request is not None:
             self._unchosen = self.request_id
-
-
-def preview_body(edit: dict[str, Any], allow: bool) -> Group:
-    """Every line the decision writes (as the daemon planned them, nothing else), where, and
-    whether it would take effect: a stricter rule that would override it is named."""
-    lines = edit.get("lines") or [f"+ {edit.get('profile')} {edit.get('section')} {edit.get('list')} "
-                                  f'"{edit.get("rule")}"']
-    override = edit.get("overridden_by")
-    intro = Text(f"This {'would write' if override else 'writes'} {len(lines)} line(s) to "
-                 f"{printable(edit.get('file'))}:")
-    # Each rule wrapped with a mark for a space a break takes (review h174): `rm -rf DIR/ ..`
-    # broken at its last space read as the rule `rm -rf DIR/..`.
-    rules = [Wrapped(Text(printable(line), style="bold"), continued=CONTINUED) for line in lines]
-    head = Text()
-    if edit.get("section") == "exec" and edit.get("list") == "allow":
-        head.append(f"({RULE_IS_WIDER})\n")
-    if override:
-        head.append("\nbut it would never take effect: ", style="bold")
-        head.append(printable(override.get("text") or override.get("rule")), style="bold reverse")
-        head.append(" is stricter and still decides it.\n")
-        if override.get("rule_list") == "ask":
-            head.append("Nothing is saved. A grant outranks an ask rule: allow for this run "
-                        "instead (or r, t, g on the card), or change that rule in your config.\n")
-        else:
-            head.append("Nothing is saved: only changing that rule in your config lets this "
-                        "through.\n")
-        return Group(intro, *rules, head)
-    head.append(f"and {'allows' if allow else 'denies'} this request now.\n")
-    diff = edit.get("diff") or ""
-    if not edit.get("changed", True) or not diff:
-        return Group(intro, *rules, head,
-                     Text("(the rule is already there; nothing changes in the file)", style="dim"))
-    return Group(intro, *rules, head, diff_text(diff.removesuffix("\n").split("\n")))  # as preview_text
 

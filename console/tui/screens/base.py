@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
+from textual.containers import ScrollableContainer
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Input
@@ -23,6 +24,29 @@ from widgets.tables import ApprovalInbox
 
 if TYPE_CHECKING:
     from console.tui.app import PilothouseApp
+
+
+def scroll_keys(prefix: str) -> list[BindingType]:
+    """j/k, g/G, page up/down for a screen or dialog whose body scrolls (its action_scroll_body):
+    the console's keys for moving in a list or a log, the same on a dialog (review h203: the
+    help's last rows were out of reach of them at 80x24). `prefix`: the ids' (for [keys])."""
+    return [Binding("j", "scroll_body('down')", "Scroll down", show=False, id=f"{prefix}_down"),
+            Binding("k", "scroll_body('up')", "Scroll up", show=False, id=f"{prefix}_up"),
+            Binding("g", "scroll_body('home')", "Top", show=False, id=f"{prefix}_top"),
+            Binding("G", "scroll_body('end')", "Bottom", show=False, id=f"{prefix}_bottom"),
+            Binding("pageup", "scroll_body('page_up')", "Page up", show=False, id=f"{prefix}_page_up"),
+            Binding("pagedown", "scroll_body('page_down')", "Page down", show=False,
+                    id=f"{prefix}_page_down")]
+
+
+class ScrollsBody:
+    """The action of scroll_keys: `SCROLL_BODY` is the selector of what scrolls."""
+
+    SCROLL_BODY = "#dialog-body"
+
+    def action_scroll_body(self, how: str) -> None:
+        body = cast(Any, self).query_one(self.SCROLL_BODY, ScrollableContainer)
+        getattr(body, f"scroll_{how}")(animate=False)
 
 
 class AppAccess:

@@ -27,7 +27,7 @@ from textual.events import Resize
 from textual.widget import Widget
 from textual.widgets import Static
 
-from console.tui.screens.base import PilotScreen
+from console.tui.screens.base import PilotScreen, ScrollsBody, scroll_keys
 from store.replay_results import sweeps
 from widgets.curve import curve
 from widgets.format import printable
@@ -99,12 +99,14 @@ def missing_text(steps: list[dict[str, Any]]) -> Text:
     return text
 
 
-class BenchScreen(PilotScreen):
+class BenchScreen(ScrollsBody, PilotScreen):
+    SCROLL_BODY = "#bench-body"
     BINDINGS = [
         Binding("left_square_bracket", "sweep(1)", "Older sweep", id="bench_older"),
         Binding("right_square_bracket", "sweep(-1)", "Newer sweep", id="bench_newer"),
         Binding("r", "reload", "Reload", id="bench_reload"),
         Binding("escape", "back", "Back", id="back"),
+        *scroll_keys("bench"),
     ]
 
     def __init__(self) -> None:

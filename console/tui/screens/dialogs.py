@@ -12,19 +12,20 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Input, Label, Static
 
-from console.tui.screens.base import PilotModal
+from console.tui.screens.base import PilotModal, ScrollsBody, scroll_keys
 from console.tui.seen import PAGED_SHORT, SeenRows, SeenStatic
 from widgets.format import printable
 from widgets.tables import command_line
 
 
-class ConfirmScreen(PilotModal):
+class ConfirmScreen(ScrollsBody, PilotModal):
     """Returns True (y, enter on yes) or False (n, escape). Yes answers only once all of the
     body (what will happen) has been on the screen; before, it shows the next part."""
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", id="confirm_yes"),
         Binding("n,escape", "answer(False)", "No", id="confirm_no"),
+        *scroll_keys("confirm"),
     ]
 
     def __init__(self, title: str, body: RenderableType, *, yes: str = "Yes", no: str = "No",

@@ -10,15 +10,16 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Label, Static
 
-from console.tui.screens.base import PilotModal
+from console.tui.screens.base import PilotModal, ScrollsBody, scroll_keys
 
 REMAP = ('Remap any key in your config file, by id (docs/policy.md, "Keys"):\n'
          '  [keys]\n  approve_once = "Y"\n  history = "ctrl+h"\n'
          "then restart the console. A key another action already has is refused.")
 
 
-class HelpScreen(PilotModal):
-    BINDINGS = [Binding("escape,q,question_mark,f1", "cancel", "Close", id="help_close")]
+class HelpScreen(ScrollsBody, PilotModal):
+    BINDINGS = [Binding("escape,q,question_mark,f1", "cancel", "Close", id="help_close"),
+                *scroll_keys("help")]
 
     def __init__(self, title: str, rows: list[tuple[str, str, str]]) -> None:
         """rows: (key as shown, what it does, binding id)."""

@@ -30,7 +30,7 @@ from console.config.units import parse_duration
 from console.paths import LinkOnTheWay, open_folder_of
 from console.text import controls_shown
 from console.tui.saving import stamped
-from console.tui.screens.base import PilotModal, PilotScreen
+from console.tui.screens.base import PilotModal, PilotScreen, ScrollsBody, scroll_keys
 from console.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from console.tui.state import Change
 from widgets.format import decision_of, style
@@ -360,10 +360,10 @@ def human_time(ts: Any) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts))
 
 
-class EventScreen(PilotModal):
+class EventScreen(ScrollsBody, PilotModal):
     """One recorded event, as stored (JSON)."""
 
-    BINDINGS = [Binding("escape,q,enter", "cancel", "Close", id="event_close")]
+    BINDINGS = [Binding("escape,q,enter", "cancel", "Close", id="event_close"), *scroll_keys("event")]
 
     def __init__(self, row: dict[str, Any]) -> None:
         super().__init__()
