@@ -96,7 +96,7 @@ async def start_core(paths: Paths, config: LiveConfig, bus: Bus,
     runs.on_prepare, runs.on_end = channels.prepare, channels.teardown
     runs.on_stop = inbox.cancel_run
     reloader = ConfigReloader(config, store, on_change=channels.apply_config)
-    reloader.also_on_change(SavedRuleGrants(config, grants).follow)  # the file is the truth
+    reloader.also_on_change(SavedRuleGrants(config, grants, store.record).follow)  # file's truth
     core = Core(paths=paths, config=config, reloader=reloader, bus=bus, store=store,
                 grants=grants, evaluator=evaluator, inbox=inbox, channels=channels,
                 recording=recording, runs=runs,

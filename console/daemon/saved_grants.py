@@ -10,8 +10,9 @@ again. The grant used to go on allowing it until revoked or the daemon stopped (
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from console.config.schema import Config, Profile
+from console.config.schema import Config, ConfigError, Profile
 from console.daemon.live_config import LiveConfig
 from console.policy import Grant, GrantTable, grant_to_rule, rule_list_for
 
@@ -24,7 +25,7 @@ def rule_in_force(cfg: Config, grant: Grant) -> bool:
         profile: Profile = cfg.profile(grant.profile or "")
         section, list_name = rule_list_for(grant)
         rule = grant_to_rule(grant)
-    except (KeyError, ValueError):  # the profile is gone, or the grant has no rule
+    except (ConfigError, KeyError, ValueError):  # the profile is gone, or the grant has no rule
         return False
     rules = getattr(getattr(profile, section), list_name, [])
     return any(r.text == rule for r in rules)
@@ -34,9 +35,11 @@ class SavedRuleGrants:
     """Ends a profile grant once the rule it was saved as, seen in force, is no longer. A
     grant whose rule never came into force (its save failed) stands, as the person was told."""
 
-    def __init__(self, config: LiveConfig, grants: GrantTable) -> None:
+    def __init__(self, config: LiveConfig, grants: GrantTable,
+                 record: Callable[..., None] | None = None) -> None:
         self._config = config
         self._grants = grants
+        self._record = record  # the history says why a grant is gone from `grants`
         self._seen: set[str] = set()  # ids of profile grants whose rule has been in force
 
     def follow(self) -> list[Grant]:
@@ -51,5 +54,11 @@ class SavedRuleGrants:
                 ended.append(grant)
                 log.info("grant %s ended: its rule %r is no longer in profile %s", grant.id,
                          grant.pattern, grant.profile)
+                if self._record is not None:
+                    self._record("grant.ended", actor="daemon",
+                                 text=f"grant {grant.id} ended: its saved rule "
+                                      f"{grant.pattern!r} is no longer in profile {grant.profile}",
+                                 data={"grant_id": grant.id, "profile": grant.profile,
+                                       "rule": grant.pattern})
         self._seen &= {g.id for g in live if g not in ended}
         return ended

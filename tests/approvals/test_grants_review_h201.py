@@ -60,6 +60,8 @@ def test_a_saved_rule_taken_out_of_the_file_ends_its_grant(
     assert rows and "rc2=0" not in text, (
         f"the rule is gone from the file, but the grant still allowed it: {grants}", text)
     assert not grants, grants
+    ended = json.loads(daemon.cli("history", "--json", "--kind", "grant.ended").stdout)
+    assert ended and ended[0]["data"]["rule"] == "make lint", ended
 
 
 @needs_bwrap
@@ -149,3 +151,25 @@ def test_a_network_rule_taken_out_ends_its_grant_and_an_unsaved_one_stands(tmp_p
     live.cfg = load(config)
     assert follow() == [saved]
     assert [g.id for g in grants.list()] == [unsaved.id]
+
+
+def test_a_profile_taken_out_of_the_file_ends_its_grants(tmp_path: Path) -> None:
+    """The whole profile gone (not only its rule): its grants end, and following the reload
+    does not fail on the missing profile (cfg.profile raises ConfigError, not KeyError)."""
+    from console.config.load import load
+    from console.daemon.live_config import LiveConfig
+    from console.daemon.saved_grants import SavedRuleGrants
+    from console.policy import GrantTable, new_grant
+
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.mine]\ncommand = ["sh"]\n[profiles.mine.exec]\n'
+                      'allow = ["make lint"]\n')
+    live, grants = LiveConfig(config), GrantTable()
+    follow = SavedRuleGrants(live, grants).follow
+    saved = grants.add(new_grant("exec", "make lint", "allow", "profile", run_id=None,
+                                 profile="mine", decided_by="me"))
+    assert follow() == []
+    config.write_text("# mine is gone\n")
+    live.cfg = load(config)
+    assert follow() == [saved]
+    assert grants.list() == []
