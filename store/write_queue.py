@@ -12,8 +12,9 @@ only plain events of other runs pass the seal (nothing passes a call or a second
 run's own order holds). A read (`lines_in`) waits for the lines of the runs it reads: its mark
 is how many lines each run had been given when it asked.
 
-All of it under the writer's lock, which producers take for every row (a line too: the writer
-drops a run's emptied queue, and a line added to a dropped one would be lost).
+All of it under the writer's lock, which producers take for a line (the writer drops a run's
+emptied queue: a line added to a dropped one would be lost) and for an item somebody waits for;
+bulk events are appended without it, and the writer changes the events in place.
 """
 
 from __future__ import annotations
@@ -64,23 +65,27 @@ class WriteQueue:
 
     # --- producers -----------------------------------------------------------------------------
 
-    def add_event(self, item: Item) -> bool:
-        """A bulk event (locked); False when the events are at their bound (it is dropped)."""
-        if len(self.events) >= self.max_events:
-            return False
-        self.events.append(item)
-        return True
+    def add_event(self, item: Item) -> int:
+        """A bulk event (no lock needed: the writer changes the events in place); how many
+        wait now, 0 when they are at their bound (it is dropped)."""
+        events = self.events
+        if len(events) >= self.max_events:
+            return 0
+        events.append(item)
+        return len(events)
 
-    def add_line(self, run_id: str, item: Item) -> bool:
-        """A line of run_id's output (locked); False when that run's lines are at their bound."""
+    def add_line(self, run_id: str, item: Item) -> int:
+        """A line of run_id's output (locked); how many of its lines wait now, 0 when they are
+        at their bound (it is dropped)."""
         lines = self._runs.get(run_id)
         if lines is None:
             lines = self._runs[run_id] = RunLines()
-        elif len(lines.queued) >= self.max_lines:
-            return False
-        lines.queued.append(item)
+        queued = lines.queued
+        if len(queued) >= self.max_lines:
+            return 0
+        queued.append(item)
         lines.given += 1
-        return True
+        return len(queued)
 
     def add_waited(self, item: Item, *, first: bool = False) -> None:
         """An item somebody waits for (locked): never dropped. A seal notes its run's lines."""
@@ -104,11 +109,6 @@ class WriteQueue:
             fut.set_result(None)
         return fut
 
-    def lines_of(self, run_id: str) -> int:
-        """(locked) How many of run_id's lines wait."""
-        lines = self._runs.get(run_id)
-        return 0 if lines is None else len(lines.queued)
-
     # --- the writer ----------------------------------------------------------------------------
 
     def take(self, most: int) -> list[Item]:
@@ -120,7 +120,7 @@ class WriteQueue:
                 item = self.events[0]
                 if item[0] == SEAL and self._seal_waits(item, out, most):
                     break
-                out.append(self.events.popleft())  # (a seal's wait may make a new deque)
+                out.append(self.events.popleft())
                 if item[0] != OUT and item[-1] is not None:
                     self.urgent -= 1
             if not any(it[0] != OUT and it[-1] is not None for it in out):
@@ -168,9 +168,9 @@ class WriteQueue:
 
     def _pass_sealing(self, run_id: str, out: list[Item], most: int) -> None:
         """A seal waits for its lines: plain events of other runs behind it go ahead, up to the
-        first call or seal, which nothing passes."""
-        events, kept = self.events, deque[Item]()
-        kept.append(events.popleft())
+        first call or seal, which nothing passes. In place: producers append bulk events
+        without the lock."""
+        events, kept = self.events, [self.events.popleft()]
         while events and len(out) < most:
             item = events[0]
             if item[0] != EV:
@@ -182,8 +182,7 @@ class WriteQueue:
                 out.append(item)
                 if item[-1] is not None:
                     self.urgent -= 1
-        kept.extend(events)
-        self.events = kept
+        events.extendleft(reversed(kept))
 
     def _take_lines(self, out: list[Item], most: int) -> None:
         """Fill `out` with lines, an equal share from every run that has some."""

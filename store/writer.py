@@ -176,14 +176,9 @@ class StoreWriter:
         except (TypeError, ValueError):
             data_json = _dumps({"unserializable": repr(data)[:4000]})
         item = (EV, _ts(ts), _opt(run_id), _str(kind), _opt(actor), _str(text), data_json, None)
-        with self._lock:
-            queued = self._state in (_NEW, _RUNNING) and self._q.add_event(item)
-            n = len(self._q.events)
-        self._queued(queued, n, None)
-
-    def _queued(self, queued: bool, n: int, run_id: str | None) -> None:
-        if not queued:
-            self._drop(run_id)
+        n = self._q.add_event(item) if self._state in (_NEW, _RUNNING) else 0
+        if not n:
+            self._drop()
         elif (n == 1 or n >= self._max_batch) and not self._wake.is_set():
             self._wake.set()  # first row starts the writer's max_delay clock; a full batch goes now
 
@@ -193,9 +188,11 @@ class StoreWriter:
         run_id = _str(run_id)
         item = (OUT, run_id, _ts(ts), _opt(stream), _str(line))
         with self._lock:
-            queued = self._state in (_NEW, _RUNNING) and self._q.add_line(run_id, item)
-            n = len(self._q.events) + self._q.lines_of(run_id)
-        self._queued(queued, n, run_id)
+            n = self._q.add_line(run_id, item) if self._state in (_NEW, _RUNNING) else 0
+        if not n:
+            self._drop(run_id)
+        elif (n == 1 or n >= self._max_batch) and not self._wake.is_set():
+            self._wake.set()  # as record()'s
 
     def commit(self, kind: str, *, run_id: str | None = None, actor: str | None = None,
                text: str = "", data: Any = None, ts: float | None = None,

@@ -6,7 +6,7 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ class FileStore:
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
 
-    async def flush(self, *, searchable: bool = True) -> None:
+    async def flush(self, *, searchable: bool = True,
+                    lines_of: Collection[str] | None = None) -> None:
         return None
 
     async def read(self, fn: Callable[[Any], Any]) -> Any:

@@ -151,8 +151,11 @@ def test_a_flush_whose_waiter_gave_up_does_not_kill_the_writer(make_writer: Make
     w.commit("approval.decided", text="one")
     w.flush()
     ends = w.call(fts.ends).result(5)
-    gave_up = w._indexed((ends[0] + 1, ends[1]))
+    gave_up = w._asked(lambda: w._index.want((ends[0] + 1, ends[1])))
     assert gave_up.cancel()  # what wait_for does to a bounded aflush's index wait
+    w.record_output("r1", "out", "a line")  # and to its wait for a run's lines (s46)
+    lines_given_up = w._asked(lambda: w._q.lines_in(["r1"]))
+    lines_given_up.cancel()  # (may be done already: then nothing to skip)
     w.commit("approval.decided", text="two")
     w.flush(timeout=10)
     assert w.alive and w.stats()["last_error"] is None
