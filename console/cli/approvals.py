@@ -138,7 +138,8 @@ def _review(c: Context, client: Any, request_id: str, allow: bool, yes: bool,
     question = (f"approve these {len(covered) + 1} requests, exactly as shown?" if covered
                 else "approve this request, exactly as shown?")
     if allow and not yes and scope != "profile" and sys.stdin.isatty() and not confirm(question):
-        fail("not confirmed: nothing was decided", "answer y to approve it, or add --yes")
+        fail("not confirmed: nothing was decided", "answer y to approve it, or add --yes",
+             error="not-confirmed")
     return req["created_at"]
 
 
@@ -166,7 +167,8 @@ def _not_pending(client: Any, request_id: str) -> NoReturn:
     else:
         said = f"no pending request {request_id}"
     fail(f"{said}; nothing was decided",
-         "`pilothouse approvals` lists the pending ones; run this again to see one and decide it")
+         "`pilothouse approvals` lists the pending ones; run this again to see one and decide it",
+         error="unknown-request")
 
 
 # The scope words that make a standing rule: the daemon owner's alone (review h179); console.
@@ -186,7 +188,7 @@ def _owners_scope(client: Any, scope: str) -> None:
              "saved to the owner's config; global: over every run), and you are "
              f"{visible(me.get('user'))} ({visible(me.get('role'))}); nothing was decided",
              "decide it once, for this run (--scope run) or for a while (--scope 10m), "
-             "or ask the owner to make the rule")
+             "or ask the owner to make the rule", error="not-allowed")
 
 
 def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str | None,
@@ -198,7 +200,7 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
         fail("--pattern is kept by a grant, and --scope once makes none, so it would be "
              "dropped; nothing was decided",
              "add --scope run (or a duration, profile or global) to keep it, or leave --pattern "
-             "out to decide this request alone", code=2)
+             "out to decide this request alone", code=2, error="bad-args")
     with c.client() as client:
         if not preview_only:  # a preview writes nothing: an approver may show the owner a rule
             _owners_scope(client, scope)
@@ -208,7 +210,8 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
             if asked_at is not None and shown_at not in (None, asked_at):
                 fail(f"request {request_id} was asked at {shown_at}, not at {asked_at}: it is "
                      "another request under the same id; nothing was decided",
-                     "`pilothouse approvals --json` gives each request's created_at")
+                     "`pilothouse approvals --json` gives each request's created_at",
+                     error="unknown-request")
             # A program (--json) saw the request in `approvals --json`: --asked-at names it.
             shown_at = asked_at if shown_at is None else shown_at
         if scope == "profile":
@@ -222,16 +225,19 @@ def _decide(c: Context, request_id: str, allow: bool, scope: str, pattern: str |
                 fail(f"this rule would never take effect: {edit['overridden_by']['text']} is "
                      "stricter and still decides it; nothing was saved",
                      "decide with --scope run, a duration or global (a grant outranks an ask rule), "
-                     "or change that rule in your config")
+                     "or change that rule in your config", error="rule-overridden")
             if not yes:
                 # With --json the preview is not shown, and a question would land in the JSON.
                 if c.json or not sys.stdin.isatty():
                     fail("a profile rule is saved only when confirmed",
-                         "add --yes to confirm; `--preview` shows the rules it would write")
+                         "add --yes to confirm; `--preview` shows the rules it would write",
+                         error="confirm")
                 if not confirm("save these rules?"):
-                    fail("not confirmed: nothing was saved", "answer y to save, or add --yes")
+                    fail("not confirmed: nothing was saved", "answer y to save, or add --yes",
+                         error="not-confirmed")
         elif preview_only:
-            fail("--preview shows what --scope profile would write", "add --scope profile")
+            fail("--preview shows what --scope profile would write", "add --scope profile",
+                 error="bad-args")
         result = client.call("approval.decide", id=request_id, allow=allow, scope=scope,
                              pattern=pattern, created_at=shown_at)
     c.emit(result, lambda r: _show_decision(r, allow))

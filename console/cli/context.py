@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from console.cli.output import could_not_write, dumps, echo, fail, visible
+from console.cli.output import could_not_write, dumps, echo, fail, interrupted, visible
 from console.cli.parsing import BadParameter, option, pass_obj
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
@@ -48,7 +48,7 @@ class Context:
                     fail(f"--config {visible(self.config_file)}: "
                          f"{'not a file' if self.config_file.exists() else 'no such file'}",
                          "check the path (without --config, PILOTHOUSE_CONFIG or the user "
-                         "file is read)", code=2)
+                         "file is read)", code=2, error="bad-config")
                 found = found.with_config_file(self.config_file)
             self._paths = found
         return self._paths
@@ -121,11 +121,11 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except ClientError as exc:
-            fail(exc.message, exc.hint)
+            fail(exc.message, exc.hint, error=exc.code, data=exc.data)
         except UnusableSetting as exc:
-            fail(exc.message, exc.hint, code=2)
+            fail(exc.message, exc.hint, code=2, error="bad-home")
         except KeyboardInterrupt:
-            sys.exit(130)
+            interrupted()
         except BrokenPipeError:
             sys.exit(0)
         except OSError as exc:
@@ -136,13 +136,13 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"{ascii(exc.object[exc.start:exc.end])} is not UTF-8 text, so it cannot be "
                  "sent to the daemon or stored",
                  "give arguments and paths as UTF-8 text, and run it from a folder whose "
-                 "path is UTF-8", code=2)
+                 "path is UTF-8", code=2, error="bad-args")
         except Exception as exc:
             # Imported here: the config module is not needed by most commands' start-up.
             from console.config.load import ConfigError
 
             if isinstance(exc, ConfigError):
-                fail(f"bad config: {exc}", "fix the file and try again", code=2)
+                fail(f"bad config: {exc}", "fix the file and try again", code=2, error="bad-config")
             raise
 
     return _wraps(wrapper, fn)

@@ -2,8 +2,9 @@
 
 One module per command group; this one builds the top-level group from the table below
 (console.cli.parsing: commands declared with decorators, parsed by argparse). Every
-listing command has --json. Expected failures print what happened, why and what to do, and
-exit non-zero without a traceback.
+listing command has --json. Expected failures print what happened, why and what to do (with
+--json also as a JSON object, stdout's last line: docs/protocol.md), and exit non-zero without
+a traceback.
 
 Start-up stays light: a command's module is imported when that command runs (or when --help
 lists them all), only that command's parser is built, and the command imports what it needs

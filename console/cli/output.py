@@ -85,8 +85,26 @@ def bounded_line(line: str) -> str:
     return f"{line[:FAIL_LINE_MAX]}... ({len(line) - FAIL_LINE_MAX} more characters)"
 
 
-def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:
-    """Messages and hints often carry the daemon's words: each line is shown `visible`, and
+# --json asks for failures as JSON too (docs/protocol.md, "The CLI's --json failures"). Set once,
+# from the command's words, before anything can fail (parsing.Group): a usage error comes before
+# the command's own options are read.
+_json_failures = False
+
+
+def failures_as_json(words: list[str]) -> None:
+    """The program's words (parsing.Group) hold `--json` before any `--`: failures as JSON too."""
+    global _json_failures
+    _json_failures = "--json" in (words[:words.index("--")] if "--" in words else words)
+
+
+def fail(message: str, hint: str = "", code: int = 1, *, error: str = "failed",
+         data: dict[str, Any] | None = None) -> NoReturn:
+    """The one way an expected failure ends a command: what happened, why, what to do, on
+    stderr; with --json also, as the last line of stdout, the object the daemon answers a
+    failure with, `{"ok": false, "error": {"code": error, "message", "hint"[, "data"]}}`, so a
+    script reads the code and the hint without parsing prose. `code` is the exit status.
+
+    Messages and hints often carry the daemon's words: each line is shown `visible`, and
     cut at FAIL_LINE_MAX characters (it quotes what was given, which may be of any size)."""
     first, *more = str(message).splitlines() or [""]
     echo(f"pilothouse: {bounded_line(visible(first))}", err=True)
@@ -95,7 +113,45 @@ def fail(message: str, hint: str = "", code: int = 1) -> NoReturn:
     if hint:
         for line in hint.splitlines():
             echo(f"  {bounded_line(visible(line))}", err=True)
+    failure_for_scripts(error, message, hint, data)
     sys.exit(code)
+
+
+def failure_for_scripts(error: str, message: str, hint: str = "",
+                        data: dict[str, Any] | None = None) -> None:
+    """With --json, the failure as one JSON line on stdout (nothing otherwise). Written after
+    the lines on stderr: standard output may be what failed (could_not_write)."""
+    if not _json_failures:
+        return
+    said: dict[str, Any] = {"code": error, "message": _bounded(message), "hint": _bounded(hint)}
+    if data:
+        said["data"] = data
+    try:
+        echo(dumps({"ok": False, "error": said}, one_line=True))
+    except (OSError, ValueError):  # stdout gone or closed: the exit status and stderr say it
+        pass
+
+
+def _bounded(text: str) -> str:
+    return "\n".join(bounded_line(line) for line in str(text).split("\n"))
+
+
+def interrupted() -> NoReturn:
+    """Ctrl-C: exit 130 as a shell gives it, silent for a person (who pressed it); with --json a
+    script is told the command did not finish, whatever it printed before."""
+    failure_for_scripts("interrupted", "interrupted (SIGINT, Ctrl-C) before the command finished",
+                        "the command stopped there: what it printed before this line is all its output")
+    sys.exit(130)
+
+
+def say_usage_error(exc: Any, message: str, status: int) -> NoReturn:
+    """Words that make no command (a parsing.UsageError, its message given with the words it
+    quotes said plainly): its one line, escaped and bounded; with --json also its object,
+    code `bad-args`, the help to look at as its hint."""
+    exc.message = message
+    sys.stderr.write(f"{bounded_line(visible(exc))}\n")
+    failure_for_scripts("bad-args", message, f"see {exc.prog or 'pilothouse'} --help")
+    sys.exit(status)
 
 
 DEVICE_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -115,7 +171,8 @@ def could_not_write(exc: OSError) -> NoReturn:
     hint = ("free space there, or send the output elsewhere" if exc.errno in DEVICE_FULL else
             "send the output to a file or a terminal that can take it")
     try:
-        fail(f"could not write {exc.filename or 'the output'}: {exc.strerror}", hint, code=120)
+        fail(f"could not write {exc.filename or 'the output'}: {exc.strerror}", hint, code=120,
+             error="output-failed")
     except OSError:
         sys.exit(120)
 
@@ -133,13 +190,15 @@ def open_output(path: str, newline: str | None = None) -> TextIO:
     except LinkOnTheWay as exc:
         fail(f"cannot write {path}: {exc.link} is a link",
              "give -o the path the link leads to, with no link on the way (a link in a "
-             "workspace may be the agent's, leading to a folder of yours)")
+             "workspace may be the agent's, leading to a folder of yours)", error="cannot-write")
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             fail(f"cannot write {path}: it is a link", "give -o the file itself, not a link "
-                 "(a link in a workspace may be the agent's, leading to a file of yours)")
+                 "(a link in a workspace may be the agent's, leading to a file of yours)",
+                 error="cannot-write")
         fail(f"cannot write {path}: {exc.strerror or exc}",
-             "give -o a file in a folder that exists and that you may write to")
+             "give -o a file in a folder that exists and that you may write to",
+             error="cannot-write")
 
 
 def visible(text: Any) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
+from console.cli.output import failures_as_json
 from console.cli.plain_words import NOT_GIVEN, dash_value_said, read_plainly
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
@@ -276,19 +277,18 @@ class Group(Command):
         for name in ("stdin", "stdout", "stderr"):  # started with it closed (`>&-`): Python
             if getattr(sys, name) is None:  # leaves None there, which no command should check for
                 setattr(sys, name, open(os.devnull, "r" if name == "stdin" else "w"))  # noqa: SIM115 - the process's own
+        # --json: failures as JSON too, usage errors included (set or reset for these words)
+        failures_as_json(words := sys.argv[1:] if args is None else list(args))
         try:
             try:
-                self.run(sys.argv[1:] if args is None else list(args), None, prog)
+                self.run(words, None, prog)
             finally:  # a full device is said here, once: at teardown it was a traceback
                 sys.stdout.flush()
-        except UsageError as exc:
-            # The words may hold an agent's escapes, and a value of any size.
-            from console.cli.output import bounded_line, visible
+        except UsageError as exc:  # its words may hold an agent's escapes, of any size
+            from console.cli.output import say_usage_error
 
-            exc.message = dash_value_said(exc.message, sys.argv[1:] if args is None else args)
-            sys.stderr.write(f"{bounded_line(visible(exc))}\n")
-            sys.exit(USAGE_EXIT)
-        except KeyboardInterrupt:
+            say_usage_error(exc, dash_value_said(exc.message, words), USAGE_EXIT)
+        except KeyboardInterrupt:  # a command's own (@friendly) says it as --json asks
             sys.exit(130)
         except BrokenPipeError:
             # The reader went away (`| head`): stop, and leave nothing for the flush at exit

@@ -47,7 +47,7 @@ def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bo
         flag = "--resolve" if resolve else "--exact"
         fail(f"{flag} applies to a destination, and {' '.join(subject)!r} is read as a command",
              f"add --host to check a destination: `pilothouse policy check --host {flag} "
-             f"{profile} HOST[:PORT]`", code=2)
+             f"{profile} HOST[:PORT]`", code=2, error="bad-args")
     else:  # read as the agent's `ph-ask exec -- WORDS` is: the same words, the same decision
         from console.sandbox.inside import command_line
 
@@ -57,7 +57,8 @@ def policy_check(c: Context, profile: str, subject: tuple[str, ...], is_host: bo
 
         if run_id is not None:
             fail("--run cannot be used with --config: a run's grants are in the running daemon, "
-                 "not in a file", "drop --config to ask the daemon for that run's decision")
+                 "not in a file", "drop --config to ask the daemon for that run's decision",
+                 error="bad-args")
 
         result = check_config_file(c.config_file, profile, resolve=resolve, exact=exact,
                                    daemon_files=_daemon_config_files(c), **what)

@@ -47,7 +47,8 @@ def _rows(c: Context, run_id: str | None, profile: str | None, since: str | None
         db = open_db(c.paths.db_file, readonly=True)
     except StoreError as exc:
         fail(f"cannot read the recorded requests: {exc}",
-             "the daemon records requests to the inference endpoints in [gate] inference")
+             "the daemon records requests to the inference endpoints in [gate] inference",
+             error="store-failed")
     try:
         return load_rows(db, run_id=run_id, profile=profile, since=since_epoch(since))
     finally:
@@ -152,11 +153,11 @@ def trace_export(c: Context, run_id: str | None, profile: str | None, since: str
     rows = _rows(c, run_id, profile, since)
     if not rows:
         fail("no recorded requests match", "check --run/--profile/--since with "
-             "`pilothouse trace list`")
+             "`pilothouse trace list`", error="no-match")
     try:
         check_size(rows, block_size)  # before a file is made
     except ValueError as exc:
-        fail(f"cannot export: {exc}")
+        fail(f"cannot export: {exc}", error="bad-args")
     if output:
         with open_output(output) as out:
             n = write(rows, fmt, out, block_size)
@@ -264,9 +265,9 @@ def replay(c: Context, trace_file: str, url: str, model: str, concurrency: str, 
         think_policy(think)
         index = [int(i) for i in gpu_index.split(",")] if gpu_index else None
     except (workload.TraceError, ClientError, ValueError) as exc:
-        fail(f"cannot replay {trace_file}: {exc}")
+        fail(f"cannot replay {trace_file}: {exc}", error="bad-trace")
     except OSError as exc:
-        fail(f"cannot read {trace_file}: {exc.strerror or exc}")
+        fail(f"cannot read {trace_file}: {exc.strerror or exc}", error="bad-trace")
     kwh, gpu_hour = _prices(c)
     st = Settings(url, model, lanes, think, duration, gpus, index,
                   kwh if price_kwh is None else price_kwh,
@@ -305,7 +306,8 @@ def _replay_db(db: Path) -> Iterator[None]:
         yield
     except (sqlite3.Error, OSError, ValueError) as exc:  # ValueError: a stored figure not JSON
         fail(f"cannot use the replay results in {db}: {exc}",
-             "move that file aside: `pilothouse replay` starts a new one (--no-store keeps none)")
+             "move that file aside: `pilothouse replay` starts a new one (--no-store keeps none)",
+             error="store-failed")
 
 
 @command("replay-report")
@@ -322,7 +324,8 @@ def replay_report(c: Context, sweep_id: str | None, limit: int) -> None:
     with _replay_db(db):
         found = sweeps(db, sweep_id, limit)
     if sweep_id and not found:
-        fail(f"no replay sweep {sweep_id!r}", "list them with `pilothouse replay-report`")
+        fail(f"no replay sweep {sweep_id!r}", "list them with `pilothouse replay-report`",
+             error="no-such-sweep")
 
     def human(items: list[dict[str, Any]]) -> None:
         if not items:

@@ -92,7 +92,9 @@ def test_an_unusable_home_is_said_not_a_traceback(tmp_path: Path, words: list[st
         assert "Traceback" not in done.stderr, (why, done.stderr)
         assert done.returncode == 1, (why, done.returncode, done.stderr)
         assert "PILOTHOUSE_HOME" in done.stderr, (why, done.stderr)
-        assert done.stdout == "", (why, done.stdout)
+        # With --json, stdout is the failure as an object (h204); else nothing.
+        said = json.loads(done.stdout)["error"]["code"] if "--json" in words else done.stdout
+        assert said == ("bad-home" if "--json" in words else ""), (why, done.stdout)
 
 
 @pytest.mark.parametrize("words", [["ps", HOSTILE], ["stop", "r1", HOSTILE],
@@ -198,7 +200,8 @@ def test_a_damaged_replay_db_is_said_not_a_traceback(tmp_path: Path, damage: str
         done = _cli(_env_with_home(str(tmp_path / "home")), *words)
         assert "Traceback" not in done.stderr, (damage, done.stderr)
         assert done.returncode == 1 and str(db) in done.stderr, (damage, done.stderr)
-        assert done.stdout == "", done.stdout
+        said = json.loads(done.stdout)["error"]["code"] if "--json" in words else done.stdout
+        assert said == ("store-failed" if "--json" in words else ""), done.stdout  # h204
 
 
 def test_logs_at_a_terminal_follow_no_color(daemon: Daemon, workspace: Path) -> None:

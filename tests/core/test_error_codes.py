@@ -44,3 +44,22 @@ def test_every_recorded_event_kind_is_in_the_enum_and_documented() -> None:
     assert used <= {k.value for k in EventKind}, used - {k.value for k in EventKind}
     doc = (REPO / "docs" / "protocol.md").read_text()
     assert not [k.value for k in EventKind if f"`{k.value}`" not in doc]
+
+
+def test_every_code_the_cli_gives_with_json_is_documented() -> None:
+    """A --json failure carries the daemon's code or the CLI's own (review h204): each one a
+    script may branch on is in docs/protocol.md, spelled with hyphens."""
+    given = {"failed"}  # fail()'s default
+    for path in (REPO / "console" / "cli").glob("*.py"):
+        text = path.read_text()
+        given |= set(re.findall(r'\berror="([a-z_-]+)"', text))
+        given |= set(re.findall(r'failure_for_scripts\(\s*"([a-z_-]+)"', text))
+    for path in (*(REPO / "console" / "client").glob("*.py"), REPO / "console" / "tui" / "link.py"):
+        given |= set(re.findall(r'ClientError\(\s*"([a-z_-]+)"', path.read_text()))
+    assert {"no-daemon", "bad-args", "interrupted", "not-allowed"} <= given, given
+    assert all("_" not in code for code in given), given
+    doc = (REPO / "docs" / "protocol.md").read_text()
+    cli_part = doc.split("### The CLI's `--json` failures", 1)[1].split("\n## ", 1)[0]
+    known = {c.value for c in ErrorCode}
+    missing = sorted(c for c in given - known if f"`{c}`" not in cli_part)
+    assert not missing, missing
