@@ -87,6 +87,7 @@ class EventKind(StrEnum):
     DAEMON_STOPPED = "daemon.stopped"
     GPU_SAMPLE = "gpu.sample"
     GPU_STATUS = "gpu.status"
+    GRANT_ENDED = "grant.ended"
     GRANT_REVOKED = "grant.revoked"
     NET_CLOSED = "net.closed"
     NET_DECISION = "net.decision"

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from console.config.schema import Config, ConfigError, Profile
 from console.daemon.live_config import LiveConfig
 from console.policy import Grant, GrantTable, grant_to_rule, rule_list_for
+from console.protocol import EventKind
 
 log = logging.getLogger("pilothouse.grants")
 
@@ -55,7 +56,7 @@ class SavedRuleGrants:
                 log.info("grant %s ended: its rule %r is no longer in profile %s", grant.id,
                          grant.pattern, grant.profile)
                 if self._record is not None:
-                    self._record("grant.ended", actor="daemon",
+                    self._record(EventKind.GRANT_ENDED, actor="daemon",
                                  text=f"grant {grant.id} ended: its saved rule "
                                       f"{grant.pattern!r} is no longer in profile {grant.profile}",
                                  data={"grant_id": grant.id, "profile": grant.profile,
