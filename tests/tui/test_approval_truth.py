@@ -15,7 +15,7 @@ from console.tui.screens.dialogs import ConfirmScreen
 from tests.conftest import Daemon, needs_bwrap
 from tests.tui import conftest as live
 from tests.tui.fixed import APPROVALS, NOW
-from tests.tui.screen import app_with, attached, line_with, screen_text, until
+from tests.tui.screen import app_with, attached, dialog_drawn, line_with, screen_text, until
 from tests.tui.test_display_attacks_s19 import decision
 from widgets.tables import ApprovalInbox
 
@@ -75,6 +75,7 @@ async def test_an_overridden_profile_rule_is_named_and_a_working_decision_offere
         assert '+ demo exec allow "pytest -q"' in text, text
         assert "never take effect" in text and 'rule "pytest" (ask)' in text, text
         assert "this run instead" in text, text
+        await dialog_drawn(pilot)  # y typed before the question is drawn decides nothing
         await pilot.press("y")
         await live.run_output(pilot, run_id, "rc=0")
         assert not config.exists() or "pytest -q" not in config.read_text()

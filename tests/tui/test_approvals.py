@@ -20,6 +20,7 @@ from tests.tui.conftest import (
     start_run,
     wait_for,
 )
+from tests.tui.screen import dialog_drawn
 from widgets.panels import ApprovalBanner, ApprovalCard
 from widgets.tables import ApprovalInbox, RunsTable
 
@@ -112,6 +113,7 @@ async def test_profile_scope_shows_the_rule_then_saves_it(daemon: Daemon, worksp
                           for part in confirm._body.renderables[:-1])  # noqa: SLF001
         assert "make lint" in shown and str(config) in shown and "exec allow" in shown
         assert not config.exists(), "nothing is saved before the person confirms"
+        await dialog_drawn(pilot)  # y typed before the question is drawn decides nothing
         await pilot.press("y")
         await run_output(pilot, allowed, "rc=0")
         assert tomllib.loads(config.read_text())["profiles"]["demo"]["exec"]["allow"] == ["make lint"]
@@ -129,6 +131,7 @@ async def test_profile_scope_shows_the_rule_then_saves_it(daemon: Daemon, worksp
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the deny preview")
         assert "forbid rule" in app.screen._title, "labelled by what it writes"  # noqa: SLF001
         assert '+ demo exec forbid "pip install evil"' in str(app.screen._body.renderables[1].text)  # noqa: SLF001
+        await dialog_drawn(pilot)
         await pilot.press("y")
         await run_output(pilot, denied, "rc=1")
         saved = tomllib.loads(config.read_text())["profiles"]["demo"]["exec"]
