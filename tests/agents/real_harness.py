@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import re
+import shlex
 import shutil
 import subprocess
 import threading
@@ -177,6 +178,18 @@ def run_agent(daemon: Daemon, profile: str, ws: Path, command: list[str], exec_a
     run_id = re.search(r"\[pilothouse\] run (\S+) ", done.stderr)
     assert run_id, f"{done.stdout}\n{done.stderr}\n{daemon.log()}"
     return done, run_id.group(1), person
+
+
+def run_claude_after(daemon: Daemon, claude: str, ws: Path, srv: ModelServer, plant: str,
+                     exec_allow: bool, args: tuple[str, ...] = ()
+                     ) -> tuple[subprocess.CompletedProcess[str], Person]:
+    """An earlier step of the run, `plant` (shell, as the run's own command: its failures are not
+    the test's), then Claude Code in print mode on the task (with `args`), a person at the inbox
+    who allows commands by `exec_allow`: what a later Claude Code of a run makes of what was left."""
+    command = plant + shlex.join([claude, "-p", TASK, *args, "--output-format", "json"])
+    done, _run_id, person = run_agent(daemon, "claude", ws, ["sh", "-c", command], exec_allow,
+                                      model_hostport(srv))
+    return done, person
 
 
 def history(daemon: Daemon, run_id: str) -> list[dict[str, Any]]:

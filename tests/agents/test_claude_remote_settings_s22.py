@@ -27,12 +27,10 @@ from tests.conftest import Daemon, needs_bwrap
 from .model_server import ModelServer
 from .real_harness import (
     CLAUDE,
-    TASK,
     agent_fixtures,
     agent_workspace,
     hand_over,
-    model_hostport,
-    run_agent,
+    run_claude_after,
     write_config,
 )
 
@@ -59,9 +57,7 @@ def test_remote_settings_left_in_home_do_not_replace_the_managed_layer(
     hand_over(ws, backend)
     model_server.script.command = f"touch {MARK}"
     plant = (f"echo {shlex.quote(json.dumps(PLANTED))} > \"$HOME/.claude/remote-settings.json\" 2>/dev/null; ")
-    command = plant + shlex.join([claude, "-p", TASK, "--output-format", "json"])
-    done, _run_id, person = run_agent(daemon, "claude", ws, ["sh", "-c", command], False,
-                                      model_hostport(model_server))
+    done, person = run_claude_after(daemon, claude, ws, model_server, plant, False)
     assert len(model_server.posts("/messages")) >= 2, (done.stdout, done.stderr)
     assert not (ws / Path(MARK).name).exists(), (person.decided, done.stdout[-2000:])
     assert person.asked("exec") == [f"touch {MARK}"], person.decided  # asked, and denied

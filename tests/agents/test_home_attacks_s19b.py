@@ -20,15 +20,7 @@ import pytest
 from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import ModelServer
-from .real_harness import (
-    CLAUDE,
-    TASK,
-    agent_fixtures,
-    agent_workspace,
-    hand_over,
-    model_hostport,
-    run_agent,
-)
+from .real_harness import CLAUDE, agent_fixtures, agent_workspace, hand_over, run_claude_after
 
 pytestmark = needs_bwrap
 claude, backend, model_server, daemon_env = agent_fixtures(CLAUDE)
@@ -47,9 +39,7 @@ def test_a_shell_rc_file_in_home_runs_nothing_around_an_allowed_command(
     hand_over(ws, backend)
     model_server.script.command = "ls"
     plant = f'echo {shlex.quote(f"touch {MARK}")} > "$HOME/{rc_file}" 2>/dev/null; '
-    command = plant + shlex.join([claude, "-p", TASK, "--output-format", "json"])
-    done, _run_id, person = run_agent(daemon, "claude", ws, ["sh", "-c", command], False,
-                                      model_hostport(model_server))
+    done, person = run_claude_after(daemon, claude, ws, model_server, plant, False)
     assert len(model_server.posts("/messages")) >= 2, (done.stdout, done.stderr)
     assert '"is_error":false' in done.stdout, done.stdout[-2000:]
     assert person.asked("exec") == [], person.decided  # `ls`: allowed by rule, nobody asked
@@ -73,9 +63,8 @@ def test_a_session_env_file_in_home_runs_nothing_around_an_allowed_command(
     folder = f"$HOME/.claude/session-env/{SESSION}"
     plant = (f'mkdir -p "{folder}" 2>/dev/null; '
              f'echo {shlex.quote(f"touch {MARK}")} > "{folder}/sessionstart-hook-1.sh" 2>/dev/null; ')
-    command = plant + shlex.join([claude, "-p", TASK, "--session-id", SESSION, "--output-format", "json"])
-    done, _run_id, person = run_agent(daemon, "claude", ws, ["sh", "-c", command], False,
-                                      model_hostport(model_server))
+    done, person = run_claude_after(daemon, claude, ws, model_server, plant, False,
+                                    args=("--session-id", SESSION))
     assert len(model_server.posts("/messages")) >= 2, (done.stdout, done.stderr)
     assert '"is_error":false' in done.stdout, done.stdout[-2000:]
     assert person.asked("exec") == [], person.decided

@@ -31,28 +31,12 @@ import pytest
 from console.agents.aider_env import AIDER_ENV_FILE
 from tests.conftest import Daemon, needs_bwrap
 
+from .aider_edit import AIDER_EDIT, edit_app
 from .model_server import ModelServer
-from .real_harness import (
-    RealAgent,
-    agent_fixtures,
-    agent_workspace,
-    hand_over,
-    model_hostport,
-    run_agent,
-    write_config,
-)
+from .real_harness import agent_fixtures, write_config
 
 pytestmark = needs_bwrap
-AIDER_HOSTED = ("**.openai.com", "**.anthropic.com", "**.githubusercontent.com", "**.github.com",
-                "pypi.org", "openrouter.ai")
 MARK = "planted-ran"  # what the repository's program leaves in the workspace when it runs
-# An answer in aider's diff format that changes app.py and suggests no command.
-EDIT_ANSWER = ("Done.\n\napp.py\n```python\n<<<<<<< SEARCH\nx = 1\n=======\nx = 2\n"
-               ">>>>>>> REPLACE\n```\n")
-AIDER_EDIT = RealAgent(
-    "aider", "aider", final_text=EDIT_ANSWER, hosted=AIDER_HOSTED,
-    api_env=lambda srv: {"OPENAI_API_KEY": "sk-test-not-a-key", "OPENAI_API_BASE": f"{srv.url}/v1"},
-)
 aider, backend, model_server, daemon_env = agent_fixtures(AIDER_EDIT)
 
 PLANTS: dict[str, dict[str, str]] = {
@@ -95,20 +79,13 @@ CASES = [*((name, "bwrap") for name in sorted(PLANTS)),
 def test_a_repositorys_files_start_nothing_in_aider_unasked(
         plant: str, backend: str, aider: str, model_server: ModelServer, daemon: Daemon,
         workspace: Path) -> None:
-    (workspace / "app.py").write_text("x = 1\n")
     for name, text in PLANTS[plant].items():
         (workspace / name).parent.mkdir(parents=True, exist_ok=True)
         if name.endswith("/"):
             (workspace / name).mkdir(exist_ok=True)
         else:
             (workspace / name).write_text(text)
-    ws = agent_workspace(workspace)  # committed: the repository as cloned
-    hand_over(ws, backend)
-    # A person's ordinary command line: aider's own lint on (its default), app.py in the chat.
-    command = [aider, "--model", "openai/scripted-model-1", "--edit-format", "diff",
-               "--no-gitignore", "--message", "Set x to 2", "app.py"]
-    done, _, person = run_agent(daemon, "aider", ws, command, False, model_hostport(model_server))
-    out = done.stdout + done.stderr
+    ws, out, person = edit_app(daemon, aider, workspace, backend, model_server)
     assert model_server.posts("/chat/completions"), out
     assert (ws / "app.py").read_text() == "x = 2\n", f"the edit was not made:\n{out}"
     assert not (ws / MARK).exists(), f"{plant}: the repository's program ran unasked:\n{out}"

@@ -20,15 +20,7 @@ from console.agents import pinned_under
 from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import ModelServer
-from .real_harness import (
-    CLAUDE,
-    TASK,
-    agent_fixtures,
-    agent_workspace,
-    hand_over,
-    model_hostport,
-    run_agent,
-)
+from .real_harness import CLAUDE, agent_fixtures, agent_workspace, hand_over, run_claude_after
 from .test_claude_every_tool_s19 import CallsOneTool
 
 pytestmark = needs_bwrap
@@ -54,9 +46,7 @@ def test_a_skill_folder_left_in_home_starts_no_language_server(
     plant = "".join(f'mkdir -p "$(dirname "{PLUGIN}/{rel}")" 2>/dev/null; '
                     f'printf %s {shlex.quote(json.dumps(data))} > "{PLUGIN}/{rel}" 2>/dev/null; '
                     for rel, data in PLANTED.items())
-    command = plant + shlex.join([claude, "-p", TASK, "--output-format", "json"])
-    done, _run_id, person = run_agent(daemon, "claude", ws, ["sh", "-c", command], True,
-                                      model_hostport(model_server))
+    done, person = run_claude_after(daemon, claude, ws, model_server, plant, True)
     assert (ws / "b.py").is_file(), (person.decided, done.stdout[-2000:], done.stderr[-2000:])
     assert person.asked("custom") == ["Write /workspace/b.py"], person.decided
     assert not (ws / Path(MARK).name).exists(), "the plugin's language server ran at the approved Write"

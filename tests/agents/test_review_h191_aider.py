@@ -25,9 +25,10 @@ import pytest
 
 from tests.conftest import Daemon, needs_bwrap
 
+from .aider_edit import AIDER_EDIT, edit_app
 from .model_server import ModelServer
-from .real_harness import agent_fixtures, agent_workspace, hand_over, model_hostport, run_agent
-from .test_review_h163 import AIDER_EDIT, MARK
+from .real_harness import agent_fixtures
+from .test_review_h163 import MARK
 
 pytestmark = needs_bwrap
 aider, backend, model_server, daemon_env = agent_fixtures(AIDER_EDIT)
@@ -61,18 +62,12 @@ CASES = [("browser", "bwrap"), ("warnings", "bwrap"), ("pycache_prefix", "bwrap"
 def test_pythons_own_variables_in_dot_env_start_nothing_in_aider(
         plant: str, backend: str, aider: str, model_server: ModelServer, daemon: Daemon,
         workspace: Path) -> None:
-    (workspace / "app.py").write_text("x = 1\n")
     (workspace / ".env").write_text(DOT_ENVS[plant])
     if plant == "pycache_prefix":
         python = str(Path(aider).resolve().parent / "python")
         subprocess.run([python, "-c", FORGE_PYC, str(workspace / PYC_PREFIX)], check=True,
                        cwd=workspace)
-    ws = agent_workspace(workspace)  # committed: the repository as cloned
-    hand_over(ws, backend)
-    command = [aider, "--model", "openai/scripted-model-1", "--edit-format", "diff",
-               "--no-gitignore", "--message", "Set x to 2", "app.py"]
-    done, _, person = run_agent(daemon, "aider", ws, command, False, model_hostport(model_server))
-    out = done.stdout + done.stderr
+    ws, out, person = edit_app(daemon, aider, workspace, backend, model_server)
     assert model_server.posts("/chat/completions"), out
     assert (ws / "app.py").read_text() == "x = 2\n", f"the edit was not made:\n{out}"
     assert not (ws / MARK).exists(), f"{plant}: the repository's program ran unasked:\n{out}"

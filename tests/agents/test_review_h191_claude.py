@@ -19,15 +19,7 @@ from console.agents import managed_settings
 from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import ModelServer
-from .real_harness import (
-    CLAUDE,
-    TASK,
-    agent_fixtures,
-    agent_workspace,
-    hand_over,
-    model_hostport,
-    run_agent,
-)
+from .real_harness import CLAUDE, agent_fixtures, agent_workspace, hand_over, run_claude_after
 from .test_claude_every_tool_s19 import CallsOneTool
 
 pytestmark = needs_bwrap
@@ -56,9 +48,7 @@ def test_a_repositorys_skill_folder_starts_no_language_server(
                                                                  "content": "y = 2\n"})
     # The earlier step, as the run's own command (its failure is not the test's).
     plant = f'printf %s {shlex.quote(json.dumps(TRUST))} > "$HOME/.claude.json" 2>/dev/null; '
-    command = plant + shlex.join([claude, "-p", TASK, "--output-format", "json"])
-    done, _run_id, person = run_agent(daemon, "claude", ws, ["sh", "-c", command], True,
-                                      model_hostport(model_server))
+    done, person = run_claude_after(daemon, claude, ws, model_server, plant, True)
     assert (ws / "b.py").is_file(), (person.decided, done.stdout[-2000:], done.stderr[-2000:])
     assert person.asked("custom") == ["Write /workspace/b.py"], person.decided
     assert not (ws / Path(MARK).name).exists(), "the repository's language server ran at the approved Write"

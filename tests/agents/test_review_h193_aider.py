@@ -43,9 +43,9 @@ import pytest
 
 from tests.conftest import Daemon, needs_bwrap
 
+from .aider_edit import AIDER_EDIT, edit_app
 from .model_server import ModelServer
-from .real_harness import agent_fixtures, agent_workspace, hand_over, model_hostport, run_agent
-from .test_review_h163 import AIDER_EDIT
+from .real_harness import agent_fixtures
 
 pytestmark = needs_bwrap
 aider, backend, model_server, daemon_env = agent_fixtures(AIDER_EDIT)
@@ -141,16 +141,10 @@ def ran(ws: Path) -> list[str]:
 def test_loader_git_and_python_variables_in_dot_env_start_nothing_in_aider(
         lint: str, backend: str, aider: str, model_server: ModelServer, daemon: Daemon,
         workspace: Path) -> None:
-    (workspace / "app.py").write_text("x = 1\n")
     (workspace / ".env").write_text(plant(workspace))
-    ws = agent_workspace(workspace)  # committed: the repository as cloned
-    hand_over(ws, backend)
-    command = [aider, "--model", "openai/scripted-model-1", "--edit-format", "diff",
-               "--no-gitignore", "--message", "Set x to 2", "app.py"]
-    if lint == "persons_own":  # on the command line, before the read-only file
-        command[1:1] = ["--lint-cmd", 'python: python3 -c "import hashlib"']
-    done, _, person = run_agent(daemon, "aider", ws, command, False, model_hostport(model_server))
-    out = done.stdout + done.stderr
+    # A person's own lint is on the command line, before the read-only file.
+    options = ("--lint-cmd", 'python: python3 -c "import hashlib"') if lint == "persons_own" else ()
+    ws, out, person = edit_app(daemon, aider, workspace, backend, model_server, options=options)
     assert model_server.posts("/chat/completions"), out
     assert (ws / "app.py").read_text() == "x = 2\n", f"the edit was not made:\n{out}"
     assert ran(ws) == [], f"the repository's code ran unasked for: {ran(ws)}\n{out}"

@@ -26,9 +26,9 @@ import pytest
 
 from tests.conftest import Daemon, needs_bwrap
 
+from .aider_edit import AIDER_EDIT, EDIT_MODEL, edit_app
 from .model_server import ModelServer
-from .real_harness import agent_fixtures, agent_workspace, hand_over, model_hostport, run_agent
-from .test_review_h163 import AIDER_EDIT
+from .real_harness import agent_fixtures
 
 pytestmark = needs_bwrap
 aider, backend, model_server, daemon_env = agent_fixtures(AIDER_EDIT)
@@ -65,17 +65,11 @@ CASES = [("upgrade", "bwrap"), ("bedrock", "bwrap"), ("gui", "docker")]
 def test_aiders_pip_options_in_dot_env_run_nothing(
         option: str, backend: str, aider: str, model_server: ModelServer, daemon: Daemon,
         workspace: Path) -> None:
-    (workspace / "app.py").write_text("x = 1\n")
     line, project = OPTIONS[option]
     (workspace / ".env").write_text(line + PIP_ENV)
     sdist(workspace / WHEELS, project)
-    ws = agent_workspace(workspace)  # committed: the repository as cloned
-    hand_over(ws, backend)
-    model = "bedrock/scripted-model-1" if option == "bedrock" else "openai/scripted-model-1"
-    command = [aider, "--model", model, "--edit-format", "diff",
-               "--no-gitignore", "--message", "Set x to 2", "app.py"]
-    done, _, person = run_agent(daemon, "aider", ws, command, False, model_hostport(model_server))
-    out = done.stdout + done.stderr
+    model = "bedrock/scripted-model-1" if option == "bedrock" else EDIT_MODEL
+    ws, out, person = edit_app(daemon, aider, workspace, backend, model_server, model=model)
     assert not (ws / Path(MARK).name).exists(), f"{option}: pip ran the repository's build backend:\n{out}"
     if option == "bedrock":  # the person's own model: pip does run, and builds nothing
         assert "Installing:" in out, out

@@ -20,15 +20,7 @@ import pytest
 from tests.conftest import Daemon, needs_bwrap
 
 from .model_server import ModelServer
-from .real_harness import (
-    CLAUDE,
-    TASK,
-    agent_fixtures,
-    agent_workspace,
-    hand_over,
-    model_hostport,
-    run_agent,
-)
+from .real_harness import CLAUDE, agent_fixtures, agent_workspace, hand_over, run_claude_after
 from .test_claude_every_tool_s19 import CallsOneTool
 
 pytestmark = needs_bwrap
@@ -56,9 +48,7 @@ def test_an_env_written_into_claudes_global_config_runs_nothing(
     target = config.replace("~", "$HOME", 1)
     # The earlier step, as the run's own command (its failure is not the test's).
     plant = f'printf %s {shlex.quote(json.dumps(PLANTED))} > "{target}" 2>/dev/null; '
-    command = plant + shlex.join([claude, "-p", TASK, "--output-format", "json"])
-    done, _run_id, person = run_agent(daemon, "claude", ws, ["sh", "-c", command], False,
-                                      model_hostport(model_server))
+    done, person = run_claude_after(daemon, claude, ws, model_server, plant, False)
     out = done.stdout[-2000:] + done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1])["num_turns"] == 2, out  # Bash was called
     assert person.asked("exec") == [], person.decided
