@@ -16,6 +16,7 @@ real bubblewrap runs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,6 +32,13 @@ pytestmark = needs_bwrap
 # A command of 40 lines: its card is three screens tall at 80x24.
 TALL = "ph-ask exec -- sh -c '" + "\n".join(f"echo step-{i:02d} &&" for i in range(40)) + \
        " rm -rf /tmp/last-line'; echo rc=$?"
+
+
+async def tall_card(pilot: Any, daemon: Daemon, workspace: Path) -> ApprovalCard:
+    """A run asks for TALL's command; its card opened (`a`) and drawn."""
+    await pending_request(pilot, await start_run(daemon, workspace, TALL))
+    await pilot.press("a")
+    return await card_shown(pilot, pilot.app)
 
 
 async def card_shown(pilot: object, app: object) -> ApprovalCard:
@@ -50,10 +58,7 @@ async def test_the_note_that_y_showed_more_covers_none_of_the_card(
     app = make_app(daemon)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await attached(pilot)
-        run = await start_run(daemon, workspace, TALL)
-        await pending_request(pilot, run)
-        await pilot.press("a")
-        await card_shown(pilot, app)
+        await tall_card(pilot, daemon, workspace)
         body = app.screen.query_one("#approval-body")
         await pilot.press("y")
         await wait_for(pilot, lambda: body.scroll_y > 0, "y to show the next part")

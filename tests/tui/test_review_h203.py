@@ -26,7 +26,7 @@ from console.tui.screens.history import HistoryScreen
 from tests.conftest import Daemon, needs_bwrap
 from tests.tui.conftest import attached, make_app, pending_request, run_output, start_run, wait_for
 from tests.tui.screen import screen_text
-from tests.tui.test_review_h198 import TALL, card_shown
+from tests.tui.test_review_h198 import card_shown, tall_card
 
 pytestmark = needs_bwrap
 
@@ -77,10 +77,7 @@ async def test_g_and_shift_g_go_to_the_card_top_and_bottom_and_e_allows_everywhe
     app = make_app(daemon)
     async with app.run_test(size=(80, 24)) as pilot:
         await attached(pilot)
-        run = await start_run(daemon, workspace, TALL)
-        await pending_request(pilot, run)
-        await pilot.press("a")
-        await card_shown(pilot, app)
+        await tall_card(pilot, daemon, workspace)
         body = app.screen.query_one("#approval-body")
         await pilot.press("G")
         await wait_for(pilot, lambda: body.scroll_y and body.scroll_y == body.max_scroll_y,
