@@ -4,7 +4,10 @@ lines in a queue of their own.
 One run's flood of output must not hold up what is queued after it: an approval waits on the
 commit of its decision, another run's lines, a `logs` of another run (session 45: decisions
 waited 2.5 s p50 behind a flood's 100,000 queued lines). So a batch takes events first and
-then lines from every run in turn, and each run's lines have their own bound.
+then lines from every run in turn. Each run's lines have their own bound, and all runs' lines
+together one too: past it, a run holding its share (the bound over the runs with lines queued)
+is refused, a run below it is not, so a flood drops its own lines, not a quieter run's, and N
+flooding runs hold about twice the bound, not N times it (review h205).
 
 Two things still need lines given before them. A run's end (its output seal, SEAL) vouches for
 every line of the run given before it: those lines go into the batch first, and while they do,
@@ -12,15 +15,22 @@ only plain events of other runs pass the seal (nothing passes a call or a second
 run's own order holds). A read (`lines_in`) waits for the lines of the runs it reads: its mark
 is how many lines each run had been given when it asked.
 
+Lines still get a turn while commits keep coming: a batch holding a waited item takes a few
+lines (a tenth of a batch) once they have been passed over for `max_delay` (review h205: under
+a steady stream of decisions every batch held one, and a quiet run's lines were never stored).
+
 All of it under the writer's lock, which producers take for a line (the writer drops a run's
 emptied queue: a line added to a dropped one would be lost) and for an item somebody waits for;
-bulk events are appended without it, and the writer changes the events in place.
+bulk events are appended without it, and the writer changes the events in place. The count of
+queued lines is kept as a number, so the writer and `stats()` read it without walking the runs
+while a producer adds one (that walk killed the writer thread, review h205).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from collections import deque
 from collections.abc import Collection
 from typing import Any
@@ -28,6 +38,7 @@ from typing import Any
 from store.batch import EV, OUT, SEAL, fail_items
 
 Item = tuple[Any, ...]
+DUE_SHARE = 10  # lines passed over for max_delay: a tenth of a batch rides with waited items
 
 
 class RunLines:
@@ -46,11 +57,15 @@ Mark = list[tuple[RunLines, int]]  # (a run's lines, how many it had been given)
 class WriteQueue:
     """The writer's queue. `lock` is the writer's: callers marked (locked) hold it."""
 
-    def __init__(self, lock: threading.Lock, *, max_events: int, max_lines: int) -> None:
+    def __init__(self, lock: threading.Lock, *, bound: int, max_delay: float) -> None:
+        """`bound`: the events queued at most, and each run's lines (all runs': see add_line)."""
         self.lock = lock
-        self.max_events, self.max_lines = max_events, max_lines
+        self.max_events = self.max_lines = bound
+        self.max_delay = max_delay
         self.events: deque[Item] = deque()
         self.urgent = 0  # queued items somebody waits for
+        self.lines = 0  # queued lines, every run's
+        self._lines_turn = time.monotonic()  # when lines last went into a batch
         self._runs: dict[str, RunLines] = {}
         self._seal_marks: dict[int, Mark] = {}  # id(seal item): the lines it must follow
         self._reads: list[tuple[Mark, concurrent.futures.Future[None]]] = []
@@ -61,7 +76,7 @@ class WriteQueue:
         return self.urgent > 0 or bool(self._reads)
 
     def __len__(self) -> int:
-        return len(self.events) + sum(len(r.queued) for r in self._runs.values())
+        return len(self.events) + self.lines
 
     # --- producers -----------------------------------------------------------------------------
 
@@ -75,17 +90,20 @@ class WriteQueue:
         return len(events)
 
     def add_line(self, run_id: str, item: Item) -> int:
-        """A line of run_id's output (locked); how many of its lines wait now, 0 when they are
-        at their bound (it is dropped)."""
+        """A line of run_id's output (locked); how many of its lines wait now, 0 when that
+        run's lines are at their bound, or when every run's lines together are and this run
+        holds its share of them (it is dropped)."""
         lines = self._runs.get(run_id)
+        held = 0 if lines is None else len(lines.queued)
+        if held >= self.max_lines or (self.lines >= self.max_lines and held >= self.max_lines
+                                      // (len(self._runs) + (lines is None))):
+            return 0
         if lines is None:
             lines = self._runs[run_id] = RunLines()
-        queued = lines.queued
-        if len(queued) >= self.max_lines:
-            return 0
-        queued.append(item)
+        lines.queued.append(item)
         lines.given += 1
-        return len(queued)
+        self.lines += 1
+        return len(lines.queued)
 
     def add_waited(self, item: Item, *, first: bool = False) -> None:
         """An item somebody waits for (locked): never dropped. A seal notes its run's lines."""
@@ -101,6 +119,8 @@ class WriteQueue:
         """(locked) A future resolved once the lines given so far by run_ids (None: every run)
         are committed; `settle` resolves it after the batch that takes the last of them."""
         fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        if isinstance(run_ids, str):  # one run's id, not its characters' (review h205)
+            run_ids = (run_ids,)
         runs = self._runs.values() if run_ids is None else filter(None, map(self._runs.get, run_ids))
         mark = [(lines, lines.given) for lines in runs if lines.taken < lines.given]
         if mark:
@@ -113,8 +133,10 @@ class WriteQueue:
 
     def take(self, most: int) -> list[Item]:
         """Up to `most` items for one batch: events in order (a seal after its run's earlier
-        lines), then, if nobody waits on any of them, lines from every run in turn."""
+        lines), then, if nobody waits on any of them, lines from every run in turn (a few
+        when somebody does, once the lines have waited `max_delay`)."""
         out: list[Item] = []
+        now = time.monotonic()
         with self.lock:
             while self.events and len(out) < most:
                 item = self.events[0]
@@ -123,8 +145,14 @@ class WriteQueue:
                 out.append(self.events.popleft())
                 if item[0] != OUT and item[-1] is not None:
                     self.urgent -= 1
-            if not any(it[0] != OUT and it[-1] is not None for it in out):
+            if not self.lines:
+                self._lines_turn = now  # none waits: the clock starts at the next one
+            elif not any(it[0] != OUT and it[-1] is not None for it in out):
                 self._take_lines(out, most)
+                self._lines_turn = now
+            elif now - self._lines_turn >= self.max_delay:  # a few, beside what is waited on
+                self._take_lines(out, min(most, len(out) + max(1, most // DUE_SHARE)))
+                self._lines_turn = now
         return out
 
     def settle(self) -> None:
@@ -142,7 +170,7 @@ class WriteQueue:
         """(locked) Everyone waiting gets err; everything queued goes."""
         fail_items(list(self.events), err)
         self.events.clear()
-        self.urgent = 0
+        self.urgent = self.lines = 0
         self._runs.clear()
         self._seal_marks.clear()
         for _, fut in self._reads:
@@ -199,5 +227,6 @@ class WriteQueue:
         count = min(count, len(queued))
         out.extend(queued.popleft() for _ in range(count))
         lines.taken += count
+        self.lines -= count
         if not queued and self._runs.get(run_id) is lines:  # a later line starts a new one;
             del self._runs[run_id]  # the marks that hold this one see it all taken

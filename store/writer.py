@@ -2,10 +2,10 @@
 
 Bulk rows (output lines, samples, routine events) are fire and forget and grouped into
 transactions of up to `max_batch` rows or `max_delay` seconds; output lines wait per run, apart
-(store/write_queue.py). Security events wait for the
-commit of their batch and fail loudly (StoreError) when it does not happen, so the daemon can
-refuse the action (fail closed). The chain is extended here, in id order. Commits: NORMAL
-with the syncer behind (store/syncer.py), search a second pass (store/fts.py); threat-model.
+(store/write_queue.py). Security events wait for the commit of their batch and fail loudly
+(StoreError) when it does not happen, so the daemon can refuse the action (fail closed). The
+chain is extended here, in id order. Commits: NORMAL with the syncer behind (store/syncer.py),
+search a second pass (store/fts.py); threat-model.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class StoreWriter:
         self._export_event = export_event  # each committed security event, e.g. OTLP
         self._wake = threading.Event()
         self._lock = threading.Lock()  # state, the queue, counters shared with producers, jobs
-        self._q = WriteQueue(self._lock, max_events=self._max_queue, max_lines=self._max_queue)
+        self._q = WriteQueue(self._lock, bound=self._max_queue, max_delay=self._max_delay)
         self._state = _NEW
         self._dropped = self._dropped_reported = 0  # bulk rows refused by a full queue
         self._run_dropped: Counter[str | None] = Counter()  # output lines, per run: its seal says so
