@@ -21,10 +21,14 @@ from console.paths import INSIDE_HOME
 
 CODEX_DIR = ".codex"
 # Where Codex 0.171 writes in its home, seen after `codex exec` runs (tests/agents): sessions
-# (`codex exec resume` reads them), its tmp and locks, the system skills it installs, and the
-# folders of its memories and archived sessions. `sqlite` and `log` are named by the pinned
+# (`codex exec resume` reads them), its locks, the system skills it installs, and the folders
+# of its memories and archived sessions. Not `tmp`: there Codex makes the folder of its
+# `apply_patch` alias and puts it first on the PATH of every command it runs, so an `ls` an
+# approved command left in it ran in place of every later `ls` the rules allow (review h207).
+# With `tmp` in the read-only folder, Codex warns that it could not update PATH and goes on
+# (the model's patches go through its apply_patch tool, asked by the hook, as before). `sqlite` and `log` are named by the pinned
 # config (CODEX_STATE_KEYS). Nothing is carried below them (agents.pinned_under).
-CODEX_STATE_DIRS = ("sessions", "archived_sessions", "tmp", "thread-writer-locks", "skills",
+CODEX_STATE_DIRS = ("sessions", "archived_sessions", "thread-writer-locks", "skills",
                     "memories", "sqlite", "log", "files")
 # Files Codex keeps at the top and opens by name (O_CREAT; it does not start without them):
 # each is a link there into `files`, where Codex makes it. (Its `.sandbox_migration` marker is
