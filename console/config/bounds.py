@@ -1,7 +1,7 @@
 """Bounds on what one run can make the daemon hold: connections, request heads, durable rows,
 lookups, and the process's file descriptors.
 
-The `[limits]` table of the config sets them (docs/threat-model.md lists each bound and the
+The `[limits]` table of the config sets them (docs/reviews.md, "Bounds", lists each bound and the
 figure measured under the matching attack):
 
     [limits]

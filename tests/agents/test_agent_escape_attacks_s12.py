@@ -5,7 +5,7 @@ HOME is a tmpfs per run with the agents' settings files bound read-only into it
 (console/agents/__init__.py home_mounts). The files are read-only, but the folders that hold
 them (~/.claude, ~/.codex) are the agent's own: a folder holding a mount point can be renamed,
 and a fresh folder of the same name made with files of the agent's choosing. The workspace
-pins every folder above a protected path for exactly this reason (threat-model.md, "Around the
+pins every folder above a protected path for exactly this reason (reviews.md, "Around the
 git protections"); HOME's folders are not pinned.
 """
 
