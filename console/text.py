@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from functools import lru_cache
 
 from console.cells import invisible_letter, width_disputed
 
@@ -46,15 +45,23 @@ def hides(ch: str) -> bool:
             or not ch.isprintable() or invisible_letter(ch) or (ch > "\x7f" and width_disputed(ch)))
 
 
-@lru_cache(maxsize=4096)  # per character, on every non-ASCII line of a run's output
+_REORDERS: dict[str, bool] = {}  # per character, on every non-ASCII line of a run's output;
+REORDERS_KEPT = 4096  # a dict, not functools.lru_cache: the CLI imports this, and functools costs it
+
+
 def reorders(ch: str) -> bool:
     """What run output must not pass through as is beyond the C0/C1 controls: format
     characters (bidi overrides reorder the line, zero-width ones hide), line separators,
     letters drawn as nothing, and characters drawn at another width than the layout counts
     (they push a line's end off the screen: review h203). (Spaces of other widths stay: text in
     many scripts has them.)"""
-    return (unicodedata.category(ch) in ("Cf", "Zl", "Zp", "Cs") or invisible_letter(ch)
-            or width_disputed(ch))
+    known = _REORDERS.get(ch)
+    if known is None:
+        known = (unicodedata.category(ch) in ("Cf", "Zl", "Zp", "Cs") or invisible_letter(ch)
+                 or width_disputed(ch))
+        if len(_REORDERS) < REORDERS_KEPT:
+            _REORDERS[ch] = known
+    return known
 
 
 def _escape_char(ch: str) -> str:
