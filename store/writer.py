@@ -407,7 +407,7 @@ class StoreWriter:
         """A stream of bulk rows is not idle even when each batch empties the queue: idle is
         nothing queued for max_delay (or closing)."""
         idle = not queued and (closing or time.monotonic() - self._last_batch_at >= self._max_delay)
-        return self._index.due(bool(self._q.urgent), idle)
+        return self._index.due(self._q.pressing, idle)  # a read waiting for lines: not behind it
 
     def _witness_head(self) -> str | None:  # why the head could not be witnessed, if so
         w = self._witness
