@@ -45,21 +45,17 @@ def hides(ch: str) -> bool:
             or not ch.isprintable() or invisible_letter(ch) or (ch > "\x7f" and width_disputed(ch)))
 
 
-_REORDERS: dict[str, bool] = {}  # per character, on every non-ASCII line of a run's output;
-REORDERS_KEPT = 4096  # a dict, not functools.lru_cache: the CLI imports this, and functools costs it
+_REORDERS: dict[str, bool] = {}  # its answers, 4096 at most (functools' cache costs CLI starts)
 
 
 def reorders(ch: str) -> bool:
-    """What run output must not pass through as is beyond the C0/C1 controls: format
-    characters (bidi overrides reorder the line, zero-width ones hide), line separators,
-    letters drawn as nothing, and characters drawn at another width than the layout counts
-    (they push a line's end off the screen: review h203). (Spaces of other widths stay: text in
-    many scripts has them.)"""
-    known = _REORDERS.get(ch)
-    if known is None:
+    """What run output must not pass through as is beyond the C0/C1 controls: format characters
+    (bidi overrides reorder, zero-width ones hide), line separators, letters drawn as nothing, and
+    characters drawn at a width the layout does not count (h203). Other spaces stay."""
+    if (known := _REORDERS.get(ch)) is None:
         known = (unicodedata.category(ch) in ("Cf", "Zl", "Zp", "Cs") or invisible_letter(ch)
                  or width_disputed(ch))
-        if len(_REORDERS) < REORDERS_KEPT:
+        if len(_REORDERS) < 4096:  # per character, on every non-ASCII line of a run's output
             _REORDERS[ch] = known
     return known
 
@@ -298,12 +294,9 @@ def _shown_controls(part: str) -> str:
     part = part.translate(_TABLE)
     if part.isascii():
         return part
-    return "".join(_u_escape(ch) if ch > "\x9f" and reorders(ch) else ch for ch in part)
-
-
-def _u_escape(ch: str) -> str:
-    """\\uXXXX, or \\UXXXXXXXX past the BMP (`\\u1f3fb` would read as U+1F3F and a `b`)."""
-    return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
+    # \\UXXXXXXXX past the BMP: `\\u1f3fb` would read as U+1F3F and a `b`
+    return "".join((f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+                   if ch > "\x9f" and reorders(ch) else ch for ch in part)
 
 
 # Times and sizes as a person reads them: the CLI's tables and the console's widgets alike.
