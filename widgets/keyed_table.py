@@ -21,6 +21,8 @@ from typing import Any
 from rich.text import Text
 from textual.binding import Binding
 from textual.events import Click, Resize
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
 
 Cell = str | Text
@@ -108,12 +110,26 @@ class KeyedTable(DataTable[Cell]):
         self._order: Callable[[str], Any] | None = None
         self._reverse = False
         self._chosen = False  # a row was chosen (keys, mouse, code): keep it when rows move
+        self._fitted_to = -1  # the width the columns were last fitted to
 
     def on_mount(self) -> None:
         self._rebuild(columns=True)
 
     def on_resize(self, event: Resize) -> None:
-        room = event.size.width - SCROLLBAR
+        self._fit(event.size.width)
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The width it is drawn at is the truth: a Resize handled while the table had no place
+        # on the screen (hidden, not yet laid out) left its columns at another width, the
+        # flex column's end and its `…` past the border (fresh check s46c). Refit after this
+        # frame, never during it.
+        if self.size.width and self.size.width != self._fitted_to:
+            self._fitted_to = self.size.width
+            self.call_later(self._fit, self.size.width)
+        return super().render_lines(crop)
+
+    def _fit(self, width: int) -> None:
+        room = width - SCROLLBAR
         if room > 0 and fit_columns(self.COLUMNS, room, self.cell_padding) != self._widths:
             self._rebuild(columns=True)
 
@@ -283,6 +299,7 @@ class KeyedTable(DataTable[Cell]):
                 self._widths = fit_columns(self.COLUMNS, room, self.cell_padding)
             else:  # not laid out yet: every column at its preferred width until the first resize
                 self._widths = {c.key: c.width or len(c.label) for c in self.COLUMNS}
+            self._fitted_to = self.size.width if room > 0 else -1
             for col in self.COLUMNS:
                 if col.key in self._widths:
                     self.add_column(col.label, key=col.key, width=self._widths[col.key])
