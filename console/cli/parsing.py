@@ -5,9 +5,8 @@ above it with @option and @argument; @pass_obj hands it the object its group's s
 CLI's Context). A group dispatches on its first word and builds only the parser of the command
 named, so `pilothouse ps --json` builds one small parser and imports one command module.
 
-Why not click: importing it costs about as much as starting Python (issue 17's CLI start target).
-argparse is a fraction of that and is imported only when a command's words are parsed
-(`--version` and `--help` at the top are answered before any parser exists).
+Why not click: importing it costs about as much as starting Python (issue 17). argparse costs a
+fraction and is imported only to parse a command's words (not for `--version`, `--help`).
 
 Usage errors (an unknown option, a missing argument, a bad value) print one line that says
 what went wrong and where to look (`see pilothouse ps --help`) and exit 2, never a traceback."""
@@ -17,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from console.cli.output import failures_as_json
+from console.cli.output import failure_for_scripts, failures_as_json, interrupted
 from console.cli.plain_words import NOT_GIVEN, dash_value_said, read_plainly
 
 TYPE_CHECKING = False  # typing's, without importing typing: every CLI start would pay for it
@@ -165,10 +164,8 @@ def pass_obj(fn: Any) -> Any:
 # -- commands and groups ----------------------------------------------------------------------
 
 def _cleandoc(doc: str | None) -> str:
-    """A docstring without its source indentation (what inspect.cleandoc does; inspect itself
-    costs a few milliseconds to import)."""
-    lines = (doc or "").expandtabs().strip().splitlines()
-    if not lines:
+    """A docstring without its indentation (inspect.cleandoc's job; inspect costs ms to import)."""
+    if not (lines := (doc or "").expandtabs().strip().splitlines()):
         return ""
     rest = [line for line in lines[1:] if line.strip()]
     indent = min((len(line) - len(line.lstrip()) for line in rest), default=0)
@@ -177,8 +174,7 @@ def _cleandoc(doc: str | None) -> str:
 
 class Command:
     def __init__(self, name: str, callback: Callable[..., Any]) -> None:
-        self.name = name
-        self.callback = callback
+        self.name, self.callback = name, callback
         self.params: list[Param] = list(getattr(callback, "cli_params", []))
         self.pass_obj = bool(getattr(callback, "cli_pass_obj", False))
         self.quick_exit = bool(getattr(callback, "cli_quick_exit", False))
@@ -288,8 +284,8 @@ class Group(Command):
             from console.cli.output import say_usage_error
 
             say_usage_error(exc, dash_value_said(exc.message, words), USAGE_EXIT)
-        except KeyboardInterrupt:  # a command's own (@friendly) says it as --json asks
-            sys.exit(130)
+        except KeyboardInterrupt:  # before a command's own @friendly (which says it alike) ran
+            interrupted()
         except BrokenPipeError:
             # The reader went away (`| head`): stop, and leave nothing for the flush at exit
             # to fail on (what the Python docs advise for SIGPIPE).
@@ -302,6 +298,10 @@ class Group(Command):
             from console.cli.output import could_not_write
 
             could_not_write(exc)
+        except Exception as exc:  # a bug: its traceback for a person, an object for a script
+            failure_for_scripts("internal", f"pilothouse failed: {type(exc).__name__}: {exc}",
+                                "a bug in pilothouse: report it with the traceback on stderr")
+            raise
         sys.exit(0)
 
     def script(self) -> NoReturn:

@@ -107,3 +107,45 @@ def test_ctrl_c_is_json(daemon: Daemon) -> None:
     said = json.loads(out.splitlines()[-1])
     assert said["ok"] is False and said["error"]["code"] == "interrupted", said
     assert err == "", err  # a person pressed it: nothing said to them, as before
+
+
+def _in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                words: list[str], where: str, error: BaseException) -> tuple[int | None, str]:
+    """The CLI's group run on `words` in this process, `where` (a name the words pass through)
+    raising `error`: the exit status (None: the error went on) and stdout's last line."""
+    from console.cli.main import main
+
+    def raise_it(*_: object, **__: object) -> None:
+        raise error
+
+    monkeypatch.setattr(where, raise_it)
+    status: int | None = None
+    try:
+        main(words)
+    except SystemExit as done:
+        status = done.code if isinstance(done.code, int) else 1
+    except type(error):
+        status = None
+    lines = capsys.readouterr().out.splitlines()
+    return status, lines[-1] if lines else ""
+
+
+def test_ctrl_c_while_the_words_are_read_is_json(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Before a command's @friendly runs (its words still being read) Ctrl-C exited 130 with no
+    object: a script saw an empty stdout (closing note s46)."""
+    status, last = _in_process(monkeypatch, capsys, ["ps", "--json"],
+                               "console.cli.parsing.Command.run", KeyboardInterrupt())
+    assert status == 130, status
+    assert last and json.loads(last)["error"]["code"] == "interrupted", last
+
+
+def test_a_bug_is_a_traceback_and_with_json_an_object(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A bug (an exception nobody expected) stays a traceback for the person, and a script
+    asking --json gets an `internal` object instead of nothing (closing note s46)."""
+    status, last = _in_process(monkeypatch, capsys, ["ps", "--json"],
+                               "console.cli.parsing.Command.run", RuntimeError("a bug"))
+    assert status is None, "the bug's exception did not go on to its traceback"
+    said = json.loads(last)["error"] if last.startswith("{") else {}
+    assert said.get("code") == "internal" and "RuntimeError: a bug" in said["message"], last
