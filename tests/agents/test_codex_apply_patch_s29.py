@@ -12,6 +12,7 @@ Codex's files in src/ and nothing else. Real Codex, bubblewrap and Docker, a scr
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,9 @@ class AllowsSrc(Person):
         return req["subject"].split(" ", 1)[1].startswith("/workspace/src/"), []
 
 
-def run_codex(daemon: Daemon, codex: str, ws: Path, srv: ModelServer, person: Person,
-              turns: list) -> list[tuple[str, bool]]:
-    """Codex plays `turns` with `person` at the inbox; the file requests it saw, with answers."""
+def play_codex(daemon: Daemon, codex: str, ws: Path, srv: ModelServer, person: Person,
+               turns: list) -> subprocess.CompletedProcess[str]:
+    """Codex plays `turns` with `person` at the inbox: the finished `run --wait`."""
     srv.script = Turns(turns=turns)
     person.start()
     try:
@@ -62,6 +63,13 @@ def run_codex(daemon: Daemon, codex: str, ws: Path, srv: ModelServer, person: Pe
         person.done.set()
         person.join(10)
     assert not person.errors, person.errors
+    return done
+
+
+def run_codex(daemon: Daemon, codex: str, ws: Path, srv: ModelServer, person: Person,
+              turns: list) -> list[tuple[str, bool]]:
+    """Codex plays `turns` with `person` at the inbox; the file requests it saw, with answers."""
+    done = play_codex(daemon, codex, ws, srv, person, turns)
     assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     return [(r["subject"], r["allowed"]) for r in person.seen if r["kind"] == "custom"]
 

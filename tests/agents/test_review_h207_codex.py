@@ -32,7 +32,8 @@ from .real_harness import (
     model_hostport,
     run_agent,
 )
-from .test_codex_attacks_s19 import Turns, codex_exec, exec_command
+from .test_codex_apply_patch_s29 import play_codex
+from .test_codex_attacks_s19 import codex_exec, exec_command
 
 pytestmark = needs_bwrap
 codex, backend, model_server, daemon_env = agent_fixtures(CODEX)
@@ -61,15 +62,9 @@ def test_an_approved_command_puts_no_program_on_the_path_of_later_commands(
         backend: str, codex: str, model_server: ModelServer, daemon: Daemon, workspace: Path) -> None:
     ws = agent_workspace(workspace)
     hand_over(ws, backend)
-    model_server.script = Turns(turns=[[exec_command(cmd=PLANT_LS)], [exec_command(cmd="ls")]])
     person = AllowsTheFirstCommand(daemon, [model_hostport(model_server)])
-    person.start()
-    try:
-        done = daemon.cli("run", "codex", "-w", str(ws), "--wait", "--", *codex_exec(codex, model_server),
-                          check=False, timeout=300)
-    finally:
-        person.done.set()
-        person.join(10)
+    done = play_codex(daemon, codex, ws, model_server, person,
+                      [[exec_command(cmd=PLANT_LS)], [exec_command(cmd="ls")]])
     writable = (ws / "writable-path").read_text() if (ws / "writable-path").exists() else ""
     said = (person.decided, writable, done.stdout[-2000:], done.stderr[-2000:])
     assert done.returncode == 0, said
