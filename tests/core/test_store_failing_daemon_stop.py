@@ -45,39 +45,45 @@ def _ask_stop(d: Daemon) -> None:
         client.call("daemon.stop")
 
 
-def _stop(d: Daemon, workspace: Path, failing: bool) -> tuple[float, bool, list[str]]:
+def _stopped(d: Daemon) -> None:
+    """The daemon gone within 15 s of being asked (a stop that hung waited out the run's
+    60 s): a timeout on the wait, not a measured time."""
+    assert d.proc is not None
+    try:
+        d.proc.wait(15)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the daemon did not stop within 15 s of daemon.stop:\n{d.log()[-2000:]}")
+
+
+def _stop(d: Daemon, workspace: Path, failing: bool) -> tuple[bool, list[str]]:
     run_id = start_run(d, "shell", workspace, SCRIPT)
     wait_file(workspace / "trapped")  # the shell's trap is set (running is the sandbox's state)
-    assert d.proc is not None
-    t0 = time.monotonic()
     # Through the client: the CLI's own wait reads a zombie (the test's child) as alive.
     if failing:
         with store_failing(d):
             _ask_stop(d)
-            d.proc.wait(60)
+            _stopped(d)
     else:
         _ask_stop(d)
-        d.proc.wait(60)
-    took = time.monotonic() - t0
+        _stopped(d)
     time.sleep(0.5)
     left = _mounts_under(d.home) + sorted(_handoffs(run_id))
-    return took, (workspace / "got-term").exists(), left
+    return (workspace / "got-term").exists(), left
 
 
 @needs_bwrap
 def test_control_daemon_stop_with_a_working_store(daemon: Daemon, workspace: Path,
                                                   cleanup: None) -> None:
-    took, termed, mounts = _stop(daemon, workspace, failing=False)
-    assert termed and not mounts and took < 10, (took, termed, mounts)
+    termed, mounts = _stop(daemon, workspace, failing=False)
+    assert termed and not mounts, (termed, mounts)
 
 
 @needs_bwrap
 def test_daemon_stop_while_the_store_fails_still_stops_its_runs(
         daemon: Daemon, workspace: Path, cleanup: None) -> None:
-    took, termed, mounts = _stop(daemon, workspace, failing=True)
+    termed, mounts = _stop(daemon, workspace, failing=True)
     assert termed and not mounts, (
         f"SIGTERM reached the run: {termed}; mounts the run left on the host: {mounts[:2]}")
-    assert took < 10, f"the daemon took {took:.1f}s to stop"
 
 
 @needs_bwrap

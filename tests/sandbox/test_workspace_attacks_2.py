@@ -15,7 +15,6 @@ in the test's temporary folder.
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -325,14 +324,11 @@ async def test_a_repository_with_thousands_of_bare_repositories_still_starts(hos
         (d / "refs" / ".keep").write_text("")
         (d / "HEAD").write_text("ref: refs/heads/main\n")
     give(hostile, ws)
-    t = time.monotonic()
-    try:
+    try:  # a run that cannot start fails, or hangs to this timeout: no timing is asserted
         r = await hostile.run("echo STARTED", timeout=120)
     except Exception as e:  # noqa: BLE001
-        pytest.fail(f"the run could not start after {time.monotonic() - t:.1f} s: {str(e)[-600:]}")
-    took = time.monotonic() - t
+        pytest.fail(f"the run could not start: {str(e)[-600:]}")
     assert "STARTED" in r.out, r.out[-2000:]
-    assert took < 30, f"the run took {took:.1f} s to start and end"
 
 
 # === attacks that held (pass on the reviewed code) ===============================================
@@ -387,9 +383,9 @@ async def test_held_an_include_cycle_and_includeif_do_not_stall_the_start(hostil
     with open(ws / ".git" / "config", "a") as fh:
         fh.write('[include]\n\tpath = ../a.cfg\n[includeIf "gitdir:/"]\n\tpath = ../c.cfg\n')
     give(hostile, ws)
-    t = time.monotonic()
-    r = await hostile.run("for f in a b c; do (echo x >> $f.cfg) 2>/dev/null && echo W-$f; done; true")
-    assert time.monotonic() - t < 30
+    # a stalled start runs into the timeout (fails): no timing is asserted
+    r = await hostile.run("for f in a b c; do (echo x >> $f.cfg) 2>/dev/null && echo W-$f; done; true",
+                          timeout=30)
     assert "W-" not in r.out, r.out
 
 
@@ -415,9 +411,8 @@ async def test_held_a_fifo_and_a_huge_file_in_the_hooks_folder_do_not_stall_the_
     with open(ws / ".git/hooks/post-checkout", "wb") as fh:
         fh.truncate(1 << 30)  # sparse, 1 GiB
     give(hostile, ws)
-    t = time.monotonic()
-    r = await hostile.run("echo STARTED")
-    assert "STARTED" in r.out and time.monotonic() - t < 30, r.out
+    r = await hostile.run("echo STARTED", timeout=30)  # a stalled start fails at the timeout
+    assert "STARTED" in r.out, r.out
 
 
 async def test_held_a_nested_agent_config_made_by_renaming_a_folder_is_reported(hostile):

@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +141,7 @@ def test_the_note_is_queued_from_the_writer_thread_without_deadlock(
         with pytest.raises(StoreUncertain):
             w.commit("approval.decided", data={"id": "q1", "allow": True}, timeout=0.3)
         armed["on"] = False
-        t0 = time.monotonic()
-        w.flush(timeout=10)
-        assert time.monotonic() - t0 < 5
+        w.flush(timeout=5)  # a deadlocked writer raises here
         assert threading.active_count() >= 1
     finally:
         armed["on"] = False
