@@ -149,24 +149,30 @@ def bench_writer_record(d: Path, rows: Sequence[Row], key: bytes) -> tuple[float
     return len(rows) / committed, len(rows) / searchable
 
 
-def row_costs(rows: Sequence[Row], key: bytes) -> dict[str, float]:
+def row_costs(d: Path, rows: Sequence[Row], key: bytes) -> dict[str, float]:
     """Microseconds per row of the writer's Python parts, each alone over the same rows: the
     producer's record() (cleaning and JSON; queue only, no writer thread) and the chain link
     the writer thread computes. Both run holding the GIL, so they cannot overlap each other or
-    the statement's parameter binding; only SQLite's own work runs beside them."""
-    w = StoreWriter(Path(tempfile.mkdtemp(prefix="ph-rowcost-")) / "w.db", key,
-                    max_queue=len(rows) + 10)  # never started: record() only queues
+    the statement's parameter binding; only SQLite's own work runs beside them. And the writer
+    thread alone: started on the queue record() filled, until its last row is committed."""
+    w = StoreWriter(real_schema_db(d / "rowcost.db"), key,  # not started: record() only queues
+                    max_queue=len(rows) + 10)
     t = time.perf_counter()
     for kind, run_id, actor, text, data, ts in rows:
         w.record(kind, run_id=run_id, actor=actor, text=text, data=data, ts=ts)
     record_us = (time.perf_counter() - t) / len(rows) * 1e6
+    t = time.perf_counter()
+    w.start().commit("bench.end", actor="bench", text="the last event of the run", timeout=None)
+    alone_us = (time.perf_counter() - t) / len(rows) * 1e6
+    w.close(timeout=60)
     pre = chained(rows, key)
     link = audit.row_hasher(key)  # bound once, as the writer's batch does
     t = time.perf_counter()
     prev = audit.GENESIS
     for i, ts, run_id, kind, actor, text, data, _, _ in pre:
         prev = link(prev, i, ts, run_id, kind, actor, text, data)
-    return {"record": record_us, "chain": (time.perf_counter() - t) / len(rows) * 1e6}
+    return {"record": record_us, "chain": (time.perf_counter() - t) / len(rows) * 1e6,
+            "alone": alone_us}
 
 
 def bench_verify(path: Path, key: bytes) -> tuple[float, float]:
@@ -403,14 +409,18 @@ def main(argv: list[str] | None = None) -> None:
         label = f"StoreWriter.acommit (256 concurrent, {commit_n:,})"
         both(label, m["c"], "raw one transaction per row, real schema", m["single"])
         both(label, m["c"], "raw executemany, plain table (no indexes, no FTS)", plain)
-        cost = row_costs(rows, key)
+        cost = row_costs(d, rows, key)
         parts = cost["record"] + cost["chain"] + 1e6 / m["multi"]
         print(f"# where a written row's time goes (us per row, this run): record() in the "
               f"producer {cost['record']:.1f} and the chain link {cost['chain']:.1f}, both "
               f"holding the GIL; SQLite into the real schema {1e6 / m['multi']:.1f} (binding "
               f"the parameters under the GIL, the insert beside it), plain table "
               f"{1e6 / plain:.1f}. The three in a row: {parts:.1f}; the writer "
-              f"{1e6 / w:.1f}. The 0.5x target leaves {2e6 / plain:.1f}. Overlapping the "
+              f"{1e6 / w:.1f}, its thread alone (the queue filled first) {cost['alone']:.1f}: "
+              f"the rest is record() beside it, little of it inside the insert: after each "
+              f"statement, BEGIN and the head's too, the writer waits for the GIL up to "
+              f"sys.getswitchinterval() while record() runs. The 0.5x target leaves "
+              f"{2e6 / plain:.1f}. Overlapping the "
               f"insert with the next rows' links on a second thread was tried (2026-12): the "
               f"hand-overs of the GIL cost what the overlap saved")
         print(f"# write runs ({args.reps} each, per s): " + "; ".join(
