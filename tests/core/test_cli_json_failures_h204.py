@@ -109,11 +109,14 @@ def test_ctrl_c_is_json(daemon: Daemon) -> None:
     assert err == "", err  # a person pressed it: nothing said to them, as before
 
 
-def _in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+def _in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], home: Path,
                 words: list[str], where: str, error: BaseException) -> tuple[int | None, str]:
     """The CLI's group run on `words` in this process, `where` (a name the words pass through)
-    raising `error`: the exit status (None: the error went on) and stdout's last line."""
+    raising `error`: the exit status (None: the error went on) and stdout's last line. A home
+    of its own: a call that got past `where` must not start a daemon in the person's."""
     from console.cli.main import main
+
+    monkeypatch.setenv("PILOTHOUSE_HOME", str(home))
 
     def raise_it(*_: object, **__: object) -> None:
         raise error
@@ -131,20 +134,22 @@ def _in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[s
 
 
 def test_ctrl_c_while_the_words_are_read_is_json(monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 tmp_path: Path) -> None:
     """Before a command's @friendly runs (its words still being read) Ctrl-C exited 130 with no
     object: a script saw an empty stdout (closing note s46)."""
-    status, last = _in_process(monkeypatch, capsys, ["ps", "--json"],
+    status, last = _in_process(monkeypatch, capsys, tmp_path, ["ps", "--json"],
                                "console.cli.parsing.Command.run", KeyboardInterrupt())
     assert status == 130, status
     assert last and json.loads(last)["error"]["code"] == "interrupted", last
 
 
 def test_a_bug_is_a_traceback_and_with_json_an_object(monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+                                                      capsys: pytest.CaptureFixture[str],
+                                                      tmp_path: Path) -> None:
     """A bug (an exception nobody expected) stays a traceback for the person, and a script
     asking --json gets an `internal` object instead of nothing (closing note s46)."""
-    status, last = _in_process(monkeypatch, capsys, ["ps", "--json"],
+    status, last = _in_process(monkeypatch, capsys, tmp_path, ["ps", "--json"],
                                "console.cli.parsing.Command.run", RuntimeError("a bug"))
     assert status is None, "the bug's exception did not go on to its traceback"
     said = json.loads(last)["error"] if last.startswith("{") else {}
