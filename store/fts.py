@@ -21,6 +21,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Collection
 
 from store.db import FTS_EVENTS_MARK, FTS_OUTPUT_MARK, StoreError
 
@@ -46,6 +47,12 @@ def ends(conn: sqlite3.Connection) -> tuple[int, int]:
     ev = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
     out = conn.execute("SELECT coalesce(max(id), 0) FROM output").fetchone()[0]
     return ev, out
+
+
+def needed(ends: tuple[int, int], lines_of: Collection[str] | None) -> tuple[int, int]:
+    """How far the index must reach for a read: a read of no run's lines (`history --search`)
+    needs the events' index only, not the output's, which an output flood keeps behind."""
+    return ends if lines_of is None or lines_of else (ends[0], 0)
 
 
 def index_step(conn: sqlite3.Connection, done: tuple[int, int], chunk: int = CHUNK

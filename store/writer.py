@@ -243,11 +243,13 @@ class StoreWriter:
               lines_of: Collection[str] | None = None) -> None:
         """Block until all queued before is committed (and searchable: the index lags a flood).
         `lines_of`: the runs whose output lines the read needs (None: every run's), so a read
-        of one run does not wait for another run's flood."""
+        of one run does not wait for another run's flood, nor a read of none for the output's
+        index (fts.needed)."""
         _wait(self._asked(lambda: self._q.lines_in(lines_of)), timeout, "committing lines")
         ends = _wait(self.call(fts.ends), timeout, "flushing the store")
         if searchable:
-            _wait(self._asked(lambda: self._index.want(ends)), timeout, "indexing for search")
+            _wait(self._asked(lambda: self._index.want(fts.needed(ends, lines_of))), timeout,
+                  "indexing for search")
 
     async def aflush(self, timeout: float | None = 30.0, *, searchable: bool = True,
                      lines_of: Collection[str] | None = None) -> None:
@@ -255,8 +257,8 @@ class StoreWriter:
                      "committing lines")
         ends = await _await(self.call(fts.ends), timeout, "flushing the store")
         if searchable:
-            await _await(self._asked(lambda: self._index.want(ends)), timeout,
-                         "indexing for search")
+            await _await(self._asked(lambda: self._index.want(fts.needed(ends, lines_of))),
+                         timeout, "indexing for search")
 
     def _asked(self, make: Callable[[], concurrent.futures.Future[T]]
                ) -> concurrent.futures.Future[T]:
