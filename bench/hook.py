@@ -144,6 +144,7 @@ def main() -> int:
         times = _timed(cli, env, ws)
         if times is None:
             return 1
+        search_idle_ms = _history_search_ms(cli, env)
         flood = json.loads(subprocess.run([cli, "run", "--json", "-w", str(ws), "flood"], env=env,
                                           capture_output=True, text=True, check=True).stdout)["id"]
         try:
@@ -152,6 +153,7 @@ def main() -> int:
             subprocess.run([cli, "logs", "--tail", "2", flood], env=env, capture_output=True,
                            check=True, timeout=300)
             tail_ms = (time.perf_counter() - t) * 1000
+            search_ms = _history_search_ms(cli, env)
             flooded = _timed(cli, env, ws)
         finally:
             subprocess.run([cli, "stop", flood], env=env, capture_output=True)
@@ -207,6 +209,10 @@ def main() -> int:
     print(f"# logs --tail 2 of the flooding run: {tail_ms:.0f} ms")
     rows.append(Row("logs --tail 2 of a run flooding its output", tail_ms, "ms",
                     "ph-ask exec, idle daemon, p50", statistics.median(times["ask"])))
+    print(f"# history --search under another run's output flood: {search_ms:.0f} ms "
+          f"(idle daemon: {search_idle_ms:.0f} ms)")
+    rows.append(Row("history --search under another run's output flood", search_ms, "ms",
+                    "the same, idle daemon", search_idle_ms))
     if recorded is not None and recorded != 4 * (n + 3):
         print(f"# WARNING: {recorded} decision rows recorded for {4 * (n + 3)} calls")
     if args.keep:
@@ -216,6 +222,14 @@ def main() -> int:
     print()
     emit(rows, f"hook (rule-decided round trip inside bwrap, n={n})")
     return 0
+
+
+def _history_search_ms(cli: str, env: dict[str, str]) -> float:
+    """One `history --search` of the events (the driver's runs): it reads their index only."""
+    t = time.perf_counter()
+    subprocess.run([cli, "history", "--search", "hookbench", "--json"], env=env,
+                   capture_output=True, check=True, timeout=300)
+    return (time.perf_counter() - t) * 1000
 
 
 if __name__ == "__main__":
