@@ -26,8 +26,9 @@ CODEX_DIR = ".codex"
 # `apply_patch` alias and puts it first on the PATH of every command it runs, so an `ls` an
 # approved command left in it ran in place of every later `ls` the rules allow (review h207).
 # With `tmp` in the read-only folder, Codex warns that it could not update PATH and goes on
-# (the model's patches go through its apply_patch tool, asked by the hook, as before). `sqlite` and `log` are named by the pinned
-# config (CODEX_STATE_KEYS). Nothing is carried below them (agents.pinned_under).
+# (the model's patches go through its apply_patch tool, asked by the hook, as before).
+# `sqlite` and `log` are named by the pinned config (CODEX_STATE_KEYS). Nothing is carried
+# below them (agents.pinned_under).
 CODEX_STATE_DIRS = ("sessions", "archived_sessions", "thread-writer-locks", "skills",
                     "memories", "sqlite", "log", "files")
 # Files Codex keeps at the top and opens by name (O_CREAT; it does not start without them):
